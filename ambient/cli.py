@@ -1,0 +1,184 @@
+"""The `ambient` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ambient.settings import Settings
+
+app = typer.Typer(
+    name="ambient",
+    help="ambient-ops: durable background operations on Temporal.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(help="App database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _logging(level: int = logging.INFO) -> None:
+    # stderr always: stdout belongs to MCP over stdio and to command output.
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+@app.command()
+def dev(
+    data_dir: Annotated[Path, typer.Option(envvar="AMBIENT_DATA_DIR")] = Path(".data"),
+    api_port: Annotated[int, typer.Option(envvar="AMBIENT_API_PORT")] = 8000,
+    temporal_port: Annotated[int, typer.Option(envvar="AMBIENT_TEMPORAL_PORT")] = 7233,
+    ui_port: Annotated[int, typer.Option(envvar="AMBIENT_UI_PORT")] = 8233,
+    temporal_address: Annotated[
+        str | None,
+        typer.Option(envvar="AMBIENT_DEV_TEMPORAL_ADDRESS", help="use this server, start none"),
+    ] = None,
+    metrics_port: Annotated[int, typer.Option(envvar="AMBIENT_METRICS_PORT", help="0: off")] = 9464,
+) -> None:
+    """Run everything on embedded defaults: Temporal dev server + Web UI, worker, API, MCP."""
+    from ambient.devstack import DevOptions, run_dev
+
+    opts = DevOptions(
+        data_dir=data_dir,
+        api_port=api_port,
+        temporal_port=temporal_port,
+        ui_port=ui_port,
+        temporal_address=temporal_address,
+        metrics_port=metrics_port or None,
+    )
+    raise typer.Exit(run_dev(Settings(data_dir=data_dir), opts, console))
+
+
+@app.command()
+def worker() -> None:
+    """Run the worker (every workflow and activity) until SIGINT/SIGTERM."""
+    from worker import run_worker
+
+    _logging()
+    asyncio.run(run_worker(Settings()))
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the API, the web page and MCP over HTTP at /mcp."""
+    import uvicorn
+
+    from api.app import create_app
+
+    _logging()
+    settings = Settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="info",
+    )
+
+
+@app.command()
+def mcp(
+    user: Annotated[str, typer.Option(help="the user this stdio session acts as")],
+    read_only: Annotated[bool, typer.Option("--read-only", help="serve read tools only")] = False,
+    areas: Annotated[
+        list[str] | None, typer.Option("--area", help="enable only these tool areas")
+    ] = None,
+) -> None:
+    """Serve MCP over stdio (for Claude Desktop, Cursor, ...)."""
+    import anyio
+
+    from mcp_server.server import build_server
+
+    _logging(logging.WARNING)
+    server = build_server(Settings(), read_only=read_only, areas=areas, stdio_user=user)
+    anyio.run(server.run_stdio_async)
+
+
+@app.command()
+def status() -> None:
+    """Is Temporal reachable, are workers polling, does the database answer?"""
+    from ambient import temporal
+    from ambient.status import system_status
+    from ambient.storage import Database
+
+    async def probe() -> bool:
+        settings = Settings()
+        db = Database(settings.resolved_database_url)
+        try:
+            client = await temporal.connect(settings, lazy=True)
+            report = await system_status(settings, client, db)
+        finally:
+            await db.close()
+        table = Table(title="ambient-ops status", show_header=False)
+        for name, value in report.model_dump().items():
+            table.add_row(name, str(value))
+        console.print(table)
+        return report.healthy
+
+    raise typer.Exit(0 if asyncio.run(probe()) else 1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations to the app database."""
+    from ambient.storage.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings.resolved_database_url, revision)
+    console.print(f"database at {revision}: {settings.resolved_database_url}")
+
+
+@app.command()
+def replay(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="history JSON files or folders")
+    ] = None,
+    query: Annotated[
+        str | None, typer.Option(help="visibility query: replay histories from the server")
+    ] = None,
+    workflows: Annotated[
+        list[str] | None, typer.Option("--workflows", help="extra workflow classes, module:attr")
+    ] = None,
+) -> None:
+    """Replay recorded histories against the current code; non-zero on non-determinism."""
+    from ambient import replay as replaying
+
+    classes = replaying.load_workflows(workflows or [])
+    if query is not None:
+        from ambient import temporal
+
+        async def fetch() -> list[replaying.ReplayOutcome]:
+            client = await temporal.connect(Settings())
+            return await replaying.replay_query(client, query, classes)
+
+        outcomes = asyncio.run(fetch())
+    else:
+        files = replaying.history_files(paths or [])
+        if not files:
+            err_console.print("no history files found")
+            raise typer.Exit(2)
+        outcomes = asyncio.run(replaying.replay_files(files, classes))
+    failed = [o for o in outcomes if not o.ok]
+    for outcome in outcomes:
+        mark = "[green]ok[/]" if outcome.ok else "[red]NON-DETERMINISTIC[/]"
+        console.print(f"{mark} {outcome.workflow_type} ({outcome.workflow_id}) {outcome.source}")
+        if outcome.error:
+            console.print(f"    {outcome.error}", highlight=False, markup=False)
+    console.print(f"{len(outcomes) - len(failed)}/{len(outcomes)} histories replayed cleanly")
+    raise typer.Exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    app()

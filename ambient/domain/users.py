@@ -1,0 +1,88 @@
+"""Users as the product sees them: identity, voice assistant settings, permissions."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from zoneinfo import available_timezones
+
+from pydantic import BaseModel, EmailStr, Field, field_validator
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class RollbackPermission(StrEnum):
+    NONE = "none"
+    DRY_RUN = "dry_run"
+    EXECUTE = "execute"
+
+
+def validate_user_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            "must be 1-63 characters of lowercase letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def validate_hhmm(value: str) -> str:
+    if not _HHMM.match(value):
+        raise ValueError("must be a time as HH:MM (24-hour), e.g. 06:00")
+    return value
+
+
+def validate_timezone(value: str) -> str:
+    if value not in available_timezones():
+        raise ValueError(f"unknown IANA time zone {value!r}; e.g. Asia/Shanghai, UTC")
+    return value
+
+
+class UserSettings(BaseModel):
+    """The settings a user may change; every field optional on update."""
+
+    email: EmailStr | None = None
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9 -]{5,20}$")
+    rollback_permission: RollbackPermission | None = None
+    wake_words: list[str] | None = Field(default=None, max_length=10)
+    assistant_name: str | None = Field(default=None, min_length=1, max_length=40)
+    voiceprint_id: str | None = Field(default=None, max_length=128)
+    timezone: str | None = None
+    briefing_prepare_at: str | None = None
+    briefing_window_start: str | None = None
+    briefing_window_end: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else validate_timezone(value)
+
+    @field_validator("briefing_prepare_at", "briefing_window_start", "briefing_window_end")
+    @classmethod
+    def _hhmm(cls, value: str | None) -> str | None:
+        return None if value is None else validate_hhmm(value)
+
+
+class UserCreate(UserSettings):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return validate_user_name(value)
+
+
+class UserPublic(BaseModel):
+    name: str
+    email: str | None
+    phone: str | None
+    rollback_permission: RollbackPermission
+    wake_words: list[str]
+    assistant_name: str
+    voiceprint_id: str | None
+    timezone: str
+    briefing_prepare_at: str
+    briefing_window_start: str
+    briefing_window_end: str
+    push_config: dict[str, object]

@@ -1,0 +1,85 @@
+"""Replay recorded workflow histories against the current workflow code."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from workflows import ALL_WORKFLOWS
+
+
+@dataclass
+class ReplayOutcome:
+    source: str
+    workflow_id: str
+    workflow_type: str
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def load_workflows(specs: Sequence[str]) -> list[type]:
+    """The registry plus extra classes named ``module:attr`` (a class or a list of classes)."""
+    found = list(ALL_WORKFLOWS)
+    for spec in specs:
+        module_name, _, attr = spec.partition(":")
+        value = getattr(importlib.import_module(module_name), attr)
+        found.extend(value if isinstance(value, list | tuple) else [value])
+    return found
+
+
+def history_files(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.rglob("*.json")) if path.is_dir() else [path])
+    return files
+
+
+def _workflow_type(history: WorkflowHistory) -> str:
+    if not history.events:
+        return "?"
+    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name or "?"
+
+
+def replayer(workflows: Sequence[type]) -> Replayer:
+    return Replayer(
+        workflows=list(workflows),
+        data_converter=pydantic_data_converter,
+        workflow_runner=SandboxedWorkflowRunner(),
+    )
+
+
+async def replay_files(files: Sequence[Path], workflows: Sequence[type]) -> list[ReplayOutcome]:
+    outcomes: list[ReplayOutcome] = []
+    runner = replayer(workflows)
+    for file in files:
+        history = WorkflowHistory.from_json(file.stem, file.read_text())
+        result = await runner.replay_workflow(history, raise_on_replay_failure=False)
+        error = None if result.replay_failure is None else str(result.replay_failure)
+        outcomes.append(ReplayOutcome(str(file), file.stem, _workflow_type(history), error))
+    return outcomes
+
+
+async def replay_query(
+    client: Client, query: str, workflows: Sequence[type], limit: int = 100
+) -> list[ReplayOutcome]:
+    outcomes: list[ReplayOutcome] = []
+    histories = client.list_workflows(query, limit=limit).map_histories()
+    results = replayer(workflows).workflow_replay_iterator(histories)
+    async with results as iterator:
+        async for result in iterator:
+            error = None if result.replay_failure is None else str(result.replay_failure)
+            history = result.history
+            outcomes.append(
+                ReplayOutcome(query, history.workflow_id, _workflow_type(history), error)
+            )
+    return outcomes

@@ -1,0 +1,103 @@
+"""One settings class for every entry point (env prefix ``AMBIENT_``, ``.env`` supported)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TASK_QUEUE = "ambient-ops"
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "placeholder"}
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+class Settings(BaseSettings):
+    """Configuration read from ``AMBIENT_*`` variables, a ``.env`` file, or arguments."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AMBIENT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path(".data")
+
+    # Temporal
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = TASK_QUEUE
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_api_key: SecretStr | None = None
+
+    # App database; SQLite under data_dir when unset.
+    database_url: str | None = None
+
+    # API / MCP over HTTP
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str | None = None
+    # Hosts the MCP endpoint accepts besides localhost (DNS-rebinding protection).
+    mcp_allowed_hosts: list[str] = Field(default_factory=list)
+    secret_key: SecretStr = SecretStr("dev-insecure-secret-key")
+
+    # Worker
+    metrics_port: int | None = 9464
+    max_concurrent_activities: int = 100
+
+    # LLM: offline (deterministic) unless an OpenAI-compatible key is set.
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AMBIENT_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("AMBIENT_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+    llm_model: str = "gpt-4o-mini"
+
+    # --- push channels (email, WeCom, DingTalk, webhooks, Apprise) ---
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "ambient-ops@localhost"
+    smtp_tls: str = "starttls"
+
+    # --- Tencent Cloud ---
+    tencentcloud_region: str = "ap-guangzhou"
+    tencentcloud_endpoint: str | None = None
+    tencentcloud_protocol: str = "https"
+    kubeconfig: Path | None = None
+
+    # --- watches ---
+    fetch_allow_cidrs: list[str] = Field(default_factory=list)
+
+    @property
+    def llm_mode(self) -> str:
+        return "remote" if self.openai_api_key else "offline"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ambient.db').resolve()}"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Self:
+        # Development and tests run on embedded defaults; anything else must be configured.
+        if self.environment is Environment.PRODUCTION:
+            key = self.secret_key.get_secret_value()
+            if key.lower() in PLACEHOLDER_SECRETS or key.startswith("dev-insecure"):
+                raise ValueError(
+                    "AMBIENT_SECRET_KEY is a placeholder; set a random value "
+                    "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                )
+        return self

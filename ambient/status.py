@@ -1,0 +1,81 @@
+"""System status: what `get_status`, `ambient status` and `/health` report."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSystemInfoRequest
+from temporalio.client import Client
+
+from ambient.settings import Settings
+from ambient.storage import Database
+
+PROBE_TIMEOUT = timedelta(seconds=3)
+
+
+class SystemStatus(BaseModel):
+    temporal_reachable: bool
+    temporal_address: str
+    namespace: str
+    task_queue: str
+    workers_polling: int = Field(description="pollers seen on our task queue (workflow + activity)")
+    database_reachable: bool
+    database: str = Field(description="database backend (sqlite, postgresql)")
+    llm_mode: str = Field(description="offline (deterministic) or remote (OpenAI-compatible)")
+    errors: list[str] = Field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return self.temporal_reachable and self.database_reachable
+
+
+async def _pollers(client: Client, namespace: str, task_queue: str) -> int:
+    identities: set[str] = set()
+    for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=namespace, task_queue=TaskQueue(name=task_queue), task_queue_type=kind
+            ),
+            timeout=PROBE_TIMEOUT,
+        )
+        identities.update(poller.identity for poller in response.pollers)
+    return len(identities)
+
+
+async def system_status(settings: Settings, client: Client | None, db: Database) -> SystemStatus:
+    """Probe Temporal, our task queue's pollers and the database; never raises."""
+    errors: list[str] = []
+    temporal_ok, pollers = False, 0
+    if client is None:
+        errors.append(f"no Temporal client (is a server running at {settings.temporal_address}?)")
+    else:
+        try:
+            await client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), timeout=PROBE_TIMEOUT
+            )
+            temporal_ok = True
+            pollers = await _pollers(
+                client, settings.temporal_namespace, settings.temporal_task_queue
+            )
+        except Exception as exc:
+            errors.append(f"temporal: {exc}")
+    db_ok = False
+    try:
+        db_ok = await asyncio.wait_for(db.ping(), PROBE_TIMEOUT.total_seconds())
+    except Exception as exc:
+        errors.append(f"database: {exc}")
+    return SystemStatus(
+        temporal_reachable=temporal_ok,
+        temporal_address=settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        task_queue=settings.temporal_task_queue,
+        workers_polling=pollers,
+        database_reachable=db_ok,
+        database=db.engine.dialect.name,
+        llm_mode=settings.llm_mode,
+        errors=errors,
+    )

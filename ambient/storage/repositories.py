@@ -1,0 +1,182 @@
+"""Repositories: the queries the product needs, one class per table, given a session."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.domain.notify import Message
+from ambient.domain.users import UserCreate, UserPublic, UserSettings
+from ambient.storage.models import Delivery, Event, InboxMessage, User
+
+TOKEN_PREFIX = "amb_"
+
+
+class UserExistsError(Exception):
+    """A user with that name is already registered."""
+
+
+def new_api_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def user_public(user: User) -> UserPublic:
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, data: UserCreate) -> tuple[User, str]:
+        """Register a user; returns the row and its API token (shown once, stored hashed)."""
+        token = new_api_token()
+        fields = data.model_dump(exclude_none=True)
+        user = User(api_token_hash=hash_token(token), push_config={}, **fields)
+        self.session.add(user)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            await self.session.rollback()
+            raise UserExistsError(data.name) from exc
+        return user, token
+
+    async def get(self, name: str) -> User | None:
+        return (
+            await self.session.execute(select(User).where(User.name == name))
+        ).scalar_one_or_none()
+
+    async def by_token(self, token: str) -> User | None:
+        query = select(User).where(User.api_token_hash == hash_token(token))
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def update(self, user: User, data: UserSettings) -> User:
+        for field, value in data.model_dump(exclude_unset=True).items():
+            if value is not None:
+                setattr(user, field, value)
+        await self.session.flush()
+        return user
+
+    async def rotate_token(self, user: User) -> str:
+        token = new_api_token()
+        user.api_token_hash = hash_token(token)
+        await self.session.flush()
+        return token
+
+    async def set_token(self, user: User, token: str) -> None:
+        user.api_token_hash = hash_token(token)
+        await self.session.flush()
+
+    async def set_push_config(self, user: User, config: dict[str, Any]) -> None:
+        user.push_config = config
+        await self.session.flush()
+
+
+class EventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        kind: str,
+        *,
+        user: str | None = None,
+        task: str | None = None,
+        payload: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Append an event; with a key, a second call returns the first event unchanged."""
+        if idempotency_key is not None:
+            existing = await self.session.execute(
+                select(Event).where(Event.idempotency_key == idempotency_key)
+            )
+            if (found := existing.scalar_one_or_none()) is not None:
+                return found
+        event = Event(
+            kind=kind, user=user, task=task, payload=payload or {}, idempotency_key=idempotency_key
+        )
+        self.session.add(event)
+        await self.session.flush()
+        return event
+
+    async def list(
+        self,
+        *,
+        user: str | None = None,
+        kind: str | None = None,
+        task: str | None = None,
+        after_id: int | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Event]:
+        query = select(Event)
+        if user is not None:
+            query = query.where(Event.user == user)
+        if kind is not None:
+            query = query.where(Event.kind == kind)
+        if task is not None:
+            query = query.where(Event.task == task)
+        if since is not None:
+            query = query.where(Event.created_at >= since)
+        if after_id is not None:
+            query = query.where(Event.id > after_id).order_by(Event.id.asc())
+        else:
+            query = query.order_by(Event.id.desc())
+        return list((await self.session.execute(query.limit(limit))).scalars())
+
+
+class InboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, user: str, message: Message) -> InboxMessage:
+        row = InboxMessage(
+            user=user,
+            kind=message.kind.value,
+            title=message.title,
+            body=message.body,
+            link=message.link,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def list(self, user: str, *, limit: int = 50) -> list[InboxMessage]:
+        query = (
+            select(InboxMessage)
+            .where(InboxMessage.user == user)
+            .order_by(InboxMessage.id.desc())
+            .limit(limit)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+
+class DeliveryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, key: str) -> Delivery | None:
+        query = select(Delivery).where(Delivery.key == key)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def start(self, key: str, *, user: str, channel: str, target: str) -> Delivery:
+        """The row for ``key``, created as pending on first sight; attempts counted."""
+        row = await self.get(key)
+        if row is None:
+            row = Delivery(
+                key=key, user=user, channel=channel, target=target, status="pending", attempts=0
+            )
+            self.session.add(row)
+        row.attempts += 1
+        await self.session.flush()
+        return row

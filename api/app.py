@@ -1,0 +1,53 @@
+"""The app factory: state built in the lifespan, routers, the web page, MCP mounted at /mcp."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from mcp.server.transport_security import TransportSecuritySettings
+
+from ambient import __version__
+from ambient.settings import Settings
+from api.routers import health, pages, users
+from mcp_server.server import build_server
+from mcp_server.state import StateHolder, open_state
+
+# Routers of every resource; add one line per router module.
+ROUTERS = [health.router, users.router, pages.router]
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    holder = StateHolder()
+    mcp = build_server(settings, holder=holder, http_auth=True)
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", *settings.mcp_allowed_hosts],
+        allowed_origins=["http://127.0.0.1:*", "http://localhost:*"],
+    )
+    mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=security)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_state(settings, migrate=migrate) as state:
+            holder.state = state
+            # The mounted MCP app's own lifespan never runs: run its session manager here.
+            async with mcp.session_manager.run():
+                yield
+            holder.state = None
+
+    app = FastAPI(
+        title="ambient-ops",
+        version=__version__,
+        description="Ambient operations assistant for teams on Tencent Cloud, built on Temporal.",
+        lifespan=lifespan,
+    )
+    app.state.holder = holder
+    app.state.settings = settings
+    for router in ROUTERS:
+        app.include_router(router)
+    # Last, so every API route above matches first; serves /mcp and its OAuth metadata.
+    app.mount("/", mcp_app)
+    return app

@@ -1,0 +1,65 @@
+"""Dependency aliases for routers: settings, database session, Temporal, the calling user."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from ambient.settings import Settings
+from ambient.storage.models import User
+from ambient.storage.repositories import UserRepository
+from mcp_server.state import AppState
+
+bearer = HTTPBearer(auto_error=False, description="The API token printed at registration")
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.holder.get()
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+def get_temporal(state: StateDep) -> Client:
+    return state.temporal
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with state.db.session() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_current_user(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> User:
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    user = await UserRepository(session).by_token(credentials.credentials)
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

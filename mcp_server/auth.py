@@ -1,0 +1,45 @@
+"""Bearer tokens to users: the caller's identity decides whose tasks and permissions apply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+
+from ambient.storage.repositories import UserRepository
+from mcp_server.state import AppState, StateHolder
+
+
+class UserTokenVerifier:
+    """Accepts the API tokens users get at registration (stored hashed)."""
+
+    def __init__(self, holder: StateHolder) -> None:
+        self._holder = holder
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        async with self._holder.get().db.session() as session:
+            user = await UserRepository(session).by_token(token)
+        if user is None:
+            return None
+        return AccessToken(token=token, client_id=user.name, scopes=["user"], subject=user.name)
+
+
+def app_state(ctx: Context[Any, Any]) -> AppState:
+    state: AppState = ctx.request_context.lifespan_context
+    return state
+
+
+def current_user(ctx: Context[Any, Any]) -> str:
+    """The calling user: the bearer token's owner over HTTP, `--user` over stdio."""
+    token = get_access_token()
+    if token is not None:
+        return token.client_id
+    user = app_state(ctx).stdio_user
+    if user is None:
+        raise ToolError(
+            "No user for this session: start the server with `ambient mcp --user NAME`."
+        )
+    return user

@@ -1,0 +1,71 @@
+"""Build the MCP server: areas of tools, the shared state, auth for HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import MCPServer
+
+from ambient import __version__
+from ambient.settings import Settings
+from mcp_server.auth import UserTokenVerifier
+from mcp_server.state import AppState, StateHolder, open_state
+from mcp_server.tools import AREAS
+
+INSTRUCTIONS = (
+    "ambient-ops runs durable background work on Temporal for teams on Tencent Cloud: web and "
+    "metric watches, a daily spoken briefing, graded remediation of TKE alerts. Start with "
+    "get_status; every task tool takes the task_id that create_* tools return."
+)
+
+
+def build_server(
+    settings: Settings,
+    *,
+    holder: StateHolder | None = None,
+    read_only: bool = False,
+    areas: Iterable[str] | None = None,
+    stdio_user: str | None = None,
+    http_auth: bool = False,
+) -> MCPServer[AppState]:
+    """The MCP server; with ``holder`` it shares the API's state, otherwise it opens its own."""
+    holder = holder or StateHolder()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        if holder.state is not None:
+            yield holder.state
+            return
+        async with open_state(settings, stdio_user=stdio_user) as state:
+            holder.state = state
+            try:
+                yield state
+            finally:
+                holder.state = None
+
+    auth = None
+    verifier = None
+    if http_auth:
+        base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
+        auth = AuthSettings(
+            issuer_url=base, resource_server_url=f"{base}/mcp", validate_token_resource=False
+        )
+        verifier = UserTokenVerifier(holder)
+
+    mcp: MCPServer[AppState] = MCPServer(
+        name="ambient-ops",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        token_verifier=verifier,
+        auth=auth,
+    )
+    selected = list(AREAS) if areas is None else list(areas)
+    unknown = sorted(set(selected) - set(AREAS))
+    if unknown:
+        raise ValueError(f"unknown MCP tool areas {unknown}; known: {sorted(AREAS)}")
+    for name in selected:
+        AREAS[name](mcp, read_only=read_only)
+    return mcp

@@ -1,0 +1,60 @@
+"""What every tool can reach: built once by the entry point (API lifespan or `ambient mcp`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+from temporalio.client import Client
+
+from ambient import temporal
+from ambient.clients.notify import ChannelRegistry
+from ambient.clients.notify.registry import build_channels
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    temporal: Client
+    channels: ChannelRegistry
+    # The user a stdio session acts as (`ambient mcp --user NAME`); HTTP uses the bearer token.
+    stdio_user: str | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+@asynccontextmanager
+async def open_state(
+    settings: Settings, *, stdio_user: str | None = None, migrate: bool = True
+) -> AsyncIterator[AppState]:
+    """Database (migrated) and a lazy Temporal client, closed on exit."""
+    async with AsyncExitStack() as stack:
+        if migrate:
+            await upgrade_async(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url)
+        stack.push_async_callback(db.close)
+        # Lazy: the API and MCP start (and report it) even while Temporal is down.
+        client = await temporal.connect(settings, lazy=True)
+        yield AppState(
+            settings=settings,
+            db=db,
+            temporal=client,
+            channels=build_channels(settings, db),
+            stdio_user=stdio_user,
+        )
+
+
+class StateHolder:
+    """Lets the API build the MCP app first and hand it the state when its lifespan starts."""
+
+    def __init__(self, state: AppState | None = None) -> None:
+        self.state = state
+
+    def get(self) -> AppState:
+        if self.state is None:
+            raise RuntimeError("application state is not ready (lifespan not started)")
+        return self.state

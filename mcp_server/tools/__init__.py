@@ -1,0 +1,18 @@
+"""Tool areas: each module registers its tools; areas can be enabled or disabled by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mcp.server.mcpserver import MCPServer
+
+from mcp_server.tools import system
+
+Register = Callable[..., None]
+
+# Area name -> register(mcp, *, read_only). Add one line per area module.
+AREAS: dict[str, Register] = {
+    "system": system.register,
+}
+
+__all__ = ["AREAS", "MCPServer"]

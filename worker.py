@@ -1,0 +1,97 @@
+"""The ambient-ops worker: every workflow and activity on one task queue (`ambient worker`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from activities import build_activities
+from ambient import temporal
+from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
+from ambient.settings import Settings
+from ambient.storage import Database
+from workflows import ALL_WORKFLOWS
+
+log = logging.getLogger("ambient.worker")
+
+
+def build_worker(
+    client: Client,
+    deps: WorkerDeps,
+    *,
+    task_queue: str | None = None,
+    extra_workflows: Sequence[type] = (),
+    extra_activities: Sequence[Callable[..., Any]] = (),
+    activity_executor: ThreadPoolExecutor | None = None,
+) -> Worker:
+    """One worker with the whole registry (plus test-only extras)."""
+    return Worker(
+        client,
+        task_queue=task_queue or deps.settings.temporal_task_queue,
+        workflows=[*ALL_WORKFLOWS, *extra_workflows],
+        activities=[*build_activities(deps), *extra_activities],
+        activity_executor=activity_executor,
+        max_concurrent_activities=deps.settings.max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A runtime exporting Prometheus metrics, if a metrics port is set."""
+    if not settings.metrics_port:
+        return None
+    address = f"{settings.api_host}:{settings.metrics_port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run the worker until ``stop`` is set or SIGINT/SIGTERM arrives."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    async with AsyncExitStack() as stack:
+        client = await temporal.connect(settings, runtime=metrics_runtime(settings))
+        db = Database(settings.resolved_database_url)
+        stack.push_async_callback(db.close)
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=30, trust_env=False))
+        executor = stack.enter_context(
+            ThreadPoolExecutor(max_workers=settings.max_concurrent_activities)
+        )
+        deps = WorkerDeps(
+            settings=settings, db=db, channels=build_channels(settings, db), http=http
+        )
+        worker = build_worker(client, deps, activity_executor=executor)
+        log.info(
+            "worker polling %s on %s (namespace %s)",
+            settings.temporal_task_queue,
+            settings.temporal_address,
+            settings.temporal_namespace,
+        )
+        async with worker:
+            await stop.wait()
+            log.info("worker stopping")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run_worker(Settings()))
+
+
+if __name__ == "__main__":
+    main()
