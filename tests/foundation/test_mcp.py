@@ -1,0 +1,126 @@
+from collections.abc import AsyncIterator
+
+import httpx
+import httpx2
+import pytest_asyncio
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from mcp_server.server import build_server
+from mcp_server.state import AppState, StateHolder
+from tests.conftest import running_worker, unique
+from tests.support.servers import serve
+
+
+@pytest_asyncio.fixture
+async def state(
+    settings: Settings, deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> AsyncIterator[AppState]:
+    yield AppState(
+        settings=settings.model_copy(update={"temporal_task_queue": unique("tq")}),
+        db=deps.db,
+        temporal=dev_env.client,
+        channels=deps.channels,
+        stdio_user="alice",
+    )
+
+
+async def test_get_status_in_memory_sees_temporal_worker_and_database(
+    state: AppState, deps: WorkerDeps
+) -> None:
+    server = build_server(state.settings, holder=StateHolder(state))
+    worker = running_worker(state.temporal, deps)
+    async with worker as w:
+        state.settings = state.settings.model_copy(update={"temporal_task_queue": w.task_queue})
+        async with Client(server, raise_exceptions=True) as client:
+            result = await client.call_tool("get_status", {})
+
+    assert result.is_error is False
+    status = result.structured_content
+    assert status is not None
+    assert status["temporal_reachable"] is True
+    assert status["workers_polling"] >= 1
+    assert status["database_reachable"] is True
+    assert status["database"] == "sqlite"
+    assert status["llm_mode"] == "offline"
+    assert status["errors"] == []
+
+
+async def test_every_tool_carries_all_four_annotations(state: AppState) -> None:
+    for read_only in (False, True):
+        server = build_server(state.settings, holder=StateHolder(state), read_only=read_only)
+        async with Client(server, raise_exceptions=True) as client:
+            tools = (await client.list_tools()).tools
+        assert tools, "no tools registered"
+        for tool in tools:
+            notes = tool.annotations
+            assert notes is not None, tool.name
+            hints = (
+                notes.read_only_hint,
+                notes.destructive_hint,
+                notes.idempotent_hint,
+                notes.open_world_hint,
+            )
+            assert None not in hints, f"{tool.name} lacks an annotation: {hints}"
+            if read_only:
+                assert notes.read_only_hint is True, f"{tool.name} is served in read-only mode"
+
+
+async def test_mcp_over_http_needs_a_user_token(
+    settings: Settings, dev_env: WorkflowEnvironment
+) -> None:
+    address = dev_env.client.service_client.config.target_host
+    settings = settings.model_copy(update={"temporal_address": address})
+    async with serve(create_app(settings)) as base:
+        async with httpx.AsyncClient(base_url=base, trust_env=False) as http:
+            token = (await http.post("/users", json={"name": "alice"})).json()["token"]
+            anonymous = await http.post(
+                "/mcp",
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                headers={"Accept": "application/json, text/event-stream"},
+            )
+            assert anonymous.status_code == 401
+            wrong = await http.post(
+                "/mcp",
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                headers={
+                    "Authorization": "Bearer amb_nope",
+                    "Accept": "application/json, text/event-stream",
+                },
+            )
+            assert wrong.status_code == 401
+
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx2.AsyncClient(headers=headers, trust_env=False, timeout=30) as http2:
+            transport = streamable_http_client(f"{base}/mcp", http_client=http2)
+            async with Client(transport, raise_exceptions=True) as client:
+                result = await client.call_tool("get_status", {})
+    assert result.structured_content is not None
+    assert result.structured_content["temporal_reachable"] is True
+    assert result.structured_content["database_reachable"] is True
+
+
+async def test_stdio_identity_comes_from_user_option(state: AppState) -> None:
+    async with state.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice"))
+        await session.commit()
+    from mcp.server.mcpserver import Context
+
+    from mcp_server.auth import current_user
+
+    server = build_server(state.settings, holder=StateHolder(state))
+
+    async def whoami(ctx: Context) -> str:  # type: ignore[type-arg]
+        """test-only tool"""
+        return current_user(ctx)
+
+    server.add_tool(whoami)
+    async with Client(server, raise_exceptions=True) as client:
+        result = await client.call_tool("whoami", {})
+    assert result.structured_content == {"result": "alice"}

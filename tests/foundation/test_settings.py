@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from ambient.settings import Environment, Settings
+
+
+def test_env_prefix_and_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AMBIENT_TEMPORAL_ADDRESS", "temporal.example:7233")
+    monkeypatch.setenv("AMBIENT_TEMPORAL_NAMESPACE", "ops")
+    monkeypatch.setenv("AMBIENT_DATA_DIR", str(tmp_path))
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.temporal_address == "temporal.example:7233"
+    assert settings.temporal_namespace == "ops"
+    assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path / 'ambient.db'}"
+    assert settings.llm_mode == "offline"
+
+
+def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "AMBIENT_DATABASE_URL=postgresql+asyncpg://u@db/ambient\nOPENAI_API_KEY=sk-x\n"
+    )
+    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    assert settings.resolved_database_url == "postgresql+asyncpg://u@db/ambient"
+    assert settings.llm_mode == "remote"
+
+
+def test_production_refuses_placeholder_secret_key() -> None:
+    with pytest.raises(ValidationError, match="AMBIENT_SECRET_KEY is a placeholder"):
+        Settings(environment=Environment.PRODUCTION, _env_file=None)  # type: ignore[call-arg]
+    ok = Settings(
+        environment=Environment.PRODUCTION,
+        secret_key="a-real-random-value-8c1f0e",  # type: ignore[arg-type]
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    assert ok.environment is Environment.PRODUCTION
+
+
+def test_development_accepts_embedded_defaults() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.environment is Environment.DEVELOPMENT
+    assert settings.temporal_task_queue == "ambient-ops"

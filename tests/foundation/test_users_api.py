@@ -1,0 +1,97 @@
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest_asyncio
+
+from ambient.settings import Settings
+from api.app import create_app
+from tests.support.servers import free_port, serve
+
+
+@pytest_asyncio.fixture
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    # Temporal is not needed for users: point at a closed port (the client connects lazily).
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with serve(create_app(settings)) as base:
+        async with httpx.AsyncClient(base_url=base, trust_env=False) as client:
+            yield client
+
+
+async def test_register_read_update_and_rotate_token(api: httpx.AsyncClient) -> None:
+    created = await api.post(
+        "/users", json={"name": "alice", "email": "alice@example.com", "timezone": "Asia/Shanghai"}
+    )
+    assert created.status_code == 201
+    body = created.json()
+    token = body["token"]
+    assert token.startswith("amb_")
+    assert body["user"]["name"] == "alice"
+    assert body["user"]["rollback_permission"] == "dry_run"
+    assert body["user"]["briefing_window_start"] == "06:00"
+    auth = {"Authorization": f"Bearer {token}"}
+
+    me = await api.get("/users/me", headers=auth)
+    assert me.status_code == 200 and me.json()["email"] == "alice@example.com"
+
+    updated = await api.patch(
+        "/users/me",
+        headers=auth,
+        json={
+            "rollback_permission": "execute",
+            "wake_words": ["你好，小智"],
+            "briefing_window_end": "09:30",
+        },
+    )
+    assert updated.status_code == 200
+    assert updated.json()["rollback_permission"] == "execute"
+    assert updated.json()["briefing_window_end"] == "09:30"
+
+    rotated = await api.post("/users/me/token", headers=auth)
+    new_token = rotated.json()["token"]
+    assert (await api.get("/users/me", headers=auth)).status_code == 401
+    assert (
+        await api.get("/users/me", headers={"Authorization": f"Bearer {new_token}"})
+    ).status_code == 200
+
+
+async def test_bad_input_is_422_naming_the_field(api: httpx.AsyncClient) -> None:
+    bad_name = await api.post("/users", json={"name": "Not Valid!"})
+    assert bad_name.status_code == 422
+    assert bad_name.json()["detail"][0]["loc"] == ["body", "name"]
+
+    bad_zone = await api.post("/users", json={"name": "zed", "timezone": "Mars/Olympus"})
+    assert bad_zone.status_code == 422
+    assert bad_zone.json()["detail"][0]["loc"] == ["body", "timezone"]
+    assert "unknown IANA time zone" in bad_zone.json()["detail"][0]["msg"]
+
+    token = (await api.post("/users", json={"name": "zed"})).json()["token"]
+    bad_window = await api.patch(
+        "/users/me",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"briefing_window_start": "25:00"},
+    )
+    assert bad_window.status_code == 422
+    assert bad_window.json()["detail"][0]["loc"] == ["body", "briefing_window_start"]
+    me = await api.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["briefing_window_start"] == "06:00"  # nothing changed
+
+
+async def test_duplicate_name_conflicts_and_missing_token_is_401(api: httpx.AsyncClient) -> None:
+    assert (await api.post("/users", json={"name": "bob"})).status_code == 201
+    assert (await api.post("/users", json={"name": "bob"})).status_code == 409
+    assert (await api.get("/users/me")).status_code == 401
+    assert (await api.get("/users/bob")).status_code == 401
+
+
+async def test_health_reports_unreachable_temporal_as_503(api: httpx.AsyncClient) -> None:
+    response = await api.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["temporal_reachable"] is False
+    assert body["database_reachable"] is True
+    assert body["llm_mode"] == "offline"
+
+
+async def test_openapi_lists_the_resources(api: httpx.AsyncClient) -> None:
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    assert {"/health", "/users", "/users/me", "/events", "/events/stream"} <= set(paths)

@@ -1,0 +1,78 @@
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.notify import NotifyActivities
+from ambient.clients.notify import ChannelRegistry
+from ambient.clients.notify.inbox import InboxChannel
+from ambient.deps import WorkerDeps
+from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from ambient.domain.users import UserCreate
+from ambient.storage import Database
+from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
+from tests.conftest import running_worker, unique
+from tests.support.workflows import PingInput, PingWorkflow
+
+
+async def _user(db: Database, name: str) -> None:
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+
+
+async def test_worker_runs_workflow_that_records_event_and_notifies_inbox(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, db: Database
+) -> None:
+    await _user(db, "alice")
+    async with running_worker(ts_env.client, deps, workflows=[PingWorkflow]) as worker:
+        handle = await ts_env.client.start_workflow(
+            PingWorkflow.run,
+            PingInput(user="alice", text="hello"),
+            id=unique("ping"),
+            task_queue=worker.task_queue,
+        )
+        result = await handle.result()
+
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+    async with db.session() as session:
+        events = await EventRepository(session).list(user="alice")
+        inbox = await InboxRepository(session).list("alice")
+    assert [(e.kind, e.task, e.payload) for e in events] == [
+        ("test.ping", handle.id, {"text": "hello"})
+    ]
+    assert [(m.title, m.body) for m in inbox] == [("ping", "hello")]
+
+
+async def test_notify_twice_with_same_key_delivers_once(db: Database) -> None:
+    await _user(db, "bob")
+    activities = NotifyActivities(db, ChannelRegistry([InboxChannel(db)]))
+    request = NotifyRequest(
+        user="bob",
+        message=Message(title="t", body="b"),
+        targets=[Target(channel="inbox")],
+        idempotency_key="wf-1/step-3",
+    )
+    env = ActivityEnvironment()
+    first = await env.run(activities.notify, request)
+    second = await env.run(activities.notify, request)
+
+    assert first.deliveries[0].status is DeliveryStatus.SENT
+    assert second.deliveries[0].status is DeliveryStatus.DUPLICATE
+    async with db.session() as session:
+        assert len(await InboxRepository(session).list("bob")) == 1
+
+
+async def test_unknown_channel_fails_permanently_without_blocking_others(db: Database) -> None:
+    await _user(db, "carol")
+    activities = NotifyActivities(db, ChannelRegistry([InboxChannel(db)]))
+    request = NotifyRequest(
+        user="carol",
+        message=Message(title="t", body="b"),
+        targets=[Target(channel="pager", target="x"), Target(channel="inbox")],
+        idempotency_key="wf-2/step-1",
+    )
+    result = await ActivityEnvironment().run(activities.notify, request)
+
+    pager, inbox = result.deliveries
+    assert pager.status is DeliveryStatus.FAILED
+    assert pager.error is not None and "unknown channel 'pager'" in pager.error
+    assert "registered: inbox" in pager.error
+    assert inbox.status is DeliveryStatus.SENT
