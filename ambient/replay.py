@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,9 @@ class ReplayOutcome:
 def load_workflows(specs: Sequence[str]) -> list[type]:
     """The registry plus extra classes named ``module:attr`` (a class or a list of classes)."""
     found = list(ALL_WORKFLOWS)
+    if specs and os.getcwd() not in sys.path:
+        # Like `python -m`: modules named on the command line resolve from the current folder.
+        sys.path.insert(0, os.getcwd())
     for spec in specs:
         module_name, _, attr = spec.partition(":")
         value = getattr(importlib.import_module(module_name), attr)

@@ -37,7 +37,7 @@ class DevStack:
 
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, read in a thread
             [
                 sys.executable,
                 "-m",

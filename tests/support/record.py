@@ -1,0 +1,78 @@
+"""Record workflow histories for replay checks: `python -m tests.support.record`.
+
+Tests of product workflows save their histories with ``save_history`` when
+AMBIENT_RECORD_HISTORIES=1; this module's main records the foundation's test workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import httpx
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+
+
+def recording() -> bool:
+    return os.environ.get("AMBIENT_RECORD_HISTORIES") == "1"
+
+
+async def save_history(handle: WorkflowHandle[object, object], name: str) -> Path | None:
+    """Write the history of ``handle`` to tests/histories/<name>.json when recording."""
+    if not recording():
+        return None
+    path = HISTORIES / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((await handle.fetch_history()).to_json())
+    return path
+
+
+async def _record_ping() -> None:
+    from ambient.clients.notify.registry import build_channels
+    from ambient.deps import WorkerDeps
+    from ambient.domain.users import UserCreate
+    from ambient.settings import Environment, Settings
+    from ambient.storage import Database
+    from ambient.storage.migrate import upgrade_async
+    from ambient.storage.repositories import UserRepository
+    from tests.support.workflows import PingInput, PingWorkflow
+    from worker import build_worker
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(environment=Environment.TEST, data_dir=Path(tmp), _env_file=None)  # type: ignore[call-arg]
+        await upgrade_async(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url)
+        async with db.session() as session:
+            await UserRepository(session).create(UserCreate(name="alice"))
+            await session.commit()
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=shutil.which("temporal-test-server"),
+            data_converter=pydantic_data_converter,
+        )
+        async with env, httpx.AsyncClient() as http:
+            deps = WorkerDeps(settings, db, build_channels(settings, db), http)
+            async with build_worker(
+                env.client, deps, task_queue="record", extra_workflows=[PingWorkflow]
+            ):
+                handle = await env.client.start_workflow(
+                    PingWorkflow.run,
+                    PingInput(user="alice", text="hello"),
+                    id="ping-recorded",
+                    task_queue="record",
+                )
+                await handle.result()
+            path = HISTORIES / "support" / "ping.json"
+            path.write_text((await handle.fetch_history()).to_json())
+            print(f"wrote {path}")
+        await db.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(_record_ping())
