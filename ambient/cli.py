@@ -41,7 +41,7 @@ def dev(
     ui_port: Annotated[int, typer.Option(envvar="AMBIENT_UI_PORT")] = 8233,
     temporal_address: Annotated[
         str | None,
-        typer.Option(envvar="AMBIENT_DEV_TEMPORAL_ADDRESS", help="use this server, start none"),
+        typer.Option(envvar="AMBIENT_TEMPORAL_ADDRESS", help="use this server, start none"),
     ] = None,
     metrics_port: Annotated[int, typer.Option(envvar="AMBIENT_METRICS_PORT", help="0: off")] = 9464,
 ) -> None:
