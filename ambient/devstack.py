@@ -90,9 +90,22 @@ def temporal_command(opts: DevOptions) -> list[str]:
     return command
 
 
-async def wait_for_temporal(settings: Settings, deadline: float) -> Client:
+def _tail(path: Path, lines: int = 5) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+async def wait_for_temporal(settings: Settings, opts: DevOptions, deadline: float) -> Client:
     last: Exception | None = None
     while time.monotonic() < deadline:
+        server = opts.children.get("temporal")
+        if server is not None and server.poll() is not None:
+            log = opts.data_dir / "temporal.log"
+            raise DevStackError(
+                f"the Temporal dev server exited with {server.returncode} "
+                f"(is port {opts.temporal_port} or {opts.ui_port} in use?); {log}:\n{_tail(log)}"
+            )
         try:
             return await temporal.connect(settings)
         except Exception as exc:  # the server is still starting
@@ -143,7 +156,7 @@ async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
 
 
 async def prepare(settings: Settings, opts: DevOptions, deadline: float) -> str:
-    client = await wait_for_temporal(settings, deadline)
+    client = await wait_for_temporal(settings, opts, deadline)
     await register_search_attributes(client, settings.temporal_namespace)
     await upgrade_async(settings.resolved_database_url)
     return await ensure_dev_user(settings, opts.data_dir / "dev-token")
