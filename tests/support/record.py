@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -35,6 +34,7 @@ async def save_history(handle: WorkflowHandle[object, object], name: str) -> Pat
 
 
 async def _record_ping() -> None:
+    from ambient.binaries import find_binary
     from ambient.clients.notify.registry import build_channels
     from ambient.deps import WorkerDeps
     from ambient.domain.users import UserCreate
@@ -53,7 +53,7 @@ async def _record_ping() -> None:
             await UserRepository(session).create(UserCreate(name="alice"))
             await session.commit()
         env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=shutil.which("temporal-test-server"),
+            test_server_existing_path=find_binary("temporal-test-server"),
             data_converter=pydantic_data_converter,
         )
         async with env, httpx.AsyncClient() as http:
