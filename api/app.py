@@ -10,12 +10,12 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from ambient import __version__
 from ambient.settings import Settings
-from api.routers import events, health, pages, users
+from api.routers import events, health, inbox, pages, users
 from mcp_server.server import build_server
 from mcp_server.state import StateHolder, open_state
 
 # Routers of every resource; add one line per router module.
-ROUTERS = [health.router, users.router, events.router, pages.router]
+ROUTERS = [health.router, users.router, events.router, inbox.router, pages.router]
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:

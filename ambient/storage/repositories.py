@@ -151,14 +151,22 @@ class InboxRepository:
         await self.session.flush()
         return row
 
-    async def list(self, user: str, *, limit: int = 50) -> list[InboxMessage]:
-        query = (
-            select(InboxMessage)
-            .where(InboxMessage.user == user)
-            .order_by(InboxMessage.id.desc())
-            .limit(limit)
-        )
+    async def list(
+        self, user: str, *, limit: int = 50, unread_only: bool = False
+    ) -> list[InboxMessage]:
+        query = select(InboxMessage).where(InboxMessage.user == user)
+        if unread_only:
+            query = query.where(InboxMessage.read.is_(False))
+        query = query.order_by(InboxMessage.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
+
+    async def mark_read(self, user: str, message_id: int) -> InboxMessage | None:
+        row = await self.session.get(InboxMessage, message_id)
+        if row is None or row.user != user:
+            return None
+        row.read = True
+        await self.session.flush()
+        return row
 
 
 class DeliveryRepository:

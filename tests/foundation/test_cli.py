@@ -48,3 +48,23 @@ async def test_status_and_db_upgrade_commands(tmp_path: Path, dev_env: WorkflowE
     env["AMBIENT_TEMPORAL_ADDRESS"] = "127.0.0.1:1"
     down = await asyncio.to_thread(runner.invoke, app, ["status"], env=env)
     assert down.exit_code == 1
+
+
+def test_user_commands_create_show_and_rotate_token(tmp_path: Path) -> None:
+    env = {"AMBIENT_DATA_DIR": str(tmp_path)}
+    runner = CliRunner()
+    created = runner.invoke(
+        app, ["user", "create", "alice", "--email", "alice@example.com"], env=env
+    )
+    assert created.exit_code == 0, created.output
+    assert "API token: amb_" in created.output
+    again = runner.invoke(app, ["user", "create", "alice"], env=env)
+    assert again.exit_code == 1 and "already exists" in again.output
+    bad = runner.invoke(app, ["user", "create", "Alice!", "--timezone", "Nowhere/City"], env=env)
+    assert bad.exit_code == 2
+    assert "name:" in bad.output and "timezone:" in bad.output
+    shown = runner.invoke(app, ["user", "show", "alice"], env=env)
+    assert "alice@example.com" in shown.output
+    rotated = runner.invoke(app, ["user", "token", "alice"], env=env)
+    assert rotated.exit_code == 0 and "amb_" in rotated.output
+    assert runner.invoke(app, ["user", "show", "nobody"], env=env).exit_code == 1

@@ -95,3 +95,33 @@ async def test_health_reports_unreachable_temporal_as_503(api: httpx.AsyncClient
 async def test_openapi_lists_the_resources(api: httpx.AsyncClient) -> None:
     paths = (await api.get("/openapi.json")).json()["paths"]
     assert {"/health", "/users", "/users/me", "/events", "/events/stream"} <= set(paths)
+
+
+async def test_inbox_lists_messages_and_marks_them_read(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    from ambient.clients.notify.inbox import InboxChannel
+    from ambient.domain.notify import Message
+    from ambient.storage import Database
+
+    token = (await api.post("/users", json={"name": "ivy"})).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    other = (await api.post("/users", json={"name": "ola"})).json()["token"]
+    assert (await api.get("/inbox", headers=auth)).json() == []
+
+    db = Database(settings.resolved_database_url)  # the app's SQLite file
+    await InboxChannel(db).send(
+        "ivy", Message(title="Disk 91%", body="on node-3"), "", idempotency_key="k"
+    )
+    await db.close()
+
+    messages = (await api.get("/inbox", headers=auth)).json()
+    assert [(m["title"], m["body"], m["read"]) for m in messages] == [
+        ("Disk 91%", "on node-3", False)
+    ]
+    message_id = messages[0]["id"]
+    assert (
+        await api.post(f"/inbox/{message_id}/read", headers={"Authorization": f"Bearer {other}"})
+    ).status_code == 404
+    assert (await api.post(f"/inbox/{message_id}/read", headers=auth)).json()["read"] is True
+    assert (await api.get("/inbox?unread=true", headers=auth)).json() == []
