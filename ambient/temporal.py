@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.client import Client, TLSConfig
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 
+from ambient.codec import EncryptionCodec, parse_key
 from ambient.settings import Settings
 
 KIND = SearchAttributeKey.for_keyword("AmbientKind")
@@ -14,6 +18,24 @@ USER = SearchAttributeKey.for_keyword("AmbientUser")
 CLUSTER = SearchAttributeKey.for_keyword("AmbientCluster")
 STATE = SearchAttributeKey.for_keyword("AmbientState")
 SEARCH_ATTRIBUTES = (KIND, USER, CLUSTER, STATE)
+
+
+def payload_codec(settings: Settings) -> EncryptionCodec | None:
+    """The encryption codec if a payload key is configured."""
+    if settings.payload_key is None:
+        return None
+    old = settings.payload_old_keys.items()
+    keys = {key_id: parse_key(key.get_secret_value()) for key_id, key in old}
+    keys[settings.payload_key_id] = parse_key(settings.payload_key.get_secret_value())
+    return EncryptionCodec(keys, settings.payload_key_id)
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic payloads, encrypted when a payload key is set: client, worker and replay."""
+    codec = payload_codec(settings)
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -40,7 +62,7 @@ async def connect(
         namespace=settings.temporal_namespace,
         tls=tls_config(settings),
         api_key=api_key,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         runtime=runtime,
         lazy=lazy,
     )

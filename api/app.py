@@ -6,16 +6,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from mcp.server.transport_security import TransportSecuritySettings
 
 from ambient import __version__
 from ambient.settings import Settings
-from api.routers import events, health, inbox, pages, users
+from api.routers import codec, events, health, inbox, pages, users
 from mcp_server.server import build_server
 from mcp_server.state import StateHolder, open_state
 
 # Routers of every resource; add one line per router module.
-ROUTERS = [health.router, users.router, events.router, inbox.router, pages.router]
+ROUTERS = [
+    health.router,
+    users.router,
+    events.router,
+    inbox.router,
+    codec.router,
+    pages.router,
+]
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
@@ -43,6 +51,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         version=__version__,
         description="Ambient operations assistant for teams on Tencent Cloud, built on Temporal.",
         lifespan=lifespan,
+    )
+    # The Temporal Web UI calls /codec from the browser.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.codec_cors_origins,
+        allow_methods=["POST", "OPTIONS"],
+        allow_headers=["content-type", "x-namespace", "authorization"],
+        allow_credentials=True,
     )
     app.state.holder = holder
     app.state.settings = settings
