@@ -1,0 +1,139 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from ambient.domain.watches import (
+    DEFAULT_CATALOGUE,
+    ThresholdState,
+    ThresholdWatchConfig,
+    UnknownMetricError,
+    WebMonitorConfig,
+    diff_pages,
+    evaluate,
+    normalise,
+    notification_targets,
+    resolve_metric,
+)
+
+T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+
+
+def _run(
+    config: ThresholdWatchConfig, values: list[float], step: timedelta = timedelta(minutes=1)
+) -> list[tuple[str, float]]:
+    state, fired = ThresholdState(), []
+    for i, value in enumerate(values):
+        state, transition = evaluate(config, state, value, T0 + i * step)
+        if transition:
+            fired.append((transition.kind.value, value))
+    return fired
+
+
+def _watch(**fields: object) -> ThresholdWatchConfig:
+    return ThresholdWatchConfig.model_validate({"metric": "m", "threshold": 100, **fields})
+
+
+def test_original_configs_are_accepted_as_they_are() -> None:
+    web = WebMonitorConfig.model_validate(
+        {
+            "urls": ["https://techcrunch.com", "https://news.ycombinator.com"],
+            "keywords": ["artificial intelligence", "AI", "machine learning"],
+            "check_interval_minutes": 30,
+            "notification": {"method": "send_sms", "phone_number": "+1234567890"},
+        }
+    )
+    assert web.interval == timedelta(minutes=30)
+    watch = ThresholdWatchConfig.model_validate(
+        {
+            "metric": "bitcoin_price",
+            "threshold": 50000,
+            "check_interval_minutes": 15,
+            "notification": {"method": "send_sms", "phone_number": "+1234567890"},
+        }
+    )
+    assert [(c.op, c.value) for c in watch.conditions] == [("above", 50000)]
+    targets = notification_targets(watch.notification, [])
+    assert [(t.channel, t.target) for t in targets] == [("inbox", ""), ("sms", "+1234567890")]
+
+
+def test_interval_under_a_minute_and_bad_regex_are_rejected() -> None:
+    with pytest.raises(ValidationError, match="check_interval_minutes"):
+        WebMonitorConfig.model_validate(
+            {"urls": ["https://a.example"], "check_interval_minutes": 0.5}
+        )
+    with pytest.raises(ValidationError, match="not a valid regular expression"):
+        WebMonitorConfig.model_validate(
+            {"urls": ["https://a.example"], "keywords": ["re:(unclosed"]}
+        )
+    with pytest.raises(ValidationError, match="at most 50"):
+        WebMonitorConfig.model_validate({"urls": [f"https://a.example/{i}" for i in range(51)]})
+    with pytest.raises(ValidationError, match="unknown method"):
+        WebMonitorConfig.model_validate(
+            {"urls": ["https://a.example"], "notification": {"method": "pigeon"}}
+        )
+
+
+def test_breach_fires_once_and_recovery_once() -> None:
+    assert _run(_watch(), [90, 120, 130, 140, 80, 70, 150]) == [
+        ("breach", 120),
+        ("recovery", 80),
+        ("breach", 150),
+    ]
+
+
+def test_for_n_consecutive_checks() -> None:
+    assert _run(_watch(for_checks=3), [120, 130, 90, 120, 125, 130, 140]) == [("breach", 130)]
+
+
+def test_hysteresis_delays_recovery_until_past_the_margin() -> None:
+    assert _run(_watch(hysteresis=10), [120, 95, 92, 89]) == [("breach", 120), ("recovery", 89)]
+
+
+def test_cooldown_suppresses_a_second_breach_and_its_recovery() -> None:
+    fired = _run(_watch(cooldown_minutes=10), [120, 80, 130, 70, 90, 90, 90, 90, 90, 90, 90, 200])
+    assert fired == [("breach", 120), ("recovery", 80), ("breach", 200)]
+
+
+def test_all_and_any_combinations() -> None:
+    both = {"conditions": [{"op": "above", "value": 10}, {"op": "below", "value": 20}]}
+    assert _run(_watch(**both, combine="all"), [5, 15, 25]) == [("breach", 15), ("recovery", 25)]
+    assert _run(_watch(**both, combine="any"), [15, 25]) == [("breach", 15)]
+
+
+def test_last_hundred_values_are_kept() -> None:
+    state = ThresholdState()
+    config = _watch()
+    for i in range(150):
+        state, _ = evaluate(config, state, float(i), T0 + timedelta(minutes=i))
+    assert len(state.values) == 100 and state.values[0][1] == 50.0
+
+
+def test_unknown_named_metric_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownMetricError, match="known metrics: bitcoin_price, ethereum_price"):
+        resolve_metric("gold_price", DEFAULT_CATALOGUE)
+
+
+def test_keyword_hits_count_only_on_new_text() -> None:
+    old = normalise("AI is old news\nweather: sunny", [])
+    new = normalise("AI is old news\nweather: rain\nNew machine learning chip", [])
+    diff = diff_pages(old, new, ["AI", "machine learning", "re:chip(s)?"])
+    assert diff.changed
+    assert diff.added == ["weather: rain", "New machine learning chip"]
+    assert diff.hits == {
+        "machine learning": ["New machine learning chip"],
+        "re:chip(s)?": ["New machine learning chip"],
+    }
+    assert "+weather: rain" in diff.excerpt
+
+
+def test_plain_short_keywords_match_whole_words_only() -> None:
+    diff = diff_pages([], ["She said hello", "AI wins"], ["AI"])
+    assert diff.hits == {"AI": ["AI wins"]}
+
+
+def test_ignore_patterns_hide_noise_and_first_sight_is_a_baseline() -> None:
+    old = normalise("Price 10\nUpdated 08:00", [r"Updated \d\d:\d\d"])
+    new = normalise("Price 10\nUpdated 09:00", [r"Updated \d\d:\d\d"])
+    assert not diff_pages(old, new, []).changed
+    assert diff_pages(None, new, ["Price"]).hits == {}
