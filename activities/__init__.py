@@ -7,6 +7,8 @@ from typing import Any
 
 from activities.events import EventActivities
 from activities.notify import NotifyActivities
+from activities.watches import WatchActivities
+from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps
 
 
@@ -14,4 +16,11 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     """Every activity the worker registers, bound to clients built once by the entry point."""
     events = EventActivities(deps.db)
     notify = NotifyActivities(deps.db, deps.channels)
-    return [events.record_event, notify.notify]
+    fetcher = WebFetcher(deps.http, allow_cidrs=deps.settings.fetch_allow_cidrs)
+    watches = WatchActivities(deps.db, fetcher)
+    return [
+        events.record_event,
+        notify.notify,
+        watches.check_page,
+        watches.read_metric,
+    ]

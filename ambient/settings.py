@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,7 +88,10 @@ class Settings(BaseSettings):
     kubeconfig: Path | None = None
 
     # --- watches ---
+    # Non-public networks the web fetcher may reach anyway (e.g. ["10.0.0.0/8"]).
     fetch_allow_cidrs: list[str] = Field(default_factory=list)
+    # Named metrics for threshold watches: {"name": {"type": "http_json", "url": ..., ...}}.
+    metric_catalogue: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @property
     def llm_mode(self) -> str:

@@ -2,5 +2,8 @@
 
 from __future__ import annotations
 
+from workflows.threshold_watch import ThresholdWatchWorkflow
+from workflows.web_monitor import WebMonitorWorkflow
+
 # Every workflow the worker runs and `ambient replay` checks. Append new workflows here.
-ALL_WORKFLOWS: list[type] = []
+ALL_WORKFLOWS: list[type] = [WebMonitorWorkflow, ThresholdWatchWorkflow]

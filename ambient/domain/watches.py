@@ -88,6 +88,9 @@ class _TaskBase(BaseModel):
     )
     notification: NotificationSpec | None = None
     targets: list[Target] = Field(default_factory=list, description="extra notification targets")
+    failure_threshold: int = Field(
+        default=3, ge=1, le=100, description="consecutive failed checks before 'failing' is sent"
+    )
 
     @property
     def interval(self) -> timedelta:
@@ -109,8 +112,6 @@ class WebMonitorConfig(_TaskBase):
     ignore_patterns: list[str] = Field(
         default_factory=list, description="regular expressions removed before comparing"
     )
-    failure_threshold: int = Field(default=3, ge=1, le=100)
-
     @field_validator("keywords", "ignore_patterns")
     @classmethod
     def _compiles(cls, values: list[str], info: Any) -> list[str]:

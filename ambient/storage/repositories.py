@@ -7,13 +7,13 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.notify import Message
 from ambient.domain.users import UserCreate, UserPublic, UserSettings
-from ambient.storage.models import Delivery, Event, InboxMessage, User
+from ambient.storage.models import Delivery, Event, InboxMessage, User, WatchSnapshot
 
 TOKEN_PREFIX = "amb_"
 
@@ -188,3 +188,32 @@ class DeliveryRepository:
         row.attempts += 1
         await self.session.flush()
         return row
+
+
+class SnapshotRepository:
+    """Page snapshots of web monitors: the last two texts per (task, url)."""
+
+    KEEP = 2
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def text(self, task: str, url: str, content_hash: str) -> str | None:
+        query = select(WatchSnapshot.text).where(
+            WatchSnapshot.task == task, WatchSnapshot.url == url, WatchSnapshot.hash == content_hash
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def save(self, task: str, url: str, content_hash: str, text: str) -> None:
+        if await self.text(task, url, content_hash) is None:
+            self.session.add(WatchSnapshot(task=task, url=url, hash=content_hash, text=text))
+            await self.session.flush()
+        ids = select(WatchSnapshot.id).where(WatchSnapshot.task == task, WatchSnapshot.url == url)
+        keep = list((await self.session.execute(ids.order_by(WatchSnapshot.id.desc()))).scalars())
+        if len(keep) > self.KEEP:
+            await self.session.execute(
+                delete(WatchSnapshot).where(WatchSnapshot.id.in_(keep[self.KEEP :]))
+            )
+
+    async def purge(self, task: str) -> None:
+        await self.session.execute(delete(WatchSnapshot).where(WatchSnapshot.task == task))

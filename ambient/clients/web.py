@@ -1,0 +1,224 @@
+"""Fetching web pages and metric values safely.
+
+FetchError
+ ├── RefusedAddressError   the URL resolves to loopback/private/link-local/metadata (SSRF guard)
+ ├── TooLargeError         the body passed the size cap
+ ├── TooManyRedirectsError more redirects than allowed
+ └── HttpStatusError       a non-success HTTP status
+Network failures surface as FetchError with the httpx reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import trafilatura
+from jsonpath_ng.ext import parse as jsonpath
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
+
+MAX_BYTES = 5 * 1024 * 1024
+MAX_REDIRECTS = 5
+# Cloud metadata endpoints (AWS/GCP/Azure/Tencent link-local, Alibaba, AWS IPv6).
+METADATA = {"169.254.169.254", "169.254.0.23", "100.100.100.200", "fd00:ec2::254"}
+USER_AGENT = "ambient-ops/0.1 (+web monitor)"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class FetchError(Exception):
+    """A page or metric could not be fetched."""
+
+
+class RefusedAddressError(FetchError):
+    """The SSRF guard refused the destination address."""
+
+
+class TooLargeError(FetchError):
+    """The response body is larger than the cap."""
+
+
+class TooManyRedirectsError(FetchError):
+    """The redirect chain is longer than allowed."""
+
+
+class HttpStatusError(FetchError):
+    """The server answered with an error status."""
+
+
+@dataclass
+class FetchResult:
+    url: str
+    status: int
+    not_modified: bool
+    etag: str | None
+    last_modified: str | None
+    body: bytes
+    content_type: str
+
+
+def is_public(address: IPAddress) -> bool:
+    if str(address) in METADATA:
+        return False
+    return not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or (
+            isinstance(address, ipaddress.IPv6Address)
+            and address.ipv4_mapped is not None
+            and not is_public(address.ipv4_mapped)
+        )
+    )
+
+
+class WebFetcher:
+    """GET with conditional headers, a size cap, checked redirects and an SSRF guard."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        allow_cidrs: list[str] | None = None,
+        max_bytes: int = MAX_BYTES,
+        max_redirects: int = MAX_REDIRECTS,
+        timeout: float = 20.0,
+    ) -> None:
+        self._http = http
+        self._allowed: list[Network] = [
+            ipaddress.ip_network(cidr, strict=False) for cidr in allow_cidrs or []
+        ]
+        self._max_bytes = max_bytes
+        self._max_redirects = max_redirects
+        self._timeout = timeout
+
+    async def check_destination(self, url: str) -> None:
+        """Refuse URLs whose host resolves to a non-public address (unless allow-listed)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RefusedAddressError(f"only http(s) URLs with a host are fetched: {url}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                parts.hostname, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise FetchError(f"cannot resolve {parts.hostname}: {exc}") from exc
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if any(address in network for network in self._allowed):
+                continue
+            if not is_public(address):
+                raise RefusedAddressError(
+                    f"{parts.hostname} resolves to {address}, a non-public address; "
+                    "allow it with AMBIENT_FETCH_ALLOW_CIDRS if intended"
+                )
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        accept: str = "text/html,application/xhtml+xml,*/*;q=0.8",
+    ) -> FetchResult:
+        headers = {"User-Agent": USER_AGENT, "Accept": accept}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        current = url
+        for _ in range(self._max_redirects + 1):
+            await self.check_destination(current)
+            try:
+                result = await self._get(current, headers)
+            except httpx.HTTPError as exc:
+                raise FetchError(f"{type(exc).__name__}: {exc or 'no detail'}") from exc
+            if isinstance(result, str):
+                current = urljoin(current, result)
+                continue
+            return result
+        raise TooManyRedirectsError(f"more than {self._max_redirects} redirects from {url}")
+
+    async def _get(self, url: str, headers: dict[str, str]) -> FetchResult | str:
+        """The result, or the next URL when the answer is a redirect."""
+        request = self._http.build_request("GET", url, headers=headers, timeout=self._timeout)
+        response = await self._http.send(request, stream=True, follow_redirects=False)
+        try:
+            if response.is_redirect and "location" in response.headers:
+                return response.headers["location"]
+            if response.status_code == 304:
+                return FetchResult(
+                    url,
+                    304,
+                    True,
+                    headers.get("If-None-Match"),
+                    headers.get("If-Modified-Since"),
+                    b"",
+                    "",
+                )
+            if response.status_code >= 400:
+                raise HttpStatusError(f"HTTP {response.status_code} from {url}")
+            declared = int(response.headers.get("content-length") or 0)
+            if declared > self._max_bytes:
+                raise TooLargeError(f"{url} declares {declared} bytes (cap {self._max_bytes})")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self._max_bytes:
+                    raise TooLargeError(f"{url} sent more than {self._max_bytes} bytes")
+            return FetchResult(
+                url,
+                response.status_code,
+                False,
+                response.headers.get("etag"),
+                response.headers.get("last-modified"),
+                bytes(body),
+                response.headers.get("content-type", ""),
+            )
+        finally:
+            await response.aclose()
+
+    async def read_json_number(self, url: str, json_path: str) -> float:
+        result = await self.fetch(url, accept="application/json")
+        return number_at(json.loads(result.body), json_path)
+
+    async def read_prometheus(self, base_url: str, query: str) -> float:
+        url = f"{base_url.rstrip('/')}/api/v1/query?{httpx.QueryParams(query=query)}"
+        data = json.loads((await self.fetch(url, accept="application/json")).body)
+        results = data.get("data", {}).get("result", [])
+        if data.get("status") != "success" or len(results) != 1:
+            raise FetchError(f"query must return exactly one sample, got {len(results)}: {query}")
+        return float(results[0]["value"][1])
+
+
+def number_at(document: Any, path: str) -> float:
+    matches = [match.value for match in jsonpath(path).find(document)]
+    if not matches:
+        raise FetchError(f"JSONPath {path} matched nothing")
+    try:
+        return float(matches[0])
+    except (TypeError, ValueError):
+        raise FetchError(f"JSONPath {path} is not a number: {matches[0]!r}") from None
+
+
+def extract_text(html: str, selector: str | None = None) -> str:
+    """Main text of a page (trafilatura), or the text under a CSS selector (selectolax)."""
+    tree = HTMLParser(html)
+    if selector:
+        return "\n".join(node.text(separator="\n") for node in tree.css(selector))
+    text = trafilatura.extract(html, include_comments=False, include_tables=True, favor_recall=True)
+    if text:
+        return text
+    body = tree.body
+    return body.text(separator="\n") if body is not None else ""

@@ -1,0 +1,60 @@
+"""A local web site whose pages and JSON values the test changes between checks."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class Site:
+    pages: dict[str, str] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)
+    values: list[float | None] = field(default_factory=list)  # None answers 500
+    requests: list[tuple[str, int]] = field(default_factory=list)
+    value_reads: int = 0
+    huge: bool = False
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/value", self.value),
+                Route("/{path:path}", self.page),
+            ]
+        )
+
+    async def page(self, request: Request) -> Response:
+        path = "/" + request.path_params["path"]
+        if path in self.redirects:
+            self.requests.append((path, 302))
+            return Response(status_code=302, headers={"location": self.redirects[path]})
+        if path == "/huge":
+            return Response(b"x" * (64 * 1024), media_type="text/html")
+        if path not in self.pages:
+            self.requests.append((path, 404))
+            return Response("missing", status_code=404)
+        body = self.pages[path]
+        etag = '"' + hashlib.sha1(body.encode()).hexdigest() + '"'
+        if request.headers.get("if-none-match") == etag:
+            self.requests.append((path, 304))
+            return Response(status_code=304, headers={"etag": etag})
+        self.requests.append((path, 200))
+        return Response(body, media_type="text/html", headers={"etag": etag})
+
+    async def value(self, request: Request) -> Response:
+        index = min(self.value_reads, len(self.values) - 1)
+        self.value_reads += 1
+        value = self.values[index]
+        if value is None:
+            return Response("down", status_code=500)
+        return JSONResponse({"data": {"amount": str(value)}})
+
+
+def article(*paragraphs: str) -> str:
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    return f"<html><head><title>news</title></head><body><article>{body}</article></body></html>"

@@ -1,0 +1,165 @@
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.testing import ActivityEnvironment
+
+from activities.watches import WatchActivities
+from ambient.clients.web import (
+    HttpStatusError,
+    RefusedAddressError,
+    TooLargeError,
+    TooManyRedirectsError,
+    WebFetcher,
+    extract_text,
+)
+from ambient.domain.checks import CheckPageInput, ReadMetricInput
+from ambient.storage import Database
+from tests.support.servers import serve
+from tests.watches.site import Site, article
+
+LOOPBACK = ["127.0.0.1/32"]
+
+
+@pytest_asyncio.fixture
+async def site() -> AsyncIterator[tuple[Site, str]]:
+    state = Site()
+    async with serve(state.app()) as base:
+        yield state, base
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        yield client
+
+
+async def test_conditional_get_gets_304_for_an_unchanged_page(
+    site: tuple[Site, str], http: httpx.AsyncClient
+) -> None:
+    state, base = site
+    state.pages["/a"] = article("hello")
+    fetcher = WebFetcher(http, allow_cidrs=LOOPBACK)
+    first = await fetcher.fetch(f"{base}/a")
+    again = await fetcher.fetch(f"{base}/a", etag=first.etag)
+    assert first.status == 200 and first.etag
+    assert again.not_modified and again.body == b""
+    assert state.requests == [("/a", 200), ("/a", 304)]
+
+
+async def test_loopback_private_and_metadata_addresses_are_refused(http: httpx.AsyncClient) -> None:
+    fetcher = WebFetcher(http)
+    for url in (
+        "http://127.0.0.1:9/",
+        "http://localhost:9/",
+        "http://10.0.0.8/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:9/",
+    ):
+        with pytest.raises(RefusedAddressError, match="non-public address"):
+            await fetcher.fetch(url)
+    with pytest.raises(RefusedAddressError, match="only http"):
+        await fetcher.fetch("file:///etc/passwd")
+
+
+async def test_redirect_to_a_private_address_is_refused(
+    site: tuple[Site, str], http: httpx.AsyncClient
+) -> None:
+    state, base = site
+    state.redirects["/go"] = "http://10.1.2.3/admin"
+    with pytest.raises(RefusedAddressError, match="10.1.2.3"):
+        await WebFetcher(http, allow_cidrs=LOOPBACK).fetch(f"{base}/go")
+    assert state.requests == [("/go", 302)]
+
+
+async def test_redirect_chains_are_capped(site: tuple[Site, str], http: httpx.AsyncClient) -> None:
+    state, base = site
+    for i in range(8):
+        state.redirects[f"/r{i}"] = f"/r{i + 1}"
+    with pytest.raises(TooManyRedirectsError):
+        await WebFetcher(http, allow_cidrs=LOOPBACK, max_redirects=5).fetch(f"{base}/r0")
+    state.pages["/r8"] = article("end")
+    ok = await WebFetcher(http, allow_cidrs=LOOPBACK, max_redirects=8).fetch(f"{base}/r0")
+    assert ok.url.endswith("/r8")
+
+
+async def test_oversize_body_and_error_status(
+    site: tuple[Site, str], http: httpx.AsyncClient
+) -> None:
+    _, base = site
+    fetcher = WebFetcher(http, allow_cidrs=LOOPBACK, max_bytes=10_000)
+    with pytest.raises(TooLargeError):
+        await fetcher.fetch(f"{base}/huge")
+    with pytest.raises(HttpStatusError, match="404"):
+        await fetcher.fetch(f"{base}/nope")
+
+
+def test_extraction_takes_main_text_or_a_css_selector() -> None:
+    html = (
+        "<html><body><nav>Menu</nav><div id='price'>42 USD</div>"
+        + "<article>"
+        + "<p>Long story about machine learning.</p>" * 5
+        + "</article></body></html>"
+    )
+    assert "machine learning" in extract_text(html)
+    assert extract_text(html, "#price") == "42 USD"
+
+
+async def test_check_page_reports_keyword_hits_on_new_text_only(
+    site: tuple[Site, str], http: httpx.AsyncClient, db: Database
+) -> None:
+    state, base = site
+    url = f"{base}/news"
+    activities = WatchActivities(db, WebFetcher(http, allow_cidrs=LOOPBACK))
+    env = ActivityEnvironment()
+    state.pages["/news"] = article("AI beats humans at chess.", "Weather is sunny.")
+    check = CheckPageInput(task="t1", url=url, keywords=["AI", "machine learning"])
+    first = await env.run(activities.check_page, check)
+    assert first.outcome == "baseline" and first.hits == {}
+
+    same = await env.run(
+        activities.check_page,
+        check.model_copy(update={"last_hash": first.hash, "etag": first.etag}),
+    )
+    assert same.outcome == "not_modified"
+
+    state.pages["/news"] = article(
+        "AI beats humans at chess.", "Weather is rainy.", "A machine learning chip ships."
+    )
+    changed = await env.run(
+        activities.check_page,
+        check.model_copy(update={"last_hash": first.hash, "etag": first.etag}),
+    )
+    assert changed.outcome == "changed"
+    assert changed.hits == {"machine learning": ["A machine learning chip ships."]}
+    assert "+Weather is rainy." in changed.excerpt
+
+    # A retry of the same check (same last_hash) gives the same answer: idempotent.
+    retried = await env.run(
+        activities.check_page, check.model_copy(update={"last_hash": first.hash})
+    )
+    assert retried.hits == changed.hits
+
+
+async def test_check_page_turns_fetch_errors_into_error_outcomes(
+    http: httpx.AsyncClient, db: Database
+) -> None:
+    activities = WatchActivities(db, WebFetcher(http))
+    result = await ActivityEnvironment().run(
+        activities.check_page, CheckPageInput(task="t", url="http://127.0.0.1:9/")
+    )
+    assert result.outcome == "error" and "non-public" in (result.error or "")
+
+
+async def test_read_metric_reads_json_and_reports_errors(
+    site: tuple[Site, str], http: httpx.AsyncClient, db: Database
+) -> None:
+    state, base = site
+    state.values = [50123.5, None]
+    activities = WatchActivities(db, WebFetcher(http, allow_cidrs=LOOPBACK))
+    source = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+    env = ActivityEnvironment()
+    assert (await env.run(activities.read_metric, ReadMetricInput(source=source))).value == 50123.5
+    failed = await env.run(activities.read_metric, ReadMetricInput(source=source))
+    assert failed.value is None and "HTTP 500" in (failed.error or "")

@@ -1,0 +1,211 @@
+"""ThresholdWatchWorkflow — `threshold-watch/{user}/{task}`: one alert per breach and recovery."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from ambient.domain.checks import MetricReading, ReadMetricInput
+    from ambient.domain.notify import Message
+    from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, ThresholdWatchState
+    from ambient.domain.watches import (
+        Breach,
+        TaskKind,
+        TaskState,
+        ThresholdWatchConfig,
+        Transition,
+        evaluate,
+        notification_targets,
+    )
+    from ambient.temporal import KIND, STATE, USER
+
+from workflows.watch_controls import WatchControls
+
+READ_TIMEOUT = timedelta(seconds=30)
+READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
+FIRST_CHECK_JITTER = timedelta(seconds=60)
+
+
+def _describe(transition: Transition) -> str:
+    rules = ", ".join(f"{c.op} {c.value:g}" for c in transition.conditions)
+    return f"value {transition.value:g} ({rules})"
+
+
+@workflow.defn
+class ThresholdWatchWorkflow(WatchControls):
+    @workflow.init
+    def __init__(self, request: ThresholdWatchInput) -> None:
+        super().__init__()
+        self.user, self.task = request.user, request.task
+        self.config = request.config
+        self.state = request.state or ThresholdWatchState()
+        self.paused = self.state.paused
+
+    @workflow.run
+    async def run(self, request: ThresholdWatchInput) -> TaskStatus:
+        workflow.upsert_search_attributes(
+            [
+                KIND.value_set(TaskKind.THRESHOLD_WATCH.value),
+                USER.value_set(self.user),
+                STATE.value_set((TaskState.PAUSED if self.paused else TaskState.ACTIVE).value),
+            ]
+        )
+        if self.state.checks == 0:
+            jitter = workflow.random().uniform(0, FIRST_CHECK_JITTER.total_seconds())
+            jitter = min(jitter, self.config.interval.total_seconds())
+            await self.sleep_until_next(timedelta(seconds=jitter))
+        while not self.stop_requested:
+            if self.due():
+                self.check_requested = False
+                await self.check()
+            await self.flush_control_events(self.user, self.task)
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                self.state.paused = self.paused
+                workflow.continue_as_new(
+                    ThresholdWatchInput(
+                        user=self.user, task=self.task, config=self.config, state=self.state
+                    )
+                )
+            if not self.stop_requested:
+                await self.sleep_until_next(self.config.interval)
+        await self.flush_control_events(self.user, self.task)
+        workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
+        await self.announce(
+            user=self.user,
+            task=self.task,
+            kind="watch.stopped",
+            key=f"{self.task}/stopped",
+            payload={"checks": self.state.checks},
+        )
+        return self.status()
+
+    async def check(self) -> None:
+        assert self.config.source is not None  # resolved from the catalogue at creation
+        self.state.checks += 1
+        reading: MetricReading = await workflow.execute_activity(
+            "read_metric",
+            ReadMetricInput(source=self.config.source.model_dump(mode="json")),
+            result_type=MetricReading,
+            start_to_close_timeout=READ_TIMEOUT,
+            retry_policy=READ_RETRY,
+        )
+        now = workflow.now()
+        self.state.last_checked_at = now
+        key = f"{self.task}/{self.state.checks}"
+        targets = notification_targets(self.config.notification, self.config.targets)
+        if reading.value is None:
+            self.state.failures += 1
+            self.state.last_error = reading.error
+            if self.state.failures >= self.config.failure_threshold and not self.state.failing:
+                self.state.failing = True
+                await self.announce(
+                    user=self.user,
+                    task=self.task,
+                    kind="watch.failing",
+                    key=f"{key}/failing",
+                    payload={"error": reading.error, "failures": self.state.failures},
+                    message=Message(
+                        title=f"Failing: {self.task}",
+                        body=f"{self.state.failures} reads in a row failed: {reading.error}",
+                    ),
+                    targets=targets,
+                )
+            return
+        if self.state.failing:
+            await self.announce(
+                user=self.user,
+                task=self.task,
+                kind="watch.recovered",
+                key=f"{key}/recovered",
+                payload={"after_failures": self.state.failures},
+                message=Message(title=f"Recovered: {self.task}", body="The metric reads again."),
+                targets=targets,
+            )
+        self.state.failures, self.state.failing, self.state.last_error = 0, False, None
+        self.state.last_value = reading.value
+        self.state.rule, transition = evaluate(self.config, self.state.rule, reading.value, now)
+        if transition is None:
+            return
+        payload: dict[str, Any] = {
+            "value": transition.value,
+            "conditions": [c.model_dump() for c in transition.conditions],
+        }
+        if transition.kind is Breach.BREACH:
+            self.state.breaches_total += 1
+            await self.announce(
+                user=self.user,
+                task=self.task,
+                kind="watch.breach",
+                key=f"{key}/breach",
+                payload=payload,
+                message=Message(title=f"Breach: {self.task}", body=_describe(transition)),
+                targets=targets,
+            )
+            if self.config.on_breach == "remediate":
+                # The remediation workflow is not wired yet: record the intent for it.
+                await self.announce(
+                    user=self.user,
+                    task=self.task,
+                    kind="watch.remediation_requested",
+                    key=f"{key}/remediate",
+                    payload=payload,
+                )
+        else:
+            await self.announce(
+                user=self.user,
+                task=self.task,
+                kind="watch.recovery",
+                key=f"{key}/recovery",
+                payload=payload,
+                message=Message(title=f"Recovered: {self.task}", body=_describe(transition)),
+                targets=targets,
+            )
+
+    @workflow.update
+    async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Replace the configuration (the breach state carries over); next check uses it."""
+        self.config = self._parse(config)
+        self.wake = True
+        return self.config.model_dump(mode="json")
+
+    @update_config.validator
+    def validate_config(self, config: dict[str, Any]) -> None:
+        self._parse(config)
+
+    @staticmethod
+    def _parse(config: dict[str, Any]) -> ThresholdWatchConfig:
+        parsed = ThresholdWatchConfig.model_validate(config)
+        if parsed.source is None:
+            raise ValueError(
+                "source: give a resolved metric source (named metrics resolve at the API)"
+            )
+        return parsed
+
+    @workflow.query
+    def status(self) -> TaskStatus:
+        state = (
+            TaskState.STOPPED
+            if self.stop_requested
+            else (TaskState.PAUSED if self.paused else TaskState.ACTIVE)
+        )
+        return TaskStatus(
+            task_id=workflow.info().workflow_id,
+            kind=TaskKind.THRESHOLD_WATCH,
+            user=self.user,
+            state=state,
+            checks=self.state.checks,
+            config=self.config.model_dump(mode="json"),
+            detail={
+                "last_value": self.state.last_value,
+                "breaching": self.state.rule.breaching,
+                "failing": self.state.failing,
+                "last_error": self.state.last_error,
+                "breaches_total": self.state.breaches_total,
+                "values": [[t.isoformat(), v] for t, v in self.state.rule.values],
+            },
+        )

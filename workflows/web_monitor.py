@@ -1,0 +1,226 @@
+"""WebMonitorWorkflow — `web-monitor/{user}/{task}`: watch pages for changes and keywords."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from ambient.domain.checks import CheckPageInput, PageCheck
+    from ambient.domain.notify import Message
+    from ambient.domain.tasks import (
+        TaskStatus,
+        UrlState,
+        WebMonitorInput,
+        WebMonitorState,
+    )
+    from ambient.domain.watches import (
+        TaskKind,
+        TaskState,
+        WebMonitorConfig,
+        notification_targets,
+    )
+    from ambient.temporal import KIND, STATE, USER
+
+from workflows.watch_controls import WatchControls
+
+CHECK_TIMEOUT = timedelta(seconds=60)
+CHECK_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
+FIRST_CHECK_JITTER = timedelta(seconds=60)
+
+
+@workflow.defn
+class WebMonitorWorkflow(WatchControls):
+    @workflow.init
+    def __init__(self, request: WebMonitorInput) -> None:
+        super().__init__()
+        self.user, self.task = request.user, request.task
+        self.config = request.config
+        self.state = request.state or WebMonitorState()
+        self.paused = self.state.paused
+
+    @workflow.run
+    async def run(self, request: WebMonitorInput) -> TaskStatus:
+        workflow.upsert_search_attributes(
+            [
+                KIND.value_set(TaskKind.WEB_MONITOR.value),
+                USER.value_set(self.user),
+                STATE.value_set((TaskState.PAUSED if self.paused else TaskState.ACTIVE).value),
+            ]
+        )
+        if self.state.checks == 0:
+            # Spread first checks so a burst of new (or restarted) watches does not fire at once.
+            jitter = workflow.random().uniform(0, FIRST_CHECK_JITTER.total_seconds())
+            jitter = min(jitter, self.config.interval.total_seconds())
+            await self.sleep_until_next(timedelta(seconds=jitter))
+        while not self.stop_requested:
+            if self.due():
+                self.check_requested = False
+                await self.check()
+            await self.flush_control_events(self.user, self.task)
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                self.state.paused = self.paused
+                workflow.continue_as_new(
+                    WebMonitorInput(
+                        user=self.user, task=self.task, config=self.config, state=self.state
+                    )
+                )
+            if not self.stop_requested:
+                await self.sleep_until_next(self.config.interval)
+        await self.flush_control_events(self.user, self.task)
+        workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
+        await self.announce(
+            user=self.user,
+            task=self.task,
+            kind="watch.stopped",
+            key=f"{self.task}/stopped",
+            payload={"checks": self.state.checks},
+        )
+        return self.status()
+
+    async def check(self) -> None:
+        self.state.checks += 1
+        urls = [str(url) for url in self.config.urls]
+        results = await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    "check_page",
+                    self.check_input(url),
+                    result_type=PageCheck,
+                    start_to_close_timeout=CHECK_TIMEOUT,
+                    retry_policy=CHECK_RETRY,
+                )
+                for url in urls
+            )
+        )
+        for result in results:
+            await self.apply(result)
+
+    def check_input(self, url: str) -> CheckPageInput:
+        seen = self.state.urls.get(url, UrlState())
+        return CheckPageInput(
+            task=self.task,
+            url=url,
+            selector=self.config.selector_for(url),
+            ignore_patterns=self.config.ignore_patterns,
+            keywords=self.config.keywords,
+            etag=seen.etag,
+            last_modified=seen.last_modified,
+            last_hash=seen.hash,
+        )
+
+    async def apply(self, result: PageCheck) -> None:
+        url, now = result.url, workflow.now()
+        seen = self.state.urls.setdefault(url, UrlState())
+        seen.last_checked_at, seen.last_outcome = now, result.outcome
+        key = f"{self.task}/{self.state.checks}/{url}"
+        targets = notification_targets(self.config.notification, self.config.targets)
+        if result.outcome == "error":
+            seen.failures += 1
+            seen.last_error = result.error
+            if seen.failures >= self.config.failure_threshold and not seen.failing:
+                seen.failing = True
+                await self.announce(
+                    user=self.user,
+                    task=self.task,
+                    kind="watch.failing",
+                    key=f"{key}/failing",
+                    payload={"url": url, "error": result.error, "failures": seen.failures},
+                    message=Message(
+                        title=f"Failing: {url}",
+                        body=f"{seen.failures} checks in a row failed. Last error: {result.error}",
+                        link=url,
+                    ),
+                    targets=targets,
+                )
+            return
+        if seen.failing:
+            await self.announce(
+                user=self.user,
+                task=self.task,
+                kind="watch.recovered",
+                key=f"{key}/recovered",
+                payload={"url": url, "after_failures": seen.failures},
+                message=Message(
+                    title=f"Recovered: {url}", body="The page answers again.", link=url
+                ),
+                targets=targets,
+            )
+        seen.failures, seen.failing, seen.last_error = 0, False, None
+        seen.hash = result.hash
+        seen.etag, seen.last_modified = result.etag, result.last_modified
+        if result.outcome != "changed":
+            return
+        seen.last_change_at = now
+        self.state.changes_total += 1
+        payload: dict[str, Any] = {"url": url, "excerpt": result.excerpt, "hits": result.hits}
+        if result.hits:
+            self.state.hits_total += 1
+            lines = "\n".join(
+                f"- **{keyword}**: {line}"
+                for keyword, found in result.hits.items()
+                for line in found
+            )
+            await self.announce(
+                user=self.user,
+                task=self.task,
+                kind="watch.hit",
+                key=f"{key}/hit",
+                payload=payload,
+                message=Message(title=f"Keyword hit on {url}", body=lines, link=url),
+                targets=targets,
+            )
+        else:
+            # With keywords set, only hits are worth a message; plain changes stay events.
+            message = (
+                None
+                if self.config.keywords
+                else Message(title=f"Changed: {url}", body=f"```\n{result.excerpt}\n```", link=url)
+            )
+            await self.announce(
+                user=self.user,
+                task=self.task,
+                kind="watch.change",
+                key=f"{key}/change",
+                payload=payload,
+                message=message,
+                targets=targets,
+            )
+
+    @workflow.update
+    async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Replace the configuration; the next check uses it."""
+        self.config = WebMonitorConfig.model_validate(config)
+        self.wake = True
+        return self.config.model_dump(mode="json")
+
+    @update_config.validator
+    def validate_config(self, config: dict[str, Any]) -> None:
+        # Raising here rejects the update before it enters history: nothing changes.
+        WebMonitorConfig.model_validate(config)
+
+    @workflow.query
+    def status(self) -> TaskStatus:
+        state = (
+            TaskState.STOPPED
+            if self.stop_requested
+            else (TaskState.PAUSED if self.paused else TaskState.ACTIVE)
+        )
+        return TaskStatus(
+            task_id=workflow.info().workflow_id,
+            kind=TaskKind.WEB_MONITOR,
+            user=self.user,
+            state=state,
+            checks=self.state.checks,
+            config=self.config.model_dump(mode="json"),
+            detail={
+                "urls": {u: s.model_dump(mode="json") for u, s in self.state.urls.items()},
+                "hits_total": self.state.hits_total,
+                "changes_total": self.state.changes_total,
+            },
+        )
