@@ -112,6 +112,7 @@ class WebMonitorConfig(_TaskBase):
     ignore_patterns: list[str] = Field(
         default_factory=list, description="regular expressions removed before comparing"
     )
+
     @field_validator("keywords", "ignore_patterns")
     @classmethod
     def _compiles(cls, values: list[str], info: Any) -> list[str]:
