@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 from workflows.web_monitor import WebMonitorWorkflow
 
 # Every workflow the worker runs and `ambient replay` checks. Append new workflows here.
-ALL_WORKFLOWS: list[type] = [WebMonitorWorkflow, ThresholdWatchWorkflow]
+ALL_WORKFLOWS: list[type] = [WebMonitorWorkflow, ThresholdWatchWorkflow, ReminderWorkflow]

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.temporal import KIND, STATE, USER
 
-from workflows.watch_controls import WatchControls
+from workflows.watch_controls import WatchControls, announce
 
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
@@ -75,7 +75,7 @@ class ThresholdWatchWorkflow(WatchControls):
                 await self.sleep_until_next(self.config.interval)
         await self.flush_control_events(self.user, self.task)
         workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
-        await self.announce(
+        await announce(
             user=self.user,
             task=self.task,
             kind="watch.stopped",
@@ -103,7 +103,7 @@ class ThresholdWatchWorkflow(WatchControls):
             self.state.last_error = reading.error
             if self.state.failures >= self.config.failure_threshold and not self.state.failing:
                 self.state.failing = True
-                await self.announce(
+                await announce(
                     user=self.user,
                     task=self.task,
                     kind="watch.failing",
@@ -117,7 +117,7 @@ class ThresholdWatchWorkflow(WatchControls):
                 )
             return
         if self.state.failing:
-            await self.announce(
+            await announce(
                 user=self.user,
                 task=self.task,
                 kind="watch.recovered",
@@ -137,7 +137,7 @@ class ThresholdWatchWorkflow(WatchControls):
         }
         if transition.kind is Breach.BREACH:
             self.state.breaches_total += 1
-            await self.announce(
+            await announce(
                 user=self.user,
                 task=self.task,
                 kind="watch.breach",
@@ -148,7 +148,7 @@ class ThresholdWatchWorkflow(WatchControls):
             )
             if self.config.on_breach == "remediate":
                 # The remediation workflow is not wired yet: record the intent for it.
-                await self.announce(
+                await announce(
                     user=self.user,
                     task=self.task,
                     kind="watch.remediation_requested",
@@ -156,7 +156,7 @@ class ThresholdWatchWorkflow(WatchControls):
                     payload=payload,
                 )
         else:
-            await self.announce(
+            await announce(
                 user=self.user,
                 task=self.task,
                 kind="watch.recovery",

@@ -19,6 +19,38 @@ SHORT = timedelta(seconds=30)
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
 
 
+async def announce(
+    *,
+    user: str,
+    task: str,
+    kind: str,
+    key: str,
+    payload: dict[str, Any],
+    message: Message | None = None,
+    targets: list[Target] | None = None,
+) -> None:
+    """Record an event and, with a message, notify the targets; both once per key."""
+    await workflow.execute_activity(
+        "record_event",
+        RecordEventInput(kind=kind, user=user, task=task, payload=payload, idempotency_key=key),
+        start_to_close_timeout=SHORT,
+        retry_policy=NOTIFY_RETRY,
+    )
+    if message is not None and targets:
+        await workflow.execute_activity(
+            "notify",
+            NotifyRequest(
+                user=user,
+                message=message.model_copy(update={"kind": NotificationKind.WATCH}),
+                targets=targets,
+                idempotency_key=key,
+            ),
+            result_type=NotifyResult,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=NOTIFY_RETRY,
+        )
+
+
 class WatchControls:
     """Signals that only change state; the main loop acts on them (native pause is pre-release)."""
 
@@ -66,44 +98,12 @@ class WatchControls:
     def due(self) -> bool:
         return self.check_requested or not self.paused
 
-    async def announce(
-        self,
-        *,
-        user: str,
-        task: str,
-        kind: str,
-        key: str,
-        payload: dict[str, Any],
-        message: Message | None = None,
-        targets: list[Target] | None = None,
-    ) -> None:
-        """Record an event and, with a message, notify the targets; both once per key."""
-        await workflow.execute_activity(
-            "record_event",
-            RecordEventInput(kind=kind, user=user, task=task, payload=payload, idempotency_key=key),
-            start_to_close_timeout=SHORT,
-            retry_policy=NOTIFY_RETRY,
-        )
-        if message is not None and targets:
-            await workflow.execute_activity(
-                "notify",
-                NotifyRequest(
-                    user=user,
-                    message=message.model_copy(update={"kind": NotificationKind.WATCH}),
-                    targets=targets,
-                    idempotency_key=key,
-                ),
-                result_type=NotifyResult,
-                start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=NOTIFY_RETRY,
-            )
-
     async def flush_control_events(self, user: str, task: str) -> None:
         events, self.control_events = self.control_events, []
         run_id = workflow.info().run_id
         for name in events:
             self.control_count += 1
-            await self.announce(
+            await announce(
                 user=user,
                 task=task,
                 kind=f"watch.{name}",

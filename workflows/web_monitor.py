@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.temporal import KIND, STATE, USER
 
-from workflows.watch_controls import WatchControls
+from workflows.watch_controls import WatchControls, announce
 
 CHECK_TIMEOUT = timedelta(seconds=60)
 CHECK_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
@@ -74,7 +74,7 @@ class WebMonitorWorkflow(WatchControls):
                 await self.sleep_until_next(self.config.interval)
         await self.flush_control_events(self.user, self.task)
         workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
-        await self.announce(
+        await announce(
             user=self.user,
             task=self.task,
             kind="watch.stopped",
@@ -125,7 +125,7 @@ class WebMonitorWorkflow(WatchControls):
             seen.last_error = result.error
             if seen.failures >= self.config.failure_threshold and not seen.failing:
                 seen.failing = True
-                await self.announce(
+                await announce(
                     user=self.user,
                     task=self.task,
                     kind="watch.failing",
@@ -140,7 +140,7 @@ class WebMonitorWorkflow(WatchControls):
                 )
             return
         if seen.failing:
-            await self.announce(
+            await announce(
                 user=self.user,
                 task=self.task,
                 kind="watch.recovered",
@@ -166,7 +166,7 @@ class WebMonitorWorkflow(WatchControls):
                 for keyword, found in result.hits.items()
                 for line in found
             )
-            await self.announce(
+            await announce(
                 user=self.user,
                 task=self.task,
                 kind="watch.hit",
@@ -182,7 +182,7 @@ class WebMonitorWorkflow(WatchControls):
                 if self.config.keywords
                 else Message(title=f"Changed: {url}", body=f"```\n{result.excerpt}\n```", link=url)
             )
-            await self.announce(
+            await announce(
                 user=self.user,
                 task=self.task,
                 kind="watch.change",
