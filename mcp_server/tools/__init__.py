@@ -6,13 +6,14 @@ from collections.abc import Callable
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server.tools import system
+from mcp_server.tools import system, tasks
 
 Register = Callable[..., None]
 
 # Area name -> register(mcp, *, read_only). Add one line per area module.
 AREAS: dict[str, Register] = {
     "system": system.register,
+    "tasks": tasks.register,
 }
 
 __all__ = ["AREAS", "MCPServer"]

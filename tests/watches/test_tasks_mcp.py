@@ -1,0 +1,221 @@
+"""Task tools end to end on the dev server: visibility queries, search attributes, schedules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest_asyncio
+from mcp import Client
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.storage.repositories import InboxRepository, UserRepository
+from mcp_server.server import build_server
+from mcp_server.state import AppState, StateHolder
+from tests.conftest import running_worker, unique
+
+ORIGINAL = [
+    {
+        "type": "web_monitor",
+        "config": {
+            "urls": ["https://techcrunch.com", "https://news.ycombinator.com"],
+            "keywords": ["artificial intelligence", "AI", "machine learning"],
+            "check_interval_minutes": 30,
+            "notification": {"method": "send_sms", "phone_number": "+1234567890"},
+        },
+    },
+    {
+        "type": "schedule",
+        "config": {
+            "type": "daily",
+            "hour": 8,
+            "minute": 0,
+            "action": "news_digest",
+            "news_urls": ["https://techcrunch.com"],
+            "notification": {"method": "send_sms", "phone_number": "+1234567890"},
+        },
+    },
+    {
+        "type": "news_digest",
+        "config": {
+            "news_urls": ["https://techcrunch.com", "https://bbc.com/news"],
+            "hour": 8,
+            "categories": ["technology", "business"],
+            "notification": {"method": "send_sms", "phone_number": "+1234567890"},
+        },
+    },
+    {
+        "type": "threshold_watch",
+        "config": {
+            "metric": "bitcoin_price",
+            "threshold": 50000,
+            "check_interval_minutes": 15,
+            "notification": {"method": "send_sms", "phone_number": "+1234567890"},
+        },
+    },
+]
+
+
+async def eventually(probe: Callable[[], Awaitable[bool]], attempts: int = 100) -> None:
+    """Visibility is eventually consistent: poll until the probe holds."""
+    for _ in range(attempts):
+        if await probe():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+@pytest_asyncio.fixture
+async def app(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> AsyncIterator[AppState]:
+    user = unique("u")
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=user))
+        await session.commit()
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        # Tests enter the MCP client themselves: a fixture cannot own its cancel scope.
+        yield AppState(
+            settings=settings,
+            db=deps.db,
+            temporal=dev_env.client,
+            channels=deps.channels,
+            stdio_user=user,
+        )
+
+
+def mcp(state: AppState, read_only: bool = False) -> Client:
+    return Client(build_server(state.settings, holder=StateHolder(state), read_only=read_only))
+
+
+async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def error_of(client: Client, tool: str, **args: Any) -> str:
+    result = await client.call_tool(tool, args)
+    assert result.is_error
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+async def test_original_task_configs_are_accepted_and_listed(
+    app: AppState,
+) -> None:
+    state = app
+    async with mcp(state) as client:
+        user = state.stdio_user
+        ids = []
+        for example in ORIGINAL:
+            created = await call(client, "create_background_task", **example)
+            ids.append(created["task_id"])
+        assert ids[0].startswith(f"web-monitor/{user}/")
+        assert ids[1].startswith(f"reminder/{user}/") and ids[2].startswith(f"reminder/{user}/")
+        assert ids[3].startswith(f"threshold-watch/{user}/")
+
+        again = await call(client, "create_background_task", **ORIGINAL[0])
+        assert again == {**again, "task_id": ids[0], "created": False}
+
+        async def all_listed() -> bool:
+            listed = (await call(client, "list_tasks"))["tasks"]
+            return {t["task_id"] for t in listed} == set(ids)
+
+        await eventually(all_listed)
+        listed = (await call(client, "list_tasks"))["tasks"]
+        assert {(t["kind"], t["state"]) for t in listed} == {
+            ("web_monitor", "active"),
+            ("schedule", "active"),
+            ("threshold_watch", "active"),
+        }
+        watch = await call(client, "get_task", task_id=ids[3])
+        assert watch["config"]["source"]["json_path"] == "$.data.amount"  # bitcoin_price resolved
+        for task_id in ids:
+            await call(client, "delete_task", task_id=task_id)
+
+
+async def test_pause_resume_update_and_delete_through_search_attributes(
+    app: AppState,
+) -> None:
+    async with mcp(app) as client:
+        config = {"urls": ["https://example.com/a"], "check_interval_minutes": 60}
+        task_id = (await call(client, "create_web_monitor", config=config, name="docs"))["task_id"]
+        assert (await call(client, "pause_task", task_id=task_id))["state"] == "paused"
+
+        async def listed_as(state: str) -> bool:
+            tasks = (await call(client, "list_tasks", state=state))["tasks"]
+            return task_id in [t["task_id"] for t in tasks]
+
+        await eventually(lambda: listed_as("paused"))
+        await call(client, "resume_task", task_id=task_id)
+        await eventually(lambda: listed_as("active"))
+
+        message = await error_of(
+            client, "update_task", task_id=task_id, config={**config, "check_interval_minutes": 0.2}
+        )
+        assert "check_interval_minutes" in message and "greater than or equal to 1" in message
+        assert (await call(client, "get_task", task_id=task_id))["config"][
+            "check_interval_minutes"
+        ] == 60
+        updated = await call(
+            client, "update_task", task_id=task_id, config={**config, "check_interval_minutes": 5}
+        )
+        assert updated["config"]["check_interval_minutes"] == 5
+
+        await call(client, "delete_task", task_id=task_id)
+        await eventually(lambda: listed_as("stopped"))
+        assert "is stopped" in await error_of(client, "pause_task", task_id=task_id)
+
+
+async def test_bad_input_gets_a_clear_tool_error(app: AppState) -> None:
+    async with mcp(app) as client:
+        assert "urls" in await error_of(client, "create_web_monitor", config={"urls": []})
+        assert "known metrics: bitcoin_price" in await error_of(
+            client, "create_threshold_watch", config={"metric": "gold", "threshold": 1}
+        )
+        assert "list_tasks" in await error_of(
+            client, "get_task", task_id="web-monitor/someone-else/x"
+        )
+        assert "unknown IANA time zone" in await error_of(
+            client, "create_reminder", config={"message": "hi", "timezone": "Mars/Base"}
+        )
+
+
+async def test_reminder_schedule_pauses_triggers_and_notifies(
+    app: AppState,
+) -> None:
+    state = app
+    async with mcp(state) as client:
+        config = {
+            "type": "weekly",
+            "days": ["mon", "fri"],
+            "hour": 9,
+            "minute": 30,
+            "timezone": "Asia/Shanghai",
+            "message": "Weekly ops review",
+        }
+        task_id = (await call(client, "create_reminder", config=config, name="review"))["task_id"]
+        status = await call(client, "get_task", task_id=task_id)
+        assert status["kind"] == "schedule" and status["detail"]["next_runs"]
+        assert (await call(client, "pause_task", task_id=task_id))["state"] == "paused"
+        await call(client, "resume_task", task_id=task_id)
+        await call(client, "trigger_task", task_id=task_id)
+
+        async def delivered() -> bool:
+            async with state.db.session() as session:
+                inbox = await InboxRepository(session).list(state.stdio_user or "")
+            return [m.body for m in inbox] == ["Weekly ops review"]
+
+        await eventually(delivered, attempts=200)
+        await call(client, "delete_task", task_id=task_id)
+        assert "no task" in await error_of(client, "get_task", task_id=task_id)
+
+
+async def test_read_only_server_keeps_only_read_task_tools(app: AppState) -> None:
+    async with mcp(app, read_only=True) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert {"get_status", "list_tasks", "get_task"} <= names
+    assert not names & {"create_web_monitor", "update_task", "delete_task", "pause_task"}
