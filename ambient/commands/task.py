@@ -1,0 +1,126 @@
+"""`ambient task`: the task operations of the MCP tools and the API, from a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from ambient import temporal
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.tasks import TaskError, TaskService
+
+app = typer.Typer(help="Background tasks: watches, reminders, digests.", no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
+
+
+def _run(work: Callable[[TaskService], Awaitable[T]]) -> T:
+    async def main() -> T:
+        settings = Settings()
+        db = Database(settings.resolved_database_url)
+        try:
+            client = await temporal.connect(settings)
+            return await work(TaskService(client, settings, db))
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(main())
+    except TaskError as exc:
+        console.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _config(text: str) -> dict[str, Any]:
+    """JSON text, or @path to a JSON file."""
+    raw = Path(text[1:]).read_text() if text.startswith("@") else text
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        console.print(f"[red]--config is not JSON: {exc}[/]")
+        raise typer.Exit(2) from None
+    if not isinstance(value, dict):
+        console.print("[red]--config must be a JSON object[/]")
+        raise typer.Exit(2)
+    return value
+
+
+def _print(model: BaseModel) -> None:
+    console.print_json(model.model_dump_json())
+
+
+@app.command()
+def create(
+    type: Annotated[
+        str, typer.Argument(help="web_monitor | threshold_watch | schedule | news_digest")
+    ],
+    config: Annotated[str, typer.Option(help="JSON config, or @file.json")],
+    name: Annotated[str | None, typer.Option()] = None,
+    user: User = "dev",
+) -> None:
+    """Create a task; prints its task_id."""
+    _print(_run(lambda tasks: tasks.create(user, type, _config(config), name)))
+
+
+@app.command("list")
+def list_(
+    kind: Annotated[str | None, typer.Option()] = None,
+    state: Annotated[str | None, typer.Option()] = None,
+    user: User = "dev",
+) -> None:
+    """List tasks (a visibility query on the Temporal server)."""
+    rows = _run(lambda tasks: tasks.list(user, kind=kind, state=state))
+    table = Table("task_id", "kind", "state", "started")
+    for row in rows:
+        table.add_row(row.task_id, row.kind, row.state, str(row.started_at or ""))
+    console.print(table)
+
+
+@app.command()
+def show(task_id: str, user: User = "dev") -> None:
+    """Status of a task."""
+    _print(_run(lambda tasks: tasks.get(user, task_id)))
+
+
+@app.command()
+def pause(task_id: str, user: User = "dev") -> None:
+    _print(_run(lambda tasks: tasks.pause(user, task_id)))
+
+
+@app.command()
+def resume(task_id: str, user: User = "dev") -> None:
+    _print(_run(lambda tasks: tasks.resume(user, task_id)))
+
+
+@app.command()
+def trigger(task_id: str, user: User = "dev") -> None:
+    """Check now (or run a schedule's action now)."""
+    _print(_run(lambda tasks: tasks.trigger(user, task_id)))
+
+
+@app.command()
+def update(
+    task_id: str,
+    config: Annotated[str, typer.Option(help="the whole new JSON config, or @file.json")],
+    user: User = "dev",
+) -> None:
+    """Replace a task's config (rejected, with nothing changed, if invalid)."""
+    _print(_run(lambda tasks: tasks.update(user, task_id, _config(config))))
+
+
+@app.command()
+def delete(
+    task_id: str, purge: Annotated[bool, typer.Option("--purge")] = False, user: User = "dev"
+) -> None:
+    """Stop a task for good."""
+    _print(_run(lambda tasks: tasks.delete(user, task_id, purge=purge)))

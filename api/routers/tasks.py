@@ -1,0 +1,111 @@
+"""Tasks: the same operations as the MCP task tools, for the calling user."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+
+from ambient.domain.tasks import TaskStatus
+from ambient.tasks import (
+    InvalidTaskError,
+    TaskError,
+    TaskNotFoundError,
+    TaskRef,
+    TaskService,
+    TaskSummary,
+)
+from api.deps import CurrentUser, StateDep
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+class TaskCreate(BaseModel):
+    type: Literal["web_monitor", "threshold_watch", "schedule", "news_digest"]
+    config: dict[str, Any]
+    name: str | None = Field(default=None, description="optional short name")
+
+
+def service(state: StateDep) -> TaskService:
+    return TaskService(state.temporal, state.settings, state.db)
+
+
+Service = Annotated[TaskService, Depends(service)]
+
+
+def _fail(exc: TaskError, field: str = "config") -> HTTPException | RequestValidationError:
+    if isinstance(exc, TaskNotFoundError):
+        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, InvalidTaskError):
+        # Same shape as FastAPI's own 422s: the field, then the message.
+        return RequestValidationError(
+            [{"type": "value_error", "loc": ["body", field], "msg": str(exc), "input": None}]
+        )
+    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskRef)
+async def create_task(body: TaskCreate, user: CurrentUser, tasks: Service) -> TaskRef:
+    """Create a background task in the generic form {type, config}."""
+    try:
+        return await tasks.create(user.name, body.type, body.config, body.name)
+    except TaskError as exc:
+        raise _fail(exc) from None
+
+
+@router.get("", response_model=list[TaskSummary])
+async def list_tasks(
+    user: CurrentUser,
+    tasks: Service,
+    kind: Literal["web_monitor", "threshold_watch", "schedule"] | None = None,
+    state: Literal["active", "paused", "stopped"] | None = None,
+) -> list[TaskSummary]:
+    return await tasks.list(user.name, kind=kind, state=state)
+
+
+@router.get("/{task_id:path}/status", response_model=TaskStatus)
+async def get_task(task_id: str, user: CurrentUser, tasks: Service) -> TaskStatus:
+    try:
+        return await tasks.get(user.name, task_id)
+    except TaskError as exc:
+        raise _fail(exc) from None
+
+
+@router.post("/{task_id:path}/{action}", response_model=TaskRef)
+async def control_task(
+    task_id: str,
+    action: Literal["pause", "resume", "trigger"],
+    user: CurrentUser,
+    tasks: Service,
+) -> TaskRef:
+    """pause, resume or trigger (check now) a task."""
+    operation = {"pause": tasks.pause, "resume": tasks.resume, "trigger": tasks.trigger}[action]
+    try:
+        return await operation(user.name, task_id)
+    except TaskError as exc:
+        raise _fail(exc) from None
+
+
+@router.put("/{task_id:path}/config", response_model=TaskStatus)
+async def update_task(
+    task_id: str,
+    user: CurrentUser,
+    tasks: Service,
+    config: Annotated[dict[str, Any], Body(description="the whole new config")],
+) -> TaskStatus:
+    try:
+        return await tasks.update(user.name, task_id, config)
+    except TaskError as exc:
+        raise _fail(exc) from None
+
+
+@router.delete("/{task_id:path}", response_model=TaskRef)
+async def delete_task(
+    task_id: str, user: CurrentUser, tasks: Service, purge: bool = False
+) -> TaskRef:
+    try:
+        return await tasks.delete(user.name, task_id, purge=purge)
+    except TaskError as exc:
+        raise _fail(exc) from None

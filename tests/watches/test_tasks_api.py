@@ -1,0 +1,112 @@
+"""The /tasks API on the dev server: same operations as the MCP tools, 422 naming the field."""
+
+from __future__ import annotations
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from api.app import create_app
+from tests.conftest import running_worker
+from tests.support.servers import serve
+from tests.watches.test_tasks_mcp import eventually
+
+
+async def test_tasks_api_creates_lists_steers_and_rejects_bad_input(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        async with (
+            serve(create_app(settings)) as base,
+            httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        ):
+            token = (await http.post("/users", json={"name": "api-alice"})).json()["token"]
+            http.headers["Authorization"] = f"Bearer {token}"
+            body = {
+                "type": "threshold_watch",
+                "name": "btc",
+                "config": {
+                    "metric": "bitcoin_price",
+                    "threshold": 50000,
+                    "check_interval_minutes": 15,
+                },
+            }
+            created = await http.post("/tasks", json=body)
+            assert created.status_code == 201, created.text
+            task_id = created.json()["task_id"]
+            assert task_id == "threshold-watch/api-alice/btc"
+
+            async def listed() -> bool:
+                return [t["task_id"] for t in (await http.get("/tasks")).json()] == [task_id]
+
+            await eventually(listed)
+            assert (await http.post(f"/tasks/{task_id}/pause")).json()["state"] == "paused"
+            assert (await http.get(f"/tasks/{task_id}/status")).json()["state"] == "paused"
+            assert (await http.post(f"/tasks/{task_id}/resume")).json()["state"] == "active"
+
+            bad = await http.put(
+                f"/tasks/{task_id}/config",
+                json={"metric": "bitcoin_price", "threshold": 1, "check_interval_minutes": 0},
+            )
+            assert bad.status_code == 422
+            assert bad.json()["detail"][0]["loc"] == ["body", "config"]
+            assert "check_interval_minutes" in bad.json()["detail"][0]["msg"]
+
+            unknown = await http.post(
+                "/tasks", json={"type": "web_monitor", "config": {"urls": ["ftp://x"]}}
+            )
+            assert unknown.status_code == 422
+            wrong_type = await http.post("/tasks", json={"type": "pigeon", "config": {}})
+            assert wrong_type.status_code == 422 and wrong_type.json()["detail"][0]["loc"] == [
+                "body",
+                "type",
+            ]
+            assert (await http.get("/tasks/web-monitor/someone-else/x/status")).status_code == 404
+            assert (await http.delete(f"/tasks/{task_id}")).json()["state"] == "stopped"
+
+
+async def test_task_cli_creates_lists_and_reports_errors(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    env = {
+        "AMBIENT_DATA_DIR": str(deps.settings.data_dir),
+        "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "AMBIENT_TEMPORAL_TASK_QUEUE": "cli-no-worker",
+        "AMBIENT_USER": "cli-bob",
+    }
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, ["task", *args], env=env)
+        return result.exit_code, result.output
+
+    config = '{"urls": ["https://example.com"], "check_interval_minutes": 10}'
+    code, out = await asyncio.to_thread(
+        run, "create", "web_monitor", "--config", config, "--name", "ex"
+    )
+    assert code == 0, out
+    assert "web-monitor/cli-bob/ex" in out
+
+    async def listed() -> bool:
+        _, out = await asyncio.to_thread(run, "list")
+        return "web-monitor/cli-bob/ex" in out
+
+    await eventually(listed)
+    code, out = await asyncio.to_thread(run, "create", "web_monitor", "--config", '{"urls": []}')
+    assert code == 1 and "urls" in out
+    code, out = await asyncio.to_thread(run, "create", "web_monitor", "--config", "{nope")
+    assert code == 2 and "not JSON" in out
+    code, out = await asyncio.to_thread(run, "delete", "web-monitor/cli-bob/ex")
+    assert code == 0 and "stopped" in out
