@@ -74,7 +74,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             ThreadPoolExecutor(max_workers=settings.max_concurrent_activities)
         )
         deps = WorkerDeps(
-            settings=settings, db=db, channels=build_channels(settings, db), http=http
+            settings=settings, db=db, channels=build_channels(settings, db, http), http=http
         )
         worker = build_worker(client, deps, activity_executor=executor)
         log.info(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,7 +79,14 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str = "ambient-ops@localhost"
-    smtp_tls: str = "starttls"
+    smtp_tls: Literal["none", "starttls", "ssl"] = "starttls"
+    # Named secrets that targets reference as `secret:NAME` (bot keys, webhook URLs, ...).
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    webhook_signing_secret: SecretStr | None = None
+    sms_apprise_url: SecretStr | None = None
+    wecom_base_url: str = "https://qyapi.weixin.qq.com"
+    dingtalk_base_url: str = "https://oapi.dingtalk.com"
+    share_link_days: int = Field(default=7, ge=1, le=365)
 
     # --- Tencent Cloud ---
     tencentcloud_region: str = "ap-guangzhou"

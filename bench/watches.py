@@ -193,7 +193,7 @@ async def main(sizes: list[int], interval: float, window: float) -> list[Phase]:
             await UserRepository(session).create(UserCreate(name="bench"))
             await session.commit()
         async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
-            deps = WorkerDeps(settings, db, build_channels(settings, db), http)
+            deps = WorkerDeps(settings, db, build_channels(settings, db, http), http)
             worker = build_worker(
                 client,
                 deps,

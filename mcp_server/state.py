@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
+import httpx
 from temporalio.client import Client
 
 from ambient import temporal
@@ -39,11 +40,12 @@ async def open_state(
         stack.push_async_callback(db.close)
         # Lazy: the API and MCP start (and report it) even while Temporal is down.
         client = await temporal.connect(settings, lazy=True)
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=30, trust_env=False))
         yield AppState(
             settings=settings,
             db=db,
             temporal=client,
-            channels=build_channels(settings, db),
+            channels=build_channels(settings, db, http),
             stdio_user=stdio_user,
         )
 

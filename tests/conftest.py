@@ -59,7 +59,9 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 @pytest_asyncio.fixture
 async def deps(settings: Settings, db: Database) -> AsyncIterator[WorkerDeps]:
     async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
-        yield WorkerDeps(settings=settings, db=db, channels=build_channels(settings, db), http=http)
+        yield WorkerDeps(
+            settings=settings, db=db, channels=build_channels(settings, db, http), http=http
+        )
 
 
 @pytest_asyncio.fixture

@@ -43,6 +43,8 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     DUPLICATE = "duplicate"
+    # Quiet hours: recorded, not sent (the inbox copy still lands).
+    SUPPRESSED = "suppressed"
 
 
 class Delivery(BaseModel):

@@ -57,7 +57,7 @@ async def _record_ping() -> None:
             data_converter=pydantic_data_converter,
         )
         async with env, httpx.AsyncClient() as http:
-            deps = WorkerDeps(settings, db, build_channels(settings, db), http)
+            deps = WorkerDeps(settings, db, build_channels(settings, db, http), http)
             async with build_worker(
                 env.client, deps, task_queue="record", extra_workflows=[PingWorkflow]
             ):

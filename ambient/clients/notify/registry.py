@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+import httpx
+
+from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
 from ambient.clients.notify.base import ChannelRegistry
+from ambient.clients.notify.dingtalk import DingTalkChannel
+from ambient.clients.notify.email import EmailChannel
 from ambient.clients.notify.inbox import InboxChannel
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.clients.notify.webhook import WebhookChannel
+from ambient.clients.notify.wecom import WeComChannel
 from ambient.settings import Settings
 from ambient.storage import Database
 
 
-def build_channels(settings: Settings, db: Database) -> ChannelRegistry:
-    """Every channel the settings make available; inbox always."""
-    registry = ChannelRegistry([InboxChannel(db)])
-    return registry
+def _secret(value: object) -> str | None:
+    return None if value is None else value.get_secret_value()  # type: ignore[attr-defined]
+
+
+def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) -> ChannelRegistry:
+    """Every channel; those lacking configuration answer with what to configure."""
+    secrets = SecretResolver(settings.secrets)
+    return ChannelRegistry(
+        [
+            InboxChannel(db),
+            EmailChannel(
+                settings.smtp_host,
+                settings.smtp_port,
+                settings.smtp_from,
+                username=settings.smtp_username,
+                password=_secret(settings.smtp_password),
+                tls=settings.smtp_tls,
+            ),
+            WeComChannel(http, secrets, settings.wecom_base_url),
+            DingTalkChannel(http, secrets, settings.dingtalk_base_url),
+            WebhookChannel(http, secrets, _secret(settings.webhook_signing_secret)),
+            AppriseChannel(secrets),
+            SmsChannel(_secret(settings.sms_apprise_url), secrets),
+        ]
+    )

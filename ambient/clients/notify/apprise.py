@@ -1,0 +1,61 @@
+"""Apprise URLs for every other service (Slack, Feishu, Telegram, SMS gateways, ...)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import apprise
+
+from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.domain.notify import Message
+
+
+async def notify_apprise(url: str, message: Message) -> None:
+    sender = apprise.Apprise()
+    if not sender.add(url):
+        raise PermanentNotifyError("not a valid Apprise URL (see the Apprise URL docs)")
+    body = message.body + (f"\n\n{message.link}" if message.link else "")
+    # Apprise is synchronous: keep it off the event loop.
+    ok = await asyncio.to_thread(
+        sender.notify, body=body, title=message.title, body_format=apprise.NotifyFormat.MARKDOWN
+    )
+    if not ok:  # Apprise does not say why; treat as passing and let bounded retries decide
+        raise TransientNotifyError("the Apprise service did not accept the message")
+
+
+class AppriseChannel:
+    name = "apprise"
+
+    def __init__(self, secrets: SecretResolver) -> None:
+        self._secrets = secrets
+
+    async def send(
+        self, user: str, message: Message, target: str, *, idempotency_key: str
+    ) -> str | None:
+        await notify_apprise(self._secrets.resolve(target), message)
+        return None
+
+
+class SmsChannel:
+    """SMS through an Apprise SMS gateway URL template containing `{phone}`."""
+
+    name = "sms"
+
+    def __init__(self, template: str | None, secrets: SecretResolver) -> None:
+        self._template = template
+        self._secrets = secrets
+
+    async def send(
+        self, user: str, message: Message, target: str, *, idempotency_key: str
+    ) -> str | None:
+        if not self._template:
+            raise PermanentNotifyError(
+                "SMS is not configured: set AMBIENT_SMS_APPRISE_URL to an Apprise SMS URL with "
+                "{phone}, e.g. twilio://SID:TOKEN@+15550001111/{phone}"
+            )
+        phone = target.replace(" ", "")
+        url = self._secrets.resolve(self._template).replace("{phone}", phone.lstrip("+"))
+        short = message.model_copy(update={"body": message.body[:300]})
+        await notify_apprise(url, short)
+        return None

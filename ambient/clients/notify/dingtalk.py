@@ -1,0 +1,114 @@
+"""DingTalk (钉钉) custom robot: signed requests, markdown or ActionCard, @mobiles, rate limit.
+
+Target: `ACCESS_TOKEN#SIGN_SECRET` (or `secret:NAME` holding it), optionally
+`?at=138...,139...` or `?at=all`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import time
+from collections import defaultdict, deque
+from urllib.parse import parse_qs, quote_plus
+
+import httpx
+
+from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.http_errors import post_json
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.domain.notify import Message
+
+DEFAULT_BASE = "https://oapi.dingtalk.com"
+PER_MINUTE = 20  # the robot's documented limit
+RATE_LIMITED = {130101, 410100}
+
+
+def sign(secret: str, timestamp_ms: int) -> str:
+    """DingTalk's signature: base64(HMAC-SHA256(secret, "timestamp\\nsecret")), URL-encoded."""
+    digest = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256)
+    return quote_plus(base64.b64encode(digest.digest()).decode())
+
+
+class RateLimiter:
+    """A sliding one-minute window per robot; waits for a slot up to ``max_wait`` seconds."""
+
+    def __init__(self, per_minute: int = PER_MINUTE, max_wait: float = 30.0) -> None:
+        self._per_minute = per_minute
+        self._max_wait = max_wait
+        self._sent: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, robot: str) -> None:
+        async with self._lock:
+            window = self._sent[robot]
+            now = time.monotonic()
+            while window and now - window[0] >= 60:
+                window.popleft()
+            if len(window) >= self._per_minute:
+                wait = 60 - (now - window[0])
+                if wait > self._max_wait:
+                    raise TransientNotifyError(f"dingtalk robot over {self._per_minute}/min")
+                await asyncio.sleep(wait)
+                window.popleft()
+            window.append(time.monotonic())
+
+
+class DingTalkChannel:
+    name = "dingtalk"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        secrets: SecretResolver,
+        base_url: str = DEFAULT_BASE,
+        limiter: RateLimiter | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        self._http = http
+        self._timeout = timeout
+        self._secrets = secrets
+        self._base = base_url.rstrip("/")
+        self._limiter = limiter or RateLimiter()
+
+    async def send(
+        self, user: str, message: Message, target: str, *, idempotency_key: str
+    ) -> str | None:
+        address, _, query = self._secrets.resolve(target).partition("?")
+        token, _, secret = address.partition("#")
+        if not token:
+            raise PermanentNotifyError("dingtalk target needs ACCESS_TOKEN[#SIGN_SECRET]")
+        at = [a for v in parse_qs(query).get("at", []) for a in v.split(",") if a]
+        at_all = "all" in at
+        mobiles = [a for a in at if a != "all"]
+        text = message.body + "".join(f" @{m}" for m in mobiles)  # @ must appear in the text
+        if message.link:
+            payload: dict[str, object] = {
+                "msgtype": "actionCard",
+                "actionCard": {
+                    "title": message.title,
+                    "text": f"### {message.title}\n\n{text}",
+                    "singleTitle": "查看详情 / Open",
+                    "singleURL": message.link,
+                },
+            }
+        else:
+            payload = {
+                "msgtype": "markdown",
+                "markdown": {"title": message.title, "text": f"### {message.title}\n\n{text}"},
+            }
+        payload["at"] = {"atMobiles": mobiles, "isAtAll": at_all}
+        url = f"{self._base}/robot/send?access_token={token}"
+        if secret:
+            timestamp = int(time.time() * 1000)
+            url += f"&timestamp={timestamp}&sign={sign(secret, timestamp)}"
+        await self._limiter.acquire(token)
+        body = (await post_json(self._http, url, payload, request_timeout=self._timeout)).json()
+        code = int(body.get("errcode", 0))
+        if code in RATE_LIMITED:
+            raise TransientNotifyError(f"dingtalk rate limit ({code})")
+        if code != 0:
+            raise PermanentNotifyError(f"dingtalk errcode {code}: {body.get('errmsg')}")
+        return None

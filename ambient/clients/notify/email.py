@@ -1,0 +1,91 @@
+"""Email over SMTP (aiosmtplib): HTML with a plain-text alternative, attachments, TLS modes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate
+
+import aiosmtplib
+import markdown
+
+from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
+from ambient.domain.notify import Message
+
+
+class EmailChannel:
+    name = "email"
+
+    def __init__(
+        self,
+        host: str | None,
+        port: int,
+        sender: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: str = "starttls",
+        timeout: float = 30.0,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._host, self._port, self._sender = host, port, sender
+        self._username, self._password = username, password
+        self._tls, self._timeout, self._context = tls, timeout, tls_context
+
+    def build(self, message: Message, to: str, idempotency_key: str) -> EmailMessage:
+        mail = EmailMessage()
+        mail["Subject"] = message.title
+        mail["From"] = self._sender
+        mail["To"] = to
+        mail["Date"] = formatdate(localtime=False)
+        # Stable per delivery: a resend after a crash carries the same id (clients thread it).
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+        mail["Message-ID"] = f"<{digest}@ambient-ops>"
+        text = message.body + (f"\n\n{message.link}" if message.link else "")
+        mail.set_content(text)
+        html = message.html or markdown.markdown(message.body, extensions=["tables", "fenced_code"])
+        if message.link and not message.html:
+            html += f'<p><a href="{message.link}">{message.link}</a></p>'
+        mail.add_alternative(html, subtype="html")
+        for attachment in message.attachments:
+            maintype, _, subtype = attachment.content_type.partition("/")
+            mail.add_attachment(
+                base64.b64decode(attachment.content_b64),
+                maintype=maintype,
+                subtype=subtype or "octet-stream",
+                filename=attachment.filename,
+            )
+        return mail
+
+    async def send(
+        self, user: str, message: Message, target: str, *, idempotency_key: str
+    ) -> str | None:
+        if not self._host:
+            raise PermanentNotifyError("email is not configured: set AMBIENT_SMTP_HOST")
+        if "@" not in target:
+            raise PermanentNotifyError(f"not an email address: {target!r}")
+        mail = self.build(message, target, idempotency_key)
+        try:
+            await aiosmtplib.send(
+                mail,
+                hostname=self._host,
+                port=self._port,
+                username=self._username,
+                password=self._password,
+                use_tls=self._tls == "ssl",
+                start_tls=self._tls == "starttls",
+                timeout=self._timeout,
+                tls_context=self._context,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise PermanentNotifyError(f"recipient refused: {exc}") from exc
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise PermanentNotifyError(f"SMTP authentication rejected: {exc.code}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
+            raise error(f"SMTP {exc.code}: {exc.message}") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TransientNotifyError(f"{type(exc).__name__}: {exc}") from exc
+        return str(mail["Message-ID"])

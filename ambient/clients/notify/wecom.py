@@ -1,0 +1,100 @@
+"""WeCom (企业微信) group robot: markdown, mentions, long content split under the limit.
+
+Target: the robot key (or `secret:NAME`), optionally `?mentioned=userid,@all&mobiles=138...`.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+import httpx
+
+from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.http_errors import post_json
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.domain.notify import Message
+
+MARKDOWN_LIMIT = 4096  # bytes of UTF-8, the robot's limit for markdown content
+RATE_LIMITED = {45009, 45033}
+DEFAULT_BASE = "https://qyapi.weixin.qq.com"
+
+
+def split_utf8(text: str, limit: int) -> list[str]:
+    """Chunks of at most ``limit`` UTF-8 bytes, cut at line ends where possible."""
+    chunks: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line.encode()) > limit:  # one huge line: cut by characters
+            cut = line
+            while len(cut.encode()) > limit:
+                cut = cut[: max(1, len(cut) * limit // len(cut.encode()) - 1)]
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(cut)
+            line = line[len(cut) :]
+        if len((current + line).encode()) > limit:
+            chunks.append(current)
+            current = ""
+        current += line
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+class WeComChannel:
+    name = "wecom"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        secrets: SecretResolver,
+        base_url: str = DEFAULT_BASE,
+        timeout: float = 15.0,
+    ) -> None:
+        self._http = http
+        self._secrets = secrets
+        self._base = base_url.rstrip("/")
+        self._timeout = timeout
+
+    async def send(
+        self, user: str, message: Message, target: str, *, idempotency_key: str
+    ) -> str | None:
+        key, _, query = self._secrets.resolve(target).partition("?")
+        if not key:
+            raise PermanentNotifyError("wecom target needs the robot key (or secret:NAME)")
+        options = parse_qs(query)
+        mentioned = [m for v in options.get("mentioned", []) for m in v.split(",") if m]
+        mobiles = [m for v in options.get("mobiles", []) for m in v.split(",") if m]
+        url = f"{self._base}/cgi-bin/webhook/send?key={key}"
+        text = f"### {message.title}\n{message.body}"
+        if message.link:
+            text += f"\n\n[详情 / details]({message.link})"
+        budget = MARKDOWN_LIMIT - 32  # room for the "(2/3)" part marker
+        parts = split_utf8(text, budget)
+        for index, part in enumerate(parts, 1):
+            content = part if len(parts) == 1 else f"{part}\n({index}/{len(parts)})"
+            await self._post(url, {"msgtype": "markdown", "markdown": {"content": content}})
+        if mentioned or mobiles:
+            # Markdown messages cannot @ people: a short text message carries the mentions.
+            await self._post(
+                url,
+                {
+                    "msgtype": "text",
+                    "text": {
+                        "content": message.title,
+                        "mentioned_list": mentioned,
+                        "mentioned_mobile_list": mobiles,
+                    },
+                },
+            )
+        return None
+
+    async def _post(self, url: str, payload: dict[str, object]) -> None:
+        response = await post_json(self._http, url, payload, request_timeout=self._timeout)
+        body = response.json()
+        code = int(body.get("errcode", 0))
+        if code in RATE_LIMITED:
+            raise TransientNotifyError(f"wecom rate limit ({code})")
+        if code != 0:
+            raise PermanentNotifyError(f"wecom errcode {code}: {body.get('errmsg')}")

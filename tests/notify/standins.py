@@ -1,0 +1,138 @@
+"""Loopback stand-ins for the push endpoints: they check shape and signatures, fail on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import Message as EmailMessage
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.support.servers import free_port
+
+WECOM_KEY = "wecom-key-123"
+DING_TOKEN, DING_SECRET = "ding-token", "SECabc123"
+WEBHOOK_SECRET = "whsec-test"
+
+
+@dataclass
+class PushEndpoints:
+    received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # Next responses to give per endpoint: "500", "timeout", "errcode:<n>"; then normal.
+    failures: dict[str, list[str]] = field(default_factory=dict)
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/cgi-bin/webhook/send", self.wecom, methods=["POST"]),
+                Route("/robot/send", self.dingtalk, methods=["POST"]),
+                Route("/hook", self.webhook, methods=["POST"]),
+                Route("/apprise", self.apprise, methods=["POST"]),
+            ]
+        )
+
+    async def _fail(self, name: str) -> Response | None:
+        queue = self.failures.get(name) or []
+        if not queue:
+            return None
+        mode = queue.pop(0)
+        if mode == "500":
+            return Response("boom", status_code=500)
+        if mode == "timeout":
+            await asyncio.sleep(2)  # past the client's 1 s timeout
+        if mode.startswith("errcode:"):
+            return JSONResponse({"errcode": int(mode.split(":")[1]), "errmsg": "injected"})
+        return None
+
+    async def wecom(self, request: Request) -> Response:
+        if request.query_params.get("key") != WECOM_KEY:
+            return JSONResponse({"errcode": 93000, "errmsg": "invalid webhook url"})
+        if (failed := await self._fail("wecom")) is not None:
+            return failed
+        body = await request.json()
+        assert body["msgtype"] in ("markdown", "text")
+        if body["msgtype"] == "markdown":
+            assert len(body["markdown"]["content"].encode()) <= 4096
+        self.received.append(("wecom", body))
+        return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+    async def dingtalk(self, request: Request) -> Response:
+        query = request.query_params
+        if query.get("access_token") != DING_TOKEN:
+            return JSONResponse({"errcode": 300001, "errmsg": "token is not exist"})
+        timestamp = query.get("timestamp", "")
+        expected = base64.b64encode(
+            hmac.new(
+                DING_SECRET.encode(), f"{timestamp}\n{DING_SECRET}".encode(), hashlib.sha256
+            ).digest()
+        ).decode()
+        if unquote_plus(query.get("sign", "")) != expected and query.get("sign") != expected:
+            return JSONResponse({"errcode": 310000, "errmsg": "sign not match"})
+        if (failed := await self._fail("dingtalk")) is not None:
+            return failed
+        self.received.append(("dingtalk", await request.json()))
+        return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+    async def apprise(self, request: Request) -> Response:
+        if (failed := await self._fail("apprise")) is not None:
+            return failed
+        self.received.append(("apprise", await request.json()))
+        return Response("ok")
+
+    async def webhook(self, request: Request) -> Response:
+        raw = await request.body()
+        timestamp = request.headers["x-ambient-timestamp"]
+        expected = (
+            "sha256="
+            + hmac.new(
+                WEBHOOK_SECRET.encode(), timestamp.encode() + b"." + raw, hashlib.sha256
+            ).hexdigest()
+        )
+        if not hmac.compare_digest(request.headers.get("x-ambient-signature", ""), expected):
+            return Response("bad signature", status_code=401)
+        if (failed := await self._fail("webhook")) is not None:
+            return failed
+        self.received.append(("webhook", json.loads(raw)))
+        return Response("ok", headers={"x-request-id": "req-1"})
+
+
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.refuse: set[str] = set()
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return "550 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted"
+
+    def __enter__(self) -> Mailbox:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()

@@ -1,0 +1,213 @@
+import base64
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from pydantic import SecretStr
+
+from ambient.clients.notify import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
+from ambient.clients.notify.dingtalk import DingTalkChannel, RateLimiter
+from ambient.clients.notify.email import EmailChannel
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.clients.notify.webhook import WebhookChannel
+from ambient.clients.notify.wecom import WeComChannel, split_utf8
+from ambient.domain.notify import Attachment, Message
+from tests.notify.standins import (
+    DING_SECRET,
+    DING_TOKEN,
+    WEBHOOK_SECRET,
+    WECOM_KEY,
+    Mailbox,
+    PushEndpoints,
+)
+from tests.support.servers import serve
+
+SECRETS = SecretResolver(
+    {"ops-bot": SecretStr(WECOM_KEY), "ding": SecretStr(f"{DING_TOKEN}#{DING_SECRET}")}
+)
+REPORT = Message(
+    title="早报 Morning briefing",
+    body="**3 alarms** yesterday\n\n| svc | errors |\n|---|---|\n| api | 12 |",
+    link="https://ops.example/share/abc",
+)
+
+
+@pytest_asyncio.fixture
+async def endpoints() -> AsyncIterator[tuple[PushEndpoints, str]]:
+    state = PushEndpoints()
+    async with serve(state.app()) as base:
+        yield state, base
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(trust_env=False, timeout=2) as client:
+        yield client
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with Mailbox() as box:
+        yield box
+
+
+async def test_email_has_html_plain_part_attachment_and_stable_message_id(mailbox: Mailbox) -> None:
+    channel = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+    message = REPORT.model_copy(
+        update={
+            "attachments": [
+                Attachment(
+                    filename="report.csv",
+                    content_type="text/csv",
+                    content_b64=base64.b64encode(b"svc,errors\napi,12\n").decode(),
+                )
+            ]
+        }
+    )
+    first = await channel.send("alice", message, "alice@example.com", idempotency_key="wf/1")
+    again = await channel.send("alice", message, "alice@example.com", idempotency_key="wf/1")
+    assert first == again  # the same delivery keeps its Message-ID
+
+    mail = mailbox.messages[0]
+    assert mail["Subject"] == "早报 Morning briefing" and mail["To"] == "alice@example.com"
+    parts = {part.get_content_type(): part for part in mail.walk()}
+    assert "**3 alarms**" in parts["text/plain"].get_payload(decode=True).decode()
+    html = parts["text/html"].get_payload(decode=True).decode()
+    assert "<strong>3 alarms</strong>" in html and "<table>" in html
+    assert parts["text/csv"].get_filename() == "report.csv"
+    assert parts["text/csv"].get_payload(decode=True) == b"svc,errors\napi,12\n"
+
+
+async def test_email_refused_recipient_is_permanent_and_unreachable_server_transient(
+    mailbox: Mailbox,
+) -> None:
+    mailbox.refuse.add("ghost@example.com")
+    channel = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+    with pytest.raises(PermanentNotifyError, match="recipient refused"):
+        await channel.send("alice", REPORT, "ghost@example.com", idempotency_key="k")
+    closed = EmailChannel("127.0.0.1", 1, "ops@example.com", tls="none", timeout=2)
+    with pytest.raises(TransientNotifyError):
+        await closed.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    with pytest.raises(PermanentNotifyError, match="AMBIENT_SMTP_HOST"):
+        await EmailChannel(None, 25, "x@y").send("alice", REPORT, "a@b.c", idempotency_key="k")
+
+
+async def test_wecom_sends_markdown_splits_long_content_and_mentions(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    state, base = endpoints
+    channel = WeComChannel(http, SECRETS, base, timeout=1)
+    long = REPORT.model_copy(
+        update={"body": "\n".join(f"第{i}行 log line with details" for i in range(400))}
+    )
+    await channel.send(
+        "alice",
+        long,
+        "secret:ops-bot?mentioned=zhangsan,@all&mobiles=13800001111",
+        idempotency_key="k",
+    )
+    markdowns = [body for name, body in state.received if body["msgtype"] == "markdown"]
+    assert len(markdowns) >= 3
+    assert markdowns[0]["markdown"]["content"].startswith("### 早报")
+    assert markdowns[-1]["markdown"]["content"].endswith(f"({len(markdowns)}/{len(markdowns)})")
+    text = [body for _, body in state.received if body["msgtype"] == "text"]
+    assert text[0]["text"]["mentioned_list"] == ["zhangsan", "@all"]
+    assert text[0]["text"]["mentioned_mobile_list"] == ["13800001111"]
+
+
+async def test_wecom_errors_are_classified(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    state, base = endpoints
+    channel = WeComChannel(http, SECRETS, base, timeout=1)
+    with pytest.raises(PermanentNotifyError, match="93000"):
+        await channel.send("alice", REPORT, "wrong-key", idempotency_key="k")
+    state.failures["wecom"] = ["errcode:45009", "500", "timeout"]
+    for _ in range(3):
+        with pytest.raises(TransientNotifyError):
+            await channel.send("alice", REPORT, WECOM_KEY, idempotency_key="k")
+    with pytest.raises(PermanentNotifyError, match="unknown secret 'nope'"):
+        await channel.send("alice", REPORT, "secret:nope", idempotency_key="k")
+
+
+def test_utf8_split_respects_the_byte_limit() -> None:
+    text = "告警" * 5000 + "\nshort\n"
+    chunks = split_utf8(text, 1000)
+    assert all(len(c.encode()) <= 1000 for c in chunks)
+    assert "".join(chunks) == text
+
+
+async def test_dingtalk_signs_and_sends_action_card_with_mentions(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    state, base = endpoints
+    channel = DingTalkChannel(http, SECRETS, base)
+    await channel.send("alice", REPORT, "secret:ding?at=13900002222", idempotency_key="k")
+    await channel.send(
+        "alice", REPORT.model_copy(update={"link": None}), "secret:ding?at=all", idempotency_key="k"
+    )
+    (_, card), (_, markdown) = state.received
+    assert card["msgtype"] == "actionCard" and card["actionCard"]["singleURL"] == REPORT.link
+    assert "@13900002222" in card["actionCard"]["text"] and card["at"] == {
+        "atMobiles": ["13900002222"],
+        "isAtAll": False,
+    }
+    assert markdown["msgtype"] == "markdown" and markdown["at"]["isAtAll"] is True
+    with pytest.raises(PermanentNotifyError, match="310000"):
+        await channel.send("alice", REPORT, f"{DING_TOKEN}#wrong-secret", idempotency_key="k")
+    state.failures["dingtalk"] = ["errcode:130101"]
+    with pytest.raises(TransientNotifyError, match="rate limit"):
+        await channel.send("alice", REPORT, "secret:ding", idempotency_key="k")
+
+
+async def test_dingtalk_limiter_refuses_past_twenty_a_minute(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    state, base = endpoints
+    channel = DingTalkChannel(http, SECRETS, base, limiter=RateLimiter(per_minute=20, max_wait=0))
+    for _ in range(20):
+        await channel.send("alice", REPORT, "secret:ding", idempotency_key="k")
+    with pytest.raises(TransientNotifyError, match="over 20/min"):
+        await channel.send("alice", REPORT, "secret:ding", idempotency_key="k")
+    assert len(state.received) == 20
+
+
+async def test_webhook_is_signed_and_failures_classified(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    state, base = endpoints
+    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, timeout=1)
+    provider = await channel.send("alice", REPORT, f"{base}/hook", idempotency_key="wf/7:webhook")
+    assert provider == "req-1"
+    assert state.received[0][1]["idempotency_key"] == "wf/7:webhook"
+    with pytest.raises(PermanentNotifyError, match="401"):
+        await WebhookChannel(http, SECRETS, "wrong").send(
+            "alice", REPORT, f"{base}/hook", idempotency_key="k"
+        )
+    state.failures["webhook"] = ["500", "timeout"]
+    with pytest.raises(TransientNotifyError, match="500"):
+        await channel.send("alice", REPORT, f"{base}/hook", idempotency_key="k")
+    with pytest.raises(TransientNotifyError, match="timeout"):
+        await channel.send("alice", REPORT, f"{base}/hook", idempotency_key="k")
+
+
+async def test_apprise_and_sms_refuse_bad_configuration_clearly() -> None:
+    with pytest.raises(PermanentNotifyError, match="not a valid Apprise URL"):
+        await AppriseChannel(SECRETS).send("alice", REPORT, "nonsense-url", idempotency_key="k")
+    with pytest.raises(PermanentNotifyError, match="AMBIENT_SMS_APPRISE_URL"):
+        await SmsChannel(None, SECRETS).send("alice", REPORT, "+1234567890", idempotency_key="k")
+
+
+async def test_apprise_delivers_through_its_json_notifier(
+    endpoints: tuple[PushEndpoints, str],
+) -> None:
+    state, base = endpoints
+    url = base.replace("http://", "json://") + "/apprise"
+    await AppriseChannel(SECRETS).send("alice", REPORT, url, idempotency_key="k")
+    ((name, body),) = state.received
+    assert name == "apprise" and body["title"] == REPORT.title and "3 alarms" in body["message"]
+    state.failures["apprise"] = ["500"]
+    with pytest.raises(TransientNotifyError, match="did not accept"):
+        await AppriseChannel(SECRETS).send("alice", REPORT, url, idempotency_key="k")
