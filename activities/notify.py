@@ -88,6 +88,14 @@ class NotifyActivities:
                     status=DeliveryStatus.DUPLICATE,
                     provider_id=row.provider_id,
                 )
+            if row is not None and (row.error or "").startswith("permanent:"):
+                # A retry of the activity must not retry what can never succeed.
+                return Delivery(
+                    channel=channel_name,
+                    target=address,
+                    status=DeliveryStatus.FAILED,
+                    error=row.error,
+                )
             row = await repo.start(key, user=request.user, channel=channel_name, target=address)
             await session.commit()
             try:

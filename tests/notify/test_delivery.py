@@ -1,0 +1,214 @@
+from collections.abc import AsyncIterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest_asyncio
+from pydantic import SecretStr
+from sqlalchemy import select
+from temporalio import activity
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.notify import NotifyActivities
+from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
+from ambient.domain.notify import (
+    DeliveryStatus,
+    Message,
+    NotificationKind,
+    NotifyRequest,
+    NotifyResult,
+    Target,
+)
+from ambient.domain.push import PushConfig
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.models import Delivery
+from ambient.storage.repositories import UserRepository
+from tests.conftest import running_worker, unique
+from tests.notify.standins import WEBHOOK_SECRET, WECOM_KEY, PushEndpoints
+from tests.notify.workflows import SendOnceWorkflow
+from tests.support.servers import serve
+
+
+@pytest_asyncio.fixture
+async def endpoints() -> AsyncIterator[tuple[PushEndpoints, str]]:
+    state = PushEndpoints()
+    async with serve(state.app()) as base:
+        yield state, base
+
+
+def _settings(settings: Settings, base: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "wecom_base_url": base,
+            "webhook_signing_secret": SecretStr(WEBHOOK_SECRET),
+            "secrets": {"ops-bot": SecretStr(WECOM_KEY), "hook": SecretStr(f"{base}/hook")},
+        }
+    )
+
+
+async def _user(db: Database, name: str, **fields: object) -> None:
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name=name, **fields))  # type: ignore[arg-type]
+        await session.commit()
+
+
+async def _set_push(db: Database, name: str, config: dict[str, object]) -> None:
+    async with db.session() as session:
+        users = UserRepository(session)
+        user = await users.get(name)
+        assert user is not None
+        await users.set_push_config(user, PushConfig.model_validate(config).model_dump(mode="json"))
+        await session.commit()
+
+
+def _request(
+    key: str, *targets: Target, kind: NotificationKind = NotificationKind.WATCH
+) -> NotifyRequest:
+    return NotifyRequest(
+        user="alice",
+        message=Message(title="Disk 91%", body="node-3", kind=kind),
+        targets=list(targets),
+        idempotency_key=key,
+    )
+
+
+async def test_a_crash_after_sending_does_not_send_twice(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    deps.settings = _settings(deps.settings, base)
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+
+    @activity.defn(name="notify_under_test")
+    async def crash_after_first_send(request: NotifyRequest) -> NotifyResult:
+        result = await notify.notify(request)
+        if activity.info().attempt == 1:
+            raise RuntimeError("worker died before reporting completion")
+        return result
+
+    async with running_worker(
+        ts_env.client, deps, workflows=[SendOnceWorkflow], activities=[crash_after_first_send]
+    ) as worker:
+        result = await ts_env.client.execute_workflow(
+            SendOnceWorkflow.run,
+            _request(
+                unique("wf"),
+                Target(channel="webhook", target="secret:hook"),
+                Target(channel="wecom", target="secret:ops-bot"),
+            ),
+            id=unique("send"),
+            task_queue=worker.task_queue,
+        )
+    assert [d.status for d in result.deliveries] == [
+        DeliveryStatus.DUPLICATE,
+        DeliveryStatus.DUPLICATE,
+    ]
+    assert [name for name, _ in state.received] == ["webhook", "wecom"]
+
+
+async def test_a_failing_channel_neither_blocks_others_nor_repeats_them(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    deps.settings = _settings(deps.settings, base)
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    state.failures["wecom"] = ["500", "500"]  # transient twice, then fine
+
+    @activity.defn(name="notify_under_test")
+    async def plain(request: NotifyRequest) -> NotifyResult:
+        return await notify.notify(request)
+
+    key = unique("wf")
+    async with running_worker(
+        ts_env.client, deps, workflows=[SendOnceWorkflow], activities=[plain]
+    ) as worker:
+        result = await ts_env.client.execute_workflow(
+            SendOnceWorkflow.run,
+            _request(
+                key,
+                Target(channel="webhook", target="secret:hook"),
+                Target(channel="wecom", target="secret:ops-bot"),
+                Target(channel="email", target="not-an-address"),
+            ),
+            id=unique("send"),
+            task_queue=worker.task_queue,
+        )
+    statuses = {d.channel: d.status for d in result.deliveries}
+    assert statuses == {
+        "webhook": DeliveryStatus.DUPLICATE,
+        "wecom": DeliveryStatus.SENT,
+        "email": DeliveryStatus.FAILED,
+    }
+    assert [name for name, _ in state.received] == ["webhook", "wecom"]  # each exactly once
+    async with deps.db.session() as session:
+        rows = {
+            r.channel: r
+            for r in (
+                await session.execute(select(Delivery).where(Delivery.key.startswith(key)))
+            ).scalars()
+        }
+    assert rows["wecom"].attempts == 3 and rows["wecom"].status == "sent"
+    assert (
+        rows["email"].attempts == 1
+        and rows["email"].error is not None
+        and rows["email"].error.startswith("permanent:")
+    )
+    assert "secret:hook" in rows["webhook"].target and state.received[0][1][
+        "idempotency_key"
+    ].startswith(key)
+
+
+async def test_push_config_adds_channels_by_kind_and_fills_missing_addresses(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    await _user(deps.db, "alice", email="alice@example.com")
+    await _set_push(
+        deps.db,
+        "alice",
+        {
+            "channels": [
+                {"type": "wecom", "target": "secret:ops-bot", "kinds": ["remediation"]},
+                {"type": "webhook", "target": "secret:hook", "kinds": ["watch"]},
+            ]
+        },
+    )
+    deps.settings = _settings(deps.settings, base)
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    env = ActivityEnvironment()
+    watch = await env.run(notify.notify, _request("k1", Target(channel="inbox")))
+    assert [(d.channel, d.status) for d in watch.deliveries] == [
+        ("inbox", "sent"),
+        ("webhook", "sent"),
+    ]
+    remediation = await env.run(notify.notify, _request("k2", kind=NotificationKind.REMEDIATION))
+    assert [(d.channel, d.status) for d in remediation.deliveries] == [("wecom", "sent")]
+    # {"method": "email"} without an address: the user's email (no SMTP here -> permanent failure, said plainly).
+    email = await env.run(notify.notify, _request("k3", Target(channel="email")))
+    sent_email = next(d for d in email.deliveries if d.channel == "email")
+    assert sent_email.target == "alice@example.com"
+    assert "AMBIENT_SMTP_HOST" in (sent_email.error or "")
+
+
+async def test_quiet_hours_hold_back_pushes_but_not_the_inbox(deps: WorkerDeps) -> None:
+    await _user(deps.db, "alice", timezone="Asia/Shanghai")
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    start, end = now.replace(minute=0).strftime("%H:%M"), f"{(now.hour + 1) % 24:02d}:00"
+    await _set_push(
+        deps.db,
+        "alice",
+        {
+            "channels": [{"type": "webhook", "target": "https://hooks.example/x"}],
+            "quiet_hours": {"start": start, "end": end},
+        },
+    )
+    notify = NotifyActivities(deps.db, deps.channels)
+    result = await ActivityEnvironment().run(notify.notify, _request("q1", Target(channel="inbox")))
+    assert [(d.channel, d.status) for d in result.deliveries] == [
+        ("inbox", "sent"),
+        ("webhook", "suppressed"),
+    ]

@@ -1,0 +1,26 @@
+"""A workflow that sends one notification through the (possibly crashing) notify activity."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from ambient.domain.notify import NotifyRequest, NotifyResult
+
+
+@workflow.defn
+class SendOnceWorkflow:
+    @workflow.run
+    async def run(self, request: NotifyRequest) -> NotifyResult:
+        return await workflow.execute_activity(
+            "notify_under_test",
+            request,
+            result_type=NotifyResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=100), maximum_attempts=5
+            ),
+        )
