@@ -187,8 +187,9 @@ async def test_push_config_adds_channels_by_kind_and_fills_missing_addresses(
     ]
     remediation = await env.run(notify.notify, _request("k2", kind=NotificationKind.REMEDIATION))
     assert [(d.channel, d.status) for d in remediation.deliveries] == [("wecom", "sent")]
-    # {"method": "email"} without an address: the user's email (no SMTP here -> permanent failure, said plainly).
+    # {"method": "email"} without an address uses the user's email (no SMTP here: said plainly).
     email = await env.run(notify.notify, _request("k3", Target(channel="email")))
+    assert [name for name, _ in state.received] == ["webhook", "wecom", "webhook"]
     sent_email = next(d for d in email.deliveries if d.channel == "email")
     assert sent_email.target == "alice@example.com"
     assert "AMBIENT_SMTP_HOST" in (sent_email.error or "")
