@@ -99,3 +99,34 @@ def token(name: str) -> None:
         console.print(f"[red]no user {name!r}[/]")
         raise typer.Exit(1)
     console.print(f"new API token for {name}: {new}", soft_wrap=True)
+
+
+@app.command()
+def push(
+    name: str,
+    config: Annotated[
+        str, typer.Option(help='JSON, e.g. {"channels": [{"type": "email", "target": "a@b.c"}]}')
+    ],
+) -> None:
+    """Replace a user's push channels and quiet hours."""
+    import json
+
+    from ambient.domain.push import PushConfig
+
+    try:
+        parsed = PushConfig.model_validate(json.loads(config))
+    except (ValueError, ValidationError) as exc:
+        console.print(f"[red]push config not changed: {exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+    async def work(users: UserRepository) -> bool:
+        user = await users.get(name)
+        if user is None:
+            return False
+        await users.set_push_config(user, parsed.model_dump(mode="json"))
+        return True
+
+    if not _run(work):
+        console.print(f"[red]no user {name!r}[/]")
+        raise typer.Exit(1)
+    console.print_json(parsed.model_dump_json())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 
+from ambient.domain.push import PushConfig
 from ambient.domain.users import UserCreate, UserPublic, UserSettings
 from ambient.storage.repositories import UserExistsError, UserRepository, user_public
 from api.deps import CurrentUser, SessionDep
@@ -54,6 +55,19 @@ async def rotate_token(user: CurrentUser, session: SessionDep) -> Token:
     token = await UserRepository(session).rotate_token(user)
     await session.commit()
     return Token(token=token)
+
+
+@router.get("/me/push", response_model=PushConfig)
+async def read_push_config(user: CurrentUser) -> PushConfig:
+    return PushConfig.model_validate(user.push_config)
+
+
+@router.put("/me/push", response_model=PushConfig)
+async def set_push_config(config: PushConfig, user: CurrentUser, session: SessionDep) -> PushConfig:
+    """Replace the caller's push channels and quiet hours."""
+    await UserRepository(session).set_push_config(user, config.model_dump(mode="json"))
+    await session.commit()
+    return config
 
 
 @router.get("/{name}", response_model=UserPublic)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server.tools import system, tasks
+from mcp_server.tools import push, system, tasks
 
 Register = Callable[..., None]
 
@@ -14,6 +14,7 @@ Register = Callable[..., None]
 AREAS: dict[str, Register] = {
     "system": system.register,
     "tasks": tasks.register,
+    "push": push.register,
 }
 
 __all__ = ["AREAS", "MCPServer"]

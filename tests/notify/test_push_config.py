@@ -1,0 +1,105 @@
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest_asyncio
+from mcp import Client
+from typer.testing import CliRunner
+
+from ambient.cli import app
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from mcp_server.server import build_server
+from mcp_server.state import AppState, StateHolder
+from tests.support.servers import free_port, serve
+
+
+async def test_set_push_config_tool_saves_and_rejects_bad_input(deps: WorkerDeps) -> None:
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice"))
+        await session.commit()
+    state = AppState(
+        settings=deps.settings,
+        db=deps.db,
+        temporal=None,
+        channels=deps.channels,
+        stdio_user="alice",
+    )  # type: ignore[arg-type]
+    async with Client(build_server(deps.settings, holder=StateHolder(state))) as client:
+        saved = await client.call_tool(
+            "set_push_config",
+            {
+                "channels": [
+                    {"type": "email", "target": "alice@example.com", "kinds": ["briefing"]},
+                    {"type": "wecom", "target": "secret:ops-bot"},
+                ],
+                "quiet_hours": {"start": "22:00", "end": "07:00"},
+            },
+        )
+        assert not saved.is_error
+        bad = await client.call_tool(
+            "set_push_config", {"channels": [{"type": "pager", "target": "x"}]}
+        )
+        missing = await client.call_tool("set_push_config", {"channels": [{"type": "webhook"}]})
+        current = await client.call_tool("get_push_config", {})
+    assert bad.is_error and "push config not changed" in bad.content[0].text  # type: ignore[union-attr]
+    assert "channels.0.type" in bad.content[0].text  # type: ignore[union-attr]
+    assert missing.is_error and "needs a target" in missing.content[0].text  # type: ignore[union-attr]
+    assert current.structured_content is not None
+    assert [c["type"] for c in current.structured_content["channels"]] == ["email", "wecom"]
+    assert current.structured_content["quiet_hours"]["start"] == "22:00"
+
+
+@pytest_asyncio.fixture
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+    ):
+        token = (await http.post("/users", json={"name": "bob"})).json()["token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        yield http
+
+
+async def test_push_config_api_and_cli(api: httpx.AsyncClient, settings: Settings) -> None:
+    bad = await api.put("/users/me/push", json={"channels": [{"type": "dingtalk"}]})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][:2] == ["body", "channels"]
+    ok = await api.put(
+        "/users/me/push",
+        json={"channels": [{"type": "inbox"}], "quiet_hours": {"start": "23:00", "end": "06:00"}},
+    )
+    assert ok.status_code == 200
+    assert (await api.get("/users/me/push")).json()["channels"][0]["kinds"] == [
+        "briefing",
+        "watch",
+        "remediation",
+    ]
+
+    import asyncio
+
+    runner = CliRunner()
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir)}
+    done = await asyncio.to_thread(
+        runner.invoke,
+        app,
+        [
+            "user",
+            "push",
+            "bob",
+            "--config",
+            '{"channels": [{"type": "email", "target": "bob@example.com"}]}',
+        ],
+        env=env,
+    )
+    assert done.exit_code == 0, done.output
+    assert (await api.get("/users/me/push")).json()["channels"][0]["target"] == "bob@example.com"
+    refused = await asyncio.to_thread(
+        runner.invoke,
+        app,
+        ["user", "push", "bob", "--config", '{"channels": [{"type": "sms", "kinds": ["nope"]}]}'],
+        env=env,
+    )
+    assert refused.exit_code == 2 and "not changed" in refused.output
