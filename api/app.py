@@ -11,7 +11,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from ambient import __version__
 from ambient.settings import Settings
-from api.routers import codec, events, health, inbox, pages, tasks, users
+from api.routers import codec, events, health, inbox, pages, share, tasks, users
 from mcp_server.server import build_server
 from mcp_server.state import StateHolder, open_state
 
@@ -22,6 +22,7 @@ ROUTERS = [
     events.router,
     inbox.router,
     tasks.router,
+    share.router,
     codec.router,
     pages.router,
 ]

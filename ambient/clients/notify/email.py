@@ -9,10 +9,10 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 import aiosmtplib
-import markdown
 
 from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
 from ambient.domain.notify import Message
+from ambient.render import markdown_html
 
 
 class EmailChannel:
@@ -45,7 +45,7 @@ class EmailChannel:
         mail["Message-ID"] = f"<{digest}@ambient-ops>"
         text = message.body + (f"\n\n{message.link}" if message.link else "")
         mail.set_content(text)
-        html = message.html or markdown.markdown(message.body, extensions=["tables", "fenced_code"])
+        html = message.html or markdown_html(message.body)
         if message.link and not message.html:
             html += f'<p><a href="{message.link}">{message.link}</a></p>'
         mail.add_alternative(html, subtype="html")

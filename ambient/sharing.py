@@ -1,0 +1,125 @@
+"""Share links: `{id}.{expiry}.{signature}` tokens that open a report without logging in.
+
+The signature (HMAC-SHA256 with AMBIENT_SECRET_KEY) makes a token unforgeable and its
+expiry untamperable; the database row makes it revocable.
+
+ShareLinkError
+ ├── InvalidShareLinkError   malformed or forged (answer 404: say nothing more)
+ ├── ExpiredShareLinkError   past its expiry (410)
+ └── RevokedShareLinkError   revoked by its owner (410)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.render import markdown_html
+from ambient.storage.models import ShareLink
+
+
+class ShareLinkError(Exception):
+    """A share link cannot be opened."""
+
+
+class InvalidShareLinkError(ShareLinkError):
+    """The token is malformed or its signature does not match."""
+
+
+class ExpiredShareLinkError(ShareLinkError):
+    """The link is past its expiry."""
+
+
+class RevokedShareLinkError(ShareLinkError):
+    """The owner revoked the link."""
+
+
+def _signature(secret: str, token_id: str, expires: int) -> str:
+    mac = hmac.new(secret.encode(), f"{token_id}.{expires}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def make_token(secret: str, token_id: str, expires_at: datetime) -> str:
+    expires = int(expires_at.timestamp())
+    return f"{token_id}.{expires}.{_signature(secret, token_id, expires)}"
+
+
+def read_token(secret: str, token: str, now: datetime) -> str:
+    """The token id of a valid, unexpired token."""
+    try:
+        token_id, expires_text, signature = token.split(".")
+        expires = int(expires_text)
+    except ValueError:
+        raise InvalidShareLinkError("malformed share token") from None
+    if not hmac.compare_digest(signature, _signature(secret, token_id, expires)):
+        raise InvalidShareLinkError("bad share token signature")
+    if now.timestamp() >= expires:
+        raise ExpiredShareLinkError("this link has expired")
+    return token_id
+
+
+class ShareLinkRepository:
+    def __init__(self, session: AsyncSession, secret: str) -> None:
+        self.session = session
+        self.secret = secret
+
+    async def create(
+        self,
+        user: str,
+        kind: str,
+        title: str,
+        body_markdown: str,
+        *,
+        days: int,
+        key: str | None = None,
+        now: datetime | None = None,
+    ) -> tuple[ShareLink, str]:
+        """A new link (or, with the same ``key``, the one made before: retries are safe)."""
+        now = now or datetime.now(UTC)
+        token_id = hashlib.sha256(key.encode()).hexdigest()[:32] if key else secrets.token_hex(16)
+        row = (
+            await self.session.execute(select(ShareLink).where(ShareLink.token_id == token_id))
+        ).scalar_one_or_none()
+        if row is None:
+            row = ShareLink(
+                token_id=token_id,
+                user=user,
+                kind=kind,
+                title=title,
+                html=markdown_html(body_markdown),
+                created_at=now,
+                expires_at=now + timedelta(days=days),
+            )
+            self.session.add(row)
+            await self.session.flush()
+        return row, make_token(self.secret, token_id, _aware(row.expires_at))
+
+    async def open(self, token: str, now: datetime | None = None) -> ShareLink:
+        token_id = read_token(self.secret, token, now or datetime.now(UTC))
+        row = (
+            await self.session.execute(select(ShareLink).where(ShareLink.token_id == token_id))
+        ).scalar_one_or_none()
+        if row is None:
+            raise InvalidShareLinkError("unknown share link")
+        if row.revoked_at is not None:
+            raise RevokedShareLinkError("this link was revoked")
+        return row
+
+    async def revoke(self, user: str, link_id: int, now: datetime | None = None) -> bool:
+        row = await self.session.get(ShareLink, link_id)
+        if row is None or row.user != user:
+            return False
+        row.revoked_at = now or datetime.now(UTC)
+        await self.session.flush()
+        return True
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were stored as UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

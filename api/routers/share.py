@@ -1,0 +1,82 @@
+"""Share links: create and revoke (logged in); open (anyone with the link, until expiry)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from ambient.sharing import (
+    ExpiredShareLinkError,
+    RevokedShareLinkError,
+    ShareLinkError,
+    ShareLinkRepository,
+)
+from api.deps import CurrentUser, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/share", tags=["share"])
+
+
+class ShareCreate(BaseModel):
+    title: str = Field(min_length=1, max_length=255)
+    body: str = Field(min_length=1, max_length=500_000, description="markdown")
+    kind: Literal["briefing", "remediation", "report"] = "report"
+    days: int | None = Field(default=None, ge=1, le=365, description="default 7")
+
+
+class ShareCreated(BaseModel):
+    id: int
+    url: str
+    token: str
+    expires_at: datetime
+
+
+def _repo(session: SessionDep, settings: SettingsDep) -> ShareLinkRepository:
+    return ShareLinkRepository(session, settings.secret_key.get_secret_value())
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ShareCreated)
+async def create_share_link(
+    body: ShareCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> ShareCreated:
+    """A signed link to a rendered report, valid for ``days`` (default 7)."""
+    row, token = await _repo(session, settings).create(
+        user.name, body.kind, body.title, body.body, days=body.days or settings.share_link_days
+    )
+    await session.commit()
+    base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
+    return ShareCreated(
+        id=row.id, url=f"{base}/share/{token}", token=token, expires_at=row.expires_at
+    )
+
+
+@router.delete("/{link_id:int}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_share_link(
+    link_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> None:
+    if not await _repo(session, settings).revoke(user.name, link_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no share link {link_id} of yours")
+    await session.commit()
+
+
+@router.get("/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def open_share_link(token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    try:
+        row = await _repo(session, settings).open(token)
+    except (ExpiredShareLinkError, RevokedShareLinkError) as exc:
+        return HTMLResponse(f"<h1>{escape(str(exc))}</h1>", status_code=status.HTTP_410_GONE)
+    except ShareLinkError:
+        return HTMLResponse("<h1>not found</h1>", status_code=status.HTTP_404_NOT_FOUND)
+    page = f"""<!doctype html><html lang="zh"><head><meta charset="utf-8">
+<meta name="robots" content="noindex"><title>{escape(row.title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2rem .5rem}}</style>
+</head><body><h1>{escape(row.title)}</h1>{row.html}
+<p><small>ambient-ops · {escape(row.kind)} · valid until {row.expires_at:%Y-%m-%d %H:%M} UTC
+</small></p>
+</body></html>"""
+    return HTMLResponse(page, headers={"Cache-Control": "private, no-store"})

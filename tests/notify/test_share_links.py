@@ -1,0 +1,96 @@
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from ambient.settings import Settings
+from ambient.sharing import (
+    ExpiredShareLinkError,
+    InvalidShareLinkError,
+    RevokedShareLinkError,
+    ShareLinkRepository,
+)
+from ambient.storage import Database
+from api.app import create_app
+from tests.support.servers import free_port, serve
+
+SECRET = "test-secret-key"
+
+
+async def test_links_expire_refuse_tampering_and_revocation(db: Database) -> None:
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    async with db.session() as session:
+        repo = ShareLinkRepository(session, SECRET)
+        row, token = await repo.create(
+            "alice", "briefing", "Morning", "**3** alarms", days=7, now=now
+        )
+        assert (
+            await repo.open(token, now + timedelta(days=6))
+        ).html == "<p><strong>3</strong> alarms</p>"
+        with pytest.raises(ExpiredShareLinkError):
+            await repo.open(token, now + timedelta(days=7, seconds=1))
+        token_id, expires, signature = token.split(".")
+        later = str(int(expires) + 86400 * 30)
+        with pytest.raises(InvalidShareLinkError):  # extending the expiry breaks the signature
+            await repo.open(f"{token_id}.{later}.{signature}", now)
+        with pytest.raises(InvalidShareLinkError):
+            await ShareLinkRepository(session, "other-secret").open(token, now)
+        with pytest.raises(InvalidShareLinkError):
+            await repo.open("garbage", now)
+        assert not await repo.revoke("mallory", row.id)
+        assert await repo.revoke("alice", row.id)
+        with pytest.raises(RevokedShareLinkError):
+            await repo.open(token, now)
+
+
+async def test_the_same_key_gives_the_same_link(db: Database) -> None:
+    async with db.session() as session:
+        repo = ShareLinkRepository(session, SECRET)
+        first = await repo.create(
+            "alice", "briefing", "t", "b", days=7, key="briefing/alice/2026-11-22"
+        )
+        again = await repo.create(
+            "alice", "briefing", "t", "b", days=7, key="briefing/alice/2026-11-22"
+        )
+    assert first[0].id == again[0].id and first[1] == again[1]
+
+
+@pytest_asyncio.fixture
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+    ):
+        yield http
+
+
+async def test_share_api_opens_without_login_and_escapes_untrusted_html(
+    api: httpx.AsyncClient,
+) -> None:
+    token = (await api.post("/users", json={"name": "alice"})).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    body = "# Report\n\n<script>alert(1)</script> | a |\n|---|\n| b |"
+    created = await api.post(
+        "/share", json={"title": "Nightly <report>", "body": body}, headers=auth
+    )
+    assert created.status_code == 201
+    link = created.json()
+    assert link["url"].endswith(link["token"])
+    page = await api.get(f"/share/{link['token']}")
+    assert page.status_code == 200
+    assert (
+        "<h1>Report</h1>" in page.text
+        and "<script>" not in page.text
+        and "&lt;script&gt;" in page.text
+    )
+    assert "Nightly &lt;report&gt;" in page.text
+    assert (await api.get(f"/share/{link['token']}x")).status_code == 404
+    assert (await api.delete(f"/share/{link['id']}", headers=auth)).status_code == 204
+    assert (await api.get(f"/share/{link['token']}")).status_code == 410
+    assert (
+        await api.post("/share", json={"title": "", "body": "x"}, headers=auth)
+    ).status_code == 422
+    assert (await api.post("/share", json={"title": "t", "body": "x"})).status_code == 401
