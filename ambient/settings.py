@@ -91,7 +91,9 @@ class Settings(BaseSettings):
     # --- Tencent Cloud ---
     tencentcloud_region: str = "ap-guangzhou"
     tencentcloud_endpoint: str | None = None
-    tencentcloud_protocol: str = "https"
+    tencentcloud_protocol: Literal["https", "http"] = "https"
+    # Name of a CAM role bound to the CVM: temporary credentials from instance metadata.
+    tencentcloud_cvm_role: str | None = None
     kubeconfig: Path | None = None
 
     # --- watches ---

@@ -1,0 +1,159 @@
+"""The Tencent Cloud client: credentials, region, endpoint override, off-loop calls, retries.
+
+Every product goes through its SDK client's `call_json` (real TC3 signing and transport);
+calls run in a thread because the SDK is synchronous. The SDK's own retryer and region
+breaker stay off (see NOTES): RequestLimitExceeded backs off here, anything else that is
+retryable is left to the caller (Temporal retry policies in activities).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from tencentcloud.cls.v20201016 import cls_client
+from tencentcloud.common import credential as tc_credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.monitor.v20180724 import monitor_client
+from tencentcloud.tke.v20180525 import tke_client
+from tencentcloud.tts.v20190823 import tts_client
+
+from ambient.clients.tencent.errors import (
+    TencentNotConfiguredError,
+    TencentRetryableError,
+    translate,
+)
+from ambient.settings import Settings
+
+T = TypeVar("T")
+PRODUCTS: dict[str, Any] = {
+    "cls": cls_client.ClsClient,
+    "monitor": monitor_client.MonitorClient,
+    "tke": tke_client.TkeClient,
+    "tts": tts_client.TtsClient,
+}
+NOT_CONFIGURED = (
+    "Tencent Cloud is not configured: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY "
+    "(and AMBIENT_TENCENTCLOUD_REGION), or run on a CVM with a role (AMBIENT_TENCENTCLOUD_CVM_ROLE)"
+)
+
+
+def credential_from_env(cvm_role: str | None = None) -> Any | None:
+    """Keys from the environment, else the CVM role if named; None when neither."""
+    secret_id = os.environ.get("TENCENTCLOUD_SECRET_ID")
+    secret_key = os.environ.get("TENCENTCLOUD_SECRET_KEY")
+    if secret_id and secret_key:
+        return tc_credential.Credential(secret_id, secret_key, os.environ.get("TENCENTCLOUD_TOKEN"))
+    if cvm_role:
+        return tc_credential.CVMRoleCredential(cvm_role)
+    return None
+
+
+class TencentCloud:
+    """One entry point for every product; build once per process, pass it down."""
+
+    def __init__(
+        self,
+        credential: Any | None,
+        *,
+        region: str,
+        endpoint: str | None = None,
+        protocol: str = "https",
+        timeout: int = 30,
+        cache_ttl: float = 300.0,
+        limit_retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        self.credential = credential
+        self.region = region
+        self._endpoint, self._protocol, self._timeout = endpoint, protocol, timeout
+        self._cache_ttl = cache_ttl
+        self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._limit_retries, self._backoff = limit_retries, backoff
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TencentCloud:
+        return cls(
+            credential_from_env(settings.tencentcloud_cvm_role),
+            region=settings.tencentcloud_region,
+            endpoint=settings.tencentcloud_endpoint,
+            protocol=settings.tencentcloud_protocol,
+        )
+
+    @property
+    def configured(self) -> bool:
+        return self.credential is not None
+
+    def _client(self, product: str, region: str) -> Any:
+        http = HttpProfile(
+            protocol=self._protocol, endpoint=self._endpoint, reqTimeout=self._timeout
+        )
+        return PRODUCTS[product](self.credential, region, ClientProfile(httpProfile=http))
+
+    async def call(
+        self, product: str, action: str, params: dict[str, Any], *, region: str | None = None
+    ) -> dict[str, Any]:
+        """The `Response` object of one API call (RequestId removed)."""
+        if self.credential is None:
+            raise TencentNotConfiguredError("NotConfigured", NOT_CONFIGURED)
+        client = self._client(product, region or self.region)
+        for attempt in range(self._limit_retries + 1):
+            try:
+                data = await asyncio.to_thread(client.call_json, action, params)
+            except TencentCloudSDKException as exc:
+                error = translate(exc)
+                limited = error.code.startswith("RequestLimitExceeded")
+                if (
+                    isinstance(error, TencentRetryableError)
+                    and limited
+                    and attempt < self._limit_retries
+                ):
+                    await asyncio.sleep(self._backoff * 2**attempt)
+                    continue
+                raise error from None
+            response: dict[str, Any] = data["Response"]
+            response.pop("RequestId", None)
+            return response
+        raise AssertionError("unreachable")
+
+    async def cached(self, key: tuple[Any, ...], load: Callable[[], Awaitable[T]]) -> T:
+        """Read-mostly answers (topics, clusters) kept for the cache TTL."""
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self._cache_ttl:
+            value: T = hit[1]
+            return value
+        value = await load()
+        self._cache[key] = (now, value)
+        return value
+
+    async def paged(
+        self,
+        product: str,
+        action: str,
+        params: dict[str, Any],
+        items: str,
+        *,
+        page_size: int = 100,
+        limit: int = 1000,
+        region: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Offset/Limit paging until ``limit`` items or the total is reached."""
+        found: list[dict[str, Any]] = []
+        offset = 0
+        while len(found) < limit:
+            page = await self.call(
+                product, action, {**params, "Offset": offset, "Limit": page_size}, region=region
+            )
+            batch = page.get(items) or []
+            found.extend(batch)
+            offset += len(batch)
+            total = page.get("TotalCount", page.get("Total"))
+            if not batch or (total is not None and offset >= int(total)):
+                break
+        return found[:limit]

@@ -1,0 +1,65 @@
+"""Tencent Cloud errors, mapped from SDK exceptions to what a caller can act on.
+
+TencentCloudError
+ ├── TencentNotConfiguredError  no credentials: says what to set
+ ├── TencentRetryableError      network, server, RequestLimitExceeded, InternalError
+ └── TencentRequestError        the request itself is wrong or not allowed
+      ├── TencentAuthError       AuthFailure*, UnauthorizedOperation* (check keys and CAM policy)
+      └── TencentNotFoundError   ResourceNotFound*
+"""
+
+from __future__ import annotations
+
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+
+class TencentCloudError(Exception):
+    """A Tencent Cloud API call failed."""
+
+    def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
+        super().__init__(
+            f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else "")
+        )
+        self.code, self.message, self.request_id = code, message, request_id
+
+
+class TencentNotConfiguredError(TencentCloudError):
+    """No credentials are configured."""
+
+
+class TencentRetryableError(TencentCloudError):
+    """Worth retrying with backoff."""
+
+
+class TencentRequestError(TencentCloudError):
+    """Retrying the same request cannot help."""
+
+
+class TencentAuthError(TencentRequestError):
+    """Credentials rejected or the CAM policy does not allow the action."""
+
+
+class TencentNotFoundError(TencentRequestError):
+    """The named resource does not exist."""
+
+
+RETRYABLE_PREFIXES = (
+    "ClientNetworkError",
+    "ServerNetworkError",
+    "RequestLimitExceeded",
+    "InternalError",
+)
+
+
+def translate(exc: TencentCloudSDKException) -> TencentCloudError:
+    code = str(exc.get_code() or "ClientError")
+    message = exc.get_message()
+    text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+    request_id = exc.get_request_id() or None
+    if code.startswith(RETRYABLE_PREFIXES):
+        return TencentRetryableError(code, text, request_id)
+    if code.startswith(("AuthFailure", "UnauthorizedOperation")):
+        return TencentAuthError(code, text, request_id)
+    if code.startswith("ResourceNotFound"):
+        return TencentNotFoundError(code, text, request_id)
+    return TencentRequestError(code, text, request_id)

@@ -1,0 +1,380 @@
+"""Tencent Cloud operations the product uses, returning pydantic models, not SDK objects.
+
+Time units differ by API (see NOTES): CLS SearchLog / alert records take milliseconds,
+Monitor GetMonitorData ISO strings, DescribeAlarmHistories seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentRequestError
+
+MAX_SEARCH_LOGS = 10_000  # CLS caps a Context-paged search here
+TTS_CHUNK = 150  # characters per TextToVoice call
+
+
+class LogRecord(BaseModel):
+    time: datetime
+    topic_id: str
+    source: str | None = None
+    content: dict[str, Any] | str
+
+
+class SearchResult(BaseModel):
+    logs: list[LogRecord] = Field(default_factory=list)
+    analysis: list[dict[str, Any]] = Field(default_factory=list, description="SQL rows, if any")
+    complete: bool = Field(description="false when the limit cut the result")
+
+
+class LogTopic(BaseModel):
+    topic_id: str
+    name: str
+    logset_id: str | None = None
+
+
+class AlarmRecord(BaseModel):
+    source: str = Field(description="monitor or cls")
+    name: str
+    status: str
+    time: datetime
+    level: str | None = None
+    target: str | None = Field(default=None, description="alarm object / topic")
+    detail: str = ""
+
+
+class MetricPoint(BaseModel):
+    time: datetime
+    value: float
+
+
+class Cluster(BaseModel):
+    cluster_id: str
+    name: str
+    status: str
+    version: str | None = None
+    nodes: int | None = None
+
+
+class NodePool(BaseModel):
+    node_pool_id: str
+    name: str
+    state: str | None = None
+    desired: int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _from_ms(value: int | str) -> datetime:
+    return datetime.fromtimestamp(int(value) / 1000, UTC)
+
+
+async def search_logs(
+    tc: TencentCloud,
+    topic_id: str,
+    query: str,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int = 100,
+    region: str | None = None,
+) -> SearchResult:
+    """CQL search or `... | select ...` SQL analysis, paged with Context up to ``limit``."""
+    limit = min(limit, MAX_SEARCH_LOGS)
+    params: dict[str, Any] = {
+        "TopicId": topic_id,
+        "QueryString": query or "*",
+        "From": _ms(start),
+        "To": _ms(end),
+        "Limit": min(limit, 1000),
+        "Sort": "desc",
+        "SyntaxRule": 1,
+    }
+    result = SearchResult(complete=False)
+    while True:
+        page = await tc.call("cls", "SearchLog", params, region=region)
+        if page.get("Analysis"):
+            result.analysis = [json.loads(row) for row in page.get("AnalysisRecords") or []]
+            result.complete = True
+            return result
+        for item in page.get("Results") or []:
+            raw = item.get("LogJson") or item.get("RawLog") or ""
+            try:
+                content: dict[str, Any] | str = json.loads(raw)
+            except (TypeError, ValueError):
+                content = str(raw)
+            result.logs.append(
+                LogRecord(
+                    time=_from_ms(item["Time"]),
+                    topic_id=item.get("TopicId", topic_id),
+                    source=item.get("Source"),
+                    content=content,
+                )
+            )
+        if page.get("ListOver") or not page.get("Context"):
+            result.complete = True
+            break
+        if len(result.logs) >= limit:
+            break
+        # Other parameters must stay unchanged between pages.
+        params = {**params, "Context": page["Context"]}
+    if len(result.logs) > limit:
+        result.logs, result.complete = result.logs[:limit], False
+    return result
+
+
+async def list_log_topics(tc: TencentCloud, *, region: str | None = None) -> list[LogTopic]:
+    async def load() -> list[LogTopic]:
+        topics = await tc.paged("cls", "DescribeTopics", {}, "Topics", region=region)
+        return [
+            LogTopic(
+                topic_id=t["TopicId"], name=t.get("TopicName", ""), logset_id=t.get("LogsetId")
+            )
+            for t in topics
+        ]
+
+    return await tc.cached(("topics", region or tc.region), load)
+
+
+async def list_alarms(
+    tc: TencentCloud, start: datetime, end: datetime, *, region: str | None = None
+) -> list[AlarmRecord]:
+    """Cloud Monitor alarm history and CLS alert records in the window, newest first."""
+    alarms: list[AlarmRecord] = []
+    page = 1
+    while True:
+        answer = await tc.call(
+            "monitor",
+            "DescribeAlarmHistories",
+            {
+                "Module": "monitor",
+                "PageNumber": page,
+                "PageSize": 100,
+                "StartTime": int(start.timestamp()),
+                "EndTime": int(end.timestamp()),
+            },
+            region=region,
+        )
+        histories = answer.get("Histories") or []
+        for h in histories:
+            alarms.append(
+                AlarmRecord(
+                    source="monitor",
+                    name=h.get("PolicyName")
+                    or h.get("MetricsInfo", [{}])[0].get("MetricName", "alarm"),
+                    status=h.get("AlarmStatus", ""),
+                    time=datetime.fromtimestamp(int(h.get("FirstOccurTime", 0)), UTC),
+                    level=h.get("AlarmLevel"),
+                    target=h.get("AlarmObject"),
+                    detail=h.get("Content", ""),
+                )
+            )
+        if not histories or page * 100 >= int(answer.get("TotalCount", 0)):
+            break
+        page += 1
+    records = await tc.paged(
+        "cls",
+        "DescribeAlertRecordHistory",
+        {"From": _ms(start), "To": _ms(end)},
+        "Records",
+        region=region,
+    )
+    for r in records:
+        alarms.append(
+            AlarmRecord(
+                source="cls",
+                name=r.get("AlarmName", ""),
+                status=str(r.get("Status", "")),
+                time=_from_ms(r.get("CreateTime", 0)),
+                level=str(r.get("AlarmLevel", "")) or None,
+                target=r.get("TopicName") or r.get("TopicId"),
+                detail=r.get("Trigger", ""),
+            )
+        )
+    return sorted(alarms, key=lambda a: a.time, reverse=True)
+
+
+async def get_metric(
+    tc: TencentCloud,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    start: datetime,
+    end: datetime,
+    *,
+    period: int = 60,
+    region: str | None = None,
+) -> list[MetricPoint]:
+    answer = await tc.call(
+        "monitor",
+        "GetMonitorData",
+        {
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Period": period,
+            "StartTime": start.isoformat(),
+            "EndTime": end.isoformat(),
+            "Instances": [{"Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()]}],
+        },
+        region=region,
+    )
+    points: list[MetricPoint] = []
+    for series in answer.get("DataPoints") or []:
+        for stamp, value in zip(
+            series.get("Timestamps") or [], series.get("Values") or [], strict=False
+        ):
+            if value is not None:
+                points.append(
+                    MetricPoint(time=datetime.fromtimestamp(int(stamp), UTC), value=float(value))
+                )
+    return sorted(points, key=lambda p: p.time)
+
+
+async def list_clusters(tc: TencentCloud, *, region: str | None = None) -> list[Cluster]:
+    async def load() -> list[Cluster]:
+        clusters = await tc.paged(
+            "tke", "DescribeClusters", {}, "Clusters", limit=500, region=region
+        )
+        return [
+            Cluster(
+                cluster_id=c["ClusterId"],
+                name=c.get("ClusterName", ""),
+                status=c.get("ClusterStatus", ""),
+                version=c.get("ClusterVersion"),
+                nodes=c.get("ClusterNodeNum"),
+            )
+            for c in clusters
+        ]
+
+    return await tc.cached(("clusters", region or tc.region), load)
+
+
+async def list_node_pools(
+    tc: TencentCloud, cluster_id: str, *, region: str | None = None
+) -> list[NodePool]:
+    answer = await tc.call(
+        "tke", "DescribeClusterNodePools", {"ClusterId": cluster_id}, region=region
+    )
+    return [
+        NodePool(
+            node_pool_id=p["NodePoolId"],
+            name=p.get("Name", ""),
+            state=p.get("LifeState"),
+            desired=p.get("DesiredNodesNum"),
+            minimum=p.get("MinNodesNum"),
+            maximum=p.get("MaxNodesNum"),
+        )
+        for p in answer.get("NodePoolSet") or []
+    ]
+
+
+async def get_kubeconfig(tc: TencentCloud, cluster_id: str, *, region: str | None = None) -> str:
+    answer = await tc.call(
+        "tke", "DescribeClusterKubeconfig", {"ClusterId": cluster_id}, region=region
+    )
+    return str(answer.get("Kubeconfig", ""))
+
+
+async def scale_node_pool(
+    tc: TencentCloud, cluster_id: str, node_pool_id: str, desired: int, *, region: str | None = None
+) -> None:
+    """Set a node pool's desired capacity (a write: permission-checked by the caller)."""
+    await tc.call(
+        "tke",
+        "ModifyNodePoolDesiredCapacityAboutAsg",
+        {
+            "ClusterId": cluster_id,
+            "NodePoolId": node_pool_id,
+            "DesiredCapacity": desired,
+        },
+        region=region,
+    )
+
+
+def tts_segments(text: str, size: int = TTS_CHUNK) -> list[str]:
+    """Cut at sentence ends (。！？.!?；;) so no segment passes ``size`` characters."""
+    sentences = [s for s in re.split(r"(?<=[。！？!?；;.\n])", text) if s.strip()]
+    segments: list[str] = []
+    current = ""
+    for sentence in sentences:
+        while len(sentence) > size:
+            if current:
+                segments.append(current)
+                current = ""
+            segments.append(sentence[:size])
+            sentence = sentence[size:]
+        if len(current) + len(sentence) > size:
+            segments.append(current)
+            current = ""
+        current += sentence
+    if current.strip():
+        segments.append(current)
+    return [s.strip() for s in segments if s.strip()]
+
+
+async def text_to_voice(
+    tc: TencentCloud, text: str, *, voice_type: int = 101001, region: str | None = None
+) -> bytes:
+    """MP3 audio of ``text``; long text is spoken in segments and the MP3 frames joined."""
+    if not text.strip():
+        raise TencentRequestError("InvalidParameter", "nothing to speak")
+    audio = b""
+    session = uuid.uuid4().hex
+    for index, segment in enumerate(tts_segments(text)):
+        answer = await tc.call(
+            "tts",
+            "TextToVoice",
+            {
+                "Text": segment,
+                "SessionId": f"{session}-{index}",
+                "VoiceType": voice_type,
+                "Codec": "mp3",
+                "ModelType": 1,
+            },
+            region=region,
+        )
+        audio += base64.b64decode(answer.get("Audio", ""))
+    return audio
+
+
+async def latest_metric_value(
+    tc: TencentCloud,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    *,
+    period: int = 60,
+    region: str | None = None,
+    now: datetime | None = None,
+) -> float:
+    """The newest datapoint of a Cloud Monitor metric (the threshold watch's source)."""
+    from datetime import timedelta
+
+    now = now or datetime.now(UTC)
+    points = await get_metric(
+        tc,
+        namespace,
+        metric,
+        dimensions,
+        now - timedelta(seconds=period * 10),
+        now,
+        period=period,
+        region=region,
+    )
+    if not points:
+        raise TencentRequestError(
+            "NoData", f"{namespace}/{metric} has no datapoints in the last {period * 10}s"
+        )
+    return points[-1].value

@@ -1,0 +1,227 @@
+"""A stand-in for the Tencent Cloud API 3.0 endpoint, served on loopback for the real SDK.
+
+It verifies TC3-HMAC-SHA256 signatures (written from the public spec, not the SDK's code),
+routes on (service from the credential scope, X-TC-Action), pages like the real API and
+injects errors on demand.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+SECRET_ID, SECRET_KEY = "AKIDtest", "test-secret-key"
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+
+def expected_signature(
+    request_headers: dict[str, str], body: bytes, secret_key: str, date: str, service: str
+) -> str:
+    canonical = "\n".join(
+        [
+            "POST",
+            "/",
+            "",
+            f"content-type:{request_headers['content-type']}\nhost:{request_headers['host']}\n",
+            "content-type;host",
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    timestamp = request_headers["x-tc-timestamp"]
+    scope = f"{date}/{service}/tc3_request"
+    to_sign = (
+        f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    )
+    key = _hmac(_hmac(_hmac(("TC3" + secret_key).encode(), date), service), "tc3_request")
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def reply(payload: dict[str, Any]) -> Response:
+    # Exactly application/json: with a charset the SDK would not see errors (see NOTES).
+    body = json.dumps({"Response": {**payload, "RequestId": "req-standin"}}, ensure_ascii=False)
+    return Response(body, headers={"Content-Type": "application/json"})
+
+
+def error(code: str, message: str) -> Response:
+    return reply({"Error": {"Code": code, "Message": message}})
+
+
+@dataclass
+class TencentApi:
+    logs: list[dict[str, Any]] = field(default_factory=list)  # {"time": ms, "json": {...}}
+    topics: list[dict[str, Any]] = field(default_factory=list)
+    clusters: list[dict[str, Any]] = field(default_factory=list)
+    node_pools: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    monitor_alarms: list[dict[str, Any]] = field(default_factory=list)
+    cls_records: list[dict[str, Any]] = field(default_factory=list)
+    metric_points: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    kubeconfigs: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
+    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/", self.handle, methods=["POST"])])
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        auth = headers.get("authorization", "")
+        try:
+            credential = auth.split("Credential=")[1].split(",")[0]
+            secret_id, date, service, _ = credential.split("/")
+            signature = auth.split("Signature=")[1]
+        except (IndexError, ValueError):
+            return error("AuthFailure.SignatureFailure", "malformed Authorization")
+        if secret_id != SECRET_ID:
+            return error("AuthFailure.SecretIdNotFound", "unknown SecretId")
+        if not hmac.compare_digest(
+            signature, expected_signature(headers, body, SECRET_KEY, date, service)
+        ):
+            return error("AuthFailure.SignatureFailure", "signature mismatch")
+        action = headers["x-tc-action"]
+        params = json.loads(body or b"{}")
+        self.calls.append((service, action, params))
+        if self.failures.get(action):
+            code = self.failures[action].pop(0)
+            return error(code, f"injected {code}")
+        handler = getattr(self, f"{service}_{action}", None)
+        if handler is None:
+            return error("InvalidAction", f"{service} has no action {action}")
+        result: Response = handler(params)
+        return result
+
+    @staticmethod
+    def _page(items: list[dict[str, Any]], params: dict[str, Any], key: str) -> Response:
+        offset, limit = int(params.get("Offset", 0)), int(params.get("Limit", 20))
+        return reply({key: items[offset : offset + limit], "TotalCount": len(items)})
+
+    # --- CLS ---
+    def cls_SearchLog(self, params: dict[str, Any]) -> Response:
+        if int(params["Limit"]) > 1000:
+            return error("InvalidParameter.Limit", "Limit must be <= 1000")
+        rows = [log for log in self.logs if params["From"] <= log["time"] < params["To"]]
+        query = params["QueryString"]
+        if "|" in query:  # SQL analysis: count by level
+            counts: dict[str, int] = {}
+            for row in rows:
+                level = str(row["json"].get("level", "none"))
+                counts[level] = counts.get(level, 0) + 1
+            records = [json.dumps({"level": k, "count": v}) for k, v in sorted(counts.items())]
+            return reply(
+                {"Analysis": True, "AnalysisRecords": records, "ListOver": True, "Results": []}
+            )
+        term = query.strip()
+        if term != "*":
+            rows = [
+                r for r in rows if term.lower() in json.dumps(r["json"], ensure_ascii=False).lower()
+            ]
+        rows.sort(key=lambda r: r["time"], reverse=True)
+        offset = int(base64.b64decode(params["Context"]).decode()) if params.get("Context") else 0
+        page = rows[offset : offset + int(params["Limit"])]
+        done = offset + len(page) >= len(rows)
+        return reply(
+            {
+                "Analysis": False,
+                "ListOver": done,
+                "Context": ""
+                if done
+                else base64.b64encode(str(offset + len(page)).encode()).decode(),
+                "Results": [
+                    {
+                        "Time": r["time"],
+                        "TopicId": params["TopicId"],
+                        "Source": "10.0.0.1",
+                        "LogJson": json.dumps(r["json"], ensure_ascii=False),
+                    }
+                    for r in page
+                ],
+            }
+        )
+
+    def cls_DescribeTopics(self, params: dict[str, Any]) -> Response:
+        return self._page(self.topics, params, "Topics")
+
+    def cls_DescribeAlertRecordHistory(self, params: dict[str, Any]) -> Response:
+        rows = [r for r in self.cls_records if params["From"] <= r["CreateTime"] < params["To"]]
+        return self._page(rows, params, "Records")
+
+    # --- Monitor ---
+    def monitor_DescribeAlarmHistories(self, params: dict[str, Any]) -> Response:
+        rows = [
+            a
+            for a in self.monitor_alarms
+            if params["StartTime"] <= a["FirstOccurTime"] < params["EndTime"]
+        ]
+        number, size = int(params["PageNumber"]), int(params["PageSize"])
+        return reply(
+            {"Histories": rows[(number - 1) * size : number * size], "TotalCount": len(rows)}
+        )
+
+    def monitor_GetMonitorData(self, params: dict[str, Any]) -> Response:
+        points = self.metric_points.get(params["MetricName"])
+        if points is None:
+            return error("InvalidParameter", f"unknown metric {params['MetricName']}")
+        start = datetime.fromisoformat(params["StartTime"]).timestamp()
+        end = datetime.fromisoformat(params["EndTime"]).timestamp()
+        inside = [(t, v) for t, v in points if start <= t <= end]
+        return reply(
+            {
+                "MetricName": params["MetricName"],
+                "Period": params["Period"],
+                "DataPoints": [
+                    {
+                        "Dimensions": params["Instances"][0]["Dimensions"],
+                        "Timestamps": [t for t, _ in inside],
+                        "Values": [v for _, v in inside],
+                    }
+                ],
+            }
+        )
+
+    # --- TKE ---
+    def tke_DescribeClusters(self, params: dict[str, Any]) -> Response:
+        return self._page(self.clusters, params, "Clusters")
+
+    def tke_DescribeClusterNodePools(self, params: dict[str, Any]) -> Response:
+        if params["ClusterId"] not in self.node_pools:
+            return error(
+                "ResourceNotFound.ClusterNotFound", f"cluster {params['ClusterId']} not found"
+            )
+        pools = self.node_pools[params["ClusterId"]]
+        return reply({"NodePoolSet": pools, "TotalCount": len(pools)})
+
+    def tke_DescribeClusterKubeconfig(self, params: dict[str, Any]) -> Response:
+        return reply({"Kubeconfig": self.kubeconfigs.get(params["ClusterId"], "")})
+
+    def tke_ModifyNodePoolDesiredCapacityAboutAsg(self, params: dict[str, Any]) -> Response:
+        for pool in self.node_pools.get(params["ClusterId"], []):
+            if pool["NodePoolId"] == params["NodePoolId"]:
+                if not pool["MinNodesNum"] <= params["DesiredCapacity"] <= pool["MaxNodesNum"]:
+                    return error("InvalidParameter.Param", "DesiredCapacity outside [min, max]")
+                pool["DesiredNodesNum"] = params["DesiredCapacity"]
+                return reply({})
+        return error("ResourceNotFound", "node pool not found")
+
+    # --- TTS ---
+    def tts_TextToVoice(self, params: dict[str, Any]) -> Response:
+        if len(params["Text"]) > 150:
+            return error("InvalidParameter.InvalidText", "Text longer than 150 characters")
+        audio = base64.b64encode(f"[{params['Text']}]".encode()).decode()
+        return reply({"Audio": audio, "SessionId": params["SessionId"]})
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)

@@ -1,0 +1,201 @@
+"""The real Tencent Cloud SDK against the loopback stand-in."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import pytest_asyncio
+from tencentcloud.common.credential import Credential
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import (
+    TencentAuthError,
+    TencentNotConfiguredError,
+    TencentNotFoundError,
+    TencentRequestError,
+    TencentRetryableError,
+)
+from ambient.clients.tencent.ops import (
+    get_metric,
+    latest_metric_value,
+    list_alarms,
+    list_clusters,
+    list_log_topics,
+    list_node_pools,
+    scale_node_pool,
+    search_logs,
+    text_to_voice,
+    tts_segments,
+)
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.servers import serve
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest_asyncio.fixture
+async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
+    api = TencentApi()
+    async with serve(api.app()) as base:
+        endpoint = base.removeprefix("http://")
+        tc = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=endpoint,
+            protocol="http",
+            timeout=5,
+            backoff=0.01,
+        )
+        yield api, tc
+
+
+async def test_search_logs_pages_with_context_and_parses_json(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    base = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+    api.logs = [
+        {"time": base + i, "json": {"level": "ERROR" if i % 3 == 0 else "INFO", "msg": f"订单 {i}"}}
+        for i in range(2500)
+    ]
+    result = await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=2), NOW, limit=2200)
+    assert len(result.logs) == 2200 and not result.complete
+    assert result.logs[0].content == {"level": "ERROR", "msg": "订单 2499"}  # newest first
+    searches = [params for _, action, params in api.calls if action == "SearchLog"]
+    assert len(searches) == 3 and "Context" in searches[1]
+    assert all(p["Limit"] == 1000 and p["From"] == searches[0]["From"] for p in searches)
+
+    errors = await search_logs(tc, "topic-1", "ERROR", NOW - timedelta(hours=2), NOW, limit=5000)
+    assert errors.complete and len(errors.logs) == 834
+    sql = await search_logs(
+        tc, "topic-1", "* | select level, count(*) group by level", NOW - timedelta(hours=2), NOW
+    )
+    assert sql.analysis == [{"level": "ERROR", "count": 834}, {"level": "INFO", "count": 1666}]
+
+
+async def test_errors_are_classified_and_rate_limits_back_off(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.clusters = [{"ClusterId": "cls-1", "ClusterName": "prod", "ClusterStatus": "Running"}]
+    api.failures["DescribeClusters"] = ["RequestLimitExceeded", "RequestLimitExceeded"]
+    assert [c.cluster_id for c in await list_clusters(tc)] == ["cls-1"]  # backed off twice, then ok
+
+    api.failures["DescribeClusterNodePools"] = ["RequestLimitExceeded"] * 5
+    with pytest.raises(TencentRetryableError, match="RequestLimitExceeded"):
+        await list_node_pools(tc, "cls-1")
+    api.failures["DescribeClusterNodePools"] = ["InvalidParameter.ClusterId"]
+    with pytest.raises(TencentRequestError, match="InvalidParameter"):
+        await list_node_pools(tc, "cls-1")
+    with pytest.raises(TencentNotFoundError):
+        await list_node_pools(tc, "cls-missing")
+
+    forged = TencentCloud(
+        Credential(SECRET_ID, "wrong-key"),
+        region="ap-guangzhou",
+        endpoint=tc._endpoint,
+        protocol="http",
+    )
+    with pytest.raises(TencentAuthError, match="SignatureFailure"):
+        await list_log_topics(forged)
+    unreachable = TencentCloud(
+        Credential(SECRET_ID, SECRET_KEY),
+        region="ap-guangzhou",
+        endpoint="127.0.0.1:1",
+        protocol="http",
+        timeout=2,
+    )
+    with pytest.raises(TencentRetryableError, match="NetworkError"):
+        await list_log_topics(unreachable)
+    with pytest.raises(TencentNotConfiguredError, match="TENCENTCLOUD_SECRET_ID"):
+        await list_log_topics(TencentCloud(None, region="ap-guangzhou"))
+
+
+async def test_read_mostly_calls_are_cached_and_paged(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.topics = [
+        {"TopicId": f"t-{i}", "TopicName": f"app-{i}", "LogsetId": "ls-1"} for i in range(250)
+    ]
+    first = await list_log_topics(tc)
+    again = await list_log_topics(tc)
+    assert len(first) == 250 and first == again
+    assert [action for _, action, _ in api.calls].count(
+        "DescribeTopics"
+    ) == 3  # 100 + 100 + 50, once
+
+
+async def test_alarms_from_monitor_and_cls_in_one_timeline(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    t = int((NOW - timedelta(hours=3)).timestamp())
+    api.monitor_alarms = [
+        {
+            "PolicyName": f"cpu-high-{i}",
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": t + i,
+            "AlarmObject": "ins-1",
+            "Content": "CPU > 90%",
+        }
+        for i in range(130)
+    ]
+    api.cls_records = [
+        {
+            "AlarmName": "5xx burst",
+            "Status": 1,
+            "CreateTime": (t + 500) * 1000,
+            "TopicName": "nginx",
+            "Trigger": "count > 100",
+        }
+    ]
+    alarms = await list_alarms(tc, NOW - timedelta(hours=6), NOW)
+    assert len(alarms) == 131
+    assert alarms[0].source == "cls" and alarms[0].name == "5xx burst"
+    assert {a.source for a in alarms} == {"monitor", "cls"}
+
+
+async def test_metrics_node_pool_scaling_and_tts(cloud: tuple[TencentApi, TencentCloud]) -> None:
+    api, tc = cloud
+    now = int(NOW.timestamp())
+    api.metric_points["CPUUsage"] = [(now - 120, 40.0), (now - 60, 95.5)]
+    points = await get_metric(
+        tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, NOW - timedelta(minutes=5), NOW
+    )
+    assert [p.value for p in points] == [40.0, 95.5]
+    assert (
+        await latest_metric_value(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, now=NOW)
+        == 95.5
+    )
+
+    api.node_pools["cls-1"] = [
+        {
+            "NodePoolId": "np-1",
+            "Name": "default",
+            "LifeState": "normal",
+            "DesiredNodesNum": 3,
+            "MinNodesNum": 1,
+            "MaxNodesNum": 10,
+        }
+    ]
+    await scale_node_pool(tc, "cls-1", "np-1", 5)
+    assert (await list_node_pools(tc, "cls-1"))[0].desired == 5
+    with pytest.raises(TencentRequestError, match="outside"):
+        await scale_node_pool(tc, "cls-1", "np-1", 50)
+
+    text = "早上好。" + "昨天共有三次告警，其中两次已经自动修复。" * 12
+    audio = await text_to_voice(tc, text)
+    spoken = [p["Text"] for _, action, p in api.calls if action == "TextToVoice"]
+    assert len(spoken) > 1 and all(len(s) <= 150 for s in spoken)
+    assert "".join(spoken) == text
+    assert audio == b"".join(base64.b64decode(base64.b64encode(f"[{s}]".encode())) for s in spoken)
+
+
+def test_tts_segments_never_exceed_the_limit() -> None:
+    text = "句子" * 400 + "。短句。"
+    assert all(len(s) <= 150 for s in tts_segments(text))
+    assert "".join(tts_segments(text)) == text
