@@ -1,0 +1,141 @@
+"""Log sources behind one interface: Tencent CLS, or files (so everything log-based works
+without a cloud account).
+
+The file source reads a file or a directory of rotated files (`app.log`, `app.log.1`,
+`app.log.2.gz`, ...): JSON lines with a time field, or plain lines that start with a
+timestamp. Lines it cannot read are counted and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.ops import LogRecord, SearchResult, search_logs
+
+TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date")
+PLAIN = re.compile(
+    r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?\s*(?P<rest>.*)$"
+)
+LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
+
+
+class LogSource(Protocol):
+    async def search(
+        self, query: str, start: datetime, end: datetime, *, limit: int = 1000
+    ) -> SearchResult: ...
+
+
+class ClsLogSource:
+    def __init__(self, cloud: TencentCloud, topic_id: str, region: str | None = None) -> None:
+        self._cloud, self._topic_id, self._region = cloud, topic_id, region
+
+    async def search(
+        self, query: str, start: datetime, end: datetime, *, limit: int = 1000
+    ) -> SearchResult:
+        return await search_logs(
+            self._cloud, self._topic_id, query, start, end, limit=limit, region=self._region
+        )
+
+
+def parse_time(value: Any) -> datetime:
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 1e11 else value  # epoch ms or s
+        return datetime.fromtimestamp(seconds, UTC)
+    text = str(value).replace(",", ".")
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_line(line: str, source: str) -> LogRecord | None:
+    """One log line as a record, or None if it has no readable time."""
+    line = line.strip()
+    if not line:
+        return None
+    if line.startswith("{"):
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            return None
+        for name in TIME_FIELDS:
+            if name in data:
+                try:
+                    return LogRecord(
+                        time=parse_time(data[name]), topic_id="file", source=source, content=data
+                    )
+                except (TypeError, ValueError, OverflowError):
+                    return None
+        return None
+    match = PLAIN.match(line)
+    if match is None:
+        return None
+    try:
+        when = parse_time(match["ts"])
+    except ValueError:
+        return None
+    rest = match["rest"]
+    level = LEVEL.match(rest)
+    if level:  # "ERROR something" -> level ERROR, message "something"
+        rest = rest[level.end() :].lstrip(" :-")
+    content = {"message": rest, **({"level": level[1]} if level else {})}
+    return LogRecord(time=when, topic_id="file", source=source, content=content)
+
+
+def rotation_order(path: Path) -> tuple[int, str]:
+    """app.log (newest) before app.log.1 before app.log.2.gz ..."""
+    numbers = re.findall(r"\.(\d+)(?:\.gz)?$", path.name)
+    return (int(numbers[0]) if numbers else 0, path.name)
+
+
+class FileLogSource:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.skipped = 0
+        self.skipped_examples: list[str] = []
+
+    def files(self) -> list[Path]:
+        if self.path.is_dir():
+            found = [p for p in self.path.iterdir() if p.is_file() and not p.name.startswith(".")]
+            return sorted(found, key=rotation_order)
+        if self.path.is_file():
+            return [self.path]
+        raise FileNotFoundError(f"no log file or directory at {self.path}")
+
+    def lines(self, path: Path) -> Iterator[str]:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
+            yield from handle
+
+    def _scan(self, query: str, start: datetime, end: datetime, limit: int) -> SearchResult:
+        self.skipped, self.skipped_examples = 0, []
+        term = "" if query.strip() in ("", "*") else query.strip().lower()
+        found: list[LogRecord] = []
+        for path in self.files():
+            for number, line in enumerate(self.lines(path), 1):
+                record = parse_line(line, f"{path.name}:{number}")
+                if record is None:
+                    if line.strip():
+                        self.skipped += 1
+                        if len(self.skipped_examples) < 5:
+                            self.skipped_examples.append(f"{path.name}:{number}")
+                    continue
+                if not start <= record.time < end:
+                    continue
+                if term and term not in json.dumps(record.content, ensure_ascii=False).lower():
+                    continue
+                found.append(record)
+        found.sort(key=lambda r: r.time, reverse=True)
+        return SearchResult(logs=found[:limit], complete=len(found) <= limit)
+
+    async def search(
+        self, query: str, start: datetime, end: datetime, *, limit: int = 1000
+    ) -> SearchResult:
+        """Plain substring search (`*` for all) in the window, newest first."""
+        return await asyncio.to_thread(self._scan, query, start, end, limit)
