@@ -22,7 +22,8 @@ from ambient.clients.tencent.ops import LogRecord, SearchResult, search_logs
 
 TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date")
 PLAIN = re.compile(
-    r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?\s*(?P<rest>.*)$"
+    r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?"
+    r"\s*(?P<rest>.*)$"
 )
 LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
 
