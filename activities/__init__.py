@@ -8,6 +8,7 @@ from typing import Any
 from activities.events import EventActivities
 from activities.notify import NotifyActivities
 from activities.watches import WatchActivities
+from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps
 
@@ -17,7 +18,8 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     events = EventActivities(deps.db)
     notify = NotifyActivities(deps.db, deps.channels)
     fetcher = WebFetcher(deps.http, allow_cidrs=deps.settings.fetch_allow_cidrs)
-    watches = WatchActivities(deps.db, fetcher)
+    tencent = deps.tencent or TencentCloud.from_settings(deps.settings)
+    watches = WatchActivities(deps.db, fetcher, tencent)
     return [
         events.record_event,
         notify.notify,

@@ -6,8 +6,10 @@ import asyncio
 
 from pydantic import TypeAdapter
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentCloudError
+from ambient.clients.tencent.ops import latest_metric_value
 from ambient.clients.web import FetchError, WebFetcher, extract_text
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
 from ambient.domain.watches import (
@@ -23,9 +25,10 @@ from ambient.storage.repositories import SnapshotRepository
 
 
 class WatchActivities:
-    def __init__(self, db: Database, fetcher: WebFetcher) -> None:
+    def __init__(self, db: Database, fetcher: WebFetcher, tencent: TencentCloud) -> None:
         self._db = db
         self._fetcher = fetcher
+        self._tencent = tencent
 
     @activity.defn
     async def check_page(self, check: CheckPageInput) -> PageCheck:
@@ -86,12 +89,15 @@ class WatchActivities:
             elif isinstance(source, PrometheusSource):
                 value = await self._fetcher.read_prometheus(str(source.url), source.query)
             else:
-                raise ApplicationError(
-                    "the tencent_monitor source needs the Tencent Cloud integration "
-                    "(TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY); it is not available yet",
-                    type="SourceNotConfigured",
-                    non_retryable=True,
+                value = await latest_metric_value(
+                    self._tencent,
+                    source.namespace,
+                    source.metric,
+                    source.dimensions,
+                    period=source.period,
+                    region=source.region,
                 )
-        except FetchError as exc:
+        except (FetchError, TencentCloudError) as exc:
+            # A reading that failed is state for the watch (failing after N), not a crash.
             return MetricReading(error=str(exc))
         return MetricReading(value=value)

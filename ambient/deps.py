@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
 from ambient.clients.notify import ChannelRegistry
+from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
 from ambient.storage import Database
 
@@ -17,3 +18,5 @@ class WorkerDeps:
     db: Database
     channels: ChannelRegistry
     http: httpx.AsyncClient
+    # Built from settings (and the environment's credentials) unless given, e.g. by tests.
+    tencent: TencentCloud | None = field(default=None)

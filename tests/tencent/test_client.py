@@ -199,3 +199,37 @@ def test_tts_segments_never_exceed_the_limit() -> None:
     text = "句子" * 400 + "。短句。"
     assert all(len(s) <= 150 for s in tts_segments(text))
     assert "".join(tts_segments(text)) == text
+
+
+async def test_threshold_watch_reads_tencent_monitor_and_reports_missing_credentials(
+    cloud: tuple[TencentApi, TencentCloud], db: object
+) -> None:
+    import httpx
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.watches import WatchActivities
+    from ambient.clients.web import WebFetcher
+    from ambient.domain.checks import ReadMetricInput
+
+    api, tc = cloud
+    now = int(datetime.now(UTC).timestamp())
+    api.metric_points["CPUUsage"] = [(now - 30, 97.0)]
+    source = {
+        "type": "tencent_monitor",
+        "namespace": "QCE/CVM",
+        "metric": "CPUUsage",
+        "dimensions": {"InstanceId": "ins-1"},
+    }
+    async with httpx.AsyncClient() as http:
+        reading = await ActivityEnvironment().run(
+            WatchActivities(db, WebFetcher(http), tc).read_metric,
+            ReadMetricInput(source=source),  # type: ignore[arg-type]
+        )
+        missing = await ActivityEnvironment().run(
+            WatchActivities(
+                db, WebFetcher(http), TencentCloud(None, region="ap-guangzhou")
+            ).read_metric,  # type: ignore[arg-type]
+            ReadMetricInput(source=source),
+        )
+    assert reading.value == 97.0
+    assert missing.value is None and "TENCENTCLOUD_SECRET_ID" in (missing.error or "")

@@ -6,6 +6,7 @@ import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
 from activities.watches import WatchActivities
+from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.web import (
     HttpStatusError,
     RefusedAddressError,
@@ -111,7 +112,9 @@ async def test_check_page_reports_keyword_hits_on_new_text_only(
 ) -> None:
     state, base = site
     url = f"{base}/news"
-    activities = WatchActivities(db, WebFetcher(http, allow_cidrs=LOOPBACK))
+    activities = WatchActivities(
+        db, WebFetcher(http, allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
     env = ActivityEnvironment()
     state.pages["/news"] = article("AI beats humans at chess.", "Weather is sunny.")
     check = CheckPageInput(task="t1", url=url, keywords=["AI", "machine learning"])
@@ -145,7 +148,7 @@ async def test_check_page_reports_keyword_hits_on_new_text_only(
 async def test_check_page_turns_fetch_errors_into_error_outcomes(
     http: httpx.AsyncClient, db: Database
 ) -> None:
-    activities = WatchActivities(db, WebFetcher(http))
+    activities = WatchActivities(db, WebFetcher(http), TencentCloud(None, region="ap-guangzhou"))
     result = await ActivityEnvironment().run(
         activities.check_page, CheckPageInput(task="t", url="http://127.0.0.1:9/")
     )
@@ -157,7 +160,9 @@ async def test_read_metric_reads_json_and_reports_errors(
 ) -> None:
     state, base = site
     state.values = [50123.5, None]
-    activities = WatchActivities(db, WebFetcher(http, allow_cidrs=LOOPBACK))
+    activities = WatchActivities(
+        db, WebFetcher(http, allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
     source = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
     env = ActivityEnvironment()
     assert (await env.run(activities.read_metric, ReadMetricInput(source=source))).value == 50123.5
