@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # Name of a CAM role bound to the CVM: temporary credentials from instance metadata.
     tencentcloud_cvm_role: str | None = None
     kubeconfig: Path | None = None
+    # Folder of log files that search_logs may read as topic "file:NAME" (no other paths).
+    log_dir: Path | None = None
 
     # --- watches ---
     # Non-public networks the web fetcher may reach anyway (e.g. ["10.0.0.0/8"]).

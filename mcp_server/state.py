@@ -12,6 +12,7 @@ from temporalio.client import Client
 from ambient import temporal
 from ambient.clients.notify import ChannelRegistry
 from ambient.clients.notify.registry import build_channels
+from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
@@ -23,6 +24,7 @@ class AppState:
     db: Database
     temporal: Client
     channels: ChannelRegistry
+    tencent: TencentCloud | None = None
     # The user a stdio session acts as (`ambient mcp --user NAME`); HTTP uses the bearer token.
     stdio_user: str | None = None
     extras: dict[str, object] = field(default_factory=dict)
@@ -46,6 +48,7 @@ async def open_state(
             db=db,
             temporal=client,
             channels=build_channels(settings, db, http),
+            tencent=TencentCloud.from_settings(settings),
             stdio_user=stdio_user,
         )
 

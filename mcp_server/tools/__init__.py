@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server.tools import push, system, tasks
+from mcp_server.tools import cloud, push, system, tasks
 
 Register = Callable[..., None]
 
@@ -15,6 +15,7 @@ AREAS: dict[str, Register] = {
     "system": system.register,
     "tasks": tasks.register,
     "push": push.register,
+    "cloud": cloud.register,
 }
 
 __all__ = ["AREAS", "MCPServer"]

@@ -1,0 +1,242 @@
+"""Cloud tools: read Tencent Cloud (CLS logs, Cloud Monitor, TKE) and scale node pools."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from ambient.clients.logs import FileLogSource
+from ambient.clients.tencent import ops
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentCloudError
+from ambient.domain.users import RollbackPermission
+from ambient.storage.repositories import UserRepository
+from mcp_server.auth import app_state, current_user
+
+T = TypeVar("T")
+Region = Annotated[
+    str | None, Field(default=None, description="region, e.g. ap-shanghai (default: configured)")
+]
+READ = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+
+
+class Clusters(BaseModel):
+    clusters: list[ops.Cluster]
+
+
+class NodePools(BaseModel):
+    node_pools: list[ops.NodePool]
+
+
+class Topics(BaseModel):
+    topics: list[ops.LogTopic]
+
+
+class Alarms(BaseModel):
+    alarms: list[ops.AlarmRecord]
+
+
+class Metric(BaseModel):
+    points: list[ops.MetricPoint]
+
+
+class LogSearch(ops.SearchResult):
+    skipped_lines: int = Field(default=0, description="unreadable lines skipped (file source)")
+
+
+class ScaleResult(BaseModel):
+    cluster_id: str
+    node_pool_id: str
+    previous: int | None
+    desired: int
+    executed: bool = Field(description="false for a dry run")
+
+
+def _cloud(ctx: Context[Any, Any]) -> TencentCloud:
+    state = app_state(ctx)
+    return state.tencent or TencentCloud.from_settings(state.settings)
+
+
+async def _call(work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except TencentCloudError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def _time(value: str | None, default: datetime) -> datetime:
+    if value is None:
+        return default
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ToolError(f"not an ISO time: {value!r} (e.g. 2026-11-21T08:00:00+08:00)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+async def list_clusters(ctx: Context[Any, Any], region: Region = None) -> Clusters:
+    """TKE clusters with status, version and node count."""
+    return Clusters(clusters=await _call(ops.list_clusters(_cloud(ctx), region=region)))
+
+
+async def list_node_pools(
+    ctx: Context[Any, Any],
+    cluster_id: Annotated[str, Field(description="e.g. cls-abc123")],
+    region: Region = None,
+) -> NodePools:
+    """Node pools of a TKE cluster with desired/min/max sizes."""
+    return NodePools(
+        node_pools=await _call(ops.list_node_pools(_cloud(ctx), cluster_id, region=region))
+    )
+
+
+async def list_log_topics(ctx: Context[Any, Any], region: Region = None) -> Topics:
+    """CLS log topics (ids for search_logs)."""
+    return Topics(topics=await _call(ops.list_log_topics(_cloud(ctx), region=region)))
+
+
+async def search_logs(
+    ctx: Context[Any, Any],
+    topic_id: Annotated[
+        str, Field(description="a CLS topic id, or file:NAME for a file under AMBIENT_LOG_DIR")
+    ],
+    query: Annotated[
+        str, Field(description="CQL, e.g. 'level:ERROR', or '* | select ...' SQL; '*' for all")
+    ] = "*",
+    start: Annotated[
+        str | None, Field(default=None, description="ISO time; default one hour ago")
+    ] = None,
+    end: Annotated[str | None, Field(default=None, description="ISO time; default now")] = None,
+    limit: Annotated[int, Field(default=100, ge=1, le=1000)] = 100,
+) -> LogSearch:
+    """Search logs in a time window, newest first."""
+    now = datetime.now(UTC)
+    begin, finish = _time(start, now - timedelta(hours=1)), _time(end, now)
+    if topic_id.startswith("file:"):
+        folder = app_state(ctx).settings.log_dir
+        if folder is None:
+            raise ToolError("file log topics need AMBIENT_LOG_DIR (a folder of log files)")
+        target = (folder / topic_id[5:]).resolve()
+        if not target.is_relative_to(folder.resolve()):
+            raise ToolError("file topics must name a file or folder inside AMBIENT_LOG_DIR")
+        source = FileLogSource(Path(target))
+        try:
+            found = await source.search(query, begin, finish, limit=limit)
+        except FileNotFoundError as exc:
+            raise ToolError(str(exc)) from None
+        return LogSearch(**found.model_dump(), skipped_lines=source.skipped)
+    found = await _call(ops.search_logs(_cloud(ctx), topic_id, query, begin, finish, limit=limit))
+    return LogSearch(**found.model_dump())
+
+
+async def get_metric(
+    ctx: Context[Any, Any],
+    namespace: Annotated[str, Field(description="e.g. QCE/CVM, QCE/TKE2")],
+    metric: Annotated[str, Field(description="e.g. CPUUsage")],
+    dimensions: Annotated[dict[str, str], Field(description='e.g. {"InstanceId": "ins-123"}')],
+    minutes: Annotated[int, Field(default=60, ge=1, le=7 * 24 * 60)] = 60,
+    period: Annotated[int, Field(default=60, description="seconds per point: 60, 300, 3600")] = 60,
+    region: Region = None,
+) -> Metric:
+    """Datapoints of a Cloud Monitor metric over the last minutes."""
+    now = datetime.now(UTC)
+    points = await _call(
+        ops.get_metric(
+            _cloud(ctx),
+            namespace,
+            metric,
+            dimensions,
+            now - timedelta(minutes=minutes),
+            now,
+            period=period,
+            region=region,
+        )
+    )
+    return Metric(points=points)
+
+
+async def list_alarms(
+    ctx: Context[Any, Any],
+    hours: Annotated[int, Field(default=24, ge=1, le=24 * 30)] = 24,
+    region: Region = None,
+) -> Alarms:
+    """Cloud Monitor alarm history and CLS alert records, newest first."""
+    now = datetime.now(UTC)
+    return Alarms(
+        alarms=await _call(
+            ops.list_alarms(_cloud(ctx), now - timedelta(hours=hours), now, region=region)
+        )
+    )
+
+
+async def scale_node_pool(
+    ctx: Context[Any, Any],
+    cluster_id: Annotated[str, Field(description="e.g. cls-abc123")],
+    node_pool_id: Annotated[str, Field(description="e.g. np-abc123 (see list_node_pools)")],
+    desired: Annotated[int, Field(ge=0, le=1000, description="desired number of nodes")],
+    region: Region = None,
+) -> ScaleResult:
+    """Set a node pool's desired size; needs rollback_permission 'execute' (dry_run reports)."""
+    state = app_state(ctx)
+    async with state.db.session() as session:
+        user = await UserRepository(session).get(current_user(ctx))
+    permission = RollbackPermission(user.rollback_permission) if user else RollbackPermission.NONE
+    if permission is RollbackPermission.NONE:
+        raise ToolError(
+            "You may not change clusters (rollback_permission is 'none'); ask an admin."
+        )
+    cloud = _cloud(ctx)
+    pools = await _call(ops.list_node_pools(cloud, cluster_id, region=region))
+    pool = next((p for p in pools if p.node_pool_id == node_pool_id), None)
+    if pool is None:
+        known = ", ".join(p.node_pool_id for p in pools) or "none"
+        raise ToolError(f"no node pool {node_pool_id} in {cluster_id}; pools: {known}")
+    if (
+        pool.minimum is not None
+        and pool.maximum is not None
+        and not pool.minimum <= desired <= pool.maximum
+    ):
+        raise ToolError(
+            f"desired must be within [{pool.minimum}, {pool.maximum}] for {node_pool_id}"
+        )
+    executed = permission is RollbackPermission.EXECUTE
+    if executed:
+        await _call(ops.scale_node_pool(cloud, cluster_id, node_pool_id, desired, region=region))
+    return ScaleResult(
+        cluster_id=cluster_id,
+        node_pool_id=node_pool_id,
+        previous=pool.desired,
+        desired=desired,
+        executed=executed,
+    )
+
+
+def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+    for tool in (
+        list_clusters,
+        list_node_pools,
+        list_log_topics,
+        search_logs,
+        get_metric,
+        list_alarms,
+    ):
+        mcp.add_tool(tool, annotations=READ)  # type: ignore[arg-type]
+    if not read_only:
+        mcp.add_tool(
+            scale_node_pool,
+            annotations=ToolAnnotations(
+                read_only_hint=False,
+                destructive_hint=True,
+                idempotent_hint=True,
+                open_world_hint=True,
+            ),
+        )

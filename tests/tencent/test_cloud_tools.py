@@ -1,0 +1,166 @@
+"""Cloud MCP tools against the Tencent API stand-in and a log folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+from mcp import Client
+from tencentcloud.common.credential import Credential
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate, UserSettings
+from ambient.storage.repositories import UserRepository
+from mcp_server.server import build_server
+from mcp_server.state import AppState, StateHolder
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.servers import serve
+
+
+@pytest_asyncio.fixture
+async def cloud_state(
+    deps: WorkerDeps, tmp_path: Path
+) -> AsyncIterator[tuple[TencentApi, AppState]]:
+    api = TencentApi()
+    api.clusters = [
+        {
+            "ClusterId": "cls-1",
+            "ClusterName": "prod",
+            "ClusterStatus": "Running",
+            "ClusterNodeNum": 3,
+        }
+    ]
+    api.node_pools["cls-1"] = [
+        {
+            "NodePoolId": "np-1",
+            "Name": "default",
+            "DesiredNodesNum": 3,
+            "MinNodesNum": 1,
+            "MaxNodesNum": 6,
+        }
+    ]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    now = datetime.now(UTC)
+    (logs / "app.log").write_text(
+        json.dumps(
+            {
+                "time": (now - timedelta(minutes=5)).isoformat(),
+                "level": "ERROR",
+                "msg": "db timeout",
+            }
+        )
+        + "\nnot a log line\n"
+    )
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        for name, permission in (("ops", "execute"), ("viewer", "dry_run"), ("guest", "none")):
+            user, _ = await users.create(UserCreate(name=name))
+            await users.update(user, UserSettings(rollback_permission=permission))  # type: ignore[arg-type]
+        await session.commit()
+    async with serve(api.app()) as base:
+        tc = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=5,
+        )
+        settings = deps.settings.model_copy(update={"log_dir": logs})
+        yield (
+            api,
+            AppState(
+                settings=settings,
+                db=deps.db,
+                temporal=None,
+                channels=deps.channels,  # type: ignore[arg-type]
+                tencent=tc,
+                stdio_user="ops",
+            ),
+        )
+
+
+def client(state: AppState, user: str) -> Client:
+    state = AppState(**{**state.__dict__, "stdio_user": user})
+    return Client(build_server(state.settings, holder=StateHolder(state)))
+
+
+async def call(c: Client, tool: str, **args: Any) -> tuple[bool, Any]:
+    result = await c.call_tool(tool, args)
+    text = " ".join(getattr(part, "text", "") for part in result.content)
+    return bool(result.is_error), result.structured_content if not result.is_error else text
+
+
+async def test_read_tools_answer_from_the_cloud_and_files(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    _, state = cloud_state
+    async with client(state, "viewer") as c:
+        _, clusters = await call(c, "list_clusters")
+        _, pools = await call(c, "list_node_pools", cluster_id="cls-1")
+        _, logs = await call(c, "search_logs", topic_id="file:app.log", query="timeout")
+        failed, escape = await call(c, "search_logs", topic_id="file:../../etc/passwd")
+        failed_time, bad_time = await call(c, "search_logs", topic_id="t-1", start="yesterday")
+    assert clusters["clusters"][0] == {
+        "cluster_id": "cls-1",
+        "name": "prod",
+        "status": "Running",
+        "version": None,
+        "nodes": 3,
+    }
+    assert pools["node_pools"][0]["desired"] == 3
+    assert [r["content"]["msg"] for r in logs["logs"]] == ["db timeout"] and logs[
+        "skipped_lines"
+    ] == 1
+    assert failed and "inside AMBIENT_LOG_DIR" in escape
+    assert failed_time and "not an ISO time" in bad_time
+
+
+async def test_scale_node_pool_respects_permission(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud_state
+    async with client(state, "guest") as c:
+        refused, message = await call(
+            c, "scale_node_pool", cluster_id="cls-1", node_pool_id="np-1", desired=4
+        )
+    assert refused and "rollback_permission is 'none'" in message
+    async with client(state, "viewer") as c:
+        _, dry = await call(
+            c, "scale_node_pool", cluster_id="cls-1", node_pool_id="np-1", desired=4
+        )
+    assert dry["executed"] is False and api.node_pools["cls-1"][0]["DesiredNodesNum"] == 3
+    async with client(state, "ops") as c:
+        _, done = await call(
+            c, "scale_node_pool", cluster_id="cls-1", node_pool_id="np-1", desired=4
+        )
+        out_of_range, message = await call(
+            c, "scale_node_pool", cluster_id="cls-1", node_pool_id="np-1", desired=9
+        )
+    assert done == {
+        "cluster_id": "cls-1",
+        "node_pool_id": "np-1",
+        "previous": 3,
+        "desired": 4,
+        "executed": True,
+    }
+    assert api.node_pools["cls-1"][0]["DesiredNodesNum"] == 4
+    assert out_of_range and "within [1, 6]" in message
+
+
+async def test_without_credentials_tools_say_what_to_configure(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    _, state = cloud_state
+    state = AppState(**{**state.__dict__, "tencent": TencentCloud(None, region="ap-guangzhou")})
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "list_clusters")
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+    assert failed and "TENCENTCLOUD_SECRET_ID" in message
+    assert tools["list_alarms"].annotations.read_only_hint is True  # type: ignore[union-attr]
+    assert tools["scale_node_pool"].annotations.destructive_hint is True  # type: ignore[union-attr]
