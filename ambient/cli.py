@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ambient.commands import cloud as cloud_commands
 from ambient.commands import task as task_commands
 from ambient.commands import user as user_commands
 from ambient.settings import Settings
@@ -26,6 +27,7 @@ db_app = typer.Typer(help="App database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_commands.app, name="user")
 app.add_typer(task_commands.app, name="task")
+app.add_typer(cloud_commands.app, name="cloud")
 console = Console()
 err_console = Console(stderr=True)
 

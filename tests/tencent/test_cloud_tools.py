@@ -164,3 +164,29 @@ async def test_without_credentials_tools_say_what_to_configure(
     assert failed and "TENCENTCLOUD_SECRET_ID" in message
     assert tools["list_alarms"].annotations.read_only_hint is True  # type: ignore[union-attr]
     assert tools["scale_node_pool"].annotations.destructive_hint is True  # type: ignore[union-attr]
+
+
+async def test_cloud_cli_lists_clusters_and_explains_missing_credentials(
+    cloud_state: tuple[TencentApi, AppState], monkeypatch: object
+) -> None:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    _, state = cloud_state
+    assert state.tencent is not None
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+    }
+    runner = CliRunner()
+    listed = await asyncio.to_thread(runner.invoke, app, ["cloud", "clusters"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "cls-1" in listed.output and "prod" in listed.output
+    bare = {"TENCENTCLOUD_SECRET_ID": "", "TENCENTCLOUD_SECRET_KEY": ""}
+    missing = await asyncio.to_thread(runner.invoke, app, ["cloud", "alarms"], env=bare)
+    assert missing.exit_code == 1 and "TENCENTCLOUD_SECRET_ID" in missing.output
