@@ -12,6 +12,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from ambient.clients.kube import KubeError, Workload, client_from_kubeconfig
+from ambient.clients.kube import list_workloads as list_workloads_of
 from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
@@ -51,6 +53,10 @@ class Metric(BaseModel):
 
 class LogSearch(ops.SearchResult):
     skipped_lines: int = Field(default=0, description="unreadable lines skipped (file source)")
+
+
+class Workloads(BaseModel):
+    workloads: list[Workload]
 
 
 class ScaleResult(BaseModel):
@@ -178,6 +184,29 @@ async def list_alarms(
     )
 
 
+async def list_workloads(
+    ctx: Context[Any, Any],
+    cluster_id: Annotated[
+        str | None,
+        Field(default=None, description="TKE cluster id; omit to use AMBIENT_KUBECONFIG"),
+    ] = None,
+    namespace: Annotated[
+        str | None, Field(default=None, description="all namespaces if omitted")
+    ] = None,
+    region: Region = None,
+) -> Workloads:
+    """Deployments with replicas ready/updated/available, current revision and images."""
+    state = app_state(ctx)
+    kubeconfig = None
+    if cluster_id is not None:
+        kubeconfig = await _call(ops.get_kubeconfig(_cloud(ctx), cluster_id, region=region))
+    try:
+        client = client_from_kubeconfig(kubeconfig, state.settings.kubeconfig)
+        return Workloads(workloads=await list_workloads_of(client, namespace))
+    except KubeError as exc:
+        raise ToolError(str(exc)) from None
+
+
 async def scale_node_pool(
     ctx: Context[Any, Any],
     cluster_id: Annotated[str, Field(description="e.g. cls-abc123")],
@@ -224,6 +253,7 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     for tool in (
         list_clusters,
         list_node_pools,
+        list_workloads,
         list_log_topics,
         search_logs,
         get_metric,

@@ -1,0 +1,149 @@
+"""Kubernetes reads through lightkube: workloads with status, pods, rollout history.
+
+The kubeconfig comes from TKE (`DescribeClusterKubeconfig`) or from a file
+(`AMBIENT_KUBECONFIG`) for clusters outside TKE.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightkube import AsyncClient, KubeConfig
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.core_v1 import Pod
+from pydantic import BaseModel
+
+REVISION = "deployment.kubernetes.io/revision"
+FIELD_MANAGER = "ambient-ops"
+
+
+class KubeError(Exception):
+    """A Kubernetes API call failed; the message carries the API's reason."""
+
+
+class Workload(BaseModel):
+    namespace: str
+    name: str
+    replicas: int
+    ready: int
+    updated: int
+    available: int
+    revision: int | None
+    images: list[str]
+    healthy: bool
+
+
+class PodState(BaseModel):
+    name: str
+    phase: str
+    ready: bool
+    restarts: int
+    node: str | None
+
+
+class Revision(BaseModel):
+    revision: int
+    replicaset: str
+    images: list[str]
+    replicas: int
+    created: datetime | None = None
+
+
+def client_from_kubeconfig(text: str | None = None, path: Path | None = None) -> AsyncClient:
+    """An async client for a kubeconfig given as YAML text (TKE) or a file."""
+    if text:
+        config = KubeConfig.from_dict(yaml.safe_load(text))
+    elif path:
+        config = KubeConfig.from_file(path)
+    else:
+        raise KubeError("no kubeconfig: give a TKE cluster id or set AMBIENT_KUBECONFIG")
+    return AsyncClient(config=config, field_manager=FIELD_MANAGER, trust_env=False)
+
+
+def _images(template: Any) -> list[str]:
+    containers = template.spec.containers if template and template.spec else []
+    return [c.image or "" for c in containers]
+
+
+async def list_workloads(client: AsyncClient, namespace: str | None = None) -> list[Workload]:
+    """Deployments with replica counts, current revision and a health verdict."""
+    try:
+        found = [d async for d in client.list(Deployment, namespace=namespace or "*")]
+    except ApiError as exc:
+        raise KubeError(f"listing deployments: {exc.status.message}") from None
+    workloads = []
+    for d in found:
+        status, spec, meta = d.status, d.spec, d.metadata
+        wanted = spec.replicas if spec and spec.replicas is not None else 1
+        ready = (status.readyReplicas or 0) if status else 0
+        revision = (meta.annotations or {}).get(REVISION) if meta else None
+        workloads.append(
+            Workload(
+                namespace=meta.namespace or "" if meta else "",
+                name=meta.name or "" if meta else "",
+                replicas=wanted,
+                ready=ready,
+                updated=(status.updatedReplicas or 0) if status else 0,
+                available=(status.availableReplicas or 0) if status else 0,
+                revision=int(revision) if revision else None,
+                images=_images(spec.template if spec else None),
+                healthy=ready >= wanted,
+            )
+        )
+    return sorted(workloads, key=lambda w: (w.namespace, w.name))
+
+
+async def pods_of(client: AsyncClient, namespace: str, name: str) -> list[PodState]:
+    """Pods selected by the deployment's selector."""
+    try:
+        deployment = await client.get(Deployment, name, namespace=namespace)
+        labels = deployment.spec.selector.matchLabels or {} if deployment.spec else {}
+        pods = [p async for p in client.list(Pod, namespace=namespace, labels=labels)]
+    except ApiError as exc:
+        raise KubeError(f"{namespace}/{name}: {exc.status.message}") from None
+    states = []
+    for pod in pods:
+        containers = pod.status.containerStatuses or [] if pod.status else []
+        states.append(
+            PodState(
+                name=pod.metadata.name or "" if pod.metadata else "",
+                phase=(pod.status.phase or "Unknown") if pod.status else "Unknown",
+                ready=bool(containers) and all(c.ready for c in containers),
+                restarts=sum(c.restartCount for c in containers),
+                node=pod.spec.nodeName if pod.spec else None,
+            )
+        )
+    return states
+
+
+async def rollout_history(client: AsyncClient, namespace: str, name: str) -> list[Revision]:
+    """The deployment's ReplicaSets by revision, newest first (what `rollout history` shows)."""
+    try:
+        deployment = await client.get(Deployment, name, namespace=namespace)
+        labels = deployment.spec.selector.matchLabels or {} if deployment.spec else {}
+        sets = [rs async for rs in client.list(ReplicaSet, namespace=namespace, labels=labels)]
+    except ApiError as exc:
+        raise KubeError(f"{namespace}/{name}: {exc.status.message}") from None
+    history = []
+    for rs in sets:
+        meta = rs.metadata
+        owners = meta.ownerReferences or [] if meta else []
+        if not any(o.kind == "Deployment" and o.name == name for o in owners):
+            continue
+        revision = (meta.annotations or {}).get(REVISION) if meta else None
+        if revision is None:
+            continue
+        history.append(
+            Revision(
+                revision=int(revision),
+                replicaset=meta.name or "" if meta else "",
+                images=_images(rs.spec.template if rs.spec else None),
+                replicas=(rs.spec.replicas or 0) if rs.spec else 0,
+                created=meta.creationTimestamp if meta else None,
+            )
+        )
+    return sorted(history, key=lambda r: r.revision, reverse=True)

@@ -1,0 +1,118 @@
+"""lightkube against the stateful Kubernetes stand-in: workloads, pods, rollout history."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+import yaml
+
+from ambient.clients.kube import (
+    KubeError,
+    client_from_kubeconfig,
+    list_workloads,
+    pods_of,
+    rollout_history,
+)
+from tests.standins.kube_api import KubeApi
+from tests.support.servers import serve
+
+
+def kubeconfig(server: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "tke",
+            "clusters": [{"name": "tke", "cluster": {"server": server}}],
+            "contexts": [
+                {
+                    "name": "tke",
+                    "context": {"cluster": "tke", "user": "admin", "namespace": "default"},
+                }
+            ],
+            "users": [{"name": "admin", "user": {"token": "test-token"}}],
+        }
+    )
+
+
+@pytest_asyncio.fixture
+async def kube() -> AsyncIterator[tuple[KubeApi, str]]:
+    api = KubeApi()
+    api.add_deployment("shop", "checkout", "registry/checkout:1.0", replicas=3)
+    api.add_deployment("shop", "cart", "registry/cart:2.1", replicas=1)
+    async with serve(api.app()) as base:
+        yield api, kubeconfig(base)
+
+
+async def test_workloads_pods_and_history_through_a_tke_style_kubeconfig(
+    kube: tuple[KubeApi, str],
+) -> None:
+    api, config = kube
+    client = client_from_kubeconfig(config)
+    workloads = await list_workloads(client)
+    assert [(w.name, w.replicas, w.ready, w.revision, w.images, w.healthy) for w in workloads] == [
+        ("cart", 1, 1, 1, ["registry/cart:2.1"], True),
+        ("checkout", 3, 3, 1, ["registry/checkout:1.0"], True),
+    ]
+    pods = await pods_of(client, "shop", "checkout")
+    assert len(pods) == 3 and all(p.ready and p.phase == "Running" for p in pods)
+
+    # A new image makes revision 2; the history lists both, newest first.
+    deployment = api.deployments[("shop", "checkout")]
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "registry/checkout:1.1"
+    api._reconcile("shop", "checkout")
+    history = await rollout_history(client, "shop", "checkout")
+    assert [(r.revision, r.images, r.replicas) for r in history] == [
+        (2, ["registry/checkout:1.1"], 3),
+        (1, ["registry/checkout:1.0"], 0),
+    ]
+    assert (await list_workloads(client, "shop"))[1].revision == 2
+
+
+async def test_missing_things_are_clear_errors(kube: tuple[KubeApi, str], tmp_path: object) -> None:
+    _, config = kube
+    client = client_from_kubeconfig(config)
+    with pytest.raises(KubeError, match="not found"):
+        await rollout_history(client, "shop", "ghost")
+    with pytest.raises(KubeError, match="AMBIENT_KUBECONFIG"):
+        client_from_kubeconfig()
+
+
+async def test_list_workloads_tool_uses_the_tke_kubeconfig(
+    kube: tuple[KubeApi, str], deps: object
+) -> None:
+    from mcp import Client
+    from tencentcloud.common.credential import Credential
+
+    from ambient.clients.tencent.client import TencentCloud
+    from mcp_server.server import build_server
+    from mcp_server.state import AppState, StateHolder
+    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+
+    _, config = kube
+    cloud = TencentApi(kubeconfigs={"cls-1": config})
+    async with serve(cloud.app()) as base:
+        tc = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+        )
+        state = AppState(
+            settings=deps.settings,
+            db=deps.db,
+            temporal=None,
+            channels=deps.channels,  # type: ignore[attr-defined, arg-type]
+            tencent=tc,
+            stdio_user="ops",
+        )
+        async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+            found = await client.call_tool(
+                "list_workloads", {"cluster_id": "cls-1", "namespace": "shop"}
+            )
+            missing = await client.call_tool("list_workloads", {})
+    assert found.structured_content is not None
+    assert [w["name"] for w in found.structured_content["workloads"]] == ["cart", "checkout"]
+    assert missing.is_error and "AMBIENT_KUBECONFIG" in missing.content[0].text  # type: ignore[union-attr]
