@@ -146,8 +146,8 @@ async def run_phase(
     lags, events = await history_sample(client, ids[:: max(1, n // 50)], t0, t1)
     # In batches: thousands of terminations at once time out on the SQLite dev server.
     for start in range(0, n, 100):
-        batch = [client.get_workflow_handle(i) for i in ids[start : start + 100]]
-        await asyncio.gather(*(h.terminate("bench done") for h in batch), return_exceptions=True)
+        handles = [client.get_workflow_handle(i) for i in ids[start : start + 100]]
+        await asyncio.gather(*(h.terminate("bench done") for h in handles), return_exceptions=True)
     return Phase(kind, n, c1 - c0, m1 - m0, w1 - w0, s1 - s0, lags, events)
 
 
