@@ -112,6 +112,11 @@ async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_pa
             assert me.json()["name"] == "dev"
 
         status = await _mcp_status(stack.api, token)
+        for _ in range(100):  # the worker's pollers show up a moment after it starts
+            if status["workers_polling"]:
+                break
+            await asyncio.sleep(0.1)
+            status = await _mcp_status(stack.api, token)
         assert status["temporal_reachable"] is True
         assert status["workers_polling"] >= 1
 

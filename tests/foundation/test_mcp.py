@@ -1,3 +1,4 @@
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -39,7 +40,12 @@ async def test_get_status_in_memory_sees_temporal_worker_and_database(
     async with worker as w:
         state.settings = state.settings.model_copy(update={"temporal_task_queue": w.task_queue})
         async with Client(server, raise_exceptions=True) as client:
-            result = await client.call_tool("get_status", {})
+            # A new worker's pollers reach DescribeTaskQueue a moment after it starts.
+            for _ in range(100):
+                result = await client.call_tool("get_status", {})
+                if result.structured_content and result.structured_content["workers_polling"]:
+                    break
+                await asyncio.sleep(0.1)
 
     assert result.is_error is False
     status = result.structured_content
