@@ -15,19 +15,16 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.watches import (
         Breach,
         TaskKind,
-        TaskState,
         ThresholdWatchConfig,
         Transition,
         evaluate,
         notification_targets,
     )
-    from ambient.temporal import KIND, STATE, USER
 
 from workflows.watch_controls import WatchControls, announce
 
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
-FIRST_CHECK_JITTER = timedelta(seconds=60)
 
 
 def _describe(transition: Transition) -> str:
@@ -37,6 +34,8 @@ def _describe(transition: Transition) -> str:
 
 @workflow.defn
 class ThresholdWatchWorkflow(WatchControls):
+    KIND = TaskKind.THRESHOLD_WATCH
+
     @workflow.init
     def __init__(self, request: ThresholdWatchInput) -> None:
         super().__init__()
@@ -47,42 +46,13 @@ class ThresholdWatchWorkflow(WatchControls):
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
-        workflow.upsert_search_attributes(
-            [
-                KIND.value_set(TaskKind.THRESHOLD_WATCH.value),
-                USER.value_set(self.user),
-                STATE.value_set((TaskState.PAUSED if self.paused else TaskState.ACTIVE).value),
-            ]
-        )
-        if self.state.checks == 0:
-            jitter = workflow.random().uniform(0, FIRST_CHECK_JITTER.total_seconds())
-            jitter = min(jitter, self.config.interval.total_seconds())
-            await self.sleep_until_next(timedelta(seconds=jitter))
-        while not self.stop_requested:
-            if self.due():
-                self.check_requested = False
-                await self.check()
-            await self.flush_control_events(self.user, self.task)
-            if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                self.state.paused = self.paused
-                workflow.continue_as_new(
-                    ThresholdWatchInput(
-                        user=self.user, task=self.task, config=self.config, state=self.state
-                    )
-                )
-            if not self.stop_requested:
-                await self.sleep_until_next(self.config.interval)
-        await self.flush_control_events(self.user, self.task)
-        workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
-        await announce(
-            user=self.user,
-            task=self.task,
-            kind="watch.stopped",
-            key=f"{self.task}/stopped",
-            payload={"checks": self.state.checks},
-        )
+        await self.run_watch()
         return self.status()
+
+    def continued(self) -> ThresholdWatchInput:
+        return ThresholdWatchInput(
+            user=self.user, task=self.task, config=self.config, state=self.state
+        )
 
     async def check(self) -> None:
         assert self.config.source is not None  # resolved from the catalogue at creation
@@ -99,34 +69,26 @@ class ThresholdWatchWorkflow(WatchControls):
         key = f"{self.task}/{self.state.checks}"
         targets = notification_targets(self.config.notification, self.config.targets)
         if reading.value is None:
-            self.state.failures += 1
-            self.state.last_error = reading.error
-            if self.state.failures >= self.config.failure_threshold and not self.state.failing:
-                self.state.failing = True
-                await announce(
-                    user=self.user,
-                    task=self.task,
-                    kind="watch.failing",
-                    key=f"{key}/failing",
-                    payload={"error": reading.error, "failures": self.state.failures},
-                    message=Message(
-                        title=f"Failing: {self.task}",
-                        body=f"{self.state.failures} reads in a row failed: {reading.error}",
-                    ),
-                    targets=targets,
-                )
-            return
-        if self.state.failing:
-            await announce(
-                user=self.user,
-                task=self.task,
-                kind="watch.recovered",
-                key=f"{key}/recovered",
-                payload={"after_failures": self.state.failures},
-                message=Message(title=f"Recovered: {self.task}", body="The metric reads again."),
+            await self.record_failure(
+                self.state,
+                reading.error,
+                self.config.failure_threshold,
+                key,
+                payload={"error": reading.error, "failures": self.state.failures + 1},
+                message=Message(
+                    title=f"Failing: {self.task}",
+                    body=f"{self.state.failures + 1} reads in a row failed: {reading.error}",
+                ),
                 targets=targets,
             )
-        self.state.failures, self.state.failing, self.state.last_error = 0, False, None
+            return
+        await self.record_success(
+            self.state,
+            key,
+            payload={"after_failures": self.state.failures},
+            message=Message(title=f"Recovered: {self.task}", body="The metric reads again."),
+            targets=targets,
+        )
         self.state.last_value = reading.value
         self.state.rule, transition = evaluate(self.config, self.state.rule, reading.value, now)
         if transition is None:
@@ -188,16 +150,11 @@ class ThresholdWatchWorkflow(WatchControls):
 
     @workflow.query
     def status(self) -> TaskStatus:
-        state = (
-            TaskState.STOPPED
-            if self.stop_requested
-            else (TaskState.PAUSED if self.paused else TaskState.ACTIVE)
-        )
         return TaskStatus(
             task_id=workflow.info().workflow_id,
             kind=TaskKind.THRESHOLD_WATCH,
             user=self.user,
-            state=state,
+            state=self.current_state(),
             checks=self.state.checks,
             config=self.config.model_dump(mode="json"),
             detail={

@@ -20,21 +20,20 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.domain.watches import (
         TaskKind,
-        TaskState,
         WebMonitorConfig,
         notification_targets,
     )
-    from ambient.temporal import KIND, STATE, USER
 
 from workflows.watch_controls import WatchControls, announce
 
 CHECK_TIMEOUT = timedelta(seconds=60)
 CHECK_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
-FIRST_CHECK_JITTER = timedelta(seconds=60)
 
 
 @workflow.defn
 class WebMonitorWorkflow(WatchControls):
+    KIND = TaskKind.WEB_MONITOR
+
     @workflow.init
     def __init__(self, request: WebMonitorInput) -> None:
         super().__init__()
@@ -45,43 +44,11 @@ class WebMonitorWorkflow(WatchControls):
 
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
-        workflow.upsert_search_attributes(
-            [
-                KIND.value_set(TaskKind.WEB_MONITOR.value),
-                USER.value_set(self.user),
-                STATE.value_set((TaskState.PAUSED if self.paused else TaskState.ACTIVE).value),
-            ]
-        )
-        if self.state.checks == 0:
-            # Spread first checks so a burst of new (or restarted) watches does not fire at once.
-            jitter = workflow.random().uniform(0, FIRST_CHECK_JITTER.total_seconds())
-            jitter = min(jitter, self.config.interval.total_seconds())
-            await self.sleep_until_next(timedelta(seconds=jitter))
-        while not self.stop_requested:
-            if self.due():
-                self.check_requested = False
-                await self.check()
-            await self.flush_control_events(self.user, self.task)
-            if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                self.state.paused = self.paused
-                workflow.continue_as_new(
-                    WebMonitorInput(
-                        user=self.user, task=self.task, config=self.config, state=self.state
-                    )
-                )
-            if not self.stop_requested:
-                await self.sleep_until_next(self.config.interval)
-        await self.flush_control_events(self.user, self.task)
-        workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
-        await announce(
-            user=self.user,
-            task=self.task,
-            kind="watch.stopped",
-            key=f"{self.task}/stopped",
-            payload={"checks": self.state.checks},
-        )
+        await self.run_watch()
         return self.status()
+
+    def continued(self) -> WebMonitorInput:
+        return WebMonitorInput(user=self.user, task=self.task, config=self.config, state=self.state)
 
     async def check(self) -> None:
         self.state.checks += 1
@@ -121,37 +88,27 @@ class WebMonitorWorkflow(WatchControls):
         key = f"{self.task}/{self.state.checks}/{url}"
         targets = notification_targets(self.config.notification, self.config.targets)
         if result.outcome == "error":
-            seen.failures += 1
-            seen.last_error = result.error
-            if seen.failures >= self.config.failure_threshold and not seen.failing:
-                seen.failing = True
-                await announce(
-                    user=self.user,
-                    task=self.task,
-                    kind="watch.failing",
-                    key=f"{key}/failing",
-                    payload={"url": url, "error": result.error, "failures": seen.failures},
-                    message=Message(
-                        title=f"Failing: {url}",
-                        body=f"{seen.failures} checks in a row failed. Last error: {result.error}",
-                        link=url,
-                    ),
-                    targets=targets,
-                )
-            return
-        if seen.failing:
-            await announce(
-                user=self.user,
-                task=self.task,
-                kind="watch.recovered",
-                key=f"{key}/recovered",
-                payload={"url": url, "after_failures": seen.failures},
+            await self.record_failure(
+                seen,
+                result.error,
+                self.config.failure_threshold,
+                key,
+                payload={"url": url, "error": result.error, "failures": seen.failures + 1},
                 message=Message(
-                    title=f"Recovered: {url}", body="The page answers again.", link=url
+                    title=f"Failing: {url}",
+                    body=f"{seen.failures + 1} checks in a row failed. Last error: {result.error}",
+                    link=url,
                 ),
                 targets=targets,
             )
-        seen.failures, seen.failing, seen.last_error = 0, False, None
+            return
+        await self.record_success(
+            seen,
+            key,
+            payload={"url": url, "after_failures": seen.failures},
+            message=Message(title=f"Recovered: {url}", body="The page answers again.", link=url),
+            targets=targets,
+        )
         seen.hash = result.hash
         seen.etag, seen.last_modified = result.etag, result.last_modified
         if result.outcome != "changed":
@@ -206,16 +163,11 @@ class WebMonitorWorkflow(WatchControls):
 
     @workflow.query
     def status(self) -> TaskStatus:
-        state = (
-            TaskState.STOPPED
-            if self.stop_requested
-            else (TaskState.PAUSED if self.paused else TaskState.ACTIVE)
-        )
         return TaskStatus(
             task_id=workflow.info().workflow_id,
             kind=TaskKind.WEB_MONITOR,
             user=self.user,
-            state=state,
+            state=self.current_state(),
             checks=self.state.checks,
             config=self.config.model_dump(mode="json"),
             detail={
