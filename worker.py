@@ -44,6 +44,7 @@ def build_worker(
         activities=[*build_activities(deps), *extra_activities],
         activity_executor=activity_executor,
         max_concurrent_activities=deps.settings.max_concurrent_activities,
+        max_cached_workflows=deps.settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # Worker
     metrics_port: int | None = 9464
     max_concurrent_activities: int = 100
+    # Workflows kept in the worker's sticky cache. Below the number of live watches, each
+    # check replays its workflow's whole history (seen in bench/watches.py at N=2000).
+    max_cached_workflows: int = 10_000
 
     # LLM: offline (deterministic) unless an OpenAI-compatible key is set.
     openai_api_key: SecretStr | None = Field(
