@@ -69,6 +69,11 @@ class TencentApi:
     cls_records: list[dict[str, Any]] = field(default_factory=list)
     metric_points: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     kubeconfigs: dict[str, str] = field(default_factory=dict)
+    logsets: list[dict[str, Any]] = field(default_factory=list)
+    cls_alarms: list[dict[str, Any]] = field(default_factory=list)
+    alarm_log: list[dict[str, Any]] = field(default_factory=list)
+    monitor_policies: list[dict[str, Any]] = field(default_factory=list)
+    instances: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
@@ -158,6 +163,19 @@ class TencentApi:
         rows = [r for r in self.cls_records if params["From"] <= r["CreateTime"] < params["To"]]
         return self._page(rows, params, "Records")
 
+    def cls_DescribeLogsets(self, params: dict[str, Any]) -> Response:
+        return self._page(self.logsets, params, "Logsets")
+
+    def cls_DescribeAlarms(self, params: dict[str, Any]) -> Response:
+        return self._page(self.cls_alarms, params, "Alarms")
+
+    def cls_GetAlarmLog(self, params: dict[str, Any]) -> Response:
+        rows = [r for r in self.alarm_log if params["From"] <= r["time"] < params["To"]]
+        rows = rows[: int(params["Limit"])]
+        return reply(
+            {"Results": [json.dumps(r, ensure_ascii=False) for r in rows], "ListOver": True}
+        )
+
     # --- Monitor ---
     def monitor_DescribeAlarmHistories(self, params: dict[str, Any]) -> Response:
         rows = [
@@ -191,7 +209,33 @@ class TencentApi:
             }
         )
 
+    def monitor_DescribeAlarmPolicies(self, params: dict[str, Any]) -> Response:
+        number, size = int(params["PageNumber"]), int(params["PageSize"])
+        page = self.monitor_policies[(number - 1) * size : number * size]
+        return reply({"Policies": page, "TotalCount": len(self.monitor_policies)})
+
+    def monitor_DescribeStatisticData(self, params: dict[str, Any]) -> Response:
+        data = [
+            {
+                "MetricName": name,
+                "Points": [
+                    {
+                        "Dimensions": [],
+                        "Values": [
+                            {"Timestamp": t, "Value": v}
+                            for t, v in self.metric_points.get(name, [])
+                        ],
+                    }
+                ],
+            }
+            for name in params["MetricNames"]
+        ]
+        return reply({"Data": data, "Period": params["Period"]})
+
     # --- TKE ---
+    def tke_DescribeClusterInstances(self, params: dict[str, Any]) -> Response:
+        return self._page(self.instances.get(params["ClusterId"], []), params, "InstanceSet")
+
     def tke_DescribeClusters(self, params: dict[str, Any]) -> Response:
         return self._page(self.clusters, params, "Clusters")
 

@@ -233,3 +233,55 @@ async def test_threshold_watch_reads_tencent_monitor_and_reports_missing_credent
         )
     assert reading.value == 97.0
     assert missing.value is None and "TENCENTCLOUD_SECRET_ID" in (missing.error or "")
+
+
+async def test_logsets_policies_alarm_log_statistics_and_instances(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    from ambient.clients.tencent.ops import (
+        alarm_log,
+        list_alarm_policies,
+        list_cluster_instances,
+        list_logsets,
+        statistic_data,
+    )
+
+    api, tc = cloud
+    api.logsets = [{"LogsetId": "ls-1", "LogsetName": "prod", "TopicCount": 4}]
+    api.monitor_policies = [
+        {"PolicyId": f"policy-{i}", "PolicyName": f"p{i}", "Enable": 1, "Namespace": "cvm_device"}
+        for i in range(120)
+    ]
+    api.cls_alarms = [
+        {"AlarmId": "alarm-1", "Name": "5xx", "Status": True, "AlarmTargets": [{"TopicId": "t-1"}]}
+    ]
+    t = int(NOW.timestamp() * 1000)
+    api.alarm_log = [{"time": t - 1000, "alert_id": "alarm-1", "status": "fired"}]
+    now = int(NOW.timestamp())
+    api.metric_points["k8s_workload_pod_restart_total"] = [(now - 60, 3.0)]
+    api.instances["cls-1"] = [
+        {
+            "InstanceId": f"ins-{i}",
+            "InstanceRole": "WORKER",
+            "InstanceState": "running",
+            "NodePoolId": "np-1",
+            "LanIP": f"10.0.0.{i}",
+        }
+        for i in range(150)
+    ]
+
+    assert (await list_logsets(tc))[0].topics == 4
+    policies = await list_alarm_policies(tc)
+    assert len(policies) == 121 and policies[-1].source == "cls" and policies[-1].target == "t-1"
+    assert (await alarm_log(tc, NOW - timedelta(hours=1), NOW))[0]["status"] == "fired"
+    series = await statistic_data(
+        tc,
+        "QCE/TKE2",
+        ["k8s_workload_pod_restart_total"],
+        {"tke_cluster_instance_id": "cls-1"},
+        NOW - timedelta(minutes=5),
+        NOW,
+    )
+    assert [p.value for p in series["k8s_workload_pod_restart_total"]] == [3.0]
+    instances = await list_cluster_instances(tc, "cls-1")
+    assert len(instances) == 150 and instances[149].lan_ip == "10.0.0.149"

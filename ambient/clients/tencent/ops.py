@@ -378,3 +378,158 @@ async def latest_metric_value(
             "NoData", f"{namespace}/{metric} has no datapoints in the last {period * 10}s"
         )
     return points[-1].value
+
+
+class Logset(BaseModel):
+    logset_id: str
+    name: str
+    topics: int | None = None
+
+
+class AlarmPolicy(BaseModel):
+    source: str = Field(description="monitor or cls")
+    policy_id: str
+    name: str
+    enabled: bool
+    target: str | None = None
+
+
+class ClusterInstance(BaseModel):
+    instance_id: str
+    role: str | None = None
+    state: str | None = None
+    node_pool_id: str | None = None
+    lan_ip: str | None = None
+
+
+async def list_logsets(tc: TencentCloud, *, region: str | None = None) -> list[Logset]:
+    sets = await tc.paged("cls", "DescribeLogsets", {}, "Logsets", region=region)
+    return [
+        Logset(logset_id=s["LogsetId"], name=s.get("LogsetName", ""), topics=s.get("TopicCount"))
+        for s in sets
+    ]
+
+
+async def list_alarm_policies(tc: TencentCloud, *, region: str | None = None) -> list[AlarmPolicy]:
+    """Alarm policies of Cloud Monitor (DescribeAlarmPolicies) and CLS (DescribeAlarms)."""
+    policies: list[AlarmPolicy] = []
+    page = 1
+    while True:
+        answer = await tc.call(
+            "monitor",
+            "DescribeAlarmPolicies",
+            {"Module": "monitor", "PageNumber": page, "PageSize": 100},
+            region=region,
+        )
+        found = answer.get("Policies") or []
+        policies += [
+            AlarmPolicy(
+                source="monitor",
+                policy_id=p["PolicyId"],
+                name=p.get("PolicyName", ""),
+                enabled=bool(p.get("Enable", 1)),
+                target=p.get("Namespace"),
+            )
+            for p in found
+        ]
+        if not found or page * 100 >= int(answer.get("TotalCount", 0)):
+            break
+        page += 1
+    alarms = await tc.paged("cls", "DescribeAlarms", {}, "Alarms", region=region)
+    policies += [
+        AlarmPolicy(
+            source="cls",
+            policy_id=a["AlarmId"],
+            name=a.get("Name", ""),
+            enabled=bool(a.get("Status", True)),
+            target=",".join(t.get("TopicId", "") for t in a.get("AlarmTargets") or []) or None,
+        )
+        for a in alarms
+    ]
+    return policies
+
+
+async def alarm_log(
+    tc: TencentCloud,
+    start: datetime,
+    end: datetime,
+    query: str = "*",
+    *,
+    limit: int = 100,
+    region: str | None = None,
+) -> list[dict[str, Any]]:
+    """CLS alarm execution log entries (GetAlarmLog), newest first."""
+    answer = await tc.call(
+        "cls",
+        "GetAlarmLog",
+        {
+            "From": _ms(start),
+            "To": _ms(end),
+            "Query": query,
+            "Limit": min(limit, 1000),
+            "Sort": "desc",
+        },
+        region=region,
+    )
+    return [json.loads(raw) for raw in answer.get("Results") or []]
+
+
+async def statistic_data(
+    tc: TencentCloud,
+    namespace: str,
+    metrics: list[str],
+    conditions: dict[str, str],
+    start: datetime,
+    end: datetime,
+    *,
+    period: int = 60,
+    region: str | None = None,
+) -> dict[str, list[MetricPoint]]:
+    """DescribeStatisticData (e.g. QCE/TKE2 workload metrics): points per metric."""
+    answer = await tc.call(
+        "monitor",
+        "DescribeStatisticData",
+        {
+            "Module": "monitor",
+            "Namespace": namespace,
+            "MetricNames": metrics,
+            "Period": period,
+            "StartTime": start.isoformat(),
+            "EndTime": end.isoformat(),
+            "Conditions": [
+                {"Key": k, "Operator": "=", "Value": [v]} for k, v in conditions.items()
+            ],
+        },
+        region=region,
+    )
+    series: dict[str, list[MetricPoint]] = {}
+    for entry in answer.get("Data") or []:
+        points = series.setdefault(entry.get("MetricName", ""), [])
+        for point in entry.get("Points") or []:
+            for value in point.get("Values") or []:
+                if value.get("Value") is not None:
+                    points.append(
+                        MetricPoint(
+                            time=datetime.fromtimestamp(int(value["Timestamp"]), UTC),
+                            value=float(value["Value"]),
+                        )
+                    )
+    return series
+
+
+async def list_cluster_instances(
+    tc: TencentCloud, cluster_id: str, *, region: str | None = None
+) -> list[ClusterInstance]:
+    found = await tc.paged(
+        "tke", "DescribeClusterInstances", {"ClusterId": cluster_id}, "InstanceSet", region=region
+    )
+    return [
+        ClusterInstance(
+            instance_id=i["InstanceId"],
+            role=i.get("InstanceRole"),
+            state=i.get("InstanceState"),
+            node_pool_id=i.get("NodePoolId"),
+            lan_ip=i.get("LanIP"),
+        )
+        for i in found
+    ]
