@@ -24,6 +24,7 @@ class Site:
         return Starlette(
             routes=[
                 Route("/value", self.value),
+                Route("/api/v1/query", self.prometheus),
                 Route("/{path:path}", self.page),
             ]
         )
@@ -45,6 +46,13 @@ class Site:
             return Response(status_code=304, headers={"etag": etag})
         self.requests.append((path, 200))
         return Response(body, media_type="text/html", headers={"etag": etag})
+
+    async def prometheus(self, request: Request) -> Response:
+        query = request.query_params["query"]
+        samples = [] if query == "absent_metric" else [{"metric": {}, "value": [1, "42.5"]}]
+        return JSONResponse(
+            {"status": "success", "data": {"resultType": "vector", "result": samples}}
+        )
 
     async def value(self, request: Request) -> Response:
         index = min(self.value_reads, len(self.values) - 1)

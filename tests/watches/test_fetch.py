@@ -168,3 +168,23 @@ async def test_read_metric_reads_json_and_reports_errors(
     assert (await env.run(activities.read_metric, ReadMetricInput(source=source))).value == 50123.5
     failed = await env.run(activities.read_metric, ReadMetricInput(source=source))
     assert failed.value is None and "HTTP 500" in (failed.error or "")
+
+
+async def test_read_metric_runs_a_prometheus_instant_query(
+    site: tuple[Site, str], http: httpx.AsyncClient, db: Database
+) -> None:
+    _, base = site
+    activities = WatchActivities(
+        db, WebFetcher(http, allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    env = ActivityEnvironment()
+    source = {
+        "type": "prometheus",
+        "url": base,
+        "query": 'sum(rate(http_errors_total{job="api"}[5m]))',
+    }
+    assert (await env.run(activities.read_metric, ReadMetricInput(source=source))).value == 42.5
+    empty = await env.run(
+        activities.read_metric, ReadMetricInput(source={**source, "query": "absent_metric"})
+    )
+    assert empty.value is None and "exactly one sample, got 0" in (empty.error or "")
