@@ -22,6 +22,7 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
     ScheduleRange,
     ScheduleSpec,
@@ -245,15 +246,7 @@ class TaskService:
                 schedule,
                 search_attributes=_attrs(TaskKind.SCHEDULE.value, user, TaskState.ACTIVE),
             )
-        except RPCError as exc:
-            if exc.status is not RPCStatusCode.ALREADY_EXISTS:
-                raise
-            return TaskRef(
-                task_id=task_id, kind=TaskKind.SCHEDULE, state=TaskState.ACTIVE, created=False
-            )
-        except Exception as exc:  # the SDK wraps "already exists" for schedules
-            if "already" not in str(exc).lower():
-                raise
+        except ScheduleAlreadyRunningError:
             return TaskRef(
                 task_id=task_id, kind=TaskKind.SCHEDULE, state=TaskState.ACTIVE, created=False
             )

@@ -219,3 +219,13 @@ async def test_read_only_server_keeps_only_read_task_tools(app: AppState) -> Non
         names = {t.name for t in (await client.list_tools()).tools}
     assert {"get_status", "list_tasks", "get_task"} <= names
     assert not names & {"create_web_monitor", "update_task", "delete_task", "pause_task"}
+
+
+async def test_creating_the_same_reminder_twice_returns_the_first(app: AppState) -> None:
+    config = {"type": "daily", "hour": 7, "message": "coffee"}
+    async with mcp(app) as client:
+        first = await call(client, "create_reminder", config=config)
+        again = await call(client, "create_reminder", config=config)
+        await call(client, "delete_task", task_id=first["task_id"])
+    assert first["created"] is True
+    assert again == {**first, "created": False}
