@@ -24,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
 from workflows.watch_controls import WatchControls, announce
 
 READ_TIMEOUT = timedelta(seconds=30)
+# Runs recorded before reads became local activities replay the regular-activity path.
+LOCAL_READS = "local-read-metric"
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 
 
@@ -57,13 +59,24 @@ class ThresholdWatchWorkflow(WatchControls):
     async def check(self) -> None:
         assert self.config.source is not None  # resolved from the catalogue at creation
         self.state.checks += 1
-        reading: MetricReading = await workflow.execute_activity(
-            "read_metric",
-            ReadMetricInput(source=self.config.source.model_dump(mode="json")),
-            result_type=MetricReading,
-            start_to_close_timeout=READ_TIMEOUT,
-            retry_policy=READ_RETRY,
-        )
+        request = ReadMetricInput(source=self.config.source.model_dump(mode="json"))
+        if workflow.patched(LOCAL_READS):
+            # A short read with no side effect: a local activity, about half the history cost.
+            reading = await workflow.execute_local_activity(
+                "read_metric",
+                request,
+                result_type=MetricReading,
+                start_to_close_timeout=READ_TIMEOUT,
+                retry_policy=READ_RETRY,
+            )
+        else:
+            reading = await workflow.execute_activity(
+                "read_metric",
+                request,
+                result_type=MetricReading,
+                start_to_close_timeout=READ_TIMEOUT,
+                retry_policy=READ_RETRY,
+            )
         now = workflow.now()
         self.state.last_checked_at = now
         key = f"{self.task}/{self.state.checks}"

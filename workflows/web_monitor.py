@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
 from workflows.watch_controls import WatchControls, announce
 
 CHECK_TIMEOUT = timedelta(seconds=60)
+# Runs recorded before checks became local activities replay the regular-activity path.
+LOCAL_CHECKS = "local-check-page"
 CHECK_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 
 
@@ -53,20 +55,28 @@ class WebMonitorWorkflow(WatchControls):
     async def check(self) -> None:
         self.state.checks += 1
         urls = [str(url) for url in self.config.urls]
-        results = await asyncio.gather(
-            *(
-                workflow.execute_activity(
-                    "check_page",
-                    self.check_input(url),
-                    result_type=PageCheck,
-                    start_to_close_timeout=CHECK_TIMEOUT,
-                    retry_policy=CHECK_RETRY,
-                )
-                for url in urls
-            )
-        )
+        results = await asyncio.gather(*(self.fetch(url) for url in urls))
         for result in results:
             await self.apply(result)
+
+    async def fetch(self, url: str) -> PageCheck:
+        if workflow.patched(LOCAL_CHECKS):
+            # A bounded check with no side effect but a snapshot row: a local activity costs
+            # about half the history events and server work of a regular one.
+            return await workflow.execute_local_activity(
+                "check_page",
+                self.check_input(url),
+                result_type=PageCheck,
+                start_to_close_timeout=CHECK_TIMEOUT,
+                retry_policy=CHECK_RETRY,
+            )
+        return await workflow.execute_activity(
+            "check_page",
+            self.check_input(url),
+            result_type=PageCheck,
+            start_to_close_timeout=CHECK_TIMEOUT,
+            retry_policy=CHECK_RETRY,
+        )
 
     def check_input(self, url: str) -> CheckPageInput:
         seen = self.state.urls.get(url, UrlState())
