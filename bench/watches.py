@@ -158,7 +158,9 @@ async def run_phase(
     return Phase(kind, n, c1 - c0, m1 - m0, w1 - w0, s1 - s0, lags, events)
 
 
-async def main(sizes: list[int], interval: float, window: float) -> list[Phase]:
+async def main(
+    sizes: list[int], interval: float, window: float, kinds: tuple[str, ...] = ("watch", "floor")
+) -> list[Phase]:
     data = Path(tempfile.mkdtemp(prefix="ambient-bench-"))
     port, site_port = free_port(), free_port()
     command = [
@@ -214,7 +216,7 @@ async def main(sizes: list[int], interval: float, window: float) -> list[Phase]:
             async with worker:
                 site = f"http://127.0.0.1:{site_port}"
                 for n in sizes:
-                    for kind in ("watch", "floor"):
+                    for kind in kinds:
                         phase = await run_phase(kind, n, client, server.pid, site, interval, window)
                         phases.append(phase)
                         print(row(phase), flush=True)
@@ -261,9 +263,11 @@ if __name__ == "__main__":
         "--interval", type=float, default=60.0, help="seconds between checks (product minimum 60)"
     )
     parser.add_argument("--window", type=float, default=60.0, help="measured seconds per phase")
+    parser.add_argument("--no-floor", action="store_true", help="measure the watches only")
     args = parser.parse_args()
     print(HEADER, flush=True)
-    results = asyncio.run(main(args.sizes, args.interval, args.window))
+    phases = ("watch",) if args.no_floor else ("watch", "floor")
+    results = asyncio.run(main(args.sizes, args.interval, args.window, phases))
     print("\n| N | worker CPU watch/floor | total CPU watch/floor | events watch/floor |")
     print("|---|---|---|---|")
     print("\n".join(ratios(results)))
