@@ -91,19 +91,21 @@ async def history_sample(
         history = await client.get_workflow_handle(workflow_id).fetch_history()
         due: datetime | None = None
         for event in history.events:
-            when = event.event_time.ToDatetime().replace(tzinfo=t0.tzinfo)
+            when = event.event_time.ToDatetime().replace(tzinfo=UTC)
+            kind = event.event_type
+            if kind == EventType.EVENT_TYPE_TIMER_STARTED:
+                # Timers started before the window count too: with intervals longer than the
+                # window, the check a timer schedules lands inside it.
+                timeout = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+                due = when + timeout
             if not (t0 <= when <= t1):
                 continue
             events += 1
-            kind = event.event_type
             local = (
                 kind == EventType.EVENT_TYPE_MARKER_RECORDED
                 and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
             )
-            if kind == EventType.EVENT_TYPE_TIMER_STARTED:
-                timeout = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
-                due = when + timeout
-            elif (kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED or local) and due:
+            if (kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED or local) and due:
                 # A local activity leaves only its marker, written once it has finished.
                 lags.append((when - due).total_seconds())
                 due = None
