@@ -145,7 +145,7 @@ def new_payload_key() -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "heads") -> None:
     """Apply migrations to the app database."""
     from ambient.storage.migrate import upgrade
 

@@ -18,11 +18,14 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision`` (blocking; runs its own event loop)."""
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Bring the database at ``url`` to ``revision`` (blocking; runs its own event loop).
+
+    ``heads``: areas add migrations on their own branches from a shared base; all apply.
+    """
     command.upgrade(alembic_config(url), revision)
 
 
-async def upgrade_async(url: str, revision: str = "head") -> None:
+async def upgrade_async(url: str, revision: str = "heads") -> None:
     # env.py calls asyncio.run, which cannot nest inside a running loop: use a thread.
     await asyncio.to_thread(upgrade, url, revision)
