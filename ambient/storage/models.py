@@ -27,6 +27,8 @@ class User(Base):
     api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     push_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rollback_permission: Mapped[str] = mapped_column(String(16), default="dry_run")
+    # "admin" or "member" (ambient.domain.users.Role); only an admin registers users and grants.
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
     wake_words: Mapped[list[str]] = mapped_column(default=lambda: ["你好，小智"])
     assistant_name: Mapped[str] = mapped_column(String(40), default="小智")
     voiceprint_id: Mapped[str | None] = mapped_column(String(128))
@@ -113,3 +115,71 @@ class ShareLink(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRecord(Base):
+    """One line of the append-only audit log (permission changes, cloud writes, remediation)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(512), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Briefing(Base):
+    """One user's briefing for one local date; the workflow decides when it is given."""
+
+    __tablename__ = "briefings"
+    __table_args__ = (UniqueConstraint("user", "date", name="uq_briefing_user_date"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(63), index=True)
+    date: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(16), default="ready")
+    generated_by: Mapped[str] = mapped_column(String(16), default="offline")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    report_markdown: Mapped[str] = mapped_column(Text, default="")
+    prepared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    given_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    given_via: Mapped[str | None] = mapped_column(String(32))
+    pushed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class LogBaselineRow(Base):
+    """The per-user 7-day log baseline the reducer compares a day against."""
+
+    __tablename__ = "log_baselines"
+
+    user: Mapped[str] = mapped_column(String(63), primary_key=True)
+    # Local date of the last day folded in, so re-preparing the same day does not fold twice.
+    last_date: Mapped[str | None] = mapped_column(String(10))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class Broadcast(Base):
+    """A problem for the user's next briefing (e.g. one remediation could not solve)."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (Index("ix_broadcasts_user_pending", "user", "broadcast_on"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    user: Mapped[str] = mapped_column(String(63))
+    title: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(32))
+    # Local date of the briefing that carried it; NULL while pending.
+    broadcast_on: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,52 @@
+"""The append-only audit log: who did what to which subject, with the old and new values.
+
+Permission and role changes, cloud writes and remediation steps append here. There is no update
+or delete on purpose: a record, once written, is the history.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.storage.models import AuditRecord
+
+__all__ = ["AuditRecord", "AuditRepository"]
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def append(
+        self, *, actor: str, action: str, subject: str, detail: dict[str, Any] | None = None
+    ) -> AuditRecord:
+        """Add one record (flushed, committed with the caller's change)."""
+        record = AuditRecord(actor=actor, action=action, subject=subject, detail=detail or {})
+        self.session.add(record)
+        await self.session.flush()
+        return record
+
+    async def list(
+        self,
+        *,
+        subject: str | None = None,
+        subject_prefix: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        limit: int = 200,
+    ) -> list[AuditRecord]:
+        """Records matching every given filter, oldest first."""
+        query = select(AuditRecord)
+        if subject is not None:
+            query = query.where(AuditRecord.subject == subject)
+        if subject_prefix is not None:
+            query = query.where(AuditRecord.subject.startswith(subject_prefix, autoescape=True))
+        if actor is not None:
+            query = query.where(AuditRecord.actor == actor)
+        if action is not None:
+            query = query.where(AuditRecord.action == action)
+        query = query.order_by(AuditRecord.id.asc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
