@@ -1,0 +1,155 @@
+"""Repositories of the daily briefing: briefings, per-user log baselines, the broadcast queue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.storage.models import Briefing, Broadcast, LogBaselineRow
+
+
+class BroadcastRepository:
+    """The broadcast queue: problems waiting for the user's next briefing (one interface)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def push(self, user: str, title: str, body: str, source: str, key: str) -> Broadcast:
+        """Queue a problem for ``user``; the same ``key`` again returns the first row unchanged."""
+        existing = await self._by_key(key)
+        if existing is not None:
+            return existing
+        row = Broadcast(key=key, user=user, title=title[:255], body=body, source=source)
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            # A concurrent push with the same key won the insert: return its row.
+            found = await self._by_key(key)
+            if found is None:
+                raise
+            return found
+        return row
+
+    async def _by_key(self, key: str) -> Broadcast | None:
+        query = select(Broadcast).where(Broadcast.key == key)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def pending(self, user: str) -> list[Broadcast]:
+        """Problems not yet carried by a briefing, oldest first."""
+        query = (
+            select(Broadcast)
+            .where(Broadcast.user == user, Broadcast.broadcast_on.is_(None))
+            .order_by(Broadcast.id.asc())
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def carried_on(self, user: str, date: str) -> list[Broadcast]:
+        """Problems a given day's briefing carried (so re-preparing that day sees them again)."""
+        query = (
+            select(Broadcast)
+            .where(Broadcast.user == user, Broadcast.broadcast_on == date)
+            .order_by(Broadcast.id.asc())
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def mark_broadcast(self, ids: Sequence[int], date: str) -> None:
+        """Record that the briefing of local ``date`` carried these problems."""
+        if not ids:
+            return
+        await self.session.execute(
+            update(Broadcast)
+            .where(Broadcast.id.in_(list(ids)), Broadcast.broadcast_on.is_(None))
+            .values(broadcast_on=date)
+        )
+
+
+class BriefingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user: str, date: str) -> Briefing | None:
+        query = select(Briefing).where(Briefing.user == user, Briefing.date == date)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def list(self, user: str, *, limit: int = 30) -> list[Briefing]:
+        query = (
+            select(Briefing)
+            .where(Briefing.user == user)
+            .order_by(Briefing.date.desc())
+            .limit(limit)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def save(
+        self,
+        user: str,
+        date: str,
+        *,
+        content: dict[str, Any],
+        report_markdown: str,
+        generated_by: str,
+        prepared_at: datetime,
+    ) -> Briefing:
+        """Store the prepared briefing of ``date``; preparing again replaces it (version + 1)."""
+        row = await self.get(user, date)
+        if row is None:
+            row = Briefing(user=user, date=date, version=1)
+            self.session.add(row)
+        else:
+            row.version = (row.version or 0) + 1
+        row.content = content
+        row.report_markdown = report_markdown
+        row.generated_by = generated_by
+        row.prepared_at = prepared_at
+        if row.given_at is None and row.pushed_at is None:
+            row.status = "ready"
+        await self.session.flush()
+        return row
+
+    async def mark_given(self, user: str, date: str, at: datetime, via: str) -> Briefing | None:
+        """Record the (only) time the briefing was spoken; an earlier record is kept."""
+        row = await self.get(user, date)
+        if row is None:
+            return None
+        if row.given_at is None:
+            row.given_at = at
+            row.given_via = via
+            row.status = "given"
+            await self.session.flush()
+        return row
+
+    async def mark_pushed(self, user: str, date: str, at: datetime) -> Briefing | None:
+        row = await self.get(user, date)
+        if row is None:
+            return None
+        if row.pushed_at is None:
+            row.pushed_at = at
+            if row.given_at is None:
+                row.status = "pushed"
+            await self.session.flush()
+        return row
+
+
+class BaselineRepository:
+    """Per-user log baselines (the reducer's ``LogBaseline`` as JSON)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user: str) -> LogBaselineRow | None:
+        return await self.session.get(LogBaselineRow, user)
+
+    async def save(self, user: str, date: str, data: dict[str, Any]) -> None:
+        row = await self.get(user)
+        if row is None:
+            self.session.add(LogBaselineRow(user=user, last_date=date, data=data))
+        else:
+            row.data = data
+            row.last_date = date
+        await self.session.flush()
