@@ -1,7 +1,7 @@
 """Fetching web pages and metric values safely.
 
 FetchError
- ├── RefusedAddressError   the URL resolves to loopback/private/link-local/metadata (SSRF guard)
+ ├── RefusedAddressError   the destination guard refused it (ambient.clients.guard)
  ├── TooLargeError         the body passed the size cap
  ├── TooManyRedirectsError more redirects than allowed
  └── HttpStatusError       a non-success HTTP status
@@ -10,35 +10,29 @@ Network failures surface as FetchError with the httpx reason.
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import json
-import socket
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 import trafilatura
 from jsonpath_ng.ext import parse as jsonpath
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
+from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
+
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
-# Cloud metadata endpoints (AWS/GCP/Azure/Tencent link-local, Alibaba, AWS IPv6).
-METADATA = {"169.254.169.254", "169.254.0.23", "100.100.100.200", "fd00:ec2::254"}
 USER_AGENT = "ambient-ops/0.1 (+web monitor)"
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class FetchError(Exception):
     """A page or metric could not be fetched."""
 
 
-class RefusedAddressError(FetchError):
-    """The SSRF guard refused the destination address."""
+class RefusedAddressError(FetchError, RefusedDestinationError):
+    """The destination guard refused the URL or the address it resolves to."""
 
 
 class TooLargeError(FetchError):
@@ -64,24 +58,6 @@ class FetchResult:
     content_type: str
 
 
-def is_public(address: IPAddress) -> bool:
-    if str(address) in METADATA:
-        return False
-    return not (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-        or (
-            isinstance(address, ipaddress.IPv6Address)
-            and address.ipv4_mapped is not None
-            and not is_public(address.ipv4_mapped)
-        )
-    )
-
-
 class WebFetcher:
     """GET with conditional headers, a size cap, checked redirects and an SSRF guard."""
 
@@ -95,34 +71,19 @@ class WebFetcher:
         timeout: float = 20.0,
     ) -> None:
         self._http = http
-        self._allowed: list[Network] = [
-            ipaddress.ip_network(cidr, strict=False) for cidr in allow_cidrs or []
-        ]
+        self._guard = DestinationGuard(allow_cidrs or [])
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
         self._timeout = timeout
 
     async def check_destination(self, url: str) -> None:
         """Refuse URLs whose host resolves to a non-public address (unless allow-listed)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise RefusedAddressError(f"only http(s) URLs with a host are fetched: {url}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                parts.hostname, port, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            raise FetchError(f"cannot resolve {parts.hostname}: {exc}") from exc
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if any(address in network for network in self._allowed):
-                continue
-            if not is_public(address):
-                raise RefusedAddressError(
-                    f"{parts.hostname} resolves to {address}, a non-public address; "
-                    "allow it with AMBIENT_FETCH_ALLOW_CIDRS if intended"
-                )
+            await self._guard.check_url(url)
+        except RefusedDestinationError as exc:
+            raise RefusedAddressError(str(exc)) from None
+        except DestinationLookupError as exc:
+            raise FetchError(str(exc)) from exc
 
     async def fetch(
         self,

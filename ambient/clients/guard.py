@@ -1,0 +1,189 @@
+"""The destination guard: one decision for every outbound request a user can aim.
+
+Web pages, metric URLs, webhooks, WeCom/DingTalk URLs and HTTP(S) Apprise URLs all pass
+here, so a user cannot make the worker call the cloud metadata service, the database on
+the private network or the worker's own loopback ports.
+
+ValueError
+ └── RefusedDestinationError   the URL or an address it resolves to is refused (says why)
+OSError
+ └── DestinationLookupError    the host name does not resolve (may pass: DNS outage)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import socket
+from collections.abc import Sequence
+from urllib.parse import unquote, urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ALLOW_HINT = "allow it with AMBIENT_FETCH_ALLOW_CIDRS (e.g. 10.0.0.0/8) if intended"
+# Cloud metadata endpoints (AWS/GCP/Azure/Tencent link-local, Tencent, Alibaba, AWS IPv6).
+METADATA = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.0.23", "100.100.100.200", "fd00:ec2::254")
+)
+CGNAT = ipaddress.ip_network("100.64.0.0/10")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: last 32 bits are v4
+IPV4_COMPAT = ipaddress.ip_network("::/96")  # deprecated IPv4-compatible form
+TEREDO = ipaddress.ip_network("2001::/32")
+# Names that always mean this machine (RFC 6761), refused before any DNS lookup.
+LOCAL_NAMES = re.compile(r"^(localhost|localhost\.localdomain|.*\.localhost)$")
+# Characters browsers and URL parsers disagree about; a host with them is a trick, not a host.
+AMBIGUOUS = re.compile(r"[\\\s\x00-\x1f\x7f]")
+
+
+class RefusedDestinationError(ValueError):
+    """The destination is not one the worker may call; the message says why and how to allow."""
+
+
+class DestinationLookupError(OSError):
+    """The destination's host name could not be resolved."""
+
+
+class DestinationGuard:
+    """Refuses non-public destinations unless their address is in an allow-listed network."""
+
+    def __init__(self, allow_cidrs: Sequence[str] = ()) -> None:
+        self._allowed: list[Network] = [
+            ipaddress.ip_network(cidr.strip(), strict=False) for cidr in allow_cidrs if cidr.strip()
+        ]
+
+    def allowed(self, address: IPAddress) -> bool:
+        return any(address in network for network in self._allowed)
+
+    def refusal(self, address: IPAddress) -> str | None:
+        """Why ``address`` is refused, or None when the worker may connect to it."""
+        if self.allowed(address):
+            return None
+        if address in METADATA:
+            return f"{address} is a cloud metadata address"
+        if isinstance(address, ipaddress.IPv6Address):
+            embedded = _embedded_ipv4(address)
+            if embedded is not None:
+                form, v4 = embedded
+                reason = self.refusal(v4)
+                if reason is not None:
+                    return f"{address} is the {form} form of {v4}: {reason}"
+                if form == "Teredo":
+                    return f"{address} is a Teredo tunnel address"
+                return None  # mapped, NAT64 and 6to4 traffic goes to a public IPv4 address
+        if address.is_loopback:
+            return f"{address} is a loopback address"
+        if address.is_unspecified:
+            return f"{address} is the unspecified address"
+        if address.is_link_local:
+            return f"{address} is a link-local address"
+        if address.is_multicast:
+            return f"{address} is a multicast address"
+        if isinstance(address, ipaddress.IPv4Address) and address in CGNAT:
+            return f"{address} is a carrier-grade NAT (100.64.0.0/10) address"
+        if address.is_private:
+            return f"{address} is a private address"
+        if address.is_reserved or not address.is_global:
+            return f"{address} is a reserved (non-global) address"
+        return None
+
+    def check_url_static(self, url: str) -> None:
+        """Refuse a URL by its form alone (no DNS): scheme, host, userinfo, literal addresses."""
+        host = _host_of(url)
+        for address in _literal_addresses(host):
+            reason = self.refusal(address)
+            if reason is not None:
+                raise RefusedDestinationError(
+                    f"refused destination {host}: {reason} (a non-public address); {ALLOW_HINT}"
+                )
+
+    async def check_url(self, url: str) -> list[str]:
+        """Resolve the URL's host and refuse it if any address is refused; the addresses."""
+        self.check_url_static(url)
+        parts = urlsplit(url.strip())
+        host = _host_of(url)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        addresses = await self.resolve(host, port)
+        for address in addresses:
+            reason = self.refusal(ipaddress.ip_address(address))
+            if reason is not None:
+                raise RefusedDestinationError(
+                    f"refused destination {host}: it resolves to {reason} "
+                    f"(a non-public address); {ALLOW_HINT}"
+                )
+        return addresses
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """Every address ``host`` resolves to (getaddrinfo in a thread, like the connection)."""
+        try:
+            infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise DestinationLookupError(f"cannot resolve {host}: {exc}") from exc
+        addresses: list[str] = []
+        for info in infos:
+            # Drop an IPv6 scope (%eth0): the address decides, not the interface.
+            address = str(info[4][0]).split("%", 1)[0]
+            if address not in addresses:
+                addresses.append(address)
+        if not addresses:
+            raise DestinationLookupError(f"cannot resolve {host}: no addresses")
+        return addresses
+
+
+def _host_of(url: str) -> str:
+    if AMBIGUOUS.search(url.strip()):
+        raise RefusedDestinationError("refused URL: it contains spaces, backslashes or controls")
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise RefusedDestinationError(f"refused URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        scheme = parts.scheme or "none"
+        raise RefusedDestinationError(
+            f"refused URL: only http and https are allowed (got {scheme})"
+        )
+    if "@" in parts.netloc:
+        raise RefusedDestinationError(
+            "refused URL: user:password@ in the address is not accepted "
+            "(it hides the real host); put credentials in a secret"
+        )
+    host = unquote(parts.hostname or "").rstrip(".")
+    if not host:
+        raise RefusedDestinationError("refused URL: it has no host")
+    return host
+
+
+def _literal_addresses(host: str) -> list[IPAddress]:
+    """The addresses a host names without DNS: IP literals in every form getaddrinfo takes."""
+    if LOCAL_NAMES.match(host.lower()):
+        return [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+    try:
+        return [ipaddress.ip_address(host.split("%", 1)[0])]
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9a-fA-FxX.]+", host):
+        # inet_aton's legacy forms (2130706433, 0x7f.1, 0177.0.0.1, 127.1) reach real addresses.
+        try:
+            return [ipaddress.IPv4Address(socket.inet_aton(host))]
+        except OSError:
+            pass
+    return []
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    if address.ipv4_mapped is not None:
+        return "IPv4-mapped", address.ipv4_mapped
+    if address.sixtofour is not None:
+        return "6to4", address.sixtofour
+    if address.teredo is not None:
+        server, client = address.teredo
+        # Both ends are reachable through the tunnel: name the one that is refused, if any.
+        return "Teredo", client if not client.is_global else server
+    if address in NAT64:
+        return "NAT64", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in IPV4_COMPAT and int(address) > 1:
+        return "IPv4-compatible", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None

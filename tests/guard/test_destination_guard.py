@@ -1,0 +1,162 @@
+"""The destination guard decides from addresses alone: nothing here opens a connection.
+
+Resolution goes through getaddrinfo for names that resolve locally (literals, localhost);
+no test resolves or connects to an address outside loopback.
+"""
+
+import ipaddress
+
+import pytest
+
+from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+
+REFUSED = [
+    "127.0.0.1",
+    "127.8.9.10",
+    "10.0.0.8",
+    "172.16.5.4",
+    "192.168.1.1",
+    "169.254.169.254",
+    "169.254.0.23",
+    "100.100.100.200",
+    "100.64.0.1",
+    "100.127.255.254",
+    "0.0.0.0",
+    "224.0.0.1",
+    "240.0.0.1",
+    "255.255.255.255",
+    "::1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "fd00:ec2::254",
+    "ff02::1",
+    "::ffff:127.0.0.1",
+    "::ffff:10.1.2.3",
+    "::ffff:169.254.169.254",
+    "::127.0.0.1",
+    "2002:7f00:1::",
+    "2002:a00:1::1",
+    "2002:a9fe:a9fe::",
+    "64:ff9b::127.0.0.1",
+    "64:ff9b::10.0.0.1",
+    "64:ff9b:1::1",
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    "2001:db8::1",
+]
+PUBLIC = [
+    "8.8.8.8",
+    "1.1.1.1",
+    "2606:4700::1111",
+    "::ffff:8.8.8.8",
+    "2002:808:808::",
+    "64:ff9b::8.8.8.8",
+]
+
+
+@pytest.mark.parametrize("address", REFUSED)
+def test_guard_refuses_every_non_public_address_form(address: str) -> None:
+    parsed = ipaddress.ip_address(address)
+    reason = DestinationGuard().refusal(parsed)
+    assert reason is not None and reason.startswith(f"{parsed} is ")
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_guard_accepts_public_addresses_and_their_mapped_forms(address: str) -> None:
+    assert DestinationGuard().refusal(ipaddress.ip_address(address)) is None
+
+
+def test_guard_names_the_embedded_address_of_a_6to4_loopback() -> None:
+    reason = DestinationGuard().refusal(ipaddress.ip_address("2002:7f00:1::"))
+    assert reason == "2002:7f00:1:: is the 6to4 form of 127.0.0.1: 127.0.0.1 is a loopback address"
+
+
+def test_allow_list_admits_only_its_networks() -> None:
+    guard = DestinationGuard(["10.0.0.0/8", " 127.0.0.1/32 "])
+    assert guard.refusal(ipaddress.ip_address("10.2.3.4")) is None
+    assert guard.refusal(ipaddress.ip_address("127.0.0.1")) is None
+    assert guard.refusal(ipaddress.ip_address("::ffff:10.2.3.4")) is None
+    assert guard.refusal(ipaddress.ip_address("127.0.0.2")) == "127.0.0.2 is a loopback address"
+    assert guard.refusal(ipaddress.ip_address("192.168.0.1")) is not None
+    assert guard.refusal(ipaddress.ip_address("169.254.169.254")) is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("file:///etc/passwd", "only http and https"),
+        ("gopher://example.com/", "only http and https"),
+        ("javascript:alert(1)", "only http and https"),
+        ("ftp://example.com/x", "only http and https"),
+        ("example.com/hook", "only http and https"),
+        ("http:///nohost", "no host"),
+        ("http://user:pw@example.com/", "user:password@"),
+        ("http://example.com@127.0.0.1/", "user:password@"),
+        ("http://example.com\\@127.0.0.1/", "backslashes"),
+        ("http://exa mple.com/", "spaces"),
+        ("http://example.com:99999/", "refused URL"),
+        ("http://127.0.0.1:9/hook", "127.0.0.1 is a loopback address"),
+        ("http://127.0.0.1.:9/hook", "loopback"),
+        ("http://localhost:9/", "loopback"),
+        ("http://api.localhost/", "loopback"),
+        ("http://2130706433/", "127.0.0.1 is a loopback"),
+        ("http://0x7f.1/", "127.0.0.1 is a loopback"),
+        ("http://0177.0.0.1/", "127.0.0.1 is a loopback"),
+        ("http://127.1/", "127.0.0.1 is a loopback"),
+        ("http://[::1]:9/", "::1 is a loopback"),
+        ("http://[::ffff:7f00:1]/", "IPv4-mapped form of 127.0.0.1"),
+        ("http://[2002:7f00:1::]/", "6to4 form of 127.0.0.1"),
+        ("http://[fe80::1%25eth0]/", "link-local"),
+        ("https://100.64.0.1/", "carrier-grade NAT"),
+        ("http://169.254.169.254/latest/meta-data", "cloud metadata"),
+        ("HTTP://10.0.0.1/", "private"),
+    ],
+)
+def test_static_check_refuses_by_form_and_names_the_reason(url: str, why: str) -> None:
+    with pytest.raises(RefusedDestinationError, match="refused") as refused:
+        DestinationGuard().check_url_static(url)
+    assert why in str(refused.value)
+
+
+def test_static_check_passes_public_urls_and_names_needing_dns() -> None:
+    guard = DestinationGuard()
+    for url in (
+        "https://hooks.example.com/x?token=1",
+        "http://8.8.8.8/",
+        "https://[2606:4700::1111]/",
+    ):
+        guard.check_url_static(url)
+
+
+def test_refusal_says_how_to_allow() -> None:
+    with pytest.raises(RefusedDestinationError, match="AMBIENT_FETCH_ALLOW_CIDRS"):
+        DestinationGuard().check_url_static("http://10.0.0.1/")
+
+
+class FixedAnswers(DestinationGuard):
+    """A DNS answer chosen by the test: the classification is under test, not the resolver."""
+
+    def __init__(self, answers: list[str], allow: list[str] | None = None) -> None:
+        super().__init__(allow or [])
+        self.answers = answers
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        return self.answers
+
+
+async def test_a_name_with_any_refused_address_in_its_answer_is_refused() -> None:
+    guard = FixedAnswers(["93.184.216.34", "10.0.0.5"])
+    with pytest.raises(
+        RefusedDestinationError, match=r"resolves to 10\.0\.0\.5 is a private address"
+    ):
+        await guard.check_url("https://hooks.example.com/x")
+    assert await FixedAnswers(["93.184.216.34"]).check_url("https://hooks.example.com/") == [
+        "93.184.216.34"
+    ]
+
+
+async def test_localhost_resolves_and_passes_only_when_loopback_is_allow_listed() -> None:
+    with pytest.raises(RefusedDestinationError, match="loopback"):
+        await DestinationGuard().check_url("http://localhost:9/")
+    addresses = await DestinationGuard(["127.0.0.0/8", "::1/128"]).check_url("http://localhost:9/")
+    assert "127.0.0.1" in addresses
