@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # Hosts the MCP endpoint accepts besides localhost (DNS-rebinding protection).
     mcp_allowed_hosts: list[str] = Field(default_factory=list)
     secret_key: SecretStr = SecretStr("dev-insecure-secret-key")
+    # Anyone may register (as a member) without an admin's token. Off: only admins register.
+    open_registration: bool = False
 
     # Payload encryption (Temporal history): base64 of 32 bytes; `ambient codec new-key`.
     payload_key: SecretStr | None = None
@@ -59,6 +61,9 @@ class Settings(BaseSettings):
     codec_cors_origins: list[str] = Field(
         default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"]
     )
+    # A token only for the codec endpoint, for a Temporal Web UI that cannot send a user's
+    # bearer token: the UI's codec endpoint is then {api}/codec/ui/{token}.
+    codec_token: SecretStr | None = None
 
     # Worker
     metrics_port: int | None = 9464
@@ -106,6 +111,33 @@ class Settings(BaseSettings):
     fetch_allow_cidrs: list[str] = Field(default_factory=list)
     # Named metrics for threshold watches: {"name": {"type": "http_json", "url": ..., ...}}.
     metric_catalogue: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    # --- graded remediation ---
+    # What execute mode changes with: "dry_run" is the global switch that keeps every
+    # remediation a dry run; "kubernetes" patches workloads (lightkube).
+    remediation_executor: Literal["dry_run", "kubernetes"] = "dry_run"
+    # Rungs from this one up wait for a person's approval; 0 turns approval off.
+    remediation_approval_from_rung: int = Field(default=3, ge=0, le=6)
+    remediation_approval_timeout_minutes: float = Field(default=30, gt=0)
+    remediation_settle_seconds: int = Field(default=120, ge=0, le=24 * 3600)
+    # Per cluster: changes an hour (0: no limit) and the pause between two changes.
+    remediation_rate_limit_per_hour: int = Field(default=10, ge=0)
+    remediation_cluster_cooldown_seconds: int = Field(default=60, ge=0)
+    # Waiting for a change window or the rate limit longer than this hands over to a person.
+    remediation_max_gate_wait_minutes: float = Field(default=240, ge=0)
+    # Circuit breaker per (service, rung): opens after this many failures in a row.
+    remediation_breaker_failures: int = Field(default=3, ge=0)
+    remediation_breaker_open_minutes: float = Field(default=60, ge=0)
+    # Blast radius of scale out: at most this many replicas, at most this many more at once.
+    remediation_max_replicas: int = Field(default=20, ge=1)
+    remediation_max_scale_step: int = Field(default=5, ge=1)
+    # Change windows as [{"days": [1..7], "start": "HH:MM", "end": "HH:MM"}]; empty: any time.
+    remediation_change_windows: list[dict[str, Any]] = Field(default_factory=list)
+    # Team time zone of change windows and the nightly alert triage.
+    remediation_timezone: str = "Asia/Shanghai"
+    remediation_triage_at: str = Field(default="05:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # The user the nightly triage acts as (its permission applies); off when unset.
+    remediation_triage_user: str | None = None
 
     @property
     def llm_mode(self) -> str:

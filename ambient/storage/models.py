@@ -183,3 +183,74 @@ class Broadcast(Base):
     # Local date of the briefing that carried it; NULL while pending.
     broadcast_on: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AlertRuleRow(Base):
+    """A per-service remediation override: pin importance or force manual handling."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    cluster_id: Mapped[str] = mapped_column(String(128), default="*")
+    namespace: Mapped[str] = mapped_column(String(63), default="*")
+    workload: Mapped[str] = mapped_column(String(253), default="*")
+    importance: Mapped[int | None] = mapped_column(Integer)
+    manual: Mapped[bool] = mapped_column(default=False)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RemediationRecord(Base):
+    """One run of a graded remediation: who, what, and how it ended (for lists and stats)."""
+
+    __tablename__ = "remediations"
+    __table_args__ = (Index("ix_remediations_user_started", "user", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # workflow id @ run id: the same alert remediated again later is a new run.
+    run_key: Mapped[str] = mapped_column(String(255), unique=True)
+    remediation_id: Mapped[str] = mapped_column(String(255), index=True)
+    user: Mapped[str] = mapped_column(String(63))
+    cluster_id: Mapped[str] = mapped_column(String(128))
+    service: Mapped[str] = mapped_column(String(512))
+    alert_type: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(16))
+    score: Mapped[int | None] = mapped_column(Integer)
+    budget: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    resolved_rung: Mapped[int | None] = mapped_column(Integer)
+    budget_exhausted: Mapped[bool] = mapped_column(default=False)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RemediationAction(Base):
+    """A change made (or reserved) on a cluster: the per-cluster rate limit counts these."""
+
+    __tablename__ = "remediation_actions"
+    __table_args__ = (Index("ix_remediation_actions_cluster_at", "cluster_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # remediation run + rung: a retried reservation finds its row.
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    cluster_id: Mapped[str] = mapped_column(String(128))
+    service: Mapped[str] = mapped_column(String(512))
+    rung: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RemediationBreaker(Base):
+    """Consecutive failures of one rung on one service (the circuit breaker)."""
+
+    __tablename__ = "remediation_breakers"
+
+    service: Mapped[str] = mapped_column(String(512), primary_key=True)
+    rung: Mapped[int] = mapped_column(Integer, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Key of the last outcome folded in, so a retried activity does not count twice.
+    last_key: Mapped[str | None] = mapped_column(String(255))
