@@ -1,0 +1,553 @@
+"""A day of logs reduced to what a person (or an LLM prompt) can read: templates with counts,
+rates per hour, the trend against the previous days, new templates and anomalies.
+
+`reduce_logs` is the one-call form; `LogReducer` is the streaming form behind it (the CLI
+feeds it lines, including lines without a time). `update_baseline` folds a report into the
+per-user baseline of the previous days; `render_markdown` writes the compact report.
+
+Pure: no I/O, no clock (times come from the records); safe inside activities.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ambient.clients.tencent.ops import LogRecord
+from ambient.domain.logtemplates import WILDCARD, TemplateMiner, template_id
+
+SEVERITY = {"CRITICAL": 5, "ERROR": 4, "WARNING": 3, "INFO": 2, "DEBUG": 1, "UNKNOWN": 0}
+ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
+_LEVEL_NAMES = {
+    "TRACE": "DEBUG",
+    "DEBUG": "DEBUG",
+    "DBG": "DEBUG",
+    "INFO": "INFO",
+    "INFORMATION": "INFO",
+    "NOTICE": "INFO",
+    "WARN": "WARNING",
+    "WARNING": "WARNING",
+    "ERR": "ERROR",
+    "ERROR": "ERROR",
+    "SEVERE": "ERROR",
+    "CRIT": "CRITICAL",
+    "CRITICAL": "CRITICAL",
+    "FATAL": "CRITICAL",
+    "ALERT": "CRITICAL",
+    "EMERG": "CRITICAL",
+    "PANIC": "CRITICAL",
+}
+_LEVEL_IN_TEXT = re.compile(
+    r"(?<![A-Za-z])(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|SEVERE|CRITICAL|FATAL|PANIC)(?![A-Za-z])"
+)
+MESSAGE_FIELDS = ("message", "msg", "content", "log", "text", "body", "__CONTENT__")
+LEVEL_FIELDS = ("level", "severity", "lvl", "loglevel", "log_level", "levelname", "__LEVEL__")
+TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__TIMESTAMP__")
+
+BUCKET_SECONDS = 300  # bursts are judged per 5 minutes
+BASELINE_DAYS = 7
+BASELINE_MAX_KEYS = 5000  # per day: templates beyond these (the rarest) are not remembered
+_TOTAL, _ERRORS, _WARNINGS, _DAY = "__total__", "__errors__", "__warnings__", "__day__"
+
+
+class TemplateStat(BaseModel):
+    template_id: str
+    template: str
+    level: str
+    count: int
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    example: str
+    new: bool = False
+
+
+class HourRate(BaseModel):
+    hour: datetime
+    total: int
+    errors: int
+    warnings: int
+
+
+class Anomaly(BaseModel):
+    kind: str = Field(description="burst | spike | new_error")
+    template_id: str | None = None
+    template: str | None = None
+    level: str | None = None
+    score: float
+    detail: str
+    at: datetime | None = None
+
+
+class LogBaseline(BaseModel):
+    """Counts of the previous days (≤ 7), newest last: template id -> count, plus the daily
+    totals under `__total__`, `__errors__`, `__warnings__` and the day as `__day__`
+    (a proleptic ordinal), so folding the same day in twice replaces it."""
+
+    days: list[dict[str, int]] = Field(default_factory=list)
+
+
+class LogReport(BaseModel):
+    start: datetime | None = None
+    end: datetime | None = None
+    total: int = 0
+    unreadable: int = 0
+    by_level: dict[str, int] = Field(default_factory=dict)
+    templates: list[TemplateStat] = Field(
+        default_factory=list,
+        description="by severity then count; every ERROR/CRITICAL template, others bounded",
+    )
+    template_count: int = Field(default=0, description="distinct templates before bounding")
+    hours: list[HourRate] = Field(default_factory=list)
+    trend: dict[str, float | int | None] = Field(default_factory=dict)
+    anomalies: list[Anomaly] = Field(default_factory=list)
+    new_templates: list[str] = Field(default_factory=list, description="template ids")
+    keywords: list[tuple[str, int]] = Field(default_factory=list)
+    counts: dict[str, int] = Field(
+        default_factory=dict, description="every template id -> count (for the baseline)"
+    )
+
+
+def normal_level(raw: Any) -> str:
+    """A level name from whatever a source wrote (warn, W, Error, fatal...)."""
+    if raw is None:
+        return "UNKNOWN"
+    text = str(raw).strip().upper()
+    return _LEVEL_NAMES.get(text, "UNKNOWN")
+
+
+def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
+    """The level and the message of a record's content (JSON object or text)."""
+    if isinstance(content, str):
+        message, raw_level = content, None
+    else:
+        raw_level = next((content[f] for f in LEVEL_FIELDS if f in content), None)
+        found = next((content[f] for f in MESSAGE_FIELDS if f in content), None)
+        if found is None:
+            skip = {*LEVEL_FIELDS, *TIME_FIELDS}
+            found = " ".join(f"{k}={v}" for k, v in content.items() if k not in skip)
+        message = found if isinstance(found, str) else str(found)
+    if raw_level is not None:
+        return normal_level(raw_level), message
+    # No level field: a level word near the start of the text ("[main] ERROR c.a.Foo - ...").
+    match = _LEVEL_IN_TEXT.search(message, 0, 80)
+    if match is None:
+        return "UNKNOWN", message
+    if not message[: match.start()].strip(" [<"):  # a leading "ERROR" is the level, not text
+        message = message[match.end() :].lstrip(" ]>:-")
+    return normal_level(match[1]), message
+
+
+class _Group:
+    __slots__ = ("count", "example", "first", "last")
+
+    def __init__(self, example: str, when: float | None) -> None:
+        self.count = 0
+        self.example = example
+        self.first = when
+        self.last = when
+
+
+class LogReducer:
+    """Streams lines into template groups, hourly rates and 5-minute counts per group."""
+
+    def __init__(self, miner: TemplateMiner | None = None) -> None:
+        self.miner = miner or TemplateMiner()
+        self.unreadable = 0
+        self._keys: dict[tuple[str, int], int] = {}
+        self._groups: list[tuple[str, int, _Group]] = []
+        self._buckets: Counter[int] = Counter()  # group index | 5-min bucket << 24
+        self._hours: dict[int, list[int]] = {}
+        self._levels: Counter[str] = Counter()
+        self._first: float | None = None
+        self._last: float | None = None
+
+    def add(self, when: datetime | None, level: str, message: str) -> int:
+        """Counts one line; returns its group number (see `group_template_id`)."""
+        cluster = self.miner.add(message)
+        key = (level, cluster)
+        index = self._keys.get(key)
+        stamp = when.timestamp() if when is not None else None
+        if index is None:
+            index = len(self._groups)
+            self._keys[key] = index
+            self._groups.append((level, cluster, _Group(message[:500], stamp)))
+        group = self._groups[index][2]
+        group.count += 1
+        self._levels[level] += 1
+        if stamp is not None:
+            if group.first is None or stamp < group.first:
+                group.first = stamp
+            if group.last is None or stamp > group.last:
+                group.last = stamp
+            if self._first is None or stamp < self._first:
+                self._first = stamp
+            if self._last is None or stamp > self._last:
+                self._last = stamp
+            self._buckets[(int(stamp) // BUCKET_SECONDS) << 24 | index] += 1
+            hour = self._hours.get(int(stamp) // 3600)
+            if hour is None:
+                hour = self._hours[int(stamp) // 3600] = [0, 0, 0]
+            hour[0] += 1
+            if level in ERROR_LEVELS:
+                hour[1] += 1
+            elif level == "WARNING":
+                hour[2] += 1
+        return index
+
+    def add_record(self, record: LogRecord) -> int:
+        level, message = level_and_message(record.content)
+        return self.add(record.time, level, message)
+
+    def group_template_id(self, index: int) -> str:
+        """The template id of a group, as the report names it (read after the last line)."""
+        level, cluster, _ = self._groups[index]
+        return template_id(level, self.miner.template(cluster))
+
+    def report(
+        self,
+        *,
+        baseline: LogBaseline | None = None,
+        max_templates: int = 60,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> LogReport:
+        """The report of everything added so far."""
+        stats, members = self._stats()
+        start = start or _dt(self._first)
+        end = end or (_dt(self._last + 1) if self._last is not None else None)
+        days = (baseline.days if baseline else [])[-BASELINE_DAYS:]
+        known: set[str] = set().union(*(d.keys() for d in days)) if days else set()
+        for stat in stats:
+            stat.new = bool(days) and stat.template_id not in known
+        errors = sum(n for lvl, n in self._levels.items() if lvl in ERROR_LEVELS)
+        warnings = self._levels.get("WARNING", 0)
+        total = sum(self._levels.values())
+        anomalies = self._bursts(stats, members) + _against_baseline(stats, days)
+        anomalies.sort(key=lambda a: (-SEVERITY.get(a.level or "", 0), -a.score))
+        return LogReport(
+            start=start,
+            end=end,
+            total=total,
+            unreadable=self.unreadable,
+            by_level=dict(sorted(self._levels.items(), key=lambda kv: -SEVERITY[kv[0]])),
+            templates=_bounded(stats, max_templates),
+            template_count=len(stats),
+            hours=[
+                HourRate(hour=_hour(h), total=v[0], errors=v[1], warnings=v[2])
+                for h, v in sorted(self._hours.items())
+            ],
+            trend=_trend(total, errors, warnings, days),
+            anomalies=anomalies[:20],
+            new_templates=[s.template_id for s in stats if s.new],
+            keywords=_keywords(stats),
+            counts={s.template_id: s.count for s in stats},
+        )
+
+    def _stats(self) -> tuple[list[TemplateStat], dict[str, list[int]]]:
+        """One stat per (level, template); groups whose clusters ended with the same text merge."""
+        by_id: dict[str, TemplateStat] = {}
+        members: dict[str, list[int]] = {}
+        for index, (level, cluster, group) in enumerate(self._groups):
+            text = self.miner.template(cluster)
+            tid = template_id(level, text)
+            members.setdefault(tid, []).append(index)
+            stat = by_id.get(tid)
+            first, last = _dt(group.first), _dt(group.last)
+            if stat is None:
+                by_id[tid] = TemplateStat(
+                    template_id=tid,
+                    template=text,
+                    level=level,
+                    count=group.count,
+                    first_seen=first,
+                    last_seen=last,
+                    example=group.example,
+                )
+                continue
+            stat.count += group.count
+            stat.first_seen = min((t for t in (stat.first_seen, first) if t), default=None)
+            stat.last_seen = max((t for t in (stat.last_seen, last) if t), default=None)
+        ordered = sorted(by_id.values(), key=lambda s: (-SEVERITY[s.level], -s.count))
+        return ordered, members
+
+    def _bursts(self, stats: list[TemplateStat], members: dict[str, list[int]]) -> list[Anomaly]:
+        if self._first is None or self._last is None:
+            return []
+        first_bucket = int(self._first) // BUCKET_SECONDS
+        span = int(self._last) // BUCKET_SECONDS - first_bucket + 1
+        per_group: dict[int, dict[int, int]] = {}
+        for packed, n in self._buckets.items():
+            per_group.setdefault(packed & 0xFFFFFF, {})[packed >> 24] = n
+        found: list[Anomaly] = []
+        for stat in stats:
+            floor = 10 if SEVERITY[stat.level] >= SEVERITY["WARNING"] else 100
+            if stat.count < floor:
+                continue
+            series: Counter[int] = Counter()
+            for index in members[stat.template_id]:
+                series.update(per_group.get(index, {}))
+            burst = find_burst(series, span, floor)
+            if burst is None:
+                continue
+            peak_at, peak, run_start, run_end, run_total, mean = burst
+            found.append(
+                Anomaly(
+                    kind="burst",
+                    template_id=stat.template_id,
+                    template=stat.template,
+                    level=stat.level,
+                    score=round((peak - mean) / math.sqrt(mean + 1), 1),
+                    detail=(
+                        f"{run_total} lines from {_dt(run_start * BUCKET_SECONDS):%H:%M} to "
+                        f"{_dt((run_end + 1) * BUCKET_SECONDS):%H:%M} UTC, peak {peak} in 5 min "
+                        f"(usual {mean:.1f} per 5 min)"
+                    ),
+                    at=_dt(peak_at * BUCKET_SECONDS),
+                )
+            )
+        return found
+
+
+def find_burst(
+    series: dict[int, int], span: int, floor: int
+) -> tuple[int, int, int, int, int, float] | None:
+    """The strongest burst of a 5-minute count series over `span` buckets, if any:
+    (peak bucket, peak count, run start, run end, lines in run, mean per bucket).
+
+    A burst is a bucket with at least `floor` lines, three times the mean of the series and
+    five Poisson standard deviations above it; the run around it is the neighbouring buckets
+    that stay at least three times the mean."""
+    if not series:
+        return None
+    total = sum(series.values())
+    mean = total / max(span, 1)
+    peak_at, peak = max(series.items(), key=lambda kv: (kv[1], -kv[0]))
+    if peak < max(floor, 3 * mean, mean + 5 * math.sqrt(mean) + 5):
+        return None
+    high = max(3 * mean, 1.0)
+    run_start = run_end = peak_at
+    while series.get(run_start - 1, 0) >= high:
+        run_start -= 1
+    while series.get(run_end + 1, 0) >= high:
+        run_end += 1
+    run_total = sum(series.get(b, 0) for b in range(run_start, run_end + 1))
+    return peak_at, peak, run_start, run_end, run_total, mean
+
+
+def _against_baseline(stats: list[TemplateStat], days: list[dict[str, int]]) -> list[Anomaly]:
+    found: list[Anomaly] = []
+    if not days:
+        return found
+    for stat in stats:
+        history = [d.get(stat.template_id, 0) for d in days]
+        if stat.level in ERROR_LEVELS and not any(history):
+            found.append(
+                Anomaly(
+                    kind="new_error",
+                    template_id=stat.template_id,
+                    template=stat.template,
+                    level=stat.level,
+                    score=float(stat.count),
+                    detail=f"{stat.count} lines; not seen in the previous {len(days)} days",
+                    at=stat.first_seen,
+                )
+            )
+            continue
+        if len(days) < 3 or stat.count < 10:
+            continue
+        mean = sum(history) / len(history)
+        spread = math.sqrt(sum((h - mean) ** 2 for h in history) / len(history))
+        z = (stat.count - mean) / max(spread, math.sqrt(mean), 1.0)
+        if z >= 3 and stat.count >= 2 * mean:
+            found.append(
+                Anomaly(
+                    kind="spike",
+                    template_id=stat.template_id,
+                    template=stat.template,
+                    level=stat.level,
+                    score=round(z, 1),
+                    detail=(
+                        f"{stat.count} lines against {mean:.0f} a day on average "
+                        f"over {len(days)} days (z = {z:.1f})"
+                    ),
+                    at=stat.first_seen,
+                )
+            )
+    return found
+
+
+def _bounded(stats: list[TemplateStat], max_templates: int) -> list[TemplateStat]:
+    """Every ERROR/CRITICAL template, then the most severe and frequent others up to the bound."""
+    errors = [s for s in stats if s.level in ERROR_LEVELS]
+    others = [s for s in stats if s.level not in ERROR_LEVELS]
+    return errors + others[: max(0, max_templates - len(errors))]
+
+
+def _trend(
+    total: int, errors: int, warnings: int, days: list[dict[str, int]]
+) -> dict[str, float | int | None]:
+    rate = errors / total if total else None
+    trend: dict[str, float | int | None] = {
+        "baseline_days": len(days),
+        "total": total,
+        "errors": errors,
+        "warnings": warnings,
+        "error_rate": round(rate, 6) if rate is not None else None,
+    }
+    for name, today in (("total", total), ("errors", errors), ("warnings", warnings)):
+        past = [d.get(f"__{name}__", 0) for d in days]
+        mean = sum(past) / len(past) if past else None
+        trend[f"{name}_mean_7d"] = round(mean, 1) if mean is not None else None
+        trend[f"{name}_change_pct"] = round(100 * (today - mean) / mean, 1) if mean else None
+    rates = [d.get(_ERRORS, 0) / d[_TOTAL] for d in days if d.get(_TOTAL)]
+    trend["error_rate_mean_7d"] = round(sum(rates) / len(rates), 6) if rates else None
+    return trend
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z_\-]{2,}|[\u4e00-\u9fff]{2,}")
+_STOP = frozenset(
+    "the and for with from that this was were are has have not but into out to of in on at by "
+    "after before while when then than will would could should can cannot did does done is be "
+    "been being via per its it all any other".split()
+)
+
+
+def _keywords(stats: list[TemplateStat], limit: int = 15) -> list[tuple[str, int]]:
+    """Words of WARNING-and-worse templates, weighted by how many lines carry them."""
+    weights: Counter[str] = Counter()
+    for stat in stats:
+        if SEVERITY[stat.level] < SEVERITY["WARNING"]:
+            continue
+        for word in set(_WORD.findall(stat.template.replace(WILDCARD, " "))):
+            if word.lower() not in _STOP:
+                weights[word] += stat.count
+    return weights.most_common(limit)
+
+
+def reduce_logs(
+    records: Iterable[LogRecord],
+    *,
+    baseline: LogBaseline | None = None,
+    max_templates: int = 60,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> LogReport:
+    """Reduce records (any number, streamed) to a report; `start`/`end` default to the
+    first and last record times."""
+    reducer = LogReducer()
+    for record in records:
+        reducer.add_record(record)
+    return reducer.report(baseline=baseline, max_templates=max_templates, start=start, end=end)
+
+
+def update_baseline(baseline: LogBaseline | None, report: LogReport) -> LogBaseline:
+    """The baseline with the report's day added (replacing that day if already there), the
+    oldest days beyond seven dropped."""
+    day = (report.start or report.end or datetime(1970, 1, 1, tzinfo=UTC)).date()
+    keep = sorted(report.counts.items(), key=lambda kv: -kv[1])[:BASELINE_MAX_KEYS]
+    entry = dict(keep)
+    entry.update(
+        {
+            _TOTAL: report.total,
+            _ERRORS: sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS),
+            _WARNINGS: report.by_level.get("WARNING", 0),
+            _DAY: day.toordinal(),
+        }
+    )
+    days = [d for d in (baseline.days if baseline else []) if d.get(_DAY) != entry[_DAY]]
+    days.append(entry)
+    days.sort(key=lambda d: d.get(_DAY, 0))
+    return LogBaseline(days=days[-BASELINE_DAYS:])
+
+
+def baseline_dates(baseline: LogBaseline) -> list[date]:
+    """The days a baseline remembers, oldest first."""
+    return [date.fromordinal(d[_DAY]) for d in baseline.days if _DAY in d]
+
+
+def render_markdown(report: LogReport, *, max_rows: int = 30, tz: tzinfo | None = None) -> str:
+    """The report as compact markdown for an LLM prompt or an e-mail: every ERROR template,
+    the top `max_rows` others, anomalies, hourly rates, trend and keywords."""
+    zone = tz or UTC
+    lines = [f"## Logs {_when(report.start, zone, True)} – {_when(report.end, zone, True)}"]
+    if report.total == 0:
+        lines.append(f"No log lines in this period ({report.unreadable} unreadable).")
+        return "\n".join(lines) + "\n"
+    levels = ", ".join(
+        f"{lvl} {n:,} ({100 * n / report.total:.2f}%)" for lvl, n in report.by_level.items()
+    )
+    lines.append(
+        f"{report.total:,} lines, {report.template_count} templates"
+        f"{f', {report.unreadable} unreadable' if report.unreadable else ''}. {levels}."
+    )
+    trend = report.trend
+    if trend.get("baseline_days"):
+        lines.append(
+            f"Against the previous {trend['baseline_days']} days: "
+            f"lines {_pct(trend.get('total_change_pct'))}, "
+            f"errors {_pct(trend.get('errors_change_pct'))}, error rate "
+            f"{_rate(trend.get('error_rate'))} (usual {_rate(trend.get('error_rate_mean_7d'))})."
+        )
+    if report.anomalies:
+        lines.append("### Anomalies")
+        for a in report.anomalies:
+            lines.append(
+                f"- {a.kind} [{a.level}] {a.template_id}: {a.detail} — {_cut(a.template, 140)}"
+            )
+    errors = [t for t in report.templates if t.level in ERROR_LEVELS]
+    others = [t for t in report.templates if t.level not in ERROR_LEVELS][:max_rows]
+    lines.append("### Templates (level, count, first–last, template; * new)")
+    for t in [*errors, *others]:
+        span = f"{_when(t.first_seen, zone)}–{_when(t.last_seen, zone)}"
+        mark = "*" if t.new else ""
+        lines.append(
+            f"- {t.level} {t.count:,} {span} {t.template_id}{mark}: {_cut(t.template, 160)}"
+        )
+    hidden = report.template_count - len(errors) - len(others)
+    if hidden > 0:
+        lines.append(f"- ({hidden} rarer templates not listed)")
+    busy = [h for h in report.hours if h.errors or h.warnings]
+    if report.hours:
+        lines.append(f"### Hours ({zone}) lines/errors/warnings")
+        shown = busy if len(report.hours) > 24 else report.hours
+        lines.append(
+            " ".join(
+                f"{h.hour.astimezone(zone):%d %H}h {h.total}/{h.errors}/{h.warnings}" for h in shown
+            )
+        )
+    if report.keywords:
+        lines.append("Keywords: " + ", ".join(f"{w} {n}" for w, n in report.keywords))
+    return "\n".join(lines) + "\n"
+
+
+def _dt(stamp: float | None) -> datetime | None:
+    return datetime.fromtimestamp(stamp, UTC) if stamp is not None else None
+
+
+def _hour(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * 3600, UTC)
+
+
+def _when(value: datetime | None, zone: tzinfo, long: bool = False) -> str:
+    if value is None:
+        return "?"
+    return f"{value.astimezone(zone):%Y-%m-%d %H:%M}" if long else f"{value.astimezone(zone):%H:%M}"
+
+
+def _cut(text: str | None, width: int) -> str:
+    text = (text or "").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _pct(value: float | int | None) -> str:
+    return "n/a" if value is None else f"{value:+.0f}%"
+
+
+def _rate(value: float | int | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
