@@ -1,31 +1,368 @@
-"""The small server-rendered web page."""
+"""The small server-rendered web page: sign in, tasks, live events, inbox, settings.
+
+No front-end build step: Jinja2 templates, one stylesheet and one script served from the
+package. The page signs in with the user's API token, kept in an HttpOnly, SameSite=Strict
+cookie; forms post back here and every action goes through the same services the API uses,
+so the same checks apply.
+"""
 
 from __future__ import annotations
 
-from html import escape
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sse_starlette.sse import EventSourceResponse
 
+from ambient.domain.push import PushConfig
+from ambient.domain.users import UserSettings
 from ambient.status import system_status
-from api.deps import StateDep
+from ambient.storage.models import User
+from ambient.storage.repositories import (
+    EventRepository,
+    InboxRepository,
+    UserRepository,
+    user_public,
+)
+from ambient.tasks import TaskError, TaskService
+from api.deps import SessionDep, StateDep
 
 router = APIRouter(include_in_schema=False)
+HERE = Path(__file__).resolve().parent.parent
+templates = Jinja2Templates(directory=HERE / "templates")
+STATIC = {"app.css": "text/css", "app.js": "text/javascript"}
+COOKIE = "ambient_token"
+POLL_SECONDS = 1.0
+
+
+def _error_text(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+async def page_user(request: Request, session: SessionDep) -> User | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    return await UserRepository(session).by_token(token)
+
+
+MaybeUser = Annotated[User | None, Depends(page_user)]
+
+
+def require(user: User | None) -> User:
+    if user is None:
+        # Browsers follow this to the sign-in form.
+        raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": "/signin"})
+    return user
+
+
+def same_origin(request: Request) -> None:
+    """Reject cross-site form posts (the cookie is SameSite=Strict; this is the second lock)."""
+    origin = request.headers.get("origin")
+    if origin and origin.split("://", 1)[-1] != request.headers.get("host"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site form post refused")
+
+
+SameOrigin = Depends(same_origin)
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any], code: int = status.HTTP_200_OK
+) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context, status_code=code)
+
+
+def back(path: str, message: str | None = None) -> RedirectResponse:
+    target = path if message is None else f"{path}?msg={quote(message)}"
+    return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> FileResponse:
+    if name not in STATIC:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such asset")
+    return FileResponse(HERE / "static" / name, media_type=STATIC[name])
 
 
 @router.get("/", response_class=HTMLResponse)
-async def index(state: StateDep) -> HTMLResponse:
+async def index(request: Request, state: StateDep, user: MaybeUser) -> Response:
+    if user is not None:
+        return back("/app")
     report = await system_status(state.settings, state.temporal, state.db)
-    rows = "".join(
-        f"<tr><th>{escape(name)}</th><td>{escape(str(value))}</td></tr>"
-        for name, value in report.model_dump().items()
+    return render(
+        request,
+        "index.html",
+        {
+            "status": report.model_dump(),
+            "open_registration": getattr(state.settings, "open_registration", False),
+        },
     )
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ambient-ops</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto}}
-th{{text-align:left;padding-right:1rem}}</style></head>
-<body><h1>ambient-ops</h1>
-<p>Durable background operations on Temporal. API docs: <a href="/docs">/docs</a>;
-MCP endpoint: <code>/mcp</code> (bearer token).</p>
-<h2>Status</h2><table>{rows}</table></body></html>"""
-    return HTMLResponse(page)
+
+
+@router.get("/signin", response_class=HTMLResponse)
+async def signin_form(request: Request) -> HTMLResponse:
+    return render(request, "signin.html", {"error": None})
+
+
+@router.post("/signin", dependencies=[SameOrigin])
+async def signin(
+    request: Request, session: SessionDep, token: Annotated[str, Form()] = ""
+) -> Response:
+    user = await UserRepository(session).by_token(token.strip()) if token.strip() else None
+    if user is None:
+        return render(
+            request,
+            "signin.html",
+            {"error": "That token is not valid. Use the token printed at registration."},
+            status.HTTP_401_UNAUTHORIZED,
+        )
+    response = back("/app")
+    response.set_cookie(
+        COOKIE,
+        token.strip(),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        max_age=30 * 24 * 3600,
+    )
+    return response
+
+
+@router.post("/signout", dependencies=[SameOrigin])
+async def signout() -> Response:
+    response = back("/")
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("/app", response_class=HTMLResponse)
+async def dashboard(
+    request: Request, state: StateDep, session: SessionDep, user: MaybeUser
+) -> HTMLResponse:
+    me = require(user)
+    tasks_error = None
+    try:
+        tasks = await TaskService(state.temporal, state.settings, state.db).list(me.name)
+    except Exception as exc:  # Temporal down must not take the page down: say so instead.
+        tasks, tasks_error = [], f"Tasks are unavailable: {exc}"
+    events = await EventRepository(session).list(user=me.name, limit=20)
+    inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
+    return render(
+        request,
+        "app.html",
+        {
+            "user": me,
+            "tasks": tasks,
+            "tasks_error": tasks_error,
+            "events": events,
+            "last_event_id": max((e.id for e in events), default=0),
+            "inbox": inbox,
+            "msg": request.query_params.get("msg"),
+        },
+    )
+
+
+def _lines(text: str) -> list[str]:
+    return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
+
+
+@router.post("/app/tasks", dependencies=[SameOrigin])
+async def create_web_monitor(
+    request: Request,
+    state: StateDep,
+    user: MaybeUser,
+    urls: Annotated[str, Form()] = "",
+    keywords: Annotated[str, Form()] = "",
+    interval: Annotated[str, Form()] = "30",
+    name: Annotated[str, Form()] = "",
+) -> Response:
+    me = require(user)
+    try:
+        minutes: float | str = float(interval)
+    except ValueError:
+        minutes = interval  # let the config model name the field
+    config: dict[str, Any] = {
+        "urls": _lines(urls),
+        "keywords": _lines(keywords),
+        "check_interval_minutes": minutes,
+    }
+    try:
+        ref = await TaskService(state.temporal, state.settings, state.db).create(
+            me.name, "web_monitor", config, name.strip() or None
+        )
+    except TaskError as exc:
+        return back("/app", f"Not created: {exc}")
+    return back("/app", f"Created {ref.task_id}" if ref.created else f"Exists: {ref.task_id}")
+
+
+ACTIONS = {"pause", "resume", "trigger", "delete"}
+
+
+@router.post("/app/tasks/action", dependencies=[SameOrigin])
+async def task_action(
+    state: StateDep,
+    user: MaybeUser,
+    task_id: Annotated[str, Form()],
+    action: Annotated[str, Form()],
+) -> Response:
+    me = require(user)
+    if action not in ACTIONS:
+        return back("/app", f"Unknown action {action!r}")
+    service = TaskService(state.temporal, state.settings, state.db)
+    try:
+        ref = await getattr(service, action)(me.name, task_id)
+    except TaskError as exc:
+        return back("/app", str(exc))
+    return back("/app", f"{action}: {ref.task_id} is {ref.state.value}")
+
+
+@router.get("/app/task", response_class=HTMLResponse)
+async def task_detail(request: Request, state: StateDep, user: MaybeUser, id: str) -> Response:
+    me = require(user)
+    try:
+        task = await TaskService(state.temporal, state.settings, state.db).get(me.name, id)
+    except TaskError as exc:
+        return back("/app", str(exc))
+    return render(
+        request,
+        "task.html",
+        {"user": me, "task": task, "detail": json.dumps(task.detail, indent=2, default=str)},
+    )
+
+
+@router.post("/app/inbox/read", dependencies=[SameOrigin])
+async def inbox_read(
+    session: SessionDep, user: MaybeUser, message_id: Annotated[int, Form()]
+) -> Response:
+    me = require(user)
+    await InboxRepository(session).mark_read(me.name, message_id)
+    await session.commit()
+    return back("/app")
+
+
+@router.get("/app/events/stream")
+async def event_stream(
+    request: Request, state: StateDep, user: MaybeUser, after_id: int = 0
+) -> EventSourceResponse:
+    """The caller's new events as server-sent events (EventSource sends the cookie)."""
+    name = require(user).name
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        last = max(after_id, 0)
+        while not await request.is_disconnected():
+            async with state.db.session() as session:
+                rows = await EventRepository(session).list(user=name, after_id=last, limit=100)
+            for row in sorted(rows, key=lambda r: r.id):
+                last = max(last, row.id)
+                yield {
+                    "id": str(row.id),
+                    "event": "ambient",
+                    "data": json.dumps(
+                        {
+                            "id": row.id,
+                            "kind": row.kind,
+                            "task": row.task,
+                            "created_at": row.created_at.isoformat(),
+                            "payload": row.payload,
+                        },
+                        ensure_ascii=False,
+                        default=str,
+                    ),
+                }
+            if not rows:
+                await asyncio.sleep(POLL_SECONDS)
+
+    return EventSourceResponse(events())
+
+
+@router.get("/app/settings", response_class=HTMLResponse)
+async def settings_form(request: Request, user: MaybeUser) -> Response:
+    me = require(user)
+    return render(
+        request,
+        "settings.html",
+        {
+            "user": user_public(me),
+            "push": PushConfig.model_validate(me.push_config or {}),
+            "errors": None,
+            "msg": request.query_params.get("msg"),
+        },
+    )
+
+
+@router.post("/app/settings", dependencies=[SameOrigin])
+async def save_settings(request: Request, session: SessionDep, user: MaybeUser) -> Response:
+    me = require(user)
+    form = await request.form()
+    fields = {
+        key: str(form.get(key, "")).strip()
+        for key in (
+            "email",
+            "phone",
+            "assistant_name",
+            "voiceprint_id",
+            "timezone",
+            "briefing_prepare_at",
+            "briefing_window_start",
+            "briefing_window_end",
+        )
+    }
+    data: dict[str, Any] = {key: value for key, value in fields.items() if value}
+    wake_words = _lines(str(form.get("wake_words", "")).replace(",", "\n"))
+    if wake_words:
+        data["wake_words"] = wake_words
+    try:
+        # Permissions are not settings: only an admin grants them, through the users API.
+        parsed = UserSettings.model_validate(data)
+    except ValidationError as exc:
+        return _settings_error(request, me, _error_text(exc))
+    await UserRepository(session).update(me, parsed)
+    await session.commit()
+    return back("/app/settings", "Settings saved")
+
+
+@router.post("/app/push", dependencies=[SameOrigin])
+async def save_push(request: Request, session: SessionDep, user: MaybeUser) -> Response:
+    me = require(user)
+    form = await request.form()
+    types, targets = form.getlist("type"), form.getlist("target")
+    kinds = form.getlist("kinds")
+    channels: list[dict[str, Any]] = []
+    for index, (kind, target) in enumerate(zip(types, targets, strict=False)):
+        if not str(kind):
+            continue
+        chosen = [k.split(":", 1)[1] for k in map(str, kinds) if k.startswith(f"{index}:")]
+        channel: dict[str, Any] = {"type": str(kind), "target": str(target).strip()}
+        if chosen:
+            channel["kinds"] = chosen
+        channels.append(channel)
+    try:
+        config = PushConfig.model_validate({"channels": channels})
+    except ValidationError as exc:
+        return _settings_error(request, me, _error_text(exc))
+    await UserRepository(session).set_push_config(me, config.model_dump(mode="json"))
+    await session.commit()
+    return back("/app/settings", "Push channels saved")
+
+
+def _settings_error(request: Request, me: User, error: str) -> HTMLResponse:
+    return render(
+        request,
+        "settings.html",
+        {
+            "user": user_public(me),
+            "push": PushConfig.model_validate(me.push_config or {}),
+            "errors": error,
+            "msg": None,
+        },
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )

@@ -1,0 +1,163 @@
+"""The web page in a real headless browser (Debian's chromium driven by Playwright).
+
+Screenshots are kept under test-artifacts/screenshots/ for people to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Page, async_playwright, expect
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.storage.repositories import EventRepository, UserRepository
+from api.app import create_app
+from tests.conftest import running_worker, unique
+from tests.support.servers import serve
+from tests.watches.site import Site, article
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail("no chromium on PATH: apt-get install -y chromium (see .ci/run)")
+
+
+@asynccontextmanager
+async def phone_page() -> AsyncIterator[Page]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=_chromium(), args=["--no-sandbox"], headless=True
+        )
+        context = await browser.new_context(viewport=PHONE)
+        # A failing default timeout speaks sooner than the test's own.
+        context.set_default_timeout(15_000)
+        try:
+            yield await context.new_page()
+        finally:
+            await browser.close()
+
+
+async def fits_phone(page: Page, name: str) -> None:
+    """No horizontal scroll at 390 px; keep a screenshot of the page."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{name}: page is {width}px wide at {PHONE['width']}px"
+
+
+async def test_member_signs_in_sets_push_creates_monitor_and_sees_events_live(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    site = Site(pages={"/news": article("Quiet day.")})
+    name = unique("web")
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+                "fetch_allow_cidrs": ["127.0.0.0/8"],
+            }
+        )
+        async with deps.db.session() as session:
+            _, token = await UserRepository(session).create(UserCreate(name=name))
+            await session.commit()
+        async with (
+            serve(site.app()) as site_url,
+            serve(create_app(settings)) as base,
+            phone_page() as page,
+        ):
+            await page.goto(base)
+            await fits_phone(page, "01-landing")
+            await page.get_by_role("link", name="Sign in with your API token").click()
+
+            await page.get_by_label("API token").fill("amb_wrong")
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.get_by_role("alert")).to_contain_text("not valid")
+            await page.get_by_label("API token").fill(token)
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page).to_have_url(f"{base}/app")
+            await expect(page.locator("header")).to_contain_text(name)
+
+            # Settings: a bad time is refused with the field named, nothing saved.
+            await page.get_by_role("link", name="Settings").click()
+            await page.get_by_label("Briefing prepared at").fill("25:99")
+            await page.get_by_role("button", name="Save settings").click()
+            await expect(page.get_by_role("alert")).to_contain_text("briefing_prepare_at")
+            await page.get_by_label("Time zone").fill("Europe/Berlin")
+            await page.get_by_label("Briefing prepared at").fill("05:30")
+            await page.get_by_role("button", name="Save settings").click()
+            await expect(page.get_by_role("status")).to_contain_text("Settings saved")
+            await page.locator("#type-0").select_option("inbox")
+            await page.get_by_role("button", name="Save push channels").click()
+            await expect(page.get_by_role("status")).to_contain_text("Push channels saved")
+            await fits_phone(page, "02-settings")
+            async with deps.db.session() as session:
+                user = await UserRepository(session).get(name)
+                assert user is not None
+                assert user.timezone == "Europe/Berlin" and user.briefing_prepare_at == "05:30"
+                assert [c["type"] for c in user.push_config["channels"]] == ["inbox"]
+
+            # A web monitor from the form, then steered from its card.
+            await page.get_by_role("link", name="Tasks & events").click()
+            await page.get_by_label("Pages (one URL per line)").fill(f"{site_url}/news")
+            await page.get_by_label("Keywords", exact=False).fill("outage")
+            await page.get_by_label("Every (minutes)").fill("5")
+            await page.get_by_label("Name (optional)").fill("news")
+            await page.get_by_role("button", name="Create monitor").click()
+            task_id = f"web-monitor/{name}/news"
+            await expect(page.get_by_role("status")).to_contain_text(task_id)
+            card = page.locator(f'li.card[data-task="{task_id}"]')
+            await expect(card).to_contain_text("active")
+            await fits_phone(page, "03-tasks")
+
+            # An event recorded while the page is open appears without a reload.
+            await page.evaluate("window.__stillHere = true")
+            await expect(page.locator("#live")).to_be_visible()
+            async with deps.db.session() as session:
+                await EventRepository(session).add(
+                    "watch.hit",
+                    user=name,
+                    task=task_id,
+                    payload={"url": f"{site_url}/news"},
+                    idempotency_key=unique("live"),
+                )
+                await session.commit()
+            await expect(page.locator("#events li.fresh").first).to_contain_text("watch.hit")
+            assert await page.evaluate("window.__stillHere === true")
+
+            await card.get_by_role("button", name="pause").click()
+            await expect(page.get_by_role("status")).to_contain_text("is paused")
+            await expect(card).to_contain_text("paused")
+            await card.get_by_role("link", name=task_id).click()
+            await expect(page.locator("main")).to_contain_text("check_interval_minutes")
+            await fits_phone(page, "04-task")
+
+
+async def test_pages_need_a_signed_in_user_and_refuse_cross_site_posts(
+    deps: WorkerDeps,
+) -> None:
+    async with serve(create_app(deps.settings)) as base:
+        async with httpx.AsyncClient(base_url=base, trust_env=False) as http:
+            response = await http.get("/app")
+            assert response.status_code == 303 and response.headers["location"] == "/signin"
+            forged = await http.post(
+                "/app/tasks",
+                data={"urls": "https://example.com"},
+                headers={"origin": "https://evil.example"},
+            )
+            assert forged.status_code == 403
+            assert (await http.get("/static/app.css")).status_code == 200
+            assert (await http.get("/static/../settings.py")).status_code == 404
