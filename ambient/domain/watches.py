@@ -14,12 +14,91 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
+import re2
+from jsonpath_ng.ext import parse as parse_jsonpath
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    Field,
+    HttpUrl,
+    Strict,
+    StringConstraints,
+    UrlConstraints,
+    field_validator,
+    model_validator,
+)
+from selectolax.lexbor import LexborHTMLParser
 
 from ambient.domain.notify import Target
 
 MAX_URLS = 50
+MAX_KEYWORDS = 100
+MAX_PATTERNS = 50
+MAX_TARGETS = 20
+MAX_CONDITIONS = 10
 HISTORY_SIZE = 100
+
+# Numbers are numbers: `true` or "5" is refused, not read as 1 or 5; NaN and infinity too.
+Number = Annotated[float, Strict(), AllowInfNan(False)]
+Count = Annotated[int, Strict()]
+# http(s) with a host, at most 2,048 characters (HttpUrl refuses file:, gopher:, javascript:).
+WebUrl = Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+Pattern = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+def _re2_options(*, ignore_case: bool) -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern is the user's error, not a log line
+    options.case_sensitive = not ignore_case
+    return options
+
+
+def compile_user_regex(pattern: str, *, ignore_case: bool = False) -> Any:
+    """A user's regular expression in RE2: linear time, so no pattern can stall the worker."""
+    try:
+        return re2.compile(pattern, _re2_options(ignore_case=ignore_case))
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(
+            f"{pattern!r} is not a valid regular expression: {reason} (RE2 syntax: no "
+            "backreferences or lookaround)"
+        ) from None
+
+
+def check_selector(selector: str) -> str:
+    """A CSS selector selectolax can run; refused at creation, not at the first check."""
+    try:
+        LexborHTMLParser("<p></p>").css(selector)
+    except Exception:  # selectolax raises its own error type for every parse failure
+        raise ValueError(f"{selector!r} is not a valid CSS selector") from None
+    return selector
+
+
+def check_json_path(path: str) -> str:
+    """A JSONPath that compiles (jsonpath-ng, the reader's own parser)."""
+    try:
+        parse_jsonpath(path)
+    except Exception as exc:  # jsonpath-ng raises lexer/parser errors outside ValueError
+        raise ValueError(f"{path!r} is not a valid JSONPath: {exc}") from None
+    return path
+
+
+def _check_keyword(value: str) -> str:
+    if value.startswith("re:"):
+        compile_user_regex(value[3:], ignore_case=True)
+    return value
+
+
+def _check_ignore_pattern(value: str) -> str:
+    compile_user_regex(value)
+    return value
+
+
+Keyword = Annotated[Pattern, AfterValidator(_check_keyword)]
+IgnorePattern = Annotated[Pattern, AfterValidator(_check_ignore_pattern)]
+Selector = Annotated[Pattern, AfterValidator(check_selector)]
 
 
 class TaskKind(StrEnum):
@@ -56,9 +135,11 @@ class NotificationSpec(BaseModel):
     model_config = {"extra": "allow"}
 
     method: str = Field(description=f"one of: {', '.join(sorted(METHOD_CHANNELS))}")
-    phone_number: str | None = None
-    email: str | None = None
-    target: str | None = Field(default=None, description="URL, address or secret name")
+    phone_number: ShortText | None = Field(default=None, description="send_sms: the number")
+    email: ShortText | None = Field(default=None, description="email: the address")
+    target: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        default=None, description="URL, address or secret name"
+    )
 
     @field_validator("method")
     @classmethod
@@ -70,12 +151,13 @@ class NotificationSpec(BaseModel):
     def target_of(self) -> Target:
         channel = METHOD_CHANNELS[self.method]
         address = self.target or self.phone_number or self.email or ""
-        return Target(channel=channel, target=address)
+        # By the wire names: `channel` is accepted both before and after targets took `type`.
+        return Target.model_validate({"channel": channel, "target": address})
 
 
 def notification_targets(spec: NotificationSpec | None, extra: list[Target]) -> list[Target]:
     """Targets of a task; the inbox always, so every hit is visible on the web page."""
-    targets = [Target(channel="inbox")]
+    targets = [Target.model_validate({"channel": "inbox"})]
     for target in ([spec.target_of()] if spec else []) + extra:
         if target not in targets:
             targets.append(target)
@@ -83,12 +165,18 @@ def notification_targets(spec: NotificationSpec | None, extra: list[Target]) -> 
 
 
 class _TaskBase(BaseModel):
-    check_interval_minutes: float = Field(
+    check_interval_minutes: Number = Field(
         default=5, ge=1, le=7 * 24 * 60, description="minutes between checks, at least 1"
     )
-    notification: NotificationSpec | None = None
-    targets: list[Target] = Field(default_factory=list, description="extra notification targets")
-    failure_threshold: int = Field(
+    notification: NotificationSpec | None = Field(
+        default=None, description="the original form: {method, target | email | phone_number}"
+    )
+    targets: list[Target] = Field(
+        default_factory=list,
+        max_length=MAX_TARGETS,
+        description=f"extra notification targets [{{channel, target}}], at most {MAX_TARGETS}",
+    )
+    failure_threshold: Count = Field(
         default=3, ge=1, le=100, description="consecutive failed checks before 'failing' is sent"
     )
 
@@ -101,43 +189,44 @@ class _TaskBase(BaseModel):
 
 
 class WebMonitorConfig(_TaskBase):
-    urls: list[HttpUrl] = Field(min_length=1, max_length=MAX_URLS)
-    keywords: list[str] = Field(
-        default_factory=list,
-        description="case-insensitive; plain text, or a regular expression prefixed with 're:'",
-    )
-    selectors: dict[str, str] = Field(
-        default_factory=dict, description="optional CSS selector per URL (URL -> selector)"
-    )
-    ignore_patterns: list[str] = Field(
-        default_factory=list, description="regular expressions removed before comparing"
-    )
+    """Watch pages for changes and keyword hits."""
 
-    @field_validator("keywords", "ignore_patterns")
-    @classmethod
-    def _compiles(cls, values: list[str], info: Any) -> list[str]:
-        for value in values:
-            pattern = value[3:] if value.startswith("re:") else value
-            if info.field_name == "ignore_patterns" or value.startswith("re:"):
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(
-                        f"{value!r} is not a valid regular expression: {exc}"
-                    ) from None
-        return values
+    urls: list[WebUrl] = Field(
+        min_length=1,
+        max_length=MAX_URLS,
+        description=f"pages to watch: http(s) URLs with a host, 1-{MAX_URLS}",
+    )
+    keywords: list[Keyword] = Field(
+        default_factory=list,
+        max_length=MAX_KEYWORDS,
+        description="case-insensitive; plain text, or a regular expression (RE2 syntax) "
+        f"prefixed with 're:'; at most {MAX_KEYWORDS}",
+    )
+    selectors: dict[Annotated[str, StringConstraints(max_length=2048)], Selector] = Field(
+        default_factory=dict,
+        max_length=MAX_URLS,
+        description="optional CSS selector per URL (URL -> selector), checked at creation",
+    )
+    ignore_patterns: list[IgnorePattern] = Field(
+        default_factory=list,
+        max_length=MAX_PATTERNS,
+        description="regular expressions (RE2 syntax) removed before comparing, "
+        f"at most {MAX_PATTERNS}",
+    )
 
     def selector_for(self, url: str) -> str | None:
         return self.selectors.get(url) or self.selectors.get(url.rstrip("/"))
 
 
-def keyword_patterns(keywords: list[str]) -> list[tuple[str, re.Pattern[str]]]:
-    compiled = []
+def keyword_patterns(keywords: list[str]) -> list[tuple[str, Any]]:
+    """Matchers per keyword (each has ``search``): user regexes in RE2, plain words escaped."""
+    compiled: list[tuple[str, Any]] = []
     for keyword in keywords:
         if keyword.startswith("re:"):
-            compiled.append((keyword, re.compile(keyword[3:], re.IGNORECASE)))
+            compiled.append((keyword, compile_user_regex(keyword[3:], ignore_case=True)))
         else:
-            # Whole words for short plain keywords ("AI" must not match "said").
+            # Whole words for short plain keywords ("AI" must not match "said"); an escaped
+            # literal cannot backtrack, so Python's engine is safe here.
             compiled.append((keyword, re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.I)))
     return compiled
 
@@ -145,7 +234,7 @@ def keyword_patterns(keywords: list[str]) -> list[tuple[str, re.Pattern[str]]]:
 def normalise(text: str, ignore_patterns: list[str]) -> list[str]:
     """Lines of text without ignored parts, whitespace collapsed, empty lines dropped."""
     for pattern in ignore_patterns:
-        text = re.sub(pattern, "", text)
+        text = compile_user_regex(pattern).sub("", text)
     lines = (re.sub(r"\s+", " ", line).strip() for line in text.splitlines())
     return [line for line in lines if line]
 
@@ -185,24 +274,43 @@ def diff_pages(
 
 
 class HttpJsonSource(BaseModel):
-    type: Literal["http_json"] = "http_json"
-    url: HttpUrl
-    json_path: str = Field(description="JSONPath to a number, e.g. $.data.amount")
+    """A number inside a JSON document served over HTTP (e.g. a price API)."""
+
+    type: Literal["http_json"] = Field(default="http_json", description="http_json")
+    url: WebUrl = Field(description="http(s) URL of the JSON document")
+    json_path: Annotated[str, StringConstraints(max_length=500)] = Field(
+        description="JSONPath to a number, e.g. $.data.amount (checked at creation)"
+    )
+
+    @field_validator("json_path")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        return check_json_path(value)
 
 
 class PrometheusSource(BaseModel):
-    type: Literal["prometheus"] = "prometheus"
-    url: HttpUrl = Field(description="Prometheus base URL, e.g. http://prometheus:9090")
-    query: str = Field(min_length=1, description="PromQL instant query returning one sample")
+    """A Prometheus instant query that returns one sample."""
+
+    type: Literal["prometheus"] = Field(default="prometheus", description="prometheus")
+    url: WebUrl = Field(description="Prometheus base URL, e.g. http://prometheus:9090")
+    query: str = Field(
+        min_length=1, max_length=4000, description="PromQL instant query returning one sample"
+    )
 
 
 class TencentMonitorSource(BaseModel):
-    type: Literal["tencent_monitor"] = "tencent_monitor"
-    namespace: str = Field(description="e.g. QCE/CVM, QCE/TKE2")
-    metric: str = Field(description="MetricName, e.g. CPUUsage")
-    dimensions: dict[str, str] = Field(default_factory=dict)
-    period: int = 60
-    region: str | None = None
+    """A Tencent Cloud Monitor metric."""
+
+    type: Literal["tencent_monitor"] = Field(
+        default="tencent_monitor", description="tencent_monitor"
+    )
+    namespace: str = Field(min_length=1, max_length=100, description="e.g. QCE/CVM, QCE/TKE2")
+    metric: str = Field(min_length=1, max_length=200, description="MetricName, e.g. CPUUsage")
+    dimensions: dict[ShortText, ShortText] = Field(
+        default_factory=dict, max_length=20, description='e.g. {"InstanceId": "ins-1"}'
+    )
+    period: Count = Field(default=60, gt=0, le=86400, description="seconds per data point")
+    region: ShortText | None = Field(default=None, description="default: the configured region")
 
 
 MetricSource = Annotated[
@@ -236,8 +344,10 @@ def resolve_metric(name: str, catalogue: dict[str, dict[str, Any]]) -> dict[str,
 
 
 class Condition(BaseModel):
-    op: Literal["above", "below"]
-    value: float
+    """The metric is above or below a value."""
+
+    op: Literal["above", "below"] = Field(description="above or below")
+    value: Number = Field(description="the line")
 
     def breached(self, value: float, margin: float = 0.0) -> bool:
         # margin > 0 makes the condition harder to meet (used for recovery hysteresis).
@@ -245,15 +355,29 @@ class Condition(BaseModel):
 
 
 class ThresholdWatchConfig(_TaskBase):
-    source: MetricSource | None = None
-    metric: str | None = Field(default=None, description="a named metric from the catalogue")
-    threshold: float | None = Field(default=None, description="shorthand for one 'above' condition")
-    conditions: list[Condition] = Field(default_factory=list)
-    combine: Literal["all", "any"] = "any"
-    for_checks: int = Field(default=1, ge=1, le=100, description="consecutive breaching checks")
-    hysteresis: float = Field(default=0, ge=0, description="recover only this far past the line")
-    cooldown_minutes: float = Field(default=0, ge=0, description="no new breach alert before")
-    on_breach: Literal["notify", "remediate"] = "notify"
+    """Watch a metric; alert once on breach and once on recovery."""
+
+    source: MetricSource | None = Field(
+        default=None, description="where the value comes from: http_json, prometheus, ..."
+    )
+    metric: ShortText | None = Field(
+        default=None, description="a named metric from the catalogue, e.g. bitcoin_price"
+    )
+    threshold: Number | None = Field(
+        default=None, description="shorthand for one 'above' condition"
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=MAX_CONDITIONS, description="above/below lines"
+    )
+    combine: Literal["all", "any"] = Field(default="any", description="how conditions combine")
+    for_checks: Count = Field(default=1, ge=1, le=100, description="consecutive breaching checks")
+    hysteresis: Number = Field(default=0, ge=0, description="recover only this far past the line")
+    cooldown_minutes: Number = Field(
+        default=0, ge=0, le=7 * 24 * 60, description="no new breach alert within this time"
+    )
+    on_breach: Literal["notify", "remediate"] = Field(
+        default="notify", description="notify, or request a remediation"
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> ThresholdWatchConfig:

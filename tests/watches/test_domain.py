@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from ambient.domain.reminders import ReminderConfig
 from ambient.domain.watches import (
     DEFAULT_CATALOGUE,
     ThresholdState,
@@ -137,3 +138,78 @@ def test_ignore_patterns_hide_noise_and_first_sight_is_a_baseline() -> None:
     new = normalise("Price 10\nUpdated 09:00", [r"Updated \d\d:\d\d"])
     assert not diff_pages(old, new, []).changed
     assert diff_pages(None, new, ["Price"]).hits == {}
+
+
+WEB = {"urls": ["https://a.example"]}
+
+
+@pytest.mark.parametrize(
+    ("model", "config", "field"),
+    [
+        (WebMonitorConfig, {**WEB, "selectors": {"https://a.example": "<<<>>>"}}, "selectors"),
+        (WebMonitorConfig, {"urls": ["file:///etc/passwd"]}, "urls.0"),
+        (WebMonitorConfig, {"urls": ["gopher://a.example/"]}, "urls.0"),
+        (WebMonitorConfig, {"urls": ["javascript:alert(1)"]}, "urls.0"),
+        (WebMonitorConfig, {"urls": ["http://"]}, "urls.0"),
+        (WebMonitorConfig, {**WEB, "check_interval_minutes": True}, "check_interval_minutes"),
+        (WebMonitorConfig, {**WEB, "check_interval_minutes": "5"}, "check_interval_minutes"),
+        (WebMonitorConfig, {**WEB, "failure_threshold": 2.5}, "failure_threshold"),
+        (WebMonitorConfig, {**WEB, "keywords": ["re:(a)\\1"]}, "keywords.0"),
+        (WebMonitorConfig, {**WEB, "ignore_patterns": ["(?<=x)y"]}, "ignore_patterns.0"),
+        (WebMonitorConfig, {**WEB, "keywords": ["k"] * 101}, "keywords"),
+        (WebMonitorConfig, {**WEB, "targets": [{"channel": "inbox"}] * 10_000}, "targets"),
+        (
+            ThresholdWatchConfig,
+            {"source": {"type": "http_json", "url": "https://a.example", "json_path": "$[[[?"}},
+            "source.http_json.json_path",
+        ),
+        (
+            ThresholdWatchConfig,
+            {
+                "source": {
+                    "type": "tencent_monitor",
+                    "namespace": "N",
+                    "metric": "C",
+                    "period": -1,
+                },
+                "threshold": 1,
+            },
+            "source.tencent_monitor.period",
+        ),
+        (ThresholdWatchConfig, {"metric": "m", "threshold": float("nan")}, "threshold"),
+    ],
+)
+def test_bad_config_values_are_refused_naming_the_field(
+    model: type[WebMonitorConfig | ThresholdWatchConfig], config: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(config)
+    locations = [".".join(str(p) for p in error["loc"]) for error in caught.value.errors()]
+    assert any(loc.startswith(field) for loc in locations), locations
+
+
+@pytest.mark.parametrize(
+    ("cron", "reason"),
+    [
+        ("99 99 99 99 99", "not a valid cron expression"),
+        ("a b c d e", "not a valid cron expression"),
+        ("0 0 31 2 *", "not a valid cron expression"),
+        ("* * * * * *", "not a five-field cron expression"),
+    ],
+)
+def test_bad_cron_is_refused_naming_the_field(cron: str, reason: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ReminderConfig.model_validate({"type": "cron", "cron": cron, "message": "hi"})
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("cron",) and reason in error["msg"]
+    ok = ReminderConfig.model_validate({"type": "cron", "cron": "0 9  * * 1-5", "message": "hi"})
+    assert ok.cron == "0 9 * * 1-5"
+
+
+def test_catastrophic_keyword_regex_completes_on_a_long_line() -> None:
+    # (a+)+$ backtracks exponentially in Python's engine; RE2 answers in linear time.
+    config = WebMonitorConfig.model_validate({**WEB, "keywords": ["re:(a+)+$"]})
+    line = "a" * 50_000 + "!"
+    diff = diff_pages(["old"], ["old", line, "xaaa"], config.keywords)
+    assert diff.hits == {"re:(a+)+$": ["xaaa"]}
+    assert normalise(line + "\nkeep", ["(a+)+!"]) == ["keep"]
