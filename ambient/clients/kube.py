@@ -24,6 +24,29 @@ FIELD_MANAGER = "ambient-ops"
 class KubeError(Exception):
     """A Kubernetes API call failed; the message carries the API's reason."""
 
+    #: Whether the same call may succeed later (server busy, a conflicting writer).
+    retryable: bool = False
+
+
+class KubeNotFoundError(KubeError):
+    """The named object does not exist."""
+
+
+class KubeUnavailableError(KubeError):
+    """The API server could not be reached or asked us to come back (5xx, 429, 409)."""
+
+    retryable = True
+
+
+def kube_error(exc: ApiError, what: str) -> KubeError:
+    """The most specific KubeError for an API status."""
+    code, message = exc.status.code or 0, exc.status.message or str(exc)
+    if code == 404:
+        return KubeNotFoundError(f"{what}: {message}")
+    if code in (409, 429) or code >= 500:
+        return KubeUnavailableError(f"{what}: {message}")
+    return KubeError(f"{what}: {message}")
+
 
 class Workload(BaseModel):
     namespace: str
@@ -53,15 +76,36 @@ class Revision(BaseModel):
     created: datetime | None = None
 
 
-def client_from_kubeconfig(text: str | None = None, path: Path | None = None) -> AsyncClient:
-    """An async client for a kubeconfig given as YAML text (TKE) or a file."""
+def client_from_kubeconfig(
+    text: str | None = None, path: Path | None = None, context: str | None = None
+) -> AsyncClient:
+    """An async client for a kubeconfig given as YAML text (TKE) or a file.
+
+    ``context`` picks a context of the kubeconfig (default: its current context).
+    """
     if text:
         config = KubeConfig.from_dict(yaml.safe_load(text))
     elif path:
         config = KubeConfig.from_file(path)
     else:
         raise KubeError("no kubeconfig: give a TKE cluster id or set AMBIENT_KUBECONFIG")
+    if context is not None:
+        if context not in config.contexts:
+            known = ", ".join(sorted(config.contexts)) or "none"
+            raise KubeError(f"kubeconfig has no context {context!r} (contexts: {known})")
+        single = config.get(context_name=context)
+        return AsyncClient(config=single, field_manager=FIELD_MANAGER, trust_env=False)
     return AsyncClient(config=config, field_manager=FIELD_MANAGER, trust_env=False)
+
+
+def kubeconfig_contexts(path: Path | None) -> set[str]:
+    """Context names of the kubeconfig file (empty when there is none)."""
+    if path is None or not path.is_file():
+        return set()
+    try:
+        return set(KubeConfig.from_file(path).contexts)
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+        raise KubeError(f"AMBIENT_KUBECONFIG {path} is not a readable kubeconfig: {exc}") from None
 
 
 def _images(template: Any) -> list[str]:

@@ -1,8 +1,26 @@
 """A small stateful Kubernetes API server stand-in for lightkube, served on loopback.
 
-Deployments, their ReplicaSets (with `deployment.kubernetes.io/revision`) and pods. A
-minimal deployment controller makes a new ReplicaSet revision whenever a deployment's pod
-template changes, as kube-controller-manager would; scale patches change replicas only.
+Objects: Deployments (with the scale subresource), their ReplicaSets and pods, Services,
+ConfigMaps and NetworkPolicies. Writes behave as the real API server's do where the
+remediation executor depends on it:
+
+- PATCH in the three content types lightkube sends (JSON patch, JSON merge patch, strategic
+  merge patch), PUT and POST, `dryRun=All`;
+- optimistic concurrency: a write whose object carries a `metadata.resourceVersion` other
+  than the stored one is refused with 409 Conflict; every accepted write bumps it;
+- `metadata.generation` counts spec changes; the deployment controller below reports
+  `observedGeneration`, `updatedReplicas`, `readyReplicas` and `availableReplicas`.
+
+The deployment controller is kube-controller-manager's in miniature: one ReplicaSet per
+distinct pod template (named by `pod-template-hash`), the deployment's revision annotation
+copied from the active ReplicaSet; a new template gets the next revision, and going back to an
+old template re-uses that ReplicaSet and gives it the next revision (the old number is gone).
+Rollouts finish at once, or after `ready_after_reads` reads of the deployment; pods of an
+image in `failing_images` never become ready (a bad release).
+
+Every request is logged in `calls`; `writes()` lists the mutations that reached the store.
+`interfere(...)` changes an object just before the next write to it (a concurrent writer);
+`on_write` runs after a mutation is stored and before the answer is sent (a crash hook).
 """
 
 from __future__ import annotations
@@ -10,6 +28,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +38,29 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 REVISION = "deployment.kubernetes.io/revision"
+TEMPLATE_HASH = "pod-template-hash"
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+
+# plural -> (kind, apiVersion, URL prefix before /namespaces)
+KINDS: dict[str, tuple[str, str, str]] = {
+    "deployments": ("Deployment", "apps/v1", "/apis/apps/v1"),
+    "replicasets": ("ReplicaSet", "apps/v1", "/apis/apps/v1"),
+    "pods": ("Pod", "v1", "/api/v1"),
+    "services": ("Service", "v1", "/api/v1"),
+    "configmaps": ("ConfigMap", "v1", "/api/v1"),
+    "networkpolicies": ("NetworkPolicy", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1"),
+}
+
+Key = tuple[str, str]
+Obj = dict[str, Any]
+
+
+class PatchError(Exception):
+    """The patch document cannot be applied (the API server answers 422)."""
 
 
 def _status(code: int, reason: str, message: str) -> Response:
@@ -33,47 +75,249 @@ def _status(code: int, reason: str, message: str) -> Response:
     return JSONResponse(body, status_code=code)
 
 
-def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+# --- patch semantics ---------------------------------------------------------------------
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: maps merge, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
-            target.pop(key, None)
-        elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            _merge(target[key], value)
+            result.pop(key, None)
         else:
-            target[key] = copy.deepcopy(value)
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def strategic_merge_patch(target: Any, patch: Any) -> Any:
+    """The part of strategic merge patch our clients use: lists of named items merge by name."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    directive = patch.get("$patch")
+    if directive == "replace":
+        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if key.startswith("$"):
+            continue
+        if value is None or (isinstance(value, dict) and value.get("$patch") == "delete"):
+            result.pop(key, None)
+        elif isinstance(value, list) and _named_items(value) and _named_items(result.get(key)):
+            result[key] = _merge_named(result[key], value)
+        else:
+            result[key] = strategic_merge_patch(result.get(key), value)
+    return result
+
+
+def _named_items(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) and "name" in v for v in value)
+
+
+def _merge_named(current: list[Obj], patch: list[Obj]) -> list[Obj]:
+    merged = {item["name"]: copy.deepcopy(item) for item in current}
+    for item in patch:
+        if item.get("$patch") == "delete":
+            merged.pop(item["name"], None)
+        else:
+            merged[item["name"]] = strategic_merge_patch(merged.get(item["name"]), item)
+    return list(merged.values())
+
+
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise PatchError(f"invalid JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _parent(doc: Any, parts: list[str]) -> Any:
+    node = doc
+    for part in parts[:-1]:
+        try:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        except (KeyError, IndexError, ValueError):
+            raise PatchError(f"path /{'/'.join(parts)} does not exist") from None
+    return node
+
+
+def json_patch(target: Obj, operations: list[Obj]) -> Obj:
+    """RFC 6902 JSON patch (add, remove, replace, test)."""
+    doc = copy.deepcopy(target)
+    for op in operations:
+        parts = _pointer(op["path"])
+        parent, last = _parent(doc, parts), parts[-1]
+        kind = op["op"]
+        if isinstance(parent, list):
+            index = len(parent) if last == "-" else int(last)
+            if kind == "add":
+                parent.insert(index, copy.deepcopy(op["value"]))
+            elif kind == "remove":
+                del parent[index]
+            elif kind == "replace":
+                parent[index] = copy.deepcopy(op["value"])
+            elif kind == "test" and parent[index] != op["value"]:
+                raise PatchError(f"test failed at {op['path']}")
+            continue
+        if not isinstance(parent, dict):
+            raise PatchError(f"path {op['path']} does not exist")
+        if kind in ("remove", "replace", "test") and last not in parent:
+            raise PatchError(f"path {op['path']} does not exist")
+        if kind in ("add", "replace"):
+            parent[last] = copy.deepcopy(op["value"])
+        elif kind == "remove":
+            del parent[last]
+        elif kind == "test" and parent[last] != op["value"]:
+            raise PatchError(f"test failed at {op['path']}")
+    return doc
+
+
+def apply_patch(target: Obj, content_type: str, body: Any) -> Obj:
+    """Apply a PATCH body the way the API server does for its content type."""
+    kind = content_type.split(";")[0].strip()
+    if kind == JSON_PATCH:
+        if not isinstance(body, list):
+            raise PatchError("a JSON patch is a list of operations")
+        return json_patch(target, body)
+    if kind == MERGE_PATCH:
+        result: Obj = merge_patch(target, body)
+        return result
+    if kind == STRATEGIC_PATCH:
+        strategic: Obj = strategic_merge_patch(target, body)
+        return strategic
+    raise PatchError(f"unsupported patch content type {content_type!r}")
+
+
+def _pruned(value: Any) -> Any:
+    """Empty maps and nulls removed: the API server omits them, so they never change a hash."""
+    if isinstance(value, dict):
+        pruned = {k: _pruned(v) for k, v in value.items() if v is not None}
+        return {k: v for k, v in pruned.items() if v != {}}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def template_hash(template: Obj) -> str:
+    """The controller's name for a pod template (stable across key order and empty maps)."""
+    return hashlib.sha1(json.dumps(_pruned(template), sort_keys=True).encode()).hexdigest()[:10]
+
+
+@dataclass
+class ApiCall:
+    method: str
+    path: str
+    status: int
+    content_type: str | None = None
+    body: Any = None
+    dry_run: bool = False
+
+    @property
+    def kind(self) -> str:
+        """The resource plural (or `plural/subresource`) the call addressed."""
+        parts = self.path.strip("/").split("/")
+        if "namespaces" in parts and len(parts) > parts.index("namespaces") + 2:
+            rest = parts[parts.index("namespaces") + 2 :]
+            return "/".join([rest[0], *rest[2:]])
+        return parts[-1]
 
 
 @dataclass
 class KubeApi:
-    deployments: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    replicasets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    deployments: dict[Key, Obj] = field(default_factory=dict)
+    replicasets: dict[Key, Obj] = field(default_factory=dict)
+    pods: dict[Key, Obj] = field(default_factory=dict)
+    services: dict[Key, Obj] = field(default_factory=dict)
+    configmaps: dict[Key, Obj] = field(default_factory=dict)
+    networkpolicies: dict[Key, Obj] = field(default_factory=dict)
     version: int = 1
-    requests: list[tuple[str, str]] = field(default_factory=list)
+    calls: list[ApiCall] = field(default_factory=list)
+    # Reads of a deployment before a rollout completes (0: at once).
+    ready_after_reads: int = 0
+    # Images whose pods never become ready.
+    failing_images: set[str] = field(default_factory=set)
+    on_write: Callable[[ApiCall], None] | None = None
+    _pending: dict[Key, int] = field(default_factory=dict)
+    _interference: dict[tuple[str, str, str], Callable[[Obj], None]] = field(default_factory=dict)
+
+    def store(self, plural: str) -> dict[Key, Obj]:
+        stores: dict[str, dict[Key, Obj]] = {
+            "deployments": self.deployments,
+            "replicasets": self.replicasets,
+            "pods": self.pods,
+            "services": self.services,
+            "configmaps": self.configmaps,
+            "networkpolicies": self.networkpolicies,
+        }
+        return stores[plural]
 
     def app(self) -> Starlette:
-        return Starlette(
-            routes=[
-                Route("/apis/apps/v1/deployments", self.list_all_deployments),
-                Route("/apis/apps/v1/namespaces/{ns}/deployments", self.list_deployments),
+        routes = [
+            Route("/apis/apps/v1/deployments", self.list_all_deployments),
+            Route(
+                "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale",
+                self.scale,
+                methods=["GET", "PATCH", "PUT"],
+            ),
+        ]
+        for plural, (_, _, prefix) in KINDS.items():
+            routes.append(
                 Route(
-                    "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
-                    self.deployment,
-                    methods=["GET", "PATCH"],
-                ),
+                    f"{prefix}/namespaces/{{ns}}/{plural}",
+                    self._collection(plural),
+                    methods=["GET", "POST"],
+                )
+            )
+            routes.append(
                 Route(
-                    "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale",
-                    self.scale,
-                    methods=["GET", "PATCH"],
-                ),
-                Route("/apis/apps/v1/namespaces/{ns}/replicasets", self.list_replicasets),
-                Route("/api/v1/namespaces/{ns}/pods", self.list_pods),
-            ]
-        )
+                    f"{prefix}/namespaces/{{ns}}/{plural}/{{name}}",
+                    self._item(plural),
+                    methods=["GET", "PATCH", "PUT", "DELETE"],
+                )
+            )
+        return Starlette(routes=routes)
 
-    # --- state helpers -------------------------------------------------------------
-    def add_deployment(self, namespace: str, name: str, image: str, replicas: int = 2) -> None:
+    # --- what tests look at ----------------------------------------------------------
+    def writes(self, kind: str | None = None) -> list[ApiCall]:
+        """Mutations the server accepted and stored (dry runs and refusals excluded)."""
+        return [
+            c
+            for c in self.calls
+            if c.method in WRITES
+            and c.status < 400
+            and not c.dry_run
+            and (kind is None or c.kind == kind)
+        ]
+
+    def interfere(
+        self, plural: str, namespace: str, name: str, change: Callable[[Obj], None]
+    ) -> None:
+        """Another writer changes the object just before our next write to it arrives."""
+        self._interference[(plural, namespace, name)] = change
+
+    def revisions(self, namespace: str, name: str) -> dict[int, list[str]]:
+        """Revision -> images of the deployment's ReplicaSets (what `rollout history` shows)."""
+        return {
+            int(rs["metadata"]["annotations"][REVISION]): [
+                c["image"] for c in rs["spec"]["template"]["spec"]["containers"]
+            ]
+            for rs in self._owned(namespace, name)
+        }
+
+    # --- seeding -----------------------------------------------------------------------
+    def add_deployment(
+        self,
+        namespace: str,
+        name: str,
+        image: str,
+        replicas: int = 2,
+        configmaps: list[str] | None = None,
+    ) -> None:
         labels = {"app": name}
+        pod_spec: Obj = {"containers": [{"name": name, "image": image}]}
+        if configmaps:
+            pod_spec["containers"][0]["envFrom"] = [{"configMapRef": {"name": configmaps[0]}}]
+            pod_spec["volumes"] = [
+                {"name": f"config-{cm}", "configMap": {"name": cm}} for cm in configmaps[1:]
+            ]
         self.deployments[(namespace, name)] = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -83,33 +327,63 @@ class KubeApi:
                 "annotations": {},
                 "generation": 1,
                 "uid": f"uid-{name}",
-                "resourceVersion": str(self.version),
+                "resourceVersion": self._next_version(),
             },
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": dict(labels)},
-                    "spec": {"containers": [{"name": name, "image": image}]},
-                },
+                "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
             },
             "status": {},
         }
         self._reconcile(namespace, name)
 
-    def _reconcile(self, namespace: str, name: str) -> None:
-        """The deployment controller: one ReplicaSet per distinct template, newest active."""
-        deployment = self.deployments[(namespace, name)]
-        template = deployment["spec"]["template"]
-        digest = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-        owned = [
+    def add_service(self, namespace: str, name: str, selector: dict[str, str]) -> None:
+        self.services[(namespace, name)] = self._new(
+            "services",
+            namespace,
+            name,
+            {
+                "spec": {
+                    "selector": dict(selector),
+                    "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}],
+                }
+            },
+        )
+
+    def add_configmap(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        self.configmaps[(namespace, name)] = self._new(
+            "configmaps", namespace, name, {"data": dict(data)}
+        )
+
+    def _new(self, plural: str, namespace: str, name: str, body: Obj) -> Obj:
+        kind, api_version, _ = KINDS[plural]
+        meta = {**body.get("metadata", {}), "name": name, "namespace": namespace}
+        meta.update(uid=f"uid-{plural}-{namespace}-{name}", resourceVersion=self._next_version())
+        meta["creationTimestamp"] = "2026-01-01T00:00:00Z"
+        return {**body, "apiVersion": api_version, "kind": kind, "metadata": meta}
+
+    def _next_version(self) -> str:
+        self.version += 1
+        return str(self.version)
+
+    # --- the deployment controller -----------------------------------------------------
+    def _owned(self, namespace: str, name: str) -> list[Obj]:
+        return [
             rs
             for (ns, _), rs in self.replicasets.items()
             if ns == namespace and rs["metadata"]["ownerReferences"][0]["name"] == name
         ]
-        revisions = [int(rs["metadata"]["annotations"][REVISION]) for rs in owned]
+
+    def _reconcile(self, namespace: str, name: str) -> None:
+        """One ReplicaSet per distinct template; the active one carries the newest revision."""
+        deployment = self.deployments[(namespace, name)]
+        template = deployment["spec"]["template"]
+        digest = template_hash(template)
+        owned = self._owned(namespace, name)
+        latest = max((int(rs["metadata"]["annotations"][REVISION]) for rs in owned), default=0)
         current = next(
-            (rs for rs in owned if rs["metadata"]["labels"]["pod-template-hash"] == digest), None
+            (rs for rs in owned if rs["metadata"]["labels"][TEMPLATE_HASH] == digest), None
         )
         if current is None:
             current = {
@@ -118,7 +392,7 @@ class KubeApi:
                 "metadata": {
                     "name": f"{name}-{digest}",
                     "namespace": namespace,
-                    "labels": {**template["metadata"]["labels"], "pod-template-hash": digest},
+                    "labels": {**template["metadata"]["labels"], TEMPLATE_HASH: digest},
                     "annotations": {},
                     "ownerReferences": [
                         {
@@ -129,78 +403,114 @@ class KubeApi:
                             "controller": True,
                         }
                     ],
+                    "resourceVersion": self._next_version(),
                 },
                 "spec": {
                     "template": copy.deepcopy(template),
-                    "selector": deployment["spec"]["selector"],
+                    "selector": copy.deepcopy(deployment["spec"]["selector"]),
                 },
                 "status": {},
             }
-            current["spec"]["template"]["metadata"]["labels"]["pod-template-hash"] = digest
+            current["spec"]["template"]["metadata"]["labels"][TEMPLATE_HASH] = digest
             self.replicasets[(namespace, current["metadata"]["name"])] = current
-        latest = max(revisions, default=0)
         annotations = current["metadata"]["annotations"]
         # A new template, or an old one brought back by a rollback, becomes the newest revision.
-        if current not in owned or int(annotations[REVISION]) < latest:
+        if REVISION not in annotations or int(annotations[REVISION]) < latest:
             annotations[REVISION] = str(latest + 1)
+        previous_ready = deployment["status"].get("availableReplicas", 0)
         replicas = deployment["spec"]["replicas"]
-        for rs in [*owned, current]:
+        ready = 0 if self._failing(template) else replicas
+        for rs in self._owned(namespace, name):
             rs["spec"]["replicas"] = replicas if rs is current else 0
-            rs["status"] = {
-                "replicas": rs["spec"]["replicas"],
-                "readyReplicas": rs["spec"]["replicas"],
-            }
+            count = rs["spec"]["replicas"]
+            rs["status"] = {"replicas": count, "readyReplicas": ready if rs is current else 0}
+        self._make_pods(namespace, name, current, ready)
+        deployment["metadata"].setdefault("annotations", {})[REVISION] = annotations[REVISION]
+        deployment["metadata"]["resourceVersion"] = self._next_version()
+        if deployment["status"].get("observedGeneration") != deployment["metadata"]["generation"]:
+            # The controller sees a new spec: a rollout starts.
+            self._pending[(namespace, name)] = self.ready_after_reads
+        self._report(namespace, name, previous_ready)
+
+    def _failing(self, template: Obj) -> bool:
+        return any(c.get("image") in self.failing_images for c in template["spec"]["containers"])
+
+    def _make_pods(self, namespace: str, name: str, rs: Obj, ready: int) -> None:
         for key in [
             k
             for k, pod in self.pods.items()
             if k[0] == namespace and pod["metadata"]["labels"].get("app") == name
         ]:
             del self.pods[key]
-        for i in range(replicas):
-            pod_name = f"{current['metadata']['name']}-{i}"
+        containers = rs["spec"]["template"]["spec"]["containers"]
+        for i in range(rs["spec"]["replicas"]):
+            pod_name = f"{rs['metadata']['name']}-{i}"
             self.pods[(namespace, pod_name)] = {
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {
                     "name": pod_name,
                     "namespace": namespace,
-                    "labels": current["metadata"]["labels"],
+                    "labels": rs["metadata"]["labels"],
                 },
-                "spec": {"containers": template["spec"]["containers"], "nodeName": f"node-{i % 3}"},
+                "spec": {"containers": containers, "nodeName": f"node-{i % 3}"},
                 "status": {
                     "phase": "Running",
                     "containerStatuses": [
                         {
                             "name": c["name"],
-                            "ready": True,
-                            "restartCount": 0,
+                            "ready": i < ready,
+                            "restartCount": 0 if i < ready else 4,
                             "image": c["image"],
                             "imageID": "",
-                            "started": True,
+                            "started": i < ready,
                         }
-                        for c in template["spec"]["containers"]
+                        for c in containers
                     ],
                 },
             }
-        deployment["metadata"]["annotations"][REVISION] = current["metadata"]["annotations"][
-            REVISION
-        ]
-        self.version += 1
-        deployment["metadata"]["resourceVersion"] = str(self.version)
+
+    def _report(self, namespace: str, name: str, previous_ready: int = 0) -> None:
+        """Deployment status as the controller reports it, mid-rollout or settled."""
+        deployment = self.deployments[(namespace, name)]
+        replicas = deployment["spec"]["replicas"]
+        generation = deployment["metadata"]["generation"]
+        if self._pending.get((namespace, name), 0) > 0:
+            deployment["status"] = {
+                "observedGeneration": generation,
+                "replicas": replicas,
+                "updatedReplicas": 0,
+                "readyReplicas": previous_ready,
+                "availableReplicas": previous_ready,
+                "conditions": [
+                    {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
+                ],
+            }
+            return
+        ready = 0 if self._failing(deployment["spec"]["template"]) else replicas
         deployment["status"] = {
+            "observedGeneration": generation,
             "replicas": replicas,
-            "readyReplicas": replicas,
             "updatedReplicas": replicas,
-            "availableReplicas": replicas,
-            "observedGeneration": deployment["metadata"]["generation"],
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "unavailableReplicas": replicas - ready,
             "conditions": [
-                {"type": "Available", "status": "True"},
+                {"type": "Available", "status": "True" if ready >= replicas else "False"},
                 {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
             ],
         }
 
+    def _observe(self, namespace: str, name: str) -> None:
+        """A read lets a pending rollout move on by one step."""
+        key = (namespace, name)
+        if self._pending.get(key, 0) > 0:
+            self._pending[key] -= 1
+            self._report(namespace, name, self.deployments[key]["status"].get("readyReplicas", 0))
+
+    # --- request plumbing ------------------------------------------------------------
     @staticmethod
-    def _list(kind: str, items: list[dict[str, Any]]) -> Response:
+    def _list(kind: str, items: list[Obj]) -> Response:
         return JSONResponse(
             {
                 "apiVersion": "v1",
@@ -211,7 +521,7 @@ class KubeApi:
         )
 
     @staticmethod
-    def _selected(obj: dict[str, Any], selector: str | None) -> bool:
+    def _selected(obj: Obj, selector: str | None) -> bool:
         if not selector:
             return True
         labels = obj["metadata"].get("labels", {})
@@ -219,59 +529,197 @@ class KubeApi:
             labels.get(k) == v for k, v in (part.split("=", 1) for part in selector.split(","))
         )
 
-    # --- routes --------------------------------------------------------------------
+    async def _log(self, request: Request, status: int, body: Any = None) -> ApiCall:
+        call = ApiCall(
+            method=request.method,
+            path=request.url.path,
+            status=status,
+            content_type=request.headers.get("content-type"),
+            body=body,
+            dry_run=request.query_params.get("dryRun") == "All",
+        )
+        self.calls.append(call)
+        return call
+
+    def _collection(self, plural: str) -> Callable[[Request], Any]:
+        async def handle(request: Request) -> Response:
+            ns = request.path_params["ns"]
+            kind = KINDS[plural][0]
+            if request.method == "POST":
+                return await self._create(plural, ns, request)
+            await self._log(request, 200)
+            selector = request.query_params.get("labelSelector")
+            items = [
+                o
+                for (n, _), o in self.store(plural).items()
+                if n == ns and self._selected(o, selector)
+            ]
+            return self._list(kind, items)
+
+        return handle
+
+    def _item(self, plural: str) -> Callable[[Request], Any]:
+        async def handle(request: Request) -> Response:
+            key = (request.path_params["ns"], request.path_params["name"])
+            store, kind = self.store(plural), KINDS[plural][0]
+            if key not in store:
+                await self._log(request, 404)
+                return _status(404, "NotFound", f'{plural} "{key[1]}" not found')
+            if request.method == "GET":
+                await self._log(request, 200)
+                if plural == "deployments":
+                    self._observe(*key)
+                return JSONResponse(store[key])
+            if request.method == "DELETE":
+                call = await self._log(request, 200)
+                gone = store[key] if call.dry_run else store.pop(key)
+                self._written(call)
+                return JSONResponse(gone)
+            body = json.loads(await request.body())
+            self._interfere(plural, key)
+            current = store[key]
+            try:
+                if request.method == "PATCH":
+                    content_type = request.headers.get("content-type", "")
+                    changed = apply_patch(current, content_type, body)
+                else:
+                    changed = body
+            except PatchError as exc:
+                await self._log(request, 422, body)
+                return _status(422, "Invalid", f"{kind} {key[1]}: {exc}")
+            refusal = self._precondition(plural, current, changed)
+            if refusal is not None:
+                await self._log(request, 409, body)
+                return refusal
+            call = await self._log(request, 200, body)
+            if call.dry_run:
+                return JSONResponse(changed)
+            self._store(plural, key, current, changed)
+            self._written(call)
+            return JSONResponse(store[key])
+
+        return handle
+
+    async def _create(self, plural: str, ns: str, request: Request) -> Response:
+        body = json.loads(await request.body())
+        name = body["metadata"]["name"]
+        if (ns, name) in self.store(plural):
+            await self._log(request, 409, body)
+            return _status(409, "AlreadyExists", f'{plural} "{name}" already exists')
+        call = await self._log(request, 201, body)
+        created = self._new(plural, ns, name, body)
+        if not call.dry_run:
+            self.store(plural)[(ns, name)] = created
+            self._written(call)
+        return JSONResponse(created, status_code=201)
+
+    def _interfere(self, plural: str, key: Key) -> None:
+        change = self._interference.pop((plural, *key), None)
+        if change is not None:
+            change(self.store(plural)[key])
+            self.store(plural)[key]["metadata"]["resourceVersion"] = self._next_version()
+
+    @staticmethod
+    def _precondition(plural: str, current: Obj, changed: Obj) -> Response | None:
+        wanted = changed.get("metadata", {}).get("resourceVersion")
+        if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
+            return _status(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {plural} "{current["metadata"]["name"]}": '
+                "the object has been modified; please apply your changes to the latest "
+                "version and try again",
+            )
+        return None
+
+    def _store(self, plural: str, key: Key, current: Obj, changed: Obj) -> None:
+        changed = copy.deepcopy(changed)
+        meta = changed.setdefault("metadata", {})
+        for immutable in ("name", "namespace", "uid", "creationTimestamp", "generation"):
+            if immutable in current["metadata"]:
+                meta[immutable] = current["metadata"][immutable]
+        changed["status"] = current.get("status", {})
+        changed["apiVersion"], changed["kind"] = current["apiVersion"], current["kind"]
+        if plural == "deployments" and changed.get("spec") != current.get("spec"):
+            meta["generation"] = current["metadata"]["generation"] + 1
+        meta["resourceVersion"] = self._next_version()
+        self.store(plural)[key] = changed
+        if plural == "deployments":
+            self._reconcile(*key)
+
+    def _written(self, call: ApiCall) -> None:
+        if self.on_write is not None and not call.dry_run:
+            self.on_write(call)
+
+    # --- special routes ----------------------------------------------------------------
     async def list_all_deployments(self, request: Request) -> Response:
+        await self._log(request, 200)
         return self._list("Deployment", list(self.deployments.values()))
 
-    async def list_deployments(self, request: Request) -> Response:
-        ns = request.path_params["ns"]
-        return self._list("Deployment", [d for (n, _), d in self.deployments.items() if n == ns])
-
-    async def deployment(self, request: Request) -> Response:
-        key = (request.path_params["ns"], request.path_params["name"])
-        self.requests.append((request.method, request.url.path))
-        if key not in self.deployments:
-            return _status(404, "NotFound", f'deployments.apps "{key[1]}" not found')
-        if request.method == "PATCH":
-            deployment = self.deployments[key]
-            patch = json.loads(await request.body())
-            before = json.dumps(deployment["spec"]["template"], sort_keys=True)
-            _merge(deployment, {k: v for k, v in patch.items() if k in ("spec", "metadata")})
-            if json.dumps(deployment["spec"]["template"], sort_keys=True) != before:
-                deployment["metadata"]["generation"] += 1
-            self._reconcile(*key)
-        return JSONResponse(self.deployments[key])
+    def _scale_view(self, key: Key) -> Obj:
+        deployment = self.deployments[key]
+        return {
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": {
+                "name": key[1],
+                "namespace": key[0],
+                "uid": deployment["metadata"]["uid"],
+                "resourceVersion": deployment["metadata"]["resourceVersion"],
+            },
+            "spec": {"replicas": deployment["spec"]["replicas"]},
+            "status": {
+                "replicas": deployment["status"].get("replicas", 0),
+                "selector": ",".join(
+                    f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items()
+                ),
+            },
+        }
 
     async def scale(self, request: Request) -> Response:
+        """The scale subresource: only `spec.replicas` passes through (metadata is dropped)."""
         key = (request.path_params["ns"], request.path_params["name"])
         if key not in self.deployments:
+            await self._log(request, 404)
             return _status(404, "NotFound", f'deployments.apps "{key[1]}" not found')
-        deployment = self.deployments[key]
-        if request.method == "PATCH":
-            patch = json.loads(await request.body())
-            deployment["spec"]["replicas"] = int(patch["spec"]["replicas"])
-            self._reconcile(*key)
-        return JSONResponse(
-            {
-                "apiVersion": "autoscaling/v1",
-                "kind": "Scale",
-                "metadata": {"name": key[1], "namespace": key[0]},
-                "spec": {"replicas": deployment["spec"]["replicas"]},
-                "status": {"replicas": deployment["status"].get("replicas", 0)},
-            }
-        )
+        if request.method == "GET":
+            await self._log(request, 200)
+            return JSONResponse(self._scale_view(key))
+        body = json.loads(await request.body())
+        self._interfere("deployments", key)
+        view = self._scale_view(key)
+        try:
+            if request.method == "PATCH":
+                changed = apply_patch(view, request.headers.get("content-type", ""), body)
+            else:
+                changed = body
+            replicas = int(changed["spec"]["replicas"])
+        except (PatchError, KeyError, TypeError, ValueError) as exc:
+            await self._log(request, 422, body)
+            return _status(422, "Invalid", f"Scale {key[1]}: {exc}")
+        refusal = self._precondition("deployments", self.deployments[key], changed)
+        if refusal is not None:
+            await self._log(request, 409, body)
+            return refusal
+        call = await self._log(request, 200, body)
+        if not call.dry_run:
+            current = self.deployments[key]
+            spec = {**current["spec"], "replicas": replicas}
+            self._store("deployments", key, current, {**current, "spec": spec})
+            self._written(call)
+        return JSONResponse(self._scale_view(key))
 
-    async def list_replicasets(self, request: Request) -> Response:
-        ns, selector = request.path_params["ns"], request.query_params.get("labelSelector")
-        items = [
-            rs
-            for (n, _), rs in self.replicasets.items()
-            if n == ns and self._selected(rs, selector)
-        ]
-        return self._list("ReplicaSet", items)
 
-    async def list_pods(self, request: Request) -> Response:
-        ns, selector = request.path_params["ns"], request.query_params.get("labelSelector")
-        return self._list(
-            "Pod", [p for (n, _), p in self.pods.items() if n == ns and self._selected(p, selector)]
-        )
+def kubeconfig(contexts: dict[str, str]) -> dict[str, Any]:
+    """A kubeconfig with one context (and cluster) per name -> server URL; the first is current."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": next(iter(contexts)),
+        "clusters": [{"name": n, "cluster": {"server": url}} for n, url in contexts.items()],
+        "contexts": [
+            {"name": n, "context": {"cluster": n, "user": "ops", "namespace": "default"}}
+            for n in contexts
+        ],
+        "users": [{"name": "ops", "user": {"token": "test-token"}}],
+    }

@@ -1,0 +1,712 @@
+"""The Kubernetes remediation executor: checkpoints and the ladder's changes, through lightkube.
+
+Every change carries the step key in the ``STEP_ANNOTATION`` of the object it changes, in the
+same write, and with the ``resourceVersion`` it was computed from. ``apply`` reads first: an
+object that already carries the key is left alone, so a worker killed after the write and
+before its activity completed does not change anything twice; a concurrent writer turns our
+write into a 409 Conflict, and the step is computed again from a fresh read.
+
+Errors (from ``ambient.clients.kube``):
+
+    KubeError                  forbidden, invalid, a step that lacks its input: not retryable
+    ├── KubeNotFoundError      the workload does not exist
+    └── KubeUnavailableError   unreachable, 5xx, 429, conflicts that kept coming: retryable
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx2
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.core_v1 import ConfigMap, Service
+from lightkube.resources.networking_v1 import NetworkPolicy
+from lightkube.types import PatchType
+
+from ambient.clients.kube import (
+    REVISION,
+    KubeError,
+    KubeNotFoundError,
+    KubeUnavailableError,
+    client_from_kubeconfig,
+    kube_error,
+    kubeconfig_contexts,
+)
+from ambient.clients.tencent import ops
+from ambient.clients.tencent.client import TencentCloud
+from ambient.domain.remediation import (
+    ISOLATION_LABEL,
+    STEP_ANNOTATION,
+    Checkpoint,
+    RolloutHealth,
+    Rung,
+    StepRequest,
+    StepResult,
+    WorkloadRef,
+)
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+TEMPLATE_HASH = "pod-template-hash"
+NOT_A_REVISION = "release is not a Deployment revision"
+# Fresh reads after a 409 before giving up (the activity's retry policy takes it from there).
+CONFLICT_ATTEMPTS = 4
+
+Obj = dict[str, Any]
+Kind = type[Deployment] | type[ConfigMap] | type[Service] | type[NetworkPolicy]
+
+
+class StepInputError(KubeError):
+    """The step lacks what its rung needs (e.g. a restart without ``restarted_at``)."""
+
+
+@dataclass
+class Change:
+    """One write the step makes: exactly what is sent, or would be in a dry run."""
+
+    resource: Kind
+    namespace: str
+    name: str
+    verb: Literal["patch", "create", "delete"]
+    body: Any = None
+    patch_type: PatchType | None = None
+
+    def describe(self) -> Obj:
+        described: Obj = {
+            "object": f"{self.resource.__name__}/{self.namespace}/{self.name}",
+            "verb": self.verb,
+        }
+        if self.patch_type is not None:
+            described["content_type"] = self.patch_type.value
+        if self.body is not None:
+            described["body"] = self.body
+        return described
+
+
+@dataclass
+class StepPlan:
+    """What a step still has to do, given what the cluster shows now."""
+
+    changes: list[Change] = field(default_factory=list)
+    # Objects that already carry this step's key (or already look as the step wants).
+    done: list[str] = field(default_factory=list)
+    skipped_reason: str | None = None
+    detail: str = ""
+
+
+def _pointer(*parts: str) -> str:
+    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _annotations(obj: Obj) -> dict[str, str]:
+    return dict(obj.get("metadata", {}).get("annotations") or {})
+
+
+def _stamped(obj: Obj, key: str) -> bool:
+    return _annotations(obj).get(STEP_ANNOTATION) == key
+
+
+def _stamp(obj: Obj, key: str) -> Obj:
+    """Merge-patch metadata: our key, and the version we read (a precondition)."""
+    return {
+        "resourceVersion": obj["metadata"]["resourceVersion"],
+        "annotations": {STEP_ANNOTATION: key},
+    }
+
+
+def _json_stamp(obj: Obj, key: str) -> list[Obj]:
+    """JSON-patch operations for the same precondition and stamp."""
+    operations: list[Obj] = [
+        {
+            "op": "replace",
+            "path": "/metadata/resourceVersion",
+            "value": obj["metadata"]["resourceVersion"],
+        }
+    ]
+    if obj["metadata"].get("annotations"):
+        path = _pointer("metadata", "annotations", STEP_ANNOTATION)
+        operations.append({"op": "add", "path": path, "value": key})
+    else:
+        operations.append(
+            {"op": "add", "path": "/metadata/annotations", "value": {STEP_ANNOTATION: key}}
+        )
+    return operations
+
+
+def _without_hash(template: Obj) -> Obj:
+    """A ReplicaSet's pod template as its Deployment had it (what `rollout undo` copies)."""
+    labels = {
+        k: v
+        for k, v in (template.get("metadata", {}).get("labels") or {}).items()
+        if k != TEMPLATE_HASH
+    }
+    metadata = {**template.get("metadata", {}), "labels": labels}
+    return {**template, "metadata": metadata}
+
+
+def _label_value(text: str) -> str:
+    """``text`` as a Kubernetes label value (63 characters of [A-Za-z0-9._-], alphanumeric ends)."""
+    value = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[-63:]
+    return value.strip("-_.") or "isolated"
+
+
+def isolation_policy_name(remediation_id: str) -> str:
+    """The deny-all NetworkPolicy of one remediation (a DNS-1123 name)."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", remediation_id.lower()).strip("-")
+    return f"ambient-isolate-{slug}"[:63].rstrip("-")
+
+
+def _images(template: Obj) -> list[str]:
+    return [c.get("image", "") for c in (template.get("spec") or {}).get("containers") or []]
+
+
+def configmaps_of(template: Obj) -> list[str]:
+    """ConfigMaps the pod template reads: volumes, projected sources, envFrom and env."""
+    spec = template.get("spec") or {}
+    names: list[str] = []
+    for volume in spec.get("volumes") or []:
+        if volume.get("configMap"):
+            names.append(volume["configMap"]["name"])
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if source.get("configMap"):
+                names.append(source["configMap"]["name"])
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for source in container.get("envFrom") or []:
+            if source.get("configMapRef"):
+                names.append(source["configMapRef"]["name"])
+        for env in container.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("configMapKeyRef")
+            if ref:
+                names.append(ref["name"])
+    return sorted({n for n in names if n})
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """A Service selector (our isolation label aside) that picks the workload's pods."""
+    own = {k: v for k, v in selector.items() if k != ISOLATION_LABEL}
+    return bool(own) and all(labels.get(k) == v for k, v in own.items())
+
+
+def _merge_diff(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch that turns the flat map ``current`` into ``wanted``."""
+    diff: dict[str, Any] = {k: None for k in current if k not in wanted}
+    diff.update({k: v for k, v in wanted.items() if current.get(k) != v})
+    return diff
+
+
+class KubernetesExecutor:
+    """``RemediationExecutor`` against real clusters: one lightkube client per cluster id.
+
+    A ``cluster_id`` that names a context of ``kubeconfig`` (AMBIENT_KUBECONFIG) uses it;
+    any other is a TKE cluster whose kubeconfig comes from ``DescribeClusterKubeconfig``.
+    """
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path | None = None,
+        tencent: TencentCloud | None = None,
+        region: str | None = None,
+    ) -> None:
+        self._kubeconfig, self._tencent, self._region = kubeconfig, tencent, region
+        self._clients: dict[str, AsyncClient] = {}
+        self._lock = asyncio.Lock()
+
+    async def client(self, cluster_id: str) -> AsyncClient:
+        async with self._lock:
+            if cluster_id not in self._clients:
+                self._clients[cluster_id] = await self._connect(cluster_id)
+            return self._clients[cluster_id]
+
+    async def _connect(self, cluster_id: str) -> AsyncClient:
+        if cluster_id in kubeconfig_contexts(self._kubeconfig):
+            return client_from_kubeconfig(path=self._kubeconfig, context=cluster_id)
+        if self._tencent is None or not self._tencent.configured:
+            raise KubeError(
+                f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and Tencent "
+                "Cloud is not configured (set TENCENTCLOUD_SECRET_ID/KEY for TKE clusters)"
+            )
+        text = await ops.get_kubeconfig(self._tencent, cluster_id, region=self._region)
+        if not text.strip():
+            raise KubeError(
+                f"TKE returned no kubeconfig for {cluster_id!r}: enable the cluster's API "
+                "server access (intranet or internet) in the TKE console"
+            )
+        return client_from_kubeconfig(text)
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
+
+    # --- reads --------------------------------------------------------------------------
+    async def _call(self, what: str, coro: Any) -> Any:
+        try:
+            return await coro
+        except ApiError as exc:
+            raise kube_error(exc, what) from None
+        except httpx2.TransportError as exc:
+            raise KubeUnavailableError(f"{what}: {exc}") from None
+
+    async def _get(
+        self, client: AsyncClient, resource: Kind, namespace: str, name: str
+    ) -> Obj | None:
+        try:
+            obj = await client.get(resource, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise kube_error(exc, f"reading {resource.__name__} {namespace}/{name}") from None
+        except httpx2.TransportError as exc:
+            raise KubeUnavailableError(
+                f"reading {resource.__name__} {namespace}/{name}: {exc}"
+            ) from None
+        found: Obj = obj.to_dict()
+        return found
+
+    async def _deployment(self, client: AsyncClient, target: WorkloadRef) -> Obj:
+        if target.kind != "Deployment":
+            raise KubeError(f"{target}: only Deployments can be remediated, not {target.kind}")
+        found = await self._get(client, Deployment, target.namespace, target.name)
+        if found is None:
+            raise KubeNotFoundError(f"deployment {target.namespace}/{target.name} not found")
+        return found
+
+    async def _revisions(self, client: AsyncClient, deployment: Obj) -> dict[int, Obj]:
+        """The deployment's ReplicaSets by revision (owned through the controller reference)."""
+        meta = deployment["metadata"]
+        labels = deployment["spec"]["selector"].get("matchLabels") or {}
+        sets = await self._call(
+            f"listing ReplicaSets of {meta['namespace']}/{meta['name']}",
+            _collect(client.list(ReplicaSet, namespace=meta["namespace"], labels=labels)),
+        )
+        revisions: dict[int, Obj] = {}
+        for rs in (s.to_dict() for s in sets):
+            owners = rs["metadata"].get("ownerReferences") or []
+            owned = any(
+                o.get("kind") == "Deployment"
+                and (
+                    o.get("uid") == meta.get("uid")
+                    if meta.get("uid")
+                    else o.get("name") == meta["name"]
+                )
+                for o in owners
+            )
+            revision = _annotations(rs).get(REVISION)
+            if owned and revision and revision.isdigit():
+                revisions[int(revision)] = rs
+        return revisions
+
+    async def _services(self, client: AsyncClient, deployment: Obj) -> list[Obj]:
+        """Services in the namespace whose selector picks the workload's pods."""
+        namespace = deployment["metadata"]["namespace"]
+        labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
+        found = await self._call(
+            f"listing Services in {namespace}", _collect(client.list(Service, namespace=namespace))
+        )
+        services = [s.to_dict() for s in found]
+        return [
+            s for s in services if _selects((s.get("spec") or {}).get("selector") or {}, labels)
+        ]
+
+    async def checkpoint(self, target: WorkloadRef) -> Checkpoint:
+        """Spec, revision (and the one before), replicas, images, Service selectors, ConfigMaps."""
+        client = await self.client(target.cluster_id)
+        deployment = await self._deployment(client, target)
+        revision_text = _annotations(deployment).get(REVISION)
+        revision = int(revision_text) if revision_text and revision_text.isdigit() else None
+        earlier = [
+            r
+            for r in await self._revisions(client, deployment)
+            if revision is not None and r < revision
+        ]
+        services = await self._services(client, deployment)
+        configmaps: dict[str, dict[str, Any]] = {}
+        missing = []
+        for name in configmaps_of(deployment["spec"]["template"]):
+            found = await self._get(client, ConfigMap, target.namespace, name)
+            if found is None:
+                missing.append(name)
+            else:
+                configmaps[name] = dict(found.get("data") or {})
+        detail = f"revision {revision}, {deployment['spec'].get('replicas', 1)} replicas"
+        if missing:
+            detail += f"; ConfigMaps not found (not restorable): {', '.join(missing)}"
+        return Checkpoint(
+            target=target,
+            revision=revision,
+            previous_revision=max(earlier) if earlier else None,
+            replicas=deployment["spec"].get("replicas", 1),
+            images=_images(deployment["spec"]["template"]),
+            spec=deployment["spec"],
+            service_selectors={
+                s["metadata"]["name"]: dict(s["spec"]["selector"]) for s in services
+            },
+            configmaps=configmaps,
+            taken_at=datetime.now(UTC),
+            detail=detail,
+        )
+
+    async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
+        """What `kubectl rollout status` decides: the new pods are all updated and available."""
+        client = await self.client(target.cluster_id)
+        deployment = await self._deployment(client, target)
+        spec, status, meta = (
+            deployment["spec"],
+            deployment.get("status") or {},
+            deployment["metadata"],
+        )
+        desired = spec.get("replicas", 1)
+        updated = status.get("updatedReplicas", 0)
+        available = status.get("availableReplicas", 0)
+        total = status.get("replicas", 0)
+        ready = status.get("readyReplicas", 0)
+        name = f"{meta['namespace']}/{meta['name']}"
+        if status.get("observedGeneration", 0) < meta.get("generation", 0):
+            detail, ok = f"waiting for the controller to observe {name}'s new spec", False
+        elif updated < desired:
+            detail, ok = f"{updated} of {desired} new replicas have been updated", False
+        elif total > updated:
+            detail, ok = f"{total - updated} old replicas are pending termination", False
+        elif available < updated:
+            detail, ok = f"{available} of {updated} updated replicas are available", False
+        else:
+            detail, ok = f"{name} successfully rolled out ({available}/{desired} available)", True
+        return RolloutHealth(available=ok, ready_replicas=ready, desired=desired, detail=detail)
+
+    # --- changes ------------------------------------------------------------------------
+    async def apply(self, step: StepRequest) -> StepResult:
+        """Make the rung's change once: read, skip what carries the key, write the rest."""
+        client = await self.client(step.target.cluster_id)
+        for _attempt in range(CONFLICT_ATTEMPTS):
+            plan = await self._plan(client, step)
+            if not plan.changes and plan.done:
+                detail = plan.detail or f"already applied ({', '.join(plan.done)})"
+                return StepResult(applied=True, already_applied=True, detail=detail)
+            if not plan.changes:
+                reason = plan.skipped_reason or "nothing to change"
+                return StepResult(applied=False, detail=plan.detail, skipped_reason=reason)
+            patch = {"changes": [c.describe() for c in plan.changes]}
+            if step.mode == "dry_run":
+                return StepResult(
+                    applied=False, detail=f"dry run: would {plan.detail}", patch=patch
+                )
+            try:
+                for change in plan.changes:
+                    await self._send(client, change)
+            except ApiError as exc:
+                if exc.status.code == 409:
+                    continue  # someone wrote in between: compute the step again from fresh reads
+                raise kube_error(exc, f"rung {int(step.rung)} on {step.target}") from None
+            except httpx2.TransportError as exc:
+                raise KubeUnavailableError(
+                    f"rung {int(step.rung)} on {step.target}: {exc}"
+                ) from None
+            return StepResult(
+                applied=True,
+                already_applied=False,
+                detail=plan.detail
+                + (f"; already done: {', '.join(plan.done)}" if plan.done else ""),
+                patch=patch,
+            )
+        raise KubeUnavailableError(
+            f"rung {int(step.rung)} on {step.target}: conflicts kept coming "
+            f"({CONFLICT_ATTEMPTS} fresh reads, each overtaken by another writer)"
+        )
+
+    async def _send(self, client: AsyncClient, change: Change) -> None:
+        if change.verb == "patch":
+            assert change.patch_type is not None
+            await client.patch(
+                change.resource,
+                change.name,
+                change.body,
+                namespace=change.namespace,
+                patch_type=change.patch_type,
+            )
+        elif change.verb == "create":
+            created: Any = change.resource.from_dict(change.body)
+            await client.create(created)
+        else:
+            try:
+                await client.delete(change.resource, change.name, namespace=change.namespace)
+            except ApiError as exc:
+                if exc.status.code != 404:  # already gone is what we wanted
+                    raise
+
+    async def _plan(self, client: AsyncClient, step: StepRequest) -> StepPlan:
+        if step.rung is Rung.RESTART:
+            return await self._plan_restart(client, step)
+        if step.rung is Rung.SCALE_OUT:
+            return await self._plan_scale(client, step)
+        if step.rung is Rung.ROLLBACK:
+            return await self._plan_rollback(client, step)
+        if step.rung is Rung.ISOLATE:
+            return await self._plan_isolate(client, step)
+        if step.rung is Rung.FULL_ROLLBACK:
+            return await self._plan_full_rollback(client, step)
+        return StepPlan(
+            skipped_reason="handing over is not a cluster change", detail="hand over to a person"
+        )
+
+    async def _plan_restart(self, client: AsyncClient, step: StepRequest) -> StepPlan:
+        if not step.restarted_at:
+            raise StepInputError("restarted_at is required for rung 1 (restart)")
+        deployment = await self._deployment(client, step.target)
+        name = f"deployment {step.target.namespace}/{step.target.name}"
+        if _stamped(deployment, step.key):
+            return StepPlan(done=[name], detail=f"{name} was already restarted by {step.key}")
+        body = {
+            "metadata": _stamp(deployment, step.key),
+            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: step.restarted_at}}}},
+        }
+        return StepPlan(
+            changes=[self._merge(Deployment, step.target, body)],
+            detail=f"restart {name} (restartedAt {step.restarted_at})",
+        )
+
+    async def _plan_scale(self, client: AsyncClient, step: StepRequest) -> StepPlan:
+        if step.replicas is None:
+            raise StepInputError("replicas is required for rung 2 (scale out)")
+        deployment = await self._deployment(client, step.target)
+        name = f"deployment {step.target.namespace}/{step.target.name}"
+        if _stamped(deployment, step.key):
+            return StepPlan(done=[name], detail=f"{name} was already scaled by {step.key}")
+        current = deployment["spec"].get("replicas", 1)
+        if current == step.replicas:
+            return StepPlan(
+                skipped_reason=f"already at {current} replicas",
+                detail=f"{name} already runs {current} replicas",
+            )
+        # The Deployment itself, not its scale subresource: the scale subresource drops
+        # metadata, and the step key must land in the same write as the new count.
+        body = {"metadata": _stamp(deployment, step.key), "spec": {"replicas": step.replicas}}
+        return StepPlan(
+            changes=[self._merge(Deployment, step.target, body)],
+            detail=f"scale {name} from {current} to {step.replicas} replicas",
+        )
+
+    async def _plan_rollback(self, client: AsyncClient, step: StepRequest) -> StepPlan:
+        deployment = await self._deployment(client, step.target)
+        name = f"deployment {step.target.namespace}/{step.target.name}"
+        if _stamped(deployment, step.key):
+            return StepPlan(done=[name], detail=f"{name} was already rolled back by {step.key}")
+        if step.to_revision is None:
+            return StepPlan(
+                skipped_reason=NOT_A_REVISION,
+                detail=f"{name}: no earlier revision was recorded at the first checkpoint",
+            )
+        revisions = await self._revisions(client, deployment)
+        if step.to_revision not in revisions:
+            known = ", ".join(str(r) for r in sorted(revisions)) or "none"
+            return StepPlan(
+                skipped_reason=NOT_A_REVISION,
+                detail=f"{name} has no ReplicaSet of revision {step.to_revision} "
+                f"(revisions: {known})",
+            )
+        template = _without_hash(revisions[step.to_revision]["spec"]["template"])
+        if template == deployment["spec"]["template"]:
+            return StepPlan(
+                skipped_reason=f"current template already matches revision {step.to_revision}",
+                detail=f"{name} already runs the template of revision {step.to_revision}",
+            )
+        operations = [
+            *_json_stamp(deployment, step.key),
+            {"op": "replace", "path": "/spec/template", "value": template},
+        ]
+        return StepPlan(
+            changes=[
+                Change(
+                    Deployment,
+                    step.target.namespace,
+                    step.target.name,
+                    "patch",
+                    operations,
+                    PatchType.JSON,
+                )
+            ],
+            detail=f"roll back {name} to revision {step.to_revision} "
+            f"({', '.join(_images(template))})",
+        )
+
+    async def _plan_isolate(self, client: AsyncClient, step: StepRequest) -> StepPlan:
+        deployment = await self._deployment(client, step.target)
+        namespace = step.target.namespace
+        services = await self._services(client, deployment)
+        if not services:
+            return await self._plan_deny_policy(client, step, deployment)
+        plan = StepPlan()
+        isolated = _label_value(step.remediation_id)
+        for service in services:
+            name = service["metadata"]["name"]
+            selector = service["spec"]["selector"]
+            if _stamped(service, step.key) or ISOLATION_LABEL in selector:
+                plan.done.append(f"service {namespace}/{name}")
+                continue
+            body = {
+                "metadata": _stamp(service, step.key),
+                "spec": {"selector": {ISOLATION_LABEL: isolated}},
+            }
+            plan.changes.append(Change(Service, namespace, name, "patch", body, PatchType.MERGE))
+        names = ", ".join(c.name for c in plan.changes)
+        plan.detail = (
+            f"isolate: Services {names} in {namespace} select no pod ({ISOLATION_LABEL}={isolated})"
+        )
+        return plan
+
+    async def _plan_deny_policy(
+        self, client: AsyncClient, step: StepRequest, deployment: Obj
+    ) -> StepPlan:
+        namespace = step.target.namespace
+        name = isolation_policy_name(step.remediation_id)
+        if await self._get(client, NetworkPolicy, namespace, name) is not None:
+            return StepPlan(
+                done=[f"networkpolicy {namespace}/{name}"], detail=f"isolation policy {name} exists"
+            )
+        body = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "annotations": {STEP_ANNOTATION: step.key},
+                "labels": {ISOLATION_LABEL: _label_value(step.remediation_id)},
+            },
+            "spec": {
+                "podSelector": {
+                    "matchLabels": dict(deployment["spec"]["selector"].get("matchLabels") or {})
+                },
+                # Ingress listed with no rules: all inbound traffic to the pods is denied.
+                "policyTypes": ["Ingress"],
+            },
+        }
+        return StepPlan(
+            changes=[Change(NetworkPolicy, namespace, name, "create", body)],
+            detail=f"isolate: no Service selects {step.target.name}; deny-all NetworkPolicy {name}",
+        )
+
+    async def _plan_full_rollback(self, client: AsyncClient, step: StepRequest) -> StepPlan:
+        baseline = step.checkpoint
+        if baseline is None:
+            raise StepInputError(
+                "checkpoint (the first checkpoint) is required for rung 5 (full rollback)"
+            )
+        deployment = await self._deployment(client, step.target)
+        namespace, plan = step.target.namespace, StepPlan()
+        notes: list[str] = []
+        await self._restore_release(client, step, baseline, deployment, plan, notes)
+        for name, data in sorted(baseline.configmaps.items()):
+            await self._restore_configmap(client, step, name, data, plan, notes)
+        for name, selector in sorted(baseline.service_selectors.items()):
+            service = await self._get(client, Service, namespace, name)
+            if service is None:
+                notes.append(f"Service {name} is gone")
+            elif _stamped(service, step.key):
+                plan.done.append(f"service {namespace}/{name}")
+            elif (service.get("spec") or {}).get("selector") != selector:
+                diff = _merge_diff(service["spec"].get("selector") or {}, selector)
+                body = {"metadata": _stamp(service, step.key), "spec": {"selector": diff}}
+                plan.changes.append(
+                    Change(Service, namespace, name, "patch", body, PatchType.MERGE)
+                )
+                notes.append(f"Service {name} selector back to {selector}")
+        policy = isolation_policy_name(step.remediation_id)
+        if await self._get(client, NetworkPolicy, namespace, policy) is not None:
+            plan.changes.append(Change(NetworkPolicy, namespace, policy, "delete"))
+            notes.append(f"NetworkPolicy {policy} removed")
+        plan.detail = "full rollback: " + (
+            "; ".join(notes) or "everything is as at the first checkpoint"
+        )
+        return plan
+
+    async def _restore_release(
+        self,
+        client: AsyncClient,
+        step: StepRequest,
+        baseline: Checkpoint,
+        deployment: Obj,
+        plan: StepPlan,
+        notes: list[str],
+    ) -> None:
+        """The release before the incident (or the baseline's own template) and its replicas."""
+        name = f"deployment {step.target.namespace}/{step.target.name}"
+        if _stamped(deployment, step.key):
+            plan.done.append(name)
+            return
+        revision = step.to_revision or baseline.previous_revision
+        revisions = await self._revisions(client, deployment) if revision else {}
+        if revision in revisions:
+            template = _without_hash(revisions[revision]["spec"]["template"])
+            notes.append(f"{name} to revision {revision}")
+        else:
+            template = baseline.spec.get("template") or deployment["spec"]["template"]
+            why = NOT_A_REVISION if revision else "no earlier revision"
+            notes.append(f"{name} to its template at the first checkpoint ({why})")
+        operations: list[Obj] = []
+        if template != deployment["spec"]["template"]:
+            operations.append({"op": "replace", "path": "/spec/template", "value": template})
+        replicas = baseline.replicas
+        if replicas is not None and replicas != deployment["spec"].get("replicas", 1):
+            operations.append({"op": "replace", "path": "/spec/replicas", "value": replicas})
+            notes.append(f"replicas back to {replicas}")
+        if operations:
+            ops_ = [*_json_stamp(deployment, step.key), *operations]
+            plan.changes.append(
+                Change(
+                    Deployment,
+                    step.target.namespace,
+                    step.target.name,
+                    "patch",
+                    ops_,
+                    PatchType.JSON,
+                )
+            )
+
+    async def _restore_configmap(
+        self,
+        client: AsyncClient,
+        step: StepRequest,
+        name: str,
+        data: dict[str, Any],
+        plan: StepPlan,
+        notes: list[str],
+    ) -> None:
+        namespace = step.target.namespace
+        current = await self._get(client, ConfigMap, namespace, name)
+        if current is None:
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "annotations": {STEP_ANNOTATION: step.key},
+                },
+                "data": data,
+            }
+            plan.changes.append(Change(ConfigMap, namespace, name, "create", body))
+            notes.append(f"ConfigMap {name} recreated")
+        elif _stamped(current, step.key):
+            plan.done.append(f"configmap {namespace}/{name}")
+        elif (current.get("data") or {}) != data:
+            body = {
+                "metadata": _stamp(current, step.key),
+                "data": _merge_diff(current.get("data") or {}, data),
+            }
+            plan.changes.append(Change(ConfigMap, namespace, name, "patch", body, PatchType.MERGE))
+            notes.append(f"ConfigMap {name} data back to the first checkpoint")
+
+    @staticmethod
+    def _merge(resource: Kind, target: WorkloadRef, body: Obj) -> Change:
+        return Change(resource, target.namespace, target.name, "patch", body, PatchType.MERGE)
+
+
+async def _collect(items: Any) -> list[Any]:
+    return [item async for item in items]

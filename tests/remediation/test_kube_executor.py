@@ -1,0 +1,377 @@
+"""KubernetesExecutor through real lightkube against the stateful Kubernetes API stand-in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+from lightkube.resources.apps_v1 import Deployment
+
+from ambient.clients.kube import (
+    KubeError,
+    KubeNotFoundError,
+    KubeUnavailableError,
+    client_from_kubeconfig,
+)
+from ambient.clients.kube_executor import (
+    NOT_A_REVISION,
+    RESTARTED_AT,
+    KubernetesExecutor,
+    StepInputError,
+    isolation_policy_name,
+)
+from ambient.domain.remediation import (
+    ISOLATION_LABEL,
+    STEP_ANNOTATION,
+    Checkpoint,
+    Rung,
+    StepRequest,
+    WorkloadRef,
+    step_key,
+)
+from tests.standins.kube_api import KubeApi, kubeconfig
+from tests.support.servers import serve
+
+V1, V2 = "registry/checkout:v1", "registry/checkout:v2"
+
+
+@dataclass
+class Cluster:
+    api: KubeApi
+    executor: KubernetesExecutor
+    target: WorkloadRef
+    kubeconfig: Path
+
+    def step(self, remediation: str, rung: Rung, **fields: Any) -> StepRequest:
+        return StepRequest(
+            remediation_id=remediation,
+            rung=rung,
+            target=self.target,
+            mode=fields.pop("mode", "execute"),
+            key=step_key(remediation, rung),
+            **fields,
+        )
+
+    def deployment(self) -> dict[str, Any]:
+        return self.api.deployments[("shop", "checkout")]
+
+    def images(self) -> list[str]:
+        return [c["image"] for c in self.deployment()["spec"]["template"]["spec"]["containers"]]
+
+    async def release(self, image: str) -> None:
+        """A person deploys a new image (as `kubectl set image` would)."""
+        client = client_from_kubeconfig(path=self.kubeconfig, context=self.target.cluster_id)
+        patch = {
+            "spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": image}]}}}
+        }
+        await client.patch(Deployment, "checkout", patch, namespace="shop")
+        await client.close()
+
+
+@pytest_asyncio.fixture
+async def kube(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
+    api = KubeApi()
+    api.add_configmap("shop", "checkout-env", {"MODE": "fast", "LIMIT": "10"})
+    api.add_configmap("shop", "checkout-files", {"app.yaml": "retries: 3\n"})
+    api.add_deployment(
+        "shop", "checkout", V1, replicas=2, configmaps=["checkout-env", "checkout-files"]
+    )
+    api.add_service("shop", "checkout", {"app": "checkout"})
+    api.add_service("shop", "cart", {"app": "cart"})
+    cluster_id = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:60]
+    async with serve(api.app()) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({cluster_id: base})))
+        executor = KubernetesExecutor(kubeconfig=path)
+        try:
+            yield Cluster(
+                api,
+                executor,
+                WorkloadRef(cluster_id=cluster_id, namespace="shop", name="checkout"),
+                path,
+            )
+        finally:
+            await executor.aclose()
+
+
+async def test_bad_release_then_restart_then_rollback_to_the_first_checkpoint_revision_restores_v1(
+    kube: Cluster,
+) -> None:
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert (baseline.revision, baseline.previous_revision, baseline.images) == (2, 1, [V2])
+    assert not (await kube.executor.rollout_health(kube.target)).available
+
+    restart = await kube.executor.apply(
+        kube.step("remediation/r1", Rung.RESTART, restarted_at="2026-11-22T14:00:00Z")
+    )
+    assert restart.applied and not restart.already_applied
+    # The restart made a third revision of the same bad image: "undo to previous" would now
+    # land on revision 2 (v2). The checkpoint's revision 1 is the release before the incident.
+    assert kube.api.revisions("shop", "checkout") == {1: [V1], 2: [V2], 3: [V2]}
+
+    rollback = await kube.executor.apply(
+        kube.step("remediation/r1", Rung.ROLLBACK, to_revision=baseline.previous_revision)
+    )
+    assert rollback.applied and rollback.skipped_reason is None
+    assert kube.images() == [V1]
+    # The controller re-uses revision 1's ReplicaSet and gives it the next number.
+    assert kube.api.revisions("shop", "checkout") == {2: [V2], 3: [V2], 4: [V1]}
+    template = kube.deployment()["spec"]["template"]
+    assert "pod-template-hash" not in template["metadata"]["labels"]
+    assert RESTARTED_AT not in (template["metadata"].get("annotations") or {})
+    assert kube.deployment()["metadata"]["annotations"][STEP_ANNOTATION] == "remediation/r1#3"
+    health = await kube.executor.rollout_health(kube.target)
+    assert health.available and health.ready_replicas == 2 and health.desired == 2
+    # The person's release, our restart and our rollback: nothing else reached the server.
+    assert [c.method for c in kube.api.writes()] == ["PATCH", "PATCH", "PATCH"]
+    assert rollback.patch is not None
+    assert kube.api.writes()[-1].body == rollback.patch["changes"][0]["body"]
+
+
+async def test_restart_creates_exactly_one_revision_and_a_retry_with_the_same_key_creates_none(
+    kube: Cluster,
+) -> None:
+    step = kube.step("remediation/r2", Rung.RESTART, restarted_at="2026-11-22T14:05:00Z")
+    first = await kube.executor.apply(step)
+    again = await kube.executor.apply(step)
+    assert (first.applied, first.already_applied) == (True, False)
+    assert (again.applied, again.already_applied, again.patch) == (True, True, None)
+    assert sorted(kube.api.revisions("shop", "checkout")) == [1, 2]
+    assert len(kube.api.writes()) == 1
+    annotations = kube.deployment()["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {RESTARTED_AT: "2026-11-22T14:05:00Z"}
+
+
+async def test_dry_run_returns_the_exact_patch_and_sends_nothing(kube: Cluster) -> None:
+    fields = {"restarted_at": "2026-11-22T14:10:00Z"}
+    planned = await kube.executor.apply(
+        kube.step("remediation/r3", Rung.RESTART, mode="dry_run", **fields)
+    )
+    assert not planned.applied and planned.detail.startswith("dry run: would restart")
+    assert kube.api.writes() == []
+    done = await kube.executor.apply(kube.step("remediation/r3", Rung.RESTART, **fields))
+    assert planned.patch == done.patch
+    assert planned.patch is not None
+    change = planned.patch["changes"][0]
+    assert change["object"] == "Deployment/shop/checkout"
+    assert change["content_type"] == "application/merge-patch+json"
+    assert change["body"]["spec"]["template"]["metadata"]["annotations"] == {
+        RESTARTED_AT: "2026-11-22T14:10:00Z"
+    }
+    assert kube.api.writes()[0].body == change["body"]
+
+
+async def test_scale_out_sets_the_absolute_replica_count_once(kube: Cluster) -> None:
+    step = kube.step("remediation/r4", Rung.SCALE_OUT, replicas=5)
+    assert (await kube.executor.apply(step)).applied
+    assert (await kube.executor.apply(step)).already_applied
+    assert kube.deployment()["spec"]["replicas"] == 5
+    assert len(kube.api.pods) == 5
+    # The same count asked again under another key changes nothing.
+    other = await kube.executor.apply(kube.step("remediation/r4b", Rung.SCALE_OUT, replicas=5))
+    assert (other.applied, other.skipped_reason) == (False, "already at 5 replicas")
+    assert len(kube.api.writes()) == 1
+    # Scaling keeps the template: no new revision.
+    assert sorted(kube.api.revisions("shop", "checkout")) == [1]
+
+
+async def test_rollback_without_an_earlier_replicaset_says_the_release_is_not_a_revision(
+    kube: Cluster,
+) -> None:
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert (baseline.revision, baseline.previous_revision) == (1, None)
+    for to_revision in (baseline.previous_revision, 7):
+        result = await kube.executor.apply(
+            kube.step("remediation/r5", Rung.ROLLBACK, to_revision=to_revision)
+        )
+        assert (result.applied, result.skipped_reason) == (False, NOT_A_REVISION)
+    assert kube.api.writes() == []
+
+
+async def test_checkpoint_records_selectors_of_services_that_select_the_workload_and_its_configmaps(
+    kube: Cluster,
+) -> None:
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert baseline.service_selectors == {"checkout": {"app": "checkout"}}
+    assert baseline.configmaps == {
+        "checkout-env": {"MODE": "fast", "LIMIT": "10"},
+        "checkout-files": {"app.yaml": "retries: 3\n"},
+    }
+    assert (
+        baseline.replicas == 2 and baseline.spec["template"]["spec"]["containers"][0]["image"] == V1
+    )
+    assert Checkpoint.model_validate_json(baseline.model_dump_json()) == baseline
+
+
+async def test_isolate_then_full_rollback_restores_release_configmaps_replicas_and_selectors(
+    kube: Cluster,
+) -> None:
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    rid = "remediation/r6"
+    await kube.executor.apply(kube.step(rid, Rung.SCALE_OUT, replicas=4))
+    isolated = await kube.executor.apply(kube.step(rid, Rung.ISOLATE))
+    assert isolated.applied
+    selector = kube.api.services[("shop", "checkout")]["spec"]["selector"]
+    assert selector == {"app": "checkout", ISOLATION_LABEL: "remediation-r6"}
+    assert kube.api.services[("shop", "cart")]["spec"]["selector"] == {"app": "cart"}
+    assert (await kube.executor.apply(kube.step(rid, Rung.ISOLATE))).already_applied
+    # Someone edits the config during the incident; full rollback puts it back.
+    kube.api.configmaps[("shop", "checkout-env")]["data"] = {"MODE": "slow", "DEBUG": "1"}
+
+    full = kube.step(
+        rid, Rung.FULL_ROLLBACK, to_revision=baseline.previous_revision, checkpoint=baseline
+    )
+    result = await kube.executor.apply(full)
+    assert result.applied and not result.already_applied
+    assert kube.images() == [V1]
+    assert kube.deployment()["spec"]["replicas"] == 2
+    assert kube.api.services[("shop", "checkout")]["spec"]["selector"] == {"app": "checkout"}
+    assert kube.api.configmaps[("shop", "checkout-env")]["data"] == {"MODE": "fast", "LIMIT": "10"}
+    assert kube.api.configmaps[("shop", "checkout-files")]["data"] == {"app.yaml": "retries: 3\n"}
+    writes_before_retry = len(kube.api.writes())
+    retry = await kube.executor.apply(full)
+    assert retry.already_applied and len(kube.api.writes()) == writes_before_retry
+    # release, scale, isolate, then one write each for the deployment, the edited ConfigMap
+    # and the Service (the untouched ConfigMap is not written).
+    assert [c.kind for c in kube.api.writes()] == [
+        "deployments",
+        "deployments",
+        "services",
+        "deployments",
+        "configmaps",
+        "services",
+    ]
+    assert (await kube.executor.rollout_health(kube.target)).available
+
+
+async def test_isolation_without_a_service_is_a_deny_all_network_policy_that_full_rollback_removes(
+    kube: Cluster,
+) -> None:
+    del kube.api.services[("shop", "checkout")]
+    baseline = await kube.executor.checkpoint(kube.target)
+    rid = "remediation/r7"
+    assert (await kube.executor.apply(kube.step(rid, Rung.ISOLATE))).applied
+    name = isolation_policy_name(rid)
+    policy = kube.api.networkpolicies[("shop", name)]
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": {"app": "checkout"}},
+        "policyTypes": ["Ingress"],
+    }
+    assert policy["metadata"]["annotations"][STEP_ANNOTATION] == "remediation/r7#4"
+    assert (await kube.executor.apply(kube.step(rid, Rung.ISOLATE))).already_applied
+    full = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
+    assert full.applied and ("shop", name) not in kube.api.networkpolicies
+    assert [(c.method, c.kind) for c in kube.api.writes()] == [
+        ("POST", "networkpolicies"),
+        ("DELETE", "networkpolicies"),
+    ]
+
+
+async def test_a_concurrent_writer_makes_the_step_start_again_from_a_fresh_read(
+    kube: Cluster,
+) -> None:
+    # An autoscaler changes the replica count between our read and our write.
+    kube.api.interfere("deployments", "shop", "checkout", lambda d: d["spec"].update(replicas=3))
+    result = await kube.executor.apply(
+        kube.step("remediation/r8", Rung.RESTART, restarted_at="2026-11-22T14:20:00Z")
+    )
+    assert result.applied
+    refused = [c for c in kube.api.calls if c.status == 409]
+    assert len(refused) == 1 and refused[0].method == "PATCH"
+    assert len(kube.api.writes()) == 1
+    assert kube.deployment()["spec"]["replicas"] == 3  # the other writer's change survives
+
+    kube.api.interfere(
+        "services",
+        "shop",
+        "checkout",
+        lambda s: s["metadata"].setdefault("labels", {}).update(team="pay"),
+    )
+    assert (await kube.executor.apply(kube.step("remediation/r8", Rung.ISOLATE))).applied
+    service = kube.api.services[("shop", "checkout")]
+    assert service["metadata"]["labels"] == {"team": "pay"}
+    assert ISOLATION_LABEL in service["spec"]["selector"]
+
+
+async def test_conflicts_that_keep_coming_are_a_retryable_error(kube: Cluster) -> None:
+    def busy(deployment: dict[str, Any]) -> None:
+        deployment["metadata"].setdefault("labels", {})["touched"] = "yes"
+        kube.api.interfere("deployments", "shop", "checkout", busy)
+
+    kube.api.interfere("deployments", "shop", "checkout", busy)
+    with pytest.raises(KubeUnavailableError, match="conflicts kept coming") as raised:
+        await kube.executor.apply(kube.step("remediation/r9", Rung.SCALE_OUT, replicas=3))
+    assert raised.value.retryable
+    assert kube.api.writes() == [] and kube.deployment()["spec"]["replicas"] == 2
+
+
+async def test_rollout_health_waits_for_the_new_pods(kube: Cluster) -> None:
+    kube.api.ready_after_reads = 2
+    await kube.executor.apply(
+        kube.step("remediation/r10", Rung.RESTART, restarted_at="2026-11-22T14:30:00Z")
+    )
+    # apply read the deployment before writing; the rollout started with the write.
+    readings = [await kube.executor.rollout_health(kube.target) for _ in range(3)]
+    assert [r.available for r in readings] == [False, True, True]
+    assert readings[0].detail == "0 of 2 new replicas have been updated"
+
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    broken = await kube.executor.rollout_health(kube.target)
+    while broken.detail.startswith("0 of 2 new"):
+        broken = await kube.executor.rollout_health(kube.target)
+    assert (broken.available, broken.ready_replicas) == (False, 0)
+    assert broken.detail == "0 of 2 updated replicas are available"
+
+
+async def test_bad_input_and_missing_workloads_are_clear_errors(kube: Cluster) -> None:
+    with pytest.raises(StepInputError, match="restarted_at is required"):
+        await kube.executor.apply(kube.step("remediation/r11", Rung.RESTART))
+    with pytest.raises(StepInputError, match="replicas is required"):
+        await kube.executor.apply(kube.step("remediation/r11", Rung.SCALE_OUT))
+    with pytest.raises(StepInputError, match="checkpoint"):
+        await kube.executor.apply(kube.step("remediation/r11", Rung.FULL_ROLLBACK))
+    ghost = kube.target.model_copy(update={"name": "ghost"})
+    with pytest.raises(KubeNotFoundError, match="shop/ghost not found") as raised:
+        await kube.executor.checkpoint(ghost)
+    assert not raised.value.retryable
+    unknown = kube.target.model_copy(update={"cluster_id": "cls-unknown"})
+    with pytest.raises(KubeError, match="not a context of AMBIENT_KUBECONFIG"):
+        await kube.executor.rollout_health(unknown)
+    assert kube.api.writes() == []
+
+
+async def test_a_cluster_id_outside_the_kubeconfig_gets_its_kubeconfig_from_tke(
+    kube: Cluster,
+) -> None:
+    from tencentcloud.common.credential import Credential
+
+    from ambient.clients.tencent.client import TencentCloud
+    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+
+    served = yaml.safe_load(kube.kubeconfig.read_text())
+    cloud = TencentApi(kubeconfigs={"cls-tke1": yaml.safe_dump(served)})
+    async with serve(cloud.app()) as base:
+        tencent = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+        )
+        executor = KubernetesExecutor(kubeconfig=kube.kubeconfig, tencent=tencent)
+        try:
+            target = kube.target.model_copy(update={"cluster_id": "cls-tke1"})
+            assert (await executor.checkpoint(target)).images == [V1]
+            with pytest.raises(KubeError, match="TKE returned no kubeconfig"):
+                await executor.checkpoint(target.model_copy(update={"cluster_id": "cls-none"}))
+        finally:
+            await executor.aclose()
