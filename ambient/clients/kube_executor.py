@@ -385,22 +385,26 @@ class KubernetesExecutor:
     async def apply(self, step: StepRequest) -> StepResult:
         """Make the rung's change once: read, skip what carries the key, write the rest."""
         client = await self.client(step.target.cluster_id)
+        sent: list[Obj] = []  # writes this call made, across fresh reads after conflicts
         for _attempt in range(CONFLICT_ATTEMPTS):
             plan = await self._plan(client, step)
+            if not plan.changes and sent:
+                return self._applied(plan, sent)
             if not plan.changes and plan.done:
                 detail = plan.detail or f"already applied ({', '.join(plan.done)})"
                 return StepResult(applied=True, already_applied=True, detail=detail)
             if not plan.changes:
                 reason = plan.skipped_reason or "nothing to change"
                 return StepResult(applied=False, detail=plan.detail, skipped_reason=reason)
-            patch = {"changes": [c.describe() for c in plan.changes]}
             if step.mode == "dry_run":
+                patch = {"changes": [c.describe() for c in plan.changes]}
                 return StepResult(
                     applied=False, detail=f"dry run: would {plan.detail}", patch=patch
                 )
             try:
                 for change in plan.changes:
                     await self._send(client, change)
+                    sent.append(change.describe())
             except ApiError as exc:
                 if exc.status.code == 409:
                     continue  # someone wrote in between: compute the step again from fresh reads
@@ -409,17 +413,16 @@ class KubernetesExecutor:
                 raise KubeUnavailableError(
                     f"rung {int(step.rung)} on {step.target}: {exc}"
                 ) from None
-            return StepResult(
-                applied=True,
-                already_applied=False,
-                detail=plan.detail
-                + (f"; already done: {', '.join(plan.done)}" if plan.done else ""),
-                patch=patch,
-            )
+            return self._applied(plan, sent)
         raise KubeUnavailableError(
             f"rung {int(step.rung)} on {step.target}: conflicts kept coming "
             f"({CONFLICT_ATTEMPTS} fresh reads, each overtaken by another writer)"
         )
+
+    @staticmethod
+    def _applied(plan: StepPlan, sent: list[Obj]) -> StepResult:
+        done = f"; already done: {', '.join(plan.done)}" if plan.done else ""
+        return StepResult(applied=True, detail=plan.detail + done, patch={"changes": sent})
 
     async def _send(self, client: AsyncClient, change: Change) -> None:
         if change.verb == "patch":

@@ -35,7 +35,7 @@ from ambient.domain.remediation import (
     WorkloadRef,
     step_key,
 )
-from tests.standins.kube_api import KubeApi, kubeconfig
+from tests.standins.kube_api import AnswerLost, ApiCall, KubeApi, kubeconfig
 from tests.support.servers import serve
 
 V1, V2 = "registry/checkout:v1", "registry/checkout:v2"
@@ -375,3 +375,34 @@ async def test_a_cluster_id_outside_the_kubeconfig_gets_its_kubeconfig_from_tke(
                 await executor.checkpoint(target.model_copy(update={"cluster_id": "cls-none"}))
         finally:
             await executor.aclose()
+
+
+async def test_a_write_whose_answer_was_lost_is_found_by_the_retry_and_not_sent_again(
+    kube: Cluster,
+) -> None:
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    rid = "remediation/r12"
+    await kube.executor.apply(kube.step(rid, Rung.ISOLATE))
+    kube.api.configmaps[("shop", "checkout-env")]["data"] = {"MODE": "slow"}
+    lost: list[str] = []
+
+    def lose_the_configmap_answer(call: ApiCall) -> None:
+        if call.kind == "configmaps" and not lost:
+            lost.append(call.path)
+            raise AnswerLost
+
+    kube.api.on_write = lose_the_configmap_answer
+    full = kube.step(rid, Rung.FULL_ROLLBACK, to_revision=1, checkpoint=baseline)
+    with pytest.raises(KubeUnavailableError, match="answer was lost") as raised:
+        await kube.executor.apply(full)
+    assert raised.value.retryable
+    retry = await kube.executor.apply(full)  # what the activity's retry policy does
+    assert retry.applied and not retry.already_applied
+    assert retry.patch is not None
+    assert [c["object"] for c in retry.patch["changes"]] == ["Service/shop/checkout"]
+    assert "already done: deployment shop/checkout, configmap shop/checkout-env" in retry.detail
+    assert [c.kind for c in kube.api.writes()][-3:] == ["deployments", "configmaps", "services"]
+    assert kube.images() == [V1]
+    assert kube.api.configmaps[("shop", "checkout-env")]["data"] == {"MODE": "fast", "LIMIT": "10"}
+    assert kube.api.services[("shop", "checkout")]["spec"]["selector"] == {"app": "checkout"}

@@ -20,7 +20,8 @@ image in `failing_images` never become ready (a bad release).
 
 Every request is logged in `calls`; `writes()` lists the mutations that reached the store.
 `interfere(...)` changes an object just before the next write to it (a concurrent writer);
-`on_write` runs after a mutation is stored and before the answer is sent (a crash hook).
+`on_write` runs after a mutation is stored and before the answer is sent (a crash hook; it
+may raise `AnswerLost` to make the client see a 504 for a stored write).
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ Obj = dict[str, Any]
 
 class PatchError(Exception):
     """The patch document cannot be applied (the API server answers 422)."""
+
+
+class AnswerLost(Exception):
+    """Raised by an ``on_write`` hook: the write is stored, the client gets a 504 instead."""
 
 
 def _status(code: int, reason: str, message: str) -> Response:
@@ -573,8 +578,7 @@ class KubeApi:
             if request.method == "DELETE":
                 call = await self._log(request, 200)
                 gone = store[key] if call.dry_run else store.pop(key)
-                self._written(call)
-                return JSONResponse(gone)
+                return self._written(call) or JSONResponse(gone)
             body = json.loads(await request.body())
             self._interfere(plural, key)
             current = store[key]
@@ -595,8 +599,7 @@ class KubeApi:
             if call.dry_run:
                 return JSONResponse(changed)
             self._store(plural, key, current, changed)
-            self._written(call)
-            return JSONResponse(store[key])
+            return self._written(call) or JSONResponse(store[key])
 
         return handle
 
@@ -610,8 +613,7 @@ class KubeApi:
         created = self._new(plural, ns, name, body)
         if not call.dry_run:
             self.store(plural)[(ns, name)] = created
-            self._written(call)
-        return JSONResponse(created, status_code=201)
+        return self._written(call) or JSONResponse(created, status_code=201)
 
     def _interfere(self, plural: str, key: Key) -> None:
         change = self._interference.pop((plural, *key), None)
@@ -647,9 +649,15 @@ class KubeApi:
         if plural == "deployments":
             self._reconcile(*key)
 
-    def _written(self, call: ApiCall) -> None:
-        if self.on_write is not None and not call.dry_run:
+    def _written(self, call: ApiCall) -> Response | None:
+        """Run the write hook; an ``AnswerLost`` from it turns the answer into a 504."""
+        if self.on_write is None or call.dry_run:
+            return None
+        try:
             self.on_write(call)
+        except AnswerLost:
+            return _status(504, "Timeout", "the write was stored but its answer was lost")
+        return None
 
     # --- special routes ----------------------------------------------------------------
     async def list_all_deployments(self, request: Request) -> Response:
@@ -706,8 +714,7 @@ class KubeApi:
             current = self.deployments[key]
             spec = {**current["spec"], "replicas": replicas}
             self._store("deployments", key, current, {**current, "spec": spec})
-            self._written(call)
-        return JSONResponse(self._scale_view(key))
+        return self._written(call) or JSONResponse(self._scale_view(key))
 
 
 def kubeconfig(contexts: dict[str, str]) -> dict[str, Any]:
