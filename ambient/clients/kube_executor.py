@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx2
 from lightkube import AsyncClient
@@ -200,25 +200,42 @@ def _merge_diff(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, An
     return diff
 
 
+class ClusterClients(Protocol):
+    """Where a worker keeps its lightkube clients (shared with the dry-run executor)."""
+
+    async def client(self, cluster_id: str) -> AsyncClient | None: ...
+
+
 class KubernetesExecutor:
     """``RemediationExecutor`` against real clusters: one lightkube client per cluster id.
 
-    A ``cluster_id`` that names a context of ``kubeconfig`` (AMBIENT_KUBECONFIG) uses it;
+    Clients come from ``clients`` when given (the worker's shared cache); otherwise a
+    ``cluster_id`` that names a context of ``kubeconfig`` (AMBIENT_KUBECONFIG) uses it and
     any other is a TKE cluster whose kubeconfig comes from ``DescribeClusterKubeconfig``.
     """
 
     def __init__(
         self,
+        clients: ClusterClients | None = None,
         *,
         kubeconfig: Path | None = None,
         tencent: TencentCloud | None = None,
         region: str | None = None,
     ) -> None:
+        self._shared = clients
         self._kubeconfig, self._tencent, self._region = kubeconfig, tencent, region
         self._clients: dict[str, AsyncClient] = {}
         self._lock = asyncio.Lock()
 
     async def client(self, cluster_id: str) -> AsyncClient:
+        if self._shared is not None:
+            client = await self._shared.client(cluster_id)
+            if client is None:
+                raise KubeError(
+                    f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and no "
+                    "TKE kubeconfig could be had for it (is Tencent Cloud configured?)"
+                )
+            return client
         async with self._lock:
             if cluster_id not in self._clients:
                 self._clients[cluster_id] = await self._connect(cluster_id)
@@ -241,6 +258,7 @@ class KubernetesExecutor:
         return client_from_kubeconfig(text)
 
     async def aclose(self) -> None:
+        """Close the clients this executor made (shared ones belong to their owner)."""
         async with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
