@@ -11,7 +11,9 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from ambient import __version__
 from ambient.settings import Settings
-from api.routers import codec, events, health, inbox, pages, share, tasks, users
+from api.errors import install_error_mapping
+from api.offline_docs import serve_offline_docs
+from api.routers import chat, codec, events, health, inbox, pages, share, tasks, users
 from mcp_server.server import build_server
 from mcp_server.state import StateHolder, open_state
 
@@ -24,6 +26,7 @@ ROUTERS = [
     tasks.router,
     share.router,
     codec.router,
+    chat.router,
     pages.router,
 ]
 
@@ -53,7 +56,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         version=__version__,
         description="Ambient operations assistant for teams on Tencent Cloud, built on Temporal.",
         lifespan=lifespan,
+        # Served from the installed swagger-ui-bundle below (the defaults load a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
+    serve_offline_docs(app)
+    install_error_mapping(app, settings)
     # The Temporal Web UI calls /codec from the browser.
     app.add_middleware(
         CORSMiddleware,
@@ -62,6 +70,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         allow_headers=["content-type", "x-namespace", "authorization"],
         allow_credentials=True,
     )
+    codec.redact_codec_tokens_in_access_log()
     app.state.holder = holder
     app.state.settings = settings
     for router in ROUTERS:

@@ -58,6 +58,7 @@ class Event(Base):
 
 class Delivery(Base):
     __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_user_id", "user", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # idempotency key of the notify request + channel + target: one row per delivery.
@@ -69,6 +70,10 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     provider_id: Mapped[str | None] = mapped_column(String(255))
+    # A pending row is in flight until its lease expires; only then may a retry take it over.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    task: Mapped[str | None] = mapped_column(String(255))
+    kind: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -254,3 +259,16 @@ class RemediationBreaker(Base):
     opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Key of the last outcome folded in, so a retried activity does not count twice.
     last_key: Mapped[str | None] = mapped_column(String(255))
+
+
+class AgentServer(Base):
+    """An MCP server a user added to their agent (ours is always there and is not stored)."""
+
+    __tablename__ = "agent_servers"
+    __table_args__ = (UniqueConstraint("user", "name", name="uq_agent_server"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(63), ForeignKey("users.name", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

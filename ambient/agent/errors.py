@@ -1,0 +1,19 @@
+"""Errors of the agent facade (tree in the package docstring)."""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Something the agent could not do; the message says what and what to try."""
+
+
+class UnknownToolError(AgentError):
+    """The function name maps to no tool of the registered servers."""
+
+
+class ServerUnavailableError(AgentError):
+    """The MCP server did not answer, also after reconnecting once."""
+
+
+class ToolTimeoutError(AgentError):
+    """The tool call did not finish within its timeout."""

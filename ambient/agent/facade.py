@@ -1,0 +1,275 @@
+"""The agent facade: a user's MCP servers, their tools (cached), calls, metrics and health."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp import Client
+from mcp.types import CallToolResult, TextContent, Tool
+from pydantic import BaseModel
+
+from ambient.agent.connection import ServerConnection
+from ambient.agent.errors import (
+    AgentError,
+    ServerUnavailableError,
+    ToolTimeoutError,
+    UnknownToolError,
+)
+from ambient.agent.health import Health, HealthListener, ServerHealth, ToolMetrics, ToolStats
+from ambient.agent.naming import ToolNames
+
+OWN_SERVER = "ambient"
+DEFAULT_TTL = 300.0
+DEFAULT_TIMEOUT = 60.0
+
+
+class ToolInfo(BaseModel):
+    server: str
+    tool: str
+    function: str
+    description: str
+    input_schema: dict[str, Any]
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+
+
+class ToolOutcome(BaseModel):
+    """What one call returned: the text a model reads, structured content, or the error."""
+
+    function: str
+    server: str
+    tool: str
+    ok: bool
+    text: str
+    structured: dict[str, Any] | None = None
+    seconds: float
+
+
+@dataclass
+class _Server:
+    name: str
+    connection: ServerConnection
+    health: ServerHealth
+    tools: list[Tool] = field(default_factory=list)
+    listed_at: float | None = None
+
+
+def _info(server: str, function: str, tool: Tool) -> ToolInfo:
+    notes = tool.annotations
+    read_only = bool(notes and notes.read_only_hint)
+    # MCP's defaults: a tool that is not read-only is assumed destructive unless it says not.
+    destructive = not read_only and (
+        notes is None or notes.destructive_hint is None or bool(notes.destructive_hint)
+    )
+    return ToolInfo(
+        server=server,
+        tool=tool.name,
+        function=function,
+        description=tool.description or tool.title or tool.name,
+        input_schema=dict(tool.input_schema or {"type": "object"}),
+        read_only=read_only,
+        destructive=destructive,
+        idempotent=bool(notes and notes.idempotent_hint),
+    )
+
+
+def result_text(result: CallToolResult) -> str:
+    parts = [block.text for block in result.content if isinstance(block, TextContent)]
+    return "\n".join(parts) if parts else ("(no text)" if not result.is_error else "tool error")
+
+
+class AgentFacade:
+    """One user's view of their MCP servers. Build it per user; close it when done."""
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float = DEFAULT_TTL,
+        timeout_seconds: float = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl_seconds
+        self.timeout = timeout_seconds
+        self._clock = clock
+        self._servers: dict[str, _Server] = {}
+        self._names = ToolNames(OWN_SERVER)
+        self._metrics: dict[tuple[str, str], ToolMetrics] = {}
+        self._listeners: list[HealthListener] = []
+        self.list_calls = 0  # listings that reached a server (cache misses)
+
+    # --- servers --------------------------------------------------------------------
+
+    def add_server(self, name: str, factory: Callable[[], Client]) -> None:
+        if name in self._servers:
+            raise AgentError(f"an MCP server named {name!r} is already registered")
+        self._servers[name] = _Server(
+            name, ServerConnection(name, factory), ServerHealth(name, self._listeners)
+        )
+
+    async def remove_server(self, name: str) -> None:
+        server = self._servers.pop(name, None)
+        if server is not None:
+            await server.connection.close()
+
+    def servers(self) -> list[str]:
+        return list(self._servers)
+
+    def on_health_change(self, listener: HealthListener) -> None:
+        self._listeners.append(listener)
+
+    def health(self) -> dict[str, Health]:
+        return {name: server.health.state for name, server in self._servers.items()}
+
+    async def close(self) -> None:
+        for name in list(self._servers):
+            await self.remove_server(name)
+
+    # --- tools ----------------------------------------------------------------------
+
+    async def tools(self, *, refresh: bool = False) -> list[ToolInfo]:
+        """Every tool of every reachable server; listings are cached for ``ttl`` seconds."""
+        infos: list[ToolInfo] = []
+        for server in list(self._servers.values()):
+            try:
+                listed = await self._listing(server, refresh)
+            except AgentError:
+                continue  # an unreachable server shows in health(), not as an empty agent
+            infos.extend(
+                _info(server.name, self._names.add(server.name, t.name), t) for t in listed
+            )
+        return infos
+
+    async def _listing(self, server: _Server, refresh: bool) -> list[Tool]:
+        fresh = server.listed_at is not None and self._clock() - server.listed_at < self.ttl
+        if fresh and not refresh:
+            return server.tools
+
+        async def list_all(client: Client) -> list[Tool]:
+            tools: list[Tool] = []
+            cursor: str | None = None
+            while True:
+                page = await client.list_tools(cursor=cursor)
+                tools.extend(page.tools)
+                cursor = page.next_cursor
+                if not cursor:
+                    return tools
+
+        server.tools = await self._run(server, list_all, retry=True)
+        server.listed_at = self._clock()
+        self.list_calls += 1
+        return server.tools
+
+    async def openai_tools(self) -> list[dict[str, Any]]:
+        """The tools as OpenAI function tools (non-strict: MCP schemas are not strict-mode)."""
+        return [
+            {
+                "type": "function",
+                "function": {
+                    "name": info.function,
+                    "description": info.description,
+                    "parameters": info.input_schema,
+                    "strict": False,
+                },
+            }
+            for info in await self.tools()
+        ]
+
+    async def describe(self, function: str) -> ToolInfo:
+        pair = self._names.resolve(function)
+        if pair is None:
+            await self.tools(refresh=True)
+            pair = self._names.resolve(function)
+        if pair is None:
+            raise UnknownToolError(f"no tool named {function!r}; list the tools first")
+        server = self._servers.get(pair[0])
+        if server is None:
+            raise UnknownToolError(f"the server of {function!r} is no longer registered")
+        for tool in await self._listing(server, refresh=False):
+            if tool.name == pair[1]:
+                return _info(pair[0], function, tool)
+        raise UnknownToolError(f"{function!r} is no longer offered by {pair[0]!r}")
+
+    # --- calls ----------------------------------------------------------------------
+
+    async def call(
+        self, function: str, arguments: dict[str, Any], *, timeout_seconds: float | None = None
+    ) -> ToolOutcome:
+        """Call a tool by function name; failures come back as an outcome with ok=False."""
+        info = await self.describe(function)
+        server = self._servers[info.server]
+        seconds = timeout_seconds or self.timeout
+        started = self._clock()
+
+        async def invoke(client: Client) -> CallToolResult:
+            return await client.call_tool(info.tool, arguments, read_timeout_seconds=seconds)
+
+        try:
+            # A retry after reconnecting is safe only for tools that say so.
+            result: CallToolResult = await asyncio.wait_for(
+                self._run(server, invoke, retry=info.read_only or info.idempotent),
+                timeout=seconds,
+            )
+        except TimeoutError:
+            server.health.record(False)
+            return self._outcome(info, False, f"{function} timed out after {seconds:g} s", started)
+        except AgentError as exc:
+            return self._outcome(info, False, str(exc), started)
+        ok = not result.is_error
+        server.health.record(ok)
+        return self._outcome(
+            info, ok, result_text(result), started, structured=result.structured_content
+        )
+
+    async def call_many(
+        self, calls: Iterable[tuple[str, dict[str, Any]]], *, timeout_seconds: float | None = None
+    ) -> list[ToolOutcome]:
+        """Several calls at once (a batch); outcomes in the order of the calls."""
+        pending = [self.call(name, args, timeout_seconds=timeout_seconds) for name, args in calls]
+        return list(await asyncio.gather(*pending))
+
+    def stats(self) -> list[ToolStats]:
+        return [
+            metrics.view(server, tool) for (server, tool), metrics in sorted(self._metrics.items())
+        ]
+
+    def _outcome(
+        self,
+        info: ToolInfo,
+        ok: bool,
+        text: str,
+        started: float,
+        structured: dict[str, Any] | None = None,
+    ) -> ToolOutcome:
+        seconds = self._clock() - started
+        self._metrics.setdefault((info.server, info.tool), ToolMetrics()).record(ok, seconds)
+        return ToolOutcome(
+            function=info.function,
+            server=info.server,
+            tool=info.tool,
+            ok=ok,
+            text=text,
+            structured=structured,
+            seconds=seconds,
+        )
+
+    async def _run(self, server: _Server, operation: Any, *, retry: bool) -> Any:
+        try:
+            return await server.connection.run(operation)
+        except ServerUnavailableError:
+            if not retry:
+                server.health.record_unreachable()
+                raise
+        # The server may have restarted: one more try on a new connection.
+        try:
+            return await server.connection.run(operation)
+        except ServerUnavailableError:
+            server.health.record_unreachable()
+            raise
+
+
+__all__ = ["AgentFacade", "ToolInfo", "ToolOutcome", "ToolTimeoutError"]

@@ -1,0 +1,107 @@
+"""Each user's agent: our MCP server in-process (as that user) plus the servers they added."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from mcp import Client
+from sqlalchemy import delete, select
+
+from ambient.agent.errors import AgentError
+from ambient.agent.facade import OWN_SERVER, AgentFacade
+from ambient.agent.servers import McpServerSpec, client_for
+from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.storage.models import AgentServer, User
+from mcp_server.state import AppState, StateHolder
+
+MAX_SERVERS = 10
+
+
+class AgentHub:
+    """Facades per user, built on first use and kept (tool listings stay cached)."""
+
+    def __init__(self, state: AppState, *, timeout_seconds: float = 60.0) -> None:
+        self.state = state
+        self.timeout = timeout_seconds
+        self.guard = DestinationGuard(state.settings.fetch_allow_cidrs)
+        self._facades: dict[str, AgentFacade] = {}
+
+    async def facade(self, user: str) -> AgentFacade:
+        found = self._facades.get(user)
+        if found is not None:
+            return found
+        facade = AgentFacade(timeout_seconds=self.timeout)
+        facade.add_server(OWN_SERVER, self._own_client(user))
+        for spec in await self.specs(user):
+            facade.add_server(spec.name, self._client(spec))
+        self._facades[user] = facade
+        return facade
+
+    def _own_client(self, user: str) -> Callable[[], Client]:
+        # Imported here: the MCP server imports the tool modules, which import this package.
+        from mcp_server.server import build_server
+
+        # In-process, acting as the user: the same tools, checks and permissions as over HTTP.
+        holder = StateHolder(dataclasses.replace(self.state, stdio_user=user))
+        server = build_server(self.state.settings, holder=holder)
+        return lambda: Client(server, cache=None, read_timeout_seconds=self.timeout)
+
+    def _client(self, spec: McpServerSpec) -> Callable[[], Client]:
+        return lambda: client_for(spec, timeout=self.timeout)
+
+    async def specs(self, user: str) -> list[McpServerSpec]:
+        async with self.state.db.session() as session:
+            rows = await session.execute(
+                select(AgentServer).where(AgentServer.user == user).order_by(AgentServer.id)
+            )
+            return [McpServerSpec.model_validate(row.spec) for row in rows.scalars()]
+
+    async def add(self, user: User, spec: McpServerSpec) -> None:
+        """Add a server for ``user``: HTTP URLs pass the destination guard; stdio is admin-only."""
+        if spec.name == OWN_SERVER:
+            raise AgentError(f"{OWN_SERVER!r} is the built-in server; choose another name")
+        if spec.transport == "stdio" and user.role != "admin":
+            raise AgentError("only an admin may add stdio servers (they run a program here)")
+        if spec.transport == "http":
+            assert spec.url is not None
+            try:
+                await self.guard.check_url(spec.url)
+            except RefusedDestinationError as exc:
+                raise AgentError(f"url: {exc}") from None
+        existing = await self.specs(user.name)
+        if any(s.name == spec.name for s in existing):
+            raise AgentError(f"you already have an MCP server named {spec.name!r}")
+        if len(existing) >= MAX_SERVERS:
+            raise AgentError(f"at most {MAX_SERVERS} MCP servers per user")
+        async with self.state.db.session() as session:
+            session.add(AgentServer(user=user.name, name=spec.name, spec=spec.model_dump()))
+            await session.commit()
+        facade = self._facades.get(user.name)
+        if facade is not None:
+            facade.add_server(spec.name, self._client(spec))
+
+    async def remove(self, user: str, name: str) -> bool:
+        async with self.state.db.session() as session:
+            result = await session.execute(
+                delete(AgentServer).where(AgentServer.user == user, AgentServer.name == name)
+            )
+            await session.commit()
+        facade = self._facades.get(user)
+        if facade is not None:
+            await facade.remove_server(name)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def close(self) -> None:
+        for facade in self._facades.values():
+            await facade.close()
+        self._facades.clear()
+
+
+def hub_of(state: AppState) -> AgentHub:
+    """The state's hub, made on first use (one per API or CLI process)."""
+    hub = state.extras.get("agent_hub")
+    if not isinstance(hub, AgentHub):
+        hub = AgentHub(state)
+        state.extras["agent_hub"] = hub
+    return hub

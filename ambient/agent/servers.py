@@ -1,0 +1,62 @@
+"""Where an MCP server is and how to reach it: streamable HTTP, stdio, or in-process."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import httpx2
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+class McpServerSpec(BaseModel):
+    """One MCP server of a user's agent."""
+
+    name: str = Field(description="short name, e.g. 'github' (tools appear as github__TOOL)")
+    transport: Literal["http", "stdio"] = Field(description="streamable HTTP URL or a command")
+    url: str | None = Field(default=None, description="http(s) URL of the MCP endpoint")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="extra HTTP headers, e.g. Authorization"
+    )
+    command: str | None = Field(default=None, description="stdio: the program to run")
+    args: list[str] = Field(default_factory=list, max_length=50)
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("1-32 characters of lowercase letters, digits, '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> McpServerSpec:
+        if self.transport == "http":
+            if not self.url or not self.url.startswith(("http://", "https://")):
+                raise ValueError("url: an http(s) URL is required for the http transport")
+        elif not self.command:
+            raise ValueError("command: a program is required for the stdio transport")
+        return self
+
+    def public(self) -> dict[str, Any]:
+        """The spec without header values and env values (they may hold credentials)."""
+        data = self.model_dump()
+        data["headers"] = {key: "***" for key in self.headers}
+        data["env"] = {key: "***" for key in self.env}
+        return data
+
+
+def client_for(spec: McpServerSpec, *, timeout: float) -> Client:
+    """A not-yet-entered MCP client for the spec (our own response cache; the SDK's is off)."""
+    if spec.transport == "http":
+        assert spec.url is not None
+        http = httpx2.AsyncClient(headers=spec.headers, timeout=timeout, trust_env=False)
+        transport = streamable_http_client(spec.url, http_client=http)
+        return Client(transport, read_timeout_seconds=timeout, cache=None)
+    assert spec.command is not None
+    params = StdioServerParameters(command=spec.command, args=spec.args, env=spec.env or None)
+    return Client(params, read_timeout_seconds=timeout, cache=None)

@@ -1,0 +1,139 @@
+"""The chat loop through the API: a scripted OpenAI-compatible stand-in calls our real tools."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from tests.conftest import running_worker, unique
+from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
+from tests.support.servers import serve
+from tests.watches.site import Site, article
+
+
+async def _turn(http: httpx.AsyncClient, **body: Any) -> list[dict[str, Any]]:
+    response = await http.post("/chat", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+
+async def _user(deps: WorkerDeps, name: str, role: str = "member") -> str:
+    async with deps.db.session() as session:
+        user, token = await UserRepository(session).create(UserCreate(name=name))
+        user.role = role
+        await session.commit()
+    return token
+
+
+async def test_chat_creates_a_monitor_and_asks_before_deleting_it(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    llm, site = LLMApi(), Site(pages={"/news": article("Nothing yet.")})
+    name = unique("chat")
+    async with (
+        running_worker(dev_env.client, deps) as worker,
+        serve(llm.app()) as llm_url,
+        serve(site.app()) as site_url,
+    ):
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+                "fetch_allow_cidrs": ["127.0.0.0/8"],
+                "openai_api_key": SecretStr(API_KEY),
+                "openai_base_url": f"{llm_url}/v1",
+            }
+        )
+        token = await _user(deps, name)
+        task_id = f"web-monitor/{name}/news"
+        async with (
+            serve(create_app(settings)) as base,
+            httpx.AsyncClient(
+                base_url=base, trust_env=False, headers={"Authorization": f"Bearer {token}"}
+            ) as http,
+        ):
+            create = {
+                "config": {
+                    "urls": [f"{site_url}/news"],
+                    "keywords": ["AI"],
+                    "check_interval_minutes": 30,
+                },
+                "name": "news",
+            }
+            llm.script(ToolCalls([("create_web_monitor", create)]), Content("Monitor created."))
+            events = await _turn(http, message="monitor my news page for AI every 30 minutes")
+            kinds = [e["type"] for e in events]
+            assert kinds == ["tool_call", "tool_result", "message", "done"], events
+            assert events[1]["ok"] is True and task_id in events[1]["text"]
+            assert events[2]["text"] == "Monitor created."
+            conversation = events[0]["conversation_id"]
+            # The model saw our tools as functions, with their JSON schemas.
+            offered = {t["function"]["name"] for t in llm.requests[0]["tools"]}
+            assert {"create_web_monitor", "delete_task", "list_tasks"} <= offered
+            # ...and the tool result came back to it as a tool message.
+            assert llm.requests[1]["messages"][-1]["role"] == "tool"
+            assert (await http.get(f"/tasks/{task_id}/status")).json()["state"] == "active"
+
+            llm.script(ToolCalls([("delete_task", {"task_id": task_id})]))
+            held = await _turn(http, message="delete it", conversation_id=conversation)
+            assert [e["type"] for e in held] == ["confirm"]
+            assert held[0]["calls"] == [
+                {"function": "delete_task", "arguments": {"task_id": task_id}}
+            ]
+            assert (await http.get(f"/tasks/{task_id}/status")).json()["state"] == "active"
+
+            llm.script(Content("Kept it."))
+            declined = await _turn(http, conversation_id=conversation, approve=False)
+            assert [e["type"] for e in declined] == ["tool_result", "message", "done"]
+            assert declined[0]["text"] == "declined"
+            assert (await http.get(f"/tasks/{task_id}/status")).json()["state"] == "active"
+
+            llm.script(ToolCalls([("delete_task", {"task_id": task_id})]), Content("Deleted."))
+            again = await _turn(http, message="really delete it", conversation_id=conversation)
+            assert [e["type"] for e in again] == ["confirm"]
+            done = await _turn(http, conversation_id=conversation, approve=True)
+            assert [e["type"] for e in done] == ["tool_call", "tool_result", "message", "done"]
+            assert done[1]["ok"] is True
+
+            stats = (await http.get("/agent/tools")).json()
+            by_tool = {s["tool"]: s for s in stats["stats"]}
+            assert by_tool["create_web_monitor"]["calls"] == 1
+            assert by_tool["delete_task"]["successes"] == 1
+            assert stats["health"]["ambient"] == "active"
+
+
+async def test_chat_without_a_model_says_so_and_servers_are_guarded(deps: WorkerDeps) -> None:
+    token = await _user(deps, unique("solo"))
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(
+            base_url=base, trust_env=False, headers={"Authorization": f"Bearer {token}"}
+        ) as http,
+    ):
+        events = await _turn(http, message="你好，小智")
+        assert events[0]["type"] == "message" and "OPENAI_API_KEY" in events[0]["text"]
+        assert (await http.post("/chat", json={})).status_code == 422
+
+        private = await http.post(
+            "/agent/servers",
+            json={"name": "intranet", "transport": "http", "url": "http://10.0.0.1/mcp"},
+        )
+        assert private.status_code == 422 and "url" in private.text
+        stdio = await http.post(
+            "/agent/servers", json={"name": "shell", "transport": "stdio", "command": "/bin/sh"}
+        )
+        assert stdio.status_code == 422 and "admin" in stdio.text
+        bad = await http.post("/agent/servers", json={"name": "x", "transport": "http"})
+        assert bad.status_code == 422
+        servers = (await http.get("/agent/servers")).json()
+        assert [s["name"] for s in servers] == ["ambient"]
+        assert (await http.delete("/agent/servers/nothing")).status_code == 404

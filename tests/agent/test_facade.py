@@ -1,0 +1,154 @@
+"""The agent facade against real MCP servers: in-process and streamable HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+
+from ambient.agent import AgentFacade, McpServerSpec, UnknownToolError
+from ambient.agent.health import Health
+from ambient.agent.naming import ToolNames
+from ambient.agent.servers import client_for
+from tests.support.servers import free_port, serve
+
+READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
+WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False)
+
+
+def toy_server(calls: list[str] | None = None) -> MCPServer[Any]:
+    seen = calls if calls is not None else []
+    server: MCPServer[Any] = MCPServer(name="toy")
+
+    async def echo(text: str) -> str:
+        """Say the text back."""
+        seen.append(text)
+        return f"echo: {text}"
+
+    async def slow(seconds: float) -> str:
+        """Answer after a while."""
+        await asyncio.sleep(seconds)
+        return "late"
+
+    async def boom() -> str:
+        """Always fails."""
+        raise ToolError("boom: the thing is broken")
+
+    async def drop_table(name: str) -> str:
+        """Destroys a table."""
+        return f"dropped {name}"
+
+    server.add_tool(echo, annotations=READ)
+    server.add_tool(slow, annotations=READ)
+    server.add_tool(boom, annotations=READ)
+    server.add_tool(drop_table, annotations=WRITE)
+    return server
+
+
+def test_function_names_round_trip_and_stay_valid_for_openai() -> None:
+    names = ToolNames(own_server="ambient")
+    pairs = [
+        ("ambient", "create_web_monitor"),
+        ("github", "create_issue"),
+        ("my.server", "tool with spaces"),
+        ("x" * 30, "y" * 60),
+        ("x" * 30, "y" * 59 + "z"),
+    ]
+    made = [names.add(server, tool) for server, tool in pairs]
+    assert made[0] == "create_web_monitor" and made[1] == "github__create_issue"
+    assert len(set(made)) == len(made)
+    for name, pair in zip(made, pairs, strict=True):
+        assert len(name) <= 64 and all(c.isalnum() or c in "_-" for c in name)
+        assert names.resolve(name) == pair
+        assert names.add(*pair) == name  # stable
+    assert names.resolve("nothing") is None
+
+
+async def test_tool_listings_are_cached_until_the_ttl_passes() -> None:
+    now = [1000.0]
+    facade = AgentFacade(ttl_seconds=60, clock=lambda: now[0])
+    server = toy_server()
+    facade.add_server("toy", lambda: Client(server, cache=None))
+    try:
+        first = await facade.tools()
+        assert {t.function for t in first} == {
+            "toy__echo",
+            "toy__slow",
+            "toy__boom",
+            "toy__drop_table",
+        }
+        drop = next(t for t in first if t.tool == "drop_table")
+        assert drop.destructive and not drop.read_only
+        now[0] += 59
+        await facade.tools()
+        assert facade.list_calls == 1
+        now[0] += 2
+        await facade.tools()
+        assert facade.list_calls == 2
+        await facade.tools(refresh=True)
+        assert facade.list_calls == 3
+        functions = await facade.openai_tools()
+        echo = next(f for f in functions if f["function"]["name"] == "toy__echo")
+        assert echo["function"]["parameters"]["properties"]["text"]["type"] == "string"
+        assert echo["function"]["strict"] is False
+    finally:
+        await facade.close()
+
+
+async def test_calls_time_out_fail_readably_batch_and_count_metrics() -> None:
+    facade = AgentFacade(timeout_seconds=30)
+    changes: list[tuple[str, Health, Health]] = []
+    facade.on_health_change(lambda server, old, new: changes.append((server, old, new)))
+    seen: list[str] = []
+    server = toy_server(seen)
+    facade.add_server("toy", lambda: Client(server, cache=None))
+    try:
+        outcomes = await facade.call_many(
+            [("toy__echo", {"text": "a"}), ("toy__echo", {"text": "b"}), ("toy__boom", {})]
+        )
+        assert [o.ok for o in outcomes] == [True, True, False]
+        assert outcomes[0].text == "echo: a" and outcomes[1].text == "echo: b"
+        assert "the thing is broken" in outcomes[2].text
+        assert sorted(seen) == ["a", "b"]
+
+        late = await facade.call("toy__slow", {"seconds": 5}, timeout_seconds=0.2)
+        assert not late.ok and "timed out" in late.text
+
+        with pytest.raises(UnknownToolError, match="no tool named 'toy__nothing'"):
+            await facade.call("toy__nothing", {})
+    finally:
+        stats = {s.tool: s for s in facade.stats()}
+        await facade.close()
+    assert stats["echo"].calls == 2 and stats["echo"].success_rate == 1.0
+    assert stats["boom"].failures == 1 and stats["slow"].failures == 1
+    assert stats["echo"].mean_latency_ms is not None
+    # 2 failures of 4 calls: 50 % errors → error (passing through degraded on the way).
+    assert [new for _, _, new in changes] == [Health.DEGRADED, Health.ERROR]
+
+
+async def test_http_server_restart_is_survived_by_reconnecting() -> None:
+    port = free_port()
+    spec = McpServerSpec(name="remote", transport="http", url=f"http://127.0.0.1:{port}/mcp")
+    facade = AgentFacade(timeout_seconds=10)
+    changes: list[Health] = []
+    facade.on_health_change(lambda _server, _old, new: changes.append(new))
+    facade.add_server("remote", lambda: client_for(spec, timeout=10))
+    connection = facade._servers["remote"].connection
+    try:
+        async with serve(toy_server().streamable_http_app(), port=port):
+            assert (await facade.call("remote__echo", {"text": "one"})).text == "echo: one"
+        down = await facade.call("remote__echo", {"text": "two"})
+        assert not down.ok and "unavailable" in down.text
+        assert facade.health()["remote"] is Health.ERROR
+        async with serve(toy_server().streamable_http_app(), port=port):
+            back = await facade.call("remote__echo", {"text": "three"})
+            assert back.ok and back.text == "echo: three"
+        assert connection.connects >= 2
+        assert changes[0] is Health.ERROR
+    finally:
+        await facade.close()
