@@ -16,6 +16,7 @@ Errors (from ``ambient.clients.kube``):
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,16 +78,17 @@ class Change:
     body: Any = None
     patch_type: PatchType | None = None
 
-    def describe(self) -> Obj:
-        described: Obj = {
-            "object": f"{self.resource.__name__}/{self.namespace}/{self.name}",
-            "verb": self.verb,
-        }
-        if self.patch_type is not None:
-            described["content_type"] = self.patch_type.value
-        if self.body is not None:
-            described["body"] = self.body
-        return described
+    @property
+    def object(self) -> str:
+        return f"{self.resource.__name__.lower()}/{self.namespace}/{self.name}"
+
+    def sent(self) -> Any:
+        """What the audit shows for this object: the patch body, or the object made/removed."""
+        if self.verb == "patch":
+            return self.body  # a merge-patch map, or a list of JSON-patch operations
+        if self.verb == "create":
+            return {"create": self.body}
+        return {"delete": True}
 
 
 @dataclass
@@ -150,16 +152,15 @@ def _without_hash(template: Obj) -> Obj:
     return {**template, "metadata": metadata}
 
 
-def _label_value(text: str) -> str:
-    """``text`` as a Kubernetes label value (63 characters of [A-Za-z0-9._-], alphanumeric ends)."""
-    value = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[-63:]
-    return value.strip("-_.") or "isolated"
+def isolation_value(key: str) -> str:
+    """The isolation label's value for a step key (the dry-run executor predicts the same)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def isolation_policy_name(remediation_id: str) -> str:
-    """The deny-all NetworkPolicy of one remediation (a DNS-1123 name)."""
-    slug = re.sub(r"[^a-z0-9-]+", "-", remediation_id.lower()).strip("-")
-    return f"ambient-isolate-{slug}"[:63].rstrip("-")
+    """The deny-all NetworkPolicy of one remediation: a readable DNS-1123 name, unique by hash."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", remediation_id.lower()).strip("-")[:30].strip("-")
+    return f"ambient-isolate-{slug}-{hashlib.sha256(remediation_id.encode()).hexdigest()[:10]}"
 
 
 def _images(template: Obj) -> list[str]:
@@ -403,7 +404,7 @@ class KubernetesExecutor:
     async def apply(self, step: StepRequest) -> StepResult:
         """Make the rung's change once: read, skip what carries the key, write the rest."""
         client = await self.client(step.target.cluster_id)
-        sent: list[Obj] = []  # writes this call made, across fresh reads after conflicts
+        sent: Obj = {}  # object -> what this call wrote to it, across fresh reads after conflicts
         for _attempt in range(CONFLICT_ATTEMPTS):
             plan = await self._plan(client, step)
             if not plan.changes and sent:
@@ -415,14 +416,14 @@ class KubernetesExecutor:
                 reason = plan.skipped_reason or "nothing to change"
                 return StepResult(applied=False, detail=plan.detail, skipped_reason=reason)
             if step.mode == "dry_run":
-                patch = {"changes": [c.describe() for c in plan.changes]}
+                patch = {c.object: c.sent() for c in plan.changes}
                 return StepResult(
                     applied=False, detail=f"dry run: would {plan.detail}", patch=patch
                 )
             try:
                 for change in plan.changes:
                     await self._send(client, change)
-                    sent.append(change.describe())
+                    sent[change.object] = change.sent()
             except ApiError as exc:
                 if exc.status.code == 409:
                     continue  # someone wrote in between: compute the step again from fresh reads
@@ -438,9 +439,9 @@ class KubernetesExecutor:
         )
 
     @staticmethod
-    def _applied(plan: StepPlan, sent: list[Obj]) -> StepResult:
+    def _applied(plan: StepPlan, sent: Obj) -> StepResult:
         done = f"; already done: {', '.join(plan.done)}" if plan.done else ""
-        return StepResult(applied=True, detail=plan.detail + done, patch={"changes": sent})
+        return StepResult(applied=True, detail=plan.detail + done, patch=sent)
 
     async def _send(self, client: AsyncClient, change: Change) -> None:
         if change.verb == "patch":
@@ -564,7 +565,7 @@ class KubernetesExecutor:
         if not services:
             return await self._plan_deny_policy(client, step, deployment)
         plan = StepPlan()
-        isolated = _label_value(step.remediation_id)
+        isolated = isolation_value(step.key)
         for service in services:
             name = service["metadata"]["name"]
             selector = service["spec"]["selector"]
@@ -598,7 +599,7 @@ class KubernetesExecutor:
                 "name": name,
                 "namespace": namespace,
                 "annotations": {STEP_ANNOTATION: step.key},
-                "labels": {ISOLATION_LABEL: _label_value(step.remediation_id)},
+                "labels": {ISOLATION_LABEL: isolation_value(step.key)},
             },
             "spec": {
                 "podSelector": {

@@ -25,6 +25,7 @@ from ambient.clients.kube_executor import (
     KubernetesExecutor,
     StepInputError,
     isolation_policy_name,
+    isolation_value,
 )
 from ambient.domain.remediation import (
     ISOLATION_LABEL,
@@ -133,7 +134,7 @@ async def test_bad_release_then_restart_then_rollback_to_the_first_checkpoint_re
     # The person's release, our restart and our rollback: nothing else reached the server.
     assert [c.method for c in kube.api.writes()] == ["PATCH", "PATCH", "PATCH"]
     assert rollback.patch is not None
-    assert kube.api.writes()[-1].body == rollback.patch["changes"][0]["body"]
+    assert kube.api.writes()[-1].body == rollback.patch["deployment/shop/checkout"]
 
 
 async def test_restart_creates_exactly_one_revision_and_a_retry_with_the_same_key_creates_none(
@@ -152,6 +153,7 @@ async def test_restart_creates_exactly_one_revision_and_a_retry_with_the_same_ke
 
 async def test_dry_run_returns_the_exact_patch_and_sends_nothing(kube: Cluster) -> None:
     fields = {"restarted_at": "2026-11-22T14:10:00Z"}
+    version = kube.deployment()["metadata"]["resourceVersion"]
     planned = await kube.executor.apply(
         kube.step("remediation/r3", Rung.RESTART, mode="dry_run", **fields)
     )
@@ -160,13 +162,15 @@ async def test_dry_run_returns_the_exact_patch_and_sends_nothing(kube: Cluster) 
     done = await kube.executor.apply(kube.step("remediation/r3", Rung.RESTART, **fields))
     assert planned.patch == done.patch
     assert planned.patch is not None
-    change = planned.patch["changes"][0]
-    assert change["object"] == "Deployment/shop/checkout"
-    assert change["content_type"] == "application/merge-patch+json"
-    assert change["body"]["spec"]["template"]["metadata"]["annotations"] == {
+    body = planned.patch["deployment/shop/checkout"]
+    assert body["spec"]["template"]["metadata"]["annotations"] == {
         RESTARTED_AT: "2026-11-22T14:10:00Z"
     }
-    assert kube.api.writes()[0].body == change["body"]
+    assert body["metadata"]["annotations"] == {STEP_ANNOTATION: "remediation/r3#1"}
+    # The resourceVersion it read is the write's precondition.
+    assert body["metadata"]["resourceVersion"] == version
+    sent = kube.api.writes()[0]
+    assert (sent.body, sent.content_type) == (body, "application/merge-patch+json")
 
 
 async def test_scale_out_sets_the_absolute_replica_count_once(kube: Cluster) -> None:
@@ -221,7 +225,7 @@ async def test_isolate_then_full_rollback_restores_release_configmaps_replicas_a
     isolated = await kube.executor.apply(kube.step(rid, Rung.ISOLATE))
     assert isolated.applied
     selector = kube.api.services[("shop", "checkout")]["spec"]["selector"]
-    assert selector == {"app": "checkout", ISOLATION_LABEL: "remediation-r6"}
+    assert selector == {"app": "checkout", ISOLATION_LABEL: isolation_value("remediation/r6#4")}
     assert kube.api.services[("shop", "cart")]["spec"]["selector"] == {"app": "cart"}
     assert (await kube.executor.apply(kube.step(rid, Rung.ISOLATE))).already_applied
     # Someone edits the config during the incident; full rollback puts it back.
@@ -400,7 +404,7 @@ async def test_a_write_whose_answer_was_lost_is_found_by_the_retry_and_not_sent_
     retry = await kube.executor.apply(full)  # what the activity's retry policy does
     assert retry.applied and not retry.already_applied
     assert retry.patch is not None
-    assert [c["object"] for c in retry.patch["changes"]] == ["Service/shop/checkout"]
+    assert list(retry.patch) == ["service/shop/checkout"]
     assert "already done: deployment shop/checkout, configmap shop/checkout-env" in retry.detail
     assert [c.kind for c in kube.api.writes()][-3:] == ["deployments", "configmaps", "services"]
     assert kube.images() == [V1]
