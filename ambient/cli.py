@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ambient.commands import chat as chat_commands
 from ambient.commands import cloud as cloud_commands
+from ambient.commands import logs as logs_commands
 from ambient.commands import task as task_commands
 from ambient.commands import user as user_commands
 from ambient.settings import Settings
@@ -28,6 +30,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(user_commands.app, name="user")
 app.add_typer(task_commands.app, name="task")
 app.add_typer(cloud_commands.app, name="cloud")
+app.add_typer(logs_commands.app, name="logs")
+app.command("chat")(chat_commands.chat)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -143,61 +143,55 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
     return normal_level(match[1]), message
 
 
-class _Group:
-    __slots__ = ("count", "example", "first", "last")
+_NEVER = math.inf
 
-    def __init__(self, example: str, when: float | None) -> None:
-        self.count = 0
+
+class _Group:
+    """Lines of one level and one masked shape. Times are epoch seconds; first is +inf and
+    last -inf until a line with a time arrives."""
+
+    __slots__ = ("count", "example", "first", "index", "last", "level", "shape")
+
+    def __init__(self, index: int, level: str, shape: int, example: str) -> None:
+        self.index = index
+        self.level = level
+        self.shape = shape
         self.example = example
-        self.first = when
-        self.last = when
+        self.count = 0
+        self.first = _NEVER
+        self.last = -_NEVER
 
 
 class LogReducer:
-    """Streams lines into template groups, hourly rates and 5-minute counts per group."""
+    """Streams lines into groups (level and masked shape) with 5-minute counts per group;
+    groups become templates, and counts become hourly rates, when the report is made.
+    The per-line path is kept to dictionary lookups: it runs a million times a day."""
 
     def __init__(self, miner: TemplateMiner | None = None) -> None:
         self.miner = miner or TemplateMiner()
         self.unreadable = 0
-        self._keys: dict[tuple[str, int], int] = {}
-        self._groups: list[tuple[str, int, _Group]] = []
-        self._buckets: Counter[int] = Counter()  # group index | 5-min bucket << 24
-        self._hours: dict[int, list[int]] = {}
-        self._levels: Counter[str] = Counter()
-        self._first: float | None = None
-        self._last: float | None = None
+        self._keys: dict[tuple[str, int], _Group] = {}
+        self._groups: list[_Group] = []
+        self._buckets: Counter[int] = Counter()  # 5-min bucket << 24 | group number
+        self._shape = self.miner.add
 
     def add(self, when: datetime | None, level: str, message: str) -> int:
         """Counts one line; returns its group number (see `group_template_id`)."""
-        cluster = self.miner.add(message)
-        key = (level, cluster)
-        index = self._keys.get(key)
-        stamp = when.timestamp() if when is not None else None
-        if index is None:
-            index = len(self._groups)
-            self._keys[key] = index
-            self._groups.append((level, cluster, _Group(message[:500], stamp)))
-        group = self._groups[index][2]
+        shape = self._shape(message)
+        group = self._keys.get((level, shape))
+        if group is None:
+            group = _Group(len(self._groups), level, shape, message[:500])
+            self._keys[(level, shape)] = group
+            self._groups.append(group)
         group.count += 1
-        self._levels[level] += 1
-        if stamp is not None:
-            if group.first is None or stamp < group.first:
+        index = group.index
+        if when is not None:
+            stamp = when.timestamp()
+            if stamp < group.first:
                 group.first = stamp
-            if group.last is None or stamp > group.last:
+            if stamp > group.last:
                 group.last = stamp
-            if self._first is None or stamp < self._first:
-                self._first = stamp
-            if self._last is None or stamp > self._last:
-                self._last = stamp
-            self._buckets[(int(stamp) // BUCKET_SECONDS) << 24 | index] += 1
-            hour = self._hours.get(int(stamp) // 3600)
-            if hour is None:
-                hour = self._hours[int(stamp) // 3600] = [0, 0, 0]
-            hour[0] += 1
-            if level in ERROR_LEVELS:
-                hour[1] += 1
-            elif level == "WARNING":
-                hour[2] += 1
+            self._buckets[int(stamp) // BUCKET_SECONDS << 24 | index] += 1
         return index
 
     def add_record(self, record: LogRecord) -> int:
@@ -206,8 +200,8 @@ class LogReducer:
 
     def group_template_id(self, index: int) -> str:
         """The template id of a group, as the report names it (read after the last line)."""
-        level, cluster, _ = self._groups[index]
-        return template_id(level, self.miner.template(cluster))
+        group = self._groups[index]
+        return template_id(group.level, self.miner.template(group.shape))
 
     def report(
         self,
@@ -219,29 +213,31 @@ class LogReducer:
     ) -> LogReport:
         """The report of everything added so far."""
         stats, members = self._stats()
-        start = start or _dt(self._first)
-        end = end or (_dt(self._last + 1) if self._last is not None else None)
+        first = min((g.first for g in self._groups), default=_NEVER)
+        last = max((g.last for g in self._groups), default=-_NEVER)
+        start = start or _dt(first)
+        end = end or _dt(last + 1)
+        levels: Counter[str] = Counter()
+        for group in self._groups:
+            levels[group.level] += group.count
         days = (baseline.days if baseline else [])[-BASELINE_DAYS:]
         known: set[str] = set().union(*(d.keys() for d in days)) if days else set()
         for stat in stats:
             stat.new = bool(days) and stat.template_id not in known
-        errors = sum(n for lvl, n in self._levels.items() if lvl in ERROR_LEVELS)
-        warnings = self._levels.get("WARNING", 0)
-        total = sum(self._levels.values())
-        anomalies = self._bursts(stats, members) + _against_baseline(stats, days)
+        errors = sum(n for lvl, n in levels.items() if lvl in ERROR_LEVELS)
+        warnings = levels.get("WARNING", 0)
+        total = sum(levels.values())
+        anomalies = self._bursts(stats, members, first, last) + _against_baseline(stats, days)
         anomalies.sort(key=lambda a: (-SEVERITY.get(a.level or "", 0), -a.score))
         return LogReport(
             start=start,
             end=end,
             total=total,
             unreadable=self.unreadable,
-            by_level=dict(sorted(self._levels.items(), key=lambda kv: -SEVERITY[kv[0]])),
+            by_level=dict(sorted(levels.items(), key=lambda kv: -SEVERITY[kv[0]])),
             templates=_bounded(stats, max_templates),
             template_count=len(stats),
-            hours=[
-                HourRate(hour=_hour(h), total=v[0], errors=v[1], warnings=v[2])
-                for h, v in sorted(self._hours.items())
-            ],
+            hours=self._hours(),
             trend=_trend(total, errors, warnings, days),
             anomalies=anomalies[:20],
             new_templates=[s.template_id for s in stats if s.new],
@@ -253,8 +249,8 @@ class LogReducer:
         """One stat per (level, template); groups whose clusters ended with the same text merge."""
         by_id: dict[str, TemplateStat] = {}
         members: dict[str, list[int]] = {}
-        for index, (level, cluster, group) in enumerate(self._groups):
-            text = self.miner.template(cluster)
+        for index, group in enumerate(self._groups):
+            level, text = group.level, self.miner.template(group.shape)
             tid = template_id(level, text)
             members.setdefault(tid, []).append(index)
             stat = by_id.get(tid)
@@ -276,11 +272,32 @@ class LogReducer:
         ordered = sorted(by_id.values(), key=lambda s: (-SEVERITY[s.level], -s.count))
         return ordered, members
 
-    def _bursts(self, stats: list[TemplateStat], members: dict[str, list[int]]) -> list[Anomaly]:
-        if self._first is None or self._last is None:
+    def _hours(self) -> list[HourRate]:
+        per_hour: dict[int, list[int]] = {}
+        per_bucket = 3600 // BUCKET_SECONDS
+        for packed, n in self._buckets.items():
+            level = self._groups[packed & 0xFFFFFF].level
+            row = per_hour.setdefault((packed >> 24) // per_bucket, [0, 0, 0])
+            row[0] += n
+            if level in ERROR_LEVELS:
+                row[1] += n
+            elif level == "WARNING":
+                row[2] += n
+        return [
+            HourRate(hour=_hour(h), total=v[0], errors=v[1], warnings=v[2])
+            for h, v in sorted(per_hour.items())
+        ]
+
+    def _bursts(
+        self,
+        stats: list[TemplateStat],
+        members: dict[str, list[int]],
+        first: float,
+        last: float,
+    ) -> list[Anomaly]:
+        if first == _NEVER:
             return []
-        first_bucket = int(self._first) // BUCKET_SECONDS
-        span = int(self._last) // BUCKET_SECONDS - first_bucket + 1
+        span = int(last) // BUCKET_SECONDS - int(first) // BUCKET_SECONDS + 1
         per_group: dict[int, dict[int, int]] = {}
         for packed, n in self._buckets.items():
             per_group.setdefault(packed & 0xFFFFFF, {})[packed >> 24] = n
@@ -527,7 +544,9 @@ def render_markdown(report: LogReport, *, max_rows: int = 30, tz: tzinfo | None 
 
 
 def _dt(stamp: float | None) -> datetime | None:
-    return datetime.fromtimestamp(stamp, UTC) if stamp is not None else None
+    if stamp is None or math.isinf(stamp):
+        return None
+    return datetime.fromtimestamp(stamp, UTC)
 
 
 def _hour(hour: int) -> datetime:

@@ -4,14 +4,18 @@ One configuration serves every source (no per-source tuning):
 
 1. `mask` replaces numbers, ids (uuid, hex, trace ids, anything ASCII with a digit in it),
    hashes, IPv4/IPv6 with ports, URLs, paths, durations and sizes, e-mails, timestamps and
-   quoted values with `<*>` in one pass of one compiled regular expression.
+   quoted values with `<*>`: one compiled regular expression per word, and words without
+   digits remembered (they are mostly constants), since one regex over every whole line
+   was the cost that kept 1M lines from fitting in 10 s.
 2. Many lines are identical once masked, so the masked text is looked up in a cache before
    Drain is asked at all: Drain (pure Python) sees each distinct masked text once.
 3. `tokens` splits for Drain: whitespace for Latin text, and CJK runs kept as single tokens
    with CJK punctuation and `<*>` as tokens of their own (Chinese has no spaces, so
    `连接数据库失败，重试<*>次` becomes `连接数据库失败 ， 重试 <*> 次`).
 4. Drain3's `Drain` (the clustering core, not its `TemplateMiner` wrapper, whose masking and
-   persistence we do not need) groups the token sequences.
+   persistence we do not need) groups the token sequences, with its default parameters.
+5. Wildcards Drain put where a cluster holds at most three distinct words are taken back as
+   constants and split the cluster (see `TemplateMiner`).
 
 Pure: no I/O, no clock; safe inside activities and tests.
 """
@@ -28,41 +32,100 @@ WILDCARD = "<*>"
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _CJK_PUNCT = "\u3000-\u303f\uff00-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
 
+# Masks that span spaces (quoted values) run on the whole message, and only when it has a
+# quote character; every other mask runs on one whitespace-separated word at a time, so a
+# word seen before (most words are constants) costs a dictionary lookup, not a regex scan.
+_QUOTED = re.compile(
+    r"\"[^\"\n]{0,300}\""  # "quoted"
+    r"|(?<![\w])'[^'\n]{0,300}'(?![\w])"  # 'quoted' (not the apostrophe of "can't")
+    r"|“[^”\n]{0,300}”|「[^」\n]{0,300}」|‘[^’\n]{0,300}’"
+)
+_QUOTE_CHARS = frozenset("\"'“「‘")
 # Order matters: the longest, most specific shapes first, so a URL is masked whole before
 # its digits would be masked one by one.
 _MASKS = [
     r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>，。；）)\]]+",  # URL
     r"[\w.+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+",  # e-mail
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?",  # time
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?",  # time
     # IPv6 in full or :: form (also catches hh:mm:ss, which is as variable)
     r"(?<![\w:])(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:)(?:[0-9A-Fa-f]{1,4}|:)(?:[0-9A-Fa-f]{0,4}:){1,7}"
     r"[0-9A-Fa-f]{0,4}(?:%\w+)?(?![\w:])",
     r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])",  # IPv4[:port]
     r"(?<![\w/.])(?:[A-Za-z]:)?(?:[/\\][\w.@%+~\-]+){2,}[/\\]?",  # path (two segments or more)
-    r"\"[^\"\n]{0,300}\"",  # "quoted"
-    r"(?<![\w])'[^'\n]{0,300}'(?![\w])",  # 'quoted' (not the apostrophe of "can't")
-    r"“[^”\n]{0,300}”|「[^」\n]{0,300}」",  # Chinese quotes
     # numbers with their unit (12ms, 3.5s, 10MB, 42%), ids and hashes (uuid, 0x1f, a1b2c3,
     # req-7f3a...): any ASCII word that contains a digit; CJK around it stays as it is.
     r"(?<![A-Za-z0-9_])[A-Za-z_\-]*\d[A-Za-z0-9_\-]*(?:\.\d[A-Za-z0-9_\-]*)*%?",
 ]
-MASK = re.compile("|".join(f"(?:{m})" for m in _MASKS))
-_TOKEN = re.compile(rf"<\*>|[{_CJK}]+|[{_CJK_PUNCT}]|[^\s{_CJK}{_CJK_PUNCT}]+")
-_JOIN_CJK = re.compile(rf"(?<=[{_CJK}{_CJK_PUNCT}]) | (?=[{_CJK}{_CJK_PUNCT}])")
+_WORD_MASK = re.compile("|".join(f"(?:{m})" for m in _MASKS))
+# Without "@" or "://" in the word the URL and e-mail shapes cannot match; leaving them out
+# saves the e-mail shape's backtracking over every position of every word.
+_WORD_MASK_LOCAL = re.compile("|".join(f"(?:{m})" for m in _MASKS[2:]))
+# A word made only of these characters and holding a digit is a variable as a whole
+# (numbers with units, versions, uuids, hashes, IPs with ports, host-12): the common case,
+# decided without the regex scan.
+_PLAIN_VARIABLE = re.compile(r"[A-Za-z0-9_.:%+\-]+")
+_DIGIT = re.compile(r"\d")
+_LEADING_PUNCT = "([{<"
+_TRAILING_PUNCT = ",;:.)]}>!?"
+_TOKEN = re.compile(rf"[{_CJK}]+|[{_CJK_PUNCT}]|[^\s{_CJK}{_CJK_PUNCT}]+")
+# Tokenising put spaces around CJK runs; for display, take out those between CJK text and
+# CJK text or a wildcard, keep those between CJK and Latin words ("连接 Redis 失败").
+_ANY_CJK = f"{_CJK}{_CJK_PUNCT}"
+_JOIN_CJK = re.compile(rf"(?<=[{_ANY_CJK}]) (?=[{_ANY_CJK}<])|(?<=[{_ANY_CJK}>]) (?=[{_ANY_CJK}])")
 
-# Drain parameters. depth 4 and max_children 100 are Drain's defaults; a similarity threshold
-# of 0.5 (default 0.4) keeps templates that differ in one constant word of a short message
-# apart, since masking already turned most variables into wildcards before Drain sees them.
+# Drain's own defaults (depth 4, similarity 0.4, 100 children): what masking and the split of
+# few-valued wildcards add around Drain is what makes one configuration fit every source.
 DRAIN_DEPTH = 4
-DRAIN_SIM_TH = 0.5
+DRAIN_SIM_TH = 0.4
 DRAIN_MAX_CHILDREN = 100
 MAX_MESSAGE_CHARS = 1000
 MAX_CACHED = 200_000
+MAX_CACHED_WORDS = 100_000
+SPLIT_MAX_VALUES = 3
+
+
+class Masker:
+    """Masks messages, remembering the words that contain no digit (constants, mostly)."""
+
+    def __init__(self) -> None:
+        self._words: dict[str, str] = {}
+
+    def __call__(self, message: str) -> str:
+        if not _QUOTE_CHARS.isdisjoint(message):
+            message = _QUOTED.sub(WILDCARD, message)
+        words = self._words
+        out = []
+        for word in message.split():
+            masked = words.get(word)
+            if masked is None:
+                if _DIGIT.search(word) is None:
+                    masked = self._scan(word)
+                    if len(words) < MAX_CACHED_WORDS:
+                        words[word] = masked
+                else:
+                    masked = self._variable(word)
+            out.append(masked)
+        return " ".join(out)
+
+    @classmethod
+    def _variable(cls, word: str) -> str:
+        """A word with a digit in it; punctuation around it ("(42)", "10.0.0.1:80:") stays."""
+        start = len(word) - len(word.lstrip(_LEADING_PUNCT))
+        end = len(word.rstrip(_TRAILING_PUNCT))
+        if start >= end or _PLAIN_VARIABLE.fullmatch(word, start, end) is None:
+            return cls._scan(word)
+        return f"{word[:start]}{WILDCARD}{word[end:]}"
+
+    @staticmethod
+    def _scan(word: str) -> str:
+        if "@" in word or "://" in word:
+            return _WORD_MASK.sub(WILDCARD, word)
+        return _WORD_MASK_LOCAL.sub(WILDCARD, word)
 
 
 def mask(message: str) -> str:
-    """The message with its variable parts replaced by `<*>`."""
-    return MASK.sub(WILDCARD, message)
+    """The message with its variable parts replaced by `<*>` (whitespace runs become one)."""
+    return Masker()(message)
 
 
 def tokens(masked: str) -> list[str]:
@@ -88,7 +151,15 @@ def template_id(level: str, template: str) -> str:
 
 
 class TemplateMiner:
-    """Assigns each message a cluster; templates are read at the end (clusters generalise)."""
+    """Assigns each message a *shape* (its distinct masked text); templates are read at the
+    end, once Drain's clusters have generalised and constants have been told from variables.
+
+    Drain merges messages that differ in one word of a short message ("Cache hit for key
+    <*>" and "Cache miss for key <*>") into one cluster with a wildcard there. After mining,
+    a wildcard position that Drain introduced (not one masking put there) and that holds at
+    most `SPLIT_MAX_VALUES` distinct words across the cluster is taken for a constant and
+    the cluster is split by it; a real variable (user names, table names) shows more values.
+    """
 
     def __init__(self, *, sim_th: float = DRAIN_SIM_TH, depth: int = DRAIN_DEPTH) -> None:
         self._drain = Drain(
@@ -98,28 +169,78 @@ class TemplateMiner:
             param_str=WILDCARD,
             parametrize_numeric_tokens=True,
         )
-        self._by_masked: dict[str, int] = {}
+        self._mask = Masker()
+        self._shape_of: dict[str, int] = {}
+        self._shape_text: list[str | None] = []  # None: overflow shape, the whole cluster
+        self._shape_cluster: list[int] = []
+        self._overflow: dict[int, int] = {}  # cluster id -> its overflow shape
+        self._templates: list[str] | None = None
 
     def add(self, message: str) -> int:
-        """The cluster id of a message (its first line, masked)."""
-        masked = MASK.sub(WILDCARD, first_line(message))
-        found = self._by_masked.get(masked)
+        """The shape id of a message (its first line, masked)."""
+        if "\n" in message or len(message) > MAX_MESSAGE_CHARS:
+            message = first_line(message)
+        masked = self._mask(message)
+        found = self._shape_of.get(masked)
         if found is not None:
             return found
+        self._templates = None
         words = _TOKEN.findall(masked)
         # Drain cannot cluster an empty token list; one placeholder keeps such lines together.
         cluster, _ = self._drain.add_log_message(" ".join(words) if words else "<empty>")
-        if len(self._by_masked) < MAX_CACHED:
-            self._by_masked[masked] = cluster.cluster_id
-        return int(cluster.cluster_id)
+        cluster_id = int(cluster.cluster_id)
+        if len(self._shape_of) >= MAX_CACHED:  # memory bound: later shapes share their cluster
+            shape = self._overflow.get(cluster_id)
+            if shape is None:
+                shape = self._overflow[cluster_id] = self._new_shape(None, cluster_id)
+            return shape
+        shape = self._shape_of[masked] = self._new_shape(masked, cluster_id)
+        return shape
 
-    def template(self, cluster_id: int) -> str:
-        """The current template of a cluster, as people read it."""
-        cluster = self._drain.id_to_cluster.get(cluster_id)
-        if cluster is None:
-            raise KeyError(f"no cluster {cluster_id}")
-        return display(cluster.get_template())
+    def _new_shape(self, text: str | None, cluster_id: int) -> int:
+        self._shape_text.append(text)
+        self._shape_cluster.append(cluster_id)
+        return len(self._shape_text) - 1
+
+    def template(self, shape: int) -> str:
+        """The final template of a shape, as people read it (read after the last line)."""
+        if self._templates is None:
+            self._templates = self._resolve()
+        return self._templates[shape]
 
     @property
     def cluster_count(self) -> int:
         return len(self._drain.id_to_cluster)
+
+    def _resolve(self) -> list[str]:
+        members: dict[int, list[int]] = {}
+        for shape, cluster_id in enumerate(self._shape_cluster):
+            members.setdefault(cluster_id, []).append(shape)
+        resolved = [""] * len(self._shape_text)
+        for cluster_id, shapes in members.items():
+            cluster = self._drain.id_to_cluster[cluster_id]
+            template = list(cluster.log_template_tokens)
+            words = {s: self._shape_tokens(s) for s in shapes}
+            split_at = []
+            for position, token in enumerate(template):
+                if token != WILDCARD:
+                    continue
+                values = {
+                    w[position] for w in words.values() if w is not None and len(w) == len(template)
+                }
+                if 2 <= len(values) <= SPLIT_MAX_VALUES and WILDCARD not in values:
+                    split_at.append(position)
+            for shape in shapes:
+                own = words[shape]
+                tokens_ = list(template)
+                if own is not None and len(own) == len(template):
+                    for position in split_at:
+                        tokens_[position] = own[position]
+                resolved[shape] = display(" ".join(tokens_))
+        return resolved
+
+    def _shape_tokens(self, shape: int) -> list[str] | None:
+        text = self._shape_text[shape]
+        if text is None:
+            return None
+        return _TOKEN.findall(text) or ["<empty>"]

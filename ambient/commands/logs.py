@@ -1,0 +1,149 @@
+"""`ambient logs`: the log reducer from a terminal, on files.
+
+`ambient logs templates PATH...` reads JSON lines, timestamped text lines or plain message
+lines (here a line without a timestamp is a message, not an error), files or directories
+of rotated files (`.gz` too), and prints the reduced report: markdown by default, the
+report as JSON with `--json`, or one `{"line": N, "template_id": ...}` per input line with
+`--per-line` so grouping can be scored against any labelled data set.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from array import array
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+
+from ambient.clients.logs import FileLogSource, parse_line, parse_time
+from ambient.domain.logreport import LogReducer, level_and_message, render_markdown
+
+app = typer.Typer(help="Logs: reduce log files to templates, rates and anomalies.")
+err_console = Console(stderr=True)
+NO_GROUP = -1  # per-line marker: blank line, or outside --since/--until
+
+
+def read_line(line: str) -> tuple[datetime | None, str, str] | None:
+    """(time or None, level, message) of one line; None for a blank line."""
+    text = line.strip()
+    if not text:
+        return None
+    record = parse_line(text, "")
+    if record is not None:
+        level, message = level_and_message(record.content)
+        return record.time, level, message
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):  # JSON without a (readable) time: still a message
+            level, message = level_and_message(data)
+            return None, level, message
+    level, message = level_and_message(text)
+    return None, level, message
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO time (e.g. 2026-11-21T00:00:00+08:00)", param_hint=option
+        ) from None
+
+
+def _input_lines(paths: list[Path]) -> Iterator[tuple[Path, str]]:
+    for path in paths:
+        source = FileLogSource(path)
+        for file in source.files():
+            for line in source.lines(file):
+                yield file, line
+
+
+def _total_bytes(paths: list[Path]) -> int:
+    return sum(f.stat().st_size for p in paths for f in FileLogSource(p).files())
+
+
+@app.command()
+def templates(
+    paths: Annotated[list[Path], typer.Argument(help="log files or directories of them")],
+    since: Annotated[
+        str | None, typer.Option(help="ISO time; lines before it are left out")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="ISO time; lines at or after it are left out")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    per_line: Annotated[
+        bool,
+        typer.Option(
+            "--per-line",
+            help='print {"line": N, "template_id": ...} per input line (N from 1 across all '
+            "inputs; null for blank or filtered-out lines)",
+        ),
+    ] = False,
+    max_templates: Annotated[
+        int, typer.Option(min=1, help="templates kept beside every ERROR one")
+    ] = 60,
+) -> None:
+    """Mine templates from log files: counts, first/last seen, hourly rates, bursts."""
+    if as_json and per_line:
+        raise typer.BadParameter("choose one of --json and --per-line", param_hint="--per-line")
+    start, end = _when(since, "--since"), _when(until, "--until")
+    for path in paths:
+        if not path.exists():
+            raise typer.BadParameter(f"no file or directory at {path}", param_hint="PATHS")
+    reducer = LogReducer()
+    groups = array("q")
+    show = sys.stderr.isatty()
+    with Progress(
+        TextColumn("reducing {task.fields[file]}"),
+        BarColumn(),
+        TransferSpeedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not show,
+    ) as progress:
+        task = progress.add_task("reduce", total=_total_bytes(paths) if show else None, file="")
+        done = 0
+        for number, (file, line) in enumerate(_input_lines(paths), 1):
+            parsed = read_line(line)
+            group = NO_GROUP
+            if parsed is not None:
+                when, level, message = parsed
+                inside = when is None or (
+                    (start is None or when >= start) and (end is None or when < end)
+                )
+                if inside:
+                    group = reducer.add(when, level, message)
+            if per_line:
+                groups.append(group)
+            done += len(line.encode()) if show else 0
+            if show and number % 20_000 == 0:
+                progress.update(task, completed=done, file=file.name)
+    if per_line:
+        ids: dict[int, str] = {}
+        out = sys.stdout
+        for number, group in enumerate(groups, 1):
+            if group == NO_GROUP:
+                out.write(f'{{"line": {number}, "template_id": null}}\n')
+                continue
+            tid = ids.get(group)
+            if tid is None:
+                tid = ids[group] = reducer.group_template_id(group)
+            out.write(f'{{"line": {number}, "template_id": "{tid}"}}\n')
+        return
+    report = reducer.report(max_templates=max_templates, start=start, end=end)
+    if as_json:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        sys.stdout.write(render_markdown(report))
