@@ -7,7 +7,9 @@ from typing import Any
 
 from activities.events import EventActivities
 from activities.notify import NotifyActivities
+from activities.remediation import RemediationActivities, default_executors
 from activities.watches import WatchActivities
+from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps
@@ -20,9 +22,17 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     fetcher = WebFetcher(deps.http, allow_cidrs=deps.settings.fetch_allow_cidrs)
     tencent = deps.tencent or TencentCloud.from_settings(deps.settings)
     watches = WatchActivities(deps.db, fetcher, tencent)
+    remediation = RemediationActivities(
+        deps.db,
+        deps.settings,
+        LLMClient(deps.settings),
+        deps.executors or default_executors(deps.settings, tencent),
+        tencent,
+    )
     return [
         events.record_event,
         notify.notify,
         watches.check_page,
         watches.read_metric,
+        *remediation.all(),
     ]

@@ -8,6 +8,7 @@ import httpx
 
 from ambient.clients.notify import ChannelRegistry
 from ambient.clients.tencent.client import TencentCloud
+from ambient.domain.remediation import RemediationExecutor
 from ambient.settings import Settings
 from ambient.storage import Database
 
@@ -20,3 +21,5 @@ class WorkerDeps:
     http: httpx.AsyncClient
     # Built from settings (and the environment's credentials) unless given, e.g. by tests.
     tencent: TencentCloud | None = field(default=None)
+    # Remediation executors by name ("dry_run", "kubernetes"); built from settings unless given.
+    executors: dict[str, RemediationExecutor] | None = field(default=None)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from workflows.alert_triage import AlertTriageWorkflow
+from workflows.graded_remediation import GradedRemediationWorkflow
 from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 from workflows.web_monitor import WebMonitorWorkflow
 
 # Every workflow the worker runs and `ambient replay` checks. Append new workflows here.
-ALL_WORKFLOWS: list[type] = [WebMonitorWorkflow, ThresholdWatchWorkflow, ReminderWorkflow]
+ALL_WORKFLOWS: list[type] = [
+    WebMonitorWorkflow,
+    ThresholdWatchWorkflow,
+    ReminderWorkflow,
+    GradedRemediationWorkflow,
+    AlertTriageWorkflow,
+]

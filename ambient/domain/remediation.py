@@ -597,3 +597,80 @@ def scale_target(current: int | None, max_replicas: int, max_step: int) -> int:
     base = max(1, current or 1)
     wanted = min(base * 2, base + max(1, max_step))
     return max(base, min(wanted, max_replicas))
+
+
+# --- intake ---------------------------------------------------------------------------
+
+_CLUSTER_KEYS = r"(?:tke_cluster_instance_id|cluster_id|clusterid|cluster)"
+_NAMESPACE_KEYS = r"(?:namespace|ns)"
+_WORKLOAD_KEYS = r"(?:workload_name|workload|deployment)"
+
+
+def _find(pattern: str, text: str) -> str | None:
+    match = re.search(pattern, text, re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+def alert_from_alarm(
+    source: str, name: str, target: str | None, detail: str, level: str | None = None
+) -> Alert | None:
+    """An alert from a Cloud Monitor / CLS alarm record, if it names a TKE workload.
+
+    TKE workload alarms carry their dimensions as ``key:value`` pairs in the alarm object
+    (e.g. ``tke_cluster_instance_id:cls-abc|namespace:prod|workload_name:web``).
+    """
+    text = f"{target or ''} {detail}"
+    cluster = _find(rf"{_CLUSTER_KEYS}\s*[:=]\s*\"?([A-Za-z0-9-]+)", text) or _find(
+        r"\b(cls-[a-z0-9]{4,})\b", text
+    )
+    workload = _find(rf"{_WORKLOAD_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9.-]*)", text)
+    if not cluster or not workload:
+        return None
+    namespace = _find(rf"\b{_NAMESPACE_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9-]*)", text) or "default"
+    try:
+        return Alert(
+            source=source,
+            cluster_id=cluster,
+            namespace=namespace,
+            workload=workload,
+            metric=name[:200] or None,
+            message=detail[:4000],
+            labels={"level": level} if level else {},
+        )
+    except ValueError:
+        return None
+
+
+def alert_from_breach(
+    source: dict[str, Any], value: float, conditions: list[Condition], message: str
+) -> Alert | None:
+    """An alert from a threshold-watch breach on a TKE workload metric (QCE/TKE2 dimensions).
+
+    Verification reads the same source; healthy is the opposite of each breached condition.
+    """
+    if source.get("type") != "tencent_monitor":
+        return None
+    dims = {k.lower(): v for k, v in (source.get("dimensions") or {}).items()}
+    cluster = dims.get("tke_cluster_instance_id") or dims.get("cluster_id")
+    workload = dims.get("workload_name") or dims.get("workload")
+    if not cluster or not workload:
+        return None
+    healthy = [
+        Condition(op="below" if c.op == "above" else "above", value=c.value) for c in conditions
+    ]
+    try:
+        return Alert(
+            source="threshold_watch",
+            cluster_id=cluster,
+            namespace=dims.get("namespace") or "default",
+            workload=workload,
+            metric=str(source.get("metric") or "") or None,
+            value=value,
+            threshold=conditions[0].value if conditions else None,
+            message=message[:4000],
+            verify=VerifySpec.model_validate({"source": source, "healthy": healthy})
+            if healthy
+            else None,
+        )
+    except ValueError:
+        return None

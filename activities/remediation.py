@@ -1,0 +1,449 @@
+"""Remediation activities: scoring, permission, safety gates, checkpoints, changes, verification.
+
+Each activity that decides or changes something appends its audit record in the same
+transaction, keyed so a retried activity finds the first record instead of writing twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ambient.alert_scoring import score_alert
+from ambient.clients.dry_run_executor import DryRunExecutor, KubeClients
+from ambient.clients.llm import LLMClient
+from ambient.clients.tencent import ops
+from ambient.clients.tencent.client import TencentCloud
+from ambient.domain.remediation import (
+    Alert,
+    ChangeWindow,
+    Checkpoint,
+    PermissionDecision,
+    RemediationExecutor,
+    StepRequest,
+    StepResult,
+    alert_from_alarm,
+    breaker_after,
+    breaker_gate,
+    change_window_gate,
+    effective_mode,
+    match_rule,
+    plan,
+    rate_limit_gate,
+)
+from ambient.domain.remediation_runs import (
+    AuditEntry,
+    CheckpointInput,
+    CollectInput,
+    GateDecision,
+    GateInput,
+    HandOverInput,
+    PermissionInput,
+    Prepared,
+    PrepareInput,
+    RecordInput,
+    RemediationPolicy,
+    TriageAlerts,
+    Verification,
+    VerifyInput,
+)
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.briefings import BroadcastRepository
+from ambient.storage.remediations import (
+    ActionLedger,
+    AlertRuleRepository,
+    BreakerRepository,
+    RemediationRepository,
+    append_once,
+)
+from ambient.storage.repositories import UserRepository
+
+
+def policy_of(settings: Settings) -> RemediationPolicy:
+    return RemediationPolicy(
+        executor=settings.remediation_executor,
+        approval_from_rung=settings.remediation_approval_from_rung,
+        approval_timeout_seconds=settings.remediation_approval_timeout_minutes * 60,
+        settle_seconds=settings.remediation_settle_seconds,
+        max_gate_wait_seconds=settings.remediation_max_gate_wait_minutes * 60,
+        max_replicas=settings.remediation_max_replicas,
+        max_scale_step=settings.remediation_max_scale_step,
+    )
+
+
+class RemediationActivities:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        llm: LLMClient | None,
+        executors: dict[str, RemediationExecutor],
+        tencent: TencentCloud | None = None,
+    ) -> None:
+        self._db = db
+        self._tencent = tencent
+        self._settings = settings
+        self._llm = llm
+        self._executors = executors
+        self._windows = [
+            ChangeWindow.model_validate(w) for w in settings.remediation_change_windows
+        ]
+
+    def _executor(self, mode: str) -> RemediationExecutor:
+        name = "dry_run" if mode == "dry_run" else self._settings.remediation_executor
+        executor = self._executors.get(name)
+        if executor is None:
+            raise ApplicationError(
+                f"remediation executor {name!r} is not available on this worker "
+                f"(known: {', '.join(sorted(self._executors))})",
+                type="RemediationRefused",
+                non_retryable=True,
+            )
+        return executor
+
+    @activity.defn
+    async def prepare_remediation(self, request: PrepareInput) -> Prepared:
+        """Score the alert, choose the plan; audit both before anything runs."""
+        async with self._db.session() as session:
+            rules = await AlertRuleRepository(session).all()
+        card = await score_alert(request.alert, rules, self._llm)
+        rule = match_rule(request.alert, rules)
+        policy = policy_of(self._settings)
+        steps = plan(card.score, rule, policy.approval_from_rung)
+        async with self._db.session() as session:
+            common = {"subject": request.run_key, "actor": "remediation"}
+            await append_once(
+                session,
+                **common,
+                key=f"{request.run_key}/scored",
+                action="scored",
+                detail={
+                    "alert": request.alert.model_dump(mode="json"),
+                    "user": request.user,
+                    "card": card.model_dump(mode="json"),
+                },
+            )
+            await append_once(
+                session,
+                **common,
+                key=f"{request.run_key}/planned",
+                action="planned",
+                detail={
+                    "plan": [s.model_dump(mode="json") for s in steps],
+                    "policy": policy.model_dump(),
+                    "rule": rule.model_dump() if rule else None,
+                },
+            )
+            await session.commit()
+        return Prepared(card=card, rule=rule, plan=steps, policy=policy)
+
+    @activity.defn
+    async def check_remediation_permission(self, request: PermissionInput) -> PermissionDecision:
+        """The user's rollback_permission, re-read now; the lower of it and what was asked."""
+        async with self._db.session() as session:
+            user = await UserRepository(session).get(request.user)
+            permission = user.rollback_permission if user else "none"
+            decision = effective_mode(request.asked, permission, request.executor)
+            if user is None:
+                decision = PermissionDecision(mode=None, reason=f"no user {request.user!r}")
+            await append_once(
+                session,
+                subject=request.run_key,
+                key=request.key,
+                actor="remediation",
+                action="permission",
+                detail={
+                    "user": request.user,
+                    "rollback_permission": permission,
+                    "asked": request.asked,
+                    "rung": int(request.rung),
+                    "mode": decision.mode,
+                    "reason": decision.reason,
+                },
+            )
+            await session.commit()
+        return decision
+
+    @activity.defn
+    async def check_remediation_gates(self, request: GateInput) -> GateDecision:
+        """Change window, breaker, per-cluster rate limit; an allowed step reserves its slot."""
+        now = request.now
+        settings = self._settings
+        step = request.key.rsplit("/gate/", 1)[0]
+        async with self._db.session() as session:
+            ledger = ActionLedger(session)
+            if await ledger.reserved(step) is not None:
+                return GateDecision(allowed=True, reason="slot already reserved by this step")
+            local = now.astimezone(ZoneInfo(settings.remediation_timezone))
+            window = change_window_gate(local, self._windows)
+            decision = GateDecision(
+                allowed=window.allowed,
+                reason=window.reason,
+                gate=None if window.allowed else "change_window",
+                retry_after_seconds=window.retry_after_seconds,
+            )
+            if decision.allowed:
+                breaker = breaker_gate(
+                    await BreakerRepository(session).state(request.service, int(request.rung)),
+                    now,
+                    settings.remediation_breaker_failures,
+                    settings.remediation_breaker_open_minutes * 60,
+                )
+                if not breaker.allowed:
+                    decision = GateDecision(allowed=False, reason=breaker.reason, gate="breaker")
+            if decision.allowed:
+                recent = await ledger.recent(request.cluster_id, now - timedelta(hours=1))
+                limit = rate_limit_gate(
+                    recent,
+                    now,
+                    settings.remediation_rate_limit_per_hour,
+                    settings.remediation_cluster_cooldown_seconds,
+                )
+                decision = GateDecision(
+                    allowed=limit.allowed,
+                    reason=limit.reason,
+                    gate=None if limit.allowed else "rate_limit",
+                    retry_after_seconds=limit.retry_after_seconds,
+                )
+                if limit.allowed:
+                    await ledger.reserve(
+                        step, request.cluster_id, request.service, int(request.rung), now
+                    )
+            await append_once(
+                session,
+                subject=request.run_key,
+                key=request.key,
+                actor="remediation",
+                action="gate",
+                detail={"rung": int(request.rung), **decision.model_dump()},
+            )
+            await session.commit()
+        return decision
+
+    @activity.defn
+    async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
+        """The workload's spec and revision before a change, saved in the audit log."""
+        checkpoint = await self._executor(request.mode).checkpoint(request.target)
+        async with self._db.session() as session:
+            await append_once(
+                session,
+                subject=request.run_key,
+                key=request.key,
+                actor="remediation",
+                action="checkpoint",
+                detail=checkpoint.model_dump(mode="json"),
+            )
+            await session.commit()
+        return checkpoint
+
+    @activity.defn
+    async def apply_remediation_step(self, step: StepRequest) -> StepResult:
+        """One rung's change through the mode's executor (idempotent by the step key)."""
+        result = await self._executor(step.mode).apply(step)
+        async with self._db.session() as session:
+            await append_once(
+                session,
+                subject=step.remediation_id,
+                key=f"{step.key}/action",
+                actor="remediation",
+                action="action",
+                detail={
+                    "rung": int(step.rung),
+                    "mode": step.mode,
+                    "target": str(step.target),
+                    "request": step.model_dump(mode="json", exclude={"checkpoint"}),
+                    **result.model_dump(mode="json"),
+                },
+            )
+            await session.commit()
+        return result
+
+    @activity.defn
+    async def verify_remediation(self, request: VerifyInput) -> Verification:
+        """Metric condition (read by read_metric) and rollout health; updates the breaker."""
+        health = await self._executor(request.mode).rollout_health(request.target)
+        metric_ok: bool | None = None
+        value: float | None = None
+        parts: list[str] = []
+        if request.verify is not None:
+            reading = request.reading
+            if reading is None or reading.value is None:
+                metric_ok = False
+                parts.append(f"metric unreadable: {reading.error if reading else 'no reading'}")
+            else:
+                value = reading.value
+                metric_ok = request.verify.holds(value)
+                rules = ", ".join(f"{c.op} {c.value:g}" for c in request.verify.healthy)
+                parts.append(
+                    f"metric {value:g} {'is' if metric_ok else 'is not'} healthy ({rules})"
+                )
+        if health.observed:
+            parts.append(
+                f"rollout {'available' if health.available else 'not available'}: {health.detail}"
+            )
+            rollout_ok = health.available
+        else:
+            parts.append(f"rollout not observed ({health.detail})")
+            # Nothing to observe (dry run without a cluster): the metric alone decides.
+            rollout_ok = metric_ok is not None
+        resolved = bool(rollout_ok and metric_ok is not False)
+        verification = Verification(
+            resolved=resolved,
+            metric_ok=metric_ok,
+            value=value,
+            rollout=health,
+            detail="; ".join(parts),
+        )
+        async with self._db.session() as session:
+            breakers = BreakerRepository(session)
+            row = await breakers.row(request.service, int(request.rung))
+            if row is None or row.last_key != request.key:
+                state = await breakers.state(request.service, int(request.rung))
+                after = breaker_after(
+                    state, resolved, request.now, self._settings.remediation_breaker_failures
+                )
+                await breakers.save(request.service, int(request.rung), after, request.key)
+            await append_once(
+                session,
+                subject=request.run_key,
+                key=request.key,
+                actor="remediation",
+                action="verification",
+                detail={"rung": int(request.rung), **verification.model_dump(mode="json")},
+            )
+            await session.commit()
+        return verification
+
+    @activity.defn
+    async def audit_remediation(self, entry: AuditEntry) -> AuditEntry:
+        async with self._db.session() as session:
+            await append_once(
+                session,
+                subject=entry.run_key,
+                key=entry.key,
+                actor=entry.actor,
+                action=entry.action,
+                detail=entry.detail,
+            )
+            await session.commit()
+        return entry
+
+    @activity.defn
+    async def hand_over_remediation(self, request: HandOverInput) -> AuditEntry:
+        """Queue the problem for the user's next briefing and audit the hand-over."""
+        entry = AuditEntry(
+            run_key=request.run_key,
+            key=request.key,
+            actor="remediation",
+            action="hand_over",
+            detail={"reason": request.reason, "title": request.title, "body": request.body},
+        )
+        async with self._db.session() as session:
+            await BroadcastRepository(session).push(
+                request.user, request.title, request.body, "remediation", request.key
+            )
+            await append_once(
+                session,
+                subject=entry.run_key,
+                key=entry.key,
+                actor=entry.actor,
+                action=entry.action,
+                detail=entry.detail,
+            )
+            await session.commit()
+        return entry
+
+    @activity.defn
+    async def record_remediation(self, request: RecordInput) -> AuditEntry:
+        """The run's row for lists and stats (same values on a retry)."""
+        alert = request.alert
+        async with self._db.session() as session:
+            await RemediationRepository(session).save(
+                request.run_key,
+                remediation_id=request.remediation_id,
+                user=request.user,
+                cluster_id=alert.cluster_id,
+                service=alert.service,
+                alert_type=alert.metric or alert.source,
+                source=alert.source,
+                mode=request.mode,
+                score=request.score,
+                budget=request.budget,
+                state=request.state,
+                attempts=request.attempts,
+                resolved_rung=request.resolved_rung,
+                budget_exhausted=request.budget_exhausted,
+                detail={**request.detail, "alert": alert.model_dump(mode="json")},
+                finished_at=request.finished_at,
+                **({"started_at": request.started_at} if request.started_at else {}),
+            )
+            await session.commit()
+        return AuditEntry(
+            run_key=request.run_key, key="record", actor="remediation", action="record"
+        )
+
+    @activity.defn
+    async def collect_unresolved_alarms(self, request: CollectInput) -> TriageAlerts:
+        """Yesterday's (team time zone) unresolved Monitor and CLS alarms on TKE workloads."""
+        zone = ZoneInfo(self._settings.remediation_timezone)
+        today = request.now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        start, end = today - timedelta(days=request.days), today
+        window = f"{start.isoformat()} – {end.isoformat()}"
+        if self._tencent is None or not self._tencent.configured:
+            return TriageAlerts(
+                window=window, skipped=["Tencent Cloud is not configured: no alarm history"]
+            )
+        alarms = await ops.list_alarms(self._tencent, start, end)
+        found: dict[str, Alert] = {}
+        skipped: list[str] = []
+        for alarm in alarms:
+            if alarm.status.upper() not in UNRESOLVED:
+                continue
+            alert = alert_from_alarm(
+                alarm.source, alarm.name, alarm.target, alarm.detail, alarm.level
+            )
+            if alert is None:
+                skipped.append(f"{alarm.source} alarm {alarm.name!r}: names no TKE workload")
+                continue
+            # One remediation per fingerprint: repeats of the same alarm collapse here.
+            found.setdefault(alert.fingerprint(), alert)
+        return TriageAlerts(alerts=list(found.values()), skipped=skipped, window=window)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.prepare_remediation,
+            self.check_remediation_permission,
+            self.check_remediation_gates,
+            self.take_remediation_checkpoint,
+            self.apply_remediation_step,
+            self.verify_remediation,
+            self.audit_remediation,
+            self.hand_over_remediation,
+            self.record_remediation,
+            self.collect_unresolved_alarms,
+        ]
+
+
+# Monitor AlarmStatus "ALARM" (not recovered); CLS Status 0 (not recovered).
+UNRESOLVED = {"ALARM", "0"}
+
+
+def default_executors(
+    settings: Settings, tencent: TencentCloud | None
+) -> dict[str, RemediationExecutor]:
+    """dry_run always; kubernetes when the Kubernetes executor is installed in this build."""
+    clients = KubeClients(settings.kubeconfig, tencent)
+    executors: dict[str, RemediationExecutor] = {"dry_run": DryRunExecutor(clients)}
+    try:
+        module = importlib.import_module("ambient.clients.kube_executor")
+    except ImportError:
+        return executors
+    executors["kubernetes"] = module.KubernetesExecutor(clients)
+    return executors

@@ -1,0 +1,76 @@
+"""Scoring an alert 0–100: the LLM's four sub-scores with reasons, or the offline rules.
+
+The LLM only scores. Its answer is validated, each sub-score clamped to 0–100, and the total,
+budget and plan are computed here from those numbers and the alert rules; nothing it writes
+can pick a target or a step. Alert text goes to it as delimited data, never as instructions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from pydantic import BaseModel, Field
+
+from ambient.clients.llm import LLMClient, LLMError, data_block
+from ambient.domain.remediation import (
+    Alert,
+    AlertRule,
+    DimensionScore,
+    ScoreCard,
+    ScoreDimensions,
+    clamp,
+    match_rule,
+    offline_score,
+    score_card,
+)
+
+log = logging.getLogger(__name__)
+
+SYSTEM = (
+    "You score operations alerts on Kubernetes workloads for a graded remediation system. "
+    "Return four sub-scores from 0 to 100, each with a one-sentence reason: impact (how many "
+    "users or services are affected), severity (how bad the failure is), importance (business "
+    "importance of the service), time_sensitivity (how fast it gets worse if left alone). "
+    "You only score: you never choose actions, targets or commands."
+)
+
+
+class LLMDimension(BaseModel):
+    score: float = Field(description="0 to 100")
+    reason: str = Field(description="one sentence")
+
+
+class LLMScore(BaseModel):
+    impact: LLMDimension
+    severity: LLMDimension
+    importance: LLMDimension
+    time_sensitivity: LLMDimension
+
+
+def _dimension(value: LLMDimension) -> DimensionScore:
+    return DimensionScore(score=clamp(value.score), reason=value.reason.strip()[:500])
+
+
+async def score_alert(alert: Alert, rules: list[AlertRule], llm: LLMClient | None) -> ScoreCard:
+    """The alert's score card; offline rules when no LLM is configured or it gives no answer."""
+    if llm is None or llm.offline:
+        return offline_score(alert, rules)
+    fields = alert.model_dump(mode="json", exclude={"verify"})
+    user = "Score this alert.\n" + data_block("alert", json.dumps(fields, ensure_ascii=False))
+    try:
+        answer = await llm.structured(system=SYSTEM, user=user, schema=LLMScore)
+    except LLMError as exc:
+        log.warning("LLM scoring refused, using offline rules: %s", exc)
+        answer = None
+    if answer is None:
+        card = offline_score(alert, rules)
+        card.reasons.insert(0, "the LLM gave no valid answer: offline rules scored this alert")
+        return card
+    dimensions = ScoreDimensions(
+        impact=_dimension(answer.impact),
+        severity=_dimension(answer.severity),
+        importance=_dimension(answer.importance),
+        time_sensitivity=_dimension(answer.time_sensitivity),
+    )
+    return score_card(dimensions, match_rule(alert, rules), "llm")

@@ -1,0 +1,324 @@
+"""The dry-run executor: records exactly what each rung would patch, and changes nothing.
+
+With a reachable cluster the patch is computed from a real read of the workload (its
+revision, ReplicaSets, Services and ConfigMaps); without one, from the alert alone, and
+the result says so. It is the default executor and the one every ``dry_run`` mode uses.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightkube import AsyncClient, KubeConfig
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.core_v1 import ConfigMap, Service
+
+from ambient.clients.kube import FIELD_MANAGER, REVISION
+from ambient.clients.tencent import ops
+from ambient.clients.tencent.client import TencentCloud
+from ambient.domain.remediation import (
+    ISOLATION_LABEL,
+    STEP_ANNOTATION,
+    Checkpoint,
+    RolloutHealth,
+    Rung,
+    StepRequest,
+    StepResult,
+    WorkloadRef,
+)
+
+log = logging.getLogger(__name__)
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def isolation_value(key: str) -> str:
+    """A label value (≤ 63 safe characters) derived from a step key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class KubeClients:
+    """lightkube clients per cluster: a context of AMBIENT_KUBECONFIG, else TKE's kubeconfig."""
+
+    def __init__(self, kubeconfig: Path | None, tencent: TencentCloud | None) -> None:
+        self._kubeconfig = kubeconfig
+        self._tencent = tencent
+        self._clients: dict[str, AsyncClient] = {}
+
+    def _contexts(self) -> set[str]:
+        if self._kubeconfig is None or not self._kubeconfig.exists():
+            return set()
+        data = yaml.safe_load(self._kubeconfig.read_text()) or {}
+        return {c.get("name", "") for c in data.get("contexts") or []}
+
+    async def client(self, cluster_id: str) -> AsyncClient | None:
+        """A client for the cluster, or None when no kubeconfig can reach it."""
+        if cluster_id in self._clients:
+            return self._clients[cluster_id]
+        config: KubeConfig | None = None
+        if self._kubeconfig is not None and cluster_id in self._contexts():
+            whole = KubeConfig.from_file(self._kubeconfig)
+            single = whole.get(context_name=cluster_id)
+            if single is None:
+                return None
+            config = KubeConfig.from_one(
+                cluster=single.cluster, user=single.user, namespace=single.namespace
+            )
+        elif self._tencent is not None and self._tencent.configured:
+            text = await ops.get_kubeconfig(self._tencent, cluster_id)
+            config = KubeConfig.from_dict(yaml.safe_load(text))
+        if config is None:
+            return None
+        client = AsyncClient(config=config, field_manager=FIELD_MANAGER, trust_env=False)
+        self._clients[cluster_id] = client
+        return client
+
+
+class WorkloadView:
+    """What one read of a Deployment and its neighbours shows (plain dicts, as the API sent)."""
+
+    def __init__(
+        self,
+        deployment: dict[str, Any],
+        replicasets: list[dict[str, Any]],
+        services: dict[str, dict[str, str]],
+        configmaps: dict[str, dict[str, Any]],
+    ) -> None:
+        self.deployment = deployment
+        self.replicasets = replicasets
+        self.services = services
+        self.configmaps = configmaps
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return dict(self.deployment.get("metadata", {}).get("annotations") or {})
+
+    @property
+    def revision(self) -> int | None:
+        value = self.annotations.get(REVISION)
+        return int(value) if value else None
+
+    def revisions(self) -> dict[int, dict[str, Any]]:
+        found = {}
+        for rs in self.replicasets:
+            value = (rs.get("metadata", {}).get("annotations") or {}).get(REVISION)
+            if value:
+                found[int(value)] = rs
+        return found
+
+    def previous_revision(self) -> int | None:
+        current = self.revision
+        earlier = [r for r in self.revisions() if current is None or r < current]
+        return max(earlier) if earlier else None
+
+    @property
+    def template(self) -> dict[str, Any]:
+        return dict(self.deployment.get("spec", {}).get("template") or {})
+
+    @property
+    def replicas(self) -> int | None:
+        value = self.deployment.get("spec", {}).get("replicas")
+        return int(value) if value is not None else None
+
+
+async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadView:
+    """The Deployment, its ReplicaSets, the Services selecting its pods, its ConfigMaps."""
+    deployment = await client.get(Deployment, target.name, namespace=target.namespace)
+    raw = deployment.to_dict()
+    selector = (raw.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+    replicasets = []
+    async for rs in client.list(ReplicaSet, namespace=target.namespace, labels=selector):
+        data = rs.to_dict()
+        owners = data.get("metadata", {}).get("ownerReferences") or []
+        if any(o.get("kind") == "Deployment" and o.get("name") == target.name for o in owners):
+            replicasets.append(data)
+    pod_labels = (raw.get("spec", {}).get("template", {}).get("metadata") or {}).get("labels") or {}
+    services: dict[str, dict[str, str]] = {}
+    configmaps: dict[str, dict[str, Any]] = {}
+    try:
+        async for service in client.list(Service, namespace=target.namespace):
+            data = service.to_dict()
+            chosen = dict(data.get("spec", {}).get("selector") or {})
+            chosen.pop(ISOLATION_LABEL, None)
+            if chosen and all(pod_labels.get(k) == v for k, v in chosen.items()):
+                services[data["metadata"]["name"]] = dict(data["spec"]["selector"])
+        for name in _configmap_names(raw.get("spec", {}).get("template") or {}):
+            try:
+                cm = await client.get(ConfigMap, name, namespace=target.namespace)
+            except ApiError as exc:
+                if exc.status.code == 404:
+                    continue
+                raise
+            configmaps[name] = dict(cm.to_dict().get("data") or {})
+    except ApiError as exc:
+        # A cluster (or stand-in) without these reads still gets restart/scale/rollback.
+        log.info("services/configmaps of %s not readable: %s", target, exc.status.message)
+    return WorkloadView(raw, replicasets, services, configmaps)
+
+
+def _configmap_names(template: dict[str, Any]) -> list[str]:
+    spec = template.get("spec") or {}
+    names: list[str] = []
+    for volume in spec.get("volumes") or []:
+        if (volume.get("configMap") or {}).get("name"):
+            names.append(volume["configMap"]["name"])
+    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        for source in container.get("envFrom") or []:
+            if (source.get("configMapRef") or {}).get("name"):
+                names.append(source["configMapRef"]["name"])
+        for env in container.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("configMapKeyRef") or {}
+            if ref.get("name"):
+                names.append(ref["name"])
+    return sorted(set(names))
+
+
+def rollback_template(rs: dict[str, Any]) -> dict[str, Any]:
+    """A ReplicaSet's pod template as `rollout undo` copies it: without pod-template-hash."""
+    template = copy.deepcopy(rs.get("spec", {}).get("template") or {})
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    labels.pop("pod-template-hash", None)
+    return template
+
+
+def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str, Any], str]:
+    """The patches a rung makes (by object) and a sentence for people; None view: from alert."""
+    stamp = {"metadata": {"annotations": {STEP_ANNOTATION: step.key}}}
+    deployment = f"deployment/{step.target.namespace}/{step.target.name}"
+    if step.rung is Rung.RESTART:
+        patch = {
+            **stamp,
+            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: step.restarted_at}}}},
+        }
+        return {deployment: patch}, f"restart {deployment} (restartedAt {step.restarted_at})"
+    if step.rung is Rung.SCALE_OUT:
+        patch = {**stamp, "spec": {"replicas": step.replicas}}
+        now = view.replicas if view else None
+        return {deployment: patch}, f"scale {deployment} from {now} to {step.replicas} replicas"
+    if step.rung is Rung.ROLLBACK:
+        if view is not None and step.to_revision is not None:
+            rs = view.revisions().get(step.to_revision)
+            if rs is not None:
+                patch = {**stamp, "spec": {"template": rollback_template(rs)}}
+                return {deployment: patch}, f"roll {deployment} back to revision {step.to_revision}"
+        target = step.to_revision or "the revision before the one running at the start"
+        return {deployment: {**stamp, "rollback_to_revision": target}}, (
+            f"roll {deployment} back to {target}"
+        )
+    if step.rung is Rung.ISOLATE:
+        label = {ISOLATION_LABEL: isolation_value(step.key)}
+        services = view.services if view else {}
+        if not services:
+            return {f"services selecting {deployment}": {"spec": {"selector": label}}}, (
+                f"isolate {deployment}: add {label} to the selector of its Services"
+            )
+        isolated = {
+            f"service/{step.target.namespace}/{name}": {**stamp, "spec": {"selector": label}}
+            for name in services
+        }
+        return isolated, f"isolate {deployment}: {len(isolated)} Service selector(s) match no pod"
+    if step.rung is Rung.FULL_ROLLBACK:
+        baseline = step.checkpoint
+        if baseline is None or not baseline.observed:
+            return {deployment: {**stamp, "restore": "the release before the incident"}}, (
+                f"full rollback of {deployment}: nothing was read, so only the intent is recorded"
+            )
+        patches: dict[str, Any] = {
+            deployment: {
+                **stamp,
+                "spec": {
+                    "replicas": baseline.replicas,
+                    "template": baseline.spec.get("template", {}),
+                },
+            }
+        }
+        for name, selector in baseline.service_selectors.items():
+            patches[f"service/{step.target.namespace}/{name}"] = {"spec": {"selector": selector}}
+        for name, data in baseline.configmaps.items():
+            patches[f"configmap/{step.target.namespace}/{name}"] = {"data": data}
+        return patches, (
+            f"full rollback of {deployment} to revision {baseline.revision}: template, "
+            f"{baseline.replicas} replicas, {len(baseline.service_selectors)} Service(s), "
+            f"{len(baseline.configmaps)} ConfigMap(s) as before the incident"
+        )
+    return {}, "hand over to a person: no change"
+
+
+class DryRunExecutor:
+    """Implements RemediationExecutor without writing anything."""
+
+    def __init__(self, clients: KubeClients | None = None) -> None:
+        self._clients = clients
+
+    async def _view(self, target: WorkloadRef) -> tuple[WorkloadView | None, str]:
+        if self._clients is None:
+            return None, "no cluster access configured"
+        try:
+            client = await self._clients.client(target.cluster_id)
+            if client is None:
+                return None, f"no kubeconfig reaches cluster {target.cluster_id}"
+            return await read_workload(client, target), ""
+        except ApiError as exc:
+            return None, f"reading {target}: {exc.status.message}"
+        except Exception as exc:  # unreachable cluster, TKE errors: a dry run still reports
+            return None, f"cluster {target.cluster_id} not reachable: {exc}"
+
+    async def checkpoint(self, target: WorkloadRef) -> Checkpoint:
+        view, why = await self._view(target)
+        now = datetime.now(UTC)
+        if view is None:
+            return Checkpoint(
+                target=target,
+                revision=None,
+                replicas=None,
+                taken_at=now,
+                observed=False,
+                detail=f"dry run from the alert alone ({why})",
+            )
+        return Checkpoint(
+            target=target,
+            revision=view.revision,
+            previous_revision=view.previous_revision(),
+            replicas=view.replicas,
+            images=[
+                c.get("image", "") for c in view.template.get("spec", {}).get("containers", [])
+            ],
+            spec=view.deployment.get("spec", {}),
+            service_selectors=view.services,
+            configmaps=view.configmaps,
+            taken_at=now,
+            detail="read from the cluster",
+        )
+
+    async def apply(self, step: StepRequest) -> StepResult:
+        view, why = await self._view(step.target)
+        patches, sentence = step_patches(step, view)
+        source = "computed from a read of the workload" if view else f"from the alert ({why})"
+        return StepResult(
+            applied=False,
+            detail=f"dry run: would {sentence}; {source}",
+            patch=patches,
+        )
+
+    async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
+        view, why = await self._view(target)
+        if view is None:
+            return RolloutHealth(
+                available=False, ready_replicas=0, desired=0, detail=why, observed=False
+            )
+        status = view.deployment.get("status") or {}
+        desired = view.replicas if view.replicas is not None else 1
+        ready = int(status.get("readyReplicas") or 0)
+        available = int(status.get("availableReplicas") or 0) >= desired and ready >= desired
+        return RolloutHealth(
+            available=available,
+            ready_replicas=ready,
+            desired=desired,
+            detail=f"{ready}/{desired} ready",
+        )

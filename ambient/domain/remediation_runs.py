@@ -1,0 +1,363 @@
+"""What the remediation workflow, its activities and its callers exchange (sandbox-safe)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ambient.domain.checks import MetricReading
+from ambient.domain.remediation import (
+    Alert,
+    AlertRule,
+    Mode,
+    PlannedStep,
+    RolloutHealth,
+    Rung,
+    ScoreCard,
+    VerifySpec,
+    WorkloadRef,
+)
+
+# Where a remediation is, as shown by get_remediation and the AmbientState search attribute.
+RemediationState = Literal[
+    "scoring",
+    "planned",
+    "checking",
+    "waiting_approval",
+    "waiting_gate",
+    "applying",
+    "settling",
+    "verifying",
+    "resolved",
+    "handed_over",
+    "budget_exhausted",
+    "aborted",
+    "refused",
+]
+FINAL_STATES = ("resolved", "handed_over", "budget_exhausted", "aborted", "refused")
+
+
+class RemediationPolicy(BaseModel):
+    """Settings the workflow runs by, read once by an activity (history keeps them)."""
+
+    executor: str = "dry_run"
+    approval_from_rung: int = 3
+    approval_timeout_seconds: float = 1800
+    settle_seconds: int = 120
+    max_gate_wait_seconds: float = 4 * 3600
+    max_replicas: int = 20
+    max_scale_step: int = 5
+
+
+class RemediationInput(BaseModel):
+    alert: Alert
+    user: str
+    mode: Mode = "dry_run"
+    requested_by: str = ""
+
+
+class PrepareInput(BaseModel):
+    run_key: str
+    alert: Alert
+    user: str
+    mode: Mode
+
+
+class Prepared(BaseModel):
+    card: ScoreCard
+    rule: AlertRule | None = None
+    plan: list[PlannedStep]
+    policy: RemediationPolicy
+
+
+class PermissionInput(BaseModel):
+    run_key: str
+    key: str
+    user: str
+    asked: Mode
+    executor: str
+    rung: Rung
+
+
+class GateInput(BaseModel):
+    run_key: str
+    key: str
+    cluster_id: str
+    service: str
+    rung: Rung
+    # Workflow time: decisions (and the ledger) follow the workflow's clock, replayable.
+    now: datetime
+
+
+class GateDecision(BaseModel):
+    allowed: bool
+    reason: str
+    gate: Literal["change_window", "rate_limit", "breaker"] | None = None
+    retry_after_seconds: float | None = None
+
+
+class CheckpointInput(BaseModel):
+    run_key: str
+    key: str
+    mode: Mode
+    target: WorkloadRef
+
+
+class VerifyInput(BaseModel):
+    run_key: str
+    key: str
+    mode: Mode
+    target: WorkloadRef
+    service: str
+    rung: Rung
+    verify: VerifySpec | None = None
+    reading: MetricReading | None = None
+    now: datetime
+
+
+class Verification(BaseModel):
+    resolved: bool
+    metric_ok: bool | None = None
+    value: float | None = None
+    rollout: RolloutHealth
+    detail: str
+
+
+class AuditEntry(BaseModel):
+    run_key: str
+    key: str
+    actor: str
+    action: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class HandOverInput(BaseModel):
+    run_key: str
+    key: str
+    remediation_id: str
+    user: str
+    title: str
+    body: str
+    reason: str
+
+
+class RecordInput(BaseModel):
+    """The remediation's row in the app database (lists and stats outlive workflow history)."""
+
+    run_key: str
+    remediation_id: str
+    user: str
+    alert: Alert
+    mode: Mode
+    state: RemediationState
+    score: int | None = None
+    budget: int | None = None
+    attempts: int = 0
+    resolved_rung: int | None = None
+    budget_exhausted: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Attempt(BaseModel):
+    attempt: int
+    rung: Rung
+    key: str
+    mode: Mode
+    applied: bool = False
+    already_applied: bool = False
+    skipped_reason: str | None = None
+    detail: str = ""
+    patch: dict[str, Any] | None = None
+    verified: bool | None = None
+    resolved: bool | None = None
+    verification: str | None = None
+    at: datetime | None = None
+
+
+class ApprovalInput(BaseModel):
+    """A person's answer to an approval request; permission is filled in server-side."""
+
+    approver: str
+    approver_permission: str
+    approve: bool
+    reason: str = Field(default="", max_length=1000)
+
+
+class ApprovalDecision(BaseModel):
+    rung: Rung
+    approver: str
+    approve: bool
+    reason: str = ""
+    at: datetime | None = None
+
+
+class AbortInput(BaseModel):
+    by: str
+    reason: str = Field(default="", max_length=1000)
+
+
+class JoinInput(BaseModel):
+    user: str
+    source: str = ""
+
+
+class Waiting(BaseModel):
+    what: Literal["approval", "change_window", "rate_limit", "settle"]
+    rung: Rung
+    until: datetime | None = None
+    detail: str = ""
+
+
+class RemediationStatus(BaseModel):
+    remediation_id: str
+    run_key: str
+    user: str
+    alert: Alert
+    fingerprint: str
+    state: RemediationState
+    mode_asked: Mode
+    mode: Mode | None = None
+    score: int | None = None
+    budget: int | None = None
+    card: ScoreCard | None = None
+    plan: list[PlannedStep] = Field(default_factory=list)
+    attempts: list[Attempt] = Field(default_factory=list)
+    next_rung: Rung | None = None
+    waiting: Waiting | None = None
+    approvals: list[ApprovalDecision] = Field(default_factory=list)
+    joined_by: list[str] = Field(default_factory=list)
+    outcome: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+# --- nightly triage -------------------------------------------------------------------
+
+
+class TriageInput(BaseModel):
+    user: str
+    mode: Mode = "execute"
+    # Days back from the local midnight that starts today ("yesterday" by default).
+    days: int = Field(default=1, ge=1, le=7)
+
+
+class CollectInput(BaseModel):
+    days: int = 1
+    now: datetime
+
+
+class TriageAlerts(BaseModel):
+    alerts: list[Alert] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+    window: str = ""
+
+
+class TriageResult(BaseModel):
+    window: str
+    started: list[str] = Field(default_factory=list)
+    joined: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+
+
+# --- outcome analytics ----------------------------------------------------------------
+
+
+class RunOutcome(BaseModel):
+    state: str
+    service: str
+    alert_type: str
+    tried: list[int] = Field(default_factory=list)
+    resolved_rung: int | None = None
+    budget_exhausted: bool = False
+    started_at: datetime
+    finished_at: datetime | None = None
+
+
+class RateRow(BaseModel):
+    key: str
+    runs: int
+    resolved: int
+    rate: float
+
+
+class RemediationStats(BaseModel):
+    total: int
+    finished: int
+    resolved: int
+    success_rate: float
+    by_rung: list[RateRow]
+    by_service: list[RateRow]
+    by_alert_type: list[RateRow]
+    median_seconds_to_resolve: float | None
+    mean_seconds_to_resolve: float | None
+    budgets_exhausted: int
+    budget_exhausted_rate: float
+    states: dict[str, int]
+
+
+def _rate(runs: int, resolved: int) -> float:
+    return round(resolved / runs, 4) if runs else 0.0
+
+
+def _rows(groups: dict[str, list[RunOutcome]]) -> list[RateRow]:
+    rows = []
+    for key, items in sorted(groups.items()):
+        resolved = sum(1 for o in items if o.state == "resolved")
+        rows.append(
+            RateRow(key=key, runs=len(items), resolved=resolved, rate=_rate(len(items), resolved))
+        )
+    return rows
+
+
+def remediation_stats(outcomes: list[RunOutcome]) -> RemediationStats:
+    """Success rate by rung (of runs that tried it, how many it resolved), service, alert type."""
+    finished = [o for o in outcomes if o.state in FINAL_STATES]
+    resolved = [o for o in finished if o.state == "resolved"]
+    by_rung = []
+    for rung in range(1, 7):
+        tried = [o for o in finished if rung in o.tried]
+        fixed = sum(1 for o in tried if o.resolved_rung == rung)
+        if tried:
+            by_rung.append(
+                RateRow(
+                    key=str(rung), runs=len(tried), resolved=fixed, rate=_rate(len(tried), fixed)
+                )
+            )
+    services: dict[str, list[RunOutcome]] = {}
+    types: dict[str, list[RunOutcome]] = {}
+    for outcome in finished:
+        services.setdefault(outcome.service, []).append(outcome)
+        types.setdefault(outcome.alert_type, []).append(outcome)
+    durations = sorted(
+        (o.finished_at - o.started_at).total_seconds() for o in resolved if o.finished_at
+    )
+    median = None
+    if durations:
+        middle = len(durations) // 2
+        median = (
+            durations[middle]
+            if len(durations) % 2
+            else (durations[middle - 1] + durations[middle]) / 2
+        )
+    exhausted = sum(1 for o in finished if o.budget_exhausted)
+    states: dict[str, int] = {}
+    for outcome in outcomes:
+        states[outcome.state] = states.get(outcome.state, 0) + 1
+    return RemediationStats(
+        total=len(outcomes),
+        finished=len(finished),
+        resolved=len(resolved),
+        success_rate=_rate(len(finished), len(resolved)),
+        by_rung=by_rung,
+        by_service=_rows(services),
+        by_alert_type=_rows(types),
+        median_seconds_to_resolve=median,
+        mean_seconds_to_resolve=sum(durations) / len(durations) if durations else None,
+        budgets_exhausted=exhausted,
+        budget_exhausted_rate=_rate(len(finished), exhausted),
+        states=states,
+    )

@@ -1,0 +1,472 @@
+"""The remediation control plane: score, start, approve, abort and inspect remediations.
+
+MCP tools, the API and the CLI are thin adapters over ``RemediationService``. A remediation
+id is its workflow id, `remediation/{alert fingerprint}`: the same alert while one runs
+joins it instead of starting a second.
+
+RemediationError
+ ├── InvalidRemediationError     bad alert or arguments: nothing was changed
+ ├── RemediationRefusedError     the caller's permission does not allow it
+ └── RemediationNotFoundError    no such remediation for this caller
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
+    ScheduleRange,
+    ScheduleSpec,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ambient.alert_scoring import score_alert
+from ambient.clients.llm import LLMClient
+from ambient.domain.remediation import (
+    Alert,
+    AlertRule,
+    Mode,
+    PlannedStep,
+    ScoreCard,
+    effective_mode,
+    match_rule,
+    plan,
+    remediation_id,
+)
+from ambient.domain.remediation_runs import (
+    AbortInput,
+    ApprovalDecision,
+    ApprovalInput,
+    JoinInput,
+    RemediationInput,
+    RemediationStats,
+    RemediationStatus,
+    RunOutcome,
+    TriageInput,
+    remediation_stats,
+)
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.audit import AuditRepository
+from ambient.storage.models import RemediationRecord, User
+from ambient.storage.remediations import AlertRuleRepository, RemediationRepository
+from ambient.storage.repositories import UserRepository
+from workflows.alert_triage import AlertTriageWorkflow
+from workflows.graded_remediation import GradedRemediationWorkflow, search_attributes
+
+TRIAGE_SCHEDULE = "alert-triage"
+
+
+class RemediationError(Exception):
+    """A remediation operation failed; the message says what to do."""
+
+
+class InvalidRemediationError(RemediationError):
+    """The request was invalid; nothing changed."""
+
+
+class RemediationRefusedError(RemediationError):
+    """The caller's permission does not allow this."""
+
+
+class RemediationNotFoundError(RemediationError):
+    """No remediation with that id is visible to the caller."""
+
+
+class ScoreView(BaseModel):
+    """What score_alert returns: the card, the budget and the plan it buys (nothing runs)."""
+
+    score: int
+    budget: int
+    dimensions: dict[str, Any]
+    reasons: list[str]
+    generated_by: str
+    manual: bool
+    rule: str | None
+    fingerprint: str
+    remediation_id: str
+    plan: list[PlannedStep]
+
+
+class StartResult(BaseModel):
+    remediation_id: str
+    created: bool
+    joined: bool = False
+    mode: Mode | None = None
+    message: str
+    state: str | None = None
+
+
+class AuditLine(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    detail: dict[str, Any]
+
+
+class RemediationView(RemediationStatus):
+    audit: list[AuditLine] = Field(default_factory=list)
+
+
+class RemediationSummary(BaseModel):
+    remediation_id: str
+    run_key: str
+    user: str
+    service: str
+    alert_type: str
+    mode: str
+    state: str
+    score: int | None
+    budget: int | None
+    attempts: int
+    resolved_rung: int | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+def invalid(error: ValidationError) -> InvalidRemediationError:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: {e['msg']}" for e in error.errors()]
+    return InvalidRemediationError("invalid alert — " + "; ".join(parts))
+
+
+def parse_alert(alert: dict[str, Any] | Alert) -> Alert:
+    if isinstance(alert, Alert):
+        return alert
+    try:
+        return Alert.model_validate(alert)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class RemediationService:
+    def __init__(
+        self, client: Client, settings: Settings, db: Database, llm: LLMClient | None = None
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.db = db
+        self.llm = llm
+
+    # --- score (no side effect) ------------------------------------------------------
+
+    async def score(self, alert: dict[str, Any] | Alert) -> ScoreView:
+        parsed = parse_alert(alert)
+        async with self.db.session() as session:
+            rules = await AlertRuleRepository(session).all()
+        card = await score_alert(parsed, rules, self.llm)
+        return self._view(parsed, card, rules)
+
+    def _view(self, alert: Alert, card: ScoreCard, rules: list[AlertRule]) -> ScoreView:
+        steps = plan(
+            card.score, match_rule(alert, rules), self.settings.remediation_approval_from_rung
+        )
+        return ScoreView(
+            score=card.score,
+            budget=card.budget,
+            dimensions=card.dimensions.model_dump(),
+            reasons=card.reasons,
+            generated_by=card.generated_by,
+            manual=card.manual,
+            rule=card.rule,
+            fingerprint=alert.fingerprint(),
+            remediation_id=remediation_id(alert),
+            plan=steps,
+        )
+
+    # --- start -------------------------------------------------------------------------
+
+    async def start(
+        self,
+        user: str,
+        alert: dict[str, Any] | Alert,
+        mode: Mode = "dry_run",
+        *,
+        requested_by: str | None = None,
+    ) -> StartResult:
+        """Start the alert's remediation, or join the one already running for it."""
+        if mode not in ("dry_run", "execute"):
+            raise InvalidRemediationError("mode: use 'dry_run' or 'execute'")
+        parsed = parse_alert(alert)
+        account = await self._user(user)
+        decision = effective_mode(
+            mode, account.rollback_permission, self.settings.remediation_executor
+        )
+        if decision.mode is None:
+            raise RemediationRefusedError(
+                f"cannot remediate as {user}: {decision.reason}. Nothing was started."
+            )
+        workflow_id = remediation_id(parsed)
+        try:
+            await self.client.start_workflow(
+                GradedRemediationWorkflow.run,
+                RemediationInput(
+                    alert=parsed, user=user, mode=mode, requested_by=requested_by or user
+                ),
+                id=workflow_id,
+                task_queue=self.settings.temporal_task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=search_attributes(user, parsed.cluster_id),
+                static_summary=(
+                    f"Remediation of {parsed.service} ({parsed.metric or parsed.source}) "
+                    f"for {user}, {mode}"
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            return await self._join(user, workflow_id, requested_by or user)
+        return StartResult(
+            remediation_id=workflow_id,
+            created=True,
+            mode=decision.mode,
+            message=f"started {workflow_id} ({decision.reason}); get_remediation shows the plan",
+            state="scoring",
+        )
+
+    async def _join(self, user: str, workflow_id: str, source: str) -> StartResult:
+        handle = self.client.get_workflow_handle(workflow_id)
+        await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user, source=source))
+        status = await self._status(workflow_id)
+        async with self.db.session() as session:
+            await AuditRepository(session).append(
+                actor=user,
+                action="joined",
+                subject=status.run_key,
+                detail={"user": user, "source": source, "state": status.state},
+            )
+            await session.commit()
+        return StartResult(
+            remediation_id=workflow_id,
+            created=False,
+            joined=True,
+            mode=status.mode,
+            state=status.state,
+            message=(
+                f"an alert with this fingerprint is already being remediated: joined "
+                f"{workflow_id} (state {status.state}, owner {status.user})"
+            ),
+        )
+
+    # --- read --------------------------------------------------------------------------
+
+    async def get(self, user: str, rid: str) -> RemediationView:
+        status = await self._status(rid)
+        await self._may_see(user, status.user, status.joined_by)
+        async with self.db.session() as session:
+            records = await AuditRepository(session).list(subject=status.run_key, limit=1000)
+        audit = [
+            AuditLine(
+                at=_aware(r.created_at) or r.created_at,
+                actor=r.actor,
+                action=r.action,
+                detail=r.detail,
+            )
+            for r in records
+        ]
+        return RemediationView(**status.model_dump(), audit=audit)
+
+    async def _status(self, rid: str) -> RemediationStatus:
+        if not rid.startswith("remediation/"):
+            raise RemediationNotFoundError(
+                f"no remediation {rid!r}: ids look like remediation/<fingerprint>; "
+                "call list_remediations"
+            )
+        try:
+            return await self.client.get_workflow_handle(rid).query(
+                GradedRemediationWorkflow.status
+            )
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise RemediationNotFoundError(
+                    f"no remediation {rid!r}; call list_remediations to see yours"
+                ) from None
+            raise RemediationError(
+                f"Temporal refused the request for {rid!r}: {exc.message}"
+            ) from None
+
+    async def list_runs(
+        self, user: str, *, state: str | None = None, limit: int = 50
+    ) -> list[RemediationSummary]:
+        account = await self._user(user)
+        owner = None if account.role == "admin" else user
+        async with self.db.session() as session:
+            rows = await RemediationRepository(session).list(user=owner, state=state, limit=limit)
+        return [_summary(row) for row in rows]
+
+    async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
+        """Outcome analytics of the caller's remediations (all of them for an admin)."""
+        account = await self._user(user)
+        owner = None if account.role == "admin" else user
+        since = datetime.now(UTC) - timedelta(days=days)
+        async with self.db.session() as session:
+            rows = await RemediationRepository(session).list(user=owner, limit=100_000)
+        outcomes = [
+            RunOutcome(
+                state=row.state,
+                service=row.service,
+                alert_type=row.alert_type,
+                tried=list(row.detail.get("tried") or []),
+                resolved_rung=row.resolved_rung,
+                budget_exhausted=row.budget_exhausted,
+                started_at=_aware(row.started_at) or since,
+                finished_at=_aware(row.finished_at),
+            )
+            for row in rows
+            if (_aware(row.started_at) or since) >= since
+        ]
+        return remediation_stats(outcomes)
+
+    # --- steer -------------------------------------------------------------------------
+
+    async def approve(
+        self, user: str, rid: str, approve: bool, reason: str = ""
+    ) -> ApprovalDecision:
+        """Answer the pending approval; the approver's permission is read here, not given."""
+        status = await self._status(rid)
+        await self._may_see(user, status.user, status.joined_by)
+        account = await self._user(user)
+        if status.state != "waiting_approval" or status.waiting is None:
+            raise InvalidRemediationError(
+                f"{rid} is not waiting for approval (state {status.state}); "
+                "get_remediation shows what it waits for"
+            )
+        # The same answer sent twice is applied once.
+        update_id = (
+            "approve-"
+            + hashlib.sha256(
+                f"{status.run_key}/{int(status.waiting.rung)}/{user}".encode()
+            ).hexdigest()[:20]
+        )
+        try:
+            return await self.client.get_workflow_handle(rid).execute_update(
+                GradedRemediationWorkflow.approve,
+                ApprovalInput(
+                    approver=user,
+                    approver_permission=account.rollback_permission,
+                    approve=approve,
+                    reason=reason,
+                ),
+                id=update_id,
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = getattr(exc.cause, "message", None) or str(exc.cause)
+            raise RemediationRefusedError(f"approval not accepted: {cause}") from None
+        except RPCError as exc:
+            raise RemediationError(f"Temporal refused the approval: {exc.message}") from None
+
+    async def abort(self, user: str, rid: str, reason: str = "") -> RemediationStatus:
+        status = await self._status(rid)
+        await self._may_see(user, status.user, status.joined_by)
+        handle = self.client.get_workflow_handle(rid)
+        description = await handle.describe()
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            raise InvalidRemediationError(f"{rid} already finished (state {status.state})")
+        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason))
+        return await self._status(rid)
+
+    # --- alert rules and the nightly triage --------------------------------------------
+
+    async def rules(self) -> list[AlertRule]:
+        async with self.db.session() as session:
+            return await AlertRuleRepository(session).all()
+
+    async def put_rule(self, user: str, rule: dict[str, Any] | AlertRule) -> AlertRule:
+        await self._admin(user)
+        try:
+            parsed = rule if isinstance(rule, AlertRule) else AlertRule.model_validate(rule)
+        except ValidationError as exc:
+            raise invalid(exc) from None
+        async with self.db.session() as session:
+            await AlertRuleRepository(session).put(parsed)
+            await AuditRepository(session).append(
+                actor=user,
+                action="alert_rule",
+                subject=f"alert-rule/{parsed.name}",
+                detail=parsed.model_dump(),
+            )
+            await session.commit()
+        return parsed
+
+    async def schedule_triage(self, user: str | None = None) -> str:
+        """The nightly triage Schedule (idempotent): 05:00 in the team's time zone by default."""
+        triage_user = user or self.settings.remediation_triage_user
+        if not triage_user:
+            raise InvalidRemediationError(
+                "no triage user: set AMBIENT_REMEDIATION_TRIAGE_USER (its permission applies)"
+            )
+        hour, minute = (int(part) for part in self.settings.remediation_triage_at.split(":"))
+        schedule = Schedule(
+            action=ScheduleActionStartWorkflow(
+                AlertTriageWorkflow.run,
+                TriageInput(user=triage_user),
+                id=f"{TRIAGE_SCHEDULE}/run",
+                task_queue=self.settings.temporal_task_queue,
+            ),
+            spec=ScheduleSpec(
+                calendars=[
+                    ScheduleCalendarSpec(hour=[ScheduleRange(hour)], minute=[ScheduleRange(minute)])
+                ],
+                time_zone_name=self.settings.remediation_timezone,
+            ),
+        )
+        try:
+            await self.client.create_schedule(TRIAGE_SCHEDULE, schedule)
+        except ScheduleAlreadyRunningError:
+            pass
+        return TRIAGE_SCHEDULE
+
+    # --- helpers -----------------------------------------------------------------------
+
+    async def _user(self, name: str) -> User:
+        async with self.db.session() as session:
+            account = await UserRepository(session).get(name)
+        if account is None:
+            raise RemediationRefusedError(f"no user {name!r}: register first")
+        return account
+
+    async def _admin(self, name: str) -> None:
+        if (await self._user(name)).role != "admin":
+            raise RemediationRefusedError(f"{name} is not an admin: only admins change alert rules")
+
+    async def _may_see(self, user: str, owner: str, joined: list[str]) -> None:
+        if user == owner or user in joined:
+            return
+        if (await self._user(user)).role == "admin":
+            return
+        raise RemediationNotFoundError(
+            "no such remediation among yours; call list_remediations to see yours"
+        )
+
+
+def _summary(row: RemediationRecord) -> RemediationSummary:
+    return RemediationSummary(
+        remediation_id=row.remediation_id,
+        run_key=row.run_key,
+        user=row.user,
+        service=row.service,
+        alert_type=row.alert_type,
+        mode=row.mode,
+        state=row.state,
+        score=row.score,
+        budget=row.budget,
+        attempts=row.attempts,
+        resolved_rung=row.resolved_rung,
+        started_at=_aware(row.started_at) or row.started_at,
+        finished_at=_aware(row.finished_at),
+    )

@@ -1,0 +1,196 @@
+"""Repositories of graded remediation: alert rules, runs, the per-cluster ledger, breakers."""
+
+from __future__ import annotations
+
+import builtins
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.domain.remediation import AlertRule, BreakerState
+from ambient.storage.audit import AuditRepository
+from ambient.storage.models import (
+    AlertRuleRow,
+    AuditRecord,
+    RemediationAction,
+    RemediationBreaker,
+    RemediationRecord,
+)
+
+
+class AlertRuleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def all(self) -> list[AlertRule]:
+        rows = (
+            await self.session.execute(select(AlertRuleRow).order_by(AlertRuleRow.id))
+        ).scalars()
+        return [
+            AlertRule(
+                name=row.name,
+                cluster_id=row.cluster_id,
+                namespace=row.namespace,
+                workload=row.workload,
+                importance=row.importance,
+                manual=row.manual,
+                note=row.note,
+            )
+            for row in rows
+        ]
+
+    async def put(self, rule: AlertRule) -> None:
+        """Create or replace the rule of that name."""
+        query = select(AlertRuleRow).where(AlertRuleRow.name == rule.name)
+        row = (await self.session.execute(query)).scalar_one_or_none()
+        if row is None:
+            row = AlertRuleRow(name=rule.name)
+            self.session.add(row)
+        row.cluster_id, row.namespace, row.workload = rule.cluster_id, rule.namespace, rule.workload
+        row.importance, row.manual, row.note = rule.importance, rule.manual, rule.note
+        await self.session.flush()
+
+    async def delete(self, name: str) -> bool:
+        query = select(AlertRuleRow).where(AlertRuleRow.name == name)
+        row = (await self.session.execute(query)).scalar_one_or_none()
+        if row is None:
+            return False
+        await self.session.delete(row)
+        return True
+
+
+class RemediationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, run_key: str) -> RemediationRecord | None:
+        query = select(RemediationRecord).where(RemediationRecord.run_key == run_key)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def latest(self, remediation_id: str) -> RemediationRecord | None:
+        query = (
+            select(RemediationRecord)
+            .where(RemediationRecord.remediation_id == remediation_id)
+            .order_by(RemediationRecord.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def save(self, run_key: str, **values: Any) -> RemediationRecord:
+        """Insert or update the run's row (a retried activity writes the same values again)."""
+        row = await self.get(run_key)
+        if row is None:
+            row = RemediationRecord(run_key=run_key, **values)
+            try:
+                async with self.session.begin_nested():
+                    self.session.add(row)
+            except IntegrityError:
+                found = await self.get(run_key)
+                if found is None:
+                    raise
+                row = found
+        for name, value in values.items():
+            setattr(row, name, value)
+        await self.session.flush()
+        return row
+
+    async def list(
+        self, *, user: str | None = None, state: str | None = None, limit: int = 100
+    ) -> list[RemediationRecord]:
+        query = select(RemediationRecord)
+        if user is not None:
+            query = query.where(RemediationRecord.user == user)
+        if state is not None:
+            query = query.where(RemediationRecord.state == state)
+        query = query.order_by(RemediationRecord.id.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+    async def finished_since(
+        self, since: datetime, *, user: str | None = None
+    ) -> builtins.list[RemediationRecord]:
+        query = select(RemediationRecord).where(
+            RemediationRecord.finished_at.is_not(None), RemediationRecord.started_at >= since
+        )
+        if user is not None:
+            query = query.where(RemediationRecord.user == user)
+        return list((await self.session.execute(query)).scalars())
+
+
+class ActionLedger:
+    """Changes per cluster, reserved before they are made (the rate limit counts these)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def reserved(self, key: str) -> RemediationAction | None:
+        query = select(RemediationAction).where(RemediationAction.key == key)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def recent(self, cluster_id: str, since: datetime) -> list[datetime]:
+        query = select(RemediationAction.at).where(
+            RemediationAction.cluster_id == cluster_id, RemediationAction.at > since
+        )
+        return [_aware(at) for at in (await self.session.execute(query)).scalars()]
+
+    async def reserve(
+        self, key: str, cluster_id: str, service: str, rung: int, at: datetime
+    ) -> None:
+        self.session.add(
+            RemediationAction(key=key, cluster_id=cluster_id, service=service, rung=rung, at=at)
+        )
+        await self.session.flush()
+
+
+class BreakerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def row(self, service: str, rung: int) -> RemediationBreaker | None:
+        return await self.session.get(RemediationBreaker, (service, rung))
+
+    async def state(self, service: str, rung: int) -> BreakerState:
+        row = await self.row(service, rung)
+        if row is None:
+            return BreakerState()
+        opened = _aware(row.opened_at) if row.opened_at else None
+        return BreakerState(failures=row.failures, opened_at=opened)
+
+    async def save(self, service: str, rung: int, state: BreakerState, key: str) -> None:
+        row = await self.row(service, rung)
+        if row is None:
+            row = RemediationBreaker(service=service, rung=rung)
+            self.session.add(row)
+        row.failures, row.opened_at, row.last_key = state.failures, state.opened_at, key
+        await self.session.flush()
+
+
+async def append_once(
+    session: AsyncSession,
+    *,
+    subject: str,
+    key: str,
+    actor: str,
+    action: str,
+    detail: dict[str, Any],
+) -> AuditRecord:
+    """Append an audit record unless one with this key exists (a retried activity)."""
+    query = select(AuditRecord).where(AuditRecord.subject == subject, AuditRecord.action == action)
+    for record in (await session.execute(query)).scalars():
+        if record.detail.get("key") == key:
+            return record
+    return await AuditRepository(session).append(
+        actor=actor, action=action, subject=subject, detail={**detail, "key": key}
+    )
+
+
+async def count_by_state(session: AsyncSession) -> dict[str, int]:
+    query = select(RemediationRecord.state, func.count()).group_by(RemediationRecord.state)
+    return {state: count for state, count in (await session.execute(query)).all()}
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite returns naive datetimes for timezone-aware columns; they were written as UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

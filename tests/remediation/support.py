@@ -1,0 +1,113 @@
+"""What remediation tests share: a metric the verification reads, users, a running worker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.remediation import Alert
+from ambient.domain.remediation_runs import RemediationStatus
+from ambient.domain.users import UserCreate
+from ambient.storage.repositories import UserRepository
+from tests.support.servers import serve
+
+UNHEALTHY = 0.5
+HEALTHY = 0.01
+
+
+@dataclass
+class ErrorRate:
+    """An error-rate endpoint: unhealthy until ``healthy_from`` reads have happened."""
+
+    healthy_from: int | None = None
+    reads: int = 0
+    log: list[float] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/metrics", self.metrics)])
+
+    async def metrics(self, request: Request) -> Response:
+        self.reads += 1
+        value = (
+            HEALTHY
+            if self.healthy_from is not None and self.reads >= self.healthy_from
+            else UNHEALTHY
+        )
+        self.log.append(value)
+        return JSONResponse({"error_rate": value})
+
+
+@asynccontextmanager
+async def error_rate(healthy_from: int | None) -> AsyncIterator[tuple[ErrorRate, str]]:
+    site = ErrorRate(healthy_from=healthy_from)
+    async with serve(site.app()) as base:
+        yield site, f"{base}/metrics"
+
+
+def alert(url: str, **overrides: Any) -> Alert:
+    """An error-rate alert on checkout in prod; ``overrides`` change any field."""
+    fields: dict[str, Any] = {
+        "source": "manual",
+        "cluster_id": "cls-test01",
+        "namespace": "prod",
+        "workload": "checkout",
+        "metric": "error_rate",
+        "value": 0.5,
+        "threshold": 0.05,
+        "message": "5xx errors on checkout",
+        "verify": {
+            "source": {"type": "http_json", "url": url, "json_path": "$.error_rate"},
+            "healthy": [{"op": "below", "value": 0.05}],
+        },
+        "labels": {"tier": "critical"},
+    }
+    fields.update(overrides)
+    return Alert.model_validate(fields)
+
+
+async def add_user(
+    deps: WorkerDeps, name: str, permission: str = "dry_run", role: str = "member"
+) -> None:
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        user, _ = await users.create(UserCreate(name=name))
+        user.rollback_permission = permission
+        user.role = role
+        await session.commit()
+
+
+def remediation_settings(deps: WorkerDeps, **overrides: Any) -> None:
+    """Loopback metric reads allowed, no cluster cooldown unless asked, plus ``overrides``."""
+    base: dict[str, Any] = {
+        "fetch_allow_cidrs": ["127.0.0.1/32"],
+        "remediation_cluster_cooldown_seconds": 0,
+        "remediation_rate_limit_per_hour": 0,
+    }
+    deps.settings = deps.settings.model_copy(update=base | overrides)
+
+
+async def state_reaches(
+    env: WorkflowEnvironment,
+    handle: WorkflowHandle[Any, Any],
+    states: tuple[str, ...],
+    step: timedelta = timedelta(seconds=20),
+) -> RemediationStatus:
+    """Skip time a little at a time until the remediation is in one of ``states``."""
+    status: RemediationStatus | None = None
+    for _ in range(2000):
+        status = await handle.query("status", result_type=RemediationStatus)
+        if status.state in states:
+            return status
+        await env.sleep(step)
+    raise AssertionError(f"state {status.state if status else None}, wanted {states}")

@@ -1,0 +1,602 @@
+"""GradedRemediationWorkflow — `remediation/{alert fingerprint}`: score, budget, the ladder.
+
+One rung per attempt, lowest first. Before each change: permission (re-read), approval from
+the configured rung, change window, per-cluster rate limit, breaker, checkpoint. After it: a
+durable settle timer, then verification. Resolved stops the ladder; a spent budget goes to
+the broadcast queue and is pushed now. Every decision lands in the audit log (activities).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
+    from ambient import temporal
+    from ambient.domain.checks import MetricReading, ReadMetricInput
+    from ambient.domain.notify import Message, NotificationKind, NotifyRequest, NotifyResult, Target
+    from ambient.domain.remediation import (
+        Checkpoint,
+        Mode,
+        PermissionDecision,
+        PlannedStep,
+        Rung,
+        ScoreCard,
+        StepRequest,
+        StepResult,
+        may_approve,
+        scale_target,
+        step_key,
+    )
+    from ambient.domain.remediation_runs import (
+        FINAL_STATES,
+        AbortInput,
+        ApprovalDecision,
+        ApprovalInput,
+        Attempt,
+        AuditEntry,
+        CheckpointInput,
+        GateDecision,
+        GateInput,
+        HandOverInput,
+        JoinInput,
+        PermissionInput,
+        Prepared,
+        PrepareInput,
+        RecordInput,
+        RemediationInput,
+        RemediationPolicy,
+        RemediationState,
+        RemediationStatus,
+        Verification,
+        VerifyInput,
+        Waiting,
+    )
+
+M = TypeVar("M", bound=BaseModel)
+
+SHORT = timedelta(seconds=30)
+# Reads retry a little; changes retry a little more but never forever (DESIGN §6).
+READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
+CHANGE_RETRY = RetryPolicy(
+    maximum_attempts=3,
+    initial_interval=timedelta(seconds=2),
+    non_retryable_error_types=["RemediationRefused", "InvalidStep"],
+)
+Outcome = Literal["resolved", "next", "stop"]
+
+
+@workflow.defn
+class GradedRemediationWorkflow:
+    @workflow.init
+    def __init__(self, request: RemediationInput) -> None:
+        info = workflow.info()
+        self.request = request
+        self.alert = request.alert
+        self.remediation_id = info.workflow_id
+        # The run, not just the workflow id: the same alert again later is a new remediation,
+        # and its step keys (stamped on objects) must not match this run's.
+        self.run_key = f"{info.workflow_id}@{info.run_id}"
+        self.state: RemediationState = "scoring"
+        self.mode: Mode | None = None
+        self.card: ScoreCard | None = None
+        self.plan: list[PlannedStep] = []
+        self.policy = RemediationPolicy()
+        self.attempts: list[Attempt] = []
+        self.baseline: Checkpoint | None = None
+        self.next_rung: Rung | None = None
+        self.waiting: Waiting | None = None
+        self.awaiting_approval: Rung | None = None
+        self.decision: ApprovalDecision | None = None
+        self.approvals: list[ApprovalDecision] = []
+        self.aborted: AbortInput | None = None
+        self.joined_by: list[str] = []
+        self.outcome = ""
+        self.started_at = workflow.now()
+        self.finished_at: datetime | None = None
+
+    @workflow.run
+    async def run(self, request: RemediationInput) -> RemediationStatus:
+        prepared = await self._act(
+            "prepare_remediation",
+            PrepareInput(
+                run_key=self.run_key, alert=self.alert, user=request.user, mode=request.mode
+            ),
+            Prepared,
+            limit=timedelta(minutes=2),
+        )
+        self.card, self.plan, self.policy = prepared.card, prepared.plan, prepared.policy
+        await self._set_state("planned")
+        await self._record()
+        for step in self.plan:
+            if self.aborted:
+                break
+            self.next_rung = step.rung
+            if step.rung is Rung.HAND_OVER:
+                await self._hand_over("handed_over", "the ladder reached hand-over (rung 6)")
+                return self.status()
+            outcome = await self._climb(step)
+            if outcome != "next":
+                return self.status()
+        if self.aborted:
+            await self._abort()
+        else:
+            await self._hand_over(
+                "budget_exhausted",
+                f"the budget of {len(self.plan)} attempt(s) is spent and the alert is not resolved",
+            )
+        return self.status()
+
+    # --- one rung -----------------------------------------------------------------------
+
+    async def _climb(self, step: PlannedStep) -> Outcome:
+        key = step_key(self.run_key, step.rung)
+        await self._set_state("checking")
+        permission = await self._act(
+            "check_remediation_permission",
+            PermissionInput(
+                run_key=self.run_key,
+                key=f"{key}/permission",
+                user=self.request.user,
+                asked=self.request.mode,
+                executor=self.policy.executor,
+                rung=step.rung,
+            ),
+            PermissionDecision,
+        )
+        if permission.mode is None:
+            self.outcome = f"refused: {permission.reason}"
+            await self._finish("refused")
+            return "stop"
+        self.mode = permission.mode
+        if step.needs_approval and not await self._approval(step, key):
+            return await self._abort() if self.aborted else "stop"
+        gate = await self._gates(step, key)
+        if self.aborted:
+            return await self._abort()
+        if gate != "go":
+            return "next" if gate == "skip" else "stop"
+        attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
+        self.attempts.append(attempt)
+        await self._set_state("applying")
+        result = await self._apply(step, key, attempt)
+        if result is None or result.skipped_reason:
+            return "next"
+        await self._settle(step)
+        if self.aborted:
+            return await self._abort()
+        verification = await self._verify(step, key)
+        attempt.verified = True
+        attempt.resolved = verification.resolved
+        attempt.verification = verification.detail
+        if verification.resolved:
+            self.outcome = f"resolved at rung {int(step.rung)} ({step.rung.name.lower()})"
+            await self._finish("resolved", notify=True)
+            return "resolved"
+        return "next"
+
+    async def _apply(self, step: PlannedStep, key: str, attempt: Attempt) -> StepResult | None:
+        assert self.mode is not None
+        try:
+            checkpoint = await self._act(
+                "take_remediation_checkpoint",
+                CheckpointInput(
+                    run_key=self.run_key,
+                    key=f"{key}/checkpoint",
+                    mode=self.mode,
+                    target=self.alert.target(),
+                ),
+                Checkpoint,
+                retry=READ_RETRY,
+            )
+        except ActivityError as exc:
+            attempt.skipped_reason = f"checkpoint failed: {_cause(exc)}"
+            return None
+        if self.baseline is None:
+            # The first checkpoint is the release before the incident: rung 3 and 5 go back to it.
+            self.baseline = checkpoint
+        request = StepRequest(
+            remediation_id=self.run_key,
+            rung=step.rung,
+            target=self.alert.target(),
+            mode=self.mode,
+            key=key,
+            checkpoint=self.baseline,
+        )
+        if step.rung is Rung.RESTART:
+            request.restarted_at = workflow.now().isoformat()
+        elif step.rung is Rung.SCALE_OUT:
+            request.replicas = scale_target(
+                checkpoint.replicas, self.policy.max_replicas, self.policy.max_scale_step
+            )
+        elif step.rung is Rung.ROLLBACK:
+            request.to_revision = self.baseline.previous_revision
+            if self.baseline.observed and request.to_revision is None:
+                attempt.skipped_reason = (
+                    "the running release is not a Deployment revision with an earlier "
+                    "ReplicaSet: nothing to roll back to; moving on"
+                )
+                await self._audit(f"{key}/skipped", "skipped", {"reason": attempt.skipped_reason})
+                return None
+        try:
+            result = await self._act(
+                "apply_remediation_step", request, StepResult, retry=CHANGE_RETRY
+            )
+        except ActivityError as exc:
+            attempt.skipped_reason = f"change failed: {_cause(exc)}"
+            return None
+        attempt.applied, attempt.already_applied = result.applied, result.already_applied
+        attempt.detail, attempt.patch = result.detail, result.patch
+        attempt.skipped_reason = result.skipped_reason
+        attempt.at = workflow.now()
+        return result
+
+    async def _settle(self, step: PlannedStep) -> None:
+        seconds = self.alert.settle_seconds
+        if seconds is None:
+            seconds = self.policy.settle_seconds
+        self.waiting = Waiting(
+            what="settle", rung=step.rung, until=workflow.now() + timedelta(seconds=seconds)
+        )
+        await self._set_state("settling")
+        await self._wait(timedelta(seconds=seconds))
+        self.waiting = None
+
+    async def _verify(self, step: PlannedStep, key: str) -> Verification:
+        assert self.mode is not None
+        await self._set_state("verifying")
+        reading: MetricReading | None = None
+        if self.alert.verify is not None:
+            try:
+                reading = await workflow.execute_activity(
+                    "read_metric",
+                    ReadMetricInput(source=self.alert.verify.source.model_dump(mode="json")),
+                    result_type=MetricReading,
+                    start_to_close_timeout=SHORT,
+                    retry_policy=READ_RETRY,
+                )
+            except ActivityError as exc:
+                reading = MetricReading(error=f"metric read failed: {_cause(exc)}")
+        return await self._act(
+            "verify_remediation",
+            VerifyInput(
+                run_key=self.run_key,
+                key=f"{key}/verify",
+                mode=self.mode,
+                target=self.alert.target(),
+                service=self.alert.service,
+                rung=step.rung,
+                verify=self.alert.verify,
+                reading=reading,
+                now=workflow.now(),
+            ),
+            Verification,
+            retry=READ_RETRY,
+        )
+
+    # --- safety -------------------------------------------------------------------------
+
+    async def _approval(self, step: PlannedStep, key: str) -> bool:
+        timeout = timedelta(seconds=self.policy.approval_timeout_seconds)
+        self.awaiting_approval = step.rung
+        self.waiting = Waiting(
+            what="approval",
+            rung=step.rung,
+            until=workflow.now() + timeout,
+            detail=f"approve_remediation({self.remediation_id!r}, approve=true|false)",
+        )
+        await self._set_state("waiting_approval")
+        await self._push(
+            f"{key}/approval-request",
+            f"Approval needed: {step.action} of {self.alert.service}",
+            f"Remediation `{self.remediation_id}` wants rung {int(step.rung)} ({step.action}) in "
+            f"{self.mode} mode. Answer with approve_remediation before "
+            f"{self.waiting.until:%Y-%m-%d %H:%M} UTC, or it goes to a person.",
+        )
+        timed_out = not await self._wait(timeout, lambda: self.decision is not None)
+        self.awaiting_approval, self.waiting = None, None
+        if self.aborted:
+            return False
+        if timed_out or self.decision is None:
+            await self._audit(
+                f"{key}/approval",
+                "approval_timeout",
+                {"rung": int(step.rung), "after": str(timeout)},
+            )
+            await self._hand_over(
+                "handed_over", f"nobody approved rung {int(step.rung)} within {timeout}"
+            )
+            return False
+        decision, self.decision = self.decision, None
+        await self._audit(
+            f"{key}/approval",
+            "approval",
+            decision.model_dump(mode="json"),
+            actor=decision.approver,
+        )
+        if not decision.approve:
+            why = f": {decision.reason}" if decision.reason else ""
+            await self._hand_over(
+                "handed_over", f"{decision.approver} refused rung {int(step.rung)}{why}"
+            )
+            return False
+        return True
+
+    async def _gates(self, step: PlannedStep, key: str) -> Literal["go", "skip", "stop"]:
+        """Change window, breaker, rate limit: wait when it opens later, skip an open breaker."""
+        waited = 0.0
+        check = 0
+        while True:
+            check += 1
+            gate = await self._act(
+                "check_remediation_gates",
+                GateInput(
+                    run_key=self.run_key,
+                    key=f"{key}/gate/{check}",
+                    cluster_id=self.alert.cluster_id,
+                    service=self.alert.service,
+                    rung=step.rung,
+                    now=workflow.now(),
+                ),
+                GateDecision,
+            )
+            if gate.allowed:
+                return "go"
+            if gate.gate == "breaker":
+                self.attempts.append(
+                    Attempt(
+                        attempt=step.attempt,
+                        rung=step.rung,
+                        key=key,
+                        mode=self.mode or "dry_run",
+                        skipped_reason=gate.reason,
+                    )
+                )
+                return "skip"
+            retry = gate.retry_after_seconds
+            if retry is None or waited + retry > self.policy.max_gate_wait_seconds:
+                await self._hand_over("handed_over", f"cannot change now: {gate.reason}")
+                return "stop"
+            assert gate.gate in ("change_window", "rate_limit")
+            self.waiting = Waiting(
+                what=gate.gate,
+                rung=step.rung,
+                until=workflow.now() + timedelta(seconds=retry),
+                detail=gate.reason,
+            )
+            await self._set_state("waiting_gate")
+            await self._wait(timedelta(seconds=retry))
+            self.waiting = None
+            waited += retry
+            if self.aborted:
+                return "stop"
+
+    # --- endings ------------------------------------------------------------------------
+
+    async def _hand_over(self, state: RemediationState, reason: str) -> None:
+        self.outcome = reason
+        key = f"{self.run_key}/hand-over"
+        title = f"Needs a person: {self.alert.service}"
+        tried = ", ".join(
+            f"{a.rung.name.lower()}{'' if a.resolved is not False else ' (not resolved)'}"
+            for a in self.attempts
+        )
+        body = (
+            f"Remediation `{self.remediation_id}` stopped: {reason}. "
+            f"Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
+            f"(score {self.card.score if self.card else '?'}). Tried: {tried or 'nothing'}."
+        )
+        await self._act(
+            "hand_over_remediation",
+            HandOverInput(
+                run_key=self.run_key,
+                key=key,
+                remediation_id=self.remediation_id,
+                user=self.request.user,
+                title=title,
+                body=body,
+                reason=reason,
+            ),
+            AuditEntry,
+        )
+        await self._push(key, title, body)
+        await self._finish(state)
+
+    async def _abort(self) -> Outcome:
+        assert self.aborted is not None
+        why = f": {self.aborted.reason}" if self.aborted.reason else ""
+        self.outcome = f"aborted by {self.aborted.by}{why}"
+        await self._audit(
+            f"{self.run_key}/abort", "aborted", self.aborted.model_dump(), actor=self.aborted.by
+        )
+        await self._finish("aborted")
+        return "stop"
+
+    async def _finish(self, state: RemediationState, *, notify: bool = False) -> None:
+        self.finished_at = workflow.now()
+        self.next_rung, self.waiting = None, None
+        await self._set_state(state)
+        await self._audit(
+            f"{self.run_key}/finished", "finished", {"state": state, "outcome": self.outcome}
+        )
+        await self._record()
+        if notify:
+            await self._push(
+                f"{self.run_key}/finished",
+                f"Remediated: {self.alert.service}",
+                f"Remediation `{self.remediation_id}` {self.outcome}.",
+            )
+
+    # --- messages -----------------------------------------------------------------------
+
+    @workflow.update
+    async def approve(self, answer: ApprovalInput) -> ApprovalDecision:
+        """A person's answer to the pending approval (validated: waiting, permission)."""
+        assert self.awaiting_approval is not None
+        decision = ApprovalDecision(
+            rung=self.awaiting_approval,
+            approver=answer.approver,
+            approve=answer.approve,
+            reason=answer.reason,
+            at=workflow.now(),
+        )
+        self.decision = decision
+        self.approvals.append(decision)
+        return decision
+
+    @approve.validator
+    def _validate_approve(self, answer: ApprovalInput) -> None:
+        if self.awaiting_approval is None:
+            raise ValueError(
+                f"remediation {self.remediation_id} is not waiting for approval "
+                f"(state {self.state}); get_remediation shows what it waits for"
+            )
+        mode = self.mode or "dry_run"
+        if answer.approve and not may_approve(answer.approver_permission, mode):
+            raise ValueError(
+                f"{answer.approver} has rollback_permission {answer.approver_permission!r}; "
+                f"approving a {mode} step needs {mode!r} or higher (an admin grants it)"
+            )
+
+    @workflow.signal
+    def abort(self, request: AbortInput) -> None:
+        if self.aborted is None and self.state not in FINAL_STATES:
+            self.aborted = request
+
+    @workflow.signal
+    def joined(self, request: JoinInput) -> None:
+        if request.user not in self.joined_by:
+            self.joined_by.append(request.user)
+
+    @workflow.query
+    def status(self) -> RemediationStatus:
+        return RemediationStatus(
+            remediation_id=self.remediation_id,
+            run_key=self.run_key,
+            user=self.request.user,
+            alert=self.alert,
+            fingerprint=self.alert.fingerprint(),
+            state=self.state,
+            mode_asked=self.request.mode,
+            mode=self.mode,
+            score=self.card.score if self.card else None,
+            budget=self.card.budget if self.card else None,
+            card=self.card,
+            plan=self.plan,
+            attempts=self.attempts,
+            next_rung=self.next_rung,
+            waiting=self.waiting,
+            approvals=self.approvals,
+            joined_by=self.joined_by,
+            outcome=self.outcome,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    async def _wait(self, duration: timedelta, until: Any = None) -> bool:
+        """A durable timer cut short by abort (or ``until``); True when cut short."""
+        try:
+            await workflow.wait_condition(
+                lambda: self.aborted is not None or bool(until and until()), timeout=duration
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    async def _set_state(self, state: RemediationState) -> None:
+        if state == self.state and state != "scoring":
+            return
+        self.state = state
+        workflow.upsert_search_attributes([temporal.STATE.value_set(state)])
+        rung = f", next rung {int(self.next_rung)}" if self.next_rung else ""
+        score = f"score {self.card.score}, budget {self.card.budget}" if self.card else "scoring"
+        workflow.set_current_details(f"**{state}** — {score}{rung}. {self.outcome}".strip())
+
+    async def _record(self) -> None:
+        resolved = [a.rung for a in self.attempts if a.resolved]
+        await self._act(
+            "record_remediation",
+            RecordInput(
+                run_key=self.run_key,
+                remediation_id=self.remediation_id,
+                user=self.request.user,
+                alert=self.alert,
+                mode=self.mode or self.request.mode,
+                state=self.state,
+                score=self.card.score if self.card else None,
+                budget=self.card.budget if self.card else None,
+                attempts=len([a for a in self.attempts if a.skipped_reason is None]),
+                resolved_rung=int(resolved[0]) if resolved else None,
+                budget_exhausted=self.state == "budget_exhausted",
+                started_at=self.started_at,
+                finished_at=self.finished_at,
+                detail={
+                    "outcome": self.outcome,
+                    "generated_by": self.card.generated_by if self.card else None,
+                    "tried": [int(a.rung) for a in self.attempts if a.skipped_reason is None],
+                },
+            ),
+            AuditEntry,
+        )
+
+    async def _audit(
+        self, key: str, action: str, detail: dict[str, Any], *, actor: str = "remediation"
+    ) -> None:
+        await self._act(
+            "audit_remediation",
+            AuditEntry(run_key=self.run_key, key=key, actor=actor, action=action, detail=detail),
+            AuditEntry,
+        )
+
+    async def _push(self, key: str, title: str, body: str) -> None:
+        await workflow.execute_activity(
+            "notify",
+            NotifyRequest(
+                user=self.request.user,
+                message=Message(title=title, body=body, kind=NotificationKind.REMEDIATION),
+                targets=[Target.model_validate({"channel": "inbox"})],
+                idempotency_key=key,
+            ),
+            result_type=NotifyResult,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=5)),
+        )
+
+    async def _act(
+        self,
+        name: str,
+        arg: BaseModel,
+        result_type: type[M],
+        *,
+        limit: timedelta = SHORT,
+        retry: RetryPolicy = READ_RETRY,
+    ) -> M:
+        result: M = await workflow.execute_activity(
+            name, arg, result_type=result_type, start_to_close_timeout=limit, retry_policy=retry
+        )
+        return result
+
+
+def _cause(error: ActivityError) -> str:
+    cause = error.cause
+    return str(cause.message if cause is not None and hasattr(cause, "message") else error)
+
+
+def search_attributes(user: str, cluster: str) -> TypedSearchAttributes:
+    """What a remediation starts with: found in the Web UI by kind, user, cluster and state."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(temporal.KIND, "remediation"),
+            SearchAttributePair(temporal.USER, user),
+            SearchAttributePair(temporal.CLUSTER, cluster),
+            SearchAttributePair(temporal.STATE, "scoring"),
+        ]
+    )
