@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,7 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.binaries import find_binary
-from ambient.domain.users import UserCreate
+from ambient.domain.users import Grant, Role, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
@@ -88,11 +89,26 @@ def temporal_command(opts: DevOptions, settings: Settings) -> list[str]:
     ]
     for key in temporal.SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}=Keyword"]
-    if settings.payload_key is not None:
-        # Encrypted payloads: the Web UI decodes them through our API.
-        codec = f"http://{opts.host}:{opts.api_port}/codec"
+    token = codec_token(settings, opts.data_dir)
+    if token is not None:
+        # Encrypted payloads: the Web UI decodes them through our API. It cannot send a header,
+        # so the codec token rides in the path (api/routers/codec.py).
+        codec = f"http://{opts.host}:{opts.api_port}/codec/ui/{token}"
         command += ["--ui-codec-endpoint", codec]
     return command
+
+
+def codec_token(settings: Settings, data_dir: Path) -> str | None:
+    """The Web UI's codec token: AMBIENT_CODEC_TOKEN, else one kept in the data dir."""
+    if settings.payload_key is None:
+        return None
+    if settings.codec_token is not None:
+        return settings.codec_token.get_secret_value()
+    path = data_dir / "codec-token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _tail(path: Path, lines: int = 5) -> str:
@@ -144,14 +160,17 @@ async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
             users = UserRepository(session)
             user = await users.get(DEV_USER)
             if user is None:
+                # The dev user is the admin of a dev stack (it registers the other users).
                 user, token = await users.create(
-                    UserCreate(name=DEV_USER, rollback_permission=None)
+                    UserCreate(name=DEV_USER, role=Role.ADMIN), actor="ambient dev"
                 )
             elif token_file.exists():
                 token = token_file.read_text().strip()
                 await users.set_token(user, token)
             else:
                 token = await users.rotate_token(user)
+            if user.role != Role.ADMIN:  # a data dir from before roles existed
+                await users.grant(user, Grant(role=Role.ADMIN), actor="ambient dev")
             await session.commit()
     finally:
         await db.close()
@@ -181,6 +200,8 @@ def child_env(settings: Settings, opts: DevOptions) -> dict[str, str]:
         AMBIENT_METRICS_PORT=str(opts.metrics_port or 0),
         PYTHONUNBUFFERED="1",
     )
+    if (token := codec_token(settings, opts.data_dir)) is not None:
+        env["AMBIENT_CODEC_TOKEN"] = token
     return env
 
 

@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         allow_credentials=True,
     )
     codec.redact_codec_tokens_in_access_log()
+    codec.redact_codec_tokens_in_access_log()
     app.state.holder = holder
     app.state.settings = settings
     for router in ROUTERS:

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
+from ambient.domain.users import Role
 from ambient.settings import Settings
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
@@ -44,16 +45,13 @@ TemporalDep = Annotated[Client, Depends(get_temporal)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-async def get_current_user(
+async def get_optional_user(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> User:
+) -> User | None:
+    """The caller if a token was sent (401 when it is not valid), None without one."""
     if credentials is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing bearer token: send 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        return None
     user = await UserRepository(session).by_token(credentials.credentials)
     if user is None:
         raise HTTPException(
@@ -62,4 +60,28 @@ async def get_current_user(
     return user
 
 
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
+async def get_current_user(user: OptionalUser) -> User:
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_admin(user: CurrentUser) -> User:
+    if user.role != Role.ADMIN:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "only an admin may do this; ask an admin of this server"
+        )
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin)]

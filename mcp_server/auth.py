@@ -9,8 +9,12 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
+from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
 from mcp_server.state import AppState, StateHolder
+
+# The audit actor of a call that has no user (a stdio session started without --user).
+ANONYMOUS = "(no user)"
 
 
 class UserTokenVerifier:
@@ -42,4 +46,14 @@ def current_user(ctx: Context[Any, Any]) -> str:
         raise ToolError(
             "No user for this session: start the server with `ambient mcp --user NAME`."
         )
+    return user
+
+
+async def current_user_row(ctx: Context[Any, Any]) -> User:
+    """The caller's row, read now: roles and permissions come from the database, never the call."""
+    name = current_user(ctx)
+    async with app_state(ctx).db.session() as session:
+        user = await UserRepository(session).get(name)
+    if user is None:
+        raise ToolError(f"{name!r} is not a registered user: an admin registers users.")
     return user

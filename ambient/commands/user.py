@@ -1,8 +1,13 @@
-"""`ambient user`: register users and manage their API tokens from the command line."""
+"""`ambient user`: register users, grant roles and permissions, manage API tokens.
+
+Whoever runs these has the database in hand: the operator. Changes are audited with the actor
+"operator"; the API and MCP check roles, this CLI is how the first admin comes to be.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -11,13 +16,22 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from ambient.domain.users import UserCreate, UserPublic
+from ambient.domain.users import Grant, Role, RollbackPermission, UserCreate, UserPublic
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.audit import AuditRepository
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserExistsError, UserRepository, user_public
+from ambient.storage.repositories import (
+    OPERATOR,
+    UserExistsError,
+    UserRepository,
+    user_public,
+    user_subject,
+)
 
-app = typer.Typer(help="Users and their API tokens.", no_args_is_help=True)
+app = typer.Typer(
+    help="Users, their roles and permissions, and their API tokens.", no_args_is_help=True
+)
 console = Console()
 T = TypeVar("T")
 
@@ -38,6 +52,12 @@ def _run(work: Callable[[UserRepository], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
+def _errors(exc: ValidationError) -> None:
+    for error in exc.errors():
+        where = ".".join(map(str, error["loc"])) or "input"
+        console.print(f"[red]{where}: {error['msg']}[/]")
+
+
 def _show(user: UserPublic) -> None:
     table = Table(show_header=False, title=f"user {user.name}")
     for field, value in user.model_dump().items():
@@ -50,13 +70,24 @@ def create(
     name: str,
     email: Annotated[str | None, typer.Option()] = None,
     timezone: Annotated[str | None, typer.Option()] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="an admin: registers users and grants permissions")
+    ] = False,
+    rollback: Annotated[
+        RollbackPermission, typer.Option(help="rollback_permission for cluster changes")
+    ] = RollbackPermission.DRY_RUN,
 ) -> None:
     """Register a user and print its API token (shown once)."""
     try:
-        data = UserCreate(name=name, email=email, timezone=timezone)
+        data = UserCreate(
+            name=name,
+            email=email,
+            timezone=timezone,
+            role=Role.ADMIN if admin else Role.MEMBER,
+            rollback_permission=rollback,
+        )
     except ValidationError as exc:
-        for error in exc.errors():
-            console.print(f"[red]{'.'.join(map(str, error['loc']))}: {error['msg']}[/]")
+        _errors(exc)
         raise typer.Exit(2) from None
 
     async def work(users: UserRepository) -> str:
@@ -109,8 +140,6 @@ def push(
     ],
 ) -> None:
     """Replace a user's push channels and quiet hours."""
-    import json
-
     from ambient.domain.push import PushConfig
 
     try:
@@ -130,3 +159,63 @@ def push(
         console.print(f"[red]no user {name!r}[/]")
         raise typer.Exit(1)
     console.print_json(parsed.model_dump_json())
+
+
+@app.command()
+def grant(
+    name: str,
+    rollback: Annotated[
+        RollbackPermission | None,
+        typer.Option(help="rollback_permission: none, dry_run or execute"),
+    ] = None,
+    role: Annotated[Role | None, typer.Option(help="admin or member")] = None,
+) -> None:
+    """Grant a user a role and/or rollback permission (audited, old -> new)."""
+    try:
+        change = Grant(role=role, rollback_permission=rollback)
+    except ValidationError:
+        console.print("[red]nothing to grant: give --rollback and/or --role[/]")
+        raise typer.Exit(2) from None
+
+    async def work(users: UserRepository) -> dict[str, dict[str, str]] | None:
+        user = await users.get(name)
+        return None if user is None else await users.grant(user, change, actor=OPERATOR)
+
+    changes = _run(work)
+    if changes is None:
+        console.print(f"[red]no user {name!r}[/]")
+        raise typer.Exit(1)
+    if not changes:
+        console.print(f"{name}: unchanged")
+    for field, values in changes.items():
+        console.print(f"{name}: {field} {values['old']} -> {values['new']}")
+
+
+@app.command("list")
+def list_users() -> None:
+    """Every user with role and rollback permission."""
+
+    async def work(users: UserRepository) -> list[UserPublic]:
+        return [user_public(user) for user in await users.list_all()]
+
+    table = Table("name", "role", "rollback_permission", "email")
+    for user in _run(work):
+        table.add_row(user.name, user.role, user.rollback_permission, user.email or "")
+    console.print(table)
+
+
+@app.command()
+def audit(name: str) -> None:
+    """The audit log of a user's registration and grants, oldest first."""
+
+    async def work(users: UserRepository) -> list[tuple[str, str, str, str]]:
+        records = await AuditRepository(users.session).list(subject=user_subject(name))
+        return [
+            (r.created_at.isoformat(timespec="seconds"), r.actor, r.action, json.dumps(r.detail))
+            for r in records
+        ]
+
+    table = Table("at", "actor", "action", "detail")
+    for row in _run(work):
+        table.add_row(*row)
+    console.print(table)

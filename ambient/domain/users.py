@@ -1,12 +1,18 @@
-"""Users as the product sees them: identity, voice assistant settings, permissions."""
+"""Users as the product sees them: identity, voice assistant settings, roles and permissions.
+
+Two kinds of fields: settings a user changes for themselves (`UserSettings`) and grants only an
+admin (or an operator with the database, `ambient user grant`) changes (`Grant`: role and
+rollback permission). The split is in the types so no self-service path can carry a grant.
+"""
 
 from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Self
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, EmailStr, Field, field_validator
+from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -16,6 +22,17 @@ class RollbackPermission(StrEnum):
     NONE = "none"
     DRY_RUN = "dry_run"
     EXECUTE = "execute"
+
+
+class Role(StrEnum):
+    """An admin registers users and grants; a member changes only its own settings."""
+
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+# Fields only an admin changes; named in refusals so the caller knows whom to ask.
+GRANTED_FIELDS = ("role", "rollback_permission")
 
 
 def validate_user_name(value: str) -> str:
@@ -40,11 +57,10 @@ def validate_timezone(value: str) -> str:
 
 
 class UserSettings(BaseModel):
-    """The settings a user may change; every field optional on update."""
+    """The settings a user may change for themselves; every field optional on update."""
 
     email: EmailStr | None = None
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 -]{5,20}$")
-    rollback_permission: RollbackPermission | None = None
     wake_words: list[str] | None = Field(default=None, max_length=10)
     assistant_name: str | None = Field(default=None, min_length=1, max_length=40)
     voiceprint_id: str | None = Field(default=None, max_length=128)
@@ -64,8 +80,24 @@ class UserSettings(BaseModel):
         return None if value is None else validate_hhmm(value)
 
 
+class Grant(BaseModel):
+    """A change of role and/or rollback permission, made by an admin for another user."""
+
+    role: Role | None = None
+    rollback_permission: RollbackPermission | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.role is None and self.rollback_permission is None:
+            raise ValueError("give role and/or rollback_permission")
+        return self
+
+
 class UserCreate(UserSettings):
     name: str
+    # Only an admin's registration may set these (open registration creates plain members).
+    role: Role = Role.MEMBER
+    rollback_permission: RollbackPermission = RollbackPermission.DRY_RUN
 
     @field_validator("name")
     @classmethod
@@ -75,6 +107,7 @@ class UserCreate(UserSettings):
 
 class UserPublic(BaseModel):
     name: str
+    role: Role
     email: str | None
     phone: str | None
     rollback_permission: RollbackPermission

@@ -12,10 +12,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.notify import Message
-from ambient.domain.users import UserCreate, UserPublic, UserSettings
+from ambient.domain.users import Grant, UserCreate, UserPublic, UserSettings
+from ambient.storage.audit import AuditRepository
 from ambient.storage.models import Delivery, Event, InboxMessage, User, WatchSnapshot
 
 TOKEN_PREFIX = "amb_"
+# The audit actor for changes made with direct database access (the `ambient user` CLI).
+OPERATOR = "operator"
 
 
 class UserExistsError(Exception):
@@ -30,6 +33,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def user_subject(name: str) -> str:
+    """The audit subject of a user's permissions."""
+    return f"user:{name}"
+
+
 def user_public(user: User) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
 
@@ -38,8 +46,13 @@ class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create(self, data: UserCreate) -> tuple[User, str]:
-        """Register a user; returns the row and its API token (shown once, stored hashed)."""
+    async def create(self, data: UserCreate, *, actor: str = OPERATOR) -> tuple[User, str]:
+        """Register a user (audited: who registered it, with which role and permission).
+
+        ``actor`` defaults to the operator: code with the database in hand (CLI, tests, benches).
+
+        Returns the row and its API token (shown once, stored hashed).
+        """
         token = new_api_token()
         fields = data.model_dump(exclude_none=True)
         user = User(api_token_hash=hash_token(token), push_config={}, **fields)
@@ -49,7 +62,35 @@ class UserRepository:
         except IntegrityError as exc:
             await self.session.rollback()
             raise UserExistsError(data.name) from exc
+        await AuditRepository(self.session).append(
+            actor=actor,
+            action="user.register",
+            subject=user_subject(user.name),
+            detail={"role": user.role, "rollback_permission": user.rollback_permission},
+        )
         return user, token
+
+    async def list_all(self) -> list[User]:
+        return list((await self.session.execute(select(User).order_by(User.name))).scalars())
+
+    async def grant(self, user: User, grant: Grant, *, actor: str) -> dict[str, dict[str, str]]:
+        """Change role and/or rollback permission; each change audited with old -> new.
+
+        Who may grant is the caller's decision (API, MCP, CLI); this records that it happened.
+        Returns the changes made ({} when the values were already so; nothing is audited then).
+        """
+        changes: dict[str, dict[str, str]] = {}
+        for field, value in grant.model_dump(exclude_none=True).items():
+            old = getattr(user, field)
+            if old != value:
+                changes[field] = {"old": old, "new": value}
+                setattr(user, field, value)
+        if changes:
+            await self.session.flush()
+            await AuditRepository(self.session).append(
+                actor=actor, action="user.grant", subject=user_subject(user.name), detail=changes
+            )
+        return changes
 
     async def get(self, name: str) -> User | None:
         return (

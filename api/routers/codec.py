@@ -1,12 +1,20 @@
 """The codec endpoint the Temporal Web UI calls to show encrypted payloads in clear.
 
 Protocol of Temporal's remote codec servers: POST {"payloads": [...]} (proto JSON of
-temporal.api.common.v1.Payloads) to /codec/encode or /codec/decode; same shape back.
-Outside development the caller needs a user's bearer token.
+temporal.api.common.v1.Payloads) to .../encode or .../decode; same shape back. Only the last
+path segment names the direction, so the endpoint may sit at any depth.
+
+Decoding shows any user's payloads, so it is an operator's tool, behind auth in every
+environment: an admin's bearer token, or the codec token (AMBIENT_CODEC_TOKEN) for a Web UI that
+cannot send our tokens — `temporal server start-dev` has no setting for a header, so the UI is
+pointed at /codec/ui/{codec token} and the token travels in the path.
 """
 
 from __future__ import annotations
 
+import hmac
+import logging
+import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -14,21 +22,66 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from ambient.codec import CodecKeyError
-from ambient.settings import Environment
+from ambient.domain.users import Role
+from ambient.settings import Settings
 from ambient.storage.repositories import UserRepository
 from ambient.temporal import payload_codec
 from api.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/codec", tags=["codec"])
 
+_UI_PATH = re.compile(r"/codec/ui/[^/\s]+")
 
-async def _authorize(request: Request, settings: SettingsDep, session: SessionDep) -> None:
-    if settings.environment is Environment.DEVELOPMENT:
-        return
+
+class CodecTokenRedaction(logging.Filter):
+    """Keeps the codec token in /codec/ui/{token} out of the access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _UI_PATH.sub("/codec/ui/***", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+def redact_codec_tokens_in_access_log() -> None:
+    """Install the redaction on uvicorn's access logger once (idempotent)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, CodecTokenRedaction) for f in access.filters):
+        access.addFilter(CodecTokenRedaction())
+
+
+def _codec_token_matches(settings: Settings, token: str) -> bool:
+    expected = settings.codec_token
+    if expected is None or not token:
+        return False
+    return hmac.compare_digest(token.encode(), expected.get_secret_value().encode())
+
+
+async def _authorize(request: Request, settings: Settings, session: SessionDep) -> None:
     header = request.headers.get("authorization", "")
-    token = header.removeprefix("Bearer ").strip()
-    if not token or await UserRepository(session).by_token(token) is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "codec needs a user's bearer token")
+    scheme, _, token = header.partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    if not token:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "the codec needs an admin's bearer token or the codec token "
+            "(the Web UI uses /codec/ui/{AMBIENT_CODEC_TOKEN})",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if _codec_token_matches(settings, token):
+        return
+    user = await UserRepository(session).by_token(token)
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if user.role != Role.ADMIN:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "decoding payloads shows every user's data: only admins use the codec",
+        )
 
 
 async def _payloads(request: Request) -> Payloads:
@@ -40,14 +93,9 @@ async def _payloads(request: Request) -> Payloads:
         ) from None
 
 
-@router.post("/{direction}")
-async def transcode(
-    direction: str, request: Request, settings: SettingsDep, session: SessionDep
-) -> dict[str, Any]:
-    """Encode or decode payloads with the configured keys."""
+async def _transcode(direction: str, request: Request, settings: Settings) -> dict[str, Any]:
     if direction not in ("encode", "decode"):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "use /codec/encode or /codec/decode")
-    await _authorize(request, settings, session)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "use .../encode or .../decode")
     codec = payload_codec(settings)
     if codec is None:
         raise HTTPException(
@@ -62,3 +110,22 @@ async def transcode(
     except (CodecKeyError, ValueError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return json_format.MessageToDict(Payloads(payloads=result))
+
+
+@router.post("/ui/{token}/{direction}")
+async def transcode_for_ui(
+    token: str, direction: str, request: Request, settings: SettingsDep
+) -> dict[str, Any]:
+    """Encode or decode for the Temporal Web UI, authorised by the codec token in the path."""
+    if not _codec_token_matches(settings, token):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid codec token")
+    return await _transcode(direction, request, settings)
+
+
+@router.post("/{direction}")
+async def transcode(
+    direction: str, request: Request, settings: SettingsDep, session: SessionDep
+) -> dict[str, Any]:
+    """Encode or decode payloads with the configured keys (an admin's or the codec token)."""
+    await _authorize(request, settings, session)
+    return await _transcode(direction, request, settings)

@@ -1,16 +1,44 @@
-"""Users: register, read and update settings, rotate the API token."""
+"""Users: register (admins, or anyone behind open registration), settings, grants, tokens.
+
+Roles and permissions are granted, never taken: `PATCH /users/me` refuses them, and
+`PATCH /users/{name}/permissions` is for admins acting on someone else. Every grant, and every
+refused attempt to grant, is written to the audit log.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.push import PushConfig
-from ambient.domain.users import UserCreate, UserPublic, UserSettings
-from ambient.storage.repositories import UserExistsError, UserRepository, user_public
-from api.deps import CurrentUser, SessionDep
+from ambient.domain.users import (
+    GRANTED_FIELDS,
+    Grant,
+    Role,
+    RollbackPermission,
+    UserCreate,
+    UserPublic,
+    UserSettings,
+)
+from ambient.storage.audit import AuditRepository
+from ambient.storage.models import User
+from ambient.storage.repositories import (
+    UserExistsError,
+    UserRepository,
+    user_public,
+    user_subject,
+)
+from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/users", tags=["users"])
+
+ADMIN_GRANTS = (
+    "only an admin grants role and rollback_permission "
+    "(PATCH /users/{name}/permissions, or `ambient user grant` on the server)"
+)
 
 
 class Registered(BaseModel):
@@ -22,11 +50,66 @@ class Token(BaseModel):
     token: str
 
 
+class Granted(BaseModel):
+    user: UserPublic
+    changes: dict[str, dict[str, str]] = Field(
+        description="field -> {old, new}; empty when the values were already so"
+    )
+
+
+class SelfUpdate(UserSettings):
+    """What PATCH /users/me accepts. The granted fields are named only to refuse them clearly."""
+
+    role: Role | None = Field(default=None, description="refused (403): only an admin grants it")
+    rollback_permission: RollbackPermission | None = Field(
+        default=None, description="refused (403): only an admin grants it"
+    )
+
+
+async def _refuse_grant(
+    session: AsyncSession, *, actor: str, subject: str, requested: dict[str, Any], reason: str
+) -> HTTPException:
+    """Audit a refused grant (committed: the refusal is the record) and build the 403."""
+    await AuditRepository(session).append(
+        actor=actor,
+        action="user.grant.refused",
+        subject=user_subject(subject),
+        detail={"requested": requested, "reason": reason},
+    )
+    await session.commit()
+    return HTTPException(status.HTTP_403_FORBIDDEN, reason)
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Registered)
-async def register(data: UserCreate, session: SessionDep) -> Registered:
-    """Register a user; the API token in the answer is shown once."""
+async def register(
+    data: UserCreate, caller: OptionalUser, settings: SettingsDep, session: SessionDep
+) -> Registered:
+    """Register a user (admins; anyone as a member with AMBIENT_OPEN_REGISTRATION=true).
+
+    The API token in the answer is shown once.
+    """
+    if caller is not None and caller.role == Role.ADMIN:
+        actor = caller.name
+    elif settings.open_registration:
+        granted = sorted(set(GRANTED_FIELDS) & data.model_fields_set)
+        if granted:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"open registration creates members with the default permission; {ADMIN_GRANTS} "
+                f"(remove {', '.join(granted)})",
+            )
+        actor = caller.name if caller is not None else "open-registration"
+    elif caller is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "registering a user needs an admin's bearer token (open registration is off: "
+            "AMBIENT_OPEN_REGISTRATION=false)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    else:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin registers users")
     try:
-        user, token = await UserRepository(session).create(data)
+        user, token = await UserRepository(session).create(data, actor=actor)
     except UserExistsError:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"user {data.name!r} already exists"
@@ -35,16 +118,37 @@ async def register(data: UserCreate, session: SessionDep) -> Registered:
     return Registered(user=user_public(user), token=token)
 
 
+@router.get("", response_model=list[UserPublic])
+async def list_users(_: AdminUser, session: SessionDep) -> list[UserPublic]:
+    """Every user (admins only; a member reads only itself at /users/me)."""
+    return [user_public(user) for user in await UserRepository(session).list_all()]
+
+
 @router.get("/me", response_model=UserPublic)
 async def read_me(user: CurrentUser) -> UserPublic:
     return user_public(user)
 
 
 @router.patch("/me", response_model=UserPublic)
-async def update_me(data: UserSettings, user: CurrentUser, session: SessionDep) -> UserPublic:
-    """Change settings: email, phone, rollback permission, wake words, time zone, window..."""
+async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) -> UserPublic:
+    """Change your settings: email, phone, wake words, time zone, briefing window...
+
+    Role and rollback permission are refused with 403 and nothing changes.
+    """
+    granted = sorted(set(GRANTED_FIELDS) & data.model_fields_set)
+    if granted:
+        raise await _refuse_grant(
+            session,
+            actor=user.name,
+            subject=user.name,
+            requested=data.model_dump(mode="json", include=set(granted)),
+            reason=f"you cannot change your own {', '.join(granted)}: {ADMIN_GRANTS}",
+        )
+    settings = UserSettings.model_validate(
+        data.model_dump(exclude_unset=True, exclude=set(GRANTED_FIELDS))
+    )
     # The user was loaded in this request's session (FastAPI shares the dependency).
-    await UserRepository(session).update(user, data)
+    await UserRepository(session).update(user, settings)
     await session.commit()
     return user_public(user)
 
@@ -70,9 +174,43 @@ async def set_push_config(config: PushConfig, user: CurrentUser, session: Sessio
     return config
 
 
+async def _user(session: AsyncSession, name: str) -> User:
+    found = await UserRepository(session).get(name)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {name!r}")
+    return found
+
+
 @router.get("/{name}", response_model=UserPublic)
-async def read_user(name: str, user: CurrentUser) -> UserPublic:
-    """A user's settings; users read only their own."""
-    if name != user.name:
+async def read_user(name: str, user: CurrentUser, session: SessionDep) -> UserPublic:
+    """A user's settings; members read only their own, admins anyone's."""
+    if name == user.name:
+        return user_public(user)
+    if user.role != Role.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "you can read only your own user")
-    return user_public(user)
+    return user_public(await _user(session, name))
+
+
+@router.patch("/{name}/permissions", response_model=Granted)
+async def grant(name: str, data: Grant, user: CurrentUser, session: SessionDep) -> Granted:
+    """Grant another user a role and/or rollback permission (admins; audited old -> new)."""
+    requested = data.model_dump(mode="json", exclude_none=True)
+    if user.role != Role.ADMIN:
+        raise await _refuse_grant(
+            session, actor=user.name, subject=name, requested=requested, reason=ADMIN_GRANTS
+        )
+    if name == user.name:
+        # Two people for every grant: an admin cannot raise (or drop) their own permissions,
+        # which also keeps the last admin from demoting themselves.
+        raise await _refuse_grant(
+            session,
+            actor=user.name,
+            subject=name,
+            requested=requested,
+            reason="no one grants to themselves: ask another admin, or the operator "
+            "(`ambient user grant` on the server)",
+        )
+    target = await _user(session, name)
+    changes = await UserRepository(session).grant(target, data, actor=user.name)
+    await session.commit()
+    return Granted(user=user_public(target), changes=changes)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server.tools import cloud, push, system, tasks
+from mcp_server.tools import cloud, push, system, tasks, users
 
 Register = Callable[..., None]
 
@@ -16,6 +16,7 @@ AREAS: dict[str, Register] = {
     "tasks": tasks.register,
     "push": push.register,
     "cloud": cloud.register,
+    "users": users.register,
 }
 
 __all__ = ["AREAS", "MCPServer"]

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import logging
 from pathlib import Path
 
 import httpx
@@ -20,10 +21,19 @@ from ambient.settings import Environment, Settings
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
+from tests.support.admins import admin_headers
 from tests.support.servers import free_port, serve
 from tests.support.workflows import TEST_WORKFLOWS, PingInput, PingWorkflow
 
 SECRET = "smtp-password-hunter2"
+PLAIN = {
+    "payloads": [
+        {
+            "metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
+            "data": base64.b64encode(b'"hello"').decode(),
+        }
+    ]
+}
 
 
 def _settings(base: Settings, **extra: object) -> Settings:
@@ -96,26 +106,17 @@ async def test_codec_endpoint_round_trips_and_needs_a_token_in_production(
         secret_key=SecretStr("a-real-secret-value-1234"),
         temporal_address=f"127.0.0.1:{free_port()}",
     )
-    plain = {
-        "payloads": [
-            {
-                "metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
-                "data": base64.b64encode(b'"hello"').decode(),
-            }
-        ]
-    }
     async with (
         serve(create_app(prod)) as base,
         httpx.AsyncClient(base_url=base, trust_env=False) as http,
     ):
-        assert (await http.post("/codec/encode", json=plain)).status_code == 401
-        token = (await http.post("/users", json={"name": "ops"})).json()["token"]
-        auth = {"Authorization": f"Bearer {token}", "X-Namespace": "default"}
-        encoded = (await http.post("/codec/encode", json=plain, headers=auth)).json()
-        assert encoded != plain
+        assert (await http.post("/codec/encode", json=PLAIN)).status_code == 401
+        auth = {**await admin_headers(prod), "X-Namespace": "default"}
+        encoded = (await http.post("/codec/encode", json=PLAIN, headers=auth)).json()
+        assert encoded != PLAIN
         assert b"hello" not in base64.b64decode(encoded["payloads"][0]["data"])
         decoded = (await http.post("/codec/decode", json=encoded, headers=auth)).json()
-        assert decoded == plain
+        assert decoded == PLAIN
         bad = await http.post("/codec/decode", content=b"not json", headers=auth)
         assert bad.status_code == 422
         preflight = await http.options(
@@ -127,3 +128,76 @@ async def test_codec_endpoint_round_trips_and_needs_a_token_in_production(
             },
         )
         assert preflight.headers["access-control-allow-origin"] == "http://localhost:8233"
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(record.getMessage())
+
+
+async def test_codec_needs_an_admin_or_the_codec_token_even_in_development(
+    settings: Settings,
+) -> None:
+    codec_token = "ui-codec-token-0123456789"
+    dev = _settings(
+        settings,
+        environment=Environment.DEVELOPMENT,
+        codec_token=SecretStr(codec_token),
+        temporal_address=f"127.0.0.1:{free_port()}",
+    )
+    async with (
+        serve(create_app(dev)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(dev)
+        member = (await http.post("/users", json={"name": "mem"}, headers=admin)).json()["token"]
+        encoded = (await http.post("/codec/encode", json=PLAIN, headers=admin)).json()
+
+        anonymous = await http.post("/codec/decode", json=encoded)
+        assert anonymous.status_code == 401
+        assert "admin's bearer token" in anonymous.json()["detail"]
+        as_member = await http.post(
+            "/codec/decode", json=encoded, headers={"Authorization": f"Bearer {member}"}
+        )
+        assert as_member.status_code == 403
+        wrong = await http.post(
+            "/codec/decode", json=encoded, headers={"Authorization": "Bearer amb_nope"}
+        )
+        assert wrong.status_code == 401
+        for answer in (as_member, wrong, anonymous):
+            assert "hello" not in answer.text
+
+        # The Temporal Web UI cannot send a header: its endpoint carries the codec token.
+        access = logging.getLogger("uvicorn.access")  # uvicorn's: it does not propagate
+        lines, level = _Lines(), access.level
+        access.addHandler(lines)
+        access.setLevel(logging.INFO)
+        try:
+            ui = await http.post(f"/codec/ui/{codec_token}/decode", json=encoded)
+        finally:
+            access.removeHandler(lines)
+            access.setLevel(level)
+        assert ui.status_code == 200 and ui.json() == PLAIN
+        assert any("/codec/ui/***/decode" in line for line in lines.seen)
+        assert not any(codec_token in line for line in lines.seen)
+        assert (await http.post("/codec/ui/guess/decode", json=encoded)).status_code == 401
+        as_bearer = await http.post(
+            "/codec/decode", json=encoded, headers={"Authorization": f"Bearer {codec_token}"}
+        )
+        assert as_bearer.json() == PLAIN
+
+
+async def test_codec_token_path_is_refused_when_no_codec_token_is_configured(
+    settings: Settings,
+) -> None:
+    dev = _settings(settings, temporal_address=f"127.0.0.1:{free_port()}")
+    async with (
+        serve(create_app(dev)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+    ):
+        assert (await http.post("/codec/ui/x/decode", json=PLAIN)).status_code == 401
+        assert (await http.post("/codec/ui//decode", json=PLAIN)).status_code in (401, 404)

@@ -16,6 +16,7 @@ from api.app import create_app
 from mcp_server.server import build_server
 from mcp_server.state import AppState, StateHolder
 from tests.conftest import running_worker, unique
+from tests.support.admins import admin_headers
 from tests.support.servers import serve
 
 
@@ -85,7 +86,11 @@ async def test_mcp_over_http_needs_a_user_token(
     settings = settings.model_copy(update={"temporal_address": address})
     async with serve(create_app(settings)) as base:
         async with httpx.AsyncClient(base_url=base, trust_env=False) as http:
-            token = (await http.post("/users", json={"name": "alice"})).json()["token"]
+            token = (
+                await http.post(
+                    "/users", json={"name": "alice"}, headers=await admin_headers(settings)
+                )
+            ).json()["token"]
             anonymous = await http.post(
                 "/mcp",
                 json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},

@@ -5,6 +5,7 @@ import pytest_asyncio
 
 from ambient.settings import Settings
 from api.app import create_app
+from tests.support.admins import admin_headers
 from tests.support.servers import free_port, serve
 
 
@@ -17,9 +18,19 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def test_register_read_update_and_rotate_token(api: httpx.AsyncClient) -> None:
+@pytest_asyncio.fixture
+async def admin(api: httpx.AsyncClient, settings: Settings) -> dict[str, str]:
+    """Headers of an admin (the app has migrated the database by now)."""
+    return await admin_headers(settings)
+
+
+async def test_register_read_update_and_rotate_token(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
     created = await api.post(
-        "/users", json={"name": "alice", "email": "alice@example.com", "timezone": "Asia/Shanghai"}
+        "/users",
+        json={"name": "alice", "email": "alice@example.com", "timezone": "Asia/Shanghai"},
+        headers=admin,
     )
     assert created.status_code == 201
     body = created.json()
@@ -27,6 +38,7 @@ async def test_register_read_update_and_rotate_token(api: httpx.AsyncClient) -> 
     assert token.startswith("amb_")
     assert body["user"]["name"] == "alice"
     assert body["user"]["rollback_permission"] == "dry_run"
+    assert body["user"]["role"] == "member"
     assert body["user"]["briefing_window_start"] == "06:00"
     auth = {"Authorization": f"Bearer {token}"}
 
@@ -36,14 +48,10 @@ async def test_register_read_update_and_rotate_token(api: httpx.AsyncClient) -> 
     updated = await api.patch(
         "/users/me",
         headers=auth,
-        json={
-            "rollback_permission": "execute",
-            "wake_words": ["你好，小智"],
-            "briefing_window_end": "09:30",
-        },
+        json={"wake_words": ["你好，小智"], "briefing_window_end": "09:30"},
     )
     assert updated.status_code == 200
-    assert updated.json()["rollback_permission"] == "execute"
+    assert updated.json()["rollback_permission"] == "dry_run"
     assert updated.json()["briefing_window_end"] == "09:30"
 
     rotated = await api.post("/users/me/token", headers=auth)
@@ -54,17 +62,21 @@ async def test_register_read_update_and_rotate_token(api: httpx.AsyncClient) -> 
     ).status_code == 200
 
 
-async def test_bad_input_is_422_naming_the_field(api: httpx.AsyncClient) -> None:
-    bad_name = await api.post("/users", json={"name": "Not Valid!"})
+async def test_bad_input_is_422_naming_the_field(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    bad_name = await api.post("/users", json={"name": "Not Valid!"}, headers=admin)
     assert bad_name.status_code == 422
     assert bad_name.json()["detail"][0]["loc"] == ["body", "name"]
 
-    bad_zone = await api.post("/users", json={"name": "zed", "timezone": "Mars/Olympus"})
+    bad_zone = await api.post(
+        "/users", json={"name": "zed", "timezone": "Mars/Olympus"}, headers=admin
+    )
     assert bad_zone.status_code == 422
     assert bad_zone.json()["detail"][0]["loc"] == ["body", "timezone"]
     assert "unknown IANA time zone" in bad_zone.json()["detail"][0]["msg"]
 
-    token = (await api.post("/users", json={"name": "zed"})).json()["token"]
+    token = (await api.post("/users", json={"name": "zed"}, headers=admin)).json()["token"]
     bad_window = await api.patch(
         "/users/me",
         headers={"Authorization": f"Bearer {token}"},
@@ -76,9 +88,11 @@ async def test_bad_input_is_422_naming_the_field(api: httpx.AsyncClient) -> None
     assert me.json()["briefing_window_start"] == "06:00"  # nothing changed
 
 
-async def test_duplicate_name_conflicts_and_missing_token_is_401(api: httpx.AsyncClient) -> None:
-    assert (await api.post("/users", json={"name": "bob"})).status_code == 201
-    assert (await api.post("/users", json={"name": "bob"})).status_code == 409
+async def test_duplicate_name_conflicts_and_missing_token_is_401(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    assert (await api.post("/users", json={"name": "bob"}, headers=admin)).status_code == 201
+    assert (await api.post("/users", json={"name": "bob"}, headers=admin)).status_code == 409
     assert (await api.get("/users/me")).status_code == 401
     assert (await api.get("/users/bob")).status_code == 401
 
@@ -98,15 +112,15 @@ async def test_openapi_lists_the_resources(api: httpx.AsyncClient) -> None:
 
 
 async def test_inbox_lists_messages_and_marks_them_read(
-    api: httpx.AsyncClient, settings: Settings
+    api: httpx.AsyncClient, settings: Settings, admin: dict[str, str]
 ) -> None:
     from ambient.clients.notify.inbox import InboxChannel
     from ambient.domain.notify import Message
     from ambient.storage import Database
 
-    token = (await api.post("/users", json={"name": "ivy"})).json()["token"]
+    token = (await api.post("/users", json={"name": "ivy"}, headers=admin)).json()["token"]
     auth = {"Authorization": f"Bearer {token}"}
-    other = (await api.post("/users", json={"name": "ola"})).json()["token"]
+    other = (await api.post("/users", json={"name": "ola"}, headers=admin)).json()["token"]
     assert (await api.get("/inbox", headers=auth)).json() == []
 
     db = Database(settings.resolved_database_url)  # the app's SQLite file

@@ -13,6 +13,7 @@ from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from mcp_server.server import build_server
 from mcp_server.state import AppState, StateHolder
+from tests.support.admins import admin_headers
 from tests.support.servers import free_port, serve
 
 
@@ -59,7 +60,8 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         serve(create_app(settings)) as base,
         httpx.AsyncClient(base_url=base, trust_env=False) as http,
     ):
-        token = (await http.post("/users", json={"name": "bob"})).json()["token"]
+        admin = await admin_headers(settings)
+        token = (await http.post("/users", json={"name": "bob"}, headers=admin)).json()["token"]
         http.headers["Authorization"] = f"Bearer {token}"
         yield http
 

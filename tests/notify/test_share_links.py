@@ -14,6 +14,7 @@ from ambient.sharing import (
 )
 from ambient.storage import Database
 from api.app import create_app
+from tests.support.admins import admin_headers
 from tests.support.servers import free_port, serve
 
 SECRET = "test-secret-key"
@@ -68,9 +69,10 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_share_api_opens_without_login_and_escapes_untrusted_html(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, settings: Settings
 ) -> None:
-    token = (await api.post("/users", json={"name": "alice"})).json()["token"]
+    admin = await admin_headers(settings)
+    token = (await api.post("/users", json={"name": "alice"}, headers=admin)).json()["token"]
     auth = {"Authorization": f"Bearer {token}"}
     body = "# Report\n\n<script>alert(1)</script> | a |\n|---|\n| b |"
     created = await api.post(

@@ -14,7 +14,7 @@ from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
-from ambient.domain.users import UserCreate, UserSettings
+from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
 from mcp_server.server import build_server
 from mcp_server.state import AppState, StateHolder
@@ -60,8 +60,7 @@ async def cloud_state(
     async with deps.db.session() as session:
         users = UserRepository(session)
         for name, permission in (("ops", "execute"), ("viewer", "dry_run"), ("guest", "none")):
-            user, _ = await users.create(UserCreate(name=name))
-            await users.update(user, UserSettings(rollback_permission=permission))  # type: ignore[arg-type]
+            await users.create(UserCreate(name=name, rollback_permission=permission))  # type: ignore[arg-type]
         await session.commit()
     async with serve(api.app()) as base:
         tc = TencentCloud(

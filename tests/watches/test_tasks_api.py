@@ -8,6 +8,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from api.app import create_app
 from tests.conftest import running_worker
+from tests.support.admins import admin_headers
 from tests.support.servers import serve
 from tests.watches.test_tasks_mcp import eventually
 
@@ -26,7 +27,9 @@ async def test_tasks_api_creates_lists_steers_and_rejects_bad_input(
             serve(create_app(settings)) as base,
             httpx.AsyncClient(base_url=base, trust_env=False) as http,
         ):
-            token = (await http.post("/users", json={"name": "api-alice"})).json()["token"]
+            admin = await admin_headers(settings)
+            registered = await http.post("/users", json={"name": "api-alice"}, headers=admin)
+            token = registered.json()["token"]
             http.headers["Authorization"] = f"Bearer {token}"
             body = {
                 "type": "threshold_watch",

@@ -1,0 +1,91 @@
+"""User tools: who am I, and (admins) grant roles and rollback permission to others.
+
+The checks are here, on the server, against the database: a tool argument never carries a role.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+
+from ambient.domain.users import Grant, Role, RollbackPermission, UserPublic
+from ambient.storage.audit import AuditRepository
+from ambient.storage.repositories import UserRepository, user_public, user_subject
+from mcp_server.auth import app_state, current_user_row
+
+
+class Granted(BaseModel):
+    user: UserPublic
+    changes: dict[str, dict[str, str]] = Field(
+        description="field -> {old, new}; empty when the values were already so"
+    )
+
+
+async def whoami(ctx: Context[Any, Any]) -> UserPublic:
+    """Your user: role, rollback permission and settings."""
+    return user_public(await current_user_row(ctx))
+
+
+async def grant_permission(
+    ctx: Context[Any, Any],
+    user_name: Annotated[str, Field(description="the user to change (not yourself)")],
+    rollback_permission: Annotated[
+        RollbackPermission | None,
+        Field(default=None, description="none, dry_run or execute"),
+    ] = None,
+    role: Annotated[Role | None, Field(default=None, description="admin or member")] = None,
+) -> Granted:
+    """Grant another user a role and/or rollback permission (admins only; audited)."""
+    caller = await current_user_row(ctx)
+    try:
+        change = Grant(role=role, rollback_permission=rollback_permission)
+    except ValidationError:
+        raise ToolError("Nothing to grant: give rollback_permission and/or role.") from None
+    reason = None
+    if caller.role != Role.ADMIN:
+        reason = f"Only an admin may grant permissions; {caller.name!r} is a {caller.role}."
+    elif user_name == caller.name:
+        reason = "No one grants to themselves: ask another admin, or the operator."
+    async with app_state(ctx).db.session() as session:
+        if reason is not None:
+            await AuditRepository(session).append(
+                actor=caller.name,
+                action="user.grant.refused",
+                subject=user_subject(user_name),
+                detail={
+                    "requested": change.model_dump(mode="json", exclude_none=True),
+                    "reason": reason,
+                },
+            )
+            await session.commit()
+            raise ToolError(reason)
+        users = UserRepository(session)
+        target = await users.get(user_name)
+        if target is None:
+            raise ToolError(f"No user {user_name!r}.")
+        changes = await users.grant(target, change, actor=caller.name)
+        await session.commit()
+        return Granted(user=user_public(target), changes=changes)
+
+
+def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+    mcp.add_tool(
+        whoami,
+        annotations=ToolAnnotations(
+            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    if not read_only:
+        mcp.add_tool(
+            grant_permission,
+            annotations=ToolAnnotations(
+                read_only_hint=False,
+                destructive_hint=False,
+                idempotent_hint=True,
+                open_world_hint=False,
+            ),
+        )

@@ -1,0 +1,231 @@
+"""Roles over the API: only admins register users and grant; nobody grants to themselves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest_asyncio
+
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.audit import AuditRepository
+from api.app import create_app
+from tests.support.admins import admin_headers
+from tests.support.servers import free_port, serve
+
+
+async def _api(settings: Settings, **extra: Any) -> AsyncIterator[httpx.AsyncClient]:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}", **extra})
+    async with serve(create_app(settings)) as base:
+        async with httpx.AsyncClient(base_url=base, trust_env=False) as client:
+            yield client
+
+
+@pytest_asyncio.fixture
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _api(settings):
+        yield client
+
+
+@pytest_asyncio.fixture
+async def open_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _api(settings, open_registration=True):
+        yield client
+
+
+@pytest_asyncio.fixture
+async def admin(api: httpx.AsyncClient, settings: Settings) -> dict[str, str]:
+    return await admin_headers(settings, "root")
+
+
+async def _member(api: httpx.AsyncClient, admin: dict[str, str], name: str) -> dict[str, str]:
+    created = await api.post("/users", json={"name": name}, headers=admin)
+    assert created.status_code == 201, created.text
+    return {"Authorization": f"Bearer {created.json()['token']}"}
+
+
+async def _audit(settings: Settings, **filters: Any) -> list[tuple[str, str, str, dict[str, Any]]]:
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            records = await AuditRepository(session).list(**filters)
+    finally:
+        await db.close()
+    return [(r.actor, r.action, r.subject, r.detail) for r in records]
+
+
+async def test_registration_without_an_admin_token_is_refused_by_default(
+    api: httpx.AsyncClient, admin: dict[str, str], settings: Settings
+) -> None:
+    anonymous = await api.post("/users", json={"name": "mallory"})
+    assert anonymous.status_code == 401
+    assert "admin" in anonymous.json()["detail"]
+    assert "AMBIENT_OPEN_REGISTRATION" in anonymous.json()["detail"]
+    member = await _member(api, admin, "mia")
+    by_member = await api.post("/users", json={"name": "mallory"}, headers=member)
+    assert by_member.status_code == 403
+    assert "only an admin registers users" in by_member.json()["detail"]
+    bad_token = await api.post(
+        "/users", json={"name": "mallory"}, headers={"Authorization": "Bearer amb_nope"}
+    )
+    assert bad_token.status_code == 401
+    names = [u["name"] for u in (await api.get("/users", headers=admin)).json()]
+    assert names == ["mia", "root"]  # mallory never came to be
+    assert await _audit(settings, subject="user:mia") == [
+        ("root", "user.register", "user:mia", {"role": "member", "rollback_permission": "dry_run"})
+    ]
+
+
+async def test_an_admin_registers_admins_and_members_with_a_permission(
+    api: httpx.AsyncClient, admin: dict[str, str], settings: Settings
+) -> None:
+    created = await api.post(
+        "/users",
+        json={"name": "ada", "role": "admin", "rollback_permission": "execute"},
+        headers=admin,
+    )
+    assert created.status_code == 201
+    assert (created.json()["user"]["role"], created.json()["user"]["rollback_permission"]) == (
+        "admin",
+        "execute",
+    )
+    assert await _audit(settings, subject="user:ada") == [
+        ("root", "user.register", "user:ada", {"role": "admin", "rollback_permission": "execute"})
+    ]
+    bad = await api.post("/users", json={"name": "x", "role": "owner"}, headers=admin)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "role"]
+
+
+async def test_open_registration_creates_members_only(
+    open_api: httpx.AsyncClient, settings: Settings
+) -> None:
+    created = await open_api.post("/users", json={"name": "newbie"})
+    assert created.status_code == 201
+    user = created.json()["user"]
+    assert (user["role"], user["rollback_permission"]) == ("member", "dry_run")
+    for grab in ({"role": "admin"}, {"rollback_permission": "execute"}):
+        refused = await open_api.post("/users", json={"name": "grabby", **grab})
+        assert refused.status_code == 403
+        assert "only an admin grants" in refused.json()["detail"]
+    admin = await admin_headers(settings)
+    assert (await open_api.get("/users/grabby", headers=admin)).status_code == 404
+    assert await _audit(settings, subject="user:newbie") == [
+        (
+            "open-registration",
+            "user.register",
+            "user:newbie",
+            {"role": "member", "rollback_permission": "dry_run"},
+        )
+    ]
+
+
+async def test_member_cannot_grant_itself_rollback_permission_or_admin(
+    api: httpx.AsyncClient, admin: dict[str, str], settings: Settings
+) -> None:
+    member = await _member(api, admin, "eve")
+    for body in (
+        {"rollback_permission": "execute"},
+        {"role": "admin"},
+        {"rollback_permission": "execute", "assistant_name": "Evil"},
+    ):
+        refused = await api.patch("/users/me", json=body, headers=member)
+        assert refused.status_code == 403, refused.text
+        assert "only an admin grants" in refused.json()["detail"]
+    direct = await api.patch(
+        "/users/eve/permissions", json={"rollback_permission": "execute"}, headers=member
+    )
+    assert direct.status_code == 403
+    me = (await api.get("/users/me", headers=member)).json()
+    assert (me["role"], me["rollback_permission"], me["assistant_name"]) == (
+        "member",
+        "dry_run",
+        "小智",
+    )
+    refusals = await _audit(settings, subject="user:eve", action="user.grant.refused")
+    assert [(actor, detail["requested"]) for actor, _, _, detail in refusals] == [
+        ("eve", {"rollback_permission": "execute"}),
+        ("eve", {"role": "admin"}),
+        ("eve", {"rollback_permission": "execute"}),
+        ("eve", {"rollback_permission": "execute"}),
+    ]
+    assert await _audit(settings, subject="user:eve", action="user.grant") == []
+
+
+async def test_admin_grants_are_audited_old_to_new_and_never_to_itself(
+    api: httpx.AsyncClient, admin: dict[str, str], settings: Settings
+) -> None:
+    await _member(api, admin, "bob")
+    granted = await api.patch(
+        "/users/bob/permissions", json={"rollback_permission": "execute"}, headers=admin
+    )
+    assert granted.status_code == 200
+    assert granted.json()["changes"] == {
+        "rollback_permission": {"old": "dry_run", "new": "execute"}
+    }
+    assert granted.json()["user"]["rollback_permission"] == "execute"
+    again = await api.patch(
+        "/users/bob/permissions", json={"rollback_permission": "execute"}, headers=admin
+    )
+    assert again.json()["changes"] == {}
+    promoted = await api.patch(
+        "/users/bob/permissions",
+        json={"role": "admin", "rollback_permission": "none"},
+        headers=admin,
+    )
+    assert promoted.json()["changes"] == {
+        "role": {"old": "member", "new": "admin"},
+        "rollback_permission": {"old": "execute", "new": "none"},
+    }
+    assert await _audit(settings, subject="user:bob", action="user.grant") == [
+        (
+            "root",
+            "user.grant",
+            "user:bob",
+            {"rollback_permission": {"old": "dry_run", "new": "execute"}},
+        ),
+        (
+            "root",
+            "user.grant",
+            "user:bob",
+            {
+                "role": {"old": "member", "new": "admin"},
+                "rollback_permission": {"old": "execute", "new": "none"},
+            },
+        ),
+    ]
+    self_grant = await api.patch(
+        "/users/root/permissions", json={"rollback_permission": "execute"}, headers=admin
+    )
+    assert self_grant.status_code == 403 and "no one grants to themselves" in self_grant.text
+    root = (await api.get("/users/me", headers=admin)).json()
+    assert root["rollback_permission"] == "dry_run"
+    missing = await api.patch("/users/nobody/permissions", json={"role": "admin"}, headers=admin)
+    assert missing.status_code == 404
+    empty = await api.patch("/users/bob/permissions", json={}, headers=admin)
+    assert empty.status_code == 422 and "rollback_permission" in empty.text
+    bad = await api.patch(
+        "/users/bob/permissions", json={"rollback_permission": "all"}, headers=admin
+    )
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "rollback_permission"]
+
+
+async def test_members_see_only_themselves_and_admins_see_everyone(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    member = await _member(api, admin, "mo")
+    await _member(api, admin, "ann")
+    assert (await api.get("/users", headers=member)).status_code == 403
+    assert (await api.get("/users/ann", headers=member)).status_code == 403
+    assert (await api.get("/users/mo", headers=member)).json()["name"] == "mo"
+    listed = (await api.get("/users", headers=admin)).json()
+    assert [(u["name"], u["role"]) for u in listed] == [
+        ("ann", "member"),
+        ("mo", "member"),
+        ("root", "admin"),
+    ]
+    assert (await api.get("/users/ann", headers=admin)).json()["name"] == "ann"
+    assert (await api.get("/users/nobody", headers=admin)).status_code == 404
+    assert (await api.get("/users")).status_code == 401
