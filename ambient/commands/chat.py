@@ -1,0 +1,92 @@
+"""`ambient chat`: talk to the assistant from a terminal; it acts through the MCP tools."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ambient.agent.chat import ChatAgent, ChatEvent, ConversationStore, chat_model, system_prompt
+from ambient.agent.hub import hub_of
+from ambient.settings import Settings
+from ambient.storage.repositories import UserRepository
+from mcp_server.state import open_state
+
+console = Console(stderr=False)
+
+
+def _show(event: ChatEvent) -> None:
+    if event.type == "message":
+        console.print(event.text or "", soft_wrap=True)
+    elif event.type == "tool_call":
+        console.print(f"[dim]→ {event.function} {event.arguments}[/]", soft_wrap=True)
+    elif event.type == "tool_result":
+        mark = "[green]ok[/]" if event.ok else "[red]failed[/]"
+        first = (event.text or "").splitlines()[0][:200] if event.text else ""
+        console.print(f"[dim]← {event.function} {mark} {first}[/]", soft_wrap=True)
+    elif event.type == "error":
+        console.print(f"[red]{event.text}[/]", soft_wrap=True)
+
+
+async def _chat(user: str, message: str | None, yes: bool) -> int:
+    settings = Settings()
+    async with open_state(settings, stdio_user=user) as state:
+        async with state.db.session() as session:
+            row = await UserRepository(session).get(user)
+        if row is None:
+            console.print(f"[red]{user!r} is not a registered user[/]")
+            return 1
+        hub = hub_of(state)
+        agent = ChatAgent(
+            chat_model(settings),
+            settings.llm_model,
+            await hub.facade(user),
+            system=system_prompt(user, row.assistant_name, row.timezone),
+        )
+        conversation = ConversationStore().open(user, None)
+        interactive = message is None
+        try:
+            while True:
+                text = message if message is not None else _ask(row.assistant_name)
+                if text is None:
+                    return 0
+                message = None
+                approve: bool | None = None
+                while True:
+                    confirm: ChatEvent | None = None
+                    async for event in agent.turn(conversation, text, approve=approve):
+                        _show(event)
+                        if event.type == "confirm":
+                            confirm = event
+                    if confirm is None:
+                        break
+                    for call in confirm.calls:
+                        console.print(f"[yellow]! {call['function']} {call['arguments']}[/]")
+                    approve = yes or (sys.stdin.isatty() and typer.confirm("Run these?"))
+                    text = None
+                if not interactive:
+                    return 0
+        finally:
+            await hub.close()
+
+
+def _ask(name: str) -> str | None:
+    try:
+        text = console.input(f"[bold]you → {name}[/] ").strip()
+    except (EOFError, KeyboardInterrupt):
+        return None
+    return text if text and text not in ("exit", "quit") else None
+
+
+def chat(
+    message: Annotated[
+        str | None, typer.Argument(help="one message; without it, an interactive session")
+    ] = None,
+    user: Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")] = "dev",
+    yes: Annotated[bool, typer.Option("--yes", help="approve destructive tool calls")] = False,
+) -> None:
+    """Chat with the assistant (needs OPENAI_API_KEY; it says so otherwise)."""
+    raise typer.Exit(asyncio.run(_chat(user, message, yes)))

@@ -1,0 +1,69 @@
+"""`ambient chat` as a person runs it: a subprocess, a scripted model on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.domain.users import UserCreate
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.repositories import UserRepository
+from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
+from tests.support.servers import serve
+
+
+async def _run(env: dict[str, str], *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ambient.cli",
+        "chat",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    return process.returncode or 0, out.decode()
+
+
+async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ambient.db'}"
+    await upgrade_async(url)
+    db = Database(url)
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name="ops"))
+        await session.commit()
+    await db.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMBIENT_", "OPENAI_"))}
+    env |= {
+        "AMBIENT_DATA_DIR": str(tmp_path),
+        "AMBIENT_DATABASE_URL": url,
+        "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "COLUMNS": "200",
+    }
+
+    code, out = await _run(env, "--user", "ops", "hello")
+    assert code == 0 and "OPENAI_API_KEY" in out
+
+    llm = LLMApi()
+    llm.script(ToolCalls([("get_status", {})]), Content("Everything is up."))
+    async with serve(llm.app()) as llm_url:
+        env |= {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{llm_url}/v1"}
+        code, out = await _run(env, "--user", "ops", "is everything up?")
+    assert code == 0, out
+    assert "→ get_status" in out and "← get_status ok" in out
+    assert "Everything is up." in out
+    # The tool's answer reached the model as a tool message.
+    assert '"temporal_reachable": true' in llm.requests[1]["messages"][-1]["content"]
+
+    code, out = await _run(env, "--user", "nobody", "hi")
+    assert code == 1 and "not a registered user" in out
