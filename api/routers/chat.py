@@ -13,7 +13,9 @@ from ambient.agent import AgentError, McpServerSpec
 from ambient.agent.chat import ChatAgent, ConversationStore, chat_model, system_prompt
 from ambient.agent.health import ToolStats
 from ambient.agent.hub import hub_of
+from ambient.storage.models import User
 from api.deps import CurrentUser, StateDep
+from mcp_server.state import AppState
 
 router = APIRouter(tags=["chat"])
 
@@ -48,7 +50,7 @@ class AgentTools(BaseModel):
     stats: list[ToolStats]
 
 
-def _conversations(state: Any) -> ConversationStore:
+def _conversations(state: AppState) -> ConversationStore:
     store = state.extras.get("conversations")
     if not isinstance(store, ConversationStore):
         store = ConversationStore()
@@ -60,6 +62,11 @@ def _conversations(state: Any) -> ConversationStore:
 async def chat(body: ChatRequest, user: CurrentUser, state: StateDep) -> StreamingResponse:
     """One turn of a conversation, streamed as JSON lines (message, tool_call, tool_result,
     confirm, error, done). Destructive tools wait for a request with `approve`."""
+    return await chat_turn(body, user, state)
+
+
+async def chat_turn(body: ChatRequest, user: User, state: AppState) -> StreamingResponse:
+    """The turn behind /chat and the web page's chat box."""
     if not body.message and body.approve is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -31,8 +31,9 @@ from ambient.storage.repositories import (
     UserRepository,
     user_public,
 )
-from ambient.tasks import TaskError, TaskService
+from ambient.tasks import TaskError, TaskService, TaskSummary
 from api.deps import SessionDep, StateDep
+from api.routers.chat import ChatRequest, chat_turn
 
 router = APIRouter(include_in_schema=False)
 HERE = Path(__file__).resolve().parent.parent
@@ -150,10 +151,11 @@ async def dashboard(
 ) -> HTMLResponse:
     me = require(user)
     tasks_error = None
+    tasks: list[TaskSummary] = []
     try:
-        tasks = await TaskService(state.temporal, state.settings, state.db).list(me.name)
+        tasks = list(await TaskService(state.temporal, state.settings, state.db).list(me.name))
     except Exception as exc:  # Temporal down must not take the page down: say so instead.
-        tasks, tasks_error = [], f"Tasks are unavailable: {exc}"
+        tasks_error = f"Tasks are unavailable: {exc}"
     events = await EventRepository(session).list(user=me.name, limit=20)
     inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
     return render(
@@ -282,6 +284,12 @@ async def event_stream(
                 await asyncio.sleep(POLL_SECONDS)
 
     return EventSourceResponse(events())
+
+
+@router.post("/app/chat", dependencies=[SameOrigin])
+async def chat(body: ChatRequest, state: StateDep, user: MaybeUser) -> Response:
+    """The chat box: the same turn as POST /chat, signed in by the page's cookie."""
+    return await chat_turn(body, require(user), state)
 
 
 @router.get("/app/settings", response_class=HTMLResponse)

@@ -29,3 +29,73 @@ window.addEventListener("DOMContentLoaded", () => {
   source.addEventListener("error", () => { document.getElementById("live").hidden = true; });
   source.addEventListener("ambient", (message) => showEvent(list, JSON.parse(message.data)));
 });
+
+// The chat box: POST /app/chat streams JSON lines (message, tool_call, tool_result, confirm...).
+(() => {
+  let conversation = null;
+
+  function say(kind, text) {
+    const log = document.getElementById("chat-log");
+    const item = document.createElement("li");
+    item.className = kind;
+    item.textContent = text;
+    log.append(item);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function show(event) {
+    conversation = event.conversation_id || conversation;
+    if (event.type === "message") say("assistant", event.text || "");
+    else if (event.type === "tool_call") say("tool", "→ " + event.function + " " + JSON.stringify(event.arguments || {}));
+    else if (event.type === "tool_result") say("tool", "← " + event.function + (event.ok ? " ok" : " failed: " + (event.text || "")));
+    else if (event.type === "error") say("error", event.text || "error");
+    else if (event.type === "confirm") {
+      document.getElementById("chat-confirm-text").textContent =
+        event.text + " " + event.calls.map((c) => c.function + " " + JSON.stringify(c.arguments)).join("; ");
+      document.getElementById("chat-confirm").hidden = false;
+    }
+  }
+
+  async function send(body) {
+    const response = await fetch("/app/chat", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(Object.assign({ conversation_id: conversation }, body)),
+    });
+    if (!response.ok) { say("error", "The assistant answered " + response.status); return; }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, cut).trim();
+        buffer = buffer.slice(cut + 1);
+        if (line) show(JSON.parse(line));
+      }
+    }
+  }
+
+  window.addEventListener("DOMContentLoaded", () => {
+    const form = document.getElementById("chat-form");
+    if (!form) return;
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const input = document.getElementById("chat-input");
+      const text = input.value.trim();
+      if (!text) return;
+      input.value = "";
+      say("you", text);
+      send({ message: text });
+    });
+    for (const [id, approve] of [["chat-approve", true], ["chat-decline", false]]) {
+      document.getElementById(id).addEventListener("click", () => {
+        document.getElementById("chat-confirm").hidden = true;
+        send({ approve });
+      });
+    }
+  });
+})();

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
+from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -20,6 +21,7 @@ from ambient.domain.users import UserCreate
 from ambient.storage.repositories import EventRepository, UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
+from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
 from tests.support.servers import serve
 from tests.watches.site import Site, article
 
@@ -62,13 +64,16 @@ async def test_member_signs_in_sets_push_creates_monitor_and_sees_events_live(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     site = Site(pages={"/news": article("Quiet day.")})
+    llm = LLMApi()
     name = unique("web")
-    async with running_worker(dev_env.client, deps) as worker:
+    async with running_worker(dev_env.client, deps) as worker, serve(llm.app()) as llm_url:
         settings = deps.settings.model_copy(
             update={
                 "temporal_task_queue": worker.task_queue,
                 "temporal_address": dev_env.client.service_client.config.target_host,
                 "fetch_allow_cidrs": ["127.0.0.0/8"],
+                "openai_api_key": SecretStr(API_KEY),
+                "openai_base_url": f"{llm_url}/v1",
             }
         )
         async with deps.db.session() as session:
@@ -144,6 +149,23 @@ async def test_member_signs_in_sets_push_creates_monitor_and_sees_events_live(
             await card.get_by_role("link", name=task_id).click()
             await expect(page.locator("main")).to_contain_text("check_interval_minutes")
             await fits_phone(page, "04-task")
+
+            # The chat box: a read-only tool runs at once; a destructive one waits for a yes.
+            await page.get_by_role("link", name="Tasks & events").click()
+            llm.script(ToolCalls([("list_tasks", {})]), Content("You have one paused monitor."))
+            await page.get_by_label("Message").fill("我有哪些任务？")
+            await page.get_by_role("button", name="Send").click()
+            log = page.locator("#chat-log")
+            await expect(log).to_contain_text("← list_tasks ok")
+            await expect(log).to_contain_text("You have one paused monitor.")
+            llm.script(ToolCalls([("delete_task", {"task_id": task_id})]), Content("Deleted."))
+            await page.get_by_label("Message").fill("delete it")
+            await page.get_by_role("button", name="Send").click()
+            await expect(page.locator("#chat-confirm")).to_contain_text("delete_task")
+            await fits_phone(page, "05-chat-confirm")
+            await page.get_by_role("button", name="Run them").click()
+            await expect(log).to_contain_text("← delete_task ok")
+            await expect(log).to_contain_text("Deleted.")
 
 
 async def test_pages_need_a_signed_in_user_and_refuse_cross_site_posts(
