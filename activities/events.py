@@ -16,7 +16,8 @@ class EventActivities:
     @activity.defn
     async def record_event(self, event: RecordEventInput) -> int:
         """Append an event (once per idempotency key) and return its id."""
-        async with self._db.session() as session:
+        # Read (the key) then write: take the write lock first, keep the transaction short.
+        async with self._db.write_session() as session:
             row = await EventRepository(session).add(
                 event.kind,
                 user=event.user,

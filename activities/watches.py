@@ -1,11 +1,18 @@
-"""Checks of web monitors and threshold watches: fetch, extract, compare, read metrics."""
+"""Checks of web monitors and threshold watches: fetch, extract, compare, read metrics.
+
+What the outside world answers is data: a page that cannot be fetched or parsed is an
+``error`` check, a metric source that answers HTML is a failed reading. Only bad input
+from the workflow itself raises (a non-retryable ``ApplicationError`` with a type).
+"""
 
 from __future__ import annotations
 
 import asyncio
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select, update
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
@@ -15,13 +22,22 @@ from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, Read
 from ambient.domain.watches import (
     HttpJsonSource,
     MetricSource,
+    PageDiff,
     PrometheusSource,
     content_hash,
     diff_pages,
     normalise,
 )
 from ambient.storage import Database
+from ambient.storage.models import WatchSnapshot, utcnow
 from ambient.storage.repositories import SnapshotRepository
+
+SOURCES: TypeAdapter[MetricSource] = TypeAdapter(MetricSource)
+
+
+def page_text(html: str, selector: str | None, ignore_patterns: list[str]) -> list[str]:
+    """Main text of a page as normalised lines (CPU work: run it in a thread)."""
+    return normalise(extract_text(html, selector), ignore_patterns)
 
 
 class WatchActivities:
@@ -36,11 +52,14 @@ class WatchActivities:
 
         Safe to retry: the comparison is against ``last_hash``, not "the latest row".
         """
+        last_hash = check.last_hash
+        if last_hash is None and check.since_stored:
+            last_hash = await self._newest_hash(check.task, check.url)
         try:
             fetched = await self._fetcher.fetch(
                 check.url,
-                etag=check.etag if check.last_hash else None,
-                last_modified=check.last_modified if check.last_hash else None,
+                etag=check.etag if last_hash else None,
+                last_modified=check.last_modified if last_hash else None,
             )
         except FetchError as exc:
             return PageCheck(url=check.url, outcome="error", error=str(exc))
@@ -48,14 +67,18 @@ class WatchActivities:
             return PageCheck(
                 url=check.url,
                 outcome="not_modified",
-                hash=check.last_hash,
+                hash=last_hash,
                 etag=check.etag,
                 last_modified=check.last_modified,
             )
         html = fetched.body.decode(errors="replace")
-        # Extraction is CPU work: keep it off the event loop the other checks share.
-        text = await asyncio.to_thread(extract_text, html, check.selector)
-        lines = normalise(text, check.ignore_patterns)
+        try:
+            # Extraction is CPU work: keep it off the event loop the other checks share.
+            lines = await asyncio.to_thread(page_text, html, check.selector, check.ignore_patterns)
+        except Exception as exc:  # the page (or its selector) cannot be read: a failed check
+            return PageCheck(
+                url=check.url, outcome="error", error=f"cannot read the page's text: {exc}"
+            )
         new_hash = content_hash(lines)
         result = PageCheck(
             url=check.url,
@@ -64,25 +87,59 @@ class WatchActivities:
             etag=fetched.etag,
             last_modified=fetched.last_modified,
         )
-        if new_hash == check.last_hash:
+        if new_hash == last_hash:
             return result
-        async with self._db.session() as session:
-            snapshots = SnapshotRepository(session)
-            old = None
-            if check.last_hash is not None:
-                previous = await snapshots.text(check.task, check.url, check.last_hash)
-                old = previous.split("\n") if previous is not None else []
-            await snapshots.save(check.task, check.url, new_hash, "\n".join(lines))
-            await session.commit()
-        diff = diff_pages(old, lines, check.keywords)
+        old = await self._save_snapshot(check.task, check.url, last_hash, new_hash, lines)
+        diff: PageDiff = await asyncio.to_thread(diff_pages, old, lines, check.keywords)
         result.outcome = "baseline" if old is None else "changed"
         result.hits, result.excerpt = diff.hits, diff.excerpt
         return result
 
+    async def _save_snapshot(
+        self, task: str, url: str, last_hash: str | None, new_hash: str, lines: list[str]
+    ) -> list[str] | None:
+        """Store the new text and return the old one; one short write transaction."""
+        async with self._db.write_session() as session:
+            snapshots = SnapshotRepository(session)
+            old = None
+            if last_hash is not None:
+                previous = await snapshots.text(task, url, last_hash)
+                old = previous.split("\n") if previous is not None else []
+            await snapshots.save(task, url, new_hash, "\n".join(lines))
+            # A text seen before becomes the newest again (A -> B -> A).
+            await session.execute(
+                update(WatchSnapshot)
+                .where(
+                    WatchSnapshot.task == task,
+                    WatchSnapshot.url == url,
+                    WatchSnapshot.hash == new_hash,
+                )
+                .values(created_at=utcnow())
+            )
+            await session.commit()
+        return old
+
+    async def _newest_hash(self, task: str, url: str) -> str | None:
+        async with self._db.session() as session:
+            query = (
+                select(WatchSnapshot.hash)
+                .where(WatchSnapshot.task == task, WatchSnapshot.url == url)
+                .order_by(WatchSnapshot.created_at.desc(), WatchSnapshot.id.desc())
+                .limit(1)
+            )
+            return (await session.execute(query)).scalar_one_or_none()
+
     @activity.defn
     async def read_metric(self, request: ReadMetricInput) -> MetricReading:
         """The current value of a metric source; errors are readings, not failures."""
-        source = TypeAdapter(MetricSource).validate_python(request.source)
+        try:
+            source = SOURCES.validate_python(request.source)
+        except ValidationError as exc:
+            raise ApplicationError(
+                f"source: not a metric source: {exc}",
+                type="InvalidMetricSource",
+                non_retryable=True,
+            ) from None
         try:
             if isinstance(source, HttpJsonSource):
                 value = await self._fetcher.read_json_number(str(source.url), source.json_path)
@@ -100,4 +157,9 @@ class WatchActivities:
         except (FetchError, TencentCloudError) as exc:
             # A reading that failed is state for the watch (failing after N), not a crash.
             return MetricReading(error=str(exc))
+        except (ValueError, LookupError, TypeError, AttributeError) as exc:
+            # The source answered, but not with what it should (HTML for JSON, a wrong shape).
+            return MetricReading(
+                error=f"the source did not answer a number ({type(exc).__name__}: {exc})"[:500]
+            )
         return MetricReading(value=value)

@@ -11,9 +11,13 @@ TaskError
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import builtins
 import hashlib
 import json
 import re
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +31,9 @@ from temporalio.client import (
     ScheduleRange,
     ScheduleSpec,
     ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
 )
@@ -82,6 +89,9 @@ class TaskRef(BaseModel):
     kind: TaskKind
     state: TaskState
     created: bool = True
+    # What the first check found (per URL outcome and error, or the first value), so a
+    # wrong URL is reported at creation; None when it did not finish in time.
+    baseline: dict[str, Any] | None = None
 
 
 class TaskSummary(BaseModel):
@@ -90,6 +100,32 @@ class TaskSummary(BaseModel):
     state: TaskState
     summary: str | None = None
     started_at: datetime | None = None
+
+
+class TaskPage(list[TaskSummary]):
+    """One page of tasks (a plain list for callers that ignore paging) and the next cursor."""
+
+    def __init__(self, tasks: list[TaskSummary], next_page_token: str | None = None) -> None:
+        super().__init__(tasks)
+        self.next_page_token = next_page_token
+
+
+def _cursor(phase: str, token: bytes | None) -> str:
+    raw = json.dumps({"p": phase, "t": base64.b64encode(token).decode() if token else None})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _parse_cursor(cursor: str) -> tuple[str, bytes | None]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        phase, token = data["p"], data["t"]
+        if phase not in ("watches", "schedules"):
+            raise ValueError(phase)
+        return phase, base64.b64decode(token) if token else None
+    except (ValueError, KeyError, TypeError):
+        raise InvalidTaskError(
+            "page_token: not a token from a previous list; omit it to start again"
+        ) from None
 
 
 def _attrs(kind: str, user: str, state: TaskState | None = None) -> TypedSearchAttributes:
@@ -122,10 +158,14 @@ def _task_name(name: str | None, config: BaseModel) -> str:
 
 
 class TaskService:
-    def __init__(self, client: Client, settings: Settings, db: Database) -> None:
+    def __init__(
+        self, client: Client, settings: Settings, db: Database, *, baseline_wait: float = 20.0
+    ) -> None:
         self.client = client
         self.settings = settings
         self.db = db
+        # How long create waits for the first check before answering without a baseline.
+        self.baseline_wait = baseline_wait
 
     # --- create ---------------------------------------------------------------------
 
@@ -205,31 +245,87 @@ class TaskService:
         return parsed
 
     async def _start(
-        self, workflow: Any, arg: BaseModel, task_id: str, kind: TaskKind, user: str, summary: str
+        self, workflow: Any, arg: Any, task_id: str, kind: TaskKind, user: str, summary: str
     ) -> TaskRef:
+        """Start a new life of the task, or find the running one with the same config."""
         try:
-            await self.client.start_workflow(
+            handle = await self.client.start_workflow(
                 workflow,
                 arg,
                 id=task_id,
                 task_queue=self.settings.temporal_task_queue,
+                # A stopped task's id may start again: a new life with its own keys.
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 search_attributes=_attrs(kind.value, user, TaskState.ACTIVE),
                 static_summary=summary,
+                memo={"summary": summary},
             )
         except WorkflowAlreadyStartedError:
-            return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE, created=False)
-        return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
+            running = await self._query_status(task_id)
+            if running.config != arg.config.model_dump(mode="json"):
+                raise InvalidTaskError(
+                    f"name: task {task_id!r} already runs with another config; "
+                    "call update_task to change it, or delete_task first to start it anew"
+                ) from None
+            return TaskRef(
+                task_id=task_id,
+                kind=kind,
+                state=running.state,
+                created=False,
+                baseline=_baseline(running),
+            )
+        baseline = None
+        try:
+            first = await asyncio.wait_for(
+                handle.execute_update("baseline", result_type=TaskStatus),
+                timeout=self.baseline_wait,
+            )
+            baseline = _baseline(first)
+        except (TimeoutError, WorkflowUpdateFailedError, RPCError):
+            # The task runs; its baseline shows in get_task once the first check ends.
+            pass
+        return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE, baseline=baseline)
+
+    async def _query_status(self, task_id: str) -> TaskStatus:
+        try:
+            status: TaskStatus = await self.client.get_workflow_handle(task_id).query(
+                "status", result_type=TaskStatus
+            )
+        except RPCError as exc:
+            raise self._missing(task_id, exc) from None
+        return status
 
     async def create_reminder(
         self, user: str, config: dict[str, Any], name: str | None = None
     ) -> TaskRef:
+        parsed = self._reminder_config(config)
+        task_id = f"reminder/{user}/{_task_name(name, parsed)}"
+        kind = _schedule_kind(parsed)
         try:
-            parsed = ReminderConfig.model_validate(config)
+            await self.client.create_schedule(
+                task_id,
+                self._schedule(user, task_id, parsed),
+                search_attributes=_attrs(kind.value, user, TaskState.ACTIVE),
+            )
+        except ScheduleAlreadyRunningError:
+            current = await self._schedule_status(user, task_id)
+            if current.config != parsed.model_dump(mode="json"):
+                raise InvalidTaskError(
+                    f"name: schedule {task_id!r} already exists with another config; "
+                    "call update_task to change it, or delete_task first"
+                ) from None
+            return TaskRef(task_id=task_id, kind=kind, state=current.state, created=False)
+        return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
+
+    @staticmethod
+    def _reminder_config(config: dict[str, Any]) -> ReminderConfig:
+        try:
+            return ReminderConfig.model_validate(config)
         except ValidationError as exc:
             raise invalid(exc) from None
-        task_id = f"reminder/{user}/{_task_name(name, parsed)}"
-        schedule = Schedule(
+
+    def _schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> Schedule:
+        return Schedule(
             action=ScheduleActionStartWorkflow(
                 ReminderWorkflow.run,
                 ReminderRun(user=user, task=task_id, config=parsed),
@@ -238,26 +334,63 @@ class TaskService:
                 typed_search_attributes=_attrs("reminder_run", user),
             ),
             spec=_spec(parsed),
-            state=ScheduleState(note=f"{parsed.action} for {user}"),
+            # The note is the summary list_tasks shows; an update rewrites it.
+            state=ScheduleState(note=_schedule_summary(parsed, user)),
         )
-        try:
-            await self.client.create_schedule(
-                task_id,
-                schedule,
-                search_attributes=_attrs(TaskKind.SCHEDULE.value, user, TaskState.ACTIVE),
-            )
-        except ScheduleAlreadyRunningError:
-            return TaskRef(
-                task_id=task_id, kind=TaskKind.SCHEDULE, state=TaskState.ACTIVE, created=False
-            )
-        return TaskRef(task_id=task_id, kind=TaskKind.SCHEDULE, state=TaskState.ACTIVE)
 
     # --- read -----------------------------------------------------------------------
 
     async def list(
-        self, user: str, *, kind: str | None = None, state: str | None = None, limit: int = 200
-    ) -> list[TaskSummary]:
-        """The caller's tasks: a visibility query on our search attributes, plus schedules."""
+        self,
+        user: str,
+        *,
+        kind: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> TaskPage:
+        """The caller's tasks: a visibility query on our search attributes, plus schedules.
+
+        With ``page_size`` one page and ``next_page_token`` (None at the end); without, every
+        task (up to ``limit``). Each task appears once: its current run.
+        """
+        if page_size is None:
+            tasks: list[TaskSummary] = []
+            token: str | None = None
+            while True:
+                page = await self.list(
+                    user, kind=kind, state=state, page_size=200, page_token=token
+                )
+                tasks.extend(page)
+                token = page.next_page_token
+                if token is None or (limit is not None and len(tasks) >= limit):
+                    return TaskPage(tasks[:limit] if limit is not None else tasks)
+        if not 1 <= page_size <= 1000:
+            raise InvalidTaskError("page_size: between 1 and 1000")
+        phase, token_bytes = _parse_cursor(page_token) if page_token else ("watches", None)
+        watch_kinds = (TaskKind.WEB_MONITOR.value, TaskKind.THRESHOLD_WATCH.value)
+        schedule_kinds = (TaskKind.SCHEDULE.value, TaskKind.NEWS_DIGEST.value)
+        if phase == "watches" and kind not in (None, *watch_kinds):
+            phase, token_bytes = "schedules", None
+        if phase == "watches":
+            watches, next_token = await self._list_watches(
+                user, kind, state, page_size, token_bytes
+            )
+            if next_token is not None:
+                return TaskPage(watches, _cursor("watches", next_token))
+            if kind not in (None, *schedule_kinds):
+                return TaskPage(watches)
+            # Watches are done; the next page starts the schedules.
+            return TaskPage(watches, _cursor("schedules", None))
+        schedules, next_token = await self._list_schedules(
+            user, kind, state, page_size, token_bytes
+        )
+        return TaskPage(schedules, _cursor("schedules", next_token) if next_token else None)
+
+    async def _list_watches(
+        self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None
+    ) -> tuple[builtins.list[TaskSummary], bytes | None]:
         clauses = [f"{temporal.USER.name} = {json.dumps(user)}"]
         if kind is not None:
             clauses.append(f"{temporal.KIND.name} = {json.dumps(kind)}")
@@ -266,73 +399,109 @@ class TaskService:
                 json.dumps(k.value) for k in (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
             )
             clauses.append(f"{temporal.KIND.name} IN ({kinds})")
-        if state is not None:
-            clauses.append(f"{temporal.STATE.name} = {json.dumps(state)}")
         # A continued-as-new run is history; its successor is the task.
         clauses.append('ExecutionStatus != "ContinuedAsNew"')
+        executions = self.client.list_workflows(
+            " AND ".join(clauses), page_size=size, next_page_token=token
+        )
+        await executions.fetch_next_page()
         tasks: list[TaskSummary] = []
-        if kind in (None, TaskKind.WEB_MONITOR.value, TaskKind.THRESHOLD_WATCH.value):
-            async for execution in self.client.list_workflows(" AND ".join(clauses), limit=limit):
-                attrs = execution.typed_search_attributes
-                current = attrs.get(temporal.STATE) or TaskState.ACTIVE.value
-                if execution.status is not WorkflowExecutionStatus.RUNNING:
-                    current = TaskState.STOPPED.value
-                if state is not None and current != state:
-                    continue
-                tasks.append(
-                    TaskSummary(
-                        task_id=execution.id,
-                        kind=TaskKind(attrs.get(temporal.KIND) or TaskKind.WEB_MONITOR.value),
-                        state=TaskState(current),
-                        started_at=execution.start_time,
-                    )
+        for execution in executions.current_page or []:
+            running = execution.status is WorkflowExecutionStatus.RUNNING
+            if not running and not await self._is_current_run(execution):
+                continue  # an earlier life of a task that was created again
+            attrs = execution.typed_search_attributes
+            current = attrs.get(temporal.STATE) or TaskState.ACTIVE.value
+            if not running:
+                current = TaskState.STOPPED.value
+            if state is not None and current != state:
+                continue
+            memo = await execution.memo()
+            tasks.append(
+                TaskSummary(
+                    task_id=execution.id,
+                    kind=TaskKind(attrs.get(temporal.KIND) or TaskKind.WEB_MONITOR.value),
+                    state=TaskState(current),
+                    summary=memo.get("summary") if isinstance(memo.get("summary"), str) else None,
+                    started_at=execution.start_time,
                 )
-        if kind in (None, TaskKind.SCHEDULE.value):
-            prefix = f"reminder/{user}/"
-            async for entry in await self.client.list_schedules():
-                if not entry.id.startswith(prefix):
-                    continue
-                paused = entry.schedule.state.paused if entry.schedule else False
-                current = TaskState.PAUSED if paused else TaskState.ACTIVE
-                if state is None or current.value == state:
-                    tasks.append(
-                        TaskSummary(task_id=entry.id, kind=TaskKind.SCHEDULE, state=current)
-                    )
-        return tasks
+            )
+        return tasks, executions.next_page_token
+
+    async def _is_current_run(self, execution: WorkflowExecution) -> bool:
+        try:
+            latest = await self.client.get_workflow_handle(execution.id).describe()
+        except RPCError:
+            return True
+        return latest.run_id == execution.run_id
+
+    async def _list_schedules(
+        self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None
+    ) -> tuple[builtins.list[TaskSummary], bytes | None]:
+        schedules = await self.client.list_schedules(
+            f"{temporal.USER.name} = {json.dumps(user)}", page_size=size, next_page_token=token
+        )
+        await schedules.fetch_next_page()
+        prefix = f"reminder/{user}/"
+        tasks: list[TaskSummary] = []
+        for entry in schedules.current_page or []:
+            if not entry.id.startswith(prefix):
+                continue
+            entry_kind = entry.typed_search_attributes.get(temporal.KIND) or "schedule"
+            if kind is not None and entry_kind != kind:
+                continue
+            paused = entry.schedule.state.paused if entry.schedule else False
+            current = TaskState.PAUSED if paused else TaskState.ACTIVE
+            if state is not None and current.value != state:
+                continue
+            tasks.append(
+                TaskSummary(
+                    task_id=entry.id,
+                    kind=TaskKind(entry_kind),
+                    state=current,
+                    summary=(entry.schedule.state.note or None) if entry.schedule else None,
+                )
+            )
+        return tasks, schedules.next_page_token
 
     async def get(self, user: str, task_id: str) -> TaskStatus:
         kind = self._owned(user, task_id)
         if kind is TaskKind.SCHEDULE:
             return await self._schedule_status(user, task_id)
+        handle = self.client.get_workflow_handle(task_id)
         try:
-            return await self.client.get_workflow_handle(task_id).query(
-                "status", result_type=TaskStatus
-            )
+            description = await handle.describe()
         except RPCError as exc:
             raise self._missing(task_id, exc) from None
+        status = await self._query_status(task_id)
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            # The same answer list_tasks gives: a task whose run has ended is stopped.
+            status.state = TaskState.STOPPED
+        return status
 
     async def _schedule_status(self, user: str, task_id: str) -> TaskStatus:
         try:
             description = await self.client.get_schedule_handle(task_id).describe()
         except RPCError as exc:
             raise self._missing(task_id, exc) from None
+        config: dict[str, Any] = {}
         action = description.schedule.action
-        run = (
-            action.args[0]
-            if isinstance(action, ScheduleActionStartWorkflow) and action.args
-            else None
-        )
-        config = run.get("config", {}) if isinstance(run, dict) else getattr(run, "config", {})
-        if isinstance(config, BaseModel):
-            config = config.model_dump(mode="json")
+        if isinstance(action, ScheduleActionStartWorkflow) and action.args:
+            run = action.args[0]
+            if not isinstance(run, ReminderRun):
+                # Described schedules carry raw payloads: decode them with our converter.
+                (run,) = await self.client.data_converter.decode([run], [ReminderRun])  # type: ignore[list-item]
+            config = run.config.model_dump(mode="json")
         info = description.info
         return TaskStatus(
             task_id=task_id,
-            kind=TaskKind.SCHEDULE,
+            kind=TaskKind.NEWS_DIGEST
+            if config.get("action") == "news_digest"
+            else TaskKind.SCHEDULE,
             user=user,
             state=TaskState.PAUSED if description.schedule.state.paused else TaskState.ACTIVE,
             checks=info.num_actions,
-            config=dict(config),
+            config=config,
             detail={
                 "next_runs": [t.isoformat() for t in info.next_action_times[:5]],
                 "recent_runs": [a.scheduled_at.isoformat() for a in info.recent_actions[-5:]],
@@ -371,12 +540,21 @@ class TaskService:
         status = await self.get(user, task_id)
         return TaskRef(task_id=task_id, kind=kind, state=new_state or status.state, created=False)
 
-    async def update(self, user: str, task_id: str, config: dict[str, Any]) -> TaskStatus:
-        """Replace a task's config; invalid configs are rejected and nothing changes."""
+    async def update(
+        self,
+        user: str,
+        task_id: str,
+        config: dict[str, Any],
+        request_id: str | None = None,
+    ) -> TaskStatus:
+        """Replace a task's config; invalid configs are rejected and nothing changes.
+
+        ``request_id`` makes a retried request apply once; without it each call is a new
+        update (so A -> B -> A ends at A).
+        """
         kind = self._owned(user, task_id)
         if kind is TaskKind.SCHEDULE:
-            await self.delete(user, task_id)
-            await self.create_reminder(user, config, task_id.rsplit("/", 1)[1])
+            await self._update_schedule(user, task_id, self._reminder_config(config))
             return await self.get(user, task_id)
         if kind is TaskKind.THRESHOLD_WATCH:
             payload = self._threshold_config(config).model_dump(mode="json")
@@ -385,11 +563,9 @@ class TaskService:
                 payload = WebMonitorConfig.model_validate(config).model_dump(mode="json")
             except ValidationError as exc:
                 raise invalid(exc) from None
-        # The same request twice is applied once: the update id derives from its content.
-        update_id = (
-            "update-"
-            + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-        )
+        if request_id is not None and not 1 <= len(request_id) <= 200:
+            raise InvalidTaskError("request_id: 1-200 characters")
+        update_id = f"update-{request_id or uuid.uuid4().hex}"
         await self._running(task_id)
         try:
             await self.client.get_workflow_handle(task_id).execute_update(
@@ -400,6 +576,24 @@ class TaskService:
         except RPCError as exc:
             raise self._missing(task_id, exc) from None
         return await self.get(user, task_id)
+
+    async def _update_schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> None:
+        """Change a schedule in place (validated first): a bad update leaves it as it was."""
+        schedule = self._schedule(user, task_id, parsed)
+        kind = _schedule_kind(parsed)
+
+        def change(current: ScheduleUpdateInput) -> ScheduleUpdate:
+            # Keep the pause state the user chose; replace action, spec and note.
+            schedule.state.paused = current.description.schedule.state.paused
+            return ScheduleUpdate(
+                schedule=schedule,
+                search_attributes=_attrs(kind.value, user, TaskState.ACTIVE),
+            )
+
+        try:
+            await self.client.get_schedule_handle(task_id).update(change)
+        except RPCError as exc:
+            raise self._missing(task_id, exc) from None
 
     async def delete(self, user: str, task_id: str, *, purge: bool = False) -> TaskRef:
         """Stop a task gracefully (schedules are deleted); ``purge`` also drops its snapshots."""
@@ -443,6 +637,37 @@ class TaskService:
         if exc.status is RPCStatusCode.NOT_FOUND:
             return TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
         return TaskError(f"Temporal refused the request for {task_id!r}: {exc.message}")
+
+
+def _baseline(status: TaskStatus) -> dict[str, Any]:
+    """What a watch's first check found, in a form a person can act on."""
+    if status.kind is TaskKind.WEB_MONITOR:
+        urls = status.detail.get("urls", {})
+        return {
+            "urls": {
+                url: {"outcome": seen.get("last_outcome"), "error": seen.get("last_error")}
+                for url, seen in (urls.items() if isinstance(urls, dict) else [])
+            }
+        }
+    return {"value": status.detail.get("last_value"), "error": status.detail.get("last_error")}
+
+
+def _schedule_kind(config: ReminderConfig) -> TaskKind:
+    return TaskKind.NEWS_DIGEST if config.action == "news_digest" else TaskKind.SCHEDULE
+
+
+def _schedule_summary(config: ReminderConfig, user: str) -> str:
+    when = (
+        f"cron {config.cron}"
+        if config.type == "cron"
+        else (f"{config.type} at {config.hour:02d}:{config.minute:02d}")
+    )
+    what = (
+        f"News digest of {len(config.news_urls)} page(s)"
+        if config.action == "news_digest"
+        else "Reminder"
+    )
+    return f"{what}, {when} {config.timezone}, for {user}"
 
 
 def _spec(config: ReminderConfig) -> ScheduleSpec:

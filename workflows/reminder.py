@@ -45,7 +45,13 @@ class ReminderWorkflow:
             *(
                 workflow.execute_activity(
                     "check_page",
-                    CheckPageInput(task=run.task, url=str(url), keywords=run.config.categories),
+                    # Each run is its own workflow: compare with the last run's stored page.
+                    CheckPageInput(
+                        task=run.task,
+                        url=str(url),
+                        keywords=run.config.categories,
+                        since_stored=True,
+                    ),
                     result_type=PageCheck,
                     start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=RetryPolicy(maximum_attempts=2),

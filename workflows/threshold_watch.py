@@ -7,8 +7,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    # Config validation parses JSONPath inside the sandbox; PLY finds its parser tables
+    # through sys.modules, so the parser module must be the host's.
+    import jsonpath_ng.ext.parser  # noqa: F401
+
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.domain.notify import Message
     from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, ThresholdWatchState
@@ -21,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         notification_targets,
     )
 
-from workflows.watch_controls import WatchControls, announce
+from workflows.watch_controls import WatchControls, failure_text
 
 READ_TIMEOUT = timedelta(seconds=30)
 # Runs recorded before reads became local activities replay the regular-activity path.
@@ -37,6 +42,8 @@ def _describe(transition: Transition) -> str:
 @workflow.defn
 class ThresholdWatchWorkflow(WatchControls):
     KIND = TaskKind.THRESHOLD_WATCH
+    config: ThresholdWatchConfig
+    state: ThresholdWatchState
 
     @workflow.init
     def __init__(self, request: ThresholdWatchInput) -> None:
@@ -44,7 +51,8 @@ class ThresholdWatchWorkflow(WatchControls):
         self.user, self.task = request.user, request.task
         self.config = request.config
         self.state = request.state or ThresholdWatchState()
-        self.paused = self.state.paused
+        self.continue_after = request.continue_as_new_after_checks
+        self.restore()
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
@@ -53,13 +61,27 @@ class ThresholdWatchWorkflow(WatchControls):
 
     def continued(self) -> ThresholdWatchInput:
         return ThresholdWatchInput(
-            user=self.user, task=self.task, config=self.config, state=self.state
+            user=self.user,
+            task=self.task,
+            config=self.config,
+            state=self.state,
+            continue_as_new_after_checks=self.continue_after,
         )
 
     async def check(self) -> None:
         assert self.config.source is not None  # resolved from the catalogue at creation
         self.state.checks += 1
+        try:
+            reading = await self.read()
+        except ActivityError as error:
+            # A read that failed for good is a failed reading, not the end of the watch.
+            reading = MetricReading(error=failure_text(error))
+        await self.apply(reading)
+
+    async def read(self) -> MetricReading:
+        assert self.config.source is not None
         request = ReadMetricInput(source=self.config.source.model_dump(mode="json"))
+        reading: MetricReading
         if workflow.patched(LOCAL_READS):
             # A short read with no side effect: a local activity, about half the history cost.
             reading = await workflow.execute_local_activity(
@@ -77,9 +99,12 @@ class ThresholdWatchWorkflow(WatchControls):
                 start_to_close_timeout=READ_TIMEOUT,
                 retry_policy=READ_RETRY,
             )
+        return reading
+
+    async def apply(self, reading: MetricReading) -> None:
         now = workflow.now()
         self.state.last_checked_at = now
-        key = f"{self.task}/{self.state.checks}"
+        key = f"{self.task}/{self.life}/{self.state.checks}"
         targets = notification_targets(self.config.notification, self.config.targets)
         if reading.value is None:
             await self.record_failure(
@@ -112,9 +137,7 @@ class ThresholdWatchWorkflow(WatchControls):
         }
         if transition.kind is Breach.BREACH:
             self.state.breaches_total += 1
-            await announce(
-                user=self.user,
-                task=self.task,
+            await self.tell(
                 kind="watch.breach",
                 key=f"{key}/breach",
                 payload=payload,
@@ -123,17 +146,13 @@ class ThresholdWatchWorkflow(WatchControls):
             )
             if self.config.on_breach == "remediate":
                 # The remediation workflow is not wired yet: record the intent for it.
-                await announce(
-                    user=self.user,
-                    task=self.task,
+                await self.tell(
                     kind="watch.remediation_requested",
                     key=f"{key}/remediate",
                     payload=payload,
                 )
         else:
-            await announce(
-                user=self.user,
-                task=self.task,
+            await self.tell(
                 kind="watch.recovery",
                 key=f"{key}/recovery",
                 payload=payload,
@@ -172,10 +191,14 @@ class ThresholdWatchWorkflow(WatchControls):
             config=self.config.model_dump(mode="json"),
             detail={
                 "last_value": self.state.last_value,
+                "last_checked_at": self.state.last_checked_at.isoformat()
+                if self.state.last_checked_at
+                else None,
                 "breaching": self.state.rule.breaching,
                 "failing": self.state.failing,
                 "last_error": self.state.last_error,
                 "breaches_total": self.state.breaches_total,
                 "values": [[t.isoformat(), v] for t, v in self.state.rule.values],
+                **self.life_detail(),
             },
         )

@@ -1,18 +1,33 @@
-"""Controls every watch shares: pause, resume, check now, stop — as workflow state."""
+"""Controls every watch shares: pause, resume, check now, stop — as workflow state.
+
+Failures are data: an activity that finally fails (a check, an event, a delivery) is
+counted, recorded when possible and shown in status, and the loop goes on. Only a stop
+(or delete) ends a watch.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from ambient.domain.events import RecordEventInput
-    from ambient.domain.notify import Message, NotificationKind, NotifyRequest, NotifyResult, Target
+    from ambient.domain.notify import (
+        DeliveryStatus,
+        Message,
+        NotificationKind,
+        NotifyRequest,
+        NotifyResult,
+        Target,
+    )
+    from ambient.domain.tasks import Failure, TaskStatus, WatchLife
     from ambient.domain.watches import TaskKind, TaskState
     from ambient.temporal import KIND, STATE, USER
 
@@ -20,6 +35,44 @@ SHORT = timedelta(seconds=30)
 FIRST_CHECK_JITTER = timedelta(seconds=60)
 # Side effects: bounded retries (the default retries forever).
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
+NOTIFY_TIMEOUT = timedelta(minutes=2)
+# The notify activity heartbeats: a crashed worker is noticed in 30 s, not 2 min.
+NOTIFY_HEARTBEAT = timedelta(seconds=30)
+# Runs recorded before this change waited a random first-check jitter; new runs take the
+# baseline at once and spread the second check instead.
+BASELINE_AT_START = "baseline-at-start"
+# Runs recorded before this change checked at once after continue-as-new (a check just
+# ran); new runs wait the interval unless a check was asked for.
+WAIT_AFTER_CONTINUE = "wait-after-continue"
+
+
+async def record_event(
+    *, user: str, task: str, kind: str, key: str, payload: dict[str, Any]
+) -> None:
+    """Append an event once per key."""
+    await workflow.execute_activity(
+        "record_event",
+        RecordEventInput(kind=kind, user=user, task=task, payload=payload, idempotency_key=key),
+        start_to_close_timeout=SHORT,
+        retry_policy=NOTIFY_RETRY,
+    )
+
+
+async def deliver(*, user: str, key: str, message: Message, targets: list[Target]) -> NotifyResult:
+    """Notify the targets once per key."""
+    return await workflow.execute_activity(
+        "notify",
+        NotifyRequest(
+            user=user,
+            message=message.model_copy(update={"kind": NotificationKind.WATCH}),
+            targets=targets,
+            idempotency_key=key,
+        ),
+        result_type=NotifyResult,
+        start_to_close_timeout=NOTIFY_TIMEOUT,
+        heartbeat_timeout=NOTIFY_HEARTBEAT,
+        retry_policy=NOTIFY_RETRY,
+    )
 
 
 async def announce(
@@ -33,48 +86,72 @@ async def announce(
     targets: list[Target] | None = None,
 ) -> None:
     """Record an event and, with a message, notify the targets; both once per key."""
-    await workflow.execute_activity(
-        "record_event",
-        RecordEventInput(kind=kind, user=user, task=task, payload=payload, idempotency_key=key),
-        start_to_close_timeout=SHORT,
-        retry_policy=NOTIFY_RETRY,
-    )
+    await record_event(user=user, task=task, kind=kind, key=key, payload=payload)
     if message is not None and targets:
-        await workflow.execute_activity(
-            "notify",
-            NotifyRequest(
-                user=user,
-                message=message.model_copy(update={"kind": NotificationKind.WATCH}),
-                targets=targets,
-                idempotency_key=key,
-            ),
-            result_type=NotifyResult,
-            start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=NOTIFY_RETRY,
-        )
+        await deliver(user=user, key=key, message=message, targets=targets)
+
+
+def failure_text(error: BaseException) -> str:
+    """The innermost message of an activity failure (what a person can act on)."""
+    cause: BaseException = error
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    return str(cause) or type(cause).__name__
+
+
+def url_key(url: str) -> str:
+    """A short stand-in for a URL inside idempotency keys (keys are bounded columns)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:12]
 
 
 class WatchControls:
     """The loop every watch runs, and the signals that steer it.
 
     Signals only change state; the loop acts on them (native pause is pre-release).
-    Subclasses set KIND, user, task, config (with `interval`), state (with `checks`,
-    `paused`) and implement `check()` and `continued()`.
+    Subclasses set KIND, user, task, config (with `interval`), state (a `WatchLife`) and
+    implement `check()`, `continued()` and `status()`.
     """
 
     KIND: TaskKind
     user: str
     task: str
     config: Any
-    state: Any
+    state: WatchLife
+    continue_after: int | None = None
 
     def __init__(self) -> None:
         self.paused = False
         self.check_requested = False
         self.stop_requested = False
         self.wake = False
+        self.checking = False
+        self.checks_this_run = 0
         self.control_events: list[str] = []
         self.control_count = 0
+
+    def restore(self) -> None:
+        """Take over the controls a previous run carried (see `carry`)."""
+        self.paused = self.state.paused
+        self.stop_requested = self.state.stop_requested
+        self.check_requested = self.state.check_requested
+        self.control_events = list(self.state.control_events)
+        self.control_count = self.state.control_count
+
+    def carry(self) -> None:
+        self.state.paused = self.paused
+        self.state.stop_requested = self.stop_requested
+        self.state.check_requested = self.check_requested
+        self.state.control_events = list(self.control_events)
+        self.state.control_count = self.control_count
+
+    @property
+    def life(self) -> str:
+        """One life of the task: the first run of its continue-as-new chain.
+
+        Keys carry it, so a task created again under the same id gets fresh keys and its
+        first alerts are not taken for duplicates of the previous life's.
+        """
+        return workflow.info().first_execution_run_id
 
     @workflow.signal
     def pause(self) -> None:
@@ -93,18 +170,28 @@ class WatchControls:
 
     @workflow.signal
     def check_now(self) -> None:
+        # A trigger during a check stays set and runs another check right after it.
         self.check_requested, self.wake = True, True
 
     @workflow.signal
     def stop(self) -> None:
         self.stop_requested, self.wake = True, True
 
+    @workflow.update
+    async def baseline(self) -> TaskStatus:
+        """Wait for the first check of this task and return its status (the baseline)."""
+        await workflow.wait_condition(lambda: self.state.checks > 0 and not self.checking)
+        return self.status()
+
     async def sleep_until_next(self, interval: timedelta) -> None:
         """Wait out the interval (forever while paused) unless a signal or update wakes us."""
         self.wake = False
+        if self.check_requested or self.stop_requested:
+            return
         try:
             await workflow.wait_condition(
-                lambda: self.wake, timeout=None if self.paused else interval
+                lambda: self.wake or self.check_requested,
+                timeout=None if self.paused else interval,
             )
         except TimeoutError:
             pass
@@ -124,6 +211,24 @@ class WatchControls:
         """The input of the next run after continue-as-new, carrying the state."""
         raise NotImplementedError
 
+    def status(self) -> TaskStatus:
+        raise NotImplementedError
+
+    def life_detail(self) -> dict[str, Any]:
+        """Status fields every watch shows: its life and what failed outside checks."""
+        failure = self.state.last_failure
+        return {
+            "life": self.life,
+            "delivery_failures": self.state.delivery_failures,
+            "event_failures": self.state.event_failures,
+            "last_failure": failure.model_dump(mode="json") if failure else None,
+        }
+
+    def continue_suggested(self) -> bool:
+        if workflow.info().is_continue_as_new_suggested():
+            return True
+        return self.continue_after is not None and self.checks_this_run >= self.continue_after
+
     async def run_watch(self) -> None:
         """Check every interval until stopped; continue-as-new when Temporal suggests it."""
         workflow.upsert_search_attributes(
@@ -133,31 +238,101 @@ class WatchControls:
                 STATE.value_set(self.current_state().value),
             ]
         )
+        spread_next = False
         if self.state.checks == 0:
-            # Spread first checks so a burst of new (or restarted) watches does not fire at once.
-            jitter = workflow.random().uniform(0, FIRST_CHECK_JITTER.total_seconds())
-            jitter = min(jitter, self.config.interval.total_seconds())
-            await self.sleep_until_next(timedelta(seconds=jitter))
+            if workflow.patched(BASELINE_AT_START):
+                # The first check is the baseline, taken now; later checks are spread.
+                spread_next = True
+            else:
+                jitter = workflow.random().uniform(0, FIRST_CHECK_JITTER.total_seconds())
+                jitter = min(jitter, self.config.interval.total_seconds())
+                await self.sleep_until_next(timedelta(seconds=jitter))
+        elif workflow.patched(WAIT_AFTER_CONTINUE):
+            await self.sleep_until_next(self.config.interval)
         while not self.stop_requested:
             if self.due():
                 self.check_requested = False
-                await self.check()
-            await self.flush_control_events(self.user, self.task)
-            if workflow.info().is_continue_as_new_suggested():
+                self.checking = True
+                try:
+                    await self.check()
+                finally:
+                    self.checking = False
+                self.checks_this_run += 1
+            await self.flush_control_events()
+            if self.continue_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                self.state.paused = self.paused
-                workflow.continue_as_new(self.continued())
+                if not self.stop_requested:
+                    self.carry()
+                    workflow.continue_as_new(self.continued())
             if not self.stop_requested:
-                await self.sleep_until_next(self.config.interval)
-        await self.flush_control_events(self.user, self.task)
+                interval = self.config.interval
+                if spread_next:
+                    spread_next = False
+                    interval += self.spread(interval)
+                await self.sleep_until_next(interval)
+        await self.flush_control_events()
         workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
-        await announce(
-            user=self.user,
-            task=self.task,
+        await self.tell(
             kind="watch.stopped",
-            key=f"{self.task}/stopped",
+            key=f"{self.task}/{self.life}/stopped",
             payload={"checks": self.state.checks},
         )
+
+    @staticmethod
+    def spread(interval: timedelta) -> timedelta:
+        """A deterministic delay for the second check, so watches created together drift apart."""
+        limit = min(FIRST_CHECK_JITTER.total_seconds(), interval.total_seconds() / 2)
+        return timedelta(seconds=workflow.random().uniform(0, limit))
+
+    def note_failure(self, what: str, error: BaseException) -> str:
+        text = failure_text(error)
+        self.state.last_failure = Failure(what=what, error=text[:500], at=workflow.now())
+        return text
+
+    async def tell(
+        self,
+        *,
+        kind: str,
+        key: str,
+        payload: dict[str, Any],
+        message: Message | None = None,
+        targets: list[Target] | None = None,
+    ) -> None:
+        """`announce`, with failures counted and shown instead of ending the watch."""
+        try:
+            await record_event(user=self.user, task=self.task, kind=kind, key=key, payload=payload)
+        except ActivityError as error:
+            self.state.event_failures += 1
+            self.note_failure(f"event {kind}", error)
+        if message is None or not targets:
+            return
+        try:
+            result = await deliver(user=self.user, key=key, message=message, targets=targets)
+        except ActivityError as error:
+            errors = [self.note_failure(f"delivery of {kind}", error)]
+        else:
+            # Targets that refused for good come back as failed deliveries, not errors.
+            errors = [
+                f"{d.channel}: {d.error}"
+                for d in result.deliveries
+                if d.status is DeliveryStatus.FAILED
+            ]
+            if errors:
+                self.note_failure(f"delivery of {kind}", RuntimeError("; ".join(errors)))
+        if not errors:
+            return
+        self.state.delivery_failures += 1
+        try:
+            await record_event(
+                user=self.user,
+                task=self.task,
+                kind="watch.delivery_failed",
+                key=f"{key}/delivery-failed",
+                payload={"event": kind, "title": message.title, "errors": errors[:10]},
+            )
+        except ActivityError as again:
+            self.state.event_failures += 1
+            self.note_failure("event watch.delivery_failed", again)
 
     async def record_failure(
         self,
@@ -174,9 +349,7 @@ class WatchControls:
         counters.last_error = error
         if counters.failures >= threshold and not counters.failing:
             counters.failing = True
-            await announce(
-                user=self.user,
-                task=self.task,
+            await self.tell(
                 kind="watch.failing",
                 key=f"{key}/failing",
                 payload=payload,
@@ -194,9 +367,7 @@ class WatchControls:
     ) -> None:
         """A check worked: say "recovered" once if it was failing, and reset the count."""
         if counters.failing:
-            await announce(
-                user=self.user,
-                task=self.task,
+            await self.tell(
                 kind="watch.recovered",
                 key=f"{key}/recovered",
                 payload=payload,
@@ -205,15 +376,13 @@ class WatchControls:
             )
         counters.failures, counters.failing, counters.last_error = 0, False, None
 
-    async def flush_control_events(self, user: str, task: str) -> None:
-        events, self.control_events = self.control_events, []
-        run_id = workflow.info().run_id
-        for name in events:
+    async def flush_control_events(self) -> None:
+        while self.control_events:
+            # Taken one at a time: one that arrives during a recording is flushed too.
+            name = self.control_events.pop(0)
             self.control_count += 1
-            await announce(
-                user=user,
-                task=task,
+            await self.tell(
                 kind=f"watch.{name}",
-                key=f"{task}/{run_id}/control/{self.control_count}",
+                key=f"{self.task}/{self.life}/control/{self.control_count}",
                 payload={},
             )

@@ -8,6 +8,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from ambient.domain.checks import CheckPageInput, PageCheck
@@ -24,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         notification_targets,
     )
 
-from workflows.watch_controls import WatchControls, announce
+from workflows.watch_controls import WatchControls, failure_text, url_key
 
 CHECK_TIMEOUT = timedelta(seconds=60)
 # Runs recorded before checks became local activities replay the regular-activity path.
@@ -35,6 +36,8 @@ CHECK_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds
 @workflow.defn
 class WebMonitorWorkflow(WatchControls):
     KIND = TaskKind.WEB_MONITOR
+    config: WebMonitorConfig
+    state: WebMonitorState
 
     @workflow.init
     def __init__(self, request: WebMonitorInput) -> None:
@@ -42,7 +45,8 @@ class WebMonitorWorkflow(WatchControls):
         self.user, self.task = request.user, request.task
         self.config = request.config
         self.state = request.state or WebMonitorState()
-        self.paused = self.state.paused
+        self.continue_after = request.continue_as_new_after_checks
+        self.restore()
 
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
@@ -50,7 +54,13 @@ class WebMonitorWorkflow(WatchControls):
         return self.status()
 
     def continued(self) -> WebMonitorInput:
-        return WebMonitorInput(user=self.user, task=self.task, config=self.config, state=self.state)
+        return WebMonitorInput(
+            user=self.user,
+            task=self.task,
+            config=self.config,
+            state=self.state,
+            continue_as_new_after_checks=self.continue_after,
+        )
 
     async def check(self) -> None:
         self.state.checks += 1
@@ -60,6 +70,13 @@ class WebMonitorWorkflow(WatchControls):
             await self.apply(result)
 
     async def fetch(self, url: str) -> PageCheck:
+        try:
+            return await self.run_check(url)
+        except ActivityError as error:
+            # A check that failed for good is a failed check, not the end of the watch.
+            return PageCheck(url=url, outcome="error", error=failure_text(error))
+
+    async def run_check(self, url: str) -> PageCheck:
         if workflow.patched(LOCAL_CHECKS):
             # A bounded check with no side effect but a snapshot row: a local activity costs
             # about half the history events and server work of a regular one.
@@ -95,7 +112,7 @@ class WebMonitorWorkflow(WatchControls):
         url, now = result.url, workflow.now()
         seen = self.state.urls.setdefault(url, UrlState())
         seen.last_checked_at, seen.last_outcome = now, result.outcome
-        key = f"{self.task}/{self.state.checks}/{url}"
+        key = f"{self.task}/{self.life}/{self.state.checks}/{url_key(url)}"
         targets = notification_targets(self.config.notification, self.config.targets)
         if result.outcome == "error":
             await self.record_failure(
@@ -133,9 +150,7 @@ class WebMonitorWorkflow(WatchControls):
                 for keyword, found in result.hits.items()
                 for line in found
             )
-            await announce(
-                user=self.user,
-                task=self.task,
+            await self.tell(
                 kind="watch.hit",
                 key=f"{key}/hit",
                 payload=payload,
@@ -149,9 +164,7 @@ class WebMonitorWorkflow(WatchControls):
                 if self.config.keywords
                 else Message(title=f"Changed: {url}", body=f"```\n{result.excerpt}\n```", link=url)
             )
-            await announce(
-                user=self.user,
-                task=self.task,
+            await self.tell(
                 kind="watch.change",
                 key=f"{key}/change",
                 payload=payload,
@@ -171,6 +184,14 @@ class WebMonitorWorkflow(WatchControls):
         # Raising here rejects the update before it enters history: nothing changes.
         WebMonitorConfig.model_validate(config)
 
+    def last_error(self) -> str | None:
+        """The error of a URL whose last check failed, else of the last failed delivery."""
+        for url, seen in self.state.urls.items():
+            if seen.last_outcome == "error":
+                return f"{url}: {seen.last_error}"
+        failure = self.state.last_failure
+        return f"{failure.what}: {failure.error}" if failure else None
+
     @workflow.query
     def status(self) -> TaskStatus:
         return TaskStatus(
@@ -184,5 +205,7 @@ class WebMonitorWorkflow(WatchControls):
                 "urls": {u: s.model_dump(mode="json") for u, s in self.state.urls.items()},
                 "hits_total": self.state.hits_total,
                 "changes_total": self.state.changes_total,
+                "last_error": self.last_error(),
+                **self.life_detail(),
             },
         )

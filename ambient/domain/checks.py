@@ -17,6 +17,9 @@ class CheckPageInput(BaseModel):
     etag: str | None = None
     last_modified: str | None = None
     last_hash: str | None = None
+    # Without a last hash, compare with the newest stored snapshot of (task, url): runs of a
+    # scheduled digest are separate workflows and share nothing else.
+    since_stored: bool = False
 
 
 class PageCheck(BaseModel):

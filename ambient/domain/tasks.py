@@ -27,9 +27,33 @@ class UrlState(BaseModel):
     last_change_at: datetime | None = None
 
 
-class WebMonitorState(BaseModel):
+class Failure(BaseModel):
+    """The last thing that went wrong outside a check: an event or delivery that failed."""
+
+    what: str
+    error: str
+    at: datetime
+
+
+class WatchLife(BaseModel):
+    """What every watch carries across continue-as-new besides its own results.
+
+    Controls that arrived but were not acted on yet travel with the state, so a stop, a
+    queued check or a pause event is never lost at the hand-over.
+    """
+
     checks: int = 0
     paused: bool = False
+    stop_requested: bool = False
+    check_requested: bool = False
+    control_events: list[str] = Field(default_factory=list)
+    control_count: int = 0
+    delivery_failures: int = 0
+    event_failures: int = 0
+    last_failure: Failure | None = None
+
+
+class WebMonitorState(WatchLife):
     urls: dict[str, UrlState] = Field(default_factory=dict)
     hits_total: int = 0
     changes_total: int = 0
@@ -40,11 +64,12 @@ class WebMonitorInput(BaseModel):
     task: str
     config: WebMonitorConfig
     state: WebMonitorState | None = None
+    # Tests only: continue-as-new after this many checks in one run (Temporal's own
+    # suggestion applies whether or not it is set).
+    continue_as_new_after_checks: int | None = None
 
 
-class ThresholdWatchState(BaseModel):
-    checks: int = 0
-    paused: bool = False
+class ThresholdWatchState(WatchLife):
     rule: ThresholdState = Field(default_factory=ThresholdState)
     failures: int = 0
     failing: bool = False
@@ -59,6 +84,7 @@ class ThresholdWatchInput(BaseModel):
     task: str
     config: ThresholdWatchConfig
     state: ThresholdWatchState | None = None
+    continue_as_new_after_checks: int | None = None
 
 
 class TaskStatus(BaseModel):

@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# How long a connection waits for another's write lock before "database is locked".
+BUSY_TIMEOUT_MS = 10_000
+
 
 class Database:
     """Owns the engine; hands out sessions. Close it when the entry point stops."""
@@ -25,13 +28,16 @@ class Database:
         if parsed.get_backend_name() == "sqlite" and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: AsyncEngine = create_async_engine(url, echo=echo)
-        if parsed.get_backend_name() == "sqlite":
+        self.sqlite = parsed.get_backend_name() == "sqlite"
+        if self.sqlite:
             # Worker, API and MCP share the file: WAL and a busy timeout avoid "database is locked".
             @event.listens_for(self.engine.sync_engine, "connect")
             def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
                 cursor = dbapi_conn.cursor()
                 cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA busy_timeout=10000")
+                cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                # WAL commits without a full sync; durable across process crashes.
+                cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
 
@@ -40,6 +46,20 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def write_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for a short read-then-write transaction.
+
+        On SQLite it takes the write lock first (``BEGIN IMMEDIATE``, which waits out the
+        busy timeout): a transaction that read first and writes later would otherwise be
+        refused at once ("database is locked") when another connection wrote in between.
+        Keep the block short: no network calls inside it.
+        """
+        async with self.sessions() as session:
+            if self.sqlite:
+                await session.execute(text("BEGIN IMMEDIATE"))
             yield session
 
     async def ping(self) -> bool:

@@ -1,0 +1,266 @@
+"""A watch's life under time skipping: failures are data, keys belong to one life,
+triggers queue, the baseline is taken at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest_asyncio
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import Response
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.reminders import ReminderConfig, ReminderRun
+from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, WebMonitorInput
+from ambient.domain.watches import WebMonitorConfig
+from tests.conftest import running_worker, unique
+from tests.support.record import save_history
+from tests.support.servers import serve
+from tests.watches.site import Site, article
+from tests.watches.test_workflows import (
+    USER,
+    checks_reach,
+    inbox_titles,
+    kinds,
+    loopback_deps,  # noqa: F401  (fixture)
+    threshold,
+)
+from workflows.reminder import ReminderWorkflow
+from workflows.threshold_watch import ThresholdWatchWorkflow
+from workflows.web_monitor import WebMonitorWorkflow
+
+
+@dataclass
+class GatedSite(Site):
+    """The test site, plus a metric that can answer HTML and a gate that holds reads."""
+
+    html: bool = False
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    async def value(self, request: Request) -> Response:
+        self.waiting.set()
+        await self.gate.wait()
+        if self.html:
+            return Response("<html><body>Maintenance</body></html>", media_type="text/html")
+        return await super().value(request)
+
+
+@pytest_asyncio.fixture
+async def gated() -> AsyncIterator[tuple[GatedSite, str]]:
+    state = GatedSite()
+    async with serve(state.app()) as base:
+        yield state, base
+
+
+async def start_watch(
+    env: WorkflowEnvironment, queue: str, base: str, task: str | None = None, **fields: Any
+) -> WorkflowHandle[Any, Any]:
+    task = task or unique("threshold-watch/alice/t")
+    return await env.client.start_workflow(
+        ThresholdWatchWorkflow.run,
+        ThresholdWatchInput(user=USER, task=task, config=threshold(base, **fields)),
+        id=task,
+        task_queue=queue,
+    )
+
+
+async def test_metric_source_answering_html_is_a_failed_reading_and_the_watch_goes_on(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    state, base = gated
+    state.html, state.values = True, [50]
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_watch(ts_env, worker.task_queue, base, failure_threshold=2)
+        status = await checks_reach(ts_env, handle, 3)
+        state.html = False
+        recovered = await checks_reach(ts_env, handle, 4)
+        running = (await handle.describe()).status
+    assert status.state == "active" and status.detail["failing"] is True
+    assert "did not answer a number" in str(status.detail["last_error"])
+    assert recovered.detail["last_value"] == 50 and recovered.detail["failing"] is False
+    assert running is WorkflowExecutionStatus.RUNNING
+    assert await kinds(loopback_deps, handle.id) == ["watch.failing", "watch.recovered"]
+
+
+async def test_delivery_that_fails_for_good_is_counted_and_the_watch_goes_on(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, gated: tuple[GatedSite, str]
+) -> None:
+    """The inbox of a user who does not exist refuses the message (FOREIGN KEY)."""
+    state, base = gated
+    state.values = [120, 130, 140]
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    async with running_worker(ts_env.client, deps) as worker:
+        handle = await start_watch(ts_env, worker.task_queue, base)
+        status = await checks_reach(ts_env, handle, 3)
+        running = (await handle.describe()).status
+        await handle.signal("stop")
+        final: TaskStatus = await handle.result()
+    assert running is WorkflowExecutionStatus.RUNNING
+    assert status.state == "active" and status.detail["breaches_total"] == 1
+    assert status.detail["delivery_failures"] == 1
+    failure: Any = status.detail["last_failure"]
+    assert failure["what"] == "delivery of watch.breach" and failure["error"]
+    assert final.state == "stopped"
+    assert await kinds(deps, handle.id) == [
+        "watch.breach",
+        "watch.delivery_failed",
+        "watch.stopped",
+    ]
+
+
+async def test_event_that_cannot_be_recorded_is_counted_and_the_watch_goes_on(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    state, base = gated
+    state.values = [50, 50, 120, 120, 120]
+    async with loopback_deps.db.session() as session:
+        await session.execute(text("ALTER TABLE events RENAME TO events_away"))
+        await session.commit()
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_watch(ts_env, worker.task_queue, base)
+        status = await checks_reach(ts_env, handle, 4)
+        async with loopback_deps.db.session() as session:
+            await session.execute(text("ALTER TABLE events_away RENAME TO events"))
+            await session.commit()
+        await handle.signal("stop")
+        final: TaskStatus = await handle.result()
+    assert status.state == "active" and status.detail["event_failures"] == 1
+    failure: Any = status.detail["last_failure"]
+    assert failure["what"] == "event watch.breach" and "events" in failure["error"]
+    assert final.state == "stopped" and final.checks >= 4
+    # The delivery still went out; the stop was recorded once the table was back.
+    assert [t.split(":")[0] for t in await inbox_titles(loopback_deps)] == ["Breach"]
+    assert await kinds(loopback_deps, handle.id) == ["watch.stopped"]
+
+
+async def test_task_created_again_alerts_again_in_its_new_life(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    state, base = gated
+    state.values = [150]
+    task = unique("threshold-watch/alice/again")
+    lives = []
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        for _ in range(2):
+            handle = await start_watch(ts_env, worker.task_queue, base, task=task)
+            status = await checks_reach(ts_env, handle, 1)
+            lives.append(status.detail["life"])
+            await handle.signal("stop")
+            await handle.result()
+    assert lives[0] != lives[1]
+    assert await kinds(loopback_deps, task) == [
+        "watch.breach",
+        "watch.stopped",
+        "watch.breach",
+        "watch.stopped",
+    ]
+    titles = await inbox_titles(loopback_deps)
+    assert [t.split(":")[0] for t in titles] == ["Breach", "Breach"]
+
+
+async def test_trigger_during_a_check_runs_another_check_right_after_it(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    state, base = gated
+    state.values = [10, 20, 30]
+    state.gate.clear()
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_watch(ts_env, worker.task_queue, base)
+        started = (await handle.describe()).start_time
+        await state.waiting.wait()  # the first check is running
+        await handle.signal("check_now")
+        state.gate.set()
+        status = await checks_reach(ts_env, handle, 2)
+        while status.detail["last_value"] != 20:  # the second check's reading lands
+            await ts_env.sleep(timedelta(seconds=1))
+            status = await handle.query("status", result_type=TaskStatus)
+    second = datetime.fromisoformat(str(status.detail["last_checked_at"]))
+    # Queued, not lost: the interval is a minute, the second check came with the first.
+    assert second - started < timedelta(seconds=30)
+
+
+async def test_first_check_is_the_baseline_taken_at_once_with_per_url_outcomes(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    state, base = gated
+    state.pages["/news"] = article("Markets are calm today.")
+    config = WebMonitorConfig.model_validate(
+        {"urls": [f"{base}/news", f"{base}/missing"], "check_interval_minutes": 1}
+    )
+    task = unique("web-monitor/alice/base")
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await ts_env.client.start_workflow(
+            WebMonitorWorkflow.run,
+            WebMonitorInput(user=USER, task=task, config=config),
+            id=task,
+            task_queue=worker.task_queue,
+        )
+        started = (await handle.describe()).start_time
+        baseline = await handle.execute_update("baseline", result_type=TaskStatus)
+        # A page that changes before the second check is reported, not taken as baseline.
+        state.pages["/news"] = article("Markets are calm today.", "Rates rise by 1%.")
+        later = await checks_reach(ts_env, handle, 2)
+        await handle.signal("stop")
+        await handle.result()
+    await save_history(handle, "web_monitor_baseline")
+    urls: Any = baseline.detail["urls"]
+    assert baseline.checks == 1
+    assert urls[f"{base}/news"]["last_outcome"] == "baseline"
+    assert urls[f"{base}/missing"]["last_outcome"] == "error"
+    assert "404" in urls[f"{base}/missing"]["last_error"]
+    checked = datetime.fromisoformat(urls[f"{base}/news"]["last_checked_at"])
+    assert checked - started < timedelta(seconds=5)
+    later_urls: Any = later.detail["urls"]
+    assert later_urls[f"{base}/news"]["last_outcome"] == "changed"
+    assert await kinds(loopback_deps, task) == [
+        "watch.change",
+        "watch.stopped",
+    ]
+
+
+async def test_news_digest_second_run_reports_what_changed_since_the_first(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    state, base = gated
+    state.pages["/front"] = article("Old story about rivers.")
+    config = ReminderConfig.model_validate(
+        {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
+    )
+    task = unique("reminder/alice/digest")
+    bodies = []
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        for day in range(2):
+            bodies.append(
+                await ts_env.client.execute_workflow(
+                    ReminderWorkflow.run,
+                    ReminderRun(user=USER, task=task, config=config),
+                    id=f"{task}/run-{day}",
+                    task_queue=worker.task_queue,
+                )
+            )
+            state.pages["/front"] = article("Old story about rivers.", "New bridge opens.")
+    assert "first look taken" in bodies[0]
+    assert "first look" not in bodies[1] and "New bridge opens." in bodies[1]
