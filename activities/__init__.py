@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from activities.briefing import BriefingActivities
 from activities.events import EventActivities
 from activities.notify import NotifyActivities
 from activities.remediation import RemediationActivities, default_executors
@@ -25,9 +26,12 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     remediation = RemediationActivities(
         deps.db,
         deps.settings,
-        LLMClient(deps.settings),
+        deps.llm or LLMClient(deps.settings),
         deps.executors or default_executors(deps.settings, tencent),
         tencent,
+    )
+    briefing = BriefingActivities(
+        deps.db, deps.llm or LLMClient(deps.settings), tencent, deps.settings
     )
     return [
         events.record_event,
@@ -35,4 +39,9 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         watches.check_page,
         watches.read_metric,
         *remediation.all(),
+        briefing.plan_briefing_day,
+        briefing.prepare_briefing,
+        briefing.record_greeting,
+        briefing.compose_briefing_push,
+        briefing.record_briefing_push,
     ]

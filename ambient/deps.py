@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ambient.clients.llm import LLMClient
 from ambient.clients.notify import ChannelRegistry
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.remediation import RemediationExecutor
@@ -21,5 +22,7 @@ class WorkerDeps:
     http: httpx.AsyncClient
     # Built from settings (and the environment's credentials) unless given, e.g. by tests.
     tencent: TencentCloud | None = field(default=None)
+    # The OpenAI-compatible LLM (offline without a key); built from settings unless given.
+    llm: LLMClient | None = field(default=None)
     # Remediation executors by name ("dry_run", "kubernetes"); built from settings unless given.
     executors: dict[str, RemediationExecutor] | None = field(default=None)

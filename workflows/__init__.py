@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workflows.alert_triage import AlertTriageWorkflow
+from workflows.daily_briefing import DailyBriefingWorkflow
 from workflows.graded_remediation import GradedRemediationWorkflow
 from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
@@ -15,4 +16,5 @@ ALL_WORKFLOWS: list[type] = [
     ReminderWorkflow,
     GradedRemediationWorkflow,
     AlertTriageWorkflow,
+    DailyBriefingWorkflow,
 ]

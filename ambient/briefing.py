@@ -1,0 +1,386 @@
+"""The daily briefing control plane: create, greet, read, regenerate, send, analyze logs.
+
+MCP tools, the API and the CLI are thin adapters over ``BriefingService``. The task id is
+the workflow id `daily-briefing/{user}` (one per user), so creating twice is idempotent.
+
+BriefingError
+ ├── InvalidBriefingError    bad config or arguments: nothing was changed
+ └── BriefingNotFoundError   no daily briefing (or no briefing of that date) for this user
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.briefing import LogFileError, read_log_source
+from ambient import temporal
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentCloudError
+from ambient.clients.tencent.ops import text_to_voice
+from ambient.domain.briefing import (
+    BriefingCarry,
+    BriefingConfig,
+    BriefingContent,
+    BriefingRun,
+    BriefingStatus,
+    ClsLogSpec,
+    FileLogSpec,
+    GreetOutcome,
+    GreetRequest,
+    GreetResult,
+    PreparedBriefing,
+    PushRequest,
+)
+from ambient.domain.logreport import LogReducer, LogReport, render_markdown
+from ambient.domain.notify import NotifyResult
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.briefings import BriefingRepository
+from ambient.storage.models import Briefing
+from workflows.daily_briefing import DailyBriefingWorkflow
+
+log = logging.getLogger(__name__)
+KIND = "daily_briefing"
+
+
+class BriefingError(Exception):
+    """A briefing operation failed; the message says what to do."""
+
+
+class InvalidBriefingError(BriefingError):
+    """The request was invalid; nothing changed."""
+
+
+class BriefingNotFoundError(BriefingError):
+    """No daily briefing task, or no briefing of that date, for the caller."""
+
+
+class BriefingRef(BaseModel):
+    task_id: str
+    kind: str = KIND
+    state: str = "active"
+    created: bool = True
+    config: BriefingConfig
+
+
+class BriefingView(BaseModel):
+    """A stored briefing as the caller sees it."""
+
+    date: str
+    status: str
+    version: int
+    generated_by: str
+    content: BriefingContent
+    report_markdown: str
+    prepared_at: datetime | None = None
+    given_at: datetime | None = None
+    given_via: str | None = None
+    pushed_at: datetime | None = None
+
+
+class BriefingListItem(BaseModel):
+    date: str
+    status: str
+    headline: str
+    generated_by: str
+    given_at: datetime | None = None
+    pushed_at: datetime | None = None
+
+
+class LogAnalysis(BaseModel):
+    report: LogReport
+    markdown: str
+    source: str
+    read: str
+
+
+def task_id_for(user: str) -> str:
+    return f"daily-briefing/{user}"
+
+
+def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:
+    """A validated config; errors name the field."""
+    if isinstance(config, BriefingConfig):
+        return config
+    try:
+        return BriefingConfig.model_validate(config)
+    except ValidationError as exc:
+        parts = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise InvalidBriefingError("invalid briefing config — " + "; ".join(parts)) from None
+
+
+def _view(row: Briefing) -> BriefingView:
+    return BriefingView(
+        date=row.date,
+        status=row.status,
+        version=row.version,
+        generated_by=row.generated_by,
+        content=BriefingContent.model_validate(row.content),
+        report_markdown=row.report_markdown,
+        prepared_at=row.prepared_at,
+        given_at=row.given_at,
+        given_via=row.given_via,
+        pushed_at=row.pushed_at,
+    )
+
+
+class BriefingService:
+    def __init__(
+        self,
+        client: Client,
+        settings: Settings,
+        db: Database,
+        tencent: TencentCloud | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.db = db
+        self.tencent = tencent or TencentCloud.from_settings(settings)
+
+    # --- create and steer ------------------------------------------------------------
+
+    async def create(self, user: str, config: dict[str, Any] | BriefingConfig) -> BriefingRef:
+        """Start the user's daily briefing; the same config again finds the running one."""
+        parsed = parse_config(config)
+        if isinstance(parsed.log_source, FileLogSpec):
+            try:
+                _check_path(parsed.log_source.path, self.settings)
+            except LogFileError as exc:
+                raise InvalidBriefingError(str(exc)) from None
+        task_id = task_id_for(user)
+        carry = BriefingCarry()
+        policy = WorkflowIDConflictPolicy.FAIL
+        current = await self._status_or_none(user)
+        if current is not None:
+            if current.config == parsed:
+                return BriefingRef(task_id=task_id, created=False, config=parsed)
+            # A new config replaces the running one; today's "already given" carries over.
+            carry = BriefingCarry(
+                last_date=current.last_date,
+                last_given_at=current.given_at or current.last_given_at,
+                days_completed=current.days_completed,
+            )
+            if current.given_at is not None and current.day is not None:
+                carry.last_date = current.day.date
+            policy = WorkflowIDConflictPolicy.TERMINATE_EXISTING
+        summary = (
+            f"Daily briefing for {user}: prepare {parsed.prepare_at}, greeting window "
+            f"{parsed.window_start}–{parsed.window_end} ({parsed.timezone})"
+        )
+        try:
+            await self.client.start_workflow(
+                DailyBriefingWorkflow.run,
+                BriefingRun(user=user, task_id=task_id, config=parsed, carry=carry),
+                id=task_id,
+                task_queue=self.settings.temporal_task_queue,
+                id_conflict_policy=policy,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(temporal.KIND, KIND),
+                        SearchAttributePair(temporal.USER, user),
+                        SearchAttributePair(temporal.STATE, "active"),
+                    ]
+                ),
+                static_summary=summary,
+            )
+        except WorkflowAlreadyStartedError:
+            return BriefingRef(task_id=task_id, created=False, config=parsed)
+        return BriefingRef(task_id=task_id, config=parsed)
+
+    async def status(self, user: str) -> BriefingStatus:
+        status = await self._status_or_none(user)
+        if status is None:
+            raise BriefingNotFoundError(
+                f"no daily briefing for {user!r}; create one with create_daily_briefing"
+            )
+        return status
+
+    async def _status_or_none(self, user: str) -> BriefingStatus | None:
+        handle = self.client.get_workflow_handle(task_id_for(user))
+        try:
+            description = await handle.describe()
+            if description.status is not WorkflowExecutionStatus.RUNNING:
+                return None
+            return await handle.query(DailyBriefingWorkflow.status)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return None
+            raise BriefingError(f"Temporal refused the request: {exc.message}") from None
+
+    async def pause(self, user: str) -> BriefingStatus:
+        await self._signal(user, "pause")
+        return await self.status(user)
+
+    async def resume(self, user: str) -> BriefingStatus:
+        await self._signal(user, "resume")
+        return await self.status(user)
+
+    async def delete(self, user: str) -> BriefingRef:
+        status = await self.status(user)
+        await self._signal(user, "stop")
+        return BriefingRef(
+            task_id=task_id_for(user), state="stopped", created=False, config=status.config
+        )
+
+    async def _signal(self, user: str, name: str) -> None:
+        await self.status(user)
+        await self.client.get_workflow_handle(task_id_for(user)).signal(name)
+
+    # --- greeting ---------------------------------------------------------------------
+
+    async def greet(
+        self,
+        user: str,
+        *,
+        via: str = "mcp",
+        request_id: str | None = None,
+        audio: bool = True,
+    ) -> GreetResult:
+        """The voice trigger; the workflow decides (exactly once per user per day)."""
+        request = GreetRequest(request_id=request_id or uuid.uuid4().hex, via=via)
+        # The same request id is applied once by Temporal: a retried call gets the same answer.
+        update_id = (
+            "greet/" + hashlib.sha256(f"{user}/{request.request_id}".encode()).hexdigest()[:32]
+        )
+        handle = self.client.get_workflow_handle(task_id_for(user))
+        try:
+            result = await handle.execute_update(DailyBriefingWorkflow.greet, request, id=update_id)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return GreetResult(
+                    outcome=GreetOutcome.UNAVAILABLE,
+                    text="你好！还没有设置每日简报。"
+                    " (No daily briefing is set up: create one with create_daily_briefing.)",
+                )
+            raise BriefingError(f"Temporal refused the greeting: {exc.message}") from None
+        except WorkflowUpdateFailedError as exc:
+            raise BriefingError(f"greeting failed: {exc.cause}") from None
+        if result.outcome is GreetOutcome.SPOKEN and audio and self.tencent.configured:
+            try:
+                mp3 = await text_to_voice(self.tencent, result.text)
+                result.audio_mp3_b64 = base64.b64encode(mp3).decode()
+            except TencentCloudError as exc:
+                # The text is the answer; audio is a bonus the device can synthesise itself.
+                log.warning("TTS failed for %s: %s", user, exc)
+        return result
+
+    # --- briefings ----------------------------------------------------------------------
+
+    async def get_briefing(self, user: str, date: str | None = None) -> BriefingView:
+        async with self.db.session() as session:
+            repo = BriefingRepository(session)
+            if date is None:
+                rows = await repo.list(user, limit=1)
+                row = rows[0] if rows else None
+            else:
+                _check_date(date)
+                row = await repo.get(user, date)
+        if row is None:
+            what = f"of {date}" if date else "yet"
+            raise BriefingNotFoundError(
+                f"no briefing {what} for {user!r}; list_briefings shows the dates"
+            )
+        return _view(row)
+
+    async def list_briefings(self, user: str, limit: int = 30) -> list[BriefingListItem]:
+        async with self.db.session() as session:
+            rows = await BriefingRepository(session).list(user, limit=limit)
+        return [
+            BriefingListItem(
+                date=r.date,
+                status=r.status,
+                headline=str(r.content.get("headline", "")),
+                generated_by=r.generated_by,
+                given_at=r.given_at,
+                pushed_at=r.pushed_at,
+            )
+            for r in rows
+        ]
+
+    async def regenerate(self, user: str) -> PreparedBriefing:
+        """Prepare the current day's briefing again now (a new version)."""
+        await self.status(user)
+        handle = self.client.get_workflow_handle(task_id_for(user))
+        try:
+            return await handle.execute_update(DailyBriefingWorkflow.regenerate)
+        except WorkflowUpdateFailedError as exc:
+            raise InvalidBriefingError(f"regenerate refused: {exc.cause}") from None
+
+    async def send(
+        self, user: str, date: str | None = None, request_id: str | None = None
+    ) -> NotifyResult:
+        """Push a briefing (default: the latest) through the user's channels now."""
+        view = await self.get_briefing(user, date)
+        await self.status(user)
+        request_id = request_id or uuid.uuid4().hex
+        key = f"{task_id_for(user)}/{view.date}/send/{request_id}"
+        handle = self.client.get_workflow_handle(task_id_for(user))
+        try:
+            return await handle.execute_update(
+                DailyBriefingWorkflow.send,
+                PushRequest(user=user, date=view.date, reason="requested", key=key),
+                id="send/" + hashlib.sha256(key.encode()).hexdigest()[:32],
+            )
+        except WorkflowUpdateFailedError as exc:
+            raise InvalidBriefingError(f"send refused: {exc.cause}") from None
+
+    # --- analysis -----------------------------------------------------------------------
+
+    async def analyze_logs(
+        self,
+        user: str,
+        source: dict[str, Any],
+        start: datetime,
+        end: datetime,
+    ) -> LogAnalysis:
+        """The reduction report (templates, trend, anomalies, keywords) for any time range."""
+        if end <= start:
+            raise InvalidBriefingError("end: must be later than start")
+        try:
+            spec = BriefingConfig.model_validate({"log_source": source}).log_source
+        except ValidationError as exc:
+            raise InvalidBriefingError(f"log_source: {exc.errors()[0]['msg']}") from None
+        assert spec is not None
+        if isinstance(spec, ClsLogSpec) and not self.tencent.configured:
+            raise InvalidBriefingError(
+                "log_source: Tencent Cloud is not configured; use a file source or set "
+                "TENCENTCLOUD_SECRET_ID/KEY"
+            )
+        reducer = LogReducer()
+        try:
+            read = await read_log_source(
+                spec, start, end, reducer, log_dir=self.settings.log_dir, tencent=self.tencent
+            )
+        except LogFileError as exc:
+            raise InvalidBriefingError(str(exc)) from None
+        except (OSError, TencentCloudError) as exc:
+            raise BriefingError(f"log_source could not be read: {exc}") from None
+        report = reducer.report(start=start, end=end)
+        label = spec.path if isinstance(spec, FileLogSpec) else spec.topic_id
+        return LogAnalysis(report=report, markdown=render_markdown(report), source=label, read=read)
+
+
+def _check_path(path: str, settings: Settings) -> None:
+    from activities.briefing import resolve_log_path
+
+    resolve_log_path(path, settings.log_dir)
+
+
+def _check_date(value: str) -> None:
+    try:
+        datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidBriefingError(f"date: {value!r} is not a date as YYYY-MM-DD") from None

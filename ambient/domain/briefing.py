@@ -1,0 +1,503 @@
+"""The daily briefing in product terms: config, the day's plan, the briefing, greeting answers.
+
+Pure and deterministic. ``plan_day`` uses zoneinfo, so workflows get it through a local
+activity (zoneinfo fails inside the sandbox, and the recorded result keeps replays stable
+even if the tz database changes later).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, time, timedelta
+from datetime import date as Date
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
+
+from ambient.domain.users import validate_hhmm, validate_timezone
+
+SEGMENT_CHARS = 150  # Tencent TTS TextToVoice takes at most 150 characters a call
+SPOKEN_MAX_CHARS = (
+    1200  # about a minute of speech (Chinese ~250-300 characters, English ~160 words)
+)
+Language = Literal["zh", "en"]
+
+
+class FileLogSpec(BaseModel):
+    type: Literal["file"] = "file"
+    path: str = Field(min_length=1, description="a log file or a folder of rotated files")
+
+
+class ClsLogSpec(BaseModel):
+    type: Literal["cls"] = "cls"
+    topic_id: str = Field(min_length=1, description="CLS topic id")
+    region: str | None = None
+    query: str = Field(default="*", description="CQL filter; * for everything")
+
+
+LogSourceSpec = Annotated[FileLogSpec | ClsLogSpec, Field(discriminator="type")]
+
+
+class BriefingConfig(BaseModel):
+    """One user's daily briefing: where yesterday's logs come from and when to speak."""
+
+    log_source: LogSourceSpec | None = None
+    timezone: str = "Asia/Shanghai"
+    prepare_at: str = "05:00"
+    window_start: str = "06:00"
+    window_end: str = "10:00"
+    language: Language = "zh"
+    push_if_not_greeted: bool = True
+    news_urls: list[HttpUrl] = Field(default_factory=list, max_length=20)
+    categories: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return validate_timezone(value)
+
+    @field_validator("prepare_at", "window_start", "window_end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        return validate_hhmm(value)
+
+    @model_validator(mode="after")
+    def _order(self) -> BriefingConfig:
+        if self.window_end <= self.window_start:
+            raise ValueError(
+                f"window_end: the greeting window ends ({self.window_end}) before it starts "
+                f"({self.window_start}); give window_end later than window_start"
+            )
+        if self.prepare_at > self.window_start:
+            raise ValueError(
+                f"prepare_at: preparation ({self.prepare_at}) must be at or before the window "
+                f"start ({self.window_start}) so the briefing is ready when the user arrives"
+            )
+        return self
+
+
+def _at(day: Date, hhmm: str, zone: ZoneInfo) -> datetime:
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    return datetime.combine(day, time(hour, minute), tzinfo=zone)
+
+
+class DayPlan(BaseModel):
+    """One local day of a user's briefing, as UTC instants a workflow can wait for."""
+
+    date: str
+    prepare_at: datetime
+    window_start: datetime
+    window_end: datetime
+    logs_from: datetime = Field(description="yesterday 00:00 local")
+    logs_to: datetime = Field(description="today 00:00 local")
+    utc_offset_minutes: int = Field(description="local offset inside the window, for HH:MM")
+
+    def local_hhmm(self, instant: datetime) -> str:
+        return self.local(instant).strftime("%H:%M")
+
+    def local(self, instant: datetime) -> datetime:
+        """``instant`` as a naive local time (the offset is the one inside the window)."""
+        utc = instant.astimezone(UTC).replace(tzinfo=None)
+        return utc + timedelta(minutes=self.utc_offset_minutes)
+
+
+def plan_for(day: Date, config: BriefingConfig) -> DayPlan:
+    zone = ZoneInfo(config.timezone)
+    start = _at(day, config.window_start, zone)
+    offset = start.utcoffset() or timedelta(0)
+    midnight = datetime.combine(day, time(0, 0), tzinfo=zone)
+    yesterday = datetime.combine(day - timedelta(days=1), time(0, 0), tzinfo=zone)
+    return DayPlan(
+        date=day.isoformat(),
+        prepare_at=_at(day, config.prepare_at, zone).astimezone(UTC),
+        window_start=start.astimezone(UTC),
+        window_end=_at(day, config.window_end, zone).astimezone(UTC),
+        logs_from=yesterday.astimezone(UTC),
+        logs_to=midnight.astimezone(UTC),
+        utc_offset_minutes=int(offset.total_seconds() // 60),
+    )
+
+
+def plan_day(now: datetime, config: BriefingConfig, after: str | None = None) -> DayPlan:
+    """The next local day to brief: its window has not ended and it is later than ``after``."""
+    day = now.astimezone(ZoneInfo(config.timezone)).date()
+    while True:
+        plan = plan_for(day, config)
+        if (after is None or plan.date > after) and plan.window_end > now:
+            return plan
+        day += timedelta(days=1)
+
+
+# --- what the LLM (or the offline writer) produces --------------------------------------
+
+
+class BriefingDraft(BaseModel):
+    """The structured briefing the LLM writes; validated, then segmented by us for TTS."""
+
+    headline: str = Field(max_length=200, description="one sentence: the state of yesterday")
+    what_happened: list[str] = Field(default_factory=list, max_length=10)
+    needs_attention: list[str] = Field(default_factory=list, max_length=10)
+    fixed_automatically: list[str] = Field(default_factory=list, max_length=10)
+    needs_a_person: list[str] = Field(default_factory=list, max_length=10)
+    spoken_text: str = Field(
+        min_length=1,
+        max_length=SPOKEN_MAX_CHARS,
+        description="about one minute of speech in the user's language, plain sentences",
+    )
+
+
+class SourceNote(BaseModel):
+    """How one source fared while preparing (a failing source is said, not hidden)."""
+
+    source: str
+    ok: bool
+    detail: str = ""
+
+
+class TemplateLine(BaseModel):
+    level: str
+    template: str
+    count: int
+    example: str = ""
+    new: bool = False
+
+
+class AlarmLine(BaseModel):
+    source: str
+    name: str
+    status: str
+    level: str | None = None
+    target: str | None = None
+    time: datetime
+
+
+class BriefingInputs(BaseModel):
+    """Everything preparation gathered, reduced: what the LLM sees (as data) and offline reads."""
+
+    date: str
+    language: Language = "zh"
+    log_lines: int = 0
+    errors: int = 0
+    warnings: int = 0
+    trend: str | None = None
+    top_templates: list[TemplateLine] = Field(default_factory=list)
+    anomalies: list[str] = Field(default_factory=list)
+    alarms: list[AlarmLine] = Field(default_factory=list)
+    alarms_configured: bool = False
+    fixed: list[str] = Field(default_factory=list)
+    needs_person: list[str] = Field(default_factory=list)
+    news: list[str] = Field(default_factory=list)
+    notes: list[SourceNote] = Field(default_factory=list)
+    report_markdown: str = ""
+
+
+class BriefingContent(BriefingDraft):
+    date: str
+    language: Language = "zh"
+    generated_by: str = Field(description="offline, or the LLM model name")
+    spoken_segments: list[str]
+    sources: list[SourceNote] = Field(default_factory=list)
+    log_lines: int = 0
+    errors: int = 0
+    warnings: int = 0
+
+
+class PreparedBriefing(BaseModel):
+    """What the workflow keeps of a prepared briefing (the full report stays in the database)."""
+
+    date: str
+    version: int
+    generated_by: str
+    headline: str
+    spoken_text: str
+    spoken_segments: list[str]
+    sources: list[SourceNote] = Field(default_factory=list)
+
+
+# --- offline writer ---------------------------------------------------------------------
+
+
+def segment_spoken(text: str, size: int = SEGMENT_CHARS) -> list[str]:
+    """Cut at sentence ends (。！？.!?；;) so no segment passes ``size`` characters."""
+    sentences = [s for s in re.split(r"(?<=[。！？!?；;.\n])", text) if s.strip()]
+    segments: list[str] = []
+    current = ""
+    for sentence in sentences:
+        while len(sentence) > size:
+            if current.strip():
+                segments.append(current)
+            current = ""
+            segments.append(sentence[:size])
+            sentence = sentence[size:]
+        if len(current) + len(sentence) > size:
+            segments.append(current)
+            current = ""
+        current += sentence
+    if current.strip():
+        segments.append(current)
+    return [s.strip() for s in segments if s.strip()]
+
+
+def _short(text: str, limit: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
+    """A deterministic extractive briefing from the reduced inputs (no LLM)."""
+    zh = inputs.language == "zh"
+    errors = [t for t in inputs.top_templates if t.level in ("ERROR", "CRITICAL", "FATAL")]
+    failed = [n for n in inputs.notes if not n.ok]
+    firing = [a for a in inputs.alarms if a.status.lower() not in ("ok", "resolved", "0")]
+    happened: list[str] = []
+    if inputs.log_lines:
+        happened.append(
+            f"日志 {inputs.log_lines} 行，错误 {inputs.errors}，警告 {inputs.warnings}"
+            if zh
+            else f"{inputs.log_lines} log lines, {inputs.errors} errors, {inputs.warnings} warnings"
+        )
+    if inputs.trend:
+        happened.append(inputs.trend)
+    happened += [f"{t.level} ×{t.count}: {_short(t.template)}" for t in errors[:3]]
+    if inputs.alarms:
+        happened.append(
+            f"告警 {len(inputs.alarms)} 条（未恢复 {len(firing)} 条）"
+            if zh
+            else f"{len(inputs.alarms)} alarms ({len(firing)} not resolved)"
+        )
+    attention = [_short(a) for a in inputs.anomalies[:4]]
+    attention += [f"{a.name} ({a.target or a.source})" for a in firing[:3]]
+    attention += [
+        (
+            f"数据源不可用：{n.source}：{_short(n.detail)}"
+            if zh
+            else f"{n.source} unavailable: {_short(n.detail)}"
+        )
+        for n in failed
+    ]
+    people = len(inputs.needs_person)
+    if not inputs.log_lines and not any(n.source == "logs" for n in failed):
+        headline = "昨天没有日志记录" if zh else "No logs were recorded yesterday"
+        if people:
+            headline += (
+                f"，{people} 个问题需要人工处理" if zh else f"; {people} problems need a person"
+            )
+    elif people or firing or errors:
+        headline = (
+            f"昨天有 {inputs.errors} 个错误、{len(firing)} 条未恢复告警，"
+            f"{people} 个问题需要人工处理"
+            if zh
+            else f"Yesterday: {inputs.errors} errors, {len(firing)} open alarms, "
+            f"{people} problems need a person"
+        )
+    else:
+        headline = "昨天一切平稳" if zh else "Yesterday was quiet"
+    spoken = _spoken(inputs, headline, errors, firing, failed)
+    return BriefingDraft(
+        headline=_short(headline, 200),
+        what_happened=happened[:10],
+        needs_attention=attention[:10],
+        fixed_automatically=[_short(f, 200) for f in inputs.fixed[:10]],
+        needs_a_person=[_short(f, 200) for f in inputs.needs_person[:10]],
+        spoken_text=spoken[:SPOKEN_MAX_CHARS],
+    )
+
+
+def _spoken(
+    inputs: BriefingInputs,
+    headline: str,
+    errors: list[TemplateLine],
+    firing: list[AlarmLine],
+    failed: list[SourceNote],
+) -> str:
+    zh = inputs.language == "zh"
+    parts = [("早上好，这是昨天的简报。" if zh else "Good morning, here is yesterday's briefing. ")]
+    parts.append(headline + ("。" if zh else ". "))
+    if errors:
+        top = errors[0]
+        parts.append(
+            f"最多的错误是：{_short(top.template, 60)}，共 {top.count} 次。"
+            if zh
+            else f"The most frequent error was {_short(top.template, 60)}, {top.count} times. "
+        )
+    if inputs.trend:
+        parts.append(inputs.trend + ("。" if zh else ". "))
+    if inputs.anomalies:
+        first = _short(inputs.anomalies[0], 60)
+        parts.append(
+            f"发现 {len(inputs.anomalies)} 个异常，例如{first}。"
+            if zh
+            else f"{len(inputs.anomalies)} anomalies, for example {first}. "
+        )
+    if not inputs.alarms_configured:
+        parts.append(
+            "腾讯云未配置，没有告警记录。"
+            if zh
+            else "Tencent Cloud is not configured, so no alarm history. "
+        )
+    elif firing:
+        parts.append(
+            f"有 {len(firing)} 条告警未恢复，包括 {firing[0].name}。"
+            if zh
+            else f"{len(firing)} alarms are still open, including {firing[0].name}. "
+        )
+    if inputs.fixed:
+        parts.append(
+            f"夜间自动修复了 {len(inputs.fixed)} 个问题。"
+            if zh
+            else f"{len(inputs.fixed)} problems were fixed automatically overnight. "
+        )
+    if inputs.needs_person:
+        count, first = len(inputs.needs_person), _short(inputs.needs_person[0], 60)
+        parts.append(
+            f"有 {count} 个问题需要人工处理：{first}。"
+            if zh
+            else f"{count} problems need a person: {first}. "
+        )
+    for note in failed:
+        parts.append(
+            f"注意：{note.source} 读取失败。" if zh else f"Note: {note.source} could not be read. "
+        )
+    parts.append("详细报告已放在简报页面。" if zh else "The full report is on the briefing page.")
+    return "".join(parts).strip()
+
+
+def finish(draft: BriefingDraft, inputs: BriefingInputs, generated_by: str) -> BriefingContent:
+    """The stored briefing: the draft plus TTS segments, sources and totals."""
+    return BriefingContent(
+        **draft.model_dump(),
+        date=inputs.date,
+        language=inputs.language,
+        generated_by=generated_by,
+        spoken_segments=segment_spoken(draft.spoken_text),
+        sources=inputs.notes,
+        log_lines=inputs.log_lines,
+        errors=inputs.errors,
+        warnings=inputs.warnings,
+    )
+
+
+# --- greeting ---------------------------------------------------------------------------
+
+
+class GreetOutcome(StrEnum):
+    SPOKEN = "spoken"  # the first greeting inside the window: here is the briefing
+    ALREADY_GIVEN = "already_given"  # given earlier today; not repeated
+    OUTSIDE_WINDOW = "outside_window"  # a short answer; the day's briefing is not used up
+    PREPARING = "preparing"  # not ready within the bounded wait; ask again
+    UNAVAILABLE = "unavailable"  # preparation failed or no briefing task
+
+
+class GreetRequest(BaseModel):
+    request_id: str = Field(min_length=1, max_length=128)
+    via: str = Field(default="mcp", max_length=32, description="mcp, voice, cli, api")
+
+
+class GreetResult(BaseModel):
+    outcome: GreetOutcome
+    text: str
+    segments: list[str] = Field(default_factory=list)
+    date: str | None = None
+    given_at: datetime | None = None
+    given_at_local: str | None = Field(default=None, description="HH:MM in the user's zone")
+    generated_by: str | None = None
+    audio_mp3_b64: str | None = Field(default=None, description="Tencent TTS audio, if set up")
+
+
+def greeting_text(
+    outcome: GreetOutcome, language: Language, *, hhmm: str | None = None, window: str = ""
+) -> str:
+    """The short answers that are not the briefing itself."""
+    zh = language == "zh"
+    if outcome is GreetOutcome.ALREADY_GIVEN:
+        return (
+            f"你好！今天的简报已经在 {hhmm} 播报过了，不再重复。需要的话可以让我发到你的邮箱。"
+            if zh
+            else f"Hello! I gave today's briefing at {hhmm}; I won't repeat it. "
+            "Ask me to send it to your email if you need it again."
+        )
+    if outcome is GreetOutcome.OUTSIDE_WINDOW:
+        return (
+            f"你好！每日简报在 {window} 之间的第一次问候时播报。"
+            if zh
+            else f"Hello! The daily briefing is given at the first greeting between {window}."
+        )
+    if outcome is GreetOutcome.PREPARING:
+        return (
+            "你好！今天的简报还在准备中，请稍后再叫我。"
+            if zh
+            else "Hello! Today's briefing is still being prepared; ask me again in a moment."
+        )
+    return (
+        "你好！今天的简报没能准备好，详情请看简报页面。"
+        if zh
+        else "Hello! Today's briefing could not be prepared; see the briefing page for details."
+    )
+
+
+class BriefingStatus(BaseModel):
+    """The workflow's status query: the day it is on and what happened to it."""
+
+    user: str
+    task_id: str
+    config: BriefingConfig
+    paused: bool = False
+    day: DayPlan | None = None
+    phase: str = "planning"
+    prepared: PreparedBriefing | None = None
+    prepared_at: datetime | None = None
+    preparation_error: str | None = None
+    given_at: datetime | None = None
+    given_via: str | None = None
+    pushed_at: datetime | None = None
+    days_completed: int = 0
+    last_date: str | None = None
+    last_given_at: datetime | None = None
+
+
+class BriefingCarry(BaseModel):
+    """What one day's run hands the next through continue-as-new."""
+
+    last_date: str | None = None
+    last_given_at: datetime | None = None
+    days_completed: int = 0
+    paused: bool = False
+
+
+class BriefingRun(BaseModel):
+    user: str
+    task_id: str
+    config: BriefingConfig
+    carry: BriefingCarry = Field(default_factory=BriefingCarry)
+
+
+class PlanRequest(BaseModel):
+    now: datetime
+    config: BriefingConfig
+    after: str | None = None
+
+
+class PrepareRequest(BaseModel):
+    user: str
+    task_id: str
+    config: BriefingConfig
+    day: DayPlan
+    news: list[str] = Field(default_factory=list)
+    reason: str = Field(default="scheduled", description="scheduled, greeting, regenerate")
+
+
+class PushRequest(BaseModel):
+    user: str
+    date: str
+    at: datetime | None = Field(default=None, description="workflow time of the push")
+    reason: str = Field(default="not greeted", description="not greeted, requested")
+    key: str = Field(description="idempotency key of this push")
+
+
+class GreetingRecord(BaseModel):
+    user: str
+    date: str
+    given_at: datetime
+    via: str

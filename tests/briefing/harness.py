@@ -1,0 +1,114 @@
+"""Shared pieces of the briefing tests: users, log files for a planned day, the stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from ambient.briefing import BriefingService
+from ambient.deps import WorkerDeps
+from ambient.domain.briefing import BriefingConfig, DayPlan, plan_day
+from ambient.domain.users import UserCreate
+from ambient.storage import Database
+from ambient.storage.repositories import UserRepository
+from tests.conftest import running_worker
+
+T = TypeVar("T")
+
+
+async def make_user(db: Database, name: str, push_config: dict[str, Any] | None = None) -> None:
+    async with db.session() as session:
+        repo = UserRepository(session)
+        user, _ = await repo.create(UserCreate(name=name, email=f"{name}@example.com"))
+        if push_config is not None:
+            await repo.set_push_config(user, push_config)
+        await session.commit()
+
+
+def write_day_logs(path: Path, day: DayPlan, extra: list[str] | None = None) -> Path:
+    """JSON lines inside the day's log window: known templates, an error burst, extra lines."""
+    start = day.logs_from
+    lines = []
+    for i in range(120):
+        when = start + timedelta(minutes=10 * i)
+        lines.append(
+            {
+                "time": when.isoformat(),
+                "level": "INFO",
+                "message": f"GET /api/items/{i} 200 in {i % 7} ms",
+            }
+        )
+    for i in range(40):
+        when = start + timedelta(hours=9, seconds=5 * i)
+        lines.append(
+            {
+                "time": when.isoformat(),
+                "level": "ERROR",
+                "message": f"payment-service timeout after {3000 + i} ms to db-{i % 3}",
+            }
+        )
+    for i in range(6):
+        when = start + timedelta(hours=13, minutes=i)
+        lines.append(
+            {"time": when.isoformat(), "level": "WARNING", "message": f"订单服务 重试 第 {i} 次"}
+        )
+    for text in extra or []:
+        lines.append(
+            {"time": (start + timedelta(hours=15)).isoformat(), "level": "ERROR", "message": text}
+        )
+    # Outside the window: must not be counted.
+    lines.append(
+        {
+            "time": (day.logs_to + timedelta(hours=1)).isoformat(),
+            "level": "ERROR",
+            "message": "tomorrow's error",
+        }
+    )
+    path.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n")
+    return path
+
+
+@dataclass
+class Stack:
+    env: WorkflowEnvironment
+    service: BriefingService
+    worker: Worker
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+    async def skip_to(self, instant: datetime) -> None:
+        """Advance the test server's clock to ``instant`` (the workflow runs meanwhile)."""
+        delta = instant - await self.now()
+        if delta > timedelta(0):
+            await self.env.sleep(delta)
+
+    async def plan(self, config: BriefingConfig) -> DayPlan:
+        return plan_day(await self.now(), config)
+
+
+@asynccontextmanager
+async def briefing_stack(env: WorkflowEnvironment, deps: WorkerDeps) -> AsyncIterator[Stack]:
+    async with running_worker(env.client, deps) as worker:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        service = BriefingService(env.client, settings, deps.db, tencent=deps.tencent)
+        yield Stack(env=env, service=service, worker=worker)
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, tries: int = 400) -> T:
+    """Poll ``check`` until it returns a value (a wait condition, not a timed assertion)."""
+    for _ in range(tries):
+        value = await check()
+        if value is not None and value is not False:
+            return value
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"never happened: {what}")

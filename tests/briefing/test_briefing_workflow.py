@@ -1,0 +1,318 @@
+"""The daily briefing workflow under time skipping: prepare, greet once, push, zones, failures."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.briefing import BriefingConfig, GreetOutcome
+from ambient.storage.briefings import BriefingRepository, BroadcastRepository
+from ambient.storage.repositories import InboxRepository
+from tests.briefing.harness import briefing_stack, eventually, make_user, write_day_logs
+from tests.support.record import save_history
+
+
+def _local(instant, zone: str) -> str:  # type: ignore[no-untyped-def]
+    return instant.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+
+
+async def test_briefing_is_prepared_at_five_spoken_at_first_greeting_and_not_repeated(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    await make_user(deps.db, "alice")
+    async with briefing_stack(ts_env, deps) as stack:
+        base = BriefingConfig(timezone="Asia/Shanghai")
+        day = await stack.plan(base)
+        logs = write_day_logs(tmp_path / "app.log", day)
+        config = {"log_source": {"type": "file", "path": str(logs)}, "timezone": "Asia/Shanghai"}
+        ref = await stack.service.create("alice", config)
+        assert ref.task_id == "daily-briefing/alice" and ref.created
+        again = await stack.service.create("alice", config)
+        assert not again.created
+
+        await stack.skip_to(day.prepare_at + timedelta(minutes=1))
+        status = await eventually(lambda: _prepared(stack.service, "alice"), "briefing prepared")
+        assert status.day is not None and status.day.date == day.date
+        assert _local(status.prepared_at, "Asia/Shanghai") in ("05:00", "05:01")
+        assert status.prepared is not None and status.prepared.generated_by == "offline"
+
+        await stack.skip_to(day.prepare_at + timedelta(hours=2, minutes=30))  # 07:30 local
+        first = await stack.service.greet("alice", via="voice", request_id="r1")
+        assert first.outcome is GreetOutcome.SPOKEN
+        assert first.given_at_local == "07:30"
+        assert "早上好" in first.text and "payment-service" in first.text
+        assert first.segments and all(len(s) <= 150 for s in first.segments)
+        assert "".join(first.segments).replace(" ", "") == first.text.replace(" ", "")
+
+        await stack.skip_to(day.prepare_at + timedelta(hours=2, minutes=45))  # 07:45 local
+        second = await stack.service.greet("alice", via="voice", request_id="r2")
+        assert second.outcome is GreetOutcome.ALREADY_GIVEN
+        assert "07:30" in second.text and first.text not in second.text
+
+        await stack.skip_to(day.window_end + timedelta(minutes=5))
+        view = await eventually(
+            lambda: _given_row(stack.service, "alice", day.date), "greeting recorded"
+        )
+        assert view.given_via == "voice" and view.pushed_at is None
+        assert view.content.errors == 40 and view.content.log_lines == 166
+        async with deps.db.session() as session:
+            assert await InboxRepository(session).list("alice") == []
+        # Later that day (after the window) the answer is still "already given".
+        late = await stack.service.greet("alice", request_id="r3")
+        assert late.outcome is GreetOutcome.ALREADY_GIVEN and late.given_at_local == "07:30"
+        handle = ts_env.client.get_workflow_handle(ref.task_id, run_id=None)
+        first_run = (await handle.describe()).run_id
+        assert first_run
+
+
+async def _prepared(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.prepared is not None else None
+
+
+async def _given_row(service, user, date):  # type: ignore[no-untyped-def]
+    view = await service.get_briefing(user, date)
+    return view if view.given_at is not None else None
+
+
+async def test_nobody_greets_so_the_briefing_is_pushed_at_window_end_by_email_and_inbox(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    from tests.notify.standins import Mailbox
+
+    with Mailbox() as mailbox:
+        settings = deps.settings.model_copy(
+            update={"smtp_host": "127.0.0.1", "smtp_port": mailbox.port, "smtp_tls": "none"}
+        )
+        from ambient.clients.notify.registry import build_channels
+
+        deps.settings = settings
+        deps.channels = build_channels(settings, deps.db, deps.http)
+        await make_user(
+            deps.db,
+            "bob",
+            {"channels": [{"type": "email", "target": "bob@example.com", "kinds": ["briefing"]}]},
+        )
+        async with briefing_stack(ts_env, deps) as stack:
+            config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+            day = await stack.plan(config)
+            logs = write_day_logs(tmp_path / "app.log", day)
+            await stack.service.create(
+                "bob",
+                config.model_dump(mode="json")
+                | {"log_source": {"type": "file", "path": str(logs)}},
+            )
+            await stack.skip_to(day.window_end + timedelta(minutes=1))
+            message = await eventually(
+                lambda: _first(mailbox.messages), "briefing email delivered", tries=800
+            )
+            view = await eventually(
+                lambda: _pushed_row(stack.service, "bob", day.date), "push recorded"
+            )
+    assert _local(view.pushed_at, "Asia/Shanghai") in ("10:00", "10:01")
+    assert view.given_at is None and view.status == "pushed"
+    assert message["To"] == "bob@example.com"
+    assert f"Daily briefing {day.date}" in message["Subject"]
+    html = message.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert "<table>" in html and "payment-service timeout after" in html
+    assert "/share/" in html
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list("bob")
+    assert len(inbox) == 1 and inbox[0].link and "/share/" in inbox[0].link
+
+
+async def _first(items):  # type: ignore[no-untyped-def]
+    return items[0] if items else None
+
+
+async def _pushed_row(service, user, date):  # type: ignore[no-untyped-def]
+    view = await service.get_briefing(user, date)
+    return view if view.pushed_at is not None else None
+
+
+async def test_ten_concurrent_greetings_speak_the_briefing_exactly_once(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    await make_user(deps.db, "carol")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai")
+        day = await stack.plan(config)
+        await stack.service.create("carol", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=10))
+        await eventually(lambda: _prepared(stack.service, "carol"), "briefing prepared")
+        results = await asyncio.gather(
+            *(
+                stack.service.greet("carol", via=f"device-{i % 2}", request_id=f"g{i}")
+                for i in range(10)
+            )
+        )
+    spoken = [r for r in results if r.outcome is GreetOutcome.SPOKEN]
+    already = [r for r in results if r.outcome is GreetOutcome.ALREADY_GIVEN]
+    assert len(spoken) == 1 and len(already) == 9
+    assert {r.given_at_local for r in already} == {spoken[0].given_at_local}
+
+
+async def test_greeting_outside_the_window_does_not_use_up_the_day(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    await make_user(deps.db, "dave")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create("dave", config)
+        await stack.skip_to(day.prepare_at + timedelta(minutes=30))  # 05:30, before 06:00
+        early = await stack.service.greet("dave", request_id="early")
+        assert early.outcome is GreetOutcome.OUTSIDE_WINDOW
+        assert "06:00–10:00" in early.text
+        await stack.skip_to(day.window_start + timedelta(minutes=1))
+        spoken = await stack.service.greet("dave", request_id="in-window")
+        assert spoken.outcome is GreetOutcome.SPOKEN
+        assert spoken.text.startswith("Good morning")
+
+
+async def test_greeting_before_preparation_starts_it_and_waits_for_it(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    await make_user(deps.db, "erin")
+    async with briefing_stack(ts_env, deps) as stack:
+        # Preparation at the window start: a greeting at that minute joins it.
+        config = BriefingConfig(
+            timezone="Asia/Shanghai", prepare_at="06:00", window_start="06:00", window_end="09:00"
+        )
+        day = await stack.plan(config)
+        await stack.service.create("erin", config)
+        await stack.skip_to(day.window_start - timedelta(seconds=1))
+        status = await stack.service.status("erin")
+        assert status.prepared is None
+        await stack.skip_to(day.window_start)
+        result = await stack.service.greet("erin", request_id="first")
+        assert result.outcome is GreetOutcome.SPOKEN
+        assert result.given_at_local == "06:00"
+
+
+async def test_briefing_follows_a_zone_with_daylight_saving_across_the_change(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """America/New_York springs forward on 2027-03-14: 05:00 local is 10:00 UTC, then 09:00."""
+    from datetime import UTC, datetime
+
+    await make_user(deps.db, "frank")
+    async with briefing_stack(ts_env, deps) as stack:
+        # Nothing runs yet: the test server's clock jumps to the day before the change.
+        await stack.skip_to(datetime(2027, 3, 12, 18, 0, tzinfo=UTC))
+        config = BriefingConfig(timezone="America/New_York", language="en")
+        await stack.service.create("frank", config)
+        seen = []
+        for _ in range(2):
+            status = await eventually(
+                lambda: _status_with_day(stack.service, "frank", seen), "next day"
+            )
+            assert status.day is not None
+            seen.append(status.day.date)
+            await stack.skip_to(status.day.prepare_at + timedelta(minutes=1))
+            prepared = await eventually(lambda: _prepared(stack.service, "frank"), "prepared")
+            assert prepared.prepared_at is not None
+            seen.append(prepared.prepared_at.astimezone(UTC).strftime("%H:%M"))
+            await stack.skip_to(status.day.window_end + timedelta(minutes=2))
+    assert seen[0] == "2027-03-13" and seen[1] in ("10:00", "10:01")
+    assert seen[2] == "2027-03-14" and seen[3] in ("09:00", "09:01")
+
+
+async def _status_with_day(service, user, seen):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    if status.day is None or status.day.date in seen or status.prepared is not None:
+        return None
+    return status
+
+
+async def test_failing_log_source_is_said_in_the_briefing_and_the_day_goes_on(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    await make_user(deps.db, "gina")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        missing = tmp_path / "gone" / "app.log"
+        await stack.service.create(
+            "gina",
+            config.model_dump(mode="json") | {"log_source": {"type": "file", "path": str(missing)}},
+        )
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        result = await stack.service.greet("gina", request_id="one")
+    assert result.outcome is GreetOutcome.SPOKEN
+    assert "logs could not be read" in result.text
+    assert "Tencent Cloud is not configured" in result.text
+    view = await stack.service.get_briefing("gina", day.date)
+    failed = [s for s in view.content.sources if not s.ok]
+    assert {s.source for s in failed} == {"logs", "alarms"}
+    assert "no log file or directory" in next(s.detail for s in failed if s.source == "logs")
+
+
+async def test_day_without_logs_says_so_and_carries_the_broadcast_queue(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    await make_user(deps.db, "hank")
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    async with deps.db.session() as session:
+        queue = BroadcastRepository(session)
+        await queue.push(
+            "hank", "checkout-api still failing", "4 attempts spent", "remediation", "k1"
+        )
+        await queue.push("hank", "checkout-api still failing", "dup", "remediation", "k1")
+        await queue.push(
+            "hank", "cart restarted", "rollout restart resolved it", "remediation_fixed", "k2"
+        )
+        await session.commit()
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create(
+            "hank",
+            config.model_dump(mode="json") | {"log_source": {"type": "file", "path": str(empty)}},
+        )
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        result = await stack.service.greet("hank", request_id="one")
+        view = await stack.service.get_briefing("hank", day.date)
+    assert result.outcome is GreetOutcome.SPOKEN
+    assert view.content.headline.startswith("No logs were recorded")
+    assert view.content.needs_a_person == ["checkout-api still failing: 4 attempts spent"]
+    assert view.content.fixed_automatically == ["cart restarted: rollout restart resolved it"]
+    assert "1 problems need a person" in result.text
+    async with deps.db.session() as session:
+        assert await BroadcastRepository(session).pending("hank") == []
+        rows = await BroadcastRepository(session).carried_on("hank", day.date)
+    assert len(rows) == 2
+
+
+async def test_regenerate_prepares_a_new_version_without_speaking_again(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    await make_user(deps.db, "ivy")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create("ivy", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        first = await stack.service.greet("ivy", request_id="one")
+        assert first.outcome is GreetOutcome.SPOKEN
+        async with deps.db.session() as session:
+            await BroadcastRepository(session).push("ivy", "db disk 95%", "", "remediation", "d1")
+            await session.commit()
+        regenerated = await stack.service.regenerate("ivy")
+        assert regenerated.version == 2
+        assert "1 problems need a person" in regenerated.spoken_text
+        again = await stack.service.greet("ivy", request_id="two")
+        assert again.outcome is GreetOutcome.ALREADY_GIVEN
+        async with deps.db.session() as session:
+            row = await BriefingRepository(session).get("ivy", day.date)
+        assert row is not None and row.version == 2 and row.given_at is not None
+        await stack.skip_to(day.window_end + timedelta(minutes=5))
+        await save_history(
+            ts_env.client.get_workflow_handle("daily-briefing/ivy"), "daily_briefing"
+        )

@@ -1,0 +1,138 @@
+"""A stand-in for an OpenAI-compatible chat completions endpoint, served on loopback.
+
+The real `openai` client talks to it (``OPENAI_BASE_URL=http://127.0.0.1:PORT/v1``). Answers
+are scripted in order (`script(...)`); when the script is empty a ``responder`` decides from
+the request, or a fixed default answers. Every request is recorded for assertions.
+
+Scripted answers:
+  Content("...")            the assistant message text (valid or invalid JSON, any text)
+  Content.of(model)         a pydantic model or dict as JSON text
+  ToolCalls([(name, args)]) function tool calls
+  Failure(status, message)  an HTTP error in OpenAI's error shape
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+DATA_BLOCK = re.compile(r"<<<DATA (?P<label>[^>]*)>>>.*?<<<END DATA (?P=label)>>>", re.S)
+
+
+@dataclass
+class Content:
+    text: str
+
+    @classmethod
+    def of(cls, value: BaseModel | dict[str, Any]) -> Content:
+        if isinstance(value, BaseModel):
+            return cls(value.model_dump_json())
+        return cls(json.dumps(value, ensure_ascii=False))
+
+
+@dataclass
+class ToolCalls:
+    calls: list[tuple[str, dict[str, Any]]]
+
+
+@dataclass
+class Failure:
+    status: int
+    message: str
+    code: str | None = None
+
+
+Answer = Content | ToolCalls | Failure
+
+
+def outside_data(text: str) -> str:
+    """The part of a message that is not inside a data block: what a naive model would obey."""
+    return DATA_BLOCK.sub("", text)
+
+
+@dataclass
+class LLMApi:
+    script_queue: list[Answer] = field(default_factory=list)
+    responder: Callable[[dict[str, Any]], Answer] | None = None
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    # Answer a `json_schema` response format with this error (providers without it).
+    refuse_json_schema: bool = False
+
+    def script(self, *answers: Answer) -> None:
+        self.script_queue.extend(answers)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/v1/chat/completions", self.handle, methods=["POST"])])
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.json()
+        if request.headers.get("authorization", "") != "Bearer test-llm-key":
+            return self._error(Failure(401, "invalid api key", "invalid_api_key"))
+        self.requests.append(body)
+        response_format = body.get("response_format") or {}
+        if self.refuse_json_schema and response_format.get("type") == "json_schema":
+            return self._error(Failure(400, "response_format json_schema is unavailable"))
+        if self.script_queue:
+            answer = self.script_queue.pop(0)
+        elif self.responder is not None:
+            answer = self.responder(body)
+        else:
+            answer = Content("{}")
+        if isinstance(answer, Failure):
+            return self._error(answer)
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
+        finish = "stop"
+        if isinstance(answer, Content):
+            message["content"] = answer.text
+        else:
+            finish = "tool_calls"
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{index}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args)},
+                }
+                for index, (name, args) in enumerate(answer.calls)
+            ]
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{len(self.requests)}",
+                "object": "chat.completion",
+                "created": 1_700_000_000,
+                "model": body.get("model", "standin"),
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        )
+
+    @staticmethod
+    def _error(failure: Failure) -> Response:
+        return JSONResponse(
+            {
+                "error": {
+                    "message": failure.message,
+                    "type": "invalid_request_error",
+                    "code": failure.code,
+                }
+            },
+            status_code=failure.status,
+        )
+
+
+API_KEY = "test-llm-key"
+
+
+def messages_text(body: dict[str, Any], role: str) -> str:
+    """All message contents of ``role`` in a recorded request, joined."""
+    return "\n".join(
+        str(m.get("content") or "") for m in body.get("messages", []) if m.get("role") == role
+    )

@@ -1,0 +1,397 @@
+"""DailyBriefingWorkflow — `daily-briefing/{user}`: one long-running workflow per user.
+
+One run is one local day (continue-as-new between days keeps each history small):
+plan the day (local activity: time zone and DST), prepare at ``prepare_at`` (or earlier
+when a greeting or a regenerate asks), hold the briefing through the greeting window,
+speak it at the first greeting inside the window (an update: the answer is the text),
+push it through the user's channels when nobody greeted by the window's end.
+
+Exactly once per day holds because the greeting handler checks and sets ``given_at``
+with no await in between: Temporal runs a workflow's handlers one at a time between
+awaits, so of any number of concurrent greetings exactly one finds it unset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from ambient.domain.briefing import (
+        BriefingRun,
+        BriefingStatus,
+        DayPlan,
+        GreetingRecord,
+        GreetOutcome,
+        GreetRequest,
+        GreetResult,
+        PlanRequest,
+        PreparedBriefing,
+        PrepareRequest,
+        PushRequest,
+        greeting_text,
+    )
+    from ambient.domain.checks import CheckPageInput, PageCheck
+    from ambient.domain.notify import Message, NotifyRequest, NotifyResult, Target
+    from ambient.temporal import STATE
+
+# A greeting that arrives before preparation finished waits this long, then says "preparing".
+GREETING_WAIT = timedelta(seconds=20)
+PREPARE_TIMEOUT = timedelta(minutes=10)
+PREPARE_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=5))
+SHORT = timedelta(seconds=30)
+SHORT_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
+NOTIFY_TIMEOUT = timedelta(minutes=2)
+NOTIFY_HEARTBEAT = timedelta(seconds=30)
+
+
+@workflow.defn
+class DailyBriefingWorkflow:
+    @workflow.init
+    def __init__(self, run: BriefingRun) -> None:
+        self.run_input = run
+        self.carry = run.carry.model_copy()
+        self.paused = run.carry.paused
+        self.stopping = False
+        self.day: DayPlan | None = None
+        self.phase = "planning"
+        self.prepared: PreparedBriefing | None = None
+        self.prepared_at: datetime | None = None
+        self.preparation_error: str | None = None
+        self.preparing = False
+        self.prepare_wanted = False
+        self.given_at: datetime | None = None
+        self.given_via: str | None = None
+        self.pushed_at: datetime | None = None
+        self._prepare_lock = asyncio.Lock()
+
+    @workflow.run
+    async def run(self, run: BriefingRun) -> str:
+        if self.paused:
+            self.phase = "paused"
+            await workflow.wait_condition(lambda: not self.paused or self.stopping)
+        if self.stopping:
+            return "stopped"
+        config = run.config
+        self.day = day = await workflow.execute_local_activity(
+            "plan_briefing_day",
+            PlanRequest(now=workflow.now(), config=config, after=self.carry.last_date),
+            result_type=DayPlan,
+            start_to_close_timeout=SHORT,
+        )
+        self._details()
+        self.phase = "waiting to prepare"
+        await self._wait_until(day.prepare_at, lambda: self.prepare_wanted or self.stopping)
+        if self.stopping:
+            return "stopped"
+        await self._prepare("scheduled")
+        self.phase = "in window" if workflow.now() >= day.window_start else "prepared"
+        await self._wait_until(day.window_end, lambda: self.given_at is not None or self.stopping)
+        if self.given_at is not None:
+            await self._record_greeting()
+        elif not self.stopping and not self.paused and config.push_if_not_greeted:
+            if self.prepared is not None:
+                self.phase = "pushing"
+                await self._push(day.date, "not greeted", f"{run.task_id}/{day.date}/push")
+        if self.stopping:
+            return "stopped"
+        # Greetings after the window on the same date still answer "already given at HH:MM".
+        self.carry.last_date = day.date
+        self.carry.days_completed += 1
+        if self.given_at is not None:
+            self.carry.last_given_at = self.given_at
+        self.carry.paused = self.paused
+        self.phase = "done"
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            BriefingRun(user=run.user, task_id=run.task_id, config=config, carry=self.carry)
+        )
+
+    # --- greeting ---------------------------------------------------------------------
+
+    @workflow.update
+    async def greet(self, request: GreetRequest) -> GreetResult:
+        """The voice trigger: the briefing at the first greeting inside today's window."""
+        language = self.run_input.config.language
+        if self.day is None:
+            await _wait(lambda: self.day is not None, SHORT)
+        day = self.day
+        assert day is not None
+        now = workflow.now()
+        given = self._given_today(now, day)
+        if given is not None:
+            return self._already(day, given)
+        if not day.window_start <= now < day.window_end:
+            window = f"{day.local_hhmm(day.window_start)}–{day.local_hhmm(day.window_end)}"
+            return GreetResult(
+                outcome=GreetOutcome.OUTSIDE_WINDOW,
+                text=greeting_text(GreetOutcome.OUTSIDE_WINDOW, language, window=window),
+                date=day.date,
+            )
+        if self.prepared is None:
+            # Start (or join) preparation, waiting a bounded time for it.
+            self.prepare_wanted = True
+            await _wait(
+                lambda: self.prepared is not None or self.preparation_error is not None,
+                GREETING_WAIT,
+            )
+            if self.given_at is not None:
+                return self._already(day, self.given_at)
+            if self.prepared is None:
+                outcome = (
+                    GreetOutcome.UNAVAILABLE
+                    if self.preparation_error is not None
+                    else GreetOutcome.PREPARING
+                )
+                return GreetResult(
+                    outcome=outcome, text=greeting_text(outcome, language), date=day.date
+                )
+        # No await between this check and the assignment: exactly one greeting speaks.
+        if self.given_at is not None:
+            return self._already(day, self.given_at)
+        self.given_at, self.given_via = now, request.via
+        self.phase = "given"
+        prepared = self.prepared
+        return GreetResult(
+            outcome=GreetOutcome.SPOKEN,
+            text=prepared.spoken_text,
+            segments=prepared.spoken_segments,
+            date=prepared.date,
+            given_at=now,
+            given_at_local=day.local_hhmm(now),
+            generated_by=prepared.generated_by,
+        )
+
+    def _given_today(self, now: datetime, day: DayPlan) -> datetime | None:
+        if self.given_at is not None:
+            return self.given_at
+        last = self.carry.last_given_at
+        if last is not None and day.local(last).date() == day.local(now).date():
+            return last
+        return None
+
+    def _already(self, day: DayPlan, given: datetime) -> GreetResult:
+        hhmm = day.local_hhmm(given)
+        return GreetResult(
+            outcome=GreetOutcome.ALREADY_GIVEN,
+            text=greeting_text(
+                GreetOutcome.ALREADY_GIVEN, self.run_input.config.language, hhmm=hhmm
+            ),
+            date=day.date,
+            given_at=given,
+            given_at_local=hhmm,
+        )
+
+    # --- regenerate, send --------------------------------------------------------------
+
+    @workflow.update
+    async def regenerate(self) -> PreparedBriefing:
+        """Prepare the current day's briefing again now (a new version; it is not re-spoken)."""
+        await self._prepare("regenerate")
+        if self.prepared is None:
+            raise ApplicationError(
+                f"preparation failed: {self.preparation_error}", type="PreparationFailed"
+            )
+        return self.prepared
+
+    @regenerate.validator
+    def _validate_regenerate(self) -> None:
+        if self.day is None:
+            raise ValueError("the day is still being planned; try again in a moment")
+
+    @workflow.update
+    async def send(self, request: PushRequest) -> NotifyResult:
+        """Push a prepared briefing through the user's channels on request."""
+        return await self._push(request.date, request.reason, request.key)
+
+    @send.validator
+    def _validate_send(self, request: PushRequest) -> None:
+        known = {self.carry.last_date, self.prepared.date if self.prepared else None}
+        if request.date not in known:
+            raise ValueError(
+                f"date: no prepared briefing for {request.date}; "
+                f"known: {', '.join(sorted(d for d in known if d)) or 'none yet'}"
+            )
+
+    # --- controls ------------------------------------------------------------------------
+
+    @workflow.signal
+    def pause(self) -> None:
+        self.paused = True
+        workflow.upsert_search_attributes([STATE.value_set("paused")])
+
+    @workflow.signal
+    def resume(self) -> None:
+        self.paused = False
+        workflow.upsert_search_attributes([STATE.value_set("active")])
+
+    @workflow.signal
+    def stop(self) -> None:
+        self.stopping = True
+
+    @workflow.query
+    def status(self) -> BriefingStatus:
+        return BriefingStatus(
+            user=self.run_input.user,
+            task_id=self.run_input.task_id,
+            config=self.run_input.config,
+            paused=self.paused,
+            day=self.day,
+            phase=self.phase,
+            prepared=self.prepared,
+            prepared_at=self.prepared_at,
+            preparation_error=self.preparation_error,
+            given_at=self.given_at,
+            given_via=self.given_via,
+            pushed_at=self.pushed_at,
+            days_completed=self.carry.days_completed,
+            last_date=self.carry.last_date,
+            last_given_at=self.carry.last_given_at,
+        )
+
+    # --- steps ---------------------------------------------------------------------------
+
+    async def _wait_until(self, instant: datetime, done: Callable[[], bool]) -> None:
+        remaining = instant - workflow.now()
+        if remaining > timedelta(0):
+            await _wait(done, remaining)
+
+    async def _prepare(self, reason: str) -> None:
+        async with self._prepare_lock:
+            if reason != "regenerate" and self.prepared is not None:
+                return
+            assert self.day is not None
+            self.preparing, self.phase = True, "preparing"
+            run = self.run_input
+            news = await self._news() if run.config.news_urls else []
+            try:
+                self.prepared = await workflow.execute_activity(
+                    "prepare_briefing",
+                    PrepareRequest(
+                        user=run.user,
+                        task_id=run.task_id,
+                        config=run.config,
+                        day=self.day,
+                        news=news,
+                        reason=reason,
+                    ),
+                    result_type=PreparedBriefing,
+                    start_to_close_timeout=PREPARE_TIMEOUT,
+                    heartbeat_timeout=timedelta(minutes=1),
+                    retry_policy=PREPARE_RETRY,
+                )
+                self.prepared_at, self.preparation_error = workflow.now(), None
+            except ActivityError as exc:
+                self.preparation_error = str(exc.cause or exc)
+                workflow.logger.warning("briefing preparation failed: %s", self.preparation_error)
+            finally:
+                self.preparing = False
+                self.phase = "prepared" if self.prepared else "preparation failed"
+                self._details()
+
+    async def _news(self) -> list[str]:
+        run = self.run_input
+        checks = await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    "check_page",
+                    CheckPageInput(
+                        task=f"{run.task_id}/news", url=str(url), keywords=run.config.categories
+                    ),
+                    result_type=PageCheck,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=RetryPolicy(maximum_attempts=2),
+                )
+                for url in run.config.news_urls
+            ),
+            return_exceptions=True,
+        )
+        lines: list[str] = []
+        for url, check in zip(run.config.news_urls, checks, strict=True):
+            if isinstance(check, BaseException):
+                lines.append(f"{url}: unavailable")
+            elif check.outcome == "error":
+                lines.append(f"{url}: unavailable ({check.error})")
+            elif check.hits:
+                lines += [f"[{k}] {line}" for k, found in check.hits.items() for line in found]
+            elif check.excerpt:
+                added = [ln[1:] for ln in check.excerpt.splitlines() if ln.startswith("+")][:5]
+                lines += [f"{url}: {ln}" for ln in added]
+        return lines[:30]
+
+    async def _record_greeting(self) -> None:
+        assert self.day is not None and self.given_at is not None
+        try:
+            await workflow.execute_activity(
+                "record_greeting",
+                GreetingRecord(
+                    user=self.run_input.user,
+                    date=self.day.date,
+                    given_at=self.given_at,
+                    via=self.given_via or "unknown",
+                ),
+                start_to_close_timeout=SHORT,
+                retry_policy=SHORT_RETRY,
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("recording the greeting failed: %s", exc.cause or exc)
+
+    async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
+        request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)
+        message = await workflow.execute_activity(
+            "compose_briefing_push",
+            request,
+            result_type=Message,
+            start_to_close_timeout=SHORT,
+            retry_policy=SHORT_RETRY,
+        )
+        try:
+            result = await workflow.execute_activity(
+                "notify",
+                NotifyRequest(
+                    user=self.run_input.user,
+                    message=message,
+                    targets=[Target.model_validate({"channel": "inbox"})],
+                    idempotency_key=key,
+                ),
+                result_type=NotifyResult,
+                start_to_close_timeout=NOTIFY_TIMEOUT,
+                heartbeat_timeout=NOTIFY_HEARTBEAT,
+                retry_policy=SHORT_RETRY,
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
+            return NotifyResult(deliveries=[])
+        await workflow.execute_activity(
+            "record_briefing_push",
+            request.model_copy(update={"at": workflow.now()}),
+            start_to_close_timeout=SHORT,
+            retry_policy=SHORT_RETRY,
+        )
+        if self.day is not None and date == self.day.date:
+            self.pushed_at = workflow.now()
+        return result
+
+    def _details(self) -> None:
+        day, config = self.day, self.run_input.config
+        if day is None:
+            return
+        state = "prepared" if self.prepared else "not prepared yet"
+        workflow.set_current_details(
+            f"{day.date}: {state}; prepare {config.prepare_at}, window "
+            f"{config.window_start}–{config.window_end} {config.timezone}"
+        )
+
+
+async def _wait(condition: Callable[[], bool], limit: timedelta) -> bool:
+    """Wait for ``condition`` at most ``limit``; False when the time ran out."""
+    try:
+        await workflow.wait_condition(condition, timeout=limit)
+    except TimeoutError:
+        return False
+    return True
