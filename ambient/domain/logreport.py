@@ -514,18 +514,14 @@ def render_markdown(report: LogReport, *, max_rows: int = 30, tz: tzinfo | None 
     if report.anomalies:
         lines.append("### Anomalies")
         for a in report.anomalies:
-            lines.append(
-                f"- {a.kind} [{a.level}] {a.template_id}: {a.detail} — {_cut(a.template, 140)}"
-            )
+            lines.append(f"- {a.kind} {a.level}: {a.detail} — {_cut(a.template, 140)}")
     errors = [t for t in report.templates if t.level in ERROR_LEVELS]
     others = [t for t in report.templates if t.level not in ERROR_LEVELS][:max_rows]
-    lines.append("### Templates (level, count, first–last, template; * new)")
+    lines.append("### Templates (level, lines, first–last seen: template)")
     for t in [*errors, *others]:
         span = f"{_when(t.first_seen, zone)}–{_when(t.last_seen, zone)}"
-        mark = "*" if t.new else ""
-        lines.append(
-            f"- {t.level} {t.count:,} {span} {t.template_id}{mark}: {_cut(t.template, 160)}"
-        )
+        mark = " (new)" if t.new else ""
+        lines.append(f"- {t.level} {t.count:,} {span}{mark}: {_cut(t.template, 160)}")
     hidden = report.template_count - len(errors) - len(others)
     if hidden > 0:
         lines.append(f"- ({hidden} rarer templates not listed)")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 
 from drain3.drain import Drain
 
@@ -82,6 +83,7 @@ MAX_MESSAGE_CHARS = 1000
 MAX_CACHED = 200_000
 MAX_CACHED_WORDS = 100_000
 SPLIT_MAX_VALUES = 3
+SPLIT_MIN_LINES = 2  # a rare template's three lines may well show three users
 
 
 class Masker:
@@ -157,8 +159,9 @@ class TemplateMiner:
     Drain merges messages that differ in one word of a short message ("Cache hit for key
     <*>" and "Cache miss for key <*>") into one cluster with a wildcard there. After mining,
     a wildcard position that Drain introduced (not one masking put there) and that holds at
-    most `SPLIT_MAX_VALUES` distinct words across the cluster is taken for a constant and
-    the cluster is split by it; a real variable (user names, table names) shows more values.
+    most `SPLIT_MAX_VALUES` distinct words across the cluster, each on at least
+    `SPLIT_MIN_LINES` lines, is taken for a constant and the cluster is split by it; a real
+    variable (user names, table names) shows more values, or values seen once.
     """
 
     def __init__(self, *, sim_th: float = DRAIN_SIM_TH, depth: int = DRAIN_DEPTH) -> None:
@@ -173,6 +176,7 @@ class TemplateMiner:
         self._shape_of: dict[str, int] = {}
         self._shape_text: list[str | None] = []  # None: overflow shape, the whole cluster
         self._shape_cluster: list[int] = []
+        self._lines: list[int] = []  # lines per shape
         self._overflow: dict[int, int] = {}  # cluster id -> its overflow shape
         self._templates: list[str] | None = None
 
@@ -181,10 +185,11 @@ class TemplateMiner:
         if "\n" in message or len(message) > MAX_MESSAGE_CHARS:
             message = first_line(message)
         masked = self._mask(message)
+        self._templates = None  # counts change what is split: resolve again when asked
         found = self._shape_of.get(masked)
         if found is not None:
+            self._lines[found] += 1
             return found
-        self._templates = None
         words = _TOKEN.findall(masked)
         # Drain cannot cluster an empty token list; one placeholder keeps such lines together.
         cluster, _ = self._drain.add_log_message(" ".join(words) if words else "<empty>")
@@ -193,13 +198,15 @@ class TemplateMiner:
             shape = self._overflow.get(cluster_id)
             if shape is None:
                 shape = self._overflow[cluster_id] = self._new_shape(None, cluster_id)
-            return shape
-        shape = self._shape_of[masked] = self._new_shape(masked, cluster_id)
+        else:
+            shape = self._shape_of[masked] = self._new_shape(masked, cluster_id)
+        self._lines[shape] += 1
         return shape
 
     def _new_shape(self, text: str | None, cluster_id: int) -> int:
         self._shape_text.append(text)
         self._shape_cluster.append(cluster_id)
+        self._lines.append(0)
         return len(self._shape_text) - 1
 
     def template(self, shape: int) -> str:
@@ -225,10 +232,15 @@ class TemplateMiner:
             for position, token in enumerate(template):
                 if token != WILDCARD:
                     continue
-                values = {
-                    w[position] for w in words.values() if w is not None and len(w) == len(template)
-                }
-                if 2 <= len(values) <= SPLIT_MAX_VALUES and WILDCARD not in values:
+                values: Counter[str] = Counter()
+                for shape, own in words.items():
+                    if own is not None and len(own) == len(template):
+                        values[own[position]] += self._lines[shape]
+                if (
+                    2 <= len(values) <= SPLIT_MAX_VALUES
+                    and WILDCARD not in values
+                    and min(values.values()) >= SPLIT_MIN_LINES
+                ):
                     split_at.append(position)
             for shape in shapes:
                 own = words[shape]

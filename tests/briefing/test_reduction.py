@@ -1,0 +1,240 @@
+"""Log reduction: masking, template mining, the report, the baseline, the markdown."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ambient.clients.tencent.ops import LogRecord
+from ambient.domain.logreport import (
+    LogBaseline,
+    LogReducer,
+    baseline_dates,
+    level_and_message,
+    reduce_logs,
+    render_markdown,
+    update_baseline,
+)
+from ambient.domain.logtemplates import mask, template_id
+from bench.loggen import generate
+
+DAY = datetime(2026, 11, 21, tzinfo=UTC)
+
+
+def record(when: datetime, level: str, message: str) -> LogRecord:
+    return LogRecord(time=when, topic_id="test", content={"level": level, "message": message})
+
+
+@pytest.mark.parametrize(
+    ("message", "masked"),
+    [
+        ("retry 3 of 5 after 250ms", "retry <*> of <*> after <*>"),
+        ("took 3.5s, 10MB, 42%", "took <*>, <*>, <*>"),
+        ("request 550e8400-e29b-41d4-a716-446655440000 done", "request <*> done"),
+        ("trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7", "trace <*> span <*>"),
+        ("commit da39a3ee5e6b4b0d3255bfef95601890afd80709", "commit <*>"),
+        ("pointer 0x7ffee4b8 freed", "pointer <*> freed"),
+        ("from 10.0.0.12:8080 to 192.168.1.1", "from <*> to <*>"),
+        ("bind [fe80::1ff:fe23:4567:890a]:443 and ::1", "bind [<*>]:<*> and <*>"),
+        ("GET https://api.example.com/v1/items?id=9 ok", "GET <*> ok"),
+        ("open /var/log/app/current.log failed", "open <*> failed"),
+        ("mail to ops.team+alerts@example.com sent", "mail to <*> sent"),
+        ("user 'bob smith' can't log in", "user <*> can't log in"),
+        ('key "a b c" missing', "key <*> missing"),
+        ("at 2026-11-21T03:04:05.123Z on node-12", "at <*> on <*>"),
+        ("connect to 10.0.0.1:5432: refused (111)", "connect to <*>: refused (<*>)"),
+        ("连接数据库失败，重试3次", "连接数据库失败，重试<*>次"),
+        ("用户“张三”登录失败", "用户<*>登录失败"),
+        ("Starting  service   worker", "Starting service worker"),
+    ],
+)
+def test_mask_replaces_variable_parts_and_keeps_constants(message: str, masked: str) -> None:
+    assert mask(message) == masked
+
+
+def test_chinese_messages_that_differ_in_a_number_share_one_template() -> None:
+    lines = ["连接数据库失败，重试3次", "连接数据库失败，重试5次", "连接Redis失败，重试3次"]
+    report = reduce_logs(record(DAY, "ERROR", m) for m in lines)
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("连接 Redis 失败，重试<*>次", 1),
+        ("连接数据库失败，重试<*>次", 2),
+    ]
+
+
+def test_word_variables_merge_but_one_word_near_duplicates_stay_apart() -> None:
+    users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
+    lines = [f"User {u} logged in from 10.0.0.{i}" for i, u in enumerate(users)]
+    lines += [f"Cache hit for key k{i}" for i in range(5)]
+    lines += [f"Cache miss for key k{i}" for i in range(7)]
+    report = reduce_logs(record(DAY, "INFO", m) for m in lines)
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("Cache hit for key <*>", 5),
+        ("Cache miss for key <*>", 7),
+        ("User <*> logged in from <*>", 8),
+    ]
+
+
+def test_same_message_at_two_levels_is_two_templates() -> None:
+    lines = [
+        record(DAY, "WARNING", "Cache miss rate is 80%"),
+        record(DAY, "ERROR", "Cache miss rate is 95%"),
+    ]
+    report = reduce_logs(lines)
+    assert sorted((t.level, t.template, t.count) for t in report.templates) == [
+        ("ERROR", "Cache miss rate is <*>", 1),
+        ("WARNING", "Cache miss rate is <*>", 1),
+    ]
+    assert len({t.template_id for t in report.templates}) == 2
+
+
+def test_level_and_message_come_from_common_field_names_or_the_text() -> None:
+    assert level_and_message({"severity": "warn", "msg": "disk 91%"}) == ("WARNING", "disk 91%")
+    assert level_and_message({"levelname": "FATAL", "message": "boom"}) == ("CRITICAL", "boom")
+    assert level_and_message("ERROR: disk full") == ("ERROR", "disk full")
+    assert level_and_message("[main] WARN c.e.Pool - low") == (
+        "WARNING",
+        "[main] WARN c.e.Pool - low",
+    )
+    assert level_and_message("just a message") == ("UNKNOWN", "just a message")
+    assert level_and_message({"service": "api", "status": 500}) == (
+        "UNKNOWN",
+        "service=api status=500",
+    )
+
+
+def _truth_and_report(lines: int, seed: int, max_templates: int = 60):  # type: ignore[no-untyped-def]
+    logs = generate(lines, seed=seed, bursts=3)
+    reducer = LogReducer()
+    groups = [reducer.add(when, level, message) for when, level, message, _ in logs.lines]
+    report = reducer.report(max_templates=max_templates)
+    predicted = [reducer.group_template_id(g) for g in groups]
+    return logs, report, predicted
+
+
+def test_generated_day_keeps_every_error_template_with_its_exact_count() -> None:
+    logs, report, predicted = _truth_and_report(30_000, seed=11, max_templates=20)
+    truth = [line[3] for line in logs.lines]
+    true_count = Counter(truth)
+    ids_per_truth: dict[int, set[str]] = defaultdict(set)
+    for true, pred in zip(truth, predicted, strict=True):
+        ids_per_truth[true].add(pred)
+    kept = {t.template_id: t for t in report.templates}
+    error_templates = [t for t in logs.templates if t.level in ("ERROR", "CRITICAL")]
+    assert len(error_templates) > 20  # more errors than the bound: all must still be kept
+    for template in error_templates:
+        (tid,) = ids_per_truth[template.index]  # one predicted template per true one
+        assert kept[tid].count == true_count[template.index]
+        assert kept[tid].level == template.level
+    non_errors = [t for t in report.templates if t.level not in ("ERROR", "CRITICAL")]
+    assert non_errors == []  # the bound of 20 was used up by errors
+    assert report.total == 30_000
+    assert sum(report.counts.values()) == 30_000
+    assert report.template_count == len(logs.templates)
+
+
+def test_generated_day_groups_every_line_with_its_true_template() -> None:
+    logs, _, predicted = _truth_and_report(20_000, seed=5)
+    pairs = Counter(zip(predicted, (line[3] for line in logs.lines), strict=True))
+    assert len(pairs) == len(set(predicted)) == len(logs.templates)
+
+
+def test_injected_error_bursts_are_reported_as_anomalies() -> None:
+    logs, report, _ = _truth_and_report(40_000, seed=3)
+    bursts = {a.template_id: a for a in report.anomalies if a.kind == "burst"}
+    for burst in logs.bursts:
+        template = logs.templates[burst.template]
+        found = [
+            a
+            for a in bursts.values()
+            if a.level == template.level
+            and a.at is not None
+            and burst.start - timedelta(minutes=5) <= a.at <= burst.end
+        ]
+        assert len(found) == 1, (template.text, burst)
+    assert len(bursts) == len(logs.bursts)  # nothing else in a uniform day looks like a burst
+
+
+def test_hourly_rates_add_up_and_count_errors_and_warnings() -> None:
+    lines = [record(DAY + timedelta(minutes=m), "INFO", f"tick {m}") for m in range(0, 180, 2)]
+    lines += [record(DAY + timedelta(hours=1, minutes=m), "ERROR", "disk full") for m in range(6)]
+    lines += [record(DAY + timedelta(hours=2, minutes=1), "WARNING", "slow 3s")]
+    report = reduce_logs(lines)
+    assert [(h.hour, h.total, h.errors, h.warnings) for h in report.hours] == [
+        (DAY, 30, 0, 0),
+        (DAY + timedelta(hours=1), 36, 6, 0),
+        (DAY + timedelta(hours=2), 31, 0, 1),
+    ]
+    assert report.start == DAY
+    assert report.by_level == {"ERROR": 6, "WARNING": 1, "INFO": 90}
+
+
+def _day(offset: int, disk_errors: int, infos: int = 100) -> list[LogRecord]:
+    start = DAY + timedelta(days=offset)
+    lines = [record(start + timedelta(seconds=60 * i), "INFO", f"served {i}") for i in range(infos)]
+    lines += [
+        record(start + timedelta(seconds=30 + 600 * i), "ERROR", f"disk full on /data/{i}/x")
+        for i in range(disk_errors)
+    ]
+    return lines
+
+
+def test_baseline_reveals_spikes_new_errors_and_the_trend() -> None:
+    baseline: LogBaseline | None = None
+    for offset, errors in zip(range(-5, 0), [10, 12, 9, 11, 10], strict=True):
+        baseline = update_baseline(baseline, reduce_logs(_day(offset, errors)))
+    assert baseline is not None
+    today = [*_day(0, 60), record(DAY + timedelta(hours=5), "ERROR", "certificate expired")]
+    report = reduce_logs(today, baseline=baseline)
+    kinds = {(a.kind, a.template) for a in report.anomalies}
+    assert ("spike", "disk full on <*>") in kinds
+    assert ("new_error", "certificate expired") in kinds
+    new = [t for t in report.templates if t.new]
+    assert [t.template for t in new] == ["certificate expired"]
+    assert report.new_templates == [t.template_id for t in new]
+    assert report.trend["baseline_days"] == 5
+    assert report.trend["errors"] == 61
+    assert report.trend["errors_mean_7d"] == pytest.approx(10.4)
+    assert report.trend["errors_change_pct"] == pytest.approx(486.5)
+    assert report.trend["error_rate"] == pytest.approx(61 / 161, abs=1e-6)
+
+
+def test_baseline_keeps_seven_days_and_replaces_a_day_folded_in_twice() -> None:
+    baseline: LogBaseline | None = None
+    for offset in range(-9, 0):
+        baseline = update_baseline(baseline, reduce_logs(_day(offset, 1)))
+    assert baseline is not None
+    assert baseline_dates(baseline) == [(DAY + timedelta(days=d)).date() for d in range(-7, 0)]
+    again = update_baseline(baseline, reduce_logs(_day(-1, 5)))
+    assert baseline_dates(again) == baseline_dates(baseline)
+    assert again.days[-1]["__errors__"] == 5
+    assert LogBaseline.model_validate_json(again.model_dump_json()) == again
+
+
+def test_empty_input_gives_an_empty_report() -> None:
+    report = reduce_logs([])
+    assert (report.total, report.templates, report.hours, report.anomalies) == (0, [], [], [])
+    assert report.start is None and report.end is None
+    assert "No log lines" in render_markdown(report)
+    assert update_baseline(None, report).days[0]["__total__"] == 0
+
+
+def test_markdown_lists_every_error_template_and_bounds_the_rest() -> None:
+    errors = ["disk full on /data", "certificate expired", "payment declined by bank"]
+    lines = [record(DAY, "ERROR", m) for m in errors]
+    lines += [record(DAY, "INFO", f"event{c} done") for c in "ABCDEFGHIJ" for _ in range(2)]
+    report = reduce_logs(lines)
+    text = render_markdown(report, max_rows=4)
+    assert report.template_count == 13
+    for message in errors:
+        assert f"- ERROR 1 00:00–00:00: {message}" in text
+    info_rows = [row for row in text.splitlines() if row.startswith("- INFO")]
+    assert len(info_rows) == 4
+    assert "(6 rarer templates not listed)" in text
+
+
+def test_template_id_is_the_same_on_every_run_and_depends_on_level() -> None:
+    # A fixed value: baselines stored yesterday must match ids computed today.
+    assert template_id("ERROR", "disk full") == "t047d5284bc"
+    assert template_id("WARNING", "disk full") != "t047d5284bc"

@@ -1,0 +1,127 @@
+"""`ambient logs templates` on files: mixed formats, --json, --per-line, --since/--until."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from ambient.cli import app
+from ambient.domain.logreport import LogReport
+from bench.loggen import file_lines, generate
+
+MIXED = """\
+{"time": "2026-11-21T01:00:00Z", "level": "ERROR", "message": "disk full on /data/a/b"}
+2026-11-21 01:05:00 ERROR disk full on /data/c/d
+[2026-11-21T01:10:00+08:00] WARN slow query took 3000ms
+
+plain message without a time 42
+plain message without a time 43
+{"level": "info", "msg": "json without a time, id 7"}
+2026-11-21T02:00:00Z 连接数据库失败，重试3次
+2026-11-21T02:01:00Z 连接数据库失败，重试5次
+"""
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(app, ["logs", "templates", *args])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_mixed_formats_are_all_read_and_lines_without_time_are_messages(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.log"
+    path.write_text(MIXED, encoding="utf-8")
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    rows = sorted((t.level, t.template, t.count) for t in report.templates)
+    assert rows == sorted(
+        [
+            ("ERROR", "disk full on <*>", 2),
+            ("UNKNOWN", "连接数据库失败，重试<*>次", 2),
+            ("INFO", "json without a time, id <*>", 1),
+            ("UNKNOWN", "plain message without a time <*>", 2),
+            ("WARNING", "slow query took <*>", 1),
+        ]
+    )
+    assert report.total == 8 and report.unreadable == 0
+    # The +08:00 line is 17:10 UTC the day before: the report spans from it.
+    assert report.start is not None and report.start.isoformat() == "2026-11-20T17:10:00+00:00"
+
+
+def test_per_line_prints_one_object_per_input_line_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.log"
+    path.write_text(MIXED, encoding="utf-8")
+    rows = [json.loads(line) for line in run(str(path), "--per-line").splitlines()]
+    assert [r["line"] for r in rows] == list(range(1, 10))
+    ids = [r["template_id"] for r in rows]
+    assert ids[3] is None  # the blank line
+    assert ids[0] == ids[1]  # disk full, JSON and text
+    assert ids[4] == ids[5]  # plain lines without a time
+    assert ids[7] == ids[8]  # Chinese, different retry counts
+    assert len({i for i in ids if i is not None}) == 5
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    assert {t.template_id for t in report.templates} == {i for i in ids if i is not None}
+
+
+def test_per_line_groups_a_generated_file_like_its_ground_truth(tmp_path: Path) -> None:
+    logs = generate(5_000, seed=21, bursts=2)
+    path = tmp_path / "day.log.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for line in file_lines(logs, text_every=3):
+            handle.write(line + "\n")
+    rows = [json.loads(line) for line in run(str(path), "--per-line").splitlines()]
+    assert len(rows) == len(logs.lines)
+    pairs = Counter((r["template_id"], line[3]) for r, line in zip(rows, logs.lines, strict=True))
+    predicted = {p for p, _ in pairs}
+    assert len(pairs) == len(predicted) == len({line[3] for line in logs.lines})
+
+
+def test_since_and_until_select_timed_lines_and_keep_untimed_ones(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.log"
+    path.write_text(MIXED, encoding="utf-8")
+    out = run(
+        str(path), "--json", "--since", "2026-11-21T01:01:00Z", "--until", "2026-11-21T02:00:30Z"
+    )
+    report = LogReport.model_validate_json(out)
+    rows = sorted((t.template, t.count) for t in report.templates)
+    assert rows == [
+        ("disk full on <*>", 1),
+        ("json without a time, id <*>", 1),
+        ("plain message without a time <*>", 2),
+        ("连接数据库失败，重试<*>次", 1),
+    ]
+    assert report.start is not None and report.start.isoformat() == "2026-11-21T01:01:00+00:00"
+
+
+def test_default_output_is_the_markdown_report(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.log"
+    path.write_text(MIXED, encoding="utf-8")
+    out = run(str(path))
+    assert out.startswith("## Logs ")
+    assert "- ERROR 2 " in out and "disk full on <*>" in out
+
+
+def test_empty_file_gives_an_empty_report(tmp_path: Path) -> None:
+    path = tmp_path / "empty.log"
+    path.write_text("\n\n", encoding="utf-8")
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    assert (report.total, report.templates) == (0, [])
+    assert run(str(path), "--per-line").splitlines() == [
+        '{"line": 1, "template_id": null}',
+        '{"line": 2, "template_id": null}',
+    ]
+
+
+def test_bad_arguments_are_refused_naming_the_option(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    path.write_text("hello\n", encoding="utf-8")
+    runner = CliRunner()
+    bad_time = runner.invoke(app, ["logs", "templates", str(path), "--since", "yesterday"])
+    assert bad_time.exit_code == 2 and "--since" in bad_time.output
+    missing = runner.invoke(app, ["logs", "templates", str(tmp_path / "nope.log")])
+    assert missing.exit_code == 2 and "nope.log" in missing.output
+    both = runner.invoke(app, ["logs", "templates", str(path), "--json", "--per-line"])
+    assert both.exit_code == 2 and "--per-line" in both.output
