@@ -10,11 +10,37 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSystemInfoRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from ambient.settings import Settings
 from ambient.storage import Database
 
 PROBE_TIMEOUT = timedelta(seconds=3)
+# gRPC codes that mean "the server did not answer", not "the server said no".
+_UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+
+
+def _unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, RPCError):
+        return exc.status in _UNREACHABLE
+    # The SDK's connect (also the lazy client's first call) fails with a plain RuntimeError.
+    return isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect")
+
+
+def temporal_problem(exc: BaseException, settings: Settings | None) -> str | None:
+    """A one-line "Temporal is unreachable at ADDRESS" if ``exc`` (or what it wraps) says so."""
+    chain: BaseException | None = exc
+    for _ in range(5):  # the error itself and what it was raised from
+        if chain is None:
+            return None
+        if _unreachable(chain):
+            address = settings.temporal_address if settings else "the configured address"
+            return (
+                f"Temporal is unreachable at {address}: start it (`ambient dev`) or point "
+                "AMBIENT_TEMPORAL_ADDRESS at a running server"
+            )
+        chain = chain.__cause__ or chain.__context__
+    return None
 
 
 class SystemStatus(BaseModel):

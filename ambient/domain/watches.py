@@ -76,6 +76,11 @@ def check_selector(selector: str) -> str:
     return selector
 
 
+# jsonpath-ng loads its parser tables on first use: load them now, at import, so a config
+# validated inside the workflow sandbox does not import them there.
+parse_jsonpath("$.warm")
+
+
 def check_json_path(path: str) -> str:
     """A JSONPath that compiles (jsonpath-ng, the reader's own parser)."""
     try:

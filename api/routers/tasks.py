@@ -8,7 +8,19 @@ from fastapi import APIRouter, Body, Depends, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
+from ambient.domain.reminders import ReminderConfig
 from ambient.domain.tasks import TaskStatus
+from ambient.domain.watches import ThresholdWatchConfig, WebMonitorConfig
+from ambient.status import temporal_problem
+from ambient.task_inputs import (
+    ANY_CONFIG,
+    CONFIG_BY_TYPE,
+    ConfigError,
+    TaskType,
+    checked_config,
+    config_schema,
+    update_type,
+)
 from ambient.tasks import (
     InvalidTaskError,
     TaskError,
@@ -23,9 +35,12 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
 class TaskCreate(BaseModel):
-    type: Literal["web_monitor", "threshold_watch", "schedule", "news_digest"]
-    config: dict[str, Any]
-    name: str | None = Field(default=None, description="optional short name")
+    type: TaskType = Field(description="the kind of background task")
+    # Parsed by type in the route (ambient.task_inputs), published as the typed models.
+    config: Annotated[dict[str, Any], config_schema(*ANY_CONFIG)] = Field(
+        description=CONFIG_BY_TYPE
+    )
+    name: str | None = Field(default=None, max_length=63, description="optional short name")
 
 
 def service(state: StateDep) -> TaskService:
@@ -35,9 +50,18 @@ def service(state: StateDep) -> TaskService:
 Service = Annotated[TaskService, Depends(service)]
 
 
-def _fail(exc: TaskError, field: str = "config") -> HTTPException | RequestValidationError:
+def _fail(exc: TaskError, field: str = "config") -> Exception:
+    if isinstance(exc, ConfigError):
+        return RequestValidationError(
+            [
+                {"type": "value_error", "loc": ["body", *loc], "msg": msg, "input": None}
+                for loc, msg in exc.errors
+            ]
+        )
     if isinstance(exc, TaskNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if temporal_problem(exc, None) is not None:
+        return exc  # api.app answers 503 "Temporal is unreachable at ADDRESS"
     if isinstance(exc, InvalidTaskError):
         # Same shape as FastAPI's own 422s: the field, then the message.
         return RequestValidationError(
@@ -50,7 +74,8 @@ def _fail(exc: TaskError, field: str = "config") -> HTTPException | RequestValid
 async def create_task(body: TaskCreate, user: CurrentUser, tasks: Service) -> TaskRef:
     """Create a background task in the generic form {type, config}."""
     try:
-        return await tasks.create(user.name, body.type, body.config, body.name)
+        config = checked_config(body.type, body.config, tasks.settings)
+        return await tasks.create(user.name, body.type, config, body.name)
     except TaskError as exc:
         raise _fail(exc) from None
 
@@ -93,9 +118,16 @@ async def update_task(
     task_id: str,
     user: CurrentUser,
     tasks: Service,
-    config: Annotated[dict[str, Any], Body(description="the whole new config")],
+    config: Annotated[
+        dict[str, Any],
+        config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig),
+        Body(description="the whole new config, of the task's own type"),
+    ],
 ) -> TaskStatus:
     try:
+        kind = update_type(task_id)
+        if kind is not None:
+            config = checked_config(kind, config, tasks.settings)
         return await tasks.update(user.name, task_id, config)
     except TaskError as exc:
         raise _fail(exc) from None

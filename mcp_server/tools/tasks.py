@@ -9,8 +9,22 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
+from temporalio.service import RPCError
 
+from ambient.domain.reminders import ReminderConfig
 from ambient.domain.tasks import TaskStatus
+from ambient.domain.watches import ThresholdWatchConfig, WebMonitorConfig
+from ambient.settings import Settings
+from ambient.status import temporal_problem
+from ambient.task_inputs import (
+    ANY_CONFIG,
+    CONFIG_BY_TYPE,
+    ConfigError,
+    TaskType,
+    checked_config,
+    config_schema,
+    update_type,
+)
 from ambient.tasks import TaskError, TaskRef, TaskService, TaskSummary
 from mcp_server.auth import app_state, current_user
 
@@ -28,27 +42,45 @@ Name = Annotated[
         "config when omitted, so creating the same task twice returns the first",
     ),
 ]
-WEB_CONFIG = (
-    'Web monitor config, e.g. {"urls": ["https://news.ycombinator.com"], "keywords": ["AI", '
-    '"re:GPT-\\\\d"], "check_interval_minutes": 30, "notification": {"method": "email"}}. '
-    "Fields: urls (1-50), keywords (case-insensitive; 're:' prefix for a regex), selectors "
-    "(URL -> CSS selector), ignore_patterns (regexes), check_interval_minutes (>= 1), "
-    "failure_threshold, notification {method: inbox|email|send_sms|wecom|dingtalk|webhook|"
-    "apprise, target|email|phone_number}, targets [{channel, target}]."
-)
-THRESHOLD_CONFIG = (
-    'Threshold watch config, e.g. {"metric": "bitcoin_price", "threshold": 50000, '
-    '"check_interval_minutes": 15} or {"source": {"type": "http_json", "url": "...", '
-    '"json_path": "$.data.amount"}, "conditions": [{"op": "above", "value": 90}], '
-    '"for_checks": 3, "hysteresis": 5, "cooldown_minutes": 60}. Sources: http_json, '
-    "prometheus {url, query}, tencent_monitor {namespace, metric, dimensions}."
-)
-REMINDER_CONFIG = (
-    'Reminder config, e.g. {"type": "daily", "hour": 8, "minute": 0, "timezone": '
-    '"Asia/Shanghai", "message": "stand-up"} or {"type": "weekly", "days": ["mon"], ...} or '
-    '{"type": "cron", "cron": "0 9 * * 1-5", ...}; action "news_digest" with news_urls and '
-    "categories sends a digest of what is new on those pages."
-)
+
+
+# Configs are taken as objects and parsed by type in the tool (ambient.task_inputs): the schema
+# clients see is the typed model, the error a model reads names each bad field.
+WebConfig = Annotated[
+    dict[str, Any],
+    config_schema(WebMonitorConfig),
+    Field(
+        description='e.g. {"urls": ["https://news.ycombinator.com"], "keywords": ["AI", '
+        '"re:GPT-\\\\d"], "check_interval_minutes": 30, "notification": {"method": "email"}}'
+    ),
+]
+ThresholdConfig = Annotated[
+    dict[str, Any],
+    config_schema(ThresholdWatchConfig),
+    Field(
+        description='e.g. {"metric": "bitcoin_price", "threshold": 50000} or {"source": {"type": '
+        '"http_json", "url": "...", "json_path": "$.data.amount"}, "conditions": [{"op": "above", '
+        '"value": 90}], "for_checks": 3, "hysteresis": 5, "cooldown_minutes": 60}'
+    ),
+]
+ReminderConfigArg = Annotated[
+    dict[str, Any],
+    config_schema(ReminderConfig),
+    Field(
+        description='e.g. {"type": "daily", "hour": 8, "minute": 0, "timezone": "Asia/Shanghai", '
+        '"message": "stand-up"}, {"type": "cron", "cron": "0 9 * * 1-5", ...}, or action '
+        '"news_digest" with news_urls and categories'
+    ),
+]
+AnyConfig = Annotated[dict[str, Any], config_schema(*ANY_CONFIG), Field(description=CONFIG_BY_TYPE)]
+UpdateConfig = Annotated[
+    dict[str, Any],
+    config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig),
+    Field(
+        description="the whole new config, of the task's own type (web monitor, threshold "
+        "watch or reminder)"
+    ),
+]
 
 
 class TaskList(BaseModel):
@@ -66,11 +98,30 @@ def _annotations(
     )
 
 
-async def _call(work: Awaitable[T]) -> T:
+async def _call(work: Awaitable[T], settings: Settings | None = None) -> T:
     try:
         return await work
     except TaskError as exc:
+        raise ToolError(temporal_problem(exc, settings) or str(exc)) from None
+    except (RuntimeError, RPCError) as exc:
+        # The lazy client connects on first use: a Temporal that is down surfaces here.
+        problem = temporal_problem(exc, settings)
+        if problem is None:
+            raise
+        raise ToolError(problem) from None
+
+
+def _checked(ctx: Context[Any, Any], kind: str, config: Any) -> dict[str, Any]:
+    try:
+        return checked_config(kind, config, app_state(ctx).settings)
+    except ConfigError as exc:
         raise ToolError(str(exc)) from None
+
+
+async def _create(ctx: Context[Any, Any], kind: str, config: Any, name: str | None) -> TaskRef:
+    payload = _checked(ctx, kind, config)
+    service = _service(ctx)
+    return await _call(service.create(current_user(ctx), kind, payload, name), service.settings)
 
 
 def _service(ctx: Context[Any, Any]) -> TaskService:
@@ -79,45 +130,34 @@ def _service(ctx: Context[Any, Any]) -> TaskService:
 
 
 async def create_web_monitor(
-    ctx: Context[Any, Any],
-    config: Annotated[dict[str, Any], Field(description=WEB_CONFIG)],
-    name: Name = None,
+    ctx: Context[Any, Any], config: WebConfig, name: Name = None
 ) -> TaskRef:
     """Watch web pages in the background and report keyword hits and changes."""
-    return await _call(_service(ctx).create_web_monitor(current_user(ctx), config, name))
+    return await _create(ctx, "web_monitor", config, name)
 
 
 async def create_threshold_watch(
-    ctx: Context[Any, Any],
-    config: Annotated[dict[str, Any], Field(description=THRESHOLD_CONFIG)],
-    name: Name = None,
+    ctx: Context[Any, Any], config: ThresholdConfig, name: Name = None
 ) -> TaskRef:
     """Watch a metric and alert once when it crosses a threshold and once when it recovers."""
-    return await _call(_service(ctx).create_threshold_watch(current_user(ctx), config, name))
+    return await _create(ctx, "threshold_watch", config, name)
 
 
 async def create_reminder(
-    ctx: Context[Any, Any],
-    config: Annotated[dict[str, Any], Field(description=REMINDER_CONFIG)],
-    name: Name = None,
+    ctx: Context[Any, Any], config: ReminderConfigArg, name: Name = None
 ) -> TaskRef:
     """Schedule a reminder or a news digest (daily, weekly or cron, in a time zone)."""
-    return await _call(_service(ctx).create_reminder(current_user(ctx), config, name))
+    return await _create(ctx, "schedule", config, name)
 
 
 async def create_background_task(
     ctx: Context[Any, Any],
-    type: Annotated[
-        Literal["web_monitor", "threshold_watch", "schedule", "news_digest"],
-        Field(description="the kind of background task"),
-    ],
-    config: Annotated[
-        dict[str, Any], Field(description="the config of that kind (see the create_* tools)")
-    ],
+    type: Annotated[TaskType, Field(description="the kind of background task")],
+    config: AnyConfig,
     name: Name = None,
 ) -> TaskRef:
-    """Create any background task in the generic form {type, config}."""
-    return await _call(_service(ctx).create(current_user(ctx), type, config, name))
+    """Create any background task in the generic form {type, config}; config by type."""
+    return await _create(ctx, type, config, name)
 
 
 async def list_tasks(
@@ -132,37 +172,40 @@ async def list_tasks(
     ] = None,
 ) -> TaskList:
     """List your background tasks with task_id, kind and state."""
-    user = current_user(ctx)
-    return TaskList(tasks=await _call(_service(ctx).list(user, kind=kind, state=state)))
+    user, service = current_user(ctx), _service(ctx)
+    return TaskList(tasks=await _call(service.list(user, kind=kind, state=state), service.settings))
 
 
 async def get_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskStatus:
     """Status of a task: state, checks done, config and per-kind detail (URLs, last values)."""
-    return await _call(_service(ctx).get(current_user(ctx), task_id))
+    service = _service(ctx)
+    return await _call(service.get(current_user(ctx), task_id), service.settings)
 
 
 async def pause_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
     """Pause a task: no checks until it is resumed."""
-    return await _call(_service(ctx).pause(current_user(ctx), task_id))
+    service = _service(ctx)
+    return await _call(service.pause(current_user(ctx), task_id), service.settings)
 
 
 async def resume_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
     """Resume a paused task (a watch checks at once)."""
-    return await _call(_service(ctx).resume(current_user(ctx), task_id))
+    service = _service(ctx)
+    return await _call(service.resume(current_user(ctx), task_id), service.settings)
 
 
 async def trigger_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
     """Run a check (or a scheduled action) now."""
-    return await _call(_service(ctx).trigger(current_user(ctx), task_id))
+    service = _service(ctx)
+    return await _call(service.trigger(current_user(ctx), task_id), service.settings)
 
 
-async def update_task(
-    ctx: Context[Any, Any],
-    task_id: TaskId,
-    config: Annotated[dict[str, Any], Field(description="the whole new config of the task")],
-) -> TaskStatus:
+async def update_task(ctx: Context[Any, Any], task_id: TaskId, config: UpdateConfig) -> TaskStatus:
     """Replace a task's config; an invalid config is rejected and nothing changes."""
-    return await _call(_service(ctx).update(current_user(ctx), task_id, config))
+    user, service = current_user(ctx), _service(ctx)
+    kind = update_type(task_id)
+    payload = _checked(ctx, kind, config) if kind is not None else config
+    return await _call(service.update(user, task_id, payload), service.settings)
 
 
 async def delete_task(
@@ -173,7 +216,8 @@ async def delete_task(
     ] = False,
 ) -> TaskRef:
     """Stop a task for good (events are kept; snapshots too unless purge)."""
-    return await _call(_service(ctx).delete(current_user(ctx), task_id, purge=purge))
+    service = _service(ctx)
+    return await _call(service.delete(current_user(ctx), task_id, purge=purge), service.settings)
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:

@@ -1,0 +1,149 @@
+"""The front door of task configs: one typed model per task type, checked where input enters.
+
+MCP tools, the API and the CLI parse a config here before handing it to ``TaskService``:
+the domain model of its type (strict numbers, http(s) URLs, parsed selectors, JSONPath, cron,
+RE2 regexes, bounded lists), then the destination guard's static check on every URL the
+user aims (literal private, loopback and metadata addresses refused at creation, not at
+the first check). Every refusal names the field: ``ConfigError.errors`` is a list of
+(location, message), the API turns it into a 422 and MCP into a tool error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, TypeAdapter, ValidationError, WithJsonSchema
+
+from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.domain.reminders import NewsDigestConfig, ReminderConfig
+from ambient.domain.watches import (
+    HttpJsonSource,
+    PrometheusSource,
+    ThresholdWatchConfig,
+    WebMonitorConfig,
+)
+from ambient.settings import Settings
+from ambient.tasks import InvalidTaskError
+
+TaskType = Literal["web_monitor", "threshold_watch", "schedule", "news_digest"]
+TASK_TYPES: tuple[str, ...] = get_args(TaskType)
+CONFIG_MODELS: dict[str, type[BaseModel]] = {
+    "web_monitor": WebMonitorConfig,
+    "threshold_watch": ThresholdWatchConfig,
+    "schedule": ReminderConfig,
+    "news_digest": NewsDigestConfig,
+}
+# Task id prefix -> the config type an update of that task takes.
+UPDATE_TYPES = {"web-monitor": "web_monitor", "threshold-watch": "threshold_watch"}
+
+Location = tuple[str | int, ...]
+
+
+class ConfigError(InvalidTaskError):
+    """A config was refused; ``errors`` holds (location inside the config, message) pairs."""
+
+    def __init__(self, errors: list[tuple[Location, str]], prefix: Location = ("config",)) -> None:
+        self.errors = [(prefix + loc, message) for loc, message in errors]
+        parts = [f"{'.'.join(str(p) for p in loc)}: {message}" for loc, message in self.errors]
+        super().__init__("invalid config — " + "; ".join(parts))
+
+
+def _errors_of(error: ValidationError) -> list[tuple[Location, str]]:
+    return [
+        (tuple(e["loc"]), e["msg"].removeprefix("Value error, "))
+        for e in error.errors(include_url=False)
+    ]
+
+
+def parse_config(kind: str, config: Any) -> BaseModel:
+    """The typed config of ``kind``; ConfigError naming each bad field otherwise."""
+    model = CONFIG_MODELS.get(kind)
+    if model is None:
+        known = ", ".join(TASK_TYPES)
+        raise ConfigError([((), f"unknown task type {kind!r}; use one of {known}")], ("type",))
+    if not isinstance(config, dict):
+        raise ConfigError([((), "must be a JSON object")])
+    try:
+        return model.model_validate(config)
+    except ValidationError as exc:
+        raise ConfigError(_errors_of(exc)) from None
+
+
+def aimed_urls(config: BaseModel) -> list[tuple[Location, str]]:
+    """Every URL of a config that the worker will call, with where it sits in the config."""
+    urls: list[tuple[Location, str]] = []
+    if isinstance(config, WebMonitorConfig):
+        urls += [(("urls", i), str(url)) for i, url in enumerate(config.urls)]
+    if isinstance(config, ReminderConfig | NewsDigestConfig):
+        urls += [(("news_urls", i), str(url)) for i, url in enumerate(config.news_urls)]
+    if isinstance(config, ThresholdWatchConfig) and isinstance(
+        config.source, HttpJsonSource | PrometheusSource
+    ):
+        urls.append((("source", "url"), str(config.source.url)))
+    return urls
+
+
+def check_destinations(config: BaseModel, settings: Settings) -> None:
+    """The guard's static check (no DNS) on every aimed URL; ConfigError naming the field."""
+    guard = DestinationGuard(settings.fetch_allow_cidrs)
+    refused: list[tuple[Location, str]] = []
+    for location, url in aimed_urls(config):
+        try:
+            guard.check_url_static(url)
+        except RefusedDestinationError as exc:
+            refused.append((location, str(exc)))
+    if refused:
+        raise ConfigError(refused)
+
+
+def checked_config(kind: str, config: Any, settings: Settings) -> dict[str, Any]:
+    """Parse and check a config where it enters; the JSON form to hand to TaskService."""
+    parsed = parse_config(kind, config)
+    check_destinations(parsed, settings)
+    return parsed.model_dump(mode="json")
+
+
+def update_type(task_id: str) -> str | None:
+    """The config type an update of ``task_id`` takes (None: let TaskService decide)."""
+    prefix = task_id.split("/", 1)[0]
+    return UPDATE_TYPES.get(prefix, "schedule" if prefix == "reminder" else None)
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    # Our config models are not recursive, so every $ref can be replaced by its definition.
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            extra = {k: v for k, v in node.items() if k != "$ref"}
+            return {**_inline(defs[ref.removeprefix("#/$defs/")], defs), **extra}
+        return {key: _inline(value, defs) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    return node
+
+
+def config_json_schema(*models: type[BaseModel]) -> dict[str, Any]:
+    """Self-contained JSON schema (no $refs) of one config model, or of a union of them."""
+    target: Any = models[0]
+    for model in models[1:]:
+        target = target | model
+    schema = TypeAdapter(target).json_schema()
+    defs = schema.pop("$defs", {})
+    inlined: dict[str, Any] = _inline(schema, defs)
+    return inlined
+
+
+def config_schema(*models: type[BaseModel]) -> WithJsonSchema:
+    """Publish the typed schema of a config argument that is validated by ``parse_config``.
+
+    The argument is taken as a JSON object and parsed by type in the tool or route, so a
+    bad config gets one error per bad field of its own type (not one per union member).
+    """
+    return WithJsonSchema(config_json_schema(*models))
+
+
+ANY_CONFIG = (WebMonitorConfig, ThresholdWatchConfig, ReminderConfig, NewsDigestConfig)
+CONFIG_BY_TYPE = (
+    "the config of the kind named by `type`: web_monitor → WebMonitorConfig, threshold_watch "
+    "→ ThresholdWatchConfig, schedule → ReminderConfig, news_digest → NewsDigestConfig"
+)

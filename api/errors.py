@@ -1,0 +1,96 @@
+"""One error mapping for the whole API: bad input is a 4xx naming the field, never a 500.
+
+- validation errors: 422 with FastAPI's shape, even when the input holds NaN or infinity
+  (FastAPI's own handler fails to encode those and answers 500);
+- a path served with other methods: 405 with ``Allow`` (the MCP app mounted at "/" would
+  otherwise answer 404 for every unmatched request);
+- Temporal down: 503 "Temporal is unreachable at ADDRESS" from any route;
+- a number too large for the database: 422.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.routing import Match, Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ambient.settings import Settings
+from ambient.status import temporal_problem
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN/Infinity are not JSON
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [_json_safe(jsonable_encoder(error)) for error in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+def unexpected_error(settings: Settings) -> Any:
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        problem = temporal_problem(exc, settings)
+        if problem is not None:
+            return JSONResponse({"detail": problem}, status_code=503)
+        if isinstance(exc, OverflowError) or isinstance(exc.__cause__, OverflowError):
+            return JSONResponse(
+                {"detail": "a number in the request is out of range"}, status_code=422
+            )
+        return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
+
+    return handle
+
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+class MethodNotAllowed:
+    """405 for a path an API route serves with other methods, before the catch-all mount."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+
+    def _served(self, scope: Scope, method: str) -> bool:
+        probe = {**scope, "method": method}
+        for route in self.api.router.routes:
+            if isinstance(route, Mount) and route.path == "":
+                continue  # the MCP app at "/" matches everything
+            if route.matches(probe)[0] is Match.FULL:
+                return True
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # OPTIONS (CORS preflight) and HEAD are left to the app and its middleware.
+        method = scope.get("method") if scope["type"] == "http" else None
+        if method in METHODS and not self._served(scope, method):
+            # Asked per method, so routers included lazily (FastAPI's wrappers) count too.
+            allowed = [m for m in METHODS if m != method and self._served(scope, m)]
+            if allowed:
+                response = JSONResponse(
+                    {"detail": f"method {method} not allowed here"},
+                    status_code=405,
+                    headers={"Allow": ", ".join(allowed)},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def install_error_mapping(app: FastAPI, settings: Settings) -> None:
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected_error(settings))
+    app.add_middleware(MethodNotAllowed, api=app)

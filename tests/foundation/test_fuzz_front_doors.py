@@ -1,0 +1,340 @@
+"""Bad input at the front doors (MCP task tools, the API): a clear error naming the field.
+
+No Temporal runs here on purpose: the client points at a closed loopback port, so every
+input that passes validation meets "Temporal is unreachable" (503 / a tool error saying so),
+and every bad input must be refused before that, with a 4xx or a tool error naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from mcp import Client
+
+from ambient.domain.users import UserCreate
+from ambient.settings import Environment, Settings
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from mcp_server.server import build_server
+from tests.support.servers import free_port, serve
+
+WEB = {"urls": ["https://example.com/"]}
+HTTP_JSON = {"type": "http_json", "url": "https://example.com/p", "json_path": "$.a"}
+
+# (type, config, a field the error must name)
+BAD_CONFIGS: list[tuple[str, Any, str]] = [
+    ("web_monitor", {"urls": []}, "urls"),
+    ("web_monitor", {"urls": "https://example.com"}, "urls"),
+    ("web_monitor", {"urls": ["file:///etc/passwd"]}, "urls.0"),
+    ("web_monitor", {"urls": ["gopher://example.com/"]}, "urls.0"),
+    ("web_monitor", {"urls": ["javascript:alert(1)"]}, "urls.0"),
+    ("web_monitor", {"urls": ["ftp://example.com/"]}, "urls.0"),
+    ("web_monitor", {"urls": ["http://"]}, "urls.0"),
+    ("web_monitor", {"urls": ["not a url"]}, "urls.0"),
+    ("web_monitor", {"urls": ["http://127.0.0.1:8080/x"]}, "urls.0"),
+    ("web_monitor", {"urls": ["http://10.0.0.1/"]}, "urls.0"),
+    ("web_monitor", {"urls": ["http://169.254.169.254/latest/meta-data/"]}, "urls.0"),
+    ("web_monitor", {"urls": ["http://[::1]/"]}, "urls.0"),
+    ("web_monitor", {"urls": ["http://[2002:7f00:1::]/"]}, "urls.0"),
+    ("web_monitor", {"urls": ["http://100.64.0.1/"]}, "urls.0"),
+    ("web_monitor", {"urls": ["http://localhost:9/"]}, "urls.0"),
+    ("web_monitor", {"urls": ["http://2130706433/"]}, "urls.0"),
+    ("web_monitor", {"urls": ["https://example.com/" + "a" * 3000]}, "urls.0"),
+    ("web_monitor", {"urls": [f"https://example.com/{i}" for i in range(51)]}, "urls"),
+    ("web_monitor", {**WEB, "check_interval_minutes": True}, "check_interval_minutes"),
+    ("web_monitor", {**WEB, "check_interval_minutes": "5"}, "check_interval_minutes"),
+    ("web_monitor", {**WEB, "check_interval_minutes": 0}, "check_interval_minutes"),
+    ("web_monitor", {**WEB, "check_interval_minutes": -5}, "check_interval_minutes"),
+    ("web_monitor", {**WEB, "check_interval_minutes": 1e308}, "check_interval_minutes"),
+    ("web_monitor", {**WEB, "check_interval_minutes": None}, "check_interval_minutes"),
+    ("web_monitor", {**WEB, "check_interval_minutes": [5]}, "check_interval_minutes"),
+    ("web_monitor", {**WEB, "failure_threshold": 0}, "failure_threshold"),
+    ("web_monitor", {**WEB, "failure_threshold": 1.5}, "failure_threshold"),
+    ("web_monitor", {**WEB, "keywords": "AI"}, "keywords"),
+    ("web_monitor", {**WEB, "keywords": [1, 2]}, "keywords.0"),
+    ("web_monitor", {**WEB, "keywords": [""]}, "keywords.0"),
+    ("web_monitor", {**WEB, "keywords": ["re:(unclosed"]}, "keywords.0"),
+    ("web_monitor", {**WEB, "keywords": ["re:(a)\\1"]}, "keywords.0"),
+    ("web_monitor", {**WEB, "keywords": ["re:(?=x)"]}, "keywords.0"),
+    ("web_monitor", {**WEB, "keywords": ["k"] * 101}, "keywords"),
+    ("web_monitor", {**WEB, "keywords": ["x" * 501]}, "keywords.0"),
+    ("web_monitor", {**WEB, "ignore_patterns": ["[z-a]"]}, "ignore_patterns.0"),
+    ("web_monitor", {**WEB, "ignore_patterns": ["(?<!x)y"]}, "ignore_patterns.0"),
+    ("web_monitor", {**WEB, "selectors": {"https://example.com/": "<<<>>>"}}, "selectors"),
+    ("web_monitor", {**WEB, "selectors": {"https://example.com/": ""}}, "selectors"),
+    ("web_monitor", {**WEB, "selectors": {"https://example.com/": "#x["}}, "selectors"),
+    ("web_monitor", {**WEB, "selectors": ["div"]}, "selectors"),
+    ("web_monitor", {**WEB, "targets": [{"channel": "inbox"}] * 10_000}, "targets"),
+    ("web_monitor", {**WEB, "targets": "inbox"}, "targets"),
+    ("web_monitor", {**WEB, "notification": {"method": "pigeon"}}, "notification"),
+    ("web_monitor", {**WEB, "notification": "email"}, "notification"),
+    ("web_monitor", [], "config"),
+    ("web_monitor", "urls", "config"),
+    ("web_monitor", None, "config"),
+    ("web_monitor", 42, "config"),
+    ("threshold_watch", {}, "config"),
+    ("threshold_watch", {"metric": "gold", "threshold": 1}, "metric"),
+    ("threshold_watch", {"metric": "bitcoin_price", "threshold": "high"}, "threshold"),
+    ("threshold_watch", {"metric": "bitcoin_price", "threshold": True}, "threshold"),
+    ("threshold_watch", {"metric": "bitcoin_price"}, "config"),
+    (
+        "threshold_watch",
+        {"source": {**HTTP_JSON, "json_path": "$[[[?"}, "threshold": 1},
+        "json_path",
+    ),
+    ("threshold_watch", {"source": {**HTTP_JSON, "json_path": ""}, "threshold": 1}, "json_path"),
+    ("threshold_watch", {"source": {**HTTP_JSON, "url": "file:///x"}, "threshold": 1}, "url"),
+    (
+        "threshold_watch",
+        {"source": {**HTTP_JSON, "url": "http://127.0.0.1:9/m"}, "threshold": 1},
+        "source.url",
+    ),
+    ("threshold_watch", {"source": {"type": "snmp"}, "threshold": 1}, "source"),
+    (
+        "threshold_watch",
+        {"source": {"type": "tencent_monitor", "namespace": "N", "metric": "M", "period": -1}},
+        "period",
+    ),
+    (
+        "threshold_watch",
+        {"source": HTTP_JSON, "conditions": [{"op": "around", "value": 1}]},
+        "conditions.0.op",
+    ),
+    (
+        "threshold_watch",
+        {"source": HTTP_JSON, "conditions": [{"op": "above", "value": 1}] * 11},
+        "conditions",
+    ),
+    ("threshold_watch", {"source": HTTP_JSON, "threshold": 1, "for_checks": 0}, "for_checks"),
+    ("threshold_watch", {"source": HTTP_JSON, "threshold": 1, "hysteresis": -1}, "hysteresis"),
+    ("threshold_watch", {"source": HTTP_JSON, "threshold": 1, "combine": "xor"}, "combine"),
+    ("threshold_watch", {"source": HTTP_JSON, "threshold": 1, "on_breach": "panic"}, "on_breach"),
+    ("schedule", {"type": "cron", "cron": "99 99 99 99 99", "message": "x"}, "cron"),
+    ("schedule", {"type": "cron", "cron": "a b c d e", "message": "x"}, "cron"),
+    ("schedule", {"type": "cron", "cron": "0 0 31 2 *", "message": "x"}, "cron"),
+    ("schedule", {"type": "cron", "cron": "* * *", "message": "x"}, "cron"),
+    ("schedule", {"type": "cron", "message": "x"}, "cron"),
+    ("schedule", {"type": "daily", "hour": 24, "message": "x"}, "hour"),
+    ("schedule", {"type": "daily", "hour": -1, "message": "x"}, "hour"),
+    ("schedule", {"type": "daily", "hour": True, "message": "x"}, "hour"),
+    ("schedule", {"type": "daily", "minute": 60, "message": "x"}, "minute"),
+    ("schedule", {"type": "weekly", "message": "x"}, "days"),
+    ("schedule", {"type": "weekly", "days": ["someday"], "message": "x"}, "days"),
+    ("schedule", {"type": "hourly", "message": "x"}, "type"),
+    ("schedule", {"type": "daily"}, "message"),
+    ("schedule", {"message": "x" * 2001}, "message"),
+    ("schedule", {"message": "hi", "timezone": "Mars/Base"}, "timezone"),
+    ("schedule", {"action": "news_digest"}, "news_urls"),
+    ("schedule", {"action": "news_digest", "news_urls": ["javascript:x"]}, "news_urls.0"),
+    ("news_digest", {"news_urls": []}, "news_urls"),
+    ("news_digest", {"news_urls": ["https://example.com/"], "hour": 25}, "hour"),
+    ("news_digest", {"news_urls": ["http://192.168.1.1/"]}, "news_urls.0"),
+    ("news_digest", {"news_urls": ["https://example.com/"], "timezone": "Nowhere"}, "timezone"),
+    (
+        "news_digest",
+        {"news_urls": ["https://example.com/"], "categories": ["c"] * 21},
+        "categories",
+    ),
+]
+# A few more shapes of the whole request (type, name) rather than of the config.
+BAD_TYPES = ["pigeon", "", "WEB_MONITOR", "web-monitor"]
+
+
+def _error_text(result: Any) -> str:
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+@pytest.fixture
+def offline_settings(tmp_path: Path) -> Settings:
+    """Settings whose Temporal address is a loopback port nobody listens on."""
+    return Settings(
+        environment=Environment.TEST,
+        data_dir=tmp_path,
+        metrics_port=None,
+        temporal_address=f"127.0.0.1:{free_port()}",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest_asyncio.fixture
+async def api(offline_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    await upgrade_async(offline_settings.resolved_database_url)
+    db = Database(offline_settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            _, token = await UserRepository(session).create(UserCreate(name="fuzz-api"))
+            await session.commit()
+    finally:
+        await db.close()
+    async with (
+        serve(create_app(offline_settings)) as base,
+        httpx.AsyncClient(
+            base_url=base, trust_env=False, headers={"Authorization": f"Bearer {token}"}
+        ) as http,
+    ):
+        yield http
+
+
+async def test_api_refuses_every_bad_task_config_with_a_422_naming_the_field(
+    api: httpx.AsyncClient,
+) -> None:
+    for kind, config, field in BAD_CONFIGS:
+        response = await api.post("/tasks", json={"type": kind, "config": config})
+        assert response.status_code == 422, (kind, config, response.text)
+        detail = response.json()["detail"]
+        where = [".".join(str(p) for p in error["loc"]) for error in detail]
+        text = " ".join(where) + " " + " ".join(str(error["msg"]) for error in detail)
+        assert field in text, (kind, config, detail)
+    for kind in BAD_TYPES:
+        response = await api.post("/tasks", json={"type": kind, "config": WEB})
+        assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == "type"
+    named = await api.post("/tasks", json={"type": "web_monitor", "config": WEB, "name": "Bad!"})
+    assert named.status_code == 422 and "name" in named.text
+
+
+async def test_api_never_answers_500_to_malformed_requests(api: httpx.AsyncClient) -> None:
+    raw_bodies = [
+        '{"name": NaN}',
+        '{"name": Infinity}',
+        '{"type": "web_monitor", "config": {"urls": ["https://example.com/"], '
+        '"check_interval_minutes": NaN}}',
+        "{nope",
+        "[]",
+        "null",
+        '"text"',
+        '{"type": "web_monitor", "config": {"urls": ["https://exa\\u0000mple.com/"]}}',
+    ]
+    for path in ("/users", "/tasks"):
+        for body in raw_bodies:
+            response = await api.post(
+                path, content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code in (400, 401, 403, 409, 422), (path, body, response.text)
+    nan = await api.post(
+        "/users", content='{"name": NaN}', headers={"content-type": "application/json"}
+    )
+    assert nan.status_code == 422 and nan.json()["detail"][0]["loc"][-1] == "name"
+    for path in (
+        "/tasks/web-monitor/fuzz-api/" + "x" * 5000 + "/status",
+        "/tasks/%00/status",
+        "/inbox/123456789012345678901234/read",
+        "/events?limit=-1",
+        "/events?limit=99999999999999999999999",
+    ):
+        response = await api.get(path) if "read" not in path else await api.post(path)
+        # 503: the request was fine and needed Temporal, which is down here.
+        assert response.status_code in (400, 401, 403, 404, 405, 422, 503), (path, response.text)
+
+
+async def test_wrong_methods_answer_405_with_the_allowed_ones(api: httpx.AsyncClient) -> None:
+    put = await api.put("/tasks", json={})
+    assert put.status_code == 405 and set(put.headers["allow"].split(", ")) == {"GET", "POST"}
+    get_health = await api.delete("/health")
+    assert get_health.status_code == 405 and get_health.headers["allow"] == "GET"
+    assert (await api.get("/no-such-page")).status_code == 404
+
+
+async def test_api_says_temporal_is_unreachable_with_a_503(
+    api: httpx.AsyncClient, offline_settings: Settings
+) -> None:
+    expected = f"Temporal is unreachable at {offline_settings.temporal_address}"
+    listed = await api.get("/tasks")
+    assert listed.status_code == 503 and expected in listed.json()["detail"]
+    created = await api.post("/tasks", json={"type": "web_monitor", "config": WEB})
+    assert created.status_code == 503 and expected in created.json()["detail"]
+    status = await api.get("/tasks/web-monitor/fuzz-api/x/status")
+    assert status.status_code == 503 and expected in status.json()["detail"]
+
+
+async def test_docs_are_served_from_local_assets_only(api: httpx.AsyncClient) -> None:
+    page = await api.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]+)['"]""", page.text)
+    urls = re.findall(r"""url:\s*['"]([^'"]+)['"]""", page.text)
+    assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
+    assert "http://" not in page.text and "https://" not in page.text
+    for asset in [*assets, *urls]:
+        response = await api.get(asset)
+        assert response.status_code == 200, asset
+        assert response.content
+    assert (await api.get("/redoc")).status_code == 404
+
+
+async def test_mcp_task_tools_refuse_bad_input_naming_the_field(
+    offline_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.CRITICAL)
+    await upgrade_async(offline_settings.resolved_database_url)
+    server = build_server(offline_settings, stdio_user="fuzz-mcp")
+    async with Client(server) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        for kind, config, field in BAD_CONFIGS:
+            result = await client.call_tool(
+                "create_background_task", {"type": kind, "config": config}
+            )
+            assert result.is_error, (kind, config)
+            text = _error_text(result)
+            assert field in text and "unreachable" not in text, (kind, config, text)
+        per_type = {
+            "web_monitor": "create_web_monitor",
+            "threshold_watch": "create_threshold_watch",
+            "schedule": "create_reminder",
+        }
+        for kind, config, field in BAD_CONFIGS[::3]:
+            if kind in per_type:
+                result = await client.call_tool(per_type[kind], {"config": config})
+                assert result.is_error and field in _error_text(result), (kind, config)
+        for name, arguments in [
+            ("update_task", {"task_id": "web-monitor/fuzz-mcp/x", "config": {"urls": []}}),
+            ("update_task", {"task_id": "reminder/fuzz-mcp/x", "config": {"cron": "a b c d e"}}),
+            ("get_task", {"task_id": "web-monitor/somebody-else/x"}),
+            ("get_task", {"task_id": 12}),
+            ("pause_task", {}),
+            ("delete_task", {"task_id": "x", "purge": "maybe"}),
+            ("list_tasks", {"state": "sleeping"}),
+            ("create_background_task", {"type": "pigeon", "config": WEB}),
+        ]:
+            result = await client.call_tool(name, arguments)
+            text = _error_text(result)
+            assert result.is_error and text != f"Error executing tool {name}", (name, text)
+            assert re.search(rf"Error executing tool {name}: \S", text), text
+        # The schemas clients see are the typed models, not {"type": "object"}.
+        config_schema = tools["create_background_task"].input_schema["properties"]["config"]
+        variants = {variant["title"] for variant in config_schema["anyOf"]}
+        assert variants == {
+            "WebMonitorConfig",
+            "ThresholdWatchConfig",
+            "ReminderConfig",
+            "NewsDigestConfig",
+        }
+        web = tools["create_web_monitor"].input_schema["properties"]["config"]
+        assert web["properties"]["urls"]["items"]["format"] == "uri"
+        assert all("description" in field for field in web["properties"].values()), json.dumps(web)[
+            :500
+        ]
+
+
+async def test_mcp_tools_say_temporal_is_unreachable(
+    offline_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.CRITICAL)
+    await upgrade_async(offline_settings.resolved_database_url)
+    expected = f"Temporal is unreachable at {offline_settings.temporal_address}"
+    async with Client(build_server(offline_settings, stdio_user="fuzz-mcp")) as client:
+        for name, arguments in [
+            ("list_tasks", {}),
+            ("get_task", {"task_id": "web-monitor/fuzz-mcp/x"}),
+            ("create_web_monitor", {"config": WEB}),
+        ]:
+            result = await client.call_tool(name, arguments)
+            assert result.is_error and expected in _error_text(result), _error_text(result)
