@@ -5,18 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle
+from sqlalchemy import select
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.clients.dry_run_executor import DryRunExecutor
 from ambient.deps import WorkerDeps
-from ambient.domain.remediation import Alert, Rung, remediation_id
-from ambient.domain.remediation_runs import RemediationInput, RemediationStatus
+from ambient.domain.remediation import Alert, Rung, StepRequest, StepResult, remediation_id
+from ambient.domain.remediation_runs import (
+    AbortInput,
+    ApprovalInput,
+    RemediationInput,
+    RemediationStatus,
+)
 from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
+from ambient.storage.models import RemediationAction
 from ambient.storage.remediations import RemediationRepository
 from ambient.storage.repositories import InboxRepository
 from tests.conftest import running_worker, unique
-from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.support import (
+    add_user,
+    alert,
+    error_rate,
+    remediation_settings,
+    state_reaches,
+)
 from tests.support.record import save_history
 from workflows.graded_remediation import GradedRemediationWorkflow, search_attributes
 
@@ -125,3 +139,282 @@ async def test_success_at_rung_two_stops_the_ladder(
         assert await BroadcastRepository(session).pending(USER) == []
         record = await RemediationRepository(session).get(status.run_key)
     assert record is not None and record.resolved_rung == 2
+
+
+async def test_approval_granted_runs_the_rollback_and_records_the_approver(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=3)
+    await add_user(deps, USER)
+    await add_user(deps, "lead", permission="execute")
+    async with (
+        error_rate(healthy_from=3) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        waiting = await state_reaches(ts_env, handle, ("waiting_approval",))
+        assert waiting.waiting is not None and waiting.waiting.what == "approval"
+        assert waiting.waiting.rung == Rung.ROLLBACK
+        assert [a.rung for a in waiting.attempts] == [Rung.RESTART, Rung.SCALE_OUT]
+        decision = await handle.execute_update(
+            GradedRemediationWorkflow.approve,
+            ApprovalInput(approver="lead", approver_permission="execute", approve=True),
+        )
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_approved")
+
+    assert decision.approve and decision.rung == Rung.ROLLBACK
+    assert status.state == "resolved"
+    assert status.attempts[-1].rung == Rung.ROLLBACK and status.attempts[-1].resolved
+    async with deps.db.session() as session:
+        records = await AuditRepository(session).list(subject=status.run_key, action="approval")
+    assert [(r.actor, r.detail["approve"]) for r in records] == [("lead", True)]
+
+
+async def test_approval_refused_hands_over_without_the_rollback(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=3)
+    await add_user(deps, USER)
+    await add_user(deps, "lead", permission="execute")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        await handle.execute_update(
+            GradedRemediationWorkflow.approve,
+            ApprovalInput(
+                approver="lead",
+                approver_permission="execute",
+                approve=False,
+                reason="deploy freeze",
+            ),
+        )
+        status = await handle.result()
+
+    assert status.state == "handed_over"
+    assert "lead refused rung 3: deploy freeze" in status.outcome
+    assert Rung.ROLLBACK not in [a.rung for a in status.attempts]
+    async with deps.db.session() as session:
+        queued = await BroadcastRepository(session).pending(USER)
+    assert len(queued) == 1 and "deploy freeze" in queued[0].body
+
+
+async def test_approval_not_given_in_time_hands_over(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(
+        deps, remediation_approval_from_rung=1, remediation_approval_timeout_minutes=45
+    )
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=None) as (site, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_approval_timeout")
+
+    assert status.state == "handed_over"
+    assert "nobody approved rung 1 within 0:45:00" in status.outcome
+    assert status.attempts == [] and site.reads == 0
+    actions = await audit_actions(deps, status.run_key)
+    assert "approval_timeout" in actions and "action" not in actions
+
+
+async def test_approval_from_a_user_without_permission_is_rejected_by_the_validator(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await handle.execute_update(
+                GradedRemediationWorkflow.approve,
+                ApprovalInput(approver="viewer", approver_permission="none", approve=True),
+            )
+        assert "viewer has rollback_permission 'none'" in str(failed.value.cause)
+        still = await handle.query(GradedRemediationWorkflow.status)
+        assert still.state == "waiting_approval" and still.approvals == []
+        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+        status = await handle.result()
+    assert status.state == "aborted"
+
+
+async def test_permission_none_refuses_before_any_change(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER, permission="none")
+    async with (
+        error_rate(healthy_from=None) as (site, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url), mode="execute")
+        status = await handle.result()
+
+    assert status.state == "refused"
+    assert "rollback_permission is 'none'" in status.outcome
+    assert status.attempts == [] and site.reads == 0
+    actions = await audit_actions(deps, status.run_key)
+    assert "permission" in actions and "action" not in actions
+
+
+async def test_execute_asked_with_dry_run_permission_runs_as_dry_run(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=0, remediation_executor="kubernetes")
+    await add_user(deps, USER, permission="dry_run")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url), mode="execute")
+        status = await handle.result()
+
+    assert status.mode == "dry_run" and status.state == "resolved"
+    assert status.attempts[0].mode == "dry_run" and not status.attempts[0].applied
+    assert status.attempts[0].detail.startswith("dry run: would restart")
+
+
+async def test_execute_with_execute_permission_uses_the_configured_executor(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    executor = RecordingExecutor()
+    deps.executors = {"dry_run": DryRunExecutor(), "kubernetes": executor}
+    remediation_settings(deps, remediation_approval_from_rung=0, remediation_executor="kubernetes")
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url), mode="execute")
+        status = await handle.result()
+
+    assert status.mode == "execute" and status.state == "resolved"
+    assert [(s.rung, s.mode, s.key) for s in executor.steps] == [
+        (Rung.RESTART, "execute", f"{status.run_key}#1")
+    ]
+    assert executor.steps[0].restarted_at is not None
+
+
+async def test_global_dry_run_switch_keeps_execute_permission_to_a_dry_run(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=0, remediation_executor="dry_run")
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url), mode="execute")
+        status = await handle.result()
+    assert status.mode == "dry_run"
+    async with deps.db.session() as session:
+        records = await AuditRepository(session).list(subject=status.run_key, action="permission")
+    assert "AMBIENT_REMEDIATION_EXECUTOR is dry_run" in records[0].detail["reason"]
+
+
+async def test_cluster_cooldown_makes_a_second_remediation_wait(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(
+        deps, remediation_approval_from_rung=0, remediation_cluster_cooldown_seconds=600
+    )
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        first = await start(ts_env, worker.task_queue, alert(url, workload="cart"))
+        await state_reaches(ts_env, first, ("settling", "verifying", "resolved"))
+        second = await start(ts_env, worker.task_queue, alert(url, workload="payments"))
+        waiting = await state_reaches(ts_env, second, ("waiting_gate",))
+        assert waiting.waiting is not None and waiting.waiting.what == "rate_limit"
+        assert "cluster cooldown" in waiting.waiting.detail
+        assert waiting.attempts == []
+        done = await second.result()
+        first_done = await first.result()
+
+    assert first_done.state == "resolved" and done.state == "resolved"
+    async with deps.db.session() as session:
+        rows = (
+            await session.execute(select(RemediationAction).order_by(RemediationAction.at))
+        ).scalars()
+        times = [r.at for r in rows]
+    assert len(times) == 2
+    assert (times[1] - times[0]).total_seconds() >= 600
+
+
+async def test_breaker_opens_after_failures_and_skips_that_rung(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_breaker_failures=1,
+        remediation_breaker_open_minutes=600,
+    )
+    await add_user(deps, USER)
+    low = {"namespace": "default", "value": 0.01, "labels": {"tier": "low"}, "message": "disk"}
+    async with (
+        error_rate(healthy_from=None) as (site, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        first_handle = await start(ts_env, worker.task_queue, alert(url, metric="disk", **low))
+        # Polled, not awaited: awaiting a result can let the test server's clock leap ahead.
+        first = await state_reaches(ts_env, first_handle, ("budget_exhausted",))
+        second_handle = await start(ts_env, worker.task_queue, alert(url, metric="disk2", **low))
+        second = await second_handle.result()
+
+    assert [a.rung for a in first.attempts] == [Rung.RESTART, Rung.SCALE_OUT]
+    assert second.state == "budget_exhausted"
+    assert [(a.rung, a.skipped_reason is not None) for a in second.attempts] == [
+        (Rung.RESTART, True),
+        (Rung.SCALE_OUT, True),
+    ]
+    assert all("breaker open" in (a.skipped_reason or "") for a in second.attempts)
+    assert site.reads == 2  # the second remediation changed and verified nothing
+
+
+async def test_abort_stops_during_the_settle_timer(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=None) as (site, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        await state_reaches(ts_env, handle, ("settling",))
+        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by="lead", reason="on it"))
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_aborted")
+
+    assert status.state == "aborted"
+    assert status.outcome == "aborted by lead: on it"
+    assert [a.rung for a in status.attempts] == [Rung.RESTART] and site.reads == 0
+    async with deps.db.session() as session:
+        records = await AuditRepository(session).list(subject=status.run_key, action="aborted")
+        assert await BroadcastRepository(session).pending(USER) == []
+    assert [r.actor for r in records] == ["lead"]
+
+
+class RecordingExecutor(DryRunExecutor):
+    """The dry-run executor that also keeps the step requests it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[StepRequest] = []
+
+    async def apply(self, step: StepRequest) -> StepResult:
+        self.steps.append(step)
+        return await super().apply(step)
