@@ -294,7 +294,7 @@ async def test_mcp_task_tools_refuse_bad_input_naming_the_field(
             if kind in per_type:
                 result = await client.call_tool(per_type[kind], {"config": config})
                 assert result.is_error and field in _error_text(result), (kind, config)
-        for name, arguments in [
+        calls: list[tuple[str, dict[str, Any]]] = [
             ("update_task", {"task_id": "web-monitor/fuzz-mcp/x", "config": {"urls": []}}),
             ("update_task", {"task_id": "reminder/fuzz-mcp/x", "config": {"cron": "a b c d e"}}),
             ("get_task", {"task_id": "web-monitor/somebody-else/x"}),
@@ -303,7 +303,8 @@ async def test_mcp_task_tools_refuse_bad_input_naming_the_field(
             ("delete_task", {"task_id": "x", "purge": "maybe"}),
             ("list_tasks", {"state": "sleeping"}),
             ("create_background_task", {"type": "pigeon", "config": WEB}),
-        ]:
+        ]
+        for name, arguments in calls:
             result = await client.call_tool(name, arguments)
             text = _error_text(result)
             assert result.is_error and text != f"Error executing tool {name}", (name, text)
@@ -331,10 +332,11 @@ async def test_mcp_tools_say_temporal_is_unreachable(
     await upgrade_async(offline_settings.resolved_database_url)
     expected = f"Temporal is unreachable at {offline_settings.temporal_address}"
     async with Client(build_server(offline_settings, stdio_user="fuzz-mcp")) as client:
-        for name, arguments in [
+        calls: list[tuple[str, dict[str, Any]]] = [
             ("list_tasks", {}),
             ("get_task", {"task_id": "web-monitor/fuzz-mcp/x"}),
             ("create_web_monitor", {"config": WEB}),
-        ]:
+        ]
+        for name, arguments in calls:
             result = await client.call_tool(name, arguments)
             assert result.is_error and expected in _error_text(result), _error_text(result)

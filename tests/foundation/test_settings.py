@@ -42,3 +42,29 @@ def test_development_accepts_embedded_defaults() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.environment is Environment.DEVELOPMENT
     assert settings.temporal_task_queue == "ambient-ops"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.0/8", ["127.0.0.0/8"]),
+        ("127.0.0.0/8, 10.20.0.0/16", ["127.0.0.0/8", "10.20.0.0/16"]),
+        ('["127.0.0.0/8", "10.20.0.0/16"]', ["127.0.0.0/8", "10.20.0.0/16"]),
+        ("", []),
+    ],
+)
+def test_list_settings_take_comma_separated_or_json_lists(
+    value: str, expected: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMBIENT_FETCH_ALLOW_CIDRS", value)
+    monkeypatch.setenv("AMBIENT_MCP_ALLOWED_HOSTS", "ops.example.com:*,api.example.com:*")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.fetch_allow_cidrs == expected
+    assert settings.mcp_allowed_hosts == ["ops.example.com:*", "api.example.com:*"]
+
+
+def test_a_bad_network_in_allow_cidrs_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMBIENT_FETCH_ALLOW_CIDRS", "10.0.0.0/8,intranet")
+    with pytest.raises(ValidationError, match="fetch_allow_cidrs") as caught:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    assert "'intranet' is not a network" in str(caught.value)
