@@ -1,131 +1,335 @@
-"""Fan a notification out to its targets, one recorded delivery per target.
+"""Fan a notification out to its targets, one leased delivery row per target.
 
-Targets are the request's plus the user's push config for the message kind. A delivery
-row keyed by (request key, channel, target) is written before sending and marked sent
-after: a retry skips what was sent. Permanent failures are recorded and reported;
-transient ones make the activity fail *after* every other target had its chance, so
-Temporal retries only what is left.
+Targets are the request's plus the user's push config for the message kind. Each target's
+row (request key + channel + target) is a lease: `pending` until `lease_until` means a send
+is in flight, and a retry leaves it alone until the lease expires. Targets are sent at the
+same time (bounded), each cut off after `AMBIENT_NOTIFY_TARGET_TIMEOUT`; the activity
+heartbeats meanwhile, so a crashed worker is noticed in the caller's heartbeat timeout.
+
+Outcomes:
+- sent / duplicate (sent before) / suppressed (quiet hours) / failed.
+- Only network errors, timeouts, 5xx and 429 are transient: after every target had its
+  chance the activity raises a retryable `TransientNotifyError`, and Temporal retries what
+  is left. Sends in flight elsewhere count as transient too.
+- Everything else (4xx, bad or missing configuration, refused destinations, programming
+  errors) is permanent: recorded on the row, recorded as a `delivery.failed` event the user
+  sees, and listed in the result. The activity does not raise for them, so one bad target
+  never costs a watch its other deliveries.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from datetime import datetime
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ambient.clients.notify import ChannelRegistry, PermanentNotifyError
-from ambient.domain.notify import Delivery, DeliveryStatus, NotifyRequest, NotifyResult, Target
-from ambient.domain.push import PushConfig, default_target, route
+from ambient.clients.notify import ChannelRegistry, PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.targets import TargetPolicy
+from ambient.domain.notify import (
+    Delivery,
+    DeliveryStatus,
+    NotifyRequest,
+    NotifyResult,
+    Target,
+    redact_target,
+)
+from ambient.domain.push import QuietHours
 from ambient.storage import Database
 from ambient.storage.models import User
-from ambient.storage.repositories import DeliveryRepository, UserRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository, UserRepository
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY = 5.0  # seconds; callers set heartbeat_timeout=30s
+LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who the notification is for, as the delivery rules need it."""
+
+    name: str
+    exists: bool
+    is_admin: bool
+    email: str | None
+    phone: str | None
+    timezone: str
+    channels: list[Target]
+    quiet_hours: QuietHours | None
+    config_problems: list[str]
 
 
 class NotifyActivities:
     def __init__(self, db: Database, channels: ChannelRegistry) -> None:
         self._db = db
         self._channels = channels
+        # A registry built by hand (tests) may have no policy: then nothing is allow-listed.
+        self._policy = channels.policy or TargetPolicy.strict()
+        self._timeout = channels.target_timeout
+        self._concurrency = channels.concurrency
 
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
         """Deliver to every target once; see the module docstring for the rules."""
-        async with self._db.session() as session:
-            user = await UserRepository(session).get(request.user)
-        targets, quiet = self._targets(request, user)
-        deliveries: list[Delivery] = []
-        for target in targets:
-            if quiet and target.channel != "inbox":
-                deliveries.append(
-                    Delivery(
-                        channel=target.channel,
-                        target=target.target,
+        try:
+            recipient = await self._recipient(request.user)
+            targets, quiet = self._targets(request, recipient)
+            gate = asyncio.Semaphore(self._concurrency)
+
+            async def one(target: Target) -> Delivery:
+                if quiet and target.type != "inbox":
+                    return Delivery(
+                        channel=target.type,
+                        target=redact_target(target.type, target.target),
                         status=DeliveryStatus.SUPPRESSED,
                         error="quiet hours",
                     )
-                )
-                continue
-            deliveries.append(await self._deliver(request, target))
-        transient = [d for d in deliveries if d.error and d.error.startswith("transient:")]
-        if transient:
-            summary = "; ".join(f"{d.channel}: {d.error}" for d in transient)
+                async with gate:
+                    return await self._deliver(request, recipient, target)
+
+            async with _heartbeating():
+                deliveries = list(await asyncio.gather(*(one(t) for t in targets)))
+        except (OperationalError, OSError, TimeoutError) as exc:
+            raise ApplicationError(
+                f"notify could not reach the database: {exc}", type="TransientNotifyError"
+            ) from exc
+        except (ApplicationError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug here would fail the same way on every retry
+            log.exception("notify failed before any delivery was recorded")
+            raise ApplicationError(
+                f"notify failed: {type(exc).__name__}: {exc}",
+                type="NotifyInternalError",
+                non_retryable=True,
+            ) from exc
+        deliveries += [
+            Delivery(channel="push_config", target="", status=DeliveryStatus.FAILED, error=p)
+            for p in recipient.config_problems
+        ]
+        waiting = [d for d in deliveries if d.error and d.error.startswith("transient:")]
+        if waiting:
+            summary = "; ".join(f"{d.channel}: {d.error}" for d in waiting)
             raise ApplicationError(
                 f"transient delivery failures: {summary}", type="TransientNotifyError"
             )
         return NotifyResult(deliveries=deliveries)
 
-    def _targets(self, request: NotifyRequest, user: User | None) -> tuple[list[Target], bool]:
-        config = PushConfig.model_validate(user.push_config) if user else PushConfig()
+    async def _recipient(self, name: str) -> Recipient:
+        async with self._db.session() as session:
+            user = await UserRepository(session).get(name)
+        if user is None:
+            return Recipient(name, False, False, None, None, "UTC", [], None, [])
+        channels, quiet, problems = _stored_push_config(user)
+        return Recipient(
+            name=name,
+            exists=True,
+            is_admin=user.role == "admin",
+            email=user.email,
+            phone=user.phone,
+            timezone=user.timezone,
+            channels=channels,
+            quiet_hours=quiet,
+            config_problems=problems,
+        )
+
+    def _targets(self, request: NotifyRequest, recipient: Recipient) -> tuple[list[Target], bool]:
+        kind = request.message.kind
         targets: list[Target] = []
-        for target in [*request.targets, *route(config, request.message.kind)]:
-            if not target.target and target.channel not in ("inbox",):
-                address = default_target(config, target.channel)
-                if address is None and user is not None:
-                    address = {"email": user.email, "sms": user.phone}.get(target.channel)
+        configured = [c for c in recipient.channels if c.wants(kind)]
+        for target in [*(t for t in request.targets if t.wants(kind)), *configured]:
+            target = Target(type=target.type, target=target.target.strip())
+            if not target.target and target.type != "inbox":
+                address = default_target_of(recipient, target.type)
                 target = target.model_copy(update={"target": address or ""})
-            if target not in targets:
+            if not any(target.same_destination(t) for t in targets):
                 targets.append(target)
         quiet = False
-        if config.quiet_hours is not None and user is not None:
-            local = datetime.now(ZoneInfo(user.timezone)).time()
-            quiet = config.quiet_hours.covers(local, request.message.kind)
+        if recipient.quiet_hours is not None:
+            local = datetime.now(ZoneInfo(recipient.timezone)).time()
+            quiet = recipient.quiet_hours.covers(local, kind)
         return targets, quiet
 
-    async def _deliver(self, request: NotifyRequest, target: Target) -> Delivery:
-        channel_name, address = target.channel, target.target
+    async def _deliver(
+        self, request: NotifyRequest, recipient: Recipient, target: Target
+    ) -> Delivery:
+        channel_name, address = target.type, target.target
+        shown = redact_target(channel_name, address)
         key = f"{request.idempotency_key}:{channel_name}:{address}"
+        now = datetime.now(UTC)
         async with self._db.session() as session:
-            repo = DeliveryRepository(session)
-            row = await repo.get(key)
-            if row is not None and row.status == DeliveryStatus.SENT:
-                return Delivery(
-                    channel=channel_name,
-                    target=address,
-                    status=DeliveryStatus.DUPLICATE,
-                    provider_id=row.provider_id,
-                )
-            if row is not None and (row.error or "").startswith("permanent:"):
-                # A retry of the activity must not retry what can never succeed.
-                return Delivery(
-                    channel=channel_name,
-                    target=address,
-                    status=DeliveryStatus.FAILED,
-                    error=row.error,
-                )
-            row = await repo.start(key, user=request.user, channel=channel_name, target=address)
-            await session.commit()
-            try:
-                if not address and channel_name != "inbox":
-                    raise PermanentNotifyError(
-                        f"no {channel_name} target for {request.user}: give one in the task or "
-                        "in the push config (set_push_config)"
-                    )
-                channel = self._channels.get(channel_name)
-                provider_id = await channel.send(
-                    request.user, request.message, address, idempotency_key=key
-                )
-            except PermanentNotifyError as exc:
-                row.status, row.error = DeliveryStatus.FAILED.value, f"permanent: {exc}"
-            except Exception as exc:  # transient by default: network, 5xx, timeouts
-                log.warning(
-                    "delivery on %s failed (attempt %d): %s", channel_name, row.attempts, exc
-                )
-                row.status, row.error = DeliveryStatus.FAILED.value, f"transient: {exc}"
-            else:
-                row.status, row.error, row.provider_id = (
-                    DeliveryStatus.SENT.value,
-                    None,
-                    provider_id,
-                )
-            await session.commit()
-            return Delivery(
+            row, mine = await DeliveryRepository(session).acquire(
+                key,
+                user=request.user,
                 channel=channel_name,
-                target=address,
-                status=DeliveryStatus(row.status),
-                provider_id=row.provider_id,
-                error=row.error,
+                target=shown,
+                now=now,
+                lease_until=now + timedelta(seconds=self._timeout) + LEASE_MARGIN,
+                task=request.task,
+                kind=request.message.kind.value,
             )
+            await session.commit()
+            status, error, provider_id = row.status, row.error, row.provider_id
+        if not mine:
+            if status == DeliveryStatus.SENT:
+                return Delivery(
+                    channel=channel_name,
+                    target=shown,
+                    status=DeliveryStatus.DUPLICATE,
+                    provider_id=provider_id,
+                )
+            if status == "pending":
+                return Delivery(
+                    channel=channel_name,
+                    target=shown,
+                    status=DeliveryStatus.FAILED,
+                    error="transient: a send to this target is in flight; retrying after its lease",
+                )
+            # Failed for good earlier: a retry must not retry what can never succeed.
+            return Delivery(
+                channel=channel_name, target=shown, status=DeliveryStatus.FAILED, error=error
+            )
+        outcome = await self._send(request, recipient, target, key)
+        async with self._db.session() as session:
+            await DeliveryRepository(session).finish(
+                key,
+                status=outcome.status.value,
+                error=outcome.error,
+                provider_id=outcome.provider_id,
+            )
+            if outcome.error is not None:
+                await _record_failure(
+                    session, request, outcome.model_copy(update={"target": shown}), key
+                )
+            await session.commit()
+        return outcome.model_copy(update={"target": shown})
+
+    async def _send(
+        self, request: NotifyRequest, recipient: Recipient, target: Target, key: str
+    ) -> Delivery:
+        channel_name, address = target.type, target.target
+        try:
+            self._check(recipient, target)
+            channel = self._channels.get(channel_name)
+            provider_id = await asyncio.wait_for(
+                channel.send(request.user, request.message, address, idempotency_key=key),
+                self._timeout,
+            )
+        except PermanentNotifyError as exc:
+            return _failed(channel_name, address, f"permanent: {exc}")
+        except TimeoutError:
+            return _failed(channel_name, address, f"transient: no answer within {self._timeout:g}s")
+        except (TransientNotifyError, httpx.TransportError, OSError) as exc:
+            log.warning("delivery on %s failed: %s", channel_name, exc)
+            return _failed(channel_name, address, f"transient: {exc}")
+        except OperationalError as exc:  # e.g. the database is locked for a moment
+            return _failed(channel_name, address, f"transient: {type(exc).__name__}")
+        except (IntegrityError, DBAPIError) as exc:
+            return _failed(channel_name, address, f"permanent: {type(exc).__name__}: {exc.orig}")
+        except Exception as exc:  # a bug: retrying would fail the same way
+            log.exception("delivery on %s failed with an internal error", channel_name)
+            error = f"permanent: internal error: {type(exc).__name__}: {exc}"
+            return _failed(channel_name, address, error)
+        return Delivery(
+            channel=channel_name,
+            target=address,
+            status=DeliveryStatus.SENT,
+            provider_id=provider_id,
+        )
+
+    def _check(self, recipient: Recipient, target: Target) -> None:
+        """The entry rules again at send time (older configs, legacy workflow inputs)."""
+        if not recipient.exists:
+            raise PermanentNotifyError(
+                f"user {recipient.name!r} does not exist: register it (ambient user create)"
+            )
+        if not target.target and target.type != "inbox":
+            raise PermanentNotifyError(
+                f"no {target.type} target for {recipient.name}: give one in the task or "
+                "in the push config (set_push_config)"
+            )
+        problem = self._policy.problem(target, user=recipient.name, is_admin=recipient.is_admin)
+        if problem is not None:
+            raise PermanentNotifyError(problem)
+
+
+def default_target_of(recipient: Recipient, channel: str) -> str | None:
+    """The address to use for a channel named without one: push config, then the profile."""
+    for configured in recipient.channels:
+        if configured.type == channel and configured.target:
+            return configured.target
+    return {"email": recipient.email, "sms": recipient.phone}.get(channel)
+
+
+def _failed(channel: str, target: str, error: str) -> Delivery:
+    return Delivery(channel=channel, target=target, status=DeliveryStatus.FAILED, error=error)
+
+
+def _stored_push_config(user: User) -> tuple[list[Target], QuietHours | None, list[str]]:
+    """The stored push config read leniently: a bad entry is reported, the rest still used."""
+    raw: dict[str, Any] = user.push_config or {}
+    channels: list[Target] = []
+    problems: list[str] = []
+    for index, entry in enumerate(raw.get("channels") or []):
+        try:
+            channels.append(Target.model_validate(entry))
+        except ValidationError as exc:
+            problems.append(f"permanent: push config channels[{index}]: {exc.errors()[0]['msg']}")
+    quiet: QuietHours | None = None
+    if raw.get("quiet_hours"):
+        try:
+            quiet = QuietHours.model_validate(raw["quiet_hours"])
+        except ValidationError as exc:
+            problems.append(f"permanent: push config quiet_hours: {exc.errors()[0]['msg']}")
+    return channels, quiet, problems
+
+
+async def _record_failure(
+    session: Any, request: NotifyRequest, delivery: Delivery, key: str
+) -> None:
+    """A `delivery.failed` event the user sees (once per delivery and kind of failure)."""
+    transient = (delivery.error or "").startswith("transient:")
+    await EventRepository(session).add(
+        "delivery.failed",
+        user=request.user,
+        task=request.task,
+        payload={
+            "channel": delivery.channel,
+            "target": delivery.target,
+            "error": (delivery.error or "").split(": ", 1)[-1],
+            "retrying": transient,
+            "title": request.message.title,
+        },
+        idempotency_key=f"delivery.failed:{'transient' if transient else 'permanent'}:{key}"[:255],
+    )
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while the block runs (when inside an activity)."""
+    if not activity.in_activity():
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -72,10 +72,10 @@ async def run(count: int, concurrency: int) -> None:
             notify = NotifyActivities(db, build_channels(settings, db, http))
             env = ActivityEnvironment()
             targets = [
-                Target(channel="inbox"),
-                Target(channel="webhook", target="secret:hook"),
-                Target(channel="wecom", target="secret:bot"),
-                Target(channel="email", target="ops@example.com"),
+                Target(type="inbox"),
+                Target(type="webhook", target="secret:hook"),
+                Target(type="wecom", target="secret:bot"),
+                Target(type="email", target="ops@example.com"),
             ]
             gate = asyncio.Semaphore(concurrency)
 

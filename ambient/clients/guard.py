@@ -17,7 +17,8 @@ import ipaddress
 import re
 import socket
 from collections.abc import Sequence
-from urllib.parse import unquote, urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -44,6 +45,14 @@ class RefusedDestinationError(ValueError):
 
 class DestinationLookupError(OSError):
     """The destination's host name could not be resolved."""
+
+
+@dataclass(frozen=True)
+class PinnedRequest:
+    """Where to send a checked request: plain HTTP goes to the checked address itself."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class DestinationGuard:
@@ -115,6 +124,23 @@ class DestinationGuard:
                 )
         return addresses
 
+    async def pin(self, url: str) -> PinnedRequest:
+        """Check ``url`` and pin plain HTTP to the checked address.
+
+        Resolving again at connect time would let a name flip to a refused address between
+        the check and the connection (DNS rebinding). Plain HTTP is sent to the checked IP
+        with the original Host header; HTTPS keeps the name, because TLS verifies the
+        certificate for it and a rebound internal server cannot present one.
+        """
+        addresses = await self.check_url(url)
+        parts = urlsplit(url.strip())
+        if parts.scheme.lower() == "https":
+            return PinnedRequest(url)
+        address = addresses[0]
+        literal = f"[{address}]" if ":" in address else address
+        netloc = literal + (f":{parts.port}" if parts.port else "")
+        return PinnedRequest(urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.netloc})
+
     async def resolve(self, host: str, port: int) -> list[str]:
         """Every address ``host`` resolves to (getaddrinfo in a thread, like the connection)."""
         try:
@@ -130,6 +156,11 @@ class DestinationGuard:
         if not addresses:
             raise DestinationLookupError(f"cannot resolve {host}: no addresses")
         return addresses
+
+
+def url_host(url: str) -> str:
+    """The host of an http(s) URL, or RefusedDestinationError for any other form."""
+    return _host_of(url)
 
 
 def _host_of(url: str) -> str:

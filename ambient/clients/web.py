@@ -20,7 +20,12 @@ import trafilatura
 from jsonpath_ng.ext import parse as jsonpath
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
-from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
+from ambient.clients.guard import (
+    DestinationGuard,
+    DestinationLookupError,
+    PinnedRequest,
+    RefusedDestinationError,
+)
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -76,10 +81,10 @@ class WebFetcher:
         self._max_redirects = max_redirects
         self._timeout = timeout
 
-    async def check_destination(self, url: str) -> None:
+    async def check_destination(self, url: str) -> PinnedRequest:
         """Refuse URLs whose host resolves to a non-public address (unless allow-listed)."""
         try:
-            await self._guard.check_url(url)
+            return await self._guard.pin(url)
         except RefusedDestinationError as exc:
             raise RefusedAddressError(str(exc)) from None
         except DestinationLookupError as exc:
@@ -100,9 +105,9 @@ class WebFetcher:
             headers["If-Modified-Since"] = last_modified
         current = url
         for _ in range(self._max_redirects + 1):
-            await self.check_destination(current)
+            pinned = await self.check_destination(current)
             try:
-                result = await self._get(current, headers)
+                result = await self._get(current, pinned, {**headers, **pinned.headers})
             except httpx.HTTPError as exc:
                 raise FetchError(f"{type(exc).__name__}: {exc or 'no detail'}") from exc
             if isinstance(result, str):
@@ -111,9 +116,13 @@ class WebFetcher:
             return result
         raise TooManyRedirectsError(f"more than {self._max_redirects} redirects from {url}")
 
-    async def _get(self, url: str, headers: dict[str, str]) -> FetchResult | str:
+    async def _get(
+        self, url: str, pinned: PinnedRequest, headers: dict[str, str]
+    ) -> FetchResult | str:
         """The result, or the next URL when the answer is a redirect."""
-        request = self._http.build_request("GET", url, headers=headers, timeout=self._timeout)
+        request = self._http.build_request(
+            "GET", pinned.url, headers=headers, timeout=self._timeout
+        )
         response = await self._http.send(request, stream=True, follow_redirects=False)
         try:
             if response.is_redirect and "location" in response.headers:

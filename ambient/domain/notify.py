@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class NotificationKind(StrEnum):
@@ -32,11 +32,46 @@ class Message(BaseModel):
     attachments: list[Attachment] = Field(default_factory=list)
 
 
-class Target(BaseModel):
-    """Where a message goes: a channel name and a channel-specific address."""
+CHANNEL_TYPES = ("apprise", "dingtalk", "email", "inbox", "sms", "webhook", "wecom")
 
-    channel: str = Field(description="inbox, email, wecom, dingtalk, webhook, apprise, ...")
-    target: str = Field(default="", description="address, URL or secret name; inbox: the user")
+
+class Target(BaseModel):
+    """Where a message goes: `{"type", "target", "kinds"?}`, the same shape in tasks and push
+    config. The legacy key `channel` is accepted for `type` (older task configs and histories).
+
+    Lenient on purpose: workflow inputs recorded before a rule was added must still load;
+    the rules are checked where targets enter (ambient.clients.notify.targets) and at send.
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: str = Field(
+        validation_alias=AliasChoices("type", "channel"),
+        description="one of: " + ", ".join(CHANNEL_TYPES),
+    )
+    target: str = Field(
+        default="",
+        description=(
+            "email: an address (empty: your configured one); sms: a phone number in "
+            "international form (+8613800000000); wecom: the robot key or its webhook URL; "
+            "dingtalk: ACCESS_TOKEN[#SIGN_SECRET] or its robot URL; webhook: an http(s) URL; "
+            "apprise: an Apprise URL; any of these may be secret:NAME; inbox: empty (yourself)"
+        ),
+    )
+    kinds: list[NotificationKind] | None = Field(
+        default=None, description="briefing, watch, remediation, system (all when omitted)"
+    )
+
+    @property
+    def channel(self) -> str:
+        """The channel type (the legacy name of ``type``)."""
+        return self.type
+
+    def wants(self, kind: NotificationKind) -> bool:
+        return self.kinds is None or kind in self.kinds
+
+    def same_destination(self, other: Target) -> bool:
+        return (self.type, self.target) == (other.type, other.target)
 
 
 class DeliveryStatus(StrEnum):
@@ -61,7 +96,27 @@ class NotifyRequest(BaseModel):
     targets: list[Target]
     # A business key (workflow id + step) so a retried or replayed send is recognised.
     idempotency_key: str
+    # The task the notification is about, shown with its deliveries and failure events.
+    task: str | None = None
 
 
 class NotifyResult(BaseModel):
     deliveries: list[Delivery]
+
+
+def redact_target(channel: str, target: str) -> str:
+    """A target as shown in results, rows, events and logs: no tokens, keys or queries.
+
+    `secret:NAME`, email addresses, phone numbers and inbox names are shown as they are;
+    URLs lose user info, query and fragment; robot keys keep their first four characters.
+    """
+    if not target or target.startswith("secret:") or channel in ("email", "sms", "inbox"):
+        return target
+    if "://" in target:
+        scheme, _, rest = target.partition("://")
+        authority, slash, path = rest.partition("/")
+        authority = authority.rpartition("@")[2]
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        query = "?…" if ("?" in rest or "#" in rest) else ""
+        return f"{scheme}://{authority}{slash}{path}{query}"
+    return target[:4] + "…"

@@ -1,29 +1,168 @@
-"""Per-user push configuration: which channels get which kinds, and quiet hours."""
+"""Per-user push configuration and the rules every notification target follows.
+
+One target shape everywhere (`ambient.domain.notify.Target`). The rules here need nothing
+but the target itself; who may use an address (inbox of another user, server secrets,
+allow-listed networks) is decided in `ambient.clients.notify.targets`.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, Field, field_validator
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from ambient.domain.notify import NotificationKind, Target
+from ambient.clients.guard import RefusedDestinationError, url_host
+from ambient.domain.notify import CHANNEL_TYPES, NotificationKind, Target
 from ambient.domain.users import validate_hhmm
 
 ChannelType = Literal["email", "wecom", "dingtalk", "webhook", "apprise", "inbox", "sms"]
 ALL_KINDS = [NotificationKind.BRIEFING, NotificationKind.WATCH, NotificationKind.REMEDIATION]
+MAX_TARGETS = 20
+MAX_TARGET_LENGTH = 2048
+SECRET_PREFIX = "secret:"
+SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+PHONE = re.compile(r"\+?[1-9][0-9]{6,14}")
+ROBOT_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
+DING_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,128}(#[A-Za-z0-9_+/=-]{1,256})?")
+# Options a robot target may carry after `?` (mentions), by channel type.
+ROBOT_OPTIONS = {"wecom": {"mentioned", "mobiles"}, "dingtalk": {"at"}}
+# Apprise schemes that post over HTTP(S) to a host the user names: the guard checks that host.
+APPRISE_HTTP = {
+    "json", "jsons", "xml", "xmls", "form", "forms", "apprise", "apprises", "gotify", "gotifys",
+    "ntfy", "ntfys", "mmost", "mmosts", "rocket", "rockets", "matrix", "matrixs", "nctalk",
+    "nctalks", "ncloud", "nclouds", "bark", "barks", "lametric", "lametrics", "kodi", "kodis",
+    "xbmc", "xbmcs", "emby", "embys", "notica", "revolt", "signal", "signals",
+}  # fmt: skip
+# Apprise schemes with local effects on the worker machine: never a user's target.
+APPRISE_LOCAL = {
+    "windows", "macosx", "dbus", "kde", "qt", "glib", "gnome", "syslog", "rsyslog", "file",
+}  # fmt: skip
+PHONE_JUNK = re.compile(r"[\s().-]")
 
 
-class PushChannel(BaseModel):
-    type: ChannelType
-    target: str = Field(
-        default="",
-        description="address, URL, robot key or secret:NAME (email: an address; inbox: empty)",
-    )
-    kinds: list[NotificationKind] = Field(
-        default_factory=lambda: list(ALL_KINDS),
-        description="briefing, watch, remediation (all when omitted)",
-    )
+def normalize_phone(value: str) -> str:
+    return PHONE_JUNK.sub("", value)
+
+
+def secret_name(value: str) -> str | None:
+    """The NAME of a `secret:NAME` reference (options after `?` cut off), else None."""
+    if not value.startswith(SECRET_PREFIX):
+        return None
+    return value[len(SECRET_PREFIX) :].partition("?")[0]
+
+
+def target_problem(target: Target) -> str | None:
+    """What is wrong with a target's form, or None; the text names the accepted forms."""
+    kind, value = target.type, target.target.strip()
+    if kind not in CHANNEL_TYPES:
+        return f"unknown channel type {kind!r}; known: {', '.join(CHANNEL_TYPES)}"
+    if len(value) > MAX_TARGET_LENGTH:
+        return f"target longer than {MAX_TARGET_LENGTH} characters"
+    if value.startswith(SECRET_PREFIX):
+        return _secret_problem(kind, value)
+    if kind == "inbox":
+        return None if re.fullmatch(r"[A-Za-z0-9_.@-]{0,63}", value) else "not a user name"
+    if kind == "email":
+        return None if not value else _email_problem(value)
+    if kind == "sms":
+        if not value or PHONE.fullmatch(normalize_phone(value)):
+            return None
+        return f"not a phone number: {value!r} (international form, e.g. +8613800000000)"
+    if not value:
+        return f"a {kind} channel needs a target (address, URL, key or secret:NAME)"
+    if kind == "webhook":
+        return _url_problem(value)
+    if kind == "apprise":
+        return _apprise_problem(value)
+    return _robot_problem(kind, value)
+
+
+def _secret_problem(kind: str, value: str) -> str | None:
+    name, sep, options = value[len(SECRET_PREFIX) :].partition("?")
+    if not SECRET_NAME.fullmatch(name):
+        return f"not a secret name: {name!r} (letters, digits, _ . -)"
+    if sep and kind not in ROBOT_OPTIONS:
+        # The name must be exact: a suffix would be glued onto the secret's value.
+        return f"secret:{name} takes no ?options on a {kind} target (use the exact name)"
+    return _options_problem(kind, options) if sep else None
+
+
+def _options_problem(kind: str, query: str) -> str | None:
+    try:
+        options = parse_qs(query, strict_parsing=True)
+    except ValueError:
+        return f"options after ? are not name=value pairs: {query!r}"
+    unknown = set(options) - ROBOT_OPTIONS[kind]
+    if unknown:
+        allowed = ", ".join(sorted(ROBOT_OPTIONS[kind]))
+        return f"unknown {kind} option {sorted(unknown)[0]!r}; allowed: {allowed}"
+    for values in options.values():
+        for item in (i for v in values for i in v.split(",")):
+            if item not in ("all", "@all") and not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", item):
+                return f"not a user id or phone number to mention: {item!r}"
+    return None
+
+
+def _email_problem(value: str) -> str | None:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return f"not an email address: {value!r} ({exc})"
+    return None
+
+
+def _url_problem(value: str) -> str | None:
+    try:
+        url_host(value)
+    except RefusedDestinationError as exc:
+        return str(exc)
+    return None
+
+
+def _apprise_problem(value: str) -> str | None:
+    scheme, sep, _ = value.partition("://")
+    scheme = scheme.lower()
+    if not sep or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+        return "not a valid Apprise URL (scheme://...; see the Apprise URL docs)"
+    if scheme in ("http", "https"):
+        return _url_problem(value)
+    if scheme in APPRISE_LOCAL:
+        return f"Apprise {scheme}:// acts on the server itself and is not allowed"
+    if scheme in APPRISE_HTTP:
+        return _url_problem(apprise_http_url(value))
+    return None
+
+
+def apprise_http_url(value: str) -> str:
+    """The http(s) URL an Apprise URL of a self-hosted HTTP service posts to (for the guard).
+
+    Apprise URLs carry credentials as user:password@host, so only the part after the last
+    `@` of the authority is the host.
+    """
+    scheme, _, rest = value.partition("://")
+    scheme = scheme.lower()
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+    secure = scheme.endswith("s") and scheme[:-1] in APPRISE_HTTP
+    return ("https://" if secure else "http://") + authority + "/"
+
+
+def _robot_problem(kind: str, value: str) -> str | None:
+    if value.startswith(("http://", "https://")):
+        parts = urlsplit(value)
+        param = "key" if kind == "wecom" else "access_token"
+        if not parse_qs(parts.query).get(param):
+            return f"a {kind} robot URL needs its {param}= parameter"
+        return None
+    address, sep, options = value.partition("?")
+    pattern = ROBOT_KEY if kind == "wecom" else DING_ADDRESS
+    if not pattern.fullmatch(address):
+        form = "the robot key" if kind == "wecom" else "ACCESS_TOKEN[#SIGN_SECRET]"
+        return f"not a {kind} target: give {form}, the robot URL or secret:NAME"
+    return _options_problem(kind, options) if sep else None
 
 
 class QuietHours(BaseModel):
@@ -46,8 +185,36 @@ class QuietHours(BaseModel):
         return now >= start or now < end
 
 
+class PushChannel(Target):
+    """A target checked by its form where it enters (push config, typed task configs); the
+    errors name `type` or `target`. Kinds: briefing, watch, remediation when omitted."""
+
+    kinds: list[NotificationKind] | None = Field(
+        default_factory=lambda: list(ALL_KINDS),
+        description="briefing, watch, remediation, system (the first three when omitted)",
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in CHANNEL_TYPES:
+            raise ValueError(f"unknown channel type {value!r}; known: {', '.join(CHANNEL_TYPES)}")
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _target_form(cls, value: str, info: ValidationInfo) -> str:
+        kind = info.data.get("type")
+        if kind is None:
+            return value  # the type already failed; that error is the one to read
+        problem = target_problem(Target(type=kind, target=value))
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip()
+
+
 class PushConfig(BaseModel):
-    channels: list[PushChannel] = Field(default_factory=list, max_length=20)
+    channels: list[PushChannel] = Field(default_factory=list, max_length=MAX_TARGETS)
     quiet_hours: QuietHours | None = None
 
     @field_validator("channels")
@@ -61,7 +228,7 @@ class PushConfig(BaseModel):
 
 def route(config: PushConfig, kind: NotificationKind) -> list[Target]:
     """The user's channels configured for ``kind``."""
-    return [Target(channel=c.type, target=c.target) for c in config.channels if kind in c.kinds]
+    return [Target(type=c.type, target=c.target) for c in config.channels if c.wants(kind)]
 
 
 def default_target(config: PushConfig, channel: str) -> str | None:

@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -211,6 +211,12 @@ class InboxRepository:
 
 
 class DeliveryRepository:
+    """Delivery rows as leases: one row per (request key, channel, target).
+
+    `pending` with `lease_until` in the future is a send in flight; another attempt leaves
+    it alone until the lease expires (the first attempt may still be sending).
+    """
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -229,6 +235,100 @@ class DeliveryRepository:
         row.attempts += 1
         await self.session.flush()
         return row
+
+    async def acquire(
+        self,
+        key: str,
+        *,
+        user: str,
+        channel: str,
+        target: str,
+        now: datetime,
+        lease_until: datetime,
+        task: str | None = None,
+        kind: str | None = None,
+    ) -> tuple[Delivery, bool]:
+        """(row, True) when this attempt holds the lease and must send; (row, False) when the
+        row is sent, failed for good, or in flight elsewhere (the caller reads its state).
+
+        Taking the lease is one conditional UPDATE, so two attempts never both hold it.
+        """
+        row = await self.get(key)
+        if row is None:
+            row = Delivery(
+                key=key,
+                user=user,
+                channel=channel,
+                target=target,
+                status="pending",
+                attempts=1,
+                lease_until=lease_until,
+                task=task,
+                kind=kind,
+            )
+            self.session.add(row)
+            try:
+                await self.session.flush()
+            except IntegrityError:
+                await self.session.rollback()  # another attempt created it just now
+                row = await self.get(key)
+                assert row is not None
+                return row, False
+            return row, True
+        takeable = (Delivery.status == "failed") & Delivery.error.startswith("transient:")
+        expired = (Delivery.status == "pending") & (
+            Delivery.lease_until.is_(None) | (Delivery.lease_until < now)
+        )
+        taken = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id == row.id, takeable | expired)
+            .values(
+                status="pending",
+                lease_until=lease_until,
+                attempts=Delivery.attempts + 1,
+                updated_at=now,
+            )
+            # SQLite returns naive datetimes: let the database compare, then reload the row.
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.refresh(row)
+        return row, bool(getattr(taken, "rowcount", 0))
+
+    async def finish(
+        self, key: str, *, status: str, error: str | None = None, provider_id: str | None = None
+    ) -> None:
+        """Record the outcome of the send that held the lease."""
+        await self.session.execute(
+            update(Delivery)
+            .where(Delivery.key == key)
+            .values(status=status, error=error, provider_id=provider_id, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def list(
+        self,
+        *,
+        user: str | None = None,
+        status: str | None = None,
+        channel: str | None = None,
+        task: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Delivery]:
+        """Newest first; page with ``before_id`` (the last id of the previous page)."""
+        query = select(Delivery)
+        if user is not None:
+            query = query.where(Delivery.user == user)
+        if status is not None:
+            query = query.where(Delivery.status == status)
+        if channel is not None:
+            query = query.where(Delivery.channel == channel)
+        if task is not None:
+            query = query.where(Delivery.task == task)
+        if before_id is not None:
+            query = query.where(Delivery.id < before_id)
+        query = query.order_by(Delivery.id.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
 
 
 class SnapshotRepository:

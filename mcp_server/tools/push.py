@@ -9,15 +9,18 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
+from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.push import PushConfig
 from ambient.storage.repositories import UserRepository
 from mcp_server.auth import app_state, current_user
 
 CHANNELS = (
-    'A list of {"type": "email"|"wecom"|"dingtalk"|"webhook"|"apprise"|"sms"|"inbox", "target": '
-    '..., "kinds": ["briefing", "watch", "remediation"]} (kinds: all when omitted). Targets: an '
-    "email address, a WeCom robot key, DINGTALK_TOKEN#SIGN_SECRET, a webhook URL, an Apprise "
-    "URL, or secret:NAME for a secret configured on the server."
+    'At most 20 of {"type": "email"|"wecom"|"dingtalk"|"webhook"|"apprise"|"sms"|"inbox", '
+    '"target": ..., "kinds": ["briefing", "watch", "remediation"]} (kinds: those three when '
+    "omitted). Targets: an email address, a phone number (+8613800000000), a WeCom robot key "
+    "or URL, DINGTALK_TOKEN#SIGN_SECRET or the robot URL, an http(s) webhook URL on a public "
+    "address, an Apprise URL, or secret:NAME for a server secret you may use; inbox: empty "
+    "(your own inbox)."
 )
 QUIET = (
     'Optional {"start": "22:00", "end": "07:30"} in your time zone: pushes wait, inbox does not.'
@@ -50,11 +53,19 @@ async def set_push_config(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise ToolError(f"push config not changed — {problems}") from None
-    async with app_state(ctx).db.session() as session:
+    state = app_state(ctx)
+    policy = state.channels.policy or TargetPolicy.from_settings(state.settings)
+    async with state.db.session() as session:
         users = UserRepository(session)
         user = await users.get(current_user(ctx))
         if user is None:
             raise ToolError("Your user is not registered: POST /users or `ambient user create`.")
+        try:
+            policy.check_all(
+                config.channels, user=user.name, is_admin=user.role == "admin", field="channels"
+            )
+        except TargetError as exc:
+            raise ToolError(f"push config not changed — {exc}") from None
         await users.set_push_config(user, config.model_dump(mode="json"))
         await session.commit()
     return config

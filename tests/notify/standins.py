@@ -32,6 +32,8 @@ class PushEndpoints:
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # Next responses to give per endpoint: "500", "timeout", "errcode:<n>"; then normal.
     failures: dict[str, list[str]] = field(default_factory=dict)
+    # Host headers the webhook saw, in order (pinned requests keep the name the user gave).
+    webhook_hosts: list[str] = field(default_factory=list)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -40,6 +42,7 @@ class PushEndpoints:
                 Route("/robot/send", self.dingtalk, methods=["POST"]),
                 Route("/hook", self.webhook, methods=["POST"]),
                 Route("/apprise", self.apprise, methods=["POST"]),
+                Route("/moved", self.moved, methods=["POST"]),
             ]
         )
 
@@ -91,6 +94,10 @@ class PushEndpoints:
         self.received.append(("apprise", await request.json()))
         return Response("ok")
 
+    async def moved(self, request: Request) -> Response:
+        self.received.append(("moved", {}))
+        return Response(status_code=307, headers={"location": "/hook"})
+
     async def webhook(self, request: Request) -> Response:
         raw = await request.body()
         timestamp = request.headers["x-ambient-timestamp"]
@@ -105,6 +112,7 @@ class PushEndpoints:
         if (failed := await self._fail("webhook")) is not None:
             return failed
         self.received.append(("webhook", json.loads(raw)))
+        self.webhook_hosts.append(request.headers["host"])
         return Response("ok", headers={"x-request-id": "req-1"})
 
 

@@ -6,6 +6,7 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
+from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
 from ambient.clients.notify.dingtalk import DingTalkChannel, RateLimiter
@@ -24,6 +25,8 @@ from tests.notify.standins import (
 )
 from tests.support.servers import serve
 
+# The stand-ins live on loopback: allow exactly that, as an operator would allow a network.
+LOOPBACK = DestinationGuard(["127.0.0.1/32"])
 SECRETS = SecretResolver(
     {"ops-bot": SecretStr(WECOM_KEY), "ding": SecretStr(f"{DING_TOKEN}#{DING_SECRET}")}
 )
@@ -178,12 +181,12 @@ async def test_webhook_is_signed_and_failures_classified(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
     state, base = endpoints
-    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, timeout=1)
+    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, LOOPBACK, timeout=1)
     provider = await channel.send("alice", REPORT, f"{base}/hook", idempotency_key="wf/7:webhook")
     assert provider == "req-1"
     assert state.received[0][1]["idempotency_key"] == "wf/7:webhook"
     with pytest.raises(PermanentNotifyError, match="401"):
-        await WebhookChannel(http, SECRETS, "wrong").send(
+        await WebhookChannel(http, SECRETS, "wrong", LOOPBACK).send(
             "alice", REPORT, f"{base}/hook", idempotency_key="k"
         )
     state.failures["webhook"] = ["500", "timeout"]
@@ -195,7 +198,9 @@ async def test_webhook_is_signed_and_failures_classified(
 
 async def test_apprise_and_sms_refuse_bad_configuration_clearly() -> None:
     with pytest.raises(PermanentNotifyError, match="not a valid Apprise URL"):
-        await AppriseChannel(SECRETS).send("alice", REPORT, "nonsense-url", idempotency_key="k")
+        await AppriseChannel(SECRETS, LOOPBACK).send(
+            "alice", REPORT, "nonsense-url", idempotency_key="k"
+        )
     with pytest.raises(PermanentNotifyError, match="AMBIENT_SMS_APPRISE_URL"):
         await SmsChannel(None, SECRETS).send("alice", REPORT, "+1234567890", idempotency_key="k")
 
@@ -205,9 +210,84 @@ async def test_apprise_delivers_through_its_json_notifier(
 ) -> None:
     state, base = endpoints
     url = base.replace("http://", "json://") + "/apprise"
-    await AppriseChannel(SECRETS).send("alice", REPORT, url, idempotency_key="k")
+    await AppriseChannel(SECRETS, LOOPBACK).send("alice", REPORT, url, idempotency_key="k")
     ((name, body),) = state.received
     assert name == "apprise" and body["title"] == REPORT.title and "3 alarms" in body["message"]
     state.failures["apprise"] = ["500"]
     with pytest.raises(TransientNotifyError, match="did not accept"):
-        await AppriseChannel(SECRETS).send("alice", REPORT, url, idempotency_key="k")
+        await AppriseChannel(SECRETS, LOOPBACK).send("alice", REPORT, url, idempotency_key="k")
+
+
+async def test_webhook_to_a_refused_address_is_permanent_and_never_sent(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    state, base = endpoints
+    strict = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, DestinationGuard(), timeout=1)
+    for url in (f"{base}/hook", "http://localhost:9/hook", "http://[::ffff:127.0.0.1]:9/hook"):
+        with pytest.raises(PermanentNotifyError, match="loopback"):
+            await strict.send("alice", REPORT, url, idempotency_key="k")
+    with pytest.raises(PermanentNotifyError, match="only http and https"):
+        await strict.send("alice", REPORT, "file:///etc/passwd", idempotency_key="k")
+    assert state.received == []
+
+
+async def test_webhook_redirect_is_not_followed(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    state, base = endpoints
+    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, LOOPBACK, timeout=1)
+    with pytest.raises(PermanentNotifyError, match="HTTP 307: the endpoint redirects"):
+        await channel.send("alice", REPORT, f"{base}/moved", idempotency_key="k")
+    assert [name for name, _ in state.received] == ["moved"]
+
+
+async def test_plain_http_webhook_goes_to_the_checked_address_with_the_given_host(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    state, base = endpoints
+    port = base.rsplit(":", 1)[1]
+    guard = DestinationGuard(["127.0.0.0/8", "::1/128"])
+    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, guard, timeout=1)
+    await channel.send("alice", REPORT, f"http://localhost:{port}/hook", idempotency_key="k")
+    assert state.webhook_hosts == [f"localhost:{port}"]
+    assert (await guard.pin(f"http://localhost:{port}/hook")).url == f"{base}/hook"
+
+
+async def test_a_secret_is_referenced_by_its_exact_name_only(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    state, base = endpoints
+    secrets = SecretResolver({"hook": SecretStr(f"{base}/hook")})
+    channel = WebhookChannel(http, secrets, WEBHOOK_SECRET, LOOPBACK, timeout=1)
+    with pytest.raises(PermanentNotifyError, match="exact name"):
+        await channel.send("alice", REPORT, "secret:hook?extra=1", idempotency_key="k")
+    await channel.send("alice", REPORT, "secret:hook", idempotency_key="k")
+    assert [name for name, _ in state.received] == ["webhook"]
+
+
+async def test_wecom_robot_url_sends_its_key_to_the_configured_base_only(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    state, base = endpoints
+    channel = WeComChannel(http, SECRETS, base, timeout=1)
+    pasted = f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={WECOM_KEY}"
+    await channel.send("alice", REPORT, pasted, idempotency_key="k")
+    # A URL naming another host still goes to the configured base (the key is all it gives).
+    await channel.send("alice", REPORT, f"http://10.0.0.1/x?key={WECOM_KEY}", idempotency_key="k")
+    assert [name for name, _ in state.received] == ["wecom", "wecom"]
+
+
+async def test_apprise_json_url_to_a_refused_address_is_not_sent(
+    endpoints: tuple[PushEndpoints, str],
+) -> None:
+    state, base = endpoints
+    url = base.replace("http://", "json://") + "/apprise"
+    with pytest.raises(PermanentNotifyError, match="loopback"):
+        await AppriseChannel(SECRETS, DestinationGuard()).send(
+            "alice", REPORT, url, idempotency_key="k"
+        )
+    with pytest.raises(PermanentNotifyError, match="acts on the server"):
+        await AppriseChannel(SECRETS, LOOPBACK).send(
+            "alice", REPORT, "windows://", idempotency_key="k"
+        )
+    assert state.received == []

@@ -21,7 +21,7 @@ from ambient.domain.notify import (
 )
 from ambient.domain.push import PushConfig
 from ambient.domain.users import UserCreate
-from ambient.settings import Settings
+from ambient.settings import ServerSecret, Settings
 from ambient.storage import Database
 from ambient.storage.models import Delivery
 from ambient.storage.repositories import UserRepository
@@ -43,7 +43,11 @@ def _settings(settings: Settings, base: str) -> Settings:
         update={
             "wecom_base_url": base,
             "webhook_signing_secret": SecretStr(WEBHOOK_SECRET),
-            "secrets": {"ops-bot": SecretStr(WECOM_KEY), "hook": SecretStr(f"{base}/hook")},
+            "fetch_allow_cidrs": ["127.0.0.1/32"],
+            "secrets": {
+                "ops-bot": ServerSecret(value=SecretStr(WECOM_KEY), users=["alice"]),
+                "hook": ServerSecret(value=SecretStr(f"{base}/hook"), users=["alice"]),
+            },
         }
     )
 
@@ -96,8 +100,8 @@ async def test_a_crash_after_sending_does_not_send_twice(
             SendOnceWorkflow.run,
             _request(
                 unique("wf"),
-                Target(channel="webhook", target="secret:hook"),
-                Target(channel="wecom", target="secret:ops-bot"),
+                Target(type="webhook", target="secret:hook"),
+                Target(type="wecom", target="secret:ops-bot"),
             ),
             id=unique("send"),
             task_queue=worker.task_queue,
@@ -130,9 +134,9 @@ async def test_a_failing_channel_neither_blocks_others_nor_repeats_them(
             SendOnceWorkflow.run,
             _request(
                 key,
-                Target(channel="webhook", target="secret:hook"),
-                Target(channel="wecom", target="secret:ops-bot"),
-                Target(channel="email", target="not-an-address"),
+                Target(type="webhook", target="secret:hook"),
+                Target(type="wecom", target="secret:ops-bot"),
+                Target(type="email", target="not-an-address"),
             ),
             id=unique("send"),
             task_queue=worker.task_queue,
@@ -180,7 +184,7 @@ async def test_push_config_adds_channels_by_kind_and_fills_missing_addresses(
     deps.settings = _settings(deps.settings, base)
     notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
     env = ActivityEnvironment()
-    watch = await env.run(notify.notify, _request("k1", Target(channel="inbox")))
+    watch = await env.run(notify.notify, _request("k1", Target(type="inbox")))
     assert [(d.channel, d.status) for d in watch.deliveries] == [
         ("inbox", "sent"),
         ("webhook", "sent"),
@@ -188,7 +192,7 @@ async def test_push_config_adds_channels_by_kind_and_fills_missing_addresses(
     remediation = await env.run(notify.notify, _request("k2", kind=NotificationKind.REMEDIATION))
     assert [(d.channel, d.status) for d in remediation.deliveries] == [("wecom", "sent")]
     # {"method": "email"} without an address uses the user's email (no SMTP here: said plainly).
-    email = await env.run(notify.notify, _request("k3", Target(channel="email")))
+    email = await env.run(notify.notify, _request("k3", Target(type="email")))
     assert [name for name, _ in state.received] == ["webhook", "wecom", "webhook"]
     sent_email = next(d for d in email.deliveries if d.channel == "email")
     assert sent_email.target == "alice@example.com"
@@ -208,7 +212,7 @@ async def test_quiet_hours_hold_back_pushes_but_not_the_inbox(deps: WorkerDeps) 
         },
     )
     notify = NotifyActivities(deps.db, deps.channels)
-    result = await ActivityEnvironment().run(notify.notify, _request("q1", Target(channel="inbox")))
+    result = await ActivityEnvironment().run(notify.notify, _request("q1", Target(type="inbox")))
     assert [(d.channel, d.status) for d in result.deliveries] == [
         ("inbox", "sent"),
         ("webhook", "suppressed"),

@@ -34,7 +34,7 @@ async def test_set_push_config_tool_saves_and_rejects_bad_input(deps: WorkerDeps
             {
                 "channels": [
                     {"type": "email", "target": "alice@example.com", "kinds": ["briefing"]},
-                    {"type": "wecom", "target": "secret:ops-bot"},
+                    {"type": "wecom", "target": "wecom-robot-key"},
                 ],
                 "quiet_hours": {"start": "22:00", "end": "07:00"},
             },
@@ -105,3 +105,56 @@ async def test_push_config_api_and_cli(api: httpx.AsyncClient, settings: Setting
         env=env,
     )
     assert refused.exit_code == 2 and "not changed" in refused.output
+
+
+async def test_push_config_refuses_other_inboxes_foreign_secrets_and_private_webhooks(
+    deps: WorkerDeps,
+) -> None:
+    from pydantic import SecretStr
+
+    from ambient.clients.notify.registry import build_channels
+    from ambient.settings import ServerSecret
+
+    settings = deps.settings.model_copy(
+        update={
+            "secrets": {
+                "ops-bot": SecretStr("admin-only-key"),
+                "team-bot": ServerSecret(value=SecretStr("k"), users=["carol"]),
+            }
+        }
+    )
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="carol"))
+        await UserRepository(session).create(UserCreate(name="dave"))
+        await session.commit()
+    state = AppState(
+        settings=settings,
+        db=deps.db,
+        temporal=None,  # type: ignore[arg-type]
+        channels=build_channels(settings, deps.db, deps.http),
+        stdio_user="carol",
+    )
+    refused = {
+        "inbox": ({"type": "inbox", "target": "dave"}, "your own inbox"),
+        "secret": ({"type": "wecom", "target": "secret:ops-bot"}, "not available to carol"),
+        "private": ({"type": "webhook", "target": "http://10.0.0.1/hook"}, "private address"),
+        "scheme": ({"type": "webhook", "target": "file:///etc/passwd"}, "only http and https"),
+        "suffix": ({"type": "webhook", "target": "secret:team-bot?x=1"}, "exact name"),
+        "email": ({"type": "email", "target": "not-an-address"}, "not an email address"),
+        "phone": ({"type": "sms", "target": "12"}, "not a phone number"),
+    }
+    async with Client(build_server(settings, holder=StateHolder(state))) as client:
+        answers = {
+            name: await client.call_tool("set_push_config", {"channels": [channel]})
+            for name, (channel, _) in refused.items()
+        }
+        many = await client.call_tool("set_push_config", {"channels": [{"type": "inbox"}] * 21})
+        allowed = await client.call_tool(
+            "set_push_config",
+            {"channels": [{"type": "wecom", "target": "secret:team-bot"}, {"type": "inbox"}]},
+        )
+    for name, (_, why) in refused.items():
+        text = answers[name].content[0].text  # type: ignore[union-attr]
+        assert answers[name].is_error and "push config not changed" in text and why in text, name
+    assert many.is_error and "at most 20" in many.content[0].text  # type: ignore[union-attr]
+    assert not allowed.is_error

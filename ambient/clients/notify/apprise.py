@@ -6,9 +6,13 @@ import asyncio
 
 import apprise
 
+from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.http_errors import checked_destination
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.domain.notify import Message
+from ambient.clients.notify.targets import aimed_url
+from ambient.domain.notify import Message, Target
+from ambient.domain.push import target_problem
 
 
 async def notify_apprise(url: str, message: Message) -> None:
@@ -25,15 +29,29 @@ async def notify_apprise(url: str, message: Message) -> None:
 
 
 class AppriseChannel:
+    """A user's Apprise URL; those posting to a host the user names pass the guard first.
+
+    Apprise connects by itself (requests), so the address cannot be pinned as for webhooks:
+    the check runs right before the send.
+    """
+
     name = "apprise"
 
-    def __init__(self, secrets: SecretResolver) -> None:
+    def __init__(self, secrets: SecretResolver, guard: DestinationGuard) -> None:
         self._secrets = secrets
+        self._guard = guard
 
     async def send(
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
-        await notify_apprise(self._secrets.resolve(target), message)
+        url = self._secrets.resolve(target)
+        problem = target_problem(Target(type="apprise", target=url))
+        if problem is not None:
+            raise PermanentNotifyError(problem)
+        aimed = aimed_url(Target(type="apprise", target=url))
+        if aimed is not None:
+            await checked_destination(self._guard, aimed)
+        await notify_apprise(url, message)
         return None
 
 

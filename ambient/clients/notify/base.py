@@ -8,9 +8,12 @@ NotifyError
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ambient.domain.notify import Message
+
+if TYPE_CHECKING:
+    from ambient.clients.notify.targets import TargetPolicy
 
 
 class NotifyError(Exception):
@@ -40,9 +43,21 @@ class Channel(Protocol):
 
 
 class ChannelRegistry:
-    """Channels by name; the notify activity routes each target through it."""
+    """Channels by name and the rules of sending through them; the notify activity routes
+    each target through it (built once from settings by ``registry.build_channels``)."""
 
-    def __init__(self, channels: list[Channel] | None = None) -> None:
+    def __init__(
+        self,
+        channels: list[Channel] | None = None,
+        *,
+        policy: TargetPolicy | None = None,
+        target_timeout: float = 30.0,
+        concurrency: int = 8,
+    ) -> None:
+        # Who may send where (secrets, inbox, allow-listed networks); None: form rules only.
+        self.policy = policy
+        self.target_timeout = target_timeout
+        self.concurrency = concurrency
         self._channels: dict[str, Channel] = {}
         for channel in channels or []:
             self.register(channel)

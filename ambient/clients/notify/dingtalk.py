@@ -1,7 +1,7 @@
 """DingTalk (钉钉) custom robot: signed requests, markdown or ActionCard, @mobiles, rate limit.
 
-Target: `ACCESS_TOKEN#SIGN_SECRET` (or `secret:NAME` holding it), optionally
-`?at=138...,139...` or `?at=all`.
+Target: `ACCESS_TOKEN#SIGN_SECRET`, the robot URL (`...?access_token=...#SIGN_SECRET`) or
+`secret:NAME` holding either, optionally `?at=138...,139...` or `?at=all`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import hashlib
 import hmac
 import time
 from collections import defaultdict, deque
-from urllib.parse import parse_qs, quote_plus
+from urllib.parse import quote_plus, urlencode
 
 import httpx
 
 from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.http_errors import post_json
+from ambient.clients.notify.robots import listed, robot_address
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import Message
 
@@ -76,11 +77,11 @@ class DingTalkChannel:
     async def send(
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
-        address, _, query = self._secrets.resolve(target).partition("?")
+        address, options = robot_address(self._secrets, target, "access_token")
         token, _, secret = address.partition("#")
         if not token:
             raise PermanentNotifyError("dingtalk target needs ACCESS_TOKEN[#SIGN_SECRET]")
-        at = [a for v in parse_qs(query).get("at", []) for a in v.split(",") if a]
+        at = listed(options, "at")
         at_all = "all" in at
         mobiles = [a for a in at if a != "all"]
         text = message.body + "".join(f" @{m}" for m in mobiles)  # @ must appear in the text
@@ -100,7 +101,7 @@ class DingTalkChannel:
                 "markdown": {"title": message.title, "text": f"### {message.title}\n\n{text}"},
             }
         payload["at"] = {"atMobiles": mobiles, "isAtAll": at_all}
-        url = f"{self._base}/robot/send?access_token={token}"
+        url = f"{self._base}/robot/send?{urlencode({'access_token': token})}"
         if secret:
             timestamp = int(time.time() * 1000)
             url += f"&timestamp={timestamp}&sign={sign(secret, timestamp)}"

@@ -1,10 +1,26 @@
-"""Map HTTP outcomes of push endpoints to transient or permanent errors."""
+"""Guarded POSTs to push endpoints; HTTP outcomes mapped to transient or permanent errors."""
 
 from __future__ import annotations
 
 import httpx
 
+from ambient.clients.guard import (
+    DestinationGuard,
+    DestinationLookupError,
+    PinnedRequest,
+    RefusedDestinationError,
+)
 from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
+
+
+async def checked_destination(guard: DestinationGuard, url: str) -> PinnedRequest:
+    """The guard's verdict on a user-aimed URL, as notify errors (DNS failure may pass)."""
+    try:
+        return await guard.pin(url)
+    except RefusedDestinationError as exc:
+        raise PermanentNotifyError(str(exc)) from None
+    except DestinationLookupError as exc:
+        raise TransientNotifyError(str(exc)) from None
 
 
 async def post_json(
@@ -16,14 +32,23 @@ async def post_json(
     content: bytes | None = None,
     request_timeout: float = 15.0,
 ) -> httpx.Response:
-    """POST; timeouts, connection errors, 429 and 5xx are transient, other 4xx permanent."""
+    """POST; timeouts, connection errors, 429 and 5xx are transient, other 4xx permanent.
+
+    Redirects are never followed: the guard checked this URL, not wherever a 3xx points.
+    """
     try:
         if content is not None:
             response = await http.post(
-                url, content=content, headers=headers, timeout=request_timeout
+                url,
+                content=content,
+                headers=headers,
+                timeout=request_timeout,
+                follow_redirects=False,
             )
         else:
-            response = await http.post(url, json=payload, headers=headers, timeout=request_timeout)
+            response = await http.post(
+                url, json=payload, headers=headers, timeout=request_timeout, follow_redirects=False
+            )
     except httpx.TimeoutException as exc:
         raise TransientNotifyError(f"timeout after {request_timeout:g}s") from exc
     except httpx.TransportError as exc:
@@ -32,4 +57,9 @@ async def post_json(
         raise TransientNotifyError(f"HTTP {response.status_code}")
     if response.status_code >= 400:
         raise PermanentNotifyError(f"HTTP {response.status_code}: {response.text[:200]}")
+    if response.is_redirect:
+        raise PermanentNotifyError(
+            f"HTTP {response.status_code}: the endpoint redirects and redirects are not "
+            "followed; configure the final URL"
+        )
     return response

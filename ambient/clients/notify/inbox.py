@@ -8,7 +8,8 @@ from ambient.storage.repositories import InboxRepository
 
 
 class InboxChannel:
-    """Stores the message in the user's inbox; the target (if any) names another user."""
+    """Stores the message in the user's own inbox (a target naming anyone else is refused
+    before the send, by the target policy; the message still goes only to ``user``)."""
 
     name = "inbox"
 
@@ -19,6 +20,6 @@ class InboxChannel:
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
         async with self._db.session() as session:
-            row = await InboxRepository(session).add(target or user, message)
+            row = await InboxRepository(session).add(user, message)
             await session.commit()
             return str(row.id)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import httpx
 
+from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
 from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.notify.dingtalk import DingTalkChannel
 from ambient.clients.notify.email import EmailChannel
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.clients.notify.secrets import SecretResolver
+from ambient.clients.notify.targets import TargetPolicy
 from ambient.clients.notify.webhook import WebhookChannel
 from ambient.clients.notify.wecom import WeComChannel
 from ambient.settings import Settings
@@ -23,6 +25,7 @@ def _secret(value: object) -> str | None:
 def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) -> ChannelRegistry:
     """Every channel; those lacking configuration answer with what to configure."""
     secrets = SecretResolver(settings.secrets)
+    guard = DestinationGuard(settings.fetch_allow_cidrs)
     return ChannelRegistry(
         [
             InboxChannel(db),
@@ -36,8 +39,11 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
             ),
             WeComChannel(http, secrets, settings.wecom_base_url),
             DingTalkChannel(http, secrets, settings.dingtalk_base_url),
-            WebhookChannel(http, secrets, _secret(settings.webhook_signing_secret)),
-            AppriseChannel(secrets),
+            WebhookChannel(http, secrets, _secret(settings.webhook_signing_secret), guard),
+            AppriseChannel(secrets, guard),
             SmsChannel(_secret(settings.sms_apprise_url), secrets),
-        ]
+        ],
+        policy=TargetPolicy(guard, secrets),
+        target_timeout=settings.notify_target_timeout,
+        concurrency=settings.notify_concurrency,
     )

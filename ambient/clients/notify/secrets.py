@@ -1,6 +1,9 @@
 """Secrets referenced by name: targets say `secret:ops-bot`, settings hold the value.
 
-Workflow history, events and logs then carry only the name.
+Workflow history, events and logs then carry only the name. Server secrets are defined by
+the operator (AMBIENT_SECRETS). A plain `{"NAME": "value"}` is for admins only; an entry
+`{"NAME": {"value": "...", "users": ["alice"]}}` is also usable by the users it lists.
+A reference is the exact name: `secret:hook?extra=1` is refused, never glued onto the value.
 """
 
 from __future__ import annotations
@@ -10,22 +13,50 @@ from collections.abc import Mapping
 from pydantic import SecretStr
 
 from ambient.clients.notify.base import PermanentNotifyError
+from ambient.settings import ServerSecret
 
 PREFIX = "secret:"
 
 
+class SecretAccessError(PermanentNotifyError):
+    """The secret does not exist or the user may not reference it."""
+
+
 class SecretResolver:
-    def __init__(self, secrets: Mapping[str, SecretStr]) -> None:
-        self._secrets = dict(secrets)
+    def __init__(self, secrets: Mapping[str, SecretStr | ServerSecret]) -> None:
+        self._secrets = {
+            name: entry if isinstance(entry, ServerSecret) else ServerSecret(value=entry)
+            for name, entry in secrets.items()
+        }
+
+    def check_access(self, value: str, *, user: str, is_admin: bool) -> None:
+        """Refuse a `secret:NAME` reference the user may not use (plain values pass)."""
+        if not value.startswith(PREFIX):
+            return
+        name = self._name(value)
+        if is_admin or user in self._secrets[name].users:
+            return
+        raise SecretAccessError(
+            f"secret {name!r} is not available to {user}: server secrets are for admins unless "
+            "the operator lists the user in AMBIENT_SECRETS "
+            '({"NAME": {"value": "...", "users": ["' + user + '"]}})'
+        )
 
     def resolve(self, value: str) -> str:
-        """The value itself, or the named secret's value for `secret:NAME` (query kept)."""
+        """The value itself, or the named secret's value for an exact `secret:NAME`."""
         if not value.startswith(PREFIX):
             return value
-        name, sep, query = value[len(PREFIX) :].partition("?")
+        return self._secrets[self._name(value)].value.get_secret_value()
+
+    def _name(self, value: str) -> str:
+        name = value[len(PREFIX) :]
         if name not in self._secrets:
-            known = ", ".join(sorted(self._secrets)) or "none"
-            raise PermanentNotifyError(
-                f"unknown secret {name!r} (set it in AMBIENT_SECRETS); known: {known}"
+            if "?" in name or "#" in name:
+                raise SecretAccessError(
+                    f"{value!r}: a secret is referenced by its exact name (secret:NAME), "
+                    "nothing may follow it"
+                )
+            raise SecretAccessError(
+                f"unknown secret {name!r}: the operator defines it in AMBIENT_SECRETS"
             )
-        return self._secrets[name].get_secret_value() + (sep + query if sep else "")
+        return name

@@ -13,8 +13,8 @@ import time
 
 import httpx
 
-from ambient.clients.notify.base import PermanentNotifyError
-from ambient.clients.notify.http_errors import post_json
+from ambient.clients.guard import DestinationGuard
+from ambient.clients.notify.http_errors import checked_destination, post_json
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import Message
 
@@ -32,10 +32,12 @@ class WebhookChannel:
         http: httpx.AsyncClient,
         secrets: SecretResolver,
         signing_secret: str | None,
+        guard: DestinationGuard,
         timeout: float = 15.0,
     ) -> None:
         self._http = http
         self._secrets = secrets
+        self._guard = guard
         self._signing_secret = signing_secret
         self._timeout = timeout
 
@@ -43,8 +45,7 @@ class WebhookChannel:
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
         url = self._secrets.resolve(target)
-        if not url.startswith(("http://", "https://")):
-            raise PermanentNotifyError("webhook target must be an http(s) URL or secret:NAME")
+        pinned = await checked_destination(self._guard, url)
         body = json.dumps(
             {
                 "user": user,
@@ -65,6 +66,11 @@ class WebhookChannel:
         if self._signing_secret:
             headers["X-Ambient-Signature"] = signature(self._signing_secret, timestamp, body)
         response = await post_json(
-            self._http, url, None, headers=headers, content=body, request_timeout=self._timeout
+            self._http,
+            pinned.url,
+            None,
+            headers={**headers, **pinned.headers},
+            content=body,
+            request_timeout=self._timeout,
         )
         return response.headers.get("x-request-id")

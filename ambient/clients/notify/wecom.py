@@ -1,16 +1,18 @@
 """WeCom (企业微信) group robot: markdown, mentions, long content split under the limit.
 
-Target: the robot key (or `secret:NAME`), optionally `?mentioned=userid,@all&mobiles=138...`.
+Target: the robot key, its webhook URL or `secret:NAME`, optionally
+`?mentioned=userid,@all&mobiles=138...` (see ambient.clients.notify.robots).
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+from urllib.parse import urlencode
 
 import httpx
 
 from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.http_errors import post_json
+from ambient.clients.notify.robots import listed, robot_address
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import Message
 
@@ -60,13 +62,11 @@ class WeComChannel:
     async def send(
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
-        key, _, query = self._secrets.resolve(target).partition("?")
+        key, options = robot_address(self._secrets, target, "key")
         if not key:
             raise PermanentNotifyError("wecom target needs the robot key (or secret:NAME)")
-        options = parse_qs(query)
-        mentioned = [m for v in options.get("mentioned", []) for m in v.split(",") if m]
-        mobiles = [m for v in options.get("mobiles", []) for m in v.split(",") if m]
-        url = f"{self._base}/cgi-bin/webhook/send?key={key}"
+        mentioned, mobiles = listed(options, "mentioned"), listed(options, "mobiles")
+        url = f"{self._base}/cgi-bin/webhook/send?{urlencode({'key': key})}"
         text = f"### {message.title}\n{message.body}"
         if message.link:
             text += f"\n\n[详情 / details]({message.link})"

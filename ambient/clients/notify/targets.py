@@ -1,0 +1,148 @@
+"""Where targets enter (push config, task configs): the form, who may use it, where it points.
+
+`TargetPolicy.check` is the one entry check: the target's form (ambient.domain.push),
+inbox only to the caller, `secret:NAME` only if the caller may use that secret, and the
+destination guard's static check on user-aimed URLs (webhooks, HTTP Apprise URLs). The
+same rules run again when a message is sent, with DNS, so nothing relies on entry alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.clients.notify.base import PermanentNotifyError
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.domain.notify import Target
+from ambient.domain.push import (
+    APPRISE_HTTP,
+    MAX_TARGETS,
+    apprise_http_url,
+    secret_name,
+    target_problem,
+)
+from ambient.settings import Settings
+
+
+class TargetError(ValueError):
+    """A target is refused; the message starts with the field it came from."""
+
+
+class TargetPolicy:
+    """The entry rules for notification targets, built once from settings."""
+
+    def __init__(self, guard: DestinationGuard, secrets: SecretResolver) -> None:
+        self.guard = guard
+        self.secrets = secrets
+
+    @classmethod
+    def strict(cls) -> TargetPolicy:
+        """No allow-listed networks and no server secrets."""
+        return cls(DestinationGuard(), SecretResolver({}))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TargetPolicy:
+        return cls(DestinationGuard(settings.fetch_allow_cidrs), SecretResolver(settings.secrets))
+
+    def problem(self, target: Target, *, user: str, is_admin: bool) -> str | None:
+        """Why ``user`` may not send to ``target``, or None (no DNS; see the module doc)."""
+        problem = target_problem(target)
+        if problem is not None:
+            return problem
+        value = target.target.strip()
+        if target.type == "inbox" and value not in ("", user):
+            return f"an inbox target is your own inbox ({user!r} or empty), not {value!r}"
+        if secret_name(value) is not None:
+            try:
+                self.secrets.check_access(value.partition("?")[0], user=user, is_admin=is_admin)
+            except PermanentNotifyError as exc:
+                return str(exc)
+            return None
+        url = aimed_url(target)
+        if url is not None:
+            try:
+                self.guard.check_url_static(url)
+            except RefusedDestinationError as exc:
+                return str(exc)
+        return None
+
+    def check(
+        self,
+        target: Target | Mapping[str, Any],
+        *,
+        user: str,
+        is_admin: bool,
+        field: str = "target",
+    ) -> Target:
+        """The target, validated for ``user``; TargetError naming ``field`` otherwise."""
+        try:
+            parsed = target if isinstance(target, Target) else Target.model_validate(target)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise TargetError(f"{field}.{where}: {first['msg']}") from None
+        problem = self.problem(parsed, user=user, is_admin=is_admin)
+        if problem is not None:
+            raise TargetError(f"{field}: {problem}")
+        return parsed
+
+    def check_all(
+        self,
+        targets: Sequence[Target | Mapping[str, Any]],
+        *,
+        user: str,
+        is_admin: bool,
+        field: str = "targets",
+    ) -> list[Target]:
+        """Every target checked, at most MAX_TARGETS of them."""
+        if len(targets) > MAX_TARGETS:
+            raise TargetError(f"{field}: at most {MAX_TARGETS} targets, got {len(targets)}")
+        return [
+            self.check(t, user=user, is_admin=is_admin, field=f"{field}[{i}]")
+            for i, t in enumerate(targets)
+        ]
+
+
+def aimed_url(target: Target) -> str | None:
+    """The http(s) URL a user aims with this target, if any (secrets resolved elsewhere)."""
+    value = target.target.strip()
+    if target.type == "webhook":
+        return value
+    if target.type == "apprise":
+        scheme = value.partition("://")[0].lower()
+        if scheme in ("http", "https"):
+            return value
+        if scheme in APPRISE_HTTP or scheme[:-1] in APPRISE_HTTP:
+            return apprise_http_url(value)
+    return None
+
+
+def validate_target(
+    target: Target | Mapping[str, Any],
+    *,
+    user: str,
+    is_admin: bool,
+    settings: Settings,
+    field: str = "target",
+) -> Target:
+    """Check one target where it enters (task configs, push config); TargetError if refused."""
+    return TargetPolicy.from_settings(settings).check(
+        target, user=user, is_admin=is_admin, field=field
+    )
+
+
+def validate_targets(
+    targets: Sequence[Target | Mapping[str, Any]],
+    *,
+    user: str,
+    is_admin: bool,
+    settings: Settings,
+    field: str = "targets",
+) -> list[Target]:
+    """Check a list of targets (≤ MAX_TARGETS) where they enter; TargetError if refused."""
+    return TargetPolicy.from_settings(settings).check_all(
+        targets, user=user, is_admin=is_admin, field=field
+    )

@@ -1,0 +1,275 @@
+"""Delivery as leases, bounded concurrency, per-target timeouts, failure classification."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import pytest_asyncio
+from pydantic import SecretStr
+from sqlalchemy import select, update
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.notify import NotifyActivities
+from ambient.clients.notify import ChannelRegistry
+from ambient.clients.notify.inbox import InboxChannel
+from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
+from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from ambient.domain.users import UserCreate
+from ambient.settings import ServerSecret, Settings
+from ambient.storage import Database
+from ambient.storage.models import Delivery, Event, InboxMessage
+from ambient.storage.repositories import UserRepository
+from tests.conftest import unique
+from tests.notify.standins import WEBHOOK_SECRET, PushEndpoints
+from tests.support.servers import serve
+
+
+@pytest_asyncio.fixture
+async def endpoints() -> AsyncIterator[tuple[PushEndpoints, str]]:
+    state = PushEndpoints()
+    async with serve(state.app()) as base:
+        yield state, base
+
+
+def _settings(settings: Settings, base: str, **extra: object) -> Settings:
+    return settings.model_copy(
+        update={
+            "webhook_signing_secret": SecretStr(WEBHOOK_SECRET),
+            "fetch_allow_cidrs": ["127.0.0.1/32"],
+            "secrets": {
+                "hook": ServerSecret(value=SecretStr(f"{base}/hook"), users=["alice"]),
+                "admin-hook": SecretStr(f"{base}/hook"),
+            },
+            **extra,
+        }
+    )
+
+
+async def _user(db: Database, name: str, **fields: object) -> None:
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name=name, **fields))  # type: ignore[arg-type]
+        await session.commit()
+
+
+def _request(key: str, *targets: Target, user: str = "alice") -> NotifyRequest:
+    return NotifyRequest(
+        user=user,
+        message=Message(title="Disk 91%", body="node-3"),
+        targets=list(targets),
+        idempotency_key=key,
+        task="disk-watch",
+    )
+
+
+async def _rows(db: Database, key: str) -> dict[str, Delivery]:
+    async with db.session() as session:
+        query = select(Delivery).where(Delivery.key.startswith(key))
+        return {row.channel: row for row in (await session.execute(query)).scalars()}
+
+
+async def test_a_pending_delivery_is_in_flight_until_its_lease_expires(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    settings = _settings(deps.settings, base)
+    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    key = unique("lease")
+    # Another attempt holds the lease: it may be sending right now.
+    async with deps.db.session() as session:
+        session.add(
+            Delivery(
+                key=f"{key}:webhook:secret:hook",
+                user="alice",
+                channel="webhook",
+                target="secret:hook",
+                status="pending",
+                attempts=1,
+                lease_until=datetime.now(UTC) + timedelta(minutes=5),
+            )
+        )
+        await session.commit()
+    with pytest.raises(ApplicationError, match="in flight") as raised:
+        await ActivityEnvironment().run(
+            notify.notify, _request(key, Target(type="webhook", target="secret:hook"))
+        )
+    assert raised.value.type == "TransientNotifyError" and not raised.value.non_retryable
+    assert state.received == []
+    # The holder died: once its lease expires, a retry takes the row over and sends once.
+    async with deps.db.session() as session:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.key.startswith(key))
+            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+    result = await ActivityEnvironment().run(
+        notify.notify, _request(key, Target(type="webhook", target="secret:hook"))
+    )
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+    assert [name for name, _ in state.received] == ["webhook"]
+    row = (await _rows(deps.db, key))["webhook"]
+    assert (row.status, row.attempts, row.lease_until) == ("sent", 2, None)
+
+
+async def test_targets_are_sent_at_the_same_time(deps: WorkerDeps) -> None:
+    """Both requests must be open at once for either to be answered."""
+    arrived: list[str] = []
+    both = asyncio.Event()
+
+    async def hook(request: Request) -> Response:
+        arrived.append(request.url.path)
+        if len(arrived) == 2:
+            both.set()
+        await asyncio.wait_for(both.wait(), 10)
+        return Response("ok")
+
+    app = Starlette(
+        routes=[Route("/a", hook, methods=["POST"]), Route("/b", hook, methods=["POST"])]
+    )
+    await _user(deps.db, "alice")
+    async with serve(app) as base:
+        settings = _settings(deps.settings, base, notify_target_timeout=5.0)
+        notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+        result = await ActivityEnvironment().run(
+            notify.notify,
+            _request(
+                unique("both"),
+                Target(type="webhook", target=f"{base}/a"),
+                Target(type="webhook", target=f"{base}/b"),
+            ),
+        )
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT, DeliveryStatus.SENT]
+    assert sorted(arrived) == ["/a", "/b"]
+
+
+async def test_a_slow_target_is_cut_off_and_retried_while_the_others_are_sent(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    settings = _settings(deps.settings, base, notify_target_timeout=0.5)
+    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    state.failures["webhook"] = ["timeout"]  # answers after 2 s
+    key = unique("slow")
+    heartbeats: list[object] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: heartbeats.append(details)
+    with pytest.raises(ApplicationError, match=r"webhook: transient: no answer within 0\.5s"):
+        await env.run(
+            notify.notify,
+            _request(key, Target(type="webhook", target="secret:hook"), Target(type="inbox")),
+        )
+    assert heartbeats  # the activity heartbeats while it sends
+    rows = await _rows(deps.db, key)
+    assert rows["inbox"].status == "sent" and rows["webhook"].status == "failed"
+    again = await ActivityEnvironment().run(
+        notify.notify,
+        _request(key, Target(type="webhook", target="secret:hook"), Target(type="inbox")),
+    )
+    assert {d.channel: d.status for d in again.deliveries} == {
+        "webhook": DeliveryStatus.SENT,
+        "inbox": DeliveryStatus.DUPLICATE,
+    }
+
+
+async def test_permanent_failures_are_returned_and_visible_as_events(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    await _user(deps.db, "alice", email="alice@example.com")
+    await _user(deps.db, "bob")
+    settings = _settings(deps.settings, base)
+    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    key = unique("perm")
+    result = await ActivityEnvironment().run(
+        notify.notify,
+        _request(
+            key,
+            Target(type="email"),
+            Target(type="webhook", target="http://127.0.0.2:9/hook?token=s3cret"),
+            Target(type="inbox", target="bob"),
+            Target(type="webhook", target="secret:admin-hook"),
+            Target(type="webhook", target="secret:hook"),
+        ),
+    )
+    by_target = {(d.channel, d.target): d for d in result.deliveries}
+    assert by_target[("email", "alice@example.com")].error == (
+        "permanent: email is not configured: set AMBIENT_SMTP_HOST"
+    )
+    refused = by_target[("webhook", "http://127.0.0.2:9/hook?…")]
+    assert refused.status == DeliveryStatus.FAILED and "loopback" in (refused.error or "")
+    assert "not 'bob'" in (by_target[("inbox", "bob")].error or "")
+    assert "not available to alice" in (by_target[("webhook", "secret:admin-hook")].error or "")
+    assert by_target[("webhook", "secret:hook")].status == DeliveryStatus.SENT
+    assert [name for name, _ in state.received] == ["webhook"]
+    async with deps.db.session() as session:
+        events = list(
+            (await session.execute(select(Event).where(Event.kind == "delivery.failed"))).scalars()
+        )
+        bob_inbox = list(
+            (
+                await session.execute(select(InboxMessage).where(InboxMessage.user == "bob"))
+            ).scalars()
+        )
+    assert bob_inbox == []
+    errors = {e.payload["error"] for e in events}
+    assert "email is not configured: set AMBIENT_SMTP_HOST" in errors
+    assert all(e.user == "alice" and e.task == "disk-watch" for e in events) and len(events) == 4
+    assert not any("s3cret" in str(e.payload) for e in events)
+
+
+async def test_an_admin_may_use_an_admin_only_secret(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    _, base = endpoints
+    await _user(deps.db, "root", role="admin")
+    settings = _settings(deps.settings, base)
+    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    result = await ActivityEnvironment().run(
+        notify.notify,
+        _request(unique("adm"), Target(type="webhook", target="secret:admin-hook"), user="root"),
+    )
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+
+
+class BrokenChannel:
+    name = "webhook"
+
+    async def send(self, user: str, message: Message, target: str, *, idempotency_key: str) -> None:
+        raise TypeError("a bug in a channel")
+
+
+async def test_a_programming_error_is_permanent_and_not_retried(deps: WorkerDeps) -> None:
+    await _user(deps.db, "alice")
+    notify = NotifyActivities(deps.db, ChannelRegistry([InboxChannel(deps.db), BrokenChannel()]))
+    key = unique("bug")
+    request = _request(key, Target(type="webhook", target="https://hooks.example.com/x"))
+    first = await ActivityEnvironment().run(notify.notify, request)
+    again = await ActivityEnvironment().run(notify.notify, request)
+    for result in (first, again):
+        (delivery,) = result.deliveries
+        assert delivery.error == "permanent: internal error: TypeError: a bug in a channel"
+    assert (await _rows(deps.db, key))["webhook"].attempts == 1
+
+
+async def test_a_notification_for_an_unknown_user_fails_each_target_without_raising(
+    deps: WorkerDeps,
+) -> None:
+    notify = NotifyActivities(deps.db, deps.channels)
+    result = await ActivityEnvironment().run(
+        notify.notify, _request(unique("ghost"), Target(type="inbox"), user="ghost")
+    )
+    (delivery,) = result.deliveries
+    assert delivery.status == DeliveryStatus.FAILED
+    assert (
+        delivery.error
+        == "permanent: user 'ghost' does not exist: register it (ambient user create)"
+    )
