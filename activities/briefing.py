@@ -146,7 +146,7 @@ class BriefingActivities:
             headline=content.headline,
             spoken_text=content.spoken_text,
             spoken_segments=content.spoken_segments,
-            sources=notes,
+            sources=inputs.notes,
         )
 
     async def _reduce_logs(
