@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -191,31 +191,47 @@ def grant(
         console.print(f"{name}: {field} {values['old']} -> {values['new']}")
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON (whole values, no table)")]
+
+
 @app.command("list")
-def list_users() -> None:
+def list_users(as_json: JsonOption = False) -> None:
     """Every user with role and rollback permission."""
 
     async def work(users: UserRepository) -> list[UserPublic]:
         return [user_public(user) for user in await users.list_all()]
 
+    found = _run(work)
+    if as_json:
+        console.print_json(data=[user.model_dump(mode="json") for user in found])
+        return
     table = Table("name", "role", "rollback_permission", "email")
-    for user in _run(work):
+    for user in found:
         table.add_row(user.name, user.role, user.rollback_permission, user.email or "")
     console.print(table)
 
 
 @app.command()
-def audit(name: str) -> None:
+def audit(name: str, as_json: JsonOption = False) -> None:
     """The audit log of a user's registration and grants, oldest first."""
 
-    async def work(users: UserRepository) -> list[tuple[str, str, str, str]]:
+    async def work(users: UserRepository) -> list[dict[str, Any]]:
         records = await AuditRepository(users.session).list(subject=user_subject(name))
         return [
-            (r.created_at.isoformat(timespec="seconds"), r.actor, r.action, json.dumps(r.detail))
+            {
+                "at": r.created_at.isoformat(timespec="seconds"),
+                "actor": r.actor,
+                "action": r.action,
+                "detail": r.detail,
+            }
             for r in records
         ]
 
+    rows = _run(work)
+    if as_json:
+        console.print_json(data=rows)
+        return
     table = Table("at", "actor", "action", "detail")
-    for row in _run(work):
-        table.add_row(*row)
+    for row in rows:
+        table.add_row(row["at"], row["actor"], row["action"], json.dumps(row["detail"]))
     console.print(table)
