@@ -1,0 +1,255 @@
+"""Pure remediation policy: budget, score, plan, permission, safety gates, intake, analytics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from pydantic import ValidationError
+
+from ambient.domain.remediation import (
+    Alert,
+    AlertRule,
+    BreakerState,
+    ChangeWindow,
+    DimensionScore,
+    Rung,
+    ScoreDimensions,
+    alert_from_alarm,
+    alert_from_breach,
+    attempt_budget,
+    breaker_after,
+    breaker_gate,
+    change_window_gate,
+    effective_mode,
+    match_rule,
+    may_approve,
+    offline_score,
+    plan,
+    rate_limit_gate,
+    scale_target,
+    total_score,
+)
+from ambient.domain.remediation_runs import RunOutcome, remediation_stats
+from ambient.domain.watches import Condition
+
+NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+
+
+def _alert(**fields: object) -> Alert:
+    base: dict[str, object] = {"source": "manual", "cluster_id": "cls-a1", "workload": "web"}
+    return Alert.model_validate(base | fields)
+
+
+@pytest.mark.parametrize(
+    ("score", "budget"),
+    [(100, 6), (90, 6), (89, 4), (70, 4), (69, 3), (50, 3), (49, 2), (30, 2), (29, 1), (0, 1)],
+)
+def test_attempt_budget_follows_the_bands(score: int, budget: int) -> None:
+    assert attempt_budget(score) == budget
+
+
+def test_out_of_range_scores_are_clamped_before_budgeting() -> None:
+    assert attempt_budget(250) == 6
+    assert attempt_budget(-40) == 1
+
+
+def test_total_score_weights_impact_severity_importance_time() -> None:
+    def dims(i: int, s: int, b: int, t: int) -> ScoreDimensions:
+        return ScoreDimensions(
+            impact=DimensionScore(score=i, reason=""),
+            severity=DimensionScore(score=s, reason=""),
+            importance=DimensionScore(score=b, reason=""),
+            time_sensitivity=DimensionScore(score=t, reason=""),
+        )
+
+    assert total_score(dims(100, 0, 0, 0)) == 40
+    assert total_score(dims(0, 100, 0, 0)) == 30
+    assert total_score(dims(0, 0, 100, 0)) == 20
+    assert total_score(dims(0, 0, 0, 100)) == 10
+    # Sub-scores outside 0-100 (e.g. from an LLM) are clamped on the way in.
+    assert total_score(dims(500, -3, 100, 100)) == 70
+
+
+def test_plan_is_one_rung_per_attempt_with_approval_from_the_configured_rung() -> None:
+    steps = plan(95, None, approval_from_rung=3)
+    assert [s.rung for s in steps] == list(Rung)
+    assert [s.needs_approval for s in steps] == [False, False, True, True, True, False]
+    assert [s.rung for s in plan(55)] == [Rung.RESTART, Rung.SCALE_OUT, Rung.ROLLBACK]
+    assert not any(s.needs_approval for s in plan(95, None, approval_from_rung=0))
+
+
+def test_manual_rule_plans_only_a_hand_over() -> None:
+    rule = AlertRule(name="payments", workload="pay*", manual=True)
+    steps = plan(95, rule)
+    assert [s.rung for s in steps] == [Rung.HAND_OVER]
+
+
+def test_most_specific_rule_pins_importance_with_a_reason() -> None:
+    rules = [
+        AlertRule(name="all", importance=10),
+        AlertRule(name="web-prod", namespace="prod", workload="web", importance=100),
+    ]
+    subject = _alert(namespace="prod")
+    assert match_rule(subject, rules) == rules[1]
+    card = offline_score(subject, rules)
+    assert card.dimensions.importance.score == 100
+    assert "alert rule 'web-prod'" in card.dimensions.importance.reason
+    assert card.rule == "web-prod"
+
+
+def test_offline_score_explains_every_dimension() -> None:
+    card = offline_score(
+        _alert(namespace="prod", metric="error_rate", value=0.2, threshold=0.05, message="outage"),
+        [],
+    )
+    assert card.generated_by == "offline"
+    assert card.dimensions.severity.score == 100
+    assert "4.00x the threshold" in card.dimensions.severity.reason
+    assert "outage" in card.dimensions.severity.reason
+    assert len(card.reasons) == 4 and card.budget == attempt_budget(card.score)
+
+
+def test_alert_text_cannot_choose_a_target_outside_kubernetes_names() -> None:
+    with pytest.raises(ValidationError) as bad:
+        _alert(workload="web; kubectl delete ns prod")
+    assert "workload" in str(bad.value)
+    with pytest.raises(ValidationError) as bad_ns:
+        _alert(namespace="../kube-system")
+    assert "namespace" in str(bad_ns.value)
+
+
+def test_fingerprint_is_stable_and_ignores_value_and_message() -> None:
+    one = _alert(metric="cpu", value=1, message="a")
+    two = _alert(metric="cpu", value=99, message="b")
+    assert one.fingerprint() == two.fingerprint()
+    assert one.fingerprint() != _alert(metric="mem").fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("asked", "permission", "executor", "mode"),
+    [
+        ("execute", "execute", "kubernetes", "execute"),
+        ("execute", "dry_run", "kubernetes", "dry_run"),
+        ("dry_run", "execute", "kubernetes", "dry_run"),
+        ("execute", "execute", "dry_run", "dry_run"),
+        ("execute", "none", "kubernetes", None),
+        ("dry_run", "none", "kubernetes", None),
+    ],
+)
+def test_effective_mode_is_the_lowest_of_asked_permission_and_switch(
+    asked: str, permission: str, executor: str, mode: str | None
+) -> None:
+    decision = effective_mode(asked, permission, executor)  # type: ignore[arg-type]
+    assert decision.mode == mode
+    if mode is None:
+        assert "an admin must grant" in decision.reason
+
+
+def test_approver_needs_the_permission_the_step_runs_with() -> None:
+    assert may_approve("execute", "execute") and may_approve("dry_run", "dry_run")
+    assert not may_approve("dry_run", "execute") and not may_approve("none", "dry_run")
+
+
+def test_change_window_allows_inside_and_waits_for_the_next_opening() -> None:
+    shanghai = ZoneInfo("Asia/Shanghai")
+    weekdays = [ChangeWindow(days=[1, 2, 3, 4, 5], start="22:00", end="06:00")]
+    monday_23 = datetime(2026, 11, 23, 23, 0, tzinfo=shanghai)
+    assert change_window_gate(monday_23, weekdays).allowed
+    tuesday_02 = datetime(2026, 11, 24, 2, 0, tzinfo=shanghai)  # inside Monday's window
+    assert change_window_gate(tuesday_02, weekdays).allowed
+    monday_noon = datetime(2026, 11, 23, 12, 0, tzinfo=shanghai)
+    gate = change_window_gate(monday_noon, weekdays)
+    assert not gate.allowed and gate.retry_after_seconds == 10 * 3600
+    saturday = datetime(2026, 11, 28, 12, 0, tzinfo=shanghai)
+    assert change_window_gate(saturday, weekdays).retry_after_seconds == (36 + 22) * 3600
+    assert change_window_gate(saturday, []).allowed
+
+
+def test_rate_limit_keeps_cooldown_and_hourly_limit_per_cluster() -> None:
+    recent = [NOW - timedelta(seconds=30)]
+    cooldown = rate_limit_gate(recent, NOW, per_hour=10, cooldown_seconds=120)
+    assert not cooldown.allowed and cooldown.retry_after_seconds == 90
+    full = [NOW - timedelta(minutes=m) for m in (50, 40, 30)]
+    limited = rate_limit_gate(full, NOW, per_hour=3, cooldown_seconds=0)
+    assert not limited.allowed and limited.retry_after_seconds == 10 * 60
+    assert rate_limit_gate(full, NOW, per_hour=4, cooldown_seconds=0).allowed
+    old = [NOW - timedelta(hours=2)] * 20
+    assert rate_limit_gate(old, NOW, per_hour=3, cooldown_seconds=600).allowed
+
+
+def test_breaker_opens_at_the_threshold_half_opens_later_and_closes_on_success() -> None:
+    state = BreakerState()
+    state = breaker_after(state, resolved=False, now=NOW, threshold=2)
+    assert breaker_gate(state, NOW, 2, 3600).allowed
+    state = breaker_after(state, resolved=False, now=NOW, threshold=2)
+    assert state.opened_at == NOW
+    gate = breaker_gate(state, NOW + timedelta(minutes=10), 2, 3600)
+    assert not gate.allowed and "failed 2 times" in gate.reason
+    assert breaker_gate(state, NOW + timedelta(hours=1), 2, 3600).allowed
+    assert breaker_after(state, resolved=True, now=NOW, threshold=2) == BreakerState()
+
+
+def test_scale_out_doubles_within_the_blast_radius() -> None:
+    assert scale_target(2, max_replicas=20, max_step=5) == 4
+    assert scale_target(8, max_replicas=20, max_step=5) == 13
+    assert scale_target(18, max_replicas=20, max_step=5) == 20
+    assert scale_target(None, max_replicas=20, max_step=5) == 2
+    assert scale_target(30, max_replicas=20, max_step=5) == 30  # never scales in
+
+
+def test_alarm_records_naming_a_tke_workload_become_alerts() -> None:
+    found = alert_from_alarm(
+        "monitor",
+        "checkout 5xx",
+        "tke_cluster_instance_id:cls-abc123|namespace:prod|workload_name:checkout",
+        "5xx > 5%",
+        "serious",
+    )
+    assert found is not None
+    assert (found.cluster_id, found.namespace, found.workload) == ("cls-abc123", "prod", "checkout")
+    assert alert_from_alarm("cls", "disk", "topic-1", "disk full on cvm") is None
+
+
+def test_a_tke2_threshold_breach_becomes_an_alert_verified_by_the_same_source() -> None:
+    source = {
+        "type": "tencent_monitor",
+        "namespace": "QCE/TKE2",
+        "metric": "K8sWorkloadRateCpuCoreUsedCluster",
+        "dimensions": {"tke_cluster_instance_id": "cls-abc123", "workload_name": "web"},
+    }
+    found = alert_from_breach(source, 97.0, [Condition(op="above", value=90)], "cpu")
+    assert found is not None and found.verify is not None
+    assert found.verify.holds(50) and not found.verify.holds(95)
+    assert alert_from_breach({"type": "http_json", "url": "http://x/"}, 1, [], "") is None
+
+
+def test_stats_give_success_by_rung_service_type_time_and_exhausted_budgets() -> None:
+    def run(
+        state: str, tried: list[int], rung: int | None, minutes: int, svc: str = "a"
+    ) -> RunOutcome:
+        return RunOutcome(
+            state=state,
+            service=svc,
+            alert_type="error_rate",
+            tried=tried,
+            resolved_rung=rung,
+            budget_exhausted=state == "budget_exhausted",
+            started_at=NOW,
+            finished_at=NOW + timedelta(minutes=minutes),
+        )
+
+    stats = remediation_stats(
+        [
+            run("resolved", [1], 1, 4),
+            run("resolved", [1, 2], 2, 10),
+            run("budget_exhausted", [1, 2], None, 30, svc="b"),
+            RunOutcome(state="settling", service="a", alert_type="x", started_at=NOW),
+        ]
+    )
+    assert (stats.total, stats.finished, stats.resolved) == (4, 3, 2)
+    assert [(r.key, r.runs, r.resolved) for r in stats.by_rung] == [("1", 3, 1), ("2", 2, 1)]
+    assert [(r.key, r.rate) for r in stats.by_service] == [("a", 1.0), ("b", 0.0)]
+    assert stats.median_seconds_to_resolve == 7 * 60
+    assert stats.budgets_exhausted == 1 and stats.budget_exhausted_rate == round(1 / 3, 4)
