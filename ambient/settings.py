@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TASK_QUEUE = "ambient-ops"
+# A list setting: a JSON list or comma-separated values (AMBIENT_FETCH_ALLOW_CIDRS=10.0.0.0/8).
+StrList = Annotated[list[str], NoDecode]
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "placeholder"}
 
 
@@ -54,7 +58,7 @@ class Settings(BaseSettings):
     api_port: int = 8000
     public_url: str | None = None
     # Hosts the MCP endpoint accepts besides localhost (DNS-rebinding protection).
-    mcp_allowed_hosts: list[str] = Field(default_factory=list)
+    mcp_allowed_hosts: StrList = Field(default_factory=list)
     secret_key: SecretStr = SecretStr("dev-insecure-secret-key")
     # Anyone may register (as a member) without an admin's token. Off: only admins register.
     open_registration: bool = False
@@ -65,7 +69,7 @@ class Settings(BaseSettings):
     # Older keys still able to decrypt, as {"id": "base64 key"} (key rotation).
     payload_old_keys: dict[str, SecretStr] = Field(default_factory=dict)
     # Origins of Temporal Web UIs allowed to call the codec endpoint (CORS).
-    codec_cors_origins: list[str] = Field(
+    codec_cors_origins: StrList = Field(
         default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"]
     )
     # A token only for the codec endpoint, for a Temporal Web UI that cannot send a user's
@@ -120,7 +124,7 @@ class Settings(BaseSettings):
 
     # --- watches ---
     # Non-public networks the web fetcher may reach anyway (e.g. ["10.0.0.0/8"]).
-    fetch_allow_cidrs: list[str] = Field(default_factory=list)
+    fetch_allow_cidrs: StrList = Field(default_factory=list)
     # Named metrics for threshold watches: {"name": {"type": "http_json", "url": ..., ...}}.
     metric_catalogue: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -160,6 +164,31 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ambient.db').resolve()}"
+
+    @field_validator("mcp_allowed_hosts", "codec_cors_origins", "fetch_allow_cidrs", mode="before")
+    @classmethod
+    def _list_setting(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"not a JSON list ({exc}); or give comma-separated values"
+                ) from None
+        return [item.strip() for item in text.split(",") if item.strip()]
+
+    @field_validator("fetch_allow_cidrs")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a network (e.g. 10.0.0.0/8)") from None
+        return values
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
