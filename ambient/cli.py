@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ambient.commands import briefing as briefing_commands
 from ambient.commands import chat as chat_commands
 from ambient.commands import cloud as cloud_commands
 from ambient.commands import logs as logs_commands
@@ -29,6 +30,7 @@ db_app = typer.Typer(help="App database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_commands.app, name="user")
 app.add_typer(task_commands.app, name="task")
+app.add_typer(briefing_commands.app, name="briefing")
 app.add_typer(cloud_commands.app, name="cloud")
 app.add_typer(logs_commands.app, name="logs")
 app.command("chat")(chat_commands.chat)
@@ -109,29 +111,39 @@ def mcp(
     """Serve MCP over stdio (for Claude Desktop, Cursor, ...)."""
     import anyio
 
+    from ambient.runtime import discovered_settings
     from mcp_server.server import build_server
 
     _logging(logging.WARNING)
-    server = build_server(Settings(), read_only=read_only, areas=areas, stdio_user=user)
+    settings = discovered_settings()
+    server = build_server(settings, read_only=read_only, areas=areas, stdio_user=user)
     anyio.run(server.run_stdio_async)
 
 
 @app.command()
-def status() -> None:
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")] = False,
+) -> None:
     """Is Temporal reachable, are workers polling, does the database answer?"""
     from ambient import temporal
+    from ambient.runtime import discovered_settings
     from ambient.status import system_status
     from ambient.storage import Database
 
     async def probe() -> bool:
-        settings = Settings()
+        settings = discovered_settings()
         db = Database(settings.resolved_database_url)
         try:
             client = await temporal.connect(settings, lazy=True)
             report = await system_status(settings, client, db)
         finally:
             await db.close()
+        if as_json:
+            console.print_json(report.model_dump_json())
+            return report.healthy
         table = Table(title="ambient-ops status", show_header=False)
+        table.add_column(overflow="fold")
+        table.add_column(overflow="fold")
         for name, value in report.model_dump().items():
             table.add_row(name, str(value))
         console.print(table)

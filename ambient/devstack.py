@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from ambient import temporal
 from ambient.binaries import find_binary
 from ambient.domain.users import Grant, Role, UserCreate
+from ambient.runtime import RuntimeInfo, remove_runtime, write_runtime
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
@@ -274,6 +275,17 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         api = f"http://{opts.host}:{opts.api_port}"
         wait_http(f"{api}/health", deadline, opts)
         ui = f"http://{opts.host}:{opts.ui_port}" if opts.temporal_address is None else "(external)"
+        # Other commands (`ambient status`, `ambient task ...`) find this stack here.
+        write_runtime(
+            opts.data_dir,
+            RuntimeInfo(
+                pid=os.getpid(),
+                temporal_address=settings.temporal_address,
+                api_host=opts.host,
+                api_port=opts.api_port,
+                ui_url=ui if opts.temporal_address is None else None,
+            ),
+        )
         # soft_wrap: URLs and the token must stay on one line to be copied (or parsed).
         for line in (
             f"[bold green]ambient-ops is up[/] (data in {opts.data_dir})",
@@ -294,5 +306,6 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         console.print(f"[red]ambient dev: {exc}[/]")
         return 1
     finally:
+        remove_runtime(opts.data_dir, os.getpid())
         stop_children(opts)
         console.print("ambient-ops stopped.")

@@ -14,19 +14,30 @@ from rich.console import Console
 from rich.table import Table
 
 from ambient import temporal
-from ambient.settings import Settings
+from ambient.runtime import discovered_settings
+from ambient.status import temporal_problem
 from ambient.storage import Database
-from ambient.tasks import TaskError, TaskService
+from ambient.task_inputs import ConfigError, checked_config, update_type
+from ambient.tasks import TaskError, TaskService, TaskSummary
 
 app = typer.Typer(help="Background tasks: watches, reminders, digests.", no_args_is_help=True)
 console = Console()
 T = TypeVar("T")
+err_console = Console(stderr=True)
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
+Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """One line on stderr (never a traceback) and the exit code."""
+    err_console.print(f"[red]{message}[/]", soft_wrap=True, highlight=False)
+    return typer.Exit(code)
 
 
 def _run(work: Callable[[TaskService], Awaitable[T]]) -> T:
+    settings = discovered_settings()
+
     async def main() -> T:
-        settings = Settings()
         db = Database(settings.resolved_database_url)
         try:
             client = await temporal.connect(settings)
@@ -37,8 +48,19 @@ def _run(work: Callable[[TaskService], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except TaskError as exc:
-        console.print(f"[red]{exc}[/]", soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise fail(temporal_problem(exc, settings) or str(exc)) from None
+    except Exception as exc:
+        problem = temporal_problem(exc, settings)
+        raise fail(problem or f"{type(exc).__name__}: {exc}") from None
+
+
+def _checked(kind: str | None, config: dict[str, Any]) -> dict[str, Any]:
+    if kind is None:
+        return config
+    try:
+        return checked_config(kind, config, discovered_settings())
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
 
 
 def _config(text: str) -> dict[str, Any]:
@@ -59,6 +81,25 @@ def _print(model: BaseModel) -> None:
     console.print_json(model.model_dump_json())
 
 
+def print_tasks(rows: list[TaskSummary], out: Console, *, as_json: bool = False) -> None:
+    """Tasks as JSON, a table on a terminal (ids fold, never cut), or tab-separated lines."""
+    if as_json:
+        out.print_json(json.dumps([row.model_dump(mode="json") for row in rows]))
+        return
+    if not out.is_terminal:
+        for row in rows:
+            started = row.started_at.isoformat() if row.started_at else ""
+            # Plain text for pipes: Rich would expand tabs and wrap at its width.
+            print("\t".join([row.task_id, row.kind, row.state, started]), file=out.file)
+        return
+    table = Table("task_id", "kind", "state", "started")
+    for column in table.columns:
+        column.overflow = "fold"
+    for row in rows:
+        table.add_row(row.task_id, row.kind, row.state, str(row.started_at or ""))
+    out.print(table)
+
+
 @app.command()
 def create(
     type: Annotated[
@@ -69,7 +110,8 @@ def create(
     user: User = "dev",
 ) -> None:
     """Create a task; prints its task_id."""
-    _print(_run(lambda tasks: tasks.create(user, type, _config(config), name)))
+    payload = _checked(type, _config(config))
+    _print(_run(lambda tasks: tasks.create(user, type, payload, name)))
 
 
 @app.command("list")
@@ -77,18 +119,16 @@ def list_(
     kind: Annotated[str | None, typer.Option()] = None,
     state: Annotated[str | None, typer.Option()] = None,
     user: User = "dev",
+    as_json: Json = False,
 ) -> None:
     """List tasks (a visibility query on the Temporal server)."""
     rows = _run(lambda tasks: tasks.list(user, kind=kind, state=state))
-    table = Table("task_id", "kind", "state", "started")
-    for row in rows:
-        table.add_row(row.task_id, row.kind, row.state, str(row.started_at or ""))
-    console.print(table)
+    print_tasks(list(rows), console, as_json=as_json)
 
 
 @app.command()
-def show(task_id: str, user: User = "dev") -> None:
-    """Status of a task."""
+def show(task_id: str, user: User = "dev", as_json: Json = True) -> None:
+    """Status of a task (JSON)."""
     _print(_run(lambda tasks: tasks.get(user, task_id)))
 
 
@@ -115,7 +155,8 @@ def update(
     user: User = "dev",
 ) -> None:
     """Replace a task's config (rejected, with nothing changed, if invalid)."""
-    _print(_run(lambda tasks: tasks.update(user, task_id, _config(config))))
+    payload = _checked(update_type(task_id), _config(config))
+    _print(_run(lambda tasks: tasks.update(user, task_id, payload)))
 
 
 @app.command()

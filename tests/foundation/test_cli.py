@@ -1,13 +1,22 @@
 import asyncio
+import io
+import json
 import os
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
 from mcp import Client, StdioServerParameters
+from rich.console import Console
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from ambient.cli import app
+from ambient.commands.task import print_tasks
+from ambient.domain.watches import TaskKind, TaskState
+from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, write_runtime
+from ambient.tasks import TaskSummary
 
 
 def _env(tmp_path: Path, dev_env: WorkflowEnvironment) -> dict[str, str]:
@@ -68,3 +77,79 @@ def test_user_commands_create_show_and_rotate_token(tmp_path: Path) -> None:
     rotated = runner.invoke(app, ["user", "token", "alice"], env=env)
     assert rotated.exit_code == 0 and "amb_" in rotated.output
     assert runner.invoke(app, ["user", "show", "nobody"], env=env).exit_code == 1
+
+
+def _offline_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    env["AMBIENT_DATA_DIR"] = str(tmp_path)
+    return env
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_task_list_with_temporal_down_prints_one_clear_line(tmp_path: Path) -> None:
+    env = _offline_env(tmp_path)
+    env["AMBIENT_TEMPORAL_ADDRESS"] = address = f"127.0.0.1:{_closed_port()}"
+    for args in (["task", "list"], ["task", "list", "--json"], ["task", "show", "x"]):
+        result = CliRunner().invoke(app, args, env=env)
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and f"Temporal is unreachable at {address}" in lines[0], lines
+
+
+def test_commands_find_the_running_dev_stack_in_the_data_dir_and_env_wins(
+    tmp_path: Path,
+) -> None:
+    recorded = f"127.0.0.1:{_closed_port()}"
+    write_runtime(
+        tmp_path,
+        RuntimeInfo(pid=os.getpid(), temporal_address=recorded, api_host="127.0.0.1", api_port=1),
+    )
+    env = _offline_env(tmp_path)
+    found = CliRunner().invoke(app, ["task", "list"], env=env)
+    assert f"Temporal is unreachable at {recorded}" in found.output
+    status = CliRunner().invoke(app, ["status", "--json"], env=env)
+    assert status.exit_code == 1 and json.loads(status.output)["temporal_address"] == recorded
+
+    env["AMBIENT_TEMPORAL_ADDRESS"] = chosen = f"127.0.0.1:{_closed_port()}"
+    wins = CliRunner().invoke(app, ["task", "list"], env=env)
+    assert f"Temporal is unreachable at {chosen}" in wins.output
+
+    # A file left by a stack that is gone is ignored (its pid no longer runs).
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    write_runtime(
+        tmp_path,
+        RuntimeInfo(pid=int(gone.stdout), temporal_address=recorded, api_host="h", api_port=1),
+    )
+    assert read_runtime(tmp_path) is None
+    assert discovered_settings(data_dir=tmp_path).temporal_address == "localhost:7233"
+
+
+def test_task_list_never_cuts_ids_and_speaks_json() -> None:
+    long_id = "web-monitor/a-user-with-a-long-name/" + "n" * 90
+    rows = [TaskSummary(task_id=long_id, kind=TaskKind.WEB_MONITOR, state=TaskState.ACTIVE)]
+    terminal = Console(width=40, force_terminal=True, record=True)
+    print_tasks(rows, terminal)
+    first_column = [
+        line.split("│")[1].strip()
+        for line in terminal.export_text().splitlines()
+        if line.startswith("│")
+    ]
+    assert "".join(first_column) == long_id
+    pipe = io.StringIO()
+    print_tasks(rows, Console(file=pipe, width=40, force_terminal=False))
+    assert pipe.getvalue() == f"{long_id}\tweb_monitor\tactive\t\n"
+    as_json = Console(width=40, record=True)
+    print_tasks(rows, as_json, as_json=True)
+    assert json.loads(as_json.export_text())[0]["task_id"] == long_id

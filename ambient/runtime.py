@@ -1,0 +1,87 @@
+"""Where `ambient dev` runs, recorded in the data dir so every other command finds it.
+
+`ambient dev --temporal-port 17233 --api-port 18000` writes ``DATA_DIR/runtime.json``;
+`ambient status`, `ambient task ...` and `ambient mcp` read it, so they talk to that stack
+without repeating the ports. Environment variables (and `.env`) still win, and a file left
+by a stack that is no longer running (its process is gone) is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ambient.settings import Settings
+
+RUNTIME_FILE = "runtime.json"
+
+
+class RuntimeInfo(BaseModel):
+    """The addresses of a running `ambient dev`."""
+
+    pid: int
+    temporal_address: str
+    api_host: str
+    api_port: int
+    ui_url: str | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The settings fields this file provides."""
+        return {
+            "temporal_address": self.temporal_address,
+            "api_host": self.api_host,
+            "api_port": self.api_port,
+        }
+
+
+def write_runtime(data_dir: Path, info: RuntimeInfo) -> Path:
+    path = data_dir / RUNTIME_FILE
+    path.write_text(info.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def remove_runtime(data_dir: Path, pid: int) -> None:
+    """Remove the file if it is still ours (a newer stack may have replaced it)."""
+    info = read_runtime(data_dir, check_alive=False)
+    if info is not None and info.pid == pid:
+        (data_dir / RUNTIME_FILE).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def read_runtime(data_dir: Path, *, check_alive: bool = True) -> RuntimeInfo | None:
+    """The recorded stack, or None if there is none (or it is no longer running)."""
+    path = data_dir / RUNTIME_FILE
+    try:
+        info = RuntimeInfo.model_validate(json.loads(path.read_text()))
+    except (OSError, ValueError, ValidationError):
+        return None
+    if check_alive and not _alive(info.pid):
+        return None
+    return info
+
+
+def discovered_settings(**overrides: Any) -> Settings:
+    """Settings for a command: env and `.env` first, then the running `ambient dev`'s file."""
+    settings = Settings(**overrides)
+    info = read_runtime(settings.data_dir)
+    if info is None:
+        return settings
+    updates = {
+        name: value
+        for name, value in info.settings().items()
+        if name not in settings.model_fields_set
+    }
+    return settings.model_copy(update=updates)
