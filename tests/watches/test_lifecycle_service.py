@@ -1,0 +1,164 @@
+"""TaskService on the dev server: baseline at creation, one life per creation, updates by
+request id, schedules updated in place, paged lists with summaries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.tasks import InvalidTaskError, TaskService
+from tests.conftest import unique
+from tests.watches.site import article
+from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+from worker import build_worker
+
+
+@pytest_asyncio.fixture
+async def service(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+) -> AsyncIterator[TaskService]:
+    queue = unique("tq")
+    loopback_deps.settings = loopback_deps.settings.model_copy(
+        update={"temporal_task_queue": queue}
+    )
+    async with build_worker(dev_env.client, loopback_deps, task_queue=queue):
+        yield TaskService(dev_env.client, loopback_deps.settings, loopback_deps.db)
+
+
+def monitor(base: str, *paths: str, minutes: int = 60) -> dict[str, Any]:
+    return {"urls": [f"{base}{p}" for p in paths], "check_interval_minutes": minutes}
+
+
+async def test_create_returns_the_baseline_and_reports_a_wrong_url_at_once(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/ok"] = article("All quiet.")
+    name = unique("base")
+    ref = await service.create_web_monitor(USER, monitor(base, "/ok", "/nope"), name)
+    assert ref.created and ref.baseline is not None
+    urls = ref.baseline["urls"]
+    assert urls[f"{base}/ok"] == {"outcome": "baseline", "error": None}
+    assert urls[f"{base}/nope"]["outcome"] == "error" and "404" in urls[f"{base}/nope"]["error"]
+    await service.delete(USER, ref.task_id)
+
+
+async def test_create_again_same_config_is_idempotent_other_config_is_refused(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    name = unique("same")
+    first = await service.create_web_monitor(USER, monitor(base, "/a"), name)
+    again = await service.create_web_monitor(USER, monitor(base, "/a"), name)
+    assert first.created and not again.created and again.task_id == first.task_id
+    with pytest.raises(InvalidTaskError, match=r"update_task .* delete_task"):
+        await service.create_web_monitor(USER, monitor(base, "/a", minutes=30), name)
+    status = await service.get(USER, first.task_id)
+    assert status.config["check_interval_minutes"] == 60
+    await service.delete(USER, first.task_id)
+
+
+async def test_task_created_again_after_stop_lists_once_with_the_same_state_as_show(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    name = unique("twice")
+    first = await service.create_web_monitor(USER, monitor(base, "/a"), name)
+    await service.delete(USER, first.task_id)
+    await service.client.get_workflow_handle(first.task_id).result()
+    stopped = [t for t in await service.list(USER) if t.task_id == first.task_id]
+    shown = await service.get(USER, first.task_id)
+    assert [t.state for t in stopped] == ["stopped"] and shown.state == "stopped"
+
+    second = await service.create_web_monitor(USER, monitor(base, "/a"), name)
+    assert second.created and second.baseline is not None
+    listed = [t for t in await service.list(USER) if t.task_id == first.task_id]
+    shown = await service.get(USER, first.task_id)
+    assert [t.state for t in listed] == ["active"] and shown.state == "active"
+    assert listed[0].summary == f"Web monitor of 1 URL(s) every 60 min for {USER}"
+    await service.delete(USER, second.task_id)
+
+
+async def test_updates_follow_request_ids_so_a_to_b_to_a_ends_at_a(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    ref = await service.create_web_monitor(USER, monitor(base, "/a"), unique("upd"))
+    a, b = monitor(base, "/a", minutes=60), monitor(base, "/a", minutes=30)
+    await service.update(USER, ref.task_id, b)
+    back = await service.update(USER, ref.task_id, a)
+    assert back.config["check_interval_minutes"] == 60
+    # A retried request (same id) is applied once, even after a later change.
+    await service.update(USER, ref.task_id, b, request_id="req-1")
+    await service.update(USER, ref.task_id, a, request_id="req-2")
+    retried = await service.update(USER, ref.task_id, b, request_id="req-1")
+    assert retried.config["check_interval_minutes"] == 60
+    await service.delete(USER, ref.task_id)
+
+
+async def test_schedule_update_is_validated_first_and_applied_in_place(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    _, base = gated
+    reminder = {"type": "daily", "hour": 7, "message": "stand-up", "timezone": "UTC"}
+    ref = await service.create_reminder(USER, reminder, unique("sched"))
+    handle = service.client.get_schedule_handle(ref.task_id)
+    created_at = (await handle.describe()).info.created_at
+    with pytest.raises(InvalidTaskError, match="message"):
+        await service.update(USER, ref.task_id, reminder | {"message": ""})
+    kept = await service.get(USER, ref.task_id)
+    assert kept.kind == "schedule" and kept.config["message"] == "stand-up"
+
+    digest = {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
+    changed = await service.update(USER, ref.task_id, digest)
+    assert changed.kind == "news_digest" and changed.config["news_urls"] == [f"{base}/front"]
+    assert (await handle.describe()).info.created_at == created_at
+    listed = [t for t in await service.list(USER) if t.task_id == ref.task_id]
+    assert [t.kind for t in listed] == ["news_digest"]
+    assert listed[0].summary is not None and listed[0].summary.startswith("News digest")
+    await service.delete(USER, ref.task_id)
+
+
+async def test_list_pages_through_every_task_once(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    user_tasks = []
+    for index in range(3):
+        config = monitor(base, "/a", minutes=60 + index)
+        user_tasks.append((await service.create_web_monitor(USER, config, unique("p"))).task_id)
+    reminder = {"type": "daily", "hour": 7, "message": "paged", "timezone": "UTC"}
+    user_tasks.append((await service.create_reminder(USER, reminder, unique("p"))).task_id)
+    seen: list[str] = []
+    token: str | None = None
+    pages = 0
+    while True:
+        page = await service.list(USER, page_size=2, page_token=token)
+        seen.extend(t.task_id for t in page)
+        pages += 1
+        token = page.next_page_token
+        if token is None:
+            break
+    assert pages >= 3
+    assert len(seen) == len(set(seen)) and set(user_tasks) <= set(seen)
+    with pytest.raises(InvalidTaskError, match="page_token"):
+        await service.list(USER, page_size=2, page_token="not-a-token")
+    for task_id in user_tasks:
+        await service.delete(USER, task_id)
