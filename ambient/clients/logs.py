@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -95,17 +96,53 @@ def rotation_order(path: Path) -> tuple[int, str]:
     return (int(numbers[0]) if numbers else 0, path.name)
 
 
+MAX_NAME = 1024
+
+
+class LogPathError(ValueError):
+    """A file topic names something outside the log folder, or is not a usable name."""
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 class FileLogSource:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, root: Path | None = None) -> None:
         self.path = path
+        # With a root, every file read must really (symlinks resolved) be inside it.
+        self.root = os.path.realpath(root) if root is not None else None
         self.skipped = 0
         self.skipped_examples: list[str] = []
 
+    @classmethod
+    def inside(cls, root: Path, name: str) -> FileLogSource:
+        """The file or folder ``name`` under ``root``; LogPathError if it leads out of it."""
+        if "\x00" in name:
+            raise LogPathError("a file topic cannot contain a NUL byte")
+        if len(name) > MAX_NAME:
+            raise LogPathError(f"a file topic is at most {MAX_NAME} characters")
+        real_root = os.path.realpath(root)
+        target = os.path.realpath(os.path.join(real_root, name or "."))
+        if not _inside(target, real_root):
+            raise LogPathError(
+                "file topics must name a file or folder inside AMBIENT_LOG_DIR "
+                "(symlinks are followed to where they point)"
+            )
+        return cls(Path(target), Path(real_root))
+
+    def _allowed(self, path: Path) -> bool:
+        return self.root is None or _inside(os.path.realpath(path), self.root)
+
     def files(self) -> list[Path]:
         if self.path.is_dir():
-            found = [p for p in self.path.iterdir() if p.is_file() and not p.name.startswith(".")]
+            found = [
+                p
+                for p in self.path.iterdir()
+                if p.is_file() and not p.name.startswith(".") and self._allowed(p)
+            ]
             return sorted(found, key=rotation_order)
-        if self.path.is_file():
+        if self.path.is_file() and self._allowed(self.path):
             return [self.path]
         raise FileNotFoundError(f"no log file or directory at {self.path}")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -14,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from ambient.clients.kube import KubeError, Workload, client_from_kubeconfig
 from ambient.clients.kube import list_workloads as list_workloads_of
-from ambient.clients.logs import FileLogSource
+from ambient.clients.logs import FileLogSource, LogPathError
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
@@ -132,14 +131,14 @@ async def search_logs(
         folder = app_state(ctx).settings.log_dir
         if folder is None:
             raise ToolError("file log topics need AMBIENT_LOG_DIR (a folder of log files)")
-        target = (folder / topic_id[5:]).resolve()
-        if not target.is_relative_to(folder.resolve()):
-            raise ToolError("file topics must name a file or folder inside AMBIENT_LOG_DIR")
-        source = FileLogSource(Path(target))
         try:
+            # Real paths: a symlink (or `..`) that leads out of the folder is refused.
+            source = FileLogSource.inside(folder, topic_id[5:])
             found = await source.search(query, begin, finish, limit=limit)
-        except FileNotFoundError as exc:
+        except (LogPathError, FileNotFoundError) as exc:
             raise ToolError(str(exc)) from None
+        except OSError as exc:
+            raise ToolError(f"cannot read {topic_id[:100]!r}: {exc.strerror or exc}") from None
         return LogSearch(**found.model_dump(), skipped_lines=source.skipped)
     found = await _call(ops.search_logs(_cloud(ctx), topic_id, query, begin, finish, limit=limit))
     return LogSearch(**found.model_dump())
