@@ -58,8 +58,8 @@ async def test_tasks_api_creates_lists_steers_and_rejects_bad_input(
                 json={"metric": "bitcoin_price", "threshold": 1, "check_interval_minutes": 0},
             )
             assert bad.status_code == 422
-            assert bad.json()["detail"][0]["loc"] == ["body", "config"]
-            assert "check_interval_minutes" in bad.json()["detail"][0]["msg"]
+            assert bad.json()["detail"][0]["loc"] == ["body", "config", "check_interval_minutes"]
+            assert "greater than or equal to 1" in bad.json()["detail"][0]["msg"]
 
             unknown = await http.post(
                 "/tasks", json={"type": "web_monitor", "config": {"urls": ["ftp://x"]}}
