@@ -90,6 +90,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 
 def main() -> None:
+    from ambient.log_redaction import install_redaction
+
+    install_redaction()  # no tokens or query strings in any log line
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(run_worker(Settings()))
 

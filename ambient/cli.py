@@ -15,6 +15,7 @@ from rich.table import Table
 from ambient.commands import briefing as briefing_commands
 from ambient.commands import chat as chat_commands
 from ambient.commands import cloud as cloud_commands
+from ambient.commands import events as events_commands
 from ambient.commands import logs as logs_commands
 from ambient.commands import task as task_commands
 from ambient.commands import user as user_commands
@@ -33,12 +34,16 @@ app.add_typer(task_commands.app, name="task")
 app.add_typer(briefing_commands.app, name="briefing")
 app.add_typer(cloud_commands.app, name="cloud")
 app.add_typer(logs_commands.app, name="logs")
+app.add_typer(events_commands.app)  # `ambient events|inbox|deliveries`
 app.command("chat")(chat_commands.chat)
 console = Console()
 err_console = Console(stderr=True)
 
 
 def _logging(level: int = logging.INFO) -> None:
+    from ambient.log_redaction import install_redaction
+
+    install_redaction()  # no tokens or query strings in any log line
     # stderr always: stdout belongs to MCP over stdio and to command output.
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"

@@ -13,7 +13,18 @@ from ambient import __version__
 from ambient.settings import Settings
 from api.errors import install_error_mapping
 from api.offline_docs import serve_offline_docs
-from api.routers import chat, codec, events, health, inbox, pages, share, tasks, users
+from api.routers import (
+    chat,
+    codec,
+    deliveries,
+    events,
+    health,
+    inbox,
+    pages,
+    share,
+    tasks,
+    users,
+)
 from mcp_server.server import build_server
 from mcp_server.state import StateHolder, open_state
 
@@ -23,6 +34,7 @@ ROUTERS = [
     users.router,
     events.router,
     inbox.router,
+    deliveries.router,
     tasks.router,
     share.router,
     codec.router,

@@ -6,13 +6,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from sse_starlette.sse import EventSourceResponse
 
-from ambient.storage.models import Event
+from ambient import history
+from ambient.history import EventPublic, ScopeError
 from ambient.storage.repositories import EventRepository
 from api.deps import CurrentUser, SessionDep, StateDep
 
@@ -20,33 +20,31 @@ router = APIRouter(prefix="/events", tags=["events"])
 POLL_SECONDS = 1.0
 
 
-class EventPublic(BaseModel):
-    id: int
-    kind: str
-    user: str | None
-    task: str | None
-    payload: dict[str, Any]
-    created_at: datetime
-
-
-def public(event: Event) -> EventPublic:
-    return EventPublic.model_validate(event, from_attributes=True)
-
-
+public = history.event_public
 Limit = Annotated[int, Query(ge=1, le=1000)]
+Of = Annotated[str | None, Query(alias="user", description="another user's events (admins only)")]
 
 
 @router.get("", response_model=list[EventPublic])
 async def list_events(
     user: CurrentUser,
     session: SessionDep,
-    task: str | None = None,
+    task: Annotated[str | None, Query(max_length=255)] = None,
+    kind: Annotated[str | None, Query(max_length=64, description="e.g. delivery.failed")] = None,
     since: datetime | None = None,
     limit: Limit = 100,
+    of: Of = None,
 ) -> list[EventPublic]:
     """The caller's events, newest first."""
-    rows = await EventRepository(session).list(user=user.name, task=task, since=since, limit=limit)
-    return [public(row) for row in rows]
+    name = _whose(user.name, user.role == "admin", of)
+    return await history.events(session, name, kind=kind, task=task, since=since, limit=limit)
+
+
+def _whose(caller: str, is_admin: bool, of: str | None) -> str:
+    try:
+        return history.whose(caller, is_admin, of)
+    except ScopeError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
 
 
 @router.get("/stream")
@@ -79,8 +77,8 @@ async def stream_events(
 
 @router.get("/{kind}", response_model=list[EventPublic])
 async def list_events_of_kind(
-    kind: str, user: CurrentUser, session: SessionDep, limit: Limit = 100
+    kind: str, user: CurrentUser, session: SessionDep, limit: Limit = 100, of: Of = None
 ) -> list[EventPublic]:
     """The caller's events of one kind (e.g. watch.breach), newest first."""
-    rows = await EventRepository(session).list(user=user.name, kind=kind, limit=limit)
-    return [public(row) for row in rows]
+    name = _whose(user.name, user.role == "admin", of)
+    return await history.events(session, name, kind=kind, limit=limit)

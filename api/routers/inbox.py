@@ -1,27 +1,20 @@
-"""The inbox channel's messages, for the calling user."""
+"""The inbox channel's messages, for the calling user (admins may name another user)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from ambient import history
+from ambient.history import MAX_ID, InboxMessagePublic, ScopeError
 from ambient.storage.repositories import InboxRepository
 from api.deps import CurrentUser, SessionDep
 
 router = APIRouter(prefix="/inbox", tags=["inbox"])
 
-
-class InboxMessagePublic(BaseModel):
-    id: int
-    kind: str
-    title: str
-    body: str
-    link: str | None
-    read: bool
-    created_at: datetime
+# Kept importable under its old name for other routers and tests.
+__all__ = ["InboxMessagePublic", "router"]
 
 
 @router.get("", response_model=list[InboxMessagePublic])
@@ -30,16 +23,27 @@ async def list_inbox(
     session: SessionDep,
     unread: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    of: Annotated[
+        str | None, Query(alias="user", description="another user's inbox (admins only)")
+    ] = None,
 ) -> list[InboxMessagePublic]:
     """The caller's inbox, newest first."""
-    rows = await InboxRepository(session).list(user.name, limit=limit, unread_only=unread)
-    return [InboxMessagePublic.model_validate(row, from_attributes=True) for row in rows]
+    try:
+        name = history.whose(user.name, user.role == "admin", of)
+    except ScopeError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    return await history.inbox(session, name, unread_only=unread, limit=limit)
 
 
 @router.post("/{message_id}/read", response_model=InboxMessagePublic)
-async def mark_read(message_id: int, user: CurrentUser, session: SessionDep) -> InboxMessagePublic:
+async def mark_read(
+    message_id: Annotated[int, Path(ge=1, le=MAX_ID, description="the message id")],
+    user: CurrentUser,
+    session: SessionDep,
+) -> InboxMessagePublic:
+    """Mark one of the caller's messages read (404 for anyone else's)."""
     row = await InboxRepository(session).mark_read(user.name, message_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inbox message {message_id} for you")
     await session.commit()
-    return InboxMessagePublic.model_validate(row, from_attributes=True)
+    return history.inbox_public(row)

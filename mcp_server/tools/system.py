@@ -1,18 +1,54 @@
-"""System tools: is everything up?"""
+"""System tools: is everything up, what happened, what reached you (read-only)."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
 
+from ambient import history
+from ambient.domain.notify import CHANNEL_TYPES
+from ambient.history import (
+    MAX_ID,
+    DeliveryPublic,
+    DeliveryState,
+    EventPublic,
+    InboxMessagePublic,
+    ScopeError,
+)
 from ambient.status import SystemStatus, system_status
-from mcp_server.auth import app_state
+from mcp_server.auth import app_state, current_user_row
 
 READ = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
+User = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=63,
+        description="Whose records: omit for your own; admins may name another user.",
+    ),
+]
+
+
+class Events(BaseModel):
+    events: list[EventPublic]
+
+
+class Inbox(BaseModel):
+    messages: list[InboxMessagePublic]
+
+
+class Deliveries(BaseModel):
+    deliveries: list[DeliveryPublic]
+    next_before_id: int | None = Field(
+        description="pass as before_id for the next (older) page; null on the last page"
+    )
 
 
 async def get_status(ctx: Context[Any, Any]) -> SystemStatus:
@@ -22,5 +58,96 @@ async def get_status(ctx: Context[Any, Any]) -> SystemStatus:
     return await system_status(state.settings, state.temporal, state.db)
 
 
+async def _whose(ctx: Context[Any, Any], user: str | None) -> str:
+    caller = await current_user_row(ctx)
+    try:
+        return history.whose(caller.name, caller.role == "admin", user)
+    except ScopeError as exc:
+        raise ToolError(f"{exc}. Omit user to read your own.") from None
+
+
+async def list_events(
+    ctx: Context[Any, Any],
+    kind: Annotated[
+        str | None,
+        Field(
+            default=None,
+            max_length=64,
+            description="Only this kind, e.g. watch.hit, watch.breach, delivery.failed",
+        ),
+    ] = None,
+    task: Annotated[
+        str | None, Field(default=None, max_length=255, description="Only this task_id's events")
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        Field(default=None, description="Only events at or after this ISO 8601 time"),
+    ] = None,
+    limit: Annotated[int, Field(default=50, ge=1, le=500, description="At most this many")] = 50,
+    user: User = None,
+) -> Events:
+    """What happened, newest first: watch hits and breaches, task changes, failed deliveries
+    (with the error that says what to fix)."""
+    name = await _whose(ctx, user)
+    async with app_state(ctx).db.session() as session:
+        rows = await history.events(session, name, kind=kind, task=task, since=since, limit=limit)
+    return Events(events=rows)
+
+
+async def read_inbox(
+    ctx: Context[Any, Any],
+    unread_only: Annotated[
+        bool, Field(default=False, description="Only messages not yet marked read")
+    ] = False,
+    limit: Annotated[int, Field(default=20, ge=1, le=500, description="At most this many")] = 20,
+    user: User = None,
+) -> Inbox:
+    """Your inbox (the notifications stored for you), newest first. Reading does not mark
+    them read."""
+    name = await _whose(ctx, user)
+    async with app_state(ctx).db.session() as session:
+        rows = await history.inbox(session, name, unread_only=unread_only, limit=limit)
+    return Inbox(messages=rows)
+
+
+async def list_deliveries(
+    ctx: Context[Any, Any],
+    status: Annotated[
+        DeliveryState | None,
+        Field(default=None, description="pending (in flight), sent, failed or suppressed"),
+    ] = None,
+    channel: Annotated[
+        str | None,
+        Field(default=None, max_length=32, description="one of: " + ", ".join(CHANNEL_TYPES)),
+    ] = None,
+    task: Annotated[
+        str | None, Field(default=None, max_length=255, description="Only this task_id")
+    ] = None,
+    before_id: Annotated[
+        int | None,
+        Field(default=None, ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
+    ] = None,
+    limit: Annotated[int, Field(default=50, ge=1, le=500, description="At most this many")] = 50,
+    user: User = None,
+) -> Deliveries:
+    """Every send of a notification to one target, newest first, with attempts and the error
+    of a failure (e.g. "email is not configured: set AMBIENT_SMTP_HOST"). Targets are redacted."""
+    name = await _whose(ctx, user)
+    async with app_state(ctx).db.session() as session:
+        rows = await history.deliveries(
+            session,
+            name,
+            status=status,
+            channel=channel,
+            task=task,
+            before_id=before_id,
+            limit=limit,
+        )
+    return Deliveries(deliveries=rows, next_before_id=rows[-1].id if len(rows) == limit else None)
+
+
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(get_status, title="System status", annotations=READ)
+    mcp.add_tool(list_events, title="List events", annotations=READ)
+    mcp.add_tool(read_inbox, title="Read inbox", annotations=READ)
+    mcp.add_tool(list_deliveries, title="List deliveries", annotations=READ)

@@ -1,0 +1,122 @@
+"""`ambient events`, `ambient inbox`, `ambient deliveries`: what happened and what was sent.
+
+Run by the operator (the database in hand): any user's records, everyone's when no user is
+named. `--json` prints the same records the API and the MCP tools return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient import history
+from ambient.history import MAX_ID
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+
+app = typer.Typer(help="Events, inboxes and deliveries.")
+T = TypeVar("T")
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
+User = Annotated[str | None, typer.Option("--user", help="only this user's (default: everyone's)")]
+Limit = Annotated[int, typer.Option(min=1, max=1000, help="at most this many, newest first")]
+
+
+def _read(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from ambient.runtime import discovered_settings
+
+    async def main() -> T:
+        settings = discovered_settings()
+        await upgrade_async(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.session() as session:
+                return await work(session)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+def _print(rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False))
+        return
+    console = Console()  # made now: sized to the terminal (or COLUMNS) of this run
+    table = Table(title=title)
+    for column in columns:
+        # Ids, tasks and errors are never cut: they are what the user copies.
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        data = row.model_dump(mode="json")
+        table.add_row(*(_cell(data.get(column)) for column in columns))
+    console.print(table if rows else f"no {title}")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+@app.command()
+def events(
+    user: User = None,
+    kind: Annotated[str | None, typer.Option(help="e.g. watch.hit, delivery.failed")] = None,
+    task: Annotated[str | None, typer.Option(help="only this task_id")] = None,
+    limit: Limit = 50,
+    as_json: AsJson = False,
+) -> None:
+    """Events, newest first (watch hits, task changes, failed deliveries with their error)."""
+    rows = _read(lambda s: history.events(s, user, kind=kind, task=task, limit=limit))
+    _print(rows, as_json, ["id", "created_at", "user", "kind", "task", "payload"], "events")
+
+
+@app.command()
+def inbox(
+    user: Annotated[str, typer.Option("--user", help="whose inbox")],
+    unread: Annotated[bool, typer.Option("--unread", help="only unread messages")] = False,
+    limit: Limit = 20,
+    as_json: AsJson = False,
+) -> None:
+    """A user's inbox, newest first."""
+    rows = _read(lambda s: history.inbox(s, user, unread_only=unread, limit=limit))
+    _print(rows, as_json, ["id", "created_at", "kind", "title", "read", "link"], "inbox messages")
+
+
+@app.command()
+def deliveries(
+    user: User = None,
+    status: Annotated[
+        str | None, typer.Option(help="pending (in flight), sent, failed or suppressed")
+    ] = None,
+    channel: Annotated[str | None, typer.Option(help="email, webhook, wecom, ...")] = None,
+    task: Annotated[str | None, typer.Option(help="only this task_id")] = None,
+    before_id: Annotated[
+        int | None, typer.Option(min=1, max=MAX_ID, help="next page: the last id shown")
+    ] = None,
+    limit: Limit = 50,
+    as_json: AsJson = False,
+) -> None:
+    """Deliveries, newest first, with attempts and the error of each failure."""
+    if status is not None and status not in ("pending", "sent", "failed", "suppressed"):
+        Console(stderr=True).print(
+            f"[red]--status: {status!r} is not pending, sent, failed or suppressed[/]"
+        )
+        raise typer.Exit(2)
+    rows = _read(
+        lambda s: history.deliveries(
+            s, user, status=status, channel=channel, task=task, before_id=before_id, limit=limit
+        )
+    )
+    columns = ["id", "created_at", "user", "task", "channel", "target", "status", "attempts"]
+    _print(rows, as_json, [*columns, "error"], "deliveries")

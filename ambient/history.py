@@ -1,0 +1,124 @@
+"""What happened and what was sent, for one user: events, inbox messages and deliveries.
+
+One set of reads behind the MCP tools (list_events, read_inbox, list_deliveries), the API
+routes (/events, /inbox, /deliveries) and the CLI (`ambient events|inbox|deliveries`).
+A caller sees their own records; an admin may name another user (the operator's CLI may
+read any). Deliveries show targets redacted (no tokens, keys or query strings).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.domain.notify import redact_target
+from ambient.storage.models import Delivery, Event, InboxMessage
+from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
+
+# Ids are SQL integers: anything larger cannot name a row (and overflows some drivers).
+MAX_ID = 2**63 - 1
+DeliveryState = Literal["pending", "sent", "failed", "suppressed"]
+
+
+class ScopeError(PermissionError):
+    """The caller asked for another user's records without being an admin."""
+
+
+class EventPublic(BaseModel):
+    id: int
+    kind: str
+    user: str | None
+    task: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class InboxMessagePublic(BaseModel):
+    id: int
+    kind: str
+    title: str
+    body: str
+    link: str | None
+    read: bool
+    created_at: datetime
+
+
+class DeliveryPublic(BaseModel):
+    id: int
+    user: str | None
+    task: str | None
+    kind: str | None
+    channel: str
+    target: str = Field(description="redacted: no tokens, keys or query strings")
+    status: str
+    attempts: int
+    error: str | None
+    lease_until: datetime | None = Field(description="while pending: in flight until then")
+    created_at: datetime
+    updated_at: datetime
+
+
+def whose(caller: str, is_admin: bool, user: str | None) -> str:
+    """The user whose records to read: the caller, or (admins only) the one named."""
+    if user is None or user == caller:
+        return caller
+    if not is_admin:
+        raise ScopeError(f"only an admin reads another user's records; you are {caller!r}")
+    return user
+
+
+def event_public(row: Event) -> EventPublic:
+    return EventPublic.model_validate(row, from_attributes=True)
+
+
+def inbox_public(row: InboxMessage) -> InboxMessagePublic:
+    return InboxMessagePublic.model_validate(row, from_attributes=True)
+
+
+def delivery_public(row: Delivery) -> DeliveryPublic:
+    public = DeliveryPublic.model_validate(row, from_attributes=True)
+    # Rows written before targets were redacted on write still hold the raw target.
+    return public.model_copy(update={"target": redact_target(row.channel, row.target)})
+
+
+async def events(
+    session: AsyncSession,
+    user: str | None,
+    *,
+    kind: str | None = None,
+    task: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[EventPublic]:
+    """Events newest first (``user`` None: everyone's, for the operator)."""
+    rows = await EventRepository(session).list(
+        user=user, kind=kind, task=task, since=since, limit=limit
+    )
+    return [event_public(row) for row in rows]
+
+
+async def inbox(
+    session: AsyncSession, user: str, *, unread_only: bool = False, limit: int = 50
+) -> list[InboxMessagePublic]:
+    rows = await InboxRepository(session).list(user, limit=limit, unread_only=unread_only)
+    return [inbox_public(row) for row in rows]
+
+
+async def deliveries(
+    session: AsyncSession,
+    user: str | None,
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    task: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[DeliveryPublic]:
+    """Deliveries newest first; page with ``before_id`` (``user`` None: everyone's)."""
+    rows = await DeliveryRepository(session).list(
+        user=user, status=status, channel=channel, task=task, before_id=before_id, limit=limit
+    )
+    return [delivery_public(row) for row in rows]

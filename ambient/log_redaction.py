@@ -1,0 +1,65 @@
+"""Keep secrets out of logs: query strings, user info and token-like parameters redacted.
+
+httpx logs every request URL at INFO ("HTTP Request: POST https://.../send?key=..."), and
+webhook, WeCom and DingTalk URLs carry their tokens in the query. The redaction runs where
+a log record is made (the record factory), so every handler and formatter (uvicorn's too)
+only ever sees the redacted text. Entry points call `install_redaction()` once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+REDACTED = "[redacted]"
+URL = re.compile(
+    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s@'\"<>]+@)?"
+    r"(?P<rest>[^\s?#'\"<>]*)(?P<query>[?#][^\s'\"<>]*)?"
+)
+# A request path with a query, as uvicorn's access log shows it.
+PATH_QUERY = re.compile(r"^(?P<path>/[^\s?]*)\?\S*$")
+SECRET_PARAMS = re.compile(
+    r"(?i)\b(?P<name>access_token|api_key|apikey|key|token|sign|signature|secret|password)"
+    r"=(?P<value>[^&\s'\"]+)"
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with URL user info and query strings and secret-looking parameters redacted."""
+
+    def url(match: re.Match[str]) -> str:
+        query = f"?{REDACTED}" if match["query"] else ""
+        return f"{match['scheme']}{match['rest']}{query}"
+
+    text = URL.sub(url, text)
+    text = PATH_QUERY.sub(lambda m: f"{m['path']}?{REDACTED}", text)
+    return SECRET_PARAMS.sub(lambda m: f"{m['name']}={REDACTED}", text)
+
+
+def _redact_arg(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if type(value).__name__ == "URL":  # httpx.URL and friends: log text is their str()
+        return redact(str(value))
+    return value
+
+
+def install_redaction() -> None:
+    """Redact every log record made from now on in this process (idempotent)."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "redacts_secrets", False):
+        return
+
+    def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_arg(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _redact_arg(v) for k, v in record.args.items()}
+        return record
+
+    redacting.redacts_secrets = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacting)

@@ -1,0 +1,49 @@
+"""Deliveries: every send of a notification to one target, with its outcome and error."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from ambient import history
+from ambient.domain.notify import CHANNEL_TYPES
+from ambient.history import MAX_ID, DeliveryPublic, DeliveryState, ScopeError
+from api.deps import CurrentUser, SessionDep
+
+router = APIRouter(prefix="/deliveries", tags=["deliveries"])
+
+
+@router.get("", response_model=list[DeliveryPublic])
+async def list_deliveries(
+    user: CurrentUser,
+    session: SessionDep,
+    state: Annotated[
+        DeliveryState | None, Query(alias="status", description="pending, sent, failed, suppressed")
+    ] = None,
+    channel: Annotated[
+        str | None, Query(description="one of: " + ", ".join(CHANNEL_TYPES), max_length=32)
+    ] = None,
+    task: Annotated[str | None, Query(max_length=255)] = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="next page: the last id seen")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    of: Annotated[
+        str | None, Query(alias="user", description="another user's deliveries (admins only)")
+    ] = None,
+) -> list[DeliveryPublic]:
+    """The caller's deliveries, newest first; failures carry the error that says what to fix."""
+    try:
+        name = history.whose(user.name, user.role == "admin", of)
+    except ScopeError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    return await history.deliveries(
+        session,
+        name,
+        status=state,
+        channel=channel,
+        task=task,
+        before_id=before_id,
+        limit=limit,
+    )

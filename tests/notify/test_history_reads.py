@@ -1,0 +1,209 @@
+"""Events, inbox and deliveries read back through MCP, the API and the CLI: own records only
+(admins may name a user), failures with their error, targets redacted, bad ids 422/404."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest_asyncio
+from mcp import Client
+from temporalio.testing import ActivityEnvironment
+from typer.testing import CliRunner
+
+from activities.notify import NotifyActivities
+from ambient.cli import app
+from ambient.clients.notify.registry import build_channels
+from ambient.domain.notify import Message, NotifyRequest, Target
+from ambient.settings import Settings
+from ambient.storage import Database
+from api.app import create_app
+from mcp_server.server import build_server
+from mcp_server.state import AppState, StateHolder
+from tests.support.admins import admin_headers
+from tests.support.servers import free_port, serve
+
+
+async def _notify(settings: Settings, user: str, key: str) -> None:
+    """One inbox message and two failed deliveries (no SMTP; a refused webhook) for ``user``."""
+    db = Database(settings.resolved_database_url)
+    try:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            notify = NotifyActivities(db, build_channels(settings, db, http))
+            await ActivityEnvironment().run(
+                notify.notify,
+                NotifyRequest(
+                    user=user,
+                    message=Message(title=f"hello {user}", body="disk 91%"),
+                    targets=[
+                        Target(type="inbox"),
+                        Target(type="email", target=f"{user}@example.com"),
+                        Target(type="webhook", target="http://127.0.0.1:9/h?token=t0p-s3cret"),
+                    ],
+                    idempotency_key=key,
+                    task="disk-watch",
+                ),
+            )
+    finally:
+        await db.close()
+
+
+@pytest_asyncio.fixture
+async def stack(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(settings)
+        tokens = {}
+        for name in ("erin", "frank"):
+            answer = await http.post("/users", json={"name": name}, headers=admin)
+            tokens[name] = answer.json()["token"]
+            await _notify(settings, name, f"hist-{name}")
+        yield (
+            http,
+            {"admin": admin["Authorization"], **{k: f"Bearer {v}" for k, v in tokens.items()}},
+        )
+
+
+async def test_api_reads_own_records_and_admins_may_name_a_user(
+    stack: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    http, auth = stack
+    erin = {"Authorization": auth["erin"]}
+    deliveries = (await http.get("/deliveries", headers=erin)).json()
+    assert {d["user"] for d in deliveries} == {"erin"}
+    by_channel = {d["channel"]: d for d in deliveries}
+    assert by_channel["inbox"]["status"] == "sent"
+    assert by_channel["email"]["error"] == (
+        "permanent: email is not configured: set AMBIENT_SMTP_HOST"
+    )
+    assert by_channel["webhook"]["target"] == "http://127.0.0.1:9/h?…"
+    assert "t0p-s3cret" not in json.dumps(deliveries)
+    failed = (await http.get("/deliveries", params={"status": "failed"}, headers=erin)).json()
+    assert {d["channel"] for d in failed} == {"email", "webhook"}
+    events = (await http.get("/events", params={"kind": "delivery.failed"}, headers=erin)).json()
+    assert len(events) == 2 and all(e["task"] == "disk-watch" for e in events)
+    inbox = (await http.get("/inbox", headers=erin)).json()
+    assert [m["title"] for m in inbox] == ["hello erin"]
+
+    assert (
+        await http.get("/deliveries", params={"user": "frank"}, headers=erin)
+    ).status_code == 403
+    assert (await http.get("/inbox", params={"user": "frank"}, headers=erin)).status_code == 403
+    assert (await http.get("/events", params={"user": "frank"}, headers=erin)).status_code == 403
+    admin = {"Authorization": auth["admin"]}
+    franks = (await http.get("/deliveries", params={"user": "frank"}, headers=admin)).json()
+    assert {d["user"] for d in franks} == {"frank"} and len(franks) == 3
+    bad = await http.get("/deliveries", params={"status": "lost"}, headers=erin)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "status"]
+
+
+async def test_marking_read_answers_422_or_404_never_500(
+    stack: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    http, auth = stack
+    erin, frank = {"Authorization": auth["erin"]}, {"Authorization": auth["frank"]}
+    huge = await http.post("/inbox/12345678901234567890123/read", headers=erin)
+    assert huge.status_code == 422 and huge.json()["detail"][0]["loc"] == ["path", "message_id"]
+    assert (await http.post("/inbox/0/read", headers=erin)).status_code == 422
+    assert (await http.post("/inbox/abc/read", headers=erin)).status_code == 422
+    franks_message = (await http.get("/inbox", headers=frank)).json()[0]["id"]
+    assert (await http.post(f"/inbox/{franks_message}/read", headers=erin)).status_code == 404
+    done = await http.post(f"/inbox/{franks_message}/read", headers=frank)
+    assert done.status_code == 200 and done.json()["read"] is True
+
+
+async def test_mcp_read_tools_show_own_records_with_typed_inputs(settings: Settings) -> None:
+    from ambient.domain.users import Role, UserCreate
+    from ambient.storage.migrate import upgrade_async
+    from ambient.storage.repositories import UserRepository
+
+    await upgrade_async(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name="gina"))
+        await UserRepository(session).create(UserCreate(name="hank"))
+        await UserRepository(session).create(UserCreate(name="root", role=Role.ADMIN))
+        await session.commit()
+    await _notify(settings, "gina", "mcp-gina")
+    await _notify(settings, "hank", "mcp-hank")
+
+    async def call(user: str, tool: str, args: dict[str, object]) -> object:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            state = AppState(
+                settings=settings,
+                db=db,
+                temporal=None,  # type: ignore[arg-type]
+                channels=build_channels(settings, db, http),
+                stdio_user=user,
+            )
+            async with Client(build_server(settings, holder=StateHolder(state))) as client:
+                if tool == "list_tools":
+                    return await client.list_tools()
+                return await client.call_tool(tool, args)
+
+    try:
+        tools = {t.name: t for t in (await call("gina", "list_tools", {})).tools}  # type: ignore[attr-defined]
+        for name in ("list_events", "read_inbox", "list_deliveries"):
+            tool = tools[name]
+            assert tool.annotations is not None and tool.annotations.read_only_hint is True
+            assert tool.annotations.destructive_hint is False
+            assert "description" in tool.input_schema["properties"]["user"]
+        assert tools["list_deliveries"].input_schema["properties"]["status"]["anyOf"][0]["enum"]
+
+        own = await call("gina", "list_deliveries", {"status": "failed"})
+        rows = own.structured_content["deliveries"]  # type: ignore[attr-defined]
+        assert {(r["user"], r["channel"]) for r in rows} == {("gina", "email"), ("gina", "webhook")}
+        inbox = await call("gina", "read_inbox", {})
+        assert [m["title"] for m in inbox.structured_content["messages"]] == ["hello gina"]  # type: ignore[attr-defined]
+        events = await call("gina", "list_events", {"kind": "delivery.failed"})
+        assert len(events.structured_content["events"]) == 2  # type: ignore[attr-defined]
+
+        refused = await call("gina", "read_inbox", {"user": "hank"})
+        assert refused.is_error and "only an admin" in refused.content[0].text  # type: ignore[attr-defined]
+        bad = await call("gina", "list_deliveries", {"status": "lost"})
+        assert bad.is_error  # type: ignore[attr-defined]
+        as_admin = await call("root", "read_inbox", {"user": "hank"})
+        assert [m["title"] for m in as_admin.structured_content["messages"]] == ["hello hank"]  # type: ignore[attr-defined]
+    finally:
+        await db.close()
+
+
+async def test_cli_prints_events_inbox_and_deliveries_as_json(settings: Settings) -> None:
+    from ambient.domain.users import UserCreate
+    from ambient.storage.migrate import upgrade_async
+    from ambient.storage.repositories import UserRepository
+
+    await upgrade_async(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name="ivy"))
+        await session.commit()
+    await db.close()
+    await _notify(settings, "ivy", "cli-ivy")
+    runner = CliRunner()
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir)}
+
+    def run(*args: str) -> list[dict[str, object]]:
+        done = runner.invoke(app, list(args), env=env)
+        assert done.exit_code == 0, done.output
+        parsed: list[dict[str, object]] = json.loads(done.output)
+        return parsed
+
+    deliveries = await asyncio.to_thread(run, "deliveries", "--user", "ivy", "--json")
+    assert {d["channel"]: d["status"] for d in deliveries} == {
+        "inbox": "sent",
+        "email": "failed",
+        "webhook": "failed",
+    }
+    inbox = await asyncio.to_thread(run, "inbox", "--user", "ivy", "--json")
+    assert [m["title"] for m in inbox] == ["hello ivy"]
+    events = await asyncio.to_thread(run, "events", "--kind", "delivery.failed", "--json")
+    assert {e["user"] for e in events} == {"ivy"} and len(events) == 2
+    wide = {**env, "COLUMNS": "300"}
+    table = await asyncio.to_thread(runner.invoke, app, ["deliveries", "--user", "ivy"], env=wide)
+    assert table.exit_code == 0 and "email is not configured: set AMBIENT_SMTP_HOST" in table.output
+    lost = await asyncio.to_thread(runner.invoke, app, ["deliveries", "--status", "lost"], env=env)
+    assert lost.exit_code == 2

@@ -1,0 +1,54 @@
+"""Logs never carry webhook tokens, robot keys or query strings."""
+
+import logging
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ambient.log_redaction import install_redaction, redact
+from tests.support.servers import serve
+
+
+def test_redact_removes_user_info_queries_and_secret_parameters() -> None:
+    assert redact("POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc123 ok") == (
+        "POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?[redacted] ok"
+    )
+    assert (
+        redact("json://user:pw@hooks.example:8080/x#frag")
+        == "json://hooks.example:8080/x?[redacted]"
+    )
+    assert redact("/share/page?token=t0k3n") == "/share/page?[redacted]"
+    assert redact("retry with access_token=s3cr3t&timestamp=1") == (
+        "retry with access_token=[redacted]&timestamp=1"
+    )
+    assert redact("secret:ops-bot and alice@example.com stay") == (
+        "secret:ops-bot and alice@example.com stay"
+    )
+
+
+async def test_httpx_request_logs_are_redacted_once_installed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def ok(request: Request) -> Response:
+        return Response("ok")
+
+    install_redaction()
+    install_redaction()  # a second entry point in the same process changes nothing
+    async with serve(Starlette(routes=[Route("/hook", ok, methods=["POST"])])) as base:
+        with caplog.at_level(logging.INFO, logger="httpx"):
+            async with httpx.AsyncClient(trust_env=False) as http:
+                await http.post(f"{base}/hook?access_token=s3cr3t-token&sign=abc")
+    messages = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert messages and all("s3cr3t-token" not in m and "sign=abc" not in m for m in messages)
+    assert f"{base}/hook?[redacted]" in messages[0]
+    # An access log in uvicorn's shape: the path argument is redacted, the other args kept.
+    with caplog.at_level(logging.INFO, logger="tests.access"):
+        logging.getLogger("tests.access").info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/x?token=abc", "1.1", 200
+        )
+    access = [r for r in caplog.records if r.name == "tests.access"]
+    assert access[-1].args == ("127.0.0.1:5", "GET", "/x?[redacted]", "1.1", 200)
