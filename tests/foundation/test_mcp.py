@@ -127,11 +127,11 @@ async def test_stdio_identity_comes_from_user_option(state: AppState) -> None:
 
     server = build_server(state.settings, holder=StateHolder(state))
 
-    async def whoami(ctx: Context) -> str:  # type: ignore[type-arg]
+    async def caller_name(ctx: Context) -> str:  # type: ignore[type-arg]
         """test-only tool"""
         return current_user(ctx)
 
-    server.add_tool(whoami)
+    server.add_tool(caller_name)
     async with Client(server, raise_exceptions=True) as client:
-        result = await client.call_tool("whoami", {})
+        result = await client.call_tool("caller_name", {})
     assert result.structured_content == {"result": "alice"}
