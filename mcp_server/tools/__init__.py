@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server.tools import cloud, push, system, tasks, users
+from mcp_server.tools import cloud, push, remediation, system, tasks, users
 
 Register = Callable[..., None]
 
@@ -17,6 +17,7 @@ AREAS: dict[str, Register] = {
     "push": push.register,
     "cloud": cloud.register,
     "users": users.register,
+    "remediation": remediation.register,
 }
 
 __all__ = ["AREAS", "MCPServer"]

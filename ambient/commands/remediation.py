@@ -1,0 +1,288 @@
+"""`ambient remediation`: score, start, follow, approve and abort remediations from a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from ambient import temporal
+from ambient.clients.llm import LLMClient
+from ambient.domain.remediation_runs import FINAL_STATES, RemediationStatus
+from ambient.remediation import RemediationError, RemediationService
+from ambient.runtime import discovered_settings
+from ambient.status import temporal_problem
+from ambient.storage import Database
+
+app = typer.Typer(help="Graded remediation of TKE alerts.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
+Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
+AlertFile = Annotated[
+    str,
+    typer.Argument(help="the alert as JSON, or @FILE to read it from a file ('-' for stdin)"),
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]{message}[/]", soft_wrap=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _run(work: Callable[[RemediationService], Awaitable[T]]) -> T:
+    settings = discovered_settings()
+
+    async def main() -> T:
+        db = Database(settings.resolved_database_url)
+        try:
+            client = await temporal.connect(settings)
+            return await work(RemediationService(client, settings, db, LLMClient(settings)))
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(main())
+    except RemediationError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:
+        problem = temporal_problem(exc, settings)
+        raise fail(problem or f"{type(exc).__name__}: {exc}") from None
+
+
+def _alert(text: str) -> dict[str, Any]:
+    if text == "-":
+        text = typer.get_text_stream("stdin").read()
+    elif text.startswith("@"):
+        text = Path(text[1:]).read_text()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(f"alert: not JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise fail("alert: give a JSON object")
+    return value
+
+
+def _print(value: BaseModel | list[Any]) -> None:
+    if isinstance(value, list):
+        console.print_json(json.dumps([v.model_dump(mode="json") for v in value]))
+    else:
+        console.print_json(value.model_dump_json())
+
+
+def _status_table(status: RemediationStatus) -> Table:
+    table = Table(
+        title=f"{status.remediation_id} — {status.state}"
+        + (f" (score {status.score}, budget {status.budget})" if status.score is not None else "")
+    )
+    for column in ("attempt", "rung", "mode", "result", "verified"):
+        table.add_column(column, overflow="fold")
+    attempts = {a.attempt: a for a in status.attempts}
+    for step in status.plan:
+        done = attempts.get(step.attempt)
+        result = ""
+        if done is not None:
+            result = done.skipped_reason or done.detail
+        elif status.next_rung == step.rung and status.waiting is not None:
+            result = f"waiting for {status.waiting.what}"
+        verified = ""
+        if done is not None and done.resolved is not None:
+            verified = "resolved" if done.resolved else "not resolved"
+        table.add_row(
+            str(step.attempt),
+            f"{int(step.rung)} {step.rung.name.lower()}"
+            + (" (approval)" if step.needs_approval else ""),
+            done.mode if done else "",
+            result,
+            verified,
+        )
+    if status.outcome:
+        table.caption = status.outcome
+    return table
+
+
+async def _follow(service: RemediationService, user: str, rid: str) -> RemediationStatus:
+    """Redraw the ladder until the remediation ends (Ctrl-C stops following, not the work)."""
+    status = await service.get(user, rid)
+    with Live(_status_table(status), console=console, refresh_per_second=4) as live:
+        while status.state not in FINAL_STATES:
+            await asyncio.sleep(1)
+            status = await service.get(user, rid)
+            live.update(_status_table(status))
+    return status
+
+
+@app.command()
+def score(alert: AlertFile, as_json: Json = False) -> None:
+    """Score an alert and show the budget and plan it would buy (nothing runs)."""
+    view = _run(lambda s: s.score(_alert(alert)))
+    if as_json:
+        _print(view)
+        return
+    console.print(f"score [bold]{view.score}[/] → budget {view.budget} ({view.generated_by})")
+    for reason in view.reasons:
+        console.print(f"  • {reason}")
+    for step in view.plan:
+        approval = " [yellow](approval)[/]" if step.needs_approval else ""
+        console.print(f"  {step.attempt}. {step.action}{approval}")
+
+
+@app.command()
+def start(
+    alert: AlertFile,
+    user: User,
+    mode: Annotated[str, typer.Option(help="dry_run or execute")] = "dry_run",
+    follow: Annotated[bool, typer.Option(help="show progress until it ends")] = True,
+    as_json: Json = False,
+) -> None:
+    """Start the remediation of an alert (or join the running one) and follow it."""
+
+    async def work(service: RemediationService) -> Any:
+        started = await service.start(user, _alert(alert), mode)  # type: ignore[arg-type]
+        if as_json or not follow:
+            return started
+        console.print(started.message)
+        return await _follow(service, user, started.remediation_id)
+
+    result = _run(work)
+    if as_json or not follow:
+        _print(result)
+
+
+@app.command()
+def show(remediation_id: str, user: User, as_json: Json = False) -> None:
+    """State, plan, attempts and audit of a remediation."""
+    view = _run(lambda s: s.get(user, remediation_id))
+    if as_json:
+        _print(view)
+        return
+    console.print(_status_table(view))
+    for line in view.audit:
+        console.print(f"  {line.at:%Y-%m-%d %H:%M:%S} {line.actor:>12} {line.action}")
+
+
+@app.command()
+def follow(remediation_id: str, user: User) -> None:
+    """Follow a remediation's progress until it ends."""
+    _run(lambda s: _follow(s, user, remediation_id))
+
+
+@app.command()
+def approve(
+    remediation_id: str,
+    user: User,
+    reason: Annotated[str, typer.Option(help="why")] = "",
+    refuse: Annotated[bool, typer.Option("--refuse", help="refuse: hand over instead")] = False,
+) -> None:
+    """Approve (or --refuse) the step a remediation waits for."""
+    decision = _run(lambda s: s.approve(user, remediation_id, not refuse, reason))
+    console.print(f"{'approved' if decision.approve else 'refused'} rung {int(decision.rung)}")
+
+
+@app.command()
+def abort(
+    remediation_id: str, user: User, reason: Annotated[str, typer.Option(help="why")] = ""
+) -> None:
+    """Stop a remediation before its next change."""
+    status = _run(lambda s: s.abort(user, remediation_id, reason))
+    console.print(f"{remediation_id}: abort sent (state {status.state})")
+
+
+@app.command("list")
+def list_(
+    user: User,
+    state: Annotated[str | None, typer.Option(help="only this state")] = None,
+    as_json: Json = False,
+) -> None:
+    """Your remediations, newest first (an admin sees everyone's)."""
+    runs = _run(lambda s: s.list_runs(user, state=state))
+    if as_json:
+        _print(runs)
+        return
+    table = Table()
+    for column in ("remediation", "service", "state", "score", "attempts", "started"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        table.add_row(
+            run.remediation_id,
+            run.service,
+            run.state,
+            str(run.score),
+            str(run.attempts),
+            f"{run.started_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+
+
+@app.command()
+def stats(
+    user: User,
+    days: Annotated[int, typer.Option(help="look back this many days")] = 30,
+    as_json: Json = False,
+) -> None:
+    """Outcome analytics: success by rung/service/alert type, time to resolve, budgets spent."""
+    result = _run(lambda s: s.stats(user, days=days))
+    if as_json:
+        _print(result)
+        return
+    console.print(
+        f"{result.finished} finished, {result.resolved} resolved "
+        f"({result.success_rate:.0%}); budgets run out: {result.budgets_exhausted}"
+    )
+    if result.median_seconds_to_resolve is not None:
+        console.print(f"median time to resolve: {result.median_seconds_to_resolve / 60:.1f} min")
+    for title, rows in (
+        ("by rung", result.by_rung),
+        ("by service", result.by_service),
+        ("by alert type", result.by_alert_type),
+    ):
+        table = Table(title=title)
+        for column in ("key", "runs", "resolved", "rate"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(row.key, str(row.runs), str(row.resolved), f"{row.rate:.0%}")
+        console.print(table)
+
+
+@app.command()
+def rule(
+    name: str,
+    user: User,
+    workload: Annotated[str, typer.Option(help="glob over Deployment names")] = "*",
+    namespace: Annotated[str, typer.Option(help="glob")] = "*",
+    cluster: Annotated[str, typer.Option(help="glob over cluster ids")] = "*",
+    importance: Annotated[int | None, typer.Option(min=0, max=100)] = None,
+    manual: Annotated[bool, typer.Option(help="never act; hand over at once")] = False,
+) -> None:
+    """Create or replace an alert rule (admin): pin importance or force manual handling."""
+    saved = _run(
+        lambda s: s.put_rule(
+            user,
+            {
+                "name": name,
+                "workload": workload,
+                "namespace": namespace,
+                "cluster_id": cluster,
+                "importance": importance,
+                "manual": manual,
+            },
+        )
+    )
+    console.print(f"alert rule {saved.name!r} saved")
+
+
+@app.command()
+def triage(user: User) -> None:
+    """Create the nightly alert-triage Schedule (05:00 team time by default; idempotent)."""
+    schedule = _run(lambda s: s.schedule_triage(user))
+    console.print(f"schedule {schedule} is in place")

@@ -1,0 +1,145 @@
+"""Remediations: the same operations as the MCP remediation tools, for the calling user."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+
+from ambient.clients.llm import LLMClient
+from ambient.domain.remediation import Alert
+from ambient.domain.remediation_runs import ApprovalDecision, RemediationStats, RemediationStatus
+from ambient.remediation import (
+    InvalidRemediationError,
+    RemediationError,
+    RemediationNotFoundError,
+    RemediationRefusedError,
+    RemediationService,
+    RemediationSummary,
+    RemediationView,
+    ScoreView,
+    StartResult,
+)
+from ambient.status import temporal_problem
+from api.deps import CurrentUser, StateDep
+
+router = APIRouter(prefix="/remediations", tags=["remediations"])
+
+
+class RemediationStart(BaseModel):
+    alert: Alert
+    mode: Literal["dry_run", "execute"] = Field(
+        default="dry_run", description="the lower of this and your rollback_permission applies"
+    )
+
+
+class ApprovalBody(BaseModel):
+    approve: bool
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class AbortBody(BaseModel):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+def service(state: StateDep) -> RemediationService:
+    llm = state.extras.get("llm")
+    if not isinstance(llm, LLMClient):
+        llm = LLMClient(state.settings)
+        state.extras["llm"] = llm
+    return RemediationService(state.temporal, state.settings, state.db, llm)
+
+
+Service = Annotated[RemediationService, Depends(service)]
+
+
+def _fail(exc: RemediationError, field: str = "alert") -> Exception:
+    if isinstance(exc, RemediationNotFoundError):
+        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, RemediationRefusedError):
+        return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
+    if isinstance(exc, InvalidRemediationError):
+        return RequestValidationError(
+            [{"type": "value_error", "loc": ["body", field], "msg": str(exc), "input": None}]
+        )
+    if temporal_problem(exc, None) is not None:
+        return exc
+    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
+
+
+# A path parameter cannot hold "/": routes take the fingerprint, ids are remediation/<it>.
+def _rid(fingerprint: str) -> str:
+    return f"remediation/{fingerprint}"
+
+
+@router.post("/score", response_model=ScoreView)
+async def score(body: RemediationStart, user: CurrentUser, remediations: Service) -> ScoreView:
+    """Score an alert and show the budget and plan it buys; nothing runs."""
+    try:
+        return await remediations.score(body.alert)
+    except RemediationError as exc:
+        raise _fail(exc) from None
+
+
+@router.post("", response_model=StartResult, status_code=status.HTTP_201_CREATED)
+async def start(body: RemediationStart, user: CurrentUser, remediations: Service) -> StartResult:
+    """Start the alert's remediation, or join the one running for the same alert."""
+    try:
+        return await remediations.start(user.name, body.alert, body.mode)
+    except RemediationError as exc:
+        raise _fail(exc) from None
+
+
+@router.get("", response_model=list[RemediationSummary])
+async def list_remediations(
+    user: CurrentUser,
+    remediations: Service,
+    state: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[RemediationSummary]:
+    try:
+        return await remediations.list_runs(user.name, state=state, limit=limit)
+    except RemediationError as exc:
+        raise _fail(exc) from None
+
+
+@router.get("/stats", response_model=RemediationStats)
+async def stats(
+    user: CurrentUser, remediations: Service, days: Annotated[int, Query(ge=1, le=365)] = 30
+) -> RemediationStats:
+    try:
+        return await remediations.stats(user.name, days=days)
+    except RemediationError as exc:
+        raise _fail(exc) from None
+
+
+@router.get("/{fingerprint}", response_model=RemediationView)
+async def get(fingerprint: str, user: CurrentUser, remediations: Service) -> RemediationView:
+    try:
+        return await remediations.get(user.name, _rid(fingerprint))
+    except RemediationError as exc:
+        raise _fail(exc) from None
+
+
+@router.post("/{fingerprint}/approval", response_model=ApprovalDecision)
+async def approve(
+    fingerprint: str, body: ApprovalBody, user: CurrentUser, remediations: Service
+) -> ApprovalDecision:
+    try:
+        return await remediations.approve(
+            user.name, _rid(fingerprint), body.approve, body.reason or ""
+        )
+    except RemediationError as exc:
+        raise _fail(exc, "approve") from None
+
+
+@router.post("/{fingerprint}/abort", response_model=RemediationStatus)
+async def abort(
+    fingerprint: str, body: AbortBody, user: CurrentUser, remediations: Service
+) -> RemediationStatus:
+    try:
+        return await remediations.abort(user.name, _rid(fingerprint), body.reason or "")
+    except RemediationError as exc:
+        raise _fail(exc, "reason") from None

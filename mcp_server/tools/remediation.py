@@ -1,0 +1,166 @@
+"""Remediation tools: score an alert, start, approve, abort and inspect graded remediations."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Annotated, Any, Literal, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+from temporalio.service import RPCError
+
+from ambient.clients.llm import LLMClient
+from ambient.domain.remediation import Alert
+from ambient.domain.remediation_runs import ApprovalDecision, RemediationStats, RemediationStatus
+from ambient.remediation import (
+    RemediationError,
+    RemediationService,
+    RemediationSummary,
+    RemediationView,
+    ScoreView,
+    StartResult,
+)
+from ambient.status import temporal_problem
+from mcp_server.auth import app_state, current_user
+
+T = TypeVar("T")
+
+AlertArg = Annotated[
+    Alert,
+    Field(
+        description=(
+            'The alert, e.g. {"source": "manual", "cluster_id": "cls-abc123", "namespace": '
+            '"prod", "workload": "checkout", "metric": "error_rate", "value": 0.12, '
+            '"threshold": 0.05, "message": "5xx on checkout", "verify": {"source": {"type": '
+            '"http_json", "url": "https://...", "json_path": "$.error_rate"}, "healthy": '
+            '[{"op": "below", "value": 0.05}]}, "settle_seconds": 120}. cluster_id is a TKE '
+            "cluster id or a context of AMBIENT_KUBECONFIG; workload is a Deployment name."
+        )
+    ),
+]
+RemediationId = Annotated[
+    str,
+    Field(description="the remediation_id start_remediation returned: remediation/<fingerprint>"),
+]
+
+
+class RemediationList(BaseModel):
+    remediations: list[RemediationSummary]
+
+
+def _service(ctx: Context[Any, Any]) -> RemediationService:
+    state = app_state(ctx)
+    llm = state.extras.get("llm")
+    if not isinstance(llm, LLMClient):
+        llm = LLMClient(state.settings)
+        state.extras["llm"] = llm
+    return RemediationService(state.temporal, state.settings, state.db, llm)
+
+
+async def _call(ctx: Context[Any, Any], work: Awaitable[T]) -> T:
+    settings = app_state(ctx).settings
+    try:
+        return await work
+    except RemediationError as exc:
+        raise ToolError(str(exc)) from None
+    except (RuntimeError, RPCError) as exc:
+        problem = temporal_problem(exc, settings)
+        if problem is None:
+            raise
+        raise ToolError(problem) from None
+
+
+async def score_alert(ctx: Context[Any, Any], alert: AlertArg) -> ScoreView:
+    """Score an alert 0-100 (impact 40 %, severity 30 %, importance 20 %, time 10 %) with
+    reasons, and show the budget and plan it would buy. Changes nothing."""
+    return await _call(ctx, _service(ctx).score(alert))
+
+
+async def start_remediation(
+    ctx: Context[Any, Any],
+    alert: AlertArg,
+    mode: Annotated[
+        Literal["dry_run", "execute"],
+        Field(
+            description="dry_run records what each step would patch; execute changes the "
+            "cluster. The lower of this and your rollback_permission applies."
+        ),
+    ] = "dry_run",
+) -> StartResult:
+    """Start the graded remediation of an alert (or join the one running for the same alert).
+    Returns remediation_id; get_remediation shows the plan, progress and audit."""
+    return await _call(ctx, _service(ctx).start(current_user(ctx), alert, mode))
+
+
+async def approve_remediation(
+    ctx: Context[Any, Any],
+    remediation_id: RemediationId,
+    approve: Annotated[bool, Field(description="true runs the waiting step; false hands over")],
+    reason: Annotated[str | None, Field(default=None, max_length=1000)] = None,
+) -> ApprovalDecision:
+    """Answer a remediation that waits for approval (rungs from the approval rung up)."""
+    return await _call(
+        ctx, _service(ctx).approve(current_user(ctx), remediation_id, approve, reason or "")
+    )
+
+
+async def abort_remediation(
+    ctx: Context[Any, Any],
+    remediation_id: RemediationId,
+    reason: Annotated[str | None, Field(default=None, max_length=1000)] = None,
+) -> RemediationStatus:
+    """Stop a running remediation before its next change (changes made stay; see the audit)."""
+    return await _call(ctx, _service(ctx).abort(current_user(ctx), remediation_id, reason or ""))
+
+
+async def get_remediation(ctx: Context[Any, Any], remediation_id: RemediationId) -> RemediationView:
+    """State, mode, score, budget, plan, attempts (with exact patches), waiting state, audit."""
+    return await _call(ctx, _service(ctx).get(current_user(ctx), remediation_id))
+
+
+async def list_remediations(
+    ctx: Context[Any, Any],
+    state: Annotated[
+        str | None,
+        Field(default=None, description="only this state, e.g. resolved, handed_over, settling"),
+    ] = None,
+    limit: Annotated[int, Field(default=50, ge=1, le=500)] = 50,
+) -> RemediationList:
+    """Your remediations, newest first (an admin sees everyone's)."""
+    runs = await _call(ctx, _service(ctx).list_runs(current_user(ctx), state=state, limit=limit))
+    return RemediationList(remediations=runs)
+
+
+async def remediation_stats(
+    ctx: Context[Any, Any],
+    days: Annotated[int, Field(default=30, ge=1, le=365, description="look back this far")] = 30,
+) -> RemediationStats:
+    """Outcomes: success rate by rung, service and alert type, time to resolve, budgets run out."""
+    return await _call(ctx, _service(ctx).stats(current_user(ctx), days=days))
+
+
+def _annotations(
+    *, read_only: bool, destructive: bool = False, idempotent: bool = True
+) -> ToolAnnotations:
+    return ToolAnnotations(
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=not read_only,
+    )
+
+
+def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+    read = _annotations(read_only=True)
+    # Scoring may call the LLM, but it changes nothing anywhere.
+    mcp.add_tool(score_alert, annotations=read)
+    mcp.add_tool(get_remediation, annotations=read)
+    mcp.add_tool(list_remediations, annotations=read)
+    mcp.add_tool(remediation_stats, annotations=read)
+    if read_only:
+        return
+    mcp.add_tool(start_remediation, annotations=_annotations(read_only=False, destructive=True))
+    mcp.add_tool(approve_remediation, annotations=_annotations(read_only=False, destructive=True))
+    mcp.add_tool(abort_remediation, annotations=_annotations(read_only=False))

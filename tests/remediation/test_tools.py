@@ -1,0 +1,192 @@
+"""Remediation MCP tools end to end: a real worker on the time-skipping server, in-memory MCP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp import Client
+from temporalio.client import WorkflowFailureError
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.remediation_runs import FINAL_STATES, RemediationStatus
+from ambient.storage.remediations import RemediationRepository
+from mcp_server.server import build_server
+from mcp_server.state import AppState, StateHolder
+from tests.conftest import running_worker
+from tests.remediation.support import (
+    add_user,
+    alert,
+    error_rate,
+    remediation_settings,
+    state_reaches,
+)
+
+USER = "ops"
+
+
+def mcp(state: AppState, user: str = USER, read_only: bool = False) -> Client:
+    state = AppState(
+        settings=state.settings,
+        db=state.db,
+        temporal=state.temporal,
+        channels=state.channels,
+        stdio_user=user,
+    )
+    return Client(build_server(state.settings, holder=StateHolder(state), read_only=read_only))
+
+
+async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def error_of(client: Client, tool: str, **args: Any) -> str:
+    result = await client.call_tool(tool, args)
+    assert result.is_error
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+def app_state(env: WorkflowEnvironment, deps: WorkerDeps, task_queue: str) -> AppState:
+    settings = deps.settings.model_copy(update={"temporal_task_queue": task_queue})
+    return AppState(settings=settings, db=deps.db, temporal=env.client, channels=deps.channels)
+
+
+async def test_score_alert_shows_score_budget_plan_and_starts_nothing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps)
+    await add_user(deps, USER)
+    async with running_worker(ts_env.client, deps) as worker:
+        state = app_state(ts_env, deps, worker.task_queue)
+        async with mcp(state, read_only=True) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            assert "start_remediation" not in tools
+            assert tools["score_alert"].annotations.read_only_hint  # type: ignore[union-attr]
+            subject = alert("http://127.0.0.1:9/metrics").model_dump(mode="json")
+            scored = await call(client, "score_alert", alert=subject)
+    assert scored["score"] == 89 and scored["budget"] == 4
+    assert set(scored["dimensions"]) == {"impact", "severity", "importance", "time_sensitivity"}
+    assert all(d["reason"] for d in scored["dimensions"].values())
+    assert [s["rung"] for s in scored["plan"]] == [1, 2, 3, 4]
+    assert scored["generated_by"] == "offline"
+    async with deps.db.session() as session:
+        assert await RemediationRepository(session).list() == []
+
+
+async def test_start_then_duplicate_joins_then_approve_and_inspect(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    await add_user(deps, "oncall")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        state = app_state(ts_env, deps, worker.task_queue)
+        subject = alert(url).model_dump(mode="json")
+        async with mcp(state) as client:
+            started = await call(client, "start_remediation", alert=subject, mode="dry_run")
+            rid = started["remediation_id"]
+            assert rid.startswith("remediation/") and started["created"]
+            handle = ts_env.client.get_workflow_handle(rid, result_type=RemediationStatus)
+            for _ in range(200):
+                status = await handle.query("status", result_type=RemediationStatus)
+                if status.state == "waiting_approval":
+                    break
+            plan = await call(client, "get_remediation", remediation_id=rid)
+            assert plan["state"] == "waiting_approval"
+            assert [s["rung"] for s in plan["plan"]] == [1, 2, 3, 4]
+            assert plan["waiting"]["what"] == "approval" and plan["attempts"] == []
+            assert {"scored", "planned", "permission"} <= {a["action"] for a in plan["audit"]}
+
+        async with mcp(state, user="oncall") as other:
+            joined = await call(other, "start_remediation", alert=subject)
+            assert joined["joined"] and not joined["created"] and joined["remediation_id"] == rid
+            assert "already being remediated" in joined["message"]
+            decision = await call(other, "approve_remediation", remediation_id=rid, approve=True)
+            assert decision["approver"] == "oncall" and decision["rung"] == 1
+        final = await state_reaches(ts_env, handle, FINAL_STATES)
+
+        async with mcp(state) as client:
+            shown = await call(client, "get_remediation", remediation_id=rid)
+            listed = await call(client, "list_remediations")
+            stats = await call(client, "remediation_stats")
+            again = await error_of(client, "approve_remediation", remediation_id=rid, approve=True)
+
+    assert final.state == "resolved"
+    assert shown["state"] == "resolved" and shown["joined_by"] == ["oncall"]
+    actions = [a["action"] for a in shown["audit"]]
+    assert "joined" in actions and "approval" in actions and "action" in actions
+    action = next(a for a in shown["audit"] if a["action"] == "action")
+    assert action["detail"]["patch"]["deployment/prod/checkout"]["spec"]["template"]
+    assert [r["remediation_id"] for r in listed["remediations"]] == [rid]
+    assert stats["resolved"] == 1 and stats["by_rung"] == [
+        {"key": "1", "runs": 1, "resolved": 1, "rate": 1.0}
+    ]
+    assert "not waiting for approval" in again
+
+
+async def test_permission_none_is_refused_clearly_and_nothing_starts(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps)
+    await add_user(deps, USER, permission="none")
+    async with running_worker(ts_env.client, deps) as worker:
+        state = app_state(ts_env, deps, worker.task_queue)
+        subject = alert("http://127.0.0.1:9/metrics")
+        async with mcp(state) as client:
+            message = await error_of(
+                client, "start_remediation", alert=subject.model_dump(mode="json"), mode="execute"
+            )
+        handle = ts_env.client.get_workflow_handle(f"remediation/{subject.fingerprint()}")
+        try:
+            await handle.describe()
+            started = True
+        except Exception:
+            started = False
+    assert "rollback_permission is 'none'" in message and "Nothing was started" in message
+    assert not started
+
+
+async def test_bad_alert_names_the_field(ts_env: WorkflowEnvironment, deps: WorkerDeps) -> None:
+    remediation_settings(deps)
+    await add_user(deps, USER)
+    async with running_worker(ts_env.client, deps) as worker:
+        state = app_state(ts_env, deps, worker.task_queue)
+        bad = alert("http://127.0.0.1:9/m").model_dump(mode="json") | {"workload": "Bad Name!"}
+        async with mcp(state) as client:
+            message = await error_of(client, "start_remediation", alert=bad)
+    assert "workload" in message and "Deployment name" in message
+
+
+async def test_a_member_cannot_see_or_abort_another_members_remediation(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    await add_user(deps, "mallory")
+    async with running_worker(ts_env.client, deps) as worker:
+        state = app_state(ts_env, deps, worker.task_queue)
+        subject = alert("http://127.0.0.1:9/metrics").model_dump(mode="json")
+        async with mcp(state) as client:
+            rid = (await call(client, "start_remediation", alert=subject))["remediation_id"]
+        async with mcp(state, user="mallory") as other:
+            hidden = await error_of(other, "get_remediation", remediation_id=rid)
+            refused = await error_of(other, "abort_remediation", remediation_id=rid)
+            listed = await call(other, "list_remediations")
+        async with mcp(state) as client:
+            aborted = await call(client, "abort_remediation", remediation_id=rid, reason="test")
+        try:
+            result = await ts_env.client.get_workflow_handle(
+                rid, result_type=RemediationStatus
+            ).result()
+        except WorkflowFailureError as exc:  # pragma: no cover - shows the cause if it fails
+            raise AssertionError(exc.cause) from exc
+    assert "no such remediation" in hidden and "no such remediation" in refused
+    assert listed["remediations"] == []
+    assert aborted["remediation_id"] == rid
+    assert result.state == "aborted"
