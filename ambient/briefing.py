@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -59,7 +60,11 @@ class BriefingError(Exception):
 
 
 class InvalidBriefingError(BriefingError):
-    """The request was invalid; nothing changed."""
+    """The request was invalid; nothing changed. ``field`` names the offending field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field or _field_of(message)
 
 
 class BriefingNotFoundError(BriefingError):
@@ -116,9 +121,11 @@ def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:
     try:
         return BriefingConfig.model_validate(config)
     except ValidationError as exc:
-        parts = [
-            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
-        ]
+        parts = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            parts.append(f"{where}: {message}" if where else message)
         raise InvalidBriefingError("invalid briefing config — " + "; ".join(parts)) from None
 
 
@@ -371,6 +378,11 @@ class BriefingService:
         report = reducer.report(start=start, end=end)
         label = spec.path if isinstance(spec, FileLogSpec) else spec.topic_id
         return LogAnalysis(report=report, markdown=render_markdown(report), source=label, read=read)
+
+
+def _field_of(message: str) -> str | None:
+    match = re.search(r"(?:— |^)(?:Value error, )?([a-z_][a-z_.]*): ", message)
+    return match[1] if match else None
 
 
 def _check_path(path: str, settings: Settings) -> None:

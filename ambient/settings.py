@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     # Folder of log files that search_logs may read as topic "file:NAME" (no other paths).
     log_dir: Path | None = None
 
+    # --- daily briefing / voice ---
+    # Voice devices allowed to call POST /voice/greeting: {"name": "token"} (X-Device-Token).
+    voice_device_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+
     # --- watches ---
     # Non-public networks the web fetcher may reach anyway (e.g. ["10.0.0.0/8"]).
     fetch_allow_cidrs: StrList = Field(default_factory=list)

@@ -14,6 +14,7 @@ from ambient.settings import Settings
 from api.errors import install_error_mapping
 from api.offline_docs import serve_offline_docs
 from api.routers import (
+    briefings,
     chat,
     codec,
     deliveries,
@@ -25,6 +26,7 @@ from api.routers import (
     share,
     tasks,
     users,
+    voice,
 )
 from mcp_server.server import build_server
 from mcp_server.state import StateHolder, open_state
@@ -37,6 +39,8 @@ ROUTERS = [
     inbox.router,
     deliveries.router,
     tasks.router,
+    briefings.router,
+    voice.router,
     remediations.router,
     share.router,
     codec.router,

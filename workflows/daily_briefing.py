@@ -67,6 +67,7 @@ class DailyBriefingWorkflow:
         self.prepare_wanted = False
         self.given_at: datetime | None = None
         self.given_via: str | None = None
+        self.recorded = False
         self.pushed_at: datetime | None = None
         self._prepare_lock = asyncio.Lock()
 
@@ -91,10 +92,23 @@ class DailyBriefingWorkflow:
             return "stopped"
         await self._prepare("scheduled")
         self.phase = "in window" if workflow.now() >= day.window_start else "prepared"
-        await self._wait_until(day.window_end, lambda: self.given_at is not None or self.stopping)
-        if self.given_at is not None:
+        # The run stays on its day until the window ends (regenerate and send act on it);
+        # a greeting is recorded as soon as it happens.
+        while not self.stopping and workflow.now() < day.window_end:
+            await self._wait_until(
+                day.window_end,
+                lambda: self.stopping or (self.given_at is not None and not self.recorded),
+            )
+            if self.given_at is not None and not self.recorded:
+                await self._record_greeting()
+        if self.given_at is not None and not self.recorded:
             await self._record_greeting()
-        elif not self.stopping and not self.paused and config.push_if_not_greeted:
+        elif (
+            self.given_at is None
+            and not self.stopping
+            and not self.paused
+            and config.push_if_not_greeted
+        ):
             if self.prepared is not None:
                 self.phase = "pushing"
                 await self._push(day.date, "not greeted", f"{run.task_id}/{day.date}/push")
@@ -326,6 +340,7 @@ class DailyBriefingWorkflow:
 
     async def _record_greeting(self) -> None:
         assert self.day is not None and self.given_at is not None
+        self.recorded = True
         try:
             await workflow.execute_activity(
                 "record_greeting",

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server.tools import cloud, push, remediation, system, tasks, users
+from mcp_server.tools import briefing, cloud, push, remediation, system, tasks, users
 
 Register = Callable[..., None]
 
@@ -14,6 +14,7 @@ Register = Callable[..., None]
 AREAS: dict[str, Register] = {
     "system": system.register,
     "tasks": tasks.register,
+    "briefing": briefing.register,
     "push": push.register,
     "cloud": cloud.register,
     "users": users.register,

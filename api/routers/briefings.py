@@ -1,0 +1,158 @@
+"""Briefings: the daily briefing task, the stored briefings, sending, sharing, log analysis."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+
+from ambient.briefing import (
+    BriefingError,
+    BriefingListItem,
+    BriefingNotFoundError,
+    BriefingRef,
+    BriefingService,
+    BriefingView,
+    InvalidBriefingError,
+    LogAnalysis,
+)
+from ambient.domain.briefing import BriefingConfig, BriefingStatus, PreparedBriefing
+from ambient.domain.notify import NotifyResult
+from ambient.sharing import ShareLinkRepository
+from api.deps import CurrentUser, StateDep
+
+router = APIRouter(prefix="/briefings", tags=["briefings"])
+
+
+def service(state: StateDep) -> BriefingService:
+    return BriefingService(state.temporal, state.settings, state.db, tencent=state.tencent)
+
+
+Service = Annotated[BriefingService, Depends(service)]
+
+
+class SendIn(BaseModel):
+    date: str | None = Field(default=None, description="YYYY-MM-DD; the latest when omitted")
+    request_id: str | None = Field(default=None, max_length=128)
+
+
+class AnalyzeIn(BaseModel):
+    log_source: dict[str, Any]
+    start: datetime
+    end: datetime
+
+
+class ShareOut(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+def _fail(exc: BriefingError) -> HTTPException | RequestValidationError:
+    if isinstance(exc, BriefingNotFoundError):
+        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, InvalidBriefingError):
+        loc = ["body", *(exc.field.split(".") if exc.field else [])]
+        return RequestValidationError(
+            [{"type": "value_error", "loc": loc, "msg": str(exc), "input": None}]
+        )
+    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
+
+
+@router.post("/daily", status_code=status.HTTP_201_CREATED, response_model=BriefingRef)
+async def create_daily_briefing(
+    config: dict[str, Any], user: CurrentUser, briefings: Service
+) -> BriefingRef:
+    """Set up (or replace) your daily briefing; fields as BriefingConfig."""
+    try:
+        return await briefings.create(user.name, config)
+    except BriefingError as exc:
+        raise _fail(exc) from None
+
+
+@router.get("/daily", response_model=BriefingStatus)
+async def daily_status(user: CurrentUser, briefings: Service) -> BriefingStatus:
+    try:
+        return await briefings.status(user.name)
+    except BriefingError as exc:
+        raise _fail(exc) from None
+
+
+@router.delete("/daily", response_model=BriefingRef)
+async def delete_daily_briefing(user: CurrentUser, briefings: Service) -> BriefingRef:
+    try:
+        return await briefings.delete(user.name)
+    except BriefingError as exc:
+        raise _fail(exc) from None
+
+
+@router.get("/config-schema", response_model=dict[str, Any])
+async def config_schema() -> dict[str, Any]:
+    return BriefingConfig.model_json_schema()
+
+
+@router.get("", response_model=list[BriefingListItem])
+async def list_briefings(
+    user: CurrentUser, briefings: Service, limit: int = 30
+) -> list[BriefingListItem]:
+    return await briefings.list_briefings(user.name, min(max(limit, 1), 366))
+
+
+@router.post("/regenerate", response_model=PreparedBriefing)
+async def regenerate(user: CurrentUser, briefings: Service) -> PreparedBriefing:
+    try:
+        return await briefings.regenerate(user.name)
+    except BriefingError as exc:
+        raise _fail(exc) from None
+
+
+@router.post("/send", response_model=NotifyResult)
+async def send(body: SendIn, user: CurrentUser, briefings: Service) -> NotifyResult:
+    """Push a briefing through your channels now."""
+    try:
+        return await briefings.send(user.name, body.date, body.request_id)
+    except BriefingError as exc:
+        raise _fail(exc) from None
+
+
+@router.post("/analyze", response_model=LogAnalysis)
+async def analyze(body: AnalyzeIn, user: CurrentUser, briefings: Service) -> LogAnalysis:
+    """The reduction report of any log source and range."""
+    try:
+        return await briefings.analyze_logs(user.name, body.log_source, body.start, body.end)
+    except BriefingError as exc:
+        raise _fail(exc) from None
+
+
+@router.get("/{date}", response_model=BriefingView)
+async def get_briefing(date: str, user: CurrentUser, briefings: Service) -> BriefingView:
+    try:
+        return await briefings.get_briefing(user.name, date)
+    except BriefingError as exc:
+        raise _fail(exc) from None
+
+
+@router.post("/{date}/share", status_code=status.HTTP_201_CREATED, response_model=ShareOut)
+async def share(date: str, user: CurrentUser, briefings: Service, state: StateDep) -> ShareOut:
+    """A signed, expiring link to the briefing page (the full report)."""
+    try:
+        view = await briefings.get_briefing(user.name, date)
+    except BriefingError as exc:
+        raise _fail(exc) from None
+    settings = state.settings
+    async with state.db.session() as session:
+        row, token = await ShareLinkRepository(
+            session, settings.secret_key.get_secret_value()
+        ).create(
+            user.name,
+            "briefing",
+            f"Daily briefing {view.date}",
+            view.report_markdown,
+            days=settings.share_link_days,
+            key=f"briefing/{user.name}/{view.date}/v{view.version}",
+        )
+        await session.commit()
+    base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
+    return ShareOut(url=f"{base}/share/{token}", expires_at=row.expires_at)

@@ -1,0 +1,88 @@
+"""The voice device: a greeting in, the text to speak (and audio, when TTS is set up) out.
+
+A device authenticates with a device token (AMBIENT_VOICE_DEVICE_TOKENS, sent as
+`X-Device-Token`) and names the speaker by user id or voiceprint id; a user's own bearer
+token works too (then the speaker is that user unless an admin names another).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from ambient.briefing import BriefingError, BriefingService
+from ambient.domain.briefing import GreetResult
+from ambient.domain.users import Role
+from ambient.settings import Settings
+from ambient.storage.models import User
+from api.deps import OptionalUser, SessionDep, StateDep
+
+router = APIRouter(prefix="/voice", tags=["voice"])
+
+
+class GreetingIn(BaseModel):
+    user_id: str | None = Field(default=None, max_length=63, description="who greeted")
+    voiceprint_id: str | None = Field(
+        default=None, max_length=128, description="or: the speaker's voiceprint id"
+    )
+    request_id: str | None = Field(
+        default=None, max_length=128, description="retry-safe id: the same id gets the same answer"
+    )
+    audio: bool = Field(default=True, description="include TTS audio when Tencent TTS is set up")
+
+
+def _device_ok(settings: Settings, token: str | None) -> bool:
+    if not token:
+        return False
+    return any(
+        hmac.compare_digest(token, secret.get_secret_value())
+        for secret in settings.voice_device_tokens.values()
+    )
+
+
+def _unprocessable(field: str, message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ["body", field], "msg": message, "input": None}]
+    )
+
+
+@router.post("/greeting", response_model=GreetResult)
+async def greeting(
+    body: GreetingIn,
+    state: StateDep,
+    session: SessionDep,
+    caller: OptionalUser,
+    x_device_token: Annotated[str | None, Header()] = None,
+) -> GreetResult:
+    """The wake word was heard: the briefing at the first greeting in the window, else a short
+    answer (given at HH:MM / outside the window / still preparing)."""
+    device = _device_ok(state.settings, x_device_token)
+    if caller is None and not device:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "send a device token (X-Device-Token) or a user's bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if body.voiceprint_id is not None:
+        query = select(User.name).where(User.voiceprint_id == body.voiceprint_id)
+        name = (await session.execute(query)).scalar_one_or_none()
+        if name is None:
+            raise _unprocessable("voiceprint_id", "no user has this voiceprint id")
+    elif body.user_id is not None:
+        name = body.user_id
+    elif caller is not None:
+        name = caller.name
+    else:
+        raise _unprocessable("user_id", "a device must name the speaker: user_id or voiceprint_id")
+    if not device and caller is not None and name != caller.name and caller.role != Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "you may greet only as yourself")
+    service = BriefingService(state.temporal, state.settings, state.db, tencent=state.tencent)
+    try:
+        return await service.greet(name, via="voice", request_id=body.request_id, audio=body.audio)
+    except BriefingError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None

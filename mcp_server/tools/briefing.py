@@ -1,0 +1,181 @@
+"""Briefing tools: set up the daily briefing, greet (the voice trigger), read, regenerate, send."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+from temporalio.service import RPCError
+
+from ambient.briefing import (
+    BriefingError,
+    BriefingListItem,
+    BriefingRef,
+    BriefingService,
+    BriefingView,
+    LogAnalysis,
+)
+from ambient.domain.briefing import GreetResult, PreparedBriefing
+from ambient.domain.notify import NotifyResult
+from ambient.status import temporal_problem
+from mcp_server.auth import app_state, current_user, current_user_row
+
+T = TypeVar("T")
+
+LOG_SOURCE = (
+    'Where yesterday\'s logs come from: {"type": "file", "path": "/var/log/app"} (a file or a '
+    'folder of rotated files; under AMBIENT_LOG_DIR when that is set) or {"type": "cls", '
+    '"topic_id": "..."} (Tencent CLS; optional "region", "query"). Omit for no logs.'
+)
+HHMM = "HH:MM, 24-hour, in the briefing's time zone"
+Date = Annotated[
+    str | None,
+    Field(default=None, description="the local date YYYY-MM-DD; the latest when omitted"),
+]
+
+
+class BriefingList(BaseModel):
+    briefings: list[BriefingListItem]
+
+
+def _service(ctx: Context[Any, Any]) -> BriefingService:
+    state = app_state(ctx)
+    return BriefingService(state.temporal, state.settings, state.db, tencent=state.tencent)
+
+
+async def _call(ctx: Context[Any, Any], work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except BriefingError as exc:
+        raise ToolError(str(exc)) from None
+    except (RuntimeError, RPCError) as exc:
+        problem = temporal_problem(exc, app_state(ctx).settings)
+        if problem is None:
+            raise
+        raise ToolError(problem) from None
+
+
+async def create_daily_briefing(
+    ctx: Context[Any, Any],
+    log_source: Annotated[
+        dict[str, Any] | None, Field(default=None, description=LOG_SOURCE)
+    ] = None,
+    timezone: Annotated[str, Field(description="IANA time zone")] = "Asia/Shanghai",
+    prepare_at: Annotated[str, Field(description=f"when to prepare; {HHMM}")] = "05:00",
+    window_start: Annotated[str, Field(description=f"greeting window start; {HHMM}")] = "06:00",
+    window_end: Annotated[str, Field(description=f"greeting window end; {HHMM}")] = "10:00",
+    language: Annotated[Literal["zh", "en"], Field(description="spoken language")] = "zh",
+    push_if_not_greeted: Annotated[
+        bool, Field(description="push through your channels when nobody greets by window end")
+    ] = True,
+    news_urls: Annotated[
+        list[str] | None, Field(default=None, description="optional news pages / RSS feeds")
+    ] = None,
+    categories: Annotated[
+        list[str] | None, Field(default=None, description="news keywords / categories")
+    ] = None,
+) -> BriefingRef:
+    """Set up your daily briefing: prepared before you arrive, spoken at your first greeting."""
+    config = {
+        "log_source": log_source,
+        "timezone": timezone,
+        "prepare_at": prepare_at,
+        "window_start": window_start,
+        "window_end": window_end,
+        "language": language,
+        "push_if_not_greeted": push_if_not_greeted,
+        "news_urls": news_urls or [],
+        "categories": categories or [],
+    }
+    return await _call(ctx, _service(ctx).create(current_user(ctx), config))
+
+
+async def greet(
+    ctx: Context[Any, Any],
+    user_id: Annotated[
+        str | None,
+        Field(default=None, description="whose briefing (default: you; others: admins only)"),
+    ] = None,
+    request_id: Annotated[
+        str | None,
+        Field(default=None, description="retry-safe id: the same id gets the same answer"),
+    ] = None,
+) -> GreetResult:
+    """The voice trigger ("你好，小智"): the briefing at the day's first greeting in the window;
+    later greetings say when it was given."""
+    caller = current_user(ctx)
+    user = user_id or caller
+    if user != caller:
+        row = await current_user_row(ctx)
+        if row.role != "admin":
+            raise ToolError(f"greeting for {user!r} needs the admin role; omit user_id for yours")
+    return await _call(
+        ctx, _service(ctx).greet(user, via="mcp", request_id=request_id, audio=False)
+    )
+
+
+async def get_briefing(ctx: Context[Any, Any], date: Date = None) -> BriefingView:
+    """A briefing with its full report (templates, anomalies, alarms, sources)."""
+    return await _call(ctx, _service(ctx).get_briefing(current_user(ctx), date))
+
+
+async def list_briefings(
+    ctx: Context[Any, Any],
+    limit: Annotated[int, Field(ge=1, le=366, description="most recent first")] = 30,
+) -> BriefingList:
+    """Your briefings by date: headline, whether given (when) or pushed."""
+    items = await _call(ctx, _service(ctx).list_briefings(current_user(ctx), limit))
+    return BriefingList(briefings=items)
+
+
+async def regenerate_briefing(ctx: Context[Any, Any]) -> PreparedBriefing:
+    """Prepare today's briefing again now (new version; it is not spoken again)."""
+    return await _call(ctx, _service(ctx).regenerate(current_user(ctx)))
+
+
+async def send_briefing(
+    ctx: Context[Any, Any],
+    date: Date = None,
+    request_id: Annotated[
+        str | None, Field(default=None, description="retry-safe id: the same id sends once")
+    ] = None,
+) -> NotifyResult:
+    """Send a briefing through your push channels now ("send today's briefing to my email")."""
+    return await _call(ctx, _service(ctx).send(current_user(ctx), date, request_id))
+
+
+async def analyze_logs(
+    ctx: Context[Any, Any],
+    log_source: Annotated[dict[str, Any], Field(description=LOG_SOURCE)],
+    start: Annotated[datetime, Field(description="ISO 8601 with offset")],
+    end: Annotated[datetime, Field(description="ISO 8601 with offset")],
+) -> LogAnalysis:
+    """Reduce logs of any time range: templates with counts, trend, anomalies, keywords."""
+    return await _call(ctx, _service(ctx).analyze_logs(current_user(ctx), log_source, start, end))
+
+
+def _annotations(*, read_only: bool, idempotent: bool = True) -> ToolAnnotations:
+    return ToolAnnotations(
+        read_only_hint=read_only,
+        destructive_hint=False,
+        idempotent_hint=idempotent,
+        open_world_hint=not read_only,
+    )
+
+
+def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+    read = _annotations(read_only=True)
+    mcp.add_tool(get_briefing, annotations=read)
+    mcp.add_tool(list_briefings, annotations=read)
+    mcp.add_tool(analyze_logs, annotations=read)
+    if read_only:
+        return
+    mcp.add_tool(create_daily_briefing, annotations=_annotations(read_only=False))
+    mcp.add_tool(greet, annotations=_annotations(read_only=False))
+    mcp.add_tool(regenerate_briefing, annotations=_annotations(read_only=False, idempotent=False))
+    mcp.add_tool(send_briefing, annotations=_annotations(read_only=False, idempotent=False))
