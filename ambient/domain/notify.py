@@ -103,6 +103,11 @@ class NotifyRequest(BaseModel):
 class NotifyResult(BaseModel):
     deliveries: list[Delivery]
 
+    @property
+    def failures(self) -> list[Delivery]:
+        """Deliveries that failed for good (the activity returns them rather than raising)."""
+        return [d for d in self.deliveries if d.status is DeliveryStatus.FAILED]
+
 
 def redact_target(channel: str, target: str) -> str:
     """A target as shown in results, rows, events and logs: no tokens, keys or queries.

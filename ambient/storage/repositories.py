@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -275,6 +275,14 @@ class DeliveryRepository:
                 assert row is not None
                 return row, False
             return row, True
+        lease = row.lease_until
+        if lease is not None and lease.tzinfo is None:
+            lease = lease.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+        if not (
+            (row.status == "failed" and (row.error or "").startswith("transient:"))
+            or (row.status == "pending" and (lease is None or lease < now))
+        ):
+            return row, False  # sent, failed for good, or in flight: nothing to take
         takeable = (Delivery.status == "failed") & Delivery.error.startswith("transient:")
         expired = (Delivery.status == "pending") & (
             Delivery.lease_until.is_(None) | (Delivery.lease_until < now)
