@@ -173,30 +173,43 @@ class LogReducer:
         self._keys: dict[tuple[str, int], _Group] = {}
         self._groups: list[_Group] = []
         self._buckets: Counter[int] = Counter()  # 5-min bucket << 24 | group number
-        self._shape = self.miner.add
 
     def add(self, when: datetime | None, level: str, message: str) -> int:
         """Counts one line; returns its group number (see `group_template_id`)."""
-        shape = self._shape(message)
-        group = self._keys.get((level, shape))
-        if group is None:
-            group = _Group(len(self._groups), level, shape, message[:500])
-            self._keys[(level, shape)] = group
-            self._groups.append(group)
-        group.count += 1
-        index = group.index
-        if when is not None:
-            stamp = when.timestamp()
-            if stamp < group.first:
-                group.first = stamp
-            if stamp > group.last:
-                group.last = stamp
-            self._buckets[int(stamp) // BUCKET_SECONDS << 24 | index] += 1
-        return index
+        return self.add_many(((when, level, message),))[0]
 
     def add_record(self, record: LogRecord) -> int:
+        """Counts one record (level and message read from its content)."""
         level, message = level_and_message(record.content)
-        return self.add(record.time, level, message)
+        return self.add_many(((record.time, level, message),))[0]
+
+    def add_records(self, records: Iterable[LogRecord]) -> None:
+        """Counts records, streamed."""
+        self.add_many((r.time, *level_and_message(r.content)) for r in records)
+
+    def add_many(self, lines: Iterable[tuple[datetime | None, str, str]]) -> list[int]:
+        """Counts (time, level, message) lines; returns their group numbers in order.
+
+        The hot path of a day of logs: one call for all lines, names bound to locals."""
+        shape_of, keys, groups, buckets = self.miner.add, self._keys, self._groups, self._buckets
+        out: list[int] = []
+        append = out.append
+        for when, level, message in lines:
+            shape = shape_of(message)
+            group = keys.get((level, shape))
+            if group is None:
+                group = keys[(level, shape)] = _Group(len(groups), level, shape, message[:500])
+                groups.append(group)
+            group.count += 1
+            if when is not None:
+                stamp = when.timestamp()
+                if stamp < group.first:
+                    group.first = stamp
+                if stamp > group.last:
+                    group.last = stamp
+                buckets[int(stamp) // BUCKET_SECONDS << 24 | group.index] += 1
+            append(group.index)
+        return out
 
     def group_template_id(self, index: int) -> str:
         """The template id of a group, as the report names it (read after the last line)."""
@@ -458,8 +471,7 @@ def reduce_logs(
     """Reduce records (any number, streamed) to a report; `start`/`end` default to the
     first and last record times."""
     reducer = LogReducer()
-    for record in records:
-        reducer.add_record(record)
+    reducer.add_records(records)
     return reducer.report(baseline=baseline, max_templates=max_templates, start=start, end=end)
 
 

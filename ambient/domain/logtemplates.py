@@ -41,7 +41,6 @@ _QUOTED = re.compile(
     r"|(?<![\w])'[^'\n]{0,300}'(?![\w])"  # 'quoted' (not the apostrophe of "can't")
     r"|“[^”\n]{0,300}”|「[^」\n]{0,300}」|‘[^’\n]{0,300}’"
 )
-_QUOTE_CHARS = frozenset("\"'“「‘")
 # Order matters: the longest, most specific shapes first, so a URL is masked whole before
 # its digits would be masked one by one.
 _MASKS = [
@@ -66,6 +65,8 @@ _WORD_MASK_LOCAL = re.compile("|".join(f"(?:{m})" for m in _MASKS[2:]))
 # decided without the regex scan.
 _PLAIN_VARIABLE = re.compile(r"[A-Za-z0-9_.:%+\-]+")
 _DIGIT = re.compile(r"\d")
+# ...and the same shape holding a digit, not ending in punctuation ("10.0.0.1:80:" is not).
+_PLAIN_NUMERIC = re.compile(r"[A-Za-z_.:%+\-]*+\d(?:[A-Za-z0-9_.:%+\-]*[A-Za-z0-9_%])?")
 _LEADING_PUNCT = "([{<"
 _TRAILING_PUNCT = ",;:.)]}>!?"
 _TOKEN = re.compile(rf"[{_CJK}]+|[{_CJK_PUNCT}]|[^\s{_CJK}{_CJK_PUNCT}]+")
@@ -83,7 +84,7 @@ MAX_MESSAGE_CHARS = 1000
 MAX_CACHED = 200_000
 MAX_CACHED_WORDS = 100_000
 SPLIT_MAX_VALUES = 3
-SPLIT_MIN_LINES = 2  # a rare template's three lines may well show three users
+SPLIT_MIN_LINES = 2  # per value: a rare template's three lines may well show three users
 
 
 class Masker:
@@ -93,21 +94,20 @@ class Masker:
         self._words: dict[str, str] = {}
 
     def __call__(self, message: str) -> str:
-        if not _QUOTE_CHARS.isdisjoint(message):
+        if "'" in message or '"' in message or "“" in message or "「" in message or "‘" in message:
             message = _QUOTED.sub(WILDCARD, message)
-        words = self._words
-        out = []
-        for word in message.split():
-            masked = words.get(word)
-            if masked is None:
-                if _DIGIT.search(word) is None:
-                    masked = self._scan(word)
-                    if len(words) < MAX_CACHED_WORDS:
-                        words[word] = masked
-                else:
-                    masked = self._variable(word)
-            out.append(masked)
-        return " ".join(out)
+        known = self._words.get
+        return " ".join([known(word) or self._new_word(word) for word in message.split()])
+
+    def _new_word(self, word: str) -> str:
+        if _PLAIN_NUMERIC.fullmatch(word) is not None:
+            return WILDCARD  # the common case, decided by one linear match
+        if _DIGIT.search(word) is not None:
+            return self._variable(word)  # not remembered: mostly unique values
+        masked = self._scan(word)
+        if len(self._words) < MAX_CACHED_WORDS:
+            self._words[word] = masked
+        return masked
 
     @classmethod
     def _variable(cls, word: str) -> str:
@@ -159,9 +159,9 @@ class TemplateMiner:
     Drain merges messages that differ in one word of a short message ("Cache hit for key
     <*>" and "Cache miss for key <*>") into one cluster with a wildcard there. After mining,
     a wildcard position that Drain introduced (not one masking put there) and that holds at
-    most `SPLIT_MAX_VALUES` distinct words across the cluster, each on at least
-    `SPLIT_MIN_LINES` lines, is taken for a constant and the cluster is split by it; a real
-    variable (user names, table names) shows more values, or values seen once.
+    most `SPLIT_MAX_VALUES` distinct words across a cluster of at least `SPLIT_MIN_LINES`
+    lines per value, is taken for a constant and the cluster is split by it; a real variable
+    (user names, table names) shows more values, or about as many values as lines.
     """
 
     def __init__(self, *, sim_th: float = DRAIN_SIM_TH, depth: int = DRAIN_DEPTH) -> None:
@@ -239,7 +239,7 @@ class TemplateMiner:
                 if (
                     2 <= len(values) <= SPLIT_MAX_VALUES
                     and WILDCARD not in values
-                    and min(values.values()) >= SPLIT_MIN_LINES
+                    and sum(values.values()) >= SPLIT_MIN_LINES * len(values)
                 ):
                     split_at.append(position)
             for shape in shapes:
