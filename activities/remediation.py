@@ -7,9 +7,9 @@ transaction, keyed so a retried activity finds the first record instead of writi
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from ambient.alert_scoring import score_alert
 from ambient.clients.dry_run_executor import DryRunExecutor, KubeClients
+from ambient.clients.kube import KubeError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
@@ -64,6 +65,8 @@ from ambient.storage.remediations import (
     append_once,
 )
 from ambient.storage.repositories import UserRepository
+
+T = TypeVar("T")
 
 
 def policy_of(settings: Settings) -> RemediationPolicy:
@@ -230,7 +233,7 @@ class RemediationActivities:
     @activity.defn
     async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
         """The workload's spec and revision before a change, saved in the audit log."""
-        checkpoint = await self._executor(request.mode).checkpoint(request.target)
+        checkpoint = await _translated(self._executor(request.mode).checkpoint(request.target))
         async with self._db.session() as session:
             await append_once(
                 session,
@@ -246,7 +249,7 @@ class RemediationActivities:
     @activity.defn
     async def apply_remediation_step(self, step: StepRequest) -> StepResult:
         """One rung's change through the mode's executor (idempotent by the step key)."""
-        result = await self._executor(step.mode).apply(step)
+        result = await _translated(self._executor(step.mode).apply(step))
         async with self._db.session() as session:
             await append_once(
                 session,
@@ -268,7 +271,7 @@ class RemediationActivities:
     @activity.defn
     async def verify_remediation(self, request: VerifyInput) -> Verification:
         """Metric condition (read by read_metric) and rollout health; updates the breaker."""
-        health = await self._executor(request.mode).rollout_health(request.target)
+        health = await _translated(self._executor(request.mode).rollout_health(request.target))
         metric_ok: bool | None = None
         value: float | None = None
         parts: list[str] = []
@@ -429,6 +432,16 @@ class RemediationActivities:
             self.record_remediation,
             self.collect_unresolved_alarms,
         ]
+
+
+async def _translated(work: Awaitable[T]) -> T:
+    """Kubernetes errors as Temporal sees them: retry what may pass later, not the rest."""
+    try:
+        return await work
+    except KubeError as exc:
+        if exc.retryable:
+            raise
+        raise ApplicationError(str(exc), type="InvalidStep", non_retryable=True) from exc
 
 
 # Monitor AlarmStatus "ALARM" (not recovered); CLS Status 0 (not recovered).

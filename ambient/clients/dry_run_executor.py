@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-from lightkube import AsyncClient, KubeConfig
+from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import ConfigMap, Service
 
-from ambient.clients.kube import FIELD_MANAGER, REVISION
+from ambient.clients.kube import REVISION, client_from_kubeconfig, kubeconfig_contexts
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.remediation import (
@@ -51,33 +50,26 @@ class KubeClients:
         self._tencent = tencent
         self._clients: dict[str, AsyncClient] = {}
 
-    def _contexts(self) -> set[str]:
-        if self._kubeconfig is None or not self._kubeconfig.exists():
-            return set()
-        data = yaml.safe_load(self._kubeconfig.read_text()) or {}
-        return {c.get("name", "") for c in data.get("contexts") or []}
-
     async def client(self, cluster_id: str) -> AsyncClient | None:
         """A client for the cluster, or None when no kubeconfig can reach it."""
         if cluster_id in self._clients:
             return self._clients[cluster_id]
-        config: KubeConfig | None = None
-        if self._kubeconfig is not None and cluster_id in self._contexts():
-            whole = KubeConfig.from_file(self._kubeconfig)
-            single = whole.get(context_name=cluster_id)
-            if single is None:
-                return None
-            config = KubeConfig.from_one(
-                cluster=single.cluster, user=single.user, namespace=single.namespace
-            )
+        if cluster_id in kubeconfig_contexts(self._kubeconfig):
+            client = client_from_kubeconfig(path=self._kubeconfig, context=cluster_id)
         elif self._tencent is not None and self._tencent.configured:
             text = await ops.get_kubeconfig(self._tencent, cluster_id)
-            config = KubeConfig.from_dict(yaml.safe_load(text))
-        if config is None:
+            if not text.strip():
+                return None
+            client = client_from_kubeconfig(text)
+        else:
             return None
-        client = AsyncClient(config=config, field_manager=FIELD_MANAGER, trust_env=False)
         self._clients[cluster_id] = client
         return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
 
 
 class WorkloadView:

@@ -1,0 +1,118 @@
+"""The whole ladder against the Kubernetes API stand-in, executors wired by name."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+import yaml
+from lightkube.resources.apps_v1 import Deployment
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.clients.kube import client_from_kubeconfig
+from ambient.deps import WorkerDeps
+from ambient.domain.remediation import Rung
+from ambient.storage.audit import AuditRepository
+from tests.conftest import running_worker
+from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.test_workflow import USER, start
+from tests.standins.kube_api import KubeApi, kubeconfig
+from tests.support.record import save_history
+from tests.support.servers import serve
+
+V1, V2 = "registry/checkout:v1", "registry/checkout:v2"
+CLUSTER = "cls-standin"
+
+
+@pytest_asyncio.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[tuple[KubeApi, Path]]:
+    """checkout at v1, then a bad release v2 whose pods never become ready."""
+    api = KubeApi()
+    api.add_configmap("prod", "checkout-env", {"MODE": "fast"})
+    api.add_deployment("prod", "checkout", V1, replicas=2, configmaps=["checkout-env"])
+    api.add_service("prod", "checkout", {"app": "checkout"})
+    api.failing_images = {V2}
+    async with serve(api.app()) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        client = client_from_kubeconfig(path=path, context=CLUSTER)
+        patch = {
+            "spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": V2}]}}}
+        }
+        await client.patch(Deployment, "checkout", patch, namespace="prod")
+        await client.close()
+        api.calls.clear()
+        yield api, path
+
+
+def images(api: KubeApi) -> list[str]:
+    deployment = api.deployments[("prod", "checkout")]
+    return [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+
+
+async def test_execute_restart_scale_then_rollback_restores_the_release_before_the_incident(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    api, path = cluster
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_executor="kubernetes",
+        kubeconfig=path,
+    )
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=3) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_kubernetes")
+
+    assert status.state == "resolved" and status.mode == "execute"
+    assert [(a.rung, a.applied, a.resolved) for a in status.attempts] == [
+        (Rung.RESTART, True, False),
+        (Rung.SCALE_OUT, True, False),
+        (Rung.ROLLBACK, True, True),
+    ]
+    # Revision 2 was running at the first checkpoint; the restart made revision 3 (still v2);
+    # the rollback took revision 1's template (v1), which becomes revision 4 as in kubectl.
+    assert images(api) == [V1]
+    assert api.revisions("prod", "checkout") == {2: [V2], 3: [V2], 4: [V1]}
+    assert api.deployments[("prod", "checkout")]["spec"]["replicas"] == 4
+    assert len(api.writes()) == 3  # one change per rung, nothing twice
+    async with deps.db.session() as session:
+        records = await AuditRepository(session).list(subject=status.run_key, action="checkpoint")
+    assert records[0].detail["revision"] == 2 and records[0].detail["previous_revision"] == 1
+
+
+async def test_dry_run_reads_the_cluster_and_writes_nothing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    api, path = cluster
+    remediation_settings(
+        deps, remediation_approval_from_rung=0, remediation_executor="kubernetes", kubeconfig=path
+    )
+    await add_user(deps, USER, permission="dry_run")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        status = await handle.result()
+
+    assert status.mode == "dry_run" and status.state == "budget_exhausted"
+    assert api.writes() == []
+    assert images(api) == [V2]
+    rollback = next(a for a in status.attempts if a.rung == Rung.ROLLBACK)
+    assert rollback.patch is not None and not rollback.applied
+    template = rollback.patch["deployment/prod/checkout"]["spec"]["template"]
+    assert [c["image"] for c in template["spec"]["containers"]] == [V1]
+    assert "computed from a read of the workload" in rollback.detail
+    isolate = next(a for a in status.attempts if a.rung == Rung.ISOLATE)
+    assert isolate.patch is not None and "service/prod/checkout" in isolate.patch
