@@ -1,0 +1,173 @@
+"""kill -9 of the worker between a patch reaching the API server and its activity completing.
+
+The worker is a real process (`worker.main`, the production entry point) running the graded
+remediation against the Kubernetes API stand-in. The stand-in kills it the moment the
+restart's patch is stored, before the answer goes back, so the activity never completes.
+A new worker process picks up the retried activity: it must find the step key stamped on the
+deployment and change nothing a second time.
+
+The dev server (real clock), not the time-skipping test server: the latter never hands the
+dead worker's sticky workflow task to the new worker. The retry comes when the killed
+attempt's start-to-close timeout (30 s in the workflow) expires, so this test takes about 40 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import yaml
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.remediation import STEP_ANNOTATION, Alert, Rung, remediation_id
+from ambient.domain.remediation_runs import RemediationInput, RemediationStatus
+from ambient.domain.users import UserCreate
+from ambient.storage.audit import AuditRepository
+from ambient.storage.repositories import UserRepository
+from tests.conftest import unique
+from tests.standins.kube_api import ApiCall, KubeApi, kubeconfig
+from tests.support.servers import serve
+from workflows.graded_remediation import GradedRemediationWorkflow, search_attributes
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+USER = "oncall"
+
+
+def worker_env(
+    deps: WorkerDeps, address: str, task_queue: str, kubeconfig_path: Path
+) -> dict[str, str]:
+    """The worker's settings, as an operator would give them: AMBIENT_* variables."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AMBIENT_", "OPENAI_", "TENCENTCLOUD_"))
+    }
+    env.update(
+        PYTHONPATH=str(ROOT),
+        AMBIENT_ENVIRONMENT="test",
+        AMBIENT_DATA_DIR=str(deps.settings.data_dir),
+        AMBIENT_DATABASE_URL=deps.settings.resolved_database_url,
+        AMBIENT_TEMPORAL_ADDRESS=address,
+        AMBIENT_TEMPORAL_TASK_QUEUE=task_queue,
+        AMBIENT_METRICS_PORT="0",
+        AMBIENT_KUBECONFIG=str(kubeconfig_path),
+        AMBIENT_REMEDIATION_EXECUTOR="kubernetes",
+        AMBIENT_REMEDIATION_SETTLE_SECONDS="0",
+        AMBIENT_REMEDIATION_RATE_LIMIT_PER_HOUR="0",
+        AMBIENT_REMEDIATION_CLUSTER_COOLDOWN_SECONDS="0",
+    )
+    return env
+
+
+@contextmanager
+def worker_process(env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`worker.main()` in its own process, output to ``log``; SIGTERM at the end if alive."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "import worker; worker.main()"],
+            env=env,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def within(waited: Awaitable[T], seconds: float, what: str, api: KubeApi, logs: Path) -> T:
+    """``waited``, or a failure that shows what the API server saw and what the workers said."""
+    try:
+        return await asyncio.wait_for(waited, timeout=seconds)
+    except TimeoutError:
+        calls = "\n".join(f"{c.method} {c.path} -> {c.status}" for c in api.calls)
+        said = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs.glob("worker-*"))
+        raise AssertionError(f"{what} within {seconds}s\n{calls}\n{said}") from None
+
+
+@pytest.mark.devserver
+async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_deployment_twice(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    async with deps.db.session() as session:
+        user, _ = await UserRepository(session).create(UserCreate(name=USER))
+        user.rollback_permission = "execute"
+        await session.commit()
+
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", "registry/checkout:v1", replicas=2)
+    killed = asyncio.Event()
+    first: list[subprocess.Popen[bytes]] = []
+
+    def kill_the_worker_once_the_patch_is_stored(call: ApiCall) -> None:
+        stamped = isinstance(call.body, dict) and STEP_ANNOTATION in str(call.body)
+        if call.kind == "deployments" and stamped and not killed.is_set():
+            os.kill(first[0].pid, signal.SIGKILL)  # the answer never reaches the worker
+            killed.set()
+
+    api.on_write = kill_the_worker_once_the_patch_is_stored
+    cluster = "crash-test"
+    async with serve(api.app()) as base:
+        config = tmp_path / "kubeconfig"
+        config.write_text(yaml.safe_dump(kubeconfig({cluster: base})))
+        task_queue = unique("crash")
+        env = worker_env(deps, dev_env.client.service_client.config.target_host, task_queue, config)
+        subject = Alert(
+            source="manual",
+            cluster_id=cluster,
+            namespace="prod",
+            workload="checkout",
+            metric="error_rate",
+            value=0.5,
+            threshold=0.05,
+            message="5xx errors on checkout",
+            settle_seconds=0,
+            labels={"tier": "critical"},
+        )
+        with worker_process(env, tmp_path, tmp_path / "worker-1.log") as worker:
+            first.append(worker)
+            handle = await dev_env.client.start_workflow(
+                GradedRemediationWorkflow.run,
+                RemediationInput(alert=subject, user=USER, mode="execute"),
+                id=f"{remediation_id(subject)}-{unique('crash')}",
+                task_queue=task_queue,
+                search_attributes=search_attributes(USER, cluster),
+            )
+            await within(killed.wait(), 120, "the restart patch never came", api, tmp_path)
+            assert await asyncio.to_thread(worker.wait, 30) == -signal.SIGKILL
+        with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
+            status: RemediationStatus = await within(
+                handle.result(), 300, "the restarted worker did not finish", api, tmp_path
+            )
+
+    # One restart reached the API server: one write, one new revision.
+    writes = api.writes()
+    assert [(c.method, c.kind) for c in writes] == [("PATCH", "deployments")]
+    assert sorted(api.revisions("prod", "checkout")) == [1, 2]
+    assert status.state == "resolved"
+    [attempt] = status.attempts
+    assert attempt.rung is Rung.RESTART
+    # The retried activity found its own stamp on the deployment.
+    assert attempt.applied and attempt.already_applied
+    stamp = api.deployments[("prod", "checkout")]["metadata"]["annotations"][STEP_ANNOTATION]
+    assert stamp == attempt.key
+    async with deps.db.session() as session:
+        actions = [r.action for r in await AuditRepository(session).list(subject=status.run_key)]
+    assert actions.count("action") == 1
