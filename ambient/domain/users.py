@@ -41,6 +41,9 @@ def validate_user_name(value: str) -> str:
             "must be 1-63 characters of lowercase letters, digits, '_', '.', '-', "
             "starting with a letter or digit"
         )
+    if value == "me":
+        # /users/me is the caller: a user named "me" could not be addressed by name.
+        raise ValueError("'me' is reserved (it means the caller in /users/me)")
     return value
 
 

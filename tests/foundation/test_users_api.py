@@ -69,6 +69,9 @@ async def test_bad_input_is_422_naming_the_field(
     assert bad_name.status_code == 422
     assert bad_name.json()["detail"][0]["loc"] == ["body", "name"]
 
+    reserved = await api.post("/users", json={"name": "me"}, headers=admin)
+    assert reserved.status_code == 422 and reserved.json()["detail"][0]["loc"] == ["body", "name"]
+
     bad_zone = await api.post(
         "/users", json={"name": "zed", "timezone": "Mars/Olympus"}, headers=admin
     )
