@@ -32,6 +32,7 @@ async def test_briefing_is_prepared_at_five_spoken_at_first_greeting_and_not_rep
         config = {"log_source": {"type": "file", "path": str(logs)}, "timezone": "Asia/Shanghai"}
         ref = await stack.service.create("alice", config)
         assert ref.task_id == "daily-briefing/alice" and ref.created
+        first_run = (await ts_env.client.get_workflow_handle(ref.task_id).describe()).run_id
         again = await stack.service.create("alice", config)
         assert not again.created
 
@@ -65,9 +66,10 @@ async def test_briefing_is_prepared_at_five_spoken_at_first_greeting_and_not_rep
         # Later that day (after the window) the answer is still "already given".
         late = await stack.service.greet("alice", request_id="r3")
         assert late.outcome is GreetOutcome.ALREADY_GIVEN and late.given_at_local == "07:30"
-        handle = ts_env.client.get_workflow_handle(ref.task_id, run_id=None)
-        first_run = (await handle.describe()).run_id
-        assert first_run
+        await save_history(
+            ts_env.client.get_workflow_handle(ref.task_id, run_id=first_run),
+            "daily_briefing_greeted",
+        )
 
 
 async def _prepared(service, user):  # type: ignore[no-untyped-def]
@@ -107,12 +109,18 @@ async def test_nobody_greets_so_the_briefing_is_pushed_at_window_end_by_email_an
                 config.model_dump(mode="json")
                 | {"log_source": {"type": "file", "path": str(logs)}},
             )
+            handle = ts_env.client.get_workflow_handle("daily-briefing/bob")
+            first_run = (await handle.describe()).run_id
             await stack.skip_to(day.window_end + timedelta(minutes=1))
             message = await eventually(
                 lambda: _first(mailbox.messages), "briefing email delivered", tries=800
             )
             view = await eventually(
                 lambda: _pushed_row(stack.service, "bob", day.date), "push recorded"
+            )
+            await save_history(
+                ts_env.client.get_workflow_handle("daily-briefing/bob", run_id=first_run),
+                "daily_briefing_pushed",
             )
     assert _local(view.pushed_at, "Asia/Shanghai") in ("10:00", "10:01")
     assert view.given_at is None and view.status == "pushed"
@@ -298,6 +306,8 @@ async def test_regenerate_prepares_a_new_version_without_speaking_again(
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
         day = await stack.plan(config)
         await stack.service.create("ivy", config)
+        ivy = ts_env.client.get_workflow_handle("daily-briefing/ivy")
+        first_run = (await ivy.describe()).run_id
         await stack.skip_to(day.window_start + timedelta(minutes=5))
         first = await stack.service.greet("ivy", request_id="one")
         assert first.outcome is GreetOutcome.SPOKEN
@@ -314,5 +324,19 @@ async def test_regenerate_prepares_a_new_version_without_speaking_again(
         assert row is not None and row.version == 2 and row.given_at is not None
         await stack.skip_to(day.window_end + timedelta(minutes=5))
         await save_history(
-            ts_env.client.get_workflow_handle("daily-briefing/ivy"), "daily_briefing"
+            ts_env.client.get_workflow_handle("daily-briefing/ivy", run_id=first_run),
+            "daily_briefing_regenerated",
         )
+
+
+async def test_recorded_briefing_histories_replay_on_the_current_code() -> None:
+    from ambient.replay import history_files, replay_files
+    from tests.support.record import HISTORIES
+    from workflows import ALL_WORKFLOWS
+
+    files = [f for f in history_files([HISTORIES]) if f.name.startswith("daily_briefing")]
+    assert len(files) >= 3, "record them: AMBIENT_RECORD_HISTORIES=1 pytest tests/briefing"
+    outcomes = await replay_files(files, ALL_WORKFLOWS)
+    assert [(o.workflow_type, o.error) for o in outcomes] == [
+        ("DailyBriefingWorkflow", None) for _ in files
+    ]
