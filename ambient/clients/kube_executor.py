@@ -346,18 +346,30 @@ class KubernetesExecutor:
             for r in await self._revisions(client, deployment)
             if revision is not None and r < revision
         ]
-        services = await self._services(client, deployment)
+        notes = [f"revision {revision}, {deployment['spec'].get('replicas', 1)} replicas"]
+        # Access to Services and ConfigMaps may be withheld (RBAC): the checkpoint still
+        # serves rungs 1-3 and says what full rollback will not be able to restore.
+        services: list[Obj] = []
+        try:
+            services = await self._services(client, deployment)
+        except KubeError as exc:
+            if exc.retryable:
+                raise
+            notes.append(f"Service selectors not recorded ({exc})")
         configmaps: dict[str, dict[str, Any]] = {}
-        missing = []
         for name in configmaps_of(deployment["spec"]["template"]):
-            found = await self._get(client, ConfigMap, target.namespace, name)
+            try:
+                found = await self._get(client, ConfigMap, target.namespace, name)
+            except KubeError as exc:
+                if exc.retryable:
+                    raise
+                notes.append(f"ConfigMap {name} not recorded ({exc})")
+                continue
             if found is None:
-                missing.append(name)
+                notes.append(f"ConfigMap {name} does not exist (nothing to restore)")
             else:
                 configmaps[name] = dict(found.get("data") or {})
-        detail = f"revision {revision}, {deployment['spec'].get('replicas', 1)} replicas"
-        if missing:
-            detail += f"; ConfigMaps not found (not restorable): {', '.join(missing)}"
+        detail = "; ".join(notes)
         return Checkpoint(
             target=target,
             revision=revision,

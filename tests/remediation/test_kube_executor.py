@@ -410,3 +410,18 @@ async def test_a_write_whose_answer_was_lost_is_found_by_the_retry_and_not_sent_
     assert kube.images() == [V1]
     assert kube.api.configmaps[("shop", "checkout-env")]["data"] == {"MODE": "fast", "LIMIT": "10"}
     assert kube.api.services[("shop", "checkout")]["spec"]["selector"] == {"app": "checkout"}
+
+
+async def test_a_checkpoint_without_access_to_services_and_configmaps_says_what_it_lacks(
+    kube: Cluster,
+) -> None:
+    kube.api.forbidden = {"services", "configmaps"}
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert (baseline.revision, baseline.service_selectors, baseline.configmaps) == (1, {}, {})
+    assert "Service selectors not recorded" in baseline.detail
+    assert 'cannot get resource "configmaps"' in baseline.detail
+    # Isolation needs the Services: refused, and not retried (not a passing condition).
+    with pytest.raises(KubeError, match="forbidden") as raised:
+        await kube.executor.apply(kube.step("remediation/r13", Rung.ISOLATE))
+    assert not raised.value.retryable
+    assert kube.api.writes() == []

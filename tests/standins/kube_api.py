@@ -240,6 +240,8 @@ class KubeApi:
     # Images whose pods never become ready.
     failing_images: set[str] = field(default_factory=set)
     on_write: Callable[[ApiCall], None] | None = None
+    # Resource plurals our credentials may not touch (RBAC): every request answers 403.
+    forbidden: set[str] = field(default_factory=set)
     _pending: dict[Key, int] = field(default_factory=dict)
     _interference: dict[tuple[str, str, str], Callable[[Obj], None]] = field(default_factory=dict)
 
@@ -550,6 +552,8 @@ class KubeApi:
         async def handle(request: Request) -> Response:
             ns = request.path_params["ns"]
             kind = KINDS[plural][0]
+            if plural in self.forbidden:
+                return await self._forbid(request, plural)
             if request.method == "POST":
                 return await self._create(plural, ns, request)
             await self._log(request, 200)
@@ -567,6 +571,8 @@ class KubeApi:
         async def handle(request: Request) -> Response:
             key = (request.path_params["ns"], request.path_params["name"])
             store, kind = self.store(plural), KINDS[plural][0]
+            if plural in self.forbidden:
+                return await self._forbid(request, plural)
             if key not in store:
                 await self._log(request, 404)
                 return _status(404, "NotFound", f'{plural} "{key[1]}" not found')
@@ -602,6 +608,18 @@ class KubeApi:
             return self._written(call) or JSONResponse(store[key])
 
         return handle
+
+    async def _forbid(self, request: Request, plural: str) -> Response:
+        await self._log(request, 403)
+        verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch"}.get(
+            request.method, request.method.lower()
+        )
+        return _status(
+            403,
+            "Forbidden",
+            f'{plural} is forbidden: User "ops" cannot {verb} resource "{plural}" '
+            f'in namespace "{request.path_params["ns"]}"',
+        )
 
     async def _create(self, plural: str, ns: str, request: Request) -> Response:
         body = json.loads(await request.body())
