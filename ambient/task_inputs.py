@@ -15,9 +15,11 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, TypeAdapter, ValidationError, WithJsonSchema
 
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.reminders import NewsDigestConfig, ReminderConfig
 from ambient.domain.watches import (
     HttpJsonSource,
+    NotificationSpec,
     PrometheusSource,
     ThresholdWatchConfig,
     WebMonitorConfig,
@@ -96,10 +98,40 @@ def check_destinations(config: BaseModel, settings: Settings) -> None:
         raise ConfigError(refused)
 
 
-def checked_config(kind: str, config: Any, settings: Settings) -> dict[str, Any]:
-    """Parse and check a config where it enters; the JSON form to hand to TaskService."""
+def check_targets(config: BaseModel, *, user: str, is_admin: bool, settings: Settings) -> None:
+    """The notification targets of a config, by the push-config rules (form per channel type,
+    inbox only to the caller, own secrets only, guarded URLs); ConfigError naming the field."""
+    policy = TargetPolicy.from_settings(settings)
+    refused: list[tuple[Location, str]] = []
+    for index, target in enumerate(getattr(config, "targets", [])):
+        problem = policy.problem(target, user=user, is_admin=is_admin)
+        if problem is not None:
+            refused.append((("targets", index), problem))
+    spec = getattr(config, "notification", None)
+    if isinstance(spec, NotificationSpec):
+        problem = policy.problem(spec.target_of(), user=user, is_admin=is_admin)
+        if problem is not None:
+            refused.append((("notification",), problem))
+    if refused:
+        raise ConfigError(refused)
+
+
+def checked_config(
+    kind: str,
+    config: Any,
+    settings: Settings,
+    *,
+    user: str | None = None,
+    is_admin: bool = False,
+) -> dict[str, Any]:
+    """Parse and check a config where it enters; the JSON form to hand to TaskService.
+
+    With ``user``, its notification targets are checked for that user too.
+    """
     parsed = parse_config(kind, config)
     check_destinations(parsed, settings)
+    if user is not None:
+        check_targets(parsed, user=user, is_admin=is_admin, settings=settings)
     return parsed.model_dump(mode="json")
 
 

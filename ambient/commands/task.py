@@ -14,9 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ambient import temporal
+from ambient.domain.users import Role
 from ambient.runtime import discovered_settings
 from ambient.status import temporal_problem
 from ambient.storage import Database
+from ambient.storage.repositories import UserRepository
 from ambient.task_inputs import ConfigError, checked_config, update_type
 from ambient.tasks import TaskError, TaskService, TaskSummary
 
@@ -54,11 +56,25 @@ def _run(work: Callable[[TaskService], Awaitable[T]]) -> T:
         raise fail(problem or f"{type(exc).__name__}: {exc}") from None
 
 
-def _checked(kind: str | None, config: dict[str, Any]) -> dict[str, Any]:
+def _checked(kind: str | None, config: dict[str, Any], user: str) -> dict[str, Any]:
     if kind is None:
         return config
+    settings = discovered_settings()
+
+    async def is_admin() -> bool:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.session() as session:
+                row = await UserRepository(session).get(user)
+        except Exception:  # no database yet: the checks of a member apply
+            return False
+        finally:
+            await db.close()
+        return row is not None and row.role == Role.ADMIN
+
     try:
-        return checked_config(kind, config, discovered_settings())
+        admin = asyncio.run(is_admin())
+        return checked_config(kind, config, settings, user=user, is_admin=admin)
     except ConfigError as exc:
         raise fail(str(exc)) from None
 
@@ -110,7 +126,7 @@ def create(
     user: User = "dev",
 ) -> None:
     """Create a task; prints its task_id."""
-    payload = _checked(type, _config(config))
+    payload = _checked(type, _config(config), user)
     _print(_run(lambda tasks: tasks.create(user, type, payload, name)))
 
 
@@ -155,7 +171,7 @@ def update(
     user: User = "dev",
 ) -> None:
     """Replace a task's config (rejected, with nothing changed, if invalid)."""
-    payload = _checked(update_type(task_id), _config(config))
+    payload = _checked(update_type(task_id), _config(config), user)
     _print(_run(lambda tasks: tasks.update(user, task_id, payload)))
 
 

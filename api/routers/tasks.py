@@ -10,8 +10,10 @@ from pydantic import BaseModel, Field
 
 from ambient.domain.reminders import ReminderConfig
 from ambient.domain.tasks import TaskStatus
+from ambient.domain.users import Role
 from ambient.domain.watches import ThresholdWatchConfig, WebMonitorConfig
 from ambient.status import temporal_problem
+from ambient.storage.models import User
 from ambient.task_inputs import (
     ANY_CONFIG,
     CONFIG_BY_TYPE,
@@ -41,6 +43,10 @@ class TaskCreate(BaseModel):
         description=CONFIG_BY_TYPE
     )
     name: str | None = Field(default=None, max_length=63, description="optional short name")
+
+
+def _admin(user: User) -> bool:
+    return bool(user.role == Role.ADMIN)
 
 
 def service(state: StateDep) -> TaskService:
@@ -74,7 +80,9 @@ def _fail(exc: TaskError, field: str = "config") -> Exception:
 async def create_task(body: TaskCreate, user: CurrentUser, tasks: Service) -> TaskRef:
     """Create a background task in the generic form {type, config}."""
     try:
-        config = checked_config(body.type, body.config, tasks.settings)
+        config = checked_config(
+            body.type, body.config, tasks.settings, user=user.name, is_admin=_admin(user)
+        )
         return await tasks.create(user.name, body.type, config, body.name)
     except TaskError as exc:
         raise _fail(exc) from None
@@ -127,7 +135,9 @@ async def update_task(
     try:
         kind = update_type(task_id)
         if kind is not None:
-            config = checked_config(kind, config, tasks.settings)
+            config = checked_config(
+                kind, config, tasks.settings, user=user.name, is_admin=_admin(user)
+            )
         return await tasks.update(user.name, task_id, config)
     except TaskError as exc:
         raise _fail(exc) from None

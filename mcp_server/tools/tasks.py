@@ -13,9 +13,11 @@ from temporalio.service import RPCError
 
 from ambient.domain.reminders import ReminderConfig
 from ambient.domain.tasks import TaskStatus
+from ambient.domain.users import Role
 from ambient.domain.watches import ThresholdWatchConfig, WebMonitorConfig
 from ambient.settings import Settings
 from ambient.status import temporal_problem
+from ambient.storage.repositories import UserRepository
 from ambient.task_inputs import (
     ANY_CONFIG,
     CONFIG_BY_TYPE,
@@ -111,15 +113,25 @@ async def _call(work: Awaitable[T], settings: Settings | None = None) -> T:
         raise ToolError(problem) from None
 
 
-def _checked(ctx: Context[Any, Any], kind: str, config: Any) -> dict[str, Any]:
+async def _checked(ctx: Context[Any, Any], kind: str, config: Any) -> dict[str, Any]:
+    user = current_user(ctx)
+    state = app_state(ctx)
+    async with state.db.session() as session:
+        row = await UserRepository(session).get(user)
     try:
-        return checked_config(kind, config, app_state(ctx).settings)
+        return checked_config(
+            kind,
+            config,
+            state.settings,
+            user=user,
+            is_admin=row is not None and row.role == Role.ADMIN,
+        )
     except ConfigError as exc:
         raise ToolError(str(exc)) from None
 
 
 async def _create(ctx: Context[Any, Any], kind: str, config: Any, name: str | None) -> TaskRef:
-    payload = _checked(ctx, kind, config)
+    payload = await _checked(ctx, kind, config)
     service = _service(ctx)
     return await _call(service.create(current_user(ctx), kind, payload, name), service.settings)
 
@@ -204,7 +216,7 @@ async def update_task(ctx: Context[Any, Any], task_id: TaskId, config: UpdateCon
     """Replace a task's config; an invalid config is rejected and nothing changes."""
     user, service = current_user(ctx), _service(ctx)
     kind = update_type(task_id)
-    payload = _checked(ctx, kind, config) if kind is not None else config
+    payload = await _checked(ctx, kind, config) if kind is not None else config
     return await _call(service.update(user, task_id, payload), service.settings)
 
 

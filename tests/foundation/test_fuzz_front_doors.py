@@ -29,6 +29,12 @@ from mcp_server.server import build_server
 from tests.support.servers import free_port, serve
 
 WEB = {"urls": ["https://example.com/"]}
+
+
+def _with_target(channel: str, target: str) -> dict[str, Any]:
+    return {**WEB, "targets": [{"type": channel, "target": target}]}
+
+
 HTTP_JSON = {"type": "http_json", "url": "https://example.com/p", "json_path": "$.a"}
 
 # (type, config, a field the error must name)
@@ -76,6 +82,43 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
     ("web_monitor", {**WEB, "selectors": ["div"]}, "selectors"),
     ("web_monitor", {**WEB, "targets": [{"channel": "inbox"}] * 10_000}, "targets"),
     ("web_monitor", {**WEB, "targets": "inbox"}, "targets"),
+    (
+        "web_monitor",
+        _with_target("webhook", "file:///etc/passwd"),
+        "targets.0",
+    ),
+    (
+        "web_monitor",
+        _with_target("webhook", "gopher://x/"),
+        "targets.0",
+    ),
+    (
+        "web_monitor",
+        _with_target("webhook", "javascript:x"),
+        "targets.0",
+    ),
+    (
+        "web_monitor",
+        _with_target("webhook", "http://127.0.0.1:9/hook"),
+        "targets.0",
+    ),
+    ("web_monitor", _with_target("pigeon", "x"), "targets.0"),
+    (
+        "web_monitor",
+        _with_target("email", "not-an-address"),
+        "targets.0",
+    ),
+    ("web_monitor", _with_target("inbox", "someone-else"), "targets.0"),
+    (
+        "web_monitor",
+        _with_target("webhook", "secret:hook"),
+        "targets.0",
+    ),
+    (
+        "web_monitor",
+        {**WEB, "notification": {"method": "send_sms", "phone_number": "call me"}},
+        "notification",
+    ),
     ("web_monitor", {**WEB, "notification": {"method": "pigeon"}}, "notification"),
     ("web_monitor", {**WEB, "notification": "email"}, "notification"),
     ("web_monitor", [], "config"),

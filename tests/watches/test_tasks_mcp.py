@@ -128,7 +128,7 @@ async def test_original_task_configs_are_accepted_and_listed(
         listed = (await call(client, "list_tasks"))["tasks"]
         assert {(t["kind"], t["state"]) for t in listed} == {
             ("web_monitor", "active"),
-            ("schedule", "active"),
+            ("news_digest", "active"),
             ("threshold_watch", "active"),
         }
         watch = await call(client, "get_task", task_id=ids[3])
