@@ -55,6 +55,8 @@ from ambient.domain.remediation import (
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 TEMPLATE_HASH = "pod-template-hash"
+# Earlier revision numbers of a ReplicaSet that a rollback brought back (kube-controller-manager).
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 NOT_A_REVISION = "release is not a Deployment revision"
 # Fresh reads after a 409 before giving up (the activity's retry policy takes it from there).
 CONFLICT_ATTEMPTS = 4
@@ -298,8 +300,15 @@ class KubernetesExecutor:
             raise KubeNotFoundError(f"deployment {target.namespace}/{target.name} not found")
         return found
 
-    async def _revisions(self, client: AsyncClient, deployment: Obj) -> dict[int, Obj]:
-        """The deployment's ReplicaSets by revision (owned through the controller reference)."""
+    async def _revisions(
+        self, client: AsyncClient, deployment: Obj, *, with_history: bool = False
+    ) -> dict[int, Obj]:
+        """The deployment's ReplicaSets by revision (owned through the controller reference).
+
+        ``with_history`` also finds a ReplicaSet by the numbers it had before a rollback
+        renumbered it (``revision-history``): the release recorded as revision 1 at the
+        first checkpoint is revision 4 after our own rung 3 brought it back.
+        """
         meta = deployment["metadata"]
         labels = deployment["spec"]["selector"].get("matchLabels") or {}
         sets = await self._call(
@@ -321,6 +330,11 @@ class KubernetesExecutor:
             revision = _annotations(rs).get(REVISION)
             if owned and revision and revision.isdigit():
                 revisions[int(revision)] = rs
+        if with_history:
+            for rs in list(revisions.values()):
+                for old in (_annotations(rs).get(REVISION_HISTORY) or "").split(","):
+                    if old.strip().isdigit():
+                        revisions.setdefault(int(old), rs)
         return revisions
 
     async def _services(self, client: AsyncClient, deployment: Obj) -> list[Obj]:
@@ -537,7 +551,7 @@ class KubernetesExecutor:
                 skipped_reason=NOT_A_REVISION,
                 detail=f"{name}: no earlier revision was recorded at the first checkpoint",
             )
-        revisions = await self._revisions(client, deployment)
+        revisions = await self._revisions(client, deployment, with_history=True)
         if step.to_revision not in revisions:
             known = ", ".join(str(r) for r in sorted(revisions)) or "none"
             return StepPlan(
@@ -675,7 +689,7 @@ class KubernetesExecutor:
             plan.done.append(name)
             return
         revision = step.to_revision or baseline.previous_revision
-        revisions = await self._revisions(client, deployment) if revision else {}
+        revisions = await self._revisions(client, deployment, with_history=True) if revision else {}
         if revision in revisions:
             template = _without_hash(revisions[revision]["spec"]["template"])
             notes.append(f"{name} to revision {revision}")

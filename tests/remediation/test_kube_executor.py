@@ -425,3 +425,34 @@ async def test_a_checkpoint_without_access_to_services_and_configmaps_says_what_
         await kube.executor.apply(kube.step("remediation/r13", Rung.ISOLATE))
     assert not raised.value.retryable
     assert kube.api.writes() == []
+
+
+async def test_full_rollback_after_the_rollback_keeps_the_release_before_the_incident(
+    kube: Cluster,
+) -> None:
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    rid = "remediation/r14"
+    at = "2026-11-22T15:00:00Z"
+    ladder: list[tuple[Rung, dict[str, Any]]] = [
+        (Rung.RESTART, {"restarted_at": at}),
+        (Rung.SCALE_OUT, {"replicas": 4}),
+        (Rung.ROLLBACK, {"to_revision": baseline.previous_revision}),
+        (Rung.ISOLATE, {}),
+    ]
+    for rung, fields in ladder:
+        assert (await kube.executor.apply(kube.step(rid, rung, **fields))).applied
+    # Our rollback renumbered revision 1 (v1) to 4; the controller keeps 1 in its history.
+    assert kube.api.revisions("shop", "checkout") == {2: [V2], 3: [V2], 4: [V1]}
+    full = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
+    assert full.applied and full.patch is not None
+    operations = full.patch["deployment/shop/checkout"]
+    assert [op["path"] for op in operations if op["op"] == "replace"] == [
+        "/metadata/resourceVersion",
+        "/spec/replicas",
+    ]
+    assert kube.images() == [V1] and kube.deployment()["spec"]["replicas"] == 2
+    assert kube.api.revisions("shop", "checkout") == {2: [V2], 3: [V2], 4: [V1]}
+    assert kube.api.services[("shop", "checkout")]["spec"]["selector"] == {"app": "checkout"}
+    assert (await kube.executor.rollout_health(kube.target)).available

@@ -14,7 +14,8 @@ remediation executor depends on it:
 The deployment controller is kube-controller-manager's in miniature: one ReplicaSet per
 distinct pod template (named by `pod-template-hash`), the deployment's revision annotation
 copied from the active ReplicaSet; a new template gets the next revision, and going back to an
-old template re-uses that ReplicaSet and gives it the next revision (the old number is gone).
+old template re-uses that ReplicaSet and gives it the next revision (the old number moves to
+its `deployment.kubernetes.io/revision-history`).
 Rollouts finish at once, or after `ready_after_reads` reads of the deployment; pods of an
 image in `failing_images` never become ready (a bad release).
 
@@ -39,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 REVISION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 TEMPLATE_HASH = "pod-template-hash"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -421,8 +423,13 @@ class KubeApi:
             current["spec"]["template"]["metadata"]["labels"][TEMPLATE_HASH] = digest
             self.replicasets[(namespace, current["metadata"]["name"])] = current
         annotations = current["metadata"]["annotations"]
-        # A new template, or an old one brought back by a rollback, becomes the newest revision.
-        if REVISION not in annotations or int(annotations[REVISION]) < latest:
+        # A new template, or an old one brought back by a rollback, becomes the newest revision;
+        # a brought-back ReplicaSet keeps its old numbers in revision-history.
+        if REVISION not in annotations:
+            annotations[REVISION] = str(latest + 1)
+        elif int(annotations[REVISION]) < latest:
+            history = [h for h in annotations.get(REVISION_HISTORY, "").split(",") if h]
+            annotations[REVISION_HISTORY] = ",".join([*history, annotations[REVISION]])
             annotations[REVISION] = str(latest + 1)
         previous_ready = deployment["status"].get("availableReplicas", 0)
         replicas = deployment["spec"]["replicas"]
