@@ -219,8 +219,8 @@ class NotifyActivities:
     ) -> Delivery:
         channel_name, address = target.type, target.target
         try:
-            self._check(recipient, target)
             channel = self._channels.get(channel_name)
+            self._check(recipient, target)
             provider_id = await asyncio.wait_for(
                 channel.send(request.user, request.message, address, idempotency_key=key),
                 self._timeout,
