@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from array import array
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,31 +20,46 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
-from ambient.clients.logs import FileLogSource, parse_line, parse_time
+from ambient.clients.logs import PLAIN, TIME_FIELDS, FileLogSource, parse_time
 from ambient.domain.logreport import LogReducer, level_and_message, render_markdown
 
 app = typer.Typer(help="Logs: reduce log files to templates, rates and anomalies.")
 err_console = Console(stderr=True)
-NO_GROUP = -1  # per-line marker: blank line, or outside --since/--until
 
 
 def read_line(line: str) -> tuple[datetime | None, str, str] | None:
-    """(time or None, level, message) of one line; None for a blank line."""
+    """(time or None, level, message) of one line; None for a blank line.
+
+    The file source's formats (JSON with a time field, text after an ISO timestamp), read
+    without building a record per line; anything else is a message without a time."""
     text = line.strip()
     if not text:
         return None
-    record = parse_line(text, "")
-    if record is not None:
-        level, message = level_and_message(record.content)
-        return record.time, level, message
-    if text.startswith("{"):
+    if text[0] == "{":
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
             data = None
-        if isinstance(data, dict):  # JSON without a (readable) time: still a message
+        if isinstance(data, dict):
+            when = None
+            for name in TIME_FIELDS:
+                if name in data:
+                    try:
+                        when = parse_time(data[name])
+                    except (TypeError, ValueError, OverflowError):
+                        when = None
+                    break
             level, message = level_and_message(data)
-            return None, level, message
+            return when, level, message
+    match = PLAIN.match(text)
+    if match is not None:
+        try:
+            when = parse_time(match["ts"])
+        except ValueError:
+            pass
+        else:
+            level, message = level_and_message(match["rest"])
+            return when, level, message
     level, message = level_and_message(text)
     return None, level, message
 
@@ -103,7 +117,7 @@ def templates(
         if not path.exists():
             raise typer.BadParameter(f"no file or directory at {path}", param_hint="PATHS")
     reducer = LogReducer()
-    groups = array("q")
+    taken = bytearray()  # per input line: 1 if it was counted (kept for --per-line only)
     show = sys.stderr.isatty()
     with Progress(
         TextColumn("reducing {task.fields[file]}"),
@@ -114,29 +128,35 @@ def templates(
         disable=not show,
     ) as progress:
         task = progress.add_task("reduce", total=_total_bytes(paths) if show else None, file="")
-        done = 0
-        for number, (file, line) in enumerate(_input_lines(paths), 1):
-            parsed = read_line(line)
-            group = NO_GROUP
-            if parsed is not None:
-                when, level, message = parsed
-                inside = when is None or (
-                    (start is None or when >= start) and (end is None or when < end)
+
+        def counted() -> Iterator[tuple[datetime | None, str, str]]:
+            done = 0
+            for number, (file, line) in enumerate(_input_lines(paths), 1):
+                parsed = read_line(line)
+                keep = parsed is not None and (
+                    parsed[0] is None
+                    or ((start is None or parsed[0] >= start) and (end is None or parsed[0] < end))
                 )
-                if inside:
-                    group = reducer.add(when, level, message)
-            if per_line:
-                groups.append(group)
-            done += len(line.encode()) if show else 0
-            if show and number % 20_000 == 0:
-                progress.update(task, completed=done, file=file.name)
+                if per_line:
+                    taken.append(keep)
+                if show:
+                    done += len(line.encode())
+                    if number % 20_000 == 0:
+                        progress.update(task, completed=done, file=file.name)
+                if keep:
+                    assert parsed is not None
+                    yield parsed
+
+        groups = reducer.add_many(counted())
     if per_line:
         ids: dict[int, str] = {}
         out = sys.stdout
-        for number, group in enumerate(groups, 1):
-            if group == NO_GROUP:
+        next_group = iter(groups).__next__
+        for number, keep in enumerate(taken, 1):
+            if not keep:
                 out.write(f'{{"line": {number}, "template_id": null}}\n')
                 continue
+            group = next_group()
             tid = ids.get(group)
             if tid is None:
                 tid = ids[group] = reducer.group_template_id(group)

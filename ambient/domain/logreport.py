@@ -500,9 +500,17 @@ def baseline_dates(baseline: LogBaseline) -> list[date]:
     return [date.fromordinal(d[_DAY]) for d in baseline.days if _DAY in d]
 
 
-def render_markdown(report: LogReport, *, max_rows: int = 30, tz: tzinfo | None = None) -> str:
-    """The report as compact markdown for an LLM prompt or an e-mail: every ERROR template,
-    the top `max_rows` others, anomalies, hourly rates, trend and keywords."""
+def render_markdown(
+    report: LogReport,
+    *,
+    max_rows: int = 30,
+    tz: tzinfo | None = None,
+    max_error_rows: int = 120,
+) -> str:
+    """The report as compact markdown for an LLM prompt or an e-mail: every ERROR template
+    (up to `max_error_rows`, then a count of the rest), the top `max_rows` others, anomalies,
+    hourly rates, trend and keywords. First–last seen is shown for templates that did not
+    run all period long."""
     zone = tz or UTC
     lines = [f"## Logs {_when(report.start, zone, True)} – {_when(report.end, zone, True)}"]
     if report.total == 0:
@@ -527,28 +535,48 @@ def render_markdown(report: LogReport, *, max_rows: int = 30, tz: tzinfo | None 
         lines.append("### Anomalies")
         for a in report.anomalies:
             lines.append(f"- {a.kind} {a.level}: {a.detail} — {_cut(a.template, 140)}")
-    errors = [t for t in report.templates if t.level in ERROR_LEVELS]
+    all_errors = [t for t in report.templates if t.level in ERROR_LEVELS]
+    errors = all_errors[:max_error_rows]
     others = [t for t in report.templates if t.level not in ERROR_LEVELS][:max_rows]
-    lines.append("### Templates (level, lines, first–last seen: template)")
+    lines.append("### Templates (level, lines, first–last seen unless all along: template)")
     for t in [*errors, *others]:
-        span = f"{_when(t.first_seen, zone)}–{_when(t.last_seen, zone)}"
+        span = (
+            ""
+            if _all_along(t, report)
+            else f" {_when(t.first_seen, zone)}–{_when(t.last_seen, zone)}"
+        )
         mark = " (new)" if t.new else ""
-        lines.append(f"- {t.level} {t.count:,} {span}{mark}: {_cut(t.template, 160)}")
-    hidden = report.template_count - len(errors) - len(others)
+        lines.append(f"- {t.level} {t.count:,}{span}{mark}: {_cut(t.template, 160)}")
+    if len(all_errors) > len(errors):
+        rest = all_errors[len(errors) :]
+        lines.append(f"- ({len(rest)} more error templates, {sum(t.count for t in rest):,} lines)")
+    hidden = report.template_count - len(all_errors) - len(others)
     if hidden > 0:
         lines.append(f"- ({hidden} rarer templates not listed)")
-    busy = [h for h in report.hours if h.errors or h.warnings]
     if report.hours:
+        # One day: every hour; longer periods: the hours with errors or warnings, bounded.
+        many = len(report.hours) > 24
+        shown = [h for h in report.hours if h.errors or h.warnings][:48] if many else report.hours
+        stamp = "%m-%d %H" if many else "%H"
         lines.append(f"### Hours ({zone}) lines/errors/warnings")
-        shown = busy if len(report.hours) > 24 else report.hours
         lines.append(
             " ".join(
-                f"{h.hour.astimezone(zone):%d %H}h {h.total}/{h.errors}/{h.warnings}" for h in shown
+                f"{h.hour.astimezone(zone):{stamp}}h {h.total}/{h.errors}/{h.warnings}"
+                for h in shown
             )
         )
     if report.keywords:
         lines.append("Keywords: " + ", ".join(f"{w} {n}" for w, n in report.keywords))
     return "\n".join(lines) + "\n"
+
+
+def _all_along(stat: TemplateStat, report: LogReport) -> bool:
+    """Seen from the first tenth of the period to its last tenth."""
+    if None in (stat.first_seen, stat.last_seen, report.start, report.end):
+        return False
+    assert stat.first_seen and stat.last_seen and report.start and report.end
+    tenth = (report.end - report.start) / 10
+    return stat.first_seen <= report.start + tenth and stat.last_seen >= report.end - tenth
 
 
 def _dt(stamp: float | None) -> datetime | None:

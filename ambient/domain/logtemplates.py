@@ -71,9 +71,9 @@ _LEADING_PUNCT = "([{<"
 _TRAILING_PUNCT = ",;:.)]}>!?"
 _TOKEN = re.compile(rf"[{_CJK}]+|[{_CJK_PUNCT}]|[^\s{_CJK}{_CJK_PUNCT}]+")
 # Tokenising put spaces around CJK runs; for display, take out those between CJK text and
-# CJK text or a wildcard, keep those between CJK and Latin words ("连接 Redis 失败").
+# CJK text or punctuation (a wildcard too), keep those beside Latin words ("连接 Redis 失败").
 _ANY_CJK = f"{_CJK}{_CJK_PUNCT}"
-_JOIN_CJK = re.compile(rf"(?<=[{_ANY_CJK}]) (?=[{_ANY_CJK}<])|(?<=[{_ANY_CJK}>]) (?=[{_ANY_CJK}])")
+_JOIN_CJK = re.compile(rf"(?<=[{_ANY_CJK}]) (?=[^\w\s]|[{_ANY_CJK}])|(?<=[^\w\s]) (?=[{_ANY_CJK}])")
 
 # Drain's own defaults (depth 4, similarity 0.4, 100 children): what masking and the split of
 # few-valued wildcards add around Drain is what makes one configuration fit every source.
