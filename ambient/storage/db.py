@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,6 +43,10 @@ class Database:
                 cursor.close()
 
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time: queue this process's writers here, in order and
+        # without a deadline, instead of letting hundreds of them race for the file lock
+        # (each gives up after the busy timeout with "database is locked").
+        self._write_turn = asyncio.Lock()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -55,11 +60,15 @@ class Database:
         On SQLite it takes the write lock first (``BEGIN IMMEDIATE``, which waits out the
         busy timeout): a transaction that read first and writes later would otherwise be
         refused at once ("database is locked") when another connection wrote in between.
+        Writers of this process take turns (other processes wait out the busy timeout).
         Keep the block short: no network calls inside it.
         """
-        async with self.sessions() as session:
-            if self.sqlite:
-                await session.execute(text("BEGIN IMMEDIATE"))
+        if not self.sqlite:
+            async with self.sessions() as session:
+                yield session
+            return
+        async with self._write_turn, self.sessions() as session:
+            await session.execute(text("BEGIN IMMEDIATE"))
             yield session
 
     async def ping(self) -> bool:
