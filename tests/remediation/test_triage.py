@@ -1,0 +1,162 @@
+"""Nightly alert triage: yesterday's unresolved alarms from the Tencent Cloud stand-in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest_asyncio
+from temporalio.client import ScheduleActionStartWorkflow
+from temporalio.testing import WorkflowEnvironment
+from tencentcloud.common.credential import Credential
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.deps import WorkerDeps
+from ambient.domain.remediation_runs import RemediationStatus, TriageInput, TriageResult
+from ambient.remediation import TRIAGE_SCHEDULE, RemediationService
+from tests.conftest import running_worker, unique
+from tests.remediation.support import add_user, remediation_settings
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.record import save_history
+from tests.support.servers import serve
+from workflows.alert_triage import AlertTriageWorkflow
+
+USER = "night"
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def yesterday_at(hour: int) -> int:
+    """Seconds since the epoch of ``hour`` o'clock yesterday, Shanghai time."""
+    today = datetime.now(ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int((today - timedelta(days=1) + timedelta(hours=hour)).timestamp())
+
+
+def tke(cluster: str, namespace: str, workload: str) -> str:
+    return f"tke_cluster_instance_id:{cluster}|namespace:{namespace}|workload_name:{workload}"
+
+
+@pytest_asyncio.fixture
+async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
+    api = TencentApi()
+    api.monitor_alarms = [
+        {
+            "PolicyName": "checkout 5xx",
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": yesterday_at(2),
+            "AlarmLevel": "serious",
+            "AlarmObject": tke("cls-night1", "prod", "checkout"),
+            "Content": "5xx rate 12% > 5%",
+        },
+        {  # the same alarm again later: one remediation
+            "PolicyName": "checkout 5xx",
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": yesterday_at(9),
+            "AlarmObject": tke("cls-night1", "prod", "checkout"),
+            "Content": "5xx rate 9% > 5%",
+        },
+        {  # recovered on its own
+            "PolicyName": "cart latency",
+            "AlarmStatus": "OK",
+            "FirstOccurTime": yesterday_at(3),
+            "AlarmObject": tke("cls-night1", "prod", "cart"),
+            "Content": "p99 800ms",
+        },
+        {  # not a TKE workload
+            "PolicyName": "cvm disk",
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": yesterday_at(4),
+            "AlarmObject": "ins-abc123",
+            "Content": "disk 95%",
+        },
+        {  # the day before yesterday: not this night's work
+            "PolicyName": "old",
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": yesterday_at(-5),
+            "AlarmObject": tke("cls-night1", "prod", "old"),
+            "Content": "old",
+        },
+    ]
+    api.cls_records = [
+        {
+            "AlarmName": "search errors",
+            "Status": 0,
+            "CreateTime": yesterday_at(5) * 1000,
+            "AlarmLevel": 1,
+            "TopicName": "search-logs",
+            "Trigger": "error count > 100 cluster_id=cls-night1 namespace=prod workload=search",
+        }
+    ]
+    async with serve(api.app()) as base:
+        yield (
+            api,
+            TencentCloud(
+                Credential(SECRET_ID, SECRET_KEY),
+                region="ap-guangzhou",
+                endpoint=base.removeprefix("http://"),
+                protocol="http",
+                timeout=5,
+            ),
+        )
+
+
+async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_repeat(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cloud: tuple[TencentApi, TencentCloud]
+) -> None:
+    _, tencent = cloud
+    deps.tencent = tencent
+    # Remediations wait for approval at rung 1, so they are still running for the second run.
+    remediation_settings(
+        deps, remediation_approval_from_rung=1, remediation_approval_timeout_minutes=14 * 24 * 60
+    )
+    await add_user(deps, USER)
+    async with running_worker(ts_env.client, deps) as worker:
+        handle = await ts_env.client.start_workflow(
+            AlertTriageWorkflow.run,
+            TriageInput(user=USER, mode="dry_run"),
+            id=unique("alert-triage"),
+            task_queue=worker.task_queue,
+        )
+        first: TriageResult = await handle.result()
+        await save_history(handle, "alert_triage")
+        again = await ts_env.client.execute_workflow(
+            AlertTriageWorkflow.run,
+            TriageInput(user=USER, mode="dry_run"),
+            id=unique("alert-triage"),
+            task_queue=worker.task_queue,
+        )
+        services = []
+        for rid in first.started:
+            status = await ts_env.client.get_workflow_handle(rid).query(
+                "status", result_type=RemediationStatus
+            )
+            services.append((status.alert.source, status.alert.service, status.user))
+
+    assert len(first.started) == 2 and first.joined == []
+    assert sorted(services) == [
+        ("cls", "cls-night1/prod/search", USER),
+        ("monitor", "cls-night1/prod/checkout", USER),
+    ]
+    assert first.skipped == ["monitor alarm 'cvm disk': names no TKE workload"]
+    assert sorted(again.joined) == sorted(first.started) and again.started == []
+
+
+async def test_triage_schedule_runs_at_five_in_the_team_time_zone(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    await add_user(deps, USER)
+    service = RemediationService(dev_env.client, deps.settings, deps.db)
+    first = await service.schedule_triage(USER)
+    second = await service.schedule_triage(USER)  # idempotent
+    handle = dev_env.client.get_schedule_handle(TRIAGE_SCHEDULE)
+    try:
+        described = await handle.describe()
+    finally:
+        await handle.delete()
+    assert first == second == TRIAGE_SCHEDULE
+    spec = described.schedule.spec
+    assert spec.time_zone_name == "Asia/Shanghai"
+    assert [(c.hour[0].start, c.minute[0].start) for c in spec.calendars] == [(5, 0)]
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    assert action.workflow == "AlertTriageWorkflow"
