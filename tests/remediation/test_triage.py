@@ -118,7 +118,7 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
             task_queue=worker.task_queue,
         )
         first: TriageResult = await handle.result()
-        await save_history(handle, "alert_triage")
+        await save_history(handle, "alert_triage")  # type: ignore[arg-type]
         again = await ts_env.client.execute_workflow(
             AlertTriageWorkflow.run,
             TriageInput(user=USER, mode="dry_run"),
