@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
@@ -56,7 +56,7 @@ def service(state: StateDep) -> TaskService:
 Service = Annotated[TaskService, Depends(service)]
 
 
-def _fail(exc: TaskError, field: str = "config") -> Exception:
+def _fail(exc: TaskError, field: str = "config", where: str = "body") -> Exception:
     if isinstance(exc, ConfigError):
         return RequestValidationError(
             [
@@ -71,7 +71,7 @@ def _fail(exc: TaskError, field: str = "config") -> Exception:
     if isinstance(exc, InvalidTaskError):
         # Same shape as FastAPI's own 422s: the field, then the message.
         return RequestValidationError(
-            [{"type": "value_error", "loc": ["body", field], "msg": str(exc), "input": None}]
+            [{"type": "value_error", "loc": [where, field], "msg": str(exc), "input": None}]
         )
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
 
@@ -92,10 +92,22 @@ async def create_task(body: TaskCreate, user: CurrentUser, tasks: Service) -> Ta
 async def list_tasks(
     user: CurrentUser,
     tasks: Service,
-    kind: Literal["web_monitor", "threshold_watch", "schedule"] | None = None,
+    response: Response,
+    kind: Literal["web_monitor", "threshold_watch", "schedule", "news_digest"] | None = None,
     state: Literal["active", "paused", "stopped"] | None = None,
+    page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> list[TaskSummary]:
-    return await tasks.list(user.name, kind=kind, state=state)
+    """Your tasks; with page_size a page, the next one's token in X-Next-Page-Token."""
+    try:
+        page = await tasks.list(
+            user.name, kind=kind, state=state, page_size=page_size, page_token=page_token
+        )
+    except TaskError as exc:
+        raise _fail(exc, "page_token", "query") from None
+    if page.next_page_token is not None:
+        response.headers["X-Next-Page-Token"] = page.next_page_token
+    return list(page)
 
 
 @router.get("/{task_id:path}/status", response_model=TaskStatus)

@@ -87,6 +87,9 @@ UpdateConfig = Annotated[
 
 class TaskList(BaseModel):
     tasks: list[TaskSummary]
+    next_page_token: str | None = Field(
+        default=None, description="pass as page_token for the next page; null at the end"
+    )
 
 
 def _annotations(
@@ -175,17 +178,28 @@ async def create_background_task(
 async def list_tasks(
     ctx: Context[Any, Any],
     kind: Annotated[
-        Literal["web_monitor", "threshold_watch", "schedule"] | None,
+        Literal["web_monitor", "threshold_watch", "schedule", "news_digest"] | None,
         Field(default=None, description="only this kind"),
     ] = None,
     state: Annotated[
         Literal["active", "paused", "stopped"] | None,
         Field(default=None, description="only this state"),
     ] = None,
+    page_size: Annotated[
+        int, Field(default=100, ge=1, le=1000, description="tasks per page")
+    ] = 100,
+    page_token: Annotated[
+        str | None,
+        Field(default=None, max_length=4096, description="next_page_token of the previous page"),
+    ] = None,
 ) -> TaskList:
-    """List your background tasks with task_id, kind and state."""
+    """List your background tasks with task_id, kind and state, a page at a time."""
     user, service = current_user(ctx), _service(ctx)
-    return TaskList(tasks=await _call(service.list(user, kind=kind, state=state), service.settings))
+    page = await _call(
+        service.list(user, kind=kind, state=state, page_size=page_size, page_token=page_token),
+        service.settings,
+    )
+    return TaskList(tasks=list(page), next_page_token=page.next_page_token)
 
 
 async def get_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskStatus:

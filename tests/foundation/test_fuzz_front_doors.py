@@ -273,6 +273,9 @@ async def test_api_never_answers_500_to_malformed_requests(api: httpx.AsyncClien
         "/inbox/123456789012345678901234/read",
         "/events?limit=-1",
         "/events?limit=99999999999999999999999",
+        "/tasks?page_size=0",
+        "/tasks?page_size=1&page_token=not-a-token",
+        "/tasks?kind=pigeon",
     ):
         response = await api.get(path) if "read" not in path else await api.post(path)
         # 503: the request was fine and needed Temporal, which is down here.
@@ -345,6 +348,8 @@ async def test_mcp_task_tools_refuse_bad_input_naming_the_field(
             ("pause_task", {}),
             ("delete_task", {"task_id": "x", "purge": "maybe"}),
             ("list_tasks", {"state": "sleeping"}),
+            ("list_tasks", {"page_size": 0}),
+            ("list_tasks", {"page_size": 5, "page_token": "x" * 5000}),
             ("create_background_task", {"type": "pigeon", "config": WEB}),
         ]
         for name, arguments in calls:
