@@ -8,20 +8,18 @@ write into a 409 Conflict, and the step is computed again from a fresh read.
 
 Errors (from ``ambient.clients.kube``):
 
-    KubeError                  forbidden, invalid, a step that lacks its input: not retryable
-    ├── KubeNotFoundError      the workload does not exist
+    KubeError                  forbidden, invalid: not retryable
+    ├── StepInputError         (here) the step lacks what its rung needs: not retryable
+    ├── KubeNotFoundError      the workload does not exist: not retryable
     └── KubeUnavailableError   unreachable, 5xx, 429, conflicts that kept coming: retryable
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import httpx2
 from lightkube import AsyncClient
@@ -40,6 +38,26 @@ from ambient.clients.kube import (
     kube_error,
     kubeconfig_contexts,
 )
+from ambient.clients.kube_changes import (
+    NOT_A_REVISION,
+    RESTARTED_AT,
+    REVISION_HISTORY,
+    Change,
+    Kind,
+    Obj,
+    StepPlan,
+    annotations_of,
+    configmaps_of,
+    images_of,
+    isolation_policy_name,
+    isolation_value,
+    json_stamp,
+    merge_diff,
+    selects,
+    stamp,
+    stamped,
+    without_hash,
+)
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.remediation import (
@@ -53,154 +71,12 @@ from ambient.domain.remediation import (
     WorkloadRef,
 )
 
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-TEMPLATE_HASH = "pod-template-hash"
-# Earlier revision numbers of a ReplicaSet that a rollback brought back (kube-controller-manager).
-REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
-NOT_A_REVISION = "release is not a Deployment revision"
 # Fresh reads after a 409 before giving up (the activity's retry policy takes it from there).
 CONFLICT_ATTEMPTS = 4
-
-Obj = dict[str, Any]
-Kind = type[Deployment] | type[ConfigMap] | type[Service] | type[NetworkPolicy]
 
 
 class StepInputError(KubeError):
     """The step lacks what its rung needs (e.g. a restart without ``restarted_at``)."""
-
-
-@dataclass
-class Change:
-    """One write the step makes: exactly what is sent, or would be in a dry run."""
-
-    resource: Kind
-    namespace: str
-    name: str
-    verb: Literal["patch", "create", "delete"]
-    body: Any = None
-    patch_type: PatchType | None = None
-
-    @property
-    def object(self) -> str:
-        return f"{self.resource.__name__.lower()}/{self.namespace}/{self.name}"
-
-    def sent(self) -> Any:
-        """What the audit shows for this object: the patch body, or the object made/removed."""
-        if self.verb == "patch":
-            return self.body  # a merge-patch map, or a list of JSON-patch operations
-        if self.verb == "create":
-            return {"create": self.body}
-        return {"delete": True}
-
-
-@dataclass
-class StepPlan:
-    """What a step still has to do, given what the cluster shows now."""
-
-    changes: list[Change] = field(default_factory=list)
-    # Objects that already carry this step's key (or already look as the step wants).
-    done: list[str] = field(default_factory=list)
-    skipped_reason: str | None = None
-    detail: str = ""
-
-
-def _pointer(*parts: str) -> str:
-    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def _annotations(obj: Obj) -> dict[str, str]:
-    return dict(obj.get("metadata", {}).get("annotations") or {})
-
-
-def _stamped(obj: Obj, key: str) -> bool:
-    return _annotations(obj).get(STEP_ANNOTATION) == key
-
-
-def _stamp(obj: Obj, key: str) -> Obj:
-    """Merge-patch metadata: our key, and the version we read (a precondition)."""
-    return {
-        "resourceVersion": obj["metadata"]["resourceVersion"],
-        "annotations": {STEP_ANNOTATION: key},
-    }
-
-
-def _json_stamp(obj: Obj, key: str) -> list[Obj]:
-    """JSON-patch operations for the same precondition and stamp."""
-    operations: list[Obj] = [
-        {
-            "op": "replace",
-            "path": "/metadata/resourceVersion",
-            "value": obj["metadata"]["resourceVersion"],
-        }
-    ]
-    if obj["metadata"].get("annotations"):
-        path = _pointer("metadata", "annotations", STEP_ANNOTATION)
-        operations.append({"op": "add", "path": path, "value": key})
-    else:
-        operations.append(
-            {"op": "add", "path": "/metadata/annotations", "value": {STEP_ANNOTATION: key}}
-        )
-    return operations
-
-
-def _without_hash(template: Obj) -> Obj:
-    """A ReplicaSet's pod template as its Deployment had it (what `rollout undo` copies)."""
-    labels = {
-        k: v
-        for k, v in (template.get("metadata", {}).get("labels") or {}).items()
-        if k != TEMPLATE_HASH
-    }
-    metadata = {**template.get("metadata", {}), "labels": labels}
-    return {**template, "metadata": metadata}
-
-
-def isolation_value(key: str) -> str:
-    """The isolation label's value for a step key (the dry-run executor predicts the same)."""
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def isolation_policy_name(remediation_id: str) -> str:
-    """The deny-all NetworkPolicy of one remediation: a readable DNS-1123 name, unique by hash."""
-    slug = re.sub(r"[^a-z0-9-]+", "-", remediation_id.lower()).strip("-")[:30].strip("-")
-    return f"ambient-isolate-{slug}-{hashlib.sha256(remediation_id.encode()).hexdigest()[:10]}"
-
-
-def _images(template: Obj) -> list[str]:
-    return [c.get("image", "") for c in (template.get("spec") or {}).get("containers") or []]
-
-
-def configmaps_of(template: Obj) -> list[str]:
-    """ConfigMaps the pod template reads: volumes, projected sources, envFrom and env."""
-    spec = template.get("spec") or {}
-    names: list[str] = []
-    for volume in spec.get("volumes") or []:
-        if volume.get("configMap"):
-            names.append(volume["configMap"]["name"])
-        for source in (volume.get("projected") or {}).get("sources") or []:
-            if source.get("configMap"):
-                names.append(source["configMap"]["name"])
-    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
-        for source in container.get("envFrom") or []:
-            if source.get("configMapRef"):
-                names.append(source["configMapRef"]["name"])
-        for env in container.get("env") or []:
-            ref = (env.get("valueFrom") or {}).get("configMapKeyRef")
-            if ref:
-                names.append(ref["name"])
-    return sorted({n for n in names if n})
-
-
-def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    """A Service selector (our isolation label aside) that picks the workload's pods."""
-    own = {k: v for k, v in selector.items() if k != ISOLATION_LABEL}
-    return bool(own) and all(labels.get(k) == v for k, v in own.items())
-
-
-def _merge_diff(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch that turns the flat map ``current`` into ``wanted``."""
-    diff: dict[str, Any] = {k: None for k in current if k not in wanted}
-    diff.update({k: v for k, v in wanted.items() if current.get(k) != v})
-    return diff
 
 
 class ClusterClients(Protocol):
@@ -327,12 +203,12 @@ class KubernetesExecutor:
                 )
                 for o in owners
             )
-            revision = _annotations(rs).get(REVISION)
+            revision = annotations_of(rs).get(REVISION)
             if owned and revision and revision.isdigit():
                 revisions[int(revision)] = rs
         if with_history:
             for rs in list(revisions.values()):
-                for old in (_annotations(rs).get(REVISION_HISTORY) or "").split(","):
+                for old in (annotations_of(rs).get(REVISION_HISTORY) or "").split(","):
                     if old.strip().isdigit():
                         revisions.setdefault(int(old), rs)
         return revisions
@@ -345,15 +221,13 @@ class KubernetesExecutor:
             f"listing Services in {namespace}", _collect(client.list(Service, namespace=namespace))
         )
         services = [s.to_dict() for s in found]
-        return [
-            s for s in services if _selects((s.get("spec") or {}).get("selector") or {}, labels)
-        ]
+        return [s for s in services if selects((s.get("spec") or {}).get("selector") or {}, labels)]
 
     async def checkpoint(self, target: WorkloadRef) -> Checkpoint:
         """Spec, revision (and the one before), replicas, images, Service selectors, ConfigMaps."""
         client = await self.client(target.cluster_id)
         deployment = await self._deployment(client, target)
-        revision_text = _annotations(deployment).get(REVISION)
+        revision_text = annotations_of(deployment).get(REVISION)
         revision = int(revision_text) if revision_text and revision_text.isdigit() else None
         earlier = [
             r
@@ -389,7 +263,7 @@ class KubernetesExecutor:
             revision=revision,
             previous_revision=max(earlier) if earlier else None,
             replicas=deployment["spec"].get("replicas", 1),
-            images=_images(deployment["spec"]["template"]),
+            images=images_of(deployment["spec"]["template"]),
             spec=deployment["spec"],
             service_selectors={
                 s["metadata"]["name"]: dict(s["spec"]["selector"]) for s in services
@@ -509,10 +383,10 @@ class KubernetesExecutor:
             raise StepInputError("restarted_at is required for rung 1 (restart)")
         deployment = await self._deployment(client, step.target)
         name = f"deployment {step.target.namespace}/{step.target.name}"
-        if _stamped(deployment, step.key):
+        if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already restarted by {step.key}")
         body = {
-            "metadata": _stamp(deployment, step.key),
+            "metadata": stamp(deployment, step.key),
             "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: step.restarted_at}}}},
         }
         return StepPlan(
@@ -525,7 +399,7 @@ class KubernetesExecutor:
             raise StepInputError("replicas is required for rung 2 (scale out)")
         deployment = await self._deployment(client, step.target)
         name = f"deployment {step.target.namespace}/{step.target.name}"
-        if _stamped(deployment, step.key):
+        if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already scaled by {step.key}")
         current = deployment["spec"].get("replicas", 1)
         if current == step.replicas:
@@ -535,7 +409,7 @@ class KubernetesExecutor:
             )
         # The Deployment itself, not its scale subresource: the scale subresource drops
         # metadata, and the step key must land in the same write as the new count.
-        body = {"metadata": _stamp(deployment, step.key), "spec": {"replicas": step.replicas}}
+        body = {"metadata": stamp(deployment, step.key), "spec": {"replicas": step.replicas}}
         return StepPlan(
             changes=[self._merge(Deployment, step.target, body)],
             detail=f"scale {name} from {current} to {step.replicas} replicas",
@@ -544,7 +418,7 @@ class KubernetesExecutor:
     async def _plan_rollback(self, client: AsyncClient, step: StepRequest) -> StepPlan:
         deployment = await self._deployment(client, step.target)
         name = f"deployment {step.target.namespace}/{step.target.name}"
-        if _stamped(deployment, step.key):
+        if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already rolled back by {step.key}")
         if step.to_revision is None:
             return StepPlan(
@@ -559,14 +433,14 @@ class KubernetesExecutor:
                 detail=f"{name} has no ReplicaSet of revision {step.to_revision} "
                 f"(revisions: {known})",
             )
-        template = _without_hash(revisions[step.to_revision]["spec"]["template"])
+        template = without_hash(revisions[step.to_revision]["spec"]["template"])
         if template == deployment["spec"]["template"]:
             return StepPlan(
                 skipped_reason=f"current template already matches revision {step.to_revision}",
                 detail=f"{name} already runs the template of revision {step.to_revision}",
             )
         operations = [
-            *_json_stamp(deployment, step.key),
+            *json_stamp(deployment, step.key),
             {"op": "replace", "path": "/spec/template", "value": template},
         ]
         return StepPlan(
@@ -581,7 +455,7 @@ class KubernetesExecutor:
                 )
             ],
             detail=f"roll back {name} to revision {step.to_revision} "
-            f"({', '.join(_images(template))})",
+            f"({', '.join(images_of(template))})",
         )
 
     async def _plan_isolate(self, client: AsyncClient, step: StepRequest) -> StepPlan:
@@ -595,11 +469,11 @@ class KubernetesExecutor:
         for service in services:
             name = service["metadata"]["name"]
             selector = service["spec"]["selector"]
-            if _stamped(service, step.key) or ISOLATION_LABEL in selector:
+            if stamped(service, step.key) or ISOLATION_LABEL in selector:
                 plan.done.append(f"service {namespace}/{name}")
                 continue
             body = {
-                "metadata": _stamp(service, step.key),
+                "metadata": stamp(service, step.key),
                 "spec": {"selector": {ISOLATION_LABEL: isolated}},
             }
             plan.changes.append(Change(Service, namespace, name, "patch", body, PatchType.MERGE))
@@ -656,11 +530,11 @@ class KubernetesExecutor:
             service = await self._get(client, Service, namespace, name)
             if service is None:
                 notes.append(f"Service {name} is gone")
-            elif _stamped(service, step.key):
+            elif stamped(service, step.key):
                 plan.done.append(f"service {namespace}/{name}")
             elif (service.get("spec") or {}).get("selector") != selector:
-                diff = _merge_diff(service["spec"].get("selector") or {}, selector)
-                body = {"metadata": _stamp(service, step.key), "spec": {"selector": diff}}
+                diff = merge_diff(service["spec"].get("selector") or {}, selector)
+                body = {"metadata": stamp(service, step.key), "spec": {"selector": diff}}
                 plan.changes.append(
                     Change(Service, namespace, name, "patch", body, PatchType.MERGE)
                 )
@@ -685,13 +559,13 @@ class KubernetesExecutor:
     ) -> None:
         """The release before the incident (or the baseline's own template) and its replicas."""
         name = f"deployment {step.target.namespace}/{step.target.name}"
-        if _stamped(deployment, step.key):
+        if stamped(deployment, step.key):
             plan.done.append(name)
             return
         revision = step.to_revision or baseline.previous_revision
         revisions = await self._revisions(client, deployment, with_history=True) if revision else {}
         if revision in revisions:
-            template = _without_hash(revisions[revision]["spec"]["template"])
+            template = without_hash(revisions[revision]["spec"]["template"])
             notes.append(f"{name} to revision {revision}")
         else:
             template = baseline.spec.get("template") or deployment["spec"]["template"]
@@ -705,7 +579,7 @@ class KubernetesExecutor:
             operations.append({"op": "replace", "path": "/spec/replicas", "value": replicas})
             notes.append(f"replicas back to {replicas}")
         if operations:
-            ops_ = [*_json_stamp(deployment, step.key), *operations]
+            ops_ = [*json_stamp(deployment, step.key), *operations]
             plan.changes.append(
                 Change(
                     Deployment,
@@ -741,12 +615,12 @@ class KubernetesExecutor:
             }
             plan.changes.append(Change(ConfigMap, namespace, name, "create", body))
             notes.append(f"ConfigMap {name} recreated")
-        elif _stamped(current, step.key):
+        elif stamped(current, step.key):
             plan.done.append(f"configmap {namespace}/{name}")
         elif (current.get("data") or {}) != data:
             body = {
-                "metadata": _stamp(current, step.key),
-                "data": _merge_diff(current.get("data") or {}, data),
+                "metadata": stamp(current, step.key),
+                "data": merge_diff(current.get("data") or {}, data),
             }
             plan.changes.append(Change(ConfigMap, namespace, name, "patch", body, PatchType.MERGE))
             notes.append(f"ConfigMap {name} data back to the first checkpoint")

@@ -19,14 +19,13 @@ from ambient.clients.kube import (
     KubeUnavailableError,
     client_from_kubeconfig,
 )
-from ambient.clients.kube_executor import (
+from ambient.clients.kube_changes import (
     NOT_A_REVISION,
     RESTARTED_AT,
-    KubernetesExecutor,
-    StepInputError,
     isolation_policy_name,
     isolation_value,
 )
+from ambient.clients.kube_executor import KubernetesExecutor, StepInputError
 from ambient.domain.remediation import (
     ISOLATION_LABEL,
     STEP_ANNOTATION,

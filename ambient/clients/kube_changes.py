@@ -1,0 +1,162 @@
+"""What a remediation step writes to Kubernetes objects, as plain data (no I/O).
+
+The executor reads objects as dicts (what the API server sent), asks these functions what
+to write, and sends the result; a dry run shows the same writes without sending them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap, Service
+from lightkube.resources.networking_v1 import NetworkPolicy
+from lightkube.types import PatchType
+
+from ambient.domain.remediation import ISOLATION_LABEL, STEP_ANNOTATION
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+TEMPLATE_HASH = "pod-template-hash"
+# Earlier revision numbers of a ReplicaSet that a rollback brought back (kube-controller-manager).
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
+NOT_A_REVISION = "release is not a Deployment revision"
+
+Obj = dict[str, Any]
+Kind = type[Deployment] | type[ConfigMap] | type[Service] | type[NetworkPolicy]
+
+
+@dataclass
+class Change:
+    """One write the step makes: exactly what is sent, or would be in a dry run."""
+
+    resource: Kind
+    namespace: str
+    name: str
+    verb: Literal["patch", "create", "delete"]
+    body: Any = None
+    patch_type: PatchType | None = None
+
+    @property
+    def object(self) -> str:
+        return f"{self.resource.__name__.lower()}/{self.namespace}/{self.name}"
+
+    def sent(self) -> Any:
+        """What the audit shows for this object: the patch body, or the object made/removed."""
+        if self.verb == "patch":
+            return self.body  # a merge-patch map, or a list of JSON-patch operations
+        if self.verb == "create":
+            return {"create": self.body}
+        return {"delete": True}
+
+
+@dataclass
+class StepPlan:
+    """What a step still has to do, given what the cluster shows now."""
+
+    changes: list[Change] = field(default_factory=list)
+    # Objects that already carry this step's key (or already look as the step wants).
+    done: list[str] = field(default_factory=list)
+    skipped_reason: str | None = None
+    detail: str = ""
+
+
+def json_pointer(*parts: str) -> str:
+    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def annotations_of(obj: Obj) -> dict[str, str]:
+    return dict(obj.get("metadata", {}).get("annotations") or {})
+
+
+def stamped(obj: Obj, key: str) -> bool:
+    return annotations_of(obj).get(STEP_ANNOTATION) == key
+
+
+def stamp(obj: Obj, key: str) -> Obj:
+    """Merge-patch metadata: our key, and the version we read (a precondition)."""
+    return {
+        "resourceVersion": obj["metadata"]["resourceVersion"],
+        "annotations": {STEP_ANNOTATION: key},
+    }
+
+
+def json_stamp(obj: Obj, key: str) -> list[Obj]:
+    """JSON-patch operations for the same precondition and stamp."""
+    operations: list[Obj] = [
+        {
+            "op": "replace",
+            "path": "/metadata/resourceVersion",
+            "value": obj["metadata"]["resourceVersion"],
+        }
+    ]
+    if obj["metadata"].get("annotations"):
+        path = json_pointer("metadata", "annotations", STEP_ANNOTATION)
+        operations.append({"op": "add", "path": path, "value": key})
+    else:
+        operations.append(
+            {"op": "add", "path": "/metadata/annotations", "value": {STEP_ANNOTATION: key}}
+        )
+    return operations
+
+
+def without_hash(template: Obj) -> Obj:
+    """A ReplicaSet's pod template as its Deployment had it (what `rollout undo` copies)."""
+    labels = {
+        k: v
+        for k, v in (template.get("metadata", {}).get("labels") or {}).items()
+        if k != TEMPLATE_HASH
+    }
+    metadata = {**template.get("metadata", {}), "labels": labels}
+    return {**template, "metadata": metadata}
+
+
+def isolation_value(key: str) -> str:
+    """The isolation label's value for a step key (the dry-run executor predicts the same)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def isolation_policy_name(remediation_id: str) -> str:
+    """The deny-all NetworkPolicy of one remediation: a readable DNS-1123 name, unique by hash."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", remediation_id.lower()).strip("-")[:30].strip("-")
+    return f"ambient-isolate-{slug}-{hashlib.sha256(remediation_id.encode()).hexdigest()[:10]}"
+
+
+def images_of(template: Obj) -> list[str]:
+    return [c.get("image", "") for c in (template.get("spec") or {}).get("containers") or []]
+
+
+def configmaps_of(template: Obj) -> list[str]:
+    """ConfigMaps the pod template reads: volumes, projected sources, envFrom and env."""
+    spec = template.get("spec") or {}
+    names: list[str] = []
+    for volume in spec.get("volumes") or []:
+        if volume.get("configMap"):
+            names.append(volume["configMap"]["name"])
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if source.get("configMap"):
+                names.append(source["configMap"]["name"])
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for source in container.get("envFrom") or []:
+            if source.get("configMapRef"):
+                names.append(source["configMapRef"]["name"])
+        for env in container.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("configMapKeyRef")
+            if ref:
+                names.append(ref["name"])
+    return sorted({n for n in names if n})
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """A Service selector (our isolation label aside) that picks the workload's pods."""
+    own = {k: v for k, v in selector.items() if k != ISOLATION_LABEL}
+    return bool(own) and all(labels.get(k) == v for k, v in own.items())
+
+
+def merge_diff(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch that turns the flat map ``current`` into ``wanted``."""
+    diff: dict[str, Any] = {k: None for k in current if k not in wanted}
+    diff.update({k: v for k, v in wanted.items() if current.get(k) != v})
+    return diff
