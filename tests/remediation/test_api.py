@@ -1,0 +1,96 @@
+"""The /remediations API on the dev server: start, approve, follow, audit, search attributes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from ambient import temporal
+from ambient.deps import WorkerDeps
+from api.app import create_app
+from tests.conftest import running_worker, unique
+from tests.remediation.support import alert, error_rate, remediation_settings
+from tests.support.admins import admin_headers
+from tests.support.servers import serve
+
+
+async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    user = unique("api-ops")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        async with (
+            serve(create_app(settings)) as base,
+            httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        ):
+            admin = await admin_headers(settings)
+            registered = await http.post("/users", json={"name": user}, headers=admin)
+            assert registered.status_code == 201, registered.text
+            http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+            # A distinct workload per run: the dev server is shared by the whole session.
+            subject = alert(url, workload=user, settle_seconds=0).model_dump(mode="json")
+
+            bad = await http.post("/remediations", json={"alert": {**subject, "workload": "X Y"}})
+            assert bad.status_code == 422 and "workload" in bad.text
+
+            scored = await http.post("/remediations/score", json={"alert": subject})
+            assert scored.status_code == 200 and scored.json()["budget"] == 4
+
+            started = await http.post("/remediations", json={"alert": subject, "mode": "dry_run"})
+            assert started.status_code == 201, started.text
+            rid = started.json()["remediation_id"]
+            fingerprint = rid.removeprefix("remediation/")
+
+            async def state() -> str:
+                shown = await http.get(f"/remediations/{fingerprint}")
+                assert shown.status_code == 200, shown.text
+                return str(shown.json()["state"])
+
+            for _ in range(200):
+                if await state() == "waiting_approval":
+                    break
+                await asyncio.sleep(0.05)
+            approved = await http.post(
+                f"/remediations/{fingerprint}/approval", json={"approve": True, "reason": "go"}
+            )
+            assert approved.status_code == 200, approved.text
+            for _ in range(200):
+                if await state() == "resolved":
+                    break
+                await asyncio.sleep(0.05)
+            shown = (await http.get(f"/remediations/{fingerprint}")).json()
+            listed = (await http.get("/remediations")).json()
+            stats = (await http.get("/remediations/stats")).json()
+            missing = await http.get("/remediations/0000000000000000")
+
+    assert shown["state"] == "resolved"
+    assert [a["rung"] for a in shown["attempts"]] == [1]
+    approvals = [a for a in shown["audit"] if a["action"] == "approval"]
+    assert approvals[0]["actor"] == user and approvals[0]["detail"]["reason"] == "go"
+    assert [r["remediation_id"] for r in listed] == [rid]
+    assert stats["resolved"] == 1
+    assert missing.status_code == 404
+    query = f"{temporal.KIND.name} = 'remediation' AND {temporal.USER.name} = {json.dumps(user)}"
+    found = [w async for w in dev_env.client.list_workflows(query)]
+    for _ in range(50):
+        if found and found[0].typed_search_attributes.get(temporal.STATE) == "resolved":
+            break
+        await asyncio.sleep(0.1)
+        found = [w async for w in dev_env.client.list_workflows(query)]
+    assert [w.id for w in found] == [rid]
+    attributes = found[0].typed_search_attributes
+    assert attributes.get(temporal.CLUSTER) == "cls-test01"
+    assert attributes.get(temporal.STATE) == "resolved"
