@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 5.0  # seconds; callers set heartbeat_timeout=30s
 LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
+MAX_KEY = 255  # deliveries.key
+MAX_SHOWN = 512  # deliveries.target
 
 
 @dataclass(frozen=True)
@@ -164,8 +167,8 @@ class NotifyActivities:
         self, request: NotifyRequest, recipient: Recipient, target: Target
     ) -> Delivery:
         channel_name, address = target.type, target.target
-        shown = redact_target(channel_name, address)
-        key = f"{request.idempotency_key}:{channel_name}:{address}"
+        shown = redact_target(channel_name, address)[:MAX_SHOWN]
+        key = delivery_key(request.idempotency_key, channel_name, address)
         now = datetime.now(UTC)
         async with self._db.session() as session:
             row, mine = await DeliveryRepository(session).acquire(
@@ -263,6 +266,19 @@ class NotifyActivities:
             raise PermanentNotifyError(problem)
 
 
+def delivery_key(request_key: str, channel: str, target: str) -> str:
+    """The delivery row's key: readable when it fits the column, else with the target hashed.
+
+    The target stays part of the key (a token-bearing URL included) only while short; a
+    long one would not fit, and the hash keeps the key stable across retries either way.
+    """
+    key = f"{request_key}:{channel}:{target}"
+    if len(key) <= MAX_KEY:
+        return key
+    digest = hashlib.sha256(target.encode()).hexdigest()
+    return f"{request_key[: MAX_KEY - 80]}:{channel}:sha256:{digest}"
+
+
 def default_target_of(recipient: Recipient, channel: str) -> str | None:
     """The address to use for a channel named without one: push config, then the profile."""
     for configured in recipient.channels:
@@ -310,7 +326,11 @@ async def _record_failure(
             "retrying": transient,
             "title": request.message.title,
         },
-        idempotency_key=f"delivery.failed:{'transient' if transient else 'permanent'}:{key}"[:255],
+        # Hashed: the delivery key may hold a raw target (and events keep their key forever).
+        idempotency_key=(
+            f"delivery.failed:{'transient' if transient else 'permanent'}:"
+            + hashlib.sha256(key.encode()).hexdigest()
+        ),
     )
 
 

@@ -217,3 +217,31 @@ async def test_quiet_hours_hold_back_pushes_but_not_the_inbox(deps: WorkerDeps) 
         ("inbox", "sent"),
         ("webhook", "suppressed"),
     ]
+
+
+async def test_a_refused_webhook_fails_its_delivery_not_the_workflow(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    await _user(deps.db, "alice")
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+
+    @activity.defn(name="notify_under_test")
+    async def plain(request: NotifyRequest) -> NotifyResult:
+        return await notify.notify(request)
+
+    async with running_worker(
+        ts_env.client, deps, workflows=[SendOnceWorkflow], activities=[plain]
+    ) as worker:
+        result = await ts_env.client.execute_workflow(
+            SendOnceWorkflow.run,
+            _request(
+                unique("wf"),
+                Target(type="webhook", target="http://127.0.0.1:9/hook"),
+                Target(type="inbox"),
+            ),
+            id=unique("send"),
+            task_queue=worker.task_queue,
+        )
+    (failed,) = result.failures
+    assert failed.channel == "webhook" and "loopback" in (failed.error or "")
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.FAILED, DeliveryStatus.SENT]

@@ -273,3 +273,21 @@ async def test_a_notification_for_an_unknown_user_fails_each_target_without_rais
         delivery.error
         == "permanent: user 'ghost' does not exist: register it (ambient user create)"
     )
+
+
+async def test_a_long_target_gets_a_stable_key_that_fits_its_column(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    settings = _settings(deps.settings, base)
+    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    key = unique("long")
+    target = Target(type="webhook", target=f"{base}/hook?pad={'a' * 1900}")
+    first = await ActivityEnvironment().run(notify.notify, _request(key, target))
+    again = await ActivityEnvironment().run(notify.notify, _request(key, target))
+    assert [d.status for d in first.deliveries] == [DeliveryStatus.SENT]
+    assert [d.status for d in again.deliveries] == [DeliveryStatus.DUPLICATE]
+    row = (await _rows(deps.db, key))["webhook"]
+    assert len(row.key) <= 255 and len(row.target) <= 512 and "aaaa" not in row.target
+    assert [name for name, _ in state.received] == ["webhook"]
