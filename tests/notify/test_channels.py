@@ -76,8 +76,10 @@ async def test_email_has_html_plain_part_attachment_and_stable_message_id(mailbo
     mail = mailbox.messages[0]
     assert mail["Subject"] == "早报 Morning briefing" and mail["To"] == "alice@example.com"
     parts = {part.get_content_type(): part for part in mail.walk()}
-    assert "**3 alarms**" in parts["text/plain"].get_payload(decode=True).decode()
-    html = parts["text/html"].get_payload(decode=True).decode()
+    plain, rich = (parts[kind].get_payload(decode=True) for kind in ("text/plain", "text/html"))
+    assert isinstance(plain, bytes) and isinstance(rich, bytes)
+    assert "**3 alarms**" in plain.decode()
+    html = rich.decode()
     assert "<strong>3 alarms</strong>" in html and "<table>" in html
     assert parts["text/csv"].get_filename() == "report.csv"
     assert parts["text/csv"].get_payload(decode=True) == b"svc,errors\napi,12\n"

@@ -24,10 +24,10 @@ async def test_set_push_config_tool_saves_and_rejects_bad_input(deps: WorkerDeps
     state = AppState(
         settings=deps.settings,
         db=deps.db,
-        temporal=None,
+        temporal=None,  # type: ignore[arg-type]
         channels=deps.channels,
         stdio_user="alice",
-    )  # type: ignore[arg-type]
+    )
     async with Client(build_server(deps.settings, holder=StateHolder(state))) as client:
         saved = await client.call_tool(
             "set_push_config",
