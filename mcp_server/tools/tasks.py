@@ -186,8 +186,9 @@ async def list_tasks(
         Field(default=None, description="only this state"),
     ] = None,
     page_size: Annotated[
-        int, Field(default=100, ge=1, le=1000, description="tasks per page")
-    ] = 100,
+        int | None,
+        Field(default=None, ge=1, le=1000, description="tasks per page; omitted: all tasks"),
+    ] = None,
     page_token: Annotated[
         str | None,
         Field(default=None, max_length=4096, description="next_page_token of the previous page"),

@@ -229,3 +229,34 @@ async def test_creating_the_same_reminder_twice_returns_the_first(app: AppState)
         await call(client, "delete_task", task_id=first["task_id"])
     assert first["created"] is True
     assert again == {**first, "created": False}
+
+
+async def test_list_tasks_pages_through_every_task_once(app: AppState) -> None:
+    async with mcp(app) as client:
+        ids = [
+            (await call(client, "create_reminder", config={"message": f"m{i}"}, name=f"p{i}"))[
+                "task_id"
+            ]
+            for i in range(3)
+        ]
+
+        async def paged() -> list[str]:
+            seen: list[str] = []
+            token = None
+            while True:
+                args: dict[str, Any] = {"page_size": 1}
+                if token:
+                    args["page_token"] = token
+                page = await call(client, "list_tasks", **args)
+                assert len(page["tasks"]) <= 1
+                seen += [t["task_id"] for t in page["tasks"]]
+                token = page["next_page_token"]
+                if token is None:
+                    return seen
+
+        async def all_paged() -> bool:
+            return sorted(await paged()) == sorted(ids)
+
+        await eventually(all_paged)
+        for task_id in ids:
+            await call(client, "delete_task", task_id=task_id)
