@@ -264,6 +264,11 @@ class BriefingService:
         )
         handle = self.client.get_workflow_handle(task_id_for(user))
         try:
+            # Repeat greetings are answered by a query (no history write); the first one of
+            # the day, and any retry of it, goes through the update that decides.
+            repeat = await handle.query(DailyBriefingWorkflow.already_given, request.request_id)
+            if repeat is not None:
+                return repeat
             result = await handle.execute_update(DailyBriefingWorkflow.greet, request, id=update_id)
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:

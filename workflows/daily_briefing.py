@@ -67,6 +67,7 @@ class DailyBriefingWorkflow:
         self.prepare_wanted = False
         self.given_at: datetime | None = None
         self.given_via: str | None = None
+        self.given_request: str | None = None
         self.recorded = False
         self.pushed_at: datetime | None = None
         self._prepare_lock = asyncio.Lock()
@@ -168,7 +169,7 @@ class DailyBriefingWorkflow:
         # No await between this check and the assignment: exactly one greeting speaks.
         if self.given_at is not None:
             return self._already(day, self.given_at)
-        self.given_at, self.given_via = now, request.via
+        self.given_at, self.given_via, self.given_request = now, request.via, request.request_id
         self.phase = "given"
         prepared = self.prepared
         return GreetResult(
@@ -247,6 +248,17 @@ class DailyBriefingWorkflow:
     @workflow.signal
     def stop(self) -> None:
         self.stopping = True
+
+    @workflow.query
+    def already_given(self, request_id: str) -> GreetResult | None:
+        """The "already given" answer when this day's briefing was spoken to another request.
+
+        Lets callers skip the update (and its history writes) for the common repeat greeting;
+        the update stays the only path that can speak, so exactly-once is unaffected.
+        """
+        if self.day is None or self.given_at is None or request_id == self.given_request:
+            return None
+        return self._already(self.day, self.given_at)
 
     @workflow.query
     def status(self) -> BriefingStatus:
