@@ -350,6 +350,15 @@ async def test_bad_input_and_missing_workloads_are_clear_errors(kube: Cluster) -
     unknown = kube.target.model_copy(update={"cluster_id": "cls-unknown"})
     with pytest.raises(KubeError, match="not a context of AMBIENT_KUBECONFIG"):
         await kube.executor.rollout_health(unknown)
+
+    class NoClusters:
+        """The worker's shared client cache when nothing reaches the cluster."""
+
+        async def client(self, cluster_id: str) -> None:
+            return None
+
+    with pytest.raises(KubeError, match="no TKE kubeconfig could be had"):
+        await KubernetesExecutor(NoClusters()).checkpoint(kube.target)
     assert kube.api.writes() == []
 
 
