@@ -49,6 +49,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.models import Briefing
+from ambient.storage.repositories import UserRepository
 from workflows.daily_briefing import DailyBriefingWorkflow
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,8 @@ class BriefingService:
 
     async def create(self, user: str, config: dict[str, Any] | BriefingConfig) -> BriefingRef:
         """Start the user's daily briefing; the same config again finds the running one."""
+        if not isinstance(config, BriefingConfig):
+            config = await self._with_user_defaults(user, config)
         parsed = parse_config(config)
         if isinstance(parsed.log_source, FileLogSpec):
             try:
@@ -206,6 +209,21 @@ class BriefingService:
         except WorkflowAlreadyStartedError:
             return BriefingRef(task_id=task_id, created=False, config=parsed)
         return BriefingRef(task_id=task_id, config=parsed)
+
+    async def _with_user_defaults(self, user: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Fields left out come from the user's settings (time zone, briefing window)."""
+        async with self.db.session() as session:
+            row = await UserRepository(session).get(user)
+        if row is None:
+            return config
+        defaults = {
+            "timezone": row.timezone,
+            "prepare_at": row.briefing_prepare_at,
+            "window_start": row.briefing_window_start,
+            "window_end": row.briefing_window_end,
+        }
+        given = {k: v for k, v in config.items() if v is not None}
+        return {**{k: v for k, v in defaults.items() if v}, **given}
 
     async def status(self, user: str) -> BriefingStatus:
         status = await self._status_or_none(user)

@@ -33,6 +33,7 @@ LOG_SOURCE = (
     '"topic_id": "..."} (Tencent CLS; optional "region", "query"). Omit for no logs.'
 )
 HHMM = "HH:MM, 24-hour, in the briefing's time zone"
+YOURS = "default: your user settings (05:00, 06:00-10:00, Asia/Shanghai unless changed)"
 Date = Annotated[
     str | None,
     Field(default=None, description="the local date YYYY-MM-DD; the latest when omitted"),
@@ -65,10 +66,18 @@ async def create_daily_briefing(
     log_source: Annotated[
         dict[str, Any] | None, Field(default=None, description=LOG_SOURCE)
     ] = None,
-    timezone: Annotated[str, Field(description="IANA time zone")] = "Asia/Shanghai",
-    prepare_at: Annotated[str, Field(description=f"when to prepare; {HHMM}")] = "05:00",
-    window_start: Annotated[str, Field(description=f"greeting window start; {HHMM}")] = "06:00",
-    window_end: Annotated[str, Field(description=f"greeting window end; {HHMM}")] = "10:00",
+    timezone: Annotated[
+        str | None, Field(default=None, description=f"IANA time zone; {YOURS}")
+    ] = None,
+    prepare_at: Annotated[
+        str | None, Field(default=None, description=f"when to prepare; {HHMM}; {YOURS}")
+    ] = None,
+    window_start: Annotated[
+        str | None, Field(default=None, description=f"greeting window start; {HHMM}; {YOURS}")
+    ] = None,
+    window_end: Annotated[
+        str | None, Field(default=None, description=f"greeting window end; {HHMM}; {YOURS}")
+    ] = None,
     language: Annotated[Literal["zh", "en"], Field(description="spoken language")] = "zh",
     push_if_not_greeted: Annotated[
         bool, Field(description="push through your channels when nobody greets by window end")

@@ -340,3 +340,35 @@ async def test_recorded_briefing_histories_replay_on_the_current_code() -> None:
     assert [(o.workflow_type, o.error) for o in outcomes] == [
         ("DailyBriefingWorkflow", None) for _ in files
     ]
+
+
+async def test_fields_left_out_come_from_the_users_settings_and_bad_ones_are_refused(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    from ambient.briefing import InvalidBriefingError
+    from ambient.domain.users import UserCreate
+    from ambient.storage.repositories import UserRepository
+
+    async with deps.db.session() as session:
+        await UserRepository(session).create(
+            UserCreate(
+                name="kim",
+                timezone="Europe/Berlin",
+                briefing_prepare_at="04:30",
+                briefing_window_start="07:00",
+                briefing_window_end="09:30",
+            )
+        )
+        await session.commit()
+    async with briefing_stack(ts_env, deps) as stack:
+        try:
+            await stack.service.create("kim", {"window_end": "06:00"})
+        except InvalidBriefingError as exc:
+            assert exc.field == "window_end" and "before it starts (07:00)" in str(exc)
+        else:
+            raise AssertionError("a window ending before it starts was accepted")
+        ref = await stack.service.create("kim", {"language": "en"})
+        status = await stack.service.status("kim")
+    assert ref.config == status.config
+    assert (status.config.timezone, status.config.prepare_at) == ("Europe/Berlin", "04:30")
+    assert (status.config.window_start, status.config.window_end) == ("07:00", "09:30")
