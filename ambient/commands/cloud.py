@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -24,11 +25,15 @@ T = TypeVar("T")
 Region = Annotated[str | None, typer.Option(help="region (default: AMBIENT_TENCENTCLOUD_REGION)")]
 
 
+Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
+err_console = Console(stderr=True)
+
+
 def _run(work: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(work)
     except TencentCloudError as exc:
-        console.print(f"[red]{exc}[/]", soft_wrap=True)
+        err_console.print(f"[red]{exc}[/]", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -36,43 +41,62 @@ def _cloud() -> TencentCloud:
     return TencentCloud.from_settings(Settings())
 
 
-def _table(title: str, columns: list[str], rows: list[list[object]]) -> None:
+def _table(
+    title: str, columns: list[str], rows: list[list[object]], items: list[Any], as_json: bool
+) -> None:
+    """JSON, a table on a terminal (ids fold, never cut), or tab-separated lines in a pipe."""
+    if as_json:
+        console.print_json(json.dumps([item.model_dump(mode="json") for item in items]))
+        return
+    cells = [[str(v) if v is not None else "" for v in row] for row in rows]
+    if not console.is_terminal:
+        for row_cells in cells:
+            print("\t".join(row_cells), file=console.file)
+        return
     table = Table(*columns, title=title)
-    for row in rows:
-        table.add_row(*(str(v) if v is not None else "" for v in row))
+    for column in table.columns:
+        column.overflow = "fold"
+    for row_cells in cells:
+        table.add_row(*row_cells)
     console.print(table)
 
 
 @app.command()
-def clusters(region: Region = None) -> None:
+def clusters(region: Region = None, as_json: Json = False) -> None:
     """TKE clusters."""
     found = _run(ops.list_clusters(_cloud(), region=region))
     _table(
         "clusters",
         ["id", "name", "status", "version", "nodes"],
         [[c.cluster_id, c.name, c.status, c.version, c.nodes] for c in found],
+        found,
+        as_json,
     )
 
 
 @app.command("node-pools")
-def node_pools(cluster_id: str, region: Region = None) -> None:
+def node_pools(cluster_id: str, region: Region = None, as_json: Json = False) -> None:
     """Node pools of a cluster."""
     found = _run(ops.list_node_pools(_cloud(), cluster_id, region=region))
     _table(
         f"node pools of {cluster_id}",
         ["id", "name", "state", "desired", "min", "max"],
         [[p.node_pool_id, p.name, p.state, p.desired, p.minimum, p.maximum] for p in found],
+        found,
+        as_json,
     )
 
 
 @app.command()
-def topics(region: Region = None) -> None:
+def topics(region: Region = None, as_json: Json = False) -> None:
     """CLS log topics."""
     found = _run(ops.list_log_topics(_cloud(), region=region))
     _table(
         "log topics",
         ["topic id", "name", "logset"],
         [[t.topic_id, t.name, t.logset_id] for t in found],
+        found,
+        as_json,
     )
 
 
@@ -82,12 +106,16 @@ def logs(
     query: Annotated[str, typer.Option()] = "*",
     hours: Annotated[float, typer.Option(help="how far back")] = 1.0,
     limit: Annotated[int, typer.Option()] = 50,
+    as_json: Json = False,
 ) -> None:
     """Search a CLS topic (CQL, or '* | select ...' SQL)."""
     now = datetime.now(UTC)
     found = _run(
         ops.search_logs(_cloud(), topic_id, query, now - timedelta(hours=hours), now, limit=limit)
     )
+    if as_json:
+        console.print_json(found.model_dump_json())
+        return
     for row in found.analysis:
         console.print_json(data=row)
     for record in found.logs:
@@ -97,7 +125,9 @@ def logs(
 
 
 @app.command()
-def alarms(hours: Annotated[int, typer.Option()] = 24, region: Region = None) -> None:
+def alarms(
+    hours: Annotated[int, typer.Option()] = 24, region: Region = None, as_json: Json = False
+) -> None:
     """Cloud Monitor alarms and CLS alert records."""
     now = datetime.now(UTC)
     found = _run(ops.list_alarms(_cloud(), now - timedelta(hours=hours), now, region=region))
@@ -105,4 +135,6 @@ def alarms(hours: Annotated[int, typer.Option()] = 24, region: Region = None) ->
         "alarms",
         ["time", "source", "name", "status", "target"],
         [[f"{a.time:%m-%d %H:%M}", a.source, a.name, a.status, a.target] for a in found],
+        found,
+        as_json,
     )

@@ -17,6 +17,8 @@ from ambient.commands.task import print_tasks
 from ambient.domain.watches import TaskKind, TaskState
 from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, write_runtime
 from ambient.tasks import TaskSummary
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.servers import serve
 
 
 def _env(tmp_path: Path, dev_env: WorkflowEnvironment) -> dict[str, str]:
@@ -153,3 +155,27 @@ def test_task_list_never_cuts_ids_and_speaks_json() -> None:
     as_json = Console(width=40, record=True)
     print_tasks(rows, as_json, as_json=True)
     assert json.loads(as_json.export_text())[0]["task_id"] == long_id
+
+
+async def test_cloud_lists_speak_json_and_keep_long_ids(tmp_path: Path) -> None:
+    long_id = "cls-" + "x" * 120
+    api = TencentApi()
+    api.clusters = [
+        {"ClusterId": long_id, "ClusterName": "prod", "ClusterStatus": "Running"},
+    ]
+    async with serve(api.app()) as base:
+        env = _offline_env(tmp_path)
+        env.update(
+            TENCENTCLOUD_SECRET_ID=SECRET_ID,
+            TENCENTCLOUD_SECRET_KEY=SECRET_KEY,
+            AMBIENT_TENCENTCLOUD_ENDPOINT=base.removeprefix("http://"),
+            AMBIENT_TENCENTCLOUD_PROTOCOL="http",
+        )
+        runner = CliRunner()
+        as_json = await asyncio.to_thread(
+            runner.invoke, app, ["cloud", "clusters", "--json"], env=env
+        )
+        piped = await asyncio.to_thread(runner.invoke, app, ["cloud", "clusters"], env=env)
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output)[0]["cluster_id"] == long_id
+    assert piped.output.split("\t")[:3] == [long_id, "prod", "Running"]
