@@ -46,6 +46,7 @@ from ambient.domain.notify import (
     redact_target,
 )
 from ambient.domain.push import QuietHours
+from ambient.log_redaction import redact
 from ambient.storage import Database
 from ambient.storage.models import User
 from ambient.storage.repositories import DeliveryRepository, EventRepository, UserRepository
@@ -288,7 +289,10 @@ def default_target_of(recipient: Recipient, channel: str) -> str | None:
 
 
 def _failed(channel: str, target: str, error: str) -> Delivery:
-    return Delivery(channel=channel, target=target, status=DeliveryStatus.FAILED, error=error)
+    # Errors are shown to users and kept in rows and events: never with a URL's query.
+    return Delivery(
+        channel=channel, target=target, status=DeliveryStatus.FAILED, error=redact(error)
+    )
 
 
 def _stored_push_config(user: User) -> tuple[list[Target], QuietHours | None, list[str]]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from ambient.clients.guard import RefusedDestinationError, url_host
 from ambient.domain.notify import CHANNEL_TYPES, NotificationKind, Target
@@ -224,6 +224,27 @@ class PushConfig(BaseModel):
             if channel.type not in ("inbox", "email", "sms") and not channel.target:
                 raise ValueError(f"channels[{index}]: a {channel.type} channel needs a target")
         return channels
+
+
+def stored_push_config(raw: dict[str, Any] | None) -> PushConfig:
+    """A stored push config for display, even if saved before a rule was added: entries that
+    no longer pass are kept as they are (sending reports them), never a crash on read."""
+    try:
+        return PushConfig.model_validate(raw or {})
+    except ValidationError:
+        pass
+    channels = []
+    for entry in (raw or {}).get("channels") or []:
+        try:
+            target = Target.model_validate(entry)
+        except ValidationError:
+            continue
+        channels.append(PushChannel.model_construct(**target.model_dump()))
+    try:
+        quiet = QuietHours.model_validate((raw or {}).get("quiet_hours"))
+    except ValidationError:
+        quiet = None
+    return PushConfig.model_construct(channels=channels, quiet_hours=quiet)
 
 
 def route(config: PushConfig, kind: NotificationKind) -> list[Target]:

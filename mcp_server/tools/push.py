@@ -10,7 +10,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.domain.push import PushConfig
+from ambient.domain.push import PushConfig, stored_push_config
 from ambient.storage.repositories import UserRepository
 from mcp_server.auth import app_state, current_user
 
@@ -32,7 +32,7 @@ async def _load(ctx: Context[Any, Any]) -> PushConfig:
         user = await UserRepository(session).get(current_user(ctx))
     if user is None:
         raise ToolError("Your user is not registered: POST /users or `ambient user create`.")
-    return PushConfig.model_validate(user.push_config)
+    return stored_push_config(user.push_config)
 
 
 async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:

@@ -158,3 +158,26 @@ async def test_push_config_refuses_other_inboxes_foreign_secrets_and_private_web
         assert answers[name].is_error and "push config not changed" in text and why in text, name
     assert many.is_error and "at most 20" in many.content[0].text  # type: ignore[union-attr]
     assert not allowed.is_error
+
+
+async def test_a_push_config_saved_before_a_rule_still_reads_back(deps: WorkerDeps) -> None:
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        user, _ = await users.create(UserCreate(name="olga"))
+        # Saved by an older version that did not check addresses.
+        await users.set_push_config(
+            user, {"channels": [{"channel": "email", "target": "not-an-address"}]}
+        )
+        await session.commit()
+    state = AppState(
+        settings=deps.settings,
+        db=deps.db,
+        temporal=None,  # type: ignore[arg-type]
+        channels=deps.channels,
+        stdio_user="olga",
+    )
+    async with Client(build_server(deps.settings, holder=StateHolder(state))) as client:
+        current = await client.call_tool("get_push_config", {})
+    assert not current.is_error
+    assert current.structured_content is not None
+    assert current.structured_content["channels"][0]["target"] == "not-an-address"
