@@ -29,6 +29,10 @@ from collections import Counter
 from drain3.drain import Drain
 
 WILDCARD = "<*>"
+# Drain's own wildcard, apart from the mask: Drain does not count its wildcards as similar
+# tokens, and a masked value is a known shape that should count (as Drain3's `<NUM>`-style
+# masks do). Shown as `<*>` like the masks.
+DRAIN_WILDCARD = "<~>"
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _CJK_PUNCT = "\u3000-\u303f\uff00-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
@@ -47,6 +51,12 @@ _MASKS = [
     r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>，。；）)\]]+",  # URL
     r"[\w.+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+",  # e-mail
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?",  # time
+    r"(?<![A-Za-z0-9_])[a-fA-F]{8,}(?![A-Za-z0-9_])",  # hex id that happens to have no digit
+    # month and weekday names: the words of dates written out ("Sun Jul  3 04:02:15 2005")
+    r"(?<![A-Za-z])(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|January|February"
+    r"|March|April|June|July|August|September|October|November|December"
+    r"|Mon|Tue|Wed|Thu|Fri|Sat|Sun|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+    r"(?![A-Za-z])",
     # IPv6 in full or :: form (also catches hh:mm:ss, which is as variable)
     r"(?<![\w:])(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:)(?:[0-9A-Fa-f]{1,4}|:)(?:[0-9A-Fa-f]{0,4}:){1,7}"
     r"[0-9A-Fa-f]{0,4}(?:%\w+)?(?![\w:])",
@@ -63,13 +73,18 @@ _WORD_MASK_LOCAL = re.compile("|".join(f"(?:{m})" for m in _MASKS[2:]))
 # A word made only of these characters and holding a digit is a variable as a whole
 # (numbers with units, versions, uuids, hashes, IPs with ports, host-12): the common case,
 # decided without the regex scan.
-_PLAIN_VARIABLE = re.compile(r"[A-Za-z0-9_.:%+\-]+")
+_PLAIN_VARIABLE = re.compile(r"[A-Za-z0-9_.:%+\-]+(?:,[A-Za-z0-9_.:%+\-]+)*")
 _DIGIT = re.compile(r"\d")
 # ...and the same shape holding a digit, not ending in punctuation ("10.0.0.1:80:" is not).
-_PLAIN_NUMERIC = re.compile(r"[A-Za-z_.:%+\-]*+\d(?:[A-Za-z0-9_.:%+\-]*[A-Za-z0-9_%])?")
+_PLAIN_NUMERIC = re.compile(r"[A-Za-z_.:%+\-]*+\d(?:[A-Za-z0-9_.:%+,\-]*[A-Za-z0-9_%])?")
 _LEADING_PUNCT = "([{<"
 _TRAILING_PUNCT = ",;:.)]}>!?"
-_TOKEN = re.compile(rf"[{_CJK}]+|[{_CJK_PUNCT}]|[^\s{_CJK}{_CJK_PUNCT}]+")
+# Brackets and quotes stay on the CJK run they enclose, so "[订单服务]" is one token like
+# "[OrderService]" is (Drain keys its tree on the first token).
+_TOKEN = re.compile(
+    rf"[(\[{{]*[{_CJK}]+[)\]}}]*|[{_CJK_PUNCT}]"
+    rf"|(?:[^\s{_CJK}{_CJK_PUNCT}(\[{{]|[(\[{{](?![(\[{{]*[{_CJK}]))+"
+)
 # Tokenising put spaces around CJK runs; for display, take out those between CJK text and
 # CJK text or punctuation (a wildcard too), keep those beside Latin words ("连接 Redis 失败").
 _ANY_CJK = f"{_CJK}{_CJK_PUNCT}"
@@ -169,7 +184,7 @@ class TemplateMiner:
             depth=depth,
             sim_th=sim_th,
             max_children=DRAIN_MAX_CHILDREN,
-            param_str=WILDCARD,
+            param_str=DRAIN_WILDCARD,
             parametrize_numeric_tokens=True,
         )
         self._mask = Masker()
@@ -230,7 +245,7 @@ class TemplateMiner:
             words = {s: self._shape_tokens(s) for s in shapes}
             split_at = []
             for position, token in enumerate(template):
-                if token != WILDCARD:
+                if token != DRAIN_WILDCARD:
                     continue
                 values: Counter[str] = Counter()
                 for shape, own in words.items():
@@ -238,7 +253,7 @@ class TemplateMiner:
                         values[own[position]] += self._lines[shape]
                 if (
                     2 <= len(values) <= SPLIT_MAX_VALUES
-                    and WILDCARD not in values
+                    and not any(WILDCARD in value for value in values)
                     and sum(values.values()) >= SPLIT_MIN_LINES * len(values)
                 ):
                     split_at.append(position)
@@ -248,7 +263,7 @@ class TemplateMiner:
                 if own is not None and len(own) == len(template):
                     for position in split_at:
                         tokens_[position] = own[position]
-                resolved[shape] = display(" ".join(tokens_))
+                resolved[shape] = display(" ".join(tokens_).replace(DRAIN_WILDCARD, WILDCARD))
         return resolved
 
     def _shape_tokens(self, shape: int) -> list[str] | None:

@@ -48,6 +48,12 @@ def record(when: datetime, level: str, message: str) -> LogRecord:
         ("连接数据库失败，重试3次", "连接数据库失败，重试<*>次"),
         ("用户“张三”登录失败", "用户<*>登录失败"),
         ("Starting  service   worker", "Starting service worker"),
+        (
+            "connection from 1.2.3.4 () at Sun Jul  3 04:02:15 2005",
+            "connection from <*> () at <*> <*> <*> <*> <*>",
+        ),
+        ("key fdbacbef evicted, accepted", "key <*> evicted, accepted"),
+        ("peers 10.0.0.1,10.0.0.2 up", "peers <*> up"),
     ],
 )
 def test_mask_replaces_variable_parts_and_keeps_constants(message: str, masked: str) -> None:
