@@ -21,6 +21,7 @@ from api.routers import (
     events,
     health,
     inbox,
+    ops_pages,
     pages,
     remediations,
     share,
@@ -39,12 +40,13 @@ ROUTERS = [
     inbox.router,
     deliveries.router,
     tasks.router,
+    remediations.router,
     briefings.router,
     voice.router,
-    remediations.router,
     share.router,
     codec.router,
     chat.router,
+    ops_pages.router,
     pages.router,
 ]
 
@@ -88,7 +90,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         allow_headers=["content-type", "x-namespace", "authorization"],
         allow_credentials=True,
     )
-    codec.redact_codec_tokens_in_access_log()
     codec.redact_codec_tokens_in_access_log()
     app.state.holder = holder
     app.state.settings = settings

@@ -1,0 +1,134 @@
+"""Web pages for the morning briefing and graded remediation (same services as the API)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from ambient.briefing import BriefingError, BriefingService, BriefingView
+from ambient.clients.llm import LLMClient
+from ambient.domain.remediation_runs import FINAL_STATES
+from ambient.remediation import RemediationError, RemediationService
+from api.deps import StateDep
+from api.routers.pages import MaybeUser, SameOrigin, back, render, require
+from mcp_server.state import AppState
+
+router = APIRouter(include_in_schema=False)
+
+
+def briefings(state: AppState) -> BriefingService:
+    return BriefingService(state.temporal, state.settings, state.db, state.tencent)
+
+
+def remediations(state: AppState) -> RemediationService:
+    return RemediationService(state.temporal, state.settings, state.db, LLMClient(state.settings))
+
+
+@router.get("/app/briefings", response_class=HTMLResponse)
+async def briefing_page(
+    request: Request, state: StateDep, user: MaybeUser, date: str | None = None
+) -> Response:
+    me = require(user)
+    service = briefings(state)
+    shown: BriefingView | None = None
+    problem = None
+    try:
+        shown = await service.get_briefing(me.name, date)
+    except BriefingError as exc:
+        problem = str(exc)
+    history = await service.list_briefings(me.name, limit=30)
+    return render(
+        request,
+        "briefings.html",
+        {
+            "user": me,
+            "briefing": shown,
+            "history": history,
+            "problem": problem,
+            "msg": request.query_params.get("msg"),
+        },
+    )
+
+
+@router.post("/app/briefings/action", dependencies=[SameOrigin])
+async def briefing_action(
+    state: StateDep, user: MaybeUser, action: Annotated[str, Form()]
+) -> Response:
+    me = require(user)
+    service = briefings(state)
+    try:
+        if action == "regenerate":
+            prepared = await service.regenerate(me.name)
+            return back("/app/briefings", f"Prepared again (version {prepared.version})")
+        if action == "send":
+            await service.send(me.name)
+            return back("/app/briefings", "Sent through your push channels")
+    except BriefingError as exc:
+        return back("/app/briefings", str(exc))
+    return back("/app/briefings", f"Unknown action {action!r}")
+
+
+@router.get("/app/remediations", response_class=HTMLResponse)
+async def remediation_list(request: Request, state: StateDep, user: MaybeUser) -> Response:
+    me = require(user)
+    problem = None
+    try:
+        runs = await remediations(state).list_runs(me.name, limit=50)
+    except RemediationError as exc:
+        runs, problem = [], str(exc)
+    return render(
+        request,
+        "remediations.html",
+        {"user": me, "runs": runs, "problem": problem, "msg": request.query_params.get("msg")},
+    )
+
+
+@router.get("/app/remediation", response_class=HTMLResponse)
+async def remediation_detail(
+    request: Request, state: StateDep, user: MaybeUser, id: str
+) -> Response:
+    me = require(user)
+    try:
+        view = await remediations(state).get(me.name, id)
+    except RemediationError as exc:
+        return back("/app/remediations", str(exc))
+    return render(
+        request,
+        "remediation.html",
+        {
+            "user": me,
+            "run": view,
+            "final_states": FINAL_STATES,
+            "audit": [
+                (line.at, line.actor, line.action, json.dumps(line.detail, ensure_ascii=False))
+                for line in view.audit
+            ],
+            "msg": request.query_params.get("msg"),
+        },
+    )
+
+
+@router.post("/app/remediation/action", dependencies=[SameOrigin])
+async def remediation_action(
+    state: StateDep,
+    user: MaybeUser,
+    remediation_id: Annotated[str, Form()],
+    action: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    me = require(user)
+    service = remediations(state)
+    here = f"/app/remediation?id={remediation_id}"
+    try:
+        if action in ("approve", "refuse"):
+            await service.approve(me.name, remediation_id, action == "approve", reason)
+            return back(here, "Approved" if action == "approve" else "Refused")
+        if action == "abort":
+            await service.abort(me.name, remediation_id, reason)
+            return back(here, "Abort requested")
+    except RemediationError as exc:
+        return back(here, str(exc))
+    return back(here, f"Unknown action {action!r}")

@@ -1,0 +1,94 @@
+"""Briefing and remediation pages in headless chromium: read the briefing, approve a step."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from playwright.async_api import expect
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.briefing import BriefingService
+from ambient.deps import WorkerDeps
+from ambient.domain.briefing import BriefingConfig, plan_for
+from ambient.remediation import RemediationService
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from tests.briefing.harness import eventually, write_day_logs
+from tests.briefing.test_briefing_surfaces import _all_day, _zone_away_from_midnight
+from tests.conftest import running_worker, unique
+from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.support.servers import serve
+from tests.web.test_pages_browser import fits_phone, phone_page
+
+
+async def test_member_reads_the_briefing_and_approves_a_remediation_step(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    name = unique("ops-web")
+    await add_user(deps, name, permission="dry_run")
+    async with deps.db.session() as session:
+        user = await UserRepository(session).get(name)
+        assert user is not None
+        token = await UserRepository(session).rotate_token(user)
+        await session.commit()
+    zone = _zone_away_from_midnight()
+    today = datetime.now(ZoneInfo(zone)).date()
+    logs = write_day_logs(tmp_path / "app.log", plan_for(today, BriefingConfig(timezone=zone)))
+    async with (
+        error_rate(healthy_from=1) as (_, metric_url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        briefings = BriefingService(dev_env.client, settings, deps.db)
+        await briefings.create(name, _all_day(zone, log_source={"type": "file", "path": str(logs)}))
+
+        async def prepared() -> bool:
+            return bool(await briefings.list_briefings(name))
+
+        await eventually(prepared, "the briefing is prepared")
+        remediations = RemediationService(dev_env.client, settings, deps.db)
+        started = await remediations.start(
+            name, alert(metric_url, workload=name, settle_seconds=0), mode="dry_run"
+        )
+        rid = started.remediation_id
+
+        async def waiting() -> bool:
+            return (await remediations.get(name, rid)).state == "waiting_approval"
+
+        await eventually(waiting, "the remediation waits for approval")
+        async with serve(create_app(settings)) as base, phone_page() as page:
+            await page.goto(f"{base}/signin")
+            await page.get_by_label("API token").fill(token)
+            await page.get_by_role("button", name="Sign in").click()
+
+            await page.get_by_role("link", name="Briefings").click()
+            briefing = page.locator("#briefing")
+            await expect(briefing).to_contain_text(today.isoformat())
+            await expect(briefing).to_contain_text("Spoken")
+            await fits_phone(page, "10-briefing")
+            await page.get_by_role("button", name="Send to my channels").click()
+            await expect(page.get_by_role("status")).to_contain_text("Sent")
+
+            await page.get_by_role("link", name="Remediations").click()
+            await page.locator("#remediations a").first.click()
+            await expect(page.locator("main")).to_contain_text("waiting_approval")
+            await expect(page.locator("#audit")).to_contain_text("score")
+            await fits_phone(page, "11-remediation-waiting")
+            await page.get_by_label("Reason (optional)").fill("looks safe")
+            await page.get_by_role("button", name="Approve RESTART").click()
+            await expect(page.get_by_role("status")).to_contain_text("Approved")
+
+        async def moved_on() -> bool:
+            return (await remediations.get(name, rid)).state != "waiting_approval"
+
+        await eventually(moved_on, "the approved step runs")
+        view = await remediations.get(name, rid)
+        assert any(d.approver == name and d.approve for d in view.approvals)
