@@ -22,12 +22,13 @@ from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from ambient.domain.push import PushConfig
-from ambient.domain.users import UserSettings
+from ambient.domain.users import UserCreate, UserSettings
 from ambient.status import system_status
 from ambient.storage.models import User
 from ambient.storage.repositories import (
     EventRepository,
     InboxRepository,
+    UserExistsError,
     UserRepository,
     user_public,
 )
@@ -127,15 +128,57 @@ async def signin(
             status.HTTP_401_UNAUTHORIZED,
         )
     response = back("/app")
+    _sign_in(response, request, token.strip())
+    return response
+
+
+def _sign_in(response: Response, request: Request, token: str) -> None:
     response.set_cookie(
         COOKIE,
-        token.strip(),
+        token,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
         max_age=30 * 24 * 3600,
     )
-    return response
+
+
+@router.get("/register", response_class=HTMLResponse)
+async def register_form(request: Request, state: StateDep) -> Response:
+    if not state.settings.open_registration:
+        return render(request, "register.html", {"closed": True}, status.HTTP_404_NOT_FOUND)
+    return render(request, "register.html", {"closed": False, "error": None})
+
+
+@router.post("/register", dependencies=[SameOrigin])
+async def register(
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    name: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+) -> Response:
+    """Open registration (AMBIENT_OPEN_REGISTRATION): a member, signed in at once."""
+    if not state.settings.open_registration:
+        return render(request, "register.html", {"closed": True}, status.HTTP_404_NOT_FOUND)
+    try:
+        data = UserCreate.model_validate({"name": name.strip(), "email": email.strip() or None})
+        user, token = await UserRepository(session).create(data, actor="open-registration")
+    except ValidationError as exc:
+        error = _error_text(exc)
+    except UserExistsError:
+        error = f"name: {name.strip()!r} is taken"
+    else:
+        await session.commit()
+        response = render(request, "registered.html", {"user": user, "token": token})
+        _sign_in(response, request, token)
+        return response
+    return render(
+        request,
+        "register.html",
+        {"closed": False, "error": error},
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
 
 
 @router.post("/signout", dependencies=[SameOrigin])

@@ -183,3 +183,32 @@ async def test_pages_need_a_signed_in_user_and_refuse_cross_site_posts(
             assert forged.status_code == 403
             assert (await http.get("/static/app.css")).status_code == 200
             assert (await http.get("/static/../settings.py")).status_code == 404
+
+
+async def test_registration_page_is_open_only_behind_the_setting_and_makes_members(
+    deps: WorkerDeps,
+) -> None:
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+    ):
+        assert (await http.get("/register")).status_code == 404
+        closed = await http.post("/register", data={"name": "eve"})
+        assert closed.status_code == 404
+    name = unique("reg")
+    settings = deps.settings.model_copy(update={"open_registration": True})
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+    ):
+        made = await http.post("/register", data={"name": name, "email": "r@example.com"})
+        assert made.status_code == 200 and "amb_" in made.text
+        assert "ambient_token" in made.headers["set-cookie"]
+        assert (await http.get("/app")).status_code == 200  # signed in by the cookie
+        taken = await http.post("/register", data={"name": name})
+        assert taken.status_code == 422 and "is taken" in taken.text
+        bad = await http.post("/register", data={"name": "Not A Name"})
+        assert bad.status_code == 422 and "name" in bad.text
+    async with deps.db.session() as session:
+        user = await UserRepository(session).get(name)
+    assert user is not None and user.role == "member"
