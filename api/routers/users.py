@@ -91,7 +91,8 @@ async def register(
     if caller is not None and caller.role == Role.ADMIN:
         actor = caller.name
     elif settings.open_registration:
-        granted = sorted(set(GRANTED_FIELDS) & data.model_fields_set)
+        defaults = UserCreate.model_fields
+        granted = [f for f in GRANTED_FIELDS if getattr(data, f) != defaults[f].default]
         if granted:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

@@ -111,6 +111,11 @@ async def test_open_registration_creates_members_only(
         assert "only an admin grants" in refused.json()["detail"]
     admin = await admin_headers(settings)
     assert (await open_api.get("/users/grabby", headers=admin)).status_code == 404
+    # Asking for what a member gets anyway is fine.
+    plain = await open_api.post(
+        "/users", json={"name": "plain", "role": "member", "rollback_permission": "dry_run"}
+    )
+    assert plain.status_code == 201 and plain.json()["user"]["role"] == "member"
     assert await _audit(settings, subject="user:newbie") == [
         (
             "open-registration",
