@@ -35,13 +35,11 @@ class Message(BaseModel):
 CHANNEL_TYPES = ("apprise", "dingtalk", "email", "inbox", "sms", "webhook", "wecom")
 
 
+# Lenient on purpose: workflow inputs recorded before a rule was added must still load; the
+# rules are checked where targets enter (ambient.clients.notify.targets) and again at send.
 class Target(BaseModel):
-    """Where a message goes: `{"type", "target", "kinds"?}`, the same shape in tasks and push
-    config. The legacy key `channel` is accepted for `type` (older task configs and histories).
-
-    Lenient on purpose: workflow inputs recorded before a rule was added must still load;
-    the rules are checked where targets enter (ambient.clients.notify.targets) and at send.
-    """
+    """Where a message goes, the same shape in tasks and push config ("channel" is accepted
+    for "type")."""
 
     model_config = ConfigDict(populate_by_name=True)
 

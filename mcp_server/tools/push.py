@@ -10,7 +10,8 @@ from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.domain.push import PushConfig, stored_push_config
+from ambient.domain.notify import Target
+from ambient.domain.push import MAX_TARGETS, PushConfig, QuietHours, stored_push_config
 from ambient.storage.repositories import UserRepository
 from mcp_server.auth import app_state, current_user
 
@@ -42,12 +43,17 @@ async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
 
 async def set_push_config(
     ctx: Context[Any, Any],
-    channels: Annotated[list[dict[str, Any]], Field(description=CHANNELS)],
-    quiet_hours: Annotated[dict[str, Any] | None, Field(default=None, description=QUIET)] = None,
+    channels: Annotated[list[Target], Field(description=CHANNELS, max_length=MAX_TARGETS)],
+    quiet_hours: Annotated[QuietHours | None, Field(default=None, description=QUIET)] = None,
 ) -> PushConfig:
     """Replace your push channels (and quiet hours); invalid input changes nothing."""
     try:
-        config = PushConfig.model_validate({"channels": channels, "quiet_hours": quiet_hours})
+        config = PushConfig.model_validate(
+            {
+                "channels": [c.model_dump(exclude_unset=True) for c in channels],
+                "quiet_hours": quiet_hours,
+            }
+        )
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
