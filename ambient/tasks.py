@@ -245,7 +245,15 @@ class TaskService:
         return parsed
 
     async def _start(
-        self, workflow: Any, arg: Any, task_id: str, kind: TaskKind, user: str, summary: str
+        self,
+        workflow: Any,
+        arg: Any,
+        task_id: str,
+        kind: TaskKind,
+        user: str,
+        summary: str,
+        *,
+        retried: bool = False,
     ) -> TaskRef:
         """Start a new life of the task, or find the running one with the same config."""
         try:
@@ -262,6 +270,16 @@ class TaskService:
             )
         except WorkflowAlreadyStartedError:
             running = await self._query_status(task_id)
+            if running.state is TaskState.STOPPED and not retried:
+                # Deleted a moment ago and still winding down: let it end, then start anew.
+                try:
+                    await asyncio.wait_for(
+                        self.client.get_workflow_handle(task_id).result(),
+                        timeout=self.baseline_wait,
+                    )
+                except Exception:  # however the old life ended (or not yet), start the new one
+                    pass
+                return await self._start(workflow, arg, task_id, kind, user, summary, retried=True)
             if running.config != arg.config.model_dump(mode="json"):
                 raise InvalidTaskError(
                     f"name: task {task_id!r} already runs with another config; "
@@ -448,7 +466,8 @@ class TaskService:
             if not entry.id.startswith(prefix):
                 continue
             entry_kind = entry.typed_search_attributes.get(temporal.KIND) or "schedule"
-            if kind is not None and entry_kind != kind:
+            # A digest is a schedule too: "schedule" lists both, "news_digest" digests only.
+            if kind not in (None, TaskKind.SCHEDULE.value) and entry_kind != kind:
                 continue
             paused = entry.schedule.state.paused if entry.schedule else False
             current = TaskState.PAUSED if paused else TaskState.ACTIVE

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.reminders import ReminderConfig, ReminderRun
 from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, WebMonitorInput
@@ -280,3 +281,32 @@ async def test_news_digest_second_run_reports_what_changed_since_the_first(
             state.pages["/front"] = article("Old story about rivers.", "New bridge opens.")
     assert "first look taken" in bodies[0]
     assert "first look" not in bodies[1] and "New bridge opens." in bodies[1]
+
+
+async def test_webhook_that_refuses_connections_uses_up_retries_and_the_watch_goes_on(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    state, base = gated
+    state.values = [120, 130, 40, 30]
+    deps = loopback_deps
+    # The registry's guards read the settings they were built with: allow loopback targets.
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    refused = [{"type": "webhook", "target": "http://127.0.0.1:9/hook"}]
+    async with running_worker(ts_env.client, deps) as worker:
+        handle = await start_watch(ts_env, worker.task_queue, base, targets=refused)
+        status = await checks_reach(ts_env, handle, 4)
+        running = (await handle.describe()).status
+    assert running is WorkflowExecutionStatus.RUNNING
+    assert status.state == "active" and status.detail["breaching"] is False
+    # Breach and recovery were each announced; each delivery failed and was counted.
+    assert status.detail["delivery_failures"] == 2
+    failure: Any = status.detail["last_failure"]
+    assert failure["what"] == "delivery of watch.recovery"
+    assert await kinds(deps, handle.id) == [
+        "watch.breach",
+        "watch.delivery_failed",
+        "watch.recovery",
+        "watch.delivery_failed",
+    ]

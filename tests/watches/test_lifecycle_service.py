@@ -91,6 +91,23 @@ async def test_task_created_again_after_stop_lists_once_with_the_same_state_as_s
     await service.delete(USER, second.task_id)
 
 
+async def test_create_right_after_delete_starts_a_new_life(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    name = unique("quick")
+    first = await service.create_web_monitor(USER, monitor(base, "/a"), name)
+    old_life = (await service.get(USER, first.task_id)).detail["life"]
+    await service.delete(USER, first.task_id)
+    second = await service.create_web_monitor(USER, monitor(base, "/a"), name)
+    status = await service.get(USER, second.task_id)
+    assert second.created and status.state == "active"
+    assert status.detail["life"] != old_life
+    await service.delete(USER, second.task_id)
+
+
 async def test_updates_follow_request_ids_so_a_to_b_to_a_ends_at_a(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
