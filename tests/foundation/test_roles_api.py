@@ -6,7 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import httpx2
 import pytest_asyncio
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -234,3 +237,44 @@ async def test_members_see_only_themselves_and_admins_see_everyone(
     assert (await api.get("/users/ann", headers=admin)).json()["name"] == "ann"
     assert (await api.get("/users/nobody", headers=admin)).status_code == 404
     assert (await api.get("/users")).status_code == 401
+
+
+async def _mcp_call(base: str, token: str, tool: str, **args: Any) -> tuple[bool, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx2.AsyncClient(headers=headers, trust_env=False, timeout=30) as http:
+        async with Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
+            result = await client.call_tool(tool, args)
+    text = " ".join(getattr(part, "text", "") for part in result.content)
+    return bool(result.is_error), text if result.is_error else result.structured_content
+
+
+async def test_over_mcp_http_the_token_owner_is_the_caller_and_a_member_cannot_grant(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(settings, "root")
+        admin_token = admin["Authorization"].removeprefix("Bearer ")
+        created = await http.post("/users", json={"name": "mel"}, headers=admin)
+        member_token = created.json()["token"]
+
+        _, me = await _mcp_call(base, member_token, "whoami")
+        refused, message = await _mcp_call(
+            base, member_token, "grant_permission", user_name="mel", rollback_permission="execute"
+        )
+        _, granted = await _mcp_call(
+            base, admin_token, "grant_permission", user_name="mel", rollback_permission="none"
+        )
+        mel = await http.get("/users/mel", headers=admin)
+    assert (me["name"], me["role"]) == ("mel", "member")
+    assert refused and "Only an admin may grant" in message
+    assert granted["changes"] == {"rollback_permission": {"old": "dry_run", "new": "none"}}
+    assert mel.json()["rollback_permission"] == "none"
+    assert [(a, act) for a, act, _, _ in await _audit(settings, subject="user:mel")] == [
+        ("root", "user.register"),
+        ("mel", "user.grant.refused"),
+        ("root", "user.grant"),
+    ]
