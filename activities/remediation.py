@@ -113,7 +113,7 @@ class RemediationActivities:
 
     @activity.defn
     async def prepare_remediation(self, request: PrepareInput) -> Prepared:
-        """Score the alert, choose the plan; audit both before anything runs."""
+        """Score the alert, choose the plan; audit both and record the run before anything runs."""
         async with self._db.session() as session:
             rules = await AlertRuleRepository(session).all()
         card = await score_alert(request.alert, rules, self._llm)
@@ -143,6 +143,23 @@ class RemediationActivities:
                     "policy": policy.model_dump(),
                     "rule": rule.model_dump() if rule else None,
                 },
+            )
+            alert = request.alert
+            await RemediationRepository(session).save(
+                request.run_key,
+                remediation_id=request.remediation_id or request.run_key.split("@")[0],
+                user=request.user,
+                cluster_id=alert.cluster_id,
+                service=alert.service,
+                alert_type=alert.metric or alert.source,
+                source=alert.source,
+                mode=request.mode,
+                score=card.score,
+                budget=card.budget,
+                state="planned",
+                attempts=0,
+                detail={"alert": alert.model_dump(mode="json"), "tried": []},
+                **({"started_at": request.started_at} if request.started_at else {}),
             )
             await session.commit()
         return Prepared(card=card, rule=rule, plan=steps, policy=policy)

@@ -106,14 +106,18 @@ class GradedRemediationWorkflow:
         prepared = await self._act(
             "prepare_remediation",
             PrepareInput(
-                run_key=self.run_key, alert=self.alert, user=request.user, mode=request.mode
+                run_key=self.run_key,
+                remediation_id=self.remediation_id,
+                alert=self.alert,
+                user=request.user,
+                mode=request.mode,
+                started_at=self.started_at,
             ),
             Prepared,
             limit=timedelta(minutes=2),
         )
         self.card, self.plan, self.policy = prepared.card, prepared.plan, prepared.policy
         await self._set_state("planned")
-        await self._record()
         for step in self.plan:
             if self.aborted:
                 break
@@ -225,8 +229,10 @@ class GradedRemediationWorkflow:
                 await self._audit(f"{key}/skipped", "skipped", {"reason": attempt.skipped_reason})
                 return None
         try:
+            # The one step with an effect outside: a regular activity, retried a bounded
+            # number of times and idempotent by the step key stamped on the object.
             result = await self._act(
-                "apply_remediation_step", request, StepResult, retry=CHANGE_RETRY
+                "apply_remediation_step", request, StepResult, retry=CHANGE_RETRY, local=False
             )
         except ActivityError as exc:
             attempt.skipped_reason = f"change failed: {_cause(exc)}"
@@ -254,7 +260,7 @@ class GradedRemediationWorkflow:
         reading: MetricReading | None = None
         if self.alert.verify is not None:
             try:
-                reading = await workflow.execute_activity(
+                reading = await workflow.execute_local_activity(
                     "read_metric",
                     ReadMetricInput(source=self.alert.verify.source.model_dump(mode="json")),
                     result_type=MetricReading,
@@ -578,8 +584,20 @@ class GradedRemediationWorkflow:
         *,
         limit: timedelta = SHORT,
         retry: RetryPolicy = READ_RETRY,
+        local: bool = True,
     ) -> M:
-        result: M = await workflow.execute_activity(
+        # Reads and database bookkeeping (idempotent by key) run as local activities: no
+        # round trip through the server for each, which is most of the time to first action.
+        if local:
+            result: M = await workflow.execute_local_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=limit,
+                retry_policy=retry,
+            )
+            return result
+        result = await workflow.execute_activity(
             name, arg, result_type=result_type, start_to_close_timeout=limit, retry_policy=retry
         )
         return result

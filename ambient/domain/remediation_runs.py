@@ -60,9 +60,11 @@ class RemediationInput(BaseModel):
 
 class PrepareInput(BaseModel):
     run_key: str
+    remediation_id: str = ""
     alert: Alert
     user: str
     mode: Mode
+    started_at: datetime | None = None
 
 
 class Prepared(BaseModel):

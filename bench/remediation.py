@@ -1,0 +1,342 @@
+"""Benchmark: alert → first remediation action on the embedded stack, and 100 at once.
+
+    python -m bench.remediation --sequential 50 --concurrent 100
+
+A Temporal dev server (SQLite file) in a child process, the Kubernetes API stand-in
+(tests/standins/kube_api.py) in another child process, and one worker in this process with
+the offline scorer. Phases:
+
+``sequential-dry_run``   alerts one after another, mode dry_run (the dry-run executor reads
+                         the Deployment, its ReplicaSets, Services and ConfigMaps)
+``sequential-execute``   the same in execute mode through the Kubernetes executor (a patch)
+``concurrent-execute``   N alerts started at once, each on its own Deployment
+
+Latency is from the call that hands the alert to ``RemediationService.start`` to the end of
+the first ``apply`` of the executor (the first change, or the recorded dry-run patch). The
+per-cluster rate limit and cooldown are switched off (one stand-in cluster); approval is
+off; each Deployment is healthy, so rung 1 (restart) resolves after a 1 s settle time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import yaml
+
+from ambient import temporal
+from ambient.binaries import find_binary
+from ambient.clients.dry_run_executor import DryRunExecutor, KubeClients
+from ambient.clients.kube_executor import KubernetesExecutor
+from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
+from ambient.devstack import DevOptions, free_port, wait_for_temporal
+from ambient.domain.remediation import (
+    Checkpoint,
+    RemediationExecutor,
+    RolloutHealth,
+    StepRequest,
+    StepResult,
+    WorkloadRef,
+)
+from ambient.domain.remediation_runs import RemediationStatus
+from ambient.domain.users import UserCreate
+from ambient.remediation import RemediationService
+from ambient.settings import Environment, Settings
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.repositories import UserRepository
+from bench.remediation_floor import ACTED, RemediationFloorWorkflow, action, noop
+from worker import build_worker
+
+QUEUE = "bench-remediation"
+CLUSTER = "cls-bench"
+NAMESPACE = "shop"
+
+
+class TimedExecutor:
+    """Wraps an executor and notes when each remediation's first ``apply`` returned."""
+
+    def __init__(self, inner: RemediationExecutor) -> None:
+        self.inner = inner
+        self.first_action: dict[str, float] = {}
+
+    async def checkpoint(self, target: WorkloadRef) -> Checkpoint:
+        return await self.inner.checkpoint(target)
+
+    async def apply(self, step: StepRequest) -> StepResult:
+        result = await self.inner.apply(step)
+        self.first_action.setdefault(step.target.name, time.monotonic())
+        return result
+
+    async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
+        return await self.inner.rollout_health(target)
+
+
+def serve_kube(port: int, deployments: int) -> None:
+    """Child process: the stand-in with ``deployments`` healthy Deployments."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.standins.kube_api import KubeApi
+
+    api = KubeApi()
+    for index in range(deployments):
+        name = f"web-{index:04d}"
+        api.add_deployment(NAMESPACE, name, "registry/web:v1", replicas=2)
+        api.add_service(NAMESPACE, name, {"app": name})
+    uvicorn.run(api.app(), host="127.0.0.1", port=port, log_level="error")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def alert(index: int) -> dict[str, Any]:
+    return {
+        "source": "bench",
+        "cluster_id": CLUSTER,
+        "namespace": NAMESPACE,
+        "workload": f"web-{index:04d}",
+        "metric": "error_rate",
+        "value": 0.2,
+        "threshold": 0.05,
+        "message": "5xx errors",
+        "settle_seconds": 1,
+    }
+
+
+async def phase(
+    name: str,
+    service: RemediationService,
+    timed: TimedExecutor,
+    indexes: list[int],
+    mode: str,
+    concurrent: bool,
+) -> dict[str, Any]:
+    started: dict[str, float] = {}
+    rids: dict[str, str] = {}
+
+    async def one(index: int) -> None:
+        workload = f"web-{index:04d}"
+        started[workload] = time.monotonic()
+        result = await service.start("bench", alert(index), mode)  # type: ignore[arg-type]
+        rids[workload] = result.remediation_id
+
+    wall = time.monotonic()
+    if concurrent:
+        await asyncio.gather(*(one(i) for i in indexes))
+    else:
+        for index in indexes:
+            await one(index)
+            while f"web-{index:04d}" not in timed.first_action:  # noqa: ASYNC110 - a probe
+                await asyncio.sleep(0.005)
+    finals = await asyncio.wait_for(
+        asyncio.gather(
+            *(
+                service.client.get_workflow_handle(rid, result_type=RemediationStatus).result()
+                for rid in rids.values()
+            )
+        ),
+        timeout=600,
+    )
+    elapsed = time.monotonic() - wall
+    latencies = [timed.first_action[w] - started[w] for w in started if w in timed.first_action]
+    resolved = sum(1 for f in finals if f.state == "resolved")
+    return {
+        "phase": name,
+        "n": len(indexes),
+        "acted": len(latencies),
+        "p50": statistics.median(latencies),
+        "p95": percentile(latencies, 0.95),
+        "max": max(latencies),
+        "resolved": resolved,
+        "wall": elapsed,
+    }
+
+
+async def main(sequential: int, concurrent: int) -> list[dict[str, Any]]:
+    data = Path(tempfile.mkdtemp(prefix="ambient-bench-remediation-"))
+    port, kube_port = free_port(), free_port()
+    command = [
+        find_binary("temporal") or "temporal",
+        "server",
+        "start-dev",
+        "--headless",
+        "--db-filename",
+        str(data / "temporal.db"),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--http-port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+        "--log-level",
+        "error",
+    ]
+    for key in temporal.SEARCH_ATTRIBUTES:
+        command += ["--search-attribute", f"{key.name}=Keyword"]
+    total = 2 * sequential + concurrent + 1
+    server = subprocess.Popen(command)  # noqa: ASYNC220 - long-lived children, started once
+    kube = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "bench.remediation", "--serve-kube", str(kube_port), str(total)]
+    )
+    kubeconfig = data / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": CLUSTER,
+                "clusters": [
+                    {"name": CLUSTER, "cluster": {"server": f"http://127.0.0.1:{kube_port}"}}
+                ],
+                "contexts": [{"name": CLUSTER, "context": {"cluster": CLUSTER, "user": "b"}}],
+                "users": [{"name": "b", "user": {"token": "bench"}}],
+            }
+        )
+    )
+    settings = Settings(
+        environment=Environment.TEST,
+        data_dir=data,
+        temporal_address=f"127.0.0.1:{port}",
+        temporal_task_queue=QUEUE,
+        metrics_port=None,
+        max_concurrent_activities=200,
+        kubeconfig=kubeconfig,
+        remediation_executor="kubernetes",
+        remediation_approval_from_rung=0,
+        remediation_rate_limit_per_hour=0,
+        remediation_cluster_cooldown_seconds=0,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    results: list[dict[str, Any]] = []
+    try:
+        opts = DevOptions(data, 0, port, 0, None, None)
+        client = await wait_for_temporal(settings, opts, time.monotonic() + 60)
+        for _ in range(100):
+            try:
+                async with httpx.AsyncClient(trust_env=False, timeout=1) as probe:
+                    await probe.get(f"http://127.0.0.1:{kube_port}/apis/apps/v1/deployments")
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+        await upgrade_async(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url)
+        async with db.session() as session:
+            await UserRepository(session).create(
+                UserCreate(name="bench", rollback_permission="execute")  # type: ignore[arg-type]
+            )
+            await session.commit()
+        clients = KubeClients(kubeconfig, None)
+        dry = TimedExecutor(DryRunExecutor(clients))
+        kubernetes = TimedExecutor(KubernetesExecutor(clients))
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+            deps = WorkerDeps(
+                settings,
+                db,
+                build_channels(settings, db, http),
+                http,
+                executors={"dry_run": dry, "kubernetes": kubernetes},
+            )
+            service = RemediationService(client, settings, db)
+            async with build_worker(
+                client,
+                deps,
+                task_queue=QUEUE,
+                extra_workflows=[RemediationFloorWorkflow],
+                extra_activities=[noop, action],
+            ):
+                # One warm-up alert: imports, sandbox and connection set-up are not the metric.
+                await phase("warm-up", service, dry, [total - 1], "dry_run", False)
+                plan = [
+                    ("sequential-dry_run", dry, list(range(sequential)), "dry_run", False),
+                    (
+                        "sequential-execute",
+                        kubernetes,
+                        list(range(sequential, 2 * sequential)),
+                        "execute",
+                        False,
+                    ),
+                    (
+                        "concurrent-execute",
+                        kubernetes,
+                        list(range(2 * sequential, 2 * sequential + concurrent)),
+                        "execute",
+                        True,
+                    ),
+                ]
+                floor = await floor_phase(client, sequential)
+                results.append(floor)
+                print(row(floor), flush=True)
+                for name, timed, indexes, mode, together in plan:
+                    if not indexes:
+                        continue
+                    result = await phase(name, service, timed, indexes, mode, together)
+                    results.append(result)
+                    print(row(result), flush=True)
+        await clients.aclose()
+        await db.close()
+    finally:
+        kube.terminate()
+        server.terminate()
+        server.wait(30)
+    return results
+
+
+async def floor_phase(client: Any, n: int) -> dict[str, Any]:
+    """Floor workflows one after another, timed like the sequential remediations."""
+    latencies: list[float] = []
+    wall = time.monotonic()
+    for index in range(n):
+        name = f"floor-{index}"
+        begun = time.monotonic()
+        handle = await client.start_workflow(
+            RemediationFloorWorkflow.run, name, id=name, task_queue=QUEUE
+        )
+        await handle.result()
+        latencies.append(ACTED[name] - begun)
+    return {
+        "phase": "floor (same commands, no work)",
+        "n": n,
+        "p50": statistics.median(latencies),
+        "p95": percentile(latencies, 0.95),
+        "max": max(latencies),
+        "resolved": n,
+        "wall": time.monotonic() - wall,
+    }
+
+
+HEADER = (
+    "| phase | N | first action p50 ms | p95 ms | max ms | resolved | wall s |\n"
+    "|---|---|---|---|---|---|---|"
+)
+
+
+def row(r: dict[str, Any]) -> str:
+    return (
+        f"| {r['phase']} | {r['n']} | {1000 * r['p50']:.0f} | {1000 * r['p95']:.0f} | "
+        f"{1000 * r['max']:.0f} | {r['resolved']}/{r['n']} | {r['wall']:.1f} |"
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-kube":
+        serve_kube(int(sys.argv[2]), int(sys.argv[3]))
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequential", type=int, default=50)
+    parser.add_argument("--concurrent", type=int, default=100)
+    args = parser.parse_args()
+    print(HEADER, flush=True)
+    asyncio.run(main(args.sequential, args.concurrent))
