@@ -145,7 +145,7 @@ class DestinationGuard:
         """Every address ``host`` resolves to (getaddrinfo in a thread, like the connection)."""
         try:
             infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
+        except (OSError, UnicodeError, ValueError) as exc:
             raise DestinationLookupError(f"cannot resolve {host}: {exc}") from exc
         addresses: list[str] = []
         for info in infos:
@@ -184,6 +184,8 @@ def _host_of(url: str) -> str:
     host = unquote(parts.hostname or "").rstrip(".")
     if not host:
         raise RefusedDestinationError("refused URL: it has no host")
+    if AMBIGUOUS.search(host) or "/" in host:
+        raise RefusedDestinationError("refused URL: its host has escaped or control characters")
     return host
 
 

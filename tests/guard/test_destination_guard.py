@@ -110,6 +110,9 @@ def test_allow_list_admits_only_its_networks() -> None:
         ("https://100.64.0.1/", "carrier-grade NAT"),
         ("http://169.254.169.254/latest/meta-data", "cloud metadata"),
         ("HTTP://10.0.0.1/", "private"),
+        ("http://exa%00mple.com/", "control characters"),
+        ("http://127.0.0.1%2f@x/", "user:password@"),
+        ("http://127%2e0%2e0%2e1/", "127.0.0.1 is a loopback"),
     ],
 )
 def test_static_check_refuses_by_form_and_names_the_reason(url: str, why: str) -> None:
