@@ -14,6 +14,7 @@ from ambient.settings import Settings
 from api.errors import install_error_mapping
 from api.offline_docs import serve_offline_docs
 from api.routers import (
+    audit,
     briefings,
     chat,
     codec,
@@ -36,6 +37,7 @@ from mcp_server.state import StateHolder, open_state
 ROUTERS = [
     health.router,
     users.router,
+    audit.router,
     events.router,
     inbox.router,
     deliveries.router,

@@ -278,3 +278,31 @@ async def test_over_mcp_http_the_token_owner_is_the_caller_and_a_member_cannot_g
         ("mel", "user.grant.refused"),
         ("root", "user.grant"),
     ]
+
+
+async def test_audit_api_shows_admins_everything_and_members_their_own_records(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    member = await _member(api, admin, "kim")
+    await _member(api, admin, "lee")
+    await api.patch("/users/kim/permissions", json={"rollback_permission": "none"}, headers=admin)
+    await api.patch("/users/me", json={"role": "admin"}, headers=member)
+
+    everything = (await api.get("/audit", headers=admin)).json()
+    assert [(r["actor"], r["action"], r["subject"]) for r in everything] == [
+        ("operator", "user.register", "user:root"),
+        ("root", "user.register", "user:kim"),
+        ("root", "user.register", "user:lee"),
+        ("root", "user.grant", "user:kim"),
+        ("kim", "user.grant.refused", "user:kim"),
+    ]
+    grants = (await api.get("/audit?action=user.grant", headers=admin)).json()
+    assert [r["detail"] for r in grants] == [
+        {"rollback_permission": {"old": "dry_run", "new": "none"}}
+    ]
+    mine = (await api.get("/audit", headers=member)).json()
+    assert {r["subject"] for r in mine} == {"user:kim"} and len(mine) == 3
+    for query in ("?subject=user:lee", "?subject_prefix=user:"):
+        assert (await api.get(f"/audit{query}", headers=member)).status_code == 403
+    assert (await api.get("/audit")).status_code == 401
+    assert (await api.get("/audit?limit=0", headers=admin)).status_code == 422

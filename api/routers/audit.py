@@ -1,0 +1,52 @@
+"""The audit log over HTTP: admins read all of it, members the records about themselves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel
+
+from ambient.domain.users import Role
+from ambient.storage.audit import AuditRepository
+from ambient.storage.repositories import user_subject
+from api.deps import CurrentUser, SessionDep
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+class AuditEntry(BaseModel):
+    id: int
+    created_at: datetime
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any]
+
+
+@router.get("", response_model=list[AuditEntry])
+async def read_audit(
+    user: CurrentUser,
+    session: SessionDep,
+    subject: Annotated[str | None, Query(max_length=512, description="e.g. user:bob")] = None,
+    subject_prefix: Annotated[
+        str | None, Query(max_length=512, description="e.g. tke:cls-1/ or remediation/")
+    ] = None,
+    actor: Annotated[str | None, Query(max_length=255)] = None,
+    action: Annotated[str | None, Query(max_length=64, description="e.g. user.grant")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AuditEntry]:
+    """Audit records, oldest first. Members see only records about their own user."""
+    if user.role != Role.ADMIN:
+        own = user_subject(user.name)
+        if subject_prefix is not None or (subject is not None and subject != own):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"members read only the records about themselves (subject={own})",
+            )
+        subject = own
+    records = await AuditRepository(session).list(
+        subject=subject, subject_prefix=subject_prefix, actor=actor, action=action, limit=limit
+    )
+    return [AuditEntry.model_validate(r, from_attributes=True) for r in records]
