@@ -275,7 +275,9 @@ async def test_wecom_robot_url_sends_its_key_to_the_configured_base_only(
     pasted = f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={WECOM_KEY}"
     await channel.send("alice", REPORT, pasted, idempotency_key="k")
     # A URL naming another host still goes to the configured base (the key is all it gives).
-    await channel.send("alice", REPORT, f"http://10.0.0.1/x?key={WECOM_KEY}", idempotency_key="k")
+    await channel.send(
+        "alice", REPORT, f"http://127.0.0.3:1/x?key={WECOM_KEY}", idempotency_key="k"
+    )
     assert [name for name, _ in state.received] == ["wecom", "wecom"]
 
 
