@@ -7,7 +7,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     # Config validation parses JSONPath inside the sandbox; PLY finds its parser tables
@@ -16,6 +16,8 @@ with workflow.unsafe.imports_passed_through():
 
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.domain.notify import Message
+    from ambient.domain.remediation import alert_from_breach, remediation_id
+    from ambient.domain.remediation_runs import RemediationInput
     from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, ThresholdWatchState
     from ambient.domain.watches import (
         Breach,
@@ -26,11 +28,14 @@ with workflow.unsafe.imports_passed_through():
         notification_targets,
     )
 
+from workflows.graded_remediation import GradedRemediationWorkflow, search_attributes
 from workflows.watch_controls import WatchControls, failure_text
 
 READ_TIMEOUT = timedelta(seconds=30)
 # Runs recorded before reads became local activities replay the regular-activity path.
 LOCAL_READS = "local-read-metric"
+# Runs recorded before breaches started remediations recorded an event only.
+REMEDIATE = "remediate-child-workflow"
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 
 
@@ -145,12 +150,15 @@ class ThresholdWatchWorkflow(WatchControls):
                 targets=targets,
             )
             if self.config.on_breach == "remediate":
-                # The remediation workflow is not wired yet: record the intent for it.
-                await self.tell(
-                    kind="watch.remediation_requested",
-                    key=f"{key}/remediate",
-                    payload=payload,
-                )
+                if workflow.patched(REMEDIATE):
+                    await self._remediate(transition, payload, key)
+                else:
+                    # Runs recorded before remediation was wired recorded the intent only.
+                    await self.tell(
+                        kind="watch.remediation_requested",
+                        key=f"{key}/remediate",
+                        payload=payload,
+                    )
         else:
             await self.tell(
                 kind="watch.recovery",
@@ -159,6 +167,50 @@ class ThresholdWatchWorkflow(WatchControls):
                 message=Message(title=f"Recovered: {self.task}", body=_describe(transition)),
                 targets=targets,
             )
+
+    async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
+        """Start the graded remediation of a breached TKE workload metric (or join it)."""
+        assert self.config.source is not None
+        alert = alert_from_breach(
+            self.config.source.model_dump(mode="json"),
+            transition.value,
+            transition.conditions,
+            f"threshold watch {self.task}: {_describe(transition)}",
+        )
+        if alert is None:
+            await self.tell(
+                kind="watch.remediation_requested",
+                key=f"{key}/remediate",
+                payload={
+                    **payload,
+                    "reason": "the metric names no TKE workload: remediation needs a "
+                    "tencent_monitor source with tke_cluster_instance_id and workload_name",
+                },
+            )
+            return
+        child = remediation_id(alert)
+        joined = False
+        try:
+            # Abandoned: the remediation outlives this run (continue-as-new, stop).
+            await workflow.start_child_workflow(
+                GradedRemediationWorkflow.run,
+                # Asks for execute; the user's rollback_permission and the global executor
+                # switch decide what actually runs.
+                RemediationInput(
+                    alert=alert, user=self.user, mode="execute", requested_by=self.task
+                ),
+                id=child,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                search_attributes=search_attributes(self.user, alert.cluster_id),
+                static_summary=f"Remediation of {alert.service} (threshold watch)",
+            )
+        except WorkflowAlreadyStartedError:
+            joined = True
+        await self.tell(
+            kind="watch.remediation_started",
+            key=f"{key}/remediate",
+            payload={**payload, "remediation_id": child, "joined": joined},
+        )
 
     @workflow.update
     async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:
