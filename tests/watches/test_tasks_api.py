@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
@@ -77,6 +79,11 @@ async def test_tasks_api_creates_lists_steers_and_rejects_bad_input(
 async def test_task_cli_creates_lists_and_reports_errors(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
+    async with running_worker(dev_env.client, deps) as worker:
+        await _cli_session(dev_env, deps, worker.task_queue)
+
+
+async def _cli_session(dev_env: WorkflowEnvironment, deps: WorkerDeps, queue: str) -> None:
     import asyncio
 
     from typer.testing import CliRunner
@@ -86,7 +93,7 @@ async def test_task_cli_creates_lists_and_reports_errors(
     env = {
         "AMBIENT_DATA_DIR": str(deps.settings.data_dir),
         "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-        "AMBIENT_TEMPORAL_TASK_QUEUE": "cli-no-worker",
+        "AMBIENT_TEMPORAL_TASK_QUEUE": queue,
         "AMBIENT_USER": "cli-bob",
     }
     runner = CliRunner()
@@ -107,6 +114,8 @@ async def test_task_cli_creates_lists_and_reports_errors(
         return "web-monitor/cli-bob/ex" in out
 
     await eventually(listed)
+    code, out = await asyncio.to_thread(run, "list", "--json")
+    assert code == 0 and "web-monitor/cli-bob/ex" in [t["task_id"] for t in json.loads(out)]
     code, out = await asyncio.to_thread(run, "create", "web_monitor", "--config", '{"urls": []}')
     assert code == 1 and "urls" in out
     code, out = await asyncio.to_thread(run, "create", "web_monitor", "--config", "{nope")
