@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.briefing import BriefingActivities
+from activities.event_agent import EventAgentActivities
 from activities.events import EventActivities
 from activities.notify import NotifyActivities
 from activities.remediation import RemediationActivities, default_executors
@@ -23,16 +24,16 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     fetcher = WebFetcher(deps.http, allow_cidrs=deps.settings.fetch_allow_cidrs)
     tencent = deps.tencent or TencentCloud.from_settings(deps.settings)
     watches = WatchActivities(deps.db, fetcher, tencent)
+    llm = deps.llm or LLMClient(deps.settings)
     remediation = RemediationActivities(
         deps.db,
         deps.settings,
-        deps.llm or LLMClient(deps.settings),
+        llm,
         deps.executors or default_executors(deps.settings, tencent),
         tencent,
     )
-    briefing = BriefingActivities(
-        deps.db, deps.llm or LLMClient(deps.settings), tencent, deps.settings
-    )
+    briefing = BriefingActivities(deps.db, llm, tencent, deps.settings)
+    event_agent = EventAgentActivities(deps.db, llm)
     return [
         events.record_event,
         notify.notify,
@@ -44,4 +45,6 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         briefing.record_greeting,
         briefing.compose_briefing_push,
         briefing.record_briefing_push,
+        event_agent.collect_unseen_events,
+        event_agent.decide_digest,
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from workflows.alert_triage import AlertTriageWorkflow
 from workflows.daily_briefing import DailyBriefingWorkflow
+from workflows.event_agent import EventDigestWorkflow
 from workflows.graded_remediation import GradedRemediationWorkflow
 from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
@@ -17,4 +18,5 @@ ALL_WORKFLOWS: list[type] = [
     GradedRemediationWorkflow,
     AlertTriageWorkflow,
     DailyBriefingWorkflow,
+    EventDigestWorkflow,
 ]

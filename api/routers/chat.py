@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from ambient.agent import AgentError, McpServerSpec
 from ambient.agent.chat import ChatAgent, ConversationStore, chat_model, system_prompt
+from ambient.agent.digest import DigestSetting, EventDigestService
 from ambient.agent.health import ToolStats
 from ambient.agent.hub import hub_of
 from ambient.storage.models import User
@@ -128,3 +129,15 @@ async def agent_tools(user: CurrentUser, state: StateDep, refresh: bool = False)
         health={name: state.value for name, state in facade.health().items()},
         stats=facade.stats(),
     )
+
+
+@router.get("/agent/digest", response_model=DigestSetting)
+async def read_digest(user: CurrentUser, state: StateDep) -> DigestSetting:
+    """Whether the event-driven agent reads your events and decides what to push."""
+    return await EventDigestService(state.temporal, state.settings).get(user.name)
+
+
+@router.put("/agent/digest", response_model=DigestSetting)
+async def set_digest(setting: DigestSetting, user: CurrentUser, state: StateDep) -> DigestSetting:
+    """Turn the event-driven agent on (every N minutes) or off."""
+    return await EventDigestService(state.temporal, state.settings).set(user.name, setting)

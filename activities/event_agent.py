@@ -1,0 +1,70 @@
+"""The event-driven agent's activities: read the unseen events, decide about them."""
+
+from __future__ import annotations
+
+import json
+
+from temporalio import activity
+
+from ambient.clients.llm import LLMClient, data_block
+from ambient.domain.event_digest import (
+    AGENT_KINDS,
+    MAX_EVENTS,
+    CollectedEvents,
+    DigestDecision,
+    DigestVerdict,
+    EventBrief,
+    gist,
+    offline_decision,
+)
+from ambient.storage import Database
+from ambient.storage.repositories import EventRepository
+
+SYSTEM = (
+    "You are an operations assistant deciding whether to interrupt a person. Given the new "
+    "events of their background tasks, answer notify=true only if something needs their "
+    "attention now (keyword hits, threshold breaches, failures, remediations); several related "
+    "events become one short message. Routine events (paused, resumed, first looks) never "
+    "notify. Write the title and body in the language of the events, briefly."
+)
+
+
+class EventAgentActivities:
+    def __init__(self, db: Database, llm: LLMClient) -> None:
+        self._db, self._llm = db, llm
+
+    @activity.defn
+    async def collect_unseen_events(self, user: str) -> CollectedEvents:
+        """Events after the last one the agent decided about (its own decisions are the cursor)."""
+        async with self._db.session() as session:
+            repo = EventRepository(session)
+            after_id = 0
+            for kind in AGENT_KINDS:
+                last = await repo.list(user=user, kind=kind, limit=1)
+                if last:
+                    after_id = max(after_id, int(last[0].payload.get("last_event_id", 0)))
+            rows = await repo.list(user=user, after_id=after_id, limit=MAX_EVENTS)
+        events = [
+            EventBrief(
+                id=row.id, kind=row.kind, task=row.task, at=row.created_at, gist=gist(row.payload)
+            )
+            for row in rows
+            if row.kind not in AGENT_KINDS
+        ]
+        return CollectedEvents(after_id=after_id, events=events)
+
+    @activity.defn
+    async def decide_digest(self, collected: CollectedEvents) -> DigestVerdict:
+        """The model's decision (validated), or the offline rules; and who made it."""
+        if not self._llm.offline:
+            lines = "\n".join(
+                json.dumps(e.model_dump(mode="json"), ensure_ascii=False) for e in collected.events
+            )
+            decision = await self._llm.structured(
+                system=SYSTEM,
+                user="New events, one JSON object per line:\n" + data_block("events", lines),
+                schema=DigestDecision,
+            )
+            if decision is not None:
+                return DigestVerdict(decision=decision, generated_by=self._llm.model)
+        return DigestVerdict(decision=offline_decision(collected.events))

@@ -1,0 +1,84 @@
+"""Turning the event-driven agent on and off: one Temporal Schedule per user."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from ambient.domain.event_digest import DigestRun
+from ambient.settings import Settings
+from workflows.event_agent import EventDigestWorkflow
+
+
+class DigestSetting(BaseModel):
+    enabled: bool = Field(description="let the agent read new events and decide what to push")
+    every_minutes: int = Field(default=15, ge=5, le=1440, description="how often it looks")
+
+
+def schedule_id(user: str) -> str:
+    return f"event-agent/{user}"
+
+
+class EventDigestService:
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.client, self.settings = client, settings
+
+    def _schedule(self, user: str, every_minutes: int) -> Schedule:
+        return Schedule(
+            action=ScheduleActionStartWorkflow(
+                EventDigestWorkflow.run,
+                DigestRun(user=user, every_minutes=every_minutes),
+                id=f"{schedule_id(user)}/run",
+                task_queue=self.settings.temporal_task_queue,
+            ),
+            spec=ScheduleSpec(
+                intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every_minutes))]
+            ),
+            # A slow run is never doubled; the next one picks up what it did not see.
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        )
+
+    async def set(self, user: str, setting: DigestSetting) -> DigestSetting:
+        handle = self.client.get_schedule_handle(schedule_id(user))
+        if not setting.enabled:
+            try:
+                await handle.delete()
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+            return setting
+        schedule = self._schedule(user, setting.every_minutes)
+        try:
+            await self.client.create_schedule(schedule_id(user), schedule)
+        except ScheduleAlreadyRunningError:
+
+            def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+                return ScheduleUpdate(schedule=schedule)
+
+            await handle.update(replace)
+        return setting
+
+    async def get(self, user: str) -> DigestSetting:
+        try:
+            described = await self.client.get_schedule_handle(schedule_id(user)).describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return DigestSetting(enabled=False)
+            raise
+        intervals = described.schedule.spec.intervals
+        minutes = int(intervals[0].every.total_seconds() // 60) if intervals else 15
+        return DigestSetting(enabled=True, every_minutes=minutes)

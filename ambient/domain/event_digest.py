@@ -1,0 +1,108 @@
+"""The event-driven agent's pure parts: which events matter, and the offline decision.
+
+Every few minutes (a Schedule per user who turns it on) the agent reads the events it has not
+seen and decides whether to tell the person, in one message that sums several up — instead of
+one push per hit. The LLM decides when one is configured; otherwise these rules do.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+AGENT_KINDS = ("agent.digest", "agent.held")
+# Worth a person's attention on their own; everything else waits for the next digest or none.
+NOTABLE_PREFIXES = (
+    "watch.hit",
+    "watch.breach",
+    "watch.failing",
+    "watch.recovery",
+    "watch.recovered",
+    "delivery.failed",
+    "remediation.",
+    "briefing.failed",
+)
+MAX_EVENTS = 200
+
+
+class DigestRun(BaseModel):
+    user: str
+    every_minutes: int = Field(default=15, ge=5, le=1440)
+
+
+class EventBrief(BaseModel):
+    """One event as the agent (and the model) sees it: kind, task, a short gist."""
+
+    id: int
+    kind: str
+    task: str | None = None
+    at: datetime
+    gist: str = ""
+
+
+class CollectedEvents(BaseModel):
+    after_id: int
+    events: list[EventBrief] = Field(default_factory=list)
+
+    @property
+    def last_id(self) -> int:
+        return max((e.id for e in self.events), default=self.after_id)
+
+
+class DigestDecision(BaseModel):
+    """What the agent decided about a batch of events."""
+
+    notify: bool = Field(description="true if the person should hear about these events now")
+    title: str = Field(default="", max_length=120, description="the message title")
+    body: str = Field(default="", max_length=2000, description="markdown summary, a few lines")
+    reason: str = Field(default="", max_length=300, description="why notify or hold")
+
+
+class DigestVerdict(BaseModel):
+    decision: DigestDecision
+    generated_by: str = "offline"
+
+
+class DigestResult(BaseModel):
+    last_event_id: int
+    events: int
+    notified: bool
+    generated_by: str = "offline"
+
+
+def gist(payload: dict[str, Any], limit: int = 160) -> str:
+    """A short, flat rendering of an event payload (url, value, error... first)."""
+    preferred = ("url", "value", "error", "excerpt", "state", "headline", "message")
+    parts = [f"{k}={payload[k]}" for k in preferred if payload.get(k) not in (None, "", [])]
+    text = ", ".join(parts) or ", ".join(f"{k}={v}" for k, v in list(payload.items())[:3])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def notable(kind: str) -> bool:
+    return kind.startswith(NOTABLE_PREFIXES)
+
+
+def offline_decision(events: list[EventBrief]) -> DigestDecision:
+    """Notify when anything notable happened, in one message grouped by kind and task."""
+    worth = [e for e in events if notable(e.kind)]
+    if not worth:
+        return DigestDecision(
+            notify=False, reason=f"{len(events)} routine event(s), nothing that needs you"
+        )
+    groups = Counter((e.kind, e.task or "") for e in worth)
+    lines = [
+        f"- **{kind}** ×{count}" + (f" — {task}" if task else "")
+        for (kind, task), count in groups.most_common(10)
+    ]
+    latest = {e.kind: e for e in worth}
+    details = [f"  - latest {kind}: {e.gist}" for kind, e in latest.items() if e.gist][:5]
+    title = f"{len(worth)} event(s) worth a look" if len(worth) > 1 else f"{worth[0].kind}"
+    return DigestDecision(
+        notify=True,
+        title=title,
+        body="\n".join(lines + details),
+        reason=f"{len(worth)} notable of {len(events)} new event(s)",
+    )

@@ -1,0 +1,84 @@
+"""EventDigestWorkflow — `event-agent/{user}` (a Schedule): tell the person what matters, once.
+
+Each run reads the events the agent has not decided about, asks the model (or the offline
+rules) whether they need the person now, pushes one summary if so, and records its decision as
+an `agent.digest` / `agent.held` event — which is also the cursor of the next run. A run that
+dies after pushing and before recording is repeated by the next one with the same key, so the
+push is not sent twice.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from ambient.domain.event_digest import (
+        CollectedEvents,
+        DigestResult,
+        DigestRun,
+        DigestVerdict,
+    )
+    from ambient.domain.notify import Message, NotificationKind, Target
+
+from workflows.watch_controls import deliver, record_event
+
+READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
+
+
+@workflow.defn
+class EventDigestWorkflow:
+    @workflow.run
+    async def run(self, request: DigestRun) -> DigestResult:
+        user = request.user
+        collected = await workflow.execute_activity(
+            "collect_unseen_events",
+            user,
+            result_type=CollectedEvents,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=READ_RETRY,
+        )
+        if not collected.events:
+            return DigestResult(last_event_id=collected.after_id, events=0, notified=False)
+        verdict = await workflow.execute_activity(
+            "decide_digest",
+            collected,
+            result_type=DigestVerdict,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=READ_RETRY,
+        )
+        decision, generated_by = verdict.decision, verdict.generated_by
+        key = f"event-agent/{user}/{collected.last_id}"
+        if decision.notify:
+            await deliver(
+                user=user,
+                key=key,
+                message=Message(
+                    title=decision.title or "What happened",
+                    body=decision.body,
+                    kind=NotificationKind.WATCH,
+                ),
+                # The inbox always; the person's push channels for watch messages too.
+                targets=[Target(type="inbox", target="")],
+            )
+        await record_event(
+            user=user,
+            task=f"event-agent/{user}",
+            kind="agent.digest" if decision.notify else "agent.held",
+            key=f"{key}/decision",
+            payload={
+                "last_event_id": collected.last_id,
+                "events": len(collected.events),
+                "reason": decision.reason,
+                "title": decision.title,
+                "generated_by": generated_by,
+            },
+        )
+        return DigestResult(
+            last_event_id=collected.last_id,
+            events=len(collected.events),
+            notified=decision.notify,
+            generated_by=generated_by,
+        )
