@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -9,7 +10,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
-from temporalio.service import RPCError
 
 from ambient.domain.reminders import ReminderConfig
 from ambient.domain.tasks import TaskStatus
@@ -31,6 +31,7 @@ from ambient.tasks import TaskError, TaskRef, TaskService, TaskSummary
 from mcp_server.auth import app_state, current_user
 
 T = TypeVar("T")
+log = logging.getLogger("ambient.mcp.tasks")
 
 TaskId = Annotated[
     str,
@@ -108,12 +109,16 @@ async def _call(work: Awaitable[T], settings: Settings | None = None) -> T:
         return await work
     except TaskError as exc:
         raise ToolError(temporal_problem(exc, settings) or str(exc)) from None
-    except (RuntimeError, RPCError) as exc:
+    except Exception as exc:
         # The lazy client connects on first use: a Temporal that is down surfaces here.
         problem = temporal_problem(exc, settings)
-        if problem is None:
-            raise
-        raise ToolError(problem) from None
+        if problem is not None:
+            raise ToolError(problem) from None
+        # Anything else is our fault: say what kind, keep the details in the server log.
+        log.exception("task tool failed")
+        raise ToolError(
+            f"the request failed on the server ({type(exc).__name__}); its log has the details"
+        ) from None
 
 
 async def _checked(ctx: Context[Any, Any], kind: str, config: Any) -> dict[str, Any]:
