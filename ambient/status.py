@@ -88,7 +88,7 @@ async def system_status(settings: Settings, client: Client | None, db: Database)
                 client, settings.temporal_namespace, settings.temporal_task_queue
             )
         except Exception as exc:
-            errors.append(f"temporal: {exc}")
+            errors.append(temporal_problem(exc, settings) or f"temporal: {exc}")
     db_ok = False
     try:
         db_ok = await asyncio.wait_for(db.ping(), PROBE_TIMEOUT.total_seconds())

@@ -117,7 +117,9 @@ def test_commands_find_the_running_dev_stack_in_the_data_dir_and_env_wins(
     found = CliRunner().invoke(app, ["task", "list"], env=env)
     assert f"Temporal is unreachable at {recorded}" in found.output
     status = CliRunner().invoke(app, ["status", "--json"], env=env)
-    assert status.exit_code == 1 and json.loads(status.output)["temporal_address"] == recorded
+    report = json.loads(status.output)
+    assert status.exit_code == 1 and report["temporal_address"] == recorded
+    assert report["errors"][0].startswith(f"Temporal is unreachable at {recorded}")
 
     env["AMBIENT_TEMPORAL_ADDRESS"] = chosen = f"127.0.0.1:{_closed_port()}"
     wins = CliRunner().invoke(app, ["task", "list"], env=env)
