@@ -7,9 +7,9 @@ refused attempt to grant, is written to the audit log.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -193,7 +193,9 @@ async def read_user(name: str, user: CurrentUser, session: SessionDep) -> UserPu
 
 
 @router.patch("/{name}/permissions", response_model=Granted)
-async def grant(name: str, data: Grant, user: CurrentUser, session: SessionDep) -> Granted:
+async def grant(
+    name: Annotated[str, Path(max_length=63)], data: Grant, user: CurrentUser, session: SessionDep
+) -> Granted:
     """Grant another user a role and/or rollback permission (admins; audited old -> new)."""
     requested = data.model_dump(mode="json", exclude_none=True)
     if user.role != Role.ADMIN:

@@ -209,8 +209,10 @@ async def list_workloads(
 
 async def scale_node_pool(
     ctx: Context[Any, Any],
-    cluster_id: Annotated[str, Field(description="e.g. cls-abc123")],
-    node_pool_id: Annotated[str, Field(description="e.g. np-abc123 (see list_node_pools)")],
+    cluster_id: Annotated[str, Field(max_length=128, description="e.g. cls-abc123")],
+    node_pool_id: Annotated[
+        str, Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
+    ],
     desired: Annotated[int, Field(ge=0, le=1000, description="desired number of nodes")],
     region: Region = None,
 ) -> ScaleResult:

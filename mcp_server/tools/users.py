@@ -32,7 +32,9 @@ async def whoami(ctx: Context[Any, Any]) -> UserPublic:
 
 async def grant_permission(
     ctx: Context[Any, Any],
-    user_name: Annotated[str, Field(description="the user to change (not yourself)")],
+    user_name: Annotated[
+        str, Field(max_length=63, description="the user to change (not yourself)")
+    ],
     rollback_permission: Annotated[
         RollbackPermission | None,
         Field(default=None, description="none, dry_run or execute"),

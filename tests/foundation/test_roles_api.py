@@ -213,6 +213,11 @@ async def test_admin_grants_are_audited_old_to_new_and_never_to_itself(
     assert missing.status_code == 404
     empty = await api.patch("/users/bob/permissions", json={}, headers=admin)
     assert empty.status_code == 422 and "rollback_permission" in empty.text
+    long_name = await api.patch(
+        "/users/" + "x" * 5000 + "/permissions", json={"role": "admin"}, headers=admin
+    )
+    assert long_name.status_code == 422
+    assert long_name.json()["detail"][0]["loc"] == ["path", "name"]
     bad = await api.patch(
         "/users/bob/permissions", json={"rollback_permission": "all"}, headers=admin
     )

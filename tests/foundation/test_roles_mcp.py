@@ -68,10 +68,12 @@ async def test_admin_grants_over_mcp_are_audited_and_never_to_itself(
         missing, missing_message = await call(
             c, "grant_permission", user_name="nobody", role="admin"
         )
+        too_long, _ = await call(c, "grant_permission", user_name="x" * 5000, role="admin")
     assert granted["changes"] == {"rollback_permission": {"old": "none", "new": "dry_run"}}
     assert self_grant and "No one grants to themselves" in message
     assert empty and "Nothing to grant" in empty_message
     assert missing and "No user 'nobody'" in missing_message
+    assert too_long
     assert await _user(state, "boss") == ("admin", "dry_run")
     assert await _audit(state, subject="user:guest", action="user.grant") == [
         ("boss", "user.grant", {"rollback_permission": {"old": "none", "new": "dry_run"}})
@@ -102,6 +104,12 @@ async def test_scale_node_pool_reads_permission_from_the_database_and_audits_eve
         out_of_range, _ = await call(c, "scale_node_pool", **SCALE, desired=9)
     assert done["executed"] is True and api.node_pools["cls-1"][0]["DesiredNodesNum"] == 5
     assert out_of_range
+    async with client(state, "viewer") as c:
+        # Refused by the argument check, before anything else: nothing to audit.
+        long_id, long_message = await call(
+            c, "scale_node_pool", cluster_id="c" * 5000, node_pool_id="np-1", desired=4
+        )
+    assert long_id and "cluster_id" in long_message
     outcomes = [
         (actor, detail["permission"], detail["desired"], detail["outcome"])
         for actor, _, detail in await _audit(state, subject="tke:cls-1/np-1")
