@@ -179,7 +179,14 @@ class TemplateMiner:
     (user names, table names) shows more values, or about as many values as lines.
     """
 
-    def __init__(self, *, sim_th: float = DRAIN_SIM_TH, depth: int = DRAIN_DEPTH) -> None:
+    def __init__(
+        self,
+        *,
+        sim_th: float = DRAIN_SIM_TH,
+        depth: int = DRAIN_DEPTH,
+        max_shapes: int = MAX_CACHED,
+    ) -> None:
+        self._max_shapes = max_shapes
         self._drain = Drain(
             depth=depth,
             sim_th=sim_th,
@@ -209,7 +216,7 @@ class TemplateMiner:
         # Drain cannot cluster an empty token list; one placeholder keeps such lines together.
         cluster, _ = self._drain.add_log_message(" ".join(words) if words else "<empty>")
         cluster_id = int(cluster.cluster_id)
-        if len(self._shape_of) >= MAX_CACHED:  # memory bound: later shapes share their cluster
+        if len(self._shape_of) >= self._max_shapes:  # memory bound: later shapes share a cluster
             shape = self._overflow.get(cluster_id)
             if shape is None:
                 shape = self._overflow[cluster_id] = self._new_shape(None, cluster_id)

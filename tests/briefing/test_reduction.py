@@ -17,7 +17,7 @@ from ambient.domain.logreport import (
     render_markdown,
     update_baseline,
 )
-from ambient.domain.logtemplates import mask, template_id
+from ambient.domain.logtemplates import TemplateMiner, mask, template_id
 from bench.loggen import generate
 
 DAY = datetime(2026, 11, 21, tzinfo=UTC)
@@ -244,3 +244,25 @@ def test_template_id_is_the_same_on_every_run_and_depends_on_level() -> None:
     # A fixed value: baselines stored yesterday must match ids computed today.
     assert template_id("ERROR", "disk full") == "t047d5284bc"
     assert template_id("WARNING", "disk full") != "t047d5284bc"
+
+
+def test_past_the_shape_bound_lines_still_count_under_their_cluster() -> None:
+    miner = TemplateMiner(max_shapes=2)
+    reducer = LogReducer(miner)
+    users = ["alice", "bob", "carol", "dave", "erin", "frank"]
+    groups = reducer.add_many(
+        (DAY, "INFO", f"User {u} logged in from 10.0.0.{i}") for i, u in enumerate(users)
+    )
+    report = reducer.report()
+    assert [(t.template, t.count) for t in report.templates] == [("User <*> logged in from <*>", 6)]
+    assert {reducer.group_template_id(g) for g in groups} == {report.templates[0].template_id}
+
+
+def test_a_stack_trace_joins_the_template_of_its_first_line() -> None:
+    trace = "Unhandled error in worker 3\nTraceback (most recent call last):\n  File x.py line 9"
+    lines = [record(DAY, "ERROR", trace), record(DAY, "ERROR", "Unhandled error in worker 7")]
+    report = reduce_logs(lines)
+    assert [(t.template, t.count) for t in report.templates] == [
+        ("Unhandled error in worker <*>", 2)
+    ]
+    assert report.templates[0].example.startswith("Unhandled error in worker 3\nTraceback")
