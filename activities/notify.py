@@ -53,7 +53,7 @@ from ambient.storage.repositories import DeliveryRepository, EventRepository, Us
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY = 5.0  # seconds; callers set heartbeat_timeout=30s
+HEARTBEAT_EVERY = 5.0  # seconds at most; callers set heartbeat_timeout=30s
 LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
 MAX_KEY = 255  # deliveries.key
 MAX_SHOWN = 512  # deliveries.target
@@ -345,10 +345,14 @@ async def _heartbeating() -> AsyncIterator[None]:
         yield
         return
 
+    # Well inside the caller's heartbeat timeout, whatever it is.
+    timeout = activity.info().heartbeat_timeout
+    every = min(HEARTBEAT_EVERY, timeout.total_seconds() / 3) if timeout else HEARTBEAT_EVERY
+
     async def beat() -> None:
         while True:
             activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY)
+            await asyncio.sleep(every)
 
     task = asyncio.create_task(beat())
     try:

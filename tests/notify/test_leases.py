@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.notify import NotifyActivities
 from ambient.clients.notify import ChannelRegistry
@@ -26,7 +26,7 @@ from ambient.settings import ServerSecret, Settings
 from ambient.storage import Database
 from ambient.storage.models import Delivery, Event, InboxMessage
 from ambient.storage.repositories import UserRepository
-from tests.conftest import unique
+from tests.conftest import running_worker, unique
 from tests.notify.standins import WEBHOOK_SECRET, PushEndpoints
 from tests.support.servers import serve
 
@@ -291,3 +291,29 @@ async def test_a_long_target_gets_a_stable_key_that_fits_its_column(
     row = (await _rows(deps.db, key))["webhook"]
     assert len(row.key) <= 255 and len(row.target) <= 512 and "aaaa" not in row.target
     assert [name for name, _ in state.received] == ["webhook"]
+
+
+async def test_a_slow_send_heartbeats_through_a_short_heartbeat_timeout(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The endpoint answers after twice the heartbeat timeout; only heartbeats keep it alive."""
+    from tests.notify.workflows import SendWithHeartbeatWorkflow
+
+    async def slow(request: Request) -> Response:
+        await asyncio.sleep(8)
+        return Response("ok")
+
+    await _user(deps.db, "alice")
+    async with serve(Starlette(routes=[Route("/slow", slow, methods=["POST"])])) as base:
+        deps.settings = _settings(deps.settings, base, notify_target_timeout=20.0)
+        deps.channels = build_channels(deps.settings, deps.db, deps.http)
+        async with running_worker(
+            ts_env.client, deps, workflows=[SendWithHeartbeatWorkflow]
+        ) as worker:
+            result = await ts_env.client.execute_workflow(
+                SendWithHeartbeatWorkflow.run,
+                _request(unique("beat"), Target(type="webhook", target=f"{base}/slow")),
+                id=unique("beat"),
+                task_queue=worker.task_queue,
+            )
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]

@@ -24,3 +24,19 @@ class SendOnceWorkflow:
                 initial_interval=timedelta(milliseconds=100), maximum_attempts=5
             ),
         )
+
+
+@workflow.defn
+class SendWithHeartbeatWorkflow:
+    """One attempt, a short heartbeat timeout: it completes only if the activity heartbeats."""
+
+    @workflow.run
+    async def run(self, request: NotifyRequest) -> NotifyResult:
+        return await workflow.execute_activity(
+            "notify",
+            request,
+            result_type=NotifyResult,
+            start_to_close_timeout=timedelta(seconds=60),
+            heartbeat_timeout=timedelta(seconds=4),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
