@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 
+from ambient.agent.digest import DigestSetting, EventDigestService
 from ambient.domain.push import PushConfig
 from ambient.domain.users import UserCreate, UserSettings
 from ambient.status import system_status
@@ -336,17 +337,44 @@ async def chat(body: ChatRequest, state: StateDep, user: MaybeUser) -> Response:
 
 
 @router.get("/app/settings", response_class=HTMLResponse)
-async def settings_form(request: Request, user: MaybeUser) -> Response:
+async def settings_form(request: Request, state: StateDep, user: MaybeUser) -> Response:
     me = require(user)
+    try:
+        digest: DigestSetting | None = await EventDigestService(state.temporal, state.settings).get(
+            me.name
+        )
+    except Exception:  # Temporal down: the rest of the settings still work
+        digest = None
     return render(
         request,
         "settings.html",
         {
             "user": user_public(me),
             "push": PushConfig.model_validate(me.push_config or {}),
+            "digest": digest,
             "errors": None,
             "msg": request.query_params.get("msg"),
         },
+    )
+
+
+@router.post("/app/digest", dependencies=[SameOrigin])
+async def save_digest(
+    state: StateDep,
+    user: MaybeUser,
+    enabled: Annotated[str, Form()] = "",
+    every_minutes: Annotated[str, Form()] = "15",
+) -> Response:
+    me = require(user)
+    try:
+        setting = DigestSetting.model_validate(
+            {"enabled": enabled == "on", "every_minutes": every_minutes or "15"}
+        )
+    except ValidationError as exc:
+        return back("/app/settings", _error_text(exc))
+    await EventDigestService(state.temporal, state.settings).set(me.name, setting)
+    return back(
+        "/app/settings", "Assistant digest on" if setting.enabled else "Assistant digest off"
     )
 
 
@@ -412,6 +440,7 @@ def _settings_error(request: Request, me: User, error: str) -> HTMLResponse:
         {
             "user": user_public(me),
             "push": PushConfig.model_validate(me.push_config or {}),
+            "digest": None,
             "errors": error,
             "msg": None,
         },

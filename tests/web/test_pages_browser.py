@@ -108,6 +108,11 @@ async def test_member_signs_in_sets_push_creates_monitor_and_sees_events_live(
             await page.locator("#type-0").select_option("inbox")
             await page.get_by_role("button", name="Save push channels").click()
             await expect(page.get_by_role("status")).to_contain_text("Push channels saved")
+            await page.get_by_label("Look every (minutes)").fill("20")
+            await page.locator("#digest input[name=enabled]").check()
+            await page.get_by_role("button", name="Save digest").click()
+            await expect(page.get_by_role("status")).to_contain_text("Assistant digest on")
+            await expect(page.get_by_label("Look every (minutes)")).to_have_value("20")
             await fits_phone(page, "02-settings")
             async with deps.db.session() as session:
                 user = await UserRepository(session).get(name)
