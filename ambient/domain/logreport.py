@@ -53,6 +53,10 @@ TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__T
 BUCKET_SECONDS = 300  # bursts are judged per 5 minutes
 BASELINE_DAYS = 7
 BASELINE_MAX_KEYS = 5000  # per day: templates beyond these (the rarest) are not remembered
+# A report travels as an activity result (Temporal payloads are limited to a few MB): when
+# masking fails on some source and every line looks new, these bounds keep it small.
+MAX_ERROR_TEMPLATES = 1000
+MAX_COUNTED_TEMPLATES = 10_000
 _TOTAL, _ERRORS, _WARNINGS, _DAY = "__total__", "__errors__", "__warnings__", "__day__"
 
 
@@ -100,7 +104,8 @@ class LogReport(BaseModel):
     by_level: dict[str, int] = Field(default_factory=dict)
     templates: list[TemplateStat] = Field(
         default_factory=list,
-        description="by severity then count; every ERROR/CRITICAL template, others bounded",
+        description="by severity then count; every ERROR/CRITICAL template (up to 1,000), "
+        "others bounded",
     )
     template_count: int = Field(default=0, description="distinct templates before bounding")
     hours: list[HourRate] = Field(default_factory=list)
@@ -109,7 +114,8 @@ class LogReport(BaseModel):
     new_templates: list[str] = Field(default_factory=list, description="template ids")
     keywords: list[tuple[str, int]] = Field(default_factory=list)
     counts: dict[str, int] = Field(
-        default_factory=dict, description="every template id -> count (for the baseline)"
+        default_factory=dict,
+        description="template id -> count, every template up to 10,000 (for the baseline)",
     )
 
 
@@ -255,7 +261,8 @@ class LogReducer:
             anomalies=anomalies[:20],
             new_templates=[s.template_id for s in stats if s.new],
             keywords=_keywords(stats),
-            counts={s.template_id: s.count for s in stats},
+            # Stats are sorted by severity then count: errors and the most frequent first.
+            counts={s.template_id: s.count for s in stats[:MAX_COUNTED_TEMPLATES]},
         )
 
     def _stats(self) -> tuple[list[TemplateStat], dict[str, list[int]]]:
@@ -413,8 +420,9 @@ def _against_baseline(stats: list[TemplateStat], days: list[dict[str, int]]) -> 
 
 
 def _bounded(stats: list[TemplateStat], max_templates: int) -> list[TemplateStat]:
-    """Every ERROR/CRITICAL template, then the most severe and frequent others up to the bound."""
-    errors = [s for s in stats if s.level in ERROR_LEVELS]
+    """Every ERROR/CRITICAL template (up to a safety bound no sane day reaches), then the most
+    severe and frequent others up to `max_templates`."""
+    errors = [s for s in stats if s.level in ERROR_LEVELS][:MAX_ERROR_TEMPLATES]
     others = [s for s in stats if s.level not in ERROR_LEVELS]
     return errors + others[: max(0, max_templates - len(errors))]
 
