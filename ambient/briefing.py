@@ -138,11 +138,16 @@ def _view(row: Briefing) -> BriefingView:
         generated_by=row.generated_by,
         content=BriefingContent.model_validate(row.content),
         report_markdown=row.report_markdown,
-        prepared_at=row.prepared_at,
-        given_at=row.given_at,
+        prepared_at=_aware(row.prepared_at),
+        given_at=_aware(row.given_at),
         given_via=row.given_via,
-        pushed_at=row.pushed_at,
+        pushed_at=_aware(row.pushed_at),
     )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; they were stored as UTC.
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class BriefingService:
@@ -323,22 +328,42 @@ class BriefingService:
             raise BriefingNotFoundError(
                 f"no briefing {what} for {user!r}; list_briefings shows the dates"
             )
-        return _view(row)
+        view = _view(row)
+        if view.given_at is None:
+            await self._overlay_live(user, [view])
+        return view
+
+    async def _overlay_live(self, user: str, items: list[Any]) -> None:
+        """The day's greeting is stored when its window ends; until then the workflow knows."""
+        try:
+            status = await self._status_or_none(user)
+        except BriefingError:
+            return
+        if status is None or status.day is None or status.given_at is None:
+            return
+        for item in items:
+            if item.date == status.day.date and item.given_at is None:
+                item.given_at, item.status = status.given_at, "given"
+                if isinstance(item, BriefingView):
+                    item.given_via = status.given_via
 
     async def list_briefings(self, user: str, limit: int = 30) -> list[BriefingListItem]:
         async with self.db.session() as session:
             rows = await BriefingRepository(session).list(user, limit=limit)
-        return [
+        items = [
             BriefingListItem(
                 date=r.date,
                 status=r.status,
                 headline=str(r.content.get("headline", "")),
                 generated_by=r.generated_by,
-                given_at=r.given_at,
-                pushed_at=r.pushed_at,
+                given_at=_aware(r.given_at),
+                pushed_at=_aware(r.pushed_at),
             )
             for r in rows
         ]
+        if items and items[0].given_at is None:
+            await self._overlay_live(user, items[:1])
+        return items
 
     async def regenerate(self, user: str) -> PreparedBriefing:
         """Prepare the current day's briefing again now (a new version)."""

@@ -10,6 +10,9 @@ is prepared (offline writer, a small log file per user). Then times `POST /voice
 (device token + user id) end to end from an HTTP client:
 
 - ``first``: each user's first greeting of the day (the prepared text is returned: SPOKEN),
+  back to back for half the users,
+- ``spaced``: the same for the other half, 0.5 s apart (the previous greeting's recording
+  activity has finished: no queueing behind it),
 - ``again``: later greetings the same day (ALREADY_GIVEN, "given at HH:MM"),
 - ``burst``: 10 concurrent greetings of one user (exactly one SPOKEN is checked).
 
@@ -47,6 +50,7 @@ from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
 
 QUEUE = "bench-greeting"
+SPACING = 0.5  # seconds between "spaced" first greetings
 DEVICE = "bench-device-token"
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
 
@@ -222,7 +226,7 @@ async def api_ready(api_port: int) -> None:
 async def measure(api_port: int, names: list[str], rounds: int) -> None:
     base = f"http://127.0.0.1:{api_port}"
     headers = {"X-Device-Token": DEVICE}
-    timings: dict[str, list[float]] = {"first": [], "again": [], "burst": []}
+    timings: dict[str, list[float]] = {"first": [], "spaced": [], "again": [], "burst": []}
     outcomes: dict[str, dict[str, int]] = {k: {} for k in timings}
     async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as http:
 
@@ -242,8 +246,13 @@ async def measure(api_port: int, names: list[str], rounds: int) -> None:
         # Warm the connection and the API (not counted): a greeting of an unknown user.
         await http.post("/voice/greeting", json={"user_id": "nobody"}, headers=headers)
         burst_user, sequential = names[0], names[1:]
-        for name in sequential:
+        half = len(sequential) // 2
+        for name in sequential[:half]:
             await greet("first", name, f"{name}-first")
+        # Spaced: the previous greeting's follow-up work (recording it) has finished.
+        for name in sequential[half:]:
+            await asyncio.sleep(SPACING)
+            await greet("spaced", name, f"{name}-first")
         for r in range(rounds):
             for name in sequential:
                 await greet("again", name, f"{name}-again-{r}")
@@ -255,7 +264,7 @@ async def measure(api_port: int, names: list[str], rounds: int) -> None:
             assert spoken == (1 if r == 0 else 0), f"burst {r}: {spoken} spoken"
     for kind, values in timings.items():
         print(summary(kind, values), outcomes[kind], flush=True)
-    every = timings["first"] + timings["again"]
+    every = timings["first"] + timings["spaced"] + timings["again"]
     print(summary("all", every), flush=True)
 
 

@@ -68,7 +68,6 @@ class DailyBriefingWorkflow:
         self.given_at: datetime | None = None
         self.given_via: str | None = None
         self.given_request: str | None = None
-        self.recorded = False
         self.pushed_at: datetime | None = None
         self._prepare_lock = asyncio.Lock()
 
@@ -93,16 +92,12 @@ class DailyBriefingWorkflow:
             return "stopped"
         await self._prepare("scheduled")
         self.phase = "in window" if workflow.now() >= day.window_start else "prepared"
-        # The run stays on its day until the window ends (regenerate and send act on it);
-        # a greeting is recorded as soon as it happens.
-        while not self.stopping and workflow.now() < day.window_end:
-            await self._wait_until(
-                day.window_end,
-                lambda: self.stopping or (self.given_at is not None and not self.recorded),
-            )
-            if self.given_at is not None and not self.recorded:
-                await self._record_greeting()
-        if self.given_at is not None and not self.recorded:
+        # The run stays on its day until the window ends (regenerate and send act on it).
+        # The greeting is written to the database then, not while the greeting waits: the
+        # update's answer leaves with the workflow task, which would otherwise also carry
+        # the write (the service overlays the live state on the stored row meanwhile).
+        await self._wait_until(day.window_end, lambda: self.stopping)
+        if self.given_at is not None:
             await self._record_greeting()
         elif (
             self.given_at is None
@@ -352,9 +347,9 @@ class DailyBriefingWorkflow:
 
     async def _record_greeting(self) -> None:
         assert self.day is not None and self.given_at is not None
-        self.recorded = True
         try:
-            await workflow.execute_activity(
+            # A local activity: one short database write, no task round trip via the server.
+            await workflow.execute_local_activity(
                 "record_greeting",
                 GreetingRecord(
                     user=self.run_input.user,

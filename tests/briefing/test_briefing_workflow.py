@@ -215,7 +215,7 @@ async def test_briefing_follows_a_zone_with_daylight_saving_across_the_change(
         await stack.skip_to(datetime(2027, 3, 12, 18, 0, tzinfo=UTC))
         config = BriefingConfig(timezone="America/New_York", language="en")
         await stack.service.create("frank", config)
-        seen = []
+        seen: list[str] = []
         for _ in range(2):
             status = await eventually(
                 lambda: _status_with_day(stack.service, "frank", seen), "next day"
@@ -321,8 +321,15 @@ async def test_regenerate_prepares_a_new_version_without_speaking_again(
         assert again.outcome is GreetOutcome.ALREADY_GIVEN
         async with deps.db.session() as session:
             row = await BriefingRepository(session).get("ivy", day.date)
-        assert row is not None and row.version == 2 and row.given_at is not None
+        # Stored when the window ends; the service shows the workflow's live state until then.
+        assert row is not None and row.version == 2 and row.given_at is None
+        view = await stack.service.get_briefing("ivy", day.date)
+        assert view.status == "given" and view.given_at == first.given_at
         await stack.skip_to(day.window_end + timedelta(minutes=5))
+        stored = await eventually(
+            lambda: _given_row(stack.service, "ivy", day.date), "greeting stored"
+        )
+        assert stored.given_at == first.given_at and stored.version == 2
         await save_history(
             ts_env.client.get_workflow_handle("daily-briefing/ivy", run_id=first_run),
             "daily_briefing_regenerated",
