@@ -79,7 +79,7 @@ _DIGIT = re.compile(r"\d")
 _PLAIN_NUMERIC = re.compile(r"[A-Za-z_.:%+\-]*+\d(?:[A-Za-z0-9_.:%+,\-]*[A-Za-z0-9_%])?")
 _LEADING_PUNCT = "([{<"
 _TRAILING_PUNCT = ",;:.)]}>!?"
-# Brackets and quotes stay on the CJK run they enclose, so "[订单服务]" is one token like
+# Brackets stay on the CJK run they enclose, so "[订单服务]" is one token like
 # "[OrderService]" is (Drain keys its tree on the first token).
 _TOKEN = re.compile(
     rf"[(\[{{]*[{_CJK}]+[)\]}}]*|[{_CJK_PUNCT}]"
