@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mcp import Client, StdioServerParameters
 from rich.console import Console
 from temporalio.testing import WorkflowEnvironment
@@ -17,6 +18,7 @@ from ambient.commands.task import print_tasks
 from ambient.domain.watches import TaskKind, TaskState
 from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, write_runtime
 from ambient.tasks import TaskSummary
+from tests.foundation.test_dev_stack import DevStack
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve
 
@@ -181,3 +183,24 @@ async def test_cloud_lists_speak_json_and_keep_long_ids(tmp_path: Path) -> None:
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.output)[0]["cluster_id"] == long_id
     assert piped.output.split("\t")[:3] == [long_id, "prod", "Running"]
+
+
+@pytest.mark.devserver
+async def test_commands_find_ambient_dev_on_its_own_ports(tmp_path: Path) -> None:
+    stack = DevStack(tmp_path / "data")
+    await stack.start()
+    try:
+        address = f"127.0.0.1:{stack.temporal_port}"
+        recorded = json.loads((stack.data_dir / "runtime.json").read_text())
+        assert recorded["temporal_address"] == address
+        assert recorded["api_port"] == stack.api_port
+        env = _offline_env(stack.data_dir)  # AMBIENT_DATA_DIR alone: no ports repeated
+        runner = CliRunner()
+        status = await asyncio.to_thread(runner.invoke, app, ["status", "--json"], env=env)
+        report = json.loads(status.output)
+        assert report["temporal_reachable"] is True and report["temporal_address"] == address
+        listed = await asyncio.to_thread(runner.invoke, app, ["task", "list", "--json"], env=env)
+        assert listed.exit_code == 0 and json.loads(listed.output) == [], listed.output
+    finally:
+        assert await stack.stop() == 0, "".join(stack.output)
+    assert not (stack.data_dir / "runtime.json").exists()
