@@ -379,3 +379,70 @@ async def test_fields_left_out_come_from_the_users_settings_and_bad_ones_are_ref
     assert ref.config == status.config
     assert (status.config.timezone, status.config.prepare_at) == ("Europe/Berlin", "04:30")
     assert (status.config.window_start, status.config.window_end) == ("07:00", "09:30")
+
+
+async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_with_tts(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    import base64
+
+    from tencentcloud.common.credential import Credential
+
+    from ambient.clients.tencent.client import TencentCloud
+    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+    from tests.support.servers import serve
+
+    api = TencentApi()
+    await make_user(deps.db, "lena")
+    config = BriefingConfig(
+        timezone="Asia/Shanghai",
+        language="en",
+        log_source={"type": "cls", "topic_id": "topic-1"},  # type: ignore[arg-type]
+    )
+    async with serve(api.app()) as base:
+        deps.tencent = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=5,
+        )
+        async with briefing_stack(ts_env, deps) as stack:
+            day = await stack.plan(config)
+            at = day.logs_from + timedelta(hours=3)
+            ms = int(at.timestamp() * 1000)
+            api.logs = [
+                {
+                    "time": ms + i * 1000,
+                    "json": {"level": "ERROR", "message": f"disk full on node-{i % 2}"},
+                }
+                for i in range(12)
+            ]
+            api.monitor_alarms = [
+                {
+                    "PolicyName": "cpu-high",
+                    "AlarmStatus": "ALARM",
+                    "FirstOccurTime": int(at.timestamp()),
+                    "AlarmLevel": "serious",
+                    "AlarmObject": "ins-1",
+                    "Content": "CPU > 90%",
+                }
+            ]
+            api.cls_records = [
+                {"AlarmName": "5xx-rate", "Status": 1, "CreateTime": ms, "TopicName": "nginx"}
+            ]
+            await stack.service.create("lena", config)
+            await stack.skip_to(day.window_start + timedelta(minutes=1))
+            result = await stack.service.greet("lena", via="voice", request_id="tts")
+            view = await stack.service.get_briefing("lena", day.date)
+    assert result.outcome is GreetOutcome.SPOKEN
+    assert "2 alarms are still open, including" in result.text
+    assert result.audio_mp3_b64 is not None
+    # The stand-in's "audio" is each segment in brackets: every segment was spoken, in order.
+    assert base64.b64decode(result.audio_mp3_b64).decode() == "".join(
+        f"[{segment}]" for segment in result.segments
+    )
+    assert view.content.errors == 12 and view.content.log_lines == 12
+    assert {s.source: s.ok for s in view.content.sources} == {"logs": True, "alarms": True}
+    assert "| cpu-high |" in view.report_markdown and "| 5xx-rate |" in view.report_markdown
+    assert ("cls", "SearchLog") in {(c[0], c[1]) for c in api.calls}
