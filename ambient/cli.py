@@ -114,16 +114,28 @@ def mcp(
     areas: Annotated[
         list[str] | None, typer.Option("--area", help="enable only these tool areas")
     ] = None,
+    server_name: Annotated[
+        str | None,
+        typer.Option("--server", help="a discussion server alone: signing, annotate or bus"),
+    ] = None,
 ) -> None:
     """Serve MCP over stdio (for Claude Desktop, Cursor, ...)."""
     import anyio
 
     from ambient.runtime import discovered_settings
-    from mcp_server.server import build_server
+    from mcp_server.server import DISCUSSION_SERVERS, build_discussion_server, build_server
 
     _logging(logging.WARNING)
     settings = discovered_settings()
-    server = build_server(settings, read_only=read_only, areas=areas, stdio_user=user)
+    if server_name is not None:
+        if server_name not in DISCUSSION_SERVERS:
+            known = ", ".join(DISCUSSION_SERVERS)
+            raise typer.BadParameter(f"one of {known}", param_hint="--server")
+        server = build_discussion_server(
+            settings, server_name, stdio_user=user, read_only=read_only
+        )
+    else:
+        server = build_server(settings, read_only=read_only, areas=areas, stdio_user=user)
     anyio.run(server.run_stdio_async)
 
 

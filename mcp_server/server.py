@@ -29,6 +29,8 @@ def build_server(
     areas: Iterable[str] | None = None,
     stdio_user: str | None = None,
     http_auth: bool = False,
+    name: str = "ambient-ops",
+    instructions: str = INSTRUCTIONS,
 ) -> MCPServer[AppState]:
     """The MCP server; with ``holder`` it shares the API's state, otherwise it opens its own."""
     holder = holder or StateHolder()
@@ -55,9 +57,9 @@ def build_server(
         verifier = UserTokenVerifier(holder)
 
     mcp: MCPServer[AppState] = MCPServer(
-        name="ambient-ops",
+        name=name,
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=instructions,
         lifespan=lifespan,
         token_verifier=verifier,
         auth=auth,
@@ -69,3 +71,28 @@ def build_server(
     for name in selected:
         AREAS[name](mcp, read_only=read_only)
     return mcp
+
+
+# The discussion bus as three servers a client enables one by one.
+DISCUSSION_SERVERS = {
+    "signing": "Post on the team's discussion bus: send_message, reply_message, close_discussion.",
+    "annotate": "Analyse discussions: search_messages, detect_anomalies, annotate_discussion.",
+    "bus": "Browse the discussion bus: list_discussions, read_discussion, list_projects, "
+    "get_stats, init_store.",
+}
+
+
+def build_discussion_server(
+    settings: Settings, which: str, *, stdio_user: str | None = None, read_only: bool = False
+) -> MCPServer[AppState]:
+    """One of the three discussion servers (`ambient mcp --server signing|annotate|bus`)."""
+    if which not in DISCUSSION_SERVERS:
+        raise ValueError(f"unknown server {which!r}; one of {sorted(DISCUSSION_SERVERS)}")
+    return build_server(
+        settings,
+        areas=[which],
+        stdio_user=stdio_user,
+        read_only=read_only,
+        name=f"ambient-{which}",
+        instructions=DISCUSSION_SERVERS[which],
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from workflows.alert_triage import AlertTriageWorkflow
 from workflows.daily_briefing import DailyBriefingWorkflow
+from workflows.discussion_notify import DiscussionNotifyWorkflow
 from workflows.event_agent import EventDigestWorkflow
 from workflows.graded_remediation import GradedRemediationWorkflow
 from workflows.reminder import ReminderWorkflow
@@ -19,4 +20,5 @@ ALL_WORKFLOWS: list[type] = [
     AlertTriageWorkflow,
     DailyBriefingWorkflow,
     EventDigestWorkflow,
+    DiscussionNotifyWorkflow,
 ]

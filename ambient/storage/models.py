@@ -272,3 +272,47 @@ class AgentServer(Base):
     name: Mapped[str] = mapped_column(String(32))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DiscussionParticipant(Base):
+    """Who may speak on the discussion bus: people (users) and agents (ours or a user's)."""
+
+    __tablename__ = "discussion_participants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str | None] = mapped_column(String(63))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Discussion(Base):
+    __tablename__ = "discussions"
+    __table_args__ = (Index("ix_discussions_topic_key_status", "topic_key", "status"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(300))
+    topic_key: Mapped[str] = mapped_column(String(300))
+    project: Mapped[str] = mapped_column(String(64), default="ambient-ops")
+    initiator: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    # What the discussion is about, e.g. a remediation id: replies there can act on it.
+    subject: Mapped[str | None] = mapped_column(String(255), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DiscussionMessage(Base):
+    __tablename__ = "discussion_messages"
+    __table_args__ = (Index("ix_discussion_messages_disc_time", "discussion_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    discussion_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("discussions.id", ondelete="CASCADE")
+    )
+    from_id: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    reply_to: Mapped[str | None] = mapped_column(String(64))
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    source_type: Mapped[str] = mapped_column(String(16), default="real")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

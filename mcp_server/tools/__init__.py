@@ -6,7 +6,16 @@ from collections.abc import Callable
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server.tools import briefing, cloud, push, remediation, system, tasks, users
+from mcp_server.tools import (
+    briefing,
+    cloud,
+    discussions,
+    push,
+    remediation,
+    system,
+    tasks,
+    users,
+)
 
 Register = Callable[..., None]
 
@@ -19,6 +28,9 @@ AREAS: dict[str, Register] = {
     "cloud": cloud.register,
     "users": users.register,
     "remediation": remediation.register,
+    "signing": discussions.register_signing,
+    "annotate": discussions.register_annotate,
+    "bus": discussions.register_bus,
 }
 
 __all__ = ["AREAS", "MCPServer"]

@@ -1,0 +1,618 @@
+"""The discussion bus: people and agents talk about what happened; analysis flags inferred text.
+
+MCP tools (signing, annotate, bus), the API and the web page are thin adapters over
+``DiscussionService``. Reads are team-wide; every write is signed, and a caller signs only as
+itself (a user), as an agent it owns, or — admins — as one of the product's own agents.
+
+DiscussionError
+ ├── InvalidDiscussionError   bad arguments: nothing changed
+ ├── DiscussionNotFoundError  no such discussion or message
+ ├── DiscussionClosedError    replies go to open discussions only
+ └── SigningError             from_id is not the caller's to sign as
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from ambient.domain.discussions import (
+    DEFAULT_PROJECT,
+    Annotation,
+    Anomaly,
+    MessageIn,
+    MessageView,
+    ParticipantRole,
+    annotate,
+    detect_anomalies,
+    discussion_id,
+    normalise_topic,
+)
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.models import (
+    Discussion,
+    DiscussionMessage,
+    DiscussionParticipant,
+    User,
+)
+from ambient.storage.repositories import UserRepository
+
+log = logging.getLogger(__name__)
+ACTION_TAGS = {"approve": "approve", "refuse": "refuse", "reject": "refuse", "abort": "abort"}
+
+
+class DiscussionError(Exception):
+    """A discussion operation failed; the message says what to do."""
+
+
+class InvalidDiscussionError(DiscussionError):
+    """Bad arguments; nothing changed."""
+
+
+class DiscussionNotFoundError(DiscussionError):
+    """No such discussion (or message)."""
+
+
+class DiscussionClosedError(DiscussionError):
+    """The discussion is closed: replies are refused."""
+
+
+class SigningError(DiscussionError):
+    """The caller may not sign as that participant."""
+
+
+class DiscussionView(BaseModel):
+    id: str
+    topic: str
+    project: str
+    initiator: str
+    status: str
+    subject: str | None
+    created_at: datetime
+    updated_at: datetime
+    messages: int = 0
+
+
+class Posted(BaseModel):
+    message_id: str
+    discussion_id: str
+    created_discussion: bool = False
+    already_posted: bool = False
+    notified: list[str] = Field(default_factory=list)
+    notify_error: str | None = None
+    # A reply tagged approve/refuse/abort in a remediation's discussion: what it did.
+    action: dict[str, Any] | None = None
+
+
+class Closed(BaseModel):
+    discussion_id: str
+    status: str = "closed"
+    already_closed: bool
+
+
+class Found(BaseModel):
+    keyword: str
+    count: int
+    messages: list[MessageView]
+
+
+class AnomalyReport(BaseModel):
+    discussion_id: str
+    threshold_seconds: float
+    count: int
+    anomalies: list[Anomaly]
+
+
+class AnnotationReport(BaseModel):
+    discussion_id: str
+    count: int
+    changed: list[Annotation]
+
+
+class DiscussionList(BaseModel):
+    open: int
+    closed: int
+    discussions: list[DiscussionView]
+
+
+class DiscussionRead(BaseModel):
+    discussion: DiscussionView
+    messages: list[MessageView]
+
+
+class StoreInit(BaseModel):
+    participants: int
+    discussions: int
+    messages: int
+    seeded: list[str]
+
+
+class ProjectRow(BaseModel):
+    project: str
+    discussions: int
+    open: int
+    messages: int
+
+
+class Projects(BaseModel):
+    count: int
+    projects: list[ProjectRow]
+
+
+class Stats(BaseModel):
+    discussions: int
+    open: int
+    closed: int
+    messages: int
+    participants: int
+    messages_per_participant: dict[str, int]
+    latest_activity: datetime | None
+    store_bytes: int = Field(description="size of the bus's rows (text), in bytes")
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _message(row: DiscussionMessage) -> MessageView:
+    return MessageView(
+        id=row.id,
+        discussion_id=row.discussion_id,
+        from_id=row.from_id,
+        content=row.content,
+        reply_to=row.reply_to,
+        tags=list(row.tags or []),
+        source_type=row.source_type,  # type: ignore[arg-type]
+        created_at=_aware(row.created_at),
+    )
+
+
+def _discussion(row: Discussion, messages: int = 0) -> DiscussionView:
+    return DiscussionView(
+        id=row.id,
+        topic=row.topic,
+        project=row.project,
+        initiator=row.initiator,
+        status=row.status,
+        subject=row.subject,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+        messages=messages,
+    )
+
+
+class DiscussionService:
+    def __init__(self, db: Database, settings: Settings, client: Client | None = None) -> None:
+        self.db, self.settings, self.client = db, settings, client
+
+    # --- signing ---------------------------------------------------------------------
+
+    async def send_message(
+        self,
+        user: str,
+        topic: str,
+        message: MessageIn,
+        *,
+        project: str = DEFAULT_PROJECT,
+        subject: str | None = None,
+    ) -> Posted:
+        """Join the open discussion on ``topic`` (same words, any case) or open one."""
+        key = normalise_topic(topic)
+        if not key or len(topic) > 300:
+            raise InvalidDiscussionError("topic: 1-300 characters")
+        async with self.db.write_session() as session:
+            await self._may_sign(session, user, message.from_id)
+            if message.message_id and (
+                found := await session.get(DiscussionMessage, message.message_id)
+            ):
+                return await self._repeat(session, found, message.from_id)
+            query = select(Discussion).where(
+                Discussion.topic_key == key, Discussion.status == "open"
+            )
+            discussion = (await session.execute(query.limit(1))).scalar_one_or_none()
+            created = discussion is None
+            now = datetime.now(UTC)
+            if discussion is None:
+                discussion = Discussion(
+                    id=discussion_id(now, uuid.uuid4().hex[:4]),
+                    topic=topic.strip(),
+                    topic_key=key,
+                    project=project,
+                    initiator=message.from_id,
+                    status="open",
+                    subject=subject,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(discussion)
+            row = self._add(session, discussion, message, now)
+            recipients = await self._recipients(session, discussion.id, message.from_id)
+            await session.commit()
+        posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
+        return await self._notify(posted, topic, message, recipients)
+
+    async def reply_message(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
+        """Reply in an open discussion; in a remediation's discussion, a `real` reply tagged
+        approve/refuse/abort acts on the remediation (an inferred one is refused)."""
+        async with self.db.write_session() as session:
+            await self._may_sign(session, user, message.from_id)
+            discussion = await self._get(session, discussion_id)
+            if message.message_id and (
+                found := await session.get(DiscussionMessage, message.message_id)
+            ):
+                return await self._repeat(session, found, message.from_id)
+            if discussion.status != "open":
+                raise DiscussionClosedError(
+                    f"discussion {discussion_id} is closed; send_message on its topic opens a "
+                    "new one"
+                )
+            if message.reply_to and await session.get(DiscussionMessage, message.reply_to) is None:
+                raise InvalidDiscussionError(f"reply_to: no message {message.reply_to!r}")
+            now = datetime.now(UTC)
+            row = self._add(session, discussion, message, now)
+            earlier = await self._messages(session, discussion.id)
+            recipients = await self._recipients(session, discussion.id, message.from_id)
+            subject, topic = discussion.subject, discussion.topic
+            await session.commit()
+        posted = Posted(message_id=row.id, discussion_id=discussion_id)
+        verb = next((ACTION_TAGS[t] for t in message.tags if t in ACTION_TAGS), None)
+        if verb and subject and subject.startswith("remediation/"):
+            fast = {a.message_id for a in detect_anomalies(earlier)}
+            inferred = message.source_type != "real" or row.id in fast
+            posted.action = await self._act(user, subject, verb, message.content, inferred)
+        return await self._notify(posted, topic, message, recipients)
+
+    async def close_discussion(self, user: str, discussion_id: str) -> Closed:
+        """Close a discussion (idempotent): its initiator's signer, or an admin."""
+        async with self.db.write_session() as session:
+            discussion = await self._get(session, discussion_id)
+            caller = await self._user(session, user)
+            if discussion.status == "closed":
+                return Closed(discussion_id=discussion_id, already_closed=True)
+            if caller.role != "admin":
+                await self._may_sign(session, user, discussion.initiator)
+            discussion.status, discussion.updated_at = "closed", datetime.now(UTC)
+            await session.commit()
+        return Closed(discussion_id=discussion_id, already_closed=False)
+
+    # --- annotate (read-only analysis) -----------------------------------------------
+
+    async def search_messages(self, keyword: str, limit: int = 100) -> Found:
+        if not keyword.strip():
+            raise InvalidDiscussionError("keyword: give a word to look for")
+        pattern = f"%{keyword.strip().lower()}%"
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(DiscussionMessage)
+                .where(func.lower(DiscussionMessage.content).like(pattern))
+                .order_by(DiscussionMessage.created_at.desc())
+                .limit(limit)
+            )
+            found = [_message(r) for r in rows.scalars()]
+        return Found(keyword=keyword, count=len(found), messages=found)
+
+    async def detect_anomalies(
+        self, discussion_id: str, threshold_seconds: float = 2.0
+    ) -> AnomalyReport:
+        if not 0 < threshold_seconds <= 3600:
+            raise InvalidDiscussionError("threshold_seconds: more than 0, at most 3600")
+        async with self.db.session() as session:
+            await self._get(session, discussion_id)
+            messages = await self._messages(session, discussion_id)
+        anomalies = detect_anomalies(messages, threshold_seconds)
+        return AnomalyReport(
+            discussion_id=discussion_id,
+            threshold_seconds=threshold_seconds,
+            count=len(anomalies),
+            anomalies=anomalies,
+        )
+
+    async def annotate_discussion(
+        self, discussion_id: str, threshold_seconds: float = 2.0
+    ) -> AnnotationReport:
+        """Set source_type from anomalies, `auto_reply` tags and unknown senders."""
+        async with self.db.write_session() as session:
+            await self._get(session, discussion_id)
+            messages = await self._messages(session, discussion_id)
+            known = set((await session.execute(select(DiscussionParticipant.id))).scalars())
+            changes = annotate(messages, known, threshold_seconds)
+            for change in changes:
+                row = await session.get(DiscussionMessage, change.message_id)
+                assert row is not None
+                row.source_type = change.source_type
+                row.tags = [*(row.tags or []), *change.tags_added]
+            await session.commit()
+        return AnnotationReport(discussion_id=discussion_id, count=len(changes), changed=changes)
+
+    # --- bus (browse and set-up) ------------------------------------------------------
+
+    async def list_discussions(self, status: str | None = None, limit: int = 100) -> DiscussionList:
+        if status not in (None, "open", "closed"):
+            raise InvalidDiscussionError("status: open or closed (or omit it)")
+        async with self.db.session() as session:
+            counts = dict(
+                (
+                    await session.execute(
+                        select(Discussion.status, func.count()).group_by(Discussion.status)
+                    )
+                ).all()
+            )
+            per = dict(
+                (
+                    await session.execute(
+                        select(DiscussionMessage.discussion_id, func.count()).group_by(
+                            DiscussionMessage.discussion_id
+                        )
+                    )
+                ).all()
+            )
+            query = select(Discussion).order_by(Discussion.updated_at.desc()).limit(limit)
+            if status:
+                query = query.where(Discussion.status == status)
+            rows = list((await session.execute(query)).scalars())
+        return DiscussionList(
+            open=int(counts.get("open", 0)),
+            closed=int(counts.get("closed", 0)),
+            discussions=[_discussion(r, int(per.get(r.id, 0))) for r in rows],
+        )
+
+    async def read_discussion(self, discussion_id: str) -> DiscussionRead:
+        async with self.db.session() as session:
+            discussion = await self._get(session, discussion_id)
+            messages = await self._messages(session, discussion_id)
+        return DiscussionRead(discussion=_discussion(discussion, len(messages)), messages=messages)
+
+    async def init_store(self) -> StoreInit:
+        """Make sure the product's own participants exist (idempotent); report the counts."""
+        from ambient.domain.discussions import PRODUCT_AGENTS
+
+        seeded: list[str] = []
+        async with self.db.write_session() as session:
+            for agent in PRODUCT_AGENTS:
+                if await session.get(DiscussionParticipant, agent.id) is None:
+                    session.add(
+                        DiscussionParticipant(
+                            id=agent.id, display_name=agent.display_name, role=agent.role.value
+                        )
+                    )
+                    seeded.append(agent.id)
+            await session.commit()
+            totals = [
+                int((await session.execute(select(func.count()).select_from(table))).scalar_one())
+                for table in (DiscussionParticipant, Discussion, DiscussionMessage)
+            ]
+        return StoreInit(
+            participants=totals[0], discussions=totals[1], messages=totals[2], seeded=seeded
+        )
+
+    async def list_projects(self) -> Projects:
+        async with self.db.session() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        Discussion.project,
+                        func.count(Discussion.id.distinct()),
+                        func.count(Discussion.id.distinct()).filter(Discussion.status == "open"),
+                        func.count(DiscussionMessage.id),
+                    )
+                    .outerjoin(DiscussionMessage, DiscussionMessage.discussion_id == Discussion.id)
+                    .group_by(Discussion.project)
+                    .order_by(Discussion.project)
+                )
+            ).all()
+        projects = [
+            ProjectRow(project=p, discussions=int(d), open=int(o), messages=int(m))
+            for p, d, o, m in rows
+        ]
+        return Projects(count=len(projects), projects=projects)
+
+    async def get_stats(self) -> Stats:
+        async with self.db.session() as session:
+            listing = await self.list_discussions(limit=1)
+            per = dict(
+                (
+                    await session.execute(
+                        select(DiscussionMessage.from_id, func.count()).group_by(
+                            DiscussionMessage.from_id
+                        )
+                    )
+                ).all()
+            )
+            latest = (
+                await session.execute(select(func.max(DiscussionMessage.created_at)))
+            ).scalar()
+            size = (
+                await session.execute(
+                    select(func.coalesce(func.sum(func.length(DiscussionMessage.content)), 0))
+                )
+            ).scalar_one()
+            participants = (
+                await session.execute(select(func.count()).select_from(DiscussionParticipant))
+            ).scalar_one()
+        return Stats(
+            discussions=listing.open + listing.closed,
+            open=listing.open,
+            closed=listing.closed,
+            messages=sum(int(v) for v in per.values()),
+            participants=int(participants),
+            messages_per_participant={k: int(v) for k, v in sorted(per.items())},
+            latest_activity=_aware(latest) if latest else None,
+            store_bytes=int(size),
+        )
+
+    # --- helpers ---------------------------------------------------------------------
+
+    async def _user(self, session: Any, name: str) -> User:
+        user = await UserRepository(session).get(name)
+        if user is None:
+            raise SigningError(f"{name!r} is not a registered user")
+        return user
+
+    async def _may_sign(self, session: Any, user: str, from_id: str) -> None:
+        caller = await self._user(session, user)
+        participant = await session.get(DiscussionParticipant, from_id)
+        if from_id == caller.name:
+            if participant is None:
+                session.add(
+                    DiscussionParticipant(
+                        id=caller.name, display_name=caller.name, role=ParticipantRole.PERSON.value
+                    )
+                )
+            elif participant.role == ParticipantRole.PERSON.value:
+                return
+            else:
+                raise SigningError(f"{from_id!r} is an agent's id, not a person's")
+            return
+        if participant is not None:
+            if participant.owner == caller.name:
+                return
+            if participant.owner is None and caller.role == "admin":
+                return  # the product's own agents speak through admins (and the product)
+        raise SigningError(
+            f"you may sign only as yourself (from_id={caller.name!r})"
+            + (", or as an agent you own" if caller.role != "admin" else ", or a product agent")
+        )
+
+    async def _get(self, session: Any, discussion_id: str) -> Discussion:
+        found: Discussion | None = await session.get(Discussion, discussion_id)
+        if found is None:
+            raise DiscussionNotFoundError(
+                f"no discussion {discussion_id!r}; list_discussions shows the ids"
+            )
+        return found
+
+    async def _messages(self, session: Any, discussion_id: str) -> list[MessageView]:
+        rows = await session.execute(
+            select(DiscussionMessage)
+            .where(DiscussionMessage.discussion_id == discussion_id)
+            .order_by(DiscussionMessage.created_at, DiscussionMessage.id)
+        )
+        return [_message(r) for r in rows.scalars()]
+
+    def _add(
+        self, session: Any, discussion: Discussion, message: MessageIn, now: datetime
+    ) -> DiscussionMessage:
+        row = DiscussionMessage(
+            id=message.message_id or f"msg_{uuid.uuid4().hex[:16]}",
+            discussion_id=discussion.id,
+            from_id=message.from_id,
+            content=message.content,
+            reply_to=message.reply_to,
+            tags=list(message.tags),
+            source_type=message.source_type,
+            created_at=now,
+        )
+        session.add(row)
+        discussion.updated_at = now
+        return row
+
+    @staticmethod
+    async def _given(session: Any, message: MessageIn) -> DiscussionMessage | None:
+        """The message a retry with the same message_id already posted."""
+        if message.message_id is None:
+            return None
+        found: DiscussionMessage | None = await session.get(DiscussionMessage, message.message_id)
+        return found
+
+    async def _repeat(self, session: Any, found: DiscussionMessage, from_id: str) -> Posted:
+        if found.from_id != from_id:
+            raise InvalidDiscussionError(f"message_id: {found.id!r} is another sender's message")
+        return Posted(message_id=found.id, discussion_id=found.discussion_id, already_posted=True)
+
+    async def _recipients(self, session: Any, discussion_id: str, sender: str) -> list[str]:
+        """People in the discussion (and owners of its agents), not the sender."""
+        senders = set(
+            (
+                await session.execute(
+                    select(DiscussionMessage.from_id)
+                    .where(DiscussionMessage.discussion_id == discussion_id)
+                    .distinct()
+                )
+            ).scalars()
+        )
+        people: set[str] = set()
+        for pid in senders - {sender}:
+            participant = await session.get(DiscussionParticipant, pid)
+            if participant is None:
+                continue
+            if participant.role == ParticipantRole.PERSON.value:
+                people.add(pid)
+            elif participant.owner:
+                people.add(participant.owner)
+        return sorted(people - {sender})
+
+    async def _notify(
+        self, posted: Posted, topic: str, message: MessageIn, recipients: list[str]
+    ) -> Posted:
+        if not recipients:
+            return posted
+        if self.client is None:
+            posted.notify_error = "Temporal is not configured here: nobody was notified"
+            return posted
+        from ambient.domain.discussions import DiscussionNotice
+        from workflows.discussion_notify import DiscussionNotifyWorkflow
+
+        try:
+            await self.client.start_workflow(
+                DiscussionNotifyWorkflow.run,
+                DiscussionNotice(
+                    message_id=posted.message_id,
+                    discussion_id=posted.discussion_id,
+                    topic=topic,
+                    from_id=message.from_id,
+                    content=message.content[:2000],
+                    recipients=recipients,
+                ),
+                id=f"discussion-notify/{posted.message_id}",
+                task_queue=self.settings.temporal_task_queue,
+            )
+        except WorkflowAlreadyStartedError:
+            pass
+        except Exception as exc:  # the message is posted; say that the notice did not go
+            posted.notify_error = f"the message is posted, but nobody was notified: {exc}"
+            return posted
+        posted.notified = recipients
+        return posted
+
+    async def _act(
+        self, user: str, remediation_id: str, verb: str, reason: str, inferred: bool
+    ) -> dict[str, Any]:
+        outcome: dict[str, Any] = {"remediation_id": remediation_id, "verb": verb}
+        if inferred:
+            return {
+                **outcome,
+                "done": False,
+                "reason": "this reply looks machine-inferred (source_type not real, or sent "
+                "within 2 s of another sender): it does not act; a person replies themself",
+            }
+        if self.client is None:
+            return {
+                "remediation_id": remediation_id,
+                "verb": verb,
+                "done": False,
+                "reason": "Temporal is not configured here",
+            }
+        from ambient.remediation import RemediationError, RemediationService
+
+        service = RemediationService(self.client, self.settings, self.db)
+        try:
+            if verb == "abort":
+                await service.abort(user, remediation_id, reason[:500])
+            else:
+                await service.approve(user, remediation_id, verb == "approve", reason[:500])
+        except RemediationError as exc:
+            return {
+                "remediation_id": remediation_id,
+                "verb": verb,
+                "done": False,
+                "reason": str(exc),
+            }
+        return {"remediation_id": remediation_id, "verb": verb, "done": True}

@@ -1,0 +1,167 @@
+"""Discussions, the team's message bus: pure rules (ids, topics, anomalies, annotation).
+
+A reply that lands within a couple of seconds of another sender's message was most likely not
+typed by a person: the analysis marks such messages `inferred` — which matters when a reply is
+an approval (only a `real` approve acts on a remediation).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from enum import StrEnum
+from itertools import pairwise
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+SourceType = Literal["real", "inferred", "unverifiable"]
+AUTO_REPLY = "auto_reply"
+DEFAULT_PROJECT = "ambient-ops"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_TAG = re.compile(r"^[\w.:-]{1,40}$")
+
+
+class ParticipantRole(StrEnum):
+    PERSON = "person"
+    AGENT = "agent"
+
+
+class Participant(BaseModel):
+    id: str
+    display_name: str
+    role: ParticipantRole
+    # The user who may sign as this participant; None for the product's own agents (admins).
+    owner: str | None = None
+
+
+# The product's own participants, seeded by the migration (display names are editable).
+PRODUCT_AGENTS = [
+    Participant(id="xiaozhi", display_name="小智 (assistant)", role=ParticipantRole.AGENT),
+    Participant(id="remediation", display_name="Graded remediation", role=ParticipantRole.AGENT),
+    Participant(id="briefing", display_name="Morning briefing", role=ParticipantRole.AGENT),
+    Participant(id="triage", display_name="Nightly alert triage", role=ParticipantRole.AGENT),
+]
+
+
+def check_id(value: str, what: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(f"{what}: 1-64 letters, digits, '_', '.', ':' or '-'")
+    return value
+
+
+def normalise_topic(topic: str) -> str:
+    """The key that makes "Checkout 5xx " and "checkout 5xx" the same discussion."""
+    text = unicodedata.normalize("NFKC", topic).strip().casefold()
+    return re.sub(r"\s+", " ", text)
+
+
+def discussion_id(at: datetime, suffix: str) -> str:
+    """`disc_YYYYMMDDHHMMSS_xxxx`: readable, sortable, unique with a short random suffix."""
+    return f"disc_{at.strftime('%Y%m%d%H%M%S')}_{suffix}"
+
+
+class MessageIn(BaseModel):
+    """What a sender writes (send_message / reply_message arguments)."""
+
+    from_id: str
+    content: str = Field(min_length=1, max_length=20_000)
+    reply_to: str | None = None
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    source_type: SourceType = "real"
+    message_id: str | None = Field(
+        default=None, description="your own id for this message: a retry with it is a no-op"
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            if not _TAG.match(tag):
+                raise ValueError(f"tag {tag!r}: 1-40 letters, digits, '_', '.', ':' or '-'")
+        return list(dict.fromkeys(tags))
+
+
+class MessageView(BaseModel):
+    id: str
+    discussion_id: str
+    from_id: str
+    content: str
+    reply_to: str | None
+    tags: list[str]
+    source_type: SourceType
+    created_at: datetime
+
+
+class Anomaly(BaseModel):
+    message_id: str
+    from_id: str
+    previous_id: str
+    previous_from: str
+    gap_seconds: float
+
+
+def detect_anomalies(messages: list[MessageView], threshold_seconds: float = 2.0) -> list[Anomaly]:
+    """Messages sent within ``threshold_seconds`` after another sender's message."""
+    ordered = sorted(messages, key=lambda m: (m.created_at, m.id))
+    found: list[Anomaly] = []
+    for previous, message in pairwise(ordered):
+        gap = (message.created_at - previous.created_at).total_seconds()
+        if message.from_id != previous.from_id and gap < threshold_seconds:
+            found.append(
+                Anomaly(
+                    message_id=message.id,
+                    from_id=message.from_id,
+                    previous_id=previous.id,
+                    previous_from=previous.from_id,
+                    gap_seconds=round(gap, 3),
+                )
+            )
+    return found
+
+
+class Annotation(BaseModel):
+    message_id: str
+    source_type_before: SourceType
+    source_type: SourceType
+    tags_added: list[str] = Field(default_factory=list)
+
+
+def annotate(
+    messages: list[MessageView], known_senders: set[str], threshold_seconds: float = 2.0
+) -> list[Annotation]:
+    """What the analysis changes: anomalies and `auto_reply` tags → inferred (tagged);
+    senders nobody knows → unverifiable. Messages already right are left alone."""
+    fast = {a.message_id for a in detect_anomalies(messages, threshold_seconds)}
+    changes: list[Annotation] = []
+    for message in messages:
+        target: SourceType = message.source_type
+        added: list[str] = []
+        if message.from_id not in known_senders:
+            target = "unverifiable"
+        elif message.id in fast or AUTO_REPLY in message.tags:
+            target = "inferred"
+            if AUTO_REPLY not in message.tags:
+                added.append(AUTO_REPLY)
+        if target != message.source_type or added:
+            changes.append(
+                Annotation(
+                    message_id=message.id,
+                    source_type_before=message.source_type,
+                    source_type=target,
+                    tags_added=added,
+                )
+            )
+    return changes
+
+
+class DiscussionNotice(BaseModel):
+    """What the notify workflow tells the other people of a discussion."""
+
+    message_id: str
+    discussion_id: str
+    topic: str
+    from_id: str
+    content: str
+    recipients: list[str]

@@ -1,0 +1,226 @@
+"""Discussion tools, in three areas: signing (writes), annotate (analysis), bus (browse/set-up).
+
+Each area is also served alone (`ambient mcp --server signing|annotate|bus`) so a client can
+enable them one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Annotated, Any, Literal, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field, ValidationError
+
+from ambient.discussions import (
+    AnnotationReport,
+    AnomalyReport,
+    Closed,
+    DiscussionError,
+    DiscussionList,
+    DiscussionRead,
+    DiscussionService,
+    Found,
+    Posted,
+    Projects,
+    Stats,
+    StoreInit,
+)
+from ambient.domain.discussions import MessageIn, SourceType
+from mcp_server.auth import app_state, current_user
+
+T = TypeVar("T")
+READ = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+WRITE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+IDEMPOTENT_WRITE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+
+FromId = Annotated[
+    str, Field(description="who signs: your user name, an agent you own, or (admins) xiaozhi")
+]
+Content = Annotated[str, Field(description="the message text (markdown)", max_length=20_000)]
+ReplyTo = Annotated[str | None, Field(description="id of the message this answers")]
+Tags = Annotated[
+    list[str] | None,
+    Field(description="short labels, e.g. approve, abort, question, auto_reply", max_length=20),
+]
+Source = Annotated[
+    SourceType, Field(description="real (you wrote it), inferred (machine-written), unverifiable")
+]
+MessageId = Annotated[
+    str | None, Field(description="your own id for the message: a retry with it posts nothing")
+]
+DiscussionId = Annotated[str, Field(description="a discussion id, e.g. disc_20261122081500_ab12")]
+
+
+def _service(ctx: Context[Any, Any]) -> DiscussionService:
+    state = app_state(ctx)
+    return DiscussionService(state.db, state.settings, state.temporal)
+
+
+def _message(
+    from_id: str,
+    content: str,
+    reply_to: str | None,
+    tags: list[str] | None,
+    source_type: SourceType,
+    message_id: str | None,
+) -> MessageIn:
+    try:
+        return MessageIn(
+            from_id=from_id,
+            content=content,
+            reply_to=reply_to,
+            tags=tags or [],
+            source_type=source_type,
+            message_id=message_id,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ToolError(f"nothing posted — {problems}") from None
+
+
+async def _run(work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except DiscussionError as exc:
+        raise ToolError(str(exc)) from None
+
+
+# --- signing -----------------------------------------------------------------------------
+
+
+async def send_message(
+    ctx: Context[Any, Any],
+    from_id: FromId,
+    topic: Annotated[str, Field(description="what it is about; same topic joins the open one")],
+    content: Content,
+    reply_to: ReplyTo = None,
+    tags: Tags = None,
+    source_type: Source = "real",
+    message_id: MessageId = None,
+) -> Posted:
+    """Post on the team's discussion bus: joins the open discussion on the same topic or opens
+    one, and notifies the other people in it."""
+    message = _message(from_id, content, reply_to, tags, source_type, message_id)
+    return await _run(_service(ctx).send_message(current_user(ctx), topic, message))
+
+
+async def reply_message(
+    ctx: Context[Any, Any],
+    discussion_id: DiscussionId,
+    from_id: FromId,
+    content: Content,
+    reply_to: ReplyTo = None,
+    tags: Tags = None,
+    source_type: Source = "real",
+    message_id: MessageId = None,
+) -> Posted:
+    """Reply in an open discussion. In a remediation's discussion, a real reply tagged approve,
+    refuse or abort acts on the remediation (an inferred one is refused)."""
+    message = _message(from_id, content, reply_to, tags, source_type, message_id)
+    return await _run(_service(ctx).reply_message(current_user(ctx), discussion_id, message))
+
+
+async def close_discussion(ctx: Context[Any, Any], discussion_id: DiscussionId) -> Closed:
+    """Close a discussion (idempotent); later posts on its topic open a new one."""
+    return await _run(_service(ctx).close_discussion(current_user(ctx), discussion_id))
+
+
+# --- annotate ----------------------------------------------------------------------------
+
+
+async def search_messages(
+    ctx: Context[Any, Any],
+    keyword: Annotated[str, Field(description="a word or phrase, any case", max_length=200)],
+) -> Found:
+    """Messages containing the keyword (case-insensitive), across discussions, newest first."""
+    return await _run(_service(ctx).search_messages(keyword))
+
+
+async def detect_anomalies(
+    ctx: Context[Any, Any],
+    discussion_id: DiscussionId,
+    threshold_seconds: Annotated[
+        float, Field(description="a different sender within this many seconds is suspicious")
+    ] = 2.0,
+) -> AnomalyReport:
+    """Messages sent within threshold_seconds after another sender's: likely machine-written."""
+    return await _run(_service(ctx).detect_anomalies(discussion_id, threshold_seconds))
+
+
+async def annotate_discussion(
+    ctx: Context[Any, Any], discussion_id: DiscussionId
+) -> AnnotationReport:
+    """Mark messages inferred (anomalies, auto_reply tags) or unverifiable (unknown senders);
+    returns what changed."""
+    current_user(ctx)  # a signed-in caller, even for analysis that writes labels
+    return await _run(_service(ctx).annotate_discussion(discussion_id))
+
+
+# --- bus ---------------------------------------------------------------------------------
+
+
+async def list_discussions(
+    ctx: Context[Any, Any],
+    status: Annotated[
+        Literal["open", "closed"] | None, Field(description="only open or only closed")
+    ] = None,
+) -> DiscussionList:
+    """Discussions, newest activity first, with the open and closed counts."""
+    return await _run(_service(ctx).list_discussions(status))
+
+
+async def read_discussion(ctx: Context[Any, Any], discussion_id: DiscussionId) -> DiscussionRead:
+    """A discussion and all its messages, oldest first."""
+    return await _run(_service(ctx).read_discussion(discussion_id))
+
+
+async def init_store(ctx: Context[Any, Any]) -> StoreInit:
+    """Make sure the bus is ready (the product's agents exist); idempotent; returns counts."""
+    return await _run(_service(ctx).init_store())
+
+
+async def list_projects(ctx: Context[Any, Any]) -> Projects:
+    """Projects on the bus with their discussion and message counts."""
+    return await _run(_service(ctx).list_projects())
+
+
+async def get_stats(ctx: Context[Any, Any]) -> Stats:
+    """Totals, messages per participant, the latest activity and the store size."""
+    return await _run(_service(ctx).get_stats())
+
+
+def register_signing(mcp: MCPServer[Any], *, read_only: bool) -> None:
+    if read_only:
+        return
+    mcp.add_tool(send_message, title="Send a message", annotations=WRITE)
+    mcp.add_tool(reply_message, title="Reply in a discussion", annotations=WRITE)
+    mcp.add_tool(close_discussion, title="Close a discussion", annotations=IDEMPOTENT_WRITE)
+
+
+def register_annotate(mcp: MCPServer[Any], *, read_only: bool) -> None:
+    mcp.add_tool(search_messages, title="Search messages", annotations=READ)
+    mcp.add_tool(detect_anomalies, title="Detect inferred replies", annotations=READ)
+    if not read_only:
+        mcp.add_tool(
+            annotate_discussion, title="Annotate a discussion", annotations=IDEMPOTENT_WRITE
+        )
+
+
+def register_bus(mcp: MCPServer[Any], *, read_only: bool) -> None:
+    mcp.add_tool(list_discussions, title="List discussions", annotations=READ)
+    mcp.add_tool(read_discussion, title="Read a discussion", annotations=READ)
+    mcp.add_tool(list_projects, title="List projects", annotations=READ)
+    mcp.add_tool(get_stats, title="Bus statistics", annotations=READ)
+    if not read_only:
+        mcp.add_tool(init_store, title="Initialise the bus", annotations=IDEMPOTENT_WRITE)

@@ -1,0 +1,79 @@
+"""The bus's pure rules: topics, anomalies and annotation with known timestamps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from ambient.domain.discussions import (
+    MessageIn,
+    MessageView,
+    annotate,
+    detect_anomalies,
+    discussion_id,
+    normalise_topic,
+)
+
+T0 = datetime(2026, 11, 22, 8, 0, 0, tzinfo=UTC)
+
+
+def message(mid: str, sender: str, seconds: float, **extra: object) -> MessageView:
+    fields: dict[str, object] = {
+        "id": mid,
+        "discussion_id": "disc_x",
+        "from_id": sender,
+        "content": mid,
+        "reply_to": None,
+        "tags": [],
+        "source_type": "real",
+        "created_at": T0 + timedelta(seconds=seconds),
+    }
+    return MessageView.model_validate(fields | extra)
+
+
+def test_same_words_in_any_case_and_spacing_are_one_topic() -> None:
+    assert normalise_topic("  Checkout   5XX ") == normalise_topic("checkout 5xx")
+    assert normalise_topic("支付 超时") == normalise_topic("支付　超时")  # full-width space
+    assert discussion_id(T0, "ab12") == "disc_20261122080000_ab12"
+
+
+def test_a_different_sender_within_the_threshold_is_an_anomaly() -> None:
+    messages = [
+        message("m1", "alice", 0),
+        message("m2", "bot", 1.5),  # 1.5 s after alice: too fast for a person
+        message("m3", "bot", 2.0),  # same sender as before: not an anomaly
+        message("m4", "alice", 30),
+        message("m5", "bob", 32.5),  # 2.5 s: slow enough
+    ]
+    found = detect_anomalies(messages, threshold_seconds=2.0)
+    assert [(a.message_id, a.previous_id, a.gap_seconds) for a in found] == [("m2", "m1", 1.5)]
+    assert [a.message_id for a in detect_anomalies(messages, threshold_seconds=3.0)] == [
+        "m2",
+        "m5",
+    ]
+
+
+def test_annotation_marks_fast_and_auto_replies_inferred_and_strangers_unverifiable() -> None:
+    messages = [
+        message("m1", "alice", 0),
+        message("m2", "bot", 0.4),
+        message("m3", "alice", 60, tags=["auto_reply"]),
+        message("m4", "mallory", 120),
+        message("m5", "bob", 200, source_type="inferred", tags=["auto_reply"]),
+    ]
+    changes = {c.message_id: c for c in annotate(messages, {"alice", "bob", "bot"})}
+    assert set(changes) == {"m2", "m3", "m4"}
+    assert (changes["m2"].source_type, changes["m2"].tags_added) == ("inferred", ["auto_reply"])
+    assert (changes["m3"].source_type, changes["m3"].tags_added) == ("inferred", [])
+    assert changes["m4"].source_type == "unverifiable"
+
+
+def test_message_input_is_checked() -> None:
+    with pytest.raises(ValidationError, match="tag"):
+        MessageIn(from_id="a", content="x", tags=["has space"])
+    with pytest.raises(ValidationError, match="content"):
+        MessageIn(from_id="a", content="")
+    with pytest.raises(ValidationError, match="source_type"):
+        MessageIn.model_validate({"from_id": "a", "content": "x", "source_type": "fake"})

@@ -1,0 +1,275 @@
+"""The eleven discussion tools through real MCP client sessions, in memory and over HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from sqlalchemy import update
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage.models import DiscussionMessage
+from ambient.storage.repositories import InboxRepository, UserRepository
+from api.app import create_app
+from mcp_server.server import build_discussion_server, build_server
+from mcp_server.state import AppState, StateHolder
+from tests.briefing.harness import eventually
+from tests.conftest import running_worker, unique
+from tests.support.servers import serve
+
+
+async def _users(deps: WorkerDeps, *names: str, admin: str | None = None) -> dict[str, str]:
+    tokens: dict[str, str] = {}
+    async with deps.db.session() as session:
+        for name in (*names, *([admin] if admin else [])):
+            user, token = await UserRepository(session).create(UserCreate(name=name))
+            if name == admin:
+                user.role = "admin"
+            tokens[name] = token
+        await session.commit()
+    return tokens
+
+
+def _server(settings: Settings, deps: WorkerDeps, env: WorkflowEnvironment, user: str) -> Any:
+    state = AppState(
+        settings=settings, db=deps.db, temporal=env.client, channels=deps.channels, stdio_user=user
+    )
+    return build_server(settings, holder=StateHolder(state))
+
+
+async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def refused(client: Client, tool: str, **args: Any) -> str:
+    result = await client.call_tool(tool, args)
+    assert result.is_error, result.structured_content
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+async def test_signing_annotate_and_bus_tools_in_memory(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    alice, bob, boss = unique("alice"), unique("bob"), unique("boss")
+    await _users(deps, alice, bob, admin=boss)
+    topic = f"Checkout 5xx {alice}"
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        async with (
+            Client(_server(settings, deps, dev_env, alice)) as as_alice,
+            Client(_server(settings, deps, dev_env, bob)) as as_bob,
+            Client(_server(settings, deps, dev_env, boss)) as as_boss,
+        ):
+            opened = await call(
+                as_alice, "send_message", from_id=alice, topic=topic, content="5xx on checkout"
+            )
+            assert opened["created_discussion"] is True and opened["notified"] == []
+            disc = opened["discussion_id"]
+            assert disc.startswith("disc_")
+
+            # Same topic in another case and spacing joins; alice is told (inbox, via Temporal).
+            joined = await call(
+                as_bob,
+                "send_message",
+                from_id=bob,
+                topic=f"  checkout 5XX {alice}",
+                content="Looking at it",
+                message_id=f"{bob}-1",
+            )
+            assert joined["discussion_id"] == disc and joined["notified"] == [alice]
+            again = await call(
+                as_bob,
+                "send_message",
+                from_id=bob,
+                topic=topic,
+                content="Looking at it",
+                message_id=f"{bob}-1",
+            )
+            assert again["already_posted"] is True and again["message_id"] == f"{bob}-1"
+
+            async def told() -> bool:
+                async with deps.db.session() as session:
+                    inbox = await InboxRepository(session).list(alice)
+                return any("Looking at it" in m.body for m in inbox)
+
+            await eventually(told, "alice's inbox has bob's message")
+
+            forged = await refused(as_bob, "send_message", from_id=alice, topic=topic, content="x")
+            assert "sign only as yourself" in forged
+            not_admin = await refused(
+                as_bob, "send_message", from_id="xiaozhi", topic=topic, content="x"
+            )
+            assert "sign only as yourself" in not_admin
+            product = await call(
+                as_boss,
+                "reply_message",
+                discussion_id=disc,
+                from_id="xiaozhi",
+                content="I can restart it.",
+                tags=["auto_reply"],
+            )
+            assert product["discussion_id"] == disc
+            bad_tag = await refused(
+                as_bob, "reply_message", discussion_id=disc, from_id=bob, content="x", tags=["a b"]
+            )
+            assert "tags" in bad_tag
+
+            found = await call(as_bob, "search_messages", keyword="LOOKING AT")
+            assert found["count"] == 1 and found["messages"][0]["from_id"] == bob
+            # Posted moments apart by different senders: the analysis flags them.
+            anomalies = await call(as_bob, "detect_anomalies", discussion_id=disc)
+            assert {a["from_id"] for a in anomalies["anomalies"]} >= {bob, "xiaozhi"}
+            notes = await call(as_bob, "annotate_discussion", discussion_id=disc)
+            assert notes["count"] == len(notes["changed"]) >= 2
+            assert {c["source_type"] for c in notes["changed"]} == {"inferred"}
+            assert (await call(as_bob, "annotate_discussion", discussion_id=disc))["count"] == 0
+
+            listing = await call(as_alice, "list_discussions", status="open")
+            mine = next(d for d in listing["discussions"] if d["id"] == disc)
+            assert mine["messages"] == 3 and listing["open"] >= 1
+            read = await call(as_alice, "read_discussion", discussion_id=disc)
+            assert [m["from_id"] for m in read["messages"]] == [alice, bob, "xiaozhi"]
+            assert read["messages"][1]["source_type"] == "inferred"
+
+            assert "closed" not in await refused(as_bob, "close_discussion", discussion_id=disc)
+            closed = await call(as_alice, "close_discussion", discussion_id=disc)
+            assert closed == {"discussion_id": disc, "status": "closed", "already_closed": False}
+            assert (await call(as_alice, "close_discussion", discussion_id=disc))["already_closed"]
+            late = await refused(
+                as_bob, "reply_message", discussion_id=disc, from_id=bob, content="one more"
+            )
+            assert "closed" in late
+            reopened = await call(as_bob, "send_message", from_id=bob, topic=topic, content="again")
+            assert reopened["created_discussion"] is True and reopened["discussion_id"] != disc
+
+            store = await call(as_boss, "init_store")
+            assert store["seeded"] == [] and store["participants"] >= 4
+            projects = await call(as_alice, "list_projects")
+            assert any(p["project"] == "ambient-ops" for p in projects["projects"])
+            stats = await call(as_alice, "get_stats")
+            assert stats["messages_per_participant"][bob] == 2
+            assert stats["store_bytes"] > 0 and stats["latest_activity"] is not None
+            missing = await refused(as_alice, "read_discussion", discussion_id="disc_nope")
+            assert "list_discussions" in missing
+
+
+async def test_three_servers_and_http(deps: WorkerDeps) -> None:
+    names = {
+        "signing": {"send_message", "reply_message", "close_discussion"},
+        "annotate": {"search_messages", "detect_anomalies", "annotate_discussion"},
+        "bus": {"list_discussions", "read_discussion", "init_store", "list_projects", "get_stats"},
+    }
+    for which, expected in names.items():
+        server = build_discussion_server(deps.settings, which, stdio_user="nobody")
+        async with Client(server) as client:
+            tools = (await client.list_tools()).tools
+            assert client.server_info is not None
+            assert client.server_info.name == f"ambient-{which}"
+        assert {t.name for t in tools} == expected
+        for tool in tools:
+            assert tool.annotations is not None
+            reads = tool.name in {
+                "search_messages",
+                "detect_anomalies",
+                "list_discussions",
+                "read_discussion",
+                "list_projects",
+                "get_stats",
+            }
+            assert tool.annotations.read_only_hint is reads
+    user = unique("http")
+    tokens = await _users(deps, user)
+    async with serve(create_app(deps.settings)) as base:
+        headers = {"Authorization": f"Bearer {tokens[user]}"}
+        async with (
+            httpx2.AsyncClient(headers=headers, trust_env=False) as http,
+            Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client,
+        ):
+            posted = await call(
+                client, "send_message", from_id=user, topic=f"http {user}", content="over HTTP"
+            )
+            read = await call(client, "read_discussion", discussion_id=posted["discussion_id"])
+            assert read["messages"][0]["content"] == "over HTTP"
+            assert posted["created_discussion"] is True and posted["notified"] == []
+
+
+async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refused(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    from ambient.discussions import DiscussionService
+    from ambient.domain.discussions import MessageIn
+    from ambient.remediation import RemediationService
+    from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner, admin = unique("disc-ops"), unique("disc-admin")
+    await add_user(deps, owner, permission="dry_run")
+    await _users(deps, admin=admin)
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        remediations = RemediationService(dev_env.client, settings, deps.db)
+        rid = (
+            await remediations.start(owner, alert(url, workload=owner, settle_seconds=0), "dry_run")
+        ).remediation_id
+
+        async def waiting() -> bool:
+            return (await remediations.get(owner, rid)).state == "waiting_approval"
+
+        await eventually(waiting, "the remediation waits for approval")
+        bus = DiscussionService(deps.db, settings, dev_env.client)
+        # What the remediation posts (as its product agent) in the discussion named after it.
+        opened = await bus.send_message(
+            admin,
+            f"remediation {rid}",
+            MessageIn(from_id="remediation", content="Rung 1 RESTART needs approval."),
+            subject=rid,
+        )
+        async with deps.db.session() as session:
+            await session.execute(
+                update(DiscussionMessage)
+                .where(DiscussionMessage.discussion_id == opened.discussion_id)
+                .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+            )
+            await session.commit()
+
+        inferred = await bus.reply_message(
+            owner,
+            opened.discussion_id,
+            MessageIn(from_id=owner, content="ok", tags=["approve"], source_type="inferred"),
+        )
+        assert inferred.action is not None and inferred.action["done"] is False
+        assert "machine-inferred" in inferred.action["reason"]
+        assert (await remediations.get(owner, rid)).state == "waiting_approval"
+
+        # Typed by the person, minutes after the question: it acts.
+        async with deps.db.session() as session:
+            await session.execute(
+                update(DiscussionMessage)
+                .where(DiscussionMessage.id == inferred.message_id)
+                .values(created_at=datetime.now(UTC) - timedelta(minutes=2))
+            )
+            await session.commit()
+        real = await bus.reply_message(
+            owner,
+            opened.discussion_id,
+            MessageIn(from_id=owner, content="小智，回滚 — approved", tags=["approve"]),
+        )
+        assert real.action == {"remediation_id": rid, "verb": "approve", "done": True}
+
+        async def approved() -> bool:
+            view = await remediations.get(owner, rid)
+            return any(d.approve and d.approver == owner for d in view.approvals)
+
+        await eventually(approved, "the approval reached the remediation")
