@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -273,3 +274,47 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
             return any(d.approve and d.approver == owner for d in view.approvals)
 
         await eventually(approved, "the approval reached the remediation")
+
+
+async def test_discussions_api_posts_replies_and_answers_with_the_right_status(
+    deps: WorkerDeps,
+) -> None:
+    ann, ben = unique("api-ann"), unique("api-ben")
+    tokens = await _users(deps, ann, ben)
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+    ):
+        as_ann = {"Authorization": f"Bearer {tokens[ann]}"}
+        as_ben = {"Authorization": f"Bearer {tokens[ben]}"}
+        posted = await http.post(
+            "/discussions",
+            json={"topic": f"db latency {ann}", "from_id": ann, "content": "p99 up"},
+            headers=as_ann,
+        )
+        assert posted.status_code == 201, posted.text
+        disc = posted.json()["discussion_id"]
+        forged = await http.post(
+            f"/discussions/{disc}/messages", json={"from_id": ann, "content": "x"}, headers=as_ben
+        )
+        assert forged.status_code == 403
+        reply = await http.post(
+            f"/discussions/{disc}/messages",
+            json={"from_id": ben, "content": "on it"},
+            headers=as_ben,
+        )
+        assert reply.status_code == 201
+        assert (await http.post(f"/discussions/{disc}/close", headers=as_ann)).status_code == 200
+        late = await http.post(
+            f"/discussions/{disc}/messages", json={"from_id": ben, "content": "x"}, headers=as_ben
+        )
+        assert late.status_code == 409
+        read = (await http.get(f"/discussions/{disc}", headers=as_ben)).json()
+        assert [m["from_id"] for m in read["messages"]] == [ann, ben]
+        assert (await http.get("/discussions/disc_none", headers=as_ben)).status_code == 404
+        found = (await http.get("/discussions/search?keyword=P99", headers=as_ben)).json()
+        assert found["count"] >= 1
+        bad = await http.post(
+            "/discussions", json={"topic": "t", "from_id": ben, "content": ""}, headers=as_ben
+        )
+        assert bad.status_code == 422

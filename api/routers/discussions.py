@@ -1,0 +1,124 @@
+"""Discussions over REST: the same operations as the signing, annotate and bus tools."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from ambient.discussions import (
+    AnnotationReport,
+    AnomalyReport,
+    Closed,
+    DiscussionClosedError,
+    DiscussionError,
+    DiscussionList,
+    DiscussionNotFoundError,
+    DiscussionRead,
+    DiscussionService,
+    Found,
+    Posted,
+    SigningError,
+    Stats,
+)
+from ambient.domain.discussions import MessageIn
+from api.deps import CurrentUser, StateDep
+from mcp_server.state import AppState
+
+router = APIRouter(prefix="/discussions", tags=["discussions"])
+
+
+class NewMessage(MessageIn):
+    topic: str
+
+
+def _service(state: AppState) -> DiscussionService:
+    return DiscussionService(state.db, state.settings, state.temporal)
+
+
+def _fail(exc: DiscussionError) -> HTTPException:
+    if isinstance(exc, DiscussionNotFoundError):
+        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, SigningError):
+        return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
+    if isinstance(exc, DiscussionClosedError):
+        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": ["body"], "msg": str(exc)}]
+    )
+
+
+@router.get("", response_model=DiscussionList)
+async def list_discussions(
+    user: CurrentUser,
+    state: StateDep,
+    status_: Annotated[Literal["open", "closed"] | None, Query(alias="status")] = None,
+) -> DiscussionList:
+    return await _service(state).list_discussions(status_)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Posted)
+async def send_message(body: NewMessage, user: CurrentUser, state: StateDep) -> Posted:
+    """Post on a topic: joins its open discussion or opens one."""
+    message = MessageIn.model_validate(body.model_dump(exclude={"topic"}))
+    try:
+        return await _service(state).send_message(user.name, body.topic, message)
+    except DiscussionError as exc:
+        raise _fail(exc) from None
+
+
+@router.get("/search", response_model=Found)
+async def search(keyword: str, user: CurrentUser, state: StateDep) -> Found:
+    try:
+        return await _service(state).search_messages(keyword)
+    except DiscussionError as exc:
+        raise _fail(exc) from None
+
+
+@router.get("/stats", response_model=Stats)
+async def stats(user: CurrentUser, state: StateDep) -> Stats:
+    return await _service(state).get_stats()
+
+
+@router.get("/{discussion_id}", response_model=DiscussionRead)
+async def read(discussion_id: str, user: CurrentUser, state: StateDep) -> DiscussionRead:
+    try:
+        return await _service(state).read_discussion(discussion_id)
+    except DiscussionError as exc:
+        raise _fail(exc) from None
+
+
+@router.post(
+    "/{discussion_id}/messages", status_code=status.HTTP_201_CREATED, response_model=Posted
+)
+async def reply(discussion_id: str, body: MessageIn, user: CurrentUser, state: StateDep) -> Posted:
+    try:
+        return await _service(state).reply_message(user.name, discussion_id, body)
+    except DiscussionError as exc:
+        raise _fail(exc) from None
+
+
+@router.post("/{discussion_id}/close", response_model=Closed)
+async def close(discussion_id: str, user: CurrentUser, state: StateDep) -> Closed:
+    try:
+        return await _service(state).close_discussion(user.name, discussion_id)
+    except DiscussionError as exc:
+        raise _fail(exc) from None
+
+
+@router.get("/{discussion_id}/anomalies", response_model=AnomalyReport)
+async def anomalies(
+    discussion_id: str, user: CurrentUser, state: StateDep, threshold_seconds: float = 2.0
+) -> AnomalyReport:
+    try:
+        return await _service(state).detect_anomalies(discussion_id, threshold_seconds)
+    except DiscussionError as exc:
+        raise _fail(exc) from None
+
+
+@router.post("/{discussion_id}/annotate", response_model=AnnotationReport)
+async def annotate(discussion_id: str, user: CurrentUser, state: StateDep) -> AnnotationReport:
+    try:
+        return await _service(state).annotate_discussion(discussion_id)
+    except DiscussionError as exc:
+        raise _fail(exc) from None
