@@ -100,10 +100,19 @@ class NotifyActivities:
                         error="quiet hours",
                     )
                 async with gate:
-                    return await self._deliver(request, recipient, target)
+                    try:
+                        return await self._deliver(request, recipient, target)
+                    except (OperationalError, OSError) as exc:
+                        # The row could not be read or written (e.g. the database is busy):
+                        # this target waits for a retry; the others go on meanwhile.
+                        shown = redact_target(target.type, target.target)
+                        error = f"transient: recording the delivery failed: {type(exc).__name__}"
+                        return _failed(target.type, shown, error)
 
-            async with _heartbeating():
-                deliveries = list(await asyncio.gather(*(one(t) for t in targets)))
+            # A task group: if one target hits a bug, the other sends are cancelled, not orphaned.
+            async with _heartbeating(), asyncio.TaskGroup() as group:
+                sends = [group.create_task(one(t)) for t in targets]
+            deliveries = [send.result() for send in sends]
         except (OperationalError, OSError, TimeoutError) as exc:
             raise ApplicationError(
                 f"notify could not reach the database: {exc}", type="TransientNotifyError"
@@ -171,7 +180,8 @@ class NotifyActivities:
         shown = redact_target(channel_name, address)[:MAX_SHOWN]
         key = delivery_key(request.idempotency_key, channel_name, address)
         now = datetime.now(UTC)
-        async with self._db.session() as session:
+        # Read-then-write transactions take the write lock first (see Database.write_session).
+        async with self._db.write_session() as session:
             row, mine = await DeliveryRepository(session).acquire(
                 key,
                 user=request.user,
@@ -204,7 +214,7 @@ class NotifyActivities:
                 channel=channel_name, target=shown, status=DeliveryStatus.FAILED, error=error
             )
         outcome = await self._send(request, recipient, target, key)
-        async with self._db.session() as session:
+        async with self._db.write_session() as session:
             await DeliveryRepository(session).finish(
                 key,
                 status=outcome.status.value,
