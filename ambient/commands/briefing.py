@@ -191,6 +191,20 @@ def analyze(
 
 
 @app.command()
+def pause(user: User) -> None:
+    """Pause the daily briefing of --user (no preparation, no push)."""
+    _run(lambda s: s.pause(user))
+    console.print(f"daily-briefing/{user} paused")
+
+
+@app.command()
+def resume(user: User) -> None:
+    """Resume the daily briefing of --user."""
+    _run(lambda s: s.resume(user))
+    console.print(f"daily-briefing/{user} resumed")
+
+
+@app.command()
 def stop(user: User) -> None:
     """Stop the daily briefing of --user."""
     ref = _run(lambda s: s.delete(user))

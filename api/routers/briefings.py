@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.exceptions import RequestValidationError
@@ -84,6 +84,19 @@ async def daily_status(user: CurrentUser, briefings: Service) -> BriefingStatus:
 async def delete_daily_briefing(user: CurrentUser, briefings: Service) -> BriefingRef:
     try:
         return await briefings.delete(user.name)
+    except BriefingError as exc:
+        raise _fail(exc) from None
+
+
+@router.post("/daily/{action}", response_model=BriefingStatus)
+async def steer_daily_briefing(
+    action: Literal["pause", "resume"], user: CurrentUser, briefings: Service
+) -> BriefingStatus:
+    """Pause (no preparation, no push) or resume your daily briefing."""
+    try:
+        if action == "pause":
+            return await briefings.pause(user.name)
+        return await briefings.resume(user.name)
     except BriefingError as exc:
         raise _fail(exc) from None
 

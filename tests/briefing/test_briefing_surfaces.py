@@ -239,5 +239,12 @@ async def test_voice_endpoint_api_and_cli_greet_by_device_token_and_voiceprint(
             assert page.status_code == 200 and "<h1>" in page.text
             missing = await http.get("/briefings/1999-01-01", headers=me)
             assert missing.status_code == 404
+            assert (await http.post("/briefings/daily/pause", headers=me)).status_code == 200
+
+            async def paused() -> bool | None:
+                return (await http.get("/briefings/daily", headers=me)).json()["paused"] or None
+
+            await eventually(paused, "paused")
+            assert (await http.post("/briefings/daily/resume", headers=me)).status_code == 200
             await dev_env.client.get_workflow_handle(f"daily-briefing/{name}").signal("stop")
             assert json.loads(created.text)["task_id"] == f"daily-briefing/{name}"
