@@ -15,6 +15,7 @@ from ambient.clients.kube import (
     pods_of,
     rollout_history,
 )
+from ambient.deps import WorkerDeps
 from tests.standins.kube_api import KubeApi
 from tests.support.servers import serve
 
@@ -81,7 +82,7 @@ async def test_missing_things_are_clear_errors(kube: tuple[KubeApi, str], tmp_pa
 
 
 async def test_list_workloads_tool_uses_the_tke_kubeconfig(
-    kube: tuple[KubeApi, str], deps: object
+    kube: tuple[KubeApi, str], deps: WorkerDeps
 ) -> None:
     from mcp import Client
     from tencentcloud.common.credential import Credential
@@ -103,8 +104,8 @@ async def test_list_workloads_tool_uses_the_tke_kubeconfig(
         state = AppState(
             settings=deps.settings,
             db=deps.db,
-            temporal=None,
-            channels=deps.channels,  # type: ignore[attr-defined, arg-type]
+            temporal=None,  # type: ignore[arg-type]  # list_workloads needs no Temporal
+            channels=deps.channels,
             tencent=tc,
             stdio_user="ops",
         )
