@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ambient.briefing import BriefingError, BriefingService, BriefingView
 from ambient.clients.llm import LLMClient
+from ambient.discussions import DiscussionError, DiscussionService
+from ambient.domain.discussions import MessageIn
 from ambient.domain.remediation_runs import FINAL_STATES
 from ambient.remediation import RemediationError, RemediationService
 from api.deps import StateDep
@@ -121,7 +124,7 @@ async def remediation_action(
 ) -> Response:
     me = require(user)
     service = remediations(state)
-    here = f"/app/remediation?id={remediation_id}"
+    here = f"/app/remediation?id={quote(remediation_id)}"
     try:
         if action in ("approve", "refuse"):
             await service.approve(me.name, remediation_id, action == "approve", reason)
@@ -132,3 +135,65 @@ async def remediation_action(
     except RemediationError as exc:
         return back(here, str(exc))
     return back(here, f"Unknown action {action!r}")
+
+
+def discussions(state: AppState) -> DiscussionService:
+    return DiscussionService(state.db, state.settings, state.temporal)
+
+
+@router.get("/app/discussions", response_class=HTMLResponse)
+async def discussion_list(request: Request, state: StateDep, user: MaybeUser) -> Response:
+    me = require(user)
+    listing = await discussions(state).list_discussions(limit=50)
+    return render(
+        request,
+        "discussions.html",
+        {"user": me, "listing": listing, "msg": request.query_params.get("msg")},
+    )
+
+
+@router.get("/app/discussion", response_class=HTMLResponse)
+async def discussion_page(request: Request, state: StateDep, user: MaybeUser, id: str) -> Response:
+    me = require(user)
+    try:
+        read = await discussions(state).read_discussion(id)
+    except DiscussionError as exc:
+        return back("/app/discussions", str(exc))
+    return render(
+        request,
+        "discussion.html",
+        {"user": me, "read": read, "msg": request.query_params.get("msg")},
+    )
+
+
+@router.post("/app/discussions/post", dependencies=[SameOrigin])
+async def discussion_post(
+    state: StateDep,
+    user: MaybeUser,
+    content: Annotated[str, Form()],
+    discussion_id: Annotated[str, Form()] = "",
+    topic: Annotated[str, Form()] = "",
+    tags: Annotated[str, Form()] = "",
+) -> Response:
+    """Post as yourself: a reply in a discussion, or a message on a topic."""
+    me = require(user)
+    try:
+        message = MessageIn(
+            from_id=me.name,
+            content=content,
+            tags=[t.strip() for t in tags.split(",") if t.strip()],
+        )
+        service = discussions(state)
+        if discussion_id:
+            posted = await service.reply_message(me.name, discussion_id, message)
+        else:
+            posted = await service.send_message(me.name, topic, message)
+    except (DiscussionError, ValueError) as exc:
+        where = (
+            f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"
+        )
+        return back(where, str(exc))
+    note = "Posted"
+    if posted.action is not None:
+        note += ": " + ("done" if posted.action.get("done") else str(posted.action.get("reason")))
+    return back(f"/app/discussion?id={quote(posted.discussion_id)}", note)

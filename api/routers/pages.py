@@ -85,7 +85,8 @@ def render(
 
 
 def back(path: str, message: str | None = None) -> RedirectResponse:
-    target = path if message is None else f"{path}?msg={quote(message)}"
+    joiner = "&" if "?" in path else "?"
+    target = path if message is None else f"{path}{joiner}msg={quote(message)}"
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
 

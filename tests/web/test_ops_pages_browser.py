@@ -84,7 +84,8 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
             await fits_phone(page, "11-remediation-waiting")
             await page.get_by_label("Reason (optional)").fill("looks safe")
             await page.get_by_role("button", name="Approve RESTART").click()
-            await expect(page.get_by_role("status")).to_contain_text("Approved")
+            await expect(page.get_by_role("status")).to_have_text("Approved")
+            await expect(page.locator("main h1")).to_contain_text(name)
 
         async def moved_on() -> bool:
             return (await remediations.get(name, rid)).state != "waiting_approval"
@@ -92,3 +93,27 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
         await eventually(moved_on, "the approved step runs")
         view = await remediations.get(name, rid)
         assert any(d.approver == name and d.approve for d in view.approvals)
+
+
+async def test_member_opens_a_discussion_and_replies_on_the_page(deps: WorkerDeps) -> None:
+    name = unique("talker")
+    await add_user(deps, name)
+    async with deps.db.session() as session:
+        user = await UserRepository(session).get(name)
+        assert user is not None
+        token = await UserRepository(session).rotate_token(user)
+        await session.commit()
+    async with serve(create_app(deps.settings)) as base, phone_page() as page:
+        await page.goto(f"{base}/signin")
+        await page.get_by_label("API token").fill(token)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.get_by_role("link", name="Discussions").click()
+        await page.get_by_label("Topic").fill(f"支付超时 {name}")
+        await page.get_by_label("Message").fill("p99 上升到 3 秒")
+        await page.get_by_role("button", name="Post").click()
+        await expect(page.locator("#messages")).to_contain_text("p99 上升到 3 秒")
+        await page.get_by_label(f"Reply as {name}").fill("已回滚，恢复正常")
+        await page.get_by_role("button", name="Reply").click()
+        await expect(page.get_by_role("status")).to_contain_text("Posted")
+        await expect(page.locator("#messages li")).to_have_count(2)
+        await fits_phone(page, "12-discussion")
