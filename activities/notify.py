@@ -180,8 +180,13 @@ class NotifyActivities:
         shown = redact_target(channel_name, address)[:MAX_SHOWN]
         key = delivery_key(request.idempotency_key, channel_name, address)
         now = datetime.now(UTC)
+        # Most rows met again are settled (a retry, a replay): a plain read answers those
+        # without queueing for the write lock.
+        async with self._db.session() as session:
+            seen = await DeliveryRepository(session).get(key)
+            settled = seen is not None and not DeliveryRepository.takeable(seen, now)
         # Read-then-write transactions take the write lock first (see Database.write_session).
-        async with self._db.write_session() as session:
+        async with self._db.session() if settled else self._db.write_session() as session:
             row, mine = await DeliveryRepository(session).acquire(
                 key,
                 user=request.user,

@@ -275,13 +275,7 @@ class DeliveryRepository:
                 assert row is not None
                 return row, False
             return row, True
-        lease = row.lease_until
-        if lease is not None and lease.tzinfo is None:
-            lease = lease.replace(tzinfo=UTC)  # SQLite hands back naive UTC
-        if not (
-            (row.status == "failed" and (row.error or "").startswith("transient:"))
-            or (row.status == "pending" and (lease is None or lease < now))
-        ):
+        if not self.takeable(row, now):
             return row, False  # sent, failed for good, or in flight: nothing to take
         takeable = (Delivery.status == "failed") & Delivery.error.startswith("transient:")
         expired = (Delivery.status == "pending") & (
@@ -301,6 +295,17 @@ class DeliveryRepository:
         )
         await self.session.refresh(row)
         return row, bool(getattr(taken, "rowcount", 0))
+
+    @staticmethod
+    def takeable(row: Delivery, now: datetime) -> bool:
+        """Whether an attempt may take this row's lease and send (failed for a reason that may
+        pass, or pending with its lease expired)."""
+        lease = row.lease_until
+        if lease is not None and lease.tzinfo is None:
+            lease = lease.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+        return (row.status == "failed" and (row.error or "").startswith("transient:")) or (
+            row.status == "pending" and (lease is None or lease < now)
+        )
 
     async def finish(
         self, key: str, *, status: str, error: str | None = None, provider_id: str | None = None
