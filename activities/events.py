@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from ambient.domain.events import RecordEventInput
 from ambient.storage import Database
+from ambient.storage.models import Event
 from ambient.storage.repositories import EventRepository
 
 
@@ -15,15 +19,35 @@ class EventActivities:
 
     @activity.defn
     async def record_event(self, event: RecordEventInput) -> int:
-        """Append an event (once per idempotency key) and return its id."""
-        # Read (the key) then write: take the write lock first, keep the transaction short.
-        async with self._db.write_session() as session:
-            row = await EventRepository(session).add(
-                event.kind,
-                user=event.user,
-                task=event.task,
-                payload=event.payload,
-                idempotency_key=event.idempotency_key,
-            )
-            await session.commit()
-            return row.id
+        """Append an event (once per idempotency key) and return its id.
+
+        A database that is busy or away raises and Temporal retries; a row the database
+        refuses for good (a constraint other than the key) is a non-retryable
+        ``EventRejected``: retrying would only fail again.
+        """
+        try:
+            # Read (the key) then write: take the write lock first, keep it short.
+            async with self._db.write_session() as session:
+                row = await EventRepository(session).add(
+                    event.kind,
+                    user=event.user,
+                    task=event.task,
+                    payload=event.payload,
+                    idempotency_key=event.idempotency_key,
+                )
+                await session.commit()
+                return row.id
+        except IntegrityError as exc:
+            if event.idempotency_key is not None:
+                # Another process recorded the same key first: that row is this event.
+                async with self._db.session() as session:
+                    found = await session.scalar(
+                        select(Event.id).where(Event.idempotency_key == event.idempotency_key)
+                    )
+                if found is not None:
+                    return found
+            raise ApplicationError(
+                f"the event store refused {event.kind!r}: {exc.orig}",
+                type="EventRejected",
+                non_retryable=True,
+            ) from None
