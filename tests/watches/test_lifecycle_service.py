@@ -51,6 +51,24 @@ async def test_create_returns_the_baseline_and_reports_a_wrong_url_at_once(
     await service.delete(USER, ref.task_id)
 
 
+async def test_threshold_watch_baseline_reports_a_source_that_answers_html(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.html, state.values = True, [50]
+    config = {
+        "source": {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"},
+        "threshold": 100,
+        "check_interval_minutes": 5,
+    }
+    ref = await service.create_threshold_watch(USER, config, unique("html"))
+    assert ref.created and ref.baseline is not None
+    assert ref.baseline["value"] is None
+    assert "did not answer a number" in ref.baseline["error"]
+    await service.delete(USER, ref.task_id)
+
+
 async def test_create_again_same_config_is_idempotent_other_config_is_refused(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
