@@ -321,8 +321,12 @@ class DailyBriefingWorkflow:
             *(
                 workflow.execute_activity(
                     "check_page",
+                    # Each day compares with the page as the previous day's run stored it.
                     CheckPageInput(
-                        task=f"{run.task_id}/news", url=str(url), keywords=run.config.categories
+                        task=f"{run.task_id}/news",
+                        url=str(url),
+                        keywords=run.config.categories,
+                        since_stored=True,
                     ),
                     result_type=PageCheck,
                     start_to_close_timeout=timedelta(seconds=60),
@@ -338,6 +342,8 @@ class DailyBriefingWorkflow:
                 lines.append(f"{url}: unavailable")
             elif check.outcome == "error":
                 lines.append(f"{url}: unavailable ({check.error})")
+            elif check.outcome == "baseline":
+                lines.append(f"{url}: first look taken; news from tomorrow on")
             elif check.hits:
                 lines += [f"[{k}] {line}" for k, found in check.hits.items() for line in found]
             elif check.excerpt:

@@ -267,6 +267,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             if zh
             else f"{len(inputs.alarms)} alarms ({len(firing)} not resolved)"
         )
+    happened += [f"{'新闻' if zh else 'News'}: {_short(n)}" for n in inputs.news[:3]]
     attention = [_short(a) for a in inputs.anomalies[:4]]
     attention += [f"{a.name} ({a.target or a.source})" for a in firing[:3]]
     attention += [
@@ -355,6 +356,12 @@ def _spoken(
             f"有 {count} 个问题需要人工处理：{first}。"
             if zh
             else f"{count} problems need a person: {first}. "
+        )
+    if inputs.news:
+        parts.append(
+            f"新闻 {len(inputs.news)} 条，例如：{_short(inputs.news[0], 60)}。"
+            if zh
+            else f"{len(inputs.news)} news items, for example: {_short(inputs.news[0], 60)}. "
         )
     for note in failed:
         parts.append(

@@ -446,3 +446,48 @@ async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_w
     assert {s.source: s.ok for s in view.content.sources} == {"logs": True, "alarms": True}
     assert "| cpu-high |" in view.report_markdown and "| 5xx-rate |" in view.report_markdown
     assert ("cls", "SearchLog") in {(c[0], c[1]) for c in api.calls}
+
+
+async def test_news_pages_with_categories_join_the_briefing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    from ambient.clients.notify.registry import build_channels
+    from tests.support.servers import serve
+
+    items = ["A bakery opened downtown."]
+
+    async def page(_request: object) -> HTMLResponse:
+        body = "".join(f"<p>{item}</p>" for item in items)
+        return HTMLResponse(
+            f"<html><body><article><h1>Cloud news</h1>{body}</article></body></html>"
+        )
+
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    await make_user(deps.db, "nora")
+    async with serve(Starlette(routes=[Route("/news", page)])) as site:
+        async with briefing_stack(ts_env, deps) as stack:
+            config = BriefingConfig(
+                timezone="Asia/Shanghai",
+                language="en",
+                news_urls=[f"{site}/news"],  # type: ignore[list-item]
+                categories=["Kubernetes"],
+            )
+            day = await stack.plan(config)
+            await stack.service.create("nora", config)
+            await stack.skip_to(day.window_start + timedelta(minutes=1))
+            status = await eventually(lambda: _prepared(stack.service, "nora"), "day 1 prepared")
+            assert status.prepared is not None and status.prepared.date == day.date
+            first = await stack.service.get_briefing("nora", day.date)
+            items.append("Kubernetes 1.35 released with in-place pod resize.")
+            await stack.skip_to(day.window_start + timedelta(days=1, minutes=1))
+            result = await stack.service.greet("nora", request_id="news")
+            second = await stack.service.get_briefing("nora", result.date)
+    assert "first look taken" in first.report_markdown
+    assert result.outcome is GreetOutcome.SPOKEN and result.date != day.date
+    assert "1 news items, for example: [Kubernetes] Kubernetes 1.35 released" in result.text
+    assert "## News" in second.report_markdown and "bakery" not in second.report_markdown
