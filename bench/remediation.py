@@ -32,7 +32,10 @@ from typing import Any
 import httpx
 import uvicorn
 import yaml
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities import build_activities
 from ambient import temporal
 from ambient.binaries import find_binary
 from ambient.clients.dry_run_executor import DryRunExecutor, KubeClients
@@ -57,6 +60,7 @@ from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
 from bench.remediation_floor import ACTED, RemediationFloorWorkflow, action, noop
 from worker import build_worker
+from workflows import ALL_WORKFLOWS
 
 QUEUE = "bench-remediation"
 CLUSTER = "cls-bench"
@@ -163,7 +167,7 @@ async def phase(
     }
 
 
-async def main(sequential: int, concurrent: int) -> list[dict[str, Any]]:
+async def main(sequential: int, concurrent: int, passthrough: bool = False) -> list[dict[str, Any]]:
     data = Path(tempfile.mkdtemp(prefix="ambient-bench-remediation-"))
     port, kube_port = free_port(), free_port()
     command = [
@@ -250,13 +254,30 @@ async def main(sequential: int, concurrent: int) -> list[dict[str, Any]]:
                 executors={"dry_run": dry, "kubernetes": kubernetes},
             )
             service = RemediationService(client, settings, db)
-            async with build_worker(
-                client,
-                deps,
-                task_queue=QUEUE,
-                extra_workflows=[RemediationFloorWorkflow],
-                extra_activities=[noop, action],
-            ):
+            if not passthrough:
+                worker = build_worker(
+                    client,
+                    deps,
+                    task_queue=QUEUE,
+                    extra_workflows=[RemediationFloorWorkflow],
+                    extra_activities=[noop, action],
+                )
+            else:
+                # Experiment: the sandbox reuses the host's workflow modules instead of
+                # importing the whole `workflows` package again for every new run.
+                worker = Worker(
+                    client,
+                    task_queue=QUEUE,
+                    workflows=[*ALL_WORKFLOWS, RemediationFloorWorkflow],
+                    activities=[*build_activities(deps), noop, action],
+                    max_concurrent_activities=settings.max_concurrent_activities,
+                    workflow_runner=SandboxedWorkflowRunner(
+                        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                            "workflows", "bench"
+                        )
+                    ),
+                )
+            async with worker:
                 # One warm-up alert: imports, sandbox and connection set-up are not the metric.
                 await phase("warm-up", service, dry, [total - 1], "dry_run", False)
                 plan = [
@@ -276,9 +297,11 @@ async def main(sequential: int, concurrent: int) -> list[dict[str, Any]]:
                         True,
                     ),
                 ]
-                floor = await floor_phase(client, sequential)
-                results.append(floor)
-                print(row(floor), flush=True)
+                for size, together in ((sequential, False), (concurrent, True)):
+                    if size:
+                        floor = await floor_phase(client, size, together)
+                        results.append(floor)
+                        print(row(floor), flush=True)
                 for name, timed, indexes, mode, together in plan:
                     if not indexes:
                         continue
@@ -294,20 +317,28 @@ async def main(sequential: int, concurrent: int) -> list[dict[str, Any]]:
     return results
 
 
-async def floor_phase(client: Any, n: int) -> dict[str, Any]:
-    """Floor workflows one after another, timed like the sequential remediations."""
-    latencies: list[float] = []
-    wall = time.monotonic()
-    for index in range(n):
-        name = f"floor-{index}"
-        begun = time.monotonic()
-        handle = await client.start_workflow(
+async def floor_phase(client: Any, n: int, concurrent: bool) -> dict[str, Any]:
+    """Floor workflows, one after another or all at once, timed like the remediations."""
+    begun: dict[str, float] = {}
+    tag = "c" if concurrent else "s"
+
+    async def one(index: int) -> Any:
+        name = f"floor-{tag}-{index}"
+        begun[name] = time.monotonic()
+        return await client.start_workflow(
             RemediationFloorWorkflow.run, name, id=name, task_queue=QUEUE
         )
-        await handle.result()
-        latencies.append(ACTED[name] - begun)
+
+    wall = time.monotonic()
+    if concurrent:
+        handles = await asyncio.gather(*(one(i) for i in range(n)))
+        await asyncio.gather(*(h.result() for h in handles))
+    else:
+        for index in range(n):
+            await (await one(index)).result()
+    latencies = [ACTED[name] - start for name, start in begun.items()]
     return {
-        "phase": "floor (same commands, no work)",
+        "phase": f"floor {'concurrent' if concurrent else 'sequential'} (same commands, no work)",
         "n": n,
         "p50": statistics.median(latencies),
         "p95": percentile(latencies, 0.95),
@@ -337,6 +368,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequential", type=int, default=50)
     parser.add_argument("--concurrent", type=int, default=100)
+    parser.add_argument(
+        "--passthrough-workflows",
+        action="store_true",
+        help="experiment: pass the workflows package through the sandbox",
+    )
     args = parser.parse_args()
     print(HEADER, flush=True)
-    asyncio.run(main(args.sequential, args.concurrent))
+    asyncio.run(main(args.sequential, args.concurrent, args.passthrough_workflows))
