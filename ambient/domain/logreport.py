@@ -193,15 +193,23 @@ class LogReducer:
         """Counts records, streamed."""
         self.add_many((r.time, *level_and_message(r.content)) for r in records)
 
-    def add_many(self, lines: Iterable[tuple[datetime | None, str, str]]) -> list[int]:
+    def add_many(
+        self,
+        lines: Iterable[tuple[datetime | None, str, str]],
+        masked: Iterable[str] | None = None,
+    ) -> list[int]:
         """Counts (time, level, message) lines; returns their group numbers in order.
+        `masked`, when given, holds each line's `mask_line` result (masking done elsewhere,
+        e.g. in other processes), in the same order.
 
         The hot path of a day of logs: one call for all lines, names bound to locals."""
-        shape_of, keys, groups, buckets = self.miner.add, self._keys, self._groups, self._buckets
+        keys, groups, buckets = self._keys, self._groups, self._buckets
+        add, add_masked = self.miner.add, self.miner.add_masked
+        next_masked = iter(masked).__next__ if masked is not None else None
         out: list[int] = []
         append = out.append
         for when, level, message in lines:
-            shape = shape_of(message)
+            shape = add(message) if next_masked is None else add_masked(next_masked())
             group = keys.get((level, shape))
             if group is None:
                 group = keys[(level, shape)] = _Group(len(groups), level, shape, message[:500])

@@ -140,6 +140,13 @@ class Masker:
         return _WORD_MASK_LOCAL.sub(WILDCARD, word)
 
 
+def mask_line(message: str, masker: Masker) -> str:
+    """What `TemplateMiner.add` masks: the message's first line, bounded, masked."""
+    if "\n" in message or len(message) > MAX_MESSAGE_CHARS:
+        message = first_line(message)
+    return masker(message)
+
+
 def mask(message: str) -> str:
     """The message with its variable parts replaced by `<*>` (whitespace runs become one)."""
     return Masker()(message)
@@ -206,7 +213,10 @@ class TemplateMiner:
         """The shape id of a message (its first line, masked)."""
         if "\n" in message or len(message) > MAX_MESSAGE_CHARS:
             message = first_line(message)
-        masked = self._mask(message)
+        return self.add_masked(self._mask(message))
+
+    def add_masked(self, masked: str) -> int:
+        """The shape id of a message masked already (by `mask_line`, e.g. in another process)."""
         self._templates = None  # counts change what is split: resolve again when asked
         found = self._shape_of.get(masked)
         if found is not None:
