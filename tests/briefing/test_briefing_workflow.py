@@ -85,43 +85,50 @@ async def _given_row(service, user, date):  # type: ignore[no-untyped-def]
 async def test_nobody_greets_so_the_briefing_is_pushed_at_window_end_by_email_and_inbox(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
-    from tests.notify.standins import Mailbox
+    from ambient.clients.notify.registry import build_channels
+    from tests.notify.standins import WECOM_KEY, Mailbox, PushEndpoints
+    from tests.support.servers import serve
 
+    bots = PushEndpoints()
     with Mailbox() as mailbox:
-        settings = deps.settings.model_copy(
-            update={"smtp_host": "127.0.0.1", "smtp_port": mailbox.port, "smtp_tls": "none"}
-        )
-        from ambient.clients.notify.registry import build_channels
-
-        deps.settings = settings
-        deps.channels = build_channels(settings, deps.db, deps.http)
-        await make_user(
-            deps.db,
-            "bob",
-            {"channels": [{"type": "email", "target": "bob@example.com", "kinds": ["briefing"]}]},
-        )
-        async with briefing_stack(ts_env, deps) as stack:
-            config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-            day = await stack.plan(config)
-            logs = write_day_logs(tmp_path / "app.log", day)
-            await stack.service.create(
-                "bob",
-                config.model_dump(mode="json")
-                | {"log_source": {"type": "file", "path": str(logs)}},
+        async with serve(bots.app()) as bot_base:
+            settings = deps.settings.model_copy(
+                update={
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": mailbox.port,
+                    "smtp_tls": "none",
+                    "wecom_base_url": bot_base,
+                }
             )
-            handle = ts_env.client.get_workflow_handle("daily-briefing/bob")
-            first_run = (await handle.describe()).run_id
-            await stack.skip_to(day.window_end + timedelta(minutes=1))
-            message = await eventually(
-                lambda: _first(mailbox.messages), "briefing email delivered", tries=800
-            )
-            view = await eventually(
-                lambda: _pushed_row(stack.service, "bob", day.date), "push recorded"
-            )
-            await save_history(
-                ts_env.client.get_workflow_handle("daily-briefing/bob", run_id=first_run),
-                "daily_briefing_pushed",
-            )
+            deps.settings = settings
+            deps.channels = build_channels(settings, deps.db, deps.http)
+            channels = [
+                {"type": "email", "target": "bob@example.com", "kinds": ["briefing"]},
+                {"type": "wecom", "target": WECOM_KEY, "kinds": ["briefing"]},
+            ]
+            await make_user(deps.db, "bob", {"channels": channels})
+            async with briefing_stack(ts_env, deps) as stack:
+                config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+                day = await stack.plan(config)
+                logs = write_day_logs(tmp_path / "app.log", day)
+                await stack.service.create(
+                    "bob",
+                    config.model_dump(mode="json")
+                    | {"log_source": {"type": "file", "path": str(logs)}},
+                )
+                handle = ts_env.client.get_workflow_handle("daily-briefing/bob")
+                first_run = (await handle.describe()).run_id
+                await stack.skip_to(day.window_end + timedelta(minutes=1))
+                message = await eventually(
+                    lambda: _first(mailbox.messages), "briefing email delivered", tries=800
+                )
+                view = await eventually(
+                    lambda: _pushed_row(stack.service, "bob", day.date), "push recorded"
+                )
+                await save_history(
+                    ts_env.client.get_workflow_handle("daily-briefing/bob", run_id=first_run),
+                    "daily_briefing_pushed",
+                )
     assert _local(view.pushed_at, "Asia/Shanghai") in ("10:00", "10:01")
     assert view.given_at is None and view.status == "pushed"
     assert message["To"] == "bob@example.com"
@@ -132,6 +139,10 @@ async def test_nobody_greets_so_the_briefing_is_pushed_at_window_end_by_email_an
     async with deps.db.session() as session:
         inbox = await InboxRepository(session).list("bob")
     assert len(inbox) == 1 and inbox[0].link and "/share/" in inbox[0].link
+    (card,) = [body for channel, body in bots.received if channel == "wecom"]
+    assert card["msgtype"] == "markdown"
+    content = card["markdown"]["content"]
+    assert view.content.headline in content and "/share/" in content and "<table>" not in content
 
 
 async def _first(items):  # type: ignore[no-untyped-def]
