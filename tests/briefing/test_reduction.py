@@ -17,7 +17,7 @@ from ambient.domain.logreport import (
     render_markdown,
     update_baseline,
 )
-from ambient.domain.logtemplates import TemplateMiner, mask, template_id
+from ambient.domain.logtemplates import Masker, TemplateMiner, mask, mask_line, template_id
 from bench.loggen import generate
 
 DAY = datetime(2026, 11, 21, tzinfo=UTC)
@@ -266,3 +266,17 @@ def test_a_stack_trace_joins_the_template_of_its_first_line() -> None:
         ("Unhandled error in worker <*>", 2)
     ]
     assert report.templates[0].example.startswith("Unhandled error in worker 3\nTraceback")
+
+
+def test_lines_masked_elsewhere_reduce_exactly_like_lines_masked_here() -> None:
+    logs = generate(5_000, seed=9, bursts=1)
+    lines = [(when, level, message) for when, level, message, _ in logs.lines]
+    here = LogReducer()
+    here_groups = here.add_many(lines)
+    masker = Masker()
+    elsewhere = LogReducer()
+    elsewhere_groups = elsewhere.add_many(lines, [mask_line(m, masker) for _, _, m in lines])
+    assert [here.group_template_id(g) for g in here_groups] == [
+        elsewhere.group_template_id(g) for g in elsewhere_groups
+    ]
+    assert here.report() == elsewhere.report()
