@@ -22,7 +22,8 @@ from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from ambient.agent.digest import DigestSetting, EventDigestService
-from ambient.domain.push import PushConfig
+from ambient.clients.notify.targets import TargetError, TargetPolicy
+from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import UserCreate, UserSettings
 from ambient.status import system_status
 from ambient.storage.models import User
@@ -351,7 +352,7 @@ async def settings_form(request: Request, state: StateDep, user: MaybeUser) -> R
         "settings.html",
         {
             "user": user_public(me),
-            "push": PushConfig.model_validate(me.push_config or {}),
+            "push": stored_push_config(me.push_config),
             "digest": digest,
             "errors": None,
             "msg": request.query_params.get("msg"),
@@ -411,7 +412,9 @@ async def save_settings(request: Request, session: SessionDep, user: MaybeUser) 
 
 
 @router.post("/app/push", dependencies=[SameOrigin])
-async def save_push(request: Request, session: SessionDep, user: MaybeUser) -> Response:
+async def save_push(
+    request: Request, state: StateDep, session: SessionDep, user: MaybeUser
+) -> Response:
     me = require(user)
     form = await request.form()
     types, targets = form.getlist("type"), form.getlist("target")
@@ -427,8 +430,14 @@ async def save_push(request: Request, session: SessionDep, user: MaybeUser) -> R
         channels.append(channel)
     try:
         config = PushConfig.model_validate({"channels": channels})
+        policy = state.channels.policy or TargetPolicy.from_settings(state.settings)
+        policy.check_all(
+            config.channels, user=me.name, is_admin=me.role == "admin", field="channels"
+        )
     except ValidationError as exc:
         return _settings_error(request, me, _error_text(exc))
+    except TargetError as exc:
+        return _settings_error(request, me, str(exc))
     await UserRepository(session).set_push_config(me, config.model_dump(mode="json"))
     await session.commit()
     return back("/app/settings", "Push channels saved")
@@ -440,7 +449,7 @@ def _settings_error(request: Request, me: User, error: str) -> HTMLResponse:
         "settings.html",
         {
             "user": user_public(me),
-            "push": PushConfig.model_validate(me.push_config or {}),
+            "push": stored_push_config(me.push_config),
             "digest": None,
             "errors": error,
             "msg": None,

@@ -13,7 +13,8 @@ from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ambient.domain.push import PushConfig
+from ambient.clients.notify.targets import TargetError, TargetPolicy
+from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import (
     GRANTED_FIELDS,
     Grant,
@@ -31,7 +32,7 @@ from ambient.storage.repositories import (
     user_public,
     user_subject,
 )
-from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep
+from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep, StateDep
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -164,12 +165,26 @@ async def rotate_token(user: CurrentUser, session: SessionDep) -> Token:
 
 @router.get("/me/push", response_model=PushConfig)
 async def read_push_config(user: CurrentUser) -> PushConfig:
-    return PushConfig.model_validate(user.push_config)
+    # Saved before a rule was added still reads; sending reports what no longer passes.
+    return stored_push_config(user.push_config)
 
 
 @router.put("/me/push", response_model=PushConfig)
-async def set_push_config(config: PushConfig, user: CurrentUser, session: SessionDep) -> PushConfig:
-    """Replace the caller's push channels and quiet hours."""
+async def set_push_config(
+    config: PushConfig, user: CurrentUser, session: SessionDep, state: StateDep
+) -> PushConfig:
+    """Replace the caller's push channels and quiet hours (the same target rules as sending:
+    your own inbox only, secrets you may use, public addresses)."""
+    policy = state.channels.policy or TargetPolicy.from_settings(state.settings)
+    try:
+        policy.check_all(
+            config.channels, user=user.name, is_admin=user.role == "admin", field="channels"
+        )
+    except TargetError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [{"type": "value_error", "loc": ["body", "channels"], "msg": str(exc)}],
+        ) from None
     await UserRepository(session).set_push_config(user, config.model_dump(mode="json"))
     await session.commit()
     return config

@@ -74,6 +74,15 @@ async def test_push_config_api_and_cli(api: httpx.AsyncClient, settings: Setting
         json={"channels": [{"type": "inbox"}], "quiet_hours": {"start": "23:00", "end": "06:00"}},
     )
     assert ok.status_code == 200
+    # The same target rules as sending, at entry: not someone else's inbox, not a private URL.
+    for channel in (
+        {"type": "inbox", "target": "alice"},
+        {"type": "webhook", "target": "http://10.1.2.3/hook"},
+        {"type": "email", "target": "secret:not-mine"},
+    ):
+        refused = await api.put("/users/me/push", json={"channels": [channel]})
+        assert refused.status_code == 422, (channel, refused.text)
+        assert refused.json()["detail"][0]["loc"] == ["body", "channels"]
     assert (await api.get("/users/me/push")).json()["channels"][0]["kinds"] == [
         "briefing",
         "watch",
