@@ -9,6 +9,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_server.tools import (
     briefing,
     cloud,
+    cloud_write,
     discussions,
     push,
     remediation,
@@ -26,6 +27,7 @@ AREAS: dict[str, Register] = {
     "briefing": briefing.register,
     "push": push.register,
     "cloud": cloud.register,
+    "cloud_write": cloud_write.register,
     "users": users.register,
     "remediation": remediation.register,
     "signing": discussions.register_signing,

@@ -76,6 +76,17 @@ class TencentApi:
     instances: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    alarm_notices: list[dict[str, Any]] = field(default_factory=list)
+    scheduled_sql: list[dict[str, Any]] = field(default_factory=list)
+    next_id: int = 0
+
+    def creates(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """The create calls that reached the handlers (writes, not reads)."""
+        return [c for c in self.calls if c[1].startswith("Create")]
+
+    def _new_id(self, prefix: str) -> str:
+        self.next_id += 1
+        return f"{prefix}-{self.next_id:06d}"
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/", self.handle, methods=["POST"])])
@@ -176,6 +187,63 @@ class TencentApi:
             {"Results": [json.dumps(r, ensure_ascii=False) for r in rows], "ListOver": True}
         )
 
+    # CLS writes: names are unique per kind, as the real API enforces.
+    def cls_CreateLogset(self, params: dict[str, Any]) -> Response:
+        if any(s["LogsetName"] == params["LogsetName"] for s in self.logsets):
+            return error("ResourceInUse.LogsetConflict", "a logset of that name exists")
+        logset = {"LogsetId": self._new_id("logset"), "LogsetName": params["LogsetName"]}
+        self.logsets.append(logset)
+        return reply({"LogsetId": logset["LogsetId"]})
+
+    def cls_CreateTopic(self, params: dict[str, Any]) -> Response:
+        if not any(s["LogsetId"] == params["LogsetId"] for s in self.logsets):
+            return error("ResourceNotFound.LogsetNotExist", f"logset {params['LogsetId']}")
+        if int(params.get("PartitionCount", 1)) > 10:
+            return error("InvalidParameter.PartitionCount", "PartitionCount must be <= 10")
+        topic = {
+            "TopicId": self._new_id("topic"),
+            "TopicName": params["TopicName"],
+            "LogsetId": params["LogsetId"],
+        }
+        self.topics.append(topic)
+        return reply({"TopicId": topic["TopicId"]})
+
+    def cls_DescribeAlarmNotices(self, params: dict[str, Any]) -> Response:
+        return self._page(self.alarm_notices, params, "AlarmNotices")
+
+    def cls_CreateAlarmNotice(self, params: dict[str, Any]) -> Response:
+        if not params.get("NoticeReceivers") and not params.get("WebCallbacks"):
+            return error("InvalidParameter", "a notice needs receivers or callbacks")
+        notice = {"AlarmNoticeId": self._new_id("notice"), **params}
+        self.alarm_notices.append(notice)
+        return reply({"AlarmNoticeId": notice["AlarmNoticeId"]})
+
+    def cls_CreateAlarm(self, params: dict[str, Any]) -> Response:
+        known = {n["AlarmNoticeId"] for n in self.alarm_notices}
+        missing = [n for n in params.get("AlarmNoticeIds") or [] if n not in known]
+        if missing:
+            return error("ResourceNotFound.AlarmNoticeNotExist", f"notice {missing[0]}")
+        topics = {t["TopicId"] for t in self.topics}
+        for target in params["AlarmTargets"]:
+            if target["TopicId"] not in topics:
+                return error("ResourceNotFound.TopicNotExist", f"topic {target['TopicId']}")
+        alarm = {"AlarmId": self._new_id("alarm"), **params}
+        self.cls_alarms.append(alarm)
+        return reply({"AlarmId": alarm["AlarmId"]})
+
+    def cls_DescribeScheduledSqlInfo(self, params: dict[str, Any]) -> Response:
+        rows = [t for t in self.scheduled_sql if params.get("Name") in (None, t["Name"])]
+        return self._page(rows, params, "ScheduledSqlTaskInfos")
+
+    def cls_CreateScheduledSql(self, params: dict[str, Any]) -> Response:
+        topics = {t["TopicId"] for t in self.topics}
+        for topic in (params["SrcTopicId"], params["DstResource"]["TopicId"]):
+            if topic not in topics:
+                return error("ResourceNotFound.TopicNotExist", f"topic {topic}")
+        task = {"TaskId": self._new_id("task"), **params}
+        self.scheduled_sql.append(task)
+        return reply({"TaskId": task["TaskId"]})
+
     # --- Monitor ---
     def monitor_DescribeAlarmHistories(self, params: dict[str, Any]) -> Response:
         rows = [
@@ -258,6 +326,29 @@ class TencentApi:
                 pool["DesiredNodesNum"] = params["DesiredCapacity"]
                 return reply({})
         return error("ResourceNotFound", "node pool not found")
+
+    def tke_CreateClusterNodePool(self, params: dict[str, Any]) -> Response:
+        if params["ClusterId"] not in self.node_pools:
+            return error(
+                "ResourceNotFound.ClusterNotFound", f"cluster {params['ClusterId']} not found"
+            )
+        try:
+            scaling = json.loads(params["AutoScalingGroupPara"])
+            json.loads(params["LaunchConfigurePara"])
+        except (KeyError, TypeError, ValueError):
+            return error("InvalidParameter.Param", "AutoScalingGroupPara is not JSON")
+        if not scaling["MinSize"] <= scaling["DesiredCapacity"] <= scaling["MaxSize"]:
+            return error("InvalidParameter.Param", "DesiredCapacity outside [MinSize, MaxSize]")
+        pool = {
+            "NodePoolId": self._new_id("np"),
+            "Name": params["Name"],
+            "LifeState": "creating",
+            "DesiredNodesNum": scaling["DesiredCapacity"],
+            "MinNodesNum": scaling["MinSize"],
+            "MaxNodesNum": scaling["MaxSize"],
+        }
+        self.node_pools[params["ClusterId"]].append(pool)
+        return reply({"NodePoolId": pool["NodePoolId"]})
 
     # --- TTS ---
     def tts_TextToVoice(self, params: dict[str, Any]) -> Response:

@@ -1,0 +1,121 @@
+"""Asked-for cloud writes: node pools, logsets, topics, CLS alarms, scheduled SQL.
+
+Every tool previews by default (``mode='dry_run'`` answers the exact request, nothing is
+sent); ``mode='execute'`` needs rollback_permission 'execute', read from the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from ambient.cloud_ops import (
+    AlarmSpec,
+    CloudOpsError,
+    CloudOpsService,
+    LogsetSpec,
+    Mode,
+    NodePoolSpec,
+    ScheduledSqlSpec,
+    TopicSpec,
+    WriteResult,
+)
+from mcp_server.auth import ANONYMOUS, app_state, current_user
+from mcp_server.tools.cloud import _cloud
+
+T = TypeVar("T")
+ModeArg = Annotated[
+    Mode,
+    Field(
+        default="dry_run",
+        description="dry_run (default): answer the exact request, send nothing; "
+        "execute: make the change (needs rollback_permission 'execute')",
+    ),
+]
+# Creates add resources and find an existing one by name on a retry.
+CREATE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+
+
+def _service(ctx: Context[Any, Any]) -> tuple[CloudOpsService, str]:
+    try:
+        actor = current_user(ctx)
+    except ToolError:
+        actor = ANONYMOUS
+    return CloudOpsService(app_state(ctx).db, _cloud(ctx)), actor
+
+
+async def _run(work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except CloudOpsError as exc:
+        raise ToolError(str(exc)) from None
+
+
+async def create_node_pool(
+    ctx: Context[Any, Any],
+    pool: Annotated[NodePoolSpec, Field(description="the node pool to add to a TKE cluster")],
+    mode: ModeArg = "dry_run",
+) -> WriteResult:
+    """Add a node pool to a TKE cluster (CreateClusterNodePool); a retry finds it by name."""
+    service, actor = _service(ctx)
+    return await _run(service.create_node_pool(actor, pool, mode))
+
+
+async def create_logset(
+    ctx: Context[Any, Any],
+    logset: Annotated[LogsetSpec, Field(description="the CLS logset to create")],
+    mode: ModeArg = "dry_run",
+) -> WriteResult:
+    """Create a CLS logset (CreateLogset); a retry finds it by name."""
+    service, actor = _service(ctx)
+    return await _run(service.create_logset(actor, logset, mode))
+
+
+async def create_log_topic(
+    ctx: Context[Any, Any],
+    topic: Annotated[TopicSpec, Field(description="the CLS log topic to create in a logset")],
+    mode: ModeArg = "dry_run",
+) -> WriteResult:
+    """Create a CLS log topic in a logset (CreateTopic); a retry finds it by name."""
+    service, actor = _service(ctx)
+    return await _run(service.create_log_topic(actor, topic, mode))
+
+
+async def create_cls_alarm(
+    ctx: Context[Any, Any],
+    alarm: Annotated[AlarmSpec, Field(description="the CLS alarm policy and its notice")],
+    mode: ModeArg = "dry_run",
+) -> WriteResult:
+    """Create a CLS alarm policy (CreateAlarm), with a new notice (CreateAlarmNotice) if named."""
+    service, actor = _service(ctx)
+    return await _run(service.create_cls_alarm(actor, alarm, mode))
+
+
+async def create_scheduled_sql(
+    ctx: Context[Any, Any],
+    task: Annotated[ScheduledSqlSpec, Field(description="the scheduled SQL analysis to create")],
+    mode: ModeArg = "dry_run",
+) -> WriteResult:
+    """Create a CLS scheduled SQL task (CreateScheduledSql) writing results to another topic."""
+    service, actor = _service(ctx)
+    return await _run(service.create_scheduled_sql(actor, task, mode))
+
+
+def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+    if read_only:
+        return
+    for tool in (
+        create_node_pool,
+        create_logset,
+        create_log_topic,
+        create_cls_alarm,
+        create_scheduled_sql,
+    ):
+        mcp.add_tool(tool, annotations=CREATE)  # type: ignore[arg-type]

@@ -1,0 +1,216 @@
+"""Asked-for Tencent Cloud writes through the MCP tools, against the TC3-verifying stand-in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from tencentcloud.common.credential import Credential
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.storage.audit import AuditRepository
+from ambient.storage.repositories import UserRepository
+from mcp_server.state import AppState
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.servers import serve
+from tests.tencent.test_cloud_tools import call, client
+
+POOL = {
+    "cluster_id": "cls-1",
+    "name": "gpu",
+    "vpc_id": "vpc-1",
+    "subnet_ids": ["subnet-1"],
+    "instance_type": "S5.MEDIUM4",
+    "minimum": 0,
+    "maximum": 4,
+    "desired": 2,
+}
+ALARM = {
+    "name": "too-many-errors",
+    "topic_id": "topic-app",
+    "query": "level:ERROR | select count(*) as n",
+    "condition": "$1.n > 10",
+    "notice_name": "oncall",
+    "notice_webhook": "https://hooks.example.com/cls",
+}
+SQL = {
+    "name": "errors-hourly",
+    "source_topic_id": "topic-app",
+    "target_topic_id": "topic-stats",
+    "sql": "level:ERROR | select count(*) as n",
+    "start": "2026-11-22T08:00:00Z",
+}
+
+
+@pytest_asyncio.fixture
+async def cloud(deps: WorkerDeps) -> AsyncIterator[tuple[TencentApi, AppState]]:
+    api = TencentApi()
+    api.node_pools["cls-1"] = []
+    api.logsets = [{"LogsetId": "logset-app", "LogsetName": "app"}]
+    api.topics = [
+        {"TopicId": "topic-app", "TopicName": "app", "LogsetId": "logset-app"},
+        {"TopicId": "topic-stats", "TopicName": "stats", "LogsetId": "logset-app"},
+    ]
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        for name, permission in (("ops", "execute"), ("viewer", "dry_run"), ("guest", "none")):
+            await users.create(UserCreate(name=name, rollback_permission=permission))  # type: ignore[arg-type]
+        await session.commit()
+    async with serve(api.app()) as base:
+        tc = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=5,
+        )
+        yield (
+            api,
+            AppState(
+                settings=deps.settings,
+                db=deps.db,
+                temporal=None,  # type: ignore[arg-type]
+                channels=deps.channels,  # type: ignore[arg-type]
+                tencent=tc,
+                stdio_user="ops",
+            ),
+        )
+
+
+CASES: list[tuple[str, str, dict[str, Any], list[str]]] = [
+    ("create_node_pool", "pool", POOL, ["CreateClusterNodePool"]),
+    ("create_logset", "logset", {"name": "audit"}, ["CreateLogset"]),
+    (
+        "create_log_topic",
+        "topic",
+        {"logset_id": "logset-app", "name": "nginx", "period": 7},
+        ["CreateTopic"],
+    ),
+    ("create_cls_alarm", "alarm", ALARM, ["CreateAlarmNotice", "CreateAlarm"]),
+    ("create_scheduled_sql", "task", SQL, ["CreateScheduledSql"]),
+]
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "actions"), CASES)
+async def test_cw01_a_dry_run_answers_the_exact_request_and_execute_sends_it_once(
+    cloud: tuple[TencentApi, AppState],
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    actions: list[str],
+) -> None:
+    api, state = cloud
+    async with client(state, "ops") as c:
+        failed, dry = await call(c, tool, **{arg: spec})
+        assert not failed, dry
+        assert api.creates() == []  # nothing sent in a dry run
+        failed, done = await call(c, tool, **{arg: spec}, mode="execute")
+        assert not failed, done
+    assert dry["mode"] == "dry_run" and [s["sent"] for s in dry["steps"]] == [False] * len(actions)
+    assert [s["request"]["action"] for s in dry["steps"]] == actions
+    assert [a for _, a, _ in api.creates()] == actions  # exactly one request per create
+    # What the dry run showed is what execute sent (a new notice's id is only known then).
+    sent = api.creates()[-1][2]
+    previewed = dry["steps"][-1]["request"]["params"]
+    if tool == "create_cls_alarm":
+        assert previewed["AlarmNoticeIds"] == ["<id of new notice 'oncall'>"]
+        previewed = {**previewed, "AlarmNoticeIds": [done["steps"][0]["resource_id"]]}
+    assert sent == previewed
+    assert done["resource_id"] and done["steps"][-1]["sent"] is True
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    outcomes = [(r.action, r.detail["outcome"]) for r in rows if r.action == f"cloud.{tool}"]
+    assert sorted(o for _, o in outcomes) == ["dry_run", "executed"]
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "actions"), CASES)
+async def test_cw02_a_retried_create_finds_the_existing_resource_instead_of_making_two(
+    cloud: tuple[TencentApi, AppState],
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    actions: list[str],
+) -> None:
+    api, state = cloud
+    async with client(state, "ops") as c:
+        _, first = await call(c, tool, **{arg: spec}, mode="execute")
+        failed, again = await call(c, tool, **{arg: spec}, mode="execute")
+    assert not failed, again
+    assert len(api.creates()) == len(actions)
+    assert again["resource_id"] == first["resource_id"]
+    assert all(s["existing"] and not s["sent"] for s in again["steps"])
+    assert "already exists" in again["summary"]
+
+
+async def test_cw03_permission_is_read_from_the_database_and_refusals_are_audited(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    async with client(state, "guest") as c:
+        refused, message = await call(c, "create_logset", logset={"name": "x"})
+    assert refused and "rollback_permission 'none'" in message
+    async with client(state, "viewer") as c:
+        failed_dry, dry = await call(c, "create_logset", logset={"name": "x"})
+        refused_exec, message_exec = await call(
+            c, "create_logset", logset={"name": "x"}, mode="execute"
+        )
+    assert not failed_dry and dry["steps"][0]["sent"] is False
+    assert refused_exec and "'dry_run'" in message_exec
+    assert api.creates() == []
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    refusals = [(r.actor, r.detail["mode"]) for r in rows if r.detail.get("outcome") == "refused"]
+    assert sorted(refusals) == [("guest", "dry_run"), ("viewer", "execute")]
+
+
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        ("AuthFailure.UnauthorizedOperation", "CAM policy allows cls:CreateLogset"),
+        ("UnauthorizedOperation.NotAllowed", "CAM policy allows cls:CreateLogset"),
+        ("LimitExceeded.Logset", "quota or limit reached"),
+        ("InvalidParameter.Content", "rejected a parameter of CreateLogset"),
+        ("ResourceNotFound.LogsetNotExist", "does not exist"),
+    ],
+)
+async def test_cw04_each_tencent_error_class_reads_as_what_to_do(
+    cloud: tuple[TencentApi, AppState], code: str, says: str
+) -> None:
+    api, state = cloud
+    api.failures["CreateLogset"] = [code]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_logset", logset={"name": "x"}, mode="execute")
+    assert failed and says in message and code in message
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    assert [r.detail["outcome"] for r in rows if r.action == "cloud.create_logset"] == ["failed"]
+
+
+async def test_cw05_bad_input_names_the_field_and_sends_nothing(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    async with client(state, "ops") as c:
+        failed, message = await call(
+            c, "create_node_pool", pool={**POOL, "desired": 9}, mode="execute"
+        )
+        no_notice, notice_message = await call(
+            c, "create_cls_alarm", alarm={**ALARM, "notice_name": None}, mode="execute"
+        )
+        wrong_cluster, cluster_message = await call(
+            c, "create_node_pool", pool={**POOL, "cluster_id": "cls-404"}, mode="execute"
+        )
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+    assert failed and "desired" in message
+    assert no_notice and "notice_ids" in notice_message
+    assert wrong_cluster and "does not exist" in cluster_message
+    assert api.creates() == []
+    for name, *_ in CASES:
+        hints = tools[name].annotations
+        assert hints is not None and hints.read_only_hint is False
+        assert hints.idempotent_hint is True and hints.open_world_hint is True
+        assert hints.destructive_hint is False
