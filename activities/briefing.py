@@ -56,6 +56,7 @@ from ambient.settings import Settings
 from ambient.sharing import ShareLinkRepository
 from ambient.storage import Database
 from ambient.storage.briefings import BaselineRepository, BriefingRepository, BroadcastRepository
+from ambient.storage.repositories import EventRepository
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,19 @@ class BriefingActivities:
                 prepared_at=now,
             )
             await BroadcastRepository(session).mark_broadcast(broadcast_ids, day.date)
+            await EventRepository(session).add(
+                "briefing.prepared",
+                user=request.user,
+                task=request.task_id,
+                payload={
+                    "date": day.date,
+                    "version": row.version,
+                    "generated_by": generated_by,
+                    "headline": content.headline,
+                    "failed_sources": [n.source for n in inputs.notes if not n.ok],
+                },
+                idempotency_key=f"{request.task_id}/{day.date}/prepared/v{row.version}",
+            )
             if report is not None:
                 baseline = update_baseline(baseline_before, report)
                 await BaselineRepository(session).save(
@@ -267,6 +281,18 @@ class BriefingActivities:
             await BriefingRepository(session).mark_given(
                 record.user, record.date, record.given_at, record.via
             )
+            task = f"daily-briefing/{record.user}"
+            await EventRepository(session).add(
+                "briefing.given",
+                user=record.user,
+                task=task,
+                payload={
+                    "date": record.date,
+                    "given_at": record.given_at.isoformat(),
+                    "via": record.via,
+                },
+                idempotency_key=f"{task}/{record.date}/given",
+            )
             await session.commit()
 
     @activity.defn
@@ -310,6 +336,13 @@ class BriefingActivities:
         async with self._db.session() as session:
             await BriefingRepository(session).mark_pushed(
                 request.user, request.date, request.at or datetime.now(UTC)
+            )
+            await EventRepository(session).add(
+                "briefing.pushed",
+                user=request.user,
+                task=f"daily-briefing/{request.user}",
+                payload={"date": request.date, "reason": request.reason},
+                idempotency_key=f"{request.key}/recorded",
             )
             await session.commit()
 

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.briefing import BriefingConfig, GreetOutcome
 from ambient.storage.briefings import BriefingRepository, BroadcastRepository
-from ambient.storage.repositories import InboxRepository
+from ambient.storage.repositories import EventRepository, InboxRepository
 from tests.briefing.harness import briefing_stack, eventually, make_user, write_day_logs
 from tests.support.record import save_history
 
@@ -63,6 +63,10 @@ async def test_briefing_is_prepared_at_five_spoken_at_first_greeting_and_not_rep
         assert view.content.errors == 40 and view.content.log_lines == 166
         async with deps.db.session() as session:
             assert await InboxRepository(session).list("alice") == []
+            events = await EventRepository(session).list(user="alice")
+        assert sorted(e.kind for e in events) == ["briefing.given", "briefing.prepared"]
+        given = next(e for e in events if e.kind == "briefing.given")
+        assert given.payload["via"] == "voice" and given.payload["date"] == day.date
         # Later that day (after the window) the answer is still "already given".
         late = await stack.service.greet("alice", request_id="r3")
         assert late.outcome is GreetOutcome.ALREADY_GIVEN and late.given_at_local == "07:30"
