@@ -58,6 +58,7 @@ from ambient.domain.remediation_runs import (
     remediation_stats,
 )
 from ambient.settings import Settings
+from ambient.sharing import ShareLinkRepository
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import RemediationRecord, User
@@ -118,6 +119,54 @@ class AuditLine(BaseModel):
 
 class RemediationView(RemediationStatus):
     audit: list[AuditLine] = Field(default_factory=list)
+
+
+class ReportLink(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+def report_markdown(view: RemediationView) -> str:
+    """The remediation as a report page: alert, score, plan, attempts, the audit trail."""
+    alert = view.alert
+
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        f"# Remediation of {alert.service}",
+        "",
+        f"**{view.state}** — {view.outcome or 'in progress'}",
+        "",
+        f"- alert: {cell(alert.metric or alert.source)} = {alert.value} "
+        f"(threshold {alert.threshold}), source {cell(alert.source)}",
+        f"- message: {cell(alert.message) or '—'}",
+        f"- score {view.score}, budget {view.budget}, mode {view.mode or view.mode_asked}, "
+        f"owner {view.user}",
+        "",
+        "## Plan and attempts",
+        "",
+        "| # | rung | result | verified |",
+        "|---|---|---|---|",
+    ]
+    done = {a.attempt: a for a in view.attempts}
+    for step in view.plan:
+        attempt = done.get(step.attempt)
+        result = (attempt.skipped_reason or attempt.detail) if attempt else "not reached"
+        verified = ""
+        if attempt is not None and attempt.resolved is not None:
+            verified = "resolved" if attempt.resolved else "not resolved"
+        lines.append(
+            f"| {step.attempt} | {int(step.rung)} {step.rung.name.lower()} | "
+            f"{cell(result)} | {verified} |"
+        )
+    if view.card is not None:
+        lines += ["", "## Score", ""]
+        lines += [f"- {cell(reason)}" for reason in view.card.reasons]
+    lines += ["", "## Audit", "", "| time (UTC) | actor | action |", "|---|---|---|"]
+    for line in view.audit:
+        lines.append(f"| {line.at:%Y-%m-%d %H:%M:%S} | {cell(line.actor)} | {line.action} |")
+    return "\n".join(lines) + "\n"
 
 
 class RemediationSummary(BaseModel):
@@ -331,6 +380,29 @@ class RemediationService:
             if (_aware(row.started_at) or since) >= since
         ]
         return remediation_stats(outcomes)
+
+    async def share(self, user: str, rid: str) -> ReportLink:
+        """A signed, expiring link to the remediation's report page (the audit included)."""
+        view = await self.get(user, rid)
+        async with self.db.session() as session:
+            # Same run and same audit length: the same link (a retry does not make another).
+            row, token = await ShareLinkRepository(
+                session, self.settings.secret_key.get_secret_value()
+            ).create(
+                user,
+                "remediation",
+                f"Remediation of {view.alert.service}",
+                report_markdown(view),
+                days=self.settings.share_link_days,
+                key=f"{view.run_key}/report/{user}/{len(view.audit)}",
+            )
+            await session.commit()
+        base = (
+            self.settings.public_url or f"http://{self.settings.api_host}:{self.settings.api_port}"
+        )
+        return ReportLink(
+            url=f"{base}/share/{token}", expires_at=_aware(row.expires_at) or row.expires_at
+        )
 
     # --- steer -------------------------------------------------------------------------
 

@@ -172,6 +172,13 @@ def show(remediation_id: str, user: User, as_json: Json = False) -> None:
 
 
 @app.command()
+def share(remediation_id: str, user: User) -> None:
+    """A signed, expiring link to the remediation's report page."""
+    link = _run(lambda s: s.share(user, remediation_id))
+    console.print(f"{link.url}  (until {link.expires_at:%Y-%m-%d %H:%M} UTC)")
+
+
+@app.command()
 def follow(remediation_id: str, user: User) -> None:
     """Follow a remediation's progress until it ends."""
     _run(lambda s: _follow(s, user, remediation_id))

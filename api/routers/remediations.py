@@ -19,6 +19,7 @@ from ambient.remediation import (
     RemediationService,
     RemediationSummary,
     RemediationView,
+    ReportLink,
     ScoreView,
     StartResult,
 )
@@ -143,3 +144,12 @@ async def abort(
         return await remediations.abort(user.name, _rid(fingerprint), body.reason or "")
     except RemediationError as exc:
         raise _fail(exc, "reason") from None
+
+
+@router.post("/{fingerprint}/report", response_model=ReportLink)
+async def share(fingerprint: str, user: CurrentUser, remediations: Service) -> ReportLink:
+    """A signed, expiring link to the remediation's report page."""
+    try:
+        return await remediations.share(user.name, _rid(fingerprint))
+    except RemediationError as exc:
+        raise _fail(exc) from None

@@ -19,6 +19,7 @@ from ambient.remediation import (
     RemediationService,
     RemediationSummary,
     RemediationView,
+    ReportLink,
     ScoreView,
     StartResult,
 )
@@ -141,6 +142,11 @@ async def remediation_stats(
     return await _call(ctx, _service(ctx).stats(current_user(ctx), days=days))
 
 
+async def share_remediation(ctx: Context[Any, Any], remediation_id: RemediationId) -> ReportLink:
+    """A signed, expiring link to the remediation's report page (plan, attempts, audit)."""
+    return await _call(ctx, _service(ctx).share(current_user(ctx), remediation_id))
+
+
 def _annotations(
     *, read_only: bool, destructive: bool = False, idempotent: bool = True
 ) -> ToolAnnotations:
@@ -164,3 +170,4 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(start_remediation, annotations=_annotations(read_only=False, destructive=True))
     mcp.add_tool(approve_remediation, annotations=_annotations(read_only=False, destructive=True))
     mcp.add_tool(abort_remediation, annotations=_annotations(read_only=False))
+    mcp.add_tool(share_remediation, annotations=_annotations(read_only=False))

@@ -10,6 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.remediation_runs import FINAL_STATES, RemediationStatus
+from ambient.sharing import ShareLinkRepository
 from ambient.storage.remediations import RemediationRepository
 from mcp_server.server import build_server
 from mcp_server.state import AppState, StateHolder
@@ -116,6 +117,12 @@ async def test_start_then_duplicate_joins_then_approve_and_inspect(
             listed = await call(client, "list_remediations")
             stats = await call(client, "remediation_stats")
             again = await error_of(client, "approve_remediation", remediation_id=rid, approve=True)
+            link = await call(client, "share_remediation", remediation_id=rid)
+        async with deps.db.session() as session:
+            token = link["url"].rsplit("/share/", 1)[1]
+            page = await ShareLinkRepository(
+                session, state.settings.secret_key.get_secret_value()
+            ).open(token)
 
     assert final.state == "resolved"
     assert shown["state"] == "resolved" and shown["joined_by"] == ["oncall"]
@@ -128,6 +135,8 @@ async def test_start_then_duplicate_joins_then_approve_and_inspect(
         {"key": "1", "runs": 1, "resolved": 1, "rate": 1.0}
     ]
     assert "not waiting for approval" in again
+    assert "Remediation of cls-test01/prod/checkout" in page.html
+    assert "1 restart" in page.html and "resolved" in page.html and "approval" in page.html
 
 
 async def test_permission_none_is_refused_clearly_and_nothing_starts(
