@@ -45,7 +45,8 @@ def _run(work: Callable[[RemediationService], Awaitable[T]]) -> T:
     async def main() -> T:
         db = Database(settings.resolved_database_url)
         try:
-            client = await temporal.connect(settings)
+            # Lazy: scoring needs no Temporal; the first workflow call connects.
+            client = await temporal.connect(settings, lazy=True)
             return await work(RemediationService(client, settings, db, LLMClient(settings)))
         finally:
             await db.close()
