@@ -14,12 +14,28 @@ One service behind the MCP tools, the API routes and the CLI, so the rules hold 
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
+import httpx2
+import msgspec
+import yaml
+from lightkube import AsyncClient, codecs
+from lightkube.core.exceptions import ApiError, LoadResourceError
+from lightkube.core.resource import NamespacedResource
 from pydantic import BaseModel, Field
 
+from ambient.clients.kube import (
+    FIELD_MANAGER,
+    KubeError,
+    KubeNotFoundError,
+    KubeUnavailableError,
+)
+from ambient.clients.kube_executor import KubernetesExecutor
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import (
@@ -30,6 +46,7 @@ from ambient.clients.tencent.errors import (
     TencentRetryableError,
 )
 from ambient.clients.tencent.writes import CloudRequest
+from ambient.domain.remediation import Rung, StepRequest, WorkloadRef
 from ambient.domain.users import RollbackPermission
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
@@ -470,3 +487,346 @@ class CloudOpsService:
             lambda: writes.find_scheduled_sql(self.tencent, spec.name, region=spec.region),
         )
         return self._result("create_scheduled_sql", mode, [step], f"scheduled SQL {spec.name!r}")
+
+
+# --- Kubernetes: apply YAML, scale, restart -------------------------------------------------
+class ApplySpec(BaseModel):
+    cluster_id: str = Field(
+        max_length=128, description="TKE cluster id or a context of AMBIENT_KUBECONFIG"
+    )
+    documents: str = Field(
+        min_length=1, max_length=500_000, description="YAML: one or more documents (---)"
+    )
+    namespace: str = Field(
+        default="default", max_length=253, description="for documents that name none"
+    )
+
+
+class DocumentChange(BaseModel):
+    index: int = Field(description="1-based position in the YAML")
+    kind: str
+    name: str
+    namespace: str | None
+    change: Literal["create", "update", "unchanged"]
+    diff: str = Field(description="unified diff of the live object against the applied one")
+    applied: bool
+
+
+class ApplyResult(BaseModel):
+    mode: Mode
+    cluster_id: str
+    documents: list[DocumentChange]
+    idempotency_key: str
+    summary: str
+
+
+class WorkloadSpec(BaseModel):
+    cluster_id: str = Field(
+        max_length=128, description="TKE cluster id or a context of AMBIENT_KUBECONFIG"
+    )
+    namespace: str = Field(max_length=253, description="namespace of the Deployment")
+    name: str = Field(max_length=253, description="Deployment name")
+    idempotency_key: str | None = Field(
+        default=None,
+        max_length=100,
+        description="the same key again finds the change already made (default: derived "
+        "from the request and the current minute)",
+    )
+
+
+class WorkloadResult(BaseModel):
+    mode: Mode
+    target: str
+    applied: bool
+    already_applied: bool
+    detail: str
+    patch: dict[str, Any] | None = None
+    idempotency_key: str
+
+
+# What the API server fills in: left out of a diff so it shows only what the YAML changes.
+_SERVER_FIELDS = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields")
+
+
+def _comparable(obj: dict[str, Any] | None) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
+def _diff(label: str, live: dict[str, Any] | None, applied: dict[str, Any]) -> str:
+    before = yaml.safe_dump(_comparable(live), sort_keys=True) if live is not None else ""
+    after = yaml.safe_dump(_comparable(applied), sort_keys=True)
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            fromfile=f"{label} (live)" if live is not None else "/dev/null",
+            tofile=f"{label} (applied)",
+        )
+    )
+
+
+def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
+    """lightkube objects for each non-empty document; the first bad one is named."""
+    try:
+        raw = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise CloudOpsInputError("documents", f"not valid YAML{where}: {exc}") from None
+    found: list[tuple[int, Any]] = []
+    for index, doc in enumerate(raw, start=1):
+        if doc is None:
+            continue
+        name = (doc.get("metadata") or {}).get("name") if isinstance(doc, dict) else None
+        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
+            raise CloudOpsInputError(
+                "documents", f"document {index} needs apiVersion and kind; nothing was applied"
+            )
+        if not name:
+            raise CloudOpsInputError(
+                "documents",
+                f"document {index} ({doc['kind']}) needs metadata.name; nothing was applied",
+            )
+        try:
+            obj = codecs.from_dict(doc)
+        except (LoadResourceError, msgspec.ValidationError) as exc:
+            raise CloudOpsInputError(
+                "documents",
+                f"document {index} ({doc['kind']} {name}): {exc}; nothing was applied",
+            ) from None
+        meta = obj.metadata
+        if isinstance(obj, NamespacedResource) and meta is not None and not meta.namespace:
+            meta.namespace = namespace
+        found.append((index, obj))
+    if not found:
+        raise CloudOpsInputError("documents", "no documents in the YAML")
+    return found
+
+
+def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
+    if isinstance(exc, KubeNotFoundError):
+        return CloudOpsFailedError("not_found", f"{what}: {exc}")
+    if isinstance(exc, KubeUnavailableError):
+        return CloudOpsFailedError("unavailable", f"{what}: {exc}; try again")
+    return CloudOpsFailedError("failed", f"{what}: {exc}")
+
+
+class WorkloadOps:
+    """apply_yaml, scale_workload and restart_workload; one cluster client cache per instance."""
+
+    def __init__(self, service: CloudOpsService, kubeconfig: Path | None) -> None:
+        self.service = service
+        self.executor = KubernetesExecutor(kubeconfig=kubeconfig, tencent=service.tencent)
+
+    async def aclose(self) -> None:
+        await self.executor.aclose()
+
+    async def _client(self, cluster_id: str) -> AsyncClient:
+        try:
+            return await self.executor.client(cluster_id)
+        except TencentCloudError as exc:
+            request = CloudRequest(
+                product="tke",
+                action="DescribeClusterKubeconfig",
+                params={"ClusterId": cluster_id},
+            )
+            raise readable(exc, request) from None
+        except KubeError as exc:
+            raise _kube_failure(exc, f"cluster {cluster_id}") from None
+
+    async def apply_yaml(self, actor: str, spec: ApplySpec, mode: Mode = "dry_run") -> ApplyResult:
+        objects = parse_documents(spec.documents, spec.namespace)
+        key = hashlib.sha256(f"{spec.cluster_id}\n{spec.documents}".encode()).hexdigest()[:24]
+        subject = f"kube:{spec.cluster_id}"
+        await self.service.authorize(actor, "apply_yaml", subject, mode)
+        detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
+        try:
+            client = await self._client(spec.cluster_id)
+            changes = await self._preview(client, objects)
+            detail["documents"] = [f"{c.kind}/{c.namespace or ''}/{c.name}" for c in changes]
+            if mode == "execute":
+                await self._apply(client, objects, changes)
+        except CloudOpsError as exc:
+            await self.service.audit(
+                actor,
+                "cloud.apply_yaml",
+                subject,
+                {**detail, "outcome": "failed", "kind": exc.kind, "reason": str(exc)},
+            )
+            raise
+        applied = sum(c.applied for c in changes)
+        counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
+        outcome = "executed" if mode == "execute" else "dry_run"
+        await self.service.audit(
+            actor, "cloud.apply_yaml", subject, {**detail, "outcome": outcome, **counts}
+        )
+        verb = f"applied {applied}" if mode == "execute" else "dry run: would apply"
+        summary = (
+            f"{verb} of {len(changes)} documents ({counts['create']} new, "
+            f"{counts['update']} changed, {len(changes) - sum(counts.values())} unchanged)"
+        )
+        return ApplyResult(
+            mode=mode,
+            cluster_id=spec.cluster_id,
+            documents=changes,
+            idempotency_key=key,
+            summary=summary,
+        )
+
+    async def _preview(
+        self, client: AsyncClient, objects: list[tuple[int, Any]]
+    ) -> list[DocumentChange]:
+        """A server-side dry run of every document first: one refused, none is applied."""
+        changes: list[DocumentChange] = []
+        for index, obj in objects:
+            kind, name = obj.kind, obj.metadata.name
+            namespace = obj.metadata.namespace
+            label = f"document {index} ({kind} {name})"
+            try:
+                try:
+                    live = (await client.get(type(obj), name, namespace=namespace)).to_dict()
+                except ApiError as exc:
+                    if exc.status.code != 404:
+                        raise
+                    live = None
+                after = await client.apply(
+                    obj, field_manager=FIELD_MANAGER, force=True, dry_run=True
+                )
+            except ApiError as exc:
+                raise CloudOpsFailedError(
+                    "invalid_document",
+                    f"{label} was refused by the cluster: {exc.status.message or exc}; "
+                    "nothing was applied",
+                ) from None
+            except httpx2.TransportError as exc:
+                raise CloudOpsFailedError("unavailable", f"{label}: {exc}; try again") from None
+            after_dict = after.to_dict()
+            diff = _diff(f"{kind}/{name}", live, after_dict)
+            change: Literal["create", "update", "unchanged"] = (
+                "create" if live is None else ("update" if diff else "unchanged")
+            )
+            changes.append(
+                DocumentChange(
+                    index=index,
+                    kind=kind,
+                    name=name,
+                    namespace=namespace,
+                    change=change,
+                    diff=diff,
+                    applied=False,
+                )
+            )
+        return changes
+
+    async def _apply(
+        self, client: AsyncClient, objects: list[tuple[int, Any]], changes: list[DocumentChange]
+    ) -> None:
+        # Server-side apply is idempotent: applying the same YAML again changes nothing, so
+        # unchanged documents are skipped and a retry after a partial failure completes it.
+        for (index, obj), change in zip(objects, changes, strict=True):
+            if change.change == "unchanged":
+                continue
+            try:
+                await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
+            except (ApiError, httpx2.TransportError) as exc:
+                done = [c.index for c in changes if c.applied]
+                message = exc.status.message if isinstance(exc, ApiError) else str(exc)
+                raise CloudOpsFailedError(
+                    "failed",
+                    f"document {index} ({obj.kind} {obj.metadata.name}) failed: {message}; "
+                    f"documents applied before it: {done or 'none'} (apply again to finish)",
+                ) from None
+            change.applied = True
+
+    async def _step(
+        self,
+        actor: str,
+        operation: str,
+        spec: WorkloadSpec,
+        mode: Mode,
+        rung: Rung,
+        derived: str,
+        **fields: Any,
+    ) -> WorkloadResult:
+        target = WorkloadRef(cluster_id=spec.cluster_id, namespace=spec.namespace, name=spec.name)
+        key = spec.idempotency_key or hashlib.sha256(derived.encode()).hexdigest()[:24]
+        subject = f"kube:{target}"
+        await self.service.authorize(actor, operation, subject, mode)
+        detail: dict[str, Any] = {"mode": mode, "idempotency_key": key, **fields}
+        step = StepRequest(
+            remediation_id="asked",
+            rung=rung,
+            target=target,
+            mode=mode,
+            # The operation is part of the stamp: a scale and a restart under one key are two.
+            key=f"asked:{operation}:{key}",
+            **fields,
+        )
+        try:
+            await self._client(spec.cluster_id)
+            try:
+                result = await self.executor.apply(step)
+            except KubeError as exc:
+                raise _kube_failure(exc, f"{operation} {target}") from None
+        except CloudOpsError as exc:
+            await self.service.audit(
+                actor,
+                f"cloud.{operation}",
+                subject,
+                {**detail, "outcome": "failed", "kind": exc.kind, "reason": str(exc)},
+            )
+            raise
+        outcome = (
+            "existing"
+            if result.already_applied
+            else ("executed" if result.applied else ("dry_run" if mode == "dry_run" else "noop"))
+        )
+        await self.service.audit(
+            actor, f"cloud.{operation}", subject, {**detail, "outcome": outcome}
+        )
+        return WorkloadResult(
+            mode=mode,
+            target=str(target),
+            applied=result.applied,
+            already_applied=result.already_applied,
+            detail=result.skipped_reason or result.detail,
+            patch=result.patch,
+            idempotency_key=key,
+        )
+
+    async def scale_workload(
+        self,
+        actor: str,
+        spec: WorkloadSpec,
+        replicas: int,
+        mode: Mode = "dry_run",
+        *,
+        now: datetime | None = None,
+    ) -> WorkloadResult:
+        if replicas < 1:
+            raise CloudOpsInputError("replicas", "must be at least 1")
+        minute = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M")
+        derived = f"scale\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{replicas}\n{minute}"
+        return await self._step(
+            actor, "scale_workload", spec, mode, Rung.SCALE_OUT, derived, replicas=replicas
+        )
+
+    async def restart_workload(
+        self, actor: str, spec: WorkloadSpec, mode: Mode = "dry_run", *, now: datetime | None = None
+    ) -> WorkloadResult:
+        # One restart per key: the timestamp is whole minutes so a retry sends the same patch.
+        moment = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+        restarted_at = moment.isoformat().replace("+00:00", "Z")
+        derived = f"restart\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{restarted_at}"
+        return await self._step(
+            actor,
+            "restart_workload",
+            spec,
+            mode,
+            Rung.RESTART,
+            derived,
+            restarted_at=restarted_at,
+        )

@@ -16,6 +16,8 @@ from pydantic import Field
 
 from ambient.cloud_ops import (
     AlarmSpec,
+    ApplyResult,
+    ApplySpec,
     CloudOpsError,
     CloudOpsService,
     LogsetSpec,
@@ -23,6 +25,9 @@ from ambient.cloud_ops import (
     NodePoolSpec,
     ScheduledSqlSpec,
     TopicSpec,
+    WorkloadOps,
+    WorkloadResult,
+    WorkloadSpec,
     WriteResult,
 )
 from mcp_server.auth import ANONYMOUS, app_state, current_user
@@ -40,6 +45,11 @@ ModeArg = Annotated[
 # Creates add resources and find an existing one by name on a retry.
 CREATE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+
+# Changes to running workloads: they replace what runs (idempotent per key / apply).
+CHANGE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
 )
 
 
@@ -108,6 +118,53 @@ async def create_scheduled_sql(
     return await _run(service.create_scheduled_sql(actor, task, mode))
 
 
+async def apply_yaml(
+    ctx: Context[Any, Any],
+    apply: Annotated[ApplySpec, Field(description="the cluster and the YAML documents")],
+    mode: ModeArg = "dry_run",
+) -> ApplyResult:
+    """Server-side apply YAML documents to a cluster; dry_run shows each document's diff.
+
+    Every document is dry-run on the server first: if one is refused, none is applied and the
+    error names it.
+    """
+    service, actor = _service(ctx)
+    ops = WorkloadOps(service, app_state(ctx).settings.kubeconfig)
+    try:
+        return await _run(ops.apply_yaml(actor, apply, mode))
+    finally:
+        await ops.aclose()
+
+
+async def scale_workload(
+    ctx: Context[Any, Any],
+    workload: Annotated[WorkloadSpec, Field(description="the Deployment to scale")],
+    replicas: Annotated[int, Field(ge=1, le=1000, description="absolute replica count")],
+    mode: ModeArg = "dry_run",
+) -> WorkloadResult:
+    """Scale a Deployment to a replica count (stamped with its key: a retry changes nothing)."""
+    service, actor = _service(ctx)
+    ops = WorkloadOps(service, app_state(ctx).settings.kubeconfig)
+    try:
+        return await _run(ops.scale_workload(actor, workload, replicas, mode))
+    finally:
+        await ops.aclose()
+
+
+async def restart_workload(
+    ctx: Context[Any, Any],
+    workload: Annotated[WorkloadSpec, Field(description="the Deployment to restart")],
+    mode: ModeArg = "dry_run",
+) -> WorkloadResult:
+    """Rolling-restart a Deployment (what `kubectl rollout restart` does), once per key."""
+    service, actor = _service(ctx)
+    ops = WorkloadOps(service, app_state(ctx).settings.kubeconfig)
+    try:
+        return await _run(ops.restart_workload(actor, workload, mode))
+    finally:
+        await ops.aclose()
+
+
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     if read_only:
         return
@@ -119,3 +176,5 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
         create_scheduled_sql,
     ):
         mcp.add_tool(tool, annotations=CREATE)  # type: ignore[arg-type]
+    for change in (apply_yaml, scale_workload, restart_workload):
+        mcp.add_tool(change, annotations=CHANGE)  # type: ignore[arg-type]

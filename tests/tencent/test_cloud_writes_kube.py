@@ -1,0 +1,298 @@
+"""apply_yaml, scale_workload and restart_workload through the MCP tools, against the
+stateful Kubernetes stand-in reached with a TKE kubeconfig from the Tencent API stand-in."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest_asyncio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from tencentcloud.common.credential import Credential
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.storage.audit import AuditRepository
+from ambient.storage.repositories import UserRepository
+from mcp_server.state import AppState
+from tests.standins.kube_api import KINDS, KubeApi, _status, merge_patch
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.servers import serve
+from tests.tencent.test_cloud_tools import call, client
+from tests.tencent.test_kube import kubeconfig
+
+APPLY = "application/apply-patch+yaml"
+
+
+def refusal(plural: str, body: dict[str, Any]) -> str | None:
+    """The API server's validation for what these tests send (a subset, by kind)."""
+    if plural == "deployments":
+        spec = body.get("spec") or {}
+        if not (spec.get("selector") or {}).get("matchLabels"):
+            return "spec.selector: Required value"
+        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        if not containers or not all(c.get("image") for c in containers):
+            return "spec.template.spec.containers[0].image: Required value"
+    if plural == "configmaps":
+        for key, value in (body.get("data") or {}).items():
+            if not isinstance(value, str):
+                return f"data.{key}: Invalid value: must be a string"
+    return None
+
+
+class ApplyingKubeApi(KubeApi):
+    """The stand-in plus server-side apply (PATCH application/apply-patch+yaml): creates a
+    missing object, merges into an existing one, honours dryRun=All, validates first."""
+
+    def _item(self, plural: str) -> Callable[[Request], Any]:
+        inner = super()._item(plural)
+
+        async def handle(request: Request) -> Response:
+            kind = request.headers.get("content-type", "")
+            if request.method == "PATCH" and kind.startswith(APPLY):
+                return await self._server_side_apply(plural, request)
+            response: Response = await inner(request)
+            return response
+
+        return handle
+
+    async def _server_side_apply(self, plural: str, request: Request) -> Response:
+        key = (request.path_params["ns"], request.path_params["name"])
+        body = json.loads(await request.body())
+        problem = refusal(plural, body)
+        if problem is not None:
+            await self._log(request, 422, body)
+            return _status(422, "Invalid", f'{KINDS[plural][0]} "{key[1]}" is invalid: {problem}')
+        store = self.store(plural)
+        if key not in store:
+            call = await self._log(request, 201, body)
+            created = self._new(plural, *key, body)
+            if not call.dry_run:
+                store[key] = created
+            return JSONResponse(created, status_code=201)
+        call = await self._log(request, 200, body)
+        current = store[key]
+        changed = merge_patch(copy.deepcopy(current), body)
+        if call.dry_run:
+            return JSONResponse(changed)
+        self._store(plural, key, current, changed)
+        return JSONResponse(store[key])
+
+
+@pytest_asyncio.fixture
+async def cluster(deps: WorkerDeps) -> AsyncIterator[tuple[ApplyingKubeApi, AppState]]:
+    kube = ApplyingKubeApi()
+    kube.add_deployment("shop", "checkout", "registry/checkout:1.0", replicas=2)
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        for name, permission in (("ops", "execute"), ("viewer", "dry_run"), ("guest", "none")):
+            await users.create(UserCreate(name=name, rollback_permission=permission))  # type: ignore[arg-type]
+        await session.commit()
+    async with serve(kube.app()) as kube_base:
+        cloud = TencentApi(kubeconfigs={"cls-1": kubeconfig(kube_base)})
+        async with serve(cloud.app()) as base:
+            tc = TencentCloud(
+                Credential(SECRET_ID, SECRET_KEY),
+                region="ap-guangzhou",
+                endpoint=base.removeprefix("http://"),
+                protocol="http",
+                timeout=5,
+            )
+            yield (
+                kube,
+                AppState(
+                    settings=deps.settings,
+                    db=deps.db,
+                    temporal=None,  # type: ignore[arg-type]
+                    channels=deps.channels,  # type: ignore[arg-type]
+                    tencent=tc,
+                    stdio_user="ops",
+                ),
+            )
+
+
+CONFIG = """
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: checkout-settings
+  namespace: shop
+data:
+  TIMEOUT: "30"
+"""
+NEW_IMAGE = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: checkout
+  namespace: shop
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: checkout}
+  template:
+    metadata:
+      labels: {app: checkout}
+    spec:
+      containers:
+      - name: checkout
+        image: registry/checkout:1.1
+"""
+BROKEN = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: worker
+  namespace: shop
+spec:
+  selector:
+    matchLabels: {app: worker}
+  template:
+    metadata:
+      labels: {app: worker}
+    spec:
+      containers:
+      - name: worker
+"""
+WORKLOAD = {"cluster_id": "cls-1", "namespace": "shop", "name": "checkout"}
+
+
+async def test_ck01_apply_previews_a_diff_then_applies_each_document_once(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    documents = f"{CONFIG}---{NEW_IMAGE}"
+    async with client(state, "ops") as c:
+        failed, dry = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-1", "documents": documents}
+        )
+        assert not failed, dry
+        assert kube.writes() == []  # the preview is server-side dry runs only
+        _, done = await call(
+            c,
+            "apply_yaml",
+            apply={"cluster_id": "cls-1", "documents": documents},
+            mode="execute",
+        )
+        _, again = await call(
+            c,
+            "apply_yaml",
+            apply={"cluster_id": "cls-1", "documents": documents},
+            mode="execute",
+        )
+    assert [(d["kind"], d["change"]) for d in dry["documents"]] == [
+        ("ConfigMap", "create"),
+        ("Deployment", "update"),
+    ]
+    assert "-      - image: registry/checkout:1.0" in dry["documents"][1]["diff"]
+    assert "+      - image: registry/checkout:1.1" in dry["documents"][1]["diff"]
+    assert [d["applied"] for d in done["documents"]] == [True, True]
+    assert [(w.method, w.kind) for w in kube.writes()] == [
+        ("PATCH", "configmaps"),
+        ("PATCH", "deployments"),
+    ]
+    assert kube.configmaps[("shop", "checkout-settings")]["data"] == {"TIMEOUT": "30"}
+    image = kube.deployments[("shop", "checkout")]["spec"]["template"]["spec"]["containers"][0]
+    assert image["image"] == "registry/checkout:1.1"
+    # The same YAML again: every document is unchanged and nothing more is written.
+    assert [d["change"] for d in again["documents"]] == ["unchanged", "unchanged"]
+    assert len(kube.writes()) == 2
+
+
+async def test_ck02_one_invalid_document_applies_nothing_and_is_named(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    documents = f"{CONFIG}---{BROKEN}---{NEW_IMAGE}"
+    unknown = "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g}\n"
+    no_selector = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {}\n"
+    async with client(state, "ops") as c:
+        failed, message = await call(
+            c,
+            "apply_yaml",
+            apply={"cluster_id": "cls-1", "documents": documents},
+            mode="execute",
+        )
+        unnamed, unnamed_message = await call(
+            c,
+            "apply_yaml",
+            apply={"cluster_id": "cls-1", "documents": f"{CONFIG}---\nkind: Service\n"},
+            mode="execute",
+        )
+        unknown_failed, unknown_message = await call(
+            c,
+            "apply_yaml",
+            apply={"cluster_id": "cls-1", "documents": f"{CONFIG}---\n{unknown}"},
+            mode="execute",
+        )
+        local, local_message = await call(
+            c,
+            "apply_yaml",
+            apply={"cluster_id": "cls-1", "documents": f"{CONFIG}---\n{no_selector}"},
+            mode="execute",
+        )
+    # Refused by the cluster's own validation (server-side dry run of every document first).
+    assert failed and "document 2 (Deployment worker) was refused by the cluster" in message
+    assert "image: Required value" in message and "nothing was applied" in message
+    # Refused before anything is sent: the object does not fit its kind's schema.
+    assert local and "document 2 (Deployment d)" in local_message
+    assert "selector" in local_message
+    assert unnamed and "document 2" in unnamed_message and "apiVersion" in unnamed_message
+    assert unknown_failed and "document 2 (Gadget g)" in unknown_message
+    assert kube.writes() == []
+    assert ("shop", "checkout-settings") not in kube.configmaps
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    assert [r.detail["outcome"] for r in rows if r.action == "cloud.apply_yaml"] == ["failed"]
+
+
+async def test_ck03_scale_and_restart_preview_then_change_once_per_key(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    keyed = {**WORKLOAD, "idempotency_key": "ticket-42"}
+    async with client(state, "ops") as c:
+        _, dry = await call(c, "scale_workload", workload=WORKLOAD, replicas=5)
+        assert kube.writes() == [] and dry["applied"] is False and dry["patch"]
+        _, scaled = await call(c, "scale_workload", workload=keyed, replicas=5, mode="execute")
+        _, rescaled = await call(c, "scale_workload", workload=keyed, replicas=5, mode="execute")
+        _, restarted = await call(c, "restart_workload", workload=keyed, mode="execute")
+        _, again = await call(c, "restart_workload", workload=keyed, mode="execute")
+    assert scaled["applied"] is True and rescaled["already_applied"] is True
+    assert restarted["applied"] is True and again["already_applied"] is True
+    deployment = kube.deployments[("shop", "checkout")]
+    assert deployment["spec"]["replicas"] == 5
+    template = deployment["spec"]["template"]["metadata"].get("annotations") or {}
+    assert "kubectl.kubernetes.io/restartedAt" in template
+    assert len(kube.writes("deployments")) == 2  # one scale, one restart
+
+
+async def test_ck04_workload_changes_check_permission_and_name_missing_workloads(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    async with client(state, "guest") as c:
+        refused, message = await call(c, "restart_workload", workload=WORKLOAD)
+    async with client(state, "viewer") as c:
+        _, preview = await call(c, "restart_workload", workload=WORKLOAD)
+        refused_exec, exec_message = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-1", "documents": CONFIG}, mode="execute"
+        )
+    async with client(state, "ops") as c:
+        missing, missing_message = await call(
+            c, "scale_workload", workload={**WORKLOAD, "name": "nope"}, replicas=2, mode="execute"
+        )
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+    assert refused and "rollback_permission 'none'" in message
+    assert preview["applied"] is False and "dry run" in preview["detail"]
+    assert refused_exec and "'dry_run'" in exec_message
+    assert missing and "not found" in missing_message
+    assert kube.writes() == []
+    for name in ("apply_yaml", "scale_workload", "restart_workload"):
+        hints = tools[name].annotations
+        assert hints is not None and hints.destructive_hint is True
+        assert hints.read_only_hint is False and hints.open_world_hint is True
