@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -418,3 +420,33 @@ class RecordingExecutor(DryRunExecutor):
     async def apply(self, step: StepRequest) -> StepResult:
         self.steps.append(step)
         return await super().apply(step)
+
+
+async def test_outside_the_change_window_the_step_waits_for_the_next_opening(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # A one-hour window opening two hours from now (team time), every day.
+    local = datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(hours=2)
+    opens = f"{local:%H}:00"
+    closes = f"{(local + timedelta(hours=1)):%H}:00"
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_change_windows=[{"start": opens, "end": closes}],
+    )
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=1) as (site, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        waiting = await state_reaches(ts_env, handle, ("waiting_gate",))
+        assert waiting.waiting is not None and waiting.waiting.what == "change_window"
+        assert "next opens" in waiting.waiting.detail and waiting.attempts == []
+        status = await handle.result()
+
+    assert status.state == "resolved" and [a.rung for a in status.attempts] == [Rung.RESTART]
+    assert status.attempts[0].at is not None and status.started_at is not None
+    waited = status.attempts[0].at - status.started_at
+    assert timedelta(hours=1) <= waited <= timedelta(hours=2, minutes=1)
+    assert site.reads == 1
