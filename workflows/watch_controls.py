@@ -41,6 +41,8 @@ NOTIFY_HEARTBEAT = timedelta(seconds=30)
 # Runs recorded before this change waited a random first-check jitter; new runs take the
 # baseline at once and spread the second check instead.
 BASELINE_AT_START = "baseline-at-start"
+# Runs recorded before this change let a trigger that came during a check wait an interval.
+QUEUED_TRIGGERS = "queued-triggers"
 # Runs recorded before this change checked at once after continue-as-new (a check just
 # ran); new runs wait the interval unless a check was asked for.
 WAIT_AFTER_CONTINUE = "wait-after-continue"
@@ -186,12 +188,15 @@ class WatchControls:
     async def sleep_until_next(self, interval: timedelta) -> None:
         """Wait out the interval (forever while paused) unless a signal or update wakes us."""
         self.wake = False
-        if self.check_requested or self.stop_requested:
+        if self.stop_requested:
+            return
+        # A trigger that came during the check is still set: check again at once (runs
+        # recorded before this waited the interval).
+        if self.check_requested and workflow.patched(QUEUED_TRIGGERS):
             return
         try:
             await workflow.wait_condition(
-                lambda: self.wake or self.check_requested,
-                timeout=None if self.paused else interval,
+                lambda: self.wake, timeout=None if self.paused else interval
             )
         except TimeoutError:
             pass

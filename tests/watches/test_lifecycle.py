@@ -49,9 +49,12 @@ class GatedSite(Site):
     waiting: asyncio.Event = field(default_factory=asyncio.Event)
 
     hooks: list[bytes] = field(default_factory=list)
+    hook_gate: asyncio.Event = field(default_factory=asyncio.Event)
+    hook_waiting: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.gate.set()
+        self.hook_gate.set()
 
     def app(self) -> Starlette:
         app = super().app()
@@ -59,9 +62,9 @@ class GatedSite(Site):
         return app
 
     async def hook(self, request: Request) -> Response:
-        """A webhook target that holds each delivery until the gate opens."""
-        self.waiting.set()
-        await self.gate.wait()
+        """A webhook target that holds each delivery until its gate opens."""
+        self.hook_waiting.set()
+        await self.hook_gate.wait()
         self.hooks.append(await request.body())
         return Response("ok")
 
@@ -197,19 +200,28 @@ async def test_trigger_during_a_check_runs_another_check_right_after_it(
     loopback_deps: WorkerDeps,  # noqa: F811
     gated: tuple[GatedSite, str],
 ) -> None:
+    """The trigger lands while the first check is still delivering its breach alert."""
     state, base = gated
-    state.values = [10, 20, 30]
-    state.gate.clear()
-    async with running_worker(ts_env.client, loopback_deps) as worker:
-        handle = await start_watch(ts_env, worker.task_queue, base)
+    state.values = [150, 160, 170]
+    deps = loopback_deps
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    state.hook_gate.clear()
+    hook = [{"type": "webhook", "target": f"{base}/hook"}]
+    async with running_worker(ts_env.client, deps) as worker:
+        handle = await start_watch(ts_env, worker.task_queue, base, targets=hook)
         started = (await handle.describe()).start_time
-        await state.waiting.wait()  # the first check is running
+        await state.hook_waiting.wait()  # the first check is delivering its alert
         await handle.signal("check_now")
-        state.gate.set()
+        status = await handle.query("status", result_type=TaskStatus)
+        assert status.checks == 1
+        state.hook_gate.set()
         status = await checks_reach(ts_env, handle, 2)
-        while status.detail["last_value"] != 20:  # the second check's reading lands
+        while status.detail["last_value"] != 160:  # the second check's reading lands
             await ts_env.sleep(timedelta(seconds=1))
             status = await handle.query("status", result_type=TaskStatus)
+        await handle.signal("stop")
+        await handle.result()
+    await save_history(handle, "threshold_watch_queued_trigger")  # type: ignore[arg-type]
     second = datetime.fromisoformat(str(status.detail["last_checked_at"]))
     # Queued, not lost: the interval is a minute, the second check came with the first.
     assert second - started < timedelta(seconds=30)
@@ -298,6 +310,9 @@ async def test_webhook_that_refuses_connections_uses_up_retries_and_the_watch_go
         handle = await start_watch(ts_env, worker.task_queue, base, targets=refused)
         status = await checks_reach(ts_env, handle, 4)
         running = (await handle.describe()).status
+        await handle.signal("stop")
+        await handle.result()
+    await save_history(handle, "threshold_watch_delivery_failed")  # type: ignore[arg-type]
     assert running is WorkflowExecutionStatus.RUNNING
     assert status.state == "active" and status.detail["breaching"] is False
     # Breach and recovery were each announced; each delivery failed and was counted.
@@ -309,4 +324,5 @@ async def test_webhook_that_refuses_connections_uses_up_retries_and_the_watch_go
         "watch.delivery_failed",
         "watch.recovery",
         "watch.delivery_failed",
+        "watch.stopped",
     ]

@@ -115,7 +115,7 @@ async def test_stop_while_an_alert_is_delivered_at_the_hand_over_ends_the_watch(
     deps = loopback_deps
     # The registry's guards read the settings they were built with: allow the loopback site.
     deps.channels = build_channels(deps.settings, deps.db, deps.http)
-    state.gate.clear()
+    state.hook_gate.clear()
     config = threshold(base, targets=[{"type": "webhook", "target": f"{base}/hook"}])
     task = unique("threshold-watch/alice/can")
     async with running_worker(env.client, deps) as worker:
@@ -125,9 +125,9 @@ async def test_stop_while_an_alert_is_delivered_at_the_hand_over_ends_the_watch(
             id=task,
             task_queue=worker.task_queue,
         )
-        await state.waiting.wait()  # the breach alert is being delivered
+        await state.hook_waiting.wait()  # the breach alert is being delivered
         await handle.signal("stop")
-        state.gate.set()
+        state.hook_gate.set()
         final: TaskStatus = await asyncio.wait_for(handle.result(), timeout=60)
     assert final.state == "stopped" and final.checks == 1
     assert len(state.hooks) == 1
