@@ -20,6 +20,7 @@ from ambient.cloud_ops import (
     ApplySpec,
     CloudOpsError,
     CloudOpsService,
+    ImageDescription,
     LogsetSpec,
     Mode,
     NodePoolSpec,
@@ -30,6 +31,7 @@ from ambient.cloud_ops import (
     WorkloadSpec,
     WriteResult,
 )
+from ambient.cloud_ops import describe_dashboard_image as describe_image
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 from mcp_server.tools.cloud import _cloud
 
@@ -50,6 +52,11 @@ CREATE = ToolAnnotations(
 # Changes to running workloads: they replace what runs (idempotent per key / apply).
 CHANGE = ToolAnnotations(
     read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
+)
+
+# Looking at an image changes nothing; the answer comes from a model outside.
+LOOK = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
 
 
@@ -165,7 +172,25 @@ async def restart_workload(
         await ops.aclose()
 
 
+async def describe_dashboard_image(
+    ctx: Context[Any, Any],
+    image_url: Annotated[
+        str,
+        Field(
+            max_length=8_000_000,
+            description="http(s) URL of a dashboard screenshot, or a data:image/...;base64 upload",
+        ),
+    ],
+    question: Annotated[
+        str, Field(min_length=1, max_length=2000, description="what to find out from the image")
+    ] = "What does this dashboard show? Anything abnormal?",
+) -> ImageDescription:
+    """Look at a dashboard image with the vision model and answer a question about it."""
+    return await _run(describe_image(app_state(ctx).settings, image_url, question))
+
+
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+    mcp.add_tool(describe_dashboard_image, annotations=LOOK)
     if read_only:
         return
     for tool in (

@@ -1,0 +1,105 @@
+"""describe_dashboard_image: the image and question reach an OpenAI-compatible stand-in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+from pydantic import SecretStr
+
+from ambient.deps import WorkerDeps
+from mcp_server.state import AppState
+from tests.standins.llm_api import API_KEY, Content, Failure, LLMApi
+from tests.support.servers import serve
+from tests.tencent.test_cloud_tools import call, client
+
+PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+
+
+@pytest_asyncio.fixture
+async def vision(deps: WorkerDeps) -> AsyncIterator[tuple[LLMApi, AppState]]:
+    llm = LLMApi()
+    async with serve(llm.app()) as base:
+        settings = deps.settings.model_copy(
+            update={
+                "openai_api_key": SecretStr(API_KEY),
+                "openai_base_url": f"{base}/v1",
+                "llm_model": "vision-standin",
+                # The image host in these tests is loopback: allowed explicitly, as an operator would.
+                "fetch_allow_cidrs": ["127.0.0.1/32"],
+            }
+        )
+        yield (
+            llm,
+            AppState(
+                settings=settings,
+                db=deps.db,
+                temporal=None,  # type: ignore[arg-type]
+                channels=deps.channels,  # type: ignore[arg-type]
+                tencent=None,
+                stdio_user="ops",
+            ),
+        )
+
+
+async def test_ci01_the_image_and_question_go_to_the_vision_model(
+    vision: tuple[LLMApi, AppState],
+) -> None:
+    llm, state = vision
+    llm.script(Content("CPU on ins-1 spikes to 95% at 14:00."), Content("Error rate is flat."))
+    async with client(state, "viewer") as c:
+        failed, by_url = await call(
+            c,
+            "describe_dashboard_image",
+            image_url="http://127.0.0.1:9/cpu.png",
+            question="Which instance is hot?",
+        )
+        assert not failed, by_url
+        _, by_upload = await call(c, "describe_dashboard_image", image_url=PNG)
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+    assert by_url == {"answer": "CPU on ins-1 spikes to 95% at 14:00.", "model": "vision-standin"}
+    assert by_upload["answer"] == "Error rate is flat."
+    first = llm.requests[0]
+    assert first["model"] == "vision-standin"
+    user = next(m for m in first["messages"] if m["role"] == "user")
+    assert user["content"] == [
+        {"type": "text", "text": "Which instance is hot?"},
+        {"type": "image_url", "image_url": {"url": "http://127.0.0.1:9/cpu.png"}},
+    ]
+    hints = tools["describe_dashboard_image"].annotations
+    assert hints is not None and hints.read_only_hint is True
+    assert hints.destructive_hint is False
+
+
+async def test_ci02_refused_destinations_bad_uploads_and_offline_mode_are_explained(
+    vision: tuple[LLMApi, AppState],
+) -> None:
+    llm, state = vision
+    offline = AppState(
+        **{
+            **state.__dict__,
+            "settings": state.settings.model_copy(update={"openai_api_key": None}),
+        }
+    )
+    llm.script(Failure(400, "this model does not accept images"))
+    async with client(state, "viewer") as c:
+        internal, internal_message = await call(
+            c, "describe_dashboard_image", image_url="http://10.0.0.5/grafana.png"
+        )
+        scheme, scheme_message = await call(
+            c, "describe_dashboard_image", image_url="file:///etc/passwd"
+        )
+        upload, upload_message = await call(
+            c, "describe_dashboard_image", image_url="data:text/html;base64,PGI+"
+        )
+        refused, refused_message = await call(c, "describe_dashboard_image", image_url=PNG)
+    async with client(offline, "viewer") as c:
+        no_model, no_model_message = await call(c, "describe_dashboard_image", image_url=PNG)
+    assert (
+        internal and "image_url" in internal_message and "refused destination" in internal_message
+    )
+    assert scheme and "http(s) URL" in scheme_message
+    assert upload and "data:image/" in upload_message
+    assert refused and "does not accept images" in refused_message
+    assert no_model and "needs a vision model" in no_model_message
+    assert len(llm.requests) == 1  # only the one the model refused reached it
