@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities import build_activities
@@ -47,6 +48,18 @@ def build_worker(
         max_cached_workflows=deps.settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
+
+
+async def ensure_triage_schedule(client: Client, settings: Settings, db: Database) -> None:
+    """The nightly alert triage Schedule, when a triage user is configured (idempotent)."""
+    if not settings.remediation_triage_user:
+        return
+    from ambient.remediation import RemediationError, RemediationService
+
+    try:
+        await RemediationService(client, settings, db).schedule_triage()
+    except (RemediationError, RPCError) as exc:
+        log.warning("nightly alert triage not scheduled: %s", exc)
 
 
 def metrics_runtime(settings: Settings) -> Runtime | None:
@@ -85,6 +98,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             settings.temporal_namespace,
         )
         async with worker:
+            await ensure_triage_schedule(client, settings, db)
             await stop.wait()
             log.info("worker stopping")
 

@@ -20,6 +20,7 @@ from tests.remediation.support import add_user, remediation_settings
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.record import save_history
 from tests.support.servers import serve
+from worker import ensure_triage_schedule
 from workflows.alert_triage import AlertTriageWorkflow
 
 USER = "night"
@@ -160,3 +161,24 @@ async def test_triage_schedule_runs_at_five_in_the_team_time_zone(
     action = described.schedule.action
     assert isinstance(action, ScheduleActionStartWorkflow)
     assert action.workflow == "AlertTriageWorkflow"
+
+
+async def test_worker_start_schedules_the_triage_only_when_a_triage_user_is_set(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    await add_user(deps, USER)
+    await ensure_triage_schedule(dev_env.client, deps.settings, deps.db)
+    before = [s.id async for s in await dev_env.client.list_schedules()]
+    configured = deps.settings.model_copy(update={"remediation_triage_user": USER})
+    await ensure_triage_schedule(dev_env.client, configured, deps.db)
+    await ensure_triage_schedule(dev_env.client, configured, deps.db)  # a restart: no error
+    handle = dev_env.client.get_schedule_handle(TRIAGE_SCHEDULE)
+    try:
+        described = await handle.describe()
+    finally:
+        await handle.delete()
+    assert TRIAGE_SCHEDULE not in before
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    (decoded,) = await dev_env.client.data_converter.decode(action.args, [TriageInput])
+    assert decoded.user == USER
