@@ -25,7 +25,7 @@ async def vision(deps: WorkerDeps) -> AsyncIterator[tuple[LLMApi, AppState]]:
                 "openai_api_key": SecretStr(API_KEY),
                 "openai_base_url": f"{base}/v1",
                 "llm_model": "vision-standin",
-                # The image host in these tests is loopback: allowed explicitly, as an operator would.
+                # The image host here is loopback: allowed explicitly, as an operator would.
                 "fetch_allow_cidrs": ["127.0.0.1/32"],
             }
         )
