@@ -116,3 +116,36 @@ async def test_dry_run_reads_the_cluster_and_writes_nothing(
     assert "computed from a read of the workload" in rollback.detail
     isolate = next(a for a in status.attempts if a.rung == Rung.ISOLATE)
     assert isolate.patch is not None and "service/prod/checkout" in isolate.patch
+
+
+async def test_a_release_without_an_earlier_revision_makes_rung_three_say_so_and_move_on(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    api.add_service("prod", "checkout", {"app": "checkout"})
+    async with serve(api.app()) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        remediation_settings(
+            deps,
+            remediation_approval_from_rung=0,
+            remediation_executor="kubernetes",
+            kubeconfig=path,
+        )
+        await add_user(deps, USER, permission="execute")
+        async with (
+            error_rate(healthy_from=None) as (_, url),
+            running_worker(ts_env.client, deps) as worker,
+        ):
+            handle = await start(
+                ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+            )
+            status = await handle.result()
+
+    rungs = {a.rung: a for a in status.attempts}
+    assert status.state == "budget_exhausted" and list(rungs) == [1, 2, 3, 4]
+    assert rungs[Rung.ROLLBACK].skipped_reason is not None
+    assert "not a Deployment revision" in rungs[Rung.ROLLBACK].skipped_reason
+    assert not rungs[Rung.ROLLBACK].applied and rungs[Rung.ISOLATE].applied
+    assert images(api) == [V1]
