@@ -145,7 +145,6 @@ async def test_a_release_without_an_earlier_revision_makes_rung_three_say_so_and
 
     rungs = {a.rung: a for a in status.attempts}
     assert status.state == "budget_exhausted" and list(rungs) == [1, 2, 3, 4]
-    assert rungs[Rung.ROLLBACK].skipped_reason is not None
-    assert "not a Deployment revision" in rungs[Rung.ROLLBACK].skipped_reason
+    assert "not a Deployment revision" in (rungs[Rung.ROLLBACK].skipped_reason or "")
     assert not rungs[Rung.ROLLBACK].applied and rungs[Rung.ISOLATE].applied
     assert images(api) == [V1]
