@@ -18,6 +18,7 @@ from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.tasks import TaskStatus, ThresholdWatchInput
 from tests.conftest import _binary, running_worker, unique
+from tests.support.record import save_history
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, kinds, loopback_deps, threshold  # noqa: F401
 from workflows.threshold_watch import ThresholdWatchWorkflow
@@ -95,6 +96,8 @@ async def test_continued_watch_keeps_its_life_pause_and_control_events(
         await until(checked_again)
         await handle.signal("stop")
         final: TaskStatus = await handle.result()
+    # The last run of the chain: it started from carried state.
+    await save_history(handle, "threshold_watch_continued")
     assert final.state == "stopped" and final.detail["life"] == first
     assert await kinds(loopback_deps, handle.id) == [
         "watch.paused",
