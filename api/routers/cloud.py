@@ -1,0 +1,189 @@
+"""Asked-for cloud operations over HTTP: the same service and rules as the cloud_write tools.
+
+Every write is a dry run unless the body says ``"mode": "execute"``; the caller's
+rollback_permission is read from the database, never taken from the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.cloud_ops import (
+    AlarmSpec,
+    ApplyResult,
+    ApplySpec,
+    CloudOpsError,
+    CloudOpsInputError,
+    CloudOpsRefusedError,
+    CloudOpsService,
+    ImageDescription,
+    LogsetSpec,
+    Mode,
+    NodePoolSpec,
+    ScheduledSqlSpec,
+    TopicSpec,
+    WorkloadOps,
+    WorkloadResult,
+    WorkloadSpec,
+    WriteResult,
+    describe_dashboard_image,
+)
+from api.deps import CurrentUser, StateDep
+from mcp_server.state import AppState
+
+router = APIRouter(prefix="/cloud", tags=["cloud"])
+T = TypeVar("T")
+ModeField = Annotated[
+    Mode, Field(description="dry_run (default) answers the exact request; execute sends it")
+]
+
+
+class NodePoolBody(NodePoolSpec):
+    mode: ModeField = "dry_run"
+
+
+class LogsetBody(LogsetSpec):
+    mode: ModeField = "dry_run"
+
+
+class TopicBody(TopicSpec):
+    mode: ModeField = "dry_run"
+
+
+class AlarmBody(AlarmSpec):
+    mode: ModeField = "dry_run"
+
+
+class ScheduledSqlBody(ScheduledSqlSpec):
+    mode: ModeField = "dry_run"
+
+
+class ApplyBody(ApplySpec):
+    mode: ModeField = "dry_run"
+
+
+class ScaleBody(WorkloadSpec):
+    replicas: int = Field(ge=1, le=1000, description="absolute replica count")
+    mode: ModeField = "dry_run"
+
+
+class RestartBody(WorkloadSpec):
+    mode: ModeField = "dry_run"
+
+
+class ImageBody(BaseModel):
+    image_url: str = Field(max_length=8_000_000, description="http(s) URL or data:image/ upload")
+    question: str = Field(
+        default="What does this dashboard show? Anything abnormal?", min_length=1, max_length=2000
+    )
+
+
+# Upstream answers by class: what the caller can act on.
+STATUS = {
+    "not_found": status.HTTP_404_NOT_FOUND,
+    "invalid_parameter": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "invalid_document": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "quota": status.HTTP_409_CONFLICT,
+    "not_configured": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "offline": status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+
+async def _run(work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except CloudOpsRefusedError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    except CloudOpsInputError as exc:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ["body", exc.field], "msg": str(exc), "input": None}]
+        ) from None
+    except CloudOpsError as exc:
+        code = STATUS.get(exc.kind, status.HTTP_502_BAD_GATEWAY)
+        raise HTTPException(code, str(exc)) from None
+
+
+def _service(state: AppState) -> CloudOpsService:
+    return CloudOpsService(state.db, state.tencent or TencentCloud.from_settings(state.settings))
+
+
+@router.post("/node-pools", response_model=WriteResult)
+async def create_node_pool(body: NodePoolBody, user: CurrentUser, state: StateDep) -> WriteResult:
+    """Add a node pool to a TKE cluster (CreateClusterNodePool)."""
+    spec = NodePoolSpec.model_validate(body.model_dump(exclude={"mode"}))
+    return await _run(_service(state).create_node_pool(user.name, spec, body.mode))
+
+
+@router.post("/logsets", response_model=WriteResult)
+async def create_logset(body: LogsetBody, user: CurrentUser, state: StateDep) -> WriteResult:
+    """Create a CLS logset (CreateLogset)."""
+    spec = LogsetSpec.model_validate(body.model_dump(exclude={"mode"}))
+    return await _run(_service(state).create_logset(user.name, spec, body.mode))
+
+
+@router.post("/log-topics", response_model=WriteResult)
+async def create_log_topic(body: TopicBody, user: CurrentUser, state: StateDep) -> WriteResult:
+    """Create a CLS log topic (CreateTopic)."""
+    spec = TopicSpec.model_validate(body.model_dump(exclude={"mode"}))
+    return await _run(_service(state).create_log_topic(user.name, spec, body.mode))
+
+
+@router.post("/alarms", response_model=WriteResult)
+async def create_cls_alarm(body: AlarmBody, user: CurrentUser, state: StateDep) -> WriteResult:
+    """Create a CLS alarm policy (CreateAlarm), with a new notice if named."""
+    spec = AlarmSpec.model_validate(body.model_dump(exclude={"mode"}))
+    return await _run(_service(state).create_cls_alarm(user.name, spec, body.mode))
+
+
+@router.post("/scheduled-sql", response_model=WriteResult)
+async def create_scheduled_sql(
+    body: ScheduledSqlBody, user: CurrentUser, state: StateDep
+) -> WriteResult:
+    """Create a CLS scheduled SQL task (CreateScheduledSql)."""
+    spec = ScheduledSqlSpec.model_validate(body.model_dump(exclude={"mode"}))
+    return await _run(_service(state).create_scheduled_sql(user.name, spec, body.mode))
+
+
+@router.post("/apply", response_model=ApplyResult)
+async def apply_yaml(body: ApplyBody, user: CurrentUser, state: StateDep) -> ApplyResult:
+    """Server-side apply YAML documents; dry_run answers each document's diff."""
+    ops = WorkloadOps(_service(state), state.settings.kubeconfig)
+    spec = ApplySpec.model_validate(body.model_dump(exclude={"mode"}))
+    try:
+        return await _run(ops.apply_yaml(user.name, spec, body.mode))
+    finally:
+        await ops.aclose()
+
+
+@router.post("/workloads/scale", response_model=WorkloadResult)
+async def scale_workload(body: ScaleBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
+    """Scale a Deployment to an absolute replica count."""
+    ops = WorkloadOps(_service(state), state.settings.kubeconfig)
+    spec = WorkloadSpec.model_validate(body.model_dump(exclude={"mode", "replicas"}))
+    try:
+        return await _run(ops.scale_workload(user.name, spec, body.replicas, body.mode))
+    finally:
+        await ops.aclose()
+
+
+@router.post("/workloads/restart", response_model=WorkloadResult)
+async def restart_workload(body: RestartBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
+    """Rolling-restart a Deployment."""
+    ops = WorkloadOps(_service(state), state.settings.kubeconfig)
+    spec = WorkloadSpec.model_validate(body.model_dump(exclude={"mode"}))
+    try:
+        return await _run(ops.restart_workload(user.name, spec, body.mode))
+    finally:
+        await ops.aclose()
+
+
+@router.post("/dashboard-image", response_model=ImageDescription)
+async def describe_image(body: ImageBody, user: CurrentUser, state: StateDep) -> ImageDescription:
+    """Ask the vision model about a dashboard image."""
+    return await _run(describe_dashboard_image(state.settings, body.image_url, body.question))

@@ -1,0 +1,88 @@
+"""The cloud write routes: same service as the MCP tools, HTTP status by error class."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from ambient.domain.users import RollbackPermission, UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.servers import free_port, serve
+
+
+async def _token(settings: Settings, name: str, permission: RollbackPermission) -> dict[str, str]:
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            _, token = await UserRepository(session).create(
+                UserCreate(name=name, rollback_permission=permission)
+            )
+            await session.commit()
+    finally:
+        await db.close()
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest_asyncio.fixture
+async def api(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[TencentApi, httpx.AsyncClient, Settings]]:
+    cloud = TencentApi()
+    cloud.logsets = [{"LogsetId": "logset-app", "LogsetName": "app"}]
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", SECRET_ID)
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
+    async with serve(cloud.app()) as tencent_base:
+        settings = settings.model_copy(
+            update={
+                "temporal_address": f"127.0.0.1:{free_port()}",
+                "tencentcloud_endpoint": tencent_base.removeprefix("http://"),
+                "tencentcloud_protocol": "http",
+            }
+        )
+        async with serve(create_app(settings)) as base:
+            async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as client:
+                yield cloud, client, settings
+
+
+async def test_ca01_routes_preview_execute_refuse_and_map_errors(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+) -> None:
+    cloud, http, settings = api
+    ops = await _token(settings, "ops", RollbackPermission.EXECUTE)
+    viewer = await _token(settings, "viewer", RollbackPermission.DRY_RUN)
+    topic = {"logset_id": "logset-app", "name": "nginx"}
+    dry = await http.post("/cloud/log-topics", json=topic, headers=viewer)
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["steps"][0]["request"]["params"]["TopicName"] == "nginx"
+    refused = await http.post(
+        "/cloud/log-topics", json={**topic, "mode": "execute"}, headers=viewer
+    )
+    assert refused.status_code == 403 and "'dry_run'" in refused.json()["detail"]
+    assert cloud.creates() == []
+    done = await http.post("/cloud/log-topics", json={**topic, "mode": "execute"}, headers=ops)
+    assert done.status_code == 200 and done.json()["steps"][0]["sent"] is True
+    assert [a for _, a, _ in cloud.creates()] == ["CreateTopic"]
+    missing = await http.post(
+        "/cloud/log-topics",
+        json={"logset_id": "logset-404", "name": "x", "mode": "execute"},
+        headers=ops,
+    )
+    assert missing.status_code == 404 and "does not exist" in missing.json()["detail"]
+    cloud.failures["CreateLogset"] = ["LimitExceeded.Logset"]
+    quota = await http.post("/cloud/logsets", json={"name": "more", "mode": "execute"}, headers=ops)
+    assert quota.status_code == 409 and "quota" in quota.json()["detail"]
+    bad = await http.post(
+        "/cloud/alarms",
+        json={"name": "a", "topic_id": "t", "query": "*", "condition": "$1.n > 1"},
+        headers=ops,
+    )
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "notice_ids"]
+    anonymous = await http.post("/cloud/logsets", json={"name": "x"})
+    assert anonymous.status_code == 401
