@@ -36,6 +36,7 @@ from temporalio.client import (
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -299,8 +300,14 @@ class TaskService:
                 timeout=self.baseline_wait,
             )
             baseline = _baseline(first)
-        except (TimeoutError, WorkflowUpdateFailedError, RPCError):
-            # The task runs; its baseline shows in get_task once the first check ends.
+        except (
+            TimeoutError,
+            WorkflowUpdateFailedError,
+            WorkflowUpdateRPCTimeoutOrCancelledError,
+            RPCError,
+        ):
+            # The task runs (no worker may be polling yet): its baseline shows in get_task
+            # once the first check ends.
             pass
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE, baseline=baseline)
 

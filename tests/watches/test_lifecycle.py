@@ -326,3 +326,18 @@ async def test_webhook_that_refuses_connections_uses_up_retries_and_the_watch_go
         "watch.delivery_failed",
         "watch.stopped",
     ]
+
+
+async def test_create_answers_created_when_no_worker_takes_the_baseline(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """No worker polls yet: the task exists and says so; its baseline comes with the worker."""
+    from ambient.tasks import TaskService as Service
+
+    settings = deps.settings.model_copy(update={"temporal_task_queue": unique("idle-tq")})
+    service = Service(dev_env.client, settings, deps.db, baseline_wait=0.5)
+    ref = await service.create_web_monitor(
+        unique("idle"), {"urls": ["https://example.com/"], "check_interval_minutes": 5}
+    )
+    assert ref.created is True and ref.baseline is None
+    await dev_env.client.get_workflow_handle(ref.task_id).terminate("test over")
