@@ -138,3 +138,9 @@ def alarms(
         found,
         as_json,
     )
+
+
+# The asked-for writes (create, apply, scale, restart) live in their own module.
+from ambient.commands.cloud_write import register as _register_writes  # noqa: E402
+
+_register_writes(app)

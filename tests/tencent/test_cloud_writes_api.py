@@ -86,3 +86,39 @@ async def test_ca01_routes_preview_execute_refuse_and_map_errors(
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "notice_ids"]
     anonymous = await http.post("/cloud/logsets", json={"name": "x"})
     assert anonymous.status_code == 401
+
+
+async def test_ca02_cli_previews_by_default_and_executes_with_the_flag(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+) -> None:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    cloud, _, settings = api
+    await _token(settings, "ops", RollbackPermission.EXECUTE)
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": settings.tencentcloud_endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+        "AMBIENT_DATABASE_URL": settings.resolved_database_url,
+    }
+    runner = CliRunner()
+    command = ["cloud", "create-logset", "audit", "--user", "ops"]
+    preview = await asyncio.to_thread(runner.invoke, app, command, env=env)
+    assert preview.exit_code == 0, preview.output
+    assert '"CreateLogset"' in preview.output and cloud.creates() == []
+    done = await asyncio.to_thread(runner.invoke, app, [*command, "--execute"], env=env)
+    assert done.exit_code == 0, done.output
+    assert [a for _, a, _ in cloud.creates()] == ["CreateLogset"]
+    stranger = await asyncio.to_thread(
+        runner.invoke, app, ["cloud", "create-logset", "x", "--user", "nobody"], env=env
+    )
+    assert stranger.exit_code == 1 and "ask an admin" in stranger.output
+    empty = await asyncio.to_thread(
+        runner.invoke, app, ["cloud", "create-logset", "", "--user", "ops"], env=env
+    )
+    assert empty.exit_code == 2 and "name" in empty.output

@@ -1,0 +1,189 @@
+"""`ambient cloud create-logset|create-topic|create-alarm|apply|scale|restart|...`: the asked-for
+cloud operations from a terminal (same service, permission and audit as the MCP tools).
+
+Every command previews unless given ``--execute``; the acting user's rollback_permission is
+read from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.cloud_ops import (
+    ApplySpec,
+    CloudOpsError,
+    CloudOpsService,
+    LogsetSpec,
+    Mode,
+    ScheduledSqlSpec,
+    TopicSpec,
+    WorkloadOps,
+    WorkloadSpec,
+    describe_dashboard_image,
+)
+from ambient.settings import Settings
+from ambient.storage import Database
+
+User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
+Execute = Annotated[bool, typer.Option("--execute", help="make the change (default: preview)")]
+Region = Annotated[str | None, typer.Option(help="region (default: AMBIENT_TENCENTCLOUD_REGION)")]
+Cluster = Annotated[str, typer.Option("--cluster", help="TKE cluster id or kubeconfig context")]
+err_console = Console(stderr=True)
+console = Console()
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def _spec(model: type[S], **values: Any) -> S:
+    """The typed input, or the first bad field named and exit 2 (nothing is sent)."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"])
+        err_console.print(f"[red]{field}: {error['msg']}[/]", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _mode(execute: bool) -> Mode:
+    return "execute" if execute else "dry_run"
+
+
+def _run(work: Callable[[CloudOpsService, Settings], Coroutine[Any, Any, BaseModel]]) -> None:
+    async def main() -> BaseModel:
+        settings = Settings()
+        db = Database(settings.resolved_database_url)
+        try:
+            return await work(CloudOpsService(db, TencentCloud.from_settings(settings)), settings)
+        finally:
+            await db.close()
+
+    try:
+        result = asyncio.run(main())
+    except CloudOpsError as exc:
+        err_console.print(f"[red]{exc}[/]", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
+    console.print_json(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("create-logset")
+    def create_logset(
+        name: str, user: User, execute: Execute = False, region: Region = None
+    ) -> None:
+        """Create a CLS logset (preview unless --execute)."""
+        spec = _spec(LogsetSpec, name=name, region=region)
+        _run(lambda s, _: s.create_logset(user, spec, _mode(execute)))
+
+    @app.command("create-topic")
+    def create_topic(
+        logset_id: str,
+        name: str,
+        user: User,
+        period: Annotated[int, typer.Option(help="retention days")] = 30,
+        execute: Execute = False,
+        region: Region = None,
+    ) -> None:
+        """Create a CLS log topic in a logset (preview unless --execute)."""
+        spec = _spec(TopicSpec, logset_id=logset_id, name=name, period=period, region=region)
+        _run(lambda s, _: s.create_log_topic(user, spec, _mode(execute)))
+
+    @app.command("create-scheduled-sql")
+    def create_scheduled_sql(
+        name: str,
+        source_topic_id: str,
+        target_topic_id: str,
+        sql: str,
+        user: User,
+        every: Annotated[int, typer.Option(help="minutes between runs")] = 60,
+        execute: Execute = False,
+        region: Region = None,
+    ) -> None:
+        """Create a CLS scheduled SQL task (preview unless --execute)."""
+        spec = _spec(
+            ScheduledSqlSpec,
+            name=name,
+            source_topic_id=source_topic_id,
+            target_topic_id=target_topic_id,
+            sql=sql,
+            period_minutes=every,
+            region=region,
+        )
+        _run(lambda s, _: s.create_scheduled_sql(user, spec, _mode(execute)))
+
+    @app.command("apply")
+    def apply(
+        file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML file")],
+        cluster: Cluster,
+        user: User,
+        namespace: Annotated[str, typer.Option(help="for documents without one")] = "default",
+        execute: Execute = False,
+    ) -> None:
+        """Server-side apply a YAML file; the preview shows each document's diff."""
+        spec = _spec(ApplySpec, cluster_id=cluster, documents=file.read_text(), namespace=namespace)
+
+        async def work(service: CloudOpsService, settings: Settings) -> BaseModel:
+            ops = WorkloadOps(service, settings.kubeconfig)
+            try:
+                return await ops.apply_yaml(user, spec, _mode(execute))
+            finally:
+                await ops.aclose()
+
+        _run(work)
+
+    @app.command("scale")
+    def scale(
+        namespace: str,
+        name: str,
+        replicas: int,
+        cluster: Cluster,
+        user: User,
+        execute: Execute = False,
+    ) -> None:
+        """Scale a Deployment to REPLICAS (preview unless --execute)."""
+        spec = _spec(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name)
+
+        async def work(service: CloudOpsService, settings: Settings) -> BaseModel:
+            ops = WorkloadOps(service, settings.kubeconfig)
+            try:
+                return await ops.scale_workload(user, spec, replicas, _mode(execute))
+            finally:
+                await ops.aclose()
+
+        _run(work)
+
+    @app.command("restart")
+    def restart(
+        namespace: str, name: str, cluster: Cluster, user: User, execute: Execute = False
+    ) -> None:
+        """Rolling-restart a Deployment (preview unless --execute)."""
+        spec = _spec(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name)
+
+        async def work(service: CloudOpsService, settings: Settings) -> BaseModel:
+            ops = WorkloadOps(service, settings.kubeconfig)
+            try:
+                return await ops.restart_workload(user, spec, _mode(execute))
+            finally:
+                await ops.aclose()
+
+        _run(work)
+
+    @app.command("describe-image")
+    def describe_image(
+        image_url: str,
+        question: Annotated[
+            str, typer.Option(help="what to ask")
+        ] = "What does this dashboard show? Anything abnormal?",
+    ) -> None:
+        """Ask the vision model about a dashboard image (URL)."""
+        _run(lambda _, settings: describe_dashboard_image(settings, image_url, question))
