@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,7 +22,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
 from ambient.clients.logs import PLAIN, TIME_FIELDS, FileLogSource, parse_time
 from ambient.domain.logreport import LogReducer, level_and_message, render_markdown
-from ambient.domain.logtemplates import Masker, mask_line
 
 app = typer.Typer(help="Logs: reduce log files to templates, rates and anomalies.")
 err_console = Console(stderr=True)
@@ -86,55 +83,6 @@ def _input_lines(paths: list[Path]) -> Iterator[tuple[Path, str]]:
                 yield file, line
 
 
-CHUNK_LINES = 20_000
-Parsed = tuple[datetime | None, str, str]
-
-
-def _read_and_mask(lines: list[str]) -> list[tuple[datetime | None, str, str, str] | None]:
-    """In a worker process: each line read and its message masked (the stateless work)."""
-    masker = Masker()
-    out: list[tuple[datetime | None, str, str, str] | None] = []
-    for line in lines:
-        parsed = read_line(line)
-        out.append(None if parsed is None else (*parsed, mask_line(parsed[2], masker)))
-    return out
-
-
-def _read_in_processes(
-    paths: list[Path], processes: int
-) -> Iterator[tuple[Path, str, Parsed | None, str | None]]:
-    """Input lines with their reading and masked message, read by worker processes in
-    chunks, in input order; at most two chunks per worker in flight, so files stream."""
-    with ProcessPoolExecutor(processes) as pool:
-        pending: deque[tuple[list[tuple[Path, str]], Future[list[Any]]]] = deque()
-
-        def finished() -> Iterator[tuple[Path, str, Parsed | None, str | None]]:
-            chunk, future = pending.popleft()
-            for (file, line), result in zip(chunk, future.result(), strict=True):
-                if result is None:
-                    yield file, line, None, None
-                else:
-                    yield file, line, (result[0], result[1], result[2]), result[3]
-
-        chunk: list[tuple[Path, str]] = []
-        for item in _input_lines(paths):
-            chunk.append(item)
-            if len(chunk) == CHUNK_LINES:
-                pending.append((chunk, pool.submit(_read_and_mask, [line for _, line in chunk])))
-                chunk = []
-                if len(pending) > 2 * processes:
-                    yield from finished()
-        if chunk:
-            pending.append((chunk, pool.submit(_read_and_mask, [line for _, line in chunk])))
-        while pending:
-            yield from finished()
-
-
-def _read_here(paths: list[Path]) -> Iterator[tuple[Path, str, Parsed | None, str | None]]:
-    for file, line in _input_lines(paths):
-        yield file, line, read_line(line), None
-
-
 def _total_bytes(paths: list[Path]) -> int:
     return sum(f.stat().st_size for p in paths for f in FileLogSource(p).files())
 
@@ -160,10 +108,6 @@ def templates(
     max_templates: Annotated[
         int, typer.Option(min=1, help="templates kept beside every ERROR one")
     ] = 60,
-    processes: Annotated[
-        int,
-        typer.Option(min=1, help="read and mask lines in this many worker processes (same result)"),
-    ] = 1,
 ) -> None:
     """Mine templates from log files: counts, first/last seen, hourly rates, bursts."""
     if as_json and per_line:
@@ -185,14 +129,10 @@ def templates(
     ) as progress:
         task = progress.add_task("reduce", total=_total_bytes(paths) if show else None, file="")
 
-        # Masked messages from the workers, handed to add_many in step with the lines:
-        # add_many takes the next masked text right after it takes the next line.
-        masked: deque[str] = deque()
-
-        def counted() -> Iterator[Parsed]:
+        def counted() -> Iterator[tuple[datetime | None, str, str]]:
             done = 0
-            reading = _read_in_processes(paths, processes) if processes > 1 else _read_here(paths)
-            for number, (file, line, parsed, text) in enumerate(reading, 1):
+            for number, (file, line) in enumerate(_input_lines(paths), 1):
+                parsed = read_line(line)
                 keep = parsed is not None and (
                     parsed[0] is None
                     or ((start is None or parsed[0] >= start) and (end is None or parsed[0] < end))
@@ -205,15 +145,9 @@ def templates(
                         progress.update(task, completed=done, file=file.name)
                 if keep:
                     assert parsed is not None
-                    if text is not None:
-                        masked.append(text)
                     yield parsed
 
-        def masked_in_step() -> Iterator[str]:
-            while True:
-                yield masked.popleft()
-
-        groups = reducer.add_many(counted(), masked_in_step() if processes > 1 else None)
+        groups = reducer.add_many(counted())
     if per_line:
         ids: dict[int, str] = {}
         out = sys.stdout

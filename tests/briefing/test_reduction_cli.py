@@ -7,11 +7,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from ambient.cli import app
-from ambient.commands import logs as logs_command
 from ambient.domain.logreport import LogReport
 from bench.loggen import file_lines, generate
 
@@ -127,18 +125,3 @@ def test_bad_arguments_are_refused_naming_the_option(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "nope.log" in missing.output
     both = runner.invoke(app, ["logs", "templates", str(path), "--json", "--per-line"])
     assert both.exit_code == 2 and "--per-line" in both.output
-
-
-def test_reading_in_worker_processes_gives_the_same_result(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(logs_command, "CHUNK_LINES", 400)  # many chunks, several in flight
-    logs = generate(3_000, seed=4, bursts=1)
-    path = tmp_path / "day.log"
-    lines = list(file_lines(logs, text_every=4))
-    path.write_text("\n".join(lines[:1500]) + "\n\n" + MIXED + "\n".join(lines[1500:]) + "\n")
-    alone = run(str(path), "--per-line")
-    assert run(str(path), "--per-line", "--processes", "2") == alone
-    assert len(alone.splitlines()) == 3_000 + 1 + len(MIXED.splitlines())
-    window = ("--since", "2026-11-21T06:00:00Z", "--until", "2026-11-21T18:00:00Z", "--json")
-    assert run(str(path), *window, "--processes", "2") == run(str(path), *window)
