@@ -162,6 +162,9 @@ class TopicSpec(BaseModel):
 class AlarmSpec(BaseModel):
     name: str = Field(min_length=1, max_length=255, description="alarm policy name (unique)")
     topic_id: str = Field(max_length=64, description="CLS topic the query runs on")
+    logset_id: str | None = Field(
+        default=None, max_length=64, description="the topic's logset (default: looked up)"
+    )
     query: str = Field(
         min_length=1, max_length=4000, description="e.g. 'level:ERROR | select count(*) as n'"
     )
@@ -413,6 +416,8 @@ class CloudOpsService:
             )
         subject = f"cls:alarm:{spec.name}"
         await self.authorize(actor, "create_cls_alarm", subject, mode)
+        # The target first: a missing topic must not leave a new notice behind.
+        logset_id = spec.logset_id or await self._logset_of(actor, subject, mode, spec)
         steps: list[WriteStep] = []
         notice_ids = list(spec.notice_ids)
         if spec.notice_name:
@@ -436,6 +441,7 @@ class CloudOpsService:
         request = writes.alarm_request(
             name=spec.name,
             topic_id=spec.topic_id,
+            logset_id=logset_id,
             query=spec.query,
             condition=spec.condition,
             period_minutes=spec.period_minutes,
@@ -456,6 +462,33 @@ class CloudOpsService:
             )
         )
         return self._result("create_cls_alarm", mode, steps, f"alarm policy {spec.name!r}")
+
+    async def _logset_of(self, actor: str, subject: str, mode: Mode, spec: AlarmSpec) -> str:
+        lookup = CloudRequest(
+            product="cls",
+            action="DescribeTopics",
+            region=spec.region,
+            params={"Filters": [{"Key": "topicId", "Values": [spec.topic_id]}]},
+        )
+        try:
+            found = await writes.logset_of_topic(self.tencent, spec.topic_id, region=spec.region)
+            if found is None:
+                raise CloudOpsFailedError(
+                    "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
+                )
+        except TencentCloudError as exc:
+            failure: CloudOpsError = readable(exc, lookup)
+        except CloudOpsError as exc:
+            failure = exc
+        else:
+            return found
+        await self.audit(
+            actor,
+            "cloud.create_cls_alarm",
+            subject,
+            {"mode": mode, "outcome": "failed", "kind": failure.kind, "reason": str(failure)},
+        )
+        raise failure
 
     async def create_scheduled_sql(
         self,

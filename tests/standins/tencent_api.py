@@ -223,10 +223,12 @@ class TencentApi:
         missing = [n for n in params.get("AlarmNoticeIds") or [] if n not in known]
         if missing:
             return error("ResourceNotFound.AlarmNoticeNotExist", f"notice {missing[0]}")
-        topics = {t["TopicId"] for t in self.topics}
+        topics = {t["TopicId"]: t.get("LogsetId") for t in self.topics}
         for target in params["AlarmTargets"]:
             if target["TopicId"] not in topics:
                 return error("ResourceNotFound.TopicNotExist", f"topic {target['TopicId']}")
+            if target.get("LogsetId") != topics[target["TopicId"]]:
+                return error("InvalidParameter.LogsetId", "LogsetId is not the topic's logset")
         alarm = {"AlarmId": self._new_id("alarm"), **params}
         self.cls_alarms.append(alarm)
         return reply({"AlarmId": alarm["AlarmId"]})

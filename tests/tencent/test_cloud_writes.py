@@ -204,7 +204,11 @@ async def test_cw05_bad_input_names_the_field_and_sends_nothing(
         wrong_cluster, cluster_message = await call(
             c, "create_node_pool", pool={**POOL, "cluster_id": "cls-404"}, mode="execute"
         )
+        no_topic, topic_message = await call(
+            c, "create_cls_alarm", alarm={**ALARM, "topic_id": "topic-404"}, mode="execute"
+        )
         tools = {t.name: t for t in (await c.list_tools()).tools}
+    assert no_topic and "no CLS topic topic-404" in topic_message
     assert failed and "desired" in message
     assert no_notice and "notice_ids" in notice_message
     assert wrong_cluster and "does not exist" in cluster_message
@@ -214,3 +218,14 @@ async def test_cw05_bad_input_names_the_field_and_sends_nothing(
         assert hints is not None and hints.read_only_hint is False
         assert hints.idempotent_hint is True and hints.open_world_hint is True
         assert hints.destructive_hint is False
+
+
+async def test_cw06_without_credentials_a_write_says_what_to_configure(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    state = AppState(**{**state.__dict__, "tencent": TencentCloud(None, region="ap-guangzhou")})
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_logset", logset={"name": "x"}, mode="execute")
+    assert failed and "TENCENTCLOUD_SECRET_ID" in message
+    assert api.calls == []

@@ -128,6 +128,7 @@ def alarm_request(
     *,
     name: str,
     topic_id: str,
+    logset_id: str,
     query: str,
     condition: str,
     period_minutes: int,
@@ -150,7 +151,7 @@ def alarm_request(
                     "Number": 1,
                     "StartTimeOffset": -window_minutes,
                     "EndTimeOffset": 0,
-                    "LogsetId": "",
+                    "LogsetId": logset_id,
                     "SyntaxRule": 1,
                 }
             ],
@@ -232,6 +233,13 @@ async def find_topic(
     items = await tc.paged("cls", "DescribeTopics", filters, "Topics", region=region)
     mine = [t for t in items if t.get("LogsetId") in (None, logset_id)]
     return _named(mine, "TopicName", name, "TopicId")
+
+
+async def logset_of_topic(tc: TencentCloud, topic_id: str, *, region: str | None) -> str | None:
+    """The logset a topic belongs to (an alarm target names both)."""
+    filters = {"Filters": [{"Key": "topicId", "Values": [topic_id]}]}
+    items = await tc.paged("cls", "DescribeTopics", filters, "Topics", region=region)
+    return _named(items, "TopicId", topic_id, "LogsetId")
 
 
 async def find_alarm_notice(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
