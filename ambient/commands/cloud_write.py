@@ -14,16 +14,19 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import yaml
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.cloud_ops import (
+    AlarmSpec,
     ApplySpec,
     CloudOpsError,
     CloudOpsService,
     LogsetSpec,
     Mode,
+    NodePoolSpec,
     ScheduledSqlSpec,
     TopicSpec,
     WorkloadOps,
@@ -55,6 +58,24 @@ def _spec(model: type[S], **values: Any) -> S:
         raise typer.Exit(2) from None
 
 
+def _spec_file(model: type[S], path: Path) -> S:
+    """A spec from a JSON or YAML file (the same fields as the MCP tool and the API body)."""
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        err_console.print(f"[red]{path}: {exc}[/]", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+    if not isinstance(values, dict):
+        err_console.print(f"[red]{path}: expected a mapping of fields[/]", highlight=False)
+        raise typer.Exit(2)
+    return _spec(model, **values)
+
+
+SpecFile = Annotated[
+    Path, typer.Argument(exists=True, dir_okay=False, help="JSON or YAML file with the fields")
+]
+
+
 def _mode(execute: bool) -> Mode:
     return "execute" if execute else "dry_run"
 
@@ -77,6 +98,18 @@ def _run(work: Callable[[CloudOpsService, Settings], Coroutine[Any, Any, BaseMod
 
 
 def register(app: typer.Typer) -> None:
+    @app.command("create-node-pool")
+    def create_node_pool(spec_file: SpecFile, user: User, execute: Execute = False) -> None:
+        """Add a TKE node pool from a spec file (cluster_id, name, vpc_id, subnet_ids, ...)."""
+        spec = _spec_file(NodePoolSpec, spec_file)
+        _run(lambda s, _: s.create_node_pool(user, spec, _mode(execute)))
+
+    @app.command("create-alarm")
+    def create_alarm(spec_file: SpecFile, user: User, execute: Execute = False) -> None:
+        """Create a CLS alarm policy from a spec file (name, topic_id, query, condition, ...)."""
+        spec = _spec_file(AlarmSpec, spec_file)
+        _run(lambda s, _: s.create_cls_alarm(user, spec, _mode(execute)))
+
     @app.command("create-logset")
     def create_logset(
         name: str, user: User, execute: Execute = False, region: Region = None

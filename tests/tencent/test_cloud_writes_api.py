@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import pytest_asyncio
+import yaml
 
 from ambient.domain.users import RollbackPermission, UserCreate
 from ambient.settings import Settings
@@ -122,3 +123,29 @@ async def test_ca02_cli_previews_by_default_and_executes_with_the_flag(
         runner.invoke, app, ["cloud", "create-logset", "", "--user", "ops"], env=env
     )
     assert empty.exit_code == 2 and "name" in empty.output
+
+    cloud.topics = [{"TopicId": "topic-app", "TopicName": "app", "LogsetId": "logset-app"}]
+    alarm = {
+        "name": "errors",
+        "topic_id": "topic-app",
+        "query": "level:ERROR | select count(*) as n",
+        "condition": "$1.n > 10",
+        "notice_ids": [],
+        "notice_name": "oncall",
+        "notice_webhook": "https://hooks.example.com/cls",
+    }
+    spec = settings.data_dir / "alarm.yaml"
+    spec.write_text(yaml.safe_dump(alarm))
+    created = await asyncio.to_thread(
+        runner.invoke,
+        app,
+        ["cloud", "create-alarm", str(spec), "--user", "ops", "--execute"],
+        env=env,
+    )
+    assert created.exit_code == 0, created.output
+    assert [a for _, a, _ in cloud.creates()][-2:] == ["CreateAlarmNotice", "CreateAlarm"]
+    spec.write_text(yaml.safe_dump({**alarm, "level": 7}))
+    bad = await asyncio.to_thread(
+        runner.invoke, app, ["cloud", "create-alarm", str(spec), "--user", "ops"], env=env
+    )
+    assert bad.exit_code == 2 and "level" in bad.output
