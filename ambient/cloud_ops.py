@@ -62,6 +62,8 @@ Region = str | None
 Finder = Callable[[], Awaitable[str | None]]
 
 QUOTA_PREFIXES = ("LimitExceeded", "ResourceInsufficient", "ResourceUnavailable.Quota")
+# The name is taken: a concurrent create of the same resource got there first.
+CONFLICT_PREFIXES = ("ResourceInUse", "ResourceAlreadyExists", "InvalidParameter.Duplicate")
 INVALID_PREFIXES = ("InvalidParameter", "MissingParameter", "UnknownParameter", "OperationDenied")
 
 
@@ -288,8 +290,8 @@ class CloudOpsService:
                     resource_id=found,
                 )
                 if found is None and mode == "execute":
-                    step.resource_id = await writes.send(self.tencent, request)
-                    step.sent = True
+                    step.resource_id, step.existing = await self._send_or_find(request, find)
+                    step.sent = not step.existing
             except TencentCloudError as exc:
                 raise readable(exc, request) from None
         except CloudOpsError as exc:
@@ -308,6 +310,18 @@ class CloudOpsService:
             {**detail, "outcome": outcome, "resource_id": step.resource_id},
         )
         return step
+
+    async def _send_or_find(self, request: CloudRequest, find: Finder) -> tuple[str | None, bool]:
+        """Send the create; if another caller made the same name in between, that one is it."""
+        try:
+            return await writes.send(self.tencent, request), False
+        except TencentCloudError as exc:
+            if not exc.code.startswith(CONFLICT_PREFIXES):
+                raise
+            found = await find()
+            if found is None:
+                raise
+            return found, True
 
     @staticmethod
     def _result(operation: str, mode: Mode, steps: list[WriteStep], what: str) -> WriteResult:

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +77,8 @@ class TencentApi:
     instances: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    # action -> runs once just before that action is handled (another caller racing us).
+    before: dict[str, Callable[[], None]] = field(default_factory=dict)
     alarm_notices: list[dict[str, Any]] = field(default_factory=list)
     scheduled_sql: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 0
@@ -110,6 +113,9 @@ class TencentApi:
         action = headers["x-tc-action"]
         params = json.loads(body or b"{}")
         self.calls.append((service, action, params))
+        hook = self.before.pop(action, None)
+        if hook is not None:
+            hook()
         if self.failures.get(action):
             code = self.failures[action].pop(0)
             return error(code, f"injected {code}")

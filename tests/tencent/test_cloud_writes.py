@@ -229,3 +229,16 @@ async def test_cw06_without_credentials_a_write_says_what_to_configure(
         failed, message = await call(c, "create_logset", logset={"name": "x"}, mode="execute")
     assert failed and "TENCENTCLOUD_SECRET_ID" in message
     assert api.calls == []
+
+
+async def test_cw07_a_create_racing_another_caller_for_the_name_answers_the_winner(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    raced = {"LogsetId": "logset-raced", "LogsetName": "audit"}
+    api.before["CreateLogset"] = lambda: api.logsets.append(raced)
+    async with client(state, "ops") as c:
+        failed, result = await call(c, "create_logset", logset={"name": "audit"}, mode="execute")
+    assert not failed, result
+    assert result["resource_id"] == "logset-raced" and result["steps"][0]["existing"] is True
+    assert [s["LogsetName"] for s in api.logsets].count("audit") == 1
