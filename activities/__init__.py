@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.briefing import BriefingActivities
+from activities.discussions import DiscussionActivities
 from activities.event_agent import EventAgentActivities
 from activities.events import EventActivities
 from activities.notify import NotifyActivities
@@ -34,6 +35,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     )
     briefing = BriefingActivities(deps.db, llm, tencent, deps.settings)
     event_agent = EventAgentActivities(deps.db, llm)
+    discussions = DiscussionActivities(deps.db, deps.settings)
     return [
         events.record_event,
         notify.notify,
@@ -47,4 +49,5 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         briefing.record_briefing_push,
         event_agent.collect_unseen_events,
         event_agent.decide_digest,
+        discussions.post_to_discussion,
     ]

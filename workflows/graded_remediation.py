@@ -8,6 +8,7 @@ the broadcast queue and is pushed now. Every decision lands in the audit log (ac
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -20,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
 
     from ambient import temporal
     from ambient.domain.checks import MetricReading, ReadMetricInput
+    from ambient.domain.discussions import AgentPost, AgentPosted
     from ambient.domain.notify import Message, NotificationKind, NotifyRequest, NotifyResult, Target
     from ambient.domain.remediation import (
         Checkpoint,
@@ -62,6 +64,8 @@ with workflow.unsafe.imports_passed_through():
 M = TypeVar("M", bound=BaseModel)
 
 SHORT = timedelta(seconds=30)
+# Runs recorded before remediations posted to the discussion bus replay without the posts.
+DISCUSSION_POSTS = "discussion-posts"
 # Reads retry a little; changes retry a little more but never forever (DESIGN §6).
 READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
 CHANGE_RETRY = RetryPolicy(
@@ -118,6 +122,17 @@ class GradedRemediationWorkflow:
         )
         self.card, self.plan, self.policy = prepared.card, prepared.plan, prepared.policy
         await self._set_state("planned")
+        steps = "\n".join(
+            f"{s.attempt}. {s.rung.name.lower()} — {s.action}"
+            + (" (needs approval)" if s.needs_approval else "")
+            for s in self.plan
+        )
+        await self._discuss(
+            f"{self.run_key}/plan",
+            f"Score {self.card.score if self.card else '?'}, budget {len(self.plan)}. "
+            f"Plan for {self.alert.service}:\n{steps}",
+            ["plan"],
+        )
         for step in self.plan:
             if self.aborted:
                 break
@@ -170,6 +185,12 @@ class GradedRemediationWorkflow:
         self.attempts.append(attempt)
         await self._set_state("applying")
         result = await self._apply(step, key, attempt)
+        await self._discuss(
+            f"{key}/step",
+            f"Rung {int(step.rung)} ({step.rung.name.lower()}, {self.mode}): "
+            + (attempt.skipped_reason or attempt.detail or "applied"),
+            ["step"],
+        )
         if result is None or result.skipped_reason:
             return "next"
         await self._settle(step)
@@ -305,6 +326,12 @@ class GradedRemediationWorkflow:
             f"{self.mode} mode. Answer with approve_remediation before "
             f"{self.waiting.until:%Y-%m-%d %H:%M} UTC, or it goes to a person.",
         )
+        await self._discuss(
+            f"{key}/approval-request",
+            f"Rung {int(step.rung)} ({step.action}) needs approval. Reply here tagged approve "
+            "or refuse (typed by you: a machine-inferred reply does not count).",
+            ["approval"],
+        )
         timed_out = not await self._wait(timeout, lambda: self.decision is not None)
         self.awaiting_approval, self.waiting = None, None
         if self.aborted:
@@ -431,6 +458,7 @@ class GradedRemediationWorkflow:
         await self._audit(
             f"{self.run_key}/finished", "finished", {"state": state, "outcome": self.outcome}
         )
+        await self._discuss(f"{self.run_key}/finished", f"{state}: {self.outcome}", ["outcome"])
         await self._record()
         if notify:
             await self._push(
@@ -563,18 +591,44 @@ class GradedRemediationWorkflow:
         )
 
     async def _push(self, key: str, title: str, body: str) -> None:
-        await workflow.execute_activity(
-            "notify",
-            NotifyRequest(
-                user=self.request.user,
-                message=Message(title=title, body=body, kind=NotificationKind.REMEDIATION),
-                targets=[Target.model_validate({"channel": "inbox"})],
-                idempotency_key=key,
-            ),
-            result_type=NotifyResult,
-            start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=5)),
-        )
+        try:
+            await workflow.execute_activity(
+                "notify",
+                NotifyRequest(
+                    user=self.request.user,
+                    message=Message(title=title, body=body, kind=NotificationKind.REMEDIATION),
+                    targets=[Target.model_validate({"channel": "inbox"})],
+                    idempotency_key=key,
+                ),
+                result_type=NotifyResult,
+                start_to_close_timeout=timedelta(minutes=2),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=5)),
+            )
+        except ActivityError as exc:
+            # A push that fails for good is recorded; the remediation goes on regardless.
+            await self._audit(f"{key}/push-failed", "push_failed", {"error": _cause(exc)})
+
+    async def _discuss(self, key: str, content: str, tags: list[str]) -> None:
+        """Post on the alert's discussion (plan, steps, outcome; replies can approve)."""
+        if not workflow.patched(DISCUSSION_POSTS):
+            return
+        try:
+            await self._act(
+                "post_to_discussion",
+                AgentPost(
+                    agent_id="remediation",
+                    topic=f"Remediation of {self.alert.service}",
+                    content=content,
+                    subject=self.remediation_id,
+                    tags=tags,
+                    # Deterministic (unlike hash()): a retried post finds the first one.
+                    message_id="rem-" + hashlib.sha256(key.encode()).hexdigest()[:40],
+                ),
+                AgentPosted,
+            )
+        except ActivityError:
+            pass  # the bus is a courtesy copy: the audit log and pushes are the record
 
     async def _act(
         self,

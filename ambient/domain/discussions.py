@@ -165,3 +165,19 @@ class DiscussionNotice(BaseModel):
     from_id: str
     content: str
     recipients: list[str]
+
+
+class AgentPost(BaseModel):
+    """A product agent's post (a remediation's plan, steps, outcome), idempotent by id."""
+
+    agent_id: str
+    topic: str
+    content: str
+    subject: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    message_id: str
+
+
+class AgentPosted(BaseModel):
+    discussion_id: str
+    message_id: str

@@ -230,24 +230,29 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
 
         await eventually(waiting, "the remediation waits for approval")
         bus = DiscussionService(deps.db, settings, dev_env.client)
-        # What the remediation posts (as its product agent) in the discussion named after it.
-        opened = await bus.send_message(
-            admin,
-            f"remediation {rid}",
-            MessageIn(from_id="remediation", content="Rung 1 RESTART needs approval."),
-            subject=rid,
-        )
+        # The remediation posted its plan and the approval request in a discussion about it.
+        listing = await bus.list_discussions(status="open")
+        opened = next(d for d in listing.discussions if d.subject == rid)
+
+        async def asked() -> bool:
+            return len((await bus.read_discussion(opened.id)).messages) == 2
+
+        await eventually(asked, "the approval request is posted")
+        thread = await bus.read_discussion(opened.id)
+        assert [m.from_id for m in thread.messages] == ["remediation", "remediation"]
+        assert [m.tags for m in thread.messages] == [["plan"], ["approval"]]
+        assert "reply here tagged approve" in thread.messages[1].content.lower()
         async with deps.db.session() as session:
             await session.execute(
                 update(DiscussionMessage)
-                .where(DiscussionMessage.discussion_id == opened.discussion_id)
+                .where(DiscussionMessage.discussion_id == opened.id)
                 .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
             )
             await session.commit()
 
         inferred = await bus.reply_message(
             owner,
-            opened.discussion_id,
+            opened.id,
             MessageIn(from_id=owner, content="ok", tags=["approve"], source_type="inferred"),
         )
         assert inferred.action is not None and inferred.action["done"] is False
@@ -264,7 +269,7 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
             await session.commit()
         real = await bus.reply_message(
             owner,
-            opened.discussion_id,
+            opened.id,
             MessageIn(from_id=owner, content="小智，回滚 — approved", tags=["approve"]),
         )
         assert real.action == {"remediation_id": rid, "verb": "approve", "done": True}
@@ -274,6 +279,12 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
             return any(d.approve and d.approver == owner for d in view.approvals)
 
         await eventually(approved, "the approval reached the remediation")
+
+        async def outcome_posted() -> bool:
+            thread = await bus.read_discussion(opened.id)
+            return any("outcome" in m.tags for m in thread.messages)
+
+        await eventually(outcome_posted, "the remediation posted its outcome")
 
 
 async def test_discussions_api_posts_replies_and_answers_with_the_right_status(
