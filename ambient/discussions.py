@@ -206,14 +206,35 @@ class DiscussionService:
         subject: str | None = None,
     ) -> Posted:
         """Join the open discussion on ``topic`` (same words, any case) or open one."""
+        return await self._post_on_topic(user, topic, message, project, subject)
+
+    async def post_as_agent(self, post: AgentPost) -> Posted:
+        """A product agent's post from our own workflows (trusted code: no caller to check)."""
+        message = MessageIn(
+            from_id=post.agent_id,
+            content=post.content,
+            tags=post.tags,
+            message_id=post.message_id[:64],
+        )
+        return await self._post_on_topic(
+            None, post.topic[:300], message, DEFAULT_PROJECT, post.subject
+        )
+
+    async def _post_on_topic(
+        self,
+        user: str | None,
+        topic: str,
+        message: MessageIn,
+        project: str,
+        subject: str | None,
+    ) -> Posted:
         key = normalise_topic(topic)
         if not key or len(topic) > 300:
             raise InvalidDiscussionError("topic: 1-300 characters")
         async with self.db.write_session() as session:
-            await self._may_sign(session, user, message.from_id)
-            if message.message_id and (
-                found := await session.get(DiscussionMessage, message.message_id)
-            ):
+            if user is not None:
+                await self._may_sign(session, user, message.from_id)
+            if found := await self._given(session, message):
                 return await self._repeat(session, found, message.from_id)
             query = select(Discussion).where(
                 Discussion.topic_key == key, Discussion.status == "open"
@@ -240,52 +261,13 @@ class DiscussionService:
         posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
         return await self._notify(posted, topic, message, recipients)
 
-    async def post_as_agent(self, post: AgentPost) -> Posted:
-        """A product agent's post from our own workflows (trusted code: no caller to check)."""
-        message = MessageIn(
-            from_id=post.agent_id,
-            content=post.content,
-            tags=post.tags,
-            message_id=post.message_id[:64],
-        )
-        key = normalise_topic(post.topic)
-        async with self.db.write_session() as session:
-            if found := await self._given(session, message):
-                return await self._repeat(session, found, message.from_id)
-            query = select(Discussion).where(
-                Discussion.topic_key == key, Discussion.status == "open"
-            )
-            discussion = (await session.execute(query.limit(1))).scalar_one_or_none()
-            created = discussion is None
-            now = datetime.now(UTC)
-            if discussion is None:
-                discussion = Discussion(
-                    id=discussion_id(now, uuid.uuid4().hex[:4]),
-                    topic=post.topic.strip()[:300],
-                    topic_key=key[:300],
-                    project=DEFAULT_PROJECT,
-                    initiator=post.agent_id,
-                    status="open",
-                    subject=post.subject,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(discussion)
-            row = self._add(session, discussion, message, now)
-            recipients = await self._recipients(session, discussion.id, message.from_id)
-            await session.commit()
-        posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
-        return await self._notify(posted, post.topic, message, recipients)
-
     async def reply_message(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
         """Reply in an open discussion; in a remediation's discussion, a `real` reply tagged
         approve/refuse/abort acts on the remediation (an inferred one is refused)."""
         async with self.db.write_session() as session:
             await self._may_sign(session, user, message.from_id)
             discussion = await self._get(session, discussion_id)
-            if message.message_id and (
-                found := await session.get(DiscussionMessage, message.message_id)
-            ):
+            if found := await self._given(session, message):
                 return await self._repeat(session, found, message.from_id)
             if discussion.status != "open":
                 raise DiscussionClosedError(

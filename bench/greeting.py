@@ -38,8 +38,6 @@ from zoneinfo import ZoneInfo
 import httpx
 from temporalio.client import Client
 
-from ambient import temporal
-from ambient.binaries import find_binary
 from ambient.briefing import BriefingError, BriefingService
 from ambient.devstack import DevOptions, free_port, wait_for_temporal
 from ambient.domain.briefing import BriefingConfig, plan_for
@@ -48,6 +46,7 @@ from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
+from bench.devserver import dev_server_command
 
 QUEUE = "bench-greeting"
 SPACING = 0.5  # seconds between "spaced" first greetings
@@ -104,26 +103,7 @@ def spawn(name: str, args: list[str], env: dict[str, str], data: Path) -> subpro
 async def main(users: int, rounds: int) -> None:
     data = Path(tempfile.mkdtemp(prefix="ambient-bench-greeting-"))
     port, api_port = free_port(), free_port()
-    command = [
-        find_binary("temporal") or "temporal",
-        "server",
-        "start-dev",
-        "--headless",
-        "--db-filename",
-        str(data / "temporal.db"),
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--http-port",
-        str(free_port()),
-        "--metrics-port",
-        str(free_port()),
-        "--log-level",
-        "error",
-    ]
-    for key in temporal.SEARCH_ATTRIBUTES:
-        command += ["--search-attribute", f"{key.name}=Keyword"]
+    command = dev_server_command(data, port)
     children = [subprocess.Popen(command)]  # noqa: ASYNC220 - long-lived child
     now = datetime.now(UTC)
     zone = next(z for z in ZONES if 1 <= now.astimezone(ZoneInfo(z)).hour <= 22)

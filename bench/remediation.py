@@ -36,8 +36,6 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import build_activities
-from ambient import temporal
-from ambient.binaries import find_binary
 from ambient.clients.dry_run_executor import DryRunExecutor, KubeClients
 from ambient.clients.kube_executor import KubernetesExecutor
 from ambient.clients.notify.registry import build_channels
@@ -58,6 +56,7 @@ from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
+from bench.devserver import dev_server_command
 from bench.remediation_floor import ACTED, RemediationFloorWorkflow, action, noop
 from worker import build_worker
 from workflows import ALL_WORKFLOWS
@@ -170,26 +169,7 @@ async def phase(
 async def main(sequential: int, concurrent: int, passthrough: bool = False) -> list[dict[str, Any]]:
     data = Path(tempfile.mkdtemp(prefix="ambient-bench-remediation-"))
     port, kube_port = free_port(), free_port()
-    command = [
-        find_binary("temporal") or "temporal",
-        "server",
-        "start-dev",
-        "--headless",
-        "--db-filename",
-        str(data / "temporal.db"),
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--http-port",
-        str(free_port()),
-        "--metrics-port",
-        str(free_port()),
-        "--log-level",
-        "error",
-    ]
-    for key in temporal.SEARCH_ATTRIBUTES:
-        command += ["--search-attribute", f"{key.name}=Keyword"]
+    command = dev_server_command(data, port)
     total = 2 * sequential + concurrent + 1
     server = subprocess.Popen(command)  # noqa: ASYNC220 - long-lived children, started once
     kube = subprocess.Popen(  # noqa: ASYNC220

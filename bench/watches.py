@@ -31,8 +31,6 @@ import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from ambient import temporal
-from ambient.binaries import find_binary
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.devstack import DevOptions, free_port, wait_for_temporal
@@ -43,6 +41,7 @@ from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
+from bench.devserver import dev_server_command
 from bench.local_floor import COMPLETED, LocalFloorWorkflow, noop
 from worker import build_worker
 
@@ -189,26 +188,7 @@ async def main(
 ) -> list[Phase]:
     data = Path(tempfile.mkdtemp(prefix="ambient-bench-"))
     port, site_port = free_port(), free_port()
-    command = [
-        find_binary("temporal") or "temporal",
-        "server",
-        "start-dev",
-        "--headless",
-        "--db-filename",
-        str(data / "temporal.db"),
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--http-port",
-        str(free_port()),
-        "--metrics-port",
-        str(free_port()),
-        "--log-level",
-        "error",
-    ]
-    for key in temporal.SEARCH_ATTRIBUTES:
-        command += ["--search-attribute", f"{key.name}=Keyword"]
+    command = dev_server_command(data, port)
     server = subprocess.Popen(command)  # noqa: ASYNC220 - long-lived children, started once
     site_proc = subprocess.Popen([sys.executable, "-m", "bench.site", str(site_port)])  # noqa: ASYNC220
     settings = Settings(
