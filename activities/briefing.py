@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -56,6 +57,7 @@ from ambient.settings import Settings
 from ambient.sharing import ShareLinkRepository
 from ambient.storage import Database
 from ambient.storage.briefings import BaselineRepository, BriefingRepository, BroadcastRepository
+from ambient.storage.models import Discussion, DiscussionMessage
 from ambient.storage.repositories import EventRepository
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,7 @@ class BriefingActivities:
         if report is not None:
             _fill_from_report(inputs, report)
         await self._alarms(day, inputs)
+        await self._discussions(day, inputs)
         broadcast_ids = await self._broadcasts(request.user, day.date, inputs)
         draft, generated_by = await self._write(request, inputs)
         content = finish(draft, inputs, generated_by)
@@ -240,6 +243,32 @@ class BriefingActivities:
             for a in alarms[:50]
         ]
         inputs.notes.append(SourceNote(source="alarms", ok=True, detail=f"{len(alarms)} alarms"))
+
+    async def _discussions(self, day: DayPlan, inputs: BriefingInputs) -> None:
+        """Discussions active on the team bus during the day (links to read them)."""
+        async with self._db.session() as session:
+            rows = (
+                await session.execute(
+                    select(Discussion, func.count(DiscussionMessage.id))
+                    .join(DiscussionMessage, DiscussionMessage.discussion_id == Discussion.id)
+                    .where(
+                        DiscussionMessage.created_at >= day.logs_from,
+                        DiscussionMessage.created_at < day.logs_to,
+                    )
+                    .group_by(Discussion.id)
+                    .order_by(Discussion.updated_at.desc())
+                    .limit(20)
+                )
+            ).all()
+        for discussion, count in rows:
+            inputs.discussions.append(
+                f"{discussion.topic} — {count} message(s), {discussion.status} "
+                f"(/app/discussion?id={discussion.id})"
+            )
+        if rows:  # no bus activity: nothing to say (the bus is optional)
+            inputs.notes.append(
+                SourceNote(source="discussions", ok=True, detail=f"{len(rows)} discussion(s)")
+            )
 
     async def _broadcasts(self, user: str, date: str, inputs: BriefingInputs) -> list[int]:
         async with self._db.session() as session:
@@ -434,6 +463,8 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     ]
     if inputs.news:
         parts.append(data_block("news", "\n".join(inputs.news)))
+    if inputs.discussions:
+        parts.append(data_block("team discussions", "\n".join(inputs.discussions)))
     parts.append("Write the briefing as the JSON object the response format asks for.")
     return "\n\n".join(parts)
 
@@ -496,6 +527,10 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
         lines.append("")
         lines.append(f"## {'新闻' if zh else 'News'}")
         lines += [f"- {_cell(n)}" for n in inputs.news]
+    if inputs.discussions:
+        lines.append("")
+        lines.append(f"## {'讨论' if zh else 'Discussions'}")
+        lines += [f"- {_cell(d)}" for d in inputs.discussions]
     return "\n".join(lines) + "\n"
 
 

@@ -189,6 +189,8 @@ class BriefingInputs(BaseModel):
     fixed: list[str] = Field(default_factory=list)
     needs_person: list[str] = Field(default_factory=list)
     news: list[str] = Field(default_factory=list)
+    # The day's discussions on the team bus: "topic — N messages, status (link)".
+    discussions: list[str] = Field(default_factory=list)
     notes: list[SourceNote] = Field(default_factory=list)
     report_markdown: str = ""
 
