@@ -20,6 +20,7 @@ from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import ConfigMap, Service
 
 from ambient.clients.kube import REVISION, client_from_kubeconfig, kubeconfig_contexts
+from ambient.clients.kube_changes import REVISION_HISTORY
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.remediation import (
@@ -97,11 +98,17 @@ class WorkloadView:
         return int(value) if value else None
 
     def revisions(self) -> dict[int, dict[str, Any]]:
+        """ReplicaSets by revision, also under the numbers a rollback renumbered them from
+        (`revision-history`), as the deployment controller does."""
         found = {}
         for rs in self.replicasets:
-            value = (rs.get("metadata", {}).get("annotations") or {}).get(REVISION)
+            annotations = rs.get("metadata", {}).get("annotations") or {}
+            value = annotations.get(REVISION)
             if value:
                 found[int(value)] = rs
+            for old in (annotations.get(REVISION_HISTORY) or "").split(","):
+                if old.strip().isdigit():
+                    found.setdefault(int(old), rs)
         return found
 
     def previous_revision(self) -> int | None:
@@ -221,21 +228,25 @@ def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str
             return {deployment: {**stamp, "restore": "the release before the incident"}}, (
                 f"full rollback of {deployment}: nothing was read, so only the intent is recorded"
             )
+        # The release before the incident: the revision before the one running when the
+        # remediation began (what rung 3 and the Kubernetes executor restore), not the
+        # template recorded then, which is the release under suspicion.
+        release = step.to_revision or baseline.previous_revision
+        rs = view.revisions().get(release) if view is not None and release else None
+        template = rollback_template(rs) if rs is not None else baseline.spec.get("template", {})
         patches: dict[str, Any] = {
             deployment: {
                 **stamp,
-                "spec": {
-                    "replicas": baseline.replicas,
-                    "template": baseline.spec.get("template", {}),
-                },
+                "spec": {"replicas": baseline.replicas, "template": template},
             }
         }
         for name, selector in baseline.service_selectors.items():
             patches[f"service/{step.target.namespace}/{name}"] = {"spec": {"selector": selector}}
         for name, data in baseline.configmaps.items():
             patches[f"configmap/{step.target.namespace}/{name}"] = {"data": data}
+        restored = release if rs is not None else baseline.revision
         return patches, (
-            f"full rollback of {deployment} to revision {baseline.revision}: template, "
+            f"full rollback of {deployment} to revision {restored}: template, "
             f"{baseline.replicas} replicas, {len(baseline.service_selectors)} Service(s), "
             f"{len(baseline.configmaps)} ConfigMap(s) as before the incident"
         )

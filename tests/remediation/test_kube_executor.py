@@ -464,3 +464,30 @@ async def test_full_rollback_after_the_rollback_keeps_the_release_before_the_inc
     assert kube.api.revisions("shop", "checkout") == {2: [V2], 3: [V2], 4: [V1]}
     assert kube.api.services[("shop", "checkout")]["spec"]["selector"] == {"app": "checkout"}
     assert (await kube.executor.rollout_health(kube.target)).available
+
+
+async def test_full_rollback_dry_run_plans_what_execute_then_does(kube: Cluster) -> None:
+    """Rung 5 restores the release before the incident in both modes (not the bad release
+    that was running when the remediation began)."""
+    from ambient.clients.dry_run_executor import DryRunExecutor, KubeClients
+
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    rid = "remediation/r-dry-full"
+    # Rung 3 first (renumbers revision 1 as 3), as the ladder does before rung 5.
+    await kube.executor.apply(
+        kube.step(rid, Rung.ROLLBACK, to_revision=baseline.previous_revision, checkpoint=baseline)
+    )
+    await kube.release(V2)  # someone redeploys the bad release in between
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    before = len(kube.api.writes())
+    planned = await dry.apply(
+        kube.step(rid, Rung.FULL_ROLLBACK, mode="dry_run", checkpoint=baseline)
+    )
+    assert planned.patch is not None
+    template = planned.patch["deployment/shop/checkout"]["spec"]["template"]
+    assert [c["image"] for c in template["spec"]["containers"]] == [V1]
+    assert len(kube.api.writes()) == before  # the dry run wrote nothing
+    done = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
+    assert done.applied and kube.images() == [V1]
