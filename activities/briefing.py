@@ -52,7 +52,7 @@ from ambient.domain.logreport import (
     update_baseline,
 )
 from ambient.domain.notify import Message, NotificationKind
-from ambient.render import markdown_html
+from ambient.render import markdown_html, markdown_literal
 from ambient.settings import Settings
 from ambient.sharing import ShareLinkRepository
 from ambient.storage import Database
@@ -469,10 +469,14 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     return "\n\n".join(parts)
 
 
-def summary_markdown(content: BriefingContent, link: str) -> str:
-    """The markdown card for WeCom / DingTalk: headline, the four lists, the share link."""
+def summary_markdown(content: BriefingContent, link: str, *, literal: bool = False) -> str:
+    """The markdown card for WeCom / DingTalk: headline, the four lists, the share link.
+
+    ``literal``: escape markdown in the texts (for HTML rendering; chat robots show escapes).
+    """
     zh = content.language == "zh"
-    lines = [f"**{content.headline}**", ""]
+    text = markdown_literal if literal else str
+    lines = [f"**{text(content.headline)}**", ""]
     sections = [
         ("发生了什么" if zh else "What happened", content.what_happened),
         ("需要关注" if zh else "Needs attention", content.needs_attention),
@@ -481,8 +485,9 @@ def summary_markdown(content: BriefingContent, link: str) -> str:
     ]
     for title, items in sections:
         if items:
-            lines.append(f"**{title}**")
-            lines += [f"- {item}" for item in items]
+            # A blank line first: markdown starts a list only after one.
+            lines += [f"**{title}**", ""]
+            lines += [f"- {text(item)}" for item in items]
             lines.append("")
     lines.append(f"[{'完整报告' if zh else 'Full report'}]({link})")
     return "\n".join(lines)
@@ -492,7 +497,7 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
     """The full report (email HTML and the share page): summary, the template table, sources."""
     zh = content.language == "zh"
     lines = [f"# {'每日简报' if zh else 'Daily briefing'} {content.date}", ""]
-    lines.append(summary_markdown(content, "#templates").rsplit("\n", 1)[0])
+    lines.append(summary_markdown(content, "#templates", literal=True).rsplit("\n", 1)[0])
     lines.append(f"*generated_by: {content.generated_by}*")
     lines.append("")
     lines.append(f"## {'日志模板' if zh else 'Log templates'}")
@@ -535,4 +540,4 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
 
 
 def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")[:300]
+    return markdown_literal(" ".join(text.split())[:300]).replace("|", "\\|")

@@ -13,3 +13,12 @@ import markdown
 
 def markdown_html(text: str) -> str:
     return markdown.markdown(escape(text, quote=False), extensions=["tables", "fenced_code"])
+
+
+_MARKDOWN_SPECIALS = str.maketrans({c: "\\" + c for c in "\\`*_[]"})
+
+
+def markdown_literal(text: str) -> str:
+    """Text shown as it is inside markdown: log templates like `timeout after <*> ms` must
+    not turn into emphasis or links."""
+    return text.translate(_MARKDOWN_SPECIALS)

@@ -71,11 +71,18 @@ async def open_share_link(token: str, session: SessionDep, settings: SettingsDep
         return HTMLResponse(f"<h1>{escape(str(exc))}</h1>", status_code=status.HTTP_410_GONE)
     except ShareLinkError:
         return HTMLResponse("<h1>not found</h1>", status_code=status.HTTP_404_NOT_FOUND)
+    # A report that brings its own title is not given a second one.
+    has_title = row.html.lstrip().startswith("<h1")
+    heading = "" if has_title else f"<h1>{escape(row.title)}</h1>"
     page = f"""<!doctype html><html lang="zh"><head><meta charset="utf-8">
 <meta name="robots" content="noindex"><title>{escape(row.title)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2rem .5rem}}</style>
-</head><body><h1>{escape(row.title)}</h1>{row.html}
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;
+overflow-wrap:anywhere}}
+table{{border-collapse:collapse;display:block;max-width:100%;overflow-x:auto}}
+td,th{{border:1px solid #ccc;padding:.2rem .5rem}}pre{{white-space:pre-wrap}}
+img{{max-width:100%}}</style>
+</head><body>{heading}{row.html}
 <p><small>ambient-ops · {escape(row.kind)} · valid until {row.expires_at:%Y-%m-%d %H:%M} UTC
 </small></p>
 </body></html>"""

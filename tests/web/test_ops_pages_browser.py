@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from playwright.async_api import expect
@@ -13,7 +14,7 @@ from ambient.briefing import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.briefing import BriefingConfig, plan_for
 from ambient.remediation import RemediationService
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import InboxRepository, UserRepository
 from api.app import create_app
 from tests.briefing.harness import eventually, write_day_logs
 from tests.briefing.test_briefing_surfaces import _all_day, _zone_away_from_midnight
@@ -76,6 +77,21 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
             await fits_phone(page, "10-briefing")
             await page.get_by_role("button", name="Send to my channels").click()
             await expect(page.get_by_role("status")).to_contain_text("Sent")
+            # The push carries a share link: it opens the report without signing in.
+            async with deps.db.session() as session:
+                sent = await InboxRepository(session).list(name)
+            link = next(m.link for m in sent if m.link and "/share/" in m.link)
+            shared = await page.context.browser.new_context(viewport={"width": 390, "height": 844})  # type: ignore[union-attr]
+            share_page = await shared.new_page()
+            # The link names the public URL; this test's API listens elsewhere: keep the path.
+            await share_page.goto(base + urlsplit(link).path)
+            await expect(share_page.locator("body")).to_contain_text(today.isoformat())
+            await expect(share_page.locator("h1")).to_have_count(1)
+            # Log templates keep their <*> placeholders (no markdown emphasis eats them).
+            await expect(share_page.locator("table")).to_contain_text("<*>")
+            assert await share_page.locator("table em").count() == 0
+            await fits_phone(share_page, "10b-briefing-share-link")
+            await shared.close()
 
             await page.get_by_role("link", name="Remediations").click()
             await page.locator("#remediations a").first.click()
