@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -78,6 +79,18 @@ def policy_of(settings: Settings) -> RemediationPolicy:
         max_gate_wait_seconds=settings.remediation_max_gate_wait_minutes * 60,
         max_replicas=settings.remediation_max_replicas,
         max_scale_step=settings.remediation_max_scale_step,
+    )
+
+
+async def append_entry(session: AsyncSession, entry: AuditEntry) -> None:
+    """Append an audit entry once per key (a retried activity finds it)."""
+    await append_once(
+        session,
+        subject=entry.run_key,
+        key=entry.key,
+        actor=entry.actor,
+        action=entry.action,
+        detail=entry.detail,
     )
 
 
@@ -344,14 +357,7 @@ class RemediationActivities:
     @activity.defn
     async def audit_remediation(self, entry: AuditEntry) -> AuditEntry:
         async with self._db.session() as session:
-            await append_once(
-                session,
-                subject=entry.run_key,
-                key=entry.key,
-                actor=entry.actor,
-                action=entry.action,
-                detail=entry.detail,
-            )
+            await append_entry(session, entry)
             await session.commit()
         return entry
 
@@ -369,14 +375,7 @@ class RemediationActivities:
             await BroadcastRepository(session).push(
                 request.user, request.title, request.body, "remediation", request.key
             )
-            await append_once(
-                session,
-                subject=entry.run_key,
-                key=entry.key,
-                actor=entry.actor,
-                action=entry.action,
-                detail=entry.detail,
-            )
+            await append_entry(session, entry)
             await session.commit()
         return entry
 
