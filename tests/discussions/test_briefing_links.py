@@ -12,6 +12,7 @@ from ambient.deps import WorkerDeps
 from ambient.discussions import DiscussionService
 from ambient.domain.briefing import BriefingConfig
 from ambient.domain.discussions import MessageIn
+from ambient.render import markdown_html, markdown_literal
 from ambient.storage.models import DiscussionMessage
 from tests.briefing.harness import briefing_stack, make_user
 
@@ -51,9 +52,10 @@ async def test_yesterdays_discussions_are_linked_in_the_briefing_report(
         await stack.service.greet("ines", request_id="one")
         view = await stack.service.get_briefing("ines", day.date)
     assert "## Discussions" in view.report_markdown
-    assert (
-        f"Payment timeouts at 02:00 — 1 message(s), open (/app/discussion?id={night.discussion_id})"
-        in (view.report_markdown)
-    )
+    link = f"/app/discussion?id={night.discussion_id}"
+    line = f"Payment timeouts at 02:00 — 1 message(s), open ({link})"
+    # The report is markdown with its texts taken literally (ids have underscores).
+    assert markdown_literal(line) in view.report_markdown
+    assert line in markdown_html(view.report_markdown)
     assert "Last week's cleanup" not in view.report_markdown
     assert any(s.source == "discussions" and s.ok for s in view.content.sources)
