@@ -10,6 +10,7 @@ import httpx
 from temporalio.client import Client
 
 from ambient import temporal
+from ambient.clients.llm import LLMClient
 from ambient.clients.notify import ChannelRegistry
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.tencent.client import TencentCloud
@@ -51,6 +52,15 @@ async def open_state(
             tencent=TencentCloud.from_settings(settings),
             stdio_user=stdio_user,
         )
+
+
+def llm_of(state: AppState) -> LLMClient:
+    """The process's LLM client, made on first use (its HTTP client is reused)."""
+    llm = state.extras.get("llm")
+    if not isinstance(llm, LLMClient):
+        llm = LLMClient(state.settings)
+        state.extras["llm"] = llm
+    return llm
 
 
 class StateHolder:

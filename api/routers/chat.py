@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import StreamingResponse
+from openai import AsyncOpenAI
 from pydantic import BaseModel, Field
 
 from ambient.agent import AgentError, McpServerSpec
@@ -51,6 +52,14 @@ class AgentTools(BaseModel):
     stats: list[ToolStats]
 
 
+def _model(state: AppState) -> AsyncOpenAI | None:
+    """The chat endpoint's client, made once per process (None offline)."""
+    if "chat_model" not in state.extras:
+        state.extras["chat_model"] = chat_model(state.settings)
+    model = state.extras["chat_model"]
+    return model if isinstance(model, AsyncOpenAI) else None
+
+
 def _conversations(state: AppState) -> ConversationStore:
     store = state.extras.get("conversations")
     if not isinstance(store, ConversationStore):
@@ -75,7 +84,7 @@ async def chat_turn(body: ChatRequest, user: User, state: AppState) -> Streaming
         )
     conversation = _conversations(state).open(user.name, body.conversation_id)
     agent = ChatAgent(
-        chat_model(state.settings),
+        _model(state),
         state.settings.llm_model,
         await hub_of(state).facade(user.name),
         system=system_prompt(user.name, user.assistant_name, user.timezone),

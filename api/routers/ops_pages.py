@@ -10,14 +10,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ambient.briefing import BriefingError, BriefingService, BriefingView
-from ambient.clients.llm import LLMClient
 from ambient.discussions import DiscussionError, DiscussionService
 from ambient.domain.discussions import MessageIn
 from ambient.domain.remediation_runs import FINAL_STATES
 from ambient.remediation import RemediationError, RemediationService
 from api.deps import StateDep
 from api.routers.pages import MaybeUser, SameOrigin, back, render, require
-from mcp_server.state import AppState
+from mcp_server.state import AppState, llm_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -27,7 +26,7 @@ def briefings(state: AppState) -> BriefingService:
 
 
 def remediations(state: AppState) -> RemediationService:
-    return RemediationService(state.temporal, state.settings, state.db, LLMClient(state.settings))
+    return RemediationService(state.temporal, state.settings, state.db, llm_of(state))
 
 
 @router.get("/app/briefings", response_class=HTMLResponse)

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from ambient.clients.llm import LLMClient
 from ambient.domain.remediation import Alert
 from ambient.domain.remediation_runs import ApprovalDecision, RemediationStats, RemediationStatus
 from ambient.remediation import (
@@ -25,6 +24,7 @@ from ambient.remediation import (
 )
 from ambient.status import temporal_problem
 from api.deps import CurrentUser, StateDep
+from mcp_server.state import llm_of
 
 router = APIRouter(prefix="/remediations", tags=["remediations"])
 
@@ -46,11 +46,7 @@ class AbortBody(BaseModel):
 
 
 def service(state: StateDep) -> RemediationService:
-    llm = state.extras.get("llm")
-    if not isinstance(llm, LLMClient):
-        llm = LLMClient(state.settings)
-        state.extras["llm"] = llm
-    return RemediationService(state.temporal, state.settings, state.db, llm)
+    return RemediationService(state.temporal, state.settings, state.db, llm_of(state))
 
 
 Service = Annotated[RemediationService, Depends(service)]

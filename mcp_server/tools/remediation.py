@@ -11,7 +11,6 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
-from ambient.clients.llm import LLMClient
 from ambient.domain.remediation import Alert
 from ambient.domain.remediation_runs import ApprovalDecision, RemediationStats, RemediationStatus
 from ambient.remediation import (
@@ -25,6 +24,7 @@ from ambient.remediation import (
 )
 from ambient.status import temporal_problem
 from mcp_server.auth import app_state, current_user
+from mcp_server.state import llm_of
 
 T = TypeVar("T")
 
@@ -53,11 +53,7 @@ class RemediationList(BaseModel):
 
 def _service(ctx: Context[Any, Any]) -> RemediationService:
     state = app_state(ctx)
-    llm = state.extras.get("llm")
-    if not isinstance(llm, LLMClient):
-        llm = LLMClient(state.settings)
-        state.extras["llm"] = llm
-    return RemediationService(state.temporal, state.settings, state.db, llm)
+    return RemediationService(state.temporal, state.settings, state.db, llm_of(state))
 
 
 async def _call(ctx: Context[Any, Any], work: Awaitable[T]) -> T:
