@@ -16,10 +16,9 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-import trafilatura
 from jsonpath_ng.ext import parse as jsonpath
-from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
+from ambient.clients.extract import main_text
 from ambient.clients.guard import (
     DestinationGuard,
     DestinationLookupError,
@@ -183,12 +182,5 @@ def number_at(document: Any, path: str) -> float:
 
 
 def extract_text(html: str, selector: str | None = None) -> str:
-    """Main text of a page (trafilatura), or the text under a CSS selector (selectolax)."""
-    tree = HTMLParser(html)
-    if selector:
-        return "\n".join(node.text(separator="\n") for node in tree.css(selector))
-    text = trafilatura.extract(html, include_comments=False, include_tables=True, favor_recall=True)
-    if text:
-        return text
-    body = tree.body
-    return body.text(separator="\n") if body is not None else ""
+    """Main text of a page, or the text under a CSS selector (see ambient.clients.extract)."""
+    return main_text(html, selector)

@@ -1,0 +1,186 @@
+"""Page text for web watches: a lexbor fast path for plain pages, trafilatura for the rest.
+
+trafilatura costs ~2–3 ms of CPU per 4 KB page, most of it in its cascade of heuristics
+(boilerplate xpaths, readability/jusText comparison, baseline rescue). A page made only of
+headings, paragraphs and preformatted blocks, with nothing marked as chrome, has no boilerplate
+for those heuristics to remove, so its text is the text of its blocks, one block a line. Such a
+page is read by lexbor alone (~0.05 ms); any page the rules cannot vouch for goes to trafilatura
+as before. The rules are deliberately narrow: on a plain page both paths must give the same
+normalised lines, or switching path would look like a page change to a watch.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import version
+from itertools import pairwise
+
+import trafilatura
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+# Watches store this beside a page's hash: a new value means the rules changed, not the page.
+# trafilatura's own rules decide every non-plain page, so its version is part of the tag.
+EXTRACTOR_VERSION = f"x2-t{version('trafilatura')}"
+
+# Never text: code, styling, embedded documents, and the head.
+DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]
+
+# Landmarks of page chrome (menus, banners, footers, forms, dialogs such as cookie banners).
+LANDMARK_TAGS = frozenset({"nav", "header", "footer", "aside", "menu", "form", "dialog"})
+LANDMARK_ROLES = frozenset(
+    {
+        "navigation",
+        "banner",
+        "contentinfo",
+        "complementary",
+        "search",
+        "menu",
+        "menubar",
+        "dialog",
+        "alertdialog",
+    }
+)
+# class/id words that mark chrome, or that trafilatura reads to drop a part or to pick the main
+# container (its xpaths.py vocabulary, widened): if one appears, only trafilatura can say which
+# text it keeps. Matched as case-insensitive substrings, as trafilatura does ("sidebar" ⊃ "bar").
+CHROME_WORDS = re.compile(
+    r"nav|menu|bar|header|footer|banner|crumb|button|cookie|consent|modal|popup|overlay"
+    r"|comment|reply|share|shar|social|viral|related|elated|newsletter|subscri|syndication"
+    r"|tag|author|byline|meta|advert|sponsor|promo|outbrain|taboola|criteo|paid|widget|embed"
+    r"|premium|paywall|hidden|hide|noprint|message|rating|timestamp|user|icon|slide|viewport"
+    r"|option|expand|obfuscated|blurred|teaser|caption|akismet|infinite"
+    # an "ad" word on its own (ad, ads, ad-top, top_ad), not "read" or "header"
+    r"|(?:^|[\s_-])ads?(?:$|[\s_-])"
+    # main-container words: trafilatura keeps only the first such container
+    r"|content|article|entry|post|story|main|body|text|cell|primary|column|field|single",
+    re.IGNORECASE,
+)
+# Attributes trafilatura treats as "hidden, drop it"; lexbor would read the text.
+HIDING_ATTRIBUTES = ("hidden", "aria-hidden", "style")
+TELLING_ATTRIBUTES = ",".join(f"[{name}]" for name in ("role", "class", "id", *HIDING_ATTRIBUTES))
+
+# Blocks that hold text, one line each (a <br> inside also breaks the line, as in trafilatura).
+HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+TEXT_BLOCKS = HEADINGS | {"p", "pre"}
+# Containers of blocks; text directly inside one is "wild text" trafilatura may drop.
+CONTAINERS = frozenset({"body", "article", "main", "section", "div"})
+# Phrasing elements whose text stays on its block's line. Links are left out on purpose:
+# trafilatura drops link-dense blocks by a length-dependent rule the fast path does not copy.
+INLINE = [
+    "b", "strong", "i", "em", "u", "s", "small", "mark", "sub", "sup", "code", "kbd",
+    "samp", "var", "abbr", "cite", "dfn", "span", "bdi", "bdo",
+]  # fmt: skip
+INLINE_TAGS = frozenset(INLINE)
+VOID = frozenset({"br", "hr", "wbr"})
+ALLOWED = TEXT_BLOCKS | CONTAINERS | VOID | INLINE_TAGS
+
+# trafilatura's MIN_DUPLICATE_LENGTH: longer repeated blocks are dropped as duplicates.
+REPEAT_CHARS = 50
+# Below trafilatura's MIN_EXTRACTED_SIZE (250 characters) its rescue cascade (wild text,
+# jusText, baseline) decides the text, and the baseline splits inline elements into lines.
+MIN_PLAIN_CHARS = 250
+
+
+def main_text(html: str, selector: str | None = None) -> str:
+    """Main text of a page, or the text under a CSS selector; parses the HTML once when plain."""
+    tree = LexborHTMLParser(html)
+    if selector:
+        return "\n".join(node.text(separator="\n") for node in tree.css(selector))
+    tree.strip_tags(DROPPED, recursive=True)
+    body = tree.body
+    if body is not None and not_plain_because(body) is None:
+        plain = block_text(body)
+        if len(plain) > MIN_PLAIN_CHARS:
+            return plain
+    text = trafilatura.extract(html, include_comments=False, include_tables=True, favor_recall=True)
+    if text:
+        return str(text)
+    # trafilatura found nothing: the body's blocks, without scripts and styles
+    return block_text(body) if body is not None else ""
+
+
+def not_plain_because(body: LexborNode) -> str | None:
+    """Why this body (with DROPPED elements removed) needs trafilatura; None when it is plain."""
+    counts = {"article": 0, "main": 0}
+    blocks: list[LexborNode] = []
+    # elements only: walking every text node in Python would cost more than the rest together
+    for node in body.traverse():
+        tag = node.tag
+        if tag is None or tag.startswith("-"):  # comments, doctype
+            continue
+        if tag in LANDMARK_TAGS:
+            return f"landmark <{tag}>"
+        if tag not in ALLOWED:
+            return f"element <{tag}>"
+        if tag in TEXT_BLOCKS:
+            blocks.append(node)
+        elif tag in CONTAINERS:
+            if tag in counts:
+                counts[tag] += 1
+                if counts[tag] > 1:
+                    return f"more than one <{tag}>"
+            if node.text(deep=False).strip():
+                return "text outside a paragraph or heading"  # trafilatura may drop wild text
+        elif tag in INLINE_TAGS and _block_of(node) in CONTAINERS:
+            return "text outside a paragraph or heading"
+    # lexbor selects the few elements that carry telling attributes; reading every element's
+    # attributes from Python would cost more than the walk above
+    for node in body.css(TELLING_ATTRIBUTES):
+        attributes = node.attributes
+        if "role" in attributes:
+            role = (attributes["role"] or "").strip().lower()
+            return f"landmark role={role}" if role in LANDMARK_ROLES else f"role={role}"
+        for name in HIDING_ATTRIBUTES:
+            if name in attributes:
+                return f"{name} attribute"
+        for name in ("class", "id"):
+            value = attributes.get(name)
+            if value and (match := CHROME_WORDS.search(value)):
+                return f'{name} "{value}" ({match.group().strip().lower()})'
+    frame = "article" if counts["article"] else "main" if counts["main"] else None
+    texts = [(block.tag, text) for block in blocks if (text := " ".join(block.text().split()))]
+    if frame is None:
+        # without a frame trafilatura gathers loose paragraphs: it skips headings and any
+        # paragraph it has seen before (whole, or inside earlier text when longer than 50)
+        if any(tag in HEADINGS for tag, _ in texts):
+            return "headings without an <article> or <main>"
+        seen: set[str] = set()
+        earlier = ""
+        for _, text in texts:
+            if text in seen or (len(text) > REPEAT_CHARS and text in earlier):
+                return "repeated text without an <article> or <main>"
+            seen.add(text)
+            earlier += "\n" + text
+        return None
+    if texts and texts[-1][0] in HEADINGS:
+        return "ends with a heading"  # trafilatura drops a trailing heading
+    for (_, previous), (_, text) in pairwise(texts):
+        if text == previous and len(text) > REPEAT_CHARS:
+            return "the same long block twice in a row"  # trafilatura keeps one
+    inside = body.css_first(frame)
+    if inside is not None and _visible_chars(inside) != _visible_chars(body):
+        return f"text outside the <{frame}>"  # trafilatura reads only the first one
+    return None
+
+
+def _visible_chars(node: LexborNode) -> int:
+    return len("".join(node.text().split()))
+
+
+def block_text(body: LexborNode) -> str:
+    """Text of the body, one block a line, inline elements kept on their block's line."""
+    # unwrapping costs one tree walk per tag: only the tags present (often none)
+    present = [tag for tag in {node.tag for node in body.traverse()} if tag in INLINE_TAGS]
+    if present:
+        body.unwrap_tags(present)
+        body.merge_text_nodes()
+    lines = body.text(separator="\n", skip_empty=True).splitlines()
+    return "\n".join(stripped for line in lines if (stripped := line.strip()))
+
+
+def _block_of(node: LexborNode) -> str | None:
+    """Tag of the nearest ancestor that is not an inline element."""
+    parent = node.parent
+    while parent is not None and parent.tag in INLINE_TAGS:
+        parent = parent.parent
+    return parent.tag if parent is not None else None

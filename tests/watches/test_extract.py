@@ -1,0 +1,346 @@
+"""Page text: the lexbor fast path gives trafilatura's lines on plain pages; others: trafilatura."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import trafilatura
+from selectolax.lexbor import LexborHTMLParser
+
+from ambient.clients.extract import (
+    DROPPED,
+    EXTRACTOR_VERSION,
+    block_text,
+    main_text,
+    not_plain_because,
+)
+from ambient.clients.web import extract_text
+from ambient.domain.watches import normalise
+from bench.site import PAGE as BENCH_PAGE
+
+STORY = "Operations steady today: the release went out and latency stayed inside the budget. " * 4
+
+
+def trafilatura_text(html: str) -> str:
+    """What extract_text returned before the fast path (the contract to keep on plain pages)."""
+    return (
+        trafilatura.extract(html, include_comments=False, include_tables=True, favor_recall=True)
+        or ""
+    )
+
+
+def lexbor_text(html: str) -> str:
+    tree = LexborHTMLParser(html)
+    tree.strip_tags(DROPPED, recursive=True)
+    assert tree.body is not None
+    return block_text(tree.body)
+
+
+def verdict(html: str) -> str | None:
+    tree = LexborHTMLParser(html)
+    tree.strip_tags(DROPPED, recursive=True)
+    assert tree.body is not None
+    return not_plain_because(tree.body)
+
+
+def lines(text: str) -> list[str]:
+    return normalise(text, [])
+
+
+RELEASE_NOTES = (
+    "<!doctype html><html><head><title>Release notes</title><style>p { color: red }</style>"
+    "<script>track('view')</script></head><body><article>"
+    "<h1>Release notes 2.4</h1>"
+    "<p>Intro with <b>bold</b>, <em>emphasis</em>, <code>code()</code> and H<sub>2</sub>O. "
+    f"{STORY}</p>"
+    "<h2>Changes</h2>"
+    f"<p>First change.<br>Second line of the first change. {STORY}</p>"
+    "<pre>$ ambient upgrade\n  done in 3 s</pre>"
+    "<div><h3>Fixed</h3><p>A fix inside a plain div.&nbsp;It keeps its line.</p></div>"
+    "<hr><p>Closing words of the notes.</p>"
+    "<script>late()</script><noscript>enable js</noscript>"
+    "</article></body></html>"
+)
+CJK = (
+    "<html><body><article><h1>发布说明</h1>"
+    + "<p>今天我们发布了新版本，修复了若干问题，监控和告警都更加稳定。</p>" * 12
+    + "<h2>已知问题</h2><p>部分页面的<b>加载</b>速度仍然较慢，我们会在下一个版本中改进。</p>"
+    + "</article></body></html>"
+)
+LOOSE_PARAGRAPHS = (
+    "<html><body><div><section>"
+    + "".join(f"<p>Paragraph {i}: {STORY}</p>" for i in range(4))
+    + "</section></div></body></html>"
+)
+CHROME = (
+    "<html><body>"
+    "<header><a href='/'>Acme home</a></header>"
+    "<nav><ul><li><a href='/a'>Menu entry one</a></li>"
+    "<li><a href='/b'>Menu entry two</a></li></ul></nav>"
+    f"<main><article><h1>Outage review</h1><p>{STORY}</p><p>{STORY}</p></article></main>"
+    "<aside><p>Related: other reviews you may like</p></aside>"
+    "<div class='cookie-banner'><p>We use cookies to improve your experience.</p></div>"
+    "<footer><p>Copyright Acme footer text</p></footer>"
+    "<script>analytics()</script></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [BENCH_PAGE, RELEASE_NOTES, CJK, LOOSE_PARAGRAPHS],
+    ids=["bench-page", "headings-inline-pre-br", "cjk", "loose-paragraphs"],
+)
+def test_plain_page_takes_the_fast_path_and_gives_trafilaturas_lines(html: str) -> None:
+    assert verdict(html) is None
+    fast = main_text(html)
+    assert fast == lexbor_text(html)
+    assert lines(fast) == lines(trafilatura_text(html))
+    assert lines(fast)  # not vacuously equal
+
+
+def test_fast_path_keeps_inline_elements_on_their_blocks_line() -> None:
+    text = main_text(RELEASE_NOTES)
+    assert text.splitlines()[:2] == [
+        "Release notes 2.4",
+        "Intro with bold, emphasis, code() and H2O. " + STORY.strip(),
+    ]
+    assert "$ ambient upgrade\n done in 3 s" in text or "$ ambient upgrade\ndone in 3 s" in text
+
+
+def _random_plain_page(seed: int) -> str:
+    """Headings, paragraphs with inline markup, <br>, &nbsp;, <pre>, <hr>, scripts, nested divs,
+    repeated blocks, in an <article>, a <main> or no frame."""
+    rnd = random.Random(seed)
+    words = "deploy release latency budget error steady news 发布 修复 监控 告警 系统".split()
+    inline = ["b", "strong", "i", "em", "u", "s", "small", "mark", "sub", "sup", "code", "span"]
+
+    def sentence() -> str:
+        parts = []
+        for _ in range(rnd.randint(3, 20)):
+            word = rnd.choice(words)
+            if rnd.random() < 0.1:
+                tag = rnd.choice(inline)
+                word = f"<{tag}>{word}</{tag}>"
+            parts.append(word)
+        text = " ".join(parts)
+        if rnd.random() < 0.1:
+            text += "<br>" + " ".join(rnd.choice(words) for _ in range(4))
+        if rnd.random() < 0.05:
+            text = text.replace(" ", "&nbsp;", 1)
+        return text + "."
+
+    def block(depth: int = 0) -> str:
+        roll = rnd.random()
+        if roll < 0.15:
+            level = rnd.randint(1, 6)
+            return f"<h{level}>{sentence()}</h{level}>"
+        if roll < 0.2:
+            return "<pre>" + "\n".join(" ".join(rnd.sample(words, 4)) for _ in range(3)) + "</pre>"
+        if roll < 0.25:
+            return "<hr>"
+        if roll < 0.3:
+            return "<script>var hidden = 'scripttext';</script><style>p{}</style>"
+        if roll < 0.35 and depth < 2:
+            return f"<div>{''.join(block(depth + 1) for _ in range(rnd.randint(1, 3)))}</div>"
+        return f"<p>{sentence()} {sentence()}</p>"
+
+    made: list[str] = []
+    for _ in range(rnd.randint(2, 60)):
+        # now and then a block again, right after itself or later
+        made.append(rnd.choice(made) if made and rnd.random() < 0.04 else block())
+    inner = "\n".join(made)
+    frame = rnd.choice(["article", "main", "article", ""])
+    if frame:
+        inner = f"<{frame}>{inner}</{frame}>"
+    return f"<!doctype html><html><head><title>t</title></head><body>{inner}</body></html>"
+
+
+def test_generated_plain_pages_give_trafilaturas_lines_on_the_fast_path() -> None:
+    plain = 0
+    for seed in range(80):
+        html = _random_plain_page(seed)
+        if verdict(html) is not None or len(lexbor_text(html)) <= 250:
+            continue
+        plain += 1
+        assert lines(main_text(html)) == lines(trafilatura_text(html)), f"seed {seed}"
+        assert "scripttext" not in main_text(html)
+    assert plain >= 30  # most generated pages are plain: the comparison is not vacuous
+
+
+# Structures where trafilatura's text differs from the blocks' text, shown on pages long enough
+# (> 2,500 characters) for trafilatura's own extractor to decide: each is not plain.
+LONG = "".join(f"<p>Part {i}: {STORY}</p>" for i in range(10))
+DIFFERENT = {
+    "list": f"<article>{LONG}<ul><li>First item</li><li>Second item</li></ul>{LONG}</article>",
+    "table": (
+        f"<article>{LONG}<table><tr><th>Name</th><th>Price</th></tr>"
+        f"<tr><td>A</td><td>42 USD</td></tr></table>{LONG}</article>"
+    ),
+    "link-dense": f"<article>{LONG}<p><a href='/next'>Read the next story</a></p>{LONG}</article>",
+    "time": f"<article>{LONG}<p>Updated <time>today</time> at noon.</p></article>",
+    "trailing-heading": f"<article>{LONG}<h2>More soon</h2></article>",
+    "heading-without-frame": f"<div>{LONG}<h2>Loose heading</h2>{LONG}</div>",
+    "wild-div-text": (
+        f"<article>{LONG}<div>Bare text in a div<div>nested</div></div>{LONG}</article>"
+    ),
+    "text-outside-article": f"<article>{LONG}</article><p>Outside words here.</p>",
+    "text-outside-main": f"<main>{LONG}</main><p>Outside words here.</p>",
+}
+REASONS = {
+    "list": "element <ul>",
+    "table": "element <table>",
+    "link-dense": "element <a>",
+    "time": "element <time>",
+    "trailing-heading": "ends with a heading",
+    "heading-without-frame": "headings without an <article> or <main>",
+    "wild-div-text": "text outside a paragraph or heading",
+    "text-outside-article": "text outside the <article>",
+    "text-outside-main": "text outside the <main>",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DIFFERENT))
+def test_structure_trafilatura_reads_differently_is_not_plain(name: str) -> None:
+    html = f"<html><body>{DIFFERENT[name]}</body></html>"
+    assert lines(lexbor_text(html)) != lines(trafilatura_text(html))  # why it cannot be plain
+    assert verdict(html) == REASONS[name]
+    assert main_text(html) == trafilatura_text(html)
+
+
+@pytest.mark.parametrize(
+    ("markup", "reason"),
+    [
+        ("<nav><p>Menu</p></nav>", "landmark <nav>"),
+        ("<header><p>Top</p></header>", "landmark <header>"),
+        ("<footer><p>Bottom</p></footer>", "landmark <footer>"),
+        ("<aside><p>Side</p></aside>", "landmark <aside>"),
+        ("<form><p>Search</p></form>", "landmark <form>"),
+        ("<menu><p>Menu</p></menu>", "landmark <menu>"),
+        ("<div role='navigation'><p>Menu</p></div>", "landmark role=navigation"),
+        ("<div role='banner'><p>Top</p></div>", "landmark role=banner"),
+        ("<div role='contentinfo'><p>Bottom</p></div>", "landmark role=contentinfo"),
+        ("<div role='complementary'><p>Side</p></div>", "landmark role=complementary"),
+        ("<div role='search'><p>Find</p></div>", "landmark role=search"),
+        ("<div class='cookie-banner'><p>Cookies</p></div>", 'class "cookie-banner" (cookie)'),
+        ("<div id='sidebar'><p>Side</p></div>", 'id "sidebar" (bar)'),
+        ("<div class='Comments'><p>Nice</p></div>", 'class "Comments" (comment)'),
+        ("<div class='share-tools'><p>Share</p></div>", 'class "share-tools" (share)'),
+        ("<div class='breadcrumb'><p>Home</p></div>", 'class "breadcrumb" (crumb)'),
+        ("<div class='top ads'><p>Buy</p></div>", 'class "top ads" (ads)'),
+        ("<div class='entry-content'><p>Body</p></div>", 'class "entry-content" (entry)'),
+        ("<p hidden>Secret</p>", "hidden attribute"),
+        ("<p style='display:none'>Secret</p>", "style attribute"),
+        ("<article><p>One</p></article><article><p>Two</p></article>", "more than one <article>"),
+    ],
+    ids=lambda value: (
+        value if value.startswith(("landmark", "class", "id", "more", "h", "s")) else None
+    ),
+)
+def test_chrome_landmarks_make_a_page_not_plain(markup: str, reason: str) -> None:
+    html = f"<html><body><article><p>{STORY}</p></article>{markup}</body></html>"
+    if markup.startswith("<article>"):
+        html = f"<html><body>{markup}</body></html>"
+    assert verdict(html) == reason
+
+
+def test_neutral_class_names_keep_a_page_plain() -> None:
+    html = (
+        "<html><body class='home'><article class='x1'>"
+        f"<p class='lead'>{STORY}</p><p id='p2'>More: {STORY}</p></article></body></html>"
+    )
+    assert verdict(html) is None
+    assert lines(main_text(html)) == lines(trafilatura_text(html))
+
+
+def test_page_with_nav_footer_and_cookie_banner_goes_through_trafilatura_without_the_chrome() -> (
+    None
+):
+    assert verdict(CHROME) == "landmark <header>"
+    text = main_text(CHROME)
+    assert text == trafilatura_text(CHROME)
+    assert "Outage review" in text and "latency stayed inside the budget" in text
+    for chrome in ("Acme home", "Menu entry", "Related:", "cookies", "footer text", "analytics"):
+        assert chrome not in text
+
+
+def test_scripts_and_styles_never_appear_in_the_text() -> None:
+    junk = (
+        "<script>var leaked = 'SCRIPT';</script><style>.x{content:'STYLE'}</style>"
+        "<noscript>NOSCRIPT</noscript><template><p>TEMPLATE</p></template>"
+        "<svg><text>SVG</text></svg><iframe>IFRAME</iframe>"
+    )
+    head = "<head><script>head()</script><style>p { color: red }</style></head>"
+    plain = f"<html>{head}<body><article>{junk}<p>{STORY}</p>{junk}</article></body></html>"
+    assert verdict(plain) is None
+    # the fast path drops every non-text element
+    for word in ("SCRIPT", "STYLE", "NOSCRIPT", "TEMPLATE", "SVG", "IFRAME", "leaked", "head()"):
+        assert word not in main_text(plain)
+    # trafilatura drops scripts and styles itself (the rest is its own rule, as before)
+    chrome = CHROME.replace("<main>", f"<main>{junk}")
+    for word in ("SCRIPT", "STYLE", "leaked", "analytics"):
+        assert word not in main_text(chrome)
+    # trafilatura finds nothing: the body-text fallback leaves scripts and styles out too
+    empty = f"<html>{head}<body><script>boom()</script><style>b{{}}</style></body></html>"
+    assert trafilatura_text(empty) == ""
+    assert main_text(empty) == ""
+
+
+def test_repeated_blocks_that_trafilatura_collapses_are_not_plain() -> None:
+    loose = f"<html><body><p>Intro words.</p>{LONG}<p>Intro words.</p></body></html>"
+    assert verdict(loose) == "repeated text without an <article> or <main>"
+    assert lines(lexbor_text(loose)) != lines(trafilatura_text(loose))
+    framed = f"<html><body><article>{LONG}<p>{STORY}</p><p>{STORY}</p></article></body></html>"
+    assert verdict(framed) == "the same long block twice in a row"
+    assert lines(lexbor_text(framed)) != lines(trafilatura_text(framed))
+    # short repeats (≤ 50 characters) stay: the bench page repeats one 41-character paragraph
+    assert verdict(BENCH_PAGE) is None
+
+
+def test_short_plain_page_goes_through_trafilatura() -> None:
+    html = "<html><body><article><p>Short <b>bold</b> note.</p></article></body></html>"
+    assert verdict(html) is None
+    assert main_text(html) == trafilatura_text(html) == "Short bold note."
+
+
+def test_selector_gives_the_text_under_every_match_as_before() -> None:
+    html = (
+        "<html><body><nav>Menu</nav><div id='price'>42 <b>USD</b></div>"
+        "<ul><li class='item'>One</li><li class='item'>Two <i>too</i></li></ul>"
+        f"<article><p>{STORY}</p></article></body></html>"
+    )
+    before = LexborHTMLParser(html)
+    for selector in ("#price", ".item", "article p"):
+        expected = "\n".join(node.text(separator="\n") for node in before.css(selector))
+        assert main_text(html, selector) == expected
+    assert main_text(html, "#price") == "42 \nUSD"
+    assert main_text(html, ".missing") == ""
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "",
+        "   ",
+        "plain words, no tags",
+        "<<<>>>",
+        "<p>unclosed <b>bold <i>italic",
+        "<table><tr><td>cell",
+        "\x00\xff binary-ish junk </div></div>",
+        "<html><body><article>" + "<p>deep " * 300 + "</article>",
+    ],
+    ids=["empty", "blank", "text", "brackets", "unclosed", "table", "junk", "deep-nesting"],
+)
+def test_malformed_html_gives_text_without_raising(html: str) -> None:
+    assert isinstance(main_text(html), str)
+    assert isinstance(main_text(html, "p"), str)
+
+
+def test_extract_text_delegates_to_main_text() -> None:
+    assert extract_text(RELEASE_NOTES) == main_text(RELEASE_NOTES)
+    assert extract_text(CHROME, "h1") == "Outage review"
+
+
+def test_extractor_version_names_the_rules_and_trafilaturas_version() -> None:
+    assert EXTRACTOR_VERSION.startswith("x2-t")
+    assert EXTRACTOR_VERSION.endswith(trafilatura.__version__)
