@@ -1,10 +1,11 @@
 """CPU per page of text extraction: trafilatura alone vs main_text (fast path when plain).
 
-    python -m bench.extract [--calls 200] [--repeats 7]
+    python -m bench.extract [--calls 200] [--repeats 9]
 
-Prints, for the bench page (bench/site.py, plain) and a page with chrome (header, nav, aside,
-cookie banner, footer: not plain, so main_text pays its plain-page check and then trafilatura),
-the median over the repeats of CPU ms per call (time.process_time over `calls` calls), in one run.
+Prints, for the bench page and the changing page (bench/site.py; both plain) and a page with
+chrome (header, nav, aside, cookie banner, footer: not plain, so main_text pays its plain-page
+check and then trafilatura), the median over the repeats of CPU ms per call (time.process_time
+over `calls` calls), in one run; the two extractors take turns within each repeat.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ import trafilatura
 from ambient.clients.extract import EXTRACTOR_VERSION, main_text
 from bench.site import PAGE
 
+# what bench/site.py's /changing/{n} serves: five headlines on top of the bench page
+CHANGING_PAGE = PAGE.replace(
+    "<article>",
+    "<article>"
+    + "".join(f"<p>Headline {i}: operations update number {i}.</p>" for i in range(42, 37, -1)),
+    1,
+)
 STORY = "Operations steady today: the release went out and latency stayed inside the budget. "
 CHROME_PAGE = (
     "<html><head><title>Outage review</title><script>analytics()</script></head><body>"
@@ -67,12 +75,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
     print(f"extractor {EXTRACTOR_VERSION}; median of {args.repeats} x {args.calls} calls")
-    print(f"{'page':<22}{'bytes':>7}{'trafilatura ms':>16}{'main_text ms':>14}{'ratio':>8}")
-    for name, html in (("bench page (plain)", PAGE), ("page with chrome", CHROME_PAGE)):
+    print(f"{'page':<24}{'bytes':>7}{'trafilatura ms':>16}{'main_text ms':>14}{'ratio':>8}")
+    pages = (
+        ("bench page (plain)", PAGE),
+        ("changing page (plain)", CHANGING_PAGE),
+        ("page with chrome", CHROME_PAGE),
+    )
+    for name, html in pages:
         before, after = cpu_ms_per_call(
             [trafilatura_only, main_text], html, args.calls, args.repeats
         )
-        print(f"{name:<22}{len(html):>7}{before:>16.3f}{after:>14.3f}{before / after:>7.1f}x")
+        print(f"{name:<24}{len(html):>7}{before:>16.3f}{after:>14.3f}{before / after:>7.1f}x")
 
 
 if __name__ == "__main__":
