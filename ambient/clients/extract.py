@@ -5,8 +5,8 @@ trafilatura costs ~2–3 ms of CPU per 4 KB page, most of it in its cascade of h
 headings, paragraphs and preformatted blocks, with nothing marked as chrome, has no boilerplate
 for those heuristics to remove, so its text is the text of its blocks, one block a line. Such a
 page is read by lexbor alone (~0.15 ms, bench/extract.py); any page the rules cannot vouch for
-goes to trafilatura as before. The rules are deliberately narrow: on a plain page both paths must give the same
-normalised lines, or switching path would look like a page change to a watch.
+goes to trafilatura as before. The rules are deliberately narrow: on a plain page both paths
+must give the same normalised lines, or switching path would look like a page change to a watch.
 """
 
 from __future__ import annotations
