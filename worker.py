@@ -44,8 +44,14 @@ def build_worker(
         workflows=[*ALL_WORKFLOWS, *extra_workflows],
         activities=[*build_activities(deps), *extra_activities],
         activity_executor=activity_executor,
-        max_concurrent_activities=deps.settings.max_concurrent_activities,
+        # Web monitors' polls are long-running and mostly asleep: their own allowance.
+        max_concurrent_activities=(
+            deps.settings.max_concurrent_activities + deps.settings.max_watch_polls
+        ),
         max_cached_workflows=deps.settings.max_cached_workflows,
+        # A poll heartbeats on each check; the server hears of it every 0.8 x its heartbeat
+        # timeout (minutes), not every minute: thousands of polls stay cheap for the server.
+        max_heartbeat_throttle_interval=timedelta(minutes=10),
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 

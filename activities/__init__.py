@@ -10,6 +10,7 @@ from activities.discussions import DiscussionActivities
 from activities.event_agent import EventAgentActivities
 from activities.events import EventActivities
 from activities.notify import NotifyActivities
+from activities.polling import PagePoller
 from activities.remediation import RemediationActivities, default_executors
 from activities.watches import WatchActivities
 from ambient.clients.llm import LLMClient
@@ -25,6 +26,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     fetcher = WebFetcher(deps.http, allow_cidrs=deps.settings.fetch_allow_cidrs)
     tencent = deps.tencent or TencentCloud.from_settings(deps.settings)
     watches = WatchActivities(deps.db, fetcher, tencent)
+    poller = PagePoller(deps.db, fetcher, notify)
     llm = deps.llm or LLMClient(deps.settings)
     remediation = RemediationActivities(
         deps.db,
@@ -41,6 +43,8 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         notify.notify,
         watches.check_page,
         watches.read_metric,
+        poller.poll_pages,
+        poller.end_poll,
         *remediation.all(),
         briefing.plan_briefing_day,
         briefing.prepare_briefing,

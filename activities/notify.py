@@ -86,6 +86,13 @@ class NotifyActivities:
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
         """Deliver to every target once; see the module docstring for the rules."""
+        return await self.send(request)
+
+    async def send(self, request: NotifyRequest, *, heartbeat: bool = True) -> NotifyResult:
+        """The notify activity's work, also for activities that deliver on their own (a poll).
+
+        ``heartbeat=False`` leaves the caller's heartbeat details alone.
+        """
         try:
             recipient = await self._recipient(request.user)
             targets, quiet = self._targets(request, recipient)
@@ -110,7 +117,8 @@ class NotifyActivities:
                         return _failed(target.type, shown, error)
 
             # A task group: if one target hits a bug, the other sends are cancelled, not orphaned.
-            async with _heartbeating(), asyncio.TaskGroup() as group:
+            beating = _heartbeating() if heartbeat else contextlib.nullcontext()
+            async with beating, asyncio.TaskGroup() as group:
                 sends = [group.create_task(one(t)) for t in targets]
             deliveries = [send.result() for send in sends]
         except (OperationalError, OSError, TimeoutError) as exc:

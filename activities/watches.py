@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -29,7 +29,7 @@ from ambient.domain.watches import (
     normalise,
 )
 from ambient.storage import Database
-from ambient.storage.models import WatchSnapshot, utcnow
+from ambient.storage.models import WatchSnapshot
 from ambient.storage.repositories import SnapshotRepository
 
 SOURCES: TypeAdapter[MetricSource] = TypeAdapter(MetricSource)
@@ -100,24 +100,11 @@ class WatchActivities:
     ) -> list[str] | None:
         """Store the new text and return the old one; one short write transaction."""
         async with self._db.write_session() as session:
-            snapshots = SnapshotRepository(session)
-            old = None
-            if last_hash is not None:
-                previous = await snapshots.text(task, url, last_hash)
-                old = previous.split("\n") if previous is not None else []
-            await snapshots.save(task, url, new_hash, "\n".join(lines))
-            # A text seen before becomes the newest again (A -> B -> A).
-            await session.execute(
-                update(WatchSnapshot)
-                .where(
-                    WatchSnapshot.task == task,
-                    WatchSnapshot.url == url,
-                    WatchSnapshot.hash == new_hash,
-                )
-                .values(created_at=utcnow())
+            old = await SnapshotRepository(session).advance(
+                task, url, last_hash, new_hash, "\n".join(lines)
             )
             await session.commit()
-        return old
+        return old.split("\n") if old else ([] if old is not None else None)
 
     async def _newest_hash(self, task: str, url: str) -> str | None:
         async with self._db.session() as session:

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Workflows kept in the worker's sticky cache. Below the number of live watches, each
     # check replays its workflow's whole history (seen in bench/watches.py at N=2000).
     max_cached_workflows: int = 10_000
+    # Web monitors poll in long-running activities, one per watch, mostly asleep: they have
+    # their own allowance on top of max_concurrent_activities.
+    max_watch_polls: int = 25_000
 
     # LLM: offline (deterministic) unless an OpenAI-compatible key is set.
     openai_api_key: SecretStr | None = Field(

@@ -236,13 +236,7 @@ class WatchControls:
 
     async def run_watch(self) -> None:
         """Check every interval until stopped; continue-as-new when Temporal suggests it."""
-        workflow.upsert_search_attributes(
-            [
-                KIND.value_set(self.KIND.value),
-                USER.value_set(self.user),
-                STATE.value_set(self.current_state().value),
-            ]
-        )
+        self.show_attributes()
         spread_next = False
         if self.state.checks == 0:
             if workflow.patched(BASELINE_AT_START):
@@ -264,17 +258,34 @@ class WatchControls:
                     self.checking = False
                 self.checks_this_run += 1
             await self.flush_control_events()
-            if self.continue_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self.stop_requested:
-                    self.carry()
-                    workflow.continue_as_new(self.continued())
+            await self.continue_if_suggested()
             if not self.stop_requested:
                 interval = self.config.interval
                 if spread_next:
                     spread_next = False
                     interval += self.spread(interval)
                 await self.sleep_until_next(interval)
+        await self.finish()
+
+    def show_attributes(self) -> None:
+        workflow.upsert_search_attributes(
+            [
+                KIND.value_set(self.KIND.value),
+                USER.value_set(self.user),
+                STATE.value_set(self.current_state().value),
+            ]
+        )
+
+    async def continue_if_suggested(self) -> None:
+        """Continue-as-new between checks when Temporal (or a test) suggests it."""
+        if self.continue_suggested():
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not self.stop_requested:
+                self.carry()
+                workflow.continue_as_new(self.continued())
+
+    async def finish(self) -> None:
+        """The watch stopped: show it and say so, once."""
         await self.flush_control_events()
         workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
         await self.tell(

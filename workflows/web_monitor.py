@@ -9,10 +9,12 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from ambient.domain.checks import CheckPageInput, PageCheck
     from ambient.domain.notify import Message
+    from ambient.domain.polling import EndPoll, PollRequest, PollResult
     from ambient.domain.tasks import (
         TaskStatus,
         UrlState,
@@ -31,6 +33,21 @@ CHECK_TIMEOUT = timedelta(seconds=60)
 # Runs recorded before checks became local activities replay the regular-activity path.
 LOCAL_CHECKS = "local-check-page"
 CHECK_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
+# Runs recorded before this change checked with a timer and a local activity per check; new
+# runs poll in a long-running activity that hands back only what must be recorded.
+POLLING = "poll-activity"
+# How long one poll may run before it hands back (its result is one history event).
+POLL_WINDOW = timedelta(minutes=15)
+POLL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=5,
+)
+# A killed worker's polls resume elsewhere after this (graceful stops hand back at once).
+POLL_HEARTBEAT_MIN = timedelta(minutes=5)
+# After asking a poll to hand back, how long to wait before cancelling it through Temporal
+# (a poll in another worker process hears of a cancellation only at its next heartbeat).
+END_POLL_WAIT = timedelta(seconds=10)
 
 
 @workflow.defn
@@ -46,12 +63,151 @@ class WebMonitorWorkflow(WatchControls):
         self.config = request.config
         self.state = request.state or WebMonitorState()
         self.continue_after = request.continue_as_new_after_checks
+        self.poll_window = request.poll_window_seconds
+        self.interval_seconds = request.check_interval_seconds
+        self.polling = False
         self.restore()
 
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
-        await self.run_watch()
+        # Decided once per run: a run recorded before polling keeps its timer loop until it
+        # continues as new (a patch's answer is memoised for the run).
+        if workflow.patched(POLLING):
+            self.polling = True
+            await self.run_polls()
+        else:
+            await self.run_watch()
         return self.status()
+
+    # --- polling --------------------------------------------------------------------------
+
+    async def run_polls(self) -> None:
+        """Poll until stopped; each poll hands back what the history must show."""
+        self.show_attributes()
+        if self.state.next_due is None:
+            self.state.next_due = workflow.now()  # the baseline, at once
+        while not self.stop_requested:
+            self.wake = False
+            if self.paused and not self.check_requested:
+                await workflow.wait_condition(lambda: self.wake)
+            elif self.state.checks and not self.check_requested and (lead := self.lead()):
+                # The next check is further off than a poll lasts: wait on a timer.
+                try:
+                    await workflow.wait_condition(lambda: self.wake, timeout=lead)
+                except TimeoutError:
+                    pass
+            else:
+                await self.poll()
+            await self.flush_control_events()
+            await self.continue_if_suggested()
+        await self.finish()
+
+    @property
+    def window(self) -> timedelta:
+        if self.poll_window is not None:
+            return timedelta(seconds=self.poll_window)
+        return POLL_WINDOW
+
+    @property
+    def interval(self) -> timedelta:
+        if self.interval_seconds is not None:
+            return timedelta(seconds=self.interval_seconds)
+        return self.config.interval
+
+    def lead(self) -> timedelta | None:
+        """How long to wait before the next poll, when its check is beyond one window."""
+        due = self.state.next_due or workflow.now()
+        gap = due - workflow.now()
+        return gap - self.window / 2 if gap > self.window else None
+
+    async def poll(self) -> None:
+        """Run one poll (once, at once, when a check was asked for) and record its result."""
+        first_only = self.check_requested or self.state.checks == 0
+        self.check_requested = False
+        interval = self.interval
+        now = workflow.now()
+        due = self.state.next_due or now
+        request = PollRequest(
+            user=self.user,
+            task=self.task,
+            workflow_id=workflow.info().workflow_id,
+            life=self.life,
+            config=self.config,
+            targets=notification_targets(self.config.notification, self.config.targets),
+            urls=self.state.urls,
+            seq=self.state.poll_seq,
+            first_check_in=0.0 if first_only else max(0.0, (due - now).total_seconds()),
+            interval_seconds=interval.total_seconds(),
+            window_seconds=self.window.total_seconds(),
+            first_only=first_only,
+        )
+        heartbeat = max(POLL_HEARTBEAT_MIN, 2 * interval)
+        self.checking = True
+        try:
+            handle = workflow.start_activity(
+                "poll_pages",
+                request,
+                result_type=PollResult,
+                start_to_close_timeout=self.window + max(due - now, timedelta(0)) + 2 * heartbeat,
+                heartbeat_timeout=heartbeat,
+                retry_policy=POLL_RETRY,
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+            await workflow.wait_condition(lambda: handle.done() or self.wake)
+            if not handle.done():
+                await self.end_poll(handle)
+            result = await handle
+        except ActivityError as error:
+            # A poll that failed for good is a failure to show; the watch waits an interval
+            # and polls again.
+            text = self.note_failure("poll", error)
+            self.state.event_failures += 1
+            self.state.next_due = now + interval
+            await self.tell(
+                kind="watch.poll_failed",
+                key=f"{self.task}/{self.life}/poll-failed/{workflow.uuid4()}",
+                payload={"error": text[:500]},
+            )
+            return
+        finally:
+            self.checking = False
+        self.absorb(result)
+
+    async def end_poll(self, handle: workflow.ActivityHandle[PollResult]) -> None:
+        """Ask the poll to hand back now; cancel it if it runs where we cannot reach it."""
+        try:
+            await workflow.execute_local_activity(
+                "end_poll",
+                EndPoll(workflow_id=workflow.info().workflow_id, life=self.life),
+                result_type=bool,
+                start_to_close_timeout=timedelta(seconds=5),
+            )
+        except ActivityError:
+            pass
+        try:
+            await workflow.wait_condition(handle.done, timeout=END_POLL_WAIT)
+        except TimeoutError:
+            handle.cancel()
+
+    def absorb(self, result: PollResult) -> None:
+        """Take the poll's state and count what it reported (the events are in its result)."""
+        state = self.state
+        state.checks += result.checks
+        self.checks_this_run += result.checks
+        state.urls = result.urls
+        state.poll_seq = max(state.poll_seq, result.seq)
+        state.next_due = workflow.now() + timedelta(seconds=result.next_check_in)
+        for event in result.events:
+            if event.kind in ("watch.change", "watch.hit"):
+                state.changes_total += 1
+            if event.kind == "watch.hit":
+                state.hits_total += 1
+        state.delivery_failures += result.delivery_failures
+        state.event_failures += result.event_failures
+        if result.last_failure is not None:
+            state.last_failure = result.last_failure
+
+    # --- checks with a timer each (runs recorded before polling) ---------------------------
 
     def continued(self) -> WebMonitorInput:
         return WebMonitorInput(
@@ -60,6 +216,8 @@ class WebMonitorWorkflow(WatchControls):
             config=self.config,
             state=self.state,
             continue_as_new_after_checks=self.continue_after,
+            poll_window_seconds=self.poll_window,
+            check_interval_seconds=self.interval_seconds,
         )
 
     async def check(self) -> None:
@@ -177,6 +335,9 @@ class WebMonitorWorkflow(WatchControls):
         """Replace the configuration; the next check uses it."""
         self.config = WebMonitorConfig.model_validate(config)
         self.wake = True
+        if self.polling and not self.paused:
+            # The new configuration is checked at once (new pages get their baseline).
+            self.check_requested = True
         return self.config.model_dump(mode="json")
 
     @update_config.validator

@@ -25,6 +25,10 @@ class UrlState(BaseModel):
     failing: bool = False
     last_checked_at: datetime | None = None
     last_change_at: datetime | None = None
+    # Polling: a hash of the raw body (an identical body skips text extraction) and the
+    # extraction rules the text hash was made with (a rule change is not a page change).
+    raw_hash: str | None = None
+    extractor: str | None = None
 
 
 class Failure(BaseModel):
@@ -57,6 +61,10 @@ class WebMonitorState(WatchLife):
     urls: dict[str, UrlState] = Field(default_factory=dict)
     hits_total: int = 0
     changes_total: int = 0
+    # Polling: the last event the workflow recorded from a poll (events are numbered per
+    # life) and when the next check is due on the watch's fixed-rate grid.
+    poll_seq: int = 0
+    next_due: datetime | None = None
 
 
 class WebMonitorInput(BaseModel):
@@ -67,6 +75,12 @@ class WebMonitorInput(BaseModel):
     # Tests only: continue-as-new after this many checks in one run (Temporal's own
     # suggestion applies whether or not it is set).
     continue_as_new_after_checks: int | None = None
+    # How long one poll may run before it hands its results to the workflow (tests and
+    # benchmarks shorten it; None is the product default).
+    poll_window_seconds: float | None = None
+    # Tests and benchmarks only: check this often instead of every `check_interval_minutes`
+    # (whose product minimum is one minute).
+    check_interval_seconds: float | None = Field(default=None, gt=0)
 
 
 class ThresholdWatchState(WatchLife):

@@ -108,6 +108,20 @@ class WatchSnapshot(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class WatchPoll(Base):
+    """Where the poll of one watch life stands: its last reported event and the page states
+    it was reported with, written in the transaction that stores the event (so a retried
+    poll neither loses a state nor reports a change twice)."""
+
+    __tablename__ = "watch_polls"
+
+    task: Mapped[str] = mapped_column(String(255), primary_key=True)
+    life: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    urls: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ShareLink(Base):
     __tablename__ = "share_links"
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ambient.domain.notify import Message
 from ambient.domain.users import Grant, UserCreate, UserPublic, UserSettings
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import Delivery, Event, InboxMessage, User, WatchSnapshot
+from ambient.storage.models import Delivery, Event, InboxMessage, User, WatchSnapshot, utcnow
 
 TOKEN_PREFIX = "amb_"
 # The audit actor for changes made with direct database access (the `ambient user` CLI).
@@ -368,6 +368,27 @@ class SnapshotRepository:
             await self.session.execute(
                 delete(WatchSnapshot).where(WatchSnapshot.id.in_(keep[self.KEEP :]))
             )
+
+    async def advance(
+        self, task: str, url: str, last_hash: str | None, new_hash: str, text: str
+    ) -> str | None:
+        """Store the new text as the newest and return the text of ``last_hash`` (None when
+        there is no last hash, "" when its text is gone)."""
+        old = None
+        if last_hash is not None:
+            old = await self.text(task, url, last_hash) or ""
+        await self.save(task, url, new_hash, text)
+        # A text seen before becomes the newest again (A -> B -> A).
+        await self.session.execute(
+            update(WatchSnapshot)
+            .where(
+                WatchSnapshot.task == task,
+                WatchSnapshot.url == url,
+                WatchSnapshot.hash == new_hash,
+            )
+            .values(created_at=utcnow())
+        )
+        return old
 
     async def purge(self, task: str) -> None:
         await self.session.execute(delete(WatchSnapshot).where(WatchSnapshot.task == task))

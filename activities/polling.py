@@ -1,0 +1,518 @@
+"""The poll of a web monitor: one long-running activity that checks on a fixed-rate grid.
+
+A check that changes nothing costs a fetch (a conditional GET, or a hash of the raw body)
+and no workflow task. What must be told — a change, a keyword hit, a page that starts
+failing or recovers — is stored as an event, numbered within the watch's life, in the same
+transaction as the poll's position (``watch_polls``) and the page's snapshot, then notified
+with the event's key: a retried or resumed poll reports each event once and never loses the
+last seen state. The poll hands its events to the workflow (its result is in history) when a
+page fails or recovers, when it holds ``MAX_EVENTS``, after a bounded window, or at once
+when the workflow asks (pause, update, trigger, stop: ``end_poll``, a local activity that
+reaches the poll in this process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.notify import NotifyActivities
+from activities.watches import page_text
+from ambient.clients.extract import EXTRACTOR_VERSION
+from ambient.clients.web import FetchError, WebFetcher
+from ambient.domain.notify import DeliveryStatus, NotificationKind, NotifyRequest
+from ambient.domain.polling import (
+    EndPoll,
+    PollEnd,
+    PollEvent,
+    PollProgress,
+    PollRequest,
+    PollResult,
+    page_message,
+)
+from ambient.domain.tasks import Failure, UrlState
+from ambient.domain.watches import content_hash, diff_pages
+from ambient.storage import Database
+from ambient.storage.models import Event, WatchPoll, utcnow
+from ambient.storage.repositories import EventRepository, SnapshotRepository
+
+log = logging.getLogger("ambient.polling")
+
+# Events one result carries at most (a result is one history event; keep it small).
+MAX_EVENTS = 20
+# A delivery is tried this many times inside the poll before it counts as failed.
+DELIVERY_ATTEMPTS = 4
+# On hand-back, deliveries still running get this long before the poll returns without them
+# (they finish in the background; their failures are counted by the watch's next poll).
+HANDBACK_WAIT = {PollEnd.CONTROL: 1.0, PollEnd.SHUTDOWN: 1.0}
+DEFAULT_HANDBACK_WAIT = 30.0
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class PagePoller:
+    """The polls running in this worker process, and how the workflow reaches them."""
+
+    def __init__(self, db: Database, fetcher: WebFetcher, notifier: NotifyActivities) -> None:
+        self.db = db
+        self.fetcher = fetcher
+        self.notifier = notifier
+        self._sessions: dict[tuple[str, str], PollSession] = {}
+        # Deliveries that failed after their poll handed back, per (workflow id, life).
+        self.late_failures: dict[tuple[str, str], list[Failure]] = {}
+
+    @activity.defn
+    async def poll_pages(self, request: PollRequest) -> PollResult:
+        """Check the pages on the grid until there is something to hand back (see module)."""
+        session = PollSession(self, request)
+        key = (request.workflow_id, request.life)
+        self._sessions[key] = session
+        try:
+            await session.resume()
+            return await session.run()
+        finally:
+            if self._sessions.get(key) is session:
+                del self._sessions[key]
+
+    @activity.defn
+    async def end_poll(self, request: EndPoll) -> bool:
+        """Ask the watch's poll to hand back now; False when it does not run in this process."""
+        session = self._sessions.get((request.workflow_id, request.life))
+        if session is None:
+            return False
+        session.end(PollEnd.CONTROL)
+        return True
+
+
+class PollSession:
+    """One attempt of one poll."""
+
+    def __init__(self, poller: PagePoller, request: PollRequest) -> None:
+        self.poller = poller
+        self.request = request
+        self.key = (request.workflow_id, request.life)
+        self.urls = {url: state.model_copy() for url, state in request.urls.items()}
+        self.seq = request.seq
+        self.next_due = time.time() + max(0.0, request.first_check_in)
+        self.events: list[PollEvent] = []
+        self.checks = 0
+        self.delivery_failures = 0
+        self.event_failures = 0
+        self.last_failure: Failure | None = None
+        self.ended: PollEnd | None = None
+        self.woken = asyncio.Event()
+        self.turn = asyncio.Lock()  # one event is numbered and stored at a time
+        self.sends: set[asyncio.Task[None]] = set()
+        interval = request.interval_seconds
+        timeout = activity.info().heartbeat_timeout
+        # Heartbeats between checks too, well inside the timeout (the SDK throttles them).
+        self.beat_every = timeout.total_seconds() / 3 if timeout else max(interval, 60.0)
+
+    def end(self, why: PollEnd) -> None:
+        if self.ended is None:
+            self.ended = why
+        self.woken.set()
+
+    # --- resuming -------------------------------------------------------------------------
+
+    async def resume(self) -> None:
+        """Take over where an earlier attempt stopped: stored events first, then heartbeats."""
+        request = self.request
+        async with self.poller.db.session() as session:
+            mark = await session.get(WatchPoll, (request.workflow_id, request.life))
+            if mark is not None and mark.seq > self.seq:
+                # Events stored by an attempt that never handed them back: they are this
+                # poll's, and their deliveries may not have run.
+                keys = [self.event_key(seq) for seq in range(self.seq + 1, mark.seq + 1)]
+                rows = (
+                    await session.execute(select(Event).where(Event.idempotency_key.in_(keys)))
+                ).scalars()
+                by_key = {row.idempotency_key: row for row in rows}
+                for seq, key in enumerate(keys, start=self.seq + 1):
+                    row = by_key.get(key)
+                    if row is not None:
+                        at = row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC)
+                        self.events.append(
+                            PollEvent(seq=seq, kind=row.kind, key=key, at=at, payload=row.payload)
+                        )
+                self.urls = {url: UrlState.model_validate(s) for url, s in mark.urls.items()}
+                self.seq = mark.seq
+        details = activity.info().heartbeat_details
+        if details:
+            try:
+                progress = PollProgress.model_validate(details[0])
+            except ValueError:
+                progress = None
+            if progress is not None and progress.seq == self.seq:
+                # Same events, fresher page states (validators, counts) and grid position.
+                self.urls, self.checks = progress.urls, progress.checks
+                self.next_due = progress.next_due.timestamp()
+        for event in self.events:
+            self.notify(event)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> PollResult:
+        request = self.request
+        deadline = time.time() + request.window_seconds
+        shutdown = asyncio.create_task(self._on_shutdown())
+        try:
+            while self.ended is None:
+                wait = self.next_due - time.time()
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.woken.wait(), min(wait, self.beat_every))
+                    self.heartbeat()
+                    continue
+                if not await self.check_all():
+                    break  # a control came during the check
+                self.checks += 1
+                self.advance_grid()
+                self.heartbeat()
+                self.ended = self.ended or self.why_hand_back(deadline)
+        except asyncio.CancelledError:
+            # Cancelled by the workflow or the server: hand back what was done.
+            self.ended = self.ended or PollEnd.CONTROL
+        finally:
+            shutdown.cancel()
+        await self.settle_deliveries(HANDBACK_WAIT.get(self.ended or PollEnd.CONTROL))
+        return self.result()
+
+    async def _on_shutdown(self) -> None:
+        await activity.wait_for_worker_shutdown()
+        self.end(PollEnd.SHUTDOWN)
+
+    def why_hand_back(self, deadline: float) -> PollEnd | None:
+        if self.request.first_only:
+            return PollEnd.FIRST
+        if any(e.kind in ("watch.failing", "watch.recovered") for e in self.events):
+            return PollEnd.FAILURE
+        if len(self.events) >= MAX_EVENTS:
+            return PollEnd.FULL
+        if self.next_due > deadline:
+            # Hand back between checks, so the next poll starts before the next check is due.
+            return PollEnd.WINDOW
+        return None
+
+    def advance_grid(self) -> None:
+        """The next slot of the fixed-rate grid after now (slots missed are skipped)."""
+        interval = self.request.interval_seconds
+        self.next_due += interval
+        late = time.time() - self.next_due
+        if late > 0:
+            self.next_due += math.ceil(late / interval) * interval
+
+    async def check_all(self) -> bool:
+        """Check every URL; False if a control ended the poll meanwhile (the check stops)."""
+        checks: asyncio.Future[list[None]] = asyncio.gather(
+            *(self.check(str(url)) for url in self.request.config.urls)
+        )
+        woken: asyncio.Future[Any] = asyncio.ensure_future(self.woken.wait())
+        done, _ = await asyncio.wait([checks, woken], return_when=asyncio.FIRST_COMPLETED)
+        if checks in done:
+            woken.cancel()
+            checks.result()
+            return True
+        # Stored events are safe (one transaction each); an unfinished check just did not happen.
+        checks.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await checks
+        return False
+
+    def heartbeat(self) -> None:
+        progress = PollProgress(
+            seq=self.seq, urls=self.urls, next_due=_at(self.next_due), checks=self.checks
+        )
+        activity.heartbeat(progress.model_dump(mode="json"))
+
+    # --- one URL ----------------------------------------------------------------------------
+
+    async def check(self, url: str) -> None:
+        request = self.request
+        seen = self.urls.setdefault(url, UrlState())
+        known = seen.hash is not None
+        now = datetime.now(UTC)
+        try:
+            fetched = await self.poller.fetcher.fetch(
+                url,
+                etag=seen.etag if known else None,
+                last_modified=seen.last_modified if known else None,
+            )
+        except FetchError as exc:
+            await self.failed(url, str(exc), now)
+            return
+        if fetched.not_modified:
+            await self.answered(url, "not_modified", now)
+            return
+        raw_hash = hashlib.sha256(fetched.body).hexdigest()
+        fresh = {"etag": fetched.etag, "last_modified": fetched.last_modified, "raw_hash": raw_hash}
+        if known and raw_hash == seen.raw_hash and seen.extractor == EXTRACTOR_VERSION:
+            # The same bytes as last time: the same text, without extracting it again.
+            seen.etag, seen.last_modified = fetched.etag, fetched.last_modified
+            await self.answered(url, "unchanged", now)
+            return
+        html = fetched.body.decode(errors="replace")
+        config = request.config
+        try:
+            lines = await asyncio.to_thread(
+                page_text, html, config.selector_for(url), config.ignore_patterns
+            )
+        except Exception as exc:  # the page (or its selector) cannot be read: a failed check
+            await self.failed(url, f"cannot read the page's text: {exc}", now)
+            return
+        new_hash = content_hash(lines)
+        if new_hash == seen.hash:
+            seen.etag, seen.last_modified = fetched.etag, fetched.last_modified
+            seen.raw_hash, seen.extractor = raw_hash, EXTRACTOR_VERSION
+            await self.answered(url, "unchanged", now)
+            return
+        await self.changed(url, lines, new_hash, fresh, now)
+
+    async def changed(
+        self, url: str, lines: list[str], new_hash: str, fresh: dict[str, Any], now: datetime
+    ) -> None:
+        """Store the new text; a change (not a first sight or a rule change) is an event."""
+        request = self.request
+        seen = self.urls[url]
+        # A hash made by other extraction rules is not comparable: take the text as a new
+        # baseline instead of reporting the rules' difference as a change of the page.
+        comparable = seen.hash is not None and seen.extractor in (EXTRACTOR_VERSION, None)
+        after = seen.model_copy(
+            update={
+                **fresh,
+                "hash": new_hash,
+                "extractor": EXTRACTOR_VERSION,
+                "last_checked_at": now,
+                "last_outcome": "changed" if comparable else "baseline",
+            }
+        )
+        if seen.failing or seen.failures:
+            after.failures, after.failing, after.last_error = 0, False, None
+        if comparable:
+            after.last_change_at = now
+        text = "\n".join(lines)
+        async with self.turn:
+            try:
+                async with self.poller.db.write_session() as session:
+                    old = await SnapshotRepository(session).advance(
+                        request.task, url, seen.hash if comparable else None, new_hash, text
+                    )
+                    stored: list[tuple[str, dict[str, Any]]] = []
+                    if seen.failing:
+                        stored.append(
+                            ("watch.recovered", {"url": url, "after_failures": seen.failures})
+                        )
+                    if comparable:
+                        diff = diff_pages(
+                            old.split("\n") if old else [], lines, request.config.keywords
+                        )
+                        payload = {"url": url, "excerpt": diff.excerpt, "hits": diff.hits}
+                        stored.append(("watch.hit" if diff.hits else "watch.change", payload))
+                    events = await self.store(session, url, after, stored, now)
+                    await session.commit()
+            except SQLAlchemyError as exc:
+                # Not stored: the state stays, so the next check sees the change again.
+                self.note_event_failure(f"storing the change of {url}", exc)
+                return
+            self.adopt(url, after, events)
+
+    async def failed(self, url: str, error: str, now: datetime) -> None:
+        seen = self.urls[url]
+        after = seen.model_copy(
+            update={
+                "failures": seen.failures + 1,
+                "last_error": error[:500],
+                "last_outcome": "error",
+                "last_checked_at": now,
+            }
+        )
+        if after.failures < self.request.config.failure_threshold or seen.failing:
+            self.urls[url] = after
+            return
+        after.failing = True
+        payload = {"url": url, "error": error[:500], "failures": after.failures}
+        await self.tell(url, after, [("watch.failing", payload)], now)
+
+    async def answered(self, url: str, outcome: str, now: datetime) -> None:
+        seen = self.urls[url]
+        after = seen.model_copy(
+            update={
+                "failures": 0,
+                "failing": False,
+                "last_error": None,
+                "last_outcome": outcome,
+                "last_checked_at": now,
+            }
+        )
+        if not seen.failing:
+            self.urls[url] = after
+            return
+        payload = {"url": url, "after_failures": seen.failures}
+        await self.tell(url, after, [("watch.recovered", payload)], now)
+
+    async def tell(
+        self, url: str, after: UrlState, stored: list[tuple[str, dict[str, Any]]], now: datetime
+    ) -> None:
+        async with self.turn:
+            try:
+                async with self.poller.db.write_session() as session:
+                    events = await self.store(session, url, after, stored, now)
+                    await session.commit()
+            except SQLAlchemyError as exc:
+                # Not stored: the counts stay, so the next check tells it again.
+                self.note_event_failure(f"storing {stored[0][0]} of {url}", exc)
+                return
+            self.adopt(url, after, events)
+
+    async def store(
+        self,
+        session: Any,
+        url: str,
+        after: UrlState,
+        stored: list[tuple[str, dict[str, Any]]],
+        now: datetime,
+    ) -> list[PollEvent]:
+        """Add the events and move the poll's mark, in the caller's transaction."""
+        request = self.request
+        events = []
+        for offset, (kind, payload) in enumerate(stored, start=1):
+            seq = self.seq + offset
+            key = self.event_key(seq)
+            await EventRepository(session).add(
+                kind, user=request.user, task=request.task, payload=payload, idempotency_key=key
+            )
+            events.append(PollEvent(seq=seq, kind=kind, key=key, at=now, payload=payload))
+        urls = {u: s.model_dump(mode="json") for u, s in {**self.urls, url: after}.items()}
+        mark = await session.get(WatchPoll, self.key)
+        if mark is None:
+            session.add(
+                WatchPoll(
+                    task=request.workflow_id,
+                    life=request.life,
+                    seq=self.seq + len(events),
+                    urls=urls,
+                )
+            )
+        else:
+            mark.seq, mark.urls, mark.updated_at = self.seq + len(events), urls, utcnow()
+        return events
+
+    def adopt(self, url: str, after: UrlState, events: list[PollEvent]) -> None:
+        """The transaction committed: the poll now stands where the database says."""
+        self.urls[url] = after
+        if events:
+            self.seq = events[-1].seq
+        for event in events:
+            self.events.append(event)
+            self.notify(event)
+
+    def event_key(self, seq: int) -> str:
+        return f"{self.request.task}/{self.request.life}/poll/{seq}"
+
+    def note_event_failure(self, what: str, error: BaseException) -> None:
+        log.warning("poll of %s: %s failed: %s", self.request.workflow_id, what, error)
+        self.event_failures += 1
+        self.last_failure = Failure(what=what, error=str(error)[:500], at=datetime.now(UTC))
+
+    # --- notifications ----------------------------------------------------------------------
+
+    def notify(self, event: PollEvent) -> None:
+        message = page_message(
+            event.kind, event.payload, keywords=bool(self.request.config.keywords)
+        )
+        if message is None or not self.request.targets:
+            return
+        send = NotifyRequest(
+            user=self.request.user,
+            message=message.model_copy(update={"kind": NotificationKind.WATCH}),
+            targets=self.request.targets,
+            idempotency_key=event.key,
+            task=self.request.task,
+        )
+        task = asyncio.create_task(self.deliver(event, send))
+        self.sends.add(task)
+        task.add_done_callback(self.sends.discard)
+
+    async def deliver(self, event: PollEvent, send: NotifyRequest) -> None:
+        """Deliver once per key, retrying what is transient; a failure is counted and told."""
+        errors: list[str] = []
+        for attempt in range(DELIVERY_ATTEMPTS):
+            try:
+                result = await self.poller.notifier.send(send, heartbeat=False)
+            except ApplicationError as exc:
+                errors = [str(exc)]
+                if exc.non_retryable or attempt == DELIVERY_ATTEMPTS - 1:
+                    break
+                await asyncio.sleep(2.0 * 2**attempt)
+                continue
+            errors = [
+                f"{d.channel}: {d.error}"
+                for d in result.deliveries
+                if d.status is DeliveryStatus.FAILED
+            ]
+            break
+        if not errors:
+            return
+        failure = Failure(
+            what=f"delivery of {event.kind}", error="; ".join(errors)[:500], at=datetime.now(UTC)
+        )
+        self.record_delivery_failure(failure)
+        with contextlib.suppress(SQLAlchemyError):
+            async with self.poller.db.write_session() as session:
+                await EventRepository(session).add(
+                    "watch.delivery_failed",
+                    user=self.request.user,
+                    task=self.request.task,
+                    payload={
+                        "event": event.kind,
+                        "title": send.message.title,
+                        "errors": errors[:10],
+                    },
+                    idempotency_key=f"{event.key}/delivery-failed",
+                )
+                await session.commit()
+
+    def record_delivery_failure(self, failure: Failure) -> None:
+        if self.handed_back:
+            # The result is gone: the watch's next poll counts it.
+            self.poller.late_failures.setdefault(self.key, []).append(failure)
+            return
+        self.delivery_failures += 1
+        self.last_failure = failure
+
+    handed_back = False
+
+    async def settle_deliveries(self, wait: float | None) -> None:
+        pending = set(self.sends)
+        if pending:
+            await asyncio.wait(pending, timeout=DEFAULT_HANDBACK_WAIT if wait is None else wait)
+        self.handed_back = True
+        for failure in self.poller.late_failures.pop(self.key, []):
+            self.delivery_failures += 1
+            self.last_failure = failure
+
+    def result(self) -> PollResult:
+        return PollResult(
+            ended=self.ended or PollEnd.CONTROL,
+            checks=self.checks,
+            seq=self.seq,
+            urls=self.urls,
+            next_check_in=max(0.0, self.next_due - time.time()),
+            events=self.events,
+            delivery_failures=self.delivery_failures,
+            event_failures=self.event_failures,
+            last_failure=self.last_failure,
+        )

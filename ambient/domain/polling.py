@@ -1,0 +1,114 @@
+"""What a web monitor's poll takes and returns (sandbox-safe models shared with workflows).
+
+A poll is one long-running activity that checks a watch's pages on a fixed-rate grid and
+hands back to the workflow only when there is something the workflow must act on, or after
+a bounded time: the changes, hits, failures and recoveries it reported (each already
+recorded as an event and notified, once, by its sequence number within the watch's life)
+travel in its result, so they are in the workflow's history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ambient.domain.notify import Message, Target
+from ambient.domain.tasks import Failure, UrlState
+from ambient.domain.watches import WebMonitorConfig
+
+POLL_QUEUE_SUFFIX = "-polls"
+
+
+class PollEnd(StrEnum):
+    """Why a poll handed back to the workflow."""
+
+    WINDOW = "window"  # its bounded time passed
+    FIRST = "first"  # it was asked for one check (the baseline or a trigger)
+    FAILURE = "failure"  # a page started failing or recovered: the workflow shows it now
+    FULL = "full"  # it holds as many events as one result may carry
+    CONTROL = "control"  # pause, update, trigger or stop asked it to hand back
+    SHUTDOWN = "shutdown"  # its worker is stopping
+
+
+class PollRequest(BaseModel):
+    user: str
+    task: str
+    workflow_id: str
+    life: str
+    config: WebMonitorConfig
+    targets: list[Target]
+    urls: dict[str, UrlState] = Field(default_factory=dict)
+    # The last event the workflow has recorded; events after it belong to this poll.
+    seq: int = 0
+    # Seconds from the poll's start to its first check: relative, so the grid holds whatever
+    # the workflow's clock says (a test server skips time; a worker's clock may differ).
+    first_check_in: float = 0.0
+    interval_seconds: float
+    window_seconds: float
+    # Check once and hand back (a baseline or a check asked for), at once.
+    first_only: bool = False
+
+
+class PollEvent(BaseModel):
+    """One event a poll reported: stored (``key``), notified, and now in history."""
+
+    seq: int
+    kind: str
+    key: str
+    at: datetime
+    payload: dict[str, Any]
+
+
+class PollProgress(BaseModel):
+    """What a poll heartbeats: where it is, so a retried attempt resumes there."""
+
+    seq: int
+    urls: dict[str, UrlState]
+    next_due: datetime
+    checks: int = 0
+
+
+class PollResult(BaseModel):
+    ended: PollEnd
+    checks: int
+    seq: int
+    urls: dict[str, UrlState]
+    # Seconds from the hand-back to the next check on the grid.
+    next_check_in: float
+    events: list[PollEvent] = Field(default_factory=list)
+    delivery_failures: int = 0
+    event_failures: int = 0
+    last_failure: Failure | None = None
+
+
+class EndPoll(BaseModel):
+    """Ask the poll of a watch running in this worker to hand back now."""
+
+    workflow_id: str
+    life: str
+
+
+def page_message(kind: str, payload: dict[str, Any], *, keywords: bool) -> Message | None:
+    """What a web monitor's event tells people (None: an event only, no message)."""
+    url = str(payload.get("url", ""))
+    if kind == "watch.failing":
+        body = (
+            f"{payload.get('failures')} checks in a row failed. Last error: {payload.get('error')}"
+        )
+        return Message(title=f"Failing: {url}", body=body, link=url)
+    if kind == "watch.recovered":
+        return Message(title=f"Recovered: {url}", body="The page answers again.", link=url)
+    if kind == "watch.hit":
+        hits: dict[str, list[str]] = payload.get("hits") or {}
+        lines = "\n".join(
+            f"- **{keyword}**: {line}" for keyword, found in hits.items() for line in found
+        )
+        return Message(title=f"Keyword hit on {url}", body=lines, link=url)
+    if kind == "watch.change" and not keywords:
+        # With keywords set, only hits are worth a message; plain changes stay events.
+        excerpt = payload.get("excerpt", "")
+        return Message(title=f"Changed: {url}", body=f"```\n{excerpt}\n```", link=url)
+    return None
