@@ -1,35 +1,64 @@
 """Benchmark: N web monitors against a local site on the embedded stack, and the floor.
 
-    python -m bench.watches --sizes 100 500 2000 --interval 60 --window 120
+    python -m bench.watches --sizes 1000 --interval 60 --window 120 --phases watch changing
 
-For each N it runs three phases on the same Temporal dev server (SQLite file) and worker:
-``watch`` (N web monitors, one URL each, answered with 304 after the first fetch),
-``changing`` (N web monitors whose page changes on every fetch: text extraction, diff,
-snapshot write, a change event and an inbox notification per check) and ``floor`` (N
-workflows of one no-op *local* activity + one timer per iteration: the same activity kind
-as a watch check). Per phase: checks/s sustained, schedule lag p50/p95 (timer due -> the
-local-activity marker), CPU-seconds per check (worker and server) and history events per
-check. Ratios to the floor are measured in the same run.
+For each N the phases run one after the other on the same Temporal dev server (SQLite file)
+and worker (the worker runs in this process):
+
+- ``watch``: N web monitors, one URL each, answered with 304 after the first fetch;
+- ``same``: the same body every time and no validators (unchanged by hash);
+- ``changing``: a ~5 KB page whose text changes on every fetch (text extraction, diff,
+  snapshot write, a change event and an inbox notification per check);
+- ``floor``: N workflows of one no-op local activity + one timer per iteration.
+
+Everything about the watches is measured from outside the workflows, so the figures hold for
+any check design. The page server stamps every fetch per path; inside the window:
+
+- checks/s: fetches of the phase's pages / window seconds, against N / interval asked;
+- CPU per check: worker (``time.process_time`` of this process) and Temporal server
+  (``/proc/<pid>/stat``) over the window, divided by the checks; the API serves no check;
+- schedule lag: per page, its fetches after the first (the baseline taken at creation) are
+  laid on a fixed-rate grid, anchor = min_j (t_j - j * interval); the lag of the j-th fetch
+  is t_j - (anchor + j * interval): a check that drifts or comes late shows as lag;
+- history events per check: events inside the window in the histories of ~50 sampled watches
+  (all their runs), divided by the fetches of those watches' pages inside the window. On the
+  changing page every fetch is a change, so there it is events per reported change;
+- worker memory: VmRSS of this process before the phase creates its watches and at the end of
+  the window, and the increase per watch.
+
+Before the first phase, 15 s with no watches give the stack's idle CPU (worker and server
+ms/s): at small N it is a large share of each check. Results that come back to the workflow
+in batches land in history later than their fetches: give the window several batch periods.
+Watches are created in batches of 100 spread over ``--create-over`` seconds (default half an
+interval), each batch awaited; terminated in batches of 100 after the window.
+
+The floor has no pages: its checks are counted by the no-op activity, its lag and events come
+from its histories (timer due -> local-activity marker), as before.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
@@ -47,6 +76,10 @@ from worker import build_worker
 
 TICK = os.sysconf("SC_CLK_TCK")
 QUEUE = "bench"
+PAGES = {"watch": "page", "same": "same", "changing": "changing"}
+SAMPLED = 50
+BATCH = 100
+IDLE_SECONDS = 15.0
 
 
 def process_cpu(pid: int) -> float:
@@ -54,130 +87,257 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
+def rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def grid_lags(stamps: list[float], interval: float, t0: float, t1: float) -> list[float]:
+    """Lags of one page's fetches inside [t0, t1) against a fixed-rate grid.
+
+    The first fetch is the baseline taken at creation and is left out; the grid is anchored
+    where it lets no later fetch be early: anchor = min_j (t_j - j * interval).
+    """
+    steady = sorted(stamps)[1:]
+    if not steady:
+        return []
+    anchor = min(t - j * interval for j, t in enumerate(steady))
+    return [t - (anchor + j * interval) for j, t in enumerate(steady) if t0 <= t < t1]
+
+
 @dataclass
 class Phase:
     kind: str
     n: int
-    checks: int
+    interval: float
     seconds: float
+    checks: int
     worker_cpu: float
     server_cpu: float
     lags: list[float]
     events_per_check: float
+    rss_before: float
+    rss_running: float
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
         return self.checks / self.seconds
 
+    @property
+    def asked(self) -> float:
+        return self.n / self.interval
+
     def cpu_per_check(self, which: str) -> float:
+        if not self.checks:
+            return float("nan")
         cpu = {"worker": self.worker_cpu, "server": self.server_cpu}.get(
             which, self.worker_cpu + self.server_cpu
         )
-        return cpu / max(self.checks, 1)
+        return cpu / self.checks
 
     def lag(self, q: float) -> float:
-        if not self.lags:
-            return float("nan")
-        ordered = sorted(self.lags)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile(self.lags, q)
 
 
-async def history_sample(
+@dataclass
+class Bench:
+    client: Client
+    server_pid: int
+    site: httpx.AsyncClient
+    interval: float
+    window: float
+    create_over: float
+
+    async def stats(self, prefix: str, since: float = -math.inf, until: float = math.inf) -> Any:
+        params = {"prefix": prefix, "since": str(since), "until": str(until)}
+        return (await self.site.get("/stats", params=params)).json()
+
+    async def fetches(self, prefix: str, until: float) -> dict[str, list[float]]:
+        params = {"prefix": prefix, "until": str(until)}
+        found: dict[str, list[float]] = (await self.site.get("/fetches", params=params)).json()
+        return found
+
+
+def window_events(events: list[HistoryEvent], t0: datetime, t1: datetime) -> list[HistoryEvent]:
+    return [e for e in events if t0 <= e.event_time.ToDatetime().replace(tzinfo=UTC) <= t1]
+
+
+async def run_events(client: Client, workflow_id: str, t0: datetime) -> list[HistoryEvent]:
+    """Events of all runs of a workflow that may reach into the window (newest run first,
+    then back along continue-as-new until a run started before the window)."""
+    events: list[HistoryEvent] = []
+    run_id: str | None = None
+    for _ in range(100):
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        events += history.events
+        first = history.events[0]
+        started = first.event_time.ToDatetime().replace(tzinfo=UTC)
+        previous = first.workflow_execution_started_event_attributes.continued_execution_run_id
+        if not previous or started <= t0:
+            break
+        run_id = previous
+    return events
+
+
+async def floor_sample(
     client: Client, ids: list[str], t0: datetime, t1: datetime
 ) -> tuple[list[float], float]:
-    """Schedule lags and history events per iteration inside the window, from histories."""
+    """The floor's schedule lags and history events per iteration, from its histories."""
     lags: list[float] = []
     events = iterations = 0
     for workflow_id in ids:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
         due: datetime | None = None
-        for event in history.events:
+        for event in await run_events(client, workflow_id, t0):
             when = event.event_time.ToDatetime().replace(tzinfo=UTC)
             kind = event.event_type
             if kind == EventType.EVENT_TYPE_TIMER_STARTED:
-                # Timers started before the window count too: with intervals longer than the
-                # window, the check a timer schedules lands inside it.
                 timeout = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
                 due = when + timeout
             if not (t0 <= when <= t1):
                 continue
             events += 1
-            local = (
+            if (
                 kind == EventType.EVENT_TYPE_MARKER_RECORDED
                 and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
-            )
-            if local and due:
-                # A local activity leaves only its marker, written once it has finished.
-                lags.append((when - due).total_seconds())
-                due = None
-            if local:
-                # One check (or floor iteration) per local-activity marker; the event and
-                # notification activities of a changed page belong to its check.
+            ):
                 iterations += 1
+                if due:
+                    lags.append((when - due).total_seconds())
+                    due = None
     return lags, events / max(iterations, 1)
 
 
-async def run_phase(
-    kind: str, n: int, client: Client, server_pid: int, site: str, interval: float, window: float
-) -> Phase:
-    ids = [f"bench-{kind}/{n}/{i}" for i in range(n)]
-    config = WebMonitorConfig.model_validate(
-        {"urls": ["https://example.com"], "check_interval_minutes": 1}
-    )
+async def start_all(bench: Bench, starts: list[tuple[str, Any, Any]]) -> int:
+    """Start workflows in batches paced over ``create_over`` seconds; returns the failures.
 
-    async def count() -> int:
-        if kind == "floor":
-            return COMPLETED["count"]
-        async with httpx.AsyncClient(trust_env=False) as http:
-            stats = (await http.get(f"{site}/stats")).json()
-        if kind == "changing":
-            return int(stats["changed"])
-        return int(stats["200"] + stats["304"])
+    Each batch is awaited before the next, so a slow server slows creation down instead of
+    piling up requests; a start that timed out is tried again (already started counts).
+    """
+    batches = max(1, math.ceil(len(starts) / BATCH))
+    size = math.ceil(len(starts) / batches)
+    began = time.monotonic()
+    failures = 0
+    for b in range(batches):
+        await asyncio.sleep(max(0.0, began + b * bench.create_over / batches - time.monotonic()))
+        pending = starts[b * size : (b + 1) * size]
+        for _attempt in range(3):
+            results = await asyncio.gather(
+                *(
+                    bench.client.start_workflow(workflow, arg, id=wid, task_queue=QUEUE)
+                    for wid, workflow, arg in pending
+                ),
+                return_exceptions=True,
+            )
+            pending = [
+                start
+                for start, result in zip(pending, results, strict=True)
+                if isinstance(result, BaseException)
+                and not isinstance(result, WorkflowAlreadyStartedError)
+            ]
+            if not pending:
+                break
+        failures += len(pending)
+    return failures
 
-    before = await count()
-    # Created over half an interval, as people create watches: every watch takes its
-    # baseline at once, and a burst of N sandboxed first runs is not what is measured here.
-    batch_size = max(1, n // 20)
-    for start in range(0, n, batch_size):
-        if start:
-            await asyncio.sleep(interval / 2 / 20)
-        batch = []
-        for i in range(start, min(n, start + batch_size)):
-            if kind in ("watch", "changing"):
-                path = "page" if kind == "watch" else "changing"
-                # model_copy skips validation: the bench runs below the 1-minute product minimum.
-                each = config.model_copy(
-                    update={"urls": [f"{site}/{path}/{i}"], "check_interval_minutes": interval / 60}
-                )
-                arg: Any = WebMonitorInput(user="bench", task=ids[i], config=each)
-                batch.append(
-                    client.start_workflow("WebMonitorWorkflow", arg, id=ids[i], task_queue=QUEUE)
-                )
-            else:
-                batch.append(
-                    client.start_workflow(
-                        LocalFloorWorkflow.run, interval, id=ids[i], task_queue=QUEUE
-                    )
-                )
-        await asyncio.gather(*batch)
-    started = time.monotonic()
 
-    # Every baseline (the first check, taken at once) done, then the second checks (an
-    # interval plus a spread after creation): the window measures the steady state.
-    while await count() - before < n and time.monotonic() - started < 120:  # noqa: ASYNC110 - another process counts
-        await asyncio.sleep(1)
-    await asyncio.sleep(max(0.0, started + interval / 2 + 5 - time.monotonic()))
-    c0, w0, s0 = await count(), time.process_time(), process_cpu(server_pid)
-    t0, m0 = datetime.now().astimezone(), time.monotonic()
-    await asyncio.sleep(window)
-    c1, w1, s1 = await count(), time.process_time(), process_cpu(server_pid)
-    t1, m1 = datetime.now().astimezone(), time.monotonic()
-    lags, events = await history_sample(client, ids[:: max(1, n // 50)], t0, t1)
+async def terminate_all(client: Client, ids: list[str]) -> None:
     # In batches: thousands of terminations at once time out on the SQLite dev server.
-    for start in range(0, n, 100):
-        handles = [client.get_workflow_handle(i) for i in ids[start : start + 100]]
+    for start in range(0, len(ids), BATCH):
+        handles = [client.get_workflow_handle(i) for i in ids[start : start + BATCH]]
         await asyncio.gather(*(h.terminate("bench done") for h in handles), return_exceptions=True)
-    return Phase(kind, n, c1 - c0, m1 - m0, w1 - w0, s1 - s0, lags, events)
+
+
+async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
+    interval, client = bench.interval, bench.client
+    ids = [f"bench-{kind}/{seq}/{i}" for i in range(n)]
+    prefix = f"/{PAGES.get(kind, 'none')}/{seq}-"
+    notes: list[str] = []
+    starts: list[tuple[str, Any, Any]] = []
+    for i, wid in enumerate(ids):
+        if kind == "floor":
+            starts.append((wid, LocalFloorWorkflow.run, interval))
+            continue
+        # Validated like a user's config: the worker decodes it with the same model.
+        url = f"{bench.site.base_url}{prefix.lstrip('/')}{i}"
+        each = WebMonitorConfig.model_validate(
+            {"urls": [url], "check_interval_minutes": interval / 60}
+        )
+        arg = WebMonitorInput(user="bench", task=wid, config=each)
+        starts.append((wid, "WebMonitorWorkflow", arg))
+
+    rss_before = rss_mb()
+    floor_before = COMPLETED["count"]
+    created_at = time.monotonic()
+    failed = await start_all(bench, starts)
+    created = time.monotonic()
+    notes.append(f"created {n - failed} of {n} in {created - created_at:.0f} s")
+
+    # Steady state: every page past its baseline, i.e. fetched at least twice (the floor:
+    # every first iteration done, then half an interval for the spread second ones).
+    deadline = created + 2 * interval + 60
+    if kind == "floor":
+        while COMPLETED["count"] - floor_before < n and time.monotonic() < deadline:  # noqa: ASYNC110 - the worker counts
+            await asyncio.sleep(1)
+        await asyncio.sleep(max(0.0, created + min(60.0, interval / 2) + 5 - time.monotonic()))
+    else:
+        while True:
+            twice = (await bench.stats(prefix))["paths_fetched_twice"]
+            if twice >= n or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        if twice < n:
+            notes.append(f"only {twice} of {n} pages fetched twice before the window")
+        notes.append(f"steady {time.monotonic() - created:.0f} s after creation")
+
+    t0, m0 = time.time(), time.monotonic()
+    w0, s0, c0 = time.process_time(), process_cpu(bench.server_pid), COMPLETED["count"]
+    await asyncio.sleep(bench.window)
+    w1, s1, c1 = time.process_time(), process_cpu(bench.server_pid), COMPLETED["count"]
+    t1, m1 = time.time(), time.monotonic()
+    rss_running = rss_mb()
+    d0, d1 = datetime.fromtimestamp(t0, UTC), datetime.fromtimestamp(t1, UTC)
+    sample = list(range(0, n, max(1, n // SAMPLED)))
+
+    if kind == "floor":
+        lags, events_per_check = await floor_sample(client, [ids[i] for i in sample], d0, d1)
+        checks = c1 - c0
+    else:
+        stray = (await bench.stats(prefix, t0, t1))["other_fetches"]
+        if stray:
+            notes.append(f"{stray} fetches of other phases' pages inside the window")
+        stamps = await bench.fetches(prefix, until=t1)
+        checks = sum(1 for times in stamps.values() for t in times if t >= t0)
+        lags = [lag for times in stamps.values() for lag in grid_lags(times, interval, t0, t1)]
+        events = sampled_fetches = 0
+        for i in sample:
+            events += len(window_events(await run_events(client, ids[i], d0), d0, d1))
+            sampled_fetches += sum(1 for t in stamps.get(f"{prefix}{i}", []) if t >= t0)
+        events_per_check = events / sampled_fetches if sampled_fetches else float("nan")
+    await terminate_all(client, ids)
+    return Phase(
+        kind,
+        n,
+        interval,
+        m1 - m0,
+        checks,
+        w1 - w0,
+        s1 - s0,
+        lags,
+        events_per_check,
+        rss_before,
+        rss_running,
+        notes,
+    )
 
 
 async def main(
@@ -185,12 +345,17 @@ async def main(
     interval: float,
     window: float,
     kinds: tuple[str, ...] = ("watch", "changing", "floor"),
+    create_over: float | None = None,
 ) -> list[Phase]:
     data = Path(tempfile.mkdtemp(prefix="ambient-bench-"))
     port, site_port = free_port(), free_port()
     command = dev_server_command(data, port)
-    server = subprocess.Popen(command)  # noqa: ASYNC220 - long-lived children, started once
+    # The server's banner and logs go to a file: stdout is the report.
+    server_log = (data / "temporal.log").open("wb")
+    server = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT)  # noqa: ASYNC220 - long-lived children, started once
     site_proc = subprocess.Popen([sys.executable, "-m", "bench.site", str(site_port)])  # noqa: ASYNC220
+    # Worker limits are the product's (AMBIENT_* variables apply), so the bench measures the
+    # worker as it ships.
     settings = Settings(
         environment=Environment.TEST,
         data_dir=data,
@@ -198,7 +363,6 @@ async def main(
         temporal_task_queue=QUEUE,
         fetch_allow_cidrs=["127.0.0.1/32"],
         metrics_port=None,
-        max_concurrent_activities=200,
         _env_file=None,  # type: ignore[call-arg]
     )
     phases: list[Phase] = []
@@ -210,7 +374,17 @@ async def main(
         async with db.session() as session:
             await UserRepository(session).create(UserCreate(name="bench"))
             await session.commit()
-        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+        site_url = f"http://127.0.0.1:{site_port}/"
+        async with (
+            httpx.AsyncClient(trust_env=False, timeout=30) as http,
+            httpx.AsyncClient(base_url=site_url, trust_env=False, timeout=60) as site,
+        ):
+            for _ in range(100):
+                try:
+                    await site.get("/stats")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
             deps = WorkerDeps(settings, db, build_channels(settings, db, http), http)
             worker = build_worker(
                 client,
@@ -219,11 +393,25 @@ async def main(
                 extra_workflows=[LocalFloorWorkflow],
                 extra_activities=[noop],
             )
+            bench = Bench(client, server.pid, site, interval, window, create_over or interval / 2)
             async with worker:
-                site = f"http://127.0.0.1:{site_port}"
+                # What the stack costs with nothing to check: at small N it is a large part
+                # of each check's share.
+                w0, s0, m0 = time.process_time(), process_cpu(server.pid), time.monotonic()
+                await asyncio.sleep(IDLE_SECONDS)
+                seconds = time.monotonic() - m0
+                print(
+                    f"idle, no watches ({seconds:.0f} s): worker "
+                    f"{1000 * (time.process_time() - w0) / seconds:.1f} ms CPU/s, server "
+                    f"{1000 * (process_cpu(server.pid) - s0) / seconds:.1f} ms CPU/s\n",
+                    flush=True,
+                )
+                print(HEADER, flush=True)
+                seq = 0
                 for n in sizes:
                     for kind in kinds:
-                        phase = await run_phase(kind, n, client, server.pid, site, interval, window)
+                        seq += 1
+                        phase = await run_phase(bench, kind, n, seq)
                         phases.append(phase)
                         print(row(phase), flush=True)
         await db.close()
@@ -231,20 +419,26 @@ async def main(
         site_proc.terminate()
         server.terminate()
         server.wait(30)
+        server_log.close()
     return phases
 
 
 HEADER = (
-    "| phase | N | checks/s | lag p50 s | lag p95 s | worker CPU ms/check | "
-    "server CPU ms/check | events/check |\n|---|---|---|---|---|---|---|---|"
+    "| phase | N | interval s | checks/s | asked/s | lag p50 s | lag p95 s | "
+    "worker CPU ms/check | server CPU ms/check | API CPU | all-in CPU ms/check | "
+    "events/check | worker RSS MB before → running | RSS KB/watch |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
 def row(p: Phase) -> str:
     return (
-        f"| {p.kind} | {p.n} | {p.rate:.1f} | {p.lag(0.5):.2f} | {p.lag(0.95):.2f} | "
+        f"| {p.kind} | {p.n} | {p.interval:g} | {p.rate:.2f} | {p.asked:.2f} | "
+        f"{p.lag(0.5):.2f} | {p.lag(0.95):.2f} | "
         f"{1000 * p.cpu_per_check('worker'):.1f} | {1000 * p.cpu_per_check('server'):.1f} | "
-        f"{p.events_per_check:.1f} |"
+        f"not in checks | {1000 * p.cpu_per_check('all'):.1f} | {p.events_per_check:.1f} | "
+        f"{p.rss_before:.0f} → {p.rss_running:.0f} | "
+        f"{1024 * (p.rss_running - p.rss_before) / max(p.n, 1):.1f} |"
     )
 
 
@@ -253,7 +447,7 @@ def ratios(phases: list[Phase]) -> list[str]:
     by = {(p.kind, p.n): p for p in phases}
     for n in sorted({p.n for p in phases}):
         floor = by.get(("floor", n))
-        for kind in ("watch", "changing"):
+        for kind in PAGES:
             watch = by.get((kind, n))
             if watch and floor:
                 lines.append(
@@ -266,25 +460,63 @@ def ratios(phases: list[Phase]) -> list[str]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2000])
     parser.add_argument(
         "--interval", type=float, default=60.0, help="seconds between checks (product minimum 60)"
     )
-    parser.add_argument("--window", type=float, default=60.0, help="measured seconds per phase")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=60.0,
+        help="measured seconds per phase (a whole number of intervals counts evenly)",
+    )
     parser.add_argument(
         "--phases",
         nargs="+",
         default=["watch", "changing", "floor"],
-        choices=["watch", "changing", "floor"],
-        help="watch: 304 pages; changing: a new page every check; floor: local no-op",
+        choices=["watch", "same", "changing", "floor"],
+        help="watch: 304 pages; same: same body, no validators; changing: a new page every "
+        "check; floor: local no-op",
     )
     parser.add_argument("--no-floor", action="store_true", help="measure the watches only")
+    parser.add_argument(
+        "--create-over",
+        type=float,
+        default=None,
+        help="seconds over which a phase creates its watches, in batches of 100 (default: "
+        "half an interval; creation is never faster than the server accepts the batches)",
+    )
     args = parser.parse_args()
-    print(HEADER, flush=True)
+    try:
+        WebMonitorConfig.model_validate(
+            {"urls": ["https://example.com"], "check_interval_minutes": args.interval / 60}
+        )
+    except ValidationError as error:
+        reason = error.errors()[0]["msg"]
+        parser.error(f"--interval {args.interval:g} s: check_interval_minutes: {reason}")
+    print(f"`python -m bench.watches {shlex.join(sys.argv[1:])}`\n", flush=True)
     phases = tuple(p for p in args.phases if not (args.no_floor and p == "floor"))
-    results = asyncio.run(main(args.sizes, args.interval, args.window, phases))
-    print("\n| phase | N | worker CPU /floor | total CPU /floor | events /floor |")
-    print("|---|---|---|---|---|")
-    print("\n".join(ratios(results)))
-    print(f"\nmedian lag p95 over phases: {statistics.median(p.lag(0.95) for p in results):.2f} s")
+    results = asyncio.run(
+        main(args.sizes, args.interval, args.window, phases, create_over=args.create_over)
+    )
+    print()
+    for p in results:
+        print(f"- {p.kind} N={p.n}: " + "; ".join(p.notes))
+    print(
+        "\nchecks = page fetches inside the window (floor: no-op activities); CPU over the "
+        "window / checks; all-in = worker + Temporal server (the API serves no check); lag "
+        "against each page's fixed-rate grid; events/check = history events of sampled "
+        "watches inside the window / their page fetches (changing: every check is a change, "
+        "so events per reported change)."
+    )
+    floor_lines = ratios(results)
+    if floor_lines:
+        print("\n| phase | N | worker CPU /floor | total CPU /floor | events /floor |")
+        print("|---|---|---|---|---|")
+        print("\n".join(floor_lines))
+    if results:
+        median = statistics.median(p.lag(0.95) for p in results)
+        print(f"\nmedian lag p95 over phases: {median:.2f} s")
