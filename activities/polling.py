@@ -233,8 +233,14 @@ class PollSession:
         return False
 
     def heartbeat(self) -> None:
+        kinds = [event.kind for event in self.events]
         progress = PollProgress(
-            seq=self.seq, urls=self.urls, next_due=_at(self.next_due), checks=self.checks
+            seq=self.seq,
+            urls=self.urls,
+            next_due=_at(self.next_due),
+            checks=self.checks,
+            changes=kinds.count("watch.change") + kinds.count("watch.hit"),
+            hits=kinds.count("watch.hit"),
         )
         activity.heartbeat(progress.model_dump(mode="json"))
 

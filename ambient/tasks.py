@@ -34,6 +34,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
     WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -47,6 +48,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
+from ambient.domain.polling import PollProgress
 from ambient.domain.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
 from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, WebMonitorInput
 from ambient.domain.watches import (
@@ -503,7 +505,36 @@ class TaskService:
         if description.status is not WorkflowExecutionStatus.RUNNING:
             # The same answer list_tasks gives: a task whose run has ended is stopped.
             status.state = TaskState.STOPPED
+        else:
+            await self._show_poll_progress(status, description)
         return status
+
+    async def _show_poll_progress(
+        self, status: TaskStatus, description: WorkflowExecutionDescription
+    ) -> None:
+        """Add what a running poll has heartbeated since it last handed back (web monitors
+        record their checks when a poll ends; its heartbeats say where it stands now)."""
+        for pending in description.raw_description.pending_activities:
+            if pending.activity_type.name != "poll_pages" or not pending.heartbeat_details.payloads:
+                continue
+            try:
+                (progress,) = await self.client.data_converter.decode(
+                    pending.heartbeat_details.payloads, [PollProgress]
+                )
+            except Exception:  # an older or foreign heartbeat: the recorded status stands
+                return
+            if isinstance(progress, PollProgress):
+                status.checks += progress.checks
+                for field, more in (
+                    ("changes_total", progress.changes),
+                    ("hits_total", progress.hits),
+                ):
+                    recorded: Any = status.detail.get(field) or 0
+                    status.detail[field] = int(recorded) + more
+                status.detail["urls"] = {
+                    url: state.model_dump(mode="json") for url, state in progress.urls.items()
+                }
+            return
 
     async def _schedule_status(self, user: str, task_id: str) -> TaskStatus:
         try:

@@ -127,6 +127,7 @@ class WatchControls:
         self.stop_requested = False
         self.wake = False
         self.checking = False
+        self.polling = False  # checks run in long-running polls (web monitors, new runs)
         self.checks_this_run = 0
         self.control_events: list[str] = []
         self.control_count = 0
@@ -182,7 +183,10 @@ class WatchControls:
     @workflow.update
     async def baseline(self) -> TaskStatus:
         """Wait for the first check of this task and return its status (the baseline)."""
-        await workflow.wait_condition(lambda: self.state.checks > 0 and not self.checking)
+        # A poll's state is whole between polls: no need to wait for the one running now.
+        await workflow.wait_condition(
+            lambda: self.state.checks > 0 and (self.polling or not self.checking)
+        )
         return self.status()
 
     async def sleep_until_next(self, interval: timedelta) -> None:

@@ -36,15 +36,19 @@ CHECK_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds
 # Runs recorded before this change checked with a timer and a local activity per check; new
 # runs poll in a long-running activity that hands back only what must be recorded.
 POLLING = "poll-activity"
-# How long one poll may run before it hands back (its result is one history event).
-POLL_WINDOW = timedelta(minutes=15)
+# How long one poll may run before it hands back: about POLL_CHECKS checks, so the
+# hand-back (a few history events and a workflow task) is shared by that many checks, within
+# bounds that keep the history and get_task's recorded counts fresh enough.
+POLL_CHECKS = 10
+POLL_WINDOW_MIN = timedelta(minutes=10)
+POLL_WINDOW_MAX = timedelta(hours=1)
 POLL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=1),
     maximum_attempts=5,
 )
 # A killed worker's polls resume elsewhere after this (graceful stops hand back at once).
-POLL_HEARTBEAT_MIN = timedelta(minutes=5)
+POLL_HEARTBEAT_MIN = timedelta(minutes=10)
 # After asking a poll to hand back, how long to wait before cancelling it through Temporal
 # (a poll in another worker process hears of a cancellation only at its next heartbeat).
 END_POLL_WAIT = timedelta(seconds=10)
@@ -65,7 +69,6 @@ class WebMonitorWorkflow(WatchControls):
         self.continue_after = request.continue_as_new_after_checks
         self.poll_window = request.poll_window_seconds
         self.interval_seconds = request.check_interval_seconds
-        self.polling = False
         self.restore()
 
     @workflow.run
@@ -106,7 +109,7 @@ class WebMonitorWorkflow(WatchControls):
     def window(self) -> timedelta:
         if self.poll_window is not None:
             return timedelta(seconds=self.poll_window)
-        return POLL_WINDOW
+        return min(max(POLL_CHECKS * self.interval, POLL_WINDOW_MIN), POLL_WINDOW_MAX)
 
     @property
     def interval(self) -> timedelta:
@@ -141,7 +144,9 @@ class WebMonitorWorkflow(WatchControls):
             window_seconds=self.window.total_seconds(),
             first_only=first_only,
         )
-        heartbeat = max(POLL_HEARTBEAT_MIN, 2 * interval)
+        # Heartbeats are how a killed worker's poll is noticed; the server hears of them every
+        # 0.8 x this, so it is minutes (a poll of a short window uses its window).
+        heartbeat = max(2 * interval, min(POLL_HEARTBEAT_MIN, self.window))
         self.checking = True
         try:
             handle = workflow.start_activity(

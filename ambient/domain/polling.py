@@ -69,6 +69,8 @@ class PollProgress(BaseModel):
     urls: dict[str, UrlState]
     next_due: datetime
     checks: int = 0
+    changes: int = 0
+    hits: int = 0
 
 
 class PollResult(BaseModel):

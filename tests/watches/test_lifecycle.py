@@ -21,8 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.reminders import ReminderConfig, ReminderRun
-from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, WebMonitorInput
-from ambient.domain.watches import WebMonitorConfig
+from ambient.domain.tasks import TaskStatus, ThresholdWatchInput
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import serve
@@ -37,7 +36,6 @@ from tests.watches.test_workflows import (
 )
 from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
-from workflows.web_monitor import WebMonitorWorkflow
 
 
 @dataclass
@@ -225,47 +223,6 @@ async def test_trigger_during_a_check_runs_another_check_right_after_it(
     second = datetime.fromisoformat(str(status.detail["last_checked_at"]))
     # Queued, not lost: the interval is a minute, the second check came with the first.
     assert second - started < timedelta(seconds=30)
-
-
-async def test_first_check_is_the_baseline_taken_at_once_with_per_url_outcomes(
-    ts_env: WorkflowEnvironment,
-    loopback_deps: WorkerDeps,  # noqa: F811
-    gated: tuple[GatedSite, str],
-) -> None:
-    state, base = gated
-    state.pages["/news"] = article("Markets are calm today.")
-    config = WebMonitorConfig.model_validate(
-        {"urls": [f"{base}/news", f"{base}/missing"], "check_interval_minutes": 1}
-    )
-    task = unique("web-monitor/alice/base")
-    async with running_worker(ts_env.client, loopback_deps) as worker:
-        handle = await ts_env.client.start_workflow(
-            WebMonitorWorkflow.run,
-            WebMonitorInput(user=USER, task=task, config=config),
-            id=task,
-            task_queue=worker.task_queue,
-        )
-        started = (await handle.describe()).start_time
-        baseline = await handle.execute_update("baseline", result_type=TaskStatus)
-        # A page that changes before the second check is reported, not taken as baseline.
-        state.pages["/news"] = article("Markets are calm today.", "Rates rise by 1%.")
-        later = await checks_reach(ts_env, handle, 2)
-        await handle.signal("stop")
-        await handle.result()
-    await save_history(handle, "web_monitor_baseline")  # type: ignore[arg-type]
-    urls: Any = baseline.detail["urls"]
-    assert baseline.checks == 1
-    assert urls[f"{base}/news"]["last_outcome"] == "baseline"
-    assert urls[f"{base}/missing"]["last_outcome"] == "error"
-    assert "404" in urls[f"{base}/missing"]["last_error"]
-    checked = datetime.fromisoformat(urls[f"{base}/news"]["last_checked_at"])
-    assert checked - started < timedelta(seconds=5)
-    later_urls: Any = later.detail["urls"]
-    assert later_urls[f"{base}/news"]["last_outcome"] == "changed"
-    assert await kinds(loopback_deps, task) == [
-        "watch.change",
-        "watch.stopped",
-    ]
 
 
 async def test_news_digest_second_run_reports_what_changed_since_the_first(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 import pytest_asyncio
@@ -16,7 +17,7 @@ from ambient.domain.polling import PollResult
 from ambient.domain.tasks import TaskStatus, WebMonitorInput
 from ambient.domain.users import UserCreate
 from ambient.domain.watches import WebMonitorConfig
-from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import serve
@@ -92,7 +93,7 @@ async def events(deps: WorkerDeps, task: str) -> list[tuple[str, str | None]]:
 async def poll_results(handle: WorkflowHandle[Any, Any]) -> list[PollResult]:
     """Every poll result recorded in the workflow's history."""
     history = await handle.fetch_history()
-    converter = handle._client.data_converter  # noqa: SLF001 - decode as the workflow does
+    converter = handle._client.data_converter  # decode as the workflow does
     polls, results = set(), []
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
@@ -116,10 +117,9 @@ async def test_each_change_is_stored_notified_and_in_history_once(
         await until(lambda: _checks(handle, 1))
         for n in range(3):
             state.pages["/news"] = article(f"Headline number {n}.")
-            await until(lambda n=n: _changes(handle, n + 1))
+            await until(partial(_changes, handle, n + 1))
         await handle.signal("stop")
-        await handle.result()
-        final = await status(handle)
+        final = TaskStatus.model_validate(await handle.result())
     await save_history(handle, "web_monitor")
     stored = await events(poll_deps, handle.id)
     changes = [key for kind, key in stored if kind == "watch.change"]
@@ -138,4 +138,151 @@ async def _checks(handle: WorkflowHandle[Any, Any], n: int) -> bool:
 
 
 async def _changes(handle: WorkflowHandle[Any, Any], n: int) -> bool:
-    return int((await status(handle)).detail["changes_total"]) >= n
+    changes: Any = (await status(handle)).detail["changes_total"]
+    return int(changes) >= n
+
+
+async def test_keyword_hits_on_new_text_are_reported_once(
+    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.pages["/news"] = article("AI beats humans at chess.", "Weather is sunny.")
+    state.pages["/blog"] = article("Nothing to see.")
+    config = fast([f"{base}/news", f"{base}/blog"], keywords=["machine learning"])
+    async with running_worker(dev_env.client, poll_deps) as worker:
+        handle = await start(dev_env, worker.task_queue, config)
+        await until(lambda: _checks(handle, 2))
+        state.pages["/news"] = article(
+            "AI beats humans at chess.", "A machine learning chip ships."
+        )
+        await handle.signal("check_now")
+        await until(lambda: _changes(handle, 1))
+        await until(lambda: _checks(handle, 6))
+        await handle.signal("stop")
+        final = TaskStatus.model_validate(await handle.result())
+    await save_history(handle, "web_monitor_keywords")
+    assert final.detail["hits_total"] == 1 and final.detail["changes_total"] == 1
+    assert [kind for kind, _ in await events(poll_deps, handle.id)] == [
+        "watch.hit",
+        "watch.stopped",
+    ]
+    assert await inbox_titles(poll_deps) == [f"Keyword hit on {base}/news"]
+    assert ("/blog", 304) in state.requests
+
+
+async def test_first_check_is_the_baseline_taken_at_once_with_per_url_outcomes(
+    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.pages["/news"] = article("Markets are calm today.")
+    config = fast([f"{base}/news", f"{base}/missing"])
+    async with running_worker(dev_env.client, poll_deps) as worker:
+        # The product's interval (a minute): the baseline must not wait for it.
+        handle = await start(dev_env, worker.task_queue, config, every=60.0, window=120.0)
+        baseline = await handle.execute_update("baseline", result_type=TaskStatus)
+        # A page that changes before the second check is reported, not taken as baseline.
+        state.pages["/news"] = article("Markets are calm today.", "Rates rise by 1%.")
+        await handle.signal("check_now")
+        await until(lambda: _changes(handle, 1))
+        later = await status(handle)
+        await handle.signal("stop")
+        await handle.result()
+    await save_history(handle, "web_monitor_baseline")
+    urls: Any = baseline.detail["urls"]
+    assert baseline.checks == 1
+    assert urls[f"{base}/news"]["last_outcome"] == "baseline"
+    assert urls[f"{base}/missing"]["last_outcome"] == "error"
+    assert "404" in urls[f"{base}/missing"]["last_error"]
+    later_urls: Any = later.detail["urls"]
+    assert later_urls[f"{base}/news"]["last_outcome"] == "changed"
+    assert [kind for kind, _ in await events(poll_deps, handle.id)] == [
+        "watch.change",
+        "watch.stopped",
+    ]
+
+
+async def inbox_titles(deps: WorkerDeps) -> list[str]:
+    async with deps.db.session() as session:
+        return [m.title for m in reversed(await InboxRepository(session).list(USER, limit=100))]
+
+
+async def test_failing_and_recovered_are_told_once_each_and_handed_back_at_once(
+    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.pages["/news"] = article("All good.")
+    config = fast([f"{base}/news"], failure_threshold=2)
+    async with running_worker(dev_env.client, poll_deps) as worker:
+        # A long window: only the failure and the recovery can make the poll hand back.
+        handle = await start(dev_env, worker.task_queue, config, window=600.0)
+        await until(lambda: _checks(handle, 1))
+        body = state.pages.pop("/news")  # 404 from now on
+        await until(lambda: _kinds_include(poll_deps, handle.id, "watch.failing"))
+        failing = await until(lambda: _url_state(handle, f"{base}/news", "failing"))
+        state.pages["/news"] = body
+        await until(lambda: _kinds_include(poll_deps, handle.id, "watch.recovered"))
+        recovered = await until(lambda: _url_state(handle, f"{base}/news", "failures", 0))
+        await handle.signal("stop")
+        await handle.result()
+    assert failing["last_outcome"] == "error" and "404" in failing["last_error"]
+    assert recovered["failing"] is False
+    kinds = [kind for kind, _ in await events(poll_deps, handle.id)]
+    assert kinds == ["watch.failing", "watch.recovered", "watch.stopped"]
+    results = await poll_results(handle)
+    ends = [r.ended for r in results]
+    assert ends[:3] == ["first", "failure", "failure"] and ends[-1] == "control"
+    assert [e.kind for r in results for e in r.events] == ["watch.failing", "watch.recovered"]
+    titles = await inbox_titles(poll_deps)
+    assert titles == [f"Failing: {base}/news", f"Recovered: {base}/news"]
+
+
+async def test_pause_update_trigger_and_stop_take_effect_without_waiting_for_the_window(
+    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.pages["/a"] = article("Page A.")
+    state.pages["/b"] = article("Page B.")
+    async with running_worker(dev_env.client, poll_deps) as worker:
+        # Checked every half second, in polls of ten minutes: a control that waited for the
+        # window would fail this test.
+        handle = await start(dev_env, worker.task_queue, fast([f"{base}/a"]), window=600.0)
+        await until(lambda: _checks(handle, 1))
+        await until(lambda: _fetched(state, "/a", 3))
+        await handle.signal("pause")
+        paused = await until(lambda: _ended(handle, 2))
+        fetched = len(state.requests)
+        await handle.signal("check_now")  # one check while paused
+        await until(lambda: _ended(handle, 3))
+        assert len(state.requests) == fetched + 1
+        await handle.signal("resume")
+        await until(lambda: _fetched(state, "/a", 6))
+        update = fast([f"{base}/b"]).model_dump(mode="json")
+        await handle.execute_update("update_config", update)
+        await until(lambda: _fetched(state, "/b", 2))
+        await handle.signal("stop")
+        final = TaskStatus.model_validate(await handle.result())
+    assert paused[-1].ended == "control"
+    results = await poll_results(handle)
+    assert all(r.ended in ("first", "control") for r in results)
+    assert final.state == "stopped" and final.config["urls"] == [f"{base}/b"]
+
+
+async def _kinds_include(deps: WorkerDeps, task: str, kind: str) -> bool:
+    return kind in [k for k, _ in await events(deps, task)]
+
+
+async def _url_state(
+    handle: WorkflowHandle[Any, Any], url: str, field: str, value: Any = True
+) -> dict[str, Any] | None:
+    urls: Any = (await status(handle)).detail["urls"]
+    seen = urls.get(url) or {}
+    return seen if seen.get(field) == value else None
+
+
+async def _fetched(site: Site, path: str, n: int) -> bool:
+    return sum(1 for p, _ in site.requests if p == path) >= n
+
+
+async def _ended(handle: WorkflowHandle[Any, Any], n: int) -> list[PollResult] | None:
+    results = await poll_results(handle)
+    return results if len(results) >= n else None

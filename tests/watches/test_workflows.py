@@ -16,17 +16,15 @@ from ambient.domain.tasks import (
     TaskStatus,
     ThresholdWatchInput,
     ThresholdWatchState,
-    WebMonitorInput,
 )
 from ambient.domain.users import UserCreate
-from ambient.domain.watches import ThresholdState, ThresholdWatchConfig, WebMonitorConfig
+from ambient.domain.watches import ThresholdState, ThresholdWatchConfig
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import serve
-from tests.watches.site import Site, article
+from tests.watches.site import Site
 from workflows.threshold_watch import ThresholdWatchWorkflow
-from workflows.web_monitor import WebMonitorWorkflow
 
 USER = "alice"
 
@@ -195,40 +193,3 @@ async def test_continued_state_carries_breach_and_counts(
         status = await checks_reach(ts_env, handle, 44)
     assert status.detail["breaches_total"] == 3
     assert await kinds(loopback_deps, handle.id) == ["watch.recovery"]
-
-
-async def test_web_monitor_reports_keyword_hits_on_new_text_once(
-    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
-) -> None:
-    state, base = site
-    state.pages["/news"] = article("AI beats humans at chess.", "Weather is sunny.")
-    state.pages["/blog"] = article("Nothing to see.")
-    config = WebMonitorConfig.model_validate(
-        {
-            "urls": [f"{base}/news", f"{base}/blog"],
-            "keywords": ["machine learning"],
-            "check_interval_minutes": 1,
-        }
-    )
-    task = unique("web-monitor/alice/t")
-    async with running_worker(ts_env.client, loopback_deps) as worker:
-        handle = await ts_env.client.start_workflow(
-            WebMonitorWorkflow.run,
-            WebMonitorInput(user=USER, task=task, config=config),
-            id=task,
-            task_queue=worker.task_queue,
-        )
-        await checks_reach(ts_env, handle, 2)
-        state.pages["/news"] = article(
-            "AI beats humans at chess.", "A machine learning chip ships."
-        )
-        await handle.signal("check_now")
-        status = await checks_reach(ts_env, handle, 4)
-        await handle.signal("stop")
-        await handle.result()
-    await save_history(handle, "web_monitor")  # type: ignore[arg-type]
-    assert status.detail["hits_total"] == 1
-    assert await kinds(loopback_deps, task) == ["watch.hit", "watch.stopped"]
-    assert await inbox_titles(loopback_deps) == [f"Keyword hit on {base}/news"]
-    # After the first full fetch, unchanged pages cost a 304.
-    assert ("/blog", 304) in state.requests

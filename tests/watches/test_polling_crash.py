@@ -1,0 +1,96 @@
+"""kill -9 of the worker in the middle of a poll, right after a change was stored.
+
+The worker is a real process (`worker.main`). The poll has stored the change event (with the
+poll's position) but has not handed it back to the workflow when the worker dies. A new
+worker process resumes the poll when the dead attempt's heartbeat timeout passes: it must
+hand back the stored change (so the history has it), notify it no second time, and take the
+page's last seen text from where the dead attempt left it (no change reported again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.tasks import TaskStatus, WebMonitorInput
+from ambient.storage.repositories import EventRepository, InboxRepository
+from tests.conftest import unique
+from tests.remediation.test_crash import worker_env, worker_process
+from tests.support.servers import serve
+from tests.watches.site import Site, article
+from tests.watches.test_polling import (
+    USER,
+    _changes,
+    _checks,
+    events,
+    fast,
+    poll_deps,
+    poll_results,
+    status,
+    until,
+)
+
+__all__ = ["poll_deps"]  # the fixture, used by name
+
+
+async def stored_change(deps: WorkerDeps, task: str) -> bool:
+    async with deps.db.session() as session:
+        rows = await EventRepository(session).list(task=task, limit=10)
+    return any(row.kind == "watch.change" for row in rows)
+
+
+@pytest.mark.devserver
+async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reporting_twice(
+    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, tmp_path: Path
+) -> None:
+    site = Site()
+    site.pages["/news"] = article("Quiet morning.")
+    async with serve(site.app()) as base:
+        task_queue = unique("poll-crash")
+        address = dev_env.client.service_client.config.target_host
+        env = worker_env(poll_deps, address, task_queue, tmp_path / "no-kubeconfig")
+        env["AMBIENT_FETCH_ALLOW_CIDRS"] = "127.0.0.1/32"
+        task = unique("web-monitor/poll-user/crash")
+        with worker_process(env, tmp_path, tmp_path / "worker-1.log") as first:
+            handle = await dev_env.client.start_workflow(
+                "WebMonitorWorkflow",
+                WebMonitorInput(
+                    user=USER,
+                    task=task,
+                    config=fast([f"{base}/news"]),
+                    # Long enough that the change is still inside the poll when it dies;
+                    # the heartbeat timeout (and so the resume) follows the window.
+                    poll_window_seconds=20.0,
+                    check_interval_seconds=0.5,
+                ),
+                id=task,
+                task_queue=task_queue,
+            )
+            await until(lambda: _checks(handle, 1), 60)
+            site.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
+            await until(lambda: stored_change(poll_deps, task), 60)
+            first.send_signal(signal.SIGKILL)
+            assert await asyncio.to_thread(first.wait, 30) == -signal.SIGKILL
+        # No worker now: the history says what the workflow has recorded.
+        before = [e for r in await poll_results(handle) for e in r.events]
+        with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
+            await until(lambda: _changes(handle, 1), 120)
+            # A few checks of the resumed poll see the same page: nothing more to tell.
+            checks = (await status(handle)).checks
+            await until(lambda: _checks(handle, checks + 4), 60)
+            await handle.signal("stop")
+            final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), 60))
+    assert before == []  # the change had not been handed back when the worker died
+    assert final.detail["changes_total"] == 1
+    stored = [key for kind, key in await events(poll_deps, task) if kind == "watch.change"]
+    assert len(stored) == 1
+    in_history = [e.key for r in await poll_results(handle) for e in r.events]
+    assert in_history == stored
+    async with poll_deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER, limit=10)
+    assert [m.title for m in inbox] == [f"Changed: {base}/news"]
