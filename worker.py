@@ -44,6 +44,7 @@ def build_worker(
         workflows=[*ALL_WORKFLOWS, *extra_workflows],
         activities=[*build_activities(deps), *extra_activities],
         activity_executor=activity_executor,
+        workflow_runner=temporal.workflow_runner(),
         # Web monitors' polls are long-running and mostly asleep: their own allowance.
         max_concurrent_activities=(
             deps.settings.max_concurrent_activities + deps.settings.max_watch_polls

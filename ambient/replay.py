@@ -13,8 +13,8 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from ambient.temporal import workflow_runner
 from workflows import ALL_WORKFLOWS
 
 
@@ -60,7 +60,7 @@ def replayer(workflows: Sequence[type], converter: DataConverter | None = None) 
     return Replayer(
         workflows=list(workflows),
         data_converter=converter or pydantic_data_converter,
-        workflow_runner=SandboxedWorkflowRunner(),
+        workflow_runner=workflow_runner(),
     )
 
 

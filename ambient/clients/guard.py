@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import re
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -37,6 +38,11 @@ TEREDO = ipaddress.ip_network("2001::/32")
 LOCAL_NAMES = re.compile(r"^(localhost|localhost\.localdomain|.*\.localhost)$")
 # Characters browsers and URL parsers disagree about; a host with them is a trick, not a host.
 AMBIGUOUS = re.compile(r"[\\\s\x00-\x1f\x7f]")
+
+
+# How long a name's addresses are reused, and how many names are kept.
+RESOLVE_TTL = 60.0
+RESOLVE_CACHE_SIZE = 10_000
 
 
 class RefusedDestinationError(ValueError):
@@ -62,6 +68,7 @@ class DestinationGuard:
         self._allowed: list[Network] = [
             ipaddress.ip_network(cidr.strip(), strict=False) for cidr in allow_cidrs if cidr.strip()
         ]
+        self._resolved: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
 
     def allowed(self, address: IPAddress) -> bool:
         return any(address in network for network in self._allowed)
@@ -142,7 +149,23 @@ class DestinationGuard:
         return PinnedRequest(urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.netloc})
 
     async def resolve(self, host: str, port: int) -> list[str]:
-        """Every address ``host`` resolves to (getaddrinfo in a thread, like the connection)."""
+        """Every address ``host`` resolves to (getaddrinfo in a thread, like the connection).
+
+        An address written in its canonical form is itself; a name's answer is kept for
+        ``RESOLVE_TTL`` seconds (watches ask for the same hosts every minute, and the answer
+        is pinned, so a name that flips meanwhile is not followed).
+        """
+        try:
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            if str(literal) == host:
+                return [host]
+        now = time.monotonic()
+        cached = self._resolved.get((host, port))
+        if cached is not None and cached[0] > now:
+            return list(cached[1])
         try:
             infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError, ValueError) as exc:
@@ -155,6 +178,9 @@ class DestinationGuard:
                 addresses.append(address)
         if not addresses:
             raise DestinationLookupError(f"cannot resolve {host}: no addresses")
+        if len(self._resolved) >= RESOLVE_CACHE_SIZE:
+            self._resolved.clear()
+        self._resolved[(host, port)] = (now + RESOLVE_TTL, tuple(addresses))
         return addresses
 
 

@@ -127,6 +127,9 @@ class WebFetcher:
             if response.is_redirect and "location" in response.headers:
                 return response.headers["location"]
             if response.status_code == 304:
+                # Read the (empty) body to its end: the connection then goes back to the
+                # pool instead of being closed (a watch's next check reuses it).
+                await response.aread()
                 return FetchResult(
                     url,
                     304,
