@@ -94,8 +94,8 @@ class NotifyActivities:
         ``heartbeat=False`` leaves the caller's heartbeat details alone.
         """
         try:
-            recipient = await self._recipient(request.user)
-            targets, quiet = self._targets(request, recipient)
+            recipient = await self.recipient(request.user)
+            targets, quiet = self.targets_for(request, recipient)
             gate = asyncio.Semaphore(self._concurrency)
 
             async def one(target: Target) -> Delivery:
@@ -146,7 +146,7 @@ class NotifyActivities:
             )
         return NotifyResult(deliveries=deliveries)
 
-    async def _recipient(self, name: str) -> Recipient:
+    async def recipient(self, name: str) -> Recipient:
         async with self._db.session() as session:
             user = await UserRepository(session).get(name)
         if user is None:
@@ -164,7 +164,9 @@ class NotifyActivities:
             config_problems=problems,
         )
 
-    def _targets(self, request: NotifyRequest, recipient: Recipient) -> tuple[list[Target], bool]:
+    def targets_for(
+        self, request: NotifyRequest, recipient: Recipient
+    ) -> tuple[list[Target], bool]:
         kind = request.message.kind
         targets: list[Target] = []
         configured = [c for c in recipient.channels if c.wants(kind)]

@@ -27,11 +27,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.notify import NotifyActivities
+from activities.notify import MAX_SHOWN, NotifyActivities, Recipient, delivery_key
 from activities.watches import page_text
 from ambient.clients.extract import EXTRACTOR_VERSION
 from ambient.clients.web import FetchError, WebFetcher
-from ambient.domain.notify import DeliveryStatus, NotificationKind, NotifyRequest
+from ambient.domain.notify import (
+    DeliveryStatus,
+    Message,
+    NotificationKind,
+    NotifyRequest,
+    Target,
+    redact_target,
+)
 from ambient.domain.polling import (
     EndPoll,
     PollEnd,
@@ -44,13 +51,16 @@ from ambient.domain.polling import (
 from ambient.domain.tasks import Failure, UrlState
 from ambient.domain.watches import content_hash, diff_pages
 from ambient.storage import Database
-from ambient.storage.models import Event, WatchPoll, utcnow
-from ambient.storage.repositories import EventRepository, SnapshotRepository
+from ambient.storage.models import Event, WatchPoll
+from ambient.storage.polls import add_event, advance_snapshot, deliver_to_inbox, move_mark
+from ambient.storage.repositories import EventRepository
 
 log = logging.getLogger("ambient.polling")
 
 # Events one result carries at most (a result is one history event; keep it small).
 MAX_EVENTS = 20
+# How long a poll trusts what it read of the user's push settings.
+RECIPIENT_TTL = 60.0
 # A delivery is tried this many times inside the poll before it counts as failed.
 DELIVERY_ATTEMPTS = 4
 # On hand-back, deliveries still running get this long before the poll returns without them
@@ -116,6 +126,9 @@ class PollSession:
         self.woken = asyncio.Event()
         self.turn = asyncio.Lock()  # one event is numbered and stored at a time
         self.sends: set[asyncio.Task[None]] = set()
+        self._recipient: tuple[float, Recipient] | None = None
+        # Messages stored with their events (the inbox), by event key: not sent again.
+        self.in_inbox: set[str] = set()
         interval = request.interval_seconds
         timeout = activity.info().heartbeat_timeout
         # Heartbeats between checks too, well inside the timeout (the SDK throttles them).
@@ -161,7 +174,9 @@ class PollSession:
                 self.urls, self.checks = progress.urls, progress.checks
                 self.next_due = progress.next_due.timestamp()
         for event in self.events:
-            self.notify(event)
+            # The inbox message was stored with the event if it went there; the rest again
+            # (their delivery rows keep them single).
+            self.notify(event, self.request.targets, inbox_done=False)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -310,11 +325,17 @@ class PollSession:
         if comparable:
             after.last_change_at = now
         text = "\n".join(lines)
+        plan = await self.plan()
         async with self.turn:
             try:
                 async with self.poller.db.write_session() as session:
-                    old = await SnapshotRepository(session).advance(
-                        request.task, url, seen.hash if comparable else None, new_hash, text
+                    old = await advance_snapshot(
+                        session,
+                        request.task,
+                        url,
+                        seen.hash if comparable else None,
+                        new_hash,
+                        text,
                     )
                     stored: list[tuple[str, dict[str, Any]]] = []
                     if seen.failing:
@@ -327,13 +348,13 @@ class PollSession:
                         )
                         payload = {"url": url, "excerpt": diff.excerpt, "hits": diff.hits}
                         stored.append(("watch.hit" if diff.hits else "watch.change", payload))
-                    events = await self.store(session, url, after, stored, now)
+                    events = await self.store(session, url, after, stored, now, plan[0])
                     await session.commit()
             except SQLAlchemyError as exc:
                 # Not stored: the state stays, so the next check sees the change again.
                 self.note_event_failure(f"storing the change of {url}", exc)
                 return
-            self.adopt(url, after, events)
+            self.adopt(url, after, events, plan)
 
     async def failed(self, url: str, error: str, now: datetime) -> None:
         seen = self.urls[url]
@@ -372,16 +393,17 @@ class PollSession:
     async def tell(
         self, url: str, after: UrlState, stored: list[tuple[str, dict[str, Any]]], now: datetime
     ) -> None:
+        plan = await self.plan()
         async with self.turn:
             try:
                 async with self.poller.db.write_session() as session:
-                    events = await self.store(session, url, after, stored, now)
+                    events = await self.store(session, url, after, stored, now, plan[0])
                     await session.commit()
             except SQLAlchemyError as exc:
                 # Not stored: the counts stay, so the next check tells it again.
                 self.note_event_failure(f"storing {stored[0][0]} of {url}", exc)
                 return
-            self.adopt(url, after, events)
+            self.adopt(url, after, events, plan)
 
     async def store(
         self,
@@ -390,40 +412,71 @@ class PollSession:
         after: UrlState,
         stored: list[tuple[str, dict[str, Any]]],
         now: datetime,
+        inbox: bool,
     ) -> list[PollEvent]:
-        """Add the events and move the poll's mark, in the caller's transaction."""
+        """Add the events (with their inbox messages) and move the poll's mark, in the
+        caller's transaction."""
         request = self.request
         events = []
         for offset, (kind, payload) in enumerate(stored, start=1):
             seq = self.seq + offset
             key = self.event_key(seq)
-            await EventRepository(session).add(
-                kind, user=request.user, task=request.task, payload=payload, idempotency_key=key
+            await add_event(
+                session, kind, user=request.user, task=request.task, payload=payload, key=key
             )
+            message = self.message(kind, payload)
+            if inbox and message is not None:
+                await deliver_to_inbox(
+                    session,
+                    user=request.user,
+                    message=message,
+                    delivery_key=delivery_key(key, "inbox", ""),
+                    shown_target=redact_target("inbox", "")[:MAX_SHOWN],
+                    task=request.task,
+                )
             events.append(PollEvent(seq=seq, kind=kind, key=key, at=now, payload=payload))
         urls = {u: s.model_dump(mode="json") for u, s in {**self.urls, url: after}.items()}
-        mark = await session.get(WatchPoll, self.key)
-        if mark is None:
-            session.add(
-                WatchPoll(
-                    task=request.workflow_id,
-                    life=request.life,
-                    seq=self.seq + len(events),
-                    urls=urls,
-                )
-            )
-        else:
-            mark.seq, mark.urls, mark.updated_at = self.seq + len(events), urls, utcnow()
+        await move_mark(session, request.workflow_id, request.life, self.seq + len(events), urls)
         return events
 
-    def adopt(self, url: str, after: UrlState, events: list[PollEvent]) -> None:
+    def message(self, kind: str, payload: dict[str, Any]) -> Message | None:
+        message = page_message(kind, payload, keywords=bool(self.request.config.keywords))
+        return message.model_copy(update={"kind": NotificationKind.WATCH}) if message else None
+
+    async def plan(self) -> tuple[bool, list[Target]]:
+        """Where this watch's messages go now: (the user's inbox, the other targets).
+
+        The inbox is written with the event; the others are sent after the commit. The
+        user's push settings are read at most every ``RECIPIENT_TTL`` seconds.
+        """
+        request = self.request
+        now = time.monotonic()
+        if self._recipient is None or now - self._recipient[0] > RECIPIENT_TTL:
+            recipient = await self.poller.notifier.recipient(request.user)
+            self._recipient = (now, recipient)
+        recipient = self._recipient[1]
+        probe = NotifyRequest(
+            user=request.user,
+            message=Message(title="", body="", kind=NotificationKind.WATCH),
+            targets=request.targets,
+            idempotency_key="plan",
+        )
+        targets, _ = self.poller.notifier.targets_for(probe, recipient)
+        own = [t for t in targets if t.type == "inbox" and t.target in ("", request.user)]
+        others = [t for t in targets if t not in own]
+        return recipient.exists and bool(own), others
+
+    def adopt(
+        self, url: str, after: UrlState, events: list[PollEvent], plan: tuple[bool, list[Target]]
+    ) -> None:
         """The transaction committed: the poll now stands where the database says."""
         self.urls[url] = after
         if events:
             self.seq = events[-1].seq
+        inbox, others = plan
         for event in events:
             self.events.append(event)
-            self.notify(event)
+            self.notify(event, others, inbox_done=inbox)
 
     def event_key(self, seq: int) -> str:
         return f"{self.request.task}/{self.request.life}/poll/{seq}"
@@ -435,16 +488,16 @@ class PollSession:
 
     # --- notifications ----------------------------------------------------------------------
 
-    def notify(self, event: PollEvent) -> None:
-        message = page_message(
-            event.kind, event.payload, keywords=bool(self.request.config.keywords)
-        )
-        if message is None or not self.request.targets:
+    def notify(self, event: PollEvent, others: list[Target], *, inbox_done: bool) -> None:
+        """Send the event's message to the targets not written with it (once per key)."""
+        message = self.message(event.kind, event.payload)
+        targets = others if inbox_done else self.request.targets
+        if message is None or not targets:
             return
         send = NotifyRequest(
             user=self.request.user,
-            message=message.model_copy(update={"kind": NotificationKind.WATCH}),
-            targets=self.request.targets,
+            message=message,
+            targets=targets,
             idempotency_key=event.key,
             task=self.request.task,
         )
