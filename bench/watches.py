@@ -30,7 +30,7 @@ Before the first phase, 15 s with no watches give the stack's idle CPU (worker a
 ms/s): at small N it is a large share of each check. Results that come back to the workflow
 in batches land in history later than their fetches: give the window several batch periods.
 Watches are created in batches of 100 spread over ``--create-over`` seconds (default half an
-interval), each batch awaited; terminated in batches of 100 after the window.
+interval), each batch awaited; stopped (then terminated) in batches of 100 after the window.
 
 The floor has no pages: its checks are counted by the no-op activity, its lag and events come
 from its histories (timer due -> local-activity marker), as before.
@@ -251,7 +251,13 @@ async def start_all(bench: Bench, starts: list[tuple[str, Any, Any]]) -> int:
 
 
 async def terminate_all(client: Client, ids: list[str]) -> None:
-    # In batches: thousands of terminations at once time out on the SQLite dev server.
+    """Stop every watch (a stop ends its poll at once; a terminated workflow's poll would go
+    on fetching until its next heartbeat tells it), then terminate what is left."""
+    # In batches: thousands of requests at once time out on the SQLite dev server.
+    for start in range(0, len(ids), BATCH):
+        handles = [client.get_workflow_handle(i) for i in ids[start : start + BATCH]]
+        await asyncio.gather(*(h.signal("stop") for h in handles), return_exceptions=True)
+    await asyncio.sleep(5)
     for start in range(0, len(ids), BATCH):
         handles = [client.get_workflow_handle(i) for i in ids[start : start + BATCH]]
         await asyncio.gather(*(h.terminate("bench done") for h in handles), return_exceptions=True)
