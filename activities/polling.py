@@ -555,9 +555,12 @@ class PollSession:
     handed_back = False
 
     async def settle_deliveries(self, wait: float | None) -> None:
-        pending = set(self.sends)
-        if pending:
-            await asyncio.wait(pending, timeout=DEFAULT_HANDBACK_WAIT if wait is None else wait)
+        """Give deliveries in flight a bounded time to finish (heartbeating meanwhile)."""
+        deadline = time.monotonic() + (DEFAULT_HANDBACK_WAIT if wait is None else wait)
+        with contextlib.suppress(asyncio.CancelledError):
+            while self.sends and (left := deadline - time.monotonic()) > 0:
+                await asyncio.wait(set(self.sends), timeout=min(left, self.beat_every))
+                self.heartbeat()
         self.handed_back = True
         for failure in self.poller.late_failures.pop(self.key, []):
             self.delivery_failures += 1

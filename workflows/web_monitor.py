@@ -47,6 +47,7 @@ POLL_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
     maximum_attempts=5,
 )
+POLL_SLACK = timedelta(minutes=2)
 # A killed worker's polls resume elsewhere after this (graceful stops hand back at once).
 POLL_HEARTBEAT_MIN = timedelta(minutes=10)
 # After asking a poll to hand back, how long to wait before cancelling it through Temporal
@@ -153,7 +154,11 @@ class WebMonitorWorkflow(WatchControls):
                 "poll_pages",
                 request,
                 result_type=PollResult,
-                start_to_close_timeout=self.window + max(due - now, timedelta(0)) + 2 * heartbeat,
+                # A backstop only (heartbeats notice a dead worker): the window, the wait for the
+                # first check, a slow last check and the deliveries a hand-back waits for.
+                start_to_close_timeout=(
+                    self.window + max(due - now, timedelta(0)) + 2 * heartbeat + POLL_SLACK
+                ),
                 heartbeat_timeout=heartbeat,
                 retry_policy=POLL_RETRY,
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

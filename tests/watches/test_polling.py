@@ -286,3 +286,50 @@ async def _fetched(site: Site, path: str, n: int) -> bool:
 async def _ended(handle: WorkflowHandle[Any, Any], n: int) -> list[PollResult] | None:
     results = await poll_results(handle)
     return results if len(results) >= n else None
+
+
+async def test_a_webhook_gets_each_change_once_and_a_dead_one_is_counted_not_fatal(
+    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps
+) -> None:
+    from ambient.clients.notify.registry import build_channels
+    from tests.watches.test_lifecycle import GatedSite
+
+    state = GatedSite()
+    async with serve(state.app()) as base:
+        state.pages["/news"] = article("Calm.")
+        deps = poll_deps
+        deps.channels = build_channels(deps.settings, deps.db, deps.http)  # loopback allowed
+        hooks = [{"type": "webhook", "target": f"{base}/hook"}]
+        dead = [{"type": "webhook", "target": "http://127.0.0.1:9/hook"}]
+        async with running_worker(dev_env.client, deps) as worker:
+            live = await start(dev_env, worker.task_queue, fast([f"{base}/news"], targets=hooks))
+            gone = await start(dev_env, worker.task_queue, fast([f"{base}/news"], targets=dead))
+            await until(lambda: _checks(live, 1))
+            await until(lambda: _checks(gone, 1))
+            state.pages["/news"] = article("Calm.", "Storm warning.")
+            await until(lambda: _changes(live, 1))
+            await until(lambda: _delivery_failed(gone), 90)
+            for handle in (live, gone):
+                await handle.signal("stop")
+            live_final = TaskStatus.model_validate(await live.result())
+            gone_final = TaskStatus.model_validate(await gone.result())
+    assert len(state.hooks) == 1 and b"Storm warning." in state.hooks[0]
+    assert live_final.detail["delivery_failures"] == 0
+    assert gone_final.detail["delivery_failures"] == 1
+    failure: Any = gone_final.detail["last_failure"]
+    assert failure["what"] == "delivery of watch.change"
+    gone_kinds = [kind for kind, _ in await events(deps, gone.id)]
+    # The channel's own failure record (the task's deliveries show it), then the watch's.
+    assert gone_kinds == [
+        "watch.change",
+        "delivery.failed",
+        "watch.delivery_failed",
+        "watch.stopped",
+    ]
+    # Both users' inboxes got the change once each (written with the event).
+    assert (await inbox_titles(deps)).count(f"Changed: {base}/news") == 2
+
+
+async def _delivery_failed(handle: WorkflowHandle[Any, Any]) -> bool:
+    failures: Any = (await status(handle)).detail["delivery_failures"]
+    return int(failures or 0) >= 1
