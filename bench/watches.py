@@ -250,6 +250,28 @@ async def start_all(bench: Bench, starts: list[tuple[str, Any, Any]]) -> int:
     return failures
 
 
+CONTROLLED = 20  # watches paused at the end of a phase to time the control
+
+
+async def pause_latency(client: Client, ids: list[str]) -> list[float]:
+    """Seconds from each watch's pause signal to its running poll handing back (history)."""
+    await asyncio.gather(*(client.get_workflow_handle(i).signal("pause") for i in ids))
+    await asyncio.sleep(5)
+    latencies = []
+    for workflow_id in ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        signaled = None
+        for event in history.events:
+            kind = event.event_type
+            if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+                if event.workflow_execution_signaled_event_attributes.signal_name == "pause":
+                    signaled = event.event_time.ToDatetime()
+            elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED and signaled is not None:
+                latencies.append((event.event_time.ToDatetime() - signaled).total_seconds())
+                break
+    return latencies
+
+
 async def terminate_all(client: Client, ids: list[str]) -> None:
     """Stop every watch (a stop ends its poll at once; a terminated workflow's poll would go
     on fetching until its next heartbeat tells it), then terminate what is left."""
@@ -329,6 +351,13 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
             events += len(window_events(await run_events(client, ids[i], d0), d0, d1))
             sampled_fetches += sum(1 for t in stamps.get(f"{prefix}{i}", []) if t >= t0)
         events_per_check = events / sampled_fetches if sampled_fetches else float("nan")
+    if kind != "floor":
+        latency = await pause_latency(client, [ids[i] for i in sample[:CONTROLLED]])
+        if latency:
+            notes.append(
+                f"pause → poll handed back (history, {len(latency)} watches): "
+                f"p50 {statistics.median(latency):.2f} s, max {max(latency):.2f} s"
+            )
     await terminate_all(client, ids)
     return Phase(
         kind,
