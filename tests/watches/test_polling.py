@@ -333,3 +333,39 @@ async def test_a_webhook_gets_each_change_once_and_a_dead_one_is_counted_not_fat
 async def _delivery_failed(handle: WorkflowHandle[Any, Any]) -> bool:
     failures: Any = (await status(handle)).detail["delivery_failures"]
     return int(failures or 0) >= 1
+
+
+async def test_a_continued_watch_keeps_its_life_grid_and_event_numbers(
+    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.pages["/news"] = article("One.")
+    async with running_worker(dev_env.client, poll_deps) as worker:
+        task = unique("web-monitor/poll-user/cont")
+        handle = await dev_env.client.start_workflow(
+            "WebMonitorWorkflow",
+            WebMonitorInput(
+                user=USER,
+                task=task,
+                config=fast([f"{base}/news"]),
+                poll_window_seconds=1.5,
+                check_interval_seconds=0.5,
+                continue_as_new_after_checks=3,
+            ),
+            id=task,
+            task_queue=worker.task_queue,
+        )
+        first_run = handle.first_execution_run_id or (await handle.describe()).run_id
+        await until(lambda: _checks(handle, 1))
+        life = (await status(handle)).detail["life"]
+        for n in range(3):
+            state.pages["/news"] = article(f"Update number {n} of the news.")
+            await until(partial(_changes, handle, n + 1))
+        await handle.signal("stop")
+        final = TaskStatus.model_validate(await handle.result())
+        runs = (await handle.describe()).run_id
+    assert runs != first_run  # it continued as new at least once
+    assert final.detail["life"] == life
+    stored = [key for kind, key in await events(poll_deps, task) if kind == "watch.change"]
+    assert len(stored) == 3 and len(set(stored)) == 3
+    assert [str(key).rsplit("/", 1)[1] for key in stored] == ["1", "2", "3"]
