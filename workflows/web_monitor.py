@@ -202,11 +202,16 @@ class WebMonitorWorkflow(WatchControls):
     def absorb(self, result: PollResult) -> None:
         """Take the poll's state and count what it reported (the events are in its result)."""
         state = self.state
+        baseline = state.checks == 0 and result.checks > 0
         state.checks += result.checks
         self.checks_this_run += result.checks
         state.urls = result.urls
         state.poll_seq = max(state.poll_seq, result.seq)
         state.next_due = workflow.now() + timedelta(seconds=result.next_check_in)
+        if baseline:
+            # Watches created together drift apart: the grid starts a deterministic delay
+            # (up to half an interval, at most 60 s) after the baseline.
+            state.next_due += self.spread(self.interval)
         for event in result.events:
             if event.kind in ("watch.change", "watch.hit"):
                 state.changes_total += 1
