@@ -133,6 +133,9 @@ class PollSession:
         timeout = activity.info().heartbeat_timeout
         # Heartbeats between checks too, well inside the timeout (the SDK throttles them).
         self.beat_every = timeout.total_seconds() / 3 if timeout else max(interval, 60.0)
+        # The server takes the first heartbeat at once and throttles the next ones: the first
+        # carries the first check, not an empty start.
+        self.last_beat = time.monotonic()
 
     def end(self, why: PollEnd) -> None:
         if self.ended is None:
@@ -190,7 +193,8 @@ class PollSession:
                 if wait > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.woken.wait(), min(wait, self.beat_every))
-                    self.heartbeat()
+                    if time.monotonic() - self.last_beat >= self.beat_every:
+                        self.heartbeat()  # alive while waiting; progress comes with checks
                     continue
                 if not await self.check_all():
                     break  # a control came during the check
@@ -248,6 +252,7 @@ class PollSession:
         return False
 
     def heartbeat(self) -> None:
+        self.last_beat = time.monotonic()
         kinds = [event.kind for event in self.events]
         progress = PollProgress(
             seq=self.seq,

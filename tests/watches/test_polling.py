@@ -369,3 +369,41 @@ async def test_a_continued_watch_keeps_its_life_grid_and_event_numbers(
     stored = [key for kind, key in await events(poll_deps, task) if kind == "watch.change"]
     assert len(stored) == 3 and len(set(stored)) == 3
     assert [str(key).rsplit("/", 1)[1] for key in stored] == ["1", "2", "3"]
+
+
+async def test_get_task_adds_the_running_polls_heartbeated_progress(
+    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    from ambient.domain.polling import PollProgress
+    from ambient.tasks import TaskService
+
+    state, base = site
+    state.pages["/news"] = article("Steady.")
+    async with running_worker(dev_env.client, poll_deps) as worker:
+        # A long window: the checks stay inside the running poll; only heartbeats say them.
+        handle = await start(dev_env, worker.task_queue, fast([f"{base}/news"]), window=600.0)
+        service = TaskService(dev_env.client, poll_deps.settings, poll_deps.db)
+        beat = await until(lambda: _heartbeat(handle))
+        shown = await service.get(USER, handle.id)
+        recorded = await status(handle)
+        await handle.signal("stop")
+        await handle.result()
+    assert isinstance(beat, PollProgress)
+    assert shown.checks == recorded.checks + beat.checks and beat.checks >= 1
+    urls: Any = shown.detail["urls"]
+    assert urls[f"{base}/news"]["last_outcome"] == "not_modified"
+    assert recorded.checks == 1  # only the baseline was handed back
+
+
+async def _heartbeat(handle: WorkflowHandle[Any, Any]) -> Any:
+    from ambient.domain.polling import PollProgress
+
+    described = await handle.describe()
+    for pending in described.raw_description.pending_activities:
+        payloads = pending.heartbeat_details.payloads
+        if pending.activity_type.name == "poll_pages" and payloads:
+            converter = handle._client.data_converter
+            (progress,) = await converter.decode(payloads, [PollProgress])
+            if progress.checks >= 1:
+                return progress
+    return None
