@@ -127,6 +127,7 @@ class PollSession:
         self.turn = asyncio.Lock()  # one event is numbered and stored at a time
         self.sends: set[asyncio.Task[None]] = set()
         self._recipient: tuple[float, Recipient] | None = None
+        self.handed_back = False  # the result is built: late failures go to the next poll
         # Messages stored with their events (the inbox), by event key: not sent again.
         self.in_inbox: set[str] = set()
         interval = request.interval_seconds
@@ -556,8 +557,6 @@ class PollSession:
             return
         self.delivery_failures += 1
         self.last_failure = failure
-
-    handed_back = False
 
     async def settle_deliveries(self, wait: float | None) -> None:
         """Give deliveries in flight a bounded time to finish (heartbeating meanwhile)."""

@@ -30,7 +30,7 @@ from ambient.domain.watches import (
 )
 from ambient.storage import Database
 from ambient.storage.models import WatchSnapshot
-from ambient.storage.repositories import SnapshotRepository
+from ambient.storage.polls import advance_snapshot
 
 SOURCES: TypeAdapter[MetricSource] = TypeAdapter(MetricSource)
 
@@ -100,9 +100,7 @@ class WatchActivities:
     ) -> list[str] | None:
         """Store the new text and return the old one; one short write transaction."""
         async with self._db.write_session() as session:
-            old = await SnapshotRepository(session).advance(
-                task, url, last_hash, new_hash, "\n".join(lines)
-            )
+            old = await advance_snapshot(session, task, url, last_hash, new_hash, "\n".join(lines))
             await session.commit()
         return old.split("\n") if old else ([] if old is not None else None)
 

@@ -50,8 +50,8 @@ async def advance_snapshot(
     session: AsyncSession, task: str, url: str, last_hash: str | None, new_hash: str, text: str
 ) -> str | None:
     """Keep the texts of ``last_hash`` and ``new_hash`` (the new one newest) and return the
-    old text (None without a last hash, "" when it is gone). Same rows as
-    `SnapshotRepository.advance`."""
+    old text (None without a last hash, "" when it is gone). A page's snapshots are these two
+    (polls and the news digest's checks alike)."""
     conn = await _connection(session)
     old = None
     keep = [new_hash]

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ambient.domain.notify import Message
 from ambient.domain.users import Grant, UserCreate, UserPublic, UserSettings
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import Delivery, Event, InboxMessage, User, WatchSnapshot, utcnow
+from ambient.storage.models import Delivery, Event, InboxMessage, User, WatchSnapshot
 
 TOKEN_PREFIX = "amb_"
 # The audit actor for changes made with direct database access (the `ambient user` CLI).
@@ -345,50 +345,11 @@ class DeliveryRepository:
 
 
 class SnapshotRepository:
-    """Page snapshots of web monitors: the last two texts per (task, url)."""
-
-    KEEP = 2
+    """Page snapshots of web monitors (written by `ambient.storage.polls.advance_snapshot`:
+    the last two texts per (task, url))."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def text(self, task: str, url: str, content_hash: str) -> str | None:
-        query = select(WatchSnapshot.text).where(
-            WatchSnapshot.task == task, WatchSnapshot.url == url, WatchSnapshot.hash == content_hash
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()
-
-    async def save(self, task: str, url: str, content_hash: str, text: str) -> None:
-        if await self.text(task, url, content_hash) is None:
-            self.session.add(WatchSnapshot(task=task, url=url, hash=content_hash, text=text))
-            await self.session.flush()
-        ids = select(WatchSnapshot.id).where(WatchSnapshot.task == task, WatchSnapshot.url == url)
-        keep = list((await self.session.execute(ids.order_by(WatchSnapshot.id.desc()))).scalars())
-        if len(keep) > self.KEEP:
-            await self.session.execute(
-                delete(WatchSnapshot).where(WatchSnapshot.id.in_(keep[self.KEEP :]))
-            )
-
-    async def advance(
-        self, task: str, url: str, last_hash: str | None, new_hash: str, text: str
-    ) -> str | None:
-        """Store the new text as the newest and return the text of ``last_hash`` (None when
-        there is no last hash, "" when its text is gone)."""
-        old = None
-        if last_hash is not None:
-            old = await self.text(task, url, last_hash) or ""
-        await self.save(task, url, new_hash, text)
-        # A text seen before becomes the newest again (A -> B -> A).
-        await self.session.execute(
-            update(WatchSnapshot)
-            .where(
-                WatchSnapshot.task == task,
-                WatchSnapshot.url == url,
-                WatchSnapshot.hash == new_hash,
-            )
-            .values(created_at=utcnow())
-        )
-        return old
 
     async def purge(self, task: str) -> None:
         await self.session.execute(delete(WatchSnapshot).where(WatchSnapshot.task == task))
