@@ -1,13 +1,14 @@
 """Web monitors poll in a long-running activity: on the dev server, in real (short) time."""
 
+# ruff: noqa: F811 - the fixtures `site` and `loopback_deps` are imported and used by name
+
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -15,31 +16,13 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.polling import PollResult
 from ambient.domain.tasks import TaskStatus, WebMonitorInput
-from ambient.domain.users import UserCreate
 from ambient.domain.watches import WebMonitorConfig
-from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
+from ambient.storage.repositories import EventRepository, InboxRepository
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.watches.site import Site, article
-
-USER = "poll-user"
-
-
-@pytest_asyncio.fixture
-async def site() -> AsyncIterator[tuple[Site, str]]:
-    state = Site()
-    async with serve(state.app()) as base:
-        yield state, base
-
-
-@pytest_asyncio.fixture
-async def poll_deps(deps: WorkerDeps) -> WorkerDeps:
-    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
-    async with deps.db.session() as session:
-        await UserRepository(session).create(UserCreate(name=USER))
-        await session.commit()
-    return deps
+from tests.watches.test_workflows import USER, loopback_deps, site  # noqa: F401  (fixtures)
 
 
 def fast(urls: list[str], **fields: Any) -> WebMonitorConfig:
@@ -55,7 +38,7 @@ async def start(
     window: float = 3.0,
 ) -> WorkflowHandle[Any, Any]:
     """A web monitor checked every ``every`` seconds (below the product minimum: tests only)."""
-    task = unique("web-monitor/poll-user/p")
+    task = unique(f"web-monitor/{USER}/p")
     return await env.client.start_workflow(
         "WebMonitorWorkflow",
         WebMonitorInput(
@@ -108,11 +91,11 @@ async def poll_results(handle: WorkflowHandle[Any, Any]) -> list[PollResult]:
 
 
 async def test_each_change_is_stored_notified_and_in_history_once(
-    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
     state, base = site
     state.pages["/news"] = article("First headline.")
-    async with running_worker(dev_env.client, poll_deps) as worker:
+    async with running_worker(dev_env.client, loopback_deps) as worker:
         handle = await start(dev_env, worker.task_queue, fast([f"{base}/news"]))
         await until(lambda: _checks(handle, 1))
         for n in range(3):
@@ -121,7 +104,7 @@ async def test_each_change_is_stored_notified_and_in_history_once(
         await handle.signal("stop")
         final = TaskStatus.model_validate(await handle.result())
     await save_history(handle, "web_monitor")
-    stored = await events(poll_deps, handle.id)
+    stored = await events(loopback_deps, handle.id)
     changes = [key for kind, key in stored if kind == "watch.change"]
     assert len(changes) == 3 and len(set(changes)) == 3
     results = await poll_results(handle)
@@ -143,13 +126,13 @@ async def _changes(handle: WorkflowHandle[Any, Any], n: int) -> bool:
 
 
 async def test_keyword_hits_on_new_text_are_reported_once(
-    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
     state, base = site
     state.pages["/news"] = article("AI beats humans at chess.", "Weather is sunny.")
     state.pages["/blog"] = article("Nothing to see.")
     config = fast([f"{base}/news", f"{base}/blog"], keywords=["machine learning"])
-    async with running_worker(dev_env.client, poll_deps) as worker:
+    async with running_worker(dev_env.client, loopback_deps) as worker:
         handle = await start(dev_env, worker.task_queue, config)
         await until(lambda: _checks(handle, 2))
         state.pages["/news"] = article(
@@ -162,21 +145,21 @@ async def test_keyword_hits_on_new_text_are_reported_once(
         final = TaskStatus.model_validate(await handle.result())
     await save_history(handle, "web_monitor_keywords")
     assert final.detail["hits_total"] == 1 and final.detail["changes_total"] == 1
-    assert [kind for kind, _ in await events(poll_deps, handle.id)] == [
+    assert [kind for kind, _ in await events(loopback_deps, handle.id)] == [
         "watch.hit",
         "watch.stopped",
     ]
-    assert await inbox_titles(poll_deps) == [f"Keyword hit on {base}/news"]
+    assert await inbox_titles(loopback_deps) == [f"Keyword hit on {base}/news"]
     assert ("/blog", 304) in state.requests
 
 
 async def test_first_check_is_the_baseline_taken_at_once_with_per_url_outcomes(
-    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
     state, base = site
     state.pages["/news"] = article("Markets are calm today.")
     config = fast([f"{base}/news", f"{base}/missing"])
-    async with running_worker(dev_env.client, poll_deps) as worker:
+    async with running_worker(dev_env.client, loopback_deps) as worker:
         # The product's interval (a minute): the baseline must not wait for it.
         handle = await start(dev_env, worker.task_queue, config, every=60.0, window=120.0)
         baseline = await handle.execute_update("baseline", result_type=TaskStatus)
@@ -195,7 +178,7 @@ async def test_first_check_is_the_baseline_taken_at_once_with_per_url_outcomes(
     assert "404" in urls[f"{base}/missing"]["last_error"]
     later_urls: Any = later.detail["urls"]
     assert later_urls[f"{base}/news"]["last_outcome"] == "changed"
-    assert [kind for kind, _ in await events(poll_deps, handle.id)] == [
+    assert [kind for kind, _ in await events(loopback_deps, handle.id)] == [
         "watch.change",
         "watch.stopped",
     ]
@@ -207,42 +190,42 @@ async def inbox_titles(deps: WorkerDeps) -> list[str]:
 
 
 async def test_failing_and_recovered_are_told_once_each_and_handed_back_at_once(
-    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
     state, base = site
     state.pages["/news"] = article("All good.")
     config = fast([f"{base}/news"], failure_threshold=2)
-    async with running_worker(dev_env.client, poll_deps) as worker:
+    async with running_worker(dev_env.client, loopback_deps) as worker:
         # A long window: only the failure and the recovery can make the poll hand back.
         handle = await start(dev_env, worker.task_queue, config, window=600.0)
         await until(lambda: _checks(handle, 1))
         body = state.pages.pop("/news")  # 404 from now on
-        await until(lambda: _kinds_include(poll_deps, handle.id, "watch.failing"))
+        await until(lambda: _kinds_include(loopback_deps, handle.id, "watch.failing"))
         failing = await until(lambda: _url_state(handle, f"{base}/news", "failing"))
         state.pages["/news"] = body
-        await until(lambda: _kinds_include(poll_deps, handle.id, "watch.recovered"))
+        await until(lambda: _kinds_include(loopback_deps, handle.id, "watch.recovered"))
         recovered = await until(lambda: _url_state(handle, f"{base}/news", "failures", 0))
         await handle.signal("stop")
         await handle.result()
     assert failing["last_outcome"] == "error" and "404" in failing["last_error"]
     assert recovered["failing"] is False
-    kinds = [kind for kind, _ in await events(poll_deps, handle.id)]
+    kinds = [kind for kind, _ in await events(loopback_deps, handle.id)]
     assert kinds == ["watch.failing", "watch.recovered", "watch.stopped"]
     results = await poll_results(handle)
     ends = [r.ended for r in results]
     assert ends[:3] == ["first", "failure", "failure"] and ends[-1] == "control"
     assert [e.kind for r in results for e in r.events] == ["watch.failing", "watch.recovered"]
-    titles = await inbox_titles(poll_deps)
+    titles = await inbox_titles(loopback_deps)
     assert titles == [f"Failing: {base}/news", f"Recovered: {base}/news"]
 
 
 async def test_pause_update_trigger_and_stop_take_effect_without_waiting_for_the_window(
-    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
     state, base = site
     state.pages["/a"] = article("Page A.")
     state.pages["/b"] = article("Page B.")
-    async with running_worker(dev_env.client, poll_deps) as worker:
+    async with running_worker(dev_env.client, loopback_deps) as worker:
         # Checked every half second, in polls of ten minutes: a control that waited for the
         # window would fail this test.
         handle = await start(dev_env, worker.task_queue, fast([f"{base}/a"]), window=600.0)
@@ -279,8 +262,8 @@ async def _url_state(
     return seen if seen.get(field) == value else None
 
 
-async def _fetched(site: Site, path: str, n: int) -> bool:
-    return sum(1 for p, _ in site.requests if p == path) >= n
+async def _fetched(pages: Site, path: str, n: int) -> bool:
+    return sum(1 for p, _ in pages.requests if p == path) >= n
 
 
 async def _ended(handle: WorkflowHandle[Any, Any], n: int) -> list[PollResult] | None:
@@ -289,7 +272,7 @@ async def _ended(handle: WorkflowHandle[Any, Any], n: int) -> list[PollResult] |
 
 
 async def test_a_webhook_gets_each_change_once_and_a_dead_one_is_counted_not_fatal(
-    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps
 ) -> None:
     from ambient.clients.notify.registry import build_channels
     from tests.watches.test_lifecycle import GatedSite
@@ -297,7 +280,7 @@ async def test_a_webhook_gets_each_change_once_and_a_dead_one_is_counted_not_fat
     state = GatedSite()
     async with serve(state.app()) as base:
         state.pages["/news"] = article("Calm.")
-        deps = poll_deps
+        deps = loopback_deps
         deps.channels = build_channels(deps.settings, deps.db, deps.http)  # loopback allowed
         hooks = [{"type": "webhook", "target": f"{base}/hook"}]
         dead = [{"type": "webhook", "target": "http://127.0.0.1:9/hook"}]
@@ -336,12 +319,12 @@ async def _delivery_failed(handle: WorkflowHandle[Any, Any]) -> bool:
 
 
 async def test_a_continued_watch_keeps_its_life_grid_and_event_numbers(
-    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
     state, base = site
     state.pages["/news"] = article("One.")
-    async with running_worker(dev_env.client, poll_deps) as worker:
-        task = unique("web-monitor/poll-user/cont")
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        task = unique(f"web-monitor/{USER}/cont")
         handle = await dev_env.client.start_workflow(
             "WebMonitorWorkflow",
             WebMonitorInput(
@@ -366,23 +349,23 @@ async def test_a_continued_watch_keeps_its_life_grid_and_event_numbers(
         runs = (await handle.describe()).run_id
     assert runs != first_run  # it continued as new at least once
     assert final.detail["life"] == life
-    stored = [key for kind, key in await events(poll_deps, task) if kind == "watch.change"]
+    stored = [key for kind, key in await events(loopback_deps, task) if kind == "watch.change"]
     assert len(stored) == 3 and len(set(stored)) == 3
     assert [str(key).rsplit("/", 1)[1] for key in stored] == ["1", "2", "3"]
 
 
 async def test_get_task_adds_the_running_polls_heartbeated_progress(
-    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, site: tuple[Site, str]
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
     from ambient.domain.polling import PollProgress
     from ambient.tasks import TaskService
 
     state, base = site
     state.pages["/news"] = article("Steady.")
-    async with running_worker(dev_env.client, poll_deps) as worker:
+    async with running_worker(dev_env.client, loopback_deps) as worker:
         # A long window: the checks stay inside the running poll; only heartbeats say them.
         handle = await start(dev_env, worker.task_queue, fast([f"{base}/news"]), window=600.0)
-        service = TaskService(dev_env.client, poll_deps.settings, poll_deps.db)
+        service = TaskService(dev_env.client, loopback_deps.settings, loopback_deps.db)
         beat = await until(lambda: _heartbeat(handle))
         shown = await service.get(USER, handle.id)
         recorded = await status(handle)

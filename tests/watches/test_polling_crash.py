@@ -29,13 +29,13 @@ from tests.watches.test_polling import (
     _checks,
     events,
     fast,
-    poll_deps,
+    loopback_deps,
     poll_results,
     status,
     until,
 )
 
-__all__ = ["poll_deps"]  # the fixture, used by name
+__all__ = ["loopback_deps"]  # the fixture, used by name
 
 
 async def stored_change(deps: WorkerDeps, task: str) -> bool:
@@ -46,16 +46,16 @@ async def stored_change(deps: WorkerDeps, task: str) -> bool:
 
 @pytest.mark.devserver
 async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reporting_twice(
-    dev_env: WorkflowEnvironment, poll_deps: WorkerDeps, tmp_path: Path
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, tmp_path: Path
 ) -> None:
     site = Site()
     site.pages["/news"] = article("Quiet morning.")
     async with serve(site.app()) as base:
         task_queue = unique("poll-crash")
         address = dev_env.client.service_client.config.target_host
-        env = worker_env(poll_deps, address, task_queue, tmp_path / "no-kubeconfig")
+        env = worker_env(loopback_deps, address, task_queue, tmp_path / "no-kubeconfig")
         env["AMBIENT_FETCH_ALLOW_CIDRS"] = "127.0.0.1/32"
-        task = unique("web-monitor/poll-user/crash")
+        task = unique(f"web-monitor/{USER}/crash")
         with worker_process(env, tmp_path, tmp_path / "worker-1.log") as first:
             handle = await dev_env.client.start_workflow(
                 "WebMonitorWorkflow",
@@ -73,7 +73,7 @@ async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reportin
             )
             await until(lambda: _checks(handle, 1), 60)
             site.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
-            await until(lambda: stored_change(poll_deps, task), 60)
+            await until(lambda: stored_change(loopback_deps, task), 60)
             first.send_signal(signal.SIGKILL)
             assert await asyncio.to_thread(first.wait, 30) == -signal.SIGKILL
         # No worker now: the history says what the workflow has recorded.
@@ -87,10 +87,10 @@ async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reportin
             final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), 60))
     assert before == []  # the change had not been handed back when the worker died
     assert final.detail["changes_total"] == 1
-    stored = [key for kind, key in await events(poll_deps, task) if kind == "watch.change"]
+    stored = [key for kind, key in await events(loopback_deps, task) if kind == "watch.change"]
     assert len(stored) == 1
     in_history = [e.key for r in await poll_results(handle) for e in r.events]
     assert in_history == stored
-    async with poll_deps.db.session() as session:
+    async with loopback_deps.db.session() as session:
         inbox = await InboxRepository(session).list(USER, limit=10)
     assert [m.title for m in inbox] == [f"Changed: {base}/news"]
