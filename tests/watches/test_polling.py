@@ -390,3 +390,34 @@ async def _heartbeat(handle: WorkflowHandle[Any, Any]) -> Any:
             if progress.checks >= 1:
                 return progress
     return None
+
+
+async def test_a_poll_that_fails_for_good_is_recorded_and_the_watch_polls_again(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    from sqlalchemy import text
+
+    state, base = site
+    state.pages["/news"] = article("Before the outage.")
+    db = loopback_deps.db
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await start(dev_env, worker.task_queue, fast([f"{base}/news"]))
+        await until(lambda: _checks(handle, 1))
+        async with db.session() as session:  # the poll's own table goes away
+            await session.execute(text("ALTER TABLE watch_polls RENAME TO watch_polls_away"))
+            await session.commit()
+        await handle.signal("check_now")  # a new poll starts, and cannot read where it stood
+        await until(lambda: _kinds_include(loopback_deps, handle.id, "watch.poll_failed"), 90)
+        async with db.session() as session:
+            await session.execute(text("ALTER TABLE watch_polls_away RENAME TO watch_polls"))
+            await session.commit()
+        state.pages["/news"] = article("After the outage, news again.")
+        await until(lambda: _changes(handle, 1), 60)
+        await handle.signal("stop")
+        final = TaskStatus.model_validate(await handle.result())
+    kinds = [kind for kind, _ in await events(loopback_deps, handle.id)]
+    assert kinds[0] == "watch.poll_failed" and kinds[-1] == "watch.stopped"
+    assert "watch.change" in kinds
+    failure: Any = final.detail["last_failure"]
+    assert failure["what"] == "poll" and "watch_polls" in failure["error"]
+    assert final.state == "stopped" and final.detail["event_failures"] >= 1
