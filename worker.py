@@ -97,6 +97,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         deps = WorkerDeps(
             settings=settings, db=db, channels=build_channels(settings, db, http), http=http
         )
+        stack.push_async_callback(deps.pages.aclose)
         worker = build_worker(client, deps, activity_executor=executor)
         log.info(
             "worker polling %s on %s (namespace %s)",

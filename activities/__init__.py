@@ -23,7 +23,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     """Every activity the worker registers, bound to clients built once by the entry point."""
     events = EventActivities(deps.db)
     notify = NotifyActivities(deps.db, deps.channels)
-    fetcher = WebFetcher(deps.http, allow_cidrs=deps.settings.fetch_allow_cidrs)
+    fetcher = WebFetcher(deps.pages, allow_cidrs=deps.settings.fetch_allow_cidrs)
     tencent = deps.tencent or TencentCloud.from_settings(deps.settings)
     watches = WatchActivities(deps.db, fetcher, tencent)
     poller = PagePoller(deps.db, fetcher, notify)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ambient.clients.http1 import PageClient
 from ambient.clients.llm import LLMClient
 from ambient.clients.notify import ChannelRegistry
 from ambient.clients.tencent.client import TencentCloud
@@ -20,6 +21,8 @@ class WorkerDeps:
     db: Database
     channels: ChannelRegistry
     http: httpx.AsyncClient
+    # Keep-alive connections for the GETs of pages and metric values (closed by the owner).
+    pages: PageClient = field(default_factory=PageClient)
     # Built from settings (and the environment's credentials) unless given, e.g. by tests.
     tencent: TencentCloud | None = field(default=None)
     # The OpenAI-compatible LLM (offline without a key); built from settings unless given.

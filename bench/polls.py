@@ -65,7 +65,7 @@ async def main(n: int, kind: str, seconds: float, interval: float) -> None:
                 except httpx.HTTPError:
                     await asyncio.sleep(0.1)
             notifier = NotifyActivities(db, build_channels(settings, db, http))
-            poller = PagePoller(db, WebFetcher(http, allow_cidrs=["127.0.0.1/32"]), notifier)
+            poller = PagePoller(db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
 
             async def poll(i: int, before: PollResult | None) -> PollResult:
                 config = WebMonitorConfig.model_validate(

@@ -5,7 +5,7 @@ FetchError
  ├── TooLargeError         the body passed the size cap
  ├── TooManyRedirectsError more redirects than allowed
  └── HttpStatusError       a non-success HTTP status
-Network failures surface as FetchError with the httpx reason.
+Network and protocol failures surface as FetchError with the reason.
 """
 
 from __future__ import annotations
@@ -13,22 +13,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
-import httpx
 from jsonpath_ng.ext import parse as jsonpath
 
 from ambient.clients.extract import main_text
 from ambient.clients.guard import (
     DestinationGuard,
     DestinationLookupError,
-    PinnedRequest,
     RefusedDestinationError,
 )
+from ambient.clients.http1 import Answer, BodyTooLargeError, HttpProtocolError, PageClient
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
 USER_AGENT = "ambient-ops/0.1 (+web monitor)"
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class FetchError(Exception):
@@ -63,27 +63,34 @@ class FetchResult:
 
 
 class WebFetcher:
-    """GET with conditional headers, a size cap, checked redirects and an SSRF guard."""
+    """GET with conditional headers, a size cap, checked redirects and an SSRF guard.
+
+    Requests go through ``PageClient`` (ambient.clients.http1) to the addresses the guard
+    checked, HTTPS included (the certificate is still verified for the URL's name).
+    """
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        client: PageClient | None = None,
         *,
         allow_cidrs: list[str] | None = None,
         max_bytes: int = MAX_BYTES,
         max_redirects: int = MAX_REDIRECTS,
         timeout: float = 20.0,
     ) -> None:
-        self._http = http
+        self._client = client or PageClient()
         self._guard = DestinationGuard(allow_cidrs or [])
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
         self._timeout = timeout
 
-    async def check_destination(self, url: str) -> PinnedRequest:
-        """Refuse URLs whose host resolves to a non-public address (unless allow-listed)."""
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def check_destination(self, url: str) -> list[str]:
+        """The addresses of the URL's host; refused if any is not public (unless allow-listed)."""
         try:
-            return await self._guard.pin(url)
+            return await self._guard.check_url(url)
         except RefusedDestinationError as exc:
             raise RefusedAddressError(str(exc)) from None
         except DestinationLookupError as exc:
@@ -104,69 +111,52 @@ class WebFetcher:
             headers["If-Modified-Since"] = last_modified
         current = url
         for _ in range(self._max_redirects + 1):
-            pinned = await self.check_destination(current)
+            addresses = await self.check_destination(current)
             try:
-                result = await self._get(current, pinned, {**headers, **pinned.headers})
-            except httpx.HTTPError as exc:
+                answer = await self._client.get(
+                    current,
+                    headers,
+                    addresses=addresses,
+                    time_limit=self._timeout,
+                    max_bytes=self._max_bytes,
+                )
+            except BodyTooLargeError as exc:
+                raise TooLargeError(f"{current} {exc}") from None
+            except TimeoutError:
+                raise FetchError(f"timed out after {self._timeout:g} s: {current}") from None
+            except (OSError, HttpProtocolError, ValueError) as exc:
                 raise FetchError(f"{type(exc).__name__}: {exc or 'no detail'}") from exc
-            if isinstance(result, str):
-                current = urljoin(current, result)
+            location = answer.headers.get("location")
+            if answer.status in REDIRECTS and location:
+                current = urljoin(current, location)
                 continue
-            return result
+            return self._result(current, answer, headers)
         raise TooManyRedirectsError(f"more than {self._max_redirects} redirects from {url}")
 
-    async def _get(
-        self, url: str, pinned: PinnedRequest, headers: dict[str, str]
-    ) -> FetchResult | str:
-        """The result, or the next URL when the answer is a redirect."""
-        request = self._http.build_request(
-            "GET", pinned.url, headers=headers, timeout=self._timeout
-        )
-        response = await self._http.send(request, stream=True, follow_redirects=False)
-        try:
-            if response.is_redirect and "location" in response.headers:
-                return response.headers["location"]
-            if response.status_code == 304:
-                # Read the (empty) body to its end: the connection then goes back to the
-                # pool instead of being closed (a watch's next check reuses it).
-                await response.aread()
-                return FetchResult(
-                    url,
-                    304,
-                    True,
-                    headers.get("If-None-Match"),
-                    headers.get("If-Modified-Since"),
-                    b"",
-                    "",
-                )
-            if response.status_code >= 400:
-                raise HttpStatusError(f"HTTP {response.status_code} from {url}")
-            declared = int(response.headers.get("content-length") or 0)
-            if declared > self._max_bytes:
-                raise TooLargeError(f"{url} declares {declared} bytes (cap {self._max_bytes})")
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > self._max_bytes:
-                    raise TooLargeError(f"{url} sent more than {self._max_bytes} bytes")
+    @staticmethod
+    def _result(url: str, answer: Answer, sent: dict[str, str]) -> FetchResult:
+        if answer.status == 304:
             return FetchResult(
-                url,
-                response.status_code,
-                False,
-                response.headers.get("etag"),
-                response.headers.get("last-modified"),
-                bytes(body),
-                response.headers.get("content-type", ""),
+                url, 304, True, sent.get("If-None-Match"), sent.get("If-Modified-Since"), b"", ""
             )
-        finally:
-            await response.aclose()
+        if answer.status >= 400:
+            raise HttpStatusError(f"HTTP {answer.status} from {url}")
+        return FetchResult(
+            url,
+            answer.status,
+            False,
+            answer.headers.get("etag"),
+            answer.headers.get("last-modified"),
+            answer.body,
+            answer.headers.get("content-type", ""),
+        )
 
     async def read_json_number(self, url: str, json_path: str) -> float:
         result = await self.fetch(url, accept="application/json")
         return number_at(json.loads(result.body), json_path)
 
     async def read_prometheus(self, base_url: str, query: str) -> float:
-        url = f"{base_url.rstrip('/')}/api/v1/query?{httpx.QueryParams(query=query)}"
+        url = f"{base_url.rstrip('/')}/api/v1/query?{urlencode({'query': query})}"
         data = json.loads((await self.fetch(url, accept="application/json")).body)
         results = data.get("data", {}).get("result", [])
         if data.get("status") != "success" or len(results) != 1:

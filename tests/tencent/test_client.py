@@ -204,7 +204,6 @@ def test_tts_segments_never_exceed_the_limit() -> None:
 async def test_threshold_watch_reads_tencent_monitor_and_reports_missing_credentials(
     cloud: tuple[TencentApi, TencentCloud], db: object
 ) -> None:
-    import httpx
     from temporalio.testing import ActivityEnvironment
 
     from activities.watches import WatchActivities
@@ -220,17 +219,14 @@ async def test_threshold_watch_reads_tencent_monitor_and_reports_missing_credent
         "metric": "CPUUsage",
         "dimensions": {"InstanceId": "ins-1"},
     }
-    async with httpx.AsyncClient() as http:
-        reading = await ActivityEnvironment().run(
-            WatchActivities(db, WebFetcher(http), tc).read_metric,
-            ReadMetricInput(source=source),  # type: ignore[arg-type]
-        )
-        missing = await ActivityEnvironment().run(
-            WatchActivities(
-                db, WebFetcher(http), TencentCloud(None, region="ap-guangzhou")
-            ).read_metric,  # type: ignore[arg-type]
-            ReadMetricInput(source=source),
-        )
+    reading = await ActivityEnvironment().run(
+        WatchActivities(db, WebFetcher(), tc).read_metric,
+        ReadMetricInput(source=source),  # type: ignore[arg-type]
+    )
+    missing = await ActivityEnvironment().run(
+        WatchActivities(db, WebFetcher(), TencentCloud(None, region="ap-guangzhou")).read_metric,  # type: ignore[arg-type]
+        ReadMetricInput(source=source),
+    )
     assert reading.value == 97.0
     assert missing.value is None and "TENCENTCLOUD_SECRET_ID" in (missing.error or "")
 

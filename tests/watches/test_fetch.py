@@ -41,7 +41,7 @@ async def test_conditional_get_gets_304_for_an_unchanged_page(
 ) -> None:
     state, base = site
     state.pages["/a"] = article("hello")
-    fetcher = WebFetcher(http, allow_cidrs=LOOPBACK)
+    fetcher = WebFetcher(allow_cidrs=LOOPBACK)
     first = await fetcher.fetch(f"{base}/a")
     again = await fetcher.fetch(f"{base}/a", etag=first.etag)
     assert first.status == 200 and first.etag
@@ -50,7 +50,7 @@ async def test_conditional_get_gets_304_for_an_unchanged_page(
 
 
 async def test_loopback_private_and_metadata_addresses_are_refused(http: httpx.AsyncClient) -> None:
-    fetcher = WebFetcher(http)
+    fetcher = WebFetcher()
     for url in (
         "http://127.0.0.1:9/",
         "http://localhost:9/",
@@ -70,7 +70,7 @@ async def test_redirect_to_a_private_address_is_refused(
     state, base = site
     state.redirects["/go"] = "http://10.1.2.3/admin"
     with pytest.raises(RefusedAddressError, match=r"10\.1\.2\.3"):
-        await WebFetcher(http, allow_cidrs=LOOPBACK).fetch(f"{base}/go")
+        await WebFetcher(allow_cidrs=LOOPBACK).fetch(f"{base}/go")
     assert state.requests == [("/go", 302)]
 
 
@@ -79,9 +79,9 @@ async def test_redirect_chains_are_capped(site: tuple[Site, str], http: httpx.As
     for i in range(8):
         state.redirects[f"/r{i}"] = f"/r{i + 1}"
     with pytest.raises(TooManyRedirectsError):
-        await WebFetcher(http, allow_cidrs=LOOPBACK, max_redirects=5).fetch(f"{base}/r0")
+        await WebFetcher(allow_cidrs=LOOPBACK, max_redirects=5).fetch(f"{base}/r0")
     state.pages["/r8"] = article("end")
-    ok = await WebFetcher(http, allow_cidrs=LOOPBACK, max_redirects=8).fetch(f"{base}/r0")
+    ok = await WebFetcher(allow_cidrs=LOOPBACK, max_redirects=8).fetch(f"{base}/r0")
     assert ok.url.endswith("/r8")
 
 
@@ -89,7 +89,7 @@ async def test_oversize_body_and_error_status(
     site: tuple[Site, str], http: httpx.AsyncClient
 ) -> None:
     _, base = site
-    fetcher = WebFetcher(http, allow_cidrs=LOOPBACK, max_bytes=10_000)
+    fetcher = WebFetcher(allow_cidrs=LOOPBACK, max_bytes=10_000)
     with pytest.raises(TooLargeError):
         await fetcher.fetch(f"{base}/huge")
     with pytest.raises(HttpStatusError, match="404"):
@@ -113,7 +113,7 @@ async def test_check_page_reports_keyword_hits_on_new_text_only(
     state, base = site
     url = f"{base}/news"
     activities = WatchActivities(
-        db, WebFetcher(http, allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
     )
     env = ActivityEnvironment()
     state.pages["/news"] = article("AI beats humans at chess.", "Weather is sunny.")
@@ -148,7 +148,7 @@ async def test_check_page_reports_keyword_hits_on_new_text_only(
 async def test_check_page_turns_fetch_errors_into_error_outcomes(
     http: httpx.AsyncClient, db: Database
 ) -> None:
-    activities = WatchActivities(db, WebFetcher(http), TencentCloud(None, region="ap-guangzhou"))
+    activities = WatchActivities(db, WebFetcher(), TencentCloud(None, region="ap-guangzhou"))
     result = await ActivityEnvironment().run(
         activities.check_page, CheckPageInput(task="t", url="http://127.0.0.1:9/")
     )
@@ -161,7 +161,7 @@ async def test_read_metric_reads_json_and_reports_errors(
     state, base = site
     state.values = [50123.5, None]
     activities = WatchActivities(
-        db, WebFetcher(http, allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
     )
     source = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
     env = ActivityEnvironment()
@@ -175,7 +175,7 @@ async def test_read_metric_runs_a_prometheus_instant_query(
 ) -> None:
     _, base = site
     activities = WatchActivities(
-        db, WebFetcher(http, allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
     )
     env = ActivityEnvironment()
     source = {

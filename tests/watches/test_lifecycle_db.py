@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httpx
 import pytest_asyncio
 from sqlalchemy import func, select, text
 from starlette.applications import Starlette
@@ -63,47 +62,46 @@ async def test_checks_and_api_writes_under_load_never_hit_a_locked_database(
 ) -> None:
     api_db = Database(settings.resolved_database_url)  # the API process's own engine
     task = unique("web-monitor/alice/load")
-    async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
-        fetcher = WebFetcher(http, allow_cidrs=["127.0.0.1/32"])
-        watches = WatchActivities(db, fetcher, TencentCloud.from_settings(settings))
-        events = EventActivities(db)
-        hashes: dict[str, str | None] = {}
-        failures: list[str] = []
+    fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"])
+    watches = WatchActivities(db, fetcher, TencentCloud.from_settings(settings))
+    events = EventActivities(db)
+    hashes: dict[str, str | None] = {}
+    failures: list[str] = []
 
-        async def check(name: str, round_: int) -> None:
-            url = f"{changing}/{name}"
-            result = await watches.check_page(
-                CheckPageInput(task=task, url=url, last_hash=hashes.get(url))
+    async def check(name: str, round_: int) -> None:
+        url = f"{changing}/{name}"
+        result = await watches.check_page(
+            CheckPageInput(task=task, url=url, last_hash=hashes.get(url))
+        )
+        if result.outcome == "error":
+            failures.append(f"{name}: {result.error}")
+            return
+        hashes[url] = result.hash
+        await events.record_event(
+            RecordEventInput(
+                kind="watch.change",
+                user="alice",
+                task=task,
+                payload={"url": url},
+                idempotency_key=f"{task}/{round_}/{name}",
             )
-            if result.outcome == "error":
-                failures.append(f"{name}: {result.error}")
-                return
-            hashes[url] = result.hash
-            await events.record_event(
-                RecordEventInput(
-                    kind="watch.change",
-                    user="alice",
-                    task=task,
-                    payload={"url": url},
-                    idempotency_key=f"{task}/{round_}/{name}",
-                )
-            )
+        )
 
-        async def api_writes() -> int:
-            written = 0
-            for i in range(API_WRITES):
-                async with api_db.session() as session:
-                    await EventRepository(session).add("api.write", user="bob", payload={"i": i})
-                    await session.commit()
-                written += 1
-                await asyncio.sleep(0)
-            return written
+    async def api_writes() -> int:
+        written = 0
+        for i in range(API_WRITES):
+            async with api_db.session() as session:
+                await EventRepository(session).add("api.write", user="bob", payload={"i": i})
+                await session.commit()
+            written += 1
+            await asyncio.sleep(0)
+        return written
 
-        api = asyncio.create_task(api_writes())
-        for round_ in range(ROUNDS):
-            names = [f"p{i}" for i in range(PAGES)] + ["slow"]
-            await asyncio.gather(*(check(name, round_) for name in names))
-        written = await api
+    api = asyncio.create_task(api_writes())
+    for round_ in range(ROUNDS):
+        names = [f"p{i}" for i in range(PAGES)] + ["slow"]
+        await asyncio.gather(*(check(name, round_) for name in names))
+    written = await api
 
     async with api_db.session() as session:
         modes = [

@@ -1,0 +1,330 @@
+"""The lean HTTP/1.1 client of page checks, against real servers on loopback.
+
+A scripted TCP server answers each request with bytes a test chooses (chunked, gzip, a
+close-delimited body, a stale keep-alive connection, a hang, garbage), the standard
+library's ``http.server`` is a server of another kind (HTTP/1.0), and a TLS server checks
+that the certificate is verified for the URL's name while the connection goes to the
+checked address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import gzip
+import ssl
+import threading
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ambient.clients.http1 import BodyTooLargeError, HttpProtocolError, PageClient
+from ambient.clients.web import FetchError, TooLargeError, WebFetcher
+
+LOOPBACK = ["127.0.0.1/32"]
+CLOSE = b"<close without answering>"
+HANG = b"<never answer>"
+CAP = 1024 * 1024
+
+
+class Scripted:
+    """Answers the n-th request with ``answers[n]``; counts connections and keeps requests."""
+
+    def __init__(self, *answers: bytes, close_after: bool = False) -> None:
+        self.answers = list(answers)
+        self.close_after = close_after
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                self.requests.append(head)
+                answer = self.answers.pop(0)
+                if answer == CLOSE:
+                    return
+                if answer == HANG:
+                    await asyncio.sleep(3600)
+                writer.write(answer)
+                await writer.drain()
+                if self.close_after:
+                    return
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def scripted(
+    server: Scripted, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[Scripted, int]]:
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=tls)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        yield server, port
+    finally:
+        for writer in server.writers:
+            writer.close()
+        listener.close()
+
+
+def ok(body: bytes, *headers: str, version: str = "HTTP/1.1") -> bytes:
+    head = [f"{version} 200 OK", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def get(client: PageClient, port: int, path: str = "/", **headers: str) -> tuple[int, bytes]:
+    answer = await client.get(
+        f"http://127.0.0.1:{port}{path}",
+        {"User-Agent": "test", **headers},
+        addresses=["127.0.0.1"],
+        time_limit=5,
+        max_bytes=CAP,
+    )
+    return answer.status, answer.body
+
+
+async def test_keep_alive_carries_a_watchs_conditional_gets_on_one_connection() -> None:
+    not_modified = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n'
+    client = PageClient()
+    async with scripted(Scripted(ok(b"hello", 'ETag: "v1"'), not_modified, ok(b"again"))) as (
+        server,
+        port,
+    ):
+        assert await get(client, port, "/a") == (200, b"hello")
+        assert await get(client, port, "/a", **{"If-None-Match": '"v1"'}) == (304, b"")
+        assert await get(client, port, "/a") == (200, b"again")
+    await client.aclose()
+    assert server.connections == 1
+    first = server.requests[0].decode()
+    assert first.startswith("GET /a HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{port}\r\n" in first and "Accept-Encoding: gzip, deflate" in first
+    assert 'If-None-Match: "v1"' in server.requests[1].decode()
+
+
+async def test_chunked_gzip_and_deflate_bodies_are_decoded() -> None:
+    page = "".join(f"<p>新闻 {i} news</p>" for i in range(500)).encode()
+    packed = gzip.compress(page)
+    assert len(packed) > 200
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\n"
+        + f"{len(packed[:100]):x};name=value\r\n".encode()
+        + packed[:100]
+        + b"\r\n"
+        + f"{len(packed[100:]):x}\r\n".encode()
+        + packed[100:]
+        + b"\r\n0\r\nX-Trailer: yes\r\n\r\n"
+    )
+    raw_deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    raw = raw_deflate.compress(page) + raw_deflate.flush()
+    client = PageClient()
+    async with scripted(
+        Scripted(
+            chunked,
+            ok(zlib.compress(page), "Content-Encoding: deflate"),
+            ok(raw, "Content-Encoding: deflate"),
+            ok(b"after"),
+        )
+    ) as (server, port):
+        for _ in range(3):
+            assert await get(client, port) == (200, page)
+        assert await get(client, port) == (200, b"after")  # the framing left the stream clean
+    await client.aclose()
+    assert server.connections == 1
+
+
+async def test_a_close_delimited_answer_from_http_server_is_read_to_its_end() -> None:
+    class Page(BaseHTTPRequestHandler):  # HTTP/1.0: no length, the body ends with the connection
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(f"<p>path {self.path}</p>".encode())
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with threaded(Page) as port:
+        fetcher = WebFetcher(allow_cidrs=LOOPBACK)
+        first = await fetcher.fetch(f"http://127.0.0.1:{port}/新闻?q=a%20b")
+        second = await fetcher.fetch(f"http://127.0.0.1:{port}/two")
+        await fetcher.aclose()
+    assert first.body == b"<p>path /%E6%96%B0%E9%97%BB?q=a%20b</p>"
+    assert first.content_type == "text/html; charset=utf-8"
+    assert second.body == b"<p>path /two</p>"
+
+
+@contextmanager
+def threaded(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced_once() -> None:
+    client = PageClient()
+    async with scripted(Scripted(ok(b"one"), CLOSE, ok(b"two"), ok(b"three"))) as (server, port):
+        assert await get(client, port) == (200, b"one")
+        # The server reads the next request on the kept connection and hangs up unanswered
+        # (its keep-alive timer ran out just then): the client asks once more on a new one.
+        assert await get(client, port) == (200, b"two")
+        server.writers[-1].close()  # now it closes the idle connection before any request
+        await asyncio.sleep(0.1)
+        assert await get(client, port) == (200, b"three")
+    await client.aclose()
+    assert server.connections == 3
+
+
+async def test_a_fresh_connection_closed_unanswered_is_an_error_not_a_retry() -> None:
+    client = PageClient()
+    async with scripted(Scripted(CLOSE, ok(b"never asked"))) as (server, port):
+        with pytest.raises(HttpProtocolError, match="unanswered"):
+            await get(client, port)
+    assert server.connections == 1
+
+
+async def test_a_server_that_never_answers_times_out_within_the_limit() -> None:
+    fetcher = WebFetcher(allow_cidrs=LOOPBACK, timeout=0.3)
+    async with scripted(Scripted(HANG)) as (_, port):
+        with pytest.raises(FetchError, match=r"timed out after 0.3 s"):
+            await fetcher.fetch(f"http://127.0.0.1:{port}/slow")
+    await fetcher.aclose()
+
+
+async def test_bodies_past_the_cap_are_refused_however_they_come() -> None:
+    bomb = gzip.compress(b"\0" * (8 * CAP))
+    big = b"x" * (CAP + 1)
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(
+            f"{len(big[i : i + 65536]):x}\r\n".encode() + big[i : i + 65536] + b"\r\n"
+            for i in range(0, len(big), 65536)
+        )
+        + b"0\r\n\r\n"
+    )
+    client = PageClient()
+    async with scripted(
+        Scripted(ok(big), chunked, ok(bomb, "Content-Encoding: gzip"), close_after=True)
+    ) as (_, port):
+        for what in ("declares", "sent more", "decodes to more"):
+            with pytest.raises(BodyTooLargeError, match=what):
+                await get(client, port)
+    await client.aclose()
+    fetcher = WebFetcher(allow_cidrs=LOOPBACK, max_bytes=CAP)
+    async with scripted(Scripted(ok(big))) as (_, port):
+        with pytest.raises(TooLargeError, match="cap"):
+            await fetcher.fetch(f"http://127.0.0.1:{port}/big")
+    await fetcher.aclose()
+
+
+async def test_what_is_not_http_11_this_client_reads_is_a_clear_error() -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+    client = PageClient()
+    async with scripted(
+        Scripted(
+            interim + ok(b"after hints"),
+            b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+            ok(b"??", "Content-Encoding: br"),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n",
+            close_after=True,
+        )
+    ) as (_, port):
+        assert await get(client, port) == (200, b"after hints")
+        for what in ("status line", "Content-Encoding: br", "Transfer-Encoding", "Content-Length"):
+            with pytest.raises(HttpProtocolError, match=what):
+                await get(client, port)
+    await client.aclose()
+
+
+async def test_the_next_checked_address_is_tried_when_one_refuses() -> None:
+    client = PageClient()
+    async with scripted(Scripted(ok(b"reached"))) as (_, port):
+        answer = await client.get(
+            f"http://127.0.0.1:{port}/",
+            {},
+            addresses=["127.0.0.2", "127.0.0.1"],  # nothing listens on 127.0.0.2:port
+            time_limit=5,
+            max_bytes=CAP,
+        )
+    await client.aclose()
+    assert answer.body == b"reached"
+
+
+def certificate(name: str, directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_tls_goes_to_the_checked_address_and_verifies_the_urls_name(tmp_path: Path) -> None:
+    cert, key = certificate("pages.test", tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda sock, name, context: names.append(name)  # type: ignore[assignment,func-returns-value]
+    trusting = ssl.create_default_context(cafile=str(cert))
+    client = PageClient(ssl_context=trusting)
+    async with scripted(Scripted(ok(b"secure"), ok(b"again")), tls=server_tls) as (server, port):
+        for expected in (b"secure", b"again"):
+            answer = await client.get(
+                f"https://pages.test:{port}/",
+                {},
+                addresses=["127.0.0.1"],  # the name is not in DNS: the address comes from the guard
+                time_limit=5,
+                max_bytes=CAP,
+            )
+            assert answer.body == expected
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await client.get(
+                f"https://other.test:{port}/",
+                {},
+                addresses=["127.0.0.1"],
+                time_limit=5,
+                max_bytes=CAP,
+            )
+    await client.aclose()
+    # One connection for both (kept alive); the refused handshake never reached the handler.
+    assert names[:1] == ["pages.test"] and server.connections == 1
+    assert server.requests[0].startswith(b"GET / HTTP/1.1\r\nHost: pages.test:")
