@@ -39,7 +39,7 @@ POLLING = "poll-activity"
 # How long one poll may run before it hands back: about POLL_CHECKS checks, so the
 # hand-back (a few history events and a workflow task) is shared by that many checks, within
 # bounds that keep the history and get_task's recorded counts fresh enough.
-POLL_CHECKS = 10
+POLL_CHECKS = 30
 POLL_WINDOW_MIN = timedelta(minutes=10)
 POLL_WINDOW_MAX = timedelta(hours=1)
 POLL_RETRY = RetryPolicy(
