@@ -50,8 +50,8 @@ def build_worker(
             deps.settings.max_concurrent_activities + deps.settings.max_watch_polls
         ),
         max_cached_workflows=deps.settings.max_cached_workflows,
-        # A poll heartbeats on each check; the server hears of it every 0.8 x its heartbeat
-        # timeout (minutes), not every minute: thousands of polls stay cheap for the server.
+        # A poll heartbeats every third of its heartbeat timeout (and on each event); the
+        # server hears of it every 0.8 x that timeout (minutes): thousands of polls stay cheap.
         max_heartbeat_throttle_interval=timedelta(minutes=10),
         graceful_shutdown_timeout=timedelta(seconds=10),
     )

@@ -8,7 +8,8 @@ with the event's key: a retried or resumed poll reports each event once and neve
 last seen state. The poll hands its events to the workflow (its result is in history) when a
 page fails or recovers, when it holds ``MAX_EVENTS``, after a bounded window, or at once
 when the workflow asks (pause, update, trigger, stop: ``end_poll``, a local activity that
-reaches the poll in this process).
+reaches the poll in this process, or writes a request that the process running it reads
+within ``END_POLL_READ`` seconds).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import hashlib
 import logging
 import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -51,7 +52,7 @@ from ambient.domain.polling import (
 from ambient.domain.tasks import Failure, UrlState
 from ambient.domain.watches import content_hash, diff_pages
 from ambient.storage import Database
-from ambient.storage.models import Event, WatchPoll
+from ambient.storage.models import Event, WatchPoll, WatchPollEnd, utcnow
 from ambient.storage.polls import add_event, advance_snapshot, deliver_to_inbox, move_mark
 from ambient.storage.repositories import EventRepository
 
@@ -67,6 +68,11 @@ DELIVERY_ATTEMPTS = 4
 # (they finish in the background; their failures are counted by the watch's next poll).
 HANDBACK_WAIT = {PollEnd.CONTROL: 1.0, PollEnd.SHUTDOWN: 1.0}
 DEFAULT_HANDBACK_WAIT = 30.0
+# While polls run, each worker process reads the end requests for polls in other processes
+# this often (one indexed query); requests are kept this long (the workflow cancels through
+# Temporal after 10 s anyway).
+END_POLL_READ = 0.5
+END_POLL_KEEP = timedelta(minutes=5)
 
 
 def _at(seconds: float) -> datetime:
@@ -83,6 +89,7 @@ class PagePoller:
         self._sessions: dict[tuple[str, str], PollSession] = {}
         # Deliveries that failed after their poll handed back, per (workflow id, life).
         self.late_failures: dict[tuple[str, str], list[Failure]] = {}
+        self._reader: asyncio.Task[None] | None = None
 
     @activity.defn
     async def poll_pages(self, request: PollRequest) -> PollResult:
@@ -90,6 +97,8 @@ class PagePoller:
         session = PollSession(self, request)
         key = (request.workflow_id, request.life)
         self._sessions[key] = session
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self.read_end_requests())
         try:
             await session.resume()
             return await session.run()
@@ -101,10 +110,49 @@ class PagePoller:
     async def end_poll(self, request: EndPoll) -> bool:
         """Ask the watch's poll to hand back now; False when it does not run in this process."""
         session = self._sessions.get((request.workflow_id, request.life))
-        if session is None:
-            return False
-        session.end(PollEnd.CONTROL)
-        return True
+        if session is not None:
+            session.end(PollEnd.CONTROL)
+            return True
+        # Running in another worker process (or not at all): that process reads this.
+        async with self.db.write_session() as db:
+            await db.execute(
+                insert(WatchPollEnd).values(
+                    task=request.workflow_id, life=request.life, created_at=utcnow()
+                )
+            )
+            await db.commit()
+        return False
+
+    async def read_end_requests(self) -> None:
+        """While this process runs polls, end those another process's workflow asked to end."""
+        last: int | None = None
+        swept = 0.0
+        while self._sessions:
+            try:
+                async with self.db.session() as db:
+                    if last is None:  # requests written before this reader are not for it
+                        last = await db.scalar(select(func.max(WatchPollEnd.id))) or 0
+                    rows = (
+                        await db.execute(
+                            select(WatchPollEnd.id, WatchPollEnd.task, WatchPollEnd.life)
+                            .where(WatchPollEnd.id > last)
+                            .order_by(WatchPollEnd.id)
+                        )
+                    ).all()
+                for row_id, task, life in rows:
+                    last = row_id
+                    session = self._sessions.get((task, life))
+                    if session is not None:
+                        session.end(PollEnd.CONTROL)
+                if time.monotonic() - swept > END_POLL_KEEP.total_seconds():
+                    swept = time.monotonic()
+                    async with self.db.write_session() as db:
+                        old = utcnow() - END_POLL_KEEP
+                        await db.execute(delete(WatchPollEnd).where(WatchPollEnd.created_at < old))
+                        await db.commit()
+            except SQLAlchemyError as exc:  # read again next time; the fallback is a cancel
+                log.warning("reading poll end requests failed: %s", exc)
+            await asyncio.sleep(END_POLL_READ)
 
 
 class PollSession:
@@ -124,6 +172,7 @@ class PollSession:
         self.last_failure: Failure | None = None
         self.ended: PollEnd | None = None
         self.woken = asyncio.Event()
+        self.checking: asyncio.Future[None] | None = None  # the check in flight, if any
         self.turn = asyncio.Lock()  # one event is numbered and stored at a time
         self.sends: set[asyncio.Task[None]] = set()
         self._recipient: tuple[float, Recipient] | None = None
@@ -137,11 +186,14 @@ class PollSession:
         # The server takes the first heartbeat at once and throttles the next ones: the first
         # carries the first check, not an empty start.
         self.last_beat = time.monotonic()
+        self.beat_seq = -1  # the event number the last heartbeat carried
 
     def end(self, why: PollEnd) -> None:
         if self.ended is None:
             self.ended = why
         self.woken.set()
+        if self.checking is not None:
+            self.checking.cancel()  # stored events are safe: one transaction each
 
     # --- resuming -------------------------------------------------------------------------
 
@@ -193,15 +245,24 @@ class PollSession:
                 wait = self.next_due - time.time()
                 if wait > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.woken.wait(), min(wait, self.beat_every))
+                        async with asyncio.timeout(min(wait, self.beat_every)):
+                            await self.woken.wait()
                     if time.monotonic() - self.last_beat >= self.beat_every:
-                        self.heartbeat()  # alive while waiting; progress comes with checks
+                        self.heartbeat()  # alive while waiting
                     continue
                 if not await self.check_all():
                     break  # a control came during the check
                 self.checks += 1
                 self.advance_grid()
-                self.heartbeat()
+                if (
+                    self.checks == 1
+                    or self.seq != self.beat_seq
+                    or time.monotonic() - self.last_beat >= self.beat_every
+                ):
+                    # The server takes a heartbeat every 0.8 x its timeout at most: building
+                    # one per check would only be dropped. The first check and every new
+                    # event go at once (the SDK sends them when the server takes them).
+                    self.heartbeat()
                 self.ended = self.ended or self.why_hand_back(deadline)
         except asyncio.CancelledError:
             # Cancelled by the workflow or the server: hand back what was done.
@@ -237,23 +298,26 @@ class PollSession:
 
     async def check_all(self) -> bool:
         """Check every URL; False if a control ended the poll meanwhile (the check stops)."""
-        checks: asyncio.Future[list[None]] = asyncio.gather(
-            *(self.check(str(url)) for url in self.request.config.urls)
-        )
-        woken: asyncio.Future[Any] = asyncio.ensure_future(self.woken.wait())
-        done, _ = await asyncio.wait([checks, woken], return_when=asyncio.FIRST_COMPLETED)
-        if checks in done:
-            woken.cancel()
-            checks.result()
-            return True
-        # Stored events are safe (one transaction each); an unfinished check just did not happen.
-        checks.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await checks
-        return False
+        urls = self.request.config.urls
+        work = self.check(str(urls[0])) if len(urls) == 1 else self.check_each()
+        self.checking = checking = asyncio.ensure_future(work)
+        try:
+            await checking
+        except asyncio.CancelledError:
+            this = asyncio.current_task()
+            if self.ended is not None and not (this is not None and this.cancelling()):
+                return False  # end() stopped it; an unfinished check just did not happen
+            raise  # the poll itself is cancelled
+        finally:
+            self.checking = None
+        return True
+
+    async def check_each(self) -> None:
+        await asyncio.gather(*(self.check(str(url)) for url in self.request.config.urls))
 
     def heartbeat(self) -> None:
         self.last_beat = time.monotonic()
+        self.beat_seq = self.seq
         kinds = [event.kind for event in self.events]
         progress = PollProgress(
             seq=self.seq,
@@ -381,6 +445,10 @@ class PollSession:
 
     async def answered(self, url: str, outcome: str, now: datetime) -> None:
         seen = self.urls[url]
+        if not seen.failing:  # the usual check: the page answered as before
+            seen.failures, seen.last_error = 0, None
+            seen.last_outcome, seen.last_checked_at = outcome, now
+            return
         after = seen.model_copy(
             update={
                 "failures": 0,
@@ -390,9 +458,6 @@ class PollSession:
                 "last_checked_at": now,
             }
         )
-        if not seen.failing:
-            self.urls[url] = after
-            return
         payload = {"url": url, "after_failures": seen.failures}
         await self.tell(url, after, [("watch.recovered", payload)], now)
 

@@ -122,6 +122,18 @@ class WatchPoll(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class WatchPollEnd(Base):
+    """A control asked the poll of (task = workflow id, life) to hand back; the worker process
+    running that poll reads these every ``END_POLL_READ`` seconds (activities/polling.py)."""
+
+    __tablename__ = "watch_poll_ends"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task: Mapped[str] = mapped_column(String(255))
+    life: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ShareLink(Base):
     __tablename__ = "share_links"
 

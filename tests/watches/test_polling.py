@@ -421,3 +421,47 @@ async def test_a_poll_that_fails_for_good_is_recorded_and_the_watch_polls_again(
     failure: Any = final.detail["last_failure"]
     assert failure["what"] == "poll" and "watch_polls" in failure["error"]
     assert final.state == "stopped" and final.detail["event_failures"] >= 1
+
+
+async def test_a_control_reaches_a_poll_running_in_another_worker_process(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    """The workflow's worker has no poll of its own; the poll's worker reads the request.
+
+    Two workers on one queue, as two processes would be: A runs the workflows and local
+    activities (``end_poll``), B the other activities (``poll_pages``). A pause must
+    end B's poll through the end request, not through Temporal's cancellation (which B would
+    hear of only at its next heartbeat, minutes away in production).
+    """
+    from temporalio.worker import Worker
+
+    from activities import build_activities
+    from ambient import temporal
+    from workflows import ALL_WORKFLOWS
+
+    state, base = site
+    state.pages["/a"] = article("Page A.")
+    queue = unique("tq")
+    a = Worker(
+        dev_env.client,
+        task_queue=queue,
+        workflows=ALL_WORKFLOWS,
+        activities=build_activities(loopback_deps),
+        no_remote_activities=True,
+        workflow_runner=temporal.workflow_runner(),
+    )
+    b = Worker(dev_env.client, task_queue=queue, activities=build_activities(loopback_deps))
+    async with a, b:
+        handle = await start(dev_env, queue, fast([f"{base}/a"]), window=600.0)
+        await until(lambda: _checks(handle, 1))
+        await until(lambda: _fetched(state, "/a", 3))  # B's long poll is checking
+        await handle.signal("pause")
+        paused = await until(lambda: _ended(handle, 2))
+        fetched = len(state.requests)
+        await handle.signal("stop")
+        await handle.result()
+    assert paused[-1].ended == "control"
+    history = await handle.fetch_history()
+    kinds = [event.event_type for event in history.events]
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED not in kinds
+    assert len(state.requests) == fetched  # nothing checked while paused
