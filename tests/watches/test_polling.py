@@ -36,9 +36,10 @@ async def start(
     *,
     every: float = 0.5,
     window: float = 3.0,
+    task: str | None = None,
 ) -> WorkflowHandle[Any, Any]:
     """A web monitor checked every ``every`` seconds (below the product minimum: tests only)."""
-    task = unique(f"web-monitor/{USER}/p")
+    task = task or unique(f"web-monitor/{USER}/p")
     return await env.client.start_workflow(
         "WebMonitorWorkflow",
         WebMonitorInput(
@@ -465,3 +466,27 @@ async def test_a_control_reaches_a_poll_running_in_another_worker_process(
     kinds = [event.event_type for event in history.events]
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED not in kinds
     assert len(state.requests) == fetched  # nothing checked while paused
+
+
+async def test_a_watch_created_again_reports_its_changes_under_its_new_life(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    """Same task id twice: the second life starts from its own baseline and numbering."""
+    state, base = site
+    task = unique(f"web-monitor/{USER}/again")
+    lives = []
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        for version in ("one", "two"):
+            state.pages["/again"] = article(f"Before {version}.")
+            handle = await start(dev_env, worker.task_queue, fast([f"{base}/again"]), task=task)
+            await until(lambda h=handle: _checks(h, 1))
+            state.pages["/again"] = article(f"After {version}.")
+            await until(lambda h=handle: _changes(h, 1))
+            lives.append((await status(handle)).detail["life"])
+            await handle.signal("stop")
+            await handle.result()
+    assert lives[0] != lives[1]
+    changes = [key for kind, key in await events(loopback_deps, task) if kind == "watch.change"]
+    assert changes == [f"{task}/{lives[0]}/poll/1", f"{task}/{lives[1]}/poll/1"]
+    titles = await inbox_titles(loopback_deps)
+    assert len([t for t in titles if "again" in t]) == 2
