@@ -93,7 +93,17 @@ class Stack:
             await self.env.sleep(delta)
 
     async def plan(self, config: BriefingConfig) -> DayPlan:
-        return plan_day(await self.now(), config)
+        """The next day to brief whose preparation is still ahead of the test server's clock.
+
+        The clock starts at the wall clock: between a day's preparation time and the end of
+        its window, a briefing created now would be prepared at once, not at 05:00. The
+        clock is then moved past that window, so every test starts before a preparation.
+        """
+        plan = plan_day(await self.now(), config)
+        if plan.prepare_at <= await self.now() + timedelta(minutes=1):
+            await self.skip_to(plan.window_end + timedelta(minutes=1))
+            plan = plan_day(await self.now(), config)
+        return plan
 
 
 @asynccontextmanager
