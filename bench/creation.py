@@ -21,28 +21,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shlex
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from ambient.clients.notify.registry import build_channels
-from ambient.deps import WorkerDeps
-from ambient.devstack import DevOptions, free_port, wait_for_temporal
 from ambient.domain.tasks import WebMonitorInput
-from ambient.domain.users import UserCreate
 from ambient.domain.watches import WebMonitorConfig
-from ambient.settings import Environment, Settings
-from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository
-from bench.devserver import dev_server_command
-from bench.watches import BATCH, QUEUE, process_cpu, rss_mb
+from bench.stack import QUEUE, bench_stack
+from bench.watches import BATCH, process_cpu, rss_mb
 from worker import build_worker
 
 
@@ -92,74 +81,36 @@ async def until_baselines(site: httpx.AsyncClient, n: int, seconds: float = 3600
 
 
 async def main(total: int, step: int, interval: float, steady: float) -> None:
-    data = Path(tempfile.mkdtemp(prefix="ambient-creation-"))
-    port, site_port = free_port(), free_port()
-    log = (data / "temporal.log").open("wb")
-    server = subprocess.Popen(dev_server_command(data, port), stdout=log, stderr=log)  # noqa: ASYNC220 - long-lived children, started once
-    site_proc = subprocess.Popen([sys.executable, "-m", "bench.site", str(site_port)])  # noqa: ASYNC220
-    settings = Settings(
-        environment=Environment.TEST,
-        data_dir=data,
-        temporal_address=f"127.0.0.1:{port}",
-        temporal_task_queue=QUEUE,
-        fetch_allow_cidrs=["127.0.0.1/32"],
-        metrics_port=None,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    try:
-        opts = DevOptions(data, 0, port, 0, None, None)
-        client = await wait_for_temporal(settings, opts, time.monotonic() + 60)
-        await upgrade_async(settings.resolved_database_url)
-        db = Database(settings.resolved_database_url)
-        async with db.session() as session:
-            await UserRepository(session).create(UserCreate(name="bench"))
-            await session.commit()
-        base = f"http://127.0.0.1:{site_port}"
-        async with (
-            httpx.AsyncClient(trust_env=False, timeout=30) as http,
-            httpx.AsyncClient(base_url=base, trust_env=False, timeout=60) as site,
-        ):
-            for _ in range(100):
-                try:
-                    await site.get("/stats")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            deps = WorkerDeps(settings, db, build_channels(settings, db, http), http)
-            async with build_worker(client, deps, task_queue=QUEUE):
+    async with bench_stack("ambient-creation-") as stack:
+        client, server_pid, site, base = stack.client, stack.server_pid, stack.site, stack.site_url
+        async with build_worker(client, stack.deps, task_queue=QUEUE):
+            print(
+                "| running before → after | seconds | watches/s | steady server / worker "
+                "ms CPU/s | server ms/watch | worker ms/watch | failed starts | worker "
+                "RSS MB (KB/watch) |\n|---|---|---|---|---|---|---|---|",
+                flush=True,
+            )
+            for first in range(0, total, step):
+                count = min(step, total - first)
+                s0, w0, t0 = process_cpu(server_pid), time.process_time(), time.monotonic()
+                await asyncio.sleep(steady)
+                span = time.monotonic() - t0
+                server_rate = (process_cpu(server_pid) - s0) / span
+                worker_rate = (time.process_time() - w0) / span
+                s0, w0, t0 = process_cpu(server_pid), time.process_time(), time.monotonic()
+                failed = await start_step(client, base, first, count, interval)
+                await until_baselines(site, first + count - failed)
+                seconds = time.monotonic() - t0
+                server_ms = process_cpu(server_pid) - s0 - server_rate * seconds
+                worker_ms = time.process_time() - w0 - worker_rate * seconds
+                rss = rss_mb()
                 print(
-                    "| running before → after | seconds | watches/s | steady server / worker "
-                    "ms CPU/s | server ms/watch | worker ms/watch | failed starts | worker "
-                    "RSS MB (KB/watch) |\n|---|---|---|---|---|---|---|---|",
+                    f"| {first} → {first + count} | {seconds:.1f} | {count / seconds:.1f} | "
+                    f"{1000 * server_rate:.0f} / {1000 * worker_rate:.0f} | "
+                    f"{1000 * server_ms / count:.1f} | {1000 * worker_ms / count:.1f} | "
+                    f"{failed} | {rss:.0f} ({1024 * rss / (first + count):.0f}) |",
                     flush=True,
                 )
-                for first in range(0, total, step):
-                    count = min(step, total - first)
-                    s0, w0, t0 = process_cpu(server.pid), time.process_time(), time.monotonic()
-                    await asyncio.sleep(steady)
-                    span = time.monotonic() - t0
-                    server_rate = (process_cpu(server.pid) - s0) / span
-                    worker_rate = (time.process_time() - w0) / span
-                    s0, w0, t0 = process_cpu(server.pid), time.process_time(), time.monotonic()
-                    failed = await start_step(client, base, first, count, interval)
-                    await until_baselines(site, first + count - failed)
-                    seconds = time.monotonic() - t0
-                    server_ms = process_cpu(server.pid) - s0 - server_rate * seconds
-                    worker_ms = time.process_time() - w0 - worker_rate * seconds
-                    rss = rss_mb()
-                    print(
-                        f"| {first} → {first + count} | {seconds:.1f} | {count / seconds:.1f} | "
-                        f"{1000 * server_rate:.0f} / {1000 * worker_rate:.0f} | "
-                        f"{1000 * server_ms / count:.1f} | {1000 * worker_ms / count:.1f} | "
-                        f"{failed} | {rss:.0f} ({1024 * rss / (first + count):.0f}) |",
-                        flush=True,
-                    )
-        await db.close()
-    finally:
-        site_proc.terminate()
-        server.terminate()
-        server.wait(30)
-        log.close()
 
 
 if __name__ == "__main__":

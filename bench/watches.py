@@ -44,9 +44,7 @@ import math
 import os
 import shlex
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,22 +58,13 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from ambient.clients.notify.registry import build_channels
-from ambient.deps import WorkerDeps
-from ambient.devstack import DevOptions, free_port, wait_for_temporal
 from ambient.domain.tasks import WebMonitorInput
-from ambient.domain.users import UserCreate
 from ambient.domain.watches import WebMonitorConfig
-from ambient.settings import Environment, Settings
-from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository
-from bench.devserver import dev_server_command
 from bench.local_floor import COMPLETED, LocalFloorWorkflow, noop
+from bench.stack import QUEUE, bench_stack
 from worker import build_worker
 
 TICK = os.sysconf("SC_CLK_TCK")
-QUEUE = "bench"
 PAGES = {"watch": "page", "same": "same", "changing": "changing"}
 SAMPLED = 50
 BATCH = 100
@@ -382,79 +371,37 @@ async def main(
     kinds: tuple[str, ...] = ("watch", "changing", "floor"),
     create_over: float | None = None,
 ) -> list[Phase]:
-    data = Path(tempfile.mkdtemp(prefix="ambient-bench-"))
-    port, site_port = free_port(), free_port()
-    command = dev_server_command(data, port)
-    # The server's banner and logs go to a file: stdout is the report.
-    server_log = (data / "temporal.log").open("wb")
-    server = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT)  # noqa: ASYNC220 - long-lived children, started once
-    site_proc = subprocess.Popen([sys.executable, "-m", "bench.site", str(site_port)])  # noqa: ASYNC220
-    # Worker limits are the product's (AMBIENT_* variables apply), so the bench measures the
-    # worker as it ships.
-    settings = Settings(
-        environment=Environment.TEST,
-        data_dir=data,
-        temporal_address=f"127.0.0.1:{port}",
-        temporal_task_queue=QUEUE,
-        fetch_allow_cidrs=["127.0.0.1/32"],
-        metrics_port=None,
-        _env_file=None,  # type: ignore[call-arg]
-    )
     phases: list[Phase] = []
-    try:
-        opts = DevOptions(data, 0, port, 0, None, None)
-        client = await wait_for_temporal(settings, opts, time.monotonic() + 60)
-        await upgrade_async(settings.resolved_database_url)
-        db = Database(settings.resolved_database_url)
-        async with db.session() as session:
-            await UserRepository(session).create(UserCreate(name="bench"))
-            await session.commit()
-        site_url = f"http://127.0.0.1:{site_port}/"
-        async with (
-            httpx.AsyncClient(trust_env=False, timeout=30) as http,
-            httpx.AsyncClient(base_url=site_url, trust_env=False, timeout=60) as site,
-        ):
-            for _ in range(100):
-                try:
-                    await site.get("/stats")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            deps = WorkerDeps(settings, db, build_channels(settings, db, http), http)
-            worker = build_worker(
-                client,
-                deps,
-                task_queue=QUEUE,
-                extra_workflows=[LocalFloorWorkflow],
-                extra_activities=[noop],
+    async with bench_stack("ambient-bench-") as stack:
+        client, server_pid = stack.client, stack.server_pid
+        worker = build_worker(
+            client,
+            stack.deps,
+            task_queue=QUEUE,
+            extra_workflows=[LocalFloorWorkflow],
+            extra_activities=[noop],
+        )
+        bench = Bench(client, server_pid, stack.site, interval, window, create_over or interval / 2)
+        async with worker:
+            # What the stack costs with nothing to check: at small N it is a large part
+            # of each check's share.
+            w0, s0, m0 = time.process_time(), process_cpu(server_pid), time.monotonic()
+            await asyncio.sleep(IDLE_SECONDS)
+            seconds = time.monotonic() - m0
+            print(
+                f"idle, no watches ({seconds:.0f} s): worker "
+                f"{1000 * (time.process_time() - w0) / seconds:.1f} ms CPU/s, server "
+                f"{1000 * (process_cpu(server_pid) - s0) / seconds:.1f} ms CPU/s\n",
+                flush=True,
             )
-            bench = Bench(client, server.pid, site, interval, window, create_over or interval / 2)
-            async with worker:
-                # What the stack costs with nothing to check: at small N it is a large part
-                # of each check's share.
-                w0, s0, m0 = time.process_time(), process_cpu(server.pid), time.monotonic()
-                await asyncio.sleep(IDLE_SECONDS)
-                seconds = time.monotonic() - m0
-                print(
-                    f"idle, no watches ({seconds:.0f} s): worker "
-                    f"{1000 * (time.process_time() - w0) / seconds:.1f} ms CPU/s, server "
-                    f"{1000 * (process_cpu(server.pid) - s0) / seconds:.1f} ms CPU/s\n",
-                    flush=True,
-                )
-                print(HEADER, flush=True)
-                seq = 0
-                for n in sizes:
-                    for kind in kinds:
-                        seq += 1
-                        phase = await run_phase(bench, kind, n, seq)
-                        phases.append(phase)
-                        print(row(phase), flush=True)
-        await db.close()
-    finally:
-        site_proc.terminate()
-        server.terminate()
-        server.wait(30)
-        server_log.close()
+            print(HEADER, flush=True)
+            seq = 0
+            for n in sizes:
+                for kind in kinds:
+                    seq += 1
+                    phase = await run_phase(bench, kind, n, seq)
+                    phases.append(phase)
+                    print(row(phase), flush=True)
     return phases
 
 

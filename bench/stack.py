@@ -1,0 +1,91 @@
+"""The embedded stack the watch benchmarks run on: the Temporal dev server (SQLite file) and
+the page server of ``bench.site`` in their own processes, the app database, the worker's
+dependencies. The worker itself runs in the benchmark's process (its CPU is the bench's)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from temporalio.client import Client
+
+from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
+from ambient.devstack import DevOptions, free_port, wait_for_temporal
+from ambient.domain.users import UserCreate
+from ambient.settings import Environment, Settings
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.repositories import UserRepository
+from bench.devserver import dev_server_command
+
+QUEUE = "bench"
+
+
+@dataclass
+class BenchStack:
+    client: Client
+    server_pid: int
+    site: httpx.AsyncClient  # the page server's own API (/stats, /fetches)
+    site_url: str
+    deps: WorkerDeps
+
+
+@asynccontextmanager
+async def bench_stack(prefix: str) -> AsyncIterator[BenchStack]:
+    """Start everything under a new temporary directory; stop it all on exit."""
+    data = Path(tempfile.mkdtemp(prefix=prefix))
+    port, site_port = free_port(), free_port()
+    # The server's banner and logs go to a file: stdout is the report.
+    log = (data / "temporal.log").open("wb")
+    server = subprocess.Popen(dev_server_command(data, port), stdout=log, stderr=log)  # noqa: ASYNC220 - long-lived children, started once
+    site_proc = subprocess.Popen([sys.executable, "-m", "bench.site", str(site_port)])  # noqa: ASYNC220
+    # Worker limits are the product's (AMBIENT_* variables apply), so the bench measures the
+    # worker as it ships.
+    settings = Settings(
+        environment=Environment.TEST,
+        data_dir=data,
+        temporal_address=f"127.0.0.1:{port}",
+        temporal_task_queue=QUEUE,
+        fetch_allow_cidrs=["127.0.0.1/32"],
+        metrics_port=None,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    try:
+        opts = DevOptions(data, 0, port, 0, None, None)
+        client = await wait_for_temporal(settings, opts, time.monotonic() + 60)
+        await upgrade_async(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url)
+        async with db.session() as session:
+            await UserRepository(session).create(UserCreate(name="bench"))
+            await session.commit()
+        site_url = f"http://127.0.0.1:{site_port}"
+        async with (
+            httpx.AsyncClient(trust_env=False, timeout=30) as http,
+            httpx.AsyncClient(base_url=f"{site_url}/", trust_env=False, timeout=60) as site,
+        ):
+            for _ in range(100):
+                try:
+                    await site.get("/stats")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            deps = WorkerDeps(settings, db, build_channels(settings, db, http), http)
+            try:
+                yield BenchStack(client, server.pid, site, site_url, deps)
+            finally:
+                await deps.pages.aclose()
+                await db.close()
+    finally:
+        site_proc.terminate()
+        server.terminate()
+        server.wait(30)
+        log.close()
