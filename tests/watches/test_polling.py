@@ -37,6 +37,7 @@ async def start(
     every: float = 0.5,
     window: float = 3.0,
     task: str | None = None,
+    **extra: Any,
 ) -> WorkflowHandle[Any, Any]:
     """A web monitor checked every ``every`` seconds (below the product minimum: tests only)."""
     task = task or unique(f"web-monitor/{USER}/p")
@@ -48,6 +49,7 @@ async def start(
             config=config,
             poll_window_seconds=window,
             check_interval_seconds=every,
+            **extra,
         ),
         id=task,
         task_queue=queue,
@@ -325,20 +327,14 @@ async def test_a_continued_watch_keeps_its_life_grid_and_event_numbers(
     state, base = site
     state.pages["/news"] = article("One.")
     async with running_worker(dev_env.client, loopback_deps) as worker:
-        task = unique(f"web-monitor/{USER}/cont")
-        handle = await dev_env.client.start_workflow(
-            "WebMonitorWorkflow",
-            WebMonitorInput(
-                user=USER,
-                task=task,
-                config=fast([f"{base}/news"]),
-                poll_window_seconds=1.5,
-                check_interval_seconds=0.5,
-                continue_as_new_after_checks=3,
-            ),
-            id=task,
-            task_queue=worker.task_queue,
+        handle = await start(
+            dev_env,
+            worker.task_queue,
+            fast([f"{base}/news"]),
+            window=1.5,
+            continue_as_new_after_checks=3,
         )
+        task = handle.id
         first_run = handle.first_execution_run_id or (await handle.describe()).run_id
         await until(lambda: _checks(handle, 1))
         life = (await status(handle)).detail["life"]

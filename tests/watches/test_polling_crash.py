@@ -17,7 +17,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.tasks import TaskStatus, WebMonitorInput
+from ambient.domain.tasks import TaskStatus
 from ambient.storage.repositories import EventRepository, InboxRepository
 from tests.conftest import unique
 from tests.remediation.test_crash import worker_env, worker_process
@@ -31,6 +31,7 @@ from tests.watches.test_polling import (
     fast,
     loopback_deps,
     poll_results,
+    start,
     status,
     until,
 )
@@ -57,19 +58,10 @@ async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reportin
         env["AMBIENT_FETCH_ALLOW_CIDRS"] = "127.0.0.1/32"
         task = unique(f"web-monitor/{USER}/crash")
         with worker_process(env, tmp_path, tmp_path / "worker-1.log") as first:
-            handle = await dev_env.client.start_workflow(
-                "WebMonitorWorkflow",
-                WebMonitorInput(
-                    user=USER,
-                    task=task,
-                    config=fast([f"{base}/news"]),
-                    # Long enough that the change is still inside the poll when it dies;
-                    # the heartbeat timeout (and so the resume) follows the window.
-                    poll_window_seconds=20.0,
-                    check_interval_seconds=0.5,
-                ),
-                id=task,
-                task_queue=task_queue,
+            # Long enough that the change is still inside the poll when it dies; the
+            # heartbeat timeout (and so the resume) follows the window.
+            handle = await start(
+                dev_env, task_queue, fast([f"{base}/news"]), window=20.0, task=task
             )
             await until(lambda: _checks(handle, 1), 60)
             site.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
