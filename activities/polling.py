@@ -20,6 +20,7 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,14 +54,15 @@ from ambient.domain.tasks import Failure, UrlState
 from ambient.domain.watches import content_hash, diff_pages
 from ambient.storage import Database
 from ambient.storage.models import Event, WatchPoll, WatchPollEnd, utcnow
-from ambient.storage.polls import add_event, advance_snapshot, deliver_to_inbox, move_mark
+from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite, PollWriter
 from ambient.storage.repositories import EventRepository
 
 log = logging.getLogger("ambient.polling")
 
 # Events one result carries at most (a result is one history event; keep it small).
 MAX_EVENTS = 20
-# How long a poll trusts what it read of the user's push settings.
+# How long the polls of this process trust what they read of a user's push settings (one
+# read per user, shared by all of that user's watches).
 RECIPIENT_TTL = 60.0
 # A delivery is tried this many times inside the poll before it counts as failed.
 DELIVERY_ATTEMPTS = 4
@@ -86,10 +88,14 @@ class PagePoller:
         self.db = db
         self.fetcher = fetcher
         self.notifier = notifier
+        # The checks that found something are written together (one transaction a batch).
+        self.writer = PollWriter(db)
         self._sessions: dict[tuple[str, str], PollSession] = {}
         # Deliveries that failed after their poll handed back, per (workflow id, life).
         self.late_failures: dict[tuple[str, str], list[Failure]] = {}
         self._reader: asyncio.Task[None] | None = None
+        # The users' push settings, read at most every RECIPIENT_TTL seconds per user.
+        self._recipients: dict[str, tuple[float, asyncio.Future[Recipient]]] = {}
 
     @activity.defn
     async def poll_pages(self, request: PollRequest) -> PollResult:
@@ -105,6 +111,20 @@ class PagePoller:
         finally:
             if self._sessions.get(key) is session:
                 del self._sessions[key]
+
+    async def recipient(self, user: str) -> Recipient:
+        """The user's push settings as read at most ``RECIPIENT_TTL`` seconds ago (one read
+        for all of the user's polls; a failed read is not kept)."""
+        now = time.monotonic()
+        cached = self._recipients.get(user)
+        if (
+            cached is None
+            or now - cached[0] > RECIPIENT_TTL
+            or (cached[1].done() and cached[1].exception() is not None)
+        ):
+            cached = (now, asyncio.ensure_future(self.notifier.recipient(user)))
+            self._recipients[user] = cached
+        return await asyncio.shield(cached[1])
 
     @activity.defn
     async def end_poll(self, request: EndPoll) -> bool:
@@ -175,7 +195,6 @@ class PollSession:
         self.checking: asyncio.Future[None] | None = None  # the check in flight, if any
         self.turn = asyncio.Lock()  # one event is numbered and stored at a time
         self.sends: set[asyncio.Task[None]] = set()
-        self._recipient: tuple[float, Recipient] | None = None
         self.handed_back = False  # the result is built: late failures go to the next poll
         # Messages stored with their events (the inbox), by event key: not sent again.
         self.in_inbox: set[str] = set()
@@ -394,37 +413,20 @@ class PollSession:
             after.failures, after.failing, after.last_error = 0, False, None
         if comparable:
             after.last_change_at = now
-        text = "\n".join(lines)
-        plan = await self.plan()
-        async with self.turn:
-            try:
-                async with self.poller.db.write_session() as session:
-                    old = await advance_snapshot(
-                        session,
-                        request.task,
-                        url,
-                        seen.hash if comparable else None,
-                        new_hash,
-                        text,
-                    )
-                    stored: list[tuple[str, dict[str, Any]]] = []
-                    if seen.failing:
-                        stored.append(
-                            ("watch.recovered", {"url": url, "after_failures": seen.failures})
-                        )
-                    if comparable:
-                        diff = diff_pages(
-                            old.split("\n") if old else [], lines, request.config.keywords
-                        )
-                        payload = {"url": url, "excerpt": diff.excerpt, "hits": diff.hits}
-                        stored.append(("watch.hit" if diff.hits else "watch.change", payload))
-                    events = await self.store(session, url, after, stored, now, plan[0])
-                    await session.commit()
-            except SQLAlchemyError as exc:
-                # Not stored: the state stays, so the next check sees the change again.
-                self.note_event_failure(f"storing the change of {url}", exc)
-                return
-            self.adopt(url, after, events, plan)
+        page = PageText(url, seen.hash if comparable else None, new_hash, "\n".join(lines))
+
+        def found(old: str | None) -> list[tuple[str, dict[str, Any]]]:
+            stored: list[tuple[str, dict[str, Any]]] = []
+            if seen.failing:
+                stored.append(("watch.recovered", {"url": url, "after_failures": seen.failures}))
+            if comparable:
+                diff = diff_pages(old.split("\n") if old else [], lines, request.config.keywords)
+                payload = {"url": url, "excerpt": diff.excerpt, "hits": diff.hits}
+                stored.append(("watch.hit" if diff.hits else "watch.change", payload))
+            return stored
+
+        # Not stored (a database error): the state stays, so the next check sees it again.
+        await self.tell(url, after, found, now, page=page, what=f"storing the change of {url}")
 
     async def failed(self, url: str, error: str, now: datetime) -> None:
         seen = self.urls[url]
@@ -441,7 +443,13 @@ class PollSession:
             return
         after.failing = True
         payload = {"url": url, "error": error[:500], "failures": after.failures}
-        await self.tell(url, after, [("watch.failing", payload)], now)
+        await self.tell(
+            url,
+            after,
+            lambda _: [("watch.failing", payload)],
+            now,
+            what=f"storing watch.failing of {url}",
+        )
 
     async def answered(self, url: str, outcome: str, now: datetime) -> None:
         seen = self.urls[url]
@@ -459,55 +467,68 @@ class PollSession:
             }
         )
         payload = {"url": url, "after_failures": seen.failures}
-        await self.tell(url, after, [("watch.recovered", payload)], now)
+        await self.tell(
+            url,
+            after,
+            lambda _: [("watch.recovered", payload)],
+            now,
+            what=f"storing watch.recovered of {url}",
+        )
 
     async def tell(
-        self, url: str, after: UrlState, stored: list[tuple[str, dict[str, Any]]], now: datetime
-    ) -> None:
-        plan = await self.plan()
-        async with self.turn:
-            try:
-                async with self.poller.db.write_session() as session:
-                    events = await self.store(session, url, after, stored, now, plan[0])
-                    await session.commit()
-            except SQLAlchemyError as exc:
-                # Not stored: the counts stay, so the next check tells it again.
-                self.note_event_failure(f"storing {stored[0][0]} of {url}", exc)
-                return
-            self.adopt(url, after, events, plan)
-
-    async def store(
         self,
-        session: Any,
         url: str,
         after: UrlState,
-        stored: list[tuple[str, dict[str, Any]]],
+        found: Callable[[str | None], list[tuple[str, dict[str, Any]]]],
         now: datetime,
-        inbox: bool,
-    ) -> list[PollEvent]:
-        """Add the events (with their inbox messages) and move the poll's mark, in the
-        caller's transaction."""
+        *,
+        page: PageText | None = None,
+        what: str,
+    ) -> None:
+        """Store the events ``found`` returns (given the page's old text), with the page's
+        text and the poll's new mark, in one transaction (shared with other polls' checks);
+        then notify them. A failed write is counted; the state stays as it was."""
         request = self.request
-        events = []
-        for offset, (kind, payload) in enumerate(stored, start=1):
-            seq = self.seq + offset
-            key = self.event_key(seq)
-            await add_event(
-                session, kind, user=request.user, task=request.task, payload=payload, key=key
-            )
-            message = self.message(kind, payload)
-            if inbox and message is not None:
-                await deliver_to_inbox(
-                    session,
+        async with self.turn:
+            try:
+                inbox, others = await self.plan()
+                write = PollWrite(
+                    poll=request.workflow_id,
+                    life=request.life,
                     user=request.user,
+                    task=request.task,
+                    seq=self.seq,
+                    urls={
+                        u: s.model_dump(mode="json") for u, s in {**self.urls, url: after}.items()
+                    },
+                    events=lambda old: self.numbered(found(old), inbox=inbox),
+                    page=page,
+                )
+                stored = await self.poller.writer.write(write)
+            except SQLAlchemyError as exc:
+                self.note_event_failure(what, exc)
+                return
+            events = [
+                PollEvent(seq=e.seq, kind=e.kind, key=e.key, at=now, payload=e.payload)
+                for e in stored
+            ]
+            self.adopt(url, after, events, (inbox, others))
+
+    def numbered(self, found: list[tuple[str, dict[str, Any]]], *, inbox: bool) -> list[NewEvent]:
+        """The events with their numbers and keys (and inbox copies when the inbox is a
+        target), after the poll's last."""
+        events = []
+        for seq, (kind, payload) in enumerate(found, start=self.seq + 1):
+            key = self.event_key(seq)
+            message = self.message(kind, payload) if inbox else None
+            copy = None
+            if message is not None:
+                copy = InboxCopy(
                     message=message,
                     delivery_key=delivery_key(key, "inbox", ""),
                     shown_target=redact_target("inbox", "")[:MAX_SHOWN],
-                    task=request.task,
                 )
-            events.append(PollEvent(seq=seq, kind=kind, key=key, at=now, payload=payload))
-        urls = {u: s.model_dump(mode="json") for u, s in {**self.urls, url: after}.items()}
-        await move_mark(session, request.workflow_id, request.life, self.seq + len(events), urls)
+            events.append(NewEvent(seq=seq, kind=kind, key=key, payload=payload, inbox=copy))
         return events
 
     def message(self, kind: str, payload: dict[str, Any]) -> Message | None:
@@ -521,11 +542,7 @@ class PollSession:
         user's push settings are read at most every ``RECIPIENT_TTL`` seconds.
         """
         request = self.request
-        now = time.monotonic()
-        if self._recipient is None or now - self._recipient[0] > RECIPIENT_TTL:
-            recipient = await self.poller.notifier.recipient(request.user)
-            self._recipient = (now, recipient)
-        recipient = self._recipient[1]
+        recipient = await self.poller.recipient(request.user)
         probe = NotifyRequest(
             user=request.user,
             message=Message(title="", body="", kind=NotificationKind.WATCH),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import re
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -268,10 +269,24 @@ def diff_pages(
         matched = [line for line in added if pattern.search(line)]
         if matched:
             hits[keyword] = matched[:5]
-    diff = difflib.unified_diff(old, new, lineterm="", n=0)
-    body = [line for line in diff if not line.startswith(("---", "+++", "@@"))]
+    # The lines both pages start and end with are not in a diff without context: leave
+    # them out of the matcher, whose cost grows with the lines it is given.
+    limit = min(len(old), len(new))
+    head = 0
+    while head < limit and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    diff = difflib.unified_diff(
+        old[head : len(old) - tail], new[head : len(new) - tail], lineterm="", n=0
+    )
+    body = (line for line in diff if not line.startswith(("---", "+++", "@@")))
     return PageDiff(
-        changed=old != new, added=added, hits=hits, excerpt="\n".join(body[:excerpt_lines])
+        changed=old != new,
+        added=added,
+        hits=hits,
+        excerpt="\n".join(itertools.islice(body, excerpt_lines)),
     )
 
 

@@ -1,19 +1,28 @@
-"""The writes of a web monitor's poll, as few statements as one transaction allows.
+"""The writes of web monitors' polls, as few statements as one transaction allows.
 
-A check that found something runs once per change, thousands of times an hour: prepared Core
-statements on the session's connection (no ORM unit of work, no statement built per call, no
-read-before-write where a key is new by construction) keep its database work to a handful of
-statements in one transaction.
+A check that found something runs once per change, thousands of times an hour. The checks of
+all polls in a process that found something within ``PollWriter.linger`` are written in one
+transaction (group commit), each kind of row with one statement for all of them: prepared
+Core statements on the session's connection, no ORM unit of work, no read-before-write where a
+key is new by construction. Each check's rows — its page's snapshot, its events, their inbox
+messages and the poll's mark — are in that transaction or none is.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ambient.domain.notify import Message
+from ambient.storage.db import Database
 from ambient.storage.models import Delivery, Event, InboxMessage, WatchPoll, WatchSnapshot, utcnow
 
 
@@ -35,11 +44,18 @@ TOUCH = (
     .where(_SAME_PAGE & (SNAPSHOTS.c.hash == bindparam("b_new")))
     .values(created_at=bindparam("b_now"))
 )
-MOVE_MARK = (
-    update(POLLS)
-    .where((POLLS.c.task == bindparam("b_t")) & (POLLS.c.life == bindparam("b_l")))
-    .values(seq=bindparam("b_seq"), urls=bindparam("b_urls"), updated_at=bindparam("b_now"))
+PAGES_OF = select(
+    SNAPSHOTS.c.id, SNAPSHOTS.c.task, SNAPSHOTS.c.url, SNAPSHOTS.c.hash, SNAPSHOTS.c.text
+).where(SNAPSHOTS.c.task.in_(bindparam("b_tasks", expanding=True)))
+DROP_IDS = delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(bindparam("b_ids", expanding=True)))
+TOUCH_ID = (
+    update(SNAPSHOTS)
+    .where(SNAPSHOTS.c.id == bindparam("b_id"))
+    .values(created_at=bindparam("b_now"))
 )
+ADD_INBOX = insert(INBOX).returning(INBOX.c.id, sort_by_parameter_order=True)
+
+log = logging.getLogger("ambient.polling")
 
 
 async def _connection(session: AsyncSession) -> AsyncConnection:
@@ -75,78 +91,249 @@ async def advance_snapshot(
     return old
 
 
-async def add_event(
-    session: AsyncSession, kind: str, *, user: str, task: str, payload: dict[str, Any], key: str
+@dataclass(frozen=True)
+class PageText:
+    """A page's new text; ``last_hash`` is the text it is compared with (None: a baseline)."""
+
+    url: str
+    last_hash: str | None
+    new_hash: str
+    text: str
+
+
+@dataclass(frozen=True)
+class InboxCopy:
+    """An event's message for the user's inbox, stored (and marked sent) with the event."""
+
+    message: Message
+    delivery_key: str
+    shown_target: str
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    seq: int
+    kind: str
+    key: str
+    payload: dict[str, Any]
+    inbox: InboxCopy | None = None
+
+
+@dataclass
+class PollWrite:
+    """What one check stores: the page's text (if it changed), the events it found and where
+    the poll of (``poll``, ``life``) then stands (``urls``: the page states after).
+
+    ``events`` gets the page's old text (None without a last hash, "" when it is gone) and
+    returns the events, numbered from the poll's last; it may be called again (pure).
+    """
+
+    poll: str
+    life: str
+    user: str
+    task: str
+    seq: int
+    urls: dict[str, Any]
+    events: Callable[[str | None], list[NewEvent]]
+    page: PageText | None = None
+    done: asyncio.Future[list[NewEvent]] | None = field(default=None, init=False)
+
+
+class PollWriter:
+    """Group commit for the polls of one process: ``write`` returns once the check's rows are
+    committed (or raises what the database said). A batch that fails is written again one
+    check at a time, so one bad check fails alone."""
+
+    def __init__(self, db: Database, *, linger: float = 0.5) -> None:
+        self.db = db
+        self.linger = linger
+        self._queue: list[PollWrite] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.batches = 0  # transactions committed
+        self.written = 0  # checks written
+
+    async def write(self, item: PollWrite) -> list[NewEvent]:
+        item.done = done = asyncio.get_running_loop().create_future()
+        self._queue.append(item)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        # A caller cancelled before its batch runs is left out of it; one cancelled while its
+        # batch commits is in it (a resumed poll finds its events by the mark).
+        return await done
+
+    async def _flush(self) -> None:
+        while self._queue:
+            await asyncio.sleep(self.linger)
+            batch, self._queue = [i for i in self._queue if not _over(i)], []
+            if not batch:
+                continue
+            try:
+                results = await self._commit(batch)
+            except SQLAlchemyError as exc:
+                if len(batch) == 1:
+                    _settle(batch[0], error=exc)
+                    continue
+                log.warning("writing %d polls' checks failed (%s): one at a time", len(batch), exc)
+                for item in batch:
+                    try:
+                        (result,) = await self._commit([item])
+                    except SQLAlchemyError as one:
+                        _settle(item, error=one)
+                    else:
+                        _settle(item, result)
+                continue
+            except BaseException as exc:  # a bug or a cancel: no caller waits forever
+                stopped = RuntimeError(f"the poll writer stopped: {exc!r}")
+                for item in batch + self._queue:
+                    _settle(item, error=stopped if isinstance(exc, asyncio.CancelledError) else exc)
+                self._queue = []
+                raise
+            for item, result in zip(batch, results, strict=True):
+                _settle(item, result)
+
+    async def _commit(self, batch: list[PollWrite]) -> list[list[NewEvent]]:
+        async with self.db.write_session() as session:
+            conn = await session.connection()
+            now = utcnow()
+            pages: dict[tuple[str, str], list[Any]] = {}
+            tasks = sorted({item.task for item in batch if item.page is not None})
+            if tasks:
+                for row in await conn.execute(PAGES_OF, {"b_tasks": tasks}):
+                    pages.setdefault((row.task, row.url), []).append(row)
+            drop: list[int] = []
+            touch: list[dict[str, Any]] = []
+            texts: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            copies: list[tuple[NewEvent, PollWrite]] = []
+            marks: list[dict[str, Any]] = []
+            results = []
+            for item in batch:
+                old = None
+                if (page := item.page) is not None:
+                    rows = pages.get((item.task, page.url), [])
+                    if page.last_hash is not None:
+                        old = next((r.text for r in rows if r.hash == page.last_hash), "")
+                    # Keep the texts of the last and the new hash (the new one newest).
+                    keep = {page.new_hash, page.last_hash}
+                    drop += [r.id for r in rows if r.hash not in keep]
+                    same = next((r for r in rows if r.hash == page.new_hash), None)
+                    if same is not None:  # a text seen before becomes the newest (A -> B -> A)
+                        touch.append({"b_id": same.id, "b_now": now})
+                    else:
+                        texts.append(
+                            {
+                                "task": item.task,
+                                "url": page.url,
+                                "hash": page.new_hash,
+                                "text": page.text,
+                                "created_at": now,
+                            }
+                        )
+                found = item.events(old)
+                results.append(found)
+                for event in found:
+                    events.append(
+                        {
+                            "kind": event.kind,
+                            "user": item.user,
+                            "task": item.task,
+                            "payload": event.payload,
+                            "idempotency_key": event.key,
+                            "created_at": now,
+                        }
+                    )
+                    if event.inbox is not None:
+                        copies.append((event, item))
+                last = found[-1].seq if found else item.seq
+                marks.append(
+                    {
+                        "task": item.poll,
+                        "life": item.life,
+                        "seq": last,
+                        "urls": item.urls,
+                        "updated_at": now,
+                    }
+                )
+            if drop:
+                await conn.execute(DROP_IDS, {"b_ids": drop})
+            if touch:
+                await conn.execute(TOUCH_ID, touch)
+            if texts:
+                await conn.execute(insert(SNAPSHOTS), texts)
+            if events:
+                await conn.execute(insert(EVENTS), events)
+            if copies:
+                await _store_copies(conn, copies, now)
+            await conn.execute(_upsert_marks(conn.dialect.name), marks)
+            await session.commit()
+        self.batches += 1
+        self.written += len(batch)
+        return results
+
+
+def _over(item: PollWrite) -> bool:
+    return item.done is None or item.done.done()
+
+
+def _settle(
+    item: PollWrite, result: list[NewEvent] | None = None, *, error: BaseException | None = None
 ) -> None:
-    """Append an event whose key is new (a poll numbers its events; a clash raises)."""
-    conn = await _connection(session)
-    await conn.execute(
-        insert(EVENTS),
-        {
-            "kind": kind,
-            "user": user,
-            "task": task,
-            "payload": payload,
-            "idempotency_key": key,
-            "created_at": utcnow(),
-        },
-    )
+    if item.done is None or item.done.done():
+        return
+    if error is not None:
+        item.done.set_exception(error)
+    else:
+        item.done.set_result(result or [])
 
 
-async def move_mark(
-    session: AsyncSession, task: str, life: str, seq: int, urls: dict[str, Any]
+async def _store_copies(
+    conn: AsyncConnection, copies: list[tuple[NewEvent, PollWrite]], now: Any
 ) -> None:
-    """Where the poll of (task, life) stands: its last event and the page states."""
-    conn = await _connection(session)
-    now = utcnow()
-    moved = await conn.execute(
-        MOVE_MARK, {"b_t": task, "b_l": life, "b_seq": seq, "b_urls": urls, "b_now": now}
-    )
-    if not moved.rowcount:
-        await conn.execute(
-            insert(POLLS),
-            {"task": task, "life": life, "seq": seq, "urls": urls, "updated_at": now},
-        )
-
-
-async def deliver_to_inbox(
-    session: AsyncSession,
-    *,
-    user: str,
-    message: Message,
-    delivery_key: str,
-    shown_target: str,
-    task: str,
-) -> None:
-    """The inbox message and its delivery row (sent), in the caller's transaction: stored
-    with the event, so it exists exactly when the event does."""
-    conn = await _connection(session)
-    now = utcnow()
-    row = await conn.execute(
-        insert(INBOX).returning(INBOX.c.id),
-        {
-            "user": user,
-            "kind": message.kind.value,
-            "title": message.title[:255],
-            "body": message.body,
-            "link": message.link,
-            "read": False,
-            "created_at": now,
-        },
+    """The inbox messages and their delivery rows (sent): stored with their events, so each
+    exists exactly when its event does."""
+    ids = await conn.execute(
+        ADD_INBOX,
+        [
+            {
+                "user": item.user,
+                "kind": event.inbox.message.kind.value,
+                "title": event.inbox.message.title[:255],
+                "body": event.inbox.message.body,
+                "link": event.inbox.message.link,
+                "read": False,
+                "created_at": now,
+            }
+            for event, item in copies
+            if event.inbox is not None
+        ],
     )
     await conn.execute(
         insert(DELIVERIES),
-        {
-            "key": delivery_key,
-            "user": user,
-            "channel": "inbox",
-            "target": shown_target,
-            "status": "sent",
-            "attempts": 1,
-            "provider_id": str(row.scalar_one()),
-            "task": task,
-            "kind": message.kind.value,
-            "created_at": now,
-            "updated_at": now,
-        },
+        [
+            {
+                "key": event.inbox.delivery_key,
+                "user": item.user,
+                "channel": "inbox",
+                "target": event.inbox.shown_target,
+                "status": "sent",
+                "attempts": 1,
+                "provider_id": str(inbox_id),
+                "task": item.task,
+                "kind": event.inbox.message.kind.value,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for (event, item), inbox_id in zip(copies, ids.scalars().all(), strict=True)
+            if event.inbox is not None
+        ],
+    )
+
+
+def _upsert_marks(dialect: str) -> Any:
+    """Insert or move the polls' marks (one statement for many)."""
+    upsert = (postgresql if dialect == "postgresql" else sqlite).insert(POLLS)
+    moved = upsert.excluded
+    return upsert.on_conflict_do_update(
+        index_elements=[POLLS.c.task, POLLS.c.life],
+        set_={"seq": moved.seq, "urls": moved.urls, "updated_at": moved.updated_at},
     )

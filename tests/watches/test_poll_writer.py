@@ -1,0 +1,128 @@
+"""The polls' group commit: many checks in one transaction, each check all or nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ambient.domain.notify import Message, NotificationKind
+from ambient.domain.users import UserCreate
+from ambient.storage import Database
+from ambient.storage.models import Delivery, Event, InboxMessage, WatchPoll, WatchSnapshot
+from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite, PollWriter
+from ambient.storage.repositories import UserRepository
+
+
+async def _user(db: Database, name: str = "ann") -> None:
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+
+
+def _check(
+    i: int,
+    *,
+    key: str | None = None,
+    last: str | None = None,
+    new: str = "h1",
+    text: str = "one",
+    seen: list[str | None] | None = None,
+) -> PollWrite:
+    """Check i of watch i: its page has text `text` (hash `new`), compared with `last`."""
+
+    def events(old: str | None) -> list[NewEvent]:
+        if seen is not None:
+            seen.append(old)
+        event_key = key or f"w{i}/life/poll/1"
+        message = Message(title=f"page {i} changed", body=old or "", kind=NotificationKind.WATCH)
+        copy = InboxCopy(message=message, delivery_key=f"{event_key}/inbox", shown_target="inbox")
+        return [NewEvent(seq=1, kind="watch.change", key=event_key, payload={"i": i}, inbox=copy)]
+
+    return PollWrite(
+        poll=f"w{i}",
+        life="life",
+        user="ann",
+        task=f"w{i}",
+        seq=0,
+        urls={"https://example.com/": {"hash": new}},
+        events=events,
+        page=PageText("https://example.com/", last, new, text),
+    )
+
+
+async def _all(db: Database, model: Any) -> list[Any]:
+    async with db.session() as session:
+        return list((await session.execute(select(model))).scalars())
+
+
+async def test_checks_of_many_polls_are_committed_in_one_transaction(db: Database) -> None:
+    await _user(db)
+    writer = PollWriter(db, linger=0.05)
+    results = await asyncio.gather(*(writer.write(_check(i)) for i in range(40)))
+    assert [r[0].key for r in results] == [f"w{i}/life/poll/1" for i in range(40)]
+    assert (writer.batches, writer.written) == (1, 40)
+    events = {e.idempotency_key: e for e in await _all(db, Event)}
+    assert set(events) == {f"w{i}/life/poll/1" for i in range(40)}
+    inbox = {m.id: m for m in await _all(db, InboxMessage)}
+    deliveries = await _all(db, Delivery)
+    assert len(inbox) == len(deliveries) == 40
+    for delivery in deliveries:  # each delivery row names its own message
+        i = int(delivery.key.split("/")[0][1:])
+        assert inbox[int(delivery.provider_id)].title == f"page {i} changed"
+        assert (delivery.status, delivery.channel, delivery.task) == ("sent", "inbox", f"w{i}")
+    marks = {m.task: (m.life, m.seq) for m in await _all(db, WatchPoll)}
+    assert marks == {f"w{i}": ("life", 1) for i in range(40)}
+
+
+async def test_a_page_keeps_its_last_and_new_text_and_a_text_seen_again_is_newest(
+    db: Database,
+) -> None:
+    await _user(db)
+    writer = PollWriter(db, linger=0.01)
+    seen: list[str | None] = []
+    await writer.write(_check(1, key="a", new="A", text="text A", seen=seen))
+    await writer.write(_check(1, key="b", last="A", new="B", text="text B", seen=seen))
+    await writer.write(_check(1, key="c", last="B", new="C", text="text C", seen=seen))
+    snapshots = {s.hash: s for s in await _all(db, WatchSnapshot)}
+    assert set(snapshots) == {"B", "C"}  # A was dropped with the third text
+    await writer.write(_check(1, key="d", last="C", new="B", text="text B", seen=seen))
+    snapshots = {s.hash: s for s in await _all(db, WatchSnapshot)}
+    assert set(snapshots) == {"B", "C"}
+    assert snapshots["B"].created_at >= snapshots["C"].created_at  # B is the newest again
+    await writer.write(_check(1, key="e", last="gone", new="D", text="text D", seen=seen))
+    assert seen == [None, "text A", "text B", "text C", ""]  # "": the old text is gone
+
+
+async def test_a_check_that_cannot_be_stored_fails_alone(db: Database) -> None:
+    await _user(db)
+    writer = PollWriter(db, linger=0.01)
+    await writer.write(_check(0, key="taken"))
+    outcomes = await asyncio.gather(
+        *(writer.write(_check(i, key="taken" if i == 3 else None)) for i in range(1, 8)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[2], IntegrityError)  # watch 3's key is another event's
+    assert all(isinstance(o, list) for i, o in enumerate(outcomes) if i != 2)
+    keys = {e.idempotency_key for e in await _all(db, Event)}
+    assert keys == {"taken"} | {f"w{i}/life/poll/1" for i in (1, 2, 4, 5, 6, 7)}
+    marks = {m.task for m in await _all(db, WatchPoll)}
+    assert "w3" not in marks  # nothing of watch 3's check: no mark, no text, no message
+    assert "w3" not in {s.task for s in await _all(db, WatchSnapshot)}
+    assert len(await _all(db, InboxMessage)) == 7
+
+
+async def test_a_check_given_up_before_its_batch_is_not_written(db: Database) -> None:
+    await _user(db)
+    writer = PollWriter(db, linger=0.2)
+    gone = asyncio.create_task(writer.write(_check(1)))
+    kept = asyncio.create_task(writer.write(_check(2)))
+    await asyncio.sleep(0.05)
+    gone.cancel()
+    assert (await kept)[0].key == "w2/life/poll/1"
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert {e.idempotency_key for e in await _all(db, Event)} == {"w2/life/poll/1"}
