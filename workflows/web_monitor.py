@@ -39,7 +39,7 @@ POLLING = "poll-activity"
 # How long one poll may run before it hands back: about POLL_CHECKS checks, so the
 # hand-back (a few history events and a workflow task) is shared by that many checks, within
 # bounds that keep the history and get_task's recorded counts fresh enough.
-POLL_CHECKS = 30
+POLL_CHECKS = 60
 POLL_WINDOW_MIN = timedelta(minutes=10)
 POLL_WINDOW_MAX = timedelta(hours=1)
 POLL_RETRY = RetryPolicy(
@@ -48,8 +48,14 @@ POLL_RETRY = RetryPolicy(
     maximum_attempts=5,
 )
 POLL_SLACK = timedelta(minutes=2)
-# A killed worker's polls resume elsewhere after this (graceful stops hand back at once).
+# A killed worker's polls resume elsewhere after their heartbeat timeout (graceful stops hand
+# back at once): about POLL_HEARTBEAT_CHECKS missed checks, at least POLL_HEARTBEAT_MIN. The
+# server hears of a poll every 0.8 x that timeout, and each time costs it a write.
 POLL_HEARTBEAT_MIN = timedelta(minutes=10)
+POLL_HEARTBEAT_CHECKS = 4
+# The first poll of a run lasts a deterministic part of a window, so the polls of watches
+# created (or continued as new) together hand back spread over the window, not in one burst.
+POLL_PHASE = "poll-phase"
 # After asking a poll to hand back, how long to wait before cancelling it through Temporal
 # (a poll in another worker process hears of a cancellation only at its next heartbeat).
 END_POLL_WAIT = timedelta(seconds=10)
@@ -70,6 +76,7 @@ class WebMonitorWorkflow(WatchControls):
         self.continue_after = request.continue_as_new_after_checks
         self.poll_window = request.poll_window_seconds
         self.interval_seconds = request.check_interval_seconds
+        self.phased = False  # this run's first poll after the baseline is a part of a window
         self.restore()
 
     @workflow.run
@@ -131,6 +138,11 @@ class WebMonitorWorkflow(WatchControls):
         interval = self.interval
         now = workflow.now()
         due = self.state.next_due or now
+        window = self.window
+        if not first_only and not self.phased:
+            self.phased = True
+            if self.poll_window is None and workflow.patched(POLL_PHASE):
+                window = max(interval, window * workflow.random().uniform(0.0, 1.0))
         request = PollRequest(
             user=self.user,
             task=self.task,
@@ -142,12 +154,15 @@ class WebMonitorWorkflow(WatchControls):
             seq=self.state.poll_seq,
             first_check_in=0.0 if first_only else max(0.0, (due - now).total_seconds()),
             interval_seconds=interval.total_seconds(),
-            window_seconds=self.window.total_seconds(),
+            window_seconds=window.total_seconds(),
             first_only=first_only,
         )
         # Heartbeats are how a killed worker's poll is noticed; the server hears of them every
         # 0.8 x this, so it is minutes (a poll of a short window uses its window).
-        heartbeat = max(2 * interval, min(POLL_HEARTBEAT_MIN, self.window))
+        heartbeat = max(
+            2 * interval,
+            min(max(POLL_HEARTBEAT_CHECKS * interval, POLL_HEARTBEAT_MIN), self.window),
+        )
         self.checking = True
         try:
             handle = workflow.start_activity(
@@ -157,7 +172,7 @@ class WebMonitorWorkflow(WatchControls):
                 # A backstop only (heartbeats notice a dead worker): the window, the wait for the
                 # first check, a slow last check and the deliveries a hand-back waits for.
                 start_to_close_timeout=(
-                    self.window + max(due - now, timedelta(0)) + 2 * heartbeat + POLL_SLACK
+                    window + max(due - now, timedelta(0)) + 2 * heartbeat + POLL_SLACK
                 ),
                 heartbeat_timeout=heartbeat,
                 retry_policy=POLL_RETRY,

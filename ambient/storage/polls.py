@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ambient.domain.notify import Message
@@ -165,31 +164,31 @@ class PollWriter:
         while self._queue:
             await asyncio.sleep(self.linger)
             batch, self._queue = [i for i in self._queue if not _over(i)], []
-            if not batch:
-                continue
             try:
-                results = await self._commit(batch)
-            except SQLAlchemyError as exc:
-                if len(batch) == 1:
-                    _settle(batch[0], error=exc)
-                    continue
-                log.warning("writing %d polls' checks failed (%s): one at a time", len(batch), exc)
-                for item in batch:
-                    try:
-                        (result,) = await self._commit([item])
-                    except SQLAlchemyError as one:
-                        _settle(item, error=one)
-                    else:
-                        _settle(item, result)
-                continue
-            except BaseException as exc:  # a bug or a cancel: no caller waits forever
+                await self._write(batch)
+            except BaseException as exc:  # cancelled (the loop stops): no caller waits forever
                 stopped = RuntimeError(f"the poll writer stopped: {exc!r}")
                 for item in batch + self._queue:
-                    _settle(item, error=stopped if isinstance(exc, asyncio.CancelledError) else exc)
+                    _settle(item, error=stopped)
                 self._queue = []
                 raise
-            for item, result in zip(batch, results, strict=True):
-                _settle(item, result)
+
+    async def _write(self, batch: list[PollWrite]) -> None:
+        if not batch:
+            return
+        try:
+            results = await self._commit(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0], error=exc)
+                return
+            log.warning("writing %d polls' checks failed (%s): one at a time", len(batch), exc)
+            for item in batch:
+                if not _over(item):
+                    await self._write([item])
+            return
+        for item, result in zip(batch, results, strict=True):
+            _settle(item, result)
 
     async def _commit(self, batch: list[PollWrite]) -> list[list[NewEvent]]:
         async with self.db.write_session() as session:

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.polling import PollResult
+from ambient.domain.polling import PollRequest, PollResult
 from ambient.domain.tasks import TaskStatus, WebMonitorInput
 from ambient.domain.watches import WebMonitorConfig
 from ambient.storage.repositories import EventRepository, InboxRepository
@@ -35,7 +35,7 @@ async def start(
     config: WebMonitorConfig,
     *,
     every: float = 0.5,
-    window: float = 3.0,
+    window: float | None = 3.0,
     task: str | None = None,
     **extra: Any,
 ) -> WorkflowHandle[Any, Any]:
@@ -486,3 +486,58 @@ async def test_a_watch_created_again_reports_its_changes_under_its_new_life(
     assert changes == [f"{task}/{lives[0]}/poll/1", f"{task}/{lives[1]}/poll/1"]
     titles = await inbox_titles(loopback_deps)
     assert len([t for t in titles if "again" in t]) == 2
+
+
+async def poll_requests(handle: WorkflowHandle[Any, Any]) -> list[tuple[PollRequest, float]]:
+    """Every poll the workflow scheduled: its request and heartbeat timeout (seconds)."""
+    history = await handle.fetch_history()
+    converter = handle._client.data_converter
+    polls = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == "poll_pages":
+                (request,) = await converter.decode(scheduled.input.payloads, [PollRequest])
+                polls.append((request, scheduled.heartbeat_timeout.ToTimedelta().total_seconds()))
+    return polls
+
+
+async def _scheduled(handle: WorkflowHandle[Any, Any], n: int) -> bool:
+    return len(await poll_requests(handle)) >= n
+
+
+async def test_watches_created_together_hand_back_spread_over_their_window(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.pages["/a"] = article("Page A.")
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        # Checked every minute: polls of sixty checks (an hour), the product's own window.
+        handles = [
+            await start(dev_env, worker.task_queue, fast([f"{base}/a"]), every=60.0, window=None)
+            for _ in range(3)
+        ]
+        for handle in handles:
+            await until(partial(_scheduled, handle, 2))
+        await handles[0].signal("pause")
+        await until(lambda: _ended(handles[0], 2))
+        await handles[0].signal("resume")
+        await until(partial(_scheduled, handles[0], 3))
+        for handle in handles:
+            await handle.signal("stop")
+        for handle in handles:
+            await handle.result()
+    await save_history(handles[0], "web_monitor_phased")
+    firsts = []
+    for handle in handles:
+        polls = await poll_requests(handle)
+        baseline, first = polls[0][0], polls[1][0]
+        assert baseline.first_only and not first.first_only
+        # The run's first poll lasts a part of the window (at least one interval) ...
+        assert 60.0 <= first.window_seconds <= 3600.0
+        # ... and a killed worker's poll is noticed after about four checks, at least 10 min.
+        assert polls[1][1] == 600.0
+        firsts.append(first.window_seconds)
+    assert len(set(firsts)) == 3  # drawn for each watch: they hand back apart
+    later = (await poll_requests(handles[0]))[2][0]
+    assert later.window_seconds == 3600.0  # then whole windows
