@@ -120,7 +120,7 @@ class PagePoller:
         if (
             cached is None
             or now - cached[0] > RECIPIENT_TTL
-            or (cached[1].done() and cached[1].exception() is not None)
+            or (cached[1].done() and (cached[1].cancelled() or cached[1].exception() is not None))
         ):
             cached = (now, asyncio.ensure_future(self.notifier.recipient(user)))
             self._recipients[user] = cached

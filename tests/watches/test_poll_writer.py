@@ -9,6 +9,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from activities import polling
+from activities.notify import NotifyActivities, Recipient
+from activities.polling import PagePoller
+from ambient.clients.web import WebFetcher
+from ambient.deps import WorkerDeps
 from ambient.domain.notify import Message, NotificationKind
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
@@ -126,3 +131,28 @@ async def test_a_check_given_up_before_its_batch_is_not_written(db: Database) ->
     with pytest.raises(asyncio.CancelledError):
         await gone
     assert {e.idempotency_key for e in await _all(db, Event)} == {"w2/life/poll/1"}
+
+
+class CountingNotify(NotifyActivities):
+    """The real notifier, counting how often a user's push settings are read."""
+
+    reads = 0
+
+    async def recipient(self, name: str) -> Recipient:
+        self.reads += 1
+        return await super().recipient(name)
+
+
+async def test_polls_of_one_user_share_one_read_of_their_push_settings(
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _user(deps.db)
+    notify = CountingNotify(deps.db, deps.channels)
+    poller = PagePoller(deps.db, WebFetcher(), notify)
+    got = await asyncio.gather(*(poller.recipient("ann") for _ in range(20)))
+    assert notify.reads == 1 and all(r.exists for r in got)
+    await poller.recipient("bob")  # another user: read on its own (and not there)
+    assert notify.reads == 2 and not (await poller.recipient("bob")).exists
+    monkeypatch.setattr(polling, "RECIPIENT_TTL", 0.0)  # a minute later: read again
+    await poller.recipient("ann")
+    assert notify.reads == 3
