@@ -443,13 +443,7 @@ class PollSession:
             return
         after.failing = True
         payload = {"url": url, "error": error[:500], "failures": after.failures}
-        await self.tell(
-            url,
-            after,
-            lambda _: [("watch.failing", payload)],
-            now,
-            what=f"storing watch.failing of {url}",
-        )
+        await self.tell_one(url, after, "watch.failing", payload, now)
 
     async def answered(self, url: str, outcome: str, now: datetime) -> None:
         seen = self.urls[url]
@@ -467,13 +461,14 @@ class PollSession:
             }
         )
         payload = {"url": url, "after_failures": seen.failures}
-        await self.tell(
-            url,
-            after,
-            lambda _: [("watch.recovered", payload)],
-            now,
-            what=f"storing watch.recovered of {url}",
-        )
+        await self.tell_one(url, after, "watch.recovered", payload, now)
+
+    async def tell_one(
+        self, url: str, after: UrlState, kind: str, payload: dict[str, Any], now: datetime
+    ) -> None:
+        """Store and notify one event that needs no old text (failing, recovered)."""
+        what = f"storing {kind} of {url}"
+        await self.tell(url, after, lambda _: [(kind, payload)], now, what=what)
 
     async def tell(
         self,

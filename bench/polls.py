@@ -29,12 +29,9 @@ from ambient.clients.notify.registry import build_channels
 from ambient.clients.web import WebFetcher
 from ambient.devstack import free_port
 from ambient.domain.polling import PollRequest, PollResult
-from ambient.domain.users import UserCreate
 from ambient.domain.watches import WebMonitorConfig, notification_targets
 from ambient.settings import Environment, Settings
-from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository
+from bench.stack import bench_database
 
 PATHS = {"page": "page", "changing": "changing"}
 
@@ -50,11 +47,7 @@ async def main(n: int, kind: str, seconds: float, interval: float) -> None:
         metrics_port=None,
         _env_file=None,  # type: ignore[call-arg]
     )
-    await upgrade_async(settings.resolved_database_url)
-    db = Database(settings.resolved_database_url)
-    async with db.session() as session:
-        await UserRepository(session).create(UserCreate(name="bench"))
-        await session.commit()
+    db = await bench_database(settings)
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(trust_env=False, timeout=30) as http:

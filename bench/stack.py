@@ -39,6 +39,16 @@ class BenchStack:
     deps: WorkerDeps
 
 
+async def bench_database(settings: Settings) -> Database:
+    """The app database of ``settings``, migrated, with the user ``bench``."""
+    await upgrade_async(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name="bench"))
+        await session.commit()
+    return db
+
+
 @asynccontextmanager
 async def bench_stack(prefix: str) -> AsyncIterator[BenchStack]:
     """Start everything under a new temporary directory; stop it all on exit."""
@@ -62,11 +72,7 @@ async def bench_stack(prefix: str) -> AsyncIterator[BenchStack]:
     try:
         opts = DevOptions(data, 0, port, 0, None, None)
         client = await wait_for_temporal(settings, opts, time.monotonic() + 60)
-        await upgrade_async(settings.resolved_database_url)
-        db = Database(settings.resolved_database_url)
-        async with db.session() as session:
-            await UserRepository(session).create(UserCreate(name="bench"))
-            await session.commit()
+        db = await bench_database(settings)
         site_url = f"http://127.0.0.1:{site_port}"
         async with (
             httpx.AsyncClient(trust_env=False, timeout=30) as http,
