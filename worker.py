@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -106,10 +106,22 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             settings.temporal_address,
             settings.temporal_namespace,
         )
-        async with worker:
-            await ensure_triage_schedule(client, settings, db)
-            await stop.wait()
-            log.info("worker stopping")
+        upkeep: list[asyncio.Task[None]] = []
+        try:
+            async with worker:
+                upkeep += [asyncio.create_task(_run(job(client))) for job in deps.upkeep]
+                await ensure_triage_schedule(client, settings, db)
+                await stop.wait()
+                log.info("worker stopping")
+        finally:
+            # After the polls handed back: a clean stop drops this process's leases.
+            for task in upkeep:
+                task.cancel()
+            await asyncio.gather(*upkeep, return_exceptions=True)
+
+
+async def _run(job: Awaitable[None]) -> None:
+    await job
 
 
 def main() -> None:

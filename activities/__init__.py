@@ -26,7 +26,10 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     fetcher = WebFetcher(deps.pages, allow_cidrs=deps.settings.fetch_allow_cidrs)
     tencent = deps.tencent or TencentCloud.from_settings(deps.settings)
     watches = WatchActivities(deps.db, fetcher, tencent)
-    poller = PagePoller(deps.db, fetcher, notify)
+    poller = PagePoller(
+        deps.db, fetcher, notify, dead_after=deps.settings.worker_dead_after_seconds
+    )
+    deps.upkeep.append(poller.upkeep)
     llm = deps.llm or LLMClient(deps.settings)
     remediation = RemediationActivities(
         deps.db,

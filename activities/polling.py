@@ -10,6 +10,12 @@ page fails or recovers, when it holds ``MAX_EVENTS``, after a bounded window, or
 when the workflow asks (pause, update, trigger, stop: ``end_poll``, a local activity that
 reaches the poll in this process, or writes a request that the process running it reads
 within ``END_POLL_READ`` seconds).
+
+A poll whose worker process is killed is started again by the workflow when a live process
+reports it (``upkeep``): every process that runs polls writes every ``LEASE_EVERY`` seconds
+that it is alive and which polls it holds (ambient/storage/leases.py), and every
+``SWEEP_EVERY`` seconds signals ``poll_lost`` to the workflows of polls whose process has
+not written for its ``dead_after``. The poll's heartbeat timeout is only the backstop.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import hashlib
 import logging
 import math
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +34,9 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.notify import MAX_SHOWN, NotifyActivities, Recipient, delivery_key
 from activities.watches import page_text
@@ -45,6 +54,7 @@ from ambient.domain.polling import (
     EndPoll,
     PollEnd,
     PollEvent,
+    PollLost,
     PollProgress,
     PollRequest,
     PollResult,
@@ -53,6 +63,7 @@ from ambient.domain.polling import (
 from ambient.domain.tasks import Failure, UrlState
 from ambient.domain.watches import content_hash, diff_pages
 from ambient.storage import Database
+from ambient.storage.leases import Lease, LeaseBook, dead_leases, drop_leases, end_lost
 from ambient.storage.models import Event, WatchPoll, WatchPollEnd, utcnow
 from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite, PollWriter
 from ambient.storage.repositories import EventRepository
@@ -75,6 +86,21 @@ DEFAULT_HANDBACK_WAIT = 30.0
 # Temporal after 10 s anyway).
 END_POLL_READ = 0.5
 END_POLL_KEEP = timedelta(minutes=5)
+# A process that runs polls says it is alive (with the polls it started and ended since)
+# this often, and looks for dead processes' polls this often; it tells at most SWEEP_BATCH
+# workflows a sweep, SWEEP_SIGNALS at a time.
+LEASE_EVERY = 5.0
+SWEEP_EVERY = 10.0
+SWEEP_BATCH = 500
+SWEEP_SIGNALS = 32
+
+
+def _client() -> Client | None:
+    """The client of the worker running this activity (none in a test environment)."""
+    try:
+        return activity.client()
+    except RuntimeError:
+        return None
 
 
 def _at(seconds: float) -> datetime:
@@ -84,7 +110,14 @@ def _at(seconds: float) -> datetime:
 class PagePoller:
     """The polls running in this worker process, and how the workflow reaches them."""
 
-    def __init__(self, db: Database, fetcher: WebFetcher, notifier: NotifyActivities) -> None:
+    def __init__(
+        self,
+        db: Database,
+        fetcher: WebFetcher,
+        notifier: NotifyActivities,
+        *,
+        dead_after: float = 30.0,
+    ) -> None:
         self.db = db
         self.fetcher = fetcher
         self.notifier = notifier
@@ -96,6 +129,10 @@ class PagePoller:
         self._reader: asyncio.Task[None] | None = None
         # The users' push settings, read at most every RECIPIENT_TTL seconds per user.
         self._recipients: dict[str, tuple[float, asyncio.Future[Recipient]]] = {}
+        # Which polls this process holds, written every LEASE_EVERY seconds by upkeep().
+        self.leases = LeaseBook(db, uuid.uuid4().hex, dead_after)
+        self._upkeep: asyncio.Task[None] | None = None
+        self.lost_told = 0  # polls of dead processes this one reported to their workflows
 
     @activity.defn
     async def poll_pages(self, request: PollRequest) -> PollResult:
@@ -105,10 +142,16 @@ class PagePoller:
         self._sessions[key] = session
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self.read_end_requests())
+        lease = Lease(request.workflow_id, request.life, session.run_id, request.poll)
+        self.leases.start(lease)
+        if self._upkeep is None or self._upkeep.done():
+            # Started with the worker (worker.py); in a worker built without it, while polls run.
+            self._upkeep = asyncio.create_task(self.upkeep(_client(), forever=False))
         try:
             await session.resume()
             return await session.run()
         finally:
+            self.leases.end(lease)
             if self._sessions.get(key) is session:
                 del self._sessions[key]
 
@@ -143,6 +186,66 @@ class PagePoller:
             await db.commit()
         return False
 
+    async def upkeep(self, client: Client | None, *, forever: bool = True) -> None:
+        """Say this process is alive with its polls; report dead processes' polls. With
+        ``forever`` it runs until cancelled and then leaves (a clean stop drops its leases)."""
+        if forever:
+            if self._upkeep is not None and not self._upkeep.done():
+                self._upkeep.cancel()
+            self._upkeep = asyncio.current_task()
+        next_sweep = 0.0
+        try:
+            while forever or self._sessions or self.leases.started or self.leases.ended:
+                try:
+                    await self.leases.flush()
+                except SQLAlchemyError as exc:  # kept for the next flush
+                    log.warning("writing this process's poll leases failed: %s", exc)
+                if client is not None and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + SWEEP_EVERY
+                    try:
+                        await self.sweep(client)
+                    except (SQLAlchemyError, RPCError) as exc:
+                        log.warning("looking for polls of dead worker processes failed: %s", exc)
+                await asyncio.sleep(LEASE_EVERY)
+        finally:
+            if forever:
+                with contextlib.suppress(SQLAlchemyError):
+                    await asyncio.shield(self.leases.leave())
+
+    async def sweep(self, client: Client) -> int:
+        """Tell the workflows of polls held by dead processes; returns how many were told."""
+        lost = await dead_leases(self.db, self.leases.process, SWEEP_BATCH)
+        if not lost:
+            return 0
+        await end_lost(self.db, lost)
+        gate = asyncio.Semaphore(SWEEP_SIGNALS)
+
+        async def tell(lease: Lease) -> bool:
+            async with gate:
+                try:
+                    handle = client.get_workflow_handle(lease.task, run_id=lease.run_id)
+                    await handle.signal(
+                        "poll_lost",
+                        PollLost(
+                            life=lease.life,
+                            run_id=lease.run_id,
+                            poll=lease.poll,
+                            process=lease.process,
+                        ),
+                    )
+                except RPCError as exc:
+                    if exc.status != RPCStatusCode.NOT_FOUND:  # the run has ended: done
+                        log.warning("telling %s its poll is lost failed: %s", lease.task, exc)
+                        return False
+                return True
+
+        told = await asyncio.gather(*(tell(lease) for lease in lost))
+        done = [lease for lease, ok in zip(lost, told, strict=True) if ok]
+        await drop_leases(self.db, done)
+        self.lost_told += len(done)
+        log.info("told %d workflows that their poll's worker process is dead", len(done))
+        return len(done)
+
     async def read_end_requests(self) -> None:
         """While this process runs polls, end those another process's workflow asked to end."""
         last: int | None = None
@@ -154,15 +257,23 @@ class PagePoller:
                         last = await db.scalar(select(func.max(WatchPollEnd.id))) or 0
                     rows = (
                         await db.execute(
-                            select(WatchPollEnd.id, WatchPollEnd.task, WatchPollEnd.life)
+                            select(
+                                WatchPollEnd.id,
+                                WatchPollEnd.task,
+                                WatchPollEnd.life,
+                                WatchPollEnd.run_id,
+                                WatchPollEnd.poll,
+                            )
                             .where(WatchPollEnd.id > last)
                             .order_by(WatchPollEnd.id)
                         )
                     ).all()
-                for row_id, task, life in rows:
+                for row_id, task, life, run_id, poll in rows:
                     last = row_id
                     session = self._sessions.get((task, life))
-                    if session is not None:
+                    if session is not None and (
+                        poll is None or (session.request.poll, session.run_id) == (poll, run_id)
+                    ):
                         session.end(PollEnd.CONTROL)
                 if time.monotonic() - swept > END_POLL_KEEP.total_seconds():
                     swept = time.monotonic()
@@ -182,6 +293,7 @@ class PollSession:
         self.poller = poller
         self.request = request
         self.key = (request.workflow_id, request.life)
+        self.run_id = activity.info().workflow_run_id or ""
         self.urls = {url: state.model_copy() for url, state in request.urls.items()}
         self.seq = request.seq
         self.next_due = time.time() + max(0.0, request.first_check_in)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
+from temporalio.client import Client
 
 from ambient.clients.http1 import PageClient
 from ambient.clients.llm import LLMClient
@@ -29,3 +31,6 @@ class WorkerDeps:
     llm: LLMClient | None = field(default=None)
     # Remediation executors by name ("dry_run", "kubernetes"); built from settings unless given.
     executors: dict[str, RemediationExecutor] | None = field(default=None)
+    # What runs beside the worker while it runs (the poll leases' upkeep), given its client;
+    # filled by build_activities, started and cancelled by the entry point.
+    upkeep: list[Callable[[Client], Awaitable[None]]] = field(default_factory=list)

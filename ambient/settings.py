@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # Web monitors poll in long-running activities, one per watch, mostly asleep: they have
     # their own allowance on top of max_concurrent_activities.
     max_watch_polls: int = 25_000
+    # A worker process that has not said it is alive for this long is dead: live processes
+    # hand its polls back to their workflows, which start them again (docs/watches.md).
+    worker_dead_after_seconds: float = Field(default=30.0, ge=5.0, le=3600.0)
 
     # LLM: offline (deterministic) unless an OpenAI-compatible key is set.
     openai_api_key: SecretStr | None = Field(

@@ -14,8 +14,9 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from ambient.domain.checks import CheckPageInput, PageCheck
     from ambient.domain.notify import Message
-    from ambient.domain.polling import EndPoll, PollRequest, PollResult
+    from ambient.domain.polling import EndPoll, PollLost, PollRequest, PollResult
     from ambient.domain.tasks import (
+        Failure,
         TaskStatus,
         UrlState,
         WebMonitorInput,
@@ -48,11 +49,11 @@ POLL_RETRY = RetryPolicy(
     maximum_attempts=5,
 )
 POLL_SLACK = timedelta(minutes=2)
-# A killed worker's polls resume elsewhere after their heartbeat timeout (graceful stops hand
-# back at once): about POLL_HEARTBEAT_CHECKS missed checks, at least POLL_HEARTBEAT_MIN. The
-# server hears of a poll every 0.8 x that timeout, and each time costs it a write.
-POLL_HEARTBEAT_MIN = timedelta(minutes=10)
-POLL_HEARTBEAT_CHECKS = 4
+# A killed worker's polls are started again when a live worker process finds the dead one's
+# leases (signal ``poll_lost``, well under a minute; activities/polling.py); graceful stops
+# hand back at once. The heartbeat timeout is the backstop when no process can tell (the
+# app database is down): one window. The server hears of a poll every 0.8 x that timeout
+# and each time costs it a write, so the backstop is kept long.
 # The first poll of a run lasts a deterministic part of a window, so the polls of watches
 # created (or continued as new) together hand back spread over the window, not in one burst.
 POLL_PHASE = "poll-phase"
@@ -77,6 +78,8 @@ class WebMonitorWorkflow(WatchControls):
         self.poll_window = request.poll_window_seconds
         self.interval_seconds = request.check_interval_seconds
         self.phased = False  # this run's first poll after the baseline is a part of a window
+        self.polls = 0  # polls started in this run; the running one's number
+        self.lost: PollLost | None = None  # the running poll's process is dead
         self.restore()
 
     @workflow.run
@@ -156,21 +159,21 @@ class WebMonitorWorkflow(WatchControls):
             interval_seconds=interval.total_seconds(),
             window_seconds=window.total_seconds(),
             first_only=first_only,
+            poll=self.polls + 1,
         )
-        # Heartbeats are how a killed worker's poll is noticed; the server hears of them every
-        # 0.8 x this, so it is minutes (a poll of a short window uses its window).
-        heartbeat = max(
-            2 * interval,
-            min(max(POLL_HEARTBEAT_CHECKS * interval, POLL_HEARTBEAT_MIN), self.window),
-        )
+        # The backstop for a dead worker that no live process reports (see POLL_SLACK).
+        heartbeat = max(2 * interval, self.window)
+        self.polls += 1
+        number, self.lost = self.polls, None
         self.checking = True
         try:
             handle = workflow.start_activity(
                 "poll_pages",
                 request,
                 result_type=PollResult,
-                # A backstop only (heartbeats notice a dead worker): the window, the wait for the
-                # first check, a slow last check and the deliveries a hand-back waits for.
+                # A backstop only (leases, then heartbeats, notice a dead worker): the window,
+                # the wait for the first check, a slow last check and the deliveries a
+                # hand-back waits for.
                 start_to_close_timeout=(
                     window + max(due - now, timedelta(0)) + 2 * heartbeat + POLL_SLACK
                 ),
@@ -178,9 +181,16 @@ class WebMonitorWorkflow(WatchControls):
                 retry_policy=POLL_RETRY,
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
-            await workflow.wait_condition(lambda: handle.done() or self.wake)
-            if not handle.done():
-                await self.end_poll(handle)
+            await workflow.wait_condition(
+                lambda: handle.done() or self.wake or self.is_lost(number)
+            )
+            if not handle.done() and not self.is_lost(number):
+                await self.end_poll(handle, number)
+                if not handle.done() and not self.is_lost(number):
+                    await workflow.wait_condition(lambda: handle.done() or self.is_lost(number))
+            if not handle.done() and self.lost is not None:
+                self.abandon(handle, self.lost)
+                return
             result = await handle
         except ActivityError as error:
             # A poll that failed for good is a failure to show; the watch waits an interval
@@ -198,7 +208,33 @@ class WebMonitorWorkflow(WatchControls):
             self.checking = False
         self.absorb(result)
 
-    async def end_poll(self, handle: workflow.ActivityHandle[PollResult]) -> None:
+    def is_lost(self, number: int) -> bool:
+        return self.lost is not None and self.lost.poll == number
+
+    def abandon(self, handle: workflow.ActivityHandle[PollResult], lost: PollLost) -> None:
+        """The poll's worker process is dead: the server cancels the poll (a cancelled poll
+        is not tried again) and the next poll starts now, taking over what the dead one
+        stored (its events, by the poll's mark). What the dead attempt returns is dropped."""
+        handle.cancel()
+        handle.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self.state.last_failure = Failure(
+            what="poll",
+            error=f"the worker process of the poll ({lost.process[:12]}) stopped; polling again",
+            at=workflow.now(),
+        )
+
+    @workflow.signal
+    def poll_lost(self, lost: PollLost) -> None:
+        """A live worker process found the one running this poll dead (activities/polling.py)."""
+        if (
+            self.checking
+            and lost.poll == self.polls
+            and lost.life == self.life
+            and lost.run_id == workflow.info().run_id
+        ):
+            self.lost = lost
+
+    async def end_poll(self, handle: workflow.ActivityHandle[PollResult], number: int) -> None:
         """Ask the poll to hand back now; cancel it if it runs where we cannot reach it."""
         try:
             await workflow.execute_local_activity(
@@ -210,7 +246,9 @@ class WebMonitorWorkflow(WatchControls):
         except ActivityError:
             pass
         try:
-            await workflow.wait_condition(handle.done, timeout=END_POLL_WAIT)
+            await workflow.wait_condition(
+                lambda: handle.done() or self.is_lost(number), timeout=END_POLL_WAIT
+            )
         except TimeoutError:
             handle.cancel()
 

@@ -50,6 +50,8 @@ class PollRequest(BaseModel):
     window_seconds: float
     # Check once and hand back (a baseline or a check asked for), at once.
     first_only: bool = False
+    # The poll's number in its workflow run: with the run, which poll a lease names.
+    poll: int = 0
 
 
 class PollEvent(BaseModel):
@@ -91,6 +93,16 @@ class EndPoll(BaseModel):
 
     workflow_id: str
     life: str
+
+
+class PollLost(BaseModel):
+    """The worker process that ran this poll is dead (signal ``poll_lost``): the workflow
+    starts the next poll instead of waiting for the heartbeat timeout."""
+
+    life: str
+    run_id: str
+    poll: int
+    process: str
 
 
 def page_message(kind: str, payload: dict[str, Any], *, keywords: bool) -> Message | None:

@@ -131,7 +131,37 @@ class WatchPollEnd(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task: Mapped[str] = mapped_column(String(255))
     life: Mapped[str] = mapped_column(String(64))
+    # Set when only one poll is to end (a lost one): its workflow run and number.
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    poll: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WorkerProcess(Base):
+    """A worker process that runs polls, and when it last said it was alive (every
+    ``LEASE_EVERY`` seconds; activities/polling.py). One whose word is older than its
+    ``dead_after`` is dead: the polls it held are given to the other processes."""
+
+    __tablename__ = "worker_processes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    dead_after: Mapped[float] = mapped_column(default=30.0)
+
+
+class WatchPollLease(Base):
+    """The poll of (task = workflow id, life) runs in ``process``: the workflow run and the
+    poll's number in it say which poll, so a lost one is told apart from its successor."""
+
+    __tablename__ = "watch_poll_leases"
+
+    task: Mapped[str] = mapped_column(String(255), primary_key=True)
+    life: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    poll: Mapped[int] = mapped_column(Integer)
+    process: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ShareLink(Base):

@@ -328,11 +328,17 @@ async def _store_copies(
     )
 
 
+def upsert(dialect: str, table: Table, keys: list[str], columns: list[str]) -> Any:
+    """Insert rows of ``table`` or, where ``keys`` are taken, set ``columns`` (one statement
+    for many rows; SQLite or Postgres)."""
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[key] for key in keys],
+        set_={column: new[column] for column in columns},
+    )
+
+
 def _upsert_marks(dialect: str) -> Any:
     """Insert or move the polls' marks (one statement for many)."""
-    upsert = (postgresql if dialect == "postgresql" else sqlite).insert(POLLS)
-    moved = upsert.excluded
-    return upsert.on_conflict_do_update(
-        index_elements=[POLLS.c.task, POLLS.c.life],
-        set_={"seq": moved.seq, "urls": moved.urls, "updated_at": moved.updated_at},
-    )
+    return upsert(dialect, POLLS, ["task", "life"], ["seq", "urls", "updated_at"])

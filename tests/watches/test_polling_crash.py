@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from functools import partial
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -21,15 +23,18 @@ from ambient.domain.tasks import TaskStatus
 from ambient.storage.repositories import EventRepository, InboxRepository
 from tests.conftest import unique
 from tests.remediation.test_crash import worker_env, worker_process
+from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.watches.site import Site, article
 from tests.watches.test_polling import (
     USER,
     _changes,
     _checks,
+    _scheduled,
     events,
     fast,
     loopback_deps,
+    poll_requests,
     poll_results,
     start,
     status,
@@ -43,6 +48,10 @@ async def stored_change(deps: WorkerDeps, task: str) -> bool:
     async with deps.db.session() as session:
         rows = await EventRepository(session).list(task=task, limit=10)
     return any(row.kind == "watch.change" for row in rows)
+
+
+async def fetched(site: Site, n: int) -> bool:
+    return len(site.requests) >= n
 
 
 @pytest.mark.devserver
@@ -78,6 +87,67 @@ async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reportin
             await handle.signal("stop")
             final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), 60))
     assert before == []  # the change had not been handed back when the worker died
+    assert final.detail["changes_total"] == 1
+    stored = [key for kind, key in await events(loopback_deps, task) if kind == "watch.change"]
+    assert len(stored) == 1
+    in_history = [e.key for r in await poll_results(handle) for e in r.events]
+    assert in_history == stored
+    async with loopback_deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER, limit=10)
+    assert [m.title for m in inbox] == [f"Changed: {base}/news"]
+
+
+@pytest.mark.devserver
+async def test_a_killed_workers_poll_is_started_again_by_a_live_worker_long_before_its_timeout(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The same kill with a 10-minute poll (heartbeat timeout 10 minutes): the worker started
+    after it finds the dead process's lease and the workflow starts the poll again at once."""
+    site = Site()
+    site.pages["/news"] = article("Quiet morning.")
+    async with serve(site.app()) as base:
+        task_queue = unique("poll-lost")
+        address = dev_env.client.service_client.config.target_host
+        env = worker_env(loopback_deps, address, task_queue, tmp_path / "no-kubeconfig")
+        env["AMBIENT_FETCH_ALLOW_CIDRS"] = "127.0.0.1/32"
+        env["AMBIENT_WORKER_DEAD_AFTER_SECONDS"] = "5"
+        task = unique(f"web-monitor/{USER}/lost")
+        with worker_process(env, tmp_path, tmp_path / "worker-1.log") as first:
+            handle = await start(
+                dev_env, task_queue, fast([f"{base}/news"]), window=600.0, task=task
+            )
+            await until(lambda: _checks(handle, 1), 60)
+            site.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
+            await until(lambda: stored_change(loopback_deps, task), 60)
+            await asyncio.sleep(6)  # the lease of this poll is written (every 5 s)
+            first.send_signal(signal.SIGKILL)
+            assert await asyncio.to_thread(first.wait, 30) == -signal.SIGKILL
+        polls_before = len(await poll_requests(handle))
+        with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
+            # Dead after 5 s, found at the next sweep: well inside the poll's 10 minutes.
+            await until(partial(_scheduled, handle, polls_before + 1), 60)
+            # The new poll took over the stored change (it hands it back with its window, or
+            # now, when stopped) and checks the same page again: nothing more to tell.
+            await until(partial(fetched, site, len(site.requests) + 3), 30)
+            await handle.signal("stop")
+            final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), 60))
+    await save_history(handle, "web_monitor_poll_lost")
+    requests = await poll_requests(handle)
+    assert requests[polls_before - 1][1] == 600.0  # the lost poll's heartbeat timeout
+    history = await handle.fetch_history()
+    lost = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        and e.workflow_execution_signaled_event_attributes.signal_name == "poll_lost"
+    ]
+    assert len(lost) == 1
+    cancelled = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED
+    ]
+    assert cancelled  # the server will not try the dead poll again
     assert final.detail["changes_total"] == 1
     stored = [key for kind, key in await events(loopback_deps, task) if kind == "watch.change"]
     assert len(stored) == 1

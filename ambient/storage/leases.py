@@ -1,0 +1,155 @@
+"""Which worker process runs each watch's poll, and which processes are alive.
+
+A poll is a long-running activity; when its worker process is killed, Temporal notices only
+at the poll's heartbeat timeout, which is kept long because every heartbeat costs the server
+a write. Instead each worker process that runs polls writes, every few seconds in one
+transaction, that it is alive (``worker_processes``) and which polls it started or ended
+since (``watch_poll_leases``). Any live process finds the leases of a process whose word is
+older than that process's ``dead_after`` and tells their workflows (activities/polling.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, delete, exists, insert, select, tuple_
+
+from ambient.storage.db import Database
+from ambient.storage.models import WatchPollEnd, WatchPollLease, WorkerProcess, utcnow
+from ambient.storage.polls import upsert
+
+LEASES: Table = WatchPollLease.__table__  # type: ignore[assignment]
+PROCESSES: Table = WorkerProcess.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class Lease:
+    task: str  # the workflow id
+    life: str
+    run_id: str
+    poll: int
+    process: str = ""
+
+
+class LeaseBook:
+    """This process's side: the leases to write or drop at the next ``flush``."""
+
+    def __init__(self, db: Database, process: str, dead_after: float) -> None:
+        self.db = db
+        self.process = process
+        self.dead_after = dead_after
+        self.started: dict[tuple[str, str], Lease] = {}
+        self.ended: list[Lease] = []
+        self.last_flush: datetime | None = None
+
+    def start(self, lease: Lease) -> None:
+        self.started[(lease.task, lease.life)] = lease
+
+    def end(self, lease: Lease) -> None:
+        key = (lease.task, lease.life)
+        if self.started.get(key) == lease:
+            del self.started[key]  # never written: nothing to drop
+        else:
+            self.ended.append(lease)
+
+    async def flush(self) -> None:
+        """Say this process is alive and write the leases started and ended since (one
+        transaction; on failure they are kept for the next flush)."""
+        now = utcnow()
+        started, ended = dict(self.started), list(self.ended)
+        async with self.db.write_session() as session:
+            conn = await session.connection()
+            dialect = conn.dialect.name
+            beat = {"id": self.process, "started_at": now, "beat_at": now}
+            await conn.execute(
+                upsert(dialect, PROCESSES, ["id"], ["beat_at", "dead_after"]),
+                [{**beat, "dead_after": self.dead_after}],
+            )
+            if started:
+                rows = [
+                    {**_row(lease), "process": self.process, "started_at": now}
+                    for lease in started.values()
+                ]
+                columns = ["run_id", "poll", "process", "started_at"]
+                await conn.execute(upsert(dialect, LEASES, ["task", "life"], columns), rows)
+            if ended:
+                await conn.execute(_drop([(*_key(e), self.process) for e in ended]))
+            await session.commit()
+        for key, lease in started.items():
+            if self.started.get(key) == lease:
+                del self.started[key]
+        del self.ended[: len(ended)]
+        self.last_flush = now
+
+    async def leave(self) -> None:
+        """A clean stop: drop this process's leases and its row."""
+        async with self.db.write_session() as session:
+            await session.execute(
+                delete(WatchPollLease).where(WatchPollLease.process == self.process)
+            )
+            await session.execute(delete(WorkerProcess).where(WorkerProcess.id == self.process))
+            await session.commit()
+        self.started.clear()
+        self.ended.clear()
+
+
+async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
+    """Leases held by processes that are not alive (never this one)."""
+    now = utcnow()
+    async with db.session() as session:
+        rows = (await session.execute(select(WorkerProcess))).scalars().all()
+        alive = [
+            row.id for row in rows if _aware(row.beat_at) >= now - timedelta(seconds=row.dead_after)
+        ]
+        found = await session.execute(
+            select(WatchPollLease)
+            .where(WatchPollLease.process.not_in([alive_self, *alive]))
+            .order_by(WatchPollLease.started_at)
+            .limit(limit)
+        )
+        return [
+            Lease(row.task, row.life, row.run_id, row.poll, row.process) for row in found.scalars()
+        ]
+
+
+async def end_lost(db: Database, lost: list[Lease]) -> None:
+    """Ask the lost polls to end, in case their process is alive after all (its end-request
+    reader stops exactly these polls, not their successors)."""
+    async with db.write_session() as session:
+        await session.execute(
+            insert(WatchPollEnd),
+            [{**_row(lease), "created_at": utcnow()} for lease in lost],
+        )
+        await session.commit()
+
+
+async def drop_leases(db: Database, leases: list[Lease]) -> None:
+    """Drop these leases (only as they are: a successor's lease stays) and the rows of dead
+    processes that hold none any more."""
+    async with db.write_session() as session:
+        if leases:
+            await session.execute(_drop([(*_key(e), e.process) for e in leases]))
+        held = exists().where(WatchPollLease.process == WorkerProcess.id)
+        dead = [e.process for e in leases]
+        if dead:
+            await session.execute(delete(WorkerProcess).where(WorkerProcess.id.in_(dead), ~held))
+        await session.commit()
+
+
+def _key(lease: Lease) -> tuple[str, str, str, int]:
+    return (lease.task, lease.life, lease.run_id, lease.poll)
+
+
+def _row(lease: Lease) -> dict[str, Any]:
+    return {"task": lease.task, "life": lease.life, "run_id": lease.run_id, "poll": lease.poll}
+
+
+def _drop(keys: list[tuple[str, str, str, int, str]]) -> Any:
+    columns = tuple_(LEASES.c.task, LEASES.c.life, LEASES.c.run_id, LEASES.c.poll, LEASES.c.process)
+    return delete(LEASES).where(and_(columns.in_(keys)))
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=utcnow().tzinfo)
