@@ -146,6 +146,7 @@ class Bench:
     interval: float
     window: float
     create_over: float
+    settle: float = 0.0
 
     async def stats(self, prefix: str, since: float = -math.inf, until: float = math.inf) -> Any:
         params = {"prefix": prefix, "since": str(since), "until": str(until)}
@@ -315,6 +316,11 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
         if twice < n:
             notes.append(f"only {twice} of {n} pages fetched twice before the window")
         notes.append(f"steady {time.monotonic() - created:.0f} s after creation")
+    if bench.settle:
+        # Polls hand back and heartbeat on a cycle of a whole window: a window measured
+        # right after creation sees the first polls' cycle, not the steady one.
+        await asyncio.sleep(bench.settle)
+        notes.append(f"then settled {bench.settle:.0f} s")
 
     t0, m0 = time.time(), time.monotonic()
     w0, s0, c0 = time.process_time(), process_cpu(bench.server_pid), COMPLETED["count"]
@@ -370,6 +376,7 @@ async def main(
     window: float,
     kinds: tuple[str, ...] = ("watch", "changing", "floor"),
     create_over: float | None = None,
+    settle: float = 0.0,
 ) -> list[Phase]:
     phases: list[Phase] = []
     async with bench_stack("ambient-bench-") as stack:
@@ -381,8 +388,12 @@ async def main(
             extra_workflows=[LocalFloorWorkflow],
             extra_activities=[noop],
         )
-        bench = Bench(client, server_pid, stack.site, interval, window, create_over or interval / 2)
+        bench = Bench(
+            client, server_pid, stack.site, interval, window, create_over or interval / 2, settle
+        )
         async with worker:
+            # What runs beside the worker in the product (the poll leases' upkeep).
+            upkeep = [asyncio.ensure_future(job(client)) for job in stack.deps.upkeep]
             # What the stack costs with nothing to check: at small N it is a large part
             # of each check's share.
             w0, s0, m0 = time.process_time(), process_cpu(server_pid), time.monotonic()
@@ -396,12 +407,17 @@ async def main(
             )
             print(HEADER, flush=True)
             seq = 0
-            for n in sizes:
-                for kind in kinds:
-                    seq += 1
-                    phase = await run_phase(bench, kind, n, seq)
-                    phases.append(phase)
-                    print(row(phase), flush=True)
+            try:
+                for n in sizes:
+                    for kind in kinds:
+                        seq += 1
+                        phase = await run_phase(bench, kind, n, seq)
+                        phases.append(phase)
+                        print(row(phase), flush=True)
+            finally:
+                for task in upkeep:
+                    task.cancel()
+                await asyncio.gather(*upkeep, return_exceptions=True)
     return phases
 
 
@@ -471,6 +487,13 @@ if __name__ == "__main__":
         help="seconds over which a phase creates its watches, in batches of 100 (default: "
         "half an interval; creation is never faster than the server accepts the batches)",
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="seconds to wait once every page is past its baseline, before the window (give "
+        "the polls' hand-back and heartbeat cycle time to reach its steady state)",
+    )
     args = parser.parse_args()
     try:
         WebMonitorConfig.model_validate(
@@ -482,7 +505,14 @@ if __name__ == "__main__":
     print(f"`python -m bench.watches {shlex.join(sys.argv[1:])}`\n", flush=True)
     phases = tuple(p for p in args.phases if not (args.no_floor and p == "floor"))
     results = asyncio.run(
-        main(args.sizes, args.interval, args.window, phases, create_over=args.create_over)
+        main(
+            args.sizes,
+            args.interval,
+            args.window,
+            phases,
+            create_over=args.create_over,
+            settle=args.settle,
+        )
     )
     print()
     for p in results:

@@ -1,0 +1,98 @@
+"""Poll leases: which worker process runs each poll, and which processes are dead."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from ambient.storage import Database
+from ambient.storage.leases import Lease, LeaseBook, dead_leases, drop_leases, end_lost
+from ambient.storage.models import WatchPollEnd, WatchPollLease, WorkerProcess, utcnow
+
+
+async def _leases(db: Database) -> list[tuple[str, str, int, str]]:
+    async with db.session() as session:
+        rows = (await session.execute(select(WatchPollLease))).scalars().all()
+    return sorted((row.task, row.run_id, row.poll, row.process) for row in rows)
+
+
+async def _age(db: Database, process: str, seconds: float) -> None:
+    """Make ``process`` have last said it was alive ``seconds`` ago."""
+    async with db.write_session() as session:
+        await session.execute(
+            update(WorkerProcess)
+            .where(WorkerProcess.id == process)
+            .values(beat_at=utcnow() - timedelta(seconds=seconds))
+        )
+        await session.commit()
+
+
+async def test_a_process_writes_its_leases_with_its_beat_and_drops_only_its_own(
+    db: Database,
+) -> None:
+    a, b = LeaseBook(db, "a", 30.0), LeaseBook(db, "b", 30.0)
+    first = Lease("w1", "life", "run", 1)
+    a.start(first)
+    a.start(Lease("w2", "life", "run", 1))
+    short = Lease("w3", "life", "run", 1)
+    a.start(short)
+    a.end(short)  # started and ended between two flushes: never written
+    await a.flush()
+    assert await _leases(db) == [("w1", "run", 1, "a"), ("w2", "run", 1, "a")]
+    # w1's next poll runs in process b (a handed it back); a's late end must not drop it.
+    b.start(Lease("w1", "life", "run", 2))
+    await b.flush()
+    a.end(first)
+    await a.flush()
+    assert await _leases(db) == [("w1", "run", 2, "b"), ("w2", "run", 1, "a")]
+    await a.leave()  # a clean stop: its leases and its row go
+    assert await _leases(db) == [("w1", "run", 2, "b")]
+    async with db.session() as session:
+        assert [p.id for p in (await session.execute(select(WorkerProcess))).scalars()] == ["b"]
+
+
+async def test_leases_of_a_process_silent_longer_than_its_dead_after_are_found(
+    db: Database,
+) -> None:
+    alive, dead, me = LeaseBook(db, "alive", 30.0), LeaseBook(db, "dead", 5.0), "me"
+    alive.start(Lease("w1", "life", "run", 1))
+    dead.start(Lease("w2", "life", "run", 3))
+    dead.start(Lease("w3", "life", "run", 1))
+    await alive.flush()
+    await dead.flush()
+    assert await dead_leases(db, me, 100) == []  # everyone spoke just now
+    await _age(db, "dead", 6.0)  # past its own 5 s
+    await _age(db, "alive", 20.0)  # not past its 30 s
+    lost = await dead_leases(db, me, 100)
+    assert sorted((e.task, e.poll, e.process) for e in lost) == [
+        ("w2", 3, "dead"),
+        ("w3", 1, "dead"),
+    ]
+    assert await dead_leases(db, "dead", 100) == []  # a process never reports itself
+    # The lost polls are asked to end (only these polls: run and number), then dropped; the
+    # dead process's row goes with its last lease.
+    await end_lost(db, lost)
+    async with db.session() as session:
+        ends = (await session.execute(select(WatchPollEnd))).scalars().all()
+    assert sorted((e.task, e.run_id, e.poll) for e in ends) == [
+        ("w2", "run", 3),
+        ("w3", "run", 1),
+    ]
+    await drop_leases(db, lost[:1])
+    assert len(await dead_leases(db, me, 100)) == 1
+    await drop_leases(db, lost[1:])
+    assert await dead_leases(db, me, 100) == []
+    async with db.session() as session:
+        processes = (await session.execute(select(WorkerProcess))).scalars().all()
+    assert [p.id for p in processes] == ["alive"]
+
+
+async def test_a_lease_whose_process_row_is_gone_counts_as_dead(db: Database) -> None:
+    book = LeaseBook(db, "gone", 30.0)
+    book.start(Lease("w1", "life", "run", 1))
+    await book.flush()
+    async with db.write_session() as session:
+        await session.execute(update(WorkerProcess).values(id="renamed"))
+        await session.commit()
+    assert [e.task for e in await dead_leases(db, "me", 100)] == ["w1"]
