@@ -63,7 +63,14 @@ from ambient.domain.polling import (
 from ambient.domain.tasks import Failure, UrlState
 from ambient.domain.watches import content_hash, diff_pages
 from ambient.storage import Database
-from ambient.storage.leases import Lease, LeaseBook, dead_leases, drop_leases, end_lost
+from ambient.storage.leases import (
+    Lease,
+    LeaseBook,
+    dead_leases,
+    drop_leases,
+    end_lost,
+    forget_processes,
+)
 from ambient.storage.models import Event, WatchPoll, WatchPollEnd, utcnow
 from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite, PollWriter
 from ambient.storage.repositories import EventRepository
@@ -93,6 +100,9 @@ LEASE_EVERY = 5.0
 SWEEP_EVERY = 10.0
 SWEEP_BATCH = 500
 SWEEP_SIGNALS = 32
+# The rows of processes silent this long that hold no lease are dropped, this often.
+FORGET_AFTER = timedelta(hours=1)
+FORGET_EVERY = 3600.0
 
 
 def _client() -> Client | None:
@@ -133,6 +143,7 @@ class PagePoller:
         self.leases = LeaseBook(db, uuid.uuid4().hex, dead_after)
         self._upkeep: asyncio.Task[None] | None = None
         self.lost_told = 0  # polls of dead processes this one reported to their workflows
+        self._forget_at = 0.0  # when to drop the rows of long-dead processes next
 
     @activity.defn
     async def poll_pages(self, request: PollRequest) -> PollResult:
@@ -196,15 +207,16 @@ class PagePoller:
         next_sweep = 0.0
         try:
             while forever or self._sessions or self.leases.started or self.leases.ended:
+                # Every failure is logged and tried again next time: only a stop ends this.
                 try:
                     await self.leases.flush()
-                except SQLAlchemyError as exc:  # kept for the next flush
+                except Exception as exc:  # kept for the next flush
                     log.warning("writing this process's poll leases failed: %s", exc)
                 if client is not None and time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + SWEEP_EVERY
                     try:
                         await self.sweep(client)
-                    except (SQLAlchemyError, RPCError) as exc:
+                    except Exception as exc:
                         log.warning("looking for polls of dead worker processes failed: %s", exc)
                 await asyncio.sleep(LEASE_EVERY)
         finally:
@@ -214,6 +226,9 @@ class PagePoller:
 
     async def sweep(self, client: Client) -> int:
         """Tell the workflows of polls held by dead processes; returns how many were told."""
+        if time.monotonic() >= self._forget_at:
+            self._forget_at = time.monotonic() + FORGET_EVERY
+            await forget_processes(self.db, FORGET_AFTER)
         lost = await dead_leases(self.db, self.leases.process, SWEEP_BATCH)
         if not lost:
             return 0

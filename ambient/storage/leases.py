@@ -153,3 +153,14 @@ def _drop(keys: list[tuple[str, str, str, int, str]]) -> Any:
 
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=utcnow().tzinfo)
+
+
+async def forget_processes(db: Database, after: timedelta) -> None:
+    """Drop the rows of processes silent for ``after`` that hold no lease (one that died
+    holding none is never swept)."""
+    held = exists().where(WatchPollLease.process == WorkerProcess.id)
+    async with db.write_session() as session:
+        await session.execute(
+            delete(WorkerProcess).where(WorkerProcess.beat_at < utcnow() - after, ~held)
+        )
+        await session.commit()

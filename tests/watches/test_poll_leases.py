@@ -7,7 +7,14 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from ambient.storage import Database
-from ambient.storage.leases import Lease, LeaseBook, dead_leases, drop_leases, end_lost
+from ambient.storage.leases import (
+    Lease,
+    LeaseBook,
+    dead_leases,
+    drop_leases,
+    end_lost,
+    forget_processes,
+)
 from ambient.storage.models import WatchPollEnd, WatchPollLease, WorkerProcess, utcnow
 
 
@@ -96,3 +103,16 @@ async def test_a_lease_whose_process_row_is_gone_counts_as_dead(db: Database) ->
         await session.execute(update(WorkerProcess).values(id="renamed"))
         await session.commit()
     assert [e.task for e in await dead_leases(db, "me", 100)] == ["w1"]
+
+
+async def test_long_silent_processes_that_hold_nothing_are_forgotten(db: Database) -> None:
+    empty, holding, recent = (LeaseBook(db, name, 30.0) for name in ("empty", "holding", "recent"))
+    holding.start(Lease("w1", "life", "run", 1))
+    for book in (empty, holding, recent):
+        await book.flush()
+    await _age(db, "empty", 7200)
+    await _age(db, "holding", 7200)
+    await forget_processes(db, timedelta(hours=1))
+    async with db.session() as session:
+        left = sorted(p.id for p in (await session.execute(select(WorkerProcess))).scalars())
+    assert left == ["holding", "recent"]  # its lease is still to be swept
