@@ -11,6 +11,7 @@ Network and protocol failures surface as FetchError with the reason.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urljoin
@@ -62,6 +63,12 @@ class FetchResult:
     content_type: str
 
 
+# How long a URL's checked addresses are reused (two checks at a 1-minute interval; a failed
+# connection or a timeout drops them at once), and how many URLs are kept.
+CHECKED_TTL = 150.0
+CHECKED_SIZE = 50_000
+
+
 class WebFetcher:
     """GET with conditional headers, a size cap, checked redirects and an SSRF guard.
 
@@ -80,6 +87,9 @@ class WebFetcher:
     ) -> None:
         self._client = client or PageClient()
         self._guard = DestinationGuard(allow_cidrs or [])
+        # The guard's verdict per URL (its checked addresses), reused for CHECKED_TTL seconds:
+        # a watch asks for the same URL every minute. Refusals are never kept.
+        self._checked: dict[str, tuple[float, list[str]]] = {}
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
         self._timeout = timeout
@@ -89,12 +99,20 @@ class WebFetcher:
 
     async def check_destination(self, url: str) -> list[str]:
         """The addresses of the URL's host; refused if any is not public (unless allow-listed)."""
+        now = time.monotonic()
+        cached = self._checked.get(url)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         try:
-            return await self._guard.check_url(url)
+            addresses = await self._guard.check_url(url)
         except RefusedDestinationError as exc:
             raise RefusedAddressError(str(exc)) from None
         except DestinationLookupError as exc:
             raise FetchError(str(exc)) from exc
+        if len(self._checked) >= CHECKED_SIZE:
+            self._checked.clear()
+        self._checked[url] = (now + CHECKED_TTL, addresses)
+        return addresses
 
     async def fetch(
         self,
@@ -123,8 +141,10 @@ class WebFetcher:
             except BodyTooLargeError as exc:
                 raise TooLargeError(f"{current} {exc}") from None
             except TimeoutError:
+                self._checked.pop(current, None)
                 raise FetchError(f"timed out after {self._timeout:g} s: {current}") from None
             except (OSError, HttpProtocolError, ValueError) as exc:
+                self._checked.pop(current, None)  # the next check asks the guard (and DNS) again
                 raise FetchError(f"{type(exc).__name__}: {exc or 'no detail'}") from exc
             location = answer.headers.get("location")
             if answer.status in REDIRECTS and location:

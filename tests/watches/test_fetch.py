@@ -8,6 +8,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.watches import WatchActivities
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.web import (
+    FetchError,
     HttpStatusError,
     RefusedAddressError,
     TooLargeError,
@@ -188,3 +189,36 @@ async def test_read_metric_runs_a_prometheus_instant_query(
         activities.read_metric, ReadMetricInput(source={**source, "query": "absent_metric"})
     )
     assert empty.value is None and "exactly one sample, got 0" in (empty.error or "")
+
+
+async def test_a_urls_checked_addresses_are_reused_and_dropped_when_the_connection_fails(
+    site: tuple[Site, str],
+) -> None:
+    state, base = site
+    state.pages["/a"] = article("A.")
+    fetcher = WebFetcher(allow_cidrs=LOOPBACK)
+    asked: list[str] = []
+    check_url = fetcher._guard.check_url
+
+    async def counted(url: str) -> list[str]:
+        asked.append(url)
+        return await check_url(url)
+
+    fetcher._guard.check_url = counted  # type: ignore[method-assign]
+    try:
+        for _ in range(3):
+            await fetcher.fetch(f"{base}/a")
+        assert asked == [f"{base}/a"]  # one verdict for the three checks
+        # A refusal is never kept: asked again each time.
+        for _ in range(2):
+            with pytest.raises(RefusedAddressError):
+                await fetcher.fetch("http://10.0.0.1/")
+        assert asked.count("http://10.0.0.1/") == 2
+        # A port nobody listens on: the failed connection drops the verdict.
+        dead = "http://127.0.0.1:9/"
+        for _ in range(2):
+            with pytest.raises(FetchError):
+                await fetcher.fetch(dead)
+        assert asked.count(dead) == 2
+    finally:
+        await fetcher.aclose()
