@@ -113,6 +113,11 @@ def _client() -> Client | None:
         return None
 
 
+def _wake(nap: asyncio.Future[None]) -> None:
+    if not nap.done():
+        nap.set_result(None)
+
+
 def _at(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
@@ -318,7 +323,7 @@ class PollSession:
         self.event_failures = 0
         self.last_failure: Failure | None = None
         self.ended: PollEnd | None = None
-        self.woken = asyncio.Event()
+        self.nap: asyncio.Future[None] | None = None  # the wait for the next check, if any
         self.checking: asyncio.Future[None] | None = None  # the check in flight, if any
         self.turn = asyncio.Lock()  # one event is numbered and stored at a time
         self.sends: set[asyncio.Task[None]] = set()
@@ -337,7 +342,8 @@ class PollSession:
     def end(self, why: PollEnd) -> None:
         if self.ended is None:
             self.ended = why
-        self.woken.set()
+        if self.nap is not None and not self.nap.done():
+            self.nap.set_result(None)
         if self.checking is not None:
             self.checking.cancel()  # stored events are safe: one transaction each
 
@@ -390,9 +396,7 @@ class PollSession:
             while self.ended is None:
                 wait = self.next_due - time.time()
                 if wait > 0:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(min(wait, self.beat_every)):
-                            await self.woken.wait()
+                    await self.sleep(min(wait, self.beat_every))
                     if time.monotonic() - self.last_beat >= self.beat_every:
                         self.heartbeat()  # alive while waiting
                     continue
@@ -417,6 +421,19 @@ class PollSession:
             shutdown.cancel()
         await self.settle_deliveries(HANDBACK_WAIT.get(self.ended or PollEnd.CONTROL))
         return self.result()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` or until end() (a timer and a future: cheaper than a timeout)."""
+        if self.ended is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self.nap = nap = loop.create_future()
+        timer = loop.call_later(seconds, _wake, nap)
+        try:
+            await nap
+        finally:
+            timer.cancel()
+            self.nap = None
 
     async def _on_shutdown(self) -> None:
         await activity.wait_for_worker_shutdown()
@@ -479,7 +496,7 @@ class PollSession:
 
     async def check(self, url: str) -> None:
         request = self.request
-        seen = self.urls.setdefault(url, UrlState())
+        seen = self.urls.get(url) or self.urls.setdefault(url, UrlState())
         known = seen.hash is not None
         now = datetime.now(UTC)
         try:

@@ -21,6 +21,7 @@ Anything else (another transfer or content coding, a malformed status line or he
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 import zlib
@@ -97,21 +98,11 @@ class PageClient:
         max_bytes: int,
     ) -> Answer:
         """GET ``url`` from the first of ``addresses`` that connects, all within ``time_limit``."""
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https"):
-            raise HttpProtocolError(f"not an http(s) URL: {url}")
-        name = (parts.hostname or "").encode("idna").decode("ascii")
-        port = parts.port or (443 if scheme == "https" else 80)
-        target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), SAFE)
-        host = name if ":" not in name else f"[{name}]"
-        if parts.port is not None:
-            host += f":{parts.port}"
-        lines = [f"GET {target} HTTP/1.1", f"Host: {host}"]
-        lines += [f"{field}: {value}" for field, value in headers.items()]
+        key, start = _request_line(url)
+        scheme, name, port = key
+        lines = [start, *(f"{field}: {value}" for field, value in headers.items())]
         lines.append("Accept-Encoding: gzip, deflate")
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        key: Key = (scheme, name, port)
         async with asyncio.timeout(time_limit):
             reused = self._take(key)
             if reused is not None:
@@ -204,6 +195,23 @@ class PageClient:
                 self._put(key, connection)
             else:
                 connection.close()
+
+
+@functools.lru_cache(maxsize=20_000)
+def _request_line(url: str) -> tuple[Key, str]:
+    """The connection key of ``url`` and its request and Host lines (a watch GETs the same
+    URL every minute: parsed once)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise HttpProtocolError(f"not an http(s) URL: {url}")
+    name = (parts.hostname or "").encode("idna").decode("ascii")
+    port = parts.port or (443 if scheme == "https" else 80)
+    target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), SAFE)
+    host = name if ":" not in name else f"[{name}]"
+    if parts.port is not None:
+        host += f":{parts.port}"
+    return (scheme, name, port), f"GET {target} HTTP/1.1\r\nHost: {host}"
 
 
 class _StaleConnectionError(Exception):
