@@ -42,6 +42,7 @@ class LeaseBook:
         self.dead_after = dead_after
         self.started: dict[tuple[str, str], Lease] = {}
         self.ended: list[Lease] = []
+        self.writing: dict[tuple[str, str], Lease] = {}  # the starts a flush is writing now
         self.last_flush: datetime | None = None
 
     def start(self, lease: Lease) -> None:
@@ -50,15 +51,30 @@ class LeaseBook:
     def end(self, lease: Lease) -> None:
         key = (lease.task, lease.life)
         if self.started.get(key) == lease:
-            del self.started[key]  # never written: nothing to drop
-        else:
-            self.ended.append(lease)
+            del self.started[key]  # not written yet: nothing to drop ...
+            if self.writing.get(key) != lease:
+                return
+        self.ended.append(lease)  # ... unless the flush running now writes it
 
     async def flush(self) -> None:
         """Say this process is alive and write the leases started and ended since (one
         transaction; on failure they are kept for the next flush)."""
         now = utcnow()
         started, ended = dict(self.started), list(self.ended)
+        self.writing = started
+        try:
+            await self._write(now, started, ended)
+        finally:
+            self.writing = {}
+        for key, lease in started.items():
+            if self.started.get(key) == lease:
+                del self.started[key]
+        del self.ended[: len(ended)]
+        self.last_flush = now
+
+    async def _write(
+        self, now: datetime, started: dict[tuple[str, str], Lease], ended: list[Lease]
+    ) -> None:
         async with self.db.write_session() as session:
             conn = await session.connection()
             dialect = conn.dialect.name
@@ -73,15 +89,11 @@ class LeaseBook:
                     for lease in started.values()
                 ]
                 columns = ["run_id", "poll", "process", "started_at"]
-                await conn.execute(upsert(dialect, LEASES, ["task", "life"], columns), rows)
+                statement = upsert(dialect, LEASES, ["task", "life"], columns, where=_not_older)
+                await conn.execute(statement, rows)
             if ended:
                 await conn.execute(_drop([(*_key(e), self.process) for e in ended]))
             await session.commit()
-        for key, lease in started.items():
-            if self.started.get(key) == lease:
-                del self.started[key]
-        del self.ended[: len(ended)]
-        self.last_flush = now
 
     async def leave(self) -> None:
         """A clean stop: drop this process's leases and its row."""
@@ -136,6 +148,11 @@ async def drop_leases(db: Database, leases: list[Lease]) -> None:
         if dead:
             await session.execute(delete(WorkerProcess).where(WorkerProcess.id.in_(dead), ~held))
         await session.commit()
+
+
+def _not_older(new: Any) -> Any:
+    """A late start never takes the lease from a later poll of the same run."""
+    return ~((LEASES.c.run_id == new.run_id) & (LEASES.c.poll > new.poll))
 
 
 def _key(lease: Lease) -> tuple[str, str, str, int]:

@@ -116,3 +116,34 @@ async def test_long_silent_processes_that_hold_nothing_are_forgotten(db: Databas
     async with db.session() as session:
         left = sorted(p.id for p in (await session.execute(select(WorkerProcess))).scalars())
     assert left == ["holding", "recent"]  # its lease is still to be swept
+
+
+async def test_a_late_start_does_not_take_the_lease_of_a_later_poll(db: Database) -> None:
+    a, b = LeaseBook(db, "a", 30.0), LeaseBook(db, "b", 30.0)
+    b.start(Lease("w1", "life", "run", 5))
+    await b.flush()
+    a.start(Lease("w1", "life", "run", 4))  # written after poll 5's, e.g. a slow flush
+    await a.flush()
+    assert await _leases(db) == [("w1", "run", 5, "b")]
+    a.start(Lease("w1", "life", "run-2", 1))  # a new run (continued as new) starts over
+    await a.flush()
+    assert await _leases(db) == [("w1", "run-2", 1, "a")]
+
+
+async def test_a_poll_ending_while_its_start_is_being_written_is_dropped_next_time(
+    db: Database,
+) -> None:
+    book = LeaseBook(db, "a", 30.0)
+    lease = Lease("w1", "life", "run", 1)
+    book.start(lease)
+    write = book._write
+
+    async def ends_meanwhile(*args: object) -> None:
+        book.end(lease)  # the poll hands back while the flush writes its start
+        await write(*args)  # type: ignore[arg-type]
+
+    book._write = ends_meanwhile  # type: ignore[method-assign]
+    await book.flush()
+    assert await _leases(db) == [("w1", "run", 1, "a")]
+    await book.flush()
+    assert await _leases(db) == []
