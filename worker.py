@@ -51,8 +51,8 @@ def build_worker(
         ),
         max_cached_workflows=deps.settings.max_cached_workflows,
         # A poll heartbeats every third of its heartbeat timeout (and on each event); the
-        # server hears of it every 0.8 x that timeout (minutes, up to an hour for a watch
-        # checked every 15 minutes): thousands of polls stay cheap.
+        # server hears of it every 0.8 x that timeout (one window: 48 minutes at a 1-minute
+        # interval; poll leases notice a dead worker first): thousands of polls stay cheap.
         max_heartbeat_throttle_interval=timedelta(hours=1),
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
