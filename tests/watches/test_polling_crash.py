@@ -13,9 +13,11 @@ import asyncio
 import signal
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -50,6 +52,55 @@ async def stored_change(deps: WorkerDeps, task: str) -> bool:
     return any(row.kind == "watch.change" for row in rows)
 
 
+def crash_env(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, name: str
+) -> dict[str, str]:
+    """A worker process's settings on its own task queue, allowed to fetch from loopback."""
+    address = dev_env.client.service_client.config.target_host
+    env = worker_env(deps, address, unique(name), tmp_path / "no-kubeconfig")
+    env["AMBIENT_FETCH_ALLOW_CIDRS"] = "127.0.0.1/32"
+    return env
+
+
+async def kill_after_a_stored_change(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    tmp_path: Path,
+    env: dict[str, str],
+    site: Site,
+    url: str,
+    *,
+    task: str,
+    window: float,
+    settle: float = 0.0,
+) -> WorkflowHandle[Any, Any]:
+    """Start a watch in a worker process, change its page, and kill -9 the worker once the
+    change is stored (``settle`` seconds later) but before it is handed back."""
+    with worker_process(env, tmp_path, tmp_path / "worker-1.log") as first:
+        queue = env["AMBIENT_TEMPORAL_TASK_QUEUE"]
+        handle = await start(dev_env, queue, fast([url]), window=window, task=task)
+        await until(lambda: _checks(handle, 1), 60)
+        site.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
+        await until(lambda: stored_change(deps, task), 60)
+        await asyncio.sleep(settle)
+        first.send_signal(signal.SIGKILL)
+        assert await asyncio.to_thread(first.wait, 30) == -signal.SIGKILL
+    return handle
+
+
+async def assert_told_once(
+    handle: WorkflowHandle[Any, Any], deps: WorkerDeps, task: str, url: str
+) -> None:
+    """The change is stored once, in the history once, and in the inbox once."""
+    stored = [key for kind, key in await events(deps, task) if kind == "watch.change"]
+    assert len(stored) == 1
+    in_history = [e.key for r in await poll_results(handle) for e in r.events]
+    assert in_history == stored
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER, limit=10)
+    assert [m.title for m in inbox] == [f"Changed: {url}"]
+
+
 async def fetched(site: Site, n: int) -> bool:
     return len(site.requests) >= n
 
@@ -61,22 +112,13 @@ async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reportin
     site = Site()
     site.pages["/news"] = article("Quiet morning.")
     async with serve(site.app()) as base:
-        task_queue = unique("poll-crash")
-        address = dev_env.client.service_client.config.target_host
-        env = worker_env(loopback_deps, address, task_queue, tmp_path / "no-kubeconfig")
-        env["AMBIENT_FETCH_ALLOW_CIDRS"] = "127.0.0.1/32"
+        env = crash_env(dev_env, loopback_deps, tmp_path, "poll-crash")
         task = unique(f"web-monitor/{USER}/crash")
-        with worker_process(env, tmp_path, tmp_path / "worker-1.log") as first:
-            # Long enough that the change is still inside the poll when it dies; the
-            # heartbeat timeout (and so the resume) follows the window.
-            handle = await start(
-                dev_env, task_queue, fast([f"{base}/news"]), window=20.0, task=task
-            )
-            await until(lambda: _checks(handle, 1), 60)
-            site.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
-            await until(lambda: stored_change(loopback_deps, task), 60)
-            first.send_signal(signal.SIGKILL)
-            assert await asyncio.to_thread(first.wait, 30) == -signal.SIGKILL
+        # Long enough that the change is still inside the poll when it dies; the heartbeat
+        # timeout (and so the resume) follows the window.
+        handle = await kill_after_a_stored_change(
+            dev_env, loopback_deps, tmp_path, env, site, f"{base}/news", task=task, window=20.0
+        )
         # No worker now: the history says what the workflow has recorded.
         before = [e for r in await poll_results(handle) for e in r.events]
         with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
@@ -88,13 +130,7 @@ async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reportin
             final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), 60))
     assert before == []  # the change had not been handed back when the worker died
     assert final.detail["changes_total"] == 1
-    stored = [key for kind, key in await events(loopback_deps, task) if kind == "watch.change"]
-    assert len(stored) == 1
-    in_history = [e.key for r in await poll_results(handle) for e in r.events]
-    assert in_history == stored
-    async with loopback_deps.db.session() as session:
-        inbox = await InboxRepository(session).list(USER, limit=10)
-    assert [m.title for m in inbox] == [f"Changed: {base}/news"]
+    await assert_told_once(handle, loopback_deps, task, f"{base}/news")
 
 
 @pytest.mark.devserver
@@ -106,22 +142,20 @@ async def test_a_killed_workers_poll_is_started_again_by_a_live_worker_long_befo
     site = Site()
     site.pages["/news"] = article("Quiet morning.")
     async with serve(site.app()) as base:
-        task_queue = unique("poll-lost")
-        address = dev_env.client.service_client.config.target_host
-        env = worker_env(loopback_deps, address, task_queue, tmp_path / "no-kubeconfig")
-        env["AMBIENT_FETCH_ALLOW_CIDRS"] = "127.0.0.1/32"
+        env = crash_env(dev_env, loopback_deps, tmp_path, "poll-lost")
         env["AMBIENT_WORKER_DEAD_AFTER_SECONDS"] = "5"
         task = unique(f"web-monitor/{USER}/lost")
-        with worker_process(env, tmp_path, tmp_path / "worker-1.log") as first:
-            handle = await start(
-                dev_env, task_queue, fast([f"{base}/news"]), window=600.0, task=task
-            )
-            await until(lambda: _checks(handle, 1), 60)
-            site.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
-            await until(lambda: stored_change(loopback_deps, task), 60)
-            await asyncio.sleep(6)  # the lease of this poll is written (every 5 s)
-            first.send_signal(signal.SIGKILL)
-            assert await asyncio.to_thread(first.wait, 30) == -signal.SIGKILL
+        handle = await kill_after_a_stored_change(
+            dev_env,
+            loopback_deps,
+            tmp_path,
+            env,
+            site,
+            f"{base}/news",
+            task=task,
+            window=600.0,
+            settle=6.0,  # the lease of this poll is written (every 5 s)
+        )
         polls_before = len(await poll_requests(handle))
         with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
             # Dead after 5 s, found at the next sweep: well inside the poll's 10 minutes.
@@ -149,10 +183,4 @@ async def test_a_killed_workers_poll_is_started_again_by_a_live_worker_long_befo
     ]
     assert cancelled  # the server will not try the dead poll again
     assert final.detail["changes_total"] == 1
-    stored = [key for kind, key in await events(loopback_deps, task) if kind == "watch.change"]
-    assert len(stored) == 1
-    in_history = [e.key for r in await poll_results(handle) for e in r.events]
-    assert in_history == stored
-    async with loopback_deps.db.session() as session:
-        inbox = await InboxRepository(session).list(USER, limit=10)
-    assert [m.title for m in inbox] == [f"Changed: {base}/news"]
+    await assert_told_once(handle, loopback_deps, task, f"{base}/news")
