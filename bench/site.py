@@ -15,13 +15,18 @@ checks and schedule lag from outside the workflows, whatever the check design:
 - ``/fetches?prefix=/page/&since=T0&until=T1``: ``{path: [stamps]}`` of matching paths;
 - ``/stats?prefix=/page/&since=T0&until=T1``: counts (paths, paths fetched twice or more,
   fetches in the range, fetches of other paths in the range).
+
+``python -m bench.site PORT`` serves plain HTTP on 127.0.0.1:PORT. ``--fds 3,4,...`` serves on
+listening sockets the parent opened and passed (many ports: one connection key per watch, as
+if every watch had its own host) and ``--tls CERT KEY`` serves HTTPS.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import math
-import sys
+import socket
 import time
 from collections import defaultdict
 
@@ -133,4 +138,20 @@ app = Starlette(
 )
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("port", type=int)
+    parser.add_argument("--fds", default="", help="listening sockets to serve on, comma-separated")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    args = parser.parse_args()
+    cert, key = args.tls or (None, None)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+    )
+    sockets = [socket.socket(fileno=int(fd)) for fd in args.fds.split(",") if fd]
+    uvicorn.Server(config).run(sockets=sockets or None)

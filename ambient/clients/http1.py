@@ -5,8 +5,12 @@ path (request models, the pool scanning its connections, h11, anyio) was most of
 ``304 Not Modified`` check cost the worker. This client does only what those GETs need:
 
 - HTTP/1.1 with keep-alive, one exchange at a time per connection; idle connections are
-  kept per (scheme, address, port, name) for ``IDLE_SECONDS`` and a stale one (closed by the
-  server while idle) is replaced once, before any byte of the answer was read;
+  kept per (scheme, name, port) for ``IDLE_SECONDS`` — longer than a 1-minute watch's
+  interval, so a watch of its own host reuses its connection (no new TCP and TLS handshake
+  per check) — or less when the server's ``Keep-Alive: timeout=N`` says it closes sooner; at
+  most ``max_idle`` in all (the oldest closed first, within the process's file limit); a
+  stale one (closed by the server while idle) is replaced once, before any byte of the
+  answer was read;
 - bodies framed by ``Content-Length``, ``chunked`` or the server closing the connection;
   ``gzip``/``deflate`` decoded; a cap on the decoded size and on the header block;
 - one deadline for connecting, sending and reading;
@@ -22,17 +26,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import resource
 import ssl
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 import certifi
 
-IDLE_SECONDS = 30.0
+IDLE_SECONDS = 120.0
 MAX_IDLE_PER_KEY = 16
+MAX_IDLE = 4096
 MAX_HEADER_BYTES = 64 * 1024
 READ_CHUNK = 64 * 1024
 
@@ -57,10 +64,11 @@ class _Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     idle_since: float = 0.0
+    idle_limit: float = IDLE_SECONDS  # ours, or less if the server said it closes sooner
 
     def usable(self, now: float) -> bool:
         return (
-            now - self.idle_since < IDLE_SECONDS
+            now - self.idle_since < self.idle_limit
             and not self.reader.at_eof()
             and not self.writer.is_closing()
         )
@@ -77,10 +85,20 @@ SAFE = "!#$%&'()*+,/:;=?@[]~"
 class PageClient:
     """Keep-alive HTTP/1.1 GETs to checked addresses (see the module's docstring)."""
 
-    def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        idle_seconds: float = IDLE_SECONDS,
+        max_idle: int | None = None,
+    ) -> None:
         self._ssl = ssl_context
+        self._idle_seconds = idle_seconds
+        self._max_idle = max_idle if max_idle is not None else default_max_idle()
         self._idle: dict[Key, list[_Connection]] = {}
-        self._swept = time.monotonic()
+        # Every idle connection, the longest idle first (O(1) at both ends).
+        self._oldest: OrderedDict[_Connection, Key] = OrderedDict()
+        self.opened = 0  # connections opened so far (benchmarks: handshakes per check)
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -116,11 +134,15 @@ class PageClient:
             except _StaleConnectionError as exc:
                 raise HttpProtocolError("the server closed the connection unanswered") from exc
 
+    @property
+    def idle_connections(self) -> int:
+        return len(self._oldest)
+
     async def aclose(self) -> None:
-        for connections in self._idle.values():
-            for connection in connections:
-                connection.close()
+        for connection in self._oldest:
+            connection.close()
         self._idle.clear()
+        self._oldest.clear()
 
     async def _connect(
         self, scheme: str, addresses: Sequence[str], port: int, name: str
@@ -141,6 +163,7 @@ class PageClient:
             except OSError as exc:
                 failure = exc
                 continue
+            self.opened += 1
             return _Connection(reader, writer)
         raise failure
 
@@ -149,30 +172,36 @@ class PageClient:
         idle = self._idle.get(key)
         while idle:
             connection = idle.pop()
+            del self._oldest[connection]
+            if not idle:
+                del self._idle[key]
             if connection.usable(now):
                 return connection
             connection.close()
         return None
 
-    def _put(self, key: Key, connection: _Connection) -> None:
+    def _put(self, key: Key, connection: _Connection, headers: dict[str, str]) -> None:
         now = time.monotonic()
         connection.idle_since = now
-        idle = self._idle.setdefault(key, [])
-        if len(idle) < MAX_IDLE_PER_KEY:
-            idle.append(connection)
-        else:
+        connection.idle_limit = _idle_limit(headers, self._idle_seconds)
+        idle = self._idle.get(key, [])
+        if len(idle) >= MAX_IDLE_PER_KEY or connection.idle_limit <= 0:
             connection.close()
-        if now - self._swept > IDLE_SECONDS:  # drop what hosts no longer asked for left behind
-            self._swept = now
-            for other, connections in list(self._idle.items()):
-                keep = [c for c in connections if c.usable(now)]
-                for connection in connections:
-                    if connection not in keep:
-                        connection.close()
-                if keep:
-                    self._idle[other] = keep
-                else:
-                    del self._idle[other]
+        else:
+            idle.append(connection)
+            self._idle[key] = idle
+            self._oldest[connection] = key
+        # Close what expired (hosts no longer asked for) and, past the cap, the longest idle.
+        while self._oldest:
+            oldest = next(iter(self._oldest))
+            if len(self._oldest) <= self._max_idle and oldest.usable(now):
+                break
+            its_key = self._oldest.pop(oldest)
+            others = self._idle[its_key]
+            others.remove(oldest)
+            if not others:
+                del self._idle[its_key]
+            oldest.close()
 
     async def _exchange(
         self, key: Key, connection: _Connection, request: bytes, max_bytes: int
@@ -192,7 +221,7 @@ class PageClient:
             return Answer(status, headers, _decode(body, headers, max_bytes))
         finally:
             if reusable:
-                self._put(key, connection)
+                self._put(key, connection, headers)
             else:
                 connection.close()
 
@@ -212,6 +241,27 @@ def _request_line(url: str) -> tuple[Key, str]:
     if parts.port is not None:
         host += f":{parts.port}"
     return (scheme, name, port), f"GET {target} HTTP/1.1\r\nHost: {host}"
+
+
+def default_max_idle() -> int:
+    """``MAX_IDLE``, or a quarter of the process's open-file limit if that is lower."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_IDLE
+    return max(1, min(MAX_IDLE, soft // 4))
+
+
+def _idle_limit(headers: dict[str, str], ours: float) -> float:
+    """How long a connection may idle: ours, or a second less than the server's
+    ``Keep-Alive: timeout=N`` (so we do not write into a connection it is closing)."""
+    for param in headers.get("keep-alive", "").split(","):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "timeout":
+            try:
+                return min(ours, float(value.strip().strip('"')) - 1.0)
+            except ValueError:
+                return ours  # unreadable: the stale-connection path copes if it closes first
+    return ours
 
 
 class _StaleConnectionError(Exception):

@@ -10,7 +10,6 @@ checked address.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import gzip
 import ssl
 import threading
@@ -21,13 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ambient.clients.http1 import BodyTooLargeError, HttpProtocolError, PageClient
 from ambient.clients.web import FetchError, TooLargeError, WebFetcher
+from bench.certs import certificate
 
 LOOPBACK = ["127.0.0.1/32"]
 CLOSE = b"<close without answering>"
@@ -194,6 +190,47 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced_once() -> N
     assert server.connections == 3
 
 
+async def test_an_idle_connection_outlives_a_pause_unless_the_server_said_it_closes_sooner() -> (
+    None
+):
+    # A watch's next check comes a minute later: its connection is kept for it. A server that
+    # says it closes idle connections after 2 s gets a new one after a 1.2 s pause.
+    client = PageClient()
+    async with scripted(Scripted(ok(b"a"), ok(b"b"))) as (plain, plain_port):
+        async with scripted(Scripted(ok(b"c", "Keep-Alive: timeout=2, max=100"), ok(b"d"))) as (
+            brief,
+            brief_port,
+        ):
+            assert await get(client, plain_port) == (200, b"a")
+            assert await get(client, brief_port) == (200, b"c")
+            await asyncio.sleep(1.2)
+            assert await get(client, plain_port) == (200, b"b")
+            assert await get(client, brief_port) == (200, b"d")
+    await client.aclose()
+    assert (plain.connections, brief.connections) == (1, 2)
+
+
+async def test_idle_connections_are_capped_and_expired_ones_closed_the_oldest_first() -> None:
+    client = PageClient(idle_seconds=0.5, max_idle=2)
+    servers = [Scripted(ok(b"1"), ok(b"2")) for _ in range(4)]
+    async with (
+        scripted(servers[0]) as (_, p0),
+        scripted(servers[1]) as (_, p1),
+        scripted(servers[2]) as (_, p2),
+        scripted(servers[3]) as (_, p3),
+    ):
+        for port in (p0, p1, p2):
+            assert await get(client, port) == (200, b"1")
+        assert client.idle_connections == 2  # past the cap the longest idle (p0's) was closed
+        assert await get(client, p1) == (200, b"2")  # kept: the same connection
+        assert await get(client, p0) == (200, b"2")  # closed: a new connection
+        await asyncio.sleep(0.6)
+        assert await get(client, p3) == (200, b"1")
+        assert client.idle_connections == 1  # the expired ones went with the next answer
+    await client.aclose()
+    assert [server.connections for server in servers] == [2, 1, 1, 1]
+
+
 async def test_a_fresh_connection_closed_unanswered_is_an_error_not_a_retry() -> None:
     client = PageClient()
     async with scripted(Scripted(CLOSE, ok(b"never asked"))) as (server, port):
@@ -268,34 +305,6 @@ async def test_the_next_checked_address_is_tried_when_one_refuses() -> None:
         )
     await client.aclose()
     assert answer.body == b"reached"
-
-
-def certificate(name: str, directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 async def test_tls_goes_to_the_checked_address_and_verifies_the_urls_name(tmp_path: Path) -> None:
