@@ -95,8 +95,11 @@ END_POLL_READ = 0.5
 END_POLL_KEEP = timedelta(minutes=5)
 # A process that runs polls says it is alive (with the polls it started and ended since)
 # this often, and looks for dead processes' polls this often; it tells at most SWEEP_BATCH
-# workflows a sweep, SWEEP_SIGNALS at a time.
+# workflows a sweep, SWEEP_SIGNALS at a time. A poll that started is written within
+# START_FLUSH seconds (the starts of that second in one transaction), so a process killed
+# soon after starting a poll leaves its lease behind.
 LEASE_EVERY = 5.0
+START_FLUSH = 1.0
 SWEEP_EVERY = 10.0
 SWEEP_BATCH = 500
 SWEEP_SIGNALS = 32
@@ -209,21 +212,28 @@ class PagePoller:
             if self._upkeep is not None and not self._upkeep.done():
                 self._upkeep.cancel()
             self._upkeep = asyncio.current_task()
-        next_sweep = 0.0
+        next_beat = next_sweep = 0.0
+        failing = False
         try:
             while forever or self._sessions or self.leases.started or self.leases.ended:
-                # Every failure is logged and tried again next time: only a stop ends this.
-                try:
-                    await self.leases.flush()
-                except Exception as exc:  # kept for the next flush
-                    log.warning("writing this process's poll leases failed: %s", exc)
+                # Every failure is logged and tried again at the next beat: only a stop ends
+                # this. New polls are written within START_FLUSH, the beat every LEASE_EVERY.
+                now = time.monotonic()
+                if now >= next_beat or (self.leases.started and not failing):
+                    next_beat = now + LEASE_EVERY
+                    try:
+                        await self.leases.flush()
+                        failing = False
+                    except Exception as exc:  # kept for the next flush
+                        failing = True
+                        log.warning("writing this process's poll leases failed: %s", exc)
                 if client is not None and time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + SWEEP_EVERY
                     try:
                         await self.sweep(client)
                     except Exception as exc:
                         log.warning("looking for polls of dead worker processes failed: %s", exc)
-                await asyncio.sleep(LEASE_EVERY)
+                await asyncio.sleep(START_FLUSH)
         finally:
             if forever:
                 with contextlib.suppress(SQLAlchemyError):

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
+from activities import polling
+from activities.notify import NotifyActivities
+from activities.polling import PagePoller
+from ambient.clients.notify.base import ChannelRegistry
+from ambient.clients.web import WebFetcher
 from ambient.storage import Database
 from ambient.storage.leases import (
     Lease,
@@ -147,3 +155,26 @@ async def test_a_poll_ending_while_its_start_is_being_written_is_dropped_next_ti
     assert await _leases(db) == [("w1", "run", 1, "a")]
     await book.flush()
     assert await _leases(db) == []
+
+
+async def test_a_started_poll_is_written_within_a_second_not_at_the_next_beat(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process killed right after it started a poll must leave that poll's lease behind: the
+    # start is written at the next START_FLUSH tick, whatever the beat's period.
+    monkeypatch.setattr(polling, "LEASE_EVERY", 3600.0)
+    poller = PagePoller(db, WebFetcher(), NotifyActivities(db, ChannelRegistry()))
+    upkeep = asyncio.create_task(poller.upkeep(None))
+    try:
+        await asyncio.sleep(0.2)  # the first beat is written at once; the next in an hour
+        poller.leases.start(Lease("w1", "life", "run", 1))
+        for _ in range(100):
+            if await _leases(db):
+                break
+            await asyncio.sleep(0.1)
+        assert await _leases(db) == [("w1", "run", 1, poller.leases.process)]
+    finally:
+        upkeep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await upkeep
+    assert await _leases(db) == []  # the stop dropped it
