@@ -16,6 +16,11 @@ reports it (``upkeep``): every process that runs polls writes every ``LEASE_EVER
 that it is alive and which polls it holds (ambient/storage/leases.py), and every
 ``SWEEP_EVERY`` seconds signals ``poll_lost`` to the workflows of polls whose process has
 not written for its ``dead_after``. The poll's heartbeat timeout is only the backstop.
+
+A workflow run that closes without ending its poll (terminated from the Web UI or the CLI,
+timed out) cannot ask it to: every ``CLOSED_EVERY`` seconds each process running polls asks
+the server which runs closed lately and ends its polls of those runs, so a terminated watch
+stops fetching and notifying within about that long, not at its next heartbeat.
 """
 
 from __future__ import annotations
@@ -86,7 +91,7 @@ RECIPIENT_TTL = 60.0
 DELIVERY_ATTEMPTS = 4
 # On hand-back, deliveries still running get this long before the poll returns without them
 # (they finish in the background; their failures are counted by the watch's next poll).
-HANDBACK_WAIT = {PollEnd.CONTROL: 1.0, PollEnd.SHUTDOWN: 1.0}
+HANDBACK_WAIT = {PollEnd.CONTROL: 1.0, PollEnd.SHUTDOWN: 1.0, PollEnd.CLOSED: 1.0}
 DEFAULT_HANDBACK_WAIT = 30.0
 # While polls run, each worker process reads the end requests for polls in other processes
 # this often (one indexed query); requests are kept this long (the workflow cancels through
@@ -103,6 +108,10 @@ START_FLUSH = 1.0
 SWEEP_EVERY = 10.0
 SWEEP_BATCH = 500
 SWEEP_SIGNALS = 32
+# How often a process running polls asks which workflow runs closed lately, and how far
+# back (the visibility store lags the close a little; clocks differ a little).
+CLOSED_EVERY = 30.0
+CLOSED_MARGIN = timedelta(minutes=2)
 # The rows of processes silent this long that hold no lease are dropped, this often.
 FORGET_AFTER = timedelta(hours=1)
 FORGET_EVERY = 3600.0
@@ -152,6 +161,8 @@ class PagePoller:
         self._upkeep: asyncio.Task[None] | None = None
         self.lost_told = 0  # polls of dead processes this one reported to their workflows
         self._forget_at = 0.0  # when to drop the rows of long-dead processes next
+        self.closed_ended = 0  # polls ended because their workflow run had closed
+        self._closed_since = utcnow() - CLOSED_MARGIN  # where the next look for closes starts
 
     @activity.defn
     async def poll_pages(self, request: PollRequest) -> PollResult:
@@ -213,6 +224,7 @@ class PagePoller:
                 self._upkeep.cancel()
             self._upkeep = asyncio.current_task()
         next_beat = next_sweep = 0.0
+        next_closed = time.monotonic() + CLOSED_EVERY
         failing = False
         try:
             while forever or self._sessions or self.leases.started or self.leases.ended:
@@ -233,6 +245,12 @@ class PagePoller:
                         await self.sweep(client)
                     except Exception as exc:
                         log.warning("looking for polls of dead worker processes failed: %s", exc)
+                if client is not None and self._sessions and time.monotonic() >= next_closed:
+                    next_closed = time.monotonic() + CLOSED_EVERY
+                    try:
+                        await self.end_closed(client)
+                    except Exception as exc:
+                        log.warning("looking for watches closed under their polls failed: %s", exc)
                 await asyncio.sleep(START_FLUSH)
         finally:
             if forever:
@@ -275,6 +293,26 @@ class PagePoller:
         self.lost_told += len(done)
         log.info("told %d workflows that their poll's worker process is dead", len(done))
         return len(done)
+
+    async def end_closed(self, client: Client) -> int:
+        """End this process's polls whose workflow run has closed (terminated, timed out:
+        nobody will take their result); returns how many."""
+        since = utcnow() - CLOSED_MARGIN
+        stamp = self._closed_since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        query = f"ExecutionStatus != 'Running' AND CloseTime >= '{stamp}'"
+        closed: set[tuple[str, str]] = set()
+        async for execution in client.list_workflows(query, page_size=1000):
+            closed.add((execution.id, execution.run_id))
+        self._closed_since = since
+        ended = 0
+        for (workflow_id, _), session in list(self._sessions.items()):
+            if (workflow_id, session.run_id) in closed and session.ended is None:
+                session.end(PollEnd.CLOSED)
+                ended += 1
+        if ended:
+            self.closed_ended += ended
+            log.info("ended %d polls whose workflow run had closed", ended)
+        return ended
 
     async def read_end_requests(self) -> None:
         """While this process runs polls, end those another process's workflow asked to end."""

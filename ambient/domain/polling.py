@@ -31,6 +31,7 @@ class PollEnd(StrEnum):
     FULL = "full"  # it holds as many events as one result may carry
     CONTROL = "control"  # pause, update, trigger or stop asked it to hand back
     SHUTDOWN = "shutdown"  # its worker is stopping
+    CLOSED = "closed"  # its workflow run closed under it (terminated): nobody takes the result
 
 
 class PollRequest(BaseModel):

@@ -5,14 +5,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities import polling
 from ambient.deps import WorkerDeps
 from ambient.domain.polling import PollRequest, PollResult
 from ambient.domain.tasks import TaskStatus, WebMonitorInput
@@ -251,6 +254,35 @@ async def test_pause_update_trigger_and_stop_take_effect_without_waiting_for_the
     results = await poll_results(handle)
     assert all(r.ended in ("first", "control") for r in results)
     assert final.state == "stopped" and final.config["urls"] == [f"{base}/b"]
+
+
+async def test_a_watch_terminated_under_its_poll_stops_fetching_within_a_look(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,
+    site: tuple[Site, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Terminate (the Web UI's button) closes the run without asking its poll to end; the poll
+    # would fetch, and notify, until its next heartbeat (0.8 x its timeout: most of an hour).
+    # The process running it asks the server which runs closed and ends their polls.
+    monkeypatch.setattr(polling, "CLOSED_EVERY", 1.0)
+    state, base = site
+    state.pages["/t"] = article("Terminated soon.")
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await start(dev_env, worker.task_queue, fast([f"{base}/t"]), window=600.0)
+        await until(lambda: _fetched(state, "/t", 4))
+        await handle.terminate("from the Web UI")
+
+        deadline = time.monotonic() + 60.0  # a bound, not a timing claim
+        while True:
+            before = len(state.requests)
+            await asyncio.sleep(1.5)  # three check intervals
+            if len(state.requests) == before:
+                break
+            assert time.monotonic() < deadline, "still fetching a minute after the terminate"
+        after = len(state.requests)
+        await asyncio.sleep(1.5)
+        assert len(state.requests) == after
 
 
 async def _kinds_include(deps: WorkerDeps, task: str, kind: str) -> bool:
