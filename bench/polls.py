@@ -13,6 +13,8 @@ Temporal server and the hand-backs are not in it: `bench/watches.py` measures th
 watches, every watch has a connection of its own, as with watches of different hosts) and
 runs the polls once per page-client idle keep-alive, printing the new connections per check
 beside the CPU: an idle limit shorter than the interval pays a TCP and TLS handshake per check.
+``--site-keep-alive`` is how long the page server keeps an idle connection (it closes first
+if it keeps it less than the interval, whatever the client does).
 """
 
 from __future__ import annotations
@@ -45,13 +47,22 @@ PATHS = {"page": "page", "changing": "changing"}
 
 
 async def main(
-    n: int, kind: str, seconds: float, interval: float, *, ports: int, tls: bool, idles: list[float]
+    n: int,
+    kind: str,
+    seconds: float,
+    interval: float,
+    *,
+    ports: int,
+    tls: bool,
+    idles: list[float],
+    site_keep_alive: float,
 ) -> None:
     data = Path(tempfile.mkdtemp(prefix="ambient-polls-"))
     listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(ports)]
     site_ports = [listener.getsockname()[1] for listener in listeners]
     fds = [listener.fileno() for listener in listeners]
     command = [sys.executable, "-m", "bench.site", "0", "--fds", ",".join(map(str, fds))]
+    command += ["--keep-alive", str(site_keep_alive)]
     client_tls: ssl.SSLContext | None = None
     if tls:
         cert, key = certificate("localhost", data, ips=("127.0.0.1",))
@@ -142,6 +153,13 @@ if __name__ == "__main__":
     )
     parser.add_argument("--tls", action="store_true", help="HTTPS (self-signed, trusted)")
     parser.add_argument(
+        "--site-keep-alive",
+        type=float,
+        default=5.0,
+        help="seconds the page server keeps an idle connection (5: uvicorn's default; nginx "
+        "keeps 75)",
+    )
+    parser.add_argument(
         "--idle",
         type=float,
         nargs="+",
@@ -166,5 +184,6 @@ if __name__ == "__main__":
             ports=args.ports,
             tls=args.tls,
             idles=args.idle,
+            site_keep_alive=args.site_keep_alive,
         )
     )

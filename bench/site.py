@@ -18,7 +18,8 @@ checks and schedule lag from outside the workflows, whatever the check design:
 
 ``python -m bench.site PORT`` serves plain HTTP on 127.0.0.1:PORT. ``--fds 3,4,...`` serves on
 listening sockets the parent opened and passed (many ports: one connection key per watch, as
-if every watch had its own host) and ``--tls CERT KEY`` serves HTTPS.
+if every watch had its own host), ``--tls CERT KEY`` serves HTTPS and ``--keep-alive S``
+keeps idle connections S seconds (uvicorn's default is 5; nginx's 75).
 """
 
 from __future__ import annotations
@@ -142,6 +143,9 @@ if __name__ == "__main__":
     parser.add_argument("port", type=int)
     parser.add_argument("--fds", default="", help="listening sockets to serve on, comma-separated")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    parser.add_argument(
+        "--keep-alive", type=float, default=5.0, help="seconds an idle connection is kept"
+    )
     args = parser.parse_args()
     cert, key = args.tls or (None, None)
     config = uvicorn.Config(
@@ -152,6 +156,7 @@ if __name__ == "__main__":
         access_log=False,
         ssl_certfile=cert,
         ssl_keyfile=key,
+        timeout_keep_alive=int(args.keep_alive),
     )
     sockets = [socket.socket(fileno=int(fd)) for fd in args.fds.split(",") if fd]
     uvicorn.Server(config).run(sockets=sockets or None)
