@@ -261,3 +261,22 @@ async def test_a_member_cannot_see_or_abort_another_members_remediation(
     assert listed["remediations"] == []
     assert aborted["remediation_id"] == rid
     assert result.state == "aborted"
+
+
+async def test_the_assistant_asks_the_person_before_it_approves_refuses_or_aborts(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The chat loop holds a destructive tool call until the person says yes: a model's
+    # say-so (or text injected into what it reads) never steers someone's remediation.
+    remediation_settings(deps)
+    await add_user(deps, USER)
+    state = app_state(ts_env, deps, "unused")
+    async with mcp(state) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    steering = {
+        name: tools[name].annotations for name in ("approve_remediation", "abort_remediation")
+    }
+    assert {name: notes.destructive_hint for name, notes in steering.items() if notes} == {
+        "approve_remediation": True,
+        "abort_remediation": True,
+    }
