@@ -360,6 +360,9 @@ async def test_only_a_person_replying_as_themselves_steers_a_remediation_in_its_
         as_product_agent = await reply(admin, "xiaozhi", "approve")
         as_own_agent = await reply(owner, bot, "approve")
         own_agent_aborts = await reply(owner, bot, "abort")
+        for action in (as_product_agent, as_own_agent, own_agent_aborts):
+            assert action["done"] is False, action
+            assert "a person replying as themselves" in action["reason"]
         # Sending the alert again, then replying as themselves, gives a stranger nothing (the
         # reply is refused, or — where the bus hides others' discussions — cannot be posted).
         await remediations.start(stranger, subject, "execute")
@@ -383,8 +386,6 @@ async def test_only_a_person_replying_as_themselves_steers_a_remediation_in_its_
 
         await eventually(approved, "the owner's approval reached the remediation")
 
-    for action in (as_product_agent, as_own_agent, own_agent_aborts):
-        assert action["done"] is False and "a person replying as themselves" in action["reason"]
     for reason in (stranger_approves, stranger_refuses):
         assert "no such remediation" in reason or "no discussion" in reason
     assert untouched.state == "waiting_approval" and untouched.approvals == []
