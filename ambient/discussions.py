@@ -262,8 +262,9 @@ class DiscussionService:
         return await self._notify(posted, topic, message, recipients)
 
     async def reply_message(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
-        """Reply in an open discussion; in a remediation's discussion, a `real` reply tagged
-        approve/refuse/abort acts on the remediation (an inferred one is refused)."""
+        """Reply in an open discussion; in a remediation's discussion, a reply tagged
+        approve/refuse/abort acts on the remediation only when the caller wrote it as
+        themselves (not as an agent, whatever source_type says) and it does not look inferred."""
         async with self.db.write_session() as session:
             await self._may_sign(session, user, message.from_id)
             discussion = await self._get(session, discussion_id)
@@ -287,7 +288,12 @@ class DiscussionService:
         if verb and subject and subject.startswith("remediation/"):
             fast = {a.message_id for a in detect_anomalies(earlier)}
             inferred = message.source_type != "real" or row.id in fast
-            posted.action = await self._act(user, subject, verb, message.content, inferred)
+            # The speaker is the authenticated caller, never what the message claims: an
+            # agent's message (ours or the caller's own) is no person's answer.
+            in_person = message.from_id == user
+            posted.action = await self._act(
+                user, subject, verb, message.content, inferred, in_person=in_person
+            )
         return await self._notify(posted, topic, message, recipients)
 
     async def close_discussion(self, user: str, discussion_id: str) -> Closed:
@@ -603,9 +609,23 @@ class DiscussionService:
         return posted
 
     async def _act(
-        self, user: str, remediation_id: str, verb: str, reason: str, inferred: bool
+        self,
+        user: str,
+        remediation_id: str,
+        verb: str,
+        reason: str,
+        inferred: bool,
+        *,
+        in_person: bool,
     ) -> dict[str, Any]:
         outcome: dict[str, Any] = {"remediation_id": remediation_id, "verb": verb}
+        if not in_person:
+            return {
+                **outcome,
+                "done": False,
+                "reason": "only a person replying as themselves (from_id = your user name) can "
+                "approve, refuse or abort: an agent's message does not act",
+            }
         if inferred:
             return {
                 **outcome,

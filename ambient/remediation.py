@@ -1,8 +1,11 @@
 """The remediation control plane: score, start, approve, abort and inspect remediations.
 
-MCP tools, the API and the CLI are thin adapters over ``RemediationService``. A remediation
-id is its workflow id, `remediation/{alert fingerprint}`: the same alert while one runs
-joins it instead of starting a second.
+MCP tools, the API, the web pages, discussion replies and the CLI are thin adapters over
+``RemediationService``. A remediation id is its workflow id, `remediation/{alert fingerprint}`:
+the same alert while one runs is deduplicated into it instead of starting a second. A run
+belongs to its owner: seeing or steering it (approve, refuse, abort) needs the owner, an
+admin, or an approver the policy names for its cluster (AMBIENT_REMEDIATION_APPROVERS),
+checked here for every door; sending the same alert again grants nothing.
 
 RemediationError
  ├── InvalidRemediationError     bad alert or arguments: nothing was changed
@@ -42,6 +45,8 @@ from ambient.domain.remediation import (
     ScoreCard,
     effective_mode,
     match_rule,
+    may_approve,
+    named_approver,
     plan,
     remediation_id,
 )
@@ -104,7 +109,9 @@ class ScoreView(BaseModel):
 class StartResult(BaseModel):
     remediation_id: str
     created: bool
-    joined: bool = False
+    # The alert already had a live run: nothing started. Its state and mode are shown only to
+    # those who may see that run (owner, admin, named approver).
+    deduplicated: bool = False
     mode: Mode | None = None
     message: str
     state: str | None = None
@@ -279,7 +286,7 @@ class RemediationService:
                 ),
             )
         except WorkflowAlreadyStartedError:
-            return await self._join(user, workflow_id, requested_by or user)
+            return await self._deduplicate(user, workflow_id, requested_by or user)
         return StartResult(
             remediation_id=workflow_id,
             created=True,
@@ -288,27 +295,39 @@ class RemediationService:
             state="scoring",
         )
 
-    async def _join(self, user: str, workflow_id: str, source: str) -> StartResult:
+    async def _deduplicate(self, user: str, workflow_id: str, source: str) -> StartResult:
+        """The alert is already being remediated: record who sent it again, grant nothing."""
         handle = self.client.get_workflow_handle(workflow_id)
         await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user, source=source))
         status = await self._status(workflow_id)
         async with self.db.session() as session:
             await AuditRepository(session).append(
                 actor=user,
-                action="joined",
+                action="deduplicated",
                 subject=status.run_key,
                 detail={"user": user, "source": source, "state": status.state},
             )
             await session.commit()
+        if await self._may_steer(user, status):
+            return StartResult(
+                remediation_id=workflow_id,
+                created=False,
+                deduplicated=True,
+                mode=status.mode,
+                state=status.state,
+                message=(
+                    f"an alert with this fingerprint is already being remediated: "
+                    f"{workflow_id} (state {status.state}, owner {status.user})"
+                ),
+            )
+        # The id is the alert's hash (score_alert shows it too): naming it reveals nothing.
         return StartResult(
             remediation_id=workflow_id,
             created=False,
-            joined=True,
-            mode=status.mode,
-            state=status.state,
+            deduplicated=True,
             message=(
-                f"an alert with this fingerprint is already being remediated: joined "
-                f"{workflow_id} (state {status.state}, owner {status.user})"
+                "an alert with this fingerprint is already being remediated by its owner: "
+                "nothing was started, and its plan and steps are the owner's to see"
             ),
         )
 
@@ -316,7 +335,7 @@ class RemediationService:
 
     async def get(self, user: str, rid: str) -> RemediationView:
         status = await self._status(rid)
-        await self._may_see(user, status.user, status.joined_by)
+        await self._steerer(user, status)
         async with self.db.session() as session:
             records = await AuditRepository(session).list(subject=status.run_key, limit=1000)
         audit = [
@@ -411,8 +430,7 @@ class RemediationService:
     ) -> ApprovalDecision:
         """Answer the pending approval; the approver's permission is read here, not given."""
         status = await self._status(rid)
-        await self._may_see(user, status.user, status.joined_by)
-        account = await self._user(user)
+        account = await self._steerer(user, status, "approve" if approve else "refuse")
         if status.state != "waiting_approval" or status.waiting is None:
             raise InvalidRemediationError(
                 f"{rid} is not waiting for approval (state {status.state}); "
@@ -444,7 +462,7 @@ class RemediationService:
 
     async def abort(self, user: str, rid: str, reason: str = "") -> RemediationStatus:
         status = await self._status(rid)
-        await self._may_see(user, status.user, status.joined_by)
+        await self._steerer(user, status, "abort")
         handle = self.client.get_workflow_handle(rid)
         description = await handle.describe()
         if description.status is not WorkflowExecutionStatus.RUNNING:
@@ -516,14 +534,39 @@ class RemediationService:
         if (await self._user(name)).role != "admin":
             raise RemediationRefusedError(f"{name} is not an admin: only admins change alert rules")
 
-    async def _may_see(self, user: str, owner: str, joined: list[str]) -> None:
-        if user == owner or user in joined:
-            return
-        if (await self._user(user)).role == "admin":
-            return
-        raise RemediationNotFoundError(
-            "no such remediation among yours; call list_remediations to see yours"
-        )
+    async def _may_steer(self, user: str, status: RemediationStatus) -> bool:
+        """Owner, admin, or an approver the policy names for the run's cluster.
+
+        Not who sent the same alert again (``joined_by``): an alert's fields are no secret, so
+        sending it proves nothing about whose cluster it is.
+        """
+        if user == status.user:
+            return True
+        if named_approver(user, status.alert.cluster_id, self.settings.remediation_approvers):
+            return True
+        account = await self._user(user)
+        return account.role == "admin"
+
+    async def _steerer(self, user: str, status: RemediationStatus, act: str | None = None) -> User:
+        """The caller's account if they may see the run (and, with ``act``, steer it).
+
+        Approve, refuse and abort are one check: who (``_may_steer``) and a rollback_permission
+        at least the mode the run changes with — refusing an execute step is as much a decision
+        about an execute change as approving it.
+        """
+        if not await self._may_steer(user, status):
+            raise RemediationNotFoundError(
+                "no such remediation among yours; call list_remediations to see yours"
+            )
+        account = await self._user(user)
+        mode = status.mode or "dry_run"
+        if act is not None and not may_approve(account.rollback_permission, mode):
+            raise RemediationRefusedError(
+                f"cannot {act} {status.remediation_id}: {user} has rollback_permission "
+                f"{account.rollback_permission!r}, and this run changes in {mode} mode "
+                f"(it needs {mode!r} or higher; an admin grants it)"
+            )
+        return account
 
 
 def _summary(row: RemediationRecord) -> RemediationSummary:

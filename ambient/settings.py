@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     # Blast radius of scale out: at most this many replicas, at most this many more at once.
     remediation_max_replicas: int = Field(default=20, ge=1)
     remediation_max_scale_step: int = Field(default=5, ge=1)
+    # Who besides a run's owner and the admins may see and steer (approve, refuse, abort) a
+    # remediation, by cluster: {"cls-shared*": ["bob", "carol"]} (glob → user names). Sending
+    # the same alert again grants nothing: a team that shares a cluster names its approvers here.
+    remediation_approvers: dict[str, list[str]] = Field(default_factory=dict)
     # Change windows as [{"days": [1..7], "start": "HH:MM", "end": "HH:MM"}]; empty: any time.
     remediation_change_windows: list[dict[str, Any]] = Field(default_factory=list)
     # Team time zone of change windows and the nightly alert triage.

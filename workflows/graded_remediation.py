@@ -471,7 +471,11 @@ class GradedRemediationWorkflow:
 
     @workflow.update
     async def approve(self, answer: ApprovalInput) -> ApprovalDecision:
-        """A person's answer to the pending approval (validated: waiting, permission)."""
+        """A person's answer to the pending approval (validated: waiting, permission).
+
+        Who may answer (owner, admin, named approver) is decided by the service before it
+        sends the update; the workflow cannot read users.
+        """
         assert self.awaiting_approval is not None
         decision = ApprovalDecision(
             rung=self.awaiting_approval,
@@ -492,10 +496,12 @@ class GradedRemediationWorkflow:
                 f"(state {self.state}); get_remediation shows what it waits for"
             )
         mode = self.mode or "dry_run"
-        if answer.approve and not may_approve(answer.approver_permission, mode):
+        # A refusal decides about the step as much as an approval does: the same bar.
+        if not may_approve(answer.approver_permission, mode):
+            verb = "approving" if answer.approve else "refusing"
             raise ValueError(
                 f"{answer.approver} has rollback_permission {answer.approver_permission!r}; "
-                f"approving a {mode} step needs {mode!r} or higher (an admin grants it)"
+                f"{verb} a {mode} step needs {mode!r} or higher (an admin grants it)"
             )
 
     @workflow.signal

@@ -146,13 +146,16 @@ def start(
     follow: Annotated[bool, typer.Option(help="show progress until it ends")] = True,
     as_json: Json = False,
 ) -> None:
-    """Start the remediation of an alert (or join the running one) and follow it."""
+    """Start the remediation of an alert and follow it (one already running for the same
+    alert is deduplicated: followed only when it is yours to see)."""
 
     async def work(service: RemediationService) -> Any:
         started = await service.start(user, _alert(alert), mode)  # type: ignore[arg-type]
         if as_json or not follow:
             return started
         console.print(started.message)
+        if started.state is None:
+            return None  # another owner's run: nothing of it is ours to follow
         return await _follow(service, user, started.remediation_id)
 
     result = _run(work)

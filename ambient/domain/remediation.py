@@ -11,6 +11,7 @@ import fnmatch
 import hashlib
 import math
 import re
+from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from enum import IntEnum
 from typing import Any, Literal, Protocol
@@ -460,6 +461,15 @@ def effective_mode(
 def may_approve(permission: str, mode: Mode) -> bool:
     """An approver needs at least the permission the step runs with."""
     return _MODE_ORDER.get(permission, 0) >= _MODE_ORDER[mode]
+
+
+def named_approver(user: str, cluster_id: str, approvers: Mapping[str, list[str]]) -> bool:
+    """Whether the policy names ``user`` an approver of remediations on ``cluster_id`` (globs)."""
+    return any(
+        user in names
+        for pattern, names in approvers.items()
+        if fnmatch.fnmatchcase(cluster_id, pattern)
+    )
 
 
 # --- safety decisions -----------------------------------------------------------------

@@ -86,8 +86,9 @@ async def start_remediation(
         ),
     ] = "dry_run",
 ) -> StartResult:
-    """Start the graded remediation of an alert (or join the one running for the same alert).
-    Returns remediation_id; get_remediation shows the plan, progress and audit."""
+    """Start the graded remediation of an alert. One already running for the same alert is
+    not started again (deduplicated: true); it stays its owner's. Returns remediation_id;
+    get_remediation shows the plan, progress and audit of yours."""
     return await _call(ctx, _service(ctx).start(current_user(ctx), alert, mode))
 
 
@@ -97,7 +98,8 @@ async def approve_remediation(
     approve: Annotated[bool, Field(description="true runs the waiting step; false hands over")],
     reason: Annotated[str | None, Field(default=None, max_length=1000)] = None,
 ) -> ApprovalDecision:
-    """Answer a remediation that waits for approval (rungs from the approval rung up)."""
+    """Answer a remediation that waits for approval (rungs from the approval rung up): its
+    owner, an admin, or an approver named for its cluster."""
     return await _call(
         ctx, _service(ctx).approve(current_user(ctx), remediation_id, approve, reason or "")
     )
@@ -165,5 +167,6 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
         return
     mcp.add_tool(start_remediation, annotations=_annotations(read_only=False, destructive=True))
     mcp.add_tool(approve_remediation, annotations=_annotations(read_only=False, destructive=True))
-    mcp.add_tool(abort_remediation, annotations=_annotations(read_only=False))
+    # Aborting ends the owner's run for good: the assistant asks the person before it does.
+    mcp.add_tool(abort_remediation, annotations=_annotations(read_only=False, destructive=True))
     mcp.add_tool(share_remediation, annotations=_annotations(read_only=False))

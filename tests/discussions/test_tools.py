@@ -9,7 +9,7 @@ import httpx
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -285,6 +285,111 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
             return any("outcome" in m.tags for m in thread.messages)
 
         await eventually(outcome_posted, "the remediation posted its outcome")
+
+
+async def test_only_a_person_replying_as_themselves_steers_a_remediation_in_its_discussion(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    from ambient.discussions import DiscussionNotFoundError, DiscussionService
+    from ambient.domain.discussions import MessageIn, ParticipantRole
+    from ambient.remediation import RemediationService
+    from ambient.storage.models import Discussion, DiscussionParticipant
+    from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner, admin, stranger = unique("rem-owner"), unique("rem-admin"), unique("rem-stranger")
+    bot = unique("rem-bot")
+    await add_user(deps, owner, permission="execute")
+    await add_user(deps, admin, permission="execute", role="admin")
+    await add_user(deps, stranger, permission="execute")
+    async with deps.db.session() as session:
+        # An agent the owner runs: it signs as itself, never as the owner.
+        session.add(
+            DiscussionParticipant(
+                id=bot, display_name=bot, role=ParticipantRole.AGENT.value, owner=owner
+            )
+        )
+        await session.commit()
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        remediations = RemediationService(dev_env.client, settings, deps.db)
+        subject = alert(url, workload=owner, settle_seconds=0)
+        rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
+
+        async def waiting() -> bool:
+            return (await remediations.get(owner, rid)).state == "waiting_approval"
+
+        await eventually(waiting, "the remediation waits for approval")
+        bus = DiscussionService(deps.db, settings, dev_env.client)
+        await bus.init_store()
+
+        # Read straight from the store: who may read the bus is not what this test is about.
+        async def asked() -> str | None:
+            async with deps.db.session() as session:
+                found = (
+                    await session.execute(
+                        select(Discussion.id, func.count(DiscussionMessage.id))
+                        .join(DiscussionMessage, DiscussionMessage.discussion_id == Discussion.id)
+                        .where(Discussion.subject == rid)
+                        .group_by(Discussion.id)
+                    )
+                ).first()
+            return found[0] if found is not None and found[1] == 2 else None
+
+        disc = await eventually(asked, "the approval request is posted")
+
+        async def reply(user: str, from_id: str, tag: str) -> dict[str, Any]:
+            # Minutes after the thread's last message: not flagged as machine-fast.
+            async with deps.db.session() as session:
+                await session.execute(
+                    update(DiscussionMessage)
+                    .where(DiscussionMessage.discussion_id == disc)
+                    .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+                )
+                await session.commit()
+            posted = await bus.reply_message(
+                user, disc, MessageIn(from_id=from_id, content="go", tags=[tag])
+            )
+            assert posted.action is not None
+            return posted.action
+
+        # An agent's message claims to be real; whoever sent it, it is not a person's answer.
+        as_product_agent = await reply(admin, "xiaozhi", "approve")
+        as_own_agent = await reply(owner, bot, "approve")
+        own_agent_aborts = await reply(owner, bot, "abort")
+        for action in (as_product_agent, as_own_agent, own_agent_aborts):
+            assert action["done"] is False, action
+            assert "a person replying as themselves" in action["reason"]
+        # Sending the alert again, then replying as themselves, gives a stranger nothing (the
+        # reply is refused, or — where the bus hides others' discussions — cannot be posted).
+        await remediations.start(stranger, subject, "execute")
+
+        async def stranger_replies(tag: str) -> str:
+            try:
+                action = await reply(stranger, stranger, tag)
+            except DiscussionNotFoundError as exc:
+                return str(exc)
+            assert action["done"] is False
+            return str(action["reason"])
+
+        stranger_approves = await stranger_replies("approve")
+        stranger_refuses = await stranger_replies("refuse")
+        untouched = await remediations.get(owner, rid)
+        by_the_owner = await reply(owner, owner, "approve")
+
+        async def approved() -> bool:
+            view = await remediations.get(owner, rid)
+            return any(d.approve and d.approver == owner for d in view.approvals)
+
+        await eventually(approved, "the owner's approval reached the remediation")
+
+    for reason in (stranger_approves, stranger_refuses):
+        assert "no such remediation" in reason or "no discussion" in reason
+    assert untouched.state == "waiting_approval" and untouched.approvals == []
+    assert by_the_owner == {"remediation_id": rid, "verb": "approve", "done": True}
 
 
 async def test_discussions_api_posts_replies_and_answers_with_the_right_status(

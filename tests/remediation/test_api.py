@@ -94,3 +94,75 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
     attributes = found[0].typed_search_attributes
     assert attributes.get(temporal.CLUSTER) == "cls-test01"
     assert attributes.get(temporal.STATE) == "resolved"
+
+
+async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the_web_form(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner, stranger = unique("api-owner"), unique("api-stranger")
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        async with (
+            serve(create_app(settings)) as base,
+            httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        ):
+            admin = await admin_headers(settings)
+            tokens = {}
+            for name in (owner, stranger):
+                registered = await http.post("/users", json={"name": name}, headers=admin)
+                assert registered.status_code == 201, registered.text
+                tokens[name] = registered.json()["token"]
+            as_owner = {"Authorization": f"Bearer {tokens[owner]}"}
+            as_stranger = {"Authorization": f"Bearer {tokens[stranger]}"}
+            subject = alert("http://127.0.0.1:9/metrics", workload=owner).model_dump(mode="json")
+            started = await http.post("/remediations", json={"alert": subject}, headers=as_owner)
+            assert started.status_code == 201, started.text
+            rid = started.json()["remediation_id"]
+            fingerprint = rid.removeprefix("remediation/")
+
+            async def state() -> str:
+                shown = await http.get(f"/remediations/{fingerprint}", headers=as_owner)
+                assert shown.status_code == 200, shown.text
+                return str(shown.json()["state"])
+
+            for _ in range(200):
+                if await state() == "waiting_approval":
+                    break
+                await asyncio.sleep(0.05)
+
+            again = await http.post("/remediations", json={"alert": subject}, headers=as_stranger)
+            path = f"/remediations/{fingerprint}"
+            answers = {
+                "get": await http.get(path, headers=as_stranger),
+                "approve": await http.post(
+                    f"{path}/approval", json={"approve": True}, headers=as_stranger
+                ),
+                "refuse": await http.post(
+                    f"{path}/approval", json={"approve": False}, headers=as_stranger
+                ),
+                "abort": await http.post(f"{path}/abort", json={}, headers=as_stranger),
+                "report": await http.post(f"{path}/report", headers=as_stranger),
+            }
+            # The web page's form posts with the session cookie, from the same origin.
+            form = await http.post(
+                "/app/remediation/action",
+                data={"remediation_id": rid, "action": "refuse", "reason": "mine now"},
+                cookies={"ambient_token": tokens[stranger]},
+                headers={"Origin": base},
+            )
+            after = (await http.get(path, headers=as_owner)).json()
+            aborted = await http.post(f"{path}/abort", json={}, headers=as_owner)
+
+    assert {door: r.status_code for door, r in answers.items()} == dict.fromkeys(answers, 404)
+    assert form.status_code == 303 and "no%20such%20remediation" in form.headers["location"]
+    assert after["state"] == "waiting_approval" and after["approvals"] == []
+    assert [a["actor"] for a in after["audit"] if a["action"] == "deduplicated"] == [stranger]
+    assert again.json()["deduplicated"] is True and again.json()["state"] is None
+    assert "by its owner" in again.json()["message"]
+    assert aborted.status_code == 200, aborted.text

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 import yaml
 from lightkube.resources.apps_v1 import Deployment
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.clients.kube import client_from_kubeconfig
 from ambient.deps import WorkerDeps
 from ambient.domain.remediation import Rung
+from ambient.domain.remediation_runs import ApprovalInput
 from ambient.storage.audit import AuditRepository
 from tests.conftest import running_worker
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
@@ -20,6 +23,7 @@ from tests.remediation.test_workflow import USER, start
 from tests.standins.kube_api import KubeApi, kubeconfig
 from tests.support.record import save_history
 from tests.support.servers import serve
+from workflows.graded_remediation import GradedRemediationWorkflow
 
 V1, V2 = "registry/checkout:v1", "registry/checkout:v2"
 CLUSTER = "cls-standin"
@@ -148,3 +152,58 @@ async def test_a_release_without_an_earlier_revision_makes_rung_three_say_so_and
     assert "not a Deployment revision" in (rungs[Rung.ROLLBACK].skipped_reason or "")
     assert not rungs[Rung.ROLLBACK].applied and rungs[Rung.ISOLATE].applied
     assert images(api) == [V1]
+
+
+async def test_refusing_or_aborting_an_execute_step_needs_execute_permission_like_approving(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    from ambient.remediation import RemediationRefusedError, RemediationService
+    from tests.remediation.support import state_reaches
+
+    api, path = cluster
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=1,
+        remediation_executor="kubernetes",
+        kubeconfig=path,
+        remediation_approvers={CLUSTER: ["watcher", "lead"]},
+    )
+    await add_user(deps, USER, permission="execute")
+    await add_user(deps, "watcher", permission="dry_run")
+    await add_user(deps, "lead", permission="execute")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        service = RemediationService(ts_env.client, settings, deps.db)
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        # The workflow's own validator holds the same bar for whoever reaches it directly.
+        with pytest.raises(WorkflowUpdateFailedError) as direct:
+            await handle.execute_update(
+                GradedRemediationWorkflow.approve,
+                ApprovalInput(approver="watcher", approver_permission="dry_run", approve=False),
+            )
+        refusals = []
+        for act in (
+            service.approve("watcher", handle.id, False, "not today"),
+            service.abort("watcher", handle.id, "not today"),
+        ):
+            try:
+                await act
+            except RemediationRefusedError as exc:
+                refusals.append(str(exc))
+        waiting = await service.get("watcher", handle.id)
+        refused = await service.approve("lead", handle.id, False, "change freeze")
+        status = await handle.result()
+
+    assert "refusing a execute step needs 'execute'" in str(direct.value.cause)
+    assert len(refusals) == 2 and all("rollback_permission 'dry_run'" in r for r in refusals)
+    assert "cannot refuse" in refusals[0] and "cannot abort" in refusals[1]
+    assert waiting.state == "waiting_approval" and waiting.mode == "execute"
+    assert refused.approver == "lead" and refused.approve is False
+    assert status.state == "handed_over" and "lead refused rung 1" in status.outcome
+    assert status.attempts == [] and images(api) == [V2]

@@ -25,6 +25,7 @@ from ambient.domain.remediation import (
     effective_mode,
     match_rule,
     may_approve,
+    named_approver,
     offline_score,
     plan,
     rate_limit_gate,
@@ -150,6 +151,15 @@ def test_effective_mode_is_the_lowest_of_asked_permission_and_switch(
 def test_approver_needs_the_permission_the_step_runs_with() -> None:
     assert may_approve("execute", "execute") and may_approve("dry_run", "dry_run")
     assert not may_approve("dry_run", "execute") and not may_approve("none", "dry_run")
+
+
+def test_named_approvers_are_read_per_cluster_glob_and_name_nobody_by_default() -> None:
+    policy = {"cls-shared*": ["bob", "carol"], "cls-pay": ["dana"]}
+    assert named_approver("bob", "cls-shared-01", policy)
+    assert named_approver("dana", "cls-pay", policy)
+    assert not named_approver("dana", "cls-shared-01", policy)
+    assert not named_approver("bob", "cls-pay", policy)
+    assert not named_approver("bob", "cls-shared-01", {})
 
 
 def test_change_window_allows_inside_and_waits_for_the_next_opening() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from mcp import Client
@@ -77,10 +78,20 @@ async def test_score_alert_shows_score_budget_plan_and_starts_nothing(
         assert await RemediationRepository(session).list() == []
 
 
-async def test_start_then_duplicate_joins_then_approve_and_inspect(
+async def waiting_for_approval(env: WorkflowEnvironment, rid: str) -> None:
+    handle = env.client.get_workflow_handle(rid, result_type=RemediationStatus)
+    await state_reaches(env, handle, ("waiting_approval",), step=timedelta(seconds=1))
+
+
+async def test_start_then_a_named_approver_sends_it_again_approves_and_inspects(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    remediation_settings(deps, remediation_approval_from_rung=1)
+    # The team that shares the cluster names its approvers in the policy.
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=1,
+        remediation_approvers={"cls-test*": ["oncall"]},
+    )
     await add_user(deps, USER)
     await add_user(deps, "oncall")
     async with (
@@ -94,10 +105,7 @@ async def test_start_then_duplicate_joins_then_approve_and_inspect(
             rid = started["remediation_id"]
             assert rid.startswith("remediation/") and started["created"]
             handle = ts_env.client.get_workflow_handle(rid, result_type=RemediationStatus)
-            for _ in range(200):
-                status = await handle.query("status", result_type=RemediationStatus)
-                if status.state == "waiting_approval":
-                    break
+            await waiting_for_approval(ts_env, rid)
             plan = await call(client, "get_remediation", remediation_id=rid)
             assert plan["state"] == "waiting_approval"
             assert [s["rung"] for s in plan["plan"]] == [1, 2, 3, 4]
@@ -105,9 +113,12 @@ async def test_start_then_duplicate_joins_then_approve_and_inspect(
             assert {"scored", "planned", "permission"} <= {a["action"] for a in plan["audit"]}
 
         async with mcp(state, user="oncall") as other:
-            joined = await call(other, "start_remediation", alert=subject)
-            assert joined["joined"] and not joined["created"] and joined["remediation_id"] == rid
-            assert "already being remediated" in joined["message"]
+            again = await call(other, "start_remediation", alert=subject)
+            assert again["deduplicated"] and not again["created"]
+            assert again["remediation_id"] == rid and again["state"] == "waiting_approval"
+            assert "already being remediated" in again["message"]
+            seen = await call(other, "get_remediation", remediation_id=rid)
+            assert seen["user"] == USER
             decision = await call(other, "approve_remediation", remediation_id=rid, approve=True)
             assert decision["approver"] == "oncall" and decision["rung"] == 1
         final = await state_reaches(ts_env, handle, FINAL_STATES)
@@ -127,7 +138,7 @@ async def test_start_then_duplicate_joins_then_approve_and_inspect(
     assert final.state == "resolved"
     assert shown["state"] == "resolved" and shown["joined_by"] == ["oncall"]
     actions = [a["action"] for a in shown["audit"]]
-    assert "joined" in actions and "approval" in actions and "action" in actions
+    assert "deduplicated" in actions and "approval" in actions and "action" in actions
     action = next(a for a in shown["audit"] if a["action"] == "action")
     assert action["detail"]["patch"]["deployment/prod/checkout"]["spec"]["template"]
     assert [r["remediation_id"] for r in listed["remediations"]] == [rid]
@@ -137,6 +148,57 @@ async def test_start_then_duplicate_joins_then_approve_and_inspect(
     assert "not waiting for approval" in again
     assert "Remediation of cls-test01/prod/checkout" in page.html
     assert "1 restart" in page.html and "resolved" in page.html and "approval" in page.html
+
+
+async def test_sending_another_users_alert_again_grants_neither_sight_nor_control(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # An approver named for another cluster is nobody here.
+    remediation_settings(
+        deps, remediation_approval_from_rung=1, remediation_approvers={"cls-other": ["eve"]}
+    )
+    await add_user(deps, USER)
+    await add_user(deps, "mallory", permission="dry_run")
+    await add_user(deps, "eve", permission="execute")
+    async with running_worker(ts_env.client, deps) as worker:
+        state = app_state(ts_env, deps, worker.task_queue)
+        subject = alert("http://127.0.0.1:9/metrics").model_dump(mode="json")
+        async with mcp(state) as client:
+            rid = (await call(client, "start_remediation", alert=subject))["remediation_id"]
+        await waiting_for_approval(ts_env, rid)
+        answers: dict[str, dict[str, Any]] = {}
+        refusals: dict[str, list[str]] = {}
+        for stranger in ("mallory", "eve"):
+            async with mcp(state, user=stranger) as other:
+                answers[stranger] = await call(other, "start_remediation", alert=subject)
+                refusals[stranger] = [
+                    await error_of(other, "get_remediation", remediation_id=rid),
+                    await error_of(other, "share_remediation", remediation_id=rid),
+                    await error_of(other, "approve_remediation", remediation_id=rid, approve=True),
+                    await error_of(other, "approve_remediation", remediation_id=rid, approve=False),
+                    await error_of(other, "abort_remediation", remediation_id=rid),
+                ]
+                listed = await call(other, "list_remediations")
+                assert listed["remediations"] == []
+        async with mcp(state) as client:
+            shown = await call(client, "get_remediation", remediation_id=rid)
+            await call(client, "abort_remediation", remediation_id=rid, reason="test over")
+
+    for stranger, answer in answers.items():
+        assert answer == {
+            "remediation_id": rid,
+            "created": False,
+            "deduplicated": True,
+            "mode": None,
+            "state": None,
+            "message": "an alert with this fingerprint is already being remediated by its "
+            "owner: nothing was started, and its plan and steps are the owner's to see",
+        }, stranger
+        assert all("no such remediation" in text for text in refusals[stranger]), refusals
+    # The owner's run goes on untouched; the owner's audit says who sent the alert again.
+    assert shown["state"] == "waiting_approval" and shown["approvals"] == []
+    repeated = [a for a in shown["audit"] if a["action"] == "deduplicated"]
+    assert sorted(a["actor"] for a in repeated) == ["eve", "mallory"]
 
 
 async def test_permission_none_is_refused_clearly_and_nothing_starts(
@@ -199,3 +261,22 @@ async def test_a_member_cannot_see_or_abort_another_members_remediation(
     assert listed["remediations"] == []
     assert aborted["remediation_id"] == rid
     assert result.state == "aborted"
+
+
+async def test_the_assistant_asks_the_person_before_it_approves_refuses_or_aborts(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The chat loop holds a destructive tool call until the person says yes: a model's
+    # say-so (or text injected into what it reads) never steers someone's remediation.
+    remediation_settings(deps)
+    await add_user(deps, USER)
+    state = app_state(ts_env, deps, "unused")
+    async with mcp(state) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    steering = {
+        name: tools[name].annotations for name in ("approve_remediation", "abort_remediation")
+    }
+    assert {name: notes.destructive_hint for name, notes in steering.items() if notes} == {
+        "approve_remediation": True,
+        "abort_remediation": True,
+    }
