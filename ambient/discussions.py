@@ -6,7 +6,7 @@ agent it owns, or — admins — as one of the product's own agents.
 
 A discussion is seen by its members: whoever opened it (or owns the agent that did), the owner
 of the remediation it is about, and whoever posted in it (or owns an agent that did). Admins see
-every discussion. Every read, search, count and post goes through ``_members_see``: a discussion
+every discussion. Every read, search, count and post goes through ``members_see``: a discussion
 the caller cannot see answers "no discussion" (as if it did not exist), so nobody becomes a
 member by posting into it, and ``send_message`` on its topic opens the caller's own discussion.
 
@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, func, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -199,6 +200,35 @@ def _discussion(row: Discussion, messages: int = 0) -> DiscussionView:
     )
 
 
+async def members_see(session: AsyncSession, user: str) -> ColumnElement[bool]:
+    """The discussions ``user`` sees: every one for an admin, else those they are a member of —
+    opened (themself or by an agent they own), about a remediation they own, or posted in (the
+    same way). Every read of the bus filters with it (the briefing's list of discussions too)."""
+    caller = await UserRepository(session).get(user)
+    if caller is None:
+        raise SigningError(f"{user!r} is not a registered user")
+    if caller.role == "admin":
+        return true()
+    # Who the caller speaks as. A person's id must be a person's: a user named like one of
+    # our agents does not become a member of that agent's discussions.
+    speaks_as = select(DiscussionParticipant.id).where(
+        or_(
+            (DiscussionParticipant.id == caller.name)
+            & (DiscussionParticipant.role == ParticipantRole.PERSON.value),
+            DiscussionParticipant.owner == caller.name,
+        )
+    )
+    posted_in = select(DiscussionMessage.discussion_id).where(
+        DiscussionMessage.from_id.in_(speaks_as)
+    )
+    owns = select(RemediationRecord.remediation_id).where(RemediationRecord.user == caller.name)
+    return or_(
+        Discussion.initiator.in_(speaks_as),
+        Discussion.id.in_(posted_in),
+        Discussion.subject.in_(owns),
+    )
+
+
 class DiscussionService:
     def __init__(self, db: Database, settings: Settings, client: Client | None = None) -> None:
         self.db, self.settings, self.client = db, settings, client
@@ -255,7 +285,7 @@ class DiscussionService:
                     Discussion.subject == subject if subject else Discussion.subject.is_(None)
                 )
             else:
-                query = query.where(await self._members_see(session, user))
+                query = query.where(await members_see(session, user))
             query = query.order_by(Discussion.updated_at.desc())
             discussion = (await session.execute(query.limit(1))).scalar_one_or_none()
             created = discussion is None
@@ -337,7 +367,7 @@ class DiscussionService:
                     # autoescape: a '%' or '_' in the keyword is a character to find, not a
                     # LIKE wildcard that matches every message.
                     DiscussionMessage.content.icontains(words, autoescape=True),
-                    await self._members_see(session, user),
+                    await members_see(session, user),
                 )
             )
             total = (
@@ -395,7 +425,7 @@ class DiscussionService:
         if status not in (None, "open", "closed"):
             raise InvalidDiscussionError("status: open or closed (or omit it)")
         async with self.db.session() as session:
-            visible = await self._members_see(session, user)
+            visible = await members_see(session, user)
             counts = dict(
                 (
                     await session.execute(
@@ -460,7 +490,7 @@ class DiscussionService:
 
     async def list_projects(self, user: str) -> Projects:
         async with self.db.session() as session:
-            visible = await self._members_see(session, user)
+            visible = await members_see(session, user)
             rows = (
                 await session.execute(
                     select(
@@ -485,7 +515,7 @@ class DiscussionService:
         """Totals over the discussions ``user`` sees (participants: everyone on the bus)."""
         listing = await self.list_discussions(user, limit=1)
         async with self.db.session() as session:
-            visible = await self._members_see(session, user)
+            visible = await members_see(session, user)
             seen = select(Discussion.id).where(visible)
             mine = DiscussionMessage.discussion_id.in_(seen)
             per = dict(
@@ -557,36 +587,10 @@ class DiscussionService:
             + (", or as an agent you own" if caller.role != "admin" else ", or a product agent")
         )
 
-    async def _members_see(self, session: Any, user: str) -> ColumnElement[bool]:
-        """The discussions ``user`` sees: every one for an admin, else those they are a member
-        of — opened (themself or by an agent they own), about a remediation they own, or posted
-        in (the same way)."""
-        caller = await self._user(session, user)
-        if caller.role == "admin":
-            return true()
-        # Who the caller speaks as. A person's id must be a person's: a user named like one of
-        # our agents does not become a member of that agent's discussions.
-        speaks_as = select(DiscussionParticipant.id).where(
-            or_(
-                (DiscussionParticipant.id == caller.name)
-                & (DiscussionParticipant.role == ParticipantRole.PERSON.value),
-                DiscussionParticipant.owner == caller.name,
-            )
-        )
-        posted_in = select(DiscussionMessage.discussion_id).where(
-            DiscussionMessage.from_id.in_(speaks_as)
-        )
-        owns = select(RemediationRecord.remediation_id).where(RemediationRecord.user == caller.name)
-        return or_(
-            Discussion.initiator.in_(speaks_as),
-            Discussion.id.in_(posted_in),
-            Discussion.subject.in_(owns),
-        )
-
     async def _get(self, session: Any, discussion_id: str, user: str) -> Discussion:
         """The discussion, if ``user`` sees it; one they do not see is "no discussion" too."""
         query = select(Discussion).where(
-            Discussion.id == discussion_id, await self._members_see(session, user)
+            Discussion.id == discussion_id, await members_see(session, user)
         )
         found: Discussion | None = (await session.execute(query)).scalar_one_or_none()
         if found is None:
