@@ -46,6 +46,7 @@ from ambient.domain.discussions import (
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import (
+    AuditRecord,
     Discussion,
     DiscussionMessage,
     DiscussionParticipant,
@@ -202,8 +203,8 @@ def _discussion(row: Discussion, messages: int = 0) -> DiscussionView:
 
 async def members_see(session: AsyncSession, user: str) -> ColumnElement[bool]:
     """The discussions ``user`` sees: every one for an admin, else those they are a member of —
-    opened (themself or by an agent they own), about a remediation they own, or posted in (the
-    same way). Every read of the bus filters with it (the briefing's list of discussions too)."""
+    opened (themself or by an agent they own), about a remediation they own or joined, or
+    posted in (the same way). Every read of the bus filters with it (the briefing's too)."""
     caller = await UserRepository(session).get(user)
     if caller is None:
         raise SigningError(f"{user!r} is not a registered user")
@@ -221,7 +222,14 @@ async def members_see(session: AsyncSession, user: str) -> ColumnElement[bool]:
     posted_in = select(DiscussionMessage.discussion_id).where(
         DiscussionMessage.from_id.in_(speaks_as)
     )
-    owns = select(RemediationRecord.remediation_id).where(RemediationRecord.user == caller.name)
+    # A remediation's people are who may see it (RemediationService._may_see): its owner and
+    # whoever joined it with the same alert — the join is on the audit log.
+    joined = select(AuditRecord.subject).where(
+        AuditRecord.action == "joined", AuditRecord.actor == caller.name
+    )
+    owns = select(RemediationRecord.remediation_id).where(
+        or_(RemediationRecord.user == caller.name, RemediationRecord.run_key.in_(joined))
+    )
     return or_(
         Discussion.initiator.in_(speaks_as),
         Discussion.id.in_(posted_in),

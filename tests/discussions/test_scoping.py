@@ -10,6 +10,7 @@ from mcp import Client
 from ambient.deps import WorkerDeps
 from ambient.discussions import DiscussionService
 from ambient.domain.discussions import AgentPost
+from ambient.storage.audit import AuditRepository
 from ambient.storage.models import Discussion
 from ambient.storage.remediations import RemediationRepository
 from api.app import create_app
@@ -32,10 +33,17 @@ def _server(deps: WorkerDeps, user: str) -> Any:
     return build_server(deps.settings, holder=StateHolder(state))
 
 
-async def _remediation_owned_by(deps: WorkerDeps, owner: str, service: str) -> str:
-    """A remediation run of ``owner`` (the row the workflow writes when it starts)."""
+async def _remediation_owned_by(
+    deps: WorkerDeps, owner: str, service: str, joined_by: str | None = None
+) -> str:
+    """A remediation run of ``owner`` (the row the workflow writes when it starts), which
+    ``joined_by`` joined with the same alert (the audit line RemediationService writes)."""
     rid = f"remediation/{unique('fp')}"
     async with deps.db.session() as session:
+        if joined_by:
+            await AuditRepository(session).append(
+                actor=joined_by, action="joined", subject=f"{rid}@run", detail={"user": joined_by}
+            )
         await RemediationRepository(session).save(
             f"{rid}@run",
             remediation_id=rid,
@@ -69,11 +77,11 @@ async def _plan(deps: WorkerDeps, rid: str, service: str, content: str) -> str:
 async def test_members_read_search_and_count_only_their_discussions_and_an_admin_sees_all(
     deps: WorkerDeps,
 ) -> None:
-    alice, bob, carol, boss = (unique(n) for n in ("alice", "bob", "carol", "boss"))
-    await _users(deps, alice, bob, carol, admin=boss)
+    alice, bob, carol, dave, boss = (unique(n) for n in ("alice", "bob", "carol", "dave", "boss"))
+    await _users(deps, alice, bob, carol, dave, admin=boss)
     word = unique("secretword")
     service = unique("checkout")
-    rid = await _remediation_owned_by(deps, carol, service)
+    rid = await _remediation_owned_by(deps, carol, service, joined_by=dave)
     about_rid = await _plan(deps, rid, service, f"plan: roll back ({word}) with token patch")
     async with (
         Client(_server(deps, alice)) as as_alice,
@@ -99,6 +107,10 @@ async def test_members_read_search_and_count_only_their_discussions_and_an_admin
         # The remediation's owner is a member of its discussion without having posted.
         read = await call(as_carol, "read_discussion", discussion_id=about_rid)
         assert [m["tags"] for m in read["messages"]] == [["plan"]]
+        # So is whoever joined the remediation with the same alert (they may approve it).
+        async with Client(_server(deps, dave)) as as_dave:
+            joined = await call(as_dave, "list_discussions")
+        assert [d["id"] for d in joined["discussions"]] == [about_rid]
 
         def found_in(answer: dict[str, Any]) -> set[str]:
             return {m["discussion_id"] for m in answer["results"]}
