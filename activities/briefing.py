@@ -24,6 +24,7 @@ from ambient.clients.logs import FileLogSource, parse_line
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import MAX_SEARCH_LOGS, list_alarms, search_logs
+from ambient.discussions import DiscussionError, members_see
 from ambient.domain.briefing import (
     AlarmLine,
     BriefingContent,
@@ -120,7 +121,7 @@ class BriefingActivities:
         if report is not None:
             _fill_from_report(inputs, report)
         await self._alarms(day, inputs)
-        await self._discussions(day, inputs)
+        await self._discussions(request.user, day, inputs)
         broadcast_ids = await self._broadcasts(request.user, day.date, inputs)
         draft, generated_by = await self._write(request, inputs)
         content = finish(draft, inputs, generated_by)
@@ -244,9 +245,13 @@ class BriefingActivities:
         ]
         inputs.notes.append(SourceNote(source="alarms", ok=True, detail=f"{len(alarms)} alarms"))
 
-    async def _discussions(self, day: DayPlan, inputs: BriefingInputs) -> None:
-        """Discussions active on the team bus during the day (links to read them)."""
+    async def _discussions(self, user: str, day: DayPlan, inputs: BriefingInputs) -> None:
+        """The user's discussions active during the day (links to read them)."""
         async with self._db.session() as session:
+            try:
+                theirs = await members_see(session, user, self._settings.remediation_approvers)
+            except DiscussionError:
+                return  # not a registered user: no discussions of theirs to link
             rows = (
                 await session.execute(
                     select(Discussion, func.count(DiscussionMessage.id))
@@ -254,6 +259,7 @@ class BriefingActivities:
                     .where(
                         DiscussionMessage.created_at >= day.logs_from,
                         DiscussionMessage.created_at < day.logs_to,
+                        theirs,
                     )
                     .group_by(Discussion.id)
                     .order_by(Discussion.updated_at.desc())

@@ -1,8 +1,14 @@
 """The discussion bus: people and agents talk about what happened; analysis flags inferred text.
 
 MCP tools (signing, annotate, bus), the API and the web page are thin adapters over
-``DiscussionService``. Reads are team-wide; every write is signed, and a caller signs only as
-itself (a user), as an agent it owns, or — admins — as one of the product's own agents.
+``DiscussionService``. Every write is signed, and a caller signs only as itself (a user), as an
+agent it owns, or — admins — as one of the product's own agents.
+
+A discussion is seen by its members: whoever opened it (or owns the agent that did), the owner
+of the remediation it is about, and whoever posted in it (or owns an agent that did). Admins see
+every discussion. Every read, search, count and post goes through ``members_see``: a discussion
+the caller cannot see answers "no discussion" (as if it did not exist), so nobody becomes a
+member by posting into it, and ``send_message`` on its topic opens the caller's own discussion.
 
 DiscussionError
  ├── InvalidDiscussionError   bad arguments: nothing changed
@@ -15,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -36,12 +44,14 @@ from ambient.domain.discussions import (
     discussion_id,
     normalise_topic,
 )
+from ambient.domain.remediation import named_approver
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import (
     Discussion,
     DiscussionMessage,
     DiscussionParticipant,
+    RemediationRecord,
     User,
 )
 from ambient.storage.repositories import UserRepository
@@ -100,9 +110,11 @@ class Closed(BaseModel):
 
 
 class Found(BaseModel):
-    keyword: str
-    count: int
-    messages: list[MessageView]
+    """search_messages' answer, in the LingMessage spec's names."""
+
+    query: str
+    total_matches: int = Field(description="all matching messages you can see")
+    results: list[MessageView] = Field(description="the newest matches, at most `limit`")
 
 
 class AnomalyReport(BaseModel):
@@ -190,9 +202,51 @@ def _discussion(row: Discussion, messages: int = 0) -> DiscussionView:
     )
 
 
+async def members_see(
+    session: AsyncSession, user: str, approvers: Mapping[str, list[str]]
+) -> ColumnElement[bool]:
+    """The discussions ``user`` sees: every one for an admin, else those they are a member of —
+    opened (themself or by an agent they own), about a remediation they may steer (its owner,
+    or an approver the policy names for its cluster), or posted in (the same way). Every read
+    of the bus filters with it (the briefing's too)."""
+    caller = await UserRepository(session).get(user)
+    if caller is None:
+        raise SigningError(f"{user!r} is not a registered user")
+    if caller.role == "admin":
+        return true()
+    # Who the caller speaks as. A person's id must be a person's: a user named like one of
+    # our agents does not become a member of that agent's discussions.
+    speaks_as = select(DiscussionParticipant.id).where(
+        or_(
+            (DiscussionParticipant.id == caller.name)
+            & (DiscussionParticipant.role == ParticipantRole.PERSON.value),
+            DiscussionParticipant.owner == caller.name,
+        )
+    )
+    posted_in = select(DiscussionMessage.discussion_id).where(
+        DiscussionMessage.from_id.in_(speaks_as)
+    )
+    # A remediation's people are who may steer it (RemediationService._may_steer): its owner
+    # and the approvers named for its cluster. Sending the same alert again grants nothing.
+    steers = RemediationRecord.user == caller.name
+    if any(caller.name in names for names in approvers.values()):
+        clusters = (await session.scalars(select(RemediationRecord.cluster_id).distinct())).all()
+        theirs = [c for c in clusters if named_approver(caller.name, c, approvers)]
+        steers = or_(steers, RemediationRecord.cluster_id.in_(theirs))
+    owns = select(RemediationRecord.remediation_id).where(steers)
+    return or_(
+        Discussion.initiator.in_(speaks_as),
+        Discussion.id.in_(posted_in),
+        Discussion.subject.in_(owns),
+    )
+
+
 class DiscussionService:
     def __init__(self, db: Database, settings: Settings, client: Client | None = None) -> None:
         self.db, self.settings, self.client = db, settings, client
+
+    async def _visible(self, session: AsyncSession, user: str) -> ColumnElement[bool]:
+        return await members_see(session, user, self.settings.remediation_approvers)
 
     # --- signing ---------------------------------------------------------------------
 
@@ -239,6 +293,15 @@ class DiscussionService:
             query = select(Discussion).where(
                 Discussion.topic_key == key, Discussion.status == "open"
             )
+            if user is None:
+                # Our agents post about one subject (a remediation): its own discussion, never
+                # another one's (or a person's) that happens to share the topic.
+                query = query.where(
+                    Discussion.subject == subject if subject else Discussion.subject.is_(None)
+                )
+            else:
+                query = query.where(await self._visible(session, user))
+            query = query.order_by(Discussion.updated_at.desc())
             discussion = (await session.execute(query.limit(1))).scalar_one_or_none()
             created = discussion is None
             now = datetime.now(UTC)
@@ -255,6 +318,7 @@ class DiscussionService:
                     updated_at=now,
                 )
                 session.add(discussion)
+            await self._check_reply_to(session, discussion.id, message)
             row = self._add(session, discussion, message, now)
             recipients = await self._recipients(session, discussion.id, message.from_id)
             await session.commit()
@@ -267,7 +331,8 @@ class DiscussionService:
         themselves (not as an agent, whatever source_type says) and it does not look inferred."""
         async with self.db.write_session() as session:
             await self._may_sign(session, user, message.from_id)
-            discussion = await self._get(session, discussion_id)
+            # Only into a discussion the caller sees: posting must not make a member of anyone.
+            discussion = await self._get(session, discussion_id, user)
             if found := await self._given(session, message):
                 return await self._repeat(session, found, message.from_id)
             if discussion.status != "open":
@@ -275,8 +340,7 @@ class DiscussionService:
                     f"discussion {discussion_id} is closed; send_message on its topic opens a "
                     "new one"
                 )
-            if message.reply_to and await session.get(DiscussionMessage, message.reply_to) is None:
-                raise InvalidDiscussionError(f"reply_to: no message {message.reply_to!r}")
+            await self._check_reply_to(session, discussion.id, message)
             now = datetime.now(UTC)
             row = self._add(session, discussion, message, now)
             earlier = await self._messages(session, discussion.id)
@@ -299,7 +363,7 @@ class DiscussionService:
     async def close_discussion(self, user: str, discussion_id: str) -> Closed:
         """Close a discussion (idempotent): its initiator's signer, or an admin."""
         async with self.db.write_session() as session:
-            discussion = await self._get(session, discussion_id)
+            discussion = await self._get(session, discussion_id, user)
             caller = await self._user(session, user)
             if discussion.status == "closed":
                 return Closed(discussion_id=discussion_id, already_closed=True)
@@ -311,27 +375,40 @@ class DiscussionService:
 
     # --- annotate (read-only analysis) -----------------------------------------------
 
-    async def search_messages(self, keyword: str, limit: int = 100) -> Found:
-        if not keyword.strip():
-            raise InvalidDiscussionError("keyword: give a word to look for")
-        pattern = f"%{keyword.strip().lower()}%"
+    async def search_messages(self, user: str, keyword: str, limit: int = 100) -> Found:
+        """Messages containing ``keyword`` (any case) in the discussions ``user`` sees."""
+        words = keyword.strip()
+        if not words or len(words) > 200:
+            raise InvalidDiscussionError("keyword: a word or phrase of 1-200 characters")
         async with self.db.session() as session:
-            rows = await session.execute(
+            matching = (
                 select(DiscussionMessage)
-                .where(func.lower(DiscussionMessage.content).like(pattern))
-                .order_by(DiscussionMessage.created_at.desc())
-                .limit(limit)
+                .join(Discussion, Discussion.id == DiscussionMessage.discussion_id)
+                .where(
+                    # autoescape: a '%' or '_' in the keyword is a character to find, not a
+                    # LIKE wildcard that matches every message.
+                    DiscussionMessage.content.icontains(words, autoescape=True),
+                    await self._visible(session, user),
+                )
+            )
+            total = (
+                await session.execute(select(func.count()).select_from(matching.subquery()))
+            ).scalar_one()
+            rows = await session.execute(
+                matching.order_by(
+                    DiscussionMessage.created_at.desc(), DiscussionMessage.id.desc()
+                ).limit(limit)
             )
             found = [_message(r) for r in rows.scalars()]
-        return Found(keyword=keyword, count=len(found), messages=found)
+        return Found(query=words, total_matches=int(total), results=found)
 
     async def detect_anomalies(
-        self, discussion_id: str, threshold_seconds: float = 2.0
+        self, user: str, discussion_id: str, threshold_seconds: float = 2.0
     ) -> AnomalyReport:
         if not 0 < threshold_seconds <= 3600:
             raise InvalidDiscussionError("threshold_seconds: more than 0, at most 3600")
         async with self.db.session() as session:
-            await self._get(session, discussion_id)
+            await self._get(session, discussion_id, user)
             messages = await self._messages(session, discussion_id)
         anomalies = detect_anomalies(messages, threshold_seconds)
         return AnomalyReport(
@@ -342,11 +419,13 @@ class DiscussionService:
         )
 
     async def annotate_discussion(
-        self, discussion_id: str, threshold_seconds: float = 2.0
+        self, user: str, discussion_id: str, threshold_seconds: float = 2.0
     ) -> AnnotationReport:
-        """Set source_type from anomalies, `auto_reply` tags and unknown senders."""
+        """Set source_type from anomalies, `auto_reply` tags and unknown senders (members)."""
+        if not 0 < threshold_seconds <= 3600:
+            raise InvalidDiscussionError("threshold_seconds: more than 0, at most 3600")
         async with self.db.write_session() as session:
-            await self._get(session, discussion_id)
+            await self._get(session, discussion_id, user)
             messages = await self._messages(session, discussion_id)
             known = set((await session.execute(select(DiscussionParticipant.id))).scalars())
             changes = annotate(messages, known, threshold_seconds)
@@ -360,39 +439,50 @@ class DiscussionService:
 
     # --- bus (browse and set-up) ------------------------------------------------------
 
-    async def list_discussions(self, status: str | None = None, limit: int = 100) -> DiscussionList:
+    async def list_discussions(
+        self, user: str, status: str | None = None, limit: int = 100
+    ) -> DiscussionList:
+        """The discussions ``user`` sees, newest activity first, with their open/closed counts."""
         if status not in (None, "open", "closed"):
             raise InvalidDiscussionError("status: open or closed (or omit it)")
         async with self.db.session() as session:
+            visible = await self._visible(session, user)
             counts = dict(
                 (
                     await session.execute(
-                        select(Discussion.status, func.count()).group_by(Discussion.status)
+                        select(Discussion.status, func.count())
+                        .where(visible)
+                        .group_by(Discussion.status)
                     )
                 ).all()
             )
-            per = dict(
-                (
-                    await session.execute(
-                        select(DiscussionMessage.discussion_id, func.count()).group_by(
-                            DiscussionMessage.discussion_id
-                        )
-                    )
-                ).all()
+            query = (
+                select(Discussion)
+                .where(visible)
+                .order_by(Discussion.updated_at.desc())
+                .limit(limit)
             )
-            query = select(Discussion).order_by(Discussion.updated_at.desc()).limit(limit)
             if status:
                 query = query.where(Discussion.status == status)
             rows = list((await session.execute(query)).scalars())
+            per = dict(
+                (
+                    await session.execute(
+                        select(DiscussionMessage.discussion_id, func.count())
+                        .where(DiscussionMessage.discussion_id.in_([r.id for r in rows]))
+                        .group_by(DiscussionMessage.discussion_id)
+                    )
+                ).all()
+            )
         return DiscussionList(
             open=int(counts.get("open", 0)),
             closed=int(counts.get("closed", 0)),
             discussions=[_discussion(r, int(per.get(r.id, 0))) for r in rows],
         )
 
-    async def read_discussion(self, discussion_id: str) -> DiscussionRead:
+    async def read_discussion(self, user: str, discussion_id: str) -> DiscussionRead:
         async with self.db.session() as session:
-            discussion = await self._get(session, discussion_id)
+            discussion = await self._get(session, discussion_id, user)
             messages = await self._messages(session, discussion_id)
         return DiscussionRead(discussion=_discussion(discussion, len(messages)), messages=messages)
 
@@ -419,8 +509,9 @@ class DiscussionService:
             participants=totals[0], discussions=totals[1], messages=totals[2], seeded=seeded
         )
 
-    async def list_projects(self) -> Projects:
+    async def list_projects(self, user: str) -> Projects:
         async with self.db.session() as session:
+            visible = await self._visible(session, user)
             rows = (
                 await session.execute(
                     select(
@@ -430,6 +521,7 @@ class DiscussionService:
                         func.count(DiscussionMessage.id),
                     )
                     .outerjoin(DiscussionMessage, DiscussionMessage.discussion_id == Discussion.id)
+                    .where(visible)
                     .group_by(Discussion.project)
                     .order_by(Discussion.project)
                 )
@@ -440,24 +532,30 @@ class DiscussionService:
         ]
         return Projects(count=len(projects), projects=projects)
 
-    async def get_stats(self) -> Stats:
+    async def get_stats(self, user: str) -> Stats:
+        """Totals over the discussions ``user`` sees (participants: everyone on the bus)."""
+        listing = await self.list_discussions(user, limit=1)
         async with self.db.session() as session:
-            listing = await self.list_discussions(limit=1)
+            visible = await self._visible(session, user)
+            seen = select(Discussion.id).where(visible)
+            mine = DiscussionMessage.discussion_id.in_(seen)
             per = dict(
                 (
                     await session.execute(
-                        select(DiscussionMessage.from_id, func.count()).group_by(
-                            DiscussionMessage.from_id
-                        )
+                        select(DiscussionMessage.from_id, func.count())
+                        .where(mine)
+                        .group_by(DiscussionMessage.from_id)
                     )
                 ).all()
             )
             latest = (
-                await session.execute(select(func.max(DiscussionMessage.created_at)))
+                await session.execute(select(func.max(DiscussionMessage.created_at)).where(mine))
             ).scalar()
             size = (
                 await session.execute(
-                    select(func.coalesce(func.sum(func.length(DiscussionMessage.content)), 0))
+                    select(
+                        func.coalesce(func.sum(func.length(DiscussionMessage.content)), 0)
+                    ).where(mine)
                 )
             ).scalar_one()
             participants = (
@@ -500,20 +598,39 @@ class DiscussionService:
         if participant is not None:
             if participant.owner == caller.name:
                 return
-            if participant.owner is None and caller.role == "admin":
-                return  # the product's own agents speak through admins (and the product)
+            product_agent = (
+                participant.owner is None and participant.role == ParticipantRole.AGENT.value
+            )
+            if product_agent and caller.role == "admin":
+                return  # the product's own agents speak through admins; people only as themselves
         raise SigningError(
             f"you may sign only as yourself (from_id={caller.name!r})"
             + (", or as an agent you own" if caller.role != "admin" else ", or a product agent")
         )
 
-    async def _get(self, session: Any, discussion_id: str) -> Discussion:
-        found: Discussion | None = await session.get(Discussion, discussion_id)
+    async def _get(self, session: Any, discussion_id: str, user: str) -> Discussion:
+        """The discussion, if ``user`` sees it; one they do not see is "no discussion" too."""
+        query = select(Discussion).where(
+            Discussion.id == discussion_id, await self._visible(session, user)
+        )
+        found: Discussion | None = (await session.execute(query)).scalar_one_or_none()
         if found is None:
             raise DiscussionNotFoundError(
-                f"no discussion {discussion_id!r}; list_discussions shows the ids"
+                f"no discussion {discussion_id!r} that you take part in; list_discussions "
+                "shows yours"
             )
         return found
+
+    @staticmethod
+    async def _check_reply_to(session: Any, discussion_id: str, message: MessageIn) -> None:
+        """reply_to names a message of the same discussion (not a probe into another one)."""
+        if message.reply_to is None:
+            return
+        target = await session.get(DiscussionMessage, message.reply_to)
+        if target is None or target.discussion_id != discussion_id:
+            raise InvalidDiscussionError(
+                f"reply_to: no message {message.reply_to!r} in this discussion"
+            )
 
     async def _messages(self, session: Any, discussion_id: str) -> list[MessageView]:
         rows = await session.execute(

@@ -54,7 +54,7 @@ async def list_discussions(
     state: StateDep,
     status_: Annotated[Literal["open", "closed"] | None, Query(alias="status")] = None,
 ) -> DiscussionList:
-    return await _service(state).list_discussions(status_)
+    return await _service(state).list_discussions(user.name, status_)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Posted)
@@ -70,20 +70,20 @@ async def send_message(body: NewMessage, user: CurrentUser, state: StateDep) -> 
 @router.get("/search", response_model=Found)
 async def search(keyword: str, user: CurrentUser, state: StateDep) -> Found:
     try:
-        return await _service(state).search_messages(keyword)
+        return await _service(state).search_messages(user.name, keyword)
     except DiscussionError as exc:
         raise _fail(exc) from None
 
 
 @router.get("/stats", response_model=Stats)
 async def stats(user: CurrentUser, state: StateDep) -> Stats:
-    return await _service(state).get_stats()
+    return await _service(state).get_stats(user.name)
 
 
 @router.get("/{discussion_id}", response_model=DiscussionRead)
 async def read(discussion_id: str, user: CurrentUser, state: StateDep) -> DiscussionRead:
     try:
-        return await _service(state).read_discussion(discussion_id)
+        return await _service(state).read_discussion(user.name, discussion_id)
     except DiscussionError as exc:
         raise _fail(exc) from None
 
@@ -111,7 +111,7 @@ async def anomalies(
     discussion_id: str, user: CurrentUser, state: StateDep, threshold_seconds: float = 2.0
 ) -> AnomalyReport:
     try:
-        return await _service(state).detect_anomalies(discussion_id, threshold_seconds)
+        return await _service(state).detect_anomalies(user.name, discussion_id, threshold_seconds)
     except DiscussionError as exc:
         raise _fail(exc) from None
 
@@ -119,6 +119,6 @@ async def anomalies(
 @router.post("/{discussion_id}/annotate", response_model=AnnotationReport)
 async def annotate(discussion_id: str, user: CurrentUser, state: StateDep) -> AnnotationReport:
     try:
-        return await _service(state).annotate_discussion(discussion_id)
+        return await _service(state).annotate_discussion(user.name, discussion_id)
     except DiscussionError as exc:
         raise _fail(exc) from None

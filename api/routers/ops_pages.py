@@ -143,7 +143,7 @@ def discussions(state: AppState) -> DiscussionService:
 @router.get("/app/discussions", response_class=HTMLResponse)
 async def discussion_list(request: Request, state: StateDep, user: MaybeUser) -> Response:
     me = require(user)
-    listing = await discussions(state).list_discussions(limit=50)
+    listing = await discussions(state).list_discussions(me.name, limit=50)
     return render(
         request,
         "discussions.html",
@@ -155,7 +155,7 @@ async def discussion_list(request: Request, state: StateDep, user: MaybeUser) ->
 async def discussion_page(request: Request, state: StateDep, user: MaybeUser, id: str) -> Response:
     me = require(user)
     try:
-        read = await discussions(state).read_discussion(id)
+        read = await discussions(state).read_discussion(me.name, id)
     except DiscussionError as exc:
         return back("/app/discussions", str(exc))
     return render(

@@ -143,8 +143,9 @@ async def search_messages(
     ctx: Context[Any, Any],
     keyword: Annotated[str, Field(description="a word or phrase, any case", max_length=200)],
 ) -> Found:
-    """Messages containing the keyword (case-insensitive), across discussions, newest first."""
-    return await _run(_service(ctx).search_messages(keyword))
+    """Messages containing the keyword (any case; % and _ are plain characters) in the
+    discussions you take part in, newest first: query, total_matches, results."""
+    return await _run(_service(ctx).search_messages(current_user(ctx), keyword))
 
 
 async def detect_anomalies(
@@ -155,7 +156,9 @@ async def detect_anomalies(
     ] = 2.0,
 ) -> AnomalyReport:
     """Messages sent within threshold_seconds after another sender's: likely machine-written."""
-    return await _run(_service(ctx).detect_anomalies(discussion_id, threshold_seconds))
+    return await _run(
+        _service(ctx).detect_anomalies(current_user(ctx), discussion_id, threshold_seconds)
+    )
 
 
 async def annotate_discussion(
@@ -163,8 +166,7 @@ async def annotate_discussion(
 ) -> AnnotationReport:
     """Mark messages inferred (anomalies, auto_reply tags) or unverifiable (unknown senders);
     returns what changed."""
-    current_user(ctx)  # a signed-in caller, even for analysis that writes labels
-    return await _run(_service(ctx).annotate_discussion(discussion_id))
+    return await _run(_service(ctx).annotate_discussion(current_user(ctx), discussion_id))
 
 
 # --- bus ---------------------------------------------------------------------------------
@@ -176,13 +178,14 @@ async def list_discussions(
         Literal["open", "closed"] | None, Field(description="only open or only closed")
     ] = None,
 ) -> DiscussionList:
-    """Discussions, newest activity first, with the open and closed counts."""
-    return await _run(_service(ctx).list_discussions(status))
+    """The discussions you take part in (admins: all), newest activity first, with the open
+    and closed counts."""
+    return await _run(_service(ctx).list_discussions(current_user(ctx), status))
 
 
 async def read_discussion(ctx: Context[Any, Any], discussion_id: DiscussionId) -> DiscussionRead:
     """A discussion and all its messages, oldest first."""
-    return await _run(_service(ctx).read_discussion(discussion_id))
+    return await _run(_service(ctx).read_discussion(current_user(ctx), discussion_id))
 
 
 async def init_store(ctx: Context[Any, Any]) -> StoreInit:
@@ -191,13 +194,13 @@ async def init_store(ctx: Context[Any, Any]) -> StoreInit:
 
 
 async def list_projects(ctx: Context[Any, Any]) -> Projects:
-    """Projects on the bus with their discussion and message counts."""
-    return await _run(_service(ctx).list_projects())
+    """Projects of your discussions with their discussion and message counts."""
+    return await _run(_service(ctx).list_projects(current_user(ctx)))
 
 
 async def get_stats(ctx: Context[Any, Any]) -> Stats:
-    """Totals, messages per participant, the latest activity and the store size."""
-    return await _run(_service(ctx).get_stats())
+    """Totals over your discussions: messages per participant, latest activity, size."""
+    return await _run(_service(ctx).get_stats(current_user(ctx)))
 
 
 def register_signing(mcp: MCPServer[Any], *, read_only: bool) -> None:

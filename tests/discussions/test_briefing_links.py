@@ -21,6 +21,7 @@ async def test_yesterdays_discussions_are_linked_in_the_briefing_report(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
     await make_user(deps.db, "ines")
+    await make_user(deps.db, "otto")
     empty = tmp_path / "empty.log"
     empty.write_text("")
     bus = DiscussionService(deps.db, deps.settings)
@@ -33,10 +34,15 @@ async def test_yesterdays_discussions_are_linked_in_the_briefing_report(
         older = await bus.send_message(
             "ines", "Last week's cleanup", MessageIn(from_id="ines", content="done")
         )
+        # Someone else's discussion the same night: not ines's to see, nor to be linked.
+        others = await bus.send_message(
+            "otto", "Otto's salary review", MessageIn(from_id="otto", content="private")
+        )
         async with deps.db.session() as session:
             for posted, at in (
                 (night, day.logs_from + timedelta(hours=2)),
                 (older, day.logs_from - timedelta(days=3)),
+                (others, day.logs_from + timedelta(hours=3)),
             ):
                 await session.execute(
                     update(DiscussionMessage)
@@ -58,4 +64,5 @@ async def test_yesterdays_discussions_are_linked_in_the_briefing_report(
     assert markdown_literal(line) in view.report_markdown
     assert line in markdown_html(view.report_markdown)
     assert "Last week's cleanup" not in view.report_markdown
+    assert "salary" not in view.report_markdown and others.discussion_id not in view.report_markdown
     assert any(s.source == "discussions" and s.ok for s in view.content.sources)

@@ -77,32 +77,33 @@ async def test_signing_annotate_and_bus_tools_in_memory(
             disc = opened["discussion_id"]
             assert disc.startswith("disc_")
 
-            # Same topic in another case and spacing joins; alice is told (inbox, via Temporal).
+            # Same topic in another case and spacing joins (for whoever sees the discussion:
+            # here an admin); alice is told (inbox, via Temporal).
             joined = await call(
-                as_bob,
+                as_boss,
                 "send_message",
-                from_id=bob,
+                from_id=boss,
                 topic=f"  checkout 5XX {alice}",
                 content="Looking at it",
-                message_id=f"{bob}-1",
+                message_id=f"{boss}-1",
             )
             assert joined["discussion_id"] == disc and joined["notified"] == [alice]
             again = await call(
-                as_bob,
+                as_boss,
                 "send_message",
-                from_id=bob,
+                from_id=boss,
                 topic=topic,
                 content="Looking at it",
-                message_id=f"{bob}-1",
+                message_id=f"{boss}-1",
             )
-            assert again["already_posted"] is True and again["message_id"] == f"{bob}-1"
+            assert again["already_posted"] is True and again["message_id"] == f"{boss}-1"
 
             async def told() -> bool:
                 async with deps.db.session() as session:
                     inbox = await InboxRepository(session).list(alice)
                 return any("Looking at it" in m.body for m in inbox)
 
-            await eventually(told, "alice's inbox has bob's message")
+            await eventually(told, "alice's inbox has boss's message")
 
             forged = await refused(as_bob, "send_message", from_id=alice, topic=topic, content="x")
             assert "sign only as yourself" in forged
@@ -124,32 +125,36 @@ async def test_signing_annotate_and_bus_tools_in_memory(
             )
             assert "tags" in bad_tag
 
-            found = await call(as_bob, "search_messages", keyword="LOOKING AT")
-            assert found["count"] == 1 and found["messages"][0]["from_id"] == bob
+            found = await call(as_alice, "search_messages", keyword="LOOKING AT")
+            assert found["query"] == "LOOKING AT" and found["total_matches"] == 1
+            assert found["results"][0]["from_id"] == boss
             # Posted moments apart by different senders: the analysis flags them.
-            anomalies = await call(as_bob, "detect_anomalies", discussion_id=disc)
-            assert {a["from_id"] for a in anomalies["anomalies"]} >= {bob, "xiaozhi"}
-            notes = await call(as_bob, "annotate_discussion", discussion_id=disc)
+            anomalies = await call(as_alice, "detect_anomalies", discussion_id=disc)
+            assert {a["from_id"] for a in anomalies["anomalies"]} >= {boss, "xiaozhi"}
+            notes = await call(as_alice, "annotate_discussion", discussion_id=disc)
             assert notes["count"] == len(notes["changed"]) >= 2
             assert {c["source_type"] for c in notes["changed"]} == {"inferred"}
-            assert (await call(as_bob, "annotate_discussion", discussion_id=disc))["count"] == 0
+            assert (await call(as_alice, "annotate_discussion", discussion_id=disc))["count"] == 0
 
             listing = await call(as_alice, "list_discussions", status="open")
             mine = next(d for d in listing["discussions"] if d["id"] == disc)
             assert mine["messages"] == 3 and listing["open"] >= 1
             read = await call(as_alice, "read_discussion", discussion_id=disc)
-            assert [m["from_id"] for m in read["messages"]] == [alice, bob, "xiaozhi"]
+            assert [m["from_id"] for m in read["messages"]] == [alice, boss, "xiaozhi"]
             assert read["messages"][1]["source_type"] == "inferred"
 
-            assert "closed" not in await refused(as_bob, "close_discussion", discussion_id=disc)
+            # bob takes no part in alice's discussion: for him it does not exist.
+            assert "no discussion" in await refused(as_bob, "close_discussion", discussion_id=disc)
             closed = await call(as_alice, "close_discussion", discussion_id=disc)
             assert closed == {"discussion_id": disc, "status": "closed", "already_closed": False}
             assert (await call(as_alice, "close_discussion", discussion_id=disc))["already_closed"]
             late = await refused(
-                as_bob, "reply_message", discussion_id=disc, from_id=bob, content="one more"
+                as_boss, "reply_message", discussion_id=disc, from_id=boss, content="one more"
             )
             assert "closed" in late
-            reopened = await call(as_bob, "send_message", from_id=bob, topic=topic, content="again")
+            reopened = await call(
+                as_boss, "send_message", from_id=boss, topic=topic, content="again"
+            )
             assert reopened["created_discussion"] is True and reopened["discussion_id"] != disc
 
             store = await call(as_boss, "init_store")
@@ -157,7 +162,7 @@ async def test_signing_annotate_and_bus_tools_in_memory(
             projects = await call(as_alice, "list_projects")
             assert any(p["project"] == "ambient-ops" for p in projects["projects"])
             stats = await call(as_alice, "get_stats")
-            assert stats["messages_per_participant"][bob] == 2
+            assert stats["messages_per_participant"] == {alice: 1, boss: 1, "xiaozhi": 1}
             assert stats["store_bytes"] > 0 and stats["latest_activity"] is not None
             missing = await refused(as_alice, "read_discussion", discussion_id="disc_nope")
             assert "list_discussions" in missing
@@ -231,14 +236,14 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
         await eventually(waiting, "the remediation waits for approval")
         bus = DiscussionService(deps.db, settings, dev_env.client)
         # The remediation posted its plan and the approval request in a discussion about it.
-        listing = await bus.list_discussions(status="open")
+        listing = await bus.list_discussions(owner, status="open")
         opened = next(d for d in listing.discussions if d.subject == rid)
 
         async def asked() -> bool:
-            return len((await bus.read_discussion(opened.id)).messages) == 2
+            return len((await bus.read_discussion(owner, opened.id)).messages) == 2
 
         await eventually(asked, "the approval request is posted")
-        thread = await bus.read_discussion(opened.id)
+        thread = await bus.read_discussion(owner, opened.id)
         assert [m.from_id for m in thread.messages] == ["remediation", "remediation"]
         assert [m.tags for m in thread.messages] == [["plan"], ["approval"]]
         assert "reply here tagged approve" in thread.messages[1].content.lower()
@@ -281,7 +286,7 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
         await eventually(approved, "the approval reached the remediation")
 
         async def outcome_posted() -> bool:
-            thread = await bus.read_discussion(opened.id)
+            thread = await bus.read_discussion(owner, opened.id)
             return any("outcome" in m.tags for m in thread.messages)
 
         await eventually(outcome_posted, "the remediation posted its outcome")
@@ -395,8 +400,9 @@ async def test_only_a_person_replying_as_themselves_steers_a_remediation_in_its_
 async def test_discussions_api_posts_replies_and_answers_with_the_right_status(
     deps: WorkerDeps,
 ) -> None:
-    ann, ben = unique("api-ann"), unique("api-ben")
-    tokens = await _users(deps, ann, ben)
+    # ben is an admin (admins see every discussion); cid takes part in none of them.
+    ann, ben, cid = unique("api-ann"), unique("api-ben"), unique("api-cid")
+    tokens = await _users(deps, ann, cid, admin=ben)
     async with (
         serve(create_app(deps.settings)) as base,
         httpx.AsyncClient(base_url=base, trust_env=False) as http,
@@ -428,8 +434,12 @@ async def test_discussions_api_posts_replies_and_answers_with_the_right_status(
         read = (await http.get(f"/discussions/{disc}", headers=as_ben)).json()
         assert [m["from_id"] for m in read["messages"]] == [ann, ben]
         assert (await http.get("/discussions/disc_none", headers=as_ben)).status_code == 404
+        as_cid = {"Authorization": f"Bearer {tokens[cid]}"}
+        assert (await http.get(f"/discussions/{disc}", headers=as_cid)).status_code == 404
+        unseen = await http.post(f"/discussions/{disc}/annotate", headers=as_cid)
+        assert unseen.status_code == 404
         found = (await http.get("/discussions/search?keyword=P99", headers=as_ben)).json()
-        assert found["count"] >= 1
+        assert found["total_matches"] == 1 and found["results"][0]["content"] == "p99 up"
         bad = await http.post(
             "/discussions", json={"topic": "t", "from_id": ben, "content": ""}, headers=as_ben
         )
