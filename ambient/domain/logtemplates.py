@@ -4,7 +4,8 @@ One configuration serves every source (no per-source tuning):
 
 1. `mask` replaces numbers, ids (uuid, hex, trace ids, anything ASCII with a digit in it),
    hashes, IPv4/IPv6 with ports, URLs, paths, durations and sizes, e-mails, timestamps and
-   quoted values with `<*>`: one compiled regular expression per word, and words without
+   quoted values (but the upper-case keyword a quoted request opens with, `"GET <*>"`) with
+   `<*>`: one compiled regular expression per word, and words without
    digits remembered (they are mostly constants), since one regex over every whole line
    was the cost that kept 1M lines from fitting in 10 s.
 2. Many lines are identical once masked, so the masked text is looked up in a cache before
@@ -40,11 +41,17 @@ _CJK_PUNCT = "\u3000-\u303f\uff00-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
 # Masks that span spaces (quoted values) run on the whole message, and only when it has a
 # quote character; every other mask runs on one whitespace-separated word at a time, so a
 # word seen before (most words are constants) costs a dictionary lookup, not a regex scan.
+# A quoted phrase that opens with an upper-case keyword ("GET /v2/servers HTTP/1.1",
+# 'SELECT * FROM t WHERE ...') keeps that keyword: it names the kind of request or
+# statement (GET and POST are different events), the rest is the value. The keyword is
+# captured by group 1 or 2 (one per quote style); an unmatched group is replaced by "".
+_KEYWORD = r"([A-Z][A-Z_]+ (?=[^\s\"']))?"
 _QUOTED = re.compile(
-    r"\"[^\"\n]{0,300}\""  # "quoted"
-    r"|(?<![\w])'[^'\n]{0,300}'(?![\w])"  # 'quoted' (not the apostrophe of "can't")
+    rf"\"{_KEYWORD}[^\"\n]{{0,300}}\""  # "quoted"
+    rf"|(?<![\w])'{_KEYWORD}[^'\n]{{0,300}}'(?![\w])"  # 'quoted' (not the apostrophe of "can't")
     r"|“[^”\n]{0,300}”|「[^」\n]{0,300}」|‘[^’\n]{0,300}’"
 )
+_QUOTED_AS = rf"\1\2{WILDCARD}"
 # Order matters: the longest, most specific shapes first, so a URL is masked whole before
 # its digits would be masked one by one.
 _MASKS = [
@@ -110,7 +117,7 @@ class Masker:
 
     def __call__(self, message: str) -> str:
         if "'" in message or '"' in message or "“" in message or "「" in message or "‘" in message:
-            message = _QUOTED.sub(WILDCARD, message)
+            message = _QUOTED.sub(_QUOTED_AS, message)
         known = self._words.get
         return " ".join([known(word) or self._new_word(word) for word in message.split()])
 

@@ -43,6 +43,9 @@ def record(when: datetime, level: str, message: str) -> LogRecord:
         ("mail to ops.team+alerts@example.com sent", "mail to <*> sent"),
         ("user 'bob smith' can't log in", "user <*> can't log in"),
         ('key "a b c" missing', "key <*> missing"),
+        ('"POST /v1/items HTTP/1.1" 201', "POST <*> <*>"),
+        ("run 'SELECT * FROM t' slow, state 'OK'", "run SELECT <*> slow, state <*>"),
+        ('empty "" value', "empty <*> value"),
         ("at 2026-11-21T03:04:05.123Z on node-12", "at <*> on <*>"),
         ("connect to 10.0.0.1:5432: refused (111)", "connect to <*>: refused (<*>)"),
         ("连接数据库失败，重试3次", "连接数据库失败，重试<*>次"),
@@ -79,6 +82,22 @@ def test_word_variables_merge_but_one_word_near_duplicates_stay_apart() -> None:
         ("Cache hit for key <*>", 5),
         ("Cache miss for key <*>", 7),
         ("User <*> logged in from <*>", 8),
+    ]
+
+
+def test_quoted_requests_keep_their_method_and_mask_the_rest() -> None:
+    lines = [
+        f'10.0.0.{i} "{method} /v2/{i:08x}/servers/{i} HTTP/1.1" status: 200 len: {i * 7}'
+        for method in ("GET", "POST", "DELETE")
+        for i in range(1, 5)
+    ]
+    lines += [f"user 'bob {i}' not found" for i in range(3)]
+    report = reduce_logs(record(DAY, "INFO", m) for m in lines)
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("<*> DELETE <*> status: <*> len: <*>", 4),
+        ("<*> GET <*> status: <*> len: <*>", 4),
+        ("<*> POST <*> status: <*> len: <*>", 4),
+        ("user <*> not found", 3),
     ]
 
 
