@@ -5,9 +5,10 @@ One configuration serves every source (no per-source tuning):
 1. `mask` replaces numbers, ids (uuid, hex, trace ids, anything ASCII with a digit in it),
    hashes, IPv4/IPv6 with ports, URLs, paths, durations and sizes, e-mails, timestamps and
    quoted values (but the upper-case keyword a quoted request opens with, `"GET <*>"`) with
-   `<*>`: one compiled regular expression per word, and words without
-   digits remembered (they are mostly constants), since one regex over every whole line
-   was the cost that kept 1M lines from fitting in 10 s.
+   `<*>`, except a name with one digit at its end (`SOCKS5`, `eth0`), which is left to
+   Drain and step 5 to call constant or variable: one compiled regular expression per
+   word, and words without digits remembered (they are mostly constants), since one regex
+   over every whole line was the cost that kept 1M lines from fitting in 10 s.
 2. Many lines are identical once masked, so the masked text is looked up in a cache before
    Drain is asked at all: Drain (pure Python) sees each distinct masked text once.
 3. `tokens` splits for Drain: whitespace for Latin text, and CJK runs kept as single tokens
@@ -84,6 +85,11 @@ _PLAIN_VARIABLE = re.compile(r"[A-Za-z0-9_.:%+\-]+(?:,[A-Za-z0-9_.:%+\-]+)*")
 _DIGIT = re.compile(r"\d")
 # ...and the same shape holding a digit, not ending in punctuation ("10.0.0.1:80:" is not).
 _PLAIN_NUMERIC = re.compile(r"[A-Za-z_.:%+\-]*+\d(?:[A-Za-z0-9_.:%+,\-]*[A-Za-z0-9_%])?")
+# A name with one digit at its end (SOCKS5, IPv6, eth0, wl0, sda1) is not masked: the digit
+# gives it at most ten values, so it is a constant more often than not (a protocol, an
+# interface), and where it does vary Drain puts a wildcard there and the few-values split
+# below decides, from the counts, whether it is a constant.
+_NAME_WITH_DIGIT = re.compile(r"[(\[{]?[A-Za-z]{2,}\d[,;:.)\]}]?")
 _LEADING_PUNCT = "([{<"
 _TRAILING_PUNCT = ",;:.)]}>!?"
 # Brackets stay on the CJK run they enclose, so "[订单服务]" is one token like
@@ -122,6 +128,10 @@ class Masker:
         return " ".join([known(word) or self._new_word(word) for word in message.split()])
 
     def _new_word(self, word: str) -> str:
+        if _NAME_WITH_DIGIT.fullmatch(word) is not None:
+            if len(self._words) < MAX_CACHED_WORDS:
+                self._words[word] = word
+            return word
         if _PLAIN_NUMERIC.fullmatch(word) is not None:
             return WILDCARD  # the common case, decided by one linear match
         if _DIGIT.search(word) is not None:

@@ -46,6 +46,7 @@ def record(when: datetime, level: str, message: str) -> LogRecord:
         ('"POST /v1/items HTTP/1.1" 201', "POST <*> <*>"),
         ("run 'SELECT * FROM t' slow, state 'OK'", "run SELECT <*> slow, state <*>"),
         ('empty "" value', "empty <*> value"),
+        ("via SOCKS5 on eth0, (IPv6)", "via SOCKS5 on eth0, (IPv6)"),
         ("at 2026-11-21T03:04:05.123Z on node-12", "at <*> on <*>"),
         ("connect to 10.0.0.1:5432: refused (111)", "connect to <*>: refused (<*>)"),
         ("连接数据库失败，重试3次", "连接数据库失败，重试<*>次"),
@@ -98,6 +99,21 @@ def test_quoted_requests_keep_their_method_and_mask_the_rest() -> None:
         ("<*> GET <*> status: <*> len: <*>", 4),
         ("<*> POST <*> status: <*> len: <*>", 4),
         ("user <*> not found", 3),
+    ]
+
+
+def test_a_name_ending_in_one_digit_is_a_constant_unless_it_takes_many_values() -> None:
+    lines = [f"10.0.0.{i}:80 open through proxy 10.0.1.1:5070 HTTPS" for i in range(6)]
+    lines += [f"10.0.0.{i}:22 open through proxy 10.0.1.1:5070 SOCKS5" for i in range(2)]
+    lines += [f"link up on {nic}" for nic in ("eth0", "eth0", "eth0", "wl0", "wl0")]
+    lines += [f"task {i} failed on worker{i}" for i in range(1, 10)]
+    report = reduce_logs(record(DAY, "INFO", m) for m in lines)
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("<*> open through proxy <*> HTTPS", 6),
+        ("<*> open through proxy <*> SOCKS5", 2),
+        ("link up on eth0", 3),
+        ("link up on wl0", 2),
+        ("task <*> failed on <*>", 9),
     ]
 
 
