@@ -103,6 +103,16 @@ _TOKEN = re.compile(
 _ANY_CJK = f"{_CJK}{_CJK_PUNCT}"
 _JOIN_CJK = re.compile(rf"(?<=[{_ANY_CJK}]) (?=[^\w\s]|[{_ANY_CJK}])|(?<=[^\w\s]) (?=[{_ANY_CJK}])")
 
+# A value is often written in more than one word: a number and its unit apart ("5.2 KB",
+# "3 sec"), a bound ("<1 sec"), a restatement in parentheses ("1190 bytes (1.16 KB)",
+# "from 10.0.0.1 (host-1.example.com)", or empty: "from 10.0.0.2 ()").
+# Joined into one `<*>` the same message has the same tokens whichever form a line took.
+# This runs on each distinct masked text once (see `TemplateMiner.add_masked`), not per line.
+_UNITS = "B|[KMGTP]i?B|bytes?|[mµun]s|s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|days?"
+_SIGNED_VALUE = re.compile(rf"(?<![^\s(\[{{=:,])[<>~≤≥]=?(?={re.escape(WILDCARD)})")
+_VALUE_AND_UNIT = re.compile(rf"{re.escape(WILDCARD)} (?:{_UNITS})(?=[\s,;:.)\]}}]|$)")
+_VALUE_AND_RESTATED = re.compile(rf"{re.escape(WILDCARD)} \((?:{re.escape(WILDCARD)})?\)")
+
 # Drain's own defaults (depth 4, similarity 0.4, 100 children): what masking and the split of
 # few-valued wildcards add around Drain is what makes one configuration fit every source.
 DRAIN_DEPTH = 4
@@ -170,7 +180,12 @@ def mask(message: str) -> str:
 
 
 def tokens(masked: str) -> list[str]:
-    """Tokens for clustering: whitespace-separated words, CJK runs and CJK punctuation apart."""
+    """Tokens for clustering: whitespace-separated words, CJK runs and CJK punctuation apart,
+    a value written in several words (`<*> KB`, `<<*> sec`, `<*> (<*>)`, `<*> ()`) as one."""
+    if WILDCARD in masked:
+        masked = _SIGNED_VALUE.sub("", masked)
+        masked = _VALUE_AND_UNIT.sub(WILDCARD, masked)
+        masked = _VALUE_AND_RESTATED.sub(WILDCARD, masked)
     return _TOKEN.findall(masked)
 
 
@@ -239,7 +254,7 @@ class TemplateMiner:
         if found is not None:
             self._lines[found] += 1
             return found
-        words = _TOKEN.findall(masked)
+        words = tokens(masked)
         # Drain cannot cluster an empty token list; one placeholder keeps such lines together.
         cluster, _ = self._drain.add_log_message(" ".join(words) if words else "<empty>")
         cluster_id = int(cluster.cluster_id)
@@ -304,4 +319,4 @@ class TemplateMiner:
         text = self._shape_text[shape]
         if text is None:
             return None
-        return _TOKEN.findall(text) or ["<empty>"]
+        return tokens(text) or ["<empty>"]

@@ -17,7 +17,14 @@ from ambient.domain.logreport import (
     render_markdown,
     update_baseline,
 )
-from ambient.domain.logtemplates import Masker, TemplateMiner, mask, mask_line, template_id
+from ambient.domain.logtemplates import (
+    Masker,
+    TemplateMiner,
+    mask,
+    mask_line,
+    template_id,
+    tokens,
+)
 from bench.loggen import generate
 
 DAY = datetime(2026, 11, 21, tzinfo=UTC)
@@ -114,6 +121,39 @@ def test_a_name_ending_in_one_digit_is_a_constant_unless_it_takes_many_values() 
         ("link up on eth0", 3),
         ("link up on wl0", 2),
         ("task <*> failed on <*>", 9),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("message", "joined"),
+    [
+        ("stored 5.2 KB, free 93.0 B", "stored <*>, free <*>"),
+        ("sent 1190 bytes (1.16 KB), lifetime <1 sec", "sent <*>, lifetime <*>"),
+        ("from 10.0.0.1 (host-1.example.com) at 03:40:59", "from <*> at <*>"),
+        ("from 10.0.0.2 () at 03:40:59", "from <*> at <*>"),
+        ("connect refused (111)", "connect refused (<*>)"),
+        ("step 3 Bob", "step <*> Bob"),
+    ],
+)
+def test_a_value_written_in_several_words_is_one_token(message: str, joined: str) -> None:
+    assert tokens(mask(message)) == joined.split()
+
+
+def test_lines_that_write_a_value_with_or_without_unit_or_restatement_share_a_template() -> None:
+    lines = [
+        "10.0.0.1:80 close, 1190 bytes (1.16 KB) sent, 1671 bytes (1.63 KB) received, "
+        "lifetime 00:02",
+        "10.0.0.2:80 close, 0 bytes sent, 0 bytes received, lifetime 00:01",
+        "10.0.0.3:80 close, 850 bytes sent, 10547 bytes (10.2 KB) received, lifetime 01:02",
+        "10.0.0.4:80 close, 403 bytes sent, 426 bytes received, lifetime <1 sec",
+        "connection from 10.0.0.5 () at 03:40:59",
+        "connection from 10.0.0.6 (host-6.example.com) at 07:07:00",
+        "connection from 10.0.0.7 () at 07:07:01",
+    ]
+    report = reduce_logs(record(DAY, "INFO", m) for m in lines)
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("<*> close, <*> sent, <*> received, lifetime <*>", 4),
+        ("connection from <*> at <*>", 3),
     ]
 
 
