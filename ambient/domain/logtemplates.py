@@ -88,8 +88,9 @@ _PLAIN_NUMERIC = re.compile(r"[A-Za-z_.:%+\-]*+\d(?:[A-Za-z0-9_.:%+,\-]*[A-Za-z0
 # A name with one digit at its end (SOCKS5, IPv6, eth0, wl0, sda1) is not masked: the digit
 # gives it at most ten values, so it is a constant more often than not (a protocol, an
 # interface), and where it does vary Drain puts a wildcard there and the few-values split
-# below decides, from the counts, whether it is a constant.
-_NAME_WITH_DIGIT = re.compile(r"[(\[{]?[A-Za-z]{2,}\d[,;:.)\]}]?")
+# below decides, from the counts, whether it is a constant. Five hex letters and a digit
+# ("fedcb3", "abcdef01"'s kin) are more likely a short hash than a name, and stay masked.
+_NAME_WITH_DIGIT = re.compile(r"[(\[{]?(?![a-fA-F]{5,}\d)[A-Za-z]{2,}\d[,;:.)\]}]?")
 _LEADING_PUNCT = "([{<"
 _TRAILING_PUNCT = ",;:.)]}>!?"
 # Brackets stay on the CJK run they enclose, so "[订单服务]" is one token like

@@ -54,6 +54,7 @@ def record(when: datetime, level: str, message: str) -> LogRecord:
         ("run 'SELECT * FROM t' slow, state 'OK'", "run SELECT <*> slow, state <*>"),
         ('empty "" value', "empty <*> value"),
         ("via SOCKS5 on eth0, (IPv6)", "via SOCKS5 on eth0, (IPv6)"),
+        ("key decfeaa1 evicted", "key <*> evicted"),
         ("at 2026-11-21T03:04:05.123Z on node-12", "at <*> on <*>"),
         ("connect to 10.0.0.1:5432: refused (111)", "connect to <*>: refused (<*>)"),
         ("连接数据库失败，重试3次", "连接数据库失败，重试<*>次"),
