@@ -58,6 +58,9 @@ _QUOTED_AS = rf"\1\2{WILDCARD}"
 _MASKS = [
     r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>，。；）)\]]+",  # URL
     r"[\w.+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+",  # e-mail
+    # the value of key=value, whole, when it holds a digit: "rhost=5.36.59.76.dsl.example.net"
+    # is one value, not an address and some words; it ends at a separator or closing bracket
+    r"(?<==)[^\s,;&=()\[\]{}]*\d[^\s,;&=()\[\]{}]*?(?=[.:!?]?(?:[\s,;&()\[\]{}]|$))",
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?",  # time
     r"(?<![A-Za-z0-9_])[a-fA-F]{8,}(?![A-Za-z0-9_])",  # hex id that happens to have no digit
     # month and weekday names: the words of dates written out ("Sun Jul  3 04:02:15 2005")
@@ -207,6 +210,17 @@ def template_id(level: str, template: str) -> str:
     return f"t{digest}"
 
 
+def _constant_words(values: Counter[str]) -> bool:
+    """Whether the few words seen at one wildcard position can be constants: plain words, or
+    key=value words whose keys differ (`mCount=<*>` and `record.mDone=false`, `(uid=<*>)`
+    and `LOGIN(uid=<*>)` name different things). A masked value without a key is a value;
+    one key with different values (`rhost=<*>`, `rhost=db.example.org`) is a variable."""
+    if not any(WILDCARD in value for value in values):
+        return True
+    keys = {value.split("=", 1)[0] for value in values if "=" in value}
+    return len(keys) == len(values)
+
+
 class TemplateMiner:
     """Assigns each message a *shape* (its distinct masked text); templates are read at the
     end, once Drain's clusters have generalised and constants have been told from variables.
@@ -303,7 +317,7 @@ class TemplateMiner:
                         values[own[position]] += self._lines[shape]
                 if (
                     2 <= len(values) <= SPLIT_MAX_VALUES
-                    and not any(WILDCARD in value for value in values)
+                    and _constant_words(values)
                     and sum(values.values()) >= SPLIT_MIN_LINES * len(values)
                 ):
                     split_at.append(position)

@@ -55,6 +55,8 @@ def record(when: datetime, level: str, message: str) -> LogRecord:
         ('empty "" value', "empty <*> value"),
         ("via SOCKS5 on eth0, (IPv6)", "via SOCKS5 on eth0, (IPv6)"),
         ("key decfeaa1 evicted", "key <*> evicted"),
+        ("rhost=5.36.59.76.dsl.example.net  user=root", "rhost=<*> user=root"),
+        ("num=20,flags=62,total=46 by (uid=0)", "num=<*>,flags=<*>,total=<*> by (uid=<*>)"),
         ("at 2026-11-21T03:04:05.123Z on node-12", "at <*> on <*>"),
         ("connect to 10.0.0.1:5432: refused (111)", "connect to <*>: refused (<*>)"),
         ("连接数据库失败，重试3次", "连接数据库失败，重试<*>次"),
@@ -155,6 +157,27 @@ def test_lines_that_write_a_value_with_or_without_unit_or_restatement_share_a_te
     assert sorted((t.template, t.count) for t in report.templates) == [
         ("<*> close, <*> sent, <*> received, lifetime <*>", 4),
         ("connection from <*> at <*>", 3),
+    ]
+
+
+def test_key_value_words_with_different_keys_are_constants_one_key_is_a_variable() -> None:
+    lines = [f"session opened for user u{i} by (uid={i})" for i in range(10, 14)]
+    lines += [f"session opened for user u{i} by LOGIN(uid={i})" for i in range(10, 12)]
+    lines += [f"scan stopped mRequestCount={i}" for i in range(3)]
+    lines += ["scan stopped record.mRequested=false"] * 2
+    lines += [f"auth failure; tty=ssh rhost=10.0.{i}.9 user=root" for i in range(5)]
+    lines += [
+        f"auth failure; tty=ssh rhost=ec2-52-80-3-{i}.compute.example.cn user=root"
+        for i in range(3)
+    ]
+    lines += ["auth failure; tty=ssh rhost=db.example.org user=root"] * 2
+    report = reduce_logs(record(DAY, "INFO", m) for m in lines)
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("auth failure; tty=ssh <*> user=root", 10),
+        ("scan stopped mRequestCount=<*>", 3),
+        ("scan stopped record.mRequested=false", 2),
+        ("session opened for user <*> by (uid=<*>)", 4),
+        ("session opened for user <*> by LOGIN(uid=<*>)", 2),
     ]
 
 
