@@ -87,7 +87,12 @@ _WORD_MASK_LOCAL = re.compile("|".join(f"(?:{m})" for m in _MASKS[2:]))
 _PLAIN_VARIABLE = re.compile(r"[A-Za-z0-9_.:%+\-]+(?:,[A-Za-z0-9_.:%+\-]+)*")
 _DIGIT = re.compile(r"\d")
 # ...and the same shape holding a digit, not ending in punctuation ("10.0.0.1:80:" is not).
-_PLAIN_NUMERIC = re.compile(r"[A-Za-z_.:%+\-]*+\d(?:[A-Za-z0-9_.:%+,\-]*[A-Za-z0-9_%])?")
+# A name with one digit (below) is not one of them: the lookahead fails at once on the
+# usual value, which starts with a digit, so the common case stays one match.
+_PLAIN_NUMERIC = re.compile(
+    r"(?!(?![a-fA-F]{5,}\d)[A-Za-z]{2,}\d\Z)"
+    r"[A-Za-z_.:%+\-]*+\d(?:[A-Za-z0-9_.:%+,\-]*[A-Za-z0-9_%])?"
+)
 # A name with one digit at its end (SOCKS5, IPv6, eth0, wl0, sda1) is not masked: the digit
 # gives it at most ten values, so it is a constant more often than not (a protocol, an
 # interface), and where it does vary Drain puts a wildcard there and the few-values split
@@ -142,12 +147,12 @@ class Masker:
         return " ".join([known(word) or self._new_word(word) for word in message.split()])
 
     def _new_word(self, word: str) -> str:
+        if _PLAIN_NUMERIC.fullmatch(word) is not None:
+            return WILDCARD  # the common case, decided by one linear match
         if _NAME_WITH_DIGIT.fullmatch(word) is not None:
             if len(self._words) < MAX_CACHED_WORDS:
                 self._words[word] = word
             return word
-        if _PLAIN_NUMERIC.fullmatch(word) is not None:
-            return WILDCARD  # the common case, decided by one linear match
         if _DIGIT.search(word) is not None:
             return self._variable(word)  # not remembered: mostly unique values
         masked = self._scan(word)
