@@ -62,11 +62,11 @@ def main() -> None:
             "ours_f1": round(ours_f1, 3),
             "drain3_default_f1": round(drain_f1, 3),
         }
-    summary = {
-        key: round(statistics.mean(r[key] for r in rows.values()), 3)
-        for key in ("ours_ga", "drain3_default_ga", "ours_f1", "drain3_default_f1")
-    }
-    print(json.dumps({"systems": rows, "mean": summary}, indent=2))
+    keys = ("ours_ga", "drain3_default_ga", "ours_f1", "drain3_default_f1")
+    summary = {key: round(statistics.mean(r[key] for r in rows.values()), 3) for key in keys}
+    lowest = {key: min(rows, key=lambda name: (rows[name][key], name)) for key in keys}
+    minimum = {key: {"system": name, key: rows[name][key]} for key, name in lowest.items()}
+    print(json.dumps({"systems": rows, "mean": summary, "min": minimum}, indent=2))
 
 
 if __name__ == "__main__":

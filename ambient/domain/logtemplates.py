@@ -3,19 +3,24 @@
 One configuration serves every source (no per-source tuning):
 
 1. `mask` replaces numbers, ids (uuid, hex, trace ids, anything ASCII with a digit in it),
-   hashes, IPv4/IPv6 with ports, URLs, paths, durations and sizes, e-mails, timestamps and
-   quoted values with `<*>`: one compiled regular expression per word, and words without
-   digits remembered (they are mostly constants), since one regex over every whole line
-   was the cost that kept 1M lines from fitting in 10 s.
+   hashes, IPv4/IPv6 with ports, URLs, paths, durations and sizes, e-mails, timestamps,
+   the value of key=value whole, and quoted values (but the upper-case keyword a quoted
+   request opens with, `"GET <*>"`) with `<*>`, except a name with one digit at its end
+   (`SOCKS5`, `eth0`), which is left to Drain and step 5 to call constant or variable: one
+   compiled regular expression per word, and words without digits remembered (they are
+   mostly constants), since one regex over every whole line was the cost that kept 1M
+   lines from fitting in 10 s.
 2. Many lines are identical once masked, so the masked text is looked up in a cache before
    Drain is asked at all: Drain (pure Python) sees each distinct masked text once.
 3. `tokens` splits for Drain: whitespace for Latin text, and CJK runs kept as single tokens
    with CJK punctuation and `<*>` as tokens of their own (Chinese has no spaces, so
-   `连接数据库失败，重试<*>次` becomes `连接数据库失败 ， 重试 <*> 次`).
+   `连接数据库失败，重试<*>次` becomes `连接数据库失败 ， 重试 <*> 次`), and a value written
+   in several words (`5.2 KB`, `<1 sec`, `1190 bytes (1.16 KB)`) as one `<*>`.
 4. Drain3's `Drain` (the clustering core, not its `TemplateMiner` wrapper, whose masking and
    persistence we do not need) groups the token sequences, with its default parameters.
-5. Wildcards Drain put where a cluster holds at most three distinct words are taken back as
-   constants and split the cluster (see `TemplateMiner`).
+5. Wildcards Drain put where a cluster holds at most three distinct words (plain words, or
+   key=value words with different keys) are taken back as constants and split the cluster
+   (see `TemplateMiner`).
 
 Pure: no I/O, no clock; safe inside activities and tests.
 """
@@ -40,16 +45,25 @@ _CJK_PUNCT = "\u3000-\u303f\uff00-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
 # Masks that span spaces (quoted values) run on the whole message, and only when it has a
 # quote character; every other mask runs on one whitespace-separated word at a time, so a
 # word seen before (most words are constants) costs a dictionary lookup, not a regex scan.
+# A quoted phrase that opens with an upper-case keyword ("GET /v2/servers HTTP/1.1",
+# 'SELECT * FROM t WHERE ...') keeps that keyword: it names the kind of request or
+# statement (GET and POST are different events), the rest is the value. The keyword is
+# captured by group 1 or 2 (one per quote style); an unmatched group is replaced by "".
+_KEYWORD = r"([A-Z][A-Z_]+ (?=[^\s\"']))?"
 _QUOTED = re.compile(
-    r"\"[^\"\n]{0,300}\""  # "quoted"
-    r"|(?<![\w])'[^'\n]{0,300}'(?![\w])"  # 'quoted' (not the apostrophe of "can't")
+    rf"\"{_KEYWORD}[^\"\n]{{0,300}}\""  # "quoted"
+    rf"|(?<![\w])'{_KEYWORD}[^'\n]{{0,300}}'(?![\w])"  # 'quoted' (not the apostrophe of "can't")
     r"|“[^”\n]{0,300}”|「[^」\n]{0,300}」|‘[^’\n]{0,300}’"
 )
+_QUOTED_AS = rf"\1\2{WILDCARD}"
 # Order matters: the longest, most specific shapes first, so a URL is masked whole before
 # its digits would be masked one by one.
 _MASKS = [
     r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>，。；）)\]]+",  # URL
     r"[\w.+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+",  # e-mail
+    # the value of key=value, whole, when it holds a digit: "rhost=5.36.59.76.dsl.example.net"
+    # is one value, not an address and some words; it ends at a separator or closing bracket
+    r"(?<==)[^\s,;&=()\[\]{}]*\d[^\s,;&=()\[\]{}]*?(?=[.:!?]?(?:[\s,;&()\[\]{}]|$))",
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?",  # time
     r"(?<![A-Za-z0-9_])[a-fA-F]{8,}(?![A-Za-z0-9_])",  # hex id that happens to have no digit
     # month and weekday names: the words of dates written out ("Sun Jul  3 04:02:15 2005")
@@ -76,7 +90,18 @@ _WORD_MASK_LOCAL = re.compile("|".join(f"(?:{m})" for m in _MASKS[2:]))
 _PLAIN_VARIABLE = re.compile(r"[A-Za-z0-9_.:%+\-]+(?:,[A-Za-z0-9_.:%+\-]+)*")
 _DIGIT = re.compile(r"\d")
 # ...and the same shape holding a digit, not ending in punctuation ("10.0.0.1:80:" is not).
-_PLAIN_NUMERIC = re.compile(r"[A-Za-z_.:%+\-]*+\d(?:[A-Za-z0-9_.:%+,\-]*[A-Za-z0-9_%])?")
+# A name with one digit (below) is not one of them: the lookahead fails at once on the
+# usual value, which starts with a digit, so the common case stays one match.
+_PLAIN_NUMERIC = re.compile(
+    r"(?!(?![a-fA-F]{5,}\d)[A-Za-z]{2,}\d\Z)"
+    r"[A-Za-z_.:%+\-]*+\d(?:[A-Za-z0-9_.:%+,\-]*[A-Za-z0-9_%])?"
+)
+# A name with one digit at its end (SOCKS5, IPv6, eth0, wl0, sda1) is not masked: the digit
+# gives it at most ten values, so it is a constant more often than not (a protocol, an
+# interface), and where it does vary Drain puts a wildcard there and the few-values split
+# below decides, from the counts, whether it is a constant. Five hex letters and a digit
+# ("fedcb3", "abcdef01"'s kin) are more likely a short hash than a name, and stay masked.
+_NAME_WITH_DIGIT = re.compile(r"[(\[{]?(?![a-fA-F]{5,}\d)[A-Za-z]{2,}\d[,;:.)\]}]?")
 _LEADING_PUNCT = "([{<"
 _TRAILING_PUNCT = ",;:.)]}>!?"
 # Brackets stay on the CJK run they enclose, so "[订单服务]" is one token like
@@ -89,6 +114,16 @@ _TOKEN = re.compile(
 # CJK text or punctuation (a wildcard too), keep those beside Latin words ("连接 Redis 失败").
 _ANY_CJK = f"{_CJK}{_CJK_PUNCT}"
 _JOIN_CJK = re.compile(rf"(?<=[{_ANY_CJK}]) (?=[^\w\s]|[{_ANY_CJK}])|(?<=[^\w\s]) (?=[{_ANY_CJK}])")
+
+# A value is often written in more than one word: a number and its unit apart ("5.2 KB",
+# "3 sec"), a bound ("<1 sec"), a restatement in parentheses ("1190 bytes (1.16 KB)",
+# "from 10.0.0.1 (host-1.example.com)", or empty: "from 10.0.0.2 ()").
+# Joined into one `<*>` the same message has the same tokens whichever form a line took.
+# This runs on each distinct masked text once (see `TemplateMiner.add_masked`), not per line.
+_UNITS = "B|[KMGTP]i?B|bytes?|[mµun]s|s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|days?"
+_SIGNED_VALUE = re.compile(rf"(?<![^\s(\[{{=:,])[<>~≤≥]=?(?={re.escape(WILDCARD)})")
+_VALUE_AND_UNIT = re.compile(rf"{re.escape(WILDCARD)} (?:{_UNITS})(?=[\s,;:.)\]}}]|$)")
+_VALUE_AND_RESTATED = re.compile(rf"{re.escape(WILDCARD)} \((?:{re.escape(WILDCARD)})?\)")
 
 # Drain's own defaults (depth 4, similarity 0.4, 100 children): what masking and the split of
 # few-valued wildcards add around Drain is what makes one configuration fit every source.
@@ -110,13 +145,17 @@ class Masker:
 
     def __call__(self, message: str) -> str:
         if "'" in message or '"' in message or "“" in message or "「" in message or "‘" in message:
-            message = _QUOTED.sub(WILDCARD, message)
+            message = _QUOTED.sub(_QUOTED_AS, message)
         known = self._words.get
         return " ".join([known(word) or self._new_word(word) for word in message.split()])
 
     def _new_word(self, word: str) -> str:
         if _PLAIN_NUMERIC.fullmatch(word) is not None:
             return WILDCARD  # the common case, decided by one linear match
+        if _NAME_WITH_DIGIT.fullmatch(word) is not None:
+            if len(self._words) < MAX_CACHED_WORDS:
+                self._words[word] = word
+            return word
         if _DIGIT.search(word) is not None:
             return self._variable(word)  # not remembered: mostly unique values
         masked = self._scan(word)
@@ -153,7 +192,12 @@ def mask(message: str) -> str:
 
 
 def tokens(masked: str) -> list[str]:
-    """Tokens for clustering: whitespace-separated words, CJK runs and CJK punctuation apart."""
+    """Tokens for clustering: whitespace-separated words, CJK runs and CJK punctuation apart,
+    a value written in several words (`<*> KB`, `<<*> sec`, `<*> (<*>)`, `<*> ()`) as one."""
+    if WILDCARD in masked:
+        masked = _SIGNED_VALUE.sub("", masked)
+        masked = _VALUE_AND_UNIT.sub(WILDCARD, masked)
+        masked = _VALUE_AND_RESTATED.sub(WILDCARD, masked)
     return _TOKEN.findall(masked)
 
 
@@ -172,6 +216,17 @@ def template_id(level: str, template: str) -> str:
     """A stable id of a (level, template) pair: the same on every run and every machine."""
     digest = hashlib.blake2b(f"{level}\x00{template}".encode(), digest_size=5).hexdigest()
     return f"t{digest}"
+
+
+def _constant_words(values: Counter[str]) -> bool:
+    """Whether the few words seen at one wildcard position can be constants: plain words, or
+    key=value words whose keys differ (`mCount=<*>` and `record.mDone=false`, `(uid=<*>)`
+    and `LOGIN(uid=<*>)` name different things). A masked value without a key is a value;
+    one key with different values (`rhost=<*>`, `rhost=db.example.org`) is a variable."""
+    if not any(WILDCARD in value for value in values):
+        return True
+    keys = {value.split("=", 1)[0] for value in values if "=" in value}
+    return len(keys) == len(values)
 
 
 class TemplateMiner:
@@ -222,7 +277,7 @@ class TemplateMiner:
         if found is not None:
             self._lines[found] += 1
             return found
-        words = _TOKEN.findall(masked)
+        words = tokens(masked)
         # Drain cannot cluster an empty token list; one placeholder keeps such lines together.
         cluster, _ = self._drain.add_log_message(" ".join(words) if words else "<empty>")
         cluster_id = int(cluster.cluster_id)
@@ -270,7 +325,7 @@ class TemplateMiner:
                         values[own[position]] += self._lines[shape]
                 if (
                     2 <= len(values) <= SPLIT_MAX_VALUES
-                    and not any(WILDCARD in value for value in values)
+                    and _constant_words(values)
                     and sum(values.values()) >= SPLIT_MIN_LINES * len(values)
                 ):
                     split_at.append(position)
@@ -287,4 +342,4 @@ class TemplateMiner:
         text = self._shape_text[shape]
         if text is None:
             return None
-        return _TOKEN.findall(text) or ["<empty>"]
+        return tokens(text) or ["<empty>"]

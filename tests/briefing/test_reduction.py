@@ -17,7 +17,14 @@ from ambient.domain.logreport import (
     render_markdown,
     update_baseline,
 )
-from ambient.domain.logtemplates import Masker, TemplateMiner, mask, mask_line, template_id
+from ambient.domain.logtemplates import (
+    Masker,
+    TemplateMiner,
+    mask,
+    mask_line,
+    template_id,
+    tokens,
+)
 from bench.loggen import generate
 
 DAY = datetime(2026, 11, 21, tzinfo=UTC)
@@ -43,6 +50,13 @@ def record(when: datetime, level: str, message: str) -> LogRecord:
         ("mail to ops.team+alerts@example.com sent", "mail to <*> sent"),
         ("user 'bob smith' can't log in", "user <*> can't log in"),
         ('key "a b c" missing', "key <*> missing"),
+        ('"POST /v1/items HTTP/1.1" 201', "POST <*> <*>"),
+        ("run 'SELECT * FROM t' slow, state 'OK'", "run SELECT <*> slow, state <*>"),
+        ('empty "" value', "empty <*> value"),
+        ("via SOCKS5 on eth0, (IPv6)", "via SOCKS5 on eth0, (IPv6)"),
+        ("key decfeaa1 evicted", "key <*> evicted"),
+        ("rhost=5.36.59.76.dsl.example.net  user=root", "rhost=<*> user=root"),
+        ("num=20,flags=62,total=46 by (uid=0)", "num=<*>,flags=<*>,total=<*> by (uid=<*>)"),
         ("at 2026-11-21T03:04:05.123Z on node-12", "at <*> on <*>"),
         ("connect to 10.0.0.1:5432: refused (111)", "connect to <*>: refused (<*>)"),
         ("连接数据库失败，重试3次", "连接数据库失败，重试<*>次"),
@@ -79,6 +93,91 @@ def test_word_variables_merge_but_one_word_near_duplicates_stay_apart() -> None:
         ("Cache hit for key <*>", 5),
         ("Cache miss for key <*>", 7),
         ("User <*> logged in from <*>", 8),
+    ]
+
+
+def test_quoted_requests_keep_their_method_and_mask_the_rest() -> None:
+    lines = [
+        f'10.0.0.{i} "{method} /v2/{i:08x}/servers/{i} HTTP/1.1" status: 200 len: {i * 7}'
+        for method in ("GET", "POST", "DELETE")
+        for i in range(1, 5)
+    ]
+    lines += [f"user 'bob {i}' not found" for i in range(3)]
+    report = reduce_logs(record(DAY, "INFO", m) for m in lines)
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("<*> DELETE <*> status: <*> len: <*>", 4),
+        ("<*> GET <*> status: <*> len: <*>", 4),
+        ("<*> POST <*> status: <*> len: <*>", 4),
+        ("user <*> not found", 3),
+    ]
+
+
+def test_a_name_ending_in_one_digit_is_a_constant_unless_it_takes_many_values() -> None:
+    lines = [f"10.0.0.{i}:80 open through proxy 10.0.1.1:5070 HTTPS" for i in range(6)]
+    lines += [f"10.0.0.{i}:22 open through proxy 10.0.1.1:5070 SOCKS5" for i in range(2)]
+    lines += [f"link up on {nic}" for nic in ("eth0", "eth0", "eth0", "wl0", "wl0")]
+    lines += [f"task {i} failed on worker{i}" for i in range(1, 10)]
+    report = reduce_logs(record(DAY, "INFO", m) for m in lines)
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("<*> open through proxy <*> HTTPS", 6),
+        ("<*> open through proxy <*> SOCKS5", 2),
+        ("link up on eth0", 3),
+        ("link up on wl0", 2),
+        ("task <*> failed on <*>", 9),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("message", "joined"),
+    [
+        ("stored 5.2 KB, free 93.0 B", "stored <*>, free <*>"),
+        ("sent 1190 bytes (1.16 KB), lifetime <1 sec", "sent <*>, lifetime <*>"),
+        ("from 10.0.0.1 (host-1.example.com) at 03:40:59", "from <*> at <*>"),
+        ("from 10.0.0.2 () at 03:40:59", "from <*> at <*>"),
+        ("connect refused (111)", "connect refused (<*>)"),
+        ("step 3 Bob", "step <*> Bob"),
+    ],
+)
+def test_a_value_written_in_several_words_is_one_token(message: str, joined: str) -> None:
+    assert tokens(mask(message)) == joined.split()
+
+
+def test_lines_that_write_a_value_with_or_without_unit_or_restatement_share_a_template() -> None:
+    lines = [
+        "10.0.0.1:80 close, 1190 bytes (1.16 KB) sent, 1671 bytes (1.63 KB) received, "
+        "lifetime 00:02",
+        "10.0.0.2:80 close, 0 bytes sent, 0 bytes received, lifetime 00:01",
+        "10.0.0.3:80 close, 850 bytes sent, 10547 bytes (10.2 KB) received, lifetime 01:02",
+        "10.0.0.4:80 close, 403 bytes sent, 426 bytes received, lifetime <1 sec",
+        "connection from 10.0.0.5 () at 03:40:59",
+        "connection from 10.0.0.6 (host-6.example.com) at 07:07:00",
+        "connection from 10.0.0.7 () at 07:07:01",
+    ]
+    report = reduce_logs(record(DAY, "INFO", m) for m in lines)
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("<*> close, <*> sent, <*> received, lifetime <*>", 4),
+        ("connection from <*> at <*>", 3),
+    ]
+
+
+def test_key_value_words_with_different_keys_are_constants_one_key_is_a_variable() -> None:
+    lines = [f"session opened for user u{i} by (uid={i})" for i in range(10, 14)]
+    lines += [f"session opened for user u{i} by LOGIN(uid={i})" for i in range(10, 12)]
+    lines += [f"scan stopped mRequestCount={i}" for i in range(3)]
+    lines += ["scan stopped record.mRequested=false"] * 2
+    lines += [f"auth failure; tty=ssh rhost=10.0.{i}.9 user=root" for i in range(5)]
+    lines += [
+        f"auth failure; tty=ssh rhost=ec2-52-80-3-{i}.compute.example.cn user=root"
+        for i in range(3)
+    ]
+    lines += ["auth failure; tty=ssh rhost=db.example.org user=root"] * 2
+    report = reduce_logs(record(DAY, "INFO", m) for m in lines)
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("auth failure; tty=ssh <*> user=root", 10),
+        ("scan stopped mRequestCount=<*>", 3),
+        ("scan stopped record.mRequested=false", 2),
+        ("session opened for user <*> by (uid=<*>)", 4),
+        ("session opened for user <*> by LOGIN(uid=<*>)", 2),
     ]
 
 
