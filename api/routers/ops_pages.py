@@ -6,7 +6,7 @@ import json
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ambient.briefing import BriefingError, BriefingService, BriefingView
@@ -15,10 +15,11 @@ from ambient.domain.discussions import MessageIn
 from ambient.domain.remediation_runs import FINAL_STATES
 from ambient.remediation import RemediationError, RemediationService
 from api.deps import StateDep
-from api.routers.pages import MaybeUser, SameOrigin, back, render, require
+from api.routers.pages import MaybeUser, back, render, require
+from api.security import refuse_cross_site_writes
 from mcp_server.state import AppState, llm_of
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_cross_site_writes)])
 
 
 def briefings(state: AppState) -> BriefingService:
@@ -55,7 +56,7 @@ async def briefing_page(
     )
 
 
-@router.post("/app/briefings/action", dependencies=[SameOrigin])
+@router.post("/app/briefings/action")
 async def briefing_action(
     state: StateDep, user: MaybeUser, action: Annotated[str, Form()]
 ) -> Response:
@@ -113,7 +114,7 @@ async def remediation_detail(
     )
 
 
-@router.post("/app/remediation/action", dependencies=[SameOrigin])
+@router.post("/app/remediation/action")
 async def remediation_action(
     state: StateDep,
     user: MaybeUser,
@@ -165,7 +166,7 @@ async def discussion_page(request: Request, state: StateDep, user: MaybeUser, id
     )
 
 
-@router.post("/app/discussions/post", dependencies=[SameOrigin])
+@router.post("/app/discussions/post")
 async def discussion_post(
     state: StateDep,
     user: MaybeUser,

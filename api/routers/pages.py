@@ -37,11 +37,14 @@ from ambient.storage.repositories import (
 from ambient.tasks import TaskError, TaskService, TaskSummary
 from api.deps import SessionDep, StateDep
 from api.routers.chat import ChatRequest, chat_turn
+from api.security import refuse_cross_site_writes
 
-router = APIRouter(include_in_schema=False)
+# Every write of the pages is checked for a cross-site origin (the cookie is SameSite=Strict;
+# this is the second lock), on the router so no new form can miss it.
+router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_cross_site_writes)])
 HERE = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=HERE / "templates")
-STATIC = {"app.css": "text/css", "app.js": "text/javascript"}
+STATIC = {"app.css": "text/css", "app.js": "text/javascript", "share.css": "text/css"}
 COOKIE = "ambient_token"
 POLL_SECONDS = 1.0
 
@@ -67,16 +70,6 @@ def require(user: User | None) -> User:
         # Browsers follow this to the sign-in form.
         raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": "/signin"})
     return user
-
-
-def same_origin(request: Request) -> None:
-    """Reject cross-site form posts (the cookie is SameSite=Strict; this is the second lock)."""
-    origin = request.headers.get("origin")
-    if origin and origin.split("://", 1)[-1] != request.headers.get("host"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site form post refused")
-
-
-SameOrigin = Depends(same_origin)
 
 
 def render(
@@ -118,7 +111,7 @@ async def signin_form(request: Request) -> HTMLResponse:
     return render(request, "signin.html", {"error": None})
 
 
-@router.post("/signin", dependencies=[SameOrigin])
+@router.post("/signin")
 async def signin(
     request: Request, session: SessionDep, token: Annotated[str, Form()] = ""
 ) -> Response:
@@ -153,7 +146,7 @@ async def register_form(request: Request, state: StateDep) -> Response:
     return render(request, "register.html", {"closed": False, "error": None})
 
 
-@router.post("/register", dependencies=[SameOrigin])
+@router.post("/register")
 async def register(
     request: Request,
     state: StateDep,
@@ -184,7 +177,7 @@ async def register(
     )
 
 
-@router.post("/signout", dependencies=[SameOrigin])
+@router.post("/signout")
 async def signout() -> Response:
     response = back("/")
     response.delete_cookie(COOKIE)
@@ -223,7 +216,7 @@ def _lines(text: str) -> list[str]:
     return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
 
 
-@router.post("/app/tasks", dependencies=[SameOrigin])
+@router.post("/app/tasks")
 async def create_web_monitor(
     request: Request,
     state: StateDep,
@@ -255,7 +248,7 @@ async def create_web_monitor(
 ACTIONS = {"pause", "resume", "trigger", "delete"}
 
 
-@router.post("/app/tasks/action", dependencies=[SameOrigin])
+@router.post("/app/tasks/action")
 async def task_action(
     state: StateDep,
     user: MaybeUser,
@@ -287,7 +280,7 @@ async def task_detail(request: Request, state: StateDep, user: MaybeUser, id: st
     )
 
 
-@router.post("/app/inbox/read", dependencies=[SameOrigin])
+@router.post("/app/inbox/read")
 async def inbox_read(
     session: SessionDep, user: MaybeUser, message_id: Annotated[int, Form()]
 ) -> Response:
@@ -332,7 +325,7 @@ async def event_stream(
     return EventSourceResponse(events())
 
 
-@router.post("/app/chat", dependencies=[SameOrigin])
+@router.post("/app/chat")
 async def chat(body: ChatRequest, state: StateDep, user: MaybeUser) -> Response:
     """The chat box: the same turn as POST /chat, signed in by the page's cookie."""
     return await chat_turn(body, require(user), state)
@@ -360,7 +353,7 @@ async def settings_form(request: Request, state: StateDep, user: MaybeUser) -> R
     )
 
 
-@router.post("/app/digest", dependencies=[SameOrigin])
+@router.post("/app/digest")
 async def save_digest(
     state: StateDep,
     user: MaybeUser,
@@ -380,7 +373,7 @@ async def save_digest(
     )
 
 
-@router.post("/app/settings", dependencies=[SameOrigin])
+@router.post("/app/settings")
 async def save_settings(request: Request, session: SessionDep, user: MaybeUser) -> Response:
     me = require(user)
     form = await request.form()
@@ -411,7 +404,7 @@ async def save_settings(request: Request, session: SessionDep, user: MaybeUser) 
     return back("/app/settings", "Settings saved")
 
 
-@router.post("/app/push", dependencies=[SameOrigin])
+@router.post("/app/push")
 async def save_push(
     request: Request, state: StateDep, session: SessionDep, user: MaybeUser
 ) -> Response:

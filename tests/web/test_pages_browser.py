@@ -46,10 +46,21 @@ async def phone_page() -> AsyncIterator[Page]:
         context = await browser.new_context(viewport=PHONE)
         # A failing default timeout speaks sooner than the test's own.
         context.set_default_timeout(15_000)
+        page = await context.new_page()
+        # Every page must work under its Content-Security-Policy: a refused script, style
+        # or connection shows up here, and fails the test.
+        refused: list[str] = []
+        page.on(
+            "console",
+            lambda message: (
+                refused.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
         try:
-            yield await context.new_page()
+            yield page
         finally:
             await browser.close()
+        assert refused == [], refused
 
 
 async def fits_phone(page: Page, name: str) -> None:
