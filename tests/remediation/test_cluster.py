@@ -22,7 +22,7 @@ from tests.support.record import save_history
 from tests.support.servers import serve
 
 V1, V2 = "registry/checkout:v1", "registry/checkout:v2"
-CLUSTER = "cls-standin"
+CLUSTER = "cls-standin1"
 
 
 @pytest_asyncio.fixture

@@ -135,7 +135,7 @@ async def test_start_then_duplicate_joins_then_approve_and_inspect(
         {"key": "1", "runs": 1, "resolved": 1, "rate": 1.0}
     ]
     assert "not waiting for approval" in again
-    assert "Remediation of cls-test01/prod/checkout" in page.html
+    assert "Remediation of cls-test0001/prod/checkout" in page.html
     assert "1 restart" in page.html and "resolved" in page.html and "approval" in page.html
 
 
