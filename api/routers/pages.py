@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -25,6 +25,7 @@ from ambient.agent.digest import DigestSetting, EventDigestService
 from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import UserCreate, UserSettings
+from ambient.history import MAX_ID
 from ambient.status import system_status
 from ambient.storage.models import User
 from ambient.storage.repositories import (
@@ -267,7 +268,9 @@ async def task_action(
 
 
 @router.get("/app/task", response_class=HTMLResponse)
-async def task_detail(request: Request, state: StateDep, user: MaybeUser, id: str) -> Response:
+async def task_detail(
+    request: Request, state: StateDep, user: MaybeUser, id: Annotated[str, Query(max_length=255)]
+) -> Response:
     me = require(user)
     try:
         task = await TaskService(state.temporal, state.settings, state.db).get(me.name, id)
@@ -292,13 +295,16 @@ async def inbox_read(
 
 @router.get("/app/events/stream")
 async def event_stream(
-    request: Request, state: StateDep, user: MaybeUser, after_id: int = 0
+    request: Request,
+    state: StateDep,
+    user: MaybeUser,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> EventSourceResponse:
     """The caller's new events as server-sent events (EventSource sends the cookie)."""
     name = require(user).name
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        last = max(after_id, 0)
+        last = after_id
         while not await request.is_disconnected():
             async with state.db.session() as session:
                 rows = await EventRepository(session).list(user=name, after_id=last, limit=100)
