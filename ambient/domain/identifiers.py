@@ -22,7 +22,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN_PART = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = re.compile(rf"^{_DNS_SUBDOMAIN_PART}(\.{_DNS_SUBDOMAIN_PART})*$")
 
-TKE_CLUSTER_HINT = "a TKE cluster id is cls- and 8 lowercase letters or digits, e.g. cls-7kq2m0ab"
+TKE_CLUSTER_HINT = "cls- and 8 lowercase letters or digits, e.g. cls-7kq2m0ab"
 
 
 def tke_cluster_id(value: str) -> str:
