@@ -25,6 +25,7 @@ from ambient.agent.digest import DigestSetting, EventDigestService
 from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import UserCreate, UserSettings
+from ambient.domain.watches import WebMonitorConfig
 from ambient.history import MAX_ID
 from ambient.status import system_status
 from ambient.storage.models import User
@@ -35,7 +36,7 @@ from ambient.storage.repositories import (
     UserRepository,
     user_public,
 )
-from ambient.tasks import TaskError, TaskService, TaskSummary
+from ambient.tasks import InvalidTaskError, TaskError, TaskNotFoundError, TaskService, TaskSummary
 from api.deps import SessionDep, StateDep
 from api.routers.chat import ChatRequest, chat_turn
 from api.security import refuse_cross_site_writes
@@ -50,10 +51,42 @@ COOKIE = "ambient_token"
 POLL_SECONDS = 1.0
 
 
-def _error_text(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
-    )
+def field_errors(exc: ValidationError, labels: dict[str, str] | None = None) -> str:
+    """Field errors as the form shows them: ``labels`` turns a field into its label."""
+    parts = []
+    for e in exc.errors(include_url=False):
+        loc = [str(p) for p in e["loc"]]
+        label = (labels or {}).get(loc[0]) if loc else None
+        if label is not None:
+            # Lists come from one line per item: "Pages, line 2".
+            where = f"{label}, line {int(loc[1]) + 1}" if loc[1:2] and loc[1].isdigit() else label
+        else:
+            where = ".".join(loc) or "value"
+        parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+# The services word their errors for MCP callers ("...; call list_tasks"); a page says what
+# happened in its own words and offers its own links instead.
+def what_went_wrong(exc: Exception) -> str:
+    """The first clause of a service error: what is wrong, without the tool to call next."""
+    text = str(exc).split("; ", 1)[0]
+    return text[:1].upper() + text[1:]
+
+
+def task_problem(exc: TaskError) -> str:
+    if isinstance(exc, TaskNotFoundError):
+        return "That task is not one of yours; it may have been deleted."
+    if isinstance(exc, InvalidTaskError):
+        return what_went_wrong(exc)
+    return "Tasks are unavailable right now; try again in a moment."
+
+
+MONITOR_LABELS = {
+    "urls": "Pages",
+    "keywords": "Keywords",
+    "check_interval_minutes": "Every (minutes)",
+}
 
 
 async def page_user(request: Request, session: SessionDep) -> User | None:
@@ -162,7 +195,7 @@ async def register(
         data = UserCreate.model_validate({"name": name.strip(), "email": email.strip() or None})
         user, token = await UserRepository(session).create(data, actor="open-registration")
     except ValidationError as exc:
-        error = _error_text(exc)
+        error = field_errors(exc)
     except UserExistsError:
         error = f"name: {name.strip()!r} is taken"
     else:
@@ -194,8 +227,8 @@ async def dashboard(
     tasks: list[TaskSummary] = []
     try:
         tasks = list(await TaskService(state.temporal, state.settings, state.db).list(me.name))
-    except Exception as exc:  # Temporal down must not take the page down: say so instead.
-        tasks_error = f"Tasks are unavailable: {exc}"
+    except Exception:  # Temporal down must not take the page down: say so instead.
+        tasks_error = "Tasks are unavailable right now; your events and inbox below still work."
     events = await EventRepository(session).list(user=me.name, limit=20)
     inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
     return render(
@@ -238,11 +271,16 @@ async def create_web_monitor(
         "check_interval_minutes": minutes,
     }
     try:
+        # The service checks the same model; checked here first to name the form's fields.
+        WebMonitorConfig.model_validate(config)
+    except ValidationError as exc:
+        return back("/app", f"Not created: {field_errors(exc, MONITOR_LABELS)}")
+    try:
         ref = await TaskService(state.temporal, state.settings, state.db).create(
             me.name, "web_monitor", config, name.strip() or None
         )
     except TaskError as exc:
-        return back("/app", f"Not created: {exc}")
+        return back("/app", f"Not created: {task_problem(exc)}")
     return back("/app", f"Created {ref.task_id}" if ref.created else f"Exists: {ref.task_id}")
 
 
@@ -263,7 +301,7 @@ async def task_action(
     try:
         ref = await getattr(service, action)(me.name, task_id)
     except TaskError as exc:
-        return back("/app", str(exc))
+        return back("/app", task_problem(exc))
     return back("/app", f"{action}: {ref.task_id} is {ref.state.value}")
 
 
@@ -275,7 +313,7 @@ async def task_detail(
     try:
         task = await TaskService(state.temporal, state.settings, state.db).get(me.name, id)
     except TaskError as exc:
-        return back("/app", str(exc))
+        return back("/app", task_problem(exc))
     return render(
         request,
         "task.html",
@@ -372,7 +410,7 @@ async def save_digest(
             {"enabled": enabled == "on", "every_minutes": every_minutes or "15"}
         )
     except ValidationError as exc:
-        return back("/app/settings", _error_text(exc))
+        return back("/app/settings", field_errors(exc))
     await EventDigestService(state.temporal, state.settings).set(me.name, setting)
     return back(
         "/app/settings", "Assistant digest on" if setting.enabled else "Assistant digest off"
@@ -404,7 +442,7 @@ async def save_settings(request: Request, session: SessionDep, user: MaybeUser) 
         # Permissions are not settings: only an admin grants them, through the users API.
         parsed = UserSettings.model_validate(data)
     except ValidationError as exc:
-        return _settings_error(request, me, _error_text(exc))
+        return _settings_error(request, me, field_errors(exc))
     await UserRepository(session).update(me, parsed)
     await session.commit()
     return back("/app/settings", "Settings saved")
@@ -434,7 +472,7 @@ async def save_push(
             config.channels, user=me.name, is_admin=me.role == "admin", field="channels"
         )
     except ValidationError as exc:
-        return _settings_error(request, me, _error_text(exc))
+        return _settings_error(request, me, field_errors(exc))
     except TargetError as exc:
         return _settings_error(request, me, str(exc))
     await UserRepository(session).set_push_config(me, config.model_dump(mode="json"))
