@@ -32,6 +32,7 @@ from api.routers import (
     users,
     voice,
 )
+from api.security import SecurityHeaders
 from mcp_server.server import build_server
 from mcp_server.state import StateHolder, open_state
 
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         allow_headers=["content-type", "x-namespace", "authorization"],
         allow_credentials=True,
     )
+    # CSP, frame and referrer policy on every HTML response (pages, share links, /docs).
+    app.add_middleware(SecurityHeaders)
     codec.redact_codec_tokens_in_access_log()
     app.state.holder = holder
     app.state.settings = settings

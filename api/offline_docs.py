@@ -8,6 +8,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from api.security import policy_with_inline_scripts
+
 ASSETS = "/docs-assets"
 
 
@@ -21,7 +23,7 @@ def serve_offline_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",
             title=f"{app.title} — API",
             swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
@@ -29,7 +31,14 @@ def serve_offline_docs(app: FastAPI) -> None:
             swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
             oauth2_redirect_url=redirect,
         )
+        return _allow_own_inline_scripts(page)
 
     @app.get(redirect, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+        return _allow_own_inline_scripts(get_swagger_ui_oauth2_redirect_html())
+
+
+def _allow_own_inline_scripts(page: HTMLResponse) -> HTMLResponse:
+    # Swagger UI starts from an inline script: allow that one by its hash, nothing else.
+    page.headers["content-security-policy"] = policy_with_inline_scripts(bytes(page.body).decode())
+    return page

@@ -62,7 +62,7 @@ from worker import build_worker
 from workflows import ALL_WORKFLOWS
 
 QUEUE = "bench-remediation"
-CLUSTER = "cls-bench"
+CLUSTER = "cls-bench001"
 NAMESPACE = "shop"
 
 

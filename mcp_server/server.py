@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
 
 from ambient import __version__
 from ambient.settings import Settings
@@ -19,6 +23,36 @@ INSTRUCTIONS = (
     "metric watches, a daily spoken briefing, graded remediation of TKE alerts. Start with "
     "get_status; every task tool takes the task_id that create_* tools return."
 )
+
+
+def argument_problems(exc: ValidationError) -> str:
+    """Each refused argument as "field: what is expected", as the API's 422 names them.
+
+    mcp validates arguments with a generated ``<tool>Arguments`` model; its title and the
+    pydantic help URL mean nothing to the caller, so only the field paths and messages stay.
+    """
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"]) or "arguments"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{field}: {'required' if error['type'] == 'missing' else message}")
+    return "invalid arguments — " + "; ".join(lines)
+
+
+class AmbientMCPServer(MCPServer[AppState]):
+    """MCPServer whose argument errors read as the fields and what they expect."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            # Chained to the ValidationError: mcp logs the refused field names from it.
+            raise ToolError(f"Error executing tool {name}: {argument_problems(cause)}") from cause
 
 
 def build_server(
@@ -56,7 +90,7 @@ def build_server(
         )
         verifier = UserTokenVerifier(holder)
 
-    mcp: MCPServer[AppState] = MCPServer(
+    mcp: MCPServer[AppState] = AmbientMCPServer(
         name=name,
         version=__version__,
         instructions=instructions,

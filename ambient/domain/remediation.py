@@ -18,12 +18,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, field_validator
 
+from ambient.domain.identifiers import cluster_ref, namespace_name, object_name
 from ambient.domain.watches import Condition, MetricSource
-
-# Kubernetes object names (DNS-1123 labels / subdomains); a target is only ever these fields.
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_CLUSTER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$")
 
 # Annotation stamped on an object with the step key of the last change we made to it, so a
 # retried or re-run step finds its own effect instead of applying it twice.
@@ -81,11 +77,13 @@ class Alert(BaseModel):
         max_length=64,
         description="where the alert came from: threshold_watch, monitor, cls, manual, ...",
     )
+    # A target is only ever these three fields, each checked by its real format.
     cluster_id: str = Field(
-        description="TKE cluster id (cls-...) or a context name of AMBIENT_KUBECONFIG"
+        description="TKE cluster id (cls- and 8 lowercase letters or digits, e.g. "
+        "cls-7kq2m0ab) or a context name of AMBIENT_KUBECONFIG"
     )
-    namespace: str = "default"
-    workload: str = Field(description="Deployment name")
+    namespace: str = Field(default="default", description="Kubernetes namespace (DNS label)")
+    workload: str = Field(description="Deployment name (DNS subdomain)")
     metric: str | None = Field(default=None, max_length=200)
     value: float | None = None
     threshold: float | None = None
@@ -97,23 +95,17 @@ class Alert(BaseModel):
     @field_validator("cluster_id")
     @classmethod
     def _cluster(cls, value: str) -> str:
-        if not _CLUSTER.match(value):
-            raise ValueError("must be a TKE cluster id (e.g. cls-abc123) or a kubeconfig context")
-        return value
+        return cluster_ref(value)
 
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str) -> str:
-        if not _DNS_LABEL.match(value):
-            raise ValueError("must be a Kubernetes namespace name (lowercase DNS label)")
-        return value
+        return namespace_name(value)
 
     @field_validator("workload")
     @classmethod
     def _workload(cls, value: str) -> str:
-        if not _DNS_SUBDOMAIN.match(value):
-            raise ValueError("must be a Deployment name (lowercase DNS subdomain)")
-        return value
+        return object_name(value, "Deployment name")
 
     @field_validator("value", "threshold")
     @classmethod
@@ -627,7 +619,7 @@ def alert_from_alarm(
     """An alert from a Cloud Monitor / CLS alarm record, if it names a TKE workload.
 
     TKE workload alarms carry their dimensions as ``key:value`` pairs in the alarm object
-    (e.g. ``tke_cluster_instance_id:cls-abc|namespace:prod|workload_name:web``).
+    (e.g. ``tke_cluster_instance_id:cls-abc12345|namespace:prod|workload_name:web``).
     """
     text = f"{target or ''} {detail}"
     cluster = _find(rf"{_CLUSTER_KEYS}\s*[:=]\s*\"?([A-Za-z0-9-]+)", text) or _find(

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+# A user name as a filter (query parameters): the same format, checked where it arrives.
+UserName = Annotated[str, StringConstraints(pattern=_NAME.pattern)]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 

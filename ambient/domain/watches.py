@@ -21,6 +21,7 @@ from pydantic import (
     AfterValidator,
     AllowInfNan,
     BaseModel,
+    BeforeValidator,
     Field,
     HttpUrl,
     Strict,
@@ -44,8 +45,24 @@ HISTORY_SIZE = 100
 # Numbers are numbers: `true` or "5" is refused, not read as 1 or 5; NaN and infinity too.
 Number = Annotated[float, Strict(), AllowInfNan(False)]
 Count = Annotated[int, Strict()]
+
+
+def _host_as_written(value: Any) -> Any:
+    # The URL standard reads "http:///path" as host "path"; a URL a person wrote without a
+    # host is a mistake, not a page to poll.
+    if isinstance(value, str) and re.match(r"^\s*https?:", value, re.IGNORECASE):
+        after = re.sub(r"^\s*https?:", "", value, flags=re.IGNORECASE)
+        if not after.startswith("//") or after[2:3] in ("", "/", "\\", "?", "#"):
+            raise ValueError("must be an http(s) URL with a host, e.g. https://example.com/page")
+    return value
+
+
 # http(s) with a host, at most 2,048 characters (HttpUrl refuses file:, gopher:, javascript:).
-WebUrl = Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
+WebUrl = Annotated[
+    HttpUrl,
+    UrlConstraints(max_length=2048, allowed_schemes=["http", "https"]),
+    BeforeValidator(_host_as_written),
+]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
@@ -108,9 +108,9 @@ async def config_schema() -> dict[str, Any]:
 
 @router.get("", response_model=list[BriefingListItem])
 async def list_briefings(
-    user: CurrentUser, briefings: Service, limit: int = 30
+    user: CurrentUser, briefings: Service, limit: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> list[BriefingListItem]:
-    return await briefings.list_briefings(user.name, min(max(limit, 1), 366))
+    return await briefings.list_briefings(user.name, limit)
 
 
 @router.post("/regenerate", response_model=PreparedBriefing)

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from ambient import history
-from ambient.domain.notify import CHANNEL_TYPES
+from ambient.domain.push import ChannelType
+from ambient.domain.users import UserName
 from ambient.history import MAX_ID, DeliveryPublic, DeliveryState, ScopeError
 from api.deps import CurrentUser, SessionDep
 
@@ -21,16 +22,15 @@ async def list_deliveries(
     state: Annotated[
         DeliveryState | None, Query(alias="status", description="pending, sent, failed, suppressed")
     ] = None,
-    channel: Annotated[
-        str | None, Query(description="one of: " + ", ".join(CHANNEL_TYPES), max_length=32)
-    ] = None,
+    channel: ChannelType | None = None,
     task: Annotated[str | None, Query(max_length=255)] = None,
     before_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="next page: the last id seen")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     of: Annotated[
-        str | None, Query(alias="user", description="another user's deliveries (admins only)")
+        UserName | None,
+        Query(alias="user", description="another user's deliveries (admins only)"),
     ] = None,
 ) -> list[DeliveryPublic]:
     """The caller's deliveries, newest first; failures carry the error that says what to fix."""

@@ -12,7 +12,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from sse_starlette.sse import EventSourceResponse
 
 from ambient import history
-from ambient.history import EventPublic, ScopeError
+from ambient.domain.users import UserName
+from ambient.history import MAX_ID, EventPublic, ScopeError
 from ambient.storage.repositories import EventRepository
 from api.deps import CurrentUser, SessionDep, StateDep
 
@@ -22,7 +23,9 @@ POLL_SECONDS = 1.0
 
 public = history.event_public
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Of = Annotated[str | None, Query(alias="user", description="another user's events (admins only)")]
+Of = Annotated[
+    UserName | None, Query(alias="user", description="another user's events (admins only)")
+]
 
 
 @router.get("", response_model=list[EventPublic])
@@ -52,7 +55,7 @@ async def stream_events(
     request: Request,
     user: CurrentUser,
     state: StateDep,
-    after_id: Annotated[int, Query(ge=0, description="start after this event id")] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="start after this event id")] = 0,
 ) -> EventSourceResponse:
     """Server-sent events: every new event of the caller as it is recorded."""
     name = user.name

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from ambient import history
+from ambient.domain.users import UserName
 from ambient.history import MAX_ID, InboxMessagePublic, ScopeError
 from ambient.storage.repositories import InboxRepository
 from api.deps import CurrentUser, SessionDep
@@ -24,7 +25,7 @@ async def list_inbox(
     unread: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     of: Annotated[
-        str | None, Query(alias="user", description="another user's inbox (admins only)")
+        UserName | None, Query(alias="user", description="another user's inbox (admins only)")
     ] = None,
 ) -> list[InboxMessagePublic]:
     """The caller's inbox, newest first."""

@@ -3,22 +3,42 @@
 from __future__ import annotations
 
 import json
+from datetime import date as Date
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 
-from ambient.briefing import BriefingError, BriefingService, BriefingView
-from ambient.discussions import DiscussionError, DiscussionService
+from ambient.briefing import (
+    BriefingError,
+    BriefingNotFoundError,
+    BriefingService,
+    BriefingView,
+    InvalidBriefingError,
+)
+from ambient.discussions import (
+    DiscussionClosedError,
+    DiscussionError,
+    DiscussionNotFoundError,
+    DiscussionService,
+)
 from ambient.domain.discussions import MessageIn
 from ambient.domain.remediation_runs import FINAL_STATES
-from ambient.remediation import RemediationError, RemediationService
+from ambient.remediation import (
+    InvalidRemediationError,
+    RemediationError,
+    RemediationNotFoundError,
+    RemediationRefusedError,
+    RemediationService,
+)
 from api.deps import StateDep
-from api.routers.pages import MaybeUser, SameOrigin, back, render, require
+from api.routers.pages import MaybeUser, back, field_errors, render, require, what_went_wrong
+from api.security import refuse_cross_site_writes
 from mcp_server.state import AppState, llm_of
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_cross_site_writes)])
 
 
 def briefings(state: AppState) -> BriefingService:
@@ -29,18 +49,53 @@ def remediations(state: AppState) -> RemediationService:
     return RemediationService(state.temporal, state.settings, state.db, llm_of(state))
 
 
+# What each page says when a service refuses (the services' own words are for MCP callers).
+UNAVAILABLE = "{} are unavailable right now; try again in a moment."
+
+
+def briefing_problem(exc: BriefingError, day: Date | None = None) -> str:
+    if isinstance(exc, BriefingNotFoundError):
+        if day is not None:
+            return f"No briefing for {day}. The days that have one are under History."
+        return "You have no morning briefing yet."
+    if isinstance(exc, InvalidBriefingError):
+        return what_went_wrong(exc)
+    return UNAVAILABLE.format("Briefings")
+
+
+def remediation_problem(exc: RemediationError) -> str:
+    if isinstance(exc, RemediationNotFoundError):
+        return "That remediation is not one of yours, or no longer exists."
+    if isinstance(exc, InvalidRemediationError | RemediationRefusedError):
+        return what_went_wrong(exc)
+    return UNAVAILABLE.format("Remediations")
+
+
+def discussion_problem(exc: DiscussionError | ValueError) -> str:
+    if isinstance(exc, DiscussionNotFoundError):
+        return "That discussion does not exist."
+    if isinstance(exc, DiscussionClosedError):
+        return "This discussion is closed: it takes no more replies."
+    if isinstance(exc, ValidationError):
+        return field_errors(exc)
+    return what_went_wrong(exc)
+
+
 @router.get("/app/briefings", response_class=HTMLResponse)
 async def briefing_page(
-    request: Request, state: StateDep, user: MaybeUser, date: str | None = None
+    request: Request, state: StateDep, user: MaybeUser, date: Date | None = None
 ) -> Response:
     me = require(user)
     service = briefings(state)
     shown: BriefingView | None = None
     problem = None
     try:
-        shown = await service.get_briefing(me.name, date)
+        shown = await service.get_briefing(me.name, date.isoformat() if date else None)
+    except BriefingNotFoundError as exc:
+        # No briefing yet: the empty History says how to set one up.
+        problem = briefing_problem(exc, date) if date else None
     except BriefingError as exc:
-        problem = str(exc)
+        problem = briefing_problem(exc, date)
     history = await service.list_briefings(me.name, limit=30)
     return render(
         request,
@@ -55,7 +110,7 @@ async def briefing_page(
     )
 
 
-@router.post("/app/briefings/action", dependencies=[SameOrigin])
+@router.post("/app/briefings/action")
 async def briefing_action(
     state: StateDep, user: MaybeUser, action: Annotated[str, Form()]
 ) -> Response:
@@ -68,8 +123,12 @@ async def briefing_action(
         if action == "send":
             await service.send(me.name)
             return back("/app/briefings", "Sent through your push channels")
+    except BriefingNotFoundError:
+        return back(
+            "/app/briefings", "You have no morning briefing set up: nothing to prepare or send."
+        )
     except BriefingError as exc:
-        return back("/app/briefings", str(exc))
+        return back("/app/briefings", briefing_problem(exc))
     return back("/app/briefings", f"Unknown action {action!r}")
 
 
@@ -80,7 +139,7 @@ async def remediation_list(request: Request, state: StateDep, user: MaybeUser) -
     try:
         runs = await remediations(state).list_runs(me.name, limit=50)
     except RemediationError as exc:
-        runs, problem = [], str(exc)
+        runs, problem = [], remediation_problem(exc)
     return render(
         request,
         "remediations.html",
@@ -90,13 +149,16 @@ async def remediation_list(request: Request, state: StateDep, user: MaybeUser) -
 
 @router.get("/app/remediation", response_class=HTMLResponse)
 async def remediation_detail(
-    request: Request, state: StateDep, user: MaybeUser, id: str
+    request: Request,
+    state: StateDep,
+    user: MaybeUser,
+    id: Annotated[str, Query(max_length=255)],
 ) -> Response:
     me = require(user)
     try:
         view = await remediations(state).get(me.name, id)
     except RemediationError as exc:
-        return back("/app/remediations", str(exc))
+        return back("/app/remediations", remediation_problem(exc))
     return render(
         request,
         "remediation.html",
@@ -113,7 +175,7 @@ async def remediation_detail(
     )
 
 
-@router.post("/app/remediation/action", dependencies=[SameOrigin])
+@router.post("/app/remediation/action")
 async def remediation_action(
     state: StateDep,
     user: MaybeUser,
@@ -132,7 +194,7 @@ async def remediation_action(
             await service.abort(me.name, remediation_id, reason)
             return back(here, "Abort requested")
     except RemediationError as exc:
-        return back(here, str(exc))
+        return back(here, remediation_problem(exc))
     return back(here, f"Unknown action {action!r}")
 
 
@@ -157,7 +219,7 @@ async def discussion_page(request: Request, state: StateDep, user: MaybeUser, id
     try:
         read = await discussions(state).read_discussion(me.name, id)
     except DiscussionError as exc:
-        return back("/app/discussions", str(exc))
+        return back("/app/discussions", discussion_problem(exc))
     return render(
         request,
         "discussion.html",
@@ -165,7 +227,7 @@ async def discussion_page(request: Request, state: StateDep, user: MaybeUser, id
     )
 
 
-@router.post("/app/discussions/post", dependencies=[SameOrigin])
+@router.post("/app/discussions/post")
 async def discussion_post(
     state: StateDep,
     user: MaybeUser,
@@ -191,7 +253,7 @@ async def discussion_post(
         where = (
             f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"
         )
-        return back(where, str(exc))
+        return back(where, discussion_problem(exc))
     note = "Posted"
     if posted.action is not None:
         note += ": " + ("done" if posted.action.get("done") else str(posted.action.get("reason")))

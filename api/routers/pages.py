@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -25,6 +25,8 @@ from ambient.agent.digest import DigestSetting, EventDigestService
 from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import UserCreate, UserSettings
+from ambient.domain.watches import WebMonitorConfig
+from ambient.history import MAX_ID
 from ambient.status import system_status
 from ambient.storage.models import User
 from ambient.storage.repositories import (
@@ -34,22 +36,57 @@ from ambient.storage.repositories import (
     UserRepository,
     user_public,
 )
-from ambient.tasks import TaskError, TaskService, TaskSummary
+from ambient.tasks import InvalidTaskError, TaskError, TaskNotFoundError, TaskService, TaskSummary
 from api.deps import SessionDep, StateDep
 from api.routers.chat import ChatRequest, chat_turn
+from api.security import refuse_cross_site_writes
 
-router = APIRouter(include_in_schema=False)
+# Every write of the pages is checked for a cross-site origin (the cookie is SameSite=Strict;
+# this is the second lock), on the router so no new form can miss it.
+router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_cross_site_writes)])
 HERE = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=HERE / "templates")
-STATIC = {"app.css": "text/css", "app.js": "text/javascript"}
+STATIC = {"app.css": "text/css", "app.js": "text/javascript", "share.css": "text/css"}
 COOKIE = "ambient_token"
 POLL_SECONDS = 1.0
 
 
-def _error_text(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
-    )
+def field_errors(exc: ValidationError, labels: dict[str, str] | None = None) -> str:
+    """Field errors as the form shows them: ``labels`` turns a field into its label."""
+    parts = []
+    for e in exc.errors(include_url=False):
+        loc = [str(p) for p in e["loc"]]
+        label = (labels or {}).get(loc[0]) if loc else None
+        if label is not None:
+            # Lists come from one line per item: "Pages, line 2".
+            where = f"{label}, line {int(loc[1]) + 1}" if loc[1:2] and loc[1].isdigit() else label
+        else:
+            where = ".".join(loc) or "value"
+        parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+# The services word their errors for MCP callers ("...; call list_tasks"); a page says what
+# happened in its own words and offers its own links instead.
+def what_went_wrong(exc: Exception) -> str:
+    """The first clause of a service error: what is wrong, without the tool to call next."""
+    text = str(exc).split("; ", 1)[0]
+    return text[:1].upper() + text[1:]
+
+
+def task_problem(exc: TaskError) -> str:
+    if isinstance(exc, TaskNotFoundError):
+        return "That task is not one of yours; it may have been deleted."
+    if isinstance(exc, InvalidTaskError):
+        return what_went_wrong(exc)
+    return "Tasks are unavailable right now; try again in a moment."
+
+
+MONITOR_LABELS = {
+    "urls": "Pages",
+    "keywords": "Keywords",
+    "check_interval_minutes": "Every (minutes)",
+}
 
 
 async def page_user(request: Request, session: SessionDep) -> User | None:
@@ -67,16 +104,6 @@ def require(user: User | None) -> User:
         # Browsers follow this to the sign-in form.
         raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": "/signin"})
     return user
-
-
-def same_origin(request: Request) -> None:
-    """Reject cross-site form posts (the cookie is SameSite=Strict; this is the second lock)."""
-    origin = request.headers.get("origin")
-    if origin and origin.split("://", 1)[-1] != request.headers.get("host"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site form post refused")
-
-
-SameOrigin = Depends(same_origin)
 
 
 def render(
@@ -118,7 +145,7 @@ async def signin_form(request: Request) -> HTMLResponse:
     return render(request, "signin.html", {"error": None})
 
 
-@router.post("/signin", dependencies=[SameOrigin])
+@router.post("/signin")
 async def signin(
     request: Request, session: SessionDep, token: Annotated[str, Form()] = ""
 ) -> Response:
@@ -153,7 +180,7 @@ async def register_form(request: Request, state: StateDep) -> Response:
     return render(request, "register.html", {"closed": False, "error": None})
 
 
-@router.post("/register", dependencies=[SameOrigin])
+@router.post("/register")
 async def register(
     request: Request,
     state: StateDep,
@@ -168,7 +195,7 @@ async def register(
         data = UserCreate.model_validate({"name": name.strip(), "email": email.strip() or None})
         user, token = await UserRepository(session).create(data, actor="open-registration")
     except ValidationError as exc:
-        error = _error_text(exc)
+        error = field_errors(exc)
     except UserExistsError:
         error = f"name: {name.strip()!r} is taken"
     else:
@@ -184,7 +211,7 @@ async def register(
     )
 
 
-@router.post("/signout", dependencies=[SameOrigin])
+@router.post("/signout")
 async def signout() -> Response:
     response = back("/")
     response.delete_cookie(COOKIE)
@@ -200,8 +227,8 @@ async def dashboard(
     tasks: list[TaskSummary] = []
     try:
         tasks = list(await TaskService(state.temporal, state.settings, state.db).list(me.name))
-    except Exception as exc:  # Temporal down must not take the page down: say so instead.
-        tasks_error = f"Tasks are unavailable: {exc}"
+    except Exception:  # Temporal down must not take the page down: say so instead.
+        tasks_error = "Tasks are unavailable right now; your events and inbox below still work."
     events = await EventRepository(session).list(user=me.name, limit=20)
     inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
     return render(
@@ -223,7 +250,7 @@ def _lines(text: str) -> list[str]:
     return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
 
 
-@router.post("/app/tasks", dependencies=[SameOrigin])
+@router.post("/app/tasks")
 async def create_web_monitor(
     request: Request,
     state: StateDep,
@@ -244,18 +271,23 @@ async def create_web_monitor(
         "check_interval_minutes": minutes,
     }
     try:
+        # The service checks the same model; checked here first to name the form's fields.
+        WebMonitorConfig.model_validate(config)
+    except ValidationError as exc:
+        return back("/app", f"Not created: {field_errors(exc, MONITOR_LABELS)}")
+    try:
         ref = await TaskService(state.temporal, state.settings, state.db).create(
             me.name, "web_monitor", config, name.strip() or None
         )
     except TaskError as exc:
-        return back("/app", f"Not created: {exc}")
+        return back("/app", f"Not created: {task_problem(exc)}")
     return back("/app", f"Created {ref.task_id}" if ref.created else f"Exists: {ref.task_id}")
 
 
 ACTIONS = {"pause", "resume", "trigger", "delete"}
 
 
-@router.post("/app/tasks/action", dependencies=[SameOrigin])
+@router.post("/app/tasks/action")
 async def task_action(
     state: StateDep,
     user: MaybeUser,
@@ -269,17 +301,19 @@ async def task_action(
     try:
         ref = await getattr(service, action)(me.name, task_id)
     except TaskError as exc:
-        return back("/app", str(exc))
+        return back("/app", task_problem(exc))
     return back("/app", f"{action}: {ref.task_id} is {ref.state.value}")
 
 
 @router.get("/app/task", response_class=HTMLResponse)
-async def task_detail(request: Request, state: StateDep, user: MaybeUser, id: str) -> Response:
+async def task_detail(
+    request: Request, state: StateDep, user: MaybeUser, id: Annotated[str, Query(max_length=255)]
+) -> Response:
     me = require(user)
     try:
         task = await TaskService(state.temporal, state.settings, state.db).get(me.name, id)
     except TaskError as exc:
-        return back("/app", str(exc))
+        return back("/app", task_problem(exc))
     return render(
         request,
         "task.html",
@@ -287,7 +321,7 @@ async def task_detail(request: Request, state: StateDep, user: MaybeUser, id: st
     )
 
 
-@router.post("/app/inbox/read", dependencies=[SameOrigin])
+@router.post("/app/inbox/read")
 async def inbox_read(
     session: SessionDep, user: MaybeUser, message_id: Annotated[int, Form()]
 ) -> Response:
@@ -299,13 +333,16 @@ async def inbox_read(
 
 @router.get("/app/events/stream")
 async def event_stream(
-    request: Request, state: StateDep, user: MaybeUser, after_id: int = 0
+    request: Request,
+    state: StateDep,
+    user: MaybeUser,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> EventSourceResponse:
     """The caller's new events as server-sent events (EventSource sends the cookie)."""
     name = require(user).name
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        last = max(after_id, 0)
+        last = after_id
         while not await request.is_disconnected():
             async with state.db.session() as session:
                 rows = await EventRepository(session).list(user=name, after_id=last, limit=100)
@@ -332,7 +369,7 @@ async def event_stream(
     return EventSourceResponse(events())
 
 
-@router.post("/app/chat", dependencies=[SameOrigin])
+@router.post("/app/chat")
 async def chat(body: ChatRequest, state: StateDep, user: MaybeUser) -> Response:
     """The chat box: the same turn as POST /chat, signed in by the page's cookie."""
     return await chat_turn(body, require(user), state)
@@ -360,7 +397,7 @@ async def settings_form(request: Request, state: StateDep, user: MaybeUser) -> R
     )
 
 
-@router.post("/app/digest", dependencies=[SameOrigin])
+@router.post("/app/digest")
 async def save_digest(
     state: StateDep,
     user: MaybeUser,
@@ -373,14 +410,14 @@ async def save_digest(
             {"enabled": enabled == "on", "every_minutes": every_minutes or "15"}
         )
     except ValidationError as exc:
-        return back("/app/settings", _error_text(exc))
+        return back("/app/settings", field_errors(exc))
     await EventDigestService(state.temporal, state.settings).set(me.name, setting)
     return back(
         "/app/settings", "Assistant digest on" if setting.enabled else "Assistant digest off"
     )
 
 
-@router.post("/app/settings", dependencies=[SameOrigin])
+@router.post("/app/settings")
 async def save_settings(request: Request, session: SessionDep, user: MaybeUser) -> Response:
     me = require(user)
     form = await request.form()
@@ -405,13 +442,13 @@ async def save_settings(request: Request, session: SessionDep, user: MaybeUser) 
         # Permissions are not settings: only an admin grants them, through the users API.
         parsed = UserSettings.model_validate(data)
     except ValidationError as exc:
-        return _settings_error(request, me, _error_text(exc))
+        return _settings_error(request, me, field_errors(exc))
     await UserRepository(session).update(me, parsed)
     await session.commit()
     return back("/app/settings", "Settings saved")
 
 
-@router.post("/app/push", dependencies=[SameOrigin])
+@router.post("/app/push")
 async def save_push(
     request: Request, state: StateDep, session: SessionDep, user: MaybeUser
 ) -> Response:
@@ -435,7 +472,7 @@ async def save_push(
             config.channels, user=me.name, is_admin=me.role == "admin", field="channels"
         )
     except ValidationError as exc:
-        return _settings_error(request, me, _error_text(exc))
+        return _settings_error(request, me, field_errors(exc))
     except TargetError as exc:
         return _settings_error(request, me, str(exc))
     await UserRepository(session).set_push_config(me, config.model_dump(mode="json"))

@@ -9,7 +9,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from ambient.domain.remediation import Alert
-from ambient.domain.remediation_runs import ApprovalDecision, RemediationStats, RemediationStatus
+from ambient.domain.remediation_runs import (
+    ApprovalDecision,
+    RemediationState,
+    RemediationStats,
+    RemediationStatus,
+)
 from ambient.remediation import (
     InvalidRemediationError,
     RemediationError,
@@ -93,7 +98,7 @@ async def start(body: RemediationStart, user: CurrentUser, remediations: Service
 async def list_remediations(
     user: CurrentUser,
     remediations: Service,
-    state: Annotated[str | None, Query(max_length=32)] = None,
+    state: RemediationState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[RemediationSummary]:
     try:

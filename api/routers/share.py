@@ -77,11 +77,7 @@ async def open_share_link(token: str, session: SessionDep, settings: SettingsDep
     page = f"""<!doctype html><html lang="zh"><head><meta charset="utf-8">
 <meta name="robots" content="noindex"><title>{escape(row.title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;
-overflow-wrap:anywhere}}
-table{{border-collapse:collapse;display:block;max-width:100%;overflow-x:auto}}
-td,th{{border:1px solid #ccc;padding:.2rem .5rem}}pre{{white-space:pre-wrap}}
-img{{max-width:100%}}</style>
+<link rel="stylesheet" href="/static/share.css">
 </head><body>{heading}{row.html}
 <p><small>ambient-ops · {escape(row.kind)} · valid until {row.expires_at:%Y-%m-%d %H:%M} UTC
 </small></p>

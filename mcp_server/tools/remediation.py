@@ -32,7 +32,7 @@ AlertArg = Annotated[
     Alert,
     Field(
         description=(
-            'The alert, e.g. {"source": "manual", "cluster_id": "cls-abc123", "namespace": '
+            'The alert, e.g. {"source": "manual", "cluster_id": "cls-abc12345", "namespace": '
             '"prod", "workload": "checkout", "metric": "error_rate", "value": 0.12, '
             '"threshold": 0.05, "message": "5xx on checkout", "verify": {"source": {"type": '
             '"http_json", "url": "https://...", "json_path": "$.error_rate"}, "healthy": '

@@ -387,6 +387,33 @@ async def test_mcp_task_tools_refuse_bad_input_naming_the_field(
         assert _undescribed(web) == []
 
 
+async def test_mcp_argument_errors_name_the_field_and_what_it_expects(
+    offline_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.CRITICAL)
+    await upgrade_async(offline_settings.resolved_database_url)
+    calls: list[tuple[str, dict[str, Any], str]] = [
+        ("list_tasks", {"state": "sleeping"}, "state: Input should be 'active', 'paused' or"),
+        ("list_tasks", {"page_size": 0}, "page_size: Input should be greater than or equal to 1"),
+        ("get_task", {"task_id": 12}, "task_id: Input should be a valid string"),
+        ("pause_task", {}, "task_id: required"),
+        ("delete_task", {"task_id": "x", "purge": "maybe"}, "purge: Input should be a valid"),
+        (
+            "start_remediation",
+            {"alert": {"source": "manual", "cluster_id": "http://evil/", "workload": "web"}},
+            "alert.cluster_id: must be a TKE cluster id (cls- and 8 lowercase",
+        ),
+    ]
+    async with Client(build_server(offline_settings, stdio_user="fuzz-mcp")) as client:
+        for name, arguments, expected in calls:
+            result = await client.call_tool(name, arguments)
+            text = _error_text(result)
+            assert result.is_error and expected in text, (name, text)
+            # Nothing of mcp's generated "<tool>Arguments" model or pydantic's help links.
+            for noise in ("Arguments", "validation error for", "pydantic", "For further"):
+                assert noise not in text, (name, text)
+
+
 async def test_mcp_tools_say_temporal_is_unreachable(
     offline_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -59,7 +59,7 @@ def alert(url: str, **overrides: Any) -> Alert:
     """An error-rate alert on checkout in prod; ``overrides`` change any field."""
     fields: dict[str, Any] = {
         "source": "manual",
-        "cluster_id": "cls-test01",
+        "cluster_id": "cls-test0001",
         "namespace": "prod",
         "workload": "checkout",
         "metric": "error_rate",

@@ -45,6 +45,13 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
 
             bad = await http.post("/remediations", json={"alert": {**subject, "workload": "X Y"}})
             assert bad.status_code == 422 and "workload" in bad.text
+            for cluster in ("http://evil/", "cls-test"):
+                bad = await http.post(
+                    "/remediations", json={"alert": {**subject, "cluster_id": cluster}}
+                )
+                assert bad.status_code == 422 and "cls- and 8 lowercase" in bad.text
+                assert bad.json()["detail"][0]["loc"][-1] == "cluster_id"
+            assert (await http.get("/remediations")).json() == []  # nothing was started
 
             scored = await http.post("/remediations/score", json={"alert": subject})
             assert scored.status_code == 200 and scored.json()["budget"] == 4
@@ -92,7 +99,7 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
         found = [w async for w in dev_env.client.list_workflows(query)]
     assert [w.id for w in found] == [rid]
     attributes = found[0].typed_search_attributes
-    assert attributes.get(temporal.CLUSTER) == "cls-test01"
+    assert attributes.get(temporal.CLUSTER) == "cls-test0001"
     assert attributes.get(temporal.STATE) == "resolved"
 
 

@@ -26,7 +26,7 @@ from tests.support.servers import serve
 from workflows.graded_remediation import GradedRemediationWorkflow
 
 V1, V2 = "registry/checkout:v1", "registry/checkout:v2"
-CLUSTER = "cls-standin"
+CLUSTER = "cls-standin1"
 
 
 @pytest_asyncio.fixture

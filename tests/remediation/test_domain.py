@@ -39,8 +39,40 @@ NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
 
 def _alert(**fields: object) -> Alert:
-    base: dict[str, object] = {"source": "manual", "cluster_id": "cls-a1", "workload": "web"}
+    base: dict[str, object] = {"source": "manual", "cluster_id": "cls-a1b2c3d4", "workload": "web"}
     return Alert.model_validate(base | fields)
+
+
+@pytest.mark.parametrize(
+    "cluster_id",
+    ["cls-7kq2m0ab", "kind-dev", "admin@dev", "arn:aws:eks:ap-east-1:123:cluster/shop"],
+)
+def test_alerts_name_tke_cluster_ids_or_kubeconfig_contexts(cluster_id: str) -> None:
+    assert _alert(cluster_id=cluster_id).cluster_id == cluster_id
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("cluster_id", "http://evil/"),
+        ("cluster_id", "https://10.0.0.1:6443"),
+        ("cluster_id", "cls-test"),  # TKE ids have 8 characters after cls-
+        ("cluster_id", "cls-ABCD1234"),
+        ("cluster_id", "cls-abcd12345"),
+        ("cluster_id", "a//b"),
+        ("namespace", "Prod"),
+        ("namespace", "prod.eu"),
+        ("namespace", "x" * 64),
+        ("workload", "web..api"),
+        ("workload", "web.-api"),
+        ("workload", "-web"),
+        ("workload", "web/../x"),
+    ],
+)
+def test_alerts_refuse_targets_not_in_their_real_format(field: str, value: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        _alert(**{field: value})
+    assert [e["loc"] for e in refused.value.errors()] == [(field,)]
 
 
 @pytest.mark.parametrize(
@@ -213,12 +245,16 @@ def test_alarm_records_naming_a_tke_workload_become_alerts() -> None:
     found = alert_from_alarm(
         "monitor",
         "checkout 5xx",
-        "tke_cluster_instance_id:cls-abc123|namespace:prod|workload_name:checkout",
+        "tke_cluster_instance_id:cls-abc12345|namespace:prod|workload_name:checkout",
         "5xx > 5%",
         "serious",
     )
     assert found is not None
-    assert (found.cluster_id, found.namespace, found.workload) == ("cls-abc123", "prod", "checkout")
+    assert (found.cluster_id, found.namespace, found.workload) == (
+        "cls-abc12345",
+        "prod",
+        "checkout",
+    )
     assert alert_from_alarm("cls", "disk", "topic-1", "disk full on cvm") is None
 
 
@@ -227,7 +263,7 @@ def test_a_tke2_threshold_breach_becomes_an_alert_verified_by_the_same_source() 
         "type": "tencent_monitor",
         "namespace": "QCE/TKE2",
         "metric": "K8sWorkloadRateCpuCoreUsedCluster",
-        "dimensions": {"tke_cluster_instance_id": "cls-abc123", "workload_name": "web"},
+        "dimensions": {"tke_cluster_instance_id": "cls-abc12345", "workload_name": "web"},
     }
     found = alert_from_breach(source, 97.0, [Condition(op="above", value=90)], "cpu")
     assert found is not None and found.verify is not None

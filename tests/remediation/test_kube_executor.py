@@ -347,7 +347,7 @@ async def test_bad_input_and_missing_workloads_are_clear_errors(kube: Cluster) -
     with pytest.raises(KubeNotFoundError, match="shop/ghost not found") as raised:
         await kube.executor.checkpoint(ghost)
     assert not raised.value.retryable
-    unknown = kube.target.model_copy(update={"cluster_id": "cls-unknown"})
+    unknown = kube.target.model_copy(update={"cluster_id": "cls-unknown1"})
     with pytest.raises(KubeError, match="not a context of AMBIENT_KUBECONFIG"):
         await kube.executor.rollout_health(unknown)
 
@@ -371,7 +371,7 @@ async def test_a_cluster_id_outside_the_kubeconfig_gets_its_kubeconfig_from_tke(
     from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 
     served = yaml.safe_load(kube.kubeconfig.read_text())
-    cloud = TencentApi(kubeconfigs={"cls-tke1": yaml.safe_dump(served)})
+    cloud = TencentApi(kubeconfigs={"cls-tke00001": yaml.safe_dump(served)})
     async with serve(cloud.app()) as base:
         tencent = TencentCloud(
             Credential(SECRET_ID, SECRET_KEY),
@@ -381,10 +381,10 @@ async def test_a_cluster_id_outside_the_kubeconfig_gets_its_kubeconfig_from_tke(
         )
         executor = KubernetesExecutor(kubeconfig=kube.kubeconfig, tencent=tencent)
         try:
-            target = kube.target.model_copy(update={"cluster_id": "cls-tke1"})
+            target = kube.target.model_copy(update={"cluster_id": "cls-tke00001"})
             assert (await executor.checkpoint(target)).images == [V1]
             with pytest.raises(KubeError, match="TKE returned no kubeconfig"):
-                await executor.checkpoint(target.model_copy(update={"cluster_id": "cls-none"}))
+                await executor.checkpoint(target.model_copy(update={"cluster_id": "cls-none0001"}))
         finally:
             await executor.aclose()
 

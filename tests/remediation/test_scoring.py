@@ -16,7 +16,7 @@ from tests.support.servers import serve
 
 ALERT = Alert(
     source="manual",
-    cluster_id="cls-a1",
+    cluster_id="cls-a1b2c3d4",
     namespace="prod",
     workload="checkout",
     metric="error_rate",

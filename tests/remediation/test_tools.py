@@ -146,7 +146,7 @@ async def test_start_then_a_named_approver_sends_it_again_approves_and_inspects(
         {"key": "1", "runs": 1, "resolved": 1, "rate": 1.0}
     ]
     assert "not waiting for approval" in again
-    assert "Remediation of cls-test01/prod/checkout" in page.html
+    assert "Remediation of cls-test0001/prod/checkout" in page.html
     assert "1 restart" in page.html and "resolved" in page.html and "approval" in page.html
 
 

@@ -46,21 +46,21 @@ async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
             "AlarmStatus": "ALARM",
             "FirstOccurTime": yesterday_at(2),
             "AlarmLevel": "serious",
-            "AlarmObject": tke("cls-night1", "prod", "checkout"),
+            "AlarmObject": tke("cls-night001", "prod", "checkout"),
             "Content": "5xx rate 12% > 5%",
         },
         {  # the same alarm again later: one remediation
             "PolicyName": "checkout 5xx",
             "AlarmStatus": "ALARM",
             "FirstOccurTime": yesterday_at(9),
-            "AlarmObject": tke("cls-night1", "prod", "checkout"),
+            "AlarmObject": tke("cls-night001", "prod", "checkout"),
             "Content": "5xx rate 9% > 5%",
         },
         {  # recovered on its own
             "PolicyName": "cart latency",
             "AlarmStatus": "OK",
             "FirstOccurTime": yesterday_at(3),
-            "AlarmObject": tke("cls-night1", "prod", "cart"),
+            "AlarmObject": tke("cls-night001", "prod", "cart"),
             "Content": "p99 800ms",
         },
         {  # not a TKE workload
@@ -74,7 +74,7 @@ async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
             "PolicyName": "old",
             "AlarmStatus": "ALARM",
             "FirstOccurTime": yesterday_at(-5),
-            "AlarmObject": tke("cls-night1", "prod", "old"),
+            "AlarmObject": tke("cls-night001", "prod", "old"),
             "Content": "old",
         },
     ]
@@ -85,7 +85,7 @@ async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
             "CreateTime": yesterday_at(5) * 1000,
             "AlarmLevel": 1,
             "TopicName": "search-logs",
-            "Trigger": "error count > 100 cluster_id=cls-night1 namespace=prod workload=search",
+            "Trigger": "error count > 100 cluster_id=cls-night001 namespace=prod workload=search",
         }
     ]
     async with serve(api.app()) as base:
@@ -135,8 +135,8 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
 
     assert len(first.started) == 2 and first.joined == []
     assert sorted(services) == [
-        ("cls", "cls-night1/prod/search", USER),
-        ("monitor", "cls-night1/prod/checkout", USER),
+        ("cls", "cls-night001/prod/search", USER),
+        ("monitor", "cls-night001/prod/checkout", USER),
     ]
     assert first.skipped == ["monitor alarm 'cvm disk': names no TKE workload"]
     assert sorted(again.joined) == sorted(first.started) and again.started == []

@@ -23,7 +23,7 @@ METRIC = "K8sWorkloadRateCpuCoreUsedCluster"
 
 
 def source(workload: str | None) -> dict[str, Any]:
-    dimensions = {"tke_cluster_instance_id": "cls-watch1", "namespace": "prod"}
+    dimensions = {"tke_cluster_instance_id": "cls-watch001", "namespace": "prod"}
     if workload:
         dimensions["workload_name"] = workload
     return {
@@ -81,7 +81,7 @@ async def test_breach_on_a_tke_workload_metric_starts_its_remediation(
         status = await ts_env.client.get_workflow_handle(rid).query(
             "status", result_type=RemediationStatus
         )
-    assert status.alert.service == "cls-watch1/prod/checkout"
+    assert status.alert.service == "cls-watch001/prod/checkout"
     assert status.alert.source == "threshold_watch" and status.user == USER
     assert status.alert.verify is not None
     assert [c.op for c in status.alert.verify.healthy] == ["below"]

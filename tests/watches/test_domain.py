@@ -151,6 +151,14 @@ WEB = {"urls": ["https://a.example"]}
         (WebMonitorConfig, {"urls": ["gopher://a.example/"]}, "urls.0"),
         (WebMonitorConfig, {"urls": ["javascript:alert(1)"]}, "urls.0"),
         (WebMonitorConfig, {"urls": ["http://"]}, "urls.0"),
+        # The URL standard would read these as host "path" / "x": no host was written.
+        (WebMonitorConfig, {"urls": ["http:///path"]}, "urls.0"),
+        (WebMonitorConfig, {"urls": ["https:x"]}, "urls.0"),
+        (
+            ThresholdWatchConfig,
+            {"source": {"type": "http_json", "url": "http:///metrics", "json_path": "$.v"}},
+            "source.http_json.url",
+        ),
         (WebMonitorConfig, {**WEB, "check_interval_minutes": True}, "check_interval_minutes"),
         (WebMonitorConfig, {**WEB, "check_interval_minutes": "5"}, "check_interval_minutes"),
         (WebMonitorConfig, {**WEB, "failure_threshold": 2.5}, "failure_threshold"),

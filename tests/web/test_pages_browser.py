@@ -46,10 +46,21 @@ async def phone_page() -> AsyncIterator[Page]:
         context = await browser.new_context(viewport=PHONE)
         # A failing default timeout speaks sooner than the test's own.
         context.set_default_timeout(15_000)
+        page = await context.new_page()
+        # Every page must work under its Content-Security-Policy: a refused script, style
+        # or connection shows up here, and fails the test.
+        refused: list[str] = []
+        page.on(
+            "console",
+            lambda message: (
+                refused.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
         try:
-            yield await context.new_page()
+            yield page
         finally:
             await browser.close()
+        assert refused == [], refused
 
 
 async def fits_phone(page: Page, name: str) -> None:
@@ -195,7 +206,8 @@ async def test_registration_page_is_open_only_behind_the_setting_and_makes_membe
 ) -> None:
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        # A browser's form post names the page's origin.
+        httpx.AsyncClient(base_url=base, trust_env=False, headers={"origin": base}) as http,
     ):
         assert (await http.get("/register")).status_code == 404
         closed = await http.post("/register", data={"name": "eve"})
@@ -204,7 +216,7 @@ async def test_registration_page_is_open_only_behind_the_setting_and_makes_membe
     settings = deps.settings.model_copy(update={"open_registration": True})
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        httpx.AsyncClient(base_url=base, trust_env=False, headers={"origin": base}) as http,
     ):
         made = await http.post("/register", data={"name": name, "email": "r@example.com"})
         assert made.status_code == 200 and "amb_" in made.text

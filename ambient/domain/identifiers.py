@@ -1,0 +1,73 @@
+"""Identifiers of clusters and Kubernetes objects, checked by their real format.
+
+Shared by every model that names a target (alerts, Kubernetes writes), so MCP, the API, the
+CLI and the pages refuse the same values with the same words:
+
+- a TKE cluster id is ``cls-`` and 8 lowercase letters or digits (DescribeClusters' ClusterId);
+- any other cluster reference is a context name of AMBIENT_KUBECONFIG, as kubectl names them
+  (``kind-dev``, ``gke_p_zone_c``, ``arn:aws:eks:...:cluster/c``, ``admin@dev``), never a URL;
+- a namespace is a DNS-1123 label, a workload name a DNS-1123 subdomain (Kubernetes' rules).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+TKE_CLUSTER_ID = re.compile(r"^cls-[a-z0-9]{8}$")
+_KUBECONFIG_CONTEXT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:/-]{0,127}$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN_PART = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = re.compile(rf"^{_DNS_SUBDOMAIN_PART}(\.{_DNS_SUBDOMAIN_PART})*$")
+
+TKE_CLUSTER_HINT = "cls- and 8 lowercase letters or digits, e.g. cls-7kq2m0ab"
+
+
+def tke_cluster_id(value: str) -> str:
+    """``value`` if it is a TKE cluster id."""
+    if not TKE_CLUSTER_ID.match(value):
+        raise ValueError(f"must be a TKE cluster id: {TKE_CLUSTER_HINT}")
+    return value
+
+
+def cluster_ref(value: str) -> str:
+    """``value`` if it is a TKE cluster id or could name a kubeconfig context."""
+    if value.startswith("cls-"):
+        if not TKE_CLUSTER_ID.match(value):
+            raise ValueError(f"must be a TKE cluster id: {TKE_CLUSTER_HINT}")
+        return value
+    if "//" in value or not _KUBECONFIG_CONTEXT.match(value):
+        raise ValueError(
+            f"must be a TKE cluster id ({TKE_CLUSTER_HINT}) or a context name of "
+            "AMBIENT_KUBECONFIG (letters, digits and _ . @ : / -)"
+        )
+    return value
+
+
+def namespace_name(value: str) -> str:
+    """``value`` if it is a Kubernetes namespace name."""
+    if not _DNS_LABEL.match(value):
+        raise ValueError(
+            "must be a Kubernetes namespace: lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+def object_name(value: str, what: str = "Kubernetes object name") -> str:
+    """``value`` if it is a Kubernetes object name (Deployment, Service, ...)."""
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise ValueError(
+            f"must be a {what}: lowercase letters, digits, '-' and '.', "
+            "each dot-separated part starting and ending with a letter or digit, "
+            "at most 253 characters"
+        )
+    return value
+
+
+TkeClusterId = Annotated[str, AfterValidator(tke_cluster_id)]
+ClusterRef = Annotated[str, AfterValidator(cluster_ref)]
+NamespaceName = Annotated[str, AfterValidator(namespace_name)]
+ObjectName = Annotated[str, AfterValidator(object_name)]

@@ -1,0 +1,109 @@
+"""Browser-facing protections: security headers on every response, cross-site form posts refused.
+
+The pages load only their own files (/static/app.css, /static/app.js; /docs its bundle) and
+have no inline script or style, so the policy allows ``'self'`` alone. A page that needs an
+inline script sets its own Content-Security-Policy (the middleware keeps it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from urllib.parse import urlsplit
+
+from fastapi import HTTPException, Request, status
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        # Reports may show images from the web; never scripts, frames or plugins.
+        "img-src 'self' data: https:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+HTML_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-frame-options": "DENY",
+    # Same-origin requests keep the Referer the cross-site check reads; other sites get none
+    # (share links carry their token in the path).
+    "referrer-policy": "same-origin",
+}
+ALL_HEADERS = {"x-content-type-options": "nosniff"}
+
+
+class SecurityHeaders:
+    """ASGI middleware: CSP, frame and referrer policy on HTML; nosniff on everything.
+
+    Pure ASGI (not BaseHTTPMiddleware) so the event stream and MCP responses stream as before.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                extra = dict(ALL_HEADERS)
+                if headers.get("content-type", "").startswith("text/html"):
+                    extra |= HTML_HEADERS
+                for name, value in extra.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def policy_with_inline_scripts(html: str) -> str:
+    """The policy, also allowing exactly the inline scripts of ``html`` (by their hash)."""
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for s in _INLINE_SCRIPT.findall(html)
+    ]
+    allowed = " ".join(["script-src 'self'", *hashes])
+    return CONTENT_SECURITY_POLICY.replace("script-src 'self'", allowed)
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def refuse_cross_site_writes(request: Request) -> None:
+    """Cookie-signed writes must come from our own pages: Origin, else Referer, must match.
+
+    Browsers send Origin on every form post and fetch (Referer when an old one does not); a
+    post with neither comes from no page of ours, so it is refused too. ``Origin: null``
+    (sandboxed frames, data: URLs) is foreign.
+    """
+    if request.method not in UNSAFE_METHODS:
+        return
+    # Our own address: the Host the browser asked for, or AMBIENT_PUBLIC_URL behind a proxy.
+    public_url = getattr(request.app.state.settings, "public_url", None)
+    ours = {request.headers.get("host", ""), urlsplit(public_url).netloc if public_url else ""}
+    ours.discard("")
+    origin = request.headers.get("origin")
+    referer = request.headers.get("referer")
+    source = origin if origin is not None else referer
+    if source is None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "form post refused: it carries neither Origin nor Referer"
+        )
+    parts = urlsplit(source)
+    if parts.scheme not in ("http", "https") or parts.netloc not in ours:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site form post refused")

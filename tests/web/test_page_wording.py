@@ -1,0 +1,92 @@
+"""The pages speak of what is on the page, never of MCP tools (the services' words)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+import httpx
+from mcp import Client
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from mcp_server.server import build_server
+from tests.conftest import unique
+from tests.support.servers import serve
+
+
+def _shown(response: httpx.Response) -> str:
+    """What the person sees: the page, or the message the redirect carries."""
+    if response.status_code == 303:
+        return unquote(response.headers["location"].partition("msg=")[2])
+    return re.sub(r"<[^>]+>", " ", response.text)
+
+
+async def test_pages_answer_in_their_own_words_without_tool_names(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    settings = deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    name = unique("reader")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+    async with Client(build_server(settings, stdio_user=name)) as client:
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            base_url=base,
+            trust_env=False,
+            cookies={"ambient_token": token},
+            headers={"origin": base},
+        ) as http,
+    ):
+        seen = {
+            "briefing of a day": _shown(await http.get("/app/briefings?date=2020-01-01")),
+            "no briefing yet": _shown(await http.get("/app/briefings")),
+            "prepare with none": _shown(
+                await http.post("/app/briefings/action", data={"action": "regenerate"})
+            ),
+            "task of nobody": _shown(
+                await http.post(
+                    "/app/tasks/action",
+                    data={"task_id": f"web-monitor/{name}/none", "action": "pause"},
+                )
+            ),
+            "unknown remediation": _shown(await http.get("/app/remediation?id=nope")),
+            "unknown discussion": _shown(await http.get("/app/discussion?id=nope")),
+            "reply to none": _shown(
+                await http.post(
+                    "/app/discussions/post", data={"content": "hi", "discussion_id": "nope"}
+                )
+            ),
+            "monitor without host": _shown(
+                await http.post("/app/tasks", data={"urls": "https://a.example\nhttp:///x"})
+            ),
+        }
+    for case, text in seen.items():
+        named = sorted(tool for tool in tools if re.search(rf"\b{tool}\b", text))
+        assert named == [], (case, named, text)
+    assert (
+        "No briefing for 2020-01-01. The days that have one are under History."
+        in (seen["briefing of a day"])
+    )
+    assert "No briefings yet. Ask the assistant" in seen["no briefing yet"]
+    assert seen["prepare with none"] == (
+        "You have no morning briefing set up: nothing to prepare or send."
+    )
+    assert seen["task of nobody"] == "That task is not one of yours; it may have been deleted."
+    assert (
+        seen["unknown remediation"] == "That remediation is not one of yours, or no longer exists."
+    )
+    assert seen["unknown discussion"] == "That discussion does not exist."
+    assert seen["reply to none"] == "That discussion does not exist."
+    assert seen["monitor without host"] == (
+        "Not created: Pages, line 2: must be an http(s) URL with a host, "
+        "e.g. https://example.com/page"
+    )
