@@ -529,6 +529,7 @@ class CloudOpsService:
             period_minutes=spec.period_minutes,
             window=spec.window,
             region=spec.region,
+            default_region=self.tencent.region,
         )
         step = await self._create(
             actor,

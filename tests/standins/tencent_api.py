@@ -60,6 +60,94 @@ def error(code: str, message: str) -> Response:
     return reply({"Error": {"Code": code, "Message": message}})
 
 
+# The parameters each action's API reference marks required ("是否必填: 是"), as dotted paths;
+# `[]` steps into every item of a list. The real API answers a request without one of them with
+# MissingParameter before looking at anything else, so the stand-in does too.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    # CLS (cls/2020-10-16)
+    "CreateLogset": ("LogsetName",),
+    "CreateTopic": ("LogsetId", "TopicName"),
+    "CreateAlarmNotice": (
+        "Name",
+        "NoticeReceivers[].ReceiverType",
+        "NoticeReceivers[].ReceiverIds",
+        "NoticeReceivers[].ReceiverChannels",
+        "WebCallbacks[].Url",
+        "WebCallbacks[].CallbackType",
+    ),
+    "CreateAlarm": (
+        "Name",
+        "AlarmTargets",
+        "AlarmTargets[].TopicId",
+        "AlarmTargets[].Query",
+        "AlarmTargets[].Number",
+        "AlarmTargets[].StartTimeOffset",
+        "AlarmTargets[].EndTimeOffset",
+        "AlarmTargets[].LogsetId",
+        "MonitorTime",
+        "MonitorTime.Type",
+        "MonitorTime.Time",
+        "TriggerCount",
+        "AlarmPeriod",
+    ),
+    "CreateScheduledSql": (
+        "SrcTopicId",
+        "Name",
+        "EnableFlag",
+        "DstResource",
+        "DstResource.TopicId",
+        "ScheduledSqlContent",
+        "ProcessStartTime",
+        "ProcessType",
+        "ProcessPeriod",
+        "ProcessTimeWindow",
+        "ProcessDelay",
+        "SrcTopicRegion",
+    ),
+    # TKE (tke/2018-05-25)
+    "CreateClusterNodePool": (
+        "ClusterId",
+        "AutoScalingGroupPara",
+        "LaunchConfigurePara",
+        "InstanceAdvancedSettings",
+        "EnableAutoscale",
+    ),
+    "ModifyNodePoolDesiredCapacityAboutAsg": ("ClusterId", "NodePoolId", "DesiredCapacity"),
+    "DescribeClusterNodePools": ("ClusterId",),
+    "DescribeClusterKubeconfig": ("ClusterId",),
+    "DescribeClusterInstances": ("ClusterId",),
+}
+
+
+def missing_parameter(params: dict[str, Any], paths: tuple[str, ...]) -> str | None:
+    """The first required parameter the request lacks, named as the API names it."""
+    for path in paths:
+        found = _lacks(params, path.split("."), "")
+        if found is not None:
+            return found
+    return None
+
+
+def _lacks(node: Any, steps: list[str], prefix: str) -> str | None:
+    step, rest = steps[0], steps[1:]
+    each = step.endswith("[]")
+    key = step.removesuffix("[]")
+    name = f"{prefix}.{key}" if prefix else key
+    if not isinstance(node, dict):
+        return None
+    value = node.get(key)
+    if not each:
+        if value is None:
+            return name
+        return _lacks(value, rest, name) if rest else None
+    # A list item's fields are required only when the list is given (optional lists).
+    for index, item in enumerate(value or []):
+        found = _lacks(item, rest, f"{name}.{index}")
+        if found is not None:
+            return found
+    return None
+
+
 @dataclass
 class TencentApi:
     logs: list[dict[str, Any]] = field(default_factory=list)  # {"time": ms, "json": {...}}
@@ -119,6 +207,11 @@ class TencentApi:
         if self.failures.get(action):
             code = self.failures[action].pop(0)
             return error(code, f"injected {code}")
+        absent = missing_parameter(params, REQUIRED.get(action, ()))
+        if absent is not None:
+            return error(
+                "MissingParameter", f"The request is missing a required parameter `{absent}`."
+            )
         handler = getattr(self, f"{service}_{action}", None)
         if handler is None:
             return error("InvalidAction", f"{service} has no action {action}")
@@ -244,6 +337,13 @@ class TencentApi:
         return self._page(rows, params, "ScheduledSqlTaskInfos")
 
     def cls_CreateScheduledSql(self, params: dict[str, Any]) -> Response:
+        # Scheduled SQL does not deliver across regions: the target is in the source's region.
+        if params["DstResource"].get("Region") not in (None, params["SrcTopicRegion"]):
+            return error(
+                "InvalidParameter",
+                f"DstResource.Region {params['DstResource']['Region']!r} is not the source "
+                f"topic's region {params['SrcTopicRegion']!r}",
+            )
         topics = {t["TopicId"] for t in self.topics}
         for topic in (params["SrcTopicId"], params["DstResource"]["TopicId"]):
             if topic not in topics:

@@ -176,16 +176,21 @@ def scheduled_sql_request(
     period_minutes: int,
     window: str,
     region: str | None,
+    default_region: str,
 ) -> CloudRequest:
+    # The task names its topics' region explicitly (SrcTopicRegion is required, and CLS does
+    # not deliver across regions): the region the call goes to, never an empty string.
+    topic_region = region or default_region
     return CloudRequest(
         product="cls",
         action="CreateScheduledSql",
         region=region,
         params={
             "SrcTopicId": source_topic_id,
+            "SrcTopicRegion": topic_region,
             "Name": name,
             "EnableFlag": 1,
-            "DstResource": {"TopicId": target_topic_id, "Region": region or "", "BizType": 0},
+            "DstResource": {"TopicId": target_topic_id, "Region": topic_region, "BizType": 0},
             "ScheduledSqlContent": sql,
             "ProcessStartTime": start_ms,
             "ProcessType": 1,
