@@ -62,8 +62,6 @@ Region = str | None
 Finder = Callable[[], Awaitable[str | None]]
 
 QUOTA_PREFIXES = ("LimitExceeded", "ResourceInsufficient", "ResourceUnavailable.Quota")
-# The name is taken: a concurrent create of the same resource got there first.
-CONFLICT_PREFIXES = ("ResourceInUse", "ResourceAlreadyExists", "InvalidParameter.Duplicate")
 INVALID_PREFIXES = ("InvalidParameter", "MissingParameter", "UnknownParameter", "OperationDenied")
 
 
@@ -117,6 +115,13 @@ def readable(exc: TencentCloudError, request: CloudRequest) -> CloudOpsFailedErr
     if isinstance(exc, TencentNotFoundError):
         return CloudOpsFailedError(
             "not_found", f"{where}: something the request names does not exist. {exc.message}"
+        )
+    if writes.name_taken(request, exc.code):
+        # Only when the lookup that follows a conflict cannot see the resource either.
+        return CloudOpsFailedError(
+            "conflict",
+            f"{where}: the name is taken but no resource of that name is visible (another "
+            f"region, or no permission to list it). {exc.message}",
         )
     if exc.code.startswith(INVALID_PREFIXES):
         return CloudOpsFailedError(
@@ -316,7 +321,7 @@ class CloudOpsService:
         try:
             return await writes.send(self.tencent, request), False
         except TencentCloudError as exc:
-            if not exc.code.startswith(CONFLICT_PREFIXES):
+            if not writes.name_taken(request, exc.code):
                 raise
             found = await find()
             if found is None:

@@ -7,6 +7,7 @@ injects errors on demand.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -22,6 +23,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 SECRET_ID, SECRET_KEY = "AKIDtest", "test-secret-key"
+# Seconds a request held by `together` waits for the others before going on alone.
+GATE_PATIENCE = 5.0
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
@@ -167,6 +170,10 @@ class TencentApi:
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     # action -> runs once just before that action is handled (another caller racing us).
     before: dict[str, Callable[[], None]] = field(default_factory=dict)
+    # action -> how many of its requests are held until all have arrived, then handled one by
+    # one: concurrent callers that each looked the name up before any of them created it.
+    together: dict[str, int] = field(default_factory=dict)
+    _gates: dict[str, asyncio.Barrier] = field(default_factory=dict)
     alarm_notices: list[dict[str, Any]] = field(default_factory=list)
     scheduled_sql: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 0
@@ -201,6 +208,14 @@ class TencentApi:
         action = headers["x-tc-action"]
         params = json.loads(body or b"{}")
         self.calls.append((service, action, params))
+        if action in self.together:
+            gate = self._gates.setdefault(action, asyncio.Barrier(self.together[action]))
+            # A caller that gave up before this action must not hang the others: after a while
+            # the rest go on alone (and the test sees what went wrong instead of hanging).
+            try:
+                await asyncio.wait_for(gate.wait(), GATE_PATIENCE)
+            except (TimeoutError, asyncio.BrokenBarrierError):
+                await gate.abort()
         hook = self.before.pop(action, None)
         if hook is not None:
             hook()
@@ -286,10 +301,11 @@ class TencentApi:
             {"Results": [json.dumps(r, ensure_ascii=False) for r in rows], "ListOver": True}
         )
 
-    # CLS writes: names are unique per kind, as the real API enforces.
+    # CLS writes: names are unique per kind (topics per logset), as the real API enforces,
+    # answering each kind's documented InvalidParameter.*Conflict code.
     def cls_CreateLogset(self, params: dict[str, Any]) -> Response:
         if any(s["LogsetName"] == params["LogsetName"] for s in self.logsets):
-            return error("ResourceInUse.LogsetConflict", "a logset of that name exists")
+            return error("InvalidParameter.LogsetConflict", "a logset of that name exists")
         logset = {"LogsetId": self._new_id("logset"), "LogsetName": params["LogsetName"]}
         self.logsets.append(logset)
         return reply({"LogsetId": logset["LogsetId"]})
@@ -299,6 +315,11 @@ class TencentApi:
             return error("ResourceNotFound.LogsetNotExist", f"logset {params['LogsetId']}")
         if int(params.get("PartitionCount", 1)) > 10:
             return error("InvalidParameter.PartitionCount", "PartitionCount must be <= 10")
+        if any(
+            t.get("LogsetId") == params["LogsetId"] and t["TopicName"] == params["TopicName"]
+            for t in self.topics
+        ):
+            return error("InvalidParameter.TopicConflict", "a topic of that name exists")
         topic = {
             "TopicId": self._new_id("topic"),
             "TopicName": params["TopicName"],
@@ -313,6 +334,8 @@ class TencentApi:
     def cls_CreateAlarmNotice(self, params: dict[str, Any]) -> Response:
         if not params.get("NoticeReceivers") and not params.get("WebCallbacks"):
             return error("InvalidParameter", "a notice needs receivers or callbacks")
+        if any(n["Name"] == params["Name"] for n in self.alarm_notices):
+            return error("InvalidParameter.AlarmNoticeConflict", "a notice of that name exists")
         notice = {"AlarmNoticeId": self._new_id("notice"), **params}
         self.alarm_notices.append(notice)
         return reply({"AlarmNoticeId": notice["AlarmNoticeId"]})
@@ -328,6 +351,8 @@ class TencentApi:
                 return error("ResourceNotFound.TopicNotExist", f"topic {target['TopicId']}")
             if target.get("LogsetId") != topics[target["TopicId"]]:
                 return error("InvalidParameter.LogsetId", "LogsetId is not the topic's logset")
+        if any(a["Name"] == params["Name"] for a in self.cls_alarms):
+            return error("InvalidParameter.AlarmConflict", "an alarm policy of that name exists")
         alarm = {"AlarmId": self._new_id("alarm"), **params}
         self.cls_alarms.append(alarm)
         return reply({"AlarmId": alarm["AlarmId"]})

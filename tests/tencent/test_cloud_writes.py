@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -182,6 +183,8 @@ async def test_cw03_permission_is_read_from_the_database_and_refusals_are_audite
         ("LimitExceeded.Logset", "quota or limit reached"),
         ("InvalidParameter.Content", "rejected a parameter of CreateLogset"),
         ("ResourceNotFound.LogsetNotExist", "does not exist"),
+        # The name is taken, yet the lookup after the conflict finds nothing it could adopt.
+        ("InvalidParameter.LogsetConflict", "the name is taken"),
     ],
 )
 async def test_cw04_each_tencent_error_class_reads_as_what_to_do(
@@ -311,3 +314,41 @@ async def test_cw10_the_stand_in_refuses_a_request_without_a_required_parameter_
     assert missing_nested.value.code == "MissingParameter"
     assert "`AlarmTargets.1.EndTimeOffset`" in missing_nested.value.message
     assert api.topics[-1]["TopicName"] == "stats" and api.cls_alarms == []
+
+
+RACES: list[tuple[str, str, dict[str, Any], list[str]]] = [
+    ("create_logset", "logset", {"name": "audit"}, ["CreateLogset"]),
+    ("create_log_topic", "topic", {"logset_id": "logset-app", "name": "nginx"}, ["CreateTopic"]),
+    ("create_cls_alarm", "alarm", ALARM, ["CreateAlarmNotice", "CreateAlarm"]),
+]
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "actions"), RACES)
+async def test_cw11_two_callers_creating_the_same_name_at_once_both_get_the_one_resource(
+    cloud: tuple[TencentApi, AppState],
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    actions: list[str],
+) -> None:
+    api, state = cloud
+    # Both creates reach the API only after both lookups found nothing: a real race.
+    api.together = dict.fromkeys(actions, 2)
+
+    async def ask() -> tuple[bool, Any]:
+        async with client(state, "ops") as c:
+            return await call(c, tool, **{arg: spec}, mode="execute")
+
+    (failed_a, a), (failed_b, b) = await asyncio.gather(ask(), ask())
+    assert not failed_a, a
+    assert not failed_b, b
+    assert [act for _, act, _ in api.creates()] == [x for x in actions for _ in (1, 2)]
+    assert a["resource_id"] == b["resource_id"]
+    for index in range(len(actions)):
+        steps = [a["steps"][index], b["steps"][index]]
+        assert steps[0]["resource_id"] == steps[1]["resource_id"]
+        assert sorted((s["sent"], s["existing"]) for s in steps) == [(False, True), (True, False)]
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    outcomes = [r.detail["outcome"] for r in rows if r.action == f"cloud.{tool}"]
+    assert sorted(outcomes) == ["executed", "existing"]

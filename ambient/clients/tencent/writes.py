@@ -277,6 +277,22 @@ CREATED_ID = {
 }
 
 
+# What each create answers when the name is already taken (each action's documented error
+# code; CLS says InvalidParameter.*Conflict). A create with no entry has no unique name: TKE
+# node pools and scheduled SQL tasks may share one, so a race there can make two.
+NAME_TAKEN = {
+    "CreateLogset": "InvalidParameter.LogsetConflict",
+    "CreateTopic": "InvalidParameter.TopicConflict",
+    "CreateAlarmNotice": "InvalidParameter.AlarmNoticeConflict",
+    "CreateAlarm": "InvalidParameter.AlarmConflict",
+}
+
+
+def name_taken(request: CloudRequest, code: str) -> bool:
+    """True when ``code`` is the API's answer to a create whose name another caller took."""
+    return NAME_TAKEN.get(request.action) == code
+
+
 async def send(tc: TencentCloud, request: CloudRequest) -> str | None:
     """Make the one write; the created resource's id (None if the action names none)."""
     answer = await tc.call(request.product, request.action, request.params, region=request.region)
