@@ -1,8 +1,10 @@
 """A stand-in for the Tencent Cloud API 3.0 endpoint, served on loopback for the real SDK.
 
 It verifies TC3-HMAC-SHA256 signatures (written from the public spec, not the SDK's code),
-routes on (service from the credential scope, X-TC-Action), pages like the real API and
-injects errors on demand.
+routes on (service from the credential scope, X-TC-Action), refuses a request without a
+parameter the API reference marks required (`REQUIRED`, MissingParameter naming it), answers a
+create whose name is taken with the action's documented conflict code, pages like the real API
+and injects errors on demand.
 """
 
 from __future__ import annotations
@@ -107,6 +109,16 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "ProcessDelay",
         "SrcTopicRegion",
     ),
+    "SearchLog": ("From", "To"),
+    "GetAlarmLog": ("From", "To"),
+    "DescribeAlertRecordHistory": ("From", "To", "Offset", "Limit"),
+    # Cloud Monitor (monitor/2018-07-24)
+    "GetMonitorData": ("Namespace", "MetricName", "Instances"),
+    "DescribeAlarmHistories": ("Module",),
+    "DescribeAlarmPolicies": ("Module",),
+    "DescribeStatisticData": ("Module", "Namespace", "MetricNames", "Period"),
+    # TTS (tts/2019-08-23)
+    "TextToVoice": ("Text", "SessionId"),
     # TKE (tke/2018-05-25)
     "CreateClusterNodePool": (
         "ClusterId",
