@@ -30,7 +30,7 @@ from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError, LoadResourceError
 from lightkube.core.resource import NamespacedResource
 from openai import AsyncOpenAI
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from ambient.clients.guard import DestinationGuard
 from ambient.clients.kube import (
@@ -62,8 +62,6 @@ Region = str | None
 Finder = Callable[[], Awaitable[str | None]]
 
 QUOTA_PREFIXES = ("LimitExceeded", "ResourceInsufficient", "ResourceUnavailable.Quota")
-# The name is taken: a concurrent create of the same resource got there first.
-CONFLICT_PREFIXES = ("ResourceInUse", "ResourceAlreadyExists", "InvalidParameter.Duplicate")
 INVALID_PREFIXES = ("InvalidParameter", "MissingParameter", "UnknownParameter", "OperationDenied")
 
 
@@ -117,6 +115,13 @@ def readable(exc: TencentCloudError, request: CloudRequest) -> CloudOpsFailedErr
     if isinstance(exc, TencentNotFoundError):
         return CloudOpsFailedError(
             "not_found", f"{where}: something the request names does not exist. {exc.message}"
+        )
+    if writes.name_taken(request, exc.code):
+        # Only when the lookup that follows a conflict cannot see the resource either.
+        return CloudOpsFailedError(
+            "conflict",
+            f"{where}: the name is taken but no resource of that name is visible (another "
+            f"region, or no permission to list it). {exc.message}",
         )
     if exc.code.startswith(INVALID_PREFIXES):
         return CloudOpsFailedError(
@@ -316,7 +321,7 @@ class CloudOpsService:
         try:
             return await writes.send(self.tencent, request), False
         except TencentCloudError as exc:
-            if not exc.code.startswith(CONFLICT_PREFIXES):
+            if not writes.name_taken(request, exc.code):
                 raise
             found = await find()
             if found is None:
@@ -529,6 +534,7 @@ class CloudOpsService:
             period_minutes=spec.period_minutes,
             window=spec.window,
             region=spec.region,
+            default_region=self.tencent.region,
         )
         step = await self._create(
             actor,
@@ -561,7 +567,11 @@ class DocumentChange(BaseModel):
     namespace: str | None
     change: Literal["create", "update", "unchanged"]
     diff: str = Field(description="unified diff of the live object against the applied one")
-    applied: bool
+    applied: bool = Field(description="true when applying it changed the object in the cluster")
+    # The live object's resourceVersion at the preview (None: it did not exist). The API server
+    # bumps it only for a write that changes something, so an equal one after the apply means
+    # the apply was a no-op (someone else made the same change in between, say).
+    _live_version: str | None = PrivateAttr(default=None)
 
 
 class ApplyResult(BaseModel):
@@ -605,6 +615,13 @@ def _comparable(obj: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
     return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
+def _resource_version(obj: dict[str, Any] | None) -> str | None:
+    if obj is None:
+        return None
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version is not None else None
 
 
 def _diff(label: str, live: dict[str, Any] | None, applied: dict[str, Any]) -> str:
@@ -711,11 +728,19 @@ class WorkloadOps:
             raise
         applied = sum(c.applied for c in changes)
         counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
-        outcome = "executed" if mode == "execute" else "dry_run"
+        # An execute that changed nothing in the cluster is a no-op, not an execution.
+        outcome = "dry_run" if mode == "dry_run" else ("executed" if applied else "noop")
         await self.service.audit(
-            actor, "cloud.apply_yaml", subject, {**detail, "outcome": outcome, **counts}
+            actor,
+            "cloud.apply_yaml",
+            subject,
+            {**detail, "outcome": outcome, **counts, "applied": applied},
         )
-        verb = f"applied {applied}" if mode == "execute" else "dry run: would apply"
+        verb = {
+            "dry_run": "dry run: would apply",
+            "executed": f"applied {applied}",
+            "noop": "no-op: changed none",
+        }[outcome]
         summary = (
             f"{verb} of {len(changes)} documents ({counts['create']} new, "
             f"{counts['update']} changed, {len(changes) - sum(counts.values())} unchanged)"
@@ -760,17 +785,17 @@ class WorkloadOps:
             change: Literal["create", "update", "unchanged"] = (
                 "create" if live is None else ("update" if diff else "unchanged")
             )
-            changes.append(
-                DocumentChange(
-                    index=index,
-                    kind=kind,
-                    name=name,
-                    namespace=namespace,
-                    change=change,
-                    diff=diff,
-                    applied=False,
-                )
+            document = DocumentChange(
+                index=index,
+                kind=kind,
+                name=name,
+                namespace=namespace,
+                change=change,
+                diff=diff,
+                applied=False,
             )
+            document._live_version = _resource_version(live)
+            changes.append(document)
         return changes
 
     async def _apply(
@@ -778,20 +803,30 @@ class WorkloadOps:
     ) -> None:
         # Server-side apply is idempotent: applying the same YAML again changes nothing, so
         # unchanged documents are skipped and a retry after a partial failure completes it.
+        # A document counts as applied only if the cluster changed: the API server bumps an
+        # object's resourceVersion only for a write that changes it, so the version after our
+        # apply is compared with the newest one we know (the preview's read, or an earlier
+        # document of this YAML naming the same object).
+        known: dict[tuple[str, str | None, str], str | None] = {}
+        sent: list[int] = []
         for (index, obj), change in zip(objects, changes, strict=True):
             if change.change == "unchanged":
                 continue
             try:
-                await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
+                after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
             except (ApiError, httpx2.TransportError) as exc:
-                done = [c.index for c in changes if c.applied]
                 message = exc.status.message if isinstance(exc, ApiError) else str(exc)
                 raise CloudOpsFailedError(
                     "failed",
                     f"document {index} ({obj.kind} {obj.metadata.name}) failed: {message}; "
-                    f"documents applied before it: {done or 'none'} (apply again to finish)",
+                    f"documents applied before it: {sent or 'none'} (apply again to finish)",
                 ) from None
-            change.applied = True
+            sent.append(index)
+            key = (change.kind, change.namespace, change.name)
+            before = known[key] if key in known else change._live_version
+            version = _resource_version(after.to_dict())
+            known[key] = version
+            change.applied = before is None or version != before
 
     async def _step(
         self,

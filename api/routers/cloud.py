@@ -90,6 +90,7 @@ STATUS = {
     "invalid_parameter": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "invalid_document": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "quota": status.HTTP_409_CONFLICT,
+    "conflict": status.HTTP_409_CONFLICT,
     "not_configured": status.HTTP_503_SERVICE_UNAVAILABLE,
     "offline": status.HTTP_503_SERVICE_UNAVAILABLE,
 }

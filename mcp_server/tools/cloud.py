@@ -64,7 +64,10 @@ class ScaleResult(BaseModel):
     node_pool_id: str
     previous: int | None
     desired: int
-    executed: bool = Field(description="false for a dry run")
+    executed: bool = Field(
+        description="true when the change was sent; false for a dry run or when the pool "
+        "already has that size (nothing to change)"
+    )
 
 
 def _cloud(ctx: Context[Any, Any]) -> TencentCloud:
@@ -268,7 +271,9 @@ async def scale_node_pool(
             raise ToolError(
                 f"desired must be within [{pool.minimum}, {pool.maximum}] for {node_pool_id}"
             )
-        executed = permission is RollbackPermission.EXECUTE
+        may_execute = permission is RollbackPermission.EXECUTE
+        # Already that size: nothing to send, and the audit says nothing changed.
+        executed = may_execute and pool.desired != desired
         if executed:
             await _call(
                 ops.scale_node_pool(cloud, cluster_id, node_pool_id, desired, region=region)
@@ -276,7 +281,7 @@ async def scale_node_pool(
     except Exception as exc:
         await audit("failed", reason=str(exc))
         raise
-    await audit("executed" if executed else "dry_run")
+    await audit("executed" if executed else ("noop" if may_execute else "dry_run"))
     return ScaleResult(
         cluster_id=cluster_id,
         node_pool_id=node_pool_id,

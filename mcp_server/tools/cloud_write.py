@@ -133,7 +133,7 @@ async def apply_yaml(
     """Server-side apply YAML documents to a cluster; dry_run shows each document's diff.
 
     Every document is dry-run on the server first: if one is refused, none is applied and the
-    error names it.
+    error names it. A document is `applied` only if it changed the cluster.
     """
     service, actor = _service(ctx)
     ops = WorkloadOps(service, app_state(ctx).settings.kubeconfig)

@@ -7,7 +7,8 @@ remediation executor depends on it:
 - PATCH in the three content types lightkube sends (JSON patch, JSON merge patch, strategic
   merge patch), PUT and POST, `dryRun=All`;
 - optimistic concurrency: a write whose object carries a `metadata.resourceVersion` other
-  than the stored one is refused with 409 Conflict; every accepted write bumps it;
+  than the stored one is refused with 409 Conflict; every accepted write that changes the
+  object bumps it (a write that changes nothing leaves it, as the real API server does);
 - `metadata.generation` counts spec changes; the deployment controller below reports
   `observedGeneration`, `updatedReplicas`, `readyReplicas` and `availableReplicas`.
 
@@ -669,6 +670,11 @@ class KubeApi:
         changed["apiVersion"], changed["kind"] = current["apiVersion"], current["kind"]
         if plural == "deployments" and changed.get("spec") != current.get("spec"):
             meta["generation"] = current["metadata"]["generation"] + 1
+        meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+        if changed == current:
+            # The API server stores nothing for a write that changes nothing: the object, its
+            # resourceVersion and its generation stay as they were, and no controller wakes.
+            return
         meta["resourceVersion"] = self._next_version()
         self.store(plural)[key] = changed
         if plural == "deployments":

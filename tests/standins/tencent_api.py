@@ -1,12 +1,15 @@
 """A stand-in for the Tencent Cloud API 3.0 endpoint, served on loopback for the real SDK.
 
 It verifies TC3-HMAC-SHA256 signatures (written from the public spec, not the SDK's code),
-routes on (service from the credential scope, X-TC-Action), pages like the real API and
-injects errors on demand.
+routes on (service from the credential scope, X-TC-Action), refuses a request without a
+parameter the API reference marks required (`REQUIRED`, MissingParameter naming it), answers a
+create whose name is taken with the action's documented conflict code, pages like the real API
+and injects errors on demand.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -22,6 +25,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 SECRET_ID, SECRET_KEY = "AKIDtest", "test-secret-key"
+# Seconds a request held by `together` waits for the others before going on alone.
+GATE_PATIENCE = 5.0
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
@@ -60,6 +65,104 @@ def error(code: str, message: str) -> Response:
     return reply({"Error": {"Code": code, "Message": message}})
 
 
+# The parameters each action's API reference marks required ("是否必填: 是"), as dotted paths;
+# `[]` steps into every item of a list. The real API answers a request without one of them with
+# MissingParameter before looking at anything else, so the stand-in does too.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    # CLS (cls/2020-10-16)
+    "CreateLogset": ("LogsetName",),
+    "CreateTopic": ("LogsetId", "TopicName"),
+    "CreateAlarmNotice": (
+        "Name",
+        "NoticeReceivers[].ReceiverType",
+        "NoticeReceivers[].ReceiverIds",
+        "NoticeReceivers[].ReceiverChannels",
+        "WebCallbacks[].Url",
+        "WebCallbacks[].CallbackType",
+    ),
+    "CreateAlarm": (
+        "Name",
+        "AlarmTargets",
+        "AlarmTargets[].TopicId",
+        "AlarmTargets[].Query",
+        "AlarmTargets[].Number",
+        "AlarmTargets[].StartTimeOffset",
+        "AlarmTargets[].EndTimeOffset",
+        "AlarmTargets[].LogsetId",
+        "MonitorTime",
+        "MonitorTime.Type",
+        "MonitorTime.Time",
+        "TriggerCount",
+        "AlarmPeriod",
+    ),
+    "CreateScheduledSql": (
+        "SrcTopicId",
+        "Name",
+        "EnableFlag",
+        "DstResource",
+        "DstResource.TopicId",
+        "ScheduledSqlContent",
+        "ProcessStartTime",
+        "ProcessType",
+        "ProcessPeriod",
+        "ProcessTimeWindow",
+        "ProcessDelay",
+        "SrcTopicRegion",
+    ),
+    "SearchLog": ("From", "To"),
+    "GetAlarmLog": ("From", "To"),
+    "DescribeAlertRecordHistory": ("From", "To", "Offset", "Limit"),
+    # Cloud Monitor (monitor/2018-07-24)
+    "GetMonitorData": ("Namespace", "MetricName", "Instances"),
+    "DescribeAlarmHistories": ("Module",),
+    "DescribeAlarmPolicies": ("Module",),
+    "DescribeStatisticData": ("Module", "Namespace", "MetricNames", "Period"),
+    # TTS (tts/2019-08-23)
+    "TextToVoice": ("Text", "SessionId"),
+    # TKE (tke/2018-05-25)
+    "CreateClusterNodePool": (
+        "ClusterId",
+        "AutoScalingGroupPara",
+        "LaunchConfigurePara",
+        "InstanceAdvancedSettings",
+        "EnableAutoscale",
+    ),
+    "ModifyNodePoolDesiredCapacityAboutAsg": ("ClusterId", "NodePoolId", "DesiredCapacity"),
+    "DescribeClusterNodePools": ("ClusterId",),
+    "DescribeClusterKubeconfig": ("ClusterId",),
+    "DescribeClusterInstances": ("ClusterId",),
+}
+
+
+def missing_parameter(params: dict[str, Any], paths: tuple[str, ...]) -> str | None:
+    """The first required parameter the request lacks, named as the API names it."""
+    for path in paths:
+        found = _lacks(params, path.split("."), "")
+        if found is not None:
+            return found
+    return None
+
+
+def _lacks(node: Any, steps: list[str], prefix: str) -> str | None:
+    step, rest = steps[0], steps[1:]
+    each = step.endswith("[]")
+    key = step.removesuffix("[]")
+    name = f"{prefix}.{key}" if prefix else key
+    if not isinstance(node, dict):
+        return None
+    value = node.get(key)
+    if not each:
+        if value is None:
+            return name
+        return _lacks(value, rest, name) if rest else None
+    # A list item's fields are required only when the list is given (optional lists).
+    for index, item in enumerate(value or []):
+        found = _lacks(item, rest, f"{name}.{index}")
+        if found is not None:
+            return found
+    return None
+
+
 @dataclass
 class TencentApi:
     logs: list[dict[str, Any]] = field(default_factory=list)  # {"time": ms, "json": {...}}
@@ -79,6 +182,10 @@ class TencentApi:
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     # action -> runs once just before that action is handled (another caller racing us).
     before: dict[str, Callable[[], None]] = field(default_factory=dict)
+    # action -> how many of its requests are held until all have arrived, then handled one by
+    # one: concurrent callers that each looked the name up before any of them created it.
+    together: dict[str, int] = field(default_factory=dict)
+    _gates: dict[str, asyncio.Barrier] = field(default_factory=dict)
     alarm_notices: list[dict[str, Any]] = field(default_factory=list)
     scheduled_sql: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 0
@@ -113,12 +220,25 @@ class TencentApi:
         action = headers["x-tc-action"]
         params = json.loads(body or b"{}")
         self.calls.append((service, action, params))
+        if action in self.together:
+            gate = self._gates.setdefault(action, asyncio.Barrier(self.together[action]))
+            # A caller that gave up before this action must not hang the others: after a while
+            # the rest go on alone (and the test sees what went wrong instead of hanging).
+            try:
+                await asyncio.wait_for(gate.wait(), GATE_PATIENCE)
+            except (TimeoutError, asyncio.BrokenBarrierError):
+                await gate.abort()
         hook = self.before.pop(action, None)
         if hook is not None:
             hook()
         if self.failures.get(action):
             code = self.failures[action].pop(0)
             return error(code, f"injected {code}")
+        absent = missing_parameter(params, REQUIRED.get(action, ()))
+        if absent is not None:
+            return error(
+                "MissingParameter", f"The request is missing a required parameter `{absent}`."
+            )
         handler = getattr(self, f"{service}_{action}", None)
         if handler is None:
             return error("InvalidAction", f"{service} has no action {action}")
@@ -193,10 +313,11 @@ class TencentApi:
             {"Results": [json.dumps(r, ensure_ascii=False) for r in rows], "ListOver": True}
         )
 
-    # CLS writes: names are unique per kind, as the real API enforces.
+    # CLS writes: names are unique per kind (topics per logset), as the real API enforces,
+    # answering each kind's documented InvalidParameter.*Conflict code.
     def cls_CreateLogset(self, params: dict[str, Any]) -> Response:
         if any(s["LogsetName"] == params["LogsetName"] for s in self.logsets):
-            return error("ResourceInUse.LogsetConflict", "a logset of that name exists")
+            return error("InvalidParameter.LogsetConflict", "a logset of that name exists")
         logset = {"LogsetId": self._new_id("logset"), "LogsetName": params["LogsetName"]}
         self.logsets.append(logset)
         return reply({"LogsetId": logset["LogsetId"]})
@@ -206,6 +327,11 @@ class TencentApi:
             return error("ResourceNotFound.LogsetNotExist", f"logset {params['LogsetId']}")
         if int(params.get("PartitionCount", 1)) > 10:
             return error("InvalidParameter.PartitionCount", "PartitionCount must be <= 10")
+        if any(
+            t.get("LogsetId") == params["LogsetId"] and t["TopicName"] == params["TopicName"]
+            for t in self.topics
+        ):
+            return error("InvalidParameter.TopicConflict", "a topic of that name exists")
         topic = {
             "TopicId": self._new_id("topic"),
             "TopicName": params["TopicName"],
@@ -220,6 +346,8 @@ class TencentApi:
     def cls_CreateAlarmNotice(self, params: dict[str, Any]) -> Response:
         if not params.get("NoticeReceivers") and not params.get("WebCallbacks"):
             return error("InvalidParameter", "a notice needs receivers or callbacks")
+        if any(n["Name"] == params["Name"] for n in self.alarm_notices):
+            return error("InvalidParameter.AlarmNoticeConflict", "a notice of that name exists")
         notice = {"AlarmNoticeId": self._new_id("notice"), **params}
         self.alarm_notices.append(notice)
         return reply({"AlarmNoticeId": notice["AlarmNoticeId"]})
@@ -235,6 +363,8 @@ class TencentApi:
                 return error("ResourceNotFound.TopicNotExist", f"topic {target['TopicId']}")
             if target.get("LogsetId") != topics[target["TopicId"]]:
                 return error("InvalidParameter.LogsetId", "LogsetId is not the topic's logset")
+        if any(a["Name"] == params["Name"] for a in self.cls_alarms):
+            return error("InvalidParameter.AlarmConflict", "an alarm policy of that name exists")
         alarm = {"AlarmId": self._new_id("alarm"), **params}
         self.cls_alarms.append(alarm)
         return reply({"AlarmId": alarm["AlarmId"]})
@@ -244,6 +374,13 @@ class TencentApi:
         return self._page(rows, params, "ScheduledSqlTaskInfos")
 
     def cls_CreateScheduledSql(self, params: dict[str, Any]) -> Response:
+        # Scheduled SQL does not deliver across regions: the target is in the source's region.
+        if params["DstResource"].get("Region") not in (None, params["SrcTopicRegion"]):
+            return error(
+                "InvalidParameter",
+                f"DstResource.Region {params['DstResource']['Region']!r} is not the source "
+                f"topic's region {params['SrcTopicRegion']!r}",
+            )
         topics = {t["TopicId"] for t in self.topics}
         for topic in (params["SrcTopicId"], params["DstResource"]["TopicId"]):
             if topic not in topics:

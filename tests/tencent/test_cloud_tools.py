@@ -15,6 +15,7 @@ from tencentcloud.common.credential import Credential
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
+from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
 from mcp_server.server import build_server
 from mcp_server.state import AppState, StateHolder
@@ -150,6 +151,22 @@ async def test_scale_node_pool_respects_permission(
     }
     assert api.node_pools["cls-1"][0]["DesiredNodesNum"] == 4
     assert out_of_range and "within [1, 6]" in message
+
+
+async def test_scaling_a_node_pool_to_its_current_size_sends_nothing_and_is_audited_as_a_noop(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud_state
+    async with client(state, "ops") as c:
+        failed, same = await call(
+            c, "scale_node_pool", cluster_id="cls-1", node_pool_id="np-1", desired=3
+        )
+    assert not failed, same
+    assert same["executed"] is False and same["previous"] == same["desired"] == 3
+    assert [a for _, a, _ in api.calls if a == "ModifyNodePoolDesiredCapacityAboutAsg"] == []
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    assert [r.detail["outcome"] for r in rows if r.action == "cloud.scale_node_pool"] == ["noop"]
 
 
 async def test_without_credentials_tools_say_what_to_configure(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,12 +11,19 @@ import pytest_asyncio
 from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentRequestError
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
 from mcp_server.state import AppState
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.standins.tencent_api import (
+    REQUIRED,
+    SECRET_ID,
+    SECRET_KEY,
+    TencentApi,
+    missing_parameter,
+)
 from tests.support.servers import serve
 from tests.tencent.test_cloud_tools import call, client
 
@@ -175,6 +183,8 @@ async def test_cw03_permission_is_read_from_the_database_and_refusals_are_audite
         ("LimitExceeded.Logset", "quota or limit reached"),
         ("InvalidParameter.Content", "rejected a parameter of CreateLogset"),
         ("ResourceNotFound.LogsetNotExist", "does not exist"),
+        # The name is taken, yet the lookup after the conflict finds nothing it could adopt.
+        ("InvalidParameter.LogsetConflict", "the name is taken"),
     ],
 )
 async def test_cw04_each_tencent_error_class_reads_as_what_to_do(
@@ -242,3 +252,103 @@ async def test_cw07_a_create_racing_another_caller_for_the_name_answers_the_winn
     assert not failed, result
     assert result["resource_id"] == "logset-raced" and result["steps"][0]["existing"] is True
     assert [s["LogsetName"] for s in api.logsets].count("audit") == 1
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "actions"), CASES)
+async def test_cw08_every_create_sends_each_parameter_the_api_reference_requires(
+    cloud: tuple[TencentApi, AppState],
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    actions: list[str],
+) -> None:
+    _, state = cloud
+    async with client(state, "ops") as c:
+        failed, dry = await call(c, tool, **{arg: spec})
+    assert not failed, dry
+    for step in dry["steps"]:
+        request = step["request"]
+        assert request["action"] in REQUIRED
+        assert missing_parameter(request["params"], REQUIRED[request["action"]]) is None
+
+
+async def test_cw09_a_scheduled_sql_task_names_its_topics_region_the_configured_one_by_default(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    async with client(state, "ops") as c:
+        failed, done = await call(c, "create_scheduled_sql", task=SQL, mode="execute")
+        _, elsewhere = await call(c, "create_scheduled_sql", task={**SQL, "region": "ap-shanghai"})
+    assert not failed, done
+    sent = api.creates()[-1][2]
+    assert sent["SrcTopicRegion"] == "ap-guangzhou"
+    assert sent["DstResource"]["Region"] == "ap-guangzhou"
+    params = elsewhere["steps"][0]["request"]["params"]
+    assert (params["SrcTopicRegion"], params["DstResource"]["Region"]) == (
+        "ap-shanghai",
+        "ap-shanghai",
+    )
+
+
+async def test_cw10_the_stand_in_refuses_a_request_without_a_required_parameter_by_name(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    target = {"TopicId": "topic-app", "Query": "*", "Number": 1, "StartTimeOffset": -15}
+    with pytest.raises(TencentRequestError) as missing_top:
+        await state.tencent.call("cls", "CreateTopic", {"LogsetId": "logset-app"})
+    with pytest.raises(TencentRequestError) as missing_nested:
+        await state.tencent.call(
+            "cls",
+            "CreateAlarm",
+            {
+                "Name": "a",
+                "AlarmTargets": [{**target, "EndTimeOffset": 0, "LogsetId": "logset-app"}, target],
+                "MonitorTime": {"Type": "Period", "Time": 1},
+                "TriggerCount": 1,
+                "AlarmPeriod": 15,
+            },
+        )
+    assert missing_top.value.code == "MissingParameter"
+    assert "`TopicName`" in missing_top.value.message
+    assert missing_nested.value.code == "MissingParameter"
+    assert "`AlarmTargets.1.EndTimeOffset`" in missing_nested.value.message
+    assert api.topics[-1]["TopicName"] == "stats" and api.cls_alarms == []
+
+
+RACES: list[tuple[str, str, dict[str, Any], list[str]]] = [
+    ("create_logset", "logset", {"name": "audit"}, ["CreateLogset"]),
+    ("create_log_topic", "topic", {"logset_id": "logset-app", "name": "nginx"}, ["CreateTopic"]),
+    ("create_cls_alarm", "alarm", ALARM, ["CreateAlarmNotice", "CreateAlarm"]),
+]
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "actions"), RACES)
+async def test_cw11_two_callers_creating_the_same_name_at_once_both_get_the_one_resource(
+    cloud: tuple[TencentApi, AppState],
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    actions: list[str],
+) -> None:
+    api, state = cloud
+    # Both creates reach the API only after both lookups found nothing: a real race.
+    api.together = dict.fromkeys(actions, 2)
+
+    async def ask() -> tuple[bool, Any]:
+        async with client(state, "ops") as c:
+            return await call(c, tool, **{arg: spec}, mode="execute")
+
+    (failed_a, a), (failed_b, b) = await asyncio.gather(ask(), ask())
+    assert not failed_a, a
+    assert not failed_b, b
+    assert [act for _, act, _ in api.creates()] == [x for x in actions for _ in (1, 2)]
+    assert a["resource_id"] == b["resource_id"]
+    for index in range(len(actions)):
+        steps = [a["steps"][index], b["steps"][index]]
+        assert steps[0]["resource_id"] == steps[1]["resource_id"]
+        assert sorted((s["sent"], s["existing"]) for s in steps) == [(False, True), (True, False)]
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    outcomes = [r.detail["outcome"] for r in rows if r.action == f"cloud.{tool}"]
+    assert sorted(outcomes) == ["executed", "existing"]

@@ -296,3 +296,34 @@ async def test_ck04_workload_changes_check_permission_and_name_missing_workloads
         hints = tools[name].annotations
         assert hints is not None and hints.destructive_hint is True
         assert hints.read_only_hint is False and hints.open_world_hint is True
+
+
+async def test_ck05_applying_yaml_that_changes_nothing_is_audited_as_a_no_op(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    apply = {"cluster_id": "cls-1", "documents": CONFIG}
+    async with client(state, "ops") as c:
+        _, first = await call(c, "apply_yaml", apply=apply, mode="execute")
+        version = kube.configmaps[("shop", "checkout-settings")]["metadata"]["resourceVersion"]
+        _, again = await call(c, "apply_yaml", apply=apply, mode="execute")
+        # The same object twice in one YAML: the second apply finds the first's work done.
+        _, twice = await call(
+            c,
+            "apply_yaml",
+            apply={**apply, "documents": f"{NEW_IMAGE}---{NEW_IMAGE}"},
+            mode="execute",
+        )
+    assert [d["applied"] for d in first["documents"]] == [True]
+    assert [d["applied"] for d in again["documents"]] == [False]
+    assert kube.configmaps[("shop", "checkout-settings")]["metadata"]["resourceVersion"] == (
+        version
+    )
+    assert "no-op" in again["summary"]
+    assert [d["change"] for d in twice["documents"]] == ["update", "update"]
+    assert [d["applied"] for d in twice["documents"]] == [True, False]
+    assert [w.kind for w in kube.writes()] == ["configmaps", "deployments", "deployments"]
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    outcomes = [r.detail["outcome"] for r in rows if r.action == "cloud.apply_yaml"]
+    assert outcomes == ["executed", "noop", "executed"]

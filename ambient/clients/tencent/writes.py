@@ -176,16 +176,21 @@ def scheduled_sql_request(
     period_minutes: int,
     window: str,
     region: str | None,
+    default_region: str,
 ) -> CloudRequest:
+    # The task names its topics' region explicitly (SrcTopicRegion is required, and CLS does
+    # not deliver across regions): the region the call goes to, never an empty string.
+    topic_region = region or default_region
     return CloudRequest(
         product="cls",
         action="CreateScheduledSql",
         region=region,
         params={
             "SrcTopicId": source_topic_id,
+            "SrcTopicRegion": topic_region,
             "Name": name,
             "EnableFlag": 1,
-            "DstResource": {"TopicId": target_topic_id, "Region": region or "", "BizType": 0},
+            "DstResource": {"TopicId": target_topic_id, "Region": topic_region, "BizType": 0},
             "ScheduledSqlContent": sql,
             "ProcessStartTime": start_ms,
             "ProcessType": 1,
@@ -270,6 +275,22 @@ CREATED_ID = {
     "CreateAlarm": "AlarmId",
     "CreateScheduledSql": "TaskId",
 }
+
+
+# What each create answers when the name is already taken (each action's documented error
+# code; CLS says InvalidParameter.*Conflict). A create with no entry has no unique name: TKE
+# node pools and scheduled SQL tasks may share one, so a race there can make two.
+NAME_TAKEN = {
+    "CreateLogset": "InvalidParameter.LogsetConflict",
+    "CreateTopic": "InvalidParameter.TopicConflict",
+    "CreateAlarmNotice": "InvalidParameter.AlarmNoticeConflict",
+    "CreateAlarm": "InvalidParameter.AlarmConflict",
+}
+
+
+def name_taken(request: CloudRequest, code: str) -> bool:
+    """True when ``code`` is the API's answer to a create whose name another caller took."""
+    return NAME_TAKEN.get(request.action) == code
 
 
 async def send(tc: TencentCloud, request: CloudRequest) -> str | None:
