@@ -3,6 +3,25 @@
 A control (pause, update, trigger, stop) or a sweep of a dead process's polls writes a row
 in ``watch_poll_ends``; every process running polls reads the rows written since it started
 with an ``EndRequestCursor`` every ``END_POLL_READ`` seconds (activities/polling.py).
+
+The cursor's invariant: **ids are handed out in commit order and never again**, so a reader
+that has read every request up to id ``n`` has read every request committed before the one
+with id ``n`` — ``id > n`` then misses nothing, on the hot path as cheap as ever (one indexed
+range read, no state but ``n``). Both halves are kept by the writers, not guessed by readers:
+
+- in commit order: a request's id is taken inside its transaction, and two transactions
+  writing requests never overlap. On PostgreSQL a sequence hands ids out at insert, not at
+  commit (two controls at once: id 5, then id 6 commits first, and a reader past 6 would
+  never see 5), so every writer takes the table's ``SHARE ROW EXCLUSIVE`` lock before its
+  insert: writers of requests wait for each other (they are a few small transactions a
+  minute), readers never wait. On SQLite one writer holds the file's write lock from its
+  insert to its commit, which is the same order.
+- never again: SQLite hands out ``max(id) + 1``, so the sweep of old requests never drops the
+  newest one (once the table was empty, the next request would get an id a reader has
+  passed). PostgreSQL's sequence never goes back.
+
+Every request goes through ``add_end_requests``: a writer that skipped its lock could be
+skipped by the readers.
 """
 
 from __future__ import annotations
@@ -10,11 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.storage.db import Database
 from ambient.storage.models import WatchPollEnd, utcnow
+
+ENDS: Table = WatchPollEnd.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -34,9 +55,13 @@ class ReadRequest(EndRequest):
 
 
 async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) -> None:
-    """Write ``requests`` in the session's transaction (the caller commits)."""
+    """Write ``requests`` in the session's transaction (the caller commits, soon: other
+    writers of requests wait for it)."""
     if not requests:
         return
+    if session.get_bind().dialect.name == "postgresql":
+        # Held to the commit: the ids are taken, and committed, one transaction at a time.
+        await session.execute(text(f"LOCK TABLE {ENDS.name} IN SHARE ROW EXCLUSIVE MODE"))
     now = utcnow()
     await session.execute(
         insert(WatchPollEnd),
@@ -55,14 +80,19 @@ async def request_ends(db: Database, requests: list[EndRequest]) -> None:
 
 
 async def drop_end_requests(db: Database, before: datetime) -> None:
-    """Drop the requests written before ``before`` (nobody acts on them any more)."""
+    """Drop the requests written before ``before`` (nobody acts on them any more), all but
+    the newest: on SQLite its id is where the next one's is counted from."""
+    newest = select(func.max(ENDS.c.id)).scalar_subquery()
     async with db.write_session() as session:
-        await session.execute(delete(WatchPollEnd).where(WatchPollEnd.created_at < before))
+        await session.execute(
+            delete(ENDS).where((ENDS.c.created_at < before) & (ENDS.c.id < newest))
+        )
         await session.commit()
 
 
 class EndRequestCursor:
-    """One process's reader of end requests: each ``read`` returns those not read before."""
+    """One process's reader of end requests: each ``read`` returns those committed since
+    the last (the first read returns none: requests written before it are not for it)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
