@@ -85,6 +85,7 @@ from ambient.storage.poll_ends import (
 )
 from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite, PollWriter
 from ambient.storage.repositories import EventRepository
+from workflows.web_monitor import WebMonitorWorkflow
 
 log = logging.getLogger("ambient.polling")
 
@@ -298,10 +299,10 @@ class PagePoller:
         """End this process's polls whose workflow run has closed (terminated, timed out:
         nobody will take their result); returns how many."""
         since = utcnow() - CLOSED_MARGIN
-        stamp = self._closed_since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        query = f"ExecutionStatus != 'Running' AND CloseTime >= '{stamp}'"
         closed: set[tuple[str, str]] = set()
-        async for execution in client.list_workflows(query, page_size=1000):
+        async for execution in client.list_workflows(
+            closed_runs_query(self._closed_since), page_size=1000
+        ):
             closed.add((execution.id, execution.run_id))
         self._closed_since = since
         ended = 0
@@ -333,6 +334,17 @@ class PagePoller:
             except SQLAlchemyError as exc:  # read again next time; the fallback is a cancel
                 log.warning("reading poll end requests failed: %s", exc)
             await asyncio.sleep(END_POLL_READ)
+
+
+def closed_runs_query(since: datetime) -> str:
+    """The visibility query for the web monitors' runs closed since ``since``: only their
+    workflow type (the namespace's reminders, briefings, remediations, ... close too, and
+    would be paged through every ``CLOSED_EVERY`` seconds by every process running polls)."""
+    stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (
+        f"WorkflowType = '{WebMonitorWorkflow.__name__}' "
+        f"AND ExecutionStatus != 'Running' AND CloseTime >= '{stamp}'"
+    )
 
 
 class PollSession:
