@@ -56,6 +56,7 @@ from ambient.domain.notify import (
     redact_target,
 )
 from ambient.domain.polling import (
+    WEB_MONITOR_TYPE,
     EndPoll,
     PollEnd,
     PollEvent,
@@ -85,7 +86,6 @@ from ambient.storage.poll_ends import (
 )
 from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite, PollWriter
 from ambient.storage.repositories import EventRepository
-from workflows.web_monitor import WebMonitorWorkflow
 
 log = logging.getLogger("ambient.polling")
 
@@ -342,7 +342,7 @@ def closed_runs_query(since: datetime) -> str:
     would be paged through every ``CLOSED_EVERY`` seconds by every process running polls)."""
     stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return (
-        f"WorkflowType = '{WebMonitorWorkflow.__name__}' "
+        f"WorkflowType = '{WEB_MONITOR_TYPE}' "
         f"AND ExecutionStatus != 'Running' AND CloseTime >= '{stamp}'"
     )
 
