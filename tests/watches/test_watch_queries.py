@@ -28,6 +28,13 @@ async def _until(what: Callable[[], Awaitable[Any]], seconds: float = 30.0) -> A
     raise AssertionError("condition not reached")
 
 
+def _equal(got: Callable[[], Awaitable[set[str]]], want: set[str]) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await got() == want
+
+    return check
+
+
 async def _ids(env: WorkflowEnvironment, query: str) -> set[str]:
     return {execution.id async for execution in env.client.list_workflows(query)}
 
@@ -57,20 +64,11 @@ async def test_the_closed_runs_a_poll_process_looks_for_are_web_monitors_only(
     both = {monitor.id, other.id}
     listed = " OR ".join(f"WorkflowId = '{i}'" for i in both)
     await _until(
-        async_equal(lambda: _ids(dev_env, f"ExecutionStatus != 'Running' AND ({listed})"), both)
+        _equal(lambda: _ids(dev_env, f"ExecutionStatus != 'Running' AND ({listed})"), both)
     )
     found = await _ids(dev_env, closed_runs_query(since))
     assert monitor.id in found
     assert other.id not in found
-
-
-def async_equal(
-    got: Callable[[], Awaitable[set[str]]], want: set[str]
-) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return await got() == want
-
-    return check
 
 
 async def test_the_watch_list_leaves_out_runs_of_other_types_with_watch_attributes(
@@ -94,7 +92,7 @@ async def test_the_watch_list_leaves_out_runs_of_other_types_with_watch_attribut
     )
     try:
         both = {watch.id, impostor.id}
-        await _until(async_equal(lambda: _ids(dev_env, f"AmbientUser = '{user}'"), both))
+        await _until(_equal(lambda: _ids(dev_env, f"AmbientUser = '{user}'"), both))
         listed = await TaskService(dev_env.client, settings, db).list(user)
         assert [t.task_id for t in listed] == [watch.id]
     finally:
