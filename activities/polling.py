@@ -36,7 +36,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.client import Client
@@ -56,6 +56,7 @@ from ambient.domain.notify import (
     redact_target,
 )
 from ambient.domain.polling import (
+    WEB_MONITOR_TYPE,
     EndPoll,
     PollEnd,
     PollEvent,
@@ -76,7 +77,13 @@ from ambient.storage.leases import (
     end_lost,
     forget_processes,
 )
-from ambient.storage.models import Event, WatchPoll, WatchPollEnd, utcnow
+from ambient.storage.models import Event, WatchPoll, utcnow
+from ambient.storage.poll_ends import (
+    EndRequest,
+    EndRequestCursor,
+    drop_end_requests,
+    request_ends,
+)
 from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite, PollWriter
 from ambient.storage.repositories import EventRepository
 
@@ -207,13 +214,7 @@ class PagePoller:
             session.end(PollEnd.CONTROL)
             return True
         # Running in another worker process (or not at all): that process reads this.
-        async with self.db.write_session() as db:
-            await db.execute(
-                insert(WatchPollEnd).values(
-                    task=request.workflow_id, life=request.life, created_at=utcnow()
-                )
-            )
-            await db.commit()
+        await request_ends(self.db, [EndRequest(request.workflow_id, request.life)])
         return False
 
     async def upkeep(self, client: Client | None, *, forever: bool = True) -> None:
@@ -298,10 +299,10 @@ class PagePoller:
         """End this process's polls whose workflow run has closed (terminated, timed out:
         nobody will take their result); returns how many."""
         since = utcnow() - CLOSED_MARGIN
-        stamp = self._closed_since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        query = f"ExecutionStatus != 'Running' AND CloseTime >= '{stamp}'"
         closed: set[tuple[str, str]] = set()
-        async for execution in client.list_workflows(query, page_size=1000):
+        async for execution in client.list_workflows(
+            closed_runs_query(self._closed_since), page_size=1000
+        ):
             closed.add((execution.id, execution.run_id))
         self._closed_since = since
         ended = 0
@@ -316,42 +317,34 @@ class PagePoller:
 
     async def read_end_requests(self) -> None:
         """While this process runs polls, end those another process's workflow asked to end."""
-        last: int | None = None
+        cursor = EndRequestCursor(self.db)
         swept = 0.0
         while self._sessions:
             try:
-                async with self.db.session() as db:
-                    if last is None:  # requests written before this reader are not for it
-                        last = await db.scalar(select(func.max(WatchPollEnd.id))) or 0
-                    rows = (
-                        await db.execute(
-                            select(
-                                WatchPollEnd.id,
-                                WatchPollEnd.task,
-                                WatchPollEnd.life,
-                                WatchPollEnd.run_id,
-                                WatchPollEnd.poll,
-                            )
-                            .where(WatchPollEnd.id > last)
-                            .order_by(WatchPollEnd.id)
-                        )
-                    ).all()
-                for row_id, task, life, run_id, poll in rows:
-                    last = row_id
-                    session = self._sessions.get((task, life))
+                for request in await cursor.read():
+                    session = self._sessions.get((request.task, request.life))
                     if session is not None and (
-                        poll is None or (session.request.poll, session.run_id) == (poll, run_id)
+                        request.poll is None
+                        or (session.request.poll, session.run_id) == (request.poll, request.run_id)
                     ):
                         session.end(PollEnd.CONTROL)
                 if time.monotonic() - swept > END_POLL_KEEP.total_seconds():
                     swept = time.monotonic()
-                    async with self.db.write_session() as db:
-                        old = utcnow() - END_POLL_KEEP
-                        await db.execute(delete(WatchPollEnd).where(WatchPollEnd.created_at < old))
-                        await db.commit()
+                    await drop_end_requests(self.db, utcnow() - END_POLL_KEEP)
             except SQLAlchemyError as exc:  # read again next time; the fallback is a cancel
                 log.warning("reading poll end requests failed: %s", exc)
             await asyncio.sleep(END_POLL_READ)
+
+
+def closed_runs_query(since: datetime) -> str:
+    """The visibility query for the web monitors' runs closed since ``since``: only their
+    workflow type (the namespace's reminders, briefings, remediations, ... close too, and
+    would be paged through every ``CLOSED_EVERY`` seconds by every process running polls)."""
+    stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (
+        f"WorkflowType = '{WEB_MONITOR_TYPE}' "
+        f"AND ExecutionStatus != 'Running' AND CloseTime >= '{stamp}'"
+    )
 
 
 class PollSession:

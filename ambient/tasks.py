@@ -72,6 +72,11 @@ PREFIXES = {
     TaskKind.THRESHOLD_WATCH: "threshold-watch",
     TaskKind.SCHEDULE: "reminder",
 }
+# The workflow type of each kind of watch (what the visibility queries for watches ask for).
+WATCH_TYPES: dict[TaskKind, type] = {
+    TaskKind.WEB_MONITOR: WebMonitorWorkflow,
+    TaskKind.THRESHOLD_WATCH: ThresholdWatchWorkflow,
+}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
@@ -419,13 +424,15 @@ class TaskService:
         self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None
     ) -> tuple[builtins.list[TaskSummary], bytes | None]:
         clauses = [f"{temporal.USER.name} = {json.dumps(user)}"]
-        if kind is not None:
-            clauses.append(f"{temporal.KIND.name} = {json.dumps(kind)}")
-        else:
-            kinds = ", ".join(
-                json.dumps(k.value) for k in (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
-            )
-            clauses.append(f"{temporal.KIND.name} IN ({kinds})")
+        # Exact: each kind of watch is its workflow type and its kind attribute (a run of
+        # another type that carries the same attributes is not a watch).
+        kinds = [
+            f"({temporal.KIND.name} = {json.dumps(k.value)} "
+            f"AND WorkflowType = {json.dumps(workflow_type.__name__)})"
+            for k, workflow_type in WATCH_TYPES.items()
+            if kind in (None, k.value)
+        ]
+        clauses.append(f"({' OR '.join(kinds)})")
         # A continued-as-new run is history; its successor is the task.
         clauses.append('ExecutionStatus != "ContinuedAsNew"')
         executions = self.client.list_workflows(

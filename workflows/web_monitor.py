@@ -14,7 +14,13 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from ambient.domain.checks import CheckPageInput, PageCheck
     from ambient.domain.notify import Message
-    from ambient.domain.polling import EndPoll, PollLost, PollRequest, PollResult
+    from ambient.domain.polling import (
+        WEB_MONITOR_TYPE,
+        EndPoll,
+        PollLost,
+        PollRequest,
+        PollResult,
+    )
     from ambient.domain.tasks import (
         Failure,
         TaskStatus,
@@ -62,7 +68,7 @@ POLL_PHASE = "poll-phase"
 END_POLL_WAIT = timedelta(seconds=10)
 
 
-@workflow.defn
+@workflow.defn(name=WEB_MONITOR_TYPE)
 class WebMonitorWorkflow(WatchControls):
     KIND = TaskKind.WEB_MONITOR
     config: WebMonitorConfig

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, exists, insert, select, tuple_
+from sqlalchemy import Table, and_, delete, exists, select, tuple_
 
 from ambient.storage.db import Database
-from ambient.storage.models import WatchPollEnd, WatchPollLease, WorkerProcess, utcnow
+from ambient.storage.models import WatchPollLease, WorkerProcess, utcnow
+from ambient.storage.poll_ends import EndRequest, request_ends
 from ambient.storage.polls import upsert
 
 LEASES: Table = WatchPollLease.__table__  # type: ignore[assignment]
@@ -129,12 +130,7 @@ async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
 async def end_lost(db: Database, lost: list[Lease]) -> None:
     """Ask the lost polls to end, in case their process is alive after all (its end-request
     reader stops exactly these polls, not their successors)."""
-    async with db.write_session() as session:
-        await session.execute(
-            insert(WatchPollEnd),
-            [{**_row(lease), "created_at": utcnow()} for lease in lost],
-        )
-        await session.commit()
+    await request_ends(db, [EndRequest(e.task, e.life, e.run_id, e.poll) for e in lost])
 
 
 async def drop_leases(db: Database, leases: list[Lease]) -> None:

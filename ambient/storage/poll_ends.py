@@ -1,0 +1,121 @@
+"""End requests: how a control reaches a poll that runs in another worker process.
+
+A control (pause, update, trigger, stop) or a sweep of a dead process's polls writes a row
+in ``watch_poll_ends``; every process running polls reads the rows written since it started
+with an ``EndRequestCursor`` every ``END_POLL_READ`` seconds (activities/polling.py).
+
+The cursor's invariant: **ids are handed out in commit order and never again**, so a reader
+that has read every request up to id ``n`` has read every request committed before the one
+with id ``n`` — ``id > n`` then misses nothing, on the hot path as cheap as ever (one indexed
+range read, no state but ``n``). Both halves are kept by the writers, not guessed by readers:
+
+- in commit order: a request's id is taken inside its transaction, and two transactions
+  writing requests never overlap. On PostgreSQL a sequence hands ids out at insert, not at
+  commit (two controls at once: id 5, then id 6 commits first, and a reader past 6 would
+  never see 5), so every writer takes the table's ``SHARE ROW EXCLUSIVE`` lock before its
+  insert: writers of requests wait for each other (they are a few small transactions a
+  minute), readers never wait. On SQLite one writer holds the file's write lock from its
+  insert to its commit, which is the same order.
+- never again: SQLite hands out ``max(id) + 1``, so the sweep of old requests never drops the
+  newest one (once the table was empty, the next request would get an id a reader has
+  passed). PostgreSQL's sequence never goes back.
+
+Every request goes through ``add_end_requests``: a writer that skipped its lock could be
+skipped by the readers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Table, delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.storage.db import Database
+from ambient.storage.models import WatchPollEnd, utcnow
+
+ENDS: Table = WatchPollEnd.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class EndRequest:
+    """Hand back the poll of (task = workflow id, life); with ``run_id`` and ``poll`` only
+    that poll (a lost one), not its successor."""
+
+    task: str
+    life: str
+    run_id: str | None = None
+    poll: int | None = None
+
+
+@dataclass(frozen=True)
+class ReadRequest(EndRequest):
+    id: int = 0
+
+
+async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) -> None:
+    """Write ``requests`` in the session's transaction (the caller commits, soon: other
+    writers of requests wait for it)."""
+    if not requests:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # Held to the commit: the ids are taken, and committed, one transaction at a time.
+        await session.execute(text(f"LOCK TABLE {ENDS.name} IN SHARE ROW EXCLUSIVE MODE"))
+    now = utcnow()
+    await session.execute(
+        insert(WatchPollEnd),
+        [
+            {"task": r.task, "life": r.life, "run_id": r.run_id, "poll": r.poll, "created_at": now}
+            for r in requests
+        ],
+    )
+
+
+async def request_ends(db: Database, requests: list[EndRequest]) -> None:
+    """Write ``requests`` in one transaction of their own."""
+    async with db.write_session() as session:
+        await add_end_requests(session, requests)
+        await session.commit()
+
+
+async def drop_end_requests(db: Database, before: datetime) -> None:
+    """Drop the requests written before ``before`` (nobody acts on them any more), all but
+    the newest: on SQLite its id is where the next one's is counted from."""
+    newest = select(func.max(ENDS.c.id)).scalar_subquery()
+    async with db.write_session() as session:
+        await session.execute(
+            delete(ENDS).where((ENDS.c.created_at < before) & (ENDS.c.id < newest))
+        )
+        await session.commit()
+
+
+class EndRequestCursor:
+    """One process's reader of end requests: each ``read`` returns those committed since
+    the last (the first read returns none: requests written before it are not for it)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.last: int | None = None  # the highest id read
+
+    async def read(self) -> list[ReadRequest]:
+        async with self.db.session() as session:
+            if self.last is None:  # requests written before this reader are not for it
+                self.last = await session.scalar(select(func.max(WatchPollEnd.id))) or 0
+            rows = (
+                await session.execute(
+                    select(
+                        WatchPollEnd.id,
+                        WatchPollEnd.task,
+                        WatchPollEnd.life,
+                        WatchPollEnd.run_id,
+                        WatchPollEnd.poll,
+                    )
+                    .where(WatchPollEnd.id > self.last)
+                    .order_by(WatchPollEnd.id)
+                )
+            ).all()
+        found = [ReadRequest(task, life, run, poll, id=row) for row, task, life, run, poll in rows]
+        if found:
+            self.last = found[-1].id
+        return found
