@@ -397,6 +397,7 @@ class GreetOutcome(StrEnum):
     OUTSIDE_WINDOW = "outside_window"  # a short answer; the day's briefing is not used up
     PREPARING = "preparing"  # not ready within the bounded wait; ask again
     UNAVAILABLE = "unavailable"  # preparation failed or no briefing task
+    PAUSED = "paused"  # the user paused the briefing: nothing is spoken until resumed
 
 
 class GreetRequest(BaseModel):
@@ -432,6 +433,12 @@ def greeting_text(
             f"你好！每日简报在 {window} 之间的第一次问候时播报。"
             if zh
             else f"Hello! The daily briefing is given at the first greeting between {window}."
+        )
+    if outcome is GreetOutcome.PAUSED:
+        return (
+            "你好！每日简报已暂停，恢复后才会播报。"
+            if zh
+            else "Hello! Your daily briefing is paused; it is given again once you resume it."
         )
     if outcome is GreetOutcome.PREPARING:
         return (
