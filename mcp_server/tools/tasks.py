@@ -183,7 +183,8 @@ async def create_background_task(
 async def list_tasks(
     ctx: Context[Any, Any],
     kind: Annotated[
-        Literal["web_monitor", "threshold_watch", "schedule", "news_digest"] | None,
+        Literal["web_monitor", "threshold_watch", "schedule", "news_digest", "daily_briefing"]
+        | None,
         Field(default=None, description="only this kind"),
     ] = None,
     state: Annotated[
