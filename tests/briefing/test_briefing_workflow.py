@@ -527,6 +527,9 @@ async def test_a_paused_briefing_answers_a_greeting_at_once_that_it_is_paused(
         assert not (await stack.service.resume("paula")).paused
         spoken = await stack.service.greet("paula", request_id="resumed")
         assert spoken.outcome is GreetOutcome.SPOKEN
+        await save_history(
+            ts_env.client.get_workflow_handle("daily-briefing/paula"), "daily_briefing_paused"
+        )
 
 
 async def test_a_briefing_paused_past_its_day_answers_greetings_status_and_resume(
@@ -577,3 +580,19 @@ async def _next_run(service, user):  # type: ignore[no-untyped-def]
 async def _planned(service, user):  # type: ignore[no-untyped-def]
     status = await service.status(user)
     return status if status.day is not None else None
+
+
+def test_a_log_source_given_without_type_follows_its_field_and_a_foreign_field_is_refused() -> None:
+    from ambient.briefing import InvalidBriefingError, parse_config
+    from ambient.domain.briefing import ClsLogSpec, FileLogSpec
+
+    by_path = parse_config({"log_source": {"path": "app.log"}})
+    assert isinstance(by_path.log_source, FileLogSpec)
+    by_topic = parse_config({"log_source": {"topic_id": "t-1", "region": "ap-guangzhou"}})
+    assert isinstance(by_topic.log_source, ClsLogSpec)
+    try:
+        parse_config({"log_source": {"type": "file", "path": "app.log", "topic_id": "t-1"}})
+    except InvalidBriefingError as refused:
+        assert refused.field == "log_source.file.topic_id"
+    else:
+        raise AssertionError("a file source with a CLS topic was accepted")
