@@ -11,6 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from ambient.domain.briefing import BriefingConfig
 from ambient.domain.reminders import ReminderConfig
 from ambient.domain.tasks import TaskStatus
 from ambient.domain.users import Role
@@ -78,10 +79,10 @@ ReminderConfigArg = Annotated[
 AnyConfig = Annotated[dict[str, Any], config_schema(*ANY_CONFIG), Field(description=CONFIG_BY_TYPE)]
 UpdateConfig = Annotated[
     dict[str, Any],
-    config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig),
+    config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig, BriefingConfig),
     Field(
         description="the whole new config, of the task's own type (web monitor, threshold "
-        "watch or reminder)"
+        "watch, reminder or daily briefing)"
     ),
 ]
 

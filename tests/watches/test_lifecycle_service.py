@@ -3,7 +3,8 @@ request id, schedules updated in place, paged lists with summaries."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing import BriefingService
 from ambient.deps import WorkerDeps
-from ambient.tasks import InvalidTaskError, TaskNotFoundError, TaskService
+from ambient.tasks import InvalidTaskError, TaskNotFoundError, TaskService, TaskSummary
 from tests.conftest import unique
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
@@ -233,8 +234,8 @@ async def test_every_created_task_id_works_with_list_get_pause_update_resume_tri
     briefings = BriefingService(service.client, service.settings, service.db)
     ids["daily_briefing"] = (await briefings.create(user, configs["daily_briefing"][0])).task_id
     assert ids["daily_briefing"] == f"daily-briefing/{user}"
-    listed = {t.task_id: t for t in await service.list(user)}
-    assert set(ids.values()) <= set(listed)
+    # Visibility is eventually consistent: wait until every task is listed.
+    listed = await _listed(service, user, lambda tasks: set(ids.values()) <= set(tasks))
     assert listed[ids["daily_briefing"]].kind == "daily_briefing"
     assert listed[ids["daily_briefing"]].summary is not None
     for kind, task_id in ids.items():
@@ -244,10 +245,22 @@ async def test_every_created_task_id_works_with_list_get_pause_update_resume_tri
         # A new config is not a resume: the task stays paused.
         changed = await service.update(user, task_id, configs[kind][1])
         assert changed.state == "paused", task_id
-        assert [t.state for t in await service.list(user) if t.task_id == task_id] == ["paused"]
+        await _listed(service, user, lambda tasks: tasks[task_id].state == "paused")  # noqa: B023
         assert (await service.resume(user, task_id)).state == "active"
         await service.trigger(user, task_id)
         assert (await service.delete(user, task_id)).state == "stopped"
     # Another user cannot reach them.
     with pytest.raises(TaskNotFoundError):
         await service.get(USER, ids["daily_briefing"])
+
+
+async def _listed(
+    service: TaskService, user: str, holds: Callable[[dict[str, TaskSummary]], bool]
+) -> dict[str, TaskSummary]:
+    """The user's tasks by id once ``holds`` is true of them (a condition, polled)."""
+    for _ in range(200):
+        tasks = {t.task_id: t for t in await service.list(user)}
+        if holds(tasks):
+            return tasks
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"list_tasks never showed it: {sorted(tasks)}")
