@@ -11,7 +11,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ambient.domain.briefing import BriefingConfig
 from ambient.domain.reminders import ReminderConfig
 from ambient.domain.tasks import TaskStatus
 from ambient.domain.users import Role
@@ -79,10 +78,10 @@ ReminderConfigArg = Annotated[
 AnyConfig = Annotated[dict[str, Any], config_schema(*ANY_CONFIG), Field(description=CONFIG_BY_TYPE)]
 UpdateConfig = Annotated[
     dict[str, Any],
-    config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig, BriefingConfig),
+    config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig),
     Field(
         description="the whole new config, of the task's own type (web monitor, threshold "
-        "watch, reminder or daily briefing)"
+        "watch, reminder; a daily briefing takes the fields of create_daily_briefing)"
     ),
 ]
 
