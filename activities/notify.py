@@ -14,7 +14,8 @@ Outcomes:
 - Everything else (4xx, bad or missing configuration, refused destinations, programming
   errors) is permanent: recorded on the row, recorded as a `delivery.failed` event the user
   sees, and listed in the result. The activity does not raise for them, so one bad target
-  never costs a watch its other deliveries.
+  never costs a watch its other deliveries — not even when its own row cannot be written
+  (then the failure is in the result and the log only).
 """
 
 from __future__ import annotations
@@ -115,8 +116,16 @@ class NotifyActivities:
                         shown = redact_target(target.type, target.target)
                         error = f"transient: recording the delivery failed: {type(exc).__name__}"
                         return _failed(target.type, shown, error)
+                    except Exception as exc:  # this target's bug or refused row: its failure
+                        # One target's failure is that target's failed delivery: raising here
+                        # would make the task group cancel every other target's send.
+                        log.exception("delivery on %s failed outside the send", target.type)
+                        shown = redact_target(target.type, target.target)
+                        error = f"permanent: internal error: {type(exc).__name__}: {exc}"
+                        return _failed(target.type, shown, error)
 
-            # A task group: if one target hits a bug, the other sends are cancelled, not orphaned.
+            # A task group: sends are never orphaned (a cancelled activity cancels them all);
+            # each target's failure is returned as data by `one`, so none cancels the others.
             beating = _heartbeating() if heartbeat else contextlib.nullcontext()
             async with beating, asyncio.TaskGroup() as group:
                 sends = [group.create_task(one(t)) for t in targets]

@@ -181,12 +181,16 @@ class BriefingService:
         current = await self._status_or_none(user)
         if current is not None:
             if current.config == parsed:
-                return BriefingRef(task_id=task_id, created=False, config=parsed)
-            # A new config replaces the running one; today's "already given" carries over.
+                return BriefingRef(
+                    task_id=task_id, state=_state(current), created=False, config=parsed
+                )
+            # A new config replaces the running one; today's "already given" and a pause
+            # carry over (changing when to speak is not asking to speak again).
             carry = BriefingCarry(
                 last_date=current.last_date,
                 last_given_at=current.given_at or current.last_given_at,
                 days_completed=current.days_completed,
+                paused=current.paused,
             )
             if current.given_at is not None and current.day is not None:
                 carry.last_date = current.day.date
@@ -206,14 +210,18 @@ class BriefingService:
                     [
                         SearchAttributePair(temporal.KIND, KIND),
                         SearchAttributePair(temporal.USER, user),
-                        SearchAttributePair(temporal.STATE, "active"),
+                        SearchAttributePair(temporal.STATE, "paused" if carry.paused else "active"),
                     ]
                 ),
                 static_summary=summary,
+                # What list_tasks shows for the briefing, like every other task.
+                memo={"summary": summary},
             )
         except WorkflowAlreadyStartedError:
             return BriefingRef(task_id=task_id, created=False, config=parsed)
-        return BriefingRef(task_id=task_id, config=parsed)
+        return BriefingRef(
+            task_id=task_id, state="paused" if carry.paused else "active", config=parsed
+        )
 
     async def _with_user_defaults(self, user: str, config: dict[str, Any]) -> dict[str, Any]:
         """Fields left out come from the user's settings (time zone, briefing window)."""
@@ -426,6 +434,10 @@ class BriefingService:
         report = reducer.report(start=start, end=end)
         label = spec.path if isinstance(spec, FileLogSpec) else spec.topic_id
         return LogAnalysis(report=report, markdown=render_markdown(report), source=label, read=read)
+
+
+def _state(status: BriefingStatus) -> str:
+    return "paused" if status.paused else "active"
 
 
 def _field_of(message: str) -> str | None:

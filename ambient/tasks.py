@@ -2,7 +2,10 @@
 
 MCP tools, the API and the CLI are thin adapters over ``TaskService``. Task ids are the
 workflow (or schedule) ids — `web-monitor/{user}/{task}`, `threshold-watch/{user}/{task}`,
-`reminder/{user}/{task}` — so a start is idempotent and an operator finds them in the Web UI.
+`reminder/{user}/{task}`, and the user's one `daily-briefing/{user}` — so a start is
+idempotent and an operator finds them in the Web UI. Every long-running workflow a user owns
+is reachable here by the id its create call returned (the briefing's own service,
+``BriefingService``, does the briefing-specific work: greet, read, send).
 
 TaskError
  ├── InvalidTaskError    bad config or arguments: nothing was changed
@@ -18,8 +21,9 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio.client import (
@@ -48,6 +52,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
+from ambient.briefing import (
+    BriefingError,
+    BriefingNotFoundError,
+    BriefingService,
+    InvalidBriefingError,
+)
+from ambient.domain.briefing import BriefingStatus
 from ambient.domain.polling import PollProgress
 from ambient.domain.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
 from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, WebMonitorInput
@@ -63,20 +74,26 @@ from ambient.domain.watches import (
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.repositories import SnapshotRepository
+from workflows.daily_briefing import DailyBriefingWorkflow
 from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 from workflows.web_monitor import WebMonitorWorkflow
+
+T = TypeVar("T")
 
 PREFIXES = {
     TaskKind.WEB_MONITOR: "web-monitor",
     TaskKind.THRESHOLD_WATCH: "threshold-watch",
     TaskKind.SCHEDULE: "reminder",
 }
-# The workflow type of each kind of watch (what the visibility queries for watches ask for).
-WATCH_TYPES: dict[TaskKind, type] = {
+# Tasks that are workflows (listed by a visibility query; the rest are schedules), each with
+# its workflow type: a run of another type that carries the same attributes is not the task.
+WORKFLOW_TYPES: dict[TaskKind, type] = {
     TaskKind.WEB_MONITOR: WebMonitorWorkflow,
     TaskKind.THRESHOLD_WATCH: ThresholdWatchWorkflow,
+    TaskKind.DAILY_BRIEFING: DailyBriefingWorkflow,
 }
+WORKFLOW_KINDS = tuple(WORKFLOW_TYPES)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
@@ -192,6 +209,8 @@ class TaskService:
             return await self.create_web_monitor(user, config, name)
         if parsed_kind is TaskKind.THRESHOLD_WATCH:
             return await self.create_threshold_watch(user, config, name)
+        if parsed_kind is TaskKind.DAILY_BRIEFING:
+            return await self.create_daily_briefing(user, config)
         if parsed_kind is TaskKind.NEWS_DIGEST:
             try:
                 reminder = NewsDigestConfig.model_validate(config).as_reminder()
@@ -199,6 +218,31 @@ class TaskService:
                 raise invalid(exc) from None
             return await self.create_reminder(user, reminder.model_dump(mode="json"), name)
         return await self.create_reminder(user, config, name)
+
+    async def create_daily_briefing(self, user: str, config: dict[str, Any]) -> TaskRef:
+        """The user's daily briefing (one per user); the same id the briefing tools use."""
+        ref = await self._briefing(self._briefings().create(user, config))
+        return TaskRef(
+            task_id=ref.task_id,
+            kind=TaskKind.DAILY_BRIEFING,
+            state=TaskState(ref.state),
+            created=ref.created,
+        )
+
+    def _briefings(self) -> BriefingService:
+        return BriefingService(self.client, self.settings, self.db)
+
+    @staticmethod
+    async def _briefing(work: Awaitable[T]) -> T:
+        """A briefing operation, its errors as task errors (the field named, nothing changed)."""
+        try:
+            return await work
+        except InvalidBriefingError as exc:
+            raise InvalidTaskError(str(exc)) from None
+        except BriefingNotFoundError as exc:
+            raise TaskNotFoundError(str(exc)) from None
+        except BriefingError as exc:
+            raise TaskError(str(exc)) from None
 
     async def create_web_monitor(
         self, user: str, config: dict[str, Any], name: str | None = None
@@ -401,7 +445,7 @@ class TaskService:
         if not 1 <= page_size <= 1000:
             raise InvalidTaskError("page_size: between 1 and 1000")
         phase, token_bytes = _parse_cursor(page_token) if page_token else ("watches", None)
-        watch_kinds = (TaskKind.WEB_MONITOR.value, TaskKind.THRESHOLD_WATCH.value)
+        watch_kinds = tuple(k.value for k in WORKFLOW_KINDS)
         schedule_kinds = (TaskKind.SCHEDULE.value, TaskKind.NEWS_DIGEST.value)
         if phase == "watches" and kind not in (None, *watch_kinds):
             phase, token_bytes = "schedules", None
@@ -424,12 +468,11 @@ class TaskService:
         self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None
     ) -> tuple[builtins.list[TaskSummary], bytes | None]:
         clauses = [f"{temporal.USER.name} = {json.dumps(user)}"]
-        # Exact: each kind of watch is its workflow type and its kind attribute (a run of
-        # another type that carries the same attributes is not a watch).
+        # Exact: each kind is its workflow type and its kind attribute.
         kinds = [
             f"({temporal.KIND.name} = {json.dumps(k.value)} "
             f"AND WorkflowType = {json.dumps(workflow_type.__name__)})"
-            for k, workflow_type in WATCH_TYPES.items()
+            for k, workflow_type in WORKFLOW_TYPES.items()
             if kind in (None, k.value)
         ]
         clauses.append(f"({' OR '.join(kinds)})")
@@ -508,13 +551,25 @@ class TaskService:
             description = await handle.describe()
         except RPCError as exc:
             raise self._missing(task_id, exc) from None
-        status = await self._query_status(task_id)
+        if kind is TaskKind.DAILY_BRIEFING:
+            status = await self._briefing_status(task_id)
+        else:
+            status = await self._query_status(task_id)
         if description.status is not WorkflowExecutionStatus.RUNNING:
             # The same answer list_tasks gives: a task whose run has ended is stopped.
             status.state = TaskState.STOPPED
         else:
             await self._show_poll_progress(status, description)
         return status
+
+    async def _briefing_status(self, task_id: str) -> TaskStatus:
+        try:
+            briefing: BriefingStatus = await self.client.get_workflow_handle(task_id).query(
+                "status", result_type=BriefingStatus
+            )
+        except RPCError as exc:
+            raise self._missing(task_id, exc) from None
+        return _briefing_task_status(briefing)
 
     async def _show_poll_progress(
         self, status: TaskStatus, description: WorkflowExecutionDescription
@@ -596,6 +651,10 @@ class TaskService:
                     await handle.unpause(note=f"resumed by {user}")
                 else:
                     await handle.trigger()
+            elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
+                # "Run it now" for a briefing: prepare today's briefing again at once.
+                await self._running(task_id)
+                await self._briefing(self._briefings().regenerate(user))
             else:
                 await self._running(task_id)
                 await self.client.get_workflow_handle(task_id).signal(signal)
@@ -619,6 +678,11 @@ class TaskService:
         kind = self._owned(user, task_id)
         if kind is TaskKind.SCHEDULE:
             await self._update_schedule(user, task_id, self._reminder_config(config))
+            return await self.get(user, task_id)
+        if kind is TaskKind.DAILY_BRIEFING:
+            # The briefing takes a new config as a new run that carries the day and the pause.
+            await self._running(task_id)
+            await self._briefing(self._briefings().create(user, config))
             return await self.get(user, task_id)
         if kind is TaskKind.THRESHOLD_WATCH:
             payload = self._threshold_config(config).model_dump(mode="json")
@@ -648,10 +712,13 @@ class TaskService:
 
         def change(current: ScheduleUpdateInput) -> ScheduleUpdate:
             # Keep the pause state the user chose; replace action, spec and note.
-            schedule.state.paused = current.description.schedule.state.paused
+            paused = current.description.schedule.state.paused
+            schedule.state.paused = paused
             return ScheduleUpdate(
                 schedule=schedule,
-                search_attributes=_attrs(kind.value, user, TaskState.ACTIVE),
+                search_attributes=_attrs(
+                    kind.value, user, TaskState.PAUSED if paused else TaskState.ACTIVE
+                ),
             )
 
         try:
@@ -681,6 +748,8 @@ class TaskService:
     # --- helpers --------------------------------------------------------------------
 
     def _owned(self, user: str, task_id: str) -> TaskKind:
+        if task_id == f"daily-briefing/{user}":
+            return TaskKind.DAILY_BRIEFING
         for kind, prefix in PREFIXES.items():
             if task_id.startswith(f"{prefix}/{user}/"):
                 return kind
@@ -714,6 +783,30 @@ def _baseline(status: TaskStatus) -> dict[str, Any]:
             }
         }
     return {"value": status.detail.get("last_value"), "error": status.detail.get("last_error")}
+
+
+def _briefing_task_status(briefing: BriefingStatus) -> TaskStatus:
+    """A briefing's status in the shape every task answers with (the day's facts in detail)."""
+    day = briefing.day
+    detail: dict[str, object] = {
+        "phase": briefing.phase,
+        "date": day.date if day else None,
+        "prepared_at": briefing.prepared_at.isoformat() if briefing.prepared_at else None,
+        "preparation_error": briefing.preparation_error,
+        "given_at": briefing.given_at.isoformat() if briefing.given_at else None,
+        "given_via": briefing.given_via,
+        "pushed_at": briefing.pushed_at.isoformat() if briefing.pushed_at else None,
+        "last_date": briefing.last_date,
+    }
+    return TaskStatus(
+        task_id=briefing.task_id,
+        kind=TaskKind.DAILY_BRIEFING,
+        user=briefing.user,
+        state=TaskState.PAUSED if briefing.paused else TaskState.ACTIVE,
+        checks=briefing.days_completed,
+        config=briefing.config.model_dump(mode="json"),
+        detail=detail,
+    )
 
 
 def _schedule_kind(config: ReminderConfig) -> TaskKind:

@@ -40,6 +40,9 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import Message, NotifyRequest, NotifyResult, Target
     from ambient.temporal import STATE
 
+# Runs recorded before this change spoke the briefing to a greeting while paused; new runs
+# answer that the briefing is paused (and the day is not used up).
+PAUSED_GREETING = "paused-greeting"
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
 PREPARE_TIMEOUT = timedelta(minutes=10)
@@ -128,10 +131,18 @@ class DailyBriefingWorkflow:
     async def greet(self, request: GreetRequest) -> GreetResult:
         """The voice trigger: the briefing at the first greeting inside today's window."""
         language = self.run_input.config.language
+        if self.paused and workflow.patched(PAUSED_GREETING):
+            # At once, with or without a day: a paused run may not even have planned one.
+            return GreetResult(
+                outcome=GreetOutcome.PAUSED, text=greeting_text(GreetOutcome.PAUSED, language)
+            )
         if self.day is None:
             await _wait(lambda: self.day is not None, SHORT)
         day = self.day
-        assert day is not None
+        if day is None:
+            # Still planning (or paused meanwhile): an answer, never a failed workflow task.
+            outcome = GreetOutcome.PAUSED if self.paused else GreetOutcome.PREPARING
+            return GreetResult(outcome=outcome, text=greeting_text(outcome, language))
         now = workflow.now()
         given = self._given_today(now, day)
         if given is not None:
@@ -284,9 +295,8 @@ class DailyBriefingWorkflow:
 
     async def _prepare(self, reason: str) -> None:
         async with self._prepare_lock:
-            if reason != "regenerate" and self.prepared is not None:
-                return
-            assert self.day is not None
+            if self.day is None or (reason != "regenerate" and self.prepared is not None):
+                return  # no day planned yet (the regenerate validator refuses that case)
             self.preparing, self.phase = True, "preparing"
             run = self.run_input
             news = await self._news() if run.config.news_urls else []
@@ -352,7 +362,8 @@ class DailyBriefingWorkflow:
         return lines[:30]
 
     async def _record_greeting(self) -> None:
-        assert self.day is not None and self.given_at is not None
+        if self.day is None or self.given_at is None:
+            return
         try:
             # A local activity: one short database write, no task round trip via the server.
             await workflow.execute_local_activity(

@@ -7,14 +7,19 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from ambient.domain.checks import CheckPageInput, PageCheck
-    from ambient.domain.notify import Message
+    from ambient.domain.notify import DeliveryStatus, Message
     from ambient.domain.reminders import ReminderRun
     from ambient.domain.watches import notification_targets
 
-from workflows.watch_controls import announce
+from workflows.watch_controls import deliver, failure_text, record_event
+
+# Runs recorded before this change failed when the notify activity failed (or a news page's
+# check did); new runs record the failure as data and the reminder's run completes.
+FAILURES_AS_DATA = "reminder-failures-as-data"
 
 
 @workflow.defn
@@ -29,15 +34,42 @@ class ReminderWorkflow:
             message = Message(title="Reminder", body=config.message)
         else:
             message = Message(title="News digest", body=await self.digest(run))
-        await announce(
+        kind = f"schedule.{config.action}"
+        await record_event(
             user=run.user,
             task=run.task,
-            kind=f"schedule.{config.action}",
+            kind=kind,
             key=key,
             payload={"title": message.title, "body": message.body[:2000]},
-            message=message,
-            targets=targets,
         )
+        errors: list[str] = []
+        try:
+            result = await deliver(user=run.user, key=key, message=message, targets=targets)
+        except ActivityError as error:
+            if not workflow.patched(FAILURES_AS_DATA):
+                raise
+            errors.append(f"notify: {failure_text(error)}")
+        else:
+            # One channel's failure is one failed delivery: the others were still sent.
+            errors += [
+                f"{d.channel}: {d.error}"
+                for d in result.deliveries
+                if d.status is DeliveryStatus.FAILED
+            ]
+        if errors and workflow.patched(FAILURES_AS_DATA):
+            # Counted and recorded where the user sees events (the run itself completes).
+            await record_event(
+                user=run.user,
+                task=run.task,
+                kind="schedule.delivery_failed",
+                key=f"{key}/delivery-failed",
+                payload={
+                    "event": kind,
+                    "title": message.title,
+                    "failed": len(errors),
+                    "errors": errors[:10],
+                },
+            )
         return message.body
 
     async def digest(self, run: ReminderRun) -> str:
@@ -57,11 +89,15 @@ class ReminderWorkflow:
                     retry_policy=RetryPolicy(maximum_attempts=2),
                 )
                 for url in run.config.news_urls
-            )
+            ),
+            # One page whose check failed for good is a section saying so, not a lost digest.
+            return_exceptions=workflow.patched(FAILURES_AS_DATA),
         )
         sections = []
-        for check in checks:
-            if check.outcome == "error":
+        for url, check in zip(run.config.news_urls, checks, strict=True):
+            if isinstance(check, BaseException):
+                sections.append(f"**{url}**: unavailable ({failure_text(check)})")
+            elif check.outcome == "error":
                 sections.append(f"**{check.url}**: unavailable ({check.error})")
             elif check.outcome == "baseline":
                 sections.append(f"**{check.url}**: first look taken; news appear from tomorrow")

@@ -11,10 +11,10 @@ import re
 from datetime import UTC, datetime, time, timedelta
 from datetime import date as Date
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from ambient.domain.users import validate_hhmm, validate_timezone
 
@@ -26,11 +26,16 @@ Language = Literal["zh", "en"]
 
 
 class FileLogSpec(BaseModel):
+    # A field of the other source type is refused by name, not ignored.
+    model_config = ConfigDict(extra="forbid")
+
     type: Literal["file"] = "file"
     path: str = Field(min_length=1, description="a log file or a folder of rotated files")
 
 
 class ClsLogSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     type: Literal["cls"] = "cls"
     topic_id: str = Field(min_length=1, description="CLS topic id")
     region: str | None = None
@@ -52,6 +57,16 @@ class BriefingConfig(BaseModel):
     push_if_not_greeted: bool = True
     news_urls: list[HttpUrl] = Field(default_factory=list, max_length=20)
     categories: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("log_source", mode="before")
+    @classmethod
+    def _source_type(cls, value: Any) -> Any:
+        # With no type, the field given says which source is meant ({"path": ...} is a file).
+        if isinstance(value, dict) and value.get("type") is None:
+            implied = "cls" if "topic_id" in value else "file" if "path" in value else None
+            if implied is not None:
+                value = {**value, "type": implied}
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -397,6 +412,7 @@ class GreetOutcome(StrEnum):
     OUTSIDE_WINDOW = "outside_window"  # a short answer; the day's briefing is not used up
     PREPARING = "preparing"  # not ready within the bounded wait; ask again
     UNAVAILABLE = "unavailable"  # preparation failed or no briefing task
+    PAUSED = "paused"  # the user paused the briefing: nothing is spoken until resumed
 
 
 class GreetRequest(BaseModel):
@@ -432,6 +448,12 @@ def greeting_text(
             f"你好！每日简报在 {window} 之间的第一次问候时播报。"
             if zh
             else f"Hello! The daily briefing is given at the first greeting between {window}."
+        )
+    if outcome is GreetOutcome.PAUSED:
+        return (
+            "你好！每日简报已暂停，恢复后才会播报。"
+            if zh
+            else "Hello! Your daily briefing is paused; it is given again once you resume it."
         )
     if outcome is GreetOutcome.PREPARING:
         return (

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from croniter import CroniterError, croniter
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from ambient.domain.notify import Target
 from ambient.domain.users import validate_timezone
@@ -36,7 +36,13 @@ def check_cron(expression: str) -> str:
 
 
 class ReminderConfig(BaseModel):
-    """daily / weekly at hh:mm in a time zone, or cron; runs a message or a named action."""
+    """daily / weekly at hh:mm in a time zone, or cron; runs a message or a named action.
+
+    ``type`` and ``action`` follow from the fields given when they are left out (a ``cron``
+    makes a cron schedule, ``days`` a weekly one, ``news_urls`` a news digest): an agent or a
+    voice model writes ``{"message": ..., "cron": ...}`` and means the cron. A field that
+    belongs to another type or action than the one given is refused by name, never ignored.
+    """
 
     type: Literal["daily", "weekly", "cron"] = Field(
         default="daily", description="daily, weekly (with days) or cron (with cron)"
@@ -65,24 +71,88 @@ class ReminderConfig(BaseModel):
         default_factory=list, max_length=MAX_TARGETS, description="extra notification targets"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _implied(cls, data: Any) -> Any:
+        """The type and action the given fields imply, when they were left out."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("type") is None:
+            if data.get("cron") is not None:
+                data["type"] = "cron"
+            elif data.get("days"):
+                data["type"] = "weekly"
+            else:
+                data.pop("type", None)
+        if data.get("action") is None:
+            if data.get("news_urls") and not data.get("message"):
+                data["action"] = "news_digest"
+            else:
+                data.pop("action", None)
+        return data
+
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
         return validate_timezone(value)
 
+    @field_validator("hour", "minute")
+    @classmethod
+    def _clock(cls, value: int, info: ValidationInfo) -> int:
+        # Fields are validated in declaration order: `type` is already in `info.data`.
+        default = cls.model_fields[str(info.field_name)].default
+        if info.data.get("type") == "cron" and value != default:
+            raise ValueError(
+                "a cron schedule takes its times from `cron`; leave hour and minute out, "
+                "or use type 'daily' or 'weekly'"
+            )
+        return value
+
     @field_validator("cron")
     @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        return None if value is None else check_cron(value)
+    def _cron(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if info.data.get("type", "cron") != "cron":
+            raise ValueError(
+                f"a cron expression is only for type 'cron', not {info.data['type']!r}; "
+                "set type to 'cron' (or leave type out), or give hour and minute instead"
+            )
+        return check_cron(value)
 
     @field_validator("days")
     @classmethod
-    def _days(cls, values: list[str]) -> list[str]:
+    def _days(cls, values: list[str], info: ValidationInfo) -> list[str]:
         days = [value.lower()[:3] for value in values]
         unknown = [value for value in days if value not in DAYS]
         if unknown:
             raise ValueError(f"unknown days {unknown}; use {', '.join(DAYS)}")
+        kind = info.data.get("type", "weekly")
+        if days and kind != "weekly":
+            hint = "put them in the cron expression" if kind == "cron" else "use type 'weekly'"
+            raise ValueError(f"days are only for type 'weekly', not {kind!r}: {hint}")
         return days
+
+    @field_validator("message")
+    @classmethod
+    def _message(cls, value: str, info: ValidationInfo) -> str:
+        if value and info.data.get("action") == "news_digest":
+            raise ValueError(
+                "a news digest sends the digest of news_urls, not a message; leave message "
+                "out, or use action 'reminder'"
+            )
+        return value
+
+    @field_validator("news_urls", "categories")
+    @classmethod
+    def _digest_only(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
+        if value and info.data.get("action", "news_digest") != "news_digest":
+            raise ValueError(
+                f"{info.field_name} are only for action 'news_digest', not "
+                f"{info.data['action']!r}; set action to 'news_digest' (or leave action out)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _shape(self) -> ReminderConfig:
@@ -135,3 +205,29 @@ class ReminderRun(BaseModel):
     user: str
     task: str
     config: ReminderConfig
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _as_it_ran(cls, value: Any) -> Any:
+        """A schedule stored before contradictions were refused, read as it ran.
+
+        Its action arguments hold the config as it was accepted then; the fields its type or
+        action ignored are dropped so its runs start (and do what they did) until updated.
+        """
+        if not isinstance(value, dict):
+            return value
+        value = dict(value)
+        kind, action = value.get("type") or "daily", value.get("action") or "reminder"
+        if kind != "cron":
+            value.pop("cron", None)
+        if kind == "daily" and value.get("days"):
+            value["type"] = "weekly"  # the calendar spec applied the days
+        if kind == "cron":
+            for name in ("hour", "minute", "days"):
+                value.pop(name, None)
+        if action == "reminder":
+            value.pop("news_urls", None)
+            value.pop("categories", None)
+        else:
+            value.pop("message", None)
+        return value

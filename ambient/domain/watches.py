@@ -129,6 +129,7 @@ class TaskKind(StrEnum):
     THRESHOLD_WATCH = "threshold_watch"
     SCHEDULE = "schedule"
     NEWS_DIGEST = "news_digest"
+    DAILY_BRIEFING = "daily_briefing"  # one per user: `daily-briefing/{user}`
 
 
 class TaskState(StrEnum):

@@ -81,7 +81,7 @@ UpdateConfig = Annotated[
     config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig),
     Field(
         description="the whole new config, of the task's own type (web monitor, threshold "
-        "watch or reminder)"
+        "watch, reminder; a daily briefing takes the fields of create_daily_briefing)"
     ),
 ]
 
@@ -183,7 +183,8 @@ async def create_background_task(
 async def list_tasks(
     ctx: Context[Any, Any],
     kind: Annotated[
-        Literal["web_monitor", "threshold_watch", "schedule", "news_digest"] | None,
+        Literal["web_monitor", "threshold_watch", "schedule", "news_digest", "daily_briefing"]
+        | None,
         Field(default=None, description="only this kind"),
     ] = None,
     state: Annotated[

@@ -7,8 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.domain.briefing import BriefingConfig, GreetOutcome
 from ambient.storage.briefings import BriefingRepository, BroadcastRepository
@@ -506,3 +508,91 @@ async def test_news_pages_with_categories_join_the_briefing(
     assert result.outcome is GreetOutcome.SPOKEN and result.date != day.date
     assert "1 news items, for example: [Kubernetes] Kubernetes 1.35 released" in result.text
     assert "## News" in second.report_markdown and "bakery" not in second.report_markdown
+
+
+async def test_a_paused_briefing_answers_a_greeting_at_once_that_it_is_paused(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    await make_user(deps.db, "paula")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create("paula", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await eventually(lambda: _prepared(stack.service, "paula"), "briefing prepared")
+        assert (await stack.service.pause("paula")).paused
+        paused = await stack.service.greet("paula", request_id="while-paused")
+        assert paused.outcome is GreetOutcome.PAUSED and "paused" in paused.text
+        # The day is not used up: once resumed, the first greeting speaks.
+        assert not (await stack.service.resume("paula")).paused
+        spoken = await stack.service.greet("paula", request_id="resumed")
+        assert spoken.outcome is GreetOutcome.SPOKEN
+        await save_history(
+            ts_env.client.get_workflow_handle("daily-briefing/paula"), "daily_briefing_paused"
+        )
+
+
+async def test_a_briefing_paused_past_its_day_answers_greetings_status_and_resume(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    await make_user(deps.db, "quinn")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        ref = await stack.service.create("quinn", config)
+        await stack.service.pause("quinn")
+        # The day ends while paused: the next run starts paused, with no day planned.
+        await stack.skip_to(day.window_end + timedelta(minutes=5))
+        status = await eventually(
+            lambda: _next_run(stack.service, "quinn"), "the next day's run started"
+        )
+        assert status.paused and status.day is None and status.phase == "paused"
+        greeted = await stack.service.greet("quinn", request_id="next-day")
+        assert greeted.outcome is GreetOutcome.PAUSED
+        resumed = await stack.service.resume("quinn")
+        assert not resumed.paused
+        planned = await eventually(lambda: _planned(stack.service, "quinn"), "day planned")
+        assert planned.day is not None and planned.day.date > day.date
+        description = await ts_env.client.get_workflow_handle(ref.task_id).describe()
+        assert description.status is WorkflowExecutionStatus.RUNNING
+
+
+async def test_changing_a_paused_briefings_config_keeps_it_paused(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    await make_user(deps.db, "rosa")
+    async with briefing_stack(ts_env, deps) as stack:
+        await stack.service.create("rosa", {"timezone": "Asia/Shanghai"})
+        await stack.service.pause("rosa")
+        ref = await stack.service.create("rosa", {"timezone": "Asia/Shanghai", "language": "en"})
+        assert ref.state == "paused"
+        status = await stack.service.status("rosa")
+        assert status.paused and status.config.language == "en"
+        description = await ts_env.client.get_workflow_handle(ref.task_id).describe()
+        assert description.typed_search_attributes.get(temporal.STATE) == "paused"
+
+
+async def _next_run(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.days_completed >= 1 else None
+
+
+async def _planned(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.day is not None else None
+
+
+def test_a_log_source_given_without_type_follows_its_field_and_a_foreign_field_is_refused() -> None:
+    from ambient.briefing import InvalidBriefingError, parse_config
+    from ambient.domain.briefing import ClsLogSpec, FileLogSpec
+
+    by_path = parse_config({"log_source": {"path": "app.log"}})
+    assert isinstance(by_path.log_source, FileLogSpec)
+    by_topic = parse_config({"log_source": {"topic_id": "t-1", "region": "ap-guangzhou"}})
+    assert isinstance(by_topic.log_source, ClsLogSpec)
+    try:
+        parse_config({"log_source": {"type": "file", "path": "app.log", "topic_id": "t-1"}})
+    except InvalidBriefingError as refused:
+        assert refused.field == "log_source.file.topic_id"
+    else:
+        raise AssertionError("a file source with a CLS topic was accepted")

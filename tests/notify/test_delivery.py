@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest_asyncio
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import select, text
 from temporalio import activity
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
@@ -20,15 +20,17 @@ from ambient.domain.notify import (
     Target,
 )
 from ambient.domain.push import PushConfig
+from ambient.domain.reminders import ReminderConfig, ReminderRun
 from ambient.domain.users import UserCreate
 from ambient.settings import ServerSecret, Settings
 from ambient.storage import Database
 from ambient.storage.models import Delivery
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from tests.conftest import running_worker, unique
 from tests.notify.standins import WEBHOOK_SECRET, WECOM_KEY, PushEndpoints
 from tests.notify.workflows import SendOnceWorkflow
 from tests.support.servers import serve
+from workflows.reminder import ReminderWorkflow
 
 
 @pytest_asyncio.fixture
@@ -245,3 +247,50 @@ async def test_a_refused_webhook_fails_its_delivery_not_the_workflow(
     (failed,) = result.failures
     assert failed.channel == "webhook" and "loopback" in (failed.error or "")
     assert [d.status for d in result.deliveries] == [DeliveryStatus.FAILED, DeliveryStatus.SENT]
+
+
+async def test_a_reminder_whose_one_channel_fails_still_delivers_the_others_and_records_it(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    deps.settings = _settings(deps.settings, base)
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    # The WeCom delivery's row cannot be written (a refusing trigger: a real database error
+    # that is not "busy"), so that one target fails outside its send.
+    async with deps.db.session() as session:
+        await session.execute(
+            text(
+                "CREATE TRIGGER refuse_wecom BEFORE INSERT ON deliveries "
+                "WHEN NEW.channel = 'wecom' BEGIN SELECT RAISE(ABORT, 'wecom refused'); END"
+            )
+        )
+        await session.commit()
+    config = ReminderConfig.model_validate(
+        {
+            "message": "站会",
+            "cron": "30 9 * * 1-5",
+            "targets": [
+                {"type": "wecom", "target": "secret:ops-bot"},
+                {"type": "webhook", "target": "secret:hook"},
+            ],
+        }
+    )
+    task = unique("reminder/alice/standup")
+    async with running_worker(ts_env.client, deps) as worker:
+        body = await ts_env.client.execute_workflow(
+            ReminderWorkflow.run,
+            ReminderRun(user="alice", task=task, config=config),
+            id=f"{task}/run",
+            task_queue=worker.task_queue,
+        )
+    assert body == "站会"
+    assert [name for name, _ in state.received] == ["webhook"]
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list("alice")
+        events = await EventRepository(session).list(user="alice")
+    assert [m.title for m in inbox] == ["Reminder"]
+    (failed,) = [e for e in events if e.kind == "schedule.delivery_failed"]
+    assert failed.payload["failed"] == 1
+    assert [e.split(":")[0] for e in failed.payload["errors"]] == ["wecom"]
+    assert "internal error" in failed.payload["errors"][0]

@@ -221,3 +221,55 @@ def test_catastrophic_keyword_regex_completes_on_a_long_line() -> None:
     diff = diff_pages(["old"], ["old", line, "xaaa"], config.keywords)
     assert diff.hits == {"re:(a+)+$": ["xaaa"]}
     assert normalise(line + "\nkeep", ["(a+)+!"]) == ["keep"]
+
+
+def test_a_reminder_given_a_cron_and_no_type_runs_on_that_cron() -> None:
+    from ambient.task_inputs import parse_config
+
+    parsed = parse_config("schedule", {"message": "站会", "cron": "30 9 * * 1-5"})
+    assert isinstance(parsed, ReminderConfig)
+    assert parsed.type == "cron" and parsed.cron == "30 9 * * 1-5"
+    weekly = parse_config("schedule", {"message": "周报", "days": ["fri"], "hour": 16})
+    assert isinstance(weekly, ReminderConfig) and weekly.type == "weekly"
+    digest = parse_config("schedule", {"news_urls": ["https://example.com/news"]})
+    assert isinstance(digest, ReminderConfig) and digest.action == "news_digest"
+    # What was stored reads back the same (defaults of other types are not contradictions).
+    assert ReminderConfig.model_validate(parsed.model_dump(mode="json")) == parsed
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"type": "daily", "message": "x", "cron": "30 9 * * 1-5"}, "cron"),
+        ({"type": "weekly", "days": ["mon"], "message": "x", "cron": "30 9 * * 1-5"}, "cron"),
+        ({"type": "cron", "cron": "30 9 * * 1-5", "hour": 7, "message": "x"}, "hour"),
+        ({"type": "cron", "cron": "30 9 * * 1-5", "minute": 15, "message": "x"}, "minute"),
+        ({"type": "daily", "days": ["mon"], "message": "x"}, "days"),
+        ({"cron": "30 9 * * 1-5", "days": ["mon"], "message": "x"}, "days"),
+        ({"message": "x", "news_urls": ["https://example.com/"]}, "news_urls"),
+        ({"action": "reminder", "message": "x", "categories": ["AI"]}, "categories"),
+        ({"action": "news_digest", "message": "x", "news_urls": ["https://e.com/"]}, "message"),
+    ],
+)
+def test_a_reminder_field_that_contradicts_its_type_is_refused_by_name(
+    config: dict[str, object], field: str
+) -> None:
+    from ambient.task_inputs import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as refused:
+        parse_config("schedule", config)
+    assert [loc for loc, _ in refused.value.errors] == [("config", field)]
+
+
+def test_a_reminder_stored_before_the_type_rules_reads_back_as_it_ran() -> None:
+    # Schedules created before contradictions were refused hold e.g. a daily type with a
+    # cron that never applied: their runs must still start, doing what they did.
+    from ambient.domain.reminders import ReminderRun
+
+    stored = {
+        "user": "alice",
+        "task": "reminder/alice/standup",
+        "config": {"type": "daily", "hour": 8, "cron": "30 9 * * 1-5", "message": "站会"},
+    }
+    run = ReminderRun.model_validate(stored)
+    assert run.config.type == "daily" and run.config.cron is None and run.config.hour == 8

@@ -3,15 +3,17 @@ request id, schedules updated in place, paged lists with summaries."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.briefing import BriefingService
 from ambient.deps import WorkerDeps
-from ambient.tasks import InvalidTaskError, TaskService
+from ambient.tasks import InvalidTaskError, TaskNotFoundError, TaskService, TaskSummary
 from tests.conftest import unique
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
@@ -197,3 +199,68 @@ async def test_list_pages_through_every_task_once(
         await service.list(USER, page_size=2, page_token="not-a-token")
     for task_id in user_tasks:
         await service.delete(USER, task_id)
+
+
+async def test_every_created_task_id_works_with_list_get_pause_update_resume_trigger_delete(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    state.values = [50]
+    # The briefing is one per user: a user of its own keeps this test apart from the others.
+    user = unique("owner")
+    value = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+    configs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+        "web_monitor": (monitor(base, "/a"), monitor(base, "/a", minutes=90)),
+        "threshold_watch": (
+            {"source": value, "threshold": 100},
+            {"source": value, "threshold": 120},
+        ),
+        "schedule": (
+            {"message": "站会", "cron": "30 9 * * 1-5"},
+            {"message": "站会", "cron": "45 9 * * 1-5"},
+        ),
+        "daily_briefing": ({"timezone": "Asia/Shanghai"}, {"timezone": "Europe/Berlin"}),
+    }
+    ids = {}
+    for kind, (config, _) in configs.items():
+        if kind == "daily_briefing":
+            continue
+        ref = await service.create(user, kind, config, unique("all"))
+        assert ref.created and ref.kind == kind
+        ids[kind] = ref.task_id
+    # The briefing's own create (create_daily_briefing, POST /briefings) gives the id.
+    briefings = BriefingService(service.client, service.settings, service.db)
+    ids["daily_briefing"] = (await briefings.create(user, configs["daily_briefing"][0])).task_id
+    assert ids["daily_briefing"] == f"daily-briefing/{user}"
+    # Visibility is eventually consistent: wait until every task is listed.
+    listed = await _listed(service, user, lambda tasks: set(ids.values()) <= set(tasks))
+    assert listed[ids["daily_briefing"]].kind == "daily_briefing"
+    assert listed[ids["daily_briefing"]].summary is not None
+    for kind, task_id in ids.items():
+        status = await service.get(user, task_id)
+        assert (status.kind, status.state) == (kind, "active"), task_id
+        assert (await service.pause(user, task_id)).state == "paused"
+        # A new config is not a resume: the task stays paused.
+        changed = await service.update(user, task_id, configs[kind][1])
+        assert changed.state == "paused", task_id
+        await _listed(service, user, lambda tasks: tasks[task_id].state == "paused")  # noqa: B023
+        assert (await service.resume(user, task_id)).state == "active"
+        await service.trigger(user, task_id)
+        assert (await service.delete(user, task_id)).state == "stopped"
+    # Another user cannot reach them.
+    with pytest.raises(TaskNotFoundError):
+        await service.get(USER, ids["daily_briefing"])
+
+
+async def _listed(
+    service: TaskService, user: str, holds: Callable[[dict[str, TaskSummary]], bool]
+) -> dict[str, TaskSummary]:
+    """The user's tasks by id once ``holds`` is true of them (a condition, polled)."""
+    for _ in range(200):
+        tasks = {t.task_id: t for t in await service.list(user)}
+        if holds(tasks):
+            return tasks
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"list_tasks never showed it: {sorted(tasks)}")

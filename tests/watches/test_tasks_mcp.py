@@ -260,3 +260,30 @@ async def test_list_tasks_pages_through_every_task_once(app: AppState) -> None:
         await eventually(all_paged)
         for task_id in ids:
             await call(client, "delete_task", task_id=task_id)
+
+
+async def test_the_daily_briefing_id_works_with_the_generic_task_tools(app: AppState) -> None:
+    async with mcp(app) as client:
+        created = await call(client, "create_daily_briefing", timezone="Asia/Shanghai")
+        task_id = created["task_id"]
+        assert task_id == f"daily-briefing/{app.stdio_user}"
+
+        async def listed_as(state: str) -> bool:
+            tasks = (await call(client, "list_tasks", kind="daily_briefing"))["tasks"]
+            return [(t["task_id"], t["state"]) for t in tasks] == [(task_id, state)]
+
+        await eventually(lambda: listed_as("active"))
+        got = await call(client, "get_task", task_id=task_id)
+        assert (got["kind"], got["state"]) == ("daily_briefing", "active")
+        assert (await call(client, "pause_task", task_id=task_id))["state"] == "paused"
+        await eventually(lambda: listed_as("paused"))
+        message = await error_of(
+            client, "update_task", task_id=task_id, config={"window_end": "05:00"}
+        )
+        assert "window_end" in message
+        updated = await call(
+            client, "update_task", task_id=task_id, config={"timezone": "Europe/Berlin"}
+        )
+        assert updated["config"]["timezone"] == "Europe/Berlin" and updated["state"] == "paused"
+        assert (await call(client, "resume_task", task_id=task_id))["state"] == "active"
+        assert (await call(client, "delete_task", task_id=task_id))["state"] == "stopped"
