@@ -1,0 +1,307 @@
+"""小智 devices, who is speaking, and the per-wake context facts (no Temporal on these paths).
+
+A device is a 小智 speaker known by its MAC (the `device-id` header xiaozhi-server sends). It
+belongs to one user, authenticates with its own token (stored hashed), and may name other
+users who allowed it to answer them by voiceprint. Every permission is decided here, so the
+API, the CLI and the voice tools cannot differ.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.domain.remediation_runs import FINAL_STATES
+from ambient.domain.users import Role, RollbackPermission
+from ambient.storage import Database
+from ambient.storage.audit import AuditRepository
+from ambient.storage.models import Briefing, RemediationRecord, User, XiaozhiDevice
+from ambient.storage.repositories import OPERATOR, UserRepository, hash_token
+from ambient.storage.repositories import new_api_token as _new_token
+
+# A MAC as xiaozhi-server sends it (aa:bb:cc:dd:ee:ff), or any short id of the same letters.
+_DEVICE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z:_.-]{0,63}$")
+DEVICE_TOKEN_PREFIX = "xzd_"
+
+
+class DeviceError(Exception):
+    """Base of device errors."""
+
+
+class InvalidDeviceError(DeviceError):
+    """Bad input: nothing was changed."""
+
+
+class DeviceRefusedError(DeviceError):
+    """The caller may not do this."""
+
+
+class DeviceNotFoundError(DeviceError):
+    """No such device among the caller's."""
+
+
+class DeviceView(BaseModel):
+    id: int
+    device_id: str
+    user: str
+    speakers: list[str] = Field(description="other users this device may answer by voiceprint")
+    created_at: datetime
+
+
+class DeviceAdded(DeviceView):
+    token: str = Field(description="the device token, shown once (stored hashed)")
+
+
+def normalize_device_id(value: str) -> str:
+    """MACs compare case-insensitively: stored and looked up lowercase."""
+    value = value.strip()
+    if not _DEVICE_ID.match(value):
+        raise InvalidDeviceError(
+            "device_id: the device's MAC as xiaozhi-server sends it in `device-id` "
+            "(e.g. aa:bb:cc:dd:ee:ff), 1-64 letters, digits, ':', '_', '.', '-'"
+        )
+    return value.lower()
+
+
+def _view(row: XiaozhiDevice) -> DeviceView:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return DeviceView(
+        id=row.id,
+        device_id=row.device_id,
+        user=row.user,
+        speakers=list(row.speakers or []),
+        created_at=created,
+    )
+
+
+class DeviceService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def _admin(self, name: str | None) -> bool:
+        """Whether ``name`` may act on everyone's devices; None is the operator (the CLI)."""
+        if name is None:
+            return True
+        async with self.db.session() as session:
+            user = await UserRepository(session).get(name)
+        if user is None:
+            raise DeviceRefusedError(f"{name!r} is not a registered user")
+        return user.role == Role.ADMIN
+
+    async def add(
+        self, actor: str | None, user: str, device_id: str, *, speakers: list[str] | None = None
+    ) -> DeviceAdded:
+        """Register a device to ``user`` (the user themself or an admin may)."""
+        if actor != user and not await self._admin(actor):
+            raise DeviceRefusedError("you may register devices only for yourself (or be an admin)")
+        mac = normalize_device_id(device_id)
+        names = sorted(set(speakers or []) - {user})
+        token = DEVICE_TOKEN_PREFIX + _new_token()
+        async with self.db.session() as session:
+            users = UserRepository(session)
+            if await users.get(user) is None:
+                raise InvalidDeviceError(f"user: no user {user!r}")
+            for name in names:
+                if await users.get(name) is None:
+                    raise InvalidDeviceError(f"speakers: no user {name!r}")
+            row = XiaozhiDevice(
+                device_id=mac, user=user, token_hash=hash_token(token), speakers=names
+            )
+            session.add(row)
+            try:
+                await session.flush()
+            except IntegrityError:
+                raise InvalidDeviceError(
+                    f"device_id: {mac} is already registered; remove it first"
+                ) from None
+            await AuditRepository(session).append(
+                actor=actor or OPERATOR,
+                action="xiaozhi.device.add",
+                subject=f"xiaozhi-device:{mac}",
+                detail={"user": user, "speakers": names},
+            )
+            await session.commit()
+            view = _view(row)
+        return DeviceAdded(**view.model_dump(), token=token)
+
+    async def list(self, actor: str | None) -> list[DeviceView]:
+        """The caller's devices (every device for an admin or the operator)."""
+        query = select(XiaozhiDevice).order_by(XiaozhiDevice.id)
+        if not await self._admin(actor):
+            query = query.where(XiaozhiDevice.user == actor)
+        async with self.db.session() as session:
+            return [_view(row) for row in (await session.execute(query)).scalars()]
+
+    async def remove(self, actor: str | None, ref: str) -> DeviceView:
+        """Remove by numeric id or device id (owner or admin); the token stops working."""
+        admin = await self._admin(actor)
+        async with self.db.session() as session:
+            row = await self._find(session, ref)
+            if row is None or (row.user != actor and not admin):
+                raise DeviceNotFoundError(f"no device {ref!r} among yours")
+            view = _view(row)
+            await session.execute(delete(XiaozhiDevice).where(XiaozhiDevice.id == row.id))
+            await AuditRepository(session).append(
+                actor=actor or OPERATOR,
+                action="xiaozhi.device.remove",
+                subject=f"xiaozhi-device:{row.device_id}",
+                detail={"user": row.user},
+            )
+            await session.commit()
+        return view
+
+    @staticmethod
+    async def _find(session: AsyncSession, ref: str) -> XiaozhiDevice | None:
+        condition = XiaozhiDevice.device_id == ref.strip().lower()
+        if ref.strip().isdigit():
+            condition = or_(condition, XiaozhiDevice.id == int(ref.strip()))
+        return (await session.execute(select(XiaozhiDevice).where(condition))).scalars().first()
+
+    async def authenticate(self, device_id: str, token: str) -> XiaozhiDevice | None:
+        """The device if ``token`` is its token; None for an unknown device or a wrong token."""
+        try:
+            mac = normalize_device_id(device_id)
+        except InvalidDeviceError:
+            return None
+        async with self.db.session() as session:
+            row = (
+                await session.execute(select(XiaozhiDevice).where(XiaozhiDevice.device_id == mac))
+            ).scalar_one_or_none()
+        if row is None or not hmac.compare_digest(row.token_hash, hash_token(token)):
+            return None
+        return row
+
+
+# --- who is speaking ------------------------------------------------------------------------
+
+
+class SpeakerKind(StrEnum):
+    OWNER = "owner"  # nobody named, or the owner named themself
+    ALLOWED = "allowed"  # another user who allowed one of the owner's devices
+    UNKNOWN = "unknown"  # a name no user has, or one who did not allow the owner's device
+    BEYOND = "beyond"  # a user who would have rights the owner lacks
+
+
+@dataclass(frozen=True)
+class Speaker:
+    kind: SpeakerKind
+    user: User | None  # the account to act as; None for UNKNOWN / BEYOND
+
+
+_PERMISSION_RANK = {
+    RollbackPermission.NONE.value: 0,
+    RollbackPermission.DRY_RUN.value: 1,
+    RollbackPermission.EXECUTE.value: 2,
+}
+
+
+def _within(speaker: User, owner: User) -> bool:
+    """The speaker's rights are no more than the owner's (role and rollback permission)."""
+    if speaker.role == Role.ADMIN and owner.role != Role.ADMIN:
+        return False
+    return _PERMISSION_RANK.get(speaker.rollback_permission, 0) <= _PERMISSION_RANK.get(
+        owner.rollback_permission, 0
+    )
+
+
+async def resolve_speaker(db: Database, owner: str, speaker: str | None) -> Speaker:
+    """Who the voiceprint name ``speaker`` is, as far as the ``owner``'s endpoint may tell.
+
+    Matched against a user's voiceprint id or user name (case-insensitive). Another user is
+    answered only if they allowed one of the owner's devices, and only with rights the owner
+    has too: a speaker never gains rights through someone else's speaker.
+    """
+    async with db.session() as session:
+        users = UserRepository(session)
+        account = await users.get(owner)
+        if account is None:
+            return Speaker(SpeakerKind.UNKNOWN, None)
+        said = (speaker or "").strip()
+        if not said:
+            return Speaker(SpeakerKind.OWNER, account)
+        key = said.lower()
+        query = select(User).where(
+            or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)
+        )
+        found = list((await session.execute(query)).scalars())
+        if len(found) != 1:
+            return Speaker(SpeakerKind.UNKNOWN, None)
+        person = found[0]
+        if person.name == owner:
+            return Speaker(SpeakerKind.OWNER, account)
+        devices = (
+            await session.execute(select(XiaozhiDevice).where(XiaozhiDevice.user == owner))
+        ).scalars()
+        if not any(person.name in (d.speakers or []) for d in devices):
+            return Speaker(SpeakerKind.UNKNOWN, None)
+        if not _within(person, account):
+            return Speaker(SpeakerKind.BEYOND, None)
+        return Speaker(SpeakerKind.ALLOWED, person)
+
+
+# --- the context provider ------------------------------------------------------------------
+
+
+class VoiceFacts(BaseModel):
+    """What a voice model needs at the start of a conversation with this user."""
+
+    assistant_name: str
+    user: str
+    briefing_ready: bool = Field(description="today's briefing is prepared and not yet given")
+    briefing_given_today: bool
+    open_alerts: int = Field(description="remediations still running or waiting")
+    approvals_waiting: int = Field(description="remediations waiting for an approval")
+    hint: str
+
+
+def today_of(user: User, now: datetime | None = None) -> str:
+    try:
+        zone = ZoneInfo(user.timezone)
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    return (now or datetime.now(UTC)).astimezone(zone).date().isoformat()
+
+
+async def voice_facts(db: Database, user: User) -> VoiceFacts:
+    """Read from the app database only: answers in milliseconds, whatever Temporal is doing."""
+    owner = None if user.role == Role.ADMIN else user.name
+    async with db.session() as session:
+        briefing = (
+            await session.execute(
+                select(Briefing).where(Briefing.user == user.name, Briefing.date == today_of(user))
+            )
+        ).scalar_one_or_none()
+        open_query = select(RemediationRecord.state).where(
+            RemediationRecord.state.not_in(FINAL_STATES)
+        )
+        if owner is not None:
+            open_query = open_query.where(RemediationRecord.user == owner)
+        states = list((await session.execute(open_query)).scalars())
+    given = briefing is not None and briefing.given_at is not None
+    ready = briefing is not None and briefing.status == "ready" and not given
+    waiting = sum(1 for s in states if s == "waiting_approval")
+    name = user.assistant_name or "小智"
+    if ready:
+        hint = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet to give today's briefing.)"
+    elif waiting:
+        hint = f"有 {waiting} 个修复在等审批，可调用 what_needs_me。"
+    else:
+        hint = "用户询问运维情况时，使用语音工具回答。"
+    return VoiceFacts(
+        assistant_name=name,
+        user=user.name,
+        briefing_ready=ready,
+        briefing_given_today=given,
+        open_alerts=len(states),
+        approvals_waiting=waiting,
+        hint=hint,
+    )
