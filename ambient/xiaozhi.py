@@ -291,7 +291,7 @@ async def voice_facts(db: Database, user: User) -> VoiceFacts:
     waiting = sum(1 for s in states if s == "waiting_approval")
     name = user.assistant_name or "小智"
     if ready:
-        hint = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet to give today's briefing.)"
+        hint = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet for the briefing.)"
     elif waiting:
         hint = f"有 {waiting} 个修复在等审批，可调用 what_needs_me。"
     else:

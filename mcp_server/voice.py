@@ -464,9 +464,9 @@ def build_voice_server(
         token_verifier=verifier,
         auth=auth,
     )
-    for function, annotations in TOOLS:
+    for function, hints in TOOLS:
         # Plain text results: no output schema to send on every turn, nothing but the words.
-        mcp.tool(annotations=annotations, structured_output=False)(function)
+        mcp.tool(annotations=hints, structured_output=False)(function)
     return mcp
 
 

@@ -83,7 +83,8 @@ async def add_device(body: DeviceIn, state: StateDep, caller: CurrentUser) -> De
         )
     except InvalidDeviceError as exc:
         field = str(exc).split(":", 1)[0]
-        raise _unprocessable(field if field in DeviceIn.model_fields else "device_id", str(exc))
+        where = field if field in DeviceIn.model_fields else "device_id"
+        raise _unprocessable(where, str(exc)) from None
     except DeviceRefusedError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
 
