@@ -8,6 +8,7 @@ API, the CLI and the voice tools cannot differ.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.remediation_runs import FINAL_STATES
 from ambient.domain.users import Role, RollbackPermission
+from ambient.remediation import RemediationError, RemediationService, RemediationSummary
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import Briefing, RemediationRecord, User, XiaozhiDevice
@@ -248,6 +250,31 @@ async def resolve_speaker(db: Database, owner: str, speaker: str | None) -> Spea
         return Speaker(SpeakerKind.ALLOWED, person)
 
 
+# --- what waits for a person ---------------------------------------------------------------
+
+
+async def waiting_for(service: RemediationService, user: str) -> list[RemediationSummary]:
+    """The caller's runs waiting for an approval now, oldest first ("the first one" is the
+    one that has waited longest, the same every time it is asked).
+
+    The runs table is written at milestones, not when a run starts waiting, so each open run
+    is asked (a query each, in parallel) through the service, which checks who may see it.
+    """
+    runs = [r for r in await service.list_runs(user, limit=20) if r.state not in FINAL_STATES]
+
+    async def live(run: RemediationSummary) -> RemediationSummary | None:
+        try:
+            view = await service.get(user, run.remediation_id)
+        except RemediationError:
+            return None
+        if view.state != "waiting_approval" or view.run_key != run.run_key:
+            return None
+        return run.model_copy(update={"state": view.state})
+
+    found = [r for r in await asyncio.gather(*(live(r) for r in runs)) if r is not None]
+    return sorted(found, key=lambda r: (r.started_at, r.remediation_id))
+
+
 # --- the context provider ------------------------------------------------------------------
 
 
@@ -259,7 +286,9 @@ class VoiceFacts(BaseModel):
     briefing_ready: bool = Field(description="today's briefing is prepared and not yet given")
     briefing_given_today: bool
     open_alerts: int = Field(description="remediations still running or waiting")
-    approvals_waiting: int = Field(description="remediations waiting for an approval")
+    approvals_waiting: int | None = Field(
+        description="remediations waiting for this user's approval; null if not known in time"
+    )
     hint: str
 
 
@@ -271,8 +300,15 @@ def today_of(user: User, now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).astimezone(zone).date().isoformat()
 
 
-async def voice_facts(db: Database, user: User) -> VoiceFacts:
-    """Read from the app database only: answers in milliseconds, whatever Temporal is doing."""
+async def voice_facts(
+    db: Database,
+    user: User,
+    remediations: RemediationService | None = None,
+    *,
+    budget: float = 0.5,
+) -> VoiceFacts:
+    """The app database, plus at most ``budget`` seconds of Temporal for the approvals
+    waiting: past that the count is unknown (None) and the rest still answers."""
     owner = None if user.role == Role.ADMIN else user.name
     async with db.session() as session:
         briefing = (
@@ -288,7 +324,15 @@ async def voice_facts(db: Database, user: User) -> VoiceFacts:
         states = list((await session.execute(open_query)).scalars())
     given = briefing is not None and briefing.given_at is not None
     ready = briefing is not None and briefing.status == "ready" and not given
-    waiting = sum(1 for s in states if s == "waiting_approval")
+    waiting: int | None = None
+    if remediations is not None and states:
+        try:
+            async with asyncio.timeout(budget):
+                waiting = len(await waiting_for(remediations, user.name))
+        except (TimeoutError, RemediationError):
+            waiting = None
+    elif not states:
+        waiting = 0
     name = user.assistant_name or "小智"
     if ready:
         hint = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet for the briefing.)"

@@ -33,7 +33,7 @@ from ambient.remediation import RemediationError, RemediationService, Remediatio
 from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository
 from ambient.tasks import TaskError, TaskService, TaskSummary
-from ambient.xiaozhi import Speaker, SpeakerKind, resolve_speaker
+from ambient.xiaozhi import Speaker, SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import UserTokenVerifier, app_state, current_user
 from mcp_server.state import AppState, StateHolder, open_state
 
@@ -89,7 +89,7 @@ def speakable(text: str, limit: int = MAX_SPOKEN) -> str:
     text = _HEX.sub("", text)
     text = _MARKDOWN.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
-    text = re.sub(r"\s+([，。！？,.!?])", r"\1", text)
+    text = re.sub(r"\s+([，。！？,.!?:：;；])", r"\1", text)
     if len(text) <= limit:
         return text
     cut = text[:limit]
@@ -158,13 +158,13 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
 
 
 async def _waiting(state: AppState, user: str) -> list[RemediationSummary]:
-    runs = await _services(state)[1].list_runs(user, state="waiting_approval", limit=20)
-    # Oldest first: "the first one" is the one that has waited longest, the same every time.
-    return sorted(runs, key=lambda r: (r.started_at, r.remediation_id))
+    return await waiting_for(_services(state)[1], user)
 
 
 def _about(run: RemediationSummary) -> str:
-    return f"{_spoken_name(run.service)} 的 {_spoken_name(run.alert_type)}"
+    # service is cluster/namespace/workload: the workload is what a person calls it.
+    workload = run.service.rsplit("/", 1)[-1]
+    return f"{_spoken_name(workload)} 的 {_spoken_name(run.alert_type)}"
 
 
 async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
@@ -172,11 +172,12 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     state = app_state(ctx)
 
     async def work(user: str) -> str:
-        waiting = await _waiting(state, user)
+        service = _services(state)[1]
+        waiting = await waiting_for(service, user)
         running = [
             r
-            for r in await _services(state)[1].list_runs(user, limit=50)
-            if r.state not in ("waiting_approval", *FINAL_STATES)
+            for r in await service.list_runs(user, limit=50)
+            if r.state not in FINAL_STATES and r.run_key not in {w.run_key for w in waiting}
         ]
         if not waiting and not running:
             return "现在没有需要你处理的事，一切正常。"

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ambient.remediation import RemediationService
 from ambient.storage.repositories import UserRepository
 from ambient.xiaozhi import (
     DeviceAdded,
@@ -54,7 +55,8 @@ async def context(
                 user = await UserRepository(session).get(device.user)
             if user is None:
                 return _context_error(404, "the device's user no longer exists")
-            facts = await voice_facts(state.db, user)
+            remediations = RemediationService(state.temporal, state.settings, state.db)
+            facts = await voice_facts(state.db, user, remediations, budget=CONTEXT_BUDGET / 2)
     except TimeoutError:
         return _context_error(503, "context not ready in time")
     return JSONResponse({"code": 0, "data": facts.model_dump()})
