@@ -176,6 +176,7 @@ def test_devices_are_added_listed_and_removed_from_the_command_line(
     assert unknown_user.exit_code == 1 and "no user" in unknown_user.output
     removed = runner.invoke(cli, ["xiaozhi", "device", "remove", str(rows[0]["id"])], env=env)
     assert removed.exit_code == 0 and "removed" in removed.output
-    assert json.loads(
-        runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env).output
-    ) == []
+    assert (
+        json.loads(runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env).output)
+        == []
+    )

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from tencentcloud.common.credential import Credential
 from temporalio.testing import WorkflowEnvironment
+from tencentcloud.common.credential import Credential
 
 from ambient.briefing import BriefingService
 from ambient.clients.tencent.client import TencentCloud
