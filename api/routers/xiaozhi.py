@@ -30,8 +30,9 @@ CONTEXT_BUDGET = 1.0
 
 
 def _context_error(code: int, message: str) -> JSONResponse:
-    # xiaozhi-server uses `data` only when `code` is 0; any other code is logged and skipped.
-    return JSONResponse({"code": code, "msg": message}, status_code=code)
+    # xiaozhi-server reads the body of a 200 only: it uses `data` when `code` is 0 and logs
+    # `msg` otherwise (a non-200 is logged as a bare status). So the reason goes in `msg`.
+    return JSONResponse({"code": code, "msg": message})
 
 
 @router.get("/context")
