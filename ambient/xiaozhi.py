@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.models import Briefing, RemediationRecord, User, XiaozhiDevice
 from ambient.storage.repositories import OPERATOR, UserRepository, hash_token
 from ambient.storage.repositories import new_api_token as _new_token
+
+log = logging.getLogger(__name__)
 
 # A MAC as xiaozhi-server sends it (aa:bb:cc:dd:ee:ff), or any short id of the same letters.
 _DEVICE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z:_.-]{0,63}$")
@@ -329,7 +332,8 @@ async def voice_facts(
         try:
             async with asyncio.timeout(budget):
                 waiting = len(await waiting_for(remediations, user.name))
-        except (TimeoutError, RemediationError):
+        except Exception as exc:
+            log.warning("context for %s: approvals unknown (%s)", user.name, type(exc).__name__)
             waiting = None
     elif not states:
         waiting = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -36,6 +37,8 @@ from ambient.tasks import TaskError, TaskService, TaskSummary
 from ambient.xiaozhi import Speaker, SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import UserTokenVerifier, app_state, current_user
 from mcp_server.state import AppState, StateHolder, open_state
+
+log = logging.getLogger(__name__)
 
 MAX_SPOKEN = 300
 # Bounds well under a voice client's patience (xiaozhi.me waits 10 s for a tool call).
@@ -128,6 +131,8 @@ async def _answer(
     except (RemediationError, TaskError, BriefingError) as exc:
         return speakable(f"没办法完成：{exc}")
     except Exception as exc:
+        # A voice client drops error text: say something, and keep the trace in the log.
+        log.warning("voice tool failed", exc_info=True)
         name = getattr(exc, "message", None) or type(exc).__name__
         return speakable(f"出了点问题，没有完成。{name}")
 

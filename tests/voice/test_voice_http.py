@@ -183,3 +183,41 @@ def test_devices_are_added_listed_and_removed_from_the_command_line(
         json.loads(runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env).output)
         == []
     )
+
+
+async def test_the_context_still_answers_when_temporal_does_not(settings: Settings) -> None:
+    """Open runs need Temporal to tell which wait for approval; when it is down the count is
+    unknown (null) and every other fact is there, within xiaozhi-server's 3 s."""
+    from ambient import temporal
+    from ambient.domain.users import UserCreate
+    from ambient.remediation import RemediationService
+    from ambient.storage import Database
+    from ambient.storage.remediations import RemediationRepository
+    from ambient.storage.repositories import UserRepository
+    from ambient.xiaozhi import DeviceService, voice_facts
+
+    await upgrade_async(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            user, _ = await UserRepository(session).create(UserCreate(name="yun"))
+            await RemediationRepository(session).save(
+                "remediation/f00d@run1",
+                remediation_id="remediation/f00d",
+                user="yun",
+                cluster_id="cls-test01",
+                service="cls-test01/prod/checkout",
+                alert_type="error_rate",
+                source="manual",
+                mode="dry_run",
+                state="running",
+            )
+            await session.commit()
+        await DeviceService(db).add("yun", "yun", "aa:bb:cc:dd:ee:10")
+        down = settings.model_copy(update={"temporal_address": "127.0.0.1:1"})
+        client = await temporal.connect(down, lazy=True)
+        facts = await voice_facts(db, user, RemediationService(client, down, db), budget=0.3)
+    finally:
+        await db.close()
+    assert facts.open_alerts == 1 and facts.approvals_waiting is None
+    assert facts.user == "yun" and facts.briefing_ready is False
