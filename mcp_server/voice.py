@@ -80,13 +80,16 @@ _URL = re.compile(r"(?:https?|wss?)://\S+")
 _PATH_ID = re.compile(r"\b[\w.-]+/[\w.@/-]+")  # remediation/abc…, web-monitor/alice/x
 _HEX = re.compile(r"\b[0-9a-f]{8,}\b", re.IGNORECASE)
 _CLOUD_ID = re.compile(r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE)
-_MARKDOWN = re.compile(r"[*_`#>|\[\]]+")
+_MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
+# Log templates name their variable parts <*>: said as "某值" (some value), not as symbols.
+_PLACEHOLDER = re.compile(r"<\*>")
 _SENTENCE_END = "。！？.!?；;"
 
 
 def speakable(text: str, limit: int = MAX_SPOKEN) -> str:
     """Text a TTS engine reads well: no Markdown, URLs or ids; cut at a sentence end."""
     text = _URL.sub("", text)
+    text = _PLACEHOLDER.sub("某值", text)
     text = _PATH_ID.sub("", text)
     text = _CLOUD_ID.sub("", text)
     text = _HEX.sub("", text)

@@ -11,7 +11,7 @@ from mcp_server.state import AppState, StateHolder
 from mcp_server.voice import build_voice_server
 
 # Written apart from the product's own cleaning, so the two can disagree.
-_MARKDOWN = re.compile(r"[*_`#|\[\]]|^\s*[-+>]\s|\n")
+_MARKDOWN = re.compile(r"[*_`#|<>\[\]]|^\s*[-+]\s|\n")
 _URL = re.compile(r"(?:https?|wss?)://|www\.", re.IGNORECASE)
 _ID = re.compile(
     r"remediation/|(?:web-monitor|threshold-watch|reminder|daily-briefing)/"
