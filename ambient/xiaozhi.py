@@ -22,12 +22,14 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ambient.domain.remediation import named_approver
 from ambient.domain.remediation_runs import FINAL_STATES
 from ambient.domain.users import Role, RollbackPermission
 from ambient.remediation import RemediationError, RemediationService, RemediationSummary
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import Briefing, RemediationRecord, User, XiaozhiDevice
+from ambient.storage.remediations import RemediationRepository
 from ambient.storage.repositories import OPERATOR, UserRepository, hash_token
 from ambient.storage.repositories import new_api_token as _new_token
 
@@ -257,13 +259,30 @@ async def resolve_speaker(db: Database, owner: str, speaker: str | None) -> Spea
 
 
 async def waiting_for(service: RemediationService, user: str) -> list[RemediationSummary]:
-    """The caller's runs waiting for an approval now, oldest first ("the first one" is the
-    one that has waited longest, the same every time it is asked).
+    """Runs waiting for this user's approval now, oldest first ("the first one" is the one
+    that has waited longest, the same every time it is asked).
 
-    The runs table is written at milestones, not when a run starts waiting, so each open run
-    is asked (a query each, in parallel) through the service, which checks who may see it.
+    Candidates are the open runs the user owns, or whose cluster the approval policy names
+    them for, or all for an admin. The runs table is written at milestones, not when a run
+    starts waiting, so each candidate is asked (a query each, in parallel) through the
+    service, which decides who may see it.
     """
-    runs = [r for r in await service.list_runs(user, limit=20) if r.state not in FINAL_STATES]
+    async with service.db.session() as session:
+        account = await UserRepository(session).get(user)
+        rows = await RemediationRepository(session).list(limit=500)
+    if account is None:
+        return []
+    approvers = service.settings.remediation_approvers
+    runs = [
+        RemediationSummary.model_validate(row, from_attributes=True)
+        for row in rows
+        if row.state not in FINAL_STATES
+        and (
+            row.user == user
+            or account.role == Role.ADMIN
+            or named_approver(user, row.cluster_id, approvers)
+        )
+    ][:20]
 
     async def live(run: RemediationSummary) -> RemediationSummary | None:
         try:

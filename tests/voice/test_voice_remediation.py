@@ -150,3 +150,39 @@ async def test_a_refusal_by_the_service_is_spoken_not_an_error(
             assert "没办法完成" in refusing
         status = await handle.query("status", result_type=RemediationStatus)
         assert status.state == "waiting_approval" and status.approvals == []
+
+
+async def test_a_named_approver_hears_and_approves_a_run_waiting_for_them(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The policy names oncall an approver on the cluster; the run is ops's.
+    remediation_settings(
+        deps, remediation_approval_from_rung=1, remediation_approvers={"cls-test*": ["oncall"]}
+    )
+    await add_user(deps, OWNER)
+    await add_user(deps, "oncall")
+    await add_user(deps, "bystander")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+        )
+        started = await RemediationService(ts_env.client, settings, deps.db).start(
+            OWNER, alert(url), "dry_run"
+        )
+        handle = ts_env.client.get_workflow_handle(
+            started.remediation_id, result_type=RemediationStatus
+        )
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        async with voice_client(state, "bystander") as client:
+            assert "没有需要你处理" in await say(client, "what_needs_me")
+        async with voice_client(state, "oncall") as client:
+            needs = await say(client, "what_needs_me")
+            assert "1 个修复等你审批" in needs and "checkout" in needs
+            approved = await say(client, "approve_remediation", which="checkout")
+            assert "已批准" in approved
+        status = await handle.query("status", result_type=RemediationStatus)
+        assert [a.approver for a in status.approvals] == ["oncall"]
