@@ -221,3 +221,30 @@ async def test_the_context_still_answers_when_temporal_does_not(settings: Settin
         await db.close()
     assert facts.open_alerts == 1 and facts.approvals_waiting is None
     assert facts.user == "yun" and facts.briefing_ready is False
+
+
+async def test_the_official_mcp_client_over_streamable_http_speaks_with_the_voice_tools(
+    settings: Settings,
+) -> None:
+    """As xiaozhi-server's settings-file client connects: url + headers, streamable HTTP."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "hua")
+        async with (
+            httpx2.AsyncClient(headers=me, trust_env=False) as client_http,
+            Client(streamable_http_client(f"{base}/mcp/voice", http_client=client_http)) as client,
+        ):
+            tools = (await client.list_tools()).tools
+            result = await client.call_tool("recent_errors", {"hours": 12})
+    assert len(tools) <= 10
+    assert not result.is_error
+    text = getattr(result.content[0], "text", "")
+    assert_speakable(text)
+    assert text == "最近 12 小时没有错误。"
