@@ -35,7 +35,7 @@ from api.routers import (
 )
 from mcp_server.server import build_server
 from mcp_server.state import StateHolder, open_state
-from mcp_server.voice import VOICE_PATH, build_voice_server, by_path
+from mcp_server.voice import VOICE_METADATA, VOICE_PATH, build_voice_server, by_path
 
 # Routers of every resource; add one line per router module.
 ROUTERS = [
@@ -114,5 +114,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     for router in ROUTERS:
         app.include_router(router)
     # Last, so every API route above matches first; serves /mcp, /mcp/voice and OAuth metadata.
-    app.mount("/", by_path({VOICE_PATH: voice_app}, mcp_app))
+    voice_paths = {VOICE_PATH: voice_app, f"{VOICE_METADATA}{VOICE_PATH}": voice_app}
+    app.mount("/", by_path(voice_paths, mcp_app))
     return app

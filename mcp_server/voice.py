@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -480,9 +480,11 @@ def build_voice_server(
 
 
 VOICE_PATH = "/mcp/voice"
+# Where a 401 from /mcp/voice points clients for its protected-resource metadata (RFC 9728).
+VOICE_METADATA = "/.well-known/oauth-protected-resource"
 
 
-def by_path(exact: dict[str, ASGIApp], default: ASGIApp) -> ASGIApp:
+def by_path(exact: Mapping[str, ASGIApp], default: ASGIApp) -> ASGIApp:
     """One ASGI app for the root mount: these exact paths to their apps, the rest to default.
 
     Both MCP apps carry their own auth middleware, so neither can be a route of the other.

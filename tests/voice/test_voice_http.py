@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from typer.testing import CliRunner
@@ -84,6 +85,12 @@ async def test_pipelined_requests_without_a_session_id_all_work_with_the_users_t
 
         anonymous = await http.post("/mcp/voice", json=INITIALIZE, headers=ACCEPT)
         assert anonymous.status_code == 401
+        # The 401 names where to read how to authenticate, and that is served.
+        metadata_url = anonymous.headers["www-authenticate"].split('resource_metadata="')[1]
+        # (at the configured public URL; this test server's port differs: ask it for the path)
+        metadata = await http.get(urlsplit(metadata_url.split('"')[0]).path)
+        assert metadata.status_code == 200
+        assert metadata.json()["resource"].endswith("/mcp/voice")
         wrong = await http.post(
             "/mcp/voice", json=INITIALIZE, headers={**ACCEPT, "Authorization": "Bearer nope"}
         )
