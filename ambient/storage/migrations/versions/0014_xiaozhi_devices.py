@@ -1,7 +1,7 @@
 """xiaozhi devices: a 小智 device (MAC) per user, its hashed token, who allowed it
 
-Revision ID: 0013_xiaozhi_devices
-Revises: 0012_poll_leases
+Revision ID: 0014_xiaozhi_devices
+Revises: 0003
 Create Date: 2026-11-23
 """
 
@@ -10,10 +10,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_xiaozhi_devices"
-down_revision: str | None = "0012_poll_leases"
-# Its own branch: the xiaozhi endpoint bridge adds its table on another from the same base.
-branch_labels: str | Sequence[str] | None = ("xiaozhi_devices",)
+revision: str = "0014_xiaozhi_devices"
+# Its own branch from the shared base, like every area (the endpoint bridge has another).
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
