@@ -1,9 +1,14 @@
-"""小智 devices, who is speaking, and the per-wake context facts (no Temporal on these paths).
+"""小智 devices, who is speaking, what waits for a person, and the per-wake context facts.
 
 A device is a 小智 speaker known by its MAC (the `device-id` header xiaozhi-server sends). It
 belongs to one user, authenticates with its own token (stored hashed), and may name other
 users who allowed it to answer them by voiceprint. Every permission is decided here, so the
 API, the CLI and the voice tools cannot differ.
+
+    DeviceError
+    ├── InvalidDeviceError   bad input, nothing changed (API: 422 naming the field)
+    ├── DeviceRefusedError   the caller may not (API: 403)
+    └── DeviceNotFoundError  no such device among the caller's (API: 404)
 """
 
 from __future__ import annotations

@@ -66,8 +66,15 @@ Reference = Annotated[
     ),
 ]
 
-READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
-WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True)
+READ = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+WRITE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+CLOUD = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
 
 UNKNOWN_SPEAKER = (
     "你好！我还不认识你的声音，所以不能告诉你谁的运维信息。请让主人在设置里登记你的声纹。"
@@ -430,7 +437,7 @@ TOOLS: list[tuple[Callable[..., Awaitable[str]], ToolAnnotations]] = [
     (task_status, READ),
     (pause_task, WRITE),
     (resume_task, WRITE),
-    (cluster_health, READ),
+    (cluster_health, CLOUD),
     (recent_errors, READ),
 ]
 
