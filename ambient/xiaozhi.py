@@ -117,6 +117,12 @@ class DeviceService:
             raise DeviceRefusedError("you may register devices only for yourself (or be an admin)")
         mac = normalize_device_id(device_id)
         names = sorted(set(speakers or []) - {user})
+        if names and not await self._admin(actor):
+            # Being answered by someone else's speaker is each person's own consent.
+            raise DeviceRefusedError(
+                "speakers: each user allows a device for themself (`allow`); "
+                "only an admin or the operator names them at registration"
+            )
         token = DEVICE_TOKEN_PREFIX + _new_token()
         async with self.db.session() as session:
             users = UserRepository(session)
@@ -170,6 +176,30 @@ class DeviceService:
             )
             await session.commit()
         return view
+
+    async def allow(self, actor: str, ref: str, *, allowed: bool = True) -> DeviceView:
+        """The caller lets this device answer them by voiceprint (or, ``allowed=False``, stops).
+
+        Anyone may allow any device id they name: it only ever shares the caller's own data,
+        and only with that device's owner's rights or less.
+        """
+        async with self.db.session() as session:
+            if await UserRepository(session).get(actor) is None:
+                raise DeviceRefusedError(f"{actor!r} is not a registered user")
+            row = await self._find(session, ref)
+            if row is None:
+                raise DeviceNotFoundError(f"no device {ref!r}")
+            names = set(row.speakers or [])
+            names = names | {actor} if allowed else names - {actor}
+            row.speakers = sorted(names - {row.user})
+            await AuditRepository(session).append(
+                actor=actor,
+                action="xiaozhi.device.allow" if allowed else "xiaozhi.device.disallow",
+                subject=f"xiaozhi-device:{row.device_id}",
+                detail={"user": row.user},
+            )
+            await session.commit()
+            return _view(row)
 
     @staticmethod
     async def _find(session: AsyncSession, ref: str) -> XiaozhiDevice | None:

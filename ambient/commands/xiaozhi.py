@@ -53,7 +53,8 @@ def add(
     ] = None,
 ) -> None:
     """Register a device; prints its token once (stored hashed)."""
-    added = _run(lambda s: s.add(user, user, device_id, speakers=speakers or []))
+    # The operator (database in hand) may name the users who allowed the device.
+    added = _run(lambda s: s.add(None, user, device_id, speakers=speakers or []))
     console.print(f"device {added.device_id} (id {added.id}) registered to {added.user}")
     console.print("device token (shown once; put it in xiaozhi-server's context_providers):")
     console.print(added.token, soft_wrap=True, highlight=False)

@@ -92,6 +92,24 @@ async def add_device(body: DeviceIn, state: StateDep, caller: CurrentUser) -> De
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
 
 
+@router.post("/devices/{ref}/allow", response_model=DeviceView)
+async def allow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
+    """Let this device answer you by your voiceprint (your own briefing, tasks, approvals)."""
+    try:
+        return await DeviceService(state.db).allow(caller.name, ref)
+    except DeviceNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+@router.delete("/devices/{ref}/allow", response_model=DeviceView)
+async def disallow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
+    """Stop this device answering you by voiceprint."""
+    try:
+        return await DeviceService(state.db).allow(caller.name, ref, allowed=False)
+    except DeviceNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
 @router.get("/devices", response_model=list[DeviceView])
 async def list_devices(state: StateDep, caller: CurrentUser) -> list[DeviceView]:
     return await DeviceService(state.db).list(caller.name)

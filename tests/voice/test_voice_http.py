@@ -129,6 +129,18 @@ async def test_the_context_provider_answers_a_registered_device_and_refuses_othe
         )
         assert not_yours.status_code == 403
 
+        # Someone else's consent is theirs to give: the owner cannot name them.
+        named = await http.post(
+            "/xiaozhi/devices",
+            json={"device_id": "aa:bb:cc:dd:ee:03", "speakers": ["neighbour"]},
+            headers=me,
+        )
+        assert named.status_code == 403 and "allow" in named.text
+        allowed = await http.post("/xiaozhi/devices/aa:bb:cc:dd:ee:01/allow", headers=other)
+        assert allowed.status_code == 200 and allowed.json()["speakers"] == ["neighbour"]
+        withdrawn = await http.delete(f"/xiaozhi/devices/{device['id']}/allow", headers=other)
+        assert withdrawn.status_code == 200 and withdrawn.json()["speakers"] == []
+
         wake = {"device-id": "AA:BB:CC:DD:EE:01", "Authorization": f"Bearer {device['token']}"}
         context = await http.get("/xiaozhi/context", headers=wake)
         assert context.status_code == 200, context.text

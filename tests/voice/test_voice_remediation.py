@@ -70,8 +70,11 @@ async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_h
             assert row is not None
             row.voiceprint_id = f"vp-{name}"
         await session.commit()
-    # The owner's kitchen speaker answers guest and boss by voiceprint.
-    await DeviceService(deps.db).add(OWNER, OWNER, "AA:BB:CC:00:11:22", speakers=["guest", "boss"])
+    # The owner's kitchen speaker; guest and boss each allow it to answer them by voiceprint.
+    devices = DeviceService(deps.db)
+    await devices.add(OWNER, OWNER, "AA:BB:CC:00:11:22")
+    for name in ("guest", "boss"):
+        await devices.allow(name, "aa:bb:cc:00:11:22")
     async with (
         error_rate(healthy_from=1) as (_, url),
         running_worker(ts_env.client, deps) as worker,
