@@ -20,6 +20,7 @@ from ambient.commands import logs as logs_commands
 from ambient.commands import remediation as remediation_commands
 from ambient.commands import task as task_commands
 from ambient.commands import user as user_commands
+from ambient.commands import xiaozhi as xiaozhi_commands
 from ambient.settings import Settings
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.add_typer(briefing_commands.app, name="briefing")
 app.add_typer(cloud_commands.app, name="cloud")
 app.add_typer(logs_commands.app, name="logs")
 app.add_typer(remediation_commands.app, name="remediation")
+app.add_typer(xiaozhi_commands.app, name="xiaozhi")
 app.add_typer(events_commands.app)  # `ambient events|inbox|deliveries`
 app.command("chat")(chat_commands.chat)
 console = Console()
@@ -118,6 +120,9 @@ def mcp(
         str | None,
         typer.Option("--server", help="a discussion server alone: signing, annotate or bus"),
     ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="voice: the few speakable tools for 小智")
+    ] = None,
 ) -> None:
     """Serve MCP over stdio (for Claude Desktop, Cursor, ...)."""
     import anyio
@@ -127,6 +132,13 @@ def mcp(
 
     _logging(logging.WARNING)
     settings = discovered_settings()
+    if profile is not None:
+        if profile != "voice":
+            raise typer.BadParameter("the one profile is voice", param_hint="--profile")
+        from mcp_server.voice import build_voice_server
+
+        anyio.run(build_voice_server(settings, stdio_user=user).run_stdio_async)
+        return
     if server_name is not None:
         if server_name not in DISCUSSION_SERVERS:
             known = ", ".join(DISCUSSION_SERVERS)

@@ -31,10 +31,12 @@ from api.routers import (
     tasks,
     users,
     voice,
+    xiaozhi,
 )
 from api.security import SecurityHeaders
 from mcp_server.server import build_server
 from mcp_server.state import StateHolder, open_state
+from mcp_server.voice import VOICE_METADATA, VOICE_PATH, build_voice_server, by_path
 
 # Routers of every resource; add one line per router module.
 ROUTERS = [
@@ -50,6 +52,7 @@ ROUTERS = [
     cloud.router,
     briefings.router,
     voice.router,
+    xiaozhi.router,
     share.router,
     codec.router,
     chat.router,
@@ -68,13 +71,22 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         allowed_origins=["http://127.0.0.1:*", "http://localhost:*"],
     )
     mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=security)
+    # Stateless: xiaozhi-server's client pipelines initialize, initialized and tools/list
+    # without waiting and without a session id; each request stands alone.
+    voice = build_voice_server(settings, holder=holder, http_auth=True)
+    voice_app = voice.streamable_http_app(
+        streamable_http_path=VOICE_PATH,
+        stateless_http=True,
+        json_response=True,
+        transport_security=security,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_state(settings, migrate=migrate) as state:
             holder.state = state
             # The mounted MCP app's own lifespan never runs: run its session manager here.
-            async with mcp.session_manager.run():
+            async with mcp.session_manager.run(), voice.session_manager.run():
                 yield
             holder.state = None
 
@@ -104,6 +116,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.settings = settings
     for router in ROUTERS:
         app.include_router(router)
-    # Last, so every API route above matches first; serves /mcp and its OAuth metadata.
-    app.mount("/", mcp_app)
+    # Last, so every API route above matches first; serves /mcp, /mcp/voice and OAuth metadata.
+    voice_paths = {VOICE_PATH: voice_app, f"{VOICE_METADATA}{VOICE_PATH}": voice_app}
+    app.mount("/", by_path(voice_paths, mcp_app))
     return app

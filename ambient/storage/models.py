@@ -372,3 +372,20 @@ class DiscussionMessage(Base):
     tags: Mapped[list[str]] = mapped_column(default=list)
     source_type: Mapped[str] = mapped_column(String(16), default="real")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class XiaozhiDevice(Base):
+    """A 小智 device (by its MAC, xiaozhi-server's `device-id`) registered to one user.
+
+    Its token is stored hashed, like users' API tokens. ``speakers`` names the other users
+    who allowed this device to answer them by voiceprint (their own briefing, their tasks).
+    """
+
+    __tablename__ = "xiaozhi_devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), unique=True)
+    user: Mapped[str] = mapped_column(String(63), ForeignKey("users.name", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    speakers: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,409 @@
+"""小智 devices, who is speaking, what waits for a person, and the per-wake context facts.
+
+A device is a 小智 speaker known by its MAC (the `device-id` header xiaozhi-server sends). It
+belongs to one user, authenticates with its own token (stored hashed), and may name other
+users who allowed it to answer them by voiceprint. Every permission is decided here, so the
+API, the CLI and the voice tools cannot differ.
+
+    DeviceError
+    ├── InvalidDeviceError   bad input, nothing changed (API: 422 naming the field)
+    ├── DeviceRefusedError   the caller may not (API: 403)
+    └── DeviceNotFoundError  no such device among the caller's (API: 404)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.domain.remediation import named_approver
+from ambient.domain.remediation_runs import FINAL_STATES
+from ambient.domain.users import Role, RollbackPermission
+from ambient.remediation import RemediationError, RemediationService, RemediationSummary
+from ambient.storage import Database
+from ambient.storage.audit import AuditRepository
+from ambient.storage.models import Briefing, RemediationRecord, User, XiaozhiDevice
+from ambient.storage.remediations import RemediationRepository
+from ambient.storage.repositories import OPERATOR, UserRepository, hash_token
+from ambient.storage.repositories import new_api_token as _new_token
+
+log = logging.getLogger(__name__)
+
+# A MAC as xiaozhi-server sends it (aa:bb:cc:dd:ee:ff), or any short id of the same letters.
+_DEVICE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z:_.-]{0,63}$")
+DEVICE_TOKEN_PREFIX = "xzd_"
+
+
+class DeviceError(Exception):
+    """Base of device errors."""
+
+
+class InvalidDeviceError(DeviceError):
+    """Bad input: nothing was changed."""
+
+
+class DeviceRefusedError(DeviceError):
+    """The caller may not do this."""
+
+
+class DeviceNotFoundError(DeviceError):
+    """No such device among the caller's."""
+
+
+class DeviceView(BaseModel):
+    id: int
+    device_id: str
+    user: str
+    speakers: list[str] = Field(description="other users this device may answer by voiceprint")
+    created_at: datetime
+
+
+class DeviceAdded(DeviceView):
+    token: str = Field(description="the device token, shown once (stored hashed)")
+
+
+def normalize_device_id(value: str) -> str:
+    """MACs compare case-insensitively: stored and looked up lowercase."""
+    value = value.strip()
+    if not _DEVICE_ID.match(value):
+        raise InvalidDeviceError(
+            "device_id: the device's MAC as xiaozhi-server sends it in `device-id` "
+            "(e.g. aa:bb:cc:dd:ee:ff), 1-64 letters, digits, ':', '_', '.', '-'"
+        )
+    return value.lower()
+
+
+def _view(row: XiaozhiDevice) -> DeviceView:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return DeviceView(
+        id=row.id,
+        device_id=row.device_id,
+        user=row.user,
+        speakers=list(row.speakers or []),
+        created_at=created,
+    )
+
+
+class DeviceService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def _admin(self, name: str | None) -> bool:
+        """Whether ``name`` may act on everyone's devices; None is the operator (the CLI)."""
+        if name is None:
+            return True
+        async with self.db.session() as session:
+            user = await UserRepository(session).get(name)
+        if user is None:
+            raise DeviceRefusedError(f"{name!r} is not a registered user")
+        return user.role == Role.ADMIN
+
+    async def add(
+        self, actor: str | None, user: str, device_id: str, *, speakers: list[str] | None = None
+    ) -> DeviceAdded:
+        """Register a device to ``user`` (the user themself or an admin may)."""
+        if actor != user and not await self._admin(actor):
+            raise DeviceRefusedError("you may register devices only for yourself (or be an admin)")
+        mac = normalize_device_id(device_id)
+        names = sorted(set(speakers or []) - {user})
+        if names and not await self._admin(actor):
+            # Being answered by someone else's speaker is each person's own consent.
+            raise DeviceRefusedError(
+                "speakers: each user allows a device for themself (`allow`); "
+                "only an admin or the operator names them at registration"
+            )
+        token = DEVICE_TOKEN_PREFIX + _new_token()
+        async with self.db.session() as session:
+            users = UserRepository(session)
+            if await users.get(user) is None:
+                raise InvalidDeviceError(f"user: no user {user!r}")
+            for name in names:
+                if await users.get(name) is None:
+                    raise InvalidDeviceError(f"speakers: no user {name!r}")
+            row = XiaozhiDevice(
+                device_id=mac, user=user, token_hash=hash_token(token), speakers=names
+            )
+            session.add(row)
+            try:
+                await session.flush()
+            except IntegrityError:
+                raise InvalidDeviceError(
+                    f"device_id: {mac} is already registered; remove it first"
+                ) from None
+            await AuditRepository(session).append(
+                actor=actor or OPERATOR,
+                action="xiaozhi.device.add",
+                subject=f"xiaozhi-device:{mac}",
+                detail={"user": user, "speakers": names},
+            )
+            await session.commit()
+            view = _view(row)
+        return DeviceAdded(**view.model_dump(), token=token)
+
+    async def list(self, actor: str | None) -> list[DeviceView]:
+        """The caller's devices (every device for an admin or the operator)."""
+        query = select(XiaozhiDevice).order_by(XiaozhiDevice.id)
+        if not await self._admin(actor):
+            query = query.where(XiaozhiDevice.user == actor)
+        async with self.db.session() as session:
+            return [_view(row) for row in (await session.execute(query)).scalars()]
+
+    async def remove(self, actor: str | None, ref: str) -> DeviceView:
+        """Remove by numeric id or device id (owner or admin); the token stops working."""
+        admin = await self._admin(actor)
+        async with self.db.session() as session:
+            row = await self._find(session, ref)
+            if row is None or (row.user != actor and not admin):
+                raise DeviceNotFoundError(f"no device {ref!r} among yours")
+            view = _view(row)
+            await session.execute(delete(XiaozhiDevice).where(XiaozhiDevice.id == row.id))
+            await AuditRepository(session).append(
+                actor=actor or OPERATOR,
+                action="xiaozhi.device.remove",
+                subject=f"xiaozhi-device:{row.device_id}",
+                detail={"user": row.user},
+            )
+            await session.commit()
+        return view
+
+    async def allow(self, actor: str, ref: str, *, allowed: bool = True) -> DeviceView:
+        """The caller lets this device answer them by voiceprint (or, ``allowed=False``, stops).
+
+        Anyone may allow any device id they name: it only ever shares the caller's own data,
+        and only with that device's owner's rights or less.
+        """
+        async with self.db.session() as session:
+            if await UserRepository(session).get(actor) is None:
+                raise DeviceRefusedError(f"{actor!r} is not a registered user")
+            row = await self._find(session, ref)
+            if row is None:
+                raise DeviceNotFoundError(f"no device {ref!r}")
+            names = set(row.speakers or [])
+            names = names | {actor} if allowed else names - {actor}
+            row.speakers = sorted(names - {row.user})
+            await AuditRepository(session).append(
+                actor=actor,
+                action="xiaozhi.device.allow" if allowed else "xiaozhi.device.disallow",
+                subject=f"xiaozhi-device:{row.device_id}",
+                detail={"user": row.user},
+            )
+            await session.commit()
+            return _view(row)
+
+    @staticmethod
+    async def _find(session: AsyncSession, ref: str) -> XiaozhiDevice | None:
+        condition = XiaozhiDevice.device_id == ref.strip().lower()
+        if ref.strip().isdigit():
+            condition = or_(condition, XiaozhiDevice.id == int(ref.strip()))
+        return (await session.execute(select(XiaozhiDevice).where(condition))).scalars().first()
+
+    async def authenticate(self, device_id: str, token: str) -> XiaozhiDevice | None:
+        """The device if ``token`` is its token; None for an unknown device or a wrong token."""
+        try:
+            mac = normalize_device_id(device_id)
+        except InvalidDeviceError:
+            return None
+        async with self.db.session() as session:
+            row = (
+                await session.execute(select(XiaozhiDevice).where(XiaozhiDevice.device_id == mac))
+            ).scalar_one_or_none()
+        if row is None or not hmac.compare_digest(row.token_hash, hash_token(token)):
+            return None
+        return row
+
+
+# --- who is speaking ------------------------------------------------------------------------
+
+
+class SpeakerKind(StrEnum):
+    OWNER = "owner"  # nobody named, or the owner named themself
+    ALLOWED = "allowed"  # another user who allowed one of the owner's devices
+    UNKNOWN = "unknown"  # a name no user has, or one who did not allow the owner's device
+    BEYOND = "beyond"  # a user who would have rights the owner lacks
+
+
+@dataclass(frozen=True)
+class Speaker:
+    kind: SpeakerKind
+    user: User | None  # the account to act as; None for UNKNOWN / BEYOND
+
+
+_PERMISSION_RANK = {
+    RollbackPermission.NONE.value: 0,
+    RollbackPermission.DRY_RUN.value: 1,
+    RollbackPermission.EXECUTE.value: 2,
+}
+
+
+def _within(speaker: User, owner: User) -> bool:
+    """The speaker's rights are no more than the owner's (role and rollback permission)."""
+    if speaker.role == Role.ADMIN and owner.role != Role.ADMIN:
+        return False
+    return _PERMISSION_RANK.get(speaker.rollback_permission, 0) <= _PERMISSION_RANK.get(
+        owner.rollback_permission, 0
+    )
+
+
+async def resolve_speaker(db: Database, owner: str, speaker: str | None) -> Speaker:
+    """Who the voiceprint name ``speaker`` is, as far as the ``owner``'s endpoint may tell.
+
+    Matched against a user's voiceprint id or user name (case-insensitive). Another user is
+    answered only if they allowed one of the owner's devices, and only with rights the owner
+    has too: a speaker never gains rights through someone else's speaker.
+    """
+    async with db.session() as session:
+        users = UserRepository(session)
+        account = await users.get(owner)
+        if account is None:
+            return Speaker(SpeakerKind.UNKNOWN, None)
+        said = (speaker or "").strip()
+        if not said:
+            return Speaker(SpeakerKind.OWNER, account)
+        key = said.lower()
+        query = select(User).where(
+            or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)
+        )
+        found = list((await session.execute(query)).scalars())
+        if len(found) != 1:
+            return Speaker(SpeakerKind.UNKNOWN, None)
+        person = found[0]
+        if person.name == owner:
+            return Speaker(SpeakerKind.OWNER, account)
+        devices = (
+            await session.execute(select(XiaozhiDevice).where(XiaozhiDevice.user == owner))
+        ).scalars()
+        if not any(person.name in (d.speakers or []) for d in devices):
+            return Speaker(SpeakerKind.UNKNOWN, None)
+        if not _within(person, account):
+            return Speaker(SpeakerKind.BEYOND, None)
+        return Speaker(SpeakerKind.ALLOWED, person)
+
+
+# --- what waits for a person ---------------------------------------------------------------
+
+
+async def waiting_for(service: RemediationService, user: str) -> list[RemediationSummary]:
+    """Runs waiting for this user's approval now, oldest first ("the first one" is the one
+    that has waited longest, the same every time it is asked).
+
+    Candidates are the open runs the user owns, or whose cluster the approval policy names
+    them for, or all for an admin. The runs table is written at milestones, not when a run
+    starts waiting, so each candidate is asked (a query each, in parallel) through the
+    service, which decides who may see it.
+    """
+    async with service.db.session() as session:
+        account = await UserRepository(session).get(user)
+        rows = await RemediationRepository(session).list(limit=500)
+    if account is None:
+        return []
+    approvers = service.settings.remediation_approvers
+    runs = [
+        RemediationSummary.model_validate(row, from_attributes=True)
+        for row in rows
+        if row.state not in FINAL_STATES
+        and (
+            row.user == user
+            or account.role == Role.ADMIN
+            or named_approver(user, row.cluster_id, approvers)
+        )
+    ][:20]
+
+    async def live(run: RemediationSummary) -> RemediationSummary | None:
+        try:
+            view = await service.get(user, run.remediation_id)
+        except RemediationError:
+            return None
+        if view.state != "waiting_approval" or view.run_key != run.run_key:
+            return None
+        return run.model_copy(update={"state": view.state})
+
+    found = [r for r in await asyncio.gather(*(live(r) for r in runs)) if r is not None]
+    return sorted(found, key=lambda r: (r.started_at, r.remediation_id))
+
+
+# --- the context provider ------------------------------------------------------------------
+
+
+class VoiceFacts(BaseModel):
+    """What a voice model needs at the start of a conversation with this user."""
+
+    assistant_name: str
+    user: str
+    briefing_ready: bool = Field(description="today's briefing is prepared and not yet given")
+    briefing_given_today: bool
+    open_alerts: int = Field(description="remediations still running or waiting")
+    approvals_waiting: int | None = Field(
+        description="remediations waiting for this user's approval; null if not known in time"
+    )
+    hint: str
+
+
+def today_of(user: User, now: datetime | None = None) -> str:
+    try:
+        zone = ZoneInfo(user.timezone)
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    return (now or datetime.now(UTC)).astimezone(zone).date().isoformat()
+
+
+async def voice_facts(
+    db: Database,
+    user: User,
+    remediations: RemediationService | None = None,
+    *,
+    budget: float = 0.5,
+) -> VoiceFacts:
+    """The app database, plus at most ``budget`` seconds of Temporal for the approvals
+    waiting: past that the count is unknown (None) and the rest still answers."""
+    owner = None if user.role == Role.ADMIN else user.name
+    async with db.session() as session:
+        briefing = (
+            await session.execute(
+                select(Briefing).where(Briefing.user == user.name, Briefing.date == today_of(user))
+            )
+        ).scalar_one_or_none()
+        open_query = select(RemediationRecord.state).where(
+            RemediationRecord.state.not_in(FINAL_STATES)
+        )
+        if owner is not None:
+            open_query = open_query.where(RemediationRecord.user == owner)
+        states = list((await session.execute(open_query)).scalars())
+    given = briefing is not None and briefing.given_at is not None
+    ready = briefing is not None and briefing.status == "ready" and not given
+    waiting: int | None = None
+    if remediations is not None and states:
+        try:
+            async with asyncio.timeout(budget):
+                waiting = len(await waiting_for(remediations, user.name))
+        except Exception as exc:
+            log.warning("context for %s: approvals unknown (%s)", user.name, type(exc).__name__)
+            waiting = None
+    elif not states:
+        waiting = 0
+    name = user.assistant_name or "小智"
+    if ready:
+        hint = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet for the briefing.)"
+    elif waiting:
+        hint = f"有 {waiting} 个修复在等审批，可调用 what_needs_me。"
+    else:
+        hint = "用户询问运维情况时，使用语音工具回答。"
+    return VoiceFacts(
+        assistant_name=name,
+        user=user.name,
+        briefing_ready=ready,
+        briefing_given_today=given,
+        open_alerts=len(states),
+        approvals_waiting=waiting,
+        hint=hint,
+    )

@@ -1,0 +1,123 @@
+"""小智: the context provider xiaozhi-server calls at every wake, and the devices behind it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ambient.remediation import RemediationService
+from ambient.storage.repositories import UserRepository
+from ambient.xiaozhi import (
+    DeviceAdded,
+    DeviceNotFoundError,
+    DeviceRefusedError,
+    DeviceService,
+    DeviceView,
+    InvalidDeviceError,
+    voice_facts,
+)
+from api.deps import CurrentUser, StateDep
+
+router = APIRouter(prefix="/xiaozhi", tags=["xiaozhi"])
+
+# xiaozhi-server waits 3 s and then goes on without the context: answer well before that.
+CONTEXT_BUDGET = 1.0
+
+
+def _context_error(code: int, message: str) -> JSONResponse:
+    # xiaozhi-server reads the body of a 200 only: it uses `data` when `code` is 0 and logs
+    # `msg` otherwise (a non-200 is logged as a bare status). So the reason goes in `msg`.
+    return JSONResponse({"code": code, "msg": message})
+
+
+@router.get("/context")
+async def context(
+    state: StateDep,
+    device_id: Annotated[str | None, Header(alias="device-id")] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Facts for the device's user, as `{"code":0,"data":{...}}` (xiaozhi-server's shape)."""
+    if not device_id:
+        return _context_error(400, "missing device-id header")
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    if not token:
+        return _context_error(401, "send the device token: Authorization: Bearer <token>")
+    try:
+        async with asyncio.timeout(CONTEXT_BUDGET):
+            device = await DeviceService(state.db).authenticate(device_id, token)
+            if device is None:
+                return _context_error(401, "unknown device or wrong device token")
+            async with state.db.session() as session:
+                user = await UserRepository(session).get(device.user)
+            if user is None:
+                return _context_error(404, "the device's user no longer exists")
+            remediations = RemediationService(state.temporal, state.settings, state.db)
+            facts = await voice_facts(state.db, user, remediations, budget=CONTEXT_BUDGET / 2)
+    except TimeoutError:
+        return _context_error(503, "context not ready in time")
+    return JSONResponse({"code": 0, "data": facts.model_dump()})
+
+
+class DeviceIn(BaseModel):
+    device_id: str = Field(max_length=64, description="the device's MAC (xiaozhi `device-id`)")
+    user: str | None = Field(default=None, max_length=63, description="default: yourself")
+    speakers: list[str] = Field(
+        default_factory=list, max_length=20, description="other users who allow this device"
+    )
+
+
+def _unprocessable(field: str, message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ["body", field], "msg": message, "input": None}]
+    )
+
+
+@router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DeviceAdded)
+async def add_device(body: DeviceIn, state: StateDep, caller: CurrentUser) -> DeviceAdded:
+    """Register a device (yours, or anyone's for an admin); the token is shown once."""
+    try:
+        return await DeviceService(state.db).add(
+            caller.name, body.user or caller.name, body.device_id, speakers=body.speakers
+        )
+    except InvalidDeviceError as exc:
+        field = str(exc).split(":", 1)[0]
+        where = field if field in DeviceIn.model_fields else "device_id"
+        raise _unprocessable(where, str(exc)) from None
+    except DeviceRefusedError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+
+
+@router.post("/devices/{ref}/allow", response_model=DeviceView)
+async def allow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
+    """Let this device answer you by your voiceprint (your own briefing, tasks, approvals)."""
+    try:
+        return await DeviceService(state.db).allow(caller.name, ref)
+    except DeviceNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+@router.delete("/devices/{ref}/allow", response_model=DeviceView)
+async def disallow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
+    """Stop this device answering you by voiceprint."""
+    try:
+        return await DeviceService(state.db).allow(caller.name, ref, allowed=False)
+    except DeviceNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+@router.get("/devices", response_model=list[DeviceView])
+async def list_devices(state: StateDep, caller: CurrentUser) -> list[DeviceView]:
+    return await DeviceService(state.db).list(caller.name)
+
+
+@router.delete("/devices/{ref}", response_model=DeviceView)
+async def remove_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
+    try:
+        return await DeviceService(state.db).remove(caller.name, ref)
+    except DeviceNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None

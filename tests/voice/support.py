@@ -1,0 +1,50 @@
+"""What the voice tests share: an in-memory voice client and the check that a text is speech."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mcp import Client
+
+from mcp_server.state import AppState, StateHolder
+from mcp_server.voice import build_voice_server
+
+# Written apart from the product's own cleaning, so the two can disagree.
+_MARKDOWN = re.compile(r"[*_`#|<>\[\]]|^\s*[-+]\s|\n")
+_URL = re.compile(r"(?:https?|wss?)://|www\.", re.IGNORECASE)
+_ID = re.compile(
+    r"remediation/|(?:web-monitor|threshold-watch|reminder|daily-briefing)/"
+    r"|\b[0-9a-f]{8,}\b|\bcls-[0-9a-z]+|\bamb_|\bxzd_",
+    re.IGNORECASE,
+)
+
+
+def assert_speakable(text: str) -> None:
+    """One to three spoken sentences: no Markdown, no URL, no id, at most 300 characters."""
+    assert text.strip(), "an empty answer says nothing"
+    assert len(text) <= 300, (len(text), text)
+    assert not _MARKDOWN.search(text), f"markdown in {text!r}"
+    assert not _URL.search(text), f"a URL in {text!r}"
+    assert not _ID.search(text), f"an id in {text!r}"
+
+
+def voice_client(state: AppState, user: str) -> Client:
+    own = AppState(
+        settings=state.settings,
+        db=state.db,
+        temporal=state.temporal,
+        channels=state.channels,
+        tencent=state.tencent,
+        stdio_user=user,
+    )
+    return Client(build_voice_server(own.settings, holder=StateHolder(own)))
+
+
+async def say(client: Client, tool: str, **args: Any) -> str:
+    """Call a voice tool; its answer is never an error and always speakable."""
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    text = getattr(result.content[0], "text", "")
+    assert_speakable(text)
+    return text

@@ -1,0 +1,91 @@
+"""Spoken references resolve the same way every time, and ask back when they do not fit one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ambient.domain.watches import TaskKind, TaskState
+from ambient.remediation import RemediationSummary
+from ambient.tasks import TaskSummary
+from mcp_server.voice import pick_remediation, pick_task
+from tests.voice.support import assert_speakable
+
+START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+def _run(n: int, workload: str, alert_type: str = "error_rate") -> RemediationSummary:
+    return RemediationSummary(
+        remediation_id=f"remediation/{n:040x}",
+        run_key=f"remediation/{n:040x}@run",
+        user="ops",
+        service=f"cls-test01/prod/{workload}",
+        alert_type=alert_type,
+        mode="dry_run",
+        state="waiting_approval",
+        score=80,
+        budget=4,
+        attempts=0,
+        resolved_rung=None,
+        started_at=START + timedelta(minutes=n),
+        finished_at=None,
+    )
+
+
+RUNS = [_run(1, "checkout"), _run(2, "checkout-api", "latency"), _run(3, "payments")]
+
+
+def test_ordinals_in_chinese_english_and_digits_pick_by_waiting_order() -> None:
+    for said, workload in [
+        ("第一个", "checkout"),
+        ("第 2 个", "checkout-api"),
+        ("第三个", "payments"),
+        ("the second one", "checkout-api"),
+        ("3", "payments"),
+        ("最后一个", "payments"),
+        ("last", "payments"),
+    ]:
+        run, question = pick_remediation(RUNS, said)
+        assert run is not None and run.service.endswith(f"/{workload}"), (said, question)
+
+
+def test_a_name_that_fits_several_or_none_asks_back_and_picks_nothing() -> None:
+    run, question = pick_remediation(RUNS, "checkout")
+    assert run is None and "有 2 个符合" in question and "第一个" in question
+    assert_speakable(question)
+    run, question = pick_remediation(RUNS, "redis")
+    assert run is None and "没找到" in question
+    assert_speakable(question)
+    run, question = pick_remediation(RUNS, "第五个")
+    assert run is None and "只有 3 个" in question
+    run, question = pick_remediation([], "第一个")
+    assert run is None and "没有等你审批" in question
+
+
+def test_a_unique_part_of_a_name_or_the_alert_type_is_enough() -> None:
+    run, _ = pick_remediation(RUNS, "payments")
+    assert run is not None and run.service.endswith("/payments")
+    run, _ = pick_remediation(RUNS, "latency")
+    assert run is not None and run.service.endswith("/checkout-api")
+
+
+def _task(task_id: str, summary: str | None = None) -> TaskSummary:
+    return TaskSummary(
+        task_id=task_id, kind=TaskKind.SCHEDULE, state=TaskState.ACTIVE, summary=summary
+    )
+
+
+def test_tasks_are_named_as_spoken_and_hashed_names_by_their_summary() -> None:
+    tasks = [
+        _task("reminder/ops/standup"),
+        _task("reminder/ops/standup-notes"),
+        _task("web-monitor/ops/0123456789ab", summary="watch the shop home page"),
+    ]
+    task, _ = pick_task(tasks, "Standup")  # the exact name wins over the longer one
+    assert task is not None and task.task_id == "reminder/ops/standup"
+    task, _ = pick_task(tasks, "standup notes")
+    assert task is not None and task.task_id == "reminder/ops/standup-notes"
+    task, _ = pick_task(tasks, "shop home")
+    assert task is not None and task.task_id.endswith("0123456789ab")
+    task, question = pick_task(tasks, "backup")
+    assert task is None and "watch the shop home page" in question
+    assert_speakable(question)

@@ -1,0 +1,269 @@
+"""/mcp/voice over real HTTP as xiaozhi-server's client uses it, and the context provider."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from typer.testing import CliRunner
+
+from ambient.settings import Settings
+from ambient.storage.migrate import upgrade_async
+from api.app import create_app
+from tests.support.admins import admin_headers
+from tests.support.servers import serve
+from tests.voice.support import assert_speakable
+
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def _message(method: str, id_: int | str | None = None, **params: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+    if id_ is not None:
+        message["id"] = id_
+    return message
+
+
+INITIALIZE = _message(
+    "initialize",
+    0,
+    protocolVersion="2024-11-05",
+    capabilities={},
+    clientInfo={"name": "xiaozhi-mcp-client", "version": "1.0.0"},
+)
+
+
+def _result(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = json.loads(response.text)
+    return body
+
+
+async def _register(http: httpx.AsyncClient, settings: Settings, name: str) -> dict[str, str]:
+    admin = await admin_headers(settings)
+    made = await http.post("/users", json={"name": name}, headers=admin)
+    assert made.status_code in (200, 201), made.text
+    return {"Authorization": f"Bearer {made.json()['token']}"}
+
+
+async def test_pipelined_requests_without_a_session_id_all_work_with_the_users_token(
+    settings: Settings,
+) -> None:
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "voiceuser")
+        headers = {**ACCEPT, **me}
+        # xiaozhi-server sends these three at once, without waiting and without Mcp-Session-Id.
+        initialized, listed, started = await asyncio.gather(
+            http.post("/mcp/voice", json=_message("notifications/initialized"), headers=headers),
+            http.post("/mcp/voice", json=_message("tools/list", 1), headers=headers),
+            http.post("/mcp/voice", json=INITIALIZE, headers=headers),
+        )
+        assert initialized.status_code == 202, initialized.text
+        assert _result(started)["result"]["serverInfo"]["name"] == "ambient-voice"
+        assert "mcp-session-id" not in started.headers
+        tools = _result(listed)["result"]["tools"]
+        assert len(tools) <= 10 and {"greet", "what_needs_me"} <= {t["name"] for t in tools}
+        assert len(listed.content) <= 8 * 1024
+
+        # A call is one request too; the answer is words in content[0].text.
+        called = await http.post(
+            "/mcp/voice",
+            json=_message("tools/call", "a1b2_n_3", name="recent_errors", arguments={}),
+            headers=headers,
+        )
+        answer = _result(called)
+        assert answer["id"] == "a1b2_n_3"
+        assert_speakable(answer["result"]["content"][0]["text"])
+
+        anonymous = await http.post("/mcp/voice", json=INITIALIZE, headers=ACCEPT)
+        assert anonymous.status_code == 401
+        # The 401 names where to read how to authenticate, and that is served.
+        metadata_url = anonymous.headers["www-authenticate"].split('resource_metadata="')[1]
+        # (at the configured public URL; this test server's port differs: ask it for the path)
+        metadata = await http.get(urlsplit(metadata_url.split('"')[0]).path)
+        assert metadata.status_code == 200
+        assert metadata.json()["resource"].endswith("/mcp/voice")
+        wrong = await http.post(
+            "/mcp/voice", json=INITIALIZE, headers={**ACCEPT, "Authorization": "Bearer nope"}
+        )
+        assert wrong.status_code == 401
+        # The full server is still where it was, and still keeps its sessions.
+        full = await http.post("/mcp", json=INITIALIZE, headers=headers)
+        assert full.status_code == 200 and "mcp-session-id" in full.headers
+
+
+async def test_the_context_provider_answers_a_registered_device_and_refuses_others(
+    settings: Settings,
+) -> None:
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "kitchen")
+        other = await _register(http, settings, "neighbour")
+        bad = await http.post("/xiaozhi/devices", json={"device_id": "no spaces!"}, headers=me)
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "device_id"]
+        added = await http.post(
+            "/xiaozhi/devices", json={"device_id": "AA:BB:CC:DD:EE:01"}, headers=me
+        )
+        assert added.status_code == 201, added.text
+        device = added.json()
+        assert device["device_id"] == "aa:bb:cc:dd:ee:01" and device["user"] == "kitchen"
+        taken = await http.post(
+            "/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:01"}, headers=other
+        )
+        assert taken.status_code == 422 and "already registered" in taken.text
+        not_yours = await http.post(
+            "/xiaozhi/devices",
+            json={"device_id": "aa:bb:cc:dd:ee:02", "user": "kitchen"},
+            headers=other,
+        )
+        assert not_yours.status_code == 403
+
+        # Someone else's consent is theirs to give: the owner cannot name them.
+        named = await http.post(
+            "/xiaozhi/devices",
+            json={"device_id": "aa:bb:cc:dd:ee:03", "speakers": ["neighbour"]},
+            headers=me,
+        )
+        assert named.status_code == 403 and "allow" in named.text
+        allowed = await http.post("/xiaozhi/devices/aa:bb:cc:dd:ee:01/allow", headers=other)
+        assert allowed.status_code == 200 and allowed.json()["speakers"] == ["neighbour"]
+        withdrawn = await http.delete(f"/xiaozhi/devices/{device['id']}/allow", headers=other)
+        assert withdrawn.status_code == 200 and withdrawn.json()["speakers"] == []
+
+        wake = {"device-id": "AA:BB:CC:DD:EE:01", "Authorization": f"Bearer {device['token']}"}
+        context = await http.get("/xiaozhi/context", headers=wake)
+        assert context.status_code == 200, context.text
+        body = context.json()
+        assert body["code"] == 0
+        assert body["data"]["assistant_name"] == "小智" and body["data"]["user"] == "kitchen"
+        assert body["data"]["briefing_ready"] is False and body["data"]["open_alerts"] == 0
+        assert body["data"]["approvals_waiting"] == 0
+
+        for headers in (
+            {"device-id": "aa:bb:cc:dd:ee:01", "Authorization": "Bearer wrong"},
+            {"device-id": "aa:bb:cc:dd:ee:99", "Authorization": f"Bearer {device['token']}"},
+            {"device-id": "aa:bb:cc:dd:ee:01"},
+        ):
+            refused = await http.get("/xiaozhi/context", headers=headers)
+            # A 200 whose code is not 0: xiaozhi-server logs the msg and goes on without data.
+            assert refused.status_code == 200
+            assert refused.json()["code"] == 401 and "data" not in refused.json()
+            assert refused.json()["msg"]
+        missing = await http.get("/xiaozhi/context", headers={"Authorization": "Bearer x"})
+        assert missing.json()["code"] == 400
+
+        assert [d["device_id"] for d in (await http.get("/xiaozhi/devices", headers=me)).json()]
+        assert (await http.get("/xiaozhi/devices", headers=other)).json() == []
+        stranger = await http.delete(f"/xiaozhi/devices/{device['id']}", headers=other)
+        assert stranger.status_code == 404
+        removed = await http.delete("/xiaozhi/devices/aa:bb:cc:dd:ee:01", headers=me)
+        assert removed.status_code == 200
+        gone = await http.get("/xiaozhi/context", headers=wake)
+        assert gone.json()["code"] == 401
+
+
+def test_devices_are_added_listed_and_removed_from_the_command_line(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from ambient.cli import app as cli
+
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir)}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["user", "create", "lin"], env=env).exit_code == 0
+    added = runner.invoke(
+        cli, ["xiaozhi", "device", "add", "--user", "lin", "AA:BB:CC:00:00:07"], env=env
+    )
+    assert added.exit_code == 0, added.output
+    token = added.output.strip().splitlines()[-1]
+    assert token.startswith("xzd_")
+    listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.output)
+    assert [(r["device_id"], r["user"]) for r in rows] == [("aa:bb:cc:00:00:07", "lin")]
+    assert token not in listed.output and "token" not in rows[0]
+    unknown_user = runner.invoke(
+        cli, ["xiaozhi", "device", "add", "--user", "nobody", "aa:bb:cc:00:00:08"], env=env
+    )
+    assert unknown_user.exit_code == 1 and "no user" in unknown_user.output
+    removed = runner.invoke(cli, ["xiaozhi", "device", "remove", str(rows[0]["id"])], env=env)
+    assert removed.exit_code == 0 and "removed" in removed.output
+    assert (
+        json.loads(runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env).output)
+        == []
+    )
+
+
+async def test_the_context_still_answers_when_temporal_does_not(settings: Settings) -> None:
+    """Open runs need Temporal to tell which wait for approval; when it is down the count is
+    unknown (null) and every other fact is there, within xiaozhi-server's 3 s."""
+    from ambient import temporal
+    from ambient.domain.users import UserCreate
+    from ambient.remediation import RemediationService
+    from ambient.storage import Database
+    from ambient.storage.remediations import RemediationRepository
+    from ambient.storage.repositories import UserRepository
+    from ambient.xiaozhi import DeviceService, voice_facts
+
+    await upgrade_async(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            user, _ = await UserRepository(session).create(UserCreate(name="yun"))
+            await RemediationRepository(session).save(
+                "remediation/f00d@run1",
+                remediation_id="remediation/f00d",
+                user="yun",
+                cluster_id="cls-test01",
+                service="cls-test01/prod/checkout",
+                alert_type="error_rate",
+                source="manual",
+                mode="dry_run",
+                state="running",
+            )
+            await session.commit()
+        await DeviceService(db).add("yun", "yun", "aa:bb:cc:dd:ee:10")
+        down = settings.model_copy(update={"temporal_address": "127.0.0.1:1"})
+        client = await temporal.connect(down, lazy=True)
+        facts = await voice_facts(db, user, RemediationService(client, down, db), budget=0.3)
+    finally:
+        await db.close()
+    assert facts.open_alerts == 1 and facts.approvals_waiting is None
+    assert facts.user == "yun" and facts.briefing_ready is False
+
+
+async def test_the_official_mcp_client_over_streamable_http_speaks_with_the_voice_tools(
+    settings: Settings,
+) -> None:
+    """As xiaozhi-server's settings-file client connects: url + headers, streamable HTTP."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "hua")
+        async with (
+            httpx2.AsyncClient(headers=me, trust_env=False) as client_http,
+            Client(streamable_http_client(f"{base}/mcp/voice", http_client=client_http)) as client,
+        ):
+            tools = (await client.list_tools()).tools
+            result = await client.call_tool("recent_errors", {"hours": 12})
+    assert len(tools) <= 10
+    assert not result.is_error
+    text = getattr(result.content[0], "text", "")
+    assert_speakable(text)
+    assert text == "最近 12 小时没有错误。"

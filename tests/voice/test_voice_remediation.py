@@ -1,0 +1,191 @@
+"""The voice profile over real services: remediations waiting for me, by spoken reference."""
+
+from __future__ import annotations
+
+import json
+
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.remediation_runs import RemediationStatus
+from ambient.remediation import RemediationService
+from ambient.storage.repositories import UserRepository
+from ambient.xiaozhi import DeviceService
+from mcp_server.state import AppState
+from tests.conftest import running_worker
+from tests.remediation.support import (
+    add_user,
+    alert,
+    error_rate,
+    remediation_settings,
+    state_reaches,
+)
+from tests.voice.support import say, voice_client
+
+OWNER = "ops"
+
+
+async def test_the_profile_is_nine_tools_in_under_8_kb_with_chinese_first_descriptions(
+    deps: WorkerDeps, ts_env: WorkflowEnvironment
+) -> None:
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+    )
+    async with voice_client(state, OWNER) as client:
+        tools = (await client.list_tools()).tools
+    listed = json.dumps(
+        [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools],
+        ensure_ascii=False,
+    )
+    assert len(tools) <= 10
+    assert len(listed.encode()) <= 8 * 1024, len(listed.encode())
+    assert {t.name for t in tools} >= {
+        "greet",
+        "what_needs_me",
+        "approve_remediation",
+        "refuse_remediation",
+        "task_status",
+        "pause_task",
+        "resume_task",
+        "cluster_health",
+        "recent_errors",
+    }
+    for tool in tools:
+        description = tool.description or ""
+        assert "\u4e00" <= description[0] <= "\u9fff", description  # Chinese first
+        assert tool.output_schema is None  # nothing but the words on every turn
+
+
+async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_hear_nothing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    await add_user(deps, "guest")
+    await add_user(deps, "boss", role="admin")
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        for name in ("guest", "boss"):
+            row = await users.get(name)
+            assert row is not None
+            row.voiceprint_id = f"vp-{name}"
+        await session.commit()
+    # The owner's kitchen speaker; guest and boss each allow it to answer them by voiceprint.
+    devices = DeviceService(deps.db)
+    await devices.add(OWNER, OWNER, "AA:BB:CC:00:11:22")
+    for name in ("guest", "boss"):
+        await devices.allow(name, "aa:bb:cc:00:11:22")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+        )
+        service = RemediationService(ts_env.client, settings, deps.db)
+        started = await service.start(OWNER, alert(url), "dry_run")
+        handle = ts_env.client.get_workflow_handle(
+            started.remediation_id, result_type=RemediationStatus
+        )
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+
+        async with voice_client(state, OWNER) as client:
+            needs = await say(client, "what_needs_me")
+            assert "1 个修复等你审批" in needs and "checkout" in needs
+
+            # A stranger's voice, or one the owner never allowed: nobody's data.
+            stranger = await say(client, "what_needs_me", speaker="陌生人")
+            assert "不认识" in stranger and "checkout" not in stranger
+            # An allowed speaker hears their own (nothing), never the owner's.
+            guest = await say(client, "what_needs_me", speaker="vp-guest")
+            assert "没有需要你处理" in guest
+            # An admin speaking through a member's device gains nothing.
+            boss = await say(client, "approve_remediation", which="第一个", speaker="vp-boss")
+            assert "权限" in boss
+            guest_tries = await say(client, "approve_remediation", which="第一个", speaker="guest")
+            assert "没有等你审批" in guest_tries
+
+            out_of_range = await say(client, "approve_remediation", which="第二个")
+            assert "只有 1 个" in out_of_range
+            unknown = await say(client, "approve_remediation", which="payments")
+            assert "没找到" in unknown and "checkout" in unknown
+            assert (await handle.query("status", result_type=RemediationStatus)).state == (
+                "waiting_approval"
+            )
+
+            approved = await say(client, "approve_remediation", which="第一个")
+            assert "已批准" in approved and "checkout" in approved
+        status = await handle.query("status", result_type=RemediationStatus)
+        assert [a.approver for a in status.approvals] == [OWNER]
+
+
+async def test_a_refusal_by_the_service_is_spoken_not_an_error(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+        )
+        started = await RemediationService(ts_env.client, settings, deps.db).start(
+            OWNER, alert(url), "dry_run"
+        )
+        handle = ts_env.client.get_workflow_handle(
+            started.remediation_id, result_type=RemediationStatus
+        )
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        # The owner's permission is taken away after the run started: approving needs it.
+        async with deps.db.session() as session:
+            row = await UserRepository(session).get(OWNER)
+            assert row is not None
+            row.rollback_permission = "none"
+            await session.commit()
+        async with voice_client(state, OWNER) as client:
+            refused = await say(client, "approve_remediation", which="checkout")
+            assert "没办法完成" in refused and "ops" in refused
+            refusing = await say(client, "refuse_remediation", which="checkout", reason="不急")
+            assert "没办法完成" in refusing
+        status = await handle.query("status", result_type=RemediationStatus)
+        assert status.state == "waiting_approval" and status.approvals == []
+
+
+async def test_a_named_approver_hears_and_approves_a_run_waiting_for_them(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The policy names oncall an approver on the cluster; the run is ops's.
+    remediation_settings(
+        deps, remediation_approval_from_rung=1, remediation_approvers={"cls-test*": ["oncall"]}
+    )
+    await add_user(deps, OWNER)
+    await add_user(deps, "oncall")
+    await add_user(deps, "bystander")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+        )
+        started = await RemediationService(ts_env.client, settings, deps.db).start(
+            OWNER, alert(url), "dry_run"
+        )
+        handle = ts_env.client.get_workflow_handle(
+            started.remediation_id, result_type=RemediationStatus
+        )
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        async with voice_client(state, "bystander") as client:
+            assert "没有需要你处理" in await say(client, "what_needs_me")
+        async with voice_client(state, "oncall") as client:
+            needs = await say(client, "what_needs_me")
+            assert "1 个修复等你审批" in needs and "checkout" in needs
+            approved = await say(client, "approve_remediation", which="checkout")
+            assert "已批准" in approved
+        status = await handle.query("status", result_type=RemediationStatus)
+        assert [a.approver for a in status.approvals] == ["oncall"]

@@ -1,0 +1,61 @@
+"""`ambient mcp --profile voice` over stdio, and the verbatim form for mcp_endpoint relays."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from mcp import Client, StdioServerParameters
+from typer.testing import CliRunner
+
+from mcp_server.voice import MAX_SPOKEN, speakable, verbatim_response
+from tests.voice.support import assert_speakable
+
+
+async def test_the_voice_profile_is_served_over_stdio_as_the_given_user(tmp_path: Path) -> None:
+    from ambient.cli import app as cli
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    env["AMBIENT_DATA_DIR"] = str(tmp_path)
+    made = await asyncio.to_thread(CliRunner().invoke, cli, ["user", "create", "mei"], env=env)
+    assert made.exit_code == 0, made.output
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ambient.cli", "mcp", "--user", "mei", "--profile", "voice"],
+        env=env,
+    )
+    async with Client(params) as client:
+        tools = [t.name for t in (await client.list_tools()).tools]
+        result = await client.call_tool("recent_errors", {"hours": 6})
+    assert len(tools) <= 10 and "greet" in tools and "list_tasks" not in tools
+    assert not result.is_error
+    text = getattr(result.content[0], "text", "")
+    assert text == "最近 6 小时没有错误。"
+
+
+def test_an_unknown_profile_is_refused_by_name() -> None:
+    from ambient.cli import app as cli
+
+    refused = CliRunner().invoke(cli, ["mcp", "--user", "mei", "--profile", "desktop"])
+    assert refused.exit_code == 2 and "--profile" in refused.output
+
+
+def test_the_verbatim_form_is_the_json_the_relay_speaks_as_is() -> None:
+    said = "好的，已批准 checkout 的修复。"
+    wrapped = verbatim_response(said)
+    assert json.loads(wrapped) == {"action": "RESPONSE", "response": said}
+    assert "\\u" not in wrapped  # Chinese stays Chinese: the relay reads the text as is
+
+
+def test_markdown_ids_and_urls_are_taken_out_and_long_text_ends_at_a_sentence() -> None:
+    raw = (
+        "## 今日简报\n**remediation/abc123def456** on cls-9x8y7z6w: see "
+        "https://example.test/share/tok. " + "今天有三个服务出现错误，都已自动处理。" * 30
+    )
+    spoken = speakable(raw)
+    assert_speakable(spoken)
+    assert len(spoken) <= MAX_SPOKEN and spoken.endswith("。")
+    assert spoken.startswith("今日简报")

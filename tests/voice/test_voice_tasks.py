@@ -1,0 +1,140 @@
+"""Voice tools on the dev server: greeting, tasks by spoken name, errors, cluster health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from temporalio.testing import WorkflowEnvironment
+from tencentcloud.common.credential import Credential
+
+from ambient.briefing import BriefingService
+from ambient.clients.tencent.client import TencentCloud
+from ambient.deps import WorkerDeps
+from ambient.domain.briefing import BriefingConfig, plan_for
+from ambient.storage.repositories import EventRepository
+from ambient.tasks import TaskService
+from mcp_server.state import AppState
+from tests.briefing.harness import make_user, write_day_logs
+from tests.conftest import running_worker, unique
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.servers import serve
+from tests.voice.support import say, voice_client
+
+ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
+
+
+def _zone_away_from_midnight() -> str:
+    now = datetime.now(UTC)
+    return next(z for z in ZONES if 1 <= now.astimezone(ZoneInfo(z)).hour <= 22)
+
+
+async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    user = unique("vt")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        tasks = TaskService(dev_env.client, settings, deps.db)
+        for name in ("morning-standup", "evening-standup"):
+            await tasks.create_reminder(user, {"hour": 9, "message": name}, name=name)
+        state = AppState(
+            settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+        )
+        async with voice_client(state, user) as client:
+            status = await say(client, "task_status", name="morning standup")
+            assert status.startswith("morning standup正在运行")
+            both = await say(client, "pause_task", name="standup")
+            assert "有 2 个任务符合" in both and "evening standup" in both
+            missing = await say(client, "task_status", name="backup")
+            assert "没找到" in missing and "morning standup" in missing
+
+            paused = await say(client, "pause_task", name="Morning Standup")
+            assert "已暂停" in paused
+            assert "已暂停" in await say(client, "task_status", name="morning standup")
+            assert "正在运行" in await say(client, "task_status", name="evening standup")
+            resumed = await say(client, "resume_task", name="morning standup")
+            assert "已恢复" in resumed
+            assert "正在运行" in await say(client, "task_status", name="morning standup")
+            # Someone else's voice cannot reach these tasks.
+            stranger = await say(client, "pause_task", name="morning standup", speaker="nobody")
+            assert "不认识" in stranger
+        description = await dev_env.client.get_schedule_handle(
+            f"reminder/{user}/morning-standup"
+        ).describe()
+        assert not description.schedule.state.paused
+
+
+async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    user = unique("vg")
+    await make_user(deps.db, user)
+    zone = _zone_away_from_midnight()
+    today = datetime.now(ZoneInfo(zone)).date()
+    logs = write_day_logs(tmp_path / "app.log", plan_for(today, BriefingConfig(timezone=zone)))
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+        )
+        async with voice_client(state, user) as client:
+            unset = await say(client, "greet")
+            assert "还没有设置每日简报" in unset
+            await BriefingService(dev_env.client, settings, deps.db).create(
+                user,
+                {
+                    "timezone": zone,
+                    "prepare_at": "00:00",
+                    "window_start": "00:00",
+                    "window_end": "23:59",
+                    "language": "zh",
+                    "log_source": {"type": "file", "path": str(logs)},
+                },
+            )
+            first = await say(client, "greet")
+            second = await say(client, "greet")
+        # The briefing, its log templates' <*> said as words.
+        assert first.startswith("早上好") and "payment-service timeout after 某值" in first
+        assert "播报过了" in second
+        await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
+
+
+async def test_recent_errors_and_cluster_health_in_one_sentence(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    user = unique("ve")
+    await make_user(deps.db, user)
+    async with deps.db.session() as session:
+        events = EventRepository(session)
+        for kind in ("watch.failing", "watch.poll_failed", "watch.change"):
+            await events.add(kind, user=user, task=f"web-monitor/{user}/shop-home")
+        await events.add("watch.failing", user="someone-else", task="web-monitor/x/other")
+        await session.commit()
+    api = TencentApi(
+        clusters=[
+            {"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"},
+            {"ClusterId": "cls-bbbb2222", "ClusterName": "staging", "ClusterStatus": "Abnormal"},
+        ]
+    )
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
+    async with voice_client(state, user) as client:
+        errors = await say(client, "recent_errors")
+        assert errors == "最近 24 小时有 2 个错误，主要是：shop home 2 次。"
+        unconfigured = await say(client, "cluster_health")
+        assert "还没有配置腾讯云" in unconfigured
+    async with serve(api.app()) as base:
+        state.tencent = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=5,
+        )
+        async with voice_client(state, user) as client:
+            health = await say(client, "cluster_health")
+    assert health == "2 个集群里有 1 个不正常：staging。"
