@@ -104,3 +104,29 @@ def templates(language: Language) -> Jinja2Templates:
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.globals["lang"] = language.value
     return Jinja2Templates(env=env)
+
+
+# Where the catalog's msgids are: the templates, and the page routers' `_()` / `N_()` calls.
+SOURCES = (
+    *sorted(TEMPLATES.glob("*.html")),
+    Path(__file__).resolve().parent / "routers" / "pages.py",
+    Path(__file__).resolve().parent / "routers" / "ops_pages.py",
+)
+
+
+def used_messages() -> dict[str, list[str]]:
+    """Every literal msgid the pages use, with where (file:line) it is used."""
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract
+    from jinja2.ext import babel_extract
+
+    found: dict[str, list[str]] = {}
+    for source in SOURCES:
+        method = babel_extract if source.suffix == ".html" else "python"
+        options = {"extensions": "jinja2.ext.i18n"} if source.suffix == ".html" else {}
+        with source.open("rb") as text:
+            for line, message, _comments, _context in extract(
+                method, text, DEFAULT_KEYWORDS, options=options
+            ):
+                if isinstance(message, str):
+                    found.setdefault(message, []).append(f"{source.name}:{line}")
+    return found

@@ -36,6 +36,7 @@ from ambient.remediation import (
 from api.deps import StateDep
 from api.i18n import Words
 from api.routers.pages import (
+    N_,
     MaybeUser,
     PageWords,
     back,
@@ -214,6 +215,10 @@ async def remediation_action(
     except RemediationError as exc:
         return back(here, remediation_problem(exc, _))
     return back(here, _("Unknown action %(action)s", action=repr(action)))
+
+
+# A discussion's status as its pages name it.
+DISCUSSION_STATES = (N_("open"), N_("closed"))
 
 
 def discussions(state: AppState) -> DiscussionService:

@@ -473,6 +473,7 @@ async def _settings_page(
             "devices": await DeviceService(state.db).list(me.name),
             "added": added,
             "languages": LANGUAGE_NAMES,
+            "push_kinds": PUSH_KINDS,
             "default_language": LANGUAGE_NAMES[state.settings.default_language],
             "errors": errors,
             "msg": None if errors else request.query_params.get("msg"),
@@ -543,7 +544,8 @@ async def save_settings(
     await UserRepository(session).update(me, parsed)
     await session.commit()
     # Said in the language just chosen: the next page speaks it too.
-    return back("/app/settings", words(_language(request, me))("Settings saved"))
+    _ = words(_language(request, me))
+    return back("/app/settings", _("Settings saved"))
 
 
 @router.post("/app/push")
@@ -580,6 +582,10 @@ async def save_push(
     await UserRepository(session).set_push_config(me, config.model_dump(mode="json"))
     await session.commit()
     return back("/app/settings", _("Push channels saved"))
+
+
+# What each push channel carries, as the settings page names it (values stay the API's).
+PUSH_KINDS = (N_("briefing"), N_("watch"), N_("remediation"))
 
 
 # --- 小智 devices: through DeviceService, which checks who may do what ---------------------
