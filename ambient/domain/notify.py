@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from ambient.domain.configs import UserConfig
+
 
 class NotificationKind(StrEnum):
     BRIEFING = "briefing"
@@ -35,9 +37,11 @@ class Message(BaseModel):
 CHANNEL_TYPES = ("apprise", "dingtalk", "email", "inbox", "sms", "webhook", "wecom")
 
 
-# Lenient on purpose: workflow inputs recorded before a rule was added must still load; the
-# rules are checked where targets enter (ambient.clients.notify.targets) and again at send.
-class Target(BaseModel):
+# Lenient about its forms on purpose: workflow inputs recorded before a rule was added must
+# still load; the rules are checked where targets enter (ambient.clients.notify.targets) and
+# again at send. An unknown field is refused (a misspelled "taget" would silently send to
+# the default), except when a stored config is read back (ambient.domain.configs).
+class Target(UserConfig):
     """Where a message goes, the same shape in tasks and push config ("channel" is accepted
     for "type")."""
 
