@@ -22,6 +22,7 @@ from ambient.domain.watches import (
 
 SOURCE = {"type": "http_json", "url": "https://example.com/v", "json_path": "$.v"}
 WEB = {"urls": ["https://example.com/"]}
+ABOVE_1 = {"op": "above", "value": 1}
 
 
 def refused(model: type[BaseModel], data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -138,7 +139,7 @@ def test_a_stored_watch_with_both_ran_on_its_conditions() -> None:
         (WebMonitorConfig, {**WEB, "targets": [{"type": "inbox", "kinds": [], "x": 1}]}, "x"),
         (WebMonitorConfig, {**WEB, "notification": {"method": "inbox", "to": "me"}}, "to"),
         (ThresholdWatchConfig, {"source": {**SOURCE, "path": "$.x"}, "threshold": 1}, "path"),
-        (ThresholdWatchConfig, {"metric": "m", "conditions": [{"op": "above", "value": 1, "v": 1}]}, "v"),
+        (ThresholdWatchConfig, {"metric": "m", "conditions": [{**ABOVE_1, "v": 1}]}, "v"),
         (ReminderConfig, {"message": "hi", "when": "09:00"}, "when"),
         (NewsDigestConfig, {"news_urls": ["https://example.com/"], "hours": 9}, "hours"),
         (BriefingConfig, {"window": "06:00-10:00"}, "window"),

@@ -21,9 +21,9 @@ OLD_NOTIFICATION = {"method": "email", "phone_number": "+8613800000000", "priori
 def with_stored_config(name: str, folder: Path, **fields: Any) -> Path:
     """A copy of a recorded history whose start input's config holds ``fields`` too."""
     history = json.loads((HISTORIES / f"{name}.json").read_text())
-    payload = history["events"][0]["workflowExecutionStartedEventAttributes"]["input"][
-        "payloads"
-    ][0]
+    payload = history["events"][0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"][
+        0
+    ]
     data = json.loads(base64.b64decode(payload["data"]))
     data["config"].update(fields)
     payload["data"] = base64.b64encode(json.dumps(data).encode()).decode()
@@ -36,12 +36,8 @@ async def test_histories_whose_inputs_carry_fields_refused_now_still_replay(
     tmp_path: Path,
 ) -> None:
     files = [
-        with_stored_config(
-            "web_monitor", tmp_path, notification=OLD_NOTIFICATION, keyword=["AI"]
-        ),
-        with_stored_config(
-            "threshold_watch", tmp_path, notification=OLD_NOTIFICATION, note="typo"
-        ),
+        with_stored_config("web_monitor", tmp_path, notification=OLD_NOTIFICATION, keyword=["AI"]),
+        with_stored_config("threshold_watch", tmp_path, notification=OLD_NOTIFICATION, note="typo"),
     ]
     workflows = load_workflows(["tests.support.workflows:TEST_WORKFLOWS"])
     outcomes = await replay_files(files, workflows)
