@@ -11,6 +11,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ambient.domain.briefing import BriefingConfig, BriefingRun
 from ambient.domain.notify import Target
 from ambient.domain.push import PushChannel, PushConfig, stored_push_config
+from ambient.domain.remediation import Alert
+from ambient.domain.remediation_runs import RemediationInput
 from ambient.domain.reminders import NewsDigestConfig, ReminderConfig, ReminderRun
 from ambient.domain.tasks import ThresholdWatchInput, WebMonitorInput
 from ambient.domain.watches import (
@@ -23,6 +25,7 @@ from ambient.domain.watches import (
 SOURCE = {"type": "http_json", "url": "https://example.com/v", "json_path": "$.v"}
 WEB = {"urls": ["https://example.com/"]}
 ABOVE_1 = {"op": "above", "value": 1}
+ALERT = {"source": "manual", "cluster_id": "cls-test0001", "workload": "checkout"}
 
 
 def refused(model: type[BaseModel], data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -143,6 +146,8 @@ def test_a_stored_watch_with_both_ran_on_its_conditions() -> None:
         (ReminderConfig, {"message": "hi", "when": "09:00"}, "when"),
         (NewsDigestConfig, {"news_urls": ["https://example.com/"], "hours": 9}, "hours"),
         (BriefingConfig, {"window": "06:00-10:00"}, "window"),
+        (Alert, {**ALERT, "severity": "high"}, "severity"),
+        (Alert, {**ALERT, "verify": {"source": SOURCE, "healthy": [ABOVE_1], "x": 1}}, "x"),
     ],
 )
 def test_an_unknown_field_is_refused_by_name(
@@ -187,6 +192,10 @@ def test_stored_inputs_with_fields_ignored_then_still_decode() -> None:
         {"user": "alice", "task_id": "daily-briefing/alice", "config": {"window": "x"}},
     )
     assert briefing.config == BriefingConfig()
+    remediation = decoded(
+        RemediationInput, {"alert": {**ALERT, "severity": "high"}, "user": "alice"}
+    )
+    assert remediation.alert == Alert.model_validate(ALERT)
 
 
 def test_a_saved_push_config_with_an_ignored_field_still_reads() -> None:
