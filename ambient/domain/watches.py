@@ -298,6 +298,23 @@ class WebMonitorConfig(_TaskBase):
         f"at most {MAX_PATTERNS}",
     )
 
+    @model_validator(mode="after")
+    def _selectors_of_watched_urls(self, info: ValidationInfo) -> WebMonitorConfig:
+        # A selector keyed by a URL that is not watched would never be used.
+        unused = [key for key in self.selectors if not any(self._keyed(key, u) for u in self.urls)]
+        if unused and reading_stored(info):
+            self.selectors = {k: v for k, v in self.selectors.items() if k not in unused}
+        elif unused:
+            raise ValueError(
+                f"selectors: {unused[0]!r} is not one of the watched urls; key each selector "
+                "by a URL of `urls`"
+            )
+        return self
+
+    @staticmethod
+    def _keyed(key: str, url: HttpUrl) -> bool:
+        return key in (str(url), str(url).rstrip("/"))
+
     def selector_for(self, url: str) -> str | None:
         return self.selectors.get(url) or self.selectors.get(url.rstrip("/"))
 

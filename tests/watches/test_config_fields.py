@@ -93,6 +93,25 @@ def test_a_stored_notification_reads_as_it_ran() -> None:
     assert run.config.notification.target_of() == Target(type="email", target="+8613800000000")
 
 
+def test_a_selector_for_a_url_that_is_not_watched_is_refused_by_name() -> None:
+    errors = refused(WebMonitorConfig, {**WEB, "selectors": {"https://example.org/": "main"}})
+    assert "selectors: 'https://example.org/' is not one of the watched urls" in errors[0][1]
+    kept = WebMonitorConfig.model_validate({**WEB, "selectors": {"https://example.com": "main"}})
+    assert kept.selector_for("https://example.com/") == "main"
+
+
+def test_a_stored_monitor_drops_the_selector_it_never_used() -> None:
+    run = decoded(
+        WebMonitorInput,
+        {
+            "user": "alice",
+            "task": "web-monitor/alice/t",
+            "config": {**WEB, "selectors": {"https://example.org/": "main"}},
+        },
+    )
+    assert run.config.selectors == {}
+
+
 # --- threshold or conditions --------------------------------------------------------------
 
 
