@@ -284,12 +284,23 @@ class TaskService:
     def _threshold_config(self, config: dict[str, Any]) -> ThresholdWatchConfig:
         try:
             parsed = ThresholdWatchConfig.model_validate(config)
+            catalogue = DEFAULT_CATALOGUE | self.settings.metric_catalogue
             if parsed.source is None and parsed.metric is not None:
-                catalogue = DEFAULT_CATALOGUE | self.settings.metric_catalogue
                 source = resolve_metric(parsed.metric, catalogue)
                 parsed = ThresholdWatchConfig.model_validate(
                     parsed.model_dump(mode="json") | {"source": source}
                 )
+            elif parsed.source is not None and parsed.metric in catalogue:
+                # A named metric beside a source that is not its own: the name was ignored
+                # (the source was watched, under the name). The pair read back is the same.
+                named = ThresholdWatchConfig.model_validate(
+                    parsed.model_dump(mode="json") | {"source": catalogue[parsed.metric]}
+                )
+                if named.source != parsed.source:
+                    raise InvalidTaskError(
+                        f"metric: {parsed.metric!r} is a named metric with its own source, "
+                        "but a different source was given too; give metric or source, not both"
+                    )
         except UnknownMetricError as exc:
             raise InvalidTaskError(f"metric: {exc}") from None
         except ValidationError as exc:

@@ -47,6 +47,17 @@ async def test_mcp_refuses_a_threshold_beside_other_conditions_by_name(app: AppS
         assert (await call(client, "list_tasks"))["tasks"] == []
 
 
+async def test_mcp_refuses_a_named_metric_beside_another_source_by_name(app: AppState) -> None:
+    async with mcp(app) as client:
+        error = await error_of(
+            client,
+            "create_threshold_watch",
+            config={"metric": "bitcoin_price", "source": SOURCE, "threshold": 1},
+        )
+        assert "metric: 'bitcoin_price' is a named metric with its own source" in error
+        assert (await call(client, "list_tasks"))["tasks"] == []
+
+
 async def test_mcp_refuses_a_misspelled_target_field_by_name(app: AppState) -> None:
     async with mcp(app) as client:
         error = await error_of(
