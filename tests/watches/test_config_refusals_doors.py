@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
+from ambient.tasks import ConfigError, TaskService
 from api.app import create_app
 from mcp_server.state import AppState
 from tests.conftest import running_worker
@@ -74,6 +76,20 @@ async def test_mcp_refuses_a_briefing_news_page_the_guard_refuses(app: AppState)
         error = await error_of(client, "create_daily_briefing", news_urls=[METADATA_PAGE])
         assert "news_urls.0: refused destination 169.254.169.254" in error
         assert (await call(client, "list_tasks"))["tasks"] == []
+
+
+async def test_the_service_checks_aimed_urls_for_every_door_the_web_form_included(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The web form and voice call TaskService without the MCP/API/CLI door check.
+    service = TaskService(dev_env.client, deps.settings, deps.db)
+    with pytest.raises(ConfigError) as web:
+        await service.create_web_monitor("alice", {"urls": [METADATA_PAGE]})
+    assert web.value.errors[0][0] == ("config", "urls", 0)
+    with pytest.raises(ConfigError) as digest:
+        await service.create("alice", "news_digest", {"news_urls": [METADATA_PAGE]})
+    assert digest.value.errors[0][0] == ("config", "news_urls", 0)
+    assert "refused destination 169.254.169.254" in str(digest.value)
 
 
 async def test_api_answers_422_naming_the_field(
