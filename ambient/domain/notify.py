@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from ambient.domain.configs import UserConfig
+from ambient.domain.configs import UserConfig, reading_stored
 
 
 class NotificationKind(StrEnum):
@@ -63,6 +63,19 @@ class Target(UserConfig):
     kinds: list[NotificationKind] | None = Field(
         default=None, description="briefing, watch, remediation, system (all when omitted)"
     )
+
+    @field_validator("kinds")
+    @classmethod
+    def _some_kinds(
+        cls, value: list[NotificationKind] | None, info: ValidationInfo
+    ) -> list[NotificationKind] | None:
+        # An empty list wants nothing: the target would silently never be sent to.
+        if value == [] and not reading_stored(info):
+            raise ValueError(
+                "an empty list sends nothing; name the kinds (briefing, watch, remediation, "
+                "system) or leave kinds out for all of them"
+            )
+        return value
 
     @property
     def channel(self) -> str:

@@ -158,7 +158,7 @@ def test_a_stored_watch_with_both_ran_on_its_conditions() -> None:
         (PushConfig, {"channels": [], "quiet": {"start": "22:00"}}, "quiet"),
         (PushConfig, {"quiet_hours": {"start": "22:00", "end": "07:00", "to": "x"}}, "to"),
         (WebMonitorConfig, {**WEB, "keyword": ["AI"]}, "keyword"),
-        (WebMonitorConfig, {**WEB, "targets": [{"type": "inbox", "kinds": [], "x": 1}]}, "x"),
+        (WebMonitorConfig, {**WEB, "targets": [{"type": "inbox", "x": 1}]}, "x"),
         (WebMonitorConfig, {**WEB, "notification": {"method": "inbox", "to": "me"}}, "to"),
         (ThresholdWatchConfig, {"source": {**SOURCE, "path": "$.x"}, "threshold": 1}, "path"),
         (ThresholdWatchConfig, {"metric": "m", "conditions": [{**ABOVE_1, "v": 1}]}, "v"),
@@ -175,6 +175,17 @@ def test_an_unknown_field_is_refused_by_name(
     errors = refused(model, data)
     assert [loc.rsplit(".", 1)[-1] for loc, _ in errors] == [where], errors
     assert errors[0][1] == "Extra inputs are not permitted"
+
+
+@pytest.mark.parametrize("model", [Target, PushChannel])
+def test_a_target_with_an_empty_kinds_list_is_refused(model: type[BaseModel]) -> None:
+    errors = refused(model, {"type": "inbox", "kinds": []})
+    assert [loc for loc, _ in errors] == ["kinds"] and "sends nothing" in errors[0][1]
+
+
+def test_a_saved_channel_with_no_kinds_reads_as_it_worked() -> None:
+    config = stored_push_config({"channels": [{"type": "inbox", "kinds": []}]})
+    assert config.channels[0].kinds == []
 
 
 def test_stored_inputs_with_fields_ignored_then_still_decode() -> None:
