@@ -20,6 +20,7 @@ from ambient.commands import logs as logs_commands
 from ambient.commands import remediation as remediation_commands
 from ambient.commands import task as task_commands
 from ambient.commands import user as user_commands
+from ambient.commands import xiaozhi as xiaozhi_commands
 from ambient.settings import Settings
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.add_typer(briefing_commands.app, name="briefing")
 app.add_typer(cloud_commands.app, name="cloud")
 app.add_typer(logs_commands.app, name="logs")
 app.add_typer(remediation_commands.app, name="remediation")
+app.add_typer(xiaozhi_commands.app, name="xiaozhi")
 app.add_typer(events_commands.app)  # `ambient events|inbox|deliveries`
 app.command("chat")(chat_commands.chat)
 console = Console()

@@ -41,6 +41,10 @@ from ambient.storage.models import XiaozhiEndpoint, utcnow
 from mcp_server.state import AppState, StateHolder
 
 log = logging.getLogger(__name__)
+# websockets logs the handshake (the request line holds the token) and every frame at DEBUG:
+# its logger for our connections never goes below INFO, whatever the root level.
+wire_log = logging.getLogger("ambient.bridge.websocket")
+wire_log.setLevel(logging.INFO)
 
 ServerFactory = Callable[[str], MCPServer[Any]]
 
@@ -191,13 +195,18 @@ class BridgeRunner:
                     proxy=None,
                     open_timeout=self.timing.open_timeout,
                     user_agent_header=None,
-                    logger=log,
+                    logger=wire_log,
                 ) as ws:
                     connected = True
                     self.counts["connected"] += 1
                     await self._state(endpoint_id, "connected", None)
                     log.info("xiaozhi endpoint %s (%s, %s): connected", endpoint_id, masked, user)
-                    await serve_mcp(ws, self.server_for(user), verbatim=verbatim)
+                    try:
+                        await serve_mcp(ws, self.server_for(user), verbatim=verbatim)
+                    except asyncio.CancelledError:
+                        # Removed, lease lost or stopping: a normal close, not "internal error".
+                        await asyncio.shield(ws.close(1001, "endpoint released"))
+                        raise
                 reason = "the connection ended"
             except asyncio.CancelledError:
                 raise
