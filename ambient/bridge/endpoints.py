@@ -239,7 +239,8 @@ class Endpoints:
 def _may_act_for(actor: User | None, user: str) -> None:
     if actor is not None and actor.role != Role.ADMIN and actor.name != user:
         raise EndpointPermissionError(
-            f"you may register endpoints for yourself ({actor.name!r}) only; an admin may for anyone"
+            f"you may register endpoints for yourself ({actor.name!r}) only; "
+            "an admin may for anyone"
         )
 
 

@@ -21,7 +21,6 @@ from ambient.bridge.serving import RESULT_LIMIT_BYTES
 from ambient.clients.guard import DestinationGuard
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
-from ambient.storage import Database
 from ambient.storage.models import XiaozhiEndpoint
 from ambient.storage.repositories import UserRepository
 from mcp_server.state import AppState, open_state
@@ -63,7 +62,9 @@ async def register(state: AppState, user: str, url: str, *, verbatim: bool = Fal
         if await users.get(user) is None:
             await users.create(UserCreate(name=user))
             await session.commit()
-        added = await service(state, session).add(None, EndpointCreate(user=user, url=url, verbatim=verbatim))
+        added = await service(state, session).add(
+            None, EndpointCreate(user=user, url=url, verbatim=verbatim)
+        )
     return added.id
 
 
@@ -72,7 +73,9 @@ async def listed(state: AppState) -> list[EndpointPublic]:
         return await service(state, session).list(None)
 
 
-def runner_for(state: AppState, name: str, server_for: Callable[[str], MCPServer[Any]] | None = None) -> BridgeRunner:
+def runner_for(
+    state: AppState, name: str, server_for: Callable[[str], MCPServer[Any]] | None = None
+) -> BridgeRunner:
     return BridgeRunner(
         state.db,
         EndpointCipher(state.settings.secret_key.get_secret_value()),
@@ -107,7 +110,9 @@ async def test_registered_endpoint_is_connected_within_5s_and_serves_the_users_t
         connection = await within(5, broker.wait_ready(token))
         [row] = await listed(state)
         assert (row.user, row.state, row.last_error) == (user, "connected", None)
-        assert len(connection.tools) > 10 and {"whoami", "get_status"} <= {t["name"] for t in connection.tools}
+        assert len(connection.tools) > 10 and {"whoami", "get_status"} <= {
+            t["name"] for t in connection.tools
+        }
         # the initialize with id 0 was answered with the protocol the broker asked for
         first = json.loads(connection.frames[0])
         assert first["id"] == 0 and first["result"]["protocolVersion"] == "2024-11-05"
@@ -132,9 +137,19 @@ async def test_relay_string_ids_pipelined_requests_and_second_initialize_round_t
         ]
         # pipelined: three requests sent before any answer is read; ids 0, a number and a string
         ids = [
-            await connection.send_request("initialize", {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}, ident=0),
+            await connection.send_request(
+                "initialize",
+                {
+                    "protocolVersion": "2024-11-05",
+                    "capabilities": {},
+                    "clientInfo": {"name": "x", "version": "1"},
+                },
+                ident=0,
+            ),
             await connection.send_request("ping", ident=7),
-            await connection.send_request("tools/list", {"cursor": None, "_meta": {"agentId": 1}}, ident="abc_n_9"),
+            await connection.send_request(
+                "tools/list", {"cursor": None, "_meta": {"agentId": 1}}, ident="abc_n_9"
+            ),
         ]
         answers = [await connection.answer(ident) for ident in ids]
         assert [a["id"] for a in answers] == [0, 7, "abc_n_9"]
@@ -146,7 +161,9 @@ async def test_relay_string_ids_pipelined_requests_and_second_initialize_round_t
         assert spoken["action"] == "RESPONSE" and '"name"' in spoken["response"]
 
 
-async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up(state: AppState) -> None:
+async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up(
+    state: AppState,
+) -> None:
     token = unique("jwt")
     async with running_broker({token}) as broker, running(runner_for(state, "r1")):
         await register(state, unique("carol"), broker.url(token))
@@ -182,7 +199,9 @@ async def test_results_over_8192_bytes_are_cut_to_a_sentence_saying_so(state: Ap
         result = answer["result"]
         assert len(json.dumps(result, ensure_ascii=False).encode()) <= RESULT_LIMIT_BYTES
         text = result["content"][0]["text"]
-        assert text.startswith("集群一切正常。") and text.endswith("The answer was too long and was cut here.")
+        assert text.startswith("集群一切正常。") and text.endswith(
+            "The answer was too long and was cut here."
+        )
         assert "只说到这里" in text and "structuredContent" not in result
 
 

@@ -62,7 +62,9 @@ async def test_an_endpoint_registered_over_the_api_is_dialed_by_the_api_process_
     headers = await member_headers(api_settings, user)
     async with running_broker({token}) as broker:
         url = broker.url(token)
-        created = await api.post("/xiaozhi/endpoints", json={"user": user, "url": url}, headers=headers)
+        created = await api.post(
+            "/xiaozhi/endpoints", json={"user": user, "url": url}, headers=headers
+        )
         assert created.status_code == 201, created.text
         assert token not in created.text and created.json()["url"].endswith("token=***")
         await asyncio.wait_for(broker.wait_ready(token), 5)
@@ -89,7 +91,9 @@ async def test_a_bad_url_is_refused_with_422_naming_the_field(
     api: httpx.AsyncClient, api_settings: Settings, url: str, says: str
 ) -> None:
     headers = await admin_headers(api_settings)
-    answer = await api.post("/xiaozhi/endpoints", json={"user": "admin", "url": url}, headers=headers)
+    answer = await api.post(
+        "/xiaozhi/endpoints", json={"user": "admin", "url": url}, headers=headers
+    )
     assert answer.status_code == 422
     [error] = answer.json()["detail"]
     assert error["loc"] == ["body", "url"] and says in error["msg"]
@@ -106,15 +110,23 @@ async def test_members_register_and_see_their_own_endpoints_admins_everyones(
     url = "wss://api.xiaozhi.me/mcp/?token=a.b.c"
     refused = await api.post("/xiaozhi/endpoints", json={"user": bob, "url": url}, headers=as_alice)
     assert refused.status_code == 403
-    unknown = await api.post("/xiaozhi/endpoints", json={"user": "nobody", "url": url}, headers=as_admin)
+    unknown = await api.post(
+        "/xiaozhi/endpoints", json={"user": "nobody", "url": url}, headers=as_admin
+    )
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "user"]
-    mine = (await api.post("/xiaozhi/endpoints", json={"user": alice, "url": url}, headers=as_alice)).json()
+    mine = (
+        await api.post("/xiaozhi/endpoints", json={"user": alice, "url": url}, headers=as_alice)
+    ).json()
     for_bob = await api.post("/xiaozhi/endpoints", json={"user": bob, "url": url}, headers=as_admin)
     assert for_bob.status_code == 201
-    assert [e["id"] for e in (await api.get("/xiaozhi/endpoints", headers=as_alice)).json()] == [mine["id"]]
+    assert [e["id"] for e in (await api.get("/xiaozhi/endpoints", headers=as_alice)).json()] == [
+        mine["id"]
+    ]
     assert len((await api.get("/xiaozhi/endpoints", headers=as_admin)).json()) == 2
     assert (await api.delete(f"/xiaozhi/endpoints/{mine['id']}", headers=as_bob)).status_code == 404
-    assert (await api.delete(f"/xiaozhi/endpoints/{mine['id']}", headers=as_alice)).status_code == 200
+    assert (
+        await api.delete(f"/xiaozhi/endpoints/{mine['id']}", headers=as_alice)
+    ).status_code == 200
 
 
 def test_the_cli_adds_lists_and_removes_with_the_token_masked(
@@ -139,7 +151,9 @@ def test_the_cli_adds_lists_and_removes_with_the_token_masked(
         "verbatim": True,
     }
     assert row["url"] == "wss://api.xiaozhi.me/mcp/?token=***" and row["since"]
-    bad = runner.invoke(cli, ["xiaozhi", "endpoint", "add", "--user", "nia", "wss://x.example/mcp/"])
+    bad = runner.invoke(
+        cli, ["xiaozhi", "endpoint", "add", "--user", "nia", "wss://x.example/mcp/"]
+    )
     assert bad.exit_code == 2 and "url: " in bad.output and "token" in bad.output
     assert runner.invoke(cli, ["xiaozhi", "endpoint", "remove", "1"]).exit_code == 0
     assert json.loads(runner.invoke(cli, ["xiaozhi", "endpoint", "list", "--json"]).output) == []

@@ -20,10 +20,10 @@ import itertools
 import json
 import logging
 import uuid
-from http import HTTPStatus
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
@@ -151,7 +151,9 @@ class XiaozhiBroker:
             self._changed.notify_all()
 
     async def _serve(self, socket: ServerConnection) -> None:
-        token = dict(parse_qsl(urlsplit(socket.request.path if socket.request else "").query))["token"]
+        token = dict(parse_qsl(urlsplit(socket.request.path if socket.request else "").query))[
+            "token"
+        ]
         connection = ToolConnection(token, socket, self.mode)
         old = self.current(token)
         self.connections.setdefault(token, []).append(connection)
@@ -212,6 +214,8 @@ async def running_broker(
     tokens: set[str], mode: Mode = "official", ping_every: float | None = None
 ) -> AsyncIterator[XiaozhiBroker]:
     broker = XiaozhiBroker(tokens, mode, ping_every)
-    async with serve(broker._serve, "127.0.0.1", 0, process_request=broker._check, logger=broker_log) as server:
+    async with serve(
+        broker._serve, "127.0.0.1", 0, process_request=broker._check, logger=broker_log
+    ) as server:
         broker.port = next(iter(server.sockets)).getsockname()[1]
         yield broker
