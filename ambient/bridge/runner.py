@@ -189,13 +189,14 @@ class BridgeRunner:
                 user, url, verbatim = await self._endpoint(endpoint_id)
                 masked = mask_url(url)
                 self.counts["dials"] += 1
-                await self._check(url)
+                pinned = await self._check(url)
                 async with connect(
                     url,
                     proxy=None,
                     open_timeout=self.timing.open_timeout,
                     user_agent_header=None,
                     logger=wire_log,
+                    **pinned,
                 ) as ws:
                     connected = True
                     self.counts["connected"] += 1
@@ -239,8 +240,14 @@ class BridgeRunner:
             ) from None
         return row.user, url, row.verbatim
 
-    async def _check(self, url: str) -> None:
-        await self.guard.check_url(http_form(url))
+    async def _check(self, url: str) -> dict[str, Any]:
+        """Refuse a destination the guard refuses; pin plain ws:// to the checked address.
+
+        Resolving again at connect time would let a name flip to a refused address (DNS
+        rebinding); wss:// keeps the name, as TLS verifies the certificate for it.
+        """
+        addresses = await self.guard.check_url(http_form(url))
+        return {"host": addresses[0]} if url.lower().startswith("ws://") else {}
 
     async def _state(self, endpoint_id: int, state: str, error: str | None) -> None:
         try:

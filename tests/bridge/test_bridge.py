@@ -307,3 +307,26 @@ async def test_the_token_is_in_no_log_line_no_list_and_not_in_clear_in_the_datab
         for record in caplog.records:
             assert token not in record.getMessage()
         assert any("boom ***" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_destination_the_guard_refuses_is_never_dialed_and_shows_why(
+    state: AppState,
+) -> None:
+    token = unique("jwt")
+    async with running_broker({token}) as broker:
+        await register(state, unique("kim"), broker.url(token))  # allowed when registered ...
+        runner = runner_for(state, "r1")
+        runner.guard = DestinationGuard([])  # ... but this process's guard allows no loopback
+        await runner.scan()
+
+        async def shown() -> EndpointPublic:
+            while True:  # the condition: the hold task has written its first failure
+                [row] = await listed(state)
+                if row.last_error != "not dialed yet":
+                    return row
+                await asyncio.sleep(0.05)
+
+        row = await within(5, shown())
+        await runner.stop()
+    assert row.state == "retrying" and "127.0.0.1 is a loopback address" in (row.last_error or "")
+    assert broker.connections == {} and runner.counts["dials"] == 1
