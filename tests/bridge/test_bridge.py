@@ -16,7 +16,7 @@ import pytest_asyncio
 from mcp.server.mcpserver import MCPServer
 
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, EndpointPublic, Endpoints
-from ambient.bridge.runner import BridgeRunner, BridgeTiming, full_server_for
+from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays, full_server_for
 from ambient.bridge.serving import RESULT_LIMIT_BYTES
 from ambient.clients.guard import DestinationGuard
 from ambient.domain.users import UserCreate
@@ -120,7 +120,8 @@ async def test_registered_endpoint_is_connected_within_5s_and_serves_the_users_t
         answer = await connection.call_tool("whoami", {})
         assert answer["result"]["isError"] is False
         assert json.loads(answer["result"]["content"][0]["text"])["name"] == user
-        # pings (the broker's own period) are answered {}
+        # pings (the broker's own period, and one more now) are answered {}
+        await within(5, connection.pinged.wait())
         assert (await connection.request("ping"))["result"] == {}
 
 
@@ -330,3 +331,11 @@ async def test_a_destination_the_guard_refuses_is_never_dialed_and_shows_why(
         await runner.stop()
     assert row.state == "retrying" and "127.0.0.1 is a loopback address" in (row.last_error or "")
     assert broker.connections == {} and runner.counts["dials"] == 1
+
+
+def test_redials_back_off_with_jitter_from_1s_doubling_to_10_minutes() -> None:
+    next_delay = backoff_delays(BridgeTiming())
+    delays = [next_delay() for _ in range(14)]
+    ceilings = [min(2.0**n, 600.0) for n in range(14)]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True))
+    assert ceilings[-1] == 600.0 and len(set(delays)) == len(delays)  # jittered, not in step

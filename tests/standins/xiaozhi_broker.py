@@ -50,6 +50,7 @@ class ToolConnection:
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # tools listed
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_reason: str = ""
+    pinged: asyncio.Event = field(default_factory=asyncio.Event)  # a periodic ping answered
     _waiting: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     _numbers: itertools.count[int] = field(default_factory=itertools.count)
     _prefix: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -206,7 +207,8 @@ class XiaozhiBroker:
         await connection.ready.wait()
         while True:
             await asyncio.sleep(self.ping_every)  # the broker's own period, not a test wait
-            await connection.request("ping")
+            if "result" in await connection.request("ping"):
+                connection.pinged.set()
 
 
 @asynccontextmanager
