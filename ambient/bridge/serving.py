@@ -111,7 +111,8 @@ def shape_result(result: dict[str, Any], *, verbatim: bool) -> dict[str, Any]:
     texts = [c.get("text", "") for c in result.get("content", []) if c.get("type") == "text"]
     text = "\n".join(t for t in texts if t)
     shaped: dict[str, Any] = {"content": [{"type": "text", "text": _wrap(text, verbatim)}]}
-    if result.get("isError"):
+    if result.get("isError") and not verbatim:
+        # A relay drops the text of an error result; verbatim, the error is spoken like any answer.
         shaped["isError"] = True
     if _size(shaped) <= RESULT_LIMIT_BYTES:
         if (

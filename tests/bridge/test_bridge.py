@@ -160,6 +160,10 @@ async def test_relay_string_ids_pipelined_requests_and_second_initialize_round_t
         answer = await connection.call_tool("whoami", {})
         spoken = json.loads(answer["result"]["content"][0]["text"])
         assert spoken["action"] == "RESPONSE" and '"name"' in spoken["response"]
+        # an error is spoken too: the relay would drop the text of an isError result
+        failed = (await connection.call_tool("no_such_tool", {}))["result"]
+        spoken = json.loads(failed["content"][0]["text"])
+        assert "no_such_tool" in spoken["response"] and "isError" not in failed
 
 
 async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up(
