@@ -40,7 +40,7 @@ from ambient.clients.kube import (
     KubeUnavailableError,
 )
 from ambient.clients.kube_executor import KubernetesExecutor
-from ambient.clients.tencent import writes
+from ambient.clients.tencent import ops, writes
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import (
     TencentAuthError,
@@ -210,6 +210,24 @@ class ScheduledSqlSpec(BaseModel):
     region: Region = Field(default=None, description="region (default: configured)")
 
 
+class NodePoolScaleSpec(BaseModel):
+    cluster_id: str = Field(max_length=128, description="TKE cluster, e.g. cls-abc123")
+    node_pool_id: str = Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
+    desired: int = Field(ge=0, le=1000, description="desired number of nodes")
+    region: Region = Field(default=None, description="region (default: configured)")
+
+
+class NodePoolScaleResult(BaseModel):
+    cluster_id: str
+    node_pool_id: str
+    previous: int | None
+    desired: int
+    executed: bool = Field(
+        description="true when the change was sent; false for a dry run or when the pool "
+        "already has that size (nothing to change)"
+    )
+
+
 class WriteStep(BaseModel):
     request: CloudRequest = Field(description="exactly what is (or would be) sent")
     idempotency_key: str
@@ -245,8 +263,11 @@ class CloudOpsService:
             )
             await session.commit()
 
-    async def authorize(self, actor: str, operation: str, subject: str, mode: Mode) -> None:
-        """Refuse (and audit the refusal) unless the stored permission covers ``mode``."""
+    async def authorize(
+        self, actor: str, operation: str, subject: str, mode: Mode, **asked: Any
+    ) -> None:
+        """Refuse (and audit the refusal, with what was ``asked``) unless the stored
+        permission covers ``mode``."""
         permission = await self.permission(actor)
         if permission is RollbackPermission.NONE:
             reason = (
@@ -264,9 +285,100 @@ class CloudOpsService:
             actor,
             f"cloud.{operation}",
             subject,
-            {"mode": mode, "outcome": "refused", "permission": permission.value},
+            {**asked, "mode": mode, "outcome": "refused", "permission": permission.value},
         )
         raise CloudOpsRefusedError(reason)
+
+    async def scale_node_pool(
+        self, actor: str, spec: NodePoolScaleSpec, mode: Mode | None = None
+    ) -> NodePoolScaleResult:
+        """Set a node pool's desired size (ModifyNodePoolDesiredCapacityAboutAsg).
+
+        ``mode=None`` is the scale_node_pool tool's contract: execute when the stored
+        permission allows it, else a dry run that reports. The check is here, not in a door,
+        so MCP, the API and the CLI refuse the same callers; every call is audited.
+        """
+        subject = f"tke:{spec.cluster_id}/{spec.node_pool_id}"
+        permission = await self.permission(actor)
+        if mode is None:
+            mode = "execute" if permission is RollbackPermission.EXECUTE else "dry_run"
+        await self.authorize(
+            actor, "scale_node_pool", subject, mode, desired=spec.desired, region=spec.region
+        )
+        detail: dict[str, Any] = {
+            "mode": mode,
+            "desired": spec.desired,
+            "region": spec.region,
+            "permission": permission.value,
+        }
+        lookup = CloudRequest(
+            product="tke",
+            action="DescribeClusterNodePools",
+            region=spec.region,
+            params={"ClusterId": spec.cluster_id},
+        )
+        try:
+            try:
+                pools = await ops.list_node_pools(self.tencent, spec.cluster_id, region=spec.region)
+            except TencentCloudError as exc:
+                raise readable(exc, lookup) from None
+            pool = next((p for p in pools if p.node_pool_id == spec.node_pool_id), None)
+            if pool is None:
+                known = ", ".join(p.node_pool_id for p in pools) or "none"
+                raise CloudOpsFailedError(
+                    "not_found",
+                    f"no node pool {spec.node_pool_id} in {spec.cluster_id}; pools: {known}",
+                )
+            detail["previous"] = pool.desired
+            if (
+                pool.minimum is not None
+                and pool.maximum is not None
+                and not pool.minimum <= spec.desired <= pool.maximum
+            ):
+                raise CloudOpsInputError(
+                    "desired",
+                    f"must be within [{pool.minimum}, {pool.maximum}] for {spec.node_pool_id}",
+                )
+            # Already that size: nothing to send, and the audit says nothing changed.
+            executed = mode == "execute" and pool.desired != spec.desired
+            if executed:
+                request = CloudRequest(
+                    product="tke",
+                    action="ModifyNodePoolDesiredCapacityAboutAsg",
+                    region=spec.region,
+                    params={
+                        "ClusterId": spec.cluster_id,
+                        "NodePoolId": spec.node_pool_id,
+                        "DesiredCapacity": spec.desired,
+                    },
+                )
+                try:
+                    await ops.scale_node_pool(
+                        self.tencent,
+                        spec.cluster_id,
+                        spec.node_pool_id,
+                        spec.desired,
+                        region=spec.region,
+                    )
+                except TencentCloudError as exc:
+                    raise readable(exc, request) from None
+        except CloudOpsError as exc:
+            await self.audit(
+                actor,
+                "cloud.scale_node_pool",
+                subject,
+                {**detail, "outcome": "failed", "kind": exc.kind, "reason": str(exc)},
+            )
+            raise
+        outcome = "executed" if executed else ("noop" if mode == "execute" else "dry_run")
+        await self.audit(actor, "cloud.scale_node_pool", subject, {**detail, "outcome": outcome})
+        return NodePoolScaleResult(
+            cluster_id=spec.cluster_id,
+            node_pool_id=spec.node_pool_id,
+            previous=pool.desired,
+            desired=spec.desired,
+            executed=executed,
+        )
 
     # --- the shared create flow ---------------------------------------------------------
     async def _create(

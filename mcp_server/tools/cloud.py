@@ -17,9 +17,13 @@ from ambient.clients.logs import FileLogSource, LogPathError
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.domain.users import RollbackPermission
-from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import UserRepository
+from ambient.cloud_ops import (
+    CloudOpsError,
+    CloudOpsService,
+    Mode,
+    NodePoolScaleResult,
+    NodePoolScaleSpec,
+)
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 
 T = TypeVar("T")
@@ -57,17 +61,6 @@ class LogSearch(ops.SearchResult):
 
 class Workloads(BaseModel):
     workloads: list[Workload]
-
-
-class ScaleResult(BaseModel):
-    cluster_id: str
-    node_pool_id: str
-    previous: int | None
-    desired: int
-    executed: bool = Field(
-        description="true when the change was sent; false for a dry run or when the pool "
-        "already has that size (nothing to change)"
-    )
 
 
 def _cloud(ctx: Context[Any, Any]) -> TencentCloud:
@@ -218,77 +211,32 @@ async def scale_node_pool(
     ],
     desired: Annotated[int, Field(ge=0, le=1000, description="desired number of nodes")],
     region: Region = None,
-) -> ScaleResult:
+    mode: Annotated[
+        Mode | None,
+        Field(
+            default=None,
+            description="dry_run: report only; execute: send (needs rollback_permission "
+            "'execute'); omitted: execute if your permission allows, else report",
+        ),
+    ] = None,
+) -> NodePoolScaleResult:
     """Set a node pool's desired size; needs rollback_permission 'execute' (dry_run reports).
 
     Every call is audited, refusals included.
     """
-    state = app_state(ctx)
     try:
         actor = current_user(ctx)
     except ToolError:
         actor = ANONYMOUS
-    detail: dict[str, Any] = {"desired": desired, "region": region}
-
-    async def audit(outcome: str, **more: Any) -> None:
-        async with state.db.session() as session:
-            await AuditRepository(session).append(
-                actor=actor,
-                action="cloud.scale_node_pool",
-                subject=f"tke:{cluster_id}/{node_pool_id}",
-                detail={**detail, "outcome": outcome, **more},
-            )
-            await session.commit()
-
-    # Read from the database on every call: nothing in the request can claim a permission.
-    user = None
-    if actor != ANONYMOUS:
-        async with state.db.session() as session:
-            user = await UserRepository(session).get(actor)
-    permission = RollbackPermission(user.rollback_permission) if user else RollbackPermission.NONE
-    detail["permission"] = permission.value
-    if permission is RollbackPermission.NONE:
-        reason = (
-            "You may not change clusters (rollback_permission is 'none'); ask an admin."
-            if user
-            else f"You may not change clusters: {actor!r} is not a registered user."
-        )
-        await audit("refused", reason=reason)
-        raise ToolError(reason)
-    try:
-        cloud = _cloud(ctx)
-        pools = await _call(ops.list_node_pools(cloud, cluster_id, region=region))
-        pool = next((p for p in pools if p.node_pool_id == node_pool_id), None)
-        if pool is None:
-            known = ", ".join(p.node_pool_id for p in pools) or "none"
-            raise ToolError(f"no node pool {node_pool_id} in {cluster_id}; pools: {known}")
-        detail["previous"] = pool.desired
-        if (
-            pool.minimum is not None
-            and pool.maximum is not None
-            and not pool.minimum <= desired <= pool.maximum
-        ):
-            raise ToolError(
-                f"desired must be within [{pool.minimum}, {pool.maximum}] for {node_pool_id}"
-            )
-        may_execute = permission is RollbackPermission.EXECUTE
-        # Already that size: nothing to send, and the audit says nothing changed.
-        executed = may_execute and pool.desired != desired
-        if executed:
-            await _call(
-                ops.scale_node_pool(cloud, cluster_id, node_pool_id, desired, region=region)
-            )
-    except Exception as exc:
-        await audit("failed", reason=str(exc))
-        raise
-    await audit("executed" if executed else ("noop" if may_execute else "dry_run"))
-    return ScaleResult(
-        cluster_id=cluster_id,
-        node_pool_id=node_pool_id,
-        previous=pool.desired,
-        desired=desired,
-        executed=executed,
+    spec = NodePoolScaleSpec(
+        cluster_id=cluster_id, node_pool_id=node_pool_id, desired=desired, region=region
     )
+    # The service reads the permission from the database and decides; this door only asks.
+    service = CloudOpsService(app_state(ctx).db, _cloud(ctx))
+    try:
+        return await service.scale_node_pool(actor, spec, mode)
+    except CloudOpsError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:

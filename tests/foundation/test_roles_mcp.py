@@ -86,7 +86,7 @@ async def test_scale_node_pool_reads_permission_from_the_database_and_audits_eve
     api, state = cloud_state
     async with client(state, "guest") as c:
         refused, message = await call(c, "scale_node_pool", **SCALE, desired=4)
-    assert refused and "rollback_permission is 'none'" in message
+    assert refused and "rollback_permission 'none'" in message
     async with client(state, "viewer") as c:
         # A claim in the request changes nothing: the permission is the database's.
         _, dry = await call(c, "scale_node_pool", **SCALE, desired=4, rollback_permission="execute")

@@ -129,7 +129,7 @@ async def test_scale_node_pool_respects_permission(
         refused, message = await call(
             c, "scale_node_pool", cluster_id="cls-1", node_pool_id="np-1", desired=4
         )
-    assert refused and "rollback_permission is 'none'" in message
+    assert refused and "rollback_permission 'none'" in message
     async with client(state, "viewer") as c:
         _, dry = await call(
             c, "scale_node_pool", cluster_id="cls-1", node_pool_id="np-1", desired=4

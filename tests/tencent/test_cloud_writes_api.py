@@ -149,3 +149,105 @@ async def test_ca02_cli_previews_by_default_and_executes_with_the_flag(
         runner.invoke, app, ["cloud", "create-alarm", str(spec), "--user", "ops"], env=env
     )
     assert bad.exit_code == 2 and "level" in bad.output
+
+
+# Every door that can scale a node pool, asked the same forbidden thing: the service refuses.
+POOL_CLUSTER = "cls-abcd1234"
+FORBIDDEN = [
+    ("viewer", RollbackPermission.DRY_RUN, "execute"),
+    ("guest", RollbackPermission.NONE, "dry_run"),
+]
+
+
+async def _scale_over_mcp(settings: Settings, user: str, mode: str) -> tuple[bool, str]:
+    from mcp import Client
+    from tencentcloud.common.credential import Credential
+
+    from ambient.clients.tencent.client import TencentCloud
+    from mcp_server.server import build_server
+    from mcp_server.state import AppState, StateHolder
+
+    db = Database(settings.resolved_database_url)
+    tencent = TencentCloud(
+        Credential(SECRET_ID, SECRET_KEY),
+        region="ap-guangzhou",
+        endpoint=settings.tencentcloud_endpoint,
+        protocol="http",
+        timeout=5,
+    )
+    state = AppState(
+        settings=settings, db=db, temporal=None, channels=None, tencent=tencent, stdio_user=user
+    )  # type: ignore[arg-type]
+    try:
+        async with Client(build_server(settings, holder=StateHolder(state))) as c:
+            result = await c.call_tool(
+                "scale_node_pool",
+                {"cluster_id": POOL_CLUSTER, "node_pool_id": "np-1", "desired": 4, "mode": mode},
+            )
+    finally:
+        await db.close()
+    return bool(result.is_error), " ".join(getattr(p, "text", "") for p in result.content)
+
+
+async def _scale_over_api(
+    http: httpx.AsyncClient, headers: dict[str, str], mode: str
+) -> tuple[bool, str]:
+    body = {"cluster_id": POOL_CLUSTER, "node_pool_id": "np-1", "desired": 4, "mode": mode}
+    answer = await http.post("/cloud/node-pools/scale", json=body, headers=headers)
+    return answer.status_code == 403, answer.text
+
+
+async def _scale_over_cli(settings: Settings, user: str, mode: str) -> tuple[bool, str]:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": settings.tencentcloud_endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+        "AMBIENT_DATABASE_URL": settings.resolved_database_url,
+    }
+    command = ["cloud", "scale-node-pool", "np-1", "4", "--cluster", POOL_CLUSTER, "--user", user]
+    if mode == "execute":
+        command.append("--execute")
+    done = await asyncio.to_thread(CliRunner().invoke, app, command, env=env)
+    return done.exit_code == 1, done.output
+
+
+@pytest.mark.parametrize(("user", "permission", "mode"), FORBIDDEN)
+async def test_ca03_a_forbidden_node_pool_scale_is_refused_by_every_door_and_changes_nothing(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+    user: str,
+    permission: RollbackPermission,
+    mode: str,
+) -> None:
+    from ambient.storage.audit import AuditRepository
+
+    cloud, http, settings = api
+    cloud.node_pools[POOL_CLUSTER] = [
+        {"NodePoolId": "np-1", "Name": "default", "DesiredNodesNum": 3, "MinNodesNum": 1}
+        | {"MaxNodesNum": 6}
+    ]
+    headers = await _token(settings, user, permission)
+    answers = {
+        "mcp": await _scale_over_mcp(settings, user, mode),
+        "api": await _scale_over_api(http, headers, mode),
+        "cli": await _scale_over_cli(settings, user, mode),
+    }
+    for door, (refused, text) in answers.items():
+        assert refused, f"{door}: {text}"
+        assert "ask an admin" in text, f"{door}: {text}"
+    assert cloud.node_pools[POOL_CLUSTER][0]["DesiredNodesNum"] == 4 - 1
+    assert [a for _, a, _ in cloud.calls if a.startswith("Modify")] == []
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            rows = await AuditRepository(session).list()
+    finally:
+        await db.close()
+    outcomes = [r.detail["outcome"] for r in rows if r.action == "cloud.scale_node_pool"]
+    assert outcomes == ["refused"] * 3
