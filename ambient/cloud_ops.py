@@ -50,6 +50,13 @@ from ambient.clients.tencent.errors import (
     TencentRetryableError,
 )
 from ambient.clients.tencent.writes import CloudRequest
+from ambient.domain.identifiers import (
+    TKE_CLUSTER_HINT,
+    ClusterRef,
+    NamespaceName,
+    ObjectName,
+    TkeClusterId,
+)
 from ambient.domain.remediation import Rung, StepRequest, WorkloadRef
 from ambient.domain.users import RollbackPermission
 from ambient.settings import Settings
@@ -137,7 +144,7 @@ def readable(exc: TencentCloudError, request: CloudRequest) -> CloudOpsFailedErr
 
 # --- what can be asked for (typed inputs shared by MCP, API and CLI) ------------------------
 class NodePoolSpec(BaseModel):
-    cluster_id: str = Field(max_length=64, description="TKE cluster, e.g. cls-abc123")
+    cluster_id: TkeClusterId = Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")
     name: str = Field(min_length=1, max_length=64, description="node pool name (unique)")
     vpc_id: str = Field(max_length=64, description="VPC of the cluster, e.g. vpc-abc123")
     subnet_ids: list[str] = Field(min_length=1, max_length=20, description="subnets for nodes")
@@ -211,7 +218,7 @@ class ScheduledSqlSpec(BaseModel):
 
 
 class NodePoolScaleSpec(BaseModel):
-    cluster_id: str = Field(max_length=128, description="TKE cluster, e.g. cls-abc123")
+    cluster_id: TkeClusterId = Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")
     node_pool_id: str = Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
     desired: int = Field(ge=0, le=1000, description="desired number of nodes")
     region: Region = Field(default=None, description="region (default: configured)")
@@ -661,15 +668,11 @@ class CloudOpsService:
 
 # --- Kubernetes: apply YAML, scale, restart -------------------------------------------------
 class ApplySpec(BaseModel):
-    cluster_id: str = Field(
-        max_length=128, description="TKE cluster id or a context of AMBIENT_KUBECONFIG"
-    )
+    cluster_id: ClusterRef = Field(description="TKE cluster id or a context of AMBIENT_KUBECONFIG")
     documents: str = Field(
         min_length=1, max_length=500_000, description="YAML: one or more documents (---)"
     )
-    namespace: str = Field(
-        default="default", max_length=253, description="for documents that name none"
-    )
+    namespace: NamespaceName = Field(default="default", description="for documents that name none")
 
 
 class DocumentChange(BaseModel):
@@ -695,11 +698,9 @@ class ApplyResult(BaseModel):
 
 
 class WorkloadSpec(BaseModel):
-    cluster_id: str = Field(
-        max_length=128, description="TKE cluster id or a context of AMBIENT_KUBECONFIG"
-    )
-    namespace: str = Field(max_length=253, description="namespace of the Deployment")
-    name: str = Field(max_length=253, description="Deployment name")
+    cluster_id: ClusterRef = Field(description="TKE cluster id or a context of AMBIENT_KUBECONFIG")
+    namespace: NamespaceName = Field(description="namespace of the Deployment")
+    name: ObjectName = Field(description="Deployment name")
     idempotency_key: str | None = Field(
         default=None,
         max_length=100,

@@ -24,6 +24,7 @@ from ambient.cloud_ops import (
     NodePoolScaleResult,
     NodePoolScaleSpec,
 )
+from ambient.domain.identifiers import TKE_CLUSTER_HINT, NamespaceName, TkeClusterId
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 
 T = TypeVar("T")
@@ -92,7 +93,7 @@ async def list_clusters(ctx: Context[Any, Any], region: Region = None) -> Cluste
 
 async def list_node_pools(
     ctx: Context[Any, Any],
-    cluster_id: Annotated[str, Field(description="e.g. cls-abc123")],
+    cluster_id: Annotated[TkeClusterId, Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")],
     region: Region = None,
 ) -> NodePools:
     """Node pools of a TKE cluster with desired/min/max sizes."""
@@ -183,11 +184,11 @@ async def list_alarms(
 async def list_workloads(
     ctx: Context[Any, Any],
     cluster_id: Annotated[
-        str | None,
+        TkeClusterId | None,
         Field(default=None, description="TKE cluster id; omit to use AMBIENT_KUBECONFIG"),
     ] = None,
     namespace: Annotated[
-        str | None, Field(default=None, description="all namespaces if omitted")
+        NamespaceName | None, Field(default=None, description="all namespaces if omitted")
     ] = None,
     region: Region = None,
 ) -> Workloads:
@@ -205,7 +206,7 @@ async def list_workloads(
 
 async def scale_node_pool(
     ctx: Context[Any, Any],
-    cluster_id: Annotated[str, Field(max_length=128, description="e.g. cls-abc123")],
+    cluster_id: Annotated[TkeClusterId, Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")],
     node_pool_id: Annotated[
         str, Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
     ],

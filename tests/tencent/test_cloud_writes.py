@@ -28,7 +28,7 @@ from tests.support.servers import serve
 from tests.tencent.test_cloud_tools import call, client
 
 POOL = {
-    "cluster_id": "cls-1",
+    "cluster_id": "cls-abcd1234",
     "name": "gpu",
     "vpc_id": "vpc-1",
     "subnet_ids": ["subnet-1"],
@@ -57,7 +57,7 @@ SQL = {
 @pytest_asyncio.fixture
 async def cloud(deps: WorkerDeps) -> AsyncIterator[tuple[TencentApi, AppState]]:
     api = TencentApi()
-    api.node_pools["cls-1"] = []
+    api.node_pools["cls-abcd1234"] = []
     api.logsets = [{"LogsetId": "logset-app", "LogsetName": "app"}]
     api.topics = [
         {"TopicId": "topic-app", "TopicName": "app", "LogsetId": "logset-app"},
@@ -212,7 +212,7 @@ async def test_cw05_bad_input_names_the_field_and_sends_nothing(
             c, "create_cls_alarm", alarm={**ALARM, "notice_name": None}, mode="execute"
         )
         wrong_cluster, cluster_message = await call(
-            c, "create_node_pool", pool={**POOL, "cluster_id": "cls-404"}, mode="execute"
+            c, "create_node_pool", pool={**POOL, "cluster_id": "cls-nope0404"}, mode="execute"
         )
         no_topic, topic_message = await call(
             c, "create_cls_alarm", alarm={**ALARM, "topic_id": "topic-404"}, mode="execute"
@@ -352,3 +352,49 @@ async def test_cw11_two_callers_creating_the_same_name_at_once_both_get_the_one_
         rows = await AuditRepository(session).list()
     outcomes = [r.detail["outcome"] for r in rows if r.action == f"cloud.{tool}"]
     assert sorted(outcomes) == ["executed", "existing"]
+
+
+WORKLOAD = {"cluster_id": "cls-abcd1234", "namespace": "shop", "name": "checkout"}
+# (tool, arguments, the field the refusal names): one bad cluster id, namespace or name each.
+BAD_IDENTIFIERS: list[tuple[str, dict[str, Any], str]] = [
+    ("create_node_pool", {"pool": {**POOL, "cluster_id": "http://evil/"}}, "cluster_id"),
+    ("create_node_pool", {"pool": {**POOL, "cluster_id": "cls-1"}}, "cluster_id"),
+    ("create_node_pool", {"pool": {**POOL, "cluster_id": "kind-dev"}}, "cluster_id"),
+    (
+        "scale_node_pool",
+        {"cluster_id": "cls-ABCD1234", "node_pool_id": "np-1", "desired": 1},
+        "cluster_id",
+    ),
+    ("list_node_pools", {"cluster_id": "cls-1"}, "cluster_id"),
+    ("list_workloads", {"cluster_id": "cls-abcd1234", "namespace": "Shop!"}, "namespace"),
+    ("apply_yaml", {"apply": {"cluster_id": "http://evil/", "documents": "a: 1"}}, "cluster_id"),
+    (
+        "apply_yaml",
+        {"apply": {"cluster_id": "kind-dev", "documents": "a: 1", "namespace": "a/b"}},
+        "namespace",
+    ),
+    (
+        "scale_workload",
+        {"workload": {**WORKLOAD, "cluster_id": "cls-"}, "replicas": 2},
+        "cluster_id",
+    ),
+    (
+        "scale_workload",
+        {"workload": {**WORKLOAD, "namespace": "../kube-system"}, "replicas": 2},
+        "namespace",
+    ),
+    ("restart_workload", {"workload": {**WORKLOAD, "name": "Checkout_Web"}}, "name"),
+]
+
+
+@pytest.mark.parametrize(("tool", "args", "field"), BAD_IDENTIFIERS)
+async def test_cw12_a_malformed_cluster_id_namespace_or_name_is_a_tool_error_naming_the_field(
+    cloud: tuple[TencentApi, AppState], tool: str, args: dict[str, Any], field: str
+) -> None:
+    api, state = cloud
+    async with client(state, "ops") as c:
+        failed, message = await call(c, tool, **args, mode="execute")
+    assert failed, message
+    assert field in message and "must be a" in message, message
+    assert "pydantic" not in message
+    assert api.calls == []

@@ -251,3 +251,56 @@ async def test_ca03_a_forbidden_node_pool_scale_is_refused_by_every_door_and_cha
         await db.close()
     outcomes = [r.detail["outcome"] for r in rows if r.action == "cloud.scale_node_pool"]
     assert outcomes == ["refused"] * 3
+
+
+# (route, body, the field the 422 names)
+BAD_BODIES: list[tuple[str, dict[str, object], str]] = [
+    (
+        "/cloud/node-pools/scale",
+        {"cluster_id": "cls-1", "node_pool_id": "np-1", "desired": 1},
+        "cluster_id",
+    ),
+    (
+        "/cloud/node-pools",
+        {
+            "cluster_id": "http://evil/",
+            "name": "gpu",
+            "vpc_id": "vpc-1",
+            "subnet_ids": ["s-1"],
+            "instance_type": "S5.MEDIUM4",
+        },
+        "cluster_id",
+    ),
+    (
+        "/cloud/apply",
+        {"cluster_id": "kind-dev", "documents": "a: 1", "namespace": "NS"},
+        "namespace",
+    ),
+    (
+        "/cloud/workloads/scale",
+        {"cluster_id": "cls-abcd1234", "namespace": "shop", "name": "a_b", "replicas": 2},
+        "name",
+    ),
+    (
+        "/cloud/workloads/restart",
+        {"cluster_id": "cls-", "namespace": "shop", "name": "web"},
+        "cluster_id",
+    ),
+]
+
+
+@pytest.mark.parametrize(("route", "body", "field"), BAD_BODIES)
+async def test_ca04_a_malformed_cluster_id_namespace_or_name_is_a_422_naming_the_field(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+    route: str,
+    body: dict[str, object],
+    field: str,
+) -> None:
+    cloud, http, settings = api
+    ops = await _token(settings, "ops", RollbackPermission.EXECUTE)
+    answer = await http.post(route, json={**body, "mode": "execute"}, headers=ops)
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert [d["loc"][-1] for d in detail] == [field], detail
+    assert "must be a" in detail[0]["msg"]
+    assert cloud.calls == []
