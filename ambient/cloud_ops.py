@@ -14,8 +14,11 @@ One service behind the MCP tools, the API routes and the CLI, so the rules hold 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import difflib
 import hashlib
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -251,6 +254,24 @@ class WriteResult(BaseModel):
     summary: str
 
 
+# One lock per resource being created without a unique name, for the whole process (every
+# door builds its own CloudOpsService). A create looks the name up and sends only when nothing
+# was found; two callers doing that at once both find nothing. TKE node pools and CLS
+# scheduled SQL tasks have no unique name (no conflict code answers the second create), so
+# two simultaneous creates in this process made two resources; with the lock the second
+# waits and finds the first's. Callers in *different* processes (the API and a CLI at the
+# same moment) can still race there, and then two resources exist: list_node_pools and the
+# console show both, and either may be deleted. A lock's entry goes with its last user.
+_CREATING: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _creating(key: str) -> asyncio.Lock:
+    lock = _CREATING.get(key)
+    if lock is None:
+        lock = _CREATING[key] = asyncio.Lock()
+    return lock
+
+
 class CloudOpsService:
     """Cloud writes for one process; callers pass who is asking, never what they may do."""
 
@@ -403,19 +424,18 @@ class CloudOpsService:
             "request": request.model_dump(),
             "idempotency_key": key,
         }
+        # A create whose name the API keeps unique answers a race with its conflict code (and
+        # the loser adopts the winner's); the others take turns per resource in this process.
+        # Keyed by what names the resource: operation, subject (cluster and name) and region.
+        lock = (
+            contextlib.nullcontext()
+            if request.action in writes.NAME_TAKEN or mode == "dry_run"
+            else _creating(f"{operation}\n{subject}\n{request.region or ''}")
+        )
         try:
             try:
-                found = await find()
-                step = WriteStep(
-                    request=request,
-                    idempotency_key=key,
-                    sent=False,
-                    existing=found is not None,
-                    resource_id=found,
-                )
-                if found is None and mode == "execute":
-                    step.resource_id, step.existing = await self._send_or_find(request, find)
-                    step.sent = not step.existing
+                async with lock:
+                    step = await self._find_or_send(request, key, mode, find)
             except TencentCloudError as exc:
                 raise readable(exc, request) from None
         except CloudOpsError as exc:
@@ -433,6 +453,22 @@ class CloudOpsService:
             subject,
             {**detail, "outcome": outcome, "resource_id": step.resource_id},
         )
+        return step
+
+    async def _find_or_send(
+        self, request: CloudRequest, key: str, mode: Mode, find: Finder
+    ) -> WriteStep:
+        found = await find()
+        step = WriteStep(
+            request=request,
+            idempotency_key=key,
+            sent=False,
+            existing=found is not None,
+            resource_id=found,
+        )
+        if found is None and mode == "execute":
+            step.resource_id, step.existing = await self._send_or_find(request, find)
+            step.sent = not step.existing
         return step
 
     async def _send_or_find(self, request: CloudRequest, find: Finder) -> tuple[str | None, bool]:

@@ -17,6 +17,7 @@ from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
 from mcp_server.state import AppState
+from tests.standins import tencent_api
 from tests.standins.tencent_api import (
     REQUIRED,
     SECRET_ID,
@@ -398,3 +399,39 @@ async def test_cw12_a_malformed_cluster_id_namespace_or_name_is_a_tool_error_nam
     assert field in message and "must be a" in message, message
     assert "pydantic" not in message
     assert api.calls == []
+
+
+# Creates whose name the API does not keep unique: no conflict code answers the second one.
+UNNAMED_RACES: list[tuple[str, str, dict[str, Any], str, str]] = [
+    ("create_node_pool", "pool", POOL, "DescribeClusterNodePools", "CreateClusterNodePool"),
+    ("create_scheduled_sql", "task", SQL, "DescribeScheduledSqlInfo", "CreateScheduledSql"),
+]
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "lookup", "action"), UNNAMED_RACES)
+async def test_cw13_two_simultaneous_creates_of_a_name_without_a_conflict_code_make_one_resource(
+    cloud: tuple[TencentApi, AppState],
+    monkeypatch: pytest.MonkeyPatch,
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    lookup: str,
+    action: str,
+) -> None:
+    api, state = cloud
+    # The stand-in holds the lookups until both callers have asked (as two callers looking
+    # before either creates would); a caller that asks alone goes on after the patience.
+    monkeypatch.setattr(tencent_api, "GATE_PATIENCE", 0.5)
+    api.together = {lookup: 2}
+
+    async def ask() -> tuple[bool, Any]:
+        async with client(state, "ops") as c:
+            return await call(c, tool, **{arg: spec}, mode="execute")
+
+    (failed_a, a), (failed_b, b) = await asyncio.gather(ask(), ask())
+    assert not failed_a, a
+    assert not failed_b, b
+    assert [act for _, act, _ in api.creates()] == [action]
+    assert a["resource_id"] == b["resource_id"]
+    steps = sorted((s["steps"][0]["sent"], s["steps"][0]["existing"]) for s in (a, b))
+    assert steps == [(False, True), (True, False)]
