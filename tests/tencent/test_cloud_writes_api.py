@@ -304,3 +304,35 @@ async def test_ca04_a_malformed_cluster_id_namespace_or_name_is_a_422_naming_the
     assert [d["loc"][-1] for d in detail] == [field], detail
     assert "must be a" in detail[0]["msg"]
     assert cloud.calls == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["cloud", "node-pools", "cls-1"],
+        ["cloud", "scale-node-pool", "np-1", "4", "--cluster", "http://evil/", "--user", "ops"],
+        ["cloud", "restart", "shop", "Web_1", "--cluster", "kind-dev", "--user", "ops"],
+    ],
+)
+async def test_ca05_the_cli_refuses_a_malformed_identifier_naming_it_and_sends_nothing(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings], command: list[str]
+) -> None:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    cloud, _, settings = api
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": settings.tencentcloud_endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+        "AMBIENT_DATABASE_URL": settings.resolved_database_url,
+    }
+    done = await asyncio.to_thread(CliRunner().invoke, app, command, env=env)
+    assert done.exit_code == 2, done.output
+    assert "must be a" in done.output
+    assert any(field in done.output for field in ("cluster_id", "name"))
+    assert cloud.calls == []
