@@ -18,6 +18,7 @@ from ambient.domain.event_digest import (
     offline_decision,
 )
 from ambient.storage import Database
+from ambient.storage.event_cursor import EventCursor, read_events
 from ambient.storage.repositories import EventRepository
 
 SYSTEM = (
@@ -38,12 +39,15 @@ class EventAgentActivities:
         """Events after the last one the agent decided about (its own decisions are the cursor)."""
         async with self._db.session() as session:
             repo = EventRepository(session)
-            after_id = 0
+            cursor = EventCursor()
             for kind in AGENT_KINDS:
                 last = await repo.list(user=user, kind=kind, limit=1)
                 if last:
-                    after_id = max(after_id, int(last[0].payload.get("last_event_id", 0)))
-            rows = await repo.list(user=user, after_id=after_id, limit=MAX_EVENTS)
+                    recorded = EventCursor.from_payload(last[0].payload)
+                    cursor = recorded if recorded.last > cursor.last else cursor
+            # Late commits too: an event that committed after a later one was read is in the
+            # cursor's gaps and read now (a plain id > last would skip it for good).
+            rows, after = await read_events(session, cursor, user=user, limit=MAX_EVENTS)
         events = [
             EventBrief(
                 id=row.id, kind=row.kind, task=row.task, at=row.created_at, gist=gist(row.payload)
@@ -51,7 +55,14 @@ class EventAgentActivities:
             for row in rows
             if row.kind not in AGENT_KINDS
         ]
-        return CollectedEvents(after_id=after_id, events=events)
+        collected = CollectedEvents(after_id=cursor.last, events=events)
+        # Gaps above the mark this run records are read again anyway (id > mark).
+        collected.gaps = [
+            (gap, at.isoformat())
+            for gap, at in sorted(after.gaps.items())
+            if gap < collected.last_id
+        ]
+        return collected
 
     @activity.defn
     async def decide_digest(self, collected: CollectedEvents) -> DigestVerdict:

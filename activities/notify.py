@@ -38,6 +38,7 @@ from temporalio.exceptions import ApplicationError
 
 from ambient.clients.notify import ChannelRegistry, PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.targets import TargetPolicy
+from ambient.domain.configs import STORED
 from ambient.domain.notify import (
     Delivery,
     DeliveryStatus,
@@ -336,13 +337,13 @@ def _stored_push_config(user: User) -> tuple[list[Target], QuietHours | None, li
     problems: list[str] = []
     for index, entry in enumerate(raw.get("channels") or []):
         try:
-            channels.append(Target.model_validate(entry))
+            channels.append(Target.model_validate(entry, context=STORED))
         except ValidationError as exc:
             problems.append(f"permanent: push config channels[{index}]: {exc.errors()[0]['msg']}")
     quiet: QuietHours | None = None
     if raw.get("quiet_hours"):
         try:
-            quiet = QuietHours.model_validate(raw["quiet_hours"])
+            quiet = QuietHours.model_validate(raw["quiet_hours"], context=STORED)
         except ValidationError as exc:
             problems.append(f"permanent: push config quiet_hours: {exc.errors()[0]['msg']}")
     return channels, quiet, problems

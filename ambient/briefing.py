@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.briefing import LogFileError, read_log_source
 from ambient import temporal
+from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import text_to_voice
@@ -175,6 +176,7 @@ class BriefingService:
                 _check_path(parsed.log_source.path, self.settings)
             except LogFileError as exc:
                 raise InvalidBriefingError(str(exc)) from None
+        self._check_news_urls(parsed)
         task_id = task_id_for(user)
         carry = BriefingCarry()
         policy = WorkflowIDConflictPolicy.FAIL
@@ -245,6 +247,19 @@ class BriefingService:
                 f"no daily briefing for {user!r}; create one with create_daily_briefing"
             )
         return status
+
+    def _check_news_urls(self, config: BriefingConfig) -> None:
+        """The destination guard's static check on the pages the worker will fetch, at
+        creation and update like a web monitor's URLs (not first at the morning's fetch)."""
+        guard = DestinationGuard(self.settings.fetch_allow_cidrs)
+        for index, url in enumerate(config.news_urls):
+            try:
+                guard.check_url_static(str(url))
+            except RefusedDestinationError as exc:
+                raise InvalidBriefingError(
+                    f"invalid briefing config — news_urls.{index}: {exc}",
+                    field=f"news_urls.{index}",
+                ) from None
 
     async def _status_or_none(self, user: str) -> BriefingStatus | None:
         handle = self.client.get_workflow_handle(task_id_for(user))

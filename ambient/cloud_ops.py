@@ -14,8 +14,11 @@ One service behind the MCP tools, the API routes and the CLI, so the rules hold 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import difflib
 import hashlib
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +43,7 @@ from ambient.clients.kube import (
     KubeUnavailableError,
 )
 from ambient.clients.kube_executor import KubernetesExecutor
-from ambient.clients.tencent import writes
+from ambient.clients.tencent import ops, writes
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import (
     TencentAuthError,
@@ -50,6 +53,13 @@ from ambient.clients.tencent.errors import (
     TencentRetryableError,
 )
 from ambient.clients.tencent.writes import CloudRequest
+from ambient.domain.identifiers import (
+    TKE_CLUSTER_HINT,
+    ClusterRef,
+    NamespaceName,
+    ObjectName,
+    TkeClusterId,
+)
 from ambient.domain.remediation import Rung, StepRequest, WorkloadRef
 from ambient.domain.users import RollbackPermission
 from ambient.settings import Settings
@@ -137,7 +147,7 @@ def readable(exc: TencentCloudError, request: CloudRequest) -> CloudOpsFailedErr
 
 # --- what can be asked for (typed inputs shared by MCP, API and CLI) ------------------------
 class NodePoolSpec(BaseModel):
-    cluster_id: str = Field(max_length=64, description="TKE cluster, e.g. cls-abc123")
+    cluster_id: TkeClusterId = Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")
     name: str = Field(min_length=1, max_length=64, description="node pool name (unique)")
     vpc_id: str = Field(max_length=64, description="VPC of the cluster, e.g. vpc-abc123")
     subnet_ids: list[str] = Field(min_length=1, max_length=20, description="subnets for nodes")
@@ -210,6 +220,24 @@ class ScheduledSqlSpec(BaseModel):
     region: Region = Field(default=None, description="region (default: configured)")
 
 
+class NodePoolScaleSpec(BaseModel):
+    cluster_id: TkeClusterId = Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")
+    node_pool_id: str = Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
+    desired: int = Field(ge=0, le=1000, description="desired number of nodes")
+    region: Region = Field(default=None, description="region (default: configured)")
+
+
+class NodePoolScaleResult(BaseModel):
+    cluster_id: str
+    node_pool_id: str
+    previous: int | None
+    desired: int
+    executed: bool = Field(
+        description="true when the change was sent; false for a dry run or when the pool "
+        "already has that size (nothing to change)"
+    )
+
+
 class WriteStep(BaseModel):
     request: CloudRequest = Field(description="exactly what is (or would be) sent")
     idempotency_key: str
@@ -224,6 +252,24 @@ class WriteResult(BaseModel):
     steps: list[WriteStep]
     resource_id: str | None = Field(description="the id of the created (or found) resource")
     summary: str
+
+
+# One lock per resource being created without a unique name, for the whole process (every
+# door builds its own CloudOpsService). A create looks the name up and sends only when nothing
+# was found; two callers doing that at once both find nothing. TKE node pools and CLS
+# scheduled SQL tasks have no unique name (no conflict code answers the second create), so
+# two simultaneous creates in this process made two resources; with the lock the second
+# waits and finds the first's. Callers in *different* processes (the API and a CLI at the
+# same moment) can still race there, and then two resources exist: list_node_pools and the
+# console show both, and either may be deleted. A lock's entry goes with its last user.
+_CREATING: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _creating(key: str) -> asyncio.Lock:
+    lock = _CREATING.get(key)
+    if lock is None:
+        lock = _CREATING[key] = asyncio.Lock()
+    return lock
 
 
 class CloudOpsService:
@@ -245,8 +291,11 @@ class CloudOpsService:
             )
             await session.commit()
 
-    async def authorize(self, actor: str, operation: str, subject: str, mode: Mode) -> None:
-        """Refuse (and audit the refusal) unless the stored permission covers ``mode``."""
+    async def authorize(
+        self, actor: str, operation: str, subject: str, mode: Mode, **asked: Any
+    ) -> None:
+        """Refuse (and audit the refusal, with what was ``asked``) unless the stored
+        permission covers ``mode``."""
         permission = await self.permission(actor)
         if permission is RollbackPermission.NONE:
             reason = (
@@ -264,9 +313,100 @@ class CloudOpsService:
             actor,
             f"cloud.{operation}",
             subject,
-            {"mode": mode, "outcome": "refused", "permission": permission.value},
+            {**asked, "mode": mode, "outcome": "refused", "permission": permission.value},
         )
         raise CloudOpsRefusedError(reason)
+
+    async def scale_node_pool(
+        self, actor: str, spec: NodePoolScaleSpec, mode: Mode | None = None
+    ) -> NodePoolScaleResult:
+        """Set a node pool's desired size (ModifyNodePoolDesiredCapacityAboutAsg).
+
+        ``mode=None`` is the scale_node_pool tool's contract: execute when the stored
+        permission allows it, else a dry run that reports. The check is here, not in a door,
+        so MCP, the API and the CLI refuse the same callers; every call is audited.
+        """
+        subject = f"tke:{spec.cluster_id}/{spec.node_pool_id}"
+        permission = await self.permission(actor)
+        if mode is None:
+            mode = "execute" if permission is RollbackPermission.EXECUTE else "dry_run"
+        await self.authorize(
+            actor, "scale_node_pool", subject, mode, desired=spec.desired, region=spec.region
+        )
+        detail: dict[str, Any] = {
+            "mode": mode,
+            "desired": spec.desired,
+            "region": spec.region,
+            "permission": permission.value,
+        }
+        lookup = CloudRequest(
+            product="tke",
+            action="DescribeClusterNodePools",
+            region=spec.region,
+            params={"ClusterId": spec.cluster_id},
+        )
+        try:
+            try:
+                pools = await ops.list_node_pools(self.tencent, spec.cluster_id, region=spec.region)
+            except TencentCloudError as exc:
+                raise readable(exc, lookup) from None
+            pool = next((p for p in pools if p.node_pool_id == spec.node_pool_id), None)
+            if pool is None:
+                known = ", ".join(p.node_pool_id for p in pools) or "none"
+                raise CloudOpsFailedError(
+                    "not_found",
+                    f"no node pool {spec.node_pool_id} in {spec.cluster_id}; pools: {known}",
+                )
+            detail["previous"] = pool.desired
+            if (
+                pool.minimum is not None
+                and pool.maximum is not None
+                and not pool.minimum <= spec.desired <= pool.maximum
+            ):
+                raise CloudOpsInputError(
+                    "desired",
+                    f"must be within [{pool.minimum}, {pool.maximum}] for {spec.node_pool_id}",
+                )
+            # Already that size: nothing to send, and the audit says nothing changed.
+            executed = mode == "execute" and pool.desired != spec.desired
+            if executed:
+                request = CloudRequest(
+                    product="tke",
+                    action="ModifyNodePoolDesiredCapacityAboutAsg",
+                    region=spec.region,
+                    params={
+                        "ClusterId": spec.cluster_id,
+                        "NodePoolId": spec.node_pool_id,
+                        "DesiredCapacity": spec.desired,
+                    },
+                )
+                try:
+                    await ops.scale_node_pool(
+                        self.tencent,
+                        spec.cluster_id,
+                        spec.node_pool_id,
+                        spec.desired,
+                        region=spec.region,
+                    )
+                except TencentCloudError as exc:
+                    raise readable(exc, request) from None
+        except CloudOpsError as exc:
+            await self.audit(
+                actor,
+                "cloud.scale_node_pool",
+                subject,
+                {**detail, "outcome": "failed", "kind": exc.kind, "reason": str(exc)},
+            )
+            raise
+        outcome = "executed" if executed else ("noop" if mode == "execute" else "dry_run")
+        await self.audit(actor, "cloud.scale_node_pool", subject, {**detail, "outcome": outcome})
+        return NodePoolScaleResult(
+            cluster_id=spec.cluster_id,
+            node_pool_id=spec.node_pool_id,
+            previous=pool.desired,
+            desired=spec.desired,
+            executed=executed,
+        )
 
     # --- the shared create flow ---------------------------------------------------------
     async def _create(
@@ -284,19 +424,18 @@ class CloudOpsService:
             "request": request.model_dump(),
             "idempotency_key": key,
         }
+        # A create whose name the API keeps unique answers a race with its conflict code (and
+        # the loser adopts the winner's); the others take turns per resource in this process.
+        # Keyed by what names the resource: operation, subject (cluster and name) and region.
+        lock = (
+            contextlib.nullcontext()
+            if request.action in writes.NAME_TAKEN or mode == "dry_run"
+            else _creating(f"{operation}\n{subject}\n{request.region or ''}")
+        )
         try:
             try:
-                found = await find()
-                step = WriteStep(
-                    request=request,
-                    idempotency_key=key,
-                    sent=False,
-                    existing=found is not None,
-                    resource_id=found,
-                )
-                if found is None and mode == "execute":
-                    step.resource_id, step.existing = await self._send_or_find(request, find)
-                    step.sent = not step.existing
+                async with lock:
+                    step = await self._find_or_send(request, key, mode, find)
             except TencentCloudError as exc:
                 raise readable(exc, request) from None
         except CloudOpsError as exc:
@@ -314,6 +453,22 @@ class CloudOpsService:
             subject,
             {**detail, "outcome": outcome, "resource_id": step.resource_id},
         )
+        return step
+
+    async def _find_or_send(
+        self, request: CloudRequest, key: str, mode: Mode, find: Finder
+    ) -> WriteStep:
+        found = await find()
+        step = WriteStep(
+            request=request,
+            idempotency_key=key,
+            sent=False,
+            existing=found is not None,
+            resource_id=found,
+        )
+        if found is None and mode == "execute":
+            step.resource_id, step.existing = await self._send_or_find(request, find)
+            step.sent = not step.existing
         return step
 
     async def _send_or_find(self, request: CloudRequest, find: Finder) -> tuple[str | None, bool]:
@@ -549,15 +704,11 @@ class CloudOpsService:
 
 # --- Kubernetes: apply YAML, scale, restart -------------------------------------------------
 class ApplySpec(BaseModel):
-    cluster_id: str = Field(
-        max_length=128, description="TKE cluster id or a context of AMBIENT_KUBECONFIG"
-    )
+    cluster_id: ClusterRef = Field(description="TKE cluster id or a context of AMBIENT_KUBECONFIG")
     documents: str = Field(
         min_length=1, max_length=500_000, description="YAML: one or more documents (---)"
     )
-    namespace: str = Field(
-        default="default", max_length=253, description="for documents that name none"
-    )
+    namespace: NamespaceName = Field(default="default", description="for documents that name none")
 
 
 class DocumentChange(BaseModel):
@@ -583,11 +734,9 @@ class ApplyResult(BaseModel):
 
 
 class WorkloadSpec(BaseModel):
-    cluster_id: str = Field(
-        max_length=128, description="TKE cluster id or a context of AMBIENT_KUBECONFIG"
-    )
-    namespace: str = Field(max_length=253, description="namespace of the Deployment")
-    name: str = Field(max_length=253, description="Deployment name")
+    cluster_id: ClusterRef = Field(description="TKE cluster id or a context of AMBIENT_KUBECONFIG")
+    namespace: NamespaceName = Field(description="namespace of the Deployment")
+    name: ObjectName = Field(description="Deployment name")
     idempotency_key: str | None = Field(
         default=None,
         max_length=100,

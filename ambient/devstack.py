@@ -292,6 +292,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
             f"  Temporal     {settings.temporal_address}   Web UI {ui}",
             f"  API          {api}   docs {api}/docs",
             f"  MCP (HTTP)   {api}/mcp",
+            "  小智 bridge   in the API: `ambient xiaozhi endpoint add|list` (xiaozhi.me 接入点)",
             f"  user 'dev'   token {token}  (also in {opts.data_dir / 'dev-token'})",
             "Press Ctrl-C to stop.",
         ):

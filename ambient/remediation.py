@@ -36,7 +36,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient.alert_scoring import score_alert
+from ambient.clients.kube import KubeError, kubeconfig_contexts
 from ambient.clients.llm import LLMClient
+from ambient.domain.identifiers import TKE_CLUSTER_HINT, TKE_CLUSTER_ID
 from ambient.domain.remediation import (
     Alert,
     AlertRule,
@@ -80,7 +82,11 @@ class RemediationError(Exception):
 
 
 class InvalidRemediationError(RemediationError):
-    """The request was invalid; nothing changed."""
+    """The request was invalid; nothing changed. ``field`` names what to fix, when one does."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class RemediationRefusedError(RemediationError):
@@ -261,6 +267,7 @@ class RemediationService:
         if mode not in ("dry_run", "execute"):
             raise InvalidRemediationError("mode: use 'dry_run' or 'execute'")
         parsed = parse_alert(alert)
+        self._check_cluster(parsed.cluster_id)
         account = await self._user(user)
         decision = effective_mode(
             mode, account.rollback_permission, self.settings.remediation_executor
@@ -293,6 +300,38 @@ class RemediationService:
             mode=decision.mode,
             message=f"started {workflow_id} ({decision.reason}); get_remediation shows the plan",
             state="scoring",
+        )
+
+    def _check_cluster(self, cluster_id: str) -> None:
+        """A cluster the Kubernetes executor could not reach is refused before anything starts.
+
+        The executor (ambient/clients/kube_executor.py) takes a context of AMBIENT_KUBECONFIG
+        by its name and any other id as a TKE cluster (DescribeClusterKubeconfig); a name that
+        is no TKE id can only be a context, so one the kubeconfig lacks would fail the
+        workflow only once it runs. The dry_run executor reaches no cluster.
+        """
+        if self.settings.remediation_executor != "kubernetes":
+            return
+        if TKE_CLUSTER_ID.match(cluster_id):
+            return
+        try:
+            contexts = kubeconfig_contexts(self.settings.kubeconfig)
+        except KubeError as exc:
+            raise InvalidRemediationError(
+                f"alert.cluster_id: {exc}", field="alert.cluster_id"
+            ) from None
+        if cluster_id in contexts:
+            return
+        where = (
+            f"AMBIENT_KUBECONFIG ({self.settings.kubeconfig}) has the contexts "
+            f"{', '.join(sorted(contexts)) or 'none'}"
+            if self.settings.kubeconfig is not None
+            else "AMBIENT_KUBECONFIG is not set"
+        )
+        raise InvalidRemediationError(
+            f"alert.cluster_id: {cluster_id!r} is not a TKE cluster id ({TKE_CLUSTER_HINT}) "
+            f"nor a context of the kubeconfig: {where}. Nothing was started.",
+            field="alert.cluster_id",
         )
 
     async def _deduplicate(self, user: str, workflow_id: str, source: str) -> StartResult:

@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     # --- daily briefing / voice ---
     # Voice devices allowed to call POST /voice/greeting: {"name": "token"} (X-Device-Token).
     voice_device_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    # The API process dials the registered xiaozhi.me endpoints (`ambient xiaozhi endpoint`).
+    xiaozhi_bridge: bool = True
 
     # --- watches ---
     # Non-public networks the web fetcher may reach anyway (e.g. ["10.0.0.0/8"]).

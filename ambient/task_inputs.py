@@ -14,18 +14,18 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, TypeAdapter, ValidationError, WithJsonSchema
 
-from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.reminders import NewsDigestConfig, ReminderConfig
 from ambient.domain.watches import (
-    HttpJsonSource,
     NotificationSpec,
-    PrometheusSource,
     ThresholdWatchConfig,
     WebMonitorConfig,
 )
 from ambient.settings import Settings
-from ambient.tasks import InvalidTaskError
+
+# The URL check and its error live with TaskService, which runs it for every door (the web
+# form too); a door runs it first as well, to name every bad field in one answer.
+from ambient.tasks import ConfigError, Location, check_destinations
 
 TaskType = Literal["web_monitor", "threshold_watch", "schedule", "news_digest"]
 TASK_TYPES: tuple[str, ...] = get_args(TaskType)
@@ -37,17 +37,6 @@ CONFIG_MODELS: dict[str, type[BaseModel]] = {
 }
 # Task id prefix -> the config type an update of that task takes.
 UPDATE_TYPES = {"web-monitor": "web_monitor", "threshold-watch": "threshold_watch"}
-
-Location = tuple[str | int, ...]
-
-
-class ConfigError(InvalidTaskError):
-    """A config was refused; ``errors`` holds (location inside the config, message) pairs."""
-
-    def __init__(self, errors: list[tuple[Location, str]], prefix: Location = ("config",)) -> None:
-        self.errors = [(prefix + loc, message) for loc, message in errors]
-        parts = [f"{'.'.join(str(p) for p in loc)}: {message}" for loc, message in self.errors]
-        super().__init__("invalid config — " + "; ".join(parts))
 
 
 def _errors_of(error: ValidationError) -> list[tuple[Location, str]]:
@@ -69,33 +58,6 @@ def parse_config(kind: str, config: Any) -> BaseModel:
         return model.model_validate(config)
     except ValidationError as exc:
         raise ConfigError(_errors_of(exc)) from None
-
-
-def aimed_urls(config: BaseModel) -> list[tuple[Location, str]]:
-    """Every URL of a config that the worker will call, with where it sits in the config."""
-    urls: list[tuple[Location, str]] = []
-    if isinstance(config, WebMonitorConfig):
-        urls += [(("urls", i), str(url)) for i, url in enumerate(config.urls)]
-    if isinstance(config, ReminderConfig | NewsDigestConfig):
-        urls += [(("news_urls", i), str(url)) for i, url in enumerate(config.news_urls)]
-    if isinstance(config, ThresholdWatchConfig) and isinstance(
-        config.source, HttpJsonSource | PrometheusSource
-    ):
-        urls.append((("source", "url"), str(config.source.url)))
-    return urls
-
-
-def check_destinations(config: BaseModel, settings: Settings) -> None:
-    """The guard's static check (no DNS) on every aimed URL; ConfigError naming the field."""
-    guard = DestinationGuard(settings.fetch_allow_cidrs)
-    refused: list[tuple[Location, str]] = []
-    for location, url in aimed_urls(config):
-        try:
-            guard.check_url_static(url)
-        except RefusedDestinationError as exc:
-            refused.append((location, str(exc)))
-    if refused:
-        raise ConfigError(refused)
 
 
 def check_targets(config: BaseModel, *, user: str, is_admin: bool, settings: Settings) -> None:

@@ -58,12 +58,15 @@ from ambient.briefing import (
     BriefingService,
     InvalidBriefingError,
 )
+from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.domain.briefing import BriefingStatus
 from ambient.domain.polling import PollProgress
 from ambient.domain.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
 from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, WebMonitorInput
 from ambient.domain.watches import (
     DEFAULT_CATALOGUE,
+    HttpJsonSource,
+    PrometheusSource,
     TaskKind,
     TaskState,
     ThresholdWatchConfig,
@@ -163,6 +166,45 @@ def _attrs(kind: str, user: str, state: TaskState | None = None) -> TypedSearchA
     return TypedSearchAttributes(pairs)
 
 
+Location = tuple[str | int, ...]
+
+
+class ConfigError(InvalidTaskError):
+    """A config was refused; ``errors`` holds (location inside the config, message) pairs."""
+
+    def __init__(self, errors: list[tuple[Location, str]], prefix: Location = ("config",)) -> None:
+        self.errors = [(prefix + loc, message) for loc, message in errors]
+        parts = [f"{'.'.join(str(p) for p in loc)}: {message}" for loc, message in self.errors]
+        super().__init__("invalid config — " + "; ".join(parts))
+
+
+def aimed_urls(config: BaseModel) -> list[tuple[Location, str]]:
+    """Every URL of a config that the worker will call, with where it sits in the config."""
+    urls: list[tuple[Location, str]] = []
+    if isinstance(config, WebMonitorConfig):
+        urls += [(("urls", i), str(url)) for i, url in enumerate(config.urls)]
+    if isinstance(config, ReminderConfig | NewsDigestConfig):
+        urls += [(("news_urls", i), str(url)) for i, url in enumerate(config.news_urls)]
+    if isinstance(config, ThresholdWatchConfig) and isinstance(
+        config.source, HttpJsonSource | PrometheusSource
+    ):
+        urls.append((("source", "url"), str(config.source.url)))
+    return urls
+
+
+def check_destinations(config: BaseModel, settings: Settings) -> None:
+    """The guard's static check (no DNS) on every aimed URL; ConfigError naming the field."""
+    guard = DestinationGuard(settings.fetch_allow_cidrs)
+    refused: list[tuple[Location, str]] = []
+    for location, url in aimed_urls(config):
+        try:
+            guard.check_url_static(url)
+        except RefusedDestinationError as exc:
+            refused.append((location, str(exc)))
+    if refused:
+        raise ConfigError(refused)
+
+
 def invalid(error: ValidationError | ValueError) -> InvalidTaskError:
     if isinstance(error, ValidationError):
         parts = [
@@ -251,6 +293,7 @@ class TaskService:
             parsed = WebMonitorConfig.model_validate(config)
         except ValidationError as exc:
             raise invalid(exc) from None
+        check_destinations(parsed, self.settings)
         task_id = f"web-monitor/{user}/{_task_name(name, parsed)}"
         summary = (
             f"Web monitor of {len(parsed.urls)} URL(s) every "
@@ -284,16 +327,28 @@ class TaskService:
     def _threshold_config(self, config: dict[str, Any]) -> ThresholdWatchConfig:
         try:
             parsed = ThresholdWatchConfig.model_validate(config)
+            catalogue = DEFAULT_CATALOGUE | self.settings.metric_catalogue
             if parsed.source is None and parsed.metric is not None:
-                catalogue = DEFAULT_CATALOGUE | self.settings.metric_catalogue
                 source = resolve_metric(parsed.metric, catalogue)
                 parsed = ThresholdWatchConfig.model_validate(
                     parsed.model_dump(mode="json") | {"source": source}
                 )
+            elif parsed.source is not None and parsed.metric in catalogue:
+                # A named metric beside a source that is not its own: the name was ignored
+                # (the source was watched, under the name). The pair read back is the same.
+                named = ThresholdWatchConfig.model_validate(
+                    parsed.model_dump(mode="json") | {"source": catalogue[parsed.metric]}
+                )
+                if named.source != parsed.source:
+                    raise InvalidTaskError(
+                        f"metric: {parsed.metric!r} is a named metric with its own source, "
+                        "but a different source was given too; give metric or source, not both"
+                    )
         except UnknownMetricError as exc:
             raise InvalidTaskError(f"metric: {exc}") from None
         except ValidationError as exc:
             raise invalid(exc) from None
+        check_destinations(parsed, self.settings)
         return parsed
 
     async def _start(
@@ -393,12 +448,13 @@ class TaskService:
             return TaskRef(task_id=task_id, kind=kind, state=current.state, created=False)
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
 
-    @staticmethod
-    def _reminder_config(config: dict[str, Any]) -> ReminderConfig:
+    def _reminder_config(self, config: dict[str, Any]) -> ReminderConfig:
         try:
-            return ReminderConfig.model_validate(config)
+            parsed = ReminderConfig.model_validate(config)
         except ValidationError as exc:
             raise invalid(exc) from None
+        check_destinations(parsed, self.settings)
+        return parsed
 
     def _schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> Schedule:
         return Schedule(
@@ -688,9 +744,11 @@ class TaskService:
             payload = self._threshold_config(config).model_dump(mode="json")
         else:
             try:
-                payload = WebMonitorConfig.model_validate(config).model_dump(mode="json")
+                parsed_web = WebMonitorConfig.model_validate(config)
             except ValidationError as exc:
                 raise invalid(exc) from None
+            check_destinations(parsed_web, self.settings)
+            payload = parsed_web.model_dump(mode="json")
         if request_id is not None and not 1 <= len(request_id) <= 200:
             raise InvalidTaskError("request_id: 1-200 characters")
         update_id = f"update-{request_id or uuid.uuid4().hex}"

@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from mcp.server.transport_security import TransportSecuritySettings
 
 from ambient import __version__
+from ambient.bridge.runner import BridgeRunner, bridge_running
 from ambient.settings import Settings
 from api.errors import install_error_mapping
 from api.offline_docs import serve_offline_docs
@@ -32,10 +33,11 @@ from api.routers import (
     users,
     voice,
     xiaozhi,
+    xiaozhi_endpoints,
 )
 from api.security import SecurityHeaders
 from mcp_server.server import build_server
-from mcp_server.state import StateHolder, open_state
+from mcp_server.state import AppState, StateHolder, open_state
 from mcp_server.voice import VOICE_METADATA, VOICE_PATH, build_voice_server, by_path
 
 # Routers of every resource; add one line per router module.
@@ -53,12 +55,24 @@ ROUTERS = [
     briefings.router,
     voice.router,
     xiaozhi.router,
+    xiaozhi_endpoints.router,
     share.router,
     codec.router,
     chat.router,
     ops_pages.router,
     pages.router,
 ]
+
+
+@asynccontextmanager
+async def _bridge(state: AppState) -> AsyncIterator[BridgeRunner | None]:
+    # The xiaozhi endpoint bridge runs in the API process: its tools need this state, and the
+    # endpoint lease keeps one connection per endpoint across API replicas.
+    if not state.settings.xiaozhi_bridge:
+        yield None
+        return
+    async with bridge_running(state) as runner:
+        yield runner
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
@@ -86,7 +100,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         async with open_state(settings, migrate=migrate) as state:
             holder.state = state
             # The mounted MCP app's own lifespan never runs: run its session manager here.
-            async with mcp.session_manager.run(), voice.session_manager.run():
+            async with mcp.session_manager.run(), voice.session_manager.run(), _bridge(state):
                 yield
             holder.state = None
 

@@ -50,7 +50,10 @@ class EventDigestWorkflow:
             retry_policy=READ_RETRY,
         )
         decision, generated_by = verdict.decision, verdict.generated_by
-        key = f"event-agent/{user}/{collected.last_id}"
+        # Late commits (ambient/storage/event_cursor.py): the batch's key names its late events
+        # and the decision carries the cursor's gaps, so the next run reads them again.
+        gaps = workflow.patched("event-cursor-gaps")
+        key = f"event-agent/{user}/{collected.mark if gaps else collected.last_id}"
         if decision.notify:
             await deliver(
                 user=user,
@@ -70,6 +73,7 @@ class EventDigestWorkflow:
             key=f"{key}/decision",
             payload={
                 "last_event_id": collected.last_id,
+                **({"gaps": [list(g) for g in collected.gaps]} if gaps else {}),
                 "events": len(collected.events),
                 "reason": decision.reason,
                 "title": decision.title,

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     import jsonpath_ng.ext.parser  # noqa: F401
 
     from ambient.domain.checks import MetricReading, ReadMetricInput
+    from ambient.domain.configs import STORED
     from ambient.domain.notify import Message
     from ambient.domain.remediation import alert_from_breach, remediation_id
     from ambient.domain.remediation_runs import RemediationInput
@@ -215,7 +216,8 @@ class ThresholdWatchWorkflow(WatchControls):
     @workflow.update
     async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """Replace the configuration (the breach state carries over); next check uses it."""
-        self.config = self._parse(config)
+        # Read as recorded: the validator refused what is refused now before it was recorded.
+        self.config = self._parse(config, context=STORED)
         self.wake = True
         return self.config.model_dump(mode="json")
 
@@ -224,8 +226,10 @@ class ThresholdWatchWorkflow(WatchControls):
         self._parse(config)
 
     @staticmethod
-    def _parse(config: dict[str, Any]) -> ThresholdWatchConfig:
-        parsed = ThresholdWatchConfig.model_validate(config)
+    def _parse(
+        config: dict[str, Any], context: dict[str, Any] | None = None
+    ) -> ThresholdWatchConfig:
+        parsed = ThresholdWatchConfig.model_validate(config, context=context)
         if parsed.source is None:
             raise ValueError(
                 "source: give a resolved metric source (named metrics resolve at the API)"

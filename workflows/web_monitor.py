@@ -13,6 +13,7 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from ambient.domain.checks import CheckPageInput, PageCheck
+    from ambient.domain.configs import STORED
     from ambient.domain.notify import Message
     from ambient.domain.polling import (
         WEB_MONITOR_TYPE,
@@ -407,7 +408,8 @@ class WebMonitorWorkflow(WatchControls):
     @workflow.update
     async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """Replace the configuration; the next check uses it."""
-        self.config = WebMonitorConfig.model_validate(config)
+        # Read as recorded: the validator refused what is refused now before it was recorded.
+        self.config = WebMonitorConfig.model_validate(config, context=STORED)
         self.wake = True
         if self.polling and not self.paused:
             # The new configuration is checked at once (new pages get their baseline).

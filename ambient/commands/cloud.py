@@ -15,6 +15,7 @@ from rich.table import Table
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
+from ambient.domain.identifiers import tke_cluster_id
 from ambient.settings import Settings
 
 app = typer.Typer(
@@ -74,9 +75,20 @@ def clusters(region: Region = None, as_json: Json = False) -> None:
     )
 
 
+def _tke_cluster(value: str) -> str:
+    try:
+        return tke_cluster_id(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @app.command("node-pools")
-def node_pools(cluster_id: str, region: Region = None, as_json: Json = False) -> None:
-    """Node pools of a cluster."""
+def node_pools(
+    cluster_id: Annotated[str, typer.Argument(callback=_tke_cluster)],
+    region: Region = None,
+    as_json: Json = False,
+) -> None:
+    """Node pools of a TKE cluster (cls-...)."""
     found = _run(ops.list_node_pools(_cloud(), cluster_id, region=region))
     _table(
         f"node pools of {cluster_id}",

@@ -1,4 +1,4 @@
-"""`ambient cloud create-logset|create-topic|create-alarm|apply|scale|restart|...`: the asked-for
+"""`ambient cloud create-logset|create-topic|create-alarm|scale-node-pool|apply|...`: the asked-for
 cloud operations from a terminal (same service, permission and audit as the MCP tools).
 
 Every command previews unless given ``--execute``; the acting user's rollback_permission is
@@ -26,6 +26,7 @@ from ambient.cloud_ops import (
     CloudOpsService,
     LogsetSpec,
     Mode,
+    NodePoolScaleSpec,
     NodePoolSpec,
     ScheduledSqlSpec,
     TopicSpec,
@@ -103,6 +104,25 @@ def register(app: typer.Typer) -> None:
         """Add a TKE node pool from a spec file (cluster_id, name, vpc_id, subnet_ids, ...)."""
         spec = _spec_file(NodePoolSpec, spec_file)
         _run(lambda s, _: s.create_node_pool(user, spec, _mode(execute)))
+
+    @app.command("scale-node-pool")
+    def scale_node_pool(
+        node_pool_id: str,
+        desired: int,
+        cluster: Cluster,
+        user: User,
+        execute: Execute = False,
+        region: Region = None,
+    ) -> None:
+        """Set a node pool's desired size (preview unless --execute)."""
+        spec = _spec(
+            NodePoolScaleSpec,
+            cluster_id=cluster,
+            node_pool_id=node_pool_id,
+            desired=desired,
+            region=region,
+        )
+        _run(lambda s, _: s.scale_node_pool(user, spec, _mode(execute)))
 
     @app.command("create-alarm")
     def create_alarm(spec_file: SpecFile, user: User, execute: Execute = False) -> None:

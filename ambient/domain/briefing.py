@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
+from ambient.domain.configs import UserConfig, read_stored
 from ambient.domain.users import validate_hhmm, validate_timezone
 
 SEGMENT_CHARS = 150  # Tencent TTS TextToVoice takes at most 150 characters a call
@@ -45,7 +46,7 @@ class ClsLogSpec(BaseModel):
 LogSourceSpec = Annotated[FileLogSpec | ClsLogSpec, Field(discriminator="type")]
 
 
-class BriefingConfig(BaseModel):
+class BriefingConfig(UserConfig):
     """One user's daily briefing: where yesterday's logs come from and when to speak."""
 
     log_source: LogSourceSpec | None = None
@@ -502,6 +503,12 @@ class BriefingRun(BaseModel):
     task_id: str
     config: BriefingConfig
     carry: BriefingCarry = Field(default_factory=BriefingCarry)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _as_it_ran(cls, value: Any) -> Any:
+        # A workflow input is stored data: fields ignored when it started are ignored again.
+        return read_stored(BriefingConfig, value)
 
 
 class PlanRequest(BaseModel):

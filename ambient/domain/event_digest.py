@@ -46,10 +46,26 @@ class EventBrief(BaseModel):
 class CollectedEvents(BaseModel):
     after_id: int
     events: list[EventBrief] = Field(default_factory=list)
+    # Ids below the new high-water mark not committed yet, with when they were first missed
+    # (ISO): the next run reads them again (ambient/storage/event_cursor.py).
+    gaps: list[tuple[int, str]] = Field(default_factory=list)
 
     @property
     def last_id(self) -> int:
-        return max((e.id for e in self.events), default=self.after_id)
+        # An event that committed late has an id below after_id: the mark never goes back.
+        return max([self.after_id, *(e.id for e in self.events)])
+
+    @property
+    def late(self) -> list[int]:
+        """Events read from the gaps of an earlier run (committed after it passed them)."""
+        return [e.id for e in self.events if e.id <= self.after_id]
+
+    @property
+    def mark(self) -> str:
+        """What this batch is known by (keys of its push and decision): the high-water mark,
+        and the late events too, so a batch of late events is not taken for the last one."""
+        late = self.late
+        return f"{self.last_id}+{'.'.join(map(str, late))}" if late else str(self.last_id)
 
 
 class DigestDecision(BaseModel):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from ambient.domain.configs import UserConfig, reading_stored
 
 
 class NotificationKind(StrEnum):
@@ -35,9 +37,11 @@ class Message(BaseModel):
 CHANNEL_TYPES = ("apprise", "dingtalk", "email", "inbox", "sms", "webhook", "wecom")
 
 
-# Lenient on purpose: workflow inputs recorded before a rule was added must still load; the
-# rules are checked where targets enter (ambient.clients.notify.targets) and again at send.
-class Target(BaseModel):
+# Lenient about its forms on purpose: workflow inputs recorded before a rule was added must
+# still load; the rules are checked where targets enter (ambient.clients.notify.targets) and
+# again at send. An unknown field is refused (a misspelled "taget" would silently send to
+# the default), except when a stored config is read back (ambient.domain.configs).
+class Target(UserConfig):
     """Where a message goes, the same shape in tasks and push config ("channel" is accepted
     for "type")."""
 
@@ -59,6 +63,19 @@ class Target(BaseModel):
     kinds: list[NotificationKind] | None = Field(
         default=None, description="briefing, watch, remediation, system (all when omitted)"
     )
+
+    @field_validator("kinds")
+    @classmethod
+    def _some_kinds(
+        cls, value: list[NotificationKind] | None, info: ValidationInfo
+    ) -> list[NotificationKind] | None:
+        # An empty list wants nothing: the target would silently never be sent to.
+        if value == [] and not reading_stored(info):
+            raise ValueError(
+                "an empty list sends nothing; name the kinds (briefing, watch, remediation, "
+                "system) or leave kinds out for all of them"
+            )
+        return value
 
     @property
     def channel(self) -> str:

@@ -13,9 +13,10 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from ambient.clients.guard import RefusedDestinationError, url_host
+from ambient.domain.configs import STORED, UserConfig
 from ambient.domain.notify import CHANNEL_TYPES, NotificationKind, Target
 from ambient.domain.users import validate_hhmm
 
@@ -165,7 +166,7 @@ def _robot_problem(kind: str, value: str) -> str | None:
     return _options_problem(kind, options) if sep else None
 
 
-class QuietHours(BaseModel):
+class QuietHours(UserConfig):
     start: str = Field(description="HH:MM in the user's time zone, e.g. 22:00")
     end: str = Field(description="HH:MM, e.g. 07:30 (may wrap past midnight)")
     # Remediation escalations still get through unless this is set.
@@ -213,7 +214,7 @@ class PushChannel(Target):
         return value.strip()
 
 
-class PushConfig(BaseModel):
+class PushConfig(UserConfig):
     channels: list[PushChannel] = Field(default_factory=list, max_length=MAX_TARGETS)
     quiet_hours: QuietHours | None = None
 
@@ -228,20 +229,21 @@ class PushConfig(BaseModel):
 
 def stored_push_config(raw: dict[str, Any] | None) -> PushConfig:
     """A stored push config for display, even if saved before a rule was added: entries that
-    no longer pass are kept as they are (sending reports them), never a crash on read."""
+    no longer pass are kept as they are (sending reports them), never a crash on read; fields
+    it was saved with that were ignored then are ignored again."""
     try:
-        return PushConfig.model_validate(raw or {})
+        return PushConfig.model_validate(raw or {}, context=STORED)
     except ValidationError:
         pass
     channels = []
     for entry in (raw or {}).get("channels") or []:
         try:
-            target = Target.model_validate(entry)
+            target = Target.model_validate(entry, context=STORED)
         except ValidationError:
             continue
         channels.append(PushChannel.model_construct(**target.model_dump()))
     try:
-        quiet = QuietHours.model_validate((raw or {}).get("quiet_hours"))
+        quiet = QuietHours.model_validate((raw or {}).get("quiet_hours"), context=STORED)
     except ValidationError:
         quiet = None
     return PushConfig.model_construct(channels=channels, quiet_hours=quiet)

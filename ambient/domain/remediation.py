@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, field_validator
 
+from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import cluster_ref, namespace_name, object_name
 from ambient.domain.watches import Condition, MetricSource
 
@@ -54,7 +55,7 @@ RUNG_ACTIONS: dict[Rung, str] = {
 # --- alerts ---------------------------------------------------------------------------
 
 
-class VerifySpec(BaseModel):
+class VerifySpec(UserConfig):
     """How to tell the alert is over: a threshold-watch metric source and healthy conditions."""
 
     source: MetricSource
@@ -69,8 +70,12 @@ class VerifySpec(BaseModel):
         return all(results) if self.combine == "all" else any(results)
 
 
-class Alert(BaseModel):
-    """An alert about one Kubernetes workload; the only place a remediation's target comes from."""
+class Alert(UserConfig):
+    """An alert about one Kubernetes workload; the only place a remediation's target comes from.
+
+    A field it does not know is refused by name (``"cluster"`` for ``cluster_id`` used to be
+    dropped); free-form facts go in ``labels``.
+    """
 
     source: str = Field(
         min_length=1,

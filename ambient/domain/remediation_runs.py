@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ambient.domain.checks import MetricReading
+from ambient.domain.configs import read_stored
 from ambient.domain.remediation import (
     Alert,
     AlertRule,
@@ -56,6 +57,12 @@ class RemediationInput(BaseModel):
     user: str
     mode: Mode = "dry_run"
     requested_by: str = ""
+
+    @field_validator("alert", mode="before")
+    @classmethod
+    def _as_it_ran(cls, value: Any) -> Any:
+        # A workflow input is stored data: fields ignored when it started are ignored again.
+        return read_stored(Alert, value)
 
 
 class PrepareInput(BaseModel):

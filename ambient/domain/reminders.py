@@ -8,6 +8,7 @@ from typing import Any, Literal
 from croniter import CroniterError, croniter
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
+from ambient.domain.configs import UserConfig, read_stored
 from ambient.domain.notify import Target
 from ambient.domain.users import validate_timezone
 from ambient.domain.watches import MAX_TARGETS, Count, NotificationSpec, ShortText, WebUrl
@@ -35,7 +36,7 @@ def check_cron(expression: str) -> str:
     return " ".join(fields)
 
 
-class ReminderConfig(BaseModel):
+class ReminderConfig(UserConfig):
     """daily / weekly at hh:mm in a time zone, or cron; runs a message or a named action.
 
     ``type`` and ``action`` follow from the fields given when they are left out (a ``cron``
@@ -167,7 +168,7 @@ class ReminderConfig(BaseModel):
         return self
 
 
-class NewsDigestConfig(BaseModel):
+class NewsDigestConfig(UserConfig):
     """The original news_digest task: pages to digest daily at an hour."""
 
     news_urls: list[WebUrl] = Field(
@@ -212,7 +213,8 @@ class ReminderRun(BaseModel):
         """A schedule stored before contradictions were refused, read as it ran.
 
         Its action arguments hold the config as it was accepted then; the fields its type or
-        action ignored are dropped so its runs start (and do what they did) until updated.
+        action ignored, and fields no config has, are dropped so its runs start (and do what
+        they did) until updated.
         """
         if not isinstance(value, dict):
             return value
@@ -230,4 +232,4 @@ class ReminderRun(BaseModel):
             value.pop("categories", None)
         else:
             value.pop("message", None)
-        return value
+        return read_stored(ReminderConfig, value)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from ambient.domain.configs import read_stored
 from ambient.domain.watches import (
     TaskKind,
     TaskState,
@@ -82,6 +84,12 @@ class WebMonitorInput(BaseModel):
     # (whose product minimum is one minute).
     check_interval_seconds: float | None = Field(default=None, gt=0)
 
+    @field_validator("config", mode="before")
+    @classmethod
+    def _as_it_ran(cls, value: Any) -> Any:
+        # A workflow input is stored data: replays and continue-as-new read it as it ran.
+        return read_stored(WebMonitorConfig, value)
+
 
 class ThresholdWatchState(WatchLife):
     rule: ThresholdState = Field(default_factory=ThresholdState)
@@ -99,6 +107,11 @@ class ThresholdWatchInput(BaseModel):
     config: ThresholdWatchConfig
     state: ThresholdWatchState | None = None
     continue_as_new_after_checks: int | None = None
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _as_it_ran(cls, value: Any) -> Any:
+        return read_stored(ThresholdWatchConfig, value)
 
 
 class TaskStatus(BaseModel):

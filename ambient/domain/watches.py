@@ -27,12 +27,14 @@ from pydantic import (
     Strict,
     StringConstraints,
     UrlConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from selectolax.lexbor import LexborHTMLParser
 from temporalio import workflow
 
+from ambient.domain.configs import UserConfig, reading_stored
 from ambient.domain.notify import Target
 
 MAX_URLS = 50
@@ -153,17 +155,53 @@ METHOD_CHANNELS = {
 }
 
 
-class NotificationSpec(BaseModel):
-    """The original form: a method and its address fields."""
+# The address field each method has besides `target` (which every method takes).
+METHOD_FIELDS = {"phone_number": "sms", "email": "email"}
 
-    model_config = {"extra": "allow"}
+
+def _methods_of(channel: str) -> str:
+    return ", ".join(repr(m) for m, c in sorted(METHOD_CHANNELS.items()) if c == channel)
+
+
+class NotificationSpec(UserConfig):
+    """The original form: a method and its address.
+
+    ``phone_number`` belongs to the sms methods, ``email`` to the email methods, ``target``
+    to every method; a field of another method is refused by name (it used to become the
+    address: ``{"method": "email", "phone_number": ...}`` mailed the phone number). Without
+    an address, the caller's configured channel of the method is used when sending (their
+    push config's channel of that type, then their profile's email or phone).
+    """
 
     method: str = Field(description=f"one of: {', '.join(sorted(METHOD_CHANNELS))}")
-    phone_number: ShortText | None = Field(default=None, description="send_sms: the number")
-    email: ShortText | None = Field(default=None, description="email: the address")
-    target: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
-        default=None, description="URL, address or secret name"
+    phone_number: ShortText | None = Field(
+        default=None, description="send_sms / sms only: the number (or use target)"
     )
+    email: ShortText | None = Field(
+        default=None, description="email / send_email only: the address (or use target)"
+    )
+    target: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        default=None,
+        description="the address for the method: URL, email address, phone number, robot key "
+        "or secret:NAME; omitted: your configured channel of that method",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_it_ran(cls, data: Any, info: ValidationInfo) -> Any:
+        """A stored spec keeps the one address it was sent to (target, else phone_number,
+        else email), in a field of its method or in ``target``."""
+        if not (isinstance(data, dict) and reading_stored(info)):
+            return data
+        data = dict(data)
+        channel = METHOD_CHANNELS.get(str(data.get("method")))
+        address_field = next((f for f in ("target", *METHOD_FIELDS) if data.get(f)), None)
+        for name in ("target", *METHOD_FIELDS):
+            if name != address_field:
+                data.pop(name, None)
+        if address_field in METHOD_FIELDS and METHOD_FIELDS[address_field] != channel:
+            data["target"] = data.pop(address_field)
+        return data
 
     @field_validator("method")
     @classmethod
@@ -171,6 +209,28 @@ class NotificationSpec(BaseModel):
         if value not in METHOD_CHANNELS:
             raise ValueError(f"unknown method {value!r}; use one of {sorted(METHOD_CHANNELS)}")
         return value
+
+    @field_validator("phone_number", "email")
+    @classmethod
+    def _of_its_method(cls, value: str | None, info: ValidationInfo) -> str | None:
+        method = info.data.get("method")
+        if not value or method is None:  # empty: no address; no method: that error first
+            return value
+        owner = METHOD_FIELDS[str(info.field_name)]
+        if METHOD_CHANNELS[method] != owner:
+            raise ValueError(
+                f"{info.field_name} is only for method {_methods_of(owner)}, not {method!r}; "
+                f"give the {METHOD_CHANNELS[method]} address in `target`, or use method "
+                f"{owner!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_address(self) -> NotificationSpec:
+        given = [f for f in ("target", *METHOD_FIELDS) if getattr(self, f)]
+        if len({getattr(self, f) for f in given}) > 1:
+            raise ValueError(f"{given[1]}: two addresses given ({' and '.join(given)}); give one")
+        return self
 
     def target_of(self) -> Target:
         channel = METHOD_CHANNELS[self.method]
@@ -188,7 +248,7 @@ def notification_targets(spec: NotificationSpec | None, extra: list[Target]) -> 
     return targets
 
 
-class _TaskBase(BaseModel):
+class _TaskBase(UserConfig):
     check_interval_minutes: Number = Field(
         default=5, ge=1, le=7 * 24 * 60, description="minutes between checks, at least 1"
     )
@@ -237,6 +297,23 @@ class WebMonitorConfig(_TaskBase):
         description="regular expressions (RE2 syntax) removed before comparing, "
         f"at most {MAX_PATTERNS}",
     )
+
+    @model_validator(mode="after")
+    def _selectors_of_watched_urls(self, info: ValidationInfo) -> WebMonitorConfig:
+        # A selector keyed by a URL that is not watched would never be used.
+        unused = [key for key in self.selectors if not any(self._keyed(key, u) for u in self.urls)]
+        if unused and reading_stored(info):
+            self.selectors = {k: v for k, v in self.selectors.items() if k not in unused}
+        elif unused:
+            raise ValueError(
+                f"selectors: {unused[0]!r} is not one of the watched urls; key each selector "
+                "by a URL of `urls`"
+            )
+        return self
+
+    @staticmethod
+    def _keyed(key: str, url: HttpUrl) -> bool:
+        return key in (str(url), str(url).rstrip("/"))
 
     def selector_for(self, url: str) -> str | None:
         return self.selectors.get(url) or self.selectors.get(url.rstrip("/"))
@@ -311,7 +388,7 @@ def diff_pages(
 # --- threshold watch ------------------------------------------------------------------
 
 
-class HttpJsonSource(BaseModel):
+class HttpJsonSource(UserConfig):
     """A number inside a JSON document served over HTTP (e.g. a price API)."""
 
     type: Literal["http_json"] = Field(default="http_json", description="http_json")
@@ -326,7 +403,7 @@ class HttpJsonSource(BaseModel):
         return check_json_path(value)
 
 
-class PrometheusSource(BaseModel):
+class PrometheusSource(UserConfig):
     """A Prometheus instant query that returns one sample."""
 
     type: Literal["prometheus"] = Field(default="prometheus", description="prometheus")
@@ -336,7 +413,7 @@ class PrometheusSource(BaseModel):
     )
 
 
-class TencentMonitorSource(BaseModel):
+class TencentMonitorSource(UserConfig):
     """A Tencent Cloud Monitor metric."""
 
     type: Literal["tencent_monitor"] = Field(
@@ -381,7 +458,7 @@ def resolve_metric(name: str, catalogue: dict[str, dict[str, Any]]) -> dict[str,
     return catalogue[name]
 
 
-class Condition(BaseModel):
+class Condition(UserConfig):
     """The metric is above or below a value."""
 
     op: Literal["above", "below"] = Field(description="above or below")
@@ -417,10 +494,27 @@ class ThresholdWatchConfig(_TaskBase):
         default="notify", description="notify, or request a remediation"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _as_it_ran(cls, data: Any, info: ValidationInfo) -> Any:
+        """A stored watch given both ran on its conditions: its threshold is dropped."""
+        if isinstance(data, dict) and reading_stored(info) and data.get("conditions"):
+            data = {key: value for key, value in data.items() if key != "threshold"}
+        return data
+
     @model_validator(mode="after")
     def _shape(self) -> ThresholdWatchConfig:
-        if self.threshold is not None and not self.conditions:
-            self.conditions = [Condition(op="above", value=self.threshold)]
+        shorthand = None if self.threshold is None else Condition(op="above", value=self.threshold)
+        if shorthand is not None and self.conditions and self.conditions != [shorthand]:
+            # Both given and saying different things: one of them would be ignored (it was
+            # the threshold). The same pair is accepted: a config read back holds both.
+            raise ValueError(
+                f"threshold: {self.threshold:g} is shorthand for conditions "
+                f"[{{op: above, value: {self.threshold:g}}}], but conditions were given too; "
+                "give threshold or conditions, not both"
+            )
+        if shorthand is not None:
+            self.conditions = [shorthand]
         if not self.conditions:
             raise ValueError("give 'conditions' (or 'threshold' for one 'above' condition)")
         if self.source is None and self.metric is None:

@@ -391,3 +391,28 @@ class XiaozhiDevice(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     speakers: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class XiaozhiEndpoint(Base):
+    """A xiaozhi.me MCP 接入点 the product dials out to, acting as its user.
+
+    The URL's token is a secret: ``url_sealed`` is the whole URL encrypted (ambient.bridge.
+    endpoints.EndpointCipher); ``url_masked`` is what lists and logs show. ``holder`` and
+    ``lease_until`` are the lease: the one runner (of several replicas) that holds the
+    connection, renewed while it lives.
+    """
+
+    __tablename__ = "xiaozhi_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(63), index=True)
+    url_sealed: Mapped[str] = mapped_column(Text)
+    url_masked: Mapped[str] = mapped_column(String(2048))
+    verbatim: Mapped[bool] = mapped_column(default=False)
+    # "retrying" until a runner holds the connection, then "connected".
+    state: Mapped[str] = mapped_column(String(16), default="retrying")
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -76,7 +76,8 @@ class UserRepository:
     async def grant(self, user: User, grant: Grant, *, actor: str) -> dict[str, dict[str, str]]:
         """Change role and/or rollback permission; each change audited with old -> new.
 
-        Who may grant is the caller's decision (API, MCP, CLI); this records that it happened.
+        Who may grant is ambient/grants.py's decision (the operator's CLI aside); this records
+        that it happened.
         Returns the changes made ({} when the values were already so; nothing is audited then).
         """
         changes: dict[str, dict[str, str]] = {}

@@ -25,6 +25,8 @@ from ambient.cloud_ops import (
     ImageDescription,
     LogsetSpec,
     Mode,
+    NodePoolScaleResult,
+    NodePoolScaleSpec,
     NodePoolSpec,
     ScheduledSqlSpec,
     TopicSpec,
@@ -45,6 +47,10 @@ ModeField = Annotated[
 
 
 class NodePoolBody(NodePoolSpec):
+    mode: ModeField = "dry_run"
+
+
+class NodePoolScaleBody(NodePoolScaleSpec):
     mode: ModeField = "dry_run"
 
 
@@ -119,6 +125,15 @@ async def create_node_pool(body: NodePoolBody, user: CurrentUser, state: StateDe
     """Add a node pool to a TKE cluster (CreateClusterNodePool)."""
     spec = NodePoolSpec.model_validate(body.model_dump(exclude={"mode"}))
     return await _run(_service(state).create_node_pool(user.name, spec, body.mode))
+
+
+@router.post("/node-pools/scale", response_model=NodePoolScaleResult)
+async def scale_node_pool(
+    body: NodePoolScaleBody, user: CurrentUser, state: StateDep
+) -> NodePoolScaleResult:
+    """Set a node pool's desired size (ModifyNodePoolDesiredCapacityAboutAsg)."""
+    spec = NodePoolScaleSpec.model_validate(body.model_dump(exclude={"mode"}))
+    return await _run(_service(state).scale_node_pool(user.name, spec, body.mode))
 
 
 @router.post("/logsets", response_model=WriteResult)

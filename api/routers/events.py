@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from ambient import history
 from ambient.domain.users import UserName
 from ambient.history import MAX_ID, EventPublic, ScopeError
-from ambient.storage.repositories import EventRepository
+from ambient.storage.event_cursor import CursorTokenError, EventCursor, follow
 from api.deps import CurrentUser, SessionDep, StateDep
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -50,30 +50,63 @@ def _whose(caller: str, is_admin: bool, of: str | None) -> str:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
 
 
+LastEventId = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        max_length=30_000,
+        description="the id of the last event received (sent by EventSource on reconnect)",
+    ),
+]
+
+
+def resume_cursor(after_id: int, last_event_id: str | None) -> EventCursor:
+    """Where a stream starts: the Last-Event-ID a reconnecting client sends, else after_id."""
+    if last_event_id is None:
+        return EventCursor(last=after_id)
+    try:
+        return EventCursor.parse(last_event_id)
+    except CursorTokenError as exc:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ["header", "Last-Event-ID"],
+                    "msg": f"must be an event id from this stream: {exc}",
+                    "input": last_event_id[:100],
+                }
+            ]
+        ) from None
+
+
 @router.get("/stream")
 async def stream_events(
     request: Request,
     user: CurrentUser,
     state: StateDep,
     after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="start after this event id")] = 0,
+    last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
-    """Server-sent events: every new event of the caller as it is recorded."""
-    name = user.name
+    """Server-sent events: every new event of the caller as it is committed.
+
+    Each event's ``id`` is a cursor; a client that reconnects sends the last one back as
+    ``Last-Event-ID`` (EventSource does) and misses nothing, late commits included.
+    """
+    cursor = resume_cursor(after_id, last_event_id)
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        last = after_id
-        while not await request.is_disconnected():
-            async with state.db.session() as session:
-                rows = await EventRepository(session).list(user=name, after_id=last, limit=100)
-            for row in rows:
-                last = row.id
-                yield {
-                    "id": str(row.id),
-                    "event": row.kind,
-                    "data": json.dumps(public(row).model_dump(mode="json"), ensure_ascii=False),
-                }
-            if not rows:
-                await asyncio.sleep(POLL_SECONDS)
+        async for row, token in follow(
+            state.db,
+            cursor,
+            user=user.name,
+            stopped=request.is_disconnected,
+            poll_seconds=POLL_SECONDS,
+        ):
+            yield {
+                "id": token,
+                "event": row.kind,
+                "data": json.dumps(public(row).model_dump(mode="json"), ensure_ascii=False),
+            }
 
     return EventSourceResponse(events())
 

@@ -8,7 +8,6 @@ so the same checks apply.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from ambient.domain.users import Language, UserCreate, UserSettings
 from ambient.domain.watches import WebMonitorConfig
 from ambient.history import MAX_ID
 from ambient.status import system_status
+from ambient.storage.event_cursor import follow
 from ambient.storage.models import User
 from ambient.storage.repositories import (
     EventRepository,
@@ -47,6 +47,7 @@ from ambient.xiaozhi import (
 from api.deps import SessionDep, StateDep, get_state
 from api.i18n import Words, from_accept_language, page_language, templates, words
 from api.routers.chat import ChatRequest, chat_turn
+from api.routers.events import LastEventId, resume_cursor
 from api.security import refuse_cross_site_writes
 from mcp_server.state import AppState
 
@@ -409,34 +410,32 @@ async def event_stream(
     state: StateDep,
     user: MaybeUser,
     after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
-    """The caller's new events as server-sent events (EventSource sends the cookie)."""
+    """The caller's new events as server-sent events (EventSource sends the cookie, and the
+    last event's id when it reconnects: late commits and a dropped connection lose none)."""
     name = require(user).name
+    cursor = resume_cursor(after_id, last_event_id)
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        last = after_id
-        while not await request.is_disconnected():
-            async with state.db.session() as session:
-                rows = await EventRepository(session).list(user=name, after_id=last, limit=100)
-            for row in sorted(rows, key=lambda r: r.id):
-                last = max(last, row.id)
-                yield {
-                    "id": str(row.id),
-                    "event": "ambient",
-                    "data": json.dumps(
-                        {
-                            "id": row.id,
-                            "kind": row.kind,
-                            "task": row.task,
-                            "created_at": row.created_at.isoformat(),
-                            "payload": row.payload,
-                        },
-                        ensure_ascii=False,
-                        default=str,
-                    ),
-                }
-            if not rows:
-                await asyncio.sleep(POLL_SECONDS)
+        async for row, token in follow(
+            state.db, cursor, user=name, stopped=request.is_disconnected, poll_seconds=POLL_SECONDS
+        ):
+            yield {
+                "id": token,
+                "event": "ambient",
+                "data": json.dumps(
+                    {
+                        "id": row.id,
+                        "kind": row.kind,
+                        "task": row.task,
+                        "created_at": row.created_at.isoformat(),
+                        "payload": row.payload,
+                    },
+                    ensure_ascii=False,
+                    default=str,
+                ),
+            }
 
     return EventSourceResponse(events())
 

@@ -63,8 +63,9 @@ def _fail(exc: RemediationError, field: str = "alert") -> Exception:
     if isinstance(exc, RemediationRefusedError):
         return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     if isinstance(exc, InvalidRemediationError):
+        loc = ["body", *(exc.field.split(".") if exc.field else [field])]
         return RequestValidationError(
-            [{"type": "value_error", "loc": ["body", field], "msg": str(exc), "input": None}]
+            [{"type": "value_error", "loc": loc, "msg": str(exc), "input": None}]
         )
     if temporal_problem(exc, None) is not None:
         return exc

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ambient import grants
 from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import (
@@ -24,22 +25,17 @@ from ambient.domain.users import (
     UserPublic,
     UserSettings,
 )
-from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
 from ambient.storage.repositories import (
     UserExistsError,
     UserRepository,
     user_public,
-    user_subject,
 )
 from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep, StateDep
 
 router = APIRouter(prefix="/users", tags=["users"])
 
-ADMIN_GRANTS = (
-    "only an admin grants role and rollback_permission "
-    "(PATCH /users/{name}/permissions, or `ambient user grant` on the server)"
-)
+ADMIN_GRANTS = grants.ADMIN_GRANTS
 
 
 class Registered(BaseModel):
@@ -70,15 +66,11 @@ class SelfUpdate(UserSettings):
 async def _refuse_grant(
     session: AsyncSession, *, actor: str, subject: str, requested: dict[str, Any], reason: str
 ) -> HTTPException:
-    """Audit a refused grant (committed: the refusal is the record) and build the 403."""
-    await AuditRepository(session).append(
-        actor=actor,
-        action="user.grant.refused",
-        subject=user_subject(subject),
-        detail={"requested": requested, "reason": reason},
+    """Audit a refused grant (the service's record) and build the 403."""
+    refused = await grants.refuse(
+        session, actor=actor, subject=subject, requested=requested, reason=reason
     )
-    await session.commit()
-    return HTTPException(status.HTTP_403_FORBIDDEN, reason)
+    return HTTPException(status.HTTP_403_FORBIDDEN, str(refused))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Registered)
@@ -212,23 +204,11 @@ async def grant(
     name: Annotated[str, Path(max_length=63)], data: Grant, user: CurrentUser, session: SessionDep
 ) -> Granted:
     """Grant another user a role and/or rollback permission (admins; audited old -> new)."""
-    requested = data.model_dump(mode="json", exclude_none=True)
-    if user.role != Role.ADMIN:
-        raise await _refuse_grant(
-            session, actor=user.name, subject=name, requested=requested, reason=ADMIN_GRANTS
-        )
-    if name == user.name:
-        # Two people for every grant: an admin cannot raise (or drop) their own permissions,
-        # which also keeps the last admin from demoting themselves.
-        raise await _refuse_grant(
-            session,
-            actor=user.name,
-            subject=name,
-            requested=requested,
-            reason="no one grants to themselves: ask another admin, or the operator "
-            "(`ambient user grant` on the server)",
-        )
-    target = await _user(session, name)
-    changes = await UserRepository(session).grant(target, data, actor=user.name)
-    await session.commit()
+    # Who may grant is decided (and a refusal audited) by the service, as for every door.
+    try:
+        target, changes = await grants.grant(session, user, name, data)
+    except grants.GrantRefusedError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    except grants.GrantTargetNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     return Granted(user=user_public(target), changes=changes)

@@ -17,9 +17,14 @@ from ambient.clients.logs import FileLogSource, LogPathError
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.domain.users import RollbackPermission
-from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import UserRepository
+from ambient.cloud_ops import (
+    CloudOpsError,
+    CloudOpsService,
+    Mode,
+    NodePoolScaleResult,
+    NodePoolScaleSpec,
+)
+from ambient.domain.identifiers import TKE_CLUSTER_HINT, NamespaceName, TkeClusterId
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 
 T = TypeVar("T")
@@ -59,17 +64,6 @@ class Workloads(BaseModel):
     workloads: list[Workload]
 
 
-class ScaleResult(BaseModel):
-    cluster_id: str
-    node_pool_id: str
-    previous: int | None
-    desired: int
-    executed: bool = Field(
-        description="true when the change was sent; false for a dry run or when the pool "
-        "already has that size (nothing to change)"
-    )
-
-
 def _cloud(ctx: Context[Any, Any]) -> TencentCloud:
     state = app_state(ctx)
     return state.tencent or TencentCloud.from_settings(state.settings)
@@ -99,7 +93,7 @@ async def list_clusters(ctx: Context[Any, Any], region: Region = None) -> Cluste
 
 async def list_node_pools(
     ctx: Context[Any, Any],
-    cluster_id: Annotated[str, Field(description="e.g. cls-abc123")],
+    cluster_id: Annotated[TkeClusterId, Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")],
     region: Region = None,
 ) -> NodePools:
     """Node pools of a TKE cluster with desired/min/max sizes."""
@@ -190,11 +184,11 @@ async def list_alarms(
 async def list_workloads(
     ctx: Context[Any, Any],
     cluster_id: Annotated[
-        str | None,
+        TkeClusterId | None,
         Field(default=None, description="TKE cluster id; omit to use AMBIENT_KUBECONFIG"),
     ] = None,
     namespace: Annotated[
-        str | None, Field(default=None, description="all namespaces if omitted")
+        NamespaceName | None, Field(default=None, description="all namespaces if omitted")
     ] = None,
     region: Region = None,
 ) -> Workloads:
@@ -212,83 +206,38 @@ async def list_workloads(
 
 async def scale_node_pool(
     ctx: Context[Any, Any],
-    cluster_id: Annotated[str, Field(max_length=128, description="e.g. cls-abc123")],
+    cluster_id: Annotated[TkeClusterId, Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")],
     node_pool_id: Annotated[
         str, Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
     ],
     desired: Annotated[int, Field(ge=0, le=1000, description="desired number of nodes")],
     region: Region = None,
-) -> ScaleResult:
+    mode: Annotated[
+        Mode | None,
+        Field(
+            default=None,
+            description="dry_run: report only; execute: send (needs rollback_permission "
+            "'execute'); omitted: execute if your permission allows, else report",
+        ),
+    ] = None,
+) -> NodePoolScaleResult:
     """Set a node pool's desired size; needs rollback_permission 'execute' (dry_run reports).
 
     Every call is audited, refusals included.
     """
-    state = app_state(ctx)
     try:
         actor = current_user(ctx)
     except ToolError:
         actor = ANONYMOUS
-    detail: dict[str, Any] = {"desired": desired, "region": region}
-
-    async def audit(outcome: str, **more: Any) -> None:
-        async with state.db.session() as session:
-            await AuditRepository(session).append(
-                actor=actor,
-                action="cloud.scale_node_pool",
-                subject=f"tke:{cluster_id}/{node_pool_id}",
-                detail={**detail, "outcome": outcome, **more},
-            )
-            await session.commit()
-
-    # Read from the database on every call: nothing in the request can claim a permission.
-    user = None
-    if actor != ANONYMOUS:
-        async with state.db.session() as session:
-            user = await UserRepository(session).get(actor)
-    permission = RollbackPermission(user.rollback_permission) if user else RollbackPermission.NONE
-    detail["permission"] = permission.value
-    if permission is RollbackPermission.NONE:
-        reason = (
-            "You may not change clusters (rollback_permission is 'none'); ask an admin."
-            if user
-            else f"You may not change clusters: {actor!r} is not a registered user."
-        )
-        await audit("refused", reason=reason)
-        raise ToolError(reason)
-    try:
-        cloud = _cloud(ctx)
-        pools = await _call(ops.list_node_pools(cloud, cluster_id, region=region))
-        pool = next((p for p in pools if p.node_pool_id == node_pool_id), None)
-        if pool is None:
-            known = ", ".join(p.node_pool_id for p in pools) or "none"
-            raise ToolError(f"no node pool {node_pool_id} in {cluster_id}; pools: {known}")
-        detail["previous"] = pool.desired
-        if (
-            pool.minimum is not None
-            and pool.maximum is not None
-            and not pool.minimum <= desired <= pool.maximum
-        ):
-            raise ToolError(
-                f"desired must be within [{pool.minimum}, {pool.maximum}] for {node_pool_id}"
-            )
-        may_execute = permission is RollbackPermission.EXECUTE
-        # Already that size: nothing to send, and the audit says nothing changed.
-        executed = may_execute and pool.desired != desired
-        if executed:
-            await _call(
-                ops.scale_node_pool(cloud, cluster_id, node_pool_id, desired, region=region)
-            )
-    except Exception as exc:
-        await audit("failed", reason=str(exc))
-        raise
-    await audit("executed" if executed else ("noop" if may_execute else "dry_run"))
-    return ScaleResult(
-        cluster_id=cluster_id,
-        node_pool_id=node_pool_id,
-        previous=pool.desired,
-        desired=desired,
-        executed=executed,
+    spec = NodePoolScaleSpec(
+        cluster_id=cluster_id, node_pool_id=node_pool_id, desired=desired, region=region
     )
+    # The service reads the permission from the database and decides; this door only asks.
+    service = CloudOpsService(app_state(ctx).db, _cloud(ctx))
+    try:
+        return await service.scale_node_pool(actor, spec, mode)
+    except CloudOpsError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:

@@ -12,9 +12,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
+from ambient import grants
 from ambient.domain.users import Grant, Role, RollbackPermission, UserPublic
-from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import UserRepository, user_public, user_subject
+from ambient.storage.repositories import user_public
 from mcp_server.auth import app_state, current_user_row
 
 
@@ -47,30 +47,12 @@ async def grant_permission(
         change = Grant(role=role, rollback_permission=rollback_permission)
     except ValidationError:
         raise ToolError("Nothing to grant: give rollback_permission and/or role.") from None
-    reason = None
-    if caller.role != Role.ADMIN:
-        reason = f"Only an admin may grant permissions; {caller.name!r} is a {caller.role}."
-    elif user_name == caller.name:
-        reason = "No one grants to themselves: ask another admin, or the operator."
+    # Who may grant is decided (and a refusal audited) by the service, as for every door.
     async with app_state(ctx).db.session() as session:
-        if reason is not None:
-            await AuditRepository(session).append(
-                actor=caller.name,
-                action="user.grant.refused",
-                subject=user_subject(user_name),
-                detail={
-                    "requested": change.model_dump(mode="json", exclude_none=True),
-                    "reason": reason,
-                },
-            )
-            await session.commit()
-            raise ToolError(reason)
-        users = UserRepository(session)
-        target = await users.get(user_name)
-        if target is None:
-            raise ToolError(f"No user {user_name!r}.")
-        changes = await users.grant(target, change, actor=caller.name)
-        await session.commit()
+        try:
+            target, changes = await grants.grant(session, caller, user_name, change)
+        except (grants.GrantRefusedError, grants.GrantTargetNotFoundError) as exc:
+            raise ToolError(str(exc)) from None
         return Granted(user=user_public(target), changes=changes)
 
 

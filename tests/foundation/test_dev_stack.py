@@ -25,8 +25,9 @@ STARTUP_SECONDS = 120
 
 
 class DevStack:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.extra_env = extra_env or {}
         self.api_port, self.temporal_port, self.ui_port = free_port(), free_port(), free_port()
         self.process: subprocess.Popen[str] | None = None
         self.output: list[str] = []
@@ -37,6 +38,7 @@ class DevStack:
 
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+        env.update(self.extra_env)
         self.process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, read in a thread
             [
                 sys.executable,

@@ -206,7 +206,7 @@ async def test_admin_grants_are_audited_old_to_new_and_never_to_itself(
     self_grant = await api.patch(
         "/users/root/permissions", json={"rollback_permission": "execute"}, headers=admin
     )
-    assert self_grant.status_code == 403 and "no one grants to themselves" in self_grant.text
+    assert self_grant.status_code == 403 and "No one grants to themselves" in self_grant.text
     root = (await api.get("/users/me", headers=admin)).json()
     assert root["rollback_permission"] == "dry_run"
     missing = await api.patch("/users/nobody/permissions", json={"role": "admin"}, headers=admin)
@@ -311,3 +311,47 @@ async def test_audit_api_shows_admins_everything_and_members_their_own_records(
         assert (await api.get(f"/audit{query}", headers=member)).status_code == 403
     assert (await api.get("/audit")).status_code == 401
     assert (await api.get("/audit?limit=0", headers=admin)).status_code == 422
+
+
+# The same forbidden grants through each door: the service refuses them all alike.
+FORBIDDEN_GRANTS = [
+    ("member", "mel", {"rollback_permission": "execute"}, "Only an admin may grant"),
+    ("member", "root", {"role": "member"}, "Only an admin may grant"),
+    ("admin", "root", {"role": "member"}, "No one grants to themselves"),
+]
+
+
+async def test_a_forbidden_grant_is_refused_alike_by_the_api_and_mcp_and_changes_nothing(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(settings, "root")
+        created = await http.post("/users", json={"name": "mel"}, headers=admin)
+        tokens = {
+            "admin": admin["Authorization"].removeprefix("Bearer "),
+            "member": created.json()["token"],
+        }
+        answers = []
+        for caller, target, change, words in FORBIDDEN_GRANTS:
+            over_api = await http.patch(
+                f"/users/{target}/permissions",
+                json=change,
+                headers={"Authorization": f"Bearer {tokens[caller]}"},
+            )
+            over_mcp = await _mcp_call(
+                base, tokens[caller], "grant_permission", user_name=target, **change
+            )
+            answers.append((words, over_api.status_code, over_api.json()["detail"], over_mcp))
+        users = {u["name"]: u for u in (await http.get("/users", headers=admin)).json()}
+    for words, code, detail, (refused, message) in answers:
+        assert code == 403 and words in detail
+        assert refused and words in message
+    assert (users["mel"]["role"], users["mel"]["rollback_permission"]) == ("member", "dry_run")
+    assert users["root"]["role"] == "admin"
+    refusals = await _audit(settings, action="user.grant.refused")
+    assert len(refusals) == 2 * len(FORBIDDEN_GRANTS)
+    assert await _audit(settings, action="user.grant") == []

@@ -13,7 +13,7 @@ from tests.tencent.test_cloud_tools import call, client, cloud_state
 
 __all__ = ["cloud_state"]  # the fixture, shared with the cloud tool tests
 
-SCALE = {"cluster_id": "cls-1", "node_pool_id": "np-1"}
+SCALE = {"cluster_id": "cls-abcd1234", "node_pool_id": "np-1"}
 
 
 async def _user(state: AppState, name: str) -> tuple[str, str]:
@@ -86,11 +86,12 @@ async def test_scale_node_pool_reads_permission_from_the_database_and_audits_eve
     api, state = cloud_state
     async with client(state, "guest") as c:
         refused, message = await call(c, "scale_node_pool", **SCALE, desired=4)
-    assert refused and "rollback_permission is 'none'" in message
+    assert refused and "rollback_permission 'none'" in message
     async with client(state, "viewer") as c:
         # A claim in the request changes nothing: the permission is the database's.
         _, dry = await call(c, "scale_node_pool", **SCALE, desired=4, rollback_permission="execute")
-        assert dry["executed"] is False and api.node_pools["cls-1"][0]["DesiredNodesNum"] == 3
+        pool = api.node_pools["cls-abcd1234"][0]
+        assert dry["executed"] is False and pool["DesiredNodesNum"] == 3
         # Granted meanwhile (by the operator): the same session's next call sees it.
         async with state.db.session() as session:
             users = UserRepository(session)
@@ -102,7 +103,7 @@ async def test_scale_node_pool_reads_permission_from_the_database_and_audits_eve
             await session.commit()
         _, done = await call(c, "scale_node_pool", **SCALE, desired=5)
         out_of_range, _ = await call(c, "scale_node_pool", **SCALE, desired=9)
-    assert done["executed"] is True and api.node_pools["cls-1"][0]["DesiredNodesNum"] == 5
+    assert done["executed"] is True and api.node_pools["cls-abcd1234"][0]["DesiredNodesNum"] == 5
     assert out_of_range
     async with client(state, "viewer") as c:
         # Refused by the argument check, before anything else: nothing to audit.
@@ -112,7 +113,7 @@ async def test_scale_node_pool_reads_permission_from_the_database_and_audits_eve
     assert long_id and "cluster_id" in long_message
     outcomes = [
         (actor, detail["permission"], detail["desired"], detail["outcome"])
-        for actor, _, detail in await _audit(state, subject="tke:cls-1/np-1")
+        for actor, _, detail in await _audit(state, subject="tke:cls-abcd1234/np-1")
     ]
     assert outcomes == [
         ("guest", "none", 4, "refused"),
@@ -120,7 +121,7 @@ async def test_scale_node_pool_reads_permission_from_the_database_and_audits_eve
         ("viewer", "execute", 5, "executed"),
         ("viewer", "execute", 9, "failed"),
     ]
-    records = await _audit(state, subject="tke:cls-1/np-1")
+    records = await _audit(state, subject="tke:cls-abcd1234/np-1")
     assert records[2][2]["previous"] == 3
     assert "within [1, 6]" in records[3][2]["reason"]
     assert {action for _, action, _ in records} == {"cloud.scale_node_pool"}

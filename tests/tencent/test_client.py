@@ -80,16 +80,20 @@ async def test_errors_are_classified_and_rate_limits_back_off(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
     api, tc = cloud
-    api.clusters = [{"ClusterId": "cls-1", "ClusterName": "prod", "ClusterStatus": "Running"}]
+    api.clusters = [
+        {"ClusterId": "cls-abcd1234", "ClusterName": "prod", "ClusterStatus": "Running"}
+    ]
     api.failures["DescribeClusters"] = ["RequestLimitExceeded", "RequestLimitExceeded"]
-    assert [c.cluster_id for c in await list_clusters(tc)] == ["cls-1"]  # backed off twice, then ok
+    assert [c.cluster_id for c in await list_clusters(tc)] == [
+        "cls-abcd1234"
+    ]  # backed off twice, then ok
 
     api.failures["DescribeClusterNodePools"] = ["RequestLimitExceeded"] * 5
     with pytest.raises(TencentRetryableError, match="RequestLimitExceeded"):
-        await list_node_pools(tc, "cls-1")
+        await list_node_pools(tc, "cls-abcd1234")
     api.failures["DescribeClusterNodePools"] = ["InvalidParameter.ClusterId"]
     with pytest.raises(TencentRequestError, match="InvalidParameter"):
-        await list_node_pools(tc, "cls-1")
+        await list_node_pools(tc, "cls-abcd1234")
     with pytest.raises(TencentNotFoundError):
         await list_node_pools(tc, "cls-missing")
 
@@ -172,7 +176,7 @@ async def test_metrics_node_pool_scaling_and_tts(cloud: tuple[TencentApi, Tencen
         == 95.5
     )
 
-    api.node_pools["cls-1"] = [
+    api.node_pools["cls-abcd1234"] = [
         {
             "NodePoolId": "np-1",
             "Name": "default",
@@ -182,10 +186,10 @@ async def test_metrics_node_pool_scaling_and_tts(cloud: tuple[TencentApi, Tencen
             "MaxNodesNum": 10,
         }
     ]
-    await scale_node_pool(tc, "cls-1", "np-1", 5)
-    assert (await list_node_pools(tc, "cls-1"))[0].desired == 5
+    await scale_node_pool(tc, "cls-abcd1234", "np-1", 5)
+    assert (await list_node_pools(tc, "cls-abcd1234"))[0].desired == 5
     with pytest.raises(TencentRequestError, match="outside"):
-        await scale_node_pool(tc, "cls-1", "np-1", 50)
+        await scale_node_pool(tc, "cls-abcd1234", "np-1", 50)
 
     text = "早上好。" + "昨天共有三次告警，其中两次已经自动修复。" * 12
     audio = await text_to_voice(tc, text)
@@ -255,7 +259,7 @@ async def test_logsets_policies_alarm_log_statistics_and_instances(
     api.alarm_log = [{"time": t - 1000, "alert_id": "alarm-1", "status": "fired"}]
     now = int(NOW.timestamp())
     api.metric_points["k8s_workload_pod_restart_total"] = [(now - 60, 3.0)]
-    api.instances["cls-1"] = [
+    api.instances["cls-abcd1234"] = [
         {
             "InstanceId": f"ins-{i}",
             "InstanceRole": "WORKER",
@@ -274,10 +278,10 @@ async def test_logsets_policies_alarm_log_statistics_and_instances(
         tc,
         "QCE/TKE2",
         ["k8s_workload_pod_restart_total"],
-        {"tke_cluster_instance_id": "cls-1"},
+        {"tke_cluster_instance_id": "cls-abcd1234"},
         NOW - timedelta(minutes=5),
         NOW,
     )
     assert [p.value for p in series["k8s_workload_pod_restart_total"]] == [3.0]
-    instances = await list_cluster_instances(tc, "cls-1")
+    instances = await list_cluster_instances(tc, "cls-abcd1234")
     assert len(instances) == 150 and instances[149].lan_ip == "10.0.0.149"

@@ -30,13 +30,13 @@ async def cloud_state(
     api = TencentApi()
     api.clusters = [
         {
-            "ClusterId": "cls-1",
+            "ClusterId": "cls-abcd1234",
             "ClusterName": "prod",
             "ClusterStatus": "Running",
             "ClusterNodeNum": 3,
         }
     ]
-    api.node_pools["cls-1"] = [
+    api.node_pools["cls-abcd1234"] = [
         {
             "NodePoolId": "np-1",
             "Name": "default",
@@ -102,12 +102,12 @@ async def test_read_tools_answer_from_the_cloud_and_files(
     _, state = cloud_state
     async with client(state, "viewer") as c:
         _, clusters = await call(c, "list_clusters")
-        _, pools = await call(c, "list_node_pools", cluster_id="cls-1")
+        _, pools = await call(c, "list_node_pools", cluster_id="cls-abcd1234")
         _, logs = await call(c, "search_logs", topic_id="file:app.log", query="timeout")
         failed, escape = await call(c, "search_logs", topic_id="file:../../etc/passwd")
         failed_time, bad_time = await call(c, "search_logs", topic_id="t-1", start="yesterday")
     assert clusters["clusters"][0] == {
-        "cluster_id": "cls-1",
+        "cluster_id": "cls-abcd1234",
         "name": "prod",
         "status": "Running",
         "version": None,
@@ -127,29 +127,29 @@ async def test_scale_node_pool_respects_permission(
     api, state = cloud_state
     async with client(state, "guest") as c:
         refused, message = await call(
-            c, "scale_node_pool", cluster_id="cls-1", node_pool_id="np-1", desired=4
+            c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=4
         )
-    assert refused and "rollback_permission is 'none'" in message
+    assert refused and "rollback_permission 'none'" in message
     async with client(state, "viewer") as c:
         _, dry = await call(
-            c, "scale_node_pool", cluster_id="cls-1", node_pool_id="np-1", desired=4
+            c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=4
         )
-    assert dry["executed"] is False and api.node_pools["cls-1"][0]["DesiredNodesNum"] == 3
+    assert dry["executed"] is False and api.node_pools["cls-abcd1234"][0]["DesiredNodesNum"] == 3
     async with client(state, "ops") as c:
         _, done = await call(
-            c, "scale_node_pool", cluster_id="cls-1", node_pool_id="np-1", desired=4
+            c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=4
         )
         out_of_range, message = await call(
-            c, "scale_node_pool", cluster_id="cls-1", node_pool_id="np-1", desired=9
+            c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=9
         )
     assert done == {
-        "cluster_id": "cls-1",
+        "cluster_id": "cls-abcd1234",
         "node_pool_id": "np-1",
         "previous": 3,
         "desired": 4,
         "executed": True,
     }
-    assert api.node_pools["cls-1"][0]["DesiredNodesNum"] == 4
+    assert api.node_pools["cls-abcd1234"][0]["DesiredNodesNum"] == 4
     assert out_of_range and "within [1, 6]" in message
 
 
@@ -159,7 +159,7 @@ async def test_scaling_a_node_pool_to_its_current_size_sends_nothing_and_is_audi
     api, state = cloud_state
     async with client(state, "ops") as c:
         failed, same = await call(
-            c, "scale_node_pool", cluster_id="cls-1", node_pool_id="np-1", desired=3
+            c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=3
         )
     assert not failed, same
     assert same["executed"] is False and same["previous"] == same["desired"] == 3
@@ -202,7 +202,7 @@ async def test_cloud_cli_lists_clusters_and_explains_missing_credentials(
     runner = CliRunner()
     listed = await asyncio.to_thread(runner.invoke, app, ["cloud", "clusters"], env=env)
     assert listed.exit_code == 0, listed.output
-    assert "cls-1" in listed.output and "prod" in listed.output
+    assert "cls-abcd1234" in listed.output and "prod" in listed.output
     bare = {"TENCENTCLOUD_SECRET_ID": "", "TENCENTCLOUD_SECRET_KEY": ""}
     missing = await asyncio.to_thread(runner.invoke, app, ["cloud", "alarms"], env=bare)
     assert missing.exit_code == 1 and "TENCENTCLOUD_SECRET_ID" in missing.output

@@ -17,6 +17,7 @@ from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
 from mcp_server.state import AppState
+from tests.standins import tencent_api
 from tests.standins.tencent_api import (
     REQUIRED,
     SECRET_ID,
@@ -28,7 +29,7 @@ from tests.support.servers import serve
 from tests.tencent.test_cloud_tools import call, client
 
 POOL = {
-    "cluster_id": "cls-1",
+    "cluster_id": "cls-abcd1234",
     "name": "gpu",
     "vpc_id": "vpc-1",
     "subnet_ids": ["subnet-1"],
@@ -57,7 +58,7 @@ SQL = {
 @pytest_asyncio.fixture
 async def cloud(deps: WorkerDeps) -> AsyncIterator[tuple[TencentApi, AppState]]:
     api = TencentApi()
-    api.node_pools["cls-1"] = []
+    api.node_pools["cls-abcd1234"] = []
     api.logsets = [{"LogsetId": "logset-app", "LogsetName": "app"}]
     api.topics = [
         {"TopicId": "topic-app", "TopicName": "app", "LogsetId": "logset-app"},
@@ -212,7 +213,7 @@ async def test_cw05_bad_input_names_the_field_and_sends_nothing(
             c, "create_cls_alarm", alarm={**ALARM, "notice_name": None}, mode="execute"
         )
         wrong_cluster, cluster_message = await call(
-            c, "create_node_pool", pool={**POOL, "cluster_id": "cls-404"}, mode="execute"
+            c, "create_node_pool", pool={**POOL, "cluster_id": "cls-nope0404"}, mode="execute"
         )
         no_topic, topic_message = await call(
             c, "create_cls_alarm", alarm={**ALARM, "topic_id": "topic-404"}, mode="execute"
@@ -352,3 +353,85 @@ async def test_cw11_two_callers_creating_the_same_name_at_once_both_get_the_one_
         rows = await AuditRepository(session).list()
     outcomes = [r.detail["outcome"] for r in rows if r.action == f"cloud.{tool}"]
     assert sorted(outcomes) == ["executed", "existing"]
+
+
+WORKLOAD = {"cluster_id": "cls-abcd1234", "namespace": "shop", "name": "checkout"}
+# (tool, arguments, the field the refusal names): one bad cluster id, namespace or name each.
+BAD_IDENTIFIERS: list[tuple[str, dict[str, Any], str]] = [
+    ("create_node_pool", {"pool": {**POOL, "cluster_id": "http://evil/"}}, "cluster_id"),
+    ("create_node_pool", {"pool": {**POOL, "cluster_id": "cls-1"}}, "cluster_id"),
+    ("create_node_pool", {"pool": {**POOL, "cluster_id": "kind-dev"}}, "cluster_id"),
+    (
+        "scale_node_pool",
+        {"cluster_id": "cls-ABCD1234", "node_pool_id": "np-1", "desired": 1},
+        "cluster_id",
+    ),
+    ("list_node_pools", {"cluster_id": "cls-1"}, "cluster_id"),
+    ("list_workloads", {"cluster_id": "cls-abcd1234", "namespace": "Shop!"}, "namespace"),
+    ("apply_yaml", {"apply": {"cluster_id": "http://evil/", "documents": "a: 1"}}, "cluster_id"),
+    (
+        "apply_yaml",
+        {"apply": {"cluster_id": "kind-dev", "documents": "a: 1", "namespace": "a/b"}},
+        "namespace",
+    ),
+    (
+        "scale_workload",
+        {"workload": {**WORKLOAD, "cluster_id": "cls-"}, "replicas": 2},
+        "cluster_id",
+    ),
+    (
+        "scale_workload",
+        {"workload": {**WORKLOAD, "namespace": "../kube-system"}, "replicas": 2},
+        "namespace",
+    ),
+    ("restart_workload", {"workload": {**WORKLOAD, "name": "Checkout_Web"}}, "name"),
+]
+
+
+@pytest.mark.parametrize(("tool", "args", "field"), BAD_IDENTIFIERS)
+async def test_cw12_a_malformed_cluster_id_namespace_or_name_is_a_tool_error_naming_the_field(
+    cloud: tuple[TencentApi, AppState], tool: str, args: dict[str, Any], field: str
+) -> None:
+    api, state = cloud
+    async with client(state, "ops") as c:
+        failed, message = await call(c, tool, **args, mode="execute")
+    assert failed, message
+    assert field in message and "must be a" in message, message
+    assert "pydantic" not in message
+    assert api.calls == []
+
+
+# Creates whose name the API does not keep unique: no conflict code answers the second one.
+UNNAMED_RACES: list[tuple[str, str, dict[str, Any], str, str]] = [
+    ("create_node_pool", "pool", POOL, "DescribeClusterNodePools", "CreateClusterNodePool"),
+    ("create_scheduled_sql", "task", SQL, "DescribeScheduledSqlInfo", "CreateScheduledSql"),
+]
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "lookup", "action"), UNNAMED_RACES)
+async def test_cw13_two_simultaneous_creates_of_a_name_without_a_conflict_code_make_one_resource(
+    cloud: tuple[TencentApi, AppState],
+    monkeypatch: pytest.MonkeyPatch,
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    lookup: str,
+    action: str,
+) -> None:
+    api, state = cloud
+    # The stand-in holds the lookups until both callers have asked (as two callers looking
+    # before either creates would); a caller that asks alone goes on after the patience.
+    monkeypatch.setattr(tencent_api, "GATE_PATIENCE", 0.5)
+    api.together = {lookup: 2}
+
+    async def ask() -> tuple[bool, Any]:
+        async with client(state, "ops") as c:
+            return await call(c, tool, **{arg: spec}, mode="execute")
+
+    (failed_a, a), (failed_b, b) = await asyncio.gather(ask(), ask())
+    assert not failed_a, a
+    assert not failed_b, b
+    assert [act for _, act, _ in api.creates()] == [action]
+    assert a["resource_id"] == b["resource_id"]
+    steps = sorted((s["steps"][0]["sent"], s["steps"][0]["existing"]) for s in (a, b))
+    assert steps == [(False, True), (True, False)]

@@ -149,3 +149,190 @@ async def test_ca02_cli_previews_by_default_and_executes_with_the_flag(
         runner.invoke, app, ["cloud", "create-alarm", str(spec), "--user", "ops"], env=env
     )
     assert bad.exit_code == 2 and "level" in bad.output
+
+
+# Every door that can scale a node pool, asked the same forbidden thing: the service refuses.
+POOL_CLUSTER = "cls-abcd1234"
+FORBIDDEN = [
+    ("viewer", RollbackPermission.DRY_RUN, "execute"),
+    ("guest", RollbackPermission.NONE, "dry_run"),
+]
+
+
+async def _scale_over_mcp(settings: Settings, user: str, mode: str) -> tuple[bool, str]:
+    from mcp import Client
+    from tencentcloud.common.credential import Credential
+
+    from ambient.clients.tencent.client import TencentCloud
+    from mcp_server.server import build_server
+    from mcp_server.state import AppState, StateHolder
+
+    db = Database(settings.resolved_database_url)
+    tencent = TencentCloud(
+        Credential(SECRET_ID, SECRET_KEY),
+        region="ap-guangzhou",
+        endpoint=settings.tencentcloud_endpoint,
+        protocol="http",
+        timeout=5,
+    )
+    state = AppState(
+        settings=settings, db=db, temporal=None, channels=None, tencent=tencent, stdio_user=user
+    )  # type: ignore[arg-type]
+    try:
+        async with Client(build_server(settings, holder=StateHolder(state))) as c:
+            result = await c.call_tool(
+                "scale_node_pool",
+                {"cluster_id": POOL_CLUSTER, "node_pool_id": "np-1", "desired": 4, "mode": mode},
+            )
+    finally:
+        await db.close()
+    return bool(result.is_error), " ".join(getattr(p, "text", "") for p in result.content)
+
+
+async def _scale_over_api(
+    http: httpx.AsyncClient, headers: dict[str, str], mode: str
+) -> tuple[bool, str]:
+    body = {"cluster_id": POOL_CLUSTER, "node_pool_id": "np-1", "desired": 4, "mode": mode}
+    answer = await http.post("/cloud/node-pools/scale", json=body, headers=headers)
+    return answer.status_code == 403, answer.text
+
+
+async def _scale_over_cli(settings: Settings, user: str, mode: str) -> tuple[bool, str]:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": settings.tencentcloud_endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+        "AMBIENT_DATABASE_URL": settings.resolved_database_url,
+    }
+    command = ["cloud", "scale-node-pool", "np-1", "4", "--cluster", POOL_CLUSTER, "--user", user]
+    if mode == "execute":
+        command.append("--execute")
+    done = await asyncio.to_thread(CliRunner().invoke, app, command, env=env)
+    return done.exit_code == 1, done.output
+
+
+@pytest.mark.parametrize(("user", "permission", "mode"), FORBIDDEN)
+async def test_ca03_a_forbidden_node_pool_scale_is_refused_by_every_door_and_changes_nothing(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+    user: str,
+    permission: RollbackPermission,
+    mode: str,
+) -> None:
+    from ambient.storage.audit import AuditRepository
+
+    cloud, http, settings = api
+    cloud.node_pools[POOL_CLUSTER] = [
+        {"NodePoolId": "np-1", "Name": "default", "DesiredNodesNum": 3, "MinNodesNum": 1}
+        | {"MaxNodesNum": 6}
+    ]
+    headers = await _token(settings, user, permission)
+    answers = {
+        "mcp": await _scale_over_mcp(settings, user, mode),
+        "api": await _scale_over_api(http, headers, mode),
+        "cli": await _scale_over_cli(settings, user, mode),
+    }
+    for door, (refused, text) in answers.items():
+        assert refused, f"{door}: {text}"
+        assert "ask an admin" in text, f"{door}: {text}"
+    assert cloud.node_pools[POOL_CLUSTER][0]["DesiredNodesNum"] == 4 - 1
+    assert [a for _, a, _ in cloud.calls if a.startswith("Modify")] == []
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            rows = await AuditRepository(session).list()
+    finally:
+        await db.close()
+    outcomes = [r.detail["outcome"] for r in rows if r.action == "cloud.scale_node_pool"]
+    assert outcomes == ["refused"] * 3
+
+
+# (route, body, the field the 422 names)
+BAD_BODIES: list[tuple[str, dict[str, object], str]] = [
+    (
+        "/cloud/node-pools/scale",
+        {"cluster_id": "cls-1", "node_pool_id": "np-1", "desired": 1},
+        "cluster_id",
+    ),
+    (
+        "/cloud/node-pools",
+        {
+            "cluster_id": "http://evil/",
+            "name": "gpu",
+            "vpc_id": "vpc-1",
+            "subnet_ids": ["s-1"],
+            "instance_type": "S5.MEDIUM4",
+        },
+        "cluster_id",
+    ),
+    (
+        "/cloud/apply",
+        {"cluster_id": "kind-dev", "documents": "a: 1", "namespace": "NS"},
+        "namespace",
+    ),
+    (
+        "/cloud/workloads/scale",
+        {"cluster_id": "cls-abcd1234", "namespace": "shop", "name": "a_b", "replicas": 2},
+        "name",
+    ),
+    (
+        "/cloud/workloads/restart",
+        {"cluster_id": "cls-", "namespace": "shop", "name": "web"},
+        "cluster_id",
+    ),
+]
+
+
+@pytest.mark.parametrize(("route", "body", "field"), BAD_BODIES)
+async def test_ca04_a_malformed_cluster_id_namespace_or_name_is_a_422_naming_the_field(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+    route: str,
+    body: dict[str, object],
+    field: str,
+) -> None:
+    cloud, http, settings = api
+    ops = await _token(settings, "ops", RollbackPermission.EXECUTE)
+    answer = await http.post(route, json={**body, "mode": "execute"}, headers=ops)
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert [d["loc"][-1] for d in detail] == [field], detail
+    assert "must be a" in detail[0]["msg"]
+    assert cloud.calls == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["cloud", "node-pools", "cls-1"],
+        ["cloud", "scale-node-pool", "np-1", "4", "--cluster", "http://evil/", "--user", "ops"],
+        ["cloud", "restart", "shop", "Web_1", "--cluster", "kind-dev", "--user", "ops"],
+    ],
+)
+async def test_ca05_the_cli_refuses_a_malformed_identifier_naming_it_and_sends_nothing(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings], command: list[str]
+) -> None:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    cloud, _, settings = api
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": settings.tencentcloud_endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+        "AMBIENT_DATABASE_URL": settings.resolved_database_url,
+    }
+    done = await asyncio.to_thread(CliRunner().invoke, app, command, env=env)
+    assert done.exit_code == 2, done.output
+    assert "must be a" in done.output
+    assert any(field in done.output for field in ("cluster_id", "name"))
+    assert cloud.calls == []

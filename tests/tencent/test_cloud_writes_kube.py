@@ -93,7 +93,7 @@ async def cluster(deps: WorkerDeps) -> AsyncIterator[tuple[ApplyingKubeApi, AppS
             await users.create(UserCreate(name=name, rollback_permission=permission))  # type: ignore[arg-type]
         await session.commit()
     async with serve(kube.app()) as kube_base:
-        cloud = TencentApi(kubeconfigs={"cls-1": kubeconfig(kube_base)})
+        cloud = TencentApi(kubeconfigs={"cls-abcd1234": kubeconfig(kube_base)})
         async with serve(cloud.app()) as base:
             tc = TencentCloud(
                 Credential(SECRET_ID, SECRET_KEY),
@@ -158,7 +158,7 @@ spec:
       containers:
       - name: worker
 """
-WORKLOAD = {"cluster_id": "cls-1", "namespace": "shop", "name": "checkout"}
+WORKLOAD = {"cluster_id": "cls-abcd1234", "namespace": "shop", "name": "checkout"}
 
 
 async def test_ck01_apply_previews_a_diff_then_applies_each_document_once(
@@ -168,20 +168,20 @@ async def test_ck01_apply_previews_a_diff_then_applies_each_document_once(
     documents = f"{CONFIG}---{NEW_IMAGE}"
     async with client(state, "ops") as c:
         failed, dry = await call(
-            c, "apply_yaml", apply={"cluster_id": "cls-1", "documents": documents}
+            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": documents}
         )
         assert not failed, dry
         assert kube.writes() == []  # the preview is server-side dry runs only
         _, done = await call(
             c,
             "apply_yaml",
-            apply={"cluster_id": "cls-1", "documents": documents},
+            apply={"cluster_id": "cls-abcd1234", "documents": documents},
             mode="execute",
         )
         _, again = await call(
             c,
             "apply_yaml",
-            apply={"cluster_id": "cls-1", "documents": documents},
+            apply={"cluster_id": "cls-abcd1234", "documents": documents},
             mode="execute",
         )
     assert [(d["kind"], d["change"]) for d in dry["documents"]] == [
@@ -214,25 +214,25 @@ async def test_ck02_one_invalid_document_applies_nothing_and_is_named(
         failed, message = await call(
             c,
             "apply_yaml",
-            apply={"cluster_id": "cls-1", "documents": documents},
+            apply={"cluster_id": "cls-abcd1234", "documents": documents},
             mode="execute",
         )
         unnamed, unnamed_message = await call(
             c,
             "apply_yaml",
-            apply={"cluster_id": "cls-1", "documents": f"{CONFIG}---\nkind: Service\n"},
+            apply={"cluster_id": "cls-abcd1234", "documents": f"{CONFIG}---\nkind: Service\n"},
             mode="execute",
         )
         unknown_failed, unknown_message = await call(
             c,
             "apply_yaml",
-            apply={"cluster_id": "cls-1", "documents": f"{CONFIG}---\n{unknown}"},
+            apply={"cluster_id": "cls-abcd1234", "documents": f"{CONFIG}---\n{unknown}"},
             mode="execute",
         )
         local, local_message = await call(
             c,
             "apply_yaml",
-            apply={"cluster_id": "cls-1", "documents": f"{CONFIG}---\n{no_selector}"},
+            apply={"cluster_id": "cls-abcd1234", "documents": f"{CONFIG}---\n{no_selector}"},
             mode="execute",
         )
     # Refused by the cluster's own validation (server-side dry run of every document first).
@@ -280,7 +280,10 @@ async def test_ck04_workload_changes_check_permission_and_name_missing_workloads
     async with client(state, "viewer") as c:
         _, preview = await call(c, "restart_workload", workload=WORKLOAD)
         refused_exec, exec_message = await call(
-            c, "apply_yaml", apply={"cluster_id": "cls-1", "documents": CONFIG}, mode="execute"
+            c,
+            "apply_yaml",
+            apply={"cluster_id": "cls-abcd1234", "documents": CONFIG},
+            mode="execute",
         )
     async with client(state, "ops") as c:
         missing, missing_message = await call(
@@ -302,7 +305,7 @@ async def test_ck05_applying_yaml_that_changes_nothing_is_audited_as_a_no_op(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
     kube, state = cluster
-    apply = {"cluster_id": "cls-1", "documents": CONFIG}
+    apply = {"cluster_id": "cls-abcd1234", "documents": CONFIG}
     async with client(state, "ops") as c:
         _, first = await call(c, "apply_yaml", apply=apply, mode="execute")
         version = kube.configmaps[("shop", "checkout-settings")]["metadata"]["resourceVersion"]

@@ -93,7 +93,7 @@ async def test_list_workloads_tool_uses_the_tke_kubeconfig(
     from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 
     _, config = kube
-    cloud = TencentApi(kubeconfigs={"cls-1": config})
+    cloud = TencentApi(kubeconfigs={"cls-abcd1234": config})
     async with serve(cloud.app()) as base:
         tc = TencentCloud(
             Credential(SECRET_ID, SECRET_KEY),
@@ -111,7 +111,7 @@ async def test_list_workloads_tool_uses_the_tke_kubeconfig(
         )
         async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
             found = await client.call_tool(
-                "list_workloads", {"cluster_id": "cls-1", "namespace": "shop"}
+                "list_workloads", {"cluster_id": "cls-abcd1234", "namespace": "shop"}
             )
             missing = await client.call_tool("list_workloads", {})
     assert found.structured_content is not None

@@ -1,0 +1,253 @@
+"""Xiaozhi endpoints: register, list and remove the 接入点 URLs the bridge dials.
+
+The URL carries the endpoint's token (a JWT naming the agent): it is stored encrypted and shown
+and logged masked. Every permission is checked here, so the API and the CLI decide alike.
+
+EndpointError
+ ├── EndpointInputError      a bad URL or user (says which field)
+ ├── EndpointNotFoundError   no such endpoint (or not the caller's)
+ └── EndpointPermissionError the caller may not act for that user
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
+from ambient.domain.users import Role
+from ambient.storage.audit import AuditRepository
+from ambient.storage.models import User, XiaozhiEndpoint
+from ambient.storage.repositories import OPERATOR
+
+MASK = "***"
+NONCE_BYTES = 12
+MAX_ENDPOINTS_PER_USER = 10
+
+
+class EndpointError(Exception):
+    """A request about xiaozhi endpoints that cannot be done."""
+
+
+class EndpointInputError(EndpointError):
+    """The input is wrong; ``field`` names what to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class EndpointNotFoundError(EndpointError):
+    """No endpoint with that id that the caller may see."""
+
+
+class EndpointPermissionError(EndpointError):
+    """Only the endpoint's user or an admin may do this."""
+
+
+def endpoint_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a 接入点 URL (ws:// or wss://, a host, a token parameter), or None."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme.lower() not in ("ws", "wss"):
+        return f"must start with wss:// or ws:// (got {parts.scheme or 'no scheme'}://)"
+    if "@" in parts.netloc:
+        return "user:password@ is not accepted in the address"
+    if not parts.hostname:
+        return "has no host (e.g. wss://api.xiaozhi.me/mcp/?token=...)"
+    if not dict(parse_qsl(parts.query)).get("token"):
+        return "has no token parameter: copy the whole 接入点 URL, ?token=... included"
+    return None
+
+
+def mask_url(url: str) -> str:
+    """The URL with its token (and any other query value) replaced by ``***``."""
+    parts = urlsplit(url.strip())
+    query = urlencode([(name, MASK) for name, _ in parse_qsl(parts.query)], safe="*")
+    return urlunsplit(parts._replace(query=query))
+
+
+def url_token(url: str) -> str:
+    """The token parameter of an endpoint URL ("" when there is none)."""
+    return dict(parse_qsl(urlsplit(url.strip()).query)).get("token", "")
+
+
+def http_form(url: str) -> str:
+    """The http(s) URL of the same host and port, for the destination guard."""
+    parts = urlsplit(url.strip())
+    scheme = "https" if parts.scheme.lower() == "wss" else "http"
+    return urlunsplit(parts._replace(scheme=scheme, query=""))
+
+
+class EndpointCipher:
+    """AES-GCM for endpoint URLs, keyed from AMBIENT_SECRET_KEY (HKDF, its own purpose).
+
+    Rotating the secret key makes stored URLs unreadable: the runner then shows the endpoint
+    as retrying with "cannot decrypt", and the owner adds it again.
+    """
+
+    def __init__(self, secret_key: str) -> None:
+        key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"ambient xiaozhi endpoint url"
+        ).derive(secret_key.encode())
+        self._cipher = AESGCM(key)
+
+    def seal(self, url: str) -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        return base64.urlsafe_b64encode(
+            nonce + self._cipher.encrypt(nonce, url.encode(), None)
+        ).decode()
+
+    def open(self, sealed: str) -> str:
+        data = base64.urlsafe_b64decode(sealed.encode())
+        return self._cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], None).decode()
+
+
+class EndpointCreate(BaseModel):
+    user: str = Field(min_length=1, max_length=63, description="the user the endpoint acts as")
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="the 接入点 URL from the xiaozhi.me console: wss://api.xiaozhi.me/mcp/?token=...",
+    )
+    verbatim: bool = Field(
+        default=False,
+        description='wrap results as {"action":"RESPONSE","response":"..."} (mcp_endpoint relays)',
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _endpoint_url(cls, value: str) -> str:
+        problem = endpoint_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip()
+
+    def __repr__(self) -> str:  # never the token, even in a traceback
+        return f"EndpointCreate(user={self.user!r}, url={mask_url(self.url)!r})"
+
+    __str__ = __repr__
+
+
+class EndpointPublic(BaseModel):
+    id: int
+    user: str
+    url: str = Field(description="the URL with its token masked")
+    verbatim: bool
+    state: str = Field(description="connected, or retrying (see last_error)")
+    last_error: str | None
+    since: datetime
+
+
+def endpoint_public(row: XiaozhiEndpoint) -> EndpointPublic:
+    return EndpointPublic(
+        id=row.id,
+        user=row.user,
+        url=row.url_masked,
+        verbatim=row.verbatim,
+        state=row.state,
+        last_error=row.last_error,
+        since=row.since,
+    )
+
+
+@dataclass
+class Endpoints:
+    """The service: who may register, list and remove which endpoints."""
+
+    session: AsyncSession
+    cipher: EndpointCipher
+    guard: DestinationGuard
+
+    async def add(self, actor: User | None, data: EndpointCreate) -> EndpointPublic:
+        """Register ``data`` for its user; ``actor`` None is the operator (the CLI)."""
+        _may_act_for(actor, data.user)
+        found = await self.session.execute(select(User).where(User.name == data.user))
+        if found.scalar_one_or_none() is None:
+            raise EndpointInputError("user", f"{data.user!r} is not a registered user")
+        try:
+            await self.guard.check_url(http_form(data.url))
+        except RefusedDestinationError as exc:
+            raise EndpointInputError("url", str(exc)) from None
+        except DestinationLookupError:
+            pass  # a DNS outage now: the runner checks again before every dial
+        mine = await self.session.execute(
+            select(XiaozhiEndpoint.id).where(XiaozhiEndpoint.user == data.user)
+        )
+        if len(mine.all()) >= MAX_ENDPOINTS_PER_USER:
+            raise EndpointInputError("user", f"at most {MAX_ENDPOINTS_PER_USER} endpoints a user")
+        row = XiaozhiEndpoint(
+            user=data.user,
+            url_sealed=self.cipher.seal(data.url),
+            url_masked=mask_url(data.url),
+            verbatim=data.verbatim,
+            state="retrying",
+            last_error="not dialed yet",
+        )
+        self.session.add(row)
+        await self.session.flush()
+        await AuditRepository(self.session).append(
+            actor=_actor(actor),
+            action="xiaozhi.endpoint.add",
+            subject=f"user:{data.user}",
+            detail={"id": row.id, "url": row.url_masked, "token": _fingerprint(data.url)},
+        )
+        await self.session.commit()
+        return endpoint_public(row)
+
+    async def list(self, actor: User | None) -> list[EndpointPublic]:
+        """The caller's endpoints; an admin's (and the operator's) list holds everyone's."""
+        query = select(XiaozhiEndpoint).order_by(XiaozhiEndpoint.id)
+        if actor is not None and actor.role != Role.ADMIN:
+            query = query.where(XiaozhiEndpoint.user == actor.name)
+        rows = (await self.session.execute(query)).scalars()
+        return [endpoint_public(row) for row in rows]
+
+    async def remove(self, actor: User | None, endpoint_id: int) -> EndpointPublic:
+        row = await self.session.get(XiaozhiEndpoint, endpoint_id)
+        if row is None or (
+            actor is not None and actor.role != Role.ADMIN and row.user != actor.name
+        ):
+            raise EndpointNotFoundError(f"no xiaozhi endpoint {endpoint_id}; see the list")
+        gone = endpoint_public(row)
+        await self.session.execute(delete(XiaozhiEndpoint).where(XiaozhiEndpoint.id == endpoint_id))
+        await AuditRepository(self.session).append(
+            actor=_actor(actor),
+            action="xiaozhi.endpoint.remove",
+            subject=f"user:{row.user}",
+            detail={"id": endpoint_id, "url": row.url_masked},
+        )
+        await self.session.commit()
+        return gone
+
+
+def _may_act_for(actor: User | None, user: str) -> None:
+    if actor is not None and actor.role != Role.ADMIN and actor.name != user:
+        raise EndpointPermissionError(
+            f"you may register endpoints for yourself ({actor.name!r}) only; "
+            "an admin may for anyone"
+        )
+
+
+def _actor(actor: User | None) -> str:
+    return OPERATOR if actor is None else actor.name
+
+
+def _fingerprint(url: str) -> str:
+    """A short hash of the token: tells two registrations apart without revealing it."""
+    return hashlib.sha256(url_token(url).encode()).hexdigest()[:12]

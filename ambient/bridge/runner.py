@@ -1,0 +1,344 @@
+"""The bridge runner: one WebSocket client connection per registered endpoint, across replicas.
+
+Every ``scan`` seconds the runner reads the endpoint table: it claims the lease of an endpoint
+nobody holds (or whose holder stopped renewing), dials it and serves MCP on it; it closes the
+connection of an endpoint that was removed or whose lease another runner now holds. A closed,
+replaced or refused connection is re-dialed with jittered backoff (1 s doubling to 10 min,
+back to 1 s after a healthy connection). Failures are data: logged (token masked), counted,
+and written to the endpoint row (state, last_error, since) for `ambient xiaozhi endpoint list`.
+
+It runs in the API process: the tools it serves need the API's state (database, Temporal
+client, channels), and API replicas share one database, where the lease keeps one dialer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+import websockets
+from mcp.server.mcpserver import MCPServer
+from sqlalchemy import or_, select, update
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from ambient.bridge.endpoints import EndpointCipher, http_form, mask_url, url_token
+from ambient.bridge.serving import serve_mcp
+from ambient.clients.guard import DestinationGuard
+from ambient.storage.db import Database
+from ambient.storage.models import XiaozhiEndpoint, utcnow
+from mcp_server.state import AppState, StateHolder
+
+log = logging.getLogger(__name__)
+# websockets logs the handshake (the request line holds the token) and every frame at DEBUG:
+# its logger for our connections never goes below INFO, whatever the root level.
+wire_log = logging.getLogger("ambient.bridge.websocket")
+wire_log.setLevel(logging.INFO)
+
+ServerFactory = Callable[[str], MCPServer[Any]]
+
+
+@dataclass(frozen=True)
+class BridgeTiming:
+    scan_seconds: float = 1.0  # a registration is dialed, a removal closed, within ~this
+    lease_seconds: float = 30.0  # a dead replica's endpoints are taken over after this
+    first_delay: float = 1.0
+    max_delay: float = 600.0
+    healthy_after: float = 60.0  # a connection that lasted this long resets the backoff
+    open_timeout: float = 10.0
+
+
+def backoff_delays(timing: BridgeTiming) -> Callable[[], float]:
+    """Successive re-dial delays: full jitter on a doubling ceiling (1 s … 10 min)."""
+    ceiling = timing.first_delay
+
+    def next_delay() -> float:
+        nonlocal ceiling
+        delay = random.uniform(ceiling / 2, ceiling)
+        ceiling = min(ceiling * 2, timing.max_delay)
+        return delay
+
+    return next_delay
+
+
+class BridgeRunner:
+    """Holds the connections of the endpoints this process has the lease of."""
+
+    def __init__(
+        self,
+        db: Database,
+        cipher: EndpointCipher,
+        guard: DestinationGuard,
+        server_for: ServerFactory,
+        *,
+        timing: BridgeTiming | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.db = db
+        self.cipher = cipher
+        self.guard = guard
+        self.server_for = server_for
+        self.timing = timing or BridgeTiming()
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.held: dict[int, asyncio.Task[None]] = {}
+        self.counts: Counter[str] = Counter()  # dials, connected, failures (for tests, metrics)
+        self._renewed_at = 0.0
+
+    async def run(self) -> None:
+        """Scan, claim, renew and drop until cancelled; a failed scan is logged, not fatal."""
+        try:
+            while True:
+                try:
+                    await self.scan()
+                except Exception as exc:  # the database away for a moment: try next scan
+                    self.counts["scan_failures"] += 1
+                    log.warning("xiaozhi bridge scan failed: %s", exc)
+                await asyncio.sleep(self.timing.scan_seconds)
+        finally:
+            await self.stop()
+
+    async def scan(self) -> None:
+        async with self.db.session() as session:
+            rows = (await session.execute(select(XiaozhiEndpoint))).scalars().all()
+        now = utcnow()
+        present = {row.id: row for row in rows}
+        for endpoint_id in list(self.held):
+            row = present.get(endpoint_id)
+            if row is None or (row.holder not in (None, self.name)):
+                await self._drop(endpoint_id, "removed" if row is None else "lease lost")
+        if self.held and time.monotonic() - self._renewed_at >= self.timing.lease_seconds / 3:
+            await self._renew()
+        for row in rows:
+            if row.id in self.held:
+                continue
+            free = row.holder is None or row.lease_until is None or _aware(row.lease_until) < now
+            if (free or row.holder == self.name) and await self._claim(row.id):
+                self.held[row.id] = asyncio.create_task(
+                    self._hold(row.id), name=f"xiaozhi-endpoint-{row.id}"
+                )
+
+    async def _claim(self, endpoint_id: int) -> bool:
+        now = utcnow()
+        lease = XiaozhiEndpoint
+        async with self.db.write_session() as session:
+            result = await session.execute(
+                update(lease)
+                .where(
+                    lease.id == endpoint_id,
+                    or_(lease.holder.is_(None), lease.holder == self.name, lease.lease_until < now),
+                )
+                .values(
+                    holder=self.name, lease_until=now + timedelta(seconds=self.timing.lease_seconds)
+                )
+            )
+            await session.commit()
+        return bool(getattr(result, "rowcount", 0))
+
+    async def _renew(self) -> None:
+        until = utcnow() + timedelta(seconds=self.timing.lease_seconds)
+        async with self.db.write_session() as session:
+            await session.execute(
+                update(XiaozhiEndpoint)
+                .where(XiaozhiEndpoint.id.in_(list(self.held)), XiaozhiEndpoint.holder == self.name)
+                .values(lease_until=until)
+            )
+            await session.commit()
+        self._renewed_at = time.monotonic()
+
+    async def _drop(self, endpoint_id: int, why: str) -> None:
+        task = self.held.pop(endpoint_id)
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        log.info("xiaozhi endpoint %s: connection closed (%s)", endpoint_id, why)
+
+    async def stop(self) -> None:
+        """Close every connection and give the leases back (a clean stop hands over at once)."""
+        held = list(self.held)
+        for endpoint_id in held:
+            await self._drop(endpoint_id, "runner stopping")
+        if held:
+            with suppress(Exception):
+                async with self.db.write_session() as session:
+                    await session.execute(
+                        update(XiaozhiEndpoint)
+                        .where(XiaozhiEndpoint.id.in_(held), XiaozhiEndpoint.holder == self.name)
+                        .values(holder=None, lease_until=None)
+                    )
+                    await session.commit()
+
+    async def _hold(self, endpoint_id: int) -> None:
+        """Dial, serve, and re-dial with backoff until the task is cancelled."""
+        next_delay = backoff_delays(self.timing)
+        while True:
+            started = time.monotonic()
+            connected = False
+            url, masked = "", f"endpoint {endpoint_id}"
+            try:
+                user, url, verbatim = await self._endpoint(endpoint_id)
+                masked = mask_url(url)
+                self.counts["dials"] += 1
+                pinned = await self._check(url)
+                async with connect(
+                    url,
+                    proxy=None,
+                    open_timeout=self.timing.open_timeout,
+                    user_agent_header=None,
+                    logger=wire_log,
+                    **pinned,
+                ) as ws:
+                    connected = True
+                    self.counts["connected"] += 1
+                    await self._state(endpoint_id, "connected", None)
+                    log.info("xiaozhi endpoint %s (%s, %s): connected", endpoint_id, masked, user)
+                    try:
+                        await serve_mcp(ws, self.server_for(user), verbatim=verbatim)
+                    except asyncio.CancelledError:
+                        # Removed, lease lost or stopping: a normal close, not "internal error".
+                        await asyncio.shield(ws.close(1001, "endpoint released"))
+                        raise
+                reason = "the connection ended"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every failure is data: shown, counted, re-dialed
+                reason = without_token(describe(exc), url)
+            if connected and time.monotonic() - started >= self.timing.healthy_after:
+                next_delay = backoff_delays(self.timing)
+            delay = next_delay()
+            self.counts["failures"] += 1
+            log.warning(
+                "xiaozhi endpoint %s (%s): %s; re-dialing in %.1f s",
+                endpoint_id,
+                masked,
+                reason,
+                delay,
+            )
+            await self._state(endpoint_id, "retrying", reason)
+            await asyncio.sleep(delay)
+
+    async def _endpoint(self, endpoint_id: int) -> tuple[str, str, bool]:
+        async with self.db.session() as session:
+            row = await session.get(XiaozhiEndpoint, endpoint_id)
+        if row is None:
+            raise LookupError("the endpoint was removed")
+        try:
+            url = self.cipher.open(row.url_sealed)
+        except Exception:
+            raise LookupError(
+                "cannot decrypt the URL (was AMBIENT_SECRET_KEY changed?); add it again"
+            ) from None
+        return row.user, url, row.verbatim
+
+    async def _check(self, url: str) -> dict[str, Any]:
+        """Refuse a destination the guard refuses; pin plain ws:// to the checked address.
+
+        Resolving again at connect time would let a name flip to a refused address (DNS
+        rebinding); wss:// keeps the name, as TLS verifies the certificate for it.
+        """
+        addresses = await self.guard.check_url(http_form(url))
+        return {"host": addresses[0]} if url.lower().startswith("ws://") else {}
+
+    async def _state(self, endpoint_id: int, state: str, error: str | None) -> None:
+        try:
+            async with self.db.write_session() as session:
+                row = await session.get(XiaozhiEndpoint, endpoint_id)
+                if row is None or row.holder != self.name:
+                    return
+                if row.state != state:
+                    row.since = utcnow()
+                row.state = state
+                row.last_error = None if error is None else error[:500]
+                await session.commit()
+        except Exception as exc:  # the state is for people; the connection goes on
+            log.warning("xiaozhi endpoint %s: state not written: %s", endpoint_id, exc)
+
+
+def describe(exc: BaseException) -> str:
+    """A failure as the owner should read it: the broker's close code and reason first."""
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return describe(exc.exceptions[0])
+    if isinstance(exc, ConnectionClosed):
+        close = exc.rcvd or exc.sent
+        if close is None:
+            return "the connection dropped (no close frame)"
+        return f"closed by the broker: {close.code} {close.reason}".strip()
+    if isinstance(exc, InvalidStatus):
+        body = (
+            exc.response.body.decode("utf-8", "replace").strip()[:200] if exc.response.body else ""
+        )
+        return f"refused by the broker: HTTP {exc.response.status_code} {body}".strip()
+    if isinstance(exc, TimeoutError):
+        return "no answer from the broker (timed out)"
+    text = str(exc) or type(exc).__name__
+    return (
+        f"{type(exc).__name__}: {text}"
+        if isinstance(exc, websockets.exceptions.WebSocketException)
+        else text
+    )
+
+
+def without_token(text: str, url: str) -> str:
+    """``text`` with the URL's token masked, wherever a library quoted it."""
+    token = url_token(url) if url else ""
+    return text.replace(token, "***") if token else text
+
+
+def _aware(at: Any) -> Any:
+    return at if at.tzinfo is not None else at.replace(tzinfo=utcnow().tzinfo)
+
+
+def voice_server_for(state: AppState) -> ServerFactory:
+    """The voice profile acting as the endpoint's user: what a 小智 model is given (a handful of
+    speakable tools; the full list is ~200 KB, far past what xiaozhi.me's tools/list carries)."""
+    from mcp_server.voice import build_voice_server
+
+    def build(user: str) -> MCPServer[Any]:
+        return build_voice_server(
+            state.settings, holder=StateHolder(replace(state, stdio_user=user))
+        )
+
+    return build
+
+
+def full_server_for(state: AppState) -> ServerFactory:
+    """The full MCP server acting as the endpoint's user (in-process, like the agent hub)."""
+    # Imported here: the MCP server imports the tool modules, which import ambient packages.
+    from mcp_server.server import build_server
+
+    def build(user: str) -> MCPServer[Any]:
+        return build_server(state.settings, holder=StateHolder(replace(state, stdio_user=user)))
+
+    return build
+
+
+@asynccontextmanager
+async def bridge_running(
+    state: AppState, server_for: ServerFactory | None = None, *, timing: BridgeTiming | None = None
+) -> AsyncIterator[BridgeRunner]:
+    """The runner for the API process, started on entry and stopped (leases given back) on exit."""
+    settings = state.settings
+    runner = BridgeRunner(
+        state.db,
+        EndpointCipher(settings.secret_key.get_secret_value()),
+        DestinationGuard(settings.fetch_allow_cidrs),
+        server_for or voice_server_for(state),
+        timing=timing,
+    )
+    task = asyncio.create_task(runner.run(), name="xiaozhi-bridge")
+    try:
+        yield runner
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

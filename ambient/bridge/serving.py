@@ -1,0 +1,157 @@
+"""MCP over one xiaozhi endpoint connection: one JSON-RPC message per WebSocket text frame.
+
+We drive the SDK's own server (the same one `ambient mcp` serves over stdio) through memory
+streams rather than dispatching JSON-RPC ourselves: initialize (any protocol version the SDK
+speaks, 2024-11-05 included, again on the same connection), ping, tools/list, tools/call,
+notifications and the exact round trip of ids (0, numbers, strings) are the SDK's, so the
+bridge adds only what the broker needs on top: frames that may end in a newline, a JSON-RPC
+error for a malformed frame (the connection stays up), results cut to the broker's limit and,
+for mcp_endpoint relays, wrapped to be spoken verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.shared._context_streams import create_context_streams
+from mcp.shared.message import SessionMessage
+from mcp.types import jsonrpc_message_adapter
+from pydantic import ValidationError
+
+log = logging.getLogger(__name__)
+
+# The broker drops a tool result over this size (the firmware author's stated limit).
+RESULT_LIMIT_BYTES = 8192
+CUT_NOTE = "结果太长，只说到这里。The answer was too long and was cut here."
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+
+
+class Socket(Protocol):
+    """The WebSocket side the bridge needs (websockets' ClientConnection is one)."""
+
+    async def send(self, message: str) -> None: ...
+    async def recv(self) -> str | bytes: ...
+
+
+async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = False) -> None:
+    """Serve ``server`` over ``socket`` until the socket closes (its error propagates)."""
+    to_server, server_reads = create_context_streams[SessionMessage | Exception](16)
+    server_writes, from_server = create_context_streams[SessionMessage](16)
+    calls: set[str] = set()  # ids (as JSON) of tools/call requests not yet answered
+    lowlevel = server._lowlevel_server  # the SDK's stdio runner drives it the same way
+
+    async def read_frames() -> None:
+        async with to_server:
+            while True:
+                frame = await socket.recv()
+                text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+                message, error = _parse(text)
+                if error is not None:
+                    await socket.send(json.dumps(error, ensure_ascii=False))
+                    continue
+                if message.get("method") == "tools/call" and "id" in message:
+                    calls.add(json.dumps(message["id"]))
+                await to_server.send(
+                    SessionMessage(jsonrpc_message_adapter.validate_python(message))
+                )
+
+    async def write_frames() -> None:
+        async with from_server:
+            async for outgoing in from_server:
+                body = jsonrpc_message_adapter.dump_python(
+                    outgoing.message, mode="json", by_alias=True, exclude_unset=True
+                )
+                key = json.dumps(body.get("id"))
+                if "result" in body and key in calls:
+                    calls.discard(key)
+                    body["result"] = shape_result(body["result"], verbatim=verbatim)
+                await socket.send(json.dumps(body, ensure_ascii=False))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(
+            lowlevel.run, server_reads, server_writes, lowlevel.create_initialization_options()
+        )
+        group.start_soon(write_frames)
+        try:
+            await read_frames()
+        finally:
+            group.cancel_scope.cancel()
+
+
+def _parse(text: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The frame's message, or the JSON-RPC error to answer instead (id kept when readable)."""
+    try:
+        message = json.loads(text.strip())
+    except ValueError as exc:
+        return {}, _error(None, PARSE_ERROR, f"not JSON: {exc}")
+    if not isinstance(message, dict):
+        return {}, _error(None, INVALID_REQUEST, "a frame holds one JSON-RPC object")
+    try:
+        jsonrpc_message_adapter.validate_python(message)
+    except ValidationError as exc:
+        ident = message.get("id")
+        ident = ident if isinstance(ident, (int, str)) and not isinstance(ident, bool) else None
+        reason = exc.errors()[0]["msg"] if exc.errors() else "invalid"
+        return {}, _error(ident, INVALID_REQUEST, f"not a JSON-RPC 2.0 message: {reason}")
+    return message, None
+
+
+def _error(ident: int | str | None, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": ident, "error": {"code": code, "message": message}}
+
+
+def shape_result(result: dict[str, Any], *, verbatim: bool) -> dict[str, Any]:
+    """A tools/call result as the broker reads it: the text in ``content[0]``, wrapped for
+    verbatim speech if asked, never over ``RESULT_LIMIT_BYTES`` (cut to a sentence saying so)."""
+    texts = [c.get("text", "") for c in result.get("content", []) if c.get("type") == "text"]
+    text = "\n".join(t for t in texts if t)
+    shaped: dict[str, Any] = {"content": [{"type": "text", "text": _wrap(text, verbatim)}]}
+    if result.get("isError") and not verbatim:
+        # A relay drops the text of an error result; verbatim, the error is spoken like any answer.
+        shaped["isError"] = True
+    if _size(shaped) <= RESULT_LIMIT_BYTES:
+        if (
+            not verbatim
+            and len(texts) == len(result.get("content", []))
+            and _size(result) <= RESULT_LIMIT_BYTES
+        ):
+            return result  # as the server made it (structured content included) when it fits
+        return shaped
+    shaped["content"][0]["text"] = _wrap(_cut(text, verbatim), verbatim)
+    return shaped
+
+
+def _cut(text: str, verbatim: bool) -> str:
+    """The longest start of ``text`` that, with the note, fits the limit once framed."""
+    low, high = 0, len(text)
+    while low < high:  # binary search on characters: sizes are in bytes after JSON escaping
+        middle = (low + high + 1) // 2
+        candidate = {"content": [{"type": "text", "text": _wrap(_join(text[:middle]), verbatim)}]}
+        if _size(candidate) <= RESULT_LIMIT_BYTES:
+            low = middle
+        else:
+            high = middle - 1
+    return _join(text[:low])
+
+
+def _join(start: str) -> str:
+    # End the spoken part at the last sentence break, so the note starts a sentence of its own.
+    breaks = [start.rfind(mark) for mark in "。！？.!?\n"]
+    end = max(breaks)
+    kept = start[: end + 1] if end >= len(start) // 2 else start
+    return f"{kept.rstrip()} {CUT_NOTE}".strip()
+
+
+def _wrap(text: str, verbatim: bool) -> str:
+    if not verbatim:
+        return text
+    return json.dumps({"action": "RESPONSE", "response": text}, ensure_ascii=False)
+
+
+def _size(result: dict[str, Any]) -> int:
+    return len(json.dumps(result, ensure_ascii=False).encode())

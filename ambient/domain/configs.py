@@ -1,0 +1,61 @@
+"""Configs a person (or an agent, or a voice model) writes: every field means something.
+
+A field a config model does not know is refused by name where the config enters (a
+misspelled ``"taget"`` or ``"kind"`` for ``kinds`` used to be dropped and silently did
+nothing). A config that was stored before a rule was added — a workflow's input, a
+schedule's action, a recorded update, a saved push config — is read back as it ran: fields
+it carried that were ignored then are ignored again, so a running workflow replays and a
+schedule's next run starts. Reading stored data passes ``STORED`` as the validation context
+(``read_stored``); the contradiction rules of each model read that context the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, ValidationInfo, model_validator
+
+STORED: dict[str, Any] = {"stored": True}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def reading_stored(info: ValidationInfo) -> bool:
+    """Whether this validation reads a config back as it was stored (see the module doc)."""
+    return isinstance(info.context, dict) and bool(info.context.get("stored"))
+
+
+def read_stored(model: type[M], value: Any) -> M | Any:
+    """``value`` read as a stored ``model``: for a workflow input's config field (mode
+    "before"); the Temporal data converter itself decodes without a context."""
+    if isinstance(value, dict):
+        return model.model_validate(value, context=STORED)
+    return value
+
+
+def _accepted_keys(model: type[BaseModel]) -> set[str]:
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        keys.add(name)
+        if field.alias:
+            keys.add(field.alias)
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            keys.add(alias)
+        elif isinstance(alias, AliasChoices):
+            keys.update(choice for choice in alias.choices if isinstance(choice, str))
+    return keys
+
+
+class UserConfig(BaseModel):
+    """A user-facing config model: unknown fields are refused by name, unless stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_fields_only(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and reading_stored(info):
+            known = _accepted_keys(cls)
+            return {key: value for key, value in data.items() if key in known}
+        return data

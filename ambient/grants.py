@@ -1,0 +1,75 @@
+"""Granting roles and rollback permission: who may, checked here for every door.
+
+The API (PATCH /users/{name}/permissions) and the MCP tool (grant_permission) both call
+``grant``; neither decides who may grant. An admin grants to another user (two people for
+every grant, which also keeps the last admin from demoting themselves); anyone else is
+refused, and the refusal is audited and committed (it is the record). The operator's
+``ambient user grant`` on the server is the way the first admin comes to be and is not a door
+of this service.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.domain.users import Grant, Role
+from ambient.storage.audit import AuditRepository
+from ambient.storage.models import User
+from ambient.storage.repositories import UserRepository, user_subject
+
+ADMIN_GRANTS = (
+    "only an admin grants role and rollback_permission "
+    "(PATCH /users/{name}/permissions, or `ambient user grant` on the server)"
+)
+
+
+class GrantRefusedError(Exception):
+    """The caller may not make this grant; the refusal is audited."""
+
+
+class GrantTargetNotFoundError(Exception):
+    """No user of that name."""
+
+
+async def refuse(
+    session: AsyncSession, *, actor: str, subject: str, requested: dict[str, object], reason: str
+) -> GrantRefusedError:
+    """Audit a refused grant (committed: the refusal is the record) and build the error."""
+    await AuditRepository(session).append(
+        actor=actor,
+        action="user.grant.refused",
+        subject=user_subject(subject),
+        detail={"requested": requested, "reason": reason},
+    )
+    await session.commit()
+    return GrantRefusedError(reason)
+
+
+async def grant(
+    session: AsyncSession, caller: User, name: str, change: Grant
+) -> tuple[User, dict[str, dict[str, str]]]:
+    """Give ``name`` the role and/or permission of ``change``, as ``caller``; committed.
+
+    Returns the user and the changes made (old -> new; {} when already so).
+    """
+    requested = change.model_dump(mode="json", exclude_none=True)
+    reason = None
+    if caller.role != Role.ADMIN:
+        reason = f"Only an admin may grant permissions ({caller.name!r} is a {caller.role}): "
+        reason += ADMIN_GRANTS
+    elif name == caller.name:
+        reason = (
+            "No one grants to themselves: ask another admin, or the operator "
+            "(`ambient user grant` on the server)"
+        )
+    if reason is not None:
+        raise await refuse(
+            session, actor=caller.name, subject=name, requested=requested, reason=reason
+        )
+    users = UserRepository(session)
+    target = await users.get(name)
+    if target is None:
+        raise GrantTargetNotFoundError(f"No user {name!r}.")
+    changes = await users.grant(target, change, actor=caller.name)
+    await session.commit()
+    return target, changes

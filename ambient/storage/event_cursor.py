@@ -1,0 +1,161 @@
+"""Reading events as they are committed, without skipping one that commits late.
+
+A reader that keeps only the highest id it has read (``id > last``) loses events on
+PostgreSQL: a sequence hands ids out at insert, not at commit, so two events written at once
+can commit out of order (5 is taken, 6 is taken and commits, a reader passes 6, then 5
+commits) and 5 is never read. Locking the table on every event write would make every
+writer of events wait for every other; instead the reader remembers what it has not seen.
+
+An ``EventCursor`` is a high-water mark ``last`` and the **gaps** below it: ids no
+committed event had when the reader passed them (of any user: an id another user's event
+holds is not a gap). Each read asks for ``id > last`` and for the gaps again; a gap that
+appears is returned (it is a late commit) and leaves the set, one that does not appear
+within ``GAP_GRACE`` is given up (its insert was rolled back, or its transaction never
+ended). The grace is far longer than any event transaction stays open: every event is one
+insert committed at once (EventRepository.add, the record_event activity), none waits on
+the network. At most ``MAX_GAPS`` are kept (the oldest go first), so a read stays one
+indexed query however the ids run.
+
+On SQLite one writer holds the write lock from its insert to its commit, so ids commit in
+order and gaps appear only for rolled-back inserts; the same reader works there unchanged.
+
+A cursor travels as a token (``tokens``): the SSE ``id`` of each event, which the browser
+sends back as ``Last-Event-ID`` when it reconnects, and the payload of the event agent's
+decisions. ``"42"`` is "everything up to 42"; ``"42~17.40"`` adds that 17 and 40 were not
+read yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.storage.db import Database
+from ambient.storage.models import Event
+
+# Longer than any event transaction stays open (one insert, committed at once).
+GAP_GRACE = timedelta(minutes=10)
+MAX_GAPS = 256
+# A token names the gaps and, mid-batch, the batch's events not sent yet.
+MAX_TOKEN_IDS = MAX_GAPS + 1000
+_ID = r"\d{1,19}"
+_TOKEN = re.compile(rf"^({_ID})(?:~({_ID}(?:\.{_ID})*))?$")
+MAX_ID = 2**63 - 1
+
+
+class CursorTokenError(ValueError):
+    """A token that is not one this module wrote."""
+
+
+@dataclass
+class EventCursor:
+    last: int = 0
+    # gap id -> when the reader first missed it (UTC)
+    gaps: dict[int, datetime] = field(default_factory=dict)
+
+    # --- tokens ---------------------------------------------------------------------------
+    def token(self, also: list[int] | None = None) -> str:
+        """The cursor as text; ``also`` are ids to read again (events not yet delivered)."""
+        pending = sorted({*self.gaps, *(also or [])})
+        return f"{self.last}~{'.'.join(map(str, pending))}" if pending else str(self.last)
+
+    @classmethod
+    def parse(cls, token: str, *, now: datetime | None = None) -> EventCursor:
+        """The cursor a token names; its gaps' grace starts again at ``now``."""
+        match = _TOKEN.match(token.strip())
+        if match is None:
+            raise CursorTokenError("an event id, or an id and '~' and dot-separated ids")
+        last = int(match.group(1))
+        pending = [int(x) for x in match.group(2).split(".")] if match.group(2) else []
+        if last > MAX_ID or any(g > MAX_ID for g in pending) or len(pending) > MAX_TOKEN_IDS:
+            raise CursorTokenError(f"ids up to {MAX_ID}, at most {MAX_TOKEN_IDS} of them")
+        moment = now or datetime.now(UTC)
+        return cls(last=last, gaps={g: moment for g in pending if g <= last})
+
+    # --- the event agent keeps its cursor in its decisions' payload -----------------------
+    def payload(self) -> dict[str, Any]:
+        return {
+            "last_event_id": self.last,
+            "gaps": [[g, at.isoformat()] for g, at in sorted(self.gaps.items())],
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> EventCursor:
+        gaps: dict[int, datetime] = {}
+        for item in payload.get("gaps") or []:
+            gap, at = int(item[0]), datetime.fromisoformat(item[1])
+            gaps[gap] = at if at.tzinfo else at.replace(tzinfo=UTC)
+        return cls(last=int(payload.get("last_event_id", 0)), gaps=gaps)
+
+
+async def read_events(
+    session: AsyncSession,
+    cursor: EventCursor,
+    *,
+    user: str | None = None,
+    limit: int = 100,
+    now: datetime | None = None,
+) -> tuple[list[Event], EventCursor]:
+    """``user``'s events committed since ``cursor`` (late commits included), in id order,
+    and the cursor after them. At most ``limit`` events above the high-water mark."""
+    moment = now or datetime.now(UTC)
+    gaps = {g: at for g, at in cursor.gaps.items() if moment - at < GAP_GRACE}
+    # Ids and owners of every user's events: only an id nobody's event holds is a gap.
+    seen = (
+        await session.execute(
+            select(Event.id, Event.user)
+            .where(or_(Event.id > cursor.last, Event.id.in_(list(gaps))))
+            .order_by(Event.id)
+            .limit(limit + len(gaps))
+        )
+    ).all()
+    present = {row_id for row_id, _ in seen}
+    above = [row_id for row_id in present if row_id > cursor.last]
+    high = max(above, default=cursor.last)
+    for gap in list(gaps):
+        if gap in present:
+            del gaps[gap]
+    # Only the newest MAX_GAPS missing ids are kept: look no further down than that.
+    for missing in range(max(cursor.last + 1, high - MAX_GAPS - len(present)), high):
+        if missing not in present:
+            gaps[missing] = moment
+    if len(gaps) > MAX_GAPS:
+        for gap in sorted(gaps)[: len(gaps) - MAX_GAPS]:
+            del gaps[gap]
+    mine = [row_id for row_id, owner in seen if row_id <= high and (user is None or owner == user)]
+    rows: list[Event] = []
+    if mine:
+        rows = list(
+            (
+                await session.execute(select(Event).where(Event.id.in_(mine)).order_by(Event.id))
+            ).scalars()
+        )
+    return rows, EventCursor(last=high, gaps=gaps)
+
+
+async def follow(
+    db: Database,
+    cursor: EventCursor,
+    *,
+    user: str,
+    stopped: Callable[[], Awaitable[bool]],
+    poll_seconds: float,
+) -> AsyncIterator[tuple[Event, str]]:
+    """``user``'s events as they commit, each with the token to resume after it, until
+    ``stopped``. A token names the events of its batch not yet sent, so a client that drops
+    mid-batch and resumes with it gets them (and any gap) again."""
+    while not await stopped():
+        async with db.session() as session:
+            rows, after = await read_events(session, cursor, user=user)
+        cursor = after
+        for index, row in enumerate(rows):
+            yield row, after.token(also=[r.id for r in rows[index + 1 :]])
+        if not rows:
+            await asyncio.sleep(poll_seconds)

@@ -1,0 +1,61 @@
+"""Xiaozhi endpoints: the xiaozhi.me 接入点 the bridge dials (owner or admin)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from ambient.bridge.endpoints import (
+    EndpointCipher,
+    EndpointCreate,
+    EndpointInputError,
+    EndpointNotFoundError,
+    EndpointPermissionError,
+    EndpointPublic,
+    Endpoints,
+)
+from ambient.clients.guard import DestinationGuard
+from api.deps import CurrentUser, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/xiaozhi/endpoints", tags=["xiaozhi"])
+
+
+def _service(session: SessionDep, settings: SettingsDep) -> Endpoints:
+    cipher = EndpointCipher(settings.secret_key.get_secret_value())
+    return Endpoints(session, cipher, DestinationGuard(settings.fetch_allow_cidrs))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointPublic)
+async def add_endpoint(
+    body: EndpointCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> EndpointPublic:
+    """Register a 接入点 URL for ``user`` (yourself, or anyone as an admin); dialed within 5 s."""
+    try:
+        return await _service(session, settings).add(user, body)
+    except EndpointInputError as exc:
+        raise _unprocessable(exc.field, exc.message) from None
+    except EndpointPermissionError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+
+
+@router.get("", response_model=list[EndpointPublic])
+async def list_endpoints(
+    user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> list[EndpointPublic]:
+    """Your endpoints (an admin sees all) with their state; tokens masked."""
+    return await _service(session, settings).list(user)
+
+
+@router.delete("/{endpoint_id}", response_model=EndpointPublic)
+async def remove_endpoint(
+    endpoint_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> EndpointPublic:
+    """Remove an endpoint; its connection is closed within 5 s."""
+    try:
+        return await _service(session, settings).remove(user, endpoint_id)
+    except EndpointNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+def _unprocessable(field: str, message: str) -> HTTPException:
+    detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)

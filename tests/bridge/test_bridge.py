@@ -1,0 +1,345 @@
+"""The xiaozhi endpoint bridge against the loopback broker (tests/standins/xiaozhi_broker.py):
+real WebSocket connections, the real MCP server acting as the endpoint's user, one SQLite app
+database shared by the runners as replicas share one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from mcp.server.mcpserver import MCPServer
+
+from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, EndpointPublic, Endpoints
+from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays, full_server_for
+from ambient.bridge.serving import RESULT_LIMIT_BYTES
+from ambient.clients.guard import DestinationGuard
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage.models import XiaozhiEndpoint
+from ambient.storage.repositories import UserRepository
+from mcp_server.state import AppState, open_state
+from tests.conftest import unique
+from tests.standins.xiaozhi_broker import REPLACED, running_broker
+from tests.support.servers import free_port
+
+SECRET = "test-secret-key-for-endpoints"
+
+
+@pytest.fixture
+def bridge_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "fetch_allow_cidrs": ["127.0.0.1/32"],  # the broker stand-in listens on loopback
+            "temporal_address": f"127.0.0.1:{free_port()}",
+            "xiaozhi_bridge": False,
+        }
+    )
+
+
+@pytest_asyncio.fixture
+async def state(bridge_settings: Settings) -> AsyncIterator[AppState]:
+    async with open_state(bridge_settings) as opened:
+        yield opened
+
+
+def service(state: AppState, session: Any) -> Endpoints:
+    return Endpoints(
+        session,
+        EndpointCipher(state.settings.secret_key.get_secret_value()),
+        DestinationGuard(state.settings.fetch_allow_cidrs),
+    )
+
+
+async def register(state: AppState, user: str, url: str, *, verbatim: bool = False) -> int:
+    async with state.db.session() as session:
+        users = UserRepository(session)
+        if await users.get(user) is None:
+            await users.create(UserCreate(name=user))
+            await session.commit()
+        added = await service(state, session).add(
+            None, EndpointCreate(user=user, url=url, verbatim=verbatim)
+        )
+    return added.id
+
+
+async def listed(state: AppState) -> list[EndpointPublic]:
+    async with state.db.session() as session:
+        return await service(state, session).list(None)
+
+
+def runner_for(
+    state: AppState, name: str, server_for: Callable[[str], MCPServer[Any]] | None = None
+) -> BridgeRunner:
+    return BridgeRunner(
+        state.db,
+        EndpointCipher(state.settings.secret_key.get_secret_value()),
+        DestinationGuard(state.settings.fetch_allow_cidrs),
+        server_for or full_server_for(state),
+        timing=BridgeTiming(healthy_after=3600),
+        name=name,
+    )
+
+
+@asynccontextmanager
+async def running(runner: BridgeRunner) -> AsyncIterator[BridgeRunner]:
+    task = asyncio.create_task(runner.run())
+    try:
+        yield runner
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def within(seconds: float, waiting: Awaitable[Any]) -> Any:
+    return await asyncio.wait_for(waiting, seconds)
+
+
+async def test_registered_endpoint_is_connected_within_5s_and_serves_the_users_tools(
+    state: AppState,
+) -> None:
+    token = unique("jwt")
+    async with running_broker({token}, ping_every=0.2) as broker, running(runner_for(state, "r1")):
+        user = unique("alice")
+        await register(state, user, broker.url(token))
+        connection = await within(5, broker.wait_ready(token))
+        [row] = await listed(state)
+        assert (row.user, row.state, row.last_error) == (user, "connected", None)
+        assert len(connection.tools) > 10 and {"whoami", "get_status"} <= {
+            t["name"] for t in connection.tools
+        }
+        # the initialize with id 0 was answered with the protocol the broker asked for
+        first = json.loads(connection.frames[0])
+        assert first["id"] == 0 and first["result"]["protocolVersion"] == "2024-11-05"
+        # a call with the broker's extra params, acting as the endpoint's user
+        answer = await connection.call_tool("whoami", {})
+        assert answer["result"]["isError"] is False
+        assert json.loads(answer["result"]["content"][0]["text"])["name"] == user
+        # pings (the broker's own period, and one more now) are answered {}
+        await within(5, connection.pinged.wait())
+        assert (await connection.request("ping"))["result"] == {}
+
+
+async def test_relay_string_ids_pipelined_requests_and_second_initialize_round_trip_exactly(
+    state: AppState,
+) -> None:
+    token = unique("relay")
+    async with running_broker({token}, mode="relay") as broker, running(runner_for(state, "r1")):
+        await register(state, unique("bob"), broker.url(token), verbatim=True)
+        connection = await within(5, broker.wait_ready(token))
+        assert [json.loads(f)["id"] for f in connection.frames[:2]] == [
+            f"{connection._prefix}_n_0",
+            f"{connection._prefix}_n_1",
+        ]
+        # pipelined: three requests sent before any answer is read; ids 0, a number and a string
+        ids = [
+            await connection.send_request(
+                "initialize",
+                {
+                    "protocolVersion": "2024-11-05",
+                    "capabilities": {},
+                    "clientInfo": {"name": "x", "version": "1"},
+                },
+                ident=0,
+            ),
+            await connection.send_request("ping", ident=7),
+            await connection.send_request(
+                "tools/list", {"cursor": None, "_meta": {"agentId": 1}}, ident="abc_n_9"
+            ),
+        ]
+        answers = [await connection.answer(ident) for ident in ids]
+        assert [a["id"] for a in answers] == [0, 7, "abc_n_9"]
+        assert answers[0]["result"]["protocolVersion"] == "2024-11-05"
+        assert answers[2]["result"]["tools"]
+        # verbatim: the text is the {"action":"RESPONSE"} the relay speaks as it is
+        answer = await connection.call_tool("whoami", {})
+        spoken = json.loads(answer["result"]["content"][0]["text"])
+        assert spoken["action"] == "RESPONSE" and '"name"' in spoken["response"]
+        # an error is spoken too: the relay would drop the text of an isError result
+        failed = (await connection.call_tool("no_such_tool", {}))["result"]
+        spoken = json.loads(failed["content"][0]["text"])
+        assert "no_such_tool" in spoken["response"] and "isError" not in failed
+
+
+async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up(
+    state: AppState,
+) -> None:
+    token = unique("jwt")
+    async with running_broker({token}) as broker, running(runner_for(state, "r1")):
+        await register(state, unique("carol"), broker.url(token))
+        connection = await within(5, broker.wait_ready(token))
+        seen = len(connection.frames)
+        await connection.send_raw("{not json\n")
+        await connection.send_raw('{"jsonrpc": "2.0", "id": 5, "method": 12}')
+        assert (await connection.request("ping"))["result"] == {}
+        errors = [json.loads(f) for f in connection.frames[seen:] if "error" in f]
+        assert [(e["id"], e["error"]["code"]) for e in errors] == [(None, -32700), (5, -32600)]
+        await connection.notify("notifications/cancelled")  # a notification: no answer
+        assert (await connection.request("ping", {}))["result"] == {}
+        assert len(connection.frames) == seen + 4
+        assert broker.current(token) is connection
+
+
+async def test_results_over_8192_bytes_are_cut_to_a_sentence_saying_so(state: AppState) -> None:
+    def big_server(_: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="big")
+
+        @server.tool()
+        def report() -> str:
+            """A long report."""
+            return "集群一切正常。" * 3000
+
+        return server
+
+    token = unique("jwt")
+    async with running_broker({token}) as broker, running(runner_for(state, "r1", big_server)):
+        await register(state, unique("dan"), broker.url(token))
+        connection = await within(5, broker.wait_ready(token))
+        answer = await connection.call_tool("report", {})
+        result = answer["result"]
+        assert len(json.dumps(result, ensure_ascii=False).encode()) <= RESULT_LIMIT_BYTES
+        text = result["content"][0]["text"]
+        assert text.startswith("集群一切正常。") and text.endswith(
+            "The answer was too long and was cut here."
+        )
+        assert "只说到这里" in text and "structuredContent" not in result
+
+
+async def test_replaced_and_closed_connections_are_dialed_again(state: AppState) -> None:
+    token = unique("jwt")
+    async with running_broker({token}) as broker, running(runner_for(state, "r1")) as runner:
+        await register(state, unique("erin"), broker.url(token))
+        first = await within(5, broker.wait_ready(token))
+        # someone else dials the same token: the broker closes ours as replaced ...
+        from websockets.asyncio.client import connect
+
+        async with connect(broker.url(token), proxy=None) as intruder:
+            await first.closed.wait()
+            assert first.close_reason == f"{REPLACED[0]} {REPLACED[1]}"
+            # ... and we dial again, replacing theirs in turn
+            await within(5, broker.wait_ready(token, 3))
+            await intruder.wait_closed()
+        # the broker closes ours (a restart): dialed again
+        third = broker.connections[token][2]
+        await third.socket.close(1012, "service restart")
+        await within(5, broker.wait_ready(token, 4))
+        assert runner.counts["failures"] == 2 and runner.counts["connected"] == 3
+        [row] = await listed(state)
+        assert row.state == "connected"
+
+
+async def test_a_refused_token_shows_retrying_with_the_brokers_reason(state: AppState) -> None:
+    async with running_broker({"the-right-one"}) as broker, running(runner_for(state, "r1")):
+        await register(state, unique("fay"), broker.url("a-wrong-token"))
+        await within(10, broker.wait_refused("a-wrong-token", 2))
+        [row] = await listed(state)
+        assert row.state == "retrying"
+        assert row.last_error == "refused by the broker: HTTP 401 invalid token: expired or unknown"
+
+
+async def test_two_runners_on_one_database_hold_the_endpoint_once(state: AppState) -> None:
+    token = unique("jwt")
+    async with running_broker({token}) as broker:
+        await register(state, unique("gus"), broker.url(token))
+        one, two = runner_for(state, "replica-1"), runner_for(state, "replica-2")
+        for _ in range(3):
+            await one.scan()
+            await two.scan()
+        assert list(one.held) != [] and two.held == {}
+        await within(5, broker.wait_ready(token))
+        for _ in range(3):
+            await two.scan()
+        assert len(broker.connections[token]) == 1
+        # the holder stops cleanly and gives the lease back: the other takes over
+        await one.stop()
+        await two.scan()
+        await within(5, broker.wait_ready(token, 2))
+        assert list(two.held) == [row.id for row in await listed(state)]
+        await two.stop()
+
+
+async def test_an_expired_lease_is_taken_over_by_another_replica(state: AppState) -> None:
+    token = unique("jwt")
+    async with running_broker({token}) as broker:
+        endpoint = await register(state, unique("hal"), broker.url(token))
+        one, two = runner_for(state, "replica-1"), runner_for(state, "replica-2")
+        await one.scan()
+        await within(5, broker.wait_ready(token))
+        async with state.db.write_session() as session:  # replica-1 died: its lease ran out
+            row = await session.get(XiaozhiEndpoint, endpoint)
+            assert row is not None and row.lease_until is not None
+            row.lease_until = row.lease_until.replace(year=2000)
+            await session.commit()
+        await two.scan()
+        await within(5, broker.wait_ready(token, 2))
+        await one.scan()  # the old holder sees the lease gone and closes its connection
+        assert one.held == {} and broker.connections[token][0].closed.is_set()
+        await two.stop()
+
+
+async def test_removed_endpoint_is_closed(state: AppState) -> None:
+    token = unique("jwt")
+    async with running_broker({token}) as broker, running(runner_for(state, "r1")) as runner:
+        endpoint = await register(state, unique("ivy"), broker.url(token))
+        connection = await within(5, broker.wait_ready(token))
+        async with state.db.session() as session:
+            await service(state, session).remove(None, endpoint)
+        await within(5, connection.closed.wait())
+        assert runner.held == {} and await listed(state) == []
+
+
+async def test_the_token_is_in_no_log_line_no_list_and_not_in_clear_in_the_database(
+    state: AppState, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = unique("secret-jwt-value")
+    caplog.set_level(logging.DEBUG)
+    async with running_broker({token}) as broker, running(runner_for(state, "r1")):
+        await register(state, unique("jo"), broker.url(token))
+        connection = await within(5, broker.wait_ready(token))
+        await connection.socket.close(1011, f"boom {token}")  # even a reason quoting it
+        await within(5, broker.wait_ready(token, 2))
+        [row] = await listed(state)
+        assert row.url == f"ws://127.0.0.1:{broker.port}/mcp/?token=***"
+        assert token not in row.model_dump_json()
+        async with state.db.session() as session:
+            stored = await session.get(XiaozhiEndpoint, row.id)
+            assert stored is not None and token not in stored.url_sealed + stored.url_masked
+        for record in caplog.records:
+            assert token not in record.getMessage()
+        assert any("boom ***" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_destination_the_guard_refuses_is_never_dialed_and_shows_why(
+    state: AppState,
+) -> None:
+    token = unique("jwt")
+    async with running_broker({token}) as broker:
+        await register(state, unique("kim"), broker.url(token))  # allowed when registered ...
+        runner = runner_for(state, "r1")
+        runner.guard = DestinationGuard([])  # ... but this process's guard allows no loopback
+        await runner.scan()
+
+        async def shown() -> EndpointPublic:
+            while True:  # the condition: the hold task has written its first failure
+                [row] = await listed(state)
+                if row.last_error != "not dialed yet":
+                    return row
+                await asyncio.sleep(0.05)
+
+        row = await within(5, shown())
+        await runner.stop()
+    assert row.state == "retrying" and "127.0.0.1 is a loopback address" in (row.last_error or "")
+    assert broker.connections == {} and runner.counts["dials"] == 1
+
+
+def test_redials_back_off_with_jitter_from_1s_doubling_to_10_minutes() -> None:
+    next_delay = backoff_delays(BridgeTiming())
+    delays = [next_delay() for _ in range(14)]
+    ceilings = [min(2.0**n, 600.0) for n in range(14)]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True))
+    assert ceilings[-1] == 600.0 and len(set(delays)) == len(delays)  # jittered, not in step

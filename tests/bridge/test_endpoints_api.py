@@ -1,0 +1,159 @@
+"""/xiaozhi/endpoints and `ambient xiaozhi endpoint`: who may register what, bad URLs refused
+with the field named, tokens masked; the API process dials what is registered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from typer.testing import CliRunner
+
+from ambient.cli import app as cli
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from tests.conftest import unique
+from tests.standins.xiaozhi_broker import running_broker
+from tests.support.admins import admin_headers
+from tests.support.servers import free_port, serve
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "fetch_allow_cidrs": ["127.0.0.1/32"],  # the broker stand-in listens on loopback
+            "temporal_address": f"127.0.0.1:{free_port()}",
+        }
+    )
+
+
+@pytest_asyncio.fixture
+async def api(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        serve(create_app(api_settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+    ):
+        yield http
+
+
+async def member_headers(settings: Settings, name: str) -> dict[str, str]:
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            _, token = await UserRepository(session).create(UserCreate(name=name))
+            await session.commit()
+    finally:
+        await db.close()
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_an_endpoint_registered_over_the_api_is_dialed_by_the_api_process_within_5s(
+    api: httpx.AsyncClient, api_settings: Settings
+) -> None:
+    token = unique("jwt")
+    user = unique("mia")
+    headers = await member_headers(api_settings, user)
+    async with running_broker({token}) as broker:
+        url = broker.url(token)
+        created = await api.post(
+            "/xiaozhi/endpoints", json={"user": user, "url": url}, headers=headers
+        )
+        assert created.status_code == 201, created.text
+        assert token not in created.text and created.json()["url"].endswith("token=***")
+        await asyncio.wait_for(broker.wait_ready(token), 5)
+        [row] = (await api.get("/xiaozhi/endpoints", headers=headers)).json()
+        assert (row["user"], row["state"], row["last_error"]) == (user, "connected", None)
+        connection = broker.connections[token][0]
+        gone = await api.delete(f"/xiaozhi/endpoints/{row['id']}", headers=headers)
+        assert gone.status_code == 200
+        await asyncio.wait_for(connection.closed.wait(), 5)
+        assert connection.close_reason == "1001 endpoint released"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("https://api.xiaozhi.me/mcp/?token=abc", "must start with wss:// or ws://"),
+        ("wss:///mcp/?token=abc", "has no host"),
+        ("wss://api.xiaozhi.me/mcp/", "has no token parameter"),
+        ("ws://169.254.169.254/mcp/?token=abc", "cloud metadata address"),
+        ("ws://10.1.2.3/mcp/?token=abc", "private address"),
+    ],
+)
+async def test_a_bad_url_is_refused_with_422_naming_the_field(
+    api: httpx.AsyncClient, api_settings: Settings, url: str, says: str
+) -> None:
+    headers = await admin_headers(api_settings)
+    answer = await api.post(
+        "/xiaozhi/endpoints", json={"user": "admin", "url": url}, headers=headers
+    )
+    assert answer.status_code == 422
+    [error] = answer.json()["detail"]
+    assert error["loc"] == ["body", "url"] and says in error["msg"]
+    assert (await api.get("/xiaozhi/endpoints", headers=headers)).json() == []
+
+
+async def test_members_register_and_see_their_own_endpoints_admins_everyones(
+    api: httpx.AsyncClient, api_settings: Settings
+) -> None:
+    alice, bob = unique("alice"), unique("bob")
+    as_alice = await member_headers(api_settings, alice)
+    as_bob = await member_headers(api_settings, bob)
+    as_admin = await admin_headers(api_settings)
+    url = "wss://api.xiaozhi.me/mcp/?token=a.b.c"
+    refused = await api.post("/xiaozhi/endpoints", json={"user": bob, "url": url}, headers=as_alice)
+    assert refused.status_code == 403
+    unknown = await api.post(
+        "/xiaozhi/endpoints", json={"user": "nobody", "url": url}, headers=as_admin
+    )
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "user"]
+    mine = (
+        await api.post("/xiaozhi/endpoints", json={"user": alice, "url": url}, headers=as_alice)
+    ).json()
+    for_bob = await api.post("/xiaozhi/endpoints", json={"user": bob, "url": url}, headers=as_admin)
+    assert for_bob.status_code == 201
+    assert [e["id"] for e in (await api.get("/xiaozhi/endpoints", headers=as_alice)).json()] == [
+        mine["id"]
+    ]
+    assert len((await api.get("/xiaozhi/endpoints", headers=as_admin)).json()) == 2
+    assert (await api.delete(f"/xiaozhi/endpoints/{mine['id']}", headers=as_bob)).status_code == 404
+    assert (
+        await api.delete(f"/xiaozhi/endpoints/{mine['id']}", headers=as_alice)
+    ).status_code == 200
+
+
+def test_the_cli_adds_lists_and_removes_with_the_token_masked(
+    api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMBIENT_DATA_DIR", str(api_settings.data_dir))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["user", "create", "nia"]).exit_code == 0
+    secret = "eyJhbGciOiJFUzI1NiJ9.c2VjcmV0.sig"
+    url = f"wss://api.xiaozhi.me/mcp/?token={secret}"
+    added = runner.invoke(cli, ["xiaozhi", "endpoint", "add", "--user", "nia", url, "--verbatim"])
+    assert added.exit_code == 0, added.output
+    assert secret not in added.output and "token=***" in added.output
+    table = runner.invoke(cli, ["xiaozhi", "endpoint", "list"])
+    assert "nia" in table.output and "retrying" in table.output and secret not in table.output
+    listed = runner.invoke(cli, ["xiaozhi", "endpoint", "list", "--json"])
+    [row] = json.loads(listed.output)
+    assert {k: row[k] for k in ("id", "user", "state", "verbatim")} == {
+        "id": 1,
+        "user": "nia",
+        "state": "retrying",
+        "verbatim": True,
+    }
+    assert row["url"] == "wss://api.xiaozhi.me/mcp/?token=***" and row["since"]
+    bad = runner.invoke(
+        cli, ["xiaozhi", "endpoint", "add", "--user", "nia", "wss://x.example/mcp/"]
+    )
+    assert bad.exit_code == 2 and "url: " in bad.output and "token" in bad.output
+    assert runner.invoke(cli, ["xiaozhi", "endpoint", "remove", "1"]).exit_code == 0
+    assert json.loads(runner.invoke(cli, ["xiaozhi", "endpoint", "list", "--json"]).output) == []

@@ -1,0 +1,69 @@
+"""Replicas on a real PostgreSQL: each its own engine, claiming at the same moment."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+
+from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, Endpoints
+from ambient.bridge.runner import BridgeRunner
+from ambient.clients.guard import DestinationGuard
+from ambient.domain.users import UserCreate
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.repositories import UserRepository
+from tests.conftest import unique
+from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
+from tests.standins.xiaozhi_broker import running_broker
+
+SECRET = "test-secret-key-for-endpoints"
+LOOPBACK = DestinationGuard(["127.0.0.1/32"])
+
+
+def tools(_: str) -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer(name="replica")
+
+    @server.tool()
+    def hello() -> str:
+        """Say hello."""
+        return "你好"
+
+    return server
+
+
+async def test_replicas_claiming_at_once_on_postgresql_hold_each_endpoint_once(
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    await upgrade_async(postgres_url)
+    tokens = [unique("jwt") for _ in range(3)]
+    databases = [Database(postgres_url) for _ in range(3)]
+    runners = [
+        BridgeRunner(db, EndpointCipher(SECRET), LOOPBACK, tools, name=unique("replica"))
+        for db in databases
+    ]
+    try:
+        async with running_broker(set(tokens)) as broker:
+            async with databases[0].session() as session:
+                user = unique("pg-user")
+                await UserRepository(session).create(UserCreate(name=user))
+                await session.commit()
+                endpoints = Endpoints(session, EndpointCipher(SECRET), LOOPBACK)
+                for token in tokens:
+                    await endpoints.add(None, EndpointCreate(user=user, url=broker.url(token)))
+            for _ in range(3):
+                await asyncio.gather(*(runner.scan() for runner in runners))
+            held = sorted(id_ for runner in runners for id_ in runner.held)
+            assert len(held) == len(set(held)) == 3
+            for token in tokens:
+                connection = await asyncio.wait_for(broker.wait_ready(token), 5)
+                assert (await connection.call_tool("hello", {}))["result"]["content"][0][
+                    "text"
+                ] == "你好"
+            assert all(len(broker.connections[token]) == 1 for token in tokens)
+    finally:
+        for runner in runners:
+            await runner.stop()
+        for db in databases:
+            await db.close()

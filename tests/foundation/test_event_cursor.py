@@ -1,0 +1,225 @@
+"""Event readers (the SSE streams, the event agent) miss no event that commits late."""
+
+# ruff: noqa: F811 - the fixture `postgres_url` is imported and used by name
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+
+from activities.event_agent import EventAgentActivities
+from ambient.clients.llm import LLMClient
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.event_cursor import GAP_GRACE, EventCursor, read_events
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.repositories import EventRepository, UserRepository
+from api.app import create_app
+from api.routers.pages import COOKIE
+from tests.conftest import unique
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
+from tests.support.servers import free_port, serve
+
+# A bound on waiting for a stream, not a timing claim: a skipped event never comes.
+STREAM_BOUND = 20.0
+
+
+@pytest_asyncio.fixture
+async def pg(postgres_url: str) -> AsyncIterator[Database]:
+    await upgrade_async(postgres_url)
+    database = Database(postgres_url)
+    yield database
+    await database.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest) -> Database:
+    """The same test on the migrated SQLite file and on a real PostgreSQL."""
+    database: Database = request.getfixturevalue("db" if request.param == "sqlite" else "pg")
+    return database
+
+
+async def _add(db: Database, user: str, kind: str) -> int:
+    async with db.session() as session:
+        event = await EventRepository(session).add(kind, user=user)
+        await session.commit()
+        return event.id
+
+
+async def _waiting_on_a_lock_or_done(db: Database, task: asyncio.Task[int]) -> None:
+    """Until ``task`` committed (PostgreSQL lets it: no lock is taken to write an event)."""
+    for _ in range(300):  # a bound, not a timing claim
+        if task.done():
+            return
+        async with db.session() as session:
+            if await session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the second writer neither committed nor waited")
+
+
+@asynccontextmanager
+async def _late_commit(db: Database, user: str) -> AsyncIterator[tuple[int, asyncio.Task[int]]]:
+    """An event that takes its id first and commits last: yields (its id, the later event's
+    writer); the early event commits when the block ends."""
+    async with db.session() as slow:
+        early = await EventRepository(slow).add("watch.breach", user=user)
+        later = asyncio.create_task(_add(db, user, "watch.check"))
+        await _waiting_on_a_lock_or_done(db, later)
+        yield early.id, later
+        await slow.commit()
+    await later
+
+
+async def test_an_event_that_commits_after_a_later_one_is_read_on_postgresql(
+    pg: Database,
+) -> None:
+    # (On SQLite one writer holds the write lock from its insert to its commit: ids commit in
+    # order there, and a second writer cannot commit first.)
+    any_db, user = pg, unique("ada")
+    cursor, seen = EventCursor(), []
+    async with _late_commit(any_db, user) as (early, later):
+        async with any_db.session() as session:
+            rows, cursor = await read_events(session, cursor, user=user)
+        seen += [r.id for r in rows]
+    async with any_db.session() as session:
+        rows, cursor = await read_events(session, cursor, user=user)
+    seen += [r.id for r in rows]
+    assert sorted(seen) == sorted([early, later.result()])
+    assert cursor.gaps == {}
+
+
+async def test_a_gap_nobody_fills_is_given_up_after_the_grace(any_db: Database) -> None:
+    # Another user's event is not a gap; an id no event holds is one, until the grace passes.
+    first = await _add(any_db, "bob", "watch.check")
+    mine = await _add(any_db, "ada", "watch.check")
+    now = datetime.now(UTC)
+    cursor = EventCursor(last=first - 1, gaps={mine + 1000: now})
+    async with any_db.session() as session:
+        rows, after = await read_events(session, cursor, user="ada", now=now)
+        assert [r.id for r in rows] == [mine] and after.last == mine
+        assert set(after.gaps) == {mine + 1000}
+        _, expired = await read_events(session, after, user="ada", now=now + GAP_GRACE)
+    assert expired.gaps == {} and expired.last == mine
+
+
+async def test_the_event_agent_reads_an_event_that_committed_after_its_last_run_on_postgresql(
+    pg: Database, settings: Settings
+) -> None:
+    any_db, user = pg, unique("ada")
+    agent = EventAgentActivities(any_db, LLMClient(settings))
+    async with _late_commit(any_db, user) as (early, later):
+        first = await agent.collect_unseen_events(user)
+        # What EventDigestWorkflow records as its decision (and next run's cursor).
+        async with any_db.session() as session:
+            await EventRepository(session).add(
+                "agent.held",
+                user=user,
+                payload={"last_event_id": first.last_id, "gaps": [list(g) for g in first.gaps]},
+            )
+            await session.commit()
+    second = await agent.collect_unseen_events(user)
+    read = [e.id for e in first.events] + [e.id for e in second.events]
+    assert sorted(read) == sorted([early, later.result()])
+    assert second.mark != first.mark  # a batch of late events has a key of its own
+
+
+async def _stream(
+    base: str,
+    headers: dict[str, str],
+    into: asyncio.Queue[tuple[str, int]],
+    *,
+    path: str = "/events/stream",
+) -> None:
+    """Put each event of a stream into ``into`` as (SSE id, event id), until cancelled."""
+    async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as http:
+        async with http.stream("GET", path, headers=headers) as response:
+            assert response.status_code == 200, await response.aread()
+            sse_id = ""
+            async for line in response.aiter_lines():
+                if line.startswith("id:"):
+                    sse_id = line[3:].strip()
+                elif line.startswith("data:"):
+                    await into.put((sse_id, json.loads(line[5:])["id"]))
+
+
+async def _first(
+    base: str, headers: dict[str, str], count: int, *, path: str = "/events/stream"
+) -> list[tuple[str, int]]:
+    into: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    reading = asyncio.create_task(_stream(base, headers, into, path=path))
+    try:
+        return [await asyncio.wait_for(into.get(), STREAM_BOUND) for _ in range(count)]
+    finally:
+        reading.cancel()
+
+
+async def _api(settings: Settings, db_url: str) -> tuple[Settings, dict[str, str]]:
+    settings = settings.model_copy(
+        update={"database_url": db_url, "temporal_address": f"127.0.0.1:{free_port()}"}
+    )
+    await upgrade_async(db_url)
+    db = Database(db_url)
+    try:
+        async with db.session() as session:
+            users = UserRepository(session)
+            found = await users.get("ada")
+            if found is None:
+                _, token = await users.create(UserCreate(name="ada"))
+            else:
+                token = await users.rotate_token(found)
+            await session.commit()
+    finally:
+        await db.close()
+    return settings, {"Authorization": f"Bearer {token}"}
+
+
+async def test_the_event_stream_sends_an_event_that_commits_late_on_postgresql(
+    pg: Database, postgres_url: str, settings: Settings
+) -> None:
+    settings, ada = await _api(settings, postgres_url)
+    start = await _add(pg, "ada", "watch.check")
+    into: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    async with serve(create_app(settings)) as base:
+        reading = asyncio.create_task(_stream(base, {**ada, "Last-Event-ID": str(start)}, into))
+        try:
+            async with _late_commit(pg, "ada") as (early, later):
+                await later  # committed, while the early one is not
+                passed = await asyncio.wait_for(into.get(), STREAM_BOUND)
+                assert passed[1] == later.result()
+                assert early in EventCursor.parse(passed[0]).gaps
+            late = await asyncio.wait_for(into.get(), STREAM_BOUND)
+        finally:
+            reading.cancel()
+    assert late[1] == early
+
+
+async def test_a_reconnecting_client_resumes_from_its_last_event_id_and_gets_the_gaps(
+    db: Database, settings: Settings
+) -> None:
+    settings, ada = await _api(settings, settings.resolved_database_url)
+    ids = [await _add(db, "ada", "watch.check") for _ in range(6)]
+    # The client had everything up to ids[4] except ids[2] (a late commit it was told of).
+    resume = EventCursor.parse(f"{ids[4]}~{ids[2]}").token()
+    async with serve(create_app(settings)) as base:
+        got = await _first(base, {**ada, "Last-Event-ID": resume}, 2)
+        cookie = {"Cookie": f"{COOKIE}={ada['Authorization'].removeprefix('Bearer ')}"}
+        pages = await _first(
+            base, {**cookie, "Last-Event-ID": resume}, 2, path="/app/events/stream"
+        )
+        async with httpx.AsyncClient(base_url=base, trust_env=False) as http:
+            bad = await http.get("/events/stream", headers={**ada, "Last-Event-ID": "x; drop"})
+    assert [event for _, event in got] == [ids[2], ids[5]]
+    # Mid-batch, an id names what is still to come: resuming from it loses nothing.
+    assert EventCursor.parse(got[0][0]).gaps.keys() == {ids[5]}
+    assert [event for _, event in pages] == [ids[2], ids[5]]
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["header", "Last-Event-ID"]

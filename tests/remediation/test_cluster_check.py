@@ -1,0 +1,105 @@
+"""A remediation whose cluster the Kubernetes executor cannot reach is refused at the start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.remediation import remediation_id
+from ambient.domain.users import RollbackPermission, UserCreate
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from tests.remediation.support import alert, remediation_settings
+from tests.remediation.test_tools import app_state, error_of, mcp
+from tests.standins.kube_api import kubeconfig
+from tests.support.servers import free_port, serve
+
+URL = "http://127.0.0.1:9/metrics"
+
+
+def _kubernetes_executor(deps: WorkerDeps, tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            kubeconfig({"kind-dev": "http://127.0.0.1:9", "kind-ci": "http://127.0.0.1:9"})
+        )
+    )
+    remediation_settings(deps, remediation_executor="kubernetes", kubeconfig=path)
+
+
+async def _token(deps: WorkerDeps, name: str) -> str:
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name=name, rollback_permission=RollbackPermission.EXECUTE)
+        )
+        await session.commit()
+    return token
+
+
+async def _not_started(env: WorkflowEnvironment, workflow_id: str) -> bool:
+    try:
+        await env.client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        return exc.status == RPCStatusCode.NOT_FOUND
+    return False
+
+
+async def test_an_unknown_kubeconfig_context_is_a_tool_error_naming_the_field_and_the_contexts(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    _kubernetes_executor(deps, tmp_path)
+    await _token(deps, "ops")
+    unknown = alert(URL, cluster_id="kind-prod")
+    async with mcp(app_state(ts_env, deps, "no-worker")) as client:
+        message = await error_of(
+            client, "start_remediation", alert=unknown.model_dump(mode="json"), mode="execute"
+        )
+    assert "alert.cluster_id" in message and "'kind-prod'" in message
+    assert "kind-ci, kind-dev" in message and "Nothing was started" in message
+    assert await _not_started(ts_env, remediation_id(unknown))
+
+
+@pytest.mark.parametrize("cluster_id", ["kind-prod", "admin@staging"])
+async def test_an_unknown_kubeconfig_context_is_a_422_naming_alert_cluster_id(
+    deps: WorkerDeps, tmp_path: Path, cluster_id: str
+) -> None:
+    _kubernetes_executor(deps, tmp_path)
+    token = await _token(deps, "ops")
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    body = {"alert": alert(URL, cluster_id=cluster_id).model_dump(mode="json"), "mode": "execute"}
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as http,
+    ):
+        answer = await http.post(
+            "/remediations", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+    # Refused before Temporal is asked (none listens at that address): nothing was started.
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert detail[0]["loc"] == ["body", "alert", "cluster_id"]
+    assert "kind-ci, kind-dev" in detail[0]["msg"]
+
+
+async def test_a_known_context_or_a_tke_id_passes_the_check_and_the_dry_run_executor_needs_none(
+    deps: WorkerDeps, tmp_path: Path
+) -> None:
+    from ambient.clients.llm import LLMClient
+    from ambient.remediation import InvalidRemediationError, RemediationService
+
+    _kubernetes_executor(deps, tmp_path)
+    service = RemediationService(None, deps.settings, deps.db, LLMClient(deps.settings))  # type: ignore[arg-type]
+    service._check_cluster("kind-dev")
+    service._check_cluster("cls-abcd1234")  # the executor asks TKE for its kubeconfig
+    with pytest.raises(InvalidRemediationError):
+        service._check_cluster("kind-prod")
+    remediation_settings(deps, remediation_executor="dry_run")
+    RemediationService(None, deps.settings, deps.db, LLMClient(deps.settings))._check_cluster(  # type: ignore[arg-type]
+        "kind-prod"
+    )

@@ -1,0 +1,223 @@
+"""A loopback xiaozhi endpoint broker: the side that xiaozhi.me (and the open-source
+mcp_endpoint relay) plays towards a tool connection, as read from their wire behaviour.
+
+- The tool side dials ``ws://127.0.0.1:PORT/mcp/?token=T``; an unknown token is refused at the
+  handshake (HTTP 401 with a reason, as the official broker answers a bad or expired token).
+- ``official`` mode: ``initialize`` with id 0 and protocol 2024-11-05, then
+  ``notifications/initialized`` and ``tools/list`` (id 1), each answered before the next;
+  frames end in a newline; ``tools/call`` carries ``serialNumber``, ``clientId`` and
+  ``_meta.agentId``; ``ping`` every ``ping_every`` seconds if set.
+- ``relay`` mode (mcp_endpoint): string ids ``"<uuid>_n_<int>"`` and initialize, initialized
+  and tools/list sent at once, without waiting (pipelining).
+- One tool connection per token: a new one replaces the old, which is closed with
+  4000 "replaced by a new connection".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+Mode = Literal["official", "relay"]
+# The broker's own handshake and frame logs (they hold the token) stay out of the product's.
+broker_log = logging.getLogger("tests.standins.xiaozhi_broker")
+broker_log.setLevel(logging.INFO)
+REPLACED = (4000, "replaced by a new connection")
+
+
+@dataclass
+class ToolConnection:
+    """One tool-side connection as the broker sees it."""
+
+    token: str
+    socket: ServerConnection
+    mode: Mode
+    frames: list[str] = field(default_factory=list)  # every frame received, as sent
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # tools listed
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    close_reason: str = ""
+    pinged: asyncio.Event = field(default_factory=asyncio.Event)  # a periodic ping answered
+    _waiting: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    _numbers: itertools.count[int] = field(default_factory=itertools.count)
+    _prefix: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def next_id(self) -> int | str:
+        number = next(self._numbers)
+        return number if self.mode == "official" else f"{self._prefix}_n_{number}"
+
+    async def send_raw(self, text: str) -> None:
+        await self.socket.send(text)
+
+    async def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send a request and wait for its answer (the whole response object)."""
+        return await self.answer(await self.send_request(method, params))
+
+    async def send_request(
+        self, method: str, params: dict[str, Any] | None = None, ident: int | str | None = None
+    ) -> int | str:
+        ident = self.next_id() if ident is None else ident
+        self._waiting[json.dumps(ident)] = asyncio.get_running_loop().create_future()
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": ident, "method": method}
+        if params is not None:
+            message["params"] = params
+        await self.socket.send(self._frame(message))
+        return ident
+
+    async def answer(self, ident: int | str) -> dict[str, Any]:
+        return await self._waiting[json.dumps(ident)]
+
+    async def notify(self, method: str) -> None:
+        await self.socket.send(self._frame({"jsonrpc": "2.0", "method": method}))
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """A tools/call as the broker sends it: with its extra params."""
+        params = {
+            "name": name,
+            "arguments": arguments,
+            "serialNumber": "SN-TEST",
+            "clientId": "client-test",
+            "_meta": {"agentId": 42, "progressToken": 7},
+        }
+        return await self.request("tools/call", params)
+
+    def _frame(self, message: dict[str, Any]) -> str:
+        text = json.dumps(message, ensure_ascii=False)
+        return text + "\n" if self.mode == "official" else text
+
+    def received(self, frame: str) -> None:
+        self.frames.append(frame)
+        with suppress(ValueError):
+            message = json.loads(frame)
+            if isinstance(message, dict) and ("result" in message or "error" in message):
+                waiter = self._waiting.get(json.dumps(message.get("id")))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
+
+
+class XiaozhiBroker:
+    """Serve with ``async with running_broker(...) as broker``; ``broker.url(token)`` to dial."""
+
+    def __init__(self, tokens: set[str], mode: Mode = "official", ping_every: float | None = None):
+        self.tokens = tokens
+        self.mode = mode
+        self.ping_every = ping_every
+        self.port = 0
+        self.connections: dict[str, list[ToolConnection]] = {}
+        self.refused: list[str] = []  # tokens refused at the handshake
+        self._changed = asyncio.Condition()
+
+    def url(self, token: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/mcp/?token={token}"
+
+    def current(self, token: str) -> ToolConnection | None:
+        live = [c for c in self.connections.get(token, []) if not c.closed.is_set()]
+        return live[-1] if live else None
+
+    async def wait_ready(self, token: str, count: int = 1) -> ToolConnection:
+        """The ``count``-th connection for ``token``, once it has listed its tools."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: len(self.connections.get(token, [])) >= count)
+        connection = self.connections[token][count - 1]
+        await connection.ready.wait()
+        return connection
+
+    async def wait_refused(self, token: str, count: int = 1) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.refused.count(token) >= count)
+
+    def _check(self, socket: ServerConnection, request: Request) -> Response | None:
+        token = dict(parse_qsl(urlsplit(request.path).query)).get("token", "")
+        if token in self.tokens:
+            return None
+        self.refused.append(token)
+        asyncio.get_running_loop().create_task(self._notify())
+        return socket.respond(HTTPStatus.UNAUTHORIZED, "invalid token: expired or unknown\n")
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _serve(self, socket: ServerConnection) -> None:
+        token = dict(parse_qsl(urlsplit(socket.request.path if socket.request else "").query))[
+            "token"
+        ]
+        connection = ToolConnection(token, socket, self.mode)
+        old = self.current(token)
+        self.connections.setdefault(token, []).append(connection)
+        await self._notify()
+        if old is not None:
+            await old.socket.close(*REPLACED)
+        handshake = asyncio.create_task(self._handshake(connection))
+        pinger = asyncio.create_task(self._ping(connection)) if self.ping_every else None
+        try:
+            await self._read(connection)
+        except ConnectionClosed:
+            pass
+        finally:
+            for task in (handshake, pinger):
+                if task is not None:
+                    task.cancel()
+            close = socket.protocol.close_rcvd or socket.protocol.close_sent
+            connection.close_reason = "" if close is None else f"{close.code} {close.reason}"
+            for waiter in connection._waiting.values():
+                if not waiter.done():
+                    waiter.set_exception(ConnectionError(f"closed: {connection.close_reason}"))
+            connection.closed.set()
+            await self._notify()
+
+    async def _read(self, connection: ToolConnection) -> None:
+        async for frame in connection.socket:
+            connection.received(frame if isinstance(frame, str) else frame.decode())
+
+    async def _handshake(self, connection: ToolConnection) -> None:
+        params = {
+            "protocolVersion": "2024-11-05",
+            "capabilities": {"roots": {"listChanged": True}, "sampling": {}},
+            "clientInfo": {"name": "xiaozhi-mqtt-client", "version": "1.0.0"},
+        }
+        if self.mode == "relay":  # all three at once, as the relay does
+            first = await connection.send_request("initialize", params)
+            await connection.notify("notifications/initialized")
+            listed = await connection.send_request("tools/list")
+            await connection.answer(first)
+            response = await connection.answer(listed)
+        else:
+            await connection.request("initialize", params)
+            await connection.notify("notifications/initialized")
+            response = await connection.request("tools/list")
+        connection.tools = response.get("result", {}).get("tools", [])
+        connection.ready.set()
+
+    async def _ping(self, connection: ToolConnection) -> None:
+        assert self.ping_every is not None
+        await connection.ready.wait()
+        while True:
+            await asyncio.sleep(self.ping_every)  # the broker's own period, not a test wait
+            if "result" in await connection.request("ping"):
+                connection.pinged.set()
+
+
+@asynccontextmanager
+async def running_broker(
+    tokens: set[str], mode: Mode = "official", ping_every: float | None = None
+) -> AsyncIterator[XiaozhiBroker]:
+    broker = XiaozhiBroker(tokens, mode, ping_every)
+    async with serve(
+        broker._serve, "127.0.0.1", 0, process_request=broker._check, logger=broker_log
+    ) as server:
+        broker.port = next(iter(server.sockets)).getsockname()[1]
+        yield broker

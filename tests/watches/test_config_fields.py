@@ -1,0 +1,236 @@
+"""Every field of a config means something: a field of another method, a contradiction or an
+unknown field is refused by name where a config enters; stored configs read as they ran."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from ambient.domain.briefing import BriefingConfig, BriefingRun
+from ambient.domain.notify import Target
+from ambient.domain.push import PushChannel, PushConfig, stored_push_config
+from ambient.domain.remediation import Alert
+from ambient.domain.remediation_runs import RemediationInput
+from ambient.domain.reminders import NewsDigestConfig, ReminderConfig, ReminderRun
+from ambient.domain.tasks import ThresholdWatchInput, WebMonitorInput
+from ambient.domain.watches import (
+    NotificationSpec,
+    ThresholdWatchConfig,
+    WebMonitorConfig,
+    notification_targets,
+)
+
+SOURCE = {"type": "http_json", "url": "https://example.com/v", "json_path": "$.v"}
+WEB = {"urls": ["https://example.com/"]}
+ABOVE_1 = {"op": "above", "value": 1}
+ALERT = {"source": "manual", "cluster_id": "cls-test0001", "workload": "checkout"}
+
+
+def refused(model: type[BaseModel], data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(location, message) of each refusal, as the doors show them."""
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data)
+    return [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in caught.value.errors()]
+
+
+def decoded(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    """A workflow input as the Temporal pydantic converter decodes it (no context)."""
+    return TypeAdapter(model).validate_json(TypeAdapter(dict[str, Any]).dump_json(data))
+
+
+# --- a method's fields belong to it -----------------------------------------------------
+
+
+def test_a_phone_number_given_to_the_email_method_is_refused_by_name() -> None:
+    errors = refused(
+        WebMonitorConfig,
+        {**WEB, "notification": {"method": "email", "phone_number": "+8613800000000"}},
+    )
+    assert [loc for loc, _ in errors] == ["notification.phone_number"]
+    assert "only for method 'send_sms', 'sms', not 'email'" in errors[0][1]
+
+
+def test_an_email_given_to_the_sms_method_is_refused_by_name() -> None:
+    errors = refused(NotificationSpec, {"method": "send_sms", "email": "ops@example.com"})
+    assert [loc for loc, _ in errors] == ["email"]
+
+
+def test_two_different_addresses_for_one_method_are_refused() -> None:
+    errors = refused(
+        NotificationSpec, {"method": "email", "email": "a@example.com", "target": "b@example.com"}
+    )
+    assert "email: two addresses given (target and email)" in errors[0][1]
+
+
+def test_each_method_takes_its_own_field_or_target() -> None:
+    sms = NotificationSpec.model_validate({"method": "send_sms", "phone_number": "+123456789"})
+    mail = NotificationSpec.model_validate({"method": "email", "target": "ops@example.com"})
+    assert (sms.target_of().type, sms.target_of().target) == ("sms", "+123456789")
+    assert (mail.target_of().type, mail.target_of().target) == ("email", "ops@example.com")
+
+
+def test_a_method_without_an_address_leaves_it_to_the_configured_channel() -> None:
+    # An empty target is filled at send from the caller's channel of that type.
+    spec = NotificationSpec.model_validate({"method": "email"})
+    assert notification_targets(spec, [])[1] == Target(type="email", target="")
+
+
+def test_a_stored_notification_reads_as_it_ran() -> None:
+    # Accepted before the rule: it was sent to the phone number by email; it loads as that.
+    run = decoded(
+        WebMonitorInput,
+        {
+            "user": "alice",
+            "task": "web-monitor/alice/t",
+            "config": {
+                **WEB,
+                "notification": {"method": "email", "phone_number": "+8613800000000"},
+            },
+        },
+    )
+    assert run.config.notification.target_of() == Target(type="email", target="+8613800000000")
+
+
+def test_a_selector_for_a_url_that_is_not_watched_is_refused_by_name() -> None:
+    errors = refused(WebMonitorConfig, {**WEB, "selectors": {"https://example.org/": "main"}})
+    assert "selectors: 'https://example.org/' is not one of the watched urls" in errors[0][1]
+    kept = WebMonitorConfig.model_validate({**WEB, "selectors": {"https://example.com": "main"}})
+    assert kept.selector_for("https://example.com/") == "main"
+
+
+def test_a_stored_monitor_drops_the_selector_it_never_used() -> None:
+    run = decoded(
+        WebMonitorInput,
+        {
+            "user": "alice",
+            "task": "web-monitor/alice/t",
+            "config": {**WEB, "selectors": {"https://example.org/": "main"}},
+        },
+    )
+    assert run.config.selectors == {}
+
+
+# --- threshold or conditions --------------------------------------------------------------
+
+
+def test_a_threshold_beside_other_conditions_is_refused_by_name() -> None:
+    errors = refused(
+        ThresholdWatchConfig,
+        {"source": SOURCE, "threshold": 100, "conditions": [{"op": "below", "value": 5}]},
+    )
+    assert len(errors) == 1 and errors[0][1].startswith("Value error, threshold: 100 is")
+    assert "give threshold or conditions, not both" in errors[0][1]
+
+
+def test_a_config_read_back_with_both_saying_the_same_is_accepted() -> None:
+    first = ThresholdWatchConfig.model_validate({"source": SOURCE, "threshold": 100})
+    again = ThresholdWatchConfig.model_validate(first.model_dump(mode="json"))
+    assert again == first and [(c.op, c.value) for c in again.conditions] == [("above", 100)]
+
+
+def test_a_stored_watch_with_both_ran_on_its_conditions() -> None:
+    run = decoded(
+        ThresholdWatchInput,
+        {
+            "user": "alice",
+            "task": "threshold-watch/alice/t",
+            "config": {
+                "source": SOURCE,
+                "threshold": 100,
+                "conditions": [{"op": "below", "value": 5}],
+            },
+        },
+    )
+    assert run.config.threshold is None
+    assert [(c.op, c.value) for c in run.config.conditions] == [("below", 5)]
+
+
+# --- unknown fields -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "where"),
+    [
+        (Target, {"type": "webhook", "taget": "https://example.com/h"}, "taget"),
+        (PushChannel, {"type": "inbox", "kind": ["watch"]}, "kind"),
+        (PushConfig, {"channels": [], "quiet": {"start": "22:00"}}, "quiet"),
+        (PushConfig, {"quiet_hours": {"start": "22:00", "end": "07:00", "to": "x"}}, "to"),
+        (WebMonitorConfig, {**WEB, "keyword": ["AI"]}, "keyword"),
+        (WebMonitorConfig, {**WEB, "targets": [{"type": "inbox", "x": 1}]}, "x"),
+        (WebMonitorConfig, {**WEB, "notification": {"method": "inbox", "to": "me"}}, "to"),
+        (ThresholdWatchConfig, {"source": {**SOURCE, "path": "$.x"}, "threshold": 1}, "path"),
+        (ThresholdWatchConfig, {"metric": "m", "conditions": [{**ABOVE_1, "v": 1}]}, "v"),
+        (ReminderConfig, {"message": "hi", "when": "09:00"}, "when"),
+        (NewsDigestConfig, {"news_urls": ["https://example.com/"], "hours": 9}, "hours"),
+        (BriefingConfig, {"window": "06:00-10:00"}, "window"),
+        (Alert, {**ALERT, "severity": "high"}, "severity"),
+        (Alert, {**ALERT, "verify": {"source": SOURCE, "healthy": [ABOVE_1], "x": 1}}, "x"),
+    ],
+)
+def test_an_unknown_field_is_refused_by_name(
+    model: type[BaseModel], data: dict[str, Any], where: str
+) -> None:
+    errors = refused(model, data)
+    assert [loc.rsplit(".", 1)[-1] for loc, _ in errors] == [where], errors
+    assert errors[0][1] == "Extra inputs are not permitted"
+
+
+@pytest.mark.parametrize("model", [Target, PushChannel])
+def test_a_target_with_an_empty_kinds_list_is_refused(model: type[BaseModel]) -> None:
+    errors = refused(model, {"type": "inbox", "kinds": []})
+    assert [loc for loc, _ in errors] == ["kinds"] and "sends nothing" in errors[0][1]
+
+
+def test_a_saved_channel_with_no_kinds_reads_as_it_worked() -> None:
+    config = stored_push_config({"channels": [{"type": "inbox", "kinds": []}]})
+    assert config.channels[0].kinds == []
+
+
+def test_stored_inputs_with_fields_ignored_then_still_decode() -> None:
+    target = {"type": "webhook", "target": "https://example.com/h", "taget": "x"}
+    web = decoded(
+        WebMonitorInput,
+        {
+            "user": "alice",
+            "task": "web-monitor/alice/t",
+            "config": {**WEB, "keyword": ["AI"], "targets": [target]},
+        },
+    )
+    assert web.config.targets == [Target(type="webhook", target="https://example.com/h")]
+    watch = decoded(
+        ThresholdWatchInput,
+        {
+            "user": "alice",
+            "task": "threshold-watch/alice/t",
+            "config": {"source": {**SOURCE, "path": "$"}, "threshold": 1, "note": "x"},
+        },
+    )
+    assert watch.config.source.url.host == "example.com"
+    reminder = decoded(
+        ReminderRun,
+        {
+            "user": "alice",
+            "task": "reminder/alice/r",
+            "config": {"message": "hi", "when": "9", "notification": {"method": "inbox", "x": 1}},
+        },
+    )
+    assert reminder.config.message == "hi"
+    briefing = decoded(
+        BriefingRun,
+        {"user": "alice", "task_id": "daily-briefing/alice", "config": {"window": "x"}},
+    )
+    assert briefing.config == BriefingConfig()
+    remediation = decoded(
+        RemediationInput, {"alert": {**ALERT, "severity": "high"}, "user": "alice"}
+    )
+    assert remediation.alert == Alert.model_validate(ALERT)
+
+
+def test_a_saved_push_config_with_an_ignored_field_still_reads() -> None:
+    config = stored_push_config(
+        {"channels": [{"type": "email", "target": "a@example.com", "kind": ["watch"]}]}
+    )
+    assert [(c.type, c.target) for c in config.channels] == [("email", "a@example.com")]
+    assert config.channels[0].kinds is not None and len(config.channels[0].kinds) == 3

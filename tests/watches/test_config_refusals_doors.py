@@ -1,0 +1,153 @@
+"""Through MCP and the API: a config field that would be ignored, or a page the worker must not
+fetch, is refused with the field named, and nothing is created."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.tasks import ConfigError, TaskService
+from api.app import create_app
+from mcp_server.state import AppState
+from tests.conftest import running_worker
+from tests.support.admins import admin_headers
+from tests.support.servers import serve
+from tests.watches.test_tasks_mcp import app, call, error_of, mcp
+
+__all__ = ["app"]  # the fixture, used by name
+
+WEB = {"urls": ["https://example.com/"]}
+SOURCE = {"type": "http_json", "url": "https://example.com/v", "json_path": "$.v"}
+BELOW_5 = {"op": "below", "value": 5}
+METADATA_PAGE = "http://169.254.169.254/latest/meta-data"
+
+
+async def test_mcp_refuses_a_phone_number_for_the_email_method_by_name(app: AppState) -> None:
+    async with mcp(app) as client:
+        error = await error_of(
+            client,
+            "create_web_monitor",
+            config={**WEB, "notification": {"method": "email", "phone_number": "+8613800000000"}},
+        )
+        assert "notification.phone_number" in error
+        assert "only for method 'send_sms', 'sms', not 'email'" in error
+        assert (await call(client, "list_tasks"))["tasks"] == []
+
+
+async def test_mcp_refuses_a_threshold_beside_other_conditions_by_name(app: AppState) -> None:
+    async with mcp(app) as client:
+        error = await error_of(
+            client,
+            "create_threshold_watch",
+            config={"source": SOURCE, "threshold": 100, "conditions": [BELOW_5]},
+        )
+        assert "threshold: 100 is shorthand" in error and "not both" in error
+        assert (await call(client, "list_tasks"))["tasks"] == []
+
+
+async def test_mcp_refuses_a_named_metric_beside_another_source_by_name(app: AppState) -> None:
+    async with mcp(app) as client:
+        error = await error_of(
+            client,
+            "create_threshold_watch",
+            config={"metric": "bitcoin_price", "source": SOURCE, "threshold": 1},
+        )
+        assert "metric: 'bitcoin_price' is a named metric with its own source" in error
+        assert (await call(client, "list_tasks"))["tasks"] == []
+
+
+async def test_mcp_refuses_a_misspelled_target_field_by_name(app: AppState) -> None:
+    async with mcp(app) as client:
+        error = await error_of(
+            client,
+            "create_web_monitor",
+            config={**WEB, "targets": [{"type": "webhook", "taget": "https://example.com/h"}]},
+        )
+        assert "targets.0.taget" in error and "Extra inputs are not permitted" in error
+        assert (await call(client, "list_tasks"))["tasks"] == []
+
+
+async def test_mcp_refuses_a_briefing_news_page_the_guard_refuses(app: AppState) -> None:
+    async with mcp(app) as client:
+        error = await error_of(client, "create_daily_briefing", news_urls=[METADATA_PAGE])
+        assert "news_urls.0: refused destination 169.254.169.254" in error
+        assert (await call(client, "list_tasks"))["tasks"] == []
+
+
+async def test_the_service_checks_aimed_urls_for_every_door_the_web_form_included(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The web form and voice call TaskService without the MCP/API/CLI door check.
+    service = TaskService(dev_env.client, deps.settings, deps.db)
+    with pytest.raises(ConfigError) as web:
+        await service.create_web_monitor("alice", {"urls": [METADATA_PAGE]})
+    assert web.value.errors[0][0] == ("config", "urls", 0)
+    with pytest.raises(ConfigError) as digest:
+        await service.create("alice", "news_digest", {"news_urls": [METADATA_PAGE]})
+    assert digest.value.errors[0][0] == ("config", "news_urls", 0)
+    assert "refused destination 169.254.169.254" in str(digest.value)
+
+
+async def test_api_answers_422_naming_the_field(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        async with (
+            serve(create_app(settings)) as base,
+            httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        ):
+            registered = await http.post(
+                "/users", json={"name": "api-config"}, headers=await admin_headers(settings)
+            )
+            http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+
+            async def refusal(path: str, body: dict[str, Any]) -> tuple[list[Any], str]:
+                answer = await http.post(path, json=body)
+                assert answer.status_code == 422, answer.text
+                detail = answer.json()["detail"][0]
+                return detail["loc"], detail["msg"]
+
+            loc, msg = await refusal(
+                "/tasks",
+                {
+                    "type": "web_monitor",
+                    "config": {**WEB, "notification": {"method": "email", "phone_number": "+86"}},
+                },
+            )
+            assert loc == ["body", "config", "notification", "phone_number"] and "sms" in msg
+            loc, msg = await refusal(
+                "/tasks",
+                {
+                    "type": "threshold_watch",
+                    "config": {
+                        "source": SOURCE,
+                        "threshold": 1,
+                        "conditions": [{"op": "above", "value": 2}],
+                    },
+                },
+            )
+            assert loc == ["body", "config"] and msg.startswith("threshold: 1 is shorthand")
+            loc, msg = await refusal(
+                "/tasks",
+                {"type": "web_monitor", "config": {**WEB, "keyword": ["AI"]}},
+            )
+            assert loc == ["body", "config", "keyword"]
+            assert msg == "Extra inputs are not permitted"
+            loc, msg = await refusal("/briefings/daily", {"news_urls": [METADATA_PAGE]})
+            assert loc == ["body", "news_urls", "0"] and "refused destination" in msg
+            assert (await http.get("/tasks")).json() == []
+            push = await http.put(
+                "/users/me/push", json={"channels": [{"type": "inbox", "kind": ["watch"]}]}
+            )
+            assert push.status_code == 422
+            assert push.json()["detail"][0]["loc"] == ["body", "channels", 0, "kind"]
