@@ -17,9 +17,19 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
 from ambient.agent.digest import DigestSetting, EventDigestService
+from ambient.bridge.endpoints import (
+    EndpointCipher,
+    EndpointCreate,
+    EndpointError,
+    EndpointInputError,
+    EndpointPublic,
+    Endpoints,
+)
+from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import Language, UserCreate, UserSettings
@@ -468,8 +478,10 @@ async def _settings_page(
             "user": user_public(me),
             "push": stored_push_config(me.push_config),
             "digest": digest,
-            # Through the same service as the API: it decides whose devices the caller sees.
+            # Through the same services as the API: they decide what the caller sees.
             "devices": await DeviceService(state.db).list(me.name),
+            "endpoints": await _endpoint_list(state, me),
+            "endpoint_states": ENDPOINT_STATES,
             "added": added,
             "languages": LANGUAGE_NAMES,
             "push_kinds": PUSH_KINDS,
@@ -665,3 +677,67 @@ async def allow_device(
     else:
         message = _("%(device)s no longer answers you.", device=view.device_id)
     return back("/app/settings", message)
+
+
+# --- xiaozhi.me 接入点: through the bridge's Endpoints service (owner or admin) -------------
+
+ENDPOINT_STATES = {"connected": N_("connected"), "retrying": N_("retrying")}
+ENDPOINT_LABELS = {"url": N_("接入点 URL"), "user": N_("User")}
+
+
+def _endpoints(state: AppState, session: AsyncSession) -> Endpoints:
+    cipher = EndpointCipher(state.settings.secret_key.get_secret_value())
+    return Endpoints(session, cipher, DestinationGuard(state.settings.fetch_allow_cidrs))
+
+
+async def _endpoint_list(state: AppState, me: User) -> list[EndpointPublic]:
+    async with state.db.session() as session:
+        return await _endpoints(state, session).list(me)
+
+
+@router.post("/app/xiaozhi/endpoints")
+async def add_endpoint(
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    user: MaybeUser,
+    _: PageWords,
+    url: Annotated[str, Form()] = "",
+    verbatim: Annotated[str, Form()] = "",
+) -> Response:
+    """Register a 接入点 URL for yourself. Its token is never shown again: the page answers
+    with a redirect naming the masked URL, so the token is in no page, URL or history."""
+    me = require(user)
+    try:
+        data = EndpointCreate(user=me.name, url=url, verbatim=verbatim == "on")
+        added = await _endpoints(state, session).add(me, data)
+    except ValidationError as exc:
+        errors = field_errors(exc, _, ENDPOINT_LABELS)
+        return await _settings_page(request, state, me, errors=errors)
+    except EndpointInputError as exc:
+        label = _(ENDPOINT_LABELS.get(exc.field, exc.field))
+        return await _settings_page(request, state, me, errors=f"{label}: {exc.message}")
+    except EndpointError:
+        return await _settings_page(
+            request, state, me, errors=_("You may register endpoints only for yourself.")
+        )
+    return back(
+        "/app/settings",
+        _("Added %(url)s: it is dialed within a few seconds.", url=added.url),
+    )
+
+
+@router.post("/app/xiaozhi/endpoints/remove")
+async def remove_endpoint(
+    state: StateDep,
+    session: SessionDep,
+    user: MaybeUser,
+    _: PageWords,
+    endpoint: Annotated[str, Form()] = "",
+) -> Response:
+    me = require(user)
+    try:
+        gone = await _endpoints(state, session).remove(me, int(endpoint))
+    except (ValueError, EndpointError):
+        return back("/app/settings", _("No endpoint %(id)s among yours.", id=endpoint))
+    return back("/app/settings", _("Removed %(url)s: its connection closes.", url=gone.url))

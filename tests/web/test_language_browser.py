@@ -3,18 +3,23 @@ settings page (add with the token shown once, allow as a speaker, remove)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
 from playwright.async_api import Dialog, Page, async_playwright, expect
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.bridge.endpoints import EndpointCipher, Endpoints
+from ambient.clients.guard import DestinationGuard
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
+from tests.briefing.harness import eventually
 from tests.conftest import unique
+from tests.standins.xiaozhi_broker import running_broker
 from tests.support.servers import serve
 from tests.web.test_pages_browser import PHONE, _chromium, fits_phone
 
@@ -222,3 +227,77 @@ async def test_devices_are_added_with_the_token_once_allowed_as_a_speaker_and_re
             await page.get_by_label("Their device id").fill(mac)
             await page.get_by_role("button", name="Stop allowing").click()
             await expect(page.get_by_role("status")).to_contain_text(f"There is no device {mac}.")
+
+
+async def test_endpoints_are_added_by_url_shown_masked_with_their_live_state_and_removed(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    settings = deps.settings.model_copy(
+        update={
+            "temporal_address": dev_env.client.service_client.config.target_host,
+            "fetch_allow_cidrs": ["127.0.0.1/32"],  # the broker stand-in listens on loopback
+        }
+    )
+    name = unique("ep")
+    token = await _user(deps, name, Language.ZH)
+    good, wrong = unique("jwt"), unique("expired")
+    cipher = EndpointCipher(settings.secret_key.get_secret_value())
+
+    async def states() -> dict[str, tuple[str, str | None]]:
+        async with deps.db.session() as session:
+            listed = await Endpoints(session, cipher, DestinationGuard([])).list(None)
+        return {row.url: (row.state, row.last_error) for row in listed if row.user == name}
+
+    async with (
+        running_broker({good}) as broker,
+        serve(create_app(settings)) as base,
+        browser_page("zh-CN") as page,
+    ):
+        await _sign_in(page, base, token)
+        await page.goto(f"{base}/app/settings")
+        listed = page.locator("#endpoint-list")
+        await expect(listed).to_contain_text("还没有接入点。")
+
+        await page.get_by_label("接入点 URL").fill("https://api.example/mcp/?token=x")
+        await page.get_by_role("button", name="添加接入点").click()
+        await expect(page.get_by_role("alert")).to_contain_text("接入点 URL: ")
+        await expect(page.get_by_role("alert")).to_contain_text("wss://")
+        await expect(listed).to_contain_text("还没有接入点。")
+
+        await page.get_by_label("接入点 URL").fill(broker.url(good))
+        await page.get_by_role("button", name="添加接入点").click()
+        masked = f"ws://127.0.0.1:{broker.port}/mcp/?token=***"
+        await expect(page.get_by_role("status")).to_contain_text(f"已添加 {masked}")
+        await asyncio.wait_for(broker.wait_ready(good), 5)
+        await page.get_by_label("接入点 URL").fill(broker.url(wrong))
+        await page.get_by_role("button", name="添加接入点").click()
+        await eventually(
+            lambda: _refused(states), "the wrong token is retrying with the broker's reason"
+        )
+
+        await page.goto(f"{base}/app/settings")
+        cards = listed.locator("li.card")
+        await expect(cards).to_have_count(2)
+        await expect(cards.nth(0)).to_contain_text("已连接")
+        await expect(cards.nth(1)).to_contain_text("重试中")
+        await expect(cards.nth(1)).to_contain_text("最近的错误：refused by the broker: HTTP 401")
+        content = await page.content()
+        assert good not in content and wrong not in content  # never shown again
+        await fits_phone(page, "language-zh-endpoints")
+
+        connection = broker.connections[good][0]
+
+        async def accept(dialog: Dialog) -> None:
+            await dialog.accept()
+
+        page.on("dialog", accept)
+        await cards.nth(0).get_by_role("button", name="删除").click()
+        await expect(page.get_by_role("status")).to_contain_text(f"已删除 {masked}")
+        await expect(cards).to_have_count(1)
+        await asyncio.wait_for(connection.closed.wait(), 5)
+
+
+async def _refused(states: Callable[[], Awaitable[dict[str, tuple[str, str | None]]]]) -> bool:
+    return any(
+        state == "retrying" and "401" in (error or "") for state, error in (await states()).values()
+    )
