@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ambient.domain.users import Language
+
 TASK_QUEUE = "ambient-ops"
 # A list setting: a JSON list or comma-separated values (AMBIENT_FETCH_ALLOW_CIDRS=10.0.0.0/8).
 StrList = Annotated[list[str], NoDecode]
@@ -62,6 +64,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("dev-insecure-secret-key")
     # Anyone may register (as a member) without an admin's token. Off: only admins register.
     open_registration: bool = False
+    # The pages' language for a user who has not chosen one (and a browser that asks for
+    # neither zh nor en). Chinese: the product is for Chinese-speaking teams.
+    default_language: Language = Language.ZH
 
     # Payload encryption (Temporal history): base64 of 32 bytes; `ambient codec new-key`.
     payload_key: SecretStr | None = None

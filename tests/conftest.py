@@ -21,6 +21,7 @@ from ambient.binaries import find_binary
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.devstack import register_search_attributes
+from ambient.domain.users import Language
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
@@ -43,6 +44,9 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         environment=Environment.TEST,
         data_dir=tmp_path,
+        # The tests read the English pages; the language tests choose Chinese themselves
+        # (the product's own default is zh: AMBIENT_DEFAULT_LANGUAGE).
+        default_language=Language.EN,
         metrics_port=None,
         _env_file=None,  # type: ignore[call-arg]
     )

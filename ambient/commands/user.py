@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from ambient.domain.users import Grant, Role, RollbackPermission, UserCreate, UserPublic
+from ambient.domain.users import Grant, Language, Role, RollbackPermission, UserCreate, UserPublic
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
@@ -70,6 +70,10 @@ def create(
     name: str,
     email: Annotated[str | None, typer.Option()] = None,
     timezone: Annotated[str | None, typer.Option()] = None,
+    language: Annotated[
+        Language | None,
+        typer.Option(help="the pages' language; default: the server's AMBIENT_DEFAULT_LANGUAGE"),
+    ] = None,
     admin: Annotated[
         bool, typer.Option("--admin", help="an admin: registers users and grants permissions")
     ] = False,
@@ -83,6 +87,7 @@ def create(
             name=name,
             email=email,
             timezone=timezone,
+            language=language,
             role=Role.ADMIN if admin else Role.MEMBER,
             rollback_permission=rollback,
         )

@@ -40,6 +40,13 @@ class Role(StrEnum):
     MEMBER = "member"
 
 
+class Language(StrEnum):
+    """The language of a user's pages (and of what the pages say back)."""
+
+    ZH = "zh"
+    EN = "en"
+
+
 # Fields only an admin changes; named in refusals so the caller knows whom to ask.
 GRANTED_FIELDS = ("role", "rollback_permission")
 
@@ -80,6 +87,8 @@ class UserSettings(BaseModel):
     briefing_prepare_at: str | None = None
     briefing_window_start: str | None = None
     briefing_window_end: str | None = None
+    # None on a user: not chosen, so the server's AMBIENT_DEFAULT_LANGUAGE.
+    language: Language | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -130,4 +139,7 @@ class UserPublic(BaseModel):
     briefing_prepare_at: str
     briefing_window_start: str
     briefing_window_end: str
+    language: Language | None = Field(
+        default=None, description="zh or en; null: not chosen, the server's default language"
+    )
     push_config: dict[str, object]

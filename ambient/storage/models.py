@@ -36,6 +36,8 @@ class User(Base):
     briefing_prepare_at: Mapped[str] = mapped_column(String(5), default="05:00")
     briefing_window_start: Mapped[str] = mapped_column(String(5), default="06:00")
     briefing_window_end: Mapped[str] = mapped_column(String(5), default="10:00")
+    # "zh" or "en" (ambient.domain.users.Language); NULL: not chosen, the server's default.
+    language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

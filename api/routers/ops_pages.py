@@ -34,7 +34,17 @@ from ambient.remediation import (
     RemediationService,
 )
 from api.deps import StateDep
-from api.routers.pages import MaybeUser, back, field_errors, render, require, what_went_wrong
+from api.i18n import Words
+from api.routers.pages import (
+    N_,
+    MaybeUser,
+    PageWords,
+    back,
+    field_errors,
+    render,
+    require,
+    what_went_wrong,
+)
 from api.security import refuse_cross_site_writes
 from mcp_server.state import AppState, llm_of
 
@@ -50,40 +60,42 @@ def remediations(state: AppState) -> RemediationService:
 
 
 # What each page says when a service refuses (the services' own words are for MCP callers).
-UNAVAILABLE = "{} are unavailable right now; try again in a moment."
 
 
-def briefing_problem(exc: BriefingError, day: Date | None = None) -> str:
+def briefing_problem(exc: BriefingError, _: Words, day: Date | None = None) -> str:
     if isinstance(exc, BriefingNotFoundError):
         if day is not None:
-            return f"No briefing for {day}. The days that have one are under History."
-        return "You have no morning briefing yet."
+            return _(
+                "No briefing for %(day)s. The days that have one are under History.",
+                day=day.isoformat(),
+            )
+        return _("You have no morning briefing yet.")
     if isinstance(exc, InvalidBriefingError):
         return what_went_wrong(exc)
-    return UNAVAILABLE.format("Briefings")
+    return _("Briefings are unavailable right now; try again in a moment.")
 
 
-def remediation_problem(exc: RemediationError) -> str:
+def remediation_problem(exc: RemediationError, _: Words) -> str:
     if isinstance(exc, RemediationNotFoundError):
-        return "That remediation is not one of yours, or no longer exists."
+        return _("That remediation is not one of yours, or no longer exists.")
     if isinstance(exc, InvalidRemediationError | RemediationRefusedError):
         return what_went_wrong(exc)
-    return UNAVAILABLE.format("Remediations")
+    return _("Remediations are unavailable right now; try again in a moment.")
 
 
-def discussion_problem(exc: DiscussionError | ValueError) -> str:
+def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:
     if isinstance(exc, DiscussionNotFoundError):
-        return "That discussion does not exist."
+        return _("That discussion does not exist.")
     if isinstance(exc, DiscussionClosedError):
-        return "This discussion is closed: it takes no more replies."
+        return _("This discussion is closed: it takes no more replies.")
     if isinstance(exc, ValidationError):
-        return field_errors(exc)
+        return field_errors(exc, _)
     return what_went_wrong(exc)
 
 
 @router.get("/app/briefings", response_class=HTMLResponse)
 async def briefing_page(
-    request: Request, state: StateDep, user: MaybeUser, date: Date | None = None
+    request: Request, state: StateDep, user: MaybeUser, _: PageWords, date: Date | None = None
 ) -> Response:
     me = require(user)
     service = briefings(state)
@@ -93,9 +105,9 @@ async def briefing_page(
         shown = await service.get_briefing(me.name, date.isoformat() if date else None)
     except BriefingNotFoundError as exc:
         # No briefing yet: the empty History says how to set one up.
-        problem = briefing_problem(exc, date) if date else None
+        problem = briefing_problem(exc, _, date) if date else None
     except BriefingError as exc:
-        problem = briefing_problem(exc, date)
+        problem = briefing_problem(exc, _, date)
     history = await service.list_briefings(me.name, limit=30)
     return render(
         request,
@@ -112,34 +124,39 @@ async def briefing_page(
 
 @router.post("/app/briefings/action")
 async def briefing_action(
-    state: StateDep, user: MaybeUser, action: Annotated[str, Form()]
+    state: StateDep, user: MaybeUser, _: PageWords, action: Annotated[str, Form()]
 ) -> Response:
     me = require(user)
     service = briefings(state)
     try:
         if action == "regenerate":
             prepared = await service.regenerate(me.name)
-            return back("/app/briefings", f"Prepared again (version {prepared.version})")
+            return back(
+                "/app/briefings",
+                _("Prepared again (version %(version)s)", version=prepared.version),
+            )
         if action == "send":
             await service.send(me.name)
-            return back("/app/briefings", "Sent through your push channels")
+            return back("/app/briefings", _("Sent through your push channels"))
     except BriefingNotFoundError:
         return back(
-            "/app/briefings", "You have no morning briefing set up: nothing to prepare or send."
+            "/app/briefings", _("You have no morning briefing set up: nothing to prepare or send.")
         )
     except BriefingError as exc:
-        return back("/app/briefings", briefing_problem(exc))
-    return back("/app/briefings", f"Unknown action {action!r}")
+        return back("/app/briefings", briefing_problem(exc, _))
+    return back("/app/briefings", _("Unknown action %(action)s", action=repr(action)))
 
 
 @router.get("/app/remediations", response_class=HTMLResponse)
-async def remediation_list(request: Request, state: StateDep, user: MaybeUser) -> Response:
+async def remediation_list(
+    request: Request, state: StateDep, user: MaybeUser, _: PageWords
+) -> Response:
     me = require(user)
     problem = None
     try:
         runs = await remediations(state).list_runs(me.name, limit=50)
     except RemediationError as exc:
-        runs, problem = [], remediation_problem(exc)
+        runs, problem = [], remediation_problem(exc, _)
     return render(
         request,
         "remediations.html",
@@ -152,13 +169,14 @@ async def remediation_detail(
     request: Request,
     state: StateDep,
     user: MaybeUser,
+    _: PageWords,
     id: Annotated[str, Query(max_length=255)],
 ) -> Response:
     me = require(user)
     try:
         view = await remediations(state).get(me.name, id)
     except RemediationError as exc:
-        return back("/app/remediations", remediation_problem(exc))
+        return back("/app/remediations", remediation_problem(exc, _))
     return render(
         request,
         "remediation.html",
@@ -179,6 +197,7 @@ async def remediation_detail(
 async def remediation_action(
     state: StateDep,
     user: MaybeUser,
+    _: PageWords,
     remediation_id: Annotated[str, Form()],
     action: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
@@ -189,13 +208,17 @@ async def remediation_action(
     try:
         if action in ("approve", "refuse"):
             await service.approve(me.name, remediation_id, action == "approve", reason)
-            return back(here, "Approved" if action == "approve" else "Refused")
+            return back(here, _("Approved") if action == "approve" else _("Refused"))
         if action == "abort":
             await service.abort(me.name, remediation_id, reason)
-            return back(here, "Abort requested")
+            return back(here, _("Abort requested"))
     except RemediationError as exc:
-        return back(here, remediation_problem(exc))
-    return back(here, f"Unknown action {action!r}")
+        return back(here, remediation_problem(exc, _))
+    return back(here, _("Unknown action %(action)s", action=repr(action)))
+
+
+# A discussion's status as its pages name it.
+DISCUSSION_STATES = (N_("open"), N_("closed"))
 
 
 def discussions(state: AppState) -> DiscussionService:
@@ -214,12 +237,14 @@ async def discussion_list(request: Request, state: StateDep, user: MaybeUser) ->
 
 
 @router.get("/app/discussion", response_class=HTMLResponse)
-async def discussion_page(request: Request, state: StateDep, user: MaybeUser, id: str) -> Response:
+async def discussion_page(
+    request: Request, state: StateDep, user: MaybeUser, _: PageWords, id: str
+) -> Response:
     me = require(user)
     try:
         read = await discussions(state).read_discussion(me.name, id)
     except DiscussionError as exc:
-        return back("/app/discussions", discussion_problem(exc))
+        return back("/app/discussions", discussion_problem(exc, _))
     return render(
         request,
         "discussion.html",
@@ -231,6 +256,7 @@ async def discussion_page(request: Request, state: StateDep, user: MaybeUser, id
 async def discussion_post(
     state: StateDep,
     user: MaybeUser,
+    _: PageWords,
     content: Annotated[str, Form()],
     discussion_id: Annotated[str, Form()] = "",
     topic: Annotated[str, Form()] = "",
@@ -253,8 +279,11 @@ async def discussion_post(
         where = (
             f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"
         )
-        return back(where, discussion_problem(exc))
-    note = "Posted"
+        return back(where, discussion_problem(exc, _))
+    note = _("Posted")
     if posted.action is not None:
-        note += ": " + ("done" if posted.action.get("done") else str(posted.action.get("reason")))
+        done = posted.action.get("done")
+        note = _(
+            "Posted: %(result)s", result=_("done") if done else str(posted.action.get("reason"))
+        )
     return back(f"/app/discussion?id={quote(posted.discussion_id)}", note)

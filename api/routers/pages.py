@@ -16,14 +16,23 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
 from ambient.agent.digest import DigestSetting, EventDigestService
+from ambient.bridge.endpoints import (
+    EndpointCipher,
+    EndpointCreate,
+    EndpointError,
+    EndpointInputError,
+    EndpointPublic,
+    Endpoints,
+)
+from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.push import PushConfig, stored_push_config
-from ambient.domain.users import UserCreate, UserSettings
+from ambient.domain.users import Language, UserCreate, UserSettings
 from ambient.domain.watches import WebMonitorConfig
 from ambient.history import MAX_ID
 from ambient.status import system_status
@@ -37,32 +46,47 @@ from ambient.storage.repositories import (
     user_public,
 )
 from ambient.tasks import InvalidTaskError, TaskError, TaskNotFoundError, TaskService, TaskSummary
-from api.deps import SessionDep, StateDep
+from ambient.xiaozhi import (
+    DeviceAdded,
+    DeviceError,
+    DeviceRefusedError,
+    DeviceService,
+    InvalidDeviceError,
+    normalize_device_id,
+)
+from api.deps import SessionDep, StateDep, get_state
+from api.i18n import Words, from_accept_language, page_language, templates, words
 from api.routers.chat import ChatRequest, chat_turn
 from api.routers.events import LastEventId, resume_cursor
 from api.security import refuse_cross_site_writes
+from mcp_server.state import AppState
 
 # Every write of the pages is checked for a cross-site origin (the cookie is SameSite=Strict;
 # this is the second lock), on the router so no new form can miss it.
 router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_cross_site_writes)])
 HERE = Path(__file__).resolve().parent.parent
-templates = Jinja2Templates(directory=HERE / "templates")
 STATIC = {"app.css": "text/css", "app.js": "text/javascript", "share.css": "text/css"}
 COOKIE = "ambient_token"
 POLL_SECONDS = 1.0
 
 
-def field_errors(exc: ValidationError, labels: dict[str, str] | None = None) -> str:
-    """Field errors as the form shows them: ``labels`` turns a field into its label."""
+def field_errors(exc: ValidationError, _: Words, labels: dict[str, str] | None = None) -> str:
+    """Field errors as the form shows them: ``labels`` turns a field into its label.
+
+    The labels are the form's (translated); the rule broken is the model's own English words.
+    """
     parts = []
     for e in exc.errors(include_url=False):
         loc = [str(p) for p in e["loc"]]
         label = (labels or {}).get(loc[0]) if loc else None
         if label is not None:
+            label = _(label)
             # Lists come from one line per item: "Pages, line 2".
-            where = f"{label}, line {int(loc[1]) + 1}" if loc[1:2] and loc[1].isdigit() else label
+            if loc[1:2] and loc[1].isdigit():
+                label = _("%(label)s, line %(line)d", label=label, line=int(loc[1]) + 1)
+            where = label
         else:
-            where = ".".join(loc) or "value"
+            where = ".".join(loc) or _("value")
         parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
@@ -75,18 +99,23 @@ def what_went_wrong(exc: Exception) -> str:
     return text[:1].upper() + text[1:]
 
 
-def task_problem(exc: TaskError) -> str:
+def task_problem(exc: TaskError, _: Words) -> str:
     if isinstance(exc, TaskNotFoundError):
-        return "That task is not one of yours; it may have been deleted."
+        return _("That task is not one of yours; it may have been deleted.")
     if isinstance(exc, InvalidTaskError):
         return what_went_wrong(exc)
-    return "Tasks are unavailable right now; try again in a moment."
+    return _("Tasks are unavailable right now; try again in a moment.")
+
+
+def N_(message: str) -> str:
+    """Marks a msgid for the catalog where it is translated later (labels, tables)."""
+    return message
 
 
 MONITOR_LABELS = {
-    "urls": "Pages",
-    "keywords": "Keywords",
-    "check_interval_minutes": "Every (minutes)",
+    "urls": N_("Pages"),
+    "keywords": N_("Keywords"),
+    "check_interval_minutes": N_("Every (minutes)"),
 }
 
 
@@ -100,6 +129,20 @@ async def page_user(request: Request, session: SessionDep) -> User | None:
 MaybeUser = Annotated[User | None, Depends(page_user)]
 
 
+def _language(request: Request, user: Any) -> Language:
+    return page_language(
+        request, getattr(user, "language", None), get_state(request).settings.default_language
+    )
+
+
+async def page_words(request: Request, user: MaybeUser) -> Words:
+    """What the routers put on a page (flash messages, errors), in the page's language."""
+    return words(_language(request, user))
+
+
+PageWords = Annotated[Words, Depends(page_words)]
+
+
 def require(user: User | None) -> User:
     if user is None:
         # Browsers follow this to the sign-in form.
@@ -110,7 +153,10 @@ def require(user: User | None) -> User:
 def render(
     request: Request, name: str, context: dict[str, Any], code: int = status.HTTP_200_OK
 ) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, context, status_code=code)
+    # The same language the routers' messages were put in: the user in the context (or the
+    # browser's, or the server's default).
+    language = _language(request, context.get("user"))
+    return templates(language).TemplateResponse(request, name, context, status_code=code)
 
 
 def back(path: str, message: str | None = None) -> RedirectResponse:
@@ -148,14 +194,14 @@ async def signin_form(request: Request) -> HTMLResponse:
 
 @router.post("/signin")
 async def signin(
-    request: Request, session: SessionDep, token: Annotated[str, Form()] = ""
+    request: Request, session: SessionDep, _: PageWords, token: Annotated[str, Form()] = ""
 ) -> Response:
     user = await UserRepository(session).by_token(token.strip()) if token.strip() else None
     if user is None:
         return render(
             request,
             "signin.html",
-            {"error": "That token is not valid. Use the token printed at registration."},
+            {"error": _("That token is not valid. Use the token printed at registration.")},
             status.HTTP_401_UNAUTHORIZED,
         )
     response = back("/app")
@@ -186,19 +232,27 @@ async def register(
     request: Request,
     state: StateDep,
     session: SessionDep,
+    _: PageWords,
     name: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
 ) -> Response:
-    """Open registration (AMBIENT_OPEN_REGISTRATION): a member, signed in at once."""
+    """Open registration (AMBIENT_OPEN_REGISTRATION): a member, signed in at once.
+
+    The new user's language is the one their browser asks for, if zh or en; otherwise it is
+    left unchosen and follows AMBIENT_DEFAULT_LANGUAGE.
+    """
     if not state.settings.open_registration:
         return render(request, "register.html", {"closed": True}, status.HTTP_404_NOT_FOUND)
+    asked = from_accept_language(request.headers.get("accept-language"))
     try:
-        data = UserCreate.model_validate({"name": name.strip(), "email": email.strip() or None})
+        data = UserCreate.model_validate(
+            {"name": name.strip(), "email": email.strip() or None, "language": asked}
+        )
         user, token = await UserRepository(session).create(data, actor="open-registration")
     except ValidationError as exc:
-        error = field_errors(exc)
+        error = field_errors(exc, _)
     except UserExistsError:
-        error = f"name: {name.strip()!r} is taken"
+        error = _("name: %(name)s is taken", name=repr(name.strip()))
     else:
         await session.commit()
         response = render(request, "registered.html", {"user": user, "token": token})
@@ -221,7 +275,7 @@ async def signout() -> Response:
 
 @router.get("/app", response_class=HTMLResponse)
 async def dashboard(
-    request: Request, state: StateDep, session: SessionDep, user: MaybeUser
+    request: Request, state: StateDep, session: SessionDep, user: MaybeUser, _: PageWords
 ) -> HTMLResponse:
     me = require(user)
     tasks_error = None
@@ -229,7 +283,7 @@ async def dashboard(
     try:
         tasks = list(await TaskService(state.temporal, state.settings, state.db).list(me.name))
     except Exception:  # Temporal down must not take the page down: say so instead.
-        tasks_error = "Tasks are unavailable right now; your events and inbox below still work."
+        tasks_error = _("Tasks are unavailable right now; your events and inbox below still work.")
     events = await EventRepository(session).list(user=me.name, limit=20)
     inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
     return render(
@@ -256,6 +310,7 @@ async def create_web_monitor(
     request: Request,
     state: StateDep,
     user: MaybeUser,
+    _: PageWords,
     urls: Annotated[str, Form()] = "",
     keywords: Annotated[str, Form()] = "",
     interval: Annotated[str, Form()] = "30",
@@ -275,46 +330,73 @@ async def create_web_monitor(
         # The service checks the same model; checked here first to name the form's fields.
         WebMonitorConfig.model_validate(config)
     except ValidationError as exc:
-        return back("/app", f"Not created: {field_errors(exc, MONITOR_LABELS)}")
+        return back("/app", _("Not created: %(why)s", why=field_errors(exc, _, MONITOR_LABELS)))
     try:
         ref = await TaskService(state.temporal, state.settings, state.db).create(
             me.name, "web_monitor", config, name.strip() or None
         )
     except TaskError as exc:
-        return back("/app", f"Not created: {task_problem(exc)}")
-    return back("/app", f"Created {ref.task_id}" if ref.created else f"Exists: {ref.task_id}")
+        return back("/app", _("Not created: %(why)s", why=task_problem(exc, _)))
+    if ref.created:
+        return back("/app", _("Created %(task)s", task=ref.task_id))
+    return back("/app", _("Exists: %(task)s", task=ref.task_id))
 
 
-ACTIONS = {"pause", "resume", "trigger", "delete"}
+# The task buttons and states as the pages name them (the values stay the API's).
+TASK_ACTIONS = {
+    "pause": N_("pause"),
+    "resume": N_("resume"),
+    "trigger": N_("trigger"),
+    "delete": N_("delete"),
+}
+ACTIONS = set(TASK_ACTIONS)
+TASK_STATES = {
+    "active": N_("active"),
+    "paused": N_("paused"),
+    "stopped": N_("stopped"),
+}
 
 
 @router.post("/app/tasks/action")
 async def task_action(
     state: StateDep,
     user: MaybeUser,
+    _: PageWords,
     task_id: Annotated[str, Form()],
     action: Annotated[str, Form()],
 ) -> Response:
     me = require(user)
     if action not in ACTIONS:
-        return back("/app", f"Unknown action {action!r}")
+        return back("/app", _("Unknown action %(action)s", action=repr(action)))
     service = TaskService(state.temporal, state.settings, state.db)
     try:
         ref = await getattr(service, action)(me.name, task_id)
     except TaskError as exc:
-        return back("/app", task_problem(exc))
-    return back("/app", f"{action}: {ref.task_id} is {ref.state.value}")
+        return back("/app", task_problem(exc, _))
+    return back(
+        "/app",
+        _(
+            "%(action)s: %(task)s is %(state)s",
+            action=_(TASK_ACTIONS[action]),
+            task=ref.task_id,
+            state=_(TASK_STATES.get(ref.state.value, ref.state.value)),
+        ),
+    )
 
 
 @router.get("/app/task", response_class=HTMLResponse)
 async def task_detail(
-    request: Request, state: StateDep, user: MaybeUser, id: Annotated[str, Query(max_length=255)]
+    request: Request,
+    state: StateDep,
+    user: MaybeUser,
+    _: PageWords,
+    id: Annotated[str, Query(max_length=255)],
 ) -> Response:
     me = require(user)
     try:
         task = await TaskService(state.temporal, state.settings, state.db).get(me.name, id)
     except TaskError as exc:
-        return back("/app", task_problem(exc))
+        return back("/app", task_problem(exc, _))
     return render(
         request,
         "task.html",
@@ -374,9 +456,15 @@ async def chat(body: ChatRequest, state: StateDep, user: MaybeUser) -> Response:
     return await chat_turn(body, require(user), state)
 
 
-@router.get("/app/settings", response_class=HTMLResponse)
-async def settings_form(request: Request, state: StateDep, user: MaybeUser) -> Response:
-    me = require(user)
+async def _settings_page(
+    request: Request,
+    state: AppState,
+    me: User,
+    *,
+    errors: str | None = None,
+    added: DeviceAdded | None = None,
+    code: int = status.HTTP_200_OK,
+) -> HTMLResponse:
     try:
         digest: DigestSetting | None = await EventDigestService(state.temporal, state.settings).get(
             me.name
@@ -390,16 +478,35 @@ async def settings_form(request: Request, state: StateDep, user: MaybeUser) -> R
             "user": user_public(me),
             "push": stored_push_config(me.push_config),
             "digest": digest,
-            "errors": None,
-            "msg": request.query_params.get("msg"),
+            # Through the same services as the API: they decide what the caller sees.
+            "devices": await DeviceService(state.db).list(me.name),
+            "endpoints": await _endpoint_list(state, me),
+            "endpoint_states": ENDPOINT_STATES,
+            "added": added,
+            "languages": LANGUAGE_NAMES,
+            "push_kinds": PUSH_KINDS,
+            "default_language": LANGUAGE_NAMES[state.settings.default_language],
+            "errors": errors,
+            "msg": None if errors else request.query_params.get("msg"),
         },
+        status.HTTP_422_UNPROCESSABLE_CONTENT if errors and code == status.HTTP_200_OK else code,
     )
+
+
+# Each language named in itself, as a language menu does.
+LANGUAGE_NAMES = {Language.ZH: "中文", Language.EN: "English"}
+
+
+@router.get("/app/settings", response_class=HTMLResponse)
+async def settings_form(request: Request, state: StateDep, user: MaybeUser) -> Response:
+    return await _settings_page(request, state, require(user))
 
 
 @router.post("/app/digest")
 async def save_digest(
     state: StateDep,
     user: MaybeUser,
+    _: PageWords,
     enabled: Annotated[str, Form()] = "",
     every_minutes: Annotated[str, Form()] = "15",
 ) -> Response:
@@ -409,15 +516,17 @@ async def save_digest(
             {"enabled": enabled == "on", "every_minutes": every_minutes or "15"}
         )
     except ValidationError as exc:
-        return back("/app/settings", field_errors(exc))
+        return back("/app/settings", field_errors(exc, _))
     await EventDigestService(state.temporal, state.settings).set(me.name, setting)
     return back(
-        "/app/settings", "Assistant digest on" if setting.enabled else "Assistant digest off"
+        "/app/settings", _("Assistant digest on") if setting.enabled else _("Assistant digest off")
     )
 
 
 @router.post("/app/settings")
-async def save_settings(request: Request, session: SessionDep, user: MaybeUser) -> Response:
+async def save_settings(
+    request: Request, state: StateDep, session: SessionDep, user: MaybeUser, _: PageWords
+) -> Response:
     me = require(user)
     form = await request.form()
     fields = {
@@ -431,6 +540,7 @@ async def save_settings(request: Request, session: SessionDep, user: MaybeUser) 
             "briefing_prepare_at",
             "briefing_window_start",
             "briefing_window_end",
+            "language",
         )
     }
     data: dict[str, Any] = {key: value for key, value in fields.items() if value}
@@ -441,15 +551,21 @@ async def save_settings(request: Request, session: SessionDep, user: MaybeUser) 
         # Permissions are not settings: only an admin grants them, through the users API.
         parsed = UserSettings.model_validate(data)
     except ValidationError as exc:
-        return _settings_error(request, me, field_errors(exc))
+        return await _settings_page(request, state, me, errors=field_errors(exc, _))
     await UserRepository(session).update(me, parsed)
     await session.commit()
-    return back("/app/settings", "Settings saved")
+    # Said in the language just chosen: the next page speaks it too.
+    _ = words(_language(request, me))
+    return back("/app/settings", _("Settings saved"))
 
 
 @router.post("/app/push")
 async def save_push(
-    request: Request, state: StateDep, session: SessionDep, user: MaybeUser
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    user: MaybeUser,
+    _: PageWords,
 ) -> Response:
     me = require(user)
     form = await request.form()
@@ -471,24 +587,157 @@ async def save_push(
             config.channels, user=me.name, is_admin=me.role == "admin", field="channels"
         )
     except ValidationError as exc:
-        return _settings_error(request, me, field_errors(exc))
+        return await _settings_page(request, state, me, errors=field_errors(exc, _))
     except TargetError as exc:
-        return _settings_error(request, me, str(exc))
+        return await _settings_page(request, state, me, errors=str(exc))
     await UserRepository(session).set_push_config(me, config.model_dump(mode="json"))
     await session.commit()
-    return back("/app/settings", "Push channels saved")
+    return back("/app/settings", _("Push channels saved"))
 
 
-def _settings_error(request: Request, me: User, error: str) -> HTMLResponse:
-    return render(
-        request,
-        "settings.html",
-        {
-            "user": user_public(me),
-            "push": stored_push_config(me.push_config),
-            "digest": None,
-            "errors": error,
-            "msg": None,
-        },
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
+# What each push channel carries, as the settings page names it (values stay the API's).
+PUSH_KINDS = (N_("briefing"), N_("watch"), N_("remediation"))
+
+
+# --- 小智 devices: through DeviceService, which checks who may do what ---------------------
+
+
+@router.post("/app/xiaozhi/devices")
+async def add_device(
+    request: Request,
+    state: StateDep,
+    user: MaybeUser,
+    _: PageWords,
+    device_id: Annotated[str, Form()] = "",
+) -> Response:
+    """Register one of your 小智 devices; the page shows its token once (never in a URL)."""
+    me = require(user)
+    try:
+        normalize_device_id(device_id)
+    except InvalidDeviceError:
+        return await _settings_page(request, state, me, errors=_(DEVICE_ID_RULE))
+    try:
+        added = await DeviceService(state.db).add(me.name, me.name, device_id)
+    except InvalidDeviceError:
+        # The id is well formed (checked above), so it is taken.
+        return await _settings_page(
+            request,
+            state,
+            me,
+            errors=_(
+                "Device %(device)s is already registered; remove it first.",
+                device=device_id.strip().lower(),
+            ),
+        )
+    except DeviceRefusedError:
+        return await _settings_page(
+            request, state, me, errors=_("You may register devices only for yourself.")
+        )
+    return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
+
+
+DEVICE_ID_RULE = N_(
+    "Device id: the MAC xiaozhi-server sends as device-id (e.g. aa:bb:cc:dd:ee:ff), "
+    "1-64 letters, digits, ':', '_', '.', '-'."
+)
+
+
+@router.post("/app/xiaozhi/devices/remove")
+async def remove_device(
+    state: StateDep, user: MaybeUser, _: PageWords, device: Annotated[str, Form()] = ""
+) -> Response:
+    me = require(user)
+    try:
+        removed = await DeviceService(state.db).remove(me.name, device)
+    except DeviceError:
+        return back("/app/settings", _("No device %(device)s among yours.", device=device))
+    return back(
+        "/app/settings",
+        _("Removed %(device)s: its token no longer works.", device=removed.device_id),
     )
+
+
+@router.post("/app/xiaozhi/devices/allow")
+async def allow_device(
+    state: StateDep,
+    user: MaybeUser,
+    _: PageWords,
+    device: Annotated[str, Form()] = "",
+    allowed: Annotated[str, Form()] = "on",
+) -> Response:
+    """Let a device (anyone's) answer you by your voiceprint, or stop it: your own consent."""
+    me = require(user)
+    yes = allowed != "off"
+    try:
+        view = await DeviceService(state.db).allow(me.name, device, allowed=yes)
+    except DeviceError:
+        return back("/app/settings", _("There is no device %(device)s.", device=device))
+    if yes:
+        message = _("%(device)s may now answer you by your voiceprint.", device=view.device_id)
+    else:
+        message = _("%(device)s no longer answers you.", device=view.device_id)
+    return back("/app/settings", message)
+
+
+# --- xiaozhi.me 接入点: through the bridge's Endpoints service (owner or admin) -------------
+
+ENDPOINT_STATES = {"connected": N_("connected"), "retrying": N_("retrying")}
+ENDPOINT_LABELS = {"url": N_("接入点 URL"), "user": N_("User")}
+
+
+def _endpoints(state: AppState, session: AsyncSession) -> Endpoints:
+    cipher = EndpointCipher(state.settings.secret_key.get_secret_value())
+    return Endpoints(session, cipher, DestinationGuard(state.settings.fetch_allow_cidrs))
+
+
+async def _endpoint_list(state: AppState, me: User) -> list[EndpointPublic]:
+    async with state.db.session() as session:
+        return await _endpoints(state, session).list(me)
+
+
+@router.post("/app/xiaozhi/endpoints")
+async def add_endpoint(
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    user: MaybeUser,
+    _: PageWords,
+    url: Annotated[str, Form()] = "",
+    verbatim: Annotated[str, Form()] = "",
+) -> Response:
+    """Register a 接入点 URL for yourself. Its token is never shown again: the page answers
+    with a redirect naming the masked URL, so the token is in no page, URL or history."""
+    me = require(user)
+    try:
+        data = EndpointCreate(user=me.name, url=url, verbatim=verbatim == "on")
+        added = await _endpoints(state, session).add(me, data)
+    except ValidationError as exc:
+        errors = field_errors(exc, _, ENDPOINT_LABELS)
+        return await _settings_page(request, state, me, errors=errors)
+    except EndpointInputError as exc:
+        label = _(ENDPOINT_LABELS.get(exc.field, exc.field))
+        return await _settings_page(request, state, me, errors=f"{label}: {exc.message}")
+    except EndpointError:
+        return await _settings_page(
+            request, state, me, errors=_("You may register endpoints only for yourself.")
+        )
+    return back(
+        "/app/settings",
+        _("Added %(url)s: it is dialed within a few seconds.", url=added.url),
+    )
+
+
+@router.post("/app/xiaozhi/endpoints/remove")
+async def remove_endpoint(
+    state: StateDep,
+    session: SessionDep,
+    user: MaybeUser,
+    _: PageWords,
+    endpoint: Annotated[str, Form()] = "",
+) -> Response:
+    me = require(user)
+    try:
+        gone = await _endpoints(state, session).remove(me, int(endpoint))
+    except (ValueError, EndpointError):
+        return back("/app/settings", _("No endpoint %(id)s among yours.", id=endpoint))
+    return back("/app/settings", _("Removed %(url)s: its connection closes.", url=gone.url))

@@ -1,0 +1,133 @@
+"""The pages' two languages: a gettext catalog per language, and whose language a page speaks.
+
+The English text in the templates and page routers is the msgid; Chinese comes from
+api/locale/zh/LC_MESSAGES/messages.po, compiled in memory on first use (no .mo file to build
+or commit, so `make run` just works). A signed-in user's page speaks their `language`; one who
+has not chosen, and every anonymous page, follows the browser's Accept-Language when it names
+zh or en, else the server's AMBIENT_DEFAULT_LANGUAGE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from gettext import NullTranslations
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Protocol
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+
+from ambient.domain.users import Language
+
+LOCALE = Path(__file__).resolve().parent / "locale"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+class Words(Protocol):
+    """What a page router says: ``_("Created %(task)s", task=...)`` in the page's language."""
+
+    language: Language
+
+    def __call__(self, message: str, /, **values: Any) -> str: ...
+
+
+def catalog_path(language: Language) -> Path:
+    return LOCALE / language.value / "LC_MESSAGES" / "messages.po"
+
+
+@cache
+def translations(language: Language) -> NullTranslations:
+    """The language's catalog; English is the msgids themselves."""
+    if language == Language.EN:
+        return NullTranslations()
+    with catalog_path(language).open("rb") as po:
+        catalog = read_po(po, locale=language.value)
+    compiled = BytesIO()
+    write_mo(compiled, catalog)  # fuzzy entries are left out: they read as English
+    compiled.seek(0)
+    return Translations(compiled)
+
+
+class _Words:
+    def __init__(self, language: Language) -> None:
+        self.language = language
+        self._gettext: Callable[[str], str] = translations(language).gettext
+
+    def __call__(self, message: str, /, **values: Any) -> str:
+        text = self._gettext(message)
+        return text % values if values else text
+
+
+def words(language: Language) -> Words:
+    return _Words(language)
+
+
+def from_accept_language(header: str | None) -> Language | None:
+    """The first of zh / en the browser asks for (by its q order), or None."""
+    asked: list[tuple[float, int, Language]] = []
+    for index, part in enumerate((header or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        primary = tag.strip().lower().split("-", 1)[0]
+        if quality > 0 and primary in ("zh", "en"):
+            asked.append((-quality, index, Language(primary)))
+    return min(asked)[2] if asked else None
+
+
+def page_language(request: Request, chosen: str | None, default: Language) -> Language:
+    """The user's choice, else the browser's, else the server's default."""
+    if chosen in ("zh", "en"):
+        return Language(chosen)
+    return from_accept_language(request.headers.get("accept-language")) or default
+
+
+@cache
+def templates(language: Language) -> Jinja2Templates:
+    """The pages in one language: Jinja2's i18n extension over that language's catalog."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=True, extensions=["jinja2.ext.i18n"]
+    )
+    # newstyle: `{{ _("Hello %(name)s", name=x) }}` formats and escapes like {% trans %}.
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["lang"] = language.value
+    return Jinja2Templates(env=env)
+
+
+# Where the catalog's msgids are: the templates, and the page routers' `_()` / `N_()` calls.
+SOURCES = (
+    *sorted(TEMPLATES.glob("*.html")),
+    Path(__file__).resolve().parent / "routers" / "pages.py",
+    Path(__file__).resolve().parent / "routers" / "ops_pages.py",
+)
+
+
+def used_messages() -> dict[str, list[str]]:
+    """Every literal msgid the pages use, with where (file:line) it is used."""
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract
+    from jinja2.ext import babel_extract
+
+    found: dict[str, list[str]] = {}
+    for source in SOURCES:
+        # Jinja2's extractor for the templates (its types and Babel's differ only on paper).
+        method: Any = babel_extract if source.suffix == ".html" else "python"
+        options = {"extensions": "jinja2.ext.i18n"} if source.suffix == ".html" else {}
+        with source.open("rb") as text:
+            for line, message, _comments, _context in extract(
+                method, text, DEFAULT_KEYWORDS, options=options
+            ):
+                if isinstance(message, str):
+                    found.setdefault(message, []).append(f"{source.name}:{line}")
+    return found
