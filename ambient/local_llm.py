@@ -379,6 +379,29 @@ def server_command(settings: Settings, layout: Layout, *, template: Path | None)
     return command
 
 
+# The same turn answered by a call, then the next question: the history the fix changes.
+HISTORY_REQUEST: dict[str, Any] = {
+    **PROBE_REQUEST,
+    "messages": [
+        *PROBE_REQUEST["messages"],
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "pause_task", "arguments": '{"task_id": "btc"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "paused"},
+        {"role": "user", "content": "Thanks."},
+    ],
+}
+HISTORY_FENCE = '```json\n{"name": "pause_task"'
+
+
 class LocalServer:
     """A ``llama-server`` we started (``stop`` ends it), or one found running (not ours)."""
 
@@ -490,11 +513,15 @@ def install_template(settings: Settings, layout: Layout, say: Callable[[str], No
         server = start_server(settings, layout, template=template)
         try:
             prompts.append(apply_template(server.url, PROBE_REQUEST))
+            history = apply_template(server.url, HISTORY_REQUEST)
         finally:
             server.stop()
     if prompts[0] != prompts[1]:
         candidate.unlink()
         raise LocalLLMError("the patched template changes a single-turn prompt: not installed")
+    if HISTORY_FENCE not in history:
+        candidate.unlink()
+        raise LocalLLMError("the patched template does not render past calls as fences")
     candidate.replace(layout.template)
     say(f"chat template patched (single-turn prompt byte-identical): {layout.template}")
 
