@@ -99,6 +99,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("AMBIENT_OPENAI_BASE_URL", "OPENAI_BASE_URL")
     )
     llm_model: str = "gpt-4o-mini"
+    # Seconds one LLM request may take; the local model's default is far longer (below).
+    llm_timeout: float = Field(default=60.0, gt=0, le=7200)
     # The opt-in local model (`make llm`, `ambient dev --local-llm`): every LLM use goes to
     # llama-server on 127.0.0.1:local_llm_port, whatever key or base URL is set besides.
     local_llm: bool = False
@@ -229,6 +231,10 @@ class Settings(BaseSettings):
             self.openai_base_url = f"http://127.0.0.1:{self.local_llm_port}/v1"
             self.openai_api_key = SecretStr("local")
             self.llm_model = LOCAL_LLM_MODEL
+            # On 2 cores a cold prompt of the chat agent's whole tool list (~31k tokens) takes
+            # minutes; later ones reuse the server's prompt cache.
+            if "llm_timeout" not in self.model_fields_set:
+                self.llm_timeout = 3600.0
         return self
 
     @model_validator(mode="after")

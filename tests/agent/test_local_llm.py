@@ -231,6 +231,7 @@ def test_local_llm_points_every_llm_client_at_the_local_server(tmp_path: Path) -
     assert local.llm_model == LOCAL_LLM_MODEL
     assert local.openai_api_key is not None and local.openai_api_key.get_secret_value() == "local"
     assert local.llm_mode == "local"
+    assert (offline.llm_timeout, local.llm_timeout) == (60.0, 3600.0)
     assert local.llm_description == f"local {LOCAL_LLM_MODEL} at http://127.0.0.1:8123/v1"
     assert "llm" in SystemStatus.model_fields
 
