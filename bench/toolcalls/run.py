@@ -223,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", choices=[*PROFILES, "pinned"], default="full")
     parser.add_argument("--tools", help="comma-separated tools of the profile to offer alone")
+    parser.add_argument(
+        "--cases-for",
+        help="run only the cases these tools answer (comma-separated, or 'pinned') while "
+        "offering the whole profile: the full tool list on the pinned subset",
+    )
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument("--runs", type=int, default=1, help="K: each case K times (pass^k)")
     parser.add_argument("--concurrency", type=int)
@@ -276,6 +281,9 @@ async def _main(args: argparse.Namespace, command: str) -> int:
         if names is not None:
             tools = only(tools, names)
         cases = answerable(load_cases(args.dataset), tools)
+        if args.cases_for:
+            subset = PINNED if args.cases_for == "pinned" else args.cases_for.split(",")
+            cases = answerable(cases, only(tools, [n.strip() for n in subset if n.strip()]))
         if not cases:
             raise BenchError("no case of the dataset can be answered with these tools")
         client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout)

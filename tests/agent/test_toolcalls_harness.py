@@ -213,6 +213,30 @@ async def test_command_runs_a_pinned_tool_list_k_times_and_records_the_run(
     assert line.startswith("| ") and "--profile pinned" in line and "| 100.0% | 100.0% |" in line
 
 
+async def test_cases_for_runs_the_pinned_subset_with_the_whole_tool_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = tmp_path / "cases.jsonl"
+    rows = [
+        {"id": "1", "lang": "en", "utterance": "pause hn", "expected": [{"tool": "pause_task"}]},
+        {"id": "2", "lang": "en", "utterance": "status?", "expected": [{"tool": "get_status"}]},
+    ]
+    dataset.write_text("\n".join(json.dumps(r) for r in rows), "utf-8")
+    llm = LLMApi(responder=lambda body: ToolCalls([("pause_task", {"task_id": "x"})]))
+    out = tmp_path / "report.json"
+    monkeypatch.setenv("STANDIN_KEY", API_KEY)
+    async with serve(llm.app()) as base:
+        argv = [
+            *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY", "--runs", "1"),
+            *("--cases-for", "pinned", "--dataset", str(dataset), "--out", str(out)),
+            *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
+        ]
+        assert await asyncio.to_thread(bench_run.main, argv) == 0
+    saved = json.loads(out.read_text("utf-8"))
+    assert (saved["cases"], saved["pass1"]) == (1, 1.0)
+    assert len(llm.requests) == 1 and len(llm.requests[0]["tools"]) == len(saved["tools"]) > 10
+
+
 def test_command_without_a_key_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_run.main(["--api-key-env", "AMBIENT_NO_SUCH_KEY_SET"]) == 2
     assert "set AMBIENT_NO_SUCH_KEY_SET" in capsys.readouterr().err
