@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from math import ceil, comb
 from statistics import median
 from typing import Any, Literal
@@ -101,8 +102,11 @@ def outcome(case: Case, calls: list[Call], error: str | None) -> Outcome:
         return "error"
     if case_correct(case, calls):
         return "correct"
-    called = {c.tool for c in calls}
-    if case.expected and all(e.tool in called for e in case.expected):
+    # The right tools, each called as often as expected: only arguments can be wrong. A
+    # second call of the same tool left out is a missing call, a tool-choice error.
+    called = Counter(c.tool for c in calls)
+    wanted = Counter(e.tool for e in case.expected)
+    if case.expected and all(called[tool] >= n for tool, n in wanted.items()):
         return "arguments"
     return "tool_choice"
 

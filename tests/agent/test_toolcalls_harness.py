@@ -76,6 +76,19 @@ def test_wrong_tools_and_wrong_arguments_are_told_apart() -> None:
     assert outcome(case, [Call(tool="resume_task", arguments={})], None) == "tool_choice"
     assert outcome(case, [], None) == "tool_choice"
     assert outcome(case, [right], "APITimeoutError: timed out") == "error"
+    # Two pauses asked, one made: a call missing, not a wrong argument.
+    both = Case(
+        id="z",
+        lang="zh",
+        utterance="暂停 hn 和站会提醒",
+        expected=[
+            ExpectedCall(tool="pause_task", args={"task_id": "web-monitor/dev/hn"}),
+            ExpectedCall(tool="pause_task", args={"task_id": "reminder/dev/standup"}),
+        ],
+    )
+    assert outcome(both, [right], None) == "tool_choice"
+    wrong_second = Call(tool="pause_task", arguments={"task_id": "reminder/dev/hn"})
+    assert outcome(both, [right, wrong_second], None) == "arguments"
     # An empty `expected`: no product tool should be called (thanks, jokes, weather).
     chat = Case(id="y", lang="zh", utterance="谢谢", expected=[])
     assert outcome(chat, [], None) == "correct"
