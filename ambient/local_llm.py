@@ -550,4 +550,5 @@ def status(settings: Settings) -> dict[str, Any]:
         "template_present": layout.template.exists(),
         "url": f"{url}/v1",
         "serving": serving_model(url),
+        "server_log": str(layout.server_log),
     }

@@ -297,6 +297,12 @@ async def _main(args: argparse.Namespace, command: str) -> int:
             profile=f"{profile} --tools" if args.tools else args.profile,
             model_sha256=model_sha256,
         )
+        if server is not None and server.process is not None and server.process.poll() is not None:
+            # Its requests failed as errors; the figures of a dead server are no measurement.
+            raise BenchError(
+                f"llama-server exited with {server.process.returncode} during the run "
+                "(its log: `ambient llm status`); no report written"
+            )
     finally:
         if server is not None:
             server.stop()
