@@ -303,6 +303,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
                 api_host=opts.host,
                 api_port=opts.api_port,
                 ui_url=ui if opts.temporal_address is None else None,
+                local_llm_port=settings.local_llm_port if opts.local_llm else None,
             ),
         )
         # soft_wrap: URLs and the token must stay on one line to be copied (or parsed).

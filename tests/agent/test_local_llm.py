@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from ambient.local_llm import (
     patch_template,
     start_server,
 )
+from ambient.runtime import RuntimeInfo, discovered_settings, write_runtime
 from ambient.settings import LOCAL_LLM_MODEL, Settings
 from ambient.status import SystemStatus
 from tests.support.servers import free_port, serve
@@ -234,6 +236,22 @@ def test_local_llm_points_every_llm_client_at_the_local_server(tmp_path: Path) -
     assert (offline.llm_timeout, local.llm_timeout) == (60.0, 3600.0)
     assert local.llm_description == f"local {LOCAL_LLM_MODEL} at http://127.0.0.1:8123/v1"
     assert "llm" in SystemStatus.model_fields
+
+
+def test_commands_beside_a_dev_stack_on_the_local_model_report_it(tmp_path: Path) -> None:
+    write_runtime(
+        tmp_path,
+        RuntimeInfo(
+            pid=os.getpid(),
+            temporal_address="127.0.0.1:7233",
+            api_host="127.0.0.1",
+            api_port=8000,
+            local_llm_port=8124,
+        ),
+    )
+    settings = discovered_settings(data_dir=tmp_path, _env_file=None)
+    assert settings.llm_description == f"local {LOCAL_LLM_MODEL} at http://127.0.0.1:8124/v1"
+    assert settings.temporal_address == "127.0.0.1:7233"
 
 
 def test_the_cache_dir_defaults_to_the_data_dir(tmp_path: Path) -> None:
