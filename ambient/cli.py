@@ -16,6 +16,7 @@ from ambient.commands import briefing as briefing_commands
 from ambient.commands import chat as chat_commands
 from ambient.commands import cloud as cloud_commands
 from ambient.commands import events as events_commands
+from ambient.commands import llm as llm_commands
 from ambient.commands import logs as logs_commands
 from ambient.commands import remediation as remediation_commands
 from ambient.commands import task as task_commands
@@ -38,6 +39,7 @@ app.add_typer(cloud_commands.app, name="cloud")
 app.add_typer(logs_commands.app, name="logs")
 app.add_typer(remediation_commands.app, name="remediation")
 app.add_typer(xiaozhi_commands.app, name="xiaozhi")
+app.add_typer(llm_commands.app, name="llm")
 app.add_typer(events_commands.app)  # `ambient events|inbox|deliveries`
 app.command("chat")(chat_commands.chat)
 console = Console()
@@ -65,6 +67,14 @@ def dev(
         typer.Option(envvar="AMBIENT_TEMPORAL_ADDRESS", help="use this server, start none"),
     ] = None,
     metrics_port: Annotated[int, typer.Option(envvar="AMBIENT_METRICS_PORT", help="0: off")] = 9464,
+    local_llm: Annotated[
+        bool,
+        typer.Option(
+            "--local-llm",
+            envvar="AMBIENT_LOCAL_LLM",
+            help="every LLM use goes to the local model (`make llm`), started or reused",
+        ),
+    ] = False,
 ) -> None:
     """Run everything on embedded defaults: Temporal dev server + Web UI, worker, API, MCP."""
     from ambient.devstack import DevOptions, run_dev
@@ -76,8 +86,9 @@ def dev(
         ui_port=ui_port,
         temporal_address=temporal_address,
         metrics_port=metrics_port or None,
+        local_llm=local_llm,
     )
-    raise typer.Exit(run_dev(Settings(data_dir=data_dir), opts, console))
+    raise typer.Exit(run_dev(Settings(data_dir=data_dir, local_llm=local_llm), opts, console))
 
 
 @app.command()

@@ -1119,7 +1119,7 @@ async def describe_dashboard_image(
         base_url=settings.openai_base_url,
         http_client=http_client,
         max_retries=0,
-        timeout=120.0,
+        timeout=max(120.0, settings.llm_timeout),
     )
     messages: list[Any] = [
         {"role": "system", "content": VISION_SYSTEM},

@@ -60,6 +60,8 @@ class DevOptions:
     ui_port: int
     temporal_address: str | None
     metrics_port: int | None
+    # Every LLM use goes to the local model (started here, or one already serving).
+    local_llm: bool = False
     host: str = "127.0.0.1"
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -201,6 +203,8 @@ def child_env(settings: Settings, opts: DevOptions) -> dict[str, str]:
         AMBIENT_METRICS_PORT=str(opts.metrics_port or 0),
         PYTHONUNBUFFERED="1",
     )
+    if opts.local_llm:
+        env["AMBIENT_LOCAL_LLM"] = "1"
     if (token := codec_token(settings, opts.data_dir)) is not None:
         env["AMBIENT_CODEC_TOKEN"] = token
     return env
@@ -241,6 +245,19 @@ def stop_children(opts: DevOptions) -> None:
                 child.wait()
 
 
+def start_local_llm(settings: Settings, opts: DevOptions, console: Console) -> None:
+    """The local model's server, as a child we stop (or one already serving, left alone)."""
+    from ambient.local_llm import LocalLLMError, ensure_server
+
+    console.print(f"starting the local model ({settings.llm_model}) ...", highlight=False)
+    try:
+        server = ensure_server(settings)
+    except LocalLLMError as exc:
+        raise DevStackError(f"--local-llm: {exc}") from None
+    if server.process is not None:
+        opts.children["llm"] = server.process
+
+
 def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
     """Start everything, print the URLs, wait for a stop signal, stop everything."""
     stop = threading.Event()
@@ -252,8 +269,10 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     opts.data_dir = opts.data_dir.resolve()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
     try:
+        if opts.local_llm:
+            start_local_llm(settings, opts, console)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
         if opts.temporal_address is None:
             settings = settings.model_copy(
                 update={"temporal_address": f"{opts.host}:{opts.temporal_port}"}
@@ -284,6 +303,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
                 api_host=opts.host,
                 api_port=opts.api_port,
                 ui_url=ui if opts.temporal_address is None else None,
+                local_llm_port=settings.local_llm_port if opts.local_llm else None,
             ),
         )
         # soft_wrap: URLs and the token must stay on one line to be copied (or parsed).
@@ -293,6 +313,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
             f"  API          {api}   docs {api}/docs",
             f"  MCP (HTTP)   {api}/mcp",
             "  小智 bridge   in the API: `ambient xiaozhi endpoint add|list` (xiaozhi.me 接入点)",
+            f"  LLM          {settings.llm_description}",
             f"  user 'dev'   token {token}  (also in {opts.data_dir / 'dev-token'})",
             "Press Ctrl-C to stop.",
         ):

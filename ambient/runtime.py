@@ -28,6 +28,8 @@ class RuntimeInfo(BaseModel):
     api_host: str
     api_port: int
     ui_url: str | None = None
+    # `ambient dev --local-llm`: the stack's LLM is the local model on this port.
+    local_llm_port: int | None = None
 
     def settings(self) -> dict[str, Any]:
         """The settings fields this file provides."""
@@ -79,6 +81,14 @@ def discovered_settings(**overrides: Any) -> Settings:
     info = read_runtime(settings.data_dir)
     if info is None:
         return settings
+    if info.local_llm_port is not None and "local_llm" not in settings.model_fields_set:
+        # Built anew, not copied: the local switch sets the endpoint fields when validated.
+        port = (
+            {}
+            if "local_llm_port" in settings.model_fields_set
+            else {"local_llm_port": info.local_llm_port}
+        )
+        settings = Settings(**{**overrides, "local_llm": True, **port})
     updates = {
         name: value
         for name, value in info.settings().items()

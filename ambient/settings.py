@@ -16,6 +16,8 @@ from ambient.domain.users import Language
 TASK_QUEUE = "ambient-ops"
 # A list setting: a JSON list or comma-separated values (AMBIENT_FETCH_ALLOW_CIDRS=10.0.0.0/8).
 StrList = Annotated[list[str], NoDecode]
+# The model `make llm` installs and `--local-llm` serves (ambient/local_llm.py).
+LOCAL_LLM_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "placeholder"}
 
 
@@ -102,6 +104,14 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("AMBIENT_OPENAI_BASE_URL", "OPENAI_BASE_URL")
     )
     llm_model: str = "gpt-4o-mini"
+    # Seconds one LLM request may take; the local model's default is far longer (below).
+    llm_timeout: float = Field(default=60.0, gt=0, le=7200)
+    # The opt-in local model (`make llm`, `ambient dev --local-llm`): every LLM use goes to
+    # llama-server on 127.0.0.1:local_llm_port, whatever key or base URL is set besides.
+    local_llm: bool = False
+    local_llm_port: int = Field(default=8091, ge=1, le=65535)
+    # Weights and the server build; DATA_DIR/llm when unset (share one across checkouts).
+    llm_cache_dir: Path | None = None
 
     # --- push channels (email, WeCom, DingTalk, webhooks, Apprise) ---
     smtp_host: str | None = None
@@ -178,7 +188,16 @@ class Settings(BaseSettings):
 
     @property
     def llm_mode(self) -> str:
+        if self.local_llm:
+            return "local"
         return "remote" if self.openai_api_key else "offline"
+
+    @property
+    def llm_description(self) -> str:
+        """Which model answers, and where: what status pages show."""
+        if self.llm_mode == "offline":
+            return "offline (deterministic rules, no model)"
+        return f"{self.llm_mode} {self.llm_model} at {self.openai_base_url or 'api.openai.com'}"
 
     @property
     def resolved_database_url(self) -> str:
@@ -210,6 +229,20 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{value!r} is not a network (e.g. 10.0.0.0/8)") from None
         return values
+
+    @model_validator(mode="after")
+    def _local_llm_endpoint(self) -> Self:
+        # One switch points every client (LLMClient, the chat agent, image descriptions) at the
+        # local server: they all read these three fields. llama-server checks no key.
+        if self.local_llm:
+            self.openai_base_url = f"http://127.0.0.1:{self.local_llm_port}/v1"
+            self.openai_api_key = SecretStr("local")
+            self.llm_model = LOCAL_LLM_MODEL
+            # On 2 cores a cold prompt of the chat agent's whole tool list (~31k tokens) takes
+            # minutes; later ones reuse the server's prompt cache.
+            if "llm_timeout" not in self.model_fields_set:
+                self.llm_timeout = 3600.0
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:

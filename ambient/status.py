@@ -51,7 +51,10 @@ class SystemStatus(BaseModel):
     workers_polling: int = Field(description="pollers seen on our task queue (workflow + activity)")
     database_reachable: bool
     database: str = Field(description="database backend (sqlite, postgresql)")
-    llm_mode: str = Field(description="offline (deterministic) or remote (OpenAI-compatible)")
+    llm_mode: str = Field(
+        description="offline (deterministic), local (`make llm`) or remote (OpenAI-compatible)"
+    )
+    llm: str = Field(description="the model in use and where, or offline")
     errors: list[str] = Field(default_factory=list)
 
     @property
@@ -103,5 +106,6 @@ async def system_status(settings: Settings, client: Client | None, db: Database)
         database_reachable=db_ok,
         database=db.engine.dialect.name,
         llm_mode=settings.llm_mode,
+        llm=settings.llm_description,
         errors=errors,
     )

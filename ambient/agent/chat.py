@@ -41,7 +41,7 @@ def chat_model(settings: Settings) -> AsyncOpenAI | None:
         api_key=settings.openai_api_key.get_secret_value(),
         base_url=settings.openai_base_url,
         max_retries=1,
-        timeout=60.0,
+        timeout=settings.llm_timeout,
     )
 
 

@@ -66,7 +66,7 @@ class LLMClient:
                 http_client=http_client,
                 # Retries of transport errors belong to the caller (Temporal retry policies).
                 max_retries=0,
-                timeout=60.0,
+                timeout=settings.llm_timeout,
             )
         # Providers without json_schema response formats: remember and go straight to JSON mode.
         self._json_mode_only = False

@@ -6,25 +6,54 @@ tool calls are scored against the expected tool and key arguments (bench/toolcal
 
     OPENAI_API_KEY=... python -m bench.toolcalls.run --base-url https://api.deepseek.com/v1 \\
         --model deepseek-chat --out toolcalls-report.json
+    python -m bench.toolcalls.run --local --profile pinned --runs 3   # the `make llm` model
+
+Each case runs K times (--runs); the report gives pass^1 and pass^k (every run right), per
+language and per tool, tool-choice and argument errors apart, seconds per request, and a line
+is appended to docs/benchmarks.md. Only the OpenAI ``tool_calls`` field counts for the
+headline; calls written into the text are reported as ``lenient_pass1`` beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import sys
 import tempfile
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
-from bench.toolcalls.scoring import Call, Case, Report, report
+from bench.toolcalls.scoring import Attempt, Call, Case, Report, calls_in_text, report
 
 DATASET = Path(__file__).with_name("dataset.jsonl")
+BENCHMARKS_MD = Path(__file__).parents[2] / "docs" / "benchmarks.md"
+# Server builders by profile, looked up when asked for (the voice profile is its own server).
+PROFILES = {
+    "full": "mcp_server.server:build_server",
+    "voice": "mcp_server.voice:build_voice_server",
+}
+# Ten voice-like tools of the full server: what a spoken request mostly needs.
+PINNED = [
+    "greet",
+    "get_briefing",
+    "list_tasks",
+    "get_task",
+    "pause_task",
+    "resume_task",
+    "list_remediations",
+    "approve_remediation",
+    "list_clusters",
+    "search_logs",
+]
 CONTEXT = (
     "Context for this session (as the assistant would know it from earlier tool results): "
     "the user's tasks are web-monitor/dev/hn (Hacker News for AI), threshold-watch/dev/btc "
@@ -39,15 +68,33 @@ def load_cases(path: Path = DATASET) -> list[Case]:
     return [Case.model_validate_json(line) for line in lines if line.strip()]
 
 
-async def our_tools() -> list[dict[str, Any]]:
-    """Our tools as OpenAI functions, listed from the real MCP server in-process."""
+class BenchError(Exception):
+    """The run cannot start as asked (unknown profile or tool, no model); the text says why."""
+
+
+def server_builder(profile: str) -> Any:
+    """The MCP server builder of a profile, imported now: a profile not in this checkout is
+    an error naming it, never a silent switch to another tool list."""
+    if profile not in PROFILES:
+        raise BenchError(f"unknown profile {profile!r}: one of {sorted(PROFILES)}")
+    module, _, name = PROFILES[profile].partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise BenchError(
+            f"profile {profile!r} needs {PROFILES[profile]}, which this checkout lacks ({exc})"
+        ) from None
+
+
+async def our_tools(profile: str = "full") -> list[dict[str, Any]]:
+    """Our tools as OpenAI functions, listed from the profile's real MCP server in-process."""
     from mcp import Client
 
     from ambient.agent import AgentFacade
     from ambient.agent.facade import OWN_SERVER
     from ambient.settings import Environment, Settings
-    from mcp_server.server import build_server
 
+    build_server = server_builder(profile)
     with tempfile.TemporaryDirectory() as data_dir:
         settings = Settings(  # type: ignore[call-arg]
             environment=Environment.TEST, data_dir=Path(data_dir), _env_file=None
@@ -61,9 +108,22 @@ async def our_tools() -> list[dict[str, Any]]:
             await facade.close()
 
 
-async def ask(
-    client: AsyncOpenAI, model: str, tools: list[dict[str, Any]], case: Case
-) -> tuple[list[Call], str | None]:
+def only(tools: list[dict[str, Any]], names: Iterable[str]) -> list[dict[str, Any]]:
+    """The named tools, in the server's order; a name the server lacks is an error."""
+    wanted = list(names)
+    offered = {t["function"]["name"] for t in tools}
+    if missing := [n for n in wanted if n not in offered]:
+        raise BenchError(f"no tool {', '.join(missing)} in this profile")
+    return [t for t in tools if t["function"]["name"] in wanted]
+
+
+def answerable(cases: list[Case], tools: list[dict[str, Any]]) -> list[Case]:
+    """The cases whose expected tools are all offered (and those expecting no call)."""
+    offered = {t["function"]["name"] for t in tools}
+    return [c for c in cases if all(e.tool in offered for e in c.expected)]
+
+
+async def ask(client: AsyncOpenAI, model: str, tools: list[dict[str, Any]], case: Case) -> Attempt:
     from ambient.agent.chat import system_prompt
 
     messages: list[Any] = [
@@ -71,6 +131,7 @@ async def ask(
         {"role": "system", "content": CONTEXT},
         {"role": "user", "content": case.utterance},
     ]
+    started = time.monotonic()
     try:
         completion = await client.chat.completions.create(
             model=model,
@@ -79,58 +140,203 @@ async def ask(
             temperature=0,
         )
     except Exception as exc:
-        return [], f"{type(exc).__name__}: {exc}"
+        return Attempt(
+            calls=[], error=f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - started
+        )
+    seconds = time.monotonic() - started
+    message = completion.choices[0].message
     calls: list[Call] = []
-    for call in completion.choices[0].message.tool_calls or []:
+    for call in message.tool_calls or []:
         if isinstance(call, ChatCompletionMessageFunctionToolCall):
             try:
                 arguments = json.loads(call.function.arguments or "{}")
             except json.JSONDecodeError:
                 arguments = {}
             calls.append(Call(tool=call.function.name, arguments=arguments))
-    return calls, None
+    return Attempt(calls=calls, text_calls=calls_in_text(message.content), seconds=seconds)
 
 
 async def evaluate(
-    client: AsyncOpenAI, model: str, cases: list[Case], *, concurrency: int = 4
+    client: AsyncOpenAI,
+    model: str,
+    cases: list[Case],
+    *,
+    concurrency: int = 4,
+    runs: int = 1,
+    tools: list[dict[str, Any]] | None = None,
+    profile: str = "full",
+    model_sha256: str | None = None,
 ) -> Report:
-    tools = await our_tools()
+    """Every case ``runs`` times. The first request goes alone (it fills a local server's
+    prompt cache, and its time is reported apart), then the rest ``concurrency`` at a time."""
+    if runs < 1:
+        raise BenchError("--runs must be at least 1")
+    tools = tools if tools is not None else await our_tools(profile)
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(case: Case) -> tuple[Case, list[Call], str | None]:
+    async def one(case: Case) -> Attempt:
         async with gate:
-            calls, error = await ask(client, model, tools, case)
-        return case, calls, error
+            return await ask(client, model, tools, case)
 
-    return report(model, list(await asyncio.gather(*(one(c) for c in cases))))
+    attempts: dict[str, list[Attempt]] = {c.id: [] for c in cases}
+    for run in range(runs):
+        batch = cases
+        if run == 0 and cases:
+            attempts[cases[0].id].append(await ask(client, model, tools, cases[0]))
+            batch = cases[1:]
+        for case, attempt in zip(
+            batch, await asyncio.gather(*(one(c) for c in batch)), strict=True
+        ):
+            attempts[case.id].append(attempt)
+    return report(
+        model,
+        [(c, attempts[c.id]) for c in cases],
+        model_sha256=model_sha256,
+        profile=profile,
+        tools=[t["function"]["name"] for t in tools],
+    )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def benchmark_line(result: Report, command: str, when: datetime) -> str:
+    """One row of docs/benchmarks.md's tool-call table, every figure from ``result``."""
+    langs = ", ".join(
+        f"{lang} {row.pass1:.0%}/{row.pass_k:.0%}" for lang, row in result.per_lang.items()
+    )
+    errors = result.errors
+    return (
+        f"| {when:%Y-%m-%d %H:%M} | `{command}` | {result.model} | "
+        f"`{(result.model_sha256 or 'n/a')[:16]}` | {result.profile} ({len(result.tools)} tools) | "
+        f"{result.cases} × {result.runs} | {result.pass1:.1%} | {result.pass_k:.1%} | {langs} | "
+        f"{errors['tool_choice']}/{errors['arguments']}/{errors['error']} | "
+        f"{result.lenient_pass1:.1%} | {result.seconds_median:.1f} / {result.seconds_p95:.1f} "
+        f"(first {result.seconds_first:.0f}) |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--base-url", default=os.environ.get("OPENAI_BASE_URL"))
     parser.add_argument("--model", default=os.environ.get("AMBIENT_LLM_MODEL", "gpt-4o-mini"))
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY")
-    parser.add_argument("--dataset", type=Path, default=DATASET)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    key = os.environ.get(args.api_key_env)
-    if not key:
-        print(f"set {args.api_key_env} (and --base-url for a non-OpenAI endpoint)", file=sys.stderr)
-        return 2
-    client = AsyncOpenAI(api_key=key, base_url=args.base_url, max_retries=2, timeout=120)
-    result = asyncio.run(
-        evaluate(client, args.model, load_cases(args.dataset), concurrency=args.concurrency)
+    parser.add_argument(
+        "--local", action="store_true", help="the `make llm` model (started, or reused)"
     )
+    parser.add_argument("--profile", choices=[*PROFILES, "pinned"], default="full")
+    parser.add_argument("--tools", help="comma-separated tools of the profile to offer alone")
+    parser.add_argument(
+        "--cases-for",
+        help="run only the cases these tools answer (comma-separated, or 'pinned') while "
+        "offering the whole profile: the full tool list on the pinned subset",
+    )
+    parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument("--runs", type=int, default=1, help="K: each case K times (pass^k)")
+    parser.add_argument("--concurrency", type=int)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds a request may take (default 120; 3600 with --local: a cold prompt of "
+        "the whole tool list takes minutes on 2 cores)",
+    )
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--benchmarks-md", type=Path, default=BENCHMARKS_MD)
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    try:
+        return asyncio.run(
+            _main(args, " ".join(["python -m bench.toolcalls.run", *(argv or sys.argv[1:])]))
+        )
+    except BenchError as exc:
+        print(f"bench.toolcalls: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _main(args: argparse.Namespace, command: str) -> int:
+    server = None
+    model_sha256: str | None = None
+    if args.local:
+        from ambient.local_llm import MODEL_SHA256, LocalLLMError, ensure_server
+        from ambient.settings import LOCAL_LLM_MODEL, Settings
+
+        try:
+            server = await asyncio.to_thread(ensure_server, Settings())
+        except LocalLLMError as exc:
+            raise BenchError(str(exc)) from None
+        base_url, model, key = f"{server.url}/v1", LOCAL_LLM_MODEL, "local"
+        model_sha256 = MODEL_SHA256
+    else:
+        key = os.environ.get(args.api_key_env) or ""
+        if not key:
+            raise BenchError(f"set {args.api_key_env} (and --base-url for a non-OpenAI endpoint)")
+        base_url, model = args.base_url, args.model
+    timeout = args.timeout or (3600.0 if args.local else 120.0)
+    # One request at a time on a local server: its one slot would queue the rest anyway.
+    concurrency = args.concurrency or (1 if args.local else 4)
+    try:
+        profile = "full" if args.profile == "pinned" else args.profile
+        tools = await our_tools(profile)
+        names = PINNED if args.profile == "pinned" else None
+        if args.tools:
+            names = [n.strip() for n in args.tools.split(",") if n.strip()]
+        if names is not None:
+            tools = only(tools, names)
+        cases = answerable(load_cases(args.dataset), tools)
+        if args.cases_for:
+            subset = PINNED if args.cases_for == "pinned" else args.cases_for.split(",")
+            cases = answerable(cases, only(tools, [n.strip() for n in subset if n.strip()]))
+        if not cases:
+            raise BenchError("no case of the dataset can be answered with these tools")
+        client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout)
+        result = await evaluate(
+            client,
+            model,
+            cases,
+            concurrency=concurrency,
+            runs=args.runs,
+            tools=tools,
+            profile=f"{profile} --tools" if args.tools else args.profile,
+            model_sha256=model_sha256,
+        )
+        if server is not None and server.process is not None and server.process.poll() is not None:
+            # Its requests failed as errors; the figures of a dead server are no measurement.
+            raise BenchError(
+                f"llama-server exited with {server.process.returncode} during the run "
+                "(its log: `ambient llm status`); no report written"
+            )
+    finally:
+        if server is not None:
+            server.stop()
     text = result.model_dump_json(indent=2)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
-    print(f"model {result.model}: {result.correct}/{result.cases} correct = {result.rate:.1%}")
-    for tool, row in result.per_tool.items():
-        print(f"  {tool:28} {row['correct']}/{row['cases']}  {row['rate']:.0%}")
-    for lang, row in result.per_lang.items():
-        print(f"  [{lang}] {row['correct']}/{row['cases']}  {row['rate']:.0%}")
+    print_report(result)
+    if args.benchmarks_md:
+        with args.benchmarks_md.open("a", encoding="utf-8") as md:
+            md.write(benchmark_line(result, command, datetime.now(UTC)) + "\n")
     return 0
+
+
+def print_report(result: Report) -> None:
+    print(
+        f"model {result.model} (sha256 {result.model_sha256 or 'n/a'}), profile {result.profile}, "
+        f"{len(result.tools)} tools, {result.cases} cases × {result.runs} runs"
+    )
+    print(
+        f"pass^1 {result.pass1:.1%}  pass^{result.runs} {result.pass_k:.1%}  "
+        f"(lenient, calls in text too: pass^1 {result.lenient_pass1:.1%})"
+    )
+    print(
+        f"errors over all runs: tool choice {result.errors['tool_choice']}, "
+        f"arguments {result.errors['arguments']}, request {result.errors['error']}"
+    )
+    print(
+        f"seconds a request: median {result.seconds_median:.1f}, p95 {result.seconds_p95:.1f}, "
+        f"first {result.seconds_first:.1f}"
+    )
+    for lang, row in result.per_lang.items():
+        print(f"  [{lang}] {row.cases} cases  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
+    for tool, row in result.per_tool.items():
+        print(f"  {tool:28} {row.cases:3}  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
 
 
 if __name__ == "__main__":

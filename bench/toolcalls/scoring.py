@@ -3,12 +3,18 @@
 An expected call names a tool and key arguments as dotted paths (`config.urls`). Values match:
 strings case-insensitively (trailing '/' ignored), numbers by value, lists when every expected
 item matches some actual item, `{"contains": s}` as a substring, `{"present": true}` when the
-path exists at all. A case is correct when every expected call is among the model's calls.
+path exists at all. A case is correct when every expected call is among the model's calls;
+a case expecting no call is correct when the model calls none (it answers in words).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import re
+from collections import Counter
+from math import ceil, comb
+from statistics import median
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -80,57 +86,184 @@ def call_matches(expected: ExpectedCall, actual: Call) -> bool:
 
 
 def case_correct(case: Case, calls: list[Call]) -> bool:
+    """Every expected call made; a case expecting none is right only when nothing is called."""
+    if not case.expected:
+        return not calls
     return all(any(call_matches(e, c) for c in calls) for e in case.expected)
+
+
+Outcome = Literal["correct", "tool_choice", "arguments", "error"]
+
+
+def outcome(case: Case, calls: list[Call], error: str | None) -> Outcome:
+    """What went wrong, if anything: the request failed, a wrong (or missing, or unwanted)
+    tool was chosen, or the right tools were called with wrong arguments."""
+    if error is not None:
+        return "error"
+    if case_correct(case, calls):
+        return "correct"
+    # The right tools, each called as often as expected: only arguments can be wrong. A
+    # second call of the same tool left out is a missing call, a tool-choice error.
+    called = Counter(c.tool for c in calls)
+    wanted = Counter(e.tool for e in case.expected)
+    if case.expected and all(called[tool] >= n for tool, n in wanted.items()):
+        return "arguments"
+    return "tool_choice"
+
+
+def pass_hat_k(successes: list[list[bool]], k: int) -> float:
+    """τ-bench's pass^k: the chance that k runs of a case, drawn from its n runs, all succeed,
+    averaged over cases (C(c, k) / C(n, k) with c successes); pass^1 is the plain rate."""
+    rates = [comb(sum(runs), k) / comb(len(runs), k) for runs in successes if len(runs) >= k]
+    return sum(rates) / len(rates) if rates else 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank percentile (q in 0..100) of ``values``; 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
+_TAG = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
+
+
+def calls_in_text(text: str | None) -> list[Call]:
+    """Calls a model wrote into its text (```json fences, <tool_call> tags): the lenient
+    reading, reported beside the headline, never as it (a real client would not run them)."""
+    calls: list[Call] = []
+    for match in [*_FENCE.finditer(text or ""), *_TAG.finditer(text or "")]:
+        try:
+            data = json.loads(match.group(1))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            arguments = data.get("arguments", data.get("parameters", {}))
+            if isinstance(arguments, str):
+                try:
+                    arguments = json.loads(arguments)
+                except json.JSONDecodeError:
+                    arguments = {}
+            calls.append(
+                Call(tool=data["name"], arguments=arguments if isinstance(arguments, dict) else {})
+            )
+    return calls
+
+
+class Attempt(BaseModel):
+    """One run of one case: the calls in ``tool_calls``, those only written in the text."""
+
+    calls: list[Call]
+    text_calls: list[Call] = Field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class Row(BaseModel):
+    cases: int
+    pass1: float
+    pass_k: float
 
 
 class Report(BaseModel):
     model: str
+    model_sha256: str | None = None
+    profile: str = "full"
+    tools: list[str] = Field(default_factory=list)
+    runs: int
     cases: int
-    correct: int
-    rate: float
-    per_tool: dict[str, dict[str, float | int]]
-    per_lang: dict[str, dict[str, float | int]]
+    pass1: float = Field(description="share of all runs right (the tool_calls field only)")
+    pass_k: float = Field(description="share of cases right in every one of the runs")
+    errors: dict[str, int] = Field(description="runs by kind: tool_choice, arguments, error")
+    lenient_pass1: float = Field(description="pass^1 also reading calls written in the text")
+    seconds_median: float
+    seconds_p95: float
+    seconds_first: float = Field(description="the first request (a cold prompt cache)")
+    per_tool: dict[str, Row]
+    per_lang: dict[str, Row]
     failures: list[dict[str, Any]]
 
 
-def report(model: str, results: list[tuple[Case, list[Call], str | None]]) -> Report:
-    """Overall, per expected tool and per language; failures listed with what was called."""
-    per_tool: dict[str, list[bool]] = {}
-    per_lang: dict[str, list[bool]] = {}
+NO_TOOL = "(no tool)"
+
+
+def report(
+    model: str,
+    results: list[tuple[Case, list[Attempt]]],
+    *,
+    model_sha256: str | None = None,
+    profile: str = "full",
+    tools: list[str] | None = None,
+) -> Report:
+    """pass^1 and pass^k overall, per expected tool and per language; error kinds counted
+    over all runs; failures listed with what was called."""
+    runs = min((len(attempts) for _, attempts in results), default=0)
+    per_case: list[list[bool]] = []
+    lenient: list[bool] = []
+    per_tool: dict[str, list[list[bool]]] = {}
+    per_lang: dict[str, list[list[bool]]] = {}
+    errors = {"tool_choice": 0, "arguments": 0, "error": 0}
     failures: list[dict[str, Any]] = []
-    correct = 0
-    for case, calls, error in results:
-        ok = error is None and case_correct(case, calls)
-        correct += ok
-        per_lang.setdefault(case.lang, []).append(ok)
+    for case, attempts in results:
+        kinds = [outcome(case, a.calls, a.error) for a in attempts]
+        oks = [kind == "correct" for kind in kinds]
+        per_case.append(oks)
+        per_lang.setdefault(case.lang, []).append(oks)
+        for kind in kinds:
+            if kind != "correct":
+                errors[kind] += 1
+        lenient += [
+            a.error is None and case_correct(case, a.calls or a.text_calls) for a in attempts
+        ]
         for expected in case.expected:
             per_tool.setdefault(expected.tool, []).append(
-                error is None and any(call_matches(expected, c) for c in calls)
+                [
+                    a.error is None and any(call_matches(expected, c) for c in a.calls)
+                    for a in attempts
+                ]
             )
-        if not ok:
-            failures.append(
-                {
-                    "id": case.id,
-                    "utterance": case.utterance,
-                    "expected": [e.model_dump() for e in case.expected],
-                    "called": [c.model_dump() for c in calls],
-                    "error": error,
-                }
-            )
+        if not case.expected:
+            per_tool.setdefault(NO_TOOL, []).append(oks)
+        for number, (attempt, kind) in enumerate(zip(attempts, kinds, strict=True), start=1):
+            if kind != "correct":
+                failures.append(
+                    {
+                        "id": case.id,
+                        "run": number,
+                        "kind": kind,
+                        "utterance": case.utterance,
+                        "expected": [e.model_dump() for e in case.expected],
+                        "called": [c.model_dump() for c in attempt.calls],
+                        "text_calls": [c.model_dump() for c in attempt.text_calls],
+                        "error": attempt.error,
+                    }
+                )
 
-    def summary(outcomes: list[bool]) -> dict[str, float | int]:
-        return {
-            "cases": len(outcomes),
-            "correct": sum(outcomes),
-            "rate": sum(outcomes) / len(outcomes),
-        }
+    def row(outcomes: list[list[bool]]) -> Row:
+        return Row(
+            cases=len(outcomes), pass1=pass_hat_k(outcomes, 1), pass_k=pass_hat_k(outcomes, runs)
+        )
 
+    seconds = [a.seconds for _, attempts in results for a in attempts]
     return Report(
         model=model,
+        model_sha256=model_sha256,
+        profile=profile,
+        tools=sorted(tools or []),
+        runs=runs,
         cases=len(results),
-        correct=correct,
-        rate=correct / len(results) if results else 0.0,
-        per_tool={tool: summary(v) for tool, v in sorted(per_tool.items())},
-        per_lang={lang: summary(v) for lang, v in sorted(per_lang.items())},
+        pass1=pass_hat_k(per_case, 1),
+        pass_k=pass_hat_k(per_case, runs) if runs else 0.0,
+        errors=errors,
+        lenient_pass1=sum(lenient) / len(lenient) if lenient else 0.0,
+        seconds_median=median(seconds) if seconds else 0.0,
+        seconds_p95=percentile(seconds, 95),
+        # The runner sends the first case's first run alone, before any other.
+        seconds_first=results[0][1][0].seconds if results and results[0][1] else 0.0,
+        per_tool={tool: row(v) for tool, v in sorted(per_tool.items())},
+        per_lang={lang: row(v) for lang, v in sorted(per_lang.items())},
         failures=failures,
     )

