@@ -15,18 +15,20 @@ from typing import Any, Literal, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
-
+    from activities.discussions import DiscussionActivities
+    from activities.notify import NotifyActivities
+    from activities.remediation import RemediationActivities
+    from activities.watches import WatchActivities
     from ambient import temporal
     from ambient.domain.checks import MetricReading, ReadMetricInput
-    from ambient.domain.discussions import AgentPost, AgentPosted
-    from ambient.domain.notify import Message, NotificationKind, NotifyRequest, NotifyResult, Target
+    from ambient.domain.discussions import AgentPost
+    from ambient.domain.notify import Message, NotificationKind, NotifyRequest, Target
     from ambient.domain.remediation import (
         Checkpoint,
         Mode,
-        PermissionDecision,
         PlannedStep,
         Rung,
         ScoreCard,
@@ -44,12 +46,10 @@ with workflow.unsafe.imports_passed_through():
         Attempt,
         AuditEntry,
         CheckpointInput,
-        GateDecision,
         GateInput,
         HandOverInput,
         JoinInput,
         PermissionInput,
-        Prepared,
         PrepareInput,
         RecordInput,
         RemediationInput,
@@ -61,7 +61,8 @@ with workflow.unsafe.imports_passed_through():
         Waiting,
     )
 
-M = TypeVar("M", bound=BaseModel)
+P = TypeVar("P")
+R = TypeVar("R")
 
 SHORT = timedelta(seconds=30)
 # Runs recorded before remediations posted to the discussion bus replay without the posts.
@@ -108,7 +109,7 @@ class GradedRemediationWorkflow:
     @workflow.run
     async def run(self, request: RemediationInput) -> RemediationStatus:
         prepared = await self._act(
-            "prepare_remediation",
+            RemediationActivities.prepare_remediation,
             PrepareInput(
                 run_key=self.run_key,
                 remediation_id=self.remediation_id,
@@ -117,7 +118,6 @@ class GradedRemediationWorkflow:
                 mode=request.mode,
                 started_at=self.started_at,
             ),
-            Prepared,
             limit=timedelta(minutes=2),
         )
         self.card, self.plan, self.policy = prepared.card, prepared.plan, prepared.policy
@@ -158,7 +158,7 @@ class GradedRemediationWorkflow:
         key = step_key(self.run_key, step.rung)
         await self._set_state("checking")
         permission = await self._act(
-            "check_remediation_permission",
+            RemediationActivities.check_remediation_permission,
             PermissionInput(
                 run_key=self.run_key,
                 key=f"{key}/permission",
@@ -167,7 +167,6 @@ class GradedRemediationWorkflow:
                 executor=self.policy.executor,
                 rung=step.rung,
             ),
-            PermissionDecision,
         )
         if permission.mode is None:
             self.outcome = f"refused: {permission.reason}"
@@ -210,14 +209,13 @@ class GradedRemediationWorkflow:
         assert self.mode is not None
         try:
             checkpoint = await self._act(
-                "take_remediation_checkpoint",
+                RemediationActivities.take_remediation_checkpoint,
                 CheckpointInput(
                     run_key=self.run_key,
                     key=f"{key}/checkpoint",
                     mode=self.mode,
                     target=self.alert.target(),
                 ),
-                Checkpoint,
                 retry=READ_RETRY,
             )
         except ActivityError as exc:
@@ -253,7 +251,10 @@ class GradedRemediationWorkflow:
             # The one step with an effect outside: a regular activity, retried a bounded
             # number of times and idempotent by the step key stamped on the object.
             result = await self._act(
-                "apply_remediation_step", request, StepResult, retry=CHANGE_RETRY, local=False
+                RemediationActivities.apply_remediation_step,
+                request,
+                retry=CHANGE_RETRY,
+                local=False,
             )
         except ActivityError as exc:
             attempt.skipped_reason = f"change failed: {_cause(exc)}"
@@ -281,17 +282,16 @@ class GradedRemediationWorkflow:
         reading: MetricReading | None = None
         if self.alert.verify is not None:
             try:
-                reading = await workflow.execute_local_activity(
-                    "read_metric",
+                reading = await workflow.execute_local_activity_method(
+                    WatchActivities.read_metric,
                     ReadMetricInput(source=self.alert.verify.source.model_dump(mode="json")),
-                    result_type=MetricReading,
                     start_to_close_timeout=SHORT,
                     retry_policy=READ_RETRY,
                 )
             except ActivityError as exc:
                 reading = MetricReading(error=f"metric read failed: {_cause(exc)}")
         return await self._act(
-            "verify_remediation",
+            RemediationActivities.verify_remediation,
             VerifyInput(
                 run_key=self.run_key,
                 key=f"{key}/verify",
@@ -303,7 +303,6 @@ class GradedRemediationWorkflow:
                 reading=reading,
                 now=workflow.now(),
             ),
-            Verification,
             retry=READ_RETRY,
         )
 
@@ -368,7 +367,7 @@ class GradedRemediationWorkflow:
         while True:
             check += 1
             gate = await self._act(
-                "check_remediation_gates",
+                RemediationActivities.check_remediation_gates,
                 GateInput(
                     run_key=self.run_key,
                     key=f"{key}/gate/{check}",
@@ -377,7 +376,6 @@ class GradedRemediationWorkflow:
                     rung=step.rung,
                     now=workflow.now(),
                 ),
-                GateDecision,
             )
             if gate.allowed:
                 return "go"
@@ -426,7 +424,7 @@ class GradedRemediationWorkflow:
             f"(score {self.card.score if self.card else '?'}). Tried: {tried or 'nothing'}."
         )
         await self._act(
-            "hand_over_remediation",
+            RemediationActivities.hand_over_remediation,
             HandOverInput(
                 run_key=self.run_key,
                 key=key,
@@ -436,7 +434,6 @@ class GradedRemediationWorkflow:
                 body=body,
                 reason=reason,
             ),
-            AuditEntry,
         )
         await self._push(key, title, body)
         await self._finish(state)
@@ -563,7 +560,7 @@ class GradedRemediationWorkflow:
     async def _record(self) -> None:
         resolved = [a.rung for a in self.attempts if a.resolved]
         await self._act(
-            "record_remediation",
+            RemediationActivities.record_remediation,
             RecordInput(
                 run_key=self.run_key,
                 remediation_id=self.remediation_id,
@@ -584,29 +581,26 @@ class GradedRemediationWorkflow:
                     "tried": [int(a.rung) for a in self.attempts if a.skipped_reason is None],
                 },
             ),
-            AuditEntry,
         )
 
     async def _audit(
         self, key: str, action: str, detail: dict[str, Any], *, actor: str = "remediation"
     ) -> None:
         await self._act(
-            "audit_remediation",
+            RemediationActivities.audit_remediation,
             AuditEntry(run_key=self.run_key, key=key, actor=actor, action=action, detail=detail),
-            AuditEntry,
         )
 
     async def _push(self, key: str, title: str, body: str) -> None:
         try:
-            await workflow.execute_activity(
-                "notify",
+            await workflow.execute_activity_method(
+                NotifyActivities.notify,
                 NotifyRequest(
                     user=self.request.user,
                     message=Message(title=title, body=body, kind=NotificationKind.REMEDIATION),
                     targets=[Target.model_validate({"channel": "inbox"})],
                     idempotency_key=key,
                 ),
-                result_type=NotifyResult,
                 start_to_close_timeout=timedelta(minutes=2),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=5)),
@@ -621,7 +615,7 @@ class GradedRemediationWorkflow:
             return
         try:
             await self._act(
-                "post_to_discussion",
+                DiscussionActivities.post_to_discussion,
                 AgentPost(
                     agent_id="remediation",
                     topic=f"Remediation of {self.alert.service}",
@@ -631,36 +625,28 @@ class GradedRemediationWorkflow:
                     # Deterministic (unlike hash()): a retried post finds the first one.
                     message_id="rem-" + hashlib.sha256(key.encode()).hexdigest()[:40],
                 ),
-                AgentPosted,
             )
         except ActivityError:
             pass  # the bus is a courtesy copy: the audit log and pushes are the record
 
     async def _act(
         self,
-        name: str,
-        arg: BaseModel,
-        result_type: type[M],
+        activity: MethodAsyncSingleParam[Any, P, R],
+        arg: P,
         *,
         limit: timedelta = SHORT,
         retry: RetryPolicy = READ_RETRY,
         local: bool = True,
-    ) -> M:
+    ) -> R:
         # Reads and database bookkeeping (idempotent by key) run as local activities: no
         # round trip through the server for each, which is most of the time to first action.
         if local:
-            result: M = await workflow.execute_local_activity(
-                name,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=limit,
-                retry_policy=retry,
+            return await workflow.execute_local_activity_method(
+                activity, arg, start_to_close_timeout=limit, retry_policy=retry
             )
-            return result
-        result = await workflow.execute_activity(
-            name, arg, result_type=result_type, start_to_close_timeout=limit, retry_policy=retry
+        return await workflow.execute_activity_method(
+            activity, arg, start_to_close_timeout=limit, retry_policy=retry
         )
-        return result
 
 
 def _cause(error: ActivityError) -> str:

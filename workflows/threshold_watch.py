@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     # through sys.modules, so the parser module must be the host's.
     import jsonpath_ng.ext.parser  # noqa: F401
 
+    from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.domain.configs import STORED
     from ambient.domain.notify import Message
@@ -90,18 +91,16 @@ class ThresholdWatchWorkflow(WatchControls):
         reading: MetricReading
         if workflow.patched(LOCAL_READS):
             # A short read with no side effect: a local activity, about half the history cost.
-            reading = await workflow.execute_local_activity(
-                "read_metric",
+            reading = await workflow.execute_local_activity_method(
+                WatchActivities.read_metric,
                 request,
-                result_type=MetricReading,
                 start_to_close_timeout=READ_TIMEOUT,
                 retry_policy=READ_RETRY,
             )
         else:
-            reading = await workflow.execute_activity(
-                "read_metric",
+            reading = await workflow.execute_activity_method(
+                WatchActivities.read_metric,
                 request,
-                result_type=MetricReading,
                 start_to_close_timeout=READ_TIMEOUT,
                 retry_policy=READ_RETRY,
             )
