@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
@@ -144,7 +144,7 @@ class GradedRemediationWorkflow:
             if outcome != "next":
                 return self.status()
         if self.aborted:
-            await self._abort()
+            await self._abort(self.aborted)
         else:
             await self._hand_over(
                 "budget_exhausted",
@@ -174,10 +174,10 @@ class GradedRemediationWorkflow:
             return "stop"
         self.mode = permission.mode
         if step.needs_approval and not await self._approval(step, key):
-            return await self._abort() if self.aborted else "stop"
+            return await self._abort(self.aborted) if self.aborted else "stop"
         gate = await self._gates(step, key)
         if self.aborted:
-            return await self._abort()
+            return await self._abort(self.aborted)
         if gate != "go":
             return "next" if gate == "skip" else "stop"
         attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
@@ -194,8 +194,8 @@ class GradedRemediationWorkflow:
             return "next"
         await self._settle(step)
         if self.aborted:
-            return await self._abort()
-        verification = await self._verify(step, key)
+            return await self._abort(self.aborted)
+        verification = await self._verify(step, key, attempt.mode)
         attempt.verified = True
         attempt.resolved = verification.resolved
         attempt.verification = verification.detail
@@ -206,14 +206,13 @@ class GradedRemediationWorkflow:
         return "next"
 
     async def _apply(self, step: PlannedStep, key: str, attempt: Attempt) -> StepResult | None:
-        assert self.mode is not None
         try:
             checkpoint = await self._act(
                 RemediationActivities.take_remediation_checkpoint,
                 CheckpointInput(
                     run_key=self.run_key,
                     key=f"{key}/checkpoint",
-                    mode=self.mode,
+                    mode=attempt.mode,
                     target=self.alert.target(),
                 ),
                 retry=READ_RETRY,
@@ -228,7 +227,7 @@ class GradedRemediationWorkflow:
             remediation_id=self.run_key,
             rung=step.rung,
             target=self.alert.target(),
-            mode=self.mode,
+            mode=attempt.mode,
             key=key,
             checkpoint=self.baseline,
         )
@@ -276,8 +275,7 @@ class GradedRemediationWorkflow:
         await self._wait(timedelta(seconds=seconds))
         self.waiting = None
 
-    async def _verify(self, step: PlannedStep, key: str) -> Verification:
-        assert self.mode is not None
+    async def _verify(self, step: PlannedStep, key: str, mode: Mode) -> Verification:
         await self._set_state("verifying")
         reading: MetricReading | None = None
         if self.alert.verify is not None:
@@ -295,7 +293,7 @@ class GradedRemediationWorkflow:
             VerifyInput(
                 run_key=self.run_key,
                 key=f"{key}/verify",
-                mode=self.mode,
+                mode=mode,
                 target=self.alert.target(),
                 service=self.alert.service,
                 rung=step.rung,
@@ -391,10 +389,14 @@ class GradedRemediationWorkflow:
                 )
                 return "skip"
             retry = gate.retry_after_seconds
-            if retry is None or waited + retry > self.policy.max_gate_wait_seconds:
+            # A closed gate that names no window or limit to wait for is not waited for either.
+            if (
+                gate.gate is None
+                or retry is None
+                or waited + retry > self.policy.max_gate_wait_seconds
+            ):
                 await self._hand_over("handed_over", f"cannot change now: {gate.reason}")
                 return "stop"
-            assert gate.gate in ("change_window", "rate_limit")
             self.waiting = Waiting(
                 what=gate.gate,
                 rung=step.rung,
@@ -438,12 +440,11 @@ class GradedRemediationWorkflow:
         await self._push(key, title, body)
         await self._finish(state)
 
-    async def _abort(self) -> Outcome:
-        assert self.aborted is not None
-        why = f": {self.aborted.reason}" if self.aborted.reason else ""
-        self.outcome = f"aborted by {self.aborted.by}{why}"
+    async def _abort(self, aborted: AbortInput) -> Outcome:
+        why = f": {aborted.reason}" if aborted.reason else ""
+        self.outcome = f"aborted by {aborted.by}{why}"
         await self._audit(
-            f"{self.run_key}/abort", "aborted", self.aborted.model_dump(), actor=self.aborted.by
+            f"{self.run_key}/abort", "aborted", aborted.model_dump(), actor=aborted.by
         )
         await self._finish("aborted")
         return "stop"
@@ -473,9 +474,8 @@ class GradedRemediationWorkflow:
         Who may answer (owner, admin, named approver) is decided by the service before it
         sends the update; the workflow cannot read users.
         """
-        assert self.awaiting_approval is not None
         decision = ApprovalDecision(
-            rung=self.awaiting_approval,
+            rung=self._awaited_rung(),
             approver=answer.approver,
             approve=answer.approve,
             reason=answer.reason,
@@ -487,11 +487,7 @@ class GradedRemediationWorkflow:
 
     @approve.validator
     def _validate_approve(self, answer: ApprovalInput) -> None:
-        if self.awaiting_approval is None:
-            raise ValueError(
-                f"remediation {self.remediation_id} is not waiting for approval "
-                f"(state {self.state}); get_remediation shows what it waits for"
-            )
+        self._awaited_rung()
         mode = self.mode or "dry_run"
         # A refusal decides about the step as much as an approval does: the same bar.
         if not may_approve(answer.approver_permission, mode):
@@ -500,6 +496,16 @@ class GradedRemediationWorkflow:
                 f"{answer.approver} has rollback_permission {answer.approver_permission!r}; "
                 f"{verb} a {mode} step needs {mode!r} or higher (an admin grants it)"
             )
+
+    def _awaited_rung(self) -> Rung:
+        # An update failed with an ApplicationError is refused without failing the task.
+        if self.awaiting_approval is None:
+            raise ApplicationError(
+                f"remediation {self.remediation_id} is not waiting for approval "
+                f"(state {self.state}); get_remediation shows what it waits for",
+                non_retryable=True,
+            )
+        return self.awaiting_approval
 
     @workflow.signal
     def abort(self, request: AbortInput) -> None:

@@ -76,7 +76,6 @@ class ThresholdWatchWorkflow(WatchControls):
         )
 
     async def check(self) -> None:
-        assert self.config.source is not None  # resolved from the catalogue at creation
         self.state.checks += 1
         try:
             reading = await self.read()
@@ -86,7 +85,12 @@ class ThresholdWatchWorkflow(WatchControls):
         await self.apply(reading)
 
     async def read(self) -> MetricReading:
-        assert self.config.source is not None
+        if self.config.source is None:
+            # The service resolves a named metric at creation; a run started around it has
+            # none. A failed reading says so, and update_config can give the source.
+            return MetricReading(
+                error="source: no metric source (named metrics resolve at the API)"
+            )
         request = ReadMetricInput(source=self.config.source.model_dump(mode="json"))
         reading: MetricReading
         if workflow.patched(LOCAL_READS):
@@ -170,12 +174,16 @@ class ThresholdWatchWorkflow(WatchControls):
 
     async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
         """Start the graded remediation of a breached TKE workload metric (or join it)."""
-        assert self.config.source is not None
-        alert = alert_from_breach(
-            self.config.source.model_dump(mode="json"),
-            transition.value,
-            transition.conditions,
-            f"threshold watch {self.task}: {_describe(transition)}",
+        source = self.config.source
+        alert = (
+            alert_from_breach(
+                source.model_dump(mode="json"),
+                transition.value,
+                transition.conditions,
+                f"threshold watch {self.task}: {_describe(transition)}",
+            )
+            if source
+            else None
         )
         if alert is None:
             await self.tell(
