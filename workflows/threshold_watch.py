@@ -174,16 +174,12 @@ class ThresholdWatchWorkflow(WatchControls):
 
     async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
         """Start the graded remediation of a breached TKE workload metric (or join it)."""
-        source = self.config.source
-        alert = (
-            alert_from_breach(
-                source.model_dump(mode="json"),
-                transition.value,
-                transition.conditions,
-                f"threshold watch {self.task}: {_describe(transition)}",
-            )
-            if source
-            else None
+        source = self.config.source.model_dump(mode="json") if self.config.source else {}
+        alert = alert_from_breach(
+            source,
+            transition.value,
+            transition.conditions,
+            f"threshold watch {self.task}: {_describe(transition)}",
         )
         if alert is None:
             await self.tell(
