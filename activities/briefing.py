@@ -9,7 +9,6 @@ duplicates.
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,8 +59,6 @@ from ambient.storage import Database
 from ambient.storage.briefings import BaselineRepository, BriefingRepository, BroadcastRepository
 from ambient.storage.models import Discussion, DiscussionMessage
 from ambient.storage.repositories import EventRepository
-
-log = logging.getLogger(__name__)
 
 # Sources whose broadcasts were solved without a person (remediation resolved them).
 FIXED_SOURCES = ("remediation_fixed", "remediation.resolved")
@@ -200,7 +197,7 @@ class BriefingActivities:
                 )
             )
         except (OSError, LogFileError, TencentCloudError) as exc:
-            log.warning("log source of %s failed: %s", request.user, exc)
+            activity.logger.warning("log source of %s failed: %s", request.user, exc)
             notes.append(SourceNote(source="logs", ok=False, detail=f"{label}: {exc}"))
             return None, baseline
         notes.append(SourceNote(source="logs", ok=True, detail=f"{label}: {read}"))

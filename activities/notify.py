@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,8 +51,6 @@ from ambient.log_redaction import redact
 from ambient.storage import Database
 from ambient.storage.models import User
 from ambient.storage.repositories import DeliveryRepository, EventRepository, UserRepository
-
-log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 5.0  # seconds at most; callers set heartbeat_timeout=30s
 LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
@@ -120,7 +117,9 @@ class NotifyActivities:
                     except Exception as exc:  # this target's bug or refused row: its failure
                         # One target's failure is that target's failed delivery: raising here
                         # would make the task group cancel every other target's send.
-                        log.exception("delivery on %s failed outside the send", target.type)
+                        activity.logger.exception(
+                            "delivery on %s failed outside the send", target.type
+                        )
                         shown = redact_target(target.type, target.target)
                         error = f"permanent: internal error: {type(exc).__name__}: {exc}"
                         return _failed(target.type, shown, error)
@@ -138,7 +137,7 @@ class NotifyActivities:
         except (ApplicationError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug here would fail the same way on every retry
-            log.exception("notify failed before any delivery was recorded")
+            activity.logger.exception("notify failed before any delivery was recorded")
             raise ApplicationError(
                 f"notify failed: {type(exc).__name__}: {exc}",
                 type="NotifyInternalError",
@@ -269,14 +268,14 @@ class NotifyActivities:
         except TimeoutError:
             return _failed(channel_name, address, f"transient: no answer within {self._timeout:g}s")
         except (TransientNotifyError, httpx.TransportError, OSError) as exc:
-            log.warning("delivery on %s failed: %s", channel_name, exc)
+            activity.logger.warning("delivery on %s failed: %s", channel_name, exc)
             return _failed(channel_name, address, f"transient: {exc}")
         except OperationalError as exc:  # e.g. the database is locked for a moment
             return _failed(channel_name, address, f"transient: {type(exc).__name__}")
         except (IntegrityError, DBAPIError) as exc:
             return _failed(channel_name, address, f"permanent: {type(exc).__name__}: {exc.orig}")
         except Exception as exc:  # a bug: retrying would fail the same way
-            log.exception("delivery on %s failed with an internal error", channel_name)
+            activity.logger.exception("delivery on %s failed with an internal error", channel_name)
             error = f"permanent: internal error: {type(exc).__name__}: {exc}"
             return _failed(channel_name, address, error)
         return Delivery(

@@ -87,6 +87,7 @@ from ambient.storage.poll_ends import (
 from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite, PollWriter
 from ambient.storage.repositories import EventRepository
 
+# The upkeep runs beside the worker, outside any activity; inside one, activity.logger.
 log = logging.getLogger("ambient.polling")
 
 # Events one result carries at most (a result is one history event; keep it small).
@@ -750,7 +751,7 @@ class PollSession:
         return f"{self.request.task}/{self.request.life}/poll/{seq}"
 
     def note_event_failure(self, what: str, error: BaseException) -> None:
-        log.warning("poll of %s: %s failed: %s", self.request.workflow_id, what, error)
+        activity.logger.warning("poll of %s: %s failed: %s", self.request.workflow_id, what, error)
         self.event_failures += 1
         self.last_failure = Failure(what=what, error=str(error)[:500], at=datetime.now(UTC))
 

@@ -168,7 +168,7 @@ async def run(count: int, concurrency: int) -> None:
 
 
 if __name__ == "__main__":
-    logging.getLogger("activities.notify").setLevel(logging.ERROR)  # injected 500s are expected
+    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)  # injected 500s are expected
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=30)

@@ -11,11 +11,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.remediation import RemediationActivities
     from ambient.domain.remediation import remediation_id
     from ambient.domain.remediation_runs import (
         CollectInput,
         RemediationInput,
-        TriageAlerts,
         TriageInput,
         TriageResult,
     )
@@ -27,10 +27,9 @@ from workflows.graded_remediation import GradedRemediationWorkflow, search_attri
 class AlertTriageWorkflow:
     @workflow.run
     async def run(self, request: TriageInput) -> TriageResult:
-        found = await workflow.execute_activity(
-            "collect_unresolved_alarms",
+        found = await workflow.execute_activity_method(
+            RemediationActivities.collect_unresolved_alarms,
             CollectInput(days=request.days, now=workflow.now()),
-            result_type=TriageAlerts,
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=10)),
         )

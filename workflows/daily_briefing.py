@@ -22,6 +22,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.briefing import BriefingActivities
+    from activities.notify import NotifyActivities
+    from activities.watches import WatchActivities
     from ambient.domain.briefing import (
         BriefingRun,
         BriefingStatus,
@@ -36,8 +39,8 @@ with workflow.unsafe.imports_passed_through():
         PushRequest,
         greeting_text,
     )
-    from ambient.domain.checks import CheckPageInput, PageCheck
-    from ambient.domain.notify import Message, NotifyRequest, NotifyResult, Target
+    from ambient.domain.checks import CheckPageInput
+    from ambient.domain.notify import NotifyRequest, NotifyResult, Target
     from ambient.temporal import STATE
 
 # Runs recorded before this change spoke the briefing to a greeting while paused; new runs
@@ -82,10 +85,9 @@ class DailyBriefingWorkflow:
         if self.stopping:
             return "stopped"
         config = run.config
-        self.day = day = await workflow.execute_local_activity(
-            "plan_briefing_day",
+        self.day = day = await workflow.execute_local_activity_method(
+            BriefingActivities.plan_briefing_day,
             PlanRequest(now=workflow.now(), config=config, after=self.carry.last_date),
-            result_type=DayPlan,
             start_to_close_timeout=SHORT,
         )
         self._details()
@@ -301,8 +303,8 @@ class DailyBriefingWorkflow:
             run = self.run_input
             news = await self._news() if run.config.news_urls else []
             try:
-                self.prepared = await workflow.execute_activity(
-                    "prepare_briefing",
+                self.prepared = await workflow.execute_activity_method(
+                    BriefingActivities.prepare_briefing,
                     PrepareRequest(
                         user=run.user,
                         task_id=run.task_id,
@@ -311,7 +313,6 @@ class DailyBriefingWorkflow:
                         news=news,
                         reason=reason,
                     ),
-                    result_type=PreparedBriefing,
                     start_to_close_timeout=PREPARE_TIMEOUT,
                     heartbeat_timeout=timedelta(minutes=1),
                     retry_policy=PREPARE_RETRY,
@@ -329,8 +330,8 @@ class DailyBriefingWorkflow:
         run = self.run_input
         checks = await asyncio.gather(
             *(
-                workflow.execute_activity(
-                    "check_page",
+                workflow.execute_activity_method(
+                    WatchActivities.check_page,
                     # Each day compares with the page as the previous day's run stored it.
                     CheckPageInput(
                         task=f"{run.task_id}/news",
@@ -338,7 +339,6 @@ class DailyBriefingWorkflow:
                         keywords=run.config.categories,
                         since_stored=True,
                     ),
-                    result_type=PageCheck,
                     start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=RetryPolicy(maximum_attempts=2),
                 )
@@ -366,8 +366,8 @@ class DailyBriefingWorkflow:
             return
         try:
             # A local activity: one short database write, no task round trip via the server.
-            await workflow.execute_local_activity(
-                "record_greeting",
+            await workflow.execute_local_activity_method(
+                BriefingActivities.record_greeting,
                 GreetingRecord(
                     user=self.run_input.user,
                     date=self.day.date,
@@ -382,23 +382,21 @@ class DailyBriefingWorkflow:
 
     async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
         request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)
-        message = await workflow.execute_activity(
-            "compose_briefing_push",
+        message = await workflow.execute_activity_method(
+            BriefingActivities.compose_briefing_push,
             request,
-            result_type=Message,
             start_to_close_timeout=SHORT,
             retry_policy=SHORT_RETRY,
         )
         try:
-            result = await workflow.execute_activity(
-                "notify",
+            result = await workflow.execute_activity_method(
+                NotifyActivities.notify,
                 NotifyRequest(
                     user=self.run_input.user,
                     message=message,
                     targets=[Target.model_validate({"channel": "inbox"})],
                     idempotency_key=key,
                 ),
-                result_type=NotifyResult,
                 start_to_close_timeout=NOTIFY_TIMEOUT,
                 heartbeat_timeout=NOTIFY_HEARTBEAT,
                 retry_policy=SHORT_RETRY,
@@ -406,8 +404,8 @@ class DailyBriefingWorkflow:
         except ActivityError as exc:
             workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
             return NotifyResult(deliveries=[])
-        await workflow.execute_activity(
-            "record_briefing_push",
+        await workflow.execute_activity_method(
+            BriefingActivities.record_briefing_push,
             request.model_copy(update={"at": workflow.now()}),
             start_to_close_timeout=SHORT,
             retry_policy=SHORT_RETRY,

@@ -15,11 +15,10 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.event_agent import EventAgentActivities
     from ambient.domain.event_digest import (
-        CollectedEvents,
         DigestResult,
         DigestRun,
-        DigestVerdict,
     )
     from ambient.domain.notify import Message, NotificationKind, Target
 
@@ -33,19 +32,17 @@ class EventDigestWorkflow:
     @workflow.run
     async def run(self, request: DigestRun) -> DigestResult:
         user = request.user
-        collected = await workflow.execute_activity(
-            "collect_unseen_events",
+        collected = await workflow.execute_activity_method(
+            EventAgentActivities.collect_unseen_events,
             user,
-            result_type=CollectedEvents,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=READ_RETRY,
         )
         if not collected.events:
             return DigestResult(last_event_id=collected.after_id, events=0, notified=False)
-        verdict = await workflow.execute_activity(
-            "decide_digest",
+        verdict = await workflow.execute_activity_method(
+            EventAgentActivities.decide_digest,
             collected,
-            result_type=DigestVerdict,
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=READ_RETRY,
         )

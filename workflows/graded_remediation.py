@@ -14,19 +14,21 @@ from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
-
+    from activities.discussions import DiscussionActivities
+    from activities.notify import NotifyActivities
+    from activities.remediation import RemediationActivities
+    from activities.watches import WatchActivities
     from ambient import temporal
     from ambient.domain.checks import MetricReading, ReadMetricInput
-    from ambient.domain.discussions import AgentPost, AgentPosted
-    from ambient.domain.notify import Message, NotificationKind, NotifyRequest, NotifyResult, Target
+    from ambient.domain.discussions import AgentPost
+    from ambient.domain.notify import Message, NotificationKind, NotifyRequest, Target
     from ambient.domain.remediation import (
         Checkpoint,
         Mode,
-        PermissionDecision,
         PlannedStep,
         Rung,
         ScoreCard,
@@ -44,12 +46,10 @@ with workflow.unsafe.imports_passed_through():
         Attempt,
         AuditEntry,
         CheckpointInput,
-        GateDecision,
         GateInput,
         HandOverInput,
         JoinInput,
         PermissionInput,
-        Prepared,
         PrepareInput,
         RecordInput,
         RemediationInput,
@@ -61,7 +61,8 @@ with workflow.unsafe.imports_passed_through():
         Waiting,
     )
 
-M = TypeVar("M", bound=BaseModel)
+P = TypeVar("P")
+R = TypeVar("R")
 
 SHORT = timedelta(seconds=30)
 # Runs recorded before remediations posted to the discussion bus replay without the posts.
@@ -108,7 +109,7 @@ class GradedRemediationWorkflow:
     @workflow.run
     async def run(self, request: RemediationInput) -> RemediationStatus:
         prepared = await self._act(
-            "prepare_remediation",
+            RemediationActivities.prepare_remediation,
             PrepareInput(
                 run_key=self.run_key,
                 remediation_id=self.remediation_id,
@@ -117,7 +118,6 @@ class GradedRemediationWorkflow:
                 mode=request.mode,
                 started_at=self.started_at,
             ),
-            Prepared,
             limit=timedelta(minutes=2),
         )
         self.card, self.plan, self.policy = prepared.card, prepared.plan, prepared.policy
@@ -144,7 +144,7 @@ class GradedRemediationWorkflow:
             if outcome != "next":
                 return self.status()
         if self.aborted:
-            await self._abort()
+            await self._abort(self.aborted)
         else:
             await self._hand_over(
                 "budget_exhausted",
@@ -158,7 +158,7 @@ class GradedRemediationWorkflow:
         key = step_key(self.run_key, step.rung)
         await self._set_state("checking")
         permission = await self._act(
-            "check_remediation_permission",
+            RemediationActivities.check_remediation_permission,
             PermissionInput(
                 run_key=self.run_key,
                 key=f"{key}/permission",
@@ -167,7 +167,6 @@ class GradedRemediationWorkflow:
                 executor=self.policy.executor,
                 rung=step.rung,
             ),
-            PermissionDecision,
         )
         if permission.mode is None:
             self.outcome = f"refused: {permission.reason}"
@@ -175,10 +174,10 @@ class GradedRemediationWorkflow:
             return "stop"
         self.mode = permission.mode
         if step.needs_approval and not await self._approval(step, key):
-            return await self._abort() if self.aborted else "stop"
+            return await self._abort(self.aborted) if self.aborted else "stop"
         gate = await self._gates(step, key)
         if self.aborted:
-            return await self._abort()
+            return await self._abort(self.aborted)
         if gate != "go":
             return "next" if gate == "skip" else "stop"
         attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
@@ -195,8 +194,8 @@ class GradedRemediationWorkflow:
             return "next"
         await self._settle(step)
         if self.aborted:
-            return await self._abort()
-        verification = await self._verify(step, key)
+            return await self._abort(self.aborted)
+        verification = await self._verify(step, key, attempt.mode)
         attempt.verified = True
         attempt.resolved = verification.resolved
         attempt.verification = verification.detail
@@ -207,17 +206,15 @@ class GradedRemediationWorkflow:
         return "next"
 
     async def _apply(self, step: PlannedStep, key: str, attempt: Attempt) -> StepResult | None:
-        assert self.mode is not None
         try:
             checkpoint = await self._act(
-                "take_remediation_checkpoint",
+                RemediationActivities.take_remediation_checkpoint,
                 CheckpointInput(
                     run_key=self.run_key,
                     key=f"{key}/checkpoint",
-                    mode=self.mode,
+                    mode=attempt.mode,
                     target=self.alert.target(),
                 ),
-                Checkpoint,
                 retry=READ_RETRY,
             )
         except ActivityError as exc:
@@ -230,7 +227,7 @@ class GradedRemediationWorkflow:
             remediation_id=self.run_key,
             rung=step.rung,
             target=self.alert.target(),
-            mode=self.mode,
+            mode=attempt.mode,
             key=key,
             checkpoint=self.baseline,
         )
@@ -253,7 +250,10 @@ class GradedRemediationWorkflow:
             # The one step with an effect outside: a regular activity, retried a bounded
             # number of times and idempotent by the step key stamped on the object.
             result = await self._act(
-                "apply_remediation_step", request, StepResult, retry=CHANGE_RETRY, local=False
+                RemediationActivities.apply_remediation_step,
+                request,
+                retry=CHANGE_RETRY,
+                local=False,
             )
         except ActivityError as exc:
             attempt.skipped_reason = f"change failed: {_cause(exc)}"
@@ -275,27 +275,25 @@ class GradedRemediationWorkflow:
         await self._wait(timedelta(seconds=seconds))
         self.waiting = None
 
-    async def _verify(self, step: PlannedStep, key: str) -> Verification:
-        assert self.mode is not None
+    async def _verify(self, step: PlannedStep, key: str, mode: Mode) -> Verification:
         await self._set_state("verifying")
         reading: MetricReading | None = None
         if self.alert.verify is not None:
             try:
-                reading = await workflow.execute_local_activity(
-                    "read_metric",
+                reading = await workflow.execute_local_activity_method(
+                    WatchActivities.read_metric,
                     ReadMetricInput(source=self.alert.verify.source.model_dump(mode="json")),
-                    result_type=MetricReading,
                     start_to_close_timeout=SHORT,
                     retry_policy=READ_RETRY,
                 )
             except ActivityError as exc:
                 reading = MetricReading(error=f"metric read failed: {_cause(exc)}")
         return await self._act(
-            "verify_remediation",
+            RemediationActivities.verify_remediation,
             VerifyInput(
                 run_key=self.run_key,
                 key=f"{key}/verify",
-                mode=self.mode,
+                mode=mode,
                 target=self.alert.target(),
                 service=self.alert.service,
                 rung=step.rung,
@@ -303,7 +301,6 @@ class GradedRemediationWorkflow:
                 reading=reading,
                 now=workflow.now(),
             ),
-            Verification,
             retry=READ_RETRY,
         )
 
@@ -368,7 +365,7 @@ class GradedRemediationWorkflow:
         while True:
             check += 1
             gate = await self._act(
-                "check_remediation_gates",
+                RemediationActivities.check_remediation_gates,
                 GateInput(
                     run_key=self.run_key,
                     key=f"{key}/gate/{check}",
@@ -377,7 +374,6 @@ class GradedRemediationWorkflow:
                     rung=step.rung,
                     now=workflow.now(),
                 ),
-                GateDecision,
             )
             if gate.allowed:
                 return "go"
@@ -393,10 +389,14 @@ class GradedRemediationWorkflow:
                 )
                 return "skip"
             retry = gate.retry_after_seconds
-            if retry is None or waited + retry > self.policy.max_gate_wait_seconds:
+            # A closed gate that names no window or limit to wait for is not waited for either.
+            if (
+                gate.gate is None
+                or retry is None
+                or waited + retry > self.policy.max_gate_wait_seconds
+            ):
                 await self._hand_over("handed_over", f"cannot change now: {gate.reason}")
                 return "stop"
-            assert gate.gate in ("change_window", "rate_limit")
             self.waiting = Waiting(
                 what=gate.gate,
                 rung=step.rung,
@@ -426,7 +426,7 @@ class GradedRemediationWorkflow:
             f"(score {self.card.score if self.card else '?'}). Tried: {tried or 'nothing'}."
         )
         await self._act(
-            "hand_over_remediation",
+            RemediationActivities.hand_over_remediation,
             HandOverInput(
                 run_key=self.run_key,
                 key=key,
@@ -436,17 +436,15 @@ class GradedRemediationWorkflow:
                 body=body,
                 reason=reason,
             ),
-            AuditEntry,
         )
         await self._push(key, title, body)
         await self._finish(state)
 
-    async def _abort(self) -> Outcome:
-        assert self.aborted is not None
-        why = f": {self.aborted.reason}" if self.aborted.reason else ""
-        self.outcome = f"aborted by {self.aborted.by}{why}"
+    async def _abort(self, aborted: AbortInput) -> Outcome:
+        why = f": {aborted.reason}" if aborted.reason else ""
+        self.outcome = f"aborted by {aborted.by}{why}"
         await self._audit(
-            f"{self.run_key}/abort", "aborted", self.aborted.model_dump(), actor=self.aborted.by
+            f"{self.run_key}/abort", "aborted", aborted.model_dump(), actor=aborted.by
         )
         await self._finish("aborted")
         return "stop"
@@ -476,9 +474,8 @@ class GradedRemediationWorkflow:
         Who may answer (owner, admin, named approver) is decided by the service before it
         sends the update; the workflow cannot read users.
         """
-        assert self.awaiting_approval is not None
         decision = ApprovalDecision(
-            rung=self.awaiting_approval,
+            rung=self._awaited_rung(),
             approver=answer.approver,
             approve=answer.approve,
             reason=answer.reason,
@@ -490,11 +487,7 @@ class GradedRemediationWorkflow:
 
     @approve.validator
     def _validate_approve(self, answer: ApprovalInput) -> None:
-        if self.awaiting_approval is None:
-            raise ValueError(
-                f"remediation {self.remediation_id} is not waiting for approval "
-                f"(state {self.state}); get_remediation shows what it waits for"
-            )
+        self._awaited_rung()
         mode = self.mode or "dry_run"
         # A refusal decides about the step as much as an approval does: the same bar.
         if not may_approve(answer.approver_permission, mode):
@@ -503,6 +496,16 @@ class GradedRemediationWorkflow:
                 f"{answer.approver} has rollback_permission {answer.approver_permission!r}; "
                 f"{verb} a {mode} step needs {mode!r} or higher (an admin grants it)"
             )
+
+    def _awaited_rung(self) -> Rung:
+        # An update failed with an ApplicationError is refused without failing the task.
+        if self.awaiting_approval is None:
+            raise ApplicationError(
+                f"remediation {self.remediation_id} is not waiting for approval "
+                f"(state {self.state}); get_remediation shows what it waits for",
+                non_retryable=True,
+            )
+        return self.awaiting_approval
 
     @workflow.signal
     def abort(self, request: AbortInput) -> None:
@@ -563,7 +566,7 @@ class GradedRemediationWorkflow:
     async def _record(self) -> None:
         resolved = [a.rung for a in self.attempts if a.resolved]
         await self._act(
-            "record_remediation",
+            RemediationActivities.record_remediation,
             RecordInput(
                 run_key=self.run_key,
                 remediation_id=self.remediation_id,
@@ -584,29 +587,26 @@ class GradedRemediationWorkflow:
                     "tried": [int(a.rung) for a in self.attempts if a.skipped_reason is None],
                 },
             ),
-            AuditEntry,
         )
 
     async def _audit(
         self, key: str, action: str, detail: dict[str, Any], *, actor: str = "remediation"
     ) -> None:
         await self._act(
-            "audit_remediation",
+            RemediationActivities.audit_remediation,
             AuditEntry(run_key=self.run_key, key=key, actor=actor, action=action, detail=detail),
-            AuditEntry,
         )
 
     async def _push(self, key: str, title: str, body: str) -> None:
         try:
-            await workflow.execute_activity(
-                "notify",
+            await workflow.execute_activity_method(
+                NotifyActivities.notify,
                 NotifyRequest(
                     user=self.request.user,
                     message=Message(title=title, body=body, kind=NotificationKind.REMEDIATION),
                     targets=[Target.model_validate({"channel": "inbox"})],
                     idempotency_key=key,
                 ),
-                result_type=NotifyResult,
                 start_to_close_timeout=timedelta(minutes=2),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=5)),
@@ -621,7 +621,7 @@ class GradedRemediationWorkflow:
             return
         try:
             await self._act(
-                "post_to_discussion",
+                DiscussionActivities.post_to_discussion,
                 AgentPost(
                     agent_id="remediation",
                     topic=f"Remediation of {self.alert.service}",
@@ -631,36 +631,28 @@ class GradedRemediationWorkflow:
                     # Deterministic (unlike hash()): a retried post finds the first one.
                     message_id="rem-" + hashlib.sha256(key.encode()).hexdigest()[:40],
                 ),
-                AgentPosted,
             )
         except ActivityError:
             pass  # the bus is a courtesy copy: the audit log and pushes are the record
 
     async def _act(
         self,
-        name: str,
-        arg: BaseModel,
-        result_type: type[M],
+        activity: MethodAsyncSingleParam[Any, P, R],
+        arg: P,
         *,
         limit: timedelta = SHORT,
         retry: RetryPolicy = READ_RETRY,
         local: bool = True,
-    ) -> M:
+    ) -> R:
         # Reads and database bookkeeping (idempotent by key) run as local activities: no
         # round trip through the server for each, which is most of the time to first action.
         if local:
-            result: M = await workflow.execute_local_activity(
-                name,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=limit,
-                retry_policy=retry,
+            return await workflow.execute_local_activity_method(
+                activity, arg, start_to_close_timeout=limit, retry_policy=retry
             )
-            return result
-        result = await workflow.execute_activity(
-            name, arg, result_type=result_type, start_to_close_timeout=limit, retry_policy=retry
+        return await workflow.execute_activity_method(
+            activity, arg, start_to_close_timeout=limit, retry_policy=retry
         )
-        return result
 
 
 def _cause(error: ActivityError) -> str:

@@ -10,7 +10,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from ambient.domain.checks import CheckPageInput, PageCheck
+    from activities.watches import WatchActivities
+    from ambient.domain.checks import CheckPageInput
     from ambient.domain.notify import DeliveryStatus, Message
     from ambient.domain.reminders import ReminderRun
     from ambient.domain.watches import notification_targets
@@ -75,8 +76,8 @@ class ReminderWorkflow:
     async def digest(self, run: ReminderRun) -> str:
         checks = await asyncio.gather(
             *(
-                workflow.execute_activity(
-                    "check_page",
+                workflow.execute_activity_method(
+                    WatchActivities.check_page,
                     # Each run is its own workflow: compare with the last run's stored page.
                     CheckPageInput(
                         task=run.task,
@@ -84,7 +85,6 @@ class ReminderWorkflow:
                         keywords=run.config.categories,
                         since_stored=True,
                     ),
-                    result_type=PageCheck,
                     start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=RetryPolicy(maximum_attempts=2),
                 )

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     # through sys.modules, so the parser module must be the host's.
     import jsonpath_ng.ext.parser  # noqa: F401
 
+    from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.domain.configs import STORED
     from ambient.domain.notify import Message
@@ -75,7 +76,6 @@ class ThresholdWatchWorkflow(WatchControls):
         )
 
     async def check(self) -> None:
-        assert self.config.source is not None  # resolved from the catalogue at creation
         self.state.checks += 1
         try:
             reading = await self.read()
@@ -85,23 +85,26 @@ class ThresholdWatchWorkflow(WatchControls):
         await self.apply(reading)
 
     async def read(self) -> MetricReading:
-        assert self.config.source is not None
+        if self.config.source is None:
+            # The service resolves a named metric at creation; a run started around it has
+            # none. A failed reading says so, and update_config can give the source.
+            return MetricReading(
+                error="source: no metric source (named metrics resolve at the API)"
+            )
         request = ReadMetricInput(source=self.config.source.model_dump(mode="json"))
         reading: MetricReading
         if workflow.patched(LOCAL_READS):
             # A short read with no side effect: a local activity, about half the history cost.
-            reading = await workflow.execute_local_activity(
-                "read_metric",
+            reading = await workflow.execute_local_activity_method(
+                WatchActivities.read_metric,
                 request,
-                result_type=MetricReading,
                 start_to_close_timeout=READ_TIMEOUT,
                 retry_policy=READ_RETRY,
             )
         else:
-            reading = await workflow.execute_activity(
-                "read_metric",
+            reading = await workflow.execute_activity_method(
+                WatchActivities.read_metric,
                 request,
-                result_type=MetricReading,
                 start_to_close_timeout=READ_TIMEOUT,
                 retry_policy=READ_RETRY,
             )
@@ -171,9 +174,9 @@ class ThresholdWatchWorkflow(WatchControls):
 
     async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
         """Start the graded remediation of a breached TKE workload metric (or join it)."""
-        assert self.config.source is not None
+        source = self.config.source.model_dump(mode="json") if self.config.source else {}
         alert = alert_from_breach(
-            self.config.source.model_dump(mode="json"),
+            source,
             transition.value,
             transition.conditions,
             f"threshold watch {self.task}: {_describe(transition)}",

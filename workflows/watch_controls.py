@@ -18,6 +18,8 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
+    from activities.events import EventActivities
+    from activities.notify import NotifyActivities
     from ambient.domain.events import RecordEventInput
     from ambient.domain.notify import (
         DeliveryStatus,
@@ -52,8 +54,8 @@ async def record_event(
     *, user: str, task: str, kind: str, key: str, payload: dict[str, Any]
 ) -> None:
     """Append an event once per key."""
-    await workflow.execute_activity(
-        "record_event",
+    await workflow.execute_activity_method(
+        EventActivities.record_event,
         RecordEventInput(kind=kind, user=user, task=task, payload=payload, idempotency_key=key),
         start_to_close_timeout=SHORT,
         retry_policy=NOTIFY_RETRY,
@@ -62,15 +64,14 @@ async def record_event(
 
 async def deliver(*, user: str, key: str, message: Message, targets: list[Target]) -> NotifyResult:
     """Notify the targets once per key."""
-    return await workflow.execute_activity(
-        "notify",
+    return await workflow.execute_activity_method(
+        NotifyActivities.notify,
         NotifyRequest(
             user=user,
             message=message.model_copy(update={"kind": NotificationKind.WATCH}),
             targets=targets,
             idempotency_key=key,
         ),
-        result_type=NotifyResult,
         start_to_close_timeout=NOTIFY_TIMEOUT,
         heartbeat_timeout=NOTIFY_HEARTBEAT,
         retry_policy=NOTIFY_RETRY,

@@ -12,6 +12,8 @@ from temporalio.exceptions import ActivityError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from activities.polling import PagePoller
+    from activities.watches import WatchActivities
     from ambient.domain.checks import CheckPageInput, PageCheck
     from ambient.domain.configs import STORED
     from ambient.domain.notify import Message
@@ -174,10 +176,9 @@ class WebMonitorWorkflow(WatchControls):
         number, self.lost = self.polls, None
         self.checking = True
         try:
-            handle = workflow.start_activity(
-                "poll_pages",
+            handle = workflow.start_activity_method(
+                PagePoller.poll_pages,
                 request,
-                result_type=PollResult,
                 # A backstop only (leases, then heartbeats, notice a dead worker): the window,
                 # the wait for the first check, a slow last check and the deliveries a
                 # hand-back waits for.
@@ -244,10 +245,9 @@ class WebMonitorWorkflow(WatchControls):
     async def end_poll(self, handle: workflow.ActivityHandle[PollResult], number: int) -> None:
         """Ask the poll to hand back now; cancel it if it runs where we cannot reach it."""
         try:
-            await workflow.execute_local_activity(
-                "end_poll",
+            await workflow.execute_local_activity_method(
+                PagePoller.end_poll,
                 EndPoll(workflow_id=workflow.info().workflow_id, life=self.life),
-                result_type=bool,
                 start_to_close_timeout=timedelta(seconds=5),
             )
         except ActivityError:
@@ -313,17 +313,15 @@ class WebMonitorWorkflow(WatchControls):
         if workflow.patched(LOCAL_CHECKS):
             # A bounded check with no side effect but a snapshot row: a local activity costs
             # about half the history events and server work of a regular one.
-            return await workflow.execute_local_activity(
-                "check_page",
+            return await workflow.execute_local_activity_method(
+                WatchActivities.check_page,
                 self.check_input(url),
-                result_type=PageCheck,
                 start_to_close_timeout=CHECK_TIMEOUT,
                 retry_policy=CHECK_RETRY,
             )
-        return await workflow.execute_activity(
-            "check_page",
+        return await workflow.execute_activity_method(
+            WatchActivities.check_page,
             self.check_input(url),
-            result_type=PageCheck,
             start_to_close_timeout=CHECK_TIMEOUT,
             retry_policy=CHECK_RETRY,
         )

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.domain.briefing import BriefingConfig, GreetOutcome
-from ambient.storage.briefings import BriefingRepository, BroadcastRepository
+from ambient.storage.briefings import (
+    BaselineRepository,
+    BriefingRepository,
+    BroadcastRepository,
+)
 from ambient.storage.repositories import EventRepository, InboxRepository
 from tests.briefing.harness import briefing_stack, eventually, make_user, write_day_logs
 from tests.support.record import save_history
@@ -276,6 +282,54 @@ async def test_failing_log_source_is_said_in_the_briefing_and_the_day_goes_on(
     failed = [s for s in view.content.sources if not s.ok]
     assert {s.source for s in failed} == {"logs", "alarms"}
     assert "no log file or directory" in next(s.detail for s in failed if s.source == "logs")
+
+
+async def test_an_activitys_log_record_carries_its_activity_and_workflow_ids(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await make_user(deps.db, "hana")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        missing = tmp_path / "gone" / "app.log"
+        await stack.service.create(
+            "hana",
+            config.model_dump(mode="json") | {"log_source": {"type": "file", "path": str(missing)}},
+        )
+        with caplog.at_level(logging.WARNING):
+            await stack.skip_to(day.window_start + timedelta(minutes=5))
+            await stack.service.greet("hana", request_id="one")
+    record = next(r for r in caplog.records if r.getMessage().startswith("log source of hana"))
+    details = record.temporal_activity  # type: ignore[attr-defined]
+    assert details["activity_type"] == "prepare_briefing"
+    assert details["workflow_id"] == "daily-briefing/hana" and details["activity_id"]
+
+
+async def test_a_workflows_log_record_carries_its_workflow_id(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored log baseline the code cannot read fails every preparation attempt."""
+    await make_user(deps.db, "ines")
+    async with deps.db.session() as session:
+        await BaselineRepository(session).save("ines", "2000-01-01", {"days": "unreadable"})
+        await session.commit()
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create("ines", config.model_dump(mode="json"))
+
+        async def failed() -> logging.LogRecord | None:
+            return next(
+                (m for m in caplog.records if m.getMessage().startswith("briefing preparation")),
+                None,
+            )
+
+        with caplog.at_level(logging.WARNING):
+            await stack.skip_to(day.window_start + timedelta(minutes=5))
+            record = await eventually(failed, "a failed preparation")
+    details = record.temporal_workflow  # type: ignore[attr-defined]
+    assert details["workflow_id"] == "daily-briefing/ines"
+    assert details["workflow_type"] == "DailyBriefingWorkflow"
 
 
 async def test_day_without_logs_says_so_and_carries_the_broadcast_queue(

@@ -386,6 +386,30 @@ async def test_breaker_opens_after_failures_and_skips_that_rung(
     assert site.reads == 2  # the second remediation changed and verified nothing
 
 
+async def test_an_answer_when_no_approval_is_pending_is_rejected_and_the_ladder_goes_on(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        await state_reaches(ts_env, handle, ("settling",))
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await handle.execute_update(
+                GradedRemediationWorkflow.approve,
+                ApprovalInput(approver=USER, approver_permission="execute", approve=True),
+            )
+        assert "is not waiting for approval (state settling)" in str(failed.value.cause)
+        still = await handle.query(GradedRemediationWorkflow.status)
+        assert still.state == "settling" and still.approvals == []
+        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+        status = await handle.result()
+    assert status.state == "aborted"
+
+
 async def test_abort_stops_during_the_settle_timer(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

@@ -193,3 +193,25 @@ async def test_continued_state_carries_breach_and_counts(
         status = await checks_reach(ts_env, handle, 44)
     assert status.detail["breaches_total"] == 3
     assert await kinds(loopback_deps, handle.id) == ["watch.recovery"]
+
+
+async def test_watch_started_without_a_source_reports_it_and_reads_once_given_one(
+    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    """Started around the service (a named metric never resolved): failed readings, not a
+    workflow task that fails forever; update_config gives the source and the watch reads."""
+    state, base = site
+    state.values = [50]
+    named = ThresholdWatchConfig.model_validate(
+        {"metric": "bitcoin_price", "threshold": 100, "check_interval_minutes": 1}
+    )
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_threshold(ts_env, worker.task_queue, named)
+        first = await handle.execute_update("baseline", result_type=TaskStatus)
+        assert first.detail["last_error"] == (
+            "source: no metric source (named metrics resolve at the API)"
+        )
+        assert first.detail["last_value"] is None
+        await handle.execute_update("update_config", threshold(base).model_dump(mode="json"))
+        status = await checks_reach(ts_env, handle, first.checks + 1)
+        assert status.detail["last_value"] == 50 and status.detail["last_error"] is None
