@@ -133,6 +133,7 @@ def mcp(
 
     _logging(logging.WARNING)
     settings = discovered_settings()
+    _require_migrated(settings)
     if profile is not None:
         if profile != "voice":
             raise typer.BadParameter("the one profile is voice", param_hint="--profile")

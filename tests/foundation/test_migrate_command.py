@@ -82,3 +82,15 @@ async def test_ambient_migrate_brings_the_database_up_and_check_says_whether_it_
     assert code == 0, output
     async with open_state(behind) as state:  # now it starts
         assert state.db is not None
+
+
+async def test_the_commands_that_serve_exit_with_the_refusal_not_a_traceback(
+    behind: Settings,
+) -> None:
+    await _one_short(behind)
+    env = {"AMBIENT_DATA_DIR": str(behind.data_dir)}
+    for command in (["api"], ["worker"], ["mcp", "--user", "alice"]):
+        done = await asyncio.to_thread(CliRunner().invoke, app, command, env=env)
+        assert done.exit_code == 1, (command, done.output)
+        assert "run `ambient migrate` first" in done.output
+        assert "Traceback" not in done.output
