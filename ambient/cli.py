@@ -133,18 +133,18 @@ def mcp(
 
     _logging(logging.WARNING)
     settings = discovered_settings()
+    if profile is not None and profile != "voice":
+        raise typer.BadParameter("the one profile is voice", param_hint="--profile")
+    if server_name is not None and server_name not in DISCUSSION_SERVERS:
+        known = ", ".join(DISCUSSION_SERVERS)
+        raise typer.BadParameter(f"one of {known}", param_hint="--server")
     _require_migrated(settings)
     if profile is not None:
-        if profile != "voice":
-            raise typer.BadParameter("the one profile is voice", param_hint="--profile")
         from mcp_server.voice import build_voice_server
 
         anyio.run(build_voice_server(settings, stdio_user=user).run_stdio_async)
         return
     if server_name is not None:
-        if server_name not in DISCUSSION_SERVERS:
-            known = ", ".join(DISCUSSION_SERVERS)
-            raise typer.BadParameter(f"one of {known}", param_hint="--server")
         server = build_discussion_server(
             settings, server_name, stdio_user=user, read_only=read_only
         )

@@ -14,7 +14,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+
+from ambient.storage.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -58,12 +59,12 @@ async def current_revisions(url: str) -> tuple[str, ...]:
     def read(connection: Connection) -> tuple[str, ...]:
         return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
 
-    engine = create_async_engine(url)
+    db = Database(url)  # its SQLite folder made: an absent database is an empty one
     try:
-        async with engine.connect() as connection:
+        async with db.engine.connect() as connection:
             return await connection.run_sync(read)
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 async def require_current(url: str) -> None:
