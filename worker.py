@@ -23,6 +23,7 @@ from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.migrate import require_current
 from workflows import ALL_WORKFLOWS
 
 log = logging.getLogger("ambient.worker")
@@ -87,6 +88,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
+    await require_current(settings.resolved_database_url)  # `ambient migrate` is a deploy step
     async with AsyncExitStack() as stack:
         client = await temporal.connect(settings, runtime=metrics_runtime(settings))
         db = Database(settings.resolved_database_url)

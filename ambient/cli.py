@@ -30,8 +30,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-db_app = typer.Typer(help="App database.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
 app.add_typer(user_commands.app, name="user")
 app.add_typer(task_commands.app, name="task")
 app.add_typer(briefing_commands.app, name="briefing")
@@ -97,7 +95,9 @@ def worker() -> None:
     from worker import run_worker
 
     _logging()
-    asyncio.run(run_worker(Settings()))
+    settings = Settings()
+    _require_migrated(settings)
+    asyncio.run(run_worker(settings))
 
 
 @app.command()
@@ -112,6 +112,7 @@ def api(
 
     _logging()
     settings = Settings()
+    _require_migrated(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.api_host,
@@ -143,17 +144,18 @@ def mcp(
 
     _logging(logging.WARNING)
     settings = discovered_settings()
+    if profile is not None and profile != "voice":
+        raise typer.BadParameter("the one profile is voice", param_hint="--profile")
+    if server_name is not None and server_name not in DISCUSSION_SERVERS:
+        known = ", ".join(DISCUSSION_SERVERS)
+        raise typer.BadParameter(f"one of {known}", param_hint="--server")
+    _require_migrated(settings)
     if profile is not None:
-        if profile != "voice":
-            raise typer.BadParameter("the one profile is voice", param_hint="--profile")
         from mcp_server.voice import build_voice_server
 
         anyio.run(build_voice_server(settings, stdio_user=user).run_stdio_async)
         return
     if server_name is not None:
-        if server_name not in DISCUSSION_SERVERS:
-            known = ", ".join(DISCUSSION_SERVERS)
-            raise typer.BadParameter(f"one of {known}", param_hint="--server")
         server = build_discussion_server(
             settings, server_name, stdio_user=user, read_only=read_only
         )
@@ -202,14 +204,33 @@ def new_payload_key() -> None:
     console.print(new_key(), soft_wrap=True, highlight=False)
 
 
-@db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "heads") -> None:
-    """Apply migrations to the app database."""
-    from ambient.storage.migrate import upgrade
+@app.command()
+def migrate(
+    check: Annotated[
+        bool, typer.Option("--check", help="change nothing; non-zero when the database is behind")
+    ] = False,
+) -> None:
+    """Bring the app database to this release's revision (the deploy step before the API)."""
+    from ambient.storage.migrate import head_revision, upgrade
 
     settings = Settings()
-    upgrade(settings.resolved_database_url, revision)
-    console.print(f"database at {revision}: {settings.resolved_database_url}")
+    if check:
+        _require_migrated(settings)
+        console.print(f"database at {head_revision()}")
+        return
+    before, after = upgrade(settings.resolved_database_url)
+    console.print(f"database from {', '.join(before) or 'empty'} to {after}")
+
+
+def _require_migrated(settings: Settings) -> None:
+    """Exit with the refusal's message (not a traceback) when the database is behind."""
+    from ambient.storage.migrate import DatabaseBehindError, require_current
+
+    try:
+        asyncio.run(require_current(settings.resolved_database_url))
+    except DatabaseBehindError as exc:
+        err_console.print(str(exc), soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from exc
 
 
 @app.command()

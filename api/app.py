@@ -75,7 +75,7 @@ async def _bridge(state: AppState) -> AsyncIterator[BridgeRunner | None]:
         yield runner
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     holder = StateHolder()
     mcp = build_server(settings, holder=holder, http_auth=True)
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_state(settings, migrate=migrate) as state:
+        async with open_state(settings) as state:
             holder.state = state
             # The mounted MCP app's own lifespan never runs: run its session manager here.
             async with mcp.session_manager.run(), voice.session_manager.run(), _bridge(state):

@@ -16,7 +16,7 @@ from ambient.clients.notify.registry import build_channels
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
+from ambient.storage.migrate import require_current
 
 
 @dataclass
@@ -33,12 +33,12 @@ class AppState:
 
 @asynccontextmanager
 async def open_state(
-    settings: Settings, *, stdio_user: str | None = None, migrate: bool = True
+    settings: Settings, *, stdio_user: str | None = None
 ) -> AsyncIterator[AppState]:
-    """Database (migrated) and a lazy Temporal client, closed on exit."""
+    """Database and a lazy Temporal client, closed on exit; a database behind is refused."""
     async with AsyncExitStack() as stack:
-        if migrate:
-            await upgrade_async(settings.resolved_database_url)
+        # Deploys migrate as their own step (`ambient migrate`); a start never changes the schema.
+        await require_current(settings.resolved_database_url)
         db = Database(settings.resolved_database_url)
         stack.push_async_callback(db.close)
         # Lazy: the API and MCP start (and report it) even while Temporal is down.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from ambient.devstack import register_search_attributes
 from ambient.domain.users import Language
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
+from ambient.storage.migrate import upgrade, upgrade_async
 from worker import build_worker
 
 # Loopback servers stand in for the outside world; a proxy in the environment must not interfere.
@@ -39,8 +40,19 @@ def _binary(name: str, package: str) -> str:
     return path
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite database `ambient migrate` brought to the head, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "ambient.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, migrated_template: Path) -> Settings:
+    # Starts refuse a database behind (deploys run `ambient migrate`): each test's starts on one
+    # already migrated, as after that step (a copy: a fresh migration per test costs ~1 s).
+    shutil.copyfile(migrated_template, tmp_path / "ambient.db")
     return Settings(
         environment=Environment.TEST,
         data_dir=tmp_path,

@@ -1,4 +1,8 @@
-"""Run Alembic migrations programmatically (``ambient db upgrade`` and every start)."""
+"""Alembic migrations: `ambient migrate` applies them; every other start only checks the revision.
+
+The revisions form one linear chain (tests/foundation/test_migrations.py checks there is one
+head). A new migration's ``down_revision`` is the current head.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,32 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from ambient.storage.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Until the chain was made linear, every area's revision hung off 0003 (0012 off 0011), so a
+# database kept one alembic_version row per branch. Those rows name a prefix of today's chain
+# (its order is the order the revisions landed in); `ambient migrate` stamps that prefix's last
+# revision in their place, running nothing.
+BRANCHED_FROM = "0003"
+NESTED_IN_BRANCH = {"0012_poll_leases": "0011_watch_poll_ends"}
+
+
+class DatabaseBehindError(RuntimeError):
+    """The database is not at the revision this code expects; `ambient migrate` brings it."""
+
+    def __init__(self, current: tuple[str, ...], expected: str) -> None:
+        self.current, self.expected = current, expected
+        at = ", ".join(current) or "none (an empty database)"
+        super().__init__(
+            f"the database is at revision {at}; this release expects {expected}: "
+            "run `ambient migrate` first"
+        )
 
 
 def alembic_config(url: str) -> Config:
@@ -18,14 +46,70 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "heads") -> None:
-    """Bring the database at ``url`` to ``revision`` (blocking; runs its own event loop).
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    if head is None:  # several heads: test_migrations fails first
+        raise RuntimeError("the migrations have more than one head: chain the newest one")
+    return head
 
-    ``heads``: areas add migrations on their own branches from a shared base; all apply.
+
+async def current_revisions(url: str) -> tuple[str, ...]:
+    """The rows of the database's alembic_version (empty for a database never migrated)."""
+
+    def read(connection: Connection) -> tuple[str, ...]:
+        return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
+
+    db = Database(url)  # its SQLite folder made: an absent database is an empty one
+    try:
+        async with db.engine.connect() as connection:
+            return await connection.run_sync(read)
+    finally:
+        await db.close()
+
+
+async def require_current(url: str) -> None:
+    """Refuse to start on a database that `ambient migrate` has not brought to the head."""
+    current, expected = await current_revisions(url), head_revision()
+    if current != (expected,):
+        raise DatabaseBehindError(current, expected)
+
+
+def linear_revision(rows: tuple[str, ...]) -> str:
+    """The one revision a database left with the branched chain's rows is at.
+
+    Refuses rows that are not the old heads of a prefix of the chain (a database made on an
+    unmerged branch): stamping their last revision would skip migrations never run.
     """
-    command.upgrade(alembic_config(url), revision)
+    script = ScriptDirectory.from_config(alembic_config(""))
+    chain = [rev.revision for rev in reversed(list(script.walk_revisions()))]
+    if unknown := set(rows) - set(chain):
+        raise RuntimeError(f"alembic_version names revisions this release lacks: {sorted(unknown)}")
+    last = max(chain.index(row) for row in rows)
+    branched = chain[chain.index(BRANCHED_FROM) + 1 : last + 1]
+    expected_rows = set(branched) - {NESTED_IN_BRANCH[r] for r in branched if r in NESTED_IN_BRANCH}
+    if set(rows) != expected_rows:
+        raise RuntimeError(
+            f"alembic_version holds {sorted(rows)}, not the branches of a released database "
+            f"(expected {sorted(expected_rows)}): stamp its revision by hand "
+            "(alembic stamp --purge) before `ambient migrate`"
+        )
+    return chain[last]
 
 
-async def upgrade_async(url: str, revision: str = "heads") -> None:
+def upgrade(url: str, revision: str = "head") -> tuple[tuple[str, ...], str]:
+    """Bring the database at ``url`` to ``revision``; returns (revisions before, revision after).
+
+    Blocking (alembic's env.py runs its own event loop).
+    """
+    config = alembic_config(url)
+    before = asyncio.run(current_revisions(url))
+    if len(before) > 1:
+        command.stamp(config, linear_revision(before), purge=True)
+    command.upgrade(config, revision)
+    after = asyncio.run(current_revisions(url))
+    return before, ", ".join(after)
+
+
+async def upgrade_async(url: str, revision: str = "head") -> tuple[tuple[str, ...], str]:
     # env.py calls asyncio.run, which cannot nest inside a running loop: use a thread.
-    await asyncio.to_thread(upgrade, url, revision)
+    return await asyncio.to_thread(upgrade, url, revision)

@@ -33,6 +33,10 @@ def _env(tmp_path: Path, dev_env: WorkflowEnvironment) -> dict[str, str]:
 async def test_mcp_over_stdio_answers_get_status(
     tmp_path: Path, dev_env: WorkflowEnvironment
 ) -> None:
+    migrated = await asyncio.to_thread(
+        CliRunner().invoke, app, ["migrate"], env=_env(tmp_path, dev_env)
+    )
+    assert migrated.exit_code == 0, migrated.output
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "ambient.cli", "mcp", "--user", "alice", "--read-only"],
@@ -47,10 +51,10 @@ async def test_mcp_over_stdio_answers_get_status(
     assert result.structured_content["database_reachable"] is True
 
 
-async def test_status_and_db_upgrade_commands(tmp_path: Path, dev_env: WorkflowEnvironment) -> None:
+async def test_status_and_migrate_commands(tmp_path: Path, dev_env: WorkflowEnvironment) -> None:
     env = _env(tmp_path, dev_env)
     runner = CliRunner()
-    upgraded = await asyncio.to_thread(runner.invoke, app, ["db", "upgrade"], env=env)
+    upgraded = await asyncio.to_thread(runner.invoke, app, ["migrate"], env=env)
     assert upgraded.exit_code == 0, upgraded.output
     assert (tmp_path / "ambient.db").exists()
 

@@ -1,9 +1,39 @@
+import asyncio
 import sqlite3
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from ambient.storage.migrate import alembic_config, upgrade
+from ambient.storage.migrate import (
+    alembic_config,
+    current_revisions,
+    head_revision,
+    upgrade,
+    upgrade_async,
+)
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
+
+# alembic_version of a database the branched chain (every area off 0003) brought to its heads:
+# one row per branch, 0011 under 0012.
+BRANCHED_HEADS = (
+    "0004_roles",
+    "0005_delivery",
+    "0006_briefing",
+    "0007_remediation",
+    "0008_agent",
+    "0009_discussions",
+    "0010_watch_polls",
+    "0012_poll_leases",
+    "0013_xiaozhi_endpoints",
+    "0014_xiaozhi_devices",
+    "0016_user_language",
+)
 
 
 def _tables(path: Path) -> set[str]:
@@ -11,11 +41,74 @@ def _tables(path: Path) -> set[str]:
         return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind (a fresh PostgreSQL database per test)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+        return
+    server: str = request.getfixturevalue("postgres_url")
+    name = f"m_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        engine = create_async_engine(server, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    asyncio.run(create())
+    yield server.replace("/postgres?", f"/{name}?")
+
+
+def _schema(url: str) -> dict[str, object]:
+    """Tables, their columns (any order: the branched chain added some elsewhere), indexes."""
+
+    def read(connection: Connection) -> dict[str, object]:
+        found = inspect(connection)
+        return {
+            table: (
+                {(c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(table)},
+                {i["name"] for i in found.get_indexes(table)},
+            )
+            for table in found.get_table_names()
+        }
+
+    async def run() -> dict[str, object]:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            schema = await conn.run_sync(read)
+        await engine.dispose()
+        return schema
+
+    return asyncio.run(run())
+
+
+def _as_branched(url: str, revision: str, rows: tuple[str, ...]) -> None:
+    """A database the branched chain made: the same migrations run, one row per branch."""
+    upgrade(url, revision)
+
+    async def write() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM alembic_version"))
+            for row in rows:
+                await conn.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": row})
+        await engine.dispose()
+
+    asyncio.run(write())
+
+
+def test_the_migrations_form_one_chain_with_one_head() -> None:
+    script = ScriptDirectory.from_config(alembic_config(""))
+    assert script.get_heads() == [head_revision()]
+    assert script.get_bases() == ["0001"]
+
+
 def test_upgrade_creates_tables_and_is_repeatable(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     url = f"sqlite+aiosqlite:///{path}"
-    upgrade(url)
-    upgrade(url)  # a second start finds nothing to do
+    assert upgrade(url) == ((), head_revision())
+    assert upgrade(url) == ((head_revision(),), head_revision())  # nothing left to do
     assert {"users", "events", "deliveries", "inbox", "alembic_version"} <= _tables(path)
 
 
@@ -25,3 +118,41 @@ def test_downgrade_to_base_removes_tables(tmp_path: Path) -> None:
     upgrade(url)
     command.downgrade(alembic_config(url), "base")
     assert _tables(path) == {"alembic_version"}
+
+
+def test_a_database_at_the_branched_heads_reaches_the_one_head_without_running_anything(
+    url: str, tmp_path: Path
+) -> None:
+    fresh = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    upgrade(fresh)
+    _as_branched(url, "head", BRANCHED_HEADS)
+    assert asyncio.run(current_revisions(url)) == BRANCHED_HEADS
+    before = _schema(url)
+    # Any migration run again would fail (its tables and columns exist already).
+    assert upgrade(url) == (BRANCHED_HEADS, head_revision())
+    assert asyncio.run(current_revisions(url)) == (head_revision(),)
+    assert _schema(url) == before
+    if url.startswith("sqlite"):
+        assert before == _schema(fresh)
+
+
+def test_a_database_from_before_later_branches_runs_only_the_missing_migrations(url: str) -> None:
+    # As made when 0004_roles and 0006_briefing had landed, before 0005_delivery.
+    _as_branched(url, "0006_briefing", ("0004_roles", "0006_briefing"))
+    upgrade(url)
+    assert asyncio.run(current_revisions(url)) == (head_revision(),)
+    columns = {c[0] for c in _schema(url)["deliveries"][0]}  # type: ignore[index]
+    assert {"lease_until", "task", "kind"} <= columns  # 0005_delivery ran
+
+
+def test_branch_rows_with_a_gap_are_refused_rather_than_stamped(tmp_path: Path) -> None:
+    # 0006..0008 landed before 0005: rows without them are no released database.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'gap.db'}"
+    _as_branched(url, "0004_roles", ("0004_roles", "0005_delivery"))
+    with pytest.raises(RuntimeError, match="not the branches of a released database"):
+        upgrade(url)
+
+
+async def test_upgrade_async_reports_from_and_to(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    assert await upgrade_async(url) == ((), head_revision())

@@ -7,7 +7,7 @@ import asyncio
 import apprise
 
 from ambient.clients.guard import DestinationGuard
-from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.http_errors import checked_destination
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url

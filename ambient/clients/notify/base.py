@@ -1,35 +1,14 @@
-"""The channel interface and registry.
-
-NotifyError
- ├── TransientNotifyError   retry with backoff (timeouts, 5xx, rate limits)
- ├── PermanentNotifyError   never retry (bad address, auth rejected, bad payload)
- └── UnknownChannelError    the target names a channel nobody registered
-"""
+"""The channel interface and registry (the errors are in ``errors``: targets need them too)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from ambient.clients.notify.errors import UnknownChannelError
 from ambient.domain.notify import Message
 
 if TYPE_CHECKING:
     from ambient.clients.notify.targets import TargetPolicy
-
-
-class NotifyError(Exception):
-    """A message could not be delivered on one channel."""
-
-
-class TransientNotifyError(NotifyError):
-    """Delivery failed for a reason that may pass; retrying makes sense."""
-
-
-class PermanentNotifyError(NotifyError):
-    """Delivery failed for a reason retrying cannot fix."""
-
-
-class UnknownChannelError(PermanentNotifyError):
-    """The target names a channel that is not registered."""
 
 
 class Channel(Protocol):

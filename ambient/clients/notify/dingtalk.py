@@ -16,7 +16,7 @@ from urllib.parse import quote_plus, urlencode
 
 import httpx
 
-from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.robots import listed, robot_address
 from ambient.clients.notify.secrets import SecretResolver

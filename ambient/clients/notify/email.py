@@ -10,7 +10,7 @@ from email.utils import formatdate
 
 import aiosmtplib
 
-from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.domain.notify import Message
 from ambient.render import markdown_html
 

@@ -10,7 +10,7 @@ from ambient.clients.guard import (
     PinnedRequest,
     RefusedDestinationError,
 )
-from ambient.clients.notify.base import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 
 
 async def checked_destination(guard: DestinationGuard, url: str) -> PinnedRequest:

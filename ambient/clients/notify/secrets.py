@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from pydantic import SecretStr
 
-from ambient.clients.notify.base import PermanentNotifyError
+from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.settings import ServerSecret
 
 PREFIX = "secret:"

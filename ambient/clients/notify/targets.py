@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
-from ambient.clients.notify.base import PermanentNotifyError
+from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import Target
 from ambient.domain.push import (

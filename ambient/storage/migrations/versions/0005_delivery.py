@@ -1,7 +1,7 @@
 """deliveries as leases: lease_until (a pending row is in flight until it expires), task, kind
 
 Revision ID: 0005_delivery
-Revises: 0003
+Revises: 0008_agent
 Create Date: 2026-11-22
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_delivery"
-down_revision: str | None = "0003"
+down_revision: str | None = "0008_agent"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

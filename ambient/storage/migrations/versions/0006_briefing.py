@@ -1,7 +1,7 @@
 """daily briefing: briefings, per-user log baselines, the broadcast queue
 
 Revision ID: 0006_briefing
-Revises: 0003
+Revises: 0004_roles
 Create Date: 2026-11-22
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_briefing"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004_roles"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

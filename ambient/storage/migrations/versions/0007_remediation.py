@@ -1,7 +1,7 @@
 """graded remediation: alert rules, remediation runs, per-cluster actions, circuit breakers
 
 Revision ID: 0007_remediation
-Revises: 0003
+Revises: 0006_briefing
 Create Date: 2026-11-22
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_remediation"
-down_revision: str | None = "0003"
+down_revision: str | None = "0006_briefing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

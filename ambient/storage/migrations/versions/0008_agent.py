@@ -1,7 +1,7 @@
 """agent servers: the MCP servers each user adds to their agent
 
 Revision ID: 0008_agent
-Revises: 0003
+Revises: 0007_remediation
 Create Date: 2026-11-22
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_agent"
-down_revision: str | None = "0003"
+down_revision: str | None = "0007_remediation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """discussions: participants (seeded with the product's agents), discussions, messages
 
 Revision ID: 0009_discussions
-Revises: 0003
+Revises: 0005_delivery
 Create Date: 2026-11-22
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_discussions"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005_delivery"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """watch polls: where the long-running poll of each web-monitor life stands
 
 Revision ID: 0010_watch_polls
-Revises: 0003
+Revises: 0009_discussions
 Create Date: 2026-11-22
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_watch_polls"
-down_revision: str | None = "0003"
+down_revision: str | None = "0009_discussions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """watch poll ends: a control's request that a poll in another worker process hand back
 
 Revision ID: 0011_watch_poll_ends
-Revises: 0003
+Revises: 0010_watch_polls
 Create Date: 2026-11-22
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_watch_poll_ends"
-down_revision: str | None = "0003"
+down_revision: str | None = "0010_watch_polls"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """xiaozhi endpoints: the xiaozhi.me MCP 接入点 the bridge dials, with their lease and state
 
 Revision ID: 0013_xiaozhi_endpoints
-Revises: 0003
+Revises: 0014_xiaozhi_devices
 Create Date: 2026-11-23
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_xiaozhi_endpoints"
-down_revision: str | None = "0003"
+down_revision: str | None = "0014_xiaozhi_devices"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

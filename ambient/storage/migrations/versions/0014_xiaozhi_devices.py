@@ -1,7 +1,7 @@
 """xiaozhi devices: a 小智 device (MAC) per user, its hashed token, who allowed it
 
 Revision ID: 0014_xiaozhi_devices
-Revises: 0003
+Revises: 0012_poll_leases
 Create Date: 2026-11-23
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 revision: str = "0014_xiaozhi_devices"
 # Its own branch from the shared base, like every area (the endpoint bridge has another).
-down_revision: str | None = "0003"
+down_revision: str | None = "0012_poll_leases"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """users.language: the language of a user's pages (zh or en; NULL is the server's default)
 
 Revision ID: 0016_user_language
-Revises: 0003
+Revises: 0013_xiaozhi_endpoints
 Create Date: 2026-11-23
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 revision: str = "0016_user_language"
 # Its own branch from the shared base, like every area.
-down_revision: str | None = "0003"
+down_revision: str | None = "0013_xiaozhi_endpoints"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
