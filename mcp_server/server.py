@@ -55,18 +55,19 @@ class AmbientMCPServer(MCPServer[AppState]):
             raise ToolError(f"Error executing tool {name}: {argument_problems(cause)}") from cause
 
 
-def build_server(
+def server_shell(
+    cls: type[MCPServer[AppState]],
     settings: Settings,
     *,
-    holder: StateHolder | None = None,
-    read_only: bool = False,
-    areas: Iterable[str] | None = None,
-    stdio_user: str | None = None,
-    http_auth: bool = False,
-    name: str = "ambient-ops",
-    instructions: str = INSTRUCTIONS,
+    holder: StateHolder | None,
+    stdio_user: str | None,
+    http_auth: bool,
+    path: str,
+    name: str,
+    instructions: str,
 ) -> MCPServer[AppState]:
-    """The MCP server; with ``holder`` it shares the API's state, otherwise it opens its own."""
+    """An MCP server of ``cls`` with no tools yet: the shared state (or its own, opened in its
+    lifespan) and, over HTTP, the users' bearer tokens for the resource at ``path``."""
     holder = holder or StateHolder()
 
     @asynccontextmanager
@@ -86,17 +87,40 @@ def build_server(
     if http_auth:
         base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
         auth = AuthSettings(
-            issuer_url=base, resource_server_url=f"{base}/mcp", validate_token_resource=False
+            issuer_url=base, resource_server_url=f"{base}{path}", validate_token_resource=False
         )
         verifier = UserTokenVerifier(holder)
-
-    mcp: MCPServer[AppState] = AmbientMCPServer(
+    return cls(
         name=name,
         version=__version__,
         instructions=instructions,
         lifespan=lifespan,
         token_verifier=verifier,
         auth=auth,
+    )
+
+
+def build_server(
+    settings: Settings,
+    *,
+    holder: StateHolder | None = None,
+    read_only: bool = False,
+    areas: Iterable[str] | None = None,
+    stdio_user: str | None = None,
+    http_auth: bool = False,
+    name: str = "ambient-ops",
+    instructions: str = INSTRUCTIONS,
+) -> MCPServer[AppState]:
+    """The MCP server; with ``holder`` it shares the API's state, otherwise it opens its own."""
+    mcp = server_shell(
+        AmbientMCPServer,
+        settings,
+        holder=holder,
+        stdio_user=stdio_user,
+        http_auth=http_auth,
+        path="/mcp",
+        name=name,
+        instructions=instructions,
     )
     selected = list(AREAS) if areas is None else list(areas)
     unknown = sorted(set(selected) - set(AREAS))

@@ -12,18 +12,15 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ambient import __version__
 from ambient.briefing import BriefingError, BriefingService
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
@@ -35,8 +32,9 @@ from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository
 from ambient.tasks import TaskError, TaskService, TaskSummary
 from ambient.xiaozhi import Speaker, SpeakerKind, resolve_speaker, waiting_for
-from mcp_server.auth import UserTokenVerifier, app_state, current_user
-from mcp_server.state import AppState, StateHolder, open_state
+from mcp_server.auth import app_state, current_user
+from mcp_server.server import server_shell
+from mcp_server.state import AppState, StateHolder
 
 log = logging.getLogger(__name__)
 
@@ -450,35 +448,15 @@ def build_voice_server(
     http_auth: bool = False,
 ) -> MCPServer[AppState]:
     """The voice profile: its own server over the same state, tokens and services."""
-    holder = holder or StateHolder()
-
-    @asynccontextmanager
-    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        if holder.state is not None:
-            yield holder.state
-            return
-        async with open_state(settings, stdio_user=stdio_user) as state:
-            holder.state = state
-            try:
-                yield state
-            finally:
-                holder.state = None
-
-    auth = None
-    verifier = None
-    if http_auth:
-        base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
-        auth = AuthSettings(
-            issuer_url=base, resource_server_url=f"{base}/mcp/voice", validate_token_resource=False
-        )
-        verifier = UserTokenVerifier(holder)
-    mcp: MCPServer[AppState] = MCPServer(
+    mcp = server_shell(
+        MCPServer,
+        settings,
+        holder=holder,
+        stdio_user=stdio_user,
+        http_auth=http_auth,
+        path=VOICE_PATH,
         name="ambient-voice",
-        version=__version__,
         instructions=INSTRUCTIONS,
-        lifespan=lifespan,
-        token_verifier=verifier,
-        auth=auth,
     )
     for function, hints in TOOLS:
         # Plain text results: no output schema to send on every turn, nothing but the words.
