@@ -12,8 +12,9 @@ params on every tools/call) and serves the error-rate page the remediations veri
 Prepared before timing, for the user ``bench`` (rollback permission dry_run):
 - today's briefing, prepared from a log file (``greet``: the first call speaks it, the rest
   answer "already given"),
-- one remediation waiting for approval on ``checkout`` (``what_needs_me``), and one per
-  approval and per refusal to time (``alpha-NN`` approved, ``bravo-NN`` refused, by name),
+- one remediation waiting for approval on ``checkout`` (``what_needs_me``), and before each
+  round one to approve (``alpha-NN``) and one to refuse (``bravo-NN``), by name (the voice
+  lookup considers the 20 newest open runs, so they cannot all be started up front),
 - a web monitor ``shop-home`` (``task_status``, ``pause_task``, ``resume_task`` alternate),
 - a registered device (``context``: `GET /xiaozhi/context`, over HTTP, not the bridge).
 
@@ -33,6 +34,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -48,7 +50,7 @@ from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
 from ambient.tasks import TaskService
-from ambient.xiaozhi import DeviceService, waiting_for
+from ambient.xiaozhi import DeviceAdded, DeviceService, waiting_for
 from bench.devserver import dev_server_command
 from bench.greeting import ZONES, api_ready, pct, prepared, spawn, write_logs
 from tests.remediation.support import alert, error_rate
@@ -70,13 +72,14 @@ def line(name: str, ms: list[float]) -> str:
     )
 
 
-async def waiting(service: RemediationService, count: int) -> None:
-    """Until ``count`` remediations of ``USER`` wait for approval."""
+async def waiting(service: RemediationService, workloads: set[str]) -> None:
+    """Until a remediation of each of ``workloads`` waits for ``USER``'s approval."""
     for _ in range(2400):
-        if len(await waiting_for(service, USER)) >= count:
+        found = {r.service.rsplit("/", 1)[-1] for r in await waiting_for(service, USER)}
+        if workloads <= found:
             return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"fewer than {count} remediations reached waiting_approval")
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{workloads} never all reached waiting_approval")
 
 
 async def main(requests: int) -> None:
@@ -141,23 +144,23 @@ async def main(requests: int) -> None:
         )
         async with error_rate(healthy_from=None) as (_, url):
             remediations = RemediationService(client, settings, db)
-            workloads = ["checkout"]
-            workloads += [f"alpha-{i:02d}" for i in range(requests)]
-            workloads += [f"bravo-{i:02d}" for i in range(requests)]
-            for workload in workloads:
-                await remediations.start(USER, alert(url, workload=workload), "dry_run")
+            await remediations.start(USER, alert(url, workload="checkout"), "dry_run")
             await TaskService(client, settings, db).create_web_monitor(
                 USER, {"urls": [url], "check_interval_minutes": 60}, "shop-home"
             )
             await prepared(briefings, USER)
-            await waiting(remediations, len(workloads))
-            print(
-                f"prepared: briefing ({zone}), {len(workloads)} remediations waiting, "
-                "a web monitor",
-                flush=True,
-            )
+            await waiting(remediations, {"checkout"})
+            print(f"prepared: briefing ({zone}), checkout waiting, a web monitor", flush=True)
+
+            async def next_round(i: int) -> None:
+                # One to approve and one to refuse per round, started before the round's
+                # timing: the voice lookup asks about the 20 newest open runs only.
+                for workload in (f"alpha-{i:02d}", f"bravo-{i:02d}"):
+                    await remediations.start(USER, alert(url, workload=workload), "dry_run")
+                await waiting(remediations, {f"alpha-{i:02d}", f"bravo-{i:02d}"})
+
             await api_ready(api_port)
-            await measure(api_port, token, device.device_id, device.token, requests)
+            await measure(api_port, token, device, requests, next_round)
         await db.close()
     finally:
         for child in reversed(children):
@@ -166,7 +169,11 @@ async def main(requests: int) -> None:
 
 
 async def measure(
-    api_port: int, token: str, device_id: str, device_token: str, requests: int
+    api_port: int,
+    token: str,
+    device: DeviceAdded,
+    requests: int,
+    next_round: Callable[[int], Awaitable[None]],
 ) -> None:
     jwt = "bench-endpoint-jwt"
     timings: dict[str, list[float]] = {}
@@ -198,6 +205,7 @@ async def measure(
 
         await call(connection, "recent_errors", {}, [])  # warm the path (not counted)
         for i in range(requests):
+            await next_round(i)
             await timed("greet", "greet", {}, "简报")
             await timed("what_needs_me", "what_needs_me", {}, "等你审批")
             await timed(
@@ -209,7 +217,7 @@ async def measure(
             await timed("resume_task", "resume_task", {"name": "shop home"}, "")
             await timed("cluster_health", "cluster_health", {}, "")
             await timed("recent_errors", "recent_errors", {}, "")
-        wake = {"device-id": device_id, "Authorization": f"Bearer {device_token}"}
+        wake = {"device-id": device.device_id, "Authorization": f"Bearer {device.token}"}
         context = timings.setdefault("context", [])
         for _ in range(max(requests, 100)):
             start = time.perf_counter()
