@@ -43,6 +43,7 @@ import httpx
 
 from ambient.briefing import BriefingService
 from ambient.devstack import DevOptions, free_port, wait_for_temporal
+from ambient.domain.remediation_runs import FINAL_STATES
 from ambient.domain.users import UserCreate
 from ambient.remediation import RemediationService
 from ambient.settings import Environment, Settings
@@ -161,6 +162,7 @@ async def main(requests: int) -> None:
 
             await api_ready(api_port)
             await measure(api_port, token, device, requests, next_round)
+            await lookup(remediations, db)
         await db.close()
     finally:
         for child in reversed(children):
@@ -227,6 +229,30 @@ async def measure(
     for name, text in said.items():
         print(f"{name} said: {text}", flush=True)
     for name, ms in timings.items():
+        print(line(name, ms), flush=True)
+
+
+async def lookup(service: RemediationService, db: Database) -> None:
+    """Where the context's time goes: the approvals-waiting lookup, in this process, against
+    its parts (the Temporal status queries alone, and each candidate's full view)."""
+    from ambient.storage.remediations import RemediationRepository
+
+    async with db.session() as session:
+        rows = await RemediationRepository(session).list(limit=500)
+    candidates = [r.remediation_id for r in rows if r.state not in FINAL_STATES][:20]
+    parts: dict[str, list[float]] = {"lookup": [], "queries only": [], "full views": []}
+    for _ in range(30):
+        start = time.perf_counter()
+        await waiting_for(service, USER)
+        parts["lookup"].append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        await asyncio.gather(*(service._status(rid) for rid in candidates))
+        parts["queries only"].append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        await asyncio.gather(*(service.get(USER, rid) for rid in candidates))
+        parts["full views"].append((time.perf_counter() - start) * 1000)
+    print(f"approvals lookup over {len(candidates)} open runs, in this process:", flush=True)
+    for name, ms in parts.items():
         print(line(name, ms), flush=True)
 
 
