@@ -26,7 +26,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.service import RPCError
 
+from ambient import temporal
 from ambient.domain.remediation import named_approver
 from ambient.domain.remediation_runs import FINAL_STATES
 from ambient.domain.users import Role, RollbackPermission
@@ -37,6 +39,7 @@ from ambient.storage.models import Briefing, RemediationRecord, User, XiaozhiDev
 from ambient.storage.remediations import RemediationRepository
 from ambient.storage.repositories import OPERATOR, UserRepository, hash_token
 from ambient.storage.repositories import new_api_token as _new_token
+from workflows.graded_remediation import GradedRemediationWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -299,9 +302,12 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
 
     Candidates are the open runs the user owns, or whose cluster the approval policy names
     them for, or all for an admin. The runs table is written at milestones, not when a run
-    starts waiting, so each candidate is asked (a query each, in parallel) through the
-    service, which decides who may see it.
+    starts waiting, so the server's list narrows them first to the runs whose state
+    attribute says waiting (one call, however many runs are open: acting and verifying runs
+    are not asked), and each of those is then asked (a query each, in parallel) through the
+    service, which decides who may see it and what its state is now.
     """
+    shown = await _shown_waiting(service)
     async with service.db.session() as session:
         account = await UserRepository(session).get(user)
         rows = await RemediationRepository(session).list(limit=500)
@@ -312,6 +318,7 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
         RemediationSummary.model_validate(row, from_attributes=True)
         for row in rows
         if row.state not in FINAL_STATES
+        and (shown is None or row.remediation_id in shown)
         and (
             row.user == user
             or account.role == Role.ADMIN
@@ -330,6 +337,24 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
 
     found = [r for r in await asyncio.gather(*(live(r) for r in runs)) if r is not None]
     return sorted(found, key=lambda r: (r.started_at, r.remediation_id))
+
+
+_SHOWN_WAITING = (
+    f'WorkflowType = "{GradedRemediationWorkflow.__name__}" '
+    f'AND {temporal.STATE.name} = "waiting_approval" AND ExecutionStatus = "Running"'
+)
+
+
+async def _shown_waiting(service: RemediationService) -> set[str] | None:
+    """The remediation ids the server lists as waiting for an approval; None when the list
+    cannot be had (then every open run is asked). The list follows the workflow by a moment
+    (it is indexed after the state is set), so a run that began to wait just now may be
+    missing for that moment; one listed that no longer waits is dropped by its query."""
+    try:
+        return {e.id async for e in service.client.list_workflows(_SHOWN_WAITING, limit=1000)}
+    except RPCError as exc:
+        log.warning("approvals: the server's list failed (%s); asking every open run", exc)
+        return None
 
 
 # --- the context provider ------------------------------------------------------------------

@@ -127,11 +127,15 @@ class XiaozhiBroker:
         live = [c for c in self.connections.get(token, []) if not c.closed.is_set()]
         return live[-1] if live else None
 
-    async def wait_ready(self, token: str, count: int = 1) -> ToolConnection:
-        """The ``count``-th connection for ``token``, once it has listed its tools."""
+    async def wait_connected(self, token: str, count: int = 1) -> ToolConnection:
+        """The ``count``-th connection for ``token``, as soon as it is open."""
         async with self._changed:
             await self._changed.wait_for(lambda: len(self.connections.get(token, [])) >= count)
-        connection = self.connections[token][count - 1]
+        return self.connections[token][count - 1]
+
+    async def wait_ready(self, token: str, count: int = 1) -> ToolConnection:
+        """The ``count``-th connection for ``token``, once it has listed its tools."""
+        connection = await self.wait_connected(token, count)
         await connection.ready.wait()
         return connection
 

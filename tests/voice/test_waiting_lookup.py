@@ -1,0 +1,73 @@
+"""What waits for my approval, among many open runs: the lookup behind what_needs_me, the
+approvals by voice and the context provider, against the Temporal dev server's visibility."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.testing import WorkflowEnvironment
+
+from ambient import temporal
+from ambient.deps import WorkerDeps
+from ambient.domain.remediation_runs import RemediationStatus
+from ambient.remediation import RemediationService
+from ambient.storage.remediations import RemediationRepository
+from ambient.xiaozhi import waiting_for
+from tests.conftest import running_worker, unique
+from tests.remediation.support import (
+    add_user,
+    alert,
+    error_rate,
+    remediation_settings,
+    state_reaches,
+)
+
+
+async def test_a_run_waiting_for_me_is_found_behind_more_than_twenty_newer_open_runs(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    owner = unique("ops")
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, owner)
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        started = await service.start(owner, alert(url, workload=unique("checkout")), "dry_run")
+        handle = dev_env.client.get_workflow_handle(
+            started.remediation_id, result_type=RemediationStatus
+        )
+        await state_reaches(
+            dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
+        )
+        # Twenty-five newer runs the table still shows open (acting, verifying, or rows a
+        # terminated workflow left behind): none of them waits for anyone.
+        async with deps.db.session() as session:
+            runs = RemediationRepository(session)
+            for i in range(25):
+                rid = f"remediation/{unique('busy')}"
+                await runs.save(
+                    f"{rid}@run-{i}",
+                    remediation_id=rid,
+                    user=owner,
+                    cluster_id="cls-test0001",
+                    service=f"cls-test0001/prod/busy-{i}",
+                    alert_type="error_rate",
+                    source="manual",
+                    mode="dry_run",
+                    state="verifying",
+                )
+            await session.commit()
+        # The server's list shows what the workflow set when it began to wait.
+        shown = (
+            f'WorkflowId = "{started.remediation_id}" '
+            f'AND {temporal.STATE.name} = "waiting_approval"'
+        )
+        while not [e async for e in dev_env.client.list_workflows(shown)]:
+            await dev_env.sleep(timedelta(milliseconds=50))
+
+        found = await waiting_for(service, owner)
+
+    assert [r.remediation_id for r in found] == [started.remediation_id]
