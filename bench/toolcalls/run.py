@@ -93,19 +93,25 @@ async def our_tools(profile: str = "full") -> list[dict[str, Any]]:
     from ambient.agent import AgentFacade
     from ambient.agent.facade import OWN_SERVER
     from ambient.settings import Environment, Settings
+    from ambient.storage.migrate import upgrade_async
 
     build_server = server_builder(profile)
     with tempfile.TemporaryDirectory() as data_dir:
         settings = Settings(  # type: ignore[call-arg]
             environment=Environment.TEST, data_dir=Path(data_dir), _env_file=None
         )
+        # Servers refuse a database behind the code: this one is the bench's own, made here.
+        await upgrade_async(settings.resolved_database_url)
         server = build_server(settings, stdio_user="dev")
         facade = AgentFacade()
         facade.add_server(OWN_SERVER, lambda: Client(server, cache=None))
         try:
-            return await facade.openai_tools()
+            tools = await facade.openai_tools()
         finally:
             await facade.close()
+    if not tools:
+        raise BenchError(f"the {profile!r} profile's server listed no tools (see the log above)")
+    return tools
 
 
 def only(tools: list[dict[str, Any]], names: Iterable[str]) -> list[dict[str, Any]]:
