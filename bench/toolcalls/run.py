@@ -35,6 +35,9 @@ from openai.types.chat import ChatCompletionMessageFunctionToolCall
 from bench.toolcalls.scoring import Attempt, Call, Case, Report, calls_in_text, report
 
 DATASET = Path(__file__).with_name("dataset.jsonl")
+# The voice profile's own cases (its tools are not the full server's), split into a "tune"
+# half and a "heldout" half: descriptions and prompts are tuned on the first, reported on both.
+VOICE_DATASET = Path(__file__).with_name("voice.jsonl")
 BENCHMARKS_MD = Path(__file__).parents[2] / "docs" / "benchmarks.md"
 # Server builders by profile, looked up when asked for (the voice profile is its own server).
 PROFILES = {
@@ -229,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         "offering the whole profile: the full tool list on the pinned subset",
     )
     parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument(
+        "--split",
+        help="run only the cases of this split (the dataset's `split` field, e.g. tune, heldout)",
+    )
     parser.add_argument("--runs", type=int, default=1, help="K: each case K times (pass^k)")
     parser.add_argument("--concurrency", type=int)
     parser.add_argument(
@@ -281,6 +288,8 @@ async def _main(args: argparse.Namespace, command: str) -> int:
         if names is not None:
             tools = only(tools, names)
         cases = answerable(load_cases(args.dataset), tools)
+        if args.split:
+            cases = [c for c in cases if c.split == args.split]
         if args.cases_for:
             subset = PINNED if args.cases_for == "pinned" else args.cases_for.split(",")
             cases = answerable(cases, only(tools, [n.strip() for n in subset if n.strip()]))
