@@ -312,3 +312,26 @@ async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both
             # Turns that need no tool: thanks, jokes, weather, and requests too vague to act on.
             assert sum(not c.expected for c in said) >= 3
     assert {c.split for c in cases} == {"tune", "heldout"}
+
+
+async def test_voice_profile_is_asked_with_the_voice_servers_published_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp_server.voice import INSTRUCTIONS
+
+    dataset = tmp_path / "cases.jsonl"
+    dataset.write_text(json.dumps({"id": "1", "lang": "en", "utterance": "hi", "expected": []}))
+    llm = LLMApi(responder=lambda body: Content("hello"))
+    monkeypatch.setenv("STANDIN_KEY", API_KEY)
+    async with serve(llm.app()) as base:
+        for profile in ("voice", "pinned"):
+            argv = [
+                *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY"),
+                *("--profile", profile, "--dataset", str(dataset)),
+                *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
+            ]
+            assert await asyncio.to_thread(bench_run.main, argv) == 0
+    voice, chat = (r["messages"][0]["content"] for r in llm.requests)
+    # 小智's model is given the role prompt the voice server publishes, not our chat agent's.
+    assert voice == INSTRUCTIONS
+    assert chat.startswith("You are 小智, the ambient operations assistant")
