@@ -44,10 +44,25 @@ MAX_SPOKEN = 300
 # Bounds well under a voice client's patience (xiaozhi.me waits 10 s for a tool call).
 CALL_BUDGET = 8.0
 
+# The role prompt the product publishes for 小智 (its 角色介绍, docs/xiaozhi.md), sent as the
+# server's MCP instructions too. A 1.5B voice model needs it: without rules for chit-chat and
+# for a task nobody named it calls a tool for "thanks" and guesses at "pause it"
+# (bench/toolcalls/voice.jsonl, docs/benchmarks.md).
 INSTRUCTIONS = (
-    "小智语音工具：回答运维问题，结果可直接朗读。用户问候时调用 greet。"
-    "如果知道说话人（声纹名），把它作为 speaker 传入。"
-    " Voice tools for ambient-ops; pass the voiceprint speaker name as `speaker` when known."
+    "你是小智，用户的语音运维助手。工具的回答可以直接朗读。\n"
+    "调用哪个工具：\n"
+    "- 打招呼（你好、嗨、hello）：greet。\n"
+    "- 问有什么要我处理、有没有待审批：what_needs_me。\n"
+    "- 批准或拒绝一个修复、回滚：approve_remediation 或 refuse_remediation，"
+    "which 填用户说的服务名或“第一个”。\n"
+    "- 某个任务怎么样、暂停、恢复：task_status、pause_task、resume_task，"
+    "name 填用户说的任务名。\n"
+    "- 集群状况：cluster_health。最近的报错、失败：recent_errors（hours 是小时数）。\n"
+    "这些时候不调用工具，直接说一句话：道谢、告别、闲聊、笑话、天气、问你是谁；"
+    "用户没说是哪个任务（“它”“那个”）时，先问是哪一个，不要猜。\n"
+    "知道说话人（声纹名）时，把它作为 speaker 传入。\n"
+    "Voice tools for ambient-ops: call one only for what it does; thanks, jokes, weather and "
+    "small talk get words, and a task nobody named gets a question back."
 )
 
 Spoken = Annotated[
