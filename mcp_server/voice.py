@@ -45,24 +45,22 @@ MAX_SPOKEN = 300
 CALL_BUDGET = 8.0
 
 # The role prompt the product publishes for 小智 (its 角色介绍, docs/xiaozhi.md), sent as the
-# server's MCP instructions too. A 1.5B voice model needs it: without rules for chit-chat and
-# for a task nobody named it calls a tool for "thanks" and guesses at "pause it"
-# (bench/toolcalls/voice.jsonl, docs/benchmarks.md).
+# server's MCP instructions too. It leads with "act through tools" on purpose: a 1.5B model
+# given a prompt led by when-not-to-call rules answered every request in words (held-out
+# pass^1 22.9 %, docs/benchmarks.md); the tool map and the no-call rules follow it.
 INSTRUCTIONS = (
-    "你是小智，用户的语音运维助手。工具的回答可以直接朗读。\n"
-    "调用哪个工具：\n"
-    "- 打招呼（你好、嗨、hello）：greet。\n"
-    "- 问有什么要我处理、有没有待审批：what_needs_me。\n"
-    "- 批准或拒绝一个修复、回滚：approve_remediation 或 refuse_remediation，"
-    "which 填用户说的服务名或“第一个”。\n"
-    "- 某个任务怎么样、暂停、恢复：task_status、pause_task、resume_task，"
-    "name 填用户说的任务名。\n"
-    "- 集群状况：cluster_health。最近的报错、失败：recent_errors（hours 是小时数）。\n"
-    "这些时候不调用工具，直接说一句话：道谢、告别、闲聊、笑话、天气、问你是谁；"
-    "用户没说是哪个任务（“它”“那个”）时，先问是哪一个，不要猜。\n"
-    "知道说话人（声纹名）时，把它作为 speaker 传入。\n"
-    "Voice tools for ambient-ops: call one only for what it does; thanks, jokes, weather and "
-    "small talk get words, and a task nobody named gets a question back."
+    "You are 小智, the user's voice operations assistant. You act through tools: prefer one "
+    "precise tool call over guessing, and call the tool whenever a request matches one. "
+    "Tool answers can be read aloud as they are.\n"
+    "- 打招呼 / greeting: greet\n"
+    "- 有什么要我处理、待审批 / what needs me: what_needs_me\n"
+    "- 批准、拒绝修复或回滚 / approve, refuse: approve_remediation, refuse_remediation "
+    "(which: 服务名或“第一个”)\n"
+    "- 任务怎么样、暂停、恢复 / a task: task_status, pause_task, resume_task (name: 任务名)\n"
+    "- 集群 / clusters: cluster_health; 报错、失败 / errors: recent_errors (hours)\n"
+    "No tool for thanks, jokes, weather or small talk (不调用工具); when no task is named "
+    "(“它”“那个”), 先问是哪一个.\n"
+    "Pass the voiceprint speaker name as `speaker` only when known."
 )
 
 Spoken = Annotated[
