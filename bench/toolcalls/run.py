@@ -35,6 +35,9 @@ from openai.types.chat import ChatCompletionMessageFunctionToolCall
 from bench.toolcalls.scoring import Attempt, Call, Case, Report, calls_in_text, report
 
 DATASET = Path(__file__).with_name("dataset.jsonl")
+# The voice profile's own cases (its tools are not the full server's), split into a "tune"
+# half and a "heldout" half: descriptions and prompts are tuned on the first, reported on both.
+VOICE_DATASET = Path(__file__).with_name("voice.jsonl")
 BENCHMARKS_MD = Path(__file__).parents[2] / "docs" / "benchmarks.md"
 # Server builders by profile, looked up when asked for (the voice profile is its own server).
 PROFILES = {
@@ -129,11 +132,36 @@ def answerable(cases: list[Case], tools: list[dict[str, Any]]) -> list[Case]:
     return [c for c in cases if all(e.tool in offered for e in c.expected)]
 
 
-async def ask(client: AsyncOpenAI, model: str, tools: list[dict[str, Any]], case: Case) -> Attempt:
+def chat_prompt() -> str:
     from ambient.agent.chat import system_prompt
 
+    return system_prompt("dev", "小智", "Asia/Shanghai")
+
+
+def profile_prompt(profile: str) -> str:
+    """The system prompt the profile's model is given. The full server's tools are used by our
+    chat agent, with its prompt; the voice profile's by 小智's model, whose role config is the
+    prompt the voice server publishes as its MCP ``instructions`` (docs/xiaozhi.md)."""
+    if profile != "voice":
+        return chat_prompt()
+    with tempfile.TemporaryDirectory() as data_dir:
+        from ambient.settings import Environment, Settings
+
+        settings = Settings(  # type: ignore[call-arg]
+            environment=Environment.TEST, data_dir=Path(data_dir), _env_file=None
+        )
+        return str(server_builder(profile)(settings, stdio_user="dev").instructions)
+
+
+async def ask(
+    client: AsyncOpenAI,
+    model: str,
+    tools: list[dict[str, Any]],
+    case: Case,
+    system: str | None = None,
+) -> Attempt:
     messages: list[Any] = [
-        {"role": "system", "content": system_prompt("dev", "小智", "Asia/Shanghai")},
+        {"role": "system", "content": system if system is not None else chat_prompt()},
         {"role": "system", "content": CONTEXT},
         {"role": "user", "content": case.utterance},
     ]
@@ -172,23 +200,25 @@ async def evaluate(
     tools: list[dict[str, Any]] | None = None,
     profile: str = "full",
     model_sha256: str | None = None,
+    system: str | None = None,
 ) -> Report:
     """Every case ``runs`` times. The first request goes alone (it fills a local server's
     prompt cache, and its time is reported apart), then the rest ``concurrency`` at a time."""
     if runs < 1:
         raise BenchError("--runs must be at least 1")
     tools = tools if tools is not None else await our_tools(profile)
+    system = system if system is not None else profile_prompt(profile)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(case: Case) -> Attempt:
         async with gate:
-            return await ask(client, model, tools, case)
+            return await ask(client, model, tools, case, system)
 
     attempts: dict[str, list[Attempt]] = {c.id: [] for c in cases}
     for run in range(runs):
         batch = cases
         if run == 0 and cases:
-            attempts[cases[0].id].append(await ask(client, model, tools, cases[0]))
+            attempts[cases[0].id].append(await ask(client, model, tools, cases[0], system))
             batch = cases[1:]
         for case, attempt in zip(
             batch, await asyncio.gather(*(one(c) for c in batch)), strict=True
@@ -235,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         "offering the whole profile: the full tool list on the pinned subset",
     )
     parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument(
+        "--split",
+        help="run only the cases of this split (the dataset's `split` field, e.g. tune, heldout)",
+    )
     parser.add_argument("--runs", type=int, default=1, help="K: each case K times (pass^k)")
     parser.add_argument("--concurrency", type=int)
     parser.add_argument(
@@ -287,6 +321,8 @@ async def _main(args: argparse.Namespace, command: str) -> int:
         if names is not None:
             tools = only(tools, names)
         cases = answerable(load_cases(args.dataset), tools)
+        if args.split:
+            cases = [c for c in cases if c.split == args.split]
         if args.cases_for:
             subset = PINNED if args.cases_for == "pinned" else args.cases_for.split(",")
             cases = answerable(cases, only(tools, [n.strip() for n in subset if n.strip()]))
@@ -302,6 +338,7 @@ async def _main(args: argparse.Namespace, command: str) -> int:
             tools=tools,
             profile=f"{profile} --tools" if args.tools else args.profile,
             model_sha256=model_sha256,
+            system=profile_prompt(profile),
         )
         if server is not None and server.process is not None and server.process.poll() is not None:
             # Its requests failed as errors; the figures of a dead server are no measurement.

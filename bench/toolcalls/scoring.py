@@ -31,6 +31,9 @@ class Case(BaseModel):
     lang: str
     utterance: str
     expected: list[ExpectedCall]
+    # Which half of a data set the case is in: "tune" (what descriptions and prompts are
+    # tuned on) or "heldout" (what is reported after tuning); None in an unsplit set.
+    split: str | None = None
 
 
 class Call(BaseModel):

@@ -270,3 +270,68 @@ async def test_data_set_covers_every_tool_twice_in_both_languages() -> None:
     langs = {c.lang for c in cases}
     assert langs == {"en", "zh"}
     assert sum(len(c.expected) > 1 for c in cases) >= 5  # multi-step requests
+
+
+async def test_split_runs_only_that_half_of_the_data_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = tmp_path / "cases.jsonl"
+    rows = [
+        {"id": "1", "lang": "en", "split": "tune", "utterance": "hi", "expected": []},
+        {"id": "2", "lang": "zh", "split": "heldout", "utterance": "谢谢", "expected": []},
+        {"id": "3", "lang": "en", "split": "heldout", "utterance": "thanks", "expected": []},
+    ]
+    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+    llm = LLMApi(responder=lambda body: Content("不客气"))
+    out = tmp_path / "report.json"
+    monkeypatch.setenv("STANDIN_KEY", API_KEY)
+    async with serve(llm.app()) as base:
+        argv = [
+            *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY", "--profile", "voice"),
+            *("--dataset", str(dataset), "--split", "heldout", "--out", str(out)),
+            *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
+        ]
+        assert await asyncio.to_thread(bench_run.main, argv) == 0
+    saved = json.loads(out.read_text("utf-8"))
+    assert saved["cases"] == 2
+    asked = sorted(r["messages"][-1]["content"] for r in llm.requests)
+    assert asked == ["thanks", "谢谢"]
+
+
+async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both_halves() -> None:
+    cases = load_cases(bench_run.VOICE_DATASET)
+    tools = {t["function"]["name"] for t in await our_tools("voice")}
+    assert len(cases) >= 60
+    assert len({c.id for c in cases}) == len(cases)
+    for split in ("tune", "heldout"):
+        half = [c for c in cases if c.split == split]
+        for lang in ("en", "zh"):
+            said = [c for c in half if c.lang == lang]
+            called = {e.tool for c in said for e in c.expected}
+            assert called == tools, f"{split}/{lang} misses {sorted(tools - called)}"
+            # Turns that need no tool: thanks, jokes, weather, and requests too vague to act on.
+            assert sum(not c.expected for c in said) >= 3
+    assert {c.split for c in cases} == {"tune", "heldout"}
+
+
+async def test_voice_profile_is_asked_with_the_voice_servers_published_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp_server.voice import INSTRUCTIONS
+
+    dataset = tmp_path / "cases.jsonl"
+    dataset.write_text(json.dumps({"id": "1", "lang": "en", "utterance": "hi", "expected": []}))
+    llm = LLMApi(responder=lambda body: Content("hello"))
+    monkeypatch.setenv("STANDIN_KEY", API_KEY)
+    async with serve(llm.app()) as base:
+        for profile in ("voice", "pinned"):
+            argv = [
+                *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY"),
+                *("--profile", profile, "--dataset", str(dataset)),
+                *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
+            ]
+            assert await asyncio.to_thread(bench_run.main, argv) == 0
+    voice, chat = (r["messages"][0]["content"] for r in llm.requests)
+    # 小智's model is given the role prompt the voice server publishes, not our chat agent's.
+    assert voice == INSTRUCTIONS
+    assert chat.startswith("You are 小智, the ambient operations assistant")
