@@ -258,6 +258,11 @@ def _within(speaker: User, owner: User) -> bool:
     )
 
 
+NO_SPEAKER = frozenset(
+    {"", "null", "none", "nil", "n/a", "unknown", "user", "speaker", "me", "用户", "我", "未知"}
+)
+
+
 async def resolve_speaker(db: Database, owner: str, speaker: str | None) -> Speaker:
     """Who the voiceprint name ``speaker`` is, as far as the ``owner``'s endpoint may tell.
 
@@ -270,10 +275,11 @@ async def resolve_speaker(db: Database, owner: str, speaker: str | None) -> Spea
         account = await users.get(owner)
         if account is None:
             return Speaker(SpeakerKind.UNKNOWN, None)
-        said = (speaker or "").strip()
-        if not said:
+        key = (speaker or "").strip().lower()
+        # A model that knows no voiceprint name fills the argument with a placeholder or the
+        # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
+        if key in NO_SPEAKER or key == (account.assistant_name or "").strip().lower():
             return Speaker(SpeakerKind.OWNER, account)
-        key = said.lower()
         query = select(User).where(
             or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)
         )

@@ -61,6 +61,12 @@ async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
             # Someone else's voice cannot reach these tasks.
             stranger = await say(client, "pause_task", name="morning standup", speaker="nobody")
             assert "不认识" in stranger
+            # What a model writes when it knows no voiceprint name is no speaker named.
+            for placeholder in ("小智", "null", "user", " None "):
+                answer = await say(
+                    client, "task_status", name="morning standup", speaker=placeholder
+                )
+                assert answer.startswith("morning standup正在运行"), (placeholder, answer)
         description = await dev_env.client.get_schedule_handle(
             f"reminder/{user}/morning-standup"
         ).describe()
