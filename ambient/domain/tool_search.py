@@ -1,0 +1,135 @@
+"""Which of our tools fits a request: BM25 over each tool's name, description and arguments.
+
+A desktop agent holds the full tool list; a smaller model does better when it is handed the few
+tools a request needs (`find_tools`). No model and no network: tokens are English words (names
+split on `_` and camel case, a light suffix strip) and character bigrams of Chinese runs, and
+the product's bilingual word map (ambient/domain/tool_words.py) adds the tool words an everyday
+request implies. Pure functions; the MCP tool and `bench.find_tools` feed it the server's list.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ambient.domain.tool_words import STOPWORDS, WORDS
+
+# BM25's usual constants: term frequency saturates at k1, b weighs the length normalisation.
+K1 = 1.2
+B = 0.75
+# A word of the tool's name says more than one of a long argument description.
+NAME_WEIGHT = 3
+
+_RUN = re.compile(r"[A-Za-z0-9]+|[\u3400-\u9fff]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _stem(word: str) -> str:
+    """pauses/paused/pausing → paus…: plural and verb endings, enough for tool words."""
+    for suffix in ("ing", "ies", "es", "ed", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            return word + "y" if suffix == "ies" else word
+    return word
+
+
+def tokens(text: str) -> list[str]:
+    """English words (camel case and `_` split, stemmed, stopwords out) and CJK bigrams."""
+    out: list[str] = []
+    for run in _RUN.findall(text):
+        if run[0] >= "\u3400":
+            out += [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
+            continue
+        for word in _CAMEL.sub(" ", run).lower().split():
+            if word not in STOPWORDS:
+                out.append(_stem(word))
+    return out
+
+
+@dataclass(frozen=True)
+class ToolDoc:
+    """What a client sees of one tool: the text the index reads."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    tool: ToolDoc
+    score: float
+    why: list[str]
+
+
+def _schema_text(schema: Any) -> Iterator[str]:
+    """Every property name and description at any depth (nested configs, $defs)."""
+    if isinstance(schema, dict):
+        for name, prop in (schema.get("properties") or {}).items():
+            yield name
+            if isinstance(prop, dict) and isinstance(prop.get("description"), str):
+                yield prop["description"]
+        for value in schema.values():
+            yield from _schema_text(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from _schema_text(item)
+
+
+def _doc_terms(tool: ToolDoc) -> Counter[str]:
+    terms = Counter(tokens(tool.name.replace("_", " ")) * NAME_WEIGHT)
+    terms.update(tokens(tool.description))
+    terms.update(t for text in _schema_text(tool.input_schema) for t in tokens(text))
+    return terms
+
+
+def query_terms(request: str) -> dict[str, str]:
+    """Each term of the request → how it came in (itself, or "暂停→pause" via the word map)."""
+    terms = {t: t for t in tokens(request)}
+    lowered = request.lower()
+    words = set(re.findall(r"[a-z0-9]+", lowered))
+    for phrase, implied in WORDS.items():
+        ascii_phrase = phrase.isascii()
+        if (phrase in words) if ascii_phrase and " " not in phrase else (phrase in lowered):
+            for term in tokens(implied):
+                terms.setdefault(term, f"{phrase}→{term}")
+    return terms
+
+
+class ToolIndex:
+    """BM25 over a fixed tool list, built once; `search` ranks it for one request."""
+
+    def __init__(self, tools: Iterable[ToolDoc]) -> None:
+        self.tools = list(tools)
+        self._terms = [_doc_terms(t) for t in self.tools]
+        lengths = [sum(terms.values()) for terms in self._terms]
+        self._lengths = lengths
+        self._average = (sum(lengths) / len(lengths)) if lengths else 0.0
+        frequency: Counter[str] = Counter()
+        for terms in self._terms:
+            frequency.update(terms.keys())
+        n = len(self.tools)
+        self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
+
+    def search(self, request: str, limit: int = 5) -> list[Hit]:
+        """The best ``limit`` tools for the request, best first; none when no term matches."""
+        wanted = query_terms(request)
+        hits = []
+        for tool, terms, length in zip(self.tools, self._terms, self._lengths, strict=True):
+            score = 0.0
+            why = []
+            for term, source in wanted.items():
+                count = terms.get(term, 0)
+                if not count:
+                    continue
+                norm = K1 * (1 - B + B * length / self._average)
+                score += self._idf[term] * count * (K1 + 1) / (count + norm)
+                why.append(source)
+            if score > 0:
+                hits.append(Hit(tool=tool, score=score, why=why))
+        hits.sort(key=lambda h: (-h.score, h.tool.name))
+        return hits[:limit]
