@@ -21,11 +21,15 @@ from ambient.domain.tool_words import STOPWORDS, WORDS
 # BM25's usual constants: term frequency saturates at k1, b weighs the length normalisation.
 K1 = 1.2
 B = 0.75
-# A word of the tool's name says more than one of a long argument description.
-NAME_WEIGHT = 3
+# A word of the tool's name says more than one of its description, and that more than one of a
+# long argument schema (create_background_task's names every channel of every task type).
+NAME_WEIGHT = 4
+DESCRIPTION_WEIGHT = 2
 
 _RUN = re.compile(r"[A-Za-z0-9]+|[\u3400-\u9fff]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# "pause the bitcoin watch and show me the HN monitor": each clause asks for its own tool.
+_CLAUSES = re.compile(r"[,，。;；？?!！\n]|\band\b|\bthen\b|然后|并且|并|同时")
 
 
 def _stem(word: str) -> str:
@@ -45,7 +49,7 @@ def tokens(text: str) -> list[str]:
             out += [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
             continue
         for word in _CAMEL.sub(" ", run).lower().split():
-            if word not in STOPWORDS:
+            if len(word) > 1 and word not in STOPWORDS:
                 out.append(_stem(word))
     return out
 
@@ -116,8 +120,23 @@ class ToolIndex:
         self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
 
     def search(self, request: str, limit: int = 5) -> list[Hit]:
-        """The best ``limit`` tools for the request, best first; none when no term matches."""
-        wanted = query_terms(request)
+        """The best ``limit`` tools for the request, best first; none when no term matches.
+
+        A request of several clauses first gets each clause's best tool (a two-step request
+        needs both), then the rest by the whole request's score."""
+        ranked = self._rank(query_terms(request))
+        clauses = [c for c in _CLAUSES.split(request) if c.strip()]
+        if len(clauses) < 2:
+            return ranked[:limit]
+        by_name = {h.tool.name: h for h in ranked}
+        first: list[Hit] = []
+        for clause in clauses:
+            best = self._rank(query_terms(clause))[:1]
+            if best and best[0].tool.name in by_name and by_name[best[0].tool.name] not in first:
+                first.append(by_name[best[0].tool.name])
+        return (first + [h for h in ranked if h not in first])[:limit]
+
+    def _rank(self, wanted: dict[str, str]) -> list[Hit]:
         hits = []
         for tool, terms, length in zip(self.tools, self._terms, self._lengths, strict=True):
             score = 0.0
@@ -132,4 +151,4 @@ class ToolIndex:
             if score > 0:
                 hits.append(Hit(tool=tool, score=score, why=why))
         hits.sort(key=lambda h: (-h.score, h.tool.name))
-        return hits[:limit]
+        return hits

@@ -180,5 +180,6 @@ WORDS: dict[str, str] = {
 STOPWORDS = frozenset(
     """a an the to of in on for at by and or is are be it me my i you your we our us please
     can could would will do does did this that these those what which how any all there here
-    with from as up just now also some show tell give let get""".split()
+    with from as up just now also some show tell give let get where who when why am was were
+    have has been their them its into than then so if not don no""".split()
 )
