@@ -95,10 +95,10 @@ def query_terms(request: str) -> dict[str, str]:
     """Each term of the request → how it came in (itself, or "暂停→pause" via the word map)."""
     terms = {t: t for t in tokens(request)}
     lowered = request.lower()
-    words = set(re.findall(r"[a-z0-9]+", lowered))
+    # One English word matches its other forms too ("notifications" for "notification").
+    words = {_stem(w) for w in re.findall(r"[a-z0-9]+", lowered)}
     for phrase, implied in WORDS.items():
-        ascii_phrase = phrase.isascii()
-        if (phrase in words) if ascii_phrase and " " not in phrase else (phrase in lowered):
+        if (_stem(phrase) in words) if phrase.isalnum() and phrase.isascii() else (phrase in lowered):
             for term in tokens(implied):
                 terms.setdefault(term, f"{phrase}→{term}")
     return terms

@@ -51,6 +51,8 @@ WORDS: dict[str, str] = {
     "看一下": "get",
     "给我看": "get",
     "搜": "search",
+    "where is": "state get",
+    "status": "state",
     "查找": "search",
     "找一下": "search",
     "健康": "status ready",
@@ -102,9 +104,14 @@ WORDS: dict[str, str] = {
     "站内信": "inbox",
     "收件箱": "inbox",
     "消息": "messages notifications",
-    "通知": "notifications",
+    "通知": "notifications push channel",
+    "notification": "push channel",
+    "@": "push channel email",
     "投递": "deliveries send",
     "发送": "send",
+    "发一条": "send post",
+    "发个": "send post",
+    "发消息": "send post message",
     "发给": "send",
     "免打扰": "quiet hours",
     # system
@@ -144,15 +151,20 @@ WORDS: dict[str, str] = {
     "图片": "image",
     "screenshot": "dashboard image",
     "yaml": "apply",
+    "应用到": "apply yaml",
+    "apiversion": "apply yaml",
     # users and permissions
     "我是谁": "whoami user",
+    "who am i": "whoami user",
+    "logged in": "whoami user",
     "权限": "permission grant",
     "角色": "role",
     "管理员": "admin role grant",
     "设成": "grant role",
     "授权": "grant permission",
     # remediation
-    "回滚": "rollback remediation",
+    "回滚": "rollback remediation approve",
+    "roll back": "rollback remediation approve",
     "修复": "remediation",
     "自愈": "remediation",
     "fix": "remediation",
@@ -174,12 +186,14 @@ WORDS: dict[str, str] = {
     "项目": "projects",
     "统计": "stats totals",
     "异常": "anomalies",
+    "总线": "bus",
+    "初始化": "init ready",
 }
 
 # Words that say nothing about which tool (they would only add noise to BM25's sum).
 STOPWORDS = frozenset(
     """a an the to of in on for at by and or is are be it me my i you your we our us please
     can could would will do does did this that these those what which how any all there here
-    with from as up just now also some show tell give let get where who when why am was were
+    with from as up just now also some show tell give let where who when why am was were
     have has been their them its into than then so if not don no""".split()
 )
