@@ -98,7 +98,8 @@ def query_terms(request: str) -> dict[str, str]:
     # One English word matches its other forms too ("notifications" for "notification").
     words = {_stem(w) for w in re.findall(r"[a-z0-9]+", lowered)}
     for phrase, implied in WORDS.items():
-        if (_stem(phrase) in words) if phrase.isalnum() and phrase.isascii() else (phrase in lowered):
+        one_word = phrase.isalnum() and phrase.isascii()
+        if (_stem(phrase) in words) if one_word else (phrase in lowered):
             for term in tokens(implied):
                 terms.setdefault(term, f"{phrase}→{term}")
     return terms

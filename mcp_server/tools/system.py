@@ -1,4 +1,4 @@
-"""System tools: is everything up, what happened, what reached you, which tool fits (read-only)."""
+"""System tools: is everything up, what happened, what reached you, which tool fits."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from ambient import history
 from ambient.domain.notify import CHANNEL_TYPES
+from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.history import (
     MAX_ID,
     DeliveryPublic,
@@ -20,7 +21,6 @@ from ambient.history import (
     InboxMessagePublic,
     ScopeError,
 )
-from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.status import SystemStatus, system_status
 from mcp_server.auth import app_state, current_user_row
 
