@@ -198,7 +198,7 @@ class ToolFinder:
             str,
             Field(
                 min_length=1,
-                max_length=1000,
+                max_length=4000,
                 description="The user's request in their words, Chinese or English "
                 '(e.g. "把比特币的监控暂停一下", "which node pools does cls-1 have?")',
             ),

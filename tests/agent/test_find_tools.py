@@ -94,6 +94,9 @@ async def test_find_tools_over_mcp_ranks_the_servers_own_tools_and_schemas_only_
         refused = await client.call_tool("find_tools", {"query": "pause", "limit": 21})
 
     assert tool.annotations is not None and tool.annotations.read_only_hint is True
+    arguments = tool.input_schema["properties"]
+    assert set(arguments) == {"query", "limit", "with_schemas"}
+    assert all(argument.get("description") for argument in arguments.values())
     assert plain.is_error is False and plain.structured_content is not None
     found: list[dict[str, Any]] = plain.structured_content["tools"]
     assert len(found) == 5 and found[0]["name"] == "pause_task"
