@@ -1,4 +1,4 @@
-"""System tools: is everything up, what happened, what reached you (read-only)."""
+"""System tools: is everything up, what happened, what reached you, which tool fits."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import Tool, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ambient import history
 from ambient.domain.notify import CHANNEL_TYPES
+from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.history import (
     MAX_ID,
     DeliveryPublic,
@@ -146,8 +147,89 @@ async def list_deliveries(
     return Deliveries(deliveries=rows, next_before_id=rows[-1].id if len(rows) == limit else None)
 
 
+class FoundTool(BaseModel):
+    name: str
+    description: str = Field(description="the tool's description, first sentence")
+    why: list[str] = Field(description='the request\'s words it matched ("暂停→pause" via the map)')
+    input_schema: dict[str, Any] | None = Field(
+        default=None, description="its JSON schema, when asked for with with_schemas"
+    )
+
+
+class FoundTools(BaseModel):
+    tools: list[FoundTool]
+
+
+def first_sentence(description: str) -> str:
+    text = " ".join(description.split())
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
+def tool_docs(tools: list[Tool], *, leave_out: str = "") -> list[ToolDoc]:
+    """The server's own listing as the index reads it (every tool but ``leave_out``)."""
+    return [
+        ToolDoc(name=t.name, description=t.description or "", input_schema=t.input_schema)
+        for t in tools
+        if t.name != leave_out
+    ]
+
+
+class ToolFinder:
+    """find_tools for one server: its index is built from the server's own list at the first
+    call (every area has registered by then) and again only when that list changes."""
+
+    def __init__(self, mcp: MCPServer[Any]) -> None:
+        self._mcp = mcp
+        self._index: ToolIndex | None = None
+        self._names: tuple[str, ...] = ()
+
+    async def index(self) -> ToolIndex:
+        tools = await self._mcp.list_tools()
+        names = tuple(t.name for t in tools)
+        if self._index is None or names != self._names:
+            self._index = ToolIndex(tool_docs(tools, leave_out="find_tools"))
+            self._names = names
+        return self._index
+
+    async def find_tools(
+        self,
+        query: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=4000,
+                description="The user's request in their words, Chinese or English "
+                '(e.g. "把比特币的监控暂停一下", "which node pools does cls-1 have?")',
+            ),
+        ],
+        limit: Annotated[
+            int, Field(default=5, ge=1, le=20, description="How many tools, best first")
+        ] = 5,
+        with_schemas: Annotated[
+            bool, Field(default=False, description="Also answer each tool's input JSON schema")
+        ] = False,
+    ) -> FoundTools:
+        """The tools that fit a request, best first, with the words that matched: search the
+        full tool list instead of reading it all. No model runs; an empty list means no tool
+        shares a word with the request."""
+        hits = (await self.index()).search(query, limit)
+        return FoundTools(
+            tools=[
+                FoundTool(
+                    name=h.tool.name,
+                    description=first_sentence(h.tool.description),
+                    why=h.why,
+                    input_schema=h.tool.input_schema if with_schemas else None,
+                )
+                for h in hits
+            ]
+        )
+
+
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(get_status, title="System status", annotations=READ)
+    mcp.add_tool(ToolFinder(mcp).find_tools, title="Find tools", annotations=READ)
     mcp.add_tool(list_events, title="List events", annotations=READ)
     mcp.add_tool(read_inbox, title="Read inbox", annotations=READ)
     mcp.add_tool(list_deliveries, title="List deliveries", annotations=READ)

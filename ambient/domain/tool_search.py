@@ -1,0 +1,154 @@
+"""Which of our tools fits a request: BM25 over each tool's name, description and arguments.
+
+A desktop agent holds the full tool list; a smaller model does better when it is handed the few
+tools a request needs (`find_tools`). No model and no network: tokens are English words (names
+split on `_` and camel case, a light suffix strip) and character bigrams of Chinese runs, and
+the product's bilingual word map (ambient/domain/tool_words.py) adds the tool words an everyday
+request implies. Pure functions; the MCP tool and `bench.find_tools` feed it the server's list.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ambient.domain.tool_words import STOPWORDS, WORDS
+
+# BM25's usual constants (a sweep on the tuning split moved recall@1 by one case at most):
+K1 = 1.2
+B = 0.75
+# A word of the tool's name says more than one of its description or arguments (on the tuning
+# split 3 and 4 tie, 2 loses a case; weighting descriptions over arguments lost cases too).
+NAME_WEIGHT = 3
+
+_RUN = re.compile(r"[A-Za-z0-9]+|[\u3400-\u9fff]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# "pause the bitcoin watch and show me the HN monitor": each clause asks for its own tool.
+_CLAUSES = re.compile(r"[,，。;；？?!！\n]|\band\b|\bthen\b|然后|并且|并|同时")
+
+
+def _stem(word: str) -> str:
+    """pauses/paused/pausing → paus…: plural and verb endings, enough for tool words."""
+    for suffix in ("ing", "ies", "es", "ed", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            return word + "y" if suffix == "ies" else word
+    return word
+
+
+def tokens(text: str) -> list[str]:
+    """English words (camel case and `_` split, stemmed, stopwords out) and CJK bigrams."""
+    out: list[str] = []
+    for run in _RUN.findall(text):
+        if run[0] >= "\u3400":
+            out += [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
+            continue
+        for word in _CAMEL.sub(" ", run).lower().split():
+            if len(word) > 1 and word not in STOPWORDS:
+                out.append(_stem(word))
+    return out
+
+
+@dataclass(frozen=True)
+class ToolDoc:
+    """What a client sees of one tool: the text the index reads."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    tool: ToolDoc
+    score: float
+    why: list[str]
+
+
+def _schema_text(schema: Any) -> Iterator[str]:
+    """Every property name and description at any depth (nested configs, $defs)."""
+    if isinstance(schema, dict):
+        for name, prop in (schema.get("properties") or {}).items():
+            yield name
+            if isinstance(prop, dict) and isinstance(prop.get("description"), str):
+                yield prop["description"]
+        for value in schema.values():
+            yield from _schema_text(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from _schema_text(item)
+
+
+def _doc_terms(tool: ToolDoc) -> Counter[str]:
+    terms = Counter(tokens(tool.name.replace("_", " ")) * NAME_WEIGHT)
+    terms.update(tokens(tool.description))
+    terms.update(t for text in _schema_text(tool.input_schema) for t in tokens(text))
+    return terms
+
+
+def query_terms(request: str) -> dict[str, str]:
+    """Each term of the request → how it came in (itself, or "暂停→pause" via the word map)."""
+    terms = {t: t for t in tokens(request)}
+    lowered = request.lower()
+    # One English word matches its other forms too ("notifications" for "notification").
+    words = {_stem(w) for w in re.findall(r"[a-z0-9]+", lowered)}
+    for phrase, implied in WORDS.items():
+        one_word = phrase.isalnum() and phrase.isascii()
+        if (_stem(phrase) in words) if one_word else (phrase in lowered):
+            for term in tokens(implied):
+                terms.setdefault(term, f"{phrase}→{term}")
+    return terms
+
+
+class ToolIndex:
+    """BM25 over a fixed tool list, built once; `search` ranks it for one request."""
+
+    def __init__(self, tools: Iterable[ToolDoc]) -> None:
+        self.tools = list(tools)
+        self._terms = [_doc_terms(t) for t in self.tools]
+        lengths = [sum(terms.values()) for terms in self._terms]
+        self._lengths = lengths
+        self._average = (sum(lengths) / len(lengths)) if lengths else 0.0
+        frequency: Counter[str] = Counter()
+        for terms in self._terms:
+            frequency.update(terms.keys())
+        n = len(self.tools)
+        self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
+
+    def search(self, request: str, limit: int = 5) -> list[Hit]:
+        """The best ``limit`` tools for the request, best first; none when no term matches.
+
+        A request of several clauses first gets each clause's best tool (a two-step request
+        needs both), then the rest by the whole request's score."""
+        ranked = self._rank(query_terms(request))
+        clauses = [c for c in _CLAUSES.split(request) if c.strip()]
+        if len(clauses) < 2:
+            return ranked[:limit]
+        by_name = {h.tool.name: h for h in ranked}
+        first: list[Hit] = []
+        for clause in clauses:
+            best = self._rank(query_terms(clause))[:1]
+            if best and best[0].tool.name in by_name and by_name[best[0].tool.name] not in first:
+                first.append(by_name[best[0].tool.name])
+        return (first + [h for h in ranked if h not in first])[:limit]
+
+    def _rank(self, wanted: dict[str, str]) -> list[Hit]:
+        hits = []
+        for tool, terms, length in zip(self.tools, self._terms, self._lengths, strict=True):
+            score = 0.0
+            why = []
+            for term, source in wanted.items():
+                count = terms.get(term, 0)
+                if not count:
+                    continue
+                norm = K1 * (1 - B + B * length / self._average)
+                score += self._idf[term] * count * (K1 + 1) / (count + norm)
+                why.append(source)
+            if score > 0:
+                hits.append(Hit(tool=tool, score=score, why=why))
+        hits.sort(key=lambda h: (-h.score, h.tool.name))
+        return hits

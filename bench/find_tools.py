@@ -1,0 +1,127 @@
+"""Recall of `find_tools` on the tool-call data set: `python -m bench.find_tools`.
+
+For every case with expected tools, is every expected tool among the top k that find_tools
+ranks for the case's request, over the full server's own tool list (the same index the MCP
+tool builds)? Recall@1/3/5 overall and per language, on the tuning split (even case numbers,
+which the word map was tuned on) and the held-back split (odd), and the misses of each.
+
+    python -m bench.find_tools [--dataset PATH] [--split even|odd|all] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ambient.domain.tool_search import ToolIndex
+from bench.toolcalls.scoring import Case
+
+DATASET = Path(__file__).parent / "toolcalls" / "dataset.jsonl"
+KS = (1, 3, 5)
+Rank = Callable[[str], list[str]]
+
+
+def load(path: Path) -> list[Case]:
+    """The cases that expect at least one tool (a no-tool turn has nothing to find)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    cases = [Case.model_validate_json(line) for line in lines if line.strip()]
+    return [c for c in cases if c.expected]
+
+
+def split(cases: Iterable[Case], which: str) -> list[Case]:
+    """even: cases numbered 2, 4, … (tuned on); odd: the held-back rest; all: both."""
+    if which == "all":
+        return list(cases)
+    parity = 0 if which == "even" else 1
+    return [c for c in cases if int("".join(ch for ch in c.id if ch.isdigit()) or 0) % 2 == parity]
+
+
+def found(case: Case, ranked: list[str], k: int) -> bool:
+    return {e.tool for e in case.expected} <= set(ranked[:k])
+
+
+def recall(cases: list[Case], rank: Rank) -> dict[str, Any]:
+    """Recall@k overall and per language, and each case missed at the largest k."""
+    ranked = {c.id: rank(c.utterance) for c in cases}
+    top = max(KS)
+
+    def at(group: list[Case]) -> dict[str, float]:
+        if not group:
+            return {f"@{k}": 0.0 for k in KS}
+        return {f"@{k}": sum(found(c, ranked[c.id], k) for c in group) / len(group) for k in KS}
+
+    languages = sorted({c.lang for c in cases})
+    return {
+        "cases": len(cases),
+        "recall": at(cases),
+        "by_language": {lang: at([c for c in cases if c.lang == lang]) for lang in languages},
+        "misses": [
+            {
+                "id": c.id,
+                "lang": c.lang,
+                "request": c.utterance,
+                "expected": [e.tool for e in c.expected],
+                "ranked": ranked[c.id][:top],
+            }
+            for c in cases
+            if not found(c, ranked[c.id], top)
+        ],
+    }
+
+
+async def full_index() -> ToolIndex:
+    """The index find_tools builds, from the full server's own tool list."""
+    from ambient.settings import Environment, Settings
+    from mcp_server.server import build_server
+    from mcp_server.tools.system import tool_docs
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings(  # type: ignore[call-arg]
+            environment=Environment.TEST, data_dir=Path(data_dir), _env_file=None
+        )
+        tools = await build_server(settings).list_tools()
+    return ToolIndex(tool_docs(tools, leave_out="find_tools"))
+
+
+def _print(name: str, result: dict[str, Any]) -> None:
+    def row(figures: dict[str, float]) -> str:
+        return "  ".join(f"recall{k} {v:.3f}" for k, v in figures.items())
+
+    print(f"{name}: {result['cases']} cases  {row(result['recall'])}")
+    for lang, figures in result["by_language"].items():
+        print(f"  {lang}: {row(figures)}")
+    for miss in result["misses"]:
+        print(f"  miss {miss['id']} [{miss['lang']}] {miss['request']!r}")
+        print(f"       expected {miss['expected']}; top 5 {miss['ranked']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument("--split", choices=["even", "odd", "all"], action="append")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    index = asyncio.run(full_index())
+
+    def rank(request: str) -> list[str]:
+        return [h.tool.name for h in index.search(request, max(KS))]
+
+    # A case that expects find_tools itself (the searcher is not in its own index) has no answer.
+    names = {t.name for t in index.tools}
+    cases = [c for c in load(args.dataset) if {e.tool for e in c.expected} <= names]
+    results = {which: recall(split(cases, which), rank) for which in args.split or ["even", "odd"]}
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+        return
+    print(f"find_tools over {len(index.tools)} tools, {args.dataset}")
+    for which, result in results.items():
+        _print(which, result)
+
+
+if __name__ == "__main__":
+    main()

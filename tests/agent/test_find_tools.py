@@ -1,0 +1,159 @@
+"""find_tools: the ranker over a tool list, the MCP tool over the server's own list, its recall."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mcp import Client
+
+from ambient.domain.tool_search import ToolDoc, ToolIndex, query_terms, tokens
+from ambient.settings import Settings
+from bench.find_tools import load, recall, split
+from mcp_server.server import build_server
+
+TOOLS = [
+    ToolDoc("pause_task", "Pause a task: no checks until it is resumed."),
+    ToolDoc("resume_task", "Resume a paused task (a watch checks at once)."),
+    ToolDoc("get_status", "Report whether Temporal is reachable and the database answers."),
+    ToolDoc(
+        "list_node_pools",
+        "Sizes of a TKE cluster's groups of machines.",
+        {"properties": {"cluster_id": {"description": "The TKE cluster, e.g. cls-7kq2m0ab"}}},
+    ),
+    ToolDoc(
+        "search_logs",
+        "Search a CLS topic in a time window, newest first.",
+        {"properties": {"query": {"description": "Lucene query over the log lines"}}},
+    ),
+]
+
+
+def _names(index: ToolIndex, request: str, limit: int = 5) -> list[str]:
+    return [hit.tool.name for hit in index.search(request, limit)]
+
+
+def test_tokens_are_words_split_on_underscores_and_case_and_bigrams_of_chinese() -> None:
+    assert tokens("list_node_pools CreateClusterNodePool") == [
+        "list", "node", "pool", "create", "cluster", "node", "pool"
+    ]  # fmt: skip
+    assert tokens("把监控暂停") == ["把监", "监控", "控暂", "暂停"]
+    assert tokens("Pause the watches, e.g. BTC") == ["pause", "watch", "btc"]
+
+
+def test_a_chinese_request_finds_its_tool_through_the_word_map() -> None:
+    index = ToolIndex(TOOLS)
+    assert _names(index, "把比特币的监控暂停一下")[0] == "pause_task"
+    assert _names(index, "恢复那个任务")[0] == "resume_task"
+    assert _names(index, "最近的报错日志")[0] == "search_logs"
+    assert query_terms("暂停")["pause"] == "暂停→pause"
+
+
+def test_an_english_request_finds_its_tool_and_says_which_words_matched() -> None:
+    index = ToolIndex(TOOLS)
+    [hit] = index.search("Is Temporal reachable?", 1)
+    assert hit.tool.name == "get_status"
+    assert hit.why == ["temporal", "reachable"]
+    assert _names(index, "resume my paused watch", 1) == ["resume_task"]
+
+
+def test_a_tool_name_split_on_underscores_is_searchable_when_its_description_is_not() -> None:
+    # "node pool" is in list_node_pools' name only; its description says "groups of machines".
+    assert _names(ToolIndex(TOOLS), "which node pools?", 1) == ["list_node_pools"]
+
+
+def test_a_request_of_two_clauses_gets_each_clauses_tool_in_the_top() -> None:
+    names = _names(ToolIndex(TOOLS), "暂停比特币监控，然后搜一下日志里的 timeout", 2)
+    assert set(names) == {"pause_task", "search_logs"}
+
+
+def test_a_request_that_shares_no_word_with_any_tool_finds_nothing() -> None:
+    assert ToolIndex(TOOLS).search("tell me a joke about penguins") == []
+
+
+async def test_find_tools_over_mcp_ranks_the_servers_own_tools_and_schemas_only_if_asked(
+    settings: Settings,
+) -> None:
+    server = build_server(settings, stdio_user="dev")
+
+    async def count_sheep(flock: str) -> str:
+        """Count the sheep of a flock (added after the server was built)."""
+        return flock
+
+    server.add_tool(count_sheep)
+    async with Client(server, raise_exceptions=True) as client:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        tool = listed["find_tools"]
+        plain = await client.call_tool("find_tools", {"query": "把比特币的监控暂停一下"})
+        schemas = await client.call_tool(
+            "find_tools",
+            {"query": "which node pools does cls-1 have?", "limit": 2, "with_schemas": True},
+        )
+        sheep = await client.call_tool("find_tools", {"query": "how many sheep?", "limit": 1})
+        refused = await client.call_tool("find_tools", {"query": "pause", "limit": 21})
+
+    assert tool.annotations is not None and tool.annotations.read_only_hint is True
+    arguments = tool.input_schema["properties"]
+    assert set(arguments) == {"query", "limit", "with_schemas"}
+    assert all(argument.get("description") for argument in arguments.values())
+    assert plain.is_error is False and plain.structured_content is not None
+    found: list[dict[str, Any]] = plain.structured_content["tools"]
+    assert len(found) == 5 and found[0]["name"] == "pause_task"
+    assert found[0]["description"] == "Pause a task: no checks until it is resumed."
+    assert "暂停→pause" in found[0]["why"] and found[0]["input_schema"] is None
+    assert "find_tools" not in {f["name"] for f in found}
+    assert schemas.structured_content is not None
+    first = schemas.structured_content["tools"][0]
+    assert first["name"] == "list_node_pools"
+    assert first["input_schema"] == listed["list_node_pools"].input_schema
+    assert sheep.structured_content == {
+        "tools": [
+            {
+                "name": "count_sheep",
+                "description": "Count the sheep of a flock (added after the server was built).",
+                "why": ["sheep"],
+                "input_schema": None,
+            }
+        ]
+    }
+    assert refused.is_error is True and "limit" in refused.content[0].text  # type: ignore[union-attr]
+
+
+def _case(number: int, lang: str, utterance: str, *tools: str) -> dict[str, Any]:
+    return {
+        "id": f"{number:03d}",
+        "lang": lang,
+        "utterance": utterance,
+        "expected": [{"tool": t, "args": {}} for t in tools],
+    }
+
+
+def test_recall_counts_a_case_found_only_when_all_its_tools_are_in_the_top_k(
+    tmp_path: Path,
+) -> None:
+    dataset = tmp_path / "cases.jsonl"
+    cases = [
+        _case(1, "en", "pause it", "pause_task"),
+        _case(2, "zh", "暂停并恢复", "pause_task", "resume_task"),
+        _case(3, "zh", "恢复", "resume_task"),
+        _case(4, "en", "thanks!"),  # no tool expected: nothing to find, not counted
+    ]
+    dataset.write_text("\n".join(json.dumps(c, ensure_ascii=False) for c in cases) + "\n")
+    ranking = {
+        "pause it": ["pause_task"],
+        "暂停并恢复": ["pause_task", "get_status", "x", "y", "z", "resume_task"],
+        "恢复": ["get_status", "x", "resume_task"],
+    }
+    loaded = load(dataset)
+
+    result = recall(loaded, lambda request: ranking[request])
+
+    assert [c.id for c in loaded] == ["001", "002", "003"]
+    assert [c.id for c in split(loaded, "odd")] == ["001", "003"]
+    assert [c.id for c in split(loaded, "even")] == ["002"]
+    assert result["cases"] == 3
+    assert result["recall"] == {"@1": 1 / 3, "@3": 2 / 3, "@5": 2 / 3}
+    assert result["by_language"]["zh"] == {"@1": 0.0, "@3": 0.5, "@5": 0.5}
+    assert [m["id"] for m in result["misses"]] == ["002"]
+    assert result["misses"][0]["ranked"] == ["pause_task", "get_status", "x", "y", "z"]
