@@ -18,9 +18,8 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
+from ambient.commands import operator_database
 from ambient.history import MAX_ID
-from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
 
 app = typer.Typer(help="Events, inboxes and deliveries.")
 T = TypeVar("T")
@@ -34,13 +33,8 @@ def _read(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
     async def main() -> T:
         settings = discovered_settings()
-        await upgrade_async(settings.resolved_database_url)
-        db = Database(settings.resolved_database_url)
-        try:
-            async with db.session() as session:
-                return await work(session)
-        finally:
-            await db.close()
+        async with operator_database(settings) as db, db.session() as session:
+            return await work(session)
 
     return asyncio.run(main())
 

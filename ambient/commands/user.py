@@ -16,11 +16,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from ambient.commands import operator_database
 from ambient.domain.users import Grant, Language, Role, RollbackPermission, UserCreate, UserPublic
 from ambient.settings import Settings
-from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
-from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import (
     OPERATOR,
     UserExistsError,
@@ -39,15 +38,10 @@ T = TypeVar("T")
 def _run(work: Callable[[UserRepository], Awaitable[T]]) -> T:
     async def main() -> T:
         settings = Settings()
-        await upgrade_async(settings.resolved_database_url)
-        db = Database(settings.resolved_database_url)
-        try:
-            async with db.session() as session:
-                result = await work(UserRepository(session))
-                await session.commit()
-                return result
-        finally:
-            await db.close()
+        async with operator_database(settings) as db, db.session() as session:
+            result = await work(UserRepository(session))
+            await session.commit()
+            return result
 
     return asyncio.run(main())
 

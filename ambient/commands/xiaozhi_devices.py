@@ -11,9 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ambient.commands import operator_database
 from ambient.settings import Settings
-from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
 from ambient.xiaozhi import DeviceError, DeviceService
 
 device_app = typer.Typer(
@@ -27,12 +26,8 @@ T = TypeVar("T")
 def _run(work: Callable[[DeviceService], Awaitable[T]]) -> T:
     async def main() -> T:
         settings = Settings()
-        await upgrade_async(settings.resolved_database_url)
-        db = Database(settings.resolved_database_url)
-        try:
+        async with operator_database(settings) as db:
             return await work(DeviceService(db))
-        finally:
-            await db.close()
 
     try:
         return asyncio.run(main())

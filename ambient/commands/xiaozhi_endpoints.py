@@ -24,9 +24,8 @@ from ambient.bridge.endpoints import (
     mask_url,
 )
 from ambient.clients.guard import DestinationGuard
+from ambient.commands import operator_database
 from ambient.settings import Settings
-from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
 
 endpoint_app = typer.Typer(
     help="xiaozhi.me MCP 接入点: the product dials them and serves its tools.",
@@ -39,15 +38,10 @@ T = TypeVar("T")
 def _run(work: Callable[[Endpoints], Awaitable[T]]) -> T:
     async def main() -> T:
         settings = Settings()
-        await upgrade_async(settings.resolved_database_url)
-        db = Database(settings.resolved_database_url)
-        try:
-            async with db.session() as session:
-                cipher = EndpointCipher(settings.secret_key.get_secret_value())
-                guard = DestinationGuard(settings.fetch_allow_cidrs)
-                return await work(Endpoints(session, cipher, guard))
-        finally:
-            await db.close()
+        async with operator_database(settings) as db, db.session() as session:
+            cipher = EndpointCipher(settings.secret_key.get_secret_value())
+            guard = DestinationGuard(settings.fetch_allow_cidrs)
+            return await work(Endpoints(session, cipher, guard))
 
     return asyncio.run(main())
 
