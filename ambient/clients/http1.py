@@ -125,13 +125,11 @@ class PageClient:
         max_bytes: int,
     ) -> Answer:
         """GET ``url`` from the first of ``addresses`` that connects, all within ``time_limit``."""
-        key, target, host = _request_target(url)
+        try:
+            key, request = _request(url, tuple(headers.items()))
+        except h11.LocalProtocolError as exc:  # a field h11 would not send (a line break, ...)
+            raise HttpProtocolError(f"cannot send this request: {exc}") from exc
         scheme, name, port = key
-        fields = [(b"Host", host)]
-        # latin-1, not h11's ASCII: an ETag echoed in If-None-Match may carry obs-text.
-        fields += [(f.encode("latin-1"), v.encode("latin-1")) for f, v in headers.items()]
-        fields.append((b"Accept-Encoding", b"gzip, deflate"))
-        request = h11.Request(method=b"GET", target=target, headers=fields)
         async with asyncio.timeout(time_limit):
             reused = self._take(key)
             if reused is not None:
@@ -289,9 +287,9 @@ async def _read_answer(
 
 
 @functools.lru_cache(maxsize=20_000)
-def _request_target(url: str) -> tuple[Key, bytes, bytes]:
-    """The connection key of ``url``, its request target and its Host value (a watch GETs
-    the same URL every minute: parsed once)."""
+def _request(url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Key, h11.Request]:
+    """The connection key of ``url`` and its checked request. A watch sends the same
+    conditional GET every minute (the same validators until the page changes): built once."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
@@ -302,7 +300,12 @@ def _request_target(url: str) -> tuple[Key, bytes, bytes]:
     host = name if ":" not in name else f"[{name}]"
     if parts.port is not None:
         host += f":{parts.port}"
-    return (scheme, name, port), target.encode("ascii"), host.encode("ascii")
+    fields = [(b"Host", host.encode("ascii"))]
+    # latin-1, not h11's ASCII: an ETag echoed in If-None-Match may carry obs-text.
+    fields += [(f.encode("latin-1"), v.encode("latin-1")) for f, v in headers]
+    fields.append((b"Accept-Encoding", b"gzip, deflate"))
+    request = h11.Request(method=b"GET", target=target.encode("ascii"), headers=fields)
+    return (scheme, name, port), request
 
 
 def default_max_idle() -> int:
