@@ -271,8 +271,9 @@ async def _read_answer(
             protocol.receive_data(data)
         elif isinstance(event, h11.Response):
             status = event.status_code
-            for raw_name, raw_value in event.headers:
-                name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            # raw_items: a list (iterating the Headers sequence goes through __getitem__).
+            for raw_name, raw_value in event.headers.raw_items():
+                name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
                 headers[name] = f"{headers[name]}, {value}" if name in headers else value
             length = headers.get("content-length", "")
             if length.isdigit() and int(length) > max_bytes:
