@@ -335,6 +335,8 @@ class _StaleConnectionError(Exception):
 
 
 def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) -> bytes:
+    if not body:  # a 304 (or an empty 200) may name the coding its full answer would have
+        return b""
     codings = [c.strip() for c in headers.get("content-encoding", "").lower().split(",")]
     for coding in reversed([c for c in codings if c and c != "identity"]):
         if coding in ("gzip", "x-gzip"):

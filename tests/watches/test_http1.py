@@ -366,3 +366,13 @@ async def test_a_body_cut_short_is_an_error_not_a_200() -> None:
             with pytest.raises(HttpProtocolError, match="ended inside the body"):
                 await get(client, port)
     await client.aclose()
+
+
+async def test_an_empty_answer_with_a_content_coding_is_empty_not_cut_short() -> None:
+    # A 304 may repeat the 200's Content-Encoding; an empty 200 may carry one too.
+    not_modified = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Encoding: gzip\r\n\r\n'
+    client = PageClient()
+    async with scripted(Scripted(not_modified, ok(b"", "Content-Encoding: gzip"))) as (_, port):
+        assert await get(client, port) == (304, b"")
+        assert await get(client, port) == (200, b"")
+    await client.aclose()
