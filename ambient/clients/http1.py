@@ -284,7 +284,9 @@ async def _read_answer(
                 raise BodyTooLargeError(f"sent more than {max_bytes} bytes")
         elif isinstance(event, h11.EndOfMessage):
             return status, headers, body
-        # h11.InformationalResponse (100 Continue, 103 Early Hints): the answer follows.
+        elif not isinstance(event, h11.InformationalResponse):  # 100 Continue, 103 Early Hints
+            # PAUSED (a protocol switch nobody asked for) would repeat without reading on.
+            raise HttpProtocolError(f"the server's answer stopped at {type(event).__name__}")
 
 
 @functools.lru_cache(maxsize=20_000)

@@ -283,11 +283,13 @@ async def test_what_is_not_http_11_this_client_reads_is_a_clear_error() -> None:
             ok(b"??", "Content-Encoding: br"),
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
             close_after=True,
         )
     ) as (_, port):
         assert await get(client, port) == (200, b"after hints")
-        for what in ("status line", "Content-Encoding: br", "Transfer-Encoding", "Content-Length"):
+        unreadable = ("status line", "Content-Encoding: br", "Transfer-Encoding", "Content-Length")
+        for what in (*unreadable, "not an HTTP/1.1 answer"):  # the last: a switch not asked for
             with pytest.raises(HttpProtocolError, match=what):
                 await get(client, port)
     await client.aclose()
