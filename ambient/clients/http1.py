@@ -1,25 +1,28 @@
 """A lean HTTP/1.1 client for the worker's GETs of pages and metric values.
 
 A watch repeats the same conditional GET every minute or so; through httpx the request
-path (request models, the pool scanning its connections, h11, anyio) was most of what a
-``304 Not Modified`` check cost the worker. This client does only what those GETs need:
+path (request models, the pool scanning its connections, anyio) was most of what a
+``304 Not Modified`` check cost the worker. This client keeps only what those GETs need
+around h11, the protocol library httpx itself runs on, which reads and writes the messages
+(status line, header fields, ``Content-Length``, ``chunked``, a body the server ends by
+closing, which answers can carry a body, whether the connection can be kept):
 
-- HTTP/1.1 with keep-alive, one exchange at a time per connection; idle connections are
-  kept per (scheme, name, port) for ``IDLE_SECONDS`` — longer than a 1-minute watch's
-  interval, so a watch of its own host reuses its connection (no new TCP and TLS handshake
-  per check) — or less when the server's ``Keep-Alive: timeout=N`` says it closes sooner; at
-  most ``max_idle`` in all (the oldest closed first, within the process's file limit); a
-  stale one (closed by the server while idle) is replaced once, before any byte of the
-  answer was read;
-- bodies framed by ``Content-Length``, ``chunked`` or the server closing the connection;
-  ``gzip``/``deflate`` decoded; a cap on the decoded size and on the header block;
+- keep-alive, one exchange at a time per connection; idle connections are kept per
+  (scheme, name, port) for ``IDLE_SECONDS`` — longer than a 1-minute watch's interval, so a
+  watch of its own host reuses its connection (no new TCP and TLS handshake per check) — or
+  less when the server's ``Keep-Alive: timeout=N`` says it closes sooner; at most
+  ``max_idle`` in all (the oldest closed first, within the process's file limit); a stale
+  one (closed by the server while idle) is replaced once, before any byte of the answer
+  was read;
+- ``gzip``/``deflate`` decoded (zlib), and a body whose compressed stream stops before its
+  end is an error; a cap on the decoded size and on the header block;
 - one deadline for connecting, sending and reading;
 - the connection goes to the addresses the caller gives (the destination guard's checked
   ones, tried in order); TLS is verified for the URL's own name (SNI and certificate), so a
   name that resolves elsewhere at connect time is never followed.
 
-Anything else (another transfer or content coding, a malformed status line or header) is an
-``HttpProtocolError`` that says what was wrong: never a guess.
+Anything else (another transfer or content coding, a malformed status line or header, a
+body cut short) is an ``HttpProtocolError`` that says what was wrong: never a guess.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 import certifi
+import h11
 
 IDLE_SECONDS = 120.0
 MAX_IDLE_PER_KEY = 16
@@ -63,6 +67,11 @@ class Answer:
 class _Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    protocol: h11.Connection = field(
+        default_factory=lambda: h11.Connection(
+            h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES
+        )
+    )
     idle_since: float = 0.0
     idle_limit: float = IDLE_SECONDS  # ours, or less if the server said it closes sooner
 
@@ -116,11 +125,11 @@ class PageClient:
         max_bytes: int,
     ) -> Answer:
         """GET ``url`` from the first of ``addresses`` that connects, all within ``time_limit``."""
-        key, start = _request_line(url)
+        try:
+            key, request = _request(url, tuple(headers.items()))
+        except h11.LocalProtocolError as exc:  # a field h11 would not send (a line break, ...)
+            raise HttpProtocolError(f"cannot send this request: {exc}") from exc
         scheme, name, port = key
-        lines = [start, *(f"{field}: {value}" for field, value in headers.items())]
-        lines.append("Accept-Encoding: gzip, deflate")
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         async with asyncio.timeout(time_limit):
             reused = self._take(key)
             if reused is not None:
@@ -152,12 +161,10 @@ class PageClient:
             try:
                 if scheme == "https":
                     reader, writer = await asyncio.open_connection(
-                        address, port, ssl=self._tls(), server_hostname=name, limit=MAX_HEADER_BYTES
+                        address, port, ssl=self._tls(), server_hostname=name
                     )
                 else:
-                    reader, writer = await asyncio.open_connection(
-                        address, port, limit=MAX_HEADER_BYTES
-                    )
+                    reader, writer = await asyncio.open_connection(address, port)
             except ssl.SSLError:
                 raise  # the certificate is wrong for every address alike
             except OSError as exc:
@@ -204,21 +211,27 @@ class PageClient:
             oldest.close()
 
     async def _exchange(
-        self, key: Key, connection: _Connection, request: bytes, max_bytes: int
+        self, key: Key, connection: _Connection, request: h11.Request, max_bytes: int
     ) -> Answer:
+        protocol = connection.protocol
         reusable = False
+        headers: dict[str, str] = {}
         try:
             try:
-                connection.writer.write(request)
+                sent = (protocol.send(request) or b"") + (protocol.send(h11.EndOfMessage()) or b"")
+                connection.writer.write(sent)
                 await connection.writer.drain()
             except (ConnectionResetError, BrokenPipeError) as exc:
                 raise _StaleConnectionError from exc
-            status, version, headers = await _read_head(connection.reader)
-            while 100 <= status < 200:  # 100 Continue, 103 Early Hints: the answer follows
-                status, version, headers = await _read_head(connection.reader)
-            body, framed = await _read_body(connection.reader, status, headers, max_bytes)
-            reusable = framed and version == "HTTP/1.1" and not _closes(headers)
+            status, headers, body = await _read_answer(connection, max_bytes)
+            # h11 says whether the connection can carry another exchange (HTTP/1.1, framed
+            # body, no ``Connection: close`` either way).
+            if protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
+                protocol.start_next_cycle()
+                reusable = True
             return Answer(status, headers, _decode(body, headers, max_bytes))
+        except h11.RemoteProtocolError as exc:
+            raise HttpProtocolError(f"not an HTTP/1.1 answer this client reads: {exc}") from exc
         finally:
             if reusable:
                 self._put(key, connection, headers)
@@ -226,10 +239,60 @@ class PageClient:
                 connection.close()
 
 
+async def _read_answer(
+    connection: _Connection, max_bytes: int
+) -> tuple[int, dict[str, str], bytearray]:
+    """Status, header fields and the raw body of one answer (interim 1xx ones skipped)."""
+    protocol = connection.protocol
+    status = 0
+    headers: dict[str, str] = {}
+    body = bytearray()
+    received = ended = False
+    while True:
+        try:
+            event = protocol.next_event()
+        except h11.RemoteProtocolError as exc:
+            if ended:  # h11 knows which bodies may end with the connection; this one may not
+                where = "body" if status else "headers"
+                raise HttpProtocolError(f"the connection ended inside the {where}: {exc}") from exc
+            raise
+        if event is h11.NEED_DATA:
+            try:
+                data = await connection.reader.read(READ_CHUNK)
+            except ConnectionResetError as exc:
+                if not received:
+                    raise _StaleConnectionError from exc
+                raise HttpProtocolError("the connection was reset inside the answer") from exc
+            if not data:
+                if not received:
+                    raise _StaleConnectionError  # closed before the first byte of an answer
+                ended = True
+            received = True
+            protocol.receive_data(data)
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+            # raw_items: a list (iterating the Headers sequence goes through __getitem__).
+            for raw_name, raw_value in event.headers.raw_items():
+                name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > max_bytes:
+                raise BodyTooLargeError(f"declares {length} bytes (cap {max_bytes})")
+        elif isinstance(event, h11.Data):
+            body += event.data
+            if len(body) > max_bytes:
+                raise BodyTooLargeError(f"sent more than {max_bytes} bytes")
+        elif isinstance(event, h11.EndOfMessage):
+            return status, headers, body
+        elif not isinstance(event, h11.InformationalResponse):  # 100 Continue, 103 Early Hints
+            # PAUSED (a protocol switch nobody asked for) would repeat without reading on.
+            raise HttpProtocolError(f"the server's answer stopped at {type(event).__name__}")
+
+
 @functools.lru_cache(maxsize=20_000)
-def _request_line(url: str) -> tuple[Key, str]:
-    """The connection key of ``url`` and its request and Host lines (a watch GETs the same
-    URL every minute: parsed once)."""
+def _request(url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Key, h11.Request]:
+    """The connection key of ``url`` and its checked request. A watch sends the same
+    conditional GET every minute (the same validators until the page changes): built once."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
@@ -240,7 +303,12 @@ def _request_line(url: str) -> tuple[Key, str]:
     host = name if ":" not in name else f"[{name}]"
     if parts.port is not None:
         host += f":{parts.port}"
-    return (scheme, name, port), f"GET {target} HTTP/1.1\r\nHost: {host}"
+    fields = [(b"Host", host.encode("ascii"))]
+    # latin-1, not h11's ASCII: an ETag echoed in If-None-Match may carry obs-text.
+    fields += [(f.encode("latin-1"), v.encode("latin-1")) for f, v in headers]
+    fields.append((b"Accept-Encoding", b"gzip, deflate"))
+    request = h11.Request(method=b"GET", target=target.encode("ascii"), headers=fields)
+    return (scheme, name, port), request
 
 
 def default_max_idle() -> int:
@@ -268,111 +336,30 @@ class _StaleConnectionError(Exception):
     """The connection ended before the first byte of an answer."""
 
 
-def _closes(headers: dict[str, str]) -> bool:
-    return "close" in headers.get("connection", "").lower()
-
-
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, str, dict[str, str]]:
-    try:
-        block = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            raise _StaleConnectionError from exc
-        raise HttpProtocolError("the connection ended inside the answer's headers") from exc
-    except asyncio.LimitOverrunError as exc:
-        raise HttpProtocolError(f"the answer's headers exceed {MAX_HEADER_BYTES} bytes") from exc
-    except ConnectionResetError as exc:
-        raise _StaleConnectionError from exc
-    lines = block[:-4].decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    code = rest[:3]
-    if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-        raise HttpProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    last = ""
-    for line in lines[1:]:
-        if line[:1] in (" ", "\t") and last:  # obsolete line folding
-            headers[last] += " " + line.strip()
-            continue
-        field, sep, value = line.partition(":")
-        if not sep or not field or field != field.strip():
-            raise HttpProtocolError(f"malformed header line: {line[:80]!r}")
-        last = field.lower()
-        value = value.strip()
-        headers[last] = f"{headers[last]}, {value}" if last in headers else value
-    return int(code), version, headers
-
-
-async def _read_body(
-    reader: asyncio.StreamReader, status: int, headers: dict[str, str], max_bytes: int
-) -> tuple[bytes, bool]:
-    """The raw body and whether it was framed (the connection can carry another exchange)."""
-    if status in (204, 304):
-        return b"", True
-    try:
-        coding = headers.get("transfer-encoding", "").lower()
-        if coding:
-            if [part.strip() for part in coding.split(",")][-1] != "chunked":
-                raise HttpProtocolError(f"unsupported Transfer-Encoding: {coding}")
-            return await _read_chunked(reader, max_bytes), True
-        if "content-length" in headers:
-            length = headers["content-length"].split(",")[0].strip()
-            if not length.isdigit():
-                raise HttpProtocolError(f"bad Content-Length: {headers['content-length']!r}")
-            if int(length) > max_bytes:
-                raise BodyTooLargeError(f"declares {length} bytes (cap {max_bytes})")
-            return await reader.readexactly(int(length)), True
-        body = bytearray()
-        while chunk := await reader.read(READ_CHUNK):
-            body += chunk
-            if len(body) > max_bytes:
-                raise BodyTooLargeError(f"sent more than {max_bytes} bytes")
-        return bytes(body), False
-    except asyncio.IncompleteReadError as exc:
-        raise HttpProtocolError("the connection ended inside the body") from exc
-    except asyncio.LimitOverrunError as exc:
-        raise HttpProtocolError("a chunk size line is too long") from exc
-
-
-async def _read_chunked(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
-    body = bytearray()
-    while True:
-        line = await reader.readuntil(b"\r\n")
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise HttpProtocolError(f"bad chunk size: {size_text[:20]!r}") from None
-        if size == 0:
-            while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailer fields, dropped
-                pass
-            return bytes(body)
-        if len(body) + size > max_bytes:
-            raise BodyTooLargeError(f"sent more than {max_bytes} bytes")
-        chunk = await reader.readexactly(size + 2)
-        if chunk[-2:] != b"\r\n":
-            raise HttpProtocolError("a chunk does not end with CRLF")
-        body += chunk[:-2]
-
-
-def _decode(body: bytes, headers: dict[str, str], max_bytes: int) -> bytes:
+def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) -> bytes:
+    if not body:  # a 304 (or an empty 200) may name the coding its full answer would have
+        return b""
     codings = [c.strip() for c in headers.get("content-encoding", "").lower().split(",")]
     for coding in reversed([c for c in codings if c and c != "identity"]):
         if coding in ("gzip", "x-gzip"):
-            body = _inflate(body, zlib.MAX_WBITS | 16, max_bytes)
+            body = _inflate(body, zlib.MAX_WBITS | 16, max_bytes, "gzip")
         elif coding == "deflate":
             try:
-                body = _inflate(body, zlib.MAX_WBITS, max_bytes)
+                body = _inflate(body, zlib.MAX_WBITS, max_bytes, "deflate")
             except zlib.error:  # some servers send raw deflate without the zlib header
-                body = _inflate(body, -zlib.MAX_WBITS, max_bytes)
+                body = _inflate(body, -zlib.MAX_WBITS, max_bytes, "deflate")
         else:
             raise HttpProtocolError(f"unsupported Content-Encoding: {coding}")
-    return body
+    return bytes(body)
 
 
-def _inflate(data: bytes, wbits: int, max_bytes: int) -> bytes:
+def _inflate(data: bytes | bytearray, wbits: int, max_bytes: int, coding: str) -> bytes:
     decompressor = zlib.decompressobj(wbits)
     out = decompressor.decompress(data, max_bytes + 1)
     if len(out) > max_bytes:
         raise BodyTooLargeError(f"decodes to more than {max_bytes} bytes")
+    if not decompressor.eof:
+        # The framing was complete, the compressed stream was not: a server that died while
+        # compressing. Its first half is not the page.
+        raise HttpProtocolError(f"the {coding} body ends before its end (truncated)")
     return out

@@ -21,6 +21,7 @@ def test_compose_has_the_production_shape() -> None:
         "temporal-db",
         "temporal-ui",
         "temporal-setup",
+        "temporal-schema",
         "app-db",
         "worker",
         "api",
@@ -42,6 +43,30 @@ def test_worker_and_api_point_at_the_cluster_and_postgres() -> None:
         assert env["AMBIENT_ENVIRONMENT"] == "production"
 
 
+def test_temporal_runs_on_the_server_image_after_its_schema_step() -> None:
+    # Temporal's current self-hosting shape: the server image, the schema set up by the
+    # admin-tools image as a one-shot step of its own (auto-setup is deprecated).
+    services = _compose()["services"]
+    assert services["temporal"]["image"].startswith("temporalio/server:")
+    assert services["temporal-schema"]["image"].startswith("temporalio/admin-tools:")
+    assert services["temporal"]["depends_on"]["temporal-schema"] == {
+        "condition": "service_completed_successfully"
+    }
+    schema = services["temporal-schema"]["command"][0]
+    for step in ("create", "setup-schema", "update-schema"):
+        assert f"$$sql {step}" in schema
+    assert not any("auto-setup" in service.get("image", "") for service in services.values())
+
+
+def test_no_step_hides_its_failure() -> None:
+    # A one-shot step that fails stops what depends on it, with its error in its log.
+    services = _compose()["services"]
+    for name in ("temporal-schema", "temporal-setup"):
+        assert services[name]["entrypoint"] == ["sh", "-euc"]
+        assert services[name]["restart"] == "no"
+    assert "|| true" not in (ROOT / "docker-compose.temporal.yml").read_text()
+
+
 def test_search_attributes_are_registered_by_setup() -> None:
     command = " ".join(_compose()["services"]["temporal-setup"]["command"])
     for name in ("AmbientKind", "AmbientUser", "AmbientCluster", "AmbientState"):
@@ -59,3 +84,9 @@ def test_dockerfile_copies_every_package_the_compose_services_run() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("ambient", "workflows", "activities", "mcp_server", "api", "worker.py"):
         assert package in dockerfile
+
+
+def test_the_image_installs_from_the_lock_file() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "uv.lock" in dockerfile and "uv sync --frozen" in dockerfile
+    assert "pip install ." not in dockerfile

@@ -283,11 +283,13 @@ async def test_what_is_not_http_11_this_client_reads_is_a_clear_error() -> None:
             ok(b"??", "Content-Encoding: br"),
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
             close_after=True,
         )
     ) as (_, port):
         assert await get(client, port) == (200, b"after hints")
-        for what in ("status line", "Content-Encoding: br", "Transfer-Encoding", "Content-Length"):
+        unreadable = ("status line", "Content-Encoding: br", "Transfer-Encoding", "Content-Length")
+        for what in (*unreadable, "not an HTTP/1.1 answer"):  # the last: a switch not asked for
             with pytest.raises(HttpProtocolError, match=what):
                 await get(client, port)
     await client.aclose()
@@ -337,3 +339,42 @@ async def test_tls_goes_to_the_checked_address_and_verifies_the_urls_name(tmp_pa
     # One connection for both (kept alive); the refused handshake never reached the handler.
     assert names[:1] == ["pages.test"] and server.connections == 1
     assert server.requests[0].startswith(b"GET / HTTP/1.1\r\nHost: pages.test:")
+
+
+async def test_a_body_cut_short_is_an_error_not_a_200() -> None:
+    # A server that dies mid-answer: the gzip stream stops half way (its Content-Length is
+    # honest about the bytes sent), fewer bytes than Content-Length, a chunked body without
+    # its last chunk. Each is an error, never a page to diff against.
+    page = "".join(f"<p>row {i}</p>" for i in range(2000)).encode()
+    packed = gzip.compress(page)
+    packed_deflate = zlib.compress(page)
+    client = PageClient()
+    async with scripted(
+        Scripted(
+            ok(packed[: len(packed) // 2], "Content-Encoding: gzip"),
+            ok(packed_deflate[: len(packed_deflate) // 2], "Content-Encoding: deflate"),
+            close_after=True,
+        )
+    ) as (_, port):
+        for coding in ("gzip", "deflate"):
+            with pytest.raises(HttpProtocolError, match=f"{coding} body ends before its end"):
+                await get(client, port)
+    cut_short = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 40,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    for answer in cut_short:
+        async with scripted(Scripted(answer, close_after=True)) as (_, port):
+            with pytest.raises(HttpProtocolError, match="ended inside the body"):
+                await get(client, port)
+    await client.aclose()
+
+
+async def test_an_empty_answer_with_a_content_coding_is_empty_not_cut_short() -> None:
+    # A 304 may repeat the 200's Content-Encoding; an empty 200 may carry one too.
+    not_modified = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Encoding: gzip\r\n\r\n'
+    client = PageClient()
+    async with scripted(Scripted(not_modified, ok(b"", "Content-Encoding: gzip"))) as (_, port):
+        assert await get(client, port) == (304, b"")
+        assert await get(client, port) == (200, b"")
+    await client.aclose()
