@@ -42,7 +42,6 @@ from ambient.clients.kube import (
     KubeNotFoundError,
     KubeUnavailableError,
 )
-from ambient.clients.kube_executor import KubernetesExecutor
 from ambient.clients.tencent import ops, writes
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import (
@@ -60,8 +59,9 @@ from ambient.domain.identifiers import (
     ObjectName,
     TkeClusterId,
 )
-from ambient.domain.remediation import Rung, StepRequest, WorkloadRef
 from ambient.domain.users import RollbackPermission
+from ambient.remediation.kube_executor import KubernetesExecutor
+from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository

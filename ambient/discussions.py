@@ -44,7 +44,7 @@ from ambient.domain.discussions import (
     discussion_id,
     normalise_topic,
 )
-from ambient.domain.remediation import named_approver
+from ambient.remediation.safety import named_approver
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import (
@@ -757,7 +757,8 @@ class DiscussionService:
                 "done": False,
                 "reason": "Temporal is not configured here",
             }
-        from ambient.remediation import RemediationError, RemediationService
+        from ambient.remediation.service import RemediationService
+        from ambient.remediation.views import RemediationError
 
         service = RemediationService(self.client, self.settings, self.db)
         try:

@@ -25,13 +25,13 @@ from ambient.discussions import (
     DiscussionService,
 )
 from ambient.domain.discussions import MessageIn
-from ambient.domain.remediation_runs import FINAL_STATES
-from ambient.remediation import (
+from ambient.remediation.runs import FINAL_STATES
+from ambient.remediation.service import RemediationService
+from ambient.remediation.views import (
     InvalidRemediationError,
     RemediationError,
     RemediationNotFoundError,
     RemediationRefusedError,
-    RemediationService,
 )
 from api.deps import StateDep
 from api.i18n import Words

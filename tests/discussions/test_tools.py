@@ -213,7 +213,7 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
 ) -> None:
     from ambient.discussions import DiscussionService
     from ambient.domain.discussions import MessageIn
-    from ambient.remediation import RemediationService
+    from ambient.remediation.service import RemediationService
     from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 
     remediation_settings(deps, remediation_approval_from_rung=1)
@@ -297,7 +297,7 @@ async def test_only_a_person_replying_as_themselves_steers_a_remediation_in_its_
 ) -> None:
     from ambient.discussions import DiscussionNotFoundError, DiscussionService
     from ambient.domain.discussions import MessageIn, ParticipantRole
-    from ambient.remediation import RemediationService
+    from ambient.remediation.service import RemediationService
     from ambient.storage.models import Discussion, DiscussionParticipant
     from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 

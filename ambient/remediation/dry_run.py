@@ -20,10 +20,10 @@ from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import ConfigMap, Service
 
 from ambient.clients.kube import REVISION, client_from_kubeconfig, kubeconfig_contexts
-from ambient.clients.kube_changes import REVISION_HISTORY
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
-from ambient.domain.remediation import (
+from ambient.remediation.changes import REVISION_HISTORY
+from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     STEP_ANNOTATION,
     Checkpoint,

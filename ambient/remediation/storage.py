@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ambient.domain.remediation import AlertRule, BreakerState
+from ambient.remediation.safety import BreakerState
+from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import (
     AlertRuleRow,
