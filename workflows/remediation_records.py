@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
     from activities.remediation import RemediationActivities
     from ambient import temporal
-    from ambient.domain.discussions import AgentPost
+    from ambient.discussions.rules import AgentPost
     from ambient.domain.notify import Message, NotificationKind, NotifyRequest, Target
     from ambient.remediation.alerts import Alert
     from ambient.remediation.ladder import Mode, Rung

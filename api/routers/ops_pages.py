@@ -18,13 +18,13 @@ from ambient.briefing import (
     BriefingView,
     InvalidBriefingError,
 )
-from ambient.discussions import (
+from ambient.discussions.rules import MessageIn
+from ambient.discussions.service import DiscussionService
+from ambient.discussions.views import (
     DiscussionClosedError,
     DiscussionError,
     DiscussionNotFoundError,
-    DiscussionService,
 )
-from ambient.domain.discussions import MessageIn
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import (

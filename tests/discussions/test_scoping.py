@@ -8,8 +8,8 @@ import httpx
 from mcp import Client
 
 from ambient.deps import WorkerDeps
-from ambient.discussions import DiscussionService
-from ambient.domain.discussions import AgentPost
+from ambient.discussions.rules import AgentPost
+from ambient.discussions.service import DiscussionService
 from ambient.remediation.storage import RemediationRepository
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import Discussion
