@@ -35,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
         Attempt,
         CheckpointInput,
         GateInput,
-        HandOverInput,
         JoinInput,
         PermissionInput,
         PrepareInput,
@@ -388,34 +387,6 @@ class GradedRemediationWorkflow(RemediationRecords):
 
     # --- endings ------------------------------------------------------------------------
 
-    async def _hand_over(self, state: RemediationState, reason: str) -> None:
-        self.outcome = reason
-        key = f"{self.run_key}/hand-over"
-        title = f"Needs a person: {self.alert.service}"
-        tried = ", ".join(
-            f"{a.rung.name.lower()}{'' if a.resolved is not False else ' (not resolved)'}"
-            for a in self.attempts
-        )
-        body = (
-            f"Remediation `{self.remediation_id}` stopped: {reason}. "
-            f"Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
-            f"(score {self.card.score if self.card else '?'}). Tried: {tried or 'nothing'}."
-        )
-        await self._act(
-            RemediationActivities.hand_over_remediation,
-            HandOverInput(
-                run_key=self.run_key,
-                key=key,
-                remediation_id=self.remediation_id,
-                user=self.request.user,
-                title=title,
-                body=body,
-                reason=reason,
-            ),
-        )
-        await self._push(key, title, body)
-        await self._finish(state)
-
     async def _abort(self, aborted: AbortInput) -> Outcome:
         why = f": {aborted.reason}" if aborted.reason else ""
         self.outcome = f"aborted by {aborted.by}{why}"
@@ -424,22 +395,6 @@ class GradedRemediationWorkflow(RemediationRecords):
         )
         await self._finish("aborted")
         return "stop"
-
-    async def _finish(self, state: RemediationState, *, notify: bool = False) -> None:
-        self.finished_at = workflow.now()
-        self.next_rung, self.waiting = None, None
-        await self._set_state(state)
-        await self._audit(
-            f"{self.run_key}/finished", "finished", {"state": state, "outcome": self.outcome}
-        )
-        await self._discuss(f"{self.run_key}/finished", f"{state}: {self.outcome}", ["outcome"])
-        await self._record()
-        if notify:
-            await self._push(
-                f"{self.run_key}/finished",
-                f"Remediated: {self.alert.service}",
-                f"Remediation `{self.remediation_id}` {self.outcome}.",
-            )
 
     # --- messages -----------------------------------------------------------------------
 

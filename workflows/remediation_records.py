@@ -1,4 +1,4 @@
-"""What a remediation run leaves behind and how it calls out: state, record, audit, pushes, posts.
+"""What a remediation run leaves behind: state, record, audit, hand-over, pushes, posts.
 
 The plumbing of ``GradedRemediationWorkflow`` (workflows/remediation.py), kept apart so the
 workflow reads like the ladder. Every call is an activity; the record and audit rows are
@@ -29,9 +29,11 @@ with workflow.unsafe.imports_passed_through():
         AbortInput,
         Attempt,
         AuditEntry,
+        HandOverInput,
         RecordInput,
         RemediationInput,
         RemediationState,
+        Waiting,
     )
     from ambient.remediation.scores import ScoreCard
 
@@ -63,9 +65,55 @@ class RemediationRecords:
     attempts: list[Attempt]
     next_rung: Rung | None
     aborted: AbortInput | None
+    waiting: Waiting | None
     outcome: str
     started_at: datetime
     finished_at: datetime | None
+
+    async def _hand_over(self, state: RemediationState, reason: str) -> None:
+        """Budget spent or stopped: the broadcast queue for the next briefing, and a push now."""
+        self.outcome = reason
+        key = f"{self.run_key}/hand-over"
+        title = f"Needs a person: {self.alert.service}"
+        tried = ", ".join(
+            f"{a.rung.name.lower()}{'' if a.resolved is not False else ' (not resolved)'}"
+            for a in self.attempts
+        )
+        body = (
+            f"Remediation `{self.remediation_id}` stopped: {reason}. "
+            f"Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
+            f"(score {self.card.score if self.card else '?'}). Tried: {tried or 'nothing'}."
+        )
+        await self._act(
+            RemediationActivities.hand_over_remediation,
+            HandOverInput(
+                run_key=self.run_key,
+                key=key,
+                remediation_id=self.remediation_id,
+                user=self.request.user,
+                title=title,
+                body=body,
+                reason=reason,
+            ),
+        )
+        await self._push(key, title, body)
+        await self._finish(state)
+
+    async def _finish(self, state: RemediationState, *, notify: bool = False) -> None:
+        self.finished_at = workflow.now()
+        self.next_rung, self.waiting = None, None
+        await self._set_state(state)
+        await self._audit(
+            f"{self.run_key}/finished", "finished", {"state": state, "outcome": self.outcome}
+        )
+        await self._discuss(f"{self.run_key}/finished", f"{state}: {self.outcome}", ["outcome"])
+        await self._record()
+        if notify:
+            await self._push(
+                f"{self.run_key}/finished",
+                f"Remediated: {self.alert.service}",
+                f"Remediation `{self.remediation_id}` {self.outcome}.",
+            )
 
     async def _wait(self, duration: timedelta, until: Any = None) -> bool:
         """A durable timer cut short by abort (or ``until``); True when cut short."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ambient.clients.tencent.client import TencentCloud
-from ambient.cloud.errors import CloudOpsRefusedError
+from ambient.cloud.errors import CloudOpsError, CloudOpsRefusedError
 from ambient.domain.users import RollbackPermission
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
@@ -38,6 +38,13 @@ class CloudGuard:
                 actor=actor, action=action, subject=subject, detail=detail
             )
             await session.commit()
+
+    async def audit_failure(
+        self, actor: str, operation: str, subject: str, detail: dict[str, Any], exc: CloudOpsError
+    ) -> None:
+        """The audit row of a call that failed: what was asked, and why."""
+        failure = {"outcome": "failed", "kind": exc.kind, "reason": str(exc)}
+        await self.audit(actor, f"cloud.{operation}", subject, {**detail, **failure})
 
     async def authorize(
         self, actor: str, operation: str, subject: str, mode: Mode, **asked: Any

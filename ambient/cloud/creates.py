@@ -93,12 +93,7 @@ class CloudCreates(CloudGuard):
             except TencentCloudError as exc:
                 raise readable(exc, request) from None
         except CloudOpsError as exc:
-            await self.audit(
-                actor,
-                f"cloud.{operation}",
-                subject,
-                {**detail, "outcome": "failed", "kind": exc.kind, "reason": str(exc)},
-            )
+            await self.audit_failure(actor, operation, subject, detail, exc)
             raise
         outcome = "existing" if step.existing else ("executed" if step.sent else "dry_run")
         await self.audit(

@@ -194,12 +194,7 @@ class ClsWrites(CloudCreates):
             failure = exc
         else:
             return found
-        await self.audit(
-            actor,
-            "cloud.create_cls_alarm",
-            subject,
-            {"mode": mode, "outcome": "failed", "kind": failure.kind, "reason": str(failure)},
-        )
+        await self.audit_failure(actor, "create_cls_alarm", subject, {"mode": mode}, failure)
         raise failure
 
     async def create_scheduled_sql(

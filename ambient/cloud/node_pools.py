@@ -134,12 +134,7 @@ class NodePoolWrites(CloudCreates):
                 except TencentCloudError as exc:
                     raise readable(exc, request) from None
         except CloudOpsError as exc:
-            await self.audit(
-                actor,
-                "cloud.scale_node_pool",
-                subject,
-                {**detail, "outcome": "failed", "kind": exc.kind, "reason": str(exc)},
-            )
+            await self.audit_failure(actor, "scale_node_pool", subject, detail, exc)
             raise
         outcome = "executed" if executed else ("noop" if mode == "execute" else "dry_run")
         await self.audit(actor, "cloud.scale_node_pool", subject, {**detail, "outcome": outcome})

@@ -105,12 +105,7 @@ class WorkloadOps:
             if mode == "execute":
                 await apply_documents(client, objects, changes)
         except CloudOpsError as exc:
-            await self.service.audit(
-                actor,
-                "cloud.apply_yaml",
-                subject,
-                {**detail, "outcome": "failed", "kind": exc.kind, "reason": str(exc)},
-            )
+            await self.service.audit_failure(actor, "apply_yaml", subject, detail, exc)
             raise
         applied = sum(c.applied for c in changes)
         counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
@@ -170,12 +165,7 @@ class WorkloadOps:
             except KubeError as exc:
                 raise _kube_failure(exc, f"{operation} {target}") from None
         except CloudOpsError as exc:
-            await self.service.audit(
-                actor,
-                f"cloud.{operation}",
-                subject,
-                {**detail, "outcome": "failed", "kind": exc.kind, "reason": str(exc)},
-            )
+            await self.service.audit_failure(actor, operation, subject, detail, exc)
             raise
         outcome = (
             "existing"

@@ -8,7 +8,6 @@ the result says so. It is the default executor and the one every ``dry_run`` mod
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from lightkube.resources.core_v1 import ConfigMap, Service
 from ambient.clients.kube import REVISION, client_from_kubeconfig, kubeconfig_contexts
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
-from ambient.remediation.changes import REVISION_HISTORY
+from ambient.remediation.changes import RESTARTED_AT, REVISION_HISTORY, isolation_value
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     STEP_ANNOTATION,
@@ -35,12 +34,6 @@ from ambient.remediation.ladder import (
 )
 
 log = logging.getLogger(__name__)
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-
-
-def isolation_value(key: str) -> str:
-    """A label value (≤ 63 safe characters) derived from a step key."""
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 class KubeClients:
