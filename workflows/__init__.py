@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workflows.daily_briefing import DailyBriefingWorkflow
-from workflows.discussion_notify import DiscussionNotifyWorkflow
+from workflows.discussions import DiscussionNotifyWorkflow
 from workflows.event_agent import EventDigestWorkflow
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_triage import AlertTriageWorkflow

@@ -286,7 +286,7 @@ class DiscussionService(DiscussionReads):
             posted.notify_error = "Temporal is not configured here: nobody was notified"
             return posted
         from ambient.discussions.rules import DiscussionNotice
-        from workflows.discussion_notify import DiscussionNotifyWorkflow
+        from workflows.discussions import DiscussionNotifyWorkflow
 
         try:
             await self.client.start_workflow(
