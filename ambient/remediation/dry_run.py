@@ -7,7 +7,6 @@ the result says so. It is the default executor and the one every ``dry_run`` mod
 
 from __future__ import annotations
 
-import copy
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,14 @@ from lightkube.resources.core_v1 import ConfigMap, Service
 from ambient.clients.kube import REVISION, client_from_kubeconfig, kubeconfig_contexts
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
-from ambient.remediation.changes import RESTARTED_AT, REVISION_HISTORY, isolation_value
+from ambient.remediation.changes import (
+    RESTARTED_AT,
+    REVISION_HISTORY,
+    configmaps_of,
+    isolation_value,
+    selects,
+    without_hash,
+)
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     STEP_ANNOTATION,
@@ -136,11 +142,9 @@ async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadVie
     try:
         async for service in client.list(Service, namespace=target.namespace):
             data = service.to_dict()
-            chosen = dict(data.get("spec", {}).get("selector") or {})
-            chosen.pop(ISOLATION_LABEL, None)
-            if chosen and all(pod_labels.get(k) == v for k, v in chosen.items()):
+            if selects(data.get("spec", {}).get("selector") or {}, pod_labels):
                 services[data["metadata"]["name"]] = dict(data["spec"]["selector"])
-        for name in _configmap_names(raw.get("spec", {}).get("template") or {}):
+        for name in configmaps_of(raw.get("spec", {}).get("template") or {}):
             try:
                 cm = await client.get(ConfigMap, name, namespace=target.namespace)
             except ApiError as exc:
@@ -152,31 +156,6 @@ async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadVie
         # A cluster (or stand-in) without these reads still gets restart/scale/rollback.
         log.info("services/configmaps of %s not readable: %s", target, exc.status.message)
     return WorkloadView(raw, replicasets, services, configmaps)
-
-
-def _configmap_names(template: dict[str, Any]) -> list[str]:
-    spec = template.get("spec") or {}
-    names: list[str] = []
-    for volume in spec.get("volumes") or []:
-        if (volume.get("configMap") or {}).get("name"):
-            names.append(volume["configMap"]["name"])
-    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
-        for source in container.get("envFrom") or []:
-            if (source.get("configMapRef") or {}).get("name"):
-                names.append(source["configMapRef"]["name"])
-        for env in container.get("env") or []:
-            ref = (env.get("valueFrom") or {}).get("configMapKeyRef") or {}
-            if ref.get("name"):
-                names.append(ref["name"])
-    return sorted(set(names))
-
-
-def rollback_template(rs: dict[str, Any]) -> dict[str, Any]:
-    """A ReplicaSet's pod template as `rollout undo` copies it: without pod-template-hash."""
-    template = copy.deepcopy(rs.get("spec", {}).get("template") or {})
-    labels = (template.get("metadata") or {}).get("labels") or {}
-    labels.pop("pod-template-hash", None)
-    return template
 
 
 def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str, Any], str]:
@@ -197,7 +176,7 @@ def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str
         if view is not None and step.to_revision is not None:
             rs = view.revisions().get(step.to_revision)
             if rs is not None:
-                patch = {**stamp, "spec": {"template": rollback_template(rs)}}
+                patch = {**stamp, "spec": {"template": without_hash(rs["spec"]["template"])}}
                 return {deployment: patch}, f"roll {deployment} back to revision {step.to_revision}"
         target = step.to_revision or "the revision before the one running at the start"
         return {deployment: {**stamp, "rollback_to_revision": target}}, (
@@ -226,7 +205,11 @@ def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str
         # template recorded then, which is the release under suspicion.
         release = step.to_revision or baseline.previous_revision
         rs = view.revisions().get(release) if view is not None and release else None
-        template = rollback_template(rs) if rs is not None else baseline.spec.get("template", {})
+        template = (
+            without_hash(rs["spec"]["template"])
+            if rs is not None
+            else baseline.spec.get("template", {})
+        )
         patches: dict[str, Any] = {
             deployment: {
                 **stamp,

@@ -492,3 +492,22 @@ async def test_full_rollback_dry_run_plans_what_execute_then_does(kube: Cluster)
     assert len(kube.api.writes()) == before  # the dry run wrote nothing
     done = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
     assert done.applied and kube.images() == [V1]
+
+
+async def test_dry_run_checkpoint_records_the_configmaps_the_kubernetes_executor_restores(
+    kube: Cluster,
+) -> None:
+    """One reading of a pod template for both executors: a ConfigMap mounted through a
+    projected volume is recorded by the dry run too, so its rung 5 shows it being restored."""
+    from ambient.remediation.dry_run import DryRunExecutor, KubeClients
+
+    kube.api.add_configmap("shop", "checkout-bundle", {"ca.pem": "---"})
+    pod = kube.deployment()["spec"]["template"]["spec"]
+    pod["volumes"].append(
+        {"name": "bundle", "projected": {"sources": [{"configMap": {"name": "checkout-bundle"}}]}}
+    )
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    planned = await dry.checkpoint(kube.target)
+    real = await kube.executor.checkpoint(kube.target)
+    assert planned.configmaps == real.configmaps
+    assert sorted(planned.configmaps) == ["checkout-bundle", "checkout-env", "checkout-files"]
