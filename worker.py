@@ -63,7 +63,8 @@ async def ensure_triage_schedule(client: Client, settings: Settings, db: Databas
     """The nightly alert triage Schedule, when a triage user is configured (idempotent)."""
     if not settings.remediation_triage_user:
         return
-    from ambient.remediation import RemediationError, RemediationService
+    from ambient.remediation.service import RemediationService
+    from ambient.remediation.views import RemediationError
 
     try:
         await RemediationService(client, settings, db).schedule_triage()

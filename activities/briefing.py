@@ -23,7 +23,8 @@ from ambient.clients.logs import FileLogSource, parse_line
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import MAX_SEARCH_LOGS, list_alarms, search_logs
-from ambient.discussions import DiscussionError, members_see
+from ambient.discussions.access import members_see
+from ambient.discussions.views import DiscussionError
 from ambient.domain.briefing import (
     AlarmLine,
     BriefingContent,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from ambient.discussions import DiscussionService
-from ambient.domain.discussions import AgentPost, AgentPosted
+from ambient.discussions.rules import AgentPost, AgentPosted
+from ambient.discussions.service import DiscussionService
 from ambient.settings import Settings
 from ambient.storage import Database
 

@@ -16,30 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ambient.alert_scoring import score_alert
-from ambient.clients.dry_run_executor import DryRunExecutor, KubeClients
 from ambient.clients.kube import KubeError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
-from ambient.domain.remediation import (
-    Alert,
-    ChangeWindow,
-    Checkpoint,
-    PermissionDecision,
-    RemediationExecutor,
-    StepRequest,
-    StepResult,
-    alert_from_alarm,
-    breaker_after,
-    breaker_gate,
-    change_window_gate,
-    effective_mode,
-    match_rule,
-    plan,
-    rate_limit_gate,
-)
-from ambient.domain.remediation_runs import (
+from ambient.remediation.alerts import Alert, alert_from_alarm
+from ambient.remediation.dry_run import DryRunExecutor, KubeClients
+from ambient.remediation.ladder import Checkpoint, RemediationExecutor, StepRequest, StepResult
+from ambient.remediation.runs import (
     AuditEntry,
     CheckpointInput,
     CollectInput,
@@ -55,16 +39,27 @@ from ambient.domain.remediation_runs import (
     Verification,
     VerifyInput,
 )
-from ambient.settings import Settings
-from ambient.storage import Database
-from ambient.storage.briefings import BroadcastRepository
-from ambient.storage.remediations import (
+from ambient.remediation.safety import (
+    ChangeWindow,
+    PermissionDecision,
+    breaker_after,
+    breaker_gate,
+    change_window_gate,
+    effective_mode,
+    rate_limit_gate,
+)
+from ambient.remediation.scorer import score_alert
+from ambient.remediation.scores import match_rule, plan
+from ambient.remediation.storage import (
     ActionLedger,
     AlertRuleRepository,
     BreakerRepository,
     RemediationRepository,
     append_once,
 )
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.repositories import UserRepository
 
 T = TypeVar("T")
@@ -471,7 +466,7 @@ def default_executors(
     clients = KubeClients(settings.kubeconfig, tencent)
     executors: dict[str, RemediationExecutor] = {"dry_run": DryRunExecutor(clients)}
     try:
-        module = importlib.import_module("ambient.clients.kube_executor")
+        module = importlib.import_module("ambient.remediation.kube_executor")
     except ImportError:
         return executors
     executors["kubernetes"] = module.KubernetesExecutor(clients)

@@ -12,7 +12,7 @@ from ambient.clients.http1 import PageClient
 from ambient.clients.llm import LLMClient
 from ambient.clients.notify import ChannelRegistry
 from ambient.clients.tencent.client import TencentCloud
-from ambient.domain.remediation import RemediationExecutor
+from ambient.remediation.ladder import RemediationExecutor
 from ambient.settings import Settings
 from ambient.storage import Database
 

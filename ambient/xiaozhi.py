@@ -29,17 +29,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
 
 from ambient import temporal
-from ambient.domain.remediation import named_approver
-from ambient.domain.remediation_runs import FINAL_STATES
 from ambient.domain.users import Role, RollbackPermission
-from ambient.remediation import RemediationError, RemediationService, RemediationSummary
+from ambient.remediation.runs import FINAL_STATES
+from ambient.remediation.safety import named_approver
+from ambient.remediation.service import RemediationService
+from ambient.remediation.storage import RemediationRepository
+from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import Briefing, RemediationRecord, User, XiaozhiDevice
-from ambient.storage.remediations import RemediationRepository
 from ambient.storage.repositories import OPERATOR, UserRepository, hash_token
 from ambient.storage.repositories import new_api_token as _new_token
-from workflows.graded_remediation import GradedRemediationWorkflow
+from workflows.remediation import GradedRemediationWorkflow
 
 log = logging.getLogger(__name__)
 

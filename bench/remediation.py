@@ -36,12 +36,13 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import build_activities
-from ambient.clients.dry_run_executor import DryRunExecutor, KubeClients
-from ambient.clients.kube_executor import KubernetesExecutor
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.devstack import DevOptions, free_port, wait_for_temporal
-from ambient.domain.remediation import (
+from ambient.domain.users import UserCreate
+from ambient.remediation.dry_run import DryRunExecutor, KubeClients
+from ambient.remediation.kube_executor import KubernetesExecutor
+from ambient.remediation.ladder import (
     Checkpoint,
     RemediationExecutor,
     RolloutHealth,
@@ -49,9 +50,8 @@ from ambient.domain.remediation import (
     StepResult,
     WorkloadRef,
 )
-from ambient.domain.remediation_runs import RemediationStatus
-from ambient.domain.users import UserCreate
-from ambient.remediation import RemediationService
+from ambient.remediation.runs import RemediationStatus
+from ambient.remediation.service import RemediationService
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async

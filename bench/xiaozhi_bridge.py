@@ -43,9 +43,9 @@ import httpx
 
 from ambient.briefing import BriefingService
 from ambient.devstack import DevOptions, free_port, wait_for_temporal
-from ambient.domain.remediation_runs import FINAL_STATES
 from ambient.domain.users import UserCreate
-from ambient.remediation import RemediationService
+from ambient.remediation.runs import FINAL_STATES
+from ambient.remediation.service import RemediationService
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
@@ -236,7 +236,7 @@ async def lookup(service: RemediationService, db: Database) -> None:
     """Where the context's time goes: the approvals-waiting lookup, in this process, now
     (the server's list narrows the open runs to those waiting, then a query each) and as it
     was (a full view of each of the 20 newest open runs), and the bare queries of those."""
-    from ambient.storage.remediations import RemediationRepository
+    from ambient.remediation.storage import RemediationRepository
 
     async with db.session() as session:
         rows = await RemediationRepository(session).list(limit=500)

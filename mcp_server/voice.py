@@ -26,8 +26,9 @@ from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.domain.briefing import GreetOutcome
-from ambient.domain.remediation_runs import FINAL_STATES
-from ambient.remediation import RemediationError, RemediationService, RemediationSummary
+from ambient.remediation.runs import FINAL_STATES
+from ambient.remediation.service import RemediationService
+from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository
 from ambient.tasks import TaskError, TaskService, TaskSummary

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from workflows.alert_triage import AlertTriageWorkflow
 from workflows.daily_briefing import DailyBriefingWorkflow
-from workflows.discussion_notify import DiscussionNotifyWorkflow
+from workflows.discussions import DiscussionNotifyWorkflow
 from workflows.event_agent import EventDigestWorkflow
-from workflows.graded_remediation import GradedRemediationWorkflow
+from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_triage import AlertTriageWorkflow
 from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 from workflows.web_monitor import WebMonitorWorkflow

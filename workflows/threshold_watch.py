@@ -18,8 +18,6 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.domain.configs import STORED
     from ambient.domain.notify import Message
-    from ambient.domain.remediation import alert_from_breach, remediation_id
-    from ambient.domain.remediation_runs import RemediationInput
     from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, ThresholdWatchState
     from ambient.domain.watches import (
         Breach,
@@ -29,8 +27,11 @@ with workflow.unsafe.imports_passed_through():
         evaluate,
         notification_targets,
     )
+    from ambient.remediation.alerts import alert_from_breach, remediation_id
+    from ambient.remediation.runs import RemediationInput
 
-from workflows.graded_remediation import GradedRemediationWorkflow, search_attributes
+from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_records import search_attributes
 from workflows.watch_controls import WatchControls, failure_text
 
 READ_TIMEOUT = timedelta(seconds=30)

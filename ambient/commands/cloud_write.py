@@ -19,21 +19,14 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from ambient.clients.tencent.client import TencentCloud
-from ambient.cloud_ops import (
-    AlarmSpec,
-    ApplySpec,
-    CloudOpsError,
-    CloudOpsService,
-    LogsetSpec,
-    Mode,
-    NodePoolScaleSpec,
-    NodePoolSpec,
-    ScheduledSqlSpec,
-    TopicSpec,
-    WorkloadOps,
-    WorkloadSpec,
-    describe_dashboard_image,
-)
+from ambient.cloud.apply import ApplySpec
+from ambient.cloud.audit import Mode
+from ambient.cloud.errors import CloudOpsError
+from ambient.cloud.images import describe_dashboard_image
+from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
+from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
+from ambient.cloud.service import CloudOpsService
+from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
 from ambient.settings import Settings
 from ambient.storage import Database
 

@@ -16,8 +16,9 @@ from rich.table import Table
 
 from ambient import temporal
 from ambient.clients.llm import LLMClient
-from ambient.domain.remediation_runs import FINAL_STATES, RemediationStatus
-from ambient.remediation import RemediationError, RemediationService
+from ambient.remediation.runs import FINAL_STATES, RemediationStatus
+from ambient.remediation.service import RemediationService
+from ambient.remediation.views import RemediationError
 from ambient.runtime import discovered_settings
 from ambient.status import temporal_problem
 from ambient.storage import Database

@@ -14,28 +14,15 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from ambient.clients.tencent.client import TencentCloud
-from ambient.cloud_ops import (
-    AlarmSpec,
-    ApplyResult,
-    ApplySpec,
-    CloudOpsError,
-    CloudOpsInputError,
-    CloudOpsRefusedError,
-    CloudOpsService,
-    ImageDescription,
-    LogsetSpec,
-    Mode,
-    NodePoolScaleResult,
-    NodePoolScaleSpec,
-    NodePoolSpec,
-    ScheduledSqlSpec,
-    TopicSpec,
-    WorkloadOps,
-    WorkloadResult,
-    WorkloadSpec,
-    WriteResult,
-    describe_dashboard_image,
-)
+from ambient.cloud.apply import ApplyResult, ApplySpec
+from ambient.cloud.audit import Mode
+from ambient.cloud.creates import WriteResult
+from ambient.cloud.errors import CloudOpsError, CloudOpsInputError, CloudOpsRefusedError
+from ambient.cloud.images import ImageDescription, describe_dashboard_image
+from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
+from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, NodePoolSpec
+from ambient.cloud.service import CloudOpsService
+from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
 from api.deps import CurrentUser, StateDep
 from mcp_server.state import AppState
 

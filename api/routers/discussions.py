@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from ambient.discussions import (
+from ambient.discussions.rules import MessageIn
+from ambient.discussions.service import DiscussionService
+from ambient.discussions.views import (
     AnnotationReport,
     AnomalyReport,
     Closed,
@@ -15,13 +17,11 @@ from ambient.discussions import (
     DiscussionList,
     DiscussionNotFoundError,
     DiscussionRead,
-    DiscussionService,
     Found,
     Posted,
     SigningError,
     Stats,
 )
-from ambient.domain.discussions import MessageIn
 from api.deps import CurrentUser, StateDep
 from mcp_server.state import AppState
 

@@ -18,20 +18,20 @@ from ambient.briefing import (
     BriefingView,
     InvalidBriefingError,
 )
-from ambient.discussions import (
+from ambient.discussions.rules import MessageIn
+from ambient.discussions.service import DiscussionService
+from ambient.discussions.views import (
     DiscussionClosedError,
     DiscussionError,
     DiscussionNotFoundError,
-    DiscussionService,
 )
-from ambient.domain.discussions import MessageIn
-from ambient.domain.remediation_runs import FINAL_STATES
-from ambient.remediation import (
+from ambient.remediation.runs import FINAL_STATES
+from ambient.remediation.service import RemediationService
+from ambient.remediation.views import (
     InvalidRemediationError,
     RemediationError,
     RemediationNotFoundError,
     RemediationRefusedError,
-    RemediationService,
 )
 from api.deps import StateDep
 from api.i18n import Words

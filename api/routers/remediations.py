@@ -8,19 +8,19 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from ambient.domain.remediation import Alert
-from ambient.domain.remediation_runs import (
+from ambient.remediation.alerts import Alert
+from ambient.remediation.runs import (
     ApprovalDecision,
     RemediationState,
     RemediationStats,
     RemediationStatus,
 )
-from ambient.remediation import (
+from ambient.remediation.service import RemediationService
+from ambient.remediation.views import (
     InvalidRemediationError,
     RemediationError,
     RemediationNotFoundError,
     RemediationRefusedError,
-    RemediationService,
     RemediationSummary,
     RemediationView,
     ReportLink,

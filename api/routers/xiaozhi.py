@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ambient.remediation import RemediationService
+from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import UserRepository
 from ambient.xiaozhi import (
     DeviceAdded,

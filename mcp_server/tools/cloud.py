@@ -17,13 +17,10 @@ from ambient.clients.logs import FileLogSource, LogPathError
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.cloud_ops import (
-    CloudOpsError,
-    CloudOpsService,
-    Mode,
-    NodePoolScaleResult,
-    NodePoolScaleSpec,
-)
+from ambient.cloud.audit import Mode
+from ambient.cloud.errors import CloudOpsError
+from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
+from ambient.cloud.service import CloudOpsService
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, NamespaceName, TkeClusterId
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 

@@ -14,24 +14,16 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from ambient.cloud_ops import (
-    AlarmSpec,
-    ApplyResult,
-    ApplySpec,
-    CloudOpsError,
-    CloudOpsService,
-    ImageDescription,
-    LogsetSpec,
-    Mode,
-    NodePoolSpec,
-    ScheduledSqlSpec,
-    TopicSpec,
-    WorkloadOps,
-    WorkloadResult,
-    WorkloadSpec,
-    WriteResult,
-)
-from ambient.cloud_ops import describe_dashboard_image as describe_image
+from ambient.cloud.apply import ApplyResult, ApplySpec
+from ambient.cloud.audit import Mode
+from ambient.cloud.creates import WriteResult
+from ambient.cloud.errors import CloudOpsError
+from ambient.cloud.images import ImageDescription
+from ambient.cloud.images import describe_dashboard_image as describe_image
+from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
+from ambient.cloud.node_pools import NodePoolSpec
+from ambient.cloud.service import CloudOpsService
+from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 from mcp_server.tools.cloud import _cloud
 

@@ -14,21 +14,21 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
-from ambient.discussions import (
+from ambient.discussions.rules import MessageIn, SourceType
+from ambient.discussions.service import DiscussionService
+from ambient.discussions.views import (
     AnnotationReport,
     AnomalyReport,
     Closed,
     DiscussionError,
     DiscussionList,
     DiscussionRead,
-    DiscussionService,
     Found,
     Posted,
     Projects,
     Stats,
     StoreInit,
 )
-from ambient.domain.discussions import MessageIn, SourceType
 from mcp_server.auth import app_state, current_user
 
 T = TypeVar("T")

@@ -11,11 +11,11 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
-from ambient.domain.remediation import Alert
-from ambient.domain.remediation_runs import ApprovalDecision, RemediationStats, RemediationStatus
-from ambient.remediation import (
+from ambient.remediation.alerts import Alert
+from ambient.remediation.runs import ApprovalDecision, RemediationStats, RemediationStatus
+from ambient.remediation.service import RemediationService
+from ambient.remediation.views import (
     RemediationError,
-    RemediationService,
     RemediationSummary,
     RemediationView,
     ReportLink,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from ambient.domain.discussions import (
+from ambient.discussions.rules import (
     MessageIn,
     MessageView,
     annotate,

@@ -8,11 +8,11 @@ import httpx
 from mcp import Client
 
 from ambient.deps import WorkerDeps
-from ambient.discussions import DiscussionService
-from ambient.domain.discussions import AgentPost
+from ambient.discussions.rules import AgentPost
+from ambient.discussions.service import DiscussionService
+from ambient.remediation.storage import RemediationRepository
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import Discussion
-from ambient.storage.remediations import RemediationRepository
 from api.app import create_app
 from mcp_server.server import build_server
 from mcp_server.state import AppState, StateHolder

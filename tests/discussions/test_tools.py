@@ -211,9 +211,9 @@ async def test_three_servers_and_http(deps: WorkerDeps) -> None:
 async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refused(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    from ambient.discussions import DiscussionService
-    from ambient.domain.discussions import MessageIn
-    from ambient.remediation import RemediationService
+    from ambient.discussions.rules import MessageIn
+    from ambient.discussions.service import DiscussionService
+    from ambient.remediation.service import RemediationService
     from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 
     remediation_settings(deps, remediation_approval_from_rung=1)
@@ -295,9 +295,10 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
 async def test_only_a_person_replying_as_themselves_steers_a_remediation_in_its_discussion(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    from ambient.discussions import DiscussionNotFoundError, DiscussionService
-    from ambient.domain.discussions import MessageIn, ParticipantRole
-    from ambient.remediation import RemediationService
+    from ambient.discussions.rules import MessageIn, ParticipantRole
+    from ambient.discussions.service import DiscussionService
+    from ambient.discussions.views import DiscussionNotFoundError
+    from ambient.remediation.service import RemediationService
     from ambient.storage.models import Discussion, DiscussionParticipant
     from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 

@@ -16,9 +16,9 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.remediation import Alert
-from ambient.domain.remediation_runs import RemediationStatus
 from ambient.domain.users import UserCreate
+from ambient.remediation.alerts import Alert
+from ambient.remediation.runs import RemediationStatus
 from ambient.storage.repositories import UserRepository
 from tests.support.servers import serve
 

@@ -14,8 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.clients.kube import client_from_kubeconfig
 from ambient.deps import WorkerDeps
-from ambient.domain.remediation import Rung
-from ambient.domain.remediation_runs import ApprovalInput
+from ambient.remediation.ladder import Rung
+from ambient.remediation.runs import ApprovalInput
 from ambient.storage.audit import AuditRepository
 from tests.conftest import running_worker
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
@@ -23,7 +23,7 @@ from tests.remediation.test_workflow import USER, start
 from tests.standins.kube_api import KubeApi, kubeconfig
 from tests.support.record import save_history
 from tests.support.servers import serve
-from workflows.graded_remediation import GradedRemediationWorkflow
+from workflows.remediation import GradedRemediationWorkflow
 
 V1, V2 = "registry/checkout:v1", "registry/checkout:v2"
 CLUSTER = "cls-standin1"
@@ -157,7 +157,8 @@ async def test_a_release_without_an_earlier_revision_makes_rung_three_say_so_and
 async def test_refusing_or_aborting_an_execute_step_needs_execute_permission_like_approving(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:
-    from ambient.remediation import RemediationRefusedError, RemediationService
+    from ambient.remediation.service import RemediationService
+    from ambient.remediation.views import RemediationRefusedError
     from tests.remediation.support import state_reaches
 
     api, path = cluster

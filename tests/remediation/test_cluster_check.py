@@ -11,8 +11,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.remediation import remediation_id
 from ambient.domain.users import RollbackPermission, UserCreate
+from ambient.remediation.alerts import remediation_id
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.remediation.support import alert, remediation_settings
@@ -91,7 +91,8 @@ async def test_a_known_context_or_a_tke_id_passes_the_check_and_the_dry_run_exec
     deps: WorkerDeps, tmp_path: Path
 ) -> None:
     from ambient.clients.llm import LLMClient
-    from ambient.remediation import InvalidRemediationError, RemediationService
+    from ambient.remediation.service import RemediationService
+    from ambient.remediation.views import InvalidRemediationError
 
     _kubernetes_executor(deps, tmp_path)
     service = RemediationService(None, deps.settings, deps.db, LLMClient(deps.settings))  # type: ignore[arg-type]

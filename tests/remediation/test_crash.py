@@ -28,15 +28,17 @@ import yaml
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.remediation import STEP_ANNOTATION, Alert, Rung, remediation_id
-from ambient.domain.remediation_runs import RemediationInput, RemediationStatus
 from ambient.domain.users import UserCreate
+from ambient.remediation.alerts import Alert, remediation_id
+from ambient.remediation.ladder import STEP_ANNOTATION, Rung
+from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
 from tests.conftest import unique
 from tests.standins.kube_api import ApiCall, KubeApi, kubeconfig
 from tests.support.servers import serve
-from workflows.graded_remediation import GradedRemediationWorkflow, search_attributes
+from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_records import search_attributes
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]

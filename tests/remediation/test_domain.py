@@ -8,32 +8,32 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from ambient.domain.remediation import (
-    Alert,
-    AlertRule,
+from ambient.domain.watches import Condition
+from ambient.remediation.alerts import Alert, alert_from_alarm, alert_from_breach
+from ambient.remediation.ladder import Rung
+from ambient.remediation.runs import RunOutcome, remediation_stats
+from ambient.remediation.safety import (
     BreakerState,
     ChangeWindow,
-    DimensionScore,
-    Rung,
-    ScoreDimensions,
-    alert_from_alarm,
-    alert_from_breach,
-    attempt_budget,
     breaker_after,
     breaker_gate,
     change_window_gate,
     effective_mode,
-    match_rule,
     may_approve,
     named_approver,
-    offline_score,
-    plan,
     rate_limit_gate,
     scale_target,
+)
+from ambient.remediation.scores import (
+    AlertRule,
+    DimensionScore,
+    ScoreDimensions,
+    attempt_budget,
+    match_rule,
+    offline_score,
+    plan,
     total_score,
 )
-from ambient.domain.remediation_runs import RunOutcome, remediation_stats
-from ambient.domain.watches import Condition
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 

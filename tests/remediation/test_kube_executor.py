@@ -19,14 +19,15 @@ from ambient.clients.kube import (
     KubeUnavailableError,
     client_from_kubeconfig,
 )
-from ambient.clients.kube_changes import (
+from ambient.remediation.changes import (
     NOT_A_REVISION,
     RESTARTED_AT,
     isolation_policy_name,
     isolation_value,
 )
-from ambient.clients.kube_executor import KubernetesExecutor, StepInputError
-from ambient.domain.remediation import (
+from ambient.remediation.kube_executor import KubernetesExecutor
+from ambient.remediation.kube_plans import StepInputError
+from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     STEP_ANNOTATION,
     Checkpoint,
@@ -469,7 +470,7 @@ async def test_full_rollback_after_the_rollback_keeps_the_release_before_the_inc
 async def test_full_rollback_dry_run_plans_what_execute_then_does(kube: Cluster) -> None:
     """Rung 5 restores the release before the incident in both modes (not the bad release
     that was running when the remediation began)."""
-    from ambient.clients.dry_run_executor import DryRunExecutor, KubeClients
+    from ambient.remediation.dry_run import DryRunExecutor, KubeClients
 
     kube.api.failing_images = {V2}
     await kube.release(V2)
@@ -491,3 +492,22 @@ async def test_full_rollback_dry_run_plans_what_execute_then_does(kube: Cluster)
     assert len(kube.api.writes()) == before  # the dry run wrote nothing
     done = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
     assert done.applied and kube.images() == [V1]
+
+
+async def test_dry_run_checkpoint_records_the_configmaps_the_kubernetes_executor_restores(
+    kube: Cluster,
+) -> None:
+    """One reading of a pod template for both executors: a ConfigMap mounted through a
+    projected volume is recorded by the dry run too, so its rung 5 shows it being restored."""
+    from ambient.remediation.dry_run import DryRunExecutor, KubeClients
+
+    kube.api.add_configmap("shop", "checkout-bundle", {"ca.pem": "---"})
+    pod = kube.deployment()["spec"]["template"]["spec"]
+    pod["volumes"].append(
+        {"name": "bundle", "projected": {"sources": [{"configMap": {"name": "checkout-bundle"}}]}}
+    )
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    planned = await dry.checkpoint(kube.target)
+    real = await kube.executor.checkpoint(kube.target)
+    assert planned.configmaps == real.configmaps
+    assert sorted(planned.configmaps) == ["checkout-bundle", "checkout-env", "checkout-files"]

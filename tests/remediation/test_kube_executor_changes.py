@@ -1,11 +1,11 @@
-"""What the Kubernetes executor writes, decided without a cluster (ambient.clients.kube_changes)."""
+"""What the Kubernetes executor writes, decided without a cluster (ambient.remediation.changes)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from ambient.clients.kube_changes import (
+from ambient.remediation.changes import (
     configmaps_of,
     isolation_policy_name,
     isolation_value,
@@ -14,7 +14,7 @@ from ambient.clients.kube_changes import (
     selects,
     without_hash,
 )
-from ambient.domain.remediation import ISOLATION_LABEL, STEP_ANNOTATION
+from ambient.remediation.ladder import ISOLATION_LABEL, STEP_ANNOTATION
 from tests.standins.kube_api import apply_patch
 
 DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 from pydantic import SecretStr
 
-from ambient.alert_scoring import score_alert
 from ambient.clients.llm import LLMClient
-from ambient.domain.remediation import Alert, AlertRule
+from ambient.remediation.alerts import Alert
+from ambient.remediation.scorer import score_alert
+from ambient.remediation.scores import AlertRule
 from ambient.settings import Settings
 from tests.standins.llm_api import API_KEY, Content, Failure, LLMApi, messages_text
 from tests.support.servers import serve

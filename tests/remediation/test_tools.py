@@ -10,9 +10,9 @@ from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.remediation_runs import FINAL_STATES, RemediationStatus
+from ambient.remediation.runs import FINAL_STATES, RemediationStatus
+from ambient.remediation.storage import RemediationRepository
 from ambient.sharing import ShareLinkRepository
-from ambient.storage.remediations import RemediationRepository
 from mcp_server.server import build_server
 from mcp_server.state import AppState, StateHolder
 from tests.conftest import running_worker

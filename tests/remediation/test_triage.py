@@ -13,15 +13,15 @@ from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
-from ambient.domain.remediation_runs import RemediationStatus, TriageInput, TriageResult
-from ambient.remediation import TRIAGE_SCHEDULE, RemediationService
+from ambient.remediation.runs import RemediationStatus, TriageInput, TriageResult
+from ambient.remediation.service import TRIAGE_SCHEDULE, RemediationService
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.record import save_history
 from tests.support.servers import serve
 from worker import ensure_triage_schedule
-from workflows.alert_triage import AlertTriageWorkflow
+from workflows.remediation_triage import AlertTriageWorkflow
 
 USER = "night"
 ZONE = ZoneInfo("Asia/Shanghai")

@@ -8,9 +8,9 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.remediation_runs import RemediationStatus
 from ambient.domain.tasks import ThresholdWatchInput
 from ambient.domain.watches import ThresholdWatchConfig
+from ambient.remediation.runs import RemediationStatus
 from ambient.storage.repositories import EventRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings

@@ -11,19 +11,15 @@ from sqlalchemy import select
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.clients.dry_run_executor import DryRunExecutor
 from ambient.deps import WorkerDeps
-from ambient.domain.remediation import Alert, Rung, StepRequest, StepResult, remediation_id
-from ambient.domain.remediation_runs import (
-    AbortInput,
-    ApprovalInput,
-    RemediationInput,
-    RemediationStatus,
-)
+from ambient.remediation.alerts import Alert, remediation_id
+from ambient.remediation.dry_run import DryRunExecutor
+from ambient.remediation.ladder import Rung, StepRequest, StepResult
+from ambient.remediation.runs import AbortInput, ApprovalInput, RemediationInput, RemediationStatus
+from ambient.remediation.storage import RemediationRepository
 from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.models import RemediationAction
-from ambient.storage.remediations import RemediationRepository
 from ambient.storage.repositories import InboxRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import (
@@ -34,7 +30,8 @@ from tests.remediation.support import (
     state_reaches,
 )
 from tests.support.record import save_history
-from workflows.graded_remediation import GradedRemediationWorkflow, search_attributes
+from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_records import search_attributes
 
 USER = "ops"
 

@@ -209,9 +209,9 @@ async def test_the_context_still_answers_when_temporal_does_not(settings: Settin
     unknown (null) and every other fact is there, within xiaozhi-server's 3 s."""
     from ambient import temporal
     from ambient.domain.users import UserCreate
-    from ambient.remediation import RemediationService
+    from ambient.remediation.service import RemediationService
+    from ambient.remediation.storage import RemediationRepository
     from ambient.storage import Database
-    from ambient.storage.remediations import RemediationRepository
     from ambient.storage.repositories import UserRepository
     from ambient.xiaozhi import DeviceService, voice_facts
 

@@ -7,8 +7,8 @@ import json
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.remediation_runs import RemediationStatus
-from ambient.remediation import RemediationService
+from ambient.remediation.runs import RemediationStatus
+from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import UserRepository
 from ambient.xiaozhi import DeviceService
 from mcp_server.state import AppState

@@ -9,9 +9,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
-from ambient.domain.remediation_runs import RemediationStatus
-from ambient.remediation import RemediationService
-from ambient.storage.remediations import RemediationRepository
+from ambient.remediation.runs import RemediationStatus
+from ambient.remediation.service import RemediationService
+from ambient.remediation.storage import RemediationRepository
 from ambient.xiaozhi import waiting_for
 from tests.conftest import running_worker, unique
 from tests.remediation.support import (

@@ -11,8 +11,6 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ambient.domain.briefing import BriefingConfig, BriefingRun
 from ambient.domain.notify import Target
 from ambient.domain.push import PushChannel, PushConfig, stored_push_config
-from ambient.domain.remediation import Alert
-from ambient.domain.remediation_runs import RemediationInput
 from ambient.domain.reminders import NewsDigestConfig, ReminderConfig, ReminderRun
 from ambient.domain.tasks import ThresholdWatchInput, WebMonitorInput
 from ambient.domain.watches import (
@@ -21,6 +19,8 @@ from ambient.domain.watches import (
     WebMonitorConfig,
     notification_targets,
 )
+from ambient.remediation.alerts import Alert
+from ambient.remediation.runs import RemediationInput
 
 SOURCE = {"type": "http_json", "url": "https://example.com/v", "json_path": "$.v"}
 WEB = {"urls": ["https://example.com/"]}

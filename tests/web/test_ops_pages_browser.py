@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.briefing import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.briefing import BriefingConfig, plan_for
-from ambient.remediation import RemediationService
+from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import InboxRepository, UserRepository
 from api.app import create_app
 from tests.briefing.harness import eventually, write_day_logs

@@ -5,12 +5,8 @@ MCP tools, the API, the web pages, discussion replies and the CLI are thin adapt
 the same alert while one runs is deduplicated into it instead of starting a second. A run
 belongs to its owner: seeing or steering it (approve, refuse, abort) needs the owner, an
 admin, or an approver the policy names for its cluster (AMBIENT_REMEDIATION_APPROVERS),
-checked here for every door; sending the same alert again grants nothing.
-
-RemediationError
- ├── InvalidRemediationError     bad alert or arguments: nothing was changed
- ├── RemediationRefusedError     the caller's permission does not allow it
- └── RemediationNotFoundError    no such remediation for this caller
+checked here for every door; sending the same alert again grants nothing. What it answers
+and raises is in ``ambient.remediation.views``.
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from temporalio.client import (
     Client,
     Schedule,
@@ -35,24 +31,12 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ambient.alert_scoring import score_alert
 from ambient.clients.kube import KubeError, kubeconfig_contexts
 from ambient.clients.llm import LLMClient
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TKE_CLUSTER_ID
-from ambient.domain.remediation import (
-    Alert,
-    AlertRule,
-    Mode,
-    PlannedStep,
-    ScoreCard,
-    effective_mode,
-    match_rule,
-    may_approve,
-    named_approver,
-    plan,
-    remediation_id,
-)
-from ambient.domain.remediation_runs import (
+from ambient.remediation.alerts import Alert, remediation_id
+from ambient.remediation.ladder import Mode
+from ambient.remediation.runs import (
     AbortInput,
     ApprovalDecision,
     ApprovalInput,
@@ -64,158 +48,38 @@ from ambient.domain.remediation_runs import (
     TriageInput,
     remediation_stats,
 )
+from ambient.remediation.safety import effective_mode, may_approve, named_approver
+from ambient.remediation.scorer import score_alert
+from ambient.remediation.scores import AlertRule, ScoreCard, match_rule, plan
+from ambient.remediation.storage import AlertRuleRepository, RemediationRepository
+from ambient.remediation.views import (
+    AuditLine,
+    InvalidRemediationError,
+    RemediationError,
+    RemediationNotFoundError,
+    RemediationRefusedError,
+    RemediationSummary,
+    RemediationView,
+    ReportLink,
+    ScoreView,
+    StartResult,
+    as_utc,
+    invalid,
+    parse_alert,
+    report_markdown,
+    summary_of,
+)
 from ambient.settings import Settings
 from ambient.sharing import ShareLinkRepository
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import RemediationRecord, User
-from ambient.storage.remediations import AlertRuleRepository, RemediationRepository
+from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
-from workflows.alert_triage import AlertTriageWorkflow
-from workflows.graded_remediation import GradedRemediationWorkflow, search_attributes
+from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_records import search_attributes
+from workflows.remediation_triage import AlertTriageWorkflow
 
 TRIAGE_SCHEDULE = "alert-triage"
-
-
-class RemediationError(Exception):
-    """A remediation operation failed; the message says what to do."""
-
-
-class InvalidRemediationError(RemediationError):
-    """The request was invalid; nothing changed. ``field`` names what to fix, when one does."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class RemediationRefusedError(RemediationError):
-    """The caller's permission does not allow this."""
-
-
-class RemediationNotFoundError(RemediationError):
-    """No remediation with that id is visible to the caller."""
-
-
-class ScoreView(BaseModel):
-    """What score_alert returns: the card, the budget and the plan it buys (nothing runs)."""
-
-    score: int
-    budget: int
-    dimensions: dict[str, Any]
-    reasons: list[str]
-    generated_by: str
-    manual: bool
-    rule: str | None
-    fingerprint: str
-    remediation_id: str
-    plan: list[PlannedStep]
-
-
-class StartResult(BaseModel):
-    remediation_id: str
-    created: bool
-    # The alert already had a live run: nothing started. Its state and mode are shown only to
-    # those who may see that run (owner, admin, named approver).
-    deduplicated: bool = False
-    mode: Mode | None = None
-    message: str
-    state: str | None = None
-
-
-class AuditLine(BaseModel):
-    at: datetime
-    actor: str
-    action: str
-    detail: dict[str, Any]
-
-
-class RemediationView(RemediationStatus):
-    audit: list[AuditLine] = Field(default_factory=list)
-
-
-class ReportLink(BaseModel):
-    url: str
-    expires_at: datetime
-
-
-def report_markdown(view: RemediationView) -> str:
-    """The remediation as a report page: alert, score, plan, attempts, the audit trail."""
-    alert = view.alert
-
-    def cell(value: object) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = [
-        f"# Remediation of {alert.service}",
-        "",
-        f"**{view.state}** — {view.outcome or 'in progress'}",
-        "",
-        f"- alert: {cell(alert.metric or alert.source)} = {alert.value} "
-        f"(threshold {alert.threshold}), source {cell(alert.source)}",
-        f"- message: {cell(alert.message) or '—'}",
-        f"- score {view.score}, budget {view.budget}, mode {view.mode or view.mode_asked}, "
-        f"owner {view.user}",
-        "",
-        "## Plan and attempts",
-        "",
-        "| # | rung | result | verified |",
-        "|---|---|---|---|",
-    ]
-    done = {a.attempt: a for a in view.attempts}
-    for step in view.plan:
-        attempt = done.get(step.attempt)
-        result = (attempt.skipped_reason or attempt.detail) if attempt else "not reached"
-        verified = ""
-        if attempt is not None and attempt.resolved is not None:
-            verified = "resolved" if attempt.resolved else "not resolved"
-        lines.append(
-            f"| {step.attempt} | {int(step.rung)} {step.rung.name.lower()} | "
-            f"{cell(result)} | {verified} |"
-        )
-    if view.card is not None:
-        lines += ["", "## Score", ""]
-        lines += [f"- {cell(reason)}" for reason in view.card.reasons]
-    lines += ["", "## Audit", "", "| time (UTC) | actor | action |", "|---|---|---|"]
-    for line in view.audit:
-        lines.append(f"| {line.at:%Y-%m-%d %H:%M:%S} | {cell(line.actor)} | {line.action} |")
-    return "\n".join(lines) + "\n"
-
-
-class RemediationSummary(BaseModel):
-    remediation_id: str
-    run_key: str
-    user: str
-    service: str
-    alert_type: str
-    mode: str
-    state: str
-    score: int | None
-    budget: int | None
-    attempts: int
-    resolved_rung: int | None
-    started_at: datetime
-    finished_at: datetime | None
-
-
-def invalid(error: ValidationError) -> InvalidRemediationError:
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: {e['msg']}" for e in error.errors()]
-    return InvalidRemediationError("invalid alert — " + "; ".join(parts))
-
-
-def parse_alert(alert: dict[str, Any] | Alert) -> Alert:
-    if isinstance(alert, Alert):
-        return alert
-    try:
-        return Alert.model_validate(alert)
-    except ValidationError as exc:
-        raise invalid(exc) from None
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class RemediationService:
@@ -305,7 +169,7 @@ class RemediationService:
     def _check_cluster(self, cluster_id: str) -> None:
         """A cluster the Kubernetes executor could not reach is refused before anything starts.
 
-        The executor (ambient/clients/kube_executor.py) takes a context of AMBIENT_KUBECONFIG
+        The executor (ambient/remediation/kube_executor.py) takes a context of AMBIENT_KUBECONFIG
         by its name and any other id as a TKE cluster (DescribeClusterKubeconfig); a name that
         is no TKE id can only be a context, so one the kubeconfig lacks would fail the
         workflow only once it runs. The dry_run executor reaches no cluster.
@@ -379,7 +243,7 @@ class RemediationService:
             records = await AuditRepository(session).list(subject=status.run_key, limit=1000)
         audit = [
             AuditLine(
-                at=_aware(r.created_at) or r.created_at,
+                at=as_utc(r.created_at) or r.created_at,
                 actor=r.actor,
                 action=r.action,
                 detail=r.detail,
@@ -414,7 +278,7 @@ class RemediationService:
         owner = None if account.role == "admin" else user
         async with self.db.session() as session:
             rows = await RemediationRepository(session).list(user=owner, state=state, limit=limit)
-        return [_summary(row) for row in rows]
+        return [summary_of(row) for row in rows]
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
         """Outcome analytics of the caller's remediations (all of them for an admin)."""
@@ -431,11 +295,11 @@ class RemediationService:
                 tried=list(row.detail.get("tried") or []),
                 resolved_rung=row.resolved_rung,
                 budget_exhausted=row.budget_exhausted,
-                started_at=_aware(row.started_at) or since,
-                finished_at=_aware(row.finished_at),
+                started_at=as_utc(row.started_at) or since,
+                finished_at=as_utc(row.finished_at),
             )
             for row in rows
-            if (_aware(row.started_at) or since) >= since
+            if (as_utc(row.started_at) or since) >= since
         ]
         return remediation_stats(outcomes)
 
@@ -459,7 +323,7 @@ class RemediationService:
             self.settings.public_url or f"http://{self.settings.api_host}:{self.settings.api_port}"
         )
         return ReportLink(
-            url=f"{base}/share/{token}", expires_at=_aware(row.expires_at) or row.expires_at
+            url=f"{base}/share/{token}", expires_at=as_utc(row.expires_at) or row.expires_at
         )
 
     # --- steer -------------------------------------------------------------------------
@@ -606,21 +470,3 @@ class RemediationService:
                 f"(it needs {mode!r} or higher; an admin grants it)"
             )
         return account
-
-
-def _summary(row: RemediationRecord) -> RemediationSummary:
-    return RemediationSummary(
-        remediation_id=row.remediation_id,
-        run_key=row.run_key,
-        user=row.user,
-        service=row.service,
-        alert_type=row.alert_type,
-        mode=row.mode,
-        state=row.state,
-        score=row.score,
-        budget=row.budget,
-        attempts=row.attempts,
-        resolved_rung=row.resolved_rung,
-        started_at=_aware(row.started_at) or row.started_at,
-        finished_at=_aware(row.finished_at),
-    )

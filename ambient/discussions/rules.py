@@ -45,12 +45,6 @@ PRODUCT_AGENTS = [
 ]
 
 
-def check_id(value: str, what: str) -> str:
-    if not _ID.match(value):
-        raise ValueError(f"{what}: 1-64 letters, digits, '_', '.', ':' or '-'")
-    return value
-
-
 def normalise_topic(topic: str) -> str:
     """The key that makes "Checkout 5xx " and "checkout 5xx" the same discussion."""
     text = unicodedata.normalize("NFKC", topic).strip().casefold()

@@ -12,15 +12,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
-    from ambient.domain.remediation import remediation_id
-    from ambient.domain.remediation_runs import (
-        CollectInput,
-        RemediationInput,
-        TriageInput,
-        TriageResult,
-    )
+    from ambient.remediation.alerts import remediation_id
+    from ambient.remediation.runs import CollectInput, RemediationInput, TriageInput, TriageResult
 
-from workflows.graded_remediation import GradedRemediationWorkflow, search_attributes
+from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_records import search_attributes
 
 
 @workflow.defn

@@ -13,8 +13,8 @@ import logging
 from pydantic import BaseModel, Field
 
 from ambient.clients.llm import LLMClient, LLMError, data_block
-from ambient.domain.remediation import (
-    Alert,
+from ambient.remediation.alerts import Alert
+from ambient.remediation.scores import (
     AlertRule,
     DimensionScore,
     ScoreCard,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from ambient.domain.discussions import DiscussionNotice
+    from ambient.discussions.rules import DiscussionNotice
     from ambient.domain.notify import Message, NotificationKind, Target
 
 from workflows.watch_controls import deliver

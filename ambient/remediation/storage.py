@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import builtins
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ambient.domain.remediation import AlertRule, BreakerState
+from ambient.remediation.safety import BreakerState
+from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import (
     AlertRuleRow,
@@ -108,16 +108,6 @@ class RemediationRepository:
         query = query.order_by(RemediationRecord.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
 
-    async def finished_since(
-        self, since: datetime, *, user: str | None = None
-    ) -> builtins.list[RemediationRecord]:
-        query = select(RemediationRecord).where(
-            RemediationRecord.finished_at.is_not(None), RemediationRecord.started_at >= since
-        )
-        if user is not None:
-            query = query.where(RemediationRecord.user == user)
-        return list((await self.session.execute(query)).scalars())
-
 
 class ActionLedger:
     """Changes per cluster, reserved before they are made (the rate limit counts these)."""
@@ -184,11 +174,6 @@ async def append_once(
     return await AuditRepository(session).append(
         actor=actor, action=action, subject=subject, detail={**detail, "key": key}
     )
-
-
-async def count_by_state(session: AsyncSession) -> dict[str, int]:
-    query = select(RemediationRecord.state, func.count()).group_by(RemediationRecord.state)
-    return {state: count for state, count in (await session.execute(query)).all()}
 
 
 def _aware(value: datetime) -> datetime:

@@ -16,7 +16,7 @@ from lightkube.resources.core_v1 import ConfigMap, Service
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.types import PatchType
 
-from ambient.domain.remediation import ISOLATION_LABEL, STEP_ANNOTATION
+from ambient.remediation.ladder import ISOLATION_LABEL, STEP_ANNOTATION
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 TEMPLATE_HASH = "pod-template-hash"

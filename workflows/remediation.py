@@ -8,50 +8,36 @@ the broadcast queue and is pushed now. Every decision lands in the audit log (ac
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.types import MethodAsyncSingleParam
+
+from workflows.remediation_records import (
+    CHANGE_RETRY,
+    READ_RETRY,
+    SHORT,
+    RemediationRecords,
+    cause_of,
+)
 
 with workflow.unsafe.imports_passed_through():
-    from activities.discussions import DiscussionActivities
-    from activities.notify import NotifyActivities
     from activities.remediation import RemediationActivities
     from activities.watches import WatchActivities
-    from ambient import temporal
     from ambient.domain.checks import MetricReading, ReadMetricInput
-    from ambient.domain.discussions import AgentPost
-    from ambient.domain.notify import Message, NotificationKind, NotifyRequest, Target
-    from ambient.domain.remediation import (
-        Checkpoint,
-        Mode,
-        PlannedStep,
-        Rung,
-        ScoreCard,
-        StepRequest,
-        StepResult,
-        may_approve,
-        scale_target,
-        step_key,
-    )
-    from ambient.domain.remediation_runs import (
+    from ambient.remediation.ladder import Checkpoint, Mode, Rung, StepRequest, StepResult, step_key
+    from ambient.remediation.runs import (
         FINAL_STATES,
         AbortInput,
         ApprovalDecision,
         ApprovalInput,
         Attempt,
-        AuditEntry,
         CheckpointInput,
         GateInput,
-        HandOverInput,
         JoinInput,
         PermissionInput,
         PrepareInput,
-        RecordInput,
         RemediationInput,
         RemediationPolicy,
         RemediationState,
@@ -60,25 +46,14 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         Waiting,
     )
+    from ambient.remediation.safety import may_approve, scale_target
+    from ambient.remediation.scores import PlannedStep, ScoreCard
 
-P = TypeVar("P")
-R = TypeVar("R")
-
-SHORT = timedelta(seconds=30)
-# Runs recorded before remediations posted to the discussion bus replay without the posts.
-DISCUSSION_POSTS = "discussion-posts"
-# Reads retry a little; changes retry a little more but never forever (DESIGN §6).
-READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
-CHANGE_RETRY = RetryPolicy(
-    maximum_attempts=3,
-    initial_interval=timedelta(seconds=2),
-    non_retryable_error_types=["RemediationRefused", "InvalidStep"],
-)
 Outcome = Literal["resolved", "next", "stop"]
 
 
 @workflow.defn
-class GradedRemediationWorkflow:
+class GradedRemediationWorkflow(RemediationRecords):
     @workflow.init
     def __init__(self, request: RemediationInput) -> None:
         info = workflow.info()
@@ -218,7 +193,7 @@ class GradedRemediationWorkflow:
                 retry=READ_RETRY,
             )
         except ActivityError as exc:
-            attempt.skipped_reason = f"checkpoint failed: {_cause(exc)}"
+            attempt.skipped_reason = f"checkpoint failed: {cause_of(exc)}"
             return None
         if self.baseline is None:
             # The first checkpoint is the release before the incident: rung 3 and 5 go back to it.
@@ -256,7 +231,7 @@ class GradedRemediationWorkflow:
                 local=False,
             )
         except ActivityError as exc:
-            attempt.skipped_reason = f"change failed: {_cause(exc)}"
+            attempt.skipped_reason = f"change failed: {cause_of(exc)}"
             return None
         attempt.applied, attempt.already_applied = result.applied, result.already_applied
         attempt.detail, attempt.patch = result.detail, result.patch
@@ -287,7 +262,7 @@ class GradedRemediationWorkflow:
                     retry_policy=READ_RETRY,
                 )
             except ActivityError as exc:
-                reading = MetricReading(error=f"metric read failed: {_cause(exc)}")
+                reading = MetricReading(error=f"metric read failed: {cause_of(exc)}")
         return await self._act(
             RemediationActivities.verify_remediation,
             VerifyInput(
@@ -412,34 +387,6 @@ class GradedRemediationWorkflow:
 
     # --- endings ------------------------------------------------------------------------
 
-    async def _hand_over(self, state: RemediationState, reason: str) -> None:
-        self.outcome = reason
-        key = f"{self.run_key}/hand-over"
-        title = f"Needs a person: {self.alert.service}"
-        tried = ", ".join(
-            f"{a.rung.name.lower()}{'' if a.resolved is not False else ' (not resolved)'}"
-            for a in self.attempts
-        )
-        body = (
-            f"Remediation `{self.remediation_id}` stopped: {reason}. "
-            f"Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
-            f"(score {self.card.score if self.card else '?'}). Tried: {tried or 'nothing'}."
-        )
-        await self._act(
-            RemediationActivities.hand_over_remediation,
-            HandOverInput(
-                run_key=self.run_key,
-                key=key,
-                remediation_id=self.remediation_id,
-                user=self.request.user,
-                title=title,
-                body=body,
-                reason=reason,
-            ),
-        )
-        await self._push(key, title, body)
-        await self._finish(state)
-
     async def _abort(self, aborted: AbortInput) -> Outcome:
         why = f": {aborted.reason}" if aborted.reason else ""
         self.outcome = f"aborted by {aborted.by}{why}"
@@ -448,22 +395,6 @@ class GradedRemediationWorkflow:
         )
         await self._finish("aborted")
         return "stop"
-
-    async def _finish(self, state: RemediationState, *, notify: bool = False) -> None:
-        self.finished_at = workflow.now()
-        self.next_rung, self.waiting = None, None
-        await self._set_state(state)
-        await self._audit(
-            f"{self.run_key}/finished", "finished", {"state": state, "outcome": self.outcome}
-        )
-        await self._discuss(f"{self.run_key}/finished", f"{state}: {self.outcome}", ["outcome"])
-        await self._record()
-        if notify:
-            await self._push(
-                f"{self.run_key}/finished",
-                f"Remediated: {self.alert.service}",
-                f"Remediation `{self.remediation_id}` {self.outcome}.",
-            )
 
     # --- messages -----------------------------------------------------------------------
 
@@ -541,132 +472,3 @@ class GradedRemediationWorkflow:
             started_at=self.started_at,
             finished_at=self.finished_at,
         )
-
-    # --- plumbing -----------------------------------------------------------------------
-
-    async def _wait(self, duration: timedelta, until: Any = None) -> bool:
-        """A durable timer cut short by abort (or ``until``); True when cut short."""
-        try:
-            await workflow.wait_condition(
-                lambda: self.aborted is not None or bool(until and until()), timeout=duration
-            )
-        except TimeoutError:
-            return False
-        return True
-
-    async def _set_state(self, state: RemediationState) -> None:
-        if state == self.state and state != "scoring":
-            return
-        self.state = state
-        workflow.upsert_search_attributes([temporal.STATE.value_set(state)])
-        rung = f", next rung {int(self.next_rung)}" if self.next_rung else ""
-        score = f"score {self.card.score}, budget {self.card.budget}" if self.card else "scoring"
-        workflow.set_current_details(f"**{state}** — {score}{rung}. {self.outcome}".strip())
-
-    async def _record(self) -> None:
-        resolved = [a.rung for a in self.attempts if a.resolved]
-        await self._act(
-            RemediationActivities.record_remediation,
-            RecordInput(
-                run_key=self.run_key,
-                remediation_id=self.remediation_id,
-                user=self.request.user,
-                alert=self.alert,
-                mode=self.mode or self.request.mode,
-                state=self.state,
-                score=self.card.score if self.card else None,
-                budget=self.card.budget if self.card else None,
-                attempts=len([a for a in self.attempts if a.skipped_reason is None]),
-                resolved_rung=int(resolved[0]) if resolved else None,
-                budget_exhausted=self.state == "budget_exhausted",
-                started_at=self.started_at,
-                finished_at=self.finished_at,
-                detail={
-                    "outcome": self.outcome,
-                    "generated_by": self.card.generated_by if self.card else None,
-                    "tried": [int(a.rung) for a in self.attempts if a.skipped_reason is None],
-                },
-            ),
-        )
-
-    async def _audit(
-        self, key: str, action: str, detail: dict[str, Any], *, actor: str = "remediation"
-    ) -> None:
-        await self._act(
-            RemediationActivities.audit_remediation,
-            AuditEntry(run_key=self.run_key, key=key, actor=actor, action=action, detail=detail),
-        )
-
-    async def _push(self, key: str, title: str, body: str) -> None:
-        try:
-            await workflow.execute_activity_method(
-                NotifyActivities.notify,
-                NotifyRequest(
-                    user=self.request.user,
-                    message=Message(title=title, body=body, kind=NotificationKind.REMEDIATION),
-                    targets=[Target.model_validate({"channel": "inbox"})],
-                    idempotency_key=key,
-                ),
-                start_to_close_timeout=timedelta(minutes=2),
-                heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=5)),
-            )
-        except ActivityError as exc:
-            # A push that fails for good is recorded; the remediation goes on regardless.
-            await self._audit(f"{key}/push-failed", "push_failed", {"error": _cause(exc)})
-
-    async def _discuss(self, key: str, content: str, tags: list[str]) -> None:
-        """Post on the alert's discussion (plan, steps, outcome; replies can approve)."""
-        if not workflow.patched(DISCUSSION_POSTS):
-            return
-        try:
-            await self._act(
-                DiscussionActivities.post_to_discussion,
-                AgentPost(
-                    agent_id="remediation",
-                    topic=f"Remediation of {self.alert.service}",
-                    content=content,
-                    subject=self.remediation_id,
-                    tags=tags,
-                    # Deterministic (unlike hash()): a retried post finds the first one.
-                    message_id="rem-" + hashlib.sha256(key.encode()).hexdigest()[:40],
-                ),
-            )
-        except ActivityError:
-            pass  # the bus is a courtesy copy: the audit log and pushes are the record
-
-    async def _act(
-        self,
-        activity: MethodAsyncSingleParam[Any, P, R],
-        arg: P,
-        *,
-        limit: timedelta = SHORT,
-        retry: RetryPolicy = READ_RETRY,
-        local: bool = True,
-    ) -> R:
-        # Reads and database bookkeeping (idempotent by key) run as local activities: no
-        # round trip through the server for each, which is most of the time to first action.
-        if local:
-            return await workflow.execute_local_activity_method(
-                activity, arg, start_to_close_timeout=limit, retry_policy=retry
-            )
-        return await workflow.execute_activity_method(
-            activity, arg, start_to_close_timeout=limit, retry_policy=retry
-        )
-
-
-def _cause(error: ActivityError) -> str:
-    cause = error.cause
-    return str(cause.message if cause is not None and hasattr(cause, "message") else error)
-
-
-def search_attributes(user: str, cluster: str) -> TypedSearchAttributes:
-    """What a remediation starts with: found in the Web UI by kind, user, cluster and state."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(temporal.KIND, "remediation"),
-            SearchAttributePair(temporal.USER, user),
-            SearchAttributePair(temporal.CLUSTER, cluster),
-            SearchAttributePair(temporal.STATE, "scoring"),
-        ]
-    )

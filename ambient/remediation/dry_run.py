@@ -7,23 +7,26 @@ the result says so. It is the default executor and the one every ``dry_run`` mod
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
-from lightkube.resources.apps_v1 import Deployment, ReplicaSet
-from lightkube.resources.core_v1 import ConfigMap, Service
+from lightkube.resources.core_v1 import ConfigMap
 
-from ambient.clients.kube import REVISION, client_from_kubeconfig, kubeconfig_contexts
-from ambient.clients.kube_changes import REVISION_HISTORY
+from ambient.clients.kube import REVISION, KubeError, client_from_kubeconfig, kubeconfig_contexts
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
-from ambient.domain.remediation import (
+from ambient.remediation.changes import (
+    RESTARTED_AT,
+    annotations_of,
+    configmaps_of,
+    isolation_value,
+    without_hash,
+)
+from ambient.remediation.kube_reads import ClusterReads
+from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     STEP_ANNOTATION,
     Checkpoint,
@@ -35,12 +38,6 @@ from ambient.domain.remediation import (
 )
 
 log = logging.getLogger(__name__)
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-
-
-def isolation_value(key: str) -> str:
-    """A label value (≤ 63 safe characters) derived from a step key."""
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 class KubeClients:
@@ -79,41 +76,24 @@ class WorkloadView:
     def __init__(
         self,
         deployment: dict[str, Any],
-        replicasets: list[dict[str, Any]],
+        revisions: dict[int, dict[str, Any]],
         services: dict[str, dict[str, str]],
         configmaps: dict[str, dict[str, Any]],
     ) -> None:
         self.deployment = deployment
-        self.replicasets = replicasets
+        # ReplicaSets by revision, also under the numbers a rollback renumbered them from.
+        self.revisions = revisions
         self.services = services
         self.configmaps = configmaps
 
     @property
-    def annotations(self) -> dict[str, str]:
-        return dict(self.deployment.get("metadata", {}).get("annotations") or {})
-
-    @property
     def revision(self) -> int | None:
-        value = self.annotations.get(REVISION)
+        value = annotations_of(self.deployment).get(REVISION)
         return int(value) if value else None
-
-    def revisions(self) -> dict[int, dict[str, Any]]:
-        """ReplicaSets by revision, also under the numbers a rollback renumbered them from
-        (`revision-history`), as the deployment controller does."""
-        found = {}
-        for rs in self.replicasets:
-            annotations = rs.get("metadata", {}).get("annotations") or {}
-            value = annotations.get(REVISION)
-            if value:
-                found[int(value)] = rs
-            for old in (annotations.get(REVISION_HISTORY) or "").split(","):
-                if old.strip().isdigit():
-                    found.setdefault(int(old), rs)
-        return found
 
     def previous_revision(self) -> int | None:
         current = self.revision
-        earlier = [r for r in self.revisions() if current is None or r < current]
+        earlier = [r for r in self.revisions if current is None or r < current]
         return max(earlier) if earlier else None
 
     @property
@@ -127,63 +107,24 @@ class WorkloadView:
 
 
 async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadView:
-    """The Deployment, its ReplicaSets, the Services selecting its pods, its ConfigMaps."""
-    deployment = await client.get(Deployment, target.name, namespace=target.namespace)
-    raw = deployment.to_dict()
-    selector = (raw.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
-    replicasets = []
-    async for rs in client.list(ReplicaSet, namespace=target.namespace, labels=selector):
-        data = rs.to_dict()
-        owners = data.get("metadata", {}).get("ownerReferences") or []
-        if any(o.get("kind") == "Deployment" and o.get("name") == target.name for o in owners):
-            replicasets.append(data)
-    pod_labels = (raw.get("spec", {}).get("template", {}).get("metadata") or {}).get("labels") or {}
+    """The Deployment, its ReplicaSets, the Services selecting its pods, its ConfigMaps: the
+    same reads the Kubernetes executor plans from."""
+    reads = ClusterReads(client)
+    deployment = await reads.deployment(target)
+    revisions = await reads.revisions(deployment, with_history=True)
     services: dict[str, dict[str, str]] = {}
     configmaps: dict[str, dict[str, Any]] = {}
     try:
-        async for service in client.list(Service, namespace=target.namespace):
-            data = service.to_dict()
-            chosen = dict(data.get("spec", {}).get("selector") or {})
-            chosen.pop(ISOLATION_LABEL, None)
-            if chosen and all(pod_labels.get(k) == v for k, v in chosen.items()):
-                services[data["metadata"]["name"]] = dict(data["spec"]["selector"])
-        for name in _configmap_names(raw.get("spec", {}).get("template") or {}):
-            try:
-                cm = await client.get(ConfigMap, name, namespace=target.namespace)
-            except ApiError as exc:
-                if exc.status.code == 404:
-                    continue
-                raise
-            configmaps[name] = dict(cm.to_dict().get("data") or {})
-    except ApiError as exc:
+        for service in await reads.services(deployment):
+            services[service["metadata"]["name"]] = dict(service["spec"]["selector"])
+        for name in configmaps_of(deployment["spec"]["template"]):
+            found = await reads.get(ConfigMap, target.namespace, name)
+            if found is not None:
+                configmaps[name] = dict(found.get("data") or {})
+    except KubeError as exc:
         # A cluster (or stand-in) without these reads still gets restart/scale/rollback.
-        log.info("services/configmaps of %s not readable: %s", target, exc.status.message)
-    return WorkloadView(raw, replicasets, services, configmaps)
-
-
-def _configmap_names(template: dict[str, Any]) -> list[str]:
-    spec = template.get("spec") or {}
-    names: list[str] = []
-    for volume in spec.get("volumes") or []:
-        if (volume.get("configMap") or {}).get("name"):
-            names.append(volume["configMap"]["name"])
-    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
-        for source in container.get("envFrom") or []:
-            if (source.get("configMapRef") or {}).get("name"):
-                names.append(source["configMapRef"]["name"])
-        for env in container.get("env") or []:
-            ref = (env.get("valueFrom") or {}).get("configMapKeyRef") or {}
-            if ref.get("name"):
-                names.append(ref["name"])
-    return sorted(set(names))
-
-
-def rollback_template(rs: dict[str, Any]) -> dict[str, Any]:
-    """A ReplicaSet's pod template as `rollout undo` copies it: without pod-template-hash."""
-    template = copy.deepcopy(rs.get("spec", {}).get("template") or {})
-    labels = (template.get("metadata") or {}).get("labels") or {}
-    labels.pop("pod-template-hash", None)
-    return template
+        log.info("services/configmaps of %s not readable: %s", target, exc)
+    return WorkloadView(deployment, revisions, services, configmaps)
 
 
 def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str, Any], str]:
@@ -202,9 +143,9 @@ def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str
         return {deployment: patch}, f"scale {deployment} from {now} to {step.replicas} replicas"
     if step.rung is Rung.ROLLBACK:
         if view is not None and step.to_revision is not None:
-            rs = view.revisions().get(step.to_revision)
+            rs = view.revisions.get(step.to_revision)
             if rs is not None:
-                patch = {**stamp, "spec": {"template": rollback_template(rs)}}
+                patch = {**stamp, "spec": {"template": without_hash(rs["spec"]["template"])}}
                 return {deployment: patch}, f"roll {deployment} back to revision {step.to_revision}"
         target = step.to_revision or "the revision before the one running at the start"
         return {deployment: {**stamp, "rollback_to_revision": target}}, (
@@ -232,8 +173,12 @@ def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str
         # remediation began (what rung 3 and the Kubernetes executor restore), not the
         # template recorded then, which is the release under suspicion.
         release = step.to_revision or baseline.previous_revision
-        rs = view.revisions().get(release) if view is not None and release else None
-        template = rollback_template(rs) if rs is not None else baseline.spec.get("template", {})
+        rs = view.revisions.get(release) if view is not None and release else None
+        template = (
+            without_hash(rs["spec"]["template"])
+            if rs is not None
+            else baseline.spec.get("template", {})
+        )
         patches: dict[str, Any] = {
             deployment: {
                 **stamp,
@@ -267,8 +212,8 @@ class DryRunExecutor:
             if client is None:
                 return None, f"no kubeconfig reaches cluster {target.cluster_id}"
             return await read_workload(client, target), ""
-        except ApiError as exc:
-            return None, f"reading {target}: {exc.status.message}"
+        except KubeError as exc:
+            return None, str(exc)
         except Exception as exc:  # unreachable cluster, TKE errors: a dry run still reports
             return None, f"cluster {target.cluster_id} not reachable: {exc}"
 

@@ -9,17 +9,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from ambient.domain.checks import MetricReading
 from ambient.domain.configs import read_stored
-from ambient.domain.remediation import (
-    Alert,
-    AlertRule,
-    Mode,
-    PlannedStep,
-    RolloutHealth,
-    Rung,
-    ScoreCard,
-    VerifySpec,
-    WorkloadRef,
-)
+from ambient.remediation.alerts import Alert, VerifySpec
+from ambient.remediation.ladder import Mode, RolloutHealth, Rung, WorkloadRef
+from ambient.remediation.scores import AlertRule, PlannedStep, ScoreCard
 
 # Where a remediation is, as shown by get_remediation and the AmbientState search attribute.
 RemediationState = Literal[

@@ -1,0 +1,1 @@
+"""Asked-for cloud operations (Tencent Cloud, Kubernetes): dry run first, permissioned, audited."""

@@ -1,0 +1,200 @@
+"""Applying YAML to a cluster: parse, preview by a server-side dry run with diffs, then apply.
+
+Server-side apply with our field manager: applying the same YAML again changes nothing, and
+a document that one refuses in the preview stops them all before any is applied.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Literal
+
+import httpx2
+import msgspec
+import yaml
+from lightkube import AsyncClient, codecs
+from lightkube.core.exceptions import ApiError, LoadResourceError
+from lightkube.core.resource import NamespacedResource
+from pydantic import BaseModel, Field, PrivateAttr
+
+from ambient.clients.kube import (
+    FIELD_MANAGER,
+)
+from ambient.cloud.audit import Mode
+from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError
+from ambient.domain.identifiers import (
+    ClusterRef,
+    NamespaceName,
+)
+
+
+# --- Kubernetes: apply YAML, scale, restart -------------------------------------------------
+class ApplySpec(BaseModel):
+    cluster_id: ClusterRef = Field(description="TKE cluster id or a context of AMBIENT_KUBECONFIG")
+    documents: str = Field(
+        min_length=1, max_length=500_000, description="YAML: one or more documents (---)"
+    )
+    namespace: NamespaceName = Field(default="default", description="for documents that name none")
+
+
+class DocumentChange(BaseModel):
+    index: int = Field(description="1-based position in the YAML")
+    kind: str
+    name: str
+    namespace: str | None
+    change: Literal["create", "update", "unchanged"]
+    diff: str = Field(description="unified diff of the live object against the applied one")
+    applied: bool = Field(description="true when applying it changed the object in the cluster")
+    # The live object's resourceVersion at the preview (None: it did not exist). The API server
+    # bumps it only for a write that changes something, so an equal one after the apply means
+    # the apply was a no-op (someone else made the same change in between, say).
+    _live_version: str | None = PrivateAttr(default=None)
+
+
+class ApplyResult(BaseModel):
+    mode: Mode
+    cluster_id: str
+    documents: list[DocumentChange]
+    idempotency_key: str
+    summary: str
+
+
+_SERVER_FIELDS = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields")
+
+
+def _comparable(obj: dict[str, Any] | None) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
+def _resource_version(obj: dict[str, Any] | None) -> str | None:
+    if obj is None:
+        return None
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version is not None else None
+
+
+def _diff(label: str, live: dict[str, Any] | None, applied: dict[str, Any]) -> str:
+    before = yaml.safe_dump(_comparable(live), sort_keys=True) if live is not None else ""
+    after = yaml.safe_dump(_comparable(applied), sort_keys=True)
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            fromfile=f"{label} (live)" if live is not None else "/dev/null",
+            tofile=f"{label} (applied)",
+        )
+    )
+
+
+def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
+    """lightkube objects for each non-empty document; the first bad one is named."""
+    try:
+        raw = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise CloudOpsInputError("documents", f"not valid YAML{where}: {exc}") from None
+    found: list[tuple[int, Any]] = []
+    for index, doc in enumerate(raw, start=1):
+        if doc is None:
+            continue
+        name = (doc.get("metadata") or {}).get("name") if isinstance(doc, dict) else None
+        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
+            raise CloudOpsInputError(
+                "documents", f"document {index} needs apiVersion and kind; nothing was applied"
+            )
+        if not name:
+            raise CloudOpsInputError(
+                "documents",
+                f"document {index} ({doc['kind']}) needs metadata.name; nothing was applied",
+            )
+        try:
+            obj = codecs.from_dict(doc)
+        except (LoadResourceError, msgspec.ValidationError) as exc:
+            raise CloudOpsInputError(
+                "documents",
+                f"document {index} ({doc['kind']} {name}): {exc}; nothing was applied",
+            ) from None
+        meta = obj.metadata
+        if isinstance(obj, NamespacedResource) and meta is not None and not meta.namespace:
+            meta.namespace = namespace
+        found.append((index, obj))
+    if not found:
+        raise CloudOpsInputError("documents", "no documents in the YAML")
+    return found
+
+
+async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[DocumentChange]:
+    """A server-side dry run of every document first: one refused, none is applied."""
+    changes: list[DocumentChange] = []
+    for index, obj in objects:
+        kind, name = obj.kind, obj.metadata.name
+        namespace = obj.metadata.namespace
+        label = f"document {index} ({kind} {name})"
+        try:
+            try:
+                live = (await client.get(type(obj), name, namespace=namespace)).to_dict()
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    raise
+                live = None
+            after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True, dry_run=True)
+        except ApiError as exc:
+            raise CloudOpsFailedError(
+                "invalid_document",
+                f"{label} was refused by the cluster: {exc.status.message or exc}; "
+                "nothing was applied",
+            ) from None
+        except httpx2.TransportError as exc:
+            raise CloudOpsFailedError("unavailable", f"{label}: {exc}; try again") from None
+        after_dict = after.to_dict()
+        diff = _diff(f"{kind}/{name}", live, after_dict)
+        change: Literal["create", "update", "unchanged"] = (
+            "create" if live is None else ("update" if diff else "unchanged")
+        )
+        document = DocumentChange(
+            index=index,
+            kind=kind,
+            name=name,
+            namespace=namespace,
+            change=change,
+            diff=diff,
+            applied=False,
+        )
+        document._live_version = _resource_version(live)
+        changes.append(document)
+    return changes
+
+
+async def apply_documents(
+    client: AsyncClient, objects: list[tuple[int, Any]], changes: list[DocumentChange]
+) -> None:
+    # Server-side apply is idempotent: applying the same YAML again changes nothing, so
+    # unchanged documents are skipped and a retry after a partial failure completes it.
+    # A document counts as applied only if the cluster changed: the API server bumps an
+    # object's resourceVersion only for a write that changes it, so the version after our
+    # apply is compared with the newest one we know (the preview's read, or an earlier
+    # document of this YAML naming the same object).
+    known: dict[tuple[str, str | None, str], str | None] = {}
+    sent: list[int] = []
+    for (index, obj), change in zip(objects, changes, strict=True):
+        if change.change == "unchanged":
+            continue
+        try:
+            after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
+        except (ApiError, httpx2.TransportError) as exc:
+            message = exc.status.message if isinstance(exc, ApiError) else str(exc)
+            raise CloudOpsFailedError(
+                "failed",
+                f"document {index} ({obj.kind} {obj.metadata.name}) failed: {message}; "
+                f"documents applied before it: {sent or 'none'} (apply again to finish)",
+            ) from None
+        sent.append(index)
+        key = (change.kind, change.namespace, change.name)
+        before = known[key] if key in known else change._live_version
+        version = _resource_version(after.to_dict())
+        known[key] = version
+        change.applied = before is None or version != before

@@ -1,0 +1,73 @@
+"""Who may change the cloud, and the audit row every asked-for operation leaves.
+
+The caller's permission is read from the database on every call (``rollback_permission``:
+``none`` refuses, ``dry_run`` may preview, ``execute`` may change the cloud); a refusal is
+audited with what was asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.cloud.errors import CloudOpsError, CloudOpsRefusedError
+from ambient.domain.users import RollbackPermission
+from ambient.storage import Database
+from ambient.storage.audit import AuditRepository
+from ambient.storage.repositories import UserRepository
+
+Mode = Literal["dry_run", "execute"]
+Region = str | None
+
+
+class CloudGuard:
+    """Permission and audit for one process's cloud writes; callers pass who is asking."""
+
+    def __init__(self, db: Database, tencent: TencentCloud) -> None:
+        self.db, self.tencent = db, tencent
+
+    # --- permission and audit -----------------------------------------------------------
+    async def permission(self, actor: str) -> RollbackPermission:
+        async with self.db.session() as session:
+            user = await UserRepository(session).get(actor)
+        return RollbackPermission(user.rollback_permission) if user else RollbackPermission.NONE
+
+    async def audit(self, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
+        async with self.db.session() as session:
+            await AuditRepository(session).append(
+                actor=actor, action=action, subject=subject, detail=detail
+            )
+            await session.commit()
+
+    async def audit_failure(
+        self, actor: str, operation: str, subject: str, detail: dict[str, Any], exc: CloudOpsError
+    ) -> None:
+        """The audit row of a call that failed: what was asked, and why."""
+        failure = {"outcome": "failed", "kind": exc.kind, "reason": str(exc)}
+        await self.audit(actor, f"cloud.{operation}", subject, {**detail, **failure})
+
+    async def authorize(
+        self, actor: str, operation: str, subject: str, mode: Mode, **asked: Any
+    ) -> None:
+        """Refuse (and audit the refusal, with what was ``asked``) unless the stored
+        permission covers ``mode``."""
+        permission = await self.permission(actor)
+        if permission is RollbackPermission.NONE:
+            reason = (
+                f"You may not change the cloud ({actor!r} has rollback_permission 'none' or "
+                "is not a registered user); ask an admin."
+            )
+        elif mode == "execute" and permission is not RollbackPermission.EXECUTE:
+            reason = (
+                "Your rollback_permission is 'dry_run': you may preview this change "
+                "(mode='dry_run') but not execute it; ask an admin."
+            )
+        else:
+            return
+        await self.audit(
+            actor,
+            f"cloud.{operation}",
+            subject,
+            {**asked, "mode": mode, "outcome": "refused", "permission": permission.value},
+        )
+        raise CloudOpsRefusedError(reason)

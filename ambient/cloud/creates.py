@@ -1,0 +1,150 @@
+"""The shared create flow: look the name up, send only when nothing is found, audit the outcome.
+
+A create first looks its resource up by name, so a retried create finds what the first
+attempt made instead of making a second one; ``dry_run`` sends nothing and answers the exact
+request that would go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ambient.clients.tencent import writes
+from ambient.clients.tencent.errors import (
+    TencentCloudError,
+)
+from ambient.clients.tencent.writes import CloudRequest
+from ambient.cloud.audit import CloudGuard, Mode
+from ambient.cloud.errors import CloudOpsError, readable
+
+Finder = Callable[[], Awaitable[str | None]]
+
+
+class WriteStep(BaseModel):
+    request: CloudRequest = Field(description="exactly what is (or would be) sent")
+    idempotency_key: str
+    sent: bool = Field(description="true when this call sent the request")
+    existing: bool = Field(description="true when a resource of that name already existed")
+    resource_id: str | None = None
+
+
+class WriteResult(BaseModel):
+    operation: str
+    mode: Mode
+    steps: list[WriteStep]
+    resource_id: str | None = Field(description="the id of the created (or found) resource")
+    summary: str
+
+
+# One lock per resource being created without a unique name, for the whole process (every
+# door builds its own CloudOpsService). A create looks the name up and sends only when nothing
+# was found; two callers doing that at once both find nothing. TKE node pools and CLS
+# scheduled SQL tasks have no unique name (no conflict code answers the second create), so
+# two simultaneous creates in this process made two resources; with the lock the second
+# waits and finds the first's. Callers in *different* processes (the API and a CLI at the
+# same moment) can still race there, and then two resources exist: list_node_pools and the
+# console show both, and either may be deleted. A lock's entry goes with its last user.
+_CREATING: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _creating(key: str) -> asyncio.Lock:
+    lock = _CREATING.get(key)
+    if lock is None:
+        lock = _CREATING[key] = asyncio.Lock()
+    return lock
+
+
+class CloudCreates(CloudGuard):
+    """Creates by name, idempotent across retries and concurrent callers of this process."""
+
+    async def _create(
+        self,
+        actor: str,
+        operation: str,
+        subject: str,
+        mode: Mode,
+        request: CloudRequest,
+        find: Finder,
+    ) -> WriteStep:
+        key = request.idempotency_key()
+        detail: dict[str, Any] = {
+            "mode": mode,
+            "request": request.model_dump(),
+            "idempotency_key": key,
+        }
+        # A create whose name the API keeps unique answers a race with its conflict code (and
+        # the loser adopts the winner's); the others take turns per resource in this process.
+        # Keyed by what names the resource: operation, subject (cluster and name) and region.
+        lock = (
+            contextlib.nullcontext()
+            if request.action in writes.NAME_TAKEN or mode == "dry_run"
+            else _creating(f"{operation}\n{subject}\n{request.region or ''}")
+        )
+        try:
+            try:
+                async with lock:
+                    step = await self._find_or_send(request, key, mode, find)
+            except TencentCloudError as exc:
+                raise readable(exc, request) from None
+        except CloudOpsError as exc:
+            await self.audit_failure(actor, operation, subject, detail, exc)
+            raise
+        outcome = "existing" if step.existing else ("executed" if step.sent else "dry_run")
+        await self.audit(
+            actor,
+            f"cloud.{operation}",
+            subject,
+            {**detail, "outcome": outcome, "resource_id": step.resource_id},
+        )
+        return step
+
+    async def _find_or_send(
+        self, request: CloudRequest, key: str, mode: Mode, find: Finder
+    ) -> WriteStep:
+        found = await find()
+        step = WriteStep(
+            request=request,
+            idempotency_key=key,
+            sent=False,
+            existing=found is not None,
+            resource_id=found,
+        )
+        if found is None and mode == "execute":
+            step.resource_id, step.existing = await self._send_or_find(request, find)
+            step.sent = not step.existing
+        return step
+
+    async def _send_or_find(self, request: CloudRequest, find: Finder) -> tuple[str | None, bool]:
+        """Send the create; if another caller made the same name in between, that one is it."""
+        try:
+            return await writes.send(self.tencent, request), False
+        except TencentCloudError as exc:
+            if not writes.name_taken(request, exc.code):
+                raise
+            found = await find()
+            if found is None:
+                raise
+            return found, True
+
+    @staticmethod
+    def _result(operation: str, mode: Mode, steps: list[WriteStep], what: str) -> WriteResult:
+        last = steps[-1]
+        if last.existing:
+            summary = f"{what} already exists ({last.resource_id}); nothing sent"
+        elif last.sent:
+            summary = f"created {what} ({last.resource_id})"
+        else:
+            summary = f"dry run: would send {last.request.action} for {what}; nothing sent"
+        return WriteResult(
+            operation=operation,
+            mode=mode,
+            steps=steps,
+            resource_id=last.resource_id,
+            summary=summary,
+        )

@@ -1,0 +1,92 @@
+"""What an asked-for cloud operation raises, and Tencent Cloud errors as one readable sentence.
+
+CloudOpsError
+ ├── CloudOpsRefusedError   the caller's rollback_permission does not allow it
+ ├── CloudOpsInputError     the input cannot work (``field`` names what to fix)
+ └── CloudOpsFailedError    Tencent Cloud or the cluster answered an error (``kind`` says which)
+"""
+
+from __future__ import annotations
+
+from ambient.clients.tencent import writes
+from ambient.clients.tencent.errors import (
+    TencentAuthError,
+    TencentCloudError,
+    TencentNotConfiguredError,
+    TencentNotFoundError,
+    TencentRetryableError,
+)
+from ambient.clients.tencent.writes import CloudRequest
+
+QUOTA_PREFIXES = ("LimitExceeded", "ResourceInsufficient", "ResourceUnavailable.Quota")
+INVALID_PREFIXES = ("InvalidParameter", "MissingParameter", "UnknownParameter", "OperationDenied")
+
+
+class CloudOpsError(Exception):
+    """A cloud operation was refused or failed; the message is meant for the person asking."""
+
+    kind = "failed"
+
+
+class CloudOpsRefusedError(CloudOpsError):
+    """The caller may not do this."""
+
+    kind = "refused"
+
+
+class CloudOpsInputError(CloudOpsError):
+    """The input cannot work; ``field`` names what to fix."""
+
+    kind = "invalid"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class CloudOpsFailedError(CloudOpsError):
+    """Tencent Cloud (or the cluster) answered with an error."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def readable(exc: TencentCloudError, request: CloudRequest) -> CloudOpsFailedError:
+    """One sentence per error class that says what to do about it."""
+    where = f"{request.action} ({exc.code})"
+    if isinstance(exc, TencentNotConfiguredError):
+        return CloudOpsFailedError("not_configured", exc.message)
+    if isinstance(exc, TencentAuthError):
+        return CloudOpsFailedError(
+            "auth",
+            f"Tencent Cloud refused {where}: check the SecretId/SecretKey and that the CAM "
+            f"policy allows {request.cam_action} (docs/tencent-cloud.md). {exc.message}",
+        )
+    if exc.code.startswith(QUOTA_PREFIXES):
+        return CloudOpsFailedError(
+            "quota",
+            f"Tencent Cloud quota or limit reached for {where}: remove unused resources or "
+            f"raise the quota in the console. {exc.message}",
+        )
+    if isinstance(exc, TencentNotFoundError):
+        return CloudOpsFailedError(
+            "not_found", f"{where}: something the request names does not exist. {exc.message}"
+        )
+    if writes.name_taken(request, exc.code):
+        # Only when the lookup that follows a conflict cannot see the resource either.
+        return CloudOpsFailedError(
+            "conflict",
+            f"{where}: the name is taken but no resource of that name is visible (another "
+            f"region, or no permission to list it). {exc.message}",
+        )
+    if exc.code.startswith(INVALID_PREFIXES):
+        return CloudOpsFailedError(
+            "invalid_parameter",
+            f"Tencent Cloud rejected a parameter of {where}: {exc.message}",
+        )
+    if isinstance(exc, TencentRetryableError):
+        return CloudOpsFailedError(
+            "unavailable", f"Tencent Cloud is unavailable for {where}; try again. {exc.message}"
+        )
+    return CloudOpsFailedError("failed", f"{where} failed: {exc.message}")

@@ -1,0 +1,235 @@
+"""CLS writes: logsets, topics, alarm policies (with a new notice), scheduled SQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+from ambient.clients.tencent import writes
+from ambient.clients.tencent.errors import (
+    TencentCloudError,
+)
+from ambient.clients.tencent.writes import CloudRequest
+from ambient.cloud.audit import Mode, Region
+from ambient.cloud.creates import CloudCreates, WriteResult, WriteStep
+from ambient.cloud.errors import CloudOpsError, CloudOpsFailedError, CloudOpsInputError, readable
+
+
+class LogsetSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=255, description="logset name (unique)")
+    region: Region = Field(default=None, description="region (default: configured)")
+
+
+class TopicSpec(BaseModel):
+    logset_id: str = Field(max_length=64, description="the logset the topic belongs to")
+    name: str = Field(min_length=1, max_length=255, description="topic name (unique in logset)")
+    period: int = Field(default=30, ge=1, le=3600, description="retention days")
+    partitions: int = Field(default=1, ge=1, le=10, description="partition count")
+    region: Region = Field(default=None, description="region (default: configured)")
+
+
+class AlarmSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=255, description="alarm policy name (unique)")
+    topic_id: str = Field(max_length=64, description="CLS topic the query runs on")
+    logset_id: str | None = Field(
+        default=None, max_length=64, description="the topic's logset (default: looked up)"
+    )
+    query: str = Field(
+        min_length=1, max_length=4000, description="e.g. 'level:ERROR | select count(*) as n'"
+    )
+    condition: str = Field(
+        min_length=1, max_length=1000, description="trigger, e.g. '$1.n > 10' ($1 = the query)"
+    )
+    period_minutes: int = Field(default=5, ge=1, le=1440, description="how often it runs")
+    window_minutes: int = Field(default=15, ge=1, le=1440, description="minutes searched")
+    trigger_count: int = Field(default=1, ge=1, le=10, description="hits before it fires")
+    level: int = Field(default=1, ge=0, le=2, description="0 warning, 1 info, 2 critical")
+    notice_ids: list[str] = Field(
+        default_factory=list, max_length=10, description="existing notice ids (notice-...)"
+    )
+    notice_name: str | None = Field(
+        default=None, max_length=255, description="create (or reuse) a notice of this name"
+    )
+    notice_webhook: str | None = Field(
+        default=None, max_length=1000, description="webhook URL the new notice calls"
+    )
+    notice_uids: list[int] = Field(
+        default_factory=list, max_length=20, description="sub-account uins to email/SMS"
+    )
+    region: Region = Field(default=None, description="region (default: configured)")
+
+
+class ScheduledSqlSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=255, description="task name (unique)")
+    source_topic_id: str = Field(max_length=64, description="topic the SQL reads")
+    target_topic_id: str = Field(max_length=64, description="topic the results go to")
+    sql: str = Field(min_length=1, max_length=4000, description="e.g. '* | select count(*)'")
+    period_minutes: int = Field(default=60, ge=1, le=1440, description="run every N minutes")
+    window: str = Field(
+        default="@m-1h,@m", max_length=64, description="time window of each run, CLS syntax"
+    )
+    start: datetime | None = Field(default=None, description="first run (default: now)")
+    region: Region = Field(default=None, description="region (default: configured)")
+
+
+class ClsWrites(CloudCreates):
+    """create_logset, create_log_topic, create_cls_alarm and create_scheduled_sql."""
+
+    async def create_logset(
+        self, actor: str, spec: LogsetSpec, mode: Mode = "dry_run"
+    ) -> WriteResult:
+        subject = f"cls:logset:{spec.name}"
+        await self.authorize(actor, "create_logset", subject, mode)
+        request = writes.logset_request(name=spec.name, region=spec.region)
+        step = await self._create(
+            actor,
+            "create_logset",
+            subject,
+            mode,
+            request,
+            lambda: writes.find_logset(self.tencent, spec.name, region=spec.region),
+        )
+        return self._result("create_logset", mode, [step], f"logset {spec.name!r}")
+
+    async def create_log_topic(
+        self, actor: str, spec: TopicSpec, mode: Mode = "dry_run"
+    ) -> WriteResult:
+        subject = f"cls:{spec.logset_id}/topic:{spec.name}"
+        await self.authorize(actor, "create_log_topic", subject, mode)
+        request = writes.topic_request(
+            logset_id=spec.logset_id,
+            name=spec.name,
+            period=spec.period,
+            partitions=spec.partitions,
+            region=spec.region,
+        )
+        step = await self._create(
+            actor,
+            "create_log_topic",
+            subject,
+            mode,
+            request,
+            lambda: writes.find_topic(self.tencent, spec.logset_id, spec.name, region=spec.region),
+        )
+        return self._result("create_log_topic", mode, [step], f"log topic {spec.name!r}")
+
+    async def create_cls_alarm(
+        self, actor: str, spec: AlarmSpec, mode: Mode = "dry_run"
+    ) -> WriteResult:
+        wants_notice = bool(spec.notice_name)
+        if not spec.notice_ids and not wants_notice:
+            raise CloudOpsInputError(
+                "notice_ids", "name an existing notice or give notice_name to create one"
+            )
+        if wants_notice and not (spec.notice_webhook or spec.notice_uids):
+            raise CloudOpsInputError(
+                "notice_webhook", "a new notice needs notice_webhook or notice_uids"
+            )
+        subject = f"cls:alarm:{spec.name}"
+        await self.authorize(actor, "create_cls_alarm", subject, mode)
+        # The target first: a missing topic must not leave a new notice behind.
+        logset_id = spec.logset_id or await self._logset_of(actor, subject, mode, spec)
+        steps: list[WriteStep] = []
+        notice_ids = list(spec.notice_ids)
+        if spec.notice_name:
+            notice_name = spec.notice_name
+            notice = await self._create(
+                actor,
+                "create_cls_alarm_notice",
+                f"cls:notice:{notice_name}",
+                mode,
+                writes.alarm_notice_request(
+                    name=notice_name,
+                    webhook_url=spec.notice_webhook,
+                    receiver_uids=spec.notice_uids,
+                    region=spec.region,
+                ),
+                lambda: writes.find_alarm_notice(self.tencent, notice_name, region=spec.region),
+            )
+            steps.append(notice)
+            # In a dry run a new notice has no id yet: the placeholder says where it comes from.
+            notice_ids.append(notice.resource_id or f"<id of new notice {notice_name!r}>")
+        request = writes.alarm_request(
+            name=spec.name,
+            topic_id=spec.topic_id,
+            logset_id=logset_id,
+            query=spec.query,
+            condition=spec.condition,
+            period_minutes=spec.period_minutes,
+            window_minutes=spec.window_minutes,
+            trigger_count=spec.trigger_count,
+            notice_ids=notice_ids,
+            level=spec.level,
+            region=spec.region,
+        )
+        steps.append(
+            await self._create(
+                actor,
+                "create_cls_alarm",
+                subject,
+                mode,
+                request,
+                lambda: writes.find_alarm(self.tencent, spec.name, region=spec.region),
+            )
+        )
+        return self._result("create_cls_alarm", mode, steps, f"alarm policy {spec.name!r}")
+
+    async def _logset_of(self, actor: str, subject: str, mode: Mode, spec: AlarmSpec) -> str:
+        lookup = CloudRequest(
+            product="cls",
+            action="DescribeTopics",
+            region=spec.region,
+            params={"Filters": [{"Key": "topicId", "Values": [spec.topic_id]}]},
+        )
+        try:
+            found = await writes.logset_of_topic(self.tencent, spec.topic_id, region=spec.region)
+            if found is None:
+                raise CloudOpsFailedError(
+                    "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
+                )
+        except TencentCloudError as exc:
+            failure: CloudOpsError = readable(exc, lookup)
+        except CloudOpsError as exc:
+            failure = exc
+        else:
+            return found
+        await self.audit_failure(actor, "create_cls_alarm", subject, {"mode": mode}, failure)
+        raise failure
+
+    async def create_scheduled_sql(
+        self,
+        actor: str,
+        spec: ScheduledSqlSpec,
+        mode: Mode = "dry_run",
+        *,
+        now: datetime | None = None,
+    ) -> WriteResult:
+        if spec.source_topic_id == spec.target_topic_id:
+            raise CloudOpsInputError("target_topic_id", "must differ from source_topic_id")
+        subject = f"cls:scheduled_sql:{spec.name}"
+        await self.authorize(actor, "create_scheduled_sql", subject, mode)
+        start = spec.start or now or datetime.now(UTC)
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+        request = writes.scheduled_sql_request(
+            name=spec.name,
+            source_topic_id=spec.source_topic_id,
+            target_topic_id=spec.target_topic_id,
+            sql=spec.sql,
+            # Whole minutes: a retry a few seconds later builds the same request (same key).
+            start_ms=int(start.replace(second=0, microsecond=0).timestamp()) * 1000,
+            period_minutes=spec.period_minutes,
+            window=spec.window,
+            region=spec.region,
+            default_region=self.tencent.region,
+        )
+        step = await self._create(
+            actor,
+            "create_scheduled_sql",
+            subject,
+            mode,
+            request,
+            lambda: writes.find_scheduled_sql(self.tencent, spec.name, region=spec.region),
+        )
+        return self._result("create_scheduled_sql", mode, [step], f"scheduled SQL {spec.name!r}")

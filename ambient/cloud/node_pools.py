@@ -1,0 +1,184 @@
+"""TKE node pools: create one, or set its desired size (asked-for, permissioned, audited)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ambient.clients.tencent import ops, writes
+from ambient.clients.tencent.errors import (
+    TencentCloudError,
+)
+from ambient.clients.tencent.writes import CloudRequest
+from ambient.cloud.audit import Mode, Region
+from ambient.cloud.creates import CloudCreates, WriteResult
+from ambient.cloud.errors import CloudOpsError, CloudOpsFailedError, CloudOpsInputError, readable
+from ambient.domain.identifiers import (
+    TKE_CLUSTER_HINT,
+    TkeClusterId,
+)
+from ambient.domain.users import RollbackPermission
+
+
+# --- what can be asked for (typed inputs shared by MCP, API and CLI) ------------------------
+class NodePoolSpec(BaseModel):
+    cluster_id: TkeClusterId = Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")
+    name: str = Field(min_length=1, max_length=64, description="node pool name (unique)")
+    vpc_id: str = Field(max_length=64, description="VPC of the cluster, e.g. vpc-abc123")
+    subnet_ids: list[str] = Field(min_length=1, max_length=20, description="subnets for nodes")
+    instance_type: str = Field(max_length=64, description="CVM instance type, e.g. S5.MEDIUM4")
+    minimum: int = Field(default=0, ge=0, le=1000, description="fewest nodes")
+    maximum: int = Field(default=3, ge=0, le=1000, description="most nodes")
+    desired: int = Field(default=1, ge=0, le=1000, description="nodes to start with")
+    disk_type: str = Field(default="CLOUD_PREMIUM", max_length=32, description="system disk")
+    disk_size: int = Field(default=50, ge=20, le=1024, description="system disk GB")
+    security_group_ids: list[str] = Field(default_factory=list, max_length=5)
+    labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes node labels")
+    os_name: str | None = Field(default=None, max_length=64, description="e.g. tlinux3.1x86_64")
+    region: Region = Field(default=None, description="region (default: configured)")
+
+
+class NodePoolScaleSpec(BaseModel):
+    cluster_id: TkeClusterId = Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")
+    node_pool_id: str = Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
+    desired: int = Field(ge=0, le=1000, description="desired number of nodes")
+    region: Region = Field(default=None, description="region (default: configured)")
+
+
+class NodePoolScaleResult(BaseModel):
+    cluster_id: str
+    node_pool_id: str
+    previous: int | None
+    desired: int
+    executed: bool = Field(
+        description="true when the change was sent; false for a dry run or when the pool "
+        "already has that size (nothing to change)"
+    )
+
+
+class NodePoolWrites(CloudCreates):
+    """scale_node_pool and create_node_pool."""
+
+    async def scale_node_pool(
+        self, actor: str, spec: NodePoolScaleSpec, mode: Mode | None = None
+    ) -> NodePoolScaleResult:
+        """Set a node pool's desired size (ModifyNodePoolDesiredCapacityAboutAsg).
+
+        ``mode=None`` is the scale_node_pool tool's contract: execute when the stored
+        permission allows it, else a dry run that reports. The check is here, not in a door,
+        so MCP, the API and the CLI refuse the same callers; every call is audited.
+        """
+        subject = f"tke:{spec.cluster_id}/{spec.node_pool_id}"
+        permission = await self.permission(actor)
+        if mode is None:
+            mode = "execute" if permission is RollbackPermission.EXECUTE else "dry_run"
+        await self.authorize(
+            actor, "scale_node_pool", subject, mode, desired=spec.desired, region=spec.region
+        )
+        detail: dict[str, Any] = {
+            "mode": mode,
+            "desired": spec.desired,
+            "region": spec.region,
+            "permission": permission.value,
+        }
+        lookup = CloudRequest(
+            product="tke",
+            action="DescribeClusterNodePools",
+            region=spec.region,
+            params={"ClusterId": spec.cluster_id},
+        )
+        try:
+            try:
+                pools = await ops.list_node_pools(self.tencent, spec.cluster_id, region=spec.region)
+            except TencentCloudError as exc:
+                raise readable(exc, lookup) from None
+            pool = next((p for p in pools if p.node_pool_id == spec.node_pool_id), None)
+            if pool is None:
+                known = ", ".join(p.node_pool_id for p in pools) or "none"
+                raise CloudOpsFailedError(
+                    "not_found",
+                    f"no node pool {spec.node_pool_id} in {spec.cluster_id}; pools: {known}",
+                )
+            detail["previous"] = pool.desired
+            if (
+                pool.minimum is not None
+                and pool.maximum is not None
+                and not pool.minimum <= spec.desired <= pool.maximum
+            ):
+                raise CloudOpsInputError(
+                    "desired",
+                    f"must be within [{pool.minimum}, {pool.maximum}] for {spec.node_pool_id}",
+                )
+            # Already that size: nothing to send, and the audit says nothing changed.
+            executed = mode == "execute" and pool.desired != spec.desired
+            if executed:
+                request = CloudRequest(
+                    product="tke",
+                    action="ModifyNodePoolDesiredCapacityAboutAsg",
+                    region=spec.region,
+                    params={
+                        "ClusterId": spec.cluster_id,
+                        "NodePoolId": spec.node_pool_id,
+                        "DesiredCapacity": spec.desired,
+                    },
+                )
+                try:
+                    await ops.scale_node_pool(
+                        self.tencent,
+                        spec.cluster_id,
+                        spec.node_pool_id,
+                        spec.desired,
+                        region=spec.region,
+                    )
+                except TencentCloudError as exc:
+                    raise readable(exc, request) from None
+        except CloudOpsError as exc:
+            await self.audit_failure(actor, "scale_node_pool", subject, detail, exc)
+            raise
+        outcome = "executed" if executed else ("noop" if mode == "execute" else "dry_run")
+        await self.audit(actor, "cloud.scale_node_pool", subject, {**detail, "outcome": outcome})
+        return NodePoolScaleResult(
+            cluster_id=spec.cluster_id,
+            node_pool_id=spec.node_pool_id,
+            previous=pool.desired,
+            desired=spec.desired,
+            executed=executed,
+        )
+
+    async def create_node_pool(
+        self, actor: str, spec: NodePoolSpec, mode: Mode = "dry_run"
+    ) -> WriteResult:
+        if not spec.minimum <= spec.desired <= spec.maximum:
+            raise CloudOpsInputError(
+                "desired", f"must be within [minimum, maximum] = [{spec.minimum}, {spec.maximum}]"
+            )
+        subject = f"tke:{spec.cluster_id}/nodepool:{spec.name}"
+        await self.authorize(actor, "create_node_pool", subject, mode)
+        request = writes.node_pool_request(
+            cluster_id=spec.cluster_id,
+            name=spec.name,
+            vpc_id=spec.vpc_id,
+            subnet_ids=spec.subnet_ids,
+            instance_type=spec.instance_type,
+            minimum=spec.minimum,
+            maximum=spec.maximum,
+            desired=spec.desired,
+            disk_type=spec.disk_type,
+            disk_size=spec.disk_size,
+            security_group_ids=spec.security_group_ids,
+            labels=spec.labels,
+            os_name=spec.os_name,
+            region=spec.region,
+        )
+        step = await self._create(
+            actor,
+            "create_node_pool",
+            subject,
+            mode,
+            request,
+            lambda: writes.find_node_pool(
+                self.tencent, spec.cluster_id, spec.name, region=spec.region
+            ),
+        )
+        return self._result("create_node_pool", mode, [step], f"node pool {spec.name!r}")

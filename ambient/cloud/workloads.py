@@ -1,0 +1,220 @@
+"""Asked-for Kubernetes changes: apply YAML, scale or restart a Deployment (dry run first).
+
+Scale and restart go through the remediation's Kubernetes executor, so they carry the same
+step-key stamp: the same idempotency key again finds the change already made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lightkube import AsyncClient
+from pydantic import BaseModel, Field
+
+from ambient.clients.kube import (
+    KubeError,
+    KubeNotFoundError,
+    KubeUnavailableError,
+)
+from ambient.clients.tencent.errors import (
+    TencentCloudError,
+)
+from ambient.clients.tencent.writes import CloudRequest
+from ambient.cloud.apply import ApplyResult, ApplySpec, apply_documents, parse_documents, preview
+from ambient.cloud.audit import Mode
+from ambient.cloud.errors import CloudOpsError, CloudOpsFailedError, CloudOpsInputError, readable
+from ambient.cloud.service import CloudOpsService
+from ambient.domain.identifiers import (
+    ClusterRef,
+    NamespaceName,
+    ObjectName,
+)
+from ambient.remediation.kube_executor import KubernetesExecutor
+from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef
+
+
+class WorkloadSpec(BaseModel):
+    cluster_id: ClusterRef = Field(description="TKE cluster id or a context of AMBIENT_KUBECONFIG")
+    namespace: NamespaceName = Field(description="namespace of the Deployment")
+    name: ObjectName = Field(description="Deployment name")
+    idempotency_key: str | None = Field(
+        default=None,
+        max_length=100,
+        description="the same key again finds the change already made (default: derived "
+        "from the request and the current minute)",
+    )
+
+
+class WorkloadResult(BaseModel):
+    mode: Mode
+    target: str
+    applied: bool
+    already_applied: bool
+    detail: str
+    patch: dict[str, Any] | None = None
+    idempotency_key: str
+
+
+# What the API server fills in: left out of a diff so it shows only what the YAML changes.
+
+
+def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
+    if isinstance(exc, KubeNotFoundError):
+        return CloudOpsFailedError("not_found", f"{what}: {exc}")
+    if isinstance(exc, KubeUnavailableError):
+        return CloudOpsFailedError("unavailable", f"{what}: {exc}; try again")
+    return CloudOpsFailedError("failed", f"{what}: {exc}")
+
+
+class WorkloadOps:
+    """apply_yaml, scale_workload and restart_workload; one cluster client cache per instance."""
+
+    def __init__(self, service: CloudOpsService, kubeconfig: Path | None) -> None:
+        self.service = service
+        self.executor = KubernetesExecutor(kubeconfig=kubeconfig, tencent=service.tencent)
+
+    async def aclose(self) -> None:
+        await self.executor.aclose()
+
+    async def _client(self, cluster_id: str) -> AsyncClient:
+        try:
+            return await self.executor.client(cluster_id)
+        except TencentCloudError as exc:
+            request = CloudRequest(
+                product="tke",
+                action="DescribeClusterKubeconfig",
+                params={"ClusterId": cluster_id},
+            )
+            raise readable(exc, request) from None
+        except KubeError as exc:
+            raise _kube_failure(exc, f"cluster {cluster_id}") from None
+
+    async def apply_yaml(self, actor: str, spec: ApplySpec, mode: Mode = "dry_run") -> ApplyResult:
+        objects = parse_documents(spec.documents, spec.namespace)
+        key = hashlib.sha256(f"{spec.cluster_id}\n{spec.documents}".encode()).hexdigest()[:24]
+        subject = f"kube:{spec.cluster_id}"
+        await self.service.authorize(actor, "apply_yaml", subject, mode)
+        detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
+        try:
+            client = await self._client(spec.cluster_id)
+            changes = await preview(client, objects)
+            detail["documents"] = [f"{c.kind}/{c.namespace or ''}/{c.name}" for c in changes]
+            if mode == "execute":
+                await apply_documents(client, objects, changes)
+        except CloudOpsError as exc:
+            await self.service.audit_failure(actor, "apply_yaml", subject, detail, exc)
+            raise
+        applied = sum(c.applied for c in changes)
+        counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
+        # An execute that changed nothing in the cluster is a no-op, not an execution.
+        outcome = "dry_run" if mode == "dry_run" else ("executed" if applied else "noop")
+        await self.service.audit(
+            actor,
+            "cloud.apply_yaml",
+            subject,
+            {**detail, "outcome": outcome, **counts, "applied": applied},
+        )
+        verb = {
+            "dry_run": "dry run: would apply",
+            "executed": f"applied {applied}",
+            "noop": "no-op: changed none",
+        }[outcome]
+        summary = (
+            f"{verb} of {len(changes)} documents ({counts['create']} new, "
+            f"{counts['update']} changed, {len(changes) - sum(counts.values())} unchanged)"
+        )
+        return ApplyResult(
+            mode=mode,
+            cluster_id=spec.cluster_id,
+            documents=changes,
+            idempotency_key=key,
+            summary=summary,
+        )
+
+    async def _step(
+        self,
+        actor: str,
+        operation: str,
+        spec: WorkloadSpec,
+        mode: Mode,
+        rung: Rung,
+        derived: str,
+        **fields: Any,
+    ) -> WorkloadResult:
+        target = WorkloadRef(cluster_id=spec.cluster_id, namespace=spec.namespace, name=spec.name)
+        key = spec.idempotency_key or hashlib.sha256(derived.encode()).hexdigest()[:24]
+        subject = f"kube:{target}"
+        await self.service.authorize(actor, operation, subject, mode)
+        detail: dict[str, Any] = {"mode": mode, "idempotency_key": key, **fields}
+        step = StepRequest(
+            remediation_id="asked",
+            rung=rung,
+            target=target,
+            mode=mode,
+            # The operation is part of the stamp: a scale and a restart under one key are two.
+            key=f"asked:{operation}:{key}",
+            **fields,
+        )
+        try:
+            await self._client(spec.cluster_id)
+            try:
+                result = await self.executor.apply(step)
+            except KubeError as exc:
+                raise _kube_failure(exc, f"{operation} {target}") from None
+        except CloudOpsError as exc:
+            await self.service.audit_failure(actor, operation, subject, detail, exc)
+            raise
+        outcome = (
+            "existing"
+            if result.already_applied
+            else ("executed" if result.applied else ("dry_run" if mode == "dry_run" else "noop"))
+        )
+        await self.service.audit(
+            actor, f"cloud.{operation}", subject, {**detail, "outcome": outcome}
+        )
+        return WorkloadResult(
+            mode=mode,
+            target=str(target),
+            applied=result.applied,
+            already_applied=result.already_applied,
+            detail=result.skipped_reason or result.detail,
+            patch=result.patch,
+            idempotency_key=key,
+        )
+
+    async def scale_workload(
+        self,
+        actor: str,
+        spec: WorkloadSpec,
+        replicas: int,
+        mode: Mode = "dry_run",
+        *,
+        now: datetime | None = None,
+    ) -> WorkloadResult:
+        if replicas < 1:
+            raise CloudOpsInputError("replicas", "must be at least 1")
+        minute = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M")
+        derived = f"scale\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{replicas}\n{minute}"
+        return await self._step(
+            actor, "scale_workload", spec, mode, Rung.SCALE_OUT, derived, replicas=replicas
+        )
+
+    async def restart_workload(
+        self, actor: str, spec: WorkloadSpec, mode: Mode = "dry_run", *, now: datetime | None = None
+    ) -> WorkloadResult:
+        # One restart per key: the timestamp is whole minutes so a retry sends the same patch.
+        moment = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+        restarted_at = moment.isoformat().replace("+00:00", "Z")
+        derived = f"restart\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{restarted_at}"
+        return await self._step(
+            actor,
+            "restart_workload",
+            spec,
+            mode,
+            Rung.RESTART,
+            derived,
+            restarted_at=restarted_at,
+        )

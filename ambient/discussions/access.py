@@ -1,0 +1,96 @@
+"""Who sees a discussion: its members, or every one for an admin (every read goes through here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from ambient.discussions.rules import (
+    MessageView,
+    ParticipantRole,
+)
+from ambient.discussions.views import DiscussionNotFoundError, SigningError, message_view
+from ambient.remediation.safety import named_approver
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.models import (
+    Discussion,
+    DiscussionMessage,
+    DiscussionParticipant,
+    RemediationRecord,
+)
+from ambient.storage.repositories import UserRepository
+
+
+async def members_see(
+    session: AsyncSession, user: str, approvers: Mapping[str, list[str]]
+) -> ColumnElement[bool]:
+    """The discussions ``user`` sees: every one for an admin, else those they are a member of —
+    opened (themself or by an agent they own), about a remediation they may steer (its owner,
+    or an approver the policy names for its cluster), or posted in (the same way). Every read
+    of the bus filters with it (the briefing's too)."""
+    caller = await UserRepository(session).get(user)
+    if caller is None:
+        raise SigningError(f"{user!r} is not a registered user")
+    if caller.role == "admin":
+        return true()
+    # Who the caller speaks as. A person's id must be a person's: a user named like one of
+    # our agents does not become a member of that agent's discussions.
+    speaks_as = select(DiscussionParticipant.id).where(
+        or_(
+            (DiscussionParticipant.id == caller.name)
+            & (DiscussionParticipant.role == ParticipantRole.PERSON.value),
+            DiscussionParticipant.owner == caller.name,
+        )
+    )
+    posted_in = select(DiscussionMessage.discussion_id).where(
+        DiscussionMessage.from_id.in_(speaks_as)
+    )
+    # A remediation's people are who may steer it (RemediationService._may_steer): its owner
+    # and the approvers named for its cluster. Sending the same alert again grants nothing.
+    steers = RemediationRecord.user == caller.name
+    if any(caller.name in names for names in approvers.values()):
+        clusters = (await session.scalars(select(RemediationRecord.cluster_id).distinct())).all()
+        theirs = [c for c in clusters if named_approver(caller.name, c, approvers)]
+        steers = or_(steers, RemediationRecord.cluster_id.in_(theirs))
+    owns = select(RemediationRecord.remediation_id).where(steers)
+    return or_(
+        Discussion.initiator.in_(speaks_as),
+        Discussion.id.in_(posted_in),
+        Discussion.subject.in_(owns),
+    )
+
+
+class DiscussionAccess:
+    """The bus's database and the membership filter every read and post applies."""
+
+    def __init__(self, db: Database, settings: Settings, client: Client | None = None) -> None:
+        self.db, self.settings, self.client = db, settings, client
+
+    async def _visible(self, session: AsyncSession, user: str) -> ColumnElement[bool]:
+        return await members_see(session, user, self.settings.remediation_approvers)
+
+    async def _get(self, session: Any, discussion_id: str, user: str) -> Discussion:
+        """The discussion, if ``user`` sees it; one they do not see is "no discussion" too."""
+        query = select(Discussion).where(
+            Discussion.id == discussion_id, await self._visible(session, user)
+        )
+        found: Discussion | None = (await session.execute(query)).scalar_one_or_none()
+        if found is None:
+            raise DiscussionNotFoundError(
+                f"no discussion {discussion_id!r} that you take part in; list_discussions "
+                "shows yours"
+            )
+        return found
+
+    async def _messages(self, session: Any, discussion_id: str) -> list[MessageView]:
+        rows = await session.execute(
+            select(DiscussionMessage)
+            .where(DiscussionMessage.discussion_id == discussion_id)
+            .order_by(DiscussionMessage.created_at, DiscussionMessage.id)
+        )
+        return [message_view(r) for r in rows.scalars()]

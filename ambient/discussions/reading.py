@@ -1,0 +1,236 @@
+"""Reading the bus: search, anomalies and annotations (analysis flags inferred text), browsing."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from ambient.discussions.access import DiscussionAccess
+from ambient.discussions.rules import (
+    annotate,
+    detect_anomalies,
+)
+from ambient.discussions.views import (
+    AnnotationReport,
+    AnomalyReport,
+    DiscussionList,
+    DiscussionRead,
+    Found,
+    InvalidDiscussionError,
+    ProjectRow,
+    Projects,
+    Stats,
+    StoreInit,
+    as_utc,
+    discussion_view,
+    message_view,
+)
+from ambient.storage.models import (
+    Discussion,
+    DiscussionMessage,
+    DiscussionParticipant,
+)
+
+
+class DiscussionReads(DiscussionAccess):
+    """annotate (read-only analysis) and bus (browse and set-up), each filtered by membership."""
+
+    # --- annotate (read-only analysis) -----------------------------------------------
+
+    async def search_messages(self, user: str, keyword: str, limit: int = 100) -> Found:
+        """Messages containing ``keyword`` (any case) in the discussions ``user`` sees."""
+        words = keyword.strip()
+        if not words or len(words) > 200:
+            raise InvalidDiscussionError("keyword: a word or phrase of 1-200 characters")
+        async with self.db.session() as session:
+            matching = (
+                select(DiscussionMessage)
+                .join(Discussion, Discussion.id == DiscussionMessage.discussion_id)
+                .where(
+                    # autoescape: a '%' or '_' in the keyword is a character to find, not a
+                    # LIKE wildcard that matches every message.
+                    DiscussionMessage.content.icontains(words, autoescape=True),
+                    await self._visible(session, user),
+                )
+            )
+            total = (
+                await session.execute(select(func.count()).select_from(matching.subquery()))
+            ).scalar_one()
+            rows = await session.execute(
+                matching.order_by(
+                    DiscussionMessage.created_at.desc(), DiscussionMessage.id.desc()
+                ).limit(limit)
+            )
+            found = [message_view(r) for r in rows.scalars()]
+        return Found(query=words, total_matches=int(total), results=found)
+
+    async def detect_anomalies(
+        self, user: str, discussion_id: str, threshold_seconds: float = 2.0
+    ) -> AnomalyReport:
+        if not 0 < threshold_seconds <= 3600:
+            raise InvalidDiscussionError("threshold_seconds: more than 0, at most 3600")
+        async with self.db.session() as session:
+            await self._get(session, discussion_id, user)
+            messages = await self._messages(session, discussion_id)
+        anomalies = detect_anomalies(messages, threshold_seconds)
+        return AnomalyReport(
+            discussion_id=discussion_id,
+            threshold_seconds=threshold_seconds,
+            count=len(anomalies),
+            anomalies=anomalies,
+        )
+
+    async def annotate_discussion(
+        self, user: str, discussion_id: str, threshold_seconds: float = 2.0
+    ) -> AnnotationReport:
+        """Set source_type from anomalies, `auto_reply` tags and unknown senders (members)."""
+        if not 0 < threshold_seconds <= 3600:
+            raise InvalidDiscussionError("threshold_seconds: more than 0, at most 3600")
+        async with self.db.write_session() as session:
+            await self._get(session, discussion_id, user)
+            messages = await self._messages(session, discussion_id)
+            known = set((await session.execute(select(DiscussionParticipant.id))).scalars())
+            changes = annotate(messages, known, threshold_seconds)
+            for change in changes:
+                row = await session.get(DiscussionMessage, change.message_id)
+                assert row is not None
+                row.source_type = change.source_type
+                row.tags = [*(row.tags or []), *change.tags_added]
+            await session.commit()
+        return AnnotationReport(discussion_id=discussion_id, count=len(changes), changed=changes)
+
+    # --- bus (browse and set-up) ------------------------------------------------------
+
+    async def list_discussions(
+        self, user: str, status: str | None = None, limit: int = 100
+    ) -> DiscussionList:
+        """The discussions ``user`` sees, newest activity first, with their open/closed counts."""
+        if status not in (None, "open", "closed"):
+            raise InvalidDiscussionError("status: open or closed (or omit it)")
+        async with self.db.session() as session:
+            visible = await self._visible(session, user)
+            counts = dict(
+                (
+                    await session.execute(
+                        select(Discussion.status, func.count())
+                        .where(visible)
+                        .group_by(Discussion.status)
+                    )
+                ).all()
+            )
+            query = (
+                select(Discussion)
+                .where(visible)
+                .order_by(Discussion.updated_at.desc())
+                .limit(limit)
+            )
+            if status:
+                query = query.where(Discussion.status == status)
+            rows = list((await session.execute(query)).scalars())
+            per = dict(
+                (
+                    await session.execute(
+                        select(DiscussionMessage.discussion_id, func.count())
+                        .where(DiscussionMessage.discussion_id.in_([r.id for r in rows]))
+                        .group_by(DiscussionMessage.discussion_id)
+                    )
+                ).all()
+            )
+        return DiscussionList(
+            open=int(counts.get("open", 0)),
+            closed=int(counts.get("closed", 0)),
+            discussions=[discussion_view(r, int(per.get(r.id, 0))) for r in rows],
+        )
+
+    async def read_discussion(self, user: str, discussion_id: str) -> DiscussionRead:
+        async with self.db.session() as session:
+            discussion = await self._get(session, discussion_id, user)
+            messages = await self._messages(session, discussion_id)
+        return DiscussionRead(
+            discussion=discussion_view(discussion, len(messages)), messages=messages
+        )
+
+    async def init_store(self) -> StoreInit:
+        """Make sure the product's own participants exist (idempotent); report the counts."""
+        from ambient.discussions.rules import PRODUCT_AGENTS
+
+        seeded: list[str] = []
+        async with self.db.write_session() as session:
+            for agent in PRODUCT_AGENTS:
+                if await session.get(DiscussionParticipant, agent.id) is None:
+                    session.add(
+                        DiscussionParticipant(
+                            id=agent.id, display_name=agent.display_name, role=agent.role.value
+                        )
+                    )
+                    seeded.append(agent.id)
+            await session.commit()
+            totals = [
+                int((await session.execute(select(func.count()).select_from(table))).scalar_one())
+                for table in (DiscussionParticipant, Discussion, DiscussionMessage)
+            ]
+        return StoreInit(
+            participants=totals[0], discussions=totals[1], messages=totals[2], seeded=seeded
+        )
+
+    async def list_projects(self, user: str) -> Projects:
+        async with self.db.session() as session:
+            visible = await self._visible(session, user)
+            rows = (
+                await session.execute(
+                    select(
+                        Discussion.project,
+                        func.count(Discussion.id.distinct()),
+                        func.count(Discussion.id.distinct()).filter(Discussion.status == "open"),
+                        func.count(DiscussionMessage.id),
+                    )
+                    .outerjoin(DiscussionMessage, DiscussionMessage.discussion_id == Discussion.id)
+                    .where(visible)
+                    .group_by(Discussion.project)
+                    .order_by(Discussion.project)
+                )
+            ).all()
+        projects = [
+            ProjectRow(project=p, discussions=int(d), open=int(o), messages=int(m))
+            for p, d, o, m in rows
+        ]
+        return Projects(count=len(projects), projects=projects)
+
+    async def get_stats(self, user: str) -> Stats:
+        """Totals over the discussions ``user`` sees (participants: everyone on the bus)."""
+        listing = await self.list_discussions(user, limit=1)
+        async with self.db.session() as session:
+            visible = await self._visible(session, user)
+            seen = select(Discussion.id).where(visible)
+            mine = DiscussionMessage.discussion_id.in_(seen)
+            per = dict(
+                (
+                    await session.execute(
+                        select(DiscussionMessage.from_id, func.count())
+                        .where(mine)
+                        .group_by(DiscussionMessage.from_id)
+                    )
+                ).all()
+            )
+            latest = (
+                await session.execute(select(func.max(DiscussionMessage.created_at)).where(mine))
+            ).scalar()
+            size = (
+                await session.execute(
+                    select(
+                        func.coalesce(func.sum(func.length(DiscussionMessage.content)), 0)
+                    ).where(mine)
+                )
+            ).scalar_one()
+            participants = (
+                await session.execute(select(func.count()).select_from(DiscussionParticipant))
+            ).scalar_one()
+        return Stats(
+            discussions=listing.open + listing.closed,
+            open=listing.open,
+            closed=listing.closed,
+            messages=sum(int(v) for v in per.values()),
+            participants=int(participants),
+            messages_per_participant={k: int(v) for k, v in sorted(per.items())},
+            latest_activity=as_utc(latest) if latest else None,
+            store_bytes=int(size),
+        )

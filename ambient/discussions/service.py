@@ -1,0 +1,361 @@
+"""The discussion bus: people and agents talk about what happened; analysis flags inferred text.
+
+MCP tools (signing, annotate, bus), the API and the web page are thin adapters over
+``DiscussionService``. Every write is signed, and a caller signs only as itself (a user), as an
+agent it owns, or — admins — as one of the product's own agents.
+
+A discussion is seen by its members: whoever opened it (or owns the agent that did), the owner
+of the remediation it is about, and whoever posted in it (or owns an agent that did). Admins see
+every discussion. Every read, search, count and post goes through ``members_see``: a discussion
+the caller cannot see answers "no discussion" (as if it did not exist), so nobody becomes a
+member by posting into it, and ``send_message`` on its topic opens the caller's own discussion.
+
+Reads are in ``reading`` and membership in ``access``; what it answers and raises in ``views``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from ambient.discussions.reading import DiscussionReads
+from ambient.discussions.rules import (
+    DEFAULT_PROJECT,
+    AgentPost,
+    MessageIn,
+    ParticipantRole,
+    detect_anomalies,
+    discussion_id,
+    normalise_topic,
+)
+from ambient.discussions.views import (
+    Closed,
+    DiscussionClosedError,
+    InvalidDiscussionError,
+    Posted,
+    SigningError,
+)
+from ambient.storage.models import (
+    Discussion,
+    DiscussionMessage,
+    DiscussionParticipant,
+    User,
+)
+from ambient.storage.repositories import UserRepository
+
+log = logging.getLogger(__name__)
+ACTION_TAGS = {"approve": "approve", "refuse": "refuse", "reject": "refuse", "abort": "abort"}
+
+
+class DiscussionService(DiscussionReads):
+    """Signing: send, reply, post as an agent, close; replies can steer a remediation."""
+
+    # --- signing ---------------------------------------------------------------------
+
+    async def send_message(
+        self,
+        user: str,
+        topic: str,
+        message: MessageIn,
+        *,
+        project: str = DEFAULT_PROJECT,
+        subject: str | None = None,
+    ) -> Posted:
+        """Join the open discussion on ``topic`` (same words, any case) or open one."""
+        return await self._post_on_topic(user, topic, message, project, subject)
+
+    async def post_as_agent(self, post: AgentPost) -> Posted:
+        """A product agent's post from our own workflows (trusted code: no caller to check)."""
+        message = MessageIn(
+            from_id=post.agent_id,
+            content=post.content,
+            tags=post.tags,
+            message_id=post.message_id[:64],
+        )
+        return await self._post_on_topic(
+            None, post.topic[:300], message, DEFAULT_PROJECT, post.subject
+        )
+
+    async def _post_on_topic(
+        self,
+        user: str | None,
+        topic: str,
+        message: MessageIn,
+        project: str,
+        subject: str | None,
+    ) -> Posted:
+        key = normalise_topic(topic)
+        if not key or len(topic) > 300:
+            raise InvalidDiscussionError("topic: 1-300 characters")
+        async with self.db.write_session() as session:
+            if user is not None:
+                await self._may_sign(session, user, message.from_id)
+            if found := await self._given(session, message):
+                return await self._repeat(session, found, message.from_id)
+            query = select(Discussion).where(
+                Discussion.topic_key == key, Discussion.status == "open"
+            )
+            if user is None:
+                # Our agents post about one subject (a remediation): its own discussion, never
+                # another one's (or a person's) that happens to share the topic.
+                query = query.where(
+                    Discussion.subject == subject if subject else Discussion.subject.is_(None)
+                )
+            else:
+                query = query.where(await self._visible(session, user))
+            query = query.order_by(Discussion.updated_at.desc())
+            discussion = (await session.execute(query.limit(1))).scalar_one_or_none()
+            created = discussion is None
+            now = datetime.now(UTC)
+            if discussion is None:
+                discussion = Discussion(
+                    id=discussion_id(now, uuid.uuid4().hex[:4]),
+                    topic=topic.strip(),
+                    topic_key=key,
+                    project=project,
+                    initiator=message.from_id,
+                    status="open",
+                    subject=subject,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(discussion)
+            await self._check_reply_to(session, discussion.id, message)
+            row = self._add(session, discussion, message, now)
+            recipients = await self._recipients(session, discussion.id, message.from_id)
+            await session.commit()
+        posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
+        return await self._notify(posted, topic, message, recipients)
+
+    async def reply_message(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
+        """Reply in an open discussion; in a remediation's discussion, a reply tagged
+        approve/refuse/abort acts on the remediation only when the caller wrote it as
+        themselves (not as an agent, whatever source_type says) and it does not look inferred."""
+        async with self.db.write_session() as session:
+            await self._may_sign(session, user, message.from_id)
+            # Only into a discussion the caller sees: posting must not make a member of anyone.
+            discussion = await self._get(session, discussion_id, user)
+            if found := await self._given(session, message):
+                return await self._repeat(session, found, message.from_id)
+            if discussion.status != "open":
+                raise DiscussionClosedError(
+                    f"discussion {discussion_id} is closed; send_message on its topic opens a "
+                    "new one"
+                )
+            await self._check_reply_to(session, discussion.id, message)
+            now = datetime.now(UTC)
+            row = self._add(session, discussion, message, now)
+            earlier = await self._messages(session, discussion.id)
+            recipients = await self._recipients(session, discussion.id, message.from_id)
+            subject, topic = discussion.subject, discussion.topic
+            await session.commit()
+        posted = Posted(message_id=row.id, discussion_id=discussion_id)
+        verb = next((ACTION_TAGS[t] for t in message.tags if t in ACTION_TAGS), None)
+        if verb and subject and subject.startswith("remediation/"):
+            fast = {a.message_id for a in detect_anomalies(earlier)}
+            inferred = message.source_type != "real" or row.id in fast
+            # The speaker is the authenticated caller, never what the message claims: an
+            # agent's message (ours or the caller's own) is no person's answer.
+            in_person = message.from_id == user
+            posted.action = await self._act(
+                user, subject, verb, message.content, inferred, in_person=in_person
+            )
+        return await self._notify(posted, topic, message, recipients)
+
+    async def close_discussion(self, user: str, discussion_id: str) -> Closed:
+        """Close a discussion (idempotent): its initiator's signer, or an admin."""
+        async with self.db.write_session() as session:
+            discussion = await self._get(session, discussion_id, user)
+            caller = await self._user(session, user)
+            if discussion.status == "closed":
+                return Closed(discussion_id=discussion_id, already_closed=True)
+            if caller.role != "admin":
+                await self._may_sign(session, user, discussion.initiator)
+            discussion.status, discussion.updated_at = "closed", datetime.now(UTC)
+            await session.commit()
+        return Closed(discussion_id=discussion_id, already_closed=False)
+
+    async def _user(self, session: Any, name: str) -> User:
+        user = await UserRepository(session).get(name)
+        if user is None:
+            raise SigningError(f"{name!r} is not a registered user")
+        return user
+
+    async def _may_sign(self, session: Any, user: str, from_id: str) -> None:
+        caller = await self._user(session, user)
+        participant = await session.get(DiscussionParticipant, from_id)
+        if from_id == caller.name:
+            if participant is None:
+                session.add(
+                    DiscussionParticipant(
+                        id=caller.name, display_name=caller.name, role=ParticipantRole.PERSON.value
+                    )
+                )
+            elif participant.role == ParticipantRole.PERSON.value:
+                return
+            else:
+                raise SigningError(f"{from_id!r} is an agent's id, not a person's")
+            return
+        if participant is not None:
+            if participant.owner == caller.name:
+                return
+            product_agent = (
+                participant.owner is None and participant.role == ParticipantRole.AGENT.value
+            )
+            if product_agent and caller.role == "admin":
+                return  # the product's own agents speak through admins; people only as themselves
+        raise SigningError(
+            f"you may sign only as yourself (from_id={caller.name!r})"
+            + (", or as an agent you own" if caller.role != "admin" else ", or a product agent")
+        )
+
+    @staticmethod
+    async def _check_reply_to(session: Any, discussion_id: str, message: MessageIn) -> None:
+        """reply_to names a message of the same discussion (not a probe into another one)."""
+        if message.reply_to is None:
+            return
+        target = await session.get(DiscussionMessage, message.reply_to)
+        if target is None or target.discussion_id != discussion_id:
+            raise InvalidDiscussionError(
+                f"reply_to: no message {message.reply_to!r} in this discussion"
+            )
+
+    def _add(
+        self, session: Any, discussion: Discussion, message: MessageIn, now: datetime
+    ) -> DiscussionMessage:
+        row = DiscussionMessage(
+            id=message.message_id or f"msg_{uuid.uuid4().hex[:16]}",
+            discussion_id=discussion.id,
+            from_id=message.from_id,
+            content=message.content,
+            reply_to=message.reply_to,
+            tags=list(message.tags),
+            source_type=message.source_type,
+            created_at=now,
+        )
+        session.add(row)
+        discussion.updated_at = now
+        return row
+
+    @staticmethod
+    async def _given(session: Any, message: MessageIn) -> DiscussionMessage | None:
+        """The message a retry with the same message_id already posted."""
+        if message.message_id is None:
+            return None
+        found: DiscussionMessage | None = await session.get(DiscussionMessage, message.message_id)
+        return found
+
+    async def _repeat(self, session: Any, found: DiscussionMessage, from_id: str) -> Posted:
+        if found.from_id != from_id:
+            raise InvalidDiscussionError(f"message_id: {found.id!r} is another sender's message")
+        return Posted(message_id=found.id, discussion_id=found.discussion_id, already_posted=True)
+
+    async def _recipients(self, session: Any, discussion_id: str, sender: str) -> list[str]:
+        """People in the discussion (and owners of its agents), not the sender."""
+        senders = set(
+            (
+                await session.execute(
+                    select(DiscussionMessage.from_id)
+                    .where(DiscussionMessage.discussion_id == discussion_id)
+                    .distinct()
+                )
+            ).scalars()
+        )
+        people: set[str] = set()
+        for pid in senders - {sender}:
+            participant = await session.get(DiscussionParticipant, pid)
+            if participant is None:
+                continue
+            if participant.role == ParticipantRole.PERSON.value:
+                people.add(pid)
+            elif participant.owner:
+                people.add(participant.owner)
+        return sorted(people - {sender})
+
+    async def _notify(
+        self, posted: Posted, topic: str, message: MessageIn, recipients: list[str]
+    ) -> Posted:
+        if not recipients:
+            return posted
+        if self.client is None:
+            posted.notify_error = "Temporal is not configured here: nobody was notified"
+            return posted
+        from ambient.discussions.rules import DiscussionNotice
+        from workflows.discussions import DiscussionNotifyWorkflow
+
+        try:
+            await self.client.start_workflow(
+                DiscussionNotifyWorkflow.run,
+                DiscussionNotice(
+                    message_id=posted.message_id,
+                    discussion_id=posted.discussion_id,
+                    topic=topic,
+                    from_id=message.from_id,
+                    content=message.content[:2000],
+                    recipients=recipients,
+                ),
+                id=f"discussion-notify/{posted.message_id}",
+                task_queue=self.settings.temporal_task_queue,
+            )
+        except WorkflowAlreadyStartedError:
+            pass
+        except Exception as exc:  # the message is posted; say that the notice did not go
+            posted.notify_error = f"the message is posted, but nobody was notified: {exc}"
+            return posted
+        posted.notified = recipients
+        return posted
+
+    async def _act(
+        self,
+        user: str,
+        remediation_id: str,
+        verb: str,
+        reason: str,
+        inferred: bool,
+        *,
+        in_person: bool,
+    ) -> dict[str, Any]:
+        outcome: dict[str, Any] = {"remediation_id": remediation_id, "verb": verb}
+        if not in_person:
+            return {
+                **outcome,
+                "done": False,
+                "reason": "only a person replying as themselves (from_id = your user name) can "
+                "approve, refuse or abort: an agent's message does not act",
+            }
+        if inferred:
+            return {
+                **outcome,
+                "done": False,
+                "reason": "this reply looks machine-inferred (source_type not real, or sent "
+                "within 2 s of another sender): it does not act; a person replies themself",
+            }
+        if self.client is None:
+            return {
+                "remediation_id": remediation_id,
+                "verb": verb,
+                "done": False,
+                "reason": "Temporal is not configured here",
+            }
+        from ambient.remediation.service import RemediationService
+        from ambient.remediation.views import RemediationError
+
+        service = RemediationService(self.client, self.settings, self.db)
+        try:
+            if verb == "abort":
+                await service.abort(user, remediation_id, reason[:500])
+            else:
+                await service.approve(user, remediation_id, verb == "approve", reason[:500])
+        except RemediationError as exc:
+            return {
+                "remediation_id": remediation_id,
+                "verb": verb,
+                "done": False,
+                "reason": str(exc),
+            }
+        return {"remediation_id": remediation_id, "verb": verb, "done": True}

@@ -1,0 +1,170 @@
+"""What the discussion bus answers and raises: views, results, errors.
+
+DiscussionError
+ ├── InvalidDiscussionError   bad arguments: nothing changed
+ ├── DiscussionNotFoundError  no such discussion or message
+ ├── DiscussionClosedError    replies go to open discussions only
+ └── SigningError             from_id is not the caller's to sign as
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ambient.discussions.rules import (
+    Annotation,
+    Anomaly,
+    MessageView,
+)
+from ambient.storage.models import (
+    Discussion,
+    DiscussionMessage,
+)
+
+
+class DiscussionError(Exception):
+    """A discussion operation failed; the message says what to do."""
+
+
+class InvalidDiscussionError(DiscussionError):
+    """Bad arguments; nothing changed."""
+
+
+class DiscussionNotFoundError(DiscussionError):
+    """No such discussion (or message)."""
+
+
+class DiscussionClosedError(DiscussionError):
+    """The discussion is closed: replies are refused."""
+
+
+class SigningError(DiscussionError):
+    """The caller may not sign as that participant."""
+
+
+class DiscussionView(BaseModel):
+    id: str
+    topic: str
+    project: str
+    initiator: str
+    status: str
+    subject: str | None
+    created_at: datetime
+    updated_at: datetime
+    messages: int = 0
+
+
+class Posted(BaseModel):
+    message_id: str
+    discussion_id: str
+    created_discussion: bool = False
+    already_posted: bool = False
+    notified: list[str] = Field(default_factory=list)
+    notify_error: str | None = None
+    # A reply tagged approve/refuse/abort in a remediation's discussion: what it did.
+    action: dict[str, Any] | None = None
+
+
+class Closed(BaseModel):
+    discussion_id: str
+    status: str = "closed"
+    already_closed: bool
+
+
+class Found(BaseModel):
+    """search_messages' answer, in the LingMessage spec's names."""
+
+    query: str
+    total_matches: int = Field(description="all matching messages you can see")
+    results: list[MessageView] = Field(description="the newest matches, at most `limit`")
+
+
+class AnomalyReport(BaseModel):
+    discussion_id: str
+    threshold_seconds: float
+    count: int
+    anomalies: list[Anomaly]
+
+
+class AnnotationReport(BaseModel):
+    discussion_id: str
+    count: int
+    changed: list[Annotation]
+
+
+class DiscussionList(BaseModel):
+    open: int
+    closed: int
+    discussions: list[DiscussionView]
+
+
+class DiscussionRead(BaseModel):
+    discussion: DiscussionView
+    messages: list[MessageView]
+
+
+class StoreInit(BaseModel):
+    participants: int
+    discussions: int
+    messages: int
+    seeded: list[str]
+
+
+class ProjectRow(BaseModel):
+    project: str
+    discussions: int
+    open: int
+    messages: int
+
+
+class Projects(BaseModel):
+    count: int
+    projects: list[ProjectRow]
+
+
+class Stats(BaseModel):
+    discussions: int
+    open: int
+    closed: int
+    messages: int
+    participants: int
+    messages_per_participant: dict[str, int]
+    latest_activity: datetime | None
+    store_bytes: int = Field(description="size of the bus's rows (text), in bytes")
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite hands back naive datetimes)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def message_view(row: DiscussionMessage) -> MessageView:
+    """One stored message as callers see it."""
+    return MessageView(
+        id=row.id,
+        discussion_id=row.discussion_id,
+        from_id=row.from_id,
+        content=row.content,
+        reply_to=row.reply_to,
+        tags=list(row.tags or []),
+        source_type=row.source_type,  # type: ignore[arg-type]
+        created_at=as_utc(row.created_at),
+    )
+
+
+def discussion_view(row: Discussion, messages: int = 0) -> DiscussionView:
+    """One stored discussion as callers see it, with its message count."""
+    return DiscussionView(
+        id=row.id,
+        topic=row.topic,
+        project=row.project,
+        initiator=row.initiator,
+        status=row.status,
+        subject=row.subject,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+        messages=messages,
+    )

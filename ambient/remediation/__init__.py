@@ -1,0 +1,1 @@
+"""Graded remediation: alerts, scores, ladder, safety, the service, its storage, executors."""

@@ -1,0 +1,182 @@
+"""Alerts as the remediation takes them: the model, its id, and intake from alarms and breaches.
+
+Pure (sandbox-safe). Alert text is data: nothing here lets a message choose a target or a
+step outside the ladder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ambient.domain.configs import UserConfig
+from ambient.domain.identifiers import cluster_ref, namespace_name, object_name
+from ambient.domain.watches import Condition, MetricSource
+from ambient.remediation.ladder import (
+    WorkloadRef,
+)
+
+# --- alerts ---------------------------------------------------------------------------
+
+
+class VerifySpec(UserConfig):
+    """How to tell the alert is over: a threshold-watch metric source and healthy conditions."""
+
+    source: MetricSource
+    healthy: list[Condition] = Field(
+        min_length=1, description='conditions that hold when healthy, e.g. [{"op": "below", ...}]'
+    )
+    combine: Literal["all", "any"] = "all"
+
+    def holds(self, value: float) -> bool:
+        # Condition.breached(value) means "value is past the line in the op's direction".
+        results = [c.breached(value) for c in self.healthy]
+        return all(results) if self.combine == "all" else any(results)
+
+
+class Alert(UserConfig):
+    """An alert about one Kubernetes workload; the only place a remediation's target comes from.
+
+    A field it does not know is refused by name (``"cluster"`` for ``cluster_id`` used to be
+    dropped); free-form facts go in ``labels``.
+    """
+
+    source: str = Field(
+        min_length=1,
+        max_length=64,
+        description="where the alert came from: threshold_watch, monitor, cls, manual, ...",
+    )
+    # A target is only ever these three fields, each checked by its real format.
+    cluster_id: str = Field(
+        description="TKE cluster id (cls- and 8 lowercase letters or digits, e.g. "
+        "cls-7kq2m0ab) or a context name of AMBIENT_KUBECONFIG"
+    )
+    namespace: str = Field(default="default", description="Kubernetes namespace (DNS label)")
+    workload: str = Field(description="Deployment name (DNS subdomain)")
+    metric: str | None = Field(default=None, max_length=200)
+    value: float | None = None
+    threshold: float | None = None
+    message: str = Field(default="", max_length=4000, description="alert text (data only)")
+    verify: VerifySpec | None = None
+    settle_seconds: int | None = Field(default=None, ge=0, le=24 * 3600)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("cluster_id")
+    @classmethod
+    def _cluster(cls, value: str) -> str:
+        return cluster_ref(value)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return namespace_name(value)
+
+    @field_validator("workload")
+    @classmethod
+    def _workload(cls, value: str) -> str:
+        return object_name(value, "Deployment name")
+
+    @field_validator("value", "threshold")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    def fingerprint(self) -> str:
+        """Stable identity of the problem: the same alert again maps to the same remediation."""
+        parts = [self.source, self.cluster_id, self.namespace, self.workload, self.metric or ""]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+    @property
+    def service(self) -> str:
+        return f"{self.cluster_id}/{self.namespace}/{self.workload}"
+
+    def target(self) -> WorkloadRef:
+        return WorkloadRef(cluster_id=self.cluster_id, namespace=self.namespace, name=self.workload)
+
+
+def remediation_id(alert: Alert) -> str:
+    """Workflow id of the remediation of this alert (one at a time per fingerprint)."""
+    return f"remediation/{alert.fingerprint()}"
+
+
+# --- intake ---------------------------------------------------------------------------
+
+_CLUSTER_KEYS = r"(?:tke_cluster_instance_id|cluster_id|clusterid|cluster)"
+_NAMESPACE_KEYS = r"(?:namespace|ns)"
+_WORKLOAD_KEYS = r"(?:workload_name|workload|deployment)"
+
+
+def _find(pattern: str, text: str) -> str | None:
+    match = re.search(pattern, text, re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+def alert_from_alarm(
+    source: str, name: str, target: str | None, detail: str, level: str | None = None
+) -> Alert | None:
+    """An alert from a Cloud Monitor / CLS alarm record, if it names a TKE workload.
+
+    TKE workload alarms carry their dimensions as ``key:value`` pairs in the alarm object
+    (e.g. ``tke_cluster_instance_id:cls-abc12345|namespace:prod|workload_name:web``).
+    """
+    text = f"{target or ''} {detail}"
+    cluster = _find(rf"{_CLUSTER_KEYS}\s*[:=]\s*\"?([A-Za-z0-9-]+)", text) or _find(
+        r"\b(cls-[a-z0-9]{4,})\b", text
+    )
+    workload = _find(rf"{_WORKLOAD_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9.-]*)", text)
+    if not cluster or not workload:
+        return None
+    namespace = _find(rf"\b{_NAMESPACE_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9-]*)", text) or "default"
+    try:
+        return Alert(
+            source=source,
+            cluster_id=cluster,
+            namespace=namespace,
+            workload=workload,
+            metric=name[:200] or None,
+            message=detail[:4000],
+            labels={"level": level} if level else {},
+        )
+    except ValueError:
+        return None
+
+
+def alert_from_breach(
+    source: dict[str, Any], value: float, conditions: list[Condition], message: str
+) -> Alert | None:
+    """An alert from a threshold-watch breach on a TKE workload metric (QCE/TKE2 dimensions).
+
+    Verification reads the same source; healthy is the opposite of each breached condition.
+    """
+    if source.get("type") != "tencent_monitor":
+        return None
+    dims = {k.lower(): v for k, v in (source.get("dimensions") or {}).items()}
+    cluster = dims.get("tke_cluster_instance_id") or dims.get("cluster_id")
+    workload = dims.get("workload_name") or dims.get("workload")
+    if not cluster or not workload:
+        return None
+    healthy = [
+        Condition(op="below" if c.op == "above" else "above", value=c.value) for c in conditions
+    ]
+    try:
+        return Alert(
+            source="threshold_watch",
+            cluster_id=cluster,
+            namespace=dims.get("namespace") or "default",
+            workload=workload,
+            metric=str(source.get("metric") or "") or None,
+            value=value,
+            threshold=conditions[0].value if conditions else None,
+            message=message[:4000],
+            verify=VerifySpec.model_validate({"source": source, "healthy": healthy})
+            if healthy
+            else None,
+        )
+    except ValueError:
+        return None

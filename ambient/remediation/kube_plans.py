@@ -1,0 +1,315 @@
+"""What each rung changes on a live cluster, planned from fresh reads (sent by the executor).
+
+Rungs 1-2 patch the Deployment; 3 puts back the template of an earlier ReplicaSet; 4 points
+the Services at no pod (or denies ingress with a NetworkPolicy when none selects it); 5 puts
+back the release, ConfigMaps, replicas and selectors of the first checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap, Service
+from lightkube.resources.networking_v1 import NetworkPolicy
+from lightkube.types import PatchType
+
+from ambient.clients.kube import KubeError
+from ambient.remediation.changes import (
+    NOT_A_REVISION,
+    RESTARTED_AT,
+    Change,
+    Kind,
+    Obj,
+    StepPlan,
+    images_of,
+    isolation_policy_name,
+    isolation_value,
+    json_stamp,
+    merge_diff,
+    stamp,
+    stamped,
+    without_hash,
+)
+from ambient.remediation.kube_reads import ClusterReads
+from ambient.remediation.ladder import (
+    ISOLATION_LABEL,
+    STEP_ANNOTATION,
+    Checkpoint,
+    Rung,
+    StepRequest,
+    WorkloadRef,
+)
+
+
+class StepInputError(KubeError):
+    """The step lacks what its rung needs (e.g. a restart without ``restarted_at``)."""
+
+
+class StepPlanner:
+    """Plans one rung's change on the cluster ``reads`` looks at."""
+
+    def __init__(self, reads: ClusterReads) -> None:
+        self._reads = reads
+
+    async def plan(self, step: StepRequest) -> StepPlan:
+        if step.rung is Rung.RESTART:
+            return await self._plan_restart(step)
+        if step.rung is Rung.SCALE_OUT:
+            return await self._plan_scale(step)
+        if step.rung is Rung.ROLLBACK:
+            return await self._plan_rollback(step)
+        if step.rung is Rung.ISOLATE:
+            return await self._plan_isolate(step)
+        if step.rung is Rung.FULL_ROLLBACK:
+            return await self._plan_full_rollback(step)
+        return StepPlan(
+            skipped_reason="handing over is not a cluster change", detail="hand over to a person"
+        )
+
+    async def _plan_restart(self, step: StepRequest) -> StepPlan:
+        if not step.restarted_at:
+            raise StepInputError("restarted_at is required for rung 1 (restart)")
+        deployment = await self._reads.deployment(step.target)
+        name = f"deployment {step.target.namespace}/{step.target.name}"
+        if stamped(deployment, step.key):
+            return StepPlan(done=[name], detail=f"{name} was already restarted by {step.key}")
+        body = {
+            "metadata": stamp(deployment, step.key),
+            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: step.restarted_at}}}},
+        }
+        return StepPlan(
+            changes=[self._merge(Deployment, step.target, body)],
+            detail=f"restart {name} (restartedAt {step.restarted_at})",
+        )
+
+    async def _plan_scale(self, step: StepRequest) -> StepPlan:
+        if step.replicas is None:
+            raise StepInputError("replicas is required for rung 2 (scale out)")
+        deployment = await self._reads.deployment(step.target)
+        name = f"deployment {step.target.namespace}/{step.target.name}"
+        if stamped(deployment, step.key):
+            return StepPlan(done=[name], detail=f"{name} was already scaled by {step.key}")
+        current = deployment["spec"].get("replicas", 1)
+        if current == step.replicas:
+            return StepPlan(
+                skipped_reason=f"already at {current} replicas",
+                detail=f"{name} already runs {current} replicas",
+            )
+        # The Deployment itself, not its scale subresource: the scale subresource drops
+        # metadata, and the step key must land in the same write as the new count.
+        body = {"metadata": stamp(deployment, step.key), "spec": {"replicas": step.replicas}}
+        return StepPlan(
+            changes=[self._merge(Deployment, step.target, body)],
+            detail=f"scale {name} from {current} to {step.replicas} replicas",
+        )
+
+    async def _plan_rollback(self, step: StepRequest) -> StepPlan:
+        deployment = await self._reads.deployment(step.target)
+        name = f"deployment {step.target.namespace}/{step.target.name}"
+        if stamped(deployment, step.key):
+            return StepPlan(done=[name], detail=f"{name} was already rolled back by {step.key}")
+        if step.to_revision is None:
+            return StepPlan(
+                skipped_reason=NOT_A_REVISION,
+                detail=f"{name}: no earlier revision was recorded at the first checkpoint",
+            )
+        revisions = await self._reads.revisions(deployment, with_history=True)
+        if step.to_revision not in revisions:
+            known = ", ".join(str(r) for r in sorted(revisions)) or "none"
+            return StepPlan(
+                skipped_reason=NOT_A_REVISION,
+                detail=f"{name} has no ReplicaSet of revision {step.to_revision} "
+                f"(revisions: {known})",
+            )
+        template = without_hash(revisions[step.to_revision]["spec"]["template"])
+        if template == deployment["spec"]["template"]:
+            return StepPlan(
+                skipped_reason=f"current template already matches revision {step.to_revision}",
+                detail=f"{name} already runs the template of revision {step.to_revision}",
+            )
+        operations = [
+            *json_stamp(deployment, step.key),
+            {"op": "replace", "path": "/spec/template", "value": template},
+        ]
+        return StepPlan(
+            changes=[
+                Change(
+                    Deployment,
+                    step.target.namespace,
+                    step.target.name,
+                    "patch",
+                    operations,
+                    PatchType.JSON,
+                )
+            ],
+            detail=f"roll back {name} to revision {step.to_revision} "
+            f"({', '.join(images_of(template))})",
+        )
+
+    async def _plan_isolate(self, step: StepRequest) -> StepPlan:
+        deployment = await self._reads.deployment(step.target)
+        namespace = step.target.namespace
+        services = await self._reads.services(deployment)
+        if not services:
+            return await self._plan_deny_policy(step, deployment)
+        plan = StepPlan()
+        isolated = isolation_value(step.key)
+        for service in services:
+            name = service["metadata"]["name"]
+            selector = service["spec"]["selector"]
+            if stamped(service, step.key) or ISOLATION_LABEL in selector:
+                plan.done.append(f"service {namespace}/{name}")
+                continue
+            body = {
+                "metadata": stamp(service, step.key),
+                "spec": {"selector": {ISOLATION_LABEL: isolated}},
+            }
+            plan.changes.append(Change(Service, namespace, name, "patch", body, PatchType.MERGE))
+        names = ", ".join(c.name for c in plan.changes)
+        plan.detail = (
+            f"isolate: Services {names} in {namespace} select no pod ({ISOLATION_LABEL}={isolated})"
+        )
+        return plan
+
+    async def _plan_deny_policy(self, step: StepRequest, deployment: Obj) -> StepPlan:
+        namespace = step.target.namespace
+        name = isolation_policy_name(step.remediation_id)
+        if await self._reads.get(NetworkPolicy, namespace, name) is not None:
+            return StepPlan(
+                done=[f"networkpolicy {namespace}/{name}"], detail=f"isolation policy {name} exists"
+            )
+        body = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "annotations": {STEP_ANNOTATION: step.key},
+                "labels": {ISOLATION_LABEL: isolation_value(step.key)},
+            },
+            "spec": {
+                "podSelector": {
+                    "matchLabels": dict(deployment["spec"]["selector"].get("matchLabels") or {})
+                },
+                # Ingress listed with no rules: all inbound traffic to the pods is denied.
+                "policyTypes": ["Ingress"],
+            },
+        }
+        return StepPlan(
+            changes=[Change(NetworkPolicy, namespace, name, "create", body)],
+            detail=f"isolate: no Service selects {step.target.name}; deny-all NetworkPolicy {name}",
+        )
+
+    async def _plan_full_rollback(self, step: StepRequest) -> StepPlan:
+        baseline = step.checkpoint
+        if baseline is None:
+            raise StepInputError(
+                "checkpoint (the first checkpoint) is required for rung 5 (full rollback)"
+            )
+        deployment = await self._reads.deployment(step.target)
+        namespace, plan = step.target.namespace, StepPlan()
+        notes: list[str] = []
+        await self._restore_release(step, baseline, deployment, plan, notes)
+        for name, data in sorted(baseline.configmaps.items()):
+            await self._restore_configmap(step, name, data, plan, notes)
+        for name, selector in sorted(baseline.service_selectors.items()):
+            service = await self._reads.get(Service, namespace, name)
+            if service is None:
+                notes.append(f"Service {name} is gone")
+            elif stamped(service, step.key):
+                plan.done.append(f"service {namespace}/{name}")
+            elif (service.get("spec") or {}).get("selector") != selector:
+                diff = merge_diff(service["spec"].get("selector") or {}, selector)
+                body = {"metadata": stamp(service, step.key), "spec": {"selector": diff}}
+                plan.changes.append(
+                    Change(Service, namespace, name, "patch", body, PatchType.MERGE)
+                )
+                notes.append(f"Service {name} selector back to {selector}")
+        policy = isolation_policy_name(step.remediation_id)
+        if await self._reads.get(NetworkPolicy, namespace, policy) is not None:
+            plan.changes.append(Change(NetworkPolicy, namespace, policy, "delete"))
+            notes.append(f"NetworkPolicy {policy} removed")
+        plan.detail = "full rollback: " + (
+            "; ".join(notes) or "everything is as at the first checkpoint"
+        )
+        return plan
+
+    async def _restore_release(
+        self,
+        step: StepRequest,
+        baseline: Checkpoint,
+        deployment: Obj,
+        plan: StepPlan,
+        notes: list[str],
+    ) -> None:
+        """The release before the incident (or the baseline's own template) and its replicas."""
+        name = f"deployment {step.target.namespace}/{step.target.name}"
+        if stamped(deployment, step.key):
+            plan.done.append(name)
+            return
+        revision = step.to_revision or baseline.previous_revision
+        revisions = await self._reads.revisions(deployment, with_history=True) if revision else {}
+        if revision in revisions:
+            template = without_hash(revisions[revision]["spec"]["template"])
+            notes.append(f"{name} to revision {revision}")
+        else:
+            template = baseline.spec.get("template") or deployment["spec"]["template"]
+            why = NOT_A_REVISION if revision else "no earlier revision"
+            notes.append(f"{name} to its template at the first checkpoint ({why})")
+        operations: list[Obj] = []
+        if template != deployment["spec"]["template"]:
+            operations.append({"op": "replace", "path": "/spec/template", "value": template})
+        replicas = baseline.replicas
+        if replicas is not None and replicas != deployment["spec"].get("replicas", 1):
+            operations.append({"op": "replace", "path": "/spec/replicas", "value": replicas})
+            notes.append(f"replicas back to {replicas}")
+        if operations:
+            ops_ = [*json_stamp(deployment, step.key), *operations]
+            plan.changes.append(
+                Change(
+                    Deployment,
+                    step.target.namespace,
+                    step.target.name,
+                    "patch",
+                    ops_,
+                    PatchType.JSON,
+                )
+            )
+
+    async def _restore_configmap(
+        self,
+        step: StepRequest,
+        name: str,
+        data: dict[str, Any],
+        plan: StepPlan,
+        notes: list[str],
+    ) -> None:
+        namespace = step.target.namespace
+        current = await self._reads.get(ConfigMap, namespace, name)
+        if current is None:
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "annotations": {STEP_ANNOTATION: step.key},
+                },
+                "data": data,
+            }
+            plan.changes.append(Change(ConfigMap, namespace, name, "create", body))
+            notes.append(f"ConfigMap {name} recreated")
+        elif stamped(current, step.key):
+            plan.done.append(f"configmap {namespace}/{name}")
+        elif (current.get("data") or {}) != data:
+            body = {
+                "metadata": stamp(current, step.key),
+                "data": merge_diff(current.get("data") or {}, data),
+            }
+            plan.changes.append(Change(ConfigMap, namespace, name, "patch", body, PatchType.MERGE))
+            notes.append(f"ConfigMap {name} data back to the first checkpoint")
+
+    @staticmethod
+    def _merge(resource: Kind, target: WorkloadRef, body: Obj) -> Change:
+        return Change(resource, target.namespace, target.name, "patch", body, PatchType.MERGE)

@@ -1,0 +1,108 @@
+"""Reads of a workload's objects for the Kubernetes executor, errors mapped to ``KubeError``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.core_v1 import Service
+
+from ambient.clients.kube import (
+    REVISION,
+    KubeError,
+    KubeNotFoundError,
+    KubeUnavailableError,
+    kube_error,
+)
+from ambient.remediation.changes import REVISION_HISTORY, Kind, Obj, annotations_of, selects
+from ambient.remediation.ladder import WorkloadRef
+
+
+class ClusterReads:
+    """The reads one step or checkpoint makes through one cluster's lightkube client."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def call(self, what: str, coro: Any) -> Any:
+        try:
+            return await coro
+        except ApiError as exc:
+            raise kube_error(exc, what) from None
+        except httpx2.TransportError as exc:
+            raise KubeUnavailableError(f"{what}: {exc}") from None
+
+    async def get(self, resource: Kind, namespace: str, name: str) -> Obj | None:
+        try:
+            obj = await self._client.get(resource, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise kube_error(exc, f"reading {resource.__name__} {namespace}/{name}") from None
+        except httpx2.TransportError as exc:
+            raise KubeUnavailableError(
+                f"reading {resource.__name__} {namespace}/{name}: {exc}"
+            ) from None
+        found: Obj = obj.to_dict()
+        return found
+
+    async def deployment(self, target: WorkloadRef) -> Obj:
+        if target.kind != "Deployment":
+            raise KubeError(f"{target}: only Deployments can be remediated, not {target.kind}")
+        found = await self.get(Deployment, target.namespace, target.name)
+        if found is None:
+            raise KubeNotFoundError(f"deployment {target.namespace}/{target.name} not found")
+        return found
+
+    async def revisions(self, deployment: Obj, *, with_history: bool = False) -> dict[int, Obj]:
+        """The deployment's ReplicaSets by revision (owned through the controller reference).
+
+        ``with_history`` also finds a ReplicaSet by the numbers it had before a rollback
+        renumbered it (``revision-history``): the release recorded as revision 1 at the
+        first checkpoint is revision 4 after our own rung 3 brought it back.
+        """
+        meta = deployment["metadata"]
+        labels = deployment["spec"]["selector"].get("matchLabels") or {}
+        sets = await self.call(
+            f"listing ReplicaSets of {meta['namespace']}/{meta['name']}",
+            _collect(self._client.list(ReplicaSet, namespace=meta["namespace"], labels=labels)),
+        )
+        revisions: dict[int, Obj] = {}
+        for rs in (s.to_dict() for s in sets):
+            owners = rs["metadata"].get("ownerReferences") or []
+            owned = any(
+                o.get("kind") == "Deployment"
+                and (
+                    o.get("uid") == meta.get("uid")
+                    if meta.get("uid")
+                    else o.get("name") == meta["name"]
+                )
+                for o in owners
+            )
+            revision = annotations_of(rs).get(REVISION)
+            if owned and revision and revision.isdigit():
+                revisions[int(revision)] = rs
+        if with_history:
+            for rs in list(revisions.values()):
+                for old in (annotations_of(rs).get(REVISION_HISTORY) or "").split(","):
+                    if old.strip().isdigit():
+                        revisions.setdefault(int(old), rs)
+        return revisions
+
+    async def services(self, deployment: Obj) -> list[Obj]:
+        """Services in the namespace whose selector picks the workload's pods."""
+        namespace = deployment["metadata"]["namespace"]
+        labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
+        found = await self.call(
+            f"listing Services in {namespace}",
+            _collect(self._client.list(Service, namespace=namespace)),
+        )
+        services = [s.to_dict() for s in found]
+        return [s for s in services if selects((s.get("spec") or {}).get("selector") or {}, labels)]
+
+
+async def _collect(items: Any) -> list[Any]:
+    return [item async for item in items]

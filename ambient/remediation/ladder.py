@@ -1,0 +1,121 @@
+"""The escalation ladder: its rungs and what an executor is asked to do at each.
+
+Pure and deterministic (no clock, no I/O): workflows import this through the sandbox, and
+executors (dry run, Kubernetes) implement ``RemediationExecutor`` against these models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import IntEnum
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+# Annotation stamped on an object with the step key of the last change we made to it, so a
+# retried or re-run step finds its own effect instead of applying it twice.
+STEP_ANNOTATION = "ambient-ops.io/remediation-step"
+# Label a Service selector gains when rung 4 isolates the workload (matches no pod).
+ISOLATION_LABEL = "ambient-ops.io/isolated"
+
+Mode = Literal["dry_run", "execute"]
+
+
+class Rung(IntEnum):
+    """The escalation ladder, one rung per attempt."""
+
+    RESTART = 1
+    SCALE_OUT = 2
+    ROLLBACK = 3
+    ISOLATE = 4
+    FULL_ROLLBACK = 5
+    HAND_OVER = 6
+
+
+RUNG_ACTIONS: dict[Rung, str] = {
+    Rung.RESTART: "rollout restart (new pods, same release)",
+    Rung.SCALE_OUT: "scale out (absolute replica count, capped by the blast-radius limit)",
+    Rung.ROLLBACK: "roll back the release to the revision before the one running at the start",
+    Rung.ISOLATE: "isolate the service (Service selector matches no pod)",
+    Rung.FULL_ROLLBACK: "full rollback: release, ConfigMaps, replicas and isolation as before",
+    Rung.HAND_OVER: "hand over to a person (broadcast queue + push now)",
+}
+
+
+# --- executors ------------------------------------------------------------------------
+
+
+class WorkloadRef(BaseModel):
+    cluster_id: str
+    namespace: str
+    name: str
+    kind: str = "Deployment"
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id}/{self.namespace}/{self.kind.lower()}/{self.name}"
+
+
+class Checkpoint(BaseModel):
+    """What the workload looked like before a change, enough to undo it."""
+
+    target: WorkloadRef
+    # deployment.kubernetes.io/revision running now, and the revision before it (the release
+    # rung 3 returns to); None when unknown or there is no earlier ReplicaSet.
+    revision: int | None
+    previous_revision: int | None = None
+    replicas: int | None
+    images: list[str] = Field(default_factory=list)
+    spec: dict[str, Any] = Field(default_factory=dict)
+    # Service name -> its selector; ConfigMap name -> its data (what full rollback restores).
+    service_selectors: dict[str, dict[str, str]] = Field(default_factory=dict)
+    configmaps: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    taken_at: datetime
+    # False when nothing could be read (dry run without a reachable cluster).
+    observed: bool = True
+    detail: str = ""
+
+
+class StepRequest(BaseModel):
+    remediation_id: str
+    rung: Rung
+    target: WorkloadRef
+    mode: Mode
+    # remediation id + rung: stamped on the object (STEP_ANNOTATION) so a retry finds it.
+    key: str
+    restarted_at: str | None = Field(default=None, description="RFC 3339, chosen by the workflow")
+    replicas: int | None = Field(default=None, ge=1, description="absolute count for scale out")
+    to_revision: int | None = Field(default=None, ge=1, description="revision rung 3 returns to")
+    # The remediation's FIRST checkpoint (its baseline): what full rollback restores.
+    checkpoint: Checkpoint | None = None
+
+
+class StepResult(BaseModel):
+    applied: bool
+    already_applied: bool = False
+    detail: str
+    patch: dict[str, Any] | None = None
+    skipped_reason: str | None = None
+
+
+class RolloutHealth(BaseModel):
+    available: bool
+    ready_replicas: int
+    desired: int
+    detail: str
+    # False when nothing could be read (dry run without a reachable cluster).
+    observed: bool = True
+
+
+class RemediationExecutor(Protocol):
+    """Reads and changes one workload; every change is idempotent by ``StepRequest.key``."""
+
+    async def checkpoint(self, target: WorkloadRef) -> Checkpoint: ...
+
+    async def apply(self, step: StepRequest) -> StepResult: ...
+
+    async def rollout_health(self, target: WorkloadRef) -> RolloutHealth: ...
+
+
+def step_key(remediation: str, rung: Rung | int) -> str:
+    """Idempotency key of one rung of one remediation."""
+    return f"{remediation}#{int(rung)}"

@@ -1,0 +1,192 @@
+"""Safety checks before a change: permission, change window, rate limit, breaker, blast radius."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from datetime import datetime, time, timedelta
+
+from pydantic import BaseModel, Field, field_validator
+
+from ambient.remediation.ladder import (
+    Mode,
+)
+
+# --- permission -----------------------------------------------------------------------
+
+_MODE_ORDER = {"none": 0, "dry_run": 1, "execute": 2}
+
+
+class PermissionDecision(BaseModel):
+    mode: Mode | None
+    reason: str
+
+
+def effective_mode(
+    asked: Mode, permission: str, executor: str = "kubernetes"
+) -> PermissionDecision:
+    """The lower of what is asked, the user's rollback_permission and the global executor."""
+    if permission not in _MODE_ORDER:
+        return PermissionDecision(mode=None, reason=f"unknown rollback_permission {permission!r}")
+    if permission == "none":
+        return PermissionDecision(
+            mode=None,
+            reason="rollback_permission is 'none': an admin must grant dry_run or execute",
+        )
+    mode: Mode = "execute" if asked == "execute" and permission == "execute" else "dry_run"
+    reasons = [f"asked {asked}, rollback_permission {permission}"]
+    if mode == "execute" and executor == "dry_run":
+        mode = "dry_run"
+        reasons.append("AMBIENT_REMEDIATION_EXECUTOR is dry_run (changes are off globally)")
+    return PermissionDecision(mode=mode, reason="; ".join(reasons) + f" → {mode}")
+
+
+def may_approve(permission: str, mode: Mode) -> bool:
+    """An approver needs at least the permission the step runs with."""
+    return _MODE_ORDER.get(permission, 0) >= _MODE_ORDER[mode]
+
+
+def named_approver(user: str, cluster_id: str, approvers: Mapping[str, list[str]]) -> bool:
+    """Whether the policy names ``user`` an approver of remediations on ``cluster_id`` (globs)."""
+    return any(
+        user in names
+        for pattern, names in approvers.items()
+        if fnmatch.fnmatchcase(cluster_id, pattern)
+    )
+
+
+# --- safety decisions -----------------------------------------------------------------
+
+
+class Gate(BaseModel):
+    """The answer of one safety check before a change."""
+
+    allowed: bool
+    reason: str
+    # When not allowed: wait this long and ask again (None: do not wait, skip or hand over).
+    retry_after_seconds: float | None = None
+
+
+class ChangeWindow(BaseModel):
+    """Local times when changes may run; ``days`` are ISO weekdays (1 = Monday)."""
+
+    days: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
+    start: str = Field(default="00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(default="24:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[int]) -> list[int]:
+        if not value or any(day < 1 or day > 7 for day in value):
+            raise ValueError("days are ISO weekdays 1 (Monday) to 7 (Sunday)")
+        return value
+
+    def _bounds(self, day: datetime) -> tuple[datetime, datetime]:
+        start = datetime.combine(day.date(), _hhmm(self.start), tzinfo=day.tzinfo)
+        if self.end == "24:00":
+            end = datetime.combine(day.date(), time(), tzinfo=day.tzinfo) + timedelta(days=1)
+        else:
+            end = datetime.combine(day.date(), _hhmm(self.end), tzinfo=day.tzinfo)
+        if end <= start:  # crosses midnight
+            end += timedelta(days=1)
+        return start, end
+
+
+def _hhmm(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def change_window_gate(local_now: datetime, windows: list[ChangeWindow]) -> Gate:
+    """Inside a window (or no windows configured) → allowed; else wait for the next opening."""
+    if not windows:
+        return Gate(allowed=True, reason="no change windows configured")
+    openings: list[datetime] = []
+    for offset in (-1, 0, 1, 2, 3, 4, 5, 6, 7):
+        day = local_now + timedelta(days=offset)
+        for window in windows:
+            if day.isoweekday() not in window.days:
+                continue
+            start, end = window._bounds(day)
+            if start <= local_now < end:
+                return Gate(
+                    allowed=True, reason=f"inside change window {window.start}-{window.end}"
+                )
+            if start > local_now:
+                openings.append(start)
+    if not openings:
+        return Gate(allowed=False, reason="no change window opens within a week")
+    opens = min(openings)
+    return Gate(
+        allowed=False,
+        reason=f"outside change windows; next opens {opens.isoformat()}",
+        retry_after_seconds=(opens - local_now).total_seconds(),
+    )
+
+
+def rate_limit_gate(
+    recent: list[datetime],
+    now: datetime,
+    per_hour: int,
+    cooldown_seconds: float,
+) -> Gate:
+    """Per-cluster limit: at most ``per_hour`` changes an hour, ``cooldown`` between two."""
+    hour_ago = now - timedelta(hours=1)
+    in_hour = sorted(at for at in recent if at > hour_ago)
+    if in_hour and cooldown_seconds > 0:
+        since = (now - in_hour[-1]).total_seconds()
+        if since < cooldown_seconds:
+            return Gate(
+                allowed=False,
+                reason=f"cluster cooldown: last change {since:.0f}s ago (< {cooldown_seconds:g}s)",
+                retry_after_seconds=cooldown_seconds - since,
+            )
+    if per_hour > 0 and len(in_hour) >= per_hour:
+        frees = in_hour[len(in_hour) - per_hour] + timedelta(hours=1)
+        return Gate(
+            allowed=False,
+            reason=f"cluster rate limit: {len(in_hour)} changes in the last hour (max {per_hour})",
+            retry_after_seconds=max(1.0, (frees - now).total_seconds()),
+        )
+    return Gate(allowed=True, reason=f"{len(in_hour)} changes on this cluster in the last hour")
+
+
+class BreakerState(BaseModel):
+    """Consecutive failures of one rung on one service."""
+
+    failures: int = 0
+    opened_at: datetime | None = None
+
+
+def breaker_gate(state: BreakerState, now: datetime, threshold: int, open_seconds: float) -> Gate:
+    """Open after ``threshold`` failures in a row, for ``open_seconds``; then half-open."""
+    if threshold <= 0 or state.opened_at is None:
+        return Gate(allowed=True, reason=f"breaker closed ({state.failures} recent failures)")
+    open_for = (now - state.opened_at).total_seconds()
+    if open_for >= open_seconds:
+        return Gate(allowed=True, reason="breaker half-open: one trial allowed")
+    return Gate(
+        allowed=False,
+        reason=(
+            f"breaker open: this rung failed {state.failures} times in a row on this service; "
+            f"closes in {open_seconds - open_for:.0f}s"
+        ),
+    )
+
+
+def breaker_after(
+    state: BreakerState, resolved: bool, now: datetime, threshold: int
+) -> BreakerState:
+    """The breaker after an outcome: success closes it, the threshold-th failure opens it."""
+    if resolved:
+        return BreakerState()
+    failures = state.failures + 1
+    opened = now if threshold > 0 and failures >= threshold else None
+    return BreakerState(failures=failures, opened_at=opened)
+
+
+def scale_target(current: int | None, max_replicas: int, max_step: int) -> int:
+    """Scale out by doubling, at most ``max_step`` more pods and never past ``max_replicas``."""
+    base = max(1, current or 1)
+    wanted = min(base * 2, base + max(1, max_step))
+    return max(base, min(wanted, max_replicas))

@@ -1,0 +1,227 @@
+"""Scoring rules: four weighted dimensions, the attempt budget and the plan it buys (pure)."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from ambient.remediation.alerts import (
+    Alert,
+)
+from ambient.remediation.ladder import (
+    RUNG_ACTIONS,
+    Rung,
+)
+
+# --- scoring --------------------------------------------------------------------------
+
+WEIGHTS = {"impact": 0.4, "severity": 0.3, "importance": 0.2, "time_sensitivity": 0.1}
+
+
+def clamp(value: float, low: int = 0, high: int = 100) -> int:
+    if not math.isfinite(value):
+        return low
+    return int(max(low, min(high, round(value))))
+
+
+class DimensionScore(BaseModel):
+    score: int = Field(description="0-100")
+    reason: str = Field(default="", max_length=500)
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _clamp(cls, value: Any) -> int:
+        return clamp(float(value))
+
+
+class ScoreDimensions(BaseModel):
+    """The four sub-scores the LLM (or the offline rules) return, each with a reason."""
+
+    impact: DimensionScore = Field(description="impact scope: how many users/services")
+    severity: DimensionScore = Field(description="how bad: errors, outage, degradation")
+    importance: DimensionScore = Field(description="business importance of the service")
+    time_sensitivity: DimensionScore = Field(description="how fast it gets worse")
+
+
+class ScoreCard(BaseModel):
+    score: int
+    budget: int
+    dimensions: ScoreDimensions
+    generated_by: Literal["llm", "offline"]
+    manual: bool = False
+    rule: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+
+
+def total_score(dimensions: ScoreDimensions) -> int:
+    """Weighted total: impact 40 %, severity 30 %, importance 20 %, time sensitivity 10 %."""
+    total = sum(weight * clamp(getattr(dimensions, name).score) for name, weight in WEIGHTS.items())
+    return clamp(total)
+
+
+def attempt_budget(score: int) -> int:
+    """How many rungs a score buys: 90–100 → 6, 70–89 → 4, 50–69 → 3, 30–49 → 2, 0–29 → 1."""
+    score = clamp(score)
+    if score >= 90:
+        return 6
+    if score >= 70:
+        return 4
+    if score >= 50:
+        return 3
+    if score >= 30:
+        return 2
+    return 1
+
+
+class AlertRule(BaseModel):
+    """A per-service override: pin importance, or force manual handling."""
+
+    name: str = Field(min_length=1, max_length=100)
+    cluster_id: str = Field(default="*", description="glob, e.g. cls-* ")
+    namespace: str = Field(default="*", description="glob")
+    workload: str = Field(default="*", description="glob over Deployment names")
+    importance: int | None = Field(default=None, ge=0, le=100)
+    manual: bool = Field(default=False, description="never act; hand over to a person at once")
+    note: str = ""
+
+    def matches(self, alert: Alert) -> bool:
+        return (
+            fnmatch.fnmatchcase(alert.cluster_id, self.cluster_id)
+            and fnmatch.fnmatchcase(alert.namespace, self.namespace)
+            and fnmatch.fnmatchcase(alert.workload, self.workload)
+        )
+
+    def specificity(self) -> int:
+        return sum(part != "*" for part in (self.cluster_id, self.namespace, self.workload))
+
+
+def match_rule(alert: Alert, rules: list[AlertRule]) -> AlertRule | None:
+    """The most specific rule that matches (ties: the first given)."""
+    matching = [rule for rule in rules if rule.matches(alert)]
+    if not matching:
+        return None
+    return max(matching, key=lambda rule: rule.specificity())
+
+
+def apply_rule(dimensions: ScoreDimensions, rule: AlertRule | None) -> ScoreDimensions:
+    if rule is None or rule.importance is None:
+        return dimensions
+    pinned = DimensionScore(
+        score=rule.importance, reason=f"pinned to {rule.importance} by alert rule {rule.name!r}"
+    )
+    return dimensions.model_copy(update={"importance": pinned})
+
+
+def score_card(
+    dimensions: ScoreDimensions,
+    rule: AlertRule | None,
+    generated_by: Literal["llm", "offline"],
+) -> ScoreCard:
+    """The total, budget and reasons of validated sub-scores, with the rule's overrides."""
+    dimensions = apply_rule(dimensions, rule)
+    score = total_score(dimensions)
+    reasons = [
+        f"{name} {getattr(dimensions, name).score}: {getattr(dimensions, name).reason}"
+        for name in WEIGHTS
+    ]
+    manual = bool(rule and rule.manual)
+    if manual and rule is not None:
+        reasons.append(f"alert rule {rule.name!r} forces manual handling")
+    return ScoreCard(
+        score=score,
+        budget=attempt_budget(score),
+        dimensions=dimensions,
+        generated_by=generated_by,
+        manual=manual,
+        rule=rule.name if rule else None,
+        reasons=reasons,
+    )
+
+
+_SEVERE_WORDS = ("outage", "down", "crash", "fatal", "critical", "oom", "unavailable", "5xx")
+_URGENT_METRICS = ("error", "5xx", "availability", "latency", "timeout", "fail", "restart")
+_PROD_NAMESPACES = ("prod", "production", "live", "kube-system", "payment", "payments")
+
+
+def offline_score(alert: Alert, rules: list[AlertRule]) -> ScoreCard:
+    """Rule-based sub-scores with reasons, used when no LLM is configured."""
+    text = f"{alert.message} {alert.metric or ''}".lower()
+    labels = {k.lower(): v.lower() for k, v in alert.labels.items()}
+
+    # Severity: how far past the threshold, raised by words that mean an outage.
+    if alert.value is not None and alert.threshold not in (None, 0):
+        assert alert.threshold is not None
+        ratio = abs(alert.value / alert.threshold)
+        severity = clamp(40 + (ratio - 1) * 60) if ratio >= 1 else 30
+        severity_reason = f"value {alert.value:g} is {ratio:.2f}x the threshold"
+    else:
+        severity, severity_reason = 50, "no value/threshold given"
+    if labels.get("severity") in ("critical", "p0", "p1", "fatal"):
+        severity = max(severity, 90)
+        severity_reason += f"; labelled severity {labels['severity']}"
+    found = [word for word in _SEVERE_WORDS if re.search(rf"\b{re.escape(word)}\b", text)]
+    if found:
+        severity = max(severity, 80)
+        severity_reason += f"; message mentions {', '.join(found)}"
+
+    # Impact: production namespaces and labelled user-facing services reach more people.
+    if alert.namespace in _PROD_NAMESPACES or labels.get("env") in ("prod", "production"):
+        impact, impact_reason = 80, f"production namespace/env ({alert.namespace})"
+    elif alert.namespace.startswith(("dev", "test", "staging", "sandbox")):
+        impact, impact_reason = 20, f"non-production namespace {alert.namespace}"
+    else:
+        impact, impact_reason = 50, f"namespace {alert.namespace}"
+    if labels.get("user_facing") in ("true", "yes", "1"):
+        impact = max(impact, 85)
+        impact_reason += "; user-facing"
+
+    tier = labels.get("tier")
+    importance = {"critical": 95, "high": 80, "medium": 50, "low": 20}.get(tier or "", 50)
+    importance_reason = f"tier {tier}" if tier else "no tier label; default"
+
+    urgent = [word for word in _URGENT_METRICS if word in text]
+    time_sensitivity = 80 if urgent else 40
+    time_reason = f"user-visible signal ({', '.join(urgent)})" if urgent else "capacity-type signal"
+
+    dimensions = ScoreDimensions(
+        impact=DimensionScore(score=impact, reason=impact_reason),
+        severity=DimensionScore(score=severity, reason=severity_reason),
+        importance=DimensionScore(score=importance, reason=importance_reason),
+        time_sensitivity=DimensionScore(score=time_sensitivity, reason=time_reason),
+    )
+    return score_card(dimensions, match_rule(alert, rules), "offline")
+
+
+# --- the plan -------------------------------------------------------------------------
+
+
+class PlannedStep(BaseModel):
+    attempt: int
+    rung: Rung
+    action: str
+    needs_approval: bool
+
+
+def plan(
+    score: int, rule: AlertRule | None = None, approval_from_rung: int = 3
+) -> list[PlannedStep]:
+    """One rung per attempt from rung 1, as many as the budget buys; manual → hand over only."""
+    rungs = [Rung.HAND_OVER] if rule and rule.manual else list(Rung)[: attempt_budget(score)]
+    return [
+        PlannedStep(
+            attempt=index + 1,
+            rung=rung,
+            action=RUNG_ACTIONS[rung],
+            needs_approval=needs_approval(rung, approval_from_rung),
+        )
+        for index, rung in enumerate(rungs)
+    ]
+
+
+def needs_approval(rung: Rung, approval_from_rung: int) -> bool:
+    # 0 turns approval off; handing over to a person needs nobody's approval.
+    return 0 < approval_from_rung <= rung and rung is not Rung.HAND_OVER

@@ -1,0 +1,183 @@
+"""What the remediation service answers and raises: views, summaries, the report, errors.
+
+RemediationError
+ ├── InvalidRemediationError     bad alert or arguments: nothing was changed
+ ├── RemediationRefusedError     the caller's permission does not allow it
+ └── RemediationNotFoundError    no such remediation for this caller
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from ambient.remediation.alerts import Alert
+from ambient.remediation.ladder import Mode
+from ambient.remediation.runs import (
+    RemediationStatus,
+)
+from ambient.remediation.scores import PlannedStep
+from ambient.storage.models import RemediationRecord
+
+
+class RemediationError(Exception):
+    """A remediation operation failed; the message says what to do."""
+
+
+class InvalidRemediationError(RemediationError):
+    """The request was invalid; nothing changed. ``field`` names what to fix, when one does."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class RemediationRefusedError(RemediationError):
+    """The caller's permission does not allow this."""
+
+
+class RemediationNotFoundError(RemediationError):
+    """No remediation with that id is visible to the caller."""
+
+
+class ScoreView(BaseModel):
+    """What score_alert returns: the card, the budget and the plan it buys (nothing runs)."""
+
+    score: int
+    budget: int
+    dimensions: dict[str, Any]
+    reasons: list[str]
+    generated_by: str
+    manual: bool
+    rule: str | None
+    fingerprint: str
+    remediation_id: str
+    plan: list[PlannedStep]
+
+
+class StartResult(BaseModel):
+    remediation_id: str
+    created: bool
+    # The alert already had a live run: nothing started. Its state and mode are shown only to
+    # those who may see that run (owner, admin, named approver).
+    deduplicated: bool = False
+    mode: Mode | None = None
+    message: str
+    state: str | None = None
+
+
+class AuditLine(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    detail: dict[str, Any]
+
+
+class RemediationView(RemediationStatus):
+    audit: list[AuditLine] = Field(default_factory=list)
+
+
+class ReportLink(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+def report_markdown(view: RemediationView) -> str:
+    """The remediation as a report page: alert, score, plan, attempts, the audit trail."""
+    alert = view.alert
+
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        f"# Remediation of {alert.service}",
+        "",
+        f"**{view.state}** — {view.outcome or 'in progress'}",
+        "",
+        f"- alert: {cell(alert.metric or alert.source)} = {alert.value} "
+        f"(threshold {alert.threshold}), source {cell(alert.source)}",
+        f"- message: {cell(alert.message) or '—'}",
+        f"- score {view.score}, budget {view.budget}, mode {view.mode or view.mode_asked}, "
+        f"owner {view.user}",
+        "",
+        "## Plan and attempts",
+        "",
+        "| # | rung | result | verified |",
+        "|---|---|---|---|",
+    ]
+    done = {a.attempt: a for a in view.attempts}
+    for step in view.plan:
+        attempt = done.get(step.attempt)
+        result = (attempt.skipped_reason or attempt.detail) if attempt else "not reached"
+        verified = ""
+        if attempt is not None and attempt.resolved is not None:
+            verified = "resolved" if attempt.resolved else "not resolved"
+        lines.append(
+            f"| {step.attempt} | {int(step.rung)} {step.rung.name.lower()} | "
+            f"{cell(result)} | {verified} |"
+        )
+    if view.card is not None:
+        lines += ["", "## Score", ""]
+        lines += [f"- {cell(reason)}" for reason in view.card.reasons]
+    lines += ["", "## Audit", "", "| time (UTC) | actor | action |", "|---|---|---|"]
+    for line in view.audit:
+        lines.append(f"| {line.at:%Y-%m-%d %H:%M:%S} | {cell(line.actor)} | {line.action} |")
+    return "\n".join(lines) + "\n"
+
+
+class RemediationSummary(BaseModel):
+    remediation_id: str
+    run_key: str
+    user: str
+    service: str
+    alert_type: str
+    mode: str
+    state: str
+    score: int | None
+    budget: int | None
+    attempts: int
+    resolved_rung: int | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+def invalid(error: ValidationError) -> InvalidRemediationError:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: {e['msg']}" for e in error.errors()]
+    return InvalidRemediationError("invalid alert — " + "; ".join(parts))
+
+
+def parse_alert(alert: dict[str, Any] | Alert) -> Alert:
+    if isinstance(alert, Alert):
+        return alert
+    try:
+        return Alert.model_validate(alert)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A stored time as aware UTC (SQLite hands back naive datetimes)."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def summary_of(row: RemediationRecord) -> RemediationSummary:
+    """The list row of one stored remediation."""
+    return RemediationSummary(
+        remediation_id=row.remediation_id,
+        run_key=row.run_key,
+        user=row.user,
+        service=row.service,
+        alert_type=row.alert_type,
+        mode=row.mode,
+        state=row.state,
+        score=row.score,
+        budget=row.budget,
+        attempts=row.attempts,
+        resolved_rung=row.resolved_rung,
+        started_at=as_utc(row.started_at) or row.started_at,
+        finished_at=as_utc(row.finished_at),
+    )
