@@ -31,10 +31,10 @@ from ambient.remediation import RemediationError, RemediationService, Remediatio
 from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository
 from ambient.tasks import TaskError, TaskService, TaskSummary
+from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import Speaker, SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import server_shell
-from mcp_server.state import AppState, StateHolder
 
 log = logging.getLogger(__name__)
 

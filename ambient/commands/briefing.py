@@ -13,12 +13,11 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from ambient import temporal
 from ambient.briefing import BriefingError, BriefingService
 from ambient.domain.briefing import GreetOutcome
 from ambient.runtime import discovered_settings
 from ambient.status import temporal_problem
-from ambient.storage import Database
+from ambient.wiring import open_state
 
 app = typer.Typer(help="The daily briefing: set up, greet, read, send.", no_args_is_help=True)
 console = Console()
@@ -37,12 +36,8 @@ def _run(work: Callable[[BriefingService], Awaitable[T]]) -> T:
     settings = discovered_settings()
 
     async def main() -> T:
-        db = Database(settings.resolved_database_url)
-        try:
-            client = await temporal.connect(settings)
-            return await work(BriefingService(client, settings, db))
-        finally:
-            await db.close()
+        async with open_state(settings, upgrade=True) as state:
+            return await work(BriefingService(state.temporal, state.settings, state.db))
 
     try:
         return asyncio.run(main())

@@ -35,7 +35,7 @@ from ambient.cloud_ops import (
     describe_dashboard_image,
 )
 from ambient.settings import Settings
-from ambient.storage import Database
+from ambient.wiring import open_state
 
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
 Execute = Annotated[bool, typer.Option("--execute", help="make the change (default: preview)")]
@@ -83,12 +83,13 @@ def _mode(execute: bool) -> Mode:
 
 def _run(work: Callable[[CloudOpsService, Settings], Coroutine[Any, Any, BaseModel]]) -> None:
     async def main() -> BaseModel:
-        settings = Settings()
-        db = Database(settings.resolved_database_url)
-        try:
-            return await work(CloudOpsService(db, TencentCloud.from_settings(settings)), settings)
-        finally:
-            await db.close()
+        async with open_state(Settings(), upgrade=True) as state:
+            return await work(
+                CloudOpsService(
+                    state.db, state.tencent or TencentCloud.from_settings(state.settings)
+                ),
+                state.settings,
+            )
 
     try:
         result = asyncio.run(main())

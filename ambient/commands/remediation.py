@@ -14,13 +14,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ambient import temporal
-from ambient.clients.llm import LLMClient
 from ambient.domain.remediation_runs import FINAL_STATES, RemediationStatus
 from ambient.remediation import RemediationError, RemediationService
 from ambient.runtime import discovered_settings
 from ambient.status import temporal_problem
-from ambient.storage import Database
+from ambient.wiring import llm_of, open_state
 
 app = typer.Typer(help="Graded remediation of TKE alerts.", no_args_is_help=True)
 console = Console()
@@ -43,13 +41,11 @@ def _run(work: Callable[[RemediationService], Awaitable[T]]) -> T:
     settings = discovered_settings()
 
     async def main() -> T:
-        db = Database(settings.resolved_database_url)
-        try:
-            # Lazy: scoring needs no Temporal; the first workflow call connects.
-            client = await temporal.connect(settings, lazy=True)
-            return await work(RemediationService(client, settings, db, LLMClient(settings)))
-        finally:
-            await db.close()
+        # The Temporal client is lazy: scoring needs no Temporal; the first workflow call connects.
+        async with open_state(settings, upgrade=True) as state:
+            return await work(
+                RemediationService(state.temporal, state.settings, state.db, llm_of(state))
+            )
 
     try:
         return asyncio.run(main())

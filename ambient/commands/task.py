@@ -13,7 +13,6 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from ambient import temporal
 from ambient.domain.users import Role
 from ambient.runtime import discovered_settings
 from ambient.status import temporal_problem
@@ -21,6 +20,7 @@ from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
 from ambient.task_inputs import ConfigError, checked_config, update_type
 from ambient.tasks import TaskError, TaskService, TaskSummary
+from ambient.wiring import open_state
 
 app = typer.Typer(help="Background tasks: watches, reminders, digests.", no_args_is_help=True)
 console = Console()
@@ -40,12 +40,8 @@ def _run(work: Callable[[TaskService], Awaitable[T]]) -> T:
     settings = discovered_settings()
 
     async def main() -> T:
-        db = Database(settings.resolved_database_url)
-        try:
-            client = await temporal.connect(settings)
-            return await work(TaskService(client, settings, db))
-        finally:
-            await db.close()
+        async with open_state(settings, upgrade=True) as state:
+            return await work(TaskService(state.temporal, state.settings, state.db))
 
     try:
         return asyncio.run(main())

@@ -36,8 +36,8 @@ from ambient.cloud_ops import (
     WriteResult,
     describe_dashboard_image,
 )
+from ambient.wiring import AppState
 from api.deps import CurrentUser, StateDep
-from mcp_server.state import AppState
 
 router = APIRouter(prefix="/cloud", tags=["cloud"])
 T = TypeVar("T")

@@ -46,6 +46,7 @@ from ambient.storage.repositories import (
     user_public,
 )
 from ambient.tasks import InvalidTaskError, TaskError, TaskNotFoundError, TaskService, TaskSummary
+from ambient.wiring import AppState
 from ambient.xiaozhi import (
     DeviceAdded,
     DeviceError,
@@ -59,7 +60,6 @@ from api.i18n import Words, from_accept_language, page_language, templates, word
 from api.routers.chat import ChatRequest, chat_turn
 from api.routers.events import LastEventId, resume_cursor
 from api.security import refuse_cross_site_writes
-from mcp_server.state import AppState
 
 # Every write of the pages is checked for a cross-site origin (the cookie is SameSite=Strict;
 # this is the second lock), on the router so no new form can miss it.

@@ -22,9 +22,9 @@ from ambient.deps import WorkerDeps
 from ambient.domain.briefing import BriefingConfig, plan_for
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import InboxRepository, UserRepository
+from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
-from mcp_server.state import AppState, StateHolder
 from tests.briefing.harness import eventually, write_day_logs
 from tests.conftest import running_worker, unique
 from tests.support.servers import serve

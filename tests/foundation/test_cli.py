@@ -103,7 +103,11 @@ def _closed_port() -> int:
 def test_task_list_with_temporal_down_prints_one_clear_line(tmp_path: Path) -> None:
     env = _offline_env(tmp_path)
     env["AMBIENT_TEMPORAL_ADDRESS"] = address = f"127.0.0.1:{_closed_port()}"
-    for args in (["task", "list"], ["task", "list", "--json"], ["task", "show", "x"]):
+    for args in (
+        ["task", "list"],
+        ["task", "list", "--json"],
+        ["task", "show", "web-monitor/dev/x"],
+    ):
         result = CliRunner().invoke(app, args, env=env)
         assert result.exit_code == 1, result.output
         assert "Traceback" not in result.output

@@ -13,8 +13,8 @@ from ambient.deps import WorkerDeps
 from ambient.domain.remediation_runs import FINAL_STATES, RemediationStatus
 from ambient.sharing import ShareLinkRepository
 from ambient.storage.remediations import RemediationRepository
+from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
-from mcp_server.state import AppState, StateHolder
 from tests.conftest import running_worker
 from tests.remediation.support import (
     add_user,
