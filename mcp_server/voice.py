@@ -30,7 +30,9 @@ from ambient.domain.remediation_runs import FINAL_STATES
 from ambient.remediation import RemediationError, RemediationService, RemediationSummary
 from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository
-from ambient.tasks import TaskError, TaskService, TaskSummary
+from ambient.task_inputs import TaskError
+from ambient.task_reads import TaskSummary
+from ambient.tasks import TaskService
 from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import Speaker, SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import app_state, current_user

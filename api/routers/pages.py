@@ -33,7 +33,6 @@ from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import Language, UserCreate, UserSettings
-from ambient.domain.watches import WebMonitorConfig
 from ambient.history import MAX_ID
 from ambient.status import system_status
 from ambient.storage.event_cursor import follow
@@ -45,7 +44,9 @@ from ambient.storage.repositories import (
     UserRepository,
     user_public,
 )
-from ambient.tasks import InvalidTaskError, TaskError, TaskNotFoundError, TaskService, TaskSummary
+from ambient.task_inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
+from ambient.task_reads import TaskSummary
+from ambient.tasks import TaskService
 from ambient.wiring import AppState
 from ambient.xiaozhi import (
     DeviceAdded,
@@ -70,14 +71,21 @@ COOKIE = "ambient_token"
 POLL_SECONDS = 1.0
 
 
-def field_errors(exc: ValidationError, _: Words, labels: dict[str, str] | None = None) -> str:
+def field_errors(
+    exc: ValidationError | ConfigError, _: Words, labels: dict[str, str] | None = None
+) -> str:
     """Field errors as the form shows them: ``labels`` turns a field into its label.
 
     The labels are the form's (translated); the rule broken is the model's own English words.
+    A service's ConfigError names fields inside the config, as the form's own fields.
     """
+    if isinstance(exc, ConfigError):
+        errors = [(loc[1:] if loc[:1] == ("config",) else loc, msg) for loc, msg in exc.errors]
+    else:
+        errors = [(tuple(e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
     parts = []
-    for e in exc.errors(include_url=False):
-        loc = [str(p) for p in e["loc"]]
+    for raw, message in errors:
+        loc = [str(p) for p in raw]
         label = (labels or {}).get(loc[0]) if loc else None
         if label is not None:
             label = _(label)
@@ -87,7 +95,7 @@ def field_errors(exc: ValidationError, _: Words, labels: dict[str, str] | None =
             where = label
         else:
             where = ".".join(loc) or _("value")
-        parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+        parts.append(f"{where}: {message.removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 
@@ -327,14 +335,11 @@ async def create_web_monitor(
         "check_interval_minutes": minutes,
     }
     try:
-        # The service checks the same model; checked here first to name the form's fields.
-        WebMonitorConfig.model_validate(config)
-    except ValidationError as exc:
-        return back("/app", _("Not created: %(why)s", why=field_errors(exc, _, MONITOR_LABELS)))
-    try:
         ref = await TaskService(state.temporal, state.settings, state.db).create(
             me.name, "web_monitor", config, name.strip() or None
         )
+    except ConfigError as exc:
+        return back("/app", _("Not created: %(why)s", why=field_errors(exc, _, MONITOR_LABELS)))
     except TaskError as exc:
         return back("/app", _("Not created: %(why)s", why=task_problem(exc, _)))
     if ref.created:

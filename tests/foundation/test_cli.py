@@ -17,7 +17,7 @@ from ambient.cli import app
 from ambient.commands.task import print_tasks
 from ambient.domain.watches import TaskKind, TaskState
 from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, write_runtime
-from ambient.tasks import TaskSummary
+from ambient.task_reads import TaskSummary
 from tests.foundation.test_dev_stack import DevStack
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve
