@@ -191,7 +191,8 @@ def task_name(name: str | None, config: BaseModel) -> str:
         digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
         return digest[:12]
     if not _NAME.match(name):
-        raise InvalidTaskError("name: 1-63 characters of lowercase letters, digits, '_', '.', '-'")
+        rule = "1-63 characters of lowercase letters, digits, '_', '.', '-'"
+        raise ConfigError([(("name",), rule)], prefix=())
     return name
 
 

@@ -124,6 +124,7 @@ MONITOR_LABELS = {
     "urls": N_("Pages"),
     "keywords": N_("Keywords"),
     "check_interval_minutes": N_("Every (minutes)"),
+    "name": N_("Name (optional)"),
 }
 
 
