@@ -34,6 +34,7 @@ from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import Language, UserCreate, UserSettings
 from ambient.history import MAX_ID
+from ambient.push import save_push_config
 from ambient.status import system_status
 from ambient.storage.event_cursor import follow
 from ambient.storage.models import User
@@ -589,14 +590,11 @@ async def save_push(
     try:
         config = PushConfig.model_validate({"channels": channels})
         policy = state.channels.policy or TargetPolicy.from_settings(state.settings)
-        policy.check_all(
-            config.channels, user=me.name, is_admin=me.role == "admin", field="channels"
-        )
+        await save_push_config(session, me, config, policy)
     except ValidationError as exc:
         return await _settings_page(request, state, me, errors=field_errors(exc, _))
     except TargetError as exc:
         return await _settings_page(request, state, me, errors=str(exc))
-    await UserRepository(session).set_push_config(me, config.model_dump(mode="json"))
     await session.commit()
     return back("/app/settings", _("Push channels saved"))
 

@@ -25,6 +25,7 @@ from ambient.domain.users import (
     UserPublic,
     UserSettings,
 )
+from ambient.push import save_push_config
 from ambient.storage.models import User
 from ambient.storage.repositories import (
     UserExistsError,
@@ -169,15 +170,12 @@ async def set_push_config(
     your own inbox only, secrets you may use, public addresses)."""
     policy = state.channels.policy or TargetPolicy.from_settings(state.settings)
     try:
-        policy.check_all(
-            config.channels, user=user.name, is_admin=user.role == "admin", field="channels"
-        )
+        await save_push_config(session, user, config, policy)
     except TargetError as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             [{"type": "value_error", "loc": ["body", "channels"], "msg": str(exc)}],
         ) from None
-    await UserRepository(session).set_push_config(user, config.model_dump(mode="json"))
     await session.commit()
     return config
 
