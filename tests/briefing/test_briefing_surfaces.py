@@ -215,6 +215,10 @@ async def test_voice_endpoint_api_and_cli_greet_by_device_token_and_voiceprint(
             assert spoken.status_code == 200, spoken.text
             assert spoken.json()["outcome"] == "spoken"
             assert spoken.json()["audio_mp3_b64"] is None  # Tencent TTS is not configured here
+            # A signed-in member greets as themselves only: the service's rule, as over MCP.
+            as_other = await http.post("/voice/greeting", json={"user_id": "x"}, headers=me)
+            assert as_other.status_code == 403
+            assert as_other.json()["detail"].startswith("greeting for 'x' needs the admin role")
 
             env = {
                 "AMBIENT_DATA_DIR": str(settings.data_dir),
