@@ -16,6 +16,7 @@ from ambient.wiring import AppState, StateHolder, open_state
 from api.errors import install_error_mapping
 from api.offline_docs import serve_offline_docs
 from api.routers import (
+    app_pages,
     audit,
     briefings,
     chat,
@@ -29,6 +30,7 @@ from api.routers import (
     ops_pages,
     pages,
     remediations,
+    settings_pages,
     share,
     tasks,
     users,
@@ -60,6 +62,8 @@ ROUTERS = [
     codec.router,
     chat.router,
     ops_pages.router,
+    app_pages.router,
+    settings_pages.router,
     pages.router,
 ]
 
