@@ -14,15 +14,13 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from ambient.commands import fail, run_service
 from ambient.domain.remediation_runs import FINAL_STATES, RemediationStatus
 from ambient.remediation import RemediationError, RemediationService
-from ambient.runtime import discovered_settings
-from ambient.status import temporal_problem
-from ambient.wiring import llm_of, open_state
+from ambient.wiring import llm_of
 
 app = typer.Typer(help="Graded remediation of TKE alerts.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
 T = TypeVar("T")
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
@@ -32,28 +30,13 @@ AlertFile = Annotated[
 ]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]{message}[/]", soft_wrap=True, highlight=False)
-    return typer.Exit(code)
-
-
 def _run(work: Callable[[RemediationService], Awaitable[T]]) -> T:
-    settings = discovered_settings()
-
-    async def main() -> T:
-        # The Temporal client is lazy: scoring needs no Temporal; the first workflow call connects.
-        async with open_state(settings, upgrade=True) as state:
-            return await work(
-                RemediationService(state.temporal, state.settings, state.db, llm_of(state))
-            )
-
-    try:
-        return asyncio.run(main())
-    except RemediationError as exc:
-        raise fail(str(exc)) from None
-    except Exception as exc:
-        problem = temporal_problem(exc, settings)
-        raise fail(problem or f"{type(exc).__name__}: {exc}") from None
+    # Scoring needs no Temporal: the lazy client connects at the first workflow call.
+    return run_service(
+        lambda s: RemediationService(s.temporal, s.settings, s.db, llm_of(s)),
+        work,
+        RemediationError,
+    )
 
 
 def _alert(text: str) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,41 +12,20 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from ambient.runtime import discovered_settings
-from ambient.status import temporal_problem
+from ambient.commands import run_service
 from ambient.task_inputs import TaskError
 from ambient.task_reads import TaskSummary
 from ambient.tasks import TaskService
-from ambient.wiring import open_state
 
 app = typer.Typer(help="Background tasks: watches, reminders, digests.", no_args_is_help=True)
 console = Console()
 T = TypeVar("T")
-err_console = Console(stderr=True)
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """One line on stderr (never a traceback) and the exit code."""
-    err_console.print(f"[red]{message}[/]", soft_wrap=True, highlight=False)
-    return typer.Exit(code)
-
-
 def _run(work: Callable[[TaskService], Awaitable[T]]) -> T:
-    settings = discovered_settings()
-
-    async def main() -> T:
-        async with open_state(settings, upgrade=True) as state:
-            return await work(TaskService(state.temporal, state.settings, state.db))
-
-    try:
-        return asyncio.run(main())
-    except TaskError as exc:
-        raise fail(temporal_problem(exc, settings) or str(exc)) from None
-    except Exception as exc:
-        problem = temporal_problem(exc, settings)
-        raise fail(problem or f"{type(exc).__name__}: {exc}") from None
+    return run_service(lambda s: TaskService(s.temporal, s.settings, s.db), work, TaskError)
 
 
 def _config(text: str) -> dict[str, Any]:

@@ -16,10 +16,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from ambient.history import MAX_ID
 from ambient.storage.event_cursor import follow
-from ambient.storage.repositories import (
-    EventRepository,
-    InboxRepository,
-)
+from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.task_inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.task_reads import TaskSummary
 from ambient.tasks import TaskService

@@ -26,10 +26,7 @@ from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import Language, UserSettings
 from ambient.push import save_push_config
 from ambient.storage.models import User
-from ambient.storage.repositories import (
-    UserRepository,
-    user_public,
-)
+from ambient.storage.repositories import UserRepository, user_public
 from ambient.wiring import AppState
 from ambient.xiaozhi import (
     DeviceAdded,

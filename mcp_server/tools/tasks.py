@@ -16,13 +16,7 @@ from ambient.domain.tasks import TaskStatus
 from ambient.domain.watches import ThresholdWatchConfig, WebMonitorConfig
 from ambient.settings import Settings
 from ambient.status import temporal_problem
-from ambient.task_inputs import (
-    ANY_CONFIG,
-    CONFIG_BY_TYPE,
-    TaskError,
-    TaskType,
-    config_schema,
-)
+from ambient.task_inputs import ANY_CONFIG, CONFIG_BY_TYPE, TaskError, TaskType, config_schema
 from ambient.task_reads import TaskSummary
 from ambient.tasks import TaskRef, TaskService
 from mcp_server.auth import app_state, current_user
