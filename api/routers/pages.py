@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from ambient import grants
 from ambient.domain.users import Language, UserCreate
 from ambient.status import system_status
 from ambient.storage.models import User
@@ -210,11 +211,15 @@ async def register(
         data = UserCreate.model_validate(
             {"name": name.strip(), "email": email.strip() or None, "language": asked}
         )
-        user, token = await UserRepository(session).create(data, actor="open-registration")
+        user, token = await grants.register(
+            session, None, data, open_registration=state.settings.open_registration
+        )
     except ValidationError as exc:
         error = field_errors(exc, _)
     except UserExistsError:
         error = _("name: %(name)s is taken", name=repr(name.strip()))
+    except grants.RegistrationRefusedError as exc:
+        error = str(exc)
     else:
         await session.commit()
         response = render(request, "registered.html", {"user": user, "token": token})

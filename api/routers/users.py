@@ -82,29 +82,16 @@ async def register(
 
     The API token in the answer is shown once.
     """
-    if caller is not None and caller.role == Role.ADMIN:
-        actor = caller.name
-    elif settings.open_registration:
-        defaults = UserCreate.model_fields
-        granted = [f for f in GRANTED_FIELDS if getattr(data, f) != defaults[f].default]
-        if granted:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"open registration creates members with the default permission; {ADMIN_GRANTS} "
-                f"(remove {', '.join(granted)})",
-            )
-        actor = caller.name if caller is not None else "open-registration"
-    elif caller is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "registering a user needs an admin's bearer token (open registration is off: "
-            "AMBIENT_OPEN_REGISTRATION=false)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    else:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin registers users")
     try:
-        user, token = await UserRepository(session).create(data, actor=actor)
+        user, token = await grants.register(
+            session, caller, data, open_registration=settings.open_registration
+        )
+    except grants.RegistrationRefusedError as exc:
+        if exc.needs_token:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except UserExistsError:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"user {data.name!r} already exists"
