@@ -7,7 +7,6 @@ read from the database.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -34,8 +33,9 @@ from ambient.cloud_ops import (
     WorkloadSpec,
     describe_dashboard_image,
 )
+from ambient.commands import run_service
 from ambient.settings import Settings
-from ambient.wiring import open_state
+from ambient.wiring import AppState
 
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
 Execute = Annotated[bool, typer.Option("--execute", help="make the change (default: preview)")]
@@ -82,20 +82,11 @@ def _mode(execute: bool) -> Mode:
 
 
 def _run(work: Callable[[CloudOpsService, Settings], Coroutine[Any, Any, BaseModel]]) -> None:
-    async def main() -> BaseModel:
-        async with open_state(Settings(), upgrade=True) as state:
-            return await work(
-                CloudOpsService(
-                    state.db, state.tencent or TencentCloud.from_settings(state.settings)
-                ),
-                state.settings,
-            )
+    def service(state: AppState) -> tuple[CloudOpsService, Settings]:
+        tencent = state.tencent or TencentCloud.from_settings(state.settings)
+        return CloudOpsService(state.db, tencent), state.settings
 
-    try:
-        result = asyncio.run(main())
-    except CloudOpsError as exc:
-        err_console.print(f"[red]{exc}[/]", soft_wrap=True, highlight=False)
-        raise typer.Exit(1) from None
+    result = run_service(service, lambda pair: work(*pair), CloudOpsError)
     console.print_json(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
 
 
