@@ -1,9 +1,5 @@
-"""A user's push channels: checked by the target rules of the user's role, then saved.
-
-Every door that sets a push config (MCP, the API, the settings page, `ambient user push`)
-saves it here, so none can store a target the rules refuse (another user's inbox, a secret
-not shared with the user, a private or non-http URL).
-"""
+"""A user's push channels, checked by the target rules of the user's role and saved: the one
+way every door (MCP, the API, the settings page, `ambient user push`) sets them."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""Reading tasks: list a user's tasks a page at a time, and one task's status.
-
-Task ids are the workflow (or schedule) ids — `web-monitor/{user}/{task}`,
-`threshold-watch/{user}/{task}`, `reminder/{user}/{task}`, and the user's one
-`daily-briefing/{user}` — so an operator finds them in the Web UI. Watches are listed by a
-visibility query on our search attributes, schedules by the schedule list; ``TaskService``
-(ambient/tasks.py) adds the writes on top of these reads.
-"""
+"""Reading tasks: a user's tasks a page at a time (watches by a visibility query on our search
+attributes, then schedules), and one task's status. ``TaskService`` adds the writes."""
 
 from __future__ import annotations
 

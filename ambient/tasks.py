@@ -1,11 +1,11 @@
 """The task control plane: create, steer, update and delete watches and schedules.
 
-MCP tools, the API, the web form, the CLI and voice are thin adapters over ``TaskService``:
-every rule of a task's input (ambient/task_inputs.py) is applied here, so no door can skip
-one. Task ids are the workflow (or schedule) ids, so a start is idempotent; every
-long-running workflow a user owns is reachable by the id its create call returned (the
-briefing's own service, ``BriefingService``, does the briefing-specific work: greet, read,
-send). The reads (list, get) are ``TaskReads`` in ambient/task_reads.py.
+MCP tools, the API, the web form, the CLI and voice are thin adapters over ``TaskService``,
+which applies every rule of a task's input (ambient/task_inputs.py), so no door can skip one.
+Task ids are the workflow (or schedule) ids — `web-monitor/{user}/{task}`,
+`threshold-watch/{user}/{task}`, `reminder/{user}/{task}`, the user's one
+`daily-briefing/{user}` (its own ``BriefingService`` greets, reads and sends) — so a start is
+idempotent and an operator finds them in the Web UI. The reads are ``TaskReads``.
 """
 
 from __future__ import annotations

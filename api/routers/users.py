@@ -36,8 +36,6 @@ from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsD
 
 router = APIRouter(prefix="/users", tags=["users"])
 
-ADMIN_GRANTS = grants.ADMIN_GRANTS
-
 
 class Registered(BaseModel):
     user: UserPublic
@@ -124,7 +122,7 @@ async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) ->
             actor=user.name,
             subject=user.name,
             requested=data.model_dump(mode="json", include=set(granted)),
-            reason=f"you cannot change your own {', '.join(granted)}: {ADMIN_GRANTS}",
+            reason=f"you cannot change your own {', '.join(granted)}: {grants.ADMIN_GRANTS}",
         )
     settings = UserSettings.model_validate(
         data.model_dump(exclude_unset=True, exclude=set(GRANTED_FIELDS))
