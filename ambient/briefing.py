@@ -46,6 +46,7 @@ from ambient.domain.briefing import (
 )
 from ambient.domain.logreport import LogReducer, LogReport, render_markdown
 from ambient.domain.notify import NotifyResult
+from ambient.domain.users import Role
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
@@ -67,6 +68,10 @@ class InvalidBriefingError(BriefingError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field or _field_of(message)
+
+
+class BriefingRefusedError(BriefingError):
+    """The caller may not do this to another user's briefing (it needs the admin role)."""
 
 
 class BriefingNotFoundError(BriefingError):
@@ -301,8 +306,20 @@ class BriefingService:
         via: str = "mcp",
         request_id: str | None = None,
         audio: bool = True,
+        caller: str | None = None,
     ) -> GreetResult:
-        """The voice trigger; the workflow decides (exactly once per user per day)."""
+        """The voice trigger; the workflow decides (exactly once per user per day).
+
+        ``caller``: the signed-in user asking, who greets as someone else only as an admin
+        (None: a device or the operator's CLI, which name the speaker themselves).
+        """
+        if caller is not None and caller != user:
+            async with self.db.session() as session:
+                row = await UserRepository(session).get(caller)
+            if row is None or row.role != Role.ADMIN:
+                raise BriefingRefusedError(
+                    f"greeting for {user!r} needs the admin role; omit user_id for yours"
+                )
         request = GreetRequest(request_id=request_id or uuid.uuid4().hex, via=via)
         # The same request id is applied once by Temporal: a retried call gets the same answer.
         update_id = (

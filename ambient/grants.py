@@ -1,7 +1,8 @@
 """Granting roles and rollback permission: who may, checked here for every door.
 
 The API (PATCH /users/{name}/permissions) and the MCP tool (grant_permission) both call
-``grant``; neither decides who may grant. An admin grants to another user (two people for
+``grant``; neither decides who may grant. Registering a user is a grant too: the API and the
+page's open registration call ``register``. An admin grants to another user (two people for
 every grant, which also keeps the last admin from demoting themselves); anyone else is
 refused, and the refusal is audited and committed (it is the record). The operator's
 ``ambient user grant`` on the server is the way the first admin comes to be and is not a door
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ambient.domain.users import Grant, Role
+from ambient.domain.users import GRANTED_FIELDS, Grant, Role, UserCreate
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository, user_subject
@@ -29,6 +30,14 @@ class GrantRefusedError(Exception):
 
 class GrantTargetNotFoundError(Exception):
     """No user of that name."""
+
+
+class RegistrationRefusedError(Exception):
+    """The caller may not register this user; ``needs_token``: no caller, and one is needed."""
+
+    def __init__(self, message: str, *, needs_token: bool = False) -> None:
+        super().__init__(message)
+        self.needs_token = needs_token
 
 
 async def refuse(
@@ -73,3 +82,31 @@ async def grant(
     changes = await users.grant(target, change, actor=caller.name)
     await session.commit()
     return target, changes
+
+
+async def register(
+    session: AsyncSession, caller: User | None, data: UserCreate, *, open_registration: bool
+) -> tuple[User, str]:
+    """Register ``data`` as ``caller``: an admin registers anyone; with open registration
+    anyone registers a member with the default permission. The user and its API token
+    (UserExistsError if the name is taken); not committed."""
+    if caller is not None and caller.role == Role.ADMIN:
+        actor = caller.name
+    elif open_registration:
+        defaults = UserCreate.model_fields
+        granted = [f for f in GRANTED_FIELDS if getattr(data, f) != defaults[f].default]
+        if granted:
+            raise RegistrationRefusedError(
+                f"open registration creates members with the default permission; {ADMIN_GRANTS} "
+                f"(remove {', '.join(granted)})"
+            )
+        actor = caller.name if caller is not None else "open-registration"
+    elif caller is None:
+        raise RegistrationRefusedError(
+            "registering a user needs an admin's bearer token (open registration is off: "
+            "AMBIENT_OPEN_REGISTRATION=false)",
+            needs_token=True,
+        )
+    else:
+        raise RegistrationRefusedError("only an admin registers users")
+    return await UserRepository(session).create(data, actor=actor)

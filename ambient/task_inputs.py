@@ -1,31 +1,69 @@
-"""The front door of task configs: one typed model per task type, checked where input enters.
+"""The rules of a task's input, applied by ``TaskService`` for every door.
 
-MCP tools, the API and the CLI parse a config here before handing it to ``TaskService``:
-the domain model of its type (strict numbers, http(s) URLs, parsed selectors, JSONPath, cron,
-RE2 regexes, bounded lists), then the destination guard's static check on every URL the
-user aims (literal private, loopback and metadata addresses refused at creation, not at
-the first check). Every refusal names the field: ``ConfigError.errors`` is a list of
-(location, message), the API turns it into a 422 and MCP into a tool error.
+One typed model per task type (strict numbers, http(s) URLs, parsed selectors, JSONPath, cron,
+RE2 regexes, bounded lists); a named metric resolved to its source; the destination guard's
+static check on every URL the user aims (literal private, loopback and metadata addresses
+refused at creation, not at the first check); the notification targets by the push-config
+rules of the caller's role. Every refusal names the field: ``ConfigError.errors`` is a list of
+(location, message); the API turns it into a 422, MCP into a tool error, the web form into
+its own field labels and the CLI into one line and exit 1. The doors only translate.
+
+TaskError
+ ├── InvalidTaskError    bad config or arguments: nothing was changed
+ │    └── ConfigError    a config refused, field by field
+ └── TaskNotFoundError   no such task for this user
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, TypeAdapter, ValidationError, WithJsonSchema
 
+from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.reminders import NewsDigestConfig, ReminderConfig
+from ambient.domain.users import Role
 from ambient.domain.watches import (
+    DEFAULT_CATALOGUE,
+    HttpJsonSource,
     NotificationSpec,
+    PrometheusSource,
     ThresholdWatchConfig,
+    UnknownMetricError,
     WebMonitorConfig,
+    resolve_metric,
 )
 from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.repositories import UserRepository
 
-# The URL check and its error live with TaskService, which runs it for every door (the web
-# form too); a door runs it first as well, to name every bad field in one answer.
-from ambient.tasks import ConfigError, Location, check_destinations
+Location = tuple[str | int, ...]
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+class TaskError(Exception):
+    """A task operation failed; the message says what to do."""
+
+
+class InvalidTaskError(TaskError):
+    """The request was invalid; nothing changed."""
+
+
+class TaskNotFoundError(TaskError):
+    """No task with that id belongs to the caller."""
+
+
+class ConfigError(InvalidTaskError):
+    """A config was refused; ``errors`` holds (location inside the config, message) pairs."""
+
+    def __init__(self, errors: list[tuple[Location, str]], prefix: Location = ("config",)) -> None:
+        self.errors = [(prefix + loc, message) for loc, message in errors]
+        parts = [f"{'.'.join(str(p) for p in loc)}: {message}" for loc, message in self.errors]
+        super().__init__("invalid config — " + "; ".join(parts))
+
 
 TaskType = Literal["web_monitor", "threshold_watch", "schedule", "news_digest"]
 TASK_TYPES: tuple[str, ...] = get_args(TaskType)
@@ -35,8 +73,6 @@ CONFIG_MODELS: dict[str, type[BaseModel]] = {
     "schedule": ReminderConfig,
     "news_digest": NewsDigestConfig,
 }
-# Task id prefix -> the config type an update of that task takes.
-UPDATE_TYPES = {"web-monitor": "web_monitor", "threshold-watch": "threshold_watch"}
 
 
 def _errors_of(error: ValidationError) -> list[tuple[Location, str]]:
@@ -60,6 +96,33 @@ def parse_config(kind: str, config: Any) -> BaseModel:
         raise ConfigError(_errors_of(exc)) from None
 
 
+def aimed_urls(config: BaseModel) -> list[tuple[Location, str]]:
+    """Every URL of a config that the worker will call, with where it sits in the config."""
+    urls: list[tuple[Location, str]] = []
+    if isinstance(config, WebMonitorConfig):
+        urls += [(("urls", i), str(url)) for i, url in enumerate(config.urls)]
+    if isinstance(config, ReminderConfig | NewsDigestConfig):
+        urls += [(("news_urls", i), str(url)) for i, url in enumerate(config.news_urls)]
+    if isinstance(config, ThresholdWatchConfig) and isinstance(
+        config.source, HttpJsonSource | PrometheusSource
+    ):
+        urls.append((("source", "url"), str(config.source.url)))
+    return urls
+
+
+def check_destinations(config: BaseModel, settings: Settings) -> None:
+    """The guard's static check (no DNS) on every aimed URL; ConfigError naming the field."""
+    guard = DestinationGuard(settings.fetch_allow_cidrs)
+    refused: list[tuple[Location, str]] = []
+    for location, url in aimed_urls(config):
+        try:
+            guard.check_url_static(url)
+        except RefusedDestinationError as exc:
+            refused.append((location, str(exc)))
+    if refused:
+        raise ConfigError(refused)
+
+
 def check_targets(config: BaseModel, *, user: str, is_admin: bool, settings: Settings) -> None:
     """The notification targets of a config, by the push-config rules (form per channel type,
     inbox only to the caller, own secrets only, guarded URLs); ConfigError naming the field."""
@@ -78,29 +141,59 @@ def check_targets(config: BaseModel, *, user: str, is_admin: bool, settings: Set
         raise ConfigError(refused)
 
 
-def checked_config(
-    kind: str,
-    config: Any,
-    settings: Settings,
-    *,
-    user: str | None = None,
-    is_admin: bool = False,
-) -> dict[str, Any]:
-    """Parse and check a config where it enters; the JSON form to hand to TaskService.
+def resolved_metric(config: ThresholdWatchConfig, settings: Settings) -> ThresholdWatchConfig:
+    """A named metric with its catalogue source filled in; a name beside another source refused
+    (the source would be watched under the name)."""
+    catalogue = DEFAULT_CATALOGUE | settings.metric_catalogue
+    try:
+        if config.source is None and config.metric is not None:
+            source = resolve_metric(config.metric, catalogue)
+            return ThresholdWatchConfig.model_validate(
+                config.model_dump(mode="json") | {"source": source}
+            )
+    except UnknownMetricError as exc:
+        raise ConfigError([(("metric",), str(exc))]) from None
+    except ValidationError as exc:
+        raise ConfigError(_errors_of(exc)) from None
+    if config.source is not None and config.metric in catalogue:
+        named = ThresholdWatchConfig.model_validate(
+            config.model_dump(mode="json") | {"source": catalogue[config.metric]}
+        )
+        if named.source != config.source:
+            message = (
+                f"{config.metric!r} is a named metric with its own source, but a different "
+                "source was given too; give metric or source, not both"
+            )
+            raise ConfigError([(("metric",), message)])
+    return config
 
-    With ``user``, its notification targets are checked for that user too.
-    """
+
+async def checked_config(
+    kind: str, config: Any, user: str, settings: Settings, db: Database
+) -> BaseModel:
+    """The typed config of ``kind`` for ``user``, every rule applied; ConfigError otherwise."""
     parsed = parse_config(kind, config)
+    if isinstance(parsed, ThresholdWatchConfig):
+        parsed = resolved_metric(parsed, settings)
     check_destinations(parsed, settings)
-    if user is not None:
-        check_targets(parsed, user=user, is_admin=is_admin, settings=settings)
-    return parsed.model_dump(mode="json")
+    async with db.session() as session:
+        row = await UserRepository(session).get(user)
+    check_targets(
+        parsed, user=user, is_admin=row is not None and row.role == Role.ADMIN, settings=settings
+    )
+    return parsed
 
 
-def update_type(task_id: str) -> str | None:
-    """The config type an update of ``task_id`` takes (None: let TaskService decide)."""
-    prefix = task_id.split("/", 1)[0]
-    return UPDATE_TYPES.get(prefix, "schedule" if prefix == "reminder" else None)
+def task_name(name: str | None, config: BaseModel) -> str:
+    """The task's name: the one given (checked), or one derived from the config."""
+    if name is None:
+        # Derived from the config: creating the same task twice finds the first one.
+        digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+        return digest[:12]
+    if not _NAME.match(name):
+        rule = "1-63 characters of lowercase letters, digits, '_', '.', '-'"
+        raise ConfigError([(("name",), rule)], prefix=())
+    return name
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:
@@ -130,7 +223,7 @@ def config_json_schema(*models: type[BaseModel]) -> dict[str, Any]:
 def config_schema(*models: type[BaseModel]) -> WithJsonSchema:
     """Publish the typed schema of a config argument that is validated by ``parse_config``.
 
-    The argument is taken as a JSON object and parsed by type in the tool or route, so a
+    The argument is taken as a JSON object and parsed by type in the service, so a
     bad config gets one error per bad field of its own type (not one per union member).
     """
     return WithJsonSchema(config_json_schema(*models))

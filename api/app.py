@@ -12,9 +12,11 @@ from mcp.server.transport_security import TransportSecuritySettings
 from ambient import __version__
 from ambient.bridge.runner import BridgeRunner, bridge_running
 from ambient.settings import Settings
+from ambient.wiring import AppState, StateHolder, open_state
 from api.errors import install_error_mapping
 from api.offline_docs import serve_offline_docs
 from api.routers import (
+    app_pages,
     audit,
     briefings,
     chat,
@@ -28,6 +30,7 @@ from api.routers import (
     ops_pages,
     pages,
     remediations,
+    settings_pages,
     share,
     tasks,
     users,
@@ -37,7 +40,6 @@ from api.routers import (
 )
 from api.security import SecurityHeaders
 from mcp_server.server import build_server
-from mcp_server.state import AppState, StateHolder, open_state
 from mcp_server.voice import VOICE_METADATA, VOICE_PATH, build_voice_server, by_path
 
 # Routers of every resource; add one line per router module.
@@ -60,6 +62,8 @@ ROUTERS = [
     codec.router,
     chat.router,
     ops_pages.router,
+    app_pages.router,
+    settings_pages.router,
     pages.router,
 ]
 

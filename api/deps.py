@@ -14,7 +14,7 @@ from ambient.domain.users import Role
 from ambient.settings import Settings
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
-from mcp_server.state import AppState
+from ambient.wiring import AppState
 
 bearer = HTTPBearer(auto_error=False, description="The API token printed at registration")
 

@@ -106,11 +106,11 @@ def templates(language: Language) -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-# Where the catalog's msgids are: the templates, and the page routers' `_()` / `N_()` calls.
+# Where the catalog's msgids are: the templates, and the `_()` / `N_()` calls of the page
+# routers (one module per page family, each named *pages.py).
 SOURCES = (
     *sorted(TEMPLATES.glob("*.html")),
-    Path(__file__).resolve().parent / "routers" / "pages.py",
-    Path(__file__).resolve().parent / "routers" / "ops_pages.py",
+    *sorted((Path(__file__).resolve().parent / "routers").glob("*pages.py")),
 )
 
 

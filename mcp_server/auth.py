@@ -11,7 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
-from mcp_server.state import AppState, StateHolder
+from ambient.wiring import AppState, StateHolder
 
 # The audit actor of a call that has no user (a stdio session started without --user).
 ANONYMOUS = "(no user)"

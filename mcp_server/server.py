@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from ambient import __version__
 from ambient.settings import Settings
+from ambient.wiring import AppState, StateHolder, open_state
 from mcp_server.auth import UserTokenVerifier
-from mcp_server.state import AppState, StateHolder, open_state
 from mcp_server.tools import AREAS
 
 INSTRUCTIONS = (

@@ -31,11 +31,13 @@ from ambient.remediation.service import RemediationService
 from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository
-from ambient.tasks import TaskError, TaskService, TaskSummary
+from ambient.task_inputs import TaskError
+from ambient.task_reads import TaskSummary
+from ambient.tasks import TaskService
+from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import Speaker, SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import server_shell
-from mcp_server.state import AppState, StateHolder
 
 log = logging.getLogger(__name__)
 

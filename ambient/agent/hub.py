@@ -13,7 +13,7 @@ from ambient.agent.facade import OWN_SERVER, AgentFacade
 from ambient.agent.servers import McpServerSpec, client_for
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.storage.models import AgentServer, User
-from mcp_server.state import AppState, StateHolder
+from ambient.wiring import AppState, StateHolder
 
 MAX_SERVERS = 10
 

@@ -38,7 +38,7 @@ from ambient.bridge.serving import serve_mcp
 from ambient.clients.guard import DestinationGuard
 from ambient.storage.db import Database
 from ambient.storage.models import XiaozhiEndpoint, utcnow
-from mcp_server.state import AppState, StateHolder
+from ambient.wiring import AppState, StateHolder
 
 log = logging.getLogger(__name__)
 # websockets logs the handshake (the request line holds the token) and every frame at DEBUG:

@@ -2,12 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
+import typer
+from rich.console import Console
+
+from ambient.runtime import discovered_settings
 from ambient.settings import Settings
+from ambient.status import temporal_problem
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
+from ambient.wiring import AppState, open_state
+
+S = TypeVar("S")
+T = TypeVar("T")
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """One line on stderr (never a traceback) and the exit code."""
+    err_console.print(f"[red]{message}[/]", soft_wrap=True, highlight=False)
+    return typer.Exit(code)
+
+
+def run_service(
+    service: Callable[[AppState], S],
+    work: Callable[[S], Awaitable[T]],
+    refused: type[Exception],
+) -> T:
+    """``work`` on a service built from the composition root; its errors (``refused``) and a
+    Temporal that is down as one line and exit 1."""
+    settings = discovered_settings()
+
+    async def main() -> T:
+        # The command holds the database, as `ambient migrate` does; Temporal connects lazily.
+        async with open_state(settings, upgrade=True) as state:
+            return await work(service(state))
+
+    try:
+        return asyncio.run(main())
+    except typer.Exit:
+        raise
+    except refused as exc:
+        raise fail(temporal_problem(exc, settings) or str(exc)) from None
+    except Exception as exc:
+        problem = temporal_problem(exc, settings)
+        raise fail(problem or f"{type(exc).__name__}: {exc}") from None
 
 
 @asynccontextmanager

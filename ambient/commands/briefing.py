@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -13,44 +12,19 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from ambient import temporal
 from ambient.briefing import BriefingError, BriefingService
+from ambient.commands import fail, run_service
 from ambient.domain.briefing import GreetOutcome
-from ambient.runtime import discovered_settings
-from ambient.status import temporal_problem
-from ambient.storage import Database
 
 app = typer.Typer(help="The daily briefing: set up, greet, read, send.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
 T = TypeVar("T")
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]{message}[/]", soft_wrap=True, highlight=False)
-    return typer.Exit(code)
-
-
 def _run(work: Callable[[BriefingService], Awaitable[T]]) -> T:
-    settings = discovered_settings()
-
-    async def main() -> T:
-        db = Database(settings.resolved_database_url)
-        try:
-            client = await temporal.connect(settings)
-            return await work(BriefingService(client, settings, db))
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(main())
-    except BriefingError as exc:
-        raise fail(str(exc)) from None
-    except Exception as exc:
-        problem = temporal_problem(exc, settings)
-        raise fail(problem or f"{type(exc).__name__}: {exc}") from None
+    return run_service(lambda s: BriefingService(s.temporal, s.settings, s.db), work, BriefingError)
 
 
 def _print(value: BaseModel, as_json: bool) -> None:

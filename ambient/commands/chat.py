@@ -13,7 +13,7 @@ from ambient.agent.chat import ChatAgent, ChatEvent, ConversationStore, chat_mod
 from ambient.agent.hub import hub_of
 from ambient.settings import Settings
 from ambient.storage.repositories import UserRepository
-from mcp_server.state import open_state
+from ambient.wiring import open_state
 
 console = Console(stderr=False)
 

@@ -7,7 +7,6 @@ read from the database.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -27,8 +26,9 @@ from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpe
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
+from ambient.commands import run_service
 from ambient.settings import Settings
-from ambient.storage import Database
+from ambient.wiring import AppState
 
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
 Execute = Annotated[bool, typer.Option("--execute", help="make the change (default: preview)")]
@@ -75,19 +75,11 @@ def _mode(execute: bool) -> Mode:
 
 
 def _run(work: Callable[[CloudOpsService, Settings], Coroutine[Any, Any, BaseModel]]) -> None:
-    async def main() -> BaseModel:
-        settings = Settings()
-        db = Database(settings.resolved_database_url)
-        try:
-            return await work(CloudOpsService(db, TencentCloud.from_settings(settings)), settings)
-        finally:
-            await db.close()
+    def service(state: AppState) -> tuple[CloudOpsService, Settings]:
+        tencent = state.tencent or TencentCloud.from_settings(state.settings)
+        return CloudOpsService(state.db, tencent), state.settings
 
-    try:
-        result = asyncio.run(main())
-    except CloudOpsError as exc:
-        err_console.print(f"[red]{exc}[/]", soft_wrap=True, highlight=False)
-        raise typer.Exit(1) from None
+    result = run_service(service, lambda pair: work(*pair), CloudOpsError)
     console.print_json(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
 
 

@@ -14,18 +14,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ambient import temporal
-from ambient.clients.llm import LLMClient
+from ambient.commands import fail, run_service
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import RemediationError
-from ambient.runtime import discovered_settings
-from ambient.status import temporal_problem
-from ambient.storage import Database
+from ambient.wiring import llm_of
 
 app = typer.Typer(help="Graded remediation of TKE alerts.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
 T = TypeVar("T")
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
@@ -35,30 +31,13 @@ AlertFile = Annotated[
 ]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]{message}[/]", soft_wrap=True, highlight=False)
-    return typer.Exit(code)
-
-
 def _run(work: Callable[[RemediationService], Awaitable[T]]) -> T:
-    settings = discovered_settings()
-
-    async def main() -> T:
-        db = Database(settings.resolved_database_url)
-        try:
-            # Lazy: scoring needs no Temporal; the first workflow call connects.
-            client = await temporal.connect(settings, lazy=True)
-            return await work(RemediationService(client, settings, db, LLMClient(settings)))
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(main())
-    except RemediationError as exc:
-        raise fail(str(exc)) from None
-    except Exception as exc:
-        problem = temporal_problem(exc, settings)
-        raise fail(problem or f"{type(exc).__name__}: {exc}") from None
+    # Scoring needs no Temporal: the lazy client connects at the first workflow call.
+    return run_service(
+        lambda s: RemediationService(s.temporal, s.settings, s.db, llm_of(s)),
+        work,
+        RemediationError,
+    )
 
 
 def _alert(text: str) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,70 +12,20 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from ambient import temporal
-from ambient.domain.users import Role
-from ambient.runtime import discovered_settings
-from ambient.status import temporal_problem
-from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
-from ambient.task_inputs import ConfigError, checked_config, update_type
-from ambient.tasks import TaskError, TaskService, TaskSummary
+from ambient.commands import run_service
+from ambient.task_inputs import TaskError
+from ambient.task_reads import TaskSummary
+from ambient.tasks import TaskService
 
 app = typer.Typer(help="Background tasks: watches, reminders, digests.", no_args_is_help=True)
 console = Console()
 T = TypeVar("T")
-err_console = Console(stderr=True)
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """One line on stderr (never a traceback) and the exit code."""
-    err_console.print(f"[red]{message}[/]", soft_wrap=True, highlight=False)
-    return typer.Exit(code)
-
-
 def _run(work: Callable[[TaskService], Awaitable[T]]) -> T:
-    settings = discovered_settings()
-
-    async def main() -> T:
-        db = Database(settings.resolved_database_url)
-        try:
-            client = await temporal.connect(settings)
-            return await work(TaskService(client, settings, db))
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(main())
-    except TaskError as exc:
-        raise fail(temporal_problem(exc, settings) or str(exc)) from None
-    except Exception as exc:
-        problem = temporal_problem(exc, settings)
-        raise fail(problem or f"{type(exc).__name__}: {exc}") from None
-
-
-def _checked(kind: str | None, config: dict[str, Any], user: str) -> dict[str, Any]:
-    if kind is None:
-        return config
-    settings = discovered_settings()
-
-    async def is_admin() -> bool:
-        db = Database(settings.resolved_database_url)
-        try:
-            async with db.session() as session:
-                row = await UserRepository(session).get(user)
-        except Exception:  # no database yet: the checks of a member apply
-            return False
-        finally:
-            await db.close()
-        return row is not None and row.role == Role.ADMIN
-
-    try:
-        admin = asyncio.run(is_admin())
-        return checked_config(kind, config, settings, user=user, is_admin=admin)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    return run_service(lambda s: TaskService(s.temporal, s.settings, s.db), work, TaskError)
 
 
 def _config(text: str) -> dict[str, Any]:
@@ -126,7 +75,7 @@ def create(
     user: User = "dev",
 ) -> None:
     """Create a task; prints its task_id."""
-    payload = _checked(type, _config(config), user)
+    payload = _config(config)
     _print(_run(lambda tasks: tasks.create(user, type, payload, name)))
 
 
@@ -171,7 +120,7 @@ def update(
     user: User = "dev",
 ) -> None:
     """Replace a task's config (rejected, with nothing changed, if invalid)."""
-    payload = _checked(update_type(task_id), _config(config), user)
+    payload = _config(config)
     _print(_run(lambda tasks: tasks.update(user, task_id, payload)))
 
 

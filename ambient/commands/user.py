@@ -16,8 +16,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.commands import operator_database
 from ambient.domain.users import Grant, Language, Role, RollbackPermission, UserCreate, UserPublic
+from ambient.push import save_push_config
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import (
@@ -151,12 +153,18 @@ def push(
         user = await users.get(name)
         if user is None:
             return False
-        await users.set_push_config(user, parsed.model_dump(mode="json"))
+        # The same target rules as every other door, for that user's role.
+        policy = TargetPolicy.from_settings(Settings())
+        await save_push_config(users.session, user, parsed, policy)
         return True
 
-    if not _run(work):
-        console.print(f"[red]no user {name!r}[/]")
-        raise typer.Exit(1)
+    try:
+        if not _run(work):
+            console.print(f"[red]no user {name!r}[/]")
+            raise typer.Exit(1)
+    except TargetError as exc:
+        console.print(f"[red]push config not changed: {exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
     console.print_json(parsed.model_dump_json())
 
 

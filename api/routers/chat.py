@@ -16,8 +16,8 @@ from ambient.agent.digest import DigestSetting, EventDigestService
 from ambient.agent.health import ToolStats
 from ambient.agent.hub import hub_of
 from ambient.storage.models import User
+from ambient.wiring import AppState
 from api.deps import CurrentUser, StateDep
-from mcp_server.state import AppState
 
 router = APIRouter(tags=["chat"])
 

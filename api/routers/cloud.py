@@ -23,8 +23,8 @@ from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpe
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
+from ambient.wiring import AppState
 from api.deps import CurrentUser, StateDep
-from mcp_server.state import AppState
 
 router = APIRouter(prefix="/cloud", tags=["cloud"])
 T = TypeVar("T")

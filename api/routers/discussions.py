@@ -22,8 +22,8 @@ from ambient.discussions.views import (
     SigningError,
     Stats,
 )
+from ambient.wiring import AppState
 from api.deps import CurrentUser, StateDep
-from mcp_server.state import AppState
 
 router = APIRouter(prefix="/discussions", tags=["discussions"])
 

@@ -33,6 +33,7 @@ from ambient.remediation.views import (
     RemediationNotFoundError,
     RemediationRefusedError,
 )
+from ambient.wiring import AppState, llm_of
 from api.deps import StateDep
 from api.i18n import Words
 from api.routers.pages import (
@@ -46,7 +47,6 @@ from api.routers.pages import (
     what_went_wrong,
 )
 from api.security import refuse_cross_site_writes
-from mcp_server.state import AppState, llm_of
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_cross_site_writes)])
 

@@ -28,8 +28,8 @@ from ambient.remediation.views import (
     StartResult,
 )
 from ambient.status import temporal_problem
+from ambient.wiring import llm_of
 from api.deps import CurrentUser, StateDep
-from mcp_server.state import llm_of
 
 router = APIRouter(prefix="/remediations", tags=["remediations"])
 

@@ -25,6 +25,7 @@ from ambient.domain.users import (
     UserPublic,
     UserSettings,
 )
+from ambient.push import save_push_config
 from ambient.storage.models import User
 from ambient.storage.repositories import (
     UserExistsError,
@@ -34,8 +35,6 @@ from ambient.storage.repositories import (
 from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep, StateDep
 
 router = APIRouter(prefix="/users", tags=["users"])
-
-ADMIN_GRANTS = grants.ADMIN_GRANTS
 
 
 class Registered(BaseModel):
@@ -81,29 +80,16 @@ async def register(
 
     The API token in the answer is shown once.
     """
-    if caller is not None and caller.role == Role.ADMIN:
-        actor = caller.name
-    elif settings.open_registration:
-        defaults = UserCreate.model_fields
-        granted = [f for f in GRANTED_FIELDS if getattr(data, f) != defaults[f].default]
-        if granted:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"open registration creates members with the default permission; {ADMIN_GRANTS} "
-                f"(remove {', '.join(granted)})",
-            )
-        actor = caller.name if caller is not None else "open-registration"
-    elif caller is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "registering a user needs an admin's bearer token (open registration is off: "
-            "AMBIENT_OPEN_REGISTRATION=false)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    else:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin registers users")
     try:
-        user, token = await UserRepository(session).create(data, actor=actor)
+        user, token = await grants.register(
+            session, caller, data, open_registration=settings.open_registration
+        )
+    except grants.RegistrationRefusedError as exc:
+        if exc.needs_token:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except UserExistsError:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"user {data.name!r} already exists"
@@ -136,7 +122,7 @@ async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) ->
             actor=user.name,
             subject=user.name,
             requested=data.model_dump(mode="json", include=set(granted)),
-            reason=f"you cannot change your own {', '.join(granted)}: {ADMIN_GRANTS}",
+            reason=f"you cannot change your own {', '.join(granted)}: {grants.ADMIN_GRANTS}",
         )
     settings = UserSettings.model_validate(
         data.model_dump(exclude_unset=True, exclude=set(GRANTED_FIELDS))
@@ -169,15 +155,12 @@ async def set_push_config(
     your own inbox only, secrets you may use, public addresses)."""
     policy = state.channels.policy or TargetPolicy.from_settings(state.settings)
     try:
-        policy.check_all(
-            config.channels, user=user.name, is_admin=user.role == "admin", field="channels"
-        )
+        await save_push_config(session, user, config, policy)
     except TargetError as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             [{"type": "value_error", "loc": ["body", "channels"], "msg": str(exc)}],
         ) from None
-    await UserRepository(session).set_push_config(user, config.model_dump(mode="json"))
     await session.commit()
     return config
 

@@ -23,7 +23,7 @@ from ambient.briefing import (
 from ambient.domain.briefing import GreetResult, PreparedBriefing
 from ambient.domain.notify import NotifyResult
 from ambient.status import temporal_problem
-from mcp_server.auth import app_state, current_user, current_user_row
+from mcp_server.auth import app_state, current_user
 
 T = TypeVar("T")
 
@@ -118,14 +118,10 @@ async def greet(
     """The voice trigger ("你好，小智"): the briefing at the day's first greeting in the window;
     later greetings say when it was given."""
     caller = current_user(ctx)
-    user = user_id or caller
-    if user != caller:
-        row = await current_user_row(ctx)
-        if row.role != "admin":
-            raise ToolError(f"greeting for {user!r} needs the admin role; omit user_id for yours")
-    return await _call(
-        ctx, _service(ctx).greet(user, via="mcp", request_id=request_id, audio=False)
+    greeting = _service(ctx).greet(
+        user_id or caller, via="mcp", request_id=request_id, audio=False, caller=caller
     )
+    return await _call(ctx, greeting)
 
 
 async def get_briefing(ctx: Context[Any, Any], date: Date = None) -> BriefingView:

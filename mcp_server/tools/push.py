@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError
 from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.notify import Target
 from ambient.domain.push import MAX_TARGETS, PushConfig, QuietHours, stored_push_config
+from ambient.push import save_push_config
 from ambient.storage.repositories import UserRepository
 from mcp_server.auth import app_state, current_user
 
@@ -67,12 +68,9 @@ async def set_push_config(
         if user is None:
             raise ToolError("Your user is not registered: POST /users or `ambient user create`.")
         try:
-            policy.check_all(
-                config.channels, user=user.name, is_admin=user.role == "admin", field="channels"
-            )
+            await save_push_config(session, user, config, policy)
         except TargetError as exc:
             raise ToolError(f"push config not changed — {exc}") from None
-        await users.set_push_config(user, config.model_dump(mode="json"))
         await session.commit()
     return config
 

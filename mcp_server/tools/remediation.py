@@ -23,8 +23,8 @@ from ambient.remediation.views import (
     StartResult,
 )
 from ambient.status import temporal_problem
+from ambient.wiring import llm_of
 from mcp_server.auth import app_state, current_user
-from mcp_server.state import llm_of
 
 T = TypeVar("T")
 

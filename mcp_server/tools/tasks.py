@@ -13,21 +13,12 @@ from pydantic import BaseModel, Field
 
 from ambient.domain.reminders import ReminderConfig
 from ambient.domain.tasks import TaskStatus
-from ambient.domain.users import Role
 from ambient.domain.watches import ThresholdWatchConfig, WebMonitorConfig
 from ambient.settings import Settings
 from ambient.status import temporal_problem
-from ambient.storage.repositories import UserRepository
-from ambient.task_inputs import (
-    ANY_CONFIG,
-    CONFIG_BY_TYPE,
-    ConfigError,
-    TaskType,
-    checked_config,
-    config_schema,
-    update_type,
-)
-from ambient.tasks import TaskError, TaskRef, TaskService, TaskSummary
+from ambient.task_inputs import ANY_CONFIG, CONFIG_BY_TYPE, TaskError, TaskType, config_schema
+from ambient.task_reads import TaskSummary
+from ambient.tasks import TaskRef, TaskService
 from mcp_server.auth import app_state, current_user
 
 T = TypeVar("T")
@@ -47,7 +38,7 @@ Name = Annotated[
 ]
 
 
-# Configs are taken as objects and parsed by type in the tool (ambient.task_inputs): the schema
+# Configs are taken as objects and parsed by type in TaskService (ambient.task_inputs): the schema
 # clients see is the typed model, the error a model reads names each bad field.
 WebConfig = Annotated[
     dict[str, Any],
@@ -121,27 +112,9 @@ async def _call(work: Awaitable[T], settings: Settings | None = None) -> T:
         ) from None
 
 
-async def _checked(ctx: Context[Any, Any], kind: str, config: Any) -> dict[str, Any]:
-    user = current_user(ctx)
-    state = app_state(ctx)
-    async with state.db.session() as session:
-        row = await UserRepository(session).get(user)
-    try:
-        return checked_config(
-            kind,
-            config,
-            state.settings,
-            user=user,
-            is_admin=row is not None and row.role == Role.ADMIN,
-        )
-    except ConfigError as exc:
-        raise ToolError(str(exc)) from None
-
-
 async def _create(ctx: Context[Any, Any], kind: str, config: Any, name: str | None) -> TaskRef:
-    payload = await _checked(ctx, kind, config)
     service = _service(ctx)
-    return await _call(service.create(current_user(ctx), kind, payload, name), service.settings)
+    return await _call(service.create(current_user(ctx), kind, config, name), service.settings)
 
 
 def _service(ctx: Context[Any, Any]) -> TaskService:
@@ -235,10 +208,8 @@ async def trigger_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
 
 async def update_task(ctx: Context[Any, Any], task_id: TaskId, config: UpdateConfig) -> TaskStatus:
     """Replace a task's config; an invalid config is rejected and nothing changes."""
-    user, service = current_user(ctx), _service(ctx)
-    kind = update_type(task_id)
-    payload = await _checked(ctx, kind, config) if kind is not None else config
-    return await _call(service.update(user, task_id, payload), service.settings)
+    service = _service(ctx)
+    return await _call(service.update(current_user(ctx), task_id, config), service.settings)
 
 
 async def delete_task(

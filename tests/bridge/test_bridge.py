@@ -23,7 +23,7 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage.models import XiaozhiEndpoint
 from ambient.storage.repositories import UserRepository
-from mcp_server.state import AppState, open_state
+from ambient.wiring import AppState, open_state
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import REPLACED, running_broker
 from tests.support.servers import free_port

@@ -22,9 +22,9 @@ from ambient.deps import WorkerDeps
 from ambient.domain.briefing import BriefingConfig, plan_for
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import InboxRepository, UserRepository
+from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
-from mcp_server.state import AppState, StateHolder
 from tests.briefing.harness import eventually, write_day_logs
 from tests.conftest import running_worker, unique
 from tests.support.servers import serve
@@ -215,6 +215,10 @@ async def test_voice_endpoint_api_and_cli_greet_by_device_token_and_voiceprint(
             assert spoken.status_code == 200, spoken.text
             assert spoken.json()["outcome"] == "spoken"
             assert spoken.json()["audio_mp3_b64"] is None  # Tencent TTS is not configured here
+            # A signed-in member greets as themselves only: the service's rule, as over MCP.
+            as_other = await http.post("/voice/greeting", json={"user_id": "x"}, headers=me)
+            assert as_other.status_code == 403
+            assert as_other.json()["detail"].startswith("greeting for 'x' needs the admin role")
 
             env = {
                 "AMBIENT_DATA_DIR": str(settings.data_dir),

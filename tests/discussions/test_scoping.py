@@ -13,9 +13,9 @@ from ambient.discussions.service import DiscussionService
 from ambient.remediation.storage import RemediationRepository
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import Discussion
+from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
-from mcp_server.state import AppState, StateHolder
 from tests.conftest import unique
 from tests.discussions.test_tools import _users, call, refused
 from tests.support.servers import serve

@@ -17,9 +17,9 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage.models import DiscussionMessage
 from ambient.storage.repositories import InboxRepository, UserRepository
+from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_discussion_server, build_server
-from mcp_server.state import AppState, StateHolder
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.support.servers import serve

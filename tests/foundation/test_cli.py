@@ -17,7 +17,7 @@ from ambient.cli import app
 from ambient.commands.task import print_tasks
 from ambient.domain.watches import TaskKind, TaskState
 from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, write_runtime
-from ambient.tasks import TaskSummary
+from ambient.task_reads import TaskSummary
 from tests.foundation.test_dev_stack import DevStack
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve
@@ -103,7 +103,11 @@ def _closed_port() -> int:
 def test_task_list_with_temporal_down_prints_one_clear_line(tmp_path: Path) -> None:
     env = _offline_env(tmp_path)
     env["AMBIENT_TEMPORAL_ADDRESS"] = address = f"127.0.0.1:{_closed_port()}"
-    for args in (["task", "list"], ["task", "list", "--json"], ["task", "show", "x"]):
+    for args in (
+        ["task", "list"],
+        ["task", "list", "--json"],
+        ["task", "show", "web-monitor/dev/x"],
+    ):
         result = CliRunner().invoke(app, args, env=env)
         assert result.exit_code == 1, result.output
         assert "Traceback" not in result.output

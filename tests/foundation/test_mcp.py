@@ -12,9 +12,9 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage.repositories import UserRepository
+from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
-from mcp_server.state import AppState, StateHolder
 from tests.conftest import running_worker, unique
 from tests.support.admins import admin_headers
 from tests.support.servers import serve

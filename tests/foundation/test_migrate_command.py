@@ -18,8 +18,8 @@ from ambient.storage.migrate import (
     head_revision,
     upgrade_async,
 )
+from ambient.wiring import open_state
 from api.app import create_app
-from mcp_server.state import open_state
 from worker import run_worker
 
 

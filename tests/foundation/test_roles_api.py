@@ -7,13 +7,17 @@ from typing import Any
 
 import httpx
 import httpx2
+import pytest
 import pytest_asyncio
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from ambient import grants
+from ambient.domain.users import Role, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
+from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.support.admins import admin_headers
 from tests.support.servers import free_port, serve
@@ -355,3 +359,21 @@ async def test_a_forbidden_grant_is_refused_alike_by_the_api_and_mcp_and_changes
     refusals = await _audit(settings, action="user.grant.refused")
     assert len(refusals) == 2 * len(FORBIDDEN_GRANTS)
     assert await _audit(settings, action="user.grant") == []
+
+
+async def test_who_registers_whom_is_the_grants_service_for_every_door(db: Database) -> None:
+    # The API and the page's open registration both ask grants.register; no door decides.
+    async with db.session() as session:
+        with pytest.raises(grants.RegistrationRefusedError) as closed:
+            await grants.register(session, None, UserCreate(name="eve"), open_registration=False)
+        assert closed.value.needs_token and "AMBIENT_OPEN_REGISTRATION" in str(closed.value)
+        with pytest.raises(grants.RegistrationRefusedError) as granted:
+            await grants.register(
+                session, None, UserCreate(name="eve", role=Role.ADMIN), open_registration=True
+            )
+        assert not granted.value.needs_token and "(remove role)" in str(granted.value)
+        assert await UserRepository(session).get("eve") is None
+        user, _ = await grants.register(
+            session, None, UserCreate(name="eve"), open_registration=True
+        )
+        assert user.role == Role.MEMBER

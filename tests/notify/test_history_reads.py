@@ -17,9 +17,9 @@ from ambient.clients.notify.registry import build_channels
 from ambient.domain.notify import Message, NotifyRequest, Target
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
-from mcp_server.state import AppState, StateHolder
 from tests.support.admins import admin_headers
 from tests.support.servers import free_port, serve
 

@@ -10,9 +10,9 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage.repositories import UserRepository
+from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
-from mcp_server.state import AppState, StateHolder
 from tests.support.admins import admin_headers
 from tests.support.servers import free_port, serve
 
@@ -114,6 +114,13 @@ async def test_push_config_api_and_cli(api: httpx.AsyncClient, settings: Setting
         env=env,
     )
     assert refused.exit_code == 2 and "not changed" in refused.output
+    # The operator's command keeps the target rules of every door: no private webhook saved.
+    private = '{"channels": [{"type": "webhook", "target": "http://10.1.2.3/hook"}]}'
+    refused = await asyncio.to_thread(
+        runner.invoke, app, ["user", "push", "bob", "--config", private], env=env
+    )
+    assert refused.exit_code == 2 and "private address" in refused.output, refused.output
+    assert (await api.get("/users/me/push")).json()["channels"][0]["target"] == "bob@example.com"
 
 
 async def test_push_config_refuses_other_inboxes_foreign_secrets_and_private_webhooks(

@@ -13,8 +13,8 @@ from ambient.deps import WorkerDeps
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.storage import RemediationRepository
 from ambient.sharing import ShareLinkRepository
+from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
-from mcp_server.state import AppState, StateHolder
 from tests.conftest import running_worker
 from tests.remediation.support import (
     add_user,

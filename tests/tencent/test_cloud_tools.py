@@ -17,8 +17,8 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
+from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
-from mcp_server.state import AppState, StateHolder
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve
 

@@ -16,7 +16,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
-from mcp_server.state import AppState
+from ambient.wiring import AppState
 from tests.standins import tencent_api
 from tests.standins.tencent_api import (
     REQUIRED,

@@ -164,8 +164,8 @@ async def _scale_over_mcp(settings: Settings, user: str, mode: str) -> tuple[boo
     from tencentcloud.common.credential import Credential
 
     from ambient.clients.tencent.client import TencentCloud
+    from ambient.wiring import AppState, StateHolder
     from mcp_server.server import build_server
-    from mcp_server.state import AppState, StateHolder
 
     db = Database(settings.resolved_database_url)
     tencent = TencentCloud(

@@ -8,7 +8,7 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from ambient.deps import WorkerDeps
-from mcp_server.state import AppState
+from ambient.wiring import AppState
 from tests.standins.llm_api import API_KEY, Content, Failure, LLMApi
 from tests.support.servers import serve
 from tests.tencent.test_cloud_tools import call, client

@@ -88,8 +88,8 @@ async def test_list_workloads_tool_uses_the_tke_kubeconfig(
     from tencentcloud.common.credential import Credential
 
     from ambient.clients.tencent.client import TencentCloud
+    from ambient.wiring import AppState, StateHolder
     from mcp_server.server import build_server
-    from mcp_server.state import AppState, StateHolder
     from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 
     _, config = kube

@@ -7,7 +7,7 @@ from typing import Any
 
 from mcp import Client
 
-from mcp_server.state import AppState, StateHolder
+from ambient.wiring import AppState, StateHolder
 from mcp_server.voice import build_voice_server
 
 # Written apart from the product's own cleaning, so the two can disagree.

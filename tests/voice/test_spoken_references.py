@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from ambient.domain.watches import TaskKind, TaskState
 from ambient.remediation.views import RemediationSummary
-from ambient.tasks import TaskSummary
+from ambient.task_reads import TaskSummary
 from mcp_server.voice import pick_remediation, pick_task
 from tests.voice.support import assert_speakable
 

@@ -10,8 +10,8 @@ from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import UserRepository
+from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceService
-from mcp_server.state import AppState
 from tests.conftest import running_worker
 from tests.remediation.support import (
     add_user,

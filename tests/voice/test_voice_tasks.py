@@ -15,7 +15,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.briefing import BriefingConfig, plan_for
 from ambient.storage.repositories import EventRepository
 from ambient.tasks import TaskService
-from mcp_server.state import AppState
+from ambient.wiring import AppState
 from tests.briefing.harness import make_user, write_day_logs
 from tests.conftest import running_worker, unique
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi

@@ -10,9 +10,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.tasks import ConfigError, TaskService
+from ambient.task_inputs import ConfigError
+from ambient.tasks import TaskService
+from ambient.wiring import AppState
 from api.app import create_app
-from mcp_server.state import AppState
 from tests.conftest import running_worker
 from tests.support.admins import admin_headers
 from tests.support.servers import serve

@@ -13,7 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing import BriefingService
 from ambient.deps import WorkerDeps
-from ambient.tasks import InvalidTaskError, TaskNotFoundError, TaskService, TaskSummary
+from ambient.task_inputs import InvalidTaskError, TaskNotFoundError
+from ambient.task_reads import TaskSummary
+from ambient.tasks import TaskService
 from tests.conftest import unique
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)

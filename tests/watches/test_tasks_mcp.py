@@ -13,8 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import InboxRepository, UserRepository
+from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
-from mcp_server.state import AppState, StateHolder
 from tests.conftest import running_worker, unique
 
 ORIGINAL = [

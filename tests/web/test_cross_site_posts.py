@@ -9,13 +9,13 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
-from api.routers import ops_pages, pages
+from api.routers import app_pages, ops_pages, pages, settings_pages
 from tests.conftest import unique
 from tests.support.servers import serve
 
 FORM_POSTS = sorted(
     route.path
-    for router in (pages.router, ops_pages.router)
+    for router in (pages.router, app_pages.router, settings_pages.router, ops_pages.router)
     for route in router.routes
     if isinstance(route, APIRoute) and "POST" in route.methods
 )

@@ -118,31 +118,3 @@ def aimed_url(target: Target) -> str | None:
         if scheme in APPRISE_HTTP or scheme[:-1] in APPRISE_HTTP:
             return apprise_http_url(value)
     return None
-
-
-def validate_target(
-    target: Target | Mapping[str, Any],
-    *,
-    user: str,
-    is_admin: bool,
-    settings: Settings,
-    field: str = "target",
-) -> Target:
-    """Check one target where it enters (task configs, push config); TargetError if refused."""
-    return TargetPolicy.from_settings(settings).check(
-        target, user=user, is_admin=is_admin, field=field
-    )
-
-
-def validate_targets(
-    targets: Sequence[Target | Mapping[str, Any]],
-    *,
-    user: str,
-    is_admin: bool,
-    settings: Settings,
-    field: str = "targets",
-) -> list[Target]:
-    """Check a list of targets (≤ MAX_TARGETS) where they enter; TargetError if refused."""
-    return TargetPolicy.from_settings(settings).check_all(
-        targets, user=user, is_admin=is_admin, field=field
-    )

@@ -1,4 +1,5 @@
-"""What every tool can reach: built once by the entry point (API lifespan or `ambient mcp`)."""
+"""The composition root: settings, database, Temporal client and channels, built once by an
+entry point (the API lifespan, `ambient mcp`, the CLI, the bridge) and handed to every door."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ambient.clients.notify.registry import build_channels
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.migrate import require_current
+from ambient.storage.migrate import require_current, upgrade_async
 
 
 @dataclass
@@ -33,12 +34,18 @@ class AppState:
 
 @asynccontextmanager
 async def open_state(
-    settings: Settings, *, stdio_user: str | None = None
+    settings: Settings, *, stdio_user: str | None = None, upgrade: bool = False
 ) -> AsyncIterator[AppState]:
-    """Database and a lazy Temporal client, closed on exit; a database behind is refused."""
+    """Database and a lazy Temporal client, closed on exit; a database behind is refused.
+
+    ``upgrade``: a CLI command brings the database up to date first, as `ambient migrate` does
+    (whoever runs it holds the database); the API and MCP never change the schema at start.
+    """
     async with AsyncExitStack() as stack:
-        # Deploys migrate as their own step (`ambient migrate`); a start never changes the schema.
-        await require_current(settings.resolved_database_url)
+        if upgrade:
+            await upgrade_async(settings.resolved_database_url)
+        else:
+            await require_current(settings.resolved_database_url)
         db = Database(settings.resolved_database_url)
         stack.push_async_callback(db.close)
         # Lazy: the API and MCP start (and report it) even while Temporal is down.
@@ -64,7 +71,7 @@ def llm_of(state: AppState) -> LLMClient:
 
 
 class StateHolder:
-    """Lets the API build the MCP app first and hand it the state when its lifespan starts."""
+    """Lets a door be built first (the API mounts the MCP app) and get the state when it starts."""
 
     def __init__(self, state: AppState | None = None) -> None:
         self.state = state

@@ -1,0 +1,378 @@
+"""Reading tasks: a user's tasks a page at a time (watches by a visibility query on our search
+attributes, then schedules), and one task's status. ``TaskService`` adds the writes."""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import json
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    ScheduleActionStartWorkflow,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from ambient import temporal
+from ambient.briefing import (
+    BriefingError,
+    BriefingNotFoundError,
+    BriefingService,
+    InvalidBriefingError,
+)
+from ambient.domain.briefing import BriefingStatus
+from ambient.domain.polling import PollProgress
+from ambient.domain.reminders import ReminderRun
+from ambient.domain.tasks import TaskStatus
+from ambient.domain.watches import TaskKind, TaskState
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.task_inputs import InvalidTaskError, TaskError, TaskNotFoundError
+from workflows.daily_briefing import DailyBriefingWorkflow
+from workflows.threshold_watch import ThresholdWatchWorkflow
+from workflows.web_monitor import WebMonitorWorkflow
+
+T = TypeVar("T")
+
+PREFIXES = {
+    TaskKind.WEB_MONITOR: "web-monitor",
+    TaskKind.THRESHOLD_WATCH: "threshold-watch",
+    TaskKind.SCHEDULE: "reminder",
+}
+# Tasks that are workflows (listed by a visibility query; the rest are schedules), each with
+# its workflow type: a run of another type that carries the same attributes is not the task.
+WORKFLOW_TYPES: dict[TaskKind, type] = {
+    TaskKind.WEB_MONITOR: WebMonitorWorkflow,
+    TaskKind.THRESHOLD_WATCH: ThresholdWatchWorkflow,
+    TaskKind.DAILY_BRIEFING: DailyBriefingWorkflow,
+}
+WORKFLOW_KINDS = tuple(WORKFLOW_TYPES)
+
+
+class TaskSummary(BaseModel):
+    task_id: str
+    kind: TaskKind
+    state: TaskState
+    summary: str | None = None
+    started_at: datetime | None = None
+
+
+class TaskPage(list[TaskSummary]):
+    """One page of tasks (a plain list for callers that ignore paging) and the next cursor."""
+
+    def __init__(self, tasks: list[TaskSummary], next_page_token: str | None = None) -> None:
+        super().__init__(tasks)
+        self.next_page_token = next_page_token
+
+
+def _cursor(phase: str, token: bytes | None) -> str:
+    raw = json.dumps({"p": phase, "t": base64.b64encode(token).decode() if token else None})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _parse_cursor(cursor: str) -> tuple[str, bytes | None]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        phase, token = data["p"], data["t"]
+        if phase not in ("watches", "schedules"):
+            raise ValueError(phase)
+        return phase, base64.b64decode(token) if token else None
+    except (ValueError, KeyError, TypeError):
+        raise InvalidTaskError(
+            "page_token: not a token from a previous list; omit it to start again"
+        ) from None
+
+
+class TaskReads:
+    """The read side of ``TaskService``: its clients, the task list and a task's status."""
+
+    def __init__(
+        self, client: Client, settings: Settings, db: Database, *, baseline_wait: float = 20.0
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.db = db
+        # How long create waits for the first check before answering without a baseline.
+        self.baseline_wait = baseline_wait
+
+    async def list(
+        self,
+        user: str,
+        *,
+        kind: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> TaskPage:
+        """The caller's tasks: a visibility query on our search attributes, plus schedules.
+
+        With ``page_size`` one page and ``next_page_token`` (None at the end); without, every
+        task (up to ``limit``). Each task appears once: its current run.
+        """
+        if page_size is None:
+            tasks: list[TaskSummary] = []
+            token: str | None = None
+            while True:
+                page = await self.list(
+                    user, kind=kind, state=state, page_size=200, page_token=token
+                )
+                tasks.extend(page)
+                token = page.next_page_token
+                if token is None or (limit is not None and len(tasks) >= limit):
+                    return TaskPage(tasks[:limit] if limit is not None else tasks)
+        if not 1 <= page_size <= 1000:
+            raise InvalidTaskError("page_size: between 1 and 1000")
+        phase, token_bytes = _parse_cursor(page_token) if page_token else ("watches", None)
+        watch_kinds = tuple(k.value for k in WORKFLOW_KINDS)
+        schedule_kinds = (TaskKind.SCHEDULE.value, TaskKind.NEWS_DIGEST.value)
+        if phase == "watches" and kind not in (None, *watch_kinds):
+            phase, token_bytes = "schedules", None
+        if phase == "watches":
+            watches, next_token = await self._list_watches(
+                user, kind, state, page_size, token_bytes
+            )
+            if next_token is not None:
+                return TaskPage(watches, _cursor("watches", next_token))
+            if kind not in (None, *schedule_kinds):
+                return TaskPage(watches)
+            # Watches are done; the next page starts the schedules.
+            return TaskPage(watches, _cursor("schedules", None))
+        schedules, next_token = await self._list_schedules(
+            user, kind, state, page_size, token_bytes
+        )
+        return TaskPage(schedules, _cursor("schedules", next_token) if next_token else None)
+
+    async def _list_watches(
+        self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None
+    ) -> tuple[builtins.list[TaskSummary], bytes | None]:
+        clauses = [f"{temporal.USER.name} = {json.dumps(user)}"]
+        # Exact: each kind is its workflow type and its kind attribute.
+        kinds = [
+            f"({temporal.KIND.name} = {json.dumps(k.value)} "
+            f"AND WorkflowType = {json.dumps(workflow_type.__name__)})"
+            for k, workflow_type in WORKFLOW_TYPES.items()
+            if kind in (None, k.value)
+        ]
+        clauses.append(f"({' OR '.join(kinds)})")
+        # A continued-as-new run is history; its successor is the task.
+        clauses.append('ExecutionStatus != "ContinuedAsNew"')
+        executions = self.client.list_workflows(
+            " AND ".join(clauses), page_size=size, next_page_token=token
+        )
+        await executions.fetch_next_page()
+        tasks: list[TaskSummary] = []
+        for execution in executions.current_page or []:
+            running = execution.status is WorkflowExecutionStatus.RUNNING
+            if not running and not await self._is_current_run(execution):
+                continue  # an earlier life of a task that was created again
+            attrs = execution.typed_search_attributes
+            current = attrs.get(temporal.STATE) or TaskState.ACTIVE.value
+            if not running:
+                current = TaskState.STOPPED.value
+            if state is not None and current != state:
+                continue
+            memo = await execution.memo()
+            tasks.append(
+                TaskSummary(
+                    task_id=execution.id,
+                    kind=TaskKind(attrs.get(temporal.KIND) or TaskKind.WEB_MONITOR.value),
+                    state=TaskState(current),
+                    summary=memo.get("summary") if isinstance(memo.get("summary"), str) else None,
+                    started_at=execution.start_time,
+                )
+            )
+        return tasks, executions.next_page_token
+
+    async def _is_current_run(self, execution: WorkflowExecution) -> bool:
+        try:
+            latest = await self.client.get_workflow_handle(execution.id).describe()
+        except RPCError:
+            return True
+        return latest.run_id == execution.run_id
+
+    async def _list_schedules(
+        self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None
+    ) -> tuple[builtins.list[TaskSummary], bytes | None]:
+        schedules = await self.client.list_schedules(
+            f"{temporal.USER.name} = {json.dumps(user)}", page_size=size, next_page_token=token
+        )
+        await schedules.fetch_next_page()
+        prefix = f"reminder/{user}/"
+        tasks: list[TaskSummary] = []
+        for entry in schedules.current_page or []:
+            if not entry.id.startswith(prefix):
+                continue
+            entry_kind = entry.typed_search_attributes.get(temporal.KIND) or "schedule"
+            # A digest is a schedule too: "schedule" lists both, "news_digest" digests only.
+            if kind not in (None, TaskKind.SCHEDULE.value) and entry_kind != kind:
+                continue
+            paused = entry.schedule.state.paused if entry.schedule else False
+            current = TaskState.PAUSED if paused else TaskState.ACTIVE
+            if state is not None and current.value != state:
+                continue
+            tasks.append(
+                TaskSummary(
+                    task_id=entry.id,
+                    kind=TaskKind(entry_kind),
+                    state=current,
+                    summary=(entry.schedule.state.note or None) if entry.schedule else None,
+                )
+            )
+        return tasks, schedules.next_page_token
+
+    async def get(self, user: str, task_id: str) -> TaskStatus:
+        kind = self._owned(user, task_id)
+        if kind is TaskKind.SCHEDULE:
+            return await self._schedule_status(user, task_id)
+        handle = self.client.get_workflow_handle(task_id)
+        try:
+            description = await handle.describe()
+        except RPCError as exc:
+            raise self._missing(task_id, exc) from None
+        if kind is TaskKind.DAILY_BRIEFING:
+            status = await self._briefing_status(task_id)
+        else:
+            status = await self._query_status(task_id)
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            # The same answer list_tasks gives: a task whose run has ended is stopped.
+            status.state = TaskState.STOPPED
+        else:
+            await self._show_poll_progress(status, description)
+        return status
+
+    async def _briefing_status(self, task_id: str) -> TaskStatus:
+        try:
+            briefing: BriefingStatus = await self.client.get_workflow_handle(task_id).query(
+                "status", result_type=BriefingStatus
+            )
+        except RPCError as exc:
+            raise self._missing(task_id, exc) from None
+        return _briefing_task_status(briefing)
+
+    async def _show_poll_progress(
+        self, status: TaskStatus, description: WorkflowExecutionDescription
+    ) -> None:
+        """Add what a running poll has heartbeated since it last handed back (web monitors
+        record their checks when a poll ends; its heartbeats say where it stands now)."""
+        for pending in description.raw_description.pending_activities:
+            if pending.activity_type.name != "poll_pages" or not pending.heartbeat_details.payloads:
+                continue
+            try:
+                (progress,) = await self.client.data_converter.decode(
+                    pending.heartbeat_details.payloads, [PollProgress]
+                )
+            except Exception:  # an older or foreign heartbeat: the recorded status stands
+                return
+            if isinstance(progress, PollProgress):
+                status.checks += progress.checks
+                for field, more in (
+                    ("changes_total", progress.changes),
+                    ("hits_total", progress.hits),
+                ):
+                    recorded: Any = status.detail.get(field) or 0
+                    status.detail[field] = int(recorded) + more
+                status.detail["urls"] = {
+                    url: state.model_dump(mode="json") for url, state in progress.urls.items()
+                }
+            return
+
+    async def _schedule_status(self, user: str, task_id: str) -> TaskStatus:
+        try:
+            description = await self.client.get_schedule_handle(task_id).describe()
+        except RPCError as exc:
+            raise self._missing(task_id, exc) from None
+        config: dict[str, Any] = {}
+        action = description.schedule.action
+        if isinstance(action, ScheduleActionStartWorkflow) and action.args:
+            run = action.args[0]
+            if not isinstance(run, ReminderRun):
+                # Described schedules carry raw payloads: decode them with our converter.
+                (run,) = await self.client.data_converter.decode([run], [ReminderRun])  # type: ignore[list-item]
+            config = run.config.model_dump(mode="json")
+        info = description.info
+        return TaskStatus(
+            task_id=task_id,
+            kind=TaskKind.NEWS_DIGEST
+            if config.get("action") == "news_digest"
+            else TaskKind.SCHEDULE,
+            user=user,
+            state=TaskState.PAUSED if description.schedule.state.paused else TaskState.ACTIVE,
+            checks=info.num_actions,
+            config=config,
+            detail={
+                "next_runs": [t.isoformat() for t in info.next_action_times[:5]],
+                "recent_runs": [a.scheduled_at.isoformat() for a in info.recent_actions[-5:]],
+            },
+        )
+
+    async def _query_status(self, task_id: str) -> TaskStatus:
+        try:
+            status: TaskStatus = await self.client.get_workflow_handle(task_id).query(
+                "status", result_type=TaskStatus
+            )
+        except RPCError as exc:
+            raise self._missing(task_id, exc) from None
+        return status
+
+    def _briefings(self) -> BriefingService:
+        return BriefingService(self.client, self.settings, self.db)
+
+    @staticmethod
+    async def _briefing(work: Awaitable[T]) -> T:
+        """A briefing operation, its errors as task errors (the field named, nothing changed)."""
+        try:
+            return await work
+        except InvalidBriefingError as exc:
+            raise InvalidTaskError(str(exc)) from None
+        except BriefingNotFoundError as exc:
+            raise TaskNotFoundError(str(exc)) from None
+        except BriefingError as exc:
+            raise TaskError(str(exc)) from None
+
+    def _owned(self, user: str, task_id: str) -> TaskKind:
+        if task_id == f"daily-briefing/{user}":
+            return TaskKind.DAILY_BRIEFING
+        for kind, prefix in PREFIXES.items():
+            if task_id.startswith(f"{prefix}/{user}/"):
+                return kind
+        raise TaskNotFoundError(
+            f"no task {task_id!r} for user {user!r}; call list_tasks to see your task ids"
+        )
+
+    @staticmethod
+    def _missing(task_id: str, exc: RPCError) -> TaskError:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
+        return TaskError(f"Temporal refused the request for {task_id!r}: {exc.message}")
+
+
+def _briefing_task_status(briefing: BriefingStatus) -> TaskStatus:
+    """A briefing's status in the shape every task answers with (the day's facts in detail)."""
+    day = briefing.day
+    detail: dict[str, object] = {
+        "phase": briefing.phase,
+        "date": day.date if day else None,
+        "prepared_at": briefing.prepared_at.isoformat() if briefing.prepared_at else None,
+        "preparation_error": briefing.preparation_error,
+        "given_at": briefing.given_at.isoformat() if briefing.given_at else None,
+        "given_via": briefing.given_via,
+        "pushed_at": briefing.pushed_at.isoformat() if briefing.pushed_at else None,
+        "last_date": briefing.last_date,
+    }
+    return TaskStatus(
+        task_id=briefing.task_id,
+        kind=TaskKind.DAILY_BRIEFING,
+        user=briefing.user,
+        state=TaskState.PAUSED if briefing.paused else TaskState.ACTIVE,
+        checks=briefing.days_completed,
+        config=briefing.config.model_dump(mode="json"),
+        detail=detail,
+    )

@@ -1,0 +1,233 @@
+"""The /app dashboard page family: your tasks (create, steer, detail), inbox, live events, chat.
+
+Every action goes through the same services the API uses (TaskService for tasks), so the
+same rules apply; the page only translates their refusals into its own words and labels.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sse_starlette.sse import EventSourceResponse
+
+from ambient.history import MAX_ID
+from ambient.storage.event_cursor import follow
+from ambient.storage.repositories import EventRepository, InboxRepository
+from ambient.task_inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
+from ambient.task_reads import TaskSummary
+from ambient.tasks import TaskService
+from api.deps import SessionDep, StateDep
+from api.i18n import Words
+from api.routers.chat import ChatRequest, chat_turn
+from api.routers.events import LastEventId, resume_cursor
+from api.routers.pages import (
+    N_,
+    POLL_SECONDS,
+    MaybeUser,
+    PageWords,
+    back,
+    field_errors,
+    lines_of,
+    page_router,
+    render,
+    require,
+    what_went_wrong,
+)
+
+router = page_router()
+
+
+def task_problem(exc: TaskError, _: Words) -> str:
+    if isinstance(exc, TaskNotFoundError):
+        return _("That task is not one of yours; it may have been deleted.")
+    if isinstance(exc, InvalidTaskError):
+        return what_went_wrong(exc)
+    return _("Tasks are unavailable right now; try again in a moment.")
+
+
+MONITOR_LABELS = {
+    "urls": N_("Pages"),
+    "keywords": N_("Keywords"),
+    "check_interval_minutes": N_("Every (minutes)"),
+    "name": N_("Name (optional)"),
+}
+
+
+@router.get("/app", response_class=HTMLResponse)
+async def dashboard(
+    request: Request, state: StateDep, session: SessionDep, user: MaybeUser, _: PageWords
+) -> HTMLResponse:
+    me = require(user)
+    tasks_error = None
+    tasks: list[TaskSummary] = []
+    try:
+        tasks = list(await TaskService(state.temporal, state.settings, state.db).list(me.name))
+    except Exception:  # Temporal down must not take the page down: say so instead.
+        tasks_error = _("Tasks are unavailable right now; your events and inbox below still work.")
+    events = await EventRepository(session).list(user=me.name, limit=20)
+    inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
+    return render(
+        request,
+        "app.html",
+        {
+            "user": me,
+            "tasks": tasks,
+            "tasks_error": tasks_error,
+            "events": events,
+            "last_event_id": max((e.id for e in events), default=0),
+            "inbox": inbox,
+            "msg": request.query_params.get("msg"),
+        },
+    )
+
+
+@router.post("/app/tasks")
+async def create_web_monitor(
+    request: Request,
+    state: StateDep,
+    user: MaybeUser,
+    _: PageWords,
+    urls: Annotated[str, Form()] = "",
+    keywords: Annotated[str, Form()] = "",
+    interval: Annotated[str, Form()] = "30",
+    name: Annotated[str, Form()] = "",
+) -> Response:
+    me = require(user)
+    try:
+        minutes: float | str = float(interval)
+    except ValueError:
+        minutes = interval  # let the config model name the field
+    config: dict[str, Any] = {
+        "urls": lines_of(urls),
+        "keywords": lines_of(keywords),
+        "check_interval_minutes": minutes,
+    }
+    try:
+        ref = await TaskService(state.temporal, state.settings, state.db).create(
+            me.name, "web_monitor", config, name.strip() or None
+        )
+    except ConfigError as exc:
+        return back("/app", _("Not created: %(why)s", why=field_errors(exc, _, MONITOR_LABELS)))
+    except TaskError as exc:
+        return back("/app", _("Not created: %(why)s", why=task_problem(exc, _)))
+    if ref.created:
+        return back("/app", _("Created %(task)s", task=ref.task_id))
+    return back("/app", _("Exists: %(task)s", task=ref.task_id))
+
+
+# The task buttons and states as the pages name them (the values stay the API's).
+TASK_ACTIONS = {
+    "pause": N_("pause"),
+    "resume": N_("resume"),
+    "trigger": N_("trigger"),
+    "delete": N_("delete"),
+}
+ACTIONS = set(TASK_ACTIONS)
+TASK_STATES = {
+    "active": N_("active"),
+    "paused": N_("paused"),
+    "stopped": N_("stopped"),
+}
+
+
+@router.post("/app/tasks/action")
+async def task_action(
+    state: StateDep,
+    user: MaybeUser,
+    _: PageWords,
+    task_id: Annotated[str, Form()],
+    action: Annotated[str, Form()],
+) -> Response:
+    me = require(user)
+    if action not in ACTIONS:
+        return back("/app", _("Unknown action %(action)s", action=repr(action)))
+    service = TaskService(state.temporal, state.settings, state.db)
+    try:
+        ref = await getattr(service, action)(me.name, task_id)
+    except TaskError as exc:
+        return back("/app", task_problem(exc, _))
+    return back(
+        "/app",
+        _(
+            "%(action)s: %(task)s is %(state)s",
+            action=_(TASK_ACTIONS[action]),
+            task=ref.task_id,
+            state=_(TASK_STATES.get(ref.state.value, ref.state.value)),
+        ),
+    )
+
+
+@router.get("/app/task", response_class=HTMLResponse)
+async def task_detail(
+    request: Request,
+    state: StateDep,
+    user: MaybeUser,
+    _: PageWords,
+    id: Annotated[str, Query(max_length=255)],
+) -> Response:
+    me = require(user)
+    try:
+        task = await TaskService(state.temporal, state.settings, state.db).get(me.name, id)
+    except TaskError as exc:
+        return back("/app", task_problem(exc, _))
+    return render(
+        request,
+        "task.html",
+        {"user": me, "task": task, "detail": json.dumps(task.detail, indent=2, default=str)},
+    )
+
+
+@router.post("/app/inbox/read")
+async def inbox_read(
+    session: SessionDep, user: MaybeUser, message_id: Annotated[int, Form()]
+) -> Response:
+    me = require(user)
+    await InboxRepository(session).mark_read(me.name, message_id)
+    await session.commit()
+    return back("/app")
+
+
+@router.get("/app/events/stream")
+async def event_stream(
+    request: Request,
+    state: StateDep,
+    user: MaybeUser,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    last_event_id: LastEventId = None,
+) -> EventSourceResponse:
+    """The caller's new events as server-sent events (EventSource sends the cookie, and the
+    last event's id when it reconnects: late commits and a dropped connection lose none)."""
+    name = require(user).name
+    cursor = resume_cursor(after_id, last_event_id)
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async for row, token in follow(
+            state.db, cursor, user=name, stopped=request.is_disconnected, poll_seconds=POLL_SECONDS
+        ):
+            yield {
+                "id": token,
+                "event": "ambient",
+                "data": json.dumps(
+                    {
+                        "id": row.id,
+                        "kind": row.kind,
+                        "task": row.task,
+                        "created_at": row.created_at.isoformat(),
+                        "payload": row.payload,
+                    },
+                    ensure_ascii=False,
+                    default=str,
+                ),
+            }
+
+    return EventSourceResponse(events())
+
+
+@router.post("/app/chat")
+async def chat(body: ChatRequest, state: StateDep, user: MaybeUser) -> Response:
+    """The chat box: the same turn as POST /chat, signed in by the page's cookie."""
+    return await chat_turn(body, require(user), state)

@@ -1,0 +1,338 @@
+"""The settings page family: language and wake words, event digest, push channels, 小智
+devices and xiaozhi.me 接入点 — each saved through its service, which checks who may do what.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Form, Request, status
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.agent.digest import DigestSetting, EventDigestService
+from ambient.bridge.endpoints import (
+    EndpointCipher,
+    EndpointCreate,
+    EndpointError,
+    EndpointInputError,
+    EndpointPublic,
+    Endpoints,
+)
+from ambient.clients.guard import DestinationGuard
+from ambient.clients.notify.targets import TargetError, TargetPolicy
+from ambient.domain.push import PushConfig, stored_push_config
+from ambient.domain.users import Language, UserSettings
+from ambient.push import save_push_config
+from ambient.storage.models import User
+from ambient.storage.repositories import UserRepository, user_public
+from ambient.wiring import AppState
+from ambient.xiaozhi import (
+    DeviceAdded,
+    DeviceError,
+    DeviceRefusedError,
+    DeviceService,
+    InvalidDeviceError,
+    normalize_device_id,
+)
+from api.deps import SessionDep, StateDep
+from api.i18n import words
+from api.routers.pages import (
+    N_,
+    MaybeUser,
+    PageWords,
+    back,
+    field_errors,
+    language_of,
+    lines_of,
+    page_router,
+    render,
+    require,
+)
+
+router = page_router()
+
+
+async def _settings_page(
+    request: Request,
+    state: AppState,
+    me: User,
+    *,
+    errors: str | None = None,
+    added: DeviceAdded | None = None,
+    code: int = status.HTTP_200_OK,
+) -> HTMLResponse:
+    try:
+        digest: DigestSetting | None = await EventDigestService(state.temporal, state.settings).get(
+            me.name
+        )
+    except Exception:  # Temporal down: the rest of the settings still work
+        digest = None
+    return render(
+        request,
+        "settings.html",
+        {
+            "user": user_public(me),
+            "push": stored_push_config(me.push_config),
+            "digest": digest,
+            # Through the same services as the API: they decide what the caller sees.
+            "devices": await DeviceService(state.db).list(me.name),
+            "endpoints": await _endpoint_list(state, me),
+            "endpoint_states": ENDPOINT_STATES,
+            "added": added,
+            "languages": LANGUAGE_NAMES,
+            "push_kinds": PUSH_KINDS,
+            "default_language": LANGUAGE_NAMES[state.settings.default_language],
+            "errors": errors,
+            "msg": None if errors else request.query_params.get("msg"),
+        },
+        status.HTTP_422_UNPROCESSABLE_CONTENT if errors and code == status.HTTP_200_OK else code,
+    )
+
+
+# Each language named in itself, as a language menu does.
+LANGUAGE_NAMES = {Language.ZH: "中文", Language.EN: "English"}
+
+
+@router.get("/app/settings", response_class=HTMLResponse)
+async def settings_form(request: Request, state: StateDep, user: MaybeUser) -> Response:
+    return await _settings_page(request, state, require(user))
+
+
+@router.post("/app/digest")
+async def save_digest(
+    state: StateDep,
+    user: MaybeUser,
+    _: PageWords,
+    enabled: Annotated[str, Form()] = "",
+    every_minutes: Annotated[str, Form()] = "15",
+) -> Response:
+    me = require(user)
+    try:
+        setting = DigestSetting.model_validate(
+            {"enabled": enabled == "on", "every_minutes": every_minutes or "15"}
+        )
+    except ValidationError as exc:
+        return back("/app/settings", field_errors(exc, _))
+    await EventDigestService(state.temporal, state.settings).set(me.name, setting)
+    return back(
+        "/app/settings", _("Assistant digest on") if setting.enabled else _("Assistant digest off")
+    )
+
+
+@router.post("/app/settings")
+async def save_settings(
+    request: Request, state: StateDep, session: SessionDep, user: MaybeUser, _: PageWords
+) -> Response:
+    me = require(user)
+    form = await request.form()
+    fields = {
+        key: str(form.get(key, "")).strip()
+        for key in (
+            "email",
+            "phone",
+            "assistant_name",
+            "voiceprint_id",
+            "timezone",
+            "briefing_prepare_at",
+            "briefing_window_start",
+            "briefing_window_end",
+            "language",
+        )
+    }
+    data: dict[str, Any] = {key: value for key, value in fields.items() if value}
+    wake_words = lines_of(str(form.get("wake_words", "")).replace(",", "\n"))
+    if wake_words:
+        data["wake_words"] = wake_words
+    try:
+        # Permissions are not settings: only an admin grants them, through the users API.
+        parsed = UserSettings.model_validate(data)
+    except ValidationError as exc:
+        return await _settings_page(request, state, me, errors=field_errors(exc, _))
+    await UserRepository(session).update(me, parsed)
+    await session.commit()
+    # Said in the language just chosen: the next page speaks it too.
+    _ = words(language_of(request, me))
+    return back("/app/settings", _("Settings saved"))
+
+
+@router.post("/app/push")
+async def save_push(
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    user: MaybeUser,
+    _: PageWords,
+) -> Response:
+    me = require(user)
+    form = await request.form()
+    types, targets = form.getlist("type"), form.getlist("target")
+    kinds = form.getlist("kinds")
+    channels: list[dict[str, Any]] = []
+    for index, (kind, target) in enumerate(zip(types, targets, strict=False)):
+        if not str(kind):
+            continue
+        chosen = [k.split(":", 1)[1] for k in map(str, kinds) if k.startswith(f"{index}:")]
+        channel: dict[str, Any] = {"type": str(kind), "target": str(target).strip()}
+        if chosen:
+            channel["kinds"] = chosen
+        channels.append(channel)
+    try:
+        config = PushConfig.model_validate({"channels": channels})
+        policy = state.channels.policy or TargetPolicy.from_settings(state.settings)
+        await save_push_config(session, me, config, policy)
+    except ValidationError as exc:
+        return await _settings_page(request, state, me, errors=field_errors(exc, _))
+    except TargetError as exc:
+        return await _settings_page(request, state, me, errors=str(exc))
+    await session.commit()
+    return back("/app/settings", _("Push channels saved"))
+
+
+# What each push channel carries, as the settings page names it (values stay the API's).
+PUSH_KINDS = (N_("briefing"), N_("watch"), N_("remediation"))
+
+
+# --- 小智 devices: through DeviceService, which checks who may do what ---------------------
+
+
+@router.post("/app/xiaozhi/devices")
+async def add_device(
+    request: Request,
+    state: StateDep,
+    user: MaybeUser,
+    _: PageWords,
+    device_id: Annotated[str, Form()] = "",
+) -> Response:
+    """Register one of your 小智 devices; the page shows its token once (never in a URL)."""
+    me = require(user)
+    try:
+        normalize_device_id(device_id)
+    except InvalidDeviceError:
+        return await _settings_page(request, state, me, errors=_(DEVICE_ID_RULE))
+    try:
+        added = await DeviceService(state.db).add(me.name, me.name, device_id)
+    except InvalidDeviceError:
+        # The id is well formed (checked above), so it is taken.
+        return await _settings_page(
+            request,
+            state,
+            me,
+            errors=_(
+                "Device %(device)s is already registered; remove it first.",
+                device=device_id.strip().lower(),
+            ),
+        )
+    except DeviceRefusedError:
+        return await _settings_page(
+            request, state, me, errors=_("You may register devices only for yourself.")
+        )
+    return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
+
+
+DEVICE_ID_RULE = N_(
+    "Device id: the MAC xiaozhi-server sends as device-id (e.g. aa:bb:cc:dd:ee:ff), "
+    "1-64 letters, digits, ':', '_', '.', '-'."
+)
+
+
+@router.post("/app/xiaozhi/devices/remove")
+async def remove_device(
+    state: StateDep, user: MaybeUser, _: PageWords, device: Annotated[str, Form()] = ""
+) -> Response:
+    me = require(user)
+    try:
+        removed = await DeviceService(state.db).remove(me.name, device)
+    except DeviceError:
+        return back("/app/settings", _("No device %(device)s among yours.", device=device))
+    return back(
+        "/app/settings",
+        _("Removed %(device)s: its token no longer works.", device=removed.device_id),
+    )
+
+
+@router.post("/app/xiaozhi/devices/allow")
+async def allow_device(
+    state: StateDep,
+    user: MaybeUser,
+    _: PageWords,
+    device: Annotated[str, Form()] = "",
+    allowed: Annotated[str, Form()] = "on",
+) -> Response:
+    """Let a device (anyone's) answer you by your voiceprint, or stop it: your own consent."""
+    me = require(user)
+    yes = allowed != "off"
+    try:
+        view = await DeviceService(state.db).allow(me.name, device, allowed=yes)
+    except DeviceError:
+        return back("/app/settings", _("There is no device %(device)s.", device=device))
+    if yes:
+        message = _("%(device)s may now answer you by your voiceprint.", device=view.device_id)
+    else:
+        message = _("%(device)s no longer answers you.", device=view.device_id)
+    return back("/app/settings", message)
+
+
+# --- xiaozhi.me 接入点: through the bridge's Endpoints service (owner or admin) -------------
+
+ENDPOINT_STATES = {"connected": N_("connected"), "retrying": N_("retrying")}
+ENDPOINT_LABELS = {"url": N_("接入点 URL"), "user": N_("User")}
+
+
+def _endpoints(state: AppState, session: AsyncSession) -> Endpoints:
+    cipher = EndpointCipher(state.settings.secret_key.get_secret_value())
+    return Endpoints(session, cipher, DestinationGuard(state.settings.fetch_allow_cidrs))
+
+
+async def _endpoint_list(state: AppState, me: User) -> list[EndpointPublic]:
+    async with state.db.session() as session:
+        return await _endpoints(state, session).list(me)
+
+
+@router.post("/app/xiaozhi/endpoints")
+async def add_endpoint(
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    user: MaybeUser,
+    _: PageWords,
+    url: Annotated[str, Form()] = "",
+    verbatim: Annotated[str, Form()] = "",
+) -> Response:
+    """Register a 接入点 URL for yourself. Its token is never shown again: the page answers
+    with a redirect naming the masked URL, so the token is in no page, URL or history."""
+    me = require(user)
+    try:
+        data = EndpointCreate(user=me.name, url=url, verbatim=verbatim == "on")
+        added = await _endpoints(state, session).add(me, data)
+    except ValidationError as exc:
+        errors = field_errors(exc, _, ENDPOINT_LABELS)
+        return await _settings_page(request, state, me, errors=errors)
+    except EndpointInputError as exc:
+        label = _(ENDPOINT_LABELS.get(exc.field, exc.field))
+        return await _settings_page(request, state, me, errors=f"{label}: {exc.message}")
+    except EndpointError:
+        return await _settings_page(
+            request, state, me, errors=_("You may register endpoints only for yourself.")
+        )
+    return back(
+        "/app/settings",
+        _("Added %(url)s: it is dialed within a few seconds.", url=added.url),
+    )
+
+
+@router.post("/app/xiaozhi/endpoints/remove")
+async def remove_endpoint(
+    state: StateDep,
+    session: SessionDep,
+    user: MaybeUser,
+    _: PageWords,
+    endpoint: Annotated[str, Form()] = "",
+) -> Response:
+    me = require(user)
+    try:
+        gone = await _endpoints(state, session).remove(me, int(endpoint))
+    except (ValueError, EndpointError):
+        return back("/app/settings", _("No endpoint %(id)s among yours.", id=endpoint))
+    return back("/app/settings", _("Removed %(url)s: its connection closes.", url=gone.url))

@@ -1,0 +1,232 @@
+"""One table of bad task inputs through all four doors: MCP (the real client), the REST API,
+the web form and the CLI. Each door refuses in its own shape — a tool error, a 422 naming the
+field, the form's message with its field label, exit 1 with the message — and nothing is
+created, because every rule is the service's (TaskService), not a door's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import pytest_asyncio
+from mcp import Client
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
+
+from ambient.cli import app as cli
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.storage.repositories import UserRepository
+from ambient.task_inputs import ConfigError
+from ambient.tasks import TaskService
+from ambient.wiring import AppState, StateHolder
+from api.app import create_app
+from mcp_server.server import build_server
+from tests.conftest import unique
+from tests.support.servers import serve
+
+PAGE = "https://example.com/"
+NAME = "doors"  # every refused create asks for this name: its task id must not exist after
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A bad create: the config (and name), where the service says it is wrong, and what."""
+
+    case: str
+    config: dict[str, Any]
+    where: tuple[str | int, ...]
+    says: str
+    name: str = NAME
+    # The web form's fields for it (None: a form cannot say it) and the label it shows.
+    form: dict[str, str] | None = None
+    label: str = ""
+
+
+BAD = [
+    Bad(
+        "bad URL",
+        {"urls": ["not a url"]},
+        ("config", "urls", 0),
+        "Input should be a valid URL",
+        form={"urls": "not a url"},
+        label="Pages, line 1",
+    ),
+    Bad(
+        "private-network destination",
+        {"urls": ["http://10.1.2.3/status"]},
+        ("config", "urls", 0),
+        "refused destination 10.1.2.3",
+        form={"urls": "http://10.1.2.3/status"},
+        label="Pages, line 1",
+    ),
+    Bad(
+        "unknown field",
+        {"urls": [PAGE], "keyword": ["AI"]},
+        ("config", "keyword"),
+        "Extra inputs are not permitted",
+    ),
+    Bad(
+        "bad schedule",
+        {"urls": [PAGE], "check_interval_minutes": 0},
+        ("config", "check_interval_minutes"),
+        "Input should be greater than or equal to 1",
+        form={"urls": PAGE, "interval": "0"},
+        label="Every (minutes)",
+    ),
+    Bad(
+        "bad name",
+        {"urls": [PAGE]},
+        ("name",),
+        "1-63 characters",
+        name="Not A Name!",
+        form={"urls": PAGE},
+        label="Name (optional)",
+    ),
+    Bad(
+        "another user's inbox as a target",
+        {"urls": [PAGE], "targets": [{"type": "inbox", "target": "someone-else"}]},
+        ("config", "targets", 0),
+        "an inbox target is your own inbox",
+    ),
+]
+
+
+@dataclass
+class Doors:
+    """The four doors, all acting as ``me``, over one database and one Temporal server."""
+
+    me: str
+    other_task: str  # a task of another user, which no door may touch
+    service: TaskService  # to look behind the doors
+    state: AppState  # MCP's
+    http: httpx.AsyncClient  # bearer token: the REST API
+    page: httpx.AsyncClient  # session cookie: the web form
+    cli_env: dict[str, str]
+    base: str
+
+    def mcp(self) -> Client:
+        """The MCP door; a test enters it itself (a fixture cannot own its cancel scope)."""
+        return Client(build_server(self.state.settings, holder=StateHolder(self.state)))
+
+    async def cli(self, *args: str) -> tuple[int, str]:
+        result = await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=self.cli_env)
+        assert "Traceback" not in result.output
+        return result.exit_code, result.output
+
+    async def form(self, path: str, data: dict[str, str]) -> str:
+        """The message the form's redirect shows."""
+        answer = await self.page.post(path, data=data, headers={"referer": f"{self.base}/app"})
+        assert answer.status_code == 303, answer.text
+        return parse_qs(urlsplit(answer.headers["location"]).query)["msg"][0]
+
+
+@pytest_asyncio.fixture
+async def doors(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> AsyncIterator[Doors]:
+    me, other = unique("door"), unique("other")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=me))
+        await UserRepository(session).create(UserCreate(name=other))
+        await session.commit()
+    settings = deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    service = TaskService(dev_env.client, settings, deps.db)
+    # A schedule needs no worker: the other user's task is there for the whole test.
+    other_task = (await service.create_reminder(other, {"hour": 9, "message": "x"})).task_id
+    state = AppState(
+        settings=settings,
+        db=deps.db,
+        temporal=dev_env.client,
+        channels=deps.channels,
+        stdio_user=me,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    env |= {
+        "AMBIENT_DATA_DIR": str(settings.data_dir),
+        "AMBIENT_TEMPORAL_ADDRESS": settings.temporal_address,
+    }
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            base_url=base, trust_env=False, headers={"Authorization": f"Bearer {token}"}
+        ) as http,
+        httpx.AsyncClient(base_url=base, trust_env=False, cookies={"ambient_token": token}) as page,
+    ):
+        yield Doors(me, other_task, service, state, http, page, env, base)
+
+
+def _named(where: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in where)
+
+
+@pytest.mark.parametrize("bad", BAD, ids=[bad.case for bad in BAD])
+async def test_every_door_refuses_a_bad_task_naming_the_field_and_creates_nothing(
+    doors: Doors, bad: Bad
+) -> None:
+    async with doors.mcp() as mcp:
+        result = await mcp.call_tool("create_web_monitor", {"config": bad.config, "name": bad.name})
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    assert result.is_error and f"{_named(bad.where)}: {bad.says}" in text, text
+
+    answer = await doors.http.post(
+        "/tasks", json={"type": "web_monitor", "config": bad.config, "name": bad.name}
+    )
+    assert answer.status_code == 422, answer.text
+    (detail,) = answer.json()["detail"]
+    assert detail["loc"] == ["body", *bad.where] and bad.says in detail["msg"], detail
+
+    code, output = await doors.cli(
+        "task", "create", "web_monitor", "--config", json.dumps(bad.config),
+        "--name", bad.name, "--user", doors.me,
+    )  # fmt: skip
+    assert code == 1 and f"{_named(bad.where)}: {bad.says}" in output, output
+
+    if bad.form is not None:
+        message = await doors.form("/app/tasks", {**bad.form, "name": bad.name})
+        assert message.startswith(f"Not created: {bad.label}: {bad.says}"), message
+
+    # Nothing was created: no task of that name, none at all.
+    with pytest.raises(RPCError) as missing:
+        await doors.service.client.get_workflow_handle(f"web-monitor/{doors.me}/{NAME}").describe()
+    assert missing.value.status is RPCStatusCode.NOT_FOUND
+    assert list(await doors.service.list(doors.me)) == []
+
+
+async def test_no_door_deletes_a_task_of_another_user(doors: Doors) -> None:
+    task = doors.other_task
+    async with doors.mcp() as mcp:
+        result = await mcp.call_tool("delete_task", {"task_id": task})
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    assert result.is_error and f"no task {task!r} for user {doors.me!r}" in text, text
+
+    answer = await doors.http.delete(f"/tasks/{task}")
+    assert answer.status_code == 404 and f"no task {task!r}" in answer.json()["detail"]
+
+    code, output = await doors.cli("task", "delete", task, "--user", doors.me)
+    assert code == 1 and f"no task {task!r} for user {doors.me!r}" in output, output
+
+    message = await doors.form("/app/tasks/action", {"task_id": task, "action": "delete"})
+    assert message == "That task is not one of yours; it may have been deleted."
+
+    other = task.split("/")[1]
+    assert (await doors.service.get(other, task)).state == "active"
+
+
+async def test_the_service_refuses_another_users_inbox_whoever_calls_it(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # A door that calls the service directly (the web form, voice, a bench) gets every rule.
+    service = TaskService(dev_env.client, deps.settings, deps.db)
+    config = {"urls": [PAGE], "targets": [{"type": "inbox", "target": "someone-else"}]}
+    with pytest.raises(ConfigError) as refused:
+        await service.create_web_monitor(unique("direct"), config, NAME)
+    assert refused.value.errors[0][0] == ("config", "targets", 0)
