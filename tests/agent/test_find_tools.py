@@ -9,6 +9,7 @@ from typing import Any
 from mcp import Client
 
 from ambient.domain.tool_search import ToolDoc, ToolIndex, query_terms, tokens
+from ambient.domain.tool_words import TOOL_WORDS
 from ambient.settings import Settings
 from bench.find_tools import load, recall, split
 from mcp_server.server import build_server
@@ -36,10 +37,34 @@ def _names(index: ToolIndex, request: str, limit: int = 5) -> list[str]:
 
 def test_tokens_are_words_split_on_underscores_and_case_and_bigrams_of_chinese() -> None:
     assert tokens("list_node_pools CreateClusterNodePool") == [
-        "list", "node", "pool", "create", "cluster", "node", "pool"
+        "list", "nod", "pool", "creat", "cluster", "nod", "pool"
     ]  # fmt: skip
     assert tokens("把监控暂停") == ["把监", "监控", "控暂", "暂停"]
-    assert tokens("Pause the watches, e.g. BTC") == ["pause", "watch", "btc"]
+    assert tokens("Pause the watches, e.g. BTC") == ["paus", "watch", "btc"]
+
+
+def test_an_english_word_meets_its_other_forms_final_e_included() -> None:
+    assert tokens("approve approved approves approving") == ["approv"] * 4
+    assert tokens("pause paused") == tokens("pauses pausing")
+    assert tokens("replies reply") == ["reply", "reply"]
+
+
+def test_a_tools_own_everyday_words_find_it_when_its_description_does_not_say_them() -> None:
+    inbox = ToolDoc("read_inbox", "Your inbox (the notifications stored for you).")
+    push = ToolDoc("get_push_config", "Your push channels and quiet hours.")
+    index = ToolIndex([inbox, push])
+
+    # 站内 is in neither description; TOOL_WORDS gives read_inbox 站内信/站内通知.
+    assert _names(index, "我的站内通知里都有啥", 1) == ["read_inbox"]
+    [hit] = index.search("where do my notifications go?", 1)
+    assert hit.tool.name == "get_push_config"
+
+
+def test_every_tool_words_entry_names_a_tool_of_the_full_server(settings: Settings) -> None:
+    import asyncio
+
+    names = {t.name for t in asyncio.run(build_server(settings).list_tools())}
+    assert set(TOOL_WORDS) <= names
 
 
 def test_a_chinese_request_finds_its_tool_through_the_word_map() -> None:
@@ -47,7 +72,7 @@ def test_a_chinese_request_finds_its_tool_through_the_word_map() -> None:
     assert _names(index, "把比特币的监控暂停一下")[0] == "pause_task"
     assert _names(index, "恢复那个任务")[0] == "resume_task"
     assert _names(index, "最近的报错日志")[0] == "search_logs"
-    assert query_terms("暂停")["pause"] == "暂停→pause"
+    assert query_terms("暂停")["paus"] == "暂停→pause"
 
 
 def test_an_english_request_finds_its_tool_and_says_which_words_matched() -> None:
