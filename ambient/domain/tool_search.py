@@ -29,21 +29,54 @@ NAME_WEIGHT = 3
 TOOL_WORDS_WEIGHT = 2
 
 _RUN = re.compile(r"[A-Za-z0-9]+|[\u3400-\u9fff]+")
+# An id's random part ("7kq2m0ab" of cls-7kq2m0ab, a hash): letters and digits mixed, six or
+# more. It names a thing, not a tool, and would match the tool whose argument example it is.
+_ID = re.compile(r"(?=[a-z]*\d)(?=\d*[a-z])[a-z0-9]{6,}", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # "pause the bitcoin watch and show me the HN monitor": each clause asks for its own tool.
+# "在讨论里搜一下“超时”": a quoted span is the value the person wants used (what to search for,
+# what to post), not words about which tool; left in, "超时" would pull search_logs first.
+_QUOTED = re.compile(r'“[^”]*”|「[^」]*」|『[^』]*』|"[^"]*"')
 _CLAUSES = re.compile(r"[,，。;；？?!！\n]|\band\b|\bthen\b|然后|并且|并|同时")
 
 
+def _shape(word: str) -> str:
+    """c/v per letter (y is a vowel after a consonant), as Porter's stemmer reads a word."""
+    out = ""
+    for i, ch in enumerate(word):
+        vowel = ch in "aeiou" or (ch == "y" and i > 0 and out[-1] == "c")
+        out += "v" if vowel else "c"
+    return out
+
+
+def _measure(word: str) -> int:
+    """Porter's m: how many vowel-consonant sequences the word has."""
+    return _shape(word).replace("cc", "c").count("vc") if word else 0
+
+
+def _short(word: str) -> bool:
+    """Ends consonant-vowel-consonant, the last not w/x/y (hop, stat, clos): a one-syllable
+    stem whose final e is not silent ("state" is not "stats", "close" is not "clos")."""
+    return len(word) >= 3 and _shape(word)[-3:] == "cvc" and word[-1] not in "wxy"
+
+
 def _stem(word: str) -> str:
-    """pause/pauses/paused/pausing → paus: plural and verb endings and a silent final e (so
-    "approved" meets "approve"), enough for tool words."""
+    """pause/pauses/paused/pausing → paus, approve/approved → approv, close/closed → close:
+    plural and verb endings and a silent final e, by Porter's rules for them (steps 1a, 1b
+    and 5a), enough for tool words; a full stemmer would over-merge them."""
     for suffix in ("ing", "ies", "es", "ed", "s"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
             word = word[: -len(suffix)]
             if suffix == "ies":
                 return word + "y"
+            if suffix != "s" and _measure(word) == 1 and _short(word):
+                word += "e"
             break
-    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+    if word.endswith("e") and len(word) > 3:
+        stem = word[:-1]
+        if _measure(stem) > 1 or (_measure(stem) == 1 and not _short(stem)):
+            return stem
+    return word
 
 
 def _terms(text: str) -> Iterator[tuple[str, str]]:
@@ -54,6 +87,8 @@ def _terms(text: str) -> Iterator[tuple[str, str]]:
                 yield run, run
             for i in range(len(run) - 1):
                 yield run[i : i + 2], run[i : i + 2]
+            continue
+        if _ID.fullmatch(run):
             continue
         for word in _CAMEL.sub(" ", run).lower().split():
             if len(word) > 1 and word not in STOPWORDS:
@@ -139,6 +174,9 @@ class ToolIndex:
 
         A request of several clauses first gets each clause's best tool (a two-step request
         needs both), then the rest by the whole request's score."""
+        unquoted = _QUOTED.sub(" ", request)
+        # A request that is all quotes ("“pause”") still means its words.
+        request = unquoted if tokens(unquoted) else request
         ranked = self._rank(query_terms(request))
         clauses = [c for c in _CLAUSES.split(request) if c.strip()]
         if len(clauses) < 2:

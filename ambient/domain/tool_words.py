@@ -74,6 +74,12 @@ WORDS: dict[str, str] = {
     "超过": "threshold crosses",
     "低于": "threshold crosses",
     "跌破": "threshold crosses",
+    "涨过": "threshold crosses",
+    "涨到": "threshold crosses",
+    "涨破": "threshold crosses",
+    "跌到": "threshold crosses",
+    "高于": "threshold crosses",
+    "美元": "price threshold",
     "above": "threshold crosses",
     "below": "threshold crosses",
     "drops": "threshold crosses",
@@ -206,7 +212,8 @@ STOPWORDS = frozenset(
 # tool of the server is a mistake (tests/agent/test_find_tools.py checks).
 TOOL_WORDS: dict[str, str] = {
     # system
-    "get_status": "系统状态 服务正常吗 后台 worker 在跑 健康检查 数据库 连得上 is it up healthy",
+    "get_status": "系统状态 服务正常吗 后台 worker 在跑 健康检查 数据库 连得上 "
+    "system status healthy everything running",
     "list_events": "发生了什么 最近的事件 动态 出了什么事 触发 记录 what happened lately recent",
     "read_inbox": "站内信 站内通知 收件箱 我的通知 未读 念一下通知 unread my notifications",
     "list_deliveries": "投递记录 发出去没有 送达 发送失败 发送记录 "
@@ -218,7 +225,7 @@ TOOL_WORDS: dict[str, str] = {
     "how is the watch doing details",
     "create_web_monitor": "盯着网页 监控网站 网页变化 页面出现关键词 新文章 帮我看着 "
     "keep an eye on a site page changes",
-    "create_threshold_watch": "价格提醒 涨到 跌破 超过 低于 阈值 价格 币价 股价 告诉我 "
+    "create_threshold_watch": "价格提醒 涨到 涨过 跌破 跌到 超过 低于 阈值 价格 币价 股价 告诉我 "
     "price alert goes above below reaches",
     "create_reminder": "提醒我 定时提醒 每天 每周 闹钟 新闻摘要 remind me every day week",
     "create_background_task": "新建后台任务 通用任务 任意类型 create a task of type",
@@ -266,7 +273,7 @@ TOOL_WORDS: dict[str, str] = {
     # remediation
     "score_alert": "告警打分 评分 严不严重 严重程度 多严重 影响 how serious how bad rate",
     "get_remediation": "修复进度 修复状态 进行到哪一步 自动修复情况 修复详情 回滚进度 "
-    "how far along progress of the fix",
+    "how far along progress of the fix remediation status",
     "list_remediations": "修复列表 最近的自动修复 所有修复 auto-fixes my fixes",
     "remediation_stats": "修复成功率 修复效果 修复统计 成功了多少 how often succeed work",
     "start_remediation": "启动自动修复 开始修复 自动处理告警 自愈 fix it automatically auto-fix",
@@ -275,10 +282,11 @@ TOOL_WORDS: dict[str, str] = {
     "abort_remediation": "终止修复 中止 别再继续 停止修复 取消修复 abort stop the fix cancel",
     "share_remediation": "分享链接 报告链接 发给老板 修复报告 share link report page",
     # discussions
-    "send_message": "发消息 发一条 在讨论里说 通知大家 团队讨论 post say tell the team",
+    "send_message": "发消息 发一条 发到讨论 说一声 通知大家 post say tell the team",
     "reply_message": "回复 回一句 回复讨论 答复 reply answer respond",
     "close_discussion": "关闭讨论 讨论结束 已经解决 关掉讨论 close resolved done",
-    "search_messages": "搜消息 找消息 提到 聊天记录 哪条消息说 messages mentioning",
+    "search_messages": "搜消息 找消息 搜讨论 讨论里搜 讨论里找 提到 聊天记录 哪条消息说 "
+    "messages mentioning",
     "detect_anomalies": "机器发的 机器人 自动发的 可疑消息 异常消息 bot automated machine written",
     "annotate_discussion": "标记消息 标注 打标签 标为推断 无法核实 mark label tag",
     "list_discussions": "讨论列表 我参与的讨论 有哪些讨论 discussions threads I am in",
