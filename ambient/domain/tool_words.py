@@ -22,6 +22,7 @@ WORDS: dict[str, str] = {
     "unpause": "resume",
     "删除": "delete",
     "删掉": "delete",
+    "删": "delete",
     "不要了": "delete",
     "取消": "delete",
     "remove": "delete",
@@ -250,7 +251,7 @@ TOOL_WORDS: dict[str, str] = {
     "list_clusters": "集群列表 有哪些集群 k8s kubernetes 集群状态 clusters",
     "list_node_pools": "节点池 节点池大小 几台机器 node pools machines",
     "list_workloads": "工作负载 服务 部署 副本数 镜像 版本 命名空间里跑着 "
-    "deployments services running",
+    "deployments services running deployed version",
     "list_log_topics": "日志主题 日志集 日志主题列表 哪些日志可以查 log topics",
     "search_logs": "查日志 搜日志 报错 错误日志 超时 异常日志 grep errors timeouts in logs",
     "get_metric": "指标 监控数据 CPU 内存 使用率 延迟 曲线 cpu usage memory latency graph",
@@ -274,7 +275,8 @@ TOOL_WORDS: dict[str, str] = {
     "score_alert": "告警打分 评分 严不严重 严重程度 多严重 影响 how serious how bad rate",
     "get_remediation": "修复进度 修复状态 进行到哪一步 自动修复情况 修复详情 回滚进度 "
     "how far along progress of the fix remediation status",
-    "list_remediations": "修复列表 最近的自动修复 所有修复 auto-fixes my fixes",
+    "list_remediations": "修复列表 最近的自动修复 所有修复 等我处理 待处理 "
+    "auto-fixes my fixes waiting pending open",
     "remediation_stats": "修复成功率 修复效果 修复统计 成功了多少 how often succeed work",
     "start_remediation": "启动自动修复 开始修复 自动处理告警 自愈 fix it automatically auto-fix",
     "approve_remediation": "批准 同意 通过 回滚 同意执行 确认 拒绝 放行 go ahead approved "
