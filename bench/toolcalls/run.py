@@ -7,6 +7,7 @@ tool calls are scored against the expected tool and key arguments (bench/toolcal
     OPENAI_API_KEY=... python -m bench.toolcalls.run --base-url https://api.deepseek.com/v1 \\
         --model deepseek-chat --out toolcalls-report.json
     python -m bench.toolcalls.run --local --profile pinned --runs 3   # the `make llm` model
+    python -m bench.toolcalls.run --local --profile find --split heldout --runs 3   # tool search
 
 Each case runs K times (--runs); the report gives pass^1 and pass^k (every run right), per
 language and per tool, tool-choice and argument errors apart, seconds per request, and a line
