@@ -3,7 +3,8 @@
 For every case with expected tools, is every expected tool among the top k that find_tools
 ranks for the case's request, over the full server's own tool list (the same index the MCP
 tool builds)? Recall@1/3/5 overall and per language, on the tuning split (even case numbers,
-which the word map was tuned on) and the held-back split (odd), and the misses of each.
+which the word maps were tuned on) and the held-back split (odd), the misses of each, and the
+milliseconds a query takes.
 
     python -m bench.find_tools [--dataset PATH] [--split even|odd|all] [--json]
 """
@@ -14,12 +15,14 @@ import argparse
 import asyncio
 import json
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from ambient.domain.tool_search import ToolIndex
-from bench.toolcalls.scoring import Case
+from bench.toolcalls.scoring import Case, split_of
 
 DATASET = Path(__file__).parent / "toolcalls" / "dataset.jsonl"
 KS = (1, 3, 5)
@@ -37,8 +40,8 @@ def split(cases: Iterable[Case], which: str) -> list[Case]:
     """even: cases numbered 2, 4, … (tuned on); odd: the held-back rest; all: both."""
     if which == "all":
         return list(cases)
-    parity = 0 if which == "even" else 1
-    return [c for c in cases if int("".join(ch for ch in c.id if ch.isdigit()) or 0) % 2 == parity]
+    half = "tune" if which == "even" else "heldout"
+    return [c for c in cases if split_of(c) == half]
 
 
 def found(case: Case, ranked: list[str], k: int) -> bool:
@@ -46,8 +49,14 @@ def found(case: Case, ranked: list[str], k: int) -> bool:
 
 
 def recall(cases: list[Case], rank: Rank) -> dict[str, Any]:
-    """Recall@k overall and per language, and each case missed at the largest k."""
-    ranked = {c.id: rank(c.utterance) for c in cases}
+    """Recall@k overall and per language, each case missed at the largest k, and the time a
+    query took (median and slowest, milliseconds)."""
+    ranked: dict[str, list[str]] = {}
+    took: list[float] = []
+    for c in cases:
+        started = time.perf_counter()
+        ranked[c.id] = rank(c.utterance)
+        took.append((time.perf_counter() - started) * 1000)
     top = max(KS)
 
     def at(group: list[Case]) -> dict[str, float]:
@@ -59,6 +68,7 @@ def recall(cases: list[Case], rank: Rank) -> dict[str, Any]:
     return {
         "cases": len(cases),
         "recall": at(cases),
+        "ms_per_query": {"median": median(took) if took else 0.0, "max": max(took, default=0.0)},
         "by_language": {lang: at([c for c in cases if c.lang == lang]) for lang in languages},
         "misses": [
             {
@@ -92,7 +102,11 @@ def _print(name: str, result: dict[str, Any]) -> None:
     def row(figures: dict[str, float]) -> str:
         return "  ".join(f"recall{k} {v:.3f}" for k, v in figures.items())
 
-    print(f"{name}: {result['cases']} cases  {row(result['recall'])}")
+    took = result["ms_per_query"]
+    print(
+        f"{name}: {result['cases']} cases  {row(result['recall'])}  "
+        f"({took['median']:.2f} ms a query, slowest {took['max']:.2f})"
+    )
     for lang, figures in result["by_language"].items():
         print(f"  {lang}: {row(figures)}")
     for miss in result["misses"]:

@@ -22,6 +22,7 @@ WORDS: dict[str, str] = {
     "unpause": "resume",
     "删除": "delete",
     "删掉": "delete",
+    "删": "delete",
     "不要了": "delete",
     "取消": "delete",
     "remove": "delete",
@@ -74,6 +75,12 @@ WORDS: dict[str, str] = {
     "超过": "threshold crosses",
     "低于": "threshold crosses",
     "跌破": "threshold crosses",
+    "涨过": "threshold crosses",
+    "涨到": "threshold crosses",
+    "涨破": "threshold crosses",
+    "跌到": "threshold crosses",
+    "高于": "threshold crosses",
+    "美元": "price threshold",
     "above": "threshold crosses",
     "below": "threshold crosses",
     "drops": "threshold crosses",
@@ -197,3 +204,96 @@ STOPWORDS = frozenset(
     with from as up just now also some show tell give let where who when why am was were
     have has been their them its into than then so if not don no""".split()
 )
+
+# Each tool's own everyday words, Chinese and English: indexed with the tool (a field of its
+# own, like the name), so a request in the person's words meets the tool itself, bigram for
+# bigram, instead of going through a query-side entry for every phrasing. Written from what
+# each tool does, the way people ask for it ("盯着", "看一下", "回滚", "暂停", "bounce"); a tool
+# without an entry is still found by its name, description and arguments. A key that names no
+# tool of the server is a mistake (tests/agent/test_find_tools.py checks).
+TOOL_WORDS: dict[str, str] = {
+    # system
+    "get_status": "系统状态 服务正常吗 后台 worker 在跑 健康检查 数据库 连得上 "
+    "system status healthy everything running",
+    "list_events": "发生了什么 最近的事件 动态 出了什么事 触发 记录 what happened lately recent",
+    "read_inbox": "站内信 站内通知 收件箱 我的通知 未读 念一下通知 unread my notifications",
+    "list_deliveries": "投递记录 发出去没有 送达 发送失败 发送记录 "
+    "sent delivered went out failed send",
+    # tasks
+    "list_tasks": "我的任务 所有任务 都在盯着哪些 在监控什么 监控列表 我的提醒 all my watches "
+    "what am I watching my monitors",
+    "get_task": "看一下这个任务 任务详情 最新的值 最近一次 检查结果 任务状态 latest value "
+    "how is the watch doing details",
+    "create_web_monitor": "盯着网页 监控网站 网页变化 页面出现关键词 新文章 帮我看着 "
+    "keep an eye on a site page changes",
+    "create_threshold_watch": "价格提醒 涨到 涨过 跌破 跌到 超过 低于 阈值 价格 币价 股价 告诉我 "
+    "price alert goes above below reaches",
+    "create_reminder": "提醒我 定时提醒 每天 每周 闹钟 新闻摘要 remind me every day week",
+    "create_background_task": "新建后台任务 通用任务 任意类型 create a task of type",
+    "pause_task": "暂停 停一下 先停 别查了 先别监控 pause put on hold stop for now",
+    "resume_task": "恢复 继续 重新开始 再开 接着查 resume start again unpause",
+    "update_task": "修改任务 改成 改一下 调整 阈值改为 换一个网址 change edit set the threshold",
+    "trigger_task": "现在就查 立即检查 马上跑一次 别等了 手动触发 check now run it now",
+    "delete_task": "删除任务 删掉 不要了 取消 停掉 永久 remove cancel get rid of stop for good",
+    # briefing
+    "get_briefing": "今天的简报 早报 简报内容 说了什么 汇报 today's briefing what does it say",
+    "list_briefings": "历史简报 以前的简报 上周的简报 简报列表 past briefings earlier",
+    "analyze_logs": "日志分析 分析日志 日志模式 日志异常 日志趋势 归纳 summarize logs patterns",
+    "create_daily_briefing": "每天早上 每日简报 定时简报 上班前准备 every morning daily briefing",
+    "greet": "你好 早上好 早 小智 嗨 打招呼 hello hi morning hey",
+    "regenerate_briefing": "重新生成简报 再生成一份 刷新简报 过时 更新简报 redo refresh again",
+    "send_briefing": "发送简报 把简报推送 发到邮箱 发到企业微信 发到钉钉 email push the briefing",
+    "get_push_config": "推送渠道 通知渠道 推送设置 通知发到哪 告警发到哪里 免打扰时间 "
+    "where do my notifications go which channels",
+    "set_push_config": "设置推送 改推送渠道 通知改发 以后发到 免打扰 钉钉 企业微信 邮箱 "
+    "send notifications to from now on quiet hours",
+    # cloud
+    "list_clusters": "集群列表 有哪些集群 k8s kubernetes 集群状态 clusters",
+    "list_node_pools": "节点池 节点池大小 几台机器 node pools machines",
+    "list_workloads": "工作负载 服务 部署 副本数 镜像 版本 命名空间里跑着 "
+    "deployments services running deployed version",
+    "list_log_topics": "日志主题 日志集 日志主题列表 哪些日志可以查 log topics",
+    "search_logs": "查日志 搜日志 报错 错误日志 超时 异常日志 grep errors timeouts in logs",
+    "get_metric": "指标 监控数据 CPU 内存 使用率 延迟 曲线 cpu usage memory latency graph",
+    "list_alarms": "告警 报警 告警历史 触发了哪些告警 今天的告警 alarms alerts fired",
+    "scale_node_pool": "扩容节点池 缩容节点池 加机器 加节点 扩到几台 节点数 "
+    "more nodes bump the node pool resize",
+    "describe_dashboard_image": "截图 面板截图 仪表盘 看图 图片 图表 "
+    "screenshot chart grafana picture",
+    "create_node_pool": "新建节点池 加一个节点池 创建节点池 GPU 节点 add a node pool",
+    "create_logset": "新建日志集 创建日志集 new logset",
+    "create_log_topic": "新建日志主题 创建日志主题 new log topic",
+    "create_cls_alarm": "新建告警策略 创建告警 配置告警 告警规则 报警规则 set up an alarm rule",
+    "create_scheduled_sql": "定时 SQL 定时汇总 每小时统计 聚合 写到另一个主题 aggregate hourly",
+    "apply_yaml": "部署 YAML 应用 manifest kubectl apply 配置清单 应用到集群",
+    "scale_workload": "扩副本 缩副本 副本数 加到 个副本 扩容服务 replicas scale out up down",
+    "restart_workload": "重启服务 重启一下 滚动重启 重新部署 bounce restart rollout",
+    # users
+    "whoami": "我是谁 我的角色 我的权限 当前用户 登录的是谁 my role my permissions",
+    "grant_permission": "授权 给权限 开权限 设成管理员 加管理员 make someone admin give access",
+    # remediation
+    "score_alert": "告警打分 评分 严不严重 严重程度 多严重 影响 how serious how bad rate",
+    "get_remediation": "修复进度 修复状态 进行到哪一步 自动修复情况 修复详情 回滚进度 "
+    "how far along progress of the fix remediation status",
+    "list_remediations": "修复列表 最近的自动修复 所有修复 等我处理 待处理 "
+    "auto-fixes my fixes waiting pending open",
+    "remediation_stats": "修复成功率 修复效果 修复统计 成功了多少 how often succeed work",
+    "start_remediation": "启动自动修复 开始修复 自动处理告警 自愈 fix it automatically auto-fix",
+    "approve_remediation": "批准 同意 通过 回滚 同意执行 确认 拒绝 放行 go ahead approved "
+    "yes do it rollback",
+    "abort_remediation": "终止修复 中止 别再继续 停止修复 取消修复 abort stop the fix cancel",
+    "share_remediation": "分享链接 报告链接 发给老板 修复报告 share link report page",
+    # discussions
+    "send_message": "发消息 发一条 发到讨论 说一声 通知大家 post say tell the team",
+    "reply_message": "回复 回一句 回复讨论 答复 reply answer respond",
+    "close_discussion": "关闭讨论 讨论结束 已经解决 关掉讨论 close resolved done",
+    "search_messages": "搜消息 找消息 搜讨论 讨论里搜 讨论里找 提到 聊天记录 哪条消息说 "
+    "messages mentioning",
+    "detect_anomalies": "机器发的 机器人 自动发的 可疑消息 异常消息 bot automated machine written",
+    "annotate_discussion": "标记消息 标注 打标签 标为推断 无法核实 mark label tag",
+    "list_discussions": "讨论列表 我参与的讨论 有哪些讨论 discussions threads I am in",
+    "read_discussion": "讨论内容 讨论的全部消息 看讨论 thread messages of a discussion",
+    "list_projects": "项目列表 哪些项目 projects",
+    "get_stats": "讨论统计 谁发言最多 消息数 活跃 who talks most totals",
+    "init_store": "初始化消息总线 准备总线 消息总线 bus ready set up",
+}

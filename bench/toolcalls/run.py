@@ -7,6 +7,7 @@ tool calls are scored against the expected tool and key arguments (bench/toolcal
     OPENAI_API_KEY=... python -m bench.toolcalls.run --base-url https://api.deepseek.com/v1 \\
         --model deepseek-chat --out toolcalls-report.json
     python -m bench.toolcalls.run --local --profile pinned --runs 3   # the `make llm` model
+    python -m bench.toolcalls.run --local --profile find --split heldout --runs 3   # tool search
 
 Each case runs K times (--runs); the report gives pass^1 and pass^k (every run right), per
 language and per tool, tool-choice and argument errors apart, seconds per request, and a line
@@ -24,15 +25,28 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
-from bench.toolcalls.scoring import Attempt, Call, Case, Report, calls_in_text, report
+from bench.toolcalls.scoring import (
+    Attempt,
+    Call,
+    Case,
+    Report,
+    calls_in_text,
+    report,
+    split_of,
+)
+
+if TYPE_CHECKING:
+    from ambient.agent import AgentFacade
 
 DATASET = Path(__file__).with_name("dataset.jsonl")
 # The voice profile's own cases (its tools are not the full server's), split into a "tune"
@@ -66,6 +80,40 @@ CONTEXT = (
 )
 
 
+# --profile find: what a client with tool search does. The model first sees the pinned tools
+# and find_tools; each find_tools call is served by the product's own tool (through the same
+# client the chat agent uses), its answer goes back as the tool result, and the tools it names
+# are loaded beside the first ones for the next request. At most LOOKUP_ROUNDS lookups a case;
+# the first answer with a product call (or none at all) is the one scored.
+FIND_TOOLS = "find_tools"
+LOOKUP_ROUNDS = 2
+# What such a client tells its model (the harness's words, appended to the chat prompt).
+FIND_NOTE = (
+    "Only some of your tools are loaded. When none of them fits the request, call find_tools "
+    "with the user's request in their words: the tools it finds are then loaded for you."
+)
+
+
+@dataclass
+class Finder:
+    """The client side of tool search: ``lookup`` serves a find_tools call (the text the model
+    reads and the tool names found); ``catalogue`` holds every tool that can be loaded."""
+
+    lookup: Callable[[dict[str, Any]], Awaitable[tuple[str, list[str]]]]
+    catalogue: dict[str, dict[str, Any]]
+
+
+def product_finder(facade: AgentFacade, tools: list[dict[str, Any]]) -> Finder:
+    """find_tools answered by the product's tool on the open server, as a client would call it."""
+
+    async def lookup(arguments: dict[str, Any]) -> tuple[str, list[str]]:
+        outcome = await facade.call(FIND_TOOLS, arguments)
+        found = (outcome.structured or {}).get("tools") if outcome.ok else None
+        return outcome.text, [t["name"] for t in found or [] if isinstance(t, dict)]
+
+    return Finder(lookup=lookup, catalogue={t["function"]["name"]: t for t in tools})
+
+
 def load_cases(path: Path = DATASET) -> list[Case]:
     lines = path.read_text(encoding="utf-8").splitlines()
     return [Case.model_validate_json(line) for line in lines if line.strip()]
@@ -89,8 +137,10 @@ def server_builder(profile: str) -> Any:
         ) from None
 
 
-async def our_tools(profile: str = "full") -> list[dict[str, Any]]:
-    """Our tools as OpenAI functions, listed from the profile's real MCP server in-process."""
+@asynccontextmanager
+async def tool_server(profile: str = "full") -> AsyncIterator[AgentFacade]:
+    """The profile's real MCP server in-process, behind the product's own client (the facade
+    the chat agent uses), open for as long as the caller needs to list or call its tools."""
     from mcp import Client
 
     from ambient.agent import AgentFacade
@@ -109,9 +159,15 @@ async def our_tools(profile: str = "full") -> list[dict[str, Any]]:
         facade = AgentFacade()
         facade.add_server(OWN_SERVER, lambda: Client(server, cache=None))
         try:
-            tools = await facade.openai_tools()
+            yield facade
         finally:
             await facade.close()
+
+
+async def our_tools(profile: str = "full") -> list[dict[str, Any]]:
+    """Our tools as OpenAI functions, listed from the profile's real MCP server in-process."""
+    async with tool_server(profile) as facade:
+        tools = await facade.openai_tools()
     if not tools:
         raise BenchError(f"the {profile!r} profile's server listed no tools (see the log above)")
     return tools
@@ -153,41 +209,88 @@ def profile_prompt(profile: str) -> str:
         return str(server_builder(profile)(settings, stdio_user="dev").instructions)
 
 
-async def ask(
-    client: AsyncOpenAI,
-    model: str,
-    tools: list[dict[str, Any]],
-    case: Case,
-    system: str | None = None,
-) -> Attempt:
-    messages: list[Any] = [
-        {"role": "system", "content": system if system is not None else chat_prompt()},
-        {"role": "system", "content": CONTEXT},
-        {"role": "user", "content": case.utterance},
-    ]
-    started = time.monotonic()
-    try:
-        completion = await client.chat.completions.create(
-            model=model,
-            messages=messages,
-            tools=tools,  # type: ignore[arg-type]
-            temperature=0,
-        )
-    except Exception as exc:
-        return Attempt(
-            calls=[], error=f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - started
-        )
-    seconds = time.monotonic() - started
-    message = completion.choices[0].message
-    calls: list[Call] = []
+def _function_calls(message: Any) -> list[tuple[str, Call]]:
+    """The message's ``tool_calls`` as (call id, call); unreadable arguments read as {}."""
+    calls: list[tuple[str, Call]] = []
     for call in message.tool_calls or []:
         if isinstance(call, ChatCompletionMessageFunctionToolCall):
             try:
                 arguments = json.loads(call.function.arguments or "{}")
             except json.JSONDecodeError:
                 arguments = {}
-            calls.append(Call(tool=call.function.name, arguments=arguments))
-    return Attempt(calls=calls, text_calls=calls_in_text(message.content), seconds=seconds)
+            if not isinstance(arguments, dict):
+                arguments = {}
+            calls.append((call.id, Call(tool=call.function.name, arguments=arguments)))
+    return calls
+
+
+async def ask(
+    client: AsyncOpenAI,
+    model: str,
+    tools: list[dict[str, Any]],
+    case: Case,
+    system: str | None = None,
+    finder: Finder | None = None,
+) -> Attempt:
+    messages: list[Any] = [
+        {"role": "system", "content": system if system is not None else chat_prompt()},
+        {"role": "system", "content": CONTEXT},
+        {"role": "user", "content": case.utterance},
+    ]
+    offered = list(tools)
+    lookups: list[str] = []
+    started = time.monotonic()
+    for lookup_round in range(LOOKUP_ROUNDS + 1):
+        try:
+            completion = await client.chat.completions.create(
+                model=model,
+                messages=messages,
+                tools=offered,  # type: ignore[arg-type]
+                temperature=0,
+            )
+        except Exception as exc:
+            return Attempt(
+                calls=[],
+                error=f"{type(exc).__name__}: {exc}",
+                seconds=time.monotonic() - started,
+                lookups=lookups,
+            )
+        message = completion.choices[0].message
+        made = _function_calls(message)
+        searches = [(i, c) for i, c in made if finder is not None and c.tool == FIND_TOOLS]
+        answer = [c for _, c in made if finder is None or c.tool != FIND_TOOLS]
+        if finder is None or not searches or answer or lookup_round == LOOKUP_ROUNDS:
+            return Attempt(
+                calls=answer,
+                text_calls=calls_in_text(message.content),
+                seconds=time.monotonic() - started,
+                lookups=lookups,
+            )
+        # Only lookups: serve them, load what they found (after the tools already offered,
+        # so a server's prompt cache keeps their prefix) and ask again.
+        messages.append(
+            {
+                "role": "assistant",
+                "content": message.content,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": c.tool, "arguments": json.dumps(c.arguments)},
+                    }
+                    for call_id, c in searches
+                ],
+            }
+        )
+        for call_id, search in searches:
+            lookups.append(str(search.arguments.get("query", "")))
+            text, names = await finder.lookup(search.arguments)
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": text})
+            loaded = {t["function"]["name"] for t in offered}
+            offered += [
+                finder.catalogue[n] for n in names if n in finder.catalogue and n not in loaded
+            ]
+    raise AssertionError("unreachable: the last round always returns")
 
 
 async def evaluate(
@@ -201,6 +304,7 @@ async def evaluate(
     profile: str = "full",
     model_sha256: str | None = None,
     system: str | None = None,
+    finder: Finder | None = None,
 ) -> Report:
     """Every case ``runs`` times. The first request goes alone (it fills a local server's
     prompt cache, and its time is reported apart), then the rest ``concurrency`` at a time."""
@@ -212,13 +316,13 @@ async def evaluate(
 
     async def one(case: Case) -> Attempt:
         async with gate:
-            return await ask(client, model, tools, case, system)
+            return await ask(client, model, tools, case, system, finder)
 
     attempts: dict[str, list[Attempt]] = {c.id: [] for c in cases}
     for run in range(runs):
         batch = cases
         if run == 0 and cases:
-            attempts[cases[0].id].append(await ask(client, model, tools, cases[0], system))
+            attempts[cases[0].id].append(await ask(client, model, tools, cases[0], system, finder))
             batch = cases[1:]
         for case, attempt in zip(
             batch, await asyncio.gather(*(one(c) for c in batch)), strict=True
@@ -257,7 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--local", action="store_true", help="the `make llm` model (started, or reused)"
     )
-    parser.add_argument("--profile", choices=[*PROFILES, "pinned"], default="full")
+    parser.add_argument(
+        "--profile",
+        choices=[*PROFILES, "pinned", "find"],
+        default="full",
+        help="find: the pinned tools and find_tools first, found tools loaded as a tool-search "
+        "client does (see FIND_NOTE)",
+    )
     parser.add_argument("--tools", help="comma-separated tools of the profile to offer alone")
     parser.add_argument(
         "--cases-for",
@@ -267,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument(
         "--split",
-        help="run only the cases of this split (the dataset's `split` field, e.g. tune, heldout)",
+        help="run only the cases of this split, tune or heldout (the case's `split` field; "
+        "without one, its number's parity: even tune, odd heldout)",
     )
     parser.add_argument("--runs", type=int, default=1, help="K: each case K times (pass^k)")
     parser.add_argument("--concurrency", type=int)
@@ -313,33 +424,17 @@ async def _main(args: argparse.Namespace, command: str) -> int:
     # One request at a time on a local server: its one slot would queue the rest anyway.
     concurrency = args.concurrency or (1 if args.local else 4)
     try:
-        profile = "full" if args.profile == "pinned" else args.profile
-        tools = await our_tools(profile)
-        names = PINNED if args.profile == "pinned" else None
-        if args.tools:
-            names = [n.strip() for n in args.tools.split(",") if n.strip()]
-        if names is not None:
-            tools = only(tools, names)
-        cases = answerable(load_cases(args.dataset), tools)
-        if args.split:
-            cases = [c for c in cases if c.split == args.split]
-        if args.cases_for:
-            subset = PINNED if args.cases_for == "pinned" else args.cases_for.split(",")
-            cases = answerable(cases, only(tools, [n.strip() for n in subset if n.strip()]))
-        if not cases:
-            raise BenchError("no case of the dataset can be answered with these tools")
-        client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout)
-        result = await evaluate(
-            client,
-            model,
-            cases,
-            concurrency=concurrency,
-            runs=args.runs,
-            tools=tools,
-            profile=f"{profile} --tools" if args.tools else args.profile,
-            model_sha256=model_sha256,
-            system=profile_prompt(profile),
-        )
+        profile = "full" if args.profile in ("pinned", "find") else args.profile
+        async with tool_server(profile) as facade:
+            result = await _run(
+                args,
+                facade,
+                profile,
+                client_args=(key, base_url, timeout),
+                model=model,
+                concurrency=concurrency,
+                model_sha256=model_sha256,
+            )
         if server is not None and server.process is not None and server.process.poll() is not None:
             # Its requests failed as errors; the figures of a dead server are no measurement.
             raise BenchError(
@@ -357,6 +452,66 @@ async def _main(args: argparse.Namespace, command: str) -> int:
         with args.benchmarks_md.open("a", encoding="utf-8") as md:
             md.write(benchmark_line(result, command, datetime.now(UTC)) + "\n")
     return 0
+
+
+async def _run(
+    args: argparse.Namespace,
+    facade: AgentFacade,
+    profile: str,
+    *,
+    client_args: tuple[str, str | None, float],
+    model: str,
+    concurrency: int,
+    model_sha256: str | None,
+) -> Report:
+    """The cases the command picked, run against the model with the profile's tools."""
+    every = await facade.openai_tools()
+    if not every:
+        raise BenchError(f"the {profile!r} profile's server listed no tools (see the log above)")
+    tools = every
+    names = PINNED if args.profile == "pinned" else None
+    if args.profile == "find":
+        names = [*PINNED, FIND_TOOLS]
+    if args.tools:
+        names = [n.strip() for n in args.tools.split(",") if n.strip()]
+    if names is not None:
+        tools = only(every, names)
+    finder = None
+    system = profile_prompt(profile)
+    label = f"{profile} --tools" if args.tools else args.profile
+    cases = answerable(load_cases(args.dataset), tools)
+    if args.profile == "find":
+        finder = product_finder(facade, every)
+        system = f"{system}\n\n{FIND_NOTE}"
+        label = f"find: pinned + find_tools over {len(every) - 1}"
+        # Every tool can be reached; lookups belong to the client's loop, so a case that asks
+        # for find_tools itself has nothing to score here (bench.find_tools leaves it out too).
+        cases = [
+            c
+            for c in answerable(load_cases(args.dataset), every)
+            if all(e.tool != FIND_TOOLS for e in c.expected)
+        ]
+    if args.split:
+        cases = [c for c in cases if split_of(c) == args.split]
+    if args.cases_for:
+        subset = PINNED if args.cases_for == "pinned" else args.cases_for.split(",")
+        cases = answerable(cases, only(tools, [n.strip() for n in subset if n.strip()]))
+    if not cases:
+        raise BenchError("no case of the dataset can be answered with these tools")
+    key, base_url, timeout = client_args
+    client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout)
+    return await evaluate(
+        client,
+        model,
+        cases,
+        concurrency=concurrency,
+        runs=args.runs,
+        tools=tools,
+        profile=label,
+        model_sha256=model_sha256,
+        system=system,
+        finder=finder,
+    )
 
 
 def print_report(result: Report) -> None:

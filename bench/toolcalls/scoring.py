@@ -36,6 +36,15 @@ class Case(BaseModel):
     split: str | None = None
 
 
+def split_of(case: Case) -> str:
+    """The case's half: its `split` field, or, in a set without one (dataset.jsonl), its
+    number's parity: even "tune", odd "heldout" (the halves bench.find_tools reports too)."""
+    if case.split is not None:
+        return case.split
+    digits = "".join(ch for ch in case.id if ch.isdigit())
+    return "tune" if int(digits or 0) % 2 == 0 else "heldout"
+
+
 class Call(BaseModel):
     tool: str
     arguments: dict[str, Any]
@@ -163,6 +172,8 @@ class Attempt(BaseModel):
     text_calls: list[Call] = Field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    # The find_tools queries the model made on the way (the --profile find loop), in order.
+    lookups: list[str] = Field(default_factory=list)
 
 
 class Row(BaseModel):
@@ -242,6 +253,7 @@ def report(
                         "called": [c.model_dump() for c in attempt.calls],
                         "text_calls": [c.model_dump() for c in attempt.text_calls],
                         "error": attempt.error,
+                        "lookups": attempt.lookups,
                     }
                 )
 

@@ -250,6 +250,77 @@ async def test_cases_for_runs_the_pinned_subset_with_the_whole_tool_list(
     assert len(llm.requests) == 1 and len(llm.requests[0]["tools"]) == len(saved["tools"]) > 10
 
 
+async def test_find_profile_serves_lookups_with_the_products_find_tools_and_loads_what_it_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = tmp_path / "cases.jsonl"
+    rows = [
+        # Odd numbers: the held-back half of a set without a split field.
+        {"id": "1", "lang": "zh", "utterance": "把 checkout-api 重启一下",
+         "expected": [{"tool": "restart_workload"}]},
+        {"id": "3", "lang": "en", "utterance": "pause hn", "expected": [{"tool": "pause_task"}]},
+        {"id": "5", "lang": "en", "utterance": "find a tool", "expected": [{"tool": "find_tools"}]},
+        {"id": "7", "lang": "en", "utterance": "thanks", "expected": []},
+        {"id": "2", "lang": "en", "utterance": "tune half", "expected": []},
+    ]  # fmt: skip
+    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+
+    def respond(body: dict[str, Any]) -> Answer:
+        offered = [t["function"]["name"] for t in body["tools"]]
+        last = body["messages"][-1]
+        asked = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        if last["role"] == "tool":
+            # The product's answer to the lookup is in; the tools it named are loaded.
+            if "restart_workload" in offered:
+                return ToolCalls([("restart_workload", {"name": "checkout-api"})])
+            return Content(f"nothing to call for {asked}")
+        if last["content"] == "pause hn":
+            return ToolCalls([("pause_task", {"task_id": "web-monitor/dev/hn"})])
+        if last["content"] == "thanks":
+            # A lookup that finds nothing to do, then words: still no product call.
+            if len(offered) == 11:
+                return ToolCalls([("find_tools", {"query": "tell me a joke"})])
+        if "restart_workload" not in offered and "重启" in last["content"]:
+            return ToolCalls([("find_tools", {"query": last["content"]})])
+        return Content("不客气")
+
+    llm = LLMApi(responder=respond)
+    out, md = tmp_path / "report.json", tmp_path / "benchmarks.md"
+    monkeypatch.setenv("STANDIN_KEY", API_KEY)
+    async with serve(llm.app()) as base:
+        argv = [
+            *("--base-url", f"{base}/v1", "--model", "standin", "--api-key-env", "STANDIN_KEY"),
+            *("--profile", "find", "--dataset", str(dataset), "--split", "heldout"),
+            *("--out", str(out), "--benchmarks-md", str(md)),
+        ]
+        code = await asyncio.to_thread(bench_run.main, argv)
+
+    assert code == 0
+    saved = json.loads(out.read_text("utf-8"))
+    # The case asking for find_tools itself and the tune half are left out.
+    assert (saved["cases"], saved["pass1"]) == (3, 1.0)
+    assert saved["tools"] == sorted([*bench_run.PINNED, "find_tools"])
+    assert saved["profile"].startswith("find: pinned + find_tools over ")
+    first, second = llm.requests[0], llm.requests[1]
+    assert [t["function"]["name"] for t in first["tools"]] == [
+        t["function"]["name"] for t in second["tools"][:11]
+    ]
+    assert "Only some of your tools are loaded" in first["messages"][0]["content"]
+    assert first["messages"][-1]["content"] == "把 checkout-api 重启一下"
+    lookup, answer = second["messages"][-2], second["messages"][-1]
+    assert lookup["tool_calls"][0]["function"]["name"] == "find_tools"
+    assert answer["role"] == "tool" and answer["tool_call_id"] == lookup["tool_calls"][0]["id"]
+    found = [t["name"] for t in json.loads(answer["content"])["tools"]]
+    assert "restart_workload" in found
+    assert [t["function"]["name"] for t in second["tools"][11:]] == [
+        name for name in found if name not in [*bench_run.PINNED, "find_tools"]
+    ]
+    # "thanks": one lookup (nothing found), then words; the lookup is not a product call.
+    thanks = [r for r in llm.requests if r["messages"][2]["content"] == "thanks"]
+    assert len(thanks) == 2 and len(thanks[1]["tools"]) == 11
+    assert "find a tool" not in {r["messages"][-1]["content"] for r in llm.requests}
+
+
 def test_command_without_a_key_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_run.main(["--api-key-env", "AMBIENT_NO_SUCH_KEY_SET"]) == 2
     assert "set AMBIENT_NO_SUCH_KEY_SET" in capsys.readouterr().err
