@@ -151,6 +151,7 @@ class WebMonitorWorkflow(WatchControls):
             window_seconds=window.total_seconds(),
             first_only=first_only,
             poll=self.polls + 1,
+            late_failures_seen=self.state.late_failures_seen,
         )
         # The backstop for a dead worker that no live process reports (see POLL_SLACK).
         heartbeat = max(2 * interval, self.window)
@@ -260,6 +261,7 @@ class WebMonitorWorkflow(WatchControls):
             if event.kind == "watch.hit":
                 state.hits_total += 1
         state.delivery_failures += result.delivery_failures
+        state.late_failures_seen = max(state.late_failures_seen, result.late_failures)
         state.event_failures += result.event_failures
         if result.last_failure is not None:
             state.last_failure = result.last_failure

@@ -67,6 +67,8 @@ class WebMonitorState(WatchLife):
     # life) and when the next check is due on the watch's fixed-rate grid.
     poll_seq: int = 0
     next_due: datetime | None = None
+    # The life's delivery failures that came after their poll handed back, counted so far.
+    late_failures_seen: int = 0
 
 
 class WebMonitorInput(BaseModel):

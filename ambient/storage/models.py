@@ -122,6 +122,11 @@ class WatchPoll(Base):
     seq: Mapped[int] = mapped_column(Integer, default=0)
     urls: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Deliveries of the life's events that failed after their poll had handed back: a count
+    # that only grows, and the last failure. The watch's next poll reports those its
+    # workflow has not seen, whichever process runs it (activities/poll_reports.py).
+    late_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    late_failure: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class WatchPollEnd(Base):
