@@ -26,6 +26,7 @@ from ambient.domain.polling import PollEnd, PollEvent, PollProgress, PollRequest
 from ambient.domain.tasks import Failure, UrlState
 from ambient.domain.watches import content_hash, diff_pages
 from ambient.storage.models import Event, WatchPoll
+from ambient.storage.poll_ends import EndRequest, end_requested
 from ambient.storage.polls import PageText
 
 if TYPE_CHECKING:
@@ -70,6 +71,13 @@ class PollSession:
         self.last_beat = time.monotonic()
         self.beat_seq = -1  # the event number the last heartbeat carried
 
+    def asked_by(self, request: EndRequest) -> bool:
+        """Whether an end request is for this poll (one without a poll number: the watch's)."""
+        return request.poll is None or (request.poll, request.run_id) == (
+            self.request.poll,
+            self.run_id,
+        )
+
     def end(self, why: PollEnd) -> None:
         if self.ended is None:
             self.ended = why
@@ -102,6 +110,10 @@ class PollSession:
                         )
                 self.urls = {url: UrlState.model_validate(s) for url, s in mark.urls.items()}
                 reports.seq = mark.seq
+            asked = EndRequest(request.workflow_id, request.life, self.run_id, request.poll)
+            if await end_requested(session, asked):
+                # Asked before this process's mailbox was reading: the poll ends at once.
+                self.end(PollEnd.CONTROL)
             if mark is not None and mark.late_failures > reports.late_failures:
                 # Deliveries that failed after an earlier poll handed back: this result
                 # reports them (the workflow keeps the count it has seen).

@@ -84,6 +84,8 @@ class PollUpkeep:
         self.leases = LeaseBook(db, process, dead_after)
         self._task: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
+        # Set once the running reader knows where it reads from (see poll_pages).
+        self.mailbox_open = asyncio.Event()
         self.lost_told = 0  # polls of dead processes this one reported to their workflows
         self._forget_at = 0.0  # when to drop the rows of long-dead processes next
         self.closed_ended = 0  # polls ended because their workflow run had closed
@@ -92,6 +94,7 @@ class PollUpkeep:
     def ensure_running(self, client: Client | None) -> None:
         """A poll started: read the mailbox, and keep the leases if the worker does not."""
         if self._reader is None or self._reader.done():
+            self.mailbox_open.clear()
             self._reader = asyncio.create_task(self.read_end_requests())
         if self._task is None or self._task.done():
             # Started with the worker (worker.py); in a worker built without it, while polls run.
@@ -203,16 +206,14 @@ class PollUpkeep:
             try:
                 for request in await cursor.read():
                     session = self.sessions.get((request.task, request.life))
-                    if session is not None and (
-                        request.poll is None
-                        or (session.request.poll, session.run_id) == (request.poll, request.run_id)
-                    ):
+                    if session is not None and session.asked_by(request):
                         session.end(PollEnd.CONTROL)
                 if time.monotonic() - swept > END_POLL_KEEP.total_seconds():
                     swept = time.monotonic()
                     await drop_end_requests(self.db, utcnow() - END_POLL_KEEP)
             except SQLAlchemyError as exc:  # read again next time; the fallback is a cancel
                 log.warning("reading poll end requests failed: %s", exc)
+            self.mailbox_open.set()
             await asyncio.sleep(END_POLL_READ)
 
 

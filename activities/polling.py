@@ -89,6 +89,9 @@ class PagePoller:
         self.leases.start(lease)
         self.keeper.ensure_running(_client())
         try:
+            # Requests committed from now on are read by the mailbox; resume() looks for
+            # one committed before.
+            await self.keeper.mailbox_open.wait()
             await session.resume()
             return await session.run()
         finally:
@@ -113,10 +116,11 @@ class PagePoller:
     @activity.defn
     async def end_poll(self, request: EndPoll) -> bool:
         """Ask the watch's poll to hand back now; False when it does not run in this process."""
+        asked = EndRequest(request.workflow_id, request.life, request.run_id, request.poll)
         session = self.sessions.get((request.workflow_id, request.life))
-        if session is not None:
+        if session is not None and session.asked_by(asked):
             session.end(PollEnd.CONTROL)
             return True
-        # Running in another worker process (or not at all): that process reads this.
-        await request_ends(self.db, [EndRequest(request.workflow_id, request.life)])
+        # Running in another worker process (or not started yet): that process reads this.
+        await request_ends(self.db, [asked])
         return False

@@ -230,7 +230,12 @@ class WebMonitorWorkflow(WatchControls):
         try:
             await workflow.execute_local_activity_method(
                 PagePoller.end_poll,
-                EndPoll(workflow_id=workflow.info().workflow_id, life=self.life),
+                EndPoll(
+                    workflow_id=workflow.info().workflow_id,
+                    life=self.life,
+                    run_id=workflow.info().run_id,
+                    poll=number,
+                ),
                 start_to_close_timeout=timedelta(seconds=5),
             )
         except ActivityError:

@@ -98,10 +98,13 @@ class PollResult(BaseModel):
 
 
 class EndPoll(BaseModel):
-    """Ask the poll of a watch running in this worker to hand back now."""
+    """Ask the poll of a watch to hand back now; with ``run_id`` and ``poll``, only that poll
+    (requests recorded before carry neither: the watch's poll, whichever it is)."""
 
     workflow_id: str
     life: str
+    run_id: str | None = None
+    poll: int | None = None
 
 
 class PollLost(BaseModel):

@@ -134,6 +134,8 @@ class WatchPollEnd(Base):
     running that poll reads these every ``END_POLL_READ`` seconds (activities/polling.py)."""
 
     __tablename__ = "watch_poll_ends"
+    # A poll that starts looks for a request to end it (activities/poll_session.py).
+    __table_args__ = (Index("ix_watch_poll_ends_task_life", "task", "life"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task: Mapped[str] = mapped_column(String(255))

@@ -97,3 +97,28 @@ async def test_a_delivery_failing_after_its_poll_handed_back_is_counted_once_by_
         request(base, hook, later, first_only=True, late_failures_seen=later.late_failures),
     )
     assert again.delivery_failures == 0
+
+
+async def test_a_control_written_before_its_poll_started_in_another_process_ends_it_at_start(
+    loopback_deps: WorkerDeps, gated: tuple[GatedSite, str]
+) -> None:
+    """The workflow asked poll 2 to hand back while the server was still handing it to a
+    process whose end-request reader was not running yet: the poll ends at its start
+    instead of running its whole window (a Temporal cancel reaches it only at a heartbeat)."""
+    state, base = gated
+    deps = loopback_deps
+    notifier = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    hook = {"type": "webhook", "target": f"{base}/hook"}
+    here = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
+    elsewhere = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
+    state.pages["/news"] = article("Calm.")
+    env = ActivityEnvironment()
+    baseline = await env.run(here.poll_pages, request(base, hook, None, poll=1))
+    # The workflow's worker runs no poll of this watch: it writes the request.
+    run_id = env.info.workflow_run_id
+    ask = EndPoll(workflow_id=TASK, life="life-1", run_id=run_id, poll=2)
+    assert not await here.end_poll(ask)
+    ended = await asyncio.wait_for(
+        env.run(elsewhere.poll_pages, request(base, hook, baseline, poll=2)), 30
+    )
+    assert ended.ended is PollEnd.CONTROL and ended.checks == 0
