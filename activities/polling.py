@@ -1,26 +1,13 @@
-"""The poll of a web monitor: one long-running activity that checks on a fixed-rate grid.
-
-A check that changes nothing costs a fetch (a conditional GET, or a hash of the raw body)
-and no workflow task. What must be told — a change, a keyword hit, a page that starts
-failing or recovers — is stored as an event, numbered within the watch's life, in the same
-transaction as the poll's position (``watch_polls``) and the page's snapshot, then notified
-with the event's key: a retried or resumed poll reports each event once and never loses the
-last seen state. The poll hands its events to the workflow (its result is in history) when a
-page fails or recovers, when it holds ``MAX_EVENTS``, after a bounded window, or at once
-when the workflow asks (pause, update, trigger, stop: ``end_poll``, a local activity that
-reaches the poll in this process, or writes a request that the process running it reads
-within ``END_POLL_READ`` seconds).
-
-Where each part lives:
+"""The poll of a web monitor: one long-running activity that checks on a fixed-rate grid
+and hands back only what the history must show (docs/watches.md, "Polling").
 
 - this module: the activities (``poll_pages``, ``end_poll``) and what the polls of a
   process share (the users' push settings, the group commit);
 - activities/poll_session.py: one attempt of one poll (resume, the grid, the checks);
 - activities/poll_reports.py: its events stored, notified, and failures counted;
-- activities/poll_upkeep.py: leases, the sweeps for dead processes and closed runs, and the
-  mailbox of end requests.
+- activities/poll_upkeep.py: leases, sweeps for dead processes and closed runs, mailbox.
 
-docs/polling.md states the invariants the parts keep together.
+docs/polling.md states the invariants these parts keep together.
 """
 
 from __future__ import annotations

@@ -154,27 +154,32 @@ class ThresholdWatchWorkflow(WatchControls):
         self.state.last_checked_at = now
         key = f"{self.task}/{self.life}/{self.state.checks}"
         targets = notification_targets(self.config.notification, self.config.targets)
+        state = self.state
         if reading.value is None:
-            await self.record_failure(
-                self.state,
-                reading.error,
-                self.config.failure_threshold,
-                key,
-                payload={"error": reading.error, "failures": self.state.failures + 1},
-                message=Message(
-                    title=f"Failing: {self.task}",
-                    body=f"{self.state.failures + 1} reads in a row failed: {reading.error}",
-                ),
+            # After failure_threshold failed reads in a row the watch is failing: said once.
+            state.failures, state.last_error = state.failures + 1, reading.error
+            if state.failures >= self.config.failure_threshold and not state.failing:
+                state.failing = True
+                await self.tell(
+                    kind="watch.failing",
+                    key=f"{key}/failing",
+                    payload={"error": reading.error, "failures": state.failures},
+                    message=Message(
+                        title=f"Failing: {self.task}",
+                        body=f"{state.failures} reads in a row failed: {reading.error}",
+                    ),
+                    targets=targets,
+                )
+            return
+        if state.failing:
+            await self.tell(
+                kind="watch.recovered",
+                key=f"{key}/recovered",
+                payload={"after_failures": state.failures},
+                message=Message(title=f"Recovered: {self.task}", body="The metric reads again."),
                 targets=targets,
             )
-            return
-        await self.record_success(
-            self.state,
-            key,
-            payload={"after_failures": self.state.failures},
-            message=Message(title=f"Recovered: {self.task}", body="The metric reads again."),
-            targets=targets,
-        )
+        state.failures, state.failing, state.last_error = 0, False, None
         self.state.last_value = reading.value
         self.state.rule, transition = evaluate(self.config, self.state.rule, reading.value, now)
         if transition is None:

@@ -7,7 +7,6 @@ counted, recorded when possible and shown in status, and the loop goes on. Only 
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -77,33 +76,12 @@ async def deliver(*, user: str, key: str, message: Message, targets: list[Target
     )
 
 
-async def announce(
-    *,
-    user: str,
-    task: str,
-    kind: str,
-    key: str,
-    payload: dict[str, Any],
-    message: Message | None = None,
-    targets: list[Target] | None = None,
-) -> None:
-    """Record an event and, with a message, notify the targets; both once per key."""
-    await record_event(user=user, task=task, kind=kind, key=key, payload=payload)
-    if message is not None and targets:
-        await deliver(user=user, key=key, message=message, targets=targets)
-
-
 def failure_text(error: BaseException) -> str:
     """The innermost message of an activity failure (what a person can act on)."""
     cause: BaseException = error
     while isinstance(cause, ActivityError) and cause.cause is not None:
         cause = cause.cause
     return str(cause) or type(cause).__name__
-
-
-def url_key(url: str) -> str:
-    """A short stand-in for a URL inside idempotency keys (keys are bounded columns)."""
-    return hashlib.sha256(url.encode()).hexdigest()[:12]
 
 
 class WatchControls:
@@ -265,7 +243,8 @@ class WatchControls:
         message: Message | None = None,
         targets: list[Target] | None = None,
     ) -> None:
-        """`announce`, with failures counted and shown instead of ending the watch."""
+        """Record an event and, with a message, notify the targets, both once per key; a
+        failure is counted and shown instead of ending the watch."""
         try:
             await record_event(user=self.user, task=self.task, kind=kind, key=key, payload=payload)
         except ActivityError as error:
@@ -300,48 +279,6 @@ class WatchControls:
         except ActivityError as again:
             self.state.event_failures += 1
             self.note_failure("event watch.delivery_failed", again)
-
-    async def record_failure(
-        self,
-        counters: Any,
-        error: str | None,
-        threshold: int,
-        key: str,
-        payload: dict[str, Any],
-        message: Message,
-        targets: list[Target],
-    ) -> None:
-        """Count a failed check; after ``threshold`` in a row say "failing", once."""
-        counters.failures += 1
-        counters.last_error = error
-        if counters.failures >= threshold and not counters.failing:
-            counters.failing = True
-            await self.tell(
-                kind="watch.failing",
-                key=f"{key}/failing",
-                payload=payload,
-                message=message,
-                targets=targets,
-            )
-
-    async def record_success(
-        self,
-        counters: Any,
-        key: str,
-        payload: dict[str, Any],
-        message: Message,
-        targets: list[Target],
-    ) -> None:
-        """A check worked: say "recovered" once if it was failing, and reset the count."""
-        if counters.failing:
-            await self.tell(
-                kind="watch.recovered",
-                key=f"{key}/recovered",
-                payload=payload,
-                message=message,
-                targets=targets,
-            )
-        counters.failures, counters.failing, counters.last_error = 0, False, None
 
     async def flush_control_events(self) -> None:
         while self.control_events:
