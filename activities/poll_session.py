@@ -22,9 +22,9 @@ from activities.poll_reports import Found, PollReports
 from activities.watches import page_text
 from ambient.clients.extract import EXTRACTOR_VERSION
 from ambient.clients.web import FetchError
+from ambient.domain.page_changes import content_hash, diff_pages
 from ambient.domain.polling import PollEnd, PollEvent, PollProgress, PollRequest, PollResult
 from ambient.domain.tasks import Failure, UrlState
-from ambient.domain.watches import content_hash, diff_pages
 from ambient.storage.models import Event, WatchPoll
 from ambient.storage.poll_ends import EndRequest, end_requested
 from ambient.storage.polls import PageText

@@ -20,15 +20,8 @@ from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import latest_metric_value
 from ambient.clients.web import FetchError, WebFetcher, extract_text
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
-from ambient.domain.watches import (
-    HttpJsonSource,
-    MetricSource,
-    PageDiff,
-    PrometheusSource,
-    content_hash,
-    diff_pages,
-    normalise,
-)
+from ambient.domain.page_changes import PageDiff, content_hash, diff_pages, normalise
+from ambient.domain.watches import HttpJsonSource, MetricSource, PrometheusSource
 from ambient.storage import Database
 from ambient.storage.models import WatchSnapshot
 from ambient.storage.polls import advance_snapshot

@@ -21,14 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.remediation import alert_from_breach, remediation_id
     from ambient.domain.remediation_runs import RemediationInput
     from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, ThresholdWatchState
-    from ambient.domain.watches import (
-        Breach,
-        TaskKind,
-        ThresholdWatchConfig,
-        Transition,
-        evaluate,
-        notification_targets,
-    )
+    from ambient.domain.threshold_rule import Breach, Transition, evaluate
+    from ambient.domain.watches import TaskKind, ThresholdWatchConfig, notification_targets
 
 from workflows.graded_remediation import GradedRemediationWorkflow, search_attributes
 from workflows.watch_controls import (
