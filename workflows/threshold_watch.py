@@ -25,18 +25,17 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.watches import TaskKind, ThresholdWatchConfig, notification_targets
 
 from workflows.graded_remediation import GradedRemediationWorkflow, search_attributes
-from workflows.watch_controls import (
-    BASELINE_AT_START,
-    QUEUED_TRIGGERS,
-    WAIT_AFTER_CONTINUE,
-    WatchControls,
-    failure_text,
-)
+from workflows.watch_controls import WatchControls, failure_text
 
 READ_TIMEOUT = timedelta(seconds=30)
-# Patches whose old paths are gone (a regular activity per read; a breach that only
-# recorded an event). Runs recorded with their markers still replay (deprecate_patch).
+# Patches whose old paths are gone: a regular activity per read, a random first-check
+# delay, a trigger during a check that waited an interval, a continued run that checked at
+# once, a breach that only recorded an event. Runs recorded with their markers still replay:
+# deprecate_patch matches a recorded marker and needs none (docs/watches.md).
 LOCAL_READS = "local-read-metric"
+BASELINE_AT_START = "baseline-at-start"
+QUEUED_TRIGGERS = "queued-triggers"
+WAIT_AFTER_CONTINUE = "wait-after-continue"
 REMEDIATE = "remediate-child-workflow"
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 

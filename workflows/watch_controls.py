@@ -35,12 +35,6 @@ with workflow.unsafe.imports_passed_through():
 SHORT = timedelta(seconds=30)
 # The second check comes up to this much (at most half an interval) after the baseline.
 FIRST_CHECK_JITTER = timedelta(seconds=60)
-# Patches whose old paths are gone (a random first-check delay; a trigger during a check
-# that waited an interval; a continued run that checked at once). Runs recorded with their
-# markers still replay: deprecate_patch matches a recorded marker and needs none.
-BASELINE_AT_START = "baseline-at-start"
-QUEUED_TRIGGERS = "queued-triggers"
-WAIT_AFTER_CONTINUE = "wait-after-continue"
 # Side effects: bounded retries (the default retries forever).
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
 NOTIFY_TIMEOUT = timedelta(minutes=2)
