@@ -1,4 +1,5 @@
-"""Checks of web monitors and threshold watches: fetch, extract, compare, read metrics.
+"""Checks of news digests and threshold watches: fetch, extract, compare, read metrics
+(web monitors check in their polls, activities/polling.py).
 
 What the outside world answers is data: a page that cannot be fetched or parsed is an
 ``error`` check, a metric source that answers HTML is a failed reading. Only bad input
@@ -19,15 +20,8 @@ from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import latest_metric_value
 from ambient.clients.web import FetchError, WebFetcher, extract_text
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
-from ambient.domain.watches import (
-    HttpJsonSource,
-    MetricSource,
-    PageDiff,
-    PrometheusSource,
-    content_hash,
-    diff_pages,
-    normalise,
-)
+from ambient.domain.page_changes import PageDiff, content_hash, diff_pages, normalise
+from ambient.domain.watches import HttpJsonSource, MetricSource, PrometheusSource
 from ambient.storage import Database
 from ambient.storage.models import WatchSnapshot
 from ambient.storage.polls import advance_snapshot
@@ -48,52 +42,32 @@ class WatchActivities:
 
     @activity.defn
     async def check_page(self, check: CheckPageInput) -> PageCheck:
-        """Fetch one URL and compare its main text with the snapshot the workflow last saw.
-
-        Safe to retry: the comparison is against ``last_hash``, not "the latest row".
-        """
-        last_hash = check.last_hash
-        if last_hash is None and check.since_stored:
-            last_hash = await self._newest_hash(check.task, check.url)
+        """Fetch one news page and compare its main text with the newest stored for it."""
+        last_hash = await self._newest_hash(check.task, check.url)
         try:
-            fetched = await self._fetcher.fetch(
-                check.url,
-                etag=check.etag if last_hash else None,
-                last_modified=check.last_modified if last_hash else None,
-            )
+            fetched = await self._fetcher.fetch(check.url)
         except FetchError as exc:
             return PageCheck(url=check.url, outcome="error", error=str(exc))
-        if fetched.not_modified:
-            return PageCheck(
-                url=check.url,
-                outcome="not_modified",
-                hash=last_hash,
-                etag=check.etag,
-                last_modified=check.last_modified,
-            )
         html = fetched.body.decode(errors="replace")
         try:
             # Extraction is CPU work: keep it off the event loop the other checks share.
-            lines = await asyncio.to_thread(page_text, html, check.selector, check.ignore_patterns)
-        except Exception as exc:  # the page (or its selector) cannot be read: a failed check
+            lines = await asyncio.to_thread(page_text, html, None, [])
+        except Exception as exc:  # the page cannot be read: a failed check
             return PageCheck(
                 url=check.url, outcome="error", error=f"cannot read the page's text: {exc}"
             )
         new_hash = content_hash(lines)
-        result = PageCheck(
-            url=check.url,
-            outcome="unchanged",
-            hash=new_hash,
-            etag=fetched.etag,
-            last_modified=fetched.last_modified,
-        )
         if new_hash == last_hash:
-            return result
+            return PageCheck(url=check.url, outcome="unchanged", hash=new_hash)
         old = await self._save_snapshot(check.task, check.url, last_hash, new_hash, lines)
         diff: PageDiff = await asyncio.to_thread(diff_pages, old, lines, check.keywords)
-        result.outcome = "baseline" if old is None else "changed"
-        result.hits, result.excerpt = diff.hits, diff.excerpt
-        return result
+        return PageCheck(
+            url=check.url,
+            outcome="baseline" if old is None else "changed",
+            hash=new_hash,
+            hits=diff.hits,
+            excerpt=diff.excerpt,
+        )
 
     async def _save_snapshot(
         self, task: str, url: str, last_hash: str | None, new_hash: str, lines: list[str]

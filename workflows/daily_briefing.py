@@ -337,7 +337,6 @@ class DailyBriefingWorkflow:
                         task=f"{run.task_id}/news",
                         url=str(url),
                         keywords=run.config.categories,
-                        since_stored=True,
                     ),
                     start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=RetryPolicy(maximum_attempts=2),

@@ -83,7 +83,6 @@ class ReminderWorkflow:
                         task=run.task,
                         url=str(url),
                         keywords=run.config.categories,
-                        since_stored=True,
                     ),
                     start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=RetryPolicy(maximum_attempts=2),

@@ -19,14 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.configs import STORED
     from ambient.domain.notify import Message
     from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, ThresholdWatchState
-    from ambient.domain.watches import (
-        Breach,
-        TaskKind,
-        ThresholdWatchConfig,
-        Transition,
-        evaluate,
-        notification_targets,
-    )
+    from ambient.domain.threshold_rule import Breach, Transition, evaluate
+    from ambient.domain.watches import TaskKind, ThresholdWatchConfig, notification_targets
     from ambient.remediation.alerts import alert_from_breach, remediation_id
     from ambient.remediation.runs import RemediationInput
 
@@ -35,9 +29,14 @@ from workflows.remediation_records import search_attributes
 from workflows.watch_controls import WatchControls, failure_text
 
 READ_TIMEOUT = timedelta(seconds=30)
-# Runs recorded before reads became local activities replay the regular-activity path.
+# Patches whose old paths are gone: a regular activity per read, a random first-check
+# delay, a trigger during a check that waited an interval, a continued run that checked at
+# once, a breach that only recorded an event. Runs recorded with their markers still replay:
+# deprecate_patch matches a recorded marker and needs none (docs/watches.md).
 LOCAL_READS = "local-read-metric"
-# Runs recorded before breaches started remediations recorded an event only.
+BASELINE_AT_START = "baseline-at-start"
+QUEUED_TRIGGERS = "queued-triggers"
+WAIT_AFTER_CONTINUE = "wait-after-continue"
 REMEDIATE = "remediate-child-workflow"
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 
@@ -64,8 +63,51 @@ class ThresholdWatchWorkflow(WatchControls):
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
-        await self.run_watch()
+        """Check every interval until stopped; continue-as-new when Temporal suggests it."""
+        self.show_attributes()
+        # The first check of a life is the baseline, taken now, and the second is spread;
+        # a continued run waits the interval first (a check just ran).
+        spread_next = self.state.checks == 0
+        if spread_next:
+            workflow.deprecate_patch(BASELINE_AT_START)
+        else:
+            workflow.deprecate_patch(WAIT_AFTER_CONTINUE)
+            await self.sleep_until_next(self.config.interval)
+        while not self.stop_requested:
+            if self.check_requested or not self.paused:
+                self.check_requested = False
+                self.checking = True
+                try:
+                    await self.check()
+                finally:
+                    self.checking = False
+                self.checks_this_run += 1
+            await self.flush_control_events()
+            await self.continue_if_suggested()
+            if not self.stop_requested:
+                interval = self.config.interval
+                if spread_next:
+                    spread_next = False
+                    interval += self.spread(interval)
+                await self.sleep_until_next(interval)
+        await self.finish()
         return self.status()
+
+    async def sleep_until_next(self, interval: timedelta) -> None:
+        """Wait out the interval (forever while paused) unless a signal or update wakes us."""
+        self.wake = False
+        # A stop ends the loop; a trigger that came during the check runs the next one now.
+        if self.stop_requested:
+            return
+        if self.check_requested:
+            workflow.deprecate_patch(QUEUED_TRIGGERS)
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: self.wake, timeout=None if self.paused else interval
+            )
+        except TimeoutError:
+            pass
 
     def continued(self) -> ThresholdWatchInput:
         return ThresholdWatchInput(
@@ -92,51 +134,46 @@ class ThresholdWatchWorkflow(WatchControls):
             return MetricReading(
                 error="source: no metric source (named metrics resolve at the API)"
             )
-        request = ReadMetricInput(source=self.config.source.model_dump(mode="json"))
-        reading: MetricReading
-        if workflow.patched(LOCAL_READS):
-            # A short read with no side effect: a local activity, about half the history cost.
-            reading = await workflow.execute_local_activity_method(
-                WatchActivities.read_metric,
-                request,
-                start_to_close_timeout=READ_TIMEOUT,
-                retry_policy=READ_RETRY,
-            )
-        else:
-            reading = await workflow.execute_activity_method(
-                WatchActivities.read_metric,
-                request,
-                start_to_close_timeout=READ_TIMEOUT,
-                retry_policy=READ_RETRY,
-            )
-        return reading
+        # A short read with no side effect: a local activity, about half the history cost.
+        workflow.deprecate_patch(LOCAL_READS)
+        return await workflow.execute_local_activity_method(
+            WatchActivities.read_metric,
+            ReadMetricInput(source=self.config.source.model_dump(mode="json")),
+            start_to_close_timeout=READ_TIMEOUT,
+            retry_policy=READ_RETRY,
+        )
 
     async def apply(self, reading: MetricReading) -> None:
         now = workflow.now()
         self.state.last_checked_at = now
         key = f"{self.task}/{self.life}/{self.state.checks}"
         targets = notification_targets(self.config.notification, self.config.targets)
+        state = self.state
         if reading.value is None:
-            await self.record_failure(
-                self.state,
-                reading.error,
-                self.config.failure_threshold,
-                key,
-                payload={"error": reading.error, "failures": self.state.failures + 1},
-                message=Message(
-                    title=f"Failing: {self.task}",
-                    body=f"{self.state.failures + 1} reads in a row failed: {reading.error}",
-                ),
+            # After failure_threshold failed reads in a row the watch is failing: said once.
+            state.failures, state.last_error = state.failures + 1, reading.error
+            if state.failures >= self.config.failure_threshold and not state.failing:
+                state.failing = True
+                await self.tell(
+                    kind="watch.failing",
+                    key=f"{key}/failing",
+                    payload={"error": reading.error, "failures": state.failures},
+                    message=Message(
+                        title=f"Failing: {self.task}",
+                        body=f"{state.failures} reads in a row failed: {reading.error}",
+                    ),
+                    targets=targets,
+                )
+            return
+        if state.failing:
+            await self.tell(
+                kind="watch.recovered",
+                key=f"{key}/recovered",
+                payload={"after_failures": state.failures},
+                message=Message(title=f"Recovered: {self.task}", body="The metric reads again."),
                 targets=targets,
             )
-            return
-        await self.record_success(
-            self.state,
-            key,
-            payload={"after_failures": self.state.failures},
-            message=Message(title=f"Recovered: {self.task}", body="The metric reads again."),
-            targets=targets,
-        )
+        state.failures, state.failing, state.last_error = 0, False, None
         self.state.last_value = reading.value
         self.state.rule, transition = evaluate(self.config, self.state.rule, reading.value, now)
         if transition is None:
@@ -155,15 +192,8 @@ class ThresholdWatchWorkflow(WatchControls):
                 targets=targets,
             )
             if self.config.on_breach == "remediate":
-                if workflow.patched(REMEDIATE):
-                    await self._remediate(transition, payload, key)
-                else:
-                    # Runs recorded before remediation was wired recorded the intent only.
-                    await self.tell(
-                        kind="watch.remediation_requested",
-                        key=f"{key}/remediate",
-                        payload=payload,
-                    )
+                workflow.deprecate_patch(REMEDIATE)
+                await self._remediate(transition, payload, key)
         else:
             await self.tell(
                 kind="watch.recovery",

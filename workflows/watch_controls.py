@@ -7,7 +7,6 @@ counted, recorded when possible and shown in status, and the loop goes on. Only 
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -34,20 +33,13 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import KIND, STATE, USER
 
 SHORT = timedelta(seconds=30)
+# The second check comes up to this much (at most half an interval) after the baseline.
 FIRST_CHECK_JITTER = timedelta(seconds=60)
 # Side effects: bounded retries (the default retries forever).
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
 NOTIFY_TIMEOUT = timedelta(minutes=2)
 # The notify activity heartbeats: a crashed worker is noticed in 30 s, not 2 min.
 NOTIFY_HEARTBEAT = timedelta(seconds=30)
-# Runs recorded before this change waited a random first-check jitter; new runs take the
-# baseline at once and spread the second check instead.
-BASELINE_AT_START = "baseline-at-start"
-# Runs recorded before this change let a trigger that came during a check wait an interval.
-QUEUED_TRIGGERS = "queued-triggers"
-# Runs recorded before this change checked at once after continue-as-new (a check just
-# ran); new runs wait the interval unless a check was asked for.
-WAIT_AFTER_CONTINUE = "wait-after-continue"
 
 
 async def record_event(
@@ -78,22 +70,6 @@ async def deliver(*, user: str, key: str, message: Message, targets: list[Target
     )
 
 
-async def announce(
-    *,
-    user: str,
-    task: str,
-    kind: str,
-    key: str,
-    payload: dict[str, Any],
-    message: Message | None = None,
-    targets: list[Target] | None = None,
-) -> None:
-    """Record an event and, with a message, notify the targets; both once per key."""
-    await record_event(user=user, task=task, kind=kind, key=key, payload=payload)
-    if message is not None and targets:
-        await deliver(user=user, key=key, message=message, targets=targets)
-
-
 def failure_text(error: BaseException) -> str:
     """The innermost message of an activity failure (what a person can act on)."""
     cause: BaseException = error
@@ -102,20 +78,18 @@ def failure_text(error: BaseException) -> str:
     return str(cause) or type(cause).__name__
 
 
-def url_key(url: str) -> str:
-    """A short stand-in for a URL inside idempotency keys (keys are bounded columns)."""
-    return hashlib.sha256(url.encode()).hexdigest()[:12]
-
-
 class WatchControls:
-    """The loop every watch runs, and the signals that steer it.
+    """The signals that steer a watch, and what every watch's loop shares.
 
     Signals only change state; the loop acts on them (native pause is pre-release).
-    Subclasses set KIND, user, task, config (with `interval`), state (a `WatchLife`) and
-    implement `check()`, `continued()` and `status()`.
+    Subclasses set KIND, user, task, config (with `interval`), state (a `WatchLife`),
+    implement `continued()` and `status()` and run their loop (a web monitor's polls, a
+    threshold watch's checks).
     """
 
     KIND: TaskKind
+    # A web monitor's state is whole between polls; a threshold watch's only between checks.
+    POLLS = False
     user: str
     task: str
     config: Any
@@ -128,7 +102,6 @@ class WatchControls:
         self.stop_requested = False
         self.wake = False
         self.checking = False
-        self.polling = False  # checks run in long-running polls (web monitors, new runs)
         self.checks_this_run = 0
         self.control_events: list[str] = []
         self.control_count = 0
@@ -186,36 +159,14 @@ class WatchControls:
         """Wait for the first check of this task and return its status (the baseline)."""
         # A poll's state is whole between polls: no need to wait for the one running now.
         await workflow.wait_condition(
-            lambda: self.state.checks > 0 and (self.polling or not self.checking)
+            lambda: self.state.checks > 0 and (self.POLLS or not self.checking)
         )
         return self.status()
-
-    async def sleep_until_next(self, interval: timedelta) -> None:
-        """Wait out the interval (forever while paused) unless a signal or update wakes us."""
-        self.wake = False
-        if self.stop_requested:
-            return
-        # A trigger that came during the check is still set: check again at once (runs
-        # recorded before this waited the interval).
-        if self.check_requested and workflow.patched(QUEUED_TRIGGERS):
-            return
-        try:
-            await workflow.wait_condition(
-                lambda: self.wake, timeout=None if self.paused else interval
-            )
-        except TimeoutError:
-            pass
-
-    def due(self) -> bool:
-        return self.check_requested or not self.paused
 
     def current_state(self) -> TaskState:
         if self.stop_requested:
             return TaskState.STOPPED
         return TaskState.PAUSED if self.paused else TaskState.ACTIVE
-
-    async def check(self) -> None:
-        raise NotImplementedError
 
     def continued(self) -> BaseModel:
         """The input of the next run after continue-as-new, carrying the state."""
@@ -238,39 +189,6 @@ class WatchControls:
         if workflow.info().is_continue_as_new_suggested():
             return True
         return self.continue_after is not None and self.checks_this_run >= self.continue_after
-
-    async def run_watch(self) -> None:
-        """Check every interval until stopped; continue-as-new when Temporal suggests it."""
-        self.show_attributes()
-        spread_next = False
-        if self.state.checks == 0:
-            if workflow.patched(BASELINE_AT_START):
-                # The first check is the baseline, taken now; later checks are spread.
-                spread_next = True
-            else:
-                jitter = workflow.random().uniform(0, FIRST_CHECK_JITTER.total_seconds())
-                jitter = min(jitter, self.config.interval.total_seconds())
-                await self.sleep_until_next(timedelta(seconds=jitter))
-        elif workflow.patched(WAIT_AFTER_CONTINUE):
-            await self.sleep_until_next(self.config.interval)
-        while not self.stop_requested:
-            if self.due():
-                self.check_requested = False
-                self.checking = True
-                try:
-                    await self.check()
-                finally:
-                    self.checking = False
-                self.checks_this_run += 1
-            await self.flush_control_events()
-            await self.continue_if_suggested()
-            if not self.stop_requested:
-                interval = self.config.interval
-                if spread_next:
-                    spread_next = False
-                    interval += self.spread(interval)
-                await self.sleep_until_next(interval)
-        await self.finish()
 
     def show_attributes(self) -> None:
         workflow.upsert_search_attributes(
@@ -319,7 +237,8 @@ class WatchControls:
         message: Message | None = None,
         targets: list[Target] | None = None,
     ) -> None:
-        """`announce`, with failures counted and shown instead of ending the watch."""
+        """Record an event and, with a message, notify the targets, both once per key; a
+        failure is counted and shown instead of ending the watch."""
         try:
             await record_event(user=self.user, task=self.task, kind=kind, key=key, payload=payload)
         except ActivityError as error:
@@ -354,48 +273,6 @@ class WatchControls:
         except ActivityError as again:
             self.state.event_failures += 1
             self.note_failure("event watch.delivery_failed", again)
-
-    async def record_failure(
-        self,
-        counters: Any,
-        error: str | None,
-        threshold: int,
-        key: str,
-        payload: dict[str, Any],
-        message: Message,
-        targets: list[Target],
-    ) -> None:
-        """Count a failed check; after ``threshold`` in a row say "failing", once."""
-        counters.failures += 1
-        counters.last_error = error
-        if counters.failures >= threshold and not counters.failing:
-            counters.failing = True
-            await self.tell(
-                kind="watch.failing",
-                key=f"{key}/failing",
-                payload=payload,
-                message=message,
-                targets=targets,
-            )
-
-    async def record_success(
-        self,
-        counters: Any,
-        key: str,
-        payload: dict[str, Any],
-        message: Message,
-        targets: list[Target],
-    ) -> None:
-        """A check worked: say "recovered" once if it was failing, and reset the count."""
-        if counters.failing:
-            await self.tell(
-                kind="watch.recovered",
-                key=f"{key}/recovered",
-                payload=payload,
-                message=message,
-                targets=targets,
-            )
-        counters.failures, counters.failing, counters.last_error = 0, False, None
 
     async def flush_control_events(self) -> None:
         while self.control_events:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -13,10 +12,7 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.polling import PagePoller
-    from activities.watches import WatchActivities
-    from ambient.domain.checks import CheckPageInput, PageCheck
     from ambient.domain.configs import STORED
-    from ambient.domain.notify import Message
     from ambient.domain.polling import (
         WEB_MONITOR_TYPE,
         EndPoll,
@@ -24,28 +20,15 @@ with workflow.unsafe.imports_passed_through():
         PollRequest,
         PollResult,
     )
-    from ambient.domain.tasks import (
-        Failure,
-        TaskStatus,
-        UrlState,
-        WebMonitorInput,
-        WebMonitorState,
-    )
+    from ambient.domain.tasks import Failure, TaskStatus, WebMonitorInput, WebMonitorState
     from ambient.domain.watches import (
         TaskKind,
         WebMonitorConfig,
         notification_targets,
     )
 
-from workflows.watch_controls import WatchControls, failure_text, url_key
+from workflows.watch_controls import WatchControls
 
-CHECK_TIMEOUT = timedelta(seconds=60)
-# Runs recorded before checks became local activities replay the regular-activity path.
-LOCAL_CHECKS = "local-check-page"
-CHECK_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
-# Runs recorded before this change checked with a timer and a local activity per check; new
-# runs poll in a long-running activity that hands back only what must be recorded.
-POLLING = "poll-activity"
 # How long one poll may run before it hands back: about POLL_CHECKS checks, so the
 # hand-back (a few history events and a workflow task) is shared by that many checks, within
 # bounds that keep the history and get_task's recorded counts fresh enough.
@@ -58,14 +41,16 @@ POLL_RETRY = RetryPolicy(
     maximum_attempts=5,
 )
 POLL_SLACK = timedelta(minutes=2)
+# Patches whose old paths (a timer and a check activity per check; a first poll as long as
+# the others) are gone. Runs recorded with their markers still replay: deprecate_patch
+# matches a recorded marker and needs none (docs/watches.md, "Replay safety").
+POLLING = "poll-activity"
+POLL_PHASE = "poll-phase"
 # A killed worker's polls are started again when a live worker process finds the dead one's
 # leases (signal ``poll_lost``, well under a minute; activities/polling.py); graceful stops
 # hand back at once. The heartbeat timeout is the backstop when no process can tell (the
 # app database is down): one window. The server hears of a poll every 0.8 x that timeout
 # and each time costs it a write, so the backstop is kept long.
-# The first poll of a run lasts a deterministic part of a window, so the polls of watches
-# created (or continued as new) together hand back spread over the window, not in one burst.
-POLL_PHASE = "poll-phase"
 # After asking a poll to hand back, how long to wait before cancelling it through Temporal
 # (a poll in another worker process hears of a cancellation only at its next heartbeat).
 END_POLL_WAIT = timedelta(seconds=10)
@@ -74,6 +59,7 @@ END_POLL_WAIT = timedelta(seconds=10)
 @workflow.defn(name=WEB_MONITOR_TYPE)
 class WebMonitorWorkflow(WatchControls):
     KIND = TaskKind.WEB_MONITOR
+    POLLS = True
     config: WebMonitorConfig
     state: WebMonitorState
 
@@ -93,16 +79,9 @@ class WebMonitorWorkflow(WatchControls):
 
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
-        # Decided once per run: a run recorded before polling keeps its timer loop until it
-        # continues as new (a patch's answer is memoised for the run).
-        if workflow.patched(POLLING):
-            self.polling = True
-            await self.run_polls()
-        else:
-            await self.run_watch()
+        workflow.deprecate_patch(POLLING)
+        await self.run_polls()
         return self.status()
-
-    # --- polling --------------------------------------------------------------------------
 
     async def run_polls(self) -> None:
         """Poll until stopped; each poll hands back what the history must show."""
@@ -152,8 +131,11 @@ class WebMonitorWorkflow(WatchControls):
         due = self.state.next_due or now
         window = self.window
         if not first_only and not self.phased:
+            # The first poll of a run lasts a deterministic part of a window, so the polls of
+            # watches created (or continued as new) together hand back spread over it.
             self.phased = True
-            if self.poll_window is None and workflow.patched(POLL_PHASE):
+            if self.poll_window is None:
+                workflow.deprecate_patch(POLL_PHASE)
                 window = max(interval, window * workflow.random().uniform(0.0, 1.0))
         request = PollRequest(
             user=self.user,
@@ -169,6 +151,7 @@ class WebMonitorWorkflow(WatchControls):
             window_seconds=window.total_seconds(),
             first_only=first_only,
             poll=self.polls + 1,
+            late_failures_seen=self.state.late_failures_seen,
         )
         # The backstop for a dead worker that no live process reports (see POLL_SLACK).
         heartbeat = max(2 * interval, self.window)
@@ -247,7 +230,12 @@ class WebMonitorWorkflow(WatchControls):
         try:
             await workflow.execute_local_activity_method(
                 PagePoller.end_poll,
-                EndPoll(workflow_id=workflow.info().workflow_id, life=self.life),
+                EndPoll(
+                    workflow_id=workflow.info().workflow_id,
+                    life=self.life,
+                    run_id=workflow.info().run_id,
+                    poll=number,
+                ),
                 start_to_close_timeout=timedelta(seconds=5),
             )
         except ActivityError:
@@ -278,11 +266,10 @@ class WebMonitorWorkflow(WatchControls):
             if event.kind == "watch.hit":
                 state.hits_total += 1
         state.delivery_failures += result.delivery_failures
+        state.late_failures_seen = max(state.late_failures_seen, result.late_failures)
         state.event_failures += result.event_failures
         if result.last_failure is not None:
             state.last_failure = result.last_failure
-
-    # --- checks with a timer each (runs recorded before polling) ---------------------------
 
     def continued(self) -> WebMonitorInput:
         return WebMonitorInput(
@@ -295,121 +282,13 @@ class WebMonitorWorkflow(WatchControls):
             check_interval_seconds=self.interval_seconds,
         )
 
-    async def check(self) -> None:
-        self.state.checks += 1
-        urls = [str(url) for url in self.config.urls]
-        results = await asyncio.gather(*(self.fetch(url) for url in urls))
-        for result in results:
-            await self.apply(result)
-
-    async def fetch(self, url: str) -> PageCheck:
-        try:
-            return await self.run_check(url)
-        except ActivityError as error:
-            # A check that failed for good is a failed check, not the end of the watch.
-            return PageCheck(url=url, outcome="error", error=failure_text(error))
-
-    async def run_check(self, url: str) -> PageCheck:
-        if workflow.patched(LOCAL_CHECKS):
-            # A bounded check with no side effect but a snapshot row: a local activity costs
-            # about half the history events and server work of a regular one.
-            return await workflow.execute_local_activity_method(
-                WatchActivities.check_page,
-                self.check_input(url),
-                start_to_close_timeout=CHECK_TIMEOUT,
-                retry_policy=CHECK_RETRY,
-            )
-        return await workflow.execute_activity_method(
-            WatchActivities.check_page,
-            self.check_input(url),
-            start_to_close_timeout=CHECK_TIMEOUT,
-            retry_policy=CHECK_RETRY,
-        )
-
-    def check_input(self, url: str) -> CheckPageInput:
-        seen = self.state.urls.get(url, UrlState())
-        return CheckPageInput(
-            task=self.task,
-            url=url,
-            selector=self.config.selector_for(url),
-            ignore_patterns=self.config.ignore_patterns,
-            keywords=self.config.keywords,
-            etag=seen.etag,
-            last_modified=seen.last_modified,
-            last_hash=seen.hash,
-        )
-
-    async def apply(self, result: PageCheck) -> None:
-        url, now = result.url, workflow.now()
-        seen = self.state.urls.setdefault(url, UrlState())
-        seen.last_checked_at, seen.last_outcome = now, result.outcome
-        key = f"{self.task}/{self.life}/{self.state.checks}/{url_key(url)}"
-        targets = notification_targets(self.config.notification, self.config.targets)
-        if result.outcome == "error":
-            await self.record_failure(
-                seen,
-                result.error,
-                self.config.failure_threshold,
-                key,
-                payload={"url": url, "error": result.error, "failures": seen.failures + 1},
-                message=Message(
-                    title=f"Failing: {url}",
-                    body=f"{seen.failures + 1} checks in a row failed. Last error: {result.error}",
-                    link=url,
-                ),
-                targets=targets,
-            )
-            return
-        await self.record_success(
-            seen,
-            key,
-            payload={"url": url, "after_failures": seen.failures},
-            message=Message(title=f"Recovered: {url}", body="The page answers again.", link=url),
-            targets=targets,
-        )
-        seen.hash = result.hash
-        seen.etag, seen.last_modified = result.etag, result.last_modified
-        if result.outcome != "changed":
-            return
-        seen.last_change_at = now
-        self.state.changes_total += 1
-        payload: dict[str, Any] = {"url": url, "excerpt": result.excerpt, "hits": result.hits}
-        if result.hits:
-            self.state.hits_total += 1
-            lines = "\n".join(
-                f"- **{keyword}**: {line}"
-                for keyword, found in result.hits.items()
-                for line in found
-            )
-            await self.tell(
-                kind="watch.hit",
-                key=f"{key}/hit",
-                payload=payload,
-                message=Message(title=f"Keyword hit on {url}", body=lines, link=url),
-                targets=targets,
-            )
-        else:
-            # With keywords set, only hits are worth a message; plain changes stay events.
-            message = (
-                None
-                if self.config.keywords
-                else Message(title=f"Changed: {url}", body=f"```\n{result.excerpt}\n```", link=url)
-            )
-            await self.tell(
-                kind="watch.change",
-                key=f"{key}/change",
-                payload=payload,
-                message=message,
-                targets=targets,
-            )
-
     @workflow.update
     async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """Replace the configuration; the next check uses it."""
         # Read as recorded: the validator refused what is refused now before it was recorded.
         self.config = WebMonitorConfig.model_validate(config, context=STORED)
         self.wake = True
-        if self.polling and not self.paused:
+        if not self.paused:
             # The new configuration is checked at once (new pages get their baseline).
             self.check_requested = True
         return self.config.model_dump(mode="json")

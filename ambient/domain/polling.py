@@ -56,6 +56,8 @@ class PollRequest(BaseModel):
     first_only: bool = False
     # The poll's number in its workflow run: with the run, which poll a lease names.
     poll: int = 0
+    # How many of the life's late delivery failures (watch_polls) the workflow has counted.
+    late_failures_seen: int = 0
 
 
 class PollEvent(BaseModel):
@@ -90,13 +92,19 @@ class PollResult(BaseModel):
     delivery_failures: int = 0
     event_failures: int = 0
     last_failure: Failure | None = None
+    # The life's late delivery failures so far (those new to the workflow are counted in
+    # ``delivery_failures``): the next request's ``late_failures_seen``.
+    late_failures: int = 0
 
 
 class EndPoll(BaseModel):
-    """Ask the poll of a watch running in this worker to hand back now."""
+    """Ask the poll of a watch to hand back now; with ``run_id`` and ``poll``, only that poll
+    (requests recorded before carry neither: the watch's poll, whichever it is)."""
 
     workflow_id: str
     life: str
+    run_id: str | None = None
+    poll: int | None = None
 
 
 class PollLost(BaseModel):

@@ -8,13 +8,8 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from ambient.domain.configs import read_stored
-from ambient.domain.watches import (
-    TaskKind,
-    TaskState,
-    ThresholdState,
-    ThresholdWatchConfig,
-    WebMonitorConfig,
-)
+from ambient.domain.threshold_rule import ThresholdState
+from ambient.domain.watches import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
 
 
 class UrlState(BaseModel):
@@ -67,6 +62,8 @@ class WebMonitorState(WatchLife):
     # life) and when the next check is due on the watch's fixed-rate grid.
     poll_seq: int = 0
     next_due: datetime | None = None
+    # The life's delivery failures that came after their poll handed back, counted so far.
+    late_failures_seen: int = 0
 
 
 class WebMonitorInput(BaseModel):

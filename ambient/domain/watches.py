@@ -1,4 +1,7 @@
-"""Watches as the product defines them: configs, the threshold rule, page-change detection.
+"""Watches as the product defines them: their configs and how they are checked at entry.
+
+The threshold rule is in ambient/domain/threshold_rule.py, what changed on a page in
+ambient/domain/page_changes.py.
 
 Pure and deterministic (no clock, no I/O): workflows import this through the sandbox.
 Configs accept the original task configs as they are (``check_interval_minutes``,
@@ -7,11 +10,8 @@ Configs accept the original task configs as they are (``check_interval_minutes``
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import itertools
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -20,7 +20,6 @@ from jsonpath_ng.ext import parse as parse_jsonpath
 from pydantic import (
     AfterValidator,
     AllowInfNan,
-    BaseModel,
     BeforeValidator,
     Field,
     HttpUrl,
@@ -42,7 +41,6 @@ MAX_KEYWORDS = 100
 MAX_PATTERNS = 50
 MAX_TARGETS = 20
 MAX_CONDITIONS = 10
-HISTORY_SIZE = 100
 
 # Numbers are numbers: `true` or "5" is refused, not read as 1 or 5; NaN and infinity too.
 Number = Annotated[float, Strict(), AllowInfNan(False)]
@@ -319,72 +317,6 @@ class WebMonitorConfig(_TaskBase):
         return self.selectors.get(url) or self.selectors.get(url.rstrip("/"))
 
 
-def keyword_patterns(keywords: list[str]) -> list[tuple[str, Any]]:
-    """Matchers per keyword (each has ``search``): user regexes in RE2, plain words escaped."""
-    compiled: list[tuple[str, Any]] = []
-    for keyword in keywords:
-        if keyword.startswith("re:"):
-            compiled.append((keyword, compile_user_regex(keyword[3:], ignore_case=True)))
-        else:
-            # Whole words for short plain keywords ("AI" must not match "said"); an escaped
-            # literal cannot backtrack, so Python's engine is safe here.
-            compiled.append((keyword, re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.I)))
-    return compiled
-
-
-def normalise(text: str, ignore_patterns: list[str]) -> list[str]:
-    """Lines of text without ignored parts, whitespace collapsed, empty lines dropped."""
-    for pattern in ignore_patterns:
-        text = compile_user_regex(pattern).sub("", text)
-    lines = (re.sub(r"\s+", " ", line).strip() for line in text.splitlines())
-    return [line for line in lines if line]
-
-
-def content_hash(lines: list[str]) -> str:
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-class PageDiff(BaseModel):
-    changed: bool
-    added: list[str]
-    hits: dict[str, list[str]] = Field(description="keyword -> new lines that mention it")
-    excerpt: str
-
-
-def diff_pages(
-    old: list[str] | None, new: list[str], keywords: list[str], excerpt_lines: int = 12
-) -> PageDiff:
-    """What changed between two normalised pages; keyword hits count only on new text."""
-    if old is None:  # first sight: a baseline, nothing is "new"
-        return PageDiff(changed=False, added=[], hits={}, excerpt="")
-    seen = set(old)
-    added = [line for line in new if line not in seen]
-    hits: dict[str, list[str]] = {}
-    for keyword, pattern in keyword_patterns(keywords):
-        matched = [line for line in added if pattern.search(line)]
-        if matched:
-            hits[keyword] = matched[:5]
-    # The lines both pages start and end with are not in a diff without context: leave
-    # them out of the matcher, whose cost grows with the lines it is given.
-    limit = min(len(old), len(new))
-    head = 0
-    while head < limit and old[head] == new[head]:
-        head += 1
-    tail = 0
-    while tail < limit - head and old[-1 - tail] == new[-1 - tail]:
-        tail += 1
-    diff = difflib.unified_diff(
-        old[head : len(old) - tail], new[head : len(new) - tail], lineterm="", n=0
-    )
-    body = (line for line in diff if not line.startswith(("---", "+++", "@@")))
-    return PageDiff(
-        changed=old != new,
-        added=added,
-        hits=hits,
-        excerpt="\n".join(itertools.islice(body, excerpt_lines)),
-    )
-
-
 # --- threshold watch ------------------------------------------------------------------
 
 
@@ -520,53 +452,3 @@ class ThresholdWatchConfig(_TaskBase):
         if self.source is None and self.metric is None:
             raise ValueError("give a metric 'source' or a named 'metric'")
         return self
-
-
-class Breach(StrEnum):
-    BREACH = "breach"
-    RECOVERY = "recovery"
-
-
-class ThresholdState(BaseModel):
-    breaching: bool = False
-    # A breach inside the cooldown is silent; so is its recovery.
-    silent: bool = False
-    consecutive: int = 0
-    last_alert_at: datetime | None = None
-    values: list[tuple[datetime, float]] = Field(default_factory=list)
-
-
-class Transition(BaseModel):
-    kind: Breach
-    value: float
-    conditions: list[Condition]
-
-
-def evaluate(
-    config: ThresholdWatchConfig, state: ThresholdState, value: float, now: datetime
-) -> tuple[ThresholdState, Transition | None]:
-    """One check of a threshold watch: a breach once, a recovery once, never repeats."""
-    state = state.model_copy(deep=True)
-    state.values = [*state.values, (now, value)][-HISTORY_SIZE:]
-    met = [c for c in config.conditions if c.breached(value)]
-    combine = all if config.combine == "all" else any
-    breaching_now = combine(c.breached(value) for c in config.conditions)
-    if not state.breaching:
-        state.consecutive = state.consecutive + 1 if breaching_now else 0
-        if state.consecutive < config.for_checks:
-            return state, None
-        cooldown = timedelta(minutes=config.cooldown_minutes)
-        if state.last_alert_at is not None and now - state.last_alert_at < cooldown:
-            state.breaching, state.silent = True, True
-            return state, None
-        state.breaching, state.silent, state.last_alert_at = True, False, now
-        return state, Transition(kind=Breach.BREACH, value=value, conditions=met)
-    # Recovery needs the value back past the line by the hysteresis margin.
-    still = combine(c.breached(value, -config.hysteresis) for c in config.conditions)
-    if still:
-        return state, None
-    silent = state.silent
-    state.breaching, state.silent, state.consecutive = False, False, 0
-    if silent:
-        return state, None
-    return state, Transition(kind=Breach.RECOVERY, value=value, conditions=config.conditions)

@@ -122,6 +122,11 @@ class WatchPoll(Base):
     seq: Mapped[int] = mapped_column(Integer, default=0)
     urls: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Deliveries of the life's events that failed after their poll had handed back: a count
+    # that only grows, and the last failure. The watch's next poll reports those its
+    # workflow has not seen, whichever process runs it (activities/poll_reports.py).
+    late_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    late_failure: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class WatchPollEnd(Base):
@@ -129,6 +134,8 @@ class WatchPollEnd(Base):
     running that poll reads these every ``END_POLL_READ`` seconds (activities/polling.py)."""
 
     __tablename__ = "watch_poll_ends"
+    # A poll that starts looks for a request to end it (activities/poll_session.py).
+    __table_args__ = (Index("ix_watch_poll_ends_task_life", "task", "life"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task: Mapped[str] = mapped_column(String(255))

@@ -72,6 +72,22 @@ async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) ->
     )
 
 
+async def end_requested(session: AsyncSession, request: EndRequest) -> bool:
+    """Whether this one poll (``run_id`` and ``poll`` set) was asked to end: a poll that
+    starts asks, as a request committed before its process's reader began is not read."""
+    found = await session.scalar(
+        select(WatchPollEnd.id)
+        .where(
+            WatchPollEnd.task == request.task,
+            WatchPollEnd.life == request.life,
+            WatchPollEnd.run_id == request.run_id,
+            WatchPollEnd.poll == request.poll,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def request_ends(db: Database, requests: list[EndRequest]) -> None:
     """Write ``requests`` in one transaction of their own."""
     async with db.write_session() as session:

@@ -125,15 +125,16 @@ def test_a_database_at_the_branched_heads_reaches_the_one_head_without_running_a
 ) -> None:
     fresh = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
     upgrade(fresh)
-    _as_branched(url, "head", BRANCHED_HEADS)
+    # The last revision of the branched chain; later ones run as on any database.
+    _as_branched(url, BRANCHED_HEADS[-1], BRANCHED_HEADS)
     assert asyncio.run(current_revisions(url)) == BRANCHED_HEADS
     before = _schema(url)
-    # Any migration run again would fail (its tables and columns exist already).
+    # Any branched migration run again would fail (its tables and columns exist already).
     assert upgrade(url) == (BRANCHED_HEADS, head_revision())
     assert asyncio.run(current_revisions(url)) == (head_revision(),)
-    assert _schema(url) == before
+    assert set(_schema(url)) == set(before)
     if url.startswith("sqlite"):
-        assert before == _schema(fresh)
+        assert _schema(url) == _schema(fresh)
 
 
 def test_a_database_from_before_later_branches_runs_only_the_missing_migrations(url: str) -> None:

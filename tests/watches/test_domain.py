@@ -3,16 +3,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from ambient.domain.page_changes import diff_pages, normalise
 from ambient.domain.reminders import ReminderConfig
+from ambient.domain.threshold_rule import ThresholdState, evaluate
 from ambient.domain.watches import (
     DEFAULT_CATALOGUE,
-    ThresholdState,
     ThresholdWatchConfig,
     UnknownMetricError,
     WebMonitorConfig,
-    diff_pages,
-    evaluate,
-    normalise,
     notification_targets,
     resolve_metric,
 )

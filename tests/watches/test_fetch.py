@@ -108,7 +108,7 @@ def test_extraction_takes_main_text_or_a_css_selector() -> None:
     assert extract_text(html, "#price") == "42 USD"
 
 
-async def test_check_page_reports_keyword_hits_on_new_text_only(
+async def test_a_digest_page_is_compared_with_its_newest_stored_text_hits_on_new_lines_only(
     site: tuple[Site, str], http: httpx.AsyncClient, db: Database
 ) -> None:
     state, base = site
@@ -121,29 +121,19 @@ async def test_check_page_reports_keyword_hits_on_new_text_only(
     check = CheckPageInput(task="t1", url=url, keywords=["AI", "machine learning"])
     first = await env.run(activities.check_page, check)
     assert first.outcome == "baseline" and first.hits == {}
-
-    same = await env.run(
-        activities.check_page,
-        check.model_copy(update={"last_hash": first.hash, "etag": first.etag}),
-    )
-    assert same.outcome == "not_modified"
+    assert (await env.run(activities.check_page, check)).outcome == "unchanged"
 
     state.pages["/news"] = article(
         "AI beats humans at chess.", "Weather is rainy.", "A machine learning chip ships."
     )
-    changed = await env.run(
-        activities.check_page,
-        check.model_copy(update={"last_hash": first.hash, "etag": first.etag}),
-    )
+    changed = await env.run(activities.check_page, check)
     assert changed.outcome == "changed"
     assert changed.hits == {"machine learning": ["A machine learning chip ships."]}
     assert "+Weather is rainy." in changed.excerpt
-
-    # A retry of the same check (same last_hash) gives the same answer: idempotent.
-    retried = await env.run(
-        activities.check_page, check.model_copy(update={"last_hash": first.hash})
-    )
-    assert retried.hits == changed.hits
+    # The next run compares with what this one stored; another task has its own texts.
+    assert (await env.run(activities.check_page, check)).outcome == "unchanged"
+    other = await env.run(activities.check_page, check.model_copy(update={"task": "t2"}))
+    assert other.outcome == "baseline"
 
 
 async def test_check_page_turns_fetch_errors_into_error_outcomes(

@@ -49,6 +49,7 @@ class GatedSite(Site):
     hooks: list[bytes] = field(default_factory=list)
     hook_gate: asyncio.Event = field(default_factory=asyncio.Event)
     hook_waiting: asyncio.Event = field(default_factory=asyncio.Event)
+    hook_status: int = 200  # what the webhook answers once its gate opens
 
     def __post_init__(self) -> None:
         self.gate.set()
@@ -64,7 +65,7 @@ class GatedSite(Site):
         self.hook_waiting.set()
         await self.hook_gate.wait()
         self.hooks.append(await request.body())
-        return Response("ok")
+        return Response("ok", status_code=self.hook_status)
 
     async def value(self, request: Request) -> Response:
         self.waiting.set()

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from activities import polling
+from activities import poll_upkeep
 from activities.notify import NotifyActivities
 from activities.polling import PagePoller
 from ambient.clients.notify.base import ChannelRegistry
@@ -162,7 +162,7 @@ async def test_a_started_poll_is_written_within_a_second_not_at_the_next_beat(
 ) -> None:
     # A process killed right after it started a poll must leave that poll's lease behind: the
     # start is written at the next START_FLUSH tick, whatever the beat's period.
-    monkeypatch.setattr(polling, "LEASE_EVERY", 3600.0)
+    monkeypatch.setattr(poll_upkeep, "LEASE_EVERY", 3600.0)
     poller = PagePoller(db, WebFetcher(), NotifyActivities(db, ChannelRegistry()))
     upkeep = asyncio.create_task(poller.upkeep(None))
     try:

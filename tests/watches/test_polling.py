@@ -15,7 +15,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities import polling
+from activities import poll_upkeep
 from ambient.deps import WorkerDeps
 from ambient.domain.polling import PollRequest, PollResult
 from ambient.domain.tasks import TaskStatus, WebMonitorInput
@@ -265,7 +265,7 @@ async def test_a_watch_terminated_under_its_poll_stops_fetching_within_a_look(
     # Terminate (the Web UI's button) closes the run without asking its poll to end; the poll
     # would fetch, and notify, until its next heartbeat (0.8 x its timeout: most of an hour).
     # The process running it asks the server which runs closed and ends their polls.
-    monkeypatch.setattr(polling, "CLOSED_EVERY", 1.0)
+    monkeypatch.setattr(poll_upkeep, "CLOSED_EVERY", 1.0)
     state, base = site
     state.pages["/t"] = article("Terminated soon.")
     async with running_worker(dev_env.client, loopback_deps) as worker:

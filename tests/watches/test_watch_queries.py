@@ -11,7 +11,7 @@ from typing import Any
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
-from activities.polling import closed_runs_query
+from activities.poll_upkeep import closed_runs_query
 from ambient import temporal
 from ambient.settings import Settings
 from ambient.storage import Database

@@ -17,8 +17,9 @@ from ambient.domain.tasks import (
     ThresholdWatchInput,
     ThresholdWatchState,
 )
+from ambient.domain.threshold_rule import ThresholdState
 from ambient.domain.users import UserCreate
-from ambient.domain.watches import ThresholdState, ThresholdWatchConfig
+from ambient.domain.watches import ThresholdWatchConfig
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history

@@ -1,0 +1,245 @@
+"""What a poll tells: its events numbered, stored with the page's state, then notified.
+
+A check that found something hands ``store`` the events it found; they are numbered after
+the poll's last, written in one transaction with the page's text and the poll's new mark
+(``watch_polls``; the transaction is shared with other polls' checks by the group commit of
+ambient/storage/polls.py), and only then notified under their keys (``{task}/{life}/poll/{n}``),
+so a retried or resumed poll reports each event once. The inbox copy is written with the
+event; other targets are sent after the commit, in the background, and a delivery that fails
+for good is counted and recorded as a ``watch.delivery_failed`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.notify import MAX_SHOWN, delivery_key
+from ambient.domain.notify import (
+    DeliveryStatus,
+    Message,
+    NotificationKind,
+    NotifyRequest,
+    Target,
+    redact_target,
+)
+from ambient.domain.polling import PollEvent, PollRequest, page_message
+from ambient.domain.tasks import Failure
+from ambient.storage.models import WatchPoll
+from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite
+from ambient.storage.repositories import EventRepository
+
+if TYPE_CHECKING:
+    from activities.polling import PagePoller
+
+# A delivery is tried this many times inside the poll before it counts as failed.
+DELIVERY_ATTEMPTS = 4
+# How long a hand-back waits for deliveries still running, unless the session says less.
+DEFAULT_HANDBACK_WAIT = 30.0
+
+Found = Callable[[str | None], list[tuple[str, dict[str, Any]]]]
+
+
+class PollReports:
+    """The events of one poll attempt: their numbers, storage, notifications and failures."""
+
+    def __init__(self, poller: PagePoller, request: PollRequest) -> None:
+        self.poller = poller
+        self.request = request
+        self.key = (request.workflow_id, request.life)
+        self.seq = request.seq  # the poll's last stored event
+        self.events: list[PollEvent] = []
+        self.delivery_failures = 0
+        self.event_failures = 0
+        self.last_failure: Failure | None = None
+        self.turn = asyncio.Lock()  # one event is numbered and stored at a time
+        self.sends: set[asyncio.Task[None]] = set()
+        self.handed_back = False  # the result is built: late failures go to the next poll
+        # The life's late failures (watch_polls), which the result tells the workflow.
+        self.late_failures = request.late_failures_seen
+
+    async def store(
+        self,
+        urls: dict[str, Any],
+        found: Found,
+        now: datetime,
+        *,
+        page: PageText | None,
+        what: str,
+    ) -> bool:
+        """Store the events ``found`` returns (given the page's old text) with the pages'
+        states ``urls`` and the poll's new mark in one transaction, then notify them. Call it
+        holding ``turn``. A failed write is counted and returns False (nothing changed)."""
+        request = self.request
+        try:
+            inbox, others = await self.plan()
+            write = PollWrite(
+                poll=request.workflow_id,
+                life=request.life,
+                user=request.user,
+                task=request.task,
+                seq=self.seq,
+                urls={u: s.model_dump(mode="json") for u, s in urls.items()},
+                events=lambda old: self.numbered(found(old), inbox=inbox),
+                page=page,
+            )
+            stored = await self.poller.writer.write(write)
+        except SQLAlchemyError as exc:
+            self.note_event_failure(what, exc)
+            return False
+        events = [
+            PollEvent(seq=e.seq, kind=e.kind, key=e.key, at=now, payload=e.payload) for e in stored
+        ]
+        self.adopt(events, (inbox, others))
+        return True
+
+    def numbered(self, found: list[tuple[str, dict[str, Any]]], *, inbox: bool) -> list[NewEvent]:
+        """The events with their numbers and keys (and inbox copies when the inbox is a
+        target), after the poll's last."""
+        events = []
+        for seq, (kind, payload) in enumerate(found, start=self.seq + 1):
+            key = self.event_key(seq)
+            message = self.message(kind, payload) if inbox else None
+            copy = None
+            if message is not None:
+                copy = InboxCopy(
+                    message=message,
+                    delivery_key=delivery_key(key, "inbox", ""),
+                    shown_target=redact_target("inbox", "")[:MAX_SHOWN],
+                )
+            events.append(NewEvent(seq=seq, kind=kind, key=key, payload=payload, inbox=copy))
+        return events
+
+    def message(self, kind: str, payload: dict[str, Any]) -> Message | None:
+        message = page_message(kind, payload, keywords=bool(self.request.config.keywords))
+        return message.model_copy(update={"kind": NotificationKind.WATCH}) if message else None
+
+    async def plan(self) -> tuple[bool, list[Target]]:
+        """Where this watch's messages go now: (the user's inbox, the other targets).
+
+        The inbox is written with the event; the others are sent after the commit. The
+        user's push settings are read at most every ``RECIPIENT_TTL`` seconds.
+        """
+        request = self.request
+        recipient = await self.poller.recipient(request.user)
+        probe = NotifyRequest(
+            user=request.user,
+            message=Message(title="", body="", kind=NotificationKind.WATCH),
+            targets=request.targets,
+            idempotency_key="plan",
+        )
+        targets, _ = self.poller.notifier.targets_for(probe, recipient)
+        own = [t for t in targets if t.type == "inbox" and t.target in ("", request.user)]
+        others = [t for t in targets if t not in own]
+        return recipient.exists and bool(own), others
+
+    def adopt(self, events: list[PollEvent], plan: tuple[bool, list[Target]]) -> None:
+        """The transaction committed: the poll now stands where the database says."""
+        if events:
+            self.seq = events[-1].seq
+        inbox, others = plan
+        for event in events:
+            self.events.append(event)
+            self.notify(event, others, inbox_done=inbox)
+
+    def event_key(self, seq: int) -> str:
+        return f"{self.request.task}/{self.request.life}/poll/{seq}"
+
+    def note_event_failure(self, what: str, error: BaseException) -> None:
+        activity.logger.warning("poll of %s: %s failed: %s", self.request.workflow_id, what, error)
+        self.event_failures += 1
+        self.last_failure = Failure(what=what, error=str(error)[:500], at=datetime.now(UTC))
+
+    # --- notifications ----------------------------------------------------------------------
+
+    def notify(self, event: PollEvent, others: list[Target], *, inbox_done: bool) -> None:
+        """Send the event's message to the targets not written with it (once per key)."""
+        message = self.message(event.kind, event.payload)
+        targets = others if inbox_done else self.request.targets
+        if message is None or not targets:
+            return
+        send = NotifyRequest(
+            user=self.request.user,
+            message=message,
+            targets=targets,
+            idempotency_key=event.key,
+            task=self.request.task,
+        )
+        task = asyncio.create_task(self.deliver(event, send))
+        self.sends.add(task)
+        task.add_done_callback(self.sends.discard)
+
+    async def deliver(self, event: PollEvent, send: NotifyRequest) -> None:
+        """Deliver once per key, retrying what is transient; a failure is counted and told."""
+        errors: list[str] = []
+        for attempt in range(DELIVERY_ATTEMPTS):
+            try:
+                result = await self.poller.notifier.send(send, heartbeat=False)
+            except ApplicationError as exc:
+                errors = [str(exc)]
+                if exc.non_retryable or attempt == DELIVERY_ATTEMPTS - 1:
+                    break
+                await asyncio.sleep(2.0 * 2**attempt)
+                continue
+            errors = [
+                f"{d.channel}: {d.error}"
+                for d in result.deliveries
+                if d.status is DeliveryStatus.FAILED
+            ]
+            break
+        if not errors:
+            return
+        failure = Failure(
+            what=f"delivery of {event.kind}", error="; ".join(errors)[:500], at=datetime.now(UTC)
+        )
+        late = self.handed_back
+        if not late:
+            self.delivery_failures += 1
+            self.last_failure = failure
+        try:
+            async with self.poller.db.write_session() as session:
+                await EventRepository(session).add(
+                    "watch.delivery_failed",
+                    user=self.request.user,
+                    task=self.request.task,
+                    payload={
+                        "event": event.kind,
+                        "title": send.message.title,
+                        "errors": errors[:10],
+                    },
+                    idempotency_key=f"{event.key}/delivery-failed",
+                )
+                if late:
+                    # The result is gone: kept with the poll's mark (which exists: the event
+                    # was stored with it), the watch's next poll reports it wherever it runs.
+                    await session.execute(
+                        update(WatchPoll)
+                        .where(WatchPoll.task == self.key[0], WatchPoll.life == self.key[1])
+                        .values(
+                            late_failures=WatchPoll.late_failures + 1,
+                            late_failure=failure.model_dump(mode="json"),
+                        )
+                    )
+                await session.commit()
+        except SQLAlchemyError as exc:  # the database is down: the failure is only logged
+            activity.logger.warning("poll of %s: %s: %s", self.key[0], failure.what, exc)
+
+    async def settle_deliveries(
+        self, wait: float | None, heartbeat: Callable[[], None], beat_every: float
+    ) -> None:
+        """Give deliveries in flight a bounded time to finish (heartbeating meanwhile)."""
+        deadline = time.monotonic() + (DEFAULT_HANDBACK_WAIT if wait is None else wait)
+        with contextlib.suppress(asyncio.CancelledError):
+            while self.sends and (left := deadline - time.monotonic()) > 0:
+                await asyncio.wait(set(self.sends), timeout=min(left, beat_every))
+                heartbeat()
+        self.handed_back = True

@@ -1,0 +1,399 @@
+"""One attempt of one poll: resume where the last stopped, check on the grid, hand back.
+
+The loop checks every URL on the watch's fixed-rate grid (check *k* is due at the first
+check + *k* intervals; a late check does not delay the next), heartbeats its progress and
+hands back when there is something the history must show (``why_hand_back``). What a check
+found is stored and notified by the poll's reports (activities/poll_reports.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from temporalio import activity
+
+from activities.poll_reports import Found, PollReports
+from activities.watches import page_text
+from ambient.clients.extract import EXTRACTOR_VERSION
+from ambient.clients.web import FetchError
+from ambient.domain.page_changes import content_hash, diff_pages
+from ambient.domain.polling import PollEnd, PollEvent, PollProgress, PollRequest, PollResult
+from ambient.domain.tasks import Failure, UrlState
+from ambient.storage.models import Event, WatchPoll
+from ambient.storage.poll_ends import EndRequest, end_requested
+from ambient.storage.polls import PageText
+
+if TYPE_CHECKING:
+    from activities.polling import PagePoller
+
+# Events one result carries at most (a result is one history event; keep it small).
+MAX_EVENTS = 20
+# On hand-back, deliveries still running get this long before the poll returns without them
+# (they finish in the background; their failures are counted by the watch's next poll).
+HANDBACK_WAIT = {PollEnd.CONTROL: 1.0, PollEnd.SHUTDOWN: 1.0, PollEnd.CLOSED: 1.0}
+
+
+def _wake(nap: asyncio.Future[None]) -> None:
+    if not nap.done():
+        nap.set_result(None)
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class PollSession:
+    """One attempt of one poll."""
+
+    def __init__(self, poller: PagePoller, request: PollRequest) -> None:
+        self.poller = poller
+        self.request = request
+        self.reports = PollReports(poller, request)
+        self.run_id = activity.info().workflow_run_id or ""
+        self.urls = {url: state.model_copy() for url, state in request.urls.items()}
+        self.next_due = time.time() + max(0.0, request.first_check_in)
+        self.checks = 0
+        self.ended: PollEnd | None = None
+        self.nap: asyncio.Future[None] | None = None  # the wait for the next check, if any
+        self.checking: asyncio.Future[None] | None = None  # the check in flight, if any
+        interval = request.interval_seconds
+        timeout = activity.info().heartbeat_timeout
+        # Heartbeats between checks too, well inside the timeout (the SDK throttles them).
+        self.beat_every = timeout.total_seconds() / 3 if timeout else max(interval, 60.0)
+        # The server takes the first heartbeat at once and throttles the next ones: the first
+        # carries the first check, not an empty start.
+        self.last_beat = time.monotonic()
+        self.beat_seq = -1  # the event number the last heartbeat carried
+
+    def asked_by(self, request: EndRequest) -> bool:
+        """Whether an end request is for this poll (one without a poll number: the watch's)."""
+        return request.poll is None or (request.poll, request.run_id) == (
+            self.request.poll,
+            self.run_id,
+        )
+
+    def end(self, why: PollEnd) -> None:
+        if self.ended is None:
+            self.ended = why
+        if self.nap is not None and not self.nap.done():
+            self.nap.set_result(None)
+        if self.checking is not None:
+            self.checking.cancel()  # stored events are safe: one transaction each
+
+    # --- resuming -------------------------------------------------------------------------
+
+    async def resume(self) -> None:
+        """Take over where an earlier attempt stopped: stored events first, then heartbeats."""
+        request, reports = self.request, self.reports
+        async with self.poller.db.session() as session:
+            mark = await session.get(WatchPoll, (request.workflow_id, request.life))
+            if mark is not None and mark.seq > reports.seq:
+                # Events stored by an attempt that never handed them back: they are this
+                # poll's, and their deliveries may not have run.
+                keys = [reports.event_key(seq) for seq in range(reports.seq + 1, mark.seq + 1)]
+                rows = (
+                    await session.execute(select(Event).where(Event.idempotency_key.in_(keys)))
+                ).scalars()
+                by_key = {row.idempotency_key: row for row in rows}
+                for seq, key in enumerate(keys, start=reports.seq + 1):
+                    row = by_key.get(key)
+                    if row is not None:
+                        at = row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC)
+                        reports.events.append(
+                            PollEvent(seq=seq, kind=row.kind, key=key, at=at, payload=row.payload)
+                        )
+                self.urls = {url: UrlState.model_validate(s) for url, s in mark.urls.items()}
+                reports.seq = mark.seq
+            asked = EndRequest(request.workflow_id, request.life, self.run_id, request.poll)
+            if await end_requested(session, asked):
+                # Asked before this process's mailbox was reading: the poll ends at once.
+                self.end(PollEnd.CONTROL)
+            if mark is not None and mark.late_failures > reports.late_failures:
+                # Deliveries that failed after an earlier poll handed back: this result
+                # reports them (the workflow keeps the count it has seen).
+                reports.delivery_failures += mark.late_failures - reports.late_failures
+                reports.late_failures = mark.late_failures
+                if mark.late_failure is not None:
+                    reports.last_failure = Failure.model_validate(mark.late_failure)
+        details = activity.info().heartbeat_details
+        if details:
+            try:
+                progress = PollProgress.model_validate(details[0])
+            except ValueError:
+                progress = None
+            if progress is not None and progress.seq == reports.seq:
+                # Same events, fresher page states (validators, counts) and grid position.
+                self.urls, self.checks = progress.urls, progress.checks
+                self.next_due = progress.next_due.timestamp()
+        for event in reports.events:
+            # The inbox message was stored with the event if it went there; the rest again
+            # (their delivery rows keep them single).
+            reports.notify(event, self.request.targets, inbox_done=False)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> PollResult:
+        request = self.request
+        deadline = time.time() + request.window_seconds
+        shutdown = asyncio.create_task(self._on_shutdown())
+        try:
+            while self.ended is None:
+                wait = self.next_due - time.time()
+                if wait > 0:
+                    await self.sleep(min(wait, self.beat_every))
+                    if time.monotonic() - self.last_beat >= self.beat_every:
+                        self.heartbeat()  # alive while waiting
+                    continue
+                if not await self.check_all():
+                    break  # a control came during the check
+                self.checks += 1
+                self.advance_grid()
+                if (
+                    self.checks == 1
+                    or self.reports.seq != self.beat_seq
+                    or time.monotonic() - self.last_beat >= self.beat_every
+                ):
+                    # The server takes a heartbeat every 0.8 x its timeout at most: building
+                    # one per check would only be dropped. The first check and every new
+                    # event go at once (the SDK sends them when the server takes them).
+                    self.heartbeat()
+                self.ended = self.ended or self.why_hand_back(deadline)
+        except asyncio.CancelledError:
+            # Cancelled by the workflow or the server: hand back what was done.
+            self.ended = self.ended or PollEnd.CONTROL
+        finally:
+            shutdown.cancel()
+        linger = HANDBACK_WAIT.get(self.ended or PollEnd.CONTROL)
+        await self.reports.settle_deliveries(linger, self.heartbeat, self.beat_every)
+        return self.result()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` or until end() (a timer and a future: cheaper than a timeout)."""
+        if self.ended is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self.nap = nap = loop.create_future()
+        timer = loop.call_later(seconds, _wake, nap)
+        try:
+            await nap
+        finally:
+            timer.cancel()
+            self.nap = None
+
+    async def _on_shutdown(self) -> None:
+        await activity.wait_for_worker_shutdown()
+        self.end(PollEnd.SHUTDOWN)
+
+    def why_hand_back(self, deadline: float) -> PollEnd | None:
+        if self.request.first_only:
+            return PollEnd.FIRST
+        events = self.reports.events
+        if any(e.kind in ("watch.failing", "watch.recovered") for e in events):
+            return PollEnd.FAILURE
+        if len(events) >= MAX_EVENTS:
+            return PollEnd.FULL
+        if self.next_due > deadline:
+            # Hand back between checks, so the next poll starts before the next check is due.
+            return PollEnd.WINDOW
+        return None
+
+    def advance_grid(self) -> None:
+        """The next slot of the fixed-rate grid after now (slots missed are skipped)."""
+        interval = self.request.interval_seconds
+        self.next_due += interval
+        late = time.time() - self.next_due
+        if late > 0:
+            self.next_due += math.ceil(late / interval) * interval
+
+    async def check_all(self) -> bool:
+        """Check every URL; False if a control ended the poll meanwhile (the check stops)."""
+        urls = self.request.config.urls
+        work = self.check(str(urls[0])) if len(urls) == 1 else self.check_each()
+        self.checking = checking = asyncio.ensure_future(work)
+        try:
+            await checking
+        except asyncio.CancelledError:
+            this = asyncio.current_task()
+            if self.ended is not None and not (this is not None and this.cancelling()):
+                return False  # end() stopped it; an unfinished check just did not happen
+            raise  # the poll itself is cancelled
+        finally:
+            self.checking = None
+        return True
+
+    async def check_each(self) -> None:
+        await asyncio.gather(*(self.check(str(url)) for url in self.request.config.urls))
+
+    def heartbeat(self) -> None:
+        self.last_beat = time.monotonic()
+        self.beat_seq = self.reports.seq
+        kinds = [event.kind for event in self.reports.events]
+        progress = PollProgress(
+            seq=self.reports.seq,
+            urls=self.urls,
+            next_due=_at(self.next_due),
+            checks=self.checks,
+            changes=kinds.count("watch.change") + kinds.count("watch.hit"),
+            hits=kinds.count("watch.hit"),
+        )
+        activity.heartbeat(progress.model_dump(mode="json"))
+
+    # --- one URL ----------------------------------------------------------------------------
+
+    async def check(self, url: str) -> None:
+        request = self.request
+        seen = self.urls.get(url) or self.urls.setdefault(url, UrlState())
+        known = seen.hash is not None
+        now = datetime.now(UTC)
+        try:
+            fetched = await self.poller.fetcher.fetch(
+                url,
+                etag=seen.etag if known else None,
+                last_modified=seen.last_modified if known else None,
+            )
+        except FetchError as exc:
+            await self.failed(url, str(exc), now)
+            return
+        if fetched.not_modified:
+            await self.answered(url, "not_modified", now)
+            return
+        raw_hash = hashlib.sha256(fetched.body).hexdigest()
+        fresh = {"etag": fetched.etag, "last_modified": fetched.last_modified, "raw_hash": raw_hash}
+        if known and raw_hash == seen.raw_hash and seen.extractor == EXTRACTOR_VERSION:
+            # The same bytes as last time: the same text, without extracting it again.
+            seen.etag, seen.last_modified = fetched.etag, fetched.last_modified
+            await self.answered(url, "unchanged", now)
+            return
+        html = fetched.body.decode(errors="replace")
+        config = request.config
+        try:
+            lines = await asyncio.to_thread(
+                page_text, html, config.selector_for(url), config.ignore_patterns
+            )
+        except Exception as exc:  # the page (or its selector) cannot be read: a failed check
+            await self.failed(url, f"cannot read the page's text: {exc}", now)
+            return
+        new_hash = content_hash(lines)
+        if new_hash == seen.hash:
+            seen.etag, seen.last_modified = fetched.etag, fetched.last_modified
+            seen.raw_hash, seen.extractor = raw_hash, EXTRACTOR_VERSION
+            await self.answered(url, "unchanged", now)
+            return
+        await self.changed(url, lines, new_hash, fresh, now)
+
+    async def changed(
+        self, url: str, lines: list[str], new_hash: str, fresh: dict[str, Any], now: datetime
+    ) -> None:
+        """Store the new text; a change (not a first sight or a rule change) is an event."""
+        request = self.request
+        seen = self.urls[url]
+        # A hash made by other extraction rules is not comparable: take the text as a new
+        # baseline instead of reporting the rules' difference as a change of the page.
+        comparable = seen.hash is not None and seen.extractor in (EXTRACTOR_VERSION, None)
+        after = seen.model_copy(
+            update={
+                **fresh,
+                "hash": new_hash,
+                "extractor": EXTRACTOR_VERSION,
+                "last_checked_at": now,
+                "last_outcome": "changed" if comparable else "baseline",
+            }
+        )
+        if seen.failing or seen.failures:
+            after.failures, after.failing, after.last_error = 0, False, None
+        if comparable:
+            after.last_change_at = now
+        page = PageText(url, seen.hash if comparable else None, new_hash, "\n".join(lines))
+
+        def found(old: str | None) -> list[tuple[str, dict[str, Any]]]:
+            stored: list[tuple[str, dict[str, Any]]] = []
+            if seen.failing:
+                stored.append(("watch.recovered", {"url": url, "after_failures": seen.failures}))
+            if comparable:
+                diff = diff_pages(old.split("\n") if old else [], lines, request.config.keywords)
+                payload = {"url": url, "excerpt": diff.excerpt, "hits": diff.hits}
+                stored.append(("watch.hit" if diff.hits else "watch.change", payload))
+            return stored
+
+        # Not stored (a database error): the state stays, so the next check sees it again.
+        await self.tell(url, after, found, now, page=page, what=f"storing the change of {url}")
+
+    async def failed(self, url: str, error: str, now: datetime) -> None:
+        seen = self.urls[url]
+        after = seen.model_copy(
+            update={
+                "failures": seen.failures + 1,
+                "last_error": error[:500],
+                "last_outcome": "error",
+                "last_checked_at": now,
+            }
+        )
+        if after.failures < self.request.config.failure_threshold or seen.failing:
+            self.urls[url] = after
+            return
+        after.failing = True
+        payload = {"url": url, "error": error[:500], "failures": after.failures}
+        await self.tell_one(url, after, "watch.failing", payload, now)
+
+    async def answered(self, url: str, outcome: str, now: datetime) -> None:
+        seen = self.urls[url]
+        if not seen.failing:  # the usual check: the page answered as before
+            seen.failures, seen.last_error = 0, None
+            seen.last_outcome, seen.last_checked_at = outcome, now
+            return
+        after = seen.model_copy(
+            update={
+                "failures": 0,
+                "failing": False,
+                "last_error": None,
+                "last_outcome": outcome,
+                "last_checked_at": now,
+            }
+        )
+        payload = {"url": url, "after_failures": seen.failures}
+        await self.tell_one(url, after, "watch.recovered", payload, now)
+
+    async def tell_one(
+        self, url: str, after: UrlState, kind: str, payload: dict[str, Any], now: datetime
+    ) -> None:
+        """Store and notify one event that needs no old text (failing, recovered)."""
+        what = f"storing {kind} of {url}"
+        await self.tell(url, after, lambda _: [(kind, payload)], now, what=what)
+
+    async def tell(
+        self,
+        url: str,
+        after: UrlState,
+        found: Found,
+        now: datetime,
+        *,
+        page: PageText | None = None,
+        what: str,
+    ) -> None:
+        """Store and notify what ``found`` returns, with the page's new state; a failed write
+        is counted and the state stays as it was (the next check sees it again)."""
+        async with self.reports.turn:
+            urls = {**self.urls, url: after}
+            if await self.reports.store(urls, found, now, page=page, what=what):
+                self.urls[url] = after
+
+    def result(self) -> PollResult:
+        reports = self.reports
+        return PollResult(
+            ended=self.ended or PollEnd.CONTROL,
+            checks=self.checks,
+            seq=reports.seq,
+            urls=self.urls,
+            next_check_in=max(0.0, self.next_due - time.time()),
+            events=reports.events,
+            delivery_failures=reports.delivery_failures,
+            event_failures=reports.event_failures,
+            last_failure=reports.last_failure,
+            late_failures=reports.late_failures,
+        )

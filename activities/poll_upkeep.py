@@ -1,0 +1,228 @@
+"""What keeps the polls of a worker process honest, beside the polls themselves.
+
+- Leases: every ``LEASE_EVERY`` seconds the process writes that it is alive and which polls
+  it holds (a poll that starts is written within ``START_FLUSH``; ambient/storage/leases.py).
+- Dead processes: every ``SWEEP_EVERY`` seconds it takes the leases of processes silent for
+  their ``dead_after`` and signals ``poll_lost`` to those polls' workflows, which poll again.
+- Closed runs: every ``CLOSED_EVERY`` seconds it asks the visibility store which web-monitor
+  runs closed lately (terminated, timed out: nobody will take their poll's result) and ends
+  its polls of them.
+- The mailbox: every ``END_POLL_READ`` seconds it reads the end requests other processes'
+  workflows wrote for its polls (ambient/storage/poll_ends.py).
+
+docs/polling.md states the invariants these keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from ambient.domain.polling import WEB_MONITOR_TYPE, PollEnd, PollLost
+from ambient.storage import Database
+from ambient.storage.leases import (
+    Lease,
+    LeaseBook,
+    dead_leases,
+    drop_leases,
+    end_lost,
+    forget_processes,
+)
+from ambient.storage.models import utcnow
+from ambient.storage.poll_ends import EndRequestCursor, drop_end_requests
+
+if TYPE_CHECKING:
+    from activities.poll_session import PollSession
+
+# The upkeep runs beside the worker, outside any activity; inside one, activity.logger.
+log = logging.getLogger("ambient.polling")
+
+# While polls run, each worker process reads the end requests for polls in other processes
+# this often (one indexed query); requests are kept this long (the workflow cancels through
+# Temporal after 10 s anyway).
+END_POLL_READ = 0.5
+END_POLL_KEEP = timedelta(minutes=5)
+# A process that runs polls says it is alive (with the polls it started and ended since)
+# this often, and looks for dead processes' polls this often; it tells at most SWEEP_BATCH
+# workflows a sweep, SWEEP_SIGNALS at a time. A poll that started is written within
+# START_FLUSH seconds (the starts of that second in one transaction), so a process killed
+# soon after starting a poll leaves its lease behind.
+LEASE_EVERY = 5.0
+START_FLUSH = 1.0
+SWEEP_EVERY = 10.0
+SWEEP_BATCH = 500
+SWEEP_SIGNALS = 32
+# How often a process running polls asks which workflow runs closed lately, and how far
+# back (the visibility store lags the close a little; clocks differ a little).
+CLOSED_EVERY = 30.0
+CLOSED_MARGIN = timedelta(minutes=2)
+# The rows of processes silent this long that hold no lease are dropped, this often.
+FORGET_AFTER = timedelta(hours=1)
+FORGET_EVERY = 3600.0
+
+
+class PollUpkeep:
+    """The leases, sweeps and mailbox of one worker process's polls (``sessions``)."""
+
+    def __init__(
+        self,
+        db: Database,
+        sessions: dict[tuple[str, str], PollSession],
+        dead_after: float,
+        process: str,
+    ) -> None:
+        self.db = db
+        self.sessions = sessions  # the poller's own dict: the polls running now
+        self.leases = LeaseBook(db, process, dead_after)
+        self._task: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        # Set once the running reader knows where it reads from (see poll_pages).
+        self.mailbox_open = asyncio.Event()
+        self.lost_told = 0  # polls of dead processes this one reported to their workflows
+        self._forget_at = 0.0  # when to drop the rows of long-dead processes next
+        self.closed_ended = 0  # polls ended because their workflow run had closed
+        self._closed_since = utcnow() - CLOSED_MARGIN  # where the next look for closes starts
+
+    def ensure_running(self, client: Client | None) -> None:
+        """A poll started: read the mailbox, and keep the leases if the worker does not."""
+        if self._reader is None or self._reader.done():
+            self.mailbox_open.clear()
+            self._reader = asyncio.create_task(self.read_end_requests())
+        if self._task is None or self._task.done():
+            # Started with the worker (worker.py); in a worker built without it, while polls run.
+            self._task = asyncio.create_task(self.run(client, forever=False))
+
+    async def run(self, client: Client | None, *, forever: bool = True) -> None:
+        """Say this process is alive with its polls; report dead processes' polls. With
+        ``forever`` it runs until cancelled and then leaves (a clean stop drops its leases)."""
+        if forever:
+            if self._task is not None and not self._task.done():
+                self._task.cancel()
+            self._task = asyncio.current_task()
+        next_beat = next_sweep = 0.0
+        next_closed = time.monotonic() + CLOSED_EVERY
+        failing = False
+        try:
+            while forever or self.sessions or self.leases.started or self.leases.ended:
+                # Every failure is logged and tried again at the next beat: only a stop ends
+                # this. New polls are written within START_FLUSH, the beat every LEASE_EVERY.
+                now = time.monotonic()
+                if now >= next_beat or (self.leases.started and not failing):
+                    next_beat = now + LEASE_EVERY
+                    try:
+                        await self.leases.flush()
+                        failing = False
+                    except Exception as exc:  # kept for the next flush
+                        failing = True
+                        log.warning("writing this process's poll leases failed: %s", exc)
+                if client is not None and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + SWEEP_EVERY
+                    try:
+                        await self.sweep(client)
+                    except Exception as exc:
+                        log.warning("looking for polls of dead worker processes failed: %s", exc)
+                if client is not None and self.sessions and time.monotonic() >= next_closed:
+                    next_closed = time.monotonic() + CLOSED_EVERY
+                    try:
+                        await self.end_closed(client)
+                    except Exception as exc:
+                        log.warning("looking for watches closed under their polls failed: %s", exc)
+                await asyncio.sleep(START_FLUSH)
+        finally:
+            if forever:
+                with contextlib.suppress(SQLAlchemyError):
+                    await asyncio.shield(self.leases.leave())
+
+    async def sweep(self, client: Client) -> int:
+        """Tell the workflows of polls held by dead processes; returns how many were told."""
+        if time.monotonic() >= self._forget_at:
+            self._forget_at = time.monotonic() + FORGET_EVERY
+            await forget_processes(self.db, FORGET_AFTER)
+        lost = await dead_leases(self.db, self.leases.process, SWEEP_BATCH)
+        if not lost:
+            return 0
+        await end_lost(self.db, lost)
+        gate = asyncio.Semaphore(SWEEP_SIGNALS)
+
+        async def tell(lease: Lease) -> bool:
+            async with gate:
+                try:
+                    handle = client.get_workflow_handle(lease.task, run_id=lease.run_id)
+                    await handle.signal(
+                        "poll_lost",
+                        PollLost(
+                            life=lease.life,
+                            run_id=lease.run_id,
+                            poll=lease.poll,
+                            process=lease.process,
+                        ),
+                    )
+                except RPCError as exc:
+                    if exc.status != RPCStatusCode.NOT_FOUND:  # the run has ended: done
+                        log.warning("telling %s its poll is lost failed: %s", lease.task, exc)
+                        return False
+                return True
+
+        told = await asyncio.gather(*(tell(lease) for lease in lost))
+        done = [lease for lease, ok in zip(lost, told, strict=True) if ok]
+        await drop_leases(self.db, done)
+        self.lost_told += len(done)
+        log.info("told %d workflows that their poll's worker process is dead", len(done))
+        return len(done)
+
+    async def end_closed(self, client: Client) -> int:
+        """End this process's polls whose workflow run has closed (terminated, timed out:
+        nobody will take their result); returns how many."""
+        since = utcnow() - CLOSED_MARGIN
+        closed: set[tuple[str, str]] = set()
+        async for execution in client.list_workflows(
+            closed_runs_query(self._closed_since), page_size=1000
+        ):
+            closed.add((execution.id, execution.run_id))
+        self._closed_since = since
+        ended = 0
+        for (workflow_id, _), session in list(self.sessions.items()):
+            if (workflow_id, session.run_id) in closed and session.ended is None:
+                session.end(PollEnd.CLOSED)
+                ended += 1
+        if ended:
+            self.closed_ended += ended
+            log.info("ended %d polls whose workflow run had closed", ended)
+        return ended
+
+    async def read_end_requests(self) -> None:
+        """While this process runs polls, end those another process's workflow asked to end."""
+        cursor = EndRequestCursor(self.db)
+        swept = 0.0
+        while self.sessions:
+            try:
+                for request in await cursor.read():
+                    session = self.sessions.get((request.task, request.life))
+                    if session is not None and session.asked_by(request):
+                        session.end(PollEnd.CONTROL)
+                if time.monotonic() - swept > END_POLL_KEEP.total_seconds():
+                    swept = time.monotonic()
+                    await drop_end_requests(self.db, utcnow() - END_POLL_KEEP)
+            except SQLAlchemyError as exc:  # read again next time; the fallback is a cancel
+                log.warning("reading poll end requests failed: %s", exc)
+            self.mailbox_open.set()
+            await asyncio.sleep(END_POLL_READ)
+
+
+def closed_runs_query(since: datetime) -> str:
+    """The visibility query for the web monitors' runs closed since ``since``: only their
+    workflow type (the namespace's reminders, briefings, remediations, ... close too, and
+    would be paged through every ``CLOSED_EVERY`` seconds by every process running polls)."""
+    stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (
+        f"WorkflowType = '{WEB_MONITOR_TYPE}' "
+        f"AND ExecutionStatus != 'Running' AND CloseTime >= '{stamp}'"
+    )

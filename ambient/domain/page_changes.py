@@ -1,0 +1,82 @@
+"""What changed on a page: its text normalised and hashed, new lines and keyword hits.
+
+Pure and deterministic (no clock, no I/O): the polls and the digests' checks use it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import re
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ambient.domain.watches import compile_user_regex
+
+
+def keyword_patterns(keywords: list[str]) -> list[tuple[str, Any]]:
+    """Matchers per keyword (each has ``search``): user regexes in RE2, plain words escaped."""
+    compiled: list[tuple[str, Any]] = []
+    for keyword in keywords:
+        if keyword.startswith("re:"):
+            compiled.append((keyword, compile_user_regex(keyword[3:], ignore_case=True)))
+        else:
+            # Whole words for short plain keywords ("AI" must not match "said"); an escaped
+            # literal cannot backtrack, so Python's engine is safe here.
+            compiled.append((keyword, re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.I)))
+    return compiled
+
+
+def normalise(text: str, ignore_patterns: list[str]) -> list[str]:
+    """Lines of text without ignored parts, whitespace collapsed, empty lines dropped."""
+    for pattern in ignore_patterns:
+        text = compile_user_regex(pattern).sub("", text)
+    lines = (re.sub(r"\s+", " ", line).strip() for line in text.splitlines())
+    return [line for line in lines if line]
+
+
+def content_hash(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+class PageDiff(BaseModel):
+    changed: bool
+    added: list[str]
+    hits: dict[str, list[str]] = Field(description="keyword -> new lines that mention it")
+    excerpt: str
+
+
+def diff_pages(
+    old: list[str] | None, new: list[str], keywords: list[str], excerpt_lines: int = 12
+) -> PageDiff:
+    """What changed between two normalised pages; keyword hits count only on new text."""
+    if old is None:  # first sight: a baseline, nothing is "new"
+        return PageDiff(changed=False, added=[], hits={}, excerpt="")
+    seen = set(old)
+    added = [line for line in new if line not in seen]
+    hits: dict[str, list[str]] = {}
+    for keyword, pattern in keyword_patterns(keywords):
+        matched = [line for line in added if pattern.search(line)]
+        if matched:
+            hits[keyword] = matched[:5]
+    # The lines both pages start and end with are not in a diff without context: leave
+    # them out of the matcher, whose cost grows with the lines it is given.
+    limit = min(len(old), len(new))
+    head = 0
+    while head < limit and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    diff = difflib.unified_diff(
+        old[head : len(old) - tail], new[head : len(new) - tail], lineterm="", n=0
+    )
+    body = (line for line in diff if not line.startswith(("---", "+++", "@@")))
+    return PageDiff(
+        changed=old != new,
+        added=added,
+        hits=hits,
+        excerpt="\n".join(itertools.islice(body, excerpt_lines)),
+    )

@@ -1,0 +1,124 @@
+"""A poll's failures are durable: none is lost with the process that saw it."""
+
+# ruff: noqa: F811 - the fixtures `gated` and `loopback_deps` are imported and used by name
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio.testing import ActivityEnvironment
+
+from activities.notify import NotifyActivities
+from activities.polling import PagePoller
+from ambient.clients.notify.registry import build_channels
+from ambient.clients.web import WebFetcher
+from ambient.deps import WorkerDeps
+from ambient.domain.polling import EndPoll, PollEnd, PollRequest, PollResult
+from ambient.domain.watches import WebMonitorConfig
+from ambient.storage.repositories import EventRepository
+from tests.watches.site import article
+from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+
+TASK = f"web-monitor/{USER}/late"
+
+
+def request(base: str, hook: str, before: PollResult | None, **fields: Any) -> PollRequest:
+    config = WebMonitorConfig.model_validate(
+        {"urls": [f"{base}/news"], "check_interval_minutes": 1, "targets": [hook]}
+    )
+    fields.setdefault("first_only", before is None)
+    return PollRequest(
+        user=USER,
+        task=TASK,
+        workflow_id=TASK,
+        life="life-1",
+        config=config,
+        targets=[config.targets[0]],
+        urls=before.urls if before else {},
+        seq=before.seq if before else 0,
+        interval_seconds=0.2,
+        window_seconds=600.0,
+        **fields,
+    )
+
+
+async def _delivery_failed_stored(deps: WorkerDeps) -> None:
+    for _ in range(300):  # a bound, not a timing claim
+        async with deps.db.session() as session:
+            rows = await EventRepository(session).list(task=TASK, limit=100)
+        if any(row.kind == "watch.delivery_failed" for row in rows):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the failed delivery was never recorded")
+
+
+async def test_a_delivery_failing_after_its_poll_handed_back_is_counted_once_by_a_poll_elsewhere(
+    loopback_deps: WorkerDeps, gated: tuple[GatedSite, str]
+) -> None:
+    state, base = gated
+    deps = loopback_deps
+    notifier = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    hook = {"type": "webhook", "target": f"{base}/hook"}
+
+    def poller() -> PagePoller:  # one per worker process
+        return PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
+
+    here, elsewhere = poller(), poller()
+    state.pages["/news"] = article("Calm.")
+    baseline = await ActivityEnvironment().run(here.poll_pages, request(base, hook, None))
+    # The change's webhook is held past the poll's hand-back, then refuses for good.
+    state.pages["/news"] = article("Calm.", "Storm warning.")
+    state.hook_gate.clear()
+    state.hook_status = 400
+    running = asyncio.create_task(
+        ActivityEnvironment().run(here.poll_pages, request(base, hook, baseline))
+    )
+    await asyncio.wait_for(state.hook_waiting.wait(), 30)
+    await here.end_poll(EndPoll(workflow_id=TASK, life="life-1"))
+    handed = await running
+    assert handed.ended is PollEnd.CONTROL and handed.delivery_failures == 0
+    state.hook_gate.set()
+    await _delivery_failed_stored(deps)
+
+    # The watch's next poll runs in another worker process: it counts the failure.
+    state.hook_status = 200
+    later = await ActivityEnvironment().run(
+        elsewhere.poll_pages, request(base, hook, handed, first_only=True)
+    )
+    assert later.delivery_failures == 1
+    assert later.last_failure is not None
+    assert later.last_failure.what == "delivery of watch.change"
+    assert "HTTP 400" in later.last_failure.error
+    # Counted once: the poll after it, told what the workflow has seen, counts nothing again.
+    again = await ActivityEnvironment().run(
+        here.poll_pages,
+        request(base, hook, later, first_only=True, late_failures_seen=later.late_failures),
+    )
+    assert again.delivery_failures == 0
+
+
+async def test_a_control_written_before_its_poll_started_in_another_process_ends_it_at_start(
+    loopback_deps: WorkerDeps, gated: tuple[GatedSite, str]
+) -> None:
+    """The workflow asked poll 2 to hand back while the server was still handing it to a
+    process whose end-request reader was not running yet: the poll ends at its start
+    instead of running its whole window (a Temporal cancel reaches it only at a heartbeat)."""
+    state, base = gated
+    deps = loopback_deps
+    notifier = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    hook = {"type": "webhook", "target": f"{base}/hook"}
+    here = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
+    elsewhere = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
+    state.pages["/news"] = article("Calm.")
+    env = ActivityEnvironment()
+    baseline = await env.run(here.poll_pages, request(base, hook, None, poll=1))
+    # The workflow's worker runs no poll of this watch: it writes the request.
+    run_id = env.info.workflow_run_id
+    ask = EndPoll(workflow_id=TASK, life="life-1", run_id=run_id, poll=2)
+    assert not await here.end_poll(ask)
+    ended = await asyncio.wait_for(
+        env.run(elsewhere.poll_pages, request(base, hook, baseline, poll=2)), 30
+    )
+    assert ended.ended is PollEnd.CONTROL and ended.checks == 0
