@@ -32,7 +32,7 @@ from typing import Any
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
-from bench.toolcalls.scoring import Attempt, Call, Case, Report, calls_in_text, report
+from bench.toolcalls.scoring import Attempt, Call, Case, Report, Turn, calls_in_text, report
 
 DATASET = Path(__file__).with_name("dataset.jsonl")
 # The voice profile's own cases (its tools are not the full server's), split into a "tune"
@@ -153,6 +153,30 @@ def profile_prompt(profile: str) -> str:
         return str(server_builder(profile)(settings, stdio_user="dev").instructions)
 
 
+def conversation(history: list[Turn]) -> list[dict[str, Any]]:
+    """Earlier turns as OpenAI chat messages: a tool turn is the assistant's call and the
+    tool's result, joined by a call id, as a real client sends them back."""
+    messages: list[dict[str, Any]] = []
+    for number, turn in enumerate(history):
+        if turn.user is not None:
+            messages.append({"role": "user", "content": turn.user})
+        elif turn.assistant is not None:
+            messages.append({"role": "assistant", "content": turn.assistant})
+        else:
+            call_id = f"call_{number}"
+            call = {
+                "id": call_id,
+                "type": "function",
+                "function": {
+                    "name": turn.tool,
+                    "arguments": json.dumps(turn.arguments, ensure_ascii=False),
+                },
+            }
+            messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": turn.result})
+    return messages
+
+
 async def ask(
     client: AsyncOpenAI,
     model: str,
@@ -163,6 +187,7 @@ async def ask(
     messages: list[Any] = [
         {"role": "system", "content": system if system is not None else chat_prompt()},
         {"role": "system", "content": CONTEXT},
+        *conversation(case.history),
         {"role": "user", "content": case.utterance},
     ]
     started = time.monotonic()
@@ -378,6 +403,8 @@ def print_report(result: Report) -> None:
     )
     for lang, row in result.per_lang.items():
         print(f"  [{lang}] {row.cases} cases  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
+    for part, row in result.per_part.items():
+        print(f"  [{part}] {row.cases} cases  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
     for tool, row in result.per_tool.items():
         print(f"  {tool:28} {row.cases:3}  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
 

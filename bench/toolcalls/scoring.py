@@ -16,7 +16,7 @@ from math import ceil, comb
 from statistics import median
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 _MISSING = object()
 
@@ -26,11 +26,34 @@ class ExpectedCall(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+class Turn(BaseModel):
+    """One earlier step of a conversation, before the case's utterance: what the user said,
+    what the assistant said, or a tool call the assistant made with the result it got."""
+
+    user: str | None = None
+    assistant: str | None = None
+    tool: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    result: str | None = None
+
+    @model_validator(mode="after")
+    def one_kind(self) -> Turn:
+        kinds = [self.user is not None, self.assistant is not None, self.tool is not None]
+        if sum(kinds) != 1:
+            raise ValueError("a turn is one of: user, assistant, or tool (with its result)")
+        if self.tool is not None and self.result is None:
+            raise ValueError(f"the call of {self.tool} needs the result it got")
+        return self
+
+
 class Case(BaseModel):
     id: str
     lang: str
     utterance: str
     expected: list[ExpectedCall]
+    # Earlier turns of the conversation (multi-turn cases): the utterance is a follow-up
+    # that needs them ("暂停它" after a status answer naming the task).
+    history: list[Turn] = Field(default_factory=list)
     # Which half of a data set the case is in: "tune" (what descriptions and prompts are
     # tuned on) or "heldout" (what is reported after tuning); None in an unsplit set.
     split: str | None = None
@@ -62,6 +85,8 @@ def value_matches(expected: Any, actual: Any) -> bool:
         return False
     if isinstance(expected, dict) and set(expected) == {"present"}:
         return True
+    if isinstance(expected, dict) and set(expected) == {"any_of"}:
+        return any(value_matches(e, actual) for e in expected["any_of"])
     if isinstance(expected, dict) and set(expected) == {"contains"}:
         return _text(expected["contains"]) in _text(actual)
     if isinstance(expected, bool) or isinstance(actual, bool):
@@ -187,6 +212,8 @@ class Report(BaseModel):
     seconds_first: float = Field(description="the first request (a cold prompt cache)")
     per_tool: dict[str, Row]
     per_lang: dict[str, Row]
+    # Single-turn cases and multi-turn follow-ups (a case with earlier turns) apart.
+    per_part: dict[str, Row] = Field(default_factory=dict)
     failures: list[dict[str, Any]]
 
 
@@ -208,6 +235,7 @@ def report(
     lenient: list[bool] = []
     per_tool: dict[str, list[list[bool]]] = {}
     per_lang: dict[str, list[list[bool]]] = {}
+    per_part: dict[str, list[list[bool]]] = {}
     errors = {"tool_choice": 0, "arguments": 0, "error": 0}
     failures: list[dict[str, Any]] = []
     for case, attempts in results:
@@ -215,6 +243,7 @@ def report(
         oks = [kind == "correct" for kind in kinds]
         per_case.append(oks)
         per_lang.setdefault(case.lang, []).append(oks)
+        per_part.setdefault("multi-turn" if case.history else "single-turn", []).append(oks)
         for kind in kinds:
             if kind != "correct":
                 errors[kind] += 1
@@ -238,6 +267,7 @@ def report(
                         "run": number,
                         "kind": kind,
                         "utterance": case.utterance,
+                        "earlier_turns": len(case.history),
                         "expected": [e.model_dump() for e in case.expected],
                         "called": [c.model_dump() for c in attempt.calls],
                         "text_calls": [c.model_dump() for c in attempt.text_calls],
@@ -268,5 +298,6 @@ def report(
         seconds_first=results[0][1][0].seconds if results and results[0][1] else 0.0,
         per_tool={tool: row(v) for tool, v in sorted(per_tool.items())},
         per_lang={lang: row(v) for lang, v in sorted(per_lang.items())},
+        per_part={part: row(v) for part, v in sorted(per_part.items())},
         failures=failures,
     )
