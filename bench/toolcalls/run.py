@@ -57,6 +57,9 @@ PINNED = [
     "list_clusters",
     "search_logs",
 ]
+# What the chat agent would know from earlier tool results, given to the full server's cases.
+# Not to the voice profile's: 小智's model gets its role prompt and the conversation alone,
+# so a voice case that needs an earlier result carries it as real earlier turns (`history`).
 CONTEXT = (
     "Context for this session (as the assistant would know it from earlier tool results): "
     "the user's tasks are web-monitor/dev/hn (Hacker News for AI), threshold-watch/dev/btc "
@@ -183,10 +186,11 @@ async def ask(
     tools: list[dict[str, Any]],
     case: Case,
     system: str | None = None,
+    context: str | None = CONTEXT,
 ) -> Attempt:
     messages: list[Any] = [
         {"role": "system", "content": system if system is not None else chat_prompt()},
-        {"role": "system", "content": CONTEXT},
+        *([{"role": "system", "content": context}] if context else []),
         *conversation(case.history),
         {"role": "user", "content": case.utterance},
     ]
@@ -226,6 +230,7 @@ async def evaluate(
     profile: str = "full",
     model_sha256: str | None = None,
     system: str | None = None,
+    context: str | None = CONTEXT,
 ) -> Report:
     """Every case ``runs`` times. The first request goes alone (it fills a local server's
     prompt cache, and its time is reported apart), then the rest ``concurrency`` at a time."""
@@ -237,13 +242,13 @@ async def evaluate(
 
     async def one(case: Case) -> Attempt:
         async with gate:
-            return await ask(client, model, tools, case, system)
+            return await ask(client, model, tools, case, system, context)
 
     attempts: dict[str, list[Attempt]] = {c.id: [] for c in cases}
     for run in range(runs):
         batch = cases
         if run == 0 and cases:
-            attempts[cases[0].id].append(await ask(client, model, tools, cases[0], system))
+            attempts[cases[0].id].append(await ask(client, model, tools, cases[0], system, context))
             batch = cases[1:]
         for case, attempt in zip(
             batch, await asyncio.gather(*(one(c) for c in batch)), strict=True
@@ -364,6 +369,7 @@ async def _main(args: argparse.Namespace, command: str) -> int:
             profile=f"{profile} --tools" if args.tools else args.profile,
             model_sha256=model_sha256,
             system=profile_prompt(profile),
+            context=None if profile == "voice" else CONTEXT,
         )
         if server is not None and server.process is not None and server.process.poll() is not None:
             # Its requests failed as errors; the figures of a dead server are no measurement.
