@@ -231,27 +231,37 @@ async def evaluate(
     model_sha256: str | None = None,
     system: str | None = None,
     context: str | None = CONTEXT,
+    progress: Path | None = None,
 ) -> Report:
     """Every case ``runs`` times. The first request goes alone (it fills a local server's
-    prompt cache, and its time is reported apart), then the rest ``concurrency`` at a time."""
+    prompt cache, and its time is reported apart), then the rest ``concurrency`` at a time.
+    With ``progress``, each attempt is appended to that JSONL file as it comes back: a long
+    local run that is cut short still leaves what it measured."""
     if runs < 1:
         raise BenchError("--runs must be at least 1")
     tools = tools if tools is not None else await our_tools(profile)
     system = system if system is not None else profile_prompt(profile)
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(case: Case) -> Attempt:
+    def record(case: Case, run: int, attempt: Attempt) -> Attempt:
+        if progress is not None:
+            line = {"id": case.id, "run": run + 1, **attempt.model_dump()}
+            with progress.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        return attempt
+
+    async def one(case: Case, run: int) -> Attempt:
         async with gate:
-            return await ask(client, model, tools, case, system, context)
+            return record(case, run, await ask(client, model, tools, case, system, context))
 
     attempts: dict[str, list[Attempt]] = {c.id: [] for c in cases}
     for run in range(runs):
         batch = cases
         if run == 0 and cases:
-            attempts[cases[0].id].append(await ask(client, model, tools, cases[0], system, context))
+            attempts[cases[0].id].append(await one(cases[0], run))
             batch = cases[1:]
         for case, attempt in zip(
-            batch, await asyncio.gather(*(one(c) for c in batch)), strict=True
+            batch, await asyncio.gather(*(one(c, run) for c in batch)), strict=True
         ):
             attempts[case.id].append(attempt)
     return report(
@@ -308,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         "the whole tool list takes minutes on 2 cores)",
     )
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--progress", type=Path, help="append each attempt to this JSONL file as it returns"
+    )
     parser.add_argument("--benchmarks-md", type=Path, default=BENCHMARKS_MD)
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -370,6 +383,7 @@ async def _main(args: argparse.Namespace, command: str) -> int:
             model_sha256=model_sha256,
             system=profile_prompt(profile),
             context=None if profile == "voice" else CONTEXT,
+            progress=args.progress,
         )
         if server is not None and server.process is not None and server.process.poll() is not None:
             # Its requests failed as errors; the figures of a dead server are no measurement.
