@@ -413,3 +413,32 @@ async def test_a_follow_up_is_asked_after_its_earlier_turns_as_a_client_sends_th
     call = follow_up["messages"][2]["tool_calls"][0]
     assert call["function"] == {"name": "task_status", "arguments": '{"name": "比特币"}'}
     assert follow_up["messages"][3]["tool_call_id"] == call["id"]
+
+
+async def test_each_attempt_is_appended_to_the_progress_file_as_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = tmp_path / "cases.jsonl"
+    rows = [
+        {"id": "1", "lang": "en", "utterance": "pause hn", "expected": [{"tool": "pause_task"}]},
+        {"id": "2", "lang": "zh", "utterance": "谢谢", "expected": []},
+    ]
+    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+    llm = LLMApi(responder=lambda body: ToolCalls([("pause_task", {"task_id": "hn"})]))
+    progress = tmp_path / "progress.jsonl"
+    monkeypatch.setenv("STANDIN_KEY", API_KEY)
+    async with serve(llm.app()) as base:
+        argv = [
+            *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY", "--runs", "2"),
+            *("--profile", "pinned", "--dataset", str(dataset), "--progress", str(progress)),
+            *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
+        ]
+        assert await asyncio.to_thread(bench_run.main, argv) == 0
+    lines = [json.loads(line) for line in progress.read_text("utf-8").splitlines()]
+    assert sorted((line["id"], line["run"]) for line in lines) == [
+        ("1", 1),
+        ("1", 2),
+        ("2", 1),
+        ("2", 2),
+    ]
+    assert lines[0]["calls"] == [{"tool": "pause_task", "arguments": {"task_id": "hn"}}]
