@@ -9,12 +9,11 @@ from mcp_server.voice import INSTRUCTIONS, TOOLS
 XIAOZHI_DOC = Path(__file__).parents[2] / "docs" / "xiaozhi.md"
 
 
-def test_the_role_prompt_says_when_to_call_none_and_when_to_ask_back() -> None:
+def test_the_role_prompt_says_when_to_call_each_voice_tool_and_when_to_call_none() -> None:
+    missing = [f.__name__ for f, _ in TOOLS if f.__name__ not in INSTRUCTIONS]
+    assert missing == []
     # Chit-chat gets words and an unnamed task gets a question back, not a guessed call.
     assert "不调用工具" in INSTRUCTIONS and "先问是哪一个" in INSTRUCTIONS
-    # What the tools are for, not a map of requests to tool names: with the map the 1.5B
-    # model answered clear requests in words (docs/benchmarks.md, "Tool-call runs").
-    assert not [f.__name__ for f, _ in TOOLS if "_" in f.__name__ and f.__name__ in INSTRUCTIONS]
 
 
 def test_the_role_prompt_to_paste_into_xiaozhi_is_the_one_the_server_publishes() -> None:
