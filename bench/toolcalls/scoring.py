@@ -156,16 +156,20 @@ def percentile(values: list[float], q: float) -> float:
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
-_TAG = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
+# <tool_call> is Qwen's call tag; <tools> is the tag its chat template lists the tools in,
+# which the 1.5B model imitates when it writes a call into its text (seen on the voice set).
+_TAG = re.compile(r"<(tool_call|tools)>\s*(\{.*?\})\s*</\1>", re.DOTALL)
 
 
 def calls_in_text(text: str | None) -> list[Call]:
-    """Calls a model wrote into its text (```json fences, <tool_call> tags): the lenient
+    """Calls a model wrote into its text (```json fences, <tool_call> or <tools> tags): the lenient
     reading, reported beside the headline, never as it (a real client would not run them)."""
     calls: list[Call] = []
-    for match in [*_FENCE.finditer(text or ""), *_TAG.finditer(text or "")]:
+    found = [m.group(1) for m in _FENCE.finditer(text or "")]
+    found += [m.group(2) for m in _TAG.finditer(text or "")]
+    for written in found:
         try:
-            data = json.loads(match.group(1))
+            data = json.loads(written)
         except json.JSONDecodeError:
             continue
         if isinstance(data, dict) and isinstance(data.get("name"), str):

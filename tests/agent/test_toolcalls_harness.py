@@ -101,6 +101,9 @@ def test_calls_written_in_the_text_are_read_only_by_the_lenient_parser() -> None
     tagged = '<tool_call>\n{"name": "get_status", "arguments": "{}"}\n</tool_call>'
     assert calls_in_text(tagged) == [Call(tool="get_status", arguments={})]
     assert calls_in_text("no call here") == [] and calls_in_text(None) == []
+    # The tag Qwen's template lists the tools in, which the 1.5B model imitates in its text.
+    imitated = '<tools>\n{"name": "what_needs_me", "arguments": {"speaker": "小智"}}\n</tools>'
+    assert calls_in_text(imitated) == [Call(tool="what_needs_me", arguments={"speaker": "小智"})]
     case = Case(id="x", lang="en", utterance="pause hn", expected=[ExpectedCall(tool="pause_task")])
     result = report("m", [(case, [Attempt(calls=[], text_calls=calls_in_text(text))])])
     # The headline reads tool_calls only: a call in the text is not one a client would run.
