@@ -40,6 +40,7 @@ from bench.toolcalls.scoring import (
     Call,
     Case,
     Report,
+    Turn,
     calls_in_text,
     report,
     split_of,
@@ -71,6 +72,9 @@ PINNED = [
     "list_clusters",
     "search_logs",
 ]
+# What the chat agent would know from earlier tool results, given to the full server's cases.
+# Not to the voice profile's: 小智's model gets its role prompt and the conversation alone,
+# so a voice case that needs an earlier result carries it as real earlier turns (`history`).
 CONTEXT = (
     "Context for this session (as the assistant would know it from earlier tool results): "
     "the user's tasks are web-monitor/dev/hn (Hacker News for AI), threshold-watch/dev/btc "
@@ -209,6 +213,30 @@ def profile_prompt(profile: str) -> str:
         return str(server_builder(profile)(settings, stdio_user="dev").instructions)
 
 
+def conversation(history: list[Turn]) -> list[dict[str, Any]]:
+    """Earlier turns as OpenAI chat messages: a tool turn is the assistant's call and the
+    tool's result, joined by a call id, as a real client sends them back."""
+    messages: list[dict[str, Any]] = []
+    for number, turn in enumerate(history):
+        if turn.user is not None:
+            messages.append({"role": "user", "content": turn.user})
+        elif turn.assistant is not None:
+            messages.append({"role": "assistant", "content": turn.assistant})
+        else:
+            call_id = f"call_{number}"
+            call = {
+                "id": call_id,
+                "type": "function",
+                "function": {
+                    "name": turn.tool,
+                    "arguments": json.dumps(turn.arguments, ensure_ascii=False),
+                },
+            }
+            messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": turn.result})
+    return messages
+
+
 def _function_calls(message: Any) -> list[tuple[str, Call]]:
     """The message's ``tool_calls`` as (call id, call); unreadable arguments read as {}."""
     calls: list[tuple[str, Call]] = []
@@ -231,10 +259,12 @@ async def ask(
     case: Case,
     system: str | None = None,
     finder: Finder | None = None,
+    context: str | None = CONTEXT,
 ) -> Attempt:
     messages: list[Any] = [
         {"role": "system", "content": system if system is not None else chat_prompt()},
-        {"role": "system", "content": CONTEXT},
+        *([{"role": "system", "content": context}] if context else []),
+        *conversation(case.history),
         {"role": "user", "content": case.utterance},
     ]
     offered = list(tools)
@@ -305,27 +335,38 @@ async def evaluate(
     model_sha256: str | None = None,
     system: str | None = None,
     finder: Finder | None = None,
+    context: str | None = CONTEXT,
+    progress: Path | None = None,
 ) -> Report:
     """Every case ``runs`` times. The first request goes alone (it fills a local server's
-    prompt cache, and its time is reported apart), then the rest ``concurrency`` at a time."""
+    prompt cache, and its time is reported apart), then the rest ``concurrency`` at a time.
+    With ``progress``, each attempt is appended to that JSONL file as it comes back: a long
+    local run that is cut short still leaves what it measured."""
     if runs < 1:
         raise BenchError("--runs must be at least 1")
     tools = tools if tools is not None else await our_tools(profile)
     system = system if system is not None else profile_prompt(profile)
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(case: Case) -> Attempt:
+    def record(case: Case, run: int, attempt: Attempt) -> Attempt:
+        if progress is not None:
+            line = {"id": case.id, "run": run + 1, **attempt.model_dump()}
+            with progress.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        return attempt
+
+    async def one(case: Case, run: int) -> Attempt:
         async with gate:
-            return await ask(client, model, tools, case, system, finder)
+            return record(case, run, await ask(client, model, tools, case, system, finder, context))
 
     attempts: dict[str, list[Attempt]] = {c.id: [] for c in cases}
     for run in range(runs):
         batch = cases
         if run == 0 and cases:
-            attempts[cases[0].id].append(await ask(client, model, tools, cases[0], system, finder))
+            attempts[cases[0].id].append(await one(cases[0], run))
             batch = cases[1:]
         for case, attempt in zip(
-            batch, await asyncio.gather(*(one(c) for c in batch)), strict=True
+            batch, await asyncio.gather(*(one(c, run) for c in batch)), strict=True
         ):
             attempts[case.id].append(attempt)
     return report(
@@ -389,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         "the whole tool list takes minutes on 2 cores)",
     )
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--progress", type=Path, help="append each attempt to this JSONL file as it returns"
+    )
     parser.add_argument("--benchmarks-md", type=Path, default=BENCHMARKS_MD)
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -511,6 +555,10 @@ async def _run(
         model_sha256=model_sha256,
         system=system,
         finder=finder,
+        # 小智's model never sees the chat agent's session context: a voice case gets only the
+        # published role prompt and its own earlier turns.
+        context=None if profile == "voice" else CONTEXT,
+        progress=args.progress,
     )
 
 
@@ -533,6 +581,8 @@ def print_report(result: Report) -> None:
     )
     for lang, row in result.per_lang.items():
         print(f"  [{lang}] {row.cases} cases  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
+    for part, row in result.per_part.items():
+        print(f"  [{part}] {row.cases} cases  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
     for tool, row in result.per_tool.items():
         print(f"  {tool:28} {row.cases:3}  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
 

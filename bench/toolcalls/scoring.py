@@ -16,7 +16,7 @@ from math import ceil, comb
 from statistics import median
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 _MISSING = object()
 
@@ -26,11 +26,34 @@ class ExpectedCall(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+class Turn(BaseModel):
+    """One earlier step of a conversation, before the case's utterance: what the user said,
+    what the assistant said, or a tool call the assistant made with the result it got."""
+
+    user: str | None = None
+    assistant: str | None = None
+    tool: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    result: str | None = None
+
+    @model_validator(mode="after")
+    def one_kind(self) -> Turn:
+        kinds = [self.user is not None, self.assistant is not None, self.tool is not None]
+        if sum(kinds) != 1:
+            raise ValueError("a turn is one of: user, assistant, or tool (with its result)")
+        if self.tool is not None and self.result is None:
+            raise ValueError(f"the call of {self.tool} needs the result it got")
+        return self
+
+
 class Case(BaseModel):
     id: str
     lang: str
     utterance: str
     expected: list[ExpectedCall]
+    # Earlier turns of the conversation (multi-turn cases): the utterance is a follow-up
+    # that needs them ("暂停它" after a status answer naming the task).
+    history: list[Turn] = Field(default_factory=list)
     # Which half of a data set the case is in: "tune" (what descriptions and prompts are
     # tuned on) or "heldout" (what is reported after tuning); None in an unsplit set.
     split: str | None = None
@@ -71,6 +94,8 @@ def value_matches(expected: Any, actual: Any) -> bool:
         return False
     if isinstance(expected, dict) and set(expected) == {"present"}:
         return True
+    if isinstance(expected, dict) and set(expected) == {"any_of"}:
+        return any(value_matches(e, actual) for e in expected["any_of"])
     if isinstance(expected, dict) and set(expected) == {"contains"}:
         return _text(expected["contains"]) in _text(actual)
     if isinstance(expected, bool) or isinstance(actual, bool):
@@ -140,16 +165,20 @@ def percentile(values: list[float], q: float) -> float:
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
-_TAG = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
+# <tool_call> is Qwen's call tag; <tools> is the tag its chat template lists the tools in,
+# which the 1.5B model imitates when it writes a call into its text (seen on the voice set).
+_TAG = re.compile(r"<(tool_call|tools)>\s*(\{.*?\})\s*</\1>", re.DOTALL)
 
 
 def calls_in_text(text: str | None) -> list[Call]:
-    """Calls a model wrote into its text (```json fences, <tool_call> tags): the lenient
+    """Calls a model wrote into its text (```json fences, <tool_call> or <tools> tags): the lenient
     reading, reported beside the headline, never as it (a real client would not run them)."""
     calls: list[Call] = []
-    for match in [*_FENCE.finditer(text or ""), *_TAG.finditer(text or "")]:
+    found = [m.group(1) for m in _FENCE.finditer(text or "")]
+    found += [m.group(2) for m in _TAG.finditer(text or "")]
+    for written in found:
         try:
-            data = json.loads(match.group(1))
+            data = json.loads(written)
         except json.JSONDecodeError:
             continue
         if isinstance(data, dict) and isinstance(data.get("name"), str):
@@ -198,6 +227,8 @@ class Report(BaseModel):
     seconds_first: float = Field(description="the first request (a cold prompt cache)")
     per_tool: dict[str, Row]
     per_lang: dict[str, Row]
+    # Single-turn cases and multi-turn follow-ups (a case with earlier turns) apart.
+    per_part: dict[str, Row] = Field(default_factory=dict)
     failures: list[dict[str, Any]]
 
 
@@ -219,6 +250,7 @@ def report(
     lenient: list[bool] = []
     per_tool: dict[str, list[list[bool]]] = {}
     per_lang: dict[str, list[list[bool]]] = {}
+    per_part: dict[str, list[list[bool]]] = {}
     errors = {"tool_choice": 0, "arguments": 0, "error": 0}
     failures: list[dict[str, Any]] = []
     for case, attempts in results:
@@ -226,6 +258,7 @@ def report(
         oks = [kind == "correct" for kind in kinds]
         per_case.append(oks)
         per_lang.setdefault(case.lang, []).append(oks)
+        per_part.setdefault("multi-turn" if case.history else "single-turn", []).append(oks)
         for kind in kinds:
             if kind != "correct":
                 errors[kind] += 1
@@ -249,6 +282,7 @@ def report(
                         "run": number,
                         "kind": kind,
                         "utterance": case.utterance,
+                        "earlier_turns": len(case.history),
                         "expected": [e.model_dump() for e in case.expected],
                         "called": [c.model_dump() for c in attempt.calls],
                         "text_calls": [c.model_dump() for c in attempt.text_calls],
@@ -280,5 +314,6 @@ def report(
         seconds_first=results[0][1][0].seconds if results and results[0][1] else 0.0,
         per_tool={tool: row(v) for tool, v in sorted(per_tool.items())},
         per_lang={lang: row(v) for lang, v in sorted(per_lang.items())},
+        per_part={part: row(v) for part, v in sorted(per_part.items())},
         failures=failures,
     )

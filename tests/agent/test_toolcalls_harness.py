@@ -101,6 +101,9 @@ def test_calls_written_in_the_text_are_read_only_by_the_lenient_parser() -> None
     tagged = '<tool_call>\n{"name": "get_status", "arguments": "{}"}\n</tool_call>'
     assert calls_in_text(tagged) == [Call(tool="get_status", arguments={})]
     assert calls_in_text("no call here") == [] and calls_in_text(None) == []
+    # The tag Qwen's template lists the tools in, which the 1.5B model imitates in its text.
+    imitated = '<tools>\n{"name": "what_needs_me", "arguments": {"speaker": "小智"}}\n</tools>'
+    assert calls_in_text(imitated) == [Call(tool="what_needs_me", arguments={"speaker": "小智"})]
     case = Case(id="x", lang="en", utterance="pause hn", expected=[ExpectedCall(tool="pause_task")])
     result = report("m", [(case, [Attempt(calls=[], text_calls=calls_in_text(text))])])
     # The headline reads tool_calls only: a call in the text is not one a client would run.
@@ -372,7 +375,7 @@ async def test_split_runs_only_that_half_of_the_data_set(
 async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both_halves() -> None:
     cases = load_cases(bench_run.VOICE_DATASET)
     tools = {t["function"]["name"] for t in await our_tools("voice")}
-    assert len(cases) >= 60
+    assert len(cases) >= 200
     assert len({c.id for c in cases}) == len(cases)
     for split in ("tune", "heldout"):
         half = [c for c in cases if c.split == split]
@@ -382,6 +385,12 @@ async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both
             assert called == tools, f"{split}/{lang} misses {sorted(tools - called)}"
             # Turns that need no tool: thanks, jokes, weather, and requests too vague to act on.
             assert sum(not c.expected for c in said) >= 3
+        # A multi-turn part in each half: follow-ups that need an earlier result, some
+        # calling a tool with what that result named, some asking back or just talking.
+        follow_ups = [c for c in half if c.history]
+        assert len(follow_ups) >= 15
+        assert {c.lang for c in follow_ups} == {"en", "zh"}
+        assert any(c.expected for c in follow_ups) and any(not c.expected for c in follow_ups)
     assert {c.split for c in cases} == {"tune", "heldout"}
 
 
@@ -403,6 +412,107 @@ async def test_voice_profile_is_asked_with_the_voice_servers_published_prompt(
             ]
             assert await asyncio.to_thread(bench_run.main, argv) == 0
     voice, chat = (r["messages"][0]["content"] for r in llm.requests)
+    # Nothing but the published prompt is the voice model's system text; the chat agent's
+    # cases keep the session context it would know from earlier tool results.
+    assert [m["role"] for m in llm.requests[0]["messages"]] == ["system", "user"]
+    assert llm.requests[1]["messages"][1] == {"role": "system", "content": bench_run.CONTEXT}
     # 小智's model is given the role prompt the voice server publishes, not our chat agent's.
     assert voice == INSTRUCTIONS
     assert chat.startswith("You are 小智, the ambient operations assistant")
+
+
+def test_a_spoken_reference_said_several_ways_matches_any_of_them() -> None:
+    said = {"any_of": [{"contains": "btc"}, {"contains": "比特币"}, {"contains": "bitcoin"}]}
+    assert value_matches(said, "比特币监控") and value_matches(said, "the BTC watch")
+    assert not value_matches(said, "hn") and not value_matches(said, None)
+
+
+def test_an_earlier_turn_is_one_kind_and_a_tool_turn_carries_its_result() -> None:
+    from pydantic import ValidationError
+
+    from bench.toolcalls.scoring import Turn
+
+    assert Turn(tool="task_status", arguments={"name": "btc"}, result="btc 正在运行。").tool
+    with pytest.raises(ValidationError, match="needs the result"):
+        Turn(tool="task_status")
+    with pytest.raises(ValidationError, match="one of"):
+        Turn(user="hi", assistant="hello")
+
+
+async def test_a_follow_up_is_asked_after_its_earlier_turns_as_a_client_sends_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = tmp_path / "cases.jsonl"
+    history = [
+        {"user": "比特币监控怎么样了？"},
+        {"tool": "task_status", "arguments": {"name": "比特币"}, "result": "btc 正在运行。"},
+        {"assistant": "btc 正在运行。"},
+    ]
+    rows = [
+        {
+            "id": "m1",
+            "lang": "zh",
+            "history": history,
+            "utterance": "暂停它。",
+            "expected": [{"tool": "pause_task", "args": {"name": {"contains": "btc"}}}],
+        },
+        {"id": "s1", "lang": "zh", "utterance": "谢谢", "expected": []},
+    ]
+    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+
+    def respond(body: dict[str, Any]) -> Answer:
+        # The model can only name the task if it was shown the earlier tool result.
+        results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
+        if body["messages"][-1]["content"] == "暂停它。" and results == ["btc 正在运行。"]:
+            return ToolCalls([("pause_task", {"name": "btc"})])
+        return Content("不客气")
+
+    llm = LLMApi(responder=respond)
+    out = tmp_path / "report.json"
+    monkeypatch.setenv("STANDIN_KEY", API_KEY)
+    async with serve(llm.app()) as base:
+        argv = [
+            *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY", "--profile", "voice"),
+            *("--dataset", str(dataset), "--out", str(out)),
+            *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
+        ]
+        assert await asyncio.to_thread(bench_run.main, argv) == 0
+    saved = json.loads(out.read_text("utf-8"))
+    assert (saved["cases"], saved["pass1"]) == (2, 1.0)
+    assert set(saved["per_part"]) == {"multi-turn", "single-turn"}
+    follow_up = next(r for r in llm.requests if r["messages"][-1]["content"] == "暂停它。")
+    roles = [m["role"] for m in follow_up["messages"]]
+    # The voice model gets its role prompt and the conversation, no bench-made context.
+    assert roles == ["system", "user", "assistant", "tool", "assistant", "user"]
+    call = follow_up["messages"][2]["tool_calls"][0]
+    assert call["function"] == {"name": "task_status", "arguments": '{"name": "比特币"}'}
+    assert follow_up["messages"][3]["tool_call_id"] == call["id"]
+
+
+async def test_each_attempt_is_appended_to_the_progress_file_as_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = tmp_path / "cases.jsonl"
+    rows = [
+        {"id": "1", "lang": "en", "utterance": "pause hn", "expected": [{"tool": "pause_task"}]},
+        {"id": "2", "lang": "zh", "utterance": "谢谢", "expected": []},
+    ]
+    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+    llm = LLMApi(responder=lambda body: ToolCalls([("pause_task", {"task_id": "hn"})]))
+    progress = tmp_path / "progress.jsonl"
+    monkeypatch.setenv("STANDIN_KEY", API_KEY)
+    async with serve(llm.app()) as base:
+        argv = [
+            *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY", "--runs", "2"),
+            *("--profile", "pinned", "--dataset", str(dataset), "--progress", str(progress)),
+            *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
+        ]
+        assert await asyncio.to_thread(bench_run.main, argv) == 0
+    lines = [json.loads(line) for line in progress.read_text("utf-8").splitlines()]
+    assert sorted((line["id"], line["run"]) for line in lines) == [
+        ("1", 1),
+        ("1", 2),
+        ("2", 1),
+        ("2", 2),
+    ]
+    assert lines[0]["calls"] == [{"tool": "pause_task", "arguments": {"task_id": "hn"}}]
