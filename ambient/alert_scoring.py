@@ -1,8 +1,10 @@
 """Scoring an alert 0–100: the LLM's four sub-scores with reasons, or the offline rules.
 
-The LLM only scores. Its answer is validated, each sub-score clamped to 0–100, and the total,
-budget and plan are computed here from those numbers and the alert rules; nothing it writes
-can pick a target or a step. Alert text goes to it as delimited data, never as instructions.
+The LLM only scores. Its answer is constrained by the JSON schema (a grammar on servers that
+have one), validated, retried once, then replaced by the offline rules' card, which says why.
+The total, budget and plan are computed here from the sub-scores and the alert rules; nothing
+it writes can pick a target or a step. Alert text goes to it as delimited data, never as
+instructions.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ SYSTEM = (
 
 
 class LLMDimension(BaseModel):
-    score: float = Field(description="0 to 100")
-    reason: str = Field(description="one sentence")
+    # Bounded in the schema itself: servers with JSON-schema grammars (llama-server) cannot
+    # produce anything else, and any other answer is invalid (retried, then the offline rules).
+    score: int = Field(ge=0, le=100, description="0 to 100")
+    reason: str = Field(max_length=300, description="one sentence")
 
 
 class LLMScore(BaseModel):
@@ -59,13 +63,17 @@ async def score_alert(alert: Alert, rules: list[AlertRule], llm: LLMClient | Non
     fields = alert.model_dump(mode="json", exclude={"verify"})
     user = "Score this alert.\n" + data_block("alert", json.dumps(fields, ensure_ascii=False))
     try:
-        answer = await llm.structured(system=SYSTEM, user=user, schema=LLMScore)
+        outcome = await llm.answer(system=SYSTEM, user=user, schema=LLMScore)
+        answer, failure = outcome.value, outcome.failure
     except LLMError as exc:
         log.warning("LLM scoring refused, using offline rules: %s", exc)
-        answer = None
+        answer, failure = None, str(exc)
     if answer is None:
+        # Recorded as the offline rules' card, with why: never as the model's score.
         card = offline_score(alert, rules)
-        card.reasons.insert(0, "the LLM gave no valid answer: offline rules scored this alert")
+        card.reasons.insert(
+            0, f"the LLM gave no valid answer ({failure}): offline rules scored this alert"
+        )
         return card
     dimensions = ScoreDimensions(
         impact=_dimension(answer.impact),

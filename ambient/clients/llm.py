@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx2
 import openai
@@ -50,6 +51,19 @@ class ToolCall(BaseModel):
     arguments: dict[str, Any]
 
 
+@dataclass
+class Answer(Generic[T]):
+    """A structured answer, or the reason there is none; ``attempts`` requests were made."""
+
+    value: T | None
+    attempts: int
+    failure: str | None = None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
 class LLMClient:
     """An OpenAI-compatible chat client; ``offline`` when no API key is configured."""
 
@@ -58,6 +72,7 @@ class LLMClient:
     ) -> None:
         # openai 3.x is built on httpx2 (not httpx): a shared client must be an httpx2 one.
         self.model = settings.llm_model
+        self.base_url = settings.openai_base_url or "https://api.openai.com/v1"
         self._client: AsyncOpenAI | None = None
         if settings.openai_api_key is not None:
             self._client = AsyncOpenAI(
@@ -83,26 +98,42 @@ class LLMClient:
         self, *, system: str, user: str, schema: type[T], attempts: int = 2
     ) -> T | None:
         """A validated ``schema`` instance, or None when offline or the output stays invalid."""
+        return (await self.answer(system=system, user=user, schema=schema, attempts=attempts)).value
+
+    async def answer(
+        self, *, system: str, user: str, schema: type[T], attempts: int = 2
+    ) -> Answer[T]:
+        """A validated ``schema`` instance, or why there is none (offline, invalid, unreachable).
+
+        Callers that fall back to their rules say which of these it was: an unreachable server
+        and a model that wrote nonsense are different things to fix.
+        """
         if self._client is None:
-            return None
+            return Answer(value=None, attempts=0, failure="no LLM is configured (offline)")
         system = with_data_rule(system)
-        for attempt in range(1, max(1, attempts) + 1):
+        failure = ""
+        attempts = max(1, attempts)
+        for attempt in range(1, attempts + 1):
             try:
                 result = await self._attempt(system, user, schema)
             except (ValidationError, ValueError, openai.LengthFinishReasonError) as exc:
                 log.warning("llm output invalid (attempt %d/%d): %s", attempt, attempts, exc)
+                failure = f"the model's output did not match the schema: {_first_line(exc)}"
                 continue
             except openai.APIStatusError as exc:
                 if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
                     log.warning("llm endpoint failed (attempt %d/%d): %s", attempt, attempts, exc)
+                    failure = f"the LLM server answered {exc.status_code}: {exc.message}"
                     continue
                 raise LLMError(f"LLM request refused ({exc.status_code}): {exc.message}") from exc
             except openai.APIConnectionError as exc:
                 log.warning("llm endpoint unreachable (attempt %d/%d): %s", attempt, attempts, exc)
+                failure = f"the LLM server at {self.base_url} could not be reached ({exc})"
                 continue
             if result is not None:
-                return result
-        return None
+                return Answer(value=result, attempts=attempt)
+            failure = "the model returned no answer"
+        return Answer(value=None, attempts=attempts, failure=failure)
 
     async def _attempt(self, system: str, user: str, schema: type[T]) -> T | None:
         assert self._client is not None
