@@ -180,7 +180,7 @@ class BriefingActivities:
             notes=notes,
         )
         if report is not None:
-            _fill_from_report(inputs, report)
+            fill_from_report(inputs, report)
         await self._alarms(day, inputs)
         await self._discussions(request.user, day, inputs)
         broadcast_ids = await self._broadcasts(request.user, day.date, inputs)
@@ -470,7 +470,7 @@ def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: 
     return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "")
 
 
-def _fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
+def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
     inputs.log_lines = report.total
     inputs.errors = sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS)
     inputs.warnings = report.by_level.get("WARNING", 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
@@ -56,29 +57,45 @@ def _dimension(value: LLMDimension) -> DimensionScore:
     return DimensionScore(score=clamp(value.score), reason=value.reason.strip()[:500])
 
 
+@dataclass
+class ScoredAlert:
+    """A score card and how it came about: LLM requests made, why the offline rules answered."""
+
+    card: ScoreCard
+    attempts: int = 0
+    failure: str | None = None
+
+
 async def score_alert(alert: Alert, rules: list[AlertRule], llm: LLMClient | None) -> ScoreCard:
     """The alert's score card; offline rules when no LLM is configured or it gives no answer."""
+    return (await score_alert_traced(alert, rules, llm)).card
+
+
+async def score_alert_traced(
+    alert: Alert, rules: list[AlertRule], llm: LLMClient | None
+) -> ScoredAlert:
+    """``score_alert`` with the requests it made and why it fell back (what bench measures)."""
     if llm is None or llm.offline:
-        return offline_score(alert, rules)
+        return ScoredAlert(offline_score(alert, rules))
     fields = alert.model_dump(mode="json", exclude={"verify"})
     user = "Score this alert.\n" + data_block("alert", json.dumps(fields, ensure_ascii=False))
     try:
         outcome = await llm.answer(system=SYSTEM, user=user, schema=LLMScore)
-        answer, failure = outcome.value, outcome.failure
+        answer, failure, attempts = outcome.value, outcome.failure, outcome.attempts
     except LLMError as exc:
         log.warning("LLM scoring refused, using offline rules: %s", exc)
-        answer, failure = None, str(exc)
+        answer, failure, attempts = None, str(exc), 1
     if answer is None:
         # Recorded as the offline rules' card, with why: never as the model's score.
         card = offline_score(alert, rules)
         card.reasons.insert(
             0, f"the LLM gave no valid answer ({failure}): offline rules scored this alert"
         )
-        return card
+        return ScoredAlert(card, attempts, failure)
     dimensions = ScoreDimensions(
         impact=_dimension(answer.impact),
         severity=_dimension(answer.severity),
         importance=_dimension(answer.importance),
         time_sensitivity=_dimension(answer.time_sensitivity),
     )
-    return score_card(dimensions, match_rule(alert, rules), "llm")
+    return ScoredAlert(score_card(dimensions, match_rule(alert, rules), "llm"), attempts)
