@@ -72,10 +72,11 @@ def unsupported_claims(summary: str, facts: str) -> list[Unsupported]:
             seen.add((kind, text.lower()))
             found.append(Unsupported(kind=kind, text=text))
 
-    rest = summary
     for match in _QUOTED.finditer(summary):
         if _squash(match[1]) not in _squash(facts):
             flag("error", match[1])
+    # A quote is checked as a whole, like a name: its words are not claims of their own.
+    rest = _QUOTED.sub(" ", summary)
     for pattern, kind in ((_ERROR, "error"), (_SERVICE, "service")):
         for match in pattern.finditer(rest):
             name = _named(match[0], facts_lower)
