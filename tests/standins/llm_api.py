@@ -71,7 +71,18 @@ class LLMApi:
         self.script_queue.extend(answers)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/chat/completions", self.handle, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.handle, methods=["POST"]),
+                Route("/v1/models", self.models, methods=["GET"]),
+            ]
+        )
+
+    async def models(self, request: Request) -> Response:
+        """The model list (what a status probe asks for)."""
+        return JSONResponse(
+            {"object": "list", "data": [{"id": "standin", "object": "model", "owned_by": "test"}]}
+        )
 
     async def handle(self, request: Request) -> Response:
         body = await request.json()
