@@ -102,6 +102,8 @@ async def write_briefing(llm: LLMClient, inputs: BriefingInputs) -> WrittenBrief
         ),
         user=prompt,
         schema=BriefingDraft,
+        # Room for the longest valid draft: ~1,200 characters spoken plus the four lists.
+        max_tokens=2048,
     )
     draft = outcome.value
     if draft is None:

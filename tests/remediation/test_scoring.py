@@ -8,7 +8,7 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from ambient.alert_scoring import score_alert, score_alert_traced
-from ambient.clients.llm import LLMClient
+from ambient.clients.llm import MAX_OUTPUT_TOKENS, LLMClient
 from ambient.domain.remediation import Alert, AlertRule, offline_score
 from ambient.settings import Settings
 from tests.standins.llm_api import API_KEY, Content, Failure, LLMApi, messages_text
@@ -86,6 +86,18 @@ async def test_an_out_of_range_sub_score_is_invalid_retried_once_then_the_offlin
     assert card.generated_by == "offline"  # never the model's 150 clamped into a score
     assert card.reasons[0].startswith("the LLM gave no valid answer (the model's output")
     assert card.score == offline_score(ALERT, []).score
+
+
+async def test_every_answer_is_bounded_and_a_cut_off_one_is_retried_then_offline(
+    llm: tuple[LLMApi, LLMClient],
+) -> None:
+    api, client = llm
+    runaway = '{"impact": {"score": 50, "reason": "' + "very " * 50
+    api.script(Content(runaway, "length"), Content(runaway, "length"))
+    traced = await score_alert_traced(ALERT, [], client)
+    assert [r["max_tokens"] for r in api.requests] == [MAX_OUTPUT_TOKENS] * 2
+    assert traced.card.generated_by == "offline"
+    assert f"cut off at {MAX_OUTPUT_TOKENS} tokens" in traced.card.reasons[0]
 
 
 async def test_a_retry_that_answers_validly_is_the_llm_score(
