@@ -3,6 +3,7 @@
     python -m bench.llm_steps --local                    # all three steps, the `make llm` model
     python -m bench.llm_steps --local --step scoring --runs 3
     python -m bench.llm_steps --step events              # the configured OpenAI-compatible model
+    python -m bench.llm_steps --rules --step briefing    # no model: the offline rules
 
 - **briefing**: generated days of logs (bench/loggen, as the reduction tests use) reduced into
   the briefing's inputs, varied in language, size, bursts, alarms, fixes and failed sources; the
@@ -32,12 +33,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from activities.briefing import fill_from_report, write_briefing
+from activities.briefing import draft_text, fill_from_report, llm_prompt, write_briefing
 from activities.event_agent import decide
 from ambient.alert_scoring import score_alert_traced
 from ambient.clients.llm import LLMClient
 from ambient.domain.briefing import AlarmLine, BriefingInputs, SourceNote
 from ambient.domain.event_digest import EventBrief, offline_decision
+from ambient.domain.faithfulness import unsupported_claims
 from ambient.domain.logreport import LogReducer, render_markdown
 from ambient.domain.remediation import Alert, offline_score
 from ambient.settings import Settings
@@ -177,15 +179,21 @@ async def run_briefing(llm: LLMClient, days: int, runs: int) -> dict[str, Any]:
     per_summary: list[int] = []
     seconds: list[float] = []
     for run in range(runs):
-        for inputs in briefing_days(days):
+        for day, inputs in enumerate(briefing_days(days), 1):
             case = inputs.model_copy(deep=True)
             started = time.monotonic()
             written = await write_briefing(llm, case)
             seconds.append(time.monotonic() - started)
+            if llm.offline:
+                # The checker's own floor: the offline writer only restates its input.
+                written.llm_draft = written.draft
+                written.unsupported = unsupported_claims(
+                    draft_text(written.draft), llm_prompt(case)
+                )
             if written.llm_draft is None:
                 invalid += 1
                 note = next((n.detail for n in case.notes if n.source == "llm"), "")
-                print(f"briefing run {run + 1} {inputs.date}: no valid draft — {note}", flush=True)
+                print(f"briefing run {run + 1} day {day}: no valid draft — {note}", flush=True)
                 continue
             summaries += 1
             per_summary.append(len(written.unsupported))
@@ -196,7 +204,7 @@ async def run_briefing(llm: LLMClient, days: int, runs: int) -> dict[str, Any]:
                 faithful += 1
             claims = "; ".join(map(str, written.unsupported[:6]))
             print(
-                f"briefing run {run + 1} {inputs.date} [{inputs.language}] "
+                f"briefing run {run + 1} day {day} [{inputs.language}] "
                 f"{len(written.unsupported)} unsupported {claims} ({seconds[-1]:.0f} s)",
                 flush=True,
             )
@@ -309,7 +317,10 @@ async def run_events(llm: LLMClient, runs: int) -> dict[str, Any]:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     model_sha256: str | None = None
-    if args.local:
+    if args.rules:
+        # No model: the offline writer through the checker, the event rules on the labels.
+        settings = Settings(openai_api_key=None, local_llm=False)
+    elif args.local:
         from ambient.local_llm import MODEL_SHA256, ensure_server
 
         # Reused when it already serves the model (the server is shared): never stopped here.
@@ -350,6 +361,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.llm_steps", description=__doc__)
     p.add_argument("--local", action="store_true", help="the `make llm` model (reused/started)")
+    p.add_argument(
+        "--rules", action="store_true", help="no model: the offline rules (the checker's floor)"
+    )
     p.add_argument("--step", choices=STEPS, help="one step (default: all three)")
     p.add_argument("--runs", type=int, default=1, help="each case K times")
     p.add_argument("--days", type=int, default=20, help="briefing inputs (default 20)")
