@@ -173,13 +173,27 @@ def _seconds(values: list[float]) -> dict[str, float]:
     }
 
 
-async def run_briefing(llm: LLMClient, days: int, runs: int) -> dict[str, Any]:
+class Deadline:
+    """``--max-minutes``: stop starting cases after this; the figures cover the finished ones."""
+
+    def __init__(self, minutes: float | None) -> None:
+        self.at = time.monotonic() + minutes * 60 if minutes else None
+        self.hit = False
+
+    def passed(self) -> bool:
+        self.hit = self.hit or (self.at is not None and time.monotonic() > self.at)
+        return self.hit
+
+
+async def run_briefing(llm: LLMClient, days: int, runs: int, deadline: Deadline) -> dict[str, Any]:
     summaries = faithful = refused = invalid = 0
     kinds: Counter[str] = Counter()
     per_summary: list[int] = []
     seconds: list[float] = []
     for run in range(runs):
         for day, inputs in enumerate(briefing_days(days), 1):
+            if deadline.passed():
+                break
             case = inputs.model_copy(deep=True)
             started = time.monotonic()
             written = await write_briefing(llm, case)
@@ -211,6 +225,8 @@ async def run_briefing(llm: LLMClient, days: int, runs: int) -> dict[str, Any]:
     return {
         "days": days,
         "runs": runs,
+        "stopped_by_deadline": deadline.hit,
+        "asked": len(seconds),
         "summaries": summaries,
         "no_valid_draft": invalid,
         "faithful": faithful,
@@ -222,7 +238,7 @@ async def run_briefing(llm: LLMClient, days: int, runs: int) -> dict[str, Any]:
     }
 
 
-async def run_scoring(llm: LLMClient, count: int, runs: int) -> dict[str, Any]:
+async def run_scoring(llm: LLMClient, count: int, runs: int, deadline: Deadline) -> dict[str, Any]:
     first = retried = fallback = agree = 0
     diffs: list[int] = []
     failures: Counter[str] = Counter()
@@ -230,6 +246,8 @@ async def run_scoring(llm: LLMClient, count: int, runs: int) -> dict[str, Any]:
     total = 0
     for run in range(runs):
         for n, alert in enumerate(alerts(count)):
+            if deadline.passed():
+                break
             total += 1
             started = time.monotonic()
             scored = await score_alert_traced(alert, [], llm)
@@ -253,6 +271,7 @@ async def run_scoring(llm: LLMClient, count: int, runs: int) -> dict[str, Any]:
     return {
         "alerts": count,
         "runs": runs,
+        "stopped_by_deadline": deadline.hit,
         "scored": total,
         "valid_first_request": first,
         "valid_after_retry": retried,
@@ -267,7 +286,7 @@ async def run_scoring(llm: LLMClient, count: int, runs: int) -> dict[str, Any]:
     }
 
 
-async def run_events(llm: LLMClient, runs: int) -> dict[str, Any]:
+async def run_events(llm: LLMClient, runs: int, deadline: Deadline) -> dict[str, Any]:
     cases = event_cases()
     right: Counter[str] = Counter()
     seen: Counter[str] = Counter()
@@ -276,6 +295,8 @@ async def run_events(llm: LLMClient, runs: int) -> dict[str, Any]:
     seconds: list[float] = []
     for run in range(runs):
         for case in cases:
+            if deadline.passed():
+                break
             label = "notify" if case["notify"] else "hold"
             events = briefs(case)
             started = time.monotonic()
@@ -296,17 +317,24 @@ async def run_events(llm: LLMClient, runs: int) -> dict[str, Any]:
             )
     total = sum(seen.values())
     labels = sorted(seen)
-    per_run = {label: seen[label] // runs for label in labels}
+    first_run = cases[: min(len(cases), total)]
+    per_run = Counter("notify" if c["notify"] else "hold" for c in first_run)
     return {
         "cases": len(cases),
         "events": sum(len(c["events"]) for c in cases),
         "runs": runs,
+        "stopped_by_deadline": deadline.hit,
+        "decided": total,
         "accuracy": round(sum(right.values()) / total, 4) if total else None,
         "per_label": {label: round(right[label] / seen[label], 4) for label in labels},
         "fallback": fallback,
-        "offline_rules_accuracy": round(sum(offline_right.values()) / len(cases), 4),
+        "offline_rules_accuracy": round(sum(offline_right.values()) / len(first_run), 4)
+        if first_run
+        else None,
         "offline_rules_per_label": {
-            label: round(offline_right[label] / per_run[label], 4) for label in labels
+            label: round(offline_right[label] / per_run[label], 4)
+            for label in labels
+            if per_run[label]
         },
         **_seconds(seconds),
     }
@@ -342,14 +370,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     steps = [args.step] if args.step else list(STEPS)
+    deadline = Deadline(args.max_minutes)
     for step in steps:
         started = time.monotonic()
         if step == "briefing":
-            result = await run_briefing(llm, args.days, args.runs)
+            result = await run_briefing(llm, args.days, args.runs, deadline)
         elif step == "scoring":
-            result = await run_scoring(llm, args.alerts, args.runs)
+            result = await run_scoring(llm, args.alerts, args.runs, deadline)
         else:
-            result = await run_events(llm, args.runs)
+            result = await run_events(llm, args.runs, deadline)
         result["wall_s"] = round(time.monotonic() - started)
         report[step] = result
         print(json.dumps({step: result}, ensure_ascii=False, indent=2), flush=True)
@@ -368,6 +397,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=1, help="each case K times")
     p.add_argument("--days", type=int, default=20, help="briefing inputs (default 20)")
     p.add_argument("--alerts", type=int, default=120, help="alerts to score (default 120)")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        help="start no case after this many minutes (a loaded machine); figures say so",
+    )
     p.add_argument("--timeout", type=float, help="seconds a request may take")
     p.add_argument("--out", help="write the report JSON here")
     return p
