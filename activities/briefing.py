@@ -9,6 +9,7 @@ duplicates.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from ambient.domain.briefing import (
     offline_draft,
     plan_day,
 )
+from ambient.domain.faithfulness import Unsupported, unsupported_claims
 from ambient.domain.logreport import (
     ERROR_LEVELS,
     LogBaseline,
@@ -68,8 +70,72 @@ SYSTEM_PROMPT = """You are {assistant}, an operations assistant writing a team m
 briefing about yesterday ({date}). You receive a reduced log report (templates with counts, \
 trend, anomalies), alarm history, problems remediation fixed or could not fix, and news. \
 Write in {language}. Be concrete and short; name services, counts and times. Keep facts to \
-what the data says. spoken_text is about one minute of natural speech (no markdown, no lists, \
-no URLs); start with a greeting. A data source that failed must be mentioned."""
+what the data says: every number, service name and error you write must appear in it, \
+written as it appears there (do not translate names, add up, round or guess). spoken_text \
+is about one minute of natural speech (no markdown, no lists, no URLs); start with a \
+greeting. A data source that failed must be mentioned."""
+
+
+@dataclass
+class WrittenBriefing:
+    """The draft to store and speak, who wrote it, and what the model wrote if it was refused."""
+
+    draft: BriefingDraft
+    generated_by: str
+    llm_draft: BriefingDraft | None = None
+    unsupported: list[Unsupported] = field(default_factory=list)
+
+
+async def write_briefing(llm: LLMClient, inputs: BriefingInputs) -> WrittenBriefing:
+    """The model's briefing if it is valid and states nothing its input does not; else offline.
+
+    A refused draft leaves a failed "llm" source note saying why (what it made up, or that the
+    server could not be reached): the note is stored with the briefing and shown with it.
+    """
+    if llm.offline:
+        return WrittenBriefing(offline_draft(inputs), "offline")
+    prompt = llm_prompt(inputs)
+    outcome = await llm.answer(
+        system=SYSTEM_PROMPT.format(
+            assistant="小智" if inputs.language == "zh" else "the assistant",
+            date=inputs.date,
+            language="Simplified Chinese" if inputs.language == "zh" else "English",
+        ),
+        user=prompt,
+        schema=BriefingDraft,
+        # Room for the longest valid draft: ~1,200 characters spoken plus the four lists.
+        max_tokens=2048,
+    )
+    draft = outcome.value
+    if draft is None:
+        detail = f"the LLM gave no valid briefing ({outcome.failure}); written offline instead"
+        inputs.notes.append(SourceNote(source="llm", ok=False, detail=detail))
+        return WrittenBriefing(offline_draft(inputs), "offline")
+    unsupported = unsupported_claims(draft_text(draft), prompt)
+    if unsupported:
+        claims = ", ".join(map(str, unsupported[:8]))
+        more = f" and {len(unsupported) - 8} more" if len(unsupported) > 8 else ""
+        detail = (
+            f"the LLM's briefing stated what its input does not ({claims}{more}); "
+            "the offline briefing is spoken instead"
+        )
+        inputs.notes.append(SourceNote(source="llm", ok=False, detail=detail))
+        return WrittenBriefing(offline_draft(inputs), "offline", draft, unsupported)
+    return WrittenBriefing(draft, llm.model, draft)
+
+
+def draft_text(draft: BriefingDraft) -> str:
+    """Every sentence of a draft a person reads or hears, one per line."""
+    return "\n".join(
+        [
+            draft.headline,
+            *draft.what_happened,
+            *draft.needs_attention,
+            *draft.fixed_automatically,
+            *draft.needs_a_person,
+            draft.spoken_text,
+        ]
+    )
 
 
 class LogFileError(Exception):
@@ -117,7 +183,7 @@ class BriefingActivities:
             notes=notes,
         )
         if report is not None:
-            _fill_from_report(inputs, report)
+            fill_from_report(inputs, report)
         await self._alarms(day, inputs)
         await self._discussions(request.user, day, inputs)
         broadcast_ids = await self._broadcasts(request.user, day.date, inputs)
@@ -286,26 +352,14 @@ class BriefingActivities:
     async def _write(
         self, request: PrepareRequest, inputs: BriefingInputs
     ) -> tuple[BriefingDraft, str]:
-        if not self._llm.offline:
-            draft = await self._llm.structured(
-                system=SYSTEM_PROMPT.format(
-                    assistant="小智" if inputs.language == "zh" else "the assistant",
-                    date=inputs.date,
-                    language="Simplified Chinese" if inputs.language == "zh" else "English",
-                ),
-                user=llm_prompt(inputs),
-                schema=BriefingDraft,
+        written = await write_briefing(self._llm, inputs)
+        if written.unsupported:
+            activity.logger.warning(
+                "briefing of %s: the LLM's draft was not faithful to its input: %s",
+                request.user,
+                "; ".join(map(str, written.unsupported)),
             )
-            if draft is not None:
-                return draft, self._llm.model
-            inputs.notes.append(
-                SourceNote(
-                    source="llm",
-                    ok=False,
-                    detail="the LLM gave no valid briefing; written offline instead",
-                )
-            )
-        return offline_draft(inputs), "offline"
+        return written.draft, written.generated_by
 
     @activity.defn
     async def record_greeting(self, record: GreetingRecord) -> None:
@@ -419,7 +473,7 @@ def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: 
     return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "")
 
 
-def _fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
+def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
     inputs.log_lines = report.total
     inputs.errors = sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS)
     inputs.warnings = report.by_level.get("WARNING", 0)
@@ -444,11 +498,21 @@ def _fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
 
 
 def llm_prompt(inputs: BriefingInputs) -> str:
-    """The user message: facts we computed, then every untrusted text inside a data block."""
+    """The user message: facts we computed, then every untrusted text inside a data block.
+
+    Every number the briefing may say is stated here (the faithfulness check holds the draft
+    to this text): totals the offline briefing says are computed here, not left to the model.
+    """
+    firing = [a for a in inputs.alarms if a.status.lower() not in ("ok", "resolved", "0")]
     facts = (
         f"Date: {inputs.date}. Log lines: {inputs.log_lines}, errors: {inputs.errors}, "
         f"warnings: {inputs.warnings}. Trend: {inputs.trend or 'no baseline yet'}. "
-        f"Alarm history available: {'yes' if inputs.alarms_configured else 'no'}."
+        f"Alarm history available: {'yes' if inputs.alarms_configured else 'no'}"
+        + (
+            f", {len(inputs.alarms)} alarms ({len(firing)} not resolved)."
+            if inputs.alarms_configured
+            else "."
+        )
     )
     sources = "\n".join(
         f"- {n.source}: {'ok' if n.ok else 'FAILED'} {n.detail}" for n in inputs.notes

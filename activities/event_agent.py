@@ -67,15 +67,22 @@ class EventAgentActivities:
     @activity.defn
     async def decide_digest(self, collected: CollectedEvents) -> DigestVerdict:
         """The model's decision (validated), or the offline rules; and who made it."""
-        if not self._llm.offline:
-            lines = "\n".join(
-                json.dumps(e.model_dump(mode="json"), ensure_ascii=False) for e in collected.events
-            )
-            decision = await self._llm.structured(
-                system=SYSTEM,
-                user="New events, one JSON object per line:\n" + data_block("events", lines),
-                schema=DigestDecision,
-            )
-            if decision is not None:
-                return DigestVerdict(decision=decision, generated_by=self._llm.model)
-        return DigestVerdict(decision=offline_decision(collected.events))
+        return await decide(self._llm, collected.events)
+
+
+async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
+    """The model's decision about a batch of events, or the offline rules' saying why."""
+    if llm.offline:
+        return DigestVerdict(decision=offline_decision(events))
+    lines = "\n".join(json.dumps(e.model_dump(mode="json"), ensure_ascii=False) for e in events)
+    outcome = await llm.answer(
+        system=SYSTEM,
+        user="New events, one JSON object per line:\n" + data_block("events", lines),
+        schema=DigestDecision,
+    )
+    if outcome.value is not None:
+        return DigestVerdict(decision=outcome.value, generated_by=llm.model)
+    decision = offline_decision(events)
+    # The reason is stored with the agent's decision: it says the rules decided, and why.
+    decision.reason = f"{decision.reason} (offline rules: {outcome.failure})"[:300]
+    return DigestVerdict(decision=decision)

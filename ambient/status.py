@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import openai
+from openai import AsyncOpenAI
 from pydantic import BaseModel, Field
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -55,6 +57,9 @@ class SystemStatus(BaseModel):
         description="offline (deterministic), local (`make llm`) or remote (OpenAI-compatible)"
     )
     llm: str = Field(description="the model in use and where, or offline")
+    llm_reachable: bool | None = Field(
+        default=None, description="whether the model's server answers (None: offline, no model)"
+    )
     errors: list[str] = Field(default_factory=list)
 
     @property
@@ -73,6 +78,30 @@ async def _pollers(client: Client, namespace: str, task_queue: str) -> int:
         )
         identities.update(poller.identity for poller in response.pollers)
     return len(identities)
+
+
+async def _llm_answers(settings: Settings, errors: list[str]) -> bool | None:
+    """Ask the configured model's server for its models; a dead one is said, not assumed."""
+    if settings.openai_api_key is None:
+        return None
+    client = AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        max_retries=0,
+        timeout=PROBE_TIMEOUT.total_seconds(),
+    )
+    try:
+        await client.models.list()
+    except openai.OpenAIError as exc:
+        hint = " (start it: `ambient llm serve`)" if settings.local_llm else ""
+        errors.append(
+            f"llm: {settings.llm_description} does not answer ({exc}){hint}; briefings, alert "
+            "scoring and the event agent use the offline rules meanwhile, marked offline"
+        )
+        return False
+    finally:
+        await client.close()
+    return True
 
 
 async def system_status(settings: Settings, client: Client | None, db: Database) -> SystemStatus:
@@ -97,6 +126,7 @@ async def system_status(settings: Settings, client: Client | None, db: Database)
         db_ok = await asyncio.wait_for(db.ping(), PROBE_TIMEOUT.total_seconds())
     except Exception as exc:
         errors.append(f"database: {exc}")
+    llm_ok = await _llm_answers(settings, errors)
     return SystemStatus(
         temporal_reachable=temporal_ok,
         temporal_address=settings.temporal_address,
@@ -107,5 +137,6 @@ async def system_status(settings: Settings, client: Client | None, db: Database)
         database=db.engine.dialect.name,
         llm_mode=settings.llm_mode,
         llm=settings.llm_description,
+        llm_reachable=llm_ok,
         errors=errors,
     )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx2
 import openai
@@ -45,9 +46,29 @@ class LLMError(Exception):
     """The endpoint failed in a way retrying the same request will not fix."""
 
 
+# Output tokens one structured answer may take. A small model held to a JSON-schema grammar can
+# keep writing (whitespace the grammar allows, a string that never closes) until the context is
+# full: on 2 CPU cores that is hours. Cut off, the answer is invalid (retried, then the caller's
+# rules), which is what it is.
+MAX_OUTPUT_TOKENS = 1024
+
+
 class ToolCall(BaseModel):
     name: str
     arguments: dict[str, Any]
+
+
+@dataclass
+class Answer(Generic[T]):
+    """A structured answer, or the reason there is none; ``attempts`` requests were made."""
+
+    value: T | None
+    attempts: int
+    failure: str | None = None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 class LLMClient:
@@ -58,6 +79,7 @@ class LLMClient:
     ) -> None:
         # openai 3.x is built on httpx2 (not httpx): a shared client must be an httpx2 one.
         self.model = settings.llm_model
+        self.base_url = settings.openai_base_url or "https://api.openai.com/v1"
         self._client: AsyncOpenAI | None = None
         if settings.openai_api_key is not None:
             self._client = AsyncOpenAI(
@@ -80,31 +102,68 @@ class LLMClient:
         return "offline" if self.offline else "remote"
 
     async def structured(
-        self, *, system: str, user: str, schema: type[T], attempts: int = 2
+        self,
+        *,
+        system: str,
+        user: str,
+        schema: type[T],
+        attempts: int = 2,
+        max_tokens: int = MAX_OUTPUT_TOKENS,
     ) -> T | None:
         """A validated ``schema`` instance, or None when offline or the output stays invalid."""
+        answer = await self.answer(
+            system=system, user=user, schema=schema, attempts=attempts, max_tokens=max_tokens
+        )
+        return answer.value
+
+    async def answer(
+        self,
+        *,
+        system: str,
+        user: str,
+        schema: type[T],
+        attempts: int = 2,
+        max_tokens: int = MAX_OUTPUT_TOKENS,
+    ) -> Answer[T]:
+        """A validated ``schema`` instance, or why there is none (offline, invalid, unreachable).
+
+        Callers that fall back to their rules say which of these it was: an unreachable server
+        and a model that wrote nonsense are different things to fix.
+        """
         if self._client is None:
-            return None
+            return Answer(value=None, attempts=0, failure="no LLM is configured (offline)")
         system = with_data_rule(system)
-        for attempt in range(1, max(1, attempts) + 1):
+        failure = ""
+        attempts = max(1, attempts)
+        for attempt in range(1, attempts + 1):
             try:
-                result = await self._attempt(system, user, schema)
-            except (ValidationError, ValueError, openai.LengthFinishReasonError) as exc:
+                result = await self._attempt(system, user, schema, max_tokens)
+            except openai.LengthFinishReasonError:
+                log.warning(
+                    "llm output cut at %d tokens (attempt %d/%d)", max_tokens, attempt, attempts
+                )
+                failure = f"the model's output was cut off at {max_tokens} tokens"
+                continue
+            except (ValidationError, ValueError) as exc:
                 log.warning("llm output invalid (attempt %d/%d): %s", attempt, attempts, exc)
+                failure = f"the model's output did not match the schema: {_first_line(exc)}"
                 continue
             except openai.APIStatusError as exc:
                 if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
                     log.warning("llm endpoint failed (attempt %d/%d): %s", attempt, attempts, exc)
+                    failure = f"the LLM server answered {exc.status_code}: {exc.message}"
                     continue
                 raise LLMError(f"LLM request refused ({exc.status_code}): {exc.message}") from exc
             except openai.APIConnectionError as exc:
                 log.warning("llm endpoint unreachable (attempt %d/%d): %s", attempt, attempts, exc)
+                failure = f"the LLM server at {self.base_url} could not be reached ({exc})"
                 continue
             if result is not None:
-                return result
-        return None
+                return Answer(value=result, attempts=attempt)
+            failure = "the model returned no answer"
+        return Answer(value=None, attempts=attempts, failure=failure)
 
-    async def _attempt(self, system: str, user: str, schema: type[T]) -> T | None:
+    async def _attempt(self, system: str, user: str, schema: type[T], max_tokens: int) -> T | None:
         assert self._client is not None
         messages: list[Any] = [
             {"role": "system", "content": system},
@@ -113,7 +172,10 @@ class LLMClient:
         if not self._json_mode_only:
             try:
                 completion = await self._client.chat.completions.parse(
-                    model=self.model, messages=messages, response_format=schema
+                    model=self.model,
+                    messages=messages,
+                    response_format=schema,
+                    max_tokens=max_tokens,
                 )
             except openai.BadRequestError as exc:
                 # e.g. "response_format json_schema is unavailable": switch to JSON mode.
@@ -129,8 +191,13 @@ class LLMClient:
             f"{system}\n\nAnswer with one JSON object that matches this JSON schema:\n{shape}"
         )
         completion_raw = await self._client.chat.completions.create(
-            model=self.model, messages=messages, response_format={"type": "json_object"}
+            model=self.model,
+            messages=messages,
+            response_format={"type": "json_object"},
+            max_tokens=max_tokens,
         )
+        if completion_raw.choices[0].finish_reason == "length":
+            raise openai.LengthFinishReasonError(completion=completion_raw)
         content = completion_raw.choices[0].message.content or ""
         return schema.model_validate_json(content)
 

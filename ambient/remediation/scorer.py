@@ -1,14 +1,17 @@
 """Scoring an alert 0–100: the LLM's four sub-scores with reasons, or the offline rules.
 
-The LLM only scores. Its answer is validated, each sub-score clamped to 0–100, and the total,
-budget and plan are computed here from those numbers and the alert rules; nothing it writes
-can pick a target or a step. Alert text goes to it as delimited data, never as instructions.
+The LLM only scores. Its answer is constrained by the JSON schema (a grammar on servers that
+have one), validated, retried once, then replaced by the offline rules' card, which says why.
+The total, budget and plan are computed here from the sub-scores and the alert rules; nothing
+it writes can pick a target or a step. Alert text goes to it as delimited data, never as
+instructions.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
@@ -37,8 +40,10 @@ SYSTEM = (
 
 
 class LLMDimension(BaseModel):
-    score: float = Field(description="0 to 100")
-    reason: str = Field(description="one sentence")
+    # Bounded in the schema itself: servers with JSON-schema grammars (llama-server) cannot
+    # produce anything else, and any other answer is invalid (retried, then the offline rules).
+    score: int = Field(ge=0, le=100, description="0 to 100")
+    reason: str = Field(max_length=300, description="one sentence")
 
 
 class LLMScore(BaseModel):
@@ -52,25 +57,45 @@ def _dimension(value: LLMDimension) -> DimensionScore:
     return DimensionScore(score=clamp(value.score), reason=value.reason.strip()[:500])
 
 
+@dataclass
+class ScoredAlert:
+    """A score card and how it came about: LLM requests made, why the offline rules answered."""
+
+    card: ScoreCard
+    attempts: int = 0
+    failure: str | None = None
+
+
 async def score_alert(alert: Alert, rules: list[AlertRule], llm: LLMClient | None) -> ScoreCard:
     """The alert's score card; offline rules when no LLM is configured or it gives no answer."""
+    return (await score_alert_traced(alert, rules, llm)).card
+
+
+async def score_alert_traced(
+    alert: Alert, rules: list[AlertRule], llm: LLMClient | None
+) -> ScoredAlert:
+    """``score_alert`` with the requests it made and why it fell back (what bench measures)."""
     if llm is None or llm.offline:
-        return offline_score(alert, rules)
+        return ScoredAlert(offline_score(alert, rules))
     fields = alert.model_dump(mode="json", exclude={"verify"})
     user = "Score this alert.\n" + data_block("alert", json.dumps(fields, ensure_ascii=False))
     try:
-        answer = await llm.structured(system=SYSTEM, user=user, schema=LLMScore)
+        outcome = await llm.answer(system=SYSTEM, user=user, schema=LLMScore)
+        answer, failure, attempts = outcome.value, outcome.failure, outcome.attempts
     except LLMError as exc:
         log.warning("LLM scoring refused, using offline rules: %s", exc)
-        answer = None
+        answer, failure, attempts = None, str(exc), 1
     if answer is None:
+        # Recorded as the offline rules' card, with why: never as the model's score.
         card = offline_score(alert, rules)
-        card.reasons.insert(0, "the LLM gave no valid answer: offline rules scored this alert")
-        return card
+        card.reasons.insert(
+            0, f"the LLM gave no valid answer ({failure}): offline rules scored this alert"
+        )
+        return ScoredAlert(card, attempts, failure)
     dimensions = ScoreDimensions(
         impact=_dimension(answer.impact),
         severity=_dimension(answer.severity),
         importance=_dimension(answer.importance),
         time_sensitivity=_dimension(answer.time_sensitivity),
     )
-    return score_card(dimensions, match_rule(alert, rules), "llm")
+    return ScoredAlert(score_card(dimensions, match_rule(alert, rules), "llm"), attempts)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 
 import httpx
 from pydantic import SecretStr
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.event_agent import decide
 from ambient.clients.llm import LLMClient
 from ambient.deps import WorkerDeps
-from ambient.domain.event_digest import DigestResult, DigestRun
+from ambient.domain.event_digest import DigestResult, DigestRun, EventBrief
 from ambient.domain.users import UserCreate
+from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
@@ -135,3 +138,22 @@ async def test_digest_setting_creates_updates_and_deletes_the_schedule(
         assert too_often.status_code == 422 and "every_minutes" in too_often.text
         await http.put("/agent/digest", json={"enabled": False})
         assert (await http.get("/agent/digest")).json()["enabled"] is False
+
+
+async def test_a_model_that_stays_invalid_leaves_the_rules_deciding_and_the_reason_says_so(
+    settings: Settings,
+) -> None:
+    api = LLMApi()
+    api.script(Content("I think you should be told."), Content('{"title": "no notify field"}'))
+    events = [
+        EventBrief(id=1, kind="watch.hit", task="web-monitor/a/hn", at=datetime.now(UTC)),
+        EventBrief(id=2, kind="watch.paused", task="web-monitor/a/b", at=datetime.now(UTC)),
+    ]
+    async with serve(api.app()) as url:
+        configured = settings.model_copy(
+            update={"openai_api_key": SecretStr(API_KEY), "openai_base_url": f"{url}/v1"}
+        )
+        verdict = await decide(LLMClient(configured), events)
+    assert len(api.requests) == 2  # one retry
+    assert verdict.generated_by == "offline" and verdict.decision.notify
+    assert "offline rules: the model's output did not match the schema" in verdict.decision.reason

@@ -6,6 +6,7 @@ the request, or a fixed default answers. Every request is recorded for assertion
 
 Scripted answers:
   Content("...")            the assistant message text (valid or invalid JSON, any text)
+  Content("...", "length")  the same, cut off at the request's max_tokens
   Content.of(model)         a pydantic model or dict as JSON text
   ToolCalls([(name, args)]) function tool calls
   Failure(status, message)  an HTTP error in OpenAI's error shape
@@ -31,6 +32,8 @@ DATA_BLOCK = re.compile(r"<<<DATA (?P<label>[^>]*)>>>.*?<<<END DATA (?P=label)>>
 @dataclass
 class Content:
     text: str
+    # "length": the answer was cut at the request's max_tokens (what a runaway model gets).
+    finish: str = "stop"
 
     @classmethod
     def of(cls, value: BaseModel | dict[str, Any]) -> Content:
@@ -71,7 +74,18 @@ class LLMApi:
         self.script_queue.extend(answers)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/chat/completions", self.handle, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.handle, methods=["POST"]),
+                Route("/v1/models", self.models, methods=["GET"]),
+            ]
+        )
+
+    async def models(self, request: Request) -> Response:
+        """The model list (what a status probe asks for)."""
+        return JSONResponse(
+            {"object": "list", "data": [{"id": "standin", "object": "model", "owned_by": "test"}]}
+        )
 
     async def handle(self, request: Request) -> Response:
         body = await request.json()
@@ -93,6 +107,7 @@ class LLMApi:
         finish = "stop"
         if isinstance(answer, Content):
             message["content"] = answer.text
+            finish = answer.finish
         else:
             finish = "tool_calls"
             message["tool_calls"] = [

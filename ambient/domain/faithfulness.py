@@ -1,0 +1,159 @@
+"""Is a model's summary faithful to its input? Every number, service name and error it states.
+
+The briefing's model receives structured facts (counts, the reduced log report, alarms, what
+was fixed, what needs a person) and writes a summary a person hears first thing in the
+morning. A number, service or error code in that summary that is not in those facts was made
+up, and a made-up "payment-service failed 300 times" is worse than no summary: such a draft is
+not spoken (activities/briefing.py), and these claims are what the note says.
+
+The check is lexical on purpose: it can be run on every briefing, offline, and it errs on the
+side of refusing (a total the model added up itself is "not in the input" too; the input
+states the totals it wants said).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel
+
+ClaimKind = Literal["number", "service", "error"]
+
+
+class Unsupported(BaseModel):
+    """One thing the summary states that its input does not."""
+
+    kind: ClaimKind
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.text!r}"
+
+
+# Service-like names: kebab/snake identifiers (payment-service, db-2, order_api), CamelCase
+# names of services (OrderService, PaymentGateway), and Chinese names ending in 服务 (订单服务).
+_SERVICE = re.compile(
+    r"(?<![\w.-])(?:[A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)+"
+    r"|[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)*(?:Service|Server|Gateway|Api|API|DB|Worker|Job))(?![\w-])"
+    r"|[\u4e00-\u9fff]{2,4}服务"
+)
+# Words before 服务 that say which services in general, not which one ("所有服务").
+_GENERIC_SERVICES = ("所有", "各项", "各个", "整体", "其他", "相关", "下游", "上游", "多个", "核心")
+# Error codes and names: ALL_CAPS with an underscore or digit (ERR_TIMEOUT, E1234, OOMKilled is
+# below), exception names (NullPointerException, TimeoutError), dotted cloud error codes
+# (FailedOperation.Timeout), errno names (ECONNREFUSED).
+_ERROR = re.compile(
+    r"(?<![\w.])(?:[A-Z][A-Z0-9]*_[A-Z0-9_]+|[A-Z]{1,4}\d{3,}"
+    r"|[A-Z][A-Za-z0-9]*(?:Exception|Error|Killed|Failure)"
+    r"|[A-Z][A-Za-z]+\.[A-Z][A-Za-z.]+|E[A-Z]{4,})(?![\w])"
+)
+# Quoted error text: what a summary puts in quotes is a claim about a message, word for word.
+_QUOTED = re.compile(r"[\"“「『]([^\"”」』\n]{4,200})[\"”」』]")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6}
+_CN_DIGITS |= {"七": 7, "八": 8, "九": 9}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000}
+# A Chinese numeral counts as a number only before a measure word ("四十次", "三条告警"):
+# 一 alone is too often not a number (一切, 一下) to be read as one anywhere else.
+_CN_NUMBER = re.compile(
+    r"([零〇一二两三四五六七八九十百千万]+)(?=次|条|个|行|项|台|起|例|秒|毫秒|分钟|小时|天|%|％)"
+)
+
+
+def unsupported_claims(summary: str, facts: str) -> list[Unsupported]:
+    """What ``summary`` states (numbers, services, errors, quoted text) that ``facts`` does not."""
+    facts_lower = facts.lower()
+    found: list[Unsupported] = []
+    seen: set[tuple[str, str]] = set()
+
+    def flag(kind: ClaimKind, text: str) -> None:
+        if (kind, text.lower()) not in seen:
+            seen.add((kind, text.lower()))
+            found.append(Unsupported(kind=kind, text=text))
+
+    for match in _QUOTED.finditer(summary):
+        if _squash(match[1]) not in _squash(facts):
+            flag("error", match[1])
+    # A quote is checked as a whole, like a name: its words are not claims of their own.
+    rest = _QUOTED.sub(" ", summary)
+    for pattern, kind in ((_ERROR, "error"), (_SERVICE, "service")):
+        for match in pattern.finditer(rest):
+            name = _named(match[0], facts_lower)
+            if name is not None:
+                flag(kind, name)  # type: ignore[arg-type]
+        # A name is checked as a whole: its digits are not numbers of their own (db-2).
+        rest = pattern.sub(" ", rest)
+    known = _numbers(facts)
+    for match in _NUMBER.finditer(rest):
+        value = _number_value(match[0])
+        if value is not None:
+            if value not in known:
+                flag("number", match[0])
+            continue
+        for part in re.findall(r"\d+(?:\.\d+)?", match[0]):  # "3,4": two numbers
+            if _number_value(part) not in known:
+                flag("number", part)
+    for match in _CN_NUMBER.finditer(rest):
+        spoken = chinese_number(match[1])
+        if spoken is not None and str(spoken) not in known:
+            flag("number", match[1])
+    return found
+
+
+def _named(name: str, facts_lower: str) -> str | None:
+    """The name as claimed if the facts do not have it; None when they do or it is generic."""
+    if not name.endswith("服务"):
+        return None if name.lower() in facts_lower else name
+    # Chinese has no spaces: "昨天订单服务" holds "订单服务"; any tail the facts name is theirs.
+    tails = [name[start:] for start in range(len(name) - 4, -1, -1)]
+    if any(tail in facts_lower for tail in tails) or name[:-2].endswith(_GENERIC_SERVICES):
+        return None
+    return tails[0]
+
+
+def chinese_number(text: str) -> int | None:
+    """四十 → 40, 一百零五 → 105, 三千二 → 3200 (colloquial tail), 2 万 stays to the digits."""
+    total = section = digit = 0
+    last_unit = 10
+    for char in text:
+        if char in _CN_DIGITS:
+            digit = _CN_DIGITS[char]
+        elif char in _CN_UNITS:
+            unit = _CN_UNITS[char]
+            if unit == 10_000:
+                total += (section + digit) * unit
+                section = digit = 0
+            else:
+                section += (digit or 1) * unit
+                digit = 0
+            last_unit = unit
+        else:
+            return None
+    if digit and last_unit >= 100 and len(text) > 1 and text[-2] in _CN_UNITS:
+        digit *= last_unit // 10  # 三千二 is 3200, not 3002
+    return total + section + digit
+
+
+def _numbers(text: str) -> set[str]:
+    values = {v for match in _NUMBER.finditer(text) if (v := _number_value(match[0]))}
+    # Parts of a grouped or decimal number are numbers the facts state too (09:00, 1.5).
+    values |= {str(int(part)) for part in re.findall(r"\d+", text)}
+    return values
+
+
+def _number_value(text: str) -> str | None:
+    """A canonical form: thousands separators dropped, leading zeros dropped (09 → 9)."""
+    plain = text.replace(",", "") if re.fullmatch(r"\d{1,3}(?:,\d{3})+", text) else text
+    plain = plain.rstrip(".,")
+    if re.fullmatch(r"\d+", plain):
+        return str(int(plain))
+    if re.fullmatch(r"\d+\.\d+", plain):
+        whole, fraction = plain.split(".")
+        fraction = fraction.rstrip("0")
+        return f"{int(whole)}.{fraction}" if fraction else str(int(whole))
+    return None
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()

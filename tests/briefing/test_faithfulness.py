@@ -1,0 +1,63 @@
+"""The faithfulness check: what a summary states (numbers, services, errors) its input does not."""
+
+from __future__ import annotations
+
+from ambient.domain.faithfulness import chinese_number, unsupported_claims
+
+FACTS = """Date: 2026-11-22. Log lines: 12,044, errors: 40, warnings: 6. Alarms: 3 (1 not resolved).
+<<<DATA reduced log report>>>
+- ERROR 40 09:00–09:03: payment-service timeout after <*> ms to db-<*>
+- ERROR 2: Unhandled exception in handler <*>: NullPointerException
+- WARNING 6 13:00–13:05: [订单服务] 重试 第 <*> 次
+- error rate 0.25 on checkout
+<<<END DATA reduced log report>>>"""
+
+
+def claims(summary: str) -> list[tuple[str, str]]:
+    return [(c.kind, c.text) for c in unsupported_claims(summary, FACTS)]
+
+
+def test_a_summary_that_restates_its_input_has_no_unsupported_claims() -> None:
+    summary = (
+        "Good morning. 12044 log lines (12,044), 40 errors from 09:00 to 09:03: payment-service "
+        "timeouts and 2 NullPointerException in a handler; 订单服务重试了六次; error rate 0.250 "
+        "on checkout. 3 alarms, 1 still firing."
+    )
+    assert claims(summary) == []
+
+
+def test_made_up_numbers_services_error_codes_and_quotes_are_each_listed() -> None:
+    summary = (
+        'checkout-api failed 300 times with ERR_DB_DOWN and OOMKilled; the log said "disk full '
+        'on node 7"; payment-service is fine.'
+    )
+    assert claims(summary) == [
+        ("error", "disk full on node 7"),
+        ("error", "ERR_DB_DOWN"),
+        ("error", "OOMKilled"),
+        ("service", "checkout-api"),
+        ("number", "300"),
+    ]
+
+
+def test_chinese_numerals_before_a_measure_word_are_numbers_to_check() -> None:
+    assert claims("支付超时四十次，告警三条") == []
+    assert claims("支付超时四十五次") == [("number", "四十五")]
+    assert claims("一切正常，一下就好了") == []  # 一 without a measure word is not a count
+    assert [chinese_number(t) for t in ("四十", "一百零五", "三千二", "十五", "两万三千")] == [
+        40,
+        105,
+        3200,
+        15,
+        23000,
+    ]
+
+
+def test_a_chinese_service_name_is_found_inside_the_sentence_around_it() -> None:
+    assert claims("昨天订单服务重试，所有服务都恢复了") == []
+    assert claims("昨天支付服务超时") == [("service", "支付服务")]
+
+
+def test_digits_of_a_name_are_not_counted_again_as_numbers() -> None:
+    # db-7 is a claim about a name (not in the facts), not about the number 7 besides.
+    assert claims("timeouts to db-7") == [("service", "db-7")]
