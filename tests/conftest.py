@@ -31,6 +31,11 @@ from worker import build_worker
 # Loopback servers stand in for the outside world; a proxy in the environment must not interfere.
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_var, None)
+# Typer draws CLI errors in a box as wide as the terminal (80 columns when there is none): under
+# xdist the per-worker temporary paths are long enough to be cut in two there, so a test looking
+# for the path it passed would miss it. Typer's own setting (read when it first draws, after this)
+# widens the box alone; COLUMNS would widen pytest's output too.
+os.environ["TERMINAL_WIDTH"] = "240"
 
 
 def _binary(name: str, package: str) -> str:
