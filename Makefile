@@ -32,7 +32,10 @@ lock-check: uv  ## fails when pyproject.toml changed and uv.lock was not regener
 run: install  ## the whole system on embedded defaults (Temporal + Web UI, worker, API, MCP)
 	$(BIN)/ambient dev
 
-test: install lint typecheck pytest replay  ## what CI runs
+# The four checks run side by side (pytest waits on servers and timers much of the time, which
+# mypy and the replay fill); --output-sync keeps each check's output in one piece.
+test: install  ## what CI runs
+	$(MAKE) --no-print-directory -j4 --output-sync=target lint typecheck pytest replay
 
 lint: install
 	$(BIN)/ruff check .
@@ -41,8 +44,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# PYTEST_WORKERS processes share the suite, each with its own Temporal dev server, database
+# template and loopback servers (tests/conftest.py); tests mostly wait on servers and timers, so
+# more processes than cores pay off. PYTEST_WORKERS=0 runs it in this process.
+PYTEST_WORKERS ?= 4
 pytest: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load
 
 replay: install  ## recorded histories against the current workflow code
 	$(BIN)/ambient replay tests/histories --workflows tests.support.workflows:TEST_WORKFLOWS
