@@ -33,8 +33,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from activities.briefing import draft_text, fill_from_report, llm_prompt, write_briefing
 from activities.event_agent import decide
+from ambient.briefing_logs import fill_from_report
+from ambient.briefing_writer import draft_text, llm_prompt, write_briefing
 from ambient.clients.llm import LLMClient
 from ambient.domain.briefing import AlarmLine, BriefingInputs, SourceNote
 from ambient.domain.event_digest import EventBrief, offline_decision
