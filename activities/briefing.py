@@ -45,9 +45,9 @@ from ambient.domain.logreport import (
     LogBaseline,
     LogReducer,
     LogReport,
-    render_markdown,
     update_baseline,
 )
+from ambient.domain.logreport_markdown import render_markdown
 from ambient.domain.notify import Message, NotificationKind
 from ambient.render import markdown_html
 from ambient.settings import Settings

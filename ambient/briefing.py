@@ -44,7 +44,8 @@ from ambient.domain.briefing import (
     PreparedBriefing,
     PushRequest,
 )
-from ambient.domain.logreport import LogReducer, LogReport, render_markdown
+from ambient.domain.logreport import LogReducer, LogReport
+from ambient.domain.logreport_markdown import render_markdown
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Role
 from ambient.settings import Settings

@@ -4,7 +4,7 @@ show."""
 
 from __future__ import annotations
 
-from dataclasses import field
+from dataclasses import dataclass, field
 
 from ambient.clients.llm import LLMClient, data_block
 from ambient.domain.briefing import (
@@ -27,6 +27,7 @@ is about one minute of natural speech (no markdown, no lists, no URLs); start wi
 greeting. A data source that failed must be mentioned."""
 
 
+@dataclass
 class WrittenBriefing:
     """The draft to store and speak, who wrote it, and what the model wrote if it was refused."""
 

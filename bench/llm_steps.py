@@ -40,7 +40,8 @@ from ambient.clients.llm import LLMClient
 from ambient.domain.briefing import AlarmLine, BriefingInputs, SourceNote
 from ambient.domain.event_digest import EventBrief, offline_decision
 from ambient.domain.faithfulness import unsupported_claims
-from ambient.domain.logreport import LogReducer, render_markdown
+from ambient.domain.logreport import LogReducer
+from ambient.domain.logreport_markdown import render_markdown
 from ambient.remediation.alerts import Alert
 from ambient.remediation.scorer import score_alert_traced
 from ambient.remediation.scores import offline_score
