@@ -38,9 +38,9 @@ from ambient.domain.briefing import (
     PrepareRequest,
     PushRequest,
     SourceNote,
-    finish,
     plan_day,
 )
+from ambient.domain.briefing_draft import finish
 from ambient.domain.logreport import (
     LogBaseline,
     LogReducer,

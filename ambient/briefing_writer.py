@@ -12,8 +12,8 @@ from ambient.domain.briefing import (
     BriefingDraft,
     BriefingInputs,
     SourceNote,
-    offline_draft,
 )
+from ambient.domain.briefing_draft import offline_draft
 from ambient.domain.faithfulness import Unsupported, unsupported_claims
 from ambient.render import markdown_literal
 
