@@ -15,6 +15,7 @@ from lightkube import AsyncClient
 from pydantic import BaseModel, Field
 
 from ambient.clients.kube import (
+    KubeClients,
     KubeError,
     KubeNotFoundError,
     KubeUnavailableError,
@@ -74,10 +75,11 @@ class WorkloadOps:
 
     def __init__(self, service: CloudOpsService, kubeconfig: Path | None) -> None:
         self.service = service
-        self.executor = KubernetesExecutor(kubeconfig=kubeconfig, tencent=service.tencent)
+        self.clients = KubeClients(kubeconfig, service.tencent)
+        self.executor = KubernetesExecutor(self.clients)
 
     async def aclose(self) -> None:
-        await self.executor.aclose()
+        await self.clients.aclose()
 
     async def _client(self, cluster_id: str) -> AsyncClient:
         try:
