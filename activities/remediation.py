@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -157,13 +157,17 @@ class RemediationActivities:
                 request.run_key,
                 remediation_id=request.remediation_id or request.run_key.split("@")[0],
                 user=request.user,
+                cluster_id=alert.cluster_id,
+                service=alert.service,
+                alert_type=alert.metric or alert.source,
+                source=alert.source,
                 mode=request.mode,
                 score=card.score,
                 budget=card.budget,
                 state="planned",
                 attempts=0,
                 detail={"alert": alert.model_dump(mode="json"), "tried": []},
-                **_alert_columns(alert, request.started_at),
+                **({"started_at": request.started_at} if request.started_at else {}),
             )
             await session.commit()
         return Prepared(card=card, rule=rule, plan=steps, policy=policy)
@@ -379,6 +383,10 @@ class RemediationActivities:
                 request.run_key,
                 remediation_id=request.remediation_id,
                 user=request.user,
+                cluster_id=alert.cluster_id,
+                service=alert.service,
+                alert_type=alert.metric or alert.source,
+                source=alert.source,
                 mode=request.mode,
                 score=request.score,
                 budget=request.budget,
@@ -388,7 +396,7 @@ class RemediationActivities:
                 budget_exhausted=request.budget_exhausted,
                 detail={**request.detail, "alert": alert.model_dump(mode="json")},
                 finished_at=request.finished_at,
-                **_alert_columns(alert, request.started_at),
+                **({"started_at": request.started_at} if request.started_at else {}),
             )
             await session.commit()
         return AuditEntry(
@@ -445,17 +453,6 @@ async def _translated(work: Awaitable[T]) -> T:
         if exc.retryable:
             raise
         raise ApplicationError(str(exc), type="InvalidStep", non_retryable=True) from exc
-
-
-def _alert_columns(alert: Alert, started_at: datetime | None) -> dict[str, Any]:
-    """The columns of a run's row that come from its alert (both writes of the row set them)."""
-    return {
-        "cluster_id": alert.cluster_id,
-        "service": alert.service,
-        "alert_type": alert.metric or alert.source,
-        "source": alert.source,
-        **({"started_at": started_at} if started_at else {}),
-    }
 
 
 # Monitor AlarmStatus "ALARM" (not recovered); CLS Status 0 (not recovered).
