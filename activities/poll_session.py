@@ -104,9 +104,14 @@ class PollSession:
                 for seq, key in enumerate(keys, start=reports.seq + 1):
                     row = by_key.get(key)
                     if row is not None:
-                        at = row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC)
                         reports.events.append(
-                            PollEvent(seq=seq, kind=row.kind, key=key, at=at, payload=row.payload)
+                            PollEvent(
+                                seq=seq,
+                                kind=row.kind,
+                                key=key,
+                                at=row.created_at,
+                                payload=row.payload,
+                            )
                         )
                 self.urls = {url: UrlState.model_validate(s) for url, s in mark.urls.items()}
                 reports.seq = mark.seq

@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ambient.clients.kube import KubeError
+from ambient.clients.kube import KubeClients, KubeError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.alerts import Alert, alert_from_alarm
-from ambient.remediation.dry_run import DryRunExecutor, KubeClients
+from ambient.remediation.dry_run import DryRunExecutor
 from ambient.remediation.ladder import Checkpoint, RemediationExecutor, StepRequest, StepResult
 from ambient.remediation.runs import (
     AuditEntry,

@@ -24,8 +24,8 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.briefing import LogFileError, read_log_source
 from ambient import temporal
+from ambient.briefing_logs import LogFileError, read_log_source, resolve_log_path
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
@@ -44,7 +44,8 @@ from ambient.domain.briefing import (
     PreparedBriefing,
     PushRequest,
 )
-from ambient.domain.logreport import LogReducer, LogReport, render_markdown
+from ambient.domain.logreport import LogReducer, LogReport
+from ambient.domain.logreport_markdown import render_markdown
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Role
 from ambient.settings import Settings
@@ -144,16 +145,11 @@ def _view(row: Briefing) -> BriefingView:
         generated_by=row.generated_by,
         content=BriefingContent.model_validate(row.content),
         report_markdown=row.report_markdown,
-        prepared_at=_aware(row.prepared_at),
-        given_at=_aware(row.given_at),
+        prepared_at=row.prepared_at,
+        given_at=row.given_at,
         given_via=row.given_via,
-        pushed_at=_aware(row.pushed_at),
+        pushed_at=row.pushed_at,
     )
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; they were stored as UTC.
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class BriefingService:
@@ -396,8 +392,8 @@ class BriefingService:
                 status=r.status,
                 headline=str(r.content.get("headline", "")),
                 generated_by=r.generated_by,
-                given_at=_aware(r.given_at),
-                pushed_at=_aware(r.pushed_at),
+                given_at=r.given_at,
+                pushed_at=r.pushed_at,
             )
             for r in rows
         ]
@@ -478,8 +474,6 @@ def _field_of(message: str) -> str | None:
 
 
 def _check_path(path: str, settings: Settings) -> None:
-    from activities.briefing import resolve_log_path
-
     resolve_log_path(path, settings.log_dir)
 
 

@@ -98,7 +98,7 @@ class ShareLinkRepository:
             )
             self.session.add(row)
             await self.session.flush()
-        return row, make_token(self.secret, token_id, _aware(row.expires_at))
+        return row, make_token(self.secret, token_id, row.expires_at)
 
     async def open(self, token: str, now: datetime | None = None) -> ShareLink:
         token_id = read_token(self.secret, token, now or datetime.now(UTC))
@@ -118,8 +118,3 @@ class ShareLinkRepository:
         row.revoked_at = now or datetime.now(UTC)
         await self.session.flush()
         return True
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were stored as UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -89,13 +89,12 @@ def normalize_device_id(value: str) -> str:
 
 
 def _view(row: XiaozhiDevice) -> DeviceView:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return DeviceView(
         id=row.id,
         device_id=row.device_id,
         user=row.user,
         speakers=list(row.speakers or []),
-        created_at=created,
+        created_at=row.created_at,
     )
 
 

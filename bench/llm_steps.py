@@ -33,13 +33,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from activities.briefing import draft_text, fill_from_report, llm_prompt, write_briefing
 from activities.event_agent import decide
+from ambient.briefing_logs import fill_from_report
+from ambient.briefing_writer import draft_text, llm_prompt, write_briefing
 from ambient.clients.llm import LLMClient
 from ambient.domain.briefing import AlarmLine, BriefingInputs, SourceNote
 from ambient.domain.event_digest import EventBrief, offline_decision
 from ambient.domain.faithfulness import unsupported_claims
-from ambient.domain.logreport import LogReducer, render_markdown
+from ambient.domain.logreport import LogReducer
+from ambient.domain.logreport_markdown import render_markdown
 from ambient.remediation.alerts import Alert
 from ambient.remediation.scorer import score_alert_traced
 from ambient.remediation.scores import offline_score

@@ -36,7 +36,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ambient.domain.logreport import ERROR_LEVELS, LogReducer, LogReport, render_markdown
+from ambient.domain.logreport import ERROR_LEVELS, LogReducer, LogReport
+from ambient.domain.logreport_markdown import render_markdown
 from ambient.domain.logtemplates import Masker, mask_line
 from bench.loggen import GeneratedLogs, file_lines, generate
 

@@ -36,11 +36,12 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import build_activities
+from ambient.clients.kube import KubeClients
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.devstack import DevOptions, free_port, wait_for_temporal
 from ambient.domain.users import UserCreate
-from ambient.remediation.dry_run import DryRunExecutor, KubeClients
+from ambient.remediation.dry_run import DryRunExecutor
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.ladder import (
     Checkpoint,

@@ -122,7 +122,7 @@ class BridgeRunner:
         for row in rows:
             if row.id in self.held:
                 continue
-            free = row.holder is None or row.lease_until is None or _aware(row.lease_until) < now
+            free = row.holder is None or row.lease_until is None or row.lease_until < now
             if (free or row.holder == self.name) and await self._claim(row.id):
                 self.held[row.id] = asyncio.create_task(
                     self._hold(row.id), name=f"xiaozhi-endpoint-{row.id}"
@@ -292,10 +292,6 @@ def without_token(text: str, url: str) -> str:
     """``text`` with the URL's token masked, wherever a library quoted it."""
     token = url_token(url) if url else ""
     return text.replace(token, "***") if token else text
-
-
-def _aware(at: Any) -> Any:
-    return at if at.tzinfo is not None else at.replace(tzinfo=utcnow().tzinfo)
 
 
 def voice_server_for(state: AppState) -> ServerFactory:

@@ -6,6 +6,7 @@ The kubeconfig comes from TKE (`DescribeClusterKubeconfig`) or from a file
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Pod
 from pydantic import BaseModel
+
+from ambient.clients.tencent import ops
+from ambient.clients.tencent.client import TencentCloud
 
 REVISION = "deployment.kubernetes.io/revision"
 FIELD_MANAGER = "ambient-ops"
@@ -106,6 +110,48 @@ def kubeconfig_contexts(path: Path | None) -> set[str]:
         return set(KubeConfig.from_file(path).contexts)
     except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
         raise KubeError(f"AMBIENT_KUBECONFIG {path} is not a readable kubeconfig: {exc}") from None
+
+
+class KubeClients:
+    """One lightkube client per cluster id, shared by the executors and the cloud tools.
+
+    A cluster id that names a context of ``kubeconfig`` (AMBIENT_KUBECONFIG) uses it; any
+    other is a TKE cluster whose kubeconfig comes from ``DescribeClusterKubeconfig``.
+    """
+
+    def __init__(self, kubeconfig: Path | None, tencent: TencentCloud | None) -> None:
+        self._kubeconfig, self._tencent = kubeconfig, tencent
+        self._clients: dict[str, AsyncClient] = {}
+        self._lock = asyncio.Lock()
+
+    async def client(self, cluster_id: str) -> AsyncClient:
+        """The cluster's client; KubeError says why no kubeconfig reaches it."""
+        async with self._lock:
+            if cluster_id not in self._clients:
+                self._clients[cluster_id] = await self._connect(cluster_id)
+            return self._clients[cluster_id]
+
+    async def _connect(self, cluster_id: str) -> AsyncClient:
+        if cluster_id in kubeconfig_contexts(self._kubeconfig):
+            return client_from_kubeconfig(path=self._kubeconfig, context=cluster_id)
+        if self._tencent is None or not self._tencent.configured:
+            raise KubeError(
+                f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and Tencent "
+                "Cloud is not configured (set TENCENTCLOUD_SECRET_ID/KEY for TKE clusters)"
+            )
+        text = await ops.get_kubeconfig(self._tencent, cluster_id)
+        if not text.strip():
+            raise KubeError(
+                f"TKE returned no kubeconfig for {cluster_id!r}: enable the cluster's API "
+                "server access (intranet or internet) in the TKE console"
+            )
+        return client_from_kubeconfig(text)
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
 
 
 def _images(template: Any) -> list[str]:

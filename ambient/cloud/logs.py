@@ -14,6 +14,7 @@ from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.creates import CloudCreates, WriteResult, WriteStep
 from ambient.cloud.errors import CloudOpsError, CloudOpsFailedError, CloudOpsInputError, readable
+from ambient.storage.models import as_utc
 
 
 class LogsetSpec(BaseModel):
@@ -209,9 +210,7 @@ class ClsWrites(CloudCreates):
             raise CloudOpsInputError("target_topic_id", "must differ from source_topic_id")
         subject = f"cls:scheduled_sql:{spec.name}"
         await self.authorize(actor, "create_scheduled_sql", subject, mode)
-        start = spec.start or now or datetime.now(UTC)
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=UTC)
+        start = as_utc(spec.start or now or datetime.now(UTC))
         request = writes.scheduled_sql_request(
             name=spec.name,
             source_topic_id=spec.source_topic_id,

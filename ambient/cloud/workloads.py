@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from lightkube import AsyncClient
 from pydantic import BaseModel, Field
 
 from ambient.clients.kube import (
+    KubeClients,
     KubeError,
     KubeNotFoundError,
     KubeUnavailableError,
@@ -70,14 +71,18 @@ def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
 
 
 class WorkloadOps:
-    """apply_yaml, scale_workload and restart_workload; one cluster client cache per instance."""
+    """apply_yaml, scale_workload and restart_workload; ``async with`` closes its clients."""
 
     def __init__(self, service: CloudOpsService, kubeconfig: Path | None) -> None:
         self.service = service
-        self.executor = KubernetesExecutor(kubeconfig=kubeconfig, tencent=service.tencent)
+        self.clients = KubeClients(kubeconfig, service.tencent)
+        self.executor = KubernetesExecutor(self.clients)
 
-    async def aclose(self) -> None:
-        await self.executor.aclose()
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.clients.aclose()
 
     async def _client(self, cluster_id: str) -> AsyncClient:
         try:

@@ -171,11 +171,8 @@ def register(app: typer.Typer) -> None:
         spec = _spec(ApplySpec, cluster_id=cluster, documents=file.read_text(), namespace=namespace)
 
         async def work(service: CloudOpsService, settings: Settings) -> BaseModel:
-            ops = WorkloadOps(service, settings.kubeconfig)
-            try:
+            async with WorkloadOps(service, settings.kubeconfig) as ops:
                 return await ops.apply_yaml(user, spec, _mode(execute))
-            finally:
-                await ops.aclose()
 
         _run(work)
 
@@ -192,11 +189,8 @@ def register(app: typer.Typer) -> None:
         spec = _spec(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name)
 
         async def work(service: CloudOpsService, settings: Settings) -> BaseModel:
-            ops = WorkloadOps(service, settings.kubeconfig)
-            try:
+            async with WorkloadOps(service, settings.kubeconfig) as ops:
                 return await ops.scale_workload(user, spec, replicas, _mode(execute))
-            finally:
-                await ops.aclose()
 
         _run(work)
 
@@ -208,11 +202,8 @@ def register(app: typer.Typer) -> None:
         spec = _spec(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name)
 
         async def work(service: CloudOpsService, settings: Settings) -> BaseModel:
-            ops = WorkloadOps(service, settings.kubeconfig)
-            try:
+            async with WorkloadOps(service, settings.kubeconfig) as ops:
                 return await ops.restart_workload(user, spec, _mode(execute))
-            finally:
-                await ops.aclose()
 
         _run(work)
 

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
 from ambient.clients.logs import PLAIN, TIME_FIELDS, FileLogSource, parse_time
-from ambient.domain.logreport import LogReducer, level_and_message, render_markdown
+from ambient.domain.logreport import LogReducer, level_and_message
+from ambient.domain.logreport_markdown import render_markdown
 
 app = typer.Typer(help="Logs: reduce log files to templates, rates and anomalies.")
 err_console = Console(stderr=True)

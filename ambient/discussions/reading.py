@@ -20,7 +20,6 @@ from ambient.discussions.views import (
     Projects,
     Stats,
     StoreInit,
-    as_utc,
     discussion_view,
     message_view,
 )
@@ -231,6 +230,6 @@ class DiscussionReads(DiscussionAccess):
             messages=sum(int(v) for v in per.values()),
             participants=int(participants),
             messages_per_participant={k: int(v) for k, v in sorted(per.items())},
-            latest_activity=as_utc(latest) if latest else None,
+            latest_activity=latest,
             store_bytes=int(size),
         )

@@ -9,7 +9,7 @@ DiscussionError
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -136,11 +136,6 @@ class Stats(BaseModel):
     store_bytes: int = Field(description="size of the bus's rows (text), in bytes")
 
 
-def as_utc(value: datetime) -> datetime:
-    """A stored time as aware UTC (SQLite hands back naive datetimes)."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def message_view(row: DiscussionMessage) -> MessageView:
     """One stored message as callers see it."""
     return MessageView(
@@ -151,7 +146,7 @@ def message_view(row: DiscussionMessage) -> MessageView:
         reply_to=row.reply_to,
         tags=list(row.tags or []),
         source_type=row.source_type,  # type: ignore[arg-type]
-        created_at=as_utc(row.created_at),
+        created_at=row.created_at,
     )
 
 
@@ -164,7 +159,7 @@ def discussion_view(row: Discussion, messages: int = 0) -> DiscussionView:
         initiator=row.initiator,
         status=row.status,
         subject=row.subject,
-        created_at=as_utc(row.created_at),
-        updated_at=as_utc(row.updated_at),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
         messages=messages,
     )

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from lightkube import AsyncClient
 from lightkube.resources.core_v1 import ConfigMap
 
-from ambient.clients.kube import REVISION, KubeError, client_from_kubeconfig, kubeconfig_contexts
-from ambient.clients.tencent import ops
-from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.kube import REVISION, KubeClients, KubeError
 from ambient.remediation.changes import (
     RESTARTED_AT,
     annotations_of,
@@ -38,36 +35,6 @@ from ambient.remediation.ladder import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class KubeClients:
-    """lightkube clients per cluster: a context of AMBIENT_KUBECONFIG, else TKE's kubeconfig."""
-
-    def __init__(self, kubeconfig: Path | None, tencent: TencentCloud | None) -> None:
-        self._kubeconfig = kubeconfig
-        self._tencent = tencent
-        self._clients: dict[str, AsyncClient] = {}
-
-    async def client(self, cluster_id: str) -> AsyncClient | None:
-        """A client for the cluster, or None when no kubeconfig can reach it."""
-        if cluster_id in self._clients:
-            return self._clients[cluster_id]
-        if cluster_id in kubeconfig_contexts(self._kubeconfig):
-            client = client_from_kubeconfig(path=self._kubeconfig, context=cluster_id)
-        elif self._tencent is not None and self._tencent.configured:
-            text = await ops.get_kubeconfig(self._tencent, cluster_id)
-            if not text.strip():
-                return None
-            client = client_from_kubeconfig(text)
-        else:
-            return None
-        self._clients[cluster_id] = client
-        return client
-
-    async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.close()
 
 
 class WorkloadView:
@@ -209,8 +176,6 @@ class DryRunExecutor:
             return None, "no cluster access configured"
         try:
             client = await self._clients.client(target.cluster_id)
-            if client is None:
-                return None, f"no kubeconfig reaches cluster {target.cluster_id}"
             return await read_workload(client, target), ""
         except KubeError as exc:
             return None, str(exc)

@@ -16,10 +16,8 @@ Errors (from ``ambient.clients.kube``):
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx2
 from lightkube import AsyncClient
@@ -28,14 +26,11 @@ from lightkube.resources.core_v1 import ConfigMap
 
 from ambient.clients.kube import (
     REVISION,
+    KubeClients,
     KubeError,
     KubeUnavailableError,
-    client_from_kubeconfig,
     kube_error,
-    kubeconfig_contexts,
 )
-from ambient.clients.tencent import ops
-from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import (
     Change,
     Obj,
@@ -58,69 +53,14 @@ from ambient.remediation.ladder import (
 CONFLICT_ATTEMPTS = 4
 
 
-class ClusterClients(Protocol):
-    """Where a worker keeps its lightkube clients (shared with the dry-run executor)."""
-
-    async def client(self, cluster_id: str) -> AsyncClient | None: ...
-
-
 class KubernetesExecutor:
-    """``RemediationExecutor`` against real clusters: one lightkube client per cluster id.
+    """``RemediationExecutor`` against real clusters, through the worker's cluster clients."""
 
-    Clients come from ``clients`` when given (the worker's shared cache); otherwise a
-    ``cluster_id`` that names a context of ``kubeconfig`` (AMBIENT_KUBECONFIG) uses it and
-    any other is a TKE cluster whose kubeconfig comes from ``DescribeClusterKubeconfig``.
-    """
-
-    def __init__(
-        self,
-        clients: ClusterClients | None = None,
-        *,
-        kubeconfig: Path | None = None,
-        tencent: TencentCloud | None = None,
-        region: str | None = None,
-    ) -> None:
-        self._shared = clients
-        self._kubeconfig, self._tencent, self._region = kubeconfig, tencent, region
-        self._clients: dict[str, AsyncClient] = {}
-        self._lock = asyncio.Lock()
+    def __init__(self, clients: KubeClients) -> None:
+        self._clients = clients
 
     async def client(self, cluster_id: str) -> AsyncClient:
-        if self._shared is not None:
-            client = await self._shared.client(cluster_id)
-            if client is None:
-                raise KubeError(
-                    f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and no "
-                    "TKE kubeconfig could be had for it (is Tencent Cloud configured?)"
-                )
-            return client
-        async with self._lock:
-            if cluster_id not in self._clients:
-                self._clients[cluster_id] = await self._connect(cluster_id)
-            return self._clients[cluster_id]
-
-    async def _connect(self, cluster_id: str) -> AsyncClient:
-        if cluster_id in kubeconfig_contexts(self._kubeconfig):
-            return client_from_kubeconfig(path=self._kubeconfig, context=cluster_id)
-        if self._tencent is None or not self._tencent.configured:
-            raise KubeError(
-                f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and Tencent "
-                "Cloud is not configured (set TENCENTCLOUD_SECRET_ID/KEY for TKE clusters)"
-            )
-        text = await ops.get_kubeconfig(self._tencent, cluster_id, region=self._region)
-        if not text.strip():
-            raise KubeError(
-                f"TKE returned no kubeconfig for {cluster_id!r}: enable the cluster's API "
-                "server access (intranet or internet) in the TKE console"
-            )
-        return client_from_kubeconfig(text)
-
-    async def aclose(self) -> None:
-        """Close the clients this executor made (shared ones belong to their owner)."""
-        async with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.close()
+        return await self._clients.client(cluster_id)
 
     async def checkpoint(self, target: WorkloadRef) -> Checkpoint:
         """Spec, revision (and the one before), replicas, images, Service selectors, ConfigMaps."""

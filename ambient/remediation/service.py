@@ -63,7 +63,6 @@ from ambient.remediation.views import (
     ReportLink,
     ScoreView,
     StartResult,
-    as_utc,
     invalid,
     parse_alert,
     report_markdown,
@@ -243,7 +242,7 @@ class RemediationService:
             records = await AuditRepository(session).list(subject=status.run_key, limit=1000)
         audit = [
             AuditLine(
-                at=as_utc(r.created_at) or r.created_at,
+                at=r.created_at,
                 actor=r.actor,
                 action=r.action,
                 detail=r.detail,
@@ -295,11 +294,11 @@ class RemediationService:
                 tried=list(row.detail.get("tried") or []),
                 resolved_rung=row.resolved_rung,
                 budget_exhausted=row.budget_exhausted,
-                started_at=as_utc(row.started_at) or since,
-                finished_at=as_utc(row.finished_at),
+                started_at=row.started_at,
+                finished_at=row.finished_at,
             )
             for row in rows
-            if (as_utc(row.started_at) or since) >= since
+            if row.started_at >= since
         ]
         return remediation_stats(outcomes)
 
@@ -322,9 +321,7 @@ class RemediationService:
         base = (
             self.settings.public_url or f"http://{self.settings.api_host}:{self.settings.api_port}"
         )
-        return ReportLink(
-            url=f"{base}/share/{token}", expires_at=as_utc(row.expires_at) or row.expires_at
-        )
+        return ReportLink(url=f"{base}/share/{token}", expires_at=row.expires_at)
 
     # --- steer -------------------------------------------------------------------------
 

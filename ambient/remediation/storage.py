@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -123,7 +123,7 @@ class ActionLedger:
         query = select(RemediationAction.at).where(
             RemediationAction.cluster_id == cluster_id, RemediationAction.at > since
         )
-        return [_aware(at) for at in (await self.session.execute(query)).scalars()]
+        return list((await self.session.execute(query)).scalars())
 
     async def reserve(
         self, key: str, cluster_id: str, service: str, rung: int, at: datetime
@@ -145,7 +145,7 @@ class BreakerRepository:
         row = await self.row(service, rung)
         if row is None:
             return BreakerState()
-        opened = _aware(row.opened_at) if row.opened_at else None
+        opened = row.opened_at
         return BreakerState(failures=row.failures, opened_at=opened)
 
     async def save(self, service: str, rung: int, state: BreakerState, key: str) -> None:
@@ -174,8 +174,3 @@ async def append_once(
     return await AuditRepository(session).append(
         actor=actor, action=action, subject=subject, detail={**detail, "key": key}
     )
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes for timezone-aware columns; they were written as UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

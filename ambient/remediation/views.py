@@ -8,7 +8,7 @@ RemediationError
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -157,13 +157,6 @@ def parse_alert(alert: dict[str, Any] | Alert) -> Alert:
         raise invalid(exc) from None
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """A stored time as aware UTC (SQLite hands back naive datetimes)."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def summary_of(row: RemediationRecord) -> RemediationSummary:
     """The list row of one stored remediation."""
     return RemediationSummary(
@@ -178,6 +171,6 @@ def summary_of(row: RemediationRecord) -> RemediationSummary:
         budget=row.budget,
         attempts=row.attempts,
         resolved_rung=row.resolved_rung,
-        started_at=as_utc(row.started_at) or row.started_at,
-        finished_at=as_utc(row.finished_at),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
     )

@@ -38,7 +38,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.storage.db import Database
-from ambient.storage.models import Event
+from ambient.storage.models import Event, as_utc
 
 # Longer than any event transaction stays open (one insert, committed at once).
 GAP_GRACE = timedelta(minutes=10)
@@ -91,7 +91,7 @@ class EventCursor:
         gaps: dict[int, datetime] = {}
         for item in payload.get("gaps") or []:
             gap, at = int(item[0]), datetime.fromisoformat(item[1])
-            gaps[gap] = at if at.tzinfo else at.replace(tzinfo=UTC)
+            gaps[gap] = as_utc(at)
         return cls(last=int(payload.get("last_event_id", 0)), gaps=gaps)
 
 

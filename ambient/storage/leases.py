@@ -113,9 +113,7 @@ async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
     now = utcnow()
     async with db.session() as session:
         rows = (await session.execute(select(WorkerProcess))).scalars().all()
-        alive = [
-            row.id for row in rows if _aware(row.beat_at) >= now - timedelta(seconds=row.dead_after)
-        ]
+        alive = [row.id for row in rows if row.beat_at >= now - timedelta(seconds=row.dead_after)]
         found = await session.execute(
             select(WatchPollLease)
             .where(WatchPollLease.process.not_in([alive_self, *alive]))
@@ -162,10 +160,6 @@ def _row(lease: Lease) -> dict[str, Any]:
 def _drop(keys: list[tuple[str, str, str, int, str]]) -> Any:
     columns = tuple_(LEASES.c.task, LEASES.c.life, LEASES.c.run_id, LEASES.c.poll, LEASES.c.process)
     return delete(LEASES).where(and_(columns.in_(keys)))
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=utcnow().tzinfo)
 
 
 async def forget_processes(db: Database, after: timedelta) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -302,8 +302,6 @@ class DeliveryRepository:
         """Whether an attempt may take this row's lease and send (failed for a reason that may
         pass, or pending with its lease expired)."""
         lease = row.lease_until
-        if lease is not None and lease.tzinfo is None:
-            lease = lease.replace(tzinfo=UTC)  # SQLite hands back naive UTC
         return (row.status == "failed" and (row.error or "").startswith("transient:")) or (
             row.status == "pending" and (lease is None or lease < now)
         )

@@ -156,34 +156,25 @@ async def create_scheduled_sql(
 @router.post("/apply", response_model=ApplyResult)
 async def apply_yaml(body: ApplyBody, user: CurrentUser, state: StateDep) -> ApplyResult:
     """Server-side apply YAML documents; dry_run answers each document's diff."""
-    ops = WorkloadOps(_service(state), state.settings.kubeconfig)
     spec = ApplySpec.model_validate(body.model_dump(exclude={"mode"}))
-    try:
+    async with WorkloadOps(_service(state), state.settings.kubeconfig) as ops:
         return await _run(ops.apply_yaml(user.name, spec, body.mode))
-    finally:
-        await ops.aclose()
 
 
 @router.post("/workloads/scale", response_model=WorkloadResult)
 async def scale_workload(body: ScaleBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Scale a Deployment to an absolute replica count."""
-    ops = WorkloadOps(_service(state), state.settings.kubeconfig)
     spec = WorkloadSpec.model_validate(body.model_dump(exclude={"mode", "replicas"}))
-    try:
+    async with WorkloadOps(_service(state), state.settings.kubeconfig) as ops:
         return await _run(ops.scale_workload(user.name, spec, body.replicas, body.mode))
-    finally:
-        await ops.aclose()
 
 
 @router.post("/workloads/restart", response_model=WorkloadResult)
 async def restart_workload(body: RestartBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Rolling-restart a Deployment."""
-    ops = WorkloadOps(_service(state), state.settings.kubeconfig)
     spec = WorkloadSpec.model_validate(body.model_dump(exclude={"mode"}))
-    try:
+    async with WorkloadOps(_service(state), state.settings.kubeconfig) as ops:
         return await _run(ops.restart_workload(user.name, spec, body.mode))
-    finally:
-        await ops.aclose()
 
 
 @router.post("/dashboard-image", response_model=ImageDescription)

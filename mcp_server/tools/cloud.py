@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from ambient.clients.kube import KubeError, Workload, client_from_kubeconfig
 from ambient.clients.kube import list_workloads as list_workloads_of
-from ambient.clients.logs import FileLogSource, LogPathError
+from ambient.clients.logs import FileLogSource, LogPathError, parse_time
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
@@ -77,10 +77,9 @@ def _time(value: str | None, default: datetime) -> datetime:
     if value is None:
         return default
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_time(value)
     except ValueError:
         raise ToolError(f"not an ISO time: {value!r} (e.g. 2026-11-21T08:00:00+08:00)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 async def list_clusters(ctx: Context[Any, Any], region: Region = None) -> Clusters:

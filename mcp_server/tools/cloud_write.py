@@ -128,11 +128,8 @@ async def apply_yaml(
     error names it. A document is `applied` only if it changed the cluster.
     """
     service, actor = _service(ctx)
-    ops = WorkloadOps(service, app_state(ctx).settings.kubeconfig)
-    try:
+    async with WorkloadOps(service, app_state(ctx).settings.kubeconfig) as ops:
         return await _run(ops.apply_yaml(actor, apply, mode))
-    finally:
-        await ops.aclose()
 
 
 async def scale_workload(
@@ -143,11 +140,8 @@ async def scale_workload(
 ) -> WorkloadResult:
     """Scale a Deployment to a replica count (stamped with its key: a retry changes nothing)."""
     service, actor = _service(ctx)
-    ops = WorkloadOps(service, app_state(ctx).settings.kubeconfig)
-    try:
+    async with WorkloadOps(service, app_state(ctx).settings.kubeconfig) as ops:
         return await _run(ops.scale_workload(actor, workload, replicas, mode))
-    finally:
-        await ops.aclose()
 
 
 async def restart_workload(
@@ -157,11 +151,8 @@ async def restart_workload(
 ) -> WorkloadResult:
     """Rolling-restart a Deployment (what `kubectl rollout restart` does), once per key."""
     service, actor = _service(ctx)
-    ops = WorkloadOps(service, app_state(ctx).settings.kubeconfig)
-    try:
+    async with WorkloadOps(service, app_state(ctx).settings.kubeconfig) as ops:
         return await _run(ops.restart_workload(actor, workload, mode))
-    finally:
-        await ops.aclose()
 
 
 async def describe_dashboard_image(

@@ -14,9 +14,9 @@ from ambient.domain.logreport import (
     baseline_dates,
     level_and_message,
     reduce_logs,
-    render_markdown,
     update_baseline,
 )
+from ambient.domain.logreport_markdown import render_markdown
 from ambient.domain.logtemplates import (
     Masker,
     TemplateMiner,

@@ -14,6 +14,7 @@ import yaml
 from lightkube.resources.apps_v1 import Deployment
 
 from ambient.clients.kube import (
+    KubeClients,
     KubeError,
     KubeNotFoundError,
     KubeUnavailableError,
@@ -89,7 +90,8 @@ async def kube(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[
     async with serve(api.app()) as base:
         path = tmp_path / "kubeconfig"
         path.write_text(yaml.safe_dump(kubeconfig({cluster_id: base})))
-        executor = KubernetesExecutor(kubeconfig=path)
+        clients = KubeClients(path, None)
+        executor = KubernetesExecutor(clients)
         try:
             yield Cluster(
                 api,
@@ -98,7 +100,7 @@ async def kube(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[
                 path,
             )
         finally:
-            await executor.aclose()
+            await clients.aclose()
 
 
 async def test_bad_release_then_restart_then_rollback_to_the_first_checkpoint_revision_restores_v1(
@@ -349,17 +351,10 @@ async def test_bad_input_and_missing_workloads_are_clear_errors(kube: Cluster) -
         await kube.executor.checkpoint(ghost)
     assert not raised.value.retryable
     unknown = kube.target.model_copy(update={"cluster_id": "cls-unknown1"})
-    with pytest.raises(KubeError, match="not a context of AMBIENT_KUBECONFIG"):
+    with pytest.raises(KubeError, match="Tencent Cloud is not configured"):
         await kube.executor.rollout_health(unknown)
-
-    class NoClusters:
-        """The worker's shared client cache when nothing reaches the cluster."""
-
-        async def client(self, cluster_id: str) -> None:
-            return None
-
-    with pytest.raises(KubeError, match="no TKE kubeconfig could be had"):
-        await KubernetesExecutor(NoClusters()).checkpoint(kube.target)
+    with pytest.raises(KubeError, match="Tencent Cloud is not configured"):
+        await KubernetesExecutor(KubeClients(None, None)).checkpoint(kube.target)
     assert kube.api.writes() == []
 
 
@@ -380,14 +375,15 @@ async def test_a_cluster_id_outside_the_kubeconfig_gets_its_kubeconfig_from_tke(
             endpoint=base.removeprefix("http://"),
             protocol="http",
         )
-        executor = KubernetesExecutor(kubeconfig=kube.kubeconfig, tencent=tencent)
+        clients = KubeClients(kube.kubeconfig, tencent)
+        executor = KubernetesExecutor(clients)
         try:
             target = kube.target.model_copy(update={"cluster_id": "cls-tke00001"})
             assert (await executor.checkpoint(target)).images == [V1]
             with pytest.raises(KubeError, match="TKE returned no kubeconfig"):
                 await executor.checkpoint(target.model_copy(update={"cluster_id": "cls-none0001"}))
         finally:
-            await executor.aclose()
+            await clients.aclose()
 
 
 async def test_a_write_whose_answer_was_lost_is_found_by_the_retry_and_not_sent_again(
@@ -470,7 +466,7 @@ async def test_full_rollback_after_the_rollback_keeps_the_release_before_the_inc
 async def test_full_rollback_dry_run_plans_what_execute_then_does(kube: Cluster) -> None:
     """Rung 5 restores the release before the incident in both modes (not the bad release
     that was running when the remediation began)."""
-    from ambient.remediation.dry_run import DryRunExecutor, KubeClients
+    from ambient.remediation.dry_run import DryRunExecutor
 
     kube.api.failing_images = {V2}
     await kube.release(V2)
@@ -499,7 +495,7 @@ async def test_dry_run_checkpoint_records_the_configmaps_the_kubernetes_executor
 ) -> None:
     """One reading of a pod template for both executors: a ConfigMap mounted through a
     projected volume is recorded by the dry run too, so its rung 5 shows it being restored."""
-    from ambient.remediation.dry_run import DryRunExecutor, KubeClients
+    from ambient.remediation.dry_run import DryRunExecutor
 
     kube.api.add_configmap("shop", "checkout-bundle", {"ca.pem": "---"})
     pod = kube.deployment()["spec"]["template"]["spec"]

@@ -110,13 +110,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "SrcTopicRegion",
     ),
     "SearchLog": ("From", "To"),
-    "GetAlarmLog": ("From", "To"),
     "DescribeAlertRecordHistory": ("From", "To", "Offset", "Limit"),
     # Cloud Monitor (monitor/2018-07-24)
     "GetMonitorData": ("Namespace", "MetricName", "Instances"),
     "DescribeAlarmHistories": ("Module",),
-    "DescribeAlarmPolicies": ("Module",),
-    "DescribeStatisticData": ("Module", "Namespace", "MetricNames", "Period"),
     # TTS (tts/2019-08-23)
     "TextToVoice": ("Text", "SessionId"),
     # TKE (tke/2018-05-25)
@@ -130,7 +127,6 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "ModifyNodePoolDesiredCapacityAboutAsg": ("ClusterId", "NodePoolId", "DesiredCapacity"),
     "DescribeClusterNodePools": ("ClusterId",),
     "DescribeClusterKubeconfig": ("ClusterId",),
-    "DescribeClusterInstances": ("ClusterId",),
 }
 
 
@@ -175,9 +171,6 @@ class TencentApi:
     kubeconfigs: dict[str, str] = field(default_factory=dict)
     logsets: list[dict[str, Any]] = field(default_factory=list)
     cls_alarms: list[dict[str, Any]] = field(default_factory=list)
-    alarm_log: list[dict[str, Any]] = field(default_factory=list)
-    monitor_policies: list[dict[str, Any]] = field(default_factory=list)
-    instances: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     # action -> runs once just before that action is handled (another caller racing us).
@@ -306,13 +299,6 @@ class TencentApi:
     def cls_DescribeAlarms(self, params: dict[str, Any]) -> Response:
         return self._page(self.cls_alarms, params, "Alarms")
 
-    def cls_GetAlarmLog(self, params: dict[str, Any]) -> Response:
-        rows = [r for r in self.alarm_log if params["From"] <= r["time"] < params["To"]]
-        rows = rows[: int(params["Limit"])]
-        return reply(
-            {"Results": [json.dumps(r, ensure_ascii=False) for r in rows], "ListOver": True}
-        )
-
     # CLS writes: names are unique per kind (topics per logset), as the real API enforces,
     # answering each kind's documented InvalidParameter.*Conflict code.
     def cls_CreateLogset(self, params: dict[str, Any]) -> Response:
@@ -422,33 +408,7 @@ class TencentApi:
             }
         )
 
-    def monitor_DescribeAlarmPolicies(self, params: dict[str, Any]) -> Response:
-        number, size = int(params["PageNumber"]), int(params["PageSize"])
-        page = self.monitor_policies[(number - 1) * size : number * size]
-        return reply({"Policies": page, "TotalCount": len(self.monitor_policies)})
-
-    def monitor_DescribeStatisticData(self, params: dict[str, Any]) -> Response:
-        data = [
-            {
-                "MetricName": name,
-                "Points": [
-                    {
-                        "Dimensions": [],
-                        "Values": [
-                            {"Timestamp": t, "Value": v}
-                            for t, v in self.metric_points.get(name, [])
-                        ],
-                    }
-                ],
-            }
-            for name in params["MetricNames"]
-        ]
-        return reply({"Data": data, "Period": params["Period"]})
-
     # --- TKE ---
-    def tke_DescribeClusterInstances(self, params: dict[str, Any]) -> Response:
-        return self._page(self.instances.get(params["ClusterId"], []), params, "InstanceSet")
-
     def tke_DescribeClusters(self, params: dict[str, Any]) -> Response:
         return self._page(self.clusters, params, "Clusters")
 

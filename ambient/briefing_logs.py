@@ -1,0 +1,93 @@
+"""A briefing's log source read into the reducer: a file (confined to AMBIENT_LOG_DIR) or a
+CLS topic, and the reduced report copied into the briefing's inputs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+
+from ambient.clients.logs import FileLogSource, parse_line
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.ops import MAX_SEARCH_LOGS, search_logs
+from ambient.domain.briefing import BriefingInputs, ClsLogSpec, FileLogSpec, TemplateLine
+from ambient.domain.logreport import ERROR_LEVELS, LogReducer, LogReport
+
+
+class LogFileError(Exception):
+    """The configured log file cannot be read."""
+
+
+def resolve_log_path(path: str, log_dir: Path | None) -> Path:
+    """A file source path; confined to AMBIENT_LOG_DIR when that is set."""
+    candidate = Path(path).expanduser()
+    if log_dir is None:
+        return candidate
+    base = log_dir.expanduser().resolve()
+    resolved = (base / candidate).resolve() if not candidate.is_absolute() else candidate.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise LogFileError(f"log_source.path: {path!r} is outside AMBIENT_LOG_DIR ({base})")
+    return resolved
+
+
+async def read_log_source(
+    spec: FileLogSpec | ClsLogSpec,
+    start: datetime,
+    end: datetime,
+    reducer: LogReducer,
+    *,
+    log_dir: Path | None,
+    tencent: TencentCloud,
+) -> str:
+    """Feed the source's lines in [start, end) to ``reducer``; returns what was read."""
+    if isinstance(spec, FileLogSpec):
+        source = FileLogSource(resolve_log_path(spec.path, log_dir))
+        return await asyncio.to_thread(_read_files, source, start, end, reducer)
+    result = await search_logs(
+        tencent, spec.topic_id, spec.query, start, end, limit=MAX_SEARCH_LOGS, region=spec.region
+    )
+    for record in result.logs:
+        reducer.add_record(record)
+    suffix = "" if result.complete else f" (capped at {MAX_SEARCH_LOGS}; CLS paging limit)"
+    return f"{len(result.logs)} lines read{suffix}"
+
+
+def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: LogReducer) -> str:
+    # Streamed: a day of logs never sits in memory as records.
+    count = skipped = 0
+    for path in source.files():
+        for number, line in enumerate(source.lines(path), 1):
+            record = parse_line(line, f"{path.name}:{number}")
+            if record is None:
+                if line.strip():
+                    skipped += 1
+                continue
+            if start <= record.time < end:
+                reducer.add_record(record)
+                count += 1
+    reducer.unreadable = skipped
+    return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "")
+
+
+def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
+    inputs.log_lines = report.total
+    inputs.errors = sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS)
+    inputs.warnings = report.by_level.get("WARNING", 0)
+    inputs.top_templates = [
+        TemplateLine(
+            level=t.level, template=t.template, count=t.count, example=t.example[:300], new=t.new
+        )
+        for t in report.templates[:20]
+    ]
+    inputs.anomalies = [
+        f"{a.kind} [{a.level}] {a.template or ''}: {a.detail}" for a in report.anomalies[:10]
+    ]
+    change = report.trend.get("errors_change_pct")
+    if change is not None and report.trend.get("baseline_days"):
+        zh = inputs.language == "zh"
+        inputs.trend = (
+            f"错误数比前 {report.trend['baseline_days']} 天平均{'增加' if change >= 0 else '减少'}"
+            f" {abs(change):.0f}%"
+            if zh
+            else f"errors {change:+.0f}% against the previous {report.trend['baseline_days']} days"
+        )

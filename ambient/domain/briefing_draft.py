@@ -1,0 +1,161 @@
+"""The briefing written without an LLM (extractive, deterministic), and the stored briefing
+made from any draft: the draft plus its TTS segments, sources and totals."""
+
+from __future__ import annotations
+
+from ambient.clients.tencent.ops import tts_segments
+from ambient.domain.briefing import (
+    SPOKEN_MAX_CHARS,
+    AlarmLine,
+    BriefingContent,
+    BriefingDraft,
+    BriefingInputs,
+    SourceNote,
+    TemplateLine,
+)
+
+
+def _short(text: str, limit: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
+    """A deterministic extractive briefing from the reduced inputs (no LLM)."""
+    zh = inputs.language == "zh"
+    errors = [t for t in inputs.top_templates if t.level in ("ERROR", "CRITICAL", "FATAL")]
+    failed = [n for n in inputs.notes if not n.ok]
+    firing = [a for a in inputs.alarms if a.status.lower() not in ("ok", "resolved", "0")]
+    happened: list[str] = []
+    if inputs.log_lines:
+        happened.append(
+            f"日志 {inputs.log_lines} 行，错误 {inputs.errors}，警告 {inputs.warnings}"
+            if zh
+            else f"{inputs.log_lines} log lines, {inputs.errors} errors, {inputs.warnings} warnings"
+        )
+    if inputs.trend:
+        happened.append(inputs.trend)
+    happened += [f"{t.level} ×{t.count}: {_short(t.template)}" for t in errors[:3]]
+    if inputs.alarms:
+        happened.append(
+            f"告警 {len(inputs.alarms)} 条（未恢复 {len(firing)} 条）"
+            if zh
+            else f"{len(inputs.alarms)} alarms ({len(firing)} not resolved)"
+        )
+    happened += [f"{'新闻' if zh else 'News'}: {_short(n)}" for n in inputs.news[:3]]
+    attention = [_short(a) for a in inputs.anomalies[:4]]
+    attention += [f"{a.name} ({a.target or a.source})" for a in firing[:3]]
+    attention += [
+        (
+            f"数据源不可用：{n.source}：{_short(n.detail)}"
+            if zh
+            else f"{n.source} unavailable: {_short(n.detail)}"
+        )
+        for n in failed
+    ]
+    people = len(inputs.needs_person)
+    if not inputs.log_lines and not any(n.source == "logs" for n in failed):
+        headline = "昨天没有日志记录" if zh else "No logs were recorded yesterday"
+        if people:
+            headline += (
+                f"，{people} 个问题需要人工处理" if zh else f"; {people} problems need a person"
+            )
+    elif people or firing or errors:
+        headline = (
+            f"昨天有 {inputs.errors} 个错误、{len(firing)} 条未恢复告警，"
+            f"{people} 个问题需要人工处理"
+            if zh
+            else f"Yesterday: {inputs.errors} errors, {len(firing)} open alarms, "
+            f"{people} problems need a person"
+        )
+    else:
+        headline = "昨天一切平稳" if zh else "Yesterday was quiet"
+    spoken = _spoken(inputs, headline, errors, firing, failed)
+    return BriefingDraft(
+        headline=_short(headline, 200),
+        what_happened=happened[:10],
+        needs_attention=attention[:10],
+        fixed_automatically=[_short(f, 200) for f in inputs.fixed[:10]],
+        needs_a_person=[_short(f, 200) for f in inputs.needs_person[:10]],
+        spoken_text=spoken[:SPOKEN_MAX_CHARS],
+    )
+
+
+def _spoken(
+    inputs: BriefingInputs,
+    headline: str,
+    errors: list[TemplateLine],
+    firing: list[AlarmLine],
+    failed: list[SourceNote],
+) -> str:
+    zh = inputs.language == "zh"
+    parts = [("早上好，这是昨天的简报。" if zh else "Good morning, here is yesterday's briefing. ")]
+    parts.append(headline + ("。" if zh else ". "))
+    if errors:
+        top = errors[0]
+        parts.append(
+            f"最多的错误是：{_short(top.template, 60)}，共 {top.count} 次。"
+            if zh
+            else f"The most frequent error was {_short(top.template, 60)}, {top.count} times. "
+        )
+    if inputs.trend:
+        parts.append(inputs.trend + ("。" if zh else ". "))
+    if inputs.anomalies:
+        first = _short(inputs.anomalies[0], 60)
+        parts.append(
+            f"发现 {len(inputs.anomalies)} 个异常，例如{first}。"
+            if zh
+            else f"{len(inputs.anomalies)} anomalies, for example {first}. "
+        )
+    if not inputs.alarms_configured:
+        parts.append(
+            "腾讯云未配置，没有告警记录。"
+            if zh
+            else "Tencent Cloud is not configured, so no alarm history. "
+        )
+    elif firing:
+        parts.append(
+            f"有 {len(firing)} 条告警未恢复，包括 {firing[0].name}。"
+            if zh
+            else f"{len(firing)} alarms are still open, including {firing[0].name}. "
+        )
+    if inputs.fixed:
+        parts.append(
+            f"夜间自动修复了 {len(inputs.fixed)} 个问题。"
+            if zh
+            else f"{len(inputs.fixed)} problems were fixed automatically overnight. "
+        )
+    if inputs.needs_person:
+        count, first = len(inputs.needs_person), _short(inputs.needs_person[0], 60)
+        parts.append(
+            f"有 {count} 个问题需要人工处理：{first}。"
+            if zh
+            else f"{count} problems need a person: {first}. "
+        )
+    if inputs.news:
+        parts.append(
+            f"新闻 {len(inputs.news)} 条，例如：{_short(inputs.news[0], 60)}。"
+            if zh
+            else f"{len(inputs.news)} news items, for example: {_short(inputs.news[0], 60)}. "
+        )
+    for note in failed:
+        parts.append(
+            f"注意：{note.source} 读取失败。" if zh else f"Note: {note.source} could not be read. "
+        )
+    parts.append("详细报告已放在简报页面。" if zh else "The full report is on the briefing page.")
+    return "".join(parts).strip()
+
+
+def finish(draft: BriefingDraft, inputs: BriefingInputs, generated_by: str) -> BriefingContent:
+    """The stored briefing: the draft plus TTS segments, sources and totals."""
+    return BriefingContent(
+        **draft.model_dump(),
+        date=inputs.date,
+        language=inputs.language,
+        generated_by=generated_by,
+        spoken_segments=tts_segments(draft.spoken_text),
+        sources=inputs.notes,
+        log_lines=inputs.log_lines,
+        errors=inputs.errors,
+        warnings=inputs.warnings,
+    )

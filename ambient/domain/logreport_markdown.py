@@ -1,0 +1,105 @@
+"""A reduced day of logs as compact markdown, for an LLM prompt, an e-mail or the terminal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+
+from ambient.domain.logreport import ERROR_LEVELS, LogReport, TemplateStat
+
+
+def render_markdown(
+    report: LogReport,
+    *,
+    max_rows: int = 30,
+    tz: tzinfo | None = None,
+    max_error_rows: int = 120,
+) -> str:
+    """The report as compact markdown for an LLM prompt or an e-mail: every ERROR template
+    (up to `max_error_rows`, then a count of the rest), the top `max_rows` others, anomalies,
+    hourly rates, trend and keywords. First–last seen is shown for templates that did not
+    run all period long."""
+    zone = tz or UTC
+    lines = [f"## Logs {_when(report.start, zone, True)} – {_when(report.end, zone, True)}"]
+    if report.total == 0:
+        lines.append(f"No log lines in this period ({report.unreadable} unreadable).")
+        return "\n".join(lines) + "\n"
+    levels = ", ".join(
+        f"{lvl} {n:,} ({100 * n / report.total:.2f}%)" for lvl, n in report.by_level.items()
+    )
+    lines.append(
+        f"{report.total:,} lines, {report.template_count} templates"
+        f"{f', {report.unreadable} unreadable' if report.unreadable else ''}. {levels}."
+    )
+    trend = report.trend
+    if trend.get("baseline_days"):
+        lines.append(
+            f"Against the previous {trend['baseline_days']} days: "
+            f"lines {_pct(trend.get('total_change_pct'))}, "
+            f"errors {_pct(trend.get('errors_change_pct'))}, error rate "
+            f"{_rate(trend.get('error_rate'))} (usual {_rate(trend.get('error_rate_mean_7d'))})."
+        )
+    if report.anomalies:
+        lines.append("### Anomalies")
+        for a in report.anomalies:
+            lines.append(f"- {a.kind} {a.level}: {a.detail} — {_cut(a.template, 140)}")
+    all_errors = [t for t in report.templates if t.level in ERROR_LEVELS]
+    errors = all_errors[:max_error_rows]
+    others = [t for t in report.templates if t.level not in ERROR_LEVELS][:max_rows]
+    lines.append("### Templates (level, lines, first–last seen unless all along: template)")
+    for t in [*errors, *others]:
+        span = (
+            ""
+            if _all_along(t, report)
+            else f" {_when(t.first_seen, zone)}–{_when(t.last_seen, zone)}"
+        )
+        mark = " (new)" if t.new else ""
+        lines.append(f"- {t.level} {t.count:,}{span}{mark}: {_cut(t.template, 160)}")
+    if len(all_errors) > len(errors):
+        rest = all_errors[len(errors) :]
+        lines.append(f"- ({len(rest)} more error templates, {sum(t.count for t in rest):,} lines)")
+    hidden = report.template_count - len(all_errors) - len(others)
+    if hidden > 0:
+        lines.append(f"- ({hidden} rarer templates not listed)")
+    if report.hours:
+        # One day: every hour; longer periods: the hours with errors or warnings, bounded.
+        many = len(report.hours) > 24
+        shown = [h for h in report.hours if h.errors or h.warnings][:48] if many else report.hours
+        stamp = "%m-%d %H" if many else "%H"
+        lines.append(f"### Hours ({zone}) lines/errors/warnings")
+        lines.append(
+            " ".join(
+                f"{h.hour.astimezone(zone):{stamp}}h {h.total}/{h.errors}/{h.warnings}"
+                for h in shown
+            )
+        )
+    if report.keywords:
+        lines.append("Keywords: " + ", ".join(f"{w} {n}" for w, n in report.keywords))
+    return "\n".join(lines) + "\n"
+
+
+def _all_along(stat: TemplateStat, report: LogReport) -> bool:
+    """Seen from the first tenth of the period to its last tenth."""
+    if None in (stat.first_seen, stat.last_seen, report.start, report.end):
+        return False
+    assert stat.first_seen and stat.last_seen and report.start and report.end
+    tenth = (report.end - report.start) / 10
+    return stat.first_seen <= report.start + tenth and stat.last_seen >= report.end - tenth
+
+
+def _when(value: datetime | None, zone: tzinfo, long: bool = False) -> str:
+    if value is None:
+        return "?"
+    return f"{value.astimezone(zone):%Y-%m-%d %H:%M}" if long else f"{value.astimezone(zone):%H:%M}"
+
+
+def _cut(text: str | None, width: int) -> str:
+    text = (text or "").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _pct(value: float | int | None) -> str:
+    return "n/a" if value is None else f"{value:+.0f}%"
+
+
+def _rate(value: float | int | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
