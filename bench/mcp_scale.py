@@ -254,6 +254,7 @@ async def main(args: argparse.Namespace) -> None:
         settings = Settings(
             data_dir=data,
             temporal_address=f"127.0.0.1:{temporal_port}",
+            fetch_allow_cidrs=["127.0.0.1/32"],
             _env_file=None,  # type: ignore[call-arg]
         )
         db = Database(settings.resolved_database_url)
