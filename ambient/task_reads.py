@@ -145,8 +145,15 @@ class TaskReads:
                 return TaskPage(watches, _cursor("watches", next_token))
             if kind not in (None, *schedule_kinds):
                 return TaskPage(watches)
-            # Watches are done; the next page starts the schedules.
-            return TaskPage(watches, _cursor("schedules", None))
+            if len(watches) >= page_size:
+                return TaskPage(watches, _cursor("schedules", None))
+            # Watches are done: the schedules fill the rest of the page (a caller who stops at
+            # a short or empty page has still seen the start of both).
+            schedules, next_token = await self._list_schedules(
+                user, kind, state, page_size - len(watches), None
+            )
+            more = _cursor("schedules", next_token) if next_token else None
+            return TaskPage([*watches, *schedules], more)
         schedules, next_token = await self._list_schedules(
             user, kind, state, page_size, token_bytes
         )
