@@ -22,7 +22,10 @@ At ``--baseline`` tasks and again at ``--tasks`` tasks, ``--repeat`` calls each 
 - ``list filtered``: ``list_tasks(kind="schedule")`` (the reminders, 1 in 50);
 - ``get_task`` of a seeded web monitor;
 - ``create web``: ``create_web_monitor`` of a new page (it answers with the first check);
-- ``create reminder``: ``create_reminder``.
+- ``create reminder``: ``create_reminder``;
+- ``svc web, start`` / ``svc web, +check``: a web monitor created by the bench's own
+  ``TaskService`` on the worker's queue, without MCP: told not to wait for the first check,
+  then waiting for it as the tools do (where ``create web``'s time goes).
 
 Printed: p50 / p95 / max in ms at each size, the ratio of the p95s, and the load average.
 """
@@ -175,8 +178,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def measure(
-    client: Client, site: str, size: int, repeat: int, later: int
+    client: Client,
+    services: tuple[TaskService, TaskService],
+    site: str,
+    size: int,
+    repeat: int,
+    later: int,
 ) -> dict[str, list[float]]:
+    starter, checker = services
     first = await call(client, "list_tasks")
     token = first.get("next_page_token")
     for _ in range(later - 1):
@@ -210,6 +219,17 @@ async def measure(
         config = reminder_config(index) | {"message": f"new {size} {index}"}
         return await call(client, "create_reminder", config=config, name=f"new-{size}-{index}")
 
+    async def start_only(index: int) -> object:
+        page = f"svc-{size}-{index}"
+        return await starter.create_web_monitor("dev", web_config(site, page), page)
+
+    async def start_and_check(index: int) -> object:
+        page = f"svc-check-{size}-{index}"
+        ref = await checker.create_web_monitor("dev", web_config(site, page), page)
+        if ref.baseline is None:
+            raise RuntimeError(f"{page}: no first check in time")
+        return ref
+
     return {
         "list first": await timed(list_first, repeat),
         f"list page {later}": await timed(list_later, repeat),
@@ -217,6 +237,10 @@ async def measure(
         "get_task": await timed(get_task, repeat),
         "create web": await timed(create_web, repeat),
         "create reminder": await timed(create_reminder, repeat),
+        # Where a web monitor's create goes, without MCP: the start alone (the service told not
+        # to wait for the first check), and the start with the wait for the first check.
+        "svc web, start": await timed(start_only, repeat),
+        "svc web, +check": await timed(start_and_check, repeat),
     }
 
 
@@ -258,16 +282,24 @@ async def main(args: argparse.Namespace) -> None:
         )
         db = Database(settings.resolved_database_url)
         # baseline_wait=0: start the task, do not wait for a first check (none will come).
-        service = TaskService(await temporal.connect(settings), settings, db, baseline_wait=0)
+        client_of_stack = await temporal.connect(settings)
+        service = TaskService(client_of_stack, settings, db, baseline_wait=0)
+        # On the queue the stack's worker polls, as the API's service is.
+        queue = Settings.model_fields["temporal_task_queue"].default
+        worked = settings.model_copy(update={"temporal_task_queue": queue})
+        services = (
+            TaskService(client_of_stack, worked, db, baseline_wait=0),
+            TaskService(client_of_stack, worked, db),
+        )
         print(f"load average at start: {load()}", flush=True)
         seconds = await seed(service, site, 0, args.baseline)
         print(f"seeded {args.baseline} in {seconds:.1f} s; load {load()}", flush=True)
-        small = await measure(client, site, args.baseline, args.repeat, args.later)
+        small = await measure(client, services, site, args.baseline, args.repeat, args.later)
         print(f"measured at {args.baseline}; load {load()}", flush=True)
         seconds = await seed(service, site, args.baseline, args.tasks)
         rate = (args.tasks - args.baseline) / seconds
         print(f"seeded to {args.tasks} in {seconds:.0f} s ({rate:.1f}/s); load {load()}")
-        big = await measure(client, site, args.tasks, args.repeat, args.later)
+        big = await measure(client, services, site, args.tasks, args.repeat, args.later)
         print(f"measured at {args.tasks}; load {load()}", flush=True)
         await db.close()
     report(args.baseline, small, args.tasks, big)
