@@ -309,7 +309,7 @@ async def test_paging_walks_every_task_exactly_once_when_a_task_is_created_betwe
         await service.delete(user, task_id)
 
 
-async def test_a_state_filter_finds_a_paused_task_on_the_first_page(
+async def test_a_state_filter_is_part_of_the_query_so_a_paused_task_is_on_the_first_page(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
 ) -> None:
@@ -332,6 +332,8 @@ async def test_a_state_filter_finds_a_paused_task_on_the_first_page(
             break
         await asyncio.sleep(0.1)
     assert await paused_first()
+    active = [t for page in await walk(service, user, 1, state="active") for t in page]
+    assert sorted(active) == sorted(ids[1:])
     assert await walk(service, user, 1, state="stopped") == [[]]
     for task_id in ids:
         await service.delete(user, task_id)
