@@ -14,7 +14,6 @@ from pydantic import BaseModel
 from temporalio.client import (
     Client,
     ScheduleActionStartWorkflow,
-    WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
 )
@@ -54,6 +53,9 @@ WORKFLOW_TYPES: dict[TaskKind, type] = {
     TaskKind.DAILY_BRIEFING: DailyBriefingWorkflow,
 }
 WORKFLOW_KINDS = tuple(WORKFLOW_TYPES)
+# The page a door (MCP, API) answers when the caller names no page size: bounded, so a user
+# with 10,000 tasks gets a page and a cursor, not everything at once.
+DEFAULT_PAGE_SIZE = 50
 
 
 class TaskSummary(BaseModel):
@@ -143,8 +145,15 @@ class TaskReads:
                 return TaskPage(watches, _cursor("watches", next_token))
             if kind not in (None, *schedule_kinds):
                 return TaskPage(watches)
-            # Watches are done; the next page starts the schedules.
-            return TaskPage(watches, _cursor("schedules", None))
+            if len(watches) >= page_size:
+                return TaskPage(watches, _cursor("schedules", None))
+            # Watches are done: the schedules fill the rest of the page (a caller who stops at
+            # a short or empty page has still seen the start of both).
+            schedules, next_token = await self._list_schedules(
+                user, kind, state, page_size - len(watches), None
+            )
+            more = _cursor("schedules", next_token) if next_token else None
+            return TaskPage([*watches, *schedules], more)
         schedules, next_token = await self._list_schedules(
             user, kind, state, page_size, token_bytes
         )
@@ -164,21 +173,32 @@ class TaskReads:
         clauses.append(f"({' OR '.join(kinds)})")
         # A continued-as-new run is history; its successor is the task.
         clauses.append('ExecutionStatus != "ContinuedAsNew"')
+        # The state is filtered in the query, not after it: a page of 10,000 tasks filtered
+        # afterwards would come back nearly empty, page after page.
+        if state == TaskState.STOPPED.value:
+            clauses.append('ExecutionStatus != "Running"')
+        elif state is not None:
+            attribute = f"{temporal.STATE.name} = {json.dumps(state)}"
+            if state == TaskState.ACTIVE.value:  # a run started before the attribute: active
+                attribute = f"({attribute} OR {temporal.STATE.name} IS NULL)"
+            clauses.append(f'ExecutionStatus = "Running" AND {attribute}')
         executions = self.client.list_workflows(
             " AND ".join(clauses), page_size=size, next_page_token=token
         )
         await executions.fetch_next_page()
+        page = executions.current_page or []
+        latest = await self._latest_runs(
+            [e.id for e in page if e.status is not WorkflowExecutionStatus.RUNNING]
+        )
         tasks: list[TaskSummary] = []
-        for execution in executions.current_page or []:
+        for execution in page:
             running = execution.status is WorkflowExecutionStatus.RUNNING
-            if not running and not await self._is_current_run(execution):
+            if not running and latest.get(execution.id, execution.run_id) != execution.run_id:
                 continue  # an earlier life of a task that was created again
             attrs = execution.typed_search_attributes
             current = attrs.get(temporal.STATE) or TaskState.ACTIVE.value
             if not running:
                 current = TaskState.STOPPED.value
-            if state is not None and current != state:
-                continue
             memo = await execution.memo()
             tasks.append(
                 TaskSummary(
@@ -191,12 +211,18 @@ class TaskReads:
             )
         return tasks, executions.next_page_token
 
-    async def _is_current_run(self, execution: WorkflowExecution) -> bool:
-        try:
-            latest = await self.client.get_workflow_handle(execution.id).describe()
-        except RPCError:
-            return True
-        return latest.run_id == execution.run_id
+    async def _latest_runs(self, workflow_ids: builtins.list[str]) -> dict[str, str]:
+        """The newest run of each id (one visibility query for a page's ended runs, not one
+        describe each: a user with thousands of stopped tasks pages as fast as one with none)."""
+        if not workflow_ids:
+            return {}
+        ids = ", ".join(json.dumps(i) for i in sorted(set(workflow_ids)))
+        newest: dict[str, tuple[datetime, str]] = {}
+        async for run in self.client.list_workflows(f"WorkflowId IN ({ids})"):
+            seen = newest.get(run.id)
+            if seen is None or run.start_time > seen[0]:
+                newest[run.id] = (run.start_time, run.run_id)
+        return {workflow_id: run_id for workflow_id, (_, run_id) in newest.items()}
 
     async def _list_schedules(
         self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None

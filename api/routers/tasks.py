@@ -22,7 +22,7 @@ from ambient.task_inputs import (
     TaskType,
     config_schema,
 )
-from ambient.task_reads import TaskSummary
+from ambient.task_reads import DEFAULT_PAGE_SIZE, TaskSummary
 from ambient.tasks import TaskRef, TaskService
 from api.deps import CurrentUser, StateDep
 
@@ -85,10 +85,15 @@ async def list_tasks(
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> list[TaskSummary]:
-    """Your tasks; with page_size a page, the next one's token in X-Next-Page-Token."""
+    """Your tasks a page at a time (page_size, default 50); the next page's token is in
+    X-Next-Page-Token (absent on the last page)."""
     try:
         page = await tasks.list(
-            user.name, kind=kind, state=state, page_size=page_size, page_token=page_token
+            user.name,
+            kind=kind,
+            state=state,
+            page_size=page_size or DEFAULT_PAGE_SIZE,
+            page_token=page_token,
         )
     except TaskError as exc:
         raise _fail(exc, "page_token", "query") from None

@@ -17,7 +17,7 @@ from ambient.domain.watches import ThresholdWatchConfig, WebMonitorConfig
 from ambient.settings import Settings
 from ambient.status import temporal_problem
 from ambient.task_inputs import ANY_CONFIG, CONFIG_BY_TYPE, TaskError, TaskType, config_schema
-from ambient.task_reads import TaskSummary
+from ambient.task_reads import DEFAULT_PAGE_SIZE, TaskSummary
 from ambient.tasks import TaskRef, TaskService
 from mcp_server.auth import app_state, current_user
 
@@ -166,17 +166,24 @@ async def list_tasks(
     ] = None,
     page_size: Annotated[
         int | None,
-        Field(default=None, ge=1, le=1000, description="tasks per page; omitted: all tasks"),
+        Field(
+            default=None,
+            ge=1,
+            le=1000,
+            description=f"tasks per page (1-1000); omitted: {DEFAULT_PAGE_SIZE}",
+        ),
     ] = None,
     page_token: Annotated[
         str | None,
         Field(default=None, max_length=4096, description="next_page_token of the previous page"),
     ] = None,
 ) -> TaskList:
-    """List your background tasks with task_id, kind and state, a page at a time."""
+    """List your background tasks with task_id, kind and state, a page at a time (newest
+    first); when next_page_token is not null, pass it as page_token for the next page."""
     user, service = current_user(ctx), _service(ctx)
+    size = page_size or DEFAULT_PAGE_SIZE
     page = await _call(
-        service.list(user, kind=kind, state=state, page_size=page_size, page_token=page_token),
+        service.list(user, kind=kind, state=state, page_size=size, page_token=page_token),
         service.settings,
     )
     return TaskList(tasks=list(page), next_page_token=page.next_page_token)

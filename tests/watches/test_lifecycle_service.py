@@ -266,3 +266,83 @@ async def _listed(
             return tasks
         await asyncio.sleep(0.05)
     raise AssertionError(f"list_tasks never showed it: {sorted(tasks)}")
+
+
+async def walk(service: TaskService, user: str, size: int, **filters: Any) -> list[list[str]]:
+    """Every page of ``user``'s list, as task ids."""
+    pages: list[list[str]] = []
+    token: str | None = None
+    while True:
+        page = await service.list(user, page_size=size, page_token=token, **filters)
+        pages.append([t.task_id for t in page])
+        token = page.next_page_token
+        if token is None:
+            return pages
+
+
+async def test_paging_walks_every_task_exactly_once_when_a_task_is_created_between_pages(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    user = unique("walker")
+    before = [
+        (await service.create_web_monitor(user, monitor(base, "/a", minutes=60 + i))).task_id
+        for i in range(4)
+    ]
+    reminder = {"type": "daily", "hour": 7, "message": "walk", "timezone": "UTC"}
+    before.append((await service.create_reminder(user, reminder)).task_id)
+    await eventually_listed(service, user, before)
+
+    first = await service.list(user, page_size=2)
+    late = (await service.create_web_monitor(user, monitor(base, "/a", minutes=99))).task_id
+    seen = [t.task_id for t in first]
+    token = first.next_page_token
+    while token is not None:
+        page = await service.list(user, page_size=2, page_token=token)
+        seen += [t.task_id for t in page]
+        token = page.next_page_token
+    assert len(seen) == len(set(seen))  # nothing twice, the late task included or not
+    assert set(before) <= set(seen)
+    for task_id in [*before, late]:
+        await service.delete(user, task_id)
+
+
+async def test_a_state_filter_is_part_of_the_query_so_a_paused_task_is_on_the_first_page(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    user = unique("pauser")
+    ids = [
+        (await service.create_web_monitor(user, monitor(base, "/a", minutes=60 + i))).task_id
+        for i in range(3)
+    ]
+    await service.pause(user, ids[0])  # the oldest: the last of an unfiltered walk
+    await eventually_listed(service, user, ids)
+
+    async def paused_first() -> bool:
+        page = await service.list(user, page_size=1, state="paused")
+        return [t.task_id for t in page] == [ids[0]]
+
+    for _ in range(100):  # visibility is eventually consistent
+        if await paused_first():
+            break
+        await asyncio.sleep(0.1)
+    assert await paused_first()
+    active = [t for page in await walk(service, user, 1, state="active") for t in page]
+    assert sorted(active) == sorted(ids[1:])
+    assert await walk(service, user, 1, state="stopped") == [[]]
+    for task_id in ids:
+        await service.delete(user, task_id)
+
+
+async def eventually_listed(service: TaskService, user: str, ids: list[str]) -> None:
+    for _ in range(100):  # visibility is eventually consistent
+        listed = [t.task_id for t in await service.list(user)]
+        if sorted(listed) == sorted(ids):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{ids} not listed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -74,6 +75,44 @@ async def test_tasks_api_creates_lists_steers_and_rejects_bad_input(
             ]
             assert (await http.get("/tasks/web-monitor/someone-else/x/status")).status_code == 404
             assert (await http.delete(f"/tasks/{task_id}")).json()["state"] == "stopped"
+
+
+async def test_tasks_api_answers_a_bounded_page_with_the_next_token_in_a_header(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default page is 50; three tasks over a default of two show the same bound.
+    monkeypatch.setattr("api.routers.tasks.DEFAULT_PAGE_SIZE", 2)
+    settings = deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(settings)
+        registered = await http.post("/users", json={"name": "api-pager"}, headers=admin)
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        ids = []
+        for i in range(3):
+            body = {"type": "schedule", "name": f"p{i}", "config": {"message": f"p{i}"}}
+            ids.append((await http.post("/tasks", json=body)).json()["task_id"])
+
+        async def paged() -> bool:
+            first = await http.get("/tasks")
+            token = first.headers.get("X-Next-Page-Token")
+            if len(first.json()) != 2 or token is None:
+                return False
+            rest = await http.get("/tasks", params={"page_token": token})
+            seen = [t["task_id"] for t in first.json() + rest.json()]
+            return sorted(seen) == sorted(ids) and "X-Next-Page-Token" not in rest.headers
+
+        await eventually(paged)
+        bad = await http.get("/tasks", params={"page_token": "not-a-token"})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["query", "page_token"]
+        assert "not a token from a previous list" in bad.json()["detail"][0]["msg"]
+        for task_id in ids:
+            await http.delete(f"/tasks/{task_id}")
 
 
 async def test_task_cli_creates_lists_and_reports_errors(

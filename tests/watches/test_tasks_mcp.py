@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from mcp import Client
 from temporalio.testing import WorkflowEnvironment
@@ -287,3 +288,35 @@ async def test_the_daily_briefing_id_works_with_the_generic_task_tools(app: AppS
         assert updated["config"]["timezone"] == "Europe/Berlin" and updated["state"] == "paused"
         assert (await call(client, "resume_task", task_id=task_id))["state"] == "active"
         assert (await call(client, "delete_task", task_id=task_id))["state"] == "stopped"
+
+
+async def test_list_tasks_without_a_page_size_answers_a_bounded_page_and_its_cursor(
+    app: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default page is 50; three tasks over a default of two show the same bound.
+    monkeypatch.setattr("mcp_server.tools.tasks.DEFAULT_PAGE_SIZE", 2)
+    async with mcp(app) as client:
+        ids = [
+            (await call(client, "create_reminder", config={"message": f"b{i}"}, name=f"b{i}"))[
+                "task_id"
+            ]
+            for i in range(3)
+        ]
+
+        async def all_listed() -> bool:
+            first = await call(client, "list_tasks")
+            if len(first["tasks"]) != 2 or first["next_page_token"] is None:
+                return False
+            rest = await call(client, "list_tasks", page_token=first["next_page_token"])
+            seen = [t["task_id"] for t in first["tasks"] + rest["tasks"]]
+            return sorted(seen) == sorted(ids) and rest["next_page_token"] is None
+
+        await eventually(all_listed)
+        for task_id in ids:
+            await call(client, "delete_task", task_id=task_id)
+
+
+async def test_a_page_token_not_from_a_list_is_a_readable_tool_error(app: AppState) -> None:
+    async with mcp(app) as client:
+        text = await error_of(client, "list_tasks", page_token="not-a-token")
+    assert "page_token: not a token from a previous list; omit it to start again" in text
