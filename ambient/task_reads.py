@@ -258,15 +258,17 @@ class TaskReads:
         kind = self._owned(user, task_id)
         if kind is TaskKind.SCHEDULE:
             return await self._schedule_status(user, task_id)
-        handle = self.client.get_workflow_handle(task_id)
-        try:
-            description = await handle.describe()
-        except RPCError as exc:
-            raise self._missing(task_id, exc) from None
         if kind is TaskKind.DAILY_BRIEFING:
             status = await self._briefing_status(task_id)
         else:
             status = await self._query_status(task_id)
+        # Described after the query: a poll still pending then had not handed back when the
+        # query answered, so its heartbeat is not in the recorded checks (described first, a
+        # poll handing back in between was counted twice).
+        try:
+            description = await self.client.get_workflow_handle(task_id).describe()
+        except RPCError as exc:
+            raise self._missing(task_id, exc) from None
         if description.status is not WorkflowExecutionStatus.RUNNING:
             # The same answer list_tasks gives: a task whose run has ended is stopped.
             status.state = TaskState.STOPPED

@@ -395,9 +395,14 @@ async def test_get_task_adds_the_running_polls_heartbeated_progress(
         # A long window: the checks stay inside the running poll; only heartbeats say them.
         handle = await start(dev_env, worker.task_queue, fast([f"{base}/news"]), window=600.0)
         service = TaskService(dev_env.client, loopback_deps.settings, loopback_deps.db)
+        # The baseline poll heartbeats its one check too, just before it hands back: the
+        # heartbeat meant here is the long poll's, which runs once the baseline is recorded.
+        await until(lambda: _checks(handle, 1))
         beat = await until(lambda: _heartbeat(handle))
         shown = await service.get(USER, handle.id)
         recorded = await status(handle)
+        # The server takes the long poll's next heartbeat minutes later: get saw this one.
+        assert await _heartbeat(handle) == beat
         await handle.signal("stop")
         await handle.result()
     assert isinstance(beat, PollProgress)
@@ -405,6 +410,35 @@ async def test_get_task_adds_the_running_polls_heartbeated_progress(
     urls: Any = shown.detail["urls"]
     assert urls[f"{base}/news"]["last_outcome"] == "not_modified"
     assert recorded.checks == 1  # only the baseline was handed back
+
+
+async def test_get_task_never_counts_a_poll_that_hands_back_meanwhile_twice(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    """get reads the running poll's heartbeat (describe) and the recorded checks (query):
+    a poll handing back between the two must not be counted in both."""
+    from ambient.tasks import TaskService
+
+    state, base = site
+    state.pages["/news"] = article("Steady.")
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        # Short windows: a hand-back every second, the next check a quarter second after it.
+        handle = await start(
+            dev_env, worker.task_queue, fast([f"{base}/news"]), every=0.25, window=1.0
+        )
+        service = TaskService(dev_env.client, loopback_deps.settings, loopback_deps.db)
+        await until(lambda: _checks(handle, 1))
+        over, handbacks, recorded = [], 0, (await status(handle)).checks
+        while handbacks < 30:  # gets straddling thirty hand-backs
+            shown = await service.get(USER, handle.id)
+            made = len(state.requests)  # every check fetches the one page once
+            if shown.checks > made:
+                over.append((shown.checks, made))
+            now = (await status(handle)).checks
+            handbacks, recorded = handbacks + (now > recorded), now
+        await handle.signal("stop")
+        await handle.result()
+    assert over == []
 
 
 async def _heartbeat(handle: WorkflowHandle[Any, Any]) -> Any:

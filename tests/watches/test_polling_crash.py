@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -62,6 +65,33 @@ def crash_env(
     return env
 
 
+async def polling(
+    dev_env: WorkflowEnvironment, queue: str, process: subprocess.Popen[bytes]
+) -> bool:
+    """Whether ``process`` polls ``queue`` for workflow tasks (its client's identity is
+    ``pid@host``, the SDK's default), so a query has a live worker to answer it."""
+    client = dev_env.client
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return any(p.identity.startswith(f"{process.pid}@") for p in described.pollers)
+
+
+async def serving(
+    dev_env: WorkflowEnvironment, env: dict[str, str], process: subprocess.Popen[bytes]
+) -> None:
+    """Wait for a worker process started just now to poll its queue. A query needs a live
+    worker: asked before one polls, the server answers "no poller seen for task queue
+    recently" (or holds the query until its deadline); a killed worker's pollers stay listed
+    for minutes, hence this process's own identity."""
+    queue = env["AMBIENT_TEMPORAL_TASK_QUEUE"]
+    await until(partial(polling, dev_env, queue, process), 120)
+
+
 async def kill_after_a_stored_change(
     dev_env: WorkflowEnvironment,
     deps: WorkerDeps,
@@ -79,6 +109,7 @@ async def kill_after_a_stored_change(
     with worker_process(env, tmp_path, tmp_path / "worker-1.log") as first:
         queue = env["AMBIENT_TEMPORAL_TASK_QUEUE"]
         handle = await start(dev_env, queue, fast([url]), window=window, task=task)
+        await serving(dev_env, env, first)
         await until(lambda: _checks(handle, 1), 60)
         site.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
         await until(lambda: stored_change(deps, task), 60)
@@ -121,7 +152,8 @@ async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reportin
         )
         # No worker now: the history says what the workflow has recorded.
         before = [e for r in await poll_results(handle) for e in r.events]
-        with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
+        with worker_process(env, tmp_path, tmp_path / "worker-2.log") as second:
+            await serving(dev_env, env, second)
             await until(lambda: _changes(handle, 1), 120)
             # A few checks of the resumed poll see the same page: nothing more to tell.
             checks = (await status(handle)).checks
