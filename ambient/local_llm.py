@@ -515,6 +515,13 @@ def ensure_server(settings: Settings) -> LocalServer:
     layout = Layout.of(settings)
     if not layout.template.exists():
         raise LocalLLMError(f"no patched chat template at {layout.template}: run `make llm`")
+    if INSTRUCTION_FENCE not in layout.template.read_text(encoding="utf-8"):
+        # An install before the instruction was fixed: its model writes calls the server
+        # does not read, so every answer would look like "no tool called".
+        raise LocalLLMError(
+            f"the chat template at {layout.template} still asks for calls in <tool_call> "
+            "tags, which the server does not read: run `ambient llm install` to renew it"
+        )
     return start_server(settings, layout, template=layout.template)
 
 

@@ -218,6 +218,21 @@ async def test_a_server_already_serving_the_model_is_reused_and_another_refused(
             await asyncio.to_thread(ensure_server, settings)
 
 
+def test_a_template_from_an_older_install_is_refused_with_the_command_that_renews_it(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path, local_llm_port=free_port())
+    layout = Layout.of(settings)
+    layout.template.parent.mkdir(parents=True)
+    # What installs before the instruction fix wrote: past calls fenced, the instruction not.
+    old = TEMPLATE.replace(local_llm.TAG_OPEN, local_llm.FENCE_OPEN).replace(
+        local_llm.TAG_CLOSE, local_llm.FENCE_CLOSE
+    )
+    layout.template.write_text(old)
+    with pytest.raises(LocalLLMError, match="run `ambient llm install` to renew it"):
+        ensure_server(settings)
+
+
 def test_dev_with_local_llm_and_nothing_installed_stops_with_the_reason(tmp_path: Path) -> None:
     settings = _settings(tmp_path, local_llm=True, local_llm_port=free_port())
     opts = DevOptions(
