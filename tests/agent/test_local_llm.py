@@ -120,7 +120,8 @@ def test_the_chat_template_is_read_from_the_gguf_metadata(tmp_path: Path) -> Non
 
 
 # The shape of Qwen2.5's template: tools in the system turn, past calls in the history branch.
-TEMPLATE = """{%- for message in messages %}
+TEMPLATE = (
+    """{%- for message in messages %}
 {%- if message.role == "assistant" and message.tool_calls %}
     {{- '<|im_start|>assistant' }}
     {%- for tool_call in message.tool_calls %}
@@ -135,24 +136,39 @@ TEMPLATE = """{%- for message in messages %}
     {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
 {%- endif %}
 {%- endfor %}
-{{- "Call tools within <tool_call></tool_call> XML tags" }}
-{{- '<|im_start|>assistant\\n' }}"""
+{{- "For each function call, return a json object with function name and arguments """
+    r"""within <tool_call></tool_call> XML tags:\n<tool_call>\n{{\"name\": <function-name>, """
+    r"""\"arguments\": <args-json-object>}}\n</tool_call><|im_end|>\n" }}"""
+    """{{- '<|im_start|>assistant\\n' }}"""
+)
+
+
+def _render(template: str, request: dict[str, object]) -> str:
+    return jinja2.Environment().from_string(template).render(**request)
 
 
 def test_the_template_fix_changes_past_calls_only() -> None:
     patched = patch_template(TEMPLATE)
-
-    def render(template: str, request: dict[str, object]) -> str:
-        return jinja2.Environment().from_string(template).render(**request)
-
     single = local_llm.PROBE_REQUEST
-    assert render(patched, single) == render(TEMPLATE, single)
-    history = render(patched, local_llm.HISTORY_REQUEST)
+    # A single-turn prompt differs from the model's own only in how a call is to be written.
+    assert _render(patched, single) == _render(TEMPLATE, single).replace(
+        local_llm.RENDERED_TAGS, local_llm.RENDERED_FENCE
+    )
+    history = _render(patched, local_llm.HISTORY_REQUEST)
     assert local_llm.HISTORY_FENCE in history and "\n</tool_call>" not in history
-    # The instructions to the model still name the tags: only the history changed.
-    assert "<tool_call></tool_call>" in history
     with pytest.raises(LocalLLMError, match="cannot serve tool calls"):
         patch_template("{{ messages }}")
+
+
+def test_the_served_template_asks_for_calls_in_the_fence_its_parser_reads() -> None:
+    """The GGUF's instruction shows a call in <tool_call> tags with doubled braces: the model
+    copied both into its text, where the parser derived from the fenced history reads none."""
+    prompt = _render(patch_template(TEMPLATE), local_llm.PROBE_REQUEST)
+    assert local_llm.RENDERED_TAGS in _render(TEMPLATE, local_llm.PROBE_REQUEST)
+    assert "<tool_call>" not in prompt and "{{" not in prompt
+    assert '```json\n{"name": <function-name>, "arguments": <args-json-object>}\n```' in prompt
+    with pytest.raises(LocalLLMError, match="call tools as expected"):
+        patch_template(TEMPLATE.replace("<tool_call></tool_call> XML tags", "tags"))
 
 
 def _verified_layout(tmp_path: Path, script: str) -> tuple[Settings, Layout]:
@@ -200,6 +216,21 @@ async def test_a_server_already_serving_the_model_is_reused_and_another_refused(
     async with serve(_answering("someone-elses-model"), port=port):
         with pytest.raises(LocalLLMError, match="serves 'someone-elses-model'"):
             await asyncio.to_thread(ensure_server, settings)
+
+
+def test_a_template_from_an_older_install_is_refused_with_the_command_that_renews_it(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path, local_llm_port=free_port())
+    layout = Layout.of(settings)
+    layout.template.parent.mkdir(parents=True)
+    # What installs before the instruction fix wrote: past calls fenced, the instruction not.
+    old = TEMPLATE.replace(local_llm.TAG_OPEN, local_llm.FENCE_OPEN).replace(
+        local_llm.TAG_CLOSE, local_llm.FENCE_CLOSE
+    )
+    layout.template.write_text(old)
+    with pytest.raises(LocalLLMError, match="run `ambient llm install` to renew it"):
+        ensure_server(settings)
 
 
 def test_dev_with_local_llm_and_nothing_installed_stops_with_the_reason(tmp_path: Path) -> None:

@@ -377,7 +377,8 @@ async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both
     tools = {t["function"]["name"] for t in await our_tools("voice")}
     assert len(cases) >= 200
     assert len({c.id for c in cases}) == len(cases)
-    for split in ("tune", "heldout"):
+    # heldout2 was written after heldout had been looked at while tuning: the clean held-back set.
+    for split in ("tune", "heldout", "heldout2"):
         half = [c for c in cases if c.split == split]
         for lang in ("en", "zh"):
             said = [c for c in half if c.lang == lang]
@@ -388,10 +389,11 @@ async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both
         # A multi-turn part in each half: follow-ups that need an earlier result, some
         # calling a tool with what that result named, some asking back or just talking.
         follow_ups = [c for c in half if c.history]
-        assert len(follow_ups) >= 15
+        assert len(follow_ups) >= (12 if split == "heldout2" else 15)
         assert {c.lang for c in follow_ups} == {"en", "zh"}
         assert any(c.expected for c in follow_ups) and any(not c.expected for c in follow_ups)
-    assert {c.split for c in cases} == {"tune", "heldout"}
+    assert {c.split for c in cases} == {"tune", "heldout", "heldout2"}
+    assert sum(c.split == "heldout2" for c in cases) >= 60
 
 
 async def test_voice_profile_is_asked_with_the_voice_servers_published_prompt(
