@@ -54,6 +54,14 @@ POLL_PHASE = "poll-phase"
 # After asking a poll to hand back, how long to wait before cancelling it through Temporal
 # (a poll in another worker process hears of a cancellation only at its next heartbeat).
 END_POLL_WAIT = timedelta(seconds=10)
+# A poll reported lost may be alive after all: Temporal retried it in a live process (its
+# heartbeat timeout passed) before the sweep found the dead process's lease. The sweep's end
+# request ends such a poll within END_POLL_READ; the workflow cancels the poll and waits this
+# long for its result, so the events it hands back are taken from it, not handed back again
+# by the next poll (that would put them in history twice). A poll that does not answer is
+# dead: its result is dropped and the next poll takes over what it stored.
+LOST_POLL_WAIT = timedelta(seconds=15)
+LOST_POLL_ANSWERS = "poll-lost-answers"
 
 
 @workflow.defn(name=WEB_MONITOR_TYPE)
@@ -180,8 +188,11 @@ class WebMonitorWorkflow(WatchControls):
                 if not handle.done() and not self.is_lost(number):
                     await workflow.wait_condition(lambda: handle.done() or self.is_lost(number))
             if not handle.done() and self.lost is not None:
-                self.abandon(handle, self.lost)
-                return
+                if not workflow.patched(LOST_POLL_ANSWERS):
+                    self.abandon(handle, self.lost)
+                    return
+                if not await self.answers(handle, self.lost):
+                    return
             result = await handle
         except ActivityError as error:
             # A poll that failed for good is a failure to show; the watch waits an interval
@@ -199,6 +210,22 @@ class WebMonitorWorkflow(WatchControls):
             self.checking = False
         self.absorb(result)
 
+    async def answers(self, handle: workflow.ActivityHandle[PollResult], lost: PollLost) -> bool:
+        """Cancel a poll reported lost and wait ``LOST_POLL_WAIT`` for it; True if it handed
+        back a result to take (Temporal had retried it in a live process)."""
+        handle.cancel()
+        try:
+            await workflow.wait_condition(handle.done, timeout=LOST_POLL_WAIT)
+        except TimeoutError:
+            self.abandon(handle, lost)
+            return False
+        if not handle.cancelled() and handle.exception() is None:
+            return True
+        # Cancelled before any attempt ran again: nothing was handed back, the next poll
+        # takes over what the dead attempt stored.
+        self.note_lost(lost)
+        return False
+
     def is_lost(self, number: int) -> bool:
         return self.lost is not None and self.lost.poll == number
 
@@ -208,6 +235,9 @@ class WebMonitorWorkflow(WatchControls):
         stored (its events, by the poll's mark). What the dead attempt returns is dropped."""
         handle.cancel()
         handle.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self.note_lost(lost)
+
+    def note_lost(self, lost: PollLost) -> None:
         self.state.last_failure = Failure(
             what="poll",
             error=f"the worker process of the poll ({lost.process[:12]}) stopped; polling again",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -24,9 +25,12 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
+from ambient.domain.polling import PollLost
 from ambient.domain.tasks import TaskStatus
+from ambient.storage.leases import Lease, end_lost
+from ambient.storage.models import WatchPollLease
 from ambient.storage.repositories import EventRepository, InboxRepository
-from tests.conftest import unique
+from tests.conftest import running_worker, unique
 from tests.remediation.test_crash import worker_env, worker_process
 from tests.support.record import save_history
 from tests.support.servers import serve
@@ -216,3 +220,64 @@ async def test_a_killed_workers_poll_is_started_again_by_a_live_worker_long_befo
     assert cancelled  # the server will not try the dead poll again
     assert final.detail["changes_total"] == 1
     await assert_told_once(handle, loopback_deps, task, f"{base}/news")
+
+
+async def written_lease(deps: WorkerDeps, task: str, poll: int) -> Lease | None:
+    """The lease of the watch's poll number ``poll``, once its process has written it."""
+    async with deps.db.session() as session:
+        row = await session.scalar(select(WatchPollLease).where(WatchPollLease.task == task))
+    if row is None or row.poll != poll:
+        return None
+    return Lease(row.task, row.life, row.run_id, row.poll, row.process)
+
+
+async def polls_closed(handle: WorkflowHandle[Any, Any], n: int) -> bool:
+    """Whether ``n`` polls have closed in the history (completed, failed, cancelled, timed out)."""
+    history = await handle.fetch_history()
+    polls: set[int] = set()
+    closed = 0
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if event.activity_task_scheduled_event_attributes.activity_type.name == "poll_pages":
+                polls.add(event.event_id)
+        attributes = {
+            EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed",
+            EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed",
+            EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled",
+            EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out",
+        }.get(event.event_type)
+        if attributes is not None:
+            done = getattr(event, f"{attributes}_event_attributes")
+            closed += done.scheduled_event_id in polls
+    return closed >= n
+
+
+@pytest.mark.devserver
+async def test_a_poll_reported_lost_while_temporal_runs_it_again_hands_its_change_back_once(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps
+) -> None:
+    """Temporal retried the dead process's poll in a live one before a sweep found the dead
+    lease: the sweep's signal (here before the poll's result) must not make the workflow drop
+    the live poll's result and let the next poll hand the same stored change back again."""
+    site = Site()
+    site.pages["/news"] = article("Quiet morning.")
+    async with serve(site.app()) as base, running_worker(dev_env.client, loopback_deps) as worker:
+        url = f"{base}/news"
+        task = unique(f"web-monitor/{USER}/retried")
+        handle = await start(dev_env, worker.task_queue, fast([url]), window=20.0, task=task)
+        await until(lambda: _checks(handle, 1), 60)
+        site.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
+        await until(lambda: stored_change(loopback_deps, task), 60)
+        # The poll after the baseline's: it stored the change and has not handed it back.
+        lease = await until(partial(written_lease, loopback_deps, task, 2), 60)
+        # What a sweep does with the dead process's lease of this poll: the signal, then
+        # (its process read as alive after all) the end request for exactly this poll.
+        lost = PollLost(life=lease.life, run_id=lease.run_id, poll=lease.poll, process="dead")
+        await handle.signal("poll_lost", lost)
+        await end_lost(loopback_deps.db, [lease])
+        await until(lambda: _changes(handle, 1), 60)
+        await until(partial(polls_closed, handle, 2), 60)  # the baseline and the lost poll
+        await handle.signal("stop")
+        final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), 60))
+    assert final.detail["changes_total"] == 1
+    await assert_told_once(handle, loopback_deps, task, url)
