@@ -128,7 +128,21 @@ async def test_signing_annotate_and_bus_tools_in_memory(
             found = await call(as_alice, "search_messages", keyword="LOOKING AT")
             assert found["query"] == "LOOKING AT" and found["total_matches"] == 1
             assert found["results"][0]["from_id"] == boss
-            # Posted moments apart by different senders: the analysis flags them.
+            # Posted moments apart by different senders: the analysis flags them. It reads the
+            # posting times, so they are pinned: how long a busy machine took between the calls
+            # above must not decide what the analysis sees.
+            posted = datetime.now(UTC) - timedelta(minutes=1)
+            async with deps.db.session() as session:
+                for offset, sender in ((0.0, alice), (1.0, boss), (2.5, "xiaozhi")):
+                    await session.execute(
+                        update(DiscussionMessage)
+                        .where(
+                            DiscussionMessage.discussion_id == disc,
+                            DiscussionMessage.from_id == sender,
+                        )
+                        .values(created_at=posted + timedelta(seconds=offset))
+                    )
+                await session.commit()
             anomalies = await call(as_alice, "detect_anomalies", discussion_id=disc)
             assert {a["from_id"] for a in anomalies["anomalies"]} >= {boss, "xiaozhi"}
             notes = await call(as_alice, "annotate_discussion", discussion_id=disc)
