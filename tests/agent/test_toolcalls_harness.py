@@ -29,6 +29,20 @@ from tests.standins.llm_api import API_KEY, Answer, Content, LLMApi, ToolCalls
 from tests.support.servers import serve
 
 
+async def run_bench(
+    llm: LLMApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> int:
+    """The bench's command line against the stand-in model, its key taken from the
+    environment as a user's would be; the table row goes to tmp_path/benchmarks.md."""
+    monkeypatch.setenv("STANDIN_KEY", API_KEY)
+    async with serve(llm.app()) as base:
+        argv = [
+            *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY"),
+            *("--benchmarks-md", str(tmp_path / "benchmarks.md"), *args),
+        ]
+        return await asyncio.to_thread(bench_run.main, argv)
+
+
 def test_values_match_by_the_documented_rules() -> None:
     assert value_matches("https://TechCrunch.com/", "https://techcrunch.com")
     assert value_matches(30, 30.0) and value_matches(30, "30") and not value_matches(30, 31)
@@ -212,14 +226,13 @@ async def test_command_runs_a_pinned_tool_list_k_times_and_records_the_run(
 
     llm = LLMApi(responder=respond)
     out, md = tmp_path / "report.json", tmp_path / "benchmarks.md"
-    monkeypatch.setenv("STANDIN_KEY", API_KEY)
-    async with serve(llm.app()) as base:
-        argv = [
-            *("--base-url", f"{base}/v1", "--model", "standin", "--api-key-env", "STANDIN_KEY"),
-            *("--profile", "pinned", "--dataset", str(dataset), "--runs", "2"),
-            *("--out", str(out), "--benchmarks-md", str(md)),
-        ]
-        code = await asyncio.to_thread(bench_run.main, argv)
+    code = await run_bench(
+        llm,
+        tmp_path,
+        monkeypatch,
+        *("--model", "standin", "--profile", "pinned", "--dataset", str(dataset)),
+        *("--runs", "2", "--out", str(out)),
+    )
     assert code == 0
     saved = json.loads(out.read_text("utf-8"))
     assert (saved["cases"], saved["runs"], saved["pass1"], saved["pass_k"]) == (2, 2, 1.0, 1.0)
@@ -240,14 +253,16 @@ async def test_cases_for_runs_the_pinned_subset_with_the_whole_tool_list(
     dataset.write_text("\n".join(json.dumps(r) for r in rows), "utf-8")
     llm = LLMApi(responder=lambda body: ToolCalls([("pause_task", {"task_id": "x"})]))
     out = tmp_path / "report.json"
-    monkeypatch.setenv("STANDIN_KEY", API_KEY)
-    async with serve(llm.app()) as base:
-        argv = [
-            *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY", "--runs", "1"),
-            *("--cases-for", "pinned", "--dataset", str(dataset), "--out", str(out)),
-            *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
-        ]
-        assert await asyncio.to_thread(bench_run.main, argv) == 0
+    assert (
+        await run_bench(
+            llm,
+            tmp_path,
+            monkeypatch,
+            *("--runs", "1", "--cases-for", "pinned", "--dataset", str(dataset)),
+            *("--out", str(out)),
+        )
+        == 0
+    )
     saved = json.loads(out.read_text("utf-8"))
     assert (saved["cases"], saved["pass1"]) == (1, 1.0)
     assert len(llm.requests) == 1 and len(llm.requests[0]["tools"]) == len(saved["tools"]) > 10
@@ -288,15 +303,14 @@ async def test_find_profile_serves_lookups_with_the_products_find_tools_and_load
         return Content("不客气")
 
     llm = LLMApi(responder=respond)
-    out, md = tmp_path / "report.json", tmp_path / "benchmarks.md"
-    monkeypatch.setenv("STANDIN_KEY", API_KEY)
-    async with serve(llm.app()) as base:
-        argv = [
-            *("--base-url", f"{base}/v1", "--model", "standin", "--api-key-env", "STANDIN_KEY"),
-            *("--profile", "find", "--dataset", str(dataset), "--split", "heldout"),
-            *("--out", str(out), "--benchmarks-md", str(md)),
-        ]
-        code = await asyncio.to_thread(bench_run.main, argv)
+    out = tmp_path / "report.json"
+    code = await run_bench(
+        llm,
+        tmp_path,
+        monkeypatch,
+        *("--model", "standin", "--profile", "find", "--dataset", str(dataset)),
+        *("--split", "heldout", "--out", str(out)),
+    )
 
     assert code == 0
     saved = json.loads(out.read_text("utf-8"))
@@ -358,14 +372,16 @@ async def test_split_runs_only_that_half_of_the_data_set(
     dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
     llm = LLMApi(responder=lambda body: Content("不客气"))
     out = tmp_path / "report.json"
-    monkeypatch.setenv("STANDIN_KEY", API_KEY)
-    async with serve(llm.app()) as base:
-        argv = [
-            *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY", "--profile", "voice"),
-            *("--dataset", str(dataset), "--split", "heldout", "--out", str(out)),
-            *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
-        ]
-        assert await asyncio.to_thread(bench_run.main, argv) == 0
+    assert (
+        await run_bench(
+            llm,
+            tmp_path,
+            monkeypatch,
+            *("--profile", "voice", "--dataset", str(dataset), "--split", "heldout"),
+            *("--out", str(out)),
+        )
+        == 0
+    )
     saved = json.loads(out.read_text("utf-8"))
     assert saved["cases"] == 2
     asked = sorted(r["messages"][-1]["content"] for r in llm.requests)
@@ -404,15 +420,13 @@ async def test_voice_profile_is_asked_with_the_voice_servers_published_prompt(
     dataset = tmp_path / "cases.jsonl"
     dataset.write_text(json.dumps({"id": "1", "lang": "en", "utterance": "hi", "expected": []}))
     llm = LLMApi(responder=lambda body: Content("hello"))
-    monkeypatch.setenv("STANDIN_KEY", API_KEY)
-    async with serve(llm.app()) as base:
-        for profile in ("voice", "pinned"):
-            argv = [
-                *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY"),
-                *("--profile", profile, "--dataset", str(dataset)),
-                *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
-            ]
-            assert await asyncio.to_thread(bench_run.main, argv) == 0
+    for profile in ("voice", "pinned"):
+        assert (
+            await run_bench(
+                llm, tmp_path, monkeypatch, "--profile", profile, "--dataset", str(dataset)
+            )
+            == 0
+        )
     voice, chat = (r["messages"][0]["content"] for r in llm.requests)
     # Nothing but the published prompt is the voice model's system text; the chat agent's
     # cases keep the session context it would know from earlier tool results.
@@ -471,14 +485,15 @@ async def test_a_follow_up_is_asked_after_its_earlier_turns_as_a_client_sends_th
 
     llm = LLMApi(responder=respond)
     out = tmp_path / "report.json"
-    monkeypatch.setenv("STANDIN_KEY", API_KEY)
-    async with serve(llm.app()) as base:
-        argv = [
-            *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY", "--profile", "voice"),
-            *("--dataset", str(dataset), "--out", str(out)),
-            *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
-        ]
-        assert await asyncio.to_thread(bench_run.main, argv) == 0
+    assert (
+        await run_bench(
+            llm,
+            tmp_path,
+            monkeypatch,
+            *("--profile", "voice", "--dataset", str(dataset), "--out", str(out)),
+        )
+        == 0
+    )
     saved = json.loads(out.read_text("utf-8"))
     assert (saved["cases"], saved["pass1"]) == (2, 1.0)
     assert set(saved["per_part"]) == {"multi-turn", "single-turn"}
@@ -502,14 +517,16 @@ async def test_each_attempt_is_appended_to_the_progress_file_as_it_returns(
     dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
     llm = LLMApi(responder=lambda body: ToolCalls([("pause_task", {"task_id": "hn"})]))
     progress = tmp_path / "progress.jsonl"
-    monkeypatch.setenv("STANDIN_KEY", API_KEY)
-    async with serve(llm.app()) as base:
-        argv = [
-            *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY", "--runs", "2"),
-            *("--profile", "pinned", "--dataset", str(dataset), "--progress", str(progress)),
-            *("--benchmarks-md", str(tmp_path / "benchmarks.md")),
-        ]
-        assert await asyncio.to_thread(bench_run.main, argv) == 0
+    assert (
+        await run_bench(
+            llm,
+            tmp_path,
+            monkeypatch,
+            *("--runs", "2", "--profile", "pinned", "--dataset", str(dataset)),
+            *("--progress", str(progress)),
+        )
+        == 0
+    )
     lines = [json.loads(line) for line in progress.read_text("utf-8").splitlines()]
     assert sorted((line["id"], line["run"]) for line in lines) == [
         ("1", 1),
