@@ -39,6 +39,7 @@ from api.routers.pages import (
 )
 
 router = page_router()
+TASKS_PER_PAGE = 50
 
 
 def task_problem(exc: TaskError, _: Words) -> str:
@@ -60,12 +61,20 @@ MONITOR_LABELS = {
 @router.get("/app", response_class=HTMLResponse)
 async def dashboard(
     request: Request, state: StateDep, session: SessionDep, user: MaybeUser, _: PageWords
-) -> HTMLResponse:
+) -> Response:
     me = require(user)
     tasks_error = None
     tasks: list[TaskSummary] = []
+    next_tasks: str | None = None
+    # One page of tasks, as list_tasks answers: a user with thousands must still get the page.
+    tasks_page = request.query_params.get("tasks_page") or None
     try:
-        tasks = list(await TaskService(state.temporal, state.settings, state.db).list(me.name))
+        page = await TaskService(state.temporal, state.settings, state.db).list(
+            me.name, page_size=TASKS_PER_PAGE, page_token=tasks_page
+        )
+        tasks, next_tasks = list(page), page.next_page_token
+    except InvalidTaskError:  # a stale or edited link: start again from the first page
+        return back("/app", _("That page of tasks is no longer there; here is the first."))
     except Exception:  # Temporal down must not take the page down: say so instead.
         tasks_error = _("Tasks are unavailable right now; your events and inbox below still work.")
     events = await EventRepository(session).list(user=me.name, limit=20)
@@ -77,6 +86,8 @@ async def dashboard(
             "user": me,
             "tasks": tasks,
             "tasks_error": tasks_error,
+            "next_tasks": next_tasks,
+            "first_tasks_page": tasks_page is None,
             "events": events,
             "last_event_id": max((e.id for e in events), default=0),
             "inbox": inbox,

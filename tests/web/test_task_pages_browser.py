@@ -1,0 +1,54 @@
+"""The dashboard's task list in a real browser: one page at a time, like list_tasks."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import expect
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.storage.repositories import UserRepository
+from ambient.tasks import TaskService
+from api.app import create_app
+from api.routers import app_pages
+from tests.conftest import unique
+from tests.support.servers import serve
+from tests.web.test_pages_browser import phone_page
+
+
+async def test_the_task_list_pages_through_every_task_once_and_a_stale_link_starts_again(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_pages, "TASKS_PER_PAGE", 2)
+    name = unique("pager")
+    settings = deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    service = TaskService(dev_env.client, settings, deps.db)
+    made = {
+        (await service.create_reminder(name, {"hour": 9, "message": f"m{i}"}, f"r{i}")).task_id
+        for i in range(3)
+    }
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language="en"))
+        await session.commit()
+    async with serve(create_app(settings)) as base, phone_page() as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        await page.goto(f"{base}/app")
+        cards = page.locator("#tasks li.card")
+        await expect(cards).to_have_count(2)
+        first = set(await cards.evaluate_all("cs => cs.map(c => c.dataset.task)"))
+        await page.get_by_role("link", name="More tasks").click()
+        await expect(cards).to_have_count(1)
+        second = set(await cards.evaluate_all("cs => cs.map(c => c.dataset.task)"))
+        assert first | second == made and not first & second
+        await expect(page.get_by_role("link", name="More tasks")).to_have_count(0)
+        await page.get_by_role("link", name="First tasks").click()
+        await expect(cards).to_have_count(2)
+
+        await page.goto(f"{base}/app?tasks_page=not-a-token")
+        await expect(page.get_by_role("status")).to_be_visible()
+        assert "tasks_page" not in page.url
+        await expect(page.get_by_role("status")).to_contain_text("no longer there")
+        await expect(cards).to_have_count(2)
