@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
@@ -13,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.event_agent import decide
 from ambient.clients.llm import LLMClient
 from ambient.deps import WorkerDeps
-from ambient.domain.event_digest import DigestResult, DigestRun, EventBrief
+from ambient.domain.event_digest import DigestResult, DigestRun, EventBrief, offline_decision
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
@@ -157,3 +159,21 @@ async def test_a_model_that_stays_invalid_leaves_the_rules_deciding_and_the_reas
     assert len(api.requests) == 2  # one retry
     assert verdict.generated_by == "offline" and verdict.decision.notify
     assert "offline rules: the model's output did not match the schema" in verdict.decision.reason
+
+
+def test_every_failure_the_product_records_is_worth_telling_offline() -> None:
+    # Failure kinds are found where they are recorded, so a new one cannot be left out silently.
+    root = Path(__file__).resolve().parents[2]
+    recorded = {
+        kind
+        for folder in ("ambient", "activities", "workflows")
+        for source in (root / folder).rglob("*.py")
+        for kind in re.findall(r'"([a-z_]+\.[a-z_]*fail[a-z_]*)"', source.read_text())
+    }
+    assert {"watch.delivery_failed", "schedule.delivery_failed", "delivery.failed"} <= recorded
+    at = datetime.now(UTC)
+    for kind in sorted(recorded):
+        decision = offline_decision([EventBrief(id=1, kind=kind, task="t", at=at)])
+        assert decision.notify, f"{kind}: {decision.reason}"
+    routine = offline_decision([EventBrief(id=1, kind="watch.paused", task="t", at=at)])
+    assert not routine.notify
