@@ -190,13 +190,20 @@ class ToolIndex:
                     self._near.setdefault(key, set()).add(term)
         self._families = {t.name: f for t in self.tools if (f := _family(t.name))}
         lengths = [sum(terms.values()) for terms in self._terms]
-        self._lengths = lengths
         self._average = (sum(lengths) / len(lengths)) if lengths else 0.0
         frequency: Counter[str] = Counter()
         for terms in self._terms:
             frequency.update(terms.keys())
         n = len(self.tools)
         self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
+        # Each term → (tool, its BM25 share) for the tools that hold it: a request's score is
+        # then a sum over its own few terms' postings, not a pass over every tool's terms.
+        self._postings: dict[str, list[tuple[int, float]]] = {}
+        for i, (terms, length) in enumerate(zip(self._terms, lengths, strict=True)):
+            norm = K1 * (1 - B + B * length / self._average)
+            for term, count in terms.items():
+                share = self._idf[term] * count * (K1 + 1) / (count + norm)
+                self._postings.setdefault(term, []).append((i, share))
 
     def search(self, request: str, limit: int = 5) -> list[Hit]:
         """The best ``limit`` tools for the request, best first; none when no term matches.
@@ -246,18 +253,12 @@ class ToolIndex:
         return out
 
     def _rank(self, wanted: dict[str, str]) -> list[Hit]:
-        hits = []
-        for tool, terms, length in zip(self.tools, self._terms, self._lengths, strict=True):
-            score = 0.0
-            why = []
-            for term, source in wanted.items():
-                count = terms.get(term, 0)
-                if not count:
-                    continue
-                norm = K1 * (1 - B + B * length / self._average)
-                score += self._idf[term] * count * (K1 + 1) / (count + norm)
-                why.append(source)
-            if score > 0:
-                hits.append(Hit(tool=tool, score=score, why=why))
+        scores: dict[int, float] = {}
+        whys: dict[int, list[str]] = {}
+        for term, source in wanted.items():
+            for i, share in self._postings.get(term, ()):
+                scores[i] = scores.get(i, 0.0) + share
+                whys.setdefault(i, []).append(source)
+        hits = [Hit(tool=self.tools[i], score=score, why=whys[i]) for i, score in scores.items()]
         hits.sort(key=lambda h: (-h.score, h.tool.name))
         return hits
