@@ -11,7 +11,7 @@ from mcp import Client
 from ambient.domain.tool_search import ToolDoc, ToolIndex, query_terms, tokens
 from ambient.domain.tool_words import TOOL_WORDS
 from ambient.settings import Settings
-from bench.find_tools import load, recall, split
+from bench.find_tools import batch_of, load, recall, split
 from mcp_server.server import build_server
 
 TOOLS = [
@@ -253,3 +253,26 @@ def test_recall_counts_a_case_found_only_when_all_its_tools_are_in_the_top_k(
     assert result["by_language"]["zh"] == {"@1": 0.0, "@3": 0.5, "@5": 0.5}
     assert [m["id"] for m in result["misses"]] == ["002"]
     assert result["misses"][0]["ranked"] == ["pause_task", "get_status", "x", "y", "z"]
+
+
+def test_recall_reports_each_batch_and_a_case_split_field_overrides_its_numbers_parity(
+    tmp_path: Path,
+) -> None:
+    dataset = tmp_path / "cases.jsonl"
+    rows = [
+        _case(1, "en", "pause it", "pause_task"),
+        {**_case(2, "zh", "恢复", "resume_task"), "id": "h002", "split": "heldout"},
+        {**_case(3, "en", "resume", "resume_task"), "id": "h003", "split": "tune"},
+    ]
+    dataset.write_text("\n".join(json.dumps(c, ensure_ascii=False) for c in rows) + "\n")
+    loaded = load(dataset)
+
+    result = recall(split(loaded, "odd"), lambda request: ["resume_task"])
+
+    assert [c.id for c in split(loaded, "odd")] == ["001", "h002"]
+    assert [c.id for c in split(loaded, "even")] == ["h003"]
+    assert [batch_of(c) for c in loaded] == ["base", "h", "h"]
+    assert result["by_batch"] == {
+        "base": {"cases": 1, "@1": 0.0, "@3": 0.0, "@5": 0.0},
+        "h": {"cases": 1, "@1": 1.0, "@3": 1.0, "@5": 1.0},
+    }
