@@ -209,8 +209,8 @@ class ToolIndex:
         """The best ``limit`` tools for the request, best first; none when no term matches.
 
         A request of several clauses first gets each clause's best tool (a two-step request
-        needs both), then the rest by the whole request's score; a reading tool brings its
-        siblings right after it."""
+        needs both) and the whole request's best, in the whole request's order, then the rest;
+        a reading tool brings its siblings right after it."""
         unquoted = _QUOTED.sub(" ", request)
         # A request that is all quotes ("“pause”") still means its words.
         request = unquoted if tokens(unquoted) else request
@@ -224,6 +224,12 @@ class ToolIndex:
             best = self._rank(self._read(clause))[:1]
             if best and best[0].tool.name in by_name and by_name[best[0].tool.name] not in first:
                 first.append(by_name[best[0].tool.name])
+        if ranked and ranked[0] not in first:
+            first.append(ranked[0])
+        # Every clause's best is kept in the top, in the whole request's order: a clause that
+        # only gives context ("payments 延迟告警，让系统自己去修") must not outrank the tool the
+        # whole request scores best.
+        first.sort(key=lambda h: (-h.score, h.tool.name))
         return self._with_family(first + [h for h in ranked if h not in first])[:limit]
 
     def _read(self, request: str) -> dict[str, str]:

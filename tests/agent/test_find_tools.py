@@ -162,6 +162,14 @@ def test_a_reading_tool_brings_its_sibling_that_reads_the_same_thing_right_after
     ]  # fmt: skip
 
 
+def test_a_context_clause_keeps_its_tool_in_the_top_but_not_ahead_of_the_whole_requests_best() -> (
+    None
+):
+    # "checkout logs" alone is search_logs; the request as a whole is pause_task's.
+    names = _names(ToolIndex(TOOLS), "checkout logs, pause the task until it is resumed", 2)
+    assert names == ["pause_task", "search_logs"]
+
+
 def test_a_request_that_shares_no_word_with_any_tool_finds_nothing() -> None:
     assert ToolIndex(TOOLS).search("tell me a joke about penguins") == []
 
