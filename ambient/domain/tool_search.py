@@ -3,10 +3,10 @@
 A desktop agent holds the full tool list; a smaller model does better when it is handed the few
 tools a request needs (`find_tools`). No model and no network: tokens are English words (names
 split on `_` and camel case, a light suffix strip; a misspelt word also reads as the tool words
-one edit away) and the characters and character bigrams of Chinese runs, and the product's
-bilingual word map (ambient/domain/tool_words.py) adds the tool words an everyday request
-implies. Tools that read the same thing (list_tasks, get_task) come up together. Pure
-functions; the MCP tool and `bench.find_tools` feed it the server's list.
+one edit away, a shortened one as those it begins) and the characters and character bigrams of
+Chinese runs, and the product's bilingual word map (ambient/domain/tool_words.py) adds the tool
+words an everyday request implies. Tools that read the same thing (list_tasks, get_task) come
+up together. Pure functions; the MCP tool and `bench.find_tools` feed it the server's list.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ TOOL_WORDS_WEIGHT = 2
 # A word of five letters or more that no tool uses is read as the tool words one edit away
 # ("bitcon" → bitcoin, "notifcations" → notification); shorter words have too many neighbours.
 TYPO_MIN = 5
+# ...and one of four or more as the tool words it begins ("regen", "perms", "config"). On the
+# tune split: recall@1 0.827 → 0.832, 5 ties 4.
+PREFIX_MIN = 4
 # Reading tools, by verb: list_X and get_X/read_X read the same thing, and a request for one
 # ("what's the bitcoin watch at" — the list or the one?) is often worded like the other.
 READ_VERBS = ("list", "get", "read")
@@ -188,6 +191,7 @@ class ToolIndex:
             if term.isascii() and len(term) >= TYPO_MIN - 1:
                 for key in (term, *_deletions(term)):
                     self._near.setdefault(key, set()).add(term)
+        self._ascii_terms = sorted({t for terms in self._terms for t in terms if t.isascii()})
         self._families = {t.name: f for t in self.tools if (f := _family(t.name))}
         lengths = [sum(terms.values()) for terms in self._terms]
         self._average = (sum(lengths) / len(lengths)) if lengths else 0.0
@@ -233,14 +237,20 @@ class ToolIndex:
         return self._with_family(first + [h for h in ranked if h not in first])[:limit]
 
     def _read(self, request: str) -> dict[str, str]:
-        """The request's terms; a word no tool uses also brings the tool words one edit away."""
+        """The request's terms; a word no tool uses also brings the tool words one edit away
+        and those it begins. A number is a value (a threshold, a count), never a typo."""
         terms = query_terms(request)
         for term, source in list(terms.items()):
-            if term in self._idf or len(term) < TYPO_MIN or not term.isascii():
+            if term in self._idf or not term.isascii() or term.isdigit():
                 continue
-            for key in (term, *_deletions(term)):
-                for known in sorted(self._near.get(key, ())):
-                    terms.setdefault(known, f"{source}~{known}")
+            if len(term) >= TYPO_MIN:
+                for key in (term, *_deletions(term)):
+                    for known in sorted(self._near.get(key, ())):
+                        terms.setdefault(known, f"{source}~{known}")
+            if len(term) >= PREFIX_MIN:
+                for known in self._ascii_terms:
+                    if known.startswith(term):
+                        terms.setdefault(known, f"{source}~{known}")
         return terms
 
     def _with_family(self, ranked: list[Hit]) -> list[Hit]:

@@ -142,6 +142,23 @@ def test_a_misspelt_word_finds_the_tool_its_spelling_is_one_edit_from() -> None:
     assert index.search("base", 1) == []
 
 
+def test_a_shortened_word_finds_the_tool_words_it_begins() -> None:
+    index = ToolIndex(
+        [
+            ToolDoc("regenerate_briefing", "Prepare today's briefing again."),
+            ToolDoc("get_briefing", "Today's briefing with its report."),
+        ]
+    )
+    assert _names(index, "regen today's brief", 1) == ["regenerate_briefing"]
+
+
+def test_a_number_is_a_value_not_a_misspelt_word() -> None:
+    # 90000 is one edit from the schema's example 90001, and says nothing about the tool.
+    watch = ToolDoc("create_threshold_watch", "Watch a price.", {"properties": {"above": {
+        "description": "e.g. 90001"}}})  # fmt: skip
+    assert ToolIndex([watch]).search("90000") == []
+
+
 def test_a_single_chinese_character_finds_a_tool_whose_words_use_it() -> None:
     # "读给我听": no bigram of it (读给, 给我, 我听) is a word of either tool; 读 is.
     index = ToolIndex([ToolDoc("x_read", "读取站内信"), ToolDoc("x_send", "发送站内信")])
