@@ -2,11 +2,14 @@
 
 For every case with expected tools, is every expected tool among the top k that find_tools
 ranks for the case's request, over the full server's own tool list (the same index the MCP
-tool builds)? Recall@1/3/5 overall and per language, on the tuning split (even case numbers,
-which the word maps were tuned on) and the held-back split (odd), the misses of each, and the
-milliseconds a query takes.
+tool builds)? Recall@1/3/5 overall, per language and per batch, on the tuning split (a case's
+`split` field, else even case numbers: what the word maps were tuned on) and the held-back
+split (`split: heldout`, else odd), the misses of each, and the milliseconds a query takes.
+A batch is the letters of a case's id (f001 → f; the first, numbered-only cases → "base"); a
+batch whose held-back half was read while tuning is marked "looked at": its figure is no
+longer a held-back one.
 
-    python -m bench.find_tools [--dataset PATH] [--split even|odd|all] [--json]
+    python -m bench.find_tools [--dataset PATH] [--split even|odd|all] [--batch h] [--json]
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from bench.toolcalls.scoring import Case, split_of
 
 DATASET = Path(__file__).parent / "toolcalls" / "dataset.jsonl"
 KS = (1, 3, 5)
+# Batches whose held-back half has been read (docs/benchmarks.md, "find_tools recall", tells
+# when): base and f in round 1, g in round 2, h after round 3's tuning (its first look).
+LOOKED_AT = frozenset({"base", "f", "g", "h"})
 Rank = Callable[[str], list[str]]
 
 
@@ -42,6 +48,10 @@ def split(cases: Iterable[Case], which: str) -> list[Case]:
         return list(cases)
     half = "tune" if which == "even" else "heldout"
     return [c for c in cases if split_of(c) == half]
+
+
+def batch_of(case: Case) -> str:
+    return case.id.rstrip("0123456789") or "base"
 
 
 def found(case: Case, ranked: list[str], k: int) -> bool:
@@ -65,11 +75,17 @@ def recall(cases: list[Case], rank: Rank) -> dict[str, Any]:
         return {f"@{k}": sum(found(c, ranked[c.id], k) for c in group) / len(group) for k in KS}
 
     languages = sorted({c.lang for c in cases})
+    batches = sorted({batch_of(c) for c in cases})
     return {
         "cases": len(cases),
         "recall": at(cases),
         "ms_per_query": {"median": median(took) if took else 0.0, "max": max(took, default=0.0)},
         "by_language": {lang: at([c for c in cases if c.lang == lang]) for lang in languages},
+        "by_batch": {
+            b: {"cases": sum(batch_of(c) == b for c in cases)}
+            | at([c for c in cases if batch_of(c) == b])
+            for b in batches
+        },
         "misses": [
             {
                 "id": c.id,
@@ -109,6 +125,10 @@ def _print(name: str, result: dict[str, Any]) -> None:
     )
     for lang, figures in result["by_language"].items():
         print(f"  {lang}: {row(figures)}")
+    for batch, figures in result["by_batch"].items():
+        looked = "  (held-back half looked at)" if batch in LOOKED_AT and name == "odd" else ""
+        n = figures.pop("cases")
+        print(f"  batch {batch}: {n} cases  {row(figures)}{looked}")
     for miss in result["misses"]:
         print(f"  miss {miss['id']} [{miss['lang']}] {miss['request']!r}")
         print(f"       expected {miss['expected']}; top 5 {miss['ranked']}")
@@ -118,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument("--split", choices=["even", "odd", "all"], action="append")
+    parser.add_argument("--batch", action="append", help="only these batches (e.g. h, base)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     index = asyncio.run(full_index())
@@ -128,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     # A case that expects find_tools itself (the searcher is not in its own index) has no answer.
     names = {t.name for t in index.tools}
     cases = [c for c in load(args.dataset) if {e.tool for e in c.expected} <= names]
+    if args.batch:
+        cases = [c for c in cases if batch_of(c) in args.batch]
     results = {which: recall(split(cases, which), rank) for which in args.split or ["even", "odd"]}
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))

@@ -222,21 +222,23 @@ TOOL_WORDS: dict[str, str] = {
     # tasks
     "list_tasks": "我的任务 所有任务 都在盯着哪些 在监控什么 监控列表 我的提醒 all my watches "
     "what am I watching my monitors",
-    "get_task": "看一下这个任务 任务详情 最新的值 最近一次 检查结果 任务状态 latest value "
-    "how is the watch doing details",
+    "get_task": "看一下这个任务 任务详情 最新的值 最近一次 检查结果 任务状态 现在多少 latest value "
+    "how is the watch doing details what is it at current value",
     "create_web_monitor": "盯着网页 监控网站 网页变化 页面出现关键词 新文章 帮我看着 "
     "keep an eye on a site page changes",
     "create_threshold_watch": "价格提醒 涨到 涨过 跌破 跌到 超过 低于 阈值 价格 币价 股价 告诉我 "
     "price alert goes above below reaches",
     "create_reminder": "提醒我 定时提醒 每天 每周 闹钟 新闻摘要 remind me every day week",
     "create_background_task": "新建后台任务 通用任务 任意类型 create a task of type",
-    "pause_task": "暂停 停一下 先停 别查了 先别监控 pause put on hold stop for now",
+    "pause_task": "暂停 停一下 先停 别查了 先别监控 先别响 静音 pause put on hold stop for now "
+    "mute snooze silence",
     "resume_task": "恢复 继续 重新开始 再开 接着查 resume start again unpause",
     "update_task": "修改任务 改成 改一下 调整 阈值改为 换一个网址 change edit set the threshold",
     "trigger_task": "现在就查 立即检查 马上跑一次 别等了 手动触发 check now run it now",
     "delete_task": "删除任务 删掉 不要了 取消 停掉 永久 remove cancel get rid of stop for good",
     # briefing
-    "get_briefing": "今天的简报 早报 简报内容 说了什么 汇报 today's briefing what does it say",
+    "get_briefing": "今天的简报 早报 简报内容 说了什么 汇报 念一下简报 读简报 "
+    "today's briefing this morning's briefing read it to me what does it say",
     "list_briefings": "历史简报 以前的简报 上周的简报 简报列表 past briefings earlier",
     "analyze_logs": "日志分析 分析日志 日志模式 日志异常 日志趋势 归纳 summarize logs patterns",
     "create_daily_briefing": "每天早上 每日简报 定时简报 上班前准备 every morning daily briefing",
@@ -278,7 +280,8 @@ TOOL_WORDS: dict[str, str] = {
     "list_remediations": "修复列表 最近的自动修复 所有修复 等我处理 待处理 "
     "auto-fixes my fixes waiting pending open",
     "remediation_stats": "修复成功率 修复效果 修复统计 成功了多少 how often succeed work",
-    "start_remediation": "启动自动修复 开始修复 自动处理告警 自愈 fix it automatically auto-fix",
+    "start_remediation": "启动自动修复 开始修复 自动处理告警 自愈 让系统自己修 自己去修 "
+    "fix it automatically auto-fix let it fix itself",
     "approve_remediation": "批准 同意 通过 回滚 同意执行 确认 拒绝 放行 go ahead approved "
     "yes do it rollback",
     "abort_remediation": "终止修复 中止 别再继续 停止修复 取消修复 abort stop the fix cancel",
@@ -292,8 +295,10 @@ TOOL_WORDS: dict[str, str] = {
     "detect_anomalies": "机器发的 机器人 自动发的 可疑消息 异常消息 bot automated machine written",
     "annotate_discussion": "标记消息 标注 打标签 标为推断 无法核实 mark label tag",
     "list_discussions": "讨论列表 我参与的讨论 有哪些讨论 discussions threads I am in",
-    "read_discussion": "讨论内容 讨论的全部消息 看讨论 thread messages of a discussion",
+    "read_discussion": "讨论内容 讨论的全部消息 看讨论 打开讨论 都说了什么 "
+    "open the thread everything said messages of a discussion",
     "list_projects": "项目列表 哪些项目 projects",
-    "get_stats": "讨论统计 谁发言最多 消息数 活跃 who talks most totals",
+    "get_stats": "讨论统计 谁发言最多 每个人发了多少 消息数 活跃 who talks most totals "
+    "how many messages each person overall",
     "init_store": "初始化消息总线 准备总线 消息总线 bus ready set up",
 }

@@ -11,7 +11,7 @@ from mcp import Client
 from ambient.domain.tool_search import ToolDoc, ToolIndex, query_terms, tokens
 from ambient.domain.tool_words import TOOL_WORDS
 from ambient.settings import Settings
-from bench.find_tools import load, recall, split
+from bench.find_tools import batch_of, load, recall, split
 from mcp_server.server import build_server
 
 TOOLS = [
@@ -35,11 +35,13 @@ def _names(index: ToolIndex, request: str, limit: int = 5) -> list[str]:
     return [hit.tool.name for hit in index.search(request, limit)]
 
 
-def test_tokens_are_words_split_on_underscores_and_case_and_bigrams_of_chinese() -> None:
+def test_tokens_are_words_split_on_underscores_and_case_and_characters_and_bigrams_of_chinese() -> (
+    None
+):
     assert tokens("list_node_pools CreateClusterNodePool") == [
         "list", "node", "pool", "creat", "cluster", "node", "pool"
     ]  # fmt: skip
-    assert tokens("把监控暂停") == ["把监", "监控", "控暂", "暂停"]
+    assert tokens("把监控暂停") == ["把", "监", "控", "暂", "停", "把监", "监控", "控暂", "暂停"]
     assert tokens("Pause the watches, e.g. BTC") == ["paus", "watch", "btc"]
 
 
@@ -117,6 +119,72 @@ def test_a_tool_name_split_on_underscores_is_searchable_when_its_description_is_
 def test_a_request_of_two_clauses_gets_each_clauses_tool_in_the_top() -> None:
     names = _names(ToolIndex(TOOLS), "暂停比特币监控，然后搜一下日志里的 timeout", 2)
     assert set(names) == {"pause_task", "search_logs"}
+
+
+def test_a_stopword_typed_without_its_apostrophe_is_still_a_stopword() -> None:
+    assert tokens("whats hows thats") == []
+    assert tokens("what's the watch") == ["watch"]
+
+
+def test_a_misspelt_word_finds_the_tool_its_spelling_is_one_edit_from() -> None:
+    index = ToolIndex(
+        [
+            ToolDoc("read_inbox", "Your stored notifications, newest first."),
+            ToolDoc("get_status", "Whether the workers and the database answer."),
+        ]
+    )
+    # A letter dropped, one added, two swapped: each still meets "notification".
+    for request in ("any notifcations?", "any notificaitons?", "any notificationns?"):
+        [hit] = index.search(request, 1)
+        assert hit.tool.name == "read_inbox"
+        assert hit.why == [f"{request[4:-1]}~notification"]
+    # A short word is not corrected ("base" is no typo of "database"), nor a known one.
+    assert index.search("base", 1) == []
+
+
+def test_a_shortened_word_finds_the_tool_words_it_begins() -> None:
+    index = ToolIndex(
+        [
+            ToolDoc("regenerate_briefing", "Prepare today's briefing again."),
+            ToolDoc("get_briefing", "Today's briefing with its report."),
+        ]
+    )
+    assert _names(index, "regen today's brief", 1) == ["regenerate_briefing"]
+
+
+def test_a_number_is_a_value_not_a_misspelt_word() -> None:
+    # 90000 is one edit from the schema's example 90001, and says nothing about the tool.
+    watch = ToolDoc("create_threshold_watch", "Watch a price.", {"properties": {"above": {
+        "description": "e.g. 90001"}}})  # fmt: skip
+    assert ToolIndex([watch]).search("90000") == []
+
+
+def test_a_single_chinese_character_finds_a_tool_whose_words_use_it() -> None:
+    # "读给我听": no bigram of it (读给, 给我, 我听) is a word of either tool; 读 is.
+    index = ToolIndex([ToolDoc("x_read", "读取站内信"), ToolDoc("x_send", "发送站内信")])
+    assert _names(index, "读给我听", 1) == ["x_read"]
+
+
+def test_a_reading_tool_brings_its_sibling_that_reads_the_same_thing_right_after_it() -> None:
+    tools = [
+        ToolDoc("list_gadgets", "The gadgets you watch, with their alerts."),
+        ToolDoc("get_gadget", "One by its id: state and last reading."),
+        ToolDoc("send_watch_alert", "Send a watch alert now."),
+        ToolDoc("create_report", "Report daily."),
+    ]
+    # On words alone send_watch_alert (watch, alert) outscores get_gadget (gadget only); the
+    # list brings the get, which a client's model tells apart from it, right after itself.
+    assert _names(ToolIndex(tools), "gadget alert watch") == [
+        "list_gadgets", "get_gadget", "send_watch_alert"
+    ]  # fmt: skip
+
+
+def test_a_context_clause_keeps_its_tool_in_the_top_but_not_ahead_of_the_whole_requests_best() -> (
+    None
+):
+    # "checkout logs" alone is search_logs; the request as a whole is pause_task's.
+    names = _names(ToolIndex(TOOLS), "checkout logs, pause the task until it is resumed", 2)
+    assert names == ["pause_task", "search_logs"]
 
 
 def test_a_request_that_shares_no_word_with_any_tool_finds_nothing() -> None:
@@ -210,3 +278,26 @@ def test_recall_counts_a_case_found_only_when_all_its_tools_are_in_the_top_k(
     assert result["by_language"]["zh"] == {"@1": 0.0, "@3": 0.5, "@5": 0.5}
     assert [m["id"] for m in result["misses"]] == ["002"]
     assert result["misses"][0]["ranked"] == ["pause_task", "get_status", "x", "y", "z"]
+
+
+def test_recall_reports_each_batch_and_a_case_split_field_overrides_its_numbers_parity(
+    tmp_path: Path,
+) -> None:
+    dataset = tmp_path / "cases.jsonl"
+    rows = [
+        _case(1, "en", "pause it", "pause_task"),
+        {**_case(2, "zh", "恢复", "resume_task"), "id": "h002", "split": "heldout"},
+        {**_case(3, "en", "resume", "resume_task"), "id": "h003", "split": "tune"},
+    ]
+    dataset.write_text("\n".join(json.dumps(c, ensure_ascii=False) for c in rows) + "\n")
+    loaded = load(dataset)
+
+    result = recall(split(loaded, "odd"), lambda request: ["resume_task"])
+
+    assert [c.id for c in split(loaded, "odd")] == ["001", "h002"]
+    assert [c.id for c in split(loaded, "even")] == ["h003"]
+    assert [batch_of(c) for c in loaded] == ["base", "h", "h"]
+    assert result["by_batch"] == {
+        "base": {"cases": 1, "@1": 0.0, "@3": 0.0, "@5": 0.0},
+        "h": {"cases": 1, "@1": 1.0, "@3": 1.0, "@5": 1.0},
+    }
