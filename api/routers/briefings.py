@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from ambient.briefing import (
+from ambient.briefing.models import BriefingConfig, BriefingStatus, PreparedBriefing
+from ambient.briefing.service import (
     BriefingError,
     BriefingListItem,
     BriefingNotFoundError,
@@ -19,7 +20,6 @@ from ambient.briefing import (
     InvalidBriefingError,
     LogAnalysis,
 )
-from ambient.domain.briefing import BriefingConfig, BriefingStatus, PreparedBriefing
 from ambient.domain.notify import NotifyResult
 from ambient.sharing import ShareLinkRepository
 from api.deps import CurrentUser, StateDep

@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from ambient.briefing import BriefingError, BriefingRefusedError, BriefingService
-from ambient.domain.briefing import GreetResult
+from ambient.briefing.models import GreetResult
+from ambient.briefing.service import BriefingError, BriefingRefusedError, BriefingService
 from ambient.settings import Settings
 from ambient.storage.models import User
 from api.deps import OptionalUser, SessionDep, StateDep

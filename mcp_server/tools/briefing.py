@@ -12,7 +12,8 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
-from ambient.briefing import (
+from ambient.briefing.models import GreetResult, PreparedBriefing
+from ambient.briefing.service import (
     BriefingError,
     BriefingListItem,
     BriefingRef,
@@ -20,7 +21,6 @@ from ambient.briefing import (
     BriefingView,
     LogAnalysis,
 )
-from ambient.domain.briefing import GreetResult, PreparedBriefing
 from ambient.domain.notify import NotifyResult
 from ambient.status import temporal_problem
 from mcp_server.auth import app_state, current_user

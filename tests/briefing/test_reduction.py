@@ -7,17 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ambient.clients.tencent.ops import LogRecord
-from ambient.domain.logreport import (
+from ambient.briefing.loglevels import level_and_message
+from ambient.briefing.logreport import (
     LogBaseline,
     LogReducer,
     baseline_dates,
-    level_and_message,
     reduce_logs,
     update_baseline,
 )
-from ambient.domain.logreport_markdown import render_markdown
-from ambient.domain.logtemplates import (
+from ambient.briefing.logreport_markdown import render_markdown
+from ambient.briefing.logtemplates import (
     Masker,
     TemplateMiner,
     mask,
@@ -25,6 +24,7 @@ from ambient.domain.logtemplates import (
     template_id,
     tokens,
 )
+from ambient.clients.tencent.ops import LogRecord
 from bench.loggen import generate
 
 DAY = datetime(2026, 11, 21, tzinfo=UTC)

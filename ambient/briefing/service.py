@@ -25,12 +25,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.briefing_logs import LogFileError, read_log_source, resolve_log_path
-from ambient.clients.guard import DestinationGuard, RefusedDestinationError
-from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.ops import text_to_voice
-from ambient.domain.briefing import (
+from ambient.briefing.logreport import LogReducer, LogReport
+from ambient.briefing.logreport_markdown import render_markdown
+from ambient.briefing.logs import LogFileError, read_log_source, resolve_log_path
+from ambient.briefing.models import (
     BriefingCarry,
     BriefingConfig,
     BriefingContent,
@@ -44,8 +42,10 @@ from ambient.domain.briefing import (
     PreparedBriefing,
     PushRequest,
 )
-from ambient.domain.logreport import LogReducer, LogReport
-from ambient.domain.logreport_markdown import render_markdown
+from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentCloudError
+from ambient.clients.tencent.ops import text_to_voice
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Role
 from ambient.settings import Settings
