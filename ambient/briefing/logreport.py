@@ -14,7 +14,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
@@ -451,11 +451,6 @@ def update_baseline(baseline: LogBaseline | None, report: LogReport) -> LogBasel
     days.append(entry)
     days.sort(key=lambda d: d.get(_DAY, 0))
     return LogBaseline(days=days[-BASELINE_DAYS:])
-
-
-def baseline_dates(baseline: LogBaseline) -> list[date]:
-    """The days a baseline remembers, oldest first."""
-    return [date.fromordinal(d[_DAY]) for d in baseline.days if _DAY in d]
 
 
 def _dt(stamp: float | None) -> datetime | None:
