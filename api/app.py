@@ -14,6 +14,7 @@ from ambient.bridge.runner import BridgeRunner, bridge_running
 from ambient.briefing.service import BriefingError
 from ambient.discussions.views import DiscussionError
 from ambient.settings import Settings
+from ambient.task_inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
 from api.errors import feature_error, install_error_mapping
 from api.offline_docs import serve_offline_docs
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_mapping(app, settings)
     app.add_exception_handler(BriefingError, feature_error(briefings.http_error))
     app.add_exception_handler(DiscussionError, feature_error(discussions.http_error))
+    app.add_exception_handler(TaskError, feature_error(tasks.http_error))
     # The Temporal Web UI calls /codec from the browser.
     app.add_middleware(
         CORSMiddleware,

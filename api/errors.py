@@ -6,8 +6,8 @@
   otherwise answer 404 for every unmatched request);
 - Temporal down: 503 "Temporal is unreachable at ADDRESS" from any route;
 - a number too large for the database: 422;
-- a feature's own errors (briefings, discussions): as its router's ``http_error`` maps them,
-  so its routes hold no try/except.
+- a feature's own errors (briefings, discussions, tasks): as its router's ``http_error``
+  maps them, so its routes hold no try/except.
 """
 
 from __future__ import annotations
@@ -44,12 +44,14 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
-def feature_error(http_error: Callable[[Any], HTTPException | RequestValidationError]) -> Any:
+def feature_error(http_error: Callable[[Any], Exception]) -> Any:
     async def handle(request: Request, exc: Exception) -> Response:
         answer = http_error(exc)
         if isinstance(answer, RequestValidationError):
             return await validation_error(request, answer)
-        return await http_exception_handler(request, answer)
+        if isinstance(answer, HTTPException):
+            return await http_exception_handler(request, answer)
+        return await unexpected_error(request.app.state.settings)(request, answer)
 
     return handle
 
