@@ -15,6 +15,7 @@ from ambient.briefing.service import (
     BriefingListItem,
     BriefingNotFoundError,
     BriefingRef,
+    BriefingRefusedError,
     BriefingService,
     BriefingView,
     InvalidBriefingError,
@@ -53,6 +54,8 @@ class ShareOut(BaseModel):
 def http_error(exc: BriefingError) -> HTTPException | RequestValidationError:
     if isinstance(exc, BriefingNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, BriefingRefusedError):
+        return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     if isinstance(exc, InvalidBriefingError):
         loc = ["body", *(exc.field.split(".") if exc.field else [])]
         return RequestValidationError(
