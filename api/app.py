@@ -16,6 +16,7 @@ from ambient.discussions.views import DiscussionError
 from ambient.settings import Settings
 from ambient.task_inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
+from ambient.xiaozhi import DeviceError
 from api.errors import feature_error, install_error_mapping
 from api.offline_docs import serve_offline_docs
 from api.routers import (
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(BriefingError, feature_error(briefings.http_error))
     app.add_exception_handler(DiscussionError, feature_error(discussions.http_error))
     app.add_exception_handler(TaskError, feature_error(tasks.http_error))
+    app.add_exception_handler(DeviceError, feature_error(xiaozhi.http_error))
     # The Temporal Web UI calls /codec from the browser.
     app.add_middleware(
         CORSMiddleware,
