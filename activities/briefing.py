@@ -17,15 +17,16 @@ from sqlalchemy import func, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ambient.briefing_logs import LogFileError, fill_from_report, read_log_source
-from ambient.briefing_writer import full_report_markdown, summary_markdown, write_briefing
-from ambient.clients.llm import LLMClient
-from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.ops import list_alarms
-from ambient.discussions.access import members_see
-from ambient.discussions.views import DiscussionError
-from ambient.domain.briefing import (
+from ambient.briefing.draft import finish
+from ambient.briefing.logreport import (
+    LogBaseline,
+    LogReducer,
+    LogReport,
+    update_baseline,
+)
+from ambient.briefing.logreport_markdown import render_markdown
+from ambient.briefing.logs import LogFileError, fill_from_report, read_log_source
+from ambient.briefing.models import (
     AlarmLine,
     BriefingContent,
     BriefingDraft,
@@ -40,14 +41,13 @@ from ambient.domain.briefing import (
     SourceNote,
     plan_day,
 )
-from ambient.domain.briefing_draft import finish
-from ambient.domain.logreport import (
-    LogBaseline,
-    LogReducer,
-    LogReport,
-    update_baseline,
-)
-from ambient.domain.logreport_markdown import render_markdown
+from ambient.briefing.writer import full_report_markdown, summary_markdown, write_briefing
+from ambient.clients.llm import LLMClient
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentCloudError
+from ambient.clients.tencent.ops import list_alarms
+from ambient.discussions.access import members_see
+from ambient.discussions.views import DiscussionError
 from ambient.domain.notify import Message, NotificationKind
 from ambient.render import markdown_html
 from ambient.settings import Settings

@@ -20,13 +20,13 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.briefing import (
+from ambient.briefing.models import BriefingStatus
+from ambient.briefing.service import (
     BriefingError,
     BriefingNotFoundError,
     BriefingService,
     InvalidBriefingError,
 )
-from ambient.domain.briefing import BriefingStatus
 from ambient.domain.polling import PollProgress
 from ambient.domain.reminders import ReminderRun
 from ambient.domain.tasks import TaskStatus

@@ -11,9 +11,13 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from ambient import __version__
 from ambient.bridge.runner import BridgeRunner, bridge_running
+from ambient.briefing.service import BriefingError
+from ambient.discussions.views import DiscussionError
 from ambient.settings import Settings
+from ambient.task_inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
-from api.errors import install_error_mapping
+from ambient.xiaozhi import DeviceError
+from api.errors import feature_error, install_error_mapping
 from api.offline_docs import serve_offline_docs
 from api.routers import (
     app_pages,
@@ -119,6 +123,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     serve_offline_docs(app)
     install_error_mapping(app, settings)
+    app.add_exception_handler(BriefingError, feature_error(briefings.http_error))
+    app.add_exception_handler(DiscussionError, feature_error(discussions.http_error))
+    app.add_exception_handler(TaskError, feature_error(tasks.http_error))
+    app.add_exception_handler(DeviceError, feature_error(xiaozhi.http_error))
     # The Temporal Web UI calls /codec from the browser.
     app.add_middleware(
         CORSMiddleware,

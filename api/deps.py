@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client
 
 from ambient.domain.users import Role
 from ambient.settings import Settings
@@ -31,17 +30,12 @@ def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_temporal(state: StateDep) -> Client:
-    return state.temporal
-
-
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
     async with state.db.session() as session:
         yield session
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-TemporalDep = Annotated[Client, Depends(get_temporal)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 

@@ -5,18 +5,22 @@
 - a path served with other methods: 405 with ``Allow`` (the MCP app mounted at "/" would
   otherwise answer 404 for every unmatched request);
 - Temporal down: 503 "Temporal is unreachable at ADDRESS" from any route;
-- a number too large for the database: 422.
+- a number too large for the database: 422;
+- a feature's own errors (briefings, discussions, tasks, devices): as its router's ``http_error``
+  maps them, so its routes hold no try/except.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -38,6 +42,18 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [_json_safe(jsonable_encoder(error)) for error in exc.errors()]
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+def feature_error(http_error: Callable[[Any], Exception]) -> Any:
+    async def handle(request: Request, exc: Exception) -> Response:
+        answer = http_error(exc)
+        if isinstance(answer, RequestValidationError):
+            return await validation_error(request, answer)
+        if isinstance(answer, HTTPException):
+            return await http_exception_handler(request, answer)
+        return await unexpected_error(request.app.state.settings)(request, answer)
+
+    return handle
 
 
 def unexpected_error(settings: Settings) -> Any:

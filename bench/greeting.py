@@ -25,11 +25,7 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,15 +34,11 @@ from zoneinfo import ZoneInfo
 import httpx
 from temporalio.client import Client
 
-from ambient.briefing import BriefingError, BriefingService
-from ambient.devstack import DevOptions, free_port, wait_for_temporal
-from ambient.domain.briefing import BriefingConfig, plan_for
+from ambient.briefing.models import BriefingConfig, plan_for
+from ambient.briefing.service import BriefingError, BriefingService
 from ambient.domain.users import UserCreate
-from ambient.settings import Environment, Settings
-from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
-from bench.devserver import dev_server_command
+from bench.stack import process_stack
 
 QUEUE = "bench-greeting"
 SPACING = 0.5  # seconds between "spaced" first greetings
@@ -93,52 +85,17 @@ async def prepared(service: BriefingService, name: str) -> None:
     raise TimeoutError(f"briefing of {name} never prepared")
 
 
-def spawn(name: str, args: list[str], env: dict[str, str], data: Path) -> subprocess.Popen[bytes]:
-    log = (data / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "ambient.cli", *args], env=env, stdout=log, stderr=log
-    )
-
-
 async def main(users: int, rounds: int) -> None:
-    data = Path(tempfile.mkdtemp(prefix="ambient-bench-greeting-"))
-    port, api_port = free_port(), free_port()
-    command = dev_server_command(data, port)
-    children = [subprocess.Popen(command)]  # noqa: ASYNC220 - long-lived child
     now = datetime.now(UTC)
     zone = next(z for z in ZONES if 1 <= now.astimezone(ZoneInfo(z)).hour <= 22)
-    env = {
-        **os.environ,
-        "AMBIENT_ENVIRONMENT": "test",
-        "AMBIENT_DATA_DIR": str(data),
-        "AMBIENT_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
-        "AMBIENT_TEMPORAL_TASK_QUEUE": QUEUE,
-        "AMBIENT_API_PORT": str(api_port),
-        "AMBIENT_METRICS_PORT": str(free_port()),
-        "AMBIENT_VOICE_DEVICE_TOKENS": json.dumps({"bench": DEVICE}),
-    }
-    settings = Settings(
-        environment=Environment.TEST,
-        data_dir=data,
-        temporal_address=f"127.0.0.1:{port}",
-        temporal_task_queue=QUEUE,
-        metrics_port=None,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    try:
-        client = await wait_for_temporal(
-            settings, DevOptions(data, 0, port, 0, None, None), time.monotonic() + 60
-        )
-        await upgrade_async(settings.resolved_database_url)
-        children.append(spawn("worker", ["worker"], env, data))
-        children.append(spawn("api", ["api"], env, data))
-        db = Database(settings.resolved_database_url)
+    tokens = {"bench": DEVICE}
+    async with process_stack("ambient-bench-greeting-", QUEUE, voice_device_tokens=tokens) as stack:
         names = [f"u{i:04d}" for i in range(users)]
-        async with db.session() as session:
+        async with stack.db.session() as session:
             for name in names:
                 await UserRepository(session).create(UserCreate(name=name))
             await session.commit()
-        logs = data / "app.log"
+        logs = stack.data / "app.log"
         write_logs(logs, zone)
         config = {
             "log_source": {"type": "file", "path": str(logs)},
@@ -149,7 +106,7 @@ async def main(users: int, rounds: int) -> None:
             "language": "en",
             "push_if_not_greeted": False,
         }
-        service = BriefingService(client, settings, db)
+        service = BriefingService(stack.client, stack.settings, stack.db)
         started = time.monotonic()
         await asyncio.gather(*(service.create(n, config) for n in names))
         for name in names:
@@ -158,21 +115,16 @@ async def main(users: int, rounds: int) -> None:
             f"{users} briefings prepared in {time.monotonic() - started:.1f} s (zone {zone})",
             flush=True,
         )
-        await api_ready(api_port)
-        await measure(api_port, names, rounds)
-        await direct(client, names)
+        await api_ready(stack.api_port)
+        await measure(stack.api_port, names, rounds)
+        await direct(stack.client, names)
         for name in names:
-            await client.get_workflow_handle(f"daily-briefing/{name}").signal("stop")
-        await db.close()
-    finally:
-        for child in reversed(children):
-            child.terminate()
-            child.wait(30)
+            await stack.client.get_workflow_handle(f"daily-briefing/{name}").signal("stop")
 
 
 async def direct(client: Client, names: list[str]) -> None:
     """The Temporal round trips alone, from this process (no HTTP, no API): query, update."""
-    from ambient.domain.briefing import GreetRequest
+    from ambient.briefing.models import GreetRequest
     from workflows.daily_briefing import DailyBriefingWorkflow
 
     query: list[float] = []

@@ -8,7 +8,7 @@
 - **briefing**: generated days of logs (bench/loggen, as the reduction tests use) reduced into
   the briefing's inputs, varied in language, size, bursts, alarms, fixes and failed sources; the
   model writes each briefing through ``write_briefing`` and every summary's claims not in its
-  input are counted (``ambient/domain/faithfulness.py``), with how many were therefore not spoken.
+  input are counted (``ambient/briefing/faithfulness.py``), with how many were therefore not spoken.
 - **scoring**: generated alerts (English and Chinese, every metric and namespace kind) through
   ``score_alert_traced``: valid on the first request, valid after the one retry, offline
   fallback; and agreement of the model's attempt budget (1–6) with the offline rules'.
@@ -34,14 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from activities.event_agent import decide
-from ambient.briefing_logs import fill_from_report
-from ambient.briefing_writer import draft_text, llm_prompt, write_briefing
+from ambient.briefing.faithfulness import unsupported_claims
+from ambient.briefing.logreport import LogReducer
+from ambient.briefing.logreport_markdown import render_markdown
+from ambient.briefing.logs import fill_from_report
+from ambient.briefing.models import AlarmLine, BriefingInputs, SourceNote
+from ambient.briefing.writer import draft_text, llm_prompt, write_briefing
 from ambient.clients.llm import LLMClient
-from ambient.domain.briefing import AlarmLine, BriefingInputs, SourceNote
 from ambient.domain.event_digest import EventBrief, offline_decision
-from ambient.domain.faithfulness import unsupported_claims
-from ambient.domain.logreport import LogReducer
-from ambient.domain.logreport_markdown import render_markdown
 from ambient.remediation.alerts import Alert
 from ambient.remediation.scorer import score_alert_traced
 from ambient.remediation.scores import offline_score

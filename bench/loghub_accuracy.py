@@ -20,7 +20,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from ambient.domain.logreport import LogReducer
+from ambient.briefing.logreport import LogReducer
 from bench.log_reduction import grouping_scores
 
 

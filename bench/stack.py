@@ -1,10 +1,17 @@
-"""The embedded stack the watch benchmarks run on: the Temporal dev server (SQLite file) and
-the page server of ``bench.site`` in their own processes, the app database, the worker's
-dependencies. The worker itself runs in the benchmark's process (its CPU is the bench's)."""
+"""The embedded stacks the benchmarks run on.
+
+``bench_stack`` (the watch benchmarks): the Temporal dev server (SQLite file) and the page
+server of ``bench.site`` in their own processes, the app database, the worker's dependencies;
+the worker itself runs in the benchmark's process (its CPU is the bench's).
+``process_stack`` (greeting, 小智 bridge): the stack as `ambient dev` runs it, the dev server,
+`ambient worker` and `ambient api` as child processes.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -13,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from temporalio.client import Client
@@ -95,3 +103,58 @@ async def bench_stack(prefix: str) -> AsyncIterator[BenchStack]:
         server.terminate()
         server.wait(30)
         log.close()
+
+
+@dataclass
+class ProcessStack:
+    data: Path
+    client: Client
+    settings: Settings  # the children's, but no metrics port
+    db: Database
+    api_port: int
+
+
+def spawn(name: str, args: list[str], env: dict[str, str], data: Path) -> subprocess.Popen[bytes]:
+    """`ambient <args>` as a child process, its output in ``data/<name>.log``."""
+    log = (data / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "ambient.cli", *args], env=env, stdout=log, stderr=log
+    )
+
+
+@asynccontextmanager
+async def process_stack(prefix: str, queue: str, **overrides: Any) -> AsyncIterator[ProcessStack]:
+    """The dev server, a migrated app database, `ambient worker` and `ambient api` under a new
+    temporary directory, all with the settings ``overrides`` (as Settings fields); stopped on
+    exit."""
+    data = Path(tempfile.mkdtemp(prefix=prefix))
+    port, api_port = free_port(), free_port()
+    values: dict[str, Any] = {
+        "environment": "test",
+        "data_dir": data,
+        "temporal_address": f"127.0.0.1:{port}",
+        "temporal_task_queue": queue,
+        "api_port": api_port,
+        **overrides,
+    }
+    env = {**os.environ, "AMBIENT_METRICS_PORT": str(free_port())}
+    for name, value in values.items():
+        text = value if isinstance(value, str | int | Path) else json.dumps(value)
+        env[f"AMBIENT_{name.upper()}"] = str(text)
+    settings = Settings(**values, metrics_port=None, _env_file=None)
+    children = [subprocess.Popen(dev_server_command(data, port))]  # noqa: ASYNC220 - long-lived child
+    try:
+        opts = DevOptions(data, 0, port, 0, None, None)
+        client = await wait_for_temporal(settings, opts, time.monotonic() + 60)
+        await upgrade_async(settings.resolved_database_url)
+        children.append(spawn("worker", ["worker"], env, data))
+        children.append(spawn("api", ["api"], env, data))
+        db = Database(settings.resolved_database_url)
+        try:
+            yield ProcessStack(data, client, settings, db, api_port)
+        finally:
+            await db.close()
+    finally:
+        for child in reversed(children):
+            child.terminate()
+            child.wait(30)

@@ -29,31 +29,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import statistics
-import subprocess
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from ambient.briefing import BriefingService
-from ambient.devstack import DevOptions, free_port, wait_for_temporal
+from ambient.briefing.service import BriefingService
 from ambient.domain.users import UserCreate
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService
-from ambient.settings import Environment, Settings
 from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
 from ambient.tasks import TaskService
 from ambient.xiaozhi import DeviceAdded, DeviceService, waiting_for
-from bench.devserver import dev_server_command
-from bench.greeting import ZONES, api_ready, pct, prepared, spawn, write_logs
+from bench.greeting import ZONES, api_ready, pct, prepared, write_logs
+from bench.stack import process_stack
 from tests.remediation.support import alert, error_rate
 from tests.standins.xiaozhi_broker import ToolConnection, running_broker
 
@@ -84,51 +77,24 @@ async def waiting(service: RemediationService, workloads: set[str]) -> None:
 
 
 async def main(requests: int) -> None:
-    data = Path(tempfile.mkdtemp(prefix="ambient-bench-xiaozhi-"))
-    port, api_port = free_port(), free_port()
-    children = [subprocess.Popen(dev_server_command(data, port))]  # noqa: ASYNC220 - long-lived child
     zone = next(z for z in ZONES if 1 <= datetime.now(UTC).astimezone(ZoneInfo(z)).hour <= 22)
-    overrides = {
-        "environment": "test",
-        "data_dir": str(data),
-        "temporal_address": f"127.0.0.1:{port}",
-        "temporal_task_queue": QUEUE,
-        "api_port": str(api_port),
-        "metrics_port": str(free_port()),
+    async with process_stack(
+        "ambient-bench-xiaozhi-",
+        QUEUE,
         # the broker emulator and the error-rate page listen on loopback
-        "fetch_allow_cidrs": "127.0.0.1/32",
-        "remediation_approval_from_rung": "1",
-        "remediation_cluster_cooldown_seconds": "0",
-        "remediation_rate_limit_per_hour": "0",
-    }
-    env = {**os.environ, **{f"AMBIENT_{k.upper()}": v for k, v in overrides.items()}}
-    settings = Settings(
-        environment=Environment.TEST,
-        data_dir=data,
-        temporal_address=f"127.0.0.1:{port}",
-        temporal_task_queue=QUEUE,
         fetch_allow_cidrs=["127.0.0.1/32"],
         remediation_approval_from_rung=1,
         remediation_cluster_cooldown_seconds=0,
         remediation_rate_limit_per_hour=0,
-        metrics_port=None,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    try:
-        client = await wait_for_temporal(
-            settings, DevOptions(data, 0, port, 0, None, None), time.monotonic() + 60
-        )
-        await upgrade_async(settings.resolved_database_url)
-        children.append(spawn("worker", ["worker"], env, data))
-        children.append(spawn("api", ["api"], env, data))
-        db = Database(settings.resolved_database_url)
+    ) as stack:
+        client, settings, db, api_port = stack.client, stack.settings, stack.db, stack.api_port
         async with db.session() as session:
             user, token = await UserRepository(session).create(UserCreate(name=USER))
             user.rollback_permission = "dry_run"
             await session.commit()
         device = await DeviceService(db).add(USER, USER, "aa:bb:cc:dd:ee:ff")
 
-        logs = data / "app.log"
+        logs = stack.data / "app.log"
         write_logs(logs, zone)
         briefings = BriefingService(client, settings, db)
         await briefings.create(
@@ -163,11 +129,6 @@ async def main(requests: int) -> None:
             await api_ready(api_port)
             await measure(api_port, token, device, requests, next_round)
             await lookup(remediations, db)
-        await db.close()
-    finally:
-        for child in reversed(children):
-            child.terminate()
-            child.wait(30)
 
 
 async def measure(

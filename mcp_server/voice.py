@@ -21,11 +21,11 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ambient.briefing import BriefingError, BriefingService
+from ambient.briefing.models import GreetOutcome
+from ambient.briefing.service import BriefingError, BriefingService
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.domain.briefing import GreetOutcome
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import RemediationError, RemediationSummary

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
     from activities.notify import NotifyActivities
     from activities.watches import WatchActivities
-    from ambient.domain.briefing import (
+    from ambient.briefing.models import (
         BriefingRun,
         BriefingStatus,
         DayPlan,

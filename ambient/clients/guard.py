@@ -33,7 +33,6 @@ METADATA = frozenset(
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: last 32 bits are v4
 IPV4_COMPAT = ipaddress.ip_network("::/96")  # deprecated IPv4-compatible form
-TEREDO = ipaddress.ip_network("2001::/32")
 # Names that always mean this machine (RFC 6761), refused before any DNS lookup.
 LOCAL_NAMES = re.compile(r"^(localhost|localhost\.localdomain|.*\.localhost)$")
 # Characters browsers and URL parsers disagree about; a host with them is a trick, not a host.

@@ -7,15 +7,13 @@ The kubeconfig comes from TKE (`DescribeClusterKubeconfig`) or from a file
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.apps_v1 import Deployment, ReplicaSet
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.apps_v1 import Deployment
 from pydantic import BaseModel
 
 from ambient.clients.tencent import ops
@@ -62,22 +60,6 @@ class Workload(BaseModel):
     revision: int | None
     images: list[str]
     healthy: bool
-
-
-class PodState(BaseModel):
-    name: str
-    phase: str
-    ready: bool
-    restarts: int
-    node: str | None
-
-
-class Revision(BaseModel):
-    revision: int
-    replicaset: str
-    images: list[str]
-    replicas: int
-    created: datetime | None = None
 
 
 def client_from_kubeconfig(
@@ -185,55 +167,3 @@ async def list_workloads(client: AsyncClient, namespace: str | None = None) -> l
             )
         )
     return sorted(workloads, key=lambda w: (w.namespace, w.name))
-
-
-async def pods_of(client: AsyncClient, namespace: str, name: str) -> list[PodState]:
-    """Pods selected by the deployment's selector."""
-    try:
-        deployment = await client.get(Deployment, name, namespace=namespace)
-        labels = deployment.spec.selector.matchLabels or {} if deployment.spec else {}
-        pods = [p async for p in client.list(Pod, namespace=namespace, labels=labels)]
-    except ApiError as exc:
-        raise KubeError(f"{namespace}/{name}: {exc.status.message}") from None
-    states = []
-    for pod in pods:
-        containers = pod.status.containerStatuses or [] if pod.status else []
-        states.append(
-            PodState(
-                name=pod.metadata.name or "" if pod.metadata else "",
-                phase=(pod.status.phase or "Unknown") if pod.status else "Unknown",
-                ready=bool(containers) and all(c.ready for c in containers),
-                restarts=sum(c.restartCount for c in containers),
-                node=pod.spec.nodeName if pod.spec else None,
-            )
-        )
-    return states
-
-
-async def rollout_history(client: AsyncClient, namespace: str, name: str) -> list[Revision]:
-    """The deployment's ReplicaSets by revision, newest first (what `rollout history` shows)."""
-    try:
-        deployment = await client.get(Deployment, name, namespace=namespace)
-        labels = deployment.spec.selector.matchLabels or {} if deployment.spec else {}
-        sets = [rs async for rs in client.list(ReplicaSet, namespace=namespace, labels=labels)]
-    except ApiError as exc:
-        raise KubeError(f"{namespace}/{name}: {exc.status.message}") from None
-    history = []
-    for rs in sets:
-        meta = rs.metadata
-        owners = meta.ownerReferences or [] if meta else []
-        if not any(o.kind == "Deployment" and o.name == name for o in owners):
-            continue
-        revision = (meta.annotations or {}).get(REVISION) if meta else None
-        if revision is None:
-            continue
-        history.append(
-            Revision(
-                revision=int(revision),
-                replicaset=meta.name or "" if meta else "",
-                images=_images(rs.spec.template if rs.spec else None),
-                replicas=(rs.spec.replicas or 0) if rs.spec else 0,
-                created=meta.creationTimestamp if meta else None,
-            )
-        )
-    return sorted(history, key=lambda r: r.revision, reverse=True)

@@ -16,10 +16,9 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.ops import LogRecord, SearchResult, search_logs
+from ambient.clients.tencent.ops import LogRecord, SearchResult
 
 TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date")
 PLAIN = re.compile(
@@ -27,24 +26,6 @@ PLAIN = re.compile(
     r"\s*(?P<rest>.*)$"
 )
 LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
-
-
-class LogSource(Protocol):
-    async def search(
-        self, query: str, start: datetime, end: datetime, *, limit: int = 1000
-    ) -> SearchResult: ...
-
-
-class ClsLogSource:
-    def __init__(self, cloud: TencentCloud, topic_id: str, region: str | None = None) -> None:
-        self._cloud, self._topic_id, self._region = cloud, topic_id, region
-
-    async def search(
-        self, query: str, start: datetime, end: datetime, *, limit: int = 1000
-    ) -> SearchResult:
-        return await search_logs(
-            self._cloud, self._topic_id, query, start, end, limit=limit, region=self._region
-        )
 
 
 def parse_time(value: Any) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +22,10 @@ class LogsetSpec(BaseModel):
     name: str = Field(min_length=1, max_length=255, description="logset name (unique)")
     region: Region = Field(default=None, description="region (default: configured)")
 
+    def request(self) -> CloudRequest:
+        params = {"LogsetName": self.name}
+        return CloudRequest(product="cls", action="CreateLogset", region=self.region, params=params)
+
 
 class TopicSpec(BaseModel):
     logset_id: str = Field(max_length=64, description="the logset the topic belongs to")
@@ -28,6 +33,16 @@ class TopicSpec(BaseModel):
     period: int = Field(default=30, ge=1, le=3600, description="retention days")
     partitions: int = Field(default=1, ge=1, le=10, description="partition count")
     region: Region = Field(default=None, description="region (default: configured)")
+
+    def request(self) -> CloudRequest:
+        params = {
+            "LogsetId": self.logset_id,
+            "TopicName": self.name,
+            "PartitionCount": self.partitions,
+            "Period": self.period,
+            "StorageType": "hot",
+        }
+        return CloudRequest(product="cls", action="CreateTopic", region=self.region, params=params)
 
 
 class AlarmSpec(BaseModel):
@@ -60,6 +75,41 @@ class AlarmSpec(BaseModel):
     )
     region: Region = Field(default=None, description="region (default: configured)")
 
+    def notice_request(self, name: str) -> CloudRequest:
+        params: dict[str, Any] = {"Name": name, "Type": "All"}
+        if self.notice_uids:
+            receivers = {"ReceiverType": "Uin", "ReceiverIds": self.notice_uids}
+            params["NoticeReceivers"] = [{**receivers, "ReceiverChannels": ["Email", "Sms"]}]
+        if self.notice_webhook:
+            hook = {"Url": self.notice_webhook, "CallbackType": "Http", "Method": "POST"}
+            params["WebCallbacks"] = [hook]
+        return CloudRequest(
+            product="cls", action="CreateAlarmNotice", region=self.region, params=params
+        )
+
+    def request(self, logset_id: str, notice_ids: list[str]) -> CloudRequest:
+        target = {
+            "TopicId": self.topic_id,
+            "Query": self.query,
+            "Number": 1,
+            "StartTimeOffset": -self.window_minutes,
+            "EndTimeOffset": 0,
+            "LogsetId": logset_id,
+            "SyntaxRule": 1,
+        }
+        params = {
+            "Name": self.name,
+            "AlarmTargets": [target],
+            "MonitorTime": {"Type": "Period", "Time": self.period_minutes},
+            "Condition": self.condition,
+            "AlarmLevel": self.level,
+            "TriggerCount": self.trigger_count,
+            "AlarmPeriod": 15,
+            "AlarmNoticeIds": notice_ids,
+            "Status": True,
+        }
+        return CloudRequest(product="cls", action="CreateAlarm", region=self.region, params=params)
+
 
 class ScheduledSqlSpec(BaseModel):
     name: str = Field(min_length=1, max_length=255, description="task name (unique)")
@@ -73,6 +123,28 @@ class ScheduledSqlSpec(BaseModel):
     start: datetime | None = Field(default=None, description="first run (default: now)")
     region: Region = Field(default=None, description="region (default: configured)")
 
+    def request(self, start_ms: int, default_region: str) -> CloudRequest:
+        # The task names its topics' region explicitly (SrcTopicRegion is required, and CLS
+        # does not deliver across regions): the region the call goes to, never an empty string.
+        topic_region = self.region or default_region
+        params = {
+            "SrcTopicId": self.source_topic_id,
+            "SrcTopicRegion": topic_region,
+            "Name": self.name,
+            "EnableFlag": 1,
+            "DstResource": {"TopicId": self.target_topic_id, "Region": topic_region, "BizType": 0},
+            "ScheduledSqlContent": self.sql,
+            "ProcessStartTime": start_ms,
+            "ProcessType": 1,
+            "ProcessPeriod": self.period_minutes,
+            "ProcessTimeWindow": self.window,
+            "ProcessDelay": 60,
+            "SyntaxRule": 1,
+        }
+        return CloudRequest(
+            product="cls", action="CreateScheduledSql", region=self.region, params=params
+        )
+
 
 class ClsWrites(CloudCreates):
     """create_logset, create_log_topic, create_cls_alarm and create_scheduled_sql."""
@@ -82,7 +154,7 @@ class ClsWrites(CloudCreates):
     ) -> WriteResult:
         subject = f"cls:logset:{spec.name}"
         await self.authorize(actor, "create_logset", subject, mode)
-        request = writes.logset_request(name=spec.name, region=spec.region)
+        request = spec.request()
         step = await self._create(
             actor,
             "create_logset",
@@ -98,13 +170,7 @@ class ClsWrites(CloudCreates):
     ) -> WriteResult:
         subject = f"cls:{spec.logset_id}/topic:{spec.name}"
         await self.authorize(actor, "create_log_topic", subject, mode)
-        request = writes.topic_request(
-            logset_id=spec.logset_id,
-            name=spec.name,
-            period=spec.period,
-            partitions=spec.partitions,
-            region=spec.region,
-        )
+        request = spec.request()
         step = await self._create(
             actor,
             "create_log_topic",
@@ -140,30 +206,13 @@ class ClsWrites(CloudCreates):
                 "create_cls_alarm_notice",
                 f"cls:notice:{notice_name}",
                 mode,
-                writes.alarm_notice_request(
-                    name=notice_name,
-                    webhook_url=spec.notice_webhook,
-                    receiver_uids=spec.notice_uids,
-                    region=spec.region,
-                ),
+                spec.notice_request(notice_name),
                 lambda: writes.find_alarm_notice(self.tencent, notice_name, region=spec.region),
             )
             steps.append(notice)
             # In a dry run a new notice has no id yet: the placeholder says where it comes from.
             notice_ids.append(notice.resource_id or f"<id of new notice {notice_name!r}>")
-        request = writes.alarm_request(
-            name=spec.name,
-            topic_id=spec.topic_id,
-            logset_id=logset_id,
-            query=spec.query,
-            condition=spec.condition,
-            period_minutes=spec.period_minutes,
-            window_minutes=spec.window_minutes,
-            trigger_count=spec.trigger_count,
-            notice_ids=notice_ids,
-            level=spec.level,
-            region=spec.region,
-        )
+        request = spec.request(logset_id, notice_ids)
         steps.append(
             await self._create(
                 actor,
@@ -211,18 +260,9 @@ class ClsWrites(CloudCreates):
         subject = f"cls:scheduled_sql:{spec.name}"
         await self.authorize(actor, "create_scheduled_sql", subject, mode)
         start = as_utc(spec.start or now or datetime.now(UTC))
-        request = writes.scheduled_sql_request(
-            name=spec.name,
-            source_topic_id=spec.source_topic_id,
-            target_topic_id=spec.target_topic_id,
-            sql=spec.sql,
-            # Whole minutes: a retry a few seconds later builds the same request (same key).
-            start_ms=int(start.replace(second=0, microsecond=0).timestamp()) * 1000,
-            period_minutes=spec.period_minutes,
-            window=spec.window,
-            region=spec.region,
-            default_region=self.tencent.region,
-        )
+        # Whole minutes: a retry a few seconds later builds the same request (same key).
+        start_ms = int(start.replace(second=0, microsecond=0).timestamp()) * 1000
+        request = spec.request(start_ms, self.tencent.region)
         step = await self._create(
             actor,
             "create_scheduled_sql",

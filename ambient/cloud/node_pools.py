@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -37,6 +38,39 @@ class NodePoolSpec(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes node labels")
     os_name: str | None = Field(default=None, max_length=64, description="e.g. tlinux3.1x86_64")
     region: Region = Field(default=None, description="region (default: configured)")
+
+    def request(self) -> CloudRequest:
+        # TKE takes the scaling group and launch configuration as JSON strings (AS API shapes).
+        scaling = {
+            "AutoScalingGroupName": self.name,
+            "MaxSize": self.maximum,
+            "MinSize": self.minimum,
+            "DesiredCapacity": self.desired,
+            "VpcId": self.vpc_id,
+            "SubnetIds": self.subnet_ids,
+        }
+        launch: dict[str, Any] = {
+            "InstanceType": self.instance_type,
+            "SystemDisk": {"DiskType": self.disk_type, "DiskSize": self.disk_size},
+            "InstanceChargeType": "POSTPAID_BY_HOUR",
+        }
+        if self.security_group_ids:
+            launch["SecurityGroupIds"] = self.security_group_ids
+        params: dict[str, Any] = {
+            "ClusterId": self.cluster_id,
+            "Name": self.name,
+            "AutoScalingGroupPara": json.dumps(scaling, sort_keys=True),
+            "LaunchConfigurePara": json.dumps(launch, sort_keys=True),
+            "InstanceAdvancedSettings": {},
+            "EnableAutoscale": True,
+        }
+        if self.labels:
+            params["Labels"] = [{"Name": k, "Value": v} for k, v in sorted(self.labels.items())]
+        if self.os_name:
+            params["NodePoolOs"] = self.os_name
+        return CloudRequest(
+            product="tke", action="CreateClusterNodePool", region=self.region, params=params
+        )
 
 
 class NodePoolScaleSpec(BaseModel):
@@ -155,22 +189,7 @@ class NodePoolWrites(CloudCreates):
             )
         subject = f"tke:{spec.cluster_id}/nodepool:{spec.name}"
         await self.authorize(actor, "create_node_pool", subject, mode)
-        request = writes.node_pool_request(
-            cluster_id=spec.cluster_id,
-            name=spec.name,
-            vpc_id=spec.vpc_id,
-            subnet_ids=spec.subnet_ids,
-            instance_type=spec.instance_type,
-            minimum=spec.minimum,
-            maximum=spec.maximum,
-            desired=spec.desired,
-            disk_type=spec.disk_type,
-            disk_size=spec.disk_size,
-            security_group_ids=spec.security_group_ids,
-            labels=spec.labels,
-            os_name=spec.os_name,
-            region=spec.region,
-        )
+        request = spec.request()
         step = await self._create(
             actor,
             "create_node_pool",

@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from ambient.briefing import BriefingError, BriefingService
+from ambient.briefing.models import GreetOutcome
+from ambient.briefing.service import BriefingError, BriefingService
 from ambient.commands import fail, run_service
-from ambient.domain.briefing import GreetOutcome
 
 app = typer.Typer(help="The daily briefing: set up, greet, read, send.", no_args_is_help=True)
 console = Console()

@@ -83,6 +83,14 @@ def _run(work: Callable[[CloudOpsService, Settings], Coroutine[Any, Any, BaseMod
     console.print_json(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
 
 
+def _run_on_cluster(work: Callable[[WorkloadOps], Coroutine[Any, Any, BaseModel]]) -> None:
+    async def run(service: CloudOpsService, settings: Settings) -> BaseModel:
+        async with WorkloadOps(service, settings.kubeconfig) as ops:
+            return await work(ops)
+
+    _run(run)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("create-node-pool")
     def create_node_pool(spec_file: SpecFile, user: User, execute: Execute = False) -> None:
@@ -169,12 +177,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Server-side apply a YAML file; the preview shows each document's diff."""
         spec = _spec(ApplySpec, cluster_id=cluster, documents=file.read_text(), namespace=namespace)
-
-        async def work(service: CloudOpsService, settings: Settings) -> BaseModel:
-            async with WorkloadOps(service, settings.kubeconfig) as ops:
-                return await ops.apply_yaml(user, spec, _mode(execute))
-
-        _run(work)
+        _run_on_cluster(lambda ops: ops.apply_yaml(user, spec, _mode(execute)))
 
     @app.command("scale")
     def scale(
@@ -187,12 +190,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Scale a Deployment to REPLICAS (preview unless --execute)."""
         spec = _spec(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name)
-
-        async def work(service: CloudOpsService, settings: Settings) -> BaseModel:
-            async with WorkloadOps(service, settings.kubeconfig) as ops:
-                return await ops.scale_workload(user, spec, replicas, _mode(execute))
-
-        _run(work)
+        _run_on_cluster(lambda ops: ops.scale_workload(user, spec, replicas, _mode(execute)))
 
     @app.command("restart")
     def restart(
@@ -200,12 +198,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rolling-restart a Deployment (preview unless --execute)."""
         spec = _spec(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name)
-
-        async def work(service: CloudOpsService, settings: Settings) -> BaseModel:
-            async with WorkloadOps(service, settings.kubeconfig) as ops:
-                return await ops.restart_workload(user, spec, _mode(execute))
-
-        _run(work)
+        _run_on_cluster(lambda ops: ops.restart_workload(user, spec, _mode(execute)))
 
     @app.command("describe-image")
     def describe_image(

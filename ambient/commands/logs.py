@@ -20,9 +20,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
+from ambient.briefing.loglevels import level_and_message
+from ambient.briefing.logreport import LogReducer
+from ambient.briefing.logreport_markdown import render_markdown
 from ambient.clients.logs import PLAIN, TIME_FIELDS, FileLogSource, parse_time
-from ambient.domain.logreport import LogReducer, level_and_message
-from ambient.domain.logreport_markdown import render_markdown
 
 app = typer.Typer(help="Logs: reduce log files to templates, rates and anomalies.")
 err_console = Console(stderr=True)

@@ -19,7 +19,6 @@ from ambient.domain.notify import Message, Target
 from ambient.domain.tasks import Failure, UrlState
 from ambient.domain.watches import WebMonitorConfig
 
-POLL_QUEUE_SUFFIX = "-polls"
 # The web monitor's workflow type (workflows/web_monitor.py is defined with it): what the
 # visibility queries for its runs name.
 WEB_MONITOR_TYPE = "WebMonitorWorkflow"

@@ -252,11 +252,3 @@ def stored_push_config(raw: dict[str, Any] | None) -> PushConfig:
 def route(config: PushConfig, kind: NotificationKind) -> list[Target]:
     """The user's channels configured for ``kind``."""
     return [Target(type=c.type, target=c.target) for c in config.channels if c.wants(kind)]
-
-
-def default_target(config: PushConfig, channel: str) -> str | None:
-    """The configured target of a channel type, for `{"method": "email"}` without an address."""
-    for configured in config.channels:
-        if configured.type == channel and configured.target:
-            return configured.target
-    return None

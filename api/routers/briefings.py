@@ -9,17 +9,18 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from ambient.briefing import (
+from ambient.briefing.models import BriefingConfig, BriefingStatus, PreparedBriefing
+from ambient.briefing.service import (
     BriefingError,
     BriefingListItem,
     BriefingNotFoundError,
     BriefingRef,
+    BriefingRefusedError,
     BriefingService,
     BriefingView,
     InvalidBriefingError,
     LogAnalysis,
 )
-from ambient.domain.briefing import BriefingConfig, BriefingStatus, PreparedBriefing
 from ambient.domain.notify import NotifyResult
 from ambient.sharing import ShareLinkRepository
 from api.deps import CurrentUser, StateDep
@@ -50,9 +51,11 @@ class ShareOut(BaseModel):
     expires_at: datetime
 
 
-def _fail(exc: BriefingError) -> HTTPException | RequestValidationError:
+def http_error(exc: BriefingError) -> HTTPException | RequestValidationError:
     if isinstance(exc, BriefingNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, BriefingRefusedError):
+        return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     if isinstance(exc, InvalidBriefingError):
         loc = ["body", *(exc.field.split(".") if exc.field else [])]
         return RequestValidationError(
@@ -66,26 +69,17 @@ async def create_daily_briefing(
     config: dict[str, Any], user: CurrentUser, briefings: Service
 ) -> BriefingRef:
     """Set up (or replace) your daily briefing; fields as BriefingConfig."""
-    try:
-        return await briefings.create(user.name, config)
-    except BriefingError as exc:
-        raise _fail(exc) from None
+    return await briefings.create(user.name, config)
 
 
 @router.get("/daily", response_model=BriefingStatus)
 async def daily_status(user: CurrentUser, briefings: Service) -> BriefingStatus:
-    try:
-        return await briefings.status(user.name)
-    except BriefingError as exc:
-        raise _fail(exc) from None
+    return await briefings.status(user.name)
 
 
 @router.delete("/daily", response_model=BriefingRef)
 async def delete_daily_briefing(user: CurrentUser, briefings: Service) -> BriefingRef:
-    try:
-        return await briefings.delete(user.name)
-    except BriefingError as exc:
-        raise _fail(exc) from None
+    return await briefings.delete(user.name)
 
 
 @router.post("/daily/{action}", response_model=BriefingStatus)
@@ -93,12 +87,9 @@ async def steer_daily_briefing(
     action: Literal["pause", "resume"], user: CurrentUser, briefings: Service
 ) -> BriefingStatus:
     """Pause (no preparation, no push) or resume your daily briefing."""
-    try:
-        if action == "pause":
-            return await briefings.pause(user.name)
-        return await briefings.resume(user.name)
-    except BriefingError as exc:
-        raise _fail(exc) from None
+    if action == "pause":
+        return await briefings.pause(user.name)
+    return await briefings.resume(user.name)
 
 
 @router.get("/config-schema", response_model=dict[str, Any])
@@ -115,45 +106,30 @@ async def list_briefings(
 
 @router.post("/regenerate", response_model=PreparedBriefing)
 async def regenerate(user: CurrentUser, briefings: Service) -> PreparedBriefing:
-    try:
-        return await briefings.regenerate(user.name)
-    except BriefingError as exc:
-        raise _fail(exc) from None
+    return await briefings.regenerate(user.name)
 
 
 @router.post("/send", response_model=NotifyResult)
 async def send(body: SendIn, user: CurrentUser, briefings: Service) -> NotifyResult:
     """Push a briefing through your channels now."""
-    try:
-        return await briefings.send(user.name, body.date, body.request_id)
-    except BriefingError as exc:
-        raise _fail(exc) from None
+    return await briefings.send(user.name, body.date, body.request_id)
 
 
 @router.post("/analyze", response_model=LogAnalysis)
 async def analyze(body: AnalyzeIn, user: CurrentUser, briefings: Service) -> LogAnalysis:
     """The reduction report of any log source and range."""
-    try:
-        return await briefings.analyze_logs(user.name, body.log_source, body.start, body.end)
-    except BriefingError as exc:
-        raise _fail(exc) from None
+    return await briefings.analyze_logs(user.name, body.log_source, body.start, body.end)
 
 
 @router.get("/{date}", response_model=BriefingView)
 async def get_briefing(date: str, user: CurrentUser, briefings: Service) -> BriefingView:
-    try:
-        return await briefings.get_briefing(user.name, date)
-    except BriefingError as exc:
-        raise _fail(exc) from None
+    return await briefings.get_briefing(user.name, date)
 
 
 @router.post("/{date}/share", status_code=status.HTTP_201_CREATED, response_model=ShareOut)
 async def share(date: str, user: CurrentUser, briefings: Service, state: StateDep) -> ShareOut:
     """A signed, expiring link to the briefing page (the full report)."""
-    try:
-        view = await briefings.get_briefing(user.name, date)
-    except BriefingError as exc:
-        raise _fail(exc) from None
+    view = await briefings.get_briefing(user.name, date)
     settings = state.settings
     async with state.db.session() as session:
         row, token = await ShareLinkRepository(

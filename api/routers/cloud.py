@@ -110,8 +110,7 @@ def _service(state: AppState) -> CloudOpsService:
 @router.post("/node-pools", response_model=WriteResult)
 async def create_node_pool(body: NodePoolBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Add a node pool to a TKE cluster (CreateClusterNodePool)."""
-    spec = NodePoolSpec.model_validate(body.model_dump(exclude={"mode"}))
-    return await _run(_service(state).create_node_pool(user.name, spec, body.mode))
+    return await _run(_service(state).create_node_pool(user.name, body, body.mode))
 
 
 @router.post("/node-pools/scale", response_model=NodePoolScaleResult)
@@ -119,29 +118,25 @@ async def scale_node_pool(
     body: NodePoolScaleBody, user: CurrentUser, state: StateDep
 ) -> NodePoolScaleResult:
     """Set a node pool's desired size (ModifyNodePoolDesiredCapacityAboutAsg)."""
-    spec = NodePoolScaleSpec.model_validate(body.model_dump(exclude={"mode"}))
-    return await _run(_service(state).scale_node_pool(user.name, spec, body.mode))
+    return await _run(_service(state).scale_node_pool(user.name, body, body.mode))
 
 
 @router.post("/logsets", response_model=WriteResult)
 async def create_logset(body: LogsetBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Create a CLS logset (CreateLogset)."""
-    spec = LogsetSpec.model_validate(body.model_dump(exclude={"mode"}))
-    return await _run(_service(state).create_logset(user.name, spec, body.mode))
+    return await _run(_service(state).create_logset(user.name, body, body.mode))
 
 
 @router.post("/log-topics", response_model=WriteResult)
 async def create_log_topic(body: TopicBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Create a CLS log topic (CreateTopic)."""
-    spec = TopicSpec.model_validate(body.model_dump(exclude={"mode"}))
-    return await _run(_service(state).create_log_topic(user.name, spec, body.mode))
+    return await _run(_service(state).create_log_topic(user.name, body, body.mode))
 
 
 @router.post("/alarms", response_model=WriteResult)
 async def create_cls_alarm(body: AlarmBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Create a CLS alarm policy (CreateAlarm), with a new notice if named."""
-    spec = AlarmSpec.model_validate(body.model_dump(exclude={"mode"}))
-    return await _run(_service(state).create_cls_alarm(user.name, spec, body.mode))
+    return await _run(_service(state).create_cls_alarm(user.name, body, body.mode))
 
 
 @router.post("/scheduled-sql", response_model=WriteResult)
@@ -149,16 +144,14 @@ async def create_scheduled_sql(
     body: ScheduledSqlBody, user: CurrentUser, state: StateDep
 ) -> WriteResult:
     """Create a CLS scheduled SQL task (CreateScheduledSql)."""
-    spec = ScheduledSqlSpec.model_validate(body.model_dump(exclude={"mode"}))
-    return await _run(_service(state).create_scheduled_sql(user.name, spec, body.mode))
+    return await _run(_service(state).create_scheduled_sql(user.name, body, body.mode))
 
 
 @router.post("/apply", response_model=ApplyResult)
 async def apply_yaml(body: ApplyBody, user: CurrentUser, state: StateDep) -> ApplyResult:
     """Server-side apply YAML documents; dry_run answers each document's diff."""
-    spec = ApplySpec.model_validate(body.model_dump(exclude={"mode"}))
     async with WorkloadOps(_service(state), state.settings.kubeconfig) as ops:
-        return await _run(ops.apply_yaml(user.name, spec, body.mode))
+        return await _run(ops.apply_yaml(user.name, body, body.mode))
 
 
 @router.post("/workloads/scale", response_model=WorkloadResult)
@@ -172,9 +165,8 @@ async def scale_workload(body: ScaleBody, user: CurrentUser, state: StateDep) ->
 @router.post("/workloads/restart", response_model=WorkloadResult)
 async def restart_workload(body: RestartBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Rolling-restart a Deployment."""
-    spec = WorkloadSpec.model_validate(body.model_dump(exclude={"mode"}))
     async with WorkloadOps(_service(state), state.settings.kubeconfig) as ops:
-        return await _run(ops.restart_workload(user.name, spec, body.mode))
+        return await _run(ops.restart_workload(user.name, body, body.mode))
 
 
 @router.post("/dashboard-image", response_model=ImageDescription)

@@ -36,7 +36,7 @@ def _service(state: AppState) -> DiscussionService:
     return DiscussionService(state.db, state.settings, state.temporal)
 
 
-def _fail(exc: DiscussionError) -> HTTPException:
+def http_error(exc: DiscussionError) -> HTTPException:
     if isinstance(exc, DiscussionNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
     if isinstance(exc, SigningError):
@@ -61,18 +61,12 @@ async def list_discussions(
 async def send_message(body: NewMessage, user: CurrentUser, state: StateDep) -> Posted:
     """Post on a topic: joins its open discussion or opens one."""
     message = MessageIn.model_validate(body.model_dump(exclude={"topic"}))
-    try:
-        return await _service(state).send_message(user.name, body.topic, message)
-    except DiscussionError as exc:
-        raise _fail(exc) from None
+    return await _service(state).send_message(user.name, body.topic, message)
 
 
 @router.get("/search", response_model=Found)
 async def search(keyword: str, user: CurrentUser, state: StateDep) -> Found:
-    try:
-        return await _service(state).search_messages(user.name, keyword)
-    except DiscussionError as exc:
-        raise _fail(exc) from None
+    return await _service(state).search_messages(user.name, keyword)
 
 
 @router.get("/stats", response_model=Stats)
@@ -82,43 +76,28 @@ async def stats(user: CurrentUser, state: StateDep) -> Stats:
 
 @router.get("/{discussion_id}", response_model=DiscussionRead)
 async def read(discussion_id: str, user: CurrentUser, state: StateDep) -> DiscussionRead:
-    try:
-        return await _service(state).read_discussion(user.name, discussion_id)
-    except DiscussionError as exc:
-        raise _fail(exc) from None
+    return await _service(state).read_discussion(user.name, discussion_id)
 
 
 @router.post(
     "/{discussion_id}/messages", status_code=status.HTTP_201_CREATED, response_model=Posted
 )
 async def reply(discussion_id: str, body: MessageIn, user: CurrentUser, state: StateDep) -> Posted:
-    try:
-        return await _service(state).reply_message(user.name, discussion_id, body)
-    except DiscussionError as exc:
-        raise _fail(exc) from None
+    return await _service(state).reply_message(user.name, discussion_id, body)
 
 
 @router.post("/{discussion_id}/close", response_model=Closed)
 async def close(discussion_id: str, user: CurrentUser, state: StateDep) -> Closed:
-    try:
-        return await _service(state).close_discussion(user.name, discussion_id)
-    except DiscussionError as exc:
-        raise _fail(exc) from None
+    return await _service(state).close_discussion(user.name, discussion_id)
 
 
 @router.get("/{discussion_id}/anomalies", response_model=AnomalyReport)
 async def anomalies(
     discussion_id: str, user: CurrentUser, state: StateDep, threshold_seconds: float = 2.0
 ) -> AnomalyReport:
-    try:
-        return await _service(state).detect_anomalies(user.name, discussion_id, threshold_seconds)
-    except DiscussionError as exc:
-        raise _fail(exc) from None
+    return await _service(state).detect_anomalies(user.name, discussion_id, threshold_seconds)
 
 
 @router.post("/{discussion_id}/annotate", response_model=AnnotationReport)
 async def annotate(discussion_id: str, user: CurrentUser, state: StateDep) -> AnnotationReport:
-    try:
-        return await _service(state).annotate_discussion(user.name, discussion_id)
-    except DiscussionError as exc:
-        raise _fail(exc) from None
+    return await _service(state).annotate_discussion(user.name, discussion_id)

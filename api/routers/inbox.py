@@ -14,9 +14,6 @@ from api.deps import CurrentUser, SessionDep
 
 router = APIRouter(prefix="/inbox", tags=["inbox"])
 
-# Kept importable under its old name for other routers and tests.
-__all__ = ["InboxMessagePublic", "router"]
-
 
 @router.get("", response_model=list[InboxMessagePublic])
 async def list_inbox(

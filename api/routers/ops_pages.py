@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from ambient.briefing import (
+from ambient.briefing.service import (
     BriefingError,
     BriefingNotFoundError,
     BriefingService,

@@ -45,7 +45,7 @@ def service(state: StateDep) -> TaskService:
 Service = Annotated[TaskService, Depends(service)]
 
 
-def _fail(exc: TaskError, field: str = "config", where: str = "body") -> Exception:
+def http_error(exc: TaskError, field: str = "config", where: str = "body") -> Exception:
     if isinstance(exc, ConfigError):
         return RequestValidationError(
             [
@@ -68,10 +68,7 @@ def _fail(exc: TaskError, field: str = "config", where: str = "body") -> Excepti
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskRef)
 async def create_task(body: TaskCreate, user: CurrentUser, tasks: Service) -> TaskRef:
     """Create a background task in the generic form {type, config}."""
-    try:
-        return await tasks.create(user.name, body.type, body.config, body.name)
-    except TaskError as exc:
-        raise _fail(exc) from None
+    return await tasks.create(user.name, body.type, body.config, body.name)
 
 
 @router.get("", response_model=list[TaskSummary])
@@ -96,7 +93,7 @@ async def list_tasks(
             page_token=page_token,
         )
     except TaskError as exc:
-        raise _fail(exc, "page_token", "query") from None
+        raise http_error(exc, "page_token", "query") from None
     if page.next_page_token is not None:
         response.headers["X-Next-Page-Token"] = page.next_page_token
     return list(page)
@@ -104,10 +101,7 @@ async def list_tasks(
 
 @router.get("/{task_id:path}/status", response_model=TaskStatus)
 async def get_task(task_id: str, user: CurrentUser, tasks: Service) -> TaskStatus:
-    try:
-        return await tasks.get(user.name, task_id)
-    except TaskError as exc:
-        raise _fail(exc) from None
+    return await tasks.get(user.name, task_id)
 
 
 @router.post("/{task_id:path}/{action}", response_model=TaskRef)
@@ -119,10 +113,7 @@ async def control_task(
 ) -> TaskRef:
     """pause, resume or trigger (check now) a task."""
     operation = {"pause": tasks.pause, "resume": tasks.resume, "trigger": tasks.trigger}[action]
-    try:
-        return await operation(user.name, task_id)
-    except TaskError as exc:
-        raise _fail(exc) from None
+    return await operation(user.name, task_id)
 
 
 @router.put("/{task_id:path}/config", response_model=TaskStatus)
@@ -136,17 +127,11 @@ async def update_task(
         Body(description="the whole new config, of the task's own type"),
     ],
 ) -> TaskStatus:
-    try:
-        return await tasks.update(user.name, task_id, config)
-    except TaskError as exc:
-        raise _fail(exc) from None
+    return await tasks.update(user.name, task_id, config)
 
 
 @router.delete("/{task_id:path}", response_model=TaskRef)
 async def delete_task(
     task_id: str, user: CurrentUser, tasks: Service, purge: bool = False
 ) -> TaskRef:
-    try:
-        return await tasks.delete(user.name, task_id, purge=purge)
-    except TaskError as exc:
-        raise _fail(exc) from None
+    return await tasks.delete(user.name, task_id, purge=purge)

@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from ambient.briefing import BriefingError, BriefingRefusedError, BriefingService
-from ambient.domain.briefing import GreetResult
+from ambient.briefing.models import GreetResult
+from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
 from ambient.storage.models import User
 from api.deps import OptionalUser, SessionDep, StateDep
@@ -79,16 +79,11 @@ async def greeting(
     else:
         raise _unprocessable("user_id", "a device must name the speaker: user_id or voiceprint_id")
     service = BriefingService(state.temporal, state.settings, state.db, tencent=state.tencent)
-    try:
-        return await service.greet(
-            name,
-            via="voice",
-            request_id=body.request_id,
-            audio=body.audio,
-            # A device names its speaker; a signed-in user greets as themselves (admins: anyone).
-            caller=None if device or caller is None else caller.name,
-        )
-    except BriefingRefusedError as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    except BriefingError as exc:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+    return await service.greet(
+        name,
+        via="voice",
+        request_id=body.request_id,
+        audio=body.audio,
+        # A device names its speaker; a signed-in user greets as themselves (admins: anyone).
+        caller=None if device or caller is None else caller.name,
+    )

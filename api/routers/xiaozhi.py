@@ -14,11 +14,11 @@ from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import UserRepository
 from ambient.xiaozhi import (
     DeviceAdded,
+    DeviceError,
     DeviceNotFoundError,
     DeviceRefusedError,
     DeviceService,
     DeviceView,
-    InvalidDeviceError,
     voice_facts,
 )
 from api.deps import CurrentUser, StateDep
@@ -71,43 +71,36 @@ class DeviceIn(BaseModel):
     )
 
 
-def _unprocessable(field: str, message: str) -> RequestValidationError:
+def http_error(exc: DeviceError) -> Exception:
+    if isinstance(exc, DeviceNotFoundError):
+        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, DeviceRefusedError):
+        return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
+    field = str(exc).split(":", 1)[0]
+    where = field if field in DeviceIn.model_fields else "device_id"
     return RequestValidationError(
-        [{"type": "value_error", "loc": ["body", field], "msg": message, "input": None}]
+        [{"type": "value_error", "loc": ["body", where], "msg": str(exc), "input": None}]
     )
 
 
 @router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DeviceAdded)
 async def add_device(body: DeviceIn, state: StateDep, caller: CurrentUser) -> DeviceAdded:
     """Register a device (yours, or anyone's for an admin); the token is shown once."""
-    try:
-        return await DeviceService(state.db).add(
-            caller.name, body.user or caller.name, body.device_id, speakers=body.speakers
-        )
-    except InvalidDeviceError as exc:
-        field = str(exc).split(":", 1)[0]
-        where = field if field in DeviceIn.model_fields else "device_id"
-        raise _unprocessable(where, str(exc)) from None
-    except DeviceRefusedError as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    return await DeviceService(state.db).add(
+        caller.name, body.user or caller.name, body.device_id, speakers=body.speakers
+    )
 
 
 @router.post("/devices/{ref}/allow", response_model=DeviceView)
 async def allow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
     """Let this device answer you by your voiceprint (your own briefing, tasks, approvals)."""
-    try:
-        return await DeviceService(state.db).allow(caller.name, ref)
-    except DeviceNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return await DeviceService(state.db).allow(caller.name, ref)
 
 
 @router.delete("/devices/{ref}/allow", response_model=DeviceView)
 async def disallow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
     """Stop this device answering you by voiceprint."""
-    try:
-        return await DeviceService(state.db).allow(caller.name, ref, allowed=False)
-    except DeviceNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return await DeviceService(state.db).allow(caller.name, ref, allowed=False)
 
 
 @router.get("/devices", response_model=list[DeviceView])
@@ -117,7 +110,4 @@ async def list_devices(state: StateDep, caller: CurrentUser) -> list[DeviceView]
 
 @router.delete("/devices/{ref}", response_model=DeviceView)
 async def remove_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
-    try:
-        return await DeviceService(state.db).remove(caller.name, ref)
-    except DeviceNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return await DeviceService(state.db).remove(caller.name, ref)

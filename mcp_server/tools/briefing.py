@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
-from ambient.briefing import (
+from ambient.briefing.models import GreetResult, PreparedBriefing
+from ambient.briefing.service import (
     BriefingError,
     BriefingListItem,
     BriefingRef,
@@ -20,10 +20,10 @@ from ambient.briefing import (
     BriefingView,
     LogAnalysis,
 )
-from ambient.domain.briefing import GreetResult, PreparedBriefing
 from ambient.domain.notify import NotifyResult
 from ambient.status import temporal_problem
 from mcp_server.auth import app_state, current_user
+from mcp_server.tools.hints import hints
 
 T = TypeVar("T")
 
@@ -164,23 +164,16 @@ async def analyze_logs(
     return await _call(ctx, _service(ctx).analyze_logs(current_user(ctx), log_source, start, end))
 
 
-def _annotations(*, read_only: bool, idempotent: bool = True) -> ToolAnnotations:
-    return ToolAnnotations(
-        read_only_hint=read_only,
-        destructive_hint=False,
-        idempotent_hint=idempotent,
-        open_world_hint=not read_only,
-    )
-
-
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
-    read = _annotations(read_only=True)
+    read = hints(read_only=True, open_world=False)
     mcp.add_tool(get_briefing, annotations=read)
     mcp.add_tool(list_briefings, annotations=read)
     mcp.add_tool(analyze_logs, annotations=read)
     if read_only:
         return
-    mcp.add_tool(create_daily_briefing, annotations=_annotations(read_only=False))
-    mcp.add_tool(greet, annotations=_annotations(read_only=False))
-    mcp.add_tool(regenerate_briefing, annotations=_annotations(read_only=False, idempotent=False))
-    mcp.add_tool(send_briefing, annotations=_annotations(read_only=False, idempotent=False))
+    write = hints(read_only=False, open_world=True)
+    mcp.add_tool(create_daily_briefing, annotations=write)
+    mcp.add_tool(greet, annotations=write)
+    again = hints(read_only=False, open_world=True, idempotent=False)
+    mcp.add_tool(regenerate_briefing, annotations=again)
+    mcp.add_tool(send_briefing, annotations=again)

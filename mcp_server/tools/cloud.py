@@ -8,7 +8,6 @@ from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ambient.clients.kube import KubeError, Workload, client_from_kubeconfig
@@ -23,14 +22,13 @@ from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
 from ambient.cloud.service import CloudOpsService
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, NamespaceName, TkeClusterId
 from mcp_server.auth import ANONYMOUS, app_state, current_user
+from mcp_server.tools.hints import hints
 
 T = TypeVar("T")
 Region = Annotated[
     str | None, Field(default=None, description="region, e.g. ap-shanghai (default: configured)")
 ]
-READ = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-)
+READ = hints(read_only=True, open_world=True)
 
 
 class Clusters(BaseModel):
@@ -250,10 +248,5 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     if not read_only:
         mcp.add_tool(
             scale_node_pool,
-            annotations=ToolAnnotations(
-                read_only_hint=False,
-                destructive_hint=True,
-                idempotent_hint=True,
-                open_world_hint=True,
-            ),
+            annotations=hints(read_only=False, open_world=True, destructive=True),
         )

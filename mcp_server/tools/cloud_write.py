@@ -11,7 +11,6 @@ from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from ambient.cloud.apply import ApplyResult, ApplySpec
@@ -26,6 +25,7 @@ from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 from mcp_server.tools.cloud import _cloud
+from mcp_server.tools.hints import hints
 
 T = TypeVar("T")
 ModeArg = Annotated[
@@ -37,19 +37,13 @@ ModeArg = Annotated[
     ),
 ]
 # Creates add resources and find an existing one by name on a retry.
-CREATE = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-)
+CREATE = hints(read_only=False, open_world=True)
 
 # Changes to running workloads: they replace what runs (idempotent per key / apply).
-CHANGE = ToolAnnotations(
-    read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
-)
+CHANGE = hints(read_only=False, open_world=True, destructive=True)
 
 # Looking at an image changes nothing; the answer comes from a model outside.
-LOOK = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-)
+LOOK = hints(read_only=True, open_world=True)
 
 
 def _service(ctx: Context[Any, Any]) -> tuple[CloudOpsService, str]:

@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
 from ambient.discussions.rules import MessageIn, SourceType
@@ -30,17 +29,12 @@ from ambient.discussions.views import (
     StoreInit,
 )
 from mcp_server.auth import app_state, current_user
+from mcp_server.tools.hints import hints
 
 T = TypeVar("T")
-READ = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
-WRITE = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-)
-IDEMPOTENT_WRITE = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
+READ = hints(read_only=True, open_world=False)
+WRITE = hints(read_only=False, open_world=True, idempotent=False)
+IDEMPOTENT_WRITE = hints(read_only=False, open_world=False)
 
 FromId = Annotated[
     str, Field(description="who signs: your user name, an agent you own, or (admins) xiaozhi")

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
@@ -15,6 +14,7 @@ from ambient.domain.push import MAX_TARGETS, PushConfig, QuietHours, stored_push
 from ambient.push import save_push_config
 from ambient.storage.repositories import UserRepository
 from mcp_server.auth import app_state, current_user
+from mcp_server.tools.hints import hints
 
 CHANNELS = (
     'At most 20 of {"type": "email"|"wecom"|"dingtalk"|"webhook"|"apprise"|"sms"|"inbox", '
@@ -76,19 +76,6 @@ async def set_push_config(
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
-    mcp.add_tool(
-        get_push_config,
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
-    )
+    mcp.add_tool(get_push_config, annotations=hints(read_only=True, open_world=False))
     if not read_only:
-        mcp.add_tool(
-            set_push_config,
-            annotations=ToolAnnotations(
-                read_only_hint=False,
-                destructive_hint=False,
-                idempotent_hint=True,
-                open_world_hint=False,
-            ),
-        )
+        mcp.add_tool(set_push_config, annotations=hints(read_only=False, open_world=False))

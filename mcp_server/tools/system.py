@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import Tool, ToolAnnotations
+from mcp.types import Tool
 from pydantic import BaseModel, Field
 
 from ambient import history
@@ -23,10 +23,9 @@ from ambient.history import (
 )
 from ambient.status import SystemStatus, system_status
 from mcp_server.auth import app_state, current_user_row
+from mcp_server.tools.hints import hints
 
-READ = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
+READ = hints(read_only=True, open_world=False)
 User = Annotated[
     str | None,
     Field(

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ambient.domain.reminders import ReminderConfig
@@ -20,6 +19,7 @@ from ambient.task_inputs import ANY_CONFIG, CONFIG_BY_TYPE, TaskError, TaskType,
 from ambient.task_reads import DEFAULT_PAGE_SIZE, TaskSummary
 from ambient.tasks import TaskRef, TaskService
 from mcp_server.auth import app_state, current_user
+from mcp_server.tools.hints import hints
 
 T = TypeVar("T")
 log = logging.getLogger("ambient.mcp.tasks")
@@ -81,17 +81,6 @@ class TaskList(BaseModel):
     tasks: list[TaskSummary]
     next_page_token: str | None = Field(
         default=None, description="pass as page_token for the next page; null at the end"
-    )
-
-
-def _annotations(
-    *, read_only: bool, destructive: bool = False, idempotent: bool = True
-) -> ToolAnnotations:
-    return ToolAnnotations(
-        read_only_hint=read_only,
-        destructive_hint=destructive,
-        idempotent_hint=idempotent,
-        open_world_hint=not read_only,
     )
 
 
@@ -232,19 +221,21 @@ async def delete_task(
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
-    read = _annotations(read_only=True)
+    read = hints(read_only=True, open_world=False)
     mcp.add_tool(list_tasks, title="List tasks", annotations=read)
     mcp.add_tool(get_task, title="Get task", annotations=read)
     if read_only:
         return
-    create = _annotations(read_only=False)
+    create = hints(read_only=False, open_world=True)
     mcp.add_tool(create_web_monitor, annotations=create)
     mcp.add_tool(create_threshold_watch, annotations=create)
     mcp.add_tool(create_reminder, annotations=create)
     mcp.add_tool(create_background_task, annotations=create)
-    steer = _annotations(read_only=False)
+    steer = hints(read_only=False, open_world=True)
     mcp.add_tool(pause_task, annotations=steer)
     mcp.add_tool(resume_task, annotations=steer)
     mcp.add_tool(update_task, annotations=steer)
-    mcp.add_tool(trigger_task, annotations=_annotations(read_only=False, idempotent=False))
-    mcp.add_tool(delete_task, annotations=_annotations(read_only=False, destructive=True))
+    mcp.add_tool(
+        trigger_task, annotations=hints(read_only=False, open_world=True, idempotent=False)
+    )
+    mcp.add_tool(delete_task, annotations=hints(read_only=False, open_world=True, destructive=True))

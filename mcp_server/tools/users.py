@@ -9,13 +9,13 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from ambient import grants
 from ambient.domain.users import Grant, Role, RollbackPermission, UserPublic
 from ambient.storage.repositories import user_public
 from mcp_server.auth import app_state, current_user_row
+from mcp_server.tools.hints import hints
 
 
 class Granted(BaseModel):
@@ -57,19 +57,6 @@ async def grant_permission(
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
-    mcp.add_tool(
-        whoami,
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
-    )
+    mcp.add_tool(whoami, annotations=hints(read_only=True, open_world=False))
     if not read_only:
-        mcp.add_tool(
-            grant_permission,
-            annotations=ToolAnnotations(
-                read_only_hint=False,
-                destructive_hint=False,
-                idempotent_hint=True,
-                open_world_hint=False,
-            ),
-        )
+        mcp.add_tool(grant_permission, annotations=hints(read_only=False, open_world=False))

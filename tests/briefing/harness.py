@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient.briefing import BriefingService
+from ambient.briefing.models import BriefingConfig, DayPlan, plan_day
+from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
-from ambient.domain.briefing import BriefingConfig, DayPlan, plan_day
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
 from ambient.storage.repositories import UserRepository

@@ -13,9 +13,9 @@ from pydantic import SecretStr
 from temporalio.testing import ActivityEnvironment
 
 from activities.briefing import BriefingActivities
+from ambient.briefing.models import BriefingConfig, BriefingDraft, PrepareRequest, plan_for
 from ambient.clients.llm import DATA_RULE, LLMClient
 from ambient.clients.tencent.client import TencentCloud
-from ambient.domain.briefing import BriefingConfig, BriefingDraft, PrepareRequest, plan_for
 from ambient.settings import Settings
 from ambient.storage import Database
 from tests.briefing.harness import write_day_logs

@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
+from ambient.briefing.models import BriefingConfig, plan_for
 from ambient.deps import WorkerDeps
-from ambient.domain.briefing import BriefingConfig, plan_for
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import InboxRepository, UserRepository
 from ambient.wiring import AppState, StateHolder

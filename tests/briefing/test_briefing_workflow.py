@@ -13,8 +13,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
+from ambient.briefing.models import BriefingConfig, GreetOutcome
 from ambient.deps import WorkerDeps
-from ambient.domain.briefing import BriefingConfig, GreetOutcome
 from ambient.storage.briefings import (
     BaselineRepository,
     BriefingRepository,
@@ -423,7 +423,7 @@ async def test_recorded_briefing_histories_replay_on_the_current_code() -> None:
 async def test_fields_left_out_come_from_the_users_settings_and_bad_ones_are_refused(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    from ambient.briefing import InvalidBriefingError
+    from ambient.briefing.service import InvalidBriefingError
     from ambient.domain.users import UserCreate
     from ambient.storage.repositories import UserRepository
 
@@ -637,8 +637,8 @@ async def _planned(service, user):  # type: ignore[no-untyped-def]
 
 
 def test_a_log_source_given_without_type_follows_its_field_and_a_foreign_field_is_refused() -> None:
-    from ambient.briefing import InvalidBriefingError, parse_config
-    from ambient.domain.briefing import ClsLogSpec, FileLogSpec
+    from ambient.briefing.models import ClsLogSpec, FileLogSpec
+    from ambient.briefing.service import InvalidBriefingError, parse_config
 
     by_path = parse_config({"log_source": {"path": "app.log"}})
     assert isinstance(by_path.log_source, FileLogSpec)

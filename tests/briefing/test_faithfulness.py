@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ambient.domain.faithfulness import chinese_number, unsupported_claims
+from ambient.briefing.faithfulness import chinese_number, unsupported_claims
 
 FACTS = """Date: 2026-11-22. Log lines: 12,044, errors: 40, warnings: 6. Alarms: 3 (1 not resolved).
 <<<DATA reduced log report>>>

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from ambient.clients.tencent.ops import LogRecord
-from ambient.domain.logreport import (
+from ambient.briefing.loglevels import level_and_message
+from ambient.briefing.logreport import (
     LogBaseline,
     LogReducer,
-    baseline_dates,
-    level_and_message,
     reduce_logs,
     update_baseline,
 )
-from ambient.domain.logreport_markdown import render_markdown
-from ambient.domain.logtemplates import (
+from ambient.briefing.logreport_markdown import render_markdown
+from ambient.briefing.logtemplates import (
     Masker,
     TemplateMiner,
     mask,
@@ -25,6 +23,7 @@ from ambient.domain.logtemplates import (
     template_id,
     tokens,
 )
+from ambient.clients.tencent.ops import LogRecord
 from bench.loggen import generate
 
 DAY = datetime(2026, 11, 21, tzinfo=UTC)
@@ -310,9 +309,10 @@ def test_baseline_keeps_seven_days_and_replaces_a_day_folded_in_twice() -> None:
     for offset in range(-9, 0):
         baseline = update_baseline(baseline, reduce_logs(_day(offset, 1)))
     assert baseline is not None
-    assert baseline_dates(baseline) == [(DAY + timedelta(days=d)).date() for d in range(-7, 0)]
+    days = [date.fromordinal(d["__day__"]) for d in baseline.days]
+    assert days == [(DAY + timedelta(days=d)).date() for d in range(-7, 0)]
     again = update_baseline(baseline, reduce_logs(_day(-1, 5)))
-    assert baseline_dates(again) == baseline_dates(baseline)
+    assert [d["__day__"] for d in again.days] == [d["__day__"] for d in baseline.days]
     assert again.days[-1]["__errors__"] == 5
     assert LogBaseline.model_validate_json(again.model_dump_json()) == again
 

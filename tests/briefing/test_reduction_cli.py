@@ -9,8 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from ambient.briefing.logreport import LogReport
 from ambient.cli import app
-from ambient.domain.logreport import LogReport
 from bench.loggen import file_lines, generate
 
 MIXED = """\

@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import update
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.briefing.models import BriefingConfig
 from ambient.deps import WorkerDeps
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.service import DiscussionService
-from ambient.domain.briefing import BriefingConfig
 from ambient.render import markdown_html, markdown_literal
 from ambient.storage.models import DiscussionMessage
 from tests.briefing.harness import briefing_stack, make_user

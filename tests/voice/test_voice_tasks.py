@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 from temporalio.testing import WorkflowEnvironment
 from tencentcloud.common.credential import Credential
 
-from ambient.briefing import BriefingService
+from ambient.briefing.models import BriefingConfig, plan_for
+from ambient.briefing.service import BriefingService
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
-from ambient.domain.briefing import BriefingConfig, plan_for
 from ambient.storage.repositories import EventRepository
 from ambient.tasks import TaskService
 from ambient.wiring import AppState

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from ambient.domain.briefing import BriefingConfig, BriefingRun
+from ambient.briefing.models import BriefingConfig, BriefingRun
 from ambient.domain.notify import Target
 from ambient.domain.push import PushChannel, PushConfig, stored_push_config
 from ambient.domain.reminders import NewsDigestConfig, ReminderConfig, ReminderRun

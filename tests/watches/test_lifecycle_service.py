@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing import BriefingService
+from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.task_inputs import InvalidTaskError, TaskNotFoundError
 from ambient.task_reads import TaskSummary

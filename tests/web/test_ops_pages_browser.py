@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import expect
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing import BriefingService
+from ambient.briefing.models import BriefingConfig, plan_for
+from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
-from ambient.domain.briefing import BriefingConfig, plan_for
 from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import InboxRepository, UserRepository
 from api.app import create_app

@@ -3,8 +3,7 @@ made from any draft: the draft plus its TTS segments, sources and totals."""
 
 from __future__ import annotations
 
-from ambient.clients.tencent.ops import tts_segments
-from ambient.domain.briefing import (
+from ambient.briefing.models import (
     SPOKEN_MAX_CHARS,
     AlarmLine,
     BriefingContent,
@@ -13,6 +12,7 @@ from ambient.domain.briefing import (
     SourceNote,
     TemplateLine,
 )
+from ambient.clients.tencent.ops import tts_segments
 
 
 def _short(text: str, limit: int = 90) -> str:

@@ -18,19 +18,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.briefing_logs import LogFileError, read_log_source, resolve_log_path
-from ambient.clients.guard import DestinationGuard, RefusedDestinationError
-from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.ops import text_to_voice
-from ambient.domain.briefing import (
+from ambient.briefing.logreport import LogReducer, LogReport
+from ambient.briefing.logreport_markdown import render_markdown
+from ambient.briefing.logs import LogFileError, read_log_source, resolve_log_path
+from ambient.briefing.models import (
     BriefingCarry,
     BriefingConfig,
     BriefingContent,
@@ -44,14 +42,15 @@ from ambient.domain.briefing import (
     PreparedBriefing,
     PushRequest,
 )
-from ambient.domain.logreport import LogReducer, LogReport
-from ambient.domain.logreport_markdown import render_markdown
+from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentCloudError
+from ambient.clients.tencent.ops import text_to_voice
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Role
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
-from ambient.storage.models import Briefing
 from ambient.storage.repositories import UserRepository
 from workflows.daily_briefing import DailyBriefingWorkflow
 
@@ -90,6 +89,7 @@ class BriefingRef(BaseModel):
 class BriefingView(BaseModel):
     """A stored briefing as the caller sees it."""
 
+    model_config = ConfigDict(from_attributes=True)
     date: str
     status: str
     version: int
@@ -137,21 +137,6 @@ def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:
         raise InvalidBriefingError("invalid briefing config — " + "; ".join(parts)) from None
 
 
-def _view(row: Briefing) -> BriefingView:
-    return BriefingView(
-        date=row.date,
-        status=row.status,
-        version=row.version,
-        generated_by=row.generated_by,
-        content=BriefingContent.model_validate(row.content),
-        report_markdown=row.report_markdown,
-        prepared_at=row.prepared_at,
-        given_at=row.given_at,
-        given_via=row.given_via,
-        pushed_at=row.pushed_at,
-    )
-
-
 class BriefingService:
     def __init__(
         self,
@@ -174,7 +159,7 @@ class BriefingService:
         parsed = parse_config(config)
         if isinstance(parsed.log_source, FileLogSpec):
             try:
-                _check_path(parsed.log_source.path, self.settings)
+                resolve_log_path(parsed.log_source.path, self.settings.log_dir)
             except LogFileError as exc:
                 raise InvalidBriefingError(str(exc)) from None
         self._check_news_urls(parsed)
@@ -364,7 +349,7 @@ class BriefingService:
             raise BriefingNotFoundError(
                 f"no briefing {what} for {user!r}; list_briefings shows the dates"
             )
-        view = _view(row)
+        view = BriefingView.model_validate(row)
         if view.given_at is None:
             await self._overlay_live(user, [view])
         return view
@@ -471,10 +456,6 @@ def _state(status: BriefingStatus) -> str:
 def _field_of(message: str) -> str | None:
     match = re.search(r"(?:— |^)(?:Value error, )?([a-z_][a-z_.]*): ", message)
     return match[1] if match else None
-
-
-def _check_path(path: str, settings: Settings) -> None:
-    resolve_log_path(path, settings.log_dir)
 
 
 def _check_date(value: str) -> None:

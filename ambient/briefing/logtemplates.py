@@ -302,10 +302,6 @@ class TemplateMiner:
             self._templates = self._resolve()
         return self._templates[shape]
 
-    @property
-    def cluster_count(self) -> int:
-        return len(self._drain.id_to_cluster)
-
     def _resolve(self) -> list[str]:
         members: dict[int, list[int]] = {}
         for shape, cluster_id in enumerate(self._shape_cluster):

@@ -14,41 +14,13 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
+from ambient.briefing.loglevels import ERROR_LEVELS, SEVERITY, level_and_message
+from ambient.briefing.logtemplates import WILDCARD, TemplateMiner, template_id
 from ambient.clients.tencent.ops import LogRecord
-from ambient.domain.logtemplates import WILDCARD, TemplateMiner, template_id
-
-SEVERITY = {"CRITICAL": 5, "ERROR": 4, "WARNING": 3, "INFO": 2, "DEBUG": 1, "UNKNOWN": 0}
-ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
-_LEVEL_NAMES = {
-    "TRACE": "DEBUG",
-    "DEBUG": "DEBUG",
-    "DBG": "DEBUG",
-    "INFO": "INFO",
-    "INFORMATION": "INFO",
-    "NOTICE": "INFO",
-    "WARN": "WARNING",
-    "WARNING": "WARNING",
-    "ERR": "ERROR",
-    "ERROR": "ERROR",
-    "SEVERE": "ERROR",
-    "CRIT": "CRITICAL",
-    "CRITICAL": "CRITICAL",
-    "FATAL": "CRITICAL",
-    "ALERT": "CRITICAL",
-    "EMERG": "CRITICAL",
-    "PANIC": "CRITICAL",
-}
-_LEVEL_IN_TEXT = re.compile(
-    r"(?<![A-Za-z])(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|SEVERE|CRITICAL|FATAL|PANIC)(?![A-Za-z])"
-)
-MESSAGE_FIELDS = ("message", "msg", "content", "log", "text", "body", "__CONTENT__")
-LEVEL_FIELDS = ("level", "severity", "lvl", "loglevel", "log_level", "levelname", "__LEVEL__")
-TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__TIMESTAMP__")
 
 BUCKET_SECONDS = 300  # bursts are judged per 5 minutes
 BASELINE_DAYS = 7
@@ -117,36 +89,6 @@ class LogReport(BaseModel):
         default_factory=dict,
         description="template id -> count, every template up to 10,000 (for the baseline)",
     )
-
-
-def normal_level(raw: Any) -> str:
-    """A level name from whatever a source wrote (warn, W, Error, fatal...)."""
-    if raw is None:
-        return "UNKNOWN"
-    text = str(raw).strip().upper()
-    return _LEVEL_NAMES.get(text, "UNKNOWN")
-
-
-def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
-    """The level and the message of a record's content (JSON object or text)."""
-    if isinstance(content, str):
-        message, raw_level = content, None
-    else:
-        raw_level = next((content[f] for f in LEVEL_FIELDS if f in content), None)
-        found = next((content[f] for f in MESSAGE_FIELDS if f in content), None)
-        if found is None:
-            skip = {*LEVEL_FIELDS, *TIME_FIELDS}
-            found = " ".join(f"{k}={v}" for k, v in content.items() if k not in skip)
-        message = found if isinstance(found, str) else str(found)
-    if raw_level is not None:
-        return normal_level(raw_level), message
-    # No level field: a level word near the start of the text ("[main] ERROR c.a.Foo - ...").
-    match = _LEVEL_IN_TEXT.search(message, 0, 80)
-    if match is None:
-        return "UNKNOWN", message
-    if not message[: match.start()].strip(" [<"):  # a leading "ERROR" is the level, not text
-        message = message[match.end() :].lstrip(" ]>:-")
-    return normal_level(match[1]), message
 
 
 _NEVER = math.inf
@@ -509,11 +451,6 @@ def update_baseline(baseline: LogBaseline | None, report: LogReport) -> LogBasel
     days.append(entry)
     days.sort(key=lambda d: d.get(_DAY, 0))
     return LogBaseline(days=days[-BASELINE_DAYS:])
-
-
-def baseline_dates(baseline: LogBaseline) -> list[date]:
-    """The days a baseline remembers, oldest first."""
-    return [date.fromordinal(d[_DAY]) for d in baseline.days if _DAY in d]
 
 
 def _dt(stamp: float | None) -> datetime | None:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ambient.clients.llm import LLMClient, data_block
-from ambient.domain.briefing import (
+from ambient.briefing.draft import offline_draft
+from ambient.briefing.faithfulness import Unsupported, unsupported_claims
+from ambient.briefing.models import (
     BriefingContent,
     BriefingDraft,
     BriefingInputs,
     SourceNote,
 )
-from ambient.domain.briefing_draft import offline_draft
-from ambient.domain.faithfulness import Unsupported, unsupported_claims
+from ambient.clients.llm import LLMClient, data_block
 from ambient.render import markdown_literal
 
 SYSTEM_PROMPT = """You are {assistant}, an operations assistant writing a team member's morning \

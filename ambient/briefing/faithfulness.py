@@ -4,7 +4,7 @@ The briefing's model receives structured facts (counts, the reduced log report, 
 was fixed, what needs a person) and writes a summary a person hears first thing in the
 morning. A number, service or error code in that summary that is not in those facts was made
 up, and a made-up "payment-service failed 300 times" is worse than no summary: such a draft is
-not spoken (ambient/briefing_writer.py), and these claims are what the note says.
+not spoken (ambient/briefing/writer.py), and these claims are what the note says.
 
 The check is lexical on purpose: it can be run on every briefing, offline, and it errs on the
 side of refusing (a total the model added up itself is "not in the input" too; the input

@@ -7,11 +7,12 @@ import asyncio
 from datetime import datetime
 from pathlib import Path
 
+from ambient.briefing.loglevels import ERROR_LEVELS
+from ambient.briefing.logreport import LogReducer, LogReport
+from ambient.briefing.models import BriefingInputs, ClsLogSpec, FileLogSpec, TemplateLine
 from ambient.clients.logs import FileLogSource, parse_line
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.ops import MAX_SEARCH_LOGS, search_logs
-from ambient.domain.briefing import BriefingInputs, ClsLogSpec, FileLogSpec, TemplateLine
-from ambient.domain.logreport import ERROR_LEVELS, LogReducer, LogReport
 
 
 class LogFileError(Exception):

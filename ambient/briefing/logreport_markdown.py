@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 
-from ambient.domain.logreport import ERROR_LEVELS, LogReport, TemplateStat
+from ambient.briefing.loglevels import ERROR_LEVELS
+from ambient.briefing.logreport import LogReport, TemplateStat
 
 
 def render_markdown(

@@ -1,0 +1,64 @@
+"""Log levels: a record's level and message, whatever names and fields its source used."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SEVERITY = {"CRITICAL": 5, "ERROR": 4, "WARNING": 3, "INFO": 2, "DEBUG": 1, "UNKNOWN": 0}
+ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
+_LEVEL_NAMES = {
+    "TRACE": "DEBUG",
+    "DEBUG": "DEBUG",
+    "DBG": "DEBUG",
+    "INFO": "INFO",
+    "INFORMATION": "INFO",
+    "NOTICE": "INFO",
+    "WARN": "WARNING",
+    "WARNING": "WARNING",
+    "ERR": "ERROR",
+    "ERROR": "ERROR",
+    "SEVERE": "ERROR",
+    "CRIT": "CRITICAL",
+    "CRITICAL": "CRITICAL",
+    "FATAL": "CRITICAL",
+    "ALERT": "CRITICAL",
+    "EMERG": "CRITICAL",
+    "PANIC": "CRITICAL",
+}
+_LEVEL_IN_TEXT = re.compile(
+    r"(?<![A-Za-z])(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|SEVERE|CRITICAL|FATAL|PANIC)(?![A-Za-z])"
+)
+MESSAGE_FIELDS = ("message", "msg", "content", "log", "text", "body", "__CONTENT__")
+LEVEL_FIELDS = ("level", "severity", "lvl", "loglevel", "log_level", "levelname", "__LEVEL__")
+TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__TIMESTAMP__")
+
+
+def normal_level(raw: Any) -> str:
+    """A level name from whatever a source wrote (warn, W, Error, fatal...)."""
+    if raw is None:
+        return "UNKNOWN"
+    text = str(raw).strip().upper()
+    return _LEVEL_NAMES.get(text, "UNKNOWN")
+
+
+def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
+    """The level and the message of a record's content (JSON object or text)."""
+    if isinstance(content, str):
+        message, raw_level = content, None
+    else:
+        raw_level = next((content[f] for f in LEVEL_FIELDS if f in content), None)
+        found = next((content[f] for f in MESSAGE_FIELDS if f in content), None)
+        if found is None:
+            skip = {*LEVEL_FIELDS, *TIME_FIELDS}
+            found = " ".join(f"{k}={v}" for k, v in content.items() if k not in skip)
+        message = found if isinstance(found, str) else str(found)
+    if raw_level is not None:
+        return normal_level(raw_level), message
+    # No level field: a level word near the start of the text ("[main] ERROR c.a.Foo - ...").
+    match = _LEVEL_IN_TEXT.search(message, 0, 80)
+    if match is None:
+        return "UNKNOWN", message
+    if not message[: match.start()].strip(" [<"):  # a leading "ERROR" is the level, not text
+        message = message[match.end() :].lstrip(" ]>:-")
+    return normal_level(match[1]), message
