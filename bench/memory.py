@@ -1,0 +1,197 @@
+"""Benchmark: worker memory a watch, and CPU per check, with the polls open.
+
+    python -m bench.memory --watches 3000 --interval 300 --window 300 --against main
+
+On the embedded stack (bench/stack.py: Temporal dev server on a SQLite file, the page server
+of ``bench.site``; the worker in the measuring process, with the product's settings and any
+``AMBIENT_*`` variables), one run:
+
+1. measures the worker's RSS with no watch (after a collection);
+2. creates ``--watches`` web monitors at ``--interval`` in awaited batches of 100 and waits
+   until every page was fetched once (its baseline), then ``--settle`` seconds, so the
+   baseline polls have handed back and the long polls are open;
+3. measures RSS again ("running") and, over ``--window`` seconds, the CPU of the worker
+   (``time.process_time``) and of the server (``/proc``) per check (fetches the page server
+   saw). A 5-minute watch hands back once an hour and its first poll lasts a random part of
+   that (the workflow spreads them), so any window sees about one hand-back per 12 checks:
+   the replay a workflow that is not cached needs is in the figure.
+
+``--against REF`` runs the same command first on a temporary git worktree of REF (the
+baseline), then on this tree, each in its own process, and prints both rows and the ratio.
+``--trace K`` runs one tree under ``tracemalloc`` (slow; nothing is traced by default) and
+prints the K largest allocation sites, by line and by file, in KB a watch, and the Python
+heap against the RSS increase (what is left is native: Temporal core, the allocator).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+RESULT = "RESULT "
+TRACE_FRAMES = 12
+HEADER = (
+    "| tree | watches | RSS MB before → running | KB a watch | checks/s (asked) | "
+    "worker ms/check | server ms/check | all-in ms/check |\n|---|---|---|---|---|---|---|---|"
+)
+
+
+def row(tree: str, r: dict[str, Any]) -> str:
+    n = r["watches"]
+    return (
+        f"| {tree} | {n} | {r['rss_before']:.0f} → {r['rss_running']:.0f} | "
+        f"{r['kb_per_watch']:.1f} | {r['checks'] / r['seconds']:.2f} "
+        f"({n / r['interval']:.2f}) | {r['worker_ms']:.2f} | {r['server_ms']:.2f} | "
+        f"{r['worker_ms'] + r['server_ms']:.2f} |"
+    )
+
+
+def print_trace(snapshot: tracemalloc.Snapshot, n: int, top: int, grown_kb: float) -> None:
+    snapshot = snapshot.filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<unknown>")]
+    )
+    total = sum(stat.size for stat in snapshot.statistics("filename")) / 1024
+    print(
+        f"\nPython heap traced: {total / n:.1f} KB a watch of the RSS increase's "
+        f"{grown_kb / n:.1f} (the rest is native: Temporal core, the allocator)\n"
+    )
+    for key in ("lineno", "filename"):
+        print(f"| KB a watch | blocks a watch | {key} |\n|---|---|---|")
+        for stat in snapshot.statistics(key)[:top]:
+            frame = stat.traceback[0]
+            where = frame.filename.split("site-packages/")[-1]
+            where = where if key == "filename" else f"{where}:{frame.lineno}"
+            print(f"| {stat.size / 1024 / n:.2f} | {stat.count / n:.1f} | {where} |")
+        print()
+    # Who made the largest lines' blocks: their most common call paths.
+    for stat in snapshot.statistics("lineno")[:5]:
+        frame = stat.traceback[0]
+        here = snapshot.filter_traces([tracemalloc.Filter(True, frame.filename, frame.lineno)])
+        path = here.statistics("traceback")[0]
+        print(f"{path.size / 1024 / n:.2f} KB a watch from:")
+        for line in path.traceback.format():
+            print("   ", line.split("site-packages/")[-1])
+
+
+async def one_run(args: argparse.Namespace) -> dict[str, Any]:
+    # Imported here: with --against, the baseline's process imports them from its own tree.
+    from bench.creation import start_step, until_baselines
+    from bench.stack import QUEUE, bench_stack
+    from bench.watches import process_cpu, rss_mb
+    from worker import build_worker
+
+    async with bench_stack("ambient-memory-") as stack:
+        async with build_worker(stack.client, stack.deps, task_queue=QUEUE):
+            await asyncio.sleep(5)  # the worker's pollers and caches up
+            gc.collect()
+            before = rss_mb()
+            if args.trace:
+                tracemalloc.start(TRACE_FRAMES)
+            failed = await start_step(stack.client, stack.site_url, 0, args.watches, args.interval)
+            await until_baselines(stack.site, args.watches - failed)
+            await asyncio.sleep(args.settle)
+            gc.collect()
+            running = rss_mb()
+            snapshot = tracemalloc.take_snapshot() if args.trace else None
+            tracemalloc.stop()
+            w0, s0, t0 = time.process_time(), process_cpu(stack.server_pid), time.time()
+            await asyncio.sleep(args.window)
+            w1, s1, t1 = time.process_time(), process_cpu(stack.server_pid), time.time()
+            params = {"prefix": "/page/c-", "since": str(t0), "until": str(t1)}
+            checks = (await stack.site.get("/stats", params=params)).json()["fetches"]
+            n = args.watches - failed
+            if snapshot is not None:
+                print_trace(snapshot, n, args.trace, 1024 * (running - before))
+            return {
+                "watches": n,
+                "failed": failed,
+                "interval": args.interval,
+                "rss_before": before,
+                "rss_running": running,
+                "kb_per_watch": 1024 * (running - before) / n,
+                "seconds": t1 - t0,
+                "checks": checks,
+                "worker_ms": 1000 * (w1 - w0) / max(checks, 1),
+                "server_ms": 1000 * (s1 - s0) / max(checks, 1),
+            }
+
+
+def run_in(tree: Path, argv: list[str]) -> dict[str, Any]:
+    """This file's run, in its own process, importing the product from ``tree``."""
+    code = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    command = [sys.executable, "-c", code, __file__, *argv, "--one"]
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
+    result = None
+    for line in done.stdout.splitlines():
+        if line.startswith(RESULT):
+            result = json.loads(line.removeprefix(RESULT))
+        else:
+            print(line, flush=True)
+    if result is None:
+        raise RuntimeError(f"the run in {tree} failed:\n{done.stderr[-4000:]}")
+    return dict(result)
+
+
+def compare(ref: str, argv: list[str]) -> None:
+    here = Path(__file__).resolve().parents[1]
+    base = Path(tempfile.mkdtemp(prefix="ambient-memory-base-")) / "tree"
+    subprocess.run(["git", "-C", str(here), "worktree", "add", "--detach", str(base), ref], check=True)
+    try:
+        before = run_in(base, argv)
+        after = run_in(here, argv)
+    finally:
+        subprocess.run(["git", "-C", str(here), "worktree", "remove", "--force", str(base)], check=False)
+    print(HEADER)
+    print(row(ref, before))
+    print(row("this tree", after))
+    ratio = {
+        key: after[key] / before[key] if before[key] else float("nan")
+        for key in ("kb_per_watch", "worker_ms", "server_ms")
+    }
+    all_in = (after["worker_ms"] + after["server_ms"]) / (before["worker_ms"] + before["server_ms"])
+    print(
+        f"| ratio | | | {ratio['kb_per_watch']:.2f} | | {ratio['worker_ms']:.2f} | "
+        f"{ratio['server_ms']:.2f} | {all_in:.2f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--watches", type=int, default=3000)
+    parser.add_argument("--interval", type=float, default=300.0, help="the watches' interval, s")
+    parser.add_argument("--settle", type=float, default=60.0, help="s after the last baseline")
+    parser.add_argument("--window", type=float, default=300.0, help="s of CPU measured")
+    parser.add_argument("--trace", type=int, default=0, help="print the K largest allocations")
+    parser.add_argument("--against", help="a git ref measured first, as the baseline")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    argv = [a for a in sys.argv[1:] if a != "--one"]
+    if args.against:
+        at = argv.index("--against")
+        print(f"`python -m bench.memory {shlex.join(argv)}`\n", flush=True)
+        compare(args.against, argv[:at] + argv[at + 2 :])
+        return
+    result = asyncio.run(one_run(args))
+    if args.one:
+        print(RESULT + json.dumps(result), flush=True)
+    else:
+        print(f"`python -m bench.memory {shlex.join(argv)}`\n\n{HEADER}")
+        print(row("this tree", result))
+
+
+if __name__ == "__main__":
+    main()
