@@ -39,6 +39,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 RESULT = "RESULT "
 TRACE_FRAMES = 12
 HEADER = (
@@ -84,9 +86,28 @@ def print_trace(snapshot: tracemalloc.Snapshot, n: int, top: int, grown_kb: floa
             print("   ", line.split("site-packages/")[-1])
 
 
+async def site_stats(site: httpx.AsyncClient, **params: str) -> dict[str, Any]:
+    """The page server's counts; a loaded machine may drop a kept-alive connection: again."""
+    for attempt in range(5):
+        try:
+            found: dict[str, Any] = (await site.get("/stats", params=params)).json()
+            return found
+        except httpx.TransportError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
+
+
+async def until_baselines(site: httpx.AsyncClient, n: int) -> None:
+    """Until every page was fetched once (the baselines taken); no bound: the bench waits."""
+    while (await site_stats(site, prefix="/page/c-"))["paths"] < n:  # noqa: ASYNC110 - another process counts
+        await asyncio.sleep(1)
+
+
 async def one_run(args: argparse.Namespace) -> dict[str, Any]:
     # Imported here: with --against, the baseline's process imports them from its own tree.
-    from bench.creation import start_step, until_baselines
+    from bench.creation import start_step
     from bench.stack import QUEUE, bench_stack
     from bench.watches import process_cpu, rss_mb
     from worker import build_worker
@@ -108,8 +129,8 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             w0, s0, t0 = time.process_time(), process_cpu(stack.server_pid), time.time()
             await asyncio.sleep(args.window)
             w1, s1, t1 = time.process_time(), process_cpu(stack.server_pid), time.time()
-            params = {"prefix": "/page/c-", "since": str(t0), "until": str(t1)}
-            checks = (await stack.site.get("/stats", params=params)).json()["fetches"]
+            window = await site_stats(stack.site, prefix="/page/c-", since=str(t0), until=str(t1))
+            checks = window["fetches"]
             n = args.watches - failed
             if snapshot is not None:
                 print_trace(snapshot, n, args.trace, 1024 * (running - before))
@@ -129,7 +150,10 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_in(tree: Path, argv: list[str]) -> dict[str, Any]:
     """This file's run, in its own process, importing the product from ``tree``."""
-    code = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+    code = (
+        "import runpy, sys; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
     env = {**os.environ, "PYTHONPATH": str(tree)}
     command = [sys.executable, "-c", code, __file__, *argv, "--one"]
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
@@ -147,12 +171,16 @@ def run_in(tree: Path, argv: list[str]) -> dict[str, Any]:
 def compare(ref: str, argv: list[str]) -> None:
     here = Path(__file__).resolve().parents[1]
     base = Path(tempfile.mkdtemp(prefix="ambient-memory-base-")) / "tree"
-    subprocess.run(["git", "-C", str(here), "worktree", "add", "--detach", str(base), ref], check=True)
+    subprocess.run(
+        ["git", "-C", str(here), "worktree", "add", "--detach", str(base), ref], check=True
+    )
     try:
         before = run_in(base, argv)
         after = run_in(here, argv)
     finally:
-        subprocess.run(["git", "-C", str(here), "worktree", "remove", "--force", str(base)], check=False)
+        subprocess.run(
+            ["git", "-C", str(here), "worktree", "remove", "--force", str(base)], check=False
+        )
     print(HEADER)
     print(row(ref, before))
     print(row("this tree", after))
