@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.tasks import TaskStatus
 from tests.conftest import running_worker
+from tests.support.record import save_history
 from tests.watches.site import Site, article
 from tests.watches.test_polling import (
     _changes,
@@ -75,9 +76,9 @@ async def test_a_watch_continues_as_new_when_its_runs_history_is_long_and_keeps_
         await until(lambda: _continued(handle, first_run))
         await handle.signal("stop")
         final = TaskStatus.model_validate(await handle.result())
-        history = await dev_env.client.get_workflow_handle(
-            handle.id, run_id=first_run
-        ).fetch_history()
+        first = dev_env.client.get_workflow_handle(handle.id, run_id=first_run)
+        history = await first.fetch_history()
+        await save_history(first, "web_monitor_run_length")
     # The first run ended by continuing as new, once its history passed the bound.
     last = history.events[-1]
     assert last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
