@@ -43,6 +43,7 @@ import httpx
 
 RESULT = "RESULT "
 TRACE_FRAMES = 12
+CREATE_BATCH = 20
 HEADER = (
     "| tree | watches | RSS MB before → running | KB a watch | checks/s (asked) | "
     "worker ms/check | server ms/check | all-in ms/check |\n|---|---|---|---|---|---|---|---|"
@@ -99,15 +100,27 @@ async def site_stats(site: httpx.AsyncClient, **params: str) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
-async def until_baselines(site: httpx.AsyncClient, n: int) -> None:
-    """Until every page was fetched once (the baselines taken); no bound: the bench waits."""
-    while (await site_stats(site, prefix="/page/c-"))["paths"] < n:  # noqa: ASYNC110 - another process counts
-        await asyncio.sleep(1)
+async def create(client: Any, site: httpx.AsyncClient, base: str, args: argparse.Namespace) -> int:
+    """Start the watches in small batches, at most ``--in-flight`` of them waiting for their
+    baseline (on a loaded machine a burst of new workflows makes their first tasks time out
+    and retry, and creation stalls); returns the failed starts."""
+    from bench.creation import start_step
+
+    started = failed = 0
+    while True:
+        baselines = (await site_stats(site, prefix="/page/c-"))["paths"]
+        if started == args.watches and baselines >= started - failed:
+            return failed
+        if started < args.watches and started - failed - baselines < args.in_flight:
+            count = min(CREATE_BATCH, args.watches - started)
+            failed += await start_step(client, base, started, count, args.interval)
+            started += count
+        else:
+            await asyncio.sleep(0.5)
 
 
 async def one_run(args: argparse.Namespace) -> dict[str, Any]:
     # Imported here: with --against, the baseline's process imports them from its own tree.
-    from bench.creation import start_step
     from bench.stack import QUEUE, bench_stack
     from bench.watches import process_cpu, rss_mb
     from worker import build_worker
@@ -119,8 +132,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             before = rss_mb()
             if args.trace:
                 tracemalloc.start(TRACE_FRAMES)
-            failed = await start_step(stack.client, stack.site_url, 0, args.watches, args.interval)
-            await until_baselines(stack.site, args.watches - failed)
+            failed = await create(stack.client, stack.site, stack.site_url, args)
             await asyncio.sleep(args.settle)
             gc.collect()
             running = rss_mb()
@@ -148,7 +160,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             }
 
 
-def run_in(tree: Path, argv: list[str]) -> dict[str, Any]:
+def start_in(tree: Path, argv: list[str], log: Path) -> subprocess.Popen[str]:
     """This file's run, in its own process, importing the product from ``tree``."""
     code = (
         "import runpy, sys; sys.argv = sys.argv[1:]; "
@@ -156,31 +168,37 @@ def run_in(tree: Path, argv: list[str]) -> dict[str, Any]:
     )
     env = {**os.environ, "PYTHONPATH": str(tree)}
     command = [sys.executable, "-c", code, __file__, *argv, "--one"]
-    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
+    # Its output (with Temporal core's warnings) goes to a file: read once it is done.
+    out = log.open("w")
+    return subprocess.Popen(command, cwd=tree, env=env, stdout=out, stderr=out, text=True)
+
+
+def result_of(run: subprocess.Popen[str], tree: Path, log: Path) -> dict[str, Any]:
+    run.wait()
     result = None
-    for line in done.stdout.splitlines():
+    for line in log.read_text(errors="replace").splitlines():
         if line.startswith(RESULT):
             result = json.loads(line.removeprefix(RESULT))
-        else:
-            print(line, flush=True)
     if result is None:
-        raise RuntimeError(f"the run in {tree} failed:\n{done.stderr[-4000:]}")
+        tail = log.read_text()[-4000:]
+        raise RuntimeError(f"the run in {tree} failed:\n{tail}")
     return dict(result)
 
 
 def compare(ref: str, argv: list[str]) -> None:
+    """Both trees at once, so both see the machine's same load."""
     here = Path(__file__).resolve().parents[1]
-    base = Path(tempfile.mkdtemp(prefix="ambient-memory-base-")) / "tree"
-    subprocess.run(
-        ["git", "-C", str(here), "worktree", "add", "--detach", str(base), ref], check=True
-    )
+    scratch = Path(tempfile.mkdtemp(prefix="ambient-memory-base-"))
+    base, logs = scratch / "tree", (scratch / "base.log", scratch / "this.log")
+    git = ["git", "-C", str(here), "worktree"]
+    subprocess.run([*git, "add", "--detach", str(base), ref], check=True)
     try:
-        before = run_in(base, argv)
-        after = run_in(here, argv)
+        runs = [start_in(base, argv, logs[0]), start_in(here, argv, logs[1])]
+        before, after = result_of(runs[0], base, logs[0]), result_of(runs[1], here, logs[1])
     finally:
-        subprocess.run(
-            ["git", "-C", str(here), "worktree", "remove", "--force", str(base)], check=False
-        )
+        for run in runs:
+            run.kill()
+        subprocess.run([*git, "remove", "--force", str(base)], check=False)
     print(HEADER)
     print(row(ref, before))
     print(row("this tree", after))
@@ -202,6 +220,7 @@ def main() -> None:
     parser.add_argument("--watches", type=int, default=3000)
     parser.add_argument("--interval", type=float, default=300.0, help="the watches' interval, s")
     parser.add_argument("--settle", type=float, default=60.0, help="s after the last baseline")
+    parser.add_argument("--in-flight", type=int, default=100, help="watches awaiting baseline")
     parser.add_argument("--window", type=float, default=300.0, help="s of CPU measured")
     parser.add_argument("--trace", type=int, default=0, help="print the K largest allocations")
     parser.add_argument("--against", help="a git ref measured first, as the baseline")
