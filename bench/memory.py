@@ -100,18 +100,26 @@ async def site_stats(site: httpx.AsyncClient, **params: str) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
-async def create(client: Any, site: httpx.AsyncClient, base: str, args: argparse.Namespace) -> int:
+async def create(
+    client: Any, site: httpx.AsyncClient, base: str, args: argparse.Namespace
+) -> tuple[int, int]:
     """Start the watches in small batches, at most ``--in-flight`` of them waiting for their
     baseline (on a loaded machine a burst of new workflows makes their first tasks time out
-    and retry, and creation stalls); returns the failed starts."""
+    and retry, and creation stalls); returns the failed starts and the baselines taken. A
+    watch whose baseline does not come within ``--stall`` seconds of the last one is given up
+    (counted), so one stuck workflow does not hold the run."""
     from bench.creation import start_step
 
     started = failed = 0
+    last, progress = -1, time.monotonic()
     while True:
         baselines = (await site_stats(site, prefix="/page/c-"))["paths"]
-        if started == args.watches and baselines >= started - failed:
-            return failed
-        if started < args.watches and started - failed - baselines < args.in_flight:
+        if baselines != last:
+            last, progress = baselines, time.monotonic()
+        done = started == args.watches
+        if done and (baselines >= started - failed or time.monotonic() - progress > args.stall):
+            return failed, baselines
+        if not done and started - failed - baselines < args.in_flight:
             count = min(CREATE_BATCH, args.watches - started)
             failed += await start_step(client, base, started, count, args.interval)
             started += count
@@ -132,7 +140,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             before = rss_mb()
             if args.trace:
                 tracemalloc.start(TRACE_FRAMES)
-            failed = await create(stack.client, stack.site, stack.site_url, args)
+            failed, baselines = await create(stack.client, stack.site, stack.site_url, args)
             await asyncio.sleep(args.settle)
             gc.collect()
             running = rss_mb()
@@ -143,12 +151,13 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             w1, s1, t1 = time.process_time(), process_cpu(stack.server_pid), time.time()
             window = await site_stats(stack.site, prefix="/page/c-", since=str(t0), until=str(t1))
             checks = window["fetches"]
-            n = args.watches - failed
+            n = baselines  # the watches running: past their baseline
             if snapshot is not None:
                 print_trace(snapshot, n, args.trace, 1024 * (running - before))
             return {
                 "watches": n,
                 "failed": failed,
+                "no_baseline": args.watches - failed - baselines,
                 "interval": args.interval,
                 "rss_before": before,
                 "rss_running": running,
@@ -220,6 +229,7 @@ def main() -> None:
     parser.add_argument("--watches", type=int, default=3000)
     parser.add_argument("--interval", type=float, default=300.0, help="the watches' interval, s")
     parser.add_argument("--settle", type=float, default=60.0, help="s after the last baseline")
+    parser.add_argument("--stall", type=float, default=300.0, help="s without a baseline")
     parser.add_argument("--in-flight", type=int, default=100, help="watches awaiting baseline")
     parser.add_argument("--window", type=float, default=300.0, help="s of CPU measured")
     parser.add_argument("--trace", type=int, default=0, help="print the K largest allocations")
