@@ -16,8 +16,10 @@ of ``bench.site``; the worker in the measuring process, with the product's setti
    that (the workflow spreads them), so any window sees about one hand-back per 12 checks:
    the replay a workflow that is not cached needs is in the figure.
 
-``--against REF`` runs the same command first on a temporary git worktree of REF (the
-baseline), then on this tree, each in its own process, and prints both rows and the ratio.
+``--against REF`` runs the same command on a temporary git worktree of REF (the baseline)
+and on this tree at the same time, each in its own process (so both see the machine's same
+load), and prints both rows and the ratio. Creation is paced by ``--in-flight`` watches
+awaiting their baseline; one that never takes it is given up after ``--stall`` seconds.
 ``--trace K`` runs one tree under ``tracemalloc`` (slow; nothing is traced by default) and
 prints the K largest allocation sites, by line and by file, in KB a watch, and the Python
 heap against the RSS increase (what is left is native: Temporal core, the allocator).
