@@ -166,8 +166,8 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
                 "kb_per_watch": 1024 * (running - before) / n,
                 "seconds": t1 - t0,
                 "checks": checks,
-                "worker_ms": 1000 * (w1 - w0) / max(checks, 1),
-                "server_ms": 1000 * (s1 - s0) / max(checks, 1),
+                "worker_ms": 1000 * (w1 - w0) / checks if checks else float("nan"),
+                "server_ms": 1000 * (s1 - s0) / checks if checks else float("nan"),
             }
 
 
