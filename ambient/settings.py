@@ -86,9 +86,12 @@ class Settings(BaseSettings):
     # Worker
     metrics_port: int | None = 9464
     max_concurrent_activities: int = 100
-    # Workflows kept in the worker's sticky cache. Below the number of live watches, each
-    # check replays its workflow's whole history (seen in bench/watches.py at N=2000).
-    max_cached_workflows: int = 10_000
+    # Workflows kept in the worker's sticky cache (~100 KB of worker memory each). A web
+    # monitor's workflow wakes once an hour (its poll, an activity, does the checks), so it
+    # need not stay cached: a hand-back replays its run, which RUN_EVENTS keeps short
+    # (bench/memory.py measures both). Raise it for many short-interval threshold watches,
+    # whose workflow wakes at every check.
+    max_cached_workflows: int = 500
     # Web monitors poll in long-running activities, one per watch, mostly asleep: they have
     # their own allowance on top of max_concurrent_activities.
     max_watch_polls: int = 25_000

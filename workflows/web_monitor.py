@@ -62,6 +62,14 @@ END_POLL_WAIT = timedelta(seconds=10)
 # dead: its result is dropped and the next poll takes over what it stored.
 LOST_POLL_WAIT = timedelta(seconds=15)
 LOST_POLL_ANSWERS = "poll-lost-answers"
+# The worker caches few workflows (settings.max_cached_workflows: a cached run costs ~100 KB
+# of worker memory and a watch's run waits an hour between hand-backs), so a hand-back
+# usually replays its run's history: about six events a hand-back, tens of microseconds of
+# worker CPU each, plus the server reading them. A run continues as new once its history is
+# this long (≈ 40 hand-backs, ≈ 40 hours), which keeps a replay a few milliseconds instead
+# of growing until Temporal suggests continuing (thousands of events).
+RUN_EVENTS = 250
+RUN_LENGTH = "run-length"
 
 
 @workflow.defn(name=WEB_MONITOR_TYPE)
@@ -80,6 +88,7 @@ class WebMonitorWorkflow(WatchControls):
         self.continue_after = request.continue_as_new_after_checks
         self.poll_window = request.poll_window_seconds
         self.interval_seconds = request.check_interval_seconds
+        self.run_events = request.continue_as_new_after_events or RUN_EVENTS
         self.phased = False  # this run's first poll after the baseline is a part of a window
         self.polls = 0  # polls started in this run; the running one's number
         self.lost: PollLost | None = None  # the running poll's process is dead
@@ -301,6 +310,15 @@ class WebMonitorWorkflow(WatchControls):
         if result.last_failure is not None:
             state.last_failure = result.last_failure
 
+    def continue_suggested(self) -> bool:
+        if super().continue_suggested():
+            return True
+        # The patch keeps runs recorded before this rule replaying as they ran (it is asked
+        # only when the history is already long, so short runs record no marker).
+        return workflow.info().get_current_history_length() >= self.run_events and (
+            workflow.patched(RUN_LENGTH)
+        )
+
     def continued(self) -> WebMonitorInput:
         return WebMonitorInput(
             user=self.user,
@@ -310,6 +328,9 @@ class WebMonitorWorkflow(WatchControls):
             continue_as_new_after_checks=self.continue_after,
             poll_window_seconds=self.poll_window,
             check_interval_seconds=self.interval_seconds,
+            continue_as_new_after_events=(
+                None if self.run_events == RUN_EVENTS else self.run_events
+            ),
         )
 
     @workflow.update

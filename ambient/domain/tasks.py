@@ -80,6 +80,9 @@ class WebMonitorInput(BaseModel):
     # Tests and benchmarks only: check this often instead of every `check_interval_minutes`
     # (whose product minimum is one minute).
     check_interval_seconds: float | None = Field(default=None, gt=0)
+    # Tests only: continue-as-new once the run's history has this many events (None: the
+    # workflow's RUN_EVENTS; a hand-back of an uncached workflow replays the whole run).
+    continue_as_new_after_events: int | None = Field(default=None, gt=0)
 
     @field_validator("config", mode="before")
     @classmethod

@@ -1,0 +1,256 @@
+"""Benchmark: worker memory a watch, and CPU per check, with the polls open.
+
+    python -m bench.memory --watches 3000 --interval 300 --window 300 --against main
+
+On the embedded stack (bench/stack.py: Temporal dev server on a SQLite file, the page server
+of ``bench.site``; the worker in the measuring process, with the product's settings and any
+``AMBIENT_*`` variables), one run:
+
+1. measures the worker's RSS with no watch (after a collection);
+2. creates ``--watches`` web monitors at ``--interval`` in awaited batches of 100 and waits
+   until every page was fetched once (its baseline), then ``--settle`` seconds, so the
+   baseline polls have handed back and the long polls are open;
+3. measures RSS again ("running") and, over ``--window`` seconds, the CPU of the worker
+   (``time.process_time``) and of the server (``/proc``) per check (fetches the page server
+   saw). A 5-minute watch hands back once an hour and its first poll lasts a random part of
+   that (the workflow spreads them), so any window sees about one hand-back per 12 checks:
+   the replay a workflow that is not cached needs is in the figure.
+
+``--against REF`` runs the same command on a temporary git worktree of REF (the baseline)
+and on this tree at the same time, each in its own process (so both see the machine's same
+load), and prints both rows and the ratio. Creation is paced by ``--in-flight`` watches
+awaiting their baseline; one that never takes it is given up after ``--stall`` seconds.
+``--trace K`` runs one tree under ``tracemalloc`` (slow; nothing is traced by default) and
+prints the K largest allocation sites, by line and by file, in KB a watch, and the Python
+heap against the RSS increase (what is left is native: Temporal core, the allocator).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+RESULT = "RESULT "
+TRACE_FRAMES = 12
+CREATE_BATCH = 20
+HEADER = (
+    "| tree | watches | RSS MB before → running | KB a watch | checks/s (asked) | "
+    "worker ms/check | server ms/check | all-in ms/check |\n|---|---|---|---|---|---|---|---|"
+)
+
+
+def row(tree: str, r: dict[str, Any]) -> str:
+    n = r["watches"]
+    return (
+        f"| {tree} | {n} | {r['rss_before']:.0f} → {r['rss_running']:.0f} | "
+        f"{r['kb_per_watch']:.1f} | {r['checks'] / r['seconds']:.2f} "
+        f"({n / r['interval']:.2f}) | {r['worker_ms']:.2f} | {r['server_ms']:.2f} | "
+        f"{r['worker_ms'] + r['server_ms']:.2f} |"
+    )
+
+
+def print_trace(snapshot: tracemalloc.Snapshot, n: int, top: int, grown_kb: float) -> None:
+    snapshot = snapshot.filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<unknown>")]
+    )
+    total = sum(stat.size for stat in snapshot.statistics("filename")) / 1024
+    print(
+        f"\nPython heap traced: {total / n:.1f} KB a watch of the RSS increase's "
+        f"{grown_kb / n:.1f} (the rest is native: Temporal core, the allocator)\n"
+    )
+    for key in ("lineno", "filename"):
+        print(f"| KB a watch | blocks a watch | {key} |\n|---|---|---|")
+        for stat in snapshot.statistics(key)[:top]:
+            frame = stat.traceback[0]
+            where = frame.filename.split("site-packages/")[-1]
+            where = where if key == "filename" else f"{where}:{frame.lineno}"
+            print(f"| {stat.size / 1024 / n:.2f} | {stat.count / n:.1f} | {where} |")
+        print()
+    # Who made the largest lines' blocks: their most common call paths.
+    for stat in snapshot.statistics("lineno")[:5]:
+        frame = stat.traceback[0]
+        here = snapshot.filter_traces([tracemalloc.Filter(True, frame.filename, frame.lineno)])
+        path = here.statistics("traceback")[0]
+        print(f"{path.size / 1024 / n:.2f} KB a watch from:")
+        for line in path.traceback.format():
+            print("   ", line.split("site-packages/")[-1])
+
+
+async def site_stats(site: httpx.AsyncClient, **params: str) -> dict[str, Any]:
+    """The page server's counts; a loaded machine may drop a kept-alive connection: again."""
+    for attempt in range(5):
+        try:
+            found: dict[str, Any] = (await site.get("/stats", params=params)).json()
+            return found
+        except httpx.TransportError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
+
+
+async def create(
+    client: Any, site: httpx.AsyncClient, base: str, args: argparse.Namespace
+) -> tuple[int, int]:
+    """Start the watches in small batches, at most ``--in-flight`` of them waiting for their
+    baseline (on a loaded machine a burst of new workflows makes their first tasks time out
+    and retry, and creation stalls); returns the failed starts and the baselines taken. A
+    watch whose baseline does not come within ``--stall`` seconds of the last one is given up
+    (counted), so one stuck workflow does not hold the run."""
+    from bench.creation import start_step
+
+    started = failed = 0
+    last, progress = -1, time.monotonic()
+    while True:
+        baselines = (await site_stats(site, prefix="/page/c-"))["paths"]
+        if baselines != last:
+            last, progress = baselines, time.monotonic()
+        done = started == args.watches
+        if done and (baselines >= started - failed or time.monotonic() - progress > args.stall):
+            return failed, baselines
+        if not done and started - failed - baselines < args.in_flight:
+            count = min(CREATE_BATCH, args.watches - started)
+            failed += await start_step(client, base, started, count, args.interval)
+            started += count
+        else:
+            await asyncio.sleep(0.5)
+
+
+async def one_run(args: argparse.Namespace) -> dict[str, Any]:
+    # Imported here: with --against, the baseline's process imports them from its own tree.
+    from bench.stack import QUEUE, bench_stack
+    from bench.watches import process_cpu, rss_mb
+    from worker import build_worker
+
+    async with bench_stack("ambient-memory-") as stack:
+        async with build_worker(stack.client, stack.deps, task_queue=QUEUE):
+            await asyncio.sleep(5)  # the worker's pollers and caches up
+            gc.collect()
+            before = rss_mb()
+            if args.trace:
+                tracemalloc.start(TRACE_FRAMES)
+            failed, baselines = await create(stack.client, stack.site, stack.site_url, args)
+            await asyncio.sleep(args.settle)
+            gc.collect()
+            running = rss_mb()
+            snapshot = tracemalloc.take_snapshot() if args.trace else None
+            tracemalloc.stop()
+            w0, s0, t0 = time.process_time(), process_cpu(stack.server_pid), time.time()
+            await asyncio.sleep(args.window)
+            w1, s1, t1 = time.process_time(), process_cpu(stack.server_pid), time.time()
+            window = await site_stats(stack.site, prefix="/page/c-", since=str(t0), until=str(t1))
+            checks = window["fetches"]
+            n = baselines  # the watches running: past their baseline
+            if snapshot is not None:
+                print_trace(snapshot, n, args.trace, 1024 * (running - before))
+            return {
+                "watches": n,
+                "failed": failed,
+                "no_baseline": args.watches - failed - baselines,
+                "interval": args.interval,
+                "rss_before": before,
+                "rss_running": running,
+                "kb_per_watch": 1024 * (running - before) / n,
+                "seconds": t1 - t0,
+                "checks": checks,
+                "worker_ms": 1000 * (w1 - w0) / checks if checks else float("nan"),
+                "server_ms": 1000 * (s1 - s0) / checks if checks else float("nan"),
+            }
+
+
+def start_in(tree: Path, argv: list[str], log: Path) -> subprocess.Popen[str]:
+    """This file's run, in its own process, importing the product from ``tree``."""
+    code = (
+        "import runpy, sys; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    command = [sys.executable, "-c", code, __file__, *argv, "--one"]
+    # Its output (with Temporal core's warnings) goes to a file: read once it is done.
+    out = log.open("w")
+    return subprocess.Popen(command, cwd=tree, env=env, stdout=out, stderr=out, text=True)
+
+
+def result_of(run: subprocess.Popen[str], tree: Path, log: Path) -> dict[str, Any]:
+    run.wait()
+    result = None
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith(RESULT):
+            result = json.loads(line.removeprefix(RESULT))
+    if result is None:
+        tail = log.read_text()[-4000:]
+        raise RuntimeError(f"the run in {tree} failed:\n{tail}")
+    return dict(result)
+
+
+def compare(ref: str, argv: list[str]) -> None:
+    """Both trees at once, so both see the machine's same load."""
+    here = Path(__file__).resolve().parents[1]
+    scratch = Path(tempfile.mkdtemp(prefix="ambient-memory-base-"))
+    base, logs = scratch / "tree", (scratch / "base.log", scratch / "this.log")
+    git = ["git", "-C", str(here), "worktree"]
+    subprocess.run([*git, "add", "--detach", str(base), ref], check=True)
+    try:
+        runs = [start_in(base, argv, logs[0]), start_in(here, argv, logs[1])]
+        before, after = result_of(runs[0], base, logs[0]), result_of(runs[1], here, logs[1])
+    finally:
+        for run in runs:
+            run.kill()
+        subprocess.run([*git, "remove", "--force", str(base)], check=False)
+    print(HEADER)
+    print(row(ref, before))
+    print(row("this tree", after))
+    ratio = {
+        key: after[key] / before[key] if before[key] else float("nan")
+        for key in ("kb_per_watch", "worker_ms", "server_ms")
+    }
+    all_in = (after["worker_ms"] + after["server_ms"]) / (before["worker_ms"] + before["server_ms"])
+    print(
+        f"| ratio | | | {ratio['kb_per_watch']:.2f} | | {ratio['worker_ms']:.2f} | "
+        f"{ratio['server_ms']:.2f} | {all_in:.2f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--watches", type=int, default=3000)
+    parser.add_argument("--interval", type=float, default=300.0, help="the watches' interval, s")
+    parser.add_argument("--settle", type=float, default=60.0, help="s after the last baseline")
+    parser.add_argument("--stall", type=float, default=300.0, help="s without a baseline")
+    parser.add_argument("--in-flight", type=int, default=100, help="watches awaiting baseline")
+    parser.add_argument("--window", type=float, default=300.0, help="s of CPU measured")
+    parser.add_argument("--trace", type=int, default=0, help="print the K largest allocations")
+    parser.add_argument("--against", help="a git ref measured first, as the baseline")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    argv = [a for a in sys.argv[1:] if a != "--one"]
+    if args.against:
+        at = argv.index("--against")
+        print(f"`python -m bench.memory {shlex.join(argv)}`\n", flush=True)
+        compare(args.against, argv[:at] + argv[at + 2 :])
+        return
+    result = asyncio.run(one_run(args))
+    if args.one:
+        print(RESULT + json.dumps(result), flush=True)
+    else:
+        print(f"`python -m bench.memory {shlex.join(argv)}`\n\n{HEADER}")
+        print(row("this tree", result))
+
+
+if __name__ == "__main__":
+    main()
