@@ -1,0 +1,103 @@
+"""An alert storm: many alerts at once through the intake, the gates and the audit log."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy import func, select
+from temporalio.testing import WorkflowEnvironment
+
+from activities.remediation import RemediationActivities
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.remediation.ladder import Rung
+from ambient.remediation.runs import GateInput
+from ambient.remediation.service import RemediationService
+from ambient.storage.models import AuditRecord, RemediationAction
+from ambient.storage.repositories import UserRepository
+from api.deps import get_optional_user
+from tests.conftest import running_worker, unique
+from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+
+
+async def test_gate_checks_of_a_storm_on_one_cluster_reserve_no_more_than_the_hourly_limit(
+    deps: WorkerDeps,
+) -> None:
+    remediation_settings(deps, remediation_rate_limit_per_hour=3)
+    gates = RemediationActivities(deps.db, deps.settings, None, {})
+    now = datetime.now(UTC)
+
+    async def check(index: int) -> bool:
+        run_key = f"remediation/storm{index:02d}@run"
+        decision = await gates.check_remediation_gates(
+            GateInput(
+                run_key=run_key,
+                key=f"{run_key}/rung-1/gate/1",
+                cluster_id="cls-storm001",
+                service=f"cls-storm001/prod/web-{index}",
+                rung=Rung.RESTART,
+                now=now,
+            )
+        )
+        assert decision.allowed or decision.gate == "rate_limit", decision
+        return decision.allowed
+
+    allowed = await asyncio.gather(*(check(i) for i in range(20)))
+
+    assert sum(allowed) == 3
+    async with deps.db.session() as session:
+        reserved = await session.scalar(select(func.count()).select_from(RemediationAction))
+        gate_rows = await session.scalar(
+            select(func.count()).select_from(AuditRecord).where(AuditRecord.action == "gate")
+        )
+    assert reserved == 3
+    assert gate_rows == 20
+
+
+async def test_the_api_token_lookup_holds_no_database_connection_for_the_rest_of_the_request(
+    deps: WorkerDeps,
+) -> None:
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=unique("storm")))
+        await session.commit()
+    async with deps.db.session() as session:
+        user = await get_optional_user(
+            session, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+        )
+        # The request goes on to Temporal with this session open: it must not pin a connection.
+        assert not session.in_transaction()
+        assert user is not None and user.name.startswith("storm")
+
+
+async def test_the_same_alerts_sent_many_times_at_once_start_one_run_each_and_record_every_repeat(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    user = unique("storm-ops")
+    await add_user(deps, user, "execute")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        # Five distinct alerts (fingerprints), each sent six times, all at once.
+        alerts = [alert(url, workload=f"{user}-{i}") for i in range(5)]
+        answers = await asyncio.gather(
+            *(service.start(user, alerts[i % 5], "dry_run") for i in range(30))
+        )
+        created = [a.remediation_id for a in answers if a.created]
+        repeats = [a for a in answers if a.deduplicated]
+        assert sorted(created) == sorted({a.remediation_id for a in answers})
+        assert len(created) == 5 and len(repeats) == 25
+        async with deps.db.session() as session:
+            dedup_rows = await session.scalar(
+                select(func.count())
+                .select_from(AuditRecord)
+                .where(AuditRecord.action == "deduplicated", AuditRecord.actor == user)
+            )
+        assert dedup_rows == 25
+        for rid in created:
+            await dev_env.client.get_workflow_handle(rid).terminate("test over")
