@@ -213,6 +213,7 @@ class RemediationActivities:
         # checked at once (an alert storm) must not both see the last free slot.
         async with self._db.write_session() as session:
             ledger = ActionLedger(session)
+            await ledger.lock_cluster(request.cluster_id)
             if await ledger.reserved(step) is not None:
                 return GateDecision(allowed=True, reason="slot already reserved by this step")
             local = now.astimezone(ZoneInfo(settings.remediation_timezone))

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import pytest
+import pytest_asyncio
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
@@ -15,28 +19,47 @@ from ambient.domain.users import UserCreate
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import GateInput
 from ambient.remediation.service import RemediationService
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import AuditRecord, RemediationAction
 from ambient.storage.repositories import UserRepository
 from api.deps import get_optional_user
 from tests.conftest import running_worker, unique
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 
 
+@pytest_asyncio.fixture
+async def pg(postgres_url: str) -> AsyncIterator[Database]:  # noqa: F811
+    await upgrade_async(postgres_url)
+    database = Database(postgres_url)
+    yield database
+    await database.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest) -> Database:
+    """The migrated SQLite file, and a real PostgreSQL (several workers share one)."""
+    database: Database = request.getfixturevalue("db" if request.param == "sqlite" else "pg")
+    return database
+
+
 async def test_gate_checks_of_a_storm_on_one_cluster_reserve_no_more_than_the_hourly_limit(
-    deps: WorkerDeps,
+    deps: WorkerDeps, any_db: Database
 ) -> None:
     remediation_settings(deps, remediation_rate_limit_per_hour=3)
-    gates = RemediationActivities(deps.db, deps.settings, None, {})
+    gates = RemediationActivities(any_db, deps.settings, None, {})
+    cluster = f"cls-{uuid.uuid4().hex[:8]}"  # the PostgreSQL server is shared by the module
     now = datetime.now(UTC)
 
     async def check(index: int) -> bool:
-        run_key = f"remediation/storm{index:02d}@run"
+        run_key = f"remediation/{cluster}{index:02d}@run"
         decision = await gates.check_remediation_gates(
             GateInput(
                 run_key=run_key,
                 key=f"{run_key}/rung-1/gate/1",
-                cluster_id="cls-storm001",
-                service=f"cls-storm001/prod/web-{index}",
+                cluster_id=cluster,
+                service=f"{cluster}/prod/web-{index}",
                 rung=Rung.RESTART,
                 now=now,
             )
@@ -47,10 +70,19 @@ async def test_gate_checks_of_a_storm_on_one_cluster_reserve_no_more_than_the_ho
     allowed = await asyncio.gather(*(check(i) for i in range(20)))
 
     assert sum(allowed) == 3
-    async with deps.db.session() as session:
-        reserved = await session.scalar(select(func.count()).select_from(RemediationAction))
+    async with any_db.session() as session:
+        reserved = await session.scalar(
+            select(func.count())
+            .select_from(RemediationAction)
+            .where(RemediationAction.cluster_id == cluster)
+        )
         gate_rows = await session.scalar(
-            select(func.count()).select_from(AuditRecord).where(AuditRecord.action == "gate")
+            select(func.count())
+            .select_from(AuditRecord)
+            .where(
+                AuditRecord.action == "gate",
+                AuditRecord.subject.startswith(f"remediation/{cluster}"),
+            )
         )
     assert reserved == 3
     assert gate_rows == 20
