@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -133,3 +133,21 @@ async def test_the_same_alerts_sent_many_times_at_once_start_one_run_each_and_re
         assert dedup_rows == 25
         for rid in created:
             await dev_env.client.get_workflow_handle(rid).terminate("test over")
+
+
+async def test_a_remediation_keeps_its_first_workflow_task_through_a_worker_busy_for_a_minute(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # No worker polls this queue: only the start is looked at.
+    settings = deps.settings.model_copy(update={"temporal_task_queue": unique("tq-idle")})
+    user = unique("storm-timeout")
+    await add_user(deps, user, "dry_run")
+    service = RemediationService(dev_env.client, settings, deps.db)
+    started = await service.start(user, alert("http://127.0.0.1:9/metrics", workload=user))
+    handle = dev_env.client.get_workflow_handle(started.remediation_id)
+    description = await handle.describe()
+    config = description.raw_description.execution_config
+    # The default 10 s let a storm's hundred first tasks time out and redo their local
+    # activities over and over.
+    assert config.default_workflow_task_timeout.ToTimedelta() == timedelta(minutes=1)
+    await handle.terminate("test over")
