@@ -122,7 +122,7 @@ class ActionLedger:
         one write lock. PostgreSQL: a transaction-scoped advisory lock on the cluster, so steps
         checked at once on any worker cannot all see the last free slot.
         """
-        if self.session.bind.dialect.name == "postgresql":
+        if self.session.get_bind().dialect.name == "postgresql":
             await self.session.execute(
                 text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                 {"key": f"remediation-ledger/{cluster_id}"},
