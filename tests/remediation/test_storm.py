@@ -151,3 +151,32 @@ async def test_a_remediation_keeps_its_first_workflow_task_through_a_worker_busy
     # activities over and over.
     assert config.default_workflow_task_timeout.ToTimedelta() == timedelta(minutes=1)
     await handle.terminate("test over")
+
+
+async def test_a_repeated_alert_is_answered_and_recorded_without_asking_the_busy_worker(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # No worker polls this queue: like a worker busy with a storm, it answers no query.
+    settings = deps.settings.model_copy(update={"temporal_task_queue": unique("tq-idle")})
+    user = unique("storm-repeat")
+    await add_user(deps, user, "dry_run")
+    service = RemediationService(dev_env.client, settings, deps.db)
+    subject = alert("http://127.0.0.1:9/metrics", workload=user)
+    first = await service.start(user, subject)
+    # A guard against a hang (the old path waited for the worker's answer), not a time limit.
+    again = await asyncio.wait_for(service.start(user, subject), timeout=60)
+    assert again.deduplicated and not again.created
+    assert again.remediation_id == first.remediation_id and again.state == "scoring"
+    handle = dev_env.client.get_workflow_handle(first.remediation_id)
+    run_id = (await handle.describe()).run_id
+    async with deps.db.session() as session:
+        rows = await session.scalar(
+            select(func.count())
+            .select_from(AuditRecord)
+            .where(
+                AuditRecord.action == "deduplicated",
+                AuditRecord.subject == f"{first.remediation_id}@{run_id}",
+            )
+        )
+    assert rows == 1
+    await handle.terminate("test over")
