@@ -2,6 +2,10 @@
 
 Each activity that decides or changes something appends its audit record in the same
 transaction, keyed so a retried activity finds the first record instead of writing twice.
+Those transactions are ``Database.write_session``s: on SQLite the worker's writers take turns
+in order instead of racing for the file lock (a storm of alerts made them sleep in SQLite's
+busy handler and fail with "database is locked"), and a read-then-write (the rate-limit
+ledger, the breaker) is one atomic step.
 """
 
 from __future__ import annotations
@@ -128,7 +132,7 @@ class RemediationActivities:
         rule = match_rule(request.alert, rules)
         policy = policy_of(self._settings)
         steps = plan(card.score, rule, policy.approval_from_rung)
-        async with self._db.session() as session:
+        async with self._db.write_session() as session:
             common = {"subject": request.run_key, "actor": "remediation"}
             await append_once(
                 session,
@@ -175,7 +179,7 @@ class RemediationActivities:
     @activity.defn
     async def check_remediation_permission(self, request: PermissionInput) -> PermissionDecision:
         """The user's rollback_permission, re-read now; the lower of it and what was asked."""
-        async with self._db.session() as session:
+        async with self._db.write_session() as session:
             user = await UserRepository(session).get(request.user)
             permission = user.rollback_permission if user else "none"
             decision = effective_mode(request.asked, permission, request.executor)
@@ -205,8 +209,11 @@ class RemediationActivities:
         now = request.now
         settings = self._settings
         step = request.key.rsplit("/gate/", 1)[0]
-        async with self._db.session() as session:
+        # Read the ledger and reserve in one write transaction: two steps on one cluster
+        # checked at once (an alert storm) must not both see the last free slot.
+        async with self._db.write_session() as session:
             ledger = ActionLedger(session)
+            await ledger.lock_cluster(request.cluster_id)
             if await ledger.reserved(step) is not None:
                 return GateDecision(allowed=True, reason="slot already reserved by this step")
             local = now.astimezone(ZoneInfo(settings.remediation_timezone))
@@ -259,7 +266,7 @@ class RemediationActivities:
     async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
         """The workload's spec and revision before a change, saved in the audit log."""
         checkpoint = await _translated(self._executor(request.mode).checkpoint(request.target))
-        async with self._db.session() as session:
+        async with self._db.write_session() as session:
             await append_once(
                 session,
                 subject=request.run_key,
@@ -275,7 +282,7 @@ class RemediationActivities:
     async def apply_remediation_step(self, step: StepRequest) -> StepResult:
         """One rung's change through the mode's executor (idempotent by the step key)."""
         result = await _translated(self._executor(step.mode).apply(step))
-        async with self._db.session() as session:
+        async with self._db.write_session() as session:
             await append_once(
                 session,
                 subject=step.remediation_id,
@@ -329,7 +336,7 @@ class RemediationActivities:
             rollout=health,
             detail="; ".join(parts),
         )
-        async with self._db.session() as session:
+        async with self._db.write_session() as session:
             breakers = BreakerRepository(session)
             row = await breakers.row(request.service, int(request.rung))
             if row is None or row.last_key != request.key:
@@ -351,7 +358,7 @@ class RemediationActivities:
 
     @activity.defn
     async def audit_remediation(self, entry: AuditEntry) -> AuditEntry:
-        async with self._db.session() as session:
+        async with self._db.write_session() as session:
             await append_entry(session, entry)
             await session.commit()
         return entry
@@ -366,7 +373,7 @@ class RemediationActivities:
             action="hand_over",
             detail={"reason": request.reason, "title": request.title, "body": request.body},
         )
-        async with self._db.session() as session:
+        async with self._db.write_session() as session:
             await BroadcastRepository(session).push(
                 request.user, request.title, request.body, "remediation", request.key
             )
@@ -378,7 +385,7 @@ class RemediationActivities:
     async def record_remediation(self, request: RecordInput) -> AuditEntry:
         """The run's row for lists and stats (same values on a retry)."""
         alert = request.alert
-        async with self._db.session() as session:
+        async with self._db.write_session() as session:
             await RemediationRepository(session).save(
                 request.run_key,
                 remediation_id=request.remediation_id,

@@ -47,6 +47,11 @@ async def get_optional_user(
     if credentials is None:
         return None
     user = await UserRepository(session).by_token(credentials.credentials)
+    # End the read transaction: the session would otherwise hold a pooled connection for the
+    # whole request, Temporal round trips included, and a burst of requests (an alert storm
+    # on POST /remediations) queues for the pool and times out. Objects stay loaded
+    # (expire_on_commit=False) and attached; a handler's later query opens a new transaction.
+    await session.commit()
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"}

@@ -31,6 +31,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from ambient import temporal
 from ambient.clients.kube import KubeError, kubeconfig_contexts
 from ambient.clients.llm import LLMClient
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TKE_CLUSTER_ID
@@ -79,6 +80,13 @@ from workflows.remediation_records import search_attributes
 from workflows.remediation_triage import AlertTriageWorkflow
 
 TRIAGE_SCHEDULE = "alert-triage"
+# A remediation's first workflow task runs its local activities (score, permission, gates,
+# checkpoint) before the first change. Under an alert storm the worker runs a hundred of them
+# at once and one task can outlast the default 10 s: the server then takes the task back and
+# every local activity in it runs again, for each of them, and the storm never drains (441
+# lost tasks for 100 alerts in bench/remediation_storm.py). A minute keeps the work; a worker
+# that dies holding a task delays that run by at most this much.
+TASK_TIMEOUT = timedelta(minutes=1)
 
 
 class RemediationService:
@@ -149,6 +157,7 @@ class RemediationService:
                 id=workflow_id,
                 task_queue=self.settings.temporal_task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                task_timeout=TASK_TIMEOUT,
                 search_attributes=search_attributes(user, parsed.cluster_id),
                 static_summary=(
                     f"Remediation of {parsed.service} ({parsed.metric or parsed.source}) "
@@ -198,28 +207,37 @@ class RemediationService:
         )
 
     async def _deduplicate(self, user: str, workflow_id: str, source: str) -> StartResult:
-        """The alert is already being remediated: record who sent it again, grant nothing."""
+        """The alert is already being remediated: record who sent it again, grant nothing.
+
+        What the answer needs (owner, cluster, state, run) comes from the server's description
+        of the run, not a query: a query is answered by the worker, and in an alert storm the
+        worker is busy with the very runs being repeated — every repeat then waited for it (or
+        timed out, and the repeat went unrecorded) and added a task to its load.
+        """
         handle = self.client.get_workflow_handle(workflow_id)
         await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user, source=source))
-        status = await self._status(workflow_id)
+        description = await handle.describe()
+        attributes = description.typed_search_attributes
+        owner = attributes.get(temporal.USER) or ""
+        state = attributes.get(temporal.STATE)
+        run_key = f"{workflow_id}@{description.run_id}"
         async with self.db.session() as session:
             await AuditRepository(session).append(
                 actor=user,
                 action="deduplicated",
-                subject=status.run_key,
-                detail={"user": user, "source": source, "state": status.state},
+                subject=run_key,
+                detail={"user": user, "source": source, "state": state},
             )
             await session.commit()
-        if await self._may_steer(user, status):
+        if await self._may_steer_run(user, owner, attributes.get(temporal.CLUSTER) or ""):
             return StartResult(
                 remediation_id=workflow_id,
                 created=False,
                 deduplicated=True,
-                mode=status.mode,
-                state=status.state,
+                state=state,
                 message=(
                     f"an alert with this fingerprint is already being remediated: "
-                    f"{workflow_id} (state {status.state}, owner {status.user})"
+                    f"{workflow_id} (state {state}, owner {owner})"
                 ),
             )
         # The id is the alert's hash (score_alert shows it too): naming it reveals nothing.
@@ -440,9 +458,12 @@ class RemediationService:
         Not who sent the same alert again (``joined_by``): an alert's fields are no secret, so
         sending it proves nothing about whose cluster it is.
         """
-        if user == status.user:
+        return await self._may_steer_run(user, status.user, status.alert.cluster_id)
+
+    async def _may_steer_run(self, user: str, owner: str, cluster_id: str) -> bool:
+        if user == owner:
             return True
-        if named_approver(user, status.alert.cluster_id, self.settings.remediation_approvers):
+        if named_approver(user, cluster_id, self.settings.remediation_approvers):
             return True
         account = await self._user(user)
         return account.role == "admin"

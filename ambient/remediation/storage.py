@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -114,6 +114,19 @@ class ActionLedger:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def lock_cluster(self, cluster_id: str) -> None:
+        """Take the cluster's turn until the transaction ends: count, then reserve, atomically.
+
+        SQLite: the caller's write transaction (``Database.write_session``) already holds the
+        one write lock. PostgreSQL: a transaction-scoped advisory lock on the cluster, so steps
+        checked at once on any worker cannot all see the last free slot.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": f"remediation-ledger/{cluster_id}"},
+            )
 
     async def reserved(self, key: str) -> RemediationAction | None:
         query = select(RemediationAction).where(RemediationAction.key == key)

@@ -1,0 +1,582 @@
+"""Benchmark: an alert storm through the real intake — 100 alerts in one second, 1,000 in a minute.
+
+    python -m bench.remediation_storm --storm 100 --flood 1000 --distinct 200
+
+Processes, as deployed: a Temporal dev server (SQLite file), the API (``api.app``, uvicorn),
+the Kubernetes API stand-in (tests/standins/kube_api.py, timing every write it stores) and
+one worker in this process (the product's ``build_worker``, offline scorer, Kubernetes
+executor). Alerts go in as an alarm integration sends them: ``POST /remediations`` with a
+bearer token. Settings: approval from rung 2, per-cluster rate limit and cooldown off (one
+stand-in cluster).
+
+``baseline``  one alert alone (after one warm-up alert), healthy Deployment.
+``storm``     N alerts, each on its own healthy Deployment, sent within one second. Latency is
+              from the moment the bench sends the request to the moment the stand-in stores
+              the first write to that Deployment. Every run resolves at rung 1; exactly-once:
+              the writes the stand-in stored equal the steps the runs applied.
+``flood``     M alerts at an even pace over 60 s on ``--distinct`` Deployments whose pods never
+              become ready (each fingerprint sent M / distinct times, shuffled). Every request
+              must be answered (created or deduplicated), one run per fingerprint, one audit
+              ``deduplicated`` row per repeat; each run restarts once (rung 1), fails to verify,
+              and waits for approval of rung 2 — no write without it; its plan is the budget
+              its score buys. Then a few are approved through the API: one scale write each.
+
+Per-stage timestamps (activity interceptor and the workflow histories) show where the time
+to the first action goes: intake answered, first workflow task started, scoring
+(prepare_remediation), permission, gates, checkpoint, the change activity's queueing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import yaml
+from sqlalchemy import func, select
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.client import Interceptor as ClientInterceptor
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
+
+from ambient import temporal
+from ambient.clients.kube import KubeClients
+from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
+from ambient.devstack import DevOptions, free_port, wait_for_temporal
+from ambient.domain.users import UserCreate
+from ambient.remediation.dry_run import DryRunExecutor
+from ambient.remediation.kube_executor import KubernetesExecutor
+from ambient.remediation.runs import RemediationStatus
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.models import AuditRecord
+from ambient.storage.repositories import UserRepository
+from bench.devserver import dev_server_command
+from worker import build_worker
+
+QUEUE = "bench-storm"
+CLUSTER = "cls-bench001"
+NAMESPACE = "shop"
+BAD_IMAGE = "registry/web:broken"
+
+
+# --- the stand-in, timing its writes -----------------------------------------------------
+
+
+def serve_kube(port: int, healthy: int, failing: int) -> None:
+    """Child process: the stand-in; ``GET /bench/writes`` lists (path, method, time) stored."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.standins.kube_api import KubeApi
+
+    api = KubeApi(failing_images={BAD_IMAGE})
+    for index in range(healthy):
+        name = f"ok-{index:04d}"
+        api.add_deployment(NAMESPACE, name, "registry/web:v1", replicas=2)
+        api.add_service(NAMESPACE, name, {"app": name})
+    for index in range(failing):
+        name = f"bad-{index:04d}"
+        api.add_deployment(NAMESPACE, name, BAD_IMAGE, replicas=2)
+        api.add_service(NAMESPACE, name, {"app": name})
+    stored: list[tuple[str, str, float]] = []
+
+    def on_write(call: Any) -> None:
+        if not call.dry_run:
+            stored.append((call.path, call.method, time.time()))
+
+    api.on_write = on_write
+
+    async def writes(_: Any) -> JSONResponse:
+        return JSONResponse(stored)
+
+    app = api.app()
+    app.router.routes.insert(0, Route("/bench/writes", writes))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
+
+
+def serve_api(port: int) -> None:
+    """Child process: the product's API with the settings in the environment."""
+    from api.app import create_app
+
+    uvicorn.run(create_app(), host="127.0.0.1", port=port, log_level="error", access_log=False)
+
+
+def deployment_of(path: str) -> str:
+    parts = path.strip("/").split("/")
+    return parts[parts.index("deployments") + 1]
+
+
+# --- stage timestamps -------------------------------------------------------------------
+
+
+@dataclass
+class Stages:
+    """Wall-clock times per remediation id: activity starts and ends, by activity type."""
+
+    start: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    end: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    scheduled: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+
+
+class StageTimer(ClientInterceptor, Interceptor):
+    """On the client, so the worker built from it times every activity."""
+
+    def __init__(self, stages: Stages) -> None:
+        self.stages = stages
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _TimedActivity(next, self.stages)
+
+
+class _TimedActivity(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, stages: Stages) -> None:
+        super().__init__(next)
+        self.stages = stages
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        rid, kind = info.workflow_id or "", info.activity_type
+        self.stages.start[rid].setdefault(kind, time.time())
+        if info.current_attempt_scheduled_time is not None:
+            self.stages.scheduled[rid].setdefault(
+                kind, info.current_attempt_scheduled_time.timestamp()
+            )
+        try:
+            return await self.next.execute_activity(input)
+        finally:
+            self.stages.end[rid].setdefault(kind, time.time())
+
+
+async def first_task_started(client: Client, rid: str) -> float | None:
+    async for event in client.get_workflow_handle(rid).fetch_history_events():
+        if event.HasField("workflow_task_started_event_attributes"):
+            return event.event_time.ToDatetime().timestamp() + 0.0
+    return None
+
+
+# --- measuring --------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def alert(workload: str, settle: int = 1) -> dict[str, Any]:
+    return {
+        "source": "cloud_monitor",
+        "cluster_id": CLUSTER,
+        "namespace": NAMESPACE,
+        "workload": workload,
+        "metric": "error_rate",
+        "value": 0.2,
+        "threshold": 0.05,
+        "message": "5xx errors",
+        "settle_seconds": settle,
+    }
+
+
+@dataclass
+class Bench:
+    api: httpx.AsyncClient
+    kube: httpx.AsyncClient
+    client: Client
+    db: Database
+    stages: Stages
+
+    async def send(self, body: dict[str, Any]) -> tuple[float, dict[str, Any], float]:
+        sent = time.time()
+        answer = await self.api.post("/remediations", json={"alert": body, "mode": "execute"})
+        if answer.status_code != 201:
+            raise RuntimeError(f"intake answered {answer.status_code}: {answer.text}")
+        return sent, answer.json(), time.time()
+
+    async def writes(self) -> list[tuple[str, str, float]]:
+        return [tuple(w) for w in (await self.kube.get("/bench/writes")).json()]  # type: ignore[misc]
+
+    async def status(self, rid: str) -> dict[str, Any]:
+        answer = await self.api.get(f"/remediations/{rid.split('/', 1)[1]}")
+        answer.raise_for_status()
+        result: dict[str, Any] = answer.json()
+        return result
+
+    async def until(self, rids: list[str], states: set[str], within: float) -> dict[str, Any]:
+        """Wait until every run is in one of ``states``, then read each run through the API.
+
+        The state comes from the server's description (the run's search attribute): a query
+        per run every few seconds would load the worker being measured, and time out on it.
+        """
+        deadline = time.monotonic() + within
+        pending = set(rids)
+        while pending:
+            for rid in sorted(pending):
+                described = await self.client.get_workflow_handle(rid).describe()
+                if described.typed_search_attributes.get(temporal.STATE) in states:
+                    pending.discard(rid)
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not settled: {len(pending)} runs, e.g. {min(pending)}")
+            await asyncio.sleep(2)
+        return {rid: await self.status(rid) for rid in rids}
+
+    async def first_actions(
+        self, sent: dict[str, tuple[float, str]]
+    ) -> tuple[list[float], dict[str, list[float]]]:
+        """Latency to the first stored write per Deployment, and every write per Deployment."""
+        by_workload: dict[str, list[float]] = defaultdict(list)
+        for path, _, at in await self.writes():
+            by_workload[deployment_of(path)].append(at)
+        latencies = [min(by_workload[w]) - t for w, (t, _) in sent.items() if by_workload[w]]
+        return latencies, by_workload
+
+    async def stage_table(
+        self, sent: dict[str, tuple[float, str]], answered: dict[str, float]
+    ) -> str:
+        """p50/p95 of each stage's time after the alert was sent."""
+        marks: dict[str, list[float]] = defaultdict(list)
+        for workload, (t0, rid) in sent.items():
+            marks["intake answered (workflow started)"].append(answered[workload] - t0)
+            started = await first_task_started(self.client, rid)
+            if started is not None:
+                marks["first workflow task started"].append(started - t0)
+            for kind, label in (
+                ("prepare_remediation", "scoring done (prepare_remediation)"),
+                ("check_remediation_permission", "permission done"),
+                ("check_remediation_gates", "gates done"),
+                ("take_remediation_checkpoint", "checkpoint read done"),
+            ):
+                if kind in self.stages.end[rid]:
+                    marks[label].append(self.stages.end[rid][kind] - t0)
+            if "prepare_remediation" in self.stages.start[rid]:
+                marks["scoring started"].append(self.stages.start[rid]["prepare_remediation"] - t0)
+            if "apply_remediation_step" in self.stages.scheduled[rid]:
+                marks["change activity scheduled"].append(
+                    self.stages.scheduled[rid]["apply_remediation_step"] - t0
+                )
+                marks["change activity started"].append(
+                    self.stages.start[rid]["apply_remediation_step"] - t0
+                )
+        order = [
+            "intake answered (workflow started)",
+            "first workflow task started",
+            "scoring started",
+            "scoring done (prepare_remediation)",
+            "permission done",
+            "gates done",
+            "checkpoint read done",
+            "change activity scheduled",
+            "change activity started",
+        ]
+        # Each activity's own time (start to end) and its wait for a slot (scheduled to start).
+        for rid in (rid for _, rid in sent.values()):
+            for kind, began in self.stages.start[rid].items():
+                if kind in self.stages.end[rid]:
+                    marks[f"  {kind}: run"].append(self.stages.end[rid][kind] - began)
+                if kind in self.stages.scheduled[rid]:
+                    marks[f"  {kind}: wait for a slot"].append(
+                        began - self.stages.scheduled[rid][kind]
+                    )
+        order += sorted(label for label in marks if label.startswith("  "))
+        lines = ["| stage (after the alert was sent) | p50 ms | p95 ms |", "|---|---:|---:|"]
+        for label in order:
+            if marks[label]:
+                values = marks[label]
+                lines.append(
+                    f"| {label} | {1000 * statistics.median(values):.0f} | "
+                    f"{1000 * percentile(values, 0.95):.0f} |"
+                )
+        return "\n".join(lines)
+
+
+async def storm(bench: Bench, first: int, n: int, spread: float) -> dict[str, Any]:
+    """``n`` alerts on healthy Deployments, sent within ``spread`` seconds."""
+    sent: dict[str, tuple[float, str]] = {}
+    answered: dict[str, float] = {}
+    base = time.monotonic()
+
+    async def one(index: int) -> None:
+        workload = f"ok-{first + index:04d}"
+        await asyncio.sleep(max(0.0, base + index * spread / max(n, 1) - time.monotonic()))
+        t0, body, t1 = await bench.send(alert(workload))
+        assert body["created"], body
+        sent[workload] = (t0, body["remediation_id"])
+        answered[workload] = t1
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    # The results, not the API: polling a hundred runs would load the machine being measured.
+    finals = await asyncio.wait_for(
+        asyncio.gather(
+            *(
+                bench.client.get_workflow_handle(rid, result_type=RemediationStatus).result()
+                for _, rid in sent.values()
+            )
+        ),
+        timeout=900,
+    )
+    latencies, writes = await bench.first_actions(sent)
+    applied = sum(1 for s in finals for a in s.attempts if a.applied and not a.already_applied)
+    stored = sum(len(writes[w]) for w in sent)
+    return {
+        "n": n,
+        "acted": len(latencies),
+        "p50": statistics.median(latencies),
+        "p95": percentile(latencies, 0.95),
+        "max": max(latencies),
+        "resolved": sum(1 for s in finals if s.state == "resolved"),
+        "writes": stored,
+        "applied": applied,
+        "stages": await bench.stage_table(sent, answered),
+    }
+
+
+async def flood(
+    bench: Bench, total: int, distinct: int, seconds: float, approve: int
+) -> dict[str, Any]:
+    """``total`` alerts over ``seconds`` on ``distinct`` failing Deployments, repeats shuffled."""
+    order = [index % distinct for index in range(total)]
+    random.Random(27).shuffle(order)
+    answers: list[dict[str, Any]] = []
+    failures: list[str] = []
+    base = time.monotonic()
+    async with bench.db.session() as session:
+        dedup_before = await session.scalar(
+            select(func.count())
+            .select_from(AuditRecord)
+            .where(AuditRecord.action == "deduplicated")
+        )
+
+    async def one(slot: int, index: int) -> None:
+        await asyncio.sleep(max(0.0, base + slot * seconds / total - time.monotonic()))
+        try:
+            _, body, _ = await bench.send(alert(f"bad-{index:04d}", settle=1))
+        except (RuntimeError, httpx.HTTPError) as exc:
+            failures.append(str(exc))
+            return
+        answers.append(body)
+
+    await asyncio.gather(*(one(slot, index) for slot, index in enumerate(order)))
+    created = [a["remediation_id"] for a in answers if a["created"]]
+    deduplicated = sum(1 for a in answers if a.get("deduplicated"))
+    finals = await bench.until(sorted(set(created)), {"waiting_approval"}, 600)
+    async with bench.db.session() as session:
+        dedup_rows = (
+            await session.scalar(
+                select(func.count())
+                .select_from(AuditRecord)
+                .where(AuditRecord.action == "deduplicated")
+            )
+            or 0
+        ) - (dedup_before or 0)
+    _, writes = await bench.first_actions({})
+    workloads = [f"bad-{i:04d}" for i in range(distinct)]
+    writes_before = sum(len(writes[w]) for w in workloads)
+    budget_ok = 0
+    for status in finals.values():
+        score = await bench.api.post(
+            "/remediations/score", json={"alert": status["alert"], "mode": "execute"}
+        )
+        score.raise_for_status()
+        buys = score.json()["budget"]
+        needs = [s["attempt"] for s in status["plan"] if s["needs_approval"]]
+        if status["budget"] == buys == len(status["plan"]) and needs and min(needs) == 2:
+            budget_ok += 1
+    # Approve rung 2 of a few: each gets exactly one more write (the scale).
+    approved = sorted(finals)[:approve]
+    for rid in approved:
+        answer = await bench.api.post(
+            f"/remediations/{rid.split('/', 1)[1]}/approval", json={"approve": True}
+        )
+        answer.raise_for_status()
+    # Wait until each approved run has left rung 2 (its scale written and verified).
+    deadline = time.monotonic() + 300
+    while True:
+        statuses = {rid: await bench.status(rid) for rid in approved}
+        if all(
+            any(a["rung"] == 2 and a["verified"] for a in s["attempts"]) for s in statuses.values()
+        ):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("approved runs did not finish rung 2")
+        await asyncio.sleep(1)
+    _, writes = await bench.first_actions({})
+    writes_after = sum(len(writes[w]) for w in workloads)
+    return {
+        "sent": total,
+        "answered": len(answers),
+        "failures": failures[:3],
+        "distinct": distinct,
+        "created": len(created),
+        "runs": len(set(created)),
+        "deduplicated": deduplicated,
+        "dedup_audit": dedup_rows,
+        "waiting_approval": sum(1 for s in finals.values() if s["state"] == "waiting_approval"),
+        "writes_before_approval": writes_before,
+        "budget_ok": budget_ok,
+        "approved": len(approved),
+        "writes_after_approval": writes_after,
+    }
+
+
+async def main(args: argparse.Namespace) -> None:
+    data = Path(tempfile.mkdtemp(prefix="ambient-bench-storm-"))
+    port, kube_port, api_port = free_port(), free_port(), free_port()
+    healthy = args.storm + 2
+    server = subprocess.Popen(dev_server_command(data, port))  # noqa: ASYNC220 - started once
+    kube = subprocess.Popen(  # noqa: ASYNC220
+        [
+            sys.executable,
+            "-m",
+            "bench.remediation_storm",
+            "--serve-kube",
+            str(kube_port),
+            str(healthy),
+            str(args.distinct),
+        ]
+    )
+    kubeconfig = data / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": CLUSTER,
+                "clusters": [
+                    {"name": CLUSTER, "cluster": {"server": f"http://127.0.0.1:{kube_port}"}}
+                ],
+                "contexts": [{"name": CLUSTER, "context": {"cluster": CLUSTER, "user": "b"}}],
+                "users": [{"name": "b", "user": {"token": "bench"}}],
+            }
+        )
+    )
+    env = {
+        "AMBIENT_ENVIRONMENT": "test",
+        "AMBIENT_DATA_DIR": str(data),
+        "AMBIENT_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+        "AMBIENT_TEMPORAL_TASK_QUEUE": QUEUE,
+        "AMBIENT_KUBECONFIG": str(kubeconfig),
+        "AMBIENT_REMEDIATION_EXECUTOR": "kubernetes",
+        "AMBIENT_REMEDIATION_APPROVAL_FROM_RUNG": "2",
+        "AMBIENT_REMEDIATION_RATE_LIMIT_PER_HOUR": "0",
+        "AMBIENT_REMEDIATION_CLUSTER_COOLDOWN_SECONDS": "0",
+    }
+    os.environ.update(env)
+    api_proc: subprocess.Popen[bytes] | None = None
+    try:
+        settings = Settings(metrics_port=None, _env_file=None)  # type: ignore[call-arg]
+        opts = DevOptions(data, 0, port, 0, None, None)
+        plain = await wait_for_temporal(settings, opts, time.monotonic() + 60)
+        stages = Stages()
+        config = plain.config()
+        config["interceptors"] = [StageTimer(stages)]
+        client = Client(**config)
+        await upgrade_async(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url)
+        async with db.session() as session:
+            _, token = await UserRepository(session).create(
+                UserCreate(name="oncall", rollback_permission="execute")  # type: ignore[arg-type]
+            )
+            await session.commit()
+        api_proc = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "bench.remediation_storm", "--serve-api", str(api_port)]
+        )
+        api = httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{api_port}",
+            headers={"Authorization": f"Bearer {token}"},
+            trust_env=False,
+            timeout=120,
+            limits=httpx.Limits(max_connections=200),
+        )
+        kube_http = httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{kube_port}", trust_env=False, timeout=30
+        )
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                await api.get("/health")
+                await kube_http.get("/bench/writes")
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        clients = KubeClients(kubeconfig, None)
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+            deps = WorkerDeps(
+                settings,
+                db,
+                build_channels(settings, db, http),
+                http,
+                executors={
+                    "dry_run": DryRunExecutor(clients),
+                    "kubernetes": KubernetesExecutor(clients),
+                },
+            )
+            bench = Bench(api, kube_http, client, db, stages)
+            async with build_worker(client, deps):
+                print(f"uptime: {os.getloadavg()}", flush=True)
+                await storm(bench, healthy - 1, 1, 0)  # warm-up: imports, connections
+                one = await storm(bench, healthy - 2, 1, 0)
+                print(f"baseline: one alert alone: {1000 * one['p50']:.0f} ms", flush=True)
+                print(one["stages"], flush=True)
+                many = await storm(bench, 0, args.storm, 1.0) if args.storm else None
+                if many:
+                    print(
+                        f"storm: {many['n']} alerts in 1 s: first action p50 "
+                        f"{1000 * many['p50']:.0f} ms, p95 {1000 * many['p95']:.0f} ms, max "
+                        f"{1000 * many['max']:.0f} ms (p95 {many['p95'] / one['p50']:.1f}x the "
+                        f"one-alert baseline); acted {many['acted']}/{many['n']}, resolved "
+                        f"{many['resolved']}/{many['n']}; writes stored {many['writes']}, steps "
+                        f"applied {many['applied']}",
+                        flush=True,
+                    )
+                    print(many["stages"], flush=True)
+                if args.flood:
+                    flooded = await flood(bench, args.flood, args.distinct, args.seconds, 5)
+                    print(f"flood: {flooded}", flush=True)
+                print(f"uptime: {os.getloadavg()}", flush=True)
+        await clients.aclose()
+        await api.aclose()
+        await kube_http.aclose()
+        await db.close()
+    finally:
+        if api_proc is not None:
+            api_proc.terminate()
+        kube.terminate()
+        server.terminate()
+        server.wait(30)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-kube":
+        serve_kube(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-api":
+        serve_api(int(sys.argv[2]))
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--storm", type=int, default=100, help="alerts sent within one second")
+    parser.add_argument("--flood", type=int, default=1000, help="alerts sent over --seconds")
+    parser.add_argument("--distinct", type=int, default=200, help="fingerprints in the flood")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,182 @@
+"""An alert storm: many alerts at once through the intake, the gates and the audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import pytest_asyncio
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy import func, select
+from temporalio.testing import WorkflowEnvironment
+
+from activities.remediation import RemediationActivities
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.remediation.ladder import Rung
+from ambient.remediation.runs import GateInput
+from ambient.remediation.service import RemediationService
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.models import AuditRecord, RemediationAction
+from ambient.storage.repositories import UserRepository
+from api.deps import get_optional_user
+from tests.conftest import running_worker, unique
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
+from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+
+
+@pytest_asyncio.fixture
+async def pg(postgres_url: str) -> AsyncIterator[Database]:  # noqa: F811
+    await upgrade_async(postgres_url)
+    database = Database(postgres_url)
+    yield database
+    await database.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest) -> Database:
+    """The migrated SQLite file, and a real PostgreSQL (several workers share one)."""
+    database: Database = request.getfixturevalue("db" if request.param == "sqlite" else "pg")
+    return database
+
+
+async def test_gate_checks_of_a_storm_on_one_cluster_reserve_no_more_than_the_hourly_limit(
+    deps: WorkerDeps, any_db: Database
+) -> None:
+    remediation_settings(deps, remediation_rate_limit_per_hour=3)
+    gates = RemediationActivities(any_db, deps.settings, None, {})
+    cluster = f"cls-{uuid.uuid4().hex[:8]}"  # the PostgreSQL server is shared by the module
+    now = datetime.now(UTC)
+
+    async def check(index: int) -> bool:
+        run_key = f"remediation/{cluster}{index:02d}@run"
+        decision = await gates.check_remediation_gates(
+            GateInput(
+                run_key=run_key,
+                key=f"{run_key}/rung-1/gate/1",
+                cluster_id=cluster,
+                service=f"{cluster}/prod/web-{index}",
+                rung=Rung.RESTART,
+                now=now,
+            )
+        )
+        assert decision.allowed or decision.gate == "rate_limit", decision
+        return decision.allowed
+
+    allowed = await asyncio.gather(*(check(i) for i in range(20)))
+
+    assert sum(allowed) == 3
+    async with any_db.session() as session:
+        reserved = await session.scalar(
+            select(func.count())
+            .select_from(RemediationAction)
+            .where(RemediationAction.cluster_id == cluster)
+        )
+        gate_rows = await session.scalar(
+            select(func.count())
+            .select_from(AuditRecord)
+            .where(
+                AuditRecord.action == "gate",
+                AuditRecord.subject.startswith(f"remediation/{cluster}"),
+            )
+        )
+    assert reserved == 3
+    assert gate_rows == 20
+
+
+async def test_the_api_token_lookup_holds_no_database_connection_for_the_rest_of_the_request(
+    deps: WorkerDeps,
+) -> None:
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=unique("storm")))
+        await session.commit()
+    async with deps.db.session() as session:
+        user = await get_optional_user(
+            session, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+        )
+        # The request goes on to Temporal with this session open: it must not pin a connection.
+        assert not session.in_transaction()
+        assert user is not None and user.name.startswith("storm")
+
+
+async def test_the_same_alerts_sent_many_times_at_once_start_one_run_each_and_record_every_repeat(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    user = unique("storm-ops")
+    await add_user(deps, user, "execute")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        # Five distinct alerts (fingerprints), each sent six times, all at once.
+        alerts = [alert(url, workload=f"{user}-{i}") for i in range(5)]
+        answers = await asyncio.gather(
+            *(service.start(user, alerts[i % 5], "dry_run") for i in range(30))
+        )
+        created = [a.remediation_id for a in answers if a.created]
+        repeats = [a for a in answers if a.deduplicated]
+        assert sorted(created) == sorted({a.remediation_id for a in answers})
+        assert len(created) == 5 and len(repeats) == 25
+        async with deps.db.session() as session:
+            dedup_rows = await session.scalar(
+                select(func.count())
+                .select_from(AuditRecord)
+                .where(AuditRecord.action == "deduplicated", AuditRecord.actor == user)
+            )
+        assert dedup_rows == 25
+        for rid in created:
+            await dev_env.client.get_workflow_handle(rid).terminate("test over")
+
+
+async def test_a_remediation_keeps_its_first_workflow_task_through_a_worker_busy_for_a_minute(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # No worker polls this queue: only the start is looked at.
+    settings = deps.settings.model_copy(update={"temporal_task_queue": unique("tq-idle")})
+    user = unique("storm-timeout")
+    await add_user(deps, user, "dry_run")
+    service = RemediationService(dev_env.client, settings, deps.db)
+    started = await service.start(user, alert("http://127.0.0.1:9/metrics", workload=user))
+    handle = dev_env.client.get_workflow_handle(started.remediation_id)
+    description = await handle.describe()
+    config = description.raw_description.execution_config
+    # The default 10 s let a storm's hundred first tasks time out and redo their local
+    # activities over and over.
+    assert config.default_workflow_task_timeout.ToTimedelta() == timedelta(minutes=1)
+    await handle.terminate("test over")
+
+
+async def test_a_repeated_alert_is_answered_and_recorded_without_asking_the_busy_worker(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # No worker polls this queue: like a worker busy with a storm, it answers no query.
+    settings = deps.settings.model_copy(update={"temporal_task_queue": unique("tq-idle")})
+    user = unique("storm-repeat")
+    await add_user(deps, user, "dry_run")
+    service = RemediationService(dev_env.client, settings, deps.db)
+    subject = alert("http://127.0.0.1:9/metrics", workload=user)
+    first = await service.start(user, subject)
+    # A guard against a hang (the old path waited for the worker's answer), not a time limit.
+    again = await asyncio.wait_for(service.start(user, subject), timeout=60)
+    assert again.deduplicated and not again.created
+    assert again.remediation_id == first.remediation_id and again.state == "scoring"
+    handle = dev_env.client.get_workflow_handle(first.remediation_id)
+    run_id = (await handle.describe()).run_id
+    async with deps.db.session() as session:
+        rows = await session.scalar(
+            select(func.count())
+            .select_from(AuditRecord)
+            .where(
+                AuditRecord.action == "deduplicated",
+                AuditRecord.subject == f"{first.remediation_id}@{run_id}",
+            )
+        )
+    assert rows == 1
+    await handle.terminate("test over")
