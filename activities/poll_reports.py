@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -58,6 +59,7 @@ class PollReports:
         self.key = (request.workflow_id, request.life)
         self.seq = request.seq  # the poll's last stored event
         self.events: list[PollEvent] = []
+        self.payload_bytes = 0  # the events' payloads as JSON: the result's size, nearly
         self.delivery_failures = 0
         self.event_failures = 0
         self.last_failure: Failure | None = None
@@ -148,8 +150,13 @@ class PollReports:
             self.seq = events[-1].seq
         inbox, others = plan
         for event in events:
-            self.events.append(event)
+            self.take(event)
             self.notify(event, others, inbox_done=inbox)
+
+    def take(self, event: PollEvent) -> None:
+        """An event the result hands back (stored by this attempt or a dead one)."""
+        self.events.append(event)
+        self.payload_bytes += len(json.dumps(event.payload, default=str))
 
     def event_key(self, seq: int) -> str:
         return f"{self.request.task}/{self.request.life}/poll/{seq}"
