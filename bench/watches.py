@@ -32,7 +32,8 @@ any check design. The page server stamps every fetch per path; inside the window
   the window, and the increase per watch.
 
 Before the first phase, 15 s with no watches give the stack's idle CPU (worker and server
-ms/s): at small N it is a large share of each check. Results that come back to the workflow
+ms/s): at small N it is a large share of each check, and each phase's notes give its CPU per
+check net of it (window CPU minus idle rate x window seconds, over the checks). Results that come back to the workflow
 in batches land in history later than their fetches: give the window several batch periods.
 Watches are created in batches of 100 spread over ``--create-over`` seconds (default half an
 interval), each batch awaited; stopped (then terminated) in batches of 100 after the window.
@@ -157,6 +158,7 @@ class Bench:
     settle: float = 0.0
     keywords: list[str] = field(default_factory=list)
     db: Database | None = None
+    idle: tuple[float, float] = (0.0, 0.0)  # the stack's CPU s/s with no watches (worker, server)
 
     async def event_kinds(self, task_prefix: str, t0: datetime, t1: datetime) -> dict[str, int]:
         """Events the watches stored inside the window, by kind (hits show the filter works)."""
@@ -381,6 +383,15 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
                 f"pause → poll handed back (history, {len(latency)} watches): "
                 f"p50 {statistics.median(latency):.2f} s, max {max(latency):.2f} s"
             )
+    if checks:
+        # What the checks add to a stack that idles: at a few checks a second the idle
+        # stack (timers, pollers, the server's own loops) is a large share of each check.
+        worker = (w1 - w0 - bench.idle[0] * (m1 - m0)) / checks
+        server = (s1 - s0 - bench.idle[1] * (m1 - m0)) / checks
+        notes.append(
+            f"net of the idle stack: worker {1000 * worker:.2f}, server {1000 * server:.2f}, "
+            f"all-in {1000 * (worker + server):.2f} ms CPU/check"
+        )
     await terminate_all(client, ids)
     return Phase(
         kind,
@@ -436,10 +447,13 @@ async def main(
             w0, s0, m0 = time.process_time(), process_cpu(server_pid), time.monotonic()
             await asyncio.sleep(IDLE_SECONDS)
             seconds = time.monotonic() - m0
+            bench.idle = (
+                (time.process_time() - w0) / seconds,
+                (process_cpu(server_pid) - s0) / seconds,
+            )
             print(
-                f"idle, no watches ({seconds:.0f} s): worker "
-                f"{1000 * (time.process_time() - w0) / seconds:.1f} ms CPU/s, server "
-                f"{1000 * (process_cpu(server_pid) - s0) / seconds:.1f} ms CPU/s\n",
+                f"idle, no watches ({seconds:.0f} s): worker {1000 * bench.idle[0]:.1f} ms "
+                f"CPU/s, server {1000 * bench.idle[1]:.1f} ms CPU/s\n",
                 flush=True,
             )
             print(HEADER, flush=True)
