@@ -33,8 +33,9 @@ any check design. The page server stamps every fetch per path; inside the window
 
 Before the first phase, 15 s with no watches give the stack's idle CPU (worker and server
 ms/s): at small N it is a large share of each check, and each phase's notes give its CPU per
-check net of it (window CPU minus idle rate x window seconds, over the checks). Results that come back to the workflow
-in batches land in history later than their fetches: give the window several batch periods.
+check net of it (window CPU minus idle rate x window seconds, over the checks). Results that
+come back to the workflow in batches land in history later than their fetches: give the
+window several batch periods.
 Watches are created in batches of 100 spread over ``--create-over`` seconds (default half an
 interval), each batch awaited; stopped (then terminated) in batches of 100 after the window.
 
