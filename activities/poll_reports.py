@@ -40,6 +40,7 @@ from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite
 from ambient.storage.repositories import EventRepository
 
 if TYPE_CHECKING:
+    from activities.notify import Recipient
     from activities.polling import PagePoller
 
 # A delivery is tried this many times inside the poll before it counts as failed.
@@ -68,6 +69,8 @@ class PollReports:
         self.handed_back = False  # the result is built: late failures go to the next poll
         # The life's late failures (watch_polls), which the result tells the workflow.
         self.late_failures = request.late_failures_seen
+        # plan()'s answer and the settings it was made from (read again every RECIPIENT_TTL).
+        self._plan: tuple[Recipient, tuple[bool, list[Target]]] | None = None
 
     async def store(
         self,
@@ -133,6 +136,8 @@ class PollReports:
         """
         request = self.request
         recipient = await self.poller.recipient(request.user)
+        if self._plan is not None and self._plan[0] is recipient:
+            return self._plan[1]  # the same settings as the last check's: the same plan
         probe = NotifyRequest(
             user=request.user,
             message=Message(title="", body="", kind=NotificationKind.WATCH),
@@ -142,7 +147,8 @@ class PollReports:
         targets, _ = self.poller.notifier.targets_for(probe, recipient)
         own = [t for t in targets if t.type == "inbox" and t.target in ("", request.user)]
         others = [t for t in targets if t not in own]
-        return recipient.exists and bool(own), others
+        self._plan = (recipient, (recipient.exists and bool(own), others))
+        return self._plan[1]
 
     def adopt(self, events: list[PollEvent], plan: tuple[bool, list[Target]]) -> None:
         """The transaction committed: the poll now stands where the database says."""
@@ -170,9 +176,11 @@ class PollReports:
 
     def notify(self, event: PollEvent, others: list[Target], *, inbox_done: bool) -> None:
         """Send the event's message to the targets not written with it (once per key)."""
-        message = self.message(event.kind, event.payload)
         targets = others if inbox_done else self.request.targets
-        if message is None or not targets:
+        if not targets:
+            return
+        message = self.message(event.kind, event.payload)
+        if message is None:
             return
         send = NotifyRequest(
             user=self.request.user,
