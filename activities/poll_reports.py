@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite
 from ambient.storage.repositories import EventRepository
 
 if TYPE_CHECKING:
+    from activities.notify import Recipient
     from activities.polling import PagePoller
 
 # A delivery is tried this many times inside the poll before it counts as failed.
@@ -58,6 +60,7 @@ class PollReports:
         self.key = (request.workflow_id, request.life)
         self.seq = request.seq  # the poll's last stored event
         self.events: list[PollEvent] = []
+        self.payload_bytes = 0  # the events' payloads as JSON: the result's size, nearly
         self.delivery_failures = 0
         self.event_failures = 0
         self.last_failure: Failure | None = None
@@ -66,6 +69,8 @@ class PollReports:
         self.handed_back = False  # the result is built: late failures go to the next poll
         # The life's late failures (watch_polls), which the result tells the workflow.
         self.late_failures = request.late_failures_seen
+        # plan()'s answer and the settings it was made from (read again every RECIPIENT_TTL).
+        self._plan: tuple[Recipient, tuple[bool, list[Target]]] | None = None
 
     async def store(
         self,
@@ -131,6 +136,8 @@ class PollReports:
         """
         request = self.request
         recipient = await self.poller.recipient(request.user)
+        if self._plan is not None and self._plan[0] is recipient:
+            return self._plan[1]  # the same settings as the last check's: the same plan
         probe = NotifyRequest(
             user=request.user,
             message=Message(title="", body="", kind=NotificationKind.WATCH),
@@ -140,7 +147,8 @@ class PollReports:
         targets, _ = self.poller.notifier.targets_for(probe, recipient)
         own = [t for t in targets if t.type == "inbox" and t.target in ("", request.user)]
         others = [t for t in targets if t not in own]
-        return recipient.exists and bool(own), others
+        self._plan = (recipient, (recipient.exists and bool(own), others))
+        return self._plan[1]
 
     def adopt(self, events: list[PollEvent], plan: tuple[bool, list[Target]]) -> None:
         """The transaction committed: the poll now stands where the database says."""
@@ -148,8 +156,13 @@ class PollReports:
             self.seq = events[-1].seq
         inbox, others = plan
         for event in events:
-            self.events.append(event)
+            self.take(event)
             self.notify(event, others, inbox_done=inbox)
+
+    def take(self, event: PollEvent) -> None:
+        """An event the result hands back (stored by this attempt or a dead one)."""
+        self.events.append(event)
+        self.payload_bytes += len(json.dumps(event.payload, default=str))
 
     def event_key(self, seq: int) -> str:
         return f"{self.request.task}/{self.request.life}/poll/{seq}"
@@ -163,9 +176,11 @@ class PollReports:
 
     def notify(self, event: PollEvent, others: list[Target], *, inbox_done: bool) -> None:
         """Send the event's message to the targets not written with it (once per key)."""
-        message = self.message(event.kind, event.payload)
         targets = others if inbox_done else self.request.targets
-        if message is None or not targets:
+        if not targets:
+            return
+        message = self.message(event.kind, event.payload)
+        if message is None:
             return
         send = NotifyRequest(
             user=self.request.user,

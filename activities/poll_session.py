@@ -32,8 +32,15 @@ from ambient.storage.polls import PageText
 if TYPE_CHECKING:
     from activities.polling import PagePoller
 
-# Events one result carries at most (a result is one history event; keep it small).
-MAX_EVENTS = 20
+# Events one result carries at most: as many as a window has checks (the workflow's
+# POLL_CHECKS), so a page that changes at every check hands back once a window like the others
+# (a hand-back costs a workflow task and a few history events; at 20 events a changing page
+# paid it three times a window).
+MAX_EVENTS = 60
+# A result is one history event: the poll hands back before its events' payloads pass this
+# (Temporal refuses a result over 2 MB and warns from 512 KB; a diff's lines are capped, see
+# ambient/domain/page_changes.py, so one event stays far below it).
+MAX_RESULT_BYTES = 256 * 1024
 # On hand-back, deliveries still running get this long before the poll returns without them
 # (they finish in the background; their failures are counted by the watch's next poll).
 HANDBACK_WAIT = {PollEnd.CONTROL: 1.0, PollEnd.SHUTDOWN: 1.0, PollEnd.CLOSED: 1.0}
@@ -104,7 +111,7 @@ class PollSession:
                 for seq, key in enumerate(keys, start=reports.seq + 1):
                     row = by_key.get(key)
                     if row is not None:
-                        reports.events.append(
+                        reports.take(
                             PollEvent(
                                 seq=seq,
                                 kind=row.kind,
@@ -201,7 +208,7 @@ class PollSession:
         events = self.reports.events
         if any(e.kind in ("watch.failing", "watch.recovered") for e in events):
             return PollEnd.FAILURE
-        if len(events) >= MAX_EVENTS:
+        if len(events) >= MAX_EVENTS or self.reports.payload_bytes >= MAX_RESULT_BYTES:
             return PollEnd.FULL
         if self.next_due > deadline:
             # Hand back between checks, so the next poll starts before the next check is due.

@@ -4,9 +4,11 @@
 
 N `poll_pages` activities (in an `ActivityEnvironment`, the real activity code) against the
 bench page server in its own process: ``page`` answers 304 after the first fetch,
-``changing`` sends a new ~5 KB page on every fetch (text, diff, snapshot, event, inbox
-message). Each watch first takes its baseline (not measured); then every watch polls for
-``--seconds`` at ``--interval``. CPU per check = process CPU over the polls / checks. The
+``same`` sends the same body without validators (unchanged by hash), ``changing`` sends a
+new ~5 KB page on every fetch (text, diff, snapshot, event, inbox message). ``--keywords``
+gives every watch that keyword filter ("update" hits every changing page's new headlines).
+Each watch first takes its baseline (not measured); then every watch polls for ``--seconds``
+at ``--interval``. CPU per check = process CPU over the polls / checks. The
 Temporal server and the hand-backs are not in it: `bench/watches.py` measures the whole.
 
 ``--ports N --tls --idle 30 120`` serves HTTPS on N ports (watch i on port i % N: with N = the
@@ -16,6 +18,8 @@ beside the CPU: an idle limit shorter than the interval pays a TCP and TLS hands
 ``--clients MODULE ...`` runs the polls once per page-client module (a ``PageClient`` of the
 same interface), each in the same run: ``git show REV:ambient/clients/http1.py > old_http1.py``
 and ``--clients old_http1 ambient.clients.http1`` compares a former client with the current one.
+``--profile FILE`` writes a cProfile (thread CPU time) of the event loop over the polls (the
+text extraction runs in a worker thread and is not in it; bench/extract.py measures it).
 ``--site-keep-alive`` is how long the page server keeps an idle connection (it closes first
 if it keeps it less than the interval, whatever the client does).
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import importlib
 import socket
 import ssl
@@ -47,7 +52,7 @@ from ambient.settings import Environment, Settings
 from bench.certs import certificate
 from bench.stack import bench_database
 
-PATHS = {"page": "page", "changing": "changing"}
+PATHS = {"page": "page", "same": "same", "changing": "changing"}
 
 
 async def main(
@@ -61,6 +66,8 @@ async def main(
     idles: list[float],
     site_keep_alive: float,
     clients: list[str],
+    keywords: list[str],
+    profile: str | None,
 ) -> None:
     data = Path(tempfile.mkdtemp(prefix="ambient-polls-"))
     listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(ports)]
@@ -104,7 +111,7 @@ async def main(
                 async def poll(i: int, before: PollResult | None, poller: PagePoller) -> PollResult:
                     url = f"{scheme}://127.0.0.1:{site_ports[i % ports]}/{PATHS[kind]}/{i}"
                     config = WebMonitorConfig.model_validate(
-                        {"urls": [url], "check_interval_minutes": 1}
+                        {"urls": [url], "check_interval_minutes": 1, "keywords": keywords}
                     )
                     request = PollRequest(
                         user="bench",
@@ -124,8 +131,14 @@ async def main(
 
                 baselines = await asyncio.gather(*(poll(i, None, poller) for i in range(n)))
                 opened = pages.opened
+                profiler = cProfile.Profile(time.thread_time) if profile else None
                 c0, t0 = time.process_time(), time.monotonic()
+                if profiler is not None:
+                    profiler.enable()
                 results = await asyncio.gather(*(poll(i, baselines[i], poller) for i in range(n)))
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(f"{profile}.{module}.{idle:g}")
                 c1, t1 = time.process_time(), time.monotonic()
                 opened = pages.opened - opened
                 await fetcher.aclose()
@@ -178,6 +191,10 @@ if __name__ == "__main__":
         default=["ambient.clients.http1"],
         help="page-client modules (each with a PageClient); one row each, in one run",
     )
+    parser.add_argument("--keywords", nargs="+", default=[], help="a keyword filter per watch")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="cProfile of the measured polls to FILE.CLIENT.IDLE"
+    )
     args = parser.parse_args()
     if args.ports < 1:
         parser.error("--ports must be at least 1")
@@ -198,5 +215,7 @@ if __name__ == "__main__":
             idles=args.idle,
             site_keep_alive=args.site_keep_alive,
             clients=args.clients,
+            keywords=args.keywords,
+            profile=args.profile,
         )
     )

@@ -11,6 +11,11 @@ and worker (the worker runs in this process):
   snapshot write, a change event and an inbox notification per check);
 - ``floor``: N workflows of one no-op local activity + one timer per iteration.
 
+``--keywords WORD ...`` gives every watch that keyword filter (the issue's case is a filter on
+each watch: ``--phases changing same --keywords update`` matches "update" in the changing
+page's new headlines, so every changed check is a keyword hit and an inbox message, and the
+``same`` phase is the unchanged page with the same filter).
+
 Everything about the watches is measured from outside the workflows, so the figures hold for
 any check design. The page server stamps every fetch per path; inside the window:
 
@@ -27,8 +32,10 @@ any check design. The page server stamps every fetch per path; inside the window
   the window, and the increase per watch.
 
 Before the first phase, 15 s with no watches give the stack's idle CPU (worker and server
-ms/s): at small N it is a large share of each check. Results that come back to the workflow
-in batches land in history later than their fetches: give the window several batch periods.
+ms/s): at small N it is a large share of each check, and each phase's notes give its CPU per
+check net of it (window CPU minus idle rate x window seconds, over the checks). Results that
+come back to the workflow in batches land in history later than their fetches: give the
+window several batch periods.
 Watches are created in batches of 100 spread over ``--create-over`` seconds (default half an
 interval), each batch awaited; stopped (then terminated) in batches of 100 after the window.
 
@@ -53,6 +60,7 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
+from sqlalchemy import func, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
@@ -60,6 +68,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from ambient.domain.tasks import WebMonitorInput
 from ambient.domain.watches import WebMonitorConfig
+from ambient.storage.db import Database
+from ambient.storage.models import Event
 from bench.local_floor import COMPLETED, LocalFloorWorkflow, noop
 from bench.stack import QUEUE, bench_stack
 from worker import build_worker
@@ -147,6 +157,22 @@ class Bench:
     window: float
     create_over: float
     settle: float = 0.0
+    keywords: list[str] = field(default_factory=list)
+    db: Database | None = None
+    idle: tuple[float, float] = (0.0, 0.0)  # the stack's CPU s/s with no watches (worker, server)
+
+    async def event_kinds(self, task_prefix: str, t0: datetime, t1: datetime) -> dict[str, int]:
+        """Events the watches stored inside the window, by kind (hits show the filter works)."""
+        if self.db is None:
+            return {}
+        query = (
+            select(Event.kind, func.count())
+            .where(Event.task.startswith(task_prefix), Event.created_at >= t0)
+            .where(Event.created_at < t1)
+            .group_by(Event.kind)
+        )
+        async with self.db.session() as session:
+            return {kind: count for kind, count in (await session.execute(query)).all()}
 
     async def stats(self, prefix: str, since: float = -math.inf, until: float = math.inf) -> Any:
         params = {"prefix": prefix, "since": str(since), "until": str(until)}
@@ -288,7 +314,7 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
         # Validated like a user's config: the worker decodes it with the same model.
         url = f"{bench.site.base_url}{prefix.lstrip('/')}{i}"
         each = WebMonitorConfig.model_validate(
-            {"urls": [url], "check_interval_minutes": interval / 60}
+            {"urls": [url], "check_interval_minutes": interval / 60, "keywords": bench.keywords}
         )
         arg = WebMonitorInput(user="bench", task=wid, config=each)
         starts.append((wid, "WebMonitorWorkflow", arg))
@@ -346,6 +372,11 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
             events += len(window_events(await run_events(client, ids[i], d0), d0, d1))
             sampled_fetches += sum(1 for t in stamps.get(f"{prefix}{i}", []) if t >= t0)
         events_per_check = events / sampled_fetches if sampled_fetches else float("nan")
+        kinds = await bench.event_kinds(f"bench-{kind}/{seq}/", d0, d1)
+        notes.append(
+            "stored events in the window: "
+            + (", ".join(f"{k} {c}" for k, c in sorted(kinds.items())) or "none")
+        )
     if kind != "floor":
         latency = await pause_latency(client, [ids[i] for i in sample[:CONTROLLED]])
         if latency:
@@ -353,6 +384,15 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
                 f"pause → poll handed back (history, {len(latency)} watches): "
                 f"p50 {statistics.median(latency):.2f} s, max {max(latency):.2f} s"
             )
+    if checks:
+        # What the checks add to a stack that idles: at a few checks a second the idle
+        # stack (timers, pollers, the server's own loops) is a large share of each check.
+        worker = (w1 - w0 - bench.idle[0] * (m1 - m0)) / checks
+        server = (s1 - s0 - bench.idle[1] * (m1 - m0)) / checks
+        notes.append(
+            f"net of the idle stack: worker {1000 * worker:.2f}, server {1000 * server:.2f}, "
+            f"all-in {1000 * (worker + server):.2f} ms CPU/check"
+        )
     await terminate_all(client, ids)
     return Phase(
         kind,
@@ -377,6 +417,7 @@ async def main(
     kinds: tuple[str, ...] = ("watch", "changing", "floor"),
     create_over: float | None = None,
     settle: float = 0.0,
+    keywords: list[str] | None = None,
 ) -> list[Phase]:
     phases: list[Phase] = []
     async with bench_stack("ambient-bench-") as stack:
@@ -389,7 +430,15 @@ async def main(
             extra_activities=[noop],
         )
         bench = Bench(
-            client, server_pid, stack.site, interval, window, create_over or interval / 2, settle
+            client,
+            server_pid,
+            stack.site,
+            interval,
+            window,
+            create_over or interval / 2,
+            settle,
+            keywords or [],
+            stack.deps.db,
         )
         async with worker:
             # What runs beside the worker in the product (the poll leases' upkeep).
@@ -399,10 +448,13 @@ async def main(
             w0, s0, m0 = time.process_time(), process_cpu(server_pid), time.monotonic()
             await asyncio.sleep(IDLE_SECONDS)
             seconds = time.monotonic() - m0
+            bench.idle = (
+                (time.process_time() - w0) / seconds,
+                (process_cpu(server_pid) - s0) / seconds,
+            )
             print(
-                f"idle, no watches ({seconds:.0f} s): worker "
-                f"{1000 * (time.process_time() - w0) / seconds:.1f} ms CPU/s, server "
-                f"{1000 * (process_cpu(server_pid) - s0) / seconds:.1f} ms CPU/s\n",
+                f"idle, no watches ({seconds:.0f} s): worker {1000 * bench.idle[0]:.1f} ms "
+                f"CPU/s, server {1000 * bench.idle[1]:.1f} ms CPU/s\n",
                 flush=True,
             )
             print(HEADER, flush=True)
@@ -494,14 +546,25 @@ if __name__ == "__main__":
         help="seconds to wait once every page is past its baseline, before the window (give "
         "the polls' hand-back and heartbeat cycle time to reach its steady state)",
     )
+    parser.add_argument(
+        "--keywords",
+        nargs="+",
+        default=[],
+        help="a keyword filter on every watch (e.g. 'update' hits every changing page)",
+    )
     args = parser.parse_args()
     try:
         WebMonitorConfig.model_validate(
-            {"urls": ["https://example.com"], "check_interval_minutes": args.interval / 60}
+            {
+                "urls": ["https://example.com"],
+                "check_interval_minutes": args.interval / 60,
+                "keywords": args.keywords,
+            }
         )
     except ValidationError as error:
-        reason = error.errors()[0]["msg"]
-        parser.error(f"--interval {args.interval:g} s: check_interval_minutes: {reason}")
+        problem = error.errors()[0]
+        field_name = ".".join(str(part) for part in problem["loc"])
+        parser.error(f"{field_name}: {problem['msg']}")
     print(f"`python -m bench.watches {shlex.join(sys.argv[1:])}`\n", flush=True)
     phases = tuple(p for p in args.phases if not (args.no_floor and p == "floor"))
     results = asyncio.run(
@@ -512,6 +575,7 @@ if __name__ == "__main__":
             phases,
             create_over=args.create_over,
             settle=args.settle,
+            keywords=args.keywords,
         )
     )
     print()

@@ -6,6 +6,7 @@ Pure and deterministic (no clock, no I/O): the polls and the digests' checks use
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import itertools
 import re
@@ -15,9 +16,24 @@ from pydantic import BaseModel, Field
 
 from ambient.domain.watches import compile_user_regex
 
+# What an event shows of one line (a diff line or a keyword hit). Matching reads the whole
+# line; a page of few, huge lines (text without blocks, up to the fetch cap) must not put
+# megabytes into an event, a message and the poll's result (one history event).
+MAX_SHOWN_LINE = 1000
 
-def keyword_patterns(keywords: list[str]) -> list[tuple[str, Any]]:
+
+def shown(line: str) -> str:
+    return line if len(line) <= MAX_SHOWN_LINE else line[: MAX_SHOWN_LINE - 1] + "…"
+
+
+def keyword_patterns(keywords: list[str]) -> tuple[tuple[str, Any], ...]:
     """Matchers per keyword (each has ``search``): user regexes in RE2, plain words escaped."""
+    return _patterns(tuple(keywords))
+
+
+@functools.lru_cache(maxsize=4096)
+def _patterns(keywords: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    # A watch matches the same keywords at every change: compiled once per keyword set.
     compiled: list[tuple[str, Any]] = []
     for keyword in keywords:
         if keyword.startswith("re:"):
@@ -26,7 +42,7 @@ def keyword_patterns(keywords: list[str]) -> list[tuple[str, Any]]:
             # Whole words for short plain keywords ("AI" must not match "said"); an escaped
             # literal cannot backtrack, so Python's engine is safe here.
             compiled.append((keyword, re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.I)))
-    return compiled
+    return tuple(compiled)
 
 
 def normalise(text: str, ignore_patterns: list[str]) -> list[str]:
@@ -58,9 +74,9 @@ def diff_pages(
     added = [line for line in new if line not in seen]
     hits: dict[str, list[str]] = {}
     for keyword, pattern in keyword_patterns(keywords):
-        matched = [line for line in added if pattern.search(line)]
+        matched = [shown(line) for line in itertools.islice(_matching(added, pattern), 5)]
         if matched:
-            hits[keyword] = matched[:5]
+            hits[keyword] = matched
     # The lines both pages start and end with are not in a diff without context: leave
     # them out of the matcher, whose cost grows with the lines it is given.
     limit = min(len(old), len(new))
@@ -73,10 +89,14 @@ def diff_pages(
     diff = difflib.unified_diff(
         old[head : len(old) - tail], new[head : len(new) - tail], lineterm="", n=0
     )
-    body = (line for line in diff if not line.startswith(("---", "+++", "@@")))
+    body = (shown(line) for line in diff if not line.startswith(("---", "+++", "@@")))
     return PageDiff(
         changed=old != new,
         added=added,
         hits=hits,
         excerpt="\n".join(itertools.islice(body, excerpt_lines)),
     )
+
+
+def _matching(lines: list[str], pattern: Any) -> Any:
+    return (line for line in lines if pattern.search(line))

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from ambient.domain.page_changes import diff_pages, normalise
+from ambient.domain.page_changes import MAX_SHOWN_LINE, diff_pages, normalise
 from ambient.domain.reminders import ReminderConfig
 from ambient.domain.threshold_rule import ThresholdState, evaluate
 from ambient.domain.watches import (
@@ -126,6 +126,18 @@ def test_keyword_hits_count_only_on_new_text() -> None:
         "re:chip(s)?": ["New machine learning chip"],
     }
     assert "+weather: rain" in diff.excerpt
+
+
+def test_a_huge_line_is_matched_whole_and_shown_clipped() -> None:
+    long_line = "Status: " + "all systems nominal " * 5000 + "outage in Frankfurt"
+    diff = diff_pages(["Status: fine"], [long_line], ["outage"])
+    assert diff.added == [long_line]  # compared and matched on the whole line
+    (hit,) = diff.hits["outage"]
+    assert len(hit) == MAX_SHOWN_LINE and hit.startswith("Status: all systems") and hit[-1] == "…"
+    assert diff.excerpt.split("\n") == [
+        "-Status: fine",
+        "+" + long_line[: MAX_SHOWN_LINE - 2] + "…",
+    ]
 
 
 def test_plain_short_keywords_match_whole_words_only() -> None:
