@@ -67,7 +67,7 @@ async def test_an_endpoint_registered_over_the_api_is_dialed_by_the_api_process_
         )
         assert created.status_code == 201, created.text
         assert token not in created.text and created.json()["url"].endswith("token=***")
-        await asyncio.wait_for(broker.wait_ready(token), 5)
+        await broker.held(token)
         [row] = (await api.get("/xiaozhi/endpoints", headers=headers)).json()
         assert (row["user"], row["state"], row["last_error"]) == (user, "connected", None)
         connection = broker.connections[token][0]

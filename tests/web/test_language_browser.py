@@ -268,7 +268,7 @@ async def test_endpoints_are_added_by_url_shown_masked_with_their_live_state_and
         await page.get_by_role("button", name="添加接入点").click()
         masked = f"ws://127.0.0.1:{broker.port}/mcp/?token=***"
         await expect(page.get_by_role("status")).to_contain_text(f"已添加 {masked}")
-        await asyncio.wait_for(broker.wait_ready(good), 5)
+        await broker.held(good)
         await page.get_by_label("接入点 URL").fill(broker.url(wrong))
         await page.get_by_role("button", name="添加接入点").click()
         await eventually(
