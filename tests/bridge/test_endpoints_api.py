@@ -21,7 +21,7 @@ from api.app import create_app
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import running_broker
 from tests.support.admins import admin_headers
-from tests.support.servers import free_port, serve
+from tests.support.servers import HANG, free_port, serve
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def api_settings(settings: Settings) -> Settings:
 async def api(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with (
         serve(create_app(api_settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
     ):
         yield http
 

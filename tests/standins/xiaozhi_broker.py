@@ -31,6 +31,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from tests.support.servers import HANG
+
 Mode = Literal["official", "relay"]
 # The broker's own handshake and frame logs (they hold the token) stay out of the product's.
 broker_log = logging.getLogger("tests.standins.xiaozhi_broker")
@@ -40,8 +42,7 @@ REPLACED = (4000, "replaced by a new connection")
 # connection within 5 s, dialed at its next scan (re-dialed after at most the first backoff).
 HELD_WITHIN = 5.0
 # The broker's initialize and tools/list are then answered as fast as the machine allows (a
-# loaded CI box takes seconds): a guard against a hang, not a claim on time.
-HANG = 60.0
+# loaded CI box takes seconds): HANG, a guard against a hang, not a claim on time.
 
 
 @dataclass
