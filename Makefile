@@ -46,12 +46,10 @@ typecheck: install
 
 # PYTEST_WORKERS processes share the suite, each with its own Temporal dev server, database
 # template and loopback servers (tests/conftest.py); tests mostly wait on servers and timers, so
-# more processes than cores pay off. PYTEST_WORKERS=0 runs it in this process. Tests are handed
-# out one at a time (--maxschedchunk 1; xdist keeps two queued a process), the slowest modules
-# first (SLOW_FIRST in tests/conftest.py), so no process is left with a long test at the end.
+# more processes than cores pay off. PYTEST_WORKERS=0 runs it in this process.
 PYTEST_WORKERS ?= 4
 pytest: install
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load
 
 replay: install  ## recorded histories against the current workflow code
 	$(BIN)/ambient replay tests/histories --workflows tests.support.workflows:TEST_WORKFLOWS

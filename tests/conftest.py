@@ -40,38 +40,6 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROX
 os.environ["TERMINAL_WIDTH"] = "240"
 
 
-# The modules whose tests take minutes on the loaded 2-core machine (docs/benchmarks.md, the
-# suite's --durations), slowest first. They run before the rest, and `make pytest` hands tests
-# to the xdist processes one or two at a time (--maxschedchunk), so the long ones start at once
-# on different processes and the short ones fill the gaps, instead of one process still
-# running a four-minute test at the end while the others wait.
-SLOW_FIRST = (
-    "tests/watches/test_polling_crash.py",
-    "tests/watches/test_polling.py",
-    "tests/web/test_language_browser.py",
-    "tests/agent/test_chat_cli.py",
-    "tests/foundation/test_dev_stack.py",
-    "tests/web/test_ops_pages_browser.py",
-    "tests/web/test_pages_browser.py",
-    "tests/foundation/test_cli.py",
-    "tests/bridge/test_dev_bridge.py",
-    "tests/remediation/test_crash.py",
-    "tests/watches/test_lifecycle_db.py",
-    "tests/web/test_page_wording.py",
-    "tests/foundation/test_roles_codec_ui.py",
-    "tests/web/test_security_browser.py",
-    "tests/voice/test_voice_stdio.py",
-    "tests/bridge/test_pypi_bridges.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The SLOW_FIRST modules first, in that order; the rest as collected (a stable sort, so
-    each module's tests stay together and its module fixtures start once)."""
-    rank = {path: index for index, path in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FIRST)))
-
-
 def _binary(name: str, package: str) -> str:
     path = find_binary(name)
     if path is None:
