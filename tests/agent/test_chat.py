@@ -15,7 +15,7 @@ from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 from tests.watches.site import Site, article
 
 
@@ -58,7 +58,10 @@ async def test_chat_creates_a_monitor_and_asks_before_deleting_it(
         async with (
             serve(create_app(settings)) as base,
             httpx.AsyncClient(
-                base_url=base, trust_env=False, headers={"Authorization": f"Bearer {token}"}
+                timeout=HANG,
+                base_url=base,
+                trust_env=False,
+                headers={"Authorization": f"Bearer {token}"},
             ) as http,
         ):
             create = {
@@ -116,7 +119,10 @@ async def test_chat_without_a_model_says_so_and_servers_are_guarded(deps: Worker
     async with (
         serve(create_app(deps.settings)) as base,
         httpx.AsyncClient(
-            base_url=base, trust_env=False, headers={"Authorization": f"Bearer {token}"}
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
         ) as http,
     ):
         events = await _turn(http, message="你好，小智")

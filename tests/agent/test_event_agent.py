@@ -23,7 +23,7 @@ from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.standins.llm_api import API_KEY, Content, LLMApi, messages_text, outside_data
 from tests.support.record import save_history
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 from workflows.event_agent import EventDigestWorkflow
 
 
@@ -127,7 +127,10 @@ async def test_digest_setting_creates_updates_and_deletes_the_schedule(
     async with (
         serve(create_app(settings)) as base,
         httpx.AsyncClient(
-            base_url=base, trust_env=False, headers={"Authorization": f"Bearer {token}"}
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
         ) as http,
     ):
         assert (await http.get("/agent/digest")).json() == {"enabled": False, "every_minutes": 15}

@@ -25,7 +25,11 @@ from ambient.storage.models import XiaozhiEndpoint
 from ambient.storage.repositories import UserRepository
 from ambient.wiring import AppState, open_state
 from tests.conftest import unique
-from tests.standins.xiaozhi_broker import REPLACED, ToolConnection, XiaozhiBroker, running_broker
+from tests.standins.xiaozhi_broker import (
+    HANG,
+    REPLACED,
+    running_broker,
+)
 from tests.support.servers import free_port
 
 SECRET = "test-secret-key-for-endpoints"
@@ -100,22 +104,6 @@ async def within(seconds: float, waiting: Awaitable[Any]) -> Any:
     return await asyncio.wait_for(waiting, seconds)
 
 
-# The bridge's own bound (issue 24, docs/xiaozhi.md): it holds a registered endpoint's
-# connection within 5 s, dialed at its next scan (re-dialed after at most the first backoff).
-HELD_WITHIN = 5.0
-# The broker's initialize and tools/list are then answered as fast as the machine allows (a
-# loaded CI box takes seconds): a guard against a hang, not a claim on time.
-HANG = 60.0
-
-
-async def held(broker: XiaozhiBroker, token: str, count: int = 1) -> ToolConnection:
-    """The ``count``-th connection for ``token``: open within the bridge's bound, then ready
-    (the broker has listed our tools)."""
-    connection: ToolConnection = await within(HELD_WITHIN, broker.wait_connected(token, count))
-    await within(HANG, connection.ready.wait())
-    return connection
-
-
 async def test_registered_endpoint_is_connected_within_5s_and_serves_the_users_tools(
     state: AppState,
 ) -> None:
@@ -123,7 +111,7 @@ async def test_registered_endpoint_is_connected_within_5s_and_serves_the_users_t
     async with running_broker({token}, ping_every=0.2) as broker, running(runner_for(state, "r1")):
         user = unique("alice")
         await register(state, user, broker.url(token))
-        connection = await held(broker, token)
+        connection = await broker.held(token)
         [row] = await listed(state)
         assert (row.user, row.state, row.last_error) == (user, "connected", None)
         assert len(connection.tools) > 10 and {"whoami", "get_status"} <= {
@@ -147,7 +135,7 @@ async def test_relay_string_ids_pipelined_requests_and_second_initialize_round_t
     token = unique("relay")
     async with running_broker({token}, mode="relay") as broker, running(runner_for(state, "r1")):
         await register(state, unique("bob"), broker.url(token), verbatim=True)
-        connection = await held(broker, token)
+        connection = await broker.held(token)
         assert [json.loads(f)["id"] for f in connection.frames[:2]] == [
             f"{connection._prefix}_n_0",
             f"{connection._prefix}_n_1",
@@ -188,7 +176,7 @@ async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up
     token = unique("jwt")
     async with running_broker({token}) as broker, running(runner_for(state, "r1")):
         await register(state, unique("carol"), broker.url(token))
-        connection = await held(broker, token)
+        connection = await broker.held(token)
         seen = len(connection.frames)
         await connection.send_raw("{not json\n")
         await connection.send_raw('{"jsonrpc": "2.0", "id": 5, "method": 12}')
@@ -215,7 +203,7 @@ async def test_results_over_8192_bytes_are_cut_to_a_sentence_saying_so(state: Ap
     token = unique("jwt")
     async with running_broker({token}) as broker, running(runner_for(state, "r1", big_server)):
         await register(state, unique("dan"), broker.url(token))
-        connection = await held(broker, token)
+        connection = await broker.held(token)
         answer = await connection.call_tool("report", {})
         result = answer["result"]
         assert len(json.dumps(result, ensure_ascii=False).encode()) <= RESULT_LIMIT_BYTES
@@ -230,7 +218,7 @@ async def test_replaced_and_closed_connections_are_dialed_again(state: AppState)
     token = unique("jwt")
     async with running_broker({token}) as broker, running(runner_for(state, "r1")) as runner:
         await register(state, unique("erin"), broker.url(token))
-        first = await held(broker, token)
+        first = await broker.held(token)
         # someone else dials the same token: the broker closes ours as replaced ...
         from websockets.asyncio.client import connect
 
@@ -238,12 +226,12 @@ async def test_replaced_and_closed_connections_are_dialed_again(state: AppState)
             await first.closed.wait()
             assert first.close_reason == f"{REPLACED[0]} {REPLACED[1]}"
             # ... and we dial again, replacing theirs in turn
-            await held(broker, token, 3)
+            await broker.held(token, 3)
             await intruder.wait_closed()
         # the broker closes ours (a restart): dialed again
         third = broker.connections[token][2]
         await third.socket.close(1012, "service restart")
-        await held(broker, token, 4)
+        await broker.held(token, 4)
         assert runner.counts["failures"] == 2 and runner.counts["connected"] == 3
         [row] = await listed(state)
         assert row.state == "connected"
@@ -267,14 +255,14 @@ async def test_two_runners_on_one_database_hold_the_endpoint_once(state: AppStat
             await one.scan()
             await two.scan()
         assert list(one.held) != [] and two.held == {}
-        await held(broker, token)
+        await broker.held(token)
         for _ in range(3):
             await two.scan()
         assert len(broker.connections[token]) == 1
         # the holder stops cleanly and gives the lease back: the other takes over
         await one.stop()
         await two.scan()
-        await held(broker, token, 2)
+        await broker.held(token, 2)
         assert list(two.held) == [row.id for row in await listed(state)]
         await two.stop()
 
@@ -285,14 +273,14 @@ async def test_an_expired_lease_is_taken_over_by_another_replica(state: AppState
         endpoint = await register(state, unique("hal"), broker.url(token))
         one, two = runner_for(state, "replica-1"), runner_for(state, "replica-2")
         await one.scan()
-        await held(broker, token)
+        await broker.held(token)
         async with state.db.write_session() as session:  # replica-1 died: its lease ran out
             row = await session.get(XiaozhiEndpoint, endpoint)
             assert row is not None and row.lease_until is not None
             row.lease_until = row.lease_until.replace(year=2000)
             await session.commit()
         await two.scan()
-        await held(broker, token, 2)
+        await broker.held(token, 2)
         await one.scan()  # the old holder sees the lease gone and closes its connection
         assert one.held == {} and broker.connections[token][0].closed.is_set()
         await two.stop()
@@ -302,7 +290,7 @@ async def test_removed_endpoint_is_closed(state: AppState) -> None:
     token = unique("jwt")
     async with running_broker({token}) as broker, running(runner_for(state, "r1")) as runner:
         endpoint = await register(state, unique("ivy"), broker.url(token))
-        connection = await held(broker, token)
+        connection = await broker.held(token)
         async with state.db.session() as session:
             await service(state, session).remove(None, endpoint)
         await within(5, connection.closed.wait())
@@ -316,9 +304,9 @@ async def test_the_token_is_in_no_log_line_no_list_and_not_in_clear_in_the_datab
     caplog.set_level(logging.DEBUG)
     async with running_broker({token}) as broker, running(runner_for(state, "r1")):
         await register(state, unique("jo"), broker.url(token))
-        connection = await held(broker, token)
+        connection = await broker.held(token)
         await connection.socket.close(1011, f"boom {token}")  # even a reason quoting it
-        await held(broker, token, 2)
+        await broker.held(token, 2)
         [row] = await listed(state)
         assert row.url == f"ws://127.0.0.1:{broker.port}/mcp/?token=***"
         assert token not in row.model_dump_json()

@@ -21,7 +21,7 @@ from api.app import create_app
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import running_broker
 from tests.support.admins import admin_headers
-from tests.support.servers import free_port, serve
+from tests.support.servers import HANG, free_port, serve
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def api_settings(settings: Settings) -> Settings:
 async def api(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with (
         serve(create_app(api_settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
     ):
         yield http
 
@@ -67,7 +67,7 @@ async def test_an_endpoint_registered_over_the_api_is_dialed_by_the_api_process_
         )
         assert created.status_code == 201, created.text
         assert token not in created.text and created.json()["url"].endswith("token=***")
-        await asyncio.wait_for(broker.wait_ready(token), 5)
+        await broker.held(token)
         [row] = (await api.get("/xiaozhi/endpoints", headers=headers)).json()
         assert (row["user"], row["state"], row["last_error"]) == (user, "connected", None)
         connection = broker.connections[token][0]

@@ -281,10 +281,11 @@ async def test_mcp2xiaozhi_passes_the_relays_pipelined_handshake_and_a_call_to_t
         # initialize, notifications/initialized and tools/list went out at once, string ids
         connection = await asyncio.wait_for(broker.wait_ready(jwt), 60)
         answer = await asyncio.wait_for(connection.call_tool("recent_errors", {}), 30)
-    first = json.loads(connection.frames[0])
-    assert isinstance(first["id"], str) and first["result"]["serverInfo"]["name"] == (
-        "ambient-voice"
-    )
+    # mcp2xiaozhi posts each request on its own, so the answers come back in the order the API
+    # finishes them (tools/list first, at times): the broker matches them by id, as the relay does.
+    initialized = connection.initialize_answer
+    assert isinstance(initialized["id"], str)
+    assert initialized["result"]["serverInfo"]["name"] == "ambient-voice"
     assert {t["name"] for t in connection.tools} == VOICE_TOOLS
     said = answer["result"]["content"][0]["text"]
     assert_speakable(said)
@@ -307,7 +308,9 @@ async def test_behind_mcp2xiaozhi_the_stateful_full_server_refuses_what_the_voic
         connection = await asyncio.wait_for(broker.wait_connected(jwt), 60)
         # The session cannot be opened: the bridge gives up on this connection and redials.
         await asyncio.wait_for(connection.closed.wait(), 60)
-    # initialize opened a session; the pipelined tools/list, sent without its id, got nothing
+    # initialize opened a session; the pipelined initialized and tools/list, sent without its
+    # id, were refused (HTTP 400), which ends mcp2xiaozhi's session: nothing but the initialize
+    # is answered, and that only when it was finished before the refusal (its own race).
     answered = [json.loads(frame) for frame in connection.frames]
-    assert [a["result"]["serverInfo"]["name"] for a in answered] == ["ambient-ops"]
+    assert all(a["result"]["serverInfo"]["name"] == "ambient-ops" for a in answered), answered
     assert not connection.ready.is_set() and connection.tools == []

@@ -57,7 +57,7 @@ async def test_replicas_claiming_at_once_on_postgresql_hold_each_endpoint_once(
             held = sorted(id_ for runner in runners for id_ in runner.held)
             assert len(held) == len(set(held)) == 3
             for token in tokens:
-                connection = await asyncio.wait_for(broker.wait_ready(token), 5)
+                connection = await broker.held(token)
                 assert (await connection.call_tool("hello", {}))["result"]["content"][0][
                     "text"
                 ] == "你好"

@@ -22,7 +22,7 @@ from api.app import create_app
 from mcp_server.server import build_discussion_server, build_server
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 
 
 async def _users(deps: WorkerDeps, *names: str, admin: str | None = None) -> dict[str, str]:
@@ -211,7 +211,7 @@ async def test_three_servers_and_http(deps: WorkerDeps) -> None:
     async with serve(create_app(deps.settings)) as base:
         headers = {"Authorization": f"Bearer {tokens[user]}"}
         async with (
-            httpx2.AsyncClient(headers=headers, trust_env=False) as http,
+            httpx2.AsyncClient(timeout=HANG, headers=headers, trust_env=False) as http,
             Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client,
         ):
             posted = await call(
@@ -420,7 +420,7 @@ async def test_discussions_api_posts_replies_and_answers_with_the_right_status(
     tokens = await _users(deps, ann, cid, admin=ben)
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
     ):
         as_ann = {"Authorization": f"Bearer {tokens[ann]}"}
         as_ben = {"Authorization": f"Bearer {tokens[ben]}"}

@@ -22,7 +22,7 @@ from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.support.admins import admin_headers
-from tests.support.servers import free_port, serve
+from tests.support.servers import HANG, free_port, serve
 from tests.support.workflows import TEST_WORKFLOWS, PingInput, PingWorkflow
 
 SECRET = "smtp-password-hunter2"
@@ -108,7 +108,7 @@ async def test_codec_endpoint_round_trips_and_needs_a_token_in_production(
     )
     async with (
         serve(create_app(prod)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
     ):
         assert (await http.post("/codec/encode", json=PLAIN)).status_code == 401
         auth = {**await admin_headers(prod), "X-Namespace": "default"}
@@ -151,7 +151,7 @@ async def test_codec_needs_an_admin_or_the_codec_token_even_in_development(
     )
     async with (
         serve(create_app(dev)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
     ):
         admin = await admin_headers(dev)
         member = (await http.post("/users", json={"name": "mem"}, headers=admin)).json()["token"]
@@ -197,7 +197,7 @@ async def test_codec_token_path_is_refused_when_no_codec_token_is_configured(
     dev = _settings(settings, temporal_address=f"127.0.0.1:{free_port()}")
     async with (
         serve(create_app(dev)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
     ):
         assert (await http.post("/codec/ui/x/decode", json=PLAIN)).status_code == 401
         assert (await http.post("/codec/ui//decode", json=PLAIN)).status_code in (401, 404)

@@ -31,7 +31,7 @@ from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 
 PAGE = "https://example.com/"
 NAME = "doors"  # every refused create asks for this name: its task id must not exist after
@@ -157,9 +157,14 @@ async def doors(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> AsyncIterator
     async with (
         serve(create_app(settings)) as base,
         httpx.AsyncClient(
-            base_url=base, trust_env=False, headers={"Authorization": f"Bearer {token}"}
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
         ) as http,
-        httpx.AsyncClient(base_url=base, trust_env=False, cookies={"ambient_token": token}) as page,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as page,
     ):
         yield Doors(me, other_task, service, state, http, page, env, base)
 

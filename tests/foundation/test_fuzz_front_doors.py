@@ -25,7 +25,7 @@ from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from mcp_server.server import build_server
-from tests.support.servers import free_port, serve
+from tests.support.servers import HANG, free_port, serve
 
 WEB = {"urls": ["https://example.com/"]}
 
@@ -236,7 +236,10 @@ async def api(offline_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with (
         serve(create_app(offline_settings)) as base,
         httpx.AsyncClient(
-            base_url=base, trust_env=False, headers={"Authorization": f"Bearer {token}"}
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
         ) as http,
     ):
         yield http

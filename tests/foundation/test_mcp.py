@@ -17,7 +17,7 @@ from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import running_worker, unique
 from tests.support.admins import admin_headers
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 
 
 @pytest_asyncio.fixture
@@ -85,7 +85,7 @@ async def test_mcp_over_http_needs_a_user_token(
     address = dev_env.client.service_client.config.target_host
     settings = settings.model_copy(update={"temporal_address": address})
     async with serve(create_app(settings)) as base:
-        async with httpx.AsyncClient(base_url=base, trust_env=False) as http:
+        async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http:
             token = (
                 await http.post(
                     "/users", json={"name": "alice"}, headers=await admin_headers(settings)

@@ -6,7 +6,7 @@ import pytest_asyncio
 from ambient.settings import Settings
 from api.app import create_app
 from tests.support.admins import admin_headers
-from tests.support.servers import free_port, serve
+from tests.support.servers import HANG, free_port, serve
 
 
 @pytest_asyncio.fixture
@@ -14,7 +14,7 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     # Temporal is not needed for users: point at a closed port (the client connects lazily).
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with serve(create_app(settings)) as base:
-        async with httpx.AsyncClient(base_url=base, trust_env=False) as client:
+        async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as client:
             yield client
 
 

@@ -14,7 +14,7 @@ from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.remediation.support import alert, error_rate, remediation_settings
 from tests.support.admins import admin_headers
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 
 
 async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
@@ -34,7 +34,7 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
         )
         async with (
             serve(create_app(settings)) as base,
-            httpx.AsyncClient(base_url=base, trust_env=False) as http,
+            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
         ):
             admin = await admin_headers(settings)
             registered = await http.post("/users", json={"name": user}, headers=admin)
@@ -117,7 +117,7 @@ async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the
         )
         async with (
             serve(create_app(settings)) as base,
-            httpx.AsyncClient(base_url=base, trust_env=False) as http,
+            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
         ):
             admin = await admin_headers(settings)
             tokens = {}

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+
+from tests.support.servers import HANG
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
@@ -55,8 +58,14 @@ async def _record_ping() -> None:
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=find_binary("temporal-test-server"),
             data_converter=pydantic_data_converter,
+            test_server_startup_timeout=timedelta(seconds=HANG),
         )
-        async with env, httpx.AsyncClient() as http:
+        async with (
+            env,
+            httpx.AsyncClient(
+                timeout=HANG,
+            ) as http,
+        ):
             deps = WorkerDeps(settings, db, build_channels(settings, db, http), http)
             async with build_worker(
                 env.client, deps, task_queue="record", extra_workflows=[PingWorkflow]

@@ -15,7 +15,7 @@ from ambient.settings import Settings
 from ambient.storage.migrate import upgrade_async
 from api.app import create_app
 from tests.support.admins import admin_headers
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 from tests.voice.support import assert_speakable
 
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -257,7 +257,7 @@ async def test_the_official_mcp_client_over_streamable_http_speaks_with_the_voic
     ):
         me = await _register(http, settings, "hua")
         async with (
-            httpx2.AsyncClient(headers=me, trust_env=False) as client_http,
+            httpx2.AsyncClient(timeout=HANG, headers=me, trust_env=False) as client_http,
             Client(streamable_http_client(f"{base}/mcp/voice", http_client=client_http)) as client,
         ):
             tools = (await client.list_tools()).tools

@@ -16,7 +16,7 @@ from ambient.wiring import AppState
 from api.app import create_app
 from tests.conftest import running_worker
 from tests.support.admins import admin_headers
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 from tests.watches.test_tasks_mcp import app, call, error_of, mcp
 
 __all__ = ["app"]  # the fixture, used by name
@@ -105,7 +105,7 @@ async def test_api_answers_422_naming_the_field(
         )
         async with (
             serve(create_app(settings)) as base,
-            httpx.AsyncClient(base_url=base, trust_env=False) as http,
+            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
         ):
             registered = await http.post(
                 "/users", json={"name": "api-config"}, headers=await admin_headers(settings)

@@ -18,7 +18,7 @@ from ambient.clients.web import (
 )
 from ambient.domain.checks import CheckPageInput, ReadMetricInput
 from ambient.storage import Database
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 from tests.watches.site import Site, article
 
 LOOPBACK = ["127.0.0.1/32"]
@@ -33,7 +33,7 @@ async def site() -> AsyncIterator[tuple[Site, str]]:
 
 @pytest_asyncio.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
+    async with httpx.AsyncClient(timeout=HANG, trust_env=False) as client:
         yield client
 
 

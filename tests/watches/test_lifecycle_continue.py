@@ -19,6 +19,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.tasks import TaskStatus, ThresholdWatchInput
 from tests.conftest import _binary, running_worker, unique
 from tests.support.record import save_history
+from tests.support.servers import HANG
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, kinds, loopback_deps, threshold  # noqa: F401
 from workflows.threshold_watch import ThresholdWatchWorkflow
@@ -40,6 +41,7 @@ async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
             "--dynamic-config-value",
             f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER_EVENTS}",
         ],
+        dev_server_startup_timeout=timedelta(seconds=HANG),
     )
     yield env
     await env.shutdown()

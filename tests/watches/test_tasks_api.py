@@ -12,7 +12,7 @@ from ambient.deps import WorkerDeps
 from api.app import create_app
 from tests.conftest import running_worker
 from tests.support.admins import admin_headers
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 from tests.watches.test_tasks_mcp import eventually
 
 
@@ -28,7 +28,7 @@ async def test_tasks_api_creates_lists_steers_and_rejects_bad_input(
         )
         async with (
             serve(create_app(settings)) as base,
-            httpx.AsyncClient(base_url=base, trust_env=False) as http,
+            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
         ):
             admin = await admin_headers(settings)
             registered = await http.post("/users", json={"name": "api-alice"}, headers=admin)
@@ -87,7 +87,7 @@ async def test_tasks_api_answers_a_bounded_page_with_the_next_token_in_a_header(
     )
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
     ):
         admin = await admin_headers(settings)
         registered = await http.post("/users", json={"name": "api-pager"}, headers=admin)

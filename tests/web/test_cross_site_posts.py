@@ -11,7 +11,7 @@ from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from api.routers import app_pages, ops_pages, pages, settings_pages
 from tests.conftest import unique
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 
 FORM_POSTS = sorted(
     route.path
@@ -48,7 +48,7 @@ async def test_signed_in_posts_without_our_origin_are_refused_on_every_form(
             {},  # neither header: no page of ours sent it
         ]
         async with httpx.AsyncClient(
-            base_url=base, trust_env=False, cookies={"ambient_token": token}
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
         ) as http:
             for path in FORM_POSTS:
                 for headers in foreign:

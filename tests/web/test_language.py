@@ -18,7 +18,7 @@ from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from api.i18n import catalog_path, from_accept_language, used_messages
-from tests.support.servers import free_port, serve
+from tests.support.servers import HANG, free_port, serve
 
 PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sd]")
 
@@ -76,7 +76,7 @@ async def test_anonymous_pages_follow_the_browser_then_the_server_default(
     site: tuple[str, Settings],
 ) -> None:
     base, _ = site
-    async with httpx.AsyncClient(base_url=base, trust_env=False) as http:
+    async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http:
         chinese = await http.get("/signin", headers={"accept-language": "zh-CN,zh;q=0.9"})
         english = await http.get("/signin", headers={"accept-language": "en-US,en;q=0.9"})
         neither = await http.get("/signin", headers={"accept-language": "fr-FR"})
@@ -90,7 +90,9 @@ async def test_page_registration_keeps_the_browser_language_and_the_api_sets_it(
     site: tuple[str, Settings], db: Database
 ) -> None:
     base, _ = site
-    async with httpx.AsyncClient(base_url=base, trust_env=False, headers={"origin": base}) as http:
+    async with httpx.AsyncClient(
+        timeout=HANG, base_url=base, trust_env=False, headers={"origin": base}
+    ) as http:
         made = await http.post(
             "/register", data={"name": "mei"}, headers={"accept-language": "zh-CN,en;q=0.5"}
         )
@@ -98,7 +100,9 @@ async def test_page_registration_keeps_the_browser_language_and_the_api_sets_it(
         # Signed in: the cookie's user speaks Chinese even to a browser that asks for English.
         page = await http.get("/app", headers={"accept-language": "en-US"})
         assert "新建网页监控" in page.text
-    async with httpx.AsyncClient(base_url=base, trust_env=False, headers={"origin": base}) as http:
+    async with httpx.AsyncClient(
+        timeout=HANG, base_url=base, trust_env=False, headers={"origin": base}
+    ) as http:
         made = await http.post("/register", data={"name": "ann"}, headers={"accept-language": "fr"})
         assert made.status_code == 200 and "Welcome" not in made.text  # server default: zh
         token = re.search(r'<pre id="token">([^<]+)</pre>', made.text)
@@ -137,7 +141,7 @@ async def test_a_user_who_has_not_chosen_follows_the_server_default(
         _, token = await UserRepository(session).create(UserCreate(name="kim"))
         await session.commit()
     async with httpx.AsyncClient(
-        base_url=base, trust_env=False, cookies={"ambient_token": token}
+        timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
     ) as http:
         page = await http.get("/app/settings")
     assert "服务器默认（中文）" in page.text and "小智设备" in page.text

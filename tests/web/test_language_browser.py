@@ -4,11 +4,10 @@ settings page (add with the token shown once, allow as a speaker, remove)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 import httpx
-from playwright.async_api import Dialog, Page, async_playwright, expect
+from playwright.async_api import Browser, Dialog, Page, expect
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.bridge.endpoints import EndpointCipher, Endpoints
@@ -20,32 +19,8 @@ from api.app import create_app
 from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import running_broker
-from tests.support.servers import serve
-from tests.web.test_pages_browser import PHONE, _chromium, fits_phone
-
-
-@asynccontextmanager
-async def browser_page(locale: str) -> AsyncIterator[Page]:
-    """A phone-sized page whose browser asks for ``locale``; CSP refusals fail the test."""
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=_chromium(), args=["--no-sandbox"], headless=True
-        )
-        context = await browser.new_context(viewport=PHONE, locale=locale)
-        context.set_default_timeout(15_000)
-        page = await context.new_page()
-        refused: list[str] = []
-        page.on(
-            "console",
-            lambda message: (
-                refused.append(message.text) if "Content Security Policy" in message.text else None
-            ),
-        )
-        try:
-            yield page
-        finally:
-            await browser.close()
-        assert refused == [], refused
+from tests.support.servers import HANG, serve
+from tests.web.test_pages_browser import fits_phone, phone_page
 
 
 async def _user(deps: WorkerDeps, name: str, language: Language | None) -> str:
@@ -87,7 +62,7 @@ async def _reads(page: Page, base: str, wanted: dict[str, list[str]]) -> None:
 
 
 async def test_a_chinese_user_reads_chinese_pages_and_switching_the_setting_switches_them(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+    browser: Browser, dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     settings = deps.settings.model_copy(
         update={"temporal_address": dev_env.client.service_client.config.target_host}
@@ -95,7 +70,7 @@ async def test_a_chinese_user_reads_chinese_pages_and_switching_the_setting_swit
     name = unique("zh")
     token = await _user(deps, name, Language.ZH)
     # The browser asks for English: the user's own setting wins.
-    async with serve(create_app(settings)) as base, browser_page("en-US") as page:
+    async with serve(create_app(settings)) as base, phone_page(browser, "en-US") as page:
         await _sign_in(page, base, token)
         await expect(page.locator("html")).to_have_attribute("lang", "zh")
         await _reads(page, base, CHINESE)
@@ -125,13 +100,13 @@ async def test_a_chinese_user_reads_chinese_pages_and_switching_the_setting_swit
 
 
 async def test_an_english_user_reads_english_pages_from_a_chinese_browser(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+    browser: Browser, dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     settings = deps.settings.model_copy(
         update={"temporal_address": dev_env.client.service_client.config.target_host}
     )
     token = await _user(deps, unique("en"), Language.EN)
-    async with serve(create_app(settings)) as base, browser_page("zh-CN") as page:
+    async with serve(create_app(settings)) as base, phone_page(browser, "zh-CN") as page:
         await page.goto(base)
         # Anonymous: the browser's language.
         await expect(page.get_by_role("link", name="用 API 令牌登录")).to_be_visible()
@@ -141,7 +116,7 @@ async def test_an_english_user_reads_english_pages_from_a_chinese_browser(
 
 
 async def _context(base: str, device: str, token: str) -> dict[str, object]:
-    async with httpx.AsyncClient(base_url=base, trust_env=False) as http:
+    async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http:
         answer = await http.get(
             "/xiaozhi/context",
             headers={"device-id": device, "authorization": f"Bearer {token}"},
@@ -151,7 +126,7 @@ async def _context(base: str, device: str, token: str) -> dict[str, object]:
 
 
 async def test_devices_are_added_with_the_token_once_allowed_as_a_speaker_and_removed(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+    browser: Browser, dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     settings = deps.settings.model_copy(
         update={"temporal_address": dev_env.client.service_client.config.target_host}
@@ -161,7 +136,7 @@ async def test_devices_are_added_with_the_token_once_allowed_as_a_speaker_and_re
     friend_token = await _user(deps, friend, Language.EN)
     mac = "AA:BB:CC:00:11:22"
     async with serve(create_app(settings)) as base:
-        async with browser_page("zh-CN") as page:
+        async with phone_page(browser, "zh-CN") as page:
             await _sign_in(page, base, owner_token)
             await page.goto(f"{base}/app/settings")
             await expect(page.locator("#devices")).to_contain_text("还没有小智设备。")
@@ -190,7 +165,7 @@ async def test_devices_are_added_with_the_token_once_allowed_as_a_speaker_and_re
             await expect(page.get_by_role("alert")).to_contain_text("已注册；请先删除")
 
         # Another user lets the owner's speaker answer them: their own consent, on their page.
-        async with browser_page("en-US") as page:
+        async with phone_page(browser, "en-US") as page:
             await _sign_in(page, base, friend_token)
             await page.goto(f"{base}/app/settings")
             await expect(page.locator("#devices")).to_contain_text("No 小智 devices yet.")
@@ -205,7 +180,7 @@ async def test_devices_are_added_with_the_token_once_allowed_as_a_speaker_and_re
                 f"{mac.lower()} may now answer you by your voiceprint."
             )
 
-        async with browser_page("zh-CN") as page:
+        async with phone_page(browser, "zh-CN") as page:
             await _sign_in(page, base, owner_token)
             await page.goto(f"{base}/app/settings")
             card = page.locator(f"#devices [data-device='{mac.lower()}']")
@@ -221,7 +196,7 @@ async def test_devices_are_added_with_the_token_once_allowed_as_a_speaker_and_re
         facts = await _context(base, mac, device_token)
         assert facts["code"] == 401, facts
 
-        async with browser_page("en-US") as page:
+        async with phone_page(browser, "en-US") as page:
             await _sign_in(page, base, friend_token)
             await page.goto(f"{base}/app/settings")
             await page.get_by_label("Their device id").fill(mac)
@@ -230,7 +205,7 @@ async def test_devices_are_added_with_the_token_once_allowed_as_a_speaker_and_re
 
 
 async def test_endpoints_are_added_by_url_shown_masked_with_their_live_state_and_removed(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+    browser: Browser, dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     settings = deps.settings.model_copy(
         update={
@@ -251,7 +226,7 @@ async def test_endpoints_are_added_by_url_shown_masked_with_their_live_state_and
     async with (
         running_broker({good}) as broker,
         serve(create_app(settings)) as base,
-        browser_page("zh-CN") as page,
+        phone_page(browser, "zh-CN") as page,
     ):
         await _sign_in(page, base, token)
         await page.goto(f"{base}/app/settings")
@@ -268,7 +243,7 @@ async def test_endpoints_are_added_by_url_shown_masked_with_their_live_state_and
         await page.get_by_role("button", name="添加接入点").click()
         masked = f"ws://127.0.0.1:{broker.port}/mcp/?token=***"
         await expect(page.get_by_role("status")).to_contain_text(f"已添加 {masked}")
-        await asyncio.wait_for(broker.wait_ready(good), 5)
+        await broker.held(good)
         await page.get_by_label("接入点 URL").fill(broker.url(wrong))
         await page.get_by_role("button", name="添加接入点").click()
         await eventually(

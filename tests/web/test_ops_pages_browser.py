@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from playwright.async_api import expect
+from playwright.async_api import Browser, expect
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.models import BriefingConfig, plan_for
@@ -25,7 +25,7 @@ from tests.web.test_pages_browser import fits_phone, phone_page
 
 
 async def test_member_reads_the_briefing_and_approves_a_remediation_step(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+    browser: Browser, dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
     remediation_settings(deps, remediation_approval_from_rung=1)
     name = unique("ops-web")
@@ -65,7 +65,7 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
             return (await remediations.get(name, rid)).state == "waiting_approval"
 
         await eventually(waiting, "the remediation waits for approval")
-        async with serve(create_app(settings)) as base, phone_page() as page:
+        async with serve(create_app(settings)) as base, phone_page(browser) as page:
             await page.goto(f"{base}/signin")
             await page.get_by_label("API token").fill(token)
             await page.get_by_role("button", name="Sign in").click()
@@ -111,7 +111,9 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
         assert any(d.approver == name and d.approve for d in view.approvals)
 
 
-async def test_member_opens_a_discussion_and_replies_on_the_page(deps: WorkerDeps) -> None:
+async def test_member_opens_a_discussion_and_replies_on_the_page(
+    browser: Browser, deps: WorkerDeps
+) -> None:
     name = unique("talker")
     await add_user(deps, name)
     async with deps.db.session() as session:
@@ -119,7 +121,7 @@ async def test_member_opens_a_discussion_and_replies_on_the_page(deps: WorkerDep
         assert user is not None
         token = await UserRepository(session).rotate_token(user)
         await session.commit()
-    async with serve(create_app(deps.settings)) as base, phone_page() as page:
+    async with serve(create_app(deps.settings)) as base, phone_page(browser) as page:
         await page.goto(f"{base}/signin")
         await page.get_by_label("API token").fill(token)
         await page.get_by_role("button", name="Sign in").click()

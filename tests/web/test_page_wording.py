@@ -15,7 +15,7 @@ from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 
 
 def _shown(response: httpx.Response) -> str:
@@ -40,6 +40,7 @@ async def test_pages_answer_in_their_own_words_without_tool_names(
     async with (
         serve(create_app(settings)) as base,
         httpx.AsyncClient(
+            timeout=HANG,
             base_url=base,
             trust_env=False,
             cookies={"ambient_token": token},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
@@ -22,7 +22,7 @@ from ambient.storage.repositories import EventRepository, UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 from tests.watches.site import Site, article
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -38,29 +38,27 @@ def _chromium() -> str:
 
 
 @asynccontextmanager
-async def phone_page() -> AsyncIterator[Page]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=_chromium(), args=["--no-sandbox"], headless=True
-        )
-        context = await browser.new_context(viewport=PHONE)
-        # A failing default timeout speaks sooner than the test's own.
-        context.set_default_timeout(15_000)
-        page = await context.new_page()
-        # Every page must work under its Content-Security-Policy: a refused script, style
-        # or connection shows up here, and fails the test.
-        refused: list[str] = []
-        page.on(
-            "console",
-            lambda message: (
-                refused.append(message.text) if "Content Security Policy" in message.text else None
-            ),
-        )
-        try:
-            yield page
-        finally:
-            await browser.close()
-        assert refused == [], refused
+async def phone_page(browser: Browser, locale: str | None = None) -> AsyncIterator[Page]:
+    """A phone-sized page in a context of its own on the process's browser (the ``browser``
+    fixture); a browser asking for ``locale`` when given. CSP refusals fail the test."""
+    context = await browser.new_context(viewport=PHONE, locale=locale)
+    # Navigation and actions wait up to the hang guard: a loaded machine is no failure.
+    context.set_default_timeout(HANG * 1000)
+    page = await context.new_page()
+    # Every page must work under its Content-Security-Policy: a refused script, style
+    # or connection shows up here, and fails the test.
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    try:
+        yield page
+    finally:
+        await context.close()
+    assert refused == [], refused
 
 
 async def fits_phone(page: Page, name: str) -> None:
@@ -72,7 +70,7 @@ async def fits_phone(page: Page, name: str) -> None:
 
 
 async def test_member_signs_in_sets_push_creates_monitor_and_sees_events_live(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+    browser: Browser, dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     site = Site(pages={"/news": article("Quiet day.")})
     llm = LLMApi()
@@ -93,7 +91,7 @@ async def test_member_signs_in_sets_push_creates_monitor_and_sees_events_live(
         async with (
             serve(site.app()) as site_url,
             serve(create_app(settings)) as base,
-            phone_page() as page,
+            phone_page(browser) as page,
         ):
             await page.goto(base)
             await fits_phone(page, "01-landing")
@@ -191,7 +189,7 @@ async def test_pages_need_a_signed_in_user_and_refuse_cross_site_posts(
     deps: WorkerDeps,
 ) -> None:
     async with serve(create_app(deps.settings)) as base:
-        async with httpx.AsyncClient(base_url=base, trust_env=False) as http:
+        async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http:
             response = await http.get("/app")
             assert response.status_code == 303 and response.headers["location"] == "/signin"
             forged = await http.post(
@@ -210,7 +208,9 @@ async def test_registration_page_is_open_only_behind_the_setting_and_makes_membe
     async with (
         serve(create_app(deps.settings)) as base,
         # A browser's form post names the page's origin.
-        httpx.AsyncClient(base_url=base, trust_env=False, headers={"origin": base}) as http,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, headers={"origin": base}
+        ) as http,
     ):
         assert (await http.get("/register")).status_code == 404
         closed = await http.post("/register", data={"name": "eve"})
@@ -219,7 +219,9 @@ async def test_registration_page_is_open_only_behind_the_setting_and_makes_membe
     settings = deps.settings.model_copy(update={"open_registration": True})
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, headers={"origin": base}) as http,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, headers={"origin": base}
+        ) as http,
     ):
         made = await http.post("/register", data={"name": name, "email": "r@example.com"})
         assert made.status_code == 200 and "amb_" in made.text

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import httpx
-from playwright.async_api import expect
+from playwright.async_api import Browser, expect
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.conftest import unique
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 from tests.web.test_pages_browser import phone_page
 
 HOSTILE_REPORT = """# Nightly report
@@ -26,6 +26,7 @@ HOSTILE_REPORT = """# Nightly report
 
 
 async def test_share_page_keeps_only_web_and_mail_links_and_renders_under_the_policy(
+    browser: Browser,
     deps: WorkerDeps,
 ) -> None:
     name = unique("sharer")
@@ -34,7 +35,7 @@ async def test_share_page_keeps_only_web_and_mail_links_and_renders_under_the_po
         await session.commit()
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False) as http,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
     ):
         created = await http.post(
             "/share",
@@ -51,7 +52,7 @@ async def test_share_page_keeps_only_web_and_mail_links_and_renders_under_the_po
         assert "unsafe-inline" not in policy
         assert opened.headers["x-frame-options"] == "DENY"
 
-        async with phone_page() as page:
+        async with phone_page(browser) as page:
             dialogs: list[str] = []
             page.on("dialog", lambda dialog: dialogs.append(dialog.message))
             await page.goto(url)
@@ -70,8 +71,8 @@ async def test_share_page_keeps_only_web_and_mail_links_and_renders_under_the_po
             assert dialogs == []
 
 
-async def test_api_docs_load_under_the_policy(deps: WorkerDeps) -> None:
-    async with serve(create_app(deps.settings)) as base, phone_page() as page:
+async def test_api_docs_load_under_the_policy(browser: Browser, deps: WorkerDeps) -> None:
+    async with serve(create_app(deps.settings)) as base, phone_page(browser) as page:
         await page.goto(f"{base}/docs")
         # Swagger UI ran (its inline start script is allowed by hash; phone_page fails the test
         # on any refusal). The bundled Swagger UI 3.x cannot read OpenAPI 3.1 (noted separately).
