@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Browser, expect
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -18,7 +18,10 @@ from tests.web.test_pages_browser import phone_page
 
 
 async def test_the_task_list_pages_through_every_task_once_and_a_stale_link_starts_again(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(app_pages, "TASKS_PER_PAGE", 2)
     name = unique("pager")
@@ -33,7 +36,7 @@ async def test_the_task_list_pages_through_every_task_once_and_a_stale_link_star
     async with deps.db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name=name, language="en"))
         await session.commit()
-    async with serve(create_app(settings)) as base, phone_page() as page:
+    async with serve(create_app(settings)) as base, phone_page(browser) as page:
         await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
         await page.goto(f"{base}/app")
         cards = page.locator("#tasks li.card")
