@@ -73,7 +73,7 @@ async def lease_holders(db: Database) -> dict[str, int]:
 
 
 @pytest.mark.devserver
-async def test_a_worker_killed_under_two_workers_and_two_apis_on_postgresql_loses_and_repeats_nothing(
+async def test_a_worker_killed_beside_another_on_postgresql_loses_and_repeats_nothing(
     dev_env: WorkflowEnvironment,
     postgres_url: str,  # noqa: F811 - the fixture
     tmp_path: Path,
