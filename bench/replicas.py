@@ -238,14 +238,19 @@ def step_writes(api: KubeApi) -> Counter[str]:
     return stamped
 
 
-def steps(finals: list[RemediationStatus], writes: Counter[str]) -> Steps:
-    applied = [a.key for f in finals for a in f.attempts if a.applied]
+def applied_steps(finals: list[RemediationStatus]) -> list[tuple[str, list[str]]]:
+    """Each run's final state and the keys of the steps it applied."""
+    return [(f.state, [a.key for a in f.attempts if a.applied]) for f in finals]
+
+
+def steps(runs: list[tuple[str, list[str]]], writes: Counter[str]) -> Steps:
+    applied = [key for _, keys in runs for key in keys]
     return Steps(
         applied=len(applied),
         written=len(writes),
         lost=sum(1 for key in applied if key not in writes),
         duplicated=sum(n - 1 for n in writes.values()) + len(set(writes) - set(applied)),
-        unfinished=sum(1 for f in finals if f.state != "resolved"),
+        unfinished=sum(1 for state, _ in runs if state != "resolved"),
     )
 
 
@@ -620,7 +625,7 @@ def report(
     hooks = [(t, k, title) for t, k, title in record["hooks"]]
     found = checks(fetches, args.interval, args.bound, ended)
     told = deliveries(fetches, hooks, site_url)
-    stepped = steps(done, writes)
+    stepped = steps(applied_steps(done), writes)
     before = (killed - args.measure, killed)
     back = found.recovered(killed)
     print(

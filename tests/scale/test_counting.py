@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import Attempt, RemediationStatus
 from bench.replicas import checks, deliveries, steps
 
 BASE = "http://127.0.0.1:1"
@@ -38,14 +36,10 @@ def test_a_change_never_posted_is_lost_and_a_key_posted_twice_is_a_duplicate() -
     assert deliveries(CLEAN, CHANGED + other, BASE).duplicated == 1
 
 
-def status(key: str) -> RemediationStatus:
-    """A resolved run whose one step was applied (only what ``steps`` reads is filled)."""
-    attempt = Attempt.model_construct(rung=Rung.RESTART, key=key, applied=True)
-    return RemediationStatus.model_construct(state="resolved", attempts=[attempt])
-
-
 def test_a_step_never_written_is_lost_and_a_step_written_twice_a_duplicate() -> None:
-    clean = steps([status("s1"), status("s2")], Counter({"s1": 1, "s2": 1}))
+    runs = [("resolved", ["s1"]), ("resolved", ["s2"])]
+    clean = steps(runs, Counter({"s1": 1, "s2": 1}))
     assert (clean.applied, clean.lost, clean.duplicated, clean.unfinished) == (2, 0, 0, 0)
-    assert steps([status("s1"), status("s2")], Counter({"s1": 1})).lost == 1
-    assert steps([status("s1")], Counter({"s1": 2})).duplicated == 1
+    assert steps(runs, Counter({"s1": 1})).lost == 1
+    assert steps(runs[:1], Counter({"s1": 2})).duplicated == 1
+    assert steps([("failed", [])], Counter()).unfinished == 1

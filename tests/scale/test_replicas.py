@@ -32,6 +32,7 @@ from bench.replicas import (
     USER,
     Recorder,
     api_clients,
+    applied_steps,
     checks,
     cluster_env,
     create_watches,
@@ -148,6 +149,6 @@ async def test_a_worker_killed_beside_another_on_postgresql_loses_and_repeats_no
     told = deliveries(recorder.fetches, recorder.hooks, site)
     assert told.changes >= WATCHES  # every page changed at least once while watched
     assert (told.lost, told.duplicated) == (0, 0)
-    stepped = steps(done, step_writes(kube))
+    stepped = steps(applied_steps(done), step_writes(kube))
     assert stepped.applied == REMEDIATIONS
     assert (stepped.lost, stepped.duplicated, stepped.unfinished) == (0, 0, 0)
