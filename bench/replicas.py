@@ -362,7 +362,7 @@ def started(env: dict[str, str], logs: Path, workers: int, apis: int) -> Iterato
             stop(process)
 
 
-async def ready(client: Client, cluster: Cluster, seconds: float = 120) -> None:
+async def ready(client: Client, cluster: Cluster, seconds: float = 600) -> None:
     deadline = time.monotonic() + seconds
     for process in cluster.workers:
         while not await polling(client, cluster.queue, process):
