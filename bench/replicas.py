@@ -90,10 +90,11 @@ class Recorder:
         default_factory=lambda: defaultdict(list)
     )
     hooks: list[tuple[float, str, str]] = field(default_factory=list)  # (at, key, title)
+    frozen_at: float = float("inf")  # no page changes after this (the measured run is over)
 
     def edition(self, n: int, at: float) -> int:
         offset = self.change_every * (n % self.pages) / self.pages
-        return int((at - self.start + offset) // self.change_every)
+        return int((min(at, self.frozen_at) - self.start + offset) // self.change_every)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -101,6 +102,7 @@ class Recorder:
                 Route("/w/{n:int}", self.page),
                 Route("/hook", self.hook, methods=["POST"]),
                 Route("/record", self.record),
+                Route("/freeze", self.freeze, methods=["POST"]),
             ]
         )
 
@@ -118,6 +120,10 @@ class Recorder:
     async def hook(self, request: Request) -> Response:
         sent = await request.json()
         self.hooks.append((time.time(), str(sent["idempotency_key"]), str(sent["title"])))
+        return Response(status_code=204)
+
+    async def freeze(self, _: Request) -> Response:
+        self.frozen_at = time.time()
         return Response(status_code=204)
 
     async def record(self, _: Request) -> Response:
@@ -422,9 +428,12 @@ async def create_watches(
 ) -> list[str]:
     """One watch per page, through the APIs in turn; their task ids."""
     gate = asyncio.Semaphore(concurrency)
+    began = time.monotonic()
 
     async def one(i: int, page: str) -> str:
         async with gate:
+            if i and i % 500 == 0:
+                print(f"  {i} watches in {time.monotonic() - began:.0f} s", flush=True)
             for _attempt in range(5):
                 answer = await apis[i % len(apis)].post(
                     "/tasks", json=watch_body(page, hook, interval)
@@ -592,9 +601,11 @@ async def run(
         await remediating
         await asyncio.sleep(args.after)
         ended = time.time()
-        print(f"stopping; load {load()}", flush=True)
+        # The pages stop changing, so the changes to count end here; the watches go on (the
+        # stack is thrown away after), and the deliveries of the last changes arrive.
+        await site.post("/freeze")
+        print(f"measured; load {load()}", flush=True)
         done = await finals(client, rids, 600)
-        await stop_watches(apis, ids, args.concurrency)
         record = await settled(site, site_url)
     report(args, record, done, step_writes(kube), killed, ended, site_url)
 
