@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import shlex
 import signal
@@ -551,6 +552,7 @@ async def main(args: argparse.Namespace) -> None:
                     user.rollback_permission = "execute"
                     await session.commit()
                 await db.close()
+                args.data = str(data)
                 await run(args, client, cluster, token, kube, f"http://127.0.0.1:{site_port}")
     finally:
         site.terminate()
@@ -607,6 +609,10 @@ async def run(
         print(f"measured; load {load()}", flush=True)
         done = await finals(client, rids, 600)
         record = await settled(site, site_url)
+    # The raw record beside the processes' logs, to look into a figure after the run.
+    saved = Path(args.data) / "record.json"
+    saved.write_text(json.dumps({"killed": killed, "ended": ended, **record}))
+    print(f"record and logs: {saved.parent}", flush=True)
     report(args, record, done, step_writes(kube), killed, ended, site_url)
 
 
