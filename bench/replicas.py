@@ -649,7 +649,7 @@ def report(
         "\n| watches | interval s | workers → after kill | APIs | checks | lag p50 s before | "
         "lag p95 s before | lag back < 5 s after kill | checks lost / duplicated | "
         "longest gap s | changes | deliveries lost / duplicated | remediations | "
-        "steps applied | steps lost / duplicated | runs not resolved |\n" + "|---|" * 16
+        "steps applied | steps lost / duplicated | runs not resolved |\n" + "|" + "---|" * 16
     )
     print(
         f"| {args.watches} | {args.interval:g} | {args.workers} → {args.workers - 1} | "
