@@ -145,7 +145,13 @@ async def test_a_worker_killed_beside_another_on_postgresql_loses_and_repeats_no
         await db.close()
 
     found = checks(recorder.fetches, INTERVAL, BOUND, stopped)
-    assert (found.lost, found.duplicated) == (0, 0), found.longest_gap
+    doubled = {
+        page: [round(t - killed_at[0], 1) for t, _ in sorted(stamps)]
+        for page, stamps in recorder.fetches.items()
+        if checks({page: stamps}, INTERVAL, BOUND, stopped).duplicated
+    }
+    # On failure: the longest gap, and each doubled page's fetches in seconds from the kill.
+    assert (found.lost, found.duplicated) == (0, 0), (found.longest_gap, doubled)
     told = deliveries(recorder.fetches, recorder.hooks, site)
     assert told.changes >= WATCHES  # every page changed at least once while watched
     assert (told.lost, told.duplicated) == (0, 0)
