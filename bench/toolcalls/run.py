@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
+from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
 from bench.toolcalls.scoring import (
     Attempt,
     Call,
@@ -276,7 +277,8 @@ async def ask(
                 model=model,
                 messages=messages,
                 tools=offered,  # type: ignore[arg-type]
-                temperature=0,
+                # What the product's chat agent sends: the figures are of the product's setting.
+                temperature=TOOL_CHOICE_TEMPERATURE,
             )
         except Exception as exc:
             return Attempt(
