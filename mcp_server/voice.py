@@ -78,7 +78,7 @@ TaskName = Annotated[
     Field(
         min_length=1,
         max_length=100,
-        description="用户说出的任务名；只说“它”就先问，不调用 / the task's spoken name",
+        description="用户说出的任务名 / the task's spoken name",
     ),
 ]
 Reference = Annotated[
@@ -388,12 +388,12 @@ async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str 
 
 
 async def pause_task(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
-    """暂停一个任务，按名字。Pause a task by its spoken name."""
+    """暂停（停掉、先停一下）一个任务，按名字。Pause a task by its spoken name."""
     return await _control(ctx, name, True, speaker)
 
 
 async def resume_task(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
-    """恢复（重新打开、再开始）一个暂停的任务，按名字。Resume a task, turn it back on."""
+    """恢复（继续、重新打开）一个暂停的任务，按名字。Resume a task, turn it back on."""
     return await _control(ctx, name, False, speaker)
 
 
@@ -427,9 +427,7 @@ async def recent_errors(
     ctx: Context[Any, Any],
     hours: Annotated[
         int,
-        Field(
-            default=24, ge=1, le=168, description="小时数：两天 48，一周 168 / hours, a week 168"
-        ),
+        Field(default=24, ge=1, le=168, description="小时数：一天 24，两天 48，一周 168 / hours"),
     ] = 24,
     speaker: Spoken = None,
 ) -> str:
