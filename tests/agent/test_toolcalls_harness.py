@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI
 
+from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
 from bench.toolcalls import run as bench_run
 from bench.toolcalls.run import BenchError, evaluate, load_cases, our_tools, server_builder
 from bench.toolcalls.scoring import (
@@ -450,6 +451,10 @@ async def test_voice_profile_is_asked_with_the_voice_servers_published_prompt(
     assert llm.requests[1]["messages"][1] == {"role": "system", "content": bench_run.CONTEXT}
     # 小智's model is given the role prompt the voice server publishes, not our chat agent's.
     assert voice == INSTRUCTIONS
+    # The product's tool-choice temperature, and an answer cut before it can hold the slot.
+    assert {(r["temperature"], r["max_tokens"]) for r in llm.requests} == {
+        (TOOL_CHOICE_TEMPERATURE, bench_run.ANSWER_TOKENS)
+    }
     assert chat.startswith("You are 小智, the ambient operations assistant")
 
 
