@@ -66,10 +66,20 @@ INSTRUCTIONS = (
 
 Spoken = Annotated[
     str | None,
-    Field(default=None, description="说话人声纹名（可选）/ voiceprint speaker name, optional"),
+    # Models filled "小智" or "unknown" when told only "optional": say what it is and when to
+    # leave it out.
+    Field(
+        default=None,
+        description="声纹认出的人名，不知道就不填 / a voiceprint name, else leave out",
+    ),
 ]
 TaskName = Annotated[
-    str, Field(min_length=1, max_length=100, description="任务的名字，照用户说的 / spoken name")
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        description="用户说出的任务名 / the task's spoken name",
+    ),
 ]
 Reference = Annotated[
     str,
@@ -173,7 +183,7 @@ def _services(state: AppState) -> tuple[BriefingService, RemediationService, Tas
 
 
 async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
-    """问候：每天第一次问候时播报今日简报，否则简短回答。Greeting: today's briefing once a day."""
+    """用户问好（你好、早上好）时调用，播报今日简报。谢谢、再见不用。Greeting: today's briefing."""
     state = app_state(ctx)
 
     async def work(user: str) -> str:
@@ -345,7 +355,7 @@ _STATE_WORDS = {"active": "正在运行", "paused": "已暂停", "stopped": "已
 
 
 async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
-    """某个任务现在怎么样，按名字。A task's status by its spoken name."""
+    """某个任务或监控现在怎么样、还在跑吗，按名字。A task's status by its spoken name."""
     state = app_state(ctx)
 
     async def work(user: str) -> str:
@@ -378,17 +388,17 @@ async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str 
 
 
 async def pause_task(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
-    """暂停一个任务，按名字。Pause a task by its spoken name."""
+    """暂停（停掉、先停一下）一个任务，按名字。Pause a task by its spoken name."""
     return await _control(ctx, name, True, speaker)
 
 
 async def resume_task(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
-    """恢复一个暂停的任务，按名字。Resume a task by its spoken name."""
+    """恢复（继续、重新打开）一个暂停的任务，按名字。Resume a task, turn it back on."""
     return await _control(ctx, name, False, speaker)
 
 
 async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
-    """集群健康状况，一句话。Cluster health in one sentence."""
+    """容器集群（Kubernetes）健康状况；任务、天气不用。Kubernetes cluster health."""
     state = app_state(ctx)
 
     async def work(_: str) -> str:
@@ -415,7 +425,10 @@ _ERROR_KINDS = ("watch.failing", "watch.poll_failed", "watch.delivery_failed", "
 
 async def recent_errors(
     ctx: Context[Any, Any],
-    hours: Annotated[int, Field(default=24, ge=1, le=168, description="最近几小时 / hours")] = 24,
+    hours: Annotated[
+        int,
+        Field(default=24, ge=1, le=168, description="小时数：一天 24，两天 48，一周 168 / hours"),
+    ] = 24,
     speaker: Spoken = None,
 ) -> str:
     """最近的错误，一句话。Recent errors of my tasks in one sentence."""

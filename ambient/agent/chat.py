@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from ambient.agent.errors import AgentError
 from ambient.agent.facade import AgentFacade
+from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
 from ambient.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ class ChatAgent:
                     model=self.model_name,
                     messages=conversation.messages,  # type: ignore[arg-type]
                     tools=tools or openai.omit,  # type: ignore[arg-type]
+                    temperature=TOOL_CHOICE_TEMPERATURE,
                 )
             except openai.OpenAIError as exc:
                 yield ChatEvent(type="error", conversation_id=cid, text=f"model failed: {exc}")

@@ -51,6 +51,10 @@ class LLMError(Exception):
 # full: on 2 CPU cores that is hours. Cut off, the answer is invalid (retried, then the caller's
 # rules), which is what it is.
 MAX_OUTPUT_TOKENS = 1024
+# Sampling temperature of every request where the model picks a tool. Without one a server uses
+# its default (llama-server: 0.8), and the same request then picks different tools on different
+# turns; the tool-call benchmark (bench/toolcalls) measures at this value, so the product sends it.
+TOOL_CHOICE_TEMPERATURE = 0.0
 
 
 class ToolCall(BaseModel):
@@ -214,6 +218,7 @@ class LLMClient:
                 {"role": "user", "content": user},
             ],
             tools=[_function_tool(tool) for tool in tools],  # type: ignore[misc]
+            temperature=TOOL_CHOICE_TEMPERATURE,
         )
         calls: list[ToolCall] = []
         for call in completion.choices[0].message.tool_calls or []:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
+from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
 from bench.toolcalls.scoring import (
     Attempt,
     Call,
@@ -91,6 +92,10 @@ CONTEXT = (
 # the first answer with a product call (or none at all) is the one scored.
 FIND_TOOLS = "find_tools"
 LOOKUP_ROUNDS = 2
+# Tokens an answer may take. A call is well under this; a no-call answer is scored only for
+# calling nothing, and at temperature 0 the 1.5B model told a joke for 1,375 tokens (2 minutes
+# of the one server slot) before it was stopped, so a longer answer is cut, not waited for.
+ANSWER_TOKENS = 256
 # What such a client tells its model (the harness's words, appended to the chat prompt).
 FIND_NOTE = (
     "Only some of your tools are loaded. When none of them fits the request, call find_tools "
@@ -276,7 +281,9 @@ async def ask(
                 model=model,
                 messages=messages,
                 tools=offered,  # type: ignore[arg-type]
-                temperature=0,
+                # What the product's chat agent sends: the figures are of the product's setting.
+                temperature=TOOL_CHOICE_TEMPERATURE,
+                max_tokens=ANSWER_TOKENS,
             )
         except Exception as exc:
             return Attempt(

@@ -57,6 +57,9 @@ class Case(BaseModel):
     # Which half of a data set the case is in: "tune" (what descriptions and prompts are
     # tuned on) or "heldout" (what is reported after tuning); None in an unsplit set.
     split: str | None = None
+    # What kind of turn the case is, when its shape does not say it: "ask-back" for a request
+    # too vague to act on (the right answer is a question, no call). Otherwise see part_of.
+    part: str | None = None
 
 
 def split_of(case: Case) -> str:
@@ -66,6 +69,16 @@ def split_of(case: Case) -> str:
         return case.split
     digits = "".join(ch for ch in case.id if ch.isdigit())
     return "tune" if int(digits or 0) % 2 == 0 else "heldout"
+
+
+def part_of(case: Case) -> str:
+    """The part of the set a case reports under: its `part` field, else "multi-turn" (it has
+    earlier turns), "no-tool" (nothing should be called) or "single-turn"."""
+    if case.part is not None:
+        return case.part
+    if case.history:
+        return "multi-turn"
+    return "single-turn" if case.expected else "no-tool"
 
 
 class Call(BaseModel):
@@ -227,7 +240,7 @@ class Report(BaseModel):
     seconds_first: float = Field(description="the first request (a cold prompt cache)")
     per_tool: dict[str, Row]
     per_lang: dict[str, Row]
-    # Single-turn cases and multi-turn follow-ups (a case with earlier turns) apart.
+    # Single-turn calls, multi-turn follow-ups, no-tool turns and ask-backs apart (part_of).
     per_part: dict[str, Row] = Field(default_factory=dict)
     failures: list[dict[str, Any]]
 
@@ -258,7 +271,7 @@ def report(
         oks = [kind == "correct" for kind in kinds]
         per_case.append(oks)
         per_lang.setdefault(case.lang, []).append(oks)
-        per_part.setdefault("multi-turn" if case.history else "single-turn", []).append(oks)
+        per_part.setdefault(part_of(case), []).append(oks)
         for kind in kinds:
             if kind != "correct":
                 errors[kind] += 1

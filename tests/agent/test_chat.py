@@ -82,6 +82,8 @@ async def test_chat_creates_a_monitor_and_asks_before_deleting_it(
             # The model saw our tools as functions, with their JSON schemas.
             offered = {t["function"]["name"] for t in llm.requests[0]["tools"]}
             assert {"create_web_monitor", "delete_task", "list_tasks"} <= offered
+            # ...at the temperature the tool-call benchmark measures, not the server's default.
+            assert llm.requests[0]["temperature"] == 0
             # ...and the tool result came back to it as a tool message.
             assert llm.requests[1]["messages"][-1]["role"] == "tool"
             assert (await http.get(f"/tasks/{task_id}/status")).json()["state"] == "active"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
 
+from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
 from bench.toolcalls import run as bench_run
 from bench.toolcalls.run import BenchError, evaluate, load_cases, our_tools, server_builder
 from bench.toolcalls.scoring import (
@@ -20,6 +22,7 @@ from bench.toolcalls.scoring import (
     call_matches,
     calls_in_text,
     outcome,
+    part_of,
     pass_hat_k,
     percentile,
     report,
@@ -393,8 +396,9 @@ async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both
     tools = {t["function"]["name"] for t in await our_tools("voice")}
     assert len(cases) >= 200
     assert len({c.id for c in cases}) == len(cases)
-    # heldout2 was written after heldout had been looked at while tuning: the clean held-back set.
-    for split in ("tune", "heldout", "heldout2"):
+    # heldout2 was written after heldout had been looked at while tuning; heldout3 after
+    # heldout2 had been looked at once, before the next round's tuning: the clean one.
+    for split in ("tune", "heldout", "heldout2", "heldout3"):
         half = [c for c in cases if c.split == split]
         for lang in ("en", "zh"):
             said = [c for c in half if c.lang == lang]
@@ -405,11 +409,24 @@ async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both
         # A multi-turn part in each half: follow-ups that need an earlier result, some
         # calling a tool with what that result named, some asking back or just talking.
         follow_ups = [c for c in half if c.history]
-        assert len(follow_ups) >= (12 if split == "heldout2" else 15)
+        assert len(follow_ups) >= (
+            12 if split.startswith("heldout") and split[-1].isdigit() else 15
+        )
         assert {c.lang for c in follow_ups} == {"en", "zh"}
         assert any(c.expected for c in follow_ups) and any(not c.expected for c in follow_ups)
-    assert {c.split for c in cases} == {"tune", "heldout", "heldout2"}
+    assert {c.split for c in cases} == {"tune", "heldout", "heldout2", "heldout3"}
     assert sum(c.split == "heldout2" for c in cases) >= 60
+    fresh = [c for c in cases if c.split == "heldout3"]
+    assert len(fresh) >= 70
+    for lang in ("en", "zh"):
+        # Every voice tool twice said alone per language, as in heldout2.
+        alone = Counter(
+            e.tool for c in fresh if c.lang == lang and not c.history for e in c.expected
+        )
+        assert set(alone) == tools and min(alone.values()) >= 2
+    assert sum(part_of(c) == "no-tool" for c in fresh) >= 14
+    assert sum(part_of(c) == "ask-back" for c in fresh) >= 6
+    assert sum(bool(c.history) for c in fresh) >= 14
 
 
 async def test_voice_profile_is_asked_with_the_voice_servers_published_prompt(
@@ -434,7 +451,25 @@ async def test_voice_profile_is_asked_with_the_voice_servers_published_prompt(
     assert llm.requests[1]["messages"][1] == {"role": "system", "content": bench_run.CONTEXT}
     # 小智's model is given the role prompt the voice server publishes, not our chat agent's.
     assert voice == INSTRUCTIONS
+    # The product's tool-choice temperature, and an answer cut before it can hold the slot.
+    assert {(r["temperature"], r["max_tokens"]) for r in llm.requests} == {
+        (TOOL_CHOICE_TEMPERATURE, bench_run.ANSWER_TOKENS)
+    }
     assert chat.startswith("You are 小智, the ambient operations assistant")
+
+
+def test_each_case_reports_under_its_part_and_an_ask_back_is_told_apart_from_small_talk() -> None:
+    said = {"id": "1", "lang": "zh", "expected": []}
+    call = [ExpectedCall(tool="pause_task")]
+    earlier = [{"user": "hn 怎么样？"}]
+    assert part_of(Case(**said, utterance="谢谢")) == "no-tool"
+    assert part_of(Case(**said, utterance="暂停它。", part="ask-back")) == "ask-back"
+    assert part_of(Case(**{**said, "expected": call}, utterance="暂停 hn。")) == "single-turn"
+    assert part_of(Case(**{**said, "expected": call}, utterance="暂停它。", history=earlier)) == (
+        "multi-turn"
+    )
+    rows = [(Case(**said, utterance="暂停它。", part="ask-back"), [Attempt(calls=[])])]
+    assert set(report("m", rows).per_part) == {"ask-back"}
 
 
 def test_a_spoken_reference_said_several_ways_matches_any_of_them() -> None:
@@ -496,7 +531,7 @@ async def test_a_follow_up_is_asked_after_its_earlier_turns_as_a_client_sends_th
     )
     saved = json.loads(out.read_text("utf-8"))
     assert (saved["cases"], saved["pass1"]) == (2, 1.0)
-    assert set(saved["per_part"]) == {"multi-turn", "single-turn"}
+    assert set(saved["per_part"]) == {"multi-turn", "no-tool"}
     follow_up = next(r for r in llm.requests if r["messages"][-1]["content"] == "暂停它。")
     roles = [m["role"] for m in follow_up["messages"]]
     # The voice model gets its role prompt and the conversation, no bench-made context.
