@@ -118,6 +118,26 @@ def alert(index: int) -> dict[str, Any]:
     }
 
 
+def write_kubeconfig(data: Path, kube_port: int) -> Path:
+    """A kubeconfig naming the bench's cluster at the Kubernetes stand-in on ``kube_port``."""
+    kubeconfig = data / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": CLUSTER,
+                "clusters": [
+                    {"name": CLUSTER, "cluster": {"server": f"http://127.0.0.1:{kube_port}"}}
+                ],
+                "contexts": [{"name": CLUSTER, "context": {"cluster": CLUSTER, "user": "b"}}],
+                "users": [{"name": "b", "user": {"token": "bench"}}],
+            }
+        )
+    )
+    return kubeconfig
+
+
 async def phase(
     name: str,
     service: RemediationService,
@@ -176,21 +196,7 @@ async def main(sequential: int, concurrent: int, passthrough: bool = False) -> l
     kube = subprocess.Popen(  # noqa: ASYNC220
         [sys.executable, "-m", "bench.remediation", "--serve-kube", str(kube_port), str(total)]
     )
-    kubeconfig = data / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": CLUSTER,
-                "clusters": [
-                    {"name": CLUSTER, "cluster": {"server": f"http://127.0.0.1:{kube_port}"}}
-                ],
-                "contexts": [{"name": CLUSTER, "context": {"cluster": CLUSTER, "user": "b"}}],
-                "users": [{"name": "b", "user": {"token": "bench"}}],
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(data, kube_port)
     settings = Settings(
         environment=Environment.TEST,
         data_dir=data,

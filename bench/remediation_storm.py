@@ -44,7 +44,6 @@ from typing import Any
 
 import httpx
 import uvicorn
-import yaml
 from sqlalchemy import func, select
 from temporalio import activity
 from temporalio.client import Client
@@ -70,6 +69,7 @@ from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import AuditRecord
 from ambient.storage.repositories import UserRepository
 from bench.devserver import dev_server_command
+from bench.remediation import write_kubeconfig
 from worker import build_worker
 
 QUEUE = "bench-storm"
@@ -454,21 +454,7 @@ async def main(args: argparse.Namespace) -> None:
             str(args.distinct),
         ]
     )
-    kubeconfig = data / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": CLUSTER,
-                "clusters": [
-                    {"name": CLUSTER, "cluster": {"server": f"http://127.0.0.1:{kube_port}"}}
-                ],
-                "contexts": [{"name": CLUSTER, "context": {"cluster": CLUSTER, "user": "b"}}],
-                "users": [{"name": "b", "user": {"token": "bench"}}],
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(data, kube_port)
     env = {
         "AMBIENT_ENVIRONMENT": "test",
         "AMBIENT_DATA_DIR": str(data),
