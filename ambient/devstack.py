@@ -261,9 +261,15 @@ def start_local_llm(settings: Settings, opts: DevOptions, console: Console) -> N
 def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
     """Start everything, print the URLs, wait for a stop signal, stop everything."""
     stop = threading.Event()
+    starting = True
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
+        if starting:
+            # Ctrl-C or SIGTERM before the stack is up gives the start up at once (the children
+            # started so far are stopped below) instead of finishing a start nobody waits for;
+            # a caller that then kills us would leave those children running.
+            raise DevStackError("stopped while starting")
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -306,6 +312,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
                 local_llm_port=settings.local_llm_port if opts.local_llm else None,
             ),
         )
+        starting = False
         # soft_wrap: URLs and the token must stay on one line to be copied (or parsed).
         for line in (
             f"[bold green]ambient-ops is up[/] (data in {opts.data_dir})",
@@ -328,6 +335,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         console.print(f"[red]ambient dev: {exc}[/]")
         return 1
     finally:
+        starting = False  # a second signal must not interrupt the stopping
         remove_runtime(opts.data_dir, os.getpid())
         stop_children(opts)
         console.print("ambient-ops stopped.")

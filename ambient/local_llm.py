@@ -360,15 +360,19 @@ def start_server(
         )
     server = LocalServer(url, process)
     deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise LocalLLMError(
-                f"llama-server exited with {process.returncode} while starting: "
-                f"{_tail(log)} (log {log})"
-            )
-        if serving_model(url) is not None:
-            return server
-        time.sleep(0.5)
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise LocalLLMError(
+                    f"llama-server exited with {process.returncode} while starting: "
+                    f"{_tail(log)} (log {log})"
+                )
+            if serving_model(url) is not None:
+                return server
+            time.sleep(0.5)
+    except BaseException:
+        server.stop()  # a start given up (Ctrl-C during `ambient dev`) leaves no server behind
+        raise
     server.stop()
     raise LocalLLMError(
         f"llama-server did not answer at {url} within {START_TIMEOUT:.0f} s ({log})"

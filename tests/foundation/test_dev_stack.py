@@ -36,30 +36,29 @@ class DevStack:
     def api(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "ambient.cli",
+            "dev",
+            "--data-dir",
+            str(self.data_dir),
+            "--api-port",
+            str(self.api_port),
+            "--temporal-port",
+            str(self.temporal_port),
+            "--ui-port",
+            str(self.ui_port),
+            "--metrics-port",
+            "0",
+        ]
+
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
         env.update(self.extra_env)
         self.process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, read in a thread
-            [
-                sys.executable,
-                "-m",
-                "ambient.cli",
-                "dev",
-                "--data-dir",
-                str(self.data_dir),
-                "--api-port",
-                str(self.api_port),
-                "--temporal-port",
-                str(self.temporal_port),
-                "--ui-port",
-                str(self.ui_port),
-                "--metrics-port",
-                "0",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
+            self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
         stdout = self.process.stdout
         assert stdout is not None
@@ -152,3 +151,44 @@ async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_pa
             assert me.status_code == 200
     finally:
         assert await again.stop() == 0, "".join(again.output)
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads children from /proc")
+async def test_a_stop_signal_while_starting_gives_the_start_up_and_leaves_no_child_running(
+    tmp_path: Path,
+) -> None:
+    stack = DevStack(tmp_path / "data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    process = subprocess.Popen(  # noqa: ASYNC220 - the one child of this test
+        stack.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    try:
+        # The Temporal dev server is the first child; its log appears as it is spawned.
+        log = stack.data_dir / "temporal.log"
+        while not log.exists() or not _children(process.pid):
+            assert process.poll() is None, process.communicate()[0]
+            await asyncio.sleep(0.05)
+        children = _children(process.pid)
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.to_thread(process.communicate, timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, output
+    assert "stopped while starting" in output and "ambient-ops is up" not in output
+    assert [child for child in children if _running(child)] == []
