@@ -387,12 +387,11 @@ def ensure_server(settings: Settings) -> LocalServer:
     if not layout.template.exists():
         raise LocalLLMError(f"no patched chat template at {layout.template}: run `make llm`")
     if INSTRUCTION_FENCE not in layout.template.read_text(encoding="utf-8"):
-        # An older install: its instruction asks for calls in tags the server does not read
-        # (every answer would look like "no tool called"), or does not say a call is only for
-        # requests a function serves (thanks and small talk answered by calls).
+        # An install before the instruction was fixed: its model writes calls the server
+        # does not read, so every answer would look like "no tool called".
         raise LocalLLMError(
-            f"the chat template at {layout.template} is from an older install and its call "
-            "instruction is not the current one: run `ambient llm install` to renew it"
+            f"the chat template at {layout.template} still asks for calls in <tool_call> "
+            "tags, which the server does not read: run `ambient llm install` to renew it"
         )
     return start_server(settings, layout, template=layout.template)
 
@@ -406,8 +405,8 @@ def _tail(path: Path, lines: int = 5) -> str:
 
 def install_template(settings: Settings, layout: Layout, say: Callable[[str], None]) -> None:
     """Write the patched template and prove, with the server itself, that it changes only the
-    call instruction: a single-turn prompt renders as the model's own template's with its call
-    instruction in a fence followed by when not to call, and past calls render as fences."""
+    call format: a single-turn prompt renders as the model's own template's with its call
+    instruction in a fence, and past calls render as fences."""
     original = gguf_metadata_string(layout.model, "tokenizer.chat_template")
     if original is None:
         raise LocalLLMError(f"{layout.model} has no chat template")
@@ -435,10 +434,7 @@ def install_template(settings: Settings, layout: Layout, say: Callable[[str], No
         candidate.unlink()
         raise LocalLLMError("the patched template does not render past calls as fences")
     candidate.replace(layout.template)
-    say(
-        "chat template patched (calls in ```json fences, a call only when the request needs "
-        f"one, nothing else changed): {layout.template}"
-    )
+    say(f"chat template patched (calls in ```json fences, nothing else changed): {layout.template}")
 
 
 def install(settings: Settings, say: Callable[[str], None]) -> Layout:

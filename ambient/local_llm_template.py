@@ -32,21 +32,17 @@ INSTRUCTION_TAGS = (
     "within <tool_call></tool_call> XML tags:\\n<tool_call>\\n"
     '{{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}}\\n</tool_call>'
 )
-# After the call format, closest to the answer: the GGUF's text says only "You may call one or
-# more functions", and the 1.5B model called one for thanks, weather and sums (issue #25).
-NO_CALL = "\\n\\nCall a function only when the request needs one; otherwise answer in words."
 INSTRUCTION_FENCE = (
     "in a ```json code block:\\n```json\\n"
-    '{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n```' + NO_CALL
+    '{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n```'
 )
 RENDERED_TAGS = (
     "within <tool_call></tool_call> XML tags:\n<tool_call>\n"
     '{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
 )
-RENDERED_NO_CALL = NO_CALL.replace("\\n", "\n")
 RENDERED_FENCE = (
     "in a ```json code block:\n```json\n"
-    '{"name": <function-name>, "arguments": <args-json-object>}\n```' + RENDERED_NO_CALL
+    '{"name": <function-name>, "arguments": <args-json-object>}\n```'
 )
 
 

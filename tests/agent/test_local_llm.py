@@ -171,20 +171,6 @@ def test_the_served_template_asks_for_calls_in_the_fence_its_parser_reads() -> N
         patch_template(TEMPLATE.replace("<tool_call></tool_call> XML tags", "tags"))
 
 
-def test_the_served_template_says_a_call_is_only_for_requests_that_need_one() -> None:
-    """The GGUF's text says only that the model "may call one or more functions"; the 1.5B model
-    answered thanks, weather and sums with calls. The last words before the answer say when not
-    to call, and nothing before them changes."""
-    prompt = _render(patch_template(TEMPLATE), template.PROBE_REQUEST)
-    instruction = prompt.rsplit("<|im_start|>assistant", 1)[0]
-    assert instruction.endswith(
-        "```\n\nCall a function only when the request needs one; otherwise answer in words."
-        "<|im_end|>\n"
-    )
-    own = _render(TEMPLATE, template.PROBE_REQUEST)
-    assert prompt.split("in a ```json code block")[0] == own.split("within <tool_call>")[0]
-
-
 def _verified_layout(tmp_path: Path, script: str) -> tuple[Settings, Layout]:
     settings = _settings(tmp_path, local_llm_port=free_port())
     layout = Layout.of(settings)
@@ -239,16 +225,12 @@ def test_a_template_from_an_older_install_is_refused_with_the_command_that_renew
     layout = Layout.of(settings)
     layout.template.parent.mkdir(parents=True)
     # What installs before the instruction fix wrote: past calls fenced, the instruction not.
-    tags = TEMPLATE.replace(template.TAG_OPEN, template.FENCE_OPEN).replace(
+    old = TEMPLATE.replace(template.TAG_OPEN, template.FENCE_OPEN).replace(
         template.TAG_CLOSE, template.FENCE_CLOSE
     )
-    # What installs before the no-call sentence wrote: calls fenced, nothing on when not to call.
-    no_call_missing = patch_template(TEMPLATE).replace(template.NO_CALL, "")
-    assert template.NO_CALL not in no_call_missing and "```json" in no_call_missing
-    for old in (tags, no_call_missing):
-        layout.template.write_text(old)
-        with pytest.raises(LocalLLMError, match="run `ambient llm install` to renew it"):
-            ensure_server(settings)
+    layout.template.write_text(old)
+    with pytest.raises(LocalLLMError, match="run `ambient llm install` to renew it"):
+        ensure_server(settings)
 
 
 def test_dev_with_local_llm_and_nothing_installed_stops_with_the_reason(tmp_path: Path) -> None:
