@@ -46,6 +46,30 @@ async def run_bench(
         return await asyncio.to_thread(bench_run.main, argv)
 
 
+def write_cases(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
+    dataset = tmp_path / "cases.jsonl"
+    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+    return dataset
+
+
+async def bench_report(
+    llm: LLMApi,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: list[dict[str, Any]],
+    *args: str,
+) -> dict[str, Any]:
+    """``run_bench`` over ``rows`` as the data set; the report it saved (the run must pass)."""
+    out = tmp_path / "report.json"
+    dataset = write_cases(tmp_path, rows)
+    code = await run_bench(
+        llm, tmp_path, monkeypatch, "--dataset", str(dataset), "--out", str(out), *args
+    )
+    assert code == 0
+    report: dict[str, Any] = json.loads(out.read_text("utf-8"))
+    return report
+
+
 def test_values_match_by_the_documented_rules() -> None:
     assert value_matches("https://TechCrunch.com/", "https://techcrunch.com")
     assert value_matches(30, 30.0) and value_matches(30, "30") and not value_matches(30, 31)
@@ -213,14 +237,12 @@ def test_a_profile_missing_from_the_checkout_is_a_clear_error(
 async def test_command_runs_a_pinned_tool_list_k_times_and_records_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dataset = tmp_path / "cases.jsonl"
     rows = [
         {"id": "1", "lang": "en", "utterance": "pause hn", "expected": [{"tool": "pause_task"}]},
         {"id": "2", "lang": "zh", "utterance": "谢谢", "expected": []},
         # Not answerable with the pinned tools: left out of the run.
         {"id": "3", "lang": "en", "utterance": "status?", "expected": [{"tool": "get_status"}]},
     ]
-    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
 
     def respond(body: dict[str, Any]) -> Answer:
         if body["messages"][-1]["content"] == "pause hn":
@@ -228,16 +250,10 @@ async def test_command_runs_a_pinned_tool_list_k_times_and_records_the_run(
         return Content("不客气")
 
     llm = LLMApi(responder=respond)
-    out, md = tmp_path / "report.json", tmp_path / "benchmarks.md"
-    code = await run_bench(
-        llm,
-        tmp_path,
-        monkeypatch,
-        *("--model", "standin", "--profile", "pinned", "--dataset", str(dataset)),
-        *("--runs", "2", "--out", str(out)),
+    saved = await bench_report(
+        llm, tmp_path, monkeypatch, rows, "--model", "standin", "--profile", "pinned", "--runs", "2"
     )
-    assert code == 0
-    saved = json.loads(out.read_text("utf-8"))
+    md = tmp_path / "benchmarks.md"
     assert (saved["cases"], saved["runs"], saved["pass1"], saved["pass_k"]) == (2, 2, 1.0, 1.0)
     assert saved["tools"] == sorted(bench_run.PINNED)
     assert {t["function"]["name"] for t in llm.requests[0]["tools"]} == set(bench_run.PINNED)
@@ -248,25 +264,14 @@ async def test_command_runs_a_pinned_tool_list_k_times_and_records_the_run(
 async def test_cases_for_runs_the_pinned_subset_with_the_whole_tool_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dataset = tmp_path / "cases.jsonl"
     rows = [
         {"id": "1", "lang": "en", "utterance": "pause hn", "expected": [{"tool": "pause_task"}]},
         {"id": "2", "lang": "en", "utterance": "status?", "expected": [{"tool": "get_status"}]},
     ]
-    dataset.write_text("\n".join(json.dumps(r) for r in rows), "utf-8")
     llm = LLMApi(responder=lambda body: ToolCalls([("pause_task", {"task_id": "x"})]))
-    out = tmp_path / "report.json"
-    assert (
-        await run_bench(
-            llm,
-            tmp_path,
-            monkeypatch,
-            *("--runs", "1", "--cases-for", "pinned", "--dataset", str(dataset)),
-            *("--out", str(out)),
-        )
-        == 0
+    saved = await bench_report(
+        llm, tmp_path, monkeypatch, rows, "--runs", "1", "--cases-for", "pinned"
     )
-    saved = json.loads(out.read_text("utf-8"))
     assert (saved["cases"], saved["pass1"]) == (1, 1.0)
     assert len(llm.requests) == 1 and len(llm.requests[0]["tools"]) == len(saved["tools"]) > 10
 
@@ -274,7 +279,6 @@ async def test_cases_for_runs_the_pinned_subset_with_the_whole_tool_list(
 async def test_find_profile_serves_lookups_with_the_products_find_tools_and_loads_what_it_found(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dataset = tmp_path / "cases.jsonl"
     rows = [
         # Odd numbers: the held-back half of a set without a split field.
         {"id": "1", "lang": "zh", "utterance": "把 checkout-api 重启一下",
@@ -284,7 +288,6 @@ async def test_find_profile_serves_lookups_with_the_products_find_tools_and_load
         {"id": "7", "lang": "en", "utterance": "thanks", "expected": []},
         {"id": "2", "lang": "en", "utterance": "tune half", "expected": []},
     ]  # fmt: skip
-    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
 
     def respond(body: dict[str, Any]) -> Answer:
         offered = [t["function"]["name"] for t in body["tools"]]
@@ -306,17 +309,14 @@ async def test_find_profile_serves_lookups_with_the_products_find_tools_and_load
         return Content("不客气")
 
     llm = LLMApi(responder=respond)
-    out = tmp_path / "report.json"
-    code = await run_bench(
+    saved = await bench_report(
         llm,
         tmp_path,
         monkeypatch,
-        *("--model", "standin", "--profile", "find", "--dataset", str(dataset)),
-        *("--split", "heldout", "--out", str(out)),
+        rows,
+        *("--model", "standin", "--profile", "find"),
+        *("--split", "heldout"),
     )
-
-    assert code == 0
-    saved = json.loads(out.read_text("utf-8"))
     # The case asking for find_tools itself and the tune half are left out.
     assert (saved["cases"], saved["pass1"]) == (3, 1.0)
     assert saved["tools"] == sorted([*bench_run.PINNED, "find_tools"])
@@ -366,26 +366,15 @@ async def test_data_set_covers_every_tool_twice_in_both_languages() -> None:
 async def test_split_runs_only_that_half_of_the_data_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dataset = tmp_path / "cases.jsonl"
     rows = [
         {"id": "1", "lang": "en", "split": "tune", "utterance": "hi", "expected": []},
         {"id": "2", "lang": "zh", "split": "heldout", "utterance": "谢谢", "expected": []},
         {"id": "3", "lang": "en", "split": "heldout", "utterance": "thanks", "expected": []},
     ]
-    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
     llm = LLMApi(responder=lambda body: Content("不客气"))
-    out = tmp_path / "report.json"
-    assert (
-        await run_bench(
-            llm,
-            tmp_path,
-            monkeypatch,
-            *("--profile", "voice", "--dataset", str(dataset), "--split", "heldout"),
-            *("--out", str(out)),
-        )
-        == 0
+    saved = await bench_report(
+        llm, tmp_path, monkeypatch, rows, "--profile", "voice", "--split", "heldout"
     )
-    saved = json.loads(out.read_text("utf-8"))
     assert saved["cases"] == 2
     asked = sorted(r["messages"][-1]["content"] for r in llm.requests)
     assert asked == ["thanks", "谢谢"]
@@ -434,8 +423,7 @@ async def test_voice_profile_is_asked_with_the_voice_servers_published_prompt(
 ) -> None:
     from mcp_server.voice import INSTRUCTIONS
 
-    dataset = tmp_path / "cases.jsonl"
-    dataset.write_text(json.dumps({"id": "1", "lang": "en", "utterance": "hi", "expected": []}))
+    dataset = write_cases(tmp_path, [{"id": "1", "lang": "en", "utterance": "hi", "expected": []}])
     llm = LLMApi(responder=lambda body: Content("hello"))
     for profile in ("voice", "pinned"):
         assert (
@@ -493,7 +481,6 @@ def test_an_earlier_turn_is_one_kind_and_a_tool_turn_carries_its_result() -> Non
 async def test_a_follow_up_is_asked_after_its_earlier_turns_as_a_client_sends_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dataset = tmp_path / "cases.jsonl"
     history = [
         {"user": "比特币监控怎么样了？"},
         {"tool": "task_status", "arguments": {"name": "比特币"}, "result": "btc 正在运行。"},
@@ -509,7 +496,6 @@ async def test_a_follow_up_is_asked_after_its_earlier_turns_as_a_client_sends_th
         },
         {"id": "s1", "lang": "zh", "utterance": "谢谢", "expected": []},
     ]
-    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
 
     def respond(body: dict[str, Any]) -> Answer:
         # The model can only name the task if it was shown the earlier tool result.
@@ -519,17 +505,7 @@ async def test_a_follow_up_is_asked_after_its_earlier_turns_as_a_client_sends_th
         return Content("不客气")
 
     llm = LLMApi(responder=respond)
-    out = tmp_path / "report.json"
-    assert (
-        await run_bench(
-            llm,
-            tmp_path,
-            monkeypatch,
-            *("--profile", "voice", "--dataset", str(dataset), "--out", str(out)),
-        )
-        == 0
-    )
-    saved = json.loads(out.read_text("utf-8"))
+    saved = await bench_report(llm, tmp_path, monkeypatch, rows, "--profile", "voice")
     assert (saved["cases"], saved["pass1"]) == (2, 1.0)
     assert set(saved["per_part"]) == {"multi-turn", "no-tool"}
     follow_up = next(r for r in llm.requests if r["messages"][-1]["content"] == "暂停它。")
@@ -544,12 +520,11 @@ async def test_a_follow_up_is_asked_after_its_earlier_turns_as_a_client_sends_th
 async def test_each_attempt_is_appended_to_the_progress_file_as_it_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dataset = tmp_path / "cases.jsonl"
     rows = [
         {"id": "1", "lang": "en", "utterance": "pause hn", "expected": [{"tool": "pause_task"}]},
         {"id": "2", "lang": "zh", "utterance": "谢谢", "expected": []},
     ]
-    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+    dataset = write_cases(tmp_path, rows)
     llm = LLMApi(responder=lambda body: ToolCalls([("pause_task", {"task_id": "hn"})]))
     progress = tmp_path / "progress.jsonl"
     assert (
