@@ -53,15 +53,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from ambient.remediation.ladder import STEP_ANNOTATION
 from ambient.remediation.runs import RemediationStatus
 from tests.standins.kube_api import KubeApi, kubeconfig
-from tests.support.servers import free_port, serve
+from tests.support.servers import free_port, polls_workflow_tasks, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 QUEUE = "replicas"
@@ -317,18 +314,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-async def polling(client: Client, queue: str, process: subprocess.Popen[bytes]) -> bool:
-    """Whether ``process`` polls ``queue`` (its identity is ``pid@host``)."""
-    described = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-    )
-    return any(p.identity.startswith(f"{process.pid}@") for p in described.pollers)
-
-
 async def healthy(url: str) -> bool:
     async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
         try:
@@ -372,7 +357,7 @@ def started(env: dict[str, str], logs: Path, workers: int, apis: int) -> Iterato
 async def ready(client: Client, cluster: Cluster, seconds: float = 600) -> None:
     deadline = time.monotonic() + seconds
     for process in cluster.workers:
-        while not await polling(client, cluster.queue, process):
+        while not await polls_workflow_tasks(client, cluster.queue, process.pid):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker {process.pid} is not polling")
             await asyncio.sleep(0.5)

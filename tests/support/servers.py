@@ -9,6 +9,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
 # How long a test waits on a reply or a start-up before it calls the thing hung: a guard, not a
 # claim on time. On the shared 2-core machine (load 15–40 while the other engineers' tests and
@@ -41,3 +45,16 @@ async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+async def polls_workflow_tasks(client: Client, queue: str, pid: int) -> bool:
+    """Whether the process ``pid`` polls ``queue`` for workflow tasks: its client's identity is
+    ``pid@host`` (the SDK's default), so a query or a new task has that process to go to."""
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return any(p.identity.startswith(f"{pid}@") for p in described.pollers)

@@ -18,9 +18,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from temporalio.api.enums.v1 import EventType, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -33,7 +31,7 @@ from ambient.storage.repositories import EventRepository, InboxRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.test_crash import worker_env, worker_process
 from tests.support.record import save_history
-from tests.support.servers import serve
+from tests.support.servers import polls_workflow_tasks, serve
 from tests.watches.site import Site, article
 from tests.watches.test_polling import (
     USER,
@@ -69,22 +67,6 @@ def crash_env(
     return env
 
 
-async def polling(
-    dev_env: WorkflowEnvironment, queue: str, process: subprocess.Popen[bytes]
-) -> bool:
-    """Whether ``process`` polls ``queue`` for workflow tasks (its client's identity is
-    ``pid@host``, the SDK's default), so a query has a live worker to answer it."""
-    client = dev_env.client
-    described = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-    )
-    return any(p.identity.startswith(f"{process.pid}@") for p in described.pollers)
-
-
 async def serving(
     dev_env: WorkflowEnvironment, env: dict[str, str], process: subprocess.Popen[bytes]
 ) -> None:
@@ -93,7 +75,7 @@ async def serving(
     recently" (or holds the query until its deadline); a killed worker's pollers stay listed
     for minutes, hence this process's own identity."""
     queue = env["AMBIENT_TEMPORAL_TASK_QUEUE"]
-    await until(partial(polling, dev_env, queue, process), 120)
+    await until(partial(polls_workflow_tasks, dev_env.client, queue, process.pid), 120)
 
 
 async def kill_after_a_stored_change(
