@@ -69,7 +69,7 @@ from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import AuditRecord
 from ambient.storage.repositories import UserRepository
 from bench.devserver import dev_server_command
-from bench.remediation import write_kubeconfig
+from bench.remediation import percentile, write_kubeconfig
 from worker import build_worker
 
 QUEUE = "bench-storm"
@@ -175,11 +175,6 @@ async def first_task_started(client: Client, rid: str) -> float | None:
 
 
 # --- measuring --------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def alert(workload: str, settle: int = 1) -> dict[str, Any]:

@@ -57,6 +57,7 @@ from temporalio.client import Client
 
 from ambient.remediation.ladder import STEP_ANNOTATION
 from ambient.remediation.runs import RemediationStatus
+from bench.watches import percentile
 from tests.standins.kube_api import KubeApi, kubeconfig
 from tests.support.servers import free_port, polls_workflow_tasks, serve
 
@@ -134,13 +135,6 @@ def serve_recorder(port: int, change_every: float, pages: int) -> None:
 
 
 # --- what the record says ----------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def grid_lags(stamps: list[float], interval: float) -> list[tuple[float, float]]:
