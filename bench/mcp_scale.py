@@ -54,7 +54,7 @@ from ambient import temporal
 from ambient.devstack import free_port
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.tasks import TaskService
+from ambient.watches.service import TaskService
 
 REMINDER_EVERY = 50
 BATCH = 100

@@ -43,7 +43,7 @@ from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService
 from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
-from ambient.tasks import TaskService
+from ambient.watches.service import TaskService
 from ambient.xiaozhi import DeviceAdded, DeviceService, waiting_for
 from bench.greeting import ZONES, api_ready, pct, prepared, write_logs
 from bench.stack import process_stack

@@ -10,14 +10,14 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from ambient.domain.reminders import ReminderConfig
-from ambient.domain.tasks import TaskStatus
-from ambient.domain.watches import ThresholdWatchConfig, WebMonitorConfig
 from ambient.settings import Settings
 from ambient.status import temporal_problem
-from ambient.task_inputs import ANY_CONFIG, CONFIG_BY_TYPE, TaskError, TaskType, config_schema
-from ambient.task_reads import DEFAULT_PAGE_SIZE, TaskSummary
-from ambient.tasks import TaskRef, TaskService
+from ambient.watches.configs import ThresholdWatchConfig, WebMonitorConfig
+from ambient.watches.inputs import ANY_CONFIG, CONFIG_BY_TYPE, TaskError, TaskType, config_schema
+from ambient.watches.models import TaskStatus
+from ambient.watches.reads import DEFAULT_PAGE_SIZE, TaskSummary
+from ambient.watches.reminders import ReminderConfig
+from ambient.watches.service import TaskRef, TaskService
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import hints
 
@@ -38,8 +38,8 @@ Name = Annotated[
 ]
 
 
-# Configs are taken as objects and parsed by type in TaskService (ambient.task_inputs): the schema
-# clients see is the typed model, the error a model reads names each bad field.
+# Configs are taken as objects and parsed by type in TaskService (ambient.watches.inputs): the
+# schema clients see is the typed model, the error a model reads names each bad field.
 WebConfig = Annotated[
     dict[str, Any],
     config_schema(WebMonitorConfig),

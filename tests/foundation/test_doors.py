@@ -25,8 +25,8 @@ from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
-from ambient.task_inputs import ConfigError
-from ambient.tasks import TaskService
+from ambient.watches.inputs import ConfigError
+from ambient.watches.service import TaskService
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server

@@ -14,7 +14,7 @@ from ambient.briefing.service import BriefingService
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository
-from ambient.tasks import TaskService
+from ambient.watches.service import TaskService
 from ambient.wiring import AppState
 from tests.briefing.harness import make_user, write_day_logs
 from tests.conftest import running_worker, unique

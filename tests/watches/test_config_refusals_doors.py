@@ -10,8 +10,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.task_inputs import ConfigError
-from ambient.tasks import TaskService
+from ambient.watches.inputs import ConfigError
+from ambient.watches.service import TaskService
 from ambient.wiring import AppState
 from api.app import create_app
 from tests.conftest import running_worker

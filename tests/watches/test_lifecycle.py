@@ -20,8 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
-from ambient.domain.reminders import ReminderConfig, ReminderRun
-from ambient.domain.tasks import TaskStatus, ThresholdWatchInput
+from ambient.watches.models import TaskStatus, ThresholdWatchInput
+from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import serve
@@ -290,7 +290,7 @@ async def test_create_answers_created_when_no_worker_takes_the_baseline(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """No worker polls yet: the task exists and says so; its baseline comes with the worker."""
-    from ambient.tasks import TaskService as Service
+    from ambient.watches.service import TaskService as Service
 
     settings = deps.settings.model_copy(update={"temporal_task_queue": unique("idle-tq")})
     service = Service(dev_env.client, settings, deps.db, baseline_wait=0.5)

@@ -13,9 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
-from ambient.task_inputs import InvalidTaskError, TaskNotFoundError
-from ambient.task_reads import TaskSummary
-from ambient.tasks import TaskService
+from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError
+from ambient.watches.reads import TaskSummary
+from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)

@@ -9,7 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
-from ambient.tasks import TaskService
+from ambient.watches.service import TaskService
 from api.app import create_app
 from api.routers import app_pages
 from tests.conftest import unique

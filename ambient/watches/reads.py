@@ -27,13 +27,13 @@ from ambient.briefing.service import (
     BriefingService,
     InvalidBriefingError,
 )
-from ambient.domain.polling import PollProgress
-from ambient.domain.reminders import ReminderRun
-from ambient.domain.tasks import TaskStatus
-from ambient.domain.watches import TaskKind, TaskState
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.task_inputs import InvalidTaskError, TaskError, TaskNotFoundError
+from ambient.watches.configs import TaskKind, TaskState
+from ambient.watches.inputs import InvalidTaskError, TaskError, TaskNotFoundError
+from ambient.watches.models import TaskStatus
+from ambient.watches.polling import PollProgress
+from ambient.watches.reminders import ReminderRun
 from workflows.daily_briefing import DailyBriefingWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 from workflows.web_monitor import WebMonitorWorkflow

@@ -24,9 +24,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError, WithJsonSchema
 
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.targets import TargetPolicy
-from ambient.domain.reminders import NewsDigestConfig, ReminderConfig
 from ambient.domain.users import Role
-from ambient.domain.watches import (
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.repositories import UserRepository
+from ambient.watches.configs import (
     DEFAULT_CATALOGUE,
     HttpJsonSource,
     NotificationSpec,
@@ -36,9 +38,7 @@ from ambient.domain.watches import (
     WebMonitorConfig,
     resolve_metric,
 )
-from ambient.settings import Settings
-from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 
 Location = tuple[str | int, ...]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")

@@ -1,7 +1,7 @@
 """The task control plane: create, steer, update and delete watches and schedules.
 
 MCP tools, the API, the web form, the CLI and voice are thin adapters over ``TaskService``,
-which applies every rule of a task's input (ambient/task_inputs.py), so no door can skip one.
+which applies every rule of a task's input (ambient/watches/inputs.py), so no door can skip one.
 Task ids are the workflow (or schedule) ids — `web-monitor/{user}/{task}`,
 `threshold-watch/{user}/{task}`, `reminder/{user}/{task}`, the user's one
 `daily-briefing/{user}` (its own ``BriefingService`` greets, reads and sends) — so a start is
@@ -34,12 +34,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ambient import temporal
-from ambient.domain.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
-from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, WebMonitorInput
-from ambient.domain.watches import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
 from ambient.storage.repositories import SnapshotRepository
-from ambient.task_inputs import InvalidTaskError, checked_config, task_name
-from ambient.task_reads import TaskReads
+from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
+from ambient.watches.inputs import InvalidTaskError, checked_config, task_name
+from ambient.watches.models import TaskStatus, ThresholdWatchInput, WebMonitorInput
+from ambient.watches.reads import TaskReads
+from ambient.watches.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
 from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 from workflows.web_monitor import WebMonitorWorkflow
