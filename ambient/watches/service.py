@@ -73,7 +73,14 @@ class TaskService(TaskReads):
     ) -> TaskRef:
         """The generic form: {type: web_monitor|threshold_watch|schedule|news_digest, config}."""
         if kind == TaskKind.DAILY_BRIEFING.value:
-            return await self.create_daily_briefing(user, config)
+            # The user's one briefing, under the same id the briefing tools use.
+            ref = await self._briefing(self._briefings().create(user, config))
+            return TaskRef(
+                task_id=ref.task_id,
+                kind=TaskKind.DAILY_BRIEFING,
+                state=TaskState(ref.state),
+                created=ref.created,
+            )
         parsed = await checked_config(kind, config, user, self.settings, self.db)
         if isinstance(parsed, NewsDigestConfig):
             parsed = parsed.as_reminder()
@@ -83,31 +90,6 @@ class TaskService(TaskReads):
             return await self._start_threshold_watch(user, parsed, name)
         assert isinstance(parsed, ReminderConfig)  # parse_config knows four types
         return await self._create_schedule(user, parsed, name)
-
-    async def create_web_monitor(
-        self, user: str, config: dict[str, Any], name: str | None = None
-    ) -> TaskRef:
-        return await self.create(user, "web_monitor", config, name)
-
-    async def create_threshold_watch(
-        self, user: str, config: dict[str, Any], name: str | None = None
-    ) -> TaskRef:
-        return await self.create(user, "threshold_watch", config, name)
-
-    async def create_reminder(
-        self, user: str, config: dict[str, Any], name: str | None = None
-    ) -> TaskRef:
-        return await self.create(user, "schedule", config, name)
-
-    async def create_daily_briefing(self, user: str, config: dict[str, Any]) -> TaskRef:
-        """The user's daily briefing (one per user); the same id the briefing tools use."""
-        ref = await self._briefing(self._briefings().create(user, config))
-        return TaskRef(
-            task_id=ref.task_id,
-            kind=TaskKind.DAILY_BRIEFING,
-            state=TaskState(ref.state),
-            created=ref.created,
-        )
 
     async def _start_web_monitor(
         self, user: str, parsed: WebMonitorConfig, name: str | None

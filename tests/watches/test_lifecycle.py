@@ -294,8 +294,10 @@ async def test_create_answers_created_when_no_worker_takes_the_baseline(
 
     settings = deps.settings.model_copy(update={"temporal_task_queue": unique("idle-tq")})
     service = Service(dev_env.client, settings, deps.db, baseline_wait=0.5)
-    ref = await service.create_web_monitor(
-        unique("idle"), {"urls": ["https://example.com/"], "check_interval_minutes": 5}
+    ref = await service.create(
+        unique("idle"),
+        "web_monitor",
+        {"urls": ["https://example.com/"], "check_interval_minutes": 5},
     )
     assert ref.created is True and ref.baseline is None
     await dev_env.client.get_workflow_handle(ref.task_id).terminate("test over")
