@@ -148,7 +148,7 @@ class TaskService(TaskReads):
                 memo={"summary": summary},
             )
         except WorkflowAlreadyStartedError:
-            running = await self._query_status(task_id)
+            running = await self._query_status(task_id, TaskStatus)
             if running.state is TaskState.STOPPED and not retried:
                 # Deleted a moment ago and still winding down: let it end, then start anew.
                 try:
