@@ -84,57 +84,36 @@ class TaskService(TaskReads):
         parsed = await checked_config(kind, config, user, self.settings, self.db)
         if isinstance(parsed, NewsDigestConfig):
             parsed = parsed.as_reminder()
+        if isinstance(parsed, ReminderConfig):
+            return await self._create_schedule(user, parsed, name)
         if isinstance(parsed, WebMonitorConfig):
-            return await self._start_web_monitor(user, parsed, name)
-        if isinstance(parsed, ThresholdWatchConfig):
-            return await self._start_threshold_watch(user, parsed, name)
-        assert isinstance(parsed, ReminderConfig)  # parse_config knows four types
-        return await self._create_schedule(user, parsed, name)
-
-    async def _start_web_monitor(
-        self, user: str, parsed: WebMonitorConfig, name: str | None
-    ) -> TaskRef:
-        task_id = f"web-monitor/{user}/{task_name(name, parsed)}"
-        summary = (
-            f"Web monitor of {len(parsed.urls)} URL(s) every "
-            f"{parsed.check_interval_minutes:g} min for {user}"
-        )
-        return await self._start(
-            WebMonitorWorkflow.run,
-            WebMonitorInput(user=user, task=task_id, config=parsed),
-            task_id,
-            TaskKind.WEB_MONITOR,
-            user,
-            summary,
-        )
-
-    async def _start_threshold_watch(
-        self, user: str, parsed: ThresholdWatchConfig, name: str | None
-    ) -> TaskRef:
+            task_id = f"web-monitor/{user}/{task_name(name, parsed)}"
+            summary = (
+                f"Web monitor of {len(parsed.urls)} URL(s) every "
+                f"{parsed.check_interval_minutes:g} min for {user}"
+            )
+            monitor = WebMonitorInput(user=user, task=task_id, config=parsed)
+            return await self._start(WebMonitorWorkflow.run, monitor, TaskKind.WEB_MONITOR, summary)
+        assert isinstance(parsed, ThresholdWatchConfig)  # parse_config knows four types
         task_id = f"threshold-watch/{user}/{task_name(name, parsed)}"
         rules = f" {parsed.combine} ".join(f"{c.op} {c.value:g}" for c in parsed.conditions)
         summary = f"Threshold watch {parsed.metric or parsed.source.type}: {rules}"  # type: ignore[union-attr]
+        watch = ThresholdWatchInput(user=user, task=task_id, config=parsed)
         return await self._start(
-            ThresholdWatchWorkflow.run,
-            ThresholdWatchInput(user=user, task=task_id, config=parsed),
-            task_id,
-            TaskKind.THRESHOLD_WATCH,
-            user,
-            summary,
+            ThresholdWatchWorkflow.run, watch, TaskKind.THRESHOLD_WATCH, summary
         )
 
     async def _start(
         self,
         workflow: Any,
-        arg: Any,
-        task_id: str,
+        arg: WebMonitorInput | ThresholdWatchInput,
         kind: TaskKind,
-        user: str,
         summary: str,
         *,
         retried: bool = False,
     ) -> TaskRef:
         """Start a new life of the task, or find the running one with the same config."""
+        task_id, user = arg.task, arg.user
         try:
             handle = await self.client.start_workflow(
                 workflow,
@@ -158,7 +137,7 @@ class TaskService(TaskReads):
                     )
                 except Exception:  # however the old life ended (or not yet), start the new one
                     pass
-                return await self._start(workflow, arg, task_id, kind, user, summary, retried=True)
+                return await self._start(workflow, arg, kind, summary, retried=True)
             if running.config != arg.config.model_dump(mode="json"):
                 raise InvalidTaskError(
                     f"name: task {task_id!r} already runs with another config; "
