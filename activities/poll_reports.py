@@ -2,11 +2,11 @@
 
 A check that found something hands ``store`` the events it found; they are numbered after
 the poll's last, written in one transaction with the page's text and the poll's new mark
-(``watch_polls``; the transaction is shared with other polls' checks by the group commit of
-ambient/storage/polls.py), and only then notified under their keys (``{task}/{life}/poll/{n}``),
-so a retried or resumed poll reports each event once. The inbox copy is written with the
-event; other targets are sent after the commit, in the background, and a delivery that fails
-for good is counted and recorded as a ``watch.delivery_failed`` event.
+(``watch_polls``; the transaction is shared with other polls' checks by the group commit in
+ambient/watches/poll_store.py), and only then notified under their keys
+(``{task}/{life}/poll/{n}``), so a retried or resumed poll reports each event once. The inbox
+copy is written with the event; other targets are sent after the commit, in the background,
+and a delivery that fails for good is counted and recorded as a ``watch.delivery_failed`` event.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from ambient.domain.notify import (
     Target,
     redact_target,
 )
-from ambient.domain.polling import PollEvent, PollRequest, page_message
-from ambient.domain.tasks import Failure
 from ambient.storage.models import WatchPoll
-from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite
 from ambient.storage.repositories import EventRepository
+from ambient.watches.models import Failure
+from ambient.watches.poll_store import InboxCopy, NewEvent, PageText, PollWrite
+from ambient.watches.polling import PollEvent, PollRequest, page_message
 
 if TYPE_CHECKING:
     from activities.notify import Recipient

@@ -22,12 +22,12 @@ from activities.poll_reports import Found, PollReports
 from activities.watches import page_text
 from ambient.clients.extract import EXTRACTOR_VERSION
 from ambient.clients.web import FetchError
-from ambient.domain.page_changes import content_hash, diff_pages
-from ambient.domain.polling import PollEnd, PollEvent, PollProgress, PollRequest, PollResult
-from ambient.domain.tasks import Failure, UrlState
 from ambient.storage.models import Event, WatchPoll
-from ambient.storage.poll_ends import EndRequest, end_requested
-from ambient.storage.polls import PageText
+from ambient.watches.models import Failure, UrlState
+from ambient.watches.page_changes import content_hash, diff_pages
+from ambient.watches.poll_ends import EndRequest, end_requested
+from ambient.watches.poll_store import PageText
+from ambient.watches.polling import PollEnd, PollEvent, PollProgress, PollRequest, PollResult
 
 if TYPE_CHECKING:
     from activities.polling import PagePoller
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 MAX_EVENTS = 60
 # A result is one history event: the poll hands back before its events' payloads pass this
 # (Temporal refuses a result over 2 MB and warns from 512 KB; a diff's lines are capped, see
-# ambient/domain/page_changes.py, so one event stays far below it).
+# ambient/watches/page_changes.py, so one event stays far below it).
 MAX_RESULT_BYTES = 256 * 1024
 # On hand-back, deliveries still running get this long before the poll returns without them
 # (they finish in the background; their failures are counted by the watch's next poll).

@@ -1,14 +1,14 @@
 """What keeps the polls of a worker process honest, beside the polls themselves.
 
 - Leases: every ``LEASE_EVERY`` seconds the process writes that it is alive and which polls
-  it holds (a poll that starts is written within ``START_FLUSH``; ambient/storage/leases.py).
+  it holds (a poll that starts is written within ``START_FLUSH``; ambient/watches/leases.py).
 - Dead processes: every ``SWEEP_EVERY`` seconds it takes the leases of processes silent for
   their ``dead_after`` and signals ``poll_lost`` to those polls' workflows, which poll again.
 - Closed runs: every ``CLOSED_EVERY`` seconds it asks the visibility store which web-monitor
   runs closed lately (terminated, timed out: nobody will take their poll's result) and ends
   its polls of them.
 - The mailbox: every ``END_POLL_READ`` seconds it reads the end requests other processes'
-  workflows wrote for its polls (ambient/storage/poll_ends.py).
+  workflows wrote for its polls (ambient/watches/poll_ends.py).
 
 docs/polling.md states the invariants these keep.
 """
@@ -26,9 +26,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from ambient.domain.polling import WEB_MONITOR_TYPE, PollEnd, PollLost
 from ambient.storage import Database
-from ambient.storage.leases import (
+from ambient.storage.models import utcnow
+from ambient.watches.leases import (
     Lease,
     LeaseBook,
     dead_leases,
@@ -36,8 +36,8 @@ from ambient.storage.leases import (
     end_lost,
     forget_processes,
 )
-from ambient.storage.models import utcnow
-from ambient.storage.poll_ends import EndRequestCursor, drop_end_requests
+from ambient.watches.poll_ends import EndRequestCursor, drop_end_requests
+from ambient.watches.polling import WEB_MONITOR_TYPE, PollEnd, PollLost
 
 if TYPE_CHECKING:
     from activities.poll_session import PollSession

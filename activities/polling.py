@@ -23,11 +23,11 @@ from activities.notify import NotifyActivities, Recipient
 from activities.poll_session import PollSession
 from activities.poll_upkeep import PollUpkeep
 from ambient.clients.web import WebFetcher
-from ambient.domain.polling import EndPoll, PollEnd, PollRequest, PollResult
 from ambient.storage import Database
-from ambient.storage.leases import Lease
-from ambient.storage.poll_ends import EndRequest, request_ends
-from ambient.storage.polls import PollWriter
+from ambient.watches.leases import Lease
+from ambient.watches.poll_ends import EndRequest, request_ends
+from ambient.watches.poll_store import PollWriter
+from ambient.watches.polling import EndPoll, PollEnd, PollRequest, PollResult
 
 # How long the polls of this process trust what they read of a user's push settings (one
 # read per user, shared by all of that user's watches).

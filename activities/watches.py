@@ -20,11 +20,11 @@ from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import latest_metric_value
 from ambient.clients.web import FetchError, WebFetcher, extract_text
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
-from ambient.domain.page_changes import PageDiff, content_hash, diff_pages, normalise
-from ambient.domain.watches import HttpJsonSource, MetricSource, PrometheusSource
 from ambient.storage import Database
 from ambient.storage.models import WatchSnapshot
-from ambient.storage.polls import advance_snapshot
+from ambient.watches.configs import HttpJsonSource, MetricSource, PrometheusSource
+from ambient.watches.page_changes import PageDiff, content_hash, diff_pages, normalise
+from ambient.watches.poll_store import advance_snapshot
 
 SOURCES: TypeAdapter[MetricSource] = TypeAdapter(MetricSource)
 

@@ -14,7 +14,7 @@ from ambient.bridge.runner import BridgeRunner, bridge_running
 from ambient.briefing.service import BriefingError
 from ambient.discussions.views import DiscussionError
 from ambient.settings import Settings
-from ambient.task_inputs import TaskError
+from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
 from ambient.xiaozhi import DeviceError
 from api.errors import feature_error, install_error_mapping

@@ -28,8 +28,8 @@ import httpx
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from ambient.domain.tasks import WebMonitorInput
-from ambient.domain.watches import WebMonitorConfig
+from ambient.watches.configs import WebMonitorConfig
+from ambient.watches.models import WebMonitorInput
 from bench.stack import QUEUE, bench_stack
 from bench.watches import BATCH, process_cpu, rss_mb
 from worker import build_worker

@@ -54,7 +54,7 @@ from ambient import temporal
 from ambient.devstack import free_port
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.tasks import TaskService
+from ambient.watches.service import TaskService
 
 REMINDER_EVERY = 50
 BATCH = 100
@@ -153,10 +153,12 @@ async def seed(service: TaskService, site: str, first: int, last: int) -> float:
         creates = []
         for index in range(batch, min(batch + BATCH, last)):
             if index % REMINDER_EVERY == REMINDER_EVERY - 1:
-                creates.append(service.create_reminder("dev", reminder_config(index), f"r{index}"))
+                creates.append(
+                    service.create("dev", "schedule", reminder_config(index), f"r{index}")
+                )
             else:
                 config = web_config(site, f"s{index}")
-                creates.append(service.create_web_monitor("dev", config, f"s{index}"))
+                creates.append(service.create("dev", "web_monitor", config, f"s{index}"))
         await asyncio.gather(*creates)
         if batch % 1000 == 0:
             print(f"  created {batch} ({time.monotonic() - started:.0f} s)", flush=True)
@@ -221,11 +223,11 @@ async def measure(
 
     async def start_only(index: int) -> object:
         page = f"svc-{size}-{index}"
-        return await starter.create_web_monitor("dev", web_config(site, page), page)
+        return await starter.create("dev", "web_monitor", web_config(site, page), page)
 
     async def start_and_check(index: int) -> object:
         page = f"svc-check-{size}-{index}"
-        ref = await checker.create_web_monitor("dev", web_config(site, page), page)
+        ref = await checker.create("dev", "web_monitor", web_config(site, page), page)
         if ref.baseline is None:
             raise RuntimeError(f"{page}: no first check in time")
         return ref

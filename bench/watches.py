@@ -66,10 +66,10 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from ambient.domain.tasks import WebMonitorInput
-from ambient.domain.watches import WebMonitorConfig
 from ambient.storage.db import Database
 from ambient.storage.models import Event
+from ambient.watches.configs import WebMonitorConfig
+from ambient.watches.models import WebMonitorInput
 from bench.local_floor import COMPLETED, LocalFloorWorkflow, noop
 from bench.stack import QUEUE, bench_stack
 from worker import build_worker

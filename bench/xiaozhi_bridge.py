@@ -43,7 +43,7 @@ from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService
 from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
-from ambient.tasks import TaskService
+from ambient.watches.service import TaskService
 from ambient.xiaozhi import DeviceAdded, DeviceService, waiting_for
 from bench.greeting import ZONES, api_ready, pct, prepared, write_logs
 from bench.stack import process_stack
@@ -112,8 +112,8 @@ async def main(requests: int) -> None:
         async with error_rate(healthy_from=None) as (_, url):
             remediations = RemediationService(client, settings, db)
             await remediations.start(USER, alert(url, workload="checkout"), "dry_run")
-            await TaskService(client, settings, db).create_web_monitor(
-                USER, {"urls": [url], "check_interval_minutes": 60}, "shop-home"
+            await TaskService(client, settings, db).create(
+                USER, "web_monitor", {"urls": [url], "check_interval_minutes": 60}, "shop-home"
             )
             await prepared(briefings, USER)
             await waiting(remediations, {"checkout"})

@@ -13,9 +13,14 @@ from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from ambient import __version__
+from ambient.briefing.service import BriefingError
+from ambient.clients.tencent.errors import TencentCloudError
+from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
+from ambient.status import temporal_problem
+from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
-from mcp_server.auth import UserTokenVerifier
+from mcp_server.auth import UserTokenVerifier, app_state
 from mcp_server.tools import AREAS
 
 INSTRUCTIONS = (
@@ -39,17 +44,37 @@ def argument_problems(exc: ValidationError) -> str:
     return "invalid arguments — " + "; ".join(lines)
 
 
+# A feature's own errors say what was wrong and what to do: the model reads them as they are.
+FEATURE_ERRORS = (TaskError, BriefingError, RemediationError, TencentCloudError)
+
+
 class AmbientMCPServer(MCPServer[AppState]):
-    """MCPServer whose argument errors read as the fields and what they expect."""
+    """MCPServer whose errors read as what to do: argument errors as the fields and what they
+    expect, a feature's errors as written, a Temporal that is down as how to start it. This is
+    the one place tools' errors are mapped, so tool functions hold no try/except."""
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         try:
             return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as exc:
+            cause = exc.__cause__
+            if cause is None:
+                raise
+            # The lazy Temporal client connects on first use: a server that is down surfaces
+            # here, from any tool, however the feature wrapped it.
+            settings = app_state(context).settings if context is not None else None
+            problem = temporal_problem(cause, settings)
+            if problem is None and isinstance(cause, FEATURE_ERRORS):
+                problem = str(cause)
+            if problem is None:
+                raise  # a crash: the SDK logs it and answers "Error executing tool <name>"
+            # Worded as the SDK words a ToolError a tool raised itself.
+            raise ToolError(f"Error executing tool {name}: {problem}") from None
         except ToolError as exc:
             cause = exc.__cause__
-            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+            if not isinstance(cause, ValidationError):
                 raise
             # Chained to the ValidationError: mcp logs the refused field names from it.
             raise ToolError(f"Error executing tool {name}: {argument_problems(cause)}") from cause

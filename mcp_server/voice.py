@@ -31,9 +31,9 @@ from ambient.remediation.service import RemediationService
 from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository
-from ambient.task_inputs import TaskError
-from ambient.task_reads import TaskSummary
-from ambient.tasks import TaskService
+from ambient.watches.inputs import TaskError
+from ambient.watches.reads import TaskSummary
+from ambient.watches.service import TaskService
 from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import Speaker, SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import app_state, current_user

@@ -13,8 +13,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.domain.checks import CheckPageInput
     from ambient.domain.notify import DeliveryStatus, Message
-    from ambient.domain.reminders import ReminderRun
-    from ambient.domain.watches import notification_targets
+    from ambient.watches.configs import notification_targets
+    from ambient.watches.reminders import ReminderRun
 
 from workflows.watch_controls import deliver, failure_text, record_event
 

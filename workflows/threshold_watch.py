@@ -18,11 +18,11 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.domain.configs import STORED
     from ambient.domain.notify import Message
-    from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, ThresholdWatchState
-    from ambient.domain.threshold_rule import Breach, Transition, evaluate
-    from ambient.domain.watches import TaskKind, ThresholdWatchConfig, notification_targets
     from ambient.remediation.alerts import alert_from_breach, remediation_id
     from ambient.remediation.runs import RemediationInput
+    from ambient.watches.configs import TaskKind, ThresholdWatchConfig, notification_targets
+    from ambient.watches.models import TaskStatus, ThresholdWatchInput, ThresholdWatchState
+    from ambient.watches.threshold_rule import Breach, Transition, evaluate
 
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import search_attributes

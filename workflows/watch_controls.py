@@ -28,9 +28,9 @@ with workflow.unsafe.imports_passed_through():
         NotifyResult,
         Target,
     )
-    from ambient.domain.tasks import Failure, TaskStatus, WatchLife
-    from ambient.domain.watches import TaskKind, TaskState
     from ambient.temporal import KIND, STATE, USER
+    from ambient.watches.configs import TaskKind, TaskState
+    from ambient.watches.models import Failure, TaskStatus, WatchLife
 
 SHORT = timedelta(seconds=30)
 # The second check comes up to this much (at most half an interval) after the baseline.

@@ -13,18 +13,18 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities.polling import PagePoller
     from ambient.domain.configs import STORED
-    from ambient.domain.polling import (
+    from ambient.watches.configs import (
+        TaskKind,
+        WebMonitorConfig,
+        notification_targets,
+    )
+    from ambient.watches.models import Failure, TaskStatus, WebMonitorInput, WebMonitorState
+    from ambient.watches.polling import (
         WEB_MONITOR_TYPE,
         EndPoll,
         PollLost,
         PollRequest,
         PollResult,
-    )
-    from ambient.domain.tasks import Failure, TaskStatus, WebMonitorInput, WebMonitorState
-    from ambient.domain.watches import (
-        TaskKind,
-        WebMonitorConfig,
-        notification_targets,
     )
 
 from workflows.watch_controls import WatchControls

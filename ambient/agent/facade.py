@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from ambient.agent.errors import (
     ToolTimeoutError,
     UnknownToolError,
 )
-from ambient.agent.health import Health, HealthListener, ServerHealth, ToolMetrics, ToolStats
+from ambient.agent.health import Health, ServerHealth, ToolMetrics, ToolStats
 from ambient.agent.naming import ToolNames
 
 OWN_SERVER = "ambient"
@@ -99,7 +99,6 @@ class AgentFacade:
         self._servers: dict[str, _Server] = {}
         self._names = ToolNames(OWN_SERVER)
         self._metrics: dict[tuple[str, str], ToolMetrics] = {}
-        self._listeners: list[HealthListener] = []
         self.list_calls = 0  # listings that reached a server (cache misses)
 
     # --- servers --------------------------------------------------------------------
@@ -107,9 +106,7 @@ class AgentFacade:
     def add_server(self, name: str, factory: Callable[[], Client]) -> None:
         if name in self._servers:
             raise AgentError(f"an MCP server named {name!r} is already registered")
-        self._servers[name] = _Server(
-            name, ServerConnection(name, factory), ServerHealth(name, self._listeners)
-        )
+        self._servers[name] = _Server(name, ServerConnection(name, factory), ServerHealth(name))
 
     async def remove_server(self, name: str) -> None:
         server = self._servers.pop(name, None)
@@ -118,9 +115,6 @@ class AgentFacade:
 
     def servers(self) -> list[str]:
         return list(self._servers)
-
-    def on_health_change(self, listener: HealthListener) -> None:
-        self._listeners.append(listener)
 
     def health(self) -> dict[str, Health]:
         return {name: server.health.state for name, server in self._servers.items()}
@@ -224,13 +218,6 @@ class AgentFacade:
         return self._outcome(
             info, ok, result_text(result), started, structured=result.structured_content
         )
-
-    async def call_many(
-        self, calls: Iterable[tuple[str, dict[str, Any]]], *, timeout_seconds: float | None = None
-    ) -> list[ToolOutcome]:
-        """Several calls at once (a batch); outcomes in the order of the calls."""
-        pending = [self.call(name, args, timeout_seconds=timeout_seconds) for name, args in calls]
-        return list(await asyncio.gather(*pending))
 
     def stats(self) -> list[ToolStats]:
         return [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -53,16 +52,12 @@ class ToolMetrics:
         )
 
 
-HealthListener = Callable[[str, Health, Health], None]
-
-
 @dataclass
 class ServerHealth:
     """Active below 20 % errors in the last 20 calls, degraded below 50 %, error above (or
-    while the server cannot be reached). Listeners hear every change: (server, old, new)."""
+    while the server cannot be reached); read when asked (`GET /agent/tools`)."""
 
     server: str
-    listeners: list[HealthListener] = field(default_factory=list)
     outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))
     unreachable: bool = False
     state: Health = Health.ACTIVE
@@ -91,7 +86,4 @@ class ServerHealth:
             new = Health.DEGRADED
         else:
             new = Health.ACTIVE
-        if new is not self.state:
-            old, self.state = self.state, new
-            for listener in self.listeners:
-                listener(self.server, old, new)
+        self.state = new

@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ambient.commands import run_service
-from ambient.task_inputs import TaskError
-from ambient.task_reads import TaskSummary
-from ambient.tasks import TaskService
+from ambient.watches.inputs import TaskError
+from ambient.watches.reads import TaskSummary
+from ambient.watches.service import TaskService
 
 app = typer.Typer(help="Background tasks: watches, reminders, digests.", no_args_is_help=True)
 console = Console()

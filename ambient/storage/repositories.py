@@ -344,7 +344,7 @@ class DeliveryRepository:
 
 
 class SnapshotRepository:
-    """Page snapshots of web monitors (written by `ambient.storage.polls.advance_snapshot`:
+    """Page snapshots of web monitors (written by `ambient.watches.poll_store.advance_snapshot`:
     the last two texts per (task, url))."""
 
     def __init__(self, session: AsyncSession) -> None:

@@ -17,9 +17,9 @@ from sse_starlette.sse import EventSourceResponse
 from ambient.history import MAX_ID
 from ambient.storage.event_cursor import follow
 from ambient.storage.repositories import EventRepository, InboxRepository
-from ambient.task_inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
-from ambient.task_reads import TaskSummary
-from ambient.tasks import TaskService
+from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
+from ambient.watches.reads import TaskSummary
+from ambient.watches.service import TaskService
 from api.deps import SessionDep, StateDep
 from api.i18n import Words
 from api.routers.chat import ChatRequest, chat_turn

@@ -21,7 +21,7 @@ from ambient.domain.users import Language, UserCreate
 from ambient.status import system_status
 from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository
-from ambient.task_inputs import ConfigError
+from ambient.watches.inputs import ConfigError
 from api.deps import SessionDep, StateDep, get_state
 from api.i18n import Words, from_accept_language, page_language, templates, words
 from api.security import refuse_cross_site_writes

@@ -8,11 +8,9 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, st
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from ambient.domain.reminders import ReminderConfig
-from ambient.domain.tasks import TaskStatus
-from ambient.domain.watches import ThresholdWatchConfig, WebMonitorConfig
 from ambient.status import temporal_problem
-from ambient.task_inputs import (
+from ambient.watches.configs import ThresholdWatchConfig, WebMonitorConfig
+from ambient.watches.inputs import (
     ANY_CONFIG,
     CONFIG_BY_TYPE,
     ConfigError,
@@ -22,8 +20,10 @@ from ambient.task_inputs import (
     TaskType,
     config_schema,
 )
-from ambient.task_reads import DEFAULT_PAGE_SIZE, TaskSummary
-from ambient.tasks import TaskRef, TaskService
+from ambient.watches.models import TaskStatus
+from ambient.watches.reads import DEFAULT_PAGE_SIZE, TaskSummary
+from ambient.watches.reminders import ReminderConfig
+from ambient.watches.service import TaskRef, TaskService
 from api.deps import CurrentUser, StateDep
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 class TaskCreate(BaseModel):
     type: TaskType = Field(description="the kind of background task")
-    # Parsed by type in TaskService (ambient.task_inputs), published as the typed models.
+    # Parsed by type in TaskService (ambient.watches.inputs), published as the typed models.
     config: Annotated[dict[str, Any], config_schema(*ANY_CONFIG)] = Field(
         description=CONFIG_BY_TYPE
     )

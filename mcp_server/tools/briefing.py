@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
-from temporalio.service import RPCError
 
 from ambient.briefing.models import GreetResult, PreparedBriefing
 from ambient.briefing.service import (
-    BriefingError,
     BriefingListItem,
     BriefingRef,
     BriefingService,
@@ -21,11 +17,8 @@ from ambient.briefing.service import (
     LogAnalysis,
 )
 from ambient.domain.notify import NotifyResult
-from ambient.status import temporal_problem
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import hints
-
-T = TypeVar("T")
 
 LOG_SOURCE = (
     'Where yesterday\'s logs come from: {"type": "file", "path": "/var/log/app"} (a file or a '
@@ -47,18 +40,6 @@ class BriefingList(BaseModel):
 def _service(ctx: Context[Any, Any]) -> BriefingService:
     state = app_state(ctx)
     return BriefingService(state.temporal, state.settings, state.db, tencent=state.tencent)
-
-
-async def _call(ctx: Context[Any, Any], work: Awaitable[T]) -> T:
-    try:
-        return await work
-    except BriefingError as exc:
-        raise ToolError(str(exc)) from None
-    except (RuntimeError, RPCError) as exc:
-        problem = temporal_problem(exc, app_state(ctx).settings)
-        if problem is None:
-            raise
-        raise ToolError(problem) from None
 
 
 async def create_daily_briefing(
@@ -101,7 +82,7 @@ async def create_daily_briefing(
         "news_urls": news_urls or [],
         "categories": categories or [],
     }
-    return await _call(ctx, _service(ctx).create(current_user(ctx), config))
+    return await _service(ctx).create(current_user(ctx), config)
 
 
 async def greet(
@@ -121,12 +102,12 @@ async def greet(
     greeting = _service(ctx).greet(
         user_id or caller, via="mcp", request_id=request_id, audio=False, caller=caller
     )
-    return await _call(ctx, greeting)
+    return await greeting
 
 
 async def get_briefing(ctx: Context[Any, Any], date: Date = None) -> BriefingView:
     """A briefing with its full report (templates, anomalies, alarms, sources)."""
-    return await _call(ctx, _service(ctx).get_briefing(current_user(ctx), date))
+    return await _service(ctx).get_briefing(current_user(ctx), date)
 
 
 async def list_briefings(
@@ -134,13 +115,13 @@ async def list_briefings(
     limit: Annotated[int, Field(ge=1, le=366, description="most recent first")] = 30,
 ) -> BriefingList:
     """Your briefings by date: headline, whether given (when) or pushed."""
-    items = await _call(ctx, _service(ctx).list_briefings(current_user(ctx), limit))
+    items = await _service(ctx).list_briefings(current_user(ctx), limit)
     return BriefingList(briefings=items)
 
 
 async def regenerate_briefing(ctx: Context[Any, Any]) -> PreparedBriefing:
     """Prepare today's briefing again now (new version; it is not spoken again)."""
-    return await _call(ctx, _service(ctx).regenerate(current_user(ctx)))
+    return await _service(ctx).regenerate(current_user(ctx))
 
 
 async def send_briefing(
@@ -151,7 +132,7 @@ async def send_briefing(
     ] = None,
 ) -> NotifyResult:
     """Send a briefing through your push channels now ("send today's briefing to my email")."""
-    return await _call(ctx, _service(ctx).send(current_user(ctx), date, request_id))
+    return await _service(ctx).send(current_user(ctx), date, request_id)
 
 
 async def analyze_logs(
@@ -161,7 +142,7 @@ async def analyze_logs(
     end: Annotated[datetime, Field(description="ISO 8601 with offset")],
 ) -> LogAnalysis:
     """Reduce logs of any time range: templates with counts, trend, anomalies, keywords."""
-    return await _call(ctx, _service(ctx).analyze_logs(current_user(ctx), log_source, start, end))
+    return await _service(ctx).analyze_logs(current_user(ctx), log_source, start, end)
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:

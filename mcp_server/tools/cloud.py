@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -15,7 +14,6 @@ from ambient.clients.kube import list_workloads as list_workloads_of
 from ambient.clients.logs import FileLogSource, LogPathError, parse_time
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import TencentCloudError
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsError
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
@@ -24,7 +22,6 @@ from ambient.domain.identifiers import TKE_CLUSTER_HINT, NamespaceName, TkeClust
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 from mcp_server.tools.hints import hints
 
-T = TypeVar("T")
 Region = Annotated[
     str | None, Field(default=None, description="region, e.g. ap-shanghai (default: configured)")
 ]
@@ -64,13 +61,6 @@ def _cloud(ctx: Context[Any, Any]) -> TencentCloud:
     return state.tencent or TencentCloud.from_settings(state.settings)
 
 
-async def _call(work: Awaitable[T]) -> T:
-    try:
-        return await work
-    except TencentCloudError as exc:
-        raise ToolError(str(exc)) from None
-
-
 def _time(value: str | None, default: datetime) -> datetime:
     if value is None:
         return default
@@ -82,7 +72,7 @@ def _time(value: str | None, default: datetime) -> datetime:
 
 async def list_clusters(ctx: Context[Any, Any], region: Region = None) -> Clusters:
     """TKE clusters with status, version and node count."""
-    return Clusters(clusters=await _call(ops.list_clusters(_cloud(ctx), region=region)))
+    return Clusters(clusters=await ops.list_clusters(_cloud(ctx), region=region))
 
 
 async def list_node_pools(
@@ -91,14 +81,12 @@ async def list_node_pools(
     region: Region = None,
 ) -> NodePools:
     """Node pools of a TKE cluster with desired/min/max sizes."""
-    return NodePools(
-        node_pools=await _call(ops.list_node_pools(_cloud(ctx), cluster_id, region=region))
-    )
+    return NodePools(node_pools=await ops.list_node_pools(_cloud(ctx), cluster_id, region=region))
 
 
 async def list_log_topics(ctx: Context[Any, Any], region: Region = None) -> Topics:
     """CLS log topics (ids for search_logs)."""
-    return Topics(topics=await _call(ops.list_log_topics(_cloud(ctx), region=region)))
+    return Topics(topics=await ops.list_log_topics(_cloud(ctx), region=region))
 
 
 async def search_logs(
@@ -131,7 +119,7 @@ async def search_logs(
         except OSError as exc:
             raise ToolError(f"cannot read {topic_id[:100]!r}: {exc.strerror or exc}") from None
         return LogSearch(**found.model_dump(), skipped_lines=source.skipped)
-    found = await _call(ops.search_logs(_cloud(ctx), topic_id, query, begin, finish, limit=limit))
+    found = await ops.search_logs(_cloud(ctx), topic_id, query, begin, finish, limit=limit)
     return LogSearch(**found.model_dump())
 
 
@@ -146,17 +134,15 @@ async def get_metric(
 ) -> Metric:
     """Datapoints of a Cloud Monitor metric over the last minutes."""
     now = datetime.now(UTC)
-    points = await _call(
-        ops.get_metric(
-            _cloud(ctx),
-            namespace,
-            metric,
-            dimensions,
-            now - timedelta(minutes=minutes),
-            now,
-            period=period,
-            region=region,
-        )
+    points = await ops.get_metric(
+        _cloud(ctx),
+        namespace,
+        metric,
+        dimensions,
+        now - timedelta(minutes=minutes),
+        now,
+        period=period,
+        region=region,
     )
     return Metric(points=points)
 
@@ -169,9 +155,7 @@ async def list_alarms(
     """Cloud Monitor alarm history and CLS alert records, newest first."""
     now = datetime.now(UTC)
     return Alarms(
-        alarms=await _call(
-            ops.list_alarms(_cloud(ctx), now - timedelta(hours=hours), now, region=region)
-        )
+        alarms=await ops.list_alarms(_cloud(ctx), now - timedelta(hours=hours), now, region=region)
     )
 
 
@@ -190,7 +174,7 @@ async def list_workloads(
     state = app_state(ctx)
     kubeconfig = None
     if cluster_id is not None:
-        kubeconfig = await _call(ops.get_kubeconfig(_cloud(ctx), cluster_id, region=region))
+        kubeconfig = await ops.get_kubeconfig(_cloud(ctx), cluster_id, region=region)
     try:
         client = client_from_kubeconfig(kubeconfig, state.settings.kubeconfig)
         return Workloads(workloads=await list_workloads_of(client, namespace))

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from ambient.domain.reminders import ReminderConfig
-from ambient.domain.tasks import TaskStatus
-from ambient.domain.watches import ThresholdWatchConfig, WebMonitorConfig
-from ambient.settings import Settings
-from ambient.status import temporal_problem
-from ambient.task_inputs import ANY_CONFIG, CONFIG_BY_TYPE, TaskError, TaskType, config_schema
-from ambient.task_reads import DEFAULT_PAGE_SIZE, TaskSummary
-from ambient.tasks import TaskRef, TaskService
+from ambient.watches.configs import ThresholdWatchConfig, WebMonitorConfig
+from ambient.watches.inputs import ANY_CONFIG, CONFIG_BY_TYPE, TaskType, config_schema
+from ambient.watches.models import TaskStatus
+from ambient.watches.reads import DEFAULT_PAGE_SIZE, TaskSummary
+from ambient.watches.reminders import ReminderConfig
+from ambient.watches.service import TaskRef, TaskService
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import hints
-
-T = TypeVar("T")
-log = logging.getLogger("ambient.mcp.tasks")
 
 TaskId = Annotated[
     str,
@@ -38,8 +30,8 @@ Name = Annotated[
 ]
 
 
-# Configs are taken as objects and parsed by type in TaskService (ambient.task_inputs): the schema
-# clients see is the typed model, the error a model reads names each bad field.
+# Configs are taken as objects and parsed by type in TaskService (ambient.watches.inputs): the
+# schema clients see is the typed model, the error a model reads names each bad field.
 WebConfig = Annotated[
     dict[str, Any],
     config_schema(WebMonitorConfig),
@@ -84,26 +76,8 @@ class TaskList(BaseModel):
     )
 
 
-async def _call(work: Awaitable[T], settings: Settings | None = None) -> T:
-    try:
-        return await work
-    except TaskError as exc:
-        raise ToolError(temporal_problem(exc, settings) or str(exc)) from None
-    except Exception as exc:
-        # The lazy client connects on first use: a Temporal that is down surfaces here.
-        problem = temporal_problem(exc, settings)
-        if problem is not None:
-            raise ToolError(problem) from None
-        # Anything else is our fault: say what kind, keep the details in the server log.
-        log.exception("task tool failed")
-        raise ToolError(
-            f"the request failed on the server ({type(exc).__name__}); its log has the details"
-        ) from None
-
-
 async def _create(ctx: Context[Any, Any], kind: str, config: Any, name: str | None) -> TaskRef:
-    service = _service(ctx)
-    return await _call(service.create(current_user(ctx), kind, config, name), service.settings)
+    return await _service(ctx).create(current_user(ctx), kind, config, name)
 
 
 def _service(ctx: Context[Any, Any]) -> TaskService:
@@ -171,41 +145,33 @@ async def list_tasks(
     first); when next_page_token is not null, pass it as page_token for the next page."""
     user, service = current_user(ctx), _service(ctx)
     size = page_size or DEFAULT_PAGE_SIZE
-    page = await _call(
-        service.list(user, kind=kind, state=state, page_size=size, page_token=page_token),
-        service.settings,
-    )
+    page = await service.list(user, kind=kind, state=state, page_size=size, page_token=page_token)
     return TaskList(tasks=list(page), next_page_token=page.next_page_token)
 
 
 async def get_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskStatus:
     """Status of a task: state, checks done, config and per-kind detail (URLs, last values)."""
-    service = _service(ctx)
-    return await _call(service.get(current_user(ctx), task_id), service.settings)
+    return await _service(ctx).get(current_user(ctx), task_id)
 
 
 async def pause_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
     """Pause a task: no checks until it is resumed."""
-    service = _service(ctx)
-    return await _call(service.pause(current_user(ctx), task_id), service.settings)
+    return await _service(ctx).pause(current_user(ctx), task_id)
 
 
 async def resume_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
     """Resume a paused task (a watch checks at once)."""
-    service = _service(ctx)
-    return await _call(service.resume(current_user(ctx), task_id), service.settings)
+    return await _service(ctx).resume(current_user(ctx), task_id)
 
 
 async def trigger_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
     """Run a check (or a scheduled action) now."""
-    service = _service(ctx)
-    return await _call(service.trigger(current_user(ctx), task_id), service.settings)
+    return await _service(ctx).trigger(current_user(ctx), task_id)
 
 
 async def update_task(ctx: Context[Any, Any], task_id: TaskId, config: UpdateConfig) -> TaskStatus:
     """Replace a task's config; an invalid config is rejected and nothing changes."""
-    service = _service(ctx)
-    return await _call(service.update(current_user(ctx), task_id, config), service.settings)
+    return await _service(ctx).update(current_user(ctx), task_id, config)
 
 
 async def delete_task(
@@ -216,8 +182,7 @@ async def delete_task(
     ] = False,
 ) -> TaskRef:
     """Stop a task for good (events are kept; snapshots too unless purge)."""
-    service = _service(ctx)
-    return await _call(service.delete(current_user(ctx), task_id, purge=purge), service.settings)
+    return await _service(ctx).delete(current_user(ctx), task_id, purge=purge)
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:

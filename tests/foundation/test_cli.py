@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from ambient.cli import app
 from ambient.commands.task import print_tasks
-from ambient.domain.watches import TaskKind, TaskState
 from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, write_runtime
-from ambient.task_reads import TaskSummary
+from ambient.watches.configs import TaskKind, TaskState
+from ambient.watches.reads import TaskSummary
 from tests.foundation.test_dev_stack import DevStack
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve

@@ -25,8 +25,8 @@ from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
-from ambient.task_inputs import ConfigError
-from ambient.tasks import TaskService
+from ambient.watches.inputs import ConfigError
+from ambient.watches.service import TaskService
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
@@ -141,7 +141,7 @@ async def doors(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> AsyncIterator
     )
     service = TaskService(dev_env.client, settings, deps.db)
     # A schedule needs no worker: the other user's task is there for the whole test.
-    other_task = (await service.create_reminder(other, {"hour": 9, "message": "x"})).task_id
+    other_task = (await service.create(other, "schedule", {"hour": 9, "message": "x"})).task_id
     state = AppState(
         settings=settings,
         db=deps.db,
@@ -233,5 +233,5 @@ async def test_the_service_refuses_another_users_inbox_whoever_calls_it(
     service = TaskService(dev_env.client, deps.settings, deps.db)
     config = {"urls": [PAGE], "targets": [{"type": "inbox", "target": "someone-else"}]}
     with pytest.raises(ConfigError) as refused:
-        await service.create_web_monitor(unique("direct"), config, NAME)
+        await service.create(unique("direct"), "web_monitor", config, NAME)
     assert refused.value.errors[0][0] == ("config", "targets", 0)

@@ -428,6 +428,9 @@ async def test_mcp_tools_say_temporal_is_unreachable(
             ("list_tasks", {}),
             ("get_task", {"task_id": "web-monitor/fuzz-mcp/x"}),
             ("create_web_monitor", {"config": WEB}),
+            # One tool of each other area that needs Temporal: the server maps them all.
+            ("regenerate_briefing", {}),
+            ("abort_remediation", {"remediation_id": "remediation/fuzz", "reason": "test"}),
         ]
         for name, arguments in calls:
             result = await client.call_tool(name, arguments)

@@ -20,12 +20,12 @@ from ambient.domain.notify import (
     Target,
 )
 from ambient.domain.push import PushConfig
-from ambient.domain.reminders import ReminderConfig, ReminderRun
 from ambient.domain.users import UserCreate
 from ambient.settings import ServerSecret, Settings
 from ambient.storage import Database
 from ambient.storage.models import Delivery
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
+from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
 from tests.notify.standins import WEBHOOK_SECRET, WECOM_KEY, PushEndpoints
 from tests.notify.workflows import SendOnceWorkflow

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from ambient.domain.watches import Condition
 from ambient.remediation.alerts import Alert, alert_from_alarm, alert_from_breach
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import RunOutcome, remediation_stats
@@ -34,6 +33,7 @@ from ambient.remediation.scores import (
     plan,
     total_score,
 )
+from ambient.watches.configs import Condition
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 

@@ -8,10 +8,10 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.tasks import ThresholdWatchInput
-from ambient.domain.watches import ThresholdWatchConfig
 from ambient.remediation.runs import RemediationStatus
 from ambient.storage.repositories import EventRepository
+from ambient.watches.configs import ThresholdWatchConfig
+from ambient.watches.models import ThresholdWatchInput
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.remediation.test_triage import cloud  # noqa: F401 - the Tencent stand-in fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ambient.domain.watches import TaskKind, TaskState
 from ambient.remediation.views import RemediationSummary
-from ambient.task_reads import TaskSummary
+from ambient.watches.configs import TaskKind, TaskState
+from ambient.watches.reads import TaskSummary
 from mcp_server.voice import pick_remediation, pick_task
 from tests.voice.support import assert_speakable
 

@@ -14,7 +14,7 @@ from ambient.briefing.service import BriefingService
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository
-from ambient.tasks import TaskService
+from ambient.watches.service import TaskService
 from ambient.wiring import AppState
 from tests.briefing.harness import make_user, write_day_logs
 from tests.conftest import running_worker, unique
@@ -39,7 +39,7 @@ async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
         settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
         tasks = TaskService(dev_env.client, settings, deps.db)
         for name in ("morning-standup", "evening-standup"):
-            await tasks.create_reminder(user, {"hour": 9, "message": name}, name=name)
+            await tasks.create(user, "schedule", {"hour": 9, "message": name}, name=name)
         state = AppState(
             settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
         )

@@ -11,16 +11,16 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ambient.briefing.models import BriefingConfig, BriefingRun
 from ambient.domain.notify import Target
 from ambient.domain.push import PushChannel, PushConfig, stored_push_config
-from ambient.domain.reminders import NewsDigestConfig, ReminderConfig, ReminderRun
-from ambient.domain.tasks import ThresholdWatchInput, WebMonitorInput
-from ambient.domain.watches import (
+from ambient.remediation.alerts import Alert
+from ambient.remediation.runs import RemediationInput
+from ambient.watches.configs import (
     NotificationSpec,
     ThresholdWatchConfig,
     WebMonitorConfig,
     notification_targets,
 )
-from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import RemediationInput
+from ambient.watches.models import ThresholdWatchInput, WebMonitorInput
+from ambient.watches.reminders import NewsDigestConfig, ReminderConfig, ReminderRun
 
 SOURCE = {"type": "http_json", "url": "https://example.com/v", "json_path": "$.v"}
 WEB = {"urls": ["https://example.com/"]}

@@ -10,8 +10,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.task_inputs import ConfigError
-from ambient.tasks import TaskService
+from ambient.watches.inputs import ConfigError
+from ambient.watches.service import TaskService
 from ambient.wiring import AppState
 from api.app import create_app
 from tests.conftest import running_worker
@@ -85,7 +85,7 @@ async def test_the_service_checks_aimed_urls_for_every_door_the_web_form_include
     # The web form and voice call TaskService without the MCP/API/CLI door check.
     service = TaskService(dev_env.client, deps.settings, deps.db)
     with pytest.raises(ConfigError) as web:
-        await service.create_web_monitor("alice", {"urls": [METADATA_PAGE]})
+        await service.create("alice", "web_monitor", {"urls": [METADATA_PAGE]})
     assert web.value.errors[0][0] == ("config", "urls", 0)
     with pytest.raises(ConfigError) as digest:
         await service.create("alice", "news_digest", {"news_urls": [METADATA_PAGE]})

@@ -3,10 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from ambient.domain.page_changes import MAX_SHOWN_LINE, diff_pages, normalise
-from ambient.domain.reminders import ReminderConfig
-from ambient.domain.threshold_rule import ThresholdState, evaluate
-from ambient.domain.watches import (
+from ambient.watches.configs import (
     DEFAULT_CATALOGUE,
     ThresholdWatchConfig,
     UnknownMetricError,
@@ -14,6 +11,9 @@ from ambient.domain.watches import (
     notification_targets,
     resolve_metric,
 )
+from ambient.watches.page_changes import MAX_SHOWN_LINE, diff_pages, normalise
+from ambient.watches.reminders import ReminderConfig
+from ambient.watches.threshold_rule import ThresholdState, evaluate
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -236,7 +236,7 @@ def test_catastrophic_keyword_regex_completes_on_a_long_line() -> None:
 
 
 def test_a_reminder_given_a_cron_and_no_type_runs_on_that_cron() -> None:
-    from ambient.task_inputs import parse_config
+    from ambient.watches.inputs import parse_config
 
     parsed = parse_config("schedule", {"message": "站会", "cron": "30 9 * * 1-5"})
     assert isinstance(parsed, ReminderConfig)
@@ -266,7 +266,7 @@ def test_a_reminder_given_a_cron_and_no_type_runs_on_that_cron() -> None:
 def test_a_reminder_field_that_contradicts_its_type_is_refused_by_name(
     config: dict[str, object], field: str
 ) -> None:
-    from ambient.task_inputs import ConfigError, parse_config
+    from ambient.watches.inputs import ConfigError, parse_config
 
     with pytest.raises(ConfigError) as refused:
         parse_config("schedule", config)
@@ -276,7 +276,7 @@ def test_a_reminder_field_that_contradicts_its_type_is_refused_by_name(
 def test_a_reminder_stored_before_the_type_rules_reads_back_as_it_ran() -> None:
     # Schedules created before contradictions were refused hold e.g. a daily type with a
     # cron that never applied: their runs must still start, doing what they did.
-    from ambient.domain.reminders import ReminderRun
+    from ambient.watches.reminders import ReminderRun
 
     stored = {
         "user": "alice",

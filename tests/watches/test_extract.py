@@ -16,7 +16,7 @@ from ambient.clients.extract import (
     not_plain_because,
 )
 from ambient.clients.web import extract_text
-from ambient.domain.page_changes import normalise
+from ambient.watches.page_changes import normalise
 from bench.site import PAGE as BENCH_PAGE
 
 STORY = "Operations steady today: the release went out and latency stayed inside the budget. " * 4

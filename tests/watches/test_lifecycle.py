@@ -20,8 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
-from ambient.domain.reminders import ReminderConfig, ReminderRun
-from ambient.domain.tasks import TaskStatus, ThresholdWatchInput
+from ambient.watches.models import TaskStatus, ThresholdWatchInput
+from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import serve
@@ -290,12 +290,14 @@ async def test_create_answers_created_when_no_worker_takes_the_baseline(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """No worker polls yet: the task exists and says so; its baseline comes with the worker."""
-    from ambient.tasks import TaskService as Service
+    from ambient.watches.service import TaskService as Service
 
     settings = deps.settings.model_copy(update={"temporal_task_queue": unique("idle-tq")})
     service = Service(dev_env.client, settings, deps.db, baseline_wait=0.5)
-    ref = await service.create_web_monitor(
-        unique("idle"), {"urls": ["https://example.com/"], "check_interval_minutes": 5}
+    ref = await service.create(
+        unique("idle"),
+        "web_monitor",
+        {"urls": ["https://example.com/"], "check_interval_minutes": 5},
     )
     assert ref.created is True and ref.baseline is None
     await dev_env.client.get_workflow_handle(ref.task_id).terminate("test over")

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient import temporal
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
-from ambient.domain.tasks import TaskStatus, ThresholdWatchInput
+from ambient.watches.models import TaskStatus, ThresholdWatchInput
 from tests.conftest import _binary, running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import HANG

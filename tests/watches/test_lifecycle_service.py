@@ -13,9 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
-from ambient.task_inputs import InvalidTaskError, TaskNotFoundError
-from ambient.task_reads import TaskSummary
-from ambient.tasks import TaskService
+from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError
+from ambient.watches.reads import TaskSummary
+from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
@@ -47,7 +47,7 @@ async def test_create_returns_the_baseline_and_reports_a_wrong_url_at_once(
     state, base = gated
     state.pages["/ok"] = article("All quiet.")
     name = unique("base")
-    ref = await service.create_web_monitor(USER, monitor(base, "/ok", "/nope"), name)
+    ref = await service.create(USER, "web_monitor", monitor(base, "/ok", "/nope"), name)
     assert ref.created and ref.baseline is not None
     urls = ref.baseline["urls"]
     assert urls[f"{base}/ok"] == {"outcome": "baseline", "error": None}
@@ -66,7 +66,7 @@ async def test_threshold_watch_baseline_reports_a_source_that_answers_html(
         "threshold": 100,
         "check_interval_minutes": 5,
     }
-    ref = await service.create_threshold_watch(USER, config, unique("html"))
+    ref = await service.create(USER, "threshold_watch", config, unique("html"))
     assert ref.created and ref.baseline is not None
     assert ref.baseline["value"] is None
     assert "did not answer a number" in ref.baseline["error"]
@@ -80,11 +80,11 @@ async def test_create_again_same_config_is_idempotent_other_config_is_refused(
     state, base = gated
     state.pages["/a"] = article("A page.")
     name = unique("same")
-    first = await service.create_web_monitor(USER, monitor(base, "/a"), name)
-    again = await service.create_web_monitor(USER, monitor(base, "/a"), name)
+    first = await service.create(USER, "web_monitor", monitor(base, "/a"), name)
+    again = await service.create(USER, "web_monitor", monitor(base, "/a"), name)
     assert first.created and not again.created and again.task_id == first.task_id
     with pytest.raises(InvalidTaskError, match=r"update_task .* delete_task"):
-        await service.create_web_monitor(USER, monitor(base, "/a", minutes=30), name)
+        await service.create(USER, "web_monitor", monitor(base, "/a", minutes=30), name)
     status = await service.get(USER, first.task_id)
     assert status.config["check_interval_minutes"] == 60
     await service.delete(USER, first.task_id)
@@ -97,14 +97,14 @@ async def test_task_created_again_after_stop_lists_once_with_the_same_state_as_s
     state, base = gated
     state.pages["/a"] = article("A page.")
     name = unique("twice")
-    first = await service.create_web_monitor(USER, monitor(base, "/a"), name)
+    first = await service.create(USER, "web_monitor", monitor(base, "/a"), name)
     await service.delete(USER, first.task_id)
     await service.client.get_workflow_handle(first.task_id).result()
     stopped = [t for t in await service.list(USER) if t.task_id == first.task_id]
     shown = await service.get(USER, first.task_id)
     assert [t.state for t in stopped] == ["stopped"] and shown.state == "stopped"
 
-    second = await service.create_web_monitor(USER, monitor(base, "/a"), name)
+    second = await service.create(USER, "web_monitor", monitor(base, "/a"), name)
     assert second.created and second.baseline is not None
     listed = [t for t in await service.list(USER) if t.task_id == first.task_id]
     shown = await service.get(USER, first.task_id)
@@ -120,10 +120,10 @@ async def test_create_right_after_delete_starts_a_new_life(
     state, base = gated
     state.pages["/a"] = article("A page.")
     name = unique("quick")
-    first = await service.create_web_monitor(USER, monitor(base, "/a"), name)
+    first = await service.create(USER, "web_monitor", monitor(base, "/a"), name)
     old_life = (await service.get(USER, first.task_id)).detail["life"]
     await service.delete(USER, first.task_id)
-    second = await service.create_web_monitor(USER, monitor(base, "/a"), name)
+    second = await service.create(USER, "web_monitor", monitor(base, "/a"), name)
     status = await service.get(USER, second.task_id)
     assert second.created and status.state == "active"
     assert status.detail["life"] != old_life
@@ -136,7 +136,7 @@ async def test_updates_follow_request_ids_so_a_to_b_to_a_ends_at_a(
 ) -> None:
     state, base = gated
     state.pages["/a"] = article("A page.")
-    ref = await service.create_web_monitor(USER, monitor(base, "/a"), unique("upd"))
+    ref = await service.create(USER, "web_monitor", monitor(base, "/a"), unique("upd"))
     a, b = monitor(base, "/a", minutes=60), monitor(base, "/a", minutes=30)
     await service.update(USER, ref.task_id, b)
     back = await service.update(USER, ref.task_id, a)
@@ -155,7 +155,7 @@ async def test_schedule_update_is_validated_first_and_applied_in_place(
 ) -> None:
     _, base = gated
     reminder = {"type": "daily", "hour": 7, "message": "stand-up", "timezone": "UTC"}
-    ref = await service.create_reminder(USER, reminder, unique("sched"))
+    ref = await service.create(USER, "schedule", reminder, unique("sched"))
     handle = service.client.get_schedule_handle(ref.task_id)
     created_at = (await handle.describe()).info.created_at
     with pytest.raises(InvalidTaskError, match="message"):
@@ -182,9 +182,9 @@ async def test_list_pages_through_every_task_once(
     user_tasks = []
     for index in range(3):
         config = monitor(base, "/a", minutes=60 + index)
-        user_tasks.append((await service.create_web_monitor(USER, config, unique("p"))).task_id)
+        user_tasks.append((await service.create(USER, "web_monitor", config, unique("p"))).task_id)
     reminder = {"type": "daily", "hour": 7, "message": "paged", "timezone": "UTC"}
-    user_tasks.append((await service.create_reminder(USER, reminder, unique("p"))).task_id)
+    user_tasks.append((await service.create(USER, "schedule", reminder, unique("p"))).task_id)
     seen: list[str] = []
     token: str | None = None
     pages = 0
@@ -288,15 +288,15 @@ async def test_paging_walks_every_task_exactly_once_when_a_task_is_created_betwe
     state.pages["/a"] = article("A page.")
     user = unique("walker")
     before = [
-        (await service.create_web_monitor(user, monitor(base, "/a", minutes=60 + i))).task_id
+        (await service.create(user, "web_monitor", monitor(base, "/a", minutes=60 + i))).task_id
         for i in range(4)
     ]
     reminder = {"type": "daily", "hour": 7, "message": "walk", "timezone": "UTC"}
-    before.append((await service.create_reminder(user, reminder)).task_id)
+    before.append((await service.create(user, "schedule", reminder)).task_id)
     await eventually_listed(service, user, before)
 
     first = await service.list(user, page_size=2)
-    late = (await service.create_web_monitor(user, monitor(base, "/a", minutes=99))).task_id
+    late = (await service.create(user, "web_monitor", monitor(base, "/a", minutes=99))).task_id
     seen = [t.task_id for t in first]
     token = first.next_page_token
     while token is not None:
@@ -317,7 +317,7 @@ async def test_a_state_filter_is_part_of_the_query_so_a_paused_task_is_on_the_fi
     state.pages["/a"] = article("A page.")
     user = unique("pauser")
     ids = [
-        (await service.create_web_monitor(user, monitor(base, "/a", minutes=60 + i))).task_id
+        (await service.create(user, "web_monitor", monitor(base, "/a", minutes=60 + i))).task_id
         for i in range(3)
     ]
     await service.pause(user, ids[0])  # the oldest: the last of an unfiltered walk

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import utcnow
-from ambient.storage.poll_ends import (
+from ambient.watches.poll_ends import (
     EndRequest,
     EndRequestCursor,
     add_end_requests,

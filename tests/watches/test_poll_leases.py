@@ -15,7 +15,8 @@ from activities.polling import PagePoller
 from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.web import WebFetcher
 from ambient.storage import Database
-from ambient.storage.leases import (
+from ambient.storage.models import WatchPollEnd, WatchPollLease, WorkerProcess, utcnow
+from ambient.watches.leases import (
     Lease,
     LeaseBook,
     dead_leases,
@@ -23,7 +24,6 @@ from ambient.storage.leases import (
     end_lost,
     forget_processes,
 )
-from ambient.storage.models import WatchPollEnd, WatchPollLease, WorkerProcess, utcnow
 
 
 async def _leases(db: Database) -> list[tuple[str, str, int, str]]:

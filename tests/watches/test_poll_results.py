@@ -22,10 +22,10 @@ from activities.polling import PagePoller
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps
-from ambient.domain.page_changes import MAX_SHOWN_LINE
-from ambient.domain.polling import EndPoll, PollEnd, PollRequest, PollResult
-from ambient.domain.watches import WebMonitorConfig
 from ambient.storage.repositories import EventRepository
+from ambient.watches.configs import WebMonitorConfig
+from ambient.watches.page_changes import MAX_SHOWN_LINE
+from ambient.watches.polling import EndPoll, PollEnd, PollRequest, PollResult
 from tests.support.servers import serve
 from tests.watches.site import article
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)

@@ -18,8 +18,8 @@ from ambient.domain.notify import Message, NotificationKind
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
 from ambient.storage.models import Delivery, Event, InboxMessage, WatchPoll, WatchSnapshot
-from ambient.storage.polls import InboxCopy, NewEvent, PageText, PollWrite, PollWriter
 from ambient.storage.repositories import UserRepository
+from ambient.watches.poll_store import InboxCopy, NewEvent, PageText, PollWrite, PollWriter
 
 
 async def _user(db: Database, name: str = "ann") -> None:

@@ -17,10 +17,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import poll_upkeep
 from ambient.deps import WorkerDeps
-from ambient.domain.polling import PollRequest, PollResult
-from ambient.domain.tasks import TaskStatus, WebMonitorInput
-from ambient.domain.watches import WebMonitorConfig
 from ambient.storage.repositories import EventRepository, InboxRepository
+from ambient.watches.configs import WebMonitorConfig
+from ambient.watches.models import TaskStatus, WebMonitorInput
+from ambient.watches.polling import PollRequest, PollResult
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import serve
@@ -386,8 +386,8 @@ async def test_a_continued_watch_keeps_its_life_grid_and_event_numbers(
 async def test_get_task_adds_the_running_polls_heartbeated_progress(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
-    from ambient.domain.polling import PollProgress
-    from ambient.tasks import TaskService
+    from ambient.watches.polling import PollProgress
+    from ambient.watches.service import TaskService
 
     state, base = site
     state.pages["/news"] = article("Steady.")
@@ -417,7 +417,7 @@ async def test_get_task_never_counts_a_poll_that_hands_back_meanwhile_twice(
 ) -> None:
     """get reads the running poll's heartbeat (describe) and the recorded checks (query):
     a poll handing back between the two must not be counted in both."""
-    from ambient.tasks import TaskService
+    from ambient.watches.service import TaskService
 
     state, base = site
     state.pages["/news"] = article("Steady.")
@@ -442,7 +442,7 @@ async def test_get_task_never_counts_a_poll_that_hands_back_meanwhile_twice(
 
 
 async def _heartbeat(handle: WorkflowHandle[Any, Any]) -> Any:
-    from ambient.domain.polling import PollProgress
+    from ambient.watches.polling import PollProgress
 
     described = await handle.describe()
     for pending in described.raw_description.pending_activities:

@@ -23,11 +23,11 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.polling import PollLost
-from ambient.domain.tasks import TaskStatus
-from ambient.storage.leases import Lease, end_lost
 from ambient.storage.models import WatchPollLease
 from ambient.storage.repositories import EventRepository, InboxRepository
+from ambient.watches.leases import Lease, end_lost
+from ambient.watches.models import TaskStatus
+from ambient.watches.polling import PollLost
 from tests.conftest import running_worker, unique
 from tests.remediation.test_crash import worker_env, worker_process
 from tests.support.record import save_history

@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.tasks import TaskStatus
+from ambient.watches.models import TaskStatus
 from tests.conftest import running_worker
 from tests.support.record import save_history
 from tests.watches.site import Site, article

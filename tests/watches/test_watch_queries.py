@@ -15,7 +15,7 @@ from activities.poll_upkeep import closed_runs_query
 from ambient import temporal
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.tasks import TaskService
+from ambient.watches.service import TaskService
 from tests.conftest import unique
 
 

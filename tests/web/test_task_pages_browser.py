@@ -9,7 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
-from ambient.tasks import TaskService
+from ambient.watches.service import TaskService
 from api.app import create_app
 from api.routers import app_pages
 from tests.conftest import unique
@@ -30,7 +30,7 @@ async def test_the_task_list_pages_through_every_task_once_and_a_stale_link_star
     )
     service = TaskService(dev_env.client, settings, deps.db)
     made = {
-        (await service.create_reminder(name, {"hour": 9, "message": f"m{i}"}, f"r{i}")).task_id
+        (await service.create(name, "schedule", {"hour": 9, "message": f"m{i}"}, f"r{i}")).task_id
         for i in range(3)
     }
     async with deps.db.session() as session:

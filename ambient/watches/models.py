@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from ambient.domain.configs import read_stored
-from ambient.domain.threshold_rule import ThresholdState
-from ambient.domain.watches import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
+from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
+from ambient.watches.threshold_rule import ThresholdState
 
 
 class UrlState(BaseModel):

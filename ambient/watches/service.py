@@ -1,7 +1,7 @@
 """The task control plane: create, steer, update and delete watches and schedules.
 
 MCP tools, the API, the web form, the CLI and voice are thin adapters over ``TaskService``,
-which applies every rule of a task's input (ambient/task_inputs.py), so no door can skip one.
+which applies every rule of a task's input (ambient/watches/inputs.py), so no door can skip one.
 Task ids are the workflow (or schedule) ids — `web-monitor/{user}/{task}`,
 `threshold-watch/{user}/{task}`, `reminder/{user}/{task}`, the user's one
 `daily-briefing/{user}` (its own ``BriefingService`` greets, reads and sends) — so a start is
@@ -34,12 +34,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ambient import temporal
-from ambient.domain.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
-from ambient.domain.tasks import TaskStatus, ThresholdWatchInput, WebMonitorInput
-from ambient.domain.watches import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
 from ambient.storage.repositories import SnapshotRepository
-from ambient.task_inputs import InvalidTaskError, checked_config, task_name
-from ambient.task_reads import TaskReads
+from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
+from ambient.watches.inputs import InvalidTaskError, checked_config, task_name
+from ambient.watches.models import TaskStatus, ThresholdWatchInput, WebMonitorInput
+from ambient.watches.reads import TaskReads
+from ambient.watches.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
 from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 from workflows.web_monitor import WebMonitorWorkflow
@@ -73,86 +73,47 @@ class TaskService(TaskReads):
     ) -> TaskRef:
         """The generic form: {type: web_monitor|threshold_watch|schedule|news_digest, config}."""
         if kind == TaskKind.DAILY_BRIEFING.value:
-            return await self.create_daily_briefing(user, config)
+            # The user's one briefing, under the same id the briefing tools use.
+            ref = await self._briefing(self._briefings().create(user, config))
+            return TaskRef(
+                task_id=ref.task_id,
+                kind=TaskKind.DAILY_BRIEFING,
+                state=TaskState(ref.state),
+                created=ref.created,
+            )
         parsed = await checked_config(kind, config, user, self.settings, self.db)
         if isinstance(parsed, NewsDigestConfig):
             parsed = parsed.as_reminder()
+        if isinstance(parsed, ReminderConfig):
+            return await self._create_schedule(user, parsed, name)
         if isinstance(parsed, WebMonitorConfig):
-            return await self._start_web_monitor(user, parsed, name)
-        if isinstance(parsed, ThresholdWatchConfig):
-            return await self._start_threshold_watch(user, parsed, name)
-        assert isinstance(parsed, ReminderConfig)  # parse_config knows four types
-        return await self._create_schedule(user, parsed, name)
-
-    async def create_web_monitor(
-        self, user: str, config: dict[str, Any], name: str | None = None
-    ) -> TaskRef:
-        return await self.create(user, "web_monitor", config, name)
-
-    async def create_threshold_watch(
-        self, user: str, config: dict[str, Any], name: str | None = None
-    ) -> TaskRef:
-        return await self.create(user, "threshold_watch", config, name)
-
-    async def create_reminder(
-        self, user: str, config: dict[str, Any], name: str | None = None
-    ) -> TaskRef:
-        return await self.create(user, "schedule", config, name)
-
-    async def create_daily_briefing(self, user: str, config: dict[str, Any]) -> TaskRef:
-        """The user's daily briefing (one per user); the same id the briefing tools use."""
-        ref = await self._briefing(self._briefings().create(user, config))
-        return TaskRef(
-            task_id=ref.task_id,
-            kind=TaskKind.DAILY_BRIEFING,
-            state=TaskState(ref.state),
-            created=ref.created,
-        )
-
-    async def _start_web_monitor(
-        self, user: str, parsed: WebMonitorConfig, name: str | None
-    ) -> TaskRef:
-        task_id = f"web-monitor/{user}/{task_name(name, parsed)}"
-        summary = (
-            f"Web monitor of {len(parsed.urls)} URL(s) every "
-            f"{parsed.check_interval_minutes:g} min for {user}"
-        )
-        return await self._start(
-            WebMonitorWorkflow.run,
-            WebMonitorInput(user=user, task=task_id, config=parsed),
-            task_id,
-            TaskKind.WEB_MONITOR,
-            user,
-            summary,
-        )
-
-    async def _start_threshold_watch(
-        self, user: str, parsed: ThresholdWatchConfig, name: str | None
-    ) -> TaskRef:
+            task_id = f"web-monitor/{user}/{task_name(name, parsed)}"
+            summary = (
+                f"Web monitor of {len(parsed.urls)} URL(s) every "
+                f"{parsed.check_interval_minutes:g} min for {user}"
+            )
+            monitor = WebMonitorInput(user=user, task=task_id, config=parsed)
+            return await self._start(WebMonitorWorkflow.run, monitor, TaskKind.WEB_MONITOR, summary)
+        assert isinstance(parsed, ThresholdWatchConfig)  # parse_config knows four types
         task_id = f"threshold-watch/{user}/{task_name(name, parsed)}"
         rules = f" {parsed.combine} ".join(f"{c.op} {c.value:g}" for c in parsed.conditions)
         summary = f"Threshold watch {parsed.metric or parsed.source.type}: {rules}"  # type: ignore[union-attr]
+        watch = ThresholdWatchInput(user=user, task=task_id, config=parsed)
         return await self._start(
-            ThresholdWatchWorkflow.run,
-            ThresholdWatchInput(user=user, task=task_id, config=parsed),
-            task_id,
-            TaskKind.THRESHOLD_WATCH,
-            user,
-            summary,
+            ThresholdWatchWorkflow.run, watch, TaskKind.THRESHOLD_WATCH, summary
         )
 
     async def _start(
         self,
         workflow: Any,
-        arg: Any,
-        task_id: str,
+        arg: WebMonitorInput | ThresholdWatchInput,
         kind: TaskKind,
-        user: str,
         summary: str,
         *,
         retried: bool = False,
     ) -> TaskRef:
         """Start a new life of the task, or find the running one with the same config."""
+        task_id, user = arg.task, arg.user
         try:
             handle = await self.client.start_workflow(
                 workflow,
@@ -166,7 +127,7 @@ class TaskService(TaskReads):
                 memo={"summary": summary},
             )
         except WorkflowAlreadyStartedError:
-            running = await self._query_status(task_id)
+            running = await self._query_status(task_id, TaskStatus)
             if running.state is TaskState.STOPPED and not retried:
                 # Deleted a moment ago and still winding down: let it end, then start anew.
                 try:
@@ -176,7 +137,7 @@ class TaskService(TaskReads):
                     )
                 except Exception:  # however the old life ended (or not yet), start the new one
                     pass
-                return await self._start(workflow, arg, task_id, kind, user, summary, retried=True)
+                return await self._start(workflow, arg, kind, summary, retried=True)
             if running.config != arg.config.model_dump(mode="json"):
                 raise InvalidTaskError(
                     f"name: task {task_id!r} already runs with another config; "

@@ -18,8 +18,8 @@ from sqlalchemy import Table, and_, delete, exists, select, tuple_
 
 from ambient.storage.db import Database
 from ambient.storage.models import WatchPollLease, WorkerProcess, utcnow
-from ambient.storage.poll_ends import EndRequest, request_ends
-from ambient.storage.polls import upsert
+from ambient.watches.poll_ends import EndRequest, request_ends
+from ambient.watches.poll_store import upsert
 
 LEASES: Table = WatchPollLease.__table__  # type: ignore[assignment]
 PROCESSES: Table = WorkerProcess.__table__  # type: ignore[assignment]

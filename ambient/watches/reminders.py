@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 from ambient.domain.configs import UserConfig, read_stored
 from ambient.domain.notify import Target
 from ambient.domain.users import validate_timezone
-from ambient.domain.watches import MAX_TARGETS, Count, NotificationSpec, ShortText, WebUrl
+from ambient.watches.configs import MAX_TARGETS, Count, NotificationSpec, ShortText, WebUrl
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CRON_FIELDS = "minute hour day-of-month month day-of-week"

@@ -27,13 +27,13 @@ from ambient.briefing.service import (
     BriefingService,
     InvalidBriefingError,
 )
-from ambient.domain.polling import PollProgress
-from ambient.domain.reminders import ReminderRun
-from ambient.domain.tasks import TaskStatus
-from ambient.domain.watches import TaskKind, TaskState
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.task_inputs import InvalidTaskError, TaskError, TaskNotFoundError
+from ambient.watches.configs import TaskKind, TaskState
+from ambient.watches.inputs import InvalidTaskError, TaskError, TaskNotFoundError
+from ambient.watches.models import TaskStatus
+from ambient.watches.polling import PollProgress
+from ambient.watches.reminders import ReminderRun
 from workflows.daily_briefing import DailyBriefingWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 from workflows.web_monitor import WebMonitorWorkflow
@@ -259,9 +259,9 @@ class TaskReads:
         if kind is TaskKind.SCHEDULE:
             return await self._schedule_status(user, task_id)
         if kind is TaskKind.DAILY_BRIEFING:
-            status = await self._briefing_status(task_id)
+            status = _briefing_task_status(await self._query_status(task_id, BriefingStatus))
         else:
-            status = await self._query_status(task_id)
+            status = await self._query_status(task_id, TaskStatus)
         # Described after the query: a poll still pending then had not handed back when the
         # query answered, so its heartbeat is not in the recorded checks (described first, a
         # poll handing back in between was counted twice).
@@ -275,15 +275,6 @@ class TaskReads:
         else:
             await self._show_poll_progress(status, description)
         return status
-
-    async def _briefing_status(self, task_id: str) -> TaskStatus:
-        try:
-            briefing: BriefingStatus = await self.client.get_workflow_handle(task_id).query(
-                "status", result_type=BriefingStatus
-            )
-        except RPCError as exc:
-            raise self._missing(task_id, exc) from None
-        return _briefing_task_status(briefing)
 
     async def _show_poll_progress(
         self, status: TaskStatus, description: WorkflowExecutionDescription
@@ -341,14 +332,14 @@ class TaskReads:
             },
         )
 
-    async def _query_status(self, task_id: str) -> TaskStatus:
+    async def _query_status(self, task_id: str, result_type: type[T]) -> T:
+        """The workflow's ``status`` query: a watch's ``TaskStatus``, a briefing's own."""
         try:
-            status: TaskStatus = await self.client.get_workflow_handle(task_id).query(
-                "status", result_type=TaskStatus
+            return await self.client.get_workflow_handle(task_id).query(
+                "status", result_type=result_type
             )
         except RPCError as exc:
             raise self._missing(task_id, exc) from None
-        return status
 
     def _briefings(self) -> BriefingService:
         return BriefingService(self.client, self.settings, self.db)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ambient.domain.watches import compile_user_regex
+from ambient.watches.configs import compile_user_regex
 
 # What an event shows of one line (a diff line or a keyword hit). Matching reads the whole
 # line; a page of few, huge lines (text without blocks, up to the fetch cap) must not put

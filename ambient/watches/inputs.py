@@ -24,9 +24,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError, WithJsonSchema
 
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.targets import TargetPolicy
-from ambient.domain.reminders import NewsDigestConfig, ReminderConfig
 from ambient.domain.users import Role
-from ambient.domain.watches import (
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.repositories import UserRepository
+from ambient.watches.configs import (
     DEFAULT_CATALOGUE,
     HttpJsonSource,
     NotificationSpec,
@@ -36,9 +38,7 @@ from ambient.domain.watches import (
     WebMonitorConfig,
     resolve_metric,
 )
-from ambient.settings import Settings
-from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 
 Location = tuple[str | int, ...]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -209,24 +209,19 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def config_json_schema(*models: type[BaseModel]) -> dict[str, Any]:
-    """Self-contained JSON schema (no $refs) of one config model, or of a union of them."""
+def config_schema(*models: type[BaseModel]) -> WithJsonSchema:
+    """Publish the typed, self-contained schema (no $refs) of a config argument that is
+    validated by ``parse_config``: one config model, or a union of them.
+
+    The argument is taken as a JSON object and parsed by type in the service, so a
+    bad config gets one error per bad field of its own type (not one per union member).
+    """
     target: Any = models[0]
     for model in models[1:]:
         target = target | model
     schema = TypeAdapter(target).json_schema()
     defs = schema.pop("$defs", {})
-    inlined: dict[str, Any] = _inline(schema, defs)
-    return inlined
-
-
-def config_schema(*models: type[BaseModel]) -> WithJsonSchema:
-    """Publish the typed schema of a config argument that is validated by ``parse_config``.
-
-    The argument is taken as a JSON object and parsed by type in the service, so a
-    bad config gets one error per bad field of its own type (not one per union member).
-    """
-    return WithJsonSchema(config_json_schema(*models))
+    return WithJsonSchema(_inline(schema, defs))
 
 
 ANY_CONFIG = (WebMonitorConfig, ThresholdWatchConfig, ReminderConfig, NewsDigestConfig)

@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ambient.domain.notify import Message, Target
-from ambient.domain.tasks import Failure, UrlState
-from ambient.domain.watches import WebMonitorConfig
+from ambient.watches.configs import WebMonitorConfig
+from ambient.watches.models import Failure, UrlState
 
 # The web monitor's workflow type (workflows/web_monitor.py is defined with it): what the
 # visibility queries for its runs name.
