@@ -23,12 +23,15 @@ awaiting their baseline; one that never takes it is given up after ``--stall`` s
 ``--trace K`` runs one tree under ``tracemalloc`` (slow; nothing is traced by default) and
 prints the K largest allocation sites, by line and by file, in KB a watch, and the Python
 heap against the RSS increase (what is left is native: Temporal core, the allocator).
+``--trim`` also reads the running RSS after glibc's ``malloc_trim(0)`` (what the C allocator
+held free, not live), printed beside the row.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import json
 import os
@@ -146,6 +149,10 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(args.settle)
             gc.collect()
             running = rss_mb()
+            trimmed = None
+            if args.trim:
+                ctypes.CDLL("libc.so.6").malloc_trim(0)
+                trimmed = rss_mb()
             snapshot = tracemalloc.take_snapshot() if args.trace else None
             tracemalloc.stop()
             w0, s0, t0 = time.process_time(), process_cpu(stack.server_pid), time.time()
@@ -163,6 +170,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
                 "interval": args.interval,
                 "rss_before": before,
                 "rss_running": running,
+                "rss_trimmed": trimmed,
                 "kb_per_watch": 1024 * (running - before) / n,
                 "seconds": t1 - t0,
                 "checks": checks,
@@ -235,6 +243,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=100, help="watches awaiting baseline")
     parser.add_argument("--window", type=float, default=300.0, help="s of CPU measured")
     parser.add_argument("--trace", type=int, default=0, help="print the K largest allocations")
+    parser.add_argument("--trim", action="store_true", help="RSS after malloc_trim(0) too")
     parser.add_argument("--against", help="a git ref measured first, as the baseline")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -250,6 +259,12 @@ def main() -> None:
     else:
         print(f"`python -m bench.memory {shlex.join(argv)}`\n\n{HEADER}")
         print(row("this tree", result))
+        if result["rss_trimmed"] is not None:
+            grown = result["rss_trimmed"] - result["rss_before"]
+            print(
+                f"\nafter malloc_trim(0): {result['rss_trimmed']:.0f} MB, "
+                f"{1024 * grown / result['watches']:.1f} KB a watch"
+            )
 
 
 if __name__ == "__main__":
