@@ -134,12 +134,16 @@ async def create(
 
 async def one_run(args: argparse.Namespace) -> dict[str, Any]:
     # Imported here: with --against, the baseline's process imports them from its own tree.
+    import worker
     from bench.stack import QUEUE, bench_stack
     from bench.watches import process_cpu, rss_mb
     from worker import build_worker
 
+    # What run_worker starts beside the worker (a baseline tree may not have it).
+    release = getattr(worker, "release_free_memory", None)
     async with bench_stack("ambient-memory-") as stack:
         async with build_worker(stack.client, stack.deps, task_queue=QUEUE):
+            trimmer = asyncio.create_task(release()) if release is not None else None
             await asyncio.sleep(5)  # the worker's pollers and caches up
             gc.collect()
             before = rss_mb()
@@ -158,6 +162,8 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             w0, s0, t0 = time.process_time(), process_cpu(stack.server_pid), time.time()
             await asyncio.sleep(args.window)
             w1, s1, t1 = time.process_time(), process_cpu(stack.server_pid), time.time()
+            if trimmer is not None:
+                trimmer.cancel()
             window = await site_stats(stack.site, prefix="/page/c-", since=str(t0), until=str(t1))
             checks = window["fetches"]
             n = baselines  # the watches running: past their baseline
