@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +28,11 @@ from ambient.storage.migrate import require_current
 from workflows import ALL_WORKFLOWS
 
 log = logging.getLogger("ambient.worker")
+
+# glibc keeps what the worker freed (a check's body, parsed page and protobufs, freed among
+# the polls' long-lived objects) unless asked to give it back: ≈ 8 KB a watch of RSS at 400
+# running watches (docs/benchmarks.md, "Worker memory"). Asked every minute, in a thread.
+TRIM_EVERY = 60.0
 
 
 def build_worker(
@@ -113,6 +119,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         try:
             async with worker:
                 upkeep += [asyncio.create_task(_run(job(client))) for job in deps.upkeep]
+                upkeep.append(asyncio.create_task(release_free_memory()))
                 await ensure_triage_schedule(client, settings, db)
                 await stop.wait()
                 log.info("worker stopping")
@@ -125,6 +132,17 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 async def _run(job: Awaitable[None]) -> None:
     await job
+
+
+async def release_free_memory(every: float = TRIM_EVERY) -> None:
+    """Give the memory the C allocator holds free back to the system every ``every`` s."""
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return  # not glibc (musl, macOS): nothing to ask
+    while True:
+        await asyncio.sleep(every)
+        await asyncio.to_thread(trim, 0)
 
 
 def main() -> None:

@@ -63,7 +63,9 @@ class PollSession:
         self.request = request
         self.reports = PollReports(poller, request)
         self.run_id = activity.info().workflow_run_id or ""
-        self.urls = {url: state.model_copy() for url, state in request.urls.items()}
+        # The request is this attempt's own decoded copy, read nowhere else: its page states
+        # are taken as they are (a copy per poll cost ~1 KB a watch for as long as it runs).
+        self.urls = request.urls
         self.next_due = time.time() + max(0.0, request.first_check_in)
         self.checks = 0
         self.ended: PollEnd | None = None
@@ -153,7 +155,6 @@ class PollSession:
     async def run(self) -> PollResult:
         request = self.request
         deadline = time.time() + request.window_seconds
-        shutdown = asyncio.create_task(self._on_shutdown())
         try:
             while self.ended is None:
                 wait = self.next_due - time.time()
@@ -179,8 +180,6 @@ class PollSession:
         except asyncio.CancelledError:
             # Cancelled by the workflow or the server: hand back what was done.
             self.ended = self.ended or PollEnd.CONTROL
-        finally:
-            shutdown.cancel()
         linger = HANDBACK_WAIT.get(self.ended or PollEnd.CONTROL)
         await self.reports.settle_deliveries(linger, self.heartbeat, self.beat_every)
         return self.result()
@@ -197,10 +196,6 @@ class PollSession:
         finally:
             timer.cancel()
             self.nap = None
-
-    async def _on_shutdown(self) -> None:
-        await activity.wait_for_worker_shutdown()
-        self.end(PollEnd.SHUTDOWN)
 
     def why_hand_back(self, deadline: float) -> PollEnd | None:
         if self.request.first_only:

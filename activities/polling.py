@@ -59,6 +59,12 @@ class PagePoller:
         # The checks that found something are written together (one transaction a batch).
         self.writer = PollWriter(db)
         self.sessions: dict[tuple[str, str], PollSession] = {}
+        # Every attempt running here (two of one watch may overlap, one in ``sessions``) and
+        # the one task that ends them all when the worker shuts down: a task of each poll's
+        # own, with its frame and waiter, cost ≈ 0.6 KB a watch for as long as the poll ran
+        # (docs/benchmarks.md, "Worker memory").
+        self.running: set[PollSession] = set()
+        self._shutdown: asyncio.Task[None] | None = None
         # The users' push settings, read at most every RECIPIENT_TTL seconds per user.
         self._recipients: dict[str, tuple[float, asyncio.Future[Recipient]]] = {}
         # The leases, sweeps and mailbox of these polls; the worker runs ``upkeep`` beside it.
@@ -72,6 +78,8 @@ class PagePoller:
         session = PollSession(self, request)
         key = (request.workflow_id, request.life)
         self.sessions[key] = session
+        self.running.add(session)
+        self._watch_shutdown(session)
         lease = Lease(request.workflow_id, request.life, session.run_id, request.poll)
         self.leases.start(lease)
         self.keeper.ensure_running(_client())
@@ -82,9 +90,23 @@ class PagePoller:
             await session.resume()
             return await session.run()
         finally:
+            self.running.discard(session)
             self.leases.end(lease)
             if self.sessions.get(key) is session:
                 del self.sessions[key]
+
+    def _watch_shutdown(self, session: PollSession) -> None:
+        """At the worker's shutdown every running poll hands back (one task for all)."""
+        if self._shutdown is None:
+            # Made in the first poll's context: the worker's shutdown event is the same for all.
+            self._shutdown = asyncio.create_task(self._on_shutdown())
+        elif self._shutdown.done():
+            session.end(PollEnd.SHUTDOWN)  # started while the worker shuts down
+
+    async def _on_shutdown(self) -> None:
+        await activity.wait_for_worker_shutdown()
+        for session in list(self.running):
+            session.end(PollEnd.SHUTDOWN)
 
     async def recipient(self, user: str) -> Recipient:
         """The user's push settings as read at most ``RECIPIENT_TTL`` seconds ago (one read

@@ -89,9 +89,11 @@ class Settings(BaseSettings):
     # Workflows kept in the worker's sticky cache (~100 KB of worker memory each). A web
     # monitor's workflow wakes once an hour (its poll, an activity, does the checks), so it
     # need not stay cached: a hand-back replays its run, which RUN_EVENTS keeps short
-    # (bench/memory.py measures both). Raise it for many short-interval threshold watches,
-    # whose workflow wakes at every check.
-    max_cached_workflows: int = 500
+    # (bench/memory.py measures both). The cache only has to hold a run between tasks that
+    # follow each other within seconds (a start and its baseline, a control and the poll's
+    # answer): at 20,000 watches 100 runs are the last ~18 s of hand-backs. Raise it for
+    # many short-interval threshold watches, whose workflow wakes at every check.
+    max_cached_workflows: int = 100
     # Web monitors poll in long-running activities, one per watch, mostly asleep: they have
     # their own allowance on top of max_concurrent_activities.
     max_watch_polls: int = 25_000

@@ -23,12 +23,15 @@ awaiting their baseline; one that never takes it is given up after ``--stall`` s
 ``--trace K`` runs one tree under ``tracemalloc`` (slow; nothing is traced by default) and
 prints the K largest allocation sites, by line and by file, in KB a watch, and the Python
 heap against the RSS increase (what is left is native: Temporal core, the allocator).
+``--trim`` also reads the running RSS after glibc's ``malloc_trim(0)`` (what the C allocator
+held free, not live), printed beside the row.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import json
 import os
@@ -131,12 +134,16 @@ async def create(
 
 async def one_run(args: argparse.Namespace) -> dict[str, Any]:
     # Imported here: with --against, the baseline's process imports them from its own tree.
+    import worker
     from bench.stack import QUEUE, bench_stack
     from bench.watches import process_cpu, rss_mb
     from worker import build_worker
 
+    # What run_worker starts beside the worker (a baseline tree may not have it).
+    release = getattr(worker, "release_free_memory", None)
     async with bench_stack("ambient-memory-") as stack:
         async with build_worker(stack.client, stack.deps, task_queue=QUEUE):
+            trimmer = asyncio.create_task(release()) if release is not None else None
             await asyncio.sleep(5)  # the worker's pollers and caches up
             gc.collect()
             before = rss_mb()
@@ -146,11 +153,17 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(args.settle)
             gc.collect()
             running = rss_mb()
+            trimmed = None
+            if args.trim:
+                ctypes.CDLL("libc.so.6").malloc_trim(0)
+                trimmed = rss_mb()
             snapshot = tracemalloc.take_snapshot() if args.trace else None
             tracemalloc.stop()
             w0, s0, t0 = time.process_time(), process_cpu(stack.server_pid), time.time()
             await asyncio.sleep(args.window)
             w1, s1, t1 = time.process_time(), process_cpu(stack.server_pid), time.time()
+            if trimmer is not None:
+                trimmer.cancel()
             window = await site_stats(stack.site, prefix="/page/c-", since=str(t0), until=str(t1))
             checks = window["fetches"]
             n = baselines  # the watches running: past their baseline
@@ -163,6 +176,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
                 "interval": args.interval,
                 "rss_before": before,
                 "rss_running": running,
+                "rss_trimmed": trimmed,
                 "kb_per_watch": 1024 * (running - before) / n,
                 "seconds": t1 - t0,
                 "checks": checks,
@@ -235,6 +249,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=100, help="watches awaiting baseline")
     parser.add_argument("--window", type=float, default=300.0, help="s of CPU measured")
     parser.add_argument("--trace", type=int, default=0, help="print the K largest allocations")
+    parser.add_argument("--trim", action="store_true", help="RSS after malloc_trim(0) too")
     parser.add_argument("--against", help="a git ref measured first, as the baseline")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -250,6 +265,12 @@ def main() -> None:
     else:
         print(f"`python -m bench.memory {shlex.join(argv)}`\n\n{HEADER}")
         print(row("this tree", result))
+        if result["rss_trimmed"] is not None:
+            grown = result["rss_trimmed"] - result["rss_before"]
+            print(
+                f"\nafter malloc_trim(0): {result['rss_trimmed']:.0f} MB, "
+                f"{1024 * grown / result['watches']:.1f} KB a watch"
+            )
 
 
 if __name__ == "__main__":

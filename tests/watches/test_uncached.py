@@ -8,6 +8,8 @@ replays its run, and a run continues as new once its history is long (RUN_EVENTS
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from functools import partial
 from typing import Any
 
@@ -15,8 +17,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.poll_upkeep import PollUpkeep
 from ambient.deps import WorkerDeps
 from ambient.watches.models import TaskStatus
+from ambient.watches.polling import PollEnd
 from tests.conftest import running_worker
 from tests.support.record import save_history
 from tests.watches.site import Site, article
@@ -26,6 +30,7 @@ from tests.watches.test_polling import (
     events,
     fast,
     inbox_titles,
+    poll_results,
     start,
     status,
     until,
@@ -91,3 +96,52 @@ async def test_a_watch_continues_as_new_when_its_runs_history_is_long_and_keeps_
 
 async def _continued(handle: WorkflowHandle[Any, Any], first_run: str) -> bool:
     return (await handle.describe()).run_id != first_run
+
+
+async def test_open_polls_keep_one_task_each_and_a_worker_shutdown_hands_every_one_back(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    # A poll is open for hours, mostly asleep: what it keeps is worker memory a watch. Its
+    # activity's own task is the SDK's; the end at the worker's shutdown is one task for all.
+    state, base = site
+    for n in range(4):
+        state.pages[f"/p{n}"] = article(f"Page {n}.")
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        # The poller's upkeep (built with the worker's activities) holds its running sessions.
+        keeper = next(
+            job.__self__  # type: ignore[attr-defined]
+            for job in reversed(loopback_deps.upkeep)
+            if isinstance(getattr(job, "__self__", None), PollUpkeep)
+        )
+
+        async def asleep(n: int) -> bool:
+            # n polls past their baseline, each waiting for its next check (a minute away).
+            sessions = list(keeper.sessions.values())
+            return len(sessions) == n and all(
+                s.nap is not None and not s.request.first_only for s in sessions
+            )
+
+        def watch(n: int) -> Any:
+            config = fast([f"{base}/p{n}"])
+            return start(dev_env, worker.task_queue, config, every=60.0, window=300.0)
+
+        handles = [await watch(0)]
+        await until(partial(asleep, 1))
+        before = _kinds(asyncio.all_tasks())
+        handles += [await watch(n) for n in range(1, 4)]
+        await until(partial(asleep, 4))
+        # Three more polls, three more tasks once the upkeep's passing writes are done.
+        await until(partial(_new_tasks, before, 3))
+    # The worker's shutdown ended every poll, which handed back its result.
+    for handle in handles:
+        assert (await poll_results(handle))[-1].ended == PollEnd.SHUTDOWN
+
+
+def _kinds(tasks: set[asyncio.Task[Any]]) -> Counter[str]:
+    return Counter(task.get_coro().__qualname__ for task in tasks)  # type: ignore[union-attr]
+
+
+async def _new_tasks(before: Counter[str], n: int) -> bool:
+    # By what they run: a loop that waits in a fresh task each turn (the SDK's pollers) is
+    # not new, and tasks that ended meanwhile do not count against the new ones.
+    return (_kinds(asyncio.all_tasks()) - before).total() == n
