@@ -285,8 +285,8 @@ async def _read_answer(
         if b"\n\n" in buffer[-len(data) - 1 :] and HEAD_END not in buffer:
             # Lines ended by bare line feeds: h11 says what that is.
             return await _read_with_h11(connection, request, buffer, False, max_bytes)
-    plain = _plain(bytes(buffer[:end]))
-    if plain is None:
+    plain = _plain(bytes(buffer[:end])) if end <= MAX_HEADER_BYTES else None
+    if plain is None:  # h11 reads it (and refuses a head past the cap)
         return await _read_with_h11(connection, request, buffer, False, max_bytes)
     status, headers, length = plain
     if length > max_bytes:
