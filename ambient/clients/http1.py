@@ -286,7 +286,7 @@ async def _read_answer(
             # Lines ended by bare line feeds: h11 says what that is.
             return await _read_with_h11(connection, request, buffer, False, max_bytes)
     plain = _plain(bytes(buffer[:end])) if end <= MAX_HEADER_BYTES else None
-    if plain is None:  # h11 reads it (and refuses a head past the cap)
+    if plain is None:  # h11 reads it (a head past the cap too, as it always did)
         return await _read_with_h11(connection, request, buffer, False, max_bytes)
     status, headers, length = plain
     if length > max_bytes:
