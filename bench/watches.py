@@ -31,6 +31,10 @@ any check design. The page server stamps every fetch per path; inside the window
 - worker memory: VmRSS of this process before the phase creates its watches and at the end of
   the window, and the increase per watch.
 
+``--py-spy PY_SPY PREFIX`` samples the worker (this process, every thread) with that py-spy
+over each phase's window into ``PREFIX-PHASE-N.txt`` (raw collapsed stacks; py-spy is not a
+dependency of the project).
+
 Before the first phase, 15 s with no watches give the stack's idle CPU (worker and server
 ms/s): at small N it is a large share of each check, and each phase's notes give its CPU per
 check net of it (window CPU minus idle rate x window seconds, over the checks). Results that
