@@ -31,6 +31,10 @@ any check design. The page server stamps every fetch per path; inside the window
 - worker memory: VmRSS of this process before the phase creates its watches and at the end of
   the window, and the increase per watch.
 
+``--py-spy PY_SPY PREFIX`` samples the worker (this process, every thread) with that py-spy
+over each phase's window into ``PREFIX-PHASE-N.txt`` (raw collapsed stacks; py-spy is not a
+dependency of the project).
+
 Before the first phase, 15 s with no watches give the stack's idle CPU (worker and server
 ms/s): at small N it is a large share of each check, and each phase's notes give its CPU per
 check net of it (window CPU minus idle rate x window seconds, over the checks). Results that
@@ -160,6 +164,7 @@ class Bench:
     keywords: list[str] = field(default_factory=list)
     db: Database | None = None
     idle: tuple[float, float] = (0.0, 0.0)  # the stack's CPU s/s with no watches (worker, server)
+    py_spy: list[str] | None = None  # py-spy and the path prefix of its samples (--py-spy)
 
     async def event_kinds(self, task_prefix: str, t0: datetime, t1: datetime) -> dict[str, int]:
         """Events the watches stored inside the window, by kind (hits show the filter works)."""
@@ -348,12 +353,27 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
         await asyncio.sleep(bench.settle)
         notes.append(f"then settled {bench.settle:.0f} s")
 
+    spy = None
+    if bench.py_spy is not None and kind != "floor":
+        # Samples of the worker (this process, every thread) over the window: where its CPU
+        # per check goes. Raw (collapsed) stacks, one line per stack with its sample count.
+        exe, out = bench.py_spy
+        spy = await asyncio.create_subprocess_exec(
+            *(exe, "record", "--pid", str(os.getpid()), "--duration", f"{bench.window:.0f}"),
+            *("--rate", "200", "--threads", "--format", "raw", "--nonblocking"),
+            *("--output", f"{out}-{kind}-{n}.txt"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
     t0, m0 = time.time(), time.monotonic()
     w0, s0, c0 = time.process_time(), process_cpu(bench.server_pid), COMPLETED["count"]
     await asyncio.sleep(bench.window)
     w1, s1, c1 = time.process_time(), process_cpu(bench.server_pid), COMPLETED["count"]
     t1, m1 = time.time(), time.monotonic()
     rss_running = rss_mb()
+    if spy is not None:
+        await spy.wait()
+        notes.append(f"py-spy samples in {bench.py_spy[1] if bench.py_spy else ''}-{kind}-{n}.txt")
     d0, d1 = datetime.fromtimestamp(t0, UTC), datetime.fromtimestamp(t1, UTC)
     sample = list(range(0, n, max(1, n // SAMPLED)))
 
@@ -418,6 +438,7 @@ async def main(
     create_over: float | None = None,
     settle: float = 0.0,
     keywords: list[str] | None = None,
+    py_spy: list[str] | None = None,
 ) -> list[Phase]:
     phases: list[Phase] = []
     async with bench_stack("ambient-bench-") as stack:
@@ -439,6 +460,7 @@ async def main(
             settle,
             keywords or [],
             stack.deps.db,
+            py_spy=py_spy,
         )
         async with worker:
             # What runs beside the worker in the product (the poll leases' upkeep).
@@ -552,6 +574,13 @@ if __name__ == "__main__":
         default=[],
         help="a keyword filter on every watch (e.g. 'update' hits every changing page)",
     )
+    parser.add_argument(
+        "--py-spy",
+        nargs=2,
+        metavar=("PY_SPY", "PREFIX"),
+        help="sample the worker with this py-spy over each window into PREFIX-PHASE-N.txt "
+        "(raw collapsed stacks, every thread; py-spy is not a dependency: give its path)",
+    )
     args = parser.parse_args()
     try:
         WebMonitorConfig.model_validate(
@@ -576,6 +605,7 @@ if __name__ == "__main__":
             create_over=args.create_over,
             settle=args.settle,
             keywords=args.keywords,
+            py_spy=args.py_spy,
         )
     )
     print()

@@ -18,7 +18,9 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import h11
 import pytest
 
 from ambient.clients.http1 import BodyTooLargeError, HttpProtocolError, PageClient
@@ -110,6 +112,78 @@ async def test_keep_alive_carries_a_watchs_conditional_gets_on_one_connection() 
     assert first.startswith("GET /a HTTP/1.1\r\n")
     assert f"Host: 127.0.0.1:{port}\r\n" in first and "Accept-Encoding: gzip, deflate" in first
     assert 'If-None-Match: "v1"' in server.requests[1].decode()
+
+
+class CountedH11(h11.Connection):
+    """h11's client, counting the events it is asked for (to see which answers it reads)."""
+
+    events = 0
+
+    def next_event(self) -> Any:
+        CountedH11.events += 1
+        return super().next_event()
+
+
+async def test_a_watchs_plain_answers_are_read_without_h11_and_the_rest_through_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A 200 with Content-Length and a 304, the connection kept: most of a watch's answers.
+    # h11's state machine cost more CPU per such GET than the rest of the client.
+    monkeypatch.setattr(h11, "Connection", CountedH11)
+    CountedH11.events = 0
+    not_modified = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 5\r\n\r\n'
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+    client = PageClient()
+    async with scripted(
+        Scripted(ok(b"hello", 'ETag:  "v1" ', "X-Empty:"), not_modified, chunked, ok(b"plain"))
+    ) as (server, port):
+        answer = await client.get(
+            f"http://127.0.0.1:{port}/",
+            {},
+            addresses=["127.0.0.1"],
+            time_limit=5,
+            max_bytes=CAP,
+        )
+        assert (answer.status, answer.body) == (200, b"hello")
+        assert answer.headers["etag"] == '"v1"' and answer.headers["x-empty"] == ""
+        assert await get(client, port, **{"If-None-Match": '"v1"'}) == (304, b"")
+        assert CountedH11.events == 0
+        assert await get(client, port) == (200, b"hi")  # chunked: h11 reads it
+        assert CountedH11.events > 0
+        assert await get(client, port) == (200, b"plain")
+    await client.aclose()
+    assert server.connections == 1
+
+
+async def test_odd_answers_go_to_h11_with_the_bytes_already_read() -> None:
+    client = PageClient()
+    async with scripted(
+        Scripted(
+            b"HTTP/1.1 200 OK\nContent-Length: 4\n\nbare",  # bare line feeds
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nlast",
+            ok(b"new connection"),
+            b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 1\r\n\r\nf",
+            ok(b"after"),
+        )
+    ) as (server, port):
+        assert await get(client, port) == (200, b"bare")
+        assert await get(client, port) == (200, b"ok")  # the same length twice
+        assert await get(client, port) == (200, b"last")
+        assert await get(client, port) == (200, b"new connection")
+        assert server.connections == 2  # "Connection: close" was honoured
+        assert await get(client, port) == (200, b"f")  # obs-fold: h11 unfolds it
+        assert await get(client, port) == (200, b"after")
+    await client.aclose()
+
+
+async def test_bytes_past_an_answer_are_not_read_as_the_next_answer() -> None:
+    client = PageClient()
+    async with scripted(Scripted(ok(b"page") + ok(b"unasked"), ok(b"asked"))) as (server, port):
+        assert await get(client, port) == (200, b"page")
+        assert await get(client, port) == (200, b"asked")
+    await client.aclose()
+    assert server.connections == 2
 
 
 async def test_chunked_gzip_and_deflate_bodies_are_decoded() -> None:
