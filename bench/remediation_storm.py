@@ -261,11 +261,14 @@ class Bench:
                 ("check_remediation_permission", "permission done"),
                 ("check_remediation_gates", "gates done"),
                 ("take_remediation_checkpoint", "checkpoint read done"),
+                # Since the first-step-at-once patch: all four in one activity.
+                ("open_remediation", "scoring to checkpoint done (open_remediation)"),
             ):
                 if kind in self.stages.end[rid]:
                     marks[label].append(self.stages.end[rid][kind] - t0)
-            if "prepare_remediation" in self.stages.start[rid]:
-                marks["scoring started"].append(self.stages.start[rid]["prepare_remediation"] - t0)
+            for kind in ("prepare_remediation", "open_remediation"):
+                if kind in self.stages.start[rid]:
+                    marks["scoring started"].append(self.stages.start[rid][kind] - t0)
             if "apply_remediation_step" in self.stages.scheduled[rid]:
                 marks["change activity scheduled"].append(
                     self.stages.scheduled[rid]["apply_remediation_step"] - t0
@@ -281,6 +284,7 @@ class Bench:
             "permission done",
             "gates done",
             "checkpoint read done",
+            "scoring to checkpoint done (open_remediation)",
             "change activity scheduled",
             "change activity started",
         ]
