@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,12 +31,8 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         parsed = make_url(url)
-        # SQLite's writers of every process (worker, API, MCP) queue on this file's lock.
-        self._writers_file: str | None = None
         if parsed.get_backend_name() == "sqlite" and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            if parsed.database != ":memory:":
-                self._writers_file = f"{parsed.database}.writers"
         self.engine: AsyncEngine = create_async_engine(url, echo=echo)
         self.sqlite = parsed.get_backend_name() == "sqlite"
         if self.sqlite:
@@ -71,20 +65,15 @@ class Database:
         On SQLite it takes the write lock first (``BEGIN IMMEDIATE``, which waits out the
         busy timeout): a transaction that read first and writes later would otherwise be
         refused at once ("database is locked") when another connection wrote in between.
-        Writers of this process take turns, and then queue with the other processes' writers
-        on a file lock beside the database, in the kernel: SQLite's busy handler sleeps
-        between its tries, so a process whose writers follow each other back to back (the
-        worker in an alert storm) kept the lock from another process's writer past the busy
-        timeout ("database is locked", an HTTP 500 in the API). Writers that do not take a
-        write turn still meet the busy timeout, and a write turn begins again through up to
-        ``WRITE_TURN_TRIES`` of them (nothing was done yet). Keep the block short: no network
-        calls inside it.
+        Writers of this process take turns; another process's writers are waited for through
+        up to ``WRITE_TURN_TRIES`` busy timeouts (nothing was done yet, so beginning again is
+        safe). Keep the block short: no network calls inside it.
         """
         if not self.sqlite:
             async with self.sessions() as session:
                 yield session
             return
-        async with self._write_turn, self._writers_turn():
+        async with self._write_turn:
             tries = 0
             while True:
                 tries += 1
@@ -98,24 +87,6 @@ class Database:
                     yield session
                     return
 
-    @asynccontextmanager
-    async def _writers_turn(self) -> AsyncIterator[None]:
-        """This database's writers of all processes, one at a time (an exclusive flock)."""
-        if self._writers_file is None:
-            yield
-            return
-        # A descriptor per turn: closing it lets the lock go, also for a wait given up on.
-        fd = os.open(self._writers_file, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            await _flock(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            yield
-        finally:
-            os.close(fd)
-
     async def ping(self) -> bool:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -123,18 +94,3 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
-
-
-async def _flock(fd: int) -> None:
-    """Take the exclusive lock of ``fd``: at once when free, else blocked in the kernel (in a
-    thread), woken the moment the holder lets go."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return
-    except BlockingIOError:
-        pass
-    # Cancelled, the caller closes ``fd``: the thread's wait holds the open file until the lock
-    # is taken, and the lock goes with that last reference.
-    await asyncio.shield(
-        asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
-    )

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,9 +22,7 @@ from ambient.domain.users import UserCreate
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import GateInput
 from ambient.remediation.service import RemediationService
-from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.audit import AuditRepository
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import AuditRecord, RemediationAction
 from ambient.storage.repositories import UserRepository
@@ -263,63 +258,3 @@ async def test_repeats_through_the_api_wait_out_another_process_holding_the_sqli
         )
     assert rows == 5
     await handle.terminate("test over")
-
-
-# Another process (the worker in a flood) whose writers take the write turn back to back.
-BUSY_WRITER = """
-import asyncio, sys
-from sqlalchemy import text
-from ambient.storage import Database
-
-async def main(url: str) -> None:
-    db = Database(url)
-
-    async def writer() -> None:
-        while True:
-            async with db.write_session() as session:
-                await session.execute(text("INSERT INTO audit_log (created_at, actor, action,"
-                    " subject, detail) VALUES (CURRENT_TIMESTAMP, 'worker', 'busy', 'w', '{}')"))
-                await session.execute(text("SELECT count(*) FROM audit_log"))
-                await session.commit()
-            print("wrote", flush=True)
-
-    await asyncio.gather(*(writer() for _ in range(8)))
-
-asyncio.run(main(sys.argv[1]))
-"""
-
-
-async def test_a_write_turn_is_not_starved_by_another_process_writing_back_to_back(
-    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The flood's worker wrote back to back; the API's writer, sleeping in SQLite's busy
-    # handler between tries, kept missing the free lock until its busy timeout ran out.
-    monkeypatch.setattr("ambient.storage.db.BUSY_TIMEOUT_MS", 20)
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        BUSY_WRITER,
-        settings.resolved_database_url,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )
-    assert worker.stdout is not None
-    api = Database(settings.resolved_database_url)
-    try:
-        for _ in range(20):  # the other process is writing
-            await asyncio.wait_for(worker.stdout.readline(), timeout=HANG)
-        for repeat in range(5):
-            async with api.write_session() as session:
-                await AuditRepository(session).append(
-                    actor="api", action="deduplicated", subject=f"r{repeat}", detail={}
-                )
-                await session.commit()
-    finally:
-        worker.kill()
-        await worker.wait()
-        await api.close()
-    async with db.session() as session:
-        rows = await session.scalar(
-            select(func.count()).select_from(AuditRecord).where(AuditRecord.actor == "api")
-        )
-    assert rows == 5
