@@ -26,7 +26,14 @@ from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.alerts import Alert, alert_from_alarm
 from ambient.remediation.dry_run import DryRunExecutor
-from ambient.remediation.ladder import Checkpoint, RemediationExecutor, StepRequest, StepResult
+from ambient.remediation.ladder import (
+    Checkpoint,
+    RemediationExecutor,
+    Rung,
+    StepRequest,
+    StepResult,
+    step_key,
+)
 from ambient.remediation.runs import (
     AuditEntry,
     CheckpointInput,
@@ -34,6 +41,8 @@ from ambient.remediation.runs import (
     GateDecision,
     GateInput,
     HandOverInput,
+    Opened,
+    OpenInput,
     PermissionInput,
     Prepared,
     PrepareInput,
@@ -53,7 +62,7 @@ from ambient.remediation.safety import (
     rate_limit_gate,
 )
 from ambient.remediation.scorer import score_alert
-from ambient.remediation.scores import match_rule, plan
+from ambient.remediation.scores import AlertRule, match_rule, plan
 from ambient.remediation.storage import (
     ActionLedger,
     AlertRuleRepository,
@@ -125,156 +134,258 @@ class RemediationActivities:
 
     @activity.defn
     async def prepare_remediation(self, request: PrepareInput) -> Prepared:
-        """Score the alert, choose the plan; audit both and record the run before anything runs."""
+        """Score the alert, choose the plan; audit both and record the run before anything runs.
+
+        Runs recorded before ``open_remediation`` (workflows/remediation.py) still call it.
+        """
         async with self._db.session() as session:
             rules = await AlertRuleRepository(session).all()
+        prepared = await self._score(request, rules)
+        async with self._db.write_session() as session:
+            await self._save_prepared(session, request, prepared)
+            await session.commit()
+        return prepared
+
+    @activity.defn
+    async def open_remediation(self, request: OpenInput) -> Opened:
+        """Score and plan, then the first rung's permission, gates and checkpoint, at once.
+
+        The same decisions and audit rows as prepare_remediation, check_remediation_permission,
+        check_remediation_gates and take_remediation_checkpoint in turn, but one write
+        transaction instead of five: in an alert storm every run's transactions queued for the
+        one SQLite writer before its first change. What is not decided here (a rung that needs
+        approval waits for it first; a closed gate; an unreadable workload) the workflow takes
+        through those activities as before.
+        """
+        async with self._db.session() as session:
+            rules = await AlertRuleRepository(session).all()
+            user = await UserRepository(session).get(request.user)
+        opened = Opened(**dict(await self._score(request, rules)))
+        policy = opened.policy
+        first = opened.plan[0] if opened.plan else None
+        if first is not None and first.rung is Rung.HAND_OVER:
+            first = None
+        # The workload is read before the write turn (no network call may hold it), with the
+        # mode the permission gives now; the turn re-reads the permission and keeps the read
+        # only for the same mode and a gate that lets the step go.
+        read_mode = None
+        checkpoint: Checkpoint | None = None
+        if first is not None and not first.needs_approval and user is not None:
+            asked = effective_mode(request.mode, user.rollback_permission, policy.executor)
+            read_mode = asked.mode
+        if read_mode is not None:
+            try:
+                checkpoint = await self._executor(read_mode).checkpoint(request.alert.target())
+            except Exception:
+                # take_remediation_checkpoint reads it again, with its retries and its
+                # "checkpoint failed" ending: one path for every way a read fails.
+                checkpoint = None
+        async with self._db.write_session() as session:
+            await self._save_prepared(session, request, opened)
+            if first is not None:
+                key = step_key(request.run_key, first.rung)
+                opened.permission = await self._permission(
+                    session,
+                    PermissionInput(
+                        run_key=request.run_key,
+                        key=f"{key}/permission",
+                        user=request.user,
+                        asked=request.mode,
+                        executor=policy.executor,
+                        rung=first.rung,
+                    ),
+                )
+                if opened.permission.mode is not None and not first.needs_approval:
+                    opened.gate = await self._gate(
+                        session,
+                        GateInput(
+                            run_key=request.run_key,
+                            key=f"{key}/gate/1",
+                            cluster_id=request.alert.cluster_id,
+                            service=request.alert.service,
+                            rung=first.rung,
+                            now=request.now,
+                        ),
+                    )
+                    if (
+                        opened.gate.allowed
+                        and checkpoint is not None
+                        and opened.permission.mode == read_mode
+                    ):
+                        await self._save_checkpoint(
+                            session, request.run_key, f"{key}/checkpoint", checkpoint
+                        )
+                        opened.checkpoint = checkpoint
+            await session.commit()
+        return opened
+
+    async def _score(self, request: PrepareInput, rules: list[AlertRule]) -> Prepared:
         card = await score_alert(request.alert, rules, self._llm)
         rule = match_rule(request.alert, rules)
         policy = policy_of(self._settings)
         steps = plan(card.score, rule, policy.approval_from_rung)
-        async with self._db.write_session() as session:
-            common = {"subject": request.run_key, "actor": "remediation"}
-            await append_once(
-                session,
-                **common,
-                key=f"{request.run_key}/scored",
-                action="scored",
-                detail={
-                    "alert": request.alert.model_dump(mode="json"),
-                    "user": request.user,
-                    "card": card.model_dump(mode="json"),
-                },
-            )
-            await append_once(
-                session,
-                **common,
-                key=f"{request.run_key}/planned",
-                action="planned",
-                detail={
-                    "plan": [s.model_dump(mode="json") for s in steps],
-                    "policy": policy.model_dump(),
-                    "rule": rule.model_dump() if rule else None,
-                },
-            )
-            alert = request.alert
-            await RemediationRepository(session).save(
-                request.run_key,
-                remediation_id=request.remediation_id or request.run_key.split("@")[0],
-                user=request.user,
-                cluster_id=alert.cluster_id,
-                service=alert.service,
-                alert_type=alert.metric or alert.source,
-                source=alert.source,
-                mode=request.mode,
-                score=card.score,
-                budget=card.budget,
-                state="planned",
-                attempts=0,
-                detail={"alert": alert.model_dump(mode="json"), "tried": []},
-                **({"started_at": request.started_at} if request.started_at else {}),
-            )
-            await session.commit()
         return Prepared(card=card, rule=rule, plan=steps, policy=policy)
+
+    async def _save_prepared(
+        self, session: AsyncSession, request: PrepareInput, prepared: Prepared
+    ) -> None:
+        card = prepared.card
+        common = {"subject": request.run_key, "actor": "remediation"}
+        await append_once(
+            session,
+            **common,
+            key=f"{request.run_key}/scored",
+            action="scored",
+            detail={
+                "alert": request.alert.model_dump(mode="json"),
+                "user": request.user,
+                "card": card.model_dump(mode="json"),
+            },
+        )
+        await append_once(
+            session,
+            **common,
+            key=f"{request.run_key}/planned",
+            action="planned",
+            detail={
+                "plan": [s.model_dump(mode="json") for s in prepared.plan],
+                "policy": prepared.policy.model_dump(),
+                "rule": prepared.rule.model_dump() if prepared.rule else None,
+            },
+        )
+        alert = request.alert
+        await RemediationRepository(session).save(
+            request.run_key,
+            remediation_id=request.remediation_id or request.run_key.split("@")[0],
+            user=request.user,
+            cluster_id=alert.cluster_id,
+            service=alert.service,
+            alert_type=alert.metric or alert.source,
+            source=alert.source,
+            mode=request.mode,
+            score=card.score,
+            budget=card.budget,
+            state="planned",
+            attempts=0,
+            detail={"alert": alert.model_dump(mode="json"), "tried": []},
+            **({"started_at": request.started_at} if request.started_at else {}),
+        )
 
     @activity.defn
     async def check_remediation_permission(self, request: PermissionInput) -> PermissionDecision:
         """The user's rollback_permission, re-read now; the lower of it and what was asked."""
         async with self._db.write_session() as session:
-            user = await UserRepository(session).get(request.user)
-            permission = user.rollback_permission if user else "none"
-            decision = effective_mode(request.asked, permission, request.executor)
-            if user is None:
-                decision = PermissionDecision(mode=None, reason=f"no user {request.user!r}")
-            await append_once(
-                session,
-                subject=request.run_key,
-                key=request.key,
-                actor="remediation",
-                action="permission",
-                detail={
-                    "user": request.user,
-                    "rollback_permission": permission,
-                    "asked": request.asked,
-                    "rung": int(request.rung),
-                    "mode": decision.mode,
-                    "reason": decision.reason,
-                },
-            )
+            decision = await self._permission(session, request)
             await session.commit()
+        return decision
+
+    async def _permission(
+        self, session: AsyncSession, request: PermissionInput
+    ) -> PermissionDecision:
+        user = await UserRepository(session).get(request.user)
+        permission = user.rollback_permission if user else "none"
+        decision = effective_mode(request.asked, permission, request.executor)
+        if user is None:
+            decision = PermissionDecision(mode=None, reason=f"no user {request.user!r}")
+        await append_once(
+            session,
+            subject=request.run_key,
+            key=request.key,
+            actor="remediation",
+            action="permission",
+            detail={
+                "user": request.user,
+                "rollback_permission": permission,
+                "asked": request.asked,
+                "rung": int(request.rung),
+                "mode": decision.mode,
+                "reason": decision.reason,
+            },
+        )
         return decision
 
     @activity.defn
     async def check_remediation_gates(self, request: GateInput) -> GateDecision:
         """Change window, breaker, per-cluster rate limit; an allowed step reserves its slot."""
-        now = request.now
-        settings = self._settings
-        step = request.key.rsplit("/gate/", 1)[0]
         # Read the ledger and reserve in one write transaction: two steps on one cluster
         # checked at once (an alert storm) must not both see the last free slot.
         async with self._db.write_session() as session:
-            ledger = ActionLedger(session)
-            await ledger.lock_cluster(request.cluster_id)
-            if await ledger.reserved(step) is not None:
-                return GateDecision(allowed=True, reason="slot already reserved by this step")
-            local = now.astimezone(ZoneInfo(settings.remediation_timezone))
-            window = change_window_gate(local, self._windows)
-            decision = GateDecision(
-                allowed=window.allowed,
-                reason=window.reason,
-                gate=None if window.allowed else "change_window",
-                retry_after_seconds=window.retry_after_seconds,
-            )
-            if decision.allowed:
-                breaker = breaker_gate(
-                    await BreakerRepository(session).state(request.service, int(request.rung)),
-                    now,
-                    settings.remediation_breaker_failures,
-                    settings.remediation_breaker_open_minutes * 60,
-                )
-                if not breaker.allowed:
-                    decision = GateDecision(allowed=False, reason=breaker.reason, gate="breaker")
-            if decision.allowed:
-                recent = await ledger.recent(request.cluster_id, now - timedelta(hours=1))
-                limit = rate_limit_gate(
-                    recent,
-                    now,
-                    settings.remediation_rate_limit_per_hour,
-                    settings.remediation_cluster_cooldown_seconds,
-                )
-                decision = GateDecision(
-                    allowed=limit.allowed,
-                    reason=limit.reason,
-                    gate=None if limit.allowed else "rate_limit",
-                    retry_after_seconds=limit.retry_after_seconds,
-                )
-                if limit.allowed:
-                    await ledger.reserve(
-                        step, request.cluster_id, request.service, int(request.rung), now
-                    )
-            await append_once(
-                session,
-                subject=request.run_key,
-                key=request.key,
-                actor="remediation",
-                action="gate",
-                detail={"rung": int(request.rung), **decision.model_dump()},
-            )
+            decision = await self._gate(session, request)
             await session.commit()
         return decision
+
+    async def _gate(self, session: AsyncSession, request: GateInput) -> GateDecision:
+        now = request.now
+        settings = self._settings
+        step = request.key.rsplit("/gate/", 1)[0]
+        ledger = ActionLedger(session)
+        await ledger.lock_cluster(request.cluster_id)
+        if await ledger.reserved(step) is not None:
+            return GateDecision(allowed=True, reason="slot already reserved by this step")
+        local = now.astimezone(ZoneInfo(settings.remediation_timezone))
+        window = change_window_gate(local, self._windows)
+        decision = GateDecision(
+            allowed=window.allowed,
+            reason=window.reason,
+            gate=None if window.allowed else "change_window",
+            retry_after_seconds=window.retry_after_seconds,
+        )
+        if decision.allowed:
+            breaker = breaker_gate(
+                await BreakerRepository(session).state(request.service, int(request.rung)),
+                now,
+                settings.remediation_breaker_failures,
+                settings.remediation_breaker_open_minutes * 60,
+            )
+            if not breaker.allowed:
+                decision = GateDecision(allowed=False, reason=breaker.reason, gate="breaker")
+        if decision.allowed:
+            recent = await ledger.recent(request.cluster_id, now - timedelta(hours=1))
+            limit = rate_limit_gate(
+                recent,
+                now,
+                settings.remediation_rate_limit_per_hour,
+                settings.remediation_cluster_cooldown_seconds,
+            )
+            decision = GateDecision(
+                allowed=limit.allowed,
+                reason=limit.reason,
+                gate=None if limit.allowed else "rate_limit",
+                retry_after_seconds=limit.retry_after_seconds,
+            )
+            if limit.allowed:
+                await ledger.reserve(
+                    step, request.cluster_id, request.service, int(request.rung), now
+                )
+        await append_once(
+            session,
+            subject=request.run_key,
+            key=request.key,
+            actor="remediation",
+            action="gate",
+            detail={"rung": int(request.rung), **decision.model_dump()},
+        )
+        return decision
+
+    @staticmethod
+    async def _save_checkpoint(
+        session: AsyncSession, run_key: str, key: str, checkpoint: Checkpoint
+    ) -> None:
+        await append_once(
+            session,
+            subject=run_key,
+            key=key,
+            actor="remediation",
+            action="checkpoint",
+            detail=checkpoint.model_dump(mode="json"),
+        )
 
     @activity.defn
     async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
         """The workload's spec and revision before a change, saved in the audit log."""
         checkpoint = await _translated(self._executor(request.mode).checkpoint(request.target))
         async with self._db.write_session() as session:
-            await append_once(
-                session,
-                subject=request.run_key,
-                key=request.key,
-                actor="remediation",
-                action="checkpoint",
-                detail=checkpoint.model_dump(mode="json"),
-            )
+            await self._save_checkpoint(session, request.run_key, request.key, checkpoint)
             await session.commit()
         return checkpoint
 
@@ -440,6 +551,7 @@ class RemediationActivities:
     def all(self) -> list[Callable[..., Any]]:
         return [
             self.prepare_remediation,
+            self.open_remediation,
             self.check_remediation_permission,
             self.check_remediation_gates,
             self.take_remediation_checkpoint,

@@ -34,9 +34,13 @@ with workflow.unsafe.imports_passed_through():
         ApprovalInput,
         Attempt,
         CheckpointInput,
+        GateDecision,
         GateInput,
         JoinInput,
+        Opened,
+        OpenInput,
         PermissionInput,
+        Prepared,
         PrepareInput,
         RemediationInput,
         RemediationPolicy,
@@ -50,6 +54,10 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.scores import PlannedStep, ScoreCard
 
 Outcome = Literal["resolved", "next", "stop"]
+# Runs started before it took five activities (and five database transactions) to their first
+# change: scoring, the plan's post, permission, gates, checkpoint. Since, one activity decides
+# the first rung's checks with the scoring, and the plan is posted after the first change.
+FIRST_STEP_AT_ONCE = "first-step-at-once"
 
 
 @workflow.defn
@@ -77,24 +85,42 @@ class GradedRemediationWorkflow(RemediationRecords):
         self.approvals: list[ApprovalDecision] = []
         self.aborted: AbortInput | None = None
         self.joined_by: list[str] = []
+        self.opened: Opened | None = None
+        self.held_post: tuple[str, str, list[str]] | None = None
         self.outcome = ""
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
 
     @workflow.run
     async def run(self, request: RemediationInput) -> RemediationStatus:
-        prepared = await self._act(
-            RemediationActivities.prepare_remediation,
-            PrepareInput(
-                run_key=self.run_key,
-                remediation_id=self.remediation_id,
-                alert=self.alert,
-                user=request.user,
-                mode=request.mode,
-                started_at=self.started_at,
-            ),
-            limit=timedelta(minutes=2),
-        )
+        if workflow.patched(FIRST_STEP_AT_ONCE):
+            self.opened = await self._act(
+                RemediationActivities.open_remediation,
+                OpenInput(
+                    run_key=self.run_key,
+                    remediation_id=self.remediation_id,
+                    alert=self.alert,
+                    user=request.user,
+                    mode=request.mode,
+                    started_at=self.started_at,
+                    now=workflow.now(),
+                ),
+                limit=timedelta(minutes=2),
+            )
+            prepared: Prepared = self.opened
+        else:
+            prepared = await self._act(
+                RemediationActivities.prepare_remediation,
+                PrepareInput(
+                    run_key=self.run_key,
+                    remediation_id=self.remediation_id,
+                    alert=self.alert,
+                    user=request.user,
+                    mode=request.mode,
+                    started_at=self.started_at,
+                ),
+                limit=timedelta(minutes=2),
+            )
         self.card, self.plan, self.policy = prepared.card, prepared.plan, prepared.policy
         await self._set_state("planned")
         steps = "\n".join(
@@ -102,12 +128,17 @@ class GradedRemediationWorkflow(RemediationRecords):
             + (" (needs approval)" if s.needs_approval else "")
             for s in self.plan
         )
-        await self._discuss(
+        plan_post = (
             f"{self.run_key}/plan",
             f"Score {self.card.score if self.card else '?'}, budget {len(self.plan)}. "
             f"Plan for {self.alert.service}:\n{steps}",
             ["plan"],
         )
+        if self.opened is not None:
+            # A courtesy copy: it goes out before the run's next post, after the first change.
+            self.held_post = plan_post
+        else:
+            await self._discuss(*plan_post)
         for step in self.plan:
             if self.aborted:
                 break
@@ -131,18 +162,23 @@ class GradedRemediationWorkflow(RemediationRecords):
 
     async def _climb(self, step: PlannedStep) -> Outcome:
         key = step_key(self.run_key, step.rung)
+        # The first climb takes what open_remediation already decided for it.
+        opened, self.opened = self.opened, None
         await self._set_state("checking")
-        permission = await self._act(
-            RemediationActivities.check_remediation_permission,
-            PermissionInput(
-                run_key=self.run_key,
-                key=f"{key}/permission",
-                user=self.request.user,
-                asked=self.request.mode,
-                executor=self.policy.executor,
-                rung=step.rung,
-            ),
-        )
+        if opened is not None and opened.permission is not None:
+            permission = opened.permission
+        else:
+            permission = await self._act(
+                RemediationActivities.check_remediation_permission,
+                PermissionInput(
+                    run_key=self.run_key,
+                    key=f"{key}/permission",
+                    user=self.request.user,
+                    asked=self.request.mode,
+                    executor=self.policy.executor,
+                    rung=step.rung,
+                ),
+            )
         if permission.mode is None:
             self.outcome = f"refused: {permission.reason}"
             await self._finish("refused")
@@ -150,7 +186,7 @@ class GradedRemediationWorkflow(RemediationRecords):
         self.mode = permission.mode
         if step.needs_approval and not await self._approval(step, key):
             return await self._abort(self.aborted) if self.aborted else "stop"
-        gate = await self._gates(step, key)
+        gate = await self._gates(step, key, opened.gate if opened else None)
         if self.aborted:
             return await self._abort(self.aborted)
         if gate != "go":
@@ -158,7 +194,7 @@ class GradedRemediationWorkflow(RemediationRecords):
         attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
         self.attempts.append(attempt)
         await self._set_state("applying")
-        result = await self._apply(step, key, attempt)
+        result = await self._apply(step, key, attempt, opened.checkpoint if opened else None)
         await self._discuss(
             f"{key}/step",
             f"Rung {int(step.rung)} ({step.rung.name.lower()}, {self.mode}): "
@@ -180,18 +216,21 @@ class GradedRemediationWorkflow(RemediationRecords):
             return "resolved"
         return "next"
 
-    async def _apply(self, step: PlannedStep, key: str, attempt: Attempt) -> StepResult | None:
+    async def _apply(
+        self, step: PlannedStep, key: str, attempt: Attempt, checkpoint: Checkpoint | None
+    ) -> StepResult | None:
         try:
-            checkpoint = await self._act(
-                RemediationActivities.take_remediation_checkpoint,
-                CheckpointInput(
-                    run_key=self.run_key,
-                    key=f"{key}/checkpoint",
-                    mode=attempt.mode,
-                    target=self.alert.target(),
-                ),
-                retry=READ_RETRY,
-            )
+            if checkpoint is None:
+                checkpoint = await self._act(
+                    RemediationActivities.take_remediation_checkpoint,
+                    CheckpointInput(
+                        run_key=self.run_key,
+                        key=f"{key}/checkpoint",
+                        mode=attempt.mode,
+                        target=self.alert.target(),
+                    ),
+                    retry=READ_RETRY,
+                )
         except ActivityError as exc:
             attempt.skipped_reason = f"checkpoint failed: {cause_of(exc)}"
             return None
@@ -333,23 +372,31 @@ class GradedRemediationWorkflow(RemediationRecords):
             return False
         return True
 
-    async def _gates(self, step: PlannedStep, key: str) -> Literal["go", "skip", "stop"]:
-        """Change window, breaker, rate limit: wait when it opens later, skip an open breaker."""
+    async def _gates(
+        self, step: PlannedStep, key: str, decided: GateDecision | None = None
+    ) -> Literal["go", "skip", "stop"]:
+        """Change window, breaker, rate limit: wait when it opens later, skip an open breaker.
+
+        ``decided``: the first check, already taken (by open_remediation).
+        """
         waited = 0.0
         check = 0
         while True:
             check += 1
-            gate = await self._act(
-                RemediationActivities.check_remediation_gates,
-                GateInput(
-                    run_key=self.run_key,
-                    key=f"{key}/gate/{check}",
-                    cluster_id=self.alert.cluster_id,
-                    service=self.alert.service,
-                    rung=step.rung,
-                    now=workflow.now(),
-                ),
-            )
+            if check == 1 and decided is not None:
+                gate = decided
+            else:
+                gate = await self._act(
+                    RemediationActivities.check_remediation_gates,
+                    GateInput(
+                        run_key=self.run_key,
+                        key=f"{key}/gate/{check}",
+                        cluster_id=self.alert.cluster_id,
+                        service=self.alert.service,
+                        rung=step.rung,
+                        now=workflow.now(),
+                    ),
+                )
             if gate.allowed:
                 return "go"
             if gate.gate == "breaker":

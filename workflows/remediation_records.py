@@ -69,6 +69,8 @@ class RemediationRecords:
     outcome: str
     started_at: datetime
     finished_at: datetime | None
+    # A post that waits for the run's next one (the plan, held until after the first change).
+    held_post: tuple[str, str, list[str]] | None
 
     async def _hand_over(self, state: RemediationState, reason: str) -> None:
         """Budget spent or stopped: the broadcast queue for the next briefing, and a push now."""
@@ -190,6 +192,9 @@ class RemediationRecords:
         """Post on the alert's discussion (plan, steps, outcome; replies can approve)."""
         if not workflow.patched(DISCUSSION_POSTS):
             return
+        if self.held_post is not None:
+            held, self.held_post = self.held_post, None
+            await self._discuss(*held)
         try:
             await self._act(
                 DiscussionActivities.post_to_discussion,

@@ -7,6 +7,7 @@ The kubeconfig comes from TKE (`DescribeClusterKubeconfig`) or from a file
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +86,24 @@ def client_from_kubeconfig(
 
 
 def kubeconfig_contexts(path: Path | None) -> set[str]:
-    """Context names of the kubeconfig file (empty when there is none)."""
+    """Context names of the kubeconfig file (empty when there is none).
+
+    Parsed once per version of the file: the API checks every alert's cluster against it,
+    and parsing the YAML was a good part of answering an alert in a storm.
+    """
     if path is None or not path.is_file():
         return set()
     try:
-        return set(KubeConfig.from_file(path).contexts)
+        stat = path.stat()
+        return set(_contexts(str(path), stat.st_mtime_ns, stat.st_size))
     except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
         raise KubeError(f"AMBIENT_KUBECONFIG {path} is not a readable kubeconfig: {exc}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _contexts(path: str, mtime_ns: int, size: int) -> frozenset[str]:
+    # mtime and size are the cache key: an edited file is read again.
+    return frozenset(KubeConfig.from_file(path).contexts)
 
 
 class KubeClients:

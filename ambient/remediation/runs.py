@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field, field_validator
 from ambient.domain.checks import MetricReading
 from ambient.domain.configs import read_stored
 from ambient.remediation.alerts import Alert, VerifySpec
-from ambient.remediation.ladder import Mode, RolloutHealth, Rung, WorkloadRef
+from ambient.remediation.ladder import Checkpoint, Mode, RolloutHealth, Rung, WorkloadRef
+from ambient.remediation.safety import PermissionDecision
 from ambient.remediation.scores import AlertRule, PlannedStep, ScoreCard
 
 # Where a remediation is, as shown by get_remediation and the AmbientState search attribute.
@@ -104,6 +105,25 @@ class CheckpointInput(BaseModel):
     key: str
     mode: Mode
     target: WorkloadRef
+
+
+class OpenInput(PrepareInput):
+    """Scoring and the first rung's checks, taken in one activity (``open_remediation``)."""
+
+    # Workflow time, as GateInput.now: the first gate decides on the workflow's clock.
+    now: datetime
+
+
+class Opened(Prepared):
+    """The plan, and what was already decided for its first rung (None: not taken here).
+
+    ``gate`` only when the first rung needs no approval and the permission allowed it;
+    ``checkpoint`` only when that gate let the step go and the workload could be read.
+    """
+
+    permission: PermissionDecision | None = None
+    gate: GateDecision | None = None
+    checkpoint: Checkpoint | None = None
 
 
 class VerifyInput(BaseModel):

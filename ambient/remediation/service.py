@@ -221,7 +221,10 @@ class RemediationService:
         owner = attributes.get(temporal.USER) or ""
         state = attributes.get(temporal.STATE)
         run_key = f"{workflow_id}@{description.run_id}"
-        async with self.db.session() as session:
+        # The worker's writers queue back to back in a storm: a plain session's insert slept
+        # in SQLite's busy handler and lost the lock to them ("database is locked", HTTP 500,
+        # the repeat unrecorded). The write turn waits for it.
+        async with self.db.write_session() as session:
             await AuditRepository(session).append(
                 actor=user,
                 action="deduplicated",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,6 +19,10 @@ from sqlalchemy.ext.asyncio import (
 
 # How long a connection waits for another's write lock before "database is locked".
 BUSY_TIMEOUT_MS = 10_000
+# How many busy timeouts a write turn waits out for another process's writers before it gives
+# up: SQLite's busy handler sleeps between tries, so a process whose writers queue back to back
+# (the worker in an alert storm) can hold the lock through one whole timeout.
+WRITE_TURN_TRIES = 6
 
 
 class Database:
@@ -60,16 +65,27 @@ class Database:
         On SQLite it takes the write lock first (``BEGIN IMMEDIATE``, which waits out the
         busy timeout): a transaction that read first and writes later would otherwise be
         refused at once ("database is locked") when another connection wrote in between.
-        Writers of this process take turns (other processes wait out the busy timeout).
-        Keep the block short: no network calls inside it.
+        Writers of this process take turns; another process's writers are waited for through
+        up to ``WRITE_TURN_TRIES`` busy timeouts (nothing was done yet, so beginning again is
+        safe). Keep the block short: no network calls inside it.
         """
         if not self.sqlite:
             async with self.sessions() as session:
                 yield session
             return
-        async with self._write_turn, self.sessions() as session:
-            await session.execute(text("BEGIN IMMEDIATE"))
-            yield session
+        async with self._write_turn:
+            tries = 0
+            while True:
+                tries += 1
+                async with self.sessions() as session:
+                    try:
+                        await session.execute(text("BEGIN IMMEDIATE"))
+                    except OperationalError as exc:
+                        if tries < WRITE_TURN_TRIES and "database is locked" in str(exc.orig):
+                            continue
+                        raise
+                    yield session
+                    return
 
     async def ping(self) -> bool:
         async with self.engine.connect() as conn:

@@ -10,6 +10,7 @@ import yaml
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.clients.kube import KubeError, kubeconfig_contexts
 from ambient.deps import WorkerDeps
 from ambient.domain.users import RollbackPermission, UserCreate
 from ambient.remediation.alerts import remediation_id
@@ -104,3 +105,20 @@ async def test_a_known_context_or_a_tke_id_passes_the_check_and_the_dry_run_exec
     RemediationService(None, deps.settings, deps.db, LLMClient(deps.settings))._check_cluster(  # type: ignore[arg-type]
         "kind-prod"
     )
+
+
+def test_a_kubeconfig_edited_while_the_api_runs_is_read_again(tmp_path: Path) -> None:
+    # The contexts are parsed once per version of the file (every alert is checked against
+    # them): an added context must still be seen, an unreadable file still refused.
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig({"kind-dev": "http://127.0.0.1:9"})))
+    assert kubeconfig_contexts(path) == {"kind-dev"}
+    path.write_text(
+        yaml.safe_dump(
+            kubeconfig({"kind-dev": "http://127.0.0.1:9", "kind-prod": "http://127.0.0.1:9"})
+        )
+    )
+    assert kubeconfig_contexts(path) == {"kind-dev", "kind-prod"}
+    path.write_text("contexts: [")
+    with pytest.raises(KubeError, match="not a readable kubeconfig"):
+        kubeconfig_contexts(path)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 import pytest_asyncio
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
 from activities.remediation import RemediationActivities
@@ -23,10 +26,12 @@ from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import AuditRecord, RemediationAction
 from ambient.storage.repositories import UserRepository
+from api.app import create_app
 from api.deps import get_optional_user
 from tests.conftest import running_worker, unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.support.servers import HANG, serve
 
 
 @pytest_asyncio.fixture
@@ -179,4 +184,77 @@ async def test_a_repeated_alert_is_answered_and_recorded_without_asking_the_busy
             )
         )
     assert rows == 1
+    await handle.terminate("test over")
+
+
+async def test_repeats_through_the_api_wait_out_another_process_holding_the_sqlite_write_lock(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flood's worker held SQLite's write lock through whole busy timeouts; a short one here
+    # makes a held lock outlast it without a long test.
+    monkeypatch.setattr("ambient.storage.db.BUSY_TIMEOUT_MS", 100)
+    settings = deps.settings.model_copy(
+        update={
+            # No worker polls this queue: the repeats are answered by the API alone.
+            "temporal_task_queue": unique("tq-idle"),
+            "temporal_address": dev_env.client.service_client.config.target_host,
+        }
+    )
+    name = unique("storm-locked")
+    async with deps.db.session() as session:
+        account, token = await UserRepository(session).create(UserCreate(name=name))
+        account.rollback_permission = "dry_run"
+        await session.commit()
+    subject = alert("http://127.0.0.1:9/metrics", workload=name).model_dump(mode="json")
+    path = make_url(settings.resolved_database_url).database
+    assert path is not None
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as http,
+    ):
+        first = await http.post("/remediations", json={"alert": subject})
+        assert first.status_code == 201, first.text
+        rid = first.json()["remediation_id"]
+        handle = dev_env.client.get_workflow_handle(rid)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process's writer, holding on
+        try:
+            repeats = [
+                asyncio.create_task(http.post("/remediations", json={"alert": subject}))
+                for _ in range(5)
+            ]
+
+            async def signalled() -> int:
+                history = await handle.fetch_history()
+                return sum(
+                    e.HasField("workflow_execution_signaled_event_attributes")
+                    for e in history.events
+                )
+
+            # Each repeat signals the run, then writes its audit row: wait until all five
+            # are at the write, then hold the lock for three busy timeouts (a write turn
+            # waits out six).
+            for _ in range(1200):
+                if await signalled() == 5:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+        finally:
+            other.rollback()
+            other.close()
+        answers = await asyncio.gather(*repeats)
+    assert [a.status_code for a in answers] == [201] * 5, [a.text for a in answers]
+    assert all(a.json()["deduplicated"] for a in answers)
+    async with deps.db.session() as session:
+        rows = await session.scalar(
+            select(func.count())
+            .select_from(AuditRecord)
+            .where(AuditRecord.action == "deduplicated", AuditRecord.actor == name)
+        )
+    assert rows == 5
     await handle.terminate("test over")

@@ -140,6 +140,37 @@ async def test_success_at_rung_two_stops_the_ladder(
     assert record is not None and record.resolved_rung == 2
 
 
+async def test_the_first_change_follows_one_activity_that_leaves_every_check_in_the_audit(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # An alert storm queued each run's five transactions (scoring, the plan's post,
+    # permission, gates, checkpoint) before its first change: now one decides them all.
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        status = await handle.result()
+        history = await handle.fetch_history()
+
+    assert status.state == "resolved"
+    before_change: list[str] = []
+    for item in history.events:
+        if item.HasField("activity_task_scheduled_event_attributes"):
+            assert item.activity_task_scheduled_event_attributes.activity_type.name == (
+                "apply_remediation_step"
+            )
+            break
+        if item.HasField("marker_recorded_event_attributes"):
+            before_change.append(item.marker_recorded_event_attributes.marker_name)
+    # Local activities leave one marker each; the patch marker names the new path.
+    assert before_change.count("core_local_activity") == 1, before_change
+    actions = await audit_actions(deps, status.run_key)
+    assert actions[:6] == ["scored", "planned", "permission", "gate", "checkpoint", "action"]
+
+
 async def test_approval_granted_runs_the_rollback_and_records_the_approver(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
