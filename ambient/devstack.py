@@ -262,13 +262,26 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
     """Start everything, print the URLs, wait for a stop signal, stop everything."""
     stop = threading.Event()
     starting = True
+    spawning = False
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
-        if starting:
+        if starting and not spawning:
             # Ctrl-C or SIGTERM before the stack is up gives the start up at once (the children
             # started so far are stopped below) instead of finishing a start nobody waits for;
             # a caller that then kills us would leave those children running.
+            raise DevStackError("stopped while starting")
+
+    def start(name: str, command: list[str], env: dict[str, str], log: Path | None) -> None:
+        # Raised inside Popen (forked, not yet recorded), the signal's error would leave that
+        # child running with nobody to stop it: the signal waits until the child is recorded.
+        nonlocal spawning
+        spawning = True
+        try:
+            spawn(opts, name, command, env, log)
+        finally:
+            spawning = False
+        if stop.is_set():
             raise DevStackError("stopped while starting")
 
     signal.signal(signal.SIGINT, _on_signal)
@@ -283,8 +296,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
             settings = settings.model_copy(
                 update={"temporal_address": f"{opts.host}:{opts.temporal_port}"}
             )
-            spawn(
-                opts,
+            start(
                 "temporal",
                 temporal_command(opts, settings),
                 dict(os.environ),
@@ -295,8 +307,8 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         token = asyncio.run(prepare(settings, opts, deadline))
         env = child_env(settings, opts)
         python = sys.executable
-        spawn(opts, "worker", [python, "-m", "ambient.cli", "worker"], env, None)
-        spawn(opts, "api", [python, "-m", "ambient.cli", "api"], env, None)
+        start("worker", [python, "-m", "ambient.cli", "worker"], env, None)
+        start("api", [python, "-m", "ambient.cli", "api"], env, None)
         api = f"http://{opts.host}:{opts.api_port}"
         wait_http(f"{api}/health", deadline, opts)
         ui = f"http://{opts.host}:{opts.ui_port}" if opts.temporal_address is None else "(external)"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
+from types import FunctionType
 from typing import Any
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp.types import CallToolResult, InputRequiredResult
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult, Icon, InputRequiredResult, ToolAnnotations
 from pydantic import ValidationError
 
 from ambient import __version__
@@ -47,11 +49,58 @@ def argument_problems(exc: ValidationError) -> str:
 # A feature's own errors say what was wrong and what to do: the model reads them as they are.
 FEATURE_ERRORS = (TaskError, BriefingError, RemediationError, TencentCloudError)
 
+# Each tool as built from its function, once per process. Building one derives its argument
+# model and JSON schema from the signature (pydantic), ~2-3 ms a tool: 60-odd tools each time
+# the API app or an MCP server is built, which the test suite does for most of its tests (and
+# `ambient mcp` over stdio for every session). A Tool holds only what its function and these
+# arguments decide, so servers can share it.
+_BUILT: dict[Hashable, Tool] = {}
+
 
 class AmbientMCPServer(MCPServer[AppState]):
     """MCPServer whose errors read as what to do: argument errors as the fields and what they
     expect, a feature's errors as written, a Temporal that is down as how to start it. This is
     the one place tools' errors are mapped, so tool functions hold no try/except."""
+
+    def add_tool(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: dict[str, Any] | None = None,
+        structured_output: bool | None = None,
+    ) -> None:
+        # Only module functions are kept: a bound method (ToolFinder's, one per server) or a
+        # closure carries its own state, and icons or meta are not hashable.
+        if not isinstance(fn, FunctionType) or fn.__closure__ or icons or meta:
+            super().add_tool(
+                fn, name, title, description, annotations, icons, meta, structured_output
+            )
+            return
+        hints = annotations.model_dump_json() if annotations else None
+        key = (fn, name, title, description, hints, structured_output)
+        tool = _BUILT.get(key)
+        if tool is None:
+            tool = Tool.from_function(
+                fn,
+                name=name,
+                title=title,
+                description=description,
+                annotations=annotations,
+                structured_output=structured_output,
+            )
+            _BUILT[key] = tool
+        tools = self._tool_manager._tools
+        if tool.name in tools:  # the manager's own add_tool warns about the duplicate
+            super().add_tool(
+                fn, name, title, description, annotations, icons, meta, structured_output
+            )
+            return
+        # What the manager's add_tool does with the tool it builds, for the one built already.
+        tools[tool.name] = tool
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None

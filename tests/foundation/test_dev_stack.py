@@ -54,7 +54,7 @@ class DevStack:
             "0",
         ]
 
-    async def start(self) -> None:
+    async def start(self, startup_seconds: float = STARTUP_SECONDS) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
         env.update(self.extra_env)
         self.process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, read in a thread
@@ -69,8 +69,14 @@ class DevStack:
                 if "Press Ctrl-C to stop." in line or "ambient dev:" in line:
                     return
 
-        await asyncio.wait_for(asyncio.to_thread(wait_until_up), STARTUP_SECONDS)
-        assert any("ambient-ops is up" in line for line in self.output), "".join(self.output)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(wait_until_up), startup_seconds)
+            assert any("ambient-ops is up" in line for line in self.output), "".join(self.output)
+        except BaseException:
+            # A stack that did not come up is stopped here: the test's own `finally` starts
+            # after start() returned, and a stack left running loads the machine for the rest.
+            await self.stop()
+            raise
 
     async def stop(self) -> int:
         assert self.process is not None
@@ -151,6 +157,15 @@ async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_pa
             assert me.status_code == 200
     finally:
         assert await again.stop() == 0, "".join(again.output)
+
+
+async def test_a_stack_that_is_not_up_in_time_is_stopped_with_its_children(
+    tmp_path: Path,
+) -> None:
+    stack = DevStack(tmp_path / "data")
+    with pytest.raises(TimeoutError):
+        await stack.start(startup_seconds=0.001)
+    assert stack.process is not None and stack.process.poll() is not None
 
 
 def _children(pid: int) -> list[int]:

@@ -79,6 +79,33 @@ async def test_every_tool_carries_all_four_annotations(state: AppState) -> None:
                 assert notes.read_only_hint is True, f"{tool.name} is served in read-only mode"
 
 
+async def test_a_second_server_reuses_each_built_tool_and_lists_and_refuses_the_same(
+    state: AppState,
+) -> None:
+    """Tools are built from their functions once a process (the API app and every MCP server
+    build them; the suite builds hundreds), except find_tools, which reads its own server."""
+    first = build_server(state.settings, holder=StateHolder(state))
+    second = build_server(state.settings, holder=StateHolder(state))
+    firsts = {tool.name: tool for tool in first._tool_manager.list_tools()}
+    seconds = {tool.name: tool for tool in second._tool_manager.list_tools()}
+    assert firsts.keys() == seconds.keys() and len(firsts) > 50
+    rebuilt = sorted(name for name in firsts if firsts[name] is not seconds[name])
+    assert rebuilt == ["find_tools"]
+    assert seconds["find_tools"].fn.__self__._mcp is second
+
+    # A read-only server shares the read tools and leaves the others out, as before.
+    read_only = build_server(state.settings, holder=StateHolder(state), read_only=True)
+    readers = {tool.name: tool for tool in read_only._tool_manager.list_tools()}
+    assert "create_web_monitor" in firsts and "create_web_monitor" not in readers
+    assert all(readers[name] is firsts[name] for name in readers if name != "find_tools")
+
+    async with Client(first) as a, Client(second) as b:
+        assert (await a.list_tools()).tools == (await b.list_tools()).tools
+        refused = await b.call_tool("list_events", {"limit": "many"})
+    assert refused.is_error
+    assert "limit:" in refused.content[0].text and "invalid arguments" in refused.content[0].text
+
+
 async def test_mcp_over_http_needs_a_user_token(
     settings: Settings, dev_env: WorkflowEnvironment
 ) -> None:
