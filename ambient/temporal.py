@@ -8,6 +8,7 @@ from temporalio.client import Client, TLSConfig
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.runtime import Runtime
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -19,6 +20,11 @@ USER = SearchAttributeKey.for_keyword("AmbientUser")
 CLUSTER = SearchAttributeKey.for_keyword("AmbientCluster")
 STATE = SearchAttributeKey.for_keyword("AmbientState")
 SEARCH_ATTRIBUTES = (KIND, USER, CLUSTER, STATE)
+
+# What a workflow catches around an activity that may fail for good. A regular activity's
+# failure arrives as ActivityError; a *local* activity's arrives as the ApplicationError it
+# failed with (only its timeout comes as ActivityError), and uncaught that fails the workflow.
+ACTIVITY_FAILED = (ActivityError, ApplicationError)
 
 
 def payload_codec(settings: Settings) -> EncryptionCodec | None:

@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.domain.checks import CheckPageInput
     from ambient.domain.notify import NotifyRequest, NotifyResult, Target
-    from ambient.temporal import STATE
+    from ambient.temporal import ACTIVITY_FAILED, STATE
 
 # Runs recorded before this change spoke the briefing to a greeting while paused; new runs
 # answer that the briefing is paused (and the day is not used up).
@@ -376,7 +376,7 @@ class DailyBriefingWorkflow:
                 start_to_close_timeout=SHORT,
                 retry_policy=SHORT_RETRY,
             )
-        except ActivityError as exc:
+        except ACTIVITY_FAILED as exc:
             workflow.logger.warning("recording the greeting failed: %s", exc.cause or exc)
 
     async def _push(self, date: str, reason: str, key: str) -> NotifyResult:

@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.remediation.safety import may_approve, scale_target
     from ambient.remediation.scores import PlannedStep, ScoreCard
+    from ambient.temporal import ACTIVITY_FAILED
 
 Outcome = Literal["resolved", "next", "stop"]
 # Runs started before it took five activities (and five database transactions) to their first
@@ -206,7 +207,19 @@ class GradedRemediationWorkflow(RemediationRecords):
         await self._settle(step)
         if self.aborted:
             return await self._abort(self.aborted)
-        verification = await self._verify(step, key, attempt.mode)
+        try:
+            verification = await self._verify(step, key, attempt.mode)
+        except ACTIVITY_FAILED as exc:
+            # Whether the change worked is unknown: climbing to a stronger rung blind is not
+            # safe, and a failed run would tell nobody. A person takes it from here.
+            attempt.verified = False
+            attempt.verification = f"verification failed: {cause_of(exc)}"
+            await self._hand_over(
+                "handed_over",
+                f"rung {int(step.rung)} ({step.rung.name.lower()}) was applied but could not "
+                f"be verified ({cause_of(exc)})",
+            )
+            return "stop"
         attempt.verified = True
         attempt.resolved = verification.resolved
         attempt.verification = verification.detail
@@ -231,7 +244,7 @@ class GradedRemediationWorkflow(RemediationRecords):
                     ),
                     retry=READ_RETRY,
                 )
-        except ActivityError as exc:
+        except ACTIVITY_FAILED as exc:
             attempt.skipped_reason = f"checkpoint failed: {cause_of(exc)}"
             return None
         if self.baseline is None:
@@ -300,7 +313,7 @@ class GradedRemediationWorkflow(RemediationRecords):
                     start_to_close_timeout=SHORT,
                     retry_policy=READ_RETRY,
                 )
-            except ActivityError as exc:
+            except ACTIVITY_FAILED as exc:
                 reading = MetricReading(error=f"metric read failed: {cause_of(exc)}")
         return await self._act(
             RemediationActivities.verify_remediation,

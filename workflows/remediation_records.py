@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         Waiting,
     )
     from ambient.remediation.scores import ScoreCard
+    from ambient.temporal import ACTIVITY_FAILED
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -208,7 +209,7 @@ class RemediationRecords:
                     message_id="rem-" + hashlib.sha256(key.encode()).hexdigest()[:40],
                 ),
             )
-        except ActivityError:
+        except ACTIVITY_FAILED:
             pass  # the bus is a courtesy copy: the audit log and pushes are the record
 
     async def _act(
@@ -231,8 +232,10 @@ class RemediationRecords:
         )
 
 
-def cause_of(error: ActivityError) -> str:
+def cause_of(error: ActivityError | ApplicationError) -> str:
     """The message of the error an activity failed with (what the audit row keeps)."""
+    if isinstance(error, ApplicationError):  # a local activity's failure, as it was raised
+        return error.message
     cause = error.cause
     return str(cause.message if cause is not None and hasattr(cause, "message") else error)
 

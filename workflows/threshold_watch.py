@@ -7,7 +7,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     # Config validation parses JSONPath inside the sandbox; PLY finds its parser tables
@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import Message
     from ambient.remediation.alerts import alert_from_breach, remediation_id
     from ambient.remediation.runs import RemediationInput
+    from ambient.temporal import ACTIVITY_FAILED
     from ambient.watches.configs import TaskKind, ThresholdWatchConfig, notification_targets
     from ambient.watches.models import TaskStatus, ThresholdWatchInput, ThresholdWatchState
     from ambient.watches.threshold_rule import Breach, Transition, evaluate
@@ -122,7 +123,7 @@ class ThresholdWatchWorkflow(WatchControls):
         self.state.checks += 1
         try:
             reading = await self.read()
-        except ActivityError as error:
+        except ACTIVITY_FAILED as error:
             # A read that failed for good is a failed reading, not the end of the watch.
             reading = MetricReading(error=failure_text(error))
         await self.apply(reading)

@@ -13,6 +13,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities.polling import PagePoller
     from ambient.domain.configs import STORED
+    from ambient.temporal import ACTIVITY_FAILED
     from ambient.watches.configs import (
         TaskKind,
         WebMonitorConfig,
@@ -277,7 +278,7 @@ class WebMonitorWorkflow(WatchControls):
                 ),
                 start_to_close_timeout=timedelta(seconds=5),
             )
-        except ActivityError:
+        except ACTIVITY_FAILED:
             pass
         try:
             await workflow.wait_condition(

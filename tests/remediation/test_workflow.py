@@ -11,10 +11,11 @@ from sqlalchemy import select
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.clients.kube import KubeError
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.dry_run import DryRunExecutor
-from ambient.remediation.ladder import Rung, StepRequest, StepResult
+from ambient.remediation.ladder import RolloutHealth, Rung, StepRequest, StepResult, WorkloadRef
 from ambient.remediation.runs import AbortInput, ApprovalInput, RemediationInput, RemediationStatus
 from ambient.remediation.storage import RemediationRepository
 from ambient.storage.audit import AuditRepository
@@ -472,6 +473,40 @@ class RecordingExecutor(DryRunExecutor):
     async def apply(self, step: StepRequest) -> StepResult:
         self.steps.append(step)
         return await super().apply(step)
+
+
+class UnverifiableExecutor(RecordingExecutor):
+    """Applies the step, then the rollout can no longer be read (credentials revoked)."""
+
+    async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
+        raise KubeError('deployments is forbidden: User "ops" cannot get resource "deployments"')
+
+
+async def test_a_change_that_cannot_be_verified_hands_over_instead_of_failing_the_run(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    executor = UnverifiableExecutor()
+    deps.executors = {"dry_run": DryRunExecutor(), "kubernetes": executor}
+    remediation_settings(deps, remediation_approval_from_rung=0, remediation_executor="kubernetes")
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        subject = alert(url, labels={"tier": "critical", "user_facing": "true"})
+        handle = await start(ts_env, worker.task_queue, subject, mode="execute")
+        status = await handle.result()
+
+    # One change, then a person: no stronger rung climbed blind, and the run ends, not fails.
+    assert status.state == "handed_over"
+    assert [s.rung for s in executor.steps] == [Rung.RESTART]
+    assert status.attempts[0].verified is False
+    assert "verification failed" in (status.attempts[0].verification or "")
+    assert "could not be verified" in (status.outcome or "")
+    async with deps.db.session() as session:
+        queued = await BroadcastRepository(session).pending(USER)
+    assert [b.source for b in queued] == ["remediation"]
+    assert "could not be verified" in queued[0].body
 
 
 async def test_outside_the_change_window_the_step_waits_for_the_next_opening(
