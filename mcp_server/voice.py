@@ -35,7 +35,7 @@ from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import Speaker, SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import server_shell
-from mcp_server.voice_prompt import INSTRUCTIONS, Reference, Spoken, TaskName
+from mcp_server.voice_prompt import DESCRIPTIONS, INSTRUCTIONS, Reference, Spoken, TaskName
 from mcp_server.voice_speech import (
     MAX_SPOKEN,
     ORDINAL_WORDS,
@@ -107,7 +107,7 @@ def _services(state: AppState) -> tuple[BriefingService, RemediationService, Tas
 
 
 async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
-    """用户问好（你好、早上好）时调用，播报今日简报。谢谢、再见不用。Greeting: today's briefing."""
+    """The greeting: today's briefing, spoken."""
     state = app_state(ctx)
 
     async def work(user: str) -> str:
@@ -125,7 +125,7 @@ async def _waiting(state: AppState, user: str) -> list[RemediationSummary]:
 
 
 async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
-    """现在需要我处理什么：待我审批的修复和未结束的告警。What needs me now."""
+    """What waits for the user: remediations to approve, alerts still open."""
     state = app_state(ctx)
 
     async def work(user: str) -> str:
@@ -172,7 +172,7 @@ async def _decide(
 async def approve_remediation(
     ctx: Context[Any, Any], which: Reference, speaker: Spoken = None
 ) -> str:
-    """批准一个等我审批的修复，按服务名或“第一个”。Approve a waiting remediation."""
+    """Approve the waiting remediation ``which`` names."""
     return await _decide(ctx, which, True, "", speaker)
 
 
@@ -182,7 +182,7 @@ async def refuse_remediation(
     reason: Annotated[str, Field(default="", max_length=200, description="原因 / reason")] = "",
     speaker: Spoken = None,
 ) -> str:
-    """拒绝一个等我审批的修复。Refuse a waiting remediation."""
+    """Refuse the waiting remediation ``which`` names."""
     return await _decide(ctx, which, False, reason, speaker)
 
 
@@ -190,7 +190,7 @@ _STATE_WORDS = {"active": "正在运行", "paused": "已暂停", "stopped": "已
 
 
 async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
-    """某个任务或监控现在怎么样、还在跑吗，按名字。A task's status by its spoken name."""
+    """The named task's state and checks."""
     state = app_state(ctx)
 
     async def work(user: str) -> str:
@@ -223,17 +223,17 @@ async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str 
 
 
 async def pause_task(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
-    """暂停（停掉、先停一下）一个任务，按名字。Pause a task by its spoken name."""
+    """Pause the named task."""
     return await _control(ctx, name, True, speaker)
 
 
 async def resume_task(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
-    """恢复（继续、重新打开）一个暂停的任务，按名字。Resume a task, turn it back on."""
+    """Resume the named task."""
     return await _control(ctx, name, False, speaker)
 
 
 async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
-    """容器集群（Kubernetes）健康状况；任务、天气不用。Kubernetes cluster health."""
+    """How many TKE clusters run, and which do not."""
     state = app_state(ctx)
 
     async def work(_: str) -> str:
@@ -266,7 +266,7 @@ async def recent_errors(
     ] = 24,
     speaker: Spoken = None,
 ) -> str:
-    """最近的错误，一句话。Recent errors of my tasks in one sentence."""
+    """The user's tasks' errors of the last ``hours``, by task."""
     state = app_state(ctx)
 
     async def work(user: str) -> str:
@@ -324,7 +324,9 @@ def build_voice_server(
     )
     for function, hints in TOOLS:
         # Plain text results: no output schema to send on every turn, nothing but the words.
-        mcp.tool(annotations=hints, structured_output=False)(function)
+        mcp.tool(
+            description=DESCRIPTIONS[function.__name__], annotations=hints, structured_output=False
+        )(function)
     return mcp
 
 
