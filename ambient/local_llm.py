@@ -31,11 +31,10 @@ import httpx
 from ambient.local_llm_template import (
     HISTORY_FENCE,
     HISTORY_REQUEST,
+    INSTRUCTION_FENCE,
     PROBE_REQUEST,
     RENDERED_FENCE,
     RENDERED_TAGS,
-    TEMPLATE_MARK,
-    TEMPLATE_VERSION,
     LocalLLMError,
     apply_template,
     gguf_metadata_string,
@@ -391,13 +390,12 @@ def ensure_server(settings: Settings) -> LocalServer:
     layout = Layout.of(settings)
     if not layout.template.exists():
         raise LocalLLMError(f"no patched chat template at {layout.template}: run `make llm`")
-    if not layout.template.read_text(encoding="utf-8").startswith(TEMPLATE_MARK):
-        # An older install: before version 1 its instruction asked for calls in <tool_call>
-        # tags the server does not read (every answer looked like "no tool called"); version
-        # 1 had no word on when not to call. What was measured is this version's.
+    if INSTRUCTION_FENCE not in layout.template.read_text(encoding="utf-8"):
+        # An install before the instruction was fixed: its model writes calls the server
+        # does not read, so every answer would look like "no tool called".
         raise LocalLLMError(
-            f"the chat template at {layout.template} is from an older install (not version "
-            f"{TEMPLATE_VERSION}): run `ambient llm install` to renew it"
+            f"the chat template at {layout.template} still asks for calls in <tool_call> "
+            "tags, which the server does not read: run `ambient llm install` to renew it"
         )
     return start_server(settings, layout, template=layout.template)
 

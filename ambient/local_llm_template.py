@@ -3,11 +3,9 @@
 The GGUF's chat template renders past tool calls as ``<tool_call>`` tags, but the Coder model
 writes ```` ```json ```` fences, and llama.cpp derives its tool-call parser from the template's
 history branch; the template's instruction also shows a call in tags with doubled braces, which
-the parser does not read. ``patch_template`` makes both fences and ends the instruction with
-when not to call (``NO_CALL``); ``PROBE_REQUEST`` and ``HISTORY_REQUEST`` are what ``ambient
-llm install`` renders with the real server to prove that nothing else changed
-(``ambient/local_llm.py``). ``TEMPLATE_MARK`` says which version of these changes a served file
-has, so serving refuses one written by an older install.
+the parser does not read. ``patch_template`` makes both fences; ``PROBE_REQUEST`` and
+``HISTORY_REQUEST`` are what ``ambient llm install`` renders with the real server to prove
+that nothing else changed (``ambient/local_llm.py``).
 """
 
 from __future__ import annotations
@@ -34,16 +32,9 @@ INSTRUCTION_TAGS = (
     "within <tool_call></tool_call> XML tags:\\n<tool_call>\\n"
     '{{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}}\\n</tool_call>'
 )
-# The sentence after the call format, nearest to the answer: the 1.5B model called a tool for
-# nearly every short turn (thanks, weather, "what can you do?") whatever the role prompt said;
-# naming the kinds of turn here moved them (docs/benchmarks.md, the voice profile rounds 5, 6).
-NO_CALL = (
-    "If no function fits the request (thanks, small talk, a general question), "
-    "do not call one: answer in words."
-)
 INSTRUCTION_FENCE = (
     "in a ```json code block:\\n```json\\n"
-    '{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n```\\n' + NO_CALL
+    '{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n```'
 )
 RENDERED_TAGS = (
     "within <tool_call></tool_call> XML tags:\n<tool_call>\n"
@@ -51,12 +42,8 @@ RENDERED_TAGS = (
 )
 RENDERED_FENCE = (
     "in a ```json code block:\n```json\n"
-    '{"name": <function-name>, "arguments": <args-json-object>}\n```\n' + NO_CALL
+    '{"name": <function-name>, "arguments": <args-json-object>}\n```'
 )
-# First line of the served file (a Jinja comment: renders nothing). Raise the number whenever
-# ``patch_template`` changes what the model is told, so an older install is refused, not served.
-TEMPLATE_VERSION = 2
-TEMPLATE_MARK = f"{{#- ambient-ops chat template {TEMPLATE_VERSION} -#}}\n"
 
 
 def gguf_metadata_string(path: Path, key: str) -> str | None:
@@ -99,8 +86,7 @@ def gguf_metadata_string(path: Path, key: str) -> str | None:
 
 def patch_template(template: str) -> str:
     """Calls in ```json fences (what the Coder model writes and the parser will read), both in
-    the instruction to the model and in past calls of the history, not in tags; the
-    instruction ends with when not to call; the file starts with this version's mark."""
+    the instruction to the model and in past calls of the history, not in tags."""
     if template.count(TAG_OPEN) != 1 or template.count(TAG_CLOSE) != 1:
         raise LocalLLMError(
             "the model's chat template does not render past tool calls as expected "
@@ -111,7 +97,7 @@ def patch_template(template: str) -> str:
             "the model's chat template does not tell the model to call tools as expected "
             "(one <tool_call> example after the tool list): cannot serve tool calls"
         )
-    return TEMPLATE_MARK + (
+    return (
         template.replace(TAG_OPEN, FENCE_OPEN)
         .replace(TAG_CLOSE, FENCE_CLOSE)
         .replace(INSTRUCTION_TAGS, INSTRUCTION_FENCE)

@@ -233,32 +233,6 @@ def test_a_template_from_an_older_install_is_refused_with_the_command_that_renew
         ensure_server(settings)
 
 
-def test_the_served_template_says_when_not_to_call_right_after_the_call_format() -> None:
-    prompt = _render(patch_template(TEMPLATE), template.PROBE_REQUEST)
-    # Nearest to the answer: the last words of the system turn, after the fenced example.
-    assert "```\n" + template.NO_CALL + "<|im_end|>" in prompt
-
-
-def test_a_template_from_the_previous_version_is_refused_with_the_command_that_renews_it(
-    tmp_path: Path,
-) -> None:
-    settings = _settings(tmp_path, local_llm_port=free_port())
-    layout = Layout.of(settings)
-    layout.template.parent.mkdir(parents=True)
-    # What version 1 wrote: calls fenced in the history and the instruction, no version mark,
-    # no word on when not to call.
-    previous = (
-        TEMPLATE.replace(template.TAG_OPEN, template.FENCE_OPEN)
-        .replace(template.TAG_CLOSE, template.FENCE_CLOSE)
-        .replace(template.INSTRUCTION_TAGS, template.INSTRUCTION_FENCE)
-        .replace("\\n" + template.NO_CALL, "")
-    )
-    assert template.NO_CALL not in previous and "in a ```json code block" in previous
-    layout.template.write_text(previous)
-    with pytest.raises(LocalLLMError, match=r"older install .*run `ambient llm install`"):
-        ensure_server(settings)
-
-
 def test_dev_with_local_llm_and_nothing_installed_stops_with_the_reason(tmp_path: Path) -> None:
     settings = _settings(tmp_path, local_llm=True, local_llm_port=free_port())
     opts = DevOptions(
