@@ -386,8 +386,10 @@ async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both
     assert len(cases) >= 200
     assert len({c.id for c in cases}) == len(cases)
     # heldout2 was written after heldout had been looked at while tuning; heldout3 after
-    # heldout2 had been looked at once, before the next round's tuning: the clean one.
-    for split in ("tune", "heldout", "heldout2", "heldout3"):
+    # heldout2 had been looked at once; heldout4 after heldout3 had been, before round 6's
+    # tuning: the clean one.
+    splits = ("tune", "heldout", "heldout2", "heldout3", "heldout4")
+    for split in splits:
         half = [c for c in cases if c.split == split]
         for lang in ("en", "zh"):
             said = [c for c in half if c.lang == lang]
@@ -403,25 +405,29 @@ async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both
         )
         assert {c.lang for c in follow_ups} == {"en", "zh"}
         assert any(c.expected for c in follow_ups) and any(not c.expected for c in follow_ups)
-    assert {c.split for c in cases} == {"tune", "heldout", "heldout2", "heldout3"}
+    assert {c.split for c in cases} == set(splits)
     assert sum(c.split == "heldout2" for c in cases) >= 60
-    fresh = [c for c in cases if c.split == "heldout3"]
-    assert len(fresh) >= 70
-    for lang in ("en", "zh"):
-        # Every voice tool twice said alone per language, as in heldout2.
-        alone = Counter(
-            e.tool for c in fresh if c.lang == lang and not c.history for e in c.expected
-        )
-        assert set(alone) == tools and min(alone.values()) >= 2
-    assert sum(part_of(c) == "no-tool" for c in fresh) >= 14
-    assert sum(part_of(c) == "ask-back" for c in fresh) >= 6
-    assert sum(bool(c.history) for c in fresh) >= 14
+    # What is tuned on asks back too: requests that name nothing, in both languages.
+    tune_asks = Counter(c.lang for c in cases if c.split == "tune" and part_of(c) == "ask-back")
+    assert min(tune_asks["en"], tune_asks["zh"]) >= 6
+    for split in ("heldout3", "heldout4"):
+        fresh = [c for c in cases if c.split == split]
+        assert len(fresh) >= 70
+        for lang in ("en", "zh"):
+            # Every voice tool twice said alone per language, as in heldout2.
+            alone = Counter(
+                e.tool for c in fresh if c.lang == lang and not c.history for e in c.expected
+            )
+            assert set(alone) == tools and min(alone.values()) >= 2
+        assert sum(part_of(c) == "no-tool" for c in fresh) >= 14
+        assert sum(part_of(c) == "ask-back" for c in fresh) >= (8 if split == "heldout4" else 6)
+        assert sum(bool(c.history) for c in fresh) >= 14
 
 
 async def test_voice_profile_is_asked_with_the_voice_servers_published_prompt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mcp_server.voice import INSTRUCTIONS
+    from mcp_server.voice_prompt import INSTRUCTIONS
 
     dataset = write_cases(tmp_path, [{"id": "1", "lang": "en", "utterance": "hi", "expected": []}])
     llm = LLMApi(responder=lambda body: Content("hello"))

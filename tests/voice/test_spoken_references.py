@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
-from mcp_server.voice import pick_remediation, pick_task
+from mcp_server.voice_speech import pick_remediation, pick_task
 from tests.voice.support import assert_speakable
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mcp_server.voice import INSTRUCTIONS, TOOLS
+from mcp_server.voice import TOOLS
+from mcp_server.voice_prompt import INSTRUCTIONS
 
 XIAOZHI_DOC = Path(__file__).parents[2] / "docs" / "xiaozhi.md"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from mcp import Client, StdioServerParameters
 from typer.testing import CliRunner
 
-from mcp_server.voice import MAX_SPOKEN, speakable, verbatim_response
+from mcp_server.voice_speech import MAX_SPOKEN, speakable, verbatim_response
 from tests.voice.support import assert_speakable
 
 
