@@ -11,7 +11,13 @@ from openai import AsyncOpenAI
 from pydantic import BaseModel, Field
 
 from ambient.agent import AgentError, McpServerSpec
-from ambient.agent.chat import ChatAgent, ConversationStore, chat_model, system_prompt
+from ambient.agent.chat import (
+    ChatAgent,
+    ConversationStore,
+    chat_model,
+    system_prompt,
+    tool_offer,
+)
 from ambient.agent.digest import DigestSetting, EventDigestService
 from ambient.agent.health import ToolStats
 from ambient.agent.hub import hub_of
@@ -88,6 +94,7 @@ async def chat_turn(body: ChatRequest, user: User, state: AppState) -> Streaming
         state.settings.llm_model,
         await hub_of(state).facade(user.name),
         system=system_prompt(user.name, user.assistant_name, user.timezone),
+        offer=tool_offer(state.settings),
     )
 
     async def lines() -> AsyncIterator[str]:
