@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, omit
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
@@ -277,7 +277,7 @@ async def ask(
     ]
     # --profile retrieve: the product's chat agent picks the turn's tools (ambient/agent/chat.py).
     offered = offer.tools(tools, messages) if offer is not None else list(tools)
-    chosen = [t["function"]["name"] for t in offered] if offer is not None else []
+    chosen = [t["function"]["name"] for t in offered] if offer is not None else None
     lookups: list[str] = []
     started = time.monotonic()
     for lookup_round in range(LOOKUP_ROUNDS + 1):
@@ -285,7 +285,8 @@ async def ask(
             completion = await client.chat.completions.create(
                 model=model,
                 messages=messages,
-                tools=offered,  # type: ignore[arg-type]
+                # No tool at all (a search that matched nothing): none sent, as the chat agent.
+                tools=offered or omit,  # type: ignore[arg-type]
                 # What the product's chat agent sends: the figures are of the product's setting.
                 temperature=TOOL_CHOICE_TEMPERATURE,
                 max_tokens=ANSWER_TOKENS,

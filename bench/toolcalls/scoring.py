@@ -216,8 +216,9 @@ class Attempt(BaseModel):
     seconds: float = 0.0
     # The find_tools queries the model made on the way (the --profile find loop), in order.
     lookups: list[str] = Field(default_factory=list)
-    # The tools the product's chat agent chose to offer (the --profile retrieve loop).
-    offered: list[str] = Field(default_factory=list)
+    # The tools the product's chat agent chose to offer (the --profile retrieve loop; None
+    # when the harness offered its own list).
+    offered: list[str] | None = None
 
 
 class Row(BaseModel):
@@ -280,9 +281,9 @@ def report(
         per_case.append(oks)
         per_lang.setdefault(case.lang, []).append(oks)
         per_part.setdefault(part_of(case), []).append(oks)
-        if case.expected and any(a.offered for a in attempts):
+        if case.expected and attempts and all(a.offered is not None for a in attempts):
             wanted = {e.tool for e in case.expected}
-            offered = all(wanted <= set(a.offered) for a in attempts)
+            offered = all(wanted <= set(a.offered or ()) for a in attempts)
             per_offer.setdefault(OFFERED if offered else NOT_OFFERED, []).append(oks)
         for kind in kinds:
             if kind != "correct":
