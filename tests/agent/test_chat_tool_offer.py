@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from openai import AsyncOpenAI
 
 from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, tool_offer
 from ambient.settings import Environment, Settings
+from bench.find_tools import main as find_tools_bench
 from bench.toolcalls.run import tool_server
 from tests.standins.llm_api import API_KEY, Content, LLMApi
 from tests.support.servers import serve
@@ -74,3 +76,12 @@ async def test_a_limit_of_zero_offers_every_tool(tmp_path: Path) -> None:
         [event async for event in agent.turn(conversation, "hello")]
         every = [t["function"]["name"] for t in await facade.openai_tools()]
         assert _names(llm.requests[0]) == every
+
+
+def test_the_find_tools_bench_reports_how_often_the_offer_holds_the_expected_tool(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    find_tools_bench(["--offer", "5", "--split", "even"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("even: ") and "expected tools offered" in line
+    assert "tools offered median 5" in line
