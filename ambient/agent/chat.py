@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 8
 # The MCP tool that searches the others: left out of what the product's own search offers.
 FIND_TOOLS = "find_tools"
+# Tool listings whose search index a ToolOffer keeps (most recently used).
+INDEXES = 32
 OFFLINE = (
     "No language model is configured, so I cannot chat. Set OPENAI_API_KEY (and "
     "OPENAI_BASE_URL and AMBIENT_LLM_MODEL for another OpenAI-compatible provider), or call "
@@ -61,14 +63,15 @@ class ToolOffer:
 
     def __init__(self, limit: int, pinned: Sequence[str] = ()) -> None:
         self.limit, self.pinned = limit, tuple(pinned)
-        self._index: ToolIndex | None = None
-        self._names: tuple[str, ...] = ()
+        # One index per tool listing (users with their own MCP servers list different tools):
+        # building one takes ~0.1–0.5 s, searching it well under a millisecond.
+        self._indexes: OrderedDict[tuple[str, ...], ToolIndex] = OrderedDict()
 
     def _search(self, tools: list[dict[str, Any]]) -> ToolIndex:
-        # Rebuilt only when the listing changes (a server added or gone), as find_tools does.
         names = tuple(t["function"]["name"] for t in tools)
-        if self._index is None or names != self._names:
-            self._index = ToolIndex(
+        index = self._indexes.get(names)
+        if index is None:
+            index = ToolIndex(
                 ToolDoc(
                     name=t["function"]["name"],
                     description=t["function"].get("description") or "",
@@ -77,8 +80,11 @@ class ToolOffer:
                 for t in tools
                 if t["function"]["name"] != FIND_TOOLS
             )
-            self._names = names
-        return self._index
+            self._indexes[names] = index
+            while len(self._indexes) > INDEXES:
+                self._indexes.popitem(last=False)
+        self._indexes.move_to_end(names)
+        return index
 
     def tools(
         self, tools: list[dict[str, Any]], messages: Sequence[dict[str, Any]]

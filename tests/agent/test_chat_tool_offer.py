@@ -85,3 +85,13 @@ def test_the_find_tools_bench_reports_how_often_the_offer_holds_the_expected_too
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("even: ") and "expected tools offered" in line
     assert "tools offered median 5" in line
+
+
+async def test_an_offer_keeps_one_search_index_per_tool_listing() -> None:
+    async with tool_server("full") as facade:
+        every = await facade.openai_tools()
+    offer, fewer = ToolOffer(3), every[:-1]
+    first = offer._search(every)
+    assert offer._search(fewer) is not first
+    # Two users with different servers take turns: neither listing is indexed again.
+    assert offer._search(every) is first and offer._search(fewer) is offer._search(fewer)
