@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     local_llm_port: int = Field(default=8091, ge=1, le=65535)
     # Weights and the server build; DATA_DIR/llm when unset (share one across checkouts).
     llm_cache_dir: Path | None = None
+    # The chat agent offers the model, each turn, the best `chat_tools` tools of the full list
+    # for the person's words (find_tools' search), plus these pinned ones and any it already
+    # called; 0 offers every tool (ambient/agent/chat.py, ToolOffer; docs/agent.md).
+    chat_tools: int = Field(default=5, ge=0, le=100)
+    chat_pinned_tools: StrList = Field(default_factory=list)
 
     # --- push channels (email, WeCom, DingTalk, webhooks, Apprise) ---
     smtp_host: str | None = None
@@ -210,7 +215,13 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ambient.db').resolve()}"
 
-    @field_validator("mcp_allowed_hosts", "codec_cors_origins", "fetch_allow_cidrs", mode="before")
+    @field_validator(
+        "mcp_allowed_hosts",
+        "codec_cors_origins",
+        "fetch_allow_cidrs",
+        "chat_pinned_tools",
+        mode="before",
+    )
     @classmethod
     def _list_setting(cls, value: Any) -> Any:
         if not isinstance(value, str):

@@ -10,6 +10,13 @@ batch whose held-back half was read while tuning is marked "looked at": its figu
 longer a held-back one.
 
     python -m bench.find_tools [--dataset PATH] [--split even|odd|all] [--batch h] [--json]
+    python -m bench.find_tools --offer 5 [--tokenize http://127.0.0.1:8091]
+
+``--offer K``: the chat agent's own choice instead (``ToolOffer``, ambient/agent/chat.py: the
+search's best K, plus pinned and already-called tools, for each case with its earlier turns):
+the share of cases whose expected tools it offers, which bounds the chat agent's pass, and how
+many tools it offers; with ``--tokenize`` (a llama-server's base URL, its ``/tokenize``), the
+prompt tokens of the offered tools' JSON, median, p95 and largest, beside the full list's.
 """
 
 from __future__ import annotations
@@ -134,13 +141,70 @@ def _print(name: str, result: dict[str, Any]) -> None:
         print(f"       expected {miss['expected']}; top 5 {miss['ranked']}")
 
 
+async def offer_sizes(k: int, splits: list[str], tokenize: str | None) -> None:
+    """What the chat agent offers for each case of the data set's splits (``--offer``)."""
+    import logging
+
+    import httpx
+
+    from ambient.agent.chat import ToolOffer
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per /tokenize otherwise
+    from ambient.settings import Settings
+    from bench.toolcalls.run import CONTEXT, conversation, load_cases, our_tools
+
+    every = await our_tools("full")
+    offer = ToolOffer(k, Settings().chat_pinned_tools)
+    cases = [
+        c for c in load_cases() if c.expected and all(e.tool != "find_tools" for e in c.expected)
+    ]
+
+    async def tokens(client: httpx.AsyncClient, tools: list[dict[str, Any]]) -> int:
+        text = "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
+        answer = await client.post(f"{tokenize}/tokenize", json={"content": text})
+        answer.raise_for_status()
+        return len(answer.json()["tokens"])
+
+    async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
+        if tokenize:
+            print(f"full list: {len(every)} tools, {await tokens(client, every)} tokens")
+        for which in splits:
+            group = split(cases, which)
+            offered, sizes, count = 0, [], []
+            for c in group:
+                messages = [
+                    {"role": "system", "content": CONTEXT},
+                    *conversation(c.history),
+                    {"role": "user", "content": c.utterance},
+                ]
+                chosen = offer.tools(every, messages)
+                offered += {e.tool for e in c.expected} <= {t["function"]["name"] for t in chosen}
+                count.append(len(chosen))
+                if tokenize:
+                    sizes.append(await tokens(client, chosen))
+            line = (
+                f"{which}: {len(group)} cases, expected tools offered {offered}/{len(group)} "
+                f"= {offered / len(group):.3f}, tools offered median {median(count)}"
+            )
+            if sizes:
+                ordered = sorted(sizes)
+                p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+                line += f", tokens median {median(sizes):.0f} p95 {p95} max {ordered[-1]}"
+            print(line)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument("--split", choices=["even", "odd", "all"], action="append")
     parser.add_argument("--batch", action="append", help="only these batches (e.g. h, base)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--offer", type=int, help="the chat agent's offer of K searched tools")
+    parser.add_argument("--tokenize", help="with --offer: a llama-server URL to count tokens")
     args = parser.parse_args(argv)
+    if args.offer is not None:
+        asyncio.run(offer_sizes(args.offer, args.split or ["even", "odd"], args.tokenize))
+        return
     index = asyncio.run(full_index())
 
     def rank(request: str) -> list[str]:

@@ -152,7 +152,14 @@ def alerts(count: int) -> list[Alert]:
 
 
 def event_cases(path: Path = EVENTS) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The labelled batches, notify and hold taking turns (the file groups them): a run its
+    deadline cuts short has still measured both decisions, not only the first label's."""
+    cases = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    notify = [c for c in cases if c["notify"]]
+    hold = [c for c in cases if not c["notify"]]
+    turns = [c for pair in zip(notify, hold, strict=False) for c in pair]
+    shorter = min(len(notify), len(hold))
+    return turns + notify[shorter:] + hold[shorter:]
 
 
 def briefs(case: dict[str, Any]) -> list[EventBrief]:

@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,10 +23,15 @@ from pydantic import BaseModel, Field
 from ambient.agent.errors import AgentError
 from ambient.agent.facade import AgentFacade
 from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
+from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 8
+# The MCP tool that searches the others: left out of what the product's own search offers.
+FIND_TOOLS = "find_tools"
+# Tool listings whose search index a ToolOffer keeps (most recently used).
+INDEXES = 32
 OFFLINE = (
     "No language model is configured, so I cannot chat. Set OPENAI_API_KEY (and "
     "OPENAI_BASE_URL and AMBIENT_LLM_MODEL for another OpenAI-compatible provider), or call "
@@ -44,6 +49,69 @@ def chat_model(settings: Settings) -> AsyncOpenAI | None:
         max_retries=1,
         timeout=settings.llm_timeout,
     )
+
+
+class ToolOffer:
+    """Which tools a turn offers the model: the pinned ones, every tool the conversation has
+    already called (a follow-up acts on the same thing), and the best ``limit`` of the full
+    list for the person's latest words, ranked by the same search as the find_tools MCP tool.
+
+    Why the product searches and not the model: offered all 62 tools the local 1.5B model gets
+    a ~31,000-token prompt, and offered find_tools it never calls it (docs/benchmarks.md, "The
+    full tool list through find_tools"). ``limit`` 0 offers the full list, as before.
+    """
+
+    def __init__(self, limit: int, pinned: Sequence[str] = ()) -> None:
+        self.limit, self.pinned = limit, tuple(pinned)
+        # One index per tool listing (users with their own MCP servers list different tools):
+        # building one takes ~0.1–0.5 s, searching it well under a millisecond.
+        self._indexes: OrderedDict[tuple[str, ...], ToolIndex] = OrderedDict()
+
+    def _search(self, tools: list[dict[str, Any]]) -> ToolIndex:
+        names = tuple(t["function"]["name"] for t in tools)
+        index = self._indexes.get(names)
+        if index is None:
+            index = ToolIndex(
+                ToolDoc(
+                    name=t["function"]["name"],
+                    description=t["function"].get("description") or "",
+                    input_schema=t["function"].get("parameters") or {},
+                )
+                for t in tools
+                if t["function"]["name"] != FIND_TOOLS
+            )
+            self._indexes[names] = index
+            while len(self._indexes) > INDEXES:
+                self._indexes.popitem(last=False)
+        self._indexes.move_to_end(names)
+        return index
+
+    def tools(
+        self, tools: list[dict[str, Any]], messages: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The tools to send with ``messages`` (the conversation so far, the latest user
+        message last): pinned first, then those already called, then the search's best."""
+        if self.limit <= 0:
+            return tools
+        request = next(
+            (str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"),
+            "",
+        )
+        called = [
+            call["function"]["name"]
+            for m in messages
+            if m.get("role") == "assistant"
+            for call in m.get("tool_calls") or []
+        ]
+        found = [h.tool.name for h in self._search(tools).search(request, self.limit)]
+        by_name = {t["function"]["name"]: t for t in tools}
+        wanted = dict.fromkeys(n for n in (*self.pinned, *called, *found) if n in by_name)
+        return [by_name[n] for n in wanted]
+
+
+def tool_offer(settings: Settings) -> ToolOffer:
+    """The offer the settings ask for (AMBIENT_CHAT_TOOLS, AMBIENT_CHAT_PINNED_TOOLS)."""
+    return ToolOffer(settings.chat_tools, settings.chat_pinned_tools)
 
 
 class ChatEvent(BaseModel):
@@ -99,9 +167,11 @@ class ChatAgent:
         *,
         system: str,
         max_rounds: int = MAX_ROUNDS,
+        offer: ToolOffer | None = None,
     ) -> None:
         self.model, self.model_name, self.facade = model, model_name, facade
         self.system, self.max_rounds = system, max_rounds
+        self.offer = offer or ToolOffer(0)
 
     async def turn(
         self, conversation: Conversation, text: str | None, *, approve: bool | None = None
@@ -131,10 +201,12 @@ class ChatAgent:
         if text:
             conversation.messages.append({"role": "user", "content": text})
         try:
-            tools = await self.facade.openai_tools()
+            listed = await self.facade.openai_tools()
         except AgentError as exc:
             yield ChatEvent(type="error", conversation_id=cid, text=str(exc))
             return
+        # Chosen once a turn, from the person's words: the rounds after a tool result keep them.
+        tools = self.offer.tools(listed, conversation.messages)
         for _ in range(self.max_rounds):
             try:
                 completion = await self.model.chat.completions.create(

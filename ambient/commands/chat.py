@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ambient.agent.chat import ChatAgent, ChatEvent, ConversationStore, chat_model, system_prompt
+from ambient.agent.chat import (
+    ChatAgent,
+    ChatEvent,
+    ConversationStore,
+    chat_model,
+    system_prompt,
+    tool_offer,
+)
 from ambient.agent.hub import hub_of
 from ambient.settings import Settings
 from ambient.storage.repositories import UserRepository
@@ -45,6 +52,7 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
             settings.llm_model,
             await hub.facade(user),
             system=system_prompt(user, row.assistant_name, row.timezone),
+            offer=tool_offer(settings),
         )
         conversation = ConversationStore().open(user, None)
         interactive = message is None

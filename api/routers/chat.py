@@ -11,7 +11,14 @@ from openai import AsyncOpenAI
 from pydantic import BaseModel, Field
 
 from ambient.agent import AgentError, McpServerSpec
-from ambient.agent.chat import ChatAgent, ConversationStore, chat_model, system_prompt
+from ambient.agent.chat import (
+    ChatAgent,
+    ConversationStore,
+    ToolOffer,
+    chat_model,
+    system_prompt,
+    tool_offer,
+)
 from ambient.agent.digest import DigestSetting, EventDigestService
 from ambient.agent.health import ToolStats
 from ambient.agent.hub import hub_of
@@ -60,6 +67,16 @@ def _model(state: AppState) -> AsyncOpenAI | None:
     return model if isinstance(model, AsyncOpenAI) else None
 
 
+def _offer(state: AppState) -> ToolOffer:
+    """One per process: its search index over ~60 tools takes a moment to build, so it is
+    kept per tool list rather than built again for every turn."""
+    offer = state.extras.get("chat_tool_offer")
+    if not isinstance(offer, ToolOffer):
+        offer = tool_offer(state.settings)
+        state.extras["chat_tool_offer"] = offer
+    return offer
+
+
 def _conversations(state: AppState) -> ConversationStore:
     store = state.extras.get("conversations")
     if not isinstance(store, ConversationStore):
@@ -88,6 +105,7 @@ async def chat_turn(body: ChatRequest, user: User, state: AppState) -> Streaming
         state.settings.llm_model,
         await hub_of(state).facade(user.name),
         system=system_prompt(user.name, user.assistant_name, user.timezone),
+        offer=_offer(state),
     )
 
     async def lines() -> AsyncIterator[str]:

@@ -8,6 +8,7 @@ tool calls are scored against the expected tool and key arguments (bench/toolcal
         --model deepseek-chat --out toolcalls-report.json
     python -m bench.toolcalls.run --local --profile pinned --runs 3   # the `make llm` model
     python -m bench.toolcalls.run --local --profile find --split heldout --runs 3   # tool search
+    python -m bench.toolcalls.run --local --profile retrieve --split heldout   # the chat agent's
 
 Each case runs K times (--runs); the report gives pass^1 and pass^k (every run right), per
 language and per tool, tool-choice and argument errors apart, seconds per request, and a line
@@ -32,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, omit
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
@@ -49,6 +50,7 @@ from bench.toolcalls.scoring import (
 
 if TYPE_CHECKING:
     from ambient.agent import AgentFacade
+    from ambient.agent.chat import ToolOffer
 
 DATASET = Path(__file__).with_name("dataset.jsonl")
 # The voice profile's own cases (its tools are not the full server's), split into a "tune"
@@ -265,6 +267,7 @@ async def ask(
     system: str | None = None,
     finder: Finder | None = None,
     context: str | None = CONTEXT,
+    offer: ToolOffer | None = None,
 ) -> Attempt:
     messages: list[Any] = [
         {"role": "system", "content": system if system is not None else chat_prompt()},
@@ -272,7 +275,9 @@ async def ask(
         *conversation(case.history),
         {"role": "user", "content": case.utterance},
     ]
-    offered = list(tools)
+    # --profile retrieve: the product's chat agent picks the turn's tools (ambient/agent/chat.py).
+    offered = offer.tools(tools, messages) if offer is not None else list(tools)
+    chosen = [t["function"]["name"] for t in offered] if offer is not None else None
     lookups: list[str] = []
     started = time.monotonic()
     for lookup_round in range(LOOKUP_ROUNDS + 1):
@@ -280,7 +285,8 @@ async def ask(
             completion = await client.chat.completions.create(
                 model=model,
                 messages=messages,
-                tools=offered,  # type: ignore[arg-type]
+                # No tool at all (a search that matched nothing): none sent, as the chat agent.
+                tools=offered or omit,  # type: ignore[arg-type]
                 # What the product's chat agent sends: the figures are of the product's setting.
                 temperature=TOOL_CHOICE_TEMPERATURE,
                 max_tokens=ANSWER_TOKENS,
@@ -291,6 +297,7 @@ async def ask(
                 error=f"{type(exc).__name__}: {exc}",
                 seconds=time.monotonic() - started,
                 lookups=lookups,
+                offered=chosen,
             )
         message = completion.choices[0].message
         made = _function_calls(message)
@@ -302,6 +309,7 @@ async def ask(
                 text_calls=calls_in_text(message.content),
                 seconds=time.monotonic() - started,
                 lookups=lookups,
+                offered=chosen,
             )
         # Only lookups: serve them, load what they found (after the tools already offered,
         # so a server's prompt cache keeps their prefix) and ask again.
@@ -344,6 +352,7 @@ async def evaluate(
     finder: Finder | None = None,
     context: str | None = CONTEXT,
     progress: Path | None = None,
+    offer: ToolOffer | None = None,
 ) -> Report:
     """Every case ``runs`` times. The first request goes alone (it fills a local server's
     prompt cache, and its time is reported apart), then the rest ``concurrency`` at a time.
@@ -364,7 +373,8 @@ async def evaluate(
 
     async def one(case: Case, run: int) -> Attempt:
         async with gate:
-            return record(case, run, await ask(client, model, tools, case, system, finder, context))
+            attempt = await ask(client, model, tools, case, system, finder, context, offer)
+            return record(case, run, attempt)
 
     attempts: dict[str, list[Attempt]] = {c.id: [] for c in cases}
     for run in range(runs):
@@ -411,10 +421,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--profile",
-        choices=[*PROFILES, "pinned", "find"],
+        choices=[*PROFILES, "pinned", "find", "retrieve"],
         default="full",
         help="find: the pinned tools and find_tools first, found tools loaded as a tool-search "
-        "client does (see FIND_NOTE)",
+        "client does (see FIND_NOTE); retrieve: the tools the product's chat agent offers for "
+        "the turn (ToolOffer: its search's best --top-k of the full list)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        help="with --profile retrieve: how many searched tools a turn offers (default: the "
+        "product's, AMBIENT_CHAT_TOOLS)",
     )
     parser.add_argument("--tools", help="comma-separated tools of the profile to offer alone")
     parser.add_argument(
@@ -475,7 +492,7 @@ async def _main(args: argparse.Namespace, command: str) -> int:
     # One request at a time on a local server: its one slot would queue the rest anyway.
     concurrency = args.concurrency or (1 if args.local else 4)
     try:
-        profile = "full" if args.profile in ("pinned", "find") else args.profile
+        profile = "full" if args.profile in ("pinned", "find", "retrieve") else args.profile
         async with tool_server(profile) as facade:
             result = await _run(
                 args,
@@ -542,6 +559,24 @@ async def _run(
             for c in answerable(load_cases(args.dataset), every)
             if all(e.tool != FIND_TOOLS for e in c.expected)
         ]
+    offer = None
+    if args.profile == "retrieve":
+        from ambient.agent.chat import tool_offer
+        from ambient.settings import Settings
+
+        settings = Settings()
+        if args.top_k is not None:
+            settings = settings.model_copy(update={"chat_tools": args.top_k})
+        offer = tool_offer(settings)
+        label = f"retrieve: top {offer.limit} of {len(every) - 1}" + (
+            f" + {len(offer.pinned)} pinned" if offer.pinned else ""
+        )
+        # As in find: every tool can be offered, and find_tools itself is never offered.
+        cases = [
+            c
+            for c in answerable(load_cases(args.dataset), every)
+            if all(e.tool != FIND_TOOLS for e in c.expected)
+        ]
     if args.split:
         cases = [c for c in cases if split_of(c) == args.split]
     if args.cases_for:
@@ -566,6 +601,7 @@ async def _run(
         # published role prompt and its own earlier turns.
         context=None if profile == "voice" else CONTEXT,
         progress=args.progress,
+        offer=offer,
     )
 
 
@@ -590,6 +626,8 @@ def print_report(result: Report) -> None:
         print(f"  [{lang}] {row.cases} cases  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
     for part, row in result.per_part.items():
         print(f"  [{part}] {row.cases} cases  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
+    for offered, row in result.per_offer.items():
+        print(f"  [{offered}] {row.cases} cases  pass^1 {row.pass1:.1%}  pass^k {row.pass_k:.1%}")
     for tool, row in result.per_tool.items():
         print(f"  {tool:28} {row.cases:3}  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
 

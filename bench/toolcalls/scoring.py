@@ -216,6 +216,9 @@ class Attempt(BaseModel):
     seconds: float = 0.0
     # The find_tools queries the model made on the way (the --profile find loop), in order.
     lookups: list[str] = Field(default_factory=list)
+    # The tools the product's chat agent chose to offer (the --profile retrieve loop; None
+    # when the harness offered its own list).
+    offered: list[str] | None = None
 
 
 class Row(BaseModel):
@@ -242,10 +245,15 @@ class Report(BaseModel):
     per_lang: dict[str, Row]
     # Single-turn calls, multi-turn follow-ups, no-tool turns and ask-backs apart (part_of).
     per_part: dict[str, Row] = Field(default_factory=dict)
+    # --profile retrieve: cases whose expected tools were all offered, and the rest (the
+    # search's recall bounds the pass).
+    per_offer: dict[str, Row] = Field(default_factory=dict)
     failures: list[dict[str, Any]]
 
 
 NO_TOOL = "(no tool)"
+OFFERED = "expected tool offered"
+NOT_OFFERED = "expected tool not offered"
 
 
 def report(
@@ -264,6 +272,7 @@ def report(
     per_tool: dict[str, list[list[bool]]] = {}
     per_lang: dict[str, list[list[bool]]] = {}
     per_part: dict[str, list[list[bool]]] = {}
+    per_offer: dict[str, list[list[bool]]] = {}
     errors = {"tool_choice": 0, "arguments": 0, "error": 0}
     failures: list[dict[str, Any]] = []
     for case, attempts in results:
@@ -272,6 +281,10 @@ def report(
         per_case.append(oks)
         per_lang.setdefault(case.lang, []).append(oks)
         per_part.setdefault(part_of(case), []).append(oks)
+        if case.expected and attempts and all(a.offered is not None for a in attempts):
+            wanted = {e.tool for e in case.expected}
+            offered = all(wanted <= set(a.offered or ()) for a in attempts)
+            per_offer.setdefault(OFFERED if offered else NOT_OFFERED, []).append(oks)
         for kind in kinds:
             if kind != "correct":
                 errors[kind] += 1
@@ -301,6 +314,7 @@ def report(
                         "text_calls": [c.model_dump() for c in attempt.text_calls],
                         "error": attempt.error,
                         "lookups": attempt.lookups,
+                        "offered": attempt.offered,
                     }
                 )
 
@@ -328,5 +342,6 @@ def report(
         per_tool={tool: row(v) for tool, v in sorted(per_tool.items())},
         per_lang={lang: row(v) for lang, v in sorted(per_lang.items())},
         per_part={part: row(v) for part, v in sorted(per_part.items())},
+        per_offer={k: row(v) for k, v in sorted(per_offer.items())},
         failures=failures,
     )

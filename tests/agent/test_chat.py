@@ -79,9 +79,12 @@ async def test_chat_creates_a_monitor_and_asks_before_deleting_it(
             assert events[1]["ok"] is True and task_id in events[1]["text"]
             assert events[2]["text"] == "Monitor created."
             conversation = events[0]["conversation_id"]
-            # The model saw our tools as functions, with their JSON schemas.
-            offered = {t["function"]["name"] for t in llm.requests[0]["tools"]}
-            assert {"create_web_monitor", "delete_task", "list_tasks"} <= offered
+            # The model saw the tools the search found for the request, as functions with
+            # their JSON schemas: the few it needs, not the full list (AMBIENT_CHAT_TOOLS).
+            offered = [t["function"]["name"] for t in llm.requests[0]["tools"]]
+            assert offered[0] == "create_web_monitor"
+            assert len(offered) == settings.chat_tools and "delete_task" not in offered
+            assert "parameters" in llm.requests[0]["tools"][0]["function"]
             # ...at the temperature the tool-call benchmark measures, not the server's default.
             assert llm.requests[0]["temperature"] == 0
             # ...and the tool result came back to it as a tool message.

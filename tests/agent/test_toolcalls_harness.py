@@ -551,3 +551,40 @@ async def test_each_attempt_is_appended_to_the_progress_file_as_it_returns(
         ("2", 2),
     ]
     assert lines[0]["calls"] == [{"tool": "pause_task", "arguments": {"task_id": "hn"}}]
+
+
+async def test_retrieve_profile_offers_what_the_chat_agent_offers_and_splits_pass_by_recall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ambient.agent.chat import ToolOffer
+
+    rows = [
+        {"id": "1", "lang": "zh", "utterance": "把 checkout-api 重启一下",
+         "expected": [{"tool": "restart_workload"}]},
+        # No word of it names the tool: the search cannot offer it, so the model cannot call it.
+        {"id": "3", "lang": "en", "utterance": "zzz qqq", "expected": [{"tool": "pause_task"}]},
+        {"id": "5", "lang": "en", "utterance": "thanks", "expected": []},
+    ]  # fmt: skip
+
+    def respond(body: dict[str, Any]) -> Answer:
+        offered = [t["function"]["name"] for t in body.get("tools", [])]
+        return ToolCalls([(offered[0], {})]) if "restart_workload" in offered else Content("ok")
+
+    llm = LLMApi(responder=respond)
+    saved = await bench_report(
+        llm, tmp_path, monkeypatch, rows, *("--model", "standin", "--profile", "retrieve"),
+        *("--top-k", "3"),
+    )  # fmt: skip
+    assert saved["profile"].startswith("retrieve: top 3 of ")
+    every = await our_tools("full")
+    for request in llm.requests:
+        # Exactly the product's choice for that conversation, not a copy of its search.
+        chosen = ToolOffer(3).tools(every, request["messages"])
+        assert [t["function"]["name"] for t in request.get("tools", [])] == [
+            t["function"]["name"] for t in chosen
+        ]
+    assert saved["per_offer"] == {
+        "expected tool not offered": {"cases": 1, "pass1": 0.0, "pass_k": 0.0},
+        "expected tool offered": {"cases": 1, "pass1": 1.0, "pass_k": 1.0},
+    }
+    assert (saved["cases"], saved["pass1"]) == (3, 2 / 3)

@@ -1,0 +1,97 @@
+"""The chat agent offers the model each turn's searched tools, not the full list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from openai import AsyncOpenAI
+
+from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, tool_offer
+from ambient.settings import Environment, Settings
+from bench.find_tools import main as find_tools_bench
+from bench.toolcalls.run import tool_server
+from tests.standins.llm_api import API_KEY, Content, LLMApi
+from tests.support.servers import serve
+
+
+def _settings(tmp_path: Path, **values: object) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        environment=Environment.TEST, data_dir=tmp_path, _env_file=None, **values
+    )
+
+
+def _names(request: dict[str, object]) -> list[str]:
+    return [t["function"]["name"] for t in request["tools"]]  # type: ignore[attr-defined,index]
+
+
+async def test_each_turn_offers_the_pinned_tools_those_already_called_and_the_searchs_best(
+    tmp_path: Path,
+) -> None:
+    llm = LLMApi()
+    offer = tool_offer(_settings(tmp_path, chat_tools=3, chat_pinned_tools="greet, get_briefing"))
+    assert (offer.limit, offer.pinned) == (3, ("greet", "get_briefing"))
+    async with tool_server("full") as facade, serve(llm.app()) as base:
+        every = await facade.openai_tools()
+        model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+        agent = ChatAgent(model, "standin", facade, system="be brief", offer=offer)
+        conversation = ConversationStore().open("dev", None)
+        llm.script(Content("好的"))
+        [event async for event in agent.turn(conversation, "把 checkout-api 重启一下")]
+        first = _names(llm.requests[0])
+        assert first[:2] == ["greet", "get_briefing"]
+        assert "restart_workload" in first[2:] and len(first) == 5
+        # The same search as the find_tools MCP tool, which is itself never offered.
+        found = await facade.call("find_tools", {"query": "把 checkout-api 重启一下", "limit": 3})
+        assert first[2:] == [t["name"] for t in (found.structured or {})["tools"]]
+        assert "find_tools" not in first and len(every) > 60
+
+        # A follow-up acts on what an earlier turn called: that tool stays offered.
+        conversation.messages.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "pause_task", "arguments": "{}"},
+                    }
+                ],
+            }
+        )
+        conversation.messages.append({"role": "tool", "tool_call_id": "call_1", "content": "ok"})
+        llm.script(Content("好"))
+        [event async for event in agent.turn(conversation, "and the other one too")]
+        assert "pause_task" in _names(llm.requests[1])
+
+
+async def test_a_limit_of_zero_offers_every_tool(tmp_path: Path) -> None:
+    llm = LLMApi()
+    async with tool_server("full") as facade, serve(llm.app()) as base:
+        model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+        agent = ChatAgent(model, "standin", facade, system="be brief", offer=ToolOffer(0))
+        llm.script(Content("hi"))
+        conversation = ConversationStore().open("dev", None)
+        [event async for event in agent.turn(conversation, "hello")]
+        every = [t["function"]["name"] for t in await facade.openai_tools()]
+        assert _names(llm.requests[0]) == every
+
+
+def test_the_find_tools_bench_reports_how_often_the_offer_holds_the_expected_tool(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    find_tools_bench(["--offer", "5", "--split", "even"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("even: ") and "expected tools offered" in line
+    assert "tools offered median 5" in line
+
+
+async def test_an_offer_keeps_one_search_index_per_tool_listing() -> None:
+    async with tool_server("full") as facade:
+        every = await facade.openai_tools()
+    offer, fewer = ToolOffer(3), every[:-1]
+    first = offer._search(every)
+    assert offer._search(fewer) is not first
+    # Two users with different servers take turns: neither listing is indexed again.
+    assert offer._search(every) is first and offer._search(fewer) is offer._search(fewer)
