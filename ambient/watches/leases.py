@@ -14,14 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, exists, select, tuple_
+from sqlalchemy import Table, and_, delete, exists, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ambient.storage.db import Database
 from ambient.storage.models import WatchPollLease, WorkerProcess, utcnow
-from ambient.watches.poll_ends import EndRequest, request_ends
+from ambient.watches.poll_ends import EndRequest, add_end_requests, request_ends
 from ambient.watches.poll_store import upsert
 
 LEASES: Table = WatchPollLease.__table__  # type: ignore[assignment]
+# The process of a lease whose poll ended: nobody's, but its poll number still counts.
+RELEASED = ""
 PROCESSES: Table = WorkerProcess.__table__  # type: ignore[assignment]
 
 
@@ -96,11 +99,58 @@ class LeaseBook:
                 await conn.execute(_drop([(*_key(e), self.process) for e in ended]))
             await session.commit()
 
+    async def claim(self, lease: Lease) -> bool:
+        """Take the watch for this poll before it fetches anything; False when another live
+        poll of the watch holds it (docs/polling.md, invariant 2: one poll fetches a watch).
+
+        One transaction with the lock on the watch's lease row: the later poll of a run wins
+        (a holder of an earlier poll that is alive is asked to end); the same poll started
+        again (Temporal's retry) wins only over a dead process's attempt; a new run wins over
+        the old one's. Written at once with this process's beat, so a poll that fetches
+        always has a lease a sweep can find."""
+        now = utcnow()
+        mine = {**_row(lease), "process": self.process, "started_at": now}
+        async with self.db.write_session() as session:
+            conn = await session.connection()
+            dialect = conn.dialect.name
+            beat = {"id": self.process, "started_at": now, "beat_at": now}
+            await conn.execute(
+                upsert(dialect, PROCESSES, ["id"], ["beat_at", "dead_after"]),
+                [{**beat, "dead_after": self.dead_after}],
+            )
+            insert = (postgresql if dialect == "postgresql" else sqlite).insert(LEASES)
+            created = await conn.execute(insert.on_conflict_do_nothing().values(**mine))
+            if created.rowcount != 1:
+                held = (
+                    await conn.execute(
+                        select(LEASES)
+                        .where(LEASES.c.task == lease.task, LEASES.c.life == lease.life)
+                        .with_for_update()
+                    )
+                ).one()
+                holder = Lease(held.task, held.life, held.run_id, held.poll, held.process)
+                if not await _may_take(conn, holder, lease, self.process, now):
+                    await session.rollback()
+                    return False
+                if holder.process != self.process and holder.poll != lease.poll:
+                    # An earlier poll still running elsewhere: it stops at its next mailbox
+                    # read (it would otherwise fetch beside this one until then).
+                    await add_end_requests(session, [_end_request(holder)])
+                await conn.execute(
+                    update(LEASES)
+                    .where(LEASES.c.task == lease.task, LEASES.c.life == lease.life)
+                    .values(
+                        run_id=lease.run_id, poll=lease.poll, process=self.process, started_at=now
+                    )
+                )
+            await session.commit()
+        return True
+
     async def leave(self) -> None:
         """A clean stop: drop this process's leases and its row."""
         async with self.db.write_session() as session:
             await session.execute(
-                delete(WatchPollLease).where(WatchPollLease.process == self.process)
+                update(LEASES).where(LEASES.c.process == self.process).values(process=RELEASED)
             )
             await session.execute(delete(WorkerProcess).where(WorkerProcess.id == self.process))
             await session.commit()
@@ -116,7 +166,7 @@ async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
         alive = [row.id for row in rows if row.beat_at >= now - timedelta(seconds=row.dead_after)]
         found = await session.execute(
             select(WatchPollLease)
-            .where(WatchPollLease.process.not_in([alive_self, *alive]))
+            .where(WatchPollLease.process.not_in([RELEASED, alive_self, *alive]))
             .order_by(WatchPollLease.started_at)
             .limit(limit)
         )
@@ -128,7 +178,7 @@ async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
 async def end_lost(db: Database, lost: list[Lease]) -> None:
     """Ask the lost polls to end, in case their process is alive after all (its end-request
     reader stops exactly these polls, not their successors)."""
-    await request_ends(db, [EndRequest(e.task, e.life, e.run_id, e.poll) for e in lost])
+    await request_ends(db, [_end_request(e) for e in lost])
 
 
 async def drop_leases(db: Database, leases: list[Lease]) -> None:
@@ -142,6 +192,25 @@ async def drop_leases(db: Database, leases: list[Lease]) -> None:
         if dead:
             await session.execute(delete(WorkerProcess).where(WorkerProcess.id.in_(dead), ~held))
         await session.commit()
+
+
+async def _may_take(conn: Any, holder: Lease, new: Lease, process: str, now: datetime) -> bool:
+    """Whether poll ``new`` (of ``process``) may take the watch from ``holder``."""
+    if holder.run_id != new.run_id:
+        return True  # a run before this one (closed: nobody takes its polls' results)
+    if holder.poll != new.poll:
+        return holder.poll < new.poll  # the workflow moved on: the later poll fetches
+    if holder.process == process:
+        return True
+    # The same poll started again (Temporal's retry): only if the holder's process is dead.
+    row = (
+        await conn.execute(select(PROCESSES).where(PROCESSES.c.id == holder.process))
+    ).one_or_none()
+    return row is None or row.beat_at < now - timedelta(seconds=row.dead_after)
+
+
+def _end_request(lease: Lease) -> EndRequest:
+    return EndRequest(lease.task, lease.life, lease.run_id, lease.poll)
 
 
 def _not_older(new: Any) -> Any:
@@ -158,8 +227,10 @@ def _row(lease: Lease) -> dict[str, Any]:
 
 
 def _drop(keys: list[tuple[str, str, str, int, str]]) -> Any:
+    """Release these leases: the row stays with no process, so the watch's last poll number
+    still fences a late start of an earlier poll (``claim``)."""
     columns = tuple_(LEASES.c.task, LEASES.c.life, LEASES.c.run_id, LEASES.c.poll, LEASES.c.process)
-    return delete(LEASES).where(and_(columns.in_(keys)))
+    return update(LEASES).where(and_(columns.in_(keys))).values(process=RELEASED)
 
 
 async def forget_processes(db: Database, after: timedelta) -> None:

@@ -28,6 +28,7 @@ from ambient.remediation.ladder import STEP_ANNOTATION
 from ambient.storage import Database
 from ambient.storage.models import WatchPollLease
 from ambient.storage.repositories import UserRepository
+from ambient.watches.leases import RELEASED
 from bench.replicas import (
     USER,
     Recorder,
@@ -68,7 +69,9 @@ AFTER_KILL = 3  # fetches of every page after the kill before the watches are st
 async def lease_holders(db: Database) -> dict[str, int]:
     async with db.session() as session:
         rows = await session.execute(
-            select(WatchPollLease.process, func.count()).group_by(WatchPollLease.process)
+            select(WatchPollLease.process, func.count())
+            .where(WatchPollLease.process != RELEASED)  # rows of ended polls: held by none
+            .group_by(WatchPollLease.process)
         )
     return {process: n for process, n in rows.tuples()}
 

@@ -67,13 +67,15 @@ async def test_a_delivery_failing_after_its_poll_handed_back_is_counted_once_by_
 
     here, elsewhere = poller(), poller()
     state.pages["/news"] = article("Calm.")
-    baseline = await ActivityEnvironment().run(here.poll_pages, request(base, hook, None))
+    # Each poll is the run's next (poll): a poll never takes the watch from a live holder of
+    # its own number (docs/polling.md, invariant 2).
+    baseline = await ActivityEnvironment().run(here.poll_pages, request(base, hook, None, poll=1))
     # The change's webhook is held past the poll's hand-back, then refuses for good.
     state.pages["/news"] = article("Calm.", "Storm warning.")
     state.hook_gate.clear()
     state.hook_status = 400
     running = asyncio.create_task(
-        ActivityEnvironment().run(here.poll_pages, request(base, hook, baseline))
+        ActivityEnvironment().run(here.poll_pages, request(base, hook, baseline, poll=2))
     )
     await asyncio.wait_for(state.hook_waiting.wait(), 30)
     await here.end_poll(EndPoll(workflow_id=TASK, life="life-1"))
@@ -85,7 +87,7 @@ async def test_a_delivery_failing_after_its_poll_handed_back_is_counted_once_by_
     # The watch's next poll runs in another worker process: it counts the failure.
     state.hook_status = 200
     later = await ActivityEnvironment().run(
-        elsewhere.poll_pages, request(base, hook, handed, first_only=True)
+        elsewhere.poll_pages, request(base, hook, handed, first_only=True, poll=3)
     )
     assert later.delivery_failures == 1
     assert later.last_failure is not None
@@ -94,7 +96,7 @@ async def test_a_delivery_failing_after_its_poll_handed_back_is_counted_once_by_
     # Counted once: the poll after it, told what the workflow has seen, counts nothing again.
     again = await ActivityEnvironment().run(
         here.poll_pages,
-        request(base, hook, later, first_only=True, late_failures_seen=later.late_failures),
+        request(base, hook, later, first_only=True, late_failures_seen=later.late_failures, poll=4),
     )
     assert again.delivery_failures == 0
 

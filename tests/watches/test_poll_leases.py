@@ -17,6 +17,7 @@ from ambient.clients.web import WebFetcher
 from ambient.storage import Database
 from ambient.storage.models import WatchPollEnd, WatchPollLease, WorkerProcess, utcnow
 from ambient.watches.leases import (
+    RELEASED,
     Lease,
     LeaseBook,
     dead_leases,
@@ -27,8 +28,10 @@ from ambient.watches.leases import (
 
 
 async def _leases(db: Database) -> list[tuple[str, str, int, str]]:
+    """The leases held (a released one stays as its watch's last poll number, held by none)."""
+    held = select(WatchPollLease).where(WatchPollLease.process != RELEASED)
     async with db.session() as session:
-        rows = (await session.execute(select(WatchPollLease))).scalars().all()
+        rows = (await session.execute(held)).scalars().all()
     return sorted((row.task, row.run_id, row.poll, row.process) for row in rows)
 
 

@@ -1,0 +1,157 @@
+"""One poll fetches a watch at a time: a poll's start takes the watch in the database
+(docs/polling.md, invariant 2), on SQLite and on a real PostgreSQL."""
+
+# ruff: noqa: F811 - the fixtures `any_db`, `pg` and `postgres_url` are imported by name
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import select, update
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+from temporalio.testing import ActivityEnvironment
+
+from activities.notify import NotifyActivities
+from activities.polling import PagePoller
+from ambient.clients.notify.base import ChannelRegistry
+from ambient.clients.web import WebFetcher
+from ambient.storage import Database
+from ambient.storage.models import WatchPollEnd, WatchPollLease, WorkerProcess, utcnow
+from ambient.watches.configs import WebMonitorConfig
+from ambient.watches.leases import RELEASED, Lease, LeaseBook
+from ambient.watches.polling import PollRequest
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
+from tests.support.servers import serve
+from tests.watches.site import article
+from tests.watches.test_poll_ends import any_db, pg  # noqa: F401  (fixtures)
+
+
+@pytest.fixture
+def task() -> str:
+    """A watch of its own (the PostgreSQL database is shared by the session's tests)."""
+    return f"web-monitor/alice/{uuid.uuid4().hex[:12]}"
+
+
+@pytest_asyncio.fixture
+async def counted() -> AsyncIterator[tuple[list[str], str]]:
+    """A page that counts its fetches."""
+    fetches: list[str] = []
+
+    async def news(request: Request) -> HTMLResponse:
+        fetches.append(request.url.path)
+        return HTMLResponse(article("Calm."))
+
+    async with serve(Starlette(routes=[Route("/news", news)])) as base:
+        yield fetches, base
+
+
+def _request(task: str, base: str, poll: int) -> PollRequest:
+    config = WebMonitorConfig.model_validate(
+        {"urls": [f"{base}/news"], "check_interval_minutes": 1}
+    )
+    return PollRequest(
+        user="alice",
+        task=task,
+        workflow_id=task,
+        life="life-1",
+        config=config,
+        targets=[],
+        urls={},
+        seq=0,
+        interval_seconds=60.0,
+        window_seconds=600.0,
+        first_only=True,
+        poll=poll,
+    )
+
+
+async def _holder(db: Database, task: str) -> tuple[int, str]:
+    async with db.session() as session:
+        row = await session.scalar(select(WatchPollLease).where(WatchPollLease.task == task))
+    assert row is not None
+    return row.poll, row.process
+
+
+async def _age(db: Database, process: str, seconds: float) -> None:
+    """Make ``process`` have last said it was alive ``seconds`` ago (as if killed)."""
+    async with db.write_session() as session:
+        await session.execute(
+            update(WorkerProcess)
+            .where(WorkerProcess.id == process)
+            .values(beat_at=utcnow() - timedelta(seconds=seconds))
+        )
+        await session.commit()
+
+
+async def test_two_attempts_of_one_poll_started_together_in_two_live_processes_fetch_once(
+    any_db: Database, task: str, counted: tuple[list[str], str]
+) -> None:
+    # Temporal's retry of a poll starting while the workflow's next poll (or the attempt it
+    # believed dead) starts too: both ask the page only if both may hold the watch.
+    fetches, base = counted
+    notifier = NotifyActivities(any_db, ChannelRegistry())
+    here, elsewhere = (
+        PagePoller(any_db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier) for _ in "ab"
+    )
+    results = await asyncio.gather(
+        ActivityEnvironment().run(here.poll_pages, _request(task, base, 3)),
+        ActivityEnvironment().run(elsewhere.poll_pages, _request(task, base, 3)),
+    )
+    assert fetches == ["/news"]
+    assert sorted(result.checks for result in results) == [0, 1]
+
+
+async def test_an_earlier_poll_started_late_gives_way_even_after_the_later_one_ended(
+    any_db: Database, task: str, counted: tuple[list[str], str]
+) -> None:
+    fetches, base = counted
+    notifier = NotifyActivities(any_db, ChannelRegistry())
+    here, elsewhere = (
+        PagePoller(any_db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier) for _ in "ab"
+    )
+    later = await ActivityEnvironment().run(here.poll_pages, _request(task, base, 5))
+    assert later.checks == 1
+    await here.leases.flush()  # poll 5 handed back: its lease is released
+    assert await _holder(any_db, task) == (5, RELEASED)
+    # Poll 4's retry arrives after the workflow moved on (its heartbeat timeout is long).
+    late = await ActivityEnvironment().run(elsewhere.poll_pages, _request(task, base, 4))
+    assert late.checks == 0 and late.events == []
+    assert fetches == ["/news"]
+
+
+async def test_the_same_poll_is_taken_from_a_dead_process_only(any_db: Database, task: str) -> None:
+    dead, live = LeaseBook(any_db, "dead", 30.0), LeaseBook(any_db, "live", 30.0)
+    assert await dead.claim(Lease(task, "life-1", "run", 2))
+    assert not await live.claim(Lease(task, "life-1", "run", 2))  # its holder is alive
+    await _age(any_db, "dead", 31.0)  # silent past its dead_after: no kill needed
+    assert await live.claim(Lease(task, "life-1", "run", 2))
+    assert await _holder(any_db, task) == (2, "live")
+
+
+async def test_a_later_poll_takes_the_watch_and_asks_the_earlier_holder_to_end(
+    any_db: Database,
+    task: str,
+) -> None:
+    a, b = LeaseBook(any_db, "a", 30.0), LeaseBook(any_db, "b", 30.0)
+    assert await a.claim(Lease(task, "life-1", "run", 1))
+    assert await b.claim(Lease(task, "life-1", "run", 2))
+    assert not await a.claim(Lease(task, "life-1", "run", 1))  # a late start of poll 1
+    assert await _holder(any_db, task) == (2, "b")
+    async with any_db.session() as session:
+        ends = (
+            (await session.execute(select(WatchPollEnd).where(WatchPollEnd.task == task)))
+            .scalars()
+            .all()
+        )
+    assert [(e.task, e.run_id, e.poll) for e in ends] == [(task, "run", 1)]
+    # A new run (continued as new) starts over from poll 1.
+    assert await a.claim(Lease(task, "life-1", "run-2", 1))
+    assert await _holder(any_db, task) == (1, "a")
