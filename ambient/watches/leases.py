@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Table, and_, delete, exists, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ambient.storage.db import Database
 from ambient.storage.models import WatchPollLease, WorkerProcess, utcnow
@@ -81,12 +82,7 @@ class LeaseBook:
     ) -> None:
         async with self.db.write_session() as session:
             conn = await session.connection()
-            dialect = conn.dialect.name
-            beat = {"id": self.process, "started_at": now, "beat_at": now}
-            await conn.execute(
-                upsert(dialect, PROCESSES, ["id"], ["beat_at", "dead_after"]),
-                [{**beat, "dead_after": self.dead_after}],
-            )
+            dialect = await self._beat(conn, now)
             if started:
                 rows = [
                     {**_row(lease), "process": self.process, "started_at": now}
@@ -98,6 +94,16 @@ class LeaseBook:
             if ended:
                 await conn.execute(_drop([(*_key(e), self.process) for e in ended]))
             await session.commit()
+
+    async def _beat(self, conn: AsyncConnection, now: datetime) -> str:
+        """Write this process's beat on ``conn``; the connection's dialect name."""
+        dialect = conn.dialect.name
+        beat = {"id": self.process, "started_at": now, "beat_at": now}
+        await conn.execute(
+            upsert(dialect, PROCESSES, ["id"], ["beat_at", "dead_after"]),
+            [{**beat, "dead_after": self.dead_after}],
+        )
+        return dialect
 
     async def claim(self, lease: Lease) -> bool:
         """Take the watch for this poll before it fetches anything; False when another live
@@ -112,12 +118,7 @@ class LeaseBook:
         mine = {**_row(lease), "process": self.process, "started_at": now}
         async with self.db.write_session() as session:
             conn = await session.connection()
-            dialect = conn.dialect.name
-            beat = {"id": self.process, "started_at": now, "beat_at": now}
-            await conn.execute(
-                upsert(dialect, PROCESSES, ["id"], ["beat_at", "dead_after"]),
-                [{**beat, "dead_after": self.dead_after}],
-            )
+            dialect = await self._beat(conn, now)
             insert = (postgresql if dialect == "postgresql" else sqlite).insert(LEASES)
             created = await conn.execute(insert.on_conflict_do_nothing().values(**mine))
             if created.rowcount != 1:

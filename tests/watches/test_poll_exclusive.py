@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import select, update
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -24,7 +23,7 @@ from activities.polling import PagePoller
 from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.web import WebFetcher
 from ambient.storage import Database
-from ambient.storage.models import WatchPollEnd, WatchPollLease, WorkerProcess, utcnow
+from ambient.storage.models import WatchPollEnd, WatchPollLease
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.leases import RELEASED, Lease, LeaseBook
 from ambient.watches.polling import PollRequest
@@ -32,6 +31,7 @@ from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.support.servers import serve
 from tests.watches.site import article
 from tests.watches.test_poll_ends import any_db, pg  # noqa: F401  (fixtures)
+from tests.watches.test_poll_leases import _age
 
 
 @pytest.fixture
@@ -78,17 +78,6 @@ async def _holder(db: Database, task: str) -> tuple[int, str]:
         row = await session.scalar(select(WatchPollLease).where(WatchPollLease.task == task))
     assert row is not None
     return row.poll, row.process
-
-
-async def _age(db: Database, process: str, seconds: float) -> None:
-    """Make ``process`` have last said it was alive ``seconds`` ago (as if killed)."""
-    async with db.write_session() as session:
-        await session.execute(
-            update(WorkerProcess)
-            .where(WorkerProcess.id == process)
-            .values(beat_at=utcnow() - timedelta(seconds=seconds))
-        )
-        await session.commit()
 
 
 async def test_two_attempts_of_one_poll_started_together_in_two_live_processes_fetch_once(
