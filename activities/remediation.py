@@ -253,21 +253,17 @@ class RemediationActivities:
                 "rule": prepared.rule.model_dump() if prepared.rule else None,
             },
         )
-        alert = request.alert
-        await RemediationRepository(session).save(
+        await RemediationRepository(session).save_run(
             request.run_key,
+            request.alert,
+            {"tried": []},
             remediation_id=request.remediation_id or request.run_key.split("@")[0],
             user=request.user,
-            cluster_id=alert.cluster_id,
-            service=alert.service,
-            alert_type=alert.metric or alert.source,
-            source=alert.source,
             mode=request.mode,
             score=card.score,
             budget=card.budget,
             state="planned",
             attempts=0,
-            detail={"alert": alert.model_dump(mode="json"), "tried": []},
             **({"started_at": request.started_at} if request.started_at else {}),
         )
 
@@ -495,16 +491,13 @@ class RemediationActivities:
     @activity.defn
     async def record_remediation(self, request: RecordInput) -> AuditEntry:
         """The run's row for lists and stats (same values on a retry)."""
-        alert = request.alert
         async with self._db.write_session() as session:
-            await RemediationRepository(session).save(
+            await RemediationRepository(session).save_run(
                 request.run_key,
+                request.alert,
+                request.detail,
                 remediation_id=request.remediation_id,
                 user=request.user,
-                cluster_id=alert.cluster_id,
-                service=alert.service,
-                alert_type=alert.metric or alert.source,
-                source=alert.source,
                 mode=request.mode,
                 score=request.score,
                 budget=request.budget,
@@ -512,7 +505,6 @@ class RemediationActivities:
                 attempts=request.attempts,
                 resolved_rung=request.resolved_rung,
                 budget_exhausted=request.budget_exhausted,
-                detail={**request.detail, "alert": alert.model_dump(mode="json")},
                 finished_at=request.finished_at,
                 **({"started_at": request.started_at} if request.started_at else {}),
             )

@@ -9,6 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ambient.remediation.alerts import Alert
 from ambient.remediation.safety import BreakerState
 from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
@@ -96,6 +97,21 @@ class RemediationRepository:
             setattr(row, name, value)
         await self.session.flush()
         return row
+
+    async def save_run(
+        self, run_key: str, alert: Alert, detail: dict[str, Any], **values: Any
+    ) -> RemediationRecord:
+        """The run's row with what its alert says (cluster, service, type, source) and the
+        alert itself in ``detail``; ``values`` the rest."""
+        return await self.save(
+            run_key,
+            cluster_id=alert.cluster_id,
+            service=alert.service,
+            alert_type=alert.metric or alert.source,
+            source=alert.source,
+            detail={**detail, "alert": alert.model_dump(mode="json")},
+            **values,
+        )
 
     async def list(
         self, *, user: str | None = None, state: str | None = None, limit: int = 100
