@@ -249,7 +249,14 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
 
         await eventually(waiting, "the remediation waits for approval")
         bus = DiscussionService(deps.db, settings, dev_env.client)
-        # The remediation posted its plan and the approval request in a discussion about it.
+
+        # The remediation posts its plan and the approval request in a discussion about it;
+        # both go out after the state says it waits (the plan is held for the run's next post).
+        async def discussed() -> bool:
+            listing = await bus.list_discussions(owner, status="open")
+            return any(d.subject == rid for d in listing.discussions)
+
+        await eventually(discussed, "the remediation opens a discussion about it")
         listing = await bus.list_discussions(owner, status="open")
         opened = next(d for d in listing.discussions if d.subject == rid)
 
