@@ -11,12 +11,13 @@ from activities.event_agent import EventAgentActivities
 from activities.events import EventActivities
 from activities.notify import NotifyActivities
 from activities.polling import PagePoller
-from activities.remediation import RemediationActivities, default_executors
+from activities.remediation import RemediationActivities
 from activities.watches import WatchActivities
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps
+from ambient.remediation.dry_run import default_executors
 
 
 def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:

@@ -10,7 +10,6 @@ ledger, the breaker) is one atomic step.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -20,12 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ambient.clients.kube import KubeClients, KubeError
+from ambient.clients.kube import KubeError
 from ambient.clients.llm import LLMClient
-from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
-from ambient.remediation.alerts import Alert, alert_from_alarm
-from ambient.remediation.dry_run import DryRunExecutor
 from ambient.remediation.ladder import (
     Checkpoint,
     RemediationExecutor,
@@ -47,10 +43,10 @@ from ambient.remediation.runs import (
     Prepared,
     PrepareInput,
     RecordInput,
-    RemediationPolicy,
     TriageAlerts,
     Verification,
     VerifyInput,
+    policy_of,
 )
 from ambient.remediation.safety import (
     ChangeWindow,
@@ -68,38 +64,16 @@ from ambient.remediation.storage import (
     AlertRuleRepository,
     BreakerRepository,
     RemediationRepository,
+    append_entry,
     append_once,
 )
+from ambient.remediation.triage import unresolved_alarms
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.repositories import UserRepository
 
 T = TypeVar("T")
-
-
-def policy_of(settings: Settings) -> RemediationPolicy:
-    return RemediationPolicy(
-        executor=settings.remediation_executor,
-        approval_from_rung=settings.remediation_approval_from_rung,
-        approval_timeout_seconds=settings.remediation_approval_timeout_minutes * 60,
-        settle_seconds=settings.remediation_settle_seconds,
-        max_gate_wait_seconds=settings.remediation_max_gate_wait_minutes * 60,
-        max_replicas=settings.remediation_max_replicas,
-        max_scale_step=settings.remediation_max_scale_step,
-    )
-
-
-async def append_entry(session: AsyncSession, entry: AuditEntry) -> None:
-    """Append an audit entry once per key (a retried activity finds it)."""
-    await append_once(
-        session,
-        subject=entry.run_key,
-        key=entry.key,
-        actor=entry.actor,
-        action=entry.action,
-        detail=entry.detail,
-    )
 
 
 class RemediationActivities:
@@ -517,28 +491,7 @@ class RemediationActivities:
     async def collect_unresolved_alarms(self, request: CollectInput) -> TriageAlerts:
         """Yesterday's (team time zone) unresolved Monitor and CLS alarms on TKE workloads."""
         zone = ZoneInfo(self._settings.remediation_timezone)
-        today = request.now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
-        start, end = today - timedelta(days=request.days), today
-        window = f"{start.isoformat()} – {end.isoformat()}"
-        if self._tencent is None or not self._tencent.configured:
-            return TriageAlerts(
-                window=window, skipped=["Tencent Cloud is not configured: no alarm history"]
-            )
-        alarms = await ops.list_alarms(self._tencent, start, end)
-        found: dict[str, Alert] = {}
-        skipped: list[str] = []
-        for alarm in alarms:
-            if alarm.status.upper() not in UNRESOLVED:
-                continue
-            alert = alert_from_alarm(
-                alarm.source, alarm.name, alarm.target, alarm.detail, alarm.level
-            )
-            if alert is None:
-                skipped.append(f"{alarm.source} alarm {alarm.name!r}: names no TKE workload")
-                continue
-            # One remediation per fingerprint: repeats of the same alarm collapse here.
-            found.setdefault(alert.fingerprint(), alert)
-        return TriageAlerts(alerts=list(found.values()), skipped=skipped, window=window)
+        return await unresolved_alarms(self._tencent, zone, request.now, request.days)
 
     def all(self) -> list[Callable[..., Any]]:
         return [
@@ -564,21 +517,3 @@ async def _translated(work: Awaitable[T]) -> T:
         if exc.retryable:
             raise
         raise ApplicationError(str(exc), type="InvalidStep", non_retryable=True) from exc
-
-
-# Monitor AlarmStatus "ALARM" (not recovered); CLS Status 0 (not recovered).
-UNRESOLVED = {"ALARM", "0"}
-
-
-def default_executors(
-    settings: Settings, tencent: TencentCloud | None
-) -> dict[str, RemediationExecutor]:
-    """dry_run always; kubernetes when the Kubernetes executor is installed in this build."""
-    clients = KubeClients(settings.kubeconfig, tencent)
-    executors: dict[str, RemediationExecutor] = {"dry_run": DryRunExecutor(clients)}
-    try:
-        module = importlib.import_module("ambient.remediation.kube_executor")
-    except ImportError:
-        return executors
-    executors["kubernetes"] = module.KubernetesExecutor(clients)
-    return executors

@@ -7,6 +7,7 @@ the result says so. It is the default executor and the one every ``dry_run`` mod
 
 from __future__ import annotations
 
+import importlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from lightkube import AsyncClient
 from lightkube.resources.core_v1 import ConfigMap
 
 from ambient.clients.kube import REVISION, KubeClients, KubeError
+from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import (
     RESTARTED_AT,
     annotations_of,
@@ -27,12 +29,14 @@ from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     STEP_ANNOTATION,
     Checkpoint,
+    RemediationExecutor,
     RolloutHealth,
     Rung,
     StepRequest,
     StepResult,
     WorkloadRef,
 )
+from ambient.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -235,3 +239,17 @@ class DryRunExecutor:
             desired=desired,
             detail=f"{ready}/{desired} ready",
         )
+
+
+def default_executors(
+    settings: Settings, tencent: TencentCloud | None
+) -> dict[str, RemediationExecutor]:
+    """dry_run always; kubernetes when the Kubernetes executor is installed in this build."""
+    clients = KubeClients(settings.kubeconfig, tencent)
+    executors: dict[str, RemediationExecutor] = {"dry_run": DryRunExecutor(clients)}
+    try:
+        module = importlib.import_module("ambient.remediation.kube_executor")
+    except ImportError:
+        return executors
+    executors["kubernetes"] = module.KubernetesExecutor(clients)
+    return executors

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -31,6 +31,9 @@ RemediationState = Literal[
     "refused",
 ]
 FINAL_STATES = ("resolved", "handed_over", "budget_exhausted", "aborted", "refused")
+
+if TYPE_CHECKING:
+    from ambient.settings import Settings
 
 
 class RemediationPolicy(BaseModel):
@@ -381,4 +384,17 @@ def remediation_stats(outcomes: list[RunOutcome]) -> RemediationStats:
         budgets_exhausted=exhausted,
         budget_exhausted_rate=_rate(len(finished), exhausted),
         states=states,
+    )
+
+
+def policy_of(settings: Settings) -> RemediationPolicy:
+    """The remediation rules of these settings, as a run carries them."""
+    return RemediationPolicy(
+        executor=settings.remediation_executor,
+        approval_from_rung=settings.remediation_approval_from_rung,
+        approval_timeout_seconds=settings.remediation_approval_timeout_minutes * 60,
+        settle_seconds=settings.remediation_settle_seconds,
+        max_gate_wait_seconds=settings.remediation_max_gate_wait_minutes * 60,
+        max_replicas=settings.remediation_max_replicas,
+        max_scale_step=settings.remediation_max_scale_step,
     )

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
+from ambient.remediation.runs import AuditEntry
 from ambient.remediation.safety import BreakerState
 from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
@@ -202,4 +203,16 @@ async def append_once(
             return record
     return await AuditRepository(session).append(
         actor=actor, action=action, subject=subject, detail={**detail, "key": key}
+    )
+
+
+async def append_entry(session: AsyncSession, entry: AuditEntry) -> None:
+    """Append an audit entry once per key (a retried activity finds it)."""
+    await append_once(
+        session,
+        subject=entry.run_key,
+        key=entry.key,
+        actor=entry.actor,
+        action=entry.action,
+        detail=entry.detail,
     )

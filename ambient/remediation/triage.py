@@ -1,0 +1,44 @@
+"""The morning triage's input: yesterday's unresolved Monitor and CLS alarms as alerts.
+
+Read through the Tencent Cloud client; one alert per fingerprint (repeats of one alarm
+collapse), and what names no TKE workload is said, not dropped silently.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ambient.clients.tencent import ops
+from ambient.clients.tencent.client import TencentCloud
+from ambient.remediation.alerts import Alert, alert_from_alarm
+from ambient.remediation.runs import TriageAlerts
+
+# Monitor AlarmStatus "ALARM" (not recovered); CLS Status 0 (not recovered).
+UNRESOLVED = {"ALARM", "0"}
+
+
+async def unresolved_alarms(
+    tencent: TencentCloud | None, zone: ZoneInfo, now: datetime, days: int
+) -> TriageAlerts:
+    """The alarms of the ``days`` whole days before today (in ``zone``) not yet recovered."""
+    today = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = today - timedelta(days=days), today
+    window = f"{start.isoformat()} – {end.isoformat()}"
+    if tencent is None or not tencent.configured:
+        return TriageAlerts(
+            window=window, skipped=["Tencent Cloud is not configured: no alarm history"]
+        )
+    alarms = await ops.list_alarms(tencent, start, end)
+    found: dict[str, Alert] = {}
+    skipped: list[str] = []
+    for alarm in alarms:
+        if alarm.status.upper() not in UNRESOLVED:
+            continue
+        alert = alert_from_alarm(alarm.source, alarm.name, alarm.target, alarm.detail, alarm.level)
+        if alert is None:
+            skipped.append(f"{alarm.source} alarm {alarm.name!r}: names no TKE workload")
+            continue
+        # One remediation per fingerprint: repeats of the same alarm collapse here.
+        found.setdefault(alert.fingerprint(), alert)
+    return TriageAlerts(alerts=list(found.values()), skipped=skipped, window=window)
