@@ -50,6 +50,7 @@ from ambient.remediation.runs import (
 )
 from ambient.remediation.safety import (
     ChangeWindow,
+    Gate,
     PermissionDecision,
     breaker_after,
     breaker_gate,
@@ -294,12 +295,7 @@ class RemediationActivities:
             return GateDecision(allowed=True, reason="slot already reserved by this step")
         local = now.astimezone(ZoneInfo(settings.remediation_timezone))
         window = change_window_gate(local, self._windows)
-        decision = GateDecision(
-            allowed=window.allowed,
-            reason=window.reason,
-            gate=None if window.allowed else "change_window",
-            retry_after_seconds=window.retry_after_seconds,
-        )
+        decision = _decided(window, "change_window")
         if decision.allowed:
             breaker = breaker_gate(
                 await BreakerRepository(session).state(request.service, int(request.rung)),
@@ -308,7 +304,7 @@ class RemediationActivities:
                 settings.remediation_breaker_open_minutes * 60,
             )
             if not breaker.allowed:
-                decision = GateDecision(allowed=False, reason=breaker.reason, gate="breaker")
+                decision = _decided(breaker, "breaker")
         if decision.allowed:
             recent = await ledger.recent(request.cluster_id, now - timedelta(hours=1))
             limit = rate_limit_gate(
@@ -317,12 +313,7 @@ class RemediationActivities:
                 settings.remediation_rate_limit_per_hour,
                 settings.remediation_cluster_cooldown_seconds,
             )
-            decision = GateDecision(
-                allowed=limit.allowed,
-                reason=limit.reason,
-                gate=None if limit.allowed else "rate_limit",
-                retry_after_seconds=limit.retry_after_seconds,
-            )
+            decision = _decided(limit, "rate_limit")
             if limit.allowed:
                 await ledger.reserve(
                     step, request.cluster_id, request.service, int(request.rung), now
@@ -507,6 +498,16 @@ class RemediationActivities:
             self.record_remediation,
             self.collect_unresolved_alarms,
         ]
+
+
+def _decided(result: Gate, gate: str) -> GateDecision:
+    """A gate's answer as the workflow reads it: which gate closed, and when to ask again."""
+    return GateDecision(
+        allowed=result.allowed,
+        reason=result.reason,
+        gate=None if result.allowed else gate,
+        retry_after_seconds=result.retry_after_seconds,
+    )
 
 
 async def _translated(work: Awaitable[T]) -> T:
