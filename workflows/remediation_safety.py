@@ -1,0 +1,147 @@
+"""The checks before a remediation's change: a person's approval and the gates.
+
+Part of ``GradedRemediationWorkflow`` (workflows/remediation.py): approval waits for an answer
+on the configured rung, the gates (change window, breaker, rate limit) wait while one opens later.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from temporalio import workflow
+
+from workflows.remediation_records import RemediationRecords
+
+with workflow.unsafe.imports_passed_through():
+    from activities.remediation import RemediationActivities
+    from ambient.remediation.ladder import Rung
+    from ambient.remediation.runs import (
+        ApprovalDecision,
+        Attempt,
+        GateDecision,
+        GateInput,
+        RemediationPolicy,
+        Waiting,
+    )
+    from ambient.remediation.scores import PlannedStep
+
+
+class RemediationSafety(RemediationRecords):
+    """Approval and gates; the workflow sets these fields."""
+
+    policy: RemediationPolicy
+    awaiting_approval: Rung | None
+    decision: ApprovalDecision | None
+
+    async def _approval(self, step: PlannedStep, key: str) -> bool:
+        timeout = timedelta(seconds=self.policy.approval_timeout_seconds)
+        self.awaiting_approval = step.rung
+        self.waiting = Waiting(
+            what="approval",
+            rung=step.rung,
+            until=workflow.now() + timeout,
+            detail=f"approve_remediation({self.remediation_id!r}, approve=true|false)",
+        )
+        await self._set_state("waiting_approval")
+        await self._push(
+            f"{key}/approval-request",
+            f"Approval needed: {step.action} of {self.alert.service}",
+            f"Remediation `{self.remediation_id}` wants rung {int(step.rung)} ({step.action}) in "
+            f"{self.mode} mode. Answer with approve_remediation before "
+            f"{self.waiting.until:%Y-%m-%d %H:%M} UTC, or it goes to a person.",
+        )
+        await self._discuss(
+            f"{key}/approval-request",
+            f"Rung {int(step.rung)} ({step.action}) needs approval. Reply here tagged approve "
+            "or refuse (typed by you: a machine-inferred reply does not count).",
+            ["approval"],
+        )
+        timed_out = not await self._wait(timeout, lambda: self.decision is not None)
+        self.awaiting_approval, self.waiting = None, None
+        if self.aborted:
+            return False
+        if timed_out or self.decision is None:
+            await self._audit(
+                f"{key}/approval",
+                "approval_timeout",
+                {"rung": int(step.rung), "after": str(timeout)},
+            )
+            await self._hand_over(
+                "handed_over", f"nobody approved rung {int(step.rung)} within {timeout}"
+            )
+            return False
+        decision, self.decision = self.decision, None
+        await self._audit(
+            f"{key}/approval",
+            "approval",
+            decision.model_dump(mode="json"),
+            actor=decision.approver,
+        )
+        if not decision.approve:
+            why = f": {decision.reason}" if decision.reason else ""
+            await self._hand_over(
+                "handed_over", f"{decision.approver} refused rung {int(step.rung)}{why}"
+            )
+            return False
+        return True
+
+    async def _gates(
+        self, step: PlannedStep, key: str, decided: GateDecision | None = None
+    ) -> Literal["go", "skip", "stop"]:
+        """Change window, breaker, rate limit: wait when it opens later, skip an open breaker.
+
+        ``decided``: the first check, already taken (by open_remediation).
+        """
+        waited = 0.0
+        check = 0
+        while True:
+            check += 1
+            if check == 1 and decided is not None:
+                gate = decided
+            else:
+                gate = await self._act(
+                    RemediationActivities.check_remediation_gates,
+                    GateInput(
+                        run_key=self.run_key,
+                        key=f"{key}/gate/{check}",
+                        cluster_id=self.alert.cluster_id,
+                        service=self.alert.service,
+                        rung=step.rung,
+                        now=workflow.now(),
+                    ),
+                )
+            if gate.allowed:
+                return "go"
+            if gate.gate == "breaker":
+                self.attempts.append(
+                    Attempt(
+                        attempt=step.attempt,
+                        rung=step.rung,
+                        key=key,
+                        mode=self.mode or "dry_run",
+                        skipped_reason=gate.reason,
+                    )
+                )
+                return "skip"
+            retry = gate.retry_after_seconds
+            # A closed gate that names no window or limit to wait for is not waited for either.
+            if (
+                gate.gate is None
+                or retry is None
+                or waited + retry > self.policy.max_gate_wait_seconds
+            ):
+                await self._hand_over("handed_over", f"cannot change now: {gate.reason}")
+                return "stop"
+            self.waiting = Waiting(
+                what=gate.gate,
+                rung=step.rung,
+                until=workflow.now() + timedelta(seconds=retry),
+                detail=gate.reason,
+            )
+            await self._set_state("waiting_gate")
+            await self._wait(timedelta(seconds=retry))
+            self.waiting = None
+            waited += retry
+            if self.aborted:
+                return "stop"
