@@ -376,45 +376,17 @@ class RemediationActivities:
     async def verify_remediation(self, request: VerifyInput) -> Verification:
         """Metric condition (read by read_metric) and rollout health; updates the breaker."""
         health = await _translated(self._executor(request.mode).rollout_health(request.target))
-        metric_ok: bool | None = None
-        value: float | None = None
-        parts: list[str] = []
-        if request.verify is not None:
-            reading = request.reading
-            if reading is None or reading.value is None:
-                metric_ok = False
-                parts.append(f"metric unreadable: {reading.error if reading else 'no reading'}")
-            else:
-                value = reading.value
-                metric_ok = request.verify.holds(value)
-                rules = ", ".join(f"{c.op} {c.value:g}" for c in request.verify.healthy)
-                parts.append(
-                    f"metric {value:g} {'is' if metric_ok else 'is not'} healthy ({rules})"
-                )
-        if health.observed:
-            parts.append(
-                f"rollout {'available' if health.available else 'not available'}: {health.detail}"
-            )
-            rollout_ok = health.available
-        else:
-            parts.append(f"rollout not observed ({health.detail})")
-            # Nothing to observe (dry run without a cluster): the metric alone decides.
-            rollout_ok = metric_ok is not None
-        resolved = bool(rollout_ok and metric_ok is not False)
-        verification = Verification(
-            resolved=resolved,
-            metric_ok=metric_ok,
-            value=value,
-            rollout=health,
-            detail="; ".join(parts),
-        )
+        verification = request.judge(health)
         async with self._db.write_session() as session:
             breakers = BreakerRepository(session)
             row = await breakers.row(request.service, int(request.rung))
             if row is None or row.last_key != request.key:
                 state = await breakers.state(request.service, int(request.rung))
                 after = breaker_after(
-                    state, resolved, request.now, self._settings.remediation_breaker_failures
+                    state,
+                    verification.resolved,
+                    request.now,
+                    self._settings.remediation_breaker_failures,
                 )
                 await breakers.save(request.service, int(request.rung), after, request.key)
             await append_once(

@@ -140,6 +140,41 @@ class VerifyInput(BaseModel):
     reading: MetricReading | None = None
     now: datetime
 
+    def judge(self, health: RolloutHealth) -> Verification:
+        """The verdict: the metric's condition on the reading, and the rollout's health."""
+        metric_ok: bool | None = None
+        value: float | None = None
+        parts: list[str] = []
+        if self.verify is not None:
+            reading = self.reading
+            if reading is None or reading.value is None:
+                metric_ok = False
+                parts.append(f"metric unreadable: {reading.error if reading else 'no reading'}")
+            else:
+                value = reading.value
+                metric_ok = self.verify.holds(value)
+                rules = ", ".join(f"{c.op} {c.value:g}" for c in self.verify.healthy)
+                parts.append(
+                    f"metric {value:g} {'is' if metric_ok else 'is not'} healthy ({rules})"
+                )
+        if health.observed:
+            parts.append(
+                f"rollout {'available' if health.available else 'not available'}: {health.detail}"
+            )
+            rollout_ok = health.available
+        else:
+            parts.append(f"rollout not observed ({health.detail})")
+            # Nothing to observe (dry run without a cluster): the metric alone decides.
+            rollout_ok = metric_ok is not None
+        resolved = bool(rollout_ok and metric_ok is not False)
+        return Verification(
+            resolved=resolved,
+            metric_ok=metric_ok,
+            value=value,
+            rollout=health,
+            detail="; ".join(parts),
+        )
+
 
 class Verification(BaseModel):
     resolved: bool
