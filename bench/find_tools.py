@@ -168,6 +168,9 @@ async def offer_sizes(k: int, splits: list[str], tokenize: str | None) -> None:
     async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
         if tokenize:
             print(f"full list: {len(every)} tools, {await tokens(client, every)} tokens")
+            sized = [(await tokens(client, [t]), t["function"]["name"]) for t in every]
+            largest = ", ".join(f"{name} {size}" for size, name in sorted(sized)[::-1][:4])
+            print(f"largest tools (tokens): {largest}")
         for which in splits:
             group = split(cases, which)
             offered, sizes, count = 0, [], []

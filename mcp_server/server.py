@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
 from types import FunctionType
-from typing import Any
+from typing import Any, cast
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
@@ -57,6 +58,83 @@ FEATURE_ERRORS = (TaskError, BriefingError, RemediationError, TencentCloudError)
 _BUILT: dict[Hashable, Tool] = {}
 
 
+def published(schema: dict[str, Any]) -> dict[str, Any]:
+    """A tool's input schema as tools/list publishes it: each object model that appears more
+    than once (a notification target in every kind of config) once, under ``$defs``, and no
+    title that only repeats a name the caller already has. Arguments are validated by the
+    tool's own model, not by this text; the two largest tools' schemas were two fifths
+    repeats and titles."""
+    body = {key: value for key, value in schema.items() if key != "$defs"}
+    defs = dict(schema.get("$defs", {}))
+    seen: dict[str, int] = {}
+    _count_models(body, seen)
+    names: dict[str, str] = {}
+    for text, count in seen.items():
+        if count > 1:
+            model = json.loads(text)
+            name = base = model["title"]
+            while name in defs:
+                name = f"{base}{len(defs)}"
+            defs[name] = model
+            names[text] = name
+    for name in names.values():  # a model inside a hoisted one, by reference too
+        defs[name] = {key: _referenced(value, names) for key, value in defs[name].items()}
+    published = without_titles(_referenced(body, names))
+    published.pop("title", None)  # "<tool>Arguments"
+    if defs:
+        published["$defs"] = without_titles({"$defs": defs})["$defs"]
+    return cast(dict[str, Any], published)
+
+
+def _count_models(node: Any, seen: dict[str, int], *, root: bool = True) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _count_models(item, seen, root=False)
+    elif isinstance(node, dict):
+        if not root and node.get("type") == "object" and isinstance(node.get("title"), str):
+            text = json.dumps(node, sort_keys=True)
+            seen[text] = seen.get(text, 0) + 1
+        for value in node.values():
+            _count_models(value, seen, root=False)
+
+
+def _referenced(node: Any, names: dict[str, str]) -> Any:
+    if isinstance(node, list):
+        return [_referenced(item, names) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("type") == "object" and isinstance(node.get("title"), str):
+        name = names.get(json.dumps(node, sort_keys=True))
+        if name is not None:
+            return {"$ref": f"#/$defs/{name}"}
+    return {key: _referenced(value, names) for key, value in node.items()}
+
+
+def without_titles(node: Any) -> Any:
+    """``node`` without the titles that only repeat a name: a property's own name title-cased
+    ("Check Interval Minutes"), a definition's own key. A model's name inline stays: a
+    description may name it ("web_monitor → WebMonitorConfig")."""
+    if isinstance(node, list):
+        return [without_titles(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: without_titles(value) for key, value in node.items()}
+    for key, named in (("properties", _field_title), ("$defs", str)):
+        if isinstance(out.get(key), dict):
+            out[key] = {name: _untitled(schema, named(name)) for name, schema in out[key].items()}
+    return out
+
+
+def _field_title(name: str) -> str:
+    return name.replace("_", " ").title()  # pydantic's title for a field
+
+
+def _untitled(schema: Any, title: str) -> Any:
+    if isinstance(schema, dict) and schema.get("title") == title:
+        return {key: value for key, value in schema.items() if key != "title"}
+    return schema
+
+
 class AmbientMCPServer(MCPServer[AppState]):
     """MCPServer whose errors read as what to do: argument errors as the fields and what they
     expect, a feature's errors as written, a Temporal that is down as how to start it. This is
@@ -79,6 +157,8 @@ class AmbientMCPServer(MCPServer[AppState]):
             super().add_tool(
                 fn, name, title, description, annotations, icons, meta, structured_output
             )
+            built = self._tool_manager._tools[name or fn.__name__]
+            built.parameters = published(built.parameters)
             return
         hints = annotations.model_dump_json() if annotations else None
         key = (fn, name, title, description, hints, structured_output)
@@ -92,6 +172,7 @@ class AmbientMCPServer(MCPServer[AppState]):
                 annotations=annotations,
                 structured_output=structured_output,
             )
+            tool.parameters = published(tool.parameters)
             _BUILT[key] = tool
         tools = self._tool_manager._tools
         if tool.name in tools:  # the manager's own add_tool warns about the duplicate

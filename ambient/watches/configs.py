@@ -161,15 +161,12 @@ def _methods_of(channel: str) -> str:
     return ", ".join(repr(m) for m, c in sorted(METHOD_CHANNELS.items()) if c == channel)
 
 
+# phone_number belongs to the sms methods, email to the email methods, target to every method;
+# a field of another method is refused by name (it used to become the address:
+# {"method": "email", "phone_number": ...} mailed the phone number). Without an address, the
+# caller's push config's channel of that type is used when sending, then their profile's.
 class NotificationSpec(UserConfig):
-    """The original form: a method and its address.
-
-    ``phone_number`` belongs to the sms methods, ``email`` to the email methods, ``target``
-    to every method; a field of another method is refused by name (it used to become the
-    address: ``{"method": "email", "phone_number": ...}`` mailed the phone number). Without
-    an address, the caller's configured channel of the method is used when sending (their
-    push config's channel of that type, then their profile's email or phone).
-    """
+    """The original form: a method and its address (omitted: your configured one)."""
 
     method: str = Field(description=f"one of: {', '.join(sorted(METHOD_CHANNELS))}")
     phone_number: ShortText | None = Field(

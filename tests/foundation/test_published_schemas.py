@@ -1,0 +1,94 @@
+"""What tools/list publishes as each tool's input schema: repeats once under $defs, no titles,
+still a schema every documented example passes."""
+
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel
+
+from ambient.settings import Settings
+from mcp_server.server import build_server, published
+from tests.watches.test_tasks_mcp import ORIGINAL
+
+
+def _schemas() -> dict[str, dict[str, Any]]:
+    server = build_server(Settings())
+    return {tool.name: tool.parameters for tool in server._tool_manager.list_tools()}
+
+
+def _titles(node: Any) -> list[str]:
+    """Titles that only repeat a name: a property's own, a definition's key, the arguments'."""
+    if isinstance(node, list):
+        return [found for item in node for found in _titles(item)]
+    if not isinstance(node, dict):
+        return []
+    found = []
+    for name, schema in (node.get("properties") or {}).items():
+        if isinstance(schema, dict) and schema.get("title") == name.replace("_", " ").title():
+            found.append(schema["title"])
+    for name, schema in (node.get("$defs") or {}).items():
+        if schema.get("title") == name:
+            found.append(name)
+    for value in node.values():
+        found += _titles(value)
+    return found
+
+
+def test_every_published_input_schema_is_valid_resolves_its_refs_and_carries_no_titles() -> None:
+    schemas = _schemas()
+    assert len(schemas) > 50
+    for name, schema in schemas.items():
+        Draft202012Validator.check_schema(schema)
+        assert _titles(schema) == [] and "title" not in schema, name
+        text = repr(schema)
+        for ref in {part.split("'")[0] for part in text.split("'$ref': '#/$defs/")[1:]}:
+            assert ref in schema["$defs"], (name, ref)
+
+
+def test_the_generic_task_tool_names_each_repeated_model_once() -> None:
+    schema = _schemas()["create_background_task"]
+    assert {"NotificationSpec", "Target"} <= set(schema["$defs"])
+    assert repr(schema).count("'method': {") == 1  # NotificationSpec's fields, once
+    kinds = schema["properties"]["config"]["anyOf"]
+    assert all("notification" in kind["properties"] for kind in kinds)
+    # The config's description names each kind's model: their names stay.
+    assert [kind["title"] for kind in kinds] == [
+        "WebMonitorConfig",
+        "ThresholdWatchConfig",
+        "ReminderConfig",
+        "NewsDigestConfig",
+    ]
+
+
+@pytest.mark.parametrize("example", ORIGINAL, ids=[e["type"] for e in ORIGINAL])
+def test_each_original_example_passes_the_published_schema_and_a_bad_one_does_not(
+    example: dict[str, Any],
+) -> None:
+    validator = Draft202012Validator(_schemas()["create_background_task"])
+    assert list(validator.iter_errors(example)) == []
+    bad = {**example, "config": {**example["config"], "notification": {"method": 7}}}
+    assert list(validator.iter_errors(bad)) != []
+
+
+class _Address(BaseModel):
+    city: str
+    street: str
+
+
+class _Letter(BaseModel):
+    title: str
+    sender: _Address
+    to: _Address
+
+
+def test_a_field_called_title_stays_and_the_models_own_defs_lose_their_titles() -> None:
+    schema = published(_Letter.model_json_schema())
+    assert schema["required"] == ["title", "sender", "to"]
+    assert schema["properties"]["title"] == {"type": "string"}
+    assert schema["properties"]["sender"] == schema["properties"]["to"]
+    assert schema["$defs"]["_Address"]["required"] == ["city", "street"]
+    assert _titles(schema) == []
+    Draft202012Validator(schema).validate(
+        {"title": "hi", "sender": {"city": "a", "street": "b"}, "to": {"city": "c", "street": "d"}}
+    )
