@@ -13,6 +13,7 @@ from ambient import __version__
 from ambient.bridge.runner import BridgeRunner, bridge_running
 from ambient.briefing.service import BriefingError
 from ambient.discussions.views import DiscussionError
+from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(BriefingError, feature_error(briefings.http_error))
     app.add_exception_handler(DiscussionError, feature_error(discussions.http_error))
     app.add_exception_handler(TaskError, feature_error(tasks.http_error))
+    app.add_exception_handler(RemediationError, feature_error(remediations.http_error))
     app.add_exception_handler(DeviceError, feature_error(xiaozhi.http_error))
     # The Temporal Web UI calls /codec from the browser.
     app.add_middleware(

@@ -136,7 +136,7 @@ class RemediationService:
     ) -> StartResult:
         """Start the alert's remediation, or join the one already running for it."""
         if mode not in ("dry_run", "execute"):
-            raise InvalidRemediationError("mode: use 'dry_run' or 'execute'")
+            raise InvalidRemediationError("mode: use 'dry_run' or 'execute'", field="mode")
         parsed = parse_alert(alert)
         self._check_cluster(parsed.cluster_id)
         account = await self._user(user)
@@ -355,7 +355,8 @@ class RemediationService:
         if status.state != "waiting_approval" or status.waiting is None:
             raise InvalidRemediationError(
                 f"{rid} is not waiting for approval (state {status.state}); "
-                "get_remediation shows what it waits for"
+                "get_remediation shows what it waits for",
+                field="approve",
             )
         # The same answer sent twice is applied once.
         update_id = (
@@ -387,7 +388,9 @@ class RemediationService:
         handle = self.client.get_workflow_handle(rid)
         description = await handle.describe()
         if description.status is not WorkflowExecutionStatus.RUNNING:
-            raise InvalidRemediationError(f"{rid} already finished (state {status.state})")
+            raise InvalidRemediationError(
+                f"{rid} already finished (state {status.state})", field="reason"
+            )
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason))
         return await self._status(rid)
 

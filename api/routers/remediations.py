@@ -57,13 +57,13 @@ def service(state: StateDep) -> RemediationService:
 Service = Annotated[RemediationService, Depends(service)]
 
 
-def _fail(exc: RemediationError, field: str = "alert") -> Exception:
+def http_error(exc: RemediationError) -> Exception:
     if isinstance(exc, RemediationNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
     if isinstance(exc, RemediationRefusedError):
         return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     if isinstance(exc, InvalidRemediationError):
-        loc = ["body", *(exc.field.split(".") if exc.field else [field])]
+        loc = ["body", *(exc.field or "alert").split(".")]
         return RequestValidationError(
             [{"type": "value_error", "loc": loc, "msg": str(exc), "input": None}]
         )
@@ -80,19 +80,13 @@ def _rid(fingerprint: str) -> str:
 @router.post("/score", response_model=ScoreView)
 async def score(body: RemediationStart, user: CurrentUser, remediations: Service) -> ScoreView:
     """Score an alert and show the budget and plan it buys; nothing runs."""
-    try:
-        return await remediations.score(body.alert)
-    except RemediationError as exc:
-        raise _fail(exc) from None
+    return await remediations.score(body.alert)
 
 
 @router.post("", response_model=StartResult, status_code=status.HTTP_201_CREATED)
 async def start(body: RemediationStart, user: CurrentUser, remediations: Service) -> StartResult:
     """Start the alert's remediation, or join the one running for the same alert."""
-    try:
-        return await remediations.start(user.name, body.alert, body.mode)
-    except RemediationError as exc:
-        raise _fail(exc) from None
+    return await remediations.start(user.name, body.alert, body.mode)
 
 
 @router.get("", response_model=list[RemediationSummary])
@@ -102,56 +96,36 @@ async def list_remediations(
     state: RemediationState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[RemediationSummary]:
-    try:
-        return await remediations.list_runs(user.name, state=state, limit=limit)
-    except RemediationError as exc:
-        raise _fail(exc) from None
+    return await remediations.list_runs(user.name, state=state, limit=limit)
 
 
 @router.get("/stats", response_model=RemediationStats)
 async def stats(
     user: CurrentUser, remediations: Service, days: Annotated[int, Query(ge=1, le=365)] = 30
 ) -> RemediationStats:
-    try:
-        return await remediations.stats(user.name, days=days)
-    except RemediationError as exc:
-        raise _fail(exc) from None
+    return await remediations.stats(user.name, days=days)
 
 
 @router.get("/{fingerprint}", response_model=RemediationView)
 async def get(fingerprint: str, user: CurrentUser, remediations: Service) -> RemediationView:
-    try:
-        return await remediations.get(user.name, _rid(fingerprint))
-    except RemediationError as exc:
-        raise _fail(exc) from None
+    return await remediations.get(user.name, _rid(fingerprint))
 
 
 @router.post("/{fingerprint}/approval", response_model=ApprovalDecision)
 async def approve(
     fingerprint: str, body: ApprovalBody, user: CurrentUser, remediations: Service
 ) -> ApprovalDecision:
-    try:
-        return await remediations.approve(
-            user.name, _rid(fingerprint), body.approve, body.reason or ""
-        )
-    except RemediationError as exc:
-        raise _fail(exc, "approve") from None
+    return await remediations.approve(user.name, _rid(fingerprint), body.approve, body.reason or "")
 
 
 @router.post("/{fingerprint}/abort", response_model=RemediationStatus)
 async def abort(
     fingerprint: str, body: AbortBody, user: CurrentUser, remediations: Service
 ) -> RemediationStatus:
-    try:
-        return await remediations.abort(user.name, _rid(fingerprint), body.reason or "")
-    except RemediationError as exc:
-        raise _fail(exc, "reason") from None
+    return await remediations.abort(user.name, _rid(fingerprint), body.reason or "")
 
 
 @router.post("/{fingerprint}/report", response_model=ReportLink)
 async def share(fingerprint: str, user: CurrentUser, remediations: Service) -> ReportLink:
     """A signed, expiring link to the remediation's report page."""
-    try:
-        return await remediations.share(user.name, _rid(fingerprint))
-    except RemediationError as exc:
-        raise _fail(exc) from None
+    return await remediations.share(user.name, _rid(fingerprint))

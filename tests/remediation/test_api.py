@@ -6,11 +6,22 @@ import asyncio
 import json
 
 import httpx
+import pytest
+from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
+from ambient.remediation.views import (
+    InvalidRemediationError,
+    RemediationError,
+    RemediationNotFoundError,
+    RemediationRefusedError,
+)
+from ambient.settings import Settings
 from api.app import create_app
+from api.errors import feature_error, install_error_mapping
+from api.routers import remediations
 from tests.conftest import running_worker, unique
 from tests.remediation.support import alert, error_rate, remediation_settings
 from tests.support.admins import admin_headers
@@ -174,3 +185,42 @@ async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the
     assert again.json()["deduplicated"] is True and again.json()["state"] is None
     assert "by its owner" in again.json()["message"]
     assert aborted.status_code == 200, aborted.text
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "loc"),
+    [
+        (RemediationNotFoundError("no remediation/x"), 404, None),
+        (RemediationRefusedError("not yours"), 403, None),
+        (InvalidRemediationError("invalid alert — service: required"), 422, ["body", "alert"]),
+        (InvalidRemediationError("not waiting", field="approve"), 422, ["body", "approve"]),
+        (
+            InvalidRemediationError("not a cluster", field="alert.cluster_id"),
+            422,
+            ["body", "alert", "cluster_id"],
+        ),
+        (RemediationError("the cluster answered 500"), 502, None),
+    ],
+)
+async def test_every_route_answers_a_remediation_error_the_same_way(
+    error: RemediationError, status: int, loc: list[str] | None
+) -> None:
+    """One mapping for the whole router (api.errors): a route raises, the app answers."""
+    app = FastAPI()
+    install_error_mapping(app, Settings())
+    app.add_exception_handler(RemediationError, feature_error(remediations.http_error))
+
+    @app.get("/raise")
+    async def raising() -> None:
+        raise error
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        answer = await http.get("/raise")
+    assert answer.status_code == status
+    if loc is None:
+        assert answer.json()["detail"] == str(error)
+    else:
+        assert answer.json()["detail"][0]["loc"] == loc
+        assert answer.json()["detail"][0]["msg"] == str(error)
