@@ -1,7 +1,8 @@
 """What keeps the polls of a worker process honest, beside the polls themselves.
 
-- Leases: every ``LEASE_EVERY`` seconds the process writes that it is alive and which polls
-  it holds (a poll that starts is written within ``START_FLUSH``; ambient/watches/leases.py).
+- Leases: a poll claims its watch's lease before it fetches; every ``LEASE_EVERY`` seconds
+  the process writes that it is alive and drops the leases of polls that ended
+  (ambient/watches/leases.py).
 - Dead processes: every ``SWEEP_EVERY`` seconds it takes the leases of processes silent for
   their ``dead_after`` and signals ``poll_lost`` to those polls' workflows, which poll again.
 - Closed runs: every ``CLOSED_EVERY`` seconds it asks the visibility store which web-monitor
@@ -50,13 +51,11 @@ log = logging.getLogger("ambient.polling")
 # Temporal after 10 s anyway).
 END_POLL_READ = 0.5
 END_POLL_KEEP = timedelta(minutes=5)
-# A process that runs polls says it is alive (with the polls it started and ended since)
-# this often, and looks for dead processes' polls this often; it tells at most SWEEP_BATCH
-# workflows a sweep, SWEEP_SIGNALS at a time. A poll that started is written within
-# START_FLUSH seconds (the starts of that second in one transaction), so a process killed
-# soon after starting a poll leaves its lease behind.
+# A process that runs polls says it is alive (dropping the leases of polls ended since) this
+# often, and looks for dead processes' polls this often; it tells at most SWEEP_BATCH
+# workflows a sweep, SWEEP_SIGNALS at a time. Its upkeep wakes every TICK seconds.
 LEASE_EVERY = 5.0
-START_FLUSH = 1.0
+TICK = 1.0
 SWEEP_EVERY = 10.0
 SWEEP_BATCH = 500
 SWEEP_SIGNALS = 32
@@ -109,19 +108,16 @@ class PollUpkeep:
             self._task = asyncio.current_task()
         next_beat = next_sweep = 0.0
         next_closed = time.monotonic() + CLOSED_EVERY
-        failing = False
         try:
-            while forever or self.sessions or self.leases.started or self.leases.ended:
+            while forever or self.sessions or self.leases.ended:
                 # Every failure is logged and tried again at the next beat: only a stop ends
-                # this. New polls are written within START_FLUSH, the beat every LEASE_EVERY.
+                # this.
                 now = time.monotonic()
-                if now >= next_beat or (self.leases.started and not failing):
+                if now >= next_beat:
                     next_beat = now + LEASE_EVERY
                     try:
                         await self.leases.flush()
-                        failing = False
                     except Exception as exc:  # kept for the next flush
-                        failing = True
                         log.warning("writing this process's poll leases failed: %s", exc)
                 if client is not None and time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + SWEEP_EVERY
@@ -135,7 +131,7 @@ class PollUpkeep:
                         await self.end_closed(client)
                     except Exception as exc:
                         log.warning("looking for watches closed under their polls failed: %s", exc)
-                await asyncio.sleep(START_FLUSH)
+                await asyncio.sleep(TICK)
         finally:
             if forever:
                 with contextlib.suppress(SQLAlchemyError):

@@ -39,61 +39,32 @@ class Lease:
 
 
 class LeaseBook:
-    """This process's side: the leases to write or drop at the next ``flush``."""
+    """This process's side: its beat, the leases its polls claim, those to drop at the next
+    ``flush``."""
 
     def __init__(self, db: Database, process: str, dead_after: float) -> None:
         self.db = db
         self.process = process
         self.dead_after = dead_after
-        self.started: dict[tuple[str, str], Lease] = {}
         self.ended: list[Lease] = []
-        self.writing: dict[tuple[str, str], Lease] = {}  # the starts a flush is writing now
         self.last_flush: datetime | None = None
 
-    def start(self, lease: Lease) -> None:
-        self.started[(lease.task, lease.life)] = lease
-
     def end(self, lease: Lease) -> None:
-        key = (lease.task, lease.life)
-        if self.started.get(key) == lease:
-            del self.started[key]  # not written yet: nothing to drop ...
-            if self.writing.get(key) != lease:
-                return
-        self.ended.append(lease)  # ... unless the flush running now writes it
+        self.ended.append(lease)
 
     async def flush(self) -> None:
-        """Say this process is alive and write the leases started and ended since (one
-        transaction; on failure they are kept for the next flush)."""
+        """Say this process is alive and drop the leases ended since (one transaction; on
+        failure they are kept for the next flush)."""
         now = utcnow()
-        started, ended = dict(self.started), list(self.ended)
-        self.writing = started
-        try:
-            await self._write(now, started, ended)
-        finally:
-            self.writing = {}
-        for key, lease in started.items():
-            if self.started.get(key) == lease:
-                del self.started[key]
-        del self.ended[: len(ended)]
-        self.last_flush = now
-
-    async def _write(
-        self, now: datetime, started: dict[tuple[str, str], Lease], ended: list[Lease]
-    ) -> None:
+        ended = list(self.ended)
         async with self.db.write_session() as session:
             conn = await session.connection()
-            dialect = await self._beat(conn, now)
-            if started:
-                rows = [
-                    {**_row(lease), "process": self.process, "started_at": now}
-                    for lease in started.values()
-                ]
-                columns = ["run_id", "poll", "process", "started_at"]
-                statement = upsert(dialect, LEASES, ["task", "life"], columns, where=_not_older)
-                await conn.execute(statement, rows)
+            await self._beat(conn, now)
             if ended:
                 await conn.execute(_drop([(*_key(e), self.process) for e in ended]))
             await session.commit()
+        del self.ended[: len(ended)]
+        self.last_flush = now
 
     async def _beat(self, conn: AsyncConnection, now: datetime) -> str:
         """Write this process's beat on ``conn``; the connection's dialect name."""
@@ -155,7 +126,6 @@ class LeaseBook:
             )
             await session.execute(delete(WorkerProcess).where(WorkerProcess.id == self.process))
             await session.commit()
-        self.started.clear()
         self.ended.clear()
 
 
@@ -212,11 +182,6 @@ async def _may_take(conn: Any, holder: Lease, new: Lease, process: str, now: dat
 
 def _end_request(lease: Lease) -> EndRequest:
     return EndRequest(lease.task, lease.life, lease.run_id, lease.poll)
-
-
-def _not_older(new: Any) -> Any:
-    """A late start never takes the lease from a later poll of the same run."""
-    return ~((LEASES.c.run_id == new.run_id) & (LEASES.c.poll > new.poll))
 
 
 def _key(lease: Lease) -> tuple[str, str, str, int]:

@@ -328,21 +328,14 @@ async def _store_copies(
     )
 
 
-def upsert(
-    dialect: str,
-    table: Table,
-    keys: list[str],
-    columns: list[str],
-    where: Callable[[Any], Any] | None = None,
-) -> Any:
+def upsert(dialect: str, table: Table, keys: list[str], columns: list[str]) -> Any:
     """Insert rows of ``table`` or, where ``keys`` are taken, set ``columns`` (one statement
-    for many rows; SQLite or Postgres); ``where`` (of the new row) limits the update."""
+    for many rows; SQLite or Postgres)."""
     statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     new = statement.excluded
     return statement.on_conflict_do_update(
         index_elements=[table.c[key] for key in keys],
         set_={column: new[column] for column in columns},
-        where=where(new) if where is not None else None,
     )
 
 

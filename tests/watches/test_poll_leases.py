@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select, update
 
-from activities import poll_upkeep
-from activities.notify import NotifyActivities
-from activities.polling import PagePoller
-from ambient.clients.notify.base import ChannelRegistry
-from ambient.clients.web import WebFetcher
 from ambient.storage import Database
 from ambient.storage.models import WatchPollEnd, WatchPollLease, WorkerProcess, utcnow
 from ambient.watches.leases import (
@@ -46,21 +38,19 @@ async def _age(db: Database, process: str, seconds: float) -> None:
         await session.commit()
 
 
-async def test_a_process_writes_its_leases_with_its_beat_and_drops_only_its_own(
+async def test_a_process_claims_its_leases_with_its_beat_and_drops_only_its_own(
     db: Database,
 ) -> None:
     a, b = LeaseBook(db, "a", 30.0), LeaseBook(db, "b", 30.0)
     first = Lease("w1", "life", "run", 1)
-    a.start(first)
-    a.start(Lease("w2", "life", "run", 1))
     short = Lease("w3", "life", "run", 1)
-    a.start(short)
-    a.end(short)  # started and ended between two flushes: never written
+    for lease in (first, Lease("w2", "life", "run", 1), short):
+        assert await a.claim(lease)
+    a.end(short)  # ended: released at the next flush
     await a.flush()
     assert await _leases(db) == [("w1", "run", 1, "a"), ("w2", "run", 1, "a")]
     # w1's next poll runs in process b (a handed it back); a's late end must not drop it.
-    b.start(Lease("w1", "life", "run", 2))
-    await b.flush()
+    assert await b.claim(Lease("w1", "life", "run", 2))
     a.end(first)
     await a.flush()
     assert await _leases(db) == [("w1", "run", 2, "b"), ("w2", "run", 1, "a")]
@@ -74,11 +64,9 @@ async def test_leases_of_a_process_silent_longer_than_its_dead_after_are_found(
     db: Database,
 ) -> None:
     alive, dead, me = LeaseBook(db, "alive", 30.0), LeaseBook(db, "dead", 5.0), "me"
-    alive.start(Lease("w1", "life", "run", 1))
-    dead.start(Lease("w2", "life", "run", 3))
-    dead.start(Lease("w3", "life", "run", 1))
-    await alive.flush()
-    await dead.flush()
+    assert await alive.claim(Lease("w1", "life", "run", 1))
+    assert await dead.claim(Lease("w2", "life", "run", 3))
+    assert await dead.claim(Lease("w3", "life", "run", 1))
     assert await dead_leases(db, me, 100) == []  # everyone spoke just now
     await _age(db, "dead", 6.0)  # past its own 5 s
     await _age(db, "alive", 20.0)  # not past its 30 s
@@ -108,8 +96,7 @@ async def test_leases_of_a_process_silent_longer_than_its_dead_after_are_found(
 
 async def test_a_lease_whose_process_row_is_gone_counts_as_dead(db: Database) -> None:
     book = LeaseBook(db, "gone", 30.0)
-    book.start(Lease("w1", "life", "run", 1))
-    await book.flush()
+    assert await book.claim(Lease("w1", "life", "run", 1))
     async with db.write_session() as session:
         await session.execute(update(WorkerProcess).values(id="renamed"))
         await session.commit()
@@ -118,7 +105,7 @@ async def test_a_lease_whose_process_row_is_gone_counts_as_dead(db: Database) ->
 
 async def test_long_silent_processes_that_hold_nothing_are_forgotten(db: Database) -> None:
     empty, holding, recent = (LeaseBook(db, name, 30.0) for name in ("empty", "holding", "recent"))
-    holding.start(Lease("w1", "life", "run", 1))
+    assert await holding.claim(Lease("w1", "life", "run", 1))
     for book in (empty, holding, recent):
         await book.flush()
     await _age(db, "empty", 7200)
@@ -127,57 +114,3 @@ async def test_long_silent_processes_that_hold_nothing_are_forgotten(db: Databas
     async with db.session() as session:
         left = sorted(p.id for p in (await session.execute(select(WorkerProcess))).scalars())
     assert left == ["holding", "recent"]  # its lease is still to be swept
-
-
-async def test_a_late_start_does_not_take_the_lease_of_a_later_poll(db: Database) -> None:
-    a, b = LeaseBook(db, "a", 30.0), LeaseBook(db, "b", 30.0)
-    b.start(Lease("w1", "life", "run", 5))
-    await b.flush()
-    a.start(Lease("w1", "life", "run", 4))  # written after poll 5's, e.g. a slow flush
-    await a.flush()
-    assert await _leases(db) == [("w1", "run", 5, "b")]
-    a.start(Lease("w1", "life", "run-2", 1))  # a new run (continued as new) starts over
-    await a.flush()
-    assert await _leases(db) == [("w1", "run-2", 1, "a")]
-
-
-async def test_a_poll_ending_while_its_start_is_being_written_is_dropped_next_time(
-    db: Database,
-) -> None:
-    book = LeaseBook(db, "a", 30.0)
-    lease = Lease("w1", "life", "run", 1)
-    book.start(lease)
-    write = book._write
-
-    async def ends_meanwhile(*args: object) -> None:
-        book.end(lease)  # the poll hands back while the flush writes its start
-        await write(*args)  # type: ignore[arg-type]
-
-    book._write = ends_meanwhile  # type: ignore[method-assign]
-    await book.flush()
-    assert await _leases(db) == [("w1", "run", 1, "a")]
-    await book.flush()
-    assert await _leases(db) == []
-
-
-async def test_a_started_poll_is_written_within_a_second_not_at_the_next_beat(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A process killed right after it started a poll must leave that poll's lease behind: the
-    # start is written at the next START_FLUSH tick, whatever the beat's period.
-    monkeypatch.setattr(poll_upkeep, "LEASE_EVERY", 3600.0)
-    poller = PagePoller(db, WebFetcher(), NotifyActivities(db, ChannelRegistry()))
-    upkeep = asyncio.create_task(poller.upkeep(None))
-    try:
-        await asyncio.sleep(0.2)  # the first beat is written at once; the next in an hour
-        poller.leases.start(Lease("w1", "life", "run", 1))
-        for _ in range(100):
-            if await _leases(db):
-                break
-            await asyncio.sleep(0.1)
-        assert await _leases(db) == [("w1", "run", 1, poller.leases.process)]
-    finally:
-        upkeep.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await upkeep
-    assert await _leases(db) == []  # the stop dropped it
