@@ -445,6 +445,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run only the cases of this split, tune or heldout (the case's `split` field; "
         "without one, its number's parity: even tune, odd heldout)",
     )
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        help="N: every Nth case of the selection in file order, from the first (a fixed "
+        "sample; the file is ordered by tool, so every tool keeps its share)",
+    )
     parser.add_argument("--runs", type=int, default=1, help="K: each case K times (pass^k)")
     parser.add_argument("--concurrency", type=int)
     parser.add_argument(
@@ -461,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.every < 1:
+        parser.error("--every must be at least 1")
     try:
         return asyncio.run(
             _main(args, " ".join(["python -m bench.toolcalls.run", *(argv or sys.argv[1:])]))
@@ -582,6 +591,7 @@ async def _run(
     if args.cases_for:
         subset = PINNED if args.cases_for == "pinned" else args.cases_for.split(",")
         cases = answerable(cases, only(tools, [n.strip() for n in subset if n.strip()]))
+    cases = cases[:: args.every]
     if not cases:
         raise BenchError("no case of the dataset can be answered with these tools")
     key, base_url, timeout = client_args

@@ -380,6 +380,21 @@ async def test_split_runs_only_that_half_of_the_data_set(
     assert asked == ["thanks", "谢谢"]
 
 
+async def test_every_runs_a_fixed_sample_of_the_split_in_file_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        {"id": str(n), "lang": "en", "split": "heldout", "utterance": f"u{n}", "expected": []}
+        for n in range(7)
+    ]
+    llm = LLMApi(responder=lambda body: Content("ok"))
+    saved = await bench_report(
+        llm, tmp_path, monkeypatch, rows, "--profile", "voice", "--split", "heldout", "--every", "3"
+    )
+    assert saved["cases"] == 3
+    assert [r["messages"][-1]["content"] for r in llm.requests] == ["u0", "u3", "u6"]
+
+
 async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both_halves() -> None:
     cases = load_cases(bench_run.VOICE_DATASET)
     tools = {t["function"]["name"] for t in await our_tools("voice")}
