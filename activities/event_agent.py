@@ -15,6 +15,7 @@ from ambient.domain.event_digest import (
     DigestVerdict,
     EventBrief,
     gist,
+    notable,
     offline_decision,
 )
 from ambient.storage import Database
@@ -72,7 +73,9 @@ class EventAgentActivities:
 
 async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
     """The model's decision about a batch of events, or the offline rules' saying why."""
-    if llm.offline:
+    # Routine events never notify: the policy, not a judgement, so no model is asked (a
+    # small model told so in its prompt still notified every pause, bench/llm_steps.py).
+    if llm.offline or not any(notable(e.kind) for e in events):
         return DigestVerdict(decision=offline_decision(events))
     lines = "\n".join(json.dumps(e.model_dump(mode="json"), ensure_ascii=False) for e in events)
     outcome = await llm.answer(

@@ -180,3 +180,28 @@ def test_every_failure_the_product_records_is_worth_telling_offline() -> None:
         assert decision.notify, f"{kind}: {decision.reason}"
     routine = offline_decision([EventBrief(id=1, kind="watch.paused", task="t", at=at)])
     assert not routine.notify
+
+
+async def test_a_batch_of_routine_events_is_held_by_the_rules_without_asking_the_model(
+    settings: Settings,
+) -> None:
+    api = LLMApi()
+    api.script(Content('{"notify": true, "title": "Paused", "body": "b", "reason": "r"}'))
+    at = datetime.now(UTC)
+    routine = [
+        EventBrief(id=1, kind="watch.paused", task="web-monitor/a/b", at=at),
+        EventBrief(id=2, kind="briefing.given", task="briefing/a", at=at),
+    ]
+    async with serve(api.app()) as url:
+        configured = settings.model_copy(
+            update={"openai_api_key": SecretStr(API_KEY), "openai_base_url": f"{url}/v1"}
+        )
+        verdict = await decide(LLMClient(configured), routine)
+        assert api.requests == []
+        assert verdict.generated_by == "offline" and not verdict.decision.notify
+        assert "routine" in verdict.decision.reason
+        # One notable event among them: the model decides the batch.
+        hit = EventBrief(id=3, kind="watch.hit", task="web-monitor/a/hn", at=at)
+        verdict = await decide(LLMClient(configured), [*routine, hit])
+    assert len(api.requests) == 1 and verdict.decision.notify
+    assert verdict.generated_by != "offline"
