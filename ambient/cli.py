@@ -3,43 +3,70 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
-from ambient.commands import briefing as briefing_commands
-from ambient.commands import chat as chat_commands
-from ambient.commands import cloud as cloud_commands
-from ambient.commands import events as events_commands
-from ambient.commands import llm as llm_commands
-from ambient.commands import logs as logs_commands
-from ambient.commands import remediation as remediation_commands
-from ambient.commands import task as task_commands
-from ambient.commands import user as user_commands
-from ambient.commands import xiaozhi as xiaozhi_commands
 from ambient.settings import Settings
+
+# Each command group's module is imported when that command runs (or help lists it): a
+# process started as `ambient worker` or `ambient dev` does not import the CLI's other
+# commands (a second of CPU per process; the tests start many).
+LAZY: dict[str, tuple[str, str | None]] = {
+    "chat": ("ambient.commands.chat", "chat"),
+    "user": ("ambient.commands.user", None),
+    "task": ("ambient.commands.task", None),
+    "briefing": ("ambient.commands.briefing", None),
+    "cloud": ("ambient.commands.cloud", None),
+    "logs": ("ambient.commands.logs", None),
+    "remediation": ("ambient.commands.remediation", None),
+    "xiaozhi": ("ambient.commands.xiaozhi", None),
+    "llm": ("ambient.commands.llm", None),
+    "events": ("ambient.commands.events", "events"),
+    "inbox": ("ambient.commands.events", "inbox"),
+    "deliveries": ("ambient.commands.events", "deliveries"),
+}
+
+
+class LazyGroup(TyperGroup):
+    """The `ambient` group: its own commands, then LAZY's, loaded by name."""
+
+    # Typed Any: typer passes its own vendored click context and commands.
+    def list_commands(self, ctx: Any) -> list[str]:
+        own = [name for name in super().list_commands(ctx) if name not in LAZY]
+        return ["chat", *own, *(name for name in LAZY if name != "chat")]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in LAZY and cmd_name not in self.commands:
+            module, attribute = LAZY[cmd_name]
+            loaded = importlib.import_module(module)
+            # Built as `ambient` would have built it: added to a Typer of its own.
+            parent = typer.Typer()
+            if attribute is None:  # a Typer app: the group `ambient NAME …`
+                parent.add_typer(loaded.app, name=cmd_name)
+            elif hasattr(loaded, "app"):  # its app's commands join `ambient`'s own
+                parent.add_typer(loaded.app)
+            else:
+                parent.command(cmd_name)(getattr(loaded, attribute))
+            command = typer.main.get_group(parent).commands[cmd_name]
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
     name="ambient",
     help="ambient-ops: durable background operations on Temporal.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    cls=LazyGroup,
 )
-app.add_typer(user_commands.app, name="user")
-app.add_typer(task_commands.app, name="task")
-app.add_typer(briefing_commands.app, name="briefing")
-app.add_typer(cloud_commands.app, name="cloud")
-app.add_typer(logs_commands.app, name="logs")
-app.add_typer(remediation_commands.app, name="remediation")
-app.add_typer(xiaozhi_commands.app, name="xiaozhi")
-app.add_typer(llm_commands.app, name="llm")
-app.add_typer(events_commands.app)  # `ambient events|inbox|deliveries`
-app.command("chat")(chat_commands.chat)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -212,3 +212,25 @@ async def test_commands_find_ambient_dev_on_its_own_ports(tmp_path: Path) -> Non
     finally:
         assert await stack.stop() == 0, "".join(stack.output)
     assert not (stack.data_dir / "runtime.json").exists()
+
+
+def test_the_cli_imports_a_command_group_only_when_that_command_runs() -> None:
+    # `ambient worker` and `ambient dev` are started by every test stack: neither needs the
+    # other commands' modules (a second of CPU a process).
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, ambient.cli; "
+            "print(sorted(m for m in sys.modules if m.startswith(('ambient.commands', 'mcp'))))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert loaded.strip() == "[]"
+    listed = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    for name in ("chat", "dev", "worker", "user", "logs", "events", "inbox", "deliveries"):
+        assert f" {name} " in listed, name
+    deliveries = CliRunner().invoke(app, ["deliveries", "--help"], env={"COLUMNS": "200"})
+    assert deliveries.exit_code == 0 and "attempts" in deliveries.output
