@@ -47,6 +47,7 @@ from bench.toolcalls.scoring import (
     report,
     split_of,
 )
+from bench.toolcalls.xiaozhi_env import ENVIRONMENTS
 
 if TYPE_CHECKING:
     from ambient.agent import AgentFacade
@@ -268,6 +269,7 @@ async def ask(
     finder: Finder | None = None,
     context: str | None = CONTEXT,
     offer: ToolOffer | None = None,
+    environment: frozenset[str] = frozenset(),
 ) -> Attempt:
     messages: list[Any] = [
         {"role": "system", "content": system if system is not None else chat_prompt()},
@@ -305,8 +307,9 @@ async def ask(
         answer = [c for _, c in made if finder is None or c.tool != FIND_TOOLS]
         if finder is None or not searches or answer or lookup_round == LOOKUP_ROUNDS:
             return Attempt(
-                calls=answer,
-                text_calls=calls_in_text(message.content),
+                calls=[c for c in answer if c.tool not in environment],
+                environment_calls=[c for c in answer if c.tool in environment],
+                text_calls=[c for c in calls_in_text(message.content) if c.tool not in environment],
                 seconds=time.monotonic() - started,
                 lookups=lookups,
                 offered=chosen,
@@ -353,6 +356,7 @@ async def evaluate(
     context: str | None = CONTEXT,
     progress: Path | None = None,
     offer: ToolOffer | None = None,
+    environment: list[dict[str, Any]] | None = None,
 ) -> Report:
     """Every case ``runs`` times. The first request goes alone (it fills a local server's
     prompt cache, and its time is reported apart), then the rest ``concurrency`` at a time.
@@ -361,6 +365,8 @@ async def evaluate(
     if runs < 1:
         raise BenchError("--runs must be at least 1")
     tools = tools if tools is not None else await our_tools(profile)
+    foreign = frozenset(t["function"]["name"] for t in environment or [])
+    tools = [*tools, *(environment or [])]
     system = system if system is not None else profile_prompt(profile)
     gate = asyncio.Semaphore(concurrency)
 
@@ -373,7 +379,7 @@ async def evaluate(
 
     async def one(case: Case, run: int) -> Attempt:
         async with gate:
-            attempt = await ask(client, model, tools, case, system, finder, context, offer)
+            attempt = await ask(client, model, tools, case, system, finder, context, offer, foreign)
             return record(case, run, attempt)
 
     attempts: dict[str, list[Attempt]] = {c.id: [] for c in cases}
@@ -440,6 +446,13 @@ def main(argv: list[str] | None = None) -> int:
         "offering the whole profile: the full tool list on the pinned subset",
     )
     parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument(
+        "--environment",
+        choices=sorted(ENVIRONMENTS),
+        default="none",
+        help="xiaozhi: also offer what a 小智 server offers its model beside our tools (its "
+        "own functions, the device's tools); a call of one is no call of a product tool",
+    )
     parser.add_argument(
         "--split",
         help="run only the cases of this split, tune or heldout (the case's `split` field; "
@@ -556,6 +569,8 @@ async def _run(
     finder = None
     system = profile_prompt(profile)
     label = f"{profile} --tools" if args.tools else args.profile
+    if args.environment != "none":
+        label += f" + {args.environment}'s own {len(ENVIRONMENTS[args.environment])} tools"
     cases = answerable(load_cases(args.dataset), tools)
     if args.profile == "find":
         finder = product_finder(facade, every)
@@ -612,6 +627,7 @@ async def _run(
         context=None if profile == "voice" else CONTEXT,
         progress=args.progress,
         offer=offer,
+        environment=ENVIRONMENTS[args.environment],
     )
 
 

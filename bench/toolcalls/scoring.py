@@ -219,6 +219,9 @@ class Attempt(BaseModel):
     # The tools the product's chat agent chose to offer (the --profile retrieve loop; None
     # when the harness offered its own list).
     offered: list[str] | None = None
+    # Calls of the environment's own tools (--environment: 小智's functions and the device's):
+    # kept apart, since no product tool was called by them.
+    environment_calls: list[Call] = Field(default_factory=list)
 
 
 class Row(BaseModel):

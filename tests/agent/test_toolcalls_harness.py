@@ -395,6 +395,32 @@ async def test_every_runs_a_fixed_sample_of_the_split_in_file_order(
     assert [r["messages"][-1]["content"] for r in llm.requests] == ["u0", "u3", "u6"]
 
 
+async def test_the_xiaozhi_environment_counts_its_own_tools_as_no_product_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        {"id": "1", "lang": "zh", "utterance": "明天杭州天气怎么样", "expected": []},
+        {
+            "id": "2",
+            "lang": "en",
+            "utterance": "is my cluster healthy",
+            "expected": [{"tool": "cluster_health"}],
+        },
+    ]
+    llm = LLMApi(responder=lambda body: ToolCalls([("get_weather", {"lang": "zh_CN"})]))
+    bare = await bench_report(llm, tmp_path, monkeypatch, rows, "--profile", "voice")
+    assert bare["pass1"] == 0.0  # without 小智's tools, get_weather is no tool at all
+    offered = {t["function"]["name"] for t in llm.requests[-1]["tools"]}
+    assert "get_weather" not in offered
+    saved = await bench_report(
+        llm, tmp_path, monkeypatch, rows, "--profile", "voice", "--environment", "xiaozhi"
+    )
+    assert saved["pass1"] == 0.5  # the weather turn is right, the cluster turn is not
+    offered = {t["function"]["name"] for t in llm.requests[-1]["tools"]}
+    assert {"get_weather", "play_music", "handle_exit_intent", "cluster_health"} <= offered
+    assert "xiaozhi's own" in saved["profile"]
+
+
 async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both_halves() -> None:
     cases = load_cases(bench_run.VOICE_DATASET)
     tools = {t["function"]["name"] for t in await our_tools("voice")}
