@@ -5,8 +5,9 @@ tools a request needs (`find_tools`). No model and no network: tokens are Englis
 split on `_` and camel case, a light suffix strip; a misspelt word also reads as the tool words
 one edit away, a shortened one as those it begins) and the characters and character bigrams of
 Chinese runs, and the product's bilingual word map (ambient/domain/tool_words.py) adds the tool
-words an everyday request implies. Tools that read the same thing (list_tasks, get_task) come
-up together. Pure functions; the MCP tool and `bench.find_tools` feed it the server's list.
+words an everyday request implies. A quoted value is left out and one after a colon counts
+little. Tools that read the same thing (list_tasks, get_task) come up together. Pure
+functions; the MCP tool and `bench.find_tools` feed it the server's list.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ PREFIX_MIN = 4
 # Reading tools, by verb: list_X and get_X/read_X read the same thing, and a request for one
 # ("what's the bitcoin watch at" — the list or the one?) is often worded like the other.
 READ_VERBS = ("list", "get", "read")
+# The words after a colon are the value ("回他一句：收到，马上处理"), but sometimes say what is
+# wanted ("the bus statistics: how many messages per participant?"): they count at this weight.
+VALUE_WEIGHT = 0.3
 
 _RUN = re.compile(r"[A-Za-z0-9]+|[\u3400-\u9fff]+")
 # An id's random part ("7kq2m0ab" of cls-7kq2m0ab, a hash): letters and digits mixed, six or
@@ -47,7 +51,15 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # "pause the bitcoin watch and show me the HN monitor": each clause asks for its own tool.
 # "在讨论里搜一下“超时”": a quoted span is the value the person wants used (what to search for,
 # what to post), not words about which tool; left in, "超时" would pull search_logs first.
-_QUOTED = re.compile(r'“[^”]*”|「[^」]*」|『[^』]*』|"[^"]*"')
+# A single-quoted span counts only between a space (or the start) and a space, punctuation or
+# the end, so an apostrophe (don't, today's) never opens one: "look for 'kubernetes' instead".
+_QUOTED = re.compile(
+    r'“[^”]*”|「[^」]*」|『[^』]*』|"[^"]*"|‘[^’]*’|(?:(?<=\s)|^)\'[^\'\n]+\'(?=[\s,.;:!?，。]|$)'
+)
+# "回他一句：收到，马上处理", "answer in that thread: looks good to me": after a colon comes the
+# value (what to post, the alert to score), not words about which tool. Not a time (10:30), a
+# URL (https://), nor in a request of several lines (pasted YAML: "kind: Deployment").
+_SAID = re.compile(r"：|(?<![\d\s/]):(?=[ \t]|$)")
 _CLAUSES = re.compile(r"[,，。;；？?!！\n]|\band\b|\bthen\b|然后|并且|并|同时")
 
 
@@ -218,7 +230,12 @@ class ToolIndex:
         unquoted = _QUOTED.sub(" ", request)
         # A request that is all quotes ("“pause”") still means its words.
         request = unquoted if tokens(unquoted) else request
-        ranked = self._rank(self._read(request))
+        request, value = self._asked(request)
+        wanted, weights = self._read(request), {}
+        for term, source in self._read(value).items():
+            if term not in wanted:
+                wanted[term], weights[term] = source, VALUE_WEIGHT
+        ranked = self._rank(wanted, weights)
         clauses = [c for c in _CLAUSES.split(request) if c.strip()]
         if len(clauses) < 2:
             return self._with_family(ranked)[:limit]
@@ -235,6 +252,15 @@ class ToolIndex:
         # whole request scores best.
         first.sort(key=lambda h: (-h.score, h.tool.name))
         return self._with_family(first + [h for h in ranked if h not in first])[:limit]
+
+    @staticmethod
+    def _asked(request: str) -> tuple[str, str]:
+        """The words that ask for a tool, and the value after a colon (what to post, the
+        alert to score). Pasted text of several lines (YAML) is all asking."""
+        if "\n" in request.strip():
+            return request, ""
+        asked, *value = _SAID.split(request, maxsplit=1)
+        return (asked, value[0]) if value and tokens(asked) else (request, "")
 
     def _read(self, request: str) -> dict[str, str]:
         """The request's terms; a word no tool uses also brings the tool words one edit away
@@ -268,12 +294,13 @@ class ToolIndex:
                     out.append(h)
         return out
 
-    def _rank(self, wanted: dict[str, str]) -> list[Hit]:
+    def _rank(self, wanted: dict[str, str], weights: dict[str, float] | None = None) -> list[Hit]:
         scores: dict[int, float] = {}
         whys: dict[int, list[str]] = {}
         for term, source in wanted.items():
+            weight = weights.get(term, 1.0) if weights else 1.0
             for i, share in self._postings.get(term, ()):
-                scores[i] = scores.get(i, 0.0) + share
+                scores[i] = scores.get(i, 0.0) + share * weight
                 whys.setdefault(i, []).append(source)
         hits = [Hit(tool=self.tools[i], score=score, why=whys[i]) for i, score in scores.items()]
         hits.sort(key=lambda h: (-h.score, h.tool.name))

@@ -187,6 +187,37 @@ def test_a_context_clause_keeps_its_tool_in_the_top_but_not_ahead_of_the_whole_r
     assert names == ["pause_task", "search_logs"]
 
 
+def test_a_single_quoted_value_is_left_out_but_an_apostrophe_is_not_a_quote() -> None:
+    index = ToolIndex(
+        [
+            ToolDoc("reply_message", "Reply in an open discussion."),
+            ToolDoc("search_logs", "Search logs: timeouts and errors."),
+        ]
+    )
+    # 'timeouts' is what to post, not a word about which tool.
+    [hit] = index.search("reply in the discussion with 'timeouts again'", 1)
+    assert hit.tool.name == "reply_message" and "timeouts" not in hit.why
+    assert "errors" in index.search("don't show today's errors", 1)[0].why
+
+
+def test_the_value_after_a_colon_counts_less_than_the_words_that_ask_for_a_tool() -> None:
+    index = ToolIndex(
+        [
+            ToolDoc("reply_message", "Reply in an open discussion."),
+            ToolDoc("get_remediation", "A remediation: state, plan, attempts, the fix."),
+            ToolDoc("get_stats", "Totals over your discussions: messages per participant."),
+        ]
+    )
+    # 修复 (the value) alone would put get_remediation first; the reply is what is asked for.
+    assert _names(index, "回复他：修复已经完成，修复报告在这里", 1) == ["reply_message"]
+    # ...but it still counts: here the words after the colon say what is wanted.
+    assert _names(index, "discussion totals: messages per participant?", 1) == ["get_stats"]
+    # Not a colon of a time, a URL, or pasted YAML.
+    assert ToolIndex._asked("remind me at 10:30") == ("remind me at 10:30", "")
+    assert ToolIndex._asked("watch https://a.example") == ("watch https://a.example", "")
+    assert ToolIndex._asked("apply:\nkind: Service") == ("apply:\nkind: Service", "")
+
+
 def test_a_request_that_shares_no_word_with_any_tool_finds_nothing() -> None:
     assert ToolIndex(TOOLS).search("tell me a joke about penguins") == []
 
