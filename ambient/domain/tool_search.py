@@ -4,8 +4,9 @@ A desktop agent holds the full tool list; a smaller model does better when it is
 tools a request needs (`find_tools`). No model and no network: tokens are English words (names
 split on `_` and camel case, a light suffix strip; a misspelt word also reads as the tool words
 one edit away, a shortened one as those it begins) and the characters and character bigrams of
-Chinese runs, and the product's bilingual word map (ambient/domain/tool_words.py) adds the tool
-words an everyday request implies. A quoted value is left out and one after a colon counts
+Chinese runs (spoken forms read as written ones: 啥 → 什么), and the product's bilingual word map
+and its synonyms grouped by meaning (ambient/domain/tool_words.py, tool_synonyms.py) add the
+tool words an everyday request implies. A quoted value is left out and one after a colon counts
 little. Tools that read the same thing (list_tasks, get_task) come up together. Pure
 functions; the MCP tool and `bench.find_tools` feed it the server's list.
 """
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ambient.domain.tool_synonyms import implied, written
 from ambient.domain.tool_words import STOPWORDS, TOOL_WORDS, WORDS
 
 # BM25's usual constants (a sweep on the tuning split moved recall@1 by one case at most):
@@ -164,6 +166,20 @@ def _doc_terms(tool: ToolDoc) -> Counter[str]:
     return terms
 
 
+def _map_entry(phrase: str, tool_words: str) -> tuple[str, str | None, list[tuple[str, str]]]:
+    """A map key with its stem when it is one English word (else matched as a substring), and
+    the terms it implies, read once."""
+    one_word = phrase.isalnum() and phrase.isascii()
+    return phrase, _stem(phrase) if one_word else None, list(_terms(tool_words))
+
+
+# The word map and the synonyms grouped by meaning (tool_synonyms.py), read once.
+_MAP = [_map_entry(phrase, tool_words) for phrase, tool_words in implied(WORDS).items()]
+# A word the map reads means what the map says: it is not a misspelling of a tool word
+# ("stale" is not "scale", "cycle" is not "close").
+_MAPPED = frozenset(stem for _, stem, _ in _MAP if stem)
+
+
 def query_terms(request: str) -> dict[str, str]:
     """Each term of the request → how it came in (itself, or "暂停→pause" via the word map)."""
     terms: dict[str, str] = {}
@@ -172,10 +188,9 @@ def query_terms(request: str) -> dict[str, str]:
     lowered = request.lower()
     # One English word matches its other forms too ("notifications" for "notification").
     words = {_stem(w) for w in re.findall(r"[a-z0-9]+", lowered)}
-    for phrase, implied in WORDS.items():
-        one_word = phrase.isalnum() and phrase.isascii()
-        if (_stem(phrase) in words) if one_word else (phrase in lowered):
-            for term, word in _terms(implied):
+    for phrase, stem, tool_words in _MAP:
+        if (stem in words) if stem else (phrase in lowered):
+            for term, word in tool_words:
                 terms.setdefault(term, f"{phrase}→{word}")
     return terms
 
@@ -227,6 +242,7 @@ class ToolIndex:
         A request of several clauses first gets each clause's best tool (a two-step request
         needs both) and the whole request's best, in the whole request's order, then the rest;
         a reading tool brings its siblings right after it."""
+        request = written(request)
         unquoted = _QUOTED.sub(" ", request)
         # A request that is all quotes ("“pause”") still means its words.
         request = unquoted if tokens(unquoted) else request
@@ -267,7 +283,7 @@ class ToolIndex:
         and those it begins. A number is a value (a threshold, a count), never a typo."""
         terms = query_terms(request)
         for term, source in list(terms.items()):
-            if term in self._idf or not term.isascii() or term.isdigit():
+            if term in self._idf or not term.isascii() or term.isdigit() or term in _MAPPED:
                 continue
             if len(term) >= TYPO_MIN:
                 for key in (term, *_deletions(term)):

@@ -218,6 +218,40 @@ def test_the_value_after_a_colon_counts_less_than_the_words_that_ask_for_a_tool(
     assert ToolIndex._asked("apply:\nkind: Service") == ("apply:\nkind: Service", "")
 
 
+def test_everyday_words_grouped_by_meaning_find_the_tool_of_that_meaning() -> None:
+    index = ToolIndex(
+        [
+            ToolDoc("restart_workload", "Rolling-restart a Deployment."),
+            ToolDoc("get_metric", "Datapoints of a Cloud Monitor metric."),
+            ToolDoc("set_push_config", "Replace your push channels (and quiet hours)."),
+            ToolDoc("list_events", "What happened, newest first."),
+        ]
+    )
+    assert _names(index, "cycle the pods of checkout-api", 1) == ["restart_workload"]
+    assert _names(index, "checkout-api 的 qps 多少", 1) == ["get_metric"]
+    assert _names(index, "晚上十一点以后别推给我", 1) == ["set_push_config"]
+    assert _names(index, "昨晚到现在有什么动静", 1) == ["list_events"]
+    assert query_terms("pods")["workload"] == "pod→workload"
+
+
+def test_spoken_chinese_is_read_as_its_written_form() -> None:
+    index = ToolIndex([ToolDoc("get_task", "看看任务怎么样了"), ToolDoc("x_other", "别的")])
+    # 瞅瞅 → 看看, 咋 → 怎么: neither spoken form shares a character with any tool.
+    assert _names(index, "瞅瞅") == ["get_task"]
+    assert _names(index, "咋") == ["get_task"]
+
+
+def test_a_word_the_word_map_knows_is_not_read_as_a_misspelt_tool_word() -> None:
+    index = ToolIndex(
+        [
+            ToolDoc("scale_workload", "Scale a Deployment to a replica count."),
+            ToolDoc("regenerate_briefing", "Prepare today's briefing again."),
+        ]
+    )
+    # "stale" is one edit from "scale", but the map reads it (an outdated briefing).
+    assert _names(index, "it is stale") == ["regenerate_briefing"]
+
+
 def test_a_request_that_shares_no_word_with_any_tool_finds_nothing() -> None:
     assert ToolIndex(TOOLS).search("tell me a joke about penguins") == []
 
