@@ -169,13 +169,13 @@ def test_a_reading_tool_brings_its_sibling_that_reads_the_same_thing_right_after
     tools = [
         ToolDoc("list_gadgets", "The gadgets you watch, with their alerts."),
         ToolDoc("get_gadget", "One by its id: state and last reading."),
-        ToolDoc("send_watch_alert", "Send a watch alert now."),
+        ToolDoc("send_alert", "Send a watch alert now."),
         ToolDoc("create_report", "Report daily."),
     ]
-    # On words alone send_watch_alert (watch, alert) outscores get_gadget (gadget only); the
-    # list brings the get, which a client's model tells apart from it, right after itself.
+    # On words alone send_alert (watch, alert) outscores get_gadget (gadget only); the list
+    # brings the get, which a client's model tells apart from it, right after itself.
     assert _names(ToolIndex(tools), "gadget alert watch") == [
-        "list_gadgets", "get_gadget", "send_watch_alert"
+        "list_gadgets", "get_gadget", "send_alert"
     ]  # fmt: skip
 
 
@@ -216,6 +216,18 @@ def test_the_value_after_a_colon_counts_less_than_the_words_that_ask_for_a_tool(
     assert ToolIndex._asked("remind me at 10:30") == ("remind me at 10:30", "")
     assert ToolIndex._asked("watch https://a.example") == ("watch https://a.example", "")
     assert ToolIndex._asked("apply:\nkind: Service") == ("apply:\nkind: Service", "")
+
+
+def test_a_word_of_a_tools_name_outweighs_the_same_word_in_other_tools_arguments() -> None:
+    notify = {"properties": {"notify": {"description": "inbox, email or wecom"}}}
+    index = ToolIndex(
+        [
+            ToolDoc("read_inbox", "Notifications stored for you."),
+            *(ToolDoc(f"create_watch_{n}", "Check a page on a schedule.", notify) for n in "abcd"),
+        ]
+    )
+    # "check" is in every watch and "inbox" in their arguments; inbox names one tool only.
+    assert _names(index, "Check my inbox.", 1) == ["read_inbox"]
 
 
 def test_everyday_words_grouped_by_meaning_find_the_tool_of_that_meaning() -> None:
