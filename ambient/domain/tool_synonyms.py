@@ -83,7 +83,7 @@ SYNONYMS: dict[str, str] = {
         "turn off for now, quiet down, shut up"
     ),
     "resume": (
-        "back on, turn on again, switch on again, re-enable, reenable, enable, un-pause, "
+        "back on, turn on again, switch on again, re-enable, reenable, un-pause, "
         "pick up again, 再打开, 开起来, 接着, 重新启用"
     ),
     "update change config threshold": (
@@ -93,12 +93,12 @@ SYNONYMS: dict[str, str] = {
         "立马, 手动, 刷一下, 跑一次, immediately, asap, kick off, run once, manually, don't wait"
     ),
     "delete": (
-        "清掉, 干掉, 去掉, 不用了, 永久, kill, drop, remove, get rid, for good, permanently, "
+        "清掉, 干掉, 去掉, 不用了, 永久, kill, remove, get rid, for good, permanently, "
         "trash, purge, 不需要"
     ),
     # briefing
     "get briefing today": ("说了什么, 讲了什么, what's in"),
-    "list briefings past": ("以前的, 之前的, 往期, old, previous, past, earlier, archive"),
+    "list briefings past": ("以前的, 之前的, 往期, old, previous, earlier, archive"),
     "analyze logs patterns summarize": (
         "梳理, 归纳, 总结, 规律, 模式, 哪种, 最多的, crunch, summarize, summary, pattern, "
         "patterns, stands out, trend, breakdown, most common"
@@ -128,7 +128,7 @@ SYNONYMS: dict[str, str] = {
     "workload deployments replicas": (
         "pod, pods, 容器, container, containers, rollout, 镜像, 版本, namespace, 命名空间"
     ),
-    "log topics topic": ("topic, topics, 主题, 日志主题, 哪些日志"),
+    "log topics topic": ("主题, 日志主题, 哪些日志"),
     "search logs": (
         "grep, 查日志, 日志里, 在日志, in the logs, logs for, exception, stack trace, "
         "stacktrace, traceback, 堆栈, oomkilled, panic, timeout"
@@ -139,7 +139,7 @@ SYNONYMS: dict[str, str] = {
         "趋势, 曲线, graph, cpu, 内存, 连接数, connections"
     ),
     "alarms alerts history fired": (
-        "警报, 响过, 报了, fired, went off, go off, paged, pager, alarm history"
+        "警报, 响过, 报了, fired, went off, go off, pager, alarm history"
     ),
     "scale desired size": (
         "加到, 降到, 减到, resize, grow, shrink, scale, more nodes, fewer, 省钱"

@@ -244,6 +244,9 @@ def test_everyday_words_grouped_by_meaning_find_the_tool_of_that_meaning() -> No
     assert _names(index, "晚上十一点以后别推给我", 1) == ["set_push_config"]
     assert _names(index, "昨晚到现在有什么动静", 1) == ["list_events"]
     assert query_terms("pods")["workload"] == "pod→workload"
+    # One English word matches by its stem, so a synonym must not stem to another word:
+    # "paged" (an alarm went off) would read every "page" as an alarm.
+    assert not any("→" in why for why in query_terms("monitor my news page").values())
 
 
 def test_spoken_chinese_is_read_as_its_written_form() -> None:
