@@ -4,9 +4,11 @@ A desktop agent holds the full tool list; a smaller model does better when it is
 tools a request needs (`find_tools`). No model and no network: tokens are English words (names
 split on `_` and camel case, a light suffix strip; a misspelt word also reads as the tool words
 one edit away, a shortened one as those it begins) and the characters and character bigrams of
-Chinese runs, and the product's bilingual word map (ambient/domain/tool_words.py) adds the tool
-words an everyday request implies. Tools that read the same thing (list_tasks, get_task) come
-up together. Pure functions; the MCP tool and `bench.find_tools` feed it the server's list.
+Chinese runs (spoken forms read as written ones: 啥 → 什么), and the product's bilingual word map
+and its synonyms grouped by meaning (ambient/domain/tool_words.py, tool_synonyms.py) add the
+tool words an everyday request implies. A quoted value is left out and one after a colon counts
+little. Tools that read the same thing (list_tasks, get_task) come up together. Pure
+functions; the MCP tool and `bench.find_tools` feed it the server's list.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ambient.domain.tool_synonyms import implied, written
 from ambient.domain.tool_words import STOPWORDS, TOOL_WORDS, WORDS
 
 # BM25's usual constants (a sweep on the tuning split moved recall@1 by one case at most):
@@ -26,6 +29,9 @@ B = 0.75
 # A word of the tool's name says more than one of its description or arguments (on the tuning
 # split 3 and 4 tie, 2 loses a case; weighting descriptions over arguments lost cases too).
 NAME_WEIGHT = 3
+# ...and adds its IDF over the names alone, times this (tune split: recall@3 0.987 → 0.996 at
+# 0.5; 1 gives one more first place but loses a third one, 2 and 3 lose a case at 5).
+NAME_BONUS = 0.5
 # A tool's everyday words (tool_words.TOOL_WORDS): 2 on the tuning split lifts recall@1 from
 # 0.870 to 0.893 over 1 (3 ties 2); recall@5 is 1.000 at all three.
 TOOL_WORDS_WEIGHT = 2
@@ -38,6 +44,9 @@ PREFIX_MIN = 4
 # Reading tools, by verb: list_X and get_X/read_X read the same thing, and a request for one
 # ("what's the bitcoin watch at" — the list or the one?) is often worded like the other.
 READ_VERBS = ("list", "get", "read")
+# The words after a colon are the value ("回他一句：收到，马上处理"), but sometimes say what is
+# wanted ("the bus statistics: how many messages per participant?"): they count at this weight.
+VALUE_WEIGHT = 0.3
 
 _RUN = re.compile(r"[A-Za-z0-9]+|[\u3400-\u9fff]+")
 # An id's random part ("7kq2m0ab" of cls-7kq2m0ab, a hash): letters and digits mixed, six or
@@ -47,7 +56,15 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # "pause the bitcoin watch and show me the HN monitor": each clause asks for its own tool.
 # "在讨论里搜一下“超时”": a quoted span is the value the person wants used (what to search for,
 # what to post), not words about which tool; left in, "超时" would pull search_logs first.
-_QUOTED = re.compile(r'“[^”]*”|「[^」]*」|『[^』]*』|"[^"]*"')
+# A single-quoted span counts only between a space (or the start) and a space, punctuation or
+# the end, so an apostrophe (don't, today's) never opens one: "look for 'kubernetes' instead".
+_QUOTED = re.compile(
+    r'“[^”]*”|「[^」]*」|『[^』]*』|"[^"]*"|‘[^’]*’|(?:(?<=\s)|^)\'[^\'\n]+\'(?=[\s,.;:!?，。]|$)'
+)
+# "回他一句：收到，马上处理", "answer in that thread: looks good to me": after a colon comes the
+# value (what to post, the alert to score), not words about which tool. Not a time (10:30), a
+# URL (https://), nor in a request of several lines (pasted YAML: "kind: Deployment").
+_SAID = re.compile(r"：|(?<![\d\s/]):(?=[ \t]|$)")
 _CLAUSES = re.compile(r"[,，。;；？?!！\n]|\band\b|\bthen\b|然后|并且|并|同时")
 
 
@@ -152,6 +169,20 @@ def _doc_terms(tool: ToolDoc) -> Counter[str]:
     return terms
 
 
+def _map_entry(phrase: str, tool_words: str) -> tuple[str, str | None, list[tuple[str, str]]]:
+    """A map key with its stem when it is one English word (else matched as a substring), and
+    the terms it implies, read once."""
+    one_word = phrase.isalnum() and phrase.isascii()
+    return phrase, _stem(phrase) if one_word else None, list(_terms(tool_words))
+
+
+# The word map and the synonyms grouped by meaning (tool_synonyms.py), read once.
+_MAP = [_map_entry(phrase, tool_words) for phrase, tool_words in implied(WORDS).items()]
+# A word the map reads means what the map says: it is not a misspelling of a tool word
+# ("stale" is not "scale", "cycle" is not "close").
+_MAPPED = frozenset(stem for _, stem, _ in _MAP if stem)
+
+
 def query_terms(request: str) -> dict[str, str]:
     """Each term of the request → how it came in (itself, or "暂停→pause" via the word map)."""
     terms: dict[str, str] = {}
@@ -160,10 +191,9 @@ def query_terms(request: str) -> dict[str, str]:
     lowered = request.lower()
     # One English word matches its other forms too ("notifications" for "notification").
     words = {_stem(w) for w in re.findall(r"[a-z0-9]+", lowered)}
-    for phrase, implied in WORDS.items():
-        one_word = phrase.isalnum() and phrase.isascii()
-        if (_stem(phrase) in words) if one_word else (phrase in lowered):
-            for term, word in _terms(implied):
+    for phrase, stem, tool_words in _MAP:
+        if (stem in words) if stem else (phrase in lowered):
+            for term, word in tool_words:
                 terms.setdefault(term, f"{phrase}→{word}")
     return terms
 
@@ -200,6 +230,10 @@ class ToolIndex:
             frequency.update(terms.keys())
         n = len(self.tools)
         self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
+        # A word of a tool's name also counts by how few names hold it ("inbox" names one tool,
+        # though many tools' arguments mention an inbox): the mentions must not drown the name.
+        names = [set(tokens(t.name.replace("_", " "))) for t in self.tools]
+        named = Counter(term for terms in names for term in terms)
         # Each term → (tool, its BM25 share) for the tools that hold it: a request's score is
         # then a sum over its own few terms' postings, not a pass over every tool's terms.
         self._postings: dict[str, list[tuple[int, float]]] = {}
@@ -207,6 +241,9 @@ class ToolIndex:
             norm = K1 * (1 - B + B * length / self._average)
             for term, count in terms.items():
                 share = self._idf[term] * count * (K1 + 1) / (count + norm)
+                if term in names[i]:
+                    held = named[term]
+                    share += NAME_BONUS * math.log(1 + (n - held + 0.5) / (held + 0.5))
                 self._postings.setdefault(term, []).append((i, share))
 
     def search(self, request: str, limit: int = 5) -> list[Hit]:
@@ -215,10 +252,16 @@ class ToolIndex:
         A request of several clauses first gets each clause's best tool (a two-step request
         needs both) and the whole request's best, in the whole request's order, then the rest;
         a reading tool brings its siblings right after it."""
+        request = written(request)
         unquoted = _QUOTED.sub(" ", request)
         # A request that is all quotes ("“pause”") still means its words.
         request = unquoted if tokens(unquoted) else request
-        ranked = self._rank(self._read(request))
+        request, value = self._asked(request)
+        wanted, weights = self._read(request), {}
+        for term, source in self._read(value).items():
+            if term not in wanted:
+                wanted[term], weights[term] = source, VALUE_WEIGHT
+        ranked = self._rank(wanted, weights)
         clauses = [c for c in _CLAUSES.split(request) if c.strip()]
         if len(clauses) < 2:
             return self._with_family(ranked)[:limit]
@@ -236,12 +279,21 @@ class ToolIndex:
         first.sort(key=lambda h: (-h.score, h.tool.name))
         return self._with_family(first + [h for h in ranked if h not in first])[:limit]
 
+    @staticmethod
+    def _asked(request: str) -> tuple[str, str]:
+        """The words that ask for a tool, and the value after a colon (what to post, the
+        alert to score). Pasted text of several lines (YAML) is all asking."""
+        if "\n" in request.strip():
+            return request, ""
+        asked, *value = _SAID.split(request, maxsplit=1)
+        return (asked, value[0]) if value and tokens(asked) else (request, "")
+
     def _read(self, request: str) -> dict[str, str]:
         """The request's terms; a word no tool uses also brings the tool words one edit away
         and those it begins. A number is a value (a threshold, a count), never a typo."""
         terms = query_terms(request)
         for term, source in list(terms.items()):
-            if term in self._idf or not term.isascii() or term.isdigit():
+            if term in self._idf or not term.isascii() or term.isdigit() or term in _MAPPED:
                 continue
             if len(term) >= TYPO_MIN:
                 for key in (term, *_deletions(term)):
@@ -268,12 +320,13 @@ class ToolIndex:
                     out.append(h)
         return out
 
-    def _rank(self, wanted: dict[str, str]) -> list[Hit]:
+    def _rank(self, wanted: dict[str, str], weights: dict[str, float] | None = None) -> list[Hit]:
         scores: dict[int, float] = {}
         whys: dict[int, list[str]] = {}
         for term, source in wanted.items():
+            weight = weights.get(term, 1.0) if weights else 1.0
             for i, share in self._postings.get(term, ()):
-                scores[i] = scores.get(i, 0.0) + share
+                scores[i] = scores.get(i, 0.0) + share * weight
                 whys.setdefault(i, []).append(source)
         hits = [Hit(tool=self.tools[i], score=score, why=whys[i]) for i, score in scores.items()]
         hits.sort(key=lambda h: (-h.score, h.tool.name))

@@ -169,13 +169,13 @@ def test_a_reading_tool_brings_its_sibling_that_reads_the_same_thing_right_after
     tools = [
         ToolDoc("list_gadgets", "The gadgets you watch, with their alerts."),
         ToolDoc("get_gadget", "One by its id: state and last reading."),
-        ToolDoc("send_watch_alert", "Send a watch alert now."),
+        ToolDoc("send_alert", "Send a watch alert now."),
         ToolDoc("create_report", "Report daily."),
     ]
-    # On words alone send_watch_alert (watch, alert) outscores get_gadget (gadget only); the
-    # list brings the get, which a client's model tells apart from it, right after itself.
+    # On words alone send_alert (watch, alert) outscores get_gadget (gadget only); the list
+    # brings the get, which a client's model tells apart from it, right after itself.
     assert _names(ToolIndex(tools), "gadget alert watch") == [
-        "list_gadgets", "get_gadget", "send_watch_alert"
+        "list_gadgets", "get_gadget", "send_alert"
     ]  # fmt: skip
 
 
@@ -185,6 +185,86 @@ def test_a_context_clause_keeps_its_tool_in_the_top_but_not_ahead_of_the_whole_r
     # "checkout logs" alone is search_logs; the request as a whole is pause_task's.
     names = _names(ToolIndex(TOOLS), "checkout logs, pause the task until it is resumed", 2)
     assert names == ["pause_task", "search_logs"]
+
+
+def test_a_single_quoted_value_is_left_out_but_an_apostrophe_is_not_a_quote() -> None:
+    index = ToolIndex(
+        [
+            ToolDoc("reply_message", "Reply in an open discussion."),
+            ToolDoc("search_logs", "Search logs: timeouts and errors."),
+        ]
+    )
+    # 'timeouts' is what to post, not a word about which tool.
+    [hit] = index.search("reply in the discussion with 'timeouts again'", 1)
+    assert hit.tool.name == "reply_message" and "timeouts" not in hit.why
+    assert "errors" in index.search("don't show today's errors", 1)[0].why
+
+
+def test_the_value_after_a_colon_counts_less_than_the_words_that_ask_for_a_tool() -> None:
+    index = ToolIndex(
+        [
+            ToolDoc("reply_message", "Reply in an open discussion."),
+            ToolDoc("get_remediation", "A remediation: state, plan, attempts, the fix."),
+            ToolDoc("get_stats", "Totals over your discussions: messages per participant."),
+        ]
+    )
+    # 修复 (the value) alone would put get_remediation first; the reply is what is asked for.
+    assert _names(index, "回复他：修复已经完成，修复报告在这里", 1) == ["reply_message"]
+    # ...but it still counts: here the words after the colon say what is wanted.
+    assert _names(index, "discussion totals: messages per participant?", 1) == ["get_stats"]
+    # Not a colon of a time, a URL, or pasted YAML.
+    assert ToolIndex._asked("remind me at 10:30") == ("remind me at 10:30", "")
+    assert ToolIndex._asked("watch https://a.example") == ("watch https://a.example", "")
+    assert ToolIndex._asked("apply:\nkind: Service") == ("apply:\nkind: Service", "")
+
+
+def test_a_word_of_a_tools_name_outweighs_the_same_word_in_other_tools_arguments() -> None:
+    notify = {"properties": {"notify": {"description": "inbox, email or wecom"}}}
+    index = ToolIndex(
+        [
+            ToolDoc("read_inbox", "Notifications stored for you."),
+            *(ToolDoc(f"create_watch_{n}", "Check a page on a schedule.", notify) for n in "abcd"),
+        ]
+    )
+    # "check" is in every watch and "inbox" in their arguments; inbox names one tool only.
+    assert _names(index, "Check my inbox.", 1) == ["read_inbox"]
+
+
+def test_everyday_words_grouped_by_meaning_find_the_tool_of_that_meaning() -> None:
+    index = ToolIndex(
+        [
+            ToolDoc("restart_workload", "Rolling-restart a Deployment."),
+            ToolDoc("get_metric", "Datapoints of a Cloud Monitor metric."),
+            ToolDoc("set_push_config", "Replace your push channels (and quiet hours)."),
+            ToolDoc("list_events", "What happened, newest first."),
+        ]
+    )
+    assert _names(index, "cycle the pods of checkout-api", 1) == ["restart_workload"]
+    assert _names(index, "checkout-api 的 qps 多少", 1) == ["get_metric"]
+    assert _names(index, "晚上十一点以后别推给我", 1) == ["set_push_config"]
+    assert _names(index, "昨晚到现在有什么动静", 1) == ["list_events"]
+    assert query_terms("pods")["workload"] == "pod→workload"
+    # One English word matches by its stem, so a synonym must not stem to another word:
+    # "paged" (an alarm went off) would read every "page" as an alarm.
+    assert not any("→" in why for why in query_terms("monitor my news page").values())
+
+
+def test_spoken_chinese_is_read_as_its_written_form() -> None:
+    index = ToolIndex([ToolDoc("get_task", "看看任务怎么样了"), ToolDoc("x_other", "别的")])
+    # 瞅瞅 → 看看, 咋 → 怎么: neither spoken form shares a character with any tool.
+    assert _names(index, "瞅瞅") == ["get_task"]
+    assert _names(index, "咋") == ["get_task"]
+
+
+def test_a_word_the_word_map_knows_is_not_read_as_a_misspelt_tool_word() -> None:
+    index = ToolIndex(
+        [
+            ToolDoc("scale_workload", "Scale a Deployment to a replica count."),
+            ToolDoc("regenerate_briefing", "Prepare today's briefing again."),
+        ]
+    )
+    # "stale" is one edit from "scale", but the map reads it (an outdated briefing).
+    assert _names(index, "it is stale") == ["regenerate_briefing"]
 
 
 def test_a_request_that_shares_no_word_with_any_tool_finds_nothing() -> None:
