@@ -69,12 +69,52 @@ _ORDINALS: dict[str, int] = {
 }
 
 
+# What a model passes when the person named nothing: a pronoun, a bare kind of thing, or a
+# placeholder copied from an argument's description ("任务名", "服务名"). Measured: a 1.5B model
+# calls pause_task(name="它") for "把它停了" and approve_remediation(which="第一个") for
+# "批准。" (docs/benchmarks.md). Such a reference picks nothing: the answer asks back.
+_NAMES_NOTHING = frozenset(
+    {
+        *("它", "他", "她", "它们", "那", "这", "那个", "这个", "那一个", "这一个", "哪个"),
+        *("任务", "任务名", "一个任务", "那个任务", "这个任务", "监控", "那个监控", "这个监控"),
+        *("服务", "服务名", "修复", "那个修复", "这个修复", "回滚", "那个回滚", "第几个", "名字"),
+        *("it", "that", "this", "thatone", "thisone", "them", "one", "theone", "unknown"),
+        *("task", "thetask", "atask", "taskname", "yourtaskname", "name", "watch", "thewatch"),
+        *("monitor", "themonitor", "fix", "thefix", "thatfix", "service", "servicename"),
+    }
+)
+_FILLER = re.compile(r"[\s_.\-'\"“”‘’，。？！、,?!]+|[吧呢啊了哦嘛]+$")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def _key(said: str) -> str:
+    return _FILLER.sub("", said.strip().lower())
+
+
+def names_nothing(said: str) -> bool:
+    """True when a spoken reference names no particular thing ("它", "that one", "任务名")."""
+    return _key(said) in _NAMES_NOTHING or not _key(said)
+
+
+def _part_of(key: str, text: str) -> bool:
+    """``key`` names ``text``: all of it, or a part long enough to mean it ("it" is in
+    "bitcoin" but names nothing there)."""
+    return key == text or (len(key) >= (2 if _CJK.search(key) else 3) and key in text)
+
+
+def _which_waits(runs: list[RemediationSummary]) -> str:
+    listed = "、".join(run_about(r) for r in runs[:3])
+    return f"等你审批的有：{listed}。请说服务名或第几个。"
+
+
 def pick_remediation(
     runs: list[RemediationSummary], said: str
 ) -> tuple[RemediationSummary | None, str]:
     """The run ``said`` refers to, or None and the question to ask back (deterministic)."""
     if not runs:
         return None, "现在没有等你审批的修复。"
+    if names_nothing(said):
+        return None, f"你说的是哪一个？{_which_waits(runs)}"
     text = said.strip().lower()
     ordinal = re.search(
         r"第\s*([一二三四五六七八九十\d]+)|\b(first|second|third|fourth|fifth|last)\b|最后|^\s*(\d+)\s*$",
@@ -90,17 +130,13 @@ def pick_remediation(
     matches = [
         r
         for r in runs
-        if words
-        and (
-            words in re.sub(r"[\s_.-]+", "", r.service.lower())
-            or words in re.sub(r"[\s_.-]+", "", r.alert_type.lower())
-        )
+        if _part_of(words, re.sub(r"[\s_.-]+", "", r.service.lower()))
+        or _part_of(words, re.sub(r"[\s_.-]+", "", r.alert_type.lower()))
     ]
     if len(matches) == 1:
         return matches[0], ""
     if not matches:
-        listed = "、".join(run_about(r) for r in runs[:3])
-        return None, f"没找到“{said}”。等你审批的有：{listed}。请说服务名或第几个。"
+        return None, f"没找到“{said}”。{_which_waits(runs)}"
     listed = "、".join(f"第{ORDINAL_WORDS[runs.index(r)]}个{run_about(r)}" for r in matches[:3])
     return None, f"有 {len(matches)} 个符合：{listed}。请说第几个。"
 
@@ -117,6 +153,9 @@ def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, 
     key = re.sub(r"[\s_.-]+", "", said.lower())
     if not tasks:
         return None, "你还没有任何任务。"
+    if names_nothing(said):
+        listed = "、".join(task_label(t) for t in tasks[:4])
+        return None, f"你说的是哪一个任务？你的任务有：{listed}。"
 
     def flat(value: str | None) -> str:
         return re.sub(r"[\s_.-]+", "", (value or "").lower())
@@ -127,7 +166,7 @@ def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, 
     found = exact or [
         t
         for t in tasks
-        if key and (key in flat(t.task_id.rsplit("/", 1)[-1]) or key in flat(t.summary))
+        if _part_of(key, flat(t.task_id.rsplit("/", 1)[-1])) or _part_of(key, flat(t.summary))
     ]
     if len(found) == 1:
         return found[0], ""

@@ -89,3 +89,39 @@ def test_tasks_are_named_as_spoken_and_hashed_names_by_their_summary() -> None:
     task, question = pick_task(tasks, "backup")
     assert task is None and "watch the shop home page" in question
     assert_speakable(question)
+
+
+def test_a_reference_that_names_nothing_asks_back_and_picks_nothing() -> None:
+    # What a small model passes for "把它停了" or "批准。": a pronoun or a placeholder copied
+    # from the argument's description — never a target, whatever the list holds.
+    tasks = [_task("threshold-watch/ops/btc", summary="bitcoin price"), _task("web-monitor/ops/hn")]
+    for said in [
+        "它",
+        "那个。",
+        "它吧",
+        "it",
+        "That one",
+        "任务名",
+        "your_task_name",
+        "监控",
+        "unknown",
+    ]:
+        task, question = pick_task(tasks, said)
+        assert task is None and "哪一个任务" in question and "btc" in question, said
+        assert_speakable(question)
+    for said in ["这个", "that", "服务名", "修复"]:
+        run, question = pick_remediation(RUNS, said)
+        assert run is None and "哪一个" in question and "payments" in question, said
+        assert_speakable(question)
+
+
+def test_a_short_part_inside_a_word_is_no_reference_but_a_whole_short_name_is() -> None:
+    tasks = [_task("threshold-watch/ops/btc", summary="bitcoin price"), _task("web-monitor/ops/hn")]
+    task, question = pick_task(tasks, "it")  # inside "bitcoin": would pause the wrong watch
+    assert task is None and question
+    task, _ = pick_task(tasks, "hn")
+    assert task is not None and task.task_id.endswith("/hn")
+    task, _ = pick_task(tasks, "bitcoin")
+    assert task is not None and task.task_id.endswith("/btc")
+    run, question = pick_remediation(RUNS, "pa")  # inside "payments"
+    assert run is None and "没找到" in question
