@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -41,6 +42,7 @@ from bench.toolcalls.scoring import (
     Attempt,
     Call,
     Case,
+    Effect,
     Report,
     Turn,
     calls_in_text,
@@ -392,13 +394,35 @@ async def evaluate(
             batch, await asyncio.gather(*(one(c, run) for c in batch)), strict=True
         ):
             attempts[case.id].append(attempt)
+    effects, names_nothing = voice_effects() if profile == "voice" else (None, None)
     return report(
         model,
         [(c, attempts[c.id]) for c in cases],
         model_sha256=model_sha256,
         profile=profile,
         tools=[t["function"]["name"] for t in tools],
+        effects=effects,
+        names_nothing=names_nothing,
     )
+
+
+def voice_effects() -> tuple[dict[str, Effect], Callable[[str], bool]]:
+    """What each voice tool does, read from the product (its annotations and its target
+    argument), and the product's own test of a target that names nothing."""
+    from mcp_server.voice import TOOLS
+    from mcp_server.voice_speech import names_nothing
+
+    effects = {
+        function.__name__: Effect(
+            writes=not hints.read_only_hint,
+            reference=next(
+                (p for p in inspect.signature(function).parameters if p in ("name", "which")),
+                None,
+            ),
+        )
+        for function, hints in TOOLS
+    }
+    return effects, names_nothing
 
 
 def benchmark_line(result: Report, command: str, when: datetime) -> str:
@@ -654,6 +678,9 @@ def print_report(result: Report) -> None:
         print(f"  [{part}] {row.cases} cases  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
     for offered, row in result.per_offer.items():
         print(f"  [{offered}] {row.cases} cases  pass^1 {row.pass1:.1%}  pass^k {row.pass_k:.1%}")
+    if result.unwanted:
+        said = ", ".join(f"{what} {n}" for what, n in result.unwanted.items())
+        print(f"  runs with a product call nobody asked for, by what it did: {said}")
     for tool, row in result.per_tool.items():
         print(f"  {tool:28} {row.cases:3}  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from math import ceil, comb
 from statistics import median
 from typing import Any, Literal
@@ -251,7 +252,41 @@ class Report(BaseModel):
     # --profile retrieve: cases whose expected tools were all offered, and the rest (the
     # search's recall bounds the pass).
     per_offer: dict[str, Row] = Field(default_factory=dict)
+    # Runs of cases that want no product call but made one, by what the product then did
+    # (unwanted_effect; only when the tools' effects are known: the voice profile).
+    unwanted: dict[str, int] = Field(default_factory=dict)
     failures: list[dict[str, Any]]
+
+
+class Effect(BaseModel):
+    """What calling a product tool does, for reading a call nobody asked for: whether it
+    changes anything, and the argument naming its target (the product asks back when that
+    names nothing: mcp_server.voice_speech.names_nothing)."""
+
+    writes: bool
+    reference: str | None = None
+
+
+Unwanted = Literal["asked back", "spoke", "changed"]
+
+
+def unwanted_effect(
+    calls: list[Call], effects: dict[str, Effect], names_nothing: Callable[[str], bool]
+) -> Unwanted:
+    """What the person got from product calls made where none was wanted: a question back
+    (every call's target names nothing, so the product asks which one), something read aloud
+    that changes nothing, or a change (a write whose target names something, or has none)."""
+
+    def asks_back(call: Call) -> bool:
+        effect = effects.get(call.tool)
+        said = call.arguments.get(effect.reference) if effect and effect.reference else None
+        return isinstance(said, str) and names_nothing(said)
+
+    if all(asks_back(c) for c in calls):
+        return "asked back"
+    if any(effects.get(c.tool, Effect(writes=True)).writes and not asks_back(c) for c in calls):
+        return "changed"
+    return "spoke"
 
 
 NO_TOOL = "(no tool)"
@@ -266,9 +301,12 @@ def report(
     model_sha256: str | None = None,
     profile: str = "full",
     tools: list[str] | None = None,
+    effects: dict[str, Effect] | None = None,
+    names_nothing: Callable[[str], bool] | None = None,
 ) -> Report:
     """pass^1 and pass^k overall, per expected tool and per language; error kinds counted
-    over all runs; failures listed with what was called."""
+    over all runs; failures listed with what was called; with ``effects`` and
+    ``names_nothing``, unwanted calls by what they would have done."""
     runs = min((len(attempts) for _, attempts in results), default=0)
     per_case: list[list[bool]] = []
     lenient: list[bool] = []
@@ -278,7 +316,14 @@ def report(
     per_offer: dict[str, list[list[bool]]] = {}
     errors = {"tool_choice": 0, "arguments": 0, "error": 0}
     failures: list[dict[str, Any]] = []
+    unwanted: Counter[str] = Counter()
     for case, attempts in results:
+        if not case.expected and effects is not None and names_nothing is not None:
+            unwanted.update(
+                unwanted_effect(a.calls, effects, names_nothing)
+                for a in attempts
+                if a.calls and a.error is None
+            )
         kinds = [outcome(case, a.calls, a.error) for a in attempts]
         oks = [kind == "correct" for kind in kinds]
         per_case.append(oks)
@@ -346,5 +391,6 @@ def report(
         per_lang={lang: row(v) for lang, v in sorted(per_lang.items())},
         per_part={part: row(v) for part, v in sorted(per_part.items())},
         per_offer={k: row(v) for k, v in sorted(per_offer.items())},
+        unwanted=dict(sorted(unwanted.items())),
         failures=failures,
     )

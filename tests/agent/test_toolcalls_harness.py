@@ -629,3 +629,23 @@ async def test_retrieve_profile_offers_what_the_chat_agent_offers_and_splits_pas
         "expected tool offered": {"cases": 1, "pass1": 1.0, "pass_k": 1.0},
     }
     assert (saved["cases"], saved["pass1"]) == (3, 2 / 3)
+
+
+def test_an_unwanted_call_is_read_by_what_the_product_would_do_with_it() -> None:
+    from bench.toolcalls.run import voice_effects
+
+    effects, names_nothing = voice_effects()
+    ask = Case(id="a", lang="zh", utterance="把它停了。", expected=[], part="ask-back")
+    thanks = Case(id="t", lang="en", utterance="Thanks.", expected=[])
+    runs = [
+        (ask, [Attempt(calls=[Call(tool="pause_task", arguments={"name": "它"})])]),
+        (ask, [Attempt(calls=[Call(tool="pause_task", arguments={"name": "btc"})])]),
+        (ask, [Attempt(calls=[])]),
+        (thanks, [Attempt(calls=[Call(tool="greet", arguments={})])]),
+        (thanks, [Attempt(calls=[Call(tool="cluster_health", arguments={})])]),
+        (thanks, [Attempt(calls=[Call(tool="task_status", arguments={"name": "that one"})])]),
+    ]
+    result = report("m", runs, effects=effects, names_nothing=names_nothing)
+    # greet is a write: it marks the day's briefing given; a guessed target pauses something.
+    assert result.unwanted == {"asked back": 2, "changed": 2, "spoke": 1}
+    assert report("m", runs).unwanted == {}
