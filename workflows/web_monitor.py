@@ -313,11 +313,12 @@ class WebMonitorWorkflow(WatchControls):
     def continue_suggested(self) -> bool:
         if super().continue_suggested():
             return True
-        # The patch keeps runs recorded before this rule replaying as they ran (it is asked
-        # only when the history is already long, so short runs record no marker).
-        return workflow.info().get_current_history_length() >= self.run_events and (
-            workflow.patched(RUN_LENGTH)
-        )
+        if workflow.info().get_current_history_length() < self.run_events:
+            return False
+        # Asked only when the history is that long (short runs record no marker); deprecated:
+        # a run recorded before it that grew past the bound no longer replays.
+        workflow.deprecate_patch(RUN_LENGTH)
+        return True
 
     def continued(self) -> WebMonitorInput:
         return WebMonitorInput(
