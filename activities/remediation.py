@@ -40,8 +40,6 @@ from ambient.remediation.runs import (
     Opened,
     OpenInput,
     PermissionInput,
-    Prepared,
-    PrepareInput,
     RecordInput,
     TriageAlerts,
     Verification,
@@ -108,24 +106,10 @@ class RemediationActivities:
         return executor
 
     @activity.defn
-    async def prepare_remediation(self, request: PrepareInput) -> Prepared:
-        """Score the alert, choose the plan; audit both and record the run before anything runs.
-
-        Runs recorded before ``open_remediation`` (workflows/remediation.py) still call it.
-        """
-        async with self._db.session() as session:
-            rules = await AlertRuleRepository(session).all()
-        prepared = await self._score(request, rules)
-        async with self._db.write_session() as session:
-            await self._save_prepared(session, request, prepared)
-            await session.commit()
-        return prepared
-
-    @activity.defn
     async def open_remediation(self, request: OpenInput) -> Opened:
         """Score and plan, then the first rung's permission, gates and checkpoint, at once.
 
-        The same decisions and audit rows as prepare_remediation, check_remediation_permission,
+        The same decisions and audit rows as scoring, check_remediation_permission,
         check_remediation_gates and take_remediation_checkpoint in turn, but one write
         transaction instead of five: in an alert storm every run's transactions queued for the
         one SQLite writer before its first change. What is not decided here (a rung that needs
@@ -135,7 +119,7 @@ class RemediationActivities:
         async with self._db.session() as session:
             rules = await AlertRuleRepository(session).all()
             user = await UserRepository(session).get(request.user)
-        opened = Opened(**dict(await self._score(request, rules)))
+        opened = await self._score(request, rules)
         policy = opened.policy
         first = opened.plan[0] if opened.plan else None
         if first is not None and first.rung is Rung.HAND_OVER:
@@ -194,15 +178,15 @@ class RemediationActivities:
             await session.commit()
         return opened
 
-    async def _score(self, request: PrepareInput, rules: list[AlertRule]) -> Prepared:
+    async def _score(self, request: OpenInput, rules: list[AlertRule]) -> Opened:
         card = await score_alert(request.alert, rules, self._llm)
         rule = match_rule(request.alert, rules)
         policy = policy_of(self._settings)
         steps = plan(card.score, rule, policy.approval_from_rung)
-        return Prepared(card=card, rule=rule, plan=steps, policy=policy)
+        return Opened(card=card, rule=rule, plan=steps, policy=policy)
 
     async def _save_prepared(
-        self, session: AsyncSession, request: PrepareInput, prepared: Prepared
+        self, session: AsyncSession, request: OpenInput, prepared: Opened
     ) -> None:
         card = prepared.card
         common = {"subject": request.run_key, "actor": "remediation"}
@@ -458,7 +442,6 @@ class RemediationActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [
-            self.prepare_remediation,
             self.open_remediation,
             self.check_remediation_permission,
             self.check_remediation_gates,

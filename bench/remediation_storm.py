@@ -22,8 +22,9 @@ stand-in cluster).
               its score buys. Then a few are approved through the API: one scale write each.
 
 Per-stage timestamps (activity interceptor and the workflow histories) show where the time
-to the first action goes: intake answered, first workflow task started, scoring
-(prepare_remediation), permission, gates, checkpoint, the change activity's queueing.
+to the first action goes: intake answered, first workflow task started, scoring with the
+first rung's checks (open_remediation, or the activities a check it could not decide takes:
+permission, gates, checkpoint), the change activity's queueing.
 """
 
 from __future__ import annotations
@@ -262,18 +263,15 @@ class Bench:
             if started is not None:
                 marks["first workflow task started"].append(started - t0)
             for kind, label in (
-                ("prepare_remediation", "scoring done (prepare_remediation)"),
+                ("open_remediation", "scoring to checkpoint done (open_remediation)"),
                 ("check_remediation_permission", "permission done"),
                 ("check_remediation_gates", "gates done"),
                 ("take_remediation_checkpoint", "checkpoint read done"),
-                # Since the first-step-at-once patch: all four in one activity.
-                ("open_remediation", "scoring to checkpoint done (open_remediation)"),
             ):
                 if kind in self.stages.end[rid]:
                     marks[label].append(self.stages.end[rid][kind] - t0)
-            for kind in ("prepare_remediation", "open_remediation"):
-                if kind in self.stages.start[rid]:
-                    marks["scoring started"].append(self.stages.start[rid][kind] - t0)
+            if "open_remediation" in self.stages.start[rid]:
+                marks["scoring started"].append(self.stages.start[rid]["open_remediation"] - t0)
             if "apply_remediation_step" in self.stages.scheduled[rid]:
                 marks["change activity scheduled"].append(
                     self.stages.scheduled[rid]["apply_remediation_step"] - t0
@@ -285,11 +283,10 @@ class Bench:
             "intake answered (workflow started)",
             "first workflow task started",
             "scoring started",
-            "scoring done (prepare_remediation)",
+            "scoring to checkpoint done (open_remediation)",
             "permission done",
             "gates done",
             "checkpoint read done",
-            "scoring to checkpoint done (open_remediation)",
             "change activity scheduled",
             "change activity started",
         ]

@@ -43,8 +43,8 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import NotifyRequest, NotifyResult, Target
     from ambient.temporal import ACTIVITY_FAILED, STATE
 
-# Runs recorded before this change spoke the briefing to a greeting while paused; new runs
-# answer that the briefing is paused (and the day is not used up).
+# A greeting while paused is answered "paused" (the day is not used up). Deprecated: runs
+# recorded with its marker replay; runs from before it (they spoke the briefing) do not.
 PAUSED_GREETING = "paused-greeting"
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
@@ -133,7 +133,8 @@ class DailyBriefingWorkflow:
     async def greet(self, request: GreetRequest) -> GreetResult:
         """The voice trigger: the briefing at the first greeting inside today's window."""
         language = self.run_input.config.language
-        if self.paused and workflow.patched(PAUSED_GREETING):
+        if self.paused:
+            workflow.deprecate_patch(PAUSED_GREETING)
             # At once, with or without a day: a paused run may not even have planned one.
             return GreetResult(
                 outcome=GreetOutcome.PAUSED, text=greeting_text(GreetOutcome.PAUSED, language)

@@ -48,9 +48,10 @@ class EventDigestWorkflow:
         )
         decision, generated_by = verdict.decision, verdict.generated_by
         # Late commits (ambient/storage/event_cursor.py): the batch's key names its late events
-        # and the decision carries the cursor's gaps, so the next run reads them again.
-        gaps = workflow.patched("event-cursor-gaps")
-        key = f"event-agent/{user}/{collected.mark if gaps else collected.last_id}"
+        # and the decision carries the cursor's gaps, so the next run reads them again. The
+        # patch is deprecated: runs recorded before it (keyed by the last id) no longer replay.
+        workflow.deprecate_patch("event-cursor-gaps")
+        key = f"event-agent/{user}/{collected.mark}"
         if decision.notify:
             await deliver(
                 user=user,
@@ -70,7 +71,7 @@ class EventDigestWorkflow:
             key=f"{key}/decision",
             payload={
                 "last_event_id": collected.last_id,
-                **({"gaps": [list(g) for g in collected.gaps]} if gaps else {}),
+                "gaps": [list(g) for g in collected.gaps],
                 "events": len(collected.events),
                 "reason": decision.reason,
                 "title": decision.title,

@@ -38,8 +38,6 @@ with workflow.unsafe.imports_passed_through():
         Opened,
         OpenInput,
         PermissionInput,
-        Prepared,
-        PrepareInput,
         RemediationInput,
         RemediationPolicy,
         RemediationState,
@@ -53,9 +51,10 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import ACTIVITY_FAILED
 
 Outcome = Literal["resolved", "next", "stop"]
-# Runs started before it took five activities (and five database transactions) to their first
-# change: scoring, the plan's post, permission, gates, checkpoint. Since, one activity decides
-# the first rung's checks with the scoring, and the plan is posted after the first change.
+# One activity decides the first rung's checks with the scoring, and the plan is posted after
+# the first change. Runs started before this patch (five activities to their first change:
+# scoring, the plan's post, permission, gates, checkpoint) no longer replay; deprecated, so
+# runs recorded with its marker still do (docs/remediation.md).
 FIRST_STEP_AT_ONCE = "first-step-at-once"
 
 
@@ -92,52 +91,34 @@ class GradedRemediationWorkflow(RemediationSafety):
 
     @workflow.run
     async def run(self, request: RemediationInput) -> RemediationStatus:
-        if workflow.patched(FIRST_STEP_AT_ONCE):
-            self.opened = await self._act(
-                RemediationActivities.open_remediation,
-                OpenInput(
-                    run_key=self.run_key,
-                    remediation_id=self.remediation_id,
-                    alert=self.alert,
-                    user=request.user,
-                    mode=request.mode,
-                    started_at=self.started_at,
-                    now=workflow.now(),
-                ),
-                limit=timedelta(minutes=2),
-            )
-            prepared: Prepared = self.opened
-        else:
-            prepared = await self._act(
-                RemediationActivities.prepare_remediation,
-                PrepareInput(
-                    run_key=self.run_key,
-                    remediation_id=self.remediation_id,
-                    alert=self.alert,
-                    user=request.user,
-                    mode=request.mode,
-                    started_at=self.started_at,
-                ),
-                limit=timedelta(minutes=2),
-            )
-        self.card, self.plan, self.policy = prepared.card, prepared.plan, prepared.policy
+        workflow.deprecate_patch(FIRST_STEP_AT_ONCE)
+        self.opened = opened = await self._act(
+            RemediationActivities.open_remediation,
+            OpenInput(
+                run_key=self.run_key,
+                remediation_id=self.remediation_id,
+                alert=self.alert,
+                user=request.user,
+                mode=request.mode,
+                started_at=self.started_at,
+                now=workflow.now(),
+            ),
+            limit=timedelta(minutes=2),
+        )
+        self.card, self.plan, self.policy = opened.card, opened.plan, opened.policy
         await self._set_state("planned")
         steps = "\n".join(
             f"{s.attempt}. {s.rung.name.lower()} — {s.action}"
             + (" (needs approval)" if s.needs_approval else "")
             for s in self.plan
         )
-        plan_post = (
+        # A courtesy copy: it goes out before the run's next post, after the first change.
+        self.held_post = (
             f"{self.run_key}/plan",
-            f"Score {self.card.score if self.card else '?'}, budget {len(self.plan)}. "
+            f"Score {opened.card.score}, budget {len(self.plan)}. "
             f"Plan for {self.alert.service}:\n{steps}",
             ["plan"],
         )
-        if self.opened is not None:
-            # A courtesy copy: it goes out before the run's next post, after the first change.
-            self.held_post = plan_post
-        else:
-            await self._discuss(*plan_post)
         for step in self.plan:
             if self.aborted:
                 break

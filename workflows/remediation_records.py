@@ -42,7 +42,8 @@ P = TypeVar("P")
 R = TypeVar("R")
 
 SHORT = timedelta(seconds=30)
-# Runs recorded before remediations posted to the discussion bus replay without the posts.
+# Deprecated: runs recorded with its marker replay; runs from before remediations posted to
+# the discussion bus (no marker) no longer do.
 DISCUSSION_POSTS = "discussion-posts"
 # Reads retry a little; changes retry a little more but never forever (DESIGN §6).
 READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
@@ -191,8 +192,7 @@ class RemediationRecords:
 
     async def _discuss(self, key: str, content: str, tags: list[str]) -> None:
         """Post on the alert's discussion (plan, steps, outcome; replies can approve)."""
-        if not workflow.patched(DISCUSSION_POSTS):
-            return
+        workflow.deprecate_patch(DISCUSSION_POSTS)
         if self.held_post is not None:
             held, self.held_post = self.held_post, None
             await self._discuss(*held)

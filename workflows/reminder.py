@@ -18,8 +18,8 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.watch_controls import deliver, failure_text, record_event
 
-# Runs recorded before this change failed when the notify activity failed (or a news page's
-# check did); new runs record the failure as data and the reminder's run completes.
+# A failed notify (or a news page's failed check) is recorded as data and the run completes.
+# Deprecated: runs recorded with its marker replay; runs from before it (they failed) do not.
 FAILURES_AS_DATA = "reminder-failures-as-data"
 
 
@@ -47,8 +47,7 @@ class ReminderWorkflow:
         try:
             result = await deliver(user=run.user, key=key, message=message, targets=targets)
         except ActivityError as error:
-            if not workflow.patched(FAILURES_AS_DATA):
-                raise
+            workflow.deprecate_patch(FAILURES_AS_DATA)
             errors.append(f"notify: {failure_text(error)}")
         else:
             # One channel's failure is one failed delivery: the others were still sent.
@@ -57,7 +56,8 @@ class ReminderWorkflow:
                 for d in result.deliveries
                 if d.status is DeliveryStatus.FAILED
             ]
-        if errors and workflow.patched(FAILURES_AS_DATA):
+        if errors:
+            workflow.deprecate_patch(FAILURES_AS_DATA)
             # Counted and recorded where the user sees events (the run itself completes).
             await record_event(
                 user=run.user,
@@ -74,6 +74,7 @@ class ReminderWorkflow:
         return message.body
 
     async def digest(self, run: ReminderRun) -> str:
+        workflow.deprecate_patch(FAILURES_AS_DATA)
         checks = await asyncio.gather(
             *(
                 workflow.execute_activity_method(
@@ -90,7 +91,7 @@ class ReminderWorkflow:
                 for url in run.config.news_urls
             ),
             # One page whose check failed for good is a section saying so, not a lost digest.
-            return_exceptions=workflow.patched(FAILURES_AS_DATA),
+            return_exceptions=True,
         )
         sections = []
         for url, check in zip(run.config.news_urls, checks, strict=True):

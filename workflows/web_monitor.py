@@ -60,7 +60,8 @@ END_POLL_WAIT = timedelta(seconds=10)
 # request ends such a poll within END_POLL_READ; the workflow cancels the poll and waits this
 # long for its result, so the events it hands back are taken from it, not handed back again
 # by the next poll (that would put them in history twice). A poll that does not answer is
-# dead: its result is dropped and the next poll takes over what it stored.
+# dead: its result is dropped and the next poll takes over what it stored. The patch is
+# deprecated: runs recorded before it (a lost poll abandoned at once) no longer replay.
 LOST_POLL_WAIT = timedelta(seconds=15)
 LOST_POLL_ANSWERS = "poll-lost-answers"
 # The worker caches few workflows (settings.max_cached_workflows: a cached run costs ~100 KB
@@ -198,9 +199,7 @@ class WebMonitorWorkflow(WatchControls):
                 if not handle.done() and not self.is_lost(number):
                     await workflow.wait_condition(lambda: handle.done() or self.is_lost(number))
             if not handle.done() and self.lost is not None:
-                if not workflow.patched(LOST_POLL_ANSWERS):
-                    self.abandon(handle, self.lost)
-                    return
+                workflow.deprecate_patch(LOST_POLL_ANSWERS)
                 if not await self.answers(handle, self.lost):
                     return
             result = await handle
@@ -314,11 +313,12 @@ class WebMonitorWorkflow(WatchControls):
     def continue_suggested(self) -> bool:
         if super().continue_suggested():
             return True
-        # The patch keeps runs recorded before this rule replaying as they ran (it is asked
-        # only when the history is already long, so short runs record no marker).
-        return workflow.info().get_current_history_length() >= self.run_events and (
-            workflow.patched(RUN_LENGTH)
-        )
+        if workflow.info().get_current_history_length() < self.run_events:
+            return False
+        # Asked only when the history is that long (short runs record no marker); deprecated:
+        # a run recorded before it that grew past the bound no longer replays.
+        workflow.deprecate_patch(RUN_LENGTH)
+        return True
 
     def continued(self) -> WebMonitorInput:
         return WebMonitorInput(

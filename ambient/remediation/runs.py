@@ -61,22 +61,6 @@ class RemediationInput(BaseModel):
         return read_stored(Alert, value)
 
 
-class PrepareInput(BaseModel):
-    run_key: str
-    remediation_id: str = ""
-    alert: Alert
-    user: str
-    mode: Mode
-    started_at: datetime | None = None
-
-
-class Prepared(BaseModel):
-    card: ScoreCard
-    rule: AlertRule | None = None
-    plan: list[PlannedStep]
-    policy: RemediationPolicy
-
-
 class PermissionInput(BaseModel):
     run_key: str
     key: str
@@ -110,20 +94,30 @@ class CheckpointInput(BaseModel):
     target: WorkloadRef
 
 
-class OpenInput(PrepareInput):
+class OpenInput(BaseModel):
     """Scoring and the first rung's checks, taken in one activity (``open_remediation``)."""
 
+    run_key: str
+    remediation_id: str = ""
+    alert: Alert
+    user: str
+    mode: Mode
+    started_at: datetime | None = None
     # Workflow time, as GateInput.now: the first gate decides on the workflow's clock.
     now: datetime
 
 
-class Opened(Prepared):
+class Opened(BaseModel):
     """The plan, and what was already decided for its first rung (None: not taken here).
 
     ``gate`` only when the first rung needs no approval and the permission allowed it;
     ``checkpoint`` only when that gate let the step go and the workload could be read.
     """
 
+    card: ScoreCard
+    rule: AlertRule | None = None
+    plan: list[PlannedStep]
+    policy: RemediationPolicy
     permission: PermissionDecision | None = None
     gate: GateDecision | None = None
     checkpoint: Checkpoint | None = None

@@ -50,7 +50,7 @@ async def _run(env: WorkflowEnvironment, queue: str, user: str, n: int) -> Diges
     )
     result = await handle.result()
     if n == 1:
-        await save_history(handle, "event_digest_v2_cursor_gaps")
+        await save_history(handle, "event_digest")
     return result
 
 

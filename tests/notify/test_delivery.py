@@ -29,6 +29,7 @@ from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
 from tests.notify.standins import WEBHOOK_SECRET, WECOM_KEY, PushEndpoints
 from tests.notify.workflows import SendOnceWorkflow
+from tests.support.record import save_history
 from tests.support.servers import serve
 from workflows.reminder import ReminderWorkflow
 
@@ -285,6 +286,7 @@ async def test_a_reminder_whose_one_channel_fails_still_delivers_the_others_and_
             id=f"{task}/run",
             task_queue=worker.task_queue,
         )
+    await save_history(ts_env.client.get_workflow_handle(f"{task}/run"), "reminder_delivery_failed")
     assert body == "站会"
     assert [name for name, _ in state.received] == ["webhook"]
     async with deps.db.session() as session:

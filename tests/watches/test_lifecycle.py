@@ -249,6 +249,7 @@ async def test_news_digest_second_run_reports_what_changed_since_the_first(
                 )
             )
             state.pages["/front"] = article("Old story about rivers.", "New bridge opens.")
+    await save_history(ts_env.client.get_workflow_handle(f"{task}/run-1"), "reminder_news_digest")
     assert "first look taken" in bodies[0]
     assert "first look" not in bodies[1] and "New bridge opens." in bodies[1]
 
