@@ -22,8 +22,8 @@ INSTRUCTIONS = (
     "- 打招呼 / greeting: greet\n"
     "- 有什么要我处理、待审批 / what needs me: what_needs_me\n"
     "- 批准、拒绝修复或回滚 / approve, refuse: approve_remediation, refuse_remediation "
-    "(which: 服务名或“第一个”)\n"
-    "- 任务怎么样、暂停、恢复 / a task: task_status, pause_task, resume_task (name: 任务名)\n"
+    "(which: 服务名)\n"
+    "- 任务怎么样、暂停、恢复 / a task: task_status, pause_task, resume_task\n"
     "- 集群 / clusters: cluster_health; 报错、失败 / errors: recent_errors (hours)\n"
     "No tool for thanks, jokes, weather or small talk (不调用工具); when no task is named "
     "(“它”“那个”), 先问是哪一个.\n"
@@ -52,23 +52,23 @@ Reference = Annotated[
     Field(
         min_length=1,
         max_length=100,
-        description="哪一个：服务名或“第一个” / which one: service name or 'the first one'",
+        description="用户说出的服务名 / the service the user named",
     ),
 ]
 
 
 # Each voice tool's description: Chinese first (what people say), then a few English words.
 DESCRIPTIONS: dict[str, str] = {
-    "greet": "用户问好（你好、早上好）时调用，播报今日简报。谢谢、再见不用。"
+    "greet": "用户问好（你好、早上好）时调用，播报今日简报。"
     "Greeting: today's briefing.",
     "what_needs_me": "现在需要我处理什么：待我审批的修复和未结束的告警。What needs me now.",
-    "approve_remediation": "批准一个等我审批的修复，按服务名或“第一个”。"
+    "approve_remediation": "批准一个等我审批的修复，按服务名。"
     "Approve a waiting remediation.",
     "refuse_remediation": "拒绝一个等我审批的修复。Refuse a waiting remediation.",
     "task_status": "某个任务或监控现在怎么样、还在跑吗，按名字。"
     "A task's status by its spoken name.",
     "pause_task": "暂停（停掉、先停一下）一个任务，按名字。Pause a task by its spoken name.",
     "resume_task": "恢复（继续、重新打开）一个暂停的任务，按名字。Resume a task, turn it back on.",
-    "cluster_health": "容器集群（Kubernetes）健康状况；任务、天气不用。Kubernetes cluster health.",
+    "cluster_health": "容器集群（Kubernetes）健康状况。Kubernetes cluster health.",
     "recent_errors": "最近的错误，一句话。Recent errors of my tasks in one sentence.",
 }
