@@ -359,6 +359,7 @@ async def evaluate(
     progress: Path | None = None,
     offer: ToolOffer | None = None,
     environment: list[dict[str, Any]] | None = None,
+    read_effects: bool = False,
 ) -> Report:
     """Every case ``runs`` times. The first request goes alone (it fills a local server's
     prompt cache, and its time is reported apart), then the rest ``concurrency`` at a time.
@@ -394,7 +395,8 @@ async def evaluate(
             batch, await asyncio.gather(*(one(c, run) for c in batch)), strict=True
         ):
             attempts[case.id].append(attempt)
-    effects, names_nothing = voice_effects() if profile == "voice" else (None, None)
+    # The voice tools' effects, to read a call nobody asked for by what it would have done.
+    effects, names_nothing = voice_effects() if read_effects else (None, None)
     return report(
         model,
         [(c, attempts[c.id]) for c in cases],
@@ -652,6 +654,7 @@ async def _run(
         progress=args.progress,
         offer=offer,
         environment=ENVIRONMENTS[args.environment],
+        read_effects=profile == "voice",
     )
 
 

@@ -419,6 +419,12 @@ async def test_the_xiaozhi_environment_counts_its_own_tools_as_no_product_call(
     offered = {t["function"]["name"] for t in llm.requests[-1]["tools"]}
     assert {"get_weather", "play_music", "handle_exit_intent", "cluster_health"} <= offered
     assert "xiaozhi's own" in saved["profile"]
+    # The voice profile reads an unwanted call by what it would do, with 小智's tools or not.
+    llm = LLMApi(responder=lambda body: ToolCalls([("pause_task", {"name": "它"})]))
+    asked = await bench_report(
+        llm, tmp_path, monkeypatch, rows, "--profile", "voice", "--environment", "xiaozhi"
+    )
+    assert asked["unwanted"] == {"asked back": 1}
 
 
 async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both_halves() -> None:
