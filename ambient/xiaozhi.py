@@ -261,9 +261,28 @@ def _within(speaker: User, owner: User) -> bool:
 NO_SPEAKER = frozenset(
     {"", "null", "none", "nil", "n/a", "unknown", "user", "speaker", "me", "用户", "我", "未知"}
 )
+# The default assistant's name as a model spells it in Latin letters.
+_ASSISTANT_SPELLINGS = {"小智": {"xiaozhi", "xiao zhi"}}
 
 
-async def resolve_speaker(db: Database, owner: str, speaker: str | None) -> Speaker:
+def names_no_speaker(speaker: str | None, assistant: str | None, described_as: str = "") -> bool:
+    """True when a model's ``speaker`` argument names nobody: a placeholder ("unknown"), the
+    assistant itself however repeated or spelt ("小智小智", "xiaozhi"), or words copied from
+    the argument's own description (a small model filled "声纹认出的人名", docs/benchmarks.md).
+    Such a call is the owner's, not a stranger's to refuse."""
+    key = (speaker or "").strip().lower()
+    name = (assistant or "").strip().lower()
+    return (
+        key in NO_SPEAKER
+        or (bool(name) and key.replace(name, "") == "")
+        or key in _ASSISTANT_SPELLINGS.get(name, set())
+        or (len(key) >= 2 and key in described_as.lower())
+    )
+
+
+async def resolve_speaker(
+    db: Database, owner: str, speaker: str | None, described_as: str = ""
+) -> Speaker:
     """Who the voiceprint name ``speaker`` is, as far as the ``owner``'s endpoint may tell.
 
     Matched against a user's voiceprint id or user name (case-insensitive). Another user is
@@ -278,7 +297,7 @@ async def resolve_speaker(db: Database, owner: str, speaker: str | None) -> Spea
         key = (speaker or "").strip().lower()
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
-        if key in NO_SPEAKER or key == (account.assistant_name or "").strip().lower():
+        if names_no_speaker(speaker, account.assistant_name or "小智", described_as):
             return Speaker(SpeakerKind.OWNER, account)
         query = select(User).where(
             or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)

@@ -35,7 +35,14 @@ from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import Speaker, SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import server_shell
-from mcp_server.voice_prompt import DESCRIPTIONS, INSTRUCTIONS, Reference, Spoken, TaskName
+from mcp_server.voice_prompt import (
+    DESCRIPTIONS,
+    INSTRUCTIONS,
+    SPEAKER_DESCRIPTION,
+    Reference,
+    Spoken,
+    TaskName,
+)
 from mcp_server.voice_speech import (
     MAX_SPOKEN,
     ORDINAL_WORDS,
@@ -71,7 +78,9 @@ BEYOND_OWNER = "这台设备主人的权限比你的小，我不能用你的身�
 
 
 async def _speaker(ctx: Context[Any, Any], speaker: str | None) -> Speaker:
-    return await resolve_speaker(app_state(ctx).db, current_user(ctx), speaker)
+    return await resolve_speaker(
+        app_state(ctx).db, current_user(ctx), speaker, described_as=SPEAKER_DESCRIPTION
+    )
 
 
 async def _answer(

@@ -30,15 +30,10 @@ INSTRUCTIONS = (
     "Pass the voiceprint speaker name as `speaker` only when known."
 )
 
-Spoken = Annotated[
-    str | None,
-    # Models filled "小智" or "unknown" when told only "optional": say what it is and when to
-    # leave it out.
-    Field(
-        default=None,
-        description="声纹认出的人名，不知道就不填 / a voiceprint name, else leave out",
-    ),
-]
+# Models filled "小智" or "unknown" when told only "optional": say what it is and when to
+# leave it out. A value copied from this text is no speaker (ambient.xiaozhi.names_no_speaker).
+SPEAKER_DESCRIPTION = "声纹认出的人名，不知道就不填 / a voiceprint name, else leave out"
+Spoken = Annotated[str | None, Field(default=None, description=SPEAKER_DESCRIPTION)]
 TaskName = Annotated[
     str,
     Field(
@@ -59,11 +54,9 @@ Reference = Annotated[
 
 # Each voice tool's description: Chinese first (what people say), then a few English words.
 DESCRIPTIONS: dict[str, str] = {
-    "greet": "用户问好（你好、早上好）时调用，播报今日简报。"
-    "Greeting: today's briefing.",
+    "greet": "用户问好（你好、早上好）时调用，播报今日简报。Greeting: today's briefing.",
     "what_needs_me": "现在需要我处理什么：待我审批的修复和未结束的告警。What needs me now.",
-    "approve_remediation": "批准一个等我审批的修复，按服务名。"
-    "Approve a waiting remediation.",
+    "approve_remediation": "批准一个等我审批的修复，按服务名。Approve a waiting remediation.",
     "refuse_remediation": "拒绝一个等我审批的修复。Refuse a waiting remediation.",
     "task_status": "某个任务或监控现在怎么样、还在跑吗，按名字。"
     "A task's status by its spoken name.",

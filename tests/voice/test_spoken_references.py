@@ -125,3 +125,14 @@ def test_a_short_part_inside_a_word_is_no_reference_but_a_whole_short_name_is() 
     assert task is not None and task.task_id.endswith("/btc")
     run, question = pick_remediation(RUNS, "pa")  # inside "payments"
     assert run is None and "没找到" in question
+
+
+def test_a_speaker_a_model_guessed_names_nobody_but_a_real_name_does() -> None:
+    from ambient.xiaozhi import names_no_speaker
+    from mcp_server.voice_prompt import SPEAKER_DESCRIPTION
+
+    for guessed in ["", "unknown", "小智", "小智小智", "XiaoZhi", "声纹认出的人名"]:
+        assert names_no_speaker(guessed, "小智", SPEAKER_DESCRIPTION), guessed
+    for name in ["陌生人", "vp-guest", "alice"]:
+        assert not names_no_speaker(name, "小智", SPEAKER_DESCRIPTION), name
+    assert not names_no_speaker("xiaozhi", "阿福", SPEAKER_DESCRIPTION)  # another assistant

@@ -97,6 +97,11 @@ async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_h
             # A stranger's voice, or one the owner never allowed: nobody's data.
             stranger = await say(client, "what_needs_me", speaker="陌生人")
             assert "不认识" in stranger and "checkout" not in stranger
+            # What a small model fills when no voiceprint was given — the assistant's name in
+            # Latin letters, or the argument's own description — is the owner, not a stranger.
+            for guessed in ("xiaozhi", "小智小智", "声纹认出的人名"):
+                owner = await say(client, "what_needs_me", speaker=guessed)
+                assert "checkout" in owner, guessed
             # An allowed speaker hears their own (nothing), never the owner's.
             guest = await say(client, "what_needs_me", speaker="vp-guest")
             assert "没有需要你处理" in guest
