@@ -43,6 +43,7 @@ from bench.toolcalls.scoring import (
     Call,
     Case,
     Effect,
+    ProductReading,
     Report,
     Turn,
     calls_in_text,
@@ -395,23 +396,23 @@ async def evaluate(
             batch, await asyncio.gather(*(one(c, run) for c in batch)), strict=True
         ):
             attempts[case.id].append(attempt)
-    # The voice tools' effects, to read a call nobody asked for by what it would have done.
-    effects, names_nothing = voice_effects() if read_effects else (None, None)
     return report(
         model,
         [(c, attempts[c.id]) for c in cases],
         model_sha256=model_sha256,
         profile=profile,
         tools=[t["function"]["name"] for t in tools],
-        effects=effects,
-        names_nothing=names_nothing,
+        # The voice tools' effects: a call nobody asked for is read by what it would do.
+        reading=voice_reading() if read_effects else None,
     )
 
 
-def voice_effects() -> tuple[dict[str, Effect], Callable[[str], bool]]:
+def voice_reading() -> ProductReading:
     """What each voice tool does, read from the product (its annotations and its target
-    argument), and the product's own test of a target that names nothing."""
+    argument), and the product's own tests of a target and a speaker that name nothing."""
+    from ambient.xiaozhi import names_no_speaker
     from mcp_server.voice import TOOLS
+    from mcp_server.voice_prompt import SPEAKER_DESCRIPTION
     from mcp_server.voice_speech import names_nothing
 
     effects = {
@@ -424,7 +425,12 @@ def voice_effects() -> tuple[dict[str, Effect], Callable[[str], bool]]:
         )
         for function, hints in TOOLS
     }
-    return effects, names_nothing
+    return ProductReading(
+        effects=effects,
+        names_nothing=names_nothing,
+        # The owner's assistant as `ambient dev` names it (the default, 小智).
+        names_no_speaker=lambda said: names_no_speaker(said, "小智", SPEAKER_DESCRIPTION),
+    )
 
 
 def benchmark_line(result: Report, command: str, when: datetime) -> str:
@@ -684,6 +690,9 @@ def print_report(result: Report) -> None:
     if result.unwanted:
         said = ", ".join(f"{what} {n}" for what, n in result.unwanted.items())
         print(f"  runs with a product call nobody asked for, by what it did: {said}")
+    if result.guessed_speakers is not None:
+        guessed = result.guessed_speakers
+        print(f"  calls naming a speaker nobody said (answered as a stranger): {guessed}")
     for tool, row in result.per_tool.items():
         print(f"  {tool:28} {row.cases:3}  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
 

@@ -255,6 +255,9 @@ class Report(BaseModel):
     # Runs of cases that want no product call but made one, by what the product then did
     # (unwanted_effect; only when the tools' effects are known: the voice profile).
     unwanted: dict[str, int] = Field(default_factory=dict)
+    # Product calls naming a speaker no case gave (the product answers a stranger's name with
+    # "I don't know your voice"); None when the product's reading is not known.
+    guessed_speakers: int | None = None
     failures: list[dict[str, Any]]
 
 
@@ -268,6 +271,15 @@ class Effect(BaseModel):
 
 
 Unwanted = Literal["asked back", "spoke", "changed"]
+
+
+class ProductReading(BaseModel):
+    """What the product does with a call, for the voice profile: each tool's effect, its test
+    of a target that names nothing, and its test of a speaker that names nobody."""
+
+    effects: dict[str, Effect]
+    names_nothing: Callable[[str], bool]
+    names_no_speaker: Callable[[str], bool]
 
 
 def unwanted_effect(
@@ -301,12 +313,11 @@ def report(
     model_sha256: str | None = None,
     profile: str = "full",
     tools: list[str] | None = None,
-    effects: dict[str, Effect] | None = None,
-    names_nothing: Callable[[str], bool] | None = None,
+    reading: ProductReading | None = None,
 ) -> Report:
     """pass^1 and pass^k overall, per expected tool and per language; error kinds counted
-    over all runs; failures listed with what was called; with ``effects`` and
-    ``names_nothing``, unwanted calls by what they would have done."""
+    over all runs; failures listed with what was called; with ``reading``, unwanted calls by
+    what they would have done and the calls naming a speaker nobody said."""
     runs = min((len(attempts) for _, attempts in results), default=0)
     per_case: list[list[bool]] = []
     lenient: list[bool] = []
@@ -317,12 +328,21 @@ def report(
     errors = {"tool_choice": 0, "arguments": 0, "error": 0}
     failures: list[dict[str, Any]] = []
     unwanted: Counter[str] = Counter()
+    guessed_speakers = 0
     for case, attempts in results:
-        if not case.expected and effects is not None and names_nothing is not None:
-            unwanted.update(
-                unwanted_effect(a.calls, effects, names_nothing)
+        if reading is not None:
+            if not case.expected:
+                unwanted.update(
+                    unwanted_effect(a.calls, reading.effects, reading.names_nothing)
+                    for a in attempts
+                    if a.calls and a.error is None
+                )
+            # No case gives a voiceprint name: a speaker in a call is the model's guess.
+            guessed_speakers += sum(
+                isinstance(said := c.arguments.get("speaker"), str)
+                and not reading.names_no_speaker(said)
                 for a in attempts
-                if a.calls and a.error is None
+                for c in a.calls
             )
         kinds = [outcome(case, a.calls, a.error) for a in attempts]
         oks = [kind == "correct" for kind in kinds]
@@ -392,5 +412,6 @@ def report(
         per_part={part: row(v) for part, v in sorted(per_part.items())},
         per_offer={k: row(v) for k, v in sorted(per_offer.items())},
         unwanted=dict(sorted(unwanted.items())),
+        guessed_speakers=guessed_speakers if reading is not None else None,
         failures=failures,
     )

@@ -638,9 +638,8 @@ async def test_retrieve_profile_offers_what_the_chat_agent_offers_and_splits_pas
 
 
 def test_an_unwanted_call_is_read_by_what_the_product_would_do_with_it() -> None:
-    from bench.toolcalls.run import voice_effects
+    from bench.toolcalls.run import voice_reading
 
-    effects, names_nothing = voice_effects()
     ask = Case(id="a", lang="zh", utterance="把它停了。", expected=[], part="ask-back")
     thanks = Case(id="t", lang="en", utterance="Thanks.", expected=[])
     runs = [
@@ -650,8 +649,11 @@ def test_an_unwanted_call_is_read_by_what_the_product_would_do_with_it() -> None
         (thanks, [Attempt(calls=[Call(tool="greet", arguments={})])]),
         (thanks, [Attempt(calls=[Call(tool="cluster_health", arguments={})])]),
         (thanks, [Attempt(calls=[Call(tool="task_status", arguments={"name": "that one"})])]),
+        (thanks, [Attempt(calls=[Call(tool="greet", arguments={"speaker": "晚安"})])]),
+        (thanks, [Attempt(calls=[Call(tool="greet", arguments={"speaker": "小智"})])]),
     ]
-    result = report("m", runs, effects=effects, names_nothing=names_nothing)
+    result = report("m", runs, reading=voice_reading())
     # greet is a write: it marks the day's briefing given; a guessed target pauses something.
-    assert result.unwanted == {"asked back": 2, "changed": 2, "spoke": 1}
-    assert report("m", runs).unwanted == {}
+    assert result.unwanted == {"asked back": 2, "changed": 4, "spoke": 1}
+    assert result.guessed_speakers == 1  # "晚安" is looked up as a person; "小智" is nobody
+    assert report("m", runs).unwanted == {} and report("m", runs).guessed_speakers is None
