@@ -93,7 +93,8 @@ def _key(said: str) -> str:
 
 def names_nothing(said: str) -> bool:
     """True when a spoken reference names no particular thing ("它", "that one", "任务名")."""
-    return _key(said) in _NAMES_NOTHING or not _key(said)
+    key = _key(said)
+    return not key or key in _NAMES_NOTHING
 
 
 def _part_of(key: str, text: str) -> bool:
@@ -153,9 +154,6 @@ def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, 
     key = re.sub(r"[\s_.-]+", "", said.lower())
     if not tasks:
         return None, "你还没有任何任务。"
-    if names_nothing(said):
-        listed = "、".join(task_label(t) for t in tasks[:4])
-        return None, f"你说的是哪一个任务？你的任务有：{listed}。"
 
     def flat(value: str | None) -> str:
         return re.sub(r"[\s_.-]+", "", (value or "").lower())
@@ -163,6 +161,9 @@ def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, 
     exact = [t for t in tasks if flat(t.task_id.rsplit("/", 1)[-1]) == key]
     if len(exact) == 1:
         return exact[0], ""
+    if names_nothing(said):  # after the exact name: a task may be called "monitor"
+        listed = "、".join(task_label(t) for t in tasks[:4])
+        return None, f"你说的是哪一个任务？你的任务有：{listed}。"
     found = exact or [
         t
         for t in tasks

@@ -123,6 +123,8 @@ def test_a_short_part_inside_a_word_is_no_reference_but_a_whole_short_name_is() 
     assert task is not None and task.task_id.endswith("/hn")
     task, _ = pick_task(tasks, "bitcoin")
     assert task is not None and task.task_id.endswith("/btc")
+    task, _ = pick_task([*tasks, _task("web-monitor/ops/monitor")], "Monitor")
+    assert task is not None and task.task_id.endswith("/monitor")  # its exact name
     run, question = pick_remediation(RUNS, "pa")  # inside "payments"
     assert run is None and "没找到" in question
 
