@@ -251,7 +251,7 @@ def server_shell(
     auth = None
     verifier = None
     if http_auth:
-        base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
+        base = settings.public_base_url
         auth = AuthSettings(
             issuer_url=base, resource_server_url=f"{base}{path}", validate_token_resource=False
         )
