@@ -69,7 +69,6 @@ class DailyBriefingWorkflow:
         self.prepared: PreparedBriefing | None = None
         self.prepared_at: datetime | None = None
         self.preparation_error: str | None = None
-        self.preparing = False
         self.prepare_wanted = False
         self.given_at: datetime | None = None
         self.given_via: str | None = None
@@ -300,7 +299,7 @@ class DailyBriefingWorkflow:
         async with self._prepare_lock:
             if self.day is None or (reason != "regenerate" and self.prepared is not None):
                 return  # no day planned yet (the regenerate validator refuses that case)
-            self.preparing, self.phase = True, "preparing"
+            self.phase = "preparing"
             run = self.run_input
             news = await self._news() if run.config.news_urls else []
             try:
@@ -323,7 +322,6 @@ class DailyBriefingWorkflow:
                 self.preparation_error = str(exc.cause or exc)
                 workflow.logger.warning("briefing preparation failed: %s", self.preparation_error)
             finally:
-                self.preparing = False
                 self.phase = "prepared" if self.prepared else "preparation failed"
                 self._details()
 
