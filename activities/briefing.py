@@ -39,6 +39,7 @@ from ambient.briefing.models import (
     PrepareRequest,
     PushRequest,
     SourceNote,
+    briefing_link_key,
     plan_day,
 )
 from ambient.briefing.writer import full_report_markdown, summary_markdown, write_briefing
@@ -51,7 +52,7 @@ from ambient.discussions.views import DiscussionError
 from ambient.domain.notify import Message, NotificationKind
 from ambient.render import markdown_html
 from ambient.settings import Settings
-from ambient.sharing import ShareLinkRepository
+from ambient.sharing import share_report
 from ambient.storage import Database
 from ambient.storage.briefings import BaselineRepository, BriefingRepository, BroadcastRepository
 from ambient.storage.models import Discussion, DiscussionMessage
@@ -300,23 +301,13 @@ class BriefingActivities:
                     type="BriefingNotFound",
                     non_retryable=True,
                 )
-            content = BriefingContent.model_validate(row.content)
-            title = f"{'每日简报' if content.language == 'zh' else 'Daily briefing'} {row.date}"
-            _, token = await ShareLinkRepository(
-                session, self._settings.secret_key.get_secret_value()
-            ).create(
-                request.user,
-                "briefing",
-                title,
-                row.report_markdown,
-                days=self._settings.share_link_days,
-                key=f"briefing/{request.user}/{row.date}/v{row.version}",
-            )
-            await session.commit()
-        base = self._settings.public_url or (
-            f"http://{self._settings.api_host}:{self._settings.api_port}"
+        content = BriefingContent.model_validate(row.content)
+        title = f"{'每日简报' if content.language == 'zh' else 'Daily briefing'} {row.date}"
+        key = briefing_link_key(request.user, row.date, row.version)
+        shared = await share_report(
+            self._db, self._settings, request.user, "briefing", title, row.report_markdown, key
         )
-        link = f"{base}/share/{token}"
+        link = shared.url
         return Message(
             title=title,
             body=summary_markdown(content, link),

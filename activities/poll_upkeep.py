@@ -85,9 +85,7 @@ class PollUpkeep:
         self._reader: asyncio.Task[None] | None = None
         # Set once the running reader knows where it reads from (see poll_pages).
         self.mailbox_open = asyncio.Event()
-        self.lost_told = 0  # polls of dead processes this one reported to their workflows
         self._forget_at = 0.0  # when to drop the rows of long-dead processes next
-        self.closed_ended = 0  # polls ended because their workflow run had closed
         self._closed_since = utcnow() - CLOSED_MARGIN  # where the next look for closes starts
 
     def ensure_running(self, client: Client | None) -> None:
@@ -170,7 +168,6 @@ class PollUpkeep:
         told = await asyncio.gather(*(tell(lease) for lease in lost))
         done = [lease for lease, ok in zip(lost, told, strict=True) if ok]
         await drop_leases(self.db, done)
-        self.lost_told += len(done)
         log.info("told %d workflows that their poll's worker process is dead", len(done))
         return len(done)
 
@@ -190,7 +187,6 @@ class PollUpkeep:
                 session.end(PollEnd.CLOSED)
                 ended += 1
         if ended:
-            self.closed_ended += ended
             log.info("ended %d polls whose workflow run had closed", ended)
         return ended
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ambient.domain.users import GRANTED_FIELDS, Grant, Role, UserCreate
+from ambient.domain.users import GRANTED_FIELDS, Grant, Granted, Role, UserCreate
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
-from ambient.storage.repositories import UserRepository, user_subject
+from ambient.storage.repositories import UserRepository, user_public, user_subject
 
 ADMIN_GRANTS = (
     "only an admin grants role and rollback_permission "
@@ -54,13 +54,9 @@ async def refuse(
     return GrantRefusedError(reason)
 
 
-async def grant(
-    session: AsyncSession, caller: User, name: str, change: Grant
-) -> tuple[User, dict[str, dict[str, str]]]:
-    """Give ``name`` the role and/or permission of ``change``, as ``caller``; committed.
-
-    Returns the user and the changes made (old -> new; {} when already so).
-    """
+async def grant(session: AsyncSession, caller: User, name: str, change: Grant) -> Granted:
+    """Give ``name`` the role and/or permission of ``change``, as ``caller``; committed,
+    with the changes made (old -> new; {} when already so)."""
     requested = change.model_dump(mode="json", exclude_none=True)
     reason = None
     if caller.role != Role.ADMIN:
@@ -81,7 +77,7 @@ async def grant(
         raise GrantTargetNotFoundError(f"No user {name!r}.")
     changes = await users.grant(target, change, actor=caller.name)
     await session.commit()
-    return target, changes
+    return Granted(user=user_public(target), changes=changes)
 
 
 async def register(

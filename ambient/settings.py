@@ -210,6 +210,11 @@ class Settings(BaseSettings):
         return f"{self.llm_mode} {self.llm_model} at {self.openai_base_url or 'api.openai.com'}"
 
     @property
+    def public_base_url(self) -> str:
+        """Where people open the API's pages: public_url, or the API's own address."""
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -17,10 +17,13 @@ import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.render import markdown_html
+from ambient.settings import Settings
+from ambient.storage import Database
 from ambient.storage.models import ShareLink
 
 
@@ -118,3 +121,21 @@ class ShareLinkRepository:
         row.revoked_at = now or datetime.now(UTC)
         await self.session.flush()
         return True
+
+
+class ReportLink(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+async def share_report(
+    db: Database, settings: Settings, user: str, kind: str, title: str, markdown: str, key: str
+) -> ReportLink:
+    """A link to the report for the configured days; the same ``key`` gives the same link."""
+    async with db.session() as session:
+        secret = settings.secret_key.get_secret_value()
+        row, token = await ShareLinkRepository(session, secret).create(
+            user, kind, title, markdown, days=settings.share_link_days, key=key
+        )
+        await session.commit()
+    return ReportLink(url=f"{settings.public_base_url}/share/{token}", expires_at=row.expires_at)

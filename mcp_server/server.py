@@ -17,7 +17,10 @@ from pydantic import ValidationError
 
 from ambient import __version__
 from ambient.briefing.service import BriefingError
+from ambient.clients.kube import KubeError
 from ambient.clients.tencent.errors import TencentCloudError
+from ambient.cloud.errors import CloudOpsError
+from ambient.discussions.views import DiscussionError
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.status import temporal_problem
@@ -48,7 +51,15 @@ def argument_problems(exc: ValidationError) -> str:
 
 
 # A feature's own errors say what was wrong and what to do: the model reads them as they are.
-FEATURE_ERRORS = (TaskError, BriefingError, RemediationError, TencentCloudError)
+FEATURE_ERRORS = (
+    TaskError,
+    BriefingError,
+    RemediationError,
+    DiscussionError,
+    CloudOpsError,
+    KubeError,
+    TencentCloudError,
+)
 
 # Each tool as built from its function, once per process. Building one derives its argument
 # model and JSON schema from the signature (pydantic), ~2-3 ms a tool: 60-odd tools each time
@@ -240,7 +251,7 @@ def server_shell(
     auth = None
     verifier = None
     if http_auth:
-        base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
+        base = settings.public_base_url
         auth = AuthSettings(
             issuer_url=base, resource_server_url=f"{base}{path}", validate_token_resource=False
         )

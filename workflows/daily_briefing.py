@@ -24,7 +24,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
     from activities.notify import NotifyActivities
-    from activities.watches import WatchActivities
     from ambient.briefing.models import (
         BriefingRun,
         BriefingStatus,
@@ -39,9 +38,10 @@ with workflow.unsafe.imports_passed_through():
         PushRequest,
         greeting_text,
     )
-    from ambient.domain.checks import CheckPageInput
     from ambient.domain.notify import NotifyRequest, NotifyResult, Target
     from ambient.temporal import ACTIVITY_FAILED, STATE
+
+from workflows.reminder import check_news_pages
 
 # A greeting while paused is answered "paused" (the day is not used up). Deprecated: runs
 # recorded with its marker replay; runs from before it (they spoke the briefing) do not.
@@ -69,7 +69,6 @@ class DailyBriefingWorkflow:
         self.prepared: PreparedBriefing | None = None
         self.prepared_at: datetime | None = None
         self.preparation_error: str | None = None
-        self.preparing = False
         self.prepare_wanted = False
         self.given_at: datetime | None = None
         self.given_via: str | None = None
@@ -300,7 +299,7 @@ class DailyBriefingWorkflow:
         async with self._prepare_lock:
             if self.day is None or (reason != "regenerate" and self.prepared is not None):
                 return  # no day planned yet (the regenerate validator refuses that case)
-            self.preparing, self.phase = True, "preparing"
+            self.phase = "preparing"
             run = self.run_input
             news = await self._news() if run.config.news_urls else []
             try:
@@ -323,29 +322,14 @@ class DailyBriefingWorkflow:
                 self.preparation_error = str(exc.cause or exc)
                 workflow.logger.warning("briefing preparation failed: %s", self.preparation_error)
             finally:
-                self.preparing = False
                 self.phase = "prepared" if self.prepared else "preparation failed"
                 self._details()
 
     async def _news(self) -> list[str]:
         run = self.run_input
-        checks = await asyncio.gather(
-            *(
-                workflow.execute_activity_method(
-                    WatchActivities.check_page,
-                    # Each day compares with the page as the previous day's run stored it.
-                    CheckPageInput(
-                        task=f"{run.task_id}/news",
-                        url=str(url),
-                        keywords=run.config.categories,
-                    ),
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=RetryPolicy(maximum_attempts=2),
-                )
-                for url in run.config.news_urls
-            ),
-            return_exceptions=True,
-        )
+        # Each day compares with the page as the previous day's run stored it.
+        config = run.config
+        checks = await check_news_pages(f"{run.task_id}/news", config.news_urls, config.categories)
         lines: list[str] = []
         for url, check in zip(run.config.news_urls, checks, strict=True):
             if isinstance(check, BaseException):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio import workflow
@@ -11,7 +12,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
-    from ambient.domain.checks import CheckPageInput
+    from ambient.domain.checks import CheckPageInput, PageCheck
     from ambient.domain.notify import DeliveryStatus, Message
     from ambient.watches.configs import notification_targets
     from ambient.watches.reminders import ReminderRun
@@ -21,6 +22,25 @@ from workflows.watch_controls import deliver, failure_text, record_event
 # A failed notify (or a news page's failed check) is recorded as data and the run completes.
 # Deprecated: runs recorded with its marker replay; runs from before it (they failed) do not.
 FAILURES_AS_DATA = "reminder-failures-as-data"
+
+
+async def check_news_pages(
+    task: str, urls: Sequence[object], categories: list[str]
+) -> list[PageCheck | BaseException]:
+    """Every news page checked against the page as ``task`` stored it last; a check that failed
+    for good is its exception, so one bad page is a line saying so, not a lost digest."""
+    return await asyncio.gather(
+        *(
+            workflow.execute_activity_method(
+                WatchActivities.check_page,
+                CheckPageInput(task=task, url=str(url), keywords=categories),
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(maximum_attempts=2),
+            )
+            for url in urls
+        ),
+        return_exceptions=True,
+    )
 
 
 @workflow.defn
@@ -75,24 +95,8 @@ class ReminderWorkflow:
 
     async def digest(self, run: ReminderRun) -> str:
         workflow.deprecate_patch(FAILURES_AS_DATA)
-        checks = await asyncio.gather(
-            *(
-                workflow.execute_activity_method(
-                    WatchActivities.check_page,
-                    # Each run is its own workflow: compare with the last run's stored page.
-                    CheckPageInput(
-                        task=run.task,
-                        url=str(url),
-                        keywords=run.config.categories,
-                    ),
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=RetryPolicy(maximum_attempts=2),
-                )
-                for url in run.config.news_urls
-            ),
-            # One page whose check failed for good is a section saying so, not a lost digest.
-            return_exceptions=True,
-        )
+        # Each run is its own workflow: compare with the last run's stored page.
+        checks = await check_news_pages(run.task, run.config.news_urls, run.config.categories)
         sections = []
         for url, check in zip(run.config.news_urls, checks, strict=True):
             if isinstance(check, BaseException):

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.domain.users import Role
+from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User, XiaozhiEndpoint
 from ambient.storage.repositories import OPERATOR
@@ -173,6 +174,12 @@ class Endpoints:
     session: AsyncSession
     cipher: EndpointCipher
     guard: DestinationGuard
+
+    @classmethod
+    def of(cls, session: AsyncSession, settings: Settings) -> Endpoints:
+        """The service with the settings' secret key and destination allow-list."""
+        cipher = EndpointCipher(settings.secret_key.get_secret_value())
+        return cls(session, cipher, DestinationGuard(settings.fetch_allow_cidrs))
 
     async def add(self, actor: User | None, data: EndpointCreate) -> EndpointPublic:
         """Register ``data`` for its user; ``actor`` None is the operator (the CLI)."""

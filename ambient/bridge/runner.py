@@ -307,17 +307,6 @@ def voice_server_for(state: AppState) -> ServerFactory:
     return build
 
 
-def full_server_for(state: AppState) -> ServerFactory:
-    """The full MCP server acting as the endpoint's user (in-process, like the agent hub)."""
-    # Imported here: the MCP server imports the tool modules, which import ambient packages.
-    from mcp_server.server import build_server
-
-    def build(user: str) -> MCPServer[Any]:
-        return build_server(state.settings, holder=StateHolder(replace(state, stdio_user=user)))
-
-    return build
-
-
 @asynccontextmanager
 async def bridge_running(
     state: AppState, server_for: ServerFactory | None = None, *, timing: BridgeTiming | None = None

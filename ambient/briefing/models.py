@@ -117,6 +117,11 @@ class DayPlan(BaseModel):
         return utc + timedelta(minutes=self.utc_offset_minutes)
 
 
+def briefing_link_key(user: str, date: str, version: int) -> str:
+    """One share link per briefing version, whether a push or the page asked for it."""
+    return f"briefing/{user}/{date}/v{version}"
+
+
 def plan_for(day: Date, config: BriefingConfig) -> DayPlan:
     zone = ZoneInfo(config.timezone)
     start = _at(day, config.window_start, zone)

@@ -41,6 +41,7 @@ from ambient.briefing.models import (
     GreetResult,
     PreparedBriefing,
     PushRequest,
+    briefing_link_key,
 )
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.tencent.client import TencentCloud
@@ -49,6 +50,7 @@ from ambient.clients.tencent.ops import text_to_voice
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Role
 from ambient.settings import Settings
+from ambient.sharing import ReportLink, share_report
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import UserRepository
@@ -353,6 +355,14 @@ class BriefingService:
         if view.given_at is None:
             await self._overlay_live(user, [view])
         return view
+
+    async def share(self, user: str, date: str) -> ReportLink:
+        """A signed, expiring link to the briefing page (the full report)."""
+        view = await self.get_briefing(user, date)
+        title, key = f"Daily briefing {view.date}", briefing_link_key(user, view.date, view.version)
+        return await share_report(
+            self.db, self.settings, user, "briefing", title, view.report_markdown, key
+        )
 
     async def _overlay_live(self, user: str, items: list[Any]) -> None:
         """The day's greeting is stored when its window ends; until then the workflow knows."""

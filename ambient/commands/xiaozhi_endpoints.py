@@ -16,14 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ambient.bridge.endpoints import (
-    EndpointCipher,
     EndpointCreate,
     EndpointError,
     EndpointPublic,
     Endpoints,
     mask_url,
 )
-from ambient.clients.guard import DestinationGuard
 from ambient.commands import operator_database
 from ambient.settings import Settings
 
@@ -39,9 +37,7 @@ def _run(work: Callable[[Endpoints], Awaitable[T]]) -> T:
     async def main() -> T:
         settings = Settings()
         async with operator_database(settings) as db, db.session() as session:
-            cipher = EndpointCipher(settings.secret_key.get_secret_value())
-            guard = DestinationGuard(settings.fetch_allow_cidrs)
-            return await work(Endpoints(session, cipher, guard))
+            return await work(Endpoints.of(session, settings))
 
     return asyncio.run(main())
 

@@ -143,3 +143,10 @@ class UserPublic(BaseModel):
         default=None, description="zh or en; null: not chosen, the server's default language"
     )
     push_config: dict[str, object]
+
+
+class Granted(BaseModel):
+    user: UserPublic
+    changes: dict[str, dict[str, str]] = Field(
+        description="field -> {old, new}; empty when the values were already so"
+    )

@@ -61,7 +61,6 @@ from ambient.remediation.views import (
     RemediationRefusedError,
     RemediationSummary,
     RemediationView,
-    ReportLink,
     ScoreView,
     StartResult,
     invalid,
@@ -70,7 +69,7 @@ from ambient.remediation.views import (
     summary_of,
 )
 from ambient.settings import Settings
-from ambient.sharing import ShareLinkRepository
+from ambient.sharing import ReportLink, share_report
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
@@ -326,23 +325,12 @@ class RemediationService:
     async def share(self, user: str, rid: str) -> ReportLink:
         """A signed, expiring link to the remediation's report page (the audit included)."""
         view = await self.get(user, rid)
-        async with self.db.session() as session:
-            # Same run and same audit length: the same link (a retry does not make another).
-            row, token = await ShareLinkRepository(
-                session, self.settings.secret_key.get_secret_value()
-            ).create(
-                user,
-                "remediation",
-                f"Remediation of {view.alert.service}",
-                report_markdown(view),
-                days=self.settings.share_link_days,
-                key=f"{view.run_key}/report/{user}/{len(view.audit)}",
-            )
-            await session.commit()
-        base = (
-            self.settings.public_url or f"http://{self.settings.api_host}:{self.settings.api_port}"
+        # Same run and same audit length: the same link (a retry does not make another).
+        key = f"{view.run_key}/report/{user}/{len(view.audit)}"
+        title = f"Remediation of {view.alert.service}"
+        return await share_report(
+            self.db, self.settings, user, "remediation", title, report_markdown(view), key
         )
-        return ReportLink(url=f"{base}/share/{token}", expires_at=row.expires_at)
 
     # --- steer -------------------------------------------------------------------------
 

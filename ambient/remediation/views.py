@@ -79,11 +79,6 @@ class RemediationView(RemediationStatus):
     audit: list[AuditLine] = Field(default_factory=list)
 
 
-class ReportLink(BaseModel):
-    url: str
-    expires_at: datetime
-
-
 def report_markdown(view: RemediationView) -> str:
     """The remediation as a report page: alert, score, plan, attempts, the audit trail."""
     alert = view.alert

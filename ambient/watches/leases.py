@@ -47,7 +47,6 @@ class LeaseBook:
         self.process = process
         self.dead_after = dead_after
         self.ended: list[Lease] = []
-        self.last_flush: datetime | None = None
 
     def end(self, lease: Lease) -> None:
         self.ended.append(lease)
@@ -64,7 +63,6 @@ class LeaseBook:
                 await conn.execute(_drop([(*_key(e), self.process) for e in ended]))
             await session.commit()
         del self.ended[: len(ended)]
-        self.last_flush = now
 
     async def _beat(self, conn: AsyncConnection, now: datetime) -> str:
         """Write this process's beat on ``conn``; the connection's dialect name."""

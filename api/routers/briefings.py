@@ -22,7 +22,7 @@ from ambient.briefing.service import (
     LogAnalysis,
 )
 from ambient.domain.notify import NotifyResult
-from ambient.sharing import ShareLinkRepository
+from ambient.sharing import ReportLink
 from api.deps import CurrentUser, StateDep
 
 router = APIRouter(prefix="/briefings", tags=["briefings"])
@@ -44,11 +44,6 @@ class AnalyzeIn(BaseModel):
     log_source: dict[str, Any]
     start: datetime
     end: datetime
-
-
-class ShareOut(BaseModel):
-    url: str
-    expires_at: datetime
 
 
 def http_error(exc: BriefingError) -> HTTPException | RequestValidationError:
@@ -126,22 +121,7 @@ async def get_briefing(date: str, user: CurrentUser, briefings: Service) -> Brie
     return await briefings.get_briefing(user.name, date)
 
 
-@router.post("/{date}/share", status_code=status.HTTP_201_CREATED, response_model=ShareOut)
-async def share(date: str, user: CurrentUser, briefings: Service, state: StateDep) -> ShareOut:
+@router.post("/{date}/share", status_code=status.HTTP_201_CREATED, response_model=ReportLink)
+async def share(date: str, user: CurrentUser, briefings: Service) -> ReportLink:
     """A signed, expiring link to the briefing page (the full report)."""
-    view = await briefings.get_briefing(user.name, date)
-    settings = state.settings
-    async with state.db.session() as session:
-        row, token = await ShareLinkRepository(
-            session, settings.secret_key.get_secret_value()
-        ).create(
-            user.name,
-            "briefing",
-            f"Daily briefing {view.date}",
-            view.report_markdown,
-            days=settings.share_link_days,
-            key=f"briefing/{user.name}/{view.date}/v{view.version}",
-        )
-        await session.commit()
-    base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
-    return ShareOut(url=f"{base}/share/{token}", expires_at=row.expires_at)
+    return await briefings.share(user.name, date)

@@ -6,8 +6,7 @@ rollback_permission is read from the database, never taken from the request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +26,6 @@ from ambient.wiring import AppState
 from api.deps import CurrentUser, StateDep
 
 router = APIRouter(prefix="/cloud", tags=["cloud"])
-T = TypeVar("T")
 ModeField = Annotated[
     Mode, Field(description="dry_run (default) answers the exact request; execute sends it")
 ]
@@ -89,18 +87,14 @@ STATUS = {
 }
 
 
-async def _run(work: Awaitable[T]) -> T:
-    try:
-        return await work
-    except CloudOpsRefusedError as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    except CloudOpsInputError as exc:
-        raise RequestValidationError(
+def http_error(exc: CloudOpsError) -> Exception:
+    if isinstance(exc, CloudOpsRefusedError):
+        return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
+    if isinstance(exc, CloudOpsInputError):
+        return RequestValidationError(
             [{"type": "value_error", "loc": ["body", exc.field], "msg": str(exc), "input": None}]
-        ) from None
-    except CloudOpsError as exc:
-        code = STATUS.get(exc.kind, status.HTTP_502_BAD_GATEWAY)
-        raise HTTPException(code, str(exc)) from None
+        )
+    return HTTPException(STATUS.get(exc.kind, status.HTTP_502_BAD_GATEWAY), str(exc))
 
 
 def _service(state: AppState) -> CloudOpsService:
@@ -110,7 +104,7 @@ def _service(state: AppState) -> CloudOpsService:
 @router.post("/node-pools", response_model=WriteResult)
 async def create_node_pool(body: NodePoolBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Add a node pool to a TKE cluster (CreateClusterNodePool)."""
-    return await _run(_service(state).create_node_pool(user.name, body, body.mode))
+    return await _service(state).create_node_pool(user.name, body, body.mode)
 
 
 @router.post("/node-pools/scale", response_model=NodePoolScaleResult)
@@ -118,25 +112,25 @@ async def scale_node_pool(
     body: NodePoolScaleBody, user: CurrentUser, state: StateDep
 ) -> NodePoolScaleResult:
     """Set a node pool's desired size (ModifyNodePoolDesiredCapacityAboutAsg)."""
-    return await _run(_service(state).scale_node_pool(user.name, body, body.mode))
+    return await _service(state).scale_node_pool(user.name, body, body.mode)
 
 
 @router.post("/logsets", response_model=WriteResult)
 async def create_logset(body: LogsetBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Create a CLS logset (CreateLogset)."""
-    return await _run(_service(state).create_logset(user.name, body, body.mode))
+    return await _service(state).create_logset(user.name, body, body.mode)
 
 
 @router.post("/log-topics", response_model=WriteResult)
 async def create_log_topic(body: TopicBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Create a CLS log topic (CreateTopic)."""
-    return await _run(_service(state).create_log_topic(user.name, body, body.mode))
+    return await _service(state).create_log_topic(user.name, body, body.mode)
 
 
 @router.post("/alarms", response_model=WriteResult)
 async def create_cls_alarm(body: AlarmBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Create a CLS alarm policy (CreateAlarm), with a new notice if named."""
-    return await _run(_service(state).create_cls_alarm(user.name, body, body.mode))
+    return await _service(state).create_cls_alarm(user.name, body, body.mode)
 
 
 @router.post("/scheduled-sql", response_model=WriteResult)
@@ -144,14 +138,14 @@ async def create_scheduled_sql(
     body: ScheduledSqlBody, user: CurrentUser, state: StateDep
 ) -> WriteResult:
     """Create a CLS scheduled SQL task (CreateScheduledSql)."""
-    return await _run(_service(state).create_scheduled_sql(user.name, body, body.mode))
+    return await _service(state).create_scheduled_sql(user.name, body, body.mode)
 
 
 @router.post("/apply", response_model=ApplyResult)
 async def apply_yaml(body: ApplyBody, user: CurrentUser, state: StateDep) -> ApplyResult:
     """Server-side apply YAML documents; dry_run answers each document's diff."""
     async with WorkloadOps(_service(state), state.settings.kubeconfig) as ops:
-        return await _run(ops.apply_yaml(user.name, body, body.mode))
+        return await ops.apply_yaml(user.name, body, body.mode)
 
 
 @router.post("/workloads/scale", response_model=WorkloadResult)
@@ -159,17 +153,17 @@ async def scale_workload(body: ScaleBody, user: CurrentUser, state: StateDep) ->
     """Scale a Deployment to an absolute replica count."""
     spec = WorkloadSpec.model_validate(body.model_dump(exclude={"mode", "replicas"}))
     async with WorkloadOps(_service(state), state.settings.kubeconfig) as ops:
-        return await _run(ops.scale_workload(user.name, spec, body.replicas, body.mode))
+        return await ops.scale_workload(user.name, spec, body.replicas, body.mode)
 
 
 @router.post("/workloads/restart", response_model=WorkloadResult)
 async def restart_workload(body: RestartBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Rolling-restart a Deployment."""
     async with WorkloadOps(_service(state), state.settings.kubeconfig) as ops:
-        return await _run(ops.restart_workload(user.name, body, body.mode))
+        return await ops.restart_workload(user.name, body, body.mode)
 
 
 @router.post("/dashboard-image", response_model=ImageDescription)
 async def describe_image(body: ImageBody, user: CurrentUser, state: StateDep) -> ImageDescription:
     """Ask the vision model about a dashboard image."""
-    return await _run(describe_dashboard_image(state.settings, body.image_url, body.question))
+    return await describe_dashboard_image(state.settings, body.image_url, body.question)

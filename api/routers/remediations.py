@@ -23,10 +23,10 @@ from ambient.remediation.views import (
     RemediationRefusedError,
     RemediationSummary,
     RemediationView,
-    ReportLink,
     ScoreView,
     StartResult,
 )
+from ambient.sharing import ReportLink
 from ambient.status import temporal_problem
 from ambient.wiring import llm_of
 from api.deps import CurrentUser, StateDep

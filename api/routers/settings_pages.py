@@ -9,18 +9,15 @@ from typing import Annotated, Any
 from fastapi import Form, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.agent.digest import DigestSetting, EventDigestService
 from ambient.bridge.endpoints import (
-    EndpointCipher,
     EndpointCreate,
     EndpointError,
     EndpointInputError,
     EndpointPublic,
     Endpoints,
 )
-from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import Language, UserSettings
@@ -280,14 +277,9 @@ ENDPOINT_STATES = {"connected": N_("connected"), "retrying": N_("retrying")}
 ENDPOINT_LABELS = {"url": N_("接入点 URL"), "user": N_("User")}
 
 
-def _endpoints(state: AppState, session: AsyncSession) -> Endpoints:
-    cipher = EndpointCipher(state.settings.secret_key.get_secret_value())
-    return Endpoints(session, cipher, DestinationGuard(state.settings.fetch_allow_cidrs))
-
-
 async def _endpoint_list(state: AppState, me: User) -> list[EndpointPublic]:
     async with state.db.session() as session:
-        return await _endpoints(state, session).list(me)
+        return await Endpoints.of(session, state.settings).list(me)
 
 
 @router.post("/app/xiaozhi/endpoints")
@@ -305,7 +297,7 @@ async def add_endpoint(
     me = require(user)
     try:
         data = EndpointCreate(user=me.name, url=url, verbatim=verbatim == "on")
-        added = await _endpoints(state, session).add(me, data)
+        added = await Endpoints.of(session, state.settings).add(me, data)
     except ValidationError as exc:
         errors = field_errors(exc, _, ENDPOINT_LABELS)
         return await _settings_page(request, state, me, errors=errors)
@@ -332,7 +324,7 @@ async def remove_endpoint(
 ) -> Response:
     me = require(user)
     try:
-        gone = await _endpoints(state, session).remove(me, int(endpoint))
+        gone = await Endpoints.of(session, state.settings).remove(me, int(endpoint))
     except (ValueError, EndpointError):
         return back("/app/settings", _("No endpoint %(id)s among yours.", id=endpoint))
     return back("/app/settings", _("Removed %(url)s: its connection closes.", url=gone.url))

@@ -48,10 +48,8 @@ async def create_share_link(
         user.name, body.kind, body.title, body.body, days=body.days or settings.share_link_days
     )
     await session.commit()
-    base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
-    return ShareCreated(
-        id=row.id, url=f"{base}/share/{token}", token=token, expires_at=row.expires_at
-    )
+    url = f"{settings.public_base_url}/share/{token}"
+    return ShareCreated(id=row.id, url=url, token=token, expires_at=row.expires_at)
 
 
 @router.delete("/{link_id:int}", status_code=status.HTTP_204_NO_CONTENT)

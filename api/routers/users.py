@@ -19,6 +19,7 @@ from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import (
     GRANTED_FIELDS,
     Grant,
+    Granted,
     Role,
     RollbackPermission,
     UserCreate,
@@ -44,13 +45,6 @@ class Registered(BaseModel):
 
 class Token(BaseModel):
     token: str
-
-
-class Granted(BaseModel):
-    user: UserPublic
-    changes: dict[str, dict[str, str]] = Field(
-        description="field -> {old, new}; empty when the values were already so"
-    )
 
 
 class SelfUpdate(UserSettings):
@@ -189,9 +183,8 @@ async def grant(
     """Grant another user a role and/or rollback permission (admins; audited old -> new)."""
     # Who may grant is decided (and a refusal audited) by the service, as for every door.
     try:
-        target, changes = await grants.grant(session, user, name, data)
+        return await grants.grant(session, user, name, data)
     except grants.GrantRefusedError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except grants.GrantTargetNotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    return Granted(user=user_public(target), changes=changes)

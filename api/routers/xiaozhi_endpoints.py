@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from ambient.bridge.endpoints import (
-    EndpointCipher,
     EndpointCreate,
     EndpointInputError,
     EndpointNotFoundError,
@@ -13,15 +12,13 @@ from ambient.bridge.endpoints import (
     EndpointPublic,
     Endpoints,
 )
-from ambient.clients.guard import DestinationGuard
 from api.deps import CurrentUser, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/xiaozhi/endpoints", tags=["xiaozhi"])
 
 
 def _service(session: SessionDep, settings: SettingsDep) -> Endpoints:
-    cipher = EndpointCipher(settings.secret_key.get_secret_value())
-    return Endpoints(session, cipher, DestinationGuard(settings.fetch_allow_cidrs))
+    return Endpoints.of(session, settings)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointPublic)

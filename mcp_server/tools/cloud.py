@@ -9,13 +9,12 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from ambient.clients.kube import KubeError, Workload, client_from_kubeconfig
+from ambient.clients.kube import Workload, client_from_kubeconfig
 from ambient.clients.kube import list_workloads as list_workloads_of
 from ambient.clients.logs import FileLogSource, LogPathError, parse_time
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.cloud.audit import Mode
-from ambient.cloud.errors import CloudOpsError
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
 from ambient.cloud.service import CloudOpsService
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, NamespaceName, TkeClusterId
@@ -59,6 +58,15 @@ class Workloads(BaseModel):
 def _cloud(ctx: Context[Any, Any]) -> TencentCloud:
     state = app_state(ctx)
     return state.tencent or TencentCloud.from_settings(state.settings)
+
+
+def cloud_ops(ctx: Context[Any, Any]) -> tuple[CloudOpsService, str]:
+    """The cloud service and who asks (anonymous over an unauthenticated transport)."""
+    try:
+        actor = current_user(ctx)
+    except ToolError:
+        actor = ANONYMOUS
+    return CloudOpsService(app_state(ctx).db, _cloud(ctx)), actor
 
 
 def _time(value: str | None, default: datetime) -> datetime:
@@ -175,11 +183,8 @@ async def list_workloads(
     kubeconfig = None
     if cluster_id is not None:
         kubeconfig = await ops.get_kubeconfig(_cloud(ctx), cluster_id, region=region)
-    try:
-        client = client_from_kubeconfig(kubeconfig, state.settings.kubeconfig)
-        return Workloads(workloads=await list_workloads_of(client, namespace))
-    except KubeError as exc:
-        raise ToolError(str(exc)) from None
+    client = client_from_kubeconfig(kubeconfig, state.settings.kubeconfig)
+    return Workloads(workloads=await list_workloads_of(client, namespace))
 
 
 async def scale_node_pool(
@@ -203,19 +208,12 @@ async def scale_node_pool(
 
     Every call is audited, refusals included.
     """
-    try:
-        actor = current_user(ctx)
-    except ToolError:
-        actor = ANONYMOUS
     spec = NodePoolScaleSpec(
         cluster_id=cluster_id, node_pool_id=node_pool_id, desired=desired, region=region
     )
     # The service reads the permission from the database and decides; this door only asks.
-    service = CloudOpsService(app_state(ctx).db, _cloud(ctx))
-    try:
-        return await service.scale_node_pool(actor, spec, mode)
-    except CloudOpsError as exc:
-        raise ToolError(str(exc)) from None
+    service, actor = cloud_ops(ctx)
+    return await service.scale_node_pool(actor, spec, mode)
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:

@@ -6,28 +6,23 @@ sent); ``mode='execute'`` needs rollback_permission 'execute', read from the dat
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from ambient.cloud.apply import ApplyResult, ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.creates import WriteResult
-from ambient.cloud.errors import CloudOpsError
 from ambient.cloud.images import ImageDescription
 from ambient.cloud.images import describe_dashboard_image as describe_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolSpec
-from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
-from mcp_server.auth import ANONYMOUS, app_state, current_user
-from mcp_server.tools.cloud import _cloud
+from mcp_server.auth import app_state
+from mcp_server.tools.cloud import cloud_ops
 from mcp_server.tools.hints import hints
 
-T = TypeVar("T")
 ModeArg = Annotated[
     Mode,
     Field(
@@ -46,29 +41,14 @@ CHANGE = hints(read_only=False, open_world=True, destructive=True)
 LOOK = hints(read_only=True, open_world=True)
 
 
-def _service(ctx: Context[Any, Any]) -> tuple[CloudOpsService, str]:
-    try:
-        actor = current_user(ctx)
-    except ToolError:
-        actor = ANONYMOUS
-    return CloudOpsService(app_state(ctx).db, _cloud(ctx)), actor
-
-
-async def _run(work: Awaitable[T]) -> T:
-    try:
-        return await work
-    except CloudOpsError as exc:
-        raise ToolError(str(exc)) from None
-
-
 async def create_node_pool(
     ctx: Context[Any, Any],
     pool: Annotated[NodePoolSpec, Field(description="the node pool to add to a TKE cluster")],
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
     """Add a node pool to a TKE cluster (CreateClusterNodePool); a retry finds it by name."""
-    service, actor = _service(ctx)
-    return await _run(service.create_node_pool(actor, pool, mode))
+    service, actor = cloud_ops(ctx)
+    return await service.create_node_pool(actor, pool, mode)
 
 
 async def create_logset(
@@ -77,8 +57,8 @@ async def create_logset(
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
     """Create a CLS logset (CreateLogset); a retry finds it by name."""
-    service, actor = _service(ctx)
-    return await _run(service.create_logset(actor, logset, mode))
+    service, actor = cloud_ops(ctx)
+    return await service.create_logset(actor, logset, mode)
 
 
 async def create_log_topic(
@@ -87,8 +67,8 @@ async def create_log_topic(
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
     """Create a CLS log topic in a logset (CreateTopic); a retry finds it by name."""
-    service, actor = _service(ctx)
-    return await _run(service.create_log_topic(actor, topic, mode))
+    service, actor = cloud_ops(ctx)
+    return await service.create_log_topic(actor, topic, mode)
 
 
 async def create_cls_alarm(
@@ -97,8 +77,8 @@ async def create_cls_alarm(
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
     """Create a CLS alarm policy (CreateAlarm), with a new notice (CreateAlarmNotice) if named."""
-    service, actor = _service(ctx)
-    return await _run(service.create_cls_alarm(actor, alarm, mode))
+    service, actor = cloud_ops(ctx)
+    return await service.create_cls_alarm(actor, alarm, mode)
 
 
 async def create_scheduled_sql(
@@ -107,8 +87,8 @@ async def create_scheduled_sql(
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
     """Create a CLS scheduled SQL task (CreateScheduledSql) writing results to another topic."""
-    service, actor = _service(ctx)
-    return await _run(service.create_scheduled_sql(actor, task, mode))
+    service, actor = cloud_ops(ctx)
+    return await service.create_scheduled_sql(actor, task, mode)
 
 
 async def apply_yaml(
@@ -121,9 +101,9 @@ async def apply_yaml(
     Every document is dry-run on the server first: if one is refused, none is applied and the
     error names it. A document is `applied` only if it changed the cluster.
     """
-    service, actor = _service(ctx)
+    service, actor = cloud_ops(ctx)
     async with WorkloadOps(service, app_state(ctx).settings.kubeconfig) as ops:
-        return await _run(ops.apply_yaml(actor, apply, mode))
+        return await ops.apply_yaml(actor, apply, mode)
 
 
 async def scale_workload(
@@ -133,9 +113,9 @@ async def scale_workload(
     mode: ModeArg = "dry_run",
 ) -> WorkloadResult:
     """Scale a Deployment to a replica count (stamped with its key: a retry changes nothing)."""
-    service, actor = _service(ctx)
+    service, actor = cloud_ops(ctx)
     async with WorkloadOps(service, app_state(ctx).settings.kubeconfig) as ops:
-        return await _run(ops.scale_workload(actor, workload, replicas, mode))
+        return await ops.scale_workload(actor, workload, replicas, mode)
 
 
 async def restart_workload(
@@ -144,9 +124,9 @@ async def restart_workload(
     mode: ModeArg = "dry_run",
 ) -> WorkloadResult:
     """Rolling-restart a Deployment (what `kubectl rollout restart` does), once per key."""
-    service, actor = _service(ctx)
+    service, actor = cloud_ops(ctx)
     async with WorkloadOps(service, app_state(ctx).settings.kubeconfig) as ops:
-        return await _run(ops.restart_workload(actor, workload, mode))
+        return await ops.restart_workload(actor, workload, mode)
 
 
 async def describe_dashboard_image(
@@ -163,7 +143,7 @@ async def describe_dashboard_image(
     ] = "What does this dashboard show? Anything abnormal?",
 ) -> ImageDescription:
     """Look at a dashboard image with the vision model and answer a question about it."""
-    return await _run(describe_image(app_state(ctx).settings, image_url, question))
+    return await describe_image(app_state(ctx).settings, image_url, question)
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:

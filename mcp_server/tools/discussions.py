@@ -6,8 +6,7 @@ enable them one by one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -19,7 +18,6 @@ from ambient.discussions.views import (
     AnnotationReport,
     AnomalyReport,
     Closed,
-    DiscussionError,
     DiscussionList,
     DiscussionRead,
     Found,
@@ -31,7 +29,6 @@ from ambient.discussions.views import (
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import hints
 
-T = TypeVar("T")
 READ = hints(read_only=True, open_world=False)
 WRITE = hints(read_only=False, open_world=True, idempotent=False)
 IDEMPOTENT_WRITE = hints(read_only=False, open_world=False)
@@ -83,13 +80,6 @@ def _message(
         raise ToolError(f"nothing posted — {problems}") from None
 
 
-async def _run(work: Awaitable[T]) -> T:
-    try:
-        return await work
-    except DiscussionError as exc:
-        raise ToolError(str(exc)) from None
-
-
 # --- signing -----------------------------------------------------------------------------
 
 
@@ -106,7 +96,7 @@ async def send_message(
     """Post on the team's discussion bus: joins the open discussion on the same topic or opens
     one, and notifies the other people in it."""
     message = _message(from_id, content, reply_to, tags, source_type, message_id)
-    return await _run(_service(ctx).send_message(current_user(ctx), topic, message))
+    return await _service(ctx).send_message(current_user(ctx), topic, message)
 
 
 async def reply_message(
@@ -122,12 +112,12 @@ async def reply_message(
     """Reply in an open discussion. In a remediation's discussion, a real reply tagged approve,
     refuse or abort acts on the remediation (an inferred one is refused)."""
     message = _message(from_id, content, reply_to, tags, source_type, message_id)
-    return await _run(_service(ctx).reply_message(current_user(ctx), discussion_id, message))
+    return await _service(ctx).reply_message(current_user(ctx), discussion_id, message)
 
 
 async def close_discussion(ctx: Context[Any, Any], discussion_id: DiscussionId) -> Closed:
     """Close a discussion (idempotent); later posts on its topic open a new one."""
-    return await _run(_service(ctx).close_discussion(current_user(ctx), discussion_id))
+    return await _service(ctx).close_discussion(current_user(ctx), discussion_id)
 
 
 # --- annotate ----------------------------------------------------------------------------
@@ -139,7 +129,7 @@ async def search_messages(
 ) -> Found:
     """Messages containing the keyword (any case; % and _ are plain characters) in the
     discussions you take part in, newest first: query, total_matches, results."""
-    return await _run(_service(ctx).search_messages(current_user(ctx), keyword))
+    return await _service(ctx).search_messages(current_user(ctx), keyword)
 
 
 async def detect_anomalies(
@@ -150,9 +140,7 @@ async def detect_anomalies(
     ] = 2.0,
 ) -> AnomalyReport:
     """Messages sent within threshold_seconds after another sender's: likely machine-written."""
-    return await _run(
-        _service(ctx).detect_anomalies(current_user(ctx), discussion_id, threshold_seconds)
-    )
+    return await _service(ctx).detect_anomalies(current_user(ctx), discussion_id, threshold_seconds)
 
 
 async def annotate_discussion(
@@ -160,7 +148,7 @@ async def annotate_discussion(
 ) -> AnnotationReport:
     """Mark messages inferred (anomalies, auto_reply tags) or unverifiable (unknown senders);
     returns what changed."""
-    return await _run(_service(ctx).annotate_discussion(current_user(ctx), discussion_id))
+    return await _service(ctx).annotate_discussion(current_user(ctx), discussion_id)
 
 
 # --- bus ---------------------------------------------------------------------------------
@@ -174,27 +162,27 @@ async def list_discussions(
 ) -> DiscussionList:
     """The discussions you take part in (admins: all), newest activity first, with the open
     and closed counts."""
-    return await _run(_service(ctx).list_discussions(current_user(ctx), status))
+    return await _service(ctx).list_discussions(current_user(ctx), status)
 
 
 async def read_discussion(ctx: Context[Any, Any], discussion_id: DiscussionId) -> DiscussionRead:
     """A discussion and all its messages, oldest first."""
-    return await _run(_service(ctx).read_discussion(current_user(ctx), discussion_id))
+    return await _service(ctx).read_discussion(current_user(ctx), discussion_id)
 
 
 async def init_store(ctx: Context[Any, Any]) -> StoreInit:
     """Make sure the bus is ready (the product's agents exist); idempotent; returns counts."""
-    return await _run(_service(ctx).init_store())
+    return await _service(ctx).init_store()
 
 
 async def list_projects(ctx: Context[Any, Any]) -> Projects:
     """Projects of your discussions with their discussion and message counts."""
-    return await _run(_service(ctx).list_projects(current_user(ctx)))
+    return await _service(ctx).list_projects(current_user(ctx))
 
 
 async def get_stats(ctx: Context[Any, Any]) -> Stats:
     """Totals over your discussions: messages per participant, latest activity, size."""
-    return await _run(_service(ctx).get_stats(current_user(ctx)))
+    return await _service(ctx).get_stats(current_user(ctx))
 
 
 def register_signing(mcp: MCPServer[Any], *, read_only: bool) -> None:

@@ -14,10 +14,10 @@ from ambient.remediation.service import RemediationService
 from ambient.remediation.views import (
     RemediationSummary,
     RemediationView,
-    ReportLink,
     ScoreView,
     StartResult,
 )
+from ambient.sharing import ReportLink
 from ambient.wiring import llm_of
 from mcp_server.auth import app_state, current_user
 

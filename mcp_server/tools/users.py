@@ -9,20 +9,13 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ambient import grants
-from ambient.domain.users import Grant, Role, RollbackPermission, UserPublic
+from ambient.domain.users import Grant, Granted, Role, RollbackPermission, UserPublic
 from ambient.storage.repositories import user_public
 from mcp_server.auth import app_state, current_user_row
 from mcp_server.tools.hints import hints
-
-
-class Granted(BaseModel):
-    user: UserPublic
-    changes: dict[str, dict[str, str]] = Field(
-        description="field -> {old, new}; empty when the values were already so"
-    )
 
 
 async def whoami(ctx: Context[Any, Any]) -> UserPublic:
@@ -50,10 +43,9 @@ async def grant_permission(
     # Who may grant is decided (and a refusal audited) by the service, as for every door.
     async with app_state(ctx).db.session() as session:
         try:
-            target, changes = await grants.grant(session, caller, user_name, change)
+            return await grants.grant(session, caller, user_name, change)
         except (grants.GrantRefusedError, grants.GrantTargetNotFoundError) as exc:
             raise ToolError(str(exc)) from None
-        return Granted(user=user_public(target), changes=changes)
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:

@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,14 +17,15 @@ import pytest_asyncio
 from mcp.server.mcpserver import MCPServer
 
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, EndpointPublic, Endpoints
-from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays, full_server_for
+from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays
 from ambient.bridge.serving import RESULT_LIMIT_BYTES
 from ambient.clients.guard import DestinationGuard
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage.models import XiaozhiEndpoint
 from ambient.storage.repositories import UserRepository
-from ambient.wiring import AppState, open_state
+from ambient.wiring import AppState, StateHolder, open_state
+from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import (
     HANG,
@@ -75,6 +77,15 @@ async def register(state: AppState, user: str, url: str, *, verbatim: bool = Fal
 async def listed(state: AppState) -> list[EndpointPublic]:
     async with state.db.session() as session:
         return await service(state, session).list(None)
+
+
+def full_server_for(state: AppState) -> Callable[[str], MCPServer[Any]]:
+    """The full MCP server acting as the endpoint's user (in-process, like the agent hub)."""
+
+    def build(user: str) -> MCPServer[Any]:
+        return build_server(state.settings, holder=StateHolder(replace(state, stdio_user=user)))
+
+    return build
 
 
 def runner_for(
