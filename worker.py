@@ -16,7 +16,7 @@ import httpx
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities import build_activities
 from ambient import temporal
@@ -33,6 +33,11 @@ log = logging.getLogger("ambient.worker")
 # the polls' long-lived objects) unless asked to give it back: ≈ 8 KB a watch of RSS at 400
 # running watches (docs/benchmarks.md, "Worker memory"). Asked every minute, in a thread.
 TRIM_EVERY = 60.0
+# A new run's first workflow task comes only to the polls of the shared (non-sticky) queue; the
+# SDK's default (5 polls, 0.2 of them shared) keeps one, so an alert storm's hundred first tasks
+# came one poll's round trip after another. Ten polls, half of them shared: five at a time.
+WORKFLOW_TASK_POLLS = 10
+SHARED_POLL_RATIO = 0.5
 
 
 def build_worker(
@@ -57,6 +62,8 @@ def build_worker(
             deps.settings.max_concurrent_activities + deps.settings.max_watch_polls
         ),
         max_cached_workflows=deps.settings.max_cached_workflows,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=WORKFLOW_TASK_POLLS),
+        nonsticky_to_sticky_poll_ratio=SHARED_POLL_RATIO,
         # A poll heartbeats every third of its heartbeat timeout (and on each event); the
         # server hears of it every 0.8 x that timeout (one window: 48 minutes at a 1-minute
         # interval; poll leases notice a dead worker first): thousands of polls stay cheap.

@@ -39,6 +39,11 @@ from ambient.storage.repositories import UserRepository
 
 DEV_USER = "dev"
 STARTUP_TIMEOUT = 90.0
+# The Temporal CLI opens its SQLite file with a rollback journal and a full sync: every one of
+# the server's writes (several a workflow task) waited for the disk, one writer at a time, and
+# in an alert storm its updates timed out ("context deadline exceeded"). WAL with a normal
+# sync, as our own database has: durable across a crash of the process, not of the machine.
+TEMPORAL_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
 
 class DevStackError(Exception):
@@ -90,6 +95,8 @@ def temporal_command(opts: DevOptions, settings: Settings) -> list[str]:
         "--log-level",
         "warn",
     ]
+    for pragma in TEMPORAL_SQLITE_PRAGMAS:
+        command += ["--sqlite-pragma", pragma]
     for key in temporal.SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}=Keyword"]
     token = codec_token(settings, opts.data_dir)

@@ -6,11 +6,13 @@ from pathlib import Path
 
 from ambient import temporal
 from ambient.binaries import find_binary
+from ambient.devstack import TEMPORAL_SQLITE_PRAGMAS
 from tests.support.servers import free_port
 
 
 def dev_server_command(data: Path, port: int) -> list[str]:
-    """`temporal server start-dev` on ``port`` with a SQLite file under ``data``."""
+    """`temporal server start-dev` on ``port`` with a SQLite file under ``data``, as `ambient dev`
+    opens it (``TEMPORAL_SQLITE_PRAGMAS``)."""
     command = [
         find_binary("temporal") or "temporal",
         "server",
@@ -29,6 +31,8 @@ def dev_server_command(data: Path, port: int) -> list[str]:
         "--log-level",
         "error",
     ]
+    for pragma in TEMPORAL_SQLITE_PRAGMAS:
+        command += ["--sqlite-pragma", pragma]
     for key in temporal.SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}=Keyword"]
     return command

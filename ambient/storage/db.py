@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 from sqlalchemy import event, text
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -25,16 +30,53 @@ BUSY_TIMEOUT_MS = 10_000
 WRITE_TURN_TRIES = 6
 
 
+class TurnConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose statements run in the caller's thread during a write turn.
+
+    aiosqlite sends every call (cursor, execute, fetch, close: about four per statement) to the
+    connection's thread and back through the event loop. A write turn holds SQLite's write
+    lock, so no statement in it waits for a lock and each takes microseconds; on a busy loop
+    (an alert storm) the hops made each turn ~5-20 ms, and the turns queued behind each other.
+    """
+
+    inline = False
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.inline:
+            return fn(*args, **kwargs)
+        return await super()._execute(fn, *args, **kwargs)
+
+
+def _turn_connector(url: str) -> Callable[[], Any]:
+    """SQLAlchemy's async creator for ``url``: the dialect's connect arguments, our connection."""
+    args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
+    # Used from the loop's thread in a write turn, from aiosqlite's otherwise; never both at once.
+    kwargs["check_same_thread"] = False
+
+    async def connect() -> TurnConnection:
+        connection = TurnConnection(partial(sqlite3.connect, *args, **kwargs), iter_chunk_size=64)
+        connection._thread.daemon = True  # as SQLAlchemy's aiosqlite dialect does
+        await connection  # starts its thread and opens the file there
+        return connection
+
+    return connect
+
+
 class Database:
     """Owns the engine; hands out sessions. Close it when the entry point stops."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(url, echo=echo)
         self.sqlite = parsed.get_backend_name() == "sqlite"
+        if self.sqlite and parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if self.sqlite and parsed.get_driver_name() == "aiosqlite":
+            self.engine: AsyncEngine = create_async_engine(
+                url, echo=echo, async_creator=_turn_connector(url)
+            )
+        else:
+            self.engine = create_async_engine(url, echo=echo)
         if self.sqlite:
             # Worker, API and MCP share the file: WAL and a busy timeout avoid "database is locked".
             @event.listens_for(self.engine.sync_engine, "connect")
@@ -59,7 +101,7 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def write_session(self) -> AsyncIterator[AsyncSession]:
+    async def write_session(self, *, bulk: bool = False) -> AsyncIterator[AsyncSession]:
         """A session for a short read-then-write transaction.
 
         On SQLite it takes the write lock first (``BEGIN IMMEDIATE``, which waits out the
@@ -67,7 +109,10 @@ class Database:
         refused at once ("database is locked") when another connection wrote in between.
         Writers of this process take turns; another process's writers are waited for through
         up to ``WRITE_TURN_TRIES`` busy timeouts (nothing was done yet, so beginning again is
-        safe). Keep the block short: no network calls inside it.
+        safe). Once the lock is held the statements run in the loop's thread (no lock to wait
+        for: see ``TurnConnection``), unless ``bulk``: a transaction with much SQLite work
+        (a batch of checks) keeps it in aiosqlite's thread, where it does not stop the loop.
+        Keep the block short: no network calls inside it.
         """
         if not self.sqlite:
             async with self.sessions() as session:
@@ -84,7 +129,14 @@ class Database:
                         if tries < WRITE_TURN_TRIES and "database is locked" in str(exc.orig):
                             continue
                         raise
-                    yield session
+                    driver = await _turn_connection(session)
+                    if driver is not None:
+                        driver.inline = not bulk
+                    try:
+                        yield session
+                    finally:
+                        if driver is not None:  # before the session hands it back to the pool
+                            driver.inline = False
                     return
 
     async def ping(self) -> bool:
@@ -94,3 +146,9 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def _turn_connection(session: AsyncSession) -> TurnConnection | None:
+    connection = await (await session.connection()).get_raw_connection()
+    driver = connection.driver_connection
+    return driver if isinstance(driver, TurnConnection) else None

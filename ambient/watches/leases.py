@@ -56,7 +56,7 @@ class LeaseBook:
         failure they are kept for the next flush)."""
         now = utcnow()
         ended = list(self.ended)
-        async with self.db.write_session() as session:
+        async with self.db.write_session(bulk=True) as session:
             conn = await session.connection()
             await self._beat(conn, now)
             if ended:
@@ -118,7 +118,7 @@ class LeaseBook:
 
     async def leave(self) -> None:
         """A clean stop: drop this process's leases and its row."""
-        async with self.db.write_session() as session:
+        async with self.db.write_session(bulk=True) as session:
             await session.execute(
                 update(LEASES).where(LEASES.c.process == self.process).values(process=RELEASED)
             )
@@ -153,7 +153,7 @@ async def end_lost(db: Database, lost: list[Lease]) -> None:
 async def drop_leases(db: Database, leases: list[Lease]) -> None:
     """Drop these leases (only as they are: a successor's lease stays) and the rows of dead
     processes that hold none any more."""
-    async with db.write_session() as session:
+    async with db.write_session(bulk=True) as session:
         if leases:
             await session.execute(_drop([(*_key(e), e.process) for e in leases]))
         held = exists().where(WatchPollLease.process == WorkerProcess.id)
@@ -201,7 +201,7 @@ async def forget_processes(db: Database, after: timedelta) -> None:
     """Drop the rows of processes silent for ``after`` that hold no lease (one that died
     holding none is never swept)."""
     held = exists().where(WatchPollLease.process == WorkerProcess.id)
-    async with db.write_session() as session:
+    async with db.write_session(bulk=True) as session:
         await session.execute(
             delete(WorkerProcess).where(WorkerProcess.beat_at < utcnow() - after, ~held)
         )

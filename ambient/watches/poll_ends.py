@@ -99,7 +99,7 @@ async def drop_end_requests(db: Database, before: datetime) -> None:
     """Drop the requests written before ``before`` (nobody acts on them any more), all but
     the newest: on SQLite its id is where the next one's is counted from."""
     newest = select(func.max(ENDS.c.id)).scalar_subquery()
-    async with db.write_session() as session:
+    async with db.write_session(bulk=True) as session:
         await session.execute(
             delete(ENDS).where((ENDS.c.created_at < before) & (ENDS.c.id < newest))
         )

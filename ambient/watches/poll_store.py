@@ -191,7 +191,7 @@ class PollWriter:
             _settle(item, result)
 
     async def _commit(self, batch: list[PollWrite]) -> list[list[NewEvent]]:
-        async with self.db.write_session() as session:
+        async with self.db.write_session(bulk=True) as session:
             conn = await session.connection()
             now = utcnow()
             pages: dict[tuple[str, str], list[Any]] = {}

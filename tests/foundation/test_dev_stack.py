@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -136,6 +138,9 @@ async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_pa
     finally:
         assert await stack.stop() == 0, "".join(stack.output)
     assert "ambient-ops stopped." in "".join(stack.output)
+    # Temporal's file as the CLI keeps it only with our pragmas (its own: a rollback journal).
+    with closing(sqlite3.connect(stack.data_dir / "temporal.db")) as temporal_db:
+        assert temporal_db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
     async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
         with pytest.raises(httpx.ConnectError):

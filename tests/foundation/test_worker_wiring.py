@@ -2,6 +2,7 @@ import asyncio
 from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import PollerBehaviorSimpleMaximum
 
 from activities.notify import NotifyActivities
 from ambient.clients.notify import ChannelRegistry
@@ -13,7 +14,7 @@ from ambient.storage import Database
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from tests.conftest import running_worker, unique
 from tests.support.workflows import PingInput, PingWorkflow
-from worker import release_free_memory
+from worker import build_worker, release_free_memory
 
 
 async def _user(db: Database, name: str) -> None:
@@ -43,6 +44,17 @@ async def test_worker_runs_workflow_that_records_event_and_notifies_inbox(
         ("test.ping", handle.id, {"text": "hello"})
     ]
     assert [(m.title, m.body) for m in inbox] == [("ping", "hello")]
+
+
+async def test_the_worker_takes_new_runs_first_workflow_tasks_on_five_polls_at_once(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # With the SDK's defaults one poll took them: an alert storm's hundred first tasks came one
+    # round trip after another (docs/benchmarks.md, "Alert storm, third round").
+    config = build_worker(ts_env.client, deps, task_queue=unique("tq")).config()
+    polls = config["workflow_task_poller_behavior"]
+    assert isinstance(polls, PollerBehaviorSimpleMaximum)
+    assert int(polls.maximum * config["nonsticky_to_sticky_poll_ratio"]) == 5
 
 
 async def test_notify_twice_with_same_key_delivers_once(db: Database) -> None:

@@ -22,6 +22,7 @@ from ambient.domain.users import UserCreate
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import GateInput
 from ambient.remediation.service import RemediationService
+from ambient.remediation.storage import append_once
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import AuditRecord, RemediationAction
@@ -258,3 +259,85 @@ async def test_repeats_through_the_api_wait_out_another_process_holding_the_sqli
         )
     assert rows == 5
     await handle.terminate("test over")
+
+
+async def _gaps_another_task_ran_in(db: Database, subject: str, *, bulk: bool = False) -> int:
+    """Twenty audit rows in one write turn: between how many of them another task ran."""
+    ticks = 0
+    done = asyncio.Event()
+
+    async def other() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(other())
+    gaps = 0
+    try:
+        async with db.write_session(bulk=bulk) as session:
+            seen = ticks
+            for index in range(20):
+                await append_once(
+                    session,
+                    subject=subject,
+                    key=f"{subject}/{index}",
+                    actor="t",
+                    action="a",
+                    detail={},
+                )
+                gaps += ticks != seen
+                seen = ticks
+            await session.commit()
+    finally:
+        done.set()
+        await ticking
+    return gaps
+
+
+async def _audit_rows(db: Database, subject: str, n: int) -> None:
+    async with db.write_session() as session:
+        for index in range(n):
+            await append_once(
+                session, subject=subject, key=f"{subject}/{index}", actor="t", action="a", detail={}
+            )
+        await session.commit()
+
+
+async def test_a_write_turn_keeps_the_event_loop_between_its_statements(db: Database) -> None:
+    # An alert storm's hundred runs queued for the write turn; each statement of a turn went
+    # to aiosqlite's thread and back through the busy loop (~4 trips a statement), where every
+    # other task ran in between.
+    subject = unique("turn")
+    assert await _gaps_another_task_ran_in(db, subject) == 0
+    # A bulk turn (a batch of checks) leaves the loop to the others between statements.
+    assert await _gaps_another_task_ran_in(db, f"{subject}-b", bulk=True) == 20
+    async with db.session() as session:
+        rows = await session.scalar(
+            select(func.count())
+            .select_from(AuditRecord)
+            .where(AuditRecord.subject.in_([subject, f"{subject}-b"]))
+        )
+    assert rows == 40
+
+
+async def test_a_write_turn_that_fails_rolls_back_and_leaves_its_connection_usable(
+    db: Database,
+) -> None:
+    subject = unique("turn-fails")
+    with pytest.raises(RuntimeError, match="stop"):
+        async with db.write_session() as session:
+            await append_once(
+                session, subject=subject, key=f"{subject}/1", actor="t", action="a", detail={}
+            )
+            raise RuntimeError("stop")
+    # Its connection went back to the pool: the next turns and reads use the pool's
+    # connections again, outside a turn through aiosqlite's thread.
+    await asyncio.gather(*(_audit_rows(db, f"{subject}-{i}", 3) for i in range(5)))
+    async with db.session() as session:
+        rows = (
+            await session.scalars(
+                select(AuditRecord.subject).where(AuditRecord.subject.startswith(subject))
+            )
+        ).all()
+    assert sorted(rows) == sorted(f"{subject}-{i}" for i in range(5) for _ in range(3))
