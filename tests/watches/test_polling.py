@@ -481,8 +481,15 @@ async def test_a_poll_that_fails_for_good_is_recorded_and_the_watch_polls_again(
     kinds = [kind for kind, _ in await events(loopback_deps, handle.id)]
     assert kinds[0] == "watch.poll_failed" and kinds[-1] == "watch.stopped"
     assert "watch.change" in kinds
-    failure: Any = final.detail["last_failure"]
-    assert failure["what"] == "poll" and "watch_polls" in failure["error"]
+    async with db.session() as session:
+        failed = await EventRepository(session).list(
+            task=handle.id, kind="watch.poll_failed", limit=10
+        )
+    # The failure is recorded with its cause. (Not read from last_failure: on a loaded
+    # machine a later poll that misses its 10 s hand-back is cancelled and shows there as
+    # "Cancelled" — seen in CI.)
+    assert any("watch_polls" in row.payload["error"] for row in failed)
+    assert final.detail["last_failure"]["what"] == "poll"
     assert final.state == "stopped" and final.detail["event_failures"] >= 1
 
 
