@@ -261,8 +261,9 @@ def _within(speaker: User, owner: User) -> bool:
 NO_SPEAKER = frozenset(
     {"", "null", "none", "nil", "n/a", "unknown", "user", "speaker", "me", "用户", "我", "未知"}
 )
-# The default assistant's name as a model spells it in Latin letters.
-_ASSISTANT_SPELLINGS = {"小智": {"xiaozhi", "xiao zhi"}}
+# The assistant's name where a user set none, and how a model spells it in Latin letters.
+DEFAULT_ASSISTANT = "小智"
+_ASSISTANT_SPELLINGS = {DEFAULT_ASSISTANT: {"xiaozhi", "xiao zhi"}}
 
 
 def names_no_speaker(speaker: str | None, assistant: str | None, described_as: str = "") -> bool:
@@ -297,7 +298,7 @@ async def resolve_speaker(
         key = (speaker or "").strip().lower()
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
-        if names_no_speaker(speaker, account.assistant_name or "小智", described_as):
+        if names_no_speaker(speaker, account.assistant_name or DEFAULT_ASSISTANT, described_as):
             return Speaker(SpeakerKind.OWNER, account)
         query = select(User).where(
             or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)
@@ -441,7 +442,7 @@ async def voice_facts(
             waiting = None
     elif not states:
         waiting = 0
-    name = user.assistant_name or "小智"
+    name = user.assistant_name or DEFAULT_ASSISTANT
     if ready:
         hint = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet for the briefing.)"
     elif waiting:

@@ -410,7 +410,7 @@ async def evaluate(
 def voice_reading() -> ProductReading:
     """What each voice tool does, read from the product (its annotations and its target
     argument), and the product's own tests of a target and a speaker that name nothing."""
-    from ambient.xiaozhi import names_no_speaker
+    from ambient.xiaozhi import DEFAULT_ASSISTANT, names_no_speaker
     from mcp_server.voice import TOOLS
     from mcp_server.voice_prompt import SPEAKER_DESCRIPTION
     from mcp_server.voice_speech import names_nothing
@@ -428,8 +428,10 @@ def voice_reading() -> ProductReading:
     return ProductReading(
         effects=effects,
         names_nothing=names_nothing,
-        # The owner's assistant as `ambient dev` names it (the default, 小智).
-        names_no_speaker=lambda said: names_no_speaker(said, "小智", SPEAKER_DESCRIPTION),
+        # The owner's assistant as `ambient dev` names it.
+        names_no_speaker=lambda said: names_no_speaker(
+            said, DEFAULT_ASSISTANT, SPEAKER_DESCRIPTION
+        ),
     )
 
 
