@@ -131,6 +131,9 @@ def worker() -> None:
 def api(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
+    fd: Annotated[
+        int | None, typer.Option(help="serve on this listening socket (`ambient dev` binds it)")
+    ] = None,
 ) -> None:
     """Serve the API, the web page and MCP over HTTP at /mcp."""
     import uvicorn
@@ -140,6 +143,9 @@ def api(
     _logging()
     settings = Settings()
     _require_migrated(settings)
+    if fd is not None:
+        uvicorn.run(create_app(settings), fd=fd, log_level="info")
+        return
     uvicorn.run(
         create_app(settings),
         host=host or settings.api_host,

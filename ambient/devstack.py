@@ -218,13 +218,38 @@ def child_env(settings: Settings, opts: DevOptions) -> dict[str, str]:
 
 
 def spawn(
-    opts: DevOptions, name: str, command: list[str], env: dict[str, str], log: Path | None
+    opts: DevOptions,
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    log: Path | None,
+    pass_fds: tuple[int, ...] = (),
 ) -> None:
     # A session of its own: the terminal's Ctrl-C reaches only us, and we stop children in order.
     out = log.open("ab") if log else None
     opts.children[name] = subprocess.Popen(
-        command, env=env, start_new_session=True, stdout=out, stderr=out
+        command, env=env, start_new_session=True, stdout=out, stderr=out, pass_fds=pass_fds
     )
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound here before anything starts and handed to the API.
+
+    Bound by the API itself after Temporal and the worker were up, the port stayed free for
+    many seconds after it was chosen, and whatever took it meanwhile answered our health check.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise DevStackError(
+            f"the API's port {host}:{port} is taken ({exc.strerror}): stop what holds it or "
+            "choose another with --api-port"
+        ) from exc
+    sock.listen(2048)
+    return sock
 
 
 def wait_http(url: str, deadline: float, opts: DevOptions) -> None:
@@ -279,13 +304,19 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
             # a caller that then kills us would leave those children running.
             raise DevStackError("stopped while starting")
 
-    def start(name: str, command: list[str], env: dict[str, str], log: Path | None) -> None:
+    def start(
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        log: Path | None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
         # Raised inside Popen (forked, not yet recorded), the signal's error would leave that
         # child running with nobody to stop it: the signal waits until the child is recorded.
         nonlocal spawning
         spawning = True
         try:
-            spawn(opts, name, command, env, log)
+            spawn(opts, name, command, env, log, pass_fds)
         finally:
             spawning = False
         if stop.is_set():
@@ -295,7 +326,9 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     opts.data_dir = opts.data_dir.resolve()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
+    api_socket: socket.socket | None = None
     try:
+        api_socket = listen(opts.host, opts.api_port)
         if opts.local_llm:
             start_local_llm(settings, opts, console)
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -315,7 +348,9 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         env = child_env(settings, opts)
         python = sys.executable
         start("worker", [python, "-m", "ambient.cli", "worker"], env, None)
-        start("api", [python, "-m", "ambient.cli", "api"], env, None)
+        fd = api_socket.fileno()
+        start("api", [python, "-m", "ambient.cli", "api", "--fd", str(fd)], env, None, (fd,))
+        api_socket.close()  # the API holds it now
         api = f"http://{opts.host}:{opts.api_port}"
         wait_http(f"{api}/health", deadline, opts)
         ui = f"http://{opts.host}:{opts.ui_port}" if opts.temporal_address is None else "(external)"
@@ -355,6 +390,8 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         return 1
     finally:
         starting = False  # a second signal must not interrupt the stopping
+        if api_socket is not None:
+            api_socket.close()
         remove_runtime(opts.data_dir, os.getpid())
         stop_children(opts)
         console.print("ambient-ops stopped.")

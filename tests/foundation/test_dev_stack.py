@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -162,6 +163,28 @@ async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_pa
             assert me.status_code == 200
     finally:
         assert await again.stop() == 0, "".join(again.output)
+
+
+async def test_a_taken_api_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    # The API's socket is bound first, so a port another process holds is named at once (and a
+    # port chosen free cannot be taken while Temporal and the worker start).
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        stack = DevStack(tmp_path / "data")
+        stack.api_port = holder.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+        done = await asyncio.to_thread(
+            subprocess.run,
+            stack.command(),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=STARTUP_SECONDS,
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"port 127.0.0.1:{stack.api_port} is taken" in done.stdout, done.stdout
+    assert not (stack.data_dir / "temporal.db").exists()  # Temporal never started
 
 
 async def test_a_stack_that_is_not_up_in_time_is_stopped_with_its_children(
