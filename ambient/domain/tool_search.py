@@ -295,8 +295,12 @@ class ToolIndex:
         for term, source in list(terms.items()):
             if term in self._idf or not term.isascii() or term.isdigit() or term in _MAPPED:
                 continue
-            if len(term) >= TYPO_MIN:
-                for key in (term, *_deletions(term)):
+            # A typo is judged on the word as typed too: "delte" is stemmed to "delt", too
+            # short to correct, though "delte" is one swap from "delete".
+            for probe in dict.fromkeys((term, source) if source.isalpha() else (term,)):
+                if len(probe) < TYPO_MIN:
+                    continue
+                for key in (probe, *_deletions(probe)):
                     for known in sorted(self._near.get(key, ())):
                         terms.setdefault(known, f"{source}~{known}")
             if len(term) >= PREFIX_MIN:
