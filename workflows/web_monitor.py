@@ -7,7 +7,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -64,6 +64,11 @@ END_POLL_WAIT = timedelta(seconds=10)
 # deprecated: runs recorded before it (a lost poll abandoned at once) no longer replay.
 LOST_POLL_WAIT = timedelta(seconds=15)
 LOST_POLL_ANSWERS = "poll-lost-answers"
+# A poll that did not hand back within END_POLL_WAIT is cancelled; cancelled before it
+# started (no worker took it: a loaded or a missing activity worker), it ends as a
+# cancellation, which was recorded as a failed poll ("Cancelled") although the workflow asked
+# for it. Now it is what a lost poll is: no failure, the next poll takes over what it stored.
+ASKED_CANCEL = "poll-asked-cancel"
 # The worker caches few workflows (settings.max_cached_workflows: a cached run costs ~100 KB
 # of worker memory and a watch's run waits an hour between hand-backs), so a hand-back
 # usually replays its run's history: about six events a hand-back, tens of microseconds of
@@ -204,6 +209,8 @@ class WebMonitorWorkflow(WatchControls):
                     return
             result = await handle
         except ActivityError as error:
+            if isinstance(error.cause, CancelledError) and workflow.patched(ASKED_CANCEL):
+                return  # end_poll cancelled it: asked for, no failure (ASKED_CANCEL)
             # A poll that failed for good is a failure to show; the watch waits an interval
             # and polls again.
             text = self.note_failure("poll", error)

@@ -537,6 +537,57 @@ async def test_a_control_reaches_a_poll_running_in_another_worker_process(
     assert len(state.requests) == fetched  # nothing checked while paused
 
 
+async def test_a_poll_cancelled_after_its_hand_back_wait_is_no_failure(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    """No process takes the poll (a loaded or missing activity worker): a pause asks it to
+    hand back, END_POLL_WAIT passes, the workflow cancels it — asked for, so no failure."""
+    from temporalio.worker import Worker
+
+    from activities import build_activities
+    from ambient import temporal
+    from workflows import ALL_WORKFLOWS
+
+    state, base = site
+    state.pages["/a"] = article("Page A.")
+    queue = unique("tq")
+    only_workflows = Worker(
+        dev_env.client,
+        task_queue=queue,
+        workflows=ALL_WORKFLOWS,
+        activities=build_activities(loopback_deps),
+        no_remote_activities=True,
+        workflow_runner=temporal.workflow_runner(),
+    )
+    async with only_workflows:
+        handle = await start(dev_env, queue, fast([f"{base}/a"]))
+        await until(lambda: _scheduled(handle, 1))
+        await handle.signal("pause")
+        await until(lambda: _settled_after_cancel(handle), 60)
+        paused = await status(handle)
+        # The stop's own activities (the stopped event) need a worker that runs activities.
+        async with Worker(
+            dev_env.client, task_queue=queue, activities=build_activities(loopback_deps)
+        ):
+            await handle.signal("stop")
+            await handle.result()
+    await save_history(handle, "web_monitor_poll_cancelled_after_hand_back_wait")
+    assert paused.state == "paused"
+    assert paused.detail["last_failure"] is None
+    assert paused.detail["event_failures"] == 0
+    assert "watch.poll_failed" not in [kind for kind, _ in await events(loopback_deps, handle.id)]
+    assert state.requests == []  # nothing was checked: no process ran the poll
+
+
+async def _settled_after_cancel(handle: WorkflowHandle[Any, Any]) -> bool:
+    """The poll was cancelled before any process took it, and the workflow took that in."""
+    kinds = [event.event_type for event in (await handle.fetch_history()).events]
+    if EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED not in kinds:
+        return False
+    after = kinds[kinds.index(EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED) :]
+    return EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in after
+
+
 async def test_a_watch_created_again_reports_its_changes_under_its_new_life(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
