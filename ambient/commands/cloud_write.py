@@ -17,7 +17,6 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from ambient.clients.tencent.client import TencentCloud
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsError
@@ -28,7 +27,6 @@ from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
 from ambient.commands import run_service
 from ambient.settings import Settings
-from ambient.wiring import AppState
 
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
 Execute = Annotated[bool, typer.Option("--execute", help="make the change (default: preview)")]
@@ -75,11 +73,9 @@ def _mode(execute: bool) -> Mode:
 
 
 def _run(work: Callable[[CloudOpsService, Settings], Coroutine[Any, Any, BaseModel]]) -> None:
-    def service(state: AppState) -> tuple[CloudOpsService, Settings]:
-        tencent = state.tencent or TencentCloud.from_settings(state.settings)
-        return CloudOpsService(state.db, tencent), state.settings
-
-    result = run_service(service, lambda pair: work(*pair), CloudOpsError)
+    result = run_service(
+        lambda s: (s.cloud_ops, s.settings), lambda pair: work(*pair), CloudOpsError
+    )
     console.print_json(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
 
 

@@ -29,7 +29,7 @@ router = APIRouter(prefix="/briefings", tags=["briefings"])
 
 
 def service(state: StateDep) -> BriefingService:
-    return BriefingService(state.temporal, state.settings, state.db, tencent=state.tencent)
+    return state.briefings
 
 
 Service = Annotated[BriefingService, Depends(service)]

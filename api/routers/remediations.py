@@ -28,7 +28,6 @@ from ambient.remediation.views import (
 )
 from ambient.sharing import ReportLink
 from ambient.status import temporal_problem
-from ambient.wiring import llm_of
 from api.deps import CurrentUser, StateDep
 
 router = APIRouter(prefix="/remediations", tags=["remediations"])
@@ -51,7 +50,7 @@ class AbortBody(BaseModel):
 
 
 def service(state: StateDep) -> RemediationService:
-    return RemediationService(state.temporal, state.settings, state.db, llm_of(state))
+    return state.remediations
 
 
 Service = Annotated[RemediationService, Depends(service)]

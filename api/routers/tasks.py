@@ -39,7 +39,7 @@ class TaskCreate(BaseModel):
 
 
 def service(state: StateDep) -> TaskService:
-    return TaskService(state.temporal, state.settings, state.db)
+    return state.tasks
 
 
 Service = Annotated[TaskService, Depends(service)]

@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from ambient.briefing.models import GreetResult
-from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
 from ambient.storage.models import User
 from api.deps import OptionalUser, SessionDep, StateDep
@@ -78,7 +77,7 @@ async def greeting(
         name = caller.name
     else:
         raise _unprocessable("user_id", "a device must name the speaker: user_id or voiceprint_id")
-    service = BriefingService(state.temporal, state.settings, state.db, tencent=state.tencent)
+    service = state.briefings
     return await service.greet(
         name,
         via="voice",
