@@ -25,7 +25,7 @@ from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpe
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
-from ambient.commands import run_service
+from ambient.commands import refused, run_service
 from ambient.settings import Settings
 
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
@@ -44,10 +44,7 @@ def _spec(model: type[S], **values: Any) -> S:
     try:
         return model(**values)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(p) for p in error["loc"])
-        err_console.print(f"[red]{field}: {error['msg']}[/]", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
+        raise refused(exc) from None
 
 
 def _spec_file(model: type[S], path: Path) -> S:

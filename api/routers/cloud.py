@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from ambient.cloud.apply import ApplyResult, ApplySpec
@@ -21,6 +20,7 @@ from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpe
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
 from api.deps import CurrentUser, StateDep
+from api.errors import unprocessable
 
 router = APIRouter(prefix="/cloud", tags=["cloud"])
 ModeField = Annotated[
@@ -88,9 +88,7 @@ def http_error(exc: CloudOpsError) -> Exception:
     if isinstance(exc, CloudOpsRefusedError):
         return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     if isinstance(exc, CloudOpsInputError):
-        return RequestValidationError(
-            [{"type": "value_error", "loc": ["body", exc.field], "msg": str(exc), "input": None}]
-        )
+        return unprocessable(([exc.field], str(exc)))
     return HTTPException(STATUS.get(exc.kind, status.HTTP_502_BAD_GATEWAY), str(exc))
 
 

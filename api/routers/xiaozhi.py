@@ -6,7 +6,6 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -20,6 +19,7 @@ from ambient.xiaozhi import (
     voice_facts,
 )
 from api.deps import CurrentUser, StateDep
+from api.errors import unprocessable
 
 router = APIRouter(prefix="/xiaozhi", tags=["xiaozhi"])
 
@@ -75,9 +75,7 @@ def http_error(exc: DeviceError) -> Exception:
         return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     field = str(exc).split(":", 1)[0]
     where = field if field in DeviceIn.model_fields else "device_id"
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ["body", where], "msg": str(exc), "input": None}]
-    )
+    return unprocessable(([where], str(exc)))
 
 
 @router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DeviceAdded)

@@ -25,6 +25,7 @@ from ambient.discussions.views import (
     Stats,
     StoreInit,
 )
+from ambient.domain.field_errors import field_problems
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import hints
 
@@ -68,10 +69,7 @@ def _message(
             message_id=message_id,
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ToolError(f"nothing posted — {problems}") from None
+        raise ToolError("nothing posted — " + "; ".join(field_problems(exc))) from None
 
 
 # --- signing -----------------------------------------------------------------------------
