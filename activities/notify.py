@@ -38,6 +38,7 @@ from temporalio.exceptions import ApplicationError
 from ambient.clients.notify import ChannelRegistry, PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.configs import STORED
+from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import (
     Delivery,
     DeliveryStatus,
@@ -338,13 +339,15 @@ def _stored_push_config(user: User) -> tuple[list[Target], QuietHours | None, li
         try:
             channels.append(Target.model_validate(entry, context=STORED))
         except ValidationError as exc:
-            problems.append(f"permanent: push config channels[{index}]: {exc.errors()[0]['msg']}")
+            where = (f"channels[{index}]",)
+            problems += [f"permanent: push config {p}" for p in field_problems(exc, at=where)]
     quiet: QuietHours | None = None
     if raw.get("quiet_hours"):
         try:
             quiet = QuietHours.model_validate(raw["quiet_hours"], context=STORED)
         except ValidationError as exc:
-            problems.append(f"permanent: push config quiet_hours: {exc.errors()[0]['msg']}")
+            where = ("quiet_hours",)
+            problems += [f"permanent: push config {p}" for p in field_problems(exc, at=where)]
     return channels, quiet, problems
 
 

@@ -11,13 +11,20 @@ import httpx
 from temporalio.client import Client
 
 from ambient import temporal
+from ambient.agent.digest import EventDigestService
+from ambient.briefing.service import BriefingService
 from ambient.clients.llm import LLMClient
 from ambient.clients.notify import ChannelRegistry
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.tencent.client import TencentCloud
+from ambient.cloud.service import CloudOpsService
+from ambient.discussions.service import DiscussionService
+from ambient.remediation.service import RemediationService
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import require_current, upgrade_async
+from ambient.watches.service import TaskService
+from ambient.xiaozhi import DeviceService
 
 
 @dataclass
@@ -30,6 +37,52 @@ class AppState:
     # The user a stdio session acts as (`ambient mcp --user NAME`); HTTP uses the bearer token.
     stdio_user: str | None = None
     extras: dict[str, object] = field(default_factory=dict)
+
+    # Each service is built here and only here, so every door gets the same collaborators.
+    # Properties, not cached ones: a service is a few references, and tests copy a state with
+    # ``AppState(**state.__dict__)``, which a cached value in ``__dict__`` would break.
+
+    @property
+    def cloud(self) -> TencentCloud:
+        """The Tencent Cloud client (one from settings when the state was made without)."""
+        return self.tencent or TencentCloud.from_settings(self.settings)
+
+    @property
+    def llm(self) -> LLMClient:
+        """The process's LLM client, made on first use (its HTTP client is reused)."""
+        llm = self.extras.get("llm")
+        if not isinstance(llm, LLMClient):
+            llm = LLMClient(self.settings)
+            self.extras["llm"] = llm
+        return llm
+
+    @property
+    def briefings(self) -> BriefingService:
+        return BriefingService(self.temporal, self.settings, self.db, self.tencent)
+
+    @property
+    def remediations(self) -> RemediationService:
+        return RemediationService(self.temporal, self.settings, self.db, self.llm)
+
+    @property
+    def tasks(self) -> TaskService:
+        return TaskService(self.temporal, self.settings, self.db)
+
+    @property
+    def discussions(self) -> DiscussionService:
+        return DiscussionService(self.db, self.settings, self.temporal)
+
+    @property
+    def cloud_ops(self) -> CloudOpsService:
+        return CloudOpsService(self.db, self.cloud)
+
+    @property
+    def digests(self) -> EventDigestService:
+        return EventDigestService(self.temporal, self.settings)
+
+    @property
+    def devices(self) -> DeviceService:
+        return DeviceService(self.db)
 
 
 @asynccontextmanager
@@ -59,15 +112,6 @@ async def open_state(
             tencent=TencentCloud.from_settings(settings),
             stdio_user=stdio_user,
         )
-
-
-def llm_of(state: AppState) -> LLMClient:
-    """The process's LLM client, made on first use (its HTTP client is reused)."""
-    llm = state.extras.get("llm")
-    if not isinstance(llm, LLMClient):
-        llm = LLMClient(state.settings)
-        state.extras["llm"] = llm
-    return llm
 
 
 class StateHolder:

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -36,6 +36,18 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value
+
+
+def unprocessable(
+    *fields: tuple[Sequence[str | int], str], where: str = "body"
+) -> RequestValidationError:
+    """A 422 in FastAPI's own shape: each (field path, message) a value_error under ``where``."""
+    return RequestValidationError(
+        [
+            {"type": "value_error", "loc": [where, *path], "msg": message, "input": None}
+            for path, message in fields
+        ]
+    )
 
 
 async def validation_error(_: Request, exc: Exception) -> JSONResponse:

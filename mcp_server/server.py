@@ -21,6 +21,7 @@ from ambient.clients.kube import KubeError
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.cloud.errors import CloudOpsError
 from ambient.discussions.views import DiscussionError
+from ambient.domain.field_errors import field_problems
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.status import temporal_problem
@@ -42,12 +43,7 @@ def argument_problems(exc: ValidationError) -> str:
     mcp validates arguments with a generated ``<tool>Arguments`` model; its title and the
     pydantic help URL mean nothing to the caller, so only the field paths and messages stay.
     """
-    lines = []
-    for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"]) or "arguments"
-        message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{field}: {'required' if error['type'] == 'missing' else message}")
-    return "invalid arguments — " + "; ".join(lines)
+    return "invalid arguments — " + "; ".join(field_problems(exc, "arguments"))
 
 
 # A feature's own errors say what was wrong and what to do: the model reads them as they are.

@@ -20,17 +20,14 @@ from pydantic import Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient.briefing.models import GreetOutcome
-from ambient.briefing.service import BriefingError, BriefingService
+from ambient.briefing.service import BriefingError
 from ambient.clients.tencent import ops
-from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.remediation.runs import FINAL_STATES
-from ambient.remediation.service import RemediationService
 from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository
 from ambient.watches.inputs import TaskError
-from ambient.watches.service import TaskService
 from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import Speaker, SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import app_state, current_user
@@ -104,14 +101,6 @@ async def _answer(
         return speakable(f"出了点问题，没有完成。{name}")
 
 
-def _services(state: AppState) -> tuple[BriefingService, RemediationService, TaskService]:
-    return (
-        BriefingService(state.temporal, state.settings, state.db, tencent=state.tencent),
-        RemediationService(state.temporal, state.settings, state.db),
-        TaskService(state.temporal, state.settings, state.db),
-    )
-
-
 # --- tools ----------------------------------------------------------------------------------
 
 
@@ -120,7 +109,7 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     state = app_state(ctx)
 
     async def work(user: str) -> str:
-        result = await _services(state)[0].greet(user, via="voice", audio=False)
+        result = await state.briefings.greet(user, via="voice", audio=False)
         if result.outcome is GreetOutcome.SPOKEN and len(result.text) > MAX_SPOKEN:
             lead = "".join(result.segments[:2]) if result.segments else result.text
             return speakable(lead, MAX_SPOKEN - 20) + "完整简报在你的收件箱里。"
@@ -130,7 +119,7 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
 
 
 async def _waiting(state: AppState, user: str) -> list[RemediationSummary]:
-    return await waiting_for(_services(state)[1], user)
+    return await waiting_for(state.remediations, user)
 
 
 async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
@@ -138,7 +127,7 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     state = app_state(ctx)
 
     async def work(user: str) -> str:
-        service = _services(state)[1]
+        service = state.remediations
         waiting = await waiting_for(service, user)
         running = [
             r
@@ -169,7 +158,7 @@ async def _decide(
         run, question = pick_remediation(await _waiting(state, user), which)
         if run is None:
             return question
-        decision = await _services(state)[1].approve(
+        decision = await state.remediations.approve(
             user, run.remediation_id, approve, reason or "by voice"
         )
         verb = "批准" if decision.approve else "拒绝"
@@ -203,7 +192,7 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
     state = app_state(ctx)
 
     async def work(user: str) -> str:
-        tasks = _services(state)[2]
+        tasks = state.tasks
         task, question = pick_task(list(await tasks.list(user, limit=200)), name)
         if task is None:
             return question
@@ -218,7 +207,7 @@ async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str 
     state = app_state(ctx)
 
     async def work(user: str) -> str:
-        tasks = _services(state)[2]
+        tasks = state.tasks
         task, question = pick_task(list(await tasks.list(user, limit=200)), name)
         if task is None:
             return question
@@ -246,7 +235,7 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     state = app_state(ctx)
 
     async def work(_: str) -> str:
-        cloud = state.tencent or TencentCloud.from_settings(state.settings)
+        cloud = state.cloud
         if not cloud.configured:
             return "还没有配置腾讯云账号，我看不到集群。"
         try:

@@ -47,6 +47,7 @@ from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import text_to_voice
+from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Role
 from ambient.settings import Settings
@@ -131,12 +132,8 @@ def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:
     try:
         return BriefingConfig.model_validate(config)
     except ValidationError as exc:
-        parts = []
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"])
-            message = str(error["msg"]).removeprefix("Value error, ")
-            parts.append(f"{where}: {message}" if where else message)
-        raise InvalidBriefingError("invalid briefing config — " + "; ".join(parts)) from None
+        problems = "; ".join(field_problems(exc))
+        raise InvalidBriefingError(f"invalid briefing config — {problems}") from None
 
 
 class BriefingService:
@@ -438,7 +435,7 @@ class BriefingService:
         try:
             spec = BriefingConfig.model_validate({"log_source": source}).log_source
         except ValidationError as exc:
-            raise InvalidBriefingError(f"log_source: {exc.errors()[0]['msg']}") from None
+            raise InvalidBriefingError("; ".join(field_problems(exc))) from None
         assert spec is not None
         if isinstance(spec, ClsLogSpec) and not self.tencent.configured:
             raise InvalidBriefingError(

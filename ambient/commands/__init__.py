@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
+from ambient.domain.field_errors import field_problems
 from ambient.runtime import discovered_settings
 from ambient.settings import Settings
 from ambient.status import temporal_problem
@@ -26,6 +28,13 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """One line on stderr (never a traceback) and the exit code."""
     err_console.print(f"[red]{message}[/]", soft_wrap=True, highlight=False)
     return typer.Exit(code)
+
+
+def refused(exc: ValidationError) -> typer.Exit:
+    """Each refused field on a line of its own on stderr, and exit 2: nothing was done."""
+    for problem in field_problems(exc, "input"):
+        err_console.print(f"[red]{problem}[/]", soft_wrap=True, highlight=False)
+    return typer.Exit(2)
 
 
 def run_service(

@@ -24,7 +24,7 @@ Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
 
 
 def _run(work: Callable[[BriefingService], Awaitable[T]]) -> T:
-    return run_service(lambda s: BriefingService(s.temporal, s.settings, s.db), work, BriefingError)
+    return run_service(lambda s: s.briefings, work, BriefingError)
 
 
 def _print(value: BaseModel, as_json: bool) -> None:

@@ -17,7 +17,6 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from ambient.clients.tencent.client import TencentCloud
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsError
@@ -26,9 +25,8 @@ from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpe
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
-from ambient.commands import run_service
+from ambient.commands import refused, run_service
 from ambient.settings import Settings
-from ambient.wiring import AppState
 
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
 Execute = Annotated[bool, typer.Option("--execute", help="make the change (default: preview)")]
@@ -46,10 +44,7 @@ def _spec(model: type[S], **values: Any) -> S:
     try:
         return model(**values)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(p) for p in error["loc"])
-        err_console.print(f"[red]{field}: {error['msg']}[/]", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
+        raise refused(exc) from None
 
 
 def _spec_file(model: type[S], path: Path) -> S:
@@ -75,11 +70,9 @@ def _mode(execute: bool) -> Mode:
 
 
 def _run(work: Callable[[CloudOpsService, Settings], Coroutine[Any, Any, BaseModel]]) -> None:
-    def service(state: AppState) -> tuple[CloudOpsService, Settings]:
-        tencent = state.tencent or TencentCloud.from_settings(state.settings)
-        return CloudOpsService(state.db, tencent), state.settings
-
-    result = run_service(service, lambda pair: work(*pair), CloudOpsError)
+    result = run_service(
+        lambda s: (s.cloud_ops, s.settings), lambda pair: work(*pair), CloudOpsError
+    )
     console.print_json(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
 
 

@@ -18,7 +18,6 @@ from ambient.commands import fail, run_service
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import RemediationError
-from ambient.wiring import llm_of
 
 app = typer.Typer(help="Graded remediation of TKE alerts.", no_args_is_help=True)
 console = Console()
@@ -33,11 +32,7 @@ AlertFile = Annotated[
 
 def _run(work: Callable[[RemediationService], Awaitable[T]]) -> T:
     # Scoring needs no Temporal: the lazy client connects at the first workflow call.
-    return run_service(
-        lambda s: RemediationService(s.temporal, s.settings, s.db, llm_of(s)),
-        work,
-        RemediationError,
-    )
+    return run_service(lambda s: s.remediations, work, RemediationError)
 
 
 def _alert(text: str) -> dict[str, Any]:

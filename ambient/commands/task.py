@@ -25,7 +25,7 @@ Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
 
 
 def _run(work: Callable[[TaskService], Awaitable[T]]) -> T:
-    return run_service(lambda s: TaskService(s.temporal, s.settings, s.db), work, TaskError)
+    return run_service(lambda s: s.tasks, work, TaskError)
 
 
 def _config(text: str) -> dict[str, Any]:

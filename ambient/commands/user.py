@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.commands import operator_database
+from ambient.commands import operator_database, refused
+from ambient.domain.field_errors import field_problems
 from ambient.domain.users import Grant, Language, Role, RollbackPermission, UserCreate, UserPublic
 from ambient.push import save_push_config
 from ambient.settings import Settings
@@ -46,12 +47,6 @@ def _run(work: Callable[[UserRepository], Awaitable[T]]) -> T:
             return result
 
     return asyncio.run(main())
-
-
-def _errors(exc: ValidationError) -> None:
-    for error in exc.errors():
-        where = ".".join(map(str, error["loc"])) or "input"
-        console.print(f"[red]{where}: {error['msg']}[/]")
 
 
 def _show(user: UserPublic) -> None:
@@ -88,8 +83,7 @@ def create(
             rollback_permission=rollback,
         )
     except ValidationError as exc:
-        _errors(exc)
-        raise typer.Exit(2) from None
+        raise refused(exc) from None
 
     async def work(users: UserRepository) -> str:
         _, token = await users.create(data)
@@ -145,8 +139,9 @@ def push(
 
     try:
         parsed = PushConfig.model_validate(json.loads(config))
-    except (ValueError, ValidationError) as exc:
-        console.print(f"[red]push config not changed: {exc}[/]", soft_wrap=True)
+    except ValueError as exc:  # not JSON, or a ValidationError
+        why = "; ".join(field_problems(exc)) if isinstance(exc, ValidationError) else exc
+        console.print(f"[red]push config not changed: {why}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
 
     async def work(users: UserRepository) -> bool:

@@ -22,7 +22,7 @@ from ambient.bridge.endpoints import (
     Endpoints,
     mask_url,
 )
-from ambient.commands import operator_database
+from ambient.commands import operator_database, refused
 from ambient.settings import Settings
 
 endpoint_app = typer.Typer(
@@ -58,10 +58,7 @@ def add(
     try:
         data = EndpointCreate(user=user, url=url, verbatim=verbatim)
     except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(map(str, error["loc"])) or "input"
-            console.print(f"[red]{where}: {error['msg']}[/]", soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise refused(exc) from None
     try:
         added = _run(lambda endpoints: endpoints.add(None, data))
     except EndpointError as exc:

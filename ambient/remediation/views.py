@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from ambient.domain.field_errors import field_problems
 from ambient.remediation.alerts import Alert
 from ambient.remediation.ladder import Mode
 from ambient.remediation.runs import (
@@ -139,8 +140,7 @@ class RemediationSummary(BaseModel):
 
 
 def invalid(error: ValidationError) -> InvalidRemediationError:
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: {e['msg']}" for e in error.errors()]
-    return InvalidRemediationError("invalid alert — " + "; ".join(parts))
+    return InvalidRemediationError("invalid alert — " + "; ".join(field_problems(error, "alert")))
 
 
 def parse_alert(alert: dict[str, Any] | Alert) -> Alert:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError, WithJsonSchema
 
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.targets import TargetPolicy
+from ambient.domain.field_errors import Location, field_errors, field_problems
 from ambient.domain.users import Role
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -40,7 +41,6 @@ from ambient.watches.configs import (
 )
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 
-Location = tuple[str | int, ...]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
@@ -61,8 +61,7 @@ class ConfigError(InvalidTaskError):
 
     def __init__(self, errors: list[tuple[Location, str]], prefix: Location = ("config",)) -> None:
         self.errors = [(prefix + loc, message) for loc, message in errors]
-        parts = [f"{'.'.join(str(p) for p in loc)}: {message}" for loc, message in self.errors]
-        super().__init__("invalid config — " + "; ".join(parts))
+        super().__init__("invalid config — " + "; ".join(field_problems(self.errors)))
 
 
 TaskType = Literal["web_monitor", "threshold_watch", "schedule", "news_digest"]
@@ -73,13 +72,6 @@ CONFIG_MODELS: dict[str, type[BaseModel]] = {
     "schedule": ReminderConfig,
     "news_digest": NewsDigestConfig,
 }
-
-
-def _errors_of(error: ValidationError) -> list[tuple[Location, str]]:
-    return [
-        (tuple(e["loc"]), e["msg"].removeprefix("Value error, "))
-        for e in error.errors(include_url=False)
-    ]
 
 
 def parse_config(kind: str, config: Any) -> BaseModel:
@@ -93,7 +85,7 @@ def parse_config(kind: str, config: Any) -> BaseModel:
     try:
         return model.model_validate(config)
     except ValidationError as exc:
-        raise ConfigError(_errors_of(exc)) from None
+        raise ConfigError(field_errors(exc)) from None
 
 
 def aimed_urls(config: BaseModel) -> list[tuple[Location, str]]:
@@ -154,7 +146,7 @@ def resolved_metric(config: ThresholdWatchConfig, settings: Settings) -> Thresho
     except UnknownMetricError as exc:
         raise ConfigError([(("metric",), str(exc))]) from None
     except ValidationError as exc:
-        raise ConfigError(_errors_of(exc)) from None
+        raise ConfigError(field_errors(exc)) from None
     if config.source is not None and config.metric in catalogue:
         named = ThresholdWatchConfig.model_validate(
             config.model_dump(mode="json") | {"source": catalogue[config.metric]}

@@ -19,7 +19,6 @@ from ambient.storage.event_cursor import follow
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.watches.reads import TaskSummary
-from ambient.watches.service import TaskService
 from api.deps import SessionDep, StateDep
 from api.i18n import Words
 from api.routers.chat import ChatRequest, chat_turn
@@ -69,9 +68,7 @@ async def dashboard(
     # One page of tasks, as list_tasks answers: a user with thousands must still get the page.
     tasks_page = request.query_params.get("tasks_page") or None
     try:
-        page = await TaskService(state.temporal, state.settings, state.db).list(
-            me.name, page_size=TASKS_PER_PAGE, page_token=tasks_page
-        )
+        page = await state.tasks.list(me.name, page_size=TASKS_PER_PAGE, page_token=tasks_page)
         tasks, next_tasks = list(page), page.next_page_token
     except InvalidTaskError:  # a stale or edited link: start again from the first page
         return back("/app", _("That page of tasks is no longer there; here is the first."))
@@ -118,9 +115,7 @@ async def create_web_monitor(
         "check_interval_minutes": minutes,
     }
     try:
-        ref = await TaskService(state.temporal, state.settings, state.db).create(
-            me.name, "web_monitor", config, name.strip() or None
-        )
+        ref = await state.tasks.create(me.name, "web_monitor", config, name.strip() or None)
     except ConfigError as exc:
         return back("/app", _("Not created: %(why)s", why=field_errors(exc, _, MONITOR_LABELS)))
     except TaskError as exc:
@@ -156,7 +151,7 @@ async def task_action(
     me = require(user)
     if action not in ACTIONS:
         return back("/app", _("Unknown action %(action)s", action=repr(action)))
-    service = TaskService(state.temporal, state.settings, state.db)
+    service = state.tasks
     try:
         ref = await getattr(service, action)(me.name, task_id)
     except TaskError as exc:
@@ -182,7 +177,7 @@ async def task_detail(
 ) -> Response:
     me = require(user)
     try:
-        task = await TaskService(state.temporal, state.settings, state.db).get(me.name, id)
+        task = await state.tasks.get(me.name, id)
     except TaskError as exc:
         return back("/app", task_problem(exc, _))
     return render(

@@ -24,12 +24,13 @@ from ambient.briefing.service import (
 from ambient.domain.notify import NotifyResult
 from ambient.sharing import ReportLink
 from api.deps import CurrentUser, StateDep
+from api.errors import unprocessable
 
 router = APIRouter(prefix="/briefings", tags=["briefings"])
 
 
 def service(state: StateDep) -> BriefingService:
-    return BriefingService(state.temporal, state.settings, state.db, tencent=state.tencent)
+    return state.briefings
 
 
 Service = Annotated[BriefingService, Depends(service)]
@@ -52,10 +53,7 @@ def http_error(exc: BriefingError) -> HTTPException | RequestValidationError:
     if isinstance(exc, BriefingRefusedError):
         return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     if isinstance(exc, InvalidBriefingError):
-        loc = ["body", *(exc.field.split(".") if exc.field else [])]
-        return RequestValidationError(
-            [{"type": "value_error", "loc": loc, "msg": str(exc), "input": None}]
-        )
+        return unprocessable((exc.field.split(".") if exc.field else [], str(exc)))
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
 
 

@@ -19,7 +19,7 @@ from ambient.agent.chat import (
     system_prompt,
     tool_offer,
 )
-from ambient.agent.digest import DigestSetting, EventDigestService
+from ambient.agent.digest import DigestSetting
 from ambient.agent.health import ToolStats
 from ambient.agent.hub import hub_of
 from ambient.storage.models import User
@@ -161,10 +161,10 @@ async def agent_tools(user: CurrentUser, state: StateDep, refresh: bool = False)
 @router.get("/agent/digest", response_model=DigestSetting)
 async def read_digest(user: CurrentUser, state: StateDep) -> DigestSetting:
     """Whether the event-driven agent reads your events and decides what to push."""
-    return await EventDigestService(state.temporal, state.settings).get(user.name)
+    return await state.digests.get(user.name)
 
 
 @router.put("/agent/digest", response_model=DigestSetting)
 async def set_digest(setting: DigestSetting, user: CurrentUser, state: StateDep) -> DigestSetting:
     """Turn the event-driven agent on (every N minutes) or off."""
-    return await EventDigestService(state.temporal, state.settings).set(user.name, setting)
+    return await state.digests.set(user.name, setting)

@@ -9,10 +9,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from ambient.clients.tencent.client import TencentCloud
 from ambient.cloud.apply import ApplyResult, ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.creates import WriteResult
@@ -20,10 +18,9 @@ from ambient.cloud.errors import CloudOpsError, CloudOpsInputError, CloudOpsRefu
 from ambient.cloud.images import ImageDescription, describe_dashboard_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, NodePoolSpec
-from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
-from ambient.wiring import AppState
 from api.deps import CurrentUser, StateDep
+from api.errors import unprocessable
 
 router = APIRouter(prefix="/cloud", tags=["cloud"])
 ModeField = Annotated[
@@ -91,20 +88,14 @@ def http_error(exc: CloudOpsError) -> Exception:
     if isinstance(exc, CloudOpsRefusedError):
         return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     if isinstance(exc, CloudOpsInputError):
-        return RequestValidationError(
-            [{"type": "value_error", "loc": ["body", exc.field], "msg": str(exc), "input": None}]
-        )
+        return unprocessable(([exc.field], str(exc)))
     return HTTPException(STATUS.get(exc.kind, status.HTTP_502_BAD_GATEWAY), str(exc))
-
-
-def _service(state: AppState) -> CloudOpsService:
-    return CloudOpsService(state.db, state.tencent or TencentCloud.from_settings(state.settings))
 
 
 @router.post("/node-pools", response_model=WriteResult)
 async def create_node_pool(body: NodePoolBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Add a node pool to a TKE cluster (CreateClusterNodePool)."""
-    return await _service(state).create_node_pool(user.name, body, body.mode)
+    return await state.cloud_ops.create_node_pool(user.name, body, body.mode)
 
 
 @router.post("/node-pools/scale", response_model=NodePoolScaleResult)
@@ -112,25 +103,25 @@ async def scale_node_pool(
     body: NodePoolScaleBody, user: CurrentUser, state: StateDep
 ) -> NodePoolScaleResult:
     """Set a node pool's desired size (ModifyNodePoolDesiredCapacityAboutAsg)."""
-    return await _service(state).scale_node_pool(user.name, body, body.mode)
+    return await state.cloud_ops.scale_node_pool(user.name, body, body.mode)
 
 
 @router.post("/logsets", response_model=WriteResult)
 async def create_logset(body: LogsetBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Create a CLS logset (CreateLogset)."""
-    return await _service(state).create_logset(user.name, body, body.mode)
+    return await state.cloud_ops.create_logset(user.name, body, body.mode)
 
 
 @router.post("/log-topics", response_model=WriteResult)
 async def create_log_topic(body: TopicBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Create a CLS log topic (CreateTopic)."""
-    return await _service(state).create_log_topic(user.name, body, body.mode)
+    return await state.cloud_ops.create_log_topic(user.name, body, body.mode)
 
 
 @router.post("/alarms", response_model=WriteResult)
 async def create_cls_alarm(body: AlarmBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Create a CLS alarm policy (CreateAlarm), with a new notice if named."""
-    return await _service(state).create_cls_alarm(user.name, body, body.mode)
+    return await state.cloud_ops.create_cls_alarm(user.name, body, body.mode)
 
 
 @router.post("/scheduled-sql", response_model=WriteResult)
@@ -138,13 +129,13 @@ async def create_scheduled_sql(
     body: ScheduledSqlBody, user: CurrentUser, state: StateDep
 ) -> WriteResult:
     """Create a CLS scheduled SQL task (CreateScheduledSql)."""
-    return await _service(state).create_scheduled_sql(user.name, body, body.mode)
+    return await state.cloud_ops.create_scheduled_sql(user.name, body, body.mode)
 
 
 @router.post("/apply", response_model=ApplyResult)
 async def apply_yaml(body: ApplyBody, user: CurrentUser, state: StateDep) -> ApplyResult:
     """Server-side apply YAML documents; dry_run answers each document's diff."""
-    async with WorkloadOps(_service(state), state.settings.kubeconfig) as ops:
+    async with WorkloadOps(state.cloud_ops, state.settings.kubeconfig) as ops:
         return await ops.apply_yaml(user.name, body, body.mode)
 
 
@@ -152,14 +143,14 @@ async def apply_yaml(body: ApplyBody, user: CurrentUser, state: StateDep) -> App
 async def scale_workload(body: ScaleBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Scale a Deployment to an absolute replica count."""
     spec = WorkloadSpec.model_validate(body.model_dump(exclude={"mode", "replicas"}))
-    async with WorkloadOps(_service(state), state.settings.kubeconfig) as ops:
+    async with WorkloadOps(state.cloud_ops, state.settings.kubeconfig) as ops:
         return await ops.scale_workload(user.name, spec, body.replicas, body.mode)
 
 
 @router.post("/workloads/restart", response_model=WorkloadResult)
 async def restart_workload(body: RestartBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Rolling-restart a Deployment."""
-    async with WorkloadOps(_service(state), state.settings.kubeconfig) as ops:
+    async with WorkloadOps(state.cloud_ops, state.settings.kubeconfig) as ops:
         return await ops.restart_workload(user.name, body, body.mode)
 
 

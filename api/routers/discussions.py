@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 
 from ambient.discussions.rules import MessageIn
-from ambient.discussions.service import DiscussionService
 from ambient.discussions.views import (
     AnnotationReport,
     AnomalyReport,
@@ -22,7 +21,6 @@ from ambient.discussions.views import (
     SigningError,
     Stats,
 )
-from ambient.wiring import AppState
 from api.deps import CurrentUser, StateDep
 
 router = APIRouter(prefix="/discussions", tags=["discussions"])
@@ -30,10 +28,6 @@ router = APIRouter(prefix="/discussions", tags=["discussions"])
 
 class NewMessage(MessageIn):
     topic: str
-
-
-def _service(state: AppState) -> DiscussionService:
-    return DiscussionService(state.db, state.settings, state.temporal)
 
 
 def http_error(exc: DiscussionError) -> HTTPException:
@@ -54,50 +48,50 @@ async def list_discussions(
     state: StateDep,
     status_: Annotated[Literal["open", "closed"] | None, Query(alias="status")] = None,
 ) -> DiscussionList:
-    return await _service(state).list_discussions(user.name, status_)
+    return await state.discussions.list_discussions(user.name, status_)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Posted)
 async def send_message(body: NewMessage, user: CurrentUser, state: StateDep) -> Posted:
     """Post on a topic: joins its open discussion or opens one."""
     message = MessageIn.model_validate(body.model_dump(exclude={"topic"}))
-    return await _service(state).send_message(user.name, body.topic, message)
+    return await state.discussions.send_message(user.name, body.topic, message)
 
 
 @router.get("/search", response_model=Found)
 async def search(keyword: str, user: CurrentUser, state: StateDep) -> Found:
-    return await _service(state).search_messages(user.name, keyword)
+    return await state.discussions.search_messages(user.name, keyword)
 
 
 @router.get("/stats", response_model=Stats)
 async def stats(user: CurrentUser, state: StateDep) -> Stats:
-    return await _service(state).get_stats(user.name)
+    return await state.discussions.get_stats(user.name)
 
 
 @router.get("/{discussion_id}", response_model=DiscussionRead)
 async def read(discussion_id: str, user: CurrentUser, state: StateDep) -> DiscussionRead:
-    return await _service(state).read_discussion(user.name, discussion_id)
+    return await state.discussions.read_discussion(user.name, discussion_id)
 
 
 @router.post(
     "/{discussion_id}/messages", status_code=status.HTTP_201_CREATED, response_model=Posted
 )
 async def reply(discussion_id: str, body: MessageIn, user: CurrentUser, state: StateDep) -> Posted:
-    return await _service(state).reply_message(user.name, discussion_id, body)
+    return await state.discussions.reply_message(user.name, discussion_id, body)
 
 
 @router.post("/{discussion_id}/close", response_model=Closed)
 async def close(discussion_id: str, user: CurrentUser, state: StateDep) -> Closed:
-    return await _service(state).close_discussion(user.name, discussion_id)
+    return await state.discussions.close_discussion(user.name, discussion_id)
 
 
 @router.get("/{discussion_id}/anomalies", response_model=AnomalyReport)
 async def anomalies(
     discussion_id: str, user: CurrentUser, state: StateDep, threshold_seconds: float = 2.0
 ) -> AnomalyReport:
-    return await _service(state).detect_anomalies(user.name, discussion_id, threshold_seconds)
+    return await state.discussions.detect_anomalies(user.name, discussion_id, threshold_seconds)
 
 
 @router.post("/{discussion_id}/annotate", response_model=AnnotationReport)
 async def annotate(discussion_id: str, user: CurrentUser, state: StateDep) -> AnnotationReport:
-    return await _service(state).annotate_discussion(user.name, discussion_id)
+    return await state.discussions.annotate_discussion(user.name, discussion_id)

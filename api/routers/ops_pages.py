@@ -14,26 +14,22 @@ from pydantic import ValidationError
 from ambient.briefing.service import (
     BriefingError,
     BriefingNotFoundError,
-    BriefingService,
     BriefingView,
     InvalidBriefingError,
 )
 from ambient.discussions.rules import MessageIn
-from ambient.discussions.service import DiscussionService
 from ambient.discussions.views import (
     DiscussionClosedError,
     DiscussionError,
     DiscussionNotFoundError,
 )
 from ambient.remediation.runs import FINAL_STATES
-from ambient.remediation.service import RemediationService
 from ambient.remediation.views import (
     InvalidRemediationError,
     RemediationError,
     RemediationNotFoundError,
     RemediationRefusedError,
 )
-from ambient.wiring import AppState, llm_of
 from api.deps import StateDep
 from api.i18n import Words
 from api.routers.pages import (
@@ -49,14 +45,6 @@ from api.routers.pages import (
 from api.security import refuse_cross_site_writes
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_cross_site_writes)])
-
-
-def briefings(state: AppState) -> BriefingService:
-    return BriefingService(state.temporal, state.settings, state.db, state.tencent)
-
-
-def remediations(state: AppState) -> RemediationService:
-    return RemediationService(state.temporal, state.settings, state.db, llm_of(state))
 
 
 # What each page says when a service refuses (the services' own words are for MCP callers).
@@ -98,7 +86,7 @@ async def briefing_page(
     request: Request, state: StateDep, user: MaybeUser, _: PageWords, date: Date | None = None
 ) -> Response:
     me = require(user)
-    service = briefings(state)
+    service = state.briefings
     shown: BriefingView | None = None
     problem = None
     try:
@@ -127,7 +115,7 @@ async def briefing_action(
     state: StateDep, user: MaybeUser, _: PageWords, action: Annotated[str, Form()]
 ) -> Response:
     me = require(user)
-    service = briefings(state)
+    service = state.briefings
     try:
         if action == "regenerate":
             prepared = await service.regenerate(me.name)
@@ -154,7 +142,7 @@ async def remediation_list(
     me = require(user)
     problem = None
     try:
-        runs = await remediations(state).list_runs(me.name, limit=50)
+        runs = await state.remediations.list_runs(me.name, limit=50)
     except RemediationError as exc:
         runs, problem = [], remediation_problem(exc, _)
     return render(
@@ -174,7 +162,7 @@ async def remediation_detail(
 ) -> Response:
     me = require(user)
     try:
-        view = await remediations(state).get(me.name, id)
+        view = await state.remediations.get(me.name, id)
     except RemediationError as exc:
         return back("/app/remediations", remediation_problem(exc, _))
     return render(
@@ -203,7 +191,7 @@ async def remediation_action(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     me = require(user)
-    service = remediations(state)
+    service = state.remediations
     here = f"/app/remediation?id={quote(remediation_id)}"
     try:
         if action in ("approve", "refuse"):
@@ -221,14 +209,10 @@ async def remediation_action(
 DISCUSSION_STATES = (N_("open"), N_("closed"))
 
 
-def discussions(state: AppState) -> DiscussionService:
-    return DiscussionService(state.db, state.settings, state.temporal)
-
-
 @router.get("/app/discussions", response_class=HTMLResponse)
 async def discussion_list(request: Request, state: StateDep, user: MaybeUser) -> Response:
     me = require(user)
-    listing = await discussions(state).list_discussions(me.name, limit=50)
+    listing = await state.discussions.list_discussions(me.name, limit=50)
     return render(
         request,
         "discussions.html",
@@ -242,7 +226,7 @@ async def discussion_page(
 ) -> Response:
     me = require(user)
     try:
-        read = await discussions(state).read_discussion(me.name, id)
+        read = await state.discussions.read_discussion(me.name, id)
     except DiscussionError as exc:
         return back("/app/discussions", discussion_problem(exc, _))
     return render(
@@ -270,7 +254,7 @@ async def discussion_post(
             content=content,
             tags=[t.strip() for t in tags.split(",") if t.strip()],
         )
-        service = discussions(state)
+        service = state.discussions
         if discussion_id:
             posted = await service.reply_message(me.name, discussion_id, message)
         else:

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from pydantic import ValidationError
 
 from ambient import grants
+from ambient.domain import field_errors as fields
 from ambient.domain.users import Language, UserCreate
 from ambient.status import system_status
 from ambient.storage.models import User
@@ -51,7 +52,7 @@ def field_errors(
     if isinstance(exc, ConfigError):
         errors = [(loc[1:] if loc[:1] == ("config",) else loc, msg) for loc, msg in exc.errors]
     else:
-        errors = [(tuple(e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
+        errors = fields.field_errors(exc)
     parts = []
     for raw, message in errors:
         loc = [str(p) for p in raw]
@@ -64,7 +65,7 @@ def field_errors(
             where = label
         else:
             where = ".".join(loc) or _("value")
-        parts.append(f"{where}: {message.removeprefix('Value error, ')}")
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from ambient.remediation.alerts import Alert
@@ -28,8 +27,8 @@ from ambient.remediation.views import (
 )
 from ambient.sharing import ReportLink
 from ambient.status import temporal_problem
-from ambient.wiring import llm_of
 from api.deps import CurrentUser, StateDep
+from api.errors import unprocessable
 
 router = APIRouter(prefix="/remediations", tags=["remediations"])
 
@@ -51,7 +50,7 @@ class AbortBody(BaseModel):
 
 
 def service(state: StateDep) -> RemediationService:
-    return RemediationService(state.temporal, state.settings, state.db, llm_of(state))
+    return state.remediations
 
 
 Service = Annotated[RemediationService, Depends(service)]
@@ -63,10 +62,7 @@ def http_error(exc: RemediationError) -> Exception:
     if isinstance(exc, RemediationRefusedError):
         return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     if isinstance(exc, InvalidRemediationError):
-        loc = ["body", *(exc.field or "alert").split(".")]
-        return RequestValidationError(
-            [{"type": "value_error", "loc": loc, "msg": str(exc), "input": None}]
-        )
+        return unprocessable(((exc.field or "alert").split("."), str(exc)))
     if temporal_problem(exc, None) is not None:
         return exc
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))

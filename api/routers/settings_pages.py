@@ -10,7 +10,7 @@ from fastapi import Form, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from ambient.agent.digest import DigestSetting, EventDigestService
+from ambient.agent.digest import DigestSetting
 from ambient.bridge.endpoints import (
     EndpointCreate,
     EndpointError,
@@ -29,7 +29,6 @@ from ambient.xiaozhi import (
     DeviceAdded,
     DeviceError,
     DeviceRefusedError,
-    DeviceService,
     InvalidDeviceError,
     normalize_device_id,
 )
@@ -61,9 +60,7 @@ async def _settings_page(
     code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
     try:
-        digest: DigestSetting | None = await EventDigestService(state.temporal, state.settings).get(
-            me.name
-        )
+        digest: DigestSetting | None = await state.digests.get(me.name)
     except Exception:  # Temporal down: the rest of the settings still work
         digest = None
     return render(
@@ -74,7 +71,7 @@ async def _settings_page(
             "push": stored_push_config(me.push_config),
             "digest": digest,
             # Through the same services as the API: they decide what the caller sees.
-            "devices": await DeviceService(state.db).list(me.name),
+            "devices": await state.devices.list(me.name),
             "endpoints": await _endpoint_list(state, me),
             "endpoint_states": ENDPOINT_STATES,
             "added": added,
@@ -112,7 +109,7 @@ async def save_digest(
         )
     except ValidationError as exc:
         return back("/app/settings", field_errors(exc, _))
-    await EventDigestService(state.temporal, state.settings).set(me.name, setting)
+    await state.digests.set(me.name, setting)
     return back(
         "/app/settings", _("Assistant digest on") if setting.enabled else _("Assistant digest off")
     )
@@ -209,7 +206,7 @@ async def add_device(
     except InvalidDeviceError:
         return await _settings_page(request, state, me, errors=_(DEVICE_ID_RULE))
     try:
-        added = await DeviceService(state.db).add(me.name, me.name, device_id)
+        added = await state.devices.add(me.name, me.name, device_id)
     except InvalidDeviceError:
         # The id is well formed (checked above), so it is taken.
         return await _settings_page(
@@ -240,7 +237,7 @@ async def remove_device(
 ) -> Response:
     me = require(user)
     try:
-        removed = await DeviceService(state.db).remove(me.name, device)
+        removed = await state.devices.remove(me.name, device)
     except DeviceError:
         return back("/app/settings", _("No device %(device)s among yours.", device=device))
     return back(
@@ -261,7 +258,7 @@ async def allow_device(
     me = require(user)
     yes = allowed != "off"
     try:
-        view = await DeviceService(state.db).allow(me.name, device, allowed=yes)
+        view = await state.devices.allow(me.name, device, allowed=yes)
     except DeviceError:
         return back("/app/settings", _("There is no device %(device)s.", device=device))
     if yes:

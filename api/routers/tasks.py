@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from ambient.status import temporal_problem
@@ -25,6 +24,7 @@ from ambient.watches.reads import DEFAULT_PAGE_SIZE, TaskSummary
 from ambient.watches.reminders import ReminderConfig
 from ambient.watches.service import TaskRef, TaskService
 from api.deps import CurrentUser, StateDep
+from api.errors import unprocessable
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -39,7 +39,7 @@ class TaskCreate(BaseModel):
 
 
 def service(state: StateDep) -> TaskService:
-    return TaskService(state.temporal, state.settings, state.db)
+    return state.tasks
 
 
 Service = Annotated[TaskService, Depends(service)]
@@ -47,21 +47,14 @@ Service = Annotated[TaskService, Depends(service)]
 
 def http_error(exc: TaskError, field: str = "config", where: str = "body") -> Exception:
     if isinstance(exc, ConfigError):
-        return RequestValidationError(
-            [
-                {"type": "value_error", "loc": ["body", *loc], "msg": msg, "input": None}
-                for loc, msg in exc.errors
-            ]
-        )
+        return unprocessable(*exc.errors)
     if isinstance(exc, TaskNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
     if temporal_problem(exc, None) is not None:
         return exc  # api.app answers 503 "Temporal is unreachable at ADDRESS"
     if isinstance(exc, InvalidTaskError):
         # Same shape as FastAPI's own 422s: the field, then the message.
-        return RequestValidationError(
-            [{"type": "value_error", "loc": [where, field], "msg": str(exc), "input": None}]
-        )
+        return unprocessable(([field], str(exc)), where=where)
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
 
 

@@ -34,6 +34,7 @@ from ambient.storage.repositories import (
     user_public,
 )
 from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep, StateDep
+from api.errors import unprocessable
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -151,10 +152,7 @@ async def set_push_config(
     try:
         await save_push_config(session, user, config, policy)
     except TargetError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"type": "value_error", "loc": ["body", "channels"], "msg": str(exc)}],
-        ) from None
+        raise unprocessable((["channels"], str(exc))) from None
     await session.commit()
     return config
 

@@ -11,15 +11,14 @@ import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from ambient.briefing.models import GreetResult
-from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
 from ambient.storage.models import User
 from api.deps import OptionalUser, SessionDep, StateDep
+from api.errors import unprocessable
 
 router = APIRouter(prefix="/voice", tags=["voice"])
 
@@ -44,12 +43,6 @@ def _device_ok(settings: Settings, token: str | None) -> bool:
     )
 
 
-def _unprocessable(field: str, message: str) -> RequestValidationError:
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ["body", field], "msg": message, "input": None}]
-    )
-
-
 @router.post("/greeting", response_model=GreetResult)
 async def greeting(
     body: GreetingIn,
@@ -71,14 +64,16 @@ async def greeting(
         query = select(User.name).where(User.voiceprint_id == body.voiceprint_id)
         name = (await session.execute(query)).scalar_one_or_none()
         if name is None:
-            raise _unprocessable("voiceprint_id", "no user has this voiceprint id")
+            raise unprocessable((["voiceprint_id"], "no user has this voiceprint id"))
     elif body.user_id is not None:
         name = body.user_id
     elif caller is not None:
         name = caller.name
     else:
-        raise _unprocessable("user_id", "a device must name the speaker: user_id or voiceprint_id")
-    service = BriefingService(state.temporal, state.settings, state.db, tencent=state.tencent)
+        raise unprocessable(
+            (["user_id"], "a device must name the speaker: user_id or voiceprint_id")
+        )
+    service = state.briefings
     return await service.greet(
         name,
         via="voice",

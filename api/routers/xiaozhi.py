@@ -6,22 +6,20 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import UserRepository
 from ambient.xiaozhi import (
     DeviceAdded,
     DeviceError,
     DeviceNotFoundError,
     DeviceRefusedError,
-    DeviceService,
     DeviceView,
     voice_facts,
 )
 from api.deps import CurrentUser, StateDep
+from api.errors import unprocessable
 
 router = APIRouter(prefix="/xiaozhi", tags=["xiaozhi"])
 
@@ -49,15 +47,14 @@ async def context(
         return _context_error(401, "send the device token: Authorization: Bearer <token>")
     try:
         async with asyncio.timeout(CONTEXT_BUDGET):
-            device = await DeviceService(state.db).authenticate(device_id, token)
+            device = await state.devices.authenticate(device_id, token)
             if device is None:
                 return _context_error(401, "unknown device or wrong device token")
             async with state.db.session() as session:
                 user = await UserRepository(session).get(device.user)
             if user is None:
                 return _context_error(404, "the device's user no longer exists")
-            remediations = RemediationService(state.temporal, state.settings, state.db)
-            facts = await voice_facts(state.db, user, remediations, budget=CONTEXT_BUDGET / 2)
+            facts = await voice_facts(state.db, user, state.remediations, budget=CONTEXT_BUDGET / 2)
     except TimeoutError:
         return _context_error(503, "context not ready in time")
     return JSONResponse({"code": 0, "data": facts.model_dump()})
@@ -78,15 +75,13 @@ def http_error(exc: DeviceError) -> Exception:
         return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     field = str(exc).split(":", 1)[0]
     where = field if field in DeviceIn.model_fields else "device_id"
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ["body", where], "msg": str(exc), "input": None}]
-    )
+    return unprocessable(([where], str(exc)))
 
 
 @router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DeviceAdded)
 async def add_device(body: DeviceIn, state: StateDep, caller: CurrentUser) -> DeviceAdded:
     """Register a device (yours, or anyone's for an admin); the token is shown once."""
-    return await DeviceService(state.db).add(
+    return await state.devices.add(
         caller.name, body.user or caller.name, body.device_id, speakers=body.speakers
     )
 
@@ -94,20 +89,20 @@ async def add_device(body: DeviceIn, state: StateDep, caller: CurrentUser) -> De
 @router.post("/devices/{ref}/allow", response_model=DeviceView)
 async def allow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
     """Let this device answer you by your voiceprint (your own briefing, tasks, approvals)."""
-    return await DeviceService(state.db).allow(caller.name, ref)
+    return await state.devices.allow(caller.name, ref)
 
 
 @router.delete("/devices/{ref}/allow", response_model=DeviceView)
 async def disallow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
     """Stop this device answering you by voiceprint."""
-    return await DeviceService(state.db).allow(caller.name, ref, allowed=False)
+    return await state.devices.allow(caller.name, ref, allowed=False)
 
 
 @router.get("/devices", response_model=list[DeviceView])
 async def list_devices(state: StateDep, caller: CurrentUser) -> list[DeviceView]:
-    return await DeviceService(state.db).list(caller.name)
+    return await state.devices.list(caller.name)
 
 
 @router.delete("/devices/{ref}", response_model=DeviceView)
 async def remove_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
-    return await DeviceService(state.db).remove(caller.name, ref)
+    return await state.devices.remove(caller.name, ref)

@@ -13,6 +13,7 @@ from ambient.bridge.endpoints import (
     Endpoints,
 )
 from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.errors import unprocessable
 
 router = APIRouter(prefix="/xiaozhi/endpoints", tags=["xiaozhi"])
 
@@ -29,7 +30,7 @@ async def add_endpoint(
     try:
         return await _service(session, settings).add(user, body)
     except EndpointInputError as exc:
-        raise _unprocessable(exc.field, exc.message) from None
+        raise unprocessable(([exc.field], exc.message)) from None
     except EndpointPermissionError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
 
@@ -51,8 +52,3 @@ async def remove_endpoint(
         return await _service(session, settings).remove(user, endpoint_id)
     except EndpointNotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-
-
-def _unprocessable(field: str, message: str) -> HTTPException:
-    detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}]
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)

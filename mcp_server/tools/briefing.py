@@ -12,7 +12,6 @@ from ambient.briefing.models import GreetResult, PreparedBriefing
 from ambient.briefing.service import (
     BriefingListItem,
     BriefingRef,
-    BriefingService,
     BriefingView,
     LogAnalysis,
 )
@@ -35,11 +34,6 @@ Date = Annotated[
 
 class BriefingList(BaseModel):
     briefings: list[BriefingListItem]
-
-
-def _service(ctx: Context[Any, Any]) -> BriefingService:
-    state = app_state(ctx)
-    return BriefingService(state.temporal, state.settings, state.db, tencent=state.tencent)
 
 
 async def create_daily_briefing(
@@ -82,7 +76,7 @@ async def create_daily_briefing(
         "news_urls": news_urls or [],
         "categories": categories or [],
     }
-    return await _service(ctx).create(current_user(ctx), config)
+    return await app_state(ctx).briefings.create(current_user(ctx), config)
 
 
 async def greet(
@@ -99,7 +93,7 @@ async def greet(
     """The voice trigger ("你好，小智"): the briefing at the day's first greeting in the window;
     later greetings say when it was given."""
     caller = current_user(ctx)
-    greeting = _service(ctx).greet(
+    greeting = app_state(ctx).briefings.greet(
         user_id or caller, via="mcp", request_id=request_id, audio=False, caller=caller
     )
     return await greeting
@@ -107,7 +101,7 @@ async def greet(
 
 async def get_briefing(ctx: Context[Any, Any], date: Date = None) -> BriefingView:
     """A briefing with its full report (templates, anomalies, alarms, sources)."""
-    return await _service(ctx).get_briefing(current_user(ctx), date)
+    return await app_state(ctx).briefings.get_briefing(current_user(ctx), date)
 
 
 async def list_briefings(
@@ -115,13 +109,13 @@ async def list_briefings(
     limit: Annotated[int, Field(ge=1, le=366, description="most recent first")] = 30,
 ) -> BriefingList:
     """Your briefings by date: headline, whether given (when) or pushed."""
-    items = await _service(ctx).list_briefings(current_user(ctx), limit)
+    items = await app_state(ctx).briefings.list_briefings(current_user(ctx), limit)
     return BriefingList(briefings=items)
 
 
 async def regenerate_briefing(ctx: Context[Any, Any]) -> PreparedBriefing:
     """Prepare today's briefing again now (new version; it is not spoken again)."""
-    return await _service(ctx).regenerate(current_user(ctx))
+    return await app_state(ctx).briefings.regenerate(current_user(ctx))
 
 
 async def send_briefing(
@@ -132,7 +126,7 @@ async def send_briefing(
     ] = None,
 ) -> NotifyResult:
     """Send a briefing through your push channels now ("send today's briefing to my email")."""
-    return await _service(ctx).send(current_user(ctx), date, request_id)
+    return await app_state(ctx).briefings.send(current_user(ctx), date, request_id)
 
 
 async def analyze_logs(
@@ -142,7 +136,7 @@ async def analyze_logs(
     end: Annotated[datetime, Field(description="ISO 8601 with offset")],
 ) -> LogAnalysis:
     """Reduce logs of any time range: templates with counts, trend, anomalies, keywords."""
-    return await _service(ctx).analyze_logs(current_user(ctx), log_source, start, end)
+    return await app_state(ctx).briefings.analyze_logs(current_user(ctx), log_source, start, end)
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:

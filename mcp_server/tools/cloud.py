@@ -13,7 +13,6 @@ from ambient.clients.kube import Workload, client_from_kubeconfig
 from ambient.clients.kube import list_workloads as list_workloads_of
 from ambient.clients.logs import FileLogSource, LogPathError, parse_time
 from ambient.clients.tencent import ops
-from ambient.clients.tencent.client import TencentCloud
 from ambient.cloud.audit import Mode
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
 from ambient.cloud.service import CloudOpsService
@@ -55,18 +54,13 @@ class Workloads(BaseModel):
     workloads: list[Workload]
 
 
-def _cloud(ctx: Context[Any, Any]) -> TencentCloud:
-    state = app_state(ctx)
-    return state.tencent or TencentCloud.from_settings(state.settings)
-
-
 def cloud_ops(ctx: Context[Any, Any]) -> tuple[CloudOpsService, str]:
     """The cloud service and who asks (anonymous over an unauthenticated transport)."""
     try:
         actor = current_user(ctx)
     except ToolError:
         actor = ANONYMOUS
-    return CloudOpsService(app_state(ctx).db, _cloud(ctx)), actor
+    return app_state(ctx).cloud_ops, actor
 
 
 def _time(value: str | None, default: datetime) -> datetime:
@@ -80,7 +74,7 @@ def _time(value: str | None, default: datetime) -> datetime:
 
 async def list_clusters(ctx: Context[Any, Any], region: Region = None) -> Clusters:
     """TKE clusters with status, version and node count."""
-    return Clusters(clusters=await ops.list_clusters(_cloud(ctx), region=region))
+    return Clusters(clusters=await ops.list_clusters(app_state(ctx).cloud, region=region))
 
 
 async def list_node_pools(
@@ -89,12 +83,14 @@ async def list_node_pools(
     region: Region = None,
 ) -> NodePools:
     """Node pools of a TKE cluster with desired/min/max sizes."""
-    return NodePools(node_pools=await ops.list_node_pools(_cloud(ctx), cluster_id, region=region))
+    return NodePools(
+        node_pools=await ops.list_node_pools(app_state(ctx).cloud, cluster_id, region=region)
+    )
 
 
 async def list_log_topics(ctx: Context[Any, Any], region: Region = None) -> Topics:
     """CLS log topics (ids for search_logs)."""
-    return Topics(topics=await ops.list_log_topics(_cloud(ctx), region=region))
+    return Topics(topics=await ops.list_log_topics(app_state(ctx).cloud, region=region))
 
 
 async def search_logs(
@@ -127,7 +123,7 @@ async def search_logs(
         except OSError as exc:
             raise ToolError(f"cannot read {topic_id[:100]!r}: {exc.strerror or exc}") from None
         return LogSearch(**found.model_dump(), skipped_lines=source.skipped)
-    found = await ops.search_logs(_cloud(ctx), topic_id, query, begin, finish, limit=limit)
+    found = await ops.search_logs(app_state(ctx).cloud, topic_id, query, begin, finish, limit=limit)
     return LogSearch(**found.model_dump())
 
 
@@ -143,7 +139,7 @@ async def get_metric(
     """Datapoints of a Cloud Monitor metric over the last minutes."""
     now = datetime.now(UTC)
     points = await ops.get_metric(
-        _cloud(ctx),
+        app_state(ctx).cloud,
         namespace,
         metric,
         dimensions,
@@ -163,7 +159,9 @@ async def list_alarms(
     """Cloud Monitor alarm history and CLS alert records, newest first."""
     now = datetime.now(UTC)
     return Alarms(
-        alarms=await ops.list_alarms(_cloud(ctx), now - timedelta(hours=hours), now, region=region)
+        alarms=await ops.list_alarms(
+            app_state(ctx).cloud, now - timedelta(hours=hours), now, region=region
+        )
     )
 
 
@@ -182,7 +180,7 @@ async def list_workloads(
     state = app_state(ctx)
     kubeconfig = None
     if cluster_id is not None:
-        kubeconfig = await ops.get_kubeconfig(_cloud(ctx), cluster_id, region=region)
+        kubeconfig = await ops.get_kubeconfig(app_state(ctx).cloud, cluster_id, region=region)
     client = client_from_kubeconfig(kubeconfig, state.settings.kubeconfig)
     return Workloads(workloads=await list_workloads_of(client, namespace))
 

@@ -13,7 +13,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
 from ambient.discussions.rules import MessageIn, SourceType
-from ambient.discussions.service import DiscussionService
 from ambient.discussions.views import (
     AnnotationReport,
     AnomalyReport,
@@ -26,6 +25,7 @@ from ambient.discussions.views import (
     Stats,
     StoreInit,
 )
+from ambient.domain.field_errors import field_problems
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import hints
 
@@ -51,11 +51,6 @@ MessageId = Annotated[
 DiscussionId = Annotated[str, Field(description="a discussion id, e.g. disc_20261122081500_ab12")]
 
 
-def _service(ctx: Context[Any, Any]) -> DiscussionService:
-    state = app_state(ctx)
-    return DiscussionService(state.db, state.settings, state.temporal)
-
-
 def _message(
     from_id: str,
     content: str,
@@ -74,10 +69,7 @@ def _message(
             message_id=message_id,
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ToolError(f"nothing posted — {problems}") from None
+        raise ToolError("nothing posted — " + "; ".join(field_problems(exc))) from None
 
 
 # --- signing -----------------------------------------------------------------------------
@@ -96,7 +88,7 @@ async def send_message(
     """Post on the team's discussion bus: joins the open discussion on the same topic or opens
     one, and notifies the other people in it."""
     message = _message(from_id, content, reply_to, tags, source_type, message_id)
-    return await _service(ctx).send_message(current_user(ctx), topic, message)
+    return await app_state(ctx).discussions.send_message(current_user(ctx), topic, message)
 
 
 async def reply_message(
@@ -112,12 +104,12 @@ async def reply_message(
     """Reply in an open discussion. In a remediation's discussion, a real reply tagged approve,
     refuse or abort acts on the remediation (an inferred one is refused)."""
     message = _message(from_id, content, reply_to, tags, source_type, message_id)
-    return await _service(ctx).reply_message(current_user(ctx), discussion_id, message)
+    return await app_state(ctx).discussions.reply_message(current_user(ctx), discussion_id, message)
 
 
 async def close_discussion(ctx: Context[Any, Any], discussion_id: DiscussionId) -> Closed:
     """Close a discussion (idempotent); later posts on its topic open a new one."""
-    return await _service(ctx).close_discussion(current_user(ctx), discussion_id)
+    return await app_state(ctx).discussions.close_discussion(current_user(ctx), discussion_id)
 
 
 # --- annotate ----------------------------------------------------------------------------
@@ -129,7 +121,7 @@ async def search_messages(
 ) -> Found:
     """Messages containing the keyword (any case; % and _ are plain characters) in the
     discussions you take part in, newest first: query, total_matches, results."""
-    return await _service(ctx).search_messages(current_user(ctx), keyword)
+    return await app_state(ctx).discussions.search_messages(current_user(ctx), keyword)
 
 
 async def detect_anomalies(
@@ -140,7 +132,9 @@ async def detect_anomalies(
     ] = 2.0,
 ) -> AnomalyReport:
     """Messages sent within threshold_seconds after another sender's: likely machine-written."""
-    return await _service(ctx).detect_anomalies(current_user(ctx), discussion_id, threshold_seconds)
+    return await app_state(ctx).discussions.detect_anomalies(
+        current_user(ctx), discussion_id, threshold_seconds
+    )
 
 
 async def annotate_discussion(
@@ -148,7 +142,7 @@ async def annotate_discussion(
 ) -> AnnotationReport:
     """Mark messages inferred (anomalies, auto_reply tags) or unverifiable (unknown senders);
     returns what changed."""
-    return await _service(ctx).annotate_discussion(current_user(ctx), discussion_id)
+    return await app_state(ctx).discussions.annotate_discussion(current_user(ctx), discussion_id)
 
 
 # --- bus ---------------------------------------------------------------------------------
@@ -162,27 +156,27 @@ async def list_discussions(
 ) -> DiscussionList:
     """The discussions you take part in (admins: all), newest activity first, with the open
     and closed counts."""
-    return await _service(ctx).list_discussions(current_user(ctx), status)
+    return await app_state(ctx).discussions.list_discussions(current_user(ctx), status)
 
 
 async def read_discussion(ctx: Context[Any, Any], discussion_id: DiscussionId) -> DiscussionRead:
     """A discussion and all its messages, oldest first."""
-    return await _service(ctx).read_discussion(current_user(ctx), discussion_id)
+    return await app_state(ctx).discussions.read_discussion(current_user(ctx), discussion_id)
 
 
 async def init_store(ctx: Context[Any, Any]) -> StoreInit:
     """Make sure the bus is ready (the product's agents exist); idempotent; returns counts."""
-    return await _service(ctx).init_store()
+    return await app_state(ctx).discussions.init_store()
 
 
 async def list_projects(ctx: Context[Any, Any]) -> Projects:
     """Projects of your discussions with their discussion and message counts."""
-    return await _service(ctx).list_projects(current_user(ctx))
+    return await app_state(ctx).discussions.list_projects(current_user(ctx))
 
 
 async def get_stats(ctx: Context[Any, Any]) -> Stats:
     """Totals over your discussions: messages per participant, latest activity, size."""
-    return await _service(ctx).get_stats(current_user(ctx))
+    return await app_state(ctx).discussions.get_stats(current_user(ctx))
 
 
 def register_signing(mcp: MCPServer[Any], *, read_only: bool) -> None:

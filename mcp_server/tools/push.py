@@ -9,6 +9,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
+from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import Target
 from ambient.domain.push import MAX_TARGETS, PushConfig, QuietHours, stored_push_config
 from ambient.push import save_push_config
@@ -56,9 +57,7 @@ async def set_push_config(
             }
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(field_problems(exc))
         raise ToolError(f"push config not changed — {problems}") from None
     state = app_state(ctx)
     policy = state.channels.policy or TargetPolicy.from_settings(state.settings)

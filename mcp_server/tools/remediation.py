@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field
 
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import ApprovalDecision, RemediationStats, RemediationStatus
-from ambient.remediation.service import RemediationService
 from ambient.remediation.views import (
     RemediationSummary,
     RemediationView,
@@ -18,7 +17,6 @@ from ambient.remediation.views import (
     StartResult,
 )
 from ambient.sharing import ReportLink
-from ambient.wiring import llm_of
 from mcp_server.auth import app_state, current_user
 
 AlertArg = Annotated[
@@ -44,15 +42,10 @@ class RemediationList(BaseModel):
     remediations: list[RemediationSummary]
 
 
-def _service(ctx: Context[Any, Any]) -> RemediationService:
-    state = app_state(ctx)
-    return RemediationService(state.temporal, state.settings, state.db, llm_of(state))
-
-
 async def score_alert(ctx: Context[Any, Any], alert: AlertArg) -> ScoreView:
     """Score an alert 0-100 (impact 40 %, severity 30 %, importance 20 %, time 10 %) with
     reasons, and show the budget and plan it would buy. Changes nothing."""
-    return await _service(ctx).score(alert)
+    return await app_state(ctx).remediations.score(alert)
 
 
 async def start_remediation(
@@ -69,7 +62,7 @@ async def start_remediation(
     """Start the graded remediation of an alert. One already running for the same alert is
     not started again (deduplicated: true); it stays its owner's. Returns remediation_id;
     get_remediation shows the plan, progress and audit of yours."""
-    return await _service(ctx).start(current_user(ctx), alert, mode)
+    return await app_state(ctx).remediations.start(current_user(ctx), alert, mode)
 
 
 async def approve_remediation(
@@ -80,7 +73,9 @@ async def approve_remediation(
 ) -> ApprovalDecision:
     """Answer a remediation that waits for approval (rungs from the approval rung up): its
     owner, an admin, or an approver named for its cluster."""
-    return await _service(ctx).approve(current_user(ctx), remediation_id, approve, reason or "")
+    return await app_state(ctx).remediations.approve(
+        current_user(ctx), remediation_id, approve, reason or ""
+    )
 
 
 async def abort_remediation(
@@ -89,12 +84,12 @@ async def abort_remediation(
     reason: Annotated[str | None, Field(default=None, max_length=1000)] = None,
 ) -> RemediationStatus:
     """Stop a running remediation before its next change (changes made stay; see the audit)."""
-    return await _service(ctx).abort(current_user(ctx), remediation_id, reason or "")
+    return await app_state(ctx).remediations.abort(current_user(ctx), remediation_id, reason or "")
 
 
 async def get_remediation(ctx: Context[Any, Any], remediation_id: RemediationId) -> RemediationView:
     """State, mode, score, budget, plan, attempts (with exact patches), waiting state, audit."""
-    return await _service(ctx).get(current_user(ctx), remediation_id)
+    return await app_state(ctx).remediations.get(current_user(ctx), remediation_id)
 
 
 async def list_remediations(
@@ -106,7 +101,7 @@ async def list_remediations(
     limit: Annotated[int, Field(default=50, ge=1, le=500)] = 50,
 ) -> RemediationList:
     """Your remediations, newest first (an admin sees everyone's)."""
-    runs = await _service(ctx).list_runs(current_user(ctx), state=state, limit=limit)
+    runs = await app_state(ctx).remediations.list_runs(current_user(ctx), state=state, limit=limit)
     return RemediationList(remediations=runs)
 
 
@@ -115,12 +110,12 @@ async def remediation_stats(
     days: Annotated[int, Field(default=30, ge=1, le=365, description="look back this far")] = 30,
 ) -> RemediationStats:
     """Outcomes: success rate by rung, service and alert type, time to resolve, budgets run out."""
-    return await _service(ctx).stats(current_user(ctx), days=days)
+    return await app_state(ctx).remediations.stats(current_user(ctx), days=days)
 
 
 async def share_remediation(ctx: Context[Any, Any], remediation_id: RemediationId) -> ReportLink:
     """A signed, expiring link to the remediation's report page (plan, attempts, audit)."""
-    return await _service(ctx).share(current_user(ctx), remediation_id)
+    return await app_state(ctx).remediations.share(current_user(ctx), remediation_id)
 
 
 def _annotations(

@@ -12,7 +12,7 @@ from ambient.watches.inputs import ANY_CONFIG, CONFIG_BY_TYPE, TaskType, config_
 from ambient.watches.models import TaskStatus
 from ambient.watches.reads import DEFAULT_PAGE_SIZE, TaskSummary
 from ambient.watches.reminders import ReminderConfig
-from ambient.watches.service import TaskRef, TaskService
+from ambient.watches.service import TaskRef
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import hints
 
@@ -77,12 +77,7 @@ class TaskList(BaseModel):
 
 
 async def _create(ctx: Context[Any, Any], kind: str, config: Any, name: str | None) -> TaskRef:
-    return await _service(ctx).create(current_user(ctx), kind, config, name)
-
-
-def _service(ctx: Context[Any, Any]) -> TaskService:
-    state = app_state(ctx)
-    return TaskService(state.temporal, state.settings, state.db)
+    return await app_state(ctx).tasks.create(current_user(ctx), kind, config, name)
 
 
 async def create_web_monitor(
@@ -143,7 +138,7 @@ async def list_tasks(
 ) -> TaskList:
     """List your background tasks with task_id, kind and state, a page at a time (newest
     first); when next_page_token is not null, pass it as page_token for the next page."""
-    user, service = current_user(ctx), _service(ctx)
+    user, service = current_user(ctx), app_state(ctx).tasks
     size = page_size or DEFAULT_PAGE_SIZE
     page = await service.list(user, kind=kind, state=state, page_size=size, page_token=page_token)
     return TaskList(tasks=list(page), next_page_token=page.next_page_token)
@@ -151,27 +146,27 @@ async def list_tasks(
 
 async def get_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskStatus:
     """Status of a task: state, checks done, config and per-kind detail (URLs, last values)."""
-    return await _service(ctx).get(current_user(ctx), task_id)
+    return await app_state(ctx).tasks.get(current_user(ctx), task_id)
 
 
 async def pause_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
     """Pause a task: no checks until it is resumed."""
-    return await _service(ctx).pause(current_user(ctx), task_id)
+    return await app_state(ctx).tasks.pause(current_user(ctx), task_id)
 
 
 async def resume_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
     """Resume a paused task (a watch checks at once)."""
-    return await _service(ctx).resume(current_user(ctx), task_id)
+    return await app_state(ctx).tasks.resume(current_user(ctx), task_id)
 
 
 async def trigger_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
     """Run a check (or a scheduled action) now."""
-    return await _service(ctx).trigger(current_user(ctx), task_id)
+    return await app_state(ctx).tasks.trigger(current_user(ctx), task_id)
 
 
 async def update_task(ctx: Context[Any, Any], task_id: TaskId, config: UpdateConfig) -> TaskStatus:
     """Replace a task's config; an invalid config is rejected and nothing changes."""
-    return await _service(ctx).update(current_user(ctx), task_id, config)
+    return await app_state(ctx).tasks.update(current_user(ctx), task_id, config)
 
 
 async def delete_task(
@@ -182,7 +177,7 @@ async def delete_task(
     ] = False,
 ) -> TaskRef:
     """Stop a task for good (events are kept; snapshots too unless purge)."""
-    return await _service(ctx).delete(current_user(ctx), task_id, purge=purge)
+    return await app_state(ctx).tasks.delete(current_user(ctx), task_id, purge=purge)
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
+from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import Target
 from ambient.domain.push import (
     APPRISE_HTTP,
@@ -81,9 +82,7 @@ class TargetPolicy:
         try:
             parsed = target if isinstance(target, Target) else Target.model_validate(target)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise TargetError(f"{field}.{where}: {first['msg']}") from None
+            raise TargetError("; ".join(field_problems(exc, at=(field,)))) from None
         problem = self.problem(parsed, user=user, is_admin=is_admin)
         if problem is not None:
             raise TargetError(f"{field}: {problem}")
