@@ -51,4 +51,8 @@ async def grant_permission(
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(whoami, annotations=hints(read_only=True, open_world=False))
     if not read_only:
-        mcp.add_tool(grant_permission, annotations=hints(read_only=False, open_world=False))
+        # Destructive: a chat agent asks the person before a permission change a model calls.
+        mcp.add_tool(
+            grant_permission,
+            annotations=hints(read_only=False, open_world=False, destructive=True),
+        )

@@ -79,6 +79,16 @@ async def test_every_tool_carries_all_four_annotations(state: AppState) -> None:
                 assert notes.read_only_hint is True, f"{tool.name} is served in read-only mode"
 
 
+async def test_a_permission_change_is_a_destructive_tool(state: AppState) -> None:
+    # The chat agent runs a destructive tool only once the person says yes (agent/chat.py); a
+    # model answered "do I have rollback permission?" with grant_permission (the benchmark).
+    server = build_server(state.settings, holder=StateHolder(state))
+    async with Client(server, raise_exceptions=True) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    notes = tools["grant_permission"].annotations
+    assert notes is not None and notes.destructive_hint is True
+
+
 async def test_a_second_server_reuses_each_built_tool_and_lists_and_refuses_the_same(
     state: AppState,
 ) -> None:
