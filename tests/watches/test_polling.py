@@ -14,6 +14,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from activities import poll_upkeep
 from ambient.deps import WorkerDeps
@@ -493,6 +494,29 @@ async def test_a_poll_that_fails_for_good_is_recorded_and_the_watch_polls_again(
     assert final.state == "stopped" and final.detail["event_failures"] >= 1
 
 
+def workflows_only(env: WorkflowEnvironment, queue: str, deps: WorkerDeps) -> Worker:
+    """A worker process that runs the workflows and their local activities (end_poll) only."""
+    from activities import build_activities
+    from ambient import temporal
+    from workflows import ALL_WORKFLOWS
+
+    return Worker(
+        env.client,
+        task_queue=queue,
+        workflows=ALL_WORKFLOWS,
+        activities=build_activities(deps),
+        no_remote_activities=True,
+        workflow_runner=temporal.workflow_runner(),
+    )
+
+
+def activities_only(env: WorkflowEnvironment, queue: str, deps: WorkerDeps) -> Worker:
+    """A worker process that runs the other activities (poll_pages, the events) only."""
+    from activities import build_activities
+
+    return Worker(env.client, task_queue=queue, activities=build_activities(deps))
+
+
 async def test_a_control_reaches_a_poll_running_in_another_worker_process(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
@@ -503,24 +527,11 @@ async def test_a_control_reaches_a_poll_running_in_another_worker_process(
     end B's poll through the end request, not through Temporal's cancellation (which B would
     hear of only at its next heartbeat, minutes away in production).
     """
-    from temporalio.worker import Worker
-
-    from activities import build_activities
-    from ambient import temporal
-    from workflows import ALL_WORKFLOWS
-
     state, base = site
     state.pages["/a"] = article("Page A.")
     queue = unique("tq")
-    a = Worker(
-        dev_env.client,
-        task_queue=queue,
-        workflows=ALL_WORKFLOWS,
-        activities=build_activities(loopback_deps),
-        no_remote_activities=True,
-        workflow_runner=temporal.workflow_runner(),
-    )
-    b = Worker(dev_env.client, task_queue=queue, activities=build_activities(loopback_deps))
+    a = workflows_only(dev_env, queue, loopback_deps)
+    b = activities_only(dev_env, queue, loopback_deps)
     async with a, b:
         handle = await start(dev_env, queue, fast([f"{base}/a"]), window=600.0)
         await until(lambda: _checks(handle, 1))
@@ -542,33 +553,17 @@ async def test_a_poll_cancelled_after_its_hand_back_wait_is_no_failure(
 ) -> None:
     """No process takes the poll (a loaded or missing activity worker): a pause asks it to
     hand back, END_POLL_WAIT passes, the workflow cancels it — asked for, so no failure."""
-    from temporalio.worker import Worker
-
-    from activities import build_activities
-    from ambient import temporal
-    from workflows import ALL_WORKFLOWS
-
     state, base = site
     state.pages["/a"] = article("Page A.")
     queue = unique("tq")
-    only_workflows = Worker(
-        dev_env.client,
-        task_queue=queue,
-        workflows=ALL_WORKFLOWS,
-        activities=build_activities(loopback_deps),
-        no_remote_activities=True,
-        workflow_runner=temporal.workflow_runner(),
-    )
-    async with only_workflows:
+    async with workflows_only(dev_env, queue, loopback_deps):
         handle = await start(dev_env, queue, fast([f"{base}/a"]))
         await until(lambda: _scheduled(handle, 1))
         await handle.signal("pause")
         await until(lambda: _settled_after_cancel(handle), 60)
         paused = await status(handle)
         # The stop's own activities (the stopped event) need a worker that runs activities.
-        async with Worker(
-            dev_env.client, task_queue=queue, activities=build_activities(loopback_deps)
-        ):
+        async with activities_only(dev_env, queue, loopback_deps):
             await handle.signal("stop")
             await handle.result()
     await save_history(handle, "web_monitor_poll_cancelled_after_hand_back_wait")
