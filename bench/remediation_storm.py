@@ -292,11 +292,12 @@ class Bench:
         return [tuple(w) for w in (await self.kube.get("/bench/writes")).json()]  # type: ignore[misc]
 
     async def status(self, rid: str) -> dict[str, Any]:
-        # A run's status is a query its (loaded) worker answers: one that timed out (502) is
-        # asked again. The bench only reads here; nothing is timed.
+        # A run's status is a query its (loaded) worker answers: one that timed out (502) or
+        # failed (500: the SDK's deadlock detector on a starved worker, "workflow didn't yield
+        # within 2 second(s)") is asked again. The bench only reads here; nothing is timed.
         for _ in range(3):
             answer = await self.api.get(f"/remediations/{rid.split('/', 1)[1]}")
-            if answer.status_code != 502:
+            if answer.status_code not in (500, 502):
                 break
         answer.raise_for_status()
         result: dict[str, Any] = answer.json()
