@@ -28,6 +28,12 @@ BUSY_TIMEOUT_MS = 10_000
 # up: SQLite's busy handler sleeps between tries, so a process whose writers queue back to back
 # (the worker in an alert storm) can hold the lock through one whole timeout.
 WRITE_TURN_TRIES = 6
+# Connections a SQLite engine keeps open, and the most it opens: SQLAlchemy's 5 kept + 10
+# overflow closed each overflow connection on its return, so a burst of sessions (an alert
+# storm's hundred runs reading at once) opened and closed connections back to back — a thread,
+# the file, four pragmas each, a tenth of the worker's loop in the storm. The same 15 at most,
+# all kept.
+SQLITE_POOL_SIZE = 15
 
 
 class TurnConnection(aiosqlite.Connection):
@@ -72,8 +78,10 @@ class Database:
         if self.sqlite and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         if self.sqlite and parsed.get_driver_name() == "aiosqlite":
+            in_memory = parsed.database in (None, "", ":memory:")  # one connection, no pool
+            pool = {} if in_memory else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
             self.engine: AsyncEngine = create_async_engine(
-                url, echo=echo, async_creator=_turn_connector(url)
+                url, echo=echo, async_creator=_turn_connector(url), **pool
             )
         else:
             self.engine = create_async_engine(url, echo=echo)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
@@ -341,3 +341,32 @@ async def test_a_write_turn_that_fails_rolls_back_and_leaves_its_connection_usab
             )
         ).all()
     assert sorted(rows) == sorted(f"{subject}-{i}" for i in range(5) for _ in range(3))
+
+
+async def test_a_burst_of_sessions_keeps_its_connections_for_the_next_burst(db: Database) -> None:
+    # An alert storm's runs read at once; SQLAlchemy's default pool kept 5 connections and closed
+    # every overflow one on its return, so each burst opened its connections again (a thread,
+    # the file, the pragmas each time).
+    opened = 0
+
+    def connected(*_: object) -> None:
+        nonlocal opened
+        opened += 1
+
+    event.listen(db.engine.sync_engine, "connect", connected)
+
+    async def read_while_others_do(inside: list[int], all_in: asyncio.Event) -> int:
+        async with db.session() as session:
+            value = await session.scalar(select(func.count()).select_from(AuditRecord))
+            inside.append(1)
+            if len(inside) == 15:
+                all_in.set()
+            await all_in.wait()  # fifteen sessions hold a connection at once
+            return value or 0
+
+    for burst in range(2):
+        inside: list[int] = []
+        all_in = asyncio.Event()
+        await asyncio.gather(*(read_while_others_do(inside, all_in) for _ in range(15)))
+        assert db.engine.pool.checkedin() == 15, burst  # type: ignore[attr-defined]
+    assert opened <= 15
