@@ -19,11 +19,14 @@ from ambient.domain.notify import NotifyResult
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import hints
 
-LOG_SOURCE = (
-    'Where yesterday\'s logs come from: {"type": "file", "path": "/var/log/app"} (a file or a '
-    'folder of rotated files; under AMBIENT_LOG_DIR when that is set) or {"type": "cls", '
-    '"topic_id": "..."} (Tencent CLS; optional "region", "query"). Omit for no logs.'
+SOURCE_SHAPE = (
+    '{"type": "file", "path": "/var/log/app"} (a file or a folder of rotated files; under '
+    'AMBIENT_LOG_DIR when that is set) or {"type": "cls", "topic_id": "..."} (Tencent CLS; '
+    'optional "region", "query").'
 )
+LOG_SOURCE = f"Where yesterday's logs come from: {SOURCE_SHAPE} Omit for no logs."
+# analyze_logs reads any time range, and needs a source.
+ANALYZED = f"Where the logs to reduce come from: {SOURCE_SHAPE}"
 HHMM = "HH:MM, 24-hour, in the briefing's time zone"
 YOURS = "default: your user settings (05:00, 06:00-10:00, Asia/Shanghai unless changed)"
 Date = Annotated[
@@ -131,7 +134,7 @@ async def send_briefing(
 
 async def analyze_logs(
     ctx: Context[Any, Any],
-    log_source: Annotated[dict[str, Any], Field(description=LOG_SOURCE)],
+    log_source: Annotated[dict[str, Any], Field(description=ANALYZED)],
     start: Annotated[datetime, Field(description="ISO 8601 with offset")],
     end: Annotated[datetime, Field(description="ISO 8601 with offset")],
 ) -> LogAnalysis:
