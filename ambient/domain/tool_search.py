@@ -65,6 +65,21 @@ _QUOTED = re.compile(
 # value (what to post, the alert to score), not words about which tool. Not a time (10:30), a
 # URL (https://), nor in a request of several lines (pasted YAML: "kind: Deployment").
 _SAID = re.compile(r"：|(?<![\d\s/]):(?=[ \t]|$)")
+# An id names a thing, and its words are the thing's, not the request's: the words of
+# "threshold-watch/dev/disk-usage" pulled the metric tools into "… disk-usage keeps waking me
+# up, shut it up" (pause_task). Each id reads as the kind of thing it names (a UUID as nothing:
+# a topic's and a logset's look the same; a cluster id stays: its "cls" is in the examples of
+# every tool that takes one).
+_NAMED = (
+    (
+        re.compile(r"\b(?:web-monitor|threshold-watch|reminder|news-digest|daily-briefing)/\S+"),
+        "task",
+    ),
+    (re.compile(r"\bremediation/[0-9a-f]{6,}\b"), "remediation"),
+    (re.compile(r"\bdisc_[a-z0-9_]+"), "discussion"),
+    (re.compile(r"\bnp-[a-z0-9]+\b"), "node pool"),
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), ""),
+)
 _CLAUSES = re.compile(r"[,，。;；？?!！\n]|\band\b|\bthen\b|然后|并且|并|同时")
 
 
@@ -253,6 +268,8 @@ class ToolIndex:
         needs both) and the whole request's best, in the whole request's order, then the rest;
         a reading tool brings its siblings right after it."""
         request = written(request)
+        for shape, kind in _NAMED:
+            request = shape.sub(f" {kind} ", request)
         unquoted = _QUOTED.sub(" ", request)
         # A request that is all quotes ("“pause”") still means its words.
         request = unquoted if tokens(unquoted) else request

@@ -77,6 +77,20 @@ def test_quoted_values_and_ids_in_a_request_are_not_words_about_the_tool() -> No
     assert _names(index, '"timeouts"', 1) == ["search_logs"]
 
 
+def test_an_id_reads_as_the_kind_of_thing_it_names_not_as_its_words() -> None:
+    pause = ToolDoc("pause_task", "Pause a task: no checks until it is resumed.")
+    metric = ToolDoc("get_metric", "Datapoints of a Cloud Monitor metric: disk usage, CPU.")
+    watch = ToolDoc("create_threshold_watch", "Watch a metric and alert on a threshold.")
+    read = ToolDoc("read_discussion", "All messages of one discussion.")
+    post = ToolDoc("send_message", "Post a message so people see what was said.")
+    index = ToolIndex([pause, metric, watch, read, post])
+
+    # The words of "threshold-watch/dev/disk-usage" are the task's name, not the request's.
+    assert _names(index, "pause threshold-watch/dev/disk-usage for now", 1) == ["pause_task"]
+    # A discussion id says a discussion is meant: its tools come up (none did before).
+    assert "read_discussion" in _names(index, "what did people say in disc_20261203093000_k7p2?")
+
+
 def test_a_tools_own_everyday_words_find_it_when_its_description_does_not_say_them() -> None:
     inbox = ToolDoc("read_inbox", "Your inbox (the notifications stored for you).")
     push = ToolDoc("get_push_config", "Your push channels and quiet hours.")
