@@ -116,7 +116,7 @@ class RemediationActivities:
         approval waits for it first; a closed gate; an unreadable workload) the workflow takes
         through those activities as before.
         """
-        async with self._db.read_session() as session:
+        async with self._db.session() as session:
             rules = await AlertRuleRepository(session).all()
             user = await UserRepository(session).get(request.user)
         opened = await self._score(request, rules)

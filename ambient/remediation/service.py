@@ -436,7 +436,7 @@ class RemediationService:
     # --- helpers -----------------------------------------------------------------------
 
     async def _user(self, name: str) -> User:
-        async with self.db.read_session() as session:
+        async with self.db.session() as session:
             account = await UserRepository(session).get(name)
         if account is None:
             raise RemediationRefusedError(f"no user {name!r}: register first")

@@ -77,12 +77,8 @@ class Database:
         self.sqlite = parsed.get_backend_name() == "sqlite"
         if self.sqlite and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        # Reads in the loop's thread need a connection of their own (a pooled file connection):
-        # an in-memory database's one connection is shared by every session at once.
-        self._inline_reads = False
         if self.sqlite and parsed.get_driver_name() == "aiosqlite":
             in_memory = parsed.database in (None, "", ":memory:")  # one connection, no pool
-            self._inline_reads = not in_memory
             pool = {} if in_memory else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
             self.engine: AsyncEngine = create_async_engine(
                 url, echo=echo, async_creator=_turn_connector(url), **pool
@@ -111,28 +107,6 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             yield session
-
-    @asynccontextmanager
-    async def read_session(self) -> AsyncIterator[AsyncSession]:
-        """A session for a few short reads (rows by key, a small table); no writes in it.
-
-        On a SQLite file its statements run in the loop's thread once it holds its connection,
-        as a write turn's do (see ``TurnConnection``): in WAL a read never waits for the write
-        lock, and a read by key takes microseconds, where aiosqlite's ~4 trips through the loop
-        a statement waited behind an alert storm's every other task. Reads that may scan much
-        (lists, stats) use ``session`` and keep aiosqlite's thread.
-        """
-        async with self.sessions() as session:
-            driver = await _turn_connection(session) if self._inline_reads else None
-            if driver is not None:
-                # The connection is this session's alone (checked out of the pool) and its
-                # thread has finished the checkout's calls: only the loop's thread uses it now.
-                driver.inline = True
-            try:
-                yield session
-            finally:
-                if driver is not None:  # its rollback on return goes through the thread again
-                    driver.inline = False
 
     @asynccontextmanager
     async def write_session(self, *, bulk: bool = False) -> AsyncIterator[AsyncSession]:

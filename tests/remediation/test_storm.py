@@ -7,7 +7,6 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -342,80 +341,6 @@ async def test_a_write_turn_that_fails_rolls_back_and_leaves_its_connection_usab
             )
         ).all()
     assert sorted(rows) == sorted(f"{subject}-{i}" for i in range(5) for _ in range(3))
-
-
-async def _reads_with_another_task_between(db: Database, name: str, *, short: bool) -> int:
-    """Twenty reads of one user in one session: between how many of them another task ran."""
-    ticks = 0
-    done = asyncio.Event()
-
-    async def other() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-            await asyncio.sleep(0)
-
-    ticking = asyncio.create_task(other())
-    gaps = 0
-    try:
-        async with db.read_session() if short else db.session() as session:
-            users = UserRepository(session)
-            await users.get(name)  # the session takes its connection
-            seen = ticks
-            for _ in range(20):
-                assert (await users.get(name)) is not None
-                gaps += ticks != seen
-                seen = ticks
-    finally:
-        done.set()
-        await ticking
-    return gaps
-
-
-async def test_a_remediations_reads_keep_the_event_loop_between_their_statements(
-    db: Database,
-) -> None:
-    # open_remediation's reads (the alert rules, the user) went through aiosqlite's thread and
-    # back through the storm's busy loop, ~4 trips a statement, as the write turns did.
-    name = unique("reader")
-    async with db.session() as session:
-        await UserRepository(session).create(UserCreate(name=name))
-        await session.commit()
-    assert await _reads_with_another_task_between(db, name, short=True) == 0
-    # A plain session (lists, stats: reads that may scan much) leaves the loop to the others.
-    assert await _reads_with_another_task_between(db, name, short=False) == 20
-
-
-async def test_short_reads_beside_write_turns_see_every_committed_row_and_keep_their_connections(
-    db: Database,
-) -> None:
-    # A read session's connection goes back to the pool used through aiosqlite's thread again:
-    # write turns and plain sessions that take it next must not find it left in the loop's.
-    subject = unique("reads-beside-turns")
-    left_inline: list[object] = []
-
-    def checked_out(_dbapi: object, record: Any, _proxy: object) -> None:
-        if record.driver_connection.inline:
-            left_inline.append(record)
-
-    event.listen(db.engine.sync_engine, "checkout", checked_out)
-
-    async def read_count() -> int:
-        async with db.read_session() as session:
-            counted = await session.scalar(
-                select(func.count())
-                .select_from(AuditRecord)
-                .where(AuditRecord.subject.startswith(subject))
-            )
-        return counted or 0
-
-    counts = await asyncio.gather(
-        *(_audit_rows(db, f"{subject}-{i}", 3) for i in range(20)),
-        *(read_count() for _ in range(40)),
-    )
-    assert all(0 <= c <= 60 for c in counts[20:])
-    assert await read_count() == 60
-    assert left_inline == []
 
 
 async def test_a_burst_of_sessions_keeps_its_connections_for_the_next_burst(db: Database) -> None:
