@@ -38,10 +38,6 @@ TRIM_EVERY = 60.0
 # came one poll's round trip after another. Ten polls, half of them shared: five at a time.
 WORKFLOW_TASK_POLLS = 10
 SHARED_POLL_RATIO = 0.5
-# An alert storm's hundred runs schedule their next activities within a few milliseconds of
-# each other once their first rung is decided; the SDK's five activity polls took them one
-# round trip after another.
-ACTIVITY_TASK_POLLS = 20
 
 
 def build_worker(
@@ -68,7 +64,6 @@ def build_worker(
         max_cached_workflows=deps.settings.max_cached_workflows,
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=WORKFLOW_TASK_POLLS),
         nonsticky_to_sticky_poll_ratio=SHARED_POLL_RATIO,
-        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=ACTIVITY_TASK_POLLS),
         # A poll heartbeats every third of its heartbeat timeout (and on each event); the
         # server hears of it every 0.8 x that timeout (one window: 48 minutes at a 1-minute
         # interval; poll leases notice a dead worker first): thousands of polls stay cheap.
