@@ -112,9 +112,8 @@ class Database:
     async def write_session(self, *, bulk: bool = False) -> AsyncIterator[AsyncSession]:
         """A session for a short read-then-write transaction.
 
-        On SQLite it takes the write lock first (``BEGIN IMMEDIATE``: in the loop's thread when
-        no other process holds it, else in aiosqlite's, where it waits out the busy timeout):
-        a transaction that read first and writes later would otherwise be
+        On SQLite it takes the write lock first (``BEGIN IMMEDIATE``, which waits out the
+        busy timeout): a transaction that read first and writes later would otherwise be
         refused at once ("database is locked") when another connection wrote in between.
         Writers of this process take turns; another process's writers are waited for through
         up to ``WRITE_TURN_TRIES`` busy timeouts (nothing was done yet, so beginning again is
@@ -132,14 +131,13 @@ class Database:
             while True:
                 tries += 1
                 async with self.sessions() as session:
+                    try:
+                        await session.execute(text("BEGIN IMMEDIATE"))
+                    except OperationalError as exc:
+                        if tries < WRITE_TURN_TRIES and "database is locked" in str(exc.orig):
+                            continue
+                        raise
                     driver = await _turn_connection(session)
-                    if driver is None or not await _begin_if_free(driver):
-                        try:
-                            await session.execute(text("BEGIN IMMEDIATE"))
-                        except OperationalError as exc:
-                            if tries < WRITE_TURN_TRIES and "database is locked" in str(exc.orig):
-                                continue
-                            raise
                     if driver is not None:
                         driver.inline = not bulk
                     try:
@@ -156,29 +154,6 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
-
-
-async def _begin_if_free(driver: TurnConnection) -> bool:
-    """``BEGIN IMMEDIATE`` in the loop's thread if the write lock is free now; False if not.
-
-    With no busy timeout it cannot wait: it takes the lock or is refused at once. In an alert
-    storm the worker's writers take turns, and each turn's begin through aiosqlite's thread
-    was a trip through the busy loop while every other writer waited for the turn.
-    """
-    driver.inline = True
-    try:
-        await driver.execute("PRAGMA busy_timeout=0")
-        try:
-            await driver.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "database is locked" in str(exc):
-                return False
-            raise
-        finally:
-            await driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        return True
-    finally:
-        driver.inline = False
 
 
 async def _turn_connection(session: AsyncSession) -> TurnConnection | None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
@@ -24,7 +24,6 @@ from ambient.remediation.runs import GateInput
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import append_once
 from ambient.storage import Database
-from ambient.storage.db import BUSY_TIMEOUT_MS
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import AuditRecord, RemediationAction
 from ambient.storage.repositories import UserRepository
@@ -320,60 +319,6 @@ async def test_a_write_turn_keeps_the_event_loop_between_its_statements(db: Data
             .where(AuditRecord.subject.in_([subject, f"{subject}-b"]))
         )
     assert rows == 40
-
-
-async def test_a_write_turn_takes_a_free_write_lock_without_leaving_the_event_loop(
-    db: Database,
-) -> None:
-    # Each turn's BEGIN IMMEDIATE went to aiosqlite's thread and back through the storm's busy
-    # loop while every other writer of the worker waited for the turn.
-    ticks = 0
-    done = asyncio.Event()
-
-    async def other() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-            await asyncio.sleep(0)
-
-    async with db.write_session():  # the pool opens its connection (in aiosqlite's thread)
-        pass
-    ticking = asyncio.create_task(other())
-    await asyncio.sleep(0)
-    try:
-        before = ticks
-        async with db.write_session() as session:
-            entered = ticks
-            timeout = await session.scalar(text("PRAGMA busy_timeout"))
-            await session.rollback()
-    finally:
-        done.set()
-        await ticking
-    assert entered == before
-    assert timeout == BUSY_TIMEOUT_MS  # the probe's zero is not left on the connection
-
-
-async def test_a_write_turn_waits_for_a_lock_another_process_holds_and_keeps_the_loop_meanwhile(
-    db: Database,
-) -> None:
-    subject = unique("turn-waits")
-    other = sqlite3.connect(make_url(db.url).database or "", isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    turn = asyncio.create_task(_audit_rows(db, subject, 3))
-    try:
-        for _ in range(200):  # the loop runs other tasks while the turn waits in its thread
-            await asyncio.sleep(0)
-        assert not turn.done()
-    finally:
-        other.execute("COMMIT")
-        other.close()
-    await turn
-    async with db.write_session() as session:
-        rows = await session.scalar(
-            select(func.count()).select_from(AuditRecord).where(AuditRecord.subject == subject)
-        )
-        timeout = await session.scalar(text("PRAGMA busy_timeout"))
-    assert (rows, timeout) == (3, BUSY_TIMEOUT_MS)
 
 
 async def test_a_write_turn_that_fails_rolls_back_and_leaves_its_connection_usable(
