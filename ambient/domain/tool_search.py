@@ -184,18 +184,54 @@ def _doc_terms(tool: ToolDoc) -> Counter[str]:
     return terms
 
 
-def _map_entry(phrase: str, tool_words: str) -> tuple[str, str | None, list[tuple[str, str]]]:
-    """A map key with its stem when it is one English word (else matched as a substring), and
-    the terms it implies, read once."""
+# The particle of a phrasal verb: "shut up", "roll back", "kick off" are also said with what
+# they act on in between ("shut it up", "roll that back", "kick the check off").
+PARTICLES = frozenset({"up", "down", "off", "on", "out", "back", "over", "away"})
+# How many words may stand between the verb and its particle.
+PARTICLE_GAP = 2
+
+
+def _split_phrase(phrase: str) -> re.Pattern[str] | None:
+    """A verb and its particle ("shut up") → a pattern that also reads "shut it up" and
+    "shut the watch up" (at most PARTICLE_GAP words between); None for any other phrase."""
+    words = phrase.split()
+    if len(words) != 2 or words[1] not in PARTICLES or not phrase.isascii():
+        return None
+    verb, particle = (re.escape(w) for w in words)
+    return re.compile(rf"\b{verb}(?:\s+[a-z0-9'-]+){{1,{PARTICLE_GAP}}}\s+{particle}\b")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A map key with its stem when it is one English word (else matched as a substring, or
+    as a verb and its particle apart), and the terms it implies, read once."""
+
+    phrase: str
+    stem: str | None
+    apart: re.Pattern[str] | None
+    tool_words: list[tuple[str, str]]
+
+    def said(self, lowered: str, words: set[str]) -> bool:
+        if self.stem is not None:
+            return self.stem in words
+        return self.phrase in lowered or bool(self.apart and self.apart.search(lowered))
+
+
+def _map_entry(phrase: str, tool_words: str) -> _Entry:
     one_word = phrase.isalnum() and phrase.isascii()
-    return phrase, _stem(phrase) if one_word else None, list(_terms(tool_words))
+    return _Entry(
+        phrase,
+        _stem(phrase) if one_word else None,
+        None if one_word else _split_phrase(phrase),
+        list(_terms(tool_words)),
+    )
 
 
 # The word map and the synonyms grouped by meaning (tool_synonyms.py), read once.
 _MAP = [_map_entry(phrase, tool_words) for phrase, tool_words in implied(WORDS).items()]
 # A word the map reads means what the map says: it is not a misspelling of a tool word
 # ("stale" is not "scale", "cycle" is not "close").
-_MAPPED = frozenset(stem for _, stem, _ in _MAP if stem)
+_MAPPED = frozenset(entry.stem for entry in _MAP if entry.stem)
 
 
 def query_terms(request: str) -> dict[str, str]:
@@ -206,10 +242,10 @@ def query_terms(request: str) -> dict[str, str]:
     lowered = request.lower()
     # One English word matches its other forms too ("notifications" for "notification").
     words = {_stem(w) for w in re.findall(r"[a-z0-9]+", lowered)}
-    for phrase, stem, tool_words in _MAP:
-        if (stem in words) if stem else (phrase in lowered):
-            for term, word in tool_words:
-                terms.setdefault(term, f"{phrase}→{word}")
+    for entry in _MAP:
+        if entry.said(lowered, words):
+            for term, word in entry.tool_words:
+                terms.setdefault(term, f"{entry.phrase}→{word}")
     return terms
 
 

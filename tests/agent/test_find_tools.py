@@ -281,6 +281,17 @@ def test_a_word_the_word_map_knows_is_not_read_as_a_misspelt_tool_word() -> None
     assert _names(index, "it is stale") == ["regenerate_briefing"]
 
 
+def test_a_phrasal_verb_is_read_with_what_it_acts_on_in_between() -> None:
+    index = ToolIndex(TOOLS)
+    # The map has "shut up" (pause); people say "shut it up", "shut the watch up".
+    assert query_terms("shut it up for now")["paus"].startswith("shut up→")
+    assert _names(index, "shut it up for now", 1) == ["pause_task"]
+    assert "paus" in query_terms("shut the watch up")
+    # At most two words between, and never across a comma: these say nothing of pausing.
+    assert "paus" not in query_terms("shut the door of the server room up")
+    assert "paus" not in query_terms("shut the door, the alarm is up")
+
+
 def test_a_request_that_shares_no_word_with_any_tool_finds_nothing() -> None:
     assert ToolIndex(TOOLS).search("tell me a joke about penguins") == []
 
