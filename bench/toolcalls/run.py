@@ -358,6 +358,7 @@ async def evaluate(
     finder: Finder | None = None,
     context: str | None = CONTEXT,
     progress: Path | None = None,
+    done: dict[tuple[str, int], Attempt] | None = None,
     offer: ToolOffer | None = None,
     environment: list[dict[str, Any]] | None = None,
     read_effects: bool = False,
@@ -365,7 +366,8 @@ async def evaluate(
     """Every case ``runs`` times. The first request goes alone (it fills a local server's
     prompt cache, and its time is reported apart), then the rest ``concurrency`` at a time.
     With ``progress``, each attempt is appended to that JSONL file as it comes back: a long
-    local run that is cut short still leaves what it measured."""
+    local run that is cut short still leaves what it measured; ``done`` holds such attempts,
+    by (case id, run from 1), which are kept instead of asked again."""
     if runs < 1:
         raise BenchError("--runs must be at least 1")
     tools = tools if tools is not None else await our_tools(profile)
@@ -382,6 +384,8 @@ async def evaluate(
         return attempt
 
     async def one(case: Case, run: int) -> Attempt:
+        if done is not None and (case.id, run + 1) in done:
+            return done[case.id, run + 1]
         async with gate:
             attempt = await ask(client, model, tools, case, system, finder, context, offer, foreign)
             return record(case, run, attempt)
@@ -405,6 +409,32 @@ async def evaluate(
         # The voice tools' effects: a call nobody asked for is read by what it would do.
         reading=voice_reading() if read_effects else None,
     )
+
+
+def recorded_attempts(path: Path) -> dict[tuple[str, int], Attempt]:
+    """The attempts a --progress file holds, by (case id, run); a missing file holds none, and
+    a line cut off by a killed run is left out (that attempt is asked again)."""
+    if not path.exists():
+        return {}
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        # The cut-off line ends here, so the next attempt starts a line of its own.
+        with path.open("a", encoding="utf-8") as out:
+            out.write("\n")
+    attempts: dict[tuple[str, int], Attempt] = {}
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        case, run = row.pop("id"), row.pop("run")
+        attempts[str(case), int(run)] = Attempt.model_validate(row)
+    return attempts
+
+
+def recorded_ids(path: Path) -> set[str]:
+    """The case ids a --progress JSONL recorded: an earlier run's sample."""
+    return {str(json.loads(line)["id"]) for line in path.read_text().splitlines() if line.strip()}
 
 
 def voice_reading() -> ProductReading:
@@ -511,8 +541,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--progress", type=Path, help="append each attempt to this JSONL file as it returns"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --progress: keep the attempts that file already holds and ask only the rest "
+        "(a long local run cut short goes on where it stopped)",
+    )
+    parser.add_argument(
+        "--ids-from",
+        type=Path,
+        help="only the cases an earlier run's --progress JSONL names: the same sample, "
+        "whatever the data set has gained since",
+    )
     parser.add_argument("--benchmarks-md", type=Path, default=BENCHMARKS_MD)
     args = parser.parse_args(argv)
+    if args.resume and args.progress is None:
+        parser.error("--resume needs --progress (the file of the attempts to keep)")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     if args.every < 1:
@@ -640,6 +684,9 @@ async def _run(
     if args.cases_for:
         subset = PINNED if args.cases_for == "pinned" else args.cases_for.split(",")
         cases = answerable(cases, only(tools, [n.strip() for n in subset if n.strip()]))
+    if args.ids_from:
+        named = recorded_ids(args.ids_from)
+        cases = [c for c in cases if c.id in named]
     cases = cases[:: args.every]
     if not cases:
         raise BenchError("no case of the dataset can be answered with these tools")
@@ -660,6 +707,7 @@ async def _run(
         # published role prompt and its own earlier turns.
         context=None if profile == "voice" else CONTEXT,
         progress=args.progress,
+        done=recorded_attempts(args.progress) if args.resume and args.progress else None,
         offer=offer,
         environment=ENVIRONMENTS[args.environment],
         read_effects=profile == "voice",

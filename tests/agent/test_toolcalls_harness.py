@@ -600,6 +600,58 @@ async def test_each_attempt_is_appended_to_the_progress_file_as_it_returns(
     assert lines[0]["calls"] == [{"tool": "pause_task", "arguments": {"task_id": "hn"}}]
 
 
+async def test_a_resumed_run_keeps_the_recorded_attempts_and_asks_only_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        {
+            "id": str(n),
+            "lang": "en",
+            "utterance": f"pause {n}",
+            "expected": [{"tool": "pause_task"}],
+        }
+        for n in range(3)
+    ]
+    llm = LLMApi(responder=lambda body: ToolCalls([("pause_task", {"task_id": "hn"})]))
+    progress = tmp_path / "progress.jsonl"
+    # A run killed while writing its third line: two attempts kept, the cut line asked again.
+    kept = {"calls": [{"tool": "get_status", "arguments": {}}], "seconds": 7.0}
+    progress.write_text(
+        "".join(json.dumps({"id": n, "run": 1, **kept}) + "\n" for n in ("0", "1"))
+        + '{"id": "2", "run": 1, "cal',
+        "utf-8",
+    )
+    saved = await bench_report(
+        llm,
+        tmp_path,
+        monkeypatch,
+        rows,
+        *("--profile", "pinned", "--progress", str(progress), "--resume"),
+    )
+    assert [r["messages"][-1]["content"] for r in llm.requests] == ["pause 2"]
+    # The kept attempts are scored as recorded (a wrong tool), the new one as answered.
+    assert saved["cases"] == 3 and saved["pass1"] == pytest.approx(1 / 3)
+    lines = progress.read_text("utf-8").splitlines()
+    assert json.loads(lines[-1])["id"] == "2" and len(lines) == 4
+
+
+async def test_ids_from_runs_the_sample_an_earlier_run_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        {"id": str(n), "lang": "en", "split": "heldout", "utterance": f"u{n}", "expected": []}
+        for n in range(5)
+    ]
+    earlier = tmp_path / "earlier.jsonl"
+    earlier.write_text("".join(json.dumps({"id": n, "run": 1}) + "\n" for n in ("1", "4")))
+    llm = LLMApi(responder=lambda body: Content("ok"))
+    saved = await bench_report(
+        llm, tmp_path, monkeypatch, rows, "--profile", "voice", "--ids-from", str(earlier)
+    )
+    assert saved["cases"] == 2
+    assert [r["messages"][-1]["content"] for r in llm.requests] == ["u1", "u4"]
+
+
 async def test_retrieve_profile_offers_what_the_chat_agent_offers_and_splits_pass_by_recall(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
