@@ -19,7 +19,6 @@ from ambient.domain.identifiers import (
     TKE_CLUSTER_HINT,
     TkeClusterId,
 )
-from ambient.domain.users import RollbackPermission
 
 
 # --- what can be asked for (typed inputs shared by MCP, API and CLI) ------------------------
@@ -95,18 +94,16 @@ class NodePoolWrites(CloudCreates):
     """scale_node_pool and create_node_pool."""
 
     async def scale_node_pool(
-        self, actor: str, spec: NodePoolScaleSpec, mode: Mode | None = None
+        self, actor: str, spec: NodePoolScaleSpec, mode: Mode = "dry_run"
     ) -> NodePoolScaleResult:
         """Set a node pool's desired size (ModifyNodePoolDesiredCapacityAboutAsg).
 
-        ``mode=None`` is the scale_node_pool tool's contract: execute when the stored
-        permission allows it, else a dry run that reports. The check is here, not in a door,
-        so MCP, the API and the CLI refuse the same callers; every call is audited.
+        A dry run (the default, as for every cloud write) reports what would change; execute
+        needs the stored permission. The check is here, not in a door, so MCP, the API and
+        the CLI refuse the same callers; every call is audited.
         """
         subject = f"tke:{spec.cluster_id}/{spec.node_pool_id}"
         permission = await self.permission(actor)
-        if mode is None:
-            mode = "execute" if permission is RollbackPermission.EXECUTE else "dry_run"
         await self.authorize(
             actor, "scale_node_pool", subject, mode, desired=spec.desired, region=spec.region
         )

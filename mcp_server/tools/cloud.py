@@ -20,6 +20,16 @@ from ambient.domain.identifiers import TKE_CLUSTER_HINT, NamespaceName, TkeClust
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 from mcp_server.tools.hints import hints
 
+# Every cloud write's mode: the door never executes unless the person said so.
+ModeArg = Annotated[
+    Mode,
+    Field(
+        default="dry_run",
+        description="dry_run (default): answer the exact request, send nothing; "
+        "execute: make the change (needs rollback_permission 'execute')",
+    ),
+]
+
 Region = Annotated[
     str | None, Field(default=None, description="region, e.g. ap-shanghai (default: configured)")
 ]
@@ -193,16 +203,10 @@ async def scale_node_pool(
     ],
     desired: Annotated[int, Field(ge=0, le=1000, description="desired number of nodes")],
     region: Region = None,
-    mode: Annotated[
-        Mode | None,
-        Field(
-            default=None,
-            description="dry_run: report only; execute: send (needs rollback_permission "
-            "'execute'); omitted: execute if your permission allows, else report",
-        ),
-    ] = None,
+    mode: ModeArg = "dry_run",
 ) -> NodePoolScaleResult:
-    """Set a node pool's desired size; needs rollback_permission 'execute' (dry_run reports).
+    """Set a node pool's desired size: dry_run (default) reports what would change, execute
+    sets it (needs rollback_permission 'execute').
 
     Every call is audited, refusals included.
     """

@@ -12,7 +12,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
 from ambient.cloud.apply import ApplyResult, ApplySpec
-from ambient.cloud.audit import Mode
 from ambient.cloud.creates import WriteResult
 from ambient.cloud.images import ImageDescription
 from ambient.cloud.images import describe_dashboard_image as describe_image
@@ -20,17 +19,9 @@ from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpe
 from ambient.cloud.node_pools import NodePoolSpec
 from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
 from mcp_server.auth import app_state
-from mcp_server.tools.cloud import cloud_ops
+from mcp_server.tools.cloud import ModeArg, cloud_ops
 from mcp_server.tools.hints import hints
 
-ModeArg = Annotated[
-    Mode,
-    Field(
-        default="dry_run",
-        description="dry_run (default): answer the exact request, send nothing; "
-        "execute: make the change (needs rollback_permission 'execute')",
-    ),
-]
 # Creates add resources and find an existing one by name on a retry.
 CREATE = hints(read_only=False, open_world=True)
 

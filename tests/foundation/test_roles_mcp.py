@@ -101,8 +101,8 @@ async def test_scale_node_pool_reads_permission_from_the_database_and_audits_eve
                 viewer, Grant(rollback_permission=RollbackPermission.EXECUTE), actor="operator"
             )
             await session.commit()
-        _, done = await call(c, "scale_node_pool", **SCALE, desired=5)
-        out_of_range, _ = await call(c, "scale_node_pool", **SCALE, desired=9)
+        _, done = await call(c, "scale_node_pool", **SCALE, desired=5, mode="execute")
+        out_of_range, _ = await call(c, "scale_node_pool", **SCALE, desired=9, mode="execute")
     assert done["executed"] is True and api.node_pools["cls-abcd1234"][0]["DesiredNodesNum"] == 5
     assert out_of_range
     async with client(state, "viewer") as c:

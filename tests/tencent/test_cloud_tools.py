@@ -136,11 +136,28 @@ async def test_scale_node_pool_respects_permission(
         )
     assert dry["executed"] is False and api.node_pools["cls-abcd1234"][0]["DesiredNodesNum"] == 3
     async with client(state, "ops") as c:
-        _, done = await call(
+        # Allowed to execute, but not asked to: a cloud write without a mode is a dry run
+        # (a voice model that leaves the mode out never changes a cluster).
+        _, preview = await call(
             c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=4
         )
+        assert preview["executed"] is False
+        assert api.node_pools["cls-abcd1234"][0]["DesiredNodesNum"] == 3
+        _, done = await call(
+            c,
+            "scale_node_pool",
+            cluster_id="cls-abcd1234",
+            node_pool_id="np-1",
+            desired=4,
+            mode="execute",
+        )
         out_of_range, message = await call(
-            c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=9
+            c,
+            "scale_node_pool",
+            cluster_id="cls-abcd1234",
+            node_pool_id="np-1",
+            desired=9,
+            mode="execute",
         )
     assert done == {
         "cluster_id": "cls-abcd1234",
@@ -159,7 +176,12 @@ async def test_scaling_a_node_pool_to_its_current_size_sends_nothing_and_is_audi
     api, state = cloud_state
     async with client(state, "ops") as c:
         failed, same = await call(
-            c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=3
+            c,
+            "scale_node_pool",
+            cluster_id="cls-abcd1234",
+            node_pool_id="np-1",
+            desired=3,
+            mode="execute",
         )
     assert not failed, same
     assert same["executed"] is False and same["previous"] == same["desired"] == 3
