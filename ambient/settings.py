@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     # called; 0 offers every tool (ambient/agent/chat.py, ToolOffer; docs/agent.md).
     chat_tools: int = Field(default=5, ge=0, le=100)
     chat_pinned_tools: StrList = Field(default_factory=list)
+    # Which of the model's calls wait for the person's yes: "writes" (every tool that is not
+    # read-only) or "destructive" (only those the tool marks so). A small local model calls a
+    # tool on most turns, thanks and small talk included (docs/benchmarks.md), so by default
+    # nothing changes on its say-so alone.
+    chat_confirm: Literal["writes", "destructive"] = "writes"
 
     # --- push channels (email, WeCom, DingTalk, webhooks, Apprise) ---
     smtp_host: str | None = None

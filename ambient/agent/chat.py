@@ -1,7 +1,8 @@
 """The chat loop: an OpenAI-compatible model calls the user's MCP tools until it can answer.
 
-Destructive tools (MCP `destructiveHint`) are not run on the model's say-so: the loop stops
-with a `confirm` event, and the person's next request approves or declines those calls.
+A tool that changes something (not MCP `readOnlyHint`; with AMBIENT_CHAT_CONFIRM=destructive
+only those marked `destructiveHint`) is not run on the model's say-so: the loop stops with a
+`confirm` event, and the person's next request approves or declines those calls.
 """
 
 from __future__ import annotations
@@ -168,10 +169,12 @@ class ChatAgent:
         system: str,
         max_rounds: int = MAX_ROUNDS,
         offer: ToolOffer | None = None,
+        confirm: Literal["writes", "destructive"] = "writes",
     ) -> None:
         self.model, self.model_name, self.facade = model, model_name, facade
         self.system, self.max_rounds = system, max_rounds
         self.offer = offer or ToolOffer(0)
+        self.confirm = confirm
 
     async def turn(
         self, conversation: Conversation, text: str | None, *, approve: bool | None = None
@@ -264,7 +267,8 @@ class ChatAgent:
 
     async def _needs_confirmation(self, function: str) -> bool:
         try:
-            return (await self.facade.describe(function)).destructive
+            info = await self.facade.describe(function)
+            return info.destructive if self.confirm == "destructive" else not info.read_only
         except AgentError:
             return False  # unknown tools fail in _run_call with a message the model reads
 

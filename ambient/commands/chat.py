@@ -53,6 +53,7 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
             await hub.facade(user),
             system=system_prompt(user, row.assistant_name, row.timezone),
             offer=tool_offer(settings),
+            confirm=settings.chat_confirm,
         )
         conversation = ConversationStore().open(user, None)
         interactive = message is None

@@ -106,6 +106,7 @@ async def chat_turn(body: ChatRequest, user: User, state: AppState) -> Streaming
         await hub_of(state).facade(user.name),
         system=system_prompt(user.name, user.assistant_name, user.timezone),
         offer=_offer(state),
+        confirm=state.settings.chat_confirm,
     )
 
     async def lines() -> AsyncIterator[str]:

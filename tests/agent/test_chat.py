@@ -73,12 +73,16 @@ async def test_chat_creates_a_monitor_and_asks_before_deleting_it(
                 "name": "news",
             }
             llm.script(ToolCalls([("create_web_monitor", create)]), Content("Monitor created."))
-            events = await _turn(http, message="monitor my news page for AI every 30 minutes")
+            asked = await _turn(http, message="monitor my news page for AI every 30 minutes")
+            # A write waits for the person's yes (AMBIENT_CHAT_CONFIRM=writes, the default).
+            assert [e["type"] for e in asked] == ["confirm"], asked
+            assert asked[0]["calls"] == [{"function": "create_web_monitor", "arguments": create}]
+            conversation = asked[0]["conversation_id"]
+            events = await _turn(http, conversation_id=conversation, approve=True)
             kinds = [e["type"] for e in events]
             assert kinds == ["tool_call", "tool_result", "message", "done"], events
             assert events[1]["ok"] is True and task_id in events[1]["text"]
             assert events[2]["text"] == "Monitor created."
-            conversation = events[0]["conversation_id"]
             # The model saw the tools the search found for the request, as functions with
             # their JSON schemas: the few it needs, not the full list (AMBIENT_CHAT_TOOLS).
             offered = [t["function"]["name"] for t in llm.requests[0]["tools"]]

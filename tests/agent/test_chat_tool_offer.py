@@ -11,7 +11,7 @@ from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, tool_off
 from ambient.settings import Environment, Settings
 from bench.find_tools import main as find_tools_bench
 from bench.toolcalls.run import tool_server
-from tests.standins.llm_api import API_KEY, Content, LLMApi
+from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
 from tests.support.servers import serve
 
 
@@ -76,6 +76,34 @@ async def test_a_limit_of_zero_offers_every_tool(tmp_path: Path) -> None:
         [event async for event in agent.turn(conversation, "hello")]
         every = [t["function"]["name"] for t in await facade.openai_tools()]
         assert _names(llm.requests[0]) == every
+
+
+async def test_a_write_waits_for_the_persons_yes_and_a_read_runs_at_once(tmp_path: Path) -> None:
+    llm = LLMApi()
+    pause = ToolCalls([("pause_task", {"task_id": "threshold-watch/dev/btc"})])
+    async with tool_server("full") as facade, serve(llm.app()) as base:
+        model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+        agent = ChatAgent(model, "standin", facade, system="be brief", offer=ToolOffer(0))
+        conversation = ConversationStore().open("dev", None)
+        # "Thanks!" answered with a pause (a small model's habit): not run, the person is asked.
+        llm.script(pause)
+        held = [e async for e in agent.turn(conversation, "thanks!")]
+        assert [e.type for e in held] == ["confirm"]
+        assert held[0].calls == [
+            {"function": "pause_task", "arguments": {"task_id": "threshold-watch/dev/btc"}}
+        ]
+        llm.script(ToolCalls([("list_tasks", {})]), Content("You have none."))
+        read = [e async for e in agent.turn(conversation, "what do I have?")]
+        # A new request instead of a yes declines the held call; the read then runs at once.
+        assert (read[0].function, read[0].text) == ("pause_task", "declined")
+        assert [e.type for e in read[1:]] == ["tool_call", "tool_result", "message", "done"]
+        # Only the tools that say they destroy, when the operator asks for the old rule.
+        loose = ChatAgent(
+            model, "standin", facade, system="be brief", offer=ToolOffer(0), confirm="destructive"
+        )
+        llm.script(pause, Content("Paused."))
+        ran = [e.type async for e in loose.turn(ConversationStore().open("dev", None), "pause")]
+        assert ran == ["tool_call", "tool_result", "message", "done"]
 
 
 def test_the_find_tools_bench_reports_how_often_the_offer_holds_the_expected_tool(
