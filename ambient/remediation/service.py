@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -43,6 +43,7 @@ from ambient.remediation.runs import (
     ApprovalInput,
     JoinInput,
     RemediationInput,
+    RemediationState,
     RemediationStats,
     RemediationStatus,
     RunOutcome,
@@ -291,8 +292,12 @@ class RemediationService:
             ) from None
 
     async def list_runs(
-        self, user: str, *, state: str | None = None, limit: int = 50
+        self, user: str, *, state: RemediationState | str | None = None, limit: int = 50
     ) -> list[RemediationSummary]:
+        # A state no remediation can be in is a mistake to say, not a filter that finds none.
+        if state is not None and state not in get_args(RemediationState):
+            states = ", ".join(get_args(RemediationState))
+            raise InvalidRemediationError(f"state: use one of {states}", field="state")
         account = await self._user(user)
         owner = None if account.role == "admin" else user
         async with self.db.session() as session:

@@ -9,7 +9,12 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import ApprovalDecision, RemediationStats, RemediationStatus
+from ambient.remediation.runs import (
+    ApprovalDecision,
+    RemediationState,
+    RemediationStats,
+    RemediationStatus,
+)
 from ambient.remediation.views import (
     RemediationSummary,
     RemediationView,
@@ -95,8 +100,8 @@ async def get_remediation(ctx: Context[Any, Any], remediation_id: RemediationId)
 async def list_remediations(
     ctx: Context[Any, Any],
     state: Annotated[
-        str | None,
-        Field(default=None, description="only this state, e.g. resolved, handed_over, settling"),
+        RemediationState | None,
+        Field(default=None, description="only the remediations in this state"),
     ] = None,
     limit: Annotated[int, Field(default=50, ge=1, le=500)] = 50,
 ) -> RemediationList:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from mcp import Client
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
@@ -12,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.storage import RemediationRepository
+from ambient.remediation.views import InvalidRemediationError
 from ambient.sharing import ShareLinkRepository
 from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
@@ -126,6 +128,13 @@ async def test_start_then_a_named_approver_sends_it_again_approves_and_inspects(
         async with mcp(state) as client:
             shown = await call(client, "get_remediation", remediation_id=rid)
             listed = await call(client, "list_remediations")
+            resolved = await call(client, "list_remediations", state="resolved")
+            # A state no remediation can be in is refused, not answered with an empty list.
+            wrong_state = await error_of(client, "list_remediations", state="done")
+        # ...by the service itself too, for a door without a schema (the CLI's --state).
+        with pytest.raises(InvalidRemediationError, match="state: use one of"):
+            await state.remediations.list_runs(USER, state="done")
+        async with mcp(state) as client:
             stats = await call(client, "remediation_stats")
             again = await error_of(client, "approve_remediation", remediation_id=rid, approve=True)
             link = await call(client, "share_remediation", remediation_id=rid)
@@ -136,6 +145,8 @@ async def test_start_then_a_named_approver_sends_it_again_approves_and_inspects(
             ).open(token)
 
     assert final.state == "resolved"
+    assert [r["remediation_id"] for r in resolved["remediations"]] == [rid]
+    assert "state" in wrong_state and "resolved" in wrong_state
     assert shown["state"] == "resolved" and shown["joined_by"] == ["oncall"]
     actions = [a["action"] for a in shown["audit"]]
     assert "deduplicated" in actions and "approval" in actions and "action" in actions
