@@ -11,7 +11,7 @@ from mcp.types import Tool
 from pydantic import BaseModel, Field
 
 from ambient import history
-from ambient.domain.notify import CHANNEL_TYPES
+from ambient.domain.push import ChannelType
 from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.history import (
     MAX_ID,
@@ -117,8 +117,7 @@ async def list_deliveries(
         Field(default=None, description="pending (in flight), sent, failed or suppressed"),
     ] = None,
     channel: Annotated[
-        str | None,
-        Field(default=None, max_length=32, description="one of: " + ", ".join(CHANNEL_TYPES)),
+        ChannelType | None, Field(default=None, description="only sends over this channel")
     ] = None,
     task: Annotated[
         str | None, Field(default=None, max_length=255, description="Only this task_id")

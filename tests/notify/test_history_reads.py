@@ -165,6 +165,10 @@ async def test_mcp_read_tools_show_own_records_with_typed_inputs(settings: Setti
         assert refused.is_error and "only an admin" in refused.content[0].text  # type: ignore[attr-defined]
         bad = await call("gina", "list_deliveries", {"status": "lost"})
         assert bad.is_error  # type: ignore[attr-defined]
+        # A channel the product has not is refused with the ones it has, not an empty list.
+        assert "wecom" in str(tools["list_deliveries"].input_schema["properties"]["channel"])
+        pigeon = await call("gina", "list_deliveries", {"channel": "pigeon"})
+        assert pigeon.is_error and "channel" in pigeon.content[0].text  # type: ignore[attr-defined]
         as_admin = await call("root", "read_inbox", {"user": "hank"})
         assert [m["title"] for m in as_admin.structured_content["messages"]] == ["hello hank"]  # type: ignore[attr-defined]
     finally:
