@@ -80,6 +80,19 @@ _NAMED = (
     (re.compile(r"\bnp-[a-z0-9]+\b"), "node pool"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), ""),
 )
+# A question about what is ("what watches do I have?", "有没有报警？") wants a tool that reads,
+# not one that changes: the tools named for reading count QUESTION_READS times as much. A
+# polite command ("can you pause…", "帮我…") is no such question.
+_QUESTION = re.compile(
+    r"^\s*(?:what|which|how many|how much|who|whom|when|where|is|are|was|were|did|does|"
+    r"do i|do we|have i|have we|has|any|anything)\b|[?？]\s*$|有没有|是不是|吗[?？]?\s*$|几个|多少",
+    re.IGNORECASE,
+)
+_POLITE = re.compile(
+    r"\b(?:can|could|would|will) you\b|\bplease\b|帮我|帮忙|给我|请|麻烦", re.IGNORECASE
+)
+READING = frozenset({"list", "get", "read", "search", "whoami", "stats", "status"})
+QUESTION_READS = 1.5
 _CLAUSES = re.compile(r"[,，。;；？?!！\n]|\band\b|\bthen\b|然后|并且|并|同时")
 
 
@@ -253,6 +266,11 @@ def _deletions(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
+def _reads(name: str) -> bool:
+    """A tool named for reading: list_…, get_…, read_…, search_…, whoami, …_stats, …_status."""
+    return not READING.isdisjoint(name.split("_"))
+
+
 def _family(name: str) -> str | None:
     """get_task and list_tasks → "task": the thing a reading tool reads (None for others)."""
     verb, _, thing = name.partition("_")
@@ -315,6 +333,14 @@ class ToolIndex:
             if term not in wanted:
                 wanted[term], weights[term] = source, VALUE_WEIGHT
         ranked = self._rank(wanted, weights)
+        if _QUESTION.search(request) and not _POLITE.search(request):
+            ranked = sorted(
+                (
+                    Hit(h.tool, h.score * QUESTION_READS, h.why) if _reads(h.tool.name) else h
+                    for h in ranked
+                ),
+                key=lambda h: (-h.score, h.tool.name),
+            )
         clauses = [c for c in _CLAUSES.split(request) if c.strip()]
         if len(clauses) < 2:
             return self._with_family(ranked)[:limit]

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import Client
 
-from ambient.domain.tool_search import ToolDoc, ToolIndex, query_terms, tokens
+from ambient.domain.tool_search import QUESTION_READS, ToolDoc, ToolIndex, query_terms, tokens
 from ambient.domain.tool_words import TOOL_WORDS
 from ambient.settings import Settings
 from bench.find_tools import batch_of, load, recall, split
@@ -290,6 +291,29 @@ def test_a_phrasal_verb_is_read_with_what_it_acts_on_in_between() -> None:
     # At most two words between, and never across a comma: these say nothing of pausing.
     assert "paus" not in query_terms("shut the door of the server room up")
     assert "paus" not in query_terms("shut the door, the alarm is up")
+
+
+def test_a_question_prefers_the_tools_that_read_and_a_polite_command_is_no_question() -> None:
+    index = ToolIndex(
+        [
+            ToolDoc("whoami", "Who you are: your role and rollback permission."),
+            ToolDoc("grant_permission", "Give a user a role or a rollback permission."),
+        ]
+    )
+
+    def scores(request: str) -> dict[str, float]:
+        return {h.tool.name: h.score for h in index.search(request)}
+
+    said = scores("rollback permission for me")
+    for question in ("do I have rollback permission", "rollback permission for me?"):
+        asked = scores(question)
+        assert asked["whoami"] == pytest.approx(said["whoami"] * QUESTION_READS)
+        assert asked["grant_permission"] == pytest.approx(said["grant_permission"])
+    assert scores("can you sort out rollback permission for me?") == scores(
+        "can you sort out rollback permission for me"
+    )
+    zh = ToolIndex([ToolDoc("list_tasks", "列出任务"), ToolDoc("pause_task", "暂停任务")])
+    assert _names(zh, "有没有暂停的任务", 1) == ["list_tasks"]
 
 
 def test_a_request_that_shares_no_word_with_any_tool_finds_nothing() -> None:
