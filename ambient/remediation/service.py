@@ -231,7 +231,7 @@ class RemediationService:
                 detail={"user": user, "source": source, "state": state},
             )
             await session.commit()
-        if await self._may_steer_run(user, owner, attributes.get(temporal.CLUSTER) or ""):
+        if await self._may_steer(user, owner, attributes.get(temporal.CLUSTER) or ""):
             return StartResult(
                 remediation_id=workflow_id,
                 created=False,
@@ -446,15 +446,12 @@ class RemediationService:
         if (await self._user(name)).role != "admin":
             raise RemediationRefusedError(f"{name} is not an admin: only admins change alert rules")
 
-    async def _may_steer(self, user: str, status: RemediationStatus) -> bool:
+    async def _may_steer(self, user: str, owner: str, cluster_id: str) -> bool:
         """Owner, admin, or an approver the policy names for the run's cluster.
 
         Not who sent the same alert again (``joined_by``): an alert's fields are no secret, so
         sending it proves nothing about whose cluster it is.
         """
-        return await self._may_steer_run(user, status.user, status.alert.cluster_id)
-
-    async def _may_steer_run(self, user: str, owner: str, cluster_id: str) -> bool:
         if user == owner:
             return True
         if named_approver(user, cluster_id, self.settings.remediation_approvers):
@@ -469,7 +466,7 @@ class RemediationService:
         at least the mode the run changes with — refusing an execute step is as much a decision
         about an execute change as approving it.
         """
-        if not await self._may_steer(user, status):
+        if not await self._may_steer(user, status.user, status.alert.cluster_id):
             raise RemediationNotFoundError(
                 "no such remediation among yours; call list_remediations to see yours"
             )
