@@ -21,9 +21,6 @@ router = APIRouter(prefix="/events", tags=["events"])
 POLL_SECONDS = 1.0
 
 
-public = history.event_public
-
-
 def http_error(exc: ScopeError) -> Exception:
     """Another user's events, inbox or deliveries asked for by a member: 403."""
     return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
@@ -105,7 +102,9 @@ async def stream_events(
             yield {
                 "id": token,
                 "event": row.kind,
-                "data": json.dumps(public(row).model_dump(mode="json"), ensure_ascii=False),
+                "data": json.dumps(
+                    EventPublic.model_validate(row).model_dump(mode="json"), ensure_ascii=False
+                ),
             }
 
     return EventSourceResponse(events())

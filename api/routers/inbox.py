@@ -41,4 +41,4 @@ async def mark_read(
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inbox message {message_id} for you")
     await session.commit()
-    return history.inbox_public(row)
+    return InboxMessagePublic.model_validate(row)
