@@ -66,7 +66,6 @@ from ambient.remediation.views import (
     invalid,
     parse_alert,
     report_markdown,
-    summary_of,
 )
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
@@ -297,7 +296,7 @@ class RemediationService:
         owner = None if account.role == "admin" else user
         async with self.db.session() as session:
             rows = await RemediationRepository(session).list(user=owner, state=state, limit=limit)
-        return [summary_of(row) for row in rows]
+        return [RemediationSummary.model_validate(row) for row in rows]
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
         """Outcome analytics of the caller's remediations (all of them for an admin)."""
