@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.notify import redact_target
-from ambient.storage.models import Delivery, Event, InboxMessage
+from ambient.storage.models import Delivery
 from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
 
 # Ids are SQL integers: anything larger cannot name a row (and overflows some drivers).
@@ -28,6 +28,7 @@ class ScopeError(PermissionError):
 
 
 class EventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     id: int
     kind: str
     user: str | None
@@ -37,6 +38,7 @@ class EventPublic(BaseModel):
 
 
 class InboxMessagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     id: int
     kind: str
     title: str
@@ -70,14 +72,6 @@ def whose(caller: str, is_admin: bool, user: str | None) -> str:
     return user
 
 
-def event_public(row: Event) -> EventPublic:
-    return EventPublic.model_validate(row, from_attributes=True)
-
-
-def inbox_public(row: InboxMessage) -> InboxMessagePublic:
-    return InboxMessagePublic.model_validate(row, from_attributes=True)
-
-
 def delivery_public(row: Delivery) -> DeliveryPublic:
     public = DeliveryPublic.model_validate(row, from_attributes=True)
     # Rows written before targets were redacted on write still hold the raw target.
@@ -97,14 +91,14 @@ async def events(
     rows = await EventRepository(session).list(
         user=user, kind=kind, task=task, since=since, limit=limit
     )
-    return [event_public(row) for row in rows]
+    return [EventPublic.model_validate(row) for row in rows]
 
 
 async def inbox(
     session: AsyncSession, user: str, *, unread_only: bool = False, limit: int = 50
 ) -> list[InboxMessagePublic]:
     rows = await InboxRepository(session).list(user, limit=limit, unread_only=unread_only)
-    return [inbox_public(row) for row in rows]
+    return [InboxMessagePublic.model_validate(row) for row in rows]
 
 
 async def deliveries(

@@ -341,7 +341,7 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
         return []
     approvers = service.settings.remediation_approvers
     runs = [
-        RemediationSummary.model_validate(row, from_attributes=True)
+        RemediationSummary.model_validate(row)
         for row in rows
         if row.state not in FINAL_STATES
         and (shown is None or row.remediation_id in shown)

@@ -14,6 +14,7 @@ from ambient.bridge.runner import BridgeRunner, bridge_running
 from ambient.briefing.service import BriefingError
 from ambient.cloud.errors import CloudOpsError
 from ambient.discussions.views import DiscussionError
+from ambient.history import ScopeError
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.watches.inputs import TaskError
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RemediationError, feature_error(remediations.http_error))
     app.add_exception_handler(DeviceError, feature_error(xiaozhi.http_error))
     app.add_exception_handler(CloudOpsError, feature_error(cloud.http_error))
+    app.add_exception_handler(ScopeError, feature_error(events.http_error))
     # The Temporal Web UI calls /codec from the browser.
     app.add_middleware(
         CORSMiddleware,

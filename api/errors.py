@@ -6,8 +6,8 @@
   otherwise answer 404 for every unmatched request);
 - Temporal down: 503 "Temporal is unreachable at ADDRESS" from any route;
 - a number too large for the database: 422;
-- a feature's own errors (briefings, cloud, discussions, tasks, devices, remediations): as its
-  router's ``http_error`` maps them, so its routes hold no try/except.
+- a feature's own errors (briefings, cloud, discussions, tasks, devices, remediations, another
+  user's history): as its router's ``http_error`` maps them, so its routes hold no try/except.
 """
 
 from __future__ import annotations

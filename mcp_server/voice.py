@@ -29,7 +29,7 @@ from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder
-from ambient.xiaozhi import Speaker, SpeakerKind, resolve_speaker, waiting_for
+from ambient.xiaozhi import SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import server_shell
 from mcp_server.voice_prompt import (
@@ -74,18 +74,14 @@ BEYOND_OWNER = "这台设备主人的权限比你的小，我不能用你的身�
 # --- who and how ----------------------------------------------------------------------------
 
 
-async def _speaker(ctx: Context[Any, Any], speaker: str | None) -> Speaker:
-    return await resolve_speaker(
-        app_state(ctx).db, current_user(ctx), speaker, described_as=SPEAKER_DESCRIPTION
-    )
-
-
 async def _answer(
     ctx: Context[Any, Any], speaker: str | None, work: Callable[[str], Awaitable[str]]
 ) -> str:
     """Resolve who speaks, run ``work`` as them, and make whatever comes out speakable."""
     try:
-        who = await _speaker(ctx, speaker)
+        who = await resolve_speaker(
+            app_state(ctx).db, current_user(ctx), speaker, described_as=SPEAKER_DESCRIPTION
+        )
         if who.kind is SpeakerKind.UNKNOWN or who.user is None:
             return speakable(UNKNOWN_SPEAKER if who.kind is SpeakerKind.UNKNOWN else BEYOND_OWNER)
         async with asyncio.timeout(CALL_BUDGET):

@@ -5,7 +5,6 @@ back. Deterministic, no LLM.
 
 from __future__ import annotations
 
-import json
 import re
 
 from ambient.remediation.views import RemediationSummary
@@ -38,11 +37,6 @@ def speakable(text: str, limit: int = MAX_SPOKEN) -> str:
     cut = text[:limit]
     end = max(cut.rfind(c) for c in _SENTENCE_END)
     return cut[: end + 1] if end >= limit // 3 else cut[: limit - 1] + "…"
-
-
-def verbatim_response(text: str) -> str:
-    """The form xiaozhi-server's `mcp_endpoint` relay speaks as is, with no second LLM turn."""
-    return json.dumps({"action": "RESPONSE", "response": text}, ensure_ascii=False)
 
 
 def spoken_name(raw: str) -> str:

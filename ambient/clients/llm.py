@@ -105,21 +105,6 @@ class LLMClient:
     def mode(self) -> str:
         return "offline" if self.offline else "remote"
 
-    async def structured(
-        self,
-        *,
-        system: str,
-        user: str,
-        schema: type[T],
-        attempts: int = 2,
-        max_tokens: int = MAX_OUTPUT_TOKENS,
-    ) -> T | None:
-        """A validated ``schema`` instance, or None when offline or the output stays invalid."""
-        answer = await self.answer(
-            system=system, user=user, schema=schema, attempts=attempts, max_tokens=max_tokens
-        )
-        return answer.value
-
     async def answer(
         self,
         *,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -22,6 +22,10 @@ from ambient.wiring import AppState, open_state
 S = TypeVar("S")
 T = TypeVar("T")
 err_console = Console(stderr=True)
+# The options every area's commands share.
+User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
+Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
+Region = Annotated[str | None, typer.Option(help="region (default: AMBIENT_TENCENTCLOUD_REGION)")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

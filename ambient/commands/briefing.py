@@ -14,13 +14,11 @@ from rich.table import Table
 
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingError, BriefingService
-from ambient.commands import fail, run_service
+from ambient.commands import Json, User, fail, run_service
 
 app = typer.Typer(help="The daily briefing: set up, greet, read, send.", no_args_is_help=True)
 console = Console()
 T = TypeVar("T")
-User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
-Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
 
 
 def _run(work: Callable[[BriefingService], Awaitable[T]]) -> T:

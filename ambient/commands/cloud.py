@@ -15,6 +15,7 @@ from rich.table import Table
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
+from ambient.commands import Json, Region, err_console
 from ambient.domain.identifiers import tke_cluster_id
 from ambient.settings import Settings
 
@@ -23,11 +24,6 @@ app = typer.Typer(
 )
 console = Console()
 T = TypeVar("T")
-Region = Annotated[str | None, typer.Option(help="region (default: AMBIENT_TENCENTCLOUD_REGION)")]
-
-
-Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
-err_console = Console(stderr=True)
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:

@@ -25,14 +25,11 @@ from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpe
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
-from ambient.commands import refused, run_service
+from ambient.commands import Region, User, err_console, refused, run_service
 from ambient.settings import Settings
 
-User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
 Execute = Annotated[bool, typer.Option("--execute", help="make the change (default: preview)")]
-Region = Annotated[str | None, typer.Option(help="region (default: AMBIENT_TENCENTCLOUD_REGION)")]
 Cluster = Annotated[str, typer.Option("--cluster", help="TKE cluster id or kubeconfig context")]
-err_console = Console(stderr=True)
 console = Console()
 
 

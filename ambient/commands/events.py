@@ -18,12 +18,11 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
-from ambient.commands import operator_database
+from ambient.commands import Json, operator_database
 from ambient.history import MAX_ID
 
 app = typer.Typer(help="Events, inboxes and deliveries.")
 T = TypeVar("T")
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
 User = Annotated[str | None, typer.Option("--user", help="only this user's (default: everyone's)")]
 Limit = Annotated[int, typer.Option(min=1, max=1000, help="at most this many, newest first")]
 
@@ -68,7 +67,7 @@ def events(
     kind: Annotated[str | None, typer.Option(help="e.g. watch.hit, delivery.failed")] = None,
     task: Annotated[str | None, typer.Option(help="only this task_id")] = None,
     limit: Limit = 50,
-    as_json: AsJson = False,
+    as_json: Json = False,
 ) -> None:
     """Events, newest first (watch hits, task changes, failed deliveries with their error)."""
     rows = _read(lambda s: history.events(s, user, kind=kind, task=task, limit=limit))
@@ -80,7 +79,7 @@ def inbox(
     user: Annotated[str, typer.Option("--user", help="whose inbox")],
     unread: Annotated[bool, typer.Option("--unread", help="only unread messages")] = False,
     limit: Limit = 20,
-    as_json: AsJson = False,
+    as_json: Json = False,
 ) -> None:
     """A user's inbox, newest first."""
     rows = _read(lambda s: history.inbox(s, user, unread_only=unread, limit=limit))
@@ -99,7 +98,7 @@ def deliveries(
         int | None, typer.Option(min=1, max=MAX_ID, help="next page: the last id shown")
     ] = None,
     limit: Limit = 50,
-    as_json: AsJson = False,
+    as_json: Json = False,
 ) -> None:
     """Deliveries, newest first, with attempts and the error of each failure."""
     if status is not None and status not in ("pending", "sent", "failed", "suppressed"):

@@ -10,12 +10,12 @@ from types import FrameType
 import typer
 from rich.console import Console
 
+from ambient.commands import err_console
 from ambient.local_llm import Layout, LocalLLMError, ensure_server, install, status
 from ambient.settings import Settings
 
 app = typer.Typer(help="The local model (opt-in): install, serve on 127.0.0.1, status.")
 console = Console()
-err_console = Console(stderr=True)
 
 
 def _say(line: str) -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ambient.commands import fail, run_service
+from ambient.commands import Json, User, fail, run_service
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import RemediationError
@@ -22,8 +22,6 @@ from ambient.remediation.views import RemediationError
 app = typer.Typer(help="Graded remediation of TKE alerts.", no_args_is_help=True)
 console = Console()
 T = TypeVar("T")
-User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
-Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
 AlertFile = Annotated[
     str,
     typer.Argument(help="the alert as JSON, or @FILE to read it from a file ('-' for stdin)"),

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from ambient.commands import run_service
+from ambient.commands import Json, User, run_service
 from ambient.watches.inputs import TaskError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.service import TaskService
@@ -20,8 +20,6 @@ from ambient.watches.service import TaskService
 app = typer.Typer(help="Background tasks: watches, reminders, digests.", no_args_is_help=True)
 console = Console()
 T = TypeVar("T")
-User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
-Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
 
 
 def _run(work: Callable[[TaskService], Awaitable[T]]) -> T:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ambient.commands import operator_database
+from ambient.commands import Json, operator_database
 from ambient.settings import Settings
 from ambient.xiaozhi import DeviceError, DeviceService
 
@@ -54,9 +54,7 @@ def add(
 
 
 @device_app.command("list")
-def list_devices(
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")] = False,
-) -> None:
+def list_devices(as_json: Json = False) -> None:
     """Every registered device (no tokens: only their hashes are stored)."""
     devices = _run(lambda s: s.list(None))
     if as_json:

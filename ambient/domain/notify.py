@@ -77,11 +77,6 @@ class Target(UserConfig):
             )
         return value
 
-    @property
-    def channel(self) -> str:
-        """The channel type (the legacy name of ``type``)."""
-        return self.type
-
     def wants(self, kind: NotificationKind) -> bool:
         return self.kinds is None or kind in self.kinds
 

@@ -67,7 +67,6 @@ from ambient.remediation.views import (
     invalid,
     parse_alert,
     report_markdown,
-    summary_of,
 )
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
@@ -232,7 +231,7 @@ class RemediationService:
                 detail={"user": user, "source": source, "state": state},
             )
             await session.commit()
-        if await self._may_steer_run(user, owner, attributes.get(temporal.CLUSTER) or ""):
+        if await self._may_steer(user, owner, attributes.get(temporal.CLUSTER) or ""):
             return StartResult(
                 remediation_id=workflow_id,
                 created=False,
@@ -302,7 +301,7 @@ class RemediationService:
         owner = None if account.role == "admin" else user
         async with self.db.session() as session:
             rows = await RemediationRepository(session).list(user=owner, state=state, limit=limit)
-        return [summary_of(row) for row in rows]
+        return [RemediationSummary.model_validate(row) for row in rows]
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
         """Outcome analytics of the caller's remediations (all of them for an admin)."""
@@ -451,15 +450,12 @@ class RemediationService:
         if (await self._user(name)).role != "admin":
             raise RemediationRefusedError(f"{name} is not an admin: only admins change alert rules")
 
-    async def _may_steer(self, user: str, status: RemediationStatus) -> bool:
+    async def _may_steer(self, user: str, owner: str, cluster_id: str) -> bool:
         """Owner, admin, or an approver the policy names for the run's cluster.
 
         Not who sent the same alert again (``joined_by``): an alert's fields are no secret, so
         sending it proves nothing about whose cluster it is.
         """
-        return await self._may_steer_run(user, status.user, status.alert.cluster_id)
-
-    async def _may_steer_run(self, user: str, owner: str, cluster_id: str) -> bool:
         if user == owner:
             return True
         if named_approver(user, cluster_id, self.settings.remediation_approvers):
@@ -474,7 +470,7 @@ class RemediationService:
         at least the mode the run changes with — refusing an execute step is as much a decision
         about an execute change as approving it.
         """
-        if not await self._may_steer(user, status):
+        if not await self._may_steer(user, status.user, status.alert.cluster_id):
             raise RemediationNotFoundError(
                 "no such remediation among yours; call list_remediations to see yours"
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ambient.domain.field_errors import field_problems
 from ambient.remediation.alerts import Alert
@@ -20,7 +20,6 @@ from ambient.remediation.runs import (
     RemediationStatus,
 )
 from ambient.remediation.scores import PlannedStep
-from ambient.storage.models import RemediationRecord
 
 
 class RemediationError(Exception):
@@ -124,6 +123,8 @@ def report_markdown(view: RemediationView) -> str:
 
 
 class RemediationSummary(BaseModel):
+    # The list row of one stored remediation, read from its RemediationRecord.
+    model_config = ConfigDict(from_attributes=True)
     remediation_id: str
     run_key: str
     user: str
@@ -150,22 +151,3 @@ def parse_alert(alert: dict[str, Any] | Alert) -> Alert:
         return Alert.model_validate(alert)
     except ValidationError as exc:
         raise invalid(exc) from None
-
-
-def summary_of(row: RemediationRecord) -> RemediationSummary:
-    """The list row of one stored remediation."""
-    return RemediationSummary(
-        remediation_id=row.remediation_id,
-        run_key=row.run_key,
-        user=row.user,
-        service=row.service,
-        alert_type=row.alert_type,
-        mode=row.mode,
-        state=row.state,
-        score=row.score,
-        budget=row.budget,
-        attempts=row.attempts,
-        resolved_rung=row.resolved_rung,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )

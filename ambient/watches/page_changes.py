@@ -26,13 +26,9 @@ def shown(line: str) -> str:
     return line if len(line) <= MAX_SHOWN_LINE else line[: MAX_SHOWN_LINE - 1] + "…"
 
 
-def keyword_patterns(keywords: list[str]) -> tuple[tuple[str, Any], ...]:
-    """Matchers per keyword (each has ``search``): user regexes in RE2, plain words escaped."""
-    return _patterns(tuple(keywords))
-
-
 @functools.lru_cache(maxsize=4096)
-def _patterns(keywords: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+def keyword_patterns(keywords: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    """Matchers per keyword (each has ``search``): user regexes in RE2, plain words escaped."""
     # A watch matches the same keywords at every change: compiled once per keyword set.
     compiled: list[tuple[str, Any]] = []
     for keyword in keywords:
@@ -73,7 +69,7 @@ def diff_pages(
     seen = set(old)
     added = [line for line in new if line not in seen]
     hits: dict[str, list[str]] = {}
-    for keyword, pattern in keyword_patterns(keywords):
+    for keyword, pattern in keyword_patterns(tuple(keywords)):
         matched = [shown(line) for line in itertools.islice(_matching(added, pattern), 5)]
         if matched:
             hits[keyword] = matched

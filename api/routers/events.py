@@ -21,7 +21,11 @@ router = APIRouter(prefix="/events", tags=["events"])
 POLL_SECONDS = 1.0
 
 
-public = history.event_public
+def http_error(exc: ScopeError) -> Exception:
+    """Another user's events, inbox or deliveries asked for by a member: 403."""
+    return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
+
+
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Of = Annotated[
     UserName | None, Query(alias="user", description="another user's events (admins only)")
@@ -39,15 +43,8 @@ async def list_events(
     of: Of = None,
 ) -> list[EventPublic]:
     """The caller's events, newest first."""
-    name = _whose(user.name, user.role == "admin", of)
+    name = history.whose(user.name, user.role == "admin", of)
     return await history.events(session, name, kind=kind, task=task, since=since, limit=limit)
-
-
-def _whose(caller: str, is_admin: bool, of: str | None) -> str:
-    try:
-        return history.whose(caller, is_admin, of)
-    except ScopeError as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
 
 
 LastEventId = Annotated[
@@ -105,7 +102,9 @@ async def stream_events(
             yield {
                 "id": token,
                 "event": row.kind,
-                "data": json.dumps(public(row).model_dump(mode="json"), ensure_ascii=False),
+                "data": json.dumps(
+                    EventPublic.model_validate(row).model_dump(mode="json"), ensure_ascii=False
+                ),
             }
 
     return EventSourceResponse(events())
@@ -116,5 +115,5 @@ async def list_events_of_kind(
     kind: str, user: CurrentUser, session: SessionDep, limit: Limit = 100, of: Of = None
 ) -> list[EventPublic]:
     """The caller's events of one kind (e.g. watch.breach), newest first."""
-    name = _whose(user.name, user.role == "admin", of)
+    name = history.whose(user.name, user.role == "admin", of)
     return await history.events(session, name, kind=kind, limit=limit)

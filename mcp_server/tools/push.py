@@ -30,17 +30,13 @@ QUIET = (
 )
 
 
-async def _load(ctx: Context[Any, Any]) -> PushConfig:
+async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
+    """Your push channels and quiet hours."""
     async with app_state(ctx).db.session() as session:
         user = await UserRepository(session).get(current_user(ctx))
     if user is None:
         raise ToolError("Your user is not registered: POST /users or `ambient user create`.")
     return stored_push_config(user.push_config)
-
-
-async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
-    """Your push channels and quiet hours."""
-    return await _load(ctx)
 
 
 async def set_push_config(

@@ -183,7 +183,8 @@ async def test_llm_client_is_offline_without_a_key_and_reads_tool_calls_with_one
     llm_api: tuple[LLMApi, str], settings: Settings
 ) -> None:
     assert LLMClient(settings).offline
-    assert await LLMClient(settings).structured(system="s", user="u", schema=BriefingDraft) is None
+    offline = await LLMClient(settings).answer(system="s", user="u", schema=BriefingDraft)
+    assert offline.value is None
     api, url = llm_api
     client = LLMClient(_llm_settings(settings, url))
     api.script(ToolCalls([("scale_out", {"replicas": 3})]), Failure(401, "bad key"))

@@ -1,9 +1,8 @@
-"""`ambient mcp --profile voice` over stdio, and the verbatim form for mcp_endpoint relays."""
+"""`ambient mcp --profile voice` over stdio, and the speakable form of its answers."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 from mcp import Client, StdioServerParameters
 from typer.testing import CliRunner
 
-from mcp_server.voice_speech import MAX_SPOKEN, speakable, verbatim_response
+from mcp_server.voice_speech import MAX_SPOKEN, speakable
 from tests.voice.support import assert_speakable
 
 
@@ -41,13 +40,6 @@ def test_an_unknown_profile_is_refused_by_name() -> None:
 
     refused = CliRunner().invoke(cli, ["mcp", "--user", "mei", "--profile", "desktop"])
     assert refused.exit_code == 2 and "--profile" in refused.output
-
-
-def test_the_verbatim_form_is_the_json_the_relay_speaks_as_is() -> None:
-    said = "好的，已批准 checkout 的修复。"
-    wrapped = verbatim_response(said)
-    assert json.loads(wrapped) == {"action": "RESPONSE", "response": said}
-    assert "\\u" not in wrapped  # Chinese stays Chinese: the relay reads the text as is
 
 
 def test_markdown_ids_and_urls_are_taken_out_and_long_text_ends_at_a_sentence() -> None:

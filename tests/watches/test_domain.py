@@ -55,7 +55,7 @@ def test_original_configs_are_accepted_as_they_are() -> None:
     )
     assert [(c.op, c.value) for c in watch.conditions] == [("above", 50000)]
     targets = notification_targets(watch.notification, [])
-    assert [(t.channel, t.target) for t in targets] == [("inbox", ""), ("sms", "+1234567890")]
+    assert [(t.type, t.target) for t in targets] == [("inbox", ""), ("sms", "+1234567890")]
 
 
 def test_interval_under_a_minute_and_bad_regex_are_rejected() -> None:
