@@ -157,6 +157,7 @@ class PollUpkeep:
                             run_id=lease.run_id,
                             poll=lease.poll,
                             process=lease.process,
+                            silent_since=lease.silent_since,
                         ),
                     )
                 except RPCError as exc:

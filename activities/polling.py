@@ -1,8 +1,8 @@
 """The poll of a web monitor: one long-running activity that checks on a fixed-rate grid
 and hands back only what the history must show (docs/watches.md, "Polling").
 
-- this module: the activities (``poll_pages``, ``end_poll``) and what the polls of a
-  process share (the users' push settings, the group commit);
+- this module: the activities (``poll_pages``, ``end_poll``, ``lost_poll_alive``) and what
+  the polls of a process share (the users' push settings, the group commit);
 - activities/poll_session.py: one attempt of one poll (resume, the grid, the checks);
 - activities/poll_reports.py: its events stored, notified, and failures counted;
 - activities/poll_upkeep.py: leases, sweeps for dead processes and closed runs, mailbox.
@@ -24,10 +24,10 @@ from activities.poll_session import PollSession
 from activities.poll_upkeep import PollUpkeep
 from ambient.clients.web import WebFetcher
 from ambient.storage import Database
-from ambient.watches.leases import Lease
+from ambient.watches.leases import Lease, may_answer
 from ambient.watches.poll_ends import EndRequest, request_ends
 from ambient.watches.poll_store import PollWriter
-from ambient.watches.polling import EndPoll, PollEnd, PollRequest, PollResult
+from ambient.watches.polling import EndPoll, LostPollCheck, PollEnd, PollRequest, PollResult
 
 # How long the polls of this process trust what they read of a user's push settings (one
 # read per user, shared by all of that user's watches).
@@ -140,3 +140,11 @@ class PagePoller:
         # Running in another worker process (or not started yet): that process reads this.
         await request_ends(self.db, [asked])
         return False
+
+    @activity.defn
+    async def lost_poll_alive(self, check: LostPollCheck) -> bool:
+        """Whether a poll reported lost may still hand back (its process was only slow, or
+        Temporal runs it again elsewhere): the workflow waits for it only then."""
+        lost = check.lost
+        lease = Lease(check.workflow_id, lost.life, lost.run_id, lost.poll, lost.process)
+        return await may_answer(self.db, lease)
