@@ -158,6 +158,7 @@ class PollUpkeep:
                             poll=lease.poll,
                             process=lease.process,
                             silent_since=lease.silent_since,
+                            started_at=lease.started_at,
                         ),
                     )
                 except RPCError as exc:

@@ -78,6 +78,7 @@ ASKED_CANCEL = "poll-asked-cancel"
 # a worker was killed), and a watch the dead process had just checked was checked again. Now
 # the lost poll's grid goes on: the next poll's first check is its first slot after the dead
 # process's last beat (at once if that is past, by a negative ``first_check_in``).
+# ``grid_after``.
 LOST_POLL_GRID = "poll-lost-grid"
 # The wait of LOST_POLL_WAIT is for a poll that can still answer; a poll whose process is
 # still silent and whose watch no other attempt of it has taken cannot: it was waited for
@@ -222,7 +223,9 @@ class WebMonitorWorkflow(WatchControls):
                 workflow.deprecate_patch(LOST_POLL_ANSWERS)
                 if not await self.answers(handle, lost):
                     if not first_only and workflow.patched(LOST_POLL_GRID):
-                        self.state.next_due = self.grid_after(due, interval, lost)
+                        self.state.next_due = self.grid_after(
+                            due, request.first_check_in, interval, lost
+                        )
                     return
             result = await handle
         except ActivityError as error:
@@ -279,12 +282,22 @@ class WebMonitorWorkflow(WatchControls):
             return True
 
     @staticmethod
-    def grid_after(due: datetime, interval: timedelta, lost: PollLost) -> datetime:
-        """The lost poll's first slot (its grid: ``due`` + k intervals) after its process's
-        last beat: slots before it were checked by that process, this one maybe not."""
-        if lost.silent_since is None or lost.silent_since < due:
+    def grid_after(
+        due: datetime, first_check_in: float, interval: timedelta, lost: PollLost
+    ) -> datetime:
+        """The lost poll's first slot after its process's last beat: slots before it were
+        checked by that process, this one maybe not. Its grid is its first check (when it took
+        the watch plus ``first_check_in``, the beat's clock; ``due`` if not known) plus whole
+        intervals: reckoned from ``due`` it would be early by the poll's start latency, and a
+        slot missed then taken for checked."""
+        if lost.silent_since is None:
             return due
-        return due + interval * (1 + (lost.silent_since - due) // interval)
+        first = due
+        if lost.started_at is not None:
+            first = lost.started_at + timedelta(seconds=first_check_in)
+        if lost.silent_since < first:
+            return first
+        return first + interval * (1 + (lost.silent_since - first) // interval)
 
     def is_lost(self, number: int) -> bool:
         return self.lost is not None and self.lost.poll == number

@@ -36,8 +36,10 @@ class Lease:
     run_id: str
     poll: int
     process: str = ""
-    # A dead process's lease (``dead_leases``): that process's last beat (None: its row is gone).
+    # A dead process's lease (``dead_leases``): that process's last beat (None: its row is
+    # gone) and when the poll took the watch, both by that process's clock.
     silent_since: datetime | None = field(default=None, compare=False)
+    started_at: datetime | None = field(default=None, compare=False)
 
 
 class LeaseBook:
@@ -131,7 +133,7 @@ class LeaseBook:
 
 async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
     """Leases held by processes that are not alive (never this one), each with its process's
-    last beat."""
+    last beat and the time its poll took the watch."""
     now = utcnow()
     async with db.session() as session:
         rows = (await session.execute(select(WorkerProcess))).scalars().all()
@@ -144,7 +146,15 @@ async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
             .limit(limit)
         )
         return [
-            Lease(row.task, row.life, row.run_id, row.poll, row.process, beats.get(row.process))
+            Lease(
+                row.task,
+                row.life,
+                row.run_id,
+                row.poll,
+                row.process,
+                beats.get(row.process),
+                row.started_at,
+            )
             for row in found.scalars()
         ]
 

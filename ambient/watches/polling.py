@@ -119,6 +119,9 @@ class PollLost(BaseModel):
     # The dead process's last beat: the lost poll checked on its grid until about then, so
     # the next poll checks at once only what fell due after it (None: not known; at once).
     silent_since: datetime | None = None
+    # When the lost poll took the watch (its lease), by the same clock as ``silent_since``:
+    # its grid started ``first_check_in`` after, a few milliseconds earlier at most.
+    started_at: datetime | None = None
 
 
 class LostPollCheck(BaseModel):

@@ -45,16 +45,25 @@ def _at(seconds: float) -> datetime:
 def test_the_grid_after_a_lost_poll_is_its_first_slot_after_the_last_beat() -> None:
     due = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
     minute = timedelta(minutes=1)
+    # The lost poll took the watch 0.8 s after the workflow's due-less-20 s (its start's
+    # latency): its first check was at started + 20 s, not at ``due``.
+    started = due - timedelta(seconds=20) + timedelta(seconds=0.8)
+    first = started + timedelta(seconds=20)
 
-    def after(silent: datetime | None) -> datetime:
-        lost = PollLost(life="l", run_id="r", poll=2, process="p", silent_since=silent)
-        return WebMonitorWorkflow.grid_after(due, minute, lost)
+    def after(silent: datetime | None, start: datetime | None = started) -> datetime:
+        lost = PollLost(
+            life="l", run_id="r", poll=2, process="p", silent_since=silent, started_at=start
+        )
+        return WebMonitorWorkflow.grid_after(due, 20.0, minute, lost)
 
-    assert after(None) == due  # not known: the lost poll's first slot (at once if past)
-    assert after(due - timedelta(seconds=5)) == due  # died before its first check
-    assert after(due) == due + minute  # beat at the slot: it may have checked it
-    assert after(due + timedelta(seconds=150)) == due + 3 * minute
-    assert after(due + 3 * minute - timedelta(microseconds=1)) == due + 3 * minute
+    assert after(None) == due  # not known: the lost poll's due (at once if past)
+    assert after(due + timedelta(seconds=90), start=None) == due + 2 * minute
+    assert after(due - timedelta(seconds=5)) == first  # died before its first check
+    assert after(first) == first + minute  # beat at the slot: it may have checked it
+    # A beat between ``due`` and the real slot: that slot was not checked yet.
+    assert after(due + timedelta(seconds=0.5)) == first
+    assert after(first + timedelta(seconds=150)) == first + 3 * minute
+    assert after(first + 3 * minute - timedelta(microseconds=1)) == first + 3 * minute
 
 
 def _request(first_check_in: float) -> PollRequest:
@@ -169,6 +178,7 @@ async def test_the_poll_after_a_lost_one_goes_on_with_its_grid(
                 poll=2,
                 process="dead",
                 silent_since=_at(due + EVERY / 2),
+                started_at=_at(scheduled),
             ),
         )
         polls = await until(partial(_polls, handle, 3), LOST_POLL_WAIT.total_seconds() + 30)

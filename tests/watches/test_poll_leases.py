@@ -106,8 +106,13 @@ async def test_a_dead_lease_carries_its_process_last_beat_and_may_answer_only_if
     await _age(db, "dead", 6.0)
     async with db.session() as session:
         beat = (await session.get(WorkerProcess, "dead")).beat_at  # type: ignore[union-attr]
+        rows = (await session.execute(select(WatchPollLease))).scalars().all()
+        took = {row.task: row.started_at for row in rows}
     lost = sorted(await dead_leases(db, "me", 100), key=lambda e: e.task)
-    assert [(e.task, e.silent_since) for e in lost] == [("w1", beat), ("w2", beat)]
+    assert [(e.task, e.silent_since, e.started_at) for e in lost] == [
+        ("w1", beat, took["w1"]),
+        ("w2", beat, took["w2"]),
+    ]
     # Still silent, nobody else runs the polls: they cannot answer.
     assert not await may_answer(db, lost[0])
     # Temporal ran w1's poll again in another process, which took the watch.
