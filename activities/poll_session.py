@@ -66,8 +66,10 @@ class PollSession:
         # The request is this attempt's own decoded copy, read nowhere else: its page states
         # are taken as they are (a copy per poll cost ~1 KB a watch for as long as it runs).
         self.urls = request.urls
-        # Overdue (negative): checked at once, and the grid goes on from that slot.
-        self.next_due = time.time() + request.first_check_in
+        # Overdue (negative): checked at once, and the grid goes on from that slot. The start
+        # is the grid's origin, written with the lease (a lost poll's successor goes on from it).
+        self.started = time.time()
+        self.next_due = self.started + request.first_check_in
         self.checks = 0
         self.ended: PollEnd | None = None
         self.nap: asyncio.Future[None] | None = None  # the wait for the next check, if any

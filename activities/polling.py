@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.client import Client
@@ -78,7 +79,7 @@ class PagePoller:
         session = PollSession(self, request)
         key = (request.workflow_id, request.life)
         lease = Lease(request.workflow_id, request.life, session.run_id, request.poll)
-        if not await self.leases.claim(lease):
+        if not await self.leases.claim(lease, started=datetime.fromtimestamp(session.started, UTC)):
             # Another live poll of this watch holds it (a later one, or this poll's attempt
             # still alive elsewhere): hand back without fetching (docs/polling.md, 2).
             activity.logger.info("poll %s of %s gives way to the poll holding it", lease.poll, key)

@@ -286,10 +286,10 @@ class WebMonitorWorkflow(WatchControls):
         due: datetime, first_check_in: float, interval: timedelta, lost: PollLost
     ) -> datetime:
         """The lost poll's first slot after its process's last beat: slots before it were
-        checked by that process, this one maybe not. Its grid is its first check (when it took
-        the watch plus ``first_check_in``, the beat's clock; ``due`` if not known) plus whole
-        intervals: reckoned from ``due`` it would be early by the poll's start latency, and a
-        slot missed then taken for checked."""
+        checked by that process, this one maybe not. Its grid is its first check (its start,
+        as its lease says, plus ``first_check_in``, by the beat's clock; ``due`` if not known)
+        plus whole intervals: reckoned from ``due`` it would be early by the poll's start
+        latency, and a slot missed then taken for checked."""
         if lost.silent_since is None:
             return due
         first = due

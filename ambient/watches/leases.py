@@ -78,7 +78,7 @@ class LeaseBook:
         )
         return dialect
 
-    async def claim(self, lease: Lease) -> bool:
+    async def claim(self, lease: Lease, started: datetime | None = None) -> bool:
         """Take the watch for this poll before it fetches anything; False when another live
         poll of the watch holds it (docs/polling.md, invariant 2: one poll fetches a watch).
 
@@ -86,9 +86,11 @@ class LeaseBook:
         (a holder of an earlier poll that is alive is asked to end); the same poll started
         again (Temporal's retry) wins only over a dead process's attempt; a new run wins over
         the old one's. Written at once with this process's beat, so a poll that fetches
-        always has a lease a sweep can find."""
+        always has a lease a sweep can find. ``started``: when the poll started, the origin
+        of its grid (a sweep tells it to the workflow of a lost poll); now if not given."""
         now = utcnow()
-        mine = {**_row(lease), "process": self.process, "started_at": now}
+        started = started or now
+        mine = {**_row(lease), "process": self.process, "started_at": started}
         async with self.db.write_session() as session:
             conn = await session.connection()
             dialect = await self._beat(conn, now)
@@ -114,7 +116,10 @@ class LeaseBook:
                     update(LEASES)
                     .where(LEASES.c.task == lease.task, LEASES.c.life == lease.life)
                     .values(
-                        run_id=lease.run_id, poll=lease.poll, process=self.process, started_at=now
+                        run_id=lease.run_id,
+                        poll=lease.poll,
+                        process=self.process,
+                        started_at=started,
                     )
                 )
             await session.commit()

@@ -119,8 +119,8 @@ class PollLost(BaseModel):
     # The dead process's last beat: the lost poll checked on its grid until about then, so
     # the next poll checks at once only what fell due after it (None: not known; at once).
     silent_since: datetime | None = None
-    # When the lost poll took the watch (its lease), by the same clock as ``silent_since``:
-    # its grid started ``first_check_in`` after, a few milliseconds earlier at most.
+    # When the lost poll started (its lease says), by the same clock as ``silent_since``:
+    # its grid's first slot was ``first_check_in`` after.
     started_at: datetime | None = None
 
 

@@ -101,7 +101,8 @@ async def test_a_dead_lease_carries_its_process_last_beat_and_may_answer_only_if
     """What the workflow of a lost poll is told (the process's last beat: its grid goes on
     from there) and asks (whether the poll may still hand back, so it is worth a wait)."""
     dead, other = LeaseBook(db, "dead", 5.0), LeaseBook(db, "other", 30.0)
-    assert await dead.claim(Lease("w1", "life", "run", 2))
+    began = utcnow() - timedelta(seconds=2)  # the poll's start, before its claim
+    assert await dead.claim(Lease("w1", "life", "run", 2), started=began)
     assert await dead.claim(Lease("w2", "life", "run", 1))
     await _age(db, "dead", 6.0)
     async with db.session() as session:
@@ -109,8 +110,9 @@ async def test_a_dead_lease_carries_its_process_last_beat_and_may_answer_only_if
         rows = (await session.execute(select(WatchPollLease))).scalars().all()
         took = {row.task: row.started_at for row in rows}
     lost = sorted(await dead_leases(db, "me", 100), key=lambda e: e.task)
+    assert took["w1"] == began
     assert [(e.task, e.silent_since, e.started_at) for e in lost] == [
-        ("w1", beat, took["w1"]),
+        ("w1", beat, began),
         ("w2", beat, took["w2"]),
     ]
     # Still silent, nobody else runs the polls: they cannot answer.
