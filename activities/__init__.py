@@ -49,6 +49,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         watches.read_metric,
         poller.poll_pages,
         poller.end_poll,
+        poller.lost_poll_alive,
         *remediation.all(),
         briefing.plan_briefing_day,
         briefing.prepare_briefing,

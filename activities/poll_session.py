@@ -66,7 +66,10 @@ class PollSession:
         # The request is this attempt's own decoded copy, read nowhere else: its page states
         # are taken as they are (a copy per poll cost ~1 KB a watch for as long as it runs).
         self.urls = request.urls
-        self.next_due = time.time() + max(0.0, request.first_check_in)
+        # Overdue (negative): checked at once, and the grid goes on from that slot. The start
+        # is the grid's origin, written with the lease (a lost poll's successor goes on from it).
+        self.started = time.time()
+        self.next_due = self.started + request.first_check_in
         self.checks = 0
         self.ended: PollEnd | None = None
         self.nap: asyncio.Future[None] | None = None  # the wait for the next check, if any
@@ -163,10 +166,11 @@ class PollSession:
                     if time.monotonic() - self.last_beat >= self.beat_every:
                         self.heartbeat()  # alive while waiting
                     continue
+                started = time.time()
                 if not await self.check_all():
                     break  # a control came during the check
                 self.checks += 1
-                self.advance_grid()
+                self.advance_grid(started)
                 if (
                     self.checks == 1
                     or self.reports.seq != self.beat_seq
@@ -210,11 +214,13 @@ class PollSession:
             return PollEnd.WINDOW
         return None
 
-    def advance_grid(self) -> None:
-        """The next slot of the fixed-rate grid after now (slots missed are skipped)."""
+    def advance_grid(self, started: float) -> None:
+        """The next slot of the fixed-rate grid after now (slots missed are skipped) and at
+        least half an interval after the check that ``started`` then: a check made late (a
+        poll that took over a lost one) is not followed at once by the next slot's."""
         interval = self.request.interval_seconds
         self.next_due += interval
-        late = time.time() - self.next_due
+        late = max(time.time(), started + interval / 2) - self.next_due
         if late > 0:
             self.next_due += math.ceil(late / interval) * interval
 

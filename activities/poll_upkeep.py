@@ -157,6 +157,8 @@ class PollUpkeep:
                             run_id=lease.run_id,
                             poll=lease.poll,
                             process=lease.process,
+                            silent_since=lease.silent_since,
+                            started_at=lease.started_at,
                         ),
                     )
                 except RPCError as exc:

@@ -1,8 +1,8 @@
 """The poll of a web monitor: one long-running activity that checks on a fixed-rate grid
 and hands back only what the history must show (docs/watches.md, "Polling").
 
-- this module: the activities (``poll_pages``, ``end_poll``) and what the polls of a
-  process share (the users' push settings, the group commit);
+- this module: the activities (``poll_pages``, ``end_poll``, ``lost_poll_alive``) and what
+  the polls of a process share (the users' push settings, the group commit);
 - activities/poll_session.py: one attempt of one poll (resume, the grid, the checks);
 - activities/poll_reports.py: its events stored, notified, and failures counted;
 - activities/poll_upkeep.py: leases, sweeps for dead processes and closed runs, mailbox.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.client import Client
@@ -24,10 +25,10 @@ from activities.poll_session import PollSession
 from activities.poll_upkeep import PollUpkeep
 from ambient.clients.web import WebFetcher
 from ambient.storage import Database
-from ambient.watches.leases import Lease
+from ambient.watches.leases import Lease, may_answer
 from ambient.watches.poll_ends import EndRequest, request_ends
 from ambient.watches.poll_store import PollWriter
-from ambient.watches.polling import EndPoll, PollEnd, PollRequest, PollResult
+from ambient.watches.polling import EndPoll, LostPollCheck, PollEnd, PollRequest, PollResult
 
 # How long the polls of this process trust what they read of a user's push settings (one
 # read per user, shared by all of that user's watches).
@@ -78,7 +79,7 @@ class PagePoller:
         session = PollSession(self, request)
         key = (request.workflow_id, request.life)
         lease = Lease(request.workflow_id, request.life, session.run_id, request.poll)
-        if not await self.leases.claim(lease):
+        if not await self.leases.claim(lease, started=datetime.fromtimestamp(session.started, UTC)):
             # Another live poll of this watch holds it (a later one, or this poll's attempt
             # still alive elsewhere): hand back without fetching (docs/polling.md, 2).
             activity.logger.info("poll %s of %s gives way to the poll holding it", lease.poll, key)
@@ -140,3 +141,11 @@ class PagePoller:
         # Running in another worker process (or not started yet): that process reads this.
         await request_ends(self.db, [asked])
         return False
+
+    @activity.defn
+    async def lost_poll_alive(self, check: LostPollCheck) -> bool:
+        """Whether a poll reported lost may still hand back (its process was only slow, or
+        Temporal runs it again elsewhere): the workflow waits for it only then."""
+        lost = check.lost
+        lease = Lease(check.workflow_id, lost.life, lost.run_id, lost.poll, lost.process)
+        return await may_answer(self.db, lease)

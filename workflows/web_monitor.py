@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.polling import (
         WEB_MONITOR_TYPE,
         EndPoll,
+        LostPollCheck,
         PollLost,
         PollRequest,
         PollResult,
@@ -61,7 +62,9 @@ END_POLL_WAIT = timedelta(seconds=10)
 # long for its result, so the events it hands back are taken from it, not handed back again
 # by the next poll (that would put them in history twice). A poll that does not answer is
 # dead: its result is dropped and the next poll takes over what it stored. The patch is
-# deprecated: runs recorded before it (a lost poll abandoned at once) no longer replay.
+# deprecated: runs recorded before it (a lost poll abandoned at once) no longer replay. Since
+# LOST_POLL_DEAD the wait is only for a poll that may answer (its process beat again, or
+# another process's attempt of it holds the watch); the others are abandoned at once.
 LOST_POLL_WAIT = timedelta(seconds=15)
 LOST_POLL_ANSWERS = "poll-lost-answers"
 # A poll that did not hand back within END_POLL_WAIT is cancelled; cancelled before it
@@ -69,6 +72,19 @@ LOST_POLL_ANSWERS = "poll-lost-answers"
 # cancellation, which was recorded as a failed poll ("Cancelled") although the workflow asked
 # for it. Now it is what a lost poll is: no failure, the next poll takes over what it stored.
 ASKED_CANCEL = "poll-asked-cancel"
+# The poll after a lost one kept the watch's grid only by chance: its first check was at once
+# (the lost poll's due is in the past) and its grid started there, so every later check of the
+# watch came that much later than its slot, for good (issue #27: the lag never came back after
+# a worker was killed), and a watch the dead process had just checked was checked again. Now
+# the lost poll's grid goes on: the next poll's first check is its first slot after the dead
+# process's last beat (at once if that is past, by a negative ``first_check_in``).
+# ``grid_after``.
+LOST_POLL_GRID = "poll-lost-grid"
+# The wait of LOST_POLL_WAIT is for a poll that can still answer; a poll whose process is
+# still silent and whose watch no other attempt of it has taken cannot: it was waited for
+# all the same, 15 s of every dead process's watches' catch-up. Now the workflow asks first
+# (local activity ``lost_poll_alive``, one read) and waits only for a poll that may answer.
+LOST_POLL_DEAD = "poll-lost-dead"
 # The worker caches few workflows (settings.max_cached_workflows: a cached run costs ~100 KB
 # of worker memory and a watch's run waits an hour between hand-backs), so a hand-back
 # usually replays its run's history: about six events a hand-back, tens of microseconds of
@@ -170,7 +186,7 @@ class WebMonitorWorkflow(WatchControls):
             targets=notification_targets(self.config.notification, self.config.targets),
             urls=self.state.urls,
             seq=self.state.poll_seq,
-            first_check_in=0.0 if first_only else max(0.0, (due - now).total_seconds()),
+            first_check_in=0.0 if first_only else (due - now).total_seconds(),
             interval_seconds=interval.total_seconds(),
             window_seconds=window.total_seconds(),
             first_only=first_only,
@@ -203,9 +219,13 @@ class WebMonitorWorkflow(WatchControls):
                 await self.end_poll(handle, number)
                 if not handle.done() and not self.is_lost(number):
                     await workflow.wait_condition(lambda: handle.done() or self.is_lost(number))
-            if not handle.done() and self.lost is not None:
+            if not handle.done() and (lost := self.lost) is not None:
                 workflow.deprecate_patch(LOST_POLL_ANSWERS)
-                if not await self.answers(handle, self.lost):
+                if not await self.answers(handle, lost):
+                    if not first_only and workflow.patched(LOST_POLL_GRID):
+                        self.state.next_due = self.grid_after(
+                            due, request.first_check_in, interval, lost
+                        )
                     return
             result = await handle
         except ActivityError as error:
@@ -230,6 +250,13 @@ class WebMonitorWorkflow(WatchControls):
         """Cancel a poll reported lost and wait ``LOST_POLL_WAIT`` for it; True if it handed
         back a result to take (Temporal had retried it in a live process)."""
         handle.cancel()
+        if (
+            workflow.patched(LOST_POLL_DEAD)
+            and not await self.may_answer(lost)
+            and not handle.done()
+        ):
+            self.abandon(handle, lost)
+            return False
         try:
             await workflow.wait_condition(handle.done, timeout=LOST_POLL_WAIT)
         except TimeoutError:
@@ -241,6 +268,36 @@ class WebMonitorWorkflow(WatchControls):
         # takes over what the dead attempt stored.
         self.note_lost(lost)
         return False
+
+    async def may_answer(self, lost: PollLost) -> bool:
+        """Whether the poll reported lost may still hand back (LOST_POLL_DEAD); not known
+        (the read failed): it may."""
+        try:
+            return await workflow.execute_local_activity_method(
+                PagePoller.lost_poll_alive,
+                LostPollCheck(workflow_id=workflow.info().workflow_id, lost=lost),
+                start_to_close_timeout=timedelta(seconds=5),
+            )
+        except ACTIVITY_FAILED:
+            return True
+
+    @staticmethod
+    def grid_after(
+        due: datetime, first_check_in: float, interval: timedelta, lost: PollLost
+    ) -> datetime:
+        """The lost poll's first slot after its process's last beat: slots before it were
+        checked by that process, this one maybe not. Its grid is its first check (its start,
+        as its lease says, plus ``first_check_in``, by the beat's clock; ``due`` if not known)
+        plus whole intervals: reckoned from ``due`` it would be early by the poll's start
+        latency, and a slot missed then taken for checked."""
+        if lost.silent_since is None:
+            return due
+        first = due
+        if lost.started_at is not None:
+            first = lost.started_at + timedelta(seconds=first_check_in)
+        if lost.silent_since < first:
+            return first
+        return first + interval * (1 + (lost.silent_since - first) // interval)
 
     def is_lost(self, number: int) -> bool:
         return self.lost is not None and self.lost.poll == number

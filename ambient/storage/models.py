@@ -190,6 +190,7 @@ class WatchPollLease(Base):
     run_id: Mapped[str] = mapped_column(String(64))
     poll: Mapped[int] = mapped_column(Integer)
     process: Mapped[str] = mapped_column(String(64), index=True)
+    # When the poll started (its attempt's start, the origin of its grid).
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -10,7 +10,7 @@ older than that process's ``dead_after`` and tells their workflows (activities/p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,10 @@ class Lease:
     run_id: str
     poll: int
     process: str = ""
+    # A dead process's lease (``dead_leases``): that process's last beat (None: its row is
+    # gone) and when the poll took the watch, both by that process's clock.
+    silent_since: datetime | None = field(default=None, compare=False)
+    started_at: datetime | None = field(default=None, compare=False)
 
 
 class LeaseBook:
@@ -74,7 +78,7 @@ class LeaseBook:
         )
         return dialect
 
-    async def claim(self, lease: Lease) -> bool:
+    async def claim(self, lease: Lease, started: datetime | None = None) -> bool:
         """Take the watch for this poll before it fetches anything; False when another live
         poll of the watch holds it (docs/polling.md, invariant 2: one poll fetches a watch).
 
@@ -82,9 +86,11 @@ class LeaseBook:
         (a holder of an earlier poll that is alive is asked to end); the same poll started
         again (Temporal's retry) wins only over a dead process's attempt; a new run wins over
         the old one's. Written at once with this process's beat, so a poll that fetches
-        always has a lease a sweep can find."""
+        always has a lease a sweep can find. ``started``: when the poll started, the origin
+        of its grid (a sweep tells it to the workflow of a lost poll); now if not given."""
         now = utcnow()
-        mine = {**_row(lease), "process": self.process, "started_at": now}
+        started = started or now
+        mine = {**_row(lease), "process": self.process, "started_at": started}
         async with self.db.write_session() as session:
             conn = await session.connection()
             dialect = await self._beat(conn, now)
@@ -110,7 +116,10 @@ class LeaseBook:
                     update(LEASES)
                     .where(LEASES.c.task == lease.task, LEASES.c.life == lease.life)
                     .values(
-                        run_id=lease.run_id, poll=lease.poll, process=self.process, started_at=now
+                        run_id=lease.run_id,
+                        poll=lease.poll,
+                        process=self.process,
+                        started_at=started,
                     )
                 )
             await session.commit()
@@ -128,11 +137,13 @@ class LeaseBook:
 
 
 async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
-    """Leases held by processes that are not alive (never this one)."""
+    """Leases held by processes that are not alive (never this one), each with its process's
+    last beat and the time its poll took the watch."""
     now = utcnow()
     async with db.session() as session:
         rows = (await session.execute(select(WorkerProcess))).scalars().all()
         alive = [row.id for row in rows if row.beat_at >= now - timedelta(seconds=row.dead_after)]
+        beats = {row.id: row.beat_at for row in rows}
         found = await session.execute(
             select(WatchPollLease)
             .where(WatchPollLease.process.not_in([RELEASED, alive_self, *alive]))
@@ -140,8 +151,38 @@ async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
             .limit(limit)
         )
         return [
-            Lease(row.task, row.life, row.run_id, row.poll, row.process) for row in found.scalars()
+            Lease(
+                row.task,
+                row.life,
+                row.run_id,
+                row.poll,
+                row.process,
+                beats.get(row.process),
+                row.started_at,
+            )
+            for row in found.scalars()
         ]
+
+
+async def may_answer(db: Database, lost: Lease) -> bool:
+    """Whether the poll of a lease a sweep found dead may still hand back: its process has
+    said it is alive since (it was only slow), or an attempt of the same poll in another
+    process holds the watch now (Temporal ran the poll again). Otherwise nobody runs it."""
+    now = utcnow()
+    async with db.session() as session:
+        row = await session.get(WorkerProcess, lost.process)
+        if row is not None and row.beat_at >= now - timedelta(seconds=row.dead_after):
+            return True
+        held = (
+            await session.execute(
+                select(LEASES).where(LEASES.c.task == lost.task, LEASES.c.life == lost.life)
+            )
+        ).one_or_none()
+    return (
+        held is not None
+        and (held.run_id, held.poll) == (lost.run_id, lost.poll)
+        and held.process not in (RELEASED, lost.process)
+    )
 
 
 async def end_lost(db: Database, lost: list[Lease]) -> None:

@@ -48,6 +48,8 @@ class PollRequest(BaseModel):
     seq: int = 0
     # Seconds from the poll's start to its first check: relative, so the grid holds whatever
     # the workflow's clock says (a test server skips time; a worker's clock may differ).
+    # Negative: that check is overdue by as much (nobody polled the watch); it is made at once
+    # and the grid goes on from its slot (the watch keeps its schedule).
     first_check_in: float = 0.0
     interval_seconds: float
     window_seconds: float
@@ -114,6 +116,19 @@ class PollLost(BaseModel):
     run_id: str
     poll: int
     process: str
+    # The dead process's last beat: the lost poll checked on its grid until about then, so
+    # the next poll checks at once only what fell due after it (None: not known; at once).
+    silent_since: datetime | None = None
+    # When the lost poll started (its lease says), by the same clock as ``silent_since``:
+    # its grid's first slot was ``first_check_in`` after.
+    started_at: datetime | None = None
+
+
+class LostPollCheck(BaseModel):
+    """Ask (local activity ``lost_poll_alive``) whether a poll reported lost may still answer."""
+
+    workflow_id: str
+    lost: PollLost
 
 
 def page_message(kind: str, payload: dict[str, Any], *, keywords: bool) -> Message | None:

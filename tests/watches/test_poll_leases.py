@@ -16,6 +16,7 @@ from ambient.watches.leases import (
     drop_leases,
     end_lost,
     forget_processes,
+    may_answer,
 )
 
 
@@ -92,6 +93,42 @@ async def test_leases_of_a_process_silent_longer_than_its_dead_after_are_found(
     async with db.session() as session:
         processes = (await session.execute(select(WorkerProcess))).scalars().all()
     assert [p.id for p in processes] == ["alive"]
+
+
+async def test_a_dead_lease_carries_its_process_last_beat_and_may_answer_only_if_alive(
+    db: Database,
+) -> None:
+    """What the workflow of a lost poll is told (the process's last beat: its grid goes on
+    from there) and asks (whether the poll may still hand back, so it is worth a wait)."""
+    dead, other = LeaseBook(db, "dead", 5.0), LeaseBook(db, "other", 30.0)
+    began = utcnow() - timedelta(seconds=2)  # the poll's start, before its claim
+    assert await dead.claim(Lease("w1", "life", "run", 2), started=began)
+    assert await dead.claim(Lease("w2", "life", "run", 1))
+    await _age(db, "dead", 6.0)
+    async with db.session() as session:
+        beat = (await session.get(WorkerProcess, "dead")).beat_at  # type: ignore[union-attr]
+        rows = (await session.execute(select(WatchPollLease))).scalars().all()
+        took = {row.task: row.started_at for row in rows}
+    lost = sorted(await dead_leases(db, "me", 100), key=lambda e: e.task)
+    assert took["w1"] == began
+    assert [(e.task, e.silent_since, e.started_at) for e in lost] == [
+        ("w1", beat, began),
+        ("w2", beat, took["w2"]),
+    ]
+    # Still silent, nobody else runs the polls: they cannot answer.
+    assert not await may_answer(db, lost[0])
+    # Temporal ran w1's poll again in another process, which took the watch.
+    assert await other.claim(Lease("w1", "life", "run", 2))
+    assert await may_answer(db, lost[0])
+    # A later poll of w1 there instead (the workflow moved on): the lost one still cannot.
+    assert await other.claim(Lease("w1", "life", "run", 3))
+    assert not await may_answer(db, lost[0])
+    # The process was only slow: it said it is alive again.
+    await dead.flush()
+    assert await may_answer(db, lost[1])
+    await drop_leases(db, lost)
+    await _age(db, "dead", 6.0)
+    assert not await may_answer(db, lost[1])  # released, and silent again
 
 
 async def test_a_lease_whose_process_row_is_gone_counts_as_dead(db: Database) -> None:

@@ -261,5 +261,6 @@ async def test_a_poll_reported_lost_while_temporal_runs_it_again_hands_its_chang
         await until(partial(polls_closed, handle, 2), 60)  # the baseline and the lost poll
         await handle.signal("stop")
         final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), 60))
+    await save_history(handle, "web_monitor_poll_lost_answers")
     assert final.detail["changes_total"] == 1
     await assert_told_once(handle, loopback_deps, task, url)
