@@ -277,6 +277,9 @@ class WebMonitorWorkflow(WatchControls):
                 PagePoller.lost_poll_alive,
                 LostPollCheck(workflow_id=workflow.info().workflow_id, lost=lost),
                 start_to_close_timeout=timedelta(seconds=5),
+                # A local activity retries without end by default: a read that fails twice
+                # is "not known", and the workflow waits for the poll as before.
+                retry_policy=RetryPolicy(maximum_attempts=2),
             )
         except ACTIVITY_FAILED:
             return True
