@@ -94,6 +94,7 @@ WORDS: dict[str, str] = {
     # briefing and greeting
     "简报": "briefing",
     "早报": "briefing",
+    "晨报": "briefing",
     "汇报": "briefing",
     "brief": "briefing",
     "你好": "greet greeting",
