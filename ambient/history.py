@@ -9,12 +9,12 @@ read any). Deliveries show targets redacted (no tokens, keys or query strings).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ambient.domain.notify import redact_target
+from ambient.domain.notify import CHANNEL_TYPES, redact_target
 from ambient.storage.models import Delivery
 from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
 
@@ -25,6 +25,14 @@ DeliveryState = Literal["pending", "sent", "failed", "suppressed"]
 
 class ScopeError(PermissionError):
     """The caller asked for another user's records without being an admin."""
+
+
+class FilterError(ValueError):
+    """A filter no record can match (a status or channel the product has not)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 class EventPublic(BaseModel):
@@ -111,7 +119,12 @@ async def deliveries(
     before_id: int | None = None,
     limit: int = 50,
 ) -> list[DeliveryPublic]:
-    """Deliveries newest first; page with ``before_id`` (``user`` None: everyone's)."""
+    """Deliveries newest first; page with ``before_id`` (``user`` None: everyone's). A status
+    or channel that does not exist is refused, never answered with nothing."""
+    if status is not None and status not in get_args(DeliveryState):
+        raise FilterError("status", f"{status!r} is not {', '.join(get_args(DeliveryState))}")
+    if channel is not None and channel not in CHANNEL_TYPES:
+        raise FilterError("channel", f"{channel!r} is not {', '.join(CHANNEL_TYPES)}")
     rows = await DeliveryRepository(session).list(
         user=user, status=status, channel=channel, task=task, before_id=before_id, limit=limit
     )

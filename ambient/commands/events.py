@@ -101,15 +101,14 @@ def deliveries(
     as_json: Json = False,
 ) -> None:
     """Deliveries, newest first, with attempts and the error of each failure."""
-    if status is not None and status not in ("pending", "sent", "failed", "suppressed"):
-        Console(stderr=True).print(
-            f"[red]--status: {status!r} is not pending, sent, failed or suppressed[/]"
+    try:
+        rows = _read(
+            lambda s: history.deliveries(
+                s, user, status=status, channel=channel, task=task, before_id=before_id, limit=limit
+            )
         )
-        raise typer.Exit(2)
-    rows = _read(
-        lambda s: history.deliveries(
-            s, user, status=status, channel=channel, task=task, before_id=before_id, limit=limit
-        )
-    )
+    except history.FilterError as exc:
+        Console(stderr=True).print(f"[red]--{exc}[/]")
+        raise typer.Exit(2) from None
     columns = ["id", "created_at", "user", "task", "channel", "target", "status", "attempts"]
     _print(rows, as_json, [*columns, "error"], "deliveries")

@@ -211,3 +211,8 @@ async def test_cli_prints_events_inbox_and_deliveries_as_json(settings: Settings
     assert table.exit_code == 0 and "email is not configured: set AMBIENT_SMTP_HOST" in table.output
     lost = await asyncio.to_thread(runner.invoke, app, ["deliveries", "--status", "lost"], env=env)
     assert lost.exit_code == 2
+    # The channel is checked where the status is, in the read every door calls.
+    pigeon = await asyncio.to_thread(
+        runner.invoke, app, ["deliveries", "--channel", "pigeon"], env=env
+    )
+    assert pigeon.exit_code == 2 and "--channel: 'pigeon' is not" in pigeon.output
