@@ -28,11 +28,7 @@ class ScopeError(PermissionError):
 
 
 class FilterError(ValueError):
-    """A filter no record can match (a status or channel the product has not)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+    """A filter no record can match (a status or channel the product has not): "field: why"."""
 
 
 class EventPublic(BaseModel):
@@ -122,9 +118,9 @@ async def deliveries(
     """Deliveries newest first; page with ``before_id`` (``user`` None: everyone's). A status
     or channel that does not exist is refused, never answered with nothing."""
     if status is not None and status not in get_args(DeliveryState):
-        raise FilterError("status", f"{status!r} is not {', '.join(get_args(DeliveryState))}")
+        raise FilterError(f"status: {status!r} is not {', '.join(get_args(DeliveryState))}")
     if channel is not None and channel not in CHANNEL_TYPES:
-        raise FilterError("channel", f"{channel!r} is not {', '.join(CHANNEL_TYPES)}")
+        raise FilterError(f"channel: {channel!r} is not {', '.join(CHANNEL_TYPES)}")
     rows = await DeliveryRepository(session).list(
         user=user, status=status, channel=channel, task=task, before_id=before_id, limit=limit
     )

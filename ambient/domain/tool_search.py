@@ -292,6 +292,8 @@ class ToolIndex:
                     self._near.setdefault(key, set()).add(term)
         self._ascii_terms = sorted({t for terms in self._terms for t in terms if t.isascii()})
         self._families = {t.name: f for t in self.tools if (f := _family(t.name))}
+        # The tools named for reading, by position: what a question favours.
+        self._reading = frozenset(i for i, t in enumerate(self.tools) if _reads(t.name))
         lengths = [sum(terms.values()) for terms in self._terms]
         self._average = (sum(lengths) / len(lengths)) if lengths else 0.0
         frequency: Counter[str] = Counter()
@@ -332,15 +334,8 @@ class ToolIndex:
         for term, source in self._read(value).items():
             if term not in wanted:
                 wanted[term], weights[term] = source, VALUE_WEIGHT
-        ranked = self._rank(wanted, weights)
-        if _QUESTION.search(request) and not _POLITE.search(request):
-            ranked = sorted(
-                (
-                    Hit(h.tool, h.score * QUESTION_READS, h.why) if _reads(h.tool.name) else h
-                    for h in ranked
-                ),
-                key=lambda h: (-h.score, h.tool.name),
-            )
+        asks = bool(_QUESTION.search(request)) and not _POLITE.search(request)
+        ranked = self._rank(wanted, weights, favoured=self._reading if asks else frozenset())
         clauses = [c for c in _CLAUSES.split(request) if c.strip()]
         if len(clauses) < 2:
             return self._with_family(ranked)[:limit]
@@ -403,7 +398,14 @@ class ToolIndex:
                     out.append(h)
         return out
 
-    def _rank(self, wanted: dict[str, str], weights: dict[str, float] | None = None) -> list[Hit]:
+    def _rank(
+        self,
+        wanted: dict[str, str],
+        weights: dict[str, float] | None = None,
+        favoured: frozenset[int] = frozenset(),
+    ) -> list[Hit]:
+        """Tools by BM25 over the wanted terms; a ``favoured`` tool's score counts
+        QUESTION_READS times."""
         scores: dict[int, float] = {}
         whys: dict[int, list[str]] = {}
         for term, source in wanted.items():
@@ -411,6 +413,8 @@ class ToolIndex:
             for i, share in self._postings.get(term, ()):
                 scores[i] = scores.get(i, 0.0) + share * weight
                 whys.setdefault(i, []).append(source)
+        for i in favoured & scores.keys():
+            scores[i] *= QUESTION_READS
         hits = [Hit(tool=self.tools[i], score=score, why=whys[i]) for i, score in scores.items()]
         hits.sort(key=lambda h: (-h.score, h.tool.name))
         return hits
