@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
@@ -31,7 +30,7 @@ from ambient.watches.models import TaskStatus
 from ambient.watches.polling import PollEnd, PollLost, PollRequest, PollResult
 from tests.conftest import unique
 from tests.support.record import save_history
-from tests.watches.test_polling import USER, fast, start, until
+from tests.watches.test_polling import USER, fast, scheduled_polls, start, until
 from tests.watches.test_workflows import loopback_deps  # noqa: F401  (fixture)
 from workflows.web_monitor import LOST_POLL_WAIT, WebMonitorWorkflow
 
@@ -111,16 +110,10 @@ async def test_an_overdue_first_check_is_made_at_once_and_the_grid_keeps_its_slo
 
 async def _scheduled_polls(handle: WorkflowHandle[Any, Any]) -> list[tuple[PollRequest, float]]:
     """Each poll the workflow scheduled: its request and when (the event's time, epoch s)."""
-    history = await handle.fetch_history()
-    converter = handle._client.data_converter
-    polls = []
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled = event.activity_task_scheduled_event_attributes
-            if scheduled.activity_type.name == "poll_pages":
-                (request,) = await converter.decode(scheduled.input.payloads, [PollRequest])
-                polls.append((request, event.event_time.ToDatetime(UTC).timestamp()))
-    return polls
+    return [
+        (request, event.event_time.ToDatetime(UTC).timestamp())
+        for request, event in await scheduled_polls(handle)
+    ]
 
 
 async def _polls(handle: WorkflowHandle[Any, Any], n: int) -> list[tuple[PollRequest, float]]:

@@ -607,8 +607,8 @@ async def test_a_watch_created_again_reports_its_changes_under_its_new_life(
     assert len([t for t in titles if "again" in t]) == 2
 
 
-async def poll_requests(handle: WorkflowHandle[Any, Any]) -> list[tuple[PollRequest, float]]:
-    """Every poll the workflow scheduled: its request and heartbeat timeout (seconds)."""
+async def scheduled_polls(handle: WorkflowHandle[Any, Any]) -> list[tuple[PollRequest, Any]]:
+    """Every poll the workflow scheduled: its request and its ActivityTaskScheduled event."""
     history = await handle.fetch_history()
     converter = handle._client.data_converter
     polls = []
@@ -617,8 +617,19 @@ async def poll_requests(handle: WorkflowHandle[Any, Any]) -> list[tuple[PollRequ
             scheduled = event.activity_task_scheduled_event_attributes
             if scheduled.activity_type.name == "poll_pages":
                 (request,) = await converter.decode(scheduled.input.payloads, [PollRequest])
-                polls.append((request, scheduled.heartbeat_timeout.ToTimedelta().total_seconds()))
+                polls.append((request, event))
     return polls
+
+
+async def poll_requests(handle: WorkflowHandle[Any, Any]) -> list[tuple[PollRequest, float]]:
+    """Every poll the workflow scheduled: its request and heartbeat timeout (seconds)."""
+    return [
+        (
+            request,
+            event.activity_task_scheduled_event_attributes.heartbeat_timeout.ToTimedelta().total_seconds(),
+        )
+        for request, event in await scheduled_polls(handle)
+    ]
 
 
 async def _scheduled(handle: WorkflowHandle[Any, Any], n: int) -> bool:
