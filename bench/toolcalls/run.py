@@ -80,14 +80,16 @@ PINNED = [
     "search_logs",
 ]
 # What the chat agent would know from earlier tool results, given to the full server's cases.
+# Every id a case expects without saying it is here (the data set's "this discussion" cases
+# expect disc_20261122081500_ab12, which a model could otherwise only copy from an example).
 # Not to the voice profile's: 小智's model gets its role prompt and the conversation alone,
 # so a voice case that needs an earlier result carries it as real earlier turns (`history`).
 CONTEXT = (
     "Context for this session (as the assistant would know it from earlier tool results): "
     "the user's tasks are web-monitor/dev/hn (Hacker News for AI), threshold-watch/dev/btc "
     "(bitcoin price) and reminder/dev/standup (daily 09:30); the open remediation is "
-    "remediation/3f9a1c2b7d4e (checkout-api on cluster cls-7kq2m0ab, namespace shop); "
-    "today is 2026-11-22."
+    "remediation/3f9a1c2b7d4e (checkout-api on cluster cls-7kq2m0ab, namespace shop); the open "
+    "discussion is disc_20261122081500_ab12 (the checkout-api incident); today is 2026-11-22."
 )
 
 
