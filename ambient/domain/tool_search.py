@@ -91,6 +91,13 @@ _QUESTION = re.compile(
 _POLITE = re.compile(
     r"\b(?:can|could|would|will) you\b|\bplease\b|帮我|帮忙|给我|请|麻烦", re.IGNORECASE
 )
+# A command to show what is ("show me all my threshold watches", "列个表", "给我看看") asks to
+# read as a question does, however politely put.
+_SHOW = re.compile(
+    r"^\s*(?:(?:can|could|would) you\s+|please\s+)?(?:show|list|display)\b"
+    r"|给我看看|列个表|列一下|列出来",
+    re.IGNORECASE,
+)
 READING = frozenset({"list", "get", "read", "search", "whoami", "stats", "status"})
 QUESTION_READS = 1.5
 _CLAUSES = re.compile(r"[,，。;；？?!！\n]|\band\b|\bthen\b|然后|并且|并|同时")
@@ -335,6 +342,7 @@ class ToolIndex:
             if term not in wanted:
                 wanted[term], weights[term] = source, VALUE_WEIGHT
         asks = bool(_QUESTION.search(request)) and not _POLITE.search(request)
+        asks = asks or bool(_SHOW.search(request))
         ranked = self._rank(wanted, weights, favoured=self._reading if asks else frozenset())
         clauses = [c for c in _CLAUSES.split(request) if c.strip()]
         if len(clauses) < 2:
