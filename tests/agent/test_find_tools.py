@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,13 @@ TOOLS = [
 
 def _names(index: ToolIndex, request: str, limit: int = 5) -> list[str]:
     return [hit.tool.name for hit in index.search(request, limit)]
+
+
+def _scores(index: ToolIndex, request: str) -> dict[str, float]:
+    return {hit.tool.name: hit.score for hit in index.search(request)}
+
+
+_ZH_TASKS = ToolIndex([ToolDoc("list_tasks", "列出任务"), ToolDoc("pause_task", "暂停任务")])
 
 
 def test_tokens_are_words_split_on_underscores_and_case_and_characters_and_bigrams_of_chinese() -> (
@@ -300,10 +308,7 @@ def test_a_question_prefers_the_tools_that_read_and_a_polite_command_is_no_quest
             ToolDoc("grant_permission", "Give a user a role or a rollback permission."),
         ]
     )
-
-    def scores(request: str) -> dict[str, float]:
-        return {h.tool.name: h.score for h in index.search(request)}
-
+    scores = functools.partial(_scores, index)
     said = scores("rollback permission for me")
     for question in ("do I have rollback permission", "rollback permission for me?"):
         asked = scores(question)
@@ -312,31 +317,22 @@ def test_a_question_prefers_the_tools_that_read_and_a_polite_command_is_no_quest
     assert scores("can you sort out rollback permission for me?") == scores(
         "can you sort out rollback permission for me"
     )
-    zh = ToolIndex([ToolDoc("list_tasks", "列出任务"), ToolDoc("pause_task", "暂停任务")])
-    assert _names(zh, "有没有暂停的任务", 1) == ["list_tasks"]
+    assert _names(_ZH_TASKS, "有没有暂停的任务", 1) == ["list_tasks"]
 
 
 def test_a_command_to_show_reads_as_a_question_does_however_politely_put() -> None:
-    index = ToolIndex(
-        [
-            ToolDoc("list_tasks", "List your watches and their state."),
-            ToolDoc("create_threshold_watch", "Create a threshold watch on a metric."),
-        ]
-    )
-
-    def scores(request: str) -> dict[str, float]:
-        return {h.tool.name: h.score for h in index.search(request)}
-
+    watches = [ToolDoc("list_tasks", "List your watches and their state.")]
+    watches.append(ToolDoc("create_threshold_watch", "Create a threshold watch on a metric."))
+    scores = functools.partial(_scores, ToolIndex(watches))
     said = scores("my threshold watches")
     for command in ("show me all my threshold watches", "can you list my threshold watches"):
         shown = scores(command)
         assert shown["list_tasks"] > said["list_tasks"] * (QUESTION_READS - 0.01)
         assert shown["create_threshold_watch"] == pytest.approx(said["create_threshold_watch"])
     # "看看" alone is no command to show: "先 dry run 看看" previews a write.
-    zh = ToolIndex([ToolDoc("list_tasks", "列出任务"), ToolDoc("pause_task", "暂停任务")])
     for command in ("暂停的任务给我看看", "暂停的任务列个表"):
-        assert _names(zh, command, 1) == ["list_tasks"]
-    assert _names(zh, "暂停任务，先 dry run 看看", 1) == ["pause_task"]
+        assert _names(_ZH_TASKS, command, 1) == ["list_tasks"]
+    assert _names(_ZH_TASKS, "暂停任务，先 dry run 看看", 1) == ["pause_task"]
 
 
 def test_a_request_that_shares_no_word_with_any_tool_finds_nothing() -> None:
