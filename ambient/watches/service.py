@@ -74,7 +74,7 @@ class TaskService(TaskReads):
         """The generic form: {type: web_monitor|threshold_watch|schedule|news_digest, config}."""
         if kind == TaskKind.DAILY_BRIEFING.value:
             # The user's one briefing, under the same id the briefing tools use.
-            ref = await self._briefing(self._briefings().create(user, config))
+            ref = await self._briefing(self.briefings.create(user, config))
             return TaskRef(
                 task_id=ref.task_id,
                 kind=TaskKind.DAILY_BRIEFING,
@@ -230,7 +230,7 @@ class TaskService(TaskReads):
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
                 await self._running(task_id)
-                await self._briefing(self._briefings().regenerate(user))
+                await self._briefing(self.briefings.regenerate(user))
             else:
                 await self._running(task_id)
                 await self.client.get_workflow_handle(task_id).signal(signal)
@@ -255,7 +255,7 @@ class TaskService(TaskReads):
         if kind is TaskKind.DAILY_BRIEFING:
             # The briefing takes a new config as a new run that carries the day and the pause.
             await self._running(task_id)
-            await self._briefing(self._briefings().create(user, config))
+            await self._briefing(self.briefings.create(user, config))
             return await self.get(user, task_id)
         # The same rules as create, for the task's own type (a digest is a schedule config).
         parsed = await checked_config(kind.value, config, user, self.settings, self.db)

@@ -7,21 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import StreamingResponse
-from openai import AsyncOpenAI
 from pydantic import BaseModel, Field
 
 from ambient.agent import AgentError, McpServerSpec
-from ambient.agent.chat import (
-    ChatAgent,
-    ConversationStore,
-    ToolOffer,
-    chat_model,
-    system_prompt,
-    tool_offer,
-)
+from ambient.agent.chat import ChatAgent, system_prompt
 from ambient.agent.digest import DigestSetting
 from ambient.agent.health import ToolStats
-from ambient.agent.hub import hub_of
+from ambient.agent.hub import chat_runtime
 from ambient.storage.models import User
 from ambient.wiring import AppState
 from api.deps import CurrentUser, StateDep
@@ -59,32 +51,6 @@ class AgentTools(BaseModel):
     stats: list[ToolStats]
 
 
-def _model(state: AppState) -> AsyncOpenAI | None:
-    """The chat endpoint's client, made once per process (None offline)."""
-    if "chat_model" not in state.extras:
-        state.extras["chat_model"] = chat_model(state.settings)
-    model = state.extras["chat_model"]
-    return model if isinstance(model, AsyncOpenAI) else None
-
-
-def _offer(state: AppState) -> ToolOffer:
-    """One per process: its search index over ~60 tools takes a moment to build, so it is
-    kept per tool list rather than built again for every turn."""
-    offer = state.extras.get("chat_tool_offer")
-    if not isinstance(offer, ToolOffer):
-        offer = tool_offer(state.settings)
-        state.extras["chat_tool_offer"] = offer
-    return offer
-
-
-def _conversations(state: AppState) -> ConversationStore:
-    store = state.extras.get("conversations")
-    if not isinstance(store, ConversationStore):
-        store = ConversationStore()
-        state.extras["conversations"] = store
-    return store
-
-
 @router.post("/chat", response_class=StreamingResponse)
 async def chat(body: ChatRequest, user: CurrentUser, state: StateDep) -> StreamingResponse:
     """One turn of a conversation, streamed as JSON lines (message, tool_call, tool_result,
@@ -99,13 +65,14 @@ async def chat_turn(body: ChatRequest, user: User, state: AppState) -> Streaming
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             [{"loc": ["body", "message"], "msg": "say something (or send approve)"}],
         )
-    conversation = _conversations(state).open(user.name, body.conversation_id)
+    chat = chat_runtime(state)
+    conversation = chat.conversations.open(user.name, body.conversation_id)
     agent = ChatAgent(
-        _model(state),
+        chat.model,
         state.settings.llm_model,
-        await hub_of(state).facade(user.name),
+        await chat.hub.facade(user.name),
         system=system_prompt(user.name, user.assistant_name, user.timezone),
-        offer=_offer(state),
+        offer=chat.offer,
         confirm=state.settings.chat_confirm,
     )
 
@@ -119,7 +86,7 @@ async def chat_turn(body: ChatRequest, user: User, state: AppState) -> Streaming
 @router.get("/agent/servers", response_model=list[ServerView])
 async def list_servers(user: CurrentUser, state: StateDep) -> list[ServerView]:
     """The MCP servers of the caller's agent (ours first); header values are hidden."""
-    hub = hub_of(state)
+    hub = chat_runtime(state).hub
     health = (await hub.facade(user.name)).health()
     views = [ServerView(name="ambient", spec={"transport": "in-process"}, health=health["ambient"])]
     for spec in await hub.specs(user.name):
@@ -133,7 +100,7 @@ async def list_servers(user: CurrentUser, state: StateDep) -> list[ServerView]:
 async def add_server(spec: McpServerSpec, user: CurrentUser, state: StateDep) -> ServerView:
     """Add an MCP server (streamable HTTP; stdio for admins) to the caller's agent."""
     try:
-        await hub_of(state).add(user, spec)
+        await chat_runtime(state).hub.add(user, spec)
     except AgentError as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": ["body"], "msg": str(exc)}]
@@ -143,14 +110,14 @@ async def add_server(spec: McpServerSpec, user: CurrentUser, state: StateDep) ->
 
 @router.delete("/agent/servers/{name}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_server(name: str, user: CurrentUser, state: StateDep) -> None:
-    if not await hub_of(state).remove(user.name, name):
+    if not await chat_runtime(state).hub.remove(user.name, name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no MCP server named {name!r}")
 
 
 @router.get("/agent/tools", response_model=AgentTools)
 async def agent_tools(user: CurrentUser, state: StateDep, refresh: bool = False) -> AgentTools:
     """Every tool the caller's agent can call, each server's health and per-tool metrics."""
-    facade = await hub_of(state).facade(user.name)
+    facade = await chat_runtime(state).hub.facade(user.name)
     tools = await facade.tools(refresh=refresh)
     return AgentTools(
         tools=[ToolView.model_validate(t.model_dump()) for t in tools],
