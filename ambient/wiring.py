@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import httpx
 from temporalio.client import Client
@@ -27,9 +26,6 @@ from ambient.storage.migrate import require_current, upgrade_async
 from ambient.watches.service import TaskService
 from ambient.xiaozhi import DeviceService
 
-if TYPE_CHECKING:
-    from ambient.agent.hub import ChatRuntime
-
 
 @dataclass
 class AppState:
@@ -42,8 +38,6 @@ class AppState:
     stdio_user: str | None = None
     # The process's LLM client (its HTTP client reused by every copy of this state).
     llm: LLMClient | None = None
-    # The chat door's parts, made on its first use (api/routers/chat.py).
-    chat: ChatRuntime | None = None
 
     def __post_init__(self) -> None:
         if self.llm is None:

@@ -110,14 +110,8 @@ class ChatRuntime:
     offer: ToolOffer
     conversations: ConversationStore
 
-
-def chat_runtime(state: AppState) -> ChatRuntime:
-    """The state's chat runtime, made on first use (one per API process)."""
-    if state.chat is None:
-        state.chat = ChatRuntime(
-            AgentHub(state),
-            chat_model(state.settings),
-            tool_offer(state.settings),
-            ConversationStore(),
-        )
-    return state.chat
+    @classmethod
+    def of(cls, state: AppState) -> ChatRuntime:
+        """The parts as the settings ask for them (AMBIENT_CHAT_TOOLS, the LLM endpoint)."""
+        offer = tool_offer(state.settings)
+        return cls(AgentHub(state), chat_model(state.settings), offer, ConversationStore())
