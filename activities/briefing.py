@@ -204,17 +204,7 @@ class BriefingActivities:
             inputs.notes.append(SourceNote(source="alarms", ok=False, detail=str(exc)))
             return
         inputs.alarms_configured = True
-        inputs.alarms = [
-            AlarmLine(
-                source=a.source,
-                name=a.name,
-                status=a.status,
-                level=a.level,
-                target=a.target,
-                time=a.time,
-            )
-            for a in alarms[:50]
-        ]
+        inputs.alarms = [AlarmLine.model_validate(a, from_attributes=True) for a in alarms[:50]]
         inputs.notes.append(SourceNote(source="alarms", ok=True, detail=f"{len(alarms)} alarms"))
 
     async def _discussions(self, user: str, day: DayPlan, inputs: BriefingInputs) -> None:

@@ -1,21 +1,11 @@
 """Fan a notification out to its targets, one leased delivery row per target.
 
-Targets are the request's plus the user's push config for the message kind. Each target's
-row (request key + channel + target) is a lease: `pending` until `lease_until` means a send
-is in flight, and a retry leaves it alone until the lease expires. Targets are sent at the
-same time (bounded), each cut off after `AMBIENT_NOTIFY_TARGET_TIMEOUT`; the activity
-heartbeats meanwhile, so a crashed worker is noticed in the caller's heartbeat timeout.
-
-Outcomes:
-- sent / duplicate (sent before) / suppressed (quiet hours) / failed.
-- Only network errors, timeouts, 5xx and 429 are transient: after every target had its
-  chance the activity raises a retryable `TransientNotifyError`, and Temporal retries what
-  is left. Sends in flight elsewhere count as transient too.
-- Everything else (4xx, bad or missing configuration, refused destinations, programming
-  errors) is permanent: recorded on the row, recorded as a `delivery.failed` event the user
-  sees, and listed in the result. The activity does not raise for them, so one bad target
-  never costs a watch its other deliveries — not even when its own row cannot be written
-  (then the failure is in the result and the log only).
+Targets are the request's plus the user's push config for the message kind; they are sent at
+the same time (bounded), each cut off after `AMBIENT_NOTIFY_TARGET_TIMEOUT`, with heartbeats
+meanwhile. Only transient failures (network, timeouts, 5xx, 429) raise a retryable
+`TransientNotifyError`; a permanent one is recorded on its row, as a `delivery.failed` event
+and in the result, never raised, so one bad target never costs a watch its other deliveries.
+Leases, outcomes and what is retried: docs/notifications.md, "Delivery".
 """
 
 from __future__ import annotations

@@ -150,17 +150,8 @@ class PollUpkeep:
             async with gate:
                 try:
                     handle = client.get_workflow_handle(lease.task, run_id=lease.run_id)
-                    await handle.signal(
-                        "poll_lost",
-                        PollLost(
-                            life=lease.life,
-                            run_id=lease.run_id,
-                            poll=lease.poll,
-                            process=lease.process,
-                            silent_since=lease.silent_since,
-                            started_at=lease.started_at,
-                        ),
-                    )
+                    lost = PollLost.model_validate(lease, from_attributes=True)
+                    await handle.signal("poll_lost", lost)
                 except RPCError as exc:
                     if exc.status != RPCStatusCode.NOT_FOUND:  # the run has ended: done
                         log.warning("telling %s its poll is lost failed: %s", lease.task, exc)

@@ -412,22 +412,11 @@ class RemediationActivities:
     @activity.defn
     async def record_remediation(self, request: RecordInput) -> AuditEntry:
         """The run's row for lists and stats (same values on a retry)."""
+        # An unknown start leaves the row's own (set when the run was planned).
+        skip = {"run_key", "alert", "detail"} | (set() if request.started_at else {"started_at"})
         async with self._db.write_session() as session:
             await RemediationRepository(session).save_run(
-                request.run_key,
-                request.alert,
-                request.detail,
-                remediation_id=request.remediation_id,
-                user=request.user,
-                mode=request.mode,
-                score=request.score,
-                budget=request.budget,
-                state=request.state,
-                attempts=request.attempts,
-                resolved_rung=request.resolved_rung,
-                budget_exhausted=request.budget_exhausted,
-                finished_at=request.finished_at,
-                **({"started_at": request.started_at} if request.started_at else {}),
+                request.run_key, request.alert, request.detail, **request.model_dump(exclude=skip)
             )
             await session.commit()
         return AuditEntry(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from temporalio.client import Client, TLSConfig
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -20,6 +20,22 @@ USER = SearchAttributeKey.for_keyword("AmbientUser")
 CLUSTER = SearchAttributeKey.for_keyword("AmbientCluster")
 STATE = SearchAttributeKey.for_keyword("AmbientState")
 SEARCH_ATTRIBUTES = (KIND, USER, CLUSTER, STATE)
+
+
+def search_attributes(
+    kind: str, user: str, *, cluster: str | None = None, state: str | None = None
+) -> TypedSearchAttributes:
+    """What a run or schedule is found by in the Web UI and ``list_tasks``."""
+    pairs: list[SearchAttributePair[str]] = [
+        SearchAttributePair(KIND, kind),
+        SearchAttributePair(USER, user),
+    ]
+    if cluster is not None:
+        pairs.append(SearchAttributePair(CLUSTER, cluster))
+    if state is not None:
+        pairs.append(SearchAttributePair(STATE, state))
+    return TypedSearchAttributes(pairs)
+
 
 # What a workflow catches around an activity that may fail for good. A regular activity's
 # failure arrives as ActivityError; a *local* activity's arrives as the ApplicationError it

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 from temporalio.client import Client
@@ -36,7 +36,12 @@ class AppState:
     tencent: TencentCloud | None = None
     # The user a stdio session acts as (`ambient mcp --user NAME`); HTTP uses the bearer token.
     stdio_user: str | None = None
-    extras: dict[str, object] = field(default_factory=dict)
+    # The process's LLM client (its HTTP client reused by every copy of this state).
+    llm: LLMClient | None = None
+
+    def __post_init__(self) -> None:
+        if self.llm is None:
+            self.llm = LLMClient(self.settings)
 
     # Each service is built here and only here, so every door gets the same collaborators.
     # Properties, not cached ones: a service is a few references, and tests copy a state with
@@ -48,15 +53,6 @@ class AppState:
         return self.tencent or TencentCloud.from_settings(self.settings)
 
     @property
-    def llm(self) -> LLMClient:
-        """The process's LLM client, made on first use (its HTTP client is reused)."""
-        llm = self.extras.get("llm")
-        if not isinstance(llm, LLMClient):
-            llm = LLMClient(self.settings)
-            self.extras["llm"] = llm
-        return llm
-
-    @property
     def briefings(self) -> BriefingService:
         return BriefingService(self.temporal, self.settings, self.db, self.tencent)
 
@@ -66,11 +62,11 @@ class AppState:
 
     @property
     def tasks(self) -> TaskService:
-        return TaskService(self.temporal, self.settings, self.db)
+        return TaskService(self.temporal, self.settings, self.db, briefings=self.briefings)
 
     @property
     def discussions(self) -> DiscussionService:
-        return DiscussionService(self.db, self.settings, self.temporal)
+        return DiscussionService(self.db, self.settings, self.temporal, self.remediations)
 
     @property
     def cloud_ops(self) -> CloudOpsService:

@@ -51,6 +51,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from ambient import temporal
+from ambient.briefing.service import BriefingService
 from ambient.devstack import free_port
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -285,13 +286,27 @@ async def main(args: argparse.Namespace) -> None:
         db = Database(settings.resolved_database_url)
         # baseline_wait=0: start the task, do not wait for a first check (none will come).
         client_of_stack = await temporal.connect(settings)
-        service = TaskService(client_of_stack, settings, db, baseline_wait=0)
+        service = TaskService(
+            client_of_stack,
+            settings,
+            db,
+            briefings=BriefingService(client_of_stack, settings, db),
+            baseline_wait=0,
+        )
         # On the queue the stack's worker polls, as the API's service is.
         queue = Settings.model_fields["temporal_task_queue"].default
         worked = settings.model_copy(update={"temporal_task_queue": queue})
         services = (
-            TaskService(client_of_stack, worked, db, baseline_wait=0),
-            TaskService(client_of_stack, worked, db),
+            TaskService(
+                client_of_stack,
+                worked,
+                db,
+                briefings=BriefingService(client_of_stack, worked, db),
+                baseline_wait=0,
+            ),
+            TaskService(
+                client_of_stack, worked, db, briefings=BriefingService(client_of_stack, worked, db)
+            ),
         )
         print(f"load average at start: {load()}", flush=True)
         seconds = await seed(service, site, 0, args.baseline)

@@ -112,7 +112,9 @@ async def main(requests: int) -> None:
         async with error_rate(healthy_from=None) as (_, url):
             remediations = RemediationService(client, settings, db)
             await remediations.start(USER, alert(url, workload="checkout"), "dry_run")
-            await TaskService(client, settings, db).create(
+            await TaskService(
+                client, settings, db, briefings=BriefingService(client, settings, db)
+            ).create(
                 USER, "web_monitor", {"urls": [url], "check_interval_minutes": 60}, "shop-home"
             )
             await prepared(briefings, USER)

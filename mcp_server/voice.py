@@ -24,7 +24,7 @@ from ambient.briefing.service import BriefingError
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.remediation.runs import FINAL_STATES
-from ambient.remediation.views import RemediationError, RemediationSummary
+from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository
 from ambient.watches.inputs import TaskError
@@ -114,10 +114,6 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     return await _answer(ctx, speaker, work)
 
 
-async def _waiting(state: AppState, user: str) -> list[RemediationSummary]:
-    return await waiting_for(state.remediations, user)
-
-
 async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     """What waits for the user: remediations to approve, alerts still open."""
     state = app_state(ctx)
@@ -151,7 +147,7 @@ async def _decide(
     state = app_state(ctx)
 
     async def work(user: str) -> str:
-        run, question = pick_remediation(await _waiting(state, user), which)
+        run, question = pick_remediation(await waiting_for(state.remediations, user), which)
         if run is None:
             return question
         decision = await state.remediations.approve(

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.types import MethodAsyncSingleParam
 
@@ -242,11 +242,4 @@ def cause_of(error: ActivityError | ApplicationError) -> str:
 
 def search_attributes(user: str, cluster: str) -> TypedSearchAttributes:
     """What a remediation starts with: found in the Web UI by kind, user, cluster and state."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(temporal.KIND, "remediation"),
-            SearchAttributePair(temporal.USER, user),
-            SearchAttributePair(temporal.CLUSTER, cluster),
-            SearchAttributePair(temporal.STATE, "scoring"),
-        ]
-    )
+    return temporal.search_attributes("remediation", user, cluster=cluster, state="scoring")

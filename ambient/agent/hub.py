@@ -6,8 +6,10 @@ import dataclasses
 from collections.abc import Callable
 
 from mcp import Client
+from openai import AsyncOpenAI
 from sqlalchemy import delete, select
 
+from ambient.agent.chat import ConversationStore, ToolOffer, chat_model, tool_offer
 from ambient.agent.errors import AgentError
 from ambient.agent.facade import OWN_SERVER, AgentFacade
 from ambient.agent.servers import McpServerSpec, client_for
@@ -98,10 +100,18 @@ class AgentHub:
         self._facades.clear()
 
 
-def hub_of(state: AppState) -> AgentHub:
-    """The state's hub, made on first use (one per API or CLI process)."""
-    hub = state.extras.get("agent_hub")
-    if not isinstance(hub, AgentHub):
-        hub = AgentHub(state)
-        state.extras["agent_hub"] = hub
-    return hub
+@dataclasses.dataclass
+class ChatRuntime:
+    """What the chat door keeps for its process: the agents, the model, the tool offer (its
+    search index over ~60 tools takes a moment to build) and the conversations."""
+
+    hub: AgentHub
+    model: AsyncOpenAI | None
+    offer: ToolOffer
+    conversations: ConversationStore
+
+    @classmethod
+    def of(cls, state: AppState) -> ChatRuntime:
+        """The parts as the settings ask for them (AMBIENT_CHAT_TOOLS, the LLM endpoint)."""
+        offer = tool_offer(state.settings)
+        return cls(AgentHub(state), chat_model(state.settings), offer, ConversationStore())

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -193,12 +193,8 @@ class BriefingService:
                 id=task_id,
                 task_queue=self.settings.temporal_task_queue,
                 id_conflict_policy=policy,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(temporal.KIND, KIND),
-                        SearchAttributePair(temporal.USER, user),
-                        SearchAttributePair(temporal.STATE, "paused" if carry.paused else "active"),
-                    ]
+                search_attributes=temporal.search_attributes(
+                    KIND, user, state="paused" if carry.paused else "active"
                 ),
                 static_summary=summary,
                 # What list_tasks shows for the briefing, like every other task.

@@ -63,6 +63,21 @@ def _creating(key: str) -> asyncio.Lock:
 class CloudCreates(CloudGuard):
     """Creates by name, idempotent across retries and concurrent callers of this process."""
 
+    async def _create_one(
+        self,
+        actor: str,
+        operation: str,
+        subject: str,
+        mode: Mode,
+        request: Callable[[], CloudRequest],
+        find: Finder,
+        what: str,
+    ) -> WriteResult:
+        """One resource: the permission, then the create (or the one found by name)."""
+        await self.authorize(actor, operation, subject, mode)
+        step = await self._create(actor, operation, subject, mode, request(), find)
+        return self._result(operation, mode, [step], what)
+
     async def _create(
         self,
         actor: str,

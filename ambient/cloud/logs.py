@@ -152,34 +152,28 @@ class ClsWrites(CloudCreates):
     async def create_logset(
         self, actor: str, spec: LogsetSpec, mode: Mode = "dry_run"
     ) -> WriteResult:
-        subject = f"cls:logset:{spec.name}"
-        await self.authorize(actor, "create_logset", subject, mode)
-        request = spec.request()
-        step = await self._create(
+        return await self._create_one(
             actor,
             "create_logset",
-            subject,
+            f"cls:logset:{spec.name}",
             mode,
-            request,
+            spec.request,
             lambda: writes.find_logset(self.tencent, spec.name, region=spec.region),
+            f"logset {spec.name!r}",
         )
-        return self._result("create_logset", mode, [step], f"logset {spec.name!r}")
 
     async def create_log_topic(
         self, actor: str, spec: TopicSpec, mode: Mode = "dry_run"
     ) -> WriteResult:
-        subject = f"cls:{spec.logset_id}/topic:{spec.name}"
-        await self.authorize(actor, "create_log_topic", subject, mode)
-        request = spec.request()
-        step = await self._create(
+        return await self._create_one(
             actor,
             "create_log_topic",
-            subject,
+            f"cls:{spec.logset_id}/topic:{spec.name}",
             mode,
-            request,
+            spec.request,
             lambda: writes.find_topic(self.tencent, spec.logset_id, spec.name, region=spec.region),
+            f"log topic {spec.name!r}",
         )
-        return self._result("create_log_topic", mode, [step], f"log topic {spec.name!r}")
 
     async def create_cls_alarm(
         self, actor: str, spec: AlarmSpec, mode: Mode = "dry_run"
@@ -257,18 +251,15 @@ class ClsWrites(CloudCreates):
     ) -> WriteResult:
         if spec.source_topic_id == spec.target_topic_id:
             raise CloudOpsInputError("target_topic_id", "must differ from source_topic_id")
-        subject = f"cls:scheduled_sql:{spec.name}"
-        await self.authorize(actor, "create_scheduled_sql", subject, mode)
         start = as_utc(spec.start or now or datetime.now(UTC))
         # Whole minutes: a retry a few seconds later builds the same request (same key).
         start_ms = int(start.replace(second=0, microsecond=0).timestamp()) * 1000
-        request = spec.request(start_ms, self.tencent.region)
-        step = await self._create(
+        return await self._create_one(
             actor,
             "create_scheduled_sql",
-            subject,
+            f"cls:scheduled_sql:{spec.name}",
             mode,
-            request,
+            lambda: spec.request(start_ms, self.tencent.region),
             lambda: writes.find_scheduled_sql(self.tencent, spec.name, region=spec.region),
+            f"scheduled SQL {spec.name!r}",
         )
-        return self._result("create_scheduled_sql", mode, [step], f"scheduled SQL {spec.name!r}")

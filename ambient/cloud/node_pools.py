@@ -184,17 +184,14 @@ class NodePoolWrites(CloudCreates):
             raise CloudOpsInputError(
                 "desired", f"must be within [minimum, maximum] = [{spec.minimum}, {spec.maximum}]"
             )
-        subject = f"tke:{spec.cluster_id}/nodepool:{spec.name}"
-        await self.authorize(actor, "create_node_pool", subject, mode)
-        request = spec.request()
-        step = await self._create(
+        return await self._create_one(
             actor,
             "create_node_pool",
-            subject,
+            f"tke:{spec.cluster_id}/nodepool:{spec.name}",
             mode,
-            request,
+            spec.request,
             lambda: writes.find_node_pool(
                 self.tencent, spec.cluster_id, spec.name, region=spec.region
             ),
+            f"node pool {spec.name!r}",
         )
-        return self._result("create_node_pool", mode, [step], f"node pool {spec.name!r}")

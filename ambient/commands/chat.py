@@ -17,7 +17,7 @@ from ambient.agent.chat import (
     system_prompt,
     tool_offer,
 )
-from ambient.agent.hub import hub_of
+from ambient.agent.hub import AgentHub
 from ambient.settings import Settings
 from ambient.storage.repositories import UserRepository
 from ambient.wiring import open_state
@@ -46,7 +46,7 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
         if row is None:
             console.print(f"[red]{user!r} is not a registered user[/]")
             return 1
-        hub = hub_of(state)
+        hub = AgentHub(state)
         agent = ChatAgent(
             chat_model(settings),
             settings.llm_model,

@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from ambient.discussions.reading import DiscussionReads
@@ -40,6 +41,9 @@ from ambient.discussions.views import (
     Posted,
     SigningError,
 )
+from ambient.remediation.views import RemediationError
+from ambient.settings import Settings
+from ambient.storage import Database
 from ambient.storage.models import (
     Discussion,
     DiscussionMessage,
@@ -48,12 +52,25 @@ from ambient.storage.models import (
 )
 from ambient.storage.repositories import UserRepository
 
+if TYPE_CHECKING:
+    from ambient.remediation.service import RemediationService
+
 log = logging.getLogger(__name__)
 ACTION_TAGS = {"approve": "approve", "refuse": "refuse", "reject": "refuse", "abort": "abort"}
 
 
 class DiscussionService(DiscussionReads):
     """Signing: send, reply, post as an agent, close; replies can steer a remediation."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        client: Client | None = None,
+        remediations: RemediationService | None = None,
+    ) -> None:
+        super().__init__(db, settings, client)
+        self.remediations = remediations
 
     # --- signing ---------------------------------------------------------------------
 
@@ -335,27 +352,15 @@ class DiscussionService(DiscussionReads):
                 "reason": "this reply looks machine-inferred (source_type not real, or sent "
                 "within 2 s of another sender): it does not act; a person replies themself",
             }
-        if self.client is None:
-            return {
-                "remediation_id": remediation_id,
-                "verb": verb,
-                "done": False,
-                "reason": "Temporal is not configured here",
-            }
-        from ambient.remediation.service import RemediationService
-        from ambient.remediation.views import RemediationError
-
-        service = RemediationService(self.client, self.settings, self.db)
+        if self.remediations is None:
+            return {**outcome, "done": False, "reason": "Temporal is not configured here"}
         try:
             if verb == "abort":
-                await service.abort(user, remediation_id, reason[:500])
+                await self.remediations.abort(user, remediation_id, reason[:500])
             else:
-                await service.approve(user, remediation_id, verb == "approve", reason[:500])
+                await self.remediations.approve(
+                    user, remediation_id, verb == "approve", reason[:500]
+                )
         except RemediationError as exc:
-            return {
-                "remediation_id": remediation_id,
-                "verb": verb,
-                "done": False,
-                "reason": str(exc),
-            }
-        return {"remediation_id": remediation_id, "verb": verb, "done": True}
+            return {**outcome, "done": False, "reason": str(exc)}
+        return {**outcome, "done": True}

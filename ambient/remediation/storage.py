@@ -14,6 +14,7 @@ from ambient.remediation.runs import AuditEntry
 from ambient.remediation.safety import BreakerState
 from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
+from ambient.storage.db import given
 from ambient.storage.models import (
     AlertRuleRow,
     AuditRecord,
@@ -31,18 +32,7 @@ class AlertRuleRepository:
         rows = (
             await self.session.execute(select(AlertRuleRow).order_by(AlertRuleRow.id))
         ).scalars()
-        return [
-            AlertRule(
-                name=row.name,
-                cluster_id=row.cluster_id,
-                namespace=row.namespace,
-                workload=row.workload,
-                importance=row.importance,
-                manual=row.manual,
-                note=row.note,
-            )
-            for row in rows
-        ]
+        return [AlertRule.model_validate(row, from_attributes=True) for row in rows]
 
     async def put(self, rule: AlertRule) -> None:
         """Create or replace the rule of that name."""
@@ -117,11 +107,7 @@ class RemediationRepository:
     async def list(
         self, *, user: str | None = None, state: str | None = None, limit: int = 100
     ) -> list[RemediationRecord]:
-        query = select(RemediationRecord)
-        if user is not None:
-            query = query.where(RemediationRecord.user == user)
-        if state is not None:
-            query = query.where(RemediationRecord.state == state)
+        query = select(RemediationRecord).filter_by(**given(user=user, state=state))
         query = query.order_by(RemediationRecord.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ambient.storage.db import given
 from ambient.storage.models import AuditRecord
 
 __all__ = ["AuditRecord", "AuditRepository"]
@@ -39,14 +40,8 @@ class AuditRepository:
         limit: int = 200,
     ) -> list[AuditRecord]:
         """Records matching every given filter, oldest first."""
-        query = select(AuditRecord)
-        if subject is not None:
-            query = query.where(AuditRecord.subject == subject)
+        query = select(AuditRecord).filter_by(**given(subject=subject, actor=actor, action=action))
         if subject_prefix is not None:
             query = query.where(AuditRecord.subject.startswith(subject_prefix, autoescape=True))
-        if actor is not None:
-            query = query.where(AuditRecord.actor == actor)
-        if action is not None:
-            query = query.where(AuditRecord.action == action)
         query = query.order_by(AuditRecord.id.asc()).limit(limit)
         return list((await self.session.execute(query)).scalars())

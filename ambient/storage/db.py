@@ -53,6 +53,11 @@ class TurnConnection(aiosqlite.Connection):
         return await super()._execute(fn, *args, **kwargs)
 
 
+def given(**filters: Any) -> dict[str, Any]:
+    """The filters a caller gave (None: not given), for ``select(M).filter_by(**given(...))``."""
+    return {name: value for name, value in filters.items() if value is not None}
+
+
 def _turn_connector(url: str) -> Callable[[], Any]:
     """SQLAlchemy's async creator for ``url``: the dialect's connect arguments, our connection."""
     args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ambient.domain.notify import Message
 from ambient.domain.users import Grant, UserCreate, UserPublic, UserSettings
 from ambient.storage.audit import AuditRepository
+from ambient.storage.db import given
 from ambient.storage.models import Delivery, Event, InboxMessage, User, WatchSnapshot
 
 TOKEN_PREFIX = "amb_"
@@ -161,13 +162,7 @@ class EventRepository:
         since: datetime | None = None,
         limit: int = 100,
     ) -> list[Event]:
-        query = select(Event)
-        if user is not None:
-            query = query.where(Event.user == user)
-        if kind is not None:
-            query = query.where(Event.kind == kind)
-        if task is not None:
-            query = query.where(Event.task == task)
+        query = select(Event).filter_by(**given(user=user, kind=kind, task=task))
         if since is not None:
             query = query.where(Event.created_at >= since)
         if after_id is not None:
@@ -328,15 +323,9 @@ class DeliveryRepository:
         limit: int = 50,
     ) -> list[Delivery]:
         """Newest first; page with ``before_id`` (the last id of the previous page)."""
-        query = select(Delivery)
-        if user is not None:
-            query = query.where(Delivery.user == user)
-        if status is not None:
-            query = query.where(Delivery.status == status)
-        if channel is not None:
-            query = query.where(Delivery.channel == channel)
-        if task is not None:
-            query = query.where(Delivery.task == task)
+        query = select(Delivery).filter_by(
+            **given(user=user, status=status, channel=channel, task=task)
+        )
         if before_id is not None:
             query = query.where(Delivery.id < before_id)
         query = query.order_by(Delivery.id.desc()).limit(limit)

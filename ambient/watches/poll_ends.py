@@ -2,26 +2,11 @@
 
 A control (pause, update, trigger, stop) or a sweep of a dead process's polls writes a row
 in ``watch_poll_ends``; every process running polls reads the rows written since it started
-with an ``EndRequestCursor`` every ``END_POLL_READ`` seconds (activities/polling.py).
-
-The cursor's invariant: **ids are handed out in commit order and never again**, so a reader
-that has read every request up to id ``n`` has read every request committed before the one
-with id ``n`` — ``id > n`` then misses nothing, on the hot path as cheap as ever (one indexed
-range read, no state but ``n``). Both halves are kept by the writers, not guessed by readers:
-
-- in commit order: a request's id is taken inside its transaction, and two transactions
-  writing requests never overlap. On PostgreSQL a sequence hands ids out at insert, not at
-  commit (two controls at once: id 5, then id 6 commits first, and a reader past 6 would
-  never see 5), so every writer takes the table's ``SHARE ROW EXCLUSIVE`` lock before its
-  insert: writers of requests wait for each other (they are a few small transactions a
-  minute), readers never wait. On SQLite one writer holds the file's write lock from its
-  insert to its commit, which is the same order.
-- never again: SQLite hands out ``max(id) + 1``, so the sweep of old requests never drops the
-  newest one (once the table was empty, the next request would get an id a reader has
-  passed). PostgreSQL's sequence never goes back.
-
-Every request goes through ``add_end_requests``: a writer that skipped its lock could be
-skipped by the readers.
+with an ``EndRequestCursor`` every ``END_POLL_READ`` seconds (activities/polling.py). The
+cursor reads only ``id > n``, which skips nothing because the writers hand ids out in commit
+order and never again (docs/polling.md, §4): every request goes through
+``add_end_requests``, which takes the table's lock on PostgreSQL, and a writer that skipped
+it could be skipped by the readers.
 """
 
 from __future__ import annotations

@@ -96,11 +96,19 @@ class TaskReads:
     """The read side of ``TaskService``: its clients, the task list and a task's status."""
 
     def __init__(
-        self, client: Client, settings: Settings, db: Database, *, baseline_wait: float = 20.0
+        self,
+        client: Client,
+        settings: Settings,
+        db: Database,
+        *,
+        briefings: BriefingService,
+        baseline_wait: float = 20.0,
     ) -> None:
         self.client = client
         self.settings = settings
         self.db = db
+        # The daily briefing is a task kind too: its create, update and delete go through it.
+        self.briefings = briefings
         # How long create waits for the first check before answering without a baseline.
         self.baseline_wait = baseline_wait
 
@@ -340,9 +348,6 @@ class TaskReads:
             )
         except RPCError as exc:
             raise self._missing(task_id, exc) from None
-
-    def _briefings(self) -> BriefingService:
-        return BriefingService(self.client, self.settings, self.db)
 
     @staticmethod
     async def _briefing(work: Awaitable[T]) -> T:

@@ -29,7 +29,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -55,16 +55,6 @@ class TaskRef(BaseModel):
     baseline: dict[str, Any] | None = None
 
 
-def _attrs(kind: str, user: str, state: TaskState | None = None) -> TypedSearchAttributes:
-    pairs: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(temporal.KIND, kind),
-        SearchAttributePair(temporal.USER, user),
-    ]
-    if state is not None:
-        pairs.append(SearchAttributePair(temporal.STATE, state.value))
-    return TypedSearchAttributes(pairs)
-
-
 class TaskService(TaskReads):
     # --- create ---------------------------------------------------------------------
 
@@ -74,7 +64,7 @@ class TaskService(TaskReads):
         """The generic form: {type: web_monitor|threshold_watch|schedule|news_digest, config}."""
         if kind == TaskKind.DAILY_BRIEFING.value:
             # The user's one briefing, under the same id the briefing tools use.
-            ref = await self._briefing(self._briefings().create(user, config))
+            ref = await self._briefing(self.briefings.create(user, config))
             return TaskRef(
                 task_id=ref.task_id,
                 kind=TaskKind.DAILY_BRIEFING,
@@ -122,7 +112,9 @@ class TaskService(TaskReads):
                 task_queue=self.settings.temporal_task_queue,
                 # A stopped task's id may start again: a new life with its own keys.
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=_attrs(kind.value, user, TaskState.ACTIVE),
+                search_attributes=temporal.search_attributes(
+                    kind.value, user, state=TaskState.ACTIVE.value
+                ),
                 static_summary=summary,
                 memo={"summary": summary},
             )
@@ -177,7 +169,9 @@ class TaskService(TaskReads):
             await self.client.create_schedule(
                 task_id,
                 self._schedule(user, task_id, parsed),
-                search_attributes=_attrs(kind.value, user, TaskState.ACTIVE),
+                search_attributes=temporal.search_attributes(
+                    kind.value, user, state=TaskState.ACTIVE.value
+                ),
             )
         except ScheduleAlreadyRunningError:
             current = await self._schedule_status(user, task_id)
@@ -187,7 +181,7 @@ class TaskService(TaskReads):
                     "call update_task to change it, or delete_task first"
                 ) from None
             return TaskRef(task_id=task_id, kind=kind, state=current.state, created=False)
-        return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
+        return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE.value)
 
     def _schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> Schedule:
         return Schedule(
@@ -196,7 +190,7 @@ class TaskService(TaskReads):
                 ReminderRun(user=user, task=task_id, config=parsed),
                 id=f"{task_id}/run",
                 task_queue=self.settings.temporal_task_queue,
-                typed_search_attributes=_attrs("reminder_run", user),
+                typed_search_attributes=temporal.search_attributes("reminder_run", user),
             ),
             spec=_spec(parsed),
             # The note is the summary list_tasks shows; an update rewrites it.
@@ -230,7 +224,7 @@ class TaskService(TaskReads):
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
                 await self._running(task_id)
-                await self._briefing(self._briefings().regenerate(user))
+                await self._briefing(self.briefings.regenerate(user))
             else:
                 await self._running(task_id)
                 await self.client.get_workflow_handle(task_id).signal(signal)
@@ -255,7 +249,7 @@ class TaskService(TaskReads):
         if kind is TaskKind.DAILY_BRIEFING:
             # The briefing takes a new config as a new run that carries the day and the pause.
             await self._running(task_id)
-            await self._briefing(self._briefings().create(user, config))
+            await self._briefing(self.briefings.create(user, config))
             return await self.get(user, task_id)
         # The same rules as create, for the task's own type (a digest is a schedule config).
         parsed = await checked_config(kind.value, config, user, self.settings, self.db)
@@ -288,8 +282,8 @@ class TaskService(TaskReads):
             schedule.state.paused = paused
             return ScheduleUpdate(
                 schedule=schedule,
-                search_attributes=_attrs(
-                    kind.value, user, TaskState.PAUSED if paused else TaskState.ACTIVE
+                search_attributes=temporal.search_attributes(
+                    kind.value, user, state=(TaskState.PAUSED if paused else TaskState.ACTIVE).value
                 ),
             )
 

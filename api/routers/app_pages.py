@@ -21,7 +21,7 @@ from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, Tas
 from ambient.watches.reads import TaskSummary
 from api.deps import SessionDep, StateDep
 from api.i18n import Words
-from api.routers.chat import ChatRequest, chat_turn
+from api.routers.chat import ChatDep, ChatRequest, chat_turn
 from api.routers.events import LastEventId, resume_cursor
 from api.routers.pages import (
     N_,
@@ -234,6 +234,6 @@ async def event_stream(
 
 
 @router.post("/app/chat")
-async def chat(body: ChatRequest, state: StateDep, user: MaybeUser) -> Response:
+async def chat(body: ChatRequest, state: StateDep, user: MaybeUser, chat: ChatDep) -> Response:
     """The chat box: the same turn as POST /chat, signed in by the page's cookie."""
-    return await chat_turn(body, require(user), state)
+    return await chat_turn(body, require(user), state, chat)

@@ -5,28 +5,31 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
-from openai import AsyncOpenAI
 from pydantic import BaseModel, Field
 
 from ambient.agent import AgentError, McpServerSpec
-from ambient.agent.chat import (
-    ChatAgent,
-    ConversationStore,
-    ToolOffer,
-    chat_model,
-    system_prompt,
-    tool_offer,
-)
+from ambient.agent.chat import ChatAgent, system_prompt
 from ambient.agent.digest import DigestSetting
 from ambient.agent.health import ToolStats
-from ambient.agent.hub import hub_of
+from ambient.agent.hub import ChatRuntime
 from ambient.storage.models import User
 from ambient.wiring import AppState
 from api.deps import CurrentUser, StateDep
 
 router = APIRouter(tags=["chat"])
+
+
+def get_chat(request: Request, state: StateDep) -> ChatRuntime:
+    """The chat door's parts, made at the app's first chat request and kept (one per app)."""
+    if getattr(request.app.state, "chat", None) is None:
+        request.app.state.chat = ChatRuntime.of(state)
+    chat: ChatRuntime = request.app.state.chat
+    return chat
+
+
+ChatDep = Annotated[ChatRuntime, Depends(get_chat)]
 
 
 class ChatRequest(BaseModel):
@@ -59,53 +62,31 @@ class AgentTools(BaseModel):
     stats: list[ToolStats]
 
 
-def _model(state: AppState) -> AsyncOpenAI | None:
-    """The chat endpoint's client, made once per process (None offline)."""
-    if "chat_model" not in state.extras:
-        state.extras["chat_model"] = chat_model(state.settings)
-    model = state.extras["chat_model"]
-    return model if isinstance(model, AsyncOpenAI) else None
-
-
-def _offer(state: AppState) -> ToolOffer:
-    """One per process: its search index over ~60 tools takes a moment to build, so it is
-    kept per tool list rather than built again for every turn."""
-    offer = state.extras.get("chat_tool_offer")
-    if not isinstance(offer, ToolOffer):
-        offer = tool_offer(state.settings)
-        state.extras["chat_tool_offer"] = offer
-    return offer
-
-
-def _conversations(state: AppState) -> ConversationStore:
-    store = state.extras.get("conversations")
-    if not isinstance(store, ConversationStore):
-        store = ConversationStore()
-        state.extras["conversations"] = store
-    return store
-
-
 @router.post("/chat", response_class=StreamingResponse)
-async def chat(body: ChatRequest, user: CurrentUser, state: StateDep) -> StreamingResponse:
+async def chat(
+    body: ChatRequest, user: CurrentUser, state: StateDep, chat: ChatDep
+) -> StreamingResponse:
     """One turn of a conversation, streamed as JSON lines (message, tool_call, tool_result,
     confirm, error, done). Destructive tools wait for a request with `approve`."""
-    return await chat_turn(body, user, state)
+    return await chat_turn(body, user, state, chat)
 
 
-async def chat_turn(body: ChatRequest, user: User, state: AppState) -> StreamingResponse:
+async def chat_turn(
+    body: ChatRequest, user: User, state: AppState, chat: ChatRuntime
+) -> StreamingResponse:
     """The turn behind /chat and the web page's chat box."""
     if not body.message and body.approve is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             [{"loc": ["body", "message"], "msg": "say something (or send approve)"}],
         )
-    conversation = _conversations(state).open(user.name, body.conversation_id)
+    conversation = chat.conversations.open(user.name, body.conversation_id)
     agent = ChatAgent(
-        _model(state),
+        chat.model,
         state.settings.llm_model,
-        await hub_of(state).facade(user.name),
+        await chat.hub.facade(user.name),
         system=system_prompt(user.name, user.assistant_name, user.timezone),
-        offer=_offer(state),
+        offer=chat.offer,
         confirm=state.settings.chat_confirm,
     )
 
@@ -117,9 +98,9 @@ async def chat_turn(body: ChatRequest, user: User, state: AppState) -> Streaming
 
 
 @router.get("/agent/servers", response_model=list[ServerView])
-async def list_servers(user: CurrentUser, state: StateDep) -> list[ServerView]:
+async def list_servers(user: CurrentUser, chat: ChatDep) -> list[ServerView]:
     """The MCP servers of the caller's agent (ours first); header values are hidden."""
-    hub = hub_of(state)
+    hub = chat.hub
     health = (await hub.facade(user.name)).health()
     views = [ServerView(name="ambient", spec={"transport": "in-process"}, health=health["ambient"])]
     for spec in await hub.specs(user.name):
@@ -130,10 +111,10 @@ async def list_servers(user: CurrentUser, state: StateDep) -> list[ServerView]:
 
 
 @router.post("/agent/servers", status_code=status.HTTP_201_CREATED, response_model=ServerView)
-async def add_server(spec: McpServerSpec, user: CurrentUser, state: StateDep) -> ServerView:
+async def add_server(spec: McpServerSpec, user: CurrentUser, chat: ChatDep) -> ServerView:
     """Add an MCP server (streamable HTTP; stdio for admins) to the caller's agent."""
     try:
-        await hub_of(state).add(user, spec)
+        await chat.hub.add(user, spec)
     except AgentError as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": ["body"], "msg": str(exc)}]
@@ -142,15 +123,15 @@ async def add_server(spec: McpServerSpec, user: CurrentUser, state: StateDep) ->
 
 
 @router.delete("/agent/servers/{name}", status_code=status.HTTP_204_NO_CONTENT)
-async def remove_server(name: str, user: CurrentUser, state: StateDep) -> None:
-    if not await hub_of(state).remove(user.name, name):
+async def remove_server(name: str, user: CurrentUser, chat: ChatDep) -> None:
+    if not await chat.hub.remove(user.name, name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no MCP server named {name!r}")
 
 
 @router.get("/agent/tools", response_model=AgentTools)
-async def agent_tools(user: CurrentUser, state: StateDep, refresh: bool = False) -> AgentTools:
+async def agent_tools(user: CurrentUser, chat: ChatDep, refresh: bool = False) -> AgentTools:
     """Every tool the caller's agent can call, each server's health and per-tool metrics."""
-    facade = await hub_of(state).facade(user.name)
+    facade = await chat.hub.facade(user.name)
     tools = await facade.tools(refresh=refresh)
     return AgentTools(
         tools=[ToolView.model_validate(t.model_dump()) for t in tools],

@@ -248,7 +248,7 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
             return (await remediations.get(owner, rid)).state == "waiting_approval"
 
         await eventually(waiting, "the remediation waits for approval")
-        bus = DiscussionService(deps.db, settings, dev_env.client)
+        bus = DiscussionService(deps.db, settings, dev_env.client, remediations)
 
         # The remediation posts its plan and the approval request in a discussion about it;
         # both go out after the state says it waits (the plan is held for the run's next post).
@@ -350,7 +350,7 @@ async def test_only_a_person_replying_as_themselves_steers_a_remediation_in_its_
             return (await remediations.get(owner, rid)).state == "waiting_approval"
 
         await eventually(waiting, "the remediation waits for approval")
-        bus = DiscussionService(deps.db, settings, dev_env.client)
+        bus = DiscussionService(deps.db, settings, dev_env.client, remediations)
         await bus.init_store()
 
         # Read straight from the store: who may read the bus is not what this test is about.

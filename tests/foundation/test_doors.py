@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
+from ambient.briefing.service import BriefingService
 from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
@@ -139,7 +140,12 @@ async def doors(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> AsyncIterator
     settings = deps.settings.model_copy(
         update={"temporal_address": dev_env.client.service_client.config.target_host}
     )
-    service = TaskService(dev_env.client, settings, deps.db)
+    service = TaskService(
+        dev_env.client,
+        settings,
+        deps.db,
+        briefings=BriefingService(dev_env.client, settings, deps.db),
+    )
     # A schedule needs no worker: the other user's task is there for the whole test.
     other_task = (await service.create(other, "schedule", {"hour": 9, "message": "x"})).task_id
     state = AppState(
@@ -230,7 +236,12 @@ async def test_the_service_refuses_another_users_inbox_whoever_calls_it(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     # A door that calls the service directly (the web form, voice, a bench) gets every rule.
-    service = TaskService(dev_env.client, deps.settings, deps.db)
+    service = TaskService(
+        dev_env.client,
+        deps.settings,
+        deps.db,
+        briefings=BriefingService(dev_env.client, deps.settings, deps.db),
+    )
     config = {"urls": [PAGE], "targets": [{"type": "inbox", "target": "someone-else"}]}
     with pytest.raises(ConfigError) as refused:
         await service.create(unique("direct"), "web_monitor", config, NAME)

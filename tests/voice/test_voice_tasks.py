@@ -37,7 +37,12 @@ async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
     await make_user(deps.db, user)
     async with running_worker(dev_env.client, deps) as worker:
         settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        tasks = TaskService(dev_env.client, settings, deps.db)
+        tasks = TaskService(
+            dev_env.client,
+            settings,
+            deps.db,
+            briefings=BriefingService(dev_env.client, settings, deps.db),
+        )
         for name in ("morning-standup", "evening-standup"):
             await tasks.create(user, "schedule", {"hour": 9, "message": name}, name=name)
         state = AppState(

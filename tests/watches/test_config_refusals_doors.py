@@ -9,6 +9,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import ConfigError
 from ambient.watches.service import TaskService
@@ -83,7 +84,12 @@ async def test_the_service_checks_aimed_urls_for_every_door_the_web_form_include
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     # The web form and voice call TaskService without the MCP/API/CLI door check.
-    service = TaskService(dev_env.client, deps.settings, deps.db)
+    service = TaskService(
+        dev_env.client,
+        deps.settings,
+        deps.db,
+        briefings=BriefingService(dev_env.client, deps.settings, deps.db),
+    )
     with pytest.raises(ConfigError) as web:
         await service.create("alice", "web_monitor", {"urls": [METADATA_PAGE]})
     assert web.value.errors[0][0] == ("config", "urls", 0)

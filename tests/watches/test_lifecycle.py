@@ -291,10 +291,12 @@ async def test_create_answers_created_when_no_worker_takes_the_baseline(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """No worker polls yet: the task exists and says so; its baseline comes with the worker."""
+    from ambient.briefing.service import BriefingService
     from ambient.watches.service import TaskService as Service
 
     settings = deps.settings.model_copy(update={"temporal_task_queue": unique("idle-tq")})
-    service = Service(dev_env.client, settings, deps.db, baseline_wait=0.5)
+    briefings = BriefingService(dev_env.client, settings, deps.db)
+    service = Service(dev_env.client, settings, deps.db, briefings=briefings, baseline_wait=0.5)
     ref = await service.create(
         unique("idle"),
         "web_monitor",

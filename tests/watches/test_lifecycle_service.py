@@ -33,7 +33,12 @@ async def service(
         update={"temporal_task_queue": queue}
     )
     async with build_worker(dev_env.client, loopback_deps, task_queue=queue):
-        yield TaskService(dev_env.client, loopback_deps.settings, loopback_deps.db)
+        yield TaskService(
+            dev_env.client,
+            loopback_deps.settings,
+            loopback_deps.db,
+            briefings=BriefingService(dev_env.client, loopback_deps.settings, loopback_deps.db),
+        )
 
 
 def monitor(base: str, *paths: str, minutes: int = 60) -> dict[str, Any]:

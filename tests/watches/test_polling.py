@@ -387,6 +387,7 @@ async def test_a_continued_watch_keeps_its_life_grid_and_event_numbers(
 async def test_get_task_adds_the_running_polls_heartbeated_progress(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
+    from ambient.briefing.service import BriefingService
     from ambient.watches.polling import PollProgress
     from ambient.watches.service import TaskService
 
@@ -395,7 +396,12 @@ async def test_get_task_adds_the_running_polls_heartbeated_progress(
     async with running_worker(dev_env.client, loopback_deps) as worker:
         # A long window: the checks stay inside the running poll; only heartbeats say them.
         handle = await start(dev_env, worker.task_queue, fast([f"{base}/news"]), window=600.0)
-        service = TaskService(dev_env.client, loopback_deps.settings, loopback_deps.db)
+        service = TaskService(
+            dev_env.client,
+            loopback_deps.settings,
+            loopback_deps.db,
+            briefings=BriefingService(dev_env.client, loopback_deps.settings, loopback_deps.db),
+        )
         # The baseline poll heartbeats its one check too, just before it hands back: the
         # heartbeat meant here is the long poll's, which runs once the baseline is recorded.
         await until(lambda: _checks(handle, 1))
@@ -418,6 +424,7 @@ async def test_get_task_never_counts_a_poll_that_hands_back_meanwhile_twice(
 ) -> None:
     """get reads the running poll's heartbeat (describe) and the recorded checks (query):
     a poll handing back between the two must not be counted in both."""
+    from ambient.briefing.service import BriefingService
     from ambient.watches.service import TaskService
 
     state, base = site
@@ -427,7 +434,12 @@ async def test_get_task_never_counts_a_poll_that_hands_back_meanwhile_twice(
         handle = await start(
             dev_env, worker.task_queue, fast([f"{base}/news"]), every=0.25, window=1.0
         )
-        service = TaskService(dev_env.client, loopback_deps.settings, loopback_deps.db)
+        service = TaskService(
+            dev_env.client,
+            loopback_deps.settings,
+            loopback_deps.db,
+            briefings=BriefingService(dev_env.client, loopback_deps.settings, loopback_deps.db),
+        )
         await until(lambda: _checks(handle, 1))
         over, handbacks, recorded = [], 0, (await status(handle)).checks
         while handbacks < 30:  # gets straddling thirty hand-backs

@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.poll_upkeep import closed_runs_query
 from ambient import temporal
+from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.watches.service import TaskService
@@ -93,7 +94,9 @@ async def test_the_watch_list_leaves_out_runs_of_other_types_with_watch_attribut
     try:
         both = {watch.id, impostor.id}
         await _until(_equal(lambda: _ids(dev_env, f"AmbientUser = '{user}'"), both))
-        listed = await TaskService(dev_env.client, settings, db).list(user)
+        listed = await TaskService(
+            dev_env.client, settings, db, briefings=BriefingService(dev_env.client, settings, db)
+        ).list(user)
         assert [t.task_id for t in listed] == [watch.id]
     finally:
         for handle in (watch, impostor):

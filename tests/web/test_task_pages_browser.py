@@ -6,6 +6,7 @@ import pytest
 from playwright.async_api import Browser, expect
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
@@ -28,7 +29,12 @@ async def test_the_task_list_pages_through_every_task_once_and_a_stale_link_star
     settings = deps.settings.model_copy(
         update={"temporal_address": dev_env.client.service_client.config.target_host}
     )
-    service = TaskService(dev_env.client, settings, deps.db)
+    service = TaskService(
+        dev_env.client,
+        settings,
+        deps.db,
+        briefings=BriefingService(dev_env.client, settings, deps.db),
+    )
     made = {
         (await service.create(name, "schedule", {"hour": 9, "message": f"m{i}"}, f"r{i}")).task_id
         for i in range(3)
