@@ -20,7 +20,6 @@ from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities import build_activities
 from ambient import temporal
-from ambient.allocator import limit_malloc_arenas
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
@@ -103,7 +102,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
-    limit_malloc_arenas()  # before any thread starts (Temporal core's, the database's)
     await require_current(settings.resolved_database_url)  # `ambient migrate` is a deploy step
     async with AsyncExitStack() as stack:
         client = await temporal.connect(settings, runtime=metrics_runtime(settings))

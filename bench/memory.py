@@ -148,11 +148,8 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.watches import process_cpu, rss_mb
     from worker import build_worker
 
-    # What run_worker does beside the worker (a baseline tree may not have it).
+    # What run_worker starts beside the worker (a baseline tree may not have it).
     release = getattr(worker, "release_free_memory", None)
-    limit_arenas = getattr(worker, "limit_malloc_arenas", None)
-    if limit_arenas is not None:
-        limit_arenas()  # before the stack starts any thread
     async with bench_stack("ambient-memory-") as stack:
         async with build_worker(stack.client, stack.deps, task_queue=QUEUE):
             trimmer = asyncio.create_task(release()) if release is not None else None

@@ -1,13 +1,10 @@
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import PollerBehaviorSimpleMaximum
 
 from activities.notify import NotifyActivities
-from ambient.allocator import MALLOC_ARENAS
 from ambient.clients.notify import ChannelRegistry
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.deps import WorkerDeps
@@ -122,35 +119,3 @@ async def test_the_worker_gives_memory_it_freed_among_live_objects_back_to_the_s
     finally:
         trimmer.cancel()
     assert len(kept) == 2_000
-
-
-# Threads that allocate at once, each holding what it allocated, then glibc's own count of
-# its arenas (malloc_stats writes one "Arena N:" block per arena to stderr).
-_ARENAS = """
-import ctypes, sys, threading
-from ambient.allocator import limit_malloc_arenas
-if sys.argv[1] == "limited":
-    limit_malloc_arenas()
-start, kept = threading.Barrier(8), []
-def allocate():
-    start.wait()
-    kept.append([bytearray(1024) for _ in range(2000)])
-threads = [threading.Thread(target=allocate) for _ in range(8)]
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join()
-ctypes.CDLL("libc.so.6").malloc_stats()
-"""
-
-
-def _arenas(mode: str) -> int:
-    done = subprocess.run(
-        [sys.executable, "-c", _ARENAS, mode], capture_output=True, text=True, check=True
-    )
-    return sum(line.startswith("Arena ") for line in done.stderr.splitlines())
-
-
-def test_the_worker_keeps_two_malloc_arenas_however_many_threads_allocate() -> None:
-    assert _arenas("limited") == MALLOC_ARENAS
-    assert _arenas("default") > MALLOC_ARENAS  # glibc alone gives the threads their own
