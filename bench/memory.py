@@ -24,9 +24,9 @@ awaiting their baseline; one that never takes it is given up after ``--stall`` s
 prints the K largest allocation sites, by line and by file, in KB a watch, and the Python
 heap against the RSS increase (what is left is native: Temporal core, the allocator).
 The RSS before is read after glibc's ``malloc_trim(0)`` (as the worker's trim every minute
-leaves it: what starting freed is not the worker's), the running RSS before and after one
-("trimmed": what the C allocator held free, not live, given back); the worker's RSS is
-between the two.
+leaves it: what starting freed is not the worker's); the running RSS as it is and after a
+trim ("trimmed": what the C allocator held free, not live, given back): the worker's RSS
+is between the two.
 """
 
 from __future__ import annotations

@@ -393,7 +393,7 @@ def _request(url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Key, bytes
     """The connection key of ``url`` and the bytes of its request, checked by h11. A watch
     sends the same conditional GET every minute (the same validators until the page
     changes): built once. h11's own request (its fields parsed and normalised) is not kept:
-    ≈ 1.5 KB a watch for as long as the process runs, needed only for an answer h11 reads
+    ≈ 1.2 KB a watch for as long as the process runs, needed only for an answer h11 reads
     (docs/benchmarks.md, "Worker memory", round 3)."""
     key, request = _h11_request(url, headers)
     writer = h11.Connection(h11.CLIENT)
