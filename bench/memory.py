@@ -23,8 +23,10 @@ awaiting their baseline; one that never takes it is given up after ``--stall`` s
 ``--trace K`` runs one tree under ``tracemalloc`` (slow; nothing is traced by default) and
 prints the K largest allocation sites, by line and by file, in KB a watch, and the Python
 heap against the RSS increase (what is left is native: Temporal core, the allocator).
-``--trim`` also reads the running RSS after glibc's ``malloc_trim(0)`` (what the C allocator
-held free, not live), printed beside the row.
+The RSS before is read after glibc's ``malloc_trim(0)`` (as the worker's trim every minute
+leaves it: what starting freed is not the worker's); the running RSS as it is and after a
+trim ("trimmed": what the C allocator held free, not live, given back): the worker's RSS
+is between the two.
 """
 
 from __future__ import annotations
@@ -50,16 +52,23 @@ RESULT = "RESULT "
 TRACE_FRAMES = 12
 CREATE_BATCH = 20
 HEADER = (
-    "| tree | watches | RSS MB before → running | KB a watch | checks/s (asked) | "
-    "worker ms/check | server ms/check | all-in ms/check |\n|---|---|---|---|---|---|---|---|"
+    "| tree | watches | RSS MB before → running (trimmed) | KB a watch | KB trimmed | "
+    "checks/s (asked) | worker ms/check | server ms/check | all-in ms/check |\n"
+    "|---|---|---|---|---|---|---|---|---|"
 )
+
+
+def malloc_trim() -> None:
+    """What the C allocator holds free, given back (glibc; the worker does it every minute)."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def row(tree: str, r: dict[str, Any]) -> str:
     n = r["watches"]
     return (
-        f"| {tree} | {n} | {r['rss_before']:.0f} → {r['rss_running']:.0f} | "
-        f"{r['kb_per_watch']:.1f} | {r['checks'] / r['seconds']:.2f} "
+        f"| {tree} | {n} | {r['rss_before']:.0f} → {r['rss_running']:.0f} "
+        f"({r['rss_trimmed']:.0f}) | {r['kb_per_watch']:.1f} | {r['kb_trimmed']:.1f} | "
+        f"{r['checks'] / r['seconds']:.2f} "
         f"({n / r['interval']:.2f}) | {r['worker_ms']:.2f} | {r['server_ms']:.2f} | "
         f"{r['worker_ms'] + r['server_ms']:.2f} |"
     )
@@ -145,7 +154,10 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
         async with build_worker(stack.client, stack.deps, task_queue=QUEUE):
             trimmer = asyncio.create_task(release()) if release is not None else None
             await asyncio.sleep(5)  # the worker's pollers and caches up
+            # Measured as the worker's own trim leaves it: what starting freed (tens of MB
+            # after an import spike) is not the worker's, and the polls would reuse it.
             gc.collect()
+            malloc_trim()
             before = rss_mb()
             if args.trace:
                 tracemalloc.start(TRACE_FRAMES)
@@ -153,10 +165,8 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(args.settle)
             gc.collect()
             running = rss_mb()
-            trimmed = None
-            if args.trim:
-                ctypes.CDLL("libc.so.6").malloc_trim(0)
-                trimmed = rss_mb()
+            malloc_trim()  # every minute in the worker: between this and ``running``
+            trimmed = rss_mb()
             snapshot = tracemalloc.take_snapshot() if args.trace else None
             tracemalloc.stop()
             w0, s0, t0 = time.process_time(), process_cpu(stack.server_pid), time.time()
@@ -178,6 +188,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
                 "rss_running": running,
                 "rss_trimmed": trimmed,
                 "kb_per_watch": 1024 * (running - before) / n,
+                "kb_trimmed": 1024 * (trimmed - before) / n,
                 "seconds": t1 - t0,
                 "checks": checks,
                 "worker_ms": 1000 * (w1 - w0) / checks if checks else float("nan"),
@@ -229,11 +240,12 @@ def compare(ref: str, argv: list[str]) -> None:
     print(row("this tree", after))
     ratio = {
         key: after[key] / before[key] if before[key] else float("nan")
-        for key in ("kb_per_watch", "worker_ms", "server_ms")
+        for key in ("kb_per_watch", "kb_trimmed", "worker_ms", "server_ms")
     }
     all_in = (after["worker_ms"] + after["server_ms"]) / (before["worker_ms"] + before["server_ms"])
     print(
-        f"| ratio | | | {ratio['kb_per_watch']:.2f} | | {ratio['worker_ms']:.2f} | "
+        f"| ratio | | | {ratio['kb_per_watch']:.2f} | {ratio['kb_trimmed']:.2f} | | "
+        f"{ratio['worker_ms']:.2f} | "
         f"{ratio['server_ms']:.2f} | {all_in:.2f} |"
     )
 
@@ -249,7 +261,6 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=100, help="watches awaiting baseline")
     parser.add_argument("--window", type=float, default=300.0, help="s of CPU measured")
     parser.add_argument("--trace", type=int, default=0, help="print the K largest allocations")
-    parser.add_argument("--trim", action="store_true", help="RSS after malloc_trim(0) too")
     parser.add_argument("--against", help="a git ref measured first, as the baseline")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -265,12 +276,6 @@ def main() -> None:
     else:
         print(f"`python -m bench.memory {shlex.join(argv)}`\n\n{HEADER}")
         print(row("this tree", result))
-        if result["rss_trimmed"] is not None:
-            grown = result["rss_trimmed"] - result["rss_before"]
-            print(
-                f"\nafter malloc_trim(0): {result['rss_trimmed']:.0f} MB, "
-                f"{1024 * grown / result['watches']:.1f} KB a watch"
-            )
 
 
 if __name__ == "__main__":

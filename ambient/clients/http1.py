@@ -44,7 +44,7 @@ import ssl
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
@@ -92,6 +92,7 @@ class _Connection:
 
 
 Key = tuple[str, str, int]  # scheme, host name, port
+RequestOf = Callable[[], h11.Request]
 # Characters left as they are in a request target: the URL's own delimiters and escapes.
 SAFE = "!#$%&'()*+,/:;=?@[]~"
 
@@ -130,10 +131,15 @@ class PageClient:
         max_bytes: int,
     ) -> Answer:
         """GET ``url`` from the first of ``addresses`` that connects, all within ``time_limit``."""
+        fields = tuple(headers.items())
         try:
-            key, request, wire = _request(url, tuple(headers.items()))
+            key, wire = _request(url, fields)
         except h11.LocalProtocolError as exc:  # a field h11 would not send (a line break, ...)
             raise HttpProtocolError(f"cannot send this request: {exc}") from exc
+
+        def request() -> h11.Request:  # built again only for an answer h11 reads
+            return _h11_request(url, fields)[1]
+
         scheme, name, port = key
         async with asyncio.timeout(time_limit):
             reused = self._take(key)
@@ -219,7 +225,7 @@ class PageClient:
         self,
         key: Key,
         connection: _Connection,
-        request: h11.Request,
+        request: RequestOf,
         wire: bytes,
         max_bytes: int,
     ) -> Answer:
@@ -270,7 +276,7 @@ async def _receive(connection: _Connection, received: bool) -> bytes:
 
 
 async def _read_answer(
-    connection: _Connection, request: h11.Request, max_bytes: int
+    connection: _Connection, request: RequestOf, max_bytes: int
 ) -> tuple[int, dict[str, str], bytearray, bool]:
     """Status, header fields, the raw body of one answer and whether the connection can
     carry another exchange: the plain shape here, anything else through h11."""
@@ -329,7 +335,7 @@ def _plain(head: bytes) -> tuple[int, dict[str, str], int] | None:
 
 async def _read_with_h11(
     connection: _Connection,
-    request: h11.Request,
+    request: RequestOf,
     buffer: bytearray,
     ended: bool,
     max_bytes: int,
@@ -337,7 +343,7 @@ async def _read_with_h11(
     """Read the answer through h11, given the bytes read so far (``ended``: and then the
     end of the connection). The request was sent already: h11 is told of it, not given it."""
     protocol = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
-    protocol.send(request)
+    protocol.send(request())
     protocol.send(h11.EndOfMessage())
     protocol.receive_data(bytes(buffer))
     received = bool(buffer)
@@ -383,10 +389,19 @@ async def _read_with_h11(
 
 
 @functools.lru_cache(maxsize=20_000)
-def _request(url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Key, h11.Request, bytes]:
-    """The connection key of ``url``, its request checked by h11 and the request's bytes. A
-    watch sends the same conditional GET every minute (the same validators until the page
-    changes): built once."""
+def _request(url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Key, bytes]:
+    """The connection key of ``url`` and the bytes of its request, checked by h11. A watch
+    sends the same conditional GET every minute (the same validators until the page
+    changes): built once. h11's own request (its fields parsed and normalised) is not kept:
+    ≈ 1.2 KB a watch for as long as the process runs, needed only for an answer h11 reads
+    (docs/benchmarks.md, "Worker memory", round 3)."""
+    key, request = _h11_request(url, headers)
+    writer = h11.Connection(h11.CLIENT)
+    return key, (writer.send(request) or b"") + (writer.send(h11.EndOfMessage()) or b"")
+
+
+def _h11_request(url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Key, h11.Request]:
+    """The connection key of ``url`` and its request as h11 checks and sends it."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
@@ -402,9 +417,7 @@ def _request(url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Key, h11.R
     fields += [(f.encode("latin-1"), v.encode("latin-1")) for f, v in headers]
     fields.append((b"Accept-Encoding", b"gzip, deflate"))
     request = h11.Request(method=b"GET", target=target.encode("ascii"), headers=fields)
-    writer = h11.Connection(h11.CLIENT)
-    wire = (writer.send(request) or b"") + (writer.send(h11.EndOfMessage()) or b"")
-    return (scheme, name, port), request, wire
+    return (scheme, name, port), request
 
 
 def default_max_idle() -> int:
