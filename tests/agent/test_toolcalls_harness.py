@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -709,3 +710,33 @@ def test_an_unwanted_call_is_read_by_what_the_product_would_do_with_it() -> None
     assert result.unwanted == {"asked back": 2, "changed": 4, "spoke": 1}
     assert result.guessed_speakers == 1  # "晚安" is looked up as a person; "小智" is nobody
     assert report("m", runs).unwanted == {} and report("m", runs).guessed_speakers is None
+
+
+# A thing's id in an expected argument: a task, remediation, discussion, cluster or node pool.
+_AN_ID = re.compile(
+    r"(?:web-monitor|threshold-watch|reminder|news-digest|daily-briefing|remediation)/\S+"
+    r"|\bdisc_\w+|\bcls-\w+|\bnp-\w+"
+)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def test_every_id_a_case_expects_is_one_the_model_was_given() -> None:
+    """An id the request does not say must come from its earlier turns or the session context
+    (what the chat agent would know), never from a tool's schema example: a case expecting it
+    would measure copying, not understanding."""
+    unknown = []
+    for case in load_cases():
+        given = " ".join([case.utterance, bench_run.CONTEXT, *map(str, case.history)])
+        for call in case.expected:
+            for value in _strings(call.args):
+                unknown += [(case.id, i) for i in _AN_ID.findall(value) if i not in given]
+    assert unknown == []
