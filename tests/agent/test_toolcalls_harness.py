@@ -381,13 +381,18 @@ async def test_split_runs_only_that_half_of_the_data_set(
     assert asked == ["thanks", "谢谢"]
 
 
+def _heldout_rows(count: int) -> list[dict[str, Any]]:
+    """``count`` held-back no-tool cases, ids "0", "1", …, utterances "u0", "u1", …"""
+    return [
+        {"id": str(n), "lang": "en", "split": "heldout", "utterance": f"u{n}", "expected": []}
+        for n in range(count)
+    ]
+
+
 async def test_every_runs_a_fixed_sample_of_the_split_in_file_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rows = [
-        {"id": str(n), "lang": "en", "split": "heldout", "utterance": f"u{n}", "expected": []}
-        for n in range(7)
-    ]
+    rows = _heldout_rows(7)
     llm = LLMApi(responder=lambda body: Content("ok"))
     saved = await bench_report(
         llm, tmp_path, monkeypatch, rows, "--profile", "voice", "--split", "heldout", "--every", "3"
@@ -639,10 +644,7 @@ async def test_a_resumed_run_keeps_the_recorded_attempts_and_asks_only_the_rest(
 async def test_ids_from_runs_the_sample_an_earlier_run_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rows = [
-        {"id": str(n), "lang": "en", "split": "heldout", "utterance": f"u{n}", "expected": []}
-        for n in range(5)
-    ]
+    rows = _heldout_rows(5)
     earlier = tmp_path / "earlier.jsonl"
     earlier.write_text("".join(json.dumps({"id": n, "run": 1}) + "\n" for n in ("1", "4")))
     llm = LLMApi(responder=lambda body: Content("ok"))

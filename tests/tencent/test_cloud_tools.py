@@ -125,40 +125,31 @@ async def test_scale_node_pool_respects_permission(
     cloud_state: tuple[TencentApi, AppState],
 ) -> None:
     api, state = cloud_state
-    async with client(state, "guest") as c:
-        refused, message = await call(
-            c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=4
+
+    async def scale(c: Client, desired: int = 4, **mode: str) -> tuple[bool, Any]:
+        return await call(
+            c,
+            "scale_node_pool",
+            cluster_id="cls-abcd1234",
+            node_pool_id="np-1",
+            desired=desired,
+            **mode,
         )
+
+    async with client(state, "guest") as c:
+        refused, message = await scale(c)
     assert refused and "rollback_permission 'none'" in message
     async with client(state, "viewer") as c:
-        _, dry = await call(
-            c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=4
-        )
+        _, dry = await scale(c)
     assert dry["executed"] is False and api.node_pools["cls-abcd1234"][0]["DesiredNodesNum"] == 3
     async with client(state, "ops") as c:
         # Allowed to execute, but not asked to: a cloud write without a mode is a dry run
         # (a voice model that leaves the mode out never changes a cluster).
-        _, preview = await call(
-            c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=4
-        )
+        _, preview = await scale(c)
         assert preview["executed"] is False
         assert api.node_pools["cls-abcd1234"][0]["DesiredNodesNum"] == 3
-        _, done = await call(
-            c,
-            "scale_node_pool",
-            cluster_id="cls-abcd1234",
-            node_pool_id="np-1",
-            desired=4,
-            mode="execute",
-        )
-        out_of_range, message = await call(
-            c,
-            "scale_node_pool",
-            cluster_id="cls-abcd1234",
-            node_pool_id="np-1",
-            desired=9,
-            mode="execute",
-        )
+        _, done = await scale(c, mode="execute")
+        out_of_range, message = await scale(c, 9, mode="execute")
     assert done == {
         "cluster_id": "cls-abcd1234",
         "node_pool_id": "np-1",
