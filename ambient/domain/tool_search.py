@@ -183,12 +183,15 @@ class Hit:
 
 
 def _schema_text(schema: Any) -> Iterator[str]:
-    """Every property name and description at any depth (nested configs, $defs)."""
+    """Every property name and description at any depth (nested configs, $defs), and the
+    string values of an enum ("paused" of list_tasks' state)."""
     if isinstance(schema, dict):
         for name, prop in (schema.get("properties") or {}).items():
             yield name
             if isinstance(prop, dict) and isinstance(prop.get("description"), str):
                 yield prop["description"]
+        if isinstance(schema.get("enum"), list):
+            yield from (v for v in schema["enum"] if isinstance(v, str))
         for value in schema.values():
             yield from _schema_text(value)
     elif isinstance(schema, list):

@@ -68,8 +68,8 @@ SYNONYMS: dict[str, str] = {
         "现在多少, 最新, 当前, 目前, currently, at the moment, latest, details, 这会儿"
     ),
     "create watch monitor": (
-        "keep tabs, watch for, look out for, let me know, notify me, 叫我, 通知我, 提醒我一声, "
-        "看着, 留意, email me, mail me, 喊我, 就发通知"
+        "keep tabs, watch for, look out for, let me know, notify me, whenever, 叫我, 通知我, "
+        "提醒我一声, 看着, 留意, email me, mail me, 喊我, 就发通知"
     ),
     "threshold crosses price": (
         "dips, dip, falls, fall below, drops, rises, goes over, 掉到, 过了, 上涨, 下跌, bucks, "

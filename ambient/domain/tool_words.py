@@ -27,6 +27,7 @@ WORDS: dict[str, str] = {
     "取消": "delete",
     "remove": "delete",
     "get rid": "delete",
+    "pull the plug": "abort stop",
     "立即": "trigger now",
     "立刻": "trigger now",
     "检查一次": "trigger run check",
@@ -226,7 +227,7 @@ TOOL_WORDS: dict[str, str] = {
     "get_task": "看一下这个任务 任务详情 最新的值 最近一次 检查结果 任务状态 现在多少 latest value "
     "how is the watch doing details what is it at current value",
     "create_web_monitor": "盯着网页 监控网站 网页变化 页面出现关键词 新文章 帮我看着 "
-    "keep an eye on a site page changes",
+    "keep an eye on a site page changes mentions",
     "create_threshold_watch": "价格提醒 涨到 涨过 跌破 跌到 超过 低于 阈值 价格 币价 股价 告诉我 "
     "price alert goes above below reaches",
     "create_reminder": "提醒我 定时提醒 每天 每周 闹钟 新闻摘要 remind me every day week",
@@ -234,20 +235,23 @@ TOOL_WORDS: dict[str, str] = {
     "pause_task": "暂停 停一下 先停 别查了 先别监控 先别响 静音 pause put on hold stop for now "
     "mute snooze silence",
     "resume_task": "恢复 继续 重新开始 再开 接着查 resume start again unpause",
-    "update_task": "修改任务 改成 改一下 调整 阈值改为 换一个网址 change edit set the threshold",
+    "update_task": "修改任务 改成 改一下 改到 挪到 调整 阈值改为 换一个网址 change edit set the "
+    "threshold instead too chatty",
     "trigger_task": "现在就查 立即检查 马上跑一次 别等了 手动触发 check now run it now",
     "delete_task": "删除任务 删掉 不要了 取消 停掉 永久 remove cancel get rid of stop for good",
     # briefing
     "get_briefing": "今天的简报 早报 简报内容 说了什么 汇报 念一下简报 读简报 "
     "today's briefing this morning's briefing read it to me what does it say",
     "list_briefings": "历史简报 以前的简报 上周的简报 简报列表 past briefings earlier",
-    "analyze_logs": "日志分析 分析日志 日志模式 日志异常 日志趋势 归纳 summarize logs patterns",
+    "analyze_logs": "日志分析 分析日志 日志模式 日志异常 日志趋势 归纳 summarize logs patterns "
+    "make sense of what kinds of lines",
     "create_daily_briefing": "每天早上 每日简报 定时简报 上班前准备 every morning daily briefing",
     "greet": "你好 早上好 早 小智 嗨 打招呼 hello hi morning hey",
     "regenerate_briefing": "重新生成简报 再生成一份 刷新简报 过时 更新简报 redo refresh again",
-    "send_briefing": "发送简报 把简报推送 发到邮箱 发到企业微信 发到钉钉 email push the briefing",
+    "send_briefing": "发送简报 把简报推送 发到邮箱 发到企业微信 发到钉钉 推给我 推一份 推到手机 "
+    "email push the briefing send it out to my channels shoot it over",
     "get_push_config": "推送渠道 通知渠道 推送设置 通知发到哪 告警发到哪里 免打扰时间 "
-    "where do my notifications go which channels",
+    "where do my notifications go which channels where are my alerts going do not disturb",
     "set_push_config": "设置推送 改推送渠道 通知改发 以后发到 免打扰 钉钉 企业微信 邮箱 "
     "send notifications to from now on quiet hours",
     # cloud
@@ -284,13 +288,15 @@ TOOL_WORDS: dict[str, str] = {
     "start_remediation": "启动自动修复 开始修复 自动处理告警 自愈 让系统自己修 自己去修 "
     "fix it automatically auto-fix let it fix itself",
     "approve_remediation": "批准 同意 通过 回滚 同意执行 确认 拒绝 放行 go ahead approved "
-    "yes do it rollback",
+    "yes do it rollback sign off sign-off",
     "abort_remediation": "终止修复 中止 别再继续 停止修复 取消修复 abort stop the fix cancel",
-    "share_remediation": "分享链接 报告链接 发给老板 修复报告 share link report page",
+    "share_remediation": "分享链接 报告链接 发给老板 修复报告 复盘 share link report page url "
+    "writeup postmortem",
     # discussions
     "send_message": "发消息 发一条 发到讨论 说一声 通知大家 post say tell the team",
     "reply_message": "回复 回一句 回复讨论 答复 reply answer respond",
-    "close_discussion": "关闭讨论 讨论结束 已经解决 关掉讨论 close resolved done",
+    "close_discussion": "关闭讨论 讨论结束 已经解决 关掉讨论 结案 收尾 close resolved done "
+    "wrapped up wrap up shut the thread",
     "search_messages": "搜消息 找消息 搜讨论 讨论里搜 讨论里找 提到 聊天记录 哪条消息说 "
     "messages mentioning",
     "detect_anomalies": "机器发的 机器人 自动发的 可疑消息 异常消息 bot automated machine written",
@@ -300,6 +306,6 @@ TOOL_WORDS: dict[str, str] = {
     "open the thread everything said messages of a discussion",
     "list_projects": "项目列表 哪些项目 projects",
     "get_stats": "讨论统计 谁发言最多 每个人发了多少 消息数 活跃 who talks most totals "
-    "how many messages each person overall",
+    "how many messages each person overall chattiest most active last post",
     "init_store": "初始化消息总线 准备总线 消息总线 bus ready set up",
 }

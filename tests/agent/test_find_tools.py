@@ -335,6 +335,20 @@ def test_a_command_to_show_reads_as_a_question_does_however_politely_put() -> No
     assert _names(_ZH_TASKS, "暂停任务，先 dry run 看看", 1) == ["pause_task"]
 
 
+def test_an_arguments_enum_values_are_words_of_its_tool() -> None:
+    state = {"anyOf": [{"enum": ["active", "paused"], "type": "string"}, {"type": "null"}]}
+    tools = [
+        ToolDoc("list_tasks", "List your tasks.", {"properties": {"state": state}}),
+        ToolDoc("resume_task", "Resume a task."),
+        ToolDoc("delete_task", "Delete a task."),
+    ]
+    hits = ToolIndex(tools).search("which tasks are paused")
+    assert hits[0].tool.name == "list_tasks" and "paused" in hits[0].why
+    # Without the enum the word is nobody's.
+    plain = [ToolDoc("list_tasks", "List your tasks.", {"properties": {"state": {}}}), *tools[1:]]
+    assert all("paused" not in hit.why for hit in ToolIndex(plain).search("which tasks paused"))
+
+
 def test_a_request_that_shares_no_word_with_any_tool_finds_nothing() -> None:
     assert ToolIndex(TOOLS).search("tell me a joke about penguins") == []
 
