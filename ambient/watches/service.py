@@ -181,7 +181,7 @@ class TaskService(TaskReads):
                     "call update_task to change it, or delete_task first"
                 ) from None
             return TaskRef(task_id=task_id, kind=kind, state=current.state, created=False)
-        return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE.value)
+        return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
 
     def _schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> Schedule:
         return Schedule(
