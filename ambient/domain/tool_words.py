@@ -237,7 +237,8 @@ TOOL_WORDS: dict[str, str] = {
     "resume_task": "恢复 继续 重新开始 再开 接着查 resume start again unpause",
     "update_task": "修改任务 改成 改一下 改到 挪到 调整 阈值改为 换一个网址 change edit set the "
     "threshold instead too chatty",
-    "trigger_task": "现在就查 立即检查 马上跑一次 别等了 手动触发 check now run it now",
+    "trigger_task": "现在就查 立即检查 马上跑一次 别等了 手动触发 check now run it now "
+    "fire it now instead of waiting",
     "delete_task": "删除任务 删掉 不要了 取消 停掉 永久 remove cancel get rid of stop for good",
     # briefing
     "get_briefing": "今天的简报 早报 简报内容 说了什么 汇报 念一下简报 读简报 "
@@ -260,7 +261,8 @@ TOOL_WORDS: dict[str, str] = {
     "list_workloads": "工作负载 服务 部署 副本数 镜像 版本 命名空间里跑着 "
     "deployments services running deployed version",
     "list_log_topics": "日志主题 日志集 日志主题列表 哪些日志可以查 log topics",
-    "search_logs": "查日志 搜日志 报错 错误日志 超时 异常日志 grep errors timeouts in logs",
+    "search_logs": "查日志 搜日志 报错 错误日志 超时 异常日志 翻翻 请求 状态码 502 5xx "
+    "grep errors timeouts in logs requests status code",
     "get_metric": "指标 监控数据 CPU 内存 使用率 延迟 曲线 cpu usage memory latency graph",
     "list_alarms": "告警 报警 告警历史 触发了哪些告警 今天的告警 alarms alerts fired",
     "scale_node_pool": "扩容节点池 缩容节点池 加机器 加节点 扩到几台 节点数 "
@@ -298,7 +300,7 @@ TOOL_WORDS: dict[str, str] = {
     "close_discussion": "关闭讨论 讨论结束 已经解决 关掉讨论 结案 收尾 close resolved done "
     "wrapped up wrap up shut the thread",
     "search_messages": "搜消息 找消息 搜讨论 讨论里搜 讨论里找 提到 聊天记录 哪条消息说 "
-    "messages mentioning",
+    "messages mentioning brought up who said",
     "detect_anomalies": "机器发的 机器人 自动发的 可疑消息 异常消息 bot automated machine written",
     "annotate_discussion": "标记消息 标注 打标签 标为推断 无法核实 mark label tag",
     "list_discussions": "讨论列表 我参与的讨论 有哪些讨论 discussions threads I am in",
