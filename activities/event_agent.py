@@ -14,6 +14,7 @@ from ambient.domain.event_digest import (
     DigestDecision,
     DigestVerdict,
     EventBrief,
+    events_language,
     gist,
     notable,
     offline_decision,
@@ -23,11 +24,10 @@ from ambient.storage.event_cursor import EventCursor, read_events
 from ambient.storage.repositories import EventRepository
 
 SYSTEM = (
-    "You are an operations assistant deciding whether to interrupt a person. Given the new "
-    "events of their background tasks, answer notify=true only if something needs their "
-    "attention now (keyword hits, threshold breaches, failures, remediations); several related "
-    "events become one short message. Routine events (paused, resumed, first looks) never "
-    "notify. Write the title and body in the language of the events, briefly."
+    "You are an operations assistant telling a person about the new events of their "
+    "background tasks (keyword hits, threshold breaches, failures, remediations). Set "
+    "notify=true, and write one short message that sums the events up: several related "
+    "events become one message. Write the title and body in the language you are told."
 )
 
 
@@ -72,19 +72,35 @@ class EventAgentActivities:
 
 
 async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
-    """The model's decision about a batch of events, or the offline rules' saying why."""
-    # Routine events never notify: the policy, not a judgement, so no model is asked (a
-    # small model told so in its prompt still notified every pause, bench/llm_steps.py).
+    """The decision about a batch of events: the model writes the message, the policy decides
+    whether there is one (or the offline rules do both, saying why)."""
+    # Routine events never notify, notable ones always do: the policy, not a judgement. A
+    # small model told so in its prompt still notified every pause and held one notable batch
+    # in 28 to 3 in 28 (bench/llm_steps.py), so the model is asked only to write the message.
     if llm.offline or not any(notable(e.kind) for e in events):
         return DigestVerdict(decision=offline_decision(events))
     lines = "\n".join(json.dumps(e.model_dump(mode="json"), ensure_ascii=False) for e in events)
+    language = "Chinese (简体中文)" if events_language(events) == "zh" else "English"
     outcome = await llm.answer(
         system=SYSTEM,
-        user="New events, one JSON object per line:\n" + data_block("events", lines),
+        user=f"Write the title and body in {language}. New events, one JSON object per line:\n"
+        + data_block("events", lines),
         schema=DigestDecision,
     )
     if outcome.value is not None:
-        return DigestVerdict(decision=outcome.value, generated_by=llm.model)
+        decision = outcome.value
+        if not decision.notify:  # the model would have held notable events: they are told
+            fallback = offline_decision(events)
+            decision = DigestDecision(
+                notify=True,
+                title=decision.title or fallback.title,
+                body=decision.body or fallback.body,
+                reason=f"notable events are told (the model would have held: {decision.reason})"[
+                    :300
+                ],
+            )
+            return DigestVerdict(decision=decision, generated_by=llm.model, overruled=True)
+        return DigestVerdict(decision=decision, generated_by=llm.model)
     decision = offline_decision(events)
     # The reason is stored with the agent's decision: it says the rules decided, and why.
     decision.reason = f"{decision.reason} (offline rules: {outcome.failure})"[:300]

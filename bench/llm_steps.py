@@ -41,7 +41,7 @@ from ambient.briefing.logs import fill_from_report
 from ambient.briefing.models import AlarmLine, BriefingInputs, SourceNote
 from ambient.briefing.writer import draft_text, llm_prompt, write_briefing
 from ambient.clients.llm import LLMClient
-from ambient.domain.event_digest import EventBrief, offline_decision
+from ambient.domain.event_digest import DigestDecision, EventBrief, notable, offline_decision
 from ambient.remediation.alerts import Alert
 from ambient.remediation.scorer import score_alert_traced
 from ambient.remediation.scores import offline_score
@@ -160,6 +160,13 @@ def event_cases(path: Path = EVENTS) -> list[dict[str, Any]]:
     turns = [c for pair in zip(notify, hold, strict=False) for c in pair]
     shorter = min(len(notify), len(hold))
     return turns + notify[shorter:] + hold[shorter:]
+
+
+def written_in(decision: DigestDecision, lang: str) -> bool:
+    """The message is in the events' language (the prompt asks for it): Chinese text for a
+    Chinese batch, none for an English one."""
+    chinese = any("\u4e00" <= ch <= "\u9fff" for ch in decision.title + decision.body)
+    return chinese == (lang == "zh")
 
 
 def briefs(case: dict[str, Any]) -> list[EventBrief]:
@@ -301,6 +308,9 @@ async def run_events(llm: LLMClient, runs: int, deadline: Deadline) -> dict[str,
     right: Counter[str] = Counter()
     seen: Counter[str] = Counter()
     offline_right: Counter[str] = Counter()
+    asked: Counter[str] = Counter()
+    asked_right: Counter[str] = Counter()
+    messages = in_language = overruled = 0
     fallback = 0
     seconds: list[float] = []
     for run in range(runs):
@@ -313,8 +323,22 @@ async def run_events(llm: LLMClient, runs: int, deadline: Deadline) -> dict[str,
             verdict = await decide(llm, events)
             seconds.append(time.monotonic() - started)
             seen[label] += 1
-            if verdict.generated_by == "offline":
-                fallback += 1
+            # Only a batch with a notable event reaches the model (routine ones are the rules').
+            if any(notable(e.kind) for e in events):
+                asked[label] += 1
+                # The model's own answer (the policy tells notable events whatever it says).
+                own = verdict.decision.notify and not verdict.overruled
+                asked_right[label] += own == case["notify"]
+                overruled += verdict.overruled
+                fallback += verdict.generated_by == "offline"
+            language = ""
+            if verdict.generated_by != "offline" and verdict.decision.notify:
+                messages += 1
+                in_language += written_in(verdict.decision, case["lang"])
+                language = ", its language" + (
+                    "" if written_in(verdict.decision, case["lang"]) else " NOT"
+                )
+                language += f" {case['lang']}: {verdict.decision.title!r}"
             if verdict.decision.notify == case["notify"]:
                 right[label] += 1
             if run == 0 and offline_decision(events).notify == case["notify"]:
@@ -322,7 +346,8 @@ async def run_events(llm: LLMClient, runs: int, deadline: Deadline) -> dict[str,
             print(
                 f"events run {run + 1} {case['id']} [{case['lang']}] label {label}: "
                 f"{'notify' if verdict.decision.notify else 'hold'} by {verdict.generated_by}"
-                f" ({seconds[-1]:.0f} s)",
+                f"{' (the model said hold)' if verdict.overruled else ''}"
+                f" ({seconds[-1]:.0f} s){language}",
                 flush=True,
             )
     total = sum(seen.values())
@@ -337,6 +362,16 @@ async def run_events(llm: LLMClient, runs: int, deadline: Deadline) -> dict[str,
         "decided": total,
         "accuracy": round(sum(right.values()) / total, 4) if total else None,
         "per_label": {label: round(right[label] / seen[label], 4) for label in labels},
+        "asked_model": sum(asked.values()),
+        "asked_accuracy": round(sum(asked_right.values()) / sum(asked.values()), 4)
+        if asked
+        else None,
+        "asked_per_label": {
+            label: round(asked_right[label] / asked[label], 4) for label in sorted(asked)
+        },
+        "overruled": overruled,
+        "model_messages": messages,
+        "messages_in_events_language": round(in_language / messages, 4) if messages else None,
         "fallback": fallback,
         "offline_rules_accuracy": round(sum(offline_right.values()) / len(first_run), 4)
         if first_run

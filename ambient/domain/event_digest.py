@@ -83,6 +83,8 @@ class DigestDecision(BaseModel):
 class DigestVerdict(BaseModel):
     decision: DigestDecision
     generated_by: str = "offline"
+    # The model answered hold about notable events, and the policy told them anyway.
+    overruled: bool = False
 
 
 class DigestResult(BaseModel):
@@ -102,6 +104,13 @@ def gist(payload: dict[str, Any], limit: int = 160) -> str:
 
 def notable(kind: str) -> bool:
     return kind.startswith(NOTABLE_PREFIXES)
+
+
+def events_language(events: list[EventBrief]) -> str:
+    """zh when any event's task or gist holds Chinese text, else en: a message about them is
+    written in that language."""
+    text = "".join(f"{e.task or ''}{e.gist}" for e in events)
+    return "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else "en"
 
 
 def offline_decision(events: list[EventBrief]) -> DigestDecision:

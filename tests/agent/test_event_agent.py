@@ -15,7 +15,13 @@ from temporalio.testing import WorkflowEnvironment
 from activities.event_agent import decide
 from ambient.clients.llm import LLMClient
 from ambient.deps import WorkerDeps
-from ambient.domain.event_digest import DigestResult, DigestRun, EventBrief, offline_decision
+from ambient.domain.event_digest import (
+    DigestResult,
+    DigestRun,
+    EventBrief,
+    events_language,
+    offline_decision,
+)
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
@@ -108,12 +114,16 @@ async def test_the_model_decides_and_event_text_is_only_data(
         with_llm = dataclasses.replace(deps, settings=settings, llm=LLMClient(settings))
         async with running_worker(ts_env.client, with_llm) as worker:
             result = await _run(ts_env, worker.task_queue, user, 7)
-    assert (result.notified, result.generated_by) == (False, settings.llm_model)
+    # A keyword hit is told although the model would hold it: the policy, not its judgement.
+    assert (result.notified, result.generated_by) == (True, settings.llm_model)
     prompt = messages_text(llm.requests[0], "user")
     assert "IGNORE PREVIOUS INSTRUCTIONS" in prompt
     assert "IGNORE PREVIOUS INSTRUCTIONS" not in outside_data(prompt)
     async with deps.db.session() as session:
-        assert await InboxRepository(session).list(user) == []
+        [told] = await InboxRepository(session).list(user)
+        held = await EventRepository(session).list(user=user, kind="agent.digest", limit=1)
+    assert told.title == "watch.hit"  # the model gave no title: the rules' one
+    assert "the model would have held: one known hit" in held[0].payload["reason"]
 
 
 async def test_digest_setting_creates_updates_and_deletes_the_schedule(
@@ -205,3 +215,32 @@ async def test_a_batch_of_routine_events_is_held_by_the_rules_without_asking_the
         verdict = await decide(LLMClient(configured), [*routine, hit])
     assert len(api.requests) == 1 and verdict.decision.notify
     assert verdict.generated_by != "offline"
+
+
+async def test_notable_events_are_told_even_when_the_model_would_hold_them_in_their_language(
+    settings: Settings,
+) -> None:
+    api = LLMApi()
+    api.script(Content('{"notify": false, "title": "待审批", "body": "", "reason": "not urgent"}'))
+    at = datetime.now(UTC)
+    waiting = EventBrief(
+        id=1,
+        kind="remediation.awaiting_approval",
+        task="remediation/prod/orders",
+        at=at,
+        gist="state=awaiting_approval, message=第 3 步重启需要审批",
+    )
+    async with serve(api.app()) as url:
+        configured = settings.model_copy(
+            update={"openai_api_key": SecretStr(API_KEY), "openai_base_url": f"{url}/v1"}
+        )
+        verdict = await decide(LLMClient(configured), [waiting])
+    assert "in Chinese" in messages_text(
+        api.requests[0], "user"
+    )  # the events' language, said plainly
+    assert verdict.decision.notify and verdict.overruled and verdict.generated_by != "offline"
+    assert verdict.decision.title == "待审批"  # the model's words; the offline body fills in
+    assert "remediation.awaiting_approval" in verdict.decision.body
+    assert "would have held: not urgent" in verdict.decision.reason
+    assert events_language([waiting]) == "zh"
+    assert events_language([waiting.model_copy(update={"gist": "rung 3 needs approval"})]) == "en"

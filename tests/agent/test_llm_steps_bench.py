@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.llm_steps import event_cases
+from ambient.domain.event_digest import DigestDecision, offline_decision
+from bench.llm_steps import briefs, event_cases, written_in
 
 
 def test_a_run_cut_short_has_asked_both_labels_notify_and_hold_take_turns(tmp_path: Path) -> None:
@@ -20,3 +21,16 @@ def test_a_run_cut_short_has_asked_both_labels_notify_and_hold_take_turns(tmp_pa
 def test_the_shipped_set_labels_holds_as_well_as_notifies() -> None:
     labels = [c["notify"] for c in event_cases()]
     assert labels[:2] == [True, False] and labels.count(False) >= 10
+
+
+def test_every_shipped_label_is_the_documented_policy_the_offline_rules_apply() -> None:
+    # Page text that gives orders (ignore…, 不要通知) and routine events that shout included.
+    for case in event_cases():
+        assert offline_decision(briefs(case)).notify == case["notify"], case["id"]
+
+
+def test_a_message_counts_as_written_in_the_events_language_only_when_it_is() -> None:
+    zh = DigestDecision(notify=True, title="支付接口超时", body="- watch.hit — web-monitor/bob")
+    en = DigestDecision(notify=True, title="Checkout latency", body="p95 2.4 s over 1.0 s")
+    assert written_in(zh, "zh") and written_in(en, "en")
+    assert not written_in(en, "zh") and not written_in(zh, "en")
