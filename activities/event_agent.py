@@ -18,6 +18,7 @@ from ambient.domain.event_digest import (
     gist,
     notable,
     offline_decision,
+    written_in,
 )
 from ambient.storage import Database
 from ambient.storage.event_cursor import EventCursor, read_events
@@ -80,13 +81,24 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
     if llm.offline or not any(notable(e.kind) for e in events):
         return DigestVerdict(decision=offline_decision(events))
     lines = "\n".join(json.dumps(e.model_dump(mode="json"), ensure_ascii=False) for e in events)
-    language = "Chinese (简体中文)" if events_language(events) == "zh" else "English"
+    code = events_language(events)
+    language = "Chinese (简体中文)" if code == "zh" else "English"
+    request = f"New events, one JSON object per line:\n{data_block('events', lines)}"
     outcome = await llm.answer(
         system=SYSTEM,
-        user=f"Write the title and body in {language}. New events, one JSON object per line:\n"
-        + data_block("events", lines),
+        user=f"Write the title and body in {language}. {request}",
         schema=DigestDecision,
     )
+    if outcome.value is not None and not written_in(outcome.value, code):
+        # A small model answers Chinese events in English now and then: asked once more.
+        again = await llm.answer(
+            system=SYSTEM,
+            user=f"Write the title and body in {language} only, not in any other language. "
+            + request,
+            schema=DigestDecision,
+        )
+        if again.value is not None and written_in(again.value, code):
+            outcome = again
     if outcome.value is not None:
         decision = outcome.value
         if not decision.notify:  # the model would have held notable events: they are told

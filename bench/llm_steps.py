@@ -41,7 +41,7 @@ from ambient.briefing.logs import fill_from_report
 from ambient.briefing.models import AlarmLine, BriefingInputs, SourceNote
 from ambient.briefing.writer import draft_text, llm_prompt, write_briefing
 from ambient.clients.llm import LLMClient
-from ambient.domain.event_digest import DigestDecision, EventBrief, notable, offline_decision
+from ambient.domain.event_digest import EventBrief, notable, offline_decision, written_in
 from ambient.remediation.alerts import Alert
 from ambient.remediation.scorer import score_alert_traced
 from ambient.remediation.scores import offline_score
@@ -160,13 +160,6 @@ def event_cases(path: Path = EVENTS) -> list[dict[str, Any]]:
     turns = [c for pair in zip(notify, hold, strict=False) for c in pair]
     shorter = min(len(notify), len(hold))
     return turns + notify[shorter:] + hold[shorter:]
-
-
-def written_in(decision: DigestDecision, lang: str) -> bool:
-    """The message is in the events' language (the prompt asks for it): Chinese text for a
-    Chinese batch, none for an English one."""
-    chinese = any("\u4e00" <= ch <= "\u9fff" for ch in decision.title + decision.body)
-    return chinese == (lang == "zh")
 
 
 def briefs(case: dict[str, Any]) -> list[EventBrief]:

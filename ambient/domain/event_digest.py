@@ -106,11 +106,19 @@ def notable(kind: str) -> bool:
     return kind.startswith(NOTABLE_PREFIXES)
 
 
+def _chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
 def events_language(events: list[EventBrief]) -> str:
     """zh when any event's task or gist holds Chinese text, else en: a message about them is
     written in that language."""
-    text = "".join(f"{e.task or ''}{e.gist}" for e in events)
-    return "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else "en"
+    return "zh" if _chinese("".join(f"{e.task or ''}{e.gist}" for e in events)) else "en"
+
+
+def written_in(decision: DigestDecision, language: str) -> bool:
+    """The message is in ``language``: Chinese text for zh, none for en."""
+    return _chinese(decision.title + decision.body) == (language == "zh")
 
 
 def offline_decision(events: list[EventBrief]) -> DigestDecision:

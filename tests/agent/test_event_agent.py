@@ -244,3 +244,29 @@ async def test_notable_events_are_told_even_when_the_model_would_hold_them_in_th
     assert "would have held: not urgent" in verdict.decision.reason
     assert events_language([waiting]) == "zh"
     assert events_language([waiting.model_copy(update={"gist": "rung 3 needs approval"})]) == "en"
+
+
+async def test_a_message_not_in_the_events_language_is_asked_for_once_more(
+    settings: Settings,
+) -> None:
+    api = LLMApi()
+    english = {"notify": True, "title": "Disk almost full", "body": "93 %", "reason": "breach"}
+    chinese = {"notify": True, "title": "磁盘快满了", "body": "磁盘使用率 93%", "reason": "越线"}
+    api.script(Content.of(english), Content.of(chinese), Content.of(english), Content.of(english))
+    breach = EventBrief(
+        id=1,
+        kind="watch.breach",
+        task="threshold/a/disk",
+        at=datetime.now(UTC),
+        gist="磁盘使用率 93",
+    )
+    async with serve(api.app()) as url:
+        configured = settings.model_copy(
+            update={"openai_api_key": SecretStr(API_KEY), "openai_base_url": f"{url}/v1"}
+        )
+        told = await decide(LLMClient(configured), [breach])
+        assert told.decision.title == "磁盘快满了" and len(api.requests) == 2
+        assert "Chinese (简体中文) only" in messages_text(api.requests[1], "user")
+        # Asked again and English again: the first message is kept, never no message.
+        kept = await decide(LLMClient(configured), [breach])
+    assert kept.decision.title == "Disk almost full" and len(api.requests) == 4

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ambient.domain.event_digest import DigestDecision, offline_decision
-from bench.llm_steps import briefs, event_cases, written_in
+from ambient.domain.event_digest import DigestDecision, offline_decision, written_in
+from bench.llm_steps import briefs, event_cases
 
 
 def test_a_run_cut_short_has_asked_both_labels_notify_and_hold_take_turns(tmp_path: Path) -> None:
