@@ -52,8 +52,9 @@ log = logging.getLogger("ambient.polling")
 END_POLL_READ = 0.5
 END_POLL_KEEP = timedelta(minutes=5)
 # A process that runs polls says it is alive (dropping the leases of polls ended since) this
-# often, and looks for dead processes' polls this often; it tells at most SWEEP_BATCH
-# workflows a sweep, SWEEP_SIGNALS at a time. Its upkeep wakes every TICK seconds.
+# often, and looks for dead processes' polls this often; a sweep tells all it finds,
+# SWEEP_BATCH workflows a read and SWEEP_SIGNALS at a time, saying it is alive between reads
+# (a sweep of thousands takes longer than LEASE_EVERY). Its upkeep wakes every TICK seconds.
 LEASE_EVERY = 5.0
 TICK = 1.0
 SWEEP_EVERY = 10.0
@@ -86,6 +87,7 @@ class PollUpkeep:
         # Set once the running reader knows where it reads from (see poll_pages).
         self.mailbox_open = asyncio.Event()
         self._forget_at = 0.0  # when to drop the rows of long-dead processes next
+        self._next_beat = 0.0  # when to say this process is alive next
         self._closed_since = utcnow() - CLOSED_MARGIN  # where the next look for closes starts
 
     def ensure_running(self, client: Client | None) -> None:
@@ -104,19 +106,13 @@ class PollUpkeep:
             if self._task is not None and not self._task.done():
                 self._task.cancel()
             self._task = asyncio.current_task()
-        next_beat = next_sweep = 0.0
+        next_sweep = 0.0
         next_closed = time.monotonic() + CLOSED_EVERY
         try:
             while forever or self.sessions or self.leases.ended:
                 # Every failure is logged and tried again at the next beat: only a stop ends
                 # this.
-                now = time.monotonic()
-                if now >= next_beat:
-                    next_beat = now + LEASE_EVERY
-                    try:
-                        await self.leases.flush()
-                    except Exception as exc:  # kept for the next flush
-                        log.warning("writing this process's poll leases failed: %s", exc)
+                await self.beat()
                 if client is not None and time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + SWEEP_EVERY
                     try:
@@ -135,18 +131,37 @@ class PollUpkeep:
                 with contextlib.suppress(SQLAlchemyError):
                     await asyncio.shield(self.leases.leave())
 
+    async def beat(self) -> None:
+        """Say this process is alive with its polls, when it is time to."""
+        if time.monotonic() < self._next_beat:
+            return
+        self._next_beat = time.monotonic() + LEASE_EVERY
+        try:
+            await self.leases.flush()
+        except Exception as exc:  # kept for the next flush
+            log.warning("writing this process's poll leases failed: %s", exc)
+
     async def sweep(self, client: Client) -> int:
-        """Tell the workflows of polls held by dead processes; returns how many were told."""
+        """Tell the workflows of all polls held by dead processes; returns how many were told.
+        A read that told none stops it (the rest are tried at the next sweep)."""
         if time.monotonic() >= self._forget_at:
             self._forget_at = time.monotonic() + FORGET_EVERY
             await forget_processes(self.db, FORGET_AFTER)
-        lost = await dead_leases(self.db, self.leases.process, SWEEP_BATCH)
-        if not lost:
-            return 0
+        told = 0
+        while lost := await dead_leases(self.db, self.leases.process, SWEEP_BATCH):
+            done = await self.tell(client, lost)
+            told += done
+            if done == 0 or len(lost) < SWEEP_BATCH:
+                break
+            await self.beat()
+        return told
+
+    async def tell(self, client: Client, lost: list[Lease]) -> int:
+        """Tell these polls' workflows their poll is lost; returns how many were told."""
         await end_lost(self.db, lost)
         gate = asyncio.Semaphore(SWEEP_SIGNALS)
 
-        async def tell(lease: Lease) -> bool:
+        async def one(lease: Lease) -> bool:
             async with gate:
                 try:
                     handle = client.get_workflow_handle(lease.task, run_id=lease.run_id)
@@ -158,7 +173,7 @@ class PollUpkeep:
                         return False
                 return True
 
-        told = await asyncio.gather(*(tell(lease) for lease in lost))
+        told = await asyncio.gather(*(one(lease) for lease in lost))
         done = [lease for lease, ok in zip(lost, told, strict=True) if ok]
         await drop_leases(self.db, done)
         log.info("told %d workflows that their poll's worker process is dead", len(done))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
+from temporalio.testing import WorkflowEnvironment
 
+from activities import poll_upkeep
+from activities.poll_upkeep import PollUpkeep
 from ambient.storage import Database
 from ambient.storage.models import WatchPollEnd, WatchPollLease, WorkerProcess, utcnow
 from ambient.watches.leases import (
@@ -151,3 +156,22 @@ async def test_long_silent_processes_that_hold_nothing_are_forgotten(db: Databas
     async with db.session() as session:
         left = sorted(p.id for p in (await session.execute(select(WorkerProcess))).scalars())
     assert left == ["holding", "recent"]  # its lease is still to be swept
+
+
+async def test_one_sweep_tells_every_poll_of_a_dead_process_saying_it_is_alive_between_reads(
+    db: Database, dev_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reads of two: five lost polls take three reads, all in one sweep (one read a sweep
+    # left thousands of a killed worker's watches to wait sweep after sweep).
+    monkeypatch.setattr(poll_upkeep, "SWEEP_BATCH", 2)
+    dead = LeaseBook(db, "dead", 30.0)
+    for task in (f"gone-{uuid.uuid4().hex}" for _ in range(5)):
+        assert await dead.claim(Lease(task, "life", str(uuid.uuid4()), 1))
+    await _age(db, "dead", 120)
+    upkeep = PollUpkeep(db, {}, 30.0, "live")
+    # Their workflows are gone (NOT_FOUND): told, as a run that ended needs nothing.
+    assert await upkeep.sweep(dev_env.client) == 5
+    assert await dead_leases(db, "live", 100) == [] and await _leases(db) == []
+    async with db.session() as session:
+        live = await session.get(WorkerProcess, "live")
+    assert live is not None  # it said it was alive between the reads
