@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +33,17 @@ from tests.standins.llm_api import API_KEY, Content, LLMApi, messages_text, outs
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from workflows.event_agent import EventDigestWorkflow
+
+
+@asynccontextmanager
+async def scripted(settings: Settings, api: LLMApi) -> AsyncIterator[LLMClient]:
+    """A client of the scripted model ``api``, served on loopback."""
+    async with serve(api.app()) as url:
+        yield LLMClient(
+            settings.model_copy(
+                update={"openai_api_key": SecretStr(API_KEY), "openai_base_url": f"{url}/v1"}
+            )
+        )
 
 
 async def _user(deps: WorkerDeps, name: str) -> str:
@@ -164,11 +177,8 @@ async def test_a_model_that_stays_invalid_leaves_the_rules_deciding_and_the_reas
         EventBrief(id=1, kind="watch.hit", task="web-monitor/a/hn", at=datetime.now(UTC)),
         EventBrief(id=2, kind="watch.paused", task="web-monitor/a/b", at=datetime.now(UTC)),
     ]
-    async with serve(api.app()) as url:
-        configured = settings.model_copy(
-            update={"openai_api_key": SecretStr(API_KEY), "openai_base_url": f"{url}/v1"}
-        )
-        verdict = await decide(LLMClient(configured), events)
+    async with scripted(settings, api) as llm:
+        verdict = await decide(llm, events)
     assert len(api.requests) == 2  # one retry
     assert verdict.generated_by == "offline" and verdict.decision.notify
     assert "offline rules: the model's output did not match the schema" in verdict.decision.reason
@@ -202,17 +212,14 @@ async def test_a_batch_of_routine_events_is_held_by_the_rules_without_asking_the
         EventBrief(id=1, kind="watch.paused", task="web-monitor/a/b", at=at),
         EventBrief(id=2, kind="briefing.given", task="briefing/a", at=at),
     ]
-    async with serve(api.app()) as url:
-        configured = settings.model_copy(
-            update={"openai_api_key": SecretStr(API_KEY), "openai_base_url": f"{url}/v1"}
-        )
-        verdict = await decide(LLMClient(configured), routine)
+    async with scripted(settings, api) as llm:
+        verdict = await decide(llm, routine)
         assert api.requests == []
         assert verdict.generated_by == "offline" and not verdict.decision.notify
         assert "routine" in verdict.decision.reason
         # One notable event among them: the model decides the batch.
         hit = EventBrief(id=3, kind="watch.hit", task="web-monitor/a/hn", at=at)
-        verdict = await decide(LLMClient(configured), [*routine, hit])
+        verdict = await decide(llm, [*routine, hit])
     assert len(api.requests) == 1 and verdict.decision.notify
     assert verdict.generated_by != "offline"
 
@@ -230,11 +237,8 @@ async def test_notable_events_are_told_even_when_the_model_would_hold_them_in_th
         at=at,
         gist="state=awaiting_approval, message=第 3 步重启需要审批",
     )
-    async with serve(api.app()) as url:
-        configured = settings.model_copy(
-            update={"openai_api_key": SecretStr(API_KEY), "openai_base_url": f"{url}/v1"}
-        )
-        verdict = await decide(LLMClient(configured), [waiting])
+    async with scripted(settings, api) as llm:
+        verdict = await decide(llm, [waiting])
     assert "in Chinese" in messages_text(
         api.requests[0], "user"
     )  # the events' language, said plainly
@@ -260,13 +264,10 @@ async def test_a_message_not_in_the_events_language_is_asked_for_once_more(
         at=datetime.now(UTC),
         gist="磁盘使用率 93",
     )
-    async with serve(api.app()) as url:
-        configured = settings.model_copy(
-            update={"openai_api_key": SecretStr(API_KEY), "openai_base_url": f"{url}/v1"}
-        )
-        told = await decide(LLMClient(configured), [breach])
+    async with scripted(settings, api) as llm:
+        told = await decide(llm, [breach])
         assert told.decision.title == "磁盘快满了" and len(api.requests) == 2
         assert "Chinese (简体中文) only" in messages_text(api.requests[1], "user")
         # Asked again and English again: the first message is kept, never no message.
-        kept = await decide(LLMClient(configured), [breach])
+        kept = await decide(llm, [breach])
     assert kept.decision.title == "Disk almost full" and len(api.requests) == 4
