@@ -76,8 +76,8 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
     """The decision about a batch of events: the model writes the message, the policy decides
     whether there is one (or the offline rules do both, saying why)."""
     # Routine events never notify, notable ones always do: the policy, not a judgement. A
-    # small model told so in its prompt still notified every pause and held one notable batch
-    # in 28 to 3 in 28 (bench/llm_steps.py), so the model is asked only to write the message.
+    # small model told so in its prompt still notified every pause and held 1 to 3 of 28
+    # notable batches (bench/llm_steps.py), so the model is asked only to write the message.
     if llm.offline or not any(notable(e.kind) for e in events):
         return DigestVerdict(decision=offline_decision(events))
     lines = "\n".join(json.dumps(e.model_dump(mode="json"), ensure_ascii=False) for e in events)
@@ -89,7 +89,7 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
         user=f"Write the title and body in {language}. {request}",
         schema=DigestDecision,
     )
-    if outcome.value is not None and not written_in(outcome.value, code):
+    if outcome.value is not None and outcome.value.notify and not written_in(outcome.value, code):
         # A small model answers Chinese events in English now and then: asked once more.
         again = await llm.answer(
             system=SYSTEM,
@@ -99,20 +99,15 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
         )
         if again.value is not None and written_in(again.value, code):
             outcome = again
+    if outcome.value is not None and not outcome.value.notify:
+        # The model would have held notable events: they are told, in the rules' words (its
+        # own text was written to say nothing needs telling), and its answer kept as the reason.
+        told = offline_decision(events)
+        told.reason = f"{told.reason}; {llm.model} would have held them: {outcome.value.reason}"
+        told.reason = told.reason[:300]
+        return DigestVerdict(decision=told, overruled=True)
     if outcome.value is not None:
-        decision = outcome.value
-        if not decision.notify:  # the model would have held notable events: they are told
-            fallback = offline_decision(events)
-            decision = DigestDecision(
-                notify=True,
-                title=decision.title or fallback.title,
-                body=decision.body or fallback.body,
-                reason=f"notable events are told (the model would have held: {decision.reason})"[
-                    :300
-                ],
-            )
-            return DigestVerdict(decision=decision, generated_by=llm.model, overruled=True)
-        return DigestVerdict(decision=decision, generated_by=llm.model)
+        return DigestVerdict(decision=outcome.value, generated_by=llm.model)
     decision = offline_decision(events)
     # The reason is stored with the agent's decision: it says the rules decided, and why.
     decision.reason = f"{decision.reason} (offline rules: {outcome.failure})"[:300]

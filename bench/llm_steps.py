@@ -323,7 +323,7 @@ async def run_events(llm: LLMClient, runs: int, deadline: Deadline) -> dict[str,
                 own = verdict.decision.notify and not verdict.overruled
                 asked_right[label] += own == case["notify"]
                 overruled += verdict.overruled
-                fallback += verdict.generated_by == "offline"
+                fallback += verdict.generated_by == "offline" and not verdict.overruled
             language = ""
             if verdict.generated_by != "offline" and verdict.decision.notify:
                 messages += 1

@@ -83,7 +83,8 @@ class DigestDecision(BaseModel):
 class DigestVerdict(BaseModel):
     decision: DigestDecision
     generated_by: str = "offline"
-    # The model answered hold about notable events, and the policy told them anyway.
+    # The model answered hold about notable events: the rules told them (generated_by
+    # offline, the model's answer in the reason).
     overruled: bool = False
 
 

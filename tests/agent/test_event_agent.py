@@ -128,15 +128,15 @@ async def test_the_model_decides_and_event_text_is_only_data(
         async with running_worker(ts_env.client, with_llm) as worker:
             result = await _run(ts_env, worker.task_queue, user, 7)
     # A keyword hit is told although the model would hold it: the policy, not its judgement.
-    assert (result.notified, result.generated_by) == (True, settings.llm_model)
+    assert (result.notified, result.generated_by) == (True, "offline")
     prompt = messages_text(llm.requests[0], "user")
     assert "IGNORE PREVIOUS INSTRUCTIONS" in prompt
     assert "IGNORE PREVIOUS INSTRUCTIONS" not in outside_data(prompt)
     async with deps.db.session() as session:
         [told] = await InboxRepository(session).list(user)
         held = await EventRepository(session).list(user=user, kind="agent.digest", limit=1)
-    assert told.title == "watch.hit"  # the model gave no title: the rules' one
-    assert "the model would have held: one known hit" in held[0].payload["reason"]
+    assert told.title == "watch.hit"  # the rules' words
+    assert "would have held them: one known hit" in held[0].payload["reason"]
 
 
 async def test_digest_setting_creates_updates_and_deletes_the_schedule(
@@ -242,10 +242,10 @@ async def test_notable_events_are_told_even_when_the_model_would_hold_them_in_th
     assert "in Chinese" in messages_text(
         api.requests[0], "user"
     )  # the events' language, said plainly
-    assert verdict.decision.notify and verdict.overruled and verdict.generated_by != "offline"
-    assert verdict.decision.title == "待审批"  # the model's words; the offline body fills in
-    assert "remediation.awaiting_approval" in verdict.decision.body
-    assert "would have held: not urgent" in verdict.decision.reason
+    assert verdict.decision.notify and verdict.overruled and verdict.generated_by == "offline"
+    # The rules' message (the model's was written to say nothing needs telling).
+    assert verdict.decision.title == "remediation.awaiting_approval"
+    assert "would have held them: not urgent" in verdict.decision.reason
     assert events_language([waiting]) == "zh"
     assert events_language([waiting.model_copy(update={"gist": "rung 3 needs approval"})]) == "en"
 
