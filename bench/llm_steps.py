@@ -318,20 +318,20 @@ async def run_events(llm: LLMClient, runs: int, deadline: Deadline) -> dict[str,
             seen[label] += 1
             # Only a batch with a notable event reaches the model (routine ones are the rules').
             if any(notable(e.kind) for e in events):
-                asked[label] += 1
-                # The model's own answer (the policy tells notable events whatever it says).
-                own = verdict.decision.notify and not verdict.overruled
-                asked_right[label] += own == case["notify"]
-                overruled += verdict.overruled
-                fallback += verdict.generated_by == "offline" and not verdict.overruled
+                if verdict.generated_by == "offline" and not verdict.overruled:
+                    fallback += 1  # no valid answer: the rules decided
+                else:
+                    # The model's own answer (the policy tells notable events whatever it says).
+                    asked[label] += 1
+                    asked_right[label] += (not verdict.overruled) == case["notify"]
+                    overruled += verdict.overruled
             language = ""
             if verdict.generated_by != "offline" and verdict.decision.notify:
                 messages += 1
-                in_language += written_in(verdict.decision, case["lang"])
-                language = ", its language" + (
-                    "" if written_in(verdict.decision, case["lang"]) else " NOT"
-                )
-                language += f" {case['lang']}: {verdict.decision.title!r}"
+                ok = written_in(verdict.decision, case["lang"])
+                in_language += ok
+                language = f", its language{'' if ok else ' NOT'} {case['lang']}: "
+                language += repr(verdict.decision.title)
             if verdict.decision.notify == case["notify"]:
                 right[label] += 1
             if run == 0 and offline_decision(events).notify == case["notify"]:
@@ -355,7 +355,7 @@ async def run_events(llm: LLMClient, runs: int, deadline: Deadline) -> dict[str,
         "decided": total,
         "accuracy": round(sum(right.values()) / total, 4) if total else None,
         "per_label": {label: round(right[label] / seen[label], 4) for label in labels},
-        "asked_model": sum(asked.values()),
+        "answered_by_model": sum(asked.values()),
         "asked_accuracy": round(sum(asked_right.values()) / sum(asked.values()), 4)
         if asked
         else None,

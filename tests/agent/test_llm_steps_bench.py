@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ambient.clients.llm import LLMClient
 from ambient.domain.event_digest import DigestDecision, offline_decision, written_in
-from bench.llm_steps import briefs, event_cases
+from ambient.settings import Settings
+from bench.llm_steps import Deadline, briefs, event_cases, run_events
 
 
 def test_a_run_cut_short_has_asked_both_labels_notify_and_hold_take_turns(tmp_path: Path) -> None:
@@ -34,3 +36,17 @@ def test_a_message_counts_as_written_in_the_events_language_only_when_it_is() ->
     en = DigestDecision(notify=True, title="Checkout latency", body="p95 2.4 s over 1.0 s")
     assert written_in(zh, "zh") and written_in(en, "en")
     assert not written_in(en, "zh") and not written_in(zh, "en")
+
+
+async def test_batches_the_rules_decided_for_want_of_a_model_are_fallbacks_not_its_answers() -> (
+    None
+):
+    offline = LLMClient(Settings(openai_api_key=None, local_llm=False))
+    report = await run_events(offline, 1, Deadline(None))
+    notable = sum(1 for c in event_cases() if c["notify"])
+    assert (report["fallback"], report["answered_by_model"], report["model_messages"]) == (
+        notable,
+        0,
+        0,
+    )
+    assert report["accuracy"] == 1.0 and report["overruled"] == 0
