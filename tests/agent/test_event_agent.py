@@ -217,7 +217,7 @@ async def test_a_batch_of_routine_events_is_held_by_the_rules_without_asking_the
         assert api.requests == []
         assert verdict.generated_by == "offline" and not verdict.decision.notify
         assert "routine" in verdict.decision.reason
-        # One notable event among them: the model decides the batch.
+        # One notable event among them: the model is asked, and writes the message.
         hit = EventBrief(id=3, kind="watch.hit", task="web-monitor/a/hn", at=at)
         verdict = await decide(llm, [*routine, hit])
     assert len(api.requests) == 1 and verdict.decision.notify
