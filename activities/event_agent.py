@@ -16,6 +16,7 @@ from ambient.domain.event_digest import (
     EventBrief,
     events_language,
     gist,
+    looping,
     notable,
     offline_decision,
     written_in,
@@ -72,6 +73,11 @@ class EventAgentActivities:
         return await decide(self._llm, collected.events)
 
 
+def fit(decision: DigestDecision, language: str) -> bool:
+    """A message to send: in the events' language, and not a loop."""
+    return written_in(decision, language) and not looping(decision)
+
+
 async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
     """The decision about a batch of events: the model writes the message, the policy decides
     whether there is one (or the offline rules do both, saying why)."""
@@ -89,16 +95,22 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
         user=f"Write the title and body in {language}. {request}",
         schema=DigestDecision,
     )
-    if outcome.value is not None and outcome.value.notify and not written_in(outcome.value, code):
-        # A small model answers Chinese events in English now and then: asked once more.
+    first = outcome.value
+    if first is not None and first.notify and not fit(first, code):
+        # A small model answers Chinese events in English now and then, or says one sentence
+        # over and over: asked once more.
         again = await llm.answer(
             system=SYSTEM,
-            user=f"Write the title and body in {language} only, not in any other language. "
-            + request,
+            user=f"Write the title and body in {language} only, not in any other language, "
+            f"each sentence once. {request}",
             schema=DigestDecision,
         )
-        if again.value is not None and written_in(again.value, code):
+        if again.value is not None and fit(again.value, code):
             outcome = again
+        elif looping(first):  # never sent: the rules' message, saying why
+            told = offline_decision(events)
+            told.reason = f"{told.reason}; {llm.model}'s message repeated itself"[:300]
+            return DigestVerdict(decision=told)
     if outcome.value is not None and not outcome.value.notify:
         # The model would have held notable events: they are told, in the rules' words (its
         # own text was written to say nothing needs telling), and its answer kept as the reason.

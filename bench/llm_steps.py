@@ -303,7 +303,7 @@ async def run_events(llm: LLMClient, runs: int, deadline: Deadline) -> dict[str,
     offline_right: Counter[str] = Counter()
     asked: Counter[str] = Counter()
     asked_right: Counter[str] = Counter()
-    messages = in_language = overruled = 0
+    messages = in_language = overruled = loops = 0
     fallback = 0
     seconds: list[float] = []
     for run in range(runs):
@@ -319,7 +319,8 @@ async def run_events(llm: LLMClient, runs: int, deadline: Deadline) -> dict[str,
             # Only a batch with a notable event reaches the model (routine ones are the rules').
             if any(notable(e.kind) for e in events):
                 if verdict.generated_by == "offline" and not verdict.overruled:
-                    fallback += 1  # no valid answer: the rules decided
+                    fallback += 1  # no valid answer (or one that looped twice): the rules'
+                    loops += "repeated itself" in verdict.decision.reason
                 else:
                     # The model's own answer (the policy tells notable events whatever it says).
                     asked[label] += 1
@@ -366,6 +367,7 @@ async def run_events(llm: LLMClient, runs: int, deadline: Deadline) -> dict[str,
         "model_messages": messages,
         "messages_in_events_language": round(in_language / messages, 4) if messages else None,
         "fallback": fallback,
+        "fallback_for_a_loop": loops,
         "offline_rules_accuracy": round(sum(offline_right.values()) / len(first_run), 4)
         if first_run
         else None,

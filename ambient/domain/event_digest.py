@@ -7,6 +7,7 @@ one push per hit. The LLM decides when one is configured; otherwise these rules 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -115,6 +116,14 @@ def events_language(events: list[EventBrief]) -> str:
     """zh when any event's task or gist holds Chinese text, else en: a message about them is
     written in that language."""
     return "zh" if _chinese("".join(f"{e.task or ''}{e.gist}" for e in events)) else "en"
+
+
+def looping(decision: DigestDecision) -> bool:
+    """The body says one sentence of some length three times or more: a small model's loop
+    (one ran until the body's cap), not a message to send."""
+    sentences = [t.strip() for t in re.split(r"[.。!！?？;；\n]+", decision.body)]
+    counts = Counter(t for t in sentences if len(t) >= 12)
+    return any(n >= 3 for n in counts.values())
 
 
 def written_in(decision: DigestDecision, language: str) -> bool:

@@ -18,10 +18,12 @@ from activities.event_agent import decide
 from ambient.clients.llm import LLMClient
 from ambient.deps import WorkerDeps
 from ambient.domain.event_digest import (
+    DigestDecision,
     DigestResult,
     DigestRun,
     EventBrief,
     events_language,
+    looping,
     offline_decision,
 )
 from ambient.domain.users import UserCreate
@@ -271,3 +273,22 @@ async def test_a_message_not_in_the_events_language_is_asked_for_once_more(
         # Asked again and English again: the first message is kept, never no message.
         kept = await decide(llm, [breach])
     assert kept.decision.title == "Disk almost full" and len(api.requests) == 4
+
+
+async def test_a_message_that_repeats_itself_is_asked_again_and_never_sent(
+    settings: Settings,
+) -> None:
+    again = "Review the API logs and take action to reduce the error rate."
+    loop = {"notify": True, "title": "Breach", "body": f"Error rate 8%. {again * 4}", "reason": ""}
+    api = LLMApi()
+    api.script(Content.of(loop), Content.of(loop))
+    breach = EventBrief(
+        id=1, kind="watch.breach", task="threshold/a/api", at=datetime.now(UTC), gist="value=0.08"
+    )
+    async with scripted(settings, api) as llm:
+        verdict = await decide(llm, [breach])
+    assert len(api.requests) == 2 and "each sentence once" in messages_text(api.requests[1], "user")
+    assert verdict.generated_by == "offline" and verdict.decision.notify
+    assert verdict.decision.title == "watch.breach" and "repeated itself" in verdict.decision.reason
+    assert looping(DigestDecision(notify=True, body=f"Error rate 8%. {again * 4}"))
+    assert not looping(DigestDecision(notify=True, body="- ok\n- ok\n- ok"))  # short lines
