@@ -19,7 +19,7 @@ from ambient.domain.event_digest import (
     looping,
     notable,
     offline_decision,
-    written_in,
+    sendable,
 )
 from ambient.storage import Database
 from ambient.storage.event_cursor import EventCursor, read_events
@@ -73,11 +73,6 @@ class EventAgentActivities:
         return await decide(self._llm, collected.events)
 
 
-def fit(decision: DigestDecision, language: str) -> bool:
-    """A message to send: in the events' language, and not a loop."""
-    return written_in(decision, language) and not looping(decision)
-
-
 async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
     """The decision about a batch of events: the model writes the message, the policy decides
     whether there is one (or the offline rules do both, saying why)."""
@@ -96,7 +91,7 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
         schema=DigestDecision,
     )
     first = outcome.value
-    if first is not None and first.notify and not fit(first, code):
+    if first is not None and first.notify and not sendable(first, code):
         # A small model answers Chinese events in English now and then, or says one sentence
         # over and over: asked once more.
         again = await llm.answer(
@@ -105,7 +100,7 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
             f"each sentence once. {request}",
             schema=DigestDecision,
         )
-        if again.value is not None and fit(again.value, code):
+        if again.value is not None and sendable(again.value, code):
             outcome = again
         elif looping(first):  # never sent: the rules' message, saying why
             told = offline_decision(events)

@@ -131,6 +131,11 @@ def written_in(decision: DigestDecision, language: str) -> bool:
     return _chinese(decision.title + decision.body) == (language == "zh")
 
 
+def sendable(decision: DigestDecision, language: str) -> bool:
+    """A message to send: in the events' language, and not a loop."""
+    return written_in(decision, language) and not looping(decision)
+
+
 def offline_decision(events: list[EventBrief]) -> DigestDecision:
     """Notify when anything notable happened, in one message grouped by kind and task."""
     worth = [e for e in events if notable(e.kind)]
