@@ -11,7 +11,7 @@ from ambient.domain.event_digest import (
     AGENT_KINDS,
     MAX_EVENTS,
     CollectedEvents,
-    DigestDecision,
+    DigestDraft,
     DigestVerdict,
     EventBrief,
     events_language,
@@ -29,8 +29,15 @@ SYSTEM = (
     "You are an operations assistant telling a person about the new events of their "
     "background tasks (keyword hits, threshold breaches, failures, remediations). Set "
     "notify=true, and write one short message that sums the events up: several related "
-    "events become one message. Write the title and body in the language you are told."
+    "events become one message. Write the title and body in the language you are told. "
+    "Plain text only: no HTML, no JSON, no list of the events; at most four sentences."
 )
+# A small model sampling a message (the server's default temperature) says one sentence over
+# and over now and then: a mild penalty on repeated tokens, with the short body of DigestDraft
+# and the plain-text rule, took its first answers from 9 loops in 28 notable batches to none
+# (docs/benchmarks.md, the event agent round 12). 1.0 cut loops too, but wrote HTML and echoed
+# the events' JSON.
+FREQUENCY_PENALTY = 0.5
 
 
 class EventAgentActivities:
@@ -88,9 +95,10 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
     outcome = await llm.answer(
         system=SYSTEM,
         user=f"Write the title and body in {language}. {request}",
-        schema=DigestDecision,
+        schema=DigestDraft,
+        frequency_penalty=FREQUENCY_PENALTY,
     )
-    first = outcome.value
+    first = outcome.value.decision() if outcome.value is not None else None
     if first is not None and first.notify and not sendable(first, code):
         # A small model answers Chinese events in English now and then, or says one sentence
         # over and over: asked once more.
@@ -98,23 +106,25 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
             system=SYSTEM,
             user=f"Write the title and body in {language} only, not in any other language, "
             f"each sentence once. {request}",
-            schema=DigestDecision,
+            schema=DigestDraft,
+            frequency_penalty=FREQUENCY_PENALTY,
         )
-        if again.value is not None and sendable(again.value, code):
-            outcome = again
+        second = again.value.decision() if again.value is not None else None
+        if second is not None and sendable(second, code):
+            first = second
         elif looping(first):  # never sent: the rules' message, saying why
             told = offline_decision(events)
             told.reason = f"{told.reason}; {llm.model}'s message repeated itself"[:300]
             return DigestVerdict(decision=told)
-    if outcome.value is not None and not outcome.value.notify:
+    if first is not None and not first.notify:
         # The model would have held notable events: they are told, in the rules' words (its
         # own text was written to say nothing needs telling), and its answer kept as the reason.
         told = offline_decision(events)
-        told.reason = f"{told.reason}; {llm.model} would have held them: {outcome.value.reason}"
+        told.reason = f"{told.reason}; {llm.model} would have held them: {first.reason}"
         told.reason = told.reason[:300]
         return DigestVerdict(decision=told, overruled=True)
-    if outcome.value is not None:
-        return DigestVerdict(decision=outcome.value, generated_by=llm.model)
+    if first is not None:
+        return DigestVerdict(decision=first, generated_by=llm.model)
     decision = offline_decision(events)
     # The reason is stored with the agent's decision: it says the rules decided, and why.
     decision.reason = f"{decision.reason} (offline rules: {outcome.failure})"[:300]

@@ -113,6 +113,7 @@ class LLMClient:
         schema: type[T],
         attempts: int = 2,
         max_tokens: int = MAX_OUTPUT_TOKENS,
+        frequency_penalty: float | None = None,
     ) -> Answer[T]:
         """A validated ``schema`` instance, or why there is none (offline, invalid, unreachable).
 
@@ -126,7 +127,7 @@ class LLMClient:
         attempts = max(1, attempts)
         for attempt in range(1, attempts + 1):
             try:
-                result = await self._attempt(system, user, schema, max_tokens)
+                result = await self._attempt(system, user, schema, max_tokens, frequency_penalty)
             except openai.LengthFinishReasonError:
                 log.warning(
                     "llm output cut at %d tokens (attempt %d/%d)", max_tokens, attempt, attempts
@@ -152,8 +153,19 @@ class LLMClient:
             failure = "the model returned no answer"
         return Answer(value=None, attempts=attempts, failure=failure)
 
-    async def _attempt(self, system: str, user: str, schema: type[T], max_tokens: int) -> T | None:
+    async def _attempt(
+        self,
+        system: str,
+        user: str,
+        schema: type[T],
+        max_tokens: int,
+        frequency_penalty: float | None,
+    ) -> T | None:
         assert self._client is not None
+        # Only sent when asked for: a request without it is the provider's default.
+        extra: dict[str, Any] = (
+            {} if frequency_penalty is None else {"frequency_penalty": frequency_penalty}
+        )
         messages: list[Any] = [
             {"role": "system", "content": system},
             {"role": "user", "content": user},
@@ -165,6 +177,7 @@ class LLMClient:
                     messages=messages,
                     response_format=schema,
                     max_tokens=max_tokens,
+                    **extra,
                 )
             except openai.BadRequestError as exc:
                 # e.g. "response_format json_schema is unavailable": switch to JSON mode.
@@ -184,6 +197,7 @@ class LLMClient:
             messages=messages,
             response_format={"type": "json_object"},
             max_tokens=max_tokens,
+            **extra,
         )
         if completion_raw.choices[0].finish_reason == "length":
             raise openai.LengthFinishReasonError(completion=completion_raw)

@@ -81,6 +81,16 @@ class DigestDecision(BaseModel):
     reason: str = Field(default="", max_length=300, description="why notify or hold")
 
 
+class DigestDraft(DigestDecision):
+    """What the model is asked for: a message short enough that a loop cannot run long (the
+    answer's grammar stops the body at this length), converted to a DigestDecision."""
+
+    body: str = Field(default="", max_length=600, description="the message, a few sentences")
+
+    def decision(self) -> DigestDecision:
+        return DigestDecision.model_validate(self.model_dump())
+
+
 class DigestVerdict(BaseModel):
     decision: DigestDecision
     generated_by: str = "offline"

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.event_agent import decide
+from activities.event_agent import FREQUENCY_PENALTY, decide
 from ambient.clients.llm import LLMClient
 from ambient.deps import WorkerDeps
 from ambient.domain.event_digest import (
@@ -288,6 +288,12 @@ async def test_a_message_that_repeats_itself_is_asked_again_and_never_sent(
     async with scripted(settings, api) as llm:
         verdict = await decide(llm, [breach])
     assert len(api.requests) == 2 and "each sentence once" in messages_text(api.requests[1], "user")
+    # Loops are cut at their source too: a penalty on repeated tokens, and a body the answer's
+    # grammar stops at 600 characters.
+    for request in api.requests:
+        assert request["frequency_penalty"] == FREQUENCY_PENALTY
+        schema = request["response_format"]["json_schema"]["schema"]
+        assert schema["properties"]["body"]["maxLength"] == 600
     assert verdict.generated_by == "offline" and verdict.decision.notify
     assert verdict.decision.title == "watch.breach" and "repeated itself" in verdict.decision.reason
     assert looping(DigestDecision(notify=True, body=f"Error rate 8%. {again * 4}"))

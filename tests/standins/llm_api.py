@@ -95,6 +95,11 @@ class LLMApi:
         response_format = body.get("response_format") or {}
         if self.refuse_json_schema and response_format.get("type") == "json_schema":
             return self._error(Failure(400, "response_format json_schema is unavailable"))
+        for penalty in ("frequency_penalty", "presence_penalty"):
+            # OpenAI's range; a value outside it is refused, not clamped.
+            value = body.get(penalty, 0)
+            if not isinstance(value, int | float) or not -2 <= value <= 2:
+                return self._error(Failure(400, f"{penalty} must be a number in [-2, 2]"))
         if self.script_queue:
             answer = self.script_queue.pop(0)
         elif self.responder is not None:
