@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 from temporalio.client import Client, TLSConfig
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
@@ -10,6 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.runtime import Runtime
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from ambient.codec import EncryptionCodec, parse_key
@@ -41,6 +43,23 @@ def search_attributes(
 # failure arrives as ActivityError; a *local* activity's arrives as the ApplicationError it
 # failed with (only its timeout comes as ActivityError), and uncaught that fails the workflow.
 ACTIVITY_FAILED = (ActivityError, ApplicationError)
+
+
+# A query is answered by a worker. With none polling its queue the server says so only after
+# ~30 s ("no poller seen for task queue recently", measured on the dev server): past what a
+# voice answer or a page can wait. Reads ask for this long at most, then say who is silent.
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+def refusal(exc: RPCError) -> str:
+    """What a failed request says to a person: a silent worker named as such."""
+    # The server answers DEADLINE_EXCEEDED when its side of the deadline passes first; the
+    # client's own timer gives CANCELLED "Timeout expired" (both seen on the dev server).
+    timed_out = exc.status is RPCStatusCode.CANCELLED and "timeout" in exc.message.lower()
+    if exc.status is RPCStatusCode.DEADLINE_EXCEEDED or timed_out:
+        seconds = int(QUERY_TIMEOUT.total_seconds())
+        return f"no worker answered within {seconds} s; is the worker running?"
+    return exc.message
 
 
 def payload_codec(settings: Settings) -> EncryptionCodec | None:

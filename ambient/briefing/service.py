@@ -248,11 +248,13 @@ class BriefingService:
             description = await handle.describe()
             if description.status is not WorkflowExecutionStatus.RUNNING:
                 return None
-            return await handle.query(DailyBriefingWorkflow.status)
+            return await handle.query(
+                DailyBriefingWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
+            )
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return None
-            raise BriefingError(f"Temporal refused the request: {exc.message}") from None
+            raise BriefingError(f"Temporal refused the request: {temporal.refusal(exc)}") from None
 
     async def pause(self, user: str) -> BriefingStatus:
         await self._signal(user, "pause")
@@ -305,7 +307,11 @@ class BriefingService:
         try:
             # Repeat greetings are answered by a query (no history write); the first one of
             # the day, and any retry of it, goes through the update that decides.
-            repeat = await handle.query(DailyBriefingWorkflow.already_given, request.request_id)
+            repeat = await handle.query(
+                DailyBriefingWorkflow.already_given,
+                request.request_id,
+                rpc_timeout=temporal.QUERY_TIMEOUT,
+            )
             if repeat is not None:
                 return repeat
             result = await handle.execute_update(DailyBriefingWorkflow.greet, request, id=update_id)
@@ -316,7 +322,7 @@ class BriefingService:
                     text="你好！还没有设置每日简报。"
                     " (No daily briefing is set up: create one with create_daily_briefing.)",
                 )
-            raise BriefingError(f"Temporal refused the greeting: {exc.message}") from None
+            raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
         except WorkflowUpdateFailedError as exc:
             raise BriefingError(f"greeting failed: {exc.cause}") from None
         if result.outcome is GreetOutcome.SPOKEN and audio and self.tencent.configured:

@@ -279,7 +279,7 @@ class RemediationService:
             )
         try:
             return await self.client.get_workflow_handle(rid).query(
-                GradedRemediationWorkflow.status
+                GradedRemediationWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
             )
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
@@ -287,7 +287,7 @@ class RemediationService:
                     f"no remediation {rid!r}; call list_remediations to see yours"
                 ) from None
             raise RemediationError(
-                f"Temporal refused the request for {rid!r}: {exc.message}"
+                f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}"
             ) from None
 
     async def list_runs(

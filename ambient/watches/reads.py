@@ -344,7 +344,7 @@ class TaskReads:
         """The workflow's ``status`` query: a watch's ``TaskStatus``, a briefing's own."""
         try:
             return await self.client.get_workflow_handle(task_id).query(
-                "status", result_type=result_type
+                "status", result_type=result_type, rpc_timeout=temporal.QUERY_TIMEOUT
             )
         except RPCError as exc:
             raise self._missing(task_id, exc) from None
@@ -375,7 +375,7 @@ class TaskReads:
     def _missing(task_id: str, exc: RPCError) -> TaskError:
         if exc.status is RPCStatusCode.NOT_FOUND:
             return TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
-        return TaskError(f"Temporal refused the request for {task_id!r}: {exc.message}")
+        return TaskError(f"Temporal refused the request for {task_id!r}: {temporal.refusal(exc)}")
 
 
 def _briefing_task_status(briefing: BriefingStatus) -> TaskStatus:
