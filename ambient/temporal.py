@@ -49,6 +49,7 @@ ACTIVITY_FAILED = (ActivityError, ApplicationError)
 # ~30 s ("no poller seen for task queue recently", measured on the dev server): past what a
 # voice answer or a page can wait. Reads ask for this long at most, then say who is silent.
 QUERY_TIMEOUT = timedelta(seconds=5)
+SILENT_WORKER = "no worker answered"
 
 
 def refusal(exc: RPCError) -> str:
@@ -58,7 +59,7 @@ def refusal(exc: RPCError) -> str:
     timed_out = exc.status is RPCStatusCode.CANCELLED and "timeout" in exc.message.lower()
     if exc.status is RPCStatusCode.DEADLINE_EXCEEDED or timed_out:
         seconds = int(QUERY_TIMEOUT.total_seconds())
-        return f"no worker answered within {seconds} s; is the worker running?"
+        return f"{SILENT_WORKER} within {seconds} s; is the worker running?"
     return exc.message
 
 

@@ -19,6 +19,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ambient import temporal
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingError
 from ambient.clients.tencent import ops
@@ -69,6 +70,8 @@ CLOUD = ToolAnnotations(
 UNKNOWN_SPEAKER = (
     "你好！我还不认识你的声音，所以不能告诉你谁的运维信息。请让主人在设置里登记你的声纹。"
 )
+# A read that needs a worker while none runs (ambient.temporal.QUERY_TIMEOUT): said plainly.
+WORKER_SILENT = "后台的工作进程没有响应，现在查不到实时状态。请检查它是否在运行。"
 BEYOND_OWNER = "这台设备主人的权限比你的小，我不能用你的身份在这里操作。请用你自己的设备。"
 
 # --- who and how ----------------------------------------------------------------------------
@@ -89,6 +92,8 @@ async def _answer(
     except TimeoutError:
         return "系统这会儿响应太慢，我没等到结果，请稍后再问。"
     except (RemediationError, TaskError, BriefingError) as exc:
+        if temporal.SILENT_WORKER in str(exc):
+            return WORKER_SILENT
         return speakable(f"没办法完成：{exc}")
     except Exception as exc:
         # A voice client drops error text: say something, and keep the trace in the log.

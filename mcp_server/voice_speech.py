@@ -19,6 +19,7 @@ _CLOUD_ID = re.compile(r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.I
 _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
 # Log templates name their variable parts <*>: said as "某值" (some value), not as symbols.
 _PLACEHOLDER = re.compile(r"<\*>")
+_EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
 _SENTENCE_END = "。！？.!?；;"
 
 
@@ -29,6 +30,7 @@ def speakable(text: str, limit: int = MAX_SPOKEN) -> str:
     text = _PATH_ID.sub("", text)
     text = _CLOUD_ID.sub("", text)
     text = _HEX.sub("", text)
+    text = _EMPTIED_QUOTES.sub("", text)  # an id said in quotes leaves its quotes behind
     text = _MARKDOWN.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r"\s+([，。！？,.!?:：;；])", r"\1", text)

@@ -51,3 +51,6 @@ def test_markdown_ids_and_urls_are_taken_out_and_long_text_ends_at_a_sentence() 
     assert_speakable(spoken)
     assert len(spoken) <= MAX_SPOKEN and spoken.endswith("。")
     assert spoken.startswith("今日简报")
+    # An id said in quotes leaves no empty quotes; quoted words stay.
+    assert speakable("no task 'web-monitor/a/shop': gone") == "no task: gone"
+    assert speakable("他说 “暂停” 'it'") == "他说 “暂停” 'it'"
