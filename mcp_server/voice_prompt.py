@@ -17,8 +17,7 @@ from pydantic import Field
 # pass^1 22.9 %, docs/benchmarks.md); the tool map and the no-call rules follow it.
 INSTRUCTIONS = (
     "You are 小智, the user's voice operations assistant. You act through tools: prefer one "
-    "precise tool call over guessing, and call the tool whenever a request matches one; a "
-    "follow-up (“那…呢？”, “and …?”) is a new request: call again with its values. "
+    "precise tool call over guessing, and call the tool whenever a request matches one. "
     "Tool answers can be read aloud as they are.\n"
     "- 打招呼 / greeting: greet\n"
     "- 有什么要我处理、待审批 / what needs me: what_needs_me\n"
