@@ -7,9 +7,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.briefing.models import BriefingConfig
-from ambient.briefing.service import BriefingError, BriefingService
+from ambient.briefing.service import BriefingError
 from ambient.deps import WorkerDeps
-from ambient.watches.service import TaskService
 from ambient.wiring import AppState
 from mcp_server.voice import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user
@@ -40,13 +39,11 @@ async def test_a_spoken_task_status_while_no_worker_runs_says_so_in_words(
     await make_user(deps.db, user)
     async with running_worker(dev_env.client, deps) as worker:
         settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        briefings = BriefingService(dev_env.client, settings, deps.db)
-        tasks = TaskService(dev_env.client, settings, deps.db, briefings=briefings)
-        config = {"urls": ["https://example.com/"]}
-        await tasks.create(user, "web_monitor", config, name="shop-page")
         state = AppState(
             settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
         )
+        config = {"urls": ["https://example.com/"]}
+        await state.tasks.create(user, "web_monitor", config, name="shop-page")
         async with voice_client(state, user) as client:
             assert "正在运行" in await say(client, "task_status", name="shop page")
     async with voice_client(state, user) as client:
