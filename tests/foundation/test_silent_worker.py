@@ -9,11 +9,10 @@ from ambient import temporal
 from ambient.briefing.models import BriefingConfig
 from ambient.briefing.service import BriefingError
 from ambient.deps import WorkerDeps
-from ambient.wiring import AppState
 from mcp_server.voice import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user
 from tests.conftest import running_worker, unique
-from tests.voice.support import say, voice_client
+from tests.voice.support import say, voice_client, worker_state
 
 
 async def test_a_status_asked_while_no_worker_runs_says_the_worker_is_silent(
@@ -38,10 +37,7 @@ async def test_a_spoken_task_status_while_no_worker_runs_says_so_in_words(
     user = unique("silent-voice")
     await make_user(deps.db, user)
     async with running_worker(dev_env.client, deps) as worker:
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        state = AppState(
-            settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
-        )
+        state = worker_state(dev_env.client, deps, worker.task_queue)
         config = {"urls": ["https://example.com/"]}
         await state.tasks.create(user, "web_monitor", config, name="shop-page")
         async with voice_client(state, user) as client:

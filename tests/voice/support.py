@@ -6,7 +6,9 @@ import re
 from typing import Any
 
 from mcp import Client
+from temporalio.client import Client as TemporalClient
 
+from ambient.deps import WorkerDeps
 from ambient.wiring import AppState, StateHolder
 from mcp_server.voice import build_voice_server
 
@@ -18,6 +20,12 @@ _ID = re.compile(
     r"|\b[0-9a-f]{8,}\b|\bcls-[0-9a-z]+|\bamb_|\bxzd_",
     re.IGNORECASE,
 )
+
+
+def worker_state(temporal: TemporalClient, deps: WorkerDeps, task_queue: str) -> AppState:
+    """The services every door takes, aimed at a test worker's task queue."""
+    settings = deps.settings.model_copy(update={"temporal_task_queue": task_queue})
+    return AppState(settings=settings, db=deps.db, temporal=temporal, channels=deps.channels)
 
 
 def assert_speakable(text: str) -> None:

@@ -14,13 +14,12 @@ from ambient.briefing.service import BriefingService
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository
-from ambient.watches.service import TaskService
 from ambient.wiring import AppState
 from tests.briefing.harness import make_user, write_day_logs
 from tests.conftest import running_worker, unique
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve
-from tests.voice.support import say, voice_client
+from tests.voice.support import say, voice_client, worker_state
 
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
 
@@ -36,18 +35,9 @@ async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
     user = unique("vt")
     await make_user(deps.db, user)
     async with running_worker(dev_env.client, deps) as worker:
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        tasks = TaskService(
-            dev_env.client,
-            settings,
-            deps.db,
-            briefings=BriefingService(dev_env.client, settings, deps.db),
-        )
+        state = worker_state(dev_env.client, deps, worker.task_queue)
         for name in ("morning-standup", "evening-standup"):
-            await tasks.create(user, "schedule", {"hour": 9, "message": name}, name=name)
-        state = AppState(
-            settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
-        )
+            await state.tasks.create(user, "schedule", {"hour": 9, "message": name}, name=name)
         async with voice_client(state, user) as client:
             status = await say(client, "task_status", name="morning standup")
             assert status.startswith("morning standup正在运行")
