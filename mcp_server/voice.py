@@ -38,6 +38,7 @@ from mcp_server.voice_prompt import (
     INSTRUCTIONS,
     SPEAKER_DESCRIPTION,
     Reference,
+    Span,
     Spoken,
     TaskName,
 )
@@ -255,10 +256,7 @@ _ERROR_KINDS = ("watch.failing", "watch.poll_failed", "watch.delivery_failed", "
 
 async def recent_errors(
     ctx: Context[Any, Any],
-    hours: Annotated[
-        int,
-        Field(default=24, ge=1, le=168, description="小时数：一天 24，两天 48，一周 168 / hours"),
-    ] = 24,
+    hours: Span = 24,
     speaker: Spoken = None,
 ) -> str:
     """The user's tasks' errors of the last ``hours``, by task."""

@@ -7,9 +7,11 @@ Worded for a 1.5B local model as much as for a large one: each change here is me
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
+
+from mcp_server.voice_speech import hours_said
 
 # The role prompt the product publishes for 小智 (its 角色介绍, docs/xiaozhi.md), sent as the
 # server's MCP instructions too. It leads with "act through tools" on purpose: a 1.5B model
@@ -21,10 +23,9 @@ INSTRUCTIONS = (
     "Tool answers can be read aloud as they are.\n"
     "- 打招呼 / greeting: greet\n"
     "- 有什么要我处理、待审批 / what needs me: what_needs_me\n"
-    "- 批准、拒绝修复或回滚 / approve, refuse: approve_remediation, refuse_remediation "
-    "(which: 服务名)\n"
+    "- 批准、拒绝修复或回滚 / approve, refuse: approve_remediation, refuse_remediation\n"
     "- 任务怎么样、暂停、恢复 / a task: task_status, pause_task, resume_task\n"
-    "- 集群 / clusters: cluster_health; 报错、失败 / errors: recent_errors (hours)\n"
+    "- 集群 / clusters: cluster_health; 报错、失败 / errors: recent_errors\n"
     "No tool for thanks, jokes, weather or small talk (不调用工具); when no task is named "
     "(“它”“那个”), 先问是哪一个.\n"
     "Pass the voiceprint speaker name as `speaker` only when known."
@@ -49,6 +50,38 @@ Reference = Annotated[
         max_length=100,
         description="用户说出的服务名 / the service the user named",
     ),
+]
+
+MOST_HOURS = 168
+SPAN_DESCRIPTION = (
+    "时间范围，照用户原话带单位写（两天、一周、3 hours）/ the span as said, with its unit"
+)
+
+
+def _hours(said: object) -> int:
+    """The hours a span argument means: a number of hours (1 to a week) or the user's words."""
+    if isinstance(said, int) and not isinstance(said, bool):
+        if not 1 <= said <= MOST_HOURS:
+            raise ValueError(f"hours is 1 to {MOST_HOURS} (a week)")
+        return said
+    hours = hours_said(said, MOST_HOURS) if isinstance(said, str | float) else None
+    if hours is None:
+        raise ValueError(f"say a time span, like “两天” or “6 hours”, not {said!r}")
+    return hours
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+# A 1.5B model turns "最近两天" into hours=24 and "这一周" into hours=1, but copies the words
+# well (docs/benchmarks.md, round 9): the argument takes hours or the words, read by hours_said.
+Span = Annotated[
+    int,
+    BeforeValidator(_hours),
+    WithJsonSchema({"type": "string"}),
+    # No default shown: the 1.5B model copied a shown "24 小时" into every call.
+    Field(default=24, description=SPAN_DESCRIPTION, json_schema_extra=_no_default),
 ]
 
 

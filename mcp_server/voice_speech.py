@@ -172,3 +172,76 @@ def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, 
         return None, f"没找到叫“{said}”的任务。你的任务有：{listed}。"
     listed = "、".join(task_label(t) for t in found[:4])
     return None, f"有 {len(found)} 个任务符合：{listed}。请说完整的名字。"
+
+
+# Spoken time spans for "errors of the last …": a 1.5B model turns "最近两天" into hours=24 and
+# "这一周" into hours=1 (docs/benchmarks.md, round 9), yet copies the words well. The span is read
+# here: a number (digits, 一…十, 两/俩, English words, "a", "couple"), then its unit.
+_NUMBER_WORDS: dict[str, float] = {
+    **{w: i + 1 for i, w in enumerate(ORDINAL_WORDS)},
+    **{"两": 2, "俩": 2, "半": 0.5, "几": 3},
+    **{
+        w: i + 1
+        for i, w in enumerate(
+            "one two three four five six seven eight nine ten eleven twelve".split()
+        )
+    },
+    **{"a": 1, "an": 1, "half": 0.5, "couple": 2, "few": 3, "several": 3},
+}
+_UNIT_HOURS = {
+    "小时": 1,
+    "钟头": 1,
+    "天": 24,
+    "日": 24,
+    "晚上": 24,
+    "周": 168,
+    "星期": 168,
+    "礼拜": 168,
+    "hour": 1,
+    "hr": 1,
+    "day": 24,
+    "night": 24,
+    "week": 168,
+}
+_SPAN = re.compile(
+    r"(\d+(?:\.\d+)?|[一二三四五六七八九十两俩半几]+|\b(?:a|an|half|couple|few|several|one|two|three"
+    r"|four|five|six|seven|eight|nine|ten|eleven|twelve)\b)?\s*(?:of\s+)?(?:个|多)?\s*"
+    r"(小时|钟头|天|日|晚上|周|星期|礼拜|(?<![a-z])(?:hours?|hrs?|days?|nights?|weeks?)\b)",
+)
+_WHOLE_DAY = re.compile(r"今天|今日|\btoday\b|一整天|\b24\s*h\b")
+_SINCE_YESTERDAY = re.compile(r"昨天|昨晚|昨日|yesterday")
+
+
+def _number(word: str) -> float | None:
+    if re.fullmatch(r"\d+(?:\.\d+)?", word):
+        return float(word)
+    if word in _NUMBER_WORDS:
+        return _NUMBER_WORDS[word]
+    if re.fullmatch(r"十[一二三四五六七八九]?|[一二三四五六七八九两]十[一二三四五六七八九]?", word):
+        tens, _, ones = word.partition("十")
+        return (_NUMBER_WORDS.get(tens, 1) * 10) + (_NUMBER_WORDS.get(ones, 0) if ones else 0)
+    return None
+
+
+def hours_said(said: int | float | str | None, most: int = 168) -> int | None:
+    """How many hours a spoken span means, 1..``most``: ``48`` → 48, "两天" → 48, "这一周" →
+    168, "past three days" → 72, "俩小时" → 2, "since yesterday" → 48; None when it says none."""
+    if said is None or isinstance(said, bool):
+        return None
+    if isinstance(said, int | float):
+        hours = float(said)
+    else:
+        text = said.strip().lower()
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            hours = float(text)
+        elif _SINCE_YESTERDAY.search(text):
+            hours = 48
+        elif found := _SPAN.search(text):
+            count = _number(found.group(1)) if found.group(1) else 1.0
+            unit = found.group(2).rstrip("s")
+            hours = (count or 1.0) * _UNIT_HOURS.get(unit, _UNIT_HOURS.get(found.group(2), 1))
+        elif _WHOLE_DAY.search(text):
+            hours = 24
+        else:
+            return None
+    return max(1, min(most, round(hours)))

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from openai import AsyncOpenAI, omit
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
+from pydantic import BaseModel, ValidationError, create_model
 
 from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
 from bench.toolcalls.scoring import (
@@ -439,6 +440,17 @@ def recorded_ids(path: Path) -> set[str]:
     return {str(json.loads(line)["id"]) for line in path.read_text().splitlines() if line.strip()}
 
 
+def arguments_model(function: Callable[..., Any]) -> type[BaseModel]:
+    """The model of a tool function's arguments (all but its MCP context), as the server
+    validates a call's arguments against them."""
+    fields: dict[str, Any] = {
+        name: (p.annotation, ... if p.default is p.empty else p.default)
+        for name, p in inspect.signature(function, eval_str=True).parameters.items()
+        if name != "ctx"
+    }
+    return create_model(f"{function.__name__}Arguments", **fields)
+
+
 def voice_reading() -> ProductReading:
     """What each voice tool does, read from the product (its annotations and its target
     argument), and the product's own tests of a target and a speaker that name nothing."""
@@ -457,9 +469,23 @@ def voice_reading() -> ProductReading:
         )
         for function, hints in TOOLS
     }
+    readers = {function.__name__: arguments_model(function) for function, _ in TOOLS}
+
+    def read(call: Call) -> Call:
+        # As the tool reads its arguments; a call the tool would refuse is scored as it was.
+        model = readers.get(call.tool)
+        try:
+            held = model.model_validate(call.arguments) if model else None
+        except ValidationError:
+            held = None
+        if held is None:
+            return call
+        return Call(tool=call.tool, arguments=held.model_dump(exclude_unset=True))
+
     return ProductReading(
         effects=effects,
         names_nothing=names_nothing,
+        read=read,
         # The owner's assistant as `ambient dev` names it.
         names_no_speaker=lambda said: names_no_speaker(
             said, DEFAULT_ASSISTANT, SPEAKER_DESCRIPTION

@@ -275,11 +275,13 @@ Unwanted = Literal["asked back", "spoke", "changed"]
 
 class ProductReading(BaseModel):
     """What the product does with a call, for the voice profile: each tool's effect, its test
-    of a target that names nothing, and its test of a speaker that names nobody."""
+    of a target that names nothing, its test of a speaker that names nobody, and the arguments
+    as its tools read them (a span "两天" is hours=48), which is what the case is scored on."""
 
     effects: dict[str, Effect]
     names_nothing: Callable[[str], bool]
     names_no_speaker: Callable[[str], bool]
+    read: Callable[[Call], Call] = lambda call: call
 
 
 def unwanted_effect(
@@ -344,7 +346,10 @@ def report(
                 for a in attempts
                 for c in a.calls
             )
-        kinds = [outcome(case, a.calls, a.error) for a in attempts]
+        read = [
+            [reading.read(c) for c in a.calls] if reading is not None else a.calls for a in attempts
+        ]
+        kinds = [outcome(case, calls, a.error) for a, calls in zip(attempts, read, strict=True)]
         oks = [kind == "correct" for kind in kinds]
         per_case.append(oks)
         per_lang.setdefault(case.lang, []).append(oks)
@@ -357,13 +362,17 @@ def report(
             if kind != "correct":
                 errors[kind] += 1
         lenient += [
-            a.error is None and case_correct(case, a.calls or a.text_calls) for a in attempts
+            a.error is None
+            and case_correct(
+                case, calls or [reading.read(c) if reading else c for c in a.text_calls]
+            )
+            for a, calls in zip(attempts, read, strict=True)
         ]
         for expected in case.expected:
             per_tool.setdefault(expected.tool, []).append(
                 [
-                    a.error is None and any(call_matches(expected, c) for c in a.calls)
-                    for a in attempts
+                    a.error is None and any(call_matches(expected, c) for c in calls)
+                    for a, calls in zip(attempts, read, strict=True)
                 ]
             )
         if not case.expected:

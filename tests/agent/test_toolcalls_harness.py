@@ -720,6 +720,41 @@ def test_an_unwanted_call_is_read_by_what_the_product_would_do_with_it() -> None
     assert report("m", runs).unwanted == {} and report("m", runs).guessed_speakers is None
 
 
+def test_a_voice_call_is_scored_on_its_arguments_as_the_tool_reads_them() -> None:
+    from bench.toolcalls.run import voice_reading
+
+    week = Case(
+        id="w",
+        lang="zh",
+        utterance="这一周出过什么错？",
+        expected=[ExpectedCall(tool="recent_errors", args={"hours": 168})],
+    )
+
+    def said(hours: object) -> list[Attempt]:
+        return [Attempt(calls=[Call(tool="recent_errors", arguments={"hours": hours})])]
+
+    # The words the model copied, the hours, the wrong span, one the tool refuses (kept as
+    # said), and the same words only written in the text (the lenient reading).
+    runs = [(week, said("这一周")), (week, said(168)), (week, said("1")), (week, said("soon"))]
+    runs.append(
+        (
+            week,
+            [
+                Attempt(
+                    calls=[], text_calls=[Call(tool="recent_errors", arguments={"hours": "一周"})]
+                )
+            ],
+        )
+    )
+    result = report("m", runs, reading=voice_reading())
+    assert result.pass1 == 2 / 5 and result.lenient_pass1 == 3 / 5
+    assert result.errors == {"tool_choice": 1, "arguments": 2, "error": 0}
+    # The failures show what the model said, not the reading.
+    assert [f["called"][0]["arguments"]["hours"] for f in result.failures[:2]] == ["1", "soon"]
+    # Without the product's reading, only the number is right.
+    assert report("m", runs).pass1 == 1 / 5
+
+
 # A thing's id in an expected argument: a task, remediation, discussion, cluster or node pool.
 _AN_ID = re.compile(
     r"(?:web-monitor|threshold-watch|reminder|news-digest|daily-briefing|remediation)/\S+"

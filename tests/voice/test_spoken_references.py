@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
-from mcp_server.voice_speech import pick_remediation, pick_task
+from mcp_server.voice_speech import hours_said, pick_remediation, pick_task
 from tests.voice.support import assert_speakable
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -138,3 +138,29 @@ def test_a_speaker_a_model_guessed_names_nobody_but_a_real_name_does() -> None:
     for name in ["陌生人", "vp-guest", "alice"]:
         assert not names_no_speaker(name, "小智", SPEAKER_DESCRIPTION), name
     assert not names_no_speaker("xiaozhi", "阿福", SPEAKER_DESCRIPTION)  # another assistant
+
+
+def test_spoken_spans_are_read_as_hours_in_both_languages() -> None:
+    for said, hours in [
+        (48, 48),
+        ("12", 12),
+        ("两天", 48),
+        ("最近俩小时", 2),
+        ("这一周", 168),
+        ("一个星期", 168),
+        ("十二小时", 12),
+        ("二十四小时", 24),
+        ("半天", 12),
+        ("past three days", 72),
+        ("the last couple of days", 48),
+        ("a week", 168),
+        ("last 2 hours", 2),
+        ("since yesterday", 48),
+        ("昨天到现在", 48),
+        ("今天", 24),
+        ("两个礼拜", 168),  # more than a week is a week: the events kept are read that far
+    ]:
+        assert hours_said(said) == hours, said
+    # Words that say no span, and "day" inside another word, are no span.
+    for said in ["最近", "hello", "", None, "birthday party"]:
+        assert hours_said(said) is None, said

@@ -262,8 +262,15 @@ async def test_the_official_mcp_client_over_streamable_http_speaks_with_the_voic
         ):
             tools = (await client.list_tools()).tools
             result = await client.call_tool("recent_errors", {"hours": 12})
+            # A span in the user's words is read as hours; one that says none is refused.
+            spoken = await client.call_tool("recent_errors", {"hours": "过去两天"})
+            too_long = await client.call_tool("recent_errors", {"hours": 500})
+            no_span = await client.call_tool("recent_errors", {"hours": "soon"})
     assert len(tools) <= 10
     assert not result.is_error
     text = getattr(result.content[0], "text", "")
     assert_speakable(text)
     assert text == "最近 12 小时没有错误。"
+    assert getattr(spoken.content[0], "text", "") == "最近 48 小时没有错误。"
+    assert too_long.is_error and "1 to 168" in getattr(too_long.content[0], "text", "")
+    assert no_span.is_error and "“两天”" in getattr(no_span.content[0], "text", "")
