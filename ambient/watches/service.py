@@ -261,6 +261,10 @@ class TaskService(TaskReads):
             raise InvalidTaskError("request_id: 1-200 characters")
         update_id = f"update-{request_id or uuid.uuid4().hex}"
         await self._running(task_id)
+        # An update waits for a worker to take it, with no end: with none running it hung for
+        # good. A query answers within QUERY_TIMEOUT or says the worker is silent, and then
+        # nothing was sent (a change sent could still apply when a worker came back).
+        await self._query_status(task_id, TaskStatus)
         try:
             await self.client.get_workflow_handle(task_id).execute_update(
                 "update_config", payload, id=update_id
