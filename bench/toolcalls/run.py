@@ -40,6 +40,7 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
 from bench.toolcalls.scoring import (
+    SAID_CHARS,
     Attempt,
     Call,
     Case,
@@ -316,6 +317,7 @@ async def ask(
                 calls=[c for c in answer if c.tool not in environment],
                 environment_calls=[c for c in answer if c.tool in environment],
                 text_calls=[c for c in calls_in_text(message.content) if c.tool not in environment],
+                said=(message.content or "")[:SAID_CHARS],
                 seconds=time.monotonic() - started,
                 lookups=lookups,
                 offered=chosen,
@@ -771,6 +773,8 @@ def print_report(result: Report) -> None:
     if result.guessed_speakers is not None:
         guessed = result.guessed_speakers
         print(f"  calls naming a speaker nobody said (answered as a stranger): {guessed}")
+    if result.answered_in_words:
+        print(f"  runs that wanted a call and got words instead: {result.answered_in_words}")
     for tool, row in result.per_tool.items():
         print(f"  {tool:28} {row.cases:3}  pass^1 {row.pass1:.0%}  pass^k {row.pass_k:.0%}")
 

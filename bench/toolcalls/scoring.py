@@ -208,11 +208,17 @@ def calls_in_text(text: str | None) -> list[Call]:
     return calls
 
 
+SAID_CHARS = 200
+
+
 class Attempt(BaseModel):
     """One run of one case: the calls in ``tool_calls``, those only written in the text."""
 
     calls: list[Call]
     text_calls: list[Call] = Field(default_factory=list)
+    # What the model said in words (its first SAID_CHARS): a follow-up answered without a
+    # call is mostly a made-up result in the shape of the last one ("最近 2 小时有 5 个错误").
+    said: str = ""
     error: str | None = None
     seconds: float = 0.0
     # The find_tools queries the model made on the way (the --profile find loop), in order.
@@ -258,6 +264,8 @@ class Report(BaseModel):
     # Product calls naming a speaker no case gave (the product answers a stranger's name with
     # "I don't know your voice"); None when the product's reading is not known.
     guessed_speakers: int | None = None
+    # Runs of cases that want a product call where the model made none and answered in words.
+    answered_in_words: int = 0
     failures: list[dict[str, Any]]
 
 
@@ -331,6 +339,7 @@ def report(
     failures: list[dict[str, Any]] = []
     unwanted: Counter[str] = Counter()
     guessed_speakers = 0
+    in_words = 0
     for case, attempts in results:
         if reading is not None:
             if not case.expected:
@@ -350,6 +359,11 @@ def report(
             [reading.read(c) for c in a.calls] if reading is not None else a.calls for a in attempts
         ]
         kinds = [outcome(case, calls, a.error) for a, calls in zip(attempts, read, strict=True)]
+        if case.expected:
+            in_words += sum(
+                a.error is None and not a.calls and not a.text_calls and bool(a.said.strip())
+                for a in attempts
+            )
         oks = [kind == "correct" for kind in kinds]
         per_case.append(oks)
         per_lang.setdefault(case.lang, []).append(oks)
@@ -389,6 +403,7 @@ def report(
                         "expected": [e.model_dump() for e in case.expected],
                         "called": [c.model_dump() for c in attempt.calls],
                         "text_calls": [c.model_dump() for c in attempt.text_calls],
+                        "said": attempt.said,
                         "error": attempt.error,
                         "lookups": attempt.lookups,
                         "offered": attempt.offered,
@@ -422,5 +437,6 @@ def report(
         per_offer={k: row(v) for k, v in sorted(per_offer.items())},
         unwanted=dict(sorted(unwanted.items())),
         guessed_speakers=guessed_speakers if reading is not None else None,
+        answered_in_words=in_words,
         failures=failures,
     )

@@ -755,6 +755,26 @@ def test_a_voice_call_is_scored_on_its_arguments_as_the_tool_reads_them() -> Non
     assert report("m", runs).pass1 == 1 / 5
 
 
+def test_a_request_answered_in_words_is_counted_and_its_words_kept() -> None:
+    follow_up = Case(
+        id="f",
+        lang="zh",
+        utterance="那只看最近俩小时的呢",
+        expected=[ExpectedCall(tool="recent_errors", args={"hours": 2})],
+    )
+    thanks = Case(id="t", lang="zh", utterance="谢谢", expected=[])
+    made_up = "最近 2 小时有 5 个错误，主要是：库存同步 4 次。"
+    runs = [
+        (follow_up, [Attempt(calls=[], said=made_up)]),
+        (follow_up, [Attempt(calls=[], said="")]),  # silence is no answer in words
+        (follow_up, [Attempt(calls=[Call(tool="recent_errors", arguments={"hours": 2})])]),
+        (thanks, [Attempt(calls=[], said="不客气！")]),  # words are right here
+    ]
+    result = report("m", runs)
+    assert result.answered_in_words == 1
+    assert [f["said"] for f in result.failures] == [made_up, ""]
+
+
 # A thing's id in an expected argument: a task, remediation, discussion, cluster or node pool.
 _AN_ID = re.compile(
     r"(?:web-monitor|threshold-watch|reminder|news-digest|daily-briefing|remediation)/\S+"
