@@ -433,6 +433,20 @@ async def test_the_xiaozhi_environment_counts_its_own_tools_as_no_product_call(
     assert asked["unwanted"] == {"asked back": 1}
 
 
+async def test_voice_follow_up_set_is_all_follow_ups_of_every_kind() -> None:
+    """bench/toolcalls/voice_followups.jsonl: follow-ups only, written blind after heldout7
+    showed the follow-ups answered in words to be made-up results."""
+    cases = load_cases(bench_run.VOICE_DATASET.with_name("voice_followups.jsonl"))
+    tools = {t["function"]["name"] for t in await our_tools("voice")}
+    assert len(cases) == 48 and all(c.history for c in cases)
+    assert len({c.id for c in cases}) == len(cases)
+    assert Counter(c.lang for c in cases) == {"en": 24, "zh": 24}
+    assert Counter(part_of(c) for c in cases) == {"multi-turn": 40, "ask-back": 8}
+    called = Counter(e.tool for c in cases for e in c.expected)
+    assert set(called) == tools - {"greet"} and min(called.values()) >= 2
+    assert sum(not c.expected for c in cases) == 18
+
+
 async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both_halves() -> None:
     cases = load_cases(bench_run.VOICE_DATASET)
     tools = {t["function"]["name"] for t in await our_tools("voice")}
