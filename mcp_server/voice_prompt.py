@@ -60,6 +60,8 @@ SPAN_DESCRIPTION = (
 
 def _hours(said: object) -> int:
     """The hours a span argument means: a number of hours (1 to a week) or the user's words."""
+    if isinstance(said, str) and said.strip().isdigit():
+        said = int(said)
     if isinstance(said, int) and not isinstance(said, bool):
         if not 1 <= said <= MOST_HOURS:
             raise ValueError(f"hours is 1 to {MOST_HOURS} (a week)")

@@ -205,7 +205,7 @@ _UNIT_HOURS = {
 }
 _SPAN = re.compile(
     r"(\d+(?:\.\d+)?|[一二三四五六七八九十两俩半几]+|\b(?:a|an|half|couple|few|several|one|two|three"
-    r"|four|five|six|seven|eight|nine|ten|eleven|twelve)\b)?\s*(?:of\s+)?(?:个|多)?\s*"
+    r"|four|five|six|seven|eight|nine|ten|eleven|twelve)\b)?\s*(?:of\s+)?个?多?\s*"
     r"(小时|钟头|天|日|晚上|周|星期|礼拜|(?<![a-z])(?:hours?|hrs?|days?|nights?|weeks?)\b)",
 )
 _WHOLE_DAY = re.compile(r"今天|今日|\btoday\b|一整天|\b24\s*h\b")
@@ -238,8 +238,10 @@ def hours_said(said: int | float | str | None, most: int = 168) -> int | None:
             hours = 48
         elif found := _SPAN.search(text):
             count = _number(found.group(1)) if found.group(1) else 1.0
+            if count is None:  # "十几个小时": a number not read is no span, not a guess
+                return None
             unit = found.group(2).rstrip("s")
-            hours = (count or 1.0) * _UNIT_HOURS.get(unit, _UNIT_HOURS.get(found.group(2), 1))
+            hours = count * _UNIT_HOURS.get(unit, _UNIT_HOURS.get(found.group(2), 1))
         elif _WHOLE_DAY.search(text):
             hours = 24
         else:

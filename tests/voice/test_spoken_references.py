@@ -159,8 +159,10 @@ def test_spoken_spans_are_read_as_hours_in_both_languages() -> None:
         ("昨天到现在", 48),
         ("今天", 24),
         ("两个礼拜", 168),  # more than a week is a week: the events kept are read that far
+        ("三个多小时", 3),
+        ("一个多星期", 168),
     ]:
         assert hours_said(said) == hours, said
     # Words that say no span, and "day" inside another word, are no span.
-    for said in ["最近", "hello", "", None, "birthday party"]:
+    for said in ["最近", "hello", "", None, "birthday party", "十几个小时"]:
         assert hours_said(said) is None, said
