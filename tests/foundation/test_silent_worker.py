@@ -13,6 +13,7 @@ from ambient.briefing.models import BriefingConfig
 from ambient.briefing.service import BriefingError
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import TaskError
+from ambient.wiring import AppState
 from mcp_server.voice import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user
 from tests.conftest import running_worker, unique
@@ -35,17 +36,26 @@ async def test_a_status_asked_while_no_worker_runs_says_the_worker_is_silent(
     assert temporal.QUERY_TIMEOUT.total_seconds() == 5
 
 
-async def test_a_spoken_task_status_while_no_worker_runs_says_so_in_words(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
-    user = unique("silent-voice")
+async def a_watch_and_no_worker(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, prefix: str
+) -> tuple[AppState, str, str]:
+    """A user's web monitor "shop-page", created and answering while a worker ran; returned
+    (the services every door takes, the user, the task id) once that worker has stopped."""
+    user = unique(prefix)
     await make_user(deps.db, user)
     async with running_worker(dev_env.client, deps) as worker:
         state = worker_state(dev_env.client, deps, worker.task_queue)
         config = {"urls": ["https://example.com/"]}
-        await state.tasks.create(user, "web_monitor", config, name="shop-page")
+        task = await state.tasks.create(user, "web_monitor", config, name="shop-page")
         async with voice_client(state, user) as client:
             assert "正在运行" in await say(client, "task_status", name="shop page")
+    return state, user, task.task_id
+
+
+async def test_a_spoken_task_status_while_no_worker_runs_says_so_in_words(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    state, user, _ = await a_watch_and_no_worker(dev_env, deps, "silent-voice")
     async with voice_client(state, user) as client:
         answer = await say(client, "task_status", name="shop page")
     # Said plainly, in the voice's language, within the voice's budget (not the server's ~30 s).
@@ -55,19 +65,14 @@ async def test_a_spoken_task_status_while_no_worker_runs_says_so_in_words(
 async def test_a_config_update_while_no_worker_runs_is_refused_and_nothing_is_sent(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    user = unique("silent-update")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        config = {"urls": ["https://example.com/"]}
-        task = await state.tasks.create(user, "web_monitor", config, name="shop-page")
+    state, user, task_id = await a_watch_and_no_worker(dev_env, deps, "silent-update")
     # The update would wait for a worker for good (measured: still waiting after 90 s).
     changed = {"urls": ["https://example.org/"]}
     with pytest.raises(TaskError, match="no worker answered within 5 s"):
-        await state.tasks.update(user, task.task_id, changed, request_id="r1")
+        await state.tasks.update(user, task_id, changed, request_id="r1")
     # Nothing was sent: the server knows no such update (one sent would be waiting for a
     # worker, to apply when one came back).
-    sent = dev_env.client.get_workflow_handle(task.task_id).get_update_handle("update-r1")
+    sent = dev_env.client.get_workflow_handle(task_id).get_update_handle("update-r1")
     with pytest.raises(RPCError) as refused:
         await sent.result(rpc_timeout=timedelta(seconds=3))
     assert refused.value.status is RPCStatusCode.NOT_FOUND
