@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from openai import AsyncOpenAI, omit
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import ValidationError
 
 from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
 from bench.toolcalls.scoring import (
@@ -442,20 +442,11 @@ def recorded_ids(path: Path) -> set[str]:
     return {str(json.loads(line)["id"]) for line in path.read_text().splitlines() if line.strip()}
 
 
-def arguments_model(function: Callable[..., Any]) -> type[BaseModel]:
-    """The model of a tool function's arguments (all but its MCP context), as the server
-    validates a call's arguments against them."""
-    fields: dict[str, Any] = {
-        name: (p.annotation, ... if p.default is p.empty else p.default)
-        for name, p in inspect.signature(function, eval_str=True).parameters.items()
-        if name != "ctx"
-    }
-    return create_model(f"{function.__name__}Arguments", **fields)
-
-
 def voice_reading() -> ProductReading:
     """What each voice tool does, read from the product (its annotations and its target
     argument), and the product's own tests of a target and a speaker that name nothing."""
+    from mcp.server.mcpserver.tools.base import Tool
+
     from ambient.xiaozhi import DEFAULT_ASSISTANT, names_no_speaker
     from mcp_server.voice import TOOLS
     from mcp_server.voice_prompt import SPEAKER_DESCRIPTION
@@ -471,16 +462,17 @@ def voice_reading() -> ProductReading:
         )
         for function, hints in TOOLS
     }
-    readers = {function.__name__: arguments_model(function) for function, _ in TOOLS}
+    # The argument models the MCP server validates each call with (built as it registers them).
+    readers = {f.__name__: Tool.from_function(f).fn_metadata for f, _ in TOOLS}
 
     def read(call: Call) -> Call:
         # As the tool reads its arguments; a call the tool would refuse is scored as it was.
-        model = readers.get(call.tool)
+        metadata = readers.get(call.tool)
+        if metadata is None:
+            return call
         try:
-            held = model.model_validate(call.arguments) if model else None
+            held = metadata.arg_model.model_validate(metadata.pre_parse_json(call.arguments))
         except ValidationError:
-            held = None
-        if held is None:
             return call
         return Call(tool=call.tool, arguments=held.model_dump(exclude_unset=True))
 
