@@ -734,32 +734,26 @@ def test_an_unwanted_call_is_read_by_what_the_product_would_do_with_it() -> None
     assert report("m", runs).unwanted == {} and report("m", runs).guessed_speakers is None
 
 
+def _errors_case(utterance: str, hours: int) -> Case:
+    """A request for the errors of the last ``hours``, said as ``utterance``."""
+    expected = [ExpectedCall(tool="recent_errors", args={"hours": hours})]
+    return Case(id=utterance, lang="zh", utterance=utterance, expected=expected)
+
+
+def _errors_call(hours: object) -> Call:
+    return Call(tool="recent_errors", arguments={"hours": hours})
+
+
 def test_a_voice_call_is_scored_on_its_arguments_as_the_tool_reads_them() -> None:
     from bench.toolcalls.run import voice_reading
 
-    week = Case(
-        id="w",
-        lang="zh",
-        utterance="这一周出过什么错？",
-        expected=[ExpectedCall(tool="recent_errors", args={"hours": 168})],
-    )
-
-    def said(hours: object) -> list[Attempt]:
-        return [Attempt(calls=[Call(tool="recent_errors", arguments={"hours": hours})])]
-
+    week = _errors_case("这一周出过什么错？", 168)
     # The words the model copied, the hours, the wrong span, one the tool refuses (kept as
     # said), and the same words only written in the text (the lenient reading).
-    runs = [(week, said("这一周")), (week, said(168)), (week, said("1")), (week, said("soon"))]
-    runs.append(
-        (
-            week,
-            [
-                Attempt(
-                    calls=[], text_calls=[Call(tool="recent_errors", arguments={"hours": "一周"})]
-                )
-            ],
-        )
-    )
+    runs = [
+        (week, [Attempt(calls=[_errors_call(hours)])]) for hours in ("这一周", 168, "1", "soon")
+    ]
+    runs.append((week, [Attempt(calls=[], text_calls=[_errors_call("一周")])]))
     result = report("m", runs, reading=voice_reading())
     assert result.pass1 == 2 / 5 and result.lenient_pass1 == 3 / 5
     assert result.errors == {"tool_choice": 1, "arguments": 2, "error": 0}
@@ -770,18 +764,13 @@ def test_a_voice_call_is_scored_on_its_arguments_as_the_tool_reads_them() -> Non
 
 
 def test_a_request_answered_in_words_is_counted_and_its_words_kept() -> None:
-    follow_up = Case(
-        id="f",
-        lang="zh",
-        utterance="那只看最近俩小时的呢",
-        expected=[ExpectedCall(tool="recent_errors", args={"hours": 2})],
-    )
+    follow_up = _errors_case("那只看最近俩小时的呢", 2)
     thanks = Case(id="t", lang="zh", utterance="谢谢", expected=[])
     made_up = "最近 2 小时有 5 个错误，主要是：库存同步 4 次。"
     runs = [
         (follow_up, [Attempt(calls=[], said=made_up)]),
         (follow_up, [Attempt(calls=[], said="")]),  # silence is no answer in words
-        (follow_up, [Attempt(calls=[Call(tool="recent_errors", arguments={"hours": 2})])]),
+        (follow_up, [Attempt(calls=[_errors_call(2)])]),
         (thanks, [Attempt(calls=[], said="不客气！")]),  # words are right here
     ]
     result = report("m", runs)
