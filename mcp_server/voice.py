@@ -25,7 +25,7 @@ from ambient.briefing.service import BriefingError
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.remediation.runs import FINAL_STATES
-from ambient.remediation.views import RemediationError
+from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository
 from ambient.watches.inputs import TaskError
@@ -45,6 +45,7 @@ from mcp_server.voice_prompt import (
 from mcp_server.voice_speech import (
     MAX_SPOKEN,
     ORDINAL_WORDS,
+    names_nothing,
     pick_remediation,
     pick_task,
     run_about,
@@ -147,22 +148,73 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     return await _answer(ctx, speaker, work)
 
 
+# With two or more waiting, which one a decision names is the model's reading of the user's
+# words, and a small model picks one of two for "approve it" (docs/benchmarks.md, #25 round 11).
+# So the first call names the run back and asks; the same decision on the same run (one life of
+# it: its run key) within CONFIRM_WINDOW, from any replica, makes it — named again, or by a
+# reference that names nothing ("批准。", "确认") right after the question.
+CONFIRM_WINDOW = timedelta(minutes=2)
+CONFIRM_ASKED = "voice.confirm_asked"
+_YES = frozenset({"确认", "确定", "对", "是", "是的", "好", "好的", "yes", "confirm", "ok", "sure"})
+
+
+async def _last_asked(state: AppState, user: str) -> dict[str, Any] | None:
+    """The decision last asked about, while the question is fresh (an older one never is)."""
+    async with state.db.session() as session:
+        last = await EventRepository(session).list(user=user, kind=CONFIRM_ASKED, limit=1)
+    fresh = last and last[0].created_at >= datetime.now(UTC) - CONFIRM_WINDOW
+    return last[0].payload if fresh else None
+
+
 async def _decide(
     ctx: Context[Any, Any], which: str, approve: bool, reason: str, speaker: str | None
 ) -> str:
     state = app_state(ctx)
 
     async def work(user: str) -> str:
-        run, question = pick_remediation(await waiting_for(state.remediations, user), which)
+        waiting = await waiting_for(state.remediations, user)
+        asked = await _last_asked(state, user) if len(waiting) > 1 else None
+        run = None
+        if asked and asked["approve"] == approve and _names_the_asked(which):
+            run = next((r for r in waiting if r.run_key == asked["run_key"]), None)
         if run is None:
-            return question
+            run, question = pick_remediation(waiting, which)
+            if run is None:
+                return question
+            if len(waiting) > 1 and asked != {"run_key": run.run_key, "approve": approve}:
+                return await _ask(state, user, waiting, run, approve)
         decision = await state.remediations.approve(
             user, run.remediation_id, approve, reason or "by voice"
         )
-        verb = "批准" if decision.approve else "拒绝"
-        return f"好的，已{verb}{run_about(run)}的修复。"
+        return f"好的，已{'批准' if decision.approve else '拒绝'}{run_about(run)}的修复。"
 
     return await _answer(ctx, speaker, work)
+
+
+def _names_the_asked(which: str) -> bool:
+    return names_nothing(which) or which.strip(" 。.!！,，").lower() in _YES
+
+
+async def _ask(
+    state: AppState,
+    user: str,
+    waiting: list[RemediationSummary],
+    run: RemediationSummary,
+    approve: bool,
+) -> str:
+    """Name the run back and ask; this decision becomes the one a confirmation makes."""
+    async with state.db.session() as session:
+        await EventRepository(session).add(
+            CONFIRM_ASKED, user=user, payload={"run_key": run.run_key, "approve": approve}
+        )
+        await session.commit()
+    verb = "批准" if approve else "拒绝"
+    i = waiting.index(run)
+    place = ORDINAL_WORDS[i] if i < len(ORDINAL_WORDS) else str(i + 1)
+    return (
+        f"有 {len(waiting)} 个修复在等你审批。要{verb}第{place}个，{run_about(run)}的修复吗？"
+        f"确认就再说一次{verb}。"
+    )
 
 
 async def approve_remediation(

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceService
+from mcp_server.voice import CONFIRM_ASKED, CONFIRM_WINDOW
 from tests.conftest import running_worker
 from tests.remediation.support import (
     add_user,
@@ -194,3 +196,66 @@ async def test_a_named_approver_hears_and_approves_a_run_waiting_for_them(
             assert "已批准" in approved
         status = await handle.query("status", result_type=RemediationStatus)
         assert [a.approver for a in status.approvals] == ["oncall"]
+
+
+async def test_with_two_waiting_a_decision_is_named_back_and_made_when_confirmed(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+        )
+        service = RemediationService(ts_env.client, settings, deps.db)
+        handles = {}
+        for workload in ("checkout", "payments"):
+            started = await service.start(OWNER, alert(url, workload=workload), "dry_run")
+            handles[workload] = ts_env.client.get_workflow_handle(
+                started.remediation_id, result_type=RemediationStatus
+            )
+            await state_reaches(ts_env, handles[workload], ("waiting_approval",))
+
+        async def approvals(workload: str) -> list[tuple[str, bool]]:
+            status = await handles[workload].query("status", result_type=RemediationStatus)
+            return [(a.approver, a.approve) for a in status.approvals]
+
+        async with voice_client(state, OWNER) as client:
+            # "Approve it" read by a model as one of the two: named back, nothing approved.
+            asked = await say(client, "approve_remediation", which="payments")
+            assert "有 2 个" in asked and "payments" in asked and "吗" in asked
+            # A reference that names nothing is no confirmation of a refusal asked for nobody,
+            # nor of another decision; the other run named is asked about in turn.
+            assert "哪一个" in await say(client, "refuse_remediation", which="它")
+            other = await say(client, "approve_remediation", which="checkout")
+            assert "checkout" in other and "吗" in other
+            assert await approvals("checkout") == [] and await approvals("payments") == []
+
+            # A question asked longer ago than the window confirms nothing.
+            async with deps.db.session() as session:
+                last = (await EventRepository(session).list(user=OWNER, kind=CONFIRM_ASKED))[0]
+                last.created_at -= CONFIRM_WINDOW + timedelta(seconds=1)
+                await session.commit()
+            assert "没找到" in await say(client, "approve_remediation", which="确认")
+            assert "吗" in await say(client, "approve_remediation", which="checkout")
+
+            # The user says yes: the model calls again with the name or with nothing in it.
+            done = await say(client, "approve_remediation", which="确认")
+            assert "已批准" in done and "checkout" in done
+            assert await approvals("checkout") == [(OWNER, True)]
+            assert await approvals("payments") == []
+            # One left waiting: a decision on it is made at once.
+            refused = await say(client, "refuse_remediation", which="payments")
+            assert "已拒绝" in refused
+        assert await approvals("payments") == [(OWNER, False)]
+        # Each question is kept as an event of the user's, naming one life of one run.
+        async with deps.db.session() as session:
+            events = await EventRepository(session).list(user=OWNER, kind=CONFIRM_ASKED)
+        assert [e.payload["approve"] for e in events] == [True, True, True]
+        assert {e.payload["run_key"].split("@")[0] for e in events} == {
+            h.id for h in handles.values()
+        }
