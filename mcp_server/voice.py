@@ -152,7 +152,8 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
 # words, and a small model picks one of two for "approve it" (docs/benchmarks.md, #25 round 11).
 # So the first call names the run back and asks; the same decision on the same run (one life of
 # it: its run key) within CONFIRM_WINDOW, from any replica, makes it — named again, or by a
-# reference that names nothing ("批准。", "确认") right after the question.
+# reference that names nothing ("批准。", "确认") right after the question. "它" after the
+# question is the run asked about, for the other decision too (which is then asked in turn).
 CONFIRM_WINDOW = timedelta(minutes=2)
 CONFIRM_ASKED = "voice.confirm_asked"
 _YES = frozenset({"确认", "确定", "对", "是", "是的", "好", "好的", "yes", "confirm", "ok", "sure"})
@@ -175,14 +176,14 @@ async def _decide(
         waiting = await waiting_for(state.remediations, user)
         asked = await _last_asked(state, user) if len(waiting) > 1 else None
         run = None
-        if asked and asked["approve"] == approve and _names_the_asked(which):
+        if asked and _names_the_asked(which):
             run = next((r for r in waiting if r.run_key == asked["run_key"]), None)
         if run is None:
             run, question = pick_remediation(waiting, which)
             if run is None:
                 return question
-            if len(waiting) > 1 and asked != {"run_key": run.run_key, "approve": approve}:
-                return await _ask(state, user, waiting, run, approve)
+        if len(waiting) > 1 and asked != {"run_key": run.run_key, "approve": approve}:
+            return await _ask(state, user, waiting, run, approve)
         decision = await state.remediations.approve(
             user, run.remediation_id, approve, reason or "by voice"
         )

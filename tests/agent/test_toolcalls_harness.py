@@ -447,6 +447,21 @@ async def test_voice_follow_up_set_is_all_follow_ups_of_every_kind() -> None:
     assert sum(not c.expected for c in cases) == 18
 
 
+async def test_voice_confirm_set_answers_the_named_back_question_in_every_way() -> None:
+    """bench/toolcalls/voice_confirm.jsonl: the user's turn after a voice decision was named
+    back with two or more waiting (docs/xiaozhi.md), written blind from the question's form."""
+    cases = load_cases(bench_run.VOICE_DATASET.with_name("voice_confirm.jsonl"))
+    assert len(cases) == 40 and len({c.id for c in cases}) == 40
+    assert Counter(c.lang for c in cases) == {"en": 20, "zh": 20}
+    for case in cases:
+        asked = case.history[-2]
+        assert asked.tool in {"approve_remediation", "refuse_remediation"}, case.id
+        assert "确认就再说一次" in (asked.result or ""), case.id
+    assert sum(not c.expected for c in cases) == 6
+    called = Counter(e.tool for c in cases for e in c.expected)
+    assert set(called) == {"approve_remediation", "refuse_remediation"}
+
+
 async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both_halves() -> None:
     cases = load_cases(bench_run.VOICE_DATASET)
     tools = {t["function"]["name"] for t in await our_tools("voice")}

@@ -228,9 +228,11 @@ async def test_with_two_waiting_a_decision_is_named_back_and_made_when_confirmed
             # "Approve it" read by a model as one of the two: named back, nothing approved.
             asked = await say(client, "approve_remediation", which="payments")
             assert "有 2 个" in asked and "payments" in asked and "吗" in asked
-            # A reference that names nothing is no confirmation of a refusal asked for nobody,
-            # nor of another decision; the other run named is asked about in turn.
-            assert "哪一个" in await say(client, "refuse_remediation", which="它")
+            # "It" after the question is the run asked about: a switch to a refusal of it is
+            # asked in turn, and a "yes" to that refusal's question would make it.
+            switched = await say(client, "refuse_remediation", which="它")
+            assert "要拒绝" in switched and "payments" in switched
+            # The other run named is asked about in turn.
             other = await say(client, "approve_remediation", which="checkout")
             assert "checkout" in other and "吗" in other
             assert await approvals("checkout") == [] and await approvals("payments") == []
@@ -255,7 +257,7 @@ async def test_with_two_waiting_a_decision_is_named_back_and_made_when_confirmed
         # Each question is kept as an event of the user's, naming one life of one run.
         async with deps.db.session() as session:
             events = await EventRepository(session).list(user=OWNER, kind=CONFIRM_ASKED)
-        assert [e.payload["approve"] for e in events] == [True, True, True]
+        assert [e.payload["approve"] for e in events] == [True, True, False, True]
         assert {e.payload["run_key"].split("@")[0] for e in events} == {
             h.id for h in handles.values()
         }
