@@ -67,7 +67,7 @@ async def _refuse_grant(
     return HTTPException(status.HTTP_403_FORBIDDEN, str(refused))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=Registered)
+@router.post("", status_code=status.HTTP_201_CREATED)
 async def register(
     data: UserCreate, caller: OptionalUser, settings: SettingsDep, session: SessionDep
 ) -> Registered:
@@ -93,18 +93,18 @@ async def register(
     return Registered(user=user_public(user), token=token)
 
 
-@router.get("", response_model=list[UserPublic])
+@router.get("")
 async def list_users(_: AdminUser, session: SessionDep) -> list[UserPublic]:
     """Every user (admins only; a member reads only itself at /users/me)."""
     return [user_public(user) for user in await UserRepository(session).list_all()]
 
 
-@router.get("/me", response_model=UserPublic)
+@router.get("/me")
 async def read_me(user: CurrentUser) -> UserPublic:
     return user_public(user)
 
 
-@router.patch("/me", response_model=UserPublic)
+@router.patch("/me")
 async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) -> UserPublic:
     """Change your settings: email, phone, wake words, time zone, briefing window...
 
@@ -128,7 +128,7 @@ async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) ->
     return user_public(user)
 
 
-@router.post("/me/token", response_model=Token)
+@router.post("/me/token")
 async def rotate_token(user: CurrentUser, session: SessionDep) -> Token:
     """Issue a new API token; the old one stops working."""
     token = await UserRepository(session).rotate_token(user)
@@ -136,13 +136,13 @@ async def rotate_token(user: CurrentUser, session: SessionDep) -> Token:
     return Token(token=token)
 
 
-@router.get("/me/push", response_model=PushConfig)
+@router.get("/me/push")
 async def read_push_config(user: CurrentUser) -> PushConfig:
     # Saved before a rule was added still reads; sending reports what no longer passes.
     return stored_push_config(user.push_config)
 
 
-@router.put("/me/push", response_model=PushConfig)
+@router.put("/me/push")
 async def set_push_config(
     config: PushConfig, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> PushConfig:
@@ -164,7 +164,7 @@ async def _user(session: AsyncSession, name: str) -> User:
     return found
 
 
-@router.get("/{name}", response_model=UserPublic)
+@router.get("/{name}")
 async def read_user(name: str, user: CurrentUser, session: SessionDep) -> UserPublic:
     """A user's settings; members read only their own, admins anyone's."""
     if name == user.name:
@@ -174,7 +174,7 @@ async def read_user(name: str, user: CurrentUser, session: SessionDep) -> UserPu
     return user_public(await _user(session, name))
 
 
-@router.patch("/{name}/permissions", response_model=Granted)
+@router.patch("/{name}/permissions")
 async def grant(
     name: Annotated[str, Path(max_length=63)], data: Grant, user: CurrentUser, session: SessionDep
 ) -> Granted:

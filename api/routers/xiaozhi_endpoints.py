@@ -22,7 +22,7 @@ def _service(session: SessionDep, settings: SettingsDep) -> Endpoints:
     return Endpoints.of(session, settings)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointPublic)
+@router.post("", status_code=status.HTTP_201_CREATED)
 async def add_endpoint(
     body: EndpointCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> EndpointPublic:
@@ -35,7 +35,7 @@ async def add_endpoint(
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
 
 
-@router.get("", response_model=list[EndpointPublic])
+@router.get("")
 async def list_endpoints(
     user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> list[EndpointPublic]:
@@ -43,7 +43,7 @@ async def list_endpoints(
     return await _service(session, settings).list(user)
 
 
-@router.delete("/{endpoint_id}", response_model=EndpointPublic)
+@router.delete("/{endpoint_id}")
 async def remove_endpoint(
     endpoint_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> EndpointPublic:
