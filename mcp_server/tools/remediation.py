@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ambient.remediation.alerts import Alert
@@ -23,6 +22,7 @@ from ambient.remediation.views import (
 )
 from ambient.sharing import ReportLink
 from mcp_server.auth import app_state, current_user
+from mcp_server.tools.hints import hints
 
 AlertArg = Annotated[
     Alert,
@@ -123,19 +123,8 @@ async def share_remediation(ctx: Context[Any, Any], remediation_id: RemediationI
     return await app_state(ctx).remediations.share(current_user(ctx), remediation_id)
 
 
-def _annotations(
-    *, read_only: bool, destructive: bool = False, idempotent: bool = True
-) -> ToolAnnotations:
-    return ToolAnnotations(
-        read_only_hint=read_only,
-        destructive_hint=destructive,
-        idempotent_hint=idempotent,
-        open_world_hint=not read_only,
-    )
-
-
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
-    read = _annotations(read_only=True)
+    read = hints(read_only=True, open_world=False)
     # Scoring may call the LLM, but it changes nothing anywhere.
     mcp.add_tool(score_alert, annotations=read)
     mcp.add_tool(get_remediation, annotations=read)
@@ -143,8 +132,9 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(remediation_stats, annotations=read)
     if read_only:
         return
-    mcp.add_tool(start_remediation, annotations=_annotations(read_only=False, destructive=True))
-    mcp.add_tool(approve_remediation, annotations=_annotations(read_only=False, destructive=True))
+    change = hints(read_only=False, open_world=True, destructive=True)
+    mcp.add_tool(start_remediation, annotations=change)
+    mcp.add_tool(approve_remediation, annotations=change)
     # Aborting ends the owner's run for good: the assistant asks the person before it does.
-    mcp.add_tool(abort_remediation, annotations=_annotations(read_only=False, destructive=True))
-    mcp.add_tool(share_remediation, annotations=_annotations(read_only=False))
+    mcp.add_tool(abort_remediation, annotations=change)
+    mcp.add_tool(share_remediation, annotations=hints(read_only=False, open_world=True))
