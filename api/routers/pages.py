@@ -24,7 +24,7 @@ from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository
 from ambient.watches.inputs import ConfigError
 from api.deps import SessionDep, StateDep, get_state
-from api.i18n import Words, from_accept_language, page_language, templates, words
+from api.i18n import Words, from_accept_language, page_language, templates
 from api.security import refuse_cross_site_writes
 
 
@@ -101,7 +101,7 @@ def language_of(request: Request, user: Any) -> Language:
 
 async def page_words(request: Request, user: MaybeUser) -> Words:
     """What the routers put on a page (flash messages, errors), in the page's language."""
-    return words(language_of(request, user))
+    return Words(language_of(request, user))
 
 
 PageWords = Annotated[Words, Depends(page_words)]

@@ -33,7 +33,7 @@ from ambient.xiaozhi import (
     normalize_device_id,
 )
 from api.deps import SessionDep, StateDep
-from api.i18n import words
+from api.i18n import Words
 from api.routers.pages import (
     N_,
     MaybeUser,
@@ -147,7 +147,7 @@ async def save_settings(
     await UserRepository(session).update(me, parsed)
     await session.commit()
     # Said in the language just chosen: the next page speaks it too.
-    _ = words(language_of(request, me))
+    _ = Words(language_of(request, me))
     return back("/app/settings", _("Settings saved"))
 
 
