@@ -74,7 +74,7 @@ async def approve_remediation(
     ctx: Context[Any, Any],
     remediation_id: RemediationId,
     approve: Annotated[bool, Field(description="true runs the waiting step; false hands over")],
-    reason: Annotated[str | None, Field(default=None, max_length=1000)] = None,
+    reason: Annotated[str | None, Field(max_length=1000)] = None,
 ) -> ApprovalDecision:
     """Answer a remediation that waits for approval (rungs from the approval rung up): its
     owner, an admin, or an approver named for its cluster."""
@@ -86,7 +86,7 @@ async def approve_remediation(
 async def abort_remediation(
     ctx: Context[Any, Any],
     remediation_id: RemediationId,
-    reason: Annotated[str | None, Field(default=None, max_length=1000)] = None,
+    reason: Annotated[str | None, Field(max_length=1000)] = None,
 ) -> RemediationStatus:
     """Stop a running remediation before its next change (changes made stay; see the audit)."""
     return await app_state(ctx).remediations.abort(current_user(ctx), remediation_id, reason or "")
@@ -101,9 +101,9 @@ async def list_remediations(
     ctx: Context[Any, Any],
     state: Annotated[
         RemediationState | None,
-        Field(default=None, description="only the remediations in this state"),
+        Field(description="only the remediations in this state"),
     ] = None,
-    limit: Annotated[int, Field(default=50, ge=1, le=500)] = 50,
+    limit: Annotated[int, Field(ge=1, le=500)] = 50,
 ) -> RemediationList:
     """Your remediations, newest first (an admin sees everyone's)."""
     runs = await app_state(ctx).remediations.list_runs(current_user(ctx), state=state, limit=limit)
@@ -112,7 +112,7 @@ async def list_remediations(
 
 async def remediation_stats(
     ctx: Context[Any, Any],
-    days: Annotated[int, Field(default=30, ge=1, le=365, description="look back this far")] = 30,
+    days: Annotated[int, Field(ge=1, le=365, description="look back this far")] = 30,
 ) -> RemediationStats:
     """Outcomes: success rate by rung, service and alert type, time to resolve, budgets run out."""
     return await app_state(ctx).remediations.stats(current_user(ctx), days=days)
