@@ -136,7 +136,7 @@ async def save_settings(
         )
     }
     data: dict[str, Any] = {key: value for key, value in fields.items() if value}
-    wake_words = lines_of(str(form.get("wake_words", "")).replace(",", "\n"))
+    wake_words = lines_of(str(form.get("wake_words", "")))
     if wake_words:
         data["wake_words"] = wake_words
     try:

@@ -18,17 +18,13 @@ from api.errors import unprocessable
 router = APIRouter(prefix="/xiaozhi/endpoints", tags=["xiaozhi"])
 
 
-def _service(session: SessionDep, settings: SettingsDep) -> Endpoints:
-    return Endpoints.of(session, settings)
-
-
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def add_endpoint(
     body: EndpointCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> EndpointPublic:
     """Register a 接入点 URL for ``user`` (yourself, or anyone as an admin); dialed within 5 s."""
     try:
-        return await _service(session, settings).add(user, body)
+        return await Endpoints.of(session, settings).add(user, body)
     except EndpointInputError as exc:
         raise unprocessable(([exc.field], exc.message)) from None
     except EndpointPermissionError as exc:
@@ -40,7 +36,7 @@ async def list_endpoints(
     user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> list[EndpointPublic]:
     """Your endpoints (an admin sees all) with their state; tokens masked."""
-    return await _service(session, settings).list(user)
+    return await Endpoints.of(session, settings).list(user)
 
 
 @router.delete("/{endpoint_id}")
@@ -49,6 +45,6 @@ async def remove_endpoint(
 ) -> EndpointPublic:
     """Remove an endpoint; its connection is closed within 5 s."""
     try:
-        return await _service(session, settings).remove(user, endpoint_id)
+        return await Endpoints.of(session, settings).remove(user, endpoint_id)
     except EndpointNotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
