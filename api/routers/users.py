@@ -7,11 +7,10 @@ refused attempt to grant, is written to the audit log.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import grants
 from ambient.clients.notify.targets import TargetError, TargetPolicy
@@ -27,7 +26,6 @@ from ambient.domain.users import (
     UserSettings,
 )
 from ambient.push import save_push_config
-from ambient.storage.models import User
 from ambient.storage.repositories import (
     UserExistsError,
     UserRepository,
@@ -55,16 +53,6 @@ class SelfUpdate(UserSettings):
     rollback_permission: RollbackPermission | None = Field(
         default=None, description="refused (403): only an admin grants it"
     )
-
-
-async def _refuse_grant(
-    session: AsyncSession, *, actor: str, subject: str, requested: dict[str, Any], reason: str
-) -> HTTPException:
-    """Audit a refused grant (the service's record) and build the 403."""
-    refused = await grants.refuse(
-        session, actor=actor, subject=subject, requested=requested, reason=reason
-    )
-    return HTTPException(status.HTTP_403_FORBIDDEN, str(refused))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -112,13 +100,15 @@ async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) ->
     """
     granted = sorted(set(GRANTED_FIELDS) & data.model_fields_set)
     if granted:
-        raise await _refuse_grant(
+        # Audited as the service records a refused grant, then the 403.
+        refused = await grants.refuse(
             session,
             actor=user.name,
             subject=user.name,
             requested=data.model_dump(mode="json", include=set(granted)),
             reason=f"you cannot change your own {', '.join(granted)}: {grants.ADMIN_GRANTS}",
         )
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused))
     settings = UserSettings.model_validate(
         data.model_dump(exclude_unset=True, exclude=set(GRANTED_FIELDS))
     )
@@ -157,13 +147,6 @@ async def set_push_config(
     return config
 
 
-async def _user(session: AsyncSession, name: str) -> User:
-    found = await UserRepository(session).get(name)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {name!r}")
-    return found
-
-
 @router.get("/{name}")
 async def read_user(name: str, user: CurrentUser, session: SessionDep) -> UserPublic:
     """A user's settings; members read only their own, admins anyone's."""
@@ -171,7 +154,10 @@ async def read_user(name: str, user: CurrentUser, session: SessionDep) -> UserPu
         return user_public(user)
     if user.role != Role.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "you can read only your own user")
-    return user_public(await _user(session, name))
+    found = await UserRepository(session).get(name)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {name!r}")
+    return user_public(found)
 
 
 @router.patch("/{name}/permissions")
