@@ -15,7 +15,6 @@ from ambient.bridge.endpoints import (
     EndpointCreate,
     EndpointError,
     EndpointInputError,
-    EndpointPublic,
     Endpoints,
 )
 from ambient.clients.notify.targets import TargetError, TargetPolicy
@@ -63,6 +62,8 @@ async def _settings_page(
         digest: DigestSetting | None = await state.digests.get(me.name)
     except Exception:  # Temporal down: the rest of the settings still work
         digest = None
+    async with state.db.session() as session:
+        endpoints = await Endpoints.of(session, state.settings).list(me)
     return render(
         request,
         "settings.html",
@@ -72,7 +73,7 @@ async def _settings_page(
             "digest": digest,
             # Through the same services as the API: they decide what the caller sees.
             "devices": await state.devices.list(me.name),
-            "endpoints": await _endpoint_list(state, me),
+            "endpoints": endpoints,
             "endpoint_states": ENDPOINT_STATES,
             "added": added,
             "languages": LANGUAGE_NAMES,
@@ -121,24 +122,13 @@ async def save_settings(
 ) -> Response:
     me = require(user)
     form = await request.form()
-    fields = {
-        key: str(form.get(key, "")).strip()
-        for key in (
-            "email",
-            "phone",
-            "assistant_name",
-            "voiceprint_id",
-            "timezone",
-            "briefing_prepare_at",
-            "briefing_window_start",
-            "briefing_window_end",
-            "language",
-        )
-    }
-    data: dict[str, Any] = {key: value for key, value in fields.items() if value}
-    wake_words = lines_of(str(form.get("wake_words", "")))
-    if wake_words:
-        data["wake_words"] = wake_words
+    # The form posts every setting as text; wake words one a line (or comma-separated).
+    data: dict[str, Any] = {}
+    for key in UserSettings.model_fields:
+        text = str(form.get(key, ""))
+        value = lines_of(text) if key == "wake_words" else text.strip()
+        if value:
+            data[key] = value
     try:
         # Permissions are not settings: only an admin grants them, through the users API.
         parsed = UserSettings.model_validate(data)
@@ -272,11 +262,6 @@ async def allow_device(
 
 ENDPOINT_STATES = {"connected": N_("connected"), "retrying": N_("retrying")}
 ENDPOINT_LABELS = {"url": N_("接入点 URL"), "user": N_("User")}
-
-
-async def _endpoint_list(state: AppState, me: User) -> list[EndpointPublic]:
-    async with state.db.session() as session:
-        return await Endpoints.of(session, state.settings).list(me)
 
 
 @router.post("/app/xiaozhi/endpoints")
