@@ -69,8 +69,7 @@ async def list_tasks(
     user: CurrentUser,
     tasks: Service,
     response: Response,
-    kind: Literal["web_monitor", "threshold_watch", "schedule", "news_digest", "daily_briefing"]
-    | None = None,
+    kind: Literal[TaskType, "daily_briefing"] | None = None,
     state: Literal["active", "paused", "stopped"] | None = None,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     page_token: Annotated[str | None, Query(max_length=4096)] = None,

@@ -113,8 +113,7 @@ async def create_background_task(
 async def list_tasks(
     ctx: Context[Any, Any],
     kind: Annotated[
-        Literal["web_monitor", "threshold_watch", "schedule", "news_digest", "daily_briefing"]
-        | None,
+        Literal[TaskType, "daily_briefing"] | None,
         Field(description="only this kind"),
     ] = None,
     state: Annotated[
