@@ -22,10 +22,9 @@ from ambient.watches.reads import TaskSummary
 from api.deps import SessionDep, StateDep
 from api.i18n import Words
 from api.routers.chat import ChatDep, ChatRequest, chat_turn
-from api.routers.events import LastEventId, resume_cursor
+from api.routers.events import POLL_SECONDS, LastEventId, resume_cursor
 from api.routers.pages import (
     N_,
-    POLL_SECONDS,
     MaybeUser,
     PageWords,
     back,

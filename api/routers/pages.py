@@ -38,7 +38,6 @@ router = page_router()
 HERE = Path(__file__).resolve().parent.parent
 STATIC = {"app.css": "text/css", "app.js": "text/javascript", "share.css": "text/css"}
 COOKIE = "ambient_token"
-POLL_SECONDS = 1.0
 
 
 def field_errors(
