@@ -142,9 +142,8 @@ async def apply_yaml(body: ApplyBody, user: CurrentUser, state: StateDep) -> App
 @router.post("/workloads/scale")
 async def scale_workload(body: ScaleBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Scale a Deployment to an absolute replica count."""
-    spec = WorkloadSpec.model_validate(body.model_dump(exclude={"mode", "replicas"}))
     async with WorkloadOps(state.cloud_ops, state.settings.kubeconfig) as ops:
-        return await ops.scale_workload(user.name, spec, body.replicas, body.mode)
+        return await ops.scale_workload(user.name, body, body.replicas, body.mode)
 
 
 @router.post("/workloads/restart")
