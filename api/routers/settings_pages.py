@@ -167,11 +167,13 @@ async def save_push(
         policy = state.channels.policy or TargetPolicy.from_settings(state.settings)
         await save_push_config(session, me, config, policy)
     except ValidationError as exc:
-        return await _settings_page(request, state, me, errors=field_errors(exc, _))
+        errors = field_errors(exc, _)
     except TargetError as exc:
-        return await _settings_page(request, state, me, errors=str(exc))
-    await session.commit()
-    return back("/app/settings", _("Push channels saved"))
+        errors = str(exc)
+    else:
+        await session.commit()
+        return back("/app/settings", _("Push channels saved"))
+    return await _settings_page(request, state, me, errors=errors)
 
 
 # What each push channel carries, as the settings page names it (values stay the API's).
@@ -199,20 +201,15 @@ async def add_device(
         added = await state.devices.add(me.name, me.name, device_id)
     except InvalidDeviceError:
         # The id is well formed (checked above), so it is taken.
-        return await _settings_page(
-            request,
-            state,
-            me,
-            errors=_(
-                "Device %(device)s is already registered; remove it first.",
-                device=device_id.strip().lower(),
-            ),
+        errors = _(
+            "Device %(device)s is already registered; remove it first.",
+            device=device_id.strip().lower(),
         )
     except DeviceRefusedError:
-        return await _settings_page(
-            request, state, me, errors=_("You may register devices only for yourself.")
-        )
-    return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
+        errors = _("You may register devices only for yourself.")
+    else:
+        return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
+    return await _settings_page(request, state, me, errors=errors)
 
 
 DEVICE_ID_RULE = N_(
@@ -282,18 +279,16 @@ async def add_endpoint(
         added = await Endpoints.of(session, state.settings).add(me, data)
     except ValidationError as exc:
         errors = field_errors(exc, _, ENDPOINT_LABELS)
-        return await _settings_page(request, state, me, errors=errors)
     except EndpointInputError as exc:
-        label = _(ENDPOINT_LABELS.get(exc.field, exc.field))
-        return await _settings_page(request, state, me, errors=f"{label}: {exc.message}")
+        errors = f"{_(ENDPOINT_LABELS.get(exc.field, exc.field))}: {exc.message}"
     except EndpointError:
-        return await _settings_page(
-            request, state, me, errors=_("You may register endpoints only for yourself.")
+        errors = _("You may register endpoints only for yourself.")
+    else:
+        return back(
+            "/app/settings",
+            _("Added %(url)s: it is dialed within a few seconds.", url=added.url),
         )
-    return back(
-        "/app/settings",
-        _("Added %(url)s: it is dialed within a few seconds.", url=added.url),
-    )
+    return await _settings_page(request, state, me, errors=errors)
 
 
 @router.post("/app/xiaozhi/endpoints/remove")
