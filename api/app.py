@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from mcp.server.transport_security import TransportSecuritySettings
 
 from ambient import __version__
-from ambient.bridge.runner import BridgeRunner, bridge_running
+from ambient.bridge.runner import bridge_running
 from ambient.briefing.service import BriefingError
 from ambient.cloud.errors import CloudOpsError
 from ambient.discussions.views import DiscussionError
@@ -18,7 +18,7 @@ from ambient.history import ScopeError
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.watches.inputs import TaskError
-from ambient.wiring import AppState, StateHolder, open_state
+from ambient.wiring import StateHolder, open_state
 from ambient.xiaozhi import DeviceError
 from api.errors import feature_error, install_error_mapping
 from api.offline_docs import serve_offline_docs
@@ -75,17 +75,6 @@ ROUTERS = [
 ]
 
 
-@asynccontextmanager
-async def _bridge(state: AppState) -> AsyncIterator[BridgeRunner | None]:
-    # The xiaozhi endpoint bridge runs in the API process: its tools need this state, and the
-    # endpoint lease keeps one connection per endpoint across API replicas.
-    if not state.settings.xiaozhi_bridge:
-        yield None
-        return
-    async with bridge_running(state) as runner:
-        yield runner
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     holder = StateHolder()
@@ -110,8 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_state(settings) as state:
             holder.state = state
+            # The xiaozhi endpoint bridge runs in the API process: its tools need this state,
+            # and the endpoint lease keeps one connection per endpoint across API replicas.
+            bridge = bridge_running(state) if state.settings.xiaozhi_bridge else nullcontext()
             # The mounted MCP app's own lifespan never runs: run its session manager here.
-            async with mcp.session_manager.run(), voice.session_manager.run(), _bridge(state):
+            async with mcp.session_manager.run(), voice.session_manager.run(), bridge:
                 yield
             holder.state = None
 

@@ -14,7 +14,7 @@ from functools import cache
 from gettext import NullTranslations
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -27,14 +27,6 @@ from ambient.domain.users import Language
 
 LOCALE = Path(__file__).resolve().parent / "locale"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-class Words(Protocol):
-    """What a page router says: ``_("Created %(task)s", task=...)`` in the page's language."""
-
-    language: Language
-
-    def __call__(self, message: str, /, **values: Any) -> str: ...
 
 
 def catalog_path(language: Language) -> Path:
@@ -54,18 +46,15 @@ def translations(language: Language) -> NullTranslations:
     return Translations(compiled)
 
 
-class _Words:
+class Words:
+    """What a page router says: ``_("Created %(task)s", task=...)`` in the page's language."""
+
     def __init__(self, language: Language) -> None:
-        self.language = language
         self._gettext: Callable[[str], str] = translations(language).gettext
 
     def __call__(self, message: str, /, **values: Any) -> str:
         text = self._gettext(message)
         return text % values if values else text
-
-
-def words(language: Language) -> Words:
-    return _Words(language)
 
 
 def from_accept_language(header: str | None) -> Language | None:
@@ -104,30 +93,3 @@ def templates(language: Language) -> Jinja2Templates:
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.globals["lang"] = language.value
     return Jinja2Templates(env=env)
-
-
-# Where the catalog's msgids are: the templates, and the `_()` / `N_()` calls of the page
-# routers (one module per page family, each named *pages.py).
-SOURCES = (
-    *sorted(TEMPLATES.glob("*.html")),
-    *sorted((Path(__file__).resolve().parent / "routers").glob("*pages.py")),
-)
-
-
-def used_messages() -> dict[str, list[str]]:
-    """Every literal msgid the pages use, with where (file:line) it is used."""
-    from babel.messages.extract import DEFAULT_KEYWORDS, extract
-    from jinja2.ext import babel_extract
-
-    found: dict[str, list[str]] = {}
-    for source in SOURCES:
-        # Jinja2's extractor for the templates (its types and Babel's differ only on paper).
-        method: Any = babel_extract if source.suffix == ".html" else "python"
-        options = {"extensions": "jinja2.ext.i18n"} if source.suffix == ".html" else {}
-        with source.open("rb") as text:
-            for line, message, _comments, _context in extract(
-                method, text, DEFAULT_KEYWORDS, options=options
-            ):
-                if isinstance(message, str):
-                    found.setdefault(message, []).append(f"{source.name}:{line}")
-    return found

@@ -160,16 +160,10 @@ class AmbientMCPServer(MCPServer[AppState]):
     ) -> None:
         # Only module functions are kept: a bound method (ToolFinder's, one per server) or a
         # closure carries its own state, and icons or meta are not hashable.
-        if not isinstance(fn, FunctionType) or fn.__closure__ or icons or meta:
-            super().add_tool(
-                fn, name, title, description, annotations, icons, meta, structured_output
-            )
-            built = self._tool_manager._tools[name or fn.__name__]
-            built.parameters = published(built.parameters)
-            return
+        kept = isinstance(fn, FunctionType) and not fn.__closure__ and not icons and not meta
         hints = annotations.model_dump_json() if annotations else None
         key = (fn, name, title, description, hints, structured_output)
-        tool = _BUILT.get(key)
+        tool = _BUILT.get(key) if kept else None
         if tool is None:
             tool = Tool.from_function(
                 fn,
@@ -177,10 +171,13 @@ class AmbientMCPServer(MCPServer[AppState]):
                 title=title,
                 description=description,
                 annotations=annotations,
+                icons=icons,
+                meta=meta,
                 structured_output=structured_output,
             )
             tool.parameters = published(tool.parameters)
-            _BUILT[key] = tool
+            if kept:
+                _BUILT[key] = tool
         tools = self._tool_manager._tools
         if tool.name in tools:  # the manager's own add_tool warns about the duplicate
             super().add_tool(

@@ -22,10 +22,9 @@ from ambient.watches.reads import TaskSummary
 from api.deps import SessionDep, StateDep
 from api.i18n import Words
 from api.routers.chat import ChatDep, ChatRequest, chat_turn
-from api.routers.events import LastEventId, resume_cursor
+from api.routers.events import POLL_SECONDS, LastEventId, resume_cursor
 from api.routers.pages import (
     N_,
-    POLL_SECONDS,
     MaybeUser,
     PageWords,
     back,
@@ -132,7 +131,6 @@ TASK_ACTIONS = {
     "trigger": N_("trigger"),
     "delete": N_("delete"),
 }
-ACTIONS = set(TASK_ACTIONS)
 TASK_STATES = {
     "active": N_("active"),
     "paused": N_("paused"),
@@ -149,11 +147,10 @@ async def task_action(
     action: Annotated[str, Form()],
 ) -> Response:
     me = require(user)
-    if action not in ACTIONS:
+    if action not in TASK_ACTIONS:
         return back("/app", _("Unknown action %(action)s", action=repr(action)))
-    service = state.tasks
     try:
-        ref = await getattr(service, action)(me.name, task_id)
+        ref = await getattr(state.tasks, action)(me.name, task_id)
     except TaskError as exc:
         return back("/app", task_problem(exc, _))
     return back(

@@ -25,7 +25,7 @@ class AuditEntry(BaseModel):
     detail: dict[str, Any]
 
 
-@router.get("", response_model=list[AuditEntry])
+@router.get("")
 async def read_audit(
     user: CurrentUser,
     session: SessionDep,

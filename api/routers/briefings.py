@@ -57,7 +57,7 @@ def http_error(exc: BriefingError) -> HTTPException | RequestValidationError:
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
 
 
-@router.post("/daily", status_code=status.HTTP_201_CREATED, response_model=BriefingRef)
+@router.post("/daily", status_code=status.HTTP_201_CREATED)
 async def create_daily_briefing(
     config: dict[str, Any], user: CurrentUser, briefings: Service
 ) -> BriefingRef:
@@ -65,17 +65,17 @@ async def create_daily_briefing(
     return await briefings.create(user.name, config)
 
 
-@router.get("/daily", response_model=BriefingStatus)
+@router.get("/daily")
 async def daily_status(user: CurrentUser, briefings: Service) -> BriefingStatus:
     return await briefings.status(user.name)
 
 
-@router.delete("/daily", response_model=BriefingRef)
+@router.delete("/daily")
 async def delete_daily_briefing(user: CurrentUser, briefings: Service) -> BriefingRef:
     return await briefings.delete(user.name)
 
 
-@router.post("/daily/{action}", response_model=BriefingStatus)
+@router.post("/daily/{action}")
 async def steer_daily_briefing(
     action: Literal["pause", "resume"], user: CurrentUser, briefings: Service
 ) -> BriefingStatus:
@@ -85,41 +85,41 @@ async def steer_daily_briefing(
     return await briefings.resume(user.name)
 
 
-@router.get("/config-schema", response_model=dict[str, Any])
+@router.get("/config-schema")
 async def config_schema() -> dict[str, Any]:
     return BriefingConfig.model_json_schema()
 
 
-@router.get("", response_model=list[BriefingListItem])
+@router.get("")
 async def list_briefings(
     user: CurrentUser, briefings: Service, limit: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> list[BriefingListItem]:
     return await briefings.list_briefings(user.name, limit)
 
 
-@router.post("/regenerate", response_model=PreparedBriefing)
+@router.post("/regenerate")
 async def regenerate(user: CurrentUser, briefings: Service) -> PreparedBriefing:
     return await briefings.regenerate(user.name)
 
 
-@router.post("/send", response_model=NotifyResult)
+@router.post("/send")
 async def send(body: SendIn, user: CurrentUser, briefings: Service) -> NotifyResult:
     """Push a briefing through your channels now."""
     return await briefings.send(user.name, body.date, body.request_id)
 
 
-@router.post("/analyze", response_model=LogAnalysis)
+@router.post("/analyze")
 async def analyze(body: AnalyzeIn, user: CurrentUser, briefings: Service) -> LogAnalysis:
     """The reduction report of any log source and range."""
     return await briefings.analyze_logs(user.name, body.log_source, body.start, body.end)
 
 
-@router.get("/{date}", response_model=BriefingView)
+@router.get("/{date}")
 async def get_briefing(date: str, user: CurrentUser, briefings: Service) -> BriefingView:
     return await briefings.get_briefing(user.name, date)
 
 
-@router.post("/{date}/share", status_code=status.HTTP_201_CREATED, response_model=ReportLink)
+@router.post("/{date}/share", status_code=status.HTTP_201_CREATED)
 async def share(date: str, user: CurrentUser, briefings: Service) -> ReportLink:
     """A signed, expiring link to the briefing page (the full report)."""
     return await briefings.share(user.name, date)

@@ -97,7 +97,7 @@ async def chat_turn(
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
-@router.get("/agent/servers", response_model=list[ServerView])
+@router.get("/agent/servers")
 async def list_servers(user: CurrentUser, chat: ChatDep) -> list[ServerView]:
     """The MCP servers of the caller's agent (ours first); header values are hidden."""
     hub = chat.hub
@@ -110,7 +110,7 @@ async def list_servers(user: CurrentUser, chat: ChatDep) -> list[ServerView]:
     return views
 
 
-@router.post("/agent/servers", status_code=status.HTTP_201_CREATED, response_model=ServerView)
+@router.post("/agent/servers", status_code=status.HTTP_201_CREATED)
 async def add_server(spec: McpServerSpec, user: CurrentUser, chat: ChatDep) -> ServerView:
     """Add an MCP server (streamable HTTP; stdio for admins) to the caller's agent."""
     try:
@@ -128,7 +128,7 @@ async def remove_server(name: str, user: CurrentUser, chat: ChatDep) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no MCP server named {name!r}")
 
 
-@router.get("/agent/tools", response_model=AgentTools)
+@router.get("/agent/tools")
 async def agent_tools(user: CurrentUser, chat: ChatDep, refresh: bool = False) -> AgentTools:
     """Every tool the caller's agent can call, each server's health and per-tool metrics."""
     facade = await chat.hub.facade(user.name)
@@ -140,13 +140,13 @@ async def agent_tools(user: CurrentUser, chat: ChatDep, refresh: bool = False) -
     )
 
 
-@router.get("/agent/digest", response_model=DigestSetting)
+@router.get("/agent/digest")
 async def read_digest(user: CurrentUser, state: StateDep) -> DigestSetting:
     """Whether the event-driven agent reads your events and decides what to push."""
     return await state.digests.get(user.name)
 
 
-@router.put("/agent/digest", response_model=DigestSetting)
+@router.put("/agent/digest")
 async def set_digest(setting: DigestSetting, user: CurrentUser, state: StateDep) -> DigestSetting:
     """Turn the event-driven agent on (every N minutes) or off."""
     return await state.digests.set(user.name, setting)

@@ -92,13 +92,13 @@ def http_error(exc: CloudOpsError) -> Exception:
     return HTTPException(STATUS.get(exc.kind, status.HTTP_502_BAD_GATEWAY), str(exc))
 
 
-@router.post("/node-pools", response_model=WriteResult)
+@router.post("/node-pools")
 async def create_node_pool(body: NodePoolBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Add a node pool to a TKE cluster (CreateClusterNodePool)."""
     return await state.cloud_ops.create_node_pool(user.name, body, body.mode)
 
 
-@router.post("/node-pools/scale", response_model=NodePoolScaleResult)
+@router.post("/node-pools/scale")
 async def scale_node_pool(
     body: NodePoolScaleBody, user: CurrentUser, state: StateDep
 ) -> NodePoolScaleResult:
@@ -106,25 +106,25 @@ async def scale_node_pool(
     return await state.cloud_ops.scale_node_pool(user.name, body, body.mode)
 
 
-@router.post("/logsets", response_model=WriteResult)
+@router.post("/logsets")
 async def create_logset(body: LogsetBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Create a CLS logset (CreateLogset)."""
     return await state.cloud_ops.create_logset(user.name, body, body.mode)
 
 
-@router.post("/log-topics", response_model=WriteResult)
+@router.post("/log-topics")
 async def create_log_topic(body: TopicBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Create a CLS log topic (CreateTopic)."""
     return await state.cloud_ops.create_log_topic(user.name, body, body.mode)
 
 
-@router.post("/alarms", response_model=WriteResult)
+@router.post("/alarms")
 async def create_cls_alarm(body: AlarmBody, user: CurrentUser, state: StateDep) -> WriteResult:
     """Create a CLS alarm policy (CreateAlarm), with a new notice if named."""
     return await state.cloud_ops.create_cls_alarm(user.name, body, body.mode)
 
 
-@router.post("/scheduled-sql", response_model=WriteResult)
+@router.post("/scheduled-sql")
 async def create_scheduled_sql(
     body: ScheduledSqlBody, user: CurrentUser, state: StateDep
 ) -> WriteResult:
@@ -132,29 +132,28 @@ async def create_scheduled_sql(
     return await state.cloud_ops.create_scheduled_sql(user.name, body, body.mode)
 
 
-@router.post("/apply", response_model=ApplyResult)
+@router.post("/apply")
 async def apply_yaml(body: ApplyBody, user: CurrentUser, state: StateDep) -> ApplyResult:
     """Server-side apply YAML documents; dry_run answers each document's diff."""
     async with WorkloadOps(state.cloud_ops, state.settings.kubeconfig) as ops:
         return await ops.apply_yaml(user.name, body, body.mode)
 
 
-@router.post("/workloads/scale", response_model=WorkloadResult)
+@router.post("/workloads/scale")
 async def scale_workload(body: ScaleBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Scale a Deployment to an absolute replica count."""
-    spec = WorkloadSpec.model_validate(body.model_dump(exclude={"mode", "replicas"}))
     async with WorkloadOps(state.cloud_ops, state.settings.kubeconfig) as ops:
-        return await ops.scale_workload(user.name, spec, body.replicas, body.mode)
+        return await ops.scale_workload(user.name, body, body.replicas, body.mode)
 
 
-@router.post("/workloads/restart", response_model=WorkloadResult)
+@router.post("/workloads/restart")
 async def restart_workload(body: RestartBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Rolling-restart a Deployment."""
     async with WorkloadOps(state.cloud_ops, state.settings.kubeconfig) as ops:
         return await ops.restart_workload(user.name, body, body.mode)
 
 
-@router.post("/dashboard-image", response_model=ImageDescription)
+@router.post("/dashboard-image")
 async def describe_image(body: ImageBody, user: CurrentUser, state: StateDep) -> ImageDescription:
     """Ask the vision model about a dashboard image."""
     return await describe_dashboard_image(state.settings, body.image_url, body.question)

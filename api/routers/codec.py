@@ -103,10 +103,7 @@ async def _transcode(direction: str, request: Request, settings: Settings) -> di
         )
     payloads = await _payloads(request)
     try:
-        if direction == "encode":
-            result = await codec.encode(payloads.payloads)
-        else:
-            result = await codec.decode(payloads.payloads)
+        result = await getattr(codec, direction)(payloads.payloads)
     except (CodecKeyError, ValueError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return json_format.MessageToDict(Payloads(payloads=result))

@@ -15,7 +15,7 @@ from api.deps import CurrentUser, SessionDep
 router = APIRouter(prefix="/deliveries", tags=["deliveries"])
 
 
-@router.get("", response_model=list[DeliveryPublic])
+@router.get("")
 async def list_deliveries(
     user: CurrentUser,
     session: SessionDep,

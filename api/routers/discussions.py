@@ -42,7 +42,7 @@ def http_error(exc: DiscussionError) -> HTTPException:
     )
 
 
-@router.get("", response_model=DiscussionList)
+@router.get("")
 async def list_discussions(
     user: CurrentUser,
     state: StateDep,
@@ -51,47 +51,45 @@ async def list_discussions(
     return await state.discussions.list_discussions(user.name, status_)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=Posted)
+@router.post("", status_code=status.HTTP_201_CREATED)
 async def send_message(body: NewMessage, user: CurrentUser, state: StateDep) -> Posted:
     """Post on a topic: joins its open discussion or opens one."""
     message = MessageIn.model_validate(body.model_dump(exclude={"topic"}))
     return await state.discussions.send_message(user.name, body.topic, message)
 
 
-@router.get("/search", response_model=Found)
+@router.get("/search")
 async def search(keyword: str, user: CurrentUser, state: StateDep) -> Found:
     return await state.discussions.search_messages(user.name, keyword)
 
 
-@router.get("/stats", response_model=Stats)
+@router.get("/stats")
 async def stats(user: CurrentUser, state: StateDep) -> Stats:
     return await state.discussions.get_stats(user.name)
 
 
-@router.get("/{discussion_id}", response_model=DiscussionRead)
+@router.get("/{discussion_id}")
 async def read(discussion_id: str, user: CurrentUser, state: StateDep) -> DiscussionRead:
     return await state.discussions.read_discussion(user.name, discussion_id)
 
 
-@router.post(
-    "/{discussion_id}/messages", status_code=status.HTTP_201_CREATED, response_model=Posted
-)
+@router.post("/{discussion_id}/messages", status_code=status.HTTP_201_CREATED)
 async def reply(discussion_id: str, body: MessageIn, user: CurrentUser, state: StateDep) -> Posted:
     return await state.discussions.reply_message(user.name, discussion_id, body)
 
 
-@router.post("/{discussion_id}/close", response_model=Closed)
+@router.post("/{discussion_id}/close")
 async def close(discussion_id: str, user: CurrentUser, state: StateDep) -> Closed:
     return await state.discussions.close_discussion(user.name, discussion_id)
 
 
-@router.get("/{discussion_id}/anomalies", response_model=AnomalyReport)
+@router.get("/{discussion_id}/anomalies")
 async def anomalies(
     discussion_id: str, user: CurrentUser, state: StateDep, threshold_seconds: float = 2.0
 ) -> AnomalyReport:
     return await state.discussions.detect_anomalies(user.name, discussion_id, threshold_seconds)
 
 
-@router.post("/{discussion_id}/annotate", response_model=AnnotationReport)
+@router.post("/{discussion_id}/annotate")
 async def annotate(discussion_id: str, user: CurrentUser, state: StateDep) -> AnnotationReport:
     return await state.discussions.annotate_discussion(user.name, discussion_id)

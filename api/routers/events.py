@@ -32,7 +32,7 @@ Of = Annotated[
 ]
 
 
-@router.get("", response_model=list[EventPublic])
+@router.get("")
 async def list_events(
     user: CurrentUser,
     session: SessionDep,
@@ -110,7 +110,7 @@ async def stream_events(
     return EventSourceResponse(events())
 
 
-@router.get("/{kind}", response_model=list[EventPublic])
+@router.get("/{kind}")
 async def list_events_of_kind(
     kind: str, user: CurrentUser, session: SessionDep, limit: Limit = 100, of: Of = None
 ) -> list[EventPublic]:

@@ -15,7 +15,7 @@ from api.deps import CurrentUser, SessionDep
 router = APIRouter(prefix="/inbox", tags=["inbox"])
 
 
-@router.get("", response_model=list[InboxMessagePublic])
+@router.get("")
 async def list_inbox(
     user: CurrentUser,
     session: SessionDep,
@@ -30,7 +30,7 @@ async def list_inbox(
     return await history.inbox(session, name, unread_only=unread, limit=limit)
 
 
-@router.post("/{message_id}/read", response_model=InboxMessagePublic)
+@router.post("/{message_id}/read")
 async def mark_read(
     message_id: Annotated[int, Path(ge=1, le=MAX_ID, description="the message id")],
     user: CurrentUser,

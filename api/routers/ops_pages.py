@@ -7,7 +7,7 @@ from datetime import date as Date
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -38,13 +38,13 @@ from api.routers.pages import (
     PageWords,
     back,
     field_errors,
+    page_router,
     render,
     require,
     what_went_wrong,
 )
-from api.security import refuse_cross_site_writes
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_cross_site_writes)])
+router = page_router()
 
 
 # What each page says when a service refuses (the services' own words are for MCP callers).

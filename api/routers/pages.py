@@ -24,7 +24,7 @@ from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository
 from ambient.watches.inputs import ConfigError
 from api.deps import SessionDep, StateDep, get_state
-from api.i18n import Words, from_accept_language, page_language, templates, words
+from api.i18n import Words, from_accept_language, page_language, templates
 from api.security import refuse_cross_site_writes
 
 
@@ -38,7 +38,6 @@ router = page_router()
 HERE = Path(__file__).resolve().parent.parent
 STATIC = {"app.css": "text/css", "app.js": "text/javascript", "share.css": "text/css"}
 COOKIE = "ambient_token"
-POLL_SECONDS = 1.0
 
 
 def field_errors(
@@ -101,7 +100,7 @@ def language_of(request: Request, user: Any) -> Language:
 
 async def page_words(request: Request, user: MaybeUser) -> Words:
     """What the routers put on a page (flash messages, errors), in the page's language."""
-    return words(language_of(request, user))
+    return Words(language_of(request, user))
 
 
 PageWords = Annotated[Words, Depends(page_words)]

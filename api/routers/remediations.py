@@ -73,19 +73,19 @@ def _rid(fingerprint: str) -> str:
     return f"remediation/{fingerprint}"
 
 
-@router.post("/score", response_model=ScoreView)
+@router.post("/score")
 async def score(body: RemediationStart, user: CurrentUser, remediations: Service) -> ScoreView:
     """Score an alert and show the budget and plan it buys; nothing runs."""
     return await remediations.score(body.alert)
 
 
-@router.post("", response_model=StartResult, status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED)
 async def start(body: RemediationStart, user: CurrentUser, remediations: Service) -> StartResult:
     """Start the alert's remediation, or join the one running for the same alert."""
     return await remediations.start(user.name, body.alert, body.mode)
 
 
-@router.get("", response_model=list[RemediationSummary])
+@router.get("")
 async def list_remediations(
     user: CurrentUser,
     remediations: Service,
@@ -95,33 +95,33 @@ async def list_remediations(
     return await remediations.list_runs(user.name, state=state, limit=limit)
 
 
-@router.get("/stats", response_model=RemediationStats)
+@router.get("/stats")
 async def stats(
     user: CurrentUser, remediations: Service, days: Annotated[int, Query(ge=1, le=365)] = 30
 ) -> RemediationStats:
     return await remediations.stats(user.name, days=days)
 
 
-@router.get("/{fingerprint}", response_model=RemediationView)
+@router.get("/{fingerprint}")
 async def get(fingerprint: str, user: CurrentUser, remediations: Service) -> RemediationView:
     return await remediations.get(user.name, _rid(fingerprint))
 
 
-@router.post("/{fingerprint}/approval", response_model=ApprovalDecision)
+@router.post("/{fingerprint}/approval")
 async def approve(
     fingerprint: str, body: ApprovalBody, user: CurrentUser, remediations: Service
 ) -> ApprovalDecision:
     return await remediations.approve(user.name, _rid(fingerprint), body.approve, body.reason or "")
 
 
-@router.post("/{fingerprint}/abort", response_model=RemediationStatus)
+@router.post("/{fingerprint}/abort")
 async def abort(
     fingerprint: str, body: AbortBody, user: CurrentUser, remediations: Service
 ) -> RemediationStatus:
     return await remediations.abort(user.name, _rid(fingerprint), body.reason or "")
 
 
-@router.post("/{fingerprint}/report", response_model=ReportLink)
+@router.post("/{fingerprint}/report")
 async def share(fingerprint: str, user: CurrentUser, remediations: Service) -> ReportLink:
     """A signed, expiring link to the remediation's report page."""
     return await remediations.share(user.name, _rid(fingerprint))

@@ -15,7 +15,6 @@ from ambient.bridge.endpoints import (
     EndpointCreate,
     EndpointError,
     EndpointInputError,
-    EndpointPublic,
     Endpoints,
 )
 from ambient.clients.notify.targets import TargetError, TargetPolicy
@@ -33,7 +32,7 @@ from ambient.xiaozhi import (
     normalize_device_id,
 )
 from api.deps import SessionDep, StateDep
-from api.i18n import words
+from api.i18n import Words
 from api.routers.pages import (
     N_,
     MaybeUser,
@@ -63,6 +62,8 @@ async def _settings_page(
         digest: DigestSetting | None = await state.digests.get(me.name)
     except Exception:  # Temporal down: the rest of the settings still work
         digest = None
+    async with state.db.session() as session:
+        endpoints = await Endpoints.of(session, state.settings).list(me)
     return render(
         request,
         "settings.html",
@@ -72,7 +73,7 @@ async def _settings_page(
             "digest": digest,
             # Through the same services as the API: they decide what the caller sees.
             "devices": await state.devices.list(me.name),
-            "endpoints": await _endpoint_list(state, me),
+            "endpoints": endpoints,
             "endpoint_states": ENDPOINT_STATES,
             "added": added,
             "languages": LANGUAGE_NAMES,
@@ -121,24 +122,13 @@ async def save_settings(
 ) -> Response:
     me = require(user)
     form = await request.form()
-    fields = {
-        key: str(form.get(key, "")).strip()
-        for key in (
-            "email",
-            "phone",
-            "assistant_name",
-            "voiceprint_id",
-            "timezone",
-            "briefing_prepare_at",
-            "briefing_window_start",
-            "briefing_window_end",
-            "language",
-        )
-    }
-    data: dict[str, Any] = {key: value for key, value in fields.items() if value}
-    wake_words = lines_of(str(form.get("wake_words", "")).replace(",", "\n"))
-    if wake_words:
-        data["wake_words"] = wake_words
+    # The form posts every setting as text; wake words one a line (or comma-separated).
+    data: dict[str, Any] = {}
+    for key in UserSettings.model_fields:
+        text = str(form.get(key, ""))
+        value = lines_of(text) if key == "wake_words" else text.strip()
+        if value:
+            data[key] = value
     try:
         # Permissions are not settings: only an admin grants them, through the users API.
         parsed = UserSettings.model_validate(data)
@@ -147,7 +137,7 @@ async def save_settings(
     await UserRepository(session).update(me, parsed)
     await session.commit()
     # Said in the language just chosen: the next page speaks it too.
-    _ = words(language_of(request, me))
+    _ = Words(language_of(request, me))
     return back("/app/settings", _("Settings saved"))
 
 
@@ -177,11 +167,13 @@ async def save_push(
         policy = state.channels.policy or TargetPolicy.from_settings(state.settings)
         await save_push_config(session, me, config, policy)
     except ValidationError as exc:
-        return await _settings_page(request, state, me, errors=field_errors(exc, _))
+        errors = field_errors(exc, _)
     except TargetError as exc:
-        return await _settings_page(request, state, me, errors=str(exc))
-    await session.commit()
-    return back("/app/settings", _("Push channels saved"))
+        errors = str(exc)
+    else:
+        await session.commit()
+        return back("/app/settings", _("Push channels saved"))
+    return await _settings_page(request, state, me, errors=errors)
 
 
 # What each push channel carries, as the settings page names it (values stay the API's).
@@ -209,20 +201,15 @@ async def add_device(
         added = await state.devices.add(me.name, me.name, device_id)
     except InvalidDeviceError:
         # The id is well formed (checked above), so it is taken.
-        return await _settings_page(
-            request,
-            state,
-            me,
-            errors=_(
-                "Device %(device)s is already registered; remove it first.",
-                device=device_id.strip().lower(),
-            ),
+        errors = _(
+            "Device %(device)s is already registered; remove it first.",
+            device=device_id.strip().lower(),
         )
     except DeviceRefusedError:
-        return await _settings_page(
-            request, state, me, errors=_("You may register devices only for yourself.")
-        )
-    return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
+        errors = _("You may register devices only for yourself.")
+    else:
+        return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
+    return await _settings_page(request, state, me, errors=errors)
 
 
 DEVICE_ID_RULE = N_(
@@ -274,11 +261,6 @@ ENDPOINT_STATES = {"connected": N_("connected"), "retrying": N_("retrying")}
 ENDPOINT_LABELS = {"url": N_("接入点 URL"), "user": N_("User")}
 
 
-async def _endpoint_list(state: AppState, me: User) -> list[EndpointPublic]:
-    async with state.db.session() as session:
-        return await Endpoints.of(session, state.settings).list(me)
-
-
 @router.post("/app/xiaozhi/endpoints")
 async def add_endpoint(
     request: Request,
@@ -297,18 +279,16 @@ async def add_endpoint(
         added = await Endpoints.of(session, state.settings).add(me, data)
     except ValidationError as exc:
         errors = field_errors(exc, _, ENDPOINT_LABELS)
-        return await _settings_page(request, state, me, errors=errors)
     except EndpointInputError as exc:
-        label = _(ENDPOINT_LABELS.get(exc.field, exc.field))
-        return await _settings_page(request, state, me, errors=f"{label}: {exc.message}")
+        errors = f"{_(ENDPOINT_LABELS.get(exc.field, exc.field))}: {exc.message}"
     except EndpointError:
-        return await _settings_page(
-            request, state, me, errors=_("You may register endpoints only for yourself.")
+        errors = _("You may register endpoints only for yourself.")
+    else:
+        return back(
+            "/app/settings",
+            _("Added %(url)s: it is dialed within a few seconds.", url=added.url),
         )
-    return back(
-        "/app/settings",
-        _("Added %(url)s: it is dialed within a few seconds.", url=added.url),
-    )
+    return await _settings_page(request, state, me, errors=errors)
 
 
 @router.post("/app/xiaozhi/endpoints/remove")

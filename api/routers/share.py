@@ -39,7 +39,7 @@ def _repo(session: SessionDep, settings: SettingsDep) -> ShareLinkRepository:
     return ShareLinkRepository(session, settings.secret_key.get_secret_value())
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ShareCreated)
+@router.post("", status_code=status.HTTP_201_CREATED)
 async def create_share_link(
     body: ShareCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> ShareCreated:

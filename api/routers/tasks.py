@@ -58,19 +58,18 @@ def http_error(exc: TaskError, field: str = "config", where: str = "body") -> Ex
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskRef)
+@router.post("", status_code=status.HTTP_201_CREATED)
 async def create_task(body: TaskCreate, user: CurrentUser, tasks: Service) -> TaskRef:
     """Create a background task in the generic form {type, config}."""
     return await tasks.create(user.name, body.type, body.config, body.name)
 
 
-@router.get("", response_model=list[TaskSummary])
+@router.get("")
 async def list_tasks(
     user: CurrentUser,
     tasks: Service,
     response: Response,
-    kind: Literal["web_monitor", "threshold_watch", "schedule", "news_digest", "daily_briefing"]
-    | None = None,
+    kind: Literal[TaskType, "daily_briefing"] | None = None,
     state: Literal["active", "paused", "stopped"] | None = None,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
@@ -92,12 +91,12 @@ async def list_tasks(
     return list(page)
 
 
-@router.get("/{task_id:path}/status", response_model=TaskStatus)
+@router.get("/{task_id:path}/status")
 async def get_task(task_id: str, user: CurrentUser, tasks: Service) -> TaskStatus:
     return await tasks.get(user.name, task_id)
 
 
-@router.post("/{task_id:path}/{action}", response_model=TaskRef)
+@router.post("/{task_id:path}/{action}")
 async def control_task(
     task_id: str,
     action: Literal["pause", "resume", "trigger"],
@@ -109,7 +108,7 @@ async def control_task(
     return await operation(user.name, task_id)
 
 
-@router.put("/{task_id:path}/config", response_model=TaskStatus)
+@router.put("/{task_id:path}/config")
 async def update_task(
     task_id: str,
     user: CurrentUser,
@@ -123,7 +122,7 @@ async def update_task(
     return await tasks.update(user.name, task_id, config)
 
 
-@router.delete("/{task_id:path}", response_model=TaskRef)
+@router.delete("/{task_id:path}")
 async def delete_task(
     task_id: str, user: CurrentUser, tasks: Service, purge: bool = False
 ) -> TaskRef:

@@ -7,11 +7,10 @@ refused attempt to grant, is written to the audit log.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import grants
 from ambient.clients.notify.targets import TargetError, TargetPolicy
@@ -27,7 +26,6 @@ from ambient.domain.users import (
     UserSettings,
 )
 from ambient.push import save_push_config
-from ambient.storage.models import User
 from ambient.storage.repositories import (
     UserExistsError,
     UserRepository,
@@ -57,17 +55,7 @@ class SelfUpdate(UserSettings):
     )
 
 
-async def _refuse_grant(
-    session: AsyncSession, *, actor: str, subject: str, requested: dict[str, Any], reason: str
-) -> HTTPException:
-    """Audit a refused grant (the service's record) and build the 403."""
-    refused = await grants.refuse(
-        session, actor=actor, subject=subject, requested=requested, reason=reason
-    )
-    return HTTPException(status.HTTP_403_FORBIDDEN, str(refused))
-
-
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=Registered)
+@router.post("", status_code=status.HTTP_201_CREATED)
 async def register(
     data: UserCreate, caller: OptionalUser, settings: SettingsDep, session: SessionDep
 ) -> Registered:
@@ -93,18 +81,18 @@ async def register(
     return Registered(user=user_public(user), token=token)
 
 
-@router.get("", response_model=list[UserPublic])
+@router.get("")
 async def list_users(_: AdminUser, session: SessionDep) -> list[UserPublic]:
     """Every user (admins only; a member reads only itself at /users/me)."""
     return [user_public(user) for user in await UserRepository(session).list_all()]
 
 
-@router.get("/me", response_model=UserPublic)
+@router.get("/me")
 async def read_me(user: CurrentUser) -> UserPublic:
     return user_public(user)
 
 
-@router.patch("/me", response_model=UserPublic)
+@router.patch("/me")
 async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) -> UserPublic:
     """Change your settings: email, phone, wake words, time zone, briefing window...
 
@@ -112,13 +100,15 @@ async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) ->
     """
     granted = sorted(set(GRANTED_FIELDS) & data.model_fields_set)
     if granted:
-        raise await _refuse_grant(
+        # Audited as the service records a refused grant, then the 403.
+        refused = await grants.refuse(
             session,
             actor=user.name,
             subject=user.name,
             requested=data.model_dump(mode="json", include=set(granted)),
             reason=f"you cannot change your own {', '.join(granted)}: {grants.ADMIN_GRANTS}",
         )
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused))
     settings = UserSettings.model_validate(
         data.model_dump(exclude_unset=True, exclude=set(GRANTED_FIELDS))
     )
@@ -128,7 +118,7 @@ async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) ->
     return user_public(user)
 
 
-@router.post("/me/token", response_model=Token)
+@router.post("/me/token")
 async def rotate_token(user: CurrentUser, session: SessionDep) -> Token:
     """Issue a new API token; the old one stops working."""
     token = await UserRepository(session).rotate_token(user)
@@ -136,13 +126,13 @@ async def rotate_token(user: CurrentUser, session: SessionDep) -> Token:
     return Token(token=token)
 
 
-@router.get("/me/push", response_model=PushConfig)
+@router.get("/me/push")
 async def read_push_config(user: CurrentUser) -> PushConfig:
     # Saved before a rule was added still reads; sending reports what no longer passes.
     return stored_push_config(user.push_config)
 
 
-@router.put("/me/push", response_model=PushConfig)
+@router.put("/me/push")
 async def set_push_config(
     config: PushConfig, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> PushConfig:
@@ -157,24 +147,20 @@ async def set_push_config(
     return config
 
 
-async def _user(session: AsyncSession, name: str) -> User:
-    found = await UserRepository(session).get(name)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {name!r}")
-    return found
-
-
-@router.get("/{name}", response_model=UserPublic)
+@router.get("/{name}")
 async def read_user(name: str, user: CurrentUser, session: SessionDep) -> UserPublic:
     """A user's settings; members read only their own, admins anyone's."""
     if name == user.name:
         return user_public(user)
     if user.role != Role.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "you can read only your own user")
-    return user_public(await _user(session, name))
+    found = await UserRepository(session).get(name)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {name!r}")
+    return user_public(found)
 
 
-@router.patch("/{name}/permissions", response_model=Granted)
+@router.patch("/{name}/permissions")
 async def grant(
     name: Annotated[str, Path(max_length=63)], data: Grant, user: CurrentUser, session: SessionDep
 ) -> Granted:

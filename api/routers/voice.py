@@ -43,7 +43,7 @@ def _device_ok(settings: Settings, token: str | None) -> bool:
     )
 
 
-@router.post("/greeting", response_model=GreetResult)
+@router.post("/greeting")
 async def greeting(
     body: GreetingIn,
     state: StateDep,

@@ -78,7 +78,7 @@ def http_error(exc: DeviceError) -> Exception:
     return unprocessable(([where], str(exc)))
 
 
-@router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DeviceAdded)
+@router.post("/devices", status_code=status.HTTP_201_CREATED)
 async def add_device(body: DeviceIn, state: StateDep, caller: CurrentUser) -> DeviceAdded:
     """Register a device (yours, or anyone's for an admin); the token is shown once."""
     return await state.devices.add(
@@ -86,23 +86,23 @@ async def add_device(body: DeviceIn, state: StateDep, caller: CurrentUser) -> De
     )
 
 
-@router.post("/devices/{ref}/allow", response_model=DeviceView)
+@router.post("/devices/{ref}/allow")
 async def allow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
     """Let this device answer you by your voiceprint (your own briefing, tasks, approvals)."""
     return await state.devices.allow(caller.name, ref)
 
 
-@router.delete("/devices/{ref}/allow", response_model=DeviceView)
+@router.delete("/devices/{ref}/allow")
 async def disallow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
     """Stop this device answering you by voiceprint."""
     return await state.devices.allow(caller.name, ref, allowed=False)
 
 
-@router.get("/devices", response_model=list[DeviceView])
+@router.get("/devices")
 async def list_devices(state: StateDep, caller: CurrentUser) -> list[DeviceView]:
     return await state.devices.list(caller.name)
 
 
-@router.delete("/devices/{ref}", response_model=DeviceView)
+@router.delete("/devices/{ref}")
 async def remove_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
     return await state.devices.remove(caller.name, ref)

@@ -18,37 +18,33 @@ from api.errors import unprocessable
 router = APIRouter(prefix="/xiaozhi/endpoints", tags=["xiaozhi"])
 
 
-def _service(session: SessionDep, settings: SettingsDep) -> Endpoints:
-    return Endpoints.of(session, settings)
-
-
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointPublic)
+@router.post("", status_code=status.HTTP_201_CREATED)
 async def add_endpoint(
     body: EndpointCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> EndpointPublic:
     """Register a 接入点 URL for ``user`` (yourself, or anyone as an admin); dialed within 5 s."""
     try:
-        return await _service(session, settings).add(user, body)
+        return await Endpoints.of(session, settings).add(user, body)
     except EndpointInputError as exc:
         raise unprocessable(([exc.field], exc.message)) from None
     except EndpointPermissionError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
 
 
-@router.get("", response_model=list[EndpointPublic])
+@router.get("")
 async def list_endpoints(
     user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> list[EndpointPublic]:
     """Your endpoints (an admin sees all) with their state; tokens masked."""
-    return await _service(session, settings).list(user)
+    return await Endpoints.of(session, settings).list(user)
 
 
-@router.delete("/{endpoint_id}", response_model=EndpointPublic)
+@router.delete("/{endpoint_id}")
 async def remove_endpoint(
     endpoint_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> EndpointPublic:
     """Remove an endpoint; its connection is closed within 5 s."""
     try:
-        return await _service(session, settings).remove(user, endpoint_id)
+        return await Endpoints.of(session, settings).remove(user, endpoint_id)
     except EndpointNotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mcp.server.mcpserver import MCPServer
-
 from mcp_server.tools import (
     briefing,
     cloud,
@@ -18,10 +16,8 @@ from mcp_server.tools import (
     users,
 )
 
-Register = Callable[..., None]
-
 # Area name -> register(mcp, *, read_only). Add one line per area module.
-AREAS: dict[str, Register] = {
+AREAS: dict[str, Callable[..., None]] = {
     "system": system.register,
     "tasks": tasks.register,
     "briefing": briefing.register,
@@ -34,5 +30,3 @@ AREAS: dict[str, Register] = {
     "annotate": discussions.register_annotate,
     "bus": discussions.register_bus,
 }
-
-__all__ = ["AREAS", "MCPServer"]

@@ -31,7 +31,7 @@ HHMM = "HH:MM, 24-hour, in the briefing's time zone"
 YOURS = "default: your user settings (05:00, 06:00-10:00, Asia/Shanghai unless changed)"
 Date = Annotated[
     str | None,
-    Field(default=None, description="the local date YYYY-MM-DD; the latest when omitted"),
+    Field(description="the local date YYYY-MM-DD; the latest when omitted"),
 ]
 
 
@@ -41,31 +41,25 @@ class BriefingList(BaseModel):
 
 async def create_daily_briefing(
     ctx: Context[Any, Any],
-    log_source: Annotated[
-        dict[str, Any] | None, Field(default=None, description=LOG_SOURCE)
-    ] = None,
-    timezone: Annotated[
-        str | None, Field(default=None, description=f"IANA time zone; {YOURS}")
-    ] = None,
+    log_source: Annotated[dict[str, Any] | None, Field(description=LOG_SOURCE)] = None,
+    timezone: Annotated[str | None, Field(description=f"IANA time zone; {YOURS}")] = None,
     prepare_at: Annotated[
-        str | None, Field(default=None, description=f"when to prepare; {HHMM}; {YOURS}")
+        str | None, Field(description=f"when to prepare; {HHMM}; {YOURS}")
     ] = None,
     window_start: Annotated[
-        str | None, Field(default=None, description=f"greeting window start; {HHMM}; {YOURS}")
+        str | None, Field(description=f"greeting window start; {HHMM}; {YOURS}")
     ] = None,
     window_end: Annotated[
-        str | None, Field(default=None, description=f"greeting window end; {HHMM}; {YOURS}")
+        str | None, Field(description=f"greeting window end; {HHMM}; {YOURS}")
     ] = None,
     language: Annotated[Literal["zh", "en"], Field(description="spoken language")] = "zh",
     push_if_not_greeted: Annotated[
         bool, Field(description="push through your channels when nobody greets by window end")
     ] = True,
     news_urls: Annotated[
-        list[str] | None, Field(default=None, description="optional news pages / RSS feeds")
+        list[str] | None, Field(description="optional news pages / RSS feeds")
     ] = None,
-    categories: Annotated[
-        list[str] | None, Field(default=None, description="news keywords / categories")
-    ] = None,
+    categories: Annotated[list[str] | None, Field(description="news keywords / categories")] = None,
 ) -> BriefingRef:
     """Set up your daily briefing: prepared before you arrive, spoken at your first greeting."""
     config = {
@@ -86,11 +80,11 @@ async def greet(
     ctx: Context[Any, Any],
     user_id: Annotated[
         str | None,
-        Field(default=None, description="whose briefing (default: you; others: admins only)"),
+        Field(description="whose briefing (default: you; others: admins only)"),
     ] = None,
     request_id: Annotated[
         str | None,
-        Field(default=None, description="retry-safe id: the same id gets the same answer"),
+        Field(description="retry-safe id: the same id gets the same answer"),
     ] = None,
 ) -> GreetResult:
     """The voice trigger ("你好，小智"): the briefing at the day's first greeting in the window;
@@ -125,7 +119,7 @@ async def send_briefing(
     ctx: Context[Any, Any],
     date: Date = None,
     request_id: Annotated[
-        str | None, Field(default=None, description="retry-safe id: the same id sends once")
+        str | None, Field(description="retry-safe id: the same id sends once")
     ] = None,
 ) -> NotifyResult:
     """Send a briefing through your push channels now ("send today's briefing to my email")."""

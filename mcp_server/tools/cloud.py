@@ -24,15 +24,12 @@ from mcp_server.tools.hints import hints
 ModeArg = Annotated[
     Mode,
     Field(
-        default="dry_run",
         description="dry_run (default): answer the exact request, send nothing; "
         "execute: make the change (needs rollback_permission 'execute')",
     ),
 ]
 
-Region = Annotated[
-    str | None, Field(default=None, description="region, e.g. ap-shanghai (default: configured)")
-]
+Region = Annotated[str | None, Field(description="region, e.g. ap-shanghai (default: configured)")]
 READ = hints(read_only=True, open_world=True)
 
 
@@ -111,11 +108,9 @@ async def search_logs(
     query: Annotated[
         str, Field(description="CQL, e.g. 'level:ERROR', or '* | select ...' SQL; '*' for all")
     ] = "*",
-    start: Annotated[
-        str | None, Field(default=None, description="ISO time; default one hour ago")
-    ] = None,
-    end: Annotated[str | None, Field(default=None, description="ISO time; default now")] = None,
-    limit: Annotated[int, Field(default=100, ge=1, le=1000)] = 100,
+    start: Annotated[str | None, Field(description="ISO time; default one hour ago")] = None,
+    end: Annotated[str | None, Field(description="ISO time; default now")] = None,
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100,
 ) -> LogSearch:
     """Search logs in a time window, newest first."""
     now = datetime.now(UTC)
@@ -142,8 +137,8 @@ async def get_metric(
     namespace: Annotated[str, Field(description="e.g. QCE/CVM, QCE/TKE2")],
     metric: Annotated[str, Field(description="e.g. CPUUsage")],
     dimensions: Annotated[dict[str, str], Field(description='e.g. {"InstanceId": "ins-123"}')],
-    minutes: Annotated[int, Field(default=60, ge=1, le=7 * 24 * 60)] = 60,
-    period: Annotated[int, Field(default=60, description="seconds per point: 60, 300, 3600")] = 60,
+    minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 60,
+    period: Annotated[int, Field(description="seconds per point: 60, 300, 3600")] = 60,
     region: Region = None,
 ) -> Metric:
     """Datapoints of a Cloud Monitor metric over the last minutes."""
@@ -163,7 +158,7 @@ async def get_metric(
 
 async def list_alarms(
     ctx: Context[Any, Any],
-    hours: Annotated[int, Field(default=24, ge=1, le=24 * 30)] = 24,
+    hours: Annotated[int, Field(ge=1, le=24 * 30)] = 24,
     region: Region = None,
 ) -> Alarms:
     """Cloud Monitor alarm history and CLS alert records, newest first."""
@@ -179,10 +174,10 @@ async def list_workloads(
     ctx: Context[Any, Any],
     cluster_id: Annotated[
         TkeClusterId | None,
-        Field(default=None, description="TKE cluster id; omit to use AMBIENT_KUBECONFIG"),
+        Field(description="TKE cluster id; omit to use AMBIENT_KUBECONFIG"),
     ] = None,
     namespace: Annotated[
-        NamespaceName | None, Field(default=None, description="all namespaces if omitted")
+        NamespaceName | None, Field(description="all namespaces if omitted")
     ] = None,
     region: Region = None,
 ) -> Workloads:

@@ -42,7 +42,7 @@ async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
 async def set_push_config(
     ctx: Context[Any, Any],
     channels: Annotated[list[Target], Field(description=CHANNELS, max_length=MAX_TARGETS)],
-    quiet_hours: Annotated[QuietHours | None, Field(default=None, description=QUIET)] = None,
+    quiet_hours: Annotated[QuietHours | None, Field(description=QUIET)] = None,
 ) -> PushConfig:
     """Replace your push channels (and quiet hours); invalid input changes nothing."""
     try:

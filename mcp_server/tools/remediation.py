@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ambient.remediation.alerts import Alert
@@ -23,6 +22,7 @@ from ambient.remediation.views import (
 )
 from ambient.sharing import ReportLink
 from mcp_server.auth import app_state, current_user
+from mcp_server.tools.hints import hints
 
 AlertArg = Annotated[
     Alert,
@@ -74,7 +74,7 @@ async def approve_remediation(
     ctx: Context[Any, Any],
     remediation_id: RemediationId,
     approve: Annotated[bool, Field(description="true runs the waiting step; false hands over")],
-    reason: Annotated[str | None, Field(default=None, max_length=1000)] = None,
+    reason: Annotated[str | None, Field(max_length=1000)] = None,
 ) -> ApprovalDecision:
     """Answer a remediation that waits for approval (rungs from the approval rung up): its
     owner, an admin, or an approver named for its cluster."""
@@ -86,7 +86,7 @@ async def approve_remediation(
 async def abort_remediation(
     ctx: Context[Any, Any],
     remediation_id: RemediationId,
-    reason: Annotated[str | None, Field(default=None, max_length=1000)] = None,
+    reason: Annotated[str | None, Field(max_length=1000)] = None,
 ) -> RemediationStatus:
     """Stop a running remediation before its next change (changes made stay; see the audit)."""
     return await app_state(ctx).remediations.abort(current_user(ctx), remediation_id, reason or "")
@@ -101,9 +101,9 @@ async def list_remediations(
     ctx: Context[Any, Any],
     state: Annotated[
         RemediationState | None,
-        Field(default=None, description="only the remediations in this state"),
+        Field(description="only the remediations in this state"),
     ] = None,
-    limit: Annotated[int, Field(default=50, ge=1, le=500)] = 50,
+    limit: Annotated[int, Field(ge=1, le=500)] = 50,
 ) -> RemediationList:
     """Your remediations, newest first (an admin sees everyone's)."""
     runs = await app_state(ctx).remediations.list_runs(current_user(ctx), state=state, limit=limit)
@@ -112,7 +112,7 @@ async def list_remediations(
 
 async def remediation_stats(
     ctx: Context[Any, Any],
-    days: Annotated[int, Field(default=30, ge=1, le=365, description="look back this far")] = 30,
+    days: Annotated[int, Field(ge=1, le=365, description="look back this far")] = 30,
 ) -> RemediationStats:
     """Outcomes: success rate by rung, service and alert type, time to resolve, budgets run out."""
     return await app_state(ctx).remediations.stats(current_user(ctx), days=days)
@@ -123,19 +123,8 @@ async def share_remediation(ctx: Context[Any, Any], remediation_id: RemediationI
     return await app_state(ctx).remediations.share(current_user(ctx), remediation_id)
 
 
-def _annotations(
-    *, read_only: bool, destructive: bool = False, idempotent: bool = True
-) -> ToolAnnotations:
-    return ToolAnnotations(
-        read_only_hint=read_only,
-        destructive_hint=destructive,
-        idempotent_hint=idempotent,
-        open_world_hint=not read_only,
-    )
-
-
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
-    read = _annotations(read_only=True)
+    read = hints(read_only=True, open_world=False)
     # Scoring may call the LLM, but it changes nothing anywhere.
     mcp.add_tool(score_alert, annotations=read)
     mcp.add_tool(get_remediation, annotations=read)
@@ -143,8 +132,9 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(remediation_stats, annotations=read)
     if read_only:
         return
-    mcp.add_tool(start_remediation, annotations=_annotations(read_only=False, destructive=True))
-    mcp.add_tool(approve_remediation, annotations=_annotations(read_only=False, destructive=True))
+    change = hints(read_only=False, open_world=True, destructive=True)
+    mcp.add_tool(start_remediation, annotations=change)
+    mcp.add_tool(approve_remediation, annotations=change)
     # Aborting ends the owner's run for good: the assistant asks the person before it does.
-    mcp.add_tool(abort_remediation, annotations=_annotations(read_only=False, destructive=True))
-    mcp.add_tool(share_remediation, annotations=_annotations(read_only=False))
+    mcp.add_tool(abort_remediation, annotations=change)
+    mcp.add_tool(share_remediation, annotations=hints(read_only=False, open_world=True))

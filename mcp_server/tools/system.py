@@ -29,7 +29,6 @@ READ = hints(read_only=True, open_world=False)
 User = Annotated[
     str | None,
     Field(
-        default=None,
         max_length=63,
         description="Whose records: omit for your own; admins may name another user.",
     ),
@@ -71,19 +70,18 @@ async def list_events(
     kind: Annotated[
         str | None,
         Field(
-            default=None,
             max_length=64,
             description="Only this kind, e.g. watch.hit, watch.breach, delivery.failed",
         ),
     ] = None,
     task: Annotated[
-        str | None, Field(default=None, max_length=255, description="Only this task_id's events")
+        str | None, Field(max_length=255, description="Only this task_id's events")
     ] = None,
     since: Annotated[
         datetime | None,
-        Field(default=None, description="Only events at or after this ISO 8601 time"),
+        Field(description="Only events at or after this ISO 8601 time"),
     ] = None,
-    limit: Annotated[int, Field(default=50, ge=1, le=500, description="At most this many")] = 50,
+    limit: Annotated[int, Field(ge=1, le=500, description="At most this many")] = 50,
     user: User = None,
 ) -> Events:
     """What happened, newest first: watch hits and breaches, task changes, failed deliveries
@@ -96,10 +94,8 @@ async def list_events(
 
 async def read_inbox(
     ctx: Context[Any, Any],
-    unread_only: Annotated[
-        bool, Field(default=False, description="Only messages not yet marked read")
-    ] = False,
-    limit: Annotated[int, Field(default=20, ge=1, le=500, description="At most this many")] = 20,
+    unread_only: Annotated[bool, Field(description="Only messages not yet marked read")] = False,
+    limit: Annotated[int, Field(ge=1, le=500, description="At most this many")] = 20,
     user: User = None,
 ) -> Inbox:
     """Your inbox (the notifications stored for you), newest first. Reading does not mark
@@ -114,19 +110,17 @@ async def list_deliveries(
     ctx: Context[Any, Any],
     status: Annotated[
         DeliveryState | None,
-        Field(default=None, description="pending (in flight), sent, failed or suppressed"),
+        Field(description="pending (in flight), sent, failed or suppressed"),
     ] = None,
     channel: Annotated[
-        ChannelType | None, Field(default=None, description="only sends over this channel")
+        ChannelType | None, Field(description="only sends over this channel")
     ] = None,
-    task: Annotated[
-        str | None, Field(default=None, max_length=255, description="Only this task_id")
-    ] = None,
+    task: Annotated[str | None, Field(max_length=255, description="Only this task_id")] = None,
     before_id: Annotated[
         int | None,
-        Field(default=None, ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
+        Field(ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
     ] = None,
-    limit: Annotated[int, Field(default=50, ge=1, le=500, description="At most this many")] = 50,
+    limit: Annotated[int, Field(ge=1, le=500, description="At most this many")] = 50,
     user: User = None,
 ) -> Deliveries:
     """Every send of a notification to one target, newest first, with attempts and the error
@@ -201,11 +195,9 @@ class ToolFinder:
                 '(e.g. "把比特币的监控暂停一下", "which node pools does cls-1 have?")',
             ),
         ],
-        limit: Annotated[
-            int, Field(default=5, ge=1, le=20, description="How many tools, best first")
-        ] = 5,
+        limit: Annotated[int, Field(ge=1, le=20, description="How many tools, best first")] = 5,
         with_schemas: Annotated[
-            bool, Field(default=False, description="Also answer each tool's input JSON schema")
+            bool, Field(description="Also answer each tool's input JSON schema")
         ] = False,
     ) -> FoundTools:
         """The tools that fit a request, best first, with the words that matched: search the

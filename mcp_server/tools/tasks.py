@@ -23,7 +23,6 @@ TaskId = Annotated[
 Name = Annotated[
     str | None,
     Field(
-        default=None,
         description="optional short name (lowercase, digits, '-', '_', '.'); derived from the "
         "config when omitted, so creating the same task twice returns the first",
     ),
@@ -114,18 +113,16 @@ async def create_background_task(
 async def list_tasks(
     ctx: Context[Any, Any],
     kind: Annotated[
-        Literal["web_monitor", "threshold_watch", "schedule", "news_digest", "daily_briefing"]
-        | None,
-        Field(default=None, description="only this kind"),
+        Literal[TaskType, "daily_briefing"] | None,
+        Field(description="only this kind"),
     ] = None,
     state: Annotated[
         Literal["active", "paused", "stopped"] | None,
-        Field(default=None, description="only this state"),
+        Field(description="only this state"),
     ] = None,
     page_size: Annotated[
         int | None,
         Field(
-            default=None,
             ge=1,
             le=1000,
             description=f"tasks per page (1-1000); omitted: {DEFAULT_PAGE_SIZE}",
@@ -133,7 +130,7 @@ async def list_tasks(
     ] = None,
     page_token: Annotated[
         str | None,
-        Field(default=None, max_length=4096, description="next_page_token of the previous page"),
+        Field(max_length=4096, description="next_page_token of the previous page"),
     ] = None,
 ) -> TaskList:
     """List your background tasks with task_id, kind and state, a page at a time (newest
@@ -172,9 +169,7 @@ async def update_task(ctx: Context[Any, Any], task_id: TaskId, config: UpdateCon
 async def delete_task(
     ctx: Context[Any, Any],
     task_id: TaskId,
-    purge: Annotated[
-        bool, Field(default=False, description="also delete stored page snapshots")
-    ] = False,
+    purge: Annotated[bool, Field(description="also delete stored page snapshots")] = False,
 ) -> TaskRef:
     """Stop a task for good (events are kept; snapshots too unless purge)."""
     return await app_state(ctx).tasks.delete(current_user(ctx), task_id, purge=purge)

@@ -30,9 +30,9 @@ async def grant_permission(
     ],
     rollback_permission: Annotated[
         RollbackPermission | None,
-        Field(default=None, description="none, dry_run or execute"),
+        Field(description="none, dry_run or execute"),
     ] = None,
-    role: Annotated[Role | None, Field(default=None, description="admin or member")] = None,
+    role: Annotated[Role | None, Field(description="admin or member")] = None,
 ) -> Granted:
     """Grant another user a role and/or rollback permission (admins only; audited)."""
     caller = await current_user_row(ctx)

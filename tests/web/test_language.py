@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest_asyncio
+from babel.messages.extract import DEFAULT_KEYWORDS, extract
 from babel.messages.pofile import read_po
+from jinja2.ext import babel_extract
 from typer.testing import CliRunner
 
 from ambient.cli import app as cli
@@ -17,10 +20,33 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
-from api.i18n import catalog_path, from_accept_language, used_messages
+from api.i18n import TEMPLATES, catalog_path, from_accept_language
 from tests.support.servers import HANG, free_port, serve
 
 PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sd]")
+
+# Where the catalog's msgids are: the templates, and the `_()` / `N_()` calls of the page
+# routers (one module per page family, each named *pages.py).
+SOURCES = (
+    *sorted(TEMPLATES.glob("*.html")),
+    *sorted((TEMPLATES.parent / "routers").glob("*pages.py")),
+)
+
+
+def used_messages() -> dict[str, list[str]]:
+    """Every literal msgid the pages use, with where (file:line) it is used."""
+    found: dict[str, list[str]] = {}
+    for source in SOURCES:
+        # Jinja2's extractor for the templates (its types and Babel's differ only on paper).
+        method: Any = babel_extract if source.suffix == ".html" else "python"
+        options = {"extensions": "jinja2.ext.i18n"} if source.suffix == ".html" else {}
+        with source.open("rb") as text:
+            for line, message, _comments, _context in extract(
+                method, text, DEFAULT_KEYWORDS, options=options
+            ):
+                if isinstance(message, str):
+                    found.setdefault(message, []).append(f"{source.name}:{line}")
+    return found
 
 
 def test_every_message_the_pages_use_has_a_chinese_translation() -> None:
