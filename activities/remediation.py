@@ -130,8 +130,7 @@ class RemediationActivities:
         read_mode = None
         checkpoint: Checkpoint | None = None
         if first is not None and not first.needs_approval and user is not None:
-            asked = effective_mode(request.mode, user.rollback_permission, policy.executor)
-            read_mode = asked.mode
+            read_mode = effective_mode(request.mode, user.rollback_permission, policy.executor).mode
         if read_mode is not None:
             try:
                 checkpoint = await self._executor(read_mode).checkpoint(request.alert.target())
@@ -189,10 +188,9 @@ class RemediationActivities:
         self, session: AsyncSession, request: OpenInput, prepared: Opened
     ) -> None:
         card = prepared.card
-        common = {"subject": request.run_key, "actor": "remediation"}
         await append_once(
             session,
-            **common,
+            subject=request.run_key,
             key=f"{request.run_key}/scored",
             action="scored",
             detail={
@@ -203,7 +201,7 @@ class RemediationActivities:
         )
         await append_once(
             session,
-            **common,
+            subject=request.run_key,
             key=f"{request.run_key}/planned",
             action="planned",
             detail={
@@ -246,7 +244,6 @@ class RemediationActivities:
             session,
             subject=request.run_key,
             key=request.key,
-            actor="remediation",
             action="permission",
             detail={
                 "user": request.user,
@@ -306,7 +303,6 @@ class RemediationActivities:
             session,
             subject=request.run_key,
             key=request.key,
-            actor="remediation",
             action="gate",
             detail={"rung": int(request.rung), **decision.model_dump()},
         )
@@ -320,7 +316,6 @@ class RemediationActivities:
             session,
             subject=run_key,
             key=key,
-            actor="remediation",
             action="checkpoint",
             detail=checkpoint.model_dump(mode="json"),
         )
@@ -343,7 +338,6 @@ class RemediationActivities:
                 session,
                 subject=step.remediation_id,
                 key=f"{step.key}/action",
-                actor="remediation",
                 action="action",
                 detail={
                     "rung": int(step.rung),
@@ -377,7 +371,6 @@ class RemediationActivities:
                 session,
                 subject=request.run_key,
                 key=request.key,
-                actor="remediation",
                 action="verification",
                 detail={"rung": int(request.rung), **verification.model_dump(mode="json")},
             )

@@ -52,7 +52,7 @@ from ambient.remediation.runs import (
 )
 from ambient.remediation.safety import effective_mode, may_approve, named_approver
 from ambient.remediation.scorer import score_alert
-from ambient.remediation.scores import AlertRule, ScoreCard, match_rule, plan
+from ambient.remediation.scores import AlertRule, match_rule, plan
 from ambient.remediation.storage import AlertRuleRepository, RemediationRepository
 from ambient.remediation.views import (
     AuditLine,
@@ -104,23 +104,13 @@ class RemediationService:
         async with self.db.session() as session:
             rules = await AlertRuleRepository(session).all()
         card = await score_alert(parsed, rules, self.llm)
-        return self._view(parsed, card, rules)
-
-    def _view(self, alert: Alert, card: ScoreCard, rules: list[AlertRule]) -> ScoreView:
-        steps = plan(
-            card.score, match_rule(alert, rules), self.settings.remediation_approval_from_rung
-        )
+        rule = match_rule(parsed, rules)
+        # The card's own fields (its dimensions as plain data), and what they lead to.
         return ScoreView(
-            score=card.score,
-            budget=card.budget,
-            dimensions=card.dimensions.model_dump(),
-            reasons=card.reasons,
-            generated_by=card.generated_by,
-            manual=card.manual,
-            rule=card.rule,
-            fingerprint=alert.fingerprint(),
-            remediation_id=remediation_id(alert),
-            plan=steps,
+            **card.model_dump(),
+            fingerprint=parsed.fingerprint(),
+            remediation_id=remediation_id(parsed),
+            plan=plan(card.score, rule, self.settings.remediation_approval_from_rung),
         )
 
     # --- start -------------------------------------------------------------------------
@@ -261,12 +251,7 @@ class RemediationService:
         async with self.db.session() as session:
             records = await AuditRepository(session).list(subject=status.run_key, limit=1000)
         audit = [
-            AuditLine(
-                at=r.created_at,
-                actor=r.actor,
-                action=r.action,
-                detail=r.detail,
-            )
+            AuditLine(at=r.created_at, actor=r.actor, action=r.action, detail=r.detail)
             for r in records
         ]
         return RemediationView(**status.model_dump(), audit=audit)
@@ -387,10 +372,6 @@ class RemediationService:
         return await self._status(rid)
 
     # --- alert rules and the nightly triage --------------------------------------------
-
-    async def rules(self) -> list[AlertRule]:
-        async with self.db.session() as session:
-            return await AlertRuleRepository(session).all()
 
     async def put_rule(self, user: str, rule: dict[str, Any] | AlertRule) -> AlertRule:
         await self._admin(user)
