@@ -16,7 +16,6 @@ from ambient.agent.connection import ServerConnection
 from ambient.agent.errors import (
     AgentError,
     ServerUnavailableError,
-    ToolTimeoutError,
     UnknownToolError,
 )
 from ambient.agent.health import Health, ServerHealth, ToolMetrics, ToolStats
@@ -259,4 +258,4 @@ class AgentFacade:
             raise
 
 
-__all__ = ["AgentFacade", "ToolInfo", "ToolOutcome", "ToolTimeoutError"]
+__all__ = ["AgentFacade", "ToolInfo", "ToolOutcome"]
