@@ -105,6 +105,13 @@ class RemediationActivities:
             )
         return executor
 
+    async def _written(self, write: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """``write`` in one write turn of the database, committed."""
+        async with self._db.write_session() as session:
+            result = await write(session)
+            await session.commit()
+        return result
+
     @activity.defn
     async def open_remediation(self, request: OpenInput) -> Opened:
         """Score and plan, then the first rung's permission, gates and checkpoint, at once.
@@ -227,10 +234,7 @@ class RemediationActivities:
     @activity.defn
     async def check_remediation_permission(self, request: PermissionInput) -> PermissionDecision:
         """The user's rollback_permission, re-read now; the lower of it and what was asked."""
-        async with self._db.write_session() as session:
-            decision = await self._permission(session, request)
-            await session.commit()
-        return decision
+        return await self._written(lambda session: self._permission(session, request))
 
     async def _permission(
         self, session: AsyncSession, request: PermissionInput
@@ -261,10 +265,7 @@ class RemediationActivities:
         """Change window, breaker, per-cluster rate limit; an allowed step reserves its slot."""
         # Read the ledger and reserve in one write transaction: two steps on one cluster
         # checked at once (an alert storm) must not both see the last free slot.
-        async with self._db.write_session() as session:
-            decision = await self._gate(session, request)
-            await session.commit()
-        return decision
+        return await self._written(lambda session: self._gate(session, request))
 
     async def _gate(self, session: AsyncSession, request: GateInput) -> GateDecision:
         now = request.now
@@ -324,9 +325,9 @@ class RemediationActivities:
     async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
         """The workload's spec and revision before a change, saved in the audit log."""
         checkpoint = await _translated(self._executor(request.mode).checkpoint(request.target))
-        async with self._db.write_session() as session:
-            await self._save_checkpoint(session, request.run_key, request.key, checkpoint)
-            await session.commit()
+        await self._written(
+            lambda session: self._save_checkpoint(session, request.run_key, request.key, checkpoint)
+        )
         return checkpoint
 
     @activity.defn
@@ -379,9 +380,7 @@ class RemediationActivities:
 
     @activity.defn
     async def audit_remediation(self, entry: AuditEntry) -> AuditEntry:
-        async with self._db.write_session() as session:
-            await append_entry(session, entry)
-            await session.commit()
+        await self._written(lambda session: append_entry(session, entry))
         return entry
 
     @activity.defn

@@ -114,12 +114,8 @@ class KubernetesExecutor:
         """What `kubectl rollout status` decides: the new pods are all updated and available."""
         reads = ClusterReads(await self.client(target.cluster_id))
         deployment = await reads.deployment(target)
-        spec, status, meta = (
-            deployment["spec"],
-            deployment.get("status") or {},
-            deployment["metadata"],
-        )
-        desired = spec.get("replicas", 1)
+        status, meta = deployment.get("status") or {}, deployment["metadata"]
+        desired = deployment["spec"].get("replicas", 1)
         updated = status.get("updatedReplicas", 0)
         available = status.get("availableReplicas", 0)
         total = status.get("replicas", 0)
