@@ -112,9 +112,6 @@ class AgentFacade:
         if server is not None:
             await server.connection.close()
 
-    def servers(self) -> list[str]:
-        return list(self._servers)
-
     def health(self) -> dict[str, Health]:
         return {name: server.health.state for name, server in self._servers.items()}
 
