@@ -105,6 +105,13 @@ class RemediationActivities:
             )
         return executor
 
+    async def _written(self, write: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """``write`` in one write turn of the database, committed."""
+        async with self._db.write_session() as session:
+            result = await write(session)
+            await session.commit()
+        return result
+
     @activity.defn
     async def open_remediation(self, request: OpenInput) -> Opened:
         """Score and plan, then the first rung's permission, gates and checkpoint, at once.
@@ -130,8 +137,7 @@ class RemediationActivities:
         read_mode = None
         checkpoint: Checkpoint | None = None
         if first is not None and not first.needs_approval and user is not None:
-            asked = effective_mode(request.mode, user.rollback_permission, policy.executor)
-            read_mode = asked.mode
+            read_mode = effective_mode(request.mode, user.rollback_permission, policy.executor).mode
         if read_mode is not None:
             try:
                 checkpoint = await self._executor(read_mode).checkpoint(request.alert.target())
@@ -189,10 +195,9 @@ class RemediationActivities:
         self, session: AsyncSession, request: OpenInput, prepared: Opened
     ) -> None:
         card = prepared.card
-        common = {"subject": request.run_key, "actor": "remediation"}
         await append_once(
             session,
-            **common,
+            subject=request.run_key,
             key=f"{request.run_key}/scored",
             action="scored",
             detail={
@@ -203,7 +208,7 @@ class RemediationActivities:
         )
         await append_once(
             session,
-            **common,
+            subject=request.run_key,
             key=f"{request.run_key}/planned",
             action="planned",
             detail={
@@ -229,10 +234,7 @@ class RemediationActivities:
     @activity.defn
     async def check_remediation_permission(self, request: PermissionInput) -> PermissionDecision:
         """The user's rollback_permission, re-read now; the lower of it and what was asked."""
-        async with self._db.write_session() as session:
-            decision = await self._permission(session, request)
-            await session.commit()
-        return decision
+        return await self._written(lambda session: self._permission(session, request))
 
     async def _permission(
         self, session: AsyncSession, request: PermissionInput
@@ -246,7 +248,6 @@ class RemediationActivities:
             session,
             subject=request.run_key,
             key=request.key,
-            actor="remediation",
             action="permission",
             detail={
                 "user": request.user,
@@ -264,10 +265,7 @@ class RemediationActivities:
         """Change window, breaker, per-cluster rate limit; an allowed step reserves its slot."""
         # Read the ledger and reserve in one write transaction: two steps on one cluster
         # checked at once (an alert storm) must not both see the last free slot.
-        async with self._db.write_session() as session:
-            decision = await self._gate(session, request)
-            await session.commit()
-        return decision
+        return await self._written(lambda session: self._gate(session, request))
 
     async def _gate(self, session: AsyncSession, request: GateInput) -> GateDecision:
         now = request.now
@@ -306,7 +304,6 @@ class RemediationActivities:
             session,
             subject=request.run_key,
             key=request.key,
-            actor="remediation",
             action="gate",
             detail={"rung": int(request.rung), **decision.model_dump()},
         )
@@ -320,7 +317,6 @@ class RemediationActivities:
             session,
             subject=run_key,
             key=key,
-            actor="remediation",
             action="checkpoint",
             detail=checkpoint.model_dump(mode="json"),
         )
@@ -329,9 +325,9 @@ class RemediationActivities:
     async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
         """The workload's spec and revision before a change, saved in the audit log."""
         checkpoint = await _translated(self._executor(request.mode).checkpoint(request.target))
-        async with self._db.write_session() as session:
-            await self._save_checkpoint(session, request.run_key, request.key, checkpoint)
-            await session.commit()
+        await self._written(
+            lambda session: self._save_checkpoint(session, request.run_key, request.key, checkpoint)
+        )
         return checkpoint
 
     @activity.defn
@@ -343,7 +339,6 @@ class RemediationActivities:
                 session,
                 subject=step.remediation_id,
                 key=f"{step.key}/action",
-                actor="remediation",
                 action="action",
                 detail={
                     "rung": int(step.rung),
@@ -377,7 +372,6 @@ class RemediationActivities:
                 session,
                 subject=request.run_key,
                 key=request.key,
-                actor="remediation",
                 action="verification",
                 detail={"rung": int(request.rung), **verification.model_dump(mode="json")},
             )
@@ -386,9 +380,7 @@ class RemediationActivities:
 
     @activity.defn
     async def audit_remediation(self, entry: AuditEntry) -> AuditEntry:
-        async with self._db.write_session() as session:
-            await append_entry(session, entry)
-            await session.commit()
+        await self._written(lambda session: append_entry(session, entry))
         return entry
 
     @activity.defn

@@ -14,12 +14,7 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.remediation_records import (
-    CHANGE_RETRY,
-    READ_RETRY,
-    SHORT,
-    cause_of,
-)
+from workflows.remediation_records import CHANGE_RETRY, cause_of
 from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
@@ -221,7 +216,6 @@ class GradedRemediationWorkflow(RemediationSafety):
                         mode=attempt.mode,
                         target=self.alert.target(),
                     ),
-                    retry=READ_RETRY,
                 )
         except ACTIVITY_FAILED as exc:
             attempt.skipped_reason = f"checkpoint failed: {cause_of(exc)}"
@@ -286,11 +280,9 @@ class GradedRemediationWorkflow(RemediationSafety):
         reading: MetricReading | None = None
         if self.alert.verify is not None:
             try:
-                reading = await workflow.execute_local_activity_method(
+                reading = await self._act(
                     WatchActivities.read_metric,
                     ReadMetricInput(source=self.alert.verify.source.model_dump(mode="json")),
-                    start_to_close_timeout=SHORT,
-                    retry_policy=READ_RETRY,
                 )
             except ACTIVITY_FAILED as exc:
                 reading = MetricReading(error=f"metric read failed: {cause_of(exc)}")
@@ -307,7 +299,6 @@ class GradedRemediationWorkflow(RemediationSafety):
                 reading=reading,
                 now=workflow.now(),
             ),
-            retry=READ_RETRY,
         )
 
     # --- endings ------------------------------------------------------------------------

@@ -2,14 +2,12 @@
 
 AgentError
  ├── UnknownToolError       a function name that maps to no listed tool
- ├── ServerUnavailableError the server could not be reached (after one reconnect)
- └── ToolTimeoutError       the call did not answer in time
+ └── ServerUnavailableError the server could not be reached (after one reconnect)
 """
 
 from ambient.agent.errors import (
     AgentError,
     ServerUnavailableError,
-    ToolTimeoutError,
     UnknownToolError,
 )
 from ambient.agent.facade import AgentFacade, ToolInfo
@@ -21,6 +19,5 @@ __all__ = [
     "McpServerSpec",
     "ServerUnavailableError",
     "ToolInfo",
-    "ToolTimeoutError",
     "UnknownToolError",
 ]

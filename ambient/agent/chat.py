@@ -167,12 +167,11 @@ class ChatAgent:
         facade: AgentFacade,
         *,
         system: str,
-        max_rounds: int = MAX_ROUNDS,
         offer: ToolOffer | None = None,
         confirm: Literal["writes", "destructive"] = "writes",
     ) -> None:
         self.model, self.model_name, self.facade = model, model_name, facade
-        self.system, self.max_rounds = system, max_rounds
+        self.system = system
         self.offer = offer or ToolOffer(0)
         self.confirm = confirm
 
@@ -210,7 +209,7 @@ class ChatAgent:
             return
         # Chosen once a turn, from the person's words: the rounds after a tool result keep them.
         tools = self.offer.tools(listed, conversation.messages)
-        for _ in range(self.max_rounds):
+        for _ in range(MAX_ROUNDS):
             try:
                 completion = await self.model.chat.completions.create(
                     model=self.model_name,
@@ -262,7 +261,7 @@ class ChatAgent:
         yield ChatEvent(
             type="error",
             conversation_id=cid,
-            text=f"stopped after {self.max_rounds} rounds of tool calls without an answer",
+            text=f"stopped after {MAX_ROUNDS} rounds of tool calls without an answer",
         )
 
     async def _needs_confirmation(self, function: str) -> bool:

@@ -15,7 +15,6 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
     ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -65,11 +64,7 @@ class EventDigestService:
         try:
             await self.client.create_schedule(schedule_id(user), schedule)
         except ScheduleAlreadyRunningError:
-
-            def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=schedule)
-
-            await handle.update(replace)
+            await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
         return setting
 
     async def get(self, user: str) -> DigestSetting:

@@ -13,7 +13,3 @@ class UnknownToolError(AgentError):
 
 class ServerUnavailableError(AgentError):
     """The MCP server did not answer, also after reconnecting once."""
-
-
-class ToolTimeoutError(AgentError):
-    """The tool call did not finish within its timeout."""

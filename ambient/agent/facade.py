@@ -16,7 +16,6 @@ from ambient.agent.connection import ServerConnection
 from ambient.agent.errors import (
     AgentError,
     ServerUnavailableError,
-    ToolTimeoutError,
     UnknownToolError,
 )
 from ambient.agent.health import Health, ServerHealth, ToolMetrics, ToolStats
@@ -112,9 +111,6 @@ class AgentFacade:
         server = self._servers.pop(name, None)
         if server is not None:
             await server.connection.close()
-
-    def servers(self) -> list[str]:
-        return list(self._servers)
 
     def health(self) -> dict[str, Health]:
         return {name: server.health.state for name, server in self._servers.items()}
@@ -259,4 +255,4 @@ class AgentFacade:
             raise
 
 
-__all__ = ["AgentFacade", "ToolInfo", "ToolOutcome", "ToolTimeoutError"]
+__all__ = ["AgentFacade", "ToolInfo", "ToolOutcome"]

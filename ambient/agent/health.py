@@ -60,17 +60,14 @@ class ServerHealth:
     server: str
     outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))
     unreachable: bool = False
-    state: Health = Health.ACTIVE
 
     def record(self, ok: bool) -> None:
         self.outcomes.append(ok)
         self.unreachable = False
-        self._update()
 
     def record_unreachable(self) -> None:
         self.unreachable = True
         self.outcomes.append(False)
-        self._update()
 
     @property
     def error_rate(self) -> float:
@@ -78,12 +75,11 @@ class ServerHealth:
             return 0.0
         return 1 - sum(self.outcomes) / len(self.outcomes)
 
-    def _update(self) -> None:
+    @property
+    def state(self) -> Health:
         rate = self.error_rate
         if self.unreachable or rate >= ERROR_AT:
-            new = Health.ERROR
-        elif rate >= DEGRADED_AT:
-            new = Health.DEGRADED
-        else:
-            new = Health.ACTIVE
-        self.state = new
+            return Health.ERROR
+        if rate >= DEGRADED_AT:
+            return Health.DEGRADED
+        return Health.ACTIVE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from functools import partial
 
 from mcp import Client
 from openai import AsyncOpenAI
@@ -36,7 +37,7 @@ class AgentHub:
         facade = AgentFacade(timeout_seconds=self.timeout)
         facade.add_server(OWN_SERVER, self._own_client(user))
         for spec in await self.specs(user):
-            facade.add_server(spec.name, self._client(spec))
+            facade.add_server(spec.name, partial(client_for, spec, timeout=self.timeout))
         self._facades[user] = facade
         return facade
 
@@ -48,9 +49,6 @@ class AgentHub:
         holder = StateHolder(dataclasses.replace(self.state, stdio_user=user))
         server = build_server(self.state.settings, holder=holder)
         return lambda: Client(server, cache=None, read_timeout_seconds=self.timeout)
-
-    def _client(self, spec: McpServerSpec) -> Callable[[], Client]:
-        return lambda: client_for(spec, timeout=self.timeout)
 
     async def specs(self, user: str) -> list[McpServerSpec]:
         async with self.state.db.session() as session:
@@ -81,7 +79,7 @@ class AgentHub:
             await session.commit()
         facade = self._facades.get(user.name)
         if facade is not None:
-            facade.add_server(spec.name, self._client(spec))
+            facade.add_server(spec.name, partial(client_for, spec, timeout=self.timeout))
 
     async def remove(self, user: str, name: str) -> bool:
         async with self.state.db.session() as session:

@@ -39,12 +39,6 @@ class ToolNames:
         self._to_name[pair] = name
         return name
 
-    def name(self, server: str, tool: str) -> str:
-        return self._to_name[(server, tool)]
-
     def resolve(self, function_name: str) -> tuple[str, str] | None:
         """The (server, tool) of a function name, or None if it names nothing listed."""
         return self._to_pair.get(function_name)
-
-    def __len__(self) -> int:
-        return len(self._to_pair)

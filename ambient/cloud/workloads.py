@@ -86,7 +86,7 @@ class WorkloadOps:
 
     async def _client(self, cluster_id: str) -> AsyncClient:
         try:
-            return await self.executor.client(cluster_id)
+            return await self.clients.client(cluster_id)
         except TencentCloudError as exc:
             request = CloudRequest(
                 product="tke",

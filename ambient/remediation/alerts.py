@@ -15,9 +15,7 @@ from pydantic import Field, field_validator
 
 from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import cluster_ref, namespace_name, object_name
-from ambient.remediation.ladder import (
-    WorkloadRef,
-)
+from ambient.remediation.ladder import WorkloadRef
 from ambient.watches.configs import Condition, MetricSource
 
 # --- alerts ---------------------------------------------------------------------------

@@ -85,21 +85,13 @@ def stamp(obj: Obj, key: str) -> Obj:
 
 def json_stamp(obj: Obj, key: str) -> list[Obj]:
     """JSON-patch operations for the same precondition and stamp."""
-    operations: list[Obj] = [
-        {
-            "op": "replace",
-            "path": "/metadata/resourceVersion",
-            "value": obj["metadata"]["resourceVersion"],
-        }
-    ]
+    version = obj["metadata"]["resourceVersion"]
     if obj["metadata"].get("annotations"):
         path = json_pointer("metadata", "annotations", STEP_ANNOTATION)
-        operations.append({"op": "add", "path": path, "value": key})
+        stamping: Obj = {"op": "add", "path": path, "value": key}
     else:
-        operations.append(
-            {"op": "add", "path": "/metadata/annotations", "value": {STEP_ANNOTATION: key}}
-        )
-    return operations
+        stamping = {"op": "add", "path": "/metadata/annotations", "value": {STEP_ANNOTATION: key}}
+    return [{"op": "replace", "path": "/metadata/resourceVersion", "value": version}, stamping]
 
 
 def without_hash(template: Obj) -> Obj:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from ambient.remediation.changes import (
     RESTARTED_AT,
     annotations_of,
     configmaps_of,
+    images_of,
     isolation_value,
     without_hash,
 )
@@ -41,21 +43,15 @@ from ambient.settings import Settings
 log = logging.getLogger(__name__)
 
 
+@dataclass
 class WorkloadView:
     """What one read of a Deployment and its neighbours shows (plain dicts, as the API sent)."""
 
-    def __init__(
-        self,
-        deployment: dict[str, Any],
-        revisions: dict[int, dict[str, Any]],
-        services: dict[str, dict[str, str]],
-        configmaps: dict[str, dict[str, Any]],
-    ) -> None:
-        self.deployment = deployment
-        # ReplicaSets by revision, also under the numbers a rollback renumbered them from.
-        self.revisions = revisions
-        self.services = services
-        self.configmaps = configmaps
+    deployment: dict[str, Any]
+    # ReplicaSets by revision, also under the numbers a rollback renumbered them from.
+    revisions: dict[int, dict[str, Any]]
+    services: dict[str, dict[str, str]]
+    configmaps: dict[str, dict[str, Any]]
 
     @property
     def revision(self) -> int | None:
@@ -203,9 +199,7 @@ class DryRunExecutor:
             revision=view.revision,
             previous_revision=view.previous_revision(),
             replicas=view.replicas,
-            images=[
-                c.get("image", "") for c in view.template.get("spec", {}).get("containers", [])
-            ],
+            images=images_of(view.template),
             spec=view.deployment.get("spec", {}),
             service_selectors=view.services,
             configmaps=view.configmaps,

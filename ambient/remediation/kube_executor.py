@@ -59,12 +59,9 @@ class KubernetesExecutor:
     def __init__(self, clients: KubeClients) -> None:
         self._clients = clients
 
-    async def client(self, cluster_id: str) -> AsyncClient:
-        return await self._clients.client(cluster_id)
-
     async def checkpoint(self, target: WorkloadRef) -> Checkpoint:
         """Spec, revision (and the one before), replicas, images, Service selectors, ConfigMaps."""
-        reads = ClusterReads(await self.client(target.cluster_id))
+        reads = ClusterReads(await self._clients.client(target.cluster_id))
         deployment = await reads.deployment(target)
         revision_text = annotations_of(deployment).get(REVISION)
         revision = int(revision_text) if revision_text and revision_text.isdigit() else None
@@ -112,14 +109,10 @@ class KubernetesExecutor:
 
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
         """What `kubectl rollout status` decides: the new pods are all updated and available."""
-        reads = ClusterReads(await self.client(target.cluster_id))
+        reads = ClusterReads(await self._clients.client(target.cluster_id))
         deployment = await reads.deployment(target)
-        spec, status, meta = (
-            deployment["spec"],
-            deployment.get("status") or {},
-            deployment["metadata"],
-        )
-        desired = spec.get("replicas", 1)
+        status, meta = deployment.get("status") or {}, deployment["metadata"]
+        desired = deployment["spec"].get("replicas", 1)
         updated = status.get("updatedReplicas", 0)
         available = status.get("availableReplicas", 0)
         total = status.get("replicas", 0)
@@ -140,7 +133,7 @@ class KubernetesExecutor:
     # --- changes ------------------------------------------------------------------------
     async def apply(self, step: StepRequest) -> StepResult:
         """Make the rung's change once: read, skip what carries the key, write the rest."""
-        client = await self.client(step.target.cluster_id)
+        client = await self._clients.client(step.target.cluster_id)
         planner = StepPlanner(ClusterReads(client))
         sent: Obj = {}  # object -> what this call wrote to it, across fresh reads after conflicts
         for _attempt in range(CONFLICT_ATTEMPTS):

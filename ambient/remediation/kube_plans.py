@@ -71,7 +71,7 @@ class StepPlanner:
         if not step.restarted_at:
             raise StepInputError("restarted_at is required for rung 1 (restart)")
         deployment = await self._reads.deployment(step.target)
-        name = f"deployment {step.target.namespace}/{step.target.name}"
+        name = _deployment(step)
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already restarted by {step.key}")
         body = {
@@ -79,7 +79,7 @@ class StepPlanner:
             "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: step.restarted_at}}}},
         }
         return StepPlan(
-            changes=[self._merge(Deployment, step.target, body)],
+            changes=[_patch(Deployment, step.target, body)],
             detail=f"restart {name} (restartedAt {step.restarted_at})",
         )
 
@@ -87,7 +87,7 @@ class StepPlanner:
         if step.replicas is None:
             raise StepInputError("replicas is required for rung 2 (scale out)")
         deployment = await self._reads.deployment(step.target)
-        name = f"deployment {step.target.namespace}/{step.target.name}"
+        name = _deployment(step)
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already scaled by {step.key}")
         current = deployment["spec"].get("replicas", 1)
@@ -100,13 +100,13 @@ class StepPlanner:
         # metadata, and the step key must land in the same write as the new count.
         body = {"metadata": stamp(deployment, step.key), "spec": {"replicas": step.replicas}}
         return StepPlan(
-            changes=[self._merge(Deployment, step.target, body)],
+            changes=[_patch(Deployment, step.target, body)],
             detail=f"scale {name} from {current} to {step.replicas} replicas",
         )
 
     async def _plan_rollback(self, step: StepRequest) -> StepPlan:
         deployment = await self._reads.deployment(step.target)
-        name = f"deployment {step.target.namespace}/{step.target.name}"
+        name = _deployment(step)
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already rolled back by {step.key}")
         if step.to_revision is None:
@@ -133,16 +133,7 @@ class StepPlanner:
             {"op": "replace", "path": "/spec/template", "value": template},
         ]
         return StepPlan(
-            changes=[
-                Change(
-                    Deployment,
-                    step.target.namespace,
-                    step.target.name,
-                    "patch",
-                    operations,
-                    PatchType.JSON,
-                )
-            ],
+            changes=[_patch(Deployment, step.target, operations, PatchType.JSON)],
             detail=f"roll back {name} to revision {step.to_revision} "
             f"({', '.join(images_of(template))})",
         )
@@ -244,7 +235,7 @@ class StepPlanner:
         notes: list[str],
     ) -> None:
         """The release before the incident (or the baseline's own template) and its replicas."""
-        name = f"deployment {step.target.namespace}/{step.target.name}"
+        name = _deployment(step)
         if stamped(deployment, step.key):
             plan.done.append(name)
             return
@@ -265,17 +256,8 @@ class StepPlanner:
             operations.append({"op": "replace", "path": "/spec/replicas", "value": replicas})
             notes.append(f"replicas back to {replicas}")
         if operations:
-            ops_ = [*json_stamp(deployment, step.key), *operations]
-            plan.changes.append(
-                Change(
-                    Deployment,
-                    step.target.namespace,
-                    step.target.name,
-                    "patch",
-                    ops_,
-                    PatchType.JSON,
-                )
-            )
+            operations = [*json_stamp(deployment, step.key), *operations]
+            plan.changes.append(_patch(Deployment, step.target, operations, PatchType.JSON))
 
     async def _restore_configmap(
         self,
@@ -310,6 +292,13 @@ class StepPlanner:
             plan.changes.append(Change(ConfigMap, namespace, name, "patch", body, PatchType.MERGE))
             notes.append(f"ConfigMap {name} data back to the first checkpoint")
 
-    @staticmethod
-    def _merge(resource: Kind, target: WorkloadRef, body: Obj) -> Change:
-        return Change(resource, target.namespace, target.name, "patch", body, PatchType.MERGE)
+
+def _deployment(step: StepRequest) -> str:
+    return f"deployment {step.target.namespace}/{step.target.name}"
+
+
+def _patch(
+    resource: Kind, target: WorkloadRef, body: Any, patch_type: PatchType = PatchType.MERGE
+) -> Change:
+    """A patch of the step's own workload."""
+    return Change(resource, target.namespace, target.name, "patch", body, patch_type)

@@ -36,16 +36,11 @@ class ClusterReads:
             raise KubeUnavailableError(f"{what}: {exc}") from None
 
     async def get(self, resource: Kind, namespace: str, name: str) -> Obj | None:
+        what = f"reading {resource.__name__} {namespace}/{name}"
         try:
-            obj = await self._client.get(resource, name, namespace=namespace)
-        except ApiError as exc:
-            if exc.status.code == 404:
-                return None
-            raise kube_error(exc, f"reading {resource.__name__} {namespace}/{name}") from None
-        except httpx2.TransportError as exc:
-            raise KubeUnavailableError(
-                f"reading {resource.__name__} {namespace}/{name}: {exc}"
-            ) from None
+            obj = await self.call(what, self._client.get(resource, name, namespace=namespace))
+        except KubeNotFoundError:  # kube_error's answer to a 404
+            return None
         found: Obj = obj.to_dict()
         return found
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
+from statistics import median
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -356,14 +359,18 @@ def _rate(runs: int, resolved: int) -> float:
     return round(resolved / runs, 4) if runs else 0.0
 
 
-def _rows(groups: dict[str, list[RunOutcome]]) -> list[RateRow]:
-    rows = []
-    for key, items in sorted(groups.items()):
-        resolved = sum(1 for o in items if o.state == "resolved")
-        rows.append(
-            RateRow(key=key, runs=len(items), resolved=resolved, rate=_rate(len(items), resolved))
-        )
-    return rows
+def _row(key: str, runs: int, resolved: int) -> RateRow:
+    return RateRow(key=key, runs=runs, resolved=resolved, rate=_rate(runs, resolved))
+
+
+def _rows(outcomes: list[RunOutcome], key: Callable[[RunOutcome], str]) -> list[RateRow]:
+    groups: dict[str, list[RunOutcome]] = {}
+    for outcome in outcomes:
+        groups.setdefault(key(outcome), []).append(outcome)
+    return [
+        _row(name, len(items), sum(o.state == "resolved" for o in items))
+        for name, items in sorted(groups.items())
+    ]
 
 
 def remediation_stats(outcomes: list[RunOutcome]) -> RemediationStats:
@@ -373,46 +380,25 @@ def remediation_stats(outcomes: list[RunOutcome]) -> RemediationStats:
     by_rung = []
     for rung in range(1, 7):
         tried = [o for o in finished if rung in o.tried]
-        fixed = sum(1 for o in tried if o.resolved_rung == rung)
         if tried:
-            by_rung.append(
-                RateRow(
-                    key=str(rung), runs=len(tried), resolved=fixed, rate=_rate(len(tried), fixed)
-                )
-            )
-    services: dict[str, list[RunOutcome]] = {}
-    types: dict[str, list[RunOutcome]] = {}
-    for outcome in finished:
-        services.setdefault(outcome.service, []).append(outcome)
-        types.setdefault(outcome.alert_type, []).append(outcome)
+            by_rung.append(_row(str(rung), len(tried), sum(o.resolved_rung == rung for o in tried)))
     durations = sorted(
         (o.finished_at - o.started_at).total_seconds() for o in resolved if o.finished_at
     )
-    median = None
-    if durations:
-        middle = len(durations) // 2
-        median = (
-            durations[middle]
-            if len(durations) % 2
-            else (durations[middle - 1] + durations[middle]) / 2
-        )
     exhausted = sum(1 for o in finished if o.budget_exhausted)
-    states: dict[str, int] = {}
-    for outcome in outcomes:
-        states[outcome.state] = states.get(outcome.state, 0) + 1
     return RemediationStats(
         total=len(outcomes),
         finished=len(finished),
         resolved=len(resolved),
         success_rate=_rate(len(finished), len(resolved)),
         by_rung=by_rung,
-        by_service=_rows(services),
-        by_alert_type=_rows(types),
-        median_seconds_to_resolve=median,
+        by_service=_rows(finished, lambda o: o.service),
+        by_alert_type=_rows(finished, lambda o: o.alert_type),
+        median_seconds_to_resolve=median(durations) if durations else None,
         mean_seconds_to_resolve=sum(durations) / len(durations) if durations else None,
         budgets_exhausted=exhausted,
         budget_exhausted_rate=_rate(len(finished), exhausted),
-        states=states,
+        states=Counter(o.state for o in outcomes),
     )
 
 

@@ -8,9 +8,7 @@ from datetime import datetime, time, timedelta
 
 from pydantic import BaseModel, Field, field_validator
 
-from ambient.remediation.ladder import (
-    Mode,
-)
+from ambient.remediation.ladder import Mode
 
 # --- permission -----------------------------------------------------------------------
 
@@ -82,19 +80,14 @@ class ChangeWindow(BaseModel):
         return value
 
     def _bounds(self, day: datetime) -> tuple[datetime, datetime]:
-        start = datetime.combine(day.date(), _hhmm(self.start), tzinfo=day.tzinfo)
+        start = datetime.combine(day.date(), time.fromisoformat(self.start), tzinfo=day.tzinfo)
         if self.end == "24:00":
             end = datetime.combine(day.date(), time(), tzinfo=day.tzinfo) + timedelta(days=1)
         else:
-            end = datetime.combine(day.date(), _hhmm(self.end), tzinfo=day.tzinfo)
+            end = datetime.combine(day.date(), time.fromisoformat(self.end), tzinfo=day.tzinfo)
         if end <= start:  # crosses midnight
             end += timedelta(days=1)
         return start, end
-
-
-def _hhmm(value: str) -> time:
-    hours, minutes = value.split(":")
-    return time(int(hours), int(minutes))
 
 
 def change_window_gate(local_now: datetime, windows: list[ChangeWindow]) -> Gate:

@@ -9,13 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from ambient.remediation.alerts import (
-    Alert,
-)
-from ambient.remediation.ladder import (
-    RUNG_ACTIONS,
-    Rung,
-)
+from ambient.remediation.alerts import Alert
+from ambient.remediation.ladder import RUNG_ACTIONS, Rung
 
 # --- scoring --------------------------------------------------------------------------
 
@@ -63,18 +58,14 @@ def total_score(dimensions: ScoreDimensions) -> int:
     return clamp(total)
 
 
+# The lowest score of each budget, highest first.
+BUDGETS = ((90, 6), (70, 4), (50, 3), (30, 2), (0, 1))
+
+
 def attempt_budget(score: int) -> int:
     """How many rungs a score buys: 90–100 → 6, 70–89 → 4, 50–69 → 3, 30–49 → 2, 0–29 → 1."""
     score = clamp(score)
-    if score >= 90:
-        return 6
-    if score >= 70:
-        return 4
-    if score >= 50:
-        return 3
-    if score >= 30:
-        return 2
-    return 1
+    return next(budget for floor, budget in BUDGETS if score >= floor)
 
 
 class AlertRule(BaseModel):

@@ -52,7 +52,7 @@ from ambient.remediation.runs import (
 )
 from ambient.remediation.safety import effective_mode, may_approve, named_approver
 from ambient.remediation.scorer import score_alert
-from ambient.remediation.scores import AlertRule, ScoreCard, match_rule, plan
+from ambient.remediation.scores import AlertRule, match_rule, plan
 from ambient.remediation.storage import AlertRuleRepository, RemediationRepository
 from ambient.remediation.views import (
     AuditLine,
@@ -104,23 +104,13 @@ class RemediationService:
         async with self.db.session() as session:
             rules = await AlertRuleRepository(session).all()
         card = await score_alert(parsed, rules, self.llm)
-        return self._view(parsed, card, rules)
-
-    def _view(self, alert: Alert, card: ScoreCard, rules: list[AlertRule]) -> ScoreView:
-        steps = plan(
-            card.score, match_rule(alert, rules), self.settings.remediation_approval_from_rung
-        )
+        rule = match_rule(parsed, rules)
+        # The card's own fields (its dimensions as plain data), and what they lead to.
         return ScoreView(
-            score=card.score,
-            budget=card.budget,
-            dimensions=card.dimensions.model_dump(),
-            reasons=card.reasons,
-            generated_by=card.generated_by,
-            manual=card.manual,
-            rule=card.rule,
-            fingerprint=alert.fingerprint(),
-            remediation_id=remediation_id(alert),
-            plan=steps,
+            **card.model_dump(),
+            fingerprint=parsed.fingerprint(),
+            remediation_id=remediation_id(parsed),
+            plan=plan(card.score, rule, self.settings.remediation_approval_from_rung),
         )
 
     # --- start -------------------------------------------------------------------------
@@ -261,12 +251,7 @@ class RemediationService:
         async with self.db.session() as session:
             records = await AuditRepository(session).list(subject=status.run_key, limit=1000)
         audit = [
-            AuditLine(
-                at=r.created_at,
-                actor=r.actor,
-                action=r.action,
-                detail=r.detail,
-            )
+            AuditLine(at=r.created_at, actor=r.actor, action=r.action, detail=r.detail)
             for r in records
         ]
         return RemediationView(**status.model_dump(), audit=audit)
@@ -297,16 +282,14 @@ class RemediationService:
         if state is not None and state not in get_args(RemediationState):
             states = ", ".join(get_args(RemediationState))
             raise InvalidRemediationError(f"state: use one of {states}", field="state")
-        account = await self._user(user)
-        owner = None if account.role == "admin" else user
+        owner = None if (await self._user(user)).role == "admin" else user
         async with self.db.session() as session:
             rows = await RemediationRepository(session).list(user=owner, state=state, limit=limit)
         return [RemediationSummary.model_validate(row) for row in rows]
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
         """Outcome analytics of the caller's remediations (all of them for an admin)."""
-        account = await self._user(user)
-        owner = None if account.role == "admin" else user
+        owner = None if (await self._user(user)).role == "admin" else user
         since = datetime.now(UTC) - timedelta(days=days)
         async with self.db.session() as session:
             rows = await RemediationRepository(session).list(user=owner, limit=100_000)
@@ -351,12 +334,8 @@ class RemediationService:
                 field="approve",
             )
         # The same answer sent twice is applied once.
-        update_id = (
-            "approve-"
-            + hashlib.sha256(
-                f"{status.run_key}/{int(status.waiting.rung)}/{user}".encode()
-            ).hexdigest()[:20]
-        )
+        answer = f"{status.run_key}/{int(status.waiting.rung)}/{user}"
+        update_id = "approve-" + hashlib.sha256(answer.encode()).hexdigest()[:20]
         try:
             return await self.client.get_workflow_handle(rid).execute_update(
                 GradedRemediationWorkflow.approve,
@@ -388,12 +367,9 @@ class RemediationService:
 
     # --- alert rules and the nightly triage --------------------------------------------
 
-    async def rules(self) -> list[AlertRule]:
-        async with self.db.session() as session:
-            return await AlertRuleRepository(session).all()
-
     async def put_rule(self, user: str, rule: dict[str, Any] | AlertRule) -> AlertRule:
-        await self._admin(user)
+        if (await self._user(user)).role != "admin":
+            raise RemediationRefusedError(f"{user} is not an admin: only admins change alert rules")
         try:
             parsed = rule if isinstance(rule, AlertRule) else AlertRule.model_validate(rule)
         except ValidationError as exc:
@@ -446,22 +422,17 @@ class RemediationService:
             raise RemediationRefusedError(f"no user {name!r}: register first")
         return account
 
-    async def _admin(self, name: str) -> None:
-        if (await self._user(name)).role != "admin":
-            raise RemediationRefusedError(f"{name} is not an admin: only admins change alert rules")
-
     async def _may_steer(self, user: str, owner: str, cluster_id: str) -> bool:
         """Owner, admin, or an approver the policy names for the run's cluster.
 
         Not who sent the same alert again (``joined_by``): an alert's fields are no secret, so
         sending it proves nothing about whose cluster it is.
         """
-        if user == owner:
-            return True
-        if named_approver(user, cluster_id, self.settings.remediation_approvers):
-            return True
-        account = await self._user(user)
-        return account.role == "admin"
+        return (
+            user == owner
+            or named_approver(user, cluster_id, self.settings.remediation_approvers)
+            or (await self._user(user)).role == "admin"
+        )
 
     async def _steerer(self, user: str, status: RemediationStatus, act: str | None = None) -> User:
         """The caller's account if they may see the run (and, with ``act``, steer it).

@@ -45,14 +45,6 @@ class AlertRuleRepository:
         row.importance, row.manual, row.note = rule.importance, rule.manual, rule.note
         await self.session.flush()
 
-    async def delete(self, name: str) -> bool:
-        query = select(AlertRuleRow).where(AlertRuleRow.name == name)
-        row = (await self.session.execute(query)).scalar_one_or_none()
-        if row is None:
-            return False
-        await self.session.delete(row)
-        return True
-
 
 class RemediationRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -60,15 +52,6 @@ class RemediationRepository:
 
     async def get(self, run_key: str) -> RemediationRecord | None:
         query = select(RemediationRecord).where(RemediationRecord.run_key == run_key)
-        return (await self.session.execute(query)).scalar_one_or_none()
-
-    async def latest(self, remediation_id: str) -> RemediationRecord | None:
-        query = (
-            select(RemediationRecord)
-            .where(RemediationRecord.remediation_id == remediation_id)
-            .order_by(RemediationRecord.id.desc())
-            .limit(1)
-        )
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def save(self, run_key: str, **values: Any) -> RemediationRecord:
@@ -161,8 +144,7 @@ class BreakerRepository:
         row = await self.row(service, rung)
         if row is None:
             return BreakerState()
-        opened = row.opened_at
-        return BreakerState(failures=row.failures, opened_at=opened)
+        return BreakerState.model_validate(row, from_attributes=True)
 
     async def save(self, service: str, rung: int, state: BreakerState, key: str) -> None:
         row = await self.row(service, rung)
@@ -178,9 +160,9 @@ async def append_once(
     *,
     subject: str,
     key: str,
-    actor: str,
     action: str,
     detail: dict[str, Any],
+    actor: str = "remediation",
 ) -> AuditRecord:
     """Append an audit record unless one with this key exists (a retried activity)."""
     query = select(AuditRecord).where(AuditRecord.subject == subject, AuditRecord.action == action)

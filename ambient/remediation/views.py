@@ -16,9 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ambient.domain.field_errors import field_problems
 from ambient.remediation.alerts import Alert
 from ambient.remediation.ladder import Mode
-from ambient.remediation.runs import (
-    RemediationStatus,
-)
+from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.scores import PlannedStep
 
 
