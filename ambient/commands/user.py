@@ -23,6 +23,7 @@ from ambient.domain.users import Grant, Language, Role, RollbackPermission, User
 from ambient.push import save_push_config
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
+from ambient.storage.models import User
 from ambient.storage.repositories import (
     OPERATOR,
     UserExistsError,
@@ -47,6 +48,15 @@ def _run(work: Callable[[UserRepository], Awaitable[T]]) -> T:
             return result
 
     return asyncio.run(main())
+
+
+async def _existing(users: UserRepository, name: str) -> User:
+    """The user named ``name``; without one, that said and exit 1."""
+    user = await users.get(name)
+    if user is None:
+        console.print(f"[red]no user {name!r}[/]")
+        raise typer.Exit(1)
+    return user
 
 
 def _show(user: UserPublic) -> None:
@@ -101,29 +111,20 @@ def create(
 def show(name: str) -> None:
     """Print a user's settings."""
 
-    async def work(users: UserRepository) -> UserPublic | None:
-        user = await users.get(name)
-        return None if user is None else user_public(user)
+    async def work(users: UserRepository) -> UserPublic:
+        return user_public(await _existing(users, name))
 
-    user = _run(work)
-    if user is None:
-        console.print(f"[red]no user {name!r}[/]")
-        raise typer.Exit(1)
-    _show(user)
+    _show(_run(work))
 
 
 @app.command()
 def token(name: str) -> None:
     """Issue a new API token for a user; the old one stops working."""
 
-    async def work(users: UserRepository) -> str | None:
-        user = await users.get(name)
-        return None if user is None else await users.rotate_token(user)
+    async def work(users: UserRepository) -> str:
+        return await users.rotate_token(await _existing(users, name))
 
     new = _run(work)
-    if new is None:
-        console.print(f"[red]no user {name!r}[/]")
-        raise typer.Exit(1)
     console.print(f"new API token for {name}: {new}", soft_wrap=True)
 
 
@@ -144,19 +145,14 @@ def push(
         console.print(f"[red]push config not changed: {why}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
 
-    async def work(users: UserRepository) -> bool:
-        user = await users.get(name)
-        if user is None:
-            return False
+    async def work(users: UserRepository) -> None:
+        user = await _existing(users, name)
         # The same target rules as every other door, for that user's role.
         policy = TargetPolicy.from_settings(Settings())
         await save_push_config(users.session, user, parsed, policy)
-        return True
 
     try:
-        if not _run(work):
-            console.print(f"[red]no user {name!r}[/]")
-            raise typer.Exit(1)
+        _run(work)
     except TargetError as exc:
         console.print(f"[red]push config not changed: {exc}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
@@ -179,14 +175,10 @@ def grant(
         console.print("[red]nothing to grant: give --rollback and/or --role[/]")
         raise typer.Exit(2) from None
 
-    async def work(users: UserRepository) -> dict[str, dict[str, str]] | None:
-        user = await users.get(name)
-        return None if user is None else await users.grant(user, change, actor=OPERATOR)
+    async def work(users: UserRepository) -> dict[str, dict[str, str]]:
+        return await users.grant(await _existing(users, name), change, actor=OPERATOR)
 
     changes = _run(work)
-    if changes is None:
-        console.print(f"[red]no user {name!r}[/]")
-        raise typer.Exit(1)
     if not changes:
         console.print(f"{name}: unchanged")
     for field, values in changes.items():

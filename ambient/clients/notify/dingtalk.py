@@ -17,8 +17,7 @@ from urllib.parse import quote_plus, urlencode
 import httpx
 
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
-from ambient.clients.notify.http_errors import post_json
-from ambient.clients.notify.robots import listed, robot_address
+from ambient.clients.notify.robots import listed, post_to_robot, robot_address
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import Message
 
@@ -106,10 +105,5 @@ class DingTalkChannel:
             timestamp = int(time.time() * 1000)
             url += f"&timestamp={timestamp}&sign={sign(secret, timestamp)}"
         await self._limiter.acquire(token)
-        body = (await post_json(self._http, url, payload, request_timeout=self._timeout)).json()
-        code = int(body.get("errcode", 0))
-        if code in RATE_LIMITED:
-            raise TransientNotifyError(f"dingtalk rate limit ({code})")
-        if code != 0:
-            raise PermanentNotifyError(f"dingtalk errcode {code}: {body.get('errmsg')}")
+        await post_to_robot(self._http, url, payload, self._timeout, self.name, RATE_LIMITED)
         return None

@@ -287,22 +287,6 @@ async def get_kubeconfig(tc: TencentCloud, cluster_id: str, *, region: str | Non
     return str(answer.get("Kubeconfig", ""))
 
 
-async def scale_node_pool(
-    tc: TencentCloud, cluster_id: str, node_pool_id: str, desired: int, *, region: str | None = None
-) -> None:
-    """Set a node pool's desired capacity (a write: permission-checked by the caller)."""
-    await tc.call(
-        "tke",
-        "ModifyNodePoolDesiredCapacityAboutAsg",
-        {
-            "ClusterId": cluster_id,
-            "NodePoolId": node_pool_id,
-            "DesiredCapacity": desired,
-        },
-        region=region,
-    )
-
-
 def tts_segments(text: str, size: int = TTS_CHUNK) -> list[str]:
     """Cut at sentence ends (。！？.!?；;) so no segment passes ``size`` characters."""
     sentences = [s for s in re.split(r"(?<=[。！？!?；;.\n])", text) if s.strip()]
