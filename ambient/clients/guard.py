@@ -69,12 +69,9 @@ class DestinationGuard:
         ]
         self._resolved: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
 
-    def allowed(self, address: IPAddress) -> bool:
-        return any(address in network for network in self._allowed)
-
     def refusal(self, address: IPAddress) -> str | None:
         """Why ``address`` is refused, or None when the worker may connect to it."""
-        if self.allowed(address):
+        if any(address in network for network in self._allowed):
             return None
         if address in METADATA:
             return f"{address} is a cloud metadata address"
