@@ -25,7 +25,7 @@ from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpe
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
-from ambient.commands import Region, User, err_console, refused, run_service
+from ambient.commands import Region, User, err_console, fail, refused, run_service
 from ambient.settings import Settings
 
 Execute = Annotated[bool, typer.Option("--execute", help="make the change (default: preview)")]
@@ -49,8 +49,7 @@ def _spec_file(model: type[S], path: Path) -> S:
     try:
         values = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        err_console.print(f"[red]{path}: {exc}[/]", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(f"{path}: {exc}", 2) from None
     if not isinstance(values, dict):
         err_console.print(f"[red]{path}: expected a mapping of fields[/]", highlight=False)
         raise typer.Exit(2)

@@ -112,8 +112,8 @@ class DiscussionService(DiscussionReads):
         async with self.db.write_session() as session:
             if user is not None:
                 await self._may_sign(session, user, message.from_id)
-            if found := await self._given(session, message):
-                return await self._repeat(session, found, message.from_id)
+            if posted := await self._already_posted(session, message):
+                return posted
             query = select(Discussion).where(
                 Discussion.topic_key == key, Discussion.status == "open"
             )
@@ -157,8 +157,8 @@ class DiscussionService(DiscussionReads):
             await self._may_sign(session, user, message.from_id)
             # Only into a discussion the caller sees: posting must not make a member of anyone.
             discussion = await self._get(session, discussion_id, user)
-            if found := await self._given(session, message):
-                return await self._repeat(session, found, message.from_id)
+            if posted := await self._already_posted(session, message):
+                return posted
             if discussion.status != "open":
                 raise DiscussionClosedError(
                     f"discussion {discussion_id} is closed; send_message on its topic opens a "
@@ -260,15 +260,14 @@ class DiscussionService(DiscussionReads):
         return row
 
     @staticmethod
-    async def _given(session: Any, message: MessageIn) -> DiscussionMessage | None:
-        """The message a retry with the same message_id already posted."""
+    async def _already_posted(session: Any, message: MessageIn) -> Posted | None:
+        """What a retry with the same message_id already posted (None: nothing yet)."""
         if message.message_id is None:
             return None
         found: DiscussionMessage | None = await session.get(DiscussionMessage, message.message_id)
-        return found
-
-    async def _repeat(self, session: Any, found: DiscussionMessage, from_id: str) -> Posted:
-        if found.from_id != from_id:
+        if found is None:
+            return None
+        if found.from_id != message.from_id:
             raise InvalidDiscussionError(f"message_id: {found.id!r} is another sender's message")
         return Posted(message_id=found.id, discussion_id=found.discussion_id, already_posted=True)
 
@@ -339,28 +338,27 @@ class DiscussionService(DiscussionReads):
     ) -> dict[str, Any]:
         outcome: dict[str, Any] = {"remediation_id": remediation_id, "verb": verb}
         if not in_person:
-            return {
-                **outcome,
-                "done": False,
-                "reason": "only a person replying as themselves (from_id = your user name) can "
-                "approve, refuse or abort: an agent's message does not act",
-            }
-        if inferred:
-            return {
-                **outcome,
-                "done": False,
-                "reason": "this reply looks machine-inferred (source_type not real, or sent "
-                "within 2 s of another sender): it does not act; a person replies themself",
-            }
-        if self.remediations is None:
-            return {**outcome, "done": False, "reason": "Temporal is not configured here"}
-        try:
-            if verb == "abort":
-                await self.remediations.abort(user, remediation_id, reason[:500])
+            why = (
+                "only a person replying as themselves (from_id = your user name) can "
+                "approve, refuse or abort: an agent's message does not act"
+            )
+        elif inferred:
+            why = (
+                "this reply looks machine-inferred (source_type not real, or sent "
+                "within 2 s of another sender): it does not act; a person replies themself"
+            )
+        elif self.remediations is None:
+            why = "Temporal is not configured here"
+        else:
+            try:
+                if verb == "abort":
+                    await self.remediations.abort(user, remediation_id, reason[:500])
+                else:
+                    await self.remediations.approve(
+                        user, remediation_id, verb == "approve", reason[:500]
+                    )
+            except RemediationError as exc:
+                why = str(exc)
             else:
-                await self.remediations.approve(
-                    user, remediation_id, verb == "approve", reason[:500]
-                )
-        except RemediationError as exc:
-            return {**outcome, "done": False, "reason": str(exc)}
-        return {**outcome, "done": True}
+                return {**outcome, "done": True}
+        return {**outcome, "done": False, "reason": why}

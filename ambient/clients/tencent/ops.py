@@ -10,7 +10,7 @@ import base64
 import json
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -344,8 +344,6 @@ async def latest_metric_value(
     now: datetime | None = None,
 ) -> float:
     """The newest datapoint of a Cloud Monitor metric (the threshold watch's source)."""
-    from datetime import timedelta
-
     now = now or datetime.now(UTC)
     points = await get_metric(
         tc,
