@@ -110,7 +110,7 @@ class BridgeRunner:
 
     async def scan(self) -> None:
         async with self.db.session() as session:
-            rows = (await session.execute(select(XiaozhiEndpoint))).scalars().all()
+            rows = (await session.scalars(select(XiaozhiEndpoint))).all()
         now = utcnow()
         present = {row.id: row for row in rows}
         for endpoint_id in list(self.held):

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.commands import operator_database, refused
+from ambient.commands import operator_database, parsed
 from ambient.domain.field_errors import field_problems
 from ambient.domain.users import Grant, Language, Role, RollbackPermission, UserCreate, UserPublic
 from ambient.push import save_push_config
@@ -83,17 +83,15 @@ def create(
     ] = RollbackPermission.DRY_RUN,
 ) -> None:
     """Register a user and print its API token (shown once)."""
-    try:
-        data = UserCreate(
-            name=name,
-            email=email,
-            timezone=timezone,
-            language=language,
-            role=Role.ADMIN if admin else Role.MEMBER,
-            rollback_permission=rollback,
-        )
-    except ValidationError as exc:
-        raise refused(exc) from None
+    data = parsed(
+        UserCreate,
+        name=name,
+        email=email,
+        timezone=timezone,
+        language=language,
+        role=Role.ADMIN if admin else Role.MEMBER,
+        rollback_permission=rollback,
+    )
 
     async def work(users: UserRepository) -> str:
         _, token = await users.create(data)

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -22,7 +21,7 @@ from ambient.bridge.endpoints import (
     Endpoints,
     mask_url,
 )
-from ambient.commands import operator_database, refused
+from ambient.commands import operator_database, parsed
 from ambient.settings import Settings
 
 endpoint_app = typer.Typer(
@@ -55,10 +54,7 @@ def add(
     ] = False,
 ) -> None:
     """Register an endpoint; the API process connects to it within 5 s."""
-    try:
-        data = EndpointCreate(user=user, url=url, verbatim=verbatim)
-    except ValidationError as exc:
-        raise refused(exc) from None
+    data = parsed(EndpointCreate, user=user, url=url, verbatim=verbatim)
     try:
         added = _run(lambda endpoints: endpoints.add(None, data))
     except EndpointError as exc:

@@ -126,7 +126,7 @@ class DiscussionService(DiscussionReads):
             else:
                 query = query.where(await self._visible(session, user))
             query = query.order_by(Discussion.updated_at.desc())
-            discussion = (await session.execute(query.limit(1))).scalar_one_or_none()
+            discussion = await session.scalar(query.limit(1))
             created = discussion is None
             now = datetime.now(UTC)
             if discussion is None:
@@ -273,22 +273,14 @@ class DiscussionService(DiscussionReads):
 
     async def _recipients(self, session: Any, discussion_id: str, sender: str) -> list[str]:
         """People in the discussion (and owners of its agents), not the sender."""
-        senders = set(
-            (
-                await session.execute(
-                    select(DiscussionMessage.from_id)
-                    .where(DiscussionMessage.discussion_id == discussion_id)
-                    .distinct()
-                )
-            ).scalars()
+        senders = select(DiscussionMessage.from_id).where(
+            DiscussionMessage.discussion_id == discussion_id, DiscussionMessage.from_id != sender
         )
         people: set[str] = set()
-        for pid in senders - {sender}:
-            participant = await session.get(DiscussionParticipant, pid)
-            if participant is None:
-                continue
+        query = select(DiscussionParticipant).where(DiscussionParticipant.id.in_(senders))
+        for participant in await session.scalars(query):
             if participant.role == ParticipantRole.PERSON.value:
-                people.add(pid)
+                people.add(participant.id)
             elif participant.owner:
                 people.add(participant.owner)
         return sorted(people - {sender})

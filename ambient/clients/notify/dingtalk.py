@@ -84,21 +84,12 @@ class DingTalkChannel:
         at_all = "all" in at
         mobiles = [a for a in at if a != "all"]
         text = message.body + "".join(f" @{m}" for m in mobiles)  # @ must appear in the text
+        card = {"title": message.title, "text": f"### {message.title}\n\n{text}"}
         if message.link:
-            payload: dict[str, object] = {
-                "msgtype": "actionCard",
-                "actionCard": {
-                    "title": message.title,
-                    "text": f"### {message.title}\n\n{text}",
-                    "singleTitle": "查看详情 / Open",
-                    "singleURL": message.link,
-                },
-            }
+            card |= {"singleTitle": "查看详情 / Open", "singleURL": message.link}
+            payload: dict[str, object] = {"msgtype": "actionCard", "actionCard": card}
         else:
-            payload = {
-                "msgtype": "markdown",
-                "markdown": {"title": message.title, "text": f"### {message.title}\n\n{text}"},
-            }
+            payload = {"msgtype": "markdown", "markdown": card}
         payload["at"] = {"atMobiles": mobiles, "isAtAll": at_all}
         url = f"{self._base}/robot/send?{urlencode({'access_token': token})}"
         if secret:
