@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -69,13 +68,17 @@ def run_service(
         raise fail(temporal_problem(exc, settings) or said) from None
 
 
-@asynccontextmanager
-async def operator_database(settings: Settings) -> AsyncIterator[Database]:
-    """The app database for an operator command, brought up to date first (whoever runs these
-    holds the database, as `ambient migrate` does) and closed after."""
-    await upgrade_async(settings.resolved_database_url)
-    db = Database(settings.resolved_database_url)
-    try:
-        yield db
-    finally:
-        await db.close()
+def run_operator(work: Callable[[Database], Awaitable[T]], settings: Settings | None = None) -> T:
+    """``work`` on the app database for an operator command, brought up to date first (whoever
+    runs these holds the database, as `ambient migrate` does) and closed after."""
+    url = (settings or Settings()).resolved_database_url
+
+    async def main() -> T:
+        await upgrade_async(url)
+        db = Database(url)
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())

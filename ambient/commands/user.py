@@ -6,7 +6,6 @@ Whoever runs these has the database in hand: the operator. Changes are audited w
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -17,11 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.commands import operator_database, parsed
+from ambient.commands import parsed, run_operator
 from ambient.domain.field_errors import field_problems
 from ambient.domain.users import Grant, Language, Role, RollbackPermission, UserCreate, UserPublic
 from ambient.push import save_push_config
 from ambient.settings import Settings
+from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
 from ambient.storage.repositories import (
@@ -40,14 +40,13 @@ T = TypeVar("T")
 
 
 def _run(work: Callable[[UserRepository], Awaitable[T]]) -> T:
-    async def main() -> T:
-        settings = Settings()
-        async with operator_database(settings) as db, db.session() as session:
+    async def in_session(db: Database) -> T:
+        async with db.session() as session:
             result = await work(UserRepository(session))
             await session.commit()
             return result
 
-    return asyncio.run(main())
+    return run_operator(in_session)
 
 
 async def _existing(users: UserRepository, name: str) -> User:
