@@ -184,8 +184,7 @@ class Endpoints:
     async def add(self, actor: User | None, data: EndpointCreate) -> EndpointPublic:
         """Register ``data`` for its user; ``actor`` None is the operator (the CLI)."""
         _may_act_for(actor, data.user)
-        found = await self.session.execute(select(User).where(User.name == data.user))
-        if found.scalar_one_or_none() is None:
+        if await self.session.scalar(select(User).where(User.name == data.user)) is None:
             raise EndpointInputError("user", f"{data.user!r} is not a registered user")
         try:
             await self.guard.check_url(http_form(data.url))
@@ -222,8 +221,7 @@ class Endpoints:
         query = select(XiaozhiEndpoint).order_by(XiaozhiEndpoint.id)
         if actor is not None and actor.role != Role.ADMIN:
             query = query.where(XiaozhiEndpoint.user == actor.name)
-        rows = (await self.session.execute(query)).scalars()
-        return [endpoint_public(row) for row in rows]
+        return [endpoint_public(row) for row in await self.session.scalars(query)]
 
     async def remove(self, actor: User | None, endpoint_id: int) -> EndpointPublic:
         row = await self.session.get(XiaozhiEndpoint, endpoint_id)

@@ -29,7 +29,7 @@ from typing import Any
 
 import websockets
 from mcp.server.mcpserver import MCPServer
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -110,7 +110,7 @@ class BridgeRunner:
 
     async def scan(self) -> None:
         async with self.db.session() as session:
-            rows = (await session.execute(select(XiaozhiEndpoint))).scalars().all()
+            rows = (await session.scalars(select(XiaozhiEndpoint))).all()
         now = utcnow()
         present = {row.id: row for row in rows}
         for endpoint_id in list(self.held):
@@ -129,32 +129,29 @@ class BridgeRunner:
                 )
 
     async def _claim(self, endpoint_id: int) -> bool:
-        now = utcnow()
-        lease = XiaozhiEndpoint
-        async with self.db.write_session() as session:
-            result = await session.execute(
-                update(lease)
-                .where(
-                    lease.id == endpoint_id,
-                    or_(lease.holder.is_(None), lease.holder == self.name, lease.lease_until < now),
-                )
-                .values(
-                    holder=self.name, lease_until=now + timedelta(seconds=self.timing.lease_seconds)
-                )
-            )
-            await session.commit()
-        return bool(getattr(result, "rowcount", 0))
+        now, lease = utcnow(), XiaozhiEndpoint
+        claimed = await self._lease(
+            (lease.id == endpoint_id)
+            & or_(lease.holder.is_(None), lease.holder == self.name, lease.lease_until < now),
+            holder=self.name,
+            lease_until=now + timedelta(seconds=self.timing.lease_seconds),
+        )
+        return bool(claimed)
 
     async def _renew(self) -> None:
         until = utcnow() + timedelta(seconds=self.timing.lease_seconds)
-        async with self.db.write_session() as session:
-            await session.execute(
-                update(XiaozhiEndpoint)
-                .where(XiaozhiEndpoint.id.in_(list(self.held)), XiaozhiEndpoint.holder == self.name)
-                .values(lease_until=until)
-            )
-            await session.commit()
+        await self._lease(self._mine(list(self.held)), lease_until=until)
         self._renewed_at = time.monotonic()
+
+    def _mine(self, held: list[int]) -> ColumnElement[bool]:
+        return XiaozhiEndpoint.id.in_(held) & (XiaozhiEndpoint.holder == self.name)
+
+    async def _lease(self, rows: ColumnElement[bool], **values: Any) -> int:
+        """Set ``values`` on the endpoint rows ``rows`` selects; how many there were."""
+        async with self.db.write_session() as session:
+            result = await session.execute(update(XiaozhiEndpoint).where(rows).values(**values))
+            await session.commit()
+        return int(getattr(result, "rowcount", 0))
 
     async def _drop(self, endpoint_id: int, why: str) -> None:
         task = self.held.pop(endpoint_id)
@@ -170,13 +167,7 @@ class BridgeRunner:
             await self._drop(endpoint_id, "runner stopping")
         if held:
             with suppress(Exception):
-                async with self.db.write_session() as session:
-                    await session.execute(
-                        update(XiaozhiEndpoint)
-                        .where(XiaozhiEndpoint.id.in_(held), XiaozhiEndpoint.holder == self.name)
-                        .values(holder=None, lease_until=None)
-                    )
-                    await session.commit()
+                await self._lease(self._mine(held), holder=None, lease_until=None)
 
     async def _hold(self, endpoint_id: int) -> None:
         """Dial, serve, and re-dial with backoff until the task is cancelled."""

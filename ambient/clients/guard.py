@@ -69,12 +69,9 @@ class DestinationGuard:
         ]
         self._resolved: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
 
-    def allowed(self, address: IPAddress) -> bool:
-        return any(address in network for network in self._allowed)
-
     def refusal(self, address: IPAddress) -> str | None:
         """Why ``address`` is refused, or None when the worker may connect to it."""
-        if self.allowed(address):
+        if any(address in network for network in self._allowed):
             return None
         if address in METADATA:
             return f"{address} is a cloud metadata address"
@@ -106,7 +103,7 @@ class DestinationGuard:
 
     def check_url_static(self, url: str) -> None:
         """Refuse a URL by its form alone (no DNS): scheme, host, userinfo, literal addresses."""
-        host = _host_of(url)
+        host = url_host(url)
         for address in _literal_addresses(host):
             reason = self.refusal(address)
             if reason is not None:
@@ -118,7 +115,7 @@ class DestinationGuard:
         """Resolve the URL's host and refuse it if any address is refused; the addresses."""
         self.check_url_static(url)
         parts = urlsplit(url.strip())
-        host = _host_of(url)
+        host = url_host(url)
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
         addresses = await self.resolve(host, port)
         for address in addresses:
@@ -185,10 +182,6 @@ class DestinationGuard:
 
 def url_host(url: str) -> str:
     """The host of an http(s) URL, or RefusedDestinationError for any other form."""
-    return _host_of(url)
-
-
-def _host_of(url: str) -> str:
     if AMBIGUOUS.search(url.strip()):
         raise RefusedDestinationError("refused URL: it contains spaces, backslashes or controls")
     try:

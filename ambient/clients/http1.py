@@ -237,14 +237,12 @@ class PageClient:
                 await connection.writer.drain()
             except (ConnectionResetError, BrokenPipeError) as exc:
                 raise _StaleConnectionError from exc
-            status, headers, body, reusable = await _read_answer(connection, request, max_bytes)
-            return Answer(status, headers, _decode(body, headers, max_bytes))
+            status, headers, body, keep = await _read_answer(connection, request, max_bytes)
+            answer = Answer(status, headers, _decode(body, headers, max_bytes))
+            reusable = keep  # only once the whole answer was read and decoded
+            return answer
         except h11.RemoteProtocolError as exc:
-            reusable = False
             raise HttpProtocolError(f"not an HTTP/1.1 answer this client reads: {exc}") from exc
-        except BaseException:
-            reusable = False
-            raise
         finally:
             if reusable:
                 self._put(key, connection, headers)

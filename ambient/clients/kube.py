@@ -76,13 +76,11 @@ def client_from_kubeconfig(
         config = KubeConfig.from_file(path)
     else:
         raise KubeError("no kubeconfig: give a TKE cluster id or set AMBIENT_KUBECONFIG")
-    if context is not None:
-        if context not in config.contexts:
-            known = ", ".join(sorted(config.contexts)) or "none"
-            raise KubeError(f"kubeconfig has no context {context!r} (contexts: {known})")
-        single = config.get(context_name=context)
-        return AsyncClient(config=single, field_manager=FIELD_MANAGER, trust_env=False)
-    return AsyncClient(config=config, field_manager=FIELD_MANAGER, trust_env=False)
+    if context is not None and context not in config.contexts:
+        known = ", ".join(sorted(config.contexts)) or "none"
+        raise KubeError(f"kubeconfig has no context {context!r} (contexts: {known})")
+    chosen = config if context is None else config.get(context_name=context)
+    return AsyncClient(config=chosen, field_manager=FIELD_MANAGER, trust_env=False)
 
 
 def kubeconfig_contexts(path: Path | None) -> set[str]:

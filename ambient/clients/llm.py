@@ -57,11 +57,6 @@ MAX_OUTPUT_TOKENS = 1024
 TOOL_CHOICE_TEMPERATURE = 0.0
 
 
-class ToolCall(BaseModel):
-    name: str
-    arguments: dict[str, Any]
-
-
 @dataclass
 class Answer(Generic[T]):
     """A structured answer, or the reason there is none; ``attempts`` requests were made."""
@@ -100,10 +95,6 @@ class LLMClient:
     @property
     def offline(self) -> bool:
         return self._client is None
-
-    @property
-    def mode(self) -> str:
-        return "offline" if self.offline else "remote"
 
     async def answer(
         self,
@@ -203,46 +194,3 @@ class LLMClient:
             raise openai.LengthFinishReasonError(completion=completion_raw)
         content = completion_raw.choices[0].message.content or ""
         return schema.model_validate_json(content)
-
-    async def tool_calls(
-        self, *, system: str, user: str, tools: list[dict[str, Any]]
-    ) -> list[ToolCall] | None:
-        """The tool calls the model chooses (function tools, non-strict schemas); None offline."""
-        if self._client is None:
-            return None
-        completion = await self._client.chat.completions.create(
-            model=self.model,
-            messages=[
-                {"role": "system", "content": with_data_rule(system)},
-                {"role": "user", "content": user},
-            ],
-            tools=[_function_tool(tool) for tool in tools],  # type: ignore[misc]
-            temperature=TOOL_CHOICE_TEMPERATURE,
-        )
-        calls: list[ToolCall] = []
-        for call in completion.choices[0].message.tool_calls or []:
-            function = getattr(call, "function", None)
-            if function is None:
-                continue
-            try:
-                arguments = json.loads(function.arguments or "{}")
-            except json.JSONDecodeError:
-                log.warning("tool call %s had invalid JSON arguments", function.name)
-                continue
-            calls.append(ToolCall(name=function.name, arguments=arguments))
-        return calls
-
-
-def _function_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    if tool.get("type") == "function":
-        return tool
-    # MCP input schemas are not strict-mode schemas (see NOTES).
-    return {
-        "type": "function",
-        "function": {
-            "name": tool["name"],
-            "description": tool.get("description", ""),
-            "parameters": tool.get("input_schema") or tool.get("parameters") or {},
-            "strict": False,
-        },
-    }

@@ -37,6 +37,17 @@ def parse_time(value: Any) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def json_time(data: dict[str, Any]) -> datetime | None:
+    """The time of a JSON log line: its first time field, read; None if absent or unreadable."""
+    for name in TIME_FIELDS:
+        if name in data:
+            try:
+                return parse_time(data[name])
+            except (TypeError, ValueError, OverflowError):
+                return None
+    return None
+
+
 def parse_line(line: str, source: str) -> LogRecord | None:
     """One log line as a record, or None if it has no readable time."""
     line = line.strip()
@@ -47,15 +58,10 @@ def parse_line(line: str, source: str) -> LogRecord | None:
             data = json.loads(line)
         except json.JSONDecodeError:
             return None
-        for name in TIME_FIELDS:
-            if name in data:
-                try:
-                    return LogRecord(
-                        time=parse_time(data[name]), topic_id="file", source=source, content=data
-                    )
-                except (TypeError, ValueError, OverflowError):
-                    return None
-        return None
+        when = json_time(data)
+        if when is None:
+            return None
+        return LogRecord(time=when, topic_id="file", source=source, content=data)
     match = PLAIN.match(line)
     if match is None:
         return None

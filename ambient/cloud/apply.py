@@ -59,6 +59,7 @@ class ApplyResult(BaseModel):
     summary: str
 
 
+# What the API server fills in: left out of a diff so it shows only what the YAML changes.
 _SERVER_FIELDS = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields")
 
 

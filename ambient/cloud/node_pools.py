@@ -155,13 +155,7 @@ class NodePoolWrites(CloudCreates):
                     },
                 )
                 try:
-                    await ops.scale_node_pool(
-                        self.tencent,
-                        spec.cluster_id,
-                        spec.node_pool_id,
-                        spec.desired,
-                        region=spec.region,
-                    )
+                    await writes.send(self.tencent, request)
                 except TencentCloudError as exc:
                     raise readable(exc, request) from None
         except CloudOpsError as exc:

@@ -59,9 +59,6 @@ class WorkloadResult(BaseModel):
     idempotency_key: str
 
 
-# What the API server fills in: left out of a diff so it shows only what the YAML changes.
-
-
 def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
     if isinstance(exc, KubeNotFoundError):
         return CloudOpsFailedError("not_found", f"{what}: {exc}")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Annotated, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from ambient.domain.field_errors import field_problems
@@ -20,6 +19,7 @@ from ambient.storage.migrate import upgrade_async
 from ambient.wiring import AppState, open_state
 
 S = TypeVar("S")
+M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 err_console = Console(stderr=True)
 # The options every area's commands share.
@@ -34,11 +34,15 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def refused(exc: ValidationError) -> typer.Exit:
-    """Each refused field on a line of its own on stderr, and exit 2: nothing was done."""
-    for problem in field_problems(exc, "input"):
-        err_console.print(f"[red]{problem}[/]", soft_wrap=True, highlight=False)
-    return typer.Exit(2)
+def parsed(model: type[M], **values: Any) -> M:
+    """The typed input; else each refused field on a line of its own on stderr, and exit 2
+    (nothing was done)."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        for problem in field_problems(exc, "input"):
+            err_console.print(f"[red]{problem}[/]", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
 
 
 def run_service(
@@ -59,20 +63,22 @@ def run_service(
         return asyncio.run(main())
     except typer.Exit:
         raise
-    except refused as exc:
-        raise fail(temporal_problem(exc, settings) or str(exc)) from None
     except Exception as exc:
-        problem = temporal_problem(exc, settings)
-        raise fail(problem or f"{type(exc).__name__}: {exc}") from None
+        said = str(exc) if isinstance(exc, refused) else f"{type(exc).__name__}: {exc}"
+        raise fail(temporal_problem(exc, settings) or said) from None
 
 
-@asynccontextmanager
-async def operator_database(settings: Settings) -> AsyncIterator[Database]:
-    """The app database for an operator command, brought up to date first (whoever runs these
-    holds the database, as `ambient migrate` does) and closed after."""
-    await upgrade_async(settings.resolved_database_url)
-    db = Database(settings.resolved_database_url)
-    try:
-        yield db
-    finally:
-        await db.close()
+def run_operator(work: Callable[[Database], Awaitable[T]], settings: Settings | None = None) -> T:
+    """``work`` on the app database for an operator command, brought up to date first (whoever
+    runs these holds the database, as `ambient migrate` does) and closed after."""
+    url = (settings or Settings()).resolved_database_url
+
+    async def main() -> T:
+        await upgrade_async(url)
+        db = Database(url)
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())

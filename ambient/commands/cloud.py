@@ -15,7 +15,7 @@ from rich.table import Table
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.commands import Json, Region, err_console
+from ambient.commands import Json, Region, fail
 from ambient.domain.identifiers import tke_cluster_id
 from ambient.settings import Settings
 
@@ -30,8 +30,7 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(work)
     except TencentCloudError as exc:
-        err_console.print(f"[red]{exc}[/]", soft_wrap=True, highlight=False)
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
 
 
 def _cloud() -> TencentCloud:

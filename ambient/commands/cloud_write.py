@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from rich.console import Console
 
 from ambient.cloud.apply import ApplySpec
@@ -25,7 +25,7 @@ from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpe
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
-from ambient.commands import Region, User, err_console, refused, run_service
+from ambient.commands import Region, User, err_console, fail, parsed, run_service
 from ambient.settings import Settings
 
 Execute = Annotated[bool, typer.Option("--execute", help="make the change (default: preview)")]
@@ -36,25 +36,16 @@ console = Console()
 S = TypeVar("S", bound=BaseModel)
 
 
-def _spec(model: type[S], **values: Any) -> S:
-    """The typed input, or the first bad field named and exit 2 (nothing is sent)."""
-    try:
-        return model(**values)
-    except ValidationError as exc:
-        raise refused(exc) from None
-
-
 def _spec_file(model: type[S], path: Path) -> S:
     """A spec from a JSON or YAML file (the same fields as the MCP tool and the API body)."""
     try:
         values = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        err_console.print(f"[red]{path}: {exc}[/]", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(f"{path}: {exc}", 2) from None
     if not isinstance(values, dict):
         err_console.print(f"[red]{path}: expected a mapping of fields[/]", highlight=False)
         raise typer.Exit(2)
-    return _spec(model, **values)
+    return parsed(model, **values)
 
 
 SpecFile = Annotated[
@@ -98,7 +89,7 @@ def register(app: typer.Typer) -> None:
         region: Region = None,
     ) -> None:
         """Set a node pool's desired size (preview unless --execute)."""
-        spec = _spec(
+        spec = parsed(
             NodePoolScaleSpec,
             cluster_id=cluster,
             node_pool_id=node_pool_id,
@@ -118,7 +109,7 @@ def register(app: typer.Typer) -> None:
         name: str, user: User, execute: Execute = False, region: Region = None
     ) -> None:
         """Create a CLS logset (preview unless --execute)."""
-        spec = _spec(LogsetSpec, name=name, region=region)
+        spec = parsed(LogsetSpec, name=name, region=region)
         _run(lambda s, _: s.create_logset(user, spec, _mode(execute)))
 
     @app.command("create-topic")
@@ -131,7 +122,7 @@ def register(app: typer.Typer) -> None:
         region: Region = None,
     ) -> None:
         """Create a CLS log topic in a logset (preview unless --execute)."""
-        spec = _spec(TopicSpec, logset_id=logset_id, name=name, period=period, region=region)
+        spec = parsed(TopicSpec, logset_id=logset_id, name=name, period=period, region=region)
         _run(lambda s, _: s.create_log_topic(user, spec, _mode(execute)))
 
     @app.command("create-scheduled-sql")
@@ -146,7 +137,7 @@ def register(app: typer.Typer) -> None:
         region: Region = None,
     ) -> None:
         """Create a CLS scheduled SQL task (preview unless --execute)."""
-        spec = _spec(
+        spec = parsed(
             ScheduledSqlSpec,
             name=name,
             source_topic_id=source_topic_id,
@@ -166,7 +157,9 @@ def register(app: typer.Typer) -> None:
         execute: Execute = False,
     ) -> None:
         """Server-side apply a YAML file; the preview shows each document's diff."""
-        spec = _spec(ApplySpec, cluster_id=cluster, documents=file.read_text(), namespace=namespace)
+        spec = parsed(
+            ApplySpec, cluster_id=cluster, documents=file.read_text(), namespace=namespace
+        )
         _run_on_cluster(lambda ops: ops.apply_yaml(user, spec, _mode(execute)))
 
     @app.command("scale")
@@ -179,7 +172,7 @@ def register(app: typer.Typer) -> None:
         execute: Execute = False,
     ) -> None:
         """Scale a Deployment to REPLICAS (preview unless --execute)."""
-        spec = _spec(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name)
+        spec = parsed(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name)
         _run_on_cluster(lambda ops: ops.scale_workload(user, spec, replicas, _mode(execute)))
 
     @app.command("restart")
@@ -187,7 +180,7 @@ def register(app: typer.Typer) -> None:
         namespace: str, name: str, cluster: Cluster, user: User, execute: Execute = False
     ) -> None:
         """Rolling-restart a Deployment (preview unless --execute)."""
-        spec = _spec(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name)
+        spec = parsed(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name)
         _run_on_cluster(lambda ops: ops.restart_workload(user, spec, _mode(execute)))
 
     @app.command("describe-image")

@@ -6,7 +6,6 @@ named. `--json` prints the same records the API and the MCP tools return.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, TypeVar
@@ -18,8 +17,9 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
-from ambient.commands import Json, operator_database
+from ambient.commands import Json, run_operator
 from ambient.history import MAX_ID
+from ambient.storage import Database
 
 app = typer.Typer(help="Events, inboxes and deliveries.")
 T = TypeVar("T")
@@ -30,12 +30,11 @@ Limit = Annotated[int, typer.Option(min=1, max=1000, help="at most this many, ne
 def _read(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     from ambient.runtime import discovered_settings
 
-    async def main() -> T:
-        settings = discovered_settings()
-        async with operator_database(settings) as db, db.session() as session:
+    async def in_session(db: Database) -> T:
+        async with db.session() as session:
             return await work(session)
 
-    return asyncio.run(main())
+    return run_operator(in_session, discovered_settings())
 
 
 def _print(rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: str) -> None:

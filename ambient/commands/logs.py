@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 from ambient.briefing.loglevels import level_and_message
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
-from ambient.clients.logs import PLAIN, TIME_FIELDS, FileLogSource, parse_time
+from ambient.clients.logs import PLAIN, FileLogSource, json_time, parse_time
 
 app = typer.Typer(help="Logs: reduce log files to templates, rates and anomalies.")
 err_console = Console(stderr=True)
@@ -43,16 +43,8 @@ def read_line(line: str) -> tuple[datetime | None, str, str] | None:
         except json.JSONDecodeError:
             data = None
         if isinstance(data, dict):
-            when = None
-            for name in TIME_FIELDS:
-                if name in data:
-                    try:
-                        when = parse_time(data[name])
-                    except (TypeError, ValueError, OverflowError):
-                        when = None
-                    break
             level, message = level_and_message(data)
-            return when, level, message
+            return json_time(data), level, message
     match = PLAIN.match(text)
     if match is not None:
         try:

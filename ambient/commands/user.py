@@ -6,7 +6,6 @@ Whoever runs these has the database in hand: the operator. Changes are audited w
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -17,12 +16,14 @@ from rich.console import Console
 from rich.table import Table
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.commands import operator_database, refused
+from ambient.commands import parsed, run_operator
 from ambient.domain.field_errors import field_problems
 from ambient.domain.users import Grant, Language, Role, RollbackPermission, UserCreate, UserPublic
 from ambient.push import save_push_config
 from ambient.settings import Settings
+from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
+from ambient.storage.models import User
 from ambient.storage.repositories import (
     OPERATOR,
     UserExistsError,
@@ -39,14 +40,22 @@ T = TypeVar("T")
 
 
 def _run(work: Callable[[UserRepository], Awaitable[T]]) -> T:
-    async def main() -> T:
-        settings = Settings()
-        async with operator_database(settings) as db, db.session() as session:
+    async def in_session(db: Database) -> T:
+        async with db.session() as session:
             result = await work(UserRepository(session))
             await session.commit()
             return result
 
-    return asyncio.run(main())
+    return run_operator(in_session)
+
+
+async def _existing(users: UserRepository, name: str) -> User:
+    """The user named ``name``; without one, that said and exit 1."""
+    user = await users.get(name)
+    if user is None:
+        console.print(f"[red]no user {name!r}[/]")
+        raise typer.Exit(1)
+    return user
 
 
 def _show(user: UserPublic) -> None:
@@ -73,17 +82,15 @@ def create(
     ] = RollbackPermission.DRY_RUN,
 ) -> None:
     """Register a user and print its API token (shown once)."""
-    try:
-        data = UserCreate(
-            name=name,
-            email=email,
-            timezone=timezone,
-            language=language,
-            role=Role.ADMIN if admin else Role.MEMBER,
-            rollback_permission=rollback,
-        )
-    except ValidationError as exc:
-        raise refused(exc) from None
+    data = parsed(
+        UserCreate,
+        name=name,
+        email=email,
+        timezone=timezone,
+        language=language,
+        role=Role.ADMIN if admin else Role.MEMBER,
+        rollback_permission=rollback,
+    )
 
     async def work(users: UserRepository) -> str:
         _, token = await users.create(data)
@@ -101,29 +108,20 @@ def create(
 def show(name: str) -> None:
     """Print a user's settings."""
 
-    async def work(users: UserRepository) -> UserPublic | None:
-        user = await users.get(name)
-        return None if user is None else user_public(user)
+    async def work(users: UserRepository) -> UserPublic:
+        return user_public(await _existing(users, name))
 
-    user = _run(work)
-    if user is None:
-        console.print(f"[red]no user {name!r}[/]")
-        raise typer.Exit(1)
-    _show(user)
+    _show(_run(work))
 
 
 @app.command()
 def token(name: str) -> None:
     """Issue a new API token for a user; the old one stops working."""
 
-    async def work(users: UserRepository) -> str | None:
-        user = await users.get(name)
-        return None if user is None else await users.rotate_token(user)
+    async def work(users: UserRepository) -> str:
+        return await users.rotate_token(await _existing(users, name))
 
     new = _run(work)
-    if new is None:
-        console.print(f"[red]no user {name!r}[/]")
-        raise typer.Exit(1)
     console.print(f"new API token for {name}: {new}", soft_wrap=True)
 
 
@@ -144,19 +142,14 @@ def push(
         console.print(f"[red]push config not changed: {why}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
 
-    async def work(users: UserRepository) -> bool:
-        user = await users.get(name)
-        if user is None:
-            return False
+    async def work(users: UserRepository) -> None:
+        user = await _existing(users, name)
         # The same target rules as every other door, for that user's role.
         policy = TargetPolicy.from_settings(Settings())
         await save_push_config(users.session, user, parsed, policy)
-        return True
 
     try:
-        if not _run(work):
-            console.print(f"[red]no user {name!r}[/]")
-            raise typer.Exit(1)
+        _run(work)
     except TargetError as exc:
         console.print(f"[red]push config not changed: {exc}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
@@ -179,14 +172,10 @@ def grant(
         console.print("[red]nothing to grant: give --rollback and/or --role[/]")
         raise typer.Exit(2) from None
 
-    async def work(users: UserRepository) -> dict[str, dict[str, str]] | None:
-        user = await users.get(name)
-        return None if user is None else await users.grant(user, change, actor=OPERATOR)
+    async def work(users: UserRepository) -> dict[str, dict[str, str]]:
+        return await users.grant(await _existing(users, name), change, actor=OPERATOR)
 
     changes = _run(work)
-    if changes is None:
-        console.print(f"[red]no user {name!r}[/]")
-        raise typer.Exit(1)
     if not changes:
         console.print(f"{name}: unchanged")
     for field, values in changes.items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -11,8 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ambient.commands import Json, operator_database
-from ambient.settings import Settings
+from ambient.commands import Json, run_operator
 from ambient.xiaozhi import DeviceError, DeviceService
 
 device_app = typer.Typer(
@@ -24,13 +22,8 @@ T = TypeVar("T")
 
 
 def _run(work: Callable[[DeviceService], Awaitable[T]]) -> T:
-    async def main() -> T:
-        settings = Settings()
-        async with operator_database(settings) as db:
-            return await work(DeviceService(db))
-
     try:
-        return asyncio.run(main())
+        return run_operator(lambda db: work(DeviceService(db)))
     except DeviceError as exc:
         console.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(1) from None

@@ -5,13 +5,11 @@ endpoints for any user.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -22,8 +20,9 @@ from ambient.bridge.endpoints import (
     Endpoints,
     mask_url,
 )
-from ambient.commands import operator_database, refused
+from ambient.commands import parsed, run_operator
 from ambient.settings import Settings
+from ambient.storage import Database
 
 endpoint_app = typer.Typer(
     help="xiaozhi.me MCP 接入点: the product dials them and serves its tools.",
@@ -34,12 +33,13 @@ T = TypeVar("T")
 
 
 def _run(work: Callable[[Endpoints], Awaitable[T]]) -> T:
-    async def main() -> T:
-        settings = Settings()
-        async with operator_database(settings) as db, db.session() as session:
+    settings = Settings()
+
+    async def in_session(db: Database) -> T:
+        async with db.session() as session:
             return await work(Endpoints.of(session, settings))
 
-    return asyncio.run(main())
+    return run_operator(in_session, settings)
 
 
 @endpoint_app.command("add")
@@ -55,10 +55,7 @@ def add(
     ] = False,
 ) -> None:
     """Register an endpoint; the API process connects to it within 5 s."""
-    try:
-        data = EndpointCreate(user=user, url=url, verbatim=verbatim)
-    except ValidationError as exc:
-        raise refused(exc) from None
+    data = parsed(EndpointCreate, user=user, url=url, verbatim=verbatim)
     try:
         added = _run(lambda endpoints: endpoints.add(None, data))
     except EndpointError as exc:

@@ -79,7 +79,7 @@ class DiscussionAccess:
         query = select(Discussion).where(
             Discussion.id == discussion_id, await self._visible(session, user)
         )
-        found: Discussion | None = (await session.execute(query)).scalar_one_or_none()
+        found: Discussion | None = await session.scalar(query)
         if found is None:
             raise DiscussionNotFoundError(
                 f"no discussion {discussion_id!r} that you take part in; list_discussions "
@@ -88,9 +88,9 @@ class DiscussionAccess:
         return found
 
     async def _messages(self, session: Any, discussion_id: str) -> list[MessageView]:
-        rows = await session.execute(
+        rows = await session.scalars(
             select(DiscussionMessage)
             .where(DiscussionMessage.discussion_id == discussion_id)
             .order_by(DiscussionMessage.created_at, DiscussionMessage.id)
         )
-        return [message_view(r) for r in rows.scalars()]
+        return [message_view(r) for r in rows]

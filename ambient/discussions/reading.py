@@ -54,12 +54,12 @@ class DiscussionReads(DiscussionAccess):
             total = (
                 await session.execute(select(func.count()).select_from(matching.subquery()))
             ).scalar_one()
-            rows = await session.execute(
+            rows = await session.scalars(
                 matching.order_by(
                     DiscussionMessage.created_at.desc(), DiscussionMessage.id.desc()
                 ).limit(limit)
             )
-            found = [message_view(r) for r in rows.scalars()]
+            found = [message_view(r) for r in rows]
         return Found(query=words, total_matches=int(total), results=found)
 
     async def detect_anomalies(
@@ -87,7 +87,7 @@ class DiscussionReads(DiscussionAccess):
         async with self.db.write_session() as session:
             await self._get(session, discussion_id, user)
             messages = await self._messages(session, discussion_id)
-            known = set((await session.execute(select(DiscussionParticipant.id))).scalars())
+            known = set(await session.scalars(select(DiscussionParticipant.id)))
             changes = annotate(messages, known, threshold_seconds)
             for change in changes:
                 row = await session.get(DiscussionMessage, change.message_id)
@@ -124,7 +124,7 @@ class DiscussionReads(DiscussionAccess):
             )
             if status:
                 query = query.where(Discussion.status == status)
-            rows = list((await session.execute(query)).scalars())
+            rows = list(await session.scalars(query))
             per = dict(
                 (
                     await session.execute(
@@ -210,9 +210,9 @@ class DiscussionReads(DiscussionAccess):
                     )
                 ).all()
             )
-            latest = (
-                await session.execute(select(func.max(DiscussionMessage.created_at)).where(mine))
-            ).scalar()
+            latest = await session.scalar(
+                select(func.max(DiscussionMessage.created_at)).where(mine)
+            )
             size = (
                 await session.execute(
                     select(

@@ -112,8 +112,8 @@ class DiscussionService(DiscussionReads):
         async with self.db.write_session() as session:
             if user is not None:
                 await self._may_sign(session, user, message.from_id)
-            if found := await self._given(session, message):
-                return await self._repeat(session, found, message.from_id)
+            if posted := await self._already_posted(session, message):
+                return posted
             query = select(Discussion).where(
                 Discussion.topic_key == key, Discussion.status == "open"
             )
@@ -126,7 +126,7 @@ class DiscussionService(DiscussionReads):
             else:
                 query = query.where(await self._visible(session, user))
             query = query.order_by(Discussion.updated_at.desc())
-            discussion = (await session.execute(query.limit(1))).scalar_one_or_none()
+            discussion = await session.scalar(query.limit(1))
             created = discussion is None
             now = datetime.now(UTC)
             if discussion is None:
@@ -157,8 +157,8 @@ class DiscussionService(DiscussionReads):
             await self._may_sign(session, user, message.from_id)
             # Only into a discussion the caller sees: posting must not make a member of anyone.
             discussion = await self._get(session, discussion_id, user)
-            if found := await self._given(session, message):
-                return await self._repeat(session, found, message.from_id)
+            if posted := await self._already_posted(session, message):
+                return posted
             if discussion.status != "open":
                 raise DiscussionClosedError(
                     f"discussion {discussion_id} is closed; send_message on its topic opens a "
@@ -260,36 +260,27 @@ class DiscussionService(DiscussionReads):
         return row
 
     @staticmethod
-    async def _given(session: Any, message: MessageIn) -> DiscussionMessage | None:
-        """The message a retry with the same message_id already posted."""
+    async def _already_posted(session: Any, message: MessageIn) -> Posted | None:
+        """What a retry with the same message_id already posted (None: nothing yet)."""
         if message.message_id is None:
             return None
         found: DiscussionMessage | None = await session.get(DiscussionMessage, message.message_id)
-        return found
-
-    async def _repeat(self, session: Any, found: DiscussionMessage, from_id: str) -> Posted:
-        if found.from_id != from_id:
+        if found is None:
+            return None
+        if found.from_id != message.from_id:
             raise InvalidDiscussionError(f"message_id: {found.id!r} is another sender's message")
         return Posted(message_id=found.id, discussion_id=found.discussion_id, already_posted=True)
 
     async def _recipients(self, session: Any, discussion_id: str, sender: str) -> list[str]:
         """People in the discussion (and owners of its agents), not the sender."""
-        senders = set(
-            (
-                await session.execute(
-                    select(DiscussionMessage.from_id)
-                    .where(DiscussionMessage.discussion_id == discussion_id)
-                    .distinct()
-                )
-            ).scalars()
+        senders = select(DiscussionMessage.from_id).where(
+            DiscussionMessage.discussion_id == discussion_id, DiscussionMessage.from_id != sender
         )
         people: set[str] = set()
-        for pid in senders - {sender}:
-            participant = await session.get(DiscussionParticipant, pid)
-            if participant is None:
-                continue
+        query = select(DiscussionParticipant).where(DiscussionParticipant.id.in_(senders))
+        for participant in await session.scalars(query):
             if participant.role == ParticipantRole.PERSON.value:
-                people.add(pid)
+                people.add(participant.id)
             elif participant.owner:
                 people.add(participant.owner)
         return sorted(people - {sender})
@@ -339,28 +330,27 @@ class DiscussionService(DiscussionReads):
     ) -> dict[str, Any]:
         outcome: dict[str, Any] = {"remediation_id": remediation_id, "verb": verb}
         if not in_person:
-            return {
-                **outcome,
-                "done": False,
-                "reason": "only a person replying as themselves (from_id = your user name) can "
-                "approve, refuse or abort: an agent's message does not act",
-            }
-        if inferred:
-            return {
-                **outcome,
-                "done": False,
-                "reason": "this reply looks machine-inferred (source_type not real, or sent "
-                "within 2 s of another sender): it does not act; a person replies themself",
-            }
-        if self.remediations is None:
-            return {**outcome, "done": False, "reason": "Temporal is not configured here"}
-        try:
-            if verb == "abort":
-                await self.remediations.abort(user, remediation_id, reason[:500])
+            why = (
+                "only a person replying as themselves (from_id = your user name) can "
+                "approve, refuse or abort: an agent's message does not act"
+            )
+        elif inferred:
+            why = (
+                "this reply looks machine-inferred (source_type not real, or sent "
+                "within 2 s of another sender): it does not act; a person replies themself"
+            )
+        elif self.remediations is None:
+            why = "Temporal is not configured here"
+        else:
+            try:
+                if verb == "abort":
+                    await self.remediations.abort(user, remediation_id, reason[:500])
+                else:
+                    await self.remediations.approve(
+                        user, remediation_id, verb == "approve", reason[:500]
+                    )
+            except RemediationError as exc:
+                why = str(exc)
             else:
-                await self.remediations.approve(
-                    user, remediation_id, verb == "approve", reason[:500]
-                )
-        except RemediationError as exc:
-            return {**outcome, "done": False, "reason": str(exc)}
-        return {**outcome, "done": True}
+                return {**outcome, "done": True}
+        return {**outcome, "done": False, "reason": why}

@@ -138,28 +138,11 @@ class Stats(BaseModel):
 
 def message_view(row: DiscussionMessage) -> MessageView:
     """One stored message as callers see it."""
-    return MessageView(
-        id=row.id,
-        discussion_id=row.discussion_id,
-        from_id=row.from_id,
-        content=row.content,
-        reply_to=row.reply_to,
-        tags=list(row.tags or []),
-        source_type=row.source_type,  # type: ignore[arg-type]
-        created_at=row.created_at,
-    )
+    return MessageView.model_validate(row, from_attributes=True)
 
 
 def discussion_view(row: Discussion, messages: int = 0) -> DiscussionView:
     """One stored discussion as callers see it, with its message count."""
-    return DiscussionView(
-        id=row.id,
-        topic=row.topic,
-        project=row.project,
-        initiator=row.initiator,
-        status=row.status,
-        subject=row.subject,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        messages=messages,
-    )
+    view = DiscussionView.model_validate(row, from_attributes=True)
+    view.messages = messages
+    return view

@@ -22,9 +22,7 @@ from tests.briefing.harness import write_day_logs
 from tests.standins.llm_api import (
     API_KEY,
     Content,
-    Failure,
     LLMApi,
-    ToolCalls,
     messages_text,
     outside_data,
 )
@@ -179,21 +177,7 @@ async def test_prompt_injection_in_a_log_line_stays_data_and_changes_nothing(
     assert "ignore previous instructions" not in outside_data(user)
 
 
-async def test_llm_client_is_offline_without_a_key_and_reads_tool_calls_with_one(
-    llm_api: tuple[LLMApi, str], settings: Settings
-) -> None:
+async def test_llm_client_is_offline_without_a_key(settings: Settings) -> None:
     assert LLMClient(settings).offline
     offline = await LLMClient(settings).answer(system="s", user="u", schema=BriefingDraft)
     assert offline.value is None
-    api, url = llm_api
-    client = LLMClient(_llm_settings(settings, url))
-    api.script(ToolCalls([("scale_out", {"replicas": 3})]), Failure(401, "bad key"))
-    calls = await client.tool_calls(
-        system="pick a step",
-        user="cpu high",
-        tools=[{"name": "scale_out", "input_schema": {"type": "object"}}],
-    )
-    assert calls is not None and [(c.name, c.arguments) for c in calls] == [
-        ("scale_out", {"replicas": 3})
-    ]
-    assert api.requests[0]["tools"][0]["function"]["strict"] is False

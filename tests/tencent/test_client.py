@@ -25,15 +25,23 @@ from ambient.clients.tencent.ops import (
     list_clusters,
     list_log_topics,
     list_node_pools,
-    scale_node_pool,
     search_logs,
     text_to_voice,
     tts_segments,
 )
+from ambient.clients.tencent.writes import CloudRequest, send
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _scale(cluster_id: str, node_pool_id: str, desired: int) -> CloudRequest:
+    """The request scale_node_pool sends (ambient.cloud.node_pools)."""
+    params = {"ClusterId": cluster_id, "NodePoolId": node_pool_id, "DesiredCapacity": desired}
+    return CloudRequest(
+        product="tke", action="ModifyNodePoolDesiredCapacityAboutAsg", params=params
+    )
 
 
 @pytest_asyncio.fixture
@@ -186,10 +194,10 @@ async def test_metrics_node_pool_scaling_and_tts(cloud: tuple[TencentApi, Tencen
             "MaxNodesNum": 10,
         }
     ]
-    await scale_node_pool(tc, "cls-abcd1234", "np-1", 5)
+    await send(tc, _scale("cls-abcd1234", "np-1", 5))
     assert (await list_node_pools(tc, "cls-abcd1234"))[0].desired == 5
     with pytest.raises(TencentRequestError, match="outside"):
-        await scale_node_pool(tc, "cls-abcd1234", "np-1", 50)
+        await send(tc, _scale("cls-abcd1234", "np-1", 50))
 
     text = "早上好。" + "昨天共有三次告警，其中两次已经自动修复。" * 12
     audio = await text_to_voice(tc, text)

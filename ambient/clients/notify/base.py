@@ -37,12 +37,7 @@ class ChannelRegistry:
         self.policy = policy
         self.target_timeout = target_timeout
         self.concurrency = concurrency
-        self._channels: dict[str, Channel] = {}
-        for channel in channels or []:
-            self.register(channel)
-
-    def register(self, channel: Channel) -> None:
-        self._channels[channel.name] = channel
+        self._channels = {channel.name: channel for channel in channels or []}
 
     def get(self, name: str) -> Channel:
         try:
@@ -50,7 +45,3 @@ class ChannelRegistry:
         except KeyError:
             known = ", ".join(sorted(self._channels)) or "none"
             raise UnknownChannelError(f"unknown channel {name!r}; registered: {known}") from None
-
-    @property
-    def names(self) -> list[str]:
-        return sorted(self._channels)

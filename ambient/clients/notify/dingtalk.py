@@ -17,8 +17,7 @@ from urllib.parse import quote_plus, urlencode
 import httpx
 
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
-from ambient.clients.notify.http_errors import post_json
-from ambient.clients.notify.robots import listed, robot_address
+from ambient.clients.notify.robots import listed, post_to_robot, robot_address
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import Message
 
@@ -85,31 +84,17 @@ class DingTalkChannel:
         at_all = "all" in at
         mobiles = [a for a in at if a != "all"]
         text = message.body + "".join(f" @{m}" for m in mobiles)  # @ must appear in the text
+        card = {"title": message.title, "text": f"### {message.title}\n\n{text}"}
         if message.link:
-            payload: dict[str, object] = {
-                "msgtype": "actionCard",
-                "actionCard": {
-                    "title": message.title,
-                    "text": f"### {message.title}\n\n{text}",
-                    "singleTitle": "查看详情 / Open",
-                    "singleURL": message.link,
-                },
-            }
+            card |= {"singleTitle": "查看详情 / Open", "singleURL": message.link}
+            payload: dict[str, object] = {"msgtype": "actionCard", "actionCard": card}
         else:
-            payload = {
-                "msgtype": "markdown",
-                "markdown": {"title": message.title, "text": f"### {message.title}\n\n{text}"},
-            }
+            payload = {"msgtype": "markdown", "markdown": card}
         payload["at"] = {"atMobiles": mobiles, "isAtAll": at_all}
         url = f"{self._base}/robot/send?{urlencode({'access_token': token})}"
         if secret:
             timestamp = int(time.time() * 1000)
             url += f"&timestamp={timestamp}&sign={sign(secret, timestamp)}"
         await self._limiter.acquire(token)
-        body = (await post_json(self._http, url, payload, request_timeout=self._timeout)).json()
-        code = int(body.get("errcode", 0))
-        if code in RATE_LIMITED:
-            raise TransientNotifyError(f"dingtalk rate limit ({code})")
-        if code != 0:
-            raise PermanentNotifyError(f"dingtalk errcode {code}: {body.get('errmsg')}")
+        await post_to_robot(self._http, url, payload, self._timeout, self.name, RATE_LIMITED)
         return None

@@ -37,18 +37,14 @@ async def post_json(
     Redirects are never followed: the guard checked this URL, not wherever a 3xx points.
     """
     try:
-        if content is not None:
-            response = await http.post(
-                url,
-                content=content,
-                headers=headers,
-                timeout=request_timeout,
-                follow_redirects=False,
-            )
-        else:
-            response = await http.post(
-                url, json=payload, headers=headers, timeout=request_timeout, follow_redirects=False
-            )
+        response = await http.post(
+            url,
+            content=content,
+            json=payload,
+            headers=headers,
+            timeout=request_timeout,
+            follow_redirects=False,
+        )
     except httpx.TimeoutException as exc:
         raise TransientNotifyError(f"timeout after {request_timeout:g}s") from exc
     except httpx.TransportError as exc:

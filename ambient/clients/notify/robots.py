@@ -7,8 +7,13 @@ go to the operator's configured base URL, so a robot target cannot aim the worke
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
+from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.secrets import SecretResolver
 
 URL_PREFIXES = ("http://", "https://")
@@ -40,3 +45,20 @@ def robot_address(
 def listed(options: dict[str, list[str]], name: str) -> list[str]:
     """The comma-separated values of an option, flattened."""
     return [item for value in options.get(name, []) for item in value.split(",") if item]
+
+
+async def post_to_robot(
+    http: httpx.AsyncClient,
+    url: str,
+    payload: dict[str, object],
+    request_timeout: float,
+    vendor: str,
+    rate_limited: Collection[int],
+) -> None:
+    """POST to a robot; its ``errcode`` answer as a notify error (rate limits are transient)."""
+    body = (await post_json(http, url, payload, request_timeout=request_timeout)).json()
+    code = int(body.get("errcode", 0))
+    if code in rate_limited:
+        raise TransientNotifyError(f"{vendor} rate limit ({code})")
+    if code != 0:
+        raise PermanentNotifyError(f"{vendor} errcode {code}: {body.get('errmsg')}")

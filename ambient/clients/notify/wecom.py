@@ -10,9 +10,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
-from ambient.clients.notify.http_errors import post_json
-from ambient.clients.notify.robots import listed, robot_address
+from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.robots import listed, post_to_robot, robot_address
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import Message
 
@@ -91,10 +90,4 @@ class WeComChannel:
         return None
 
     async def _post(self, url: str, payload: dict[str, object]) -> None:
-        response = await post_json(self._http, url, payload, request_timeout=self._timeout)
-        body = response.json()
-        code = int(body.get("errcode", 0))
-        if code in RATE_LIMITED:
-            raise TransientNotifyError(f"wecom rate limit ({code})")
-        if code != 0:
-            raise PermanentNotifyError(f"wecom errcode {code}: {body.get('errmsg')}")
+        await post_to_robot(self._http, url, payload, self._timeout, self.name, RATE_LIMITED)

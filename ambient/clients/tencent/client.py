@@ -23,11 +23,7 @@ from tencentcloud.monitor.v20180724 import monitor_client
 from tencentcloud.tke.v20180525 import tke_client
 from tencentcloud.tts.v20190823 import tts_client
 
-from ambient.clients.tencent.errors import (
-    TencentNotConfiguredError,
-    TencentRetryableError,
-    translate,
-)
+from ambient.clients.tencent.errors import TencentNotConfiguredError, translate
 from ambient.settings import Settings
 
 T = TypeVar("T")
@@ -107,12 +103,8 @@ class TencentCloud:
                 data = await asyncio.to_thread(client.call_json, action, params)
             except TencentCloudSDKException as exc:
                 error = translate(exc)
-                limited = error.code.startswith("RequestLimitExceeded")
-                if (
-                    isinstance(error, TencentRetryableError)
-                    and limited
-                    and attempt < self._limit_retries
-                ):
+                # RequestLimitExceeded (retryable) backs off here; the rest is the caller's.
+                if error.code.startswith("RequestLimitExceeded") and attempt < self._limit_retries:
                     await asyncio.sleep(self._backoff * 2**attempt)
                     continue
                 raise error from None

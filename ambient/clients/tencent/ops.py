@@ -10,7 +10,7 @@ import base64
 import json
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -287,22 +287,6 @@ async def get_kubeconfig(tc: TencentCloud, cluster_id: str, *, region: str | Non
     return str(answer.get("Kubeconfig", ""))
 
 
-async def scale_node_pool(
-    tc: TencentCloud, cluster_id: str, node_pool_id: str, desired: int, *, region: str | None = None
-) -> None:
-    """Set a node pool's desired capacity (a write: permission-checked by the caller)."""
-    await tc.call(
-        "tke",
-        "ModifyNodePoolDesiredCapacityAboutAsg",
-        {
-            "ClusterId": cluster_id,
-            "NodePoolId": node_pool_id,
-            "DesiredCapacity": desired,
-        },
-        region=region,
-    )
-
-
 def tts_segments(text: str, size: int = TTS_CHUNK) -> list[str]:
     """Cut at sentence ends (。！？.!?；;) so no segment passes ``size`` characters."""
     sentences = [s for s in re.split(r"(?<=[。！？!?；;.\n])", text) if s.strip()]
@@ -360,8 +344,6 @@ async def latest_metric_value(
     now: datetime | None = None,
 ) -> float:
     """The newest datapoint of a Cloud Monitor metric (the threshold watch's source)."""
-    from datetime import timedelta
-
     now = now or datetime.now(UTC)
     points = await get_metric(
         tc,
