@@ -95,9 +95,7 @@ class UserRepository:
         return changes
 
     async def get(self, name: str) -> User | None:
-        return (
-            await self.session.execute(select(User).where(User.name == name))
-        ).scalar_one_or_none()
+        return await self.session.scalar(select(User).where(User.name == name))
 
     async def by_token(self, token: str) -> User | None:
         query = select(User).where(User.api_token_hash == hash_token(token))
