@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from ambient.domain.configs import UserConfig, read_stored
-from ambient.domain.users import validate_hhmm, validate_timezone
+from ambient.domain.users import HHMM, TimeZone
 
 SPOKEN_MAX_CHARS = (
     1200  # about a minute of speech (Chinese ~250-300 characters, English ~160 words)
@@ -48,10 +48,10 @@ class BriefingConfig(UserConfig):
     """One user's daily briefing: where yesterday's logs come from and when to speak."""
 
     log_source: LogSourceSpec | None = None
-    timezone: str = "Asia/Shanghai"
-    prepare_at: str = "05:00"
-    window_start: str = "06:00"
-    window_end: str = "10:00"
+    timezone: TimeZone = "Asia/Shanghai"
+    prepare_at: HHMM = "05:00"
+    window_start: HHMM = "06:00"
+    window_end: HHMM = "10:00"
     language: Language = "zh"
     push_if_not_greeted: bool = True
     news_urls: list[HttpUrl] = Field(default_factory=list, max_length=20)
@@ -66,16 +66,6 @@ class BriefingConfig(UserConfig):
             if implied is not None:
                 value = {**value, "type": implied}
         return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        return validate_timezone(value)
-
-    @field_validator("prepare_at", "window_start", "window_end")
-    @classmethod
-    def _hhmm(cls, value: str) -> str:
-        return validate_hhmm(value)
 
     @model_validator(mode="after")
     def _order(self) -> BriefingConfig:
