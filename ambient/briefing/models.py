@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
-from ambient.domain.configs import UserConfig, read_stored
+from ambient.domain.configs import UserConfig, as_it_ran
 from ambient.domain.users import HHMM, TimeZone
 
 SPOKEN_MAX_CHARS = (
@@ -321,14 +321,8 @@ class BriefingCarry(BaseModel):
 class BriefingRun(BaseModel):
     user: str
     task_id: str
-    config: BriefingConfig
+    config: Annotated[BriefingConfig, as_it_ran(BriefingConfig)]
     carry: BriefingCarry = Field(default_factory=BriefingCarry)
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _as_it_ran(cls, value: Any) -> Any:
-        # A workflow input is stored data: fields ignored when it started are ignored again.
-        return read_stored(BriefingConfig, value)
 
 
 class PlanRequest(BaseModel):

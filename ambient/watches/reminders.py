@@ -180,16 +180,8 @@ class NewsDigestConfig(UserConfig):
     )
 
     def as_reminder(self) -> ReminderConfig:
-        return ReminderConfig(
-            type="daily",
-            hour=self.hour,
-            minute=self.minute,
-            timezone=self.timezone,
-            action="news_digest",
-            news_urls=self.news_urls,
-            categories=self.categories,
-            notification=self.notification,
-        )
+        """The same digest as a daily schedule's config (every field is one of its fields)."""
+        return ReminderConfig(type="daily", action="news_digest", **dict(self))
 
 
 class ReminderRun(BaseModel):
