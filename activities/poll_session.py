@@ -109,9 +109,7 @@ class PollSession:
                 # Events stored by an attempt that never handed them back: they are this
                 # poll's, and their deliveries may not have run.
                 keys = [reports.event_key(seq) for seq in range(reports.seq + 1, mark.seq + 1)]
-                rows = (
-                    await session.execute(select(Event).where(Event.idempotency_key.in_(keys)))
-                ).scalars()
+                rows = await session.scalars(select(Event).where(Event.idempotency_key.in_(keys)))
                 by_key = {row.idempotency_key: row for row in rows}
                 for seq, key in enumerate(keys, start=reports.seq + 1):
                     row = by_key.get(key)

@@ -183,11 +183,8 @@ class PollUpkeep:
         """End this process's polls whose workflow run has closed (terminated, timed out:
         nobody will take their result); returns how many."""
         since = utcnow() - CLOSED_MARGIN
-        closed: set[tuple[str, str]] = set()
-        async for execution in client.list_workflows(
-            closed_runs_query(self._closed_since), page_size=1000
-        ):
-            closed.add((execution.id, execution.run_id))
+        query = closed_runs_query(self._closed_since)
+        closed = {(e.id, e.run_id) async for e in client.list_workflows(query, page_size=1000)}
         self._closed_since = since
         ended = 0
         for (workflow_id, _), session in list(self.sessions.items()):

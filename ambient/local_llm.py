@@ -174,11 +174,8 @@ def _copy(source: IO[bytes], out: IO[bytes], digest: Any) -> int:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as source:
-        while block := source.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(source, "sha256").hexdigest()
 
 
 def _stamp(path: Path) -> dict[str, Any]:
@@ -284,23 +281,11 @@ def _run(command: list[str], what: str, log: Path | None = None) -> None:
 
 def server_command(settings: Settings, layout: Layout, *, template: Path | None) -> list[str]:
     command = [
-        str(layout.server_binary),
-        "--model",
-        str(layout.model),
-        "--alias",
-        LOCAL_LLM_MODEL,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(settings.local_llm_port),
-        "--threads",
-        str(threads()),
-        "--ctx-size",
-        str(CONTEXT_TOKENS),
+        *(str(layout.server_binary), "--model", str(layout.model), "--alias", LOCAL_LLM_MODEL),
+        *("--host", "127.0.0.1", "--port", str(settings.local_llm_port)),
+        *("--threads", str(threads()), "--ctx-size", str(CONTEXT_TOKENS)),
         # One conversation at a time: parallel slots would split the context and the 2 cores.
-        "--parallel",
-        "1",
-        "--jinja",
+        *("--parallel", "1", "--jinja"),
     ]
     if template is not None:
         command += ["--chat-template-file", str(template)]

@@ -33,11 +33,7 @@ class RuntimeInfo(BaseModel):
 
     def settings(self) -> dict[str, Any]:
         """The settings fields this file provides."""
-        return {
-            "temporal_address": self.temporal_address,
-            "api_host": self.api_host,
-            "api_port": self.api_port,
-        }
+        return self.model_dump(include={"temporal_address", "api_host", "api_port"})
 
 
 def write_runtime(data_dir: Path, info: RuntimeInfo) -> Path:

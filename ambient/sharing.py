@@ -86,9 +86,7 @@ class ShareLinkRepository:
         """A new link (or, with the same ``key``, the one made before: retries are safe)."""
         now = now or datetime.now(UTC)
         token_id = hashlib.sha256(key.encode()).hexdigest()[:32] if key else secrets.token_hex(16)
-        row = (
-            await self.session.execute(select(ShareLink).where(ShareLink.token_id == token_id))
-        ).scalar_one_or_none()
+        row = await self.session.scalar(select(ShareLink).where(ShareLink.token_id == token_id))
         if row is None:
             row = ShareLink(
                 token_id=token_id,
@@ -105,9 +103,7 @@ class ShareLinkRepository:
 
     async def open(self, token: str, now: datetime | None = None) -> ShareLink:
         token_id = read_token(self.secret, token, now or datetime.now(UTC))
-        row = (
-            await self.session.execute(select(ShareLink).where(ShareLink.token_id == token_id))
-        ).scalar_one_or_none()
+        row = await self.session.scalar(select(ShareLink).where(ShareLink.token_id == token_id))
         if row is None:
             raise InvalidShareLinkError("unknown share link")
         if row.revoked_at is not None:

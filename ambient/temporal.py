@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
@@ -84,14 +85,14 @@ def data_converter(settings: Settings) -> DataConverter:
 def tls_config(settings: Settings) -> TLSConfig | bool:
     if not (settings.temporal_tls or settings.temporal_tls_cert or settings.temporal_api_key):
         return False
+
+    def read(path: Path | None) -> bytes | None:
+        return path.read_bytes() if path else None
+
     return TLSConfig(
-        server_root_ca_cert=settings.temporal_tls_ca.read_bytes()
-        if settings.temporal_tls_ca
-        else None,
-        client_cert=settings.temporal_tls_cert.read_bytes() if settings.temporal_tls_cert else None,
-        client_private_key=settings.temporal_tls_key.read_bytes()
-        if settings.temporal_tls_key
-        else None,
+        server_root_ca_cert=read(settings.temporal_tls_ca),
+        client_cert=read(settings.temporal_tls_cert),
+        client_private_key=read(settings.temporal_tls_key),
     )
 
 

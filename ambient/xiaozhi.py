@@ -209,7 +209,7 @@ class DeviceService:
         condition = XiaozhiDevice.device_id == ref.strip().lower()
         if ref.strip().isdigit():
             condition = or_(condition, XiaozhiDevice.id == int(ref.strip()))
-        return (await session.execute(select(XiaozhiDevice).where(condition))).scalars().first()
+        return await session.scalar(select(XiaozhiDevice).where(condition))
 
     async def authenticate(self, device_id: str, token: str) -> XiaozhiDevice | None:
         """The device if ``token`` is its token; None for an unknown device or a wrong token."""
@@ -218,9 +218,7 @@ class DeviceService:
         except InvalidDeviceError:
             return None
         async with self.db.session() as session:
-            row = (
-                await session.execute(select(XiaozhiDevice).where(XiaozhiDevice.device_id == mac))
-            ).scalar_one_or_none()
+            row = await session.scalar(select(XiaozhiDevice).where(XiaozhiDevice.device_id == mac))
         if row is None or not hmac.compare_digest(row.token_hash, hash_token(token)):
             return None
         return row
@@ -303,15 +301,13 @@ async def resolve_speaker(
         query = select(User).where(
             or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)
         )
-        found = list((await session.execute(query)).scalars())
+        found = list(await session.scalars(query))
         if len(found) != 1:
             return Speaker(SpeakerKind.UNKNOWN, None)
         person = found[0]
         if person.name == owner:
             return Speaker(SpeakerKind.OWNER, account)
-        devices = (
-            await session.execute(select(XiaozhiDevice).where(XiaozhiDevice.user == owner))
-        ).scalars()
+        devices = await session.scalars(select(XiaozhiDevice).where(XiaozhiDevice.user == owner))
         if not any(person.name in (d.speakers or []) for d in devices):
             return Speaker(SpeakerKind.UNKNOWN, None)
         if not _within(person, account):
@@ -419,17 +415,15 @@ async def voice_facts(
     waiting: past that the count is unknown (None) and the rest still answers."""
     owner = None if user.role == Role.ADMIN else user.name
     async with db.session() as session:
-        briefing = (
-            await session.execute(
-                select(Briefing).where(Briefing.user == user.name, Briefing.date == today_of(user))
-            )
-        ).scalar_one_or_none()
+        briefing = await session.scalar(
+            select(Briefing).where(Briefing.user == user.name, Briefing.date == today_of(user))
+        )
         open_query = select(RemediationRecord.state).where(
             RemediationRecord.state.not_in(FINAL_STATES)
         )
         if owner is not None:
             open_query = open_query.where(RemediationRecord.user == owner)
-        states = list((await session.execute(open_query)).scalars())
+        states = list(await session.scalars(open_query))
     given = briefing is not None and briefing.given_at is not None
     ready = briefing is not None and briefing.status == "ready" and not given
     waiting: int | None = None

@@ -103,13 +103,8 @@ class DailyBriefingWorkflow:
         await self._wait_until(day.window_end, lambda: self.stopping)
         if self.given_at is not None:
             await self._record_greeting()
-        elif (
-            self.given_at is None
-            and not self.stopping
-            and not self.paused
-            and config.push_if_not_greeted
-        ):
-            if self.prepared is not None:
+        elif config.push_if_not_greeted and self.prepared is not None:
+            if not self.stopping and not self.paused:
                 self.phase = "pushing"
                 await self._push(day.date, "not greeted", f"{run.task_id}/{day.date}/push")
         if self.stopping:

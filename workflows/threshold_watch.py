@@ -273,23 +273,13 @@ class ThresholdWatchWorkflow(WatchControls):
 
     @workflow.query
     def status(self) -> TaskStatus:
-        return TaskStatus(
-            task_id=workflow.info().workflow_id,
-            kind=TaskKind.THRESHOLD_WATCH,
-            user=self.user,
-            state=self.current_state(),
-            checks=self.state.checks,
-            config=self.config.model_dump(mode="json"),
-            detail={
-                "last_value": self.state.last_value,
-                "last_checked_at": self.state.last_checked_at.isoformat()
-                if self.state.last_checked_at
-                else None,
-                "breaching": self.state.rule.breaching,
-                "failing": self.state.failing,
-                "last_error": self.state.last_error,
-                "breaches_total": self.state.breaches_total,
-                "values": [[t.isoformat(), v] for t, v in self.state.rule.values],
-                **self.life_detail(),
-            },
+        checked = self.state.last_checked_at
+        return self.task_status(
+            last_value=self.state.last_value,
+            last_checked_at=checked.isoformat() if checked else None,
+            breaching=self.state.rule.breaching,
+            failing=self.state.failing,
+            last_error=self.state.last_error,
+            breaches_total=self.state.breaches_total,
+            values=[[t.isoformat(), v] for t, v in self.state.rule.values],
         )

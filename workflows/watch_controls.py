@@ -175,15 +175,25 @@ class WatchControls:
     def status(self) -> TaskStatus:
         raise NotImplementedError
 
-    def life_detail(self) -> dict[str, Any]:
-        """Status fields every watch shows: its life and what failed outside checks."""
+    def task_status(self, **detail: Any) -> TaskStatus:
+        """The status query's answer: the watch's own ``detail``, then the fields every watch
+        shows (its life and what failed outside checks)."""
         failure = self.state.last_failure
-        return {
-            "life": self.life,
-            "delivery_failures": self.state.delivery_failures,
-            "event_failures": self.state.event_failures,
-            "last_failure": failure.model_dump(mode="json") if failure else None,
-        }
+        return TaskStatus(
+            task_id=workflow.info().workflow_id,
+            kind=self.KIND,
+            user=self.user,
+            state=self.current_state(),
+            checks=self.state.checks,
+            config=self.config.model_dump(mode="json"),
+            detail={
+                **detail,
+                "life": self.life,
+                "delivery_failures": self.state.delivery_failures,
+                "event_failures": self.state.event_failures,
+                "last_failure": failure.model_dump(mode="json") if failure else None,
+            },
+        )
 
     def continue_suggested(self) -> bool:
         if workflow.info().is_continue_as_new_suggested():

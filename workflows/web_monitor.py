@@ -427,18 +427,9 @@ class WebMonitorWorkflow(WatchControls):
 
     @workflow.query
     def status(self) -> TaskStatus:
-        return TaskStatus(
-            task_id=workflow.info().workflow_id,
-            kind=TaskKind.WEB_MONITOR,
-            user=self.user,
-            state=self.current_state(),
-            checks=self.state.checks,
-            config=self.config.model_dump(mode="json"),
-            detail={
-                "urls": {u: s.model_dump(mode="json") for u, s in self.state.urls.items()},
-                "hits_total": self.state.hits_total,
-                "changes_total": self.state.changes_total,
-                "last_error": self.last_error(),
-                **self.life_detail(),
-            },
+        return self.task_status(
+            urls={u: s.model_dump(mode="json") for u, s in self.state.urls.items()},
+            hits_total=self.state.hits_total,
+            changes_total=self.state.changes_total,
+            last_error=self.last_error(),
         )

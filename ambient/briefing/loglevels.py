@@ -7,24 +7,17 @@ from typing import Any
 
 SEVERITY = {"CRITICAL": 5, "ERROR": 4, "WARNING": 3, "INFO": 2, "DEBUG": 1, "UNKNOWN": 0}
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
+# The names sources write for each level (upper-cased before the lookup).
 _LEVEL_NAMES = {
-    "TRACE": "DEBUG",
-    "DEBUG": "DEBUG",
-    "DBG": "DEBUG",
-    "INFO": "INFO",
-    "INFORMATION": "INFO",
-    "NOTICE": "INFO",
-    "WARN": "WARNING",
-    "WARNING": "WARNING",
-    "ERR": "ERROR",
-    "ERROR": "ERROR",
-    "SEVERE": "ERROR",
-    "CRIT": "CRITICAL",
-    "CRITICAL": "CRITICAL",
-    "FATAL": "CRITICAL",
-    "ALERT": "CRITICAL",
-    "EMERG": "CRITICAL",
-    "PANIC": "CRITICAL",
+    name: level
+    for level, names in {
+        "DEBUG": "TRACE DEBUG DBG",
+        "INFO": "INFO INFORMATION NOTICE",
+        "WARNING": "WARN WARNING",
+        "ERROR": "ERR ERROR SEVERE",
+        "CRITICAL": "CRIT CRITICAL FATAL ALERT EMERG PANIC",
+    }.items()
+    for name in names.split()
 }
 _LEVEL_IN_TEXT = re.compile(
     r"(?<![A-Za-z])(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|SEVERE|CRITICAL|FATAL|PANIC)(?![A-Za-z])"

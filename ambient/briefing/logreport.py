@@ -1,8 +1,8 @@
 """A day of logs reduced to what a person (or an LLM prompt) can read: templates with counts,
 rates per hour, the trend against the previous days, new templates and anomalies.
 
-`reduce_logs` is the one-call form; `LogReducer` is the streaming form behind it (the CLI
-feeds it lines, including lines without a time). `update_baseline` folds a report into the
+`LogReducer` streams lines in (the CLI feeds it lines, including lines without a time) and
+makes the report. `update_baseline` folds a report into the
 per-user baseline of the previous days; `logreport_markdown` writes the compact report.
 
 Pure: no I/O, no clock (times come from the records); safe inside activities.
@@ -130,10 +130,6 @@ class LogReducer:
         """Counts one record (level and message read from its content)."""
         level, message = level_and_message(record.content)
         return self.add_many(((record.time, level, message),))[0]
-
-    def add_records(self, records: Iterable[LogRecord]) -> None:
-        """Counts records, streamed."""
-        self.add_many((r.time, *level_and_message(r.content)) for r in records)
 
     def add_many(
         self,
@@ -416,21 +412,6 @@ def _keywords(stats: list[TemplateStat], limit: int = 15) -> list[tuple[str, int
             if word.lower() not in _STOP:
                 weights[word] += stat.count
     return weights.most_common(limit)
-
-
-def reduce_logs(
-    records: Iterable[LogRecord],
-    *,
-    baseline: LogBaseline | None = None,
-    max_templates: int = 60,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> LogReport:
-    """Reduce records (any number, streamed) to a report; `start`/`end` default to the
-    first and last record times."""
-    reducer = LogReducer()
-    reducer.add_records(records)
-    return reducer.report(baseline=baseline, max_templates=max_templates, start=start, end=end)
 
 
 def update_baseline(baseline: LogBaseline | None, report: LogReport) -> LogBaseline:

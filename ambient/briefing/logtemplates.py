@@ -2,7 +2,7 @@
 
 One configuration serves every source (no per-source tuning):
 
-1. `mask` replaces numbers, ids (uuid, hex, trace ids, anything ASCII with a digit in it),
+1. `Masker` replaces numbers, ids (uuid, hex, trace ids, anything ASCII with a digit in it),
    hashes, IPv4/IPv6 with ports, URLs, paths, durations and sizes, e-mails, timestamps,
    the value of key=value whole, and quoted values (but the upper-case keyword a quoted
    request opens with, `"GET <*>"`) with `<*>`, except a name with one digit at its end
@@ -186,11 +186,6 @@ def mask_line(message: str, masker: Masker) -> str:
     return masker(message)
 
 
-def mask(message: str) -> str:
-    """The message with its variable parts replaced by `<*>` (whitespace runs become one)."""
-    return Masker()(message)
-
-
 def tokens(masked: str) -> list[str]:
     """Tokens for clustering: whitespace-separated words, CJK runs and CJK punctuation apart,
     a value written in several words (`<*> KB`, `<<*> sec`, `<*> (<*>)`, `<*> ()`) as one."""
@@ -266,9 +261,7 @@ class TemplateMiner:
 
     def add(self, message: str) -> int:
         """The shape id of a message (its first line, masked)."""
-        if "\n" in message or len(message) > MAX_MESSAGE_CHARS:
-            message = first_line(message)
-        return self.add_masked(self._mask(message))
+        return self.add_masked(mask_line(message, self._mask))
 
     def add_masked(self, masked: str) -> int:
         """The shape id of a message masked already (by `mask_line`, e.g. in another process)."""

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
-from ambient.domain.configs import UserConfig, read_stored
-from ambient.domain.users import validate_hhmm, validate_timezone
+from ambient.domain.configs import UserConfig, as_it_ran
+from ambient.domain.users import HHMM, TimeZone
 
 SPOKEN_MAX_CHARS = (
     1200  # about a minute of speech (Chinese ~250-300 characters, English ~160 words)
@@ -48,10 +48,10 @@ class BriefingConfig(UserConfig):
     """One user's daily briefing: where yesterday's logs come from and when to speak."""
 
     log_source: LogSourceSpec | None = None
-    timezone: str = "Asia/Shanghai"
-    prepare_at: str = "05:00"
-    window_start: str = "06:00"
-    window_end: str = "10:00"
+    timezone: TimeZone = "Asia/Shanghai"
+    prepare_at: HHMM = "05:00"
+    window_start: HHMM = "06:00"
+    window_end: HHMM = "10:00"
     language: Language = "zh"
     push_if_not_greeted: bool = True
     news_urls: list[HttpUrl] = Field(default_factory=list, max_length=20)
@@ -66,16 +66,6 @@ class BriefingConfig(UserConfig):
             if implied is not None:
                 value = {**value, "type": implied}
         return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        return validate_timezone(value)
-
-    @field_validator("prepare_at", "window_start", "window_end")
-    @classmethod
-    def _hhmm(cls, value: str) -> str:
-        return validate_hhmm(value)
 
     @model_validator(mode="after")
     def _order(self) -> BriefingConfig:
@@ -265,41 +255,38 @@ class GreetResult(BaseModel):
     audio_mp3_b64: str | None = Field(default=None, description="Tencent TTS audio, if set up")
 
 
+# The short answers that are not the briefing itself: (Chinese, English) per outcome.
+_GREETINGS = {
+    GreetOutcome.ALREADY_GIVEN: (
+        "你好！今天的简报已经在 {hhmm} 播报过了，不再重复。需要的话可以让我发到你的邮箱。",
+        "Hello! I gave today's briefing at {hhmm}; I won't repeat it. "
+        "Ask me to send it to your email if you need it again.",
+    ),
+    GreetOutcome.OUTSIDE_WINDOW: (
+        "你好！每日简报在 {window} 之间的第一次问候时播报。",
+        "Hello! The daily briefing is given at the first greeting between {window}.",
+    ),
+    GreetOutcome.PAUSED: (
+        "你好！每日简报已暂停，恢复后才会播报。",
+        "Hello! Your daily briefing is paused; it is given again once you resume it.",
+    ),
+    GreetOutcome.PREPARING: (
+        "你好！今天的简报还在准备中，请稍后再叫我。",
+        "Hello! Today's briefing is still being prepared; ask me again in a moment.",
+    ),
+    GreetOutcome.UNAVAILABLE: (
+        "你好！今天的简报没能准备好，详情请看简报页面。",
+        "Hello! Today's briefing could not be prepared; see the briefing page for details.",
+    ),
+}
+
+
 def greeting_text(
     outcome: GreetOutcome, language: Language, *, hhmm: str | None = None, window: str = ""
 ) -> str:
     """The short answers that are not the briefing itself."""
-    zh = language == "zh"
-    if outcome is GreetOutcome.ALREADY_GIVEN:
-        return (
-            f"你好！今天的简报已经在 {hhmm} 播报过了，不再重复。需要的话可以让我发到你的邮箱。"
-            if zh
-            else f"Hello! I gave today's briefing at {hhmm}; I won't repeat it. "
-            "Ask me to send it to your email if you need it again."
-        )
-    if outcome is GreetOutcome.OUTSIDE_WINDOW:
-        return (
-            f"你好！每日简报在 {window} 之间的第一次问候时播报。"
-            if zh
-            else f"Hello! The daily briefing is given at the first greeting between {window}."
-        )
-    if outcome is GreetOutcome.PAUSED:
-        return (
-            "你好！每日简报已暂停，恢复后才会播报。"
-            if zh
-            else "Hello! Your daily briefing is paused; it is given again once you resume it."
-        )
-    if outcome is GreetOutcome.PREPARING:
-        return (
-            "你好！今天的简报还在准备中，请稍后再叫我。"
-            if zh
-            else "Hello! Today's briefing is still being prepared; ask me again in a moment."
-        )
-    return (
-        "你好！今天的简报没能准备好，详情请看简报页面。"
-        if zh
-        else "Hello! Today's briefing could not be prepared; see the briefing page for details."
-    )
+    zh, en = _GREETINGS.get(outcome, _GREETINGS[GreetOutcome.UNAVAILABLE])
+    return (zh if language == "zh" else en).format(hhmm=hhmm, window=window)
 
 
 class BriefingStatus(BaseModel):
@@ -334,14 +321,8 @@ class BriefingCarry(BaseModel):
 class BriefingRun(BaseModel):
     user: str
     task_id: str
-    config: BriefingConfig
+    config: Annotated[BriefingConfig, as_it_ran(BriefingConfig)]
     carry: BriefingCarry = Field(default_factory=BriefingCarry)
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _as_it_ran(cls, value: Any) -> Any:
-        # A workflow input is stored data: fields ignored when it started are ignored again.
-        return read_stored(BriefingConfig, value)
 
 
 class PlanRequest(BaseModel):

@@ -157,45 +157,36 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
     """The full report (email HTML and the share page): summary, the template table, sources."""
     zh = content.language == "zh"
     lines = [f"# {'每日简报' if zh else 'Daily briefing'} {content.date}", ""]
+
+    def section(title: str, items: list[str]) -> None:
+        if items:
+            lines.extend(["", f"## {title}", *(f"- {item}" for item in items)])
+
     lines.append(summary_markdown(content, "#templates", literal=True).rsplit("\n", 1)[0])
-    lines.append(f"*generated_by: {content.generated_by}*")
-    lines.append("")
+    lines += [f"*generated_by: {content.generated_by}*", ""]
     lines.append(f"## {'日志模板' if zh else 'Log templates'}")
     if inputs.top_templates:
-        lines.append("| level | count | template | example |")
-        lines.append("|---|---:|---|---|")
+        lines += ["| level | count | template | example |", "|---|---:|---|---|"]
         for t in inputs.top_templates:
             cells = [_cell(t.template) + (" *(new)*" if t.new else ""), _cell(t.example)]
             lines.append(f"| {t.level} | {t.count} | {cells[0]} | {cells[1]} |")
     else:
         lines.append("没有日志。" if zh else "No log lines.")
-    if inputs.anomalies:
-        lines.append("")
-        lines.append(f"## {'异常' if zh else 'Anomalies'}")
-        lines += [f"- {_cell(a)}" for a in inputs.anomalies]
+    section("异常" if zh else "Anomalies", [_cell(a) for a in inputs.anomalies])
     if inputs.alarms:
-        lines.append("")
-        lines.append(f"## {'告警' if zh else 'Alarms'}")
-        lines.append("| time (UTC) | source | name | status | target |")
-        lines.append("|---|---|---|---|---|")
+        lines += ["", f"## {'告警' if zh else 'Alarms'}"]
+        lines += ["| time (UTC) | source | name | status | target |", "|---|---|---|---|---|"]
         for a in inputs.alarms:
             lines.append(
                 f"| {a.time:%Y-%m-%d %H:%M} | {a.source} | {_cell(a.name)} | {_cell(a.status)} "
                 f"| {_cell(a.target or '')} |"
             )
-    lines.append("")
-    lines.append(f"## {'数据源' if zh else 'Sources'}")
+    lines += ["", f"## {'数据源' if zh else 'Sources'}"]
     lines += [
         f"- {n.source}: {'ok' if n.ok else 'FAILED'} — {_cell(n.detail)}" for n in inputs.notes
     ]
-    if inputs.news:
-        lines.append("")
-        lines.append(f"## {'新闻' if zh else 'News'}")
-        lines += [f"- {_cell(n)}" for n in inputs.news]
-    if inputs.discussions:
-        lines.append("")
-        lines.append(f"## {'讨论' if zh else 'Discussions'}")
-        lines += [f"- {_cell(d)}" for d in inputs.discussions]
+    section("新闻" if zh else "News", [_cell(n) for n in inputs.news])
+    section("讨论" if zh else "Discussions", [_cell(d) for d in inputs.discussions])
     return "\n".join(lines) + "\n"
 
 

@@ -11,9 +11,17 @@ schedule's next run starts. Reading stored data passes ``STORED`` as the validat
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, ValidationInfo, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationInfo,
+    model_validator,
+)
 
 STORED: dict[str, Any] = {"stored": True}
 
@@ -31,6 +39,12 @@ def read_stored(model: type[M], value: Any) -> M | Any:
     if isinstance(value, dict):
         return model.model_validate(value, context=STORED)
     return value
+
+
+def as_it_ran(model: type[BaseModel]) -> BeforeValidator:
+    """A workflow input's config field (``Annotated[Config, as_it_ran(Config)]``): the input
+    is stored data, so replays and continue-as-new read it as it ran (``read_stored``)."""
+    return BeforeValidator(partial(read_stored, model))
 
 
 def _accepted_keys(model: type[BaseModel]) -> set[str]:

@@ -35,9 +35,7 @@ def tke_cluster_id(value: str) -> str:
 def cluster_ref(value: str) -> str:
     """``value`` if it is a TKE cluster id or could name a kubeconfig context."""
     if value.startswith("cls-"):
-        if not TKE_CLUSTER_ID.match(value):
-            raise ValueError(f"must be a TKE cluster id: {TKE_CLUSTER_HINT}")
-        return value
+        return tke_cluster_id(value)
     if "//" in value or not _KUBECONFIG_CONTEXT.match(value):
         raise ValueError(
             f"must be a TKE cluster id ({TKE_CLUSTER_HINT}) or a context name of "

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from ambient.clients.guard import RefusedDestinationError, url_host
 from ambient.domain.configs import STORED, UserConfig
 from ambient.domain.notify import CHANNEL_TYPES, NotificationKind, Target
-from ambient.domain.users import validate_hhmm
+from ambient.domain.users import HHMM
 
 ChannelType = Literal["email", "wecom", "dingtalk", "webhook", "apprise", "inbox", "sms"]
 ALL_KINDS = [NotificationKind.BRIEFING, NotificationKind.WATCH, NotificationKind.REMEDIATION]
@@ -167,15 +167,10 @@ def _robot_problem(kind: str, value: str) -> str | None:
 
 
 class QuietHours(UserConfig):
-    start: str = Field(description="HH:MM in the user's time zone, e.g. 22:00")
-    end: str = Field(description="HH:MM, e.g. 07:30 (may wrap past midnight)")
+    start: HHMM = Field(description="HH:MM in the user's time zone, e.g. 22:00")
+    end: HHMM = Field(description="HH:MM, e.g. 07:30 (may wrap past midnight)")
     # Remediation escalations still get through unless this is set.
     include_remediation: bool = False
-
-    @field_validator("start", "end")
-    @classmethod
-    def _hhmm(cls, value: str) -> str:
-        return validate_hhmm(value)
 
     def covers(self, now: time, kind: NotificationKind) -> bool:
         if kind is NotificationKind.REMEDIATION and not self.include_remediation:

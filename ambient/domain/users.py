@@ -13,11 +13,11 @@ from typing import Annotated, Self
 from zoneinfo import available_timezones
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     EmailStr,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
@@ -75,6 +75,11 @@ def validate_timezone(value: str) -> str:
     return value
 
 
+# A time of day as HH:MM and an IANA time zone, checked wherever a config or setting takes one.
+HHMM = Annotated[str, AfterValidator(validate_hhmm)]
+TimeZone = Annotated[str, AfterValidator(validate_timezone)]
+
+
 class UserSettings(BaseModel):
     """The settings a user may change for themselves; every field optional on update."""
 
@@ -83,22 +88,12 @@ class UserSettings(BaseModel):
     wake_words: list[str] | None = Field(default=None, max_length=10)
     assistant_name: str | None = Field(default=None, min_length=1, max_length=40)
     voiceprint_id: str | None = Field(default=None, max_length=128)
-    timezone: str | None = None
-    briefing_prepare_at: str | None = None
-    briefing_window_start: str | None = None
-    briefing_window_end: str | None = None
+    timezone: TimeZone | None = None
+    briefing_prepare_at: HHMM | None = None
+    briefing_window_start: HHMM | None = None
+    briefing_window_end: HHMM | None = None
     # None on a user: not chosen, so the server's AMBIENT_DEFAULT_LANGUAGE.
     language: Language | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str | None) -> str | None:
-        return None if value is None else validate_timezone(value)
-
-    @field_validator("briefing_prepare_at", "briefing_window_start", "briefing_window_end")
-    @classmethod
-    def _hhmm(cls, value: str | None) -> str | None:
-        return None if value is None else validate_hhmm(value)
 
 
 class Grant(BaseModel):
@@ -115,15 +110,10 @@ class Grant(BaseModel):
 
 
 class UserCreate(UserSettings):
-    name: str
+    name: Annotated[str, AfterValidator(validate_user_name)]
     # Only an admin's registration may set these (open registration creates plain members).
     role: Role = Role.MEMBER
     rollback_permission: RollbackPermission = RollbackPermission.DRY_RUN
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return validate_user_name(value)
 
 
 class UserPublic(BaseModel):

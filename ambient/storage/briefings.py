@@ -37,26 +37,18 @@ class BroadcastRepository:
         return row
 
     async def _by_key(self, key: str) -> Broadcast | None:
-        query = select(Broadcast).where(Broadcast.key == key)
-        return (await self.session.execute(query)).scalar_one_or_none()
+        return await self.session.scalar(select(Broadcast).where(Broadcast.key == key))
 
     async def pending(self, user: str) -> list[Broadcast]:
         """Problems not yet carried by a briefing, oldest first."""
-        query = (
-            select(Broadcast)
-            .where(Broadcast.user == user, Broadcast.broadcast_on.is_(None))
-            .order_by(Broadcast.id.asc())
-        )
-        return list((await self.session.execute(query)).scalars())
+        return await self.carried_on(user, None)
 
-    async def carried_on(self, user: str, date: str) -> list[Broadcast]:
-        """Problems a given day's briefing carried (so re-preparing that day sees them again)."""
-        query = (
-            select(Broadcast)
-            .where(Broadcast.user == user, Broadcast.broadcast_on == date)
-            .order_by(Broadcast.id.asc())
-        )
-        return list((await self.session.execute(query)).scalars())
+    async def carried_on(self, user: str, date: str | None) -> list[Broadcast]:
+        """Problems a given day's briefing carried (so re-preparing that day sees them again;
+        None: no briefing yet), oldest first."""
+        # `== None` is SQL's IS NULL.
+        query = select(Broadcast).where(Broadcast.user == user, Broadcast.broadcast_on == date)
+        return list(await self.session.scalars(query.order_by(Broadcast.id.asc())))
 
     async def mark_broadcast(self, ids: Sequence[int], date: str) -> None:
         """Record that the briefing of local ``date`` carried these problems."""
@@ -75,7 +67,7 @@ class BriefingRepository:
 
     async def get(self, user: str, date: str) -> Briefing | None:
         query = select(Briefing).where(Briefing.user == user, Briefing.date == date)
-        return (await self.session.execute(query)).scalar_one_or_none()
+        return await self.session.scalar(query)
 
     async def list(self, user: str, *, limit: int = 30) -> list[Briefing]:
         query = (
@@ -84,7 +76,7 @@ class BriefingRepository:
             .order_by(Briefing.date.desc())
             .limit(limit)
         )
-        return list((await self.session.execute(query)).scalars())
+        return list(await self.session.scalars(query))
 
     async def save(
         self,

@@ -108,10 +108,9 @@ class Database:
         # (each gives up after the busy timeout with "database is locked").
         self._write_turn = asyncio.Lock()
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
-            yield session
+    def session(self) -> AsyncSession:
+        """A plain session (``write_session`` for a read-then-write transaction)."""
+        return self.sessions()
 
     @asynccontextmanager
     async def write_session(self, *, bulk: bool = False) -> AsyncIterator[AsyncSession]:

@@ -88,10 +88,9 @@ class EventCursor:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> EventCursor:
-        gaps: dict[int, datetime] = {}
-        for item in payload.get("gaps") or []:
-            gap, at = int(item[0]), datetime.fromisoformat(item[1])
-            gaps[gap] = as_utc(at)
+        gaps = {
+            int(gap): as_utc(datetime.fromisoformat(at)) for gap, at in payload.get("gaps") or []
+        }
         return cls(last=int(payload.get("last_event_id", 0)), gaps=gaps)
 
 
@@ -132,11 +131,8 @@ async def read_events(
     mine = [row_id for row_id, owner in seen if row_id <= high and (user is None or owner == user)]
     rows: list[Event] = []
     if mine:
-        rows = list(
-            (
-                await session.execute(select(Event).where(Event.id.in_(mine)).order_by(Event.id))
-            ).scalars()
-        )
+        query = select(Event).where(Event.id.in_(mine)).order_by(Event.id)
+        rows = list(await session.scalars(query))
     return rows, EventCursor(last=high, gaps=gaps)
 
 

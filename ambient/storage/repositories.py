@@ -72,7 +72,7 @@ class UserRepository:
         return user, token
 
     async def list_all(self) -> list[User]:
-        return list((await self.session.execute(select(User).order_by(User.name))).scalars())
+        return list(await self.session.scalars(select(User).order_by(User.name)))
 
     async def grant(self, user: User, grant: Grant, *, actor: str) -> dict[str, dict[str, str]]:
         """Change role and/or rollback permission; each change audited with old -> new.
@@ -95,9 +95,7 @@ class UserRepository:
         return changes
 
     async def get(self, name: str) -> User | None:
-        return (
-            await self.session.execute(select(User).where(User.name == name))
-        ).scalar_one_or_none()
+        return await self.session.scalar(select(User).where(User.name == name))
 
     async def by_token(self, token: str) -> User | None:
         query = select(User).where(User.api_token_hash == hash_token(token))
@@ -112,8 +110,7 @@ class UserRepository:
 
     async def rotate_token(self, user: User) -> str:
         token = new_api_token()
-        user.api_token_hash = hash_token(token)
-        await self.session.flush()
+        await self.set_token(user, token)
         return token
 
     async def set_token(self, user: User, token: str) -> None:

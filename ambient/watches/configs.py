@@ -322,14 +322,9 @@ class HttpJsonSource(UserConfig):
 
     type: Literal["http_json"] = Field(default="http_json", description="http_json")
     url: WebUrl = Field(description="http(s) URL of the JSON document")
-    json_path: Annotated[str, StringConstraints(max_length=500)] = Field(
-        description="JSONPath to a number, e.g. $.data.amount (checked at creation)"
-    )
-
-    @field_validator("json_path")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        return check_json_path(value)
+    json_path: Annotated[
+        str, StringConstraints(max_length=500), AfterValidator(check_json_path)
+    ] = Field(description="JSONPath to a number, e.g. $.data.amount (checked at creation)")
 
 
 class PrometheusSource(UserConfig):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
-from ambient.domain.configs import read_stored
+from ambient.domain.configs import as_it_ran
 from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
 from ambient.watches.threshold_rule import ThresholdState
 
@@ -69,7 +69,7 @@ class WebMonitorState(WatchLife):
 class WebMonitorInput(BaseModel):
     user: str
     task: str
-    config: WebMonitorConfig
+    config: Annotated[WebMonitorConfig, as_it_ran(WebMonitorConfig)]
     state: WebMonitorState | None = None
     # Tests only: continue-as-new after this many checks in one run (Temporal's own
     # suggestion applies whether or not it is set).
@@ -83,12 +83,6 @@ class WebMonitorInput(BaseModel):
     # Tests only: continue-as-new once the run's history has this many events (None: the
     # workflow's RUN_EVENTS; a hand-back of an uncached workflow replays the whole run).
     continue_as_new_after_events: int | None = Field(default=None, gt=0)
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _as_it_ran(cls, value: Any) -> Any:
-        # A workflow input is stored data: replays and continue-as-new read it as it ran.
-        return read_stored(WebMonitorConfig, value)
 
 
 class ThresholdWatchState(WatchLife):
@@ -104,14 +98,9 @@ class ThresholdWatchState(WatchLife):
 class ThresholdWatchInput(BaseModel):
     user: str
     task: str
-    config: ThresholdWatchConfig
+    config: Annotated[ThresholdWatchConfig, as_it_ran(ThresholdWatchConfig)]
     state: ThresholdWatchState | None = None
     continue_as_new_after_checks: int | None = None
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _as_it_ran(cls, value: Any) -> Any:
-        return read_stored(ThresholdWatchConfig, value)
 
 
 class TaskStatus(BaseModel):

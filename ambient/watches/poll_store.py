@@ -57,23 +57,17 @@ ADD_INBOX = insert(INBOX).returning(INBOX.c.id, sort_by_parameter_order=True)
 log = logging.getLogger("ambient.polling")
 
 
-async def _connection(session: AsyncSession) -> AsyncConnection:
-    return await session.connection()
-
-
 async def advance_snapshot(
     session: AsyncSession, task: str, url: str, last_hash: str | None, new_hash: str, text: str
 ) -> str | None:
     """Keep the texts of ``last_hash`` and ``new_hash`` (the new one newest) and return the
     old text (None without a last hash, "" when it is gone). A page's snapshots are these two
     (polls and the news digest's checks alike)."""
-    conn = await _connection(session)
+    conn = await session.connection()
     old = None
     keep = [new_hash]
     if last_hash is not None:
-        found = (
-            await conn.execute(OLD_TEXT, {"b_task": task, "b_url": url, "b_old": last_hash})
-        ).scalar()
+        found = await conn.scalar(OLD_TEXT, {"b_task": task, "b_url": url, "b_old": last_hash})
         old = found or ""
         keep.append(last_hash)
     await conn.execute(DROP_OTHERS, {"b_task": task, "b_url": url, "b_keep": keep})

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 
 from ambient.domain.configs import UserConfig, read_stored
 from ambient.domain.notify import Target
-from ambient.domain.users import validate_timezone
+from ambient.domain.users import TimeZone
 from ambient.watches.configs import MAX_TARGETS, Count, NotificationSpec, ShortText, WebUrl
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -54,7 +54,7 @@ class ReminderConfig(UserConfig):
     cron: str | None = Field(
         default=None, max_length=200, description="five-field cron, e.g. '0 8 * * 1-5'"
     )
-    timezone: str = Field(default="Asia/Shanghai", description="IANA time zone")
+    timezone: TimeZone = Field(default="Asia/Shanghai", description="IANA time zone")
     action: Literal["reminder", "news_digest"] = Field(
         default="reminder", description="reminder (send message) or news_digest"
     )
@@ -92,11 +92,6 @@ class ReminderConfig(UserConfig):
             else:
                 data.pop("action", None)
         return data
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        return validate_timezone(value)
 
     @field_validator("hour", "minute")
     @classmethod
@@ -179,27 +174,14 @@ class NewsDigestConfig(UserConfig):
     categories: list[ShortText] = Field(
         default_factory=list, max_length=20, description="categories to keep"
     )
-    timezone: str = Field(default="Asia/Shanghai", description="IANA time zone")
+    timezone: TimeZone = Field(default="Asia/Shanghai", description="IANA time zone")
     notification: NotificationSpec | None = Field(
         default=None, description="the original form: {method, target | email | phone_number}"
     )
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        return validate_timezone(value)
-
     def as_reminder(self) -> ReminderConfig:
-        return ReminderConfig(
-            type="daily",
-            hour=self.hour,
-            minute=self.minute,
-            timezone=self.timezone,
-            action="news_digest",
-            news_urls=self.news_urls,
-            categories=self.categories,
-            notification=self.notification,
-        )
+        """The same digest as a daily schedule's config (every field is one of its fields)."""
+        return ReminderConfig(type="daily", action="news_digest", **dict(self))
 
 
 class ReminderRun(BaseModel):

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from ambient.briefing.loglevels import level_and_message
-from ambient.briefing.logreport import (
-    LogBaseline,
-    LogReducer,
-    reduce_logs,
-    update_baseline,
-)
+from ambient.briefing.logreport import LogBaseline, LogReducer, LogReport, update_baseline
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logtemplates import (
     Masker,
     TemplateMiner,
-    mask,
     mask_line,
     template_id,
     tokens,
@@ -27,6 +22,16 @@ from ambient.clients.tencent.ops import LogRecord
 from bench.loggen import generate
 
 DAY = datetime(2026, 11, 21, tzinfo=UTC)
+
+
+def mask(message: str) -> str:
+    return Masker()(message)
+
+
+def reduce_logs(records: Iterable[LogRecord], *, baseline: LogBaseline | None = None) -> LogReport:
+    reducer = LogReducer()
+    reducer.add_many((r.time, *level_and_message(r.content)) for r in records)
+    return reducer.report(baseline=baseline)
 
 
 def record(when: datetime, level: str, message: str) -> LogRecord:
