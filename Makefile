@@ -46,10 +46,11 @@ typecheck: install
 
 # PYTEST_WORKERS processes share the suite, each with its own Temporal dev server, database
 # template and loopback servers (tests/conftest.py); tests mostly wait on servers and timers, so
-# more processes than cores pay off. PYTEST_WORKERS=0 runs it in this process.
+# more processes than cores pay off. PYTEST_WORKERS=0 runs it in this process. The fifteen slowest
+# tests are listed at the end of every run (where the suite's time goes, in every CI log).
 PYTEST_WORKERS ?= 4
 pytest: install
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load --durations=15
 
 replay: install  ## recorded histories against the current workflow code
 	$(BIN)/ambient replay tests/histories --workflows tests.support.workflows:TEST_WORKFLOWS
