@@ -34,7 +34,7 @@ from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.inputs import InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.watches.models import TaskStatus
 from ambient.watches.polling import PollProgress
-from ambient.watches.reminders import ReminderRun
+from ambient.watches.reminders import ReminderConfig, ReminderRun
 from workflows.daily_briefing import DailyBriefingWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 from workflows.web_monitor import WebMonitorWorkflow
@@ -91,6 +91,10 @@ def _parse_cursor(cursor: str) -> tuple[str, bytes | None]:
         raise InvalidTaskError(
             "page_token: not a token from a previous list; omit it to start again"
         ) from None
+
+
+def schedule_kind(config: ReminderConfig) -> TaskKind:
+    return TaskKind.NEWS_DIGEST if config.action == "news_digest" else TaskKind.SCHEDULE
 
 
 @contextmanager
@@ -327,6 +331,7 @@ class TaskReads:
         with found(task_id):
             description = await self.client.get_schedule_handle(task_id).describe()
         config: dict[str, Any] = {}
+        kind = TaskKind.SCHEDULE
         action = description.schedule.action
         if isinstance(action, ScheduleActionStartWorkflow) and action.args:
             run = action.args[0]
@@ -334,12 +339,11 @@ class TaskReads:
                 # Described schedules carry raw payloads: decode them with our converter.
                 (run,) = await self.client.data_converter.decode([run], [ReminderRun])  # type: ignore[list-item]
             config = run.config.model_dump(mode="json")
+            kind = schedule_kind(run.config)
         info = description.info
         return TaskStatus(
             task_id=task_id,
-            kind=TaskKind.NEWS_DIGEST
-            if config.get("action") == "news_digest"
-            else TaskKind.SCHEDULE,
+            kind=kind,
             user=user,
             state=TaskState.PAUSED if description.schedule.state.paused else TaskState.ACTIVE,
             checks=info.num_actions,

@@ -38,7 +38,7 @@ from ambient.storage.repositories import SnapshotRepository
 from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
 from ambient.watches.inputs import InvalidTaskError, checked_config, task_name
 from ambient.watches.models import TaskStatus, ThresholdWatchInput, WebMonitorInput
-from ambient.watches.reads import TaskReads, found
+from ambient.watches.reads import TaskReads, found, schedule_kind
 from ambient.watches.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
 from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
@@ -164,7 +164,7 @@ class TaskService(TaskReads):
         self, user: str, parsed: ReminderConfig, name: str | None
     ) -> TaskRef:
         task_id = f"reminder/{user}/{task_name(name, parsed)}"
-        kind = _schedule_kind(parsed)
+        kind = schedule_kind(parsed)
         try:
             await self.client.create_schedule(
                 task_id,
@@ -275,7 +275,7 @@ class TaskService(TaskReads):
     async def _update_schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> None:
         """Change a schedule in place (validated first): a bad update leaves it as it was."""
         schedule = self._schedule(user, task_id, parsed)
-        kind = _schedule_kind(parsed)
+        kind = schedule_kind(parsed)
 
         def change(current: ScheduleUpdateInput) -> ScheduleUpdate:
             # Keep the pause state the user chose; replace action, spec and note.
@@ -324,10 +324,6 @@ def _baseline(status: TaskStatus) -> dict[str, Any]:
             }
         }
     return {"value": status.detail.get("last_value"), "error": status.detail.get("last_error")}
-
-
-def _schedule_kind(config: ReminderConfig) -> TaskKind:
-    return TaskKind.NEWS_DIGEST if config.action == "news_digest" else TaskKind.SCHEDULE
 
 
 def _schedule_summary(config: ReminderConfig, user: str) -> str:
