@@ -93,8 +93,8 @@ class PollSession:
     def end(self, why: PollEnd) -> None:
         if self.ended is None:
             self.ended = why
-        if self.nap is not None and not self.nap.done():
-            self.nap.set_result(None)
+        if self.nap is not None:
+            _wake(self.nap)
         if self.checking is not None:
             self.checking.cancel()  # stored events are safe: one transaction each
 

@@ -24,7 +24,7 @@ from ambient.storage import Database
 from ambient.storage.models import WatchSnapshot
 from ambient.watches.configs import HttpJsonSource, MetricSource, PrometheusSource
 from ambient.watches.page_changes import PageDiff, content_hash, diff_pages, normalise
-from ambient.watches.poll_store import advance_snapshot
+from ambient.watches.poll_store import PageText, advance_snapshot
 
 SOURCES: TypeAdapter[MetricSource] = TypeAdapter(MetricSource)
 
@@ -74,7 +74,8 @@ class WatchActivities:
     ) -> list[str] | None:
         """Store the new text and return the old one; one short write transaction."""
         async with self._db.write_session() as session:
-            old = await advance_snapshot(session, task, url, last_hash, new_hash, "\n".join(lines))
+            page = PageText(url, last_hash, new_hash, "\n".join(lines))
+            old = await advance_snapshot(session, task, page)
             await session.commit()
         return old.split("\n") if old else ([] if old is not None else None)
 
@@ -86,7 +87,7 @@ class WatchActivities:
                 .order_by(WatchSnapshot.created_at.desc(), WatchSnapshot.id.desc())
                 .limit(1)
             )
-            return (await session.execute(query)).scalar_one_or_none()
+            return await session.scalar(query)
 
     @activity.defn
     async def read_metric(self, request: ReadMetricInput) -> MetricReading:

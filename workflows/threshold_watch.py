@@ -55,12 +55,7 @@ class ThresholdWatchWorkflow(WatchControls):
 
     @workflow.init
     def __init__(self, request: ThresholdWatchInput) -> None:
-        super().__init__()
-        self.user, self.task = request.user, request.task
-        self.config = request.config
-        self.state = request.state or ThresholdWatchState()
-        self.continue_after = request.continue_as_new_after_checks
-        self.restore()
+        super().__init__(request, request.state or ThresholdWatchState())
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
@@ -109,15 +104,6 @@ class ThresholdWatchWorkflow(WatchControls):
             )
         except TimeoutError:
             pass
-
-    def continued(self) -> ThresholdWatchInput:
-        return ThresholdWatchInput(
-            user=self.user,
-            task=self.task,
-            config=self.config,
-            state=self.state,
-            continue_as_new_after_checks=self.continue_after,
-        )
 
     async def check(self) -> None:
         self.state.checks += 1

@@ -30,7 +30,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.temporal import KIND, STATE, USER
     from ambient.watches.configs import TaskKind, TaskState
-    from ambient.watches.models import Failure, TaskStatus, WatchLife
+    from ambient.watches.models import (
+        Failure,
+        TaskStatus,
+        ThresholdWatchInput,
+        WatchLife,
+        WebMonitorInput,
+    )
 
 SHORT = timedelta(seconds=30)
 # The second check comes up to this much (at most half an interval) after the baseline.
@@ -82,8 +88,8 @@ class WatchControls:
     """The signals that steer a watch, and what every watch's loop shares.
 
     Signals only change state; the loop acts on them (native pause is pre-release).
-    Subclasses set KIND, user, task, config (with `interval`), state (a `WatchLife`),
-    implement `continued()` and `status()` and run their loop (a web monitor's polls, a
+    Subclasses set KIND, pass their input and state (a `WatchLife`) to `__init__` (a config
+    with `interval`), implement `status()` and run their loop (a web monitor's polls, a
     threshold watch's checks).
     """
 
@@ -94,25 +100,22 @@ class WatchControls:
     task: str
     config: Any
     state: WatchLife
-    continue_after: int | None = None
 
-    def __init__(self) -> None:
-        self.paused = False
-        self.check_requested = False
-        self.stop_requested = False
+    def __init__(self, request: WebMonitorInput | ThresholdWatchInput, state: WatchLife) -> None:
+        self.request = request
+        self.user, self.task = request.user, request.task
+        self.config = request.config
+        self.state = state
+        self.continue_after = request.continue_as_new_after_checks
         self.wake = False
         self.checking = False
         self.checks_this_run = 0
-        self.control_events: list[str] = []
-        self.control_count = 0
-
-    def restore(self) -> None:
-        """Take over the controls a previous run carried (see `carry`)."""
-        self.paused = self.state.paused
-        self.stop_requested = self.state.stop_requested
-        self.check_requested = self.state.check_requested
-        self.control_events = list(self.state.control_events)
-        self.control_count = self.state.control_count
+        # The controls a previous run carried (see `carry`).
+        self.paused = state.paused
+        self.stop_requested = state.stop_requested
+        self.check_requested = state.check_requested
+        self.control_events = list(state.control_events)
+        self.control_count = state.control_count
 
     def carry(self) -> None:
         self.state.paused = self.paused
@@ -169,8 +172,9 @@ class WatchControls:
         return TaskState.PAUSED if self.paused else TaskState.ACTIVE
 
     def continued(self) -> BaseModel:
-        """The input of the next run after continue-as-new, carrying the state."""
-        raise NotImplementedError
+        """The input of the next run after continue-as-new: this run's, with the config and
+        the state (which carries the controls) as they are now."""
+        return self.request.model_copy(update={"config": self.config, "state": self.state})
 
     def status(self) -> TaskStatus:
         raise NotImplementedError

@@ -104,18 +104,13 @@ class WebMonitorWorkflow(WatchControls):
 
     @workflow.init
     def __init__(self, request: WebMonitorInput) -> None:
-        super().__init__()
-        self.user, self.task = request.user, request.task
-        self.config = request.config
-        self.state = request.state or WebMonitorState()
-        self.continue_after = request.continue_as_new_after_checks
+        super().__init__(request, request.state or WebMonitorState())
         self.poll_window = request.poll_window_seconds
         self.interval_seconds = request.check_interval_seconds
         self.run_events = request.continue_as_new_after_events or RUN_EVENTS
         self.phased = False  # this run's first poll after the baseline is a part of a window
         self.polls = 0  # polls started in this run; the running one's number
         self.lost: PollLost | None = None  # the running poll's process is dead
-        self.restore()
 
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
@@ -366,11 +361,9 @@ class WebMonitorWorkflow(WatchControls):
             # Watches created together drift apart: the grid starts a deterministic delay
             # (up to half an interval, at most 60 s) after the baseline.
             state.next_due += self.spread(self.interval)
-        for event in result.events:
-            if event.kind in ("watch.change", "watch.hit"):
-                state.changes_total += 1
-            if event.kind == "watch.hit":
-                state.hits_total += 1
+        kinds = [event.kind for event in result.events]
+        state.changes_total += kinds.count("watch.change") + kinds.count("watch.hit")
+        state.hits_total += kinds.count("watch.hit")
         state.delivery_failures += result.delivery_failures
         state.late_failures_seen = max(state.late_failures_seen, result.late_failures)
         state.event_failures += result.event_failures
@@ -386,20 +379,6 @@ class WebMonitorWorkflow(WatchControls):
         # a run recorded before it that grew past the bound no longer replays.
         workflow.deprecate_patch(RUN_LENGTH)
         return True
-
-    def continued(self) -> WebMonitorInput:
-        return WebMonitorInput(
-            user=self.user,
-            task=self.task,
-            config=self.config,
-            state=self.state,
-            continue_as_new_after_checks=self.continue_after,
-            poll_window_seconds=self.poll_window,
-            check_interval_seconds=self.interval_seconds,
-            continue_as_new_after_events=(
-                None if self.run_events == RUN_EVENTS else self.run_events
-            ),
-        )
 
     @workflow.update
     async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:

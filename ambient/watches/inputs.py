@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import reduce
+from operator import or_
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, TypeAdapter, ValidationError, WithJsonSchema
@@ -208,9 +210,7 @@ def config_schema(*models: type[BaseModel]) -> WithJsonSchema:
     The argument is taken as a JSON object and parsed by type in the service, so a
     bad config gets one error per bad field of its own type (not one per union member).
     """
-    target: Any = models[0]
-    for model in models[1:]:
-        target = target | model
+    target: Any = reduce(or_, models)
     schema = TypeAdapter(target).json_schema()
     defs = schema.pop("$defs", {})
     return WithJsonSchema(_inline(schema, defs))

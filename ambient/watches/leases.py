@@ -27,6 +27,8 @@ LEASES: Table = WatchPollLease.__table__  # type: ignore[assignment]
 # The process of a lease whose poll ended: nobody's, but its poll number still counts.
 RELEASED = ""
 PROCESSES: Table = WorkerProcess.__table__  # type: ignore[assignment]
+# A process that holds no lease (the rows of dead ones are dropped then).
+IDLE = ~exists().where(WatchPollLease.process == WorkerProcess.id)
 
 
 @dataclass(frozen=True)
@@ -197,10 +199,8 @@ async def drop_leases(db: Database, leases: list[Lease]) -> None:
     async with db.write_session(bulk=True) as session:
         if leases:
             await session.execute(_drop([(*_key(e), e.process) for e in leases]))
-        held = exists().where(WatchPollLease.process == WorkerProcess.id)
-        dead = [e.process for e in leases]
-        if dead:
-            await session.execute(delete(WorkerProcess).where(WorkerProcess.id.in_(dead), ~held))
+            dead = [e.process for e in leases]
+            await session.execute(delete(WorkerProcess).where(WorkerProcess.id.in_(dead), IDLE))
         await session.commit()
 
 
@@ -241,9 +241,8 @@ def _drop(keys: list[tuple[str, str, str, int, str]]) -> Any:
 async def forget_processes(db: Database, after: timedelta) -> None:
     """Drop the rows of processes silent for ``after`` that hold no lease (one that died
     holding none is never swept)."""
-    held = exists().where(WatchPollLease.process == WorkerProcess.id)
     async with db.write_session(bulk=True) as session:
         await session.execute(
-            delete(WorkerProcess).where(WorkerProcess.beat_at < utcnow() - after, ~held)
+            delete(WorkerProcess).where(WorkerProcess.beat_at < utcnow() - after, IDLE)
         )
         await session.commit()

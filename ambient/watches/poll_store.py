@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
@@ -33,21 +34,11 @@ def _table(model: Any) -> Table:
 SNAPSHOTS, EVENTS, POLLS = _table(WatchSnapshot), _table(Event), _table(WatchPoll)
 INBOX, DELIVERIES = _table(InboxMessage), _table(Delivery)
 
-_SAME_PAGE = (SNAPSHOTS.c.task == bindparam("b_task")) & (SNAPSHOTS.c.url == bindparam("b_url"))
-OLD_TEXT = select(SNAPSHOTS.c.text).where(_SAME_PAGE & (SNAPSHOTS.c.hash == bindparam("b_old")))
-DROP_OTHERS = delete(SNAPSHOTS).where(
-    _SAME_PAGE & SNAPSHOTS.c.hash.not_in(bindparam("b_keep", expanding=True))
-)
-TOUCH = (
-    update(SNAPSHOTS)
-    .where(_SAME_PAGE & (SNAPSHOTS.c.hash == bindparam("b_new")))
-    .values(created_at=bindparam("b_now"))
-)
 PAGES_OF = select(
     SNAPSHOTS.c.id, SNAPSHOTS.c.task, SNAPSHOTS.c.url, SNAPSHOTS.c.hash, SNAPSHOTS.c.text
 ).where(SNAPSHOTS.c.task.in_(bindparam("b_tasks", expanding=True)))
 DROP_IDS = delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(bindparam("b_ids", expanding=True)))
-TOUCH_ID = (
+TOUCH = (
     update(SNAPSHOTS)
     .where(SNAPSHOTS.c.id == bindparam("b_id"))
     .values(created_at=bindparam("b_now"))
@@ -55,33 +46,6 @@ TOUCH_ID = (
 ADD_INBOX = insert(INBOX).returning(INBOX.c.id, sort_by_parameter_order=True)
 
 log = logging.getLogger("ambient.polling")
-
-
-async def advance_snapshot(
-    session: AsyncSession, task: str, url: str, last_hash: str | None, new_hash: str, text: str
-) -> str | None:
-    """Keep the texts of ``last_hash`` and ``new_hash`` (the new one newest) and return the
-    old text (None without a last hash, "" when it is gone). A page's snapshots are these two
-    (polls and the news digest's checks alike)."""
-    conn = await session.connection()
-    old = None
-    keep = [new_hash]
-    if last_hash is not None:
-        found = await conn.scalar(OLD_TEXT, {"b_task": task, "b_url": url, "b_old": last_hash})
-        old = found or ""
-        keep.append(last_hash)
-    await conn.execute(DROP_OTHERS, {"b_task": task, "b_url": url, "b_keep": keep})
-    now = utcnow()
-    # A text seen before becomes the newest again (A -> B -> A).
-    touched = await conn.execute(
-        TOUCH, {"b_task": task, "b_url": url, "b_new": new_hash, "b_now": now}
-    )
-    if not touched.rowcount:
-        await conn.execute(
-            insert(SNAPSHOTS),
-            {"task": task, "url": url, "hash": new_hash, "text": text, "created_at": now},
-        )
-    return old
 
 
 @dataclass(frozen=True)
@@ -92,6 +56,58 @@ class PageText:
     last_hash: str | None
     new_hash: str
     text: str
+
+
+@dataclass
+class SnapshotWrites:
+    """What a transaction writes to keep each page's snapshots the texts of its last and its
+    new hash, the new one newest (polls and the news digest's checks alike)."""
+
+    now: datetime
+    drop: list[int] = field(default_factory=list)
+    touch: list[dict[str, Any]] = field(default_factory=list)
+    texts: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, task: str, page: PageText, rows: list[Any]) -> str | None:
+        """Plan ``page`` given its stored ``rows`` (``PAGES_OF``); its old text (None without
+        a last hash, "" when it is gone)."""
+        old = None
+        if page.last_hash is not None:
+            old = next((r.text for r in rows if r.hash == page.last_hash), "")
+        keep = {page.new_hash, page.last_hash}
+        self.drop += [r.id for r in rows if r.hash not in keep]
+        same = next((r for r in rows if r.hash == page.new_hash), None)
+        if same is not None:  # a text seen before becomes the newest (A -> B -> A)
+            self.touch.append({"b_id": same.id, "b_now": self.now})
+        else:
+            self.texts.append(
+                {
+                    "task": task,
+                    "url": page.url,
+                    "hash": page.new_hash,
+                    "text": page.text,
+                    "created_at": self.now,
+                }
+            )
+        return old
+
+    async def execute(self, conn: AsyncConnection) -> None:
+        if self.drop:
+            await conn.execute(DROP_IDS, {"b_ids": self.drop})
+        if self.touch:
+            await conn.execute(TOUCH, self.touch)
+        if self.texts:
+            await conn.execute(insert(SNAPSHOTS), self.texts)
+
+
+async def advance_snapshot(session: AsyncSession, task: str, page: PageText) -> str | None:
+    """Store ``page``'s new text in the session's transaction; its old text (see ``add``)."""
+    conn = await session.connection()
+    rows = await conn.execute(PAGES_OF.where(SNAPSHOTS.c.url == page.url), {"b_tasks": [task]})
+    writes = SnapshotWrites(utcnow())
+    old = writes.add(task, page, list(rows))
+    await writes.execute(conn)
+    return old
 
 
 @dataclass(frozen=True)
@@ -193,35 +209,15 @@ class PollWriter:
             if tasks:
                 for row in await conn.execute(PAGES_OF, {"b_tasks": tasks}):
                     pages.setdefault((row.task, row.url), []).append(row)
-            drop: list[int] = []
-            touch: list[dict[str, Any]] = []
-            texts: list[dict[str, Any]] = []
+            snapshots = SnapshotWrites(now)
             events: list[dict[str, Any]] = []
-            copies: list[tuple[NewEvent, PollWrite]] = []
+            copies: list[tuple[InboxCopy, PollWrite]] = []
             marks: list[dict[str, Any]] = []
             results = []
             for item in batch:
                 old = None
                 if (page := item.page) is not None:
-                    rows = pages.get((item.task, page.url), [])
-                    if page.last_hash is not None:
-                        old = next((r.text for r in rows if r.hash == page.last_hash), "")
-                    # Keep the texts of the last and the new hash (the new one newest).
-                    keep = {page.new_hash, page.last_hash}
-                    drop += [r.id for r in rows if r.hash not in keep]
-                    same = next((r for r in rows if r.hash == page.new_hash), None)
-                    if same is not None:  # a text seen before becomes the newest (A -> B -> A)
-                        touch.append({"b_id": same.id, "b_now": now})
-                    else:
-                        texts.append(
-                            {
-                                "task": item.task,
-                                "url": page.url,
-                                "hash": page.new_hash,
-                                "text": page.text,
-                                "created_at": now,
-                            }
-                        )
+                    old = snapshots.add(item.task, page, pages.get((item.task, page.url), []))
                 found = item.events(old)
                 results.append(found)
                 for event in found:
@@ -236,7 +232,7 @@ class PollWriter:
                         }
                     )
                     if event.inbox is not None:
-                        copies.append((event, item))
+                        copies.append((event.inbox, item))
                 last = found[-1].seq if found else item.seq
                 marks.append(
                     {
@@ -247,12 +243,7 @@ class PollWriter:
                         "updated_at": now,
                     }
                 )
-            if drop:
-                await conn.execute(DROP_IDS, {"b_ids": drop})
-            if touch:
-                await conn.execute(TOUCH_ID, touch)
-            if texts:
-                await conn.execute(insert(SNAPSHOTS), texts)
+            await snapshots.execute(conn)
             if events:
                 await conn.execute(insert(EVENTS), events)
             if copies:
@@ -280,7 +271,7 @@ def _settle(
 
 
 async def _store_copies(
-    conn: AsyncConnection, copies: list[tuple[NewEvent, PollWrite]], now: Any
+    conn: AsyncConnection, copies: list[tuple[InboxCopy, PollWrite]], now: Any
 ) -> None:
     """The inbox messages and their delivery rows (sent): stored with their events, so each
     exists exactly when its event does."""
@@ -289,35 +280,33 @@ async def _store_copies(
         [
             {
                 "user": item.user,
-                "kind": event.inbox.message.kind.value,
-                "title": event.inbox.message.title[:255],
-                "body": event.inbox.message.body,
-                "link": event.inbox.message.link,
+                "kind": copy.message.kind.value,
+                "title": copy.message.title[:255],
+                "body": copy.message.body,
+                "link": copy.message.link,
                 "read": False,
                 "created_at": now,
             }
-            for event, item in copies
-            if event.inbox is not None
+            for copy, item in copies
         ],
     )
     await conn.execute(
         insert(DELIVERIES),
         [
             {
-                "key": event.inbox.delivery_key,
+                "key": copy.delivery_key,
                 "user": item.user,
                 "channel": "inbox",
-                "target": event.inbox.shown_target,
+                "target": copy.shown_target,
                 "status": "sent",
                 "attempts": 1,
                 "provider_id": str(inbox_id),
                 "task": item.task,
-                "kind": event.inbox.message.kind.value,
+                "kind": copy.message.kind.value,
                 "created_at": now,
                 "updated_at": now,
             }
-            for (event, item), inbox_id in zip(copies, ids.scalars().all(), strict=True)
-            if event.inbox is not None
+            for (copy, item), inbox_id in zip(copies, ids.scalars().all(), strict=True)
         ],
     )
 

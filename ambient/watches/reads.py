@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import builtins
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -33,7 +34,7 @@ from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.inputs import InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.watches.models import TaskStatus
 from ambient.watches.polling import PollProgress
-from ambient.watches.reminders import ReminderRun
+from ambient.watches.reminders import ReminderConfig, ReminderRun
 from workflows.daily_briefing import DailyBriefingWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 from workflows.web_monitor import WebMonitorWorkflow
@@ -90,6 +91,24 @@ def _parse_cursor(cursor: str) -> tuple[str, bytes | None]:
         raise InvalidTaskError(
             "page_token: not a token from a previous list; omit it to start again"
         ) from None
+
+
+def schedule_kind(config: ReminderConfig) -> TaskKind:
+    return TaskKind.NEWS_DIGEST if config.action == "news_digest" else TaskKind.SCHEDULE
+
+
+@contextmanager
+def found(task_id: str) -> Iterator[None]:
+    """Temporal's refusal of a request for ``task_id`` as a task error."""
+    try:
+        yield
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise TaskNotFoundError(
+                f"no task {task_id!r}; call list_tasks to see your task ids"
+            ) from None
+        refusal = temporal.refusal(exc)
+        raise TaskError(f"Temporal refused the request for {task_id!r}: {refusal}") from None
 
 
 class TaskReads:
@@ -273,10 +292,7 @@ class TaskReads:
         # Described after the query: a poll still pending then had not handed back when the
         # query answered, so its heartbeat is not in the recorded checks (described first, a
         # poll handing back in between was counted twice).
-        try:
-            description = await self.client.get_workflow_handle(task_id).describe()
-        except RPCError as exc:
-            raise self._missing(task_id, exc) from None
+        description = await self._describe(task_id)
         if description.status is not WorkflowExecutionStatus.RUNNING:
             # The same answer list_tasks gives: a task whose run has ended is stopped.
             status.state = TaskState.STOPPED
@@ -312,11 +328,10 @@ class TaskReads:
             return
 
     async def _schedule_status(self, user: str, task_id: str) -> TaskStatus:
-        try:
+        with found(task_id):
             description = await self.client.get_schedule_handle(task_id).describe()
-        except RPCError as exc:
-            raise self._missing(task_id, exc) from None
         config: dict[str, Any] = {}
+        kind = TaskKind.SCHEDULE
         action = description.schedule.action
         if isinstance(action, ScheduleActionStartWorkflow) and action.args:
             run = action.args[0]
@@ -324,12 +339,11 @@ class TaskReads:
                 # Described schedules carry raw payloads: decode them with our converter.
                 (run,) = await self.client.data_converter.decode([run], [ReminderRun])  # type: ignore[list-item]
             config = run.config.model_dump(mode="json")
+            kind = schedule_kind(run.config)
         info = description.info
         return TaskStatus(
             task_id=task_id,
-            kind=TaskKind.NEWS_DIGEST
-            if config.get("action") == "news_digest"
-            else TaskKind.SCHEDULE,
+            kind=kind,
             user=user,
             state=TaskState.PAUSED if description.schedule.state.paused else TaskState.ACTIVE,
             checks=info.num_actions,
@@ -342,12 +356,14 @@ class TaskReads:
 
     async def _query_status(self, task_id: str, result_type: type[T]) -> T:
         """The workflow's ``status`` query: a watch's ``TaskStatus``, a briefing's own."""
-        try:
+        with found(task_id):
             return await self.client.get_workflow_handle(task_id).query(
                 "status", result_type=result_type, rpc_timeout=temporal.QUERY_TIMEOUT
             )
-        except RPCError as exc:
-            raise self._missing(task_id, exc) from None
+
+    async def _describe(self, task_id: str) -> WorkflowExecutionDescription:
+        with found(task_id):
+            return await self.client.get_workflow_handle(task_id).describe()
 
     @staticmethod
     async def _briefing(work: Awaitable[T]) -> T:
@@ -370,12 +386,6 @@ class TaskReads:
         raise TaskNotFoundError(
             f"no task {task_id!r} for user {user!r}; call list_tasks to see your task ids"
         )
-
-    @staticmethod
-    def _missing(task_id: str, exc: RPCError) -> TaskError:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            return TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
-        return TaskError(f"Temporal refused the request for {task_id!r}: {temporal.refusal(exc)}")
 
 
 def _briefing_task_status(briefing: BriefingStatus) -> TaskStatus:

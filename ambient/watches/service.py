@@ -38,7 +38,7 @@ from ambient.storage.repositories import SnapshotRepository
 from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
 from ambient.watches.inputs import InvalidTaskError, checked_config, task_name
 from ambient.watches.models import TaskStatus, ThresholdWatchInput, WebMonitorInput
-from ambient.watches.reads import TaskReads
+from ambient.watches.reads import TaskReads, found, schedule_kind
 from ambient.watches.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
 from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
@@ -164,7 +164,7 @@ class TaskService(TaskReads):
         self, user: str, parsed: ReminderConfig, name: str | None
     ) -> TaskRef:
         task_id = f"reminder/{user}/{task_name(name, parsed)}"
-        kind = _schedule_kind(parsed)
+        kind = schedule_kind(parsed)
         try:
             await self.client.create_schedule(
                 task_id,
@@ -212,7 +212,7 @@ class TaskService(TaskReads):
         self, user: str, task_id: str, signal: str, new_state: TaskState | None
     ) -> TaskRef:
         kind = self._owned(user, task_id)
-        try:
+        with found(task_id):
             if kind is TaskKind.SCHEDULE:
                 handle = self.client.get_schedule_handle(task_id)
                 if signal == "pause":
@@ -228,8 +228,6 @@ class TaskService(TaskReads):
             else:
                 await self._running(task_id)
                 await self.client.get_workflow_handle(task_id).signal(signal)
-        except RPCError as exc:
-            raise self._missing(task_id, exc) from None
         status = await self.get(user, task_id)
         return TaskRef(task_id=task_id, kind=kind, state=new_state or status.state, created=False)
 
@@ -266,19 +264,18 @@ class TaskService(TaskReads):
         # nothing was sent (a change sent could still apply when a worker came back).
         await self._query_status(task_id, TaskStatus)
         try:
-            await self.client.get_workflow_handle(task_id).execute_update(
-                "update_config", payload, id=update_id
-            )
+            with found(task_id):
+                await self.client.get_workflow_handle(task_id).execute_update(
+                    "update_config", payload, id=update_id
+                )
         except WorkflowUpdateFailedError as exc:
             raise InvalidTaskError(f"update rejected: {exc.cause}") from None
-        except RPCError as exc:
-            raise self._missing(task_id, exc) from None
         return await self.get(user, task_id)
 
     async def _update_schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> None:
         """Change a schedule in place (validated first): a bad update leaves it as it was."""
         schedule = self._schedule(user, task_id, parsed)
-        kind = _schedule_kind(parsed)
+        kind = schedule_kind(parsed)
 
         def change(current: ScheduleUpdateInput) -> ScheduleUpdate:
             # Keep the pause state the user chose; replace action, spec and note.
@@ -291,24 +288,17 @@ class TaskService(TaskReads):
                 ),
             )
 
-        try:
+        with found(task_id):
             await self.client.get_schedule_handle(task_id).update(change)
-        except RPCError as exc:
-            raise self._missing(task_id, exc) from None
 
     async def delete(self, user: str, task_id: str, *, purge: bool = False) -> TaskRef:
         """Stop a task gracefully (schedules are deleted); ``purge`` also drops its snapshots."""
         kind = self._owned(user, task_id)
-        try:
+        with found(task_id):
             if kind is TaskKind.SCHEDULE:
                 await self.client.get_schedule_handle(task_id).delete()
-            else:
-                handle = self.client.get_workflow_handle(task_id)
-                description = await handle.describe()
-                if description.status is WorkflowExecutionStatus.RUNNING:
-                    await handle.signal("stop")
-        except RPCError as exc:
-            raise self._missing(task_id, exc) from None
+            elif (await self._describe(task_id)).status is WorkflowExecutionStatus.RUNNING:
+                await self.client.get_workflow_handle(task_id).signal("stop")
         if purge:
             async with self.db.session() as session:
                 await SnapshotRepository(session).purge(task_id)
@@ -318,10 +308,7 @@ class TaskService(TaskReads):
     # --- helpers --------------------------------------------------------------------
 
     async def _running(self, task_id: str) -> None:
-        try:
-            description = await self.client.get_workflow_handle(task_id).describe()
-        except RPCError as exc:
-            raise self._missing(task_id, exc) from None
+        description = await self._describe(task_id)
         if description.status is not WorkflowExecutionStatus.RUNNING:
             raise InvalidTaskError(f"task {task_id!r} is stopped; create it again to restart it")
 
@@ -337,10 +324,6 @@ def _baseline(status: TaskStatus) -> dict[str, Any]:
             }
         }
     return {"value": status.detail.get("last_value"), "error": status.detail.get("last_error")}
-
-
-def _schedule_kind(config: ReminderConfig) -> TaskKind:
-    return TaskKind.NEWS_DIGEST if config.action == "news_digest" else TaskKind.SCHEDULE
 
 
 def _schedule_summary(config: ReminderConfig, user: str) -> str:
