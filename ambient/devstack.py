@@ -203,21 +203,6 @@ def child_env(settings: Settings, opts: DevOptions) -> dict[str, str]:
     return env
 
 
-def spawn(
-    opts: DevOptions,
-    name: str,
-    command: list[str],
-    env: dict[str, str],
-    log: Path | None,
-    pass_fds: tuple[int, ...] = (),
-) -> None:
-    # A session of its own: the terminal's Ctrl-C reaches only us, and we stop children in order.
-    out = log.open("ab") if log else None
-    opts.children[name] = subprocess.Popen(
-        command, env=env, start_new_session=True, stdout=out, stderr=out, pass_fds=pass_fds
-    )
-
-
 def listen(host: str, port: int) -> socket.socket:
     """The API's listening socket, bound here before anything starts and handed to the API.
 
@@ -302,7 +287,12 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         nonlocal spawning
         spawning = True
         try:
-            spawn(opts, name, command, env, log, pass_fds)
+            # A session of its own: the terminal's Ctrl-C reaches only us, and we stop children
+            # in order.
+            out = log.open("ab") if log else None
+            opts.children[name] = subprocess.Popen(
+                command, env=env, start_new_session=True, stdout=out, stderr=out, pass_fds=pass_fds
+            )
         finally:
             spawning = False
         if stop.is_set():
