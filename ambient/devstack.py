@@ -65,8 +65,6 @@ class DevOptions:
     ui_port: int
     temporal_address: str | None
     metrics_port: int | None
-    # Every LLM use goes to the local model (started here, or one already serving).
-    local_llm: bool = False
     host: str = "127.0.0.1"
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -196,7 +194,7 @@ def child_env(settings: Settings, opts: DevOptions) -> dict[str, str]:
         AMBIENT_METRICS_PORT=str(opts.metrics_port or 0),
         PYTHONUNBUFFERED="1",
     )
-    if opts.local_llm:
+    if settings.local_llm:
         env["AMBIENT_LOCAL_LLM"] = "1"
     if (token := codec_token(settings, opts.data_dir)) is not None:
         env["AMBIENT_CODEC_TOKEN"] = token
@@ -305,7 +303,8 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
     api_socket: socket.socket | None = None
     try:
         api_socket = listen(opts.host, opts.api_port)
-        if opts.local_llm:
+        if settings.local_llm:
+            # Every LLM use goes to the local model (started here, or one already serving).
             start_local_llm(settings, opts, console)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         if opts.temporal_address is None:
@@ -339,7 +338,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
                 api_host=opts.host,
                 api_port=opts.api_port,
                 ui_url=ui if opts.temporal_address is None else None,
-                local_llm_port=settings.local_llm_port if opts.local_llm else None,
+                local_llm_port=settings.local_llm_port if settings.local_llm else None,
             ),
         )
         starting = False
