@@ -111,7 +111,6 @@ def dev(
         ui_port=ui_port,
         temporal_address=temporal_address,
         metrics_port=metrics_port or None,
-        local_llm=local_llm,
     )
     raise typer.Exit(run_dev(Settings(data_dir=data_dir, local_llm=local_llm), opts, console))
 

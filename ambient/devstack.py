@@ -65,8 +65,6 @@ class DevOptions:
     ui_port: int
     temporal_address: str | None
     metrics_port: int | None
-    # Every LLM use goes to the local model (started here, or one already serving).
-    local_llm: bool = False
     host: str = "127.0.0.1"
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -196,26 +194,11 @@ def child_env(settings: Settings, opts: DevOptions) -> dict[str, str]:
         AMBIENT_METRICS_PORT=str(opts.metrics_port or 0),
         PYTHONUNBUFFERED="1",
     )
-    if opts.local_llm:
+    if settings.local_llm:
         env["AMBIENT_LOCAL_LLM"] = "1"
     if (token := codec_token(settings, opts.data_dir)) is not None:
         env["AMBIENT_CODEC_TOKEN"] = token
     return env
-
-
-def spawn(
-    opts: DevOptions,
-    name: str,
-    command: list[str],
-    env: dict[str, str],
-    log: Path | None,
-    pass_fds: tuple[int, ...] = (),
-) -> None:
-    # A session of its own: the terminal's Ctrl-C reaches only us, and we stop children in order.
-    out = log.open("ab") if log else None
-    opts.children[name] = subprocess.Popen(
-        command, env=env, start_new_session=True, stdout=out, stderr=out, pass_fds=pass_fds
-    )
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -302,7 +285,12 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         nonlocal spawning
         spawning = True
         try:
-            spawn(opts, name, command, env, log, pass_fds)
+            # A session of its own: the terminal's Ctrl-C reaches only us, and we stop children
+            # in order.
+            out = log.open("ab") if log else None
+            opts.children[name] = subprocess.Popen(
+                command, env=env, start_new_session=True, stdout=out, stderr=out, pass_fds=pass_fds
+            )
         finally:
             spawning = False
         if stop.is_set():
@@ -315,7 +303,8 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
     api_socket: socket.socket | None = None
     try:
         api_socket = listen(opts.host, opts.api_port)
-        if opts.local_llm:
+        if settings.local_llm:
+            # Every LLM use goes to the local model (started here, or one already serving).
             start_local_llm(settings, opts, console)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         if opts.temporal_address is None:
@@ -349,7 +338,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
                 api_host=opts.host,
                 api_port=opts.api_port,
                 ui_url=ui if opts.temporal_address is None else None,
-                local_llm_port=settings.local_llm_port if opts.local_llm else None,
+                local_llm_port=settings.local_llm_port if settings.local_llm else None,
             ),
         )
         starting = False

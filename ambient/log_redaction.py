@@ -3,7 +3,9 @@
 httpx logs every request URL at INFO ("HTTP Request: POST https://.../send?key=..."), and
 webhook, WeCom and DingTalk URLs carry their tokens in the query. The redaction runs where
 a log record is made (the record factory), so every handler and formatter (uvicorn's too)
-only ever sees the redacted text. Entry points call `install_redaction()` once.
+only ever sees the redacted text. The Temporal Web UI's codec endpoint carries the codec token
+in its path (/codec/ui/{token}, api/routers/codec.py): that segment is redacted too. Entry
+points (and the API factory) call `install_redaction()` once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ URL = re.compile(
 )
 # A request path with a query, as uvicorn's access log shows it.
 PATH_QUERY = re.compile(r"^(?P<path>/[^\s?]*)\?\S*$")
+# The codec token in the Web UI's codec path.
+CODEC_UI_PATH = re.compile(r"/codec/ui/[^/\s]+")
 SECRET_PARAMS = re.compile(
     r"(?i)\b(?P<name>access_token|api_key|apikey|key|token|sign|signature|secret|password)"
     r"=(?P<value>[^&\s'\"]+)"
@@ -32,6 +36,7 @@ def redact(text: str) -> str:
         query = f"?{REDACTED}" if match["query"] else ""
         return f"{match['scheme']}{match['rest']}{query}"
 
+    text = CODEC_UI_PATH.sub("/codec/ui/***", text)
     text = URL.sub(url, text)
     text = PATH_QUERY.sub(lambda m: f"{m['path']}?{REDACTED}", text)
     return SECRET_PARAMS.sub(lambda m: f"{m['name']}={REDACTED}", text)

@@ -31,10 +31,6 @@ class RuntimeInfo(BaseModel):
     # `ambient dev --local-llm`: the stack's LLM is the local model on this port.
     local_llm_port: int | None = None
 
-    def settings(self) -> dict[str, Any]:
-        """The settings fields this file provides."""
-        return self.model_dump(include={"temporal_address", "api_host", "api_port"})
-
 
 def write_runtime(data_dir: Path, info: RuntimeInfo) -> Path:
     path = data_dir / RUNTIME_FILE
@@ -85,9 +81,7 @@ def discovered_settings(**overrides: Any) -> Settings:
             else {"local_llm_port": info.local_llm_port}
         )
         settings = Settings(**{**overrides, "local_llm": True, **port})
-    updates = {
-        name: value
-        for name, value in info.settings().items()
-        if name not in settings.model_fields_set
-    }
+    # The settings fields this file provides, where env and `.env` gave none.
+    provided = {"temporal_address", "api_host", "api_port"} - settings.model_fields_set
+    updates = info.model_dump(include=provided)
     return settings.model_copy(update=updates)

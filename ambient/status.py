@@ -6,7 +6,6 @@ import asyncio
 from datetime import timedelta
 
 import openai
-from openai import AsyncOpenAI
 from pydantic import BaseModel, Field
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -14,6 +13,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSyste
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from ambient.clients.llm import openai_client
 from ambient.settings import Settings
 from ambient.storage import Database
 
@@ -82,14 +82,9 @@ async def _pollers(client: Client, namespace: str, task_queue: str) -> int:
 
 async def _llm_answers(settings: Settings, errors: list[str]) -> bool | None:
     """Ask the configured model's server for its models; a dead one is said, not assumed."""
-    if settings.openai_api_key is None:
+    client = openai_client(settings, timeout=PROBE_TIMEOUT.total_seconds())
+    if client is None:
         return None
-    client = AsyncOpenAI(
-        api_key=settings.openai_api_key.get_secret_value(),
-        base_url=settings.openai_base_url,
-        max_retries=0,
-        timeout=PROBE_TIMEOUT.total_seconds(),
-    )
     try:
         await client.models.list()
     except openai.OpenAIError as exc:

@@ -15,6 +15,7 @@ from ambient.briefing.service import BriefingError
 from ambient.cloud.errors import CloudOpsError
 from ambient.discussions.views import DiscussionError
 from ambient.history import ScopeError
+from ambient.log_redaction import install_redaction
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.watches.inputs import TaskError
@@ -135,7 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # CSP, frame and referrer policy on every HTML response (pages, share links, /docs).
     app.add_middleware(SecurityHeaders)
-    codec.redact_codec_tokens_in_access_log()
+    install_redaction()  # the codec token in /codec/ui/{token} stays out of the access log
     app.state.holder = holder
     app.state.settings = settings
     for router in ROUTERS:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from ambient.agent.errors import AgentError
 from ambient.agent.facade import AgentFacade
-from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
+from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE, openai_client
 from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.settings import Settings
 
@@ -42,14 +42,7 @@ OFFLINE = (
 
 def chat_model(settings: Settings) -> AsyncOpenAI | None:
     """The chat endpoint from settings; None in offline mode."""
-    if settings.openai_api_key is None:
-        return None
-    return AsyncOpenAI(
-        api_key=settings.openai_api_key.get_secret_value(),
-        base_url=settings.openai_base_url,
-        max_retries=1,
-        timeout=settings.llm_timeout,
-    )
+    return openai_client(settings, max_retries=1)
 
 
 class ToolOffer:

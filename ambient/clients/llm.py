@@ -66,6 +66,27 @@ class Answer(Generic[T]):
     failure: str | None = None
 
 
+def openai_client(
+    settings: Settings,
+    *,
+    timeout: float | None = None,
+    max_retries: int = 0,
+    http_client: httpx2.AsyncClient | None = None,
+) -> AsyncOpenAI | None:
+    """The OpenAI-compatible endpoint the settings name (the local model's with --local-llm),
+    waiting ``timeout`` seconds (default: llm_timeout); None in offline mode (no key)."""
+    if settings.openai_api_key is None:
+        return None
+    # openai 3.x is built on httpx2 (not httpx): a shared client must be an httpx2 one.
+    return AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        http_client=http_client,
+        max_retries=max_retries,
+        timeout=settings.llm_timeout if timeout is None else timeout,
+    )
+
+
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
@@ -76,19 +97,10 @@ class LLMClient:
     def __init__(
         self, settings: Settings, *, http_client: httpx2.AsyncClient | None = None
     ) -> None:
-        # openai 3.x is built on httpx2 (not httpx): a shared client must be an httpx2 one.
         self.model = settings.llm_model
         self.base_url = settings.openai_base_url or "https://api.openai.com/v1"
-        self._client: AsyncOpenAI | None = None
-        if settings.openai_api_key is not None:
-            self._client = AsyncOpenAI(
-                api_key=settings.openai_api_key.get_secret_value(),
-                base_url=settings.openai_base_url,
-                http_client=http_client,
-                # Retries of transport errors belong to the caller (Temporal retry policies).
-                max_retries=0,
-                timeout=settings.llm_timeout,
-            )
+        # Retries of transport errors belong to the caller (Temporal retry policies).
+        self._client = openai_client(settings, http_client=http_client)
         # Providers without json_schema response formats: remember and go straight to JSON mode.
         self._json_mode_only = False
 

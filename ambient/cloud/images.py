@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 
 import httpx2
 import openai
-from openai import AsyncOpenAI
 from pydantic import BaseModel, Field
 
 from ambient.clients.guard import DestinationGuard
+from ambient.clients.llm import openai_client
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError
 from ambient.settings import Settings
 
@@ -58,15 +58,11 @@ async def describe_dashboard_image(
             raise CloudOpsInputError("image_url", str(exc)) from None
         except OSError as exc:
             raise CloudOpsInputError("image_url", f"cannot resolve the host: {exc}") from None
-    if settings.openai_api_key is None:
-        raise CloudOpsFailedError("offline", NEEDS_MODEL)
-    client = AsyncOpenAI(
-        api_key=settings.openai_api_key.get_secret_value(),
-        base_url=settings.openai_base_url,
-        http_client=http_client,
-        max_retries=0,
-        timeout=max(120.0, settings.llm_timeout),
+    client = openai_client(
+        settings, timeout=max(120.0, settings.llm_timeout), http_client=http_client
     )
+    if client is None:
+        raise CloudOpsFailedError("offline", NEEDS_MODEL)
     messages: list[Any] = [
         {"role": "system", "content": VISION_SYSTEM},
         {

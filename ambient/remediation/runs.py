@@ -6,12 +6,12 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from statistics import median
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from ambient.domain.checks import MetricReading
-from ambient.domain.configs import read_stored
+from ambient.domain.configs import as_it_ran
 from ambient.remediation.alerts import Alert, VerifySpec
 from ambient.remediation.ladder import Checkpoint, Mode, RolloutHealth, Rung, WorkloadRef
 from ambient.remediation.safety import PermissionDecision
@@ -52,16 +52,10 @@ class RemediationPolicy(BaseModel):
 
 
 class RemediationInput(BaseModel):
-    alert: Alert
+    alert: Annotated[Alert, as_it_ran(Alert)]
     user: str
     mode: Mode = "dry_run"
     requested_by: str = ""
-
-    @field_validator("alert", mode="before")
-    @classmethod
-    def _as_it_ran(cls, value: Any) -> Any:
-        # A workflow input is stored data: fields ignored when it started are ignored again.
-        return read_stored(Alert, value)
 
 
 class PermissionInput(BaseModel):

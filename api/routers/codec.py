@@ -13,8 +13,6 @@ pointed at /codec/ui/{codec token} and the token travels in the path.
 from __future__ import annotations
 
 import hmac
-import logging
-import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -29,27 +27,6 @@ from ambient.temporal import payload_codec
 from api.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/codec", tags=["codec"])
-
-_UI_PATH = re.compile(r"/codec/ui/[^/\s]+")
-
-
-class CodecTokenRedaction(logging.Filter):
-    """Keeps the codec token in /codec/ui/{token} out of the access log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                _UI_PATH.sub("/codec/ui/***", arg) if isinstance(arg, str) else arg
-                for arg in record.args
-            )
-        return True
-
-
-def redact_codec_tokens_in_access_log() -> None:
-    """Install the redaction on uvicorn's access logger once (idempotent)."""
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, CodecTokenRedaction) for f in access.filters):
-        access.addFilter(CodecTokenRedaction())
 
 
 def _codec_token_matches(settings: Settings, token: str) -> bool:

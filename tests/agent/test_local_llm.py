@@ -242,7 +242,6 @@ def test_dev_with_local_llm_and_nothing_installed_stops_with_the_reason(tmp_path
         ui_port=free_port(),
         temporal_address=None,
         metrics_port=None,
-        local_llm=True,
     )
     from rich.console import Console
 
