@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -25,6 +29,30 @@ from tests.remediation.support import (
 from tests.voice.support import say, voice_client
 
 OWNER = "ops"
+
+
+@asynccontextmanager
+async def waiting(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, *workloads: str
+) -> AsyncIterator[tuple[AppState, dict[str, WorkflowHandle[Any, RemediationStatus]]]]:
+    """A run of OWNER's on each workload, each waiting for approval, and a state serving them."""
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+        )
+        service = RemediationService(ts_env.client, settings, deps.db)
+        handles = {}
+        for workload in workloads:
+            started = await service.start(OWNER, alert(url, workload=workload), "dry_run")
+            handles[workload] = ts_env.client.get_workflow_handle(
+                started.remediation_id, result_type=RemediationStatus
+            )
+            await state_reaches(ts_env, handles[workload], ("waiting_approval",))
+        yield state, handles
 
 
 async def test_the_profile_is_nine_tools_in_under_8_kb_with_chinese_first_descriptions(
@@ -77,20 +105,8 @@ async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_h
     await devices.add(OWNER, OWNER, "AA:BB:CC:00:11:22")
     for name in ("guest", "boss"):
         await devices.allow(name, "aa:bb:cc:00:11:22")
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        state = AppState(
-            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
-        )
-        service = RemediationService(ts_env.client, settings, deps.db)
-        started = await service.start(OWNER, alert(url), "dry_run")
-        handle = ts_env.client.get_workflow_handle(
-            started.remediation_id, result_type=RemediationStatus
-        )
-        await state_reaches(ts_env, handle, ("waiting_approval",))
+    async with waiting(ts_env, deps, "checkout") as (state, handles):
+        handle = handles["checkout"]
 
         async with voice_client(state, OWNER) as client:
             needs = await say(client, "what_needs_me")
@@ -132,21 +148,8 @@ async def test_a_refusal_by_the_service_is_spoken_not_an_error(
 ) -> None:
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, OWNER)
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        state = AppState(
-            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
-        )
-        started = await RemediationService(ts_env.client, settings, deps.db).start(
-            OWNER, alert(url), "dry_run"
-        )
-        handle = ts_env.client.get_workflow_handle(
-            started.remediation_id, result_type=RemediationStatus
-        )
-        await state_reaches(ts_env, handle, ("waiting_approval",))
+    async with waiting(ts_env, deps, "checkout") as (state, handles):
+        handle = handles["checkout"]
         # The owner's permission is taken away after the run started: approving needs it.
         async with deps.db.session() as session:
             row = await UserRepository(session).get(OWNER)
@@ -172,21 +175,8 @@ async def test_a_named_approver_hears_and_approves_a_run_waiting_for_them(
     await add_user(deps, OWNER)
     await add_user(deps, "oncall")
     await add_user(deps, "bystander")
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        state = AppState(
-            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
-        )
-        started = await RemediationService(ts_env.client, settings, deps.db).start(
-            OWNER, alert(url), "dry_run"
-        )
-        handle = ts_env.client.get_workflow_handle(
-            started.remediation_id, result_type=RemediationStatus
-        )
-        await state_reaches(ts_env, handle, ("waiting_approval",))
+    async with waiting(ts_env, deps, "checkout") as (state, handles):
+        handle = handles["checkout"]
         async with voice_client(state, "bystander") as client:
             assert "没有需要你处理" in await say(client, "what_needs_me")
         async with voice_client(state, "oncall") as client:
@@ -203,22 +193,7 @@ async def test_with_two_waiting_a_decision_is_named_back_and_made_when_confirmed
 ) -> None:
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, OWNER)
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        state = AppState(
-            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
-        )
-        service = RemediationService(ts_env.client, settings, deps.db)
-        handles = {}
-        for workload in ("checkout", "payments"):
-            started = await service.start(OWNER, alert(url, workload=workload), "dry_run")
-            handles[workload] = ts_env.client.get_workflow_handle(
-                started.remediation_id, result_type=RemediationStatus
-            )
-            await state_reaches(ts_env, handles[workload], ("waiting_approval",))
+    async with waiting(ts_env, deps, "checkout", "payments") as (state, handles):
 
         async def approvals(workload: str) -> list[tuple[str, bool]]:
             status = await handles[workload].query("status", result_type=RemediationStatus)
