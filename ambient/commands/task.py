@@ -10,9 +10,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 
-from ambient.commands import Json, User, run_service
+from ambient.commands import Json, User, print_rows, run_service
 from ambient.watches.inputs import TaskError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.service import TaskService
@@ -45,22 +44,9 @@ def _print(model: BaseModel) -> None:
 
 
 def print_tasks(rows: list[TaskSummary], out: Console, *, as_json: bool = False) -> None:
-    """Tasks as JSON, a table on a terminal (ids fold, never cut), or tab-separated lines."""
-    if as_json:
-        out.print_json(json.dumps([row.model_dump(mode="json") for row in rows]))
-        return
-    if not out.is_terminal:
-        for row in rows:
-            started = row.started_at.isoformat() if row.started_at else ""
-            # Plain text for pipes: Rich would expand tabs and wrap at its width.
-            print("\t".join([row.task_id, row.kind, row.state, started]), file=out.file)
-        return
-    table = Table("task_id", "kind", "state", "started")
-    for column in table.columns:
-        column.overflow = "fold"
-    for row in rows:
-        table.add_row(row.task_id, row.kind, row.state, str(row.started_at or ""))
-    out.print(table)
+    """Tasks as JSON, a table on a terminal, or tab-separated lines (``print_rows``)."""
+    cells: list[list[object]] = [[r.task_id, r.kind, r.state, r.started_at] for r in rows]
+    print_rows(out, ["task_id", "kind", "state", "started"], cells, rows, as_json)
 
 
 @app.command()
