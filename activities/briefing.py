@@ -128,15 +128,8 @@ class BriefingActivities:
                 )
             await session.commit()
             version = row.version
-        return PreparedBriefing(
-            date=day.date,
-            version=version,
-            generated_by=generated_by,
-            headline=content.headline,
-            spoken_text=content.spoken_text,
-            spoken_segments=content.spoken_segments,
-            sources=inputs.notes,
-        )
+        # The stored content's date, writer, text and sources, with the version just stored.
+        return PreparedBriefing(**content.model_dump(), version=version)
 
     async def _reduce_logs(
         self, request: PrepareRequest, notes: list[SourceNote]
