@@ -53,19 +53,24 @@ def print_rows(
     if not out.is_terminal:
         for row in rows:
             # Plain text for pipes: Rich would expand tabs and wrap at its width.
-            cells = [v.isoformat() if isinstance(v, datetime) else _cell(v) for v in row]
+            cells = [v.isoformat() if isinstance(v, datetime) else cell(v) for v in row]
             print("\t".join(cells), file=out.file)
         return
     table = Table(*columns, title=title)
     for column in table.columns:
         column.overflow = "fold"
     for row in rows:
-        table.add_row(*map(_cell, row))
+        table.add_row(*map(cell, row))
     out.print(table)
 
 
-def _cell(value: object) -> str:
-    return "" if value is None else str(value)
+def cell(value: object) -> str:
+    """A table cell: empty for nothing, a mapping as JSON, anything else as text."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def parsed(model: type[M], **values: Any) -> M:
