@@ -44,6 +44,7 @@ APPRISE_LOCAL = {
 }  # fmt: skip
 PHONE_JUNK = re.compile(r"[\s().-]")
 
+
 def secret_name(value: str) -> str | None:
     """The NAME of a `secret:NAME` reference (options after `?` cut off), else None."""
     if not value.startswith(SECRET_PREFIX):
@@ -237,4 +238,3 @@ def stored_push_config(raw: dict[str, Any] | None) -> PushConfig:
     except ValidationError:
         quiet = None
     return PushConfig.model_construct(channels=channels, quiet_hours=quiet)
-
