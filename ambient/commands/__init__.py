@@ -37,6 +37,14 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def print_json(out: Console, value: BaseModel | Sequence[BaseModel]) -> None:
+    """A record, or a list of them, as indented JSON."""
+    if isinstance(value, BaseModel):
+        out.print_json(value.model_dump_json())
+    else:
+        out.print_json(json.dumps([item.model_dump(mode="json") for item in value]))
+
+
 def print_rows(
     out: Console,
     columns: list[str],
@@ -48,7 +56,7 @@ def print_rows(
     """JSON, a table on a terminal (ids fold, never cut), or tab-separated lines in a pipe
     (times there in ISO 8601)."""
     if as_json:
-        out.print_json(json.dumps([item.model_dump(mode="json") for item in items]))
+        print_json(out, items)
         return
     if not out.is_terminal:
         for row in rows:

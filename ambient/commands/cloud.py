@@ -13,7 +13,7 @@ from rich.console import Console
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.commands import Json, Region, fail, print_rows
+from ambient.commands import Json, Region, fail, print_json, print_rows
 from ambient.domain.identifiers import tke_cluster_id
 from ambient.settings import Settings
 
@@ -102,7 +102,7 @@ def logs(
         ops.search_logs(_cloud(), topic_id, query, now - timedelta(hours=hours), now, limit=limit)
     )
     if as_json:
-        console.print_json(found.model_dump_json())
+        print_json(console, found)
         return
     for row in found.analysis:
         console.print_json(data=row)
