@@ -71,7 +71,6 @@ class NotifyActivities:
         # A registry built by hand (tests) may have no policy: then nothing is allow-listed.
         self._policy = channels.policy or TargetPolicy.strict()
         self._timeout = channels.target_timeout
-        self._concurrency = channels.concurrency
 
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
@@ -86,7 +85,7 @@ class NotifyActivities:
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = self.targets_for(request, recipient)
-            gate = asyncio.Semaphore(self._concurrency)
+            gate = asyncio.Semaphore(self._channels.concurrency)
 
             async def one(target: Target) -> Delivery:
                 shown = redact_target(target.type, target.target)

@@ -103,10 +103,9 @@ class DailyBriefingWorkflow:
         await self._wait_until(day.window_end, lambda: self.stopping)
         if self.given_at is not None:
             await self._record_greeting()
-        elif config.push_if_not_greeted and self.prepared is not None:
-            if not self.stopping and not self.paused:
-                self.phase = "pushing"
-                await self._push(day.date, "not greeted", f"{run.task_id}/{day.date}/push")
+        elif config.push_if_not_greeted and self.prepared and not self.stopping and not self.paused:
+            self.phase = "pushing"
+            await self._push(day.date, "not greeted", f"{run.task_id}/{day.date}/push")
         if self.stopping:
             return "stopped"
         # Greetings after the window on the same date still answer "already given at HH:MM".
