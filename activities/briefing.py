@@ -8,15 +8,14 @@ duplicates.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.notify import heartbeating
 from ambient.briefing.draft import finish
 from ambient.briefing.logreport import (
     LogBaseline,
@@ -129,15 +128,8 @@ class BriefingActivities:
                 )
             await session.commit()
             version = row.version
-        return PreparedBriefing(
-            date=day.date,
-            version=version,
-            generated_by=generated_by,
-            headline=content.headline,
-            spoken_text=content.spoken_text,
-            spoken_segments=content.spoken_segments,
-            sources=inputs.notes,
-        )
+        # The stored content's date, writer, text and sources, with the version just stored.
+        return PreparedBriefing(**content.model_dump(), version=version)
 
     async def _reduce_logs(
         self, request: PrepareRequest, notes: list[SourceNote]
@@ -161,8 +153,8 @@ class BriefingActivities:
             else f"CLS topic {spec.topic_id}"
         )
         try:
-            read = await self._with_heartbeat(
-                read_log_source(
+            async with heartbeating():
+                read = await read_log_source(
                     spec,
                     day.logs_from,
                     day.logs_to,
@@ -170,7 +162,6 @@ class BriefingActivities:
                     log_dir=self._settings.log_dir,
                     tencent=self._tencent,
                 )
-            )
         except (OSError, LogFileError, TencentCloudError) as exc:
             activity.logger.warning("log source of %s failed: %s", request.user, exc)
             notes.append(SourceNote(source="logs", ok=False, detail=f"{label}: {exc}"))
@@ -178,15 +169,6 @@ class BriefingActivities:
         notes.append(SourceNote(source="logs", ok=True, detail=f"{label}: {read}"))
         report = reducer.report(baseline=baseline, start=day.logs_from, end=day.logs_to)
         return report, baseline
-
-    async def _with_heartbeat(self, work: Any) -> str:
-        task = asyncio.ensure_future(work)
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=5)
-            if done:
-                result: str = task.result()
-                return result
-            activity.heartbeat("reading logs")
 
     async def _alarms(self, day: DayPlan, inputs: BriefingInputs) -> None:
         if not self._tencent.configured:

@@ -11,6 +11,7 @@ from ambient.domain.event_digest import (
     AGENT_KINDS,
     MAX_EVENTS,
     CollectedEvents,
+    DigestDecision,
     DigestDraft,
     DigestVerdict,
     EventBrief,
@@ -113,19 +114,21 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
         if second is not None and sendable(second, code):
             first = second
         elif looping(first):  # never sent: the rules' message, saying why
-            told = offline_decision(events)
-            told.reason = f"{told.reason}; {llm.model}'s message repeated itself"[:300]
+            told = _told(events, f"; {llm.model}'s message repeated itself")
             return DigestVerdict(decision=told)
     if first is not None and not first.notify:
         # The model would have held notable events: they are told, in the rules' words (its
         # own text was written to say nothing needs telling), and its answer kept as the reason.
-        told = offline_decision(events)
-        told.reason = f"{told.reason}; {llm.model} would have held them: {first.reason}"
-        told.reason = told.reason[:300]
+        told = _told(events, f"; {llm.model} would have held them: {first.reason}")
         return DigestVerdict(decision=told, overruled=True)
     if first is not None:
         return DigestVerdict(decision=first, generated_by=llm.model)
-    decision = offline_decision(events)
     # The reason is stored with the agent's decision: it says the rules decided, and why.
-    decision.reason = f"{decision.reason} (offline rules: {outcome.failure})"[:300]
-    return DigestVerdict(decision=decision)
+    return DigestVerdict(decision=_told(events, f" (offline rules: {outcome.failure})"))
+
+
+def _told(events: list[EventBrief], why: str) -> DigestDecision:
+    """The offline rules' decision, with ``why`` they decided added to its reason."""
+    decision = offline_decision(events)
+    decision.reason = f"{decision.reason}{why}"[:300]
+    return decision

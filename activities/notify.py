@@ -71,7 +71,6 @@ class NotifyActivities:
         # A registry built by hand (tests) may have no policy: then nothing is allow-listed.
         self._policy = channels.policy or TargetPolicy.strict()
         self._timeout = channels.target_timeout
-        self._concurrency = channels.concurrency
 
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
@@ -86,13 +85,14 @@ class NotifyActivities:
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = self.targets_for(request, recipient)
-            gate = asyncio.Semaphore(self._concurrency)
+            gate = asyncio.Semaphore(self._channels.concurrency)
 
             async def one(target: Target) -> Delivery:
+                shown = redact_target(target.type, target.target)
                 if quiet and target.type != "inbox":
                     return Delivery(
                         channel=target.type,
-                        target=redact_target(target.type, target.target),
+                        target=shown,
                         status=DeliveryStatus.SUPPRESSED,
                         error="quiet hours",
                     )
@@ -102,7 +102,6 @@ class NotifyActivities:
                     except (OperationalError, OSError) as exc:
                         # The row could not be read or written (e.g. the database is busy):
                         # this target waits for a retry; the others go on meanwhile.
-                        shown = redact_target(target.type, target.target)
                         error = f"transient: recording the delivery failed: {type(exc).__name__}"
                         return _failed(target.type, shown, error)
                     except Exception as exc:  # this target's bug or refused row: its failure
@@ -111,13 +110,12 @@ class NotifyActivities:
                         activity.logger.exception(
                             "delivery on %s failed outside the send", target.type
                         )
-                        shown = redact_target(target.type, target.target)
                         error = f"permanent: internal error: {type(exc).__name__}: {exc}"
                         return _failed(target.type, shown, error)
 
             # A task group: sends are never orphaned (a cancelled activity cancels them all);
             # each target's failure is returned as data by `one`, so none cancels the others.
-            beating = _heartbeating() if heartbeat else contextlib.nullcontext()
+            beating = heartbeating() if heartbeat else contextlib.nullcontext()
             async with beating, asyncio.TaskGroup() as group:
                 sends = [group.create_task(one(t)) for t in targets]
             deliveries = [send.result() for send in sends]
@@ -218,13 +216,8 @@ class NotifyActivities:
                     provider_id=provider_id,
                 )
             if status == "pending":
-                return Delivery(
-                    channel=channel_name,
-                    target=shown,
-                    status=DeliveryStatus.FAILED,
-                    error="transient: a send to this target is in flight; retrying after its lease",
-                )
-            # Failed for good earlier: a retry must not retry what can never succeed.
+                error = "transient: a send to this target is in flight; retrying after its lease"
+            # Else failed for good earlier: a retry must not retry what can never succeed.
             return Delivery(
                 channel=channel_name, target=shown, status=DeliveryStatus.FAILED, error=error
             )
@@ -366,7 +359,7 @@ async def _record_failure(
 
 
 @contextlib.asynccontextmanager
-async def _heartbeating() -> AsyncIterator[None]:
+async def heartbeating() -> AsyncIterator[None]:
     """Heartbeat while the block runs (when inside an activity)."""
     if not activity.in_activity():
         yield

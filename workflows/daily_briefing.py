@@ -103,10 +103,9 @@ class DailyBriefingWorkflow:
         await self._wait_until(day.window_end, lambda: self.stopping)
         if self.given_at is not None:
             await self._record_greeting()
-        elif config.push_if_not_greeted and self.prepared is not None:
-            if not self.stopping and not self.paused:
-                self.phase = "pushing"
-                await self._push(day.date, "not greeted", f"{run.task_id}/{day.date}/push")
+        elif config.push_if_not_greeted and self.prepared and not self.stopping and not self.paused:
+            self.phase = "pushing"
+            await self._push(day.date, "not greeted", f"{run.task_id}/{day.date}/push")
         if self.stopping:
             return "stopped"
         # Greetings after the window on the same date still answer "already given at HH:MM".
@@ -126,31 +125,24 @@ class DailyBriefingWorkflow:
     @workflow.update
     async def greet(self, request: GreetRequest) -> GreetResult:
         """The voice trigger: the briefing at the first greeting inside today's window."""
-        language = self.run_input.config.language
         if self.paused:
             workflow.deprecate_patch(PAUSED_GREETING)
             # At once, with or without a day: a paused run may not even have planned one.
-            return GreetResult(
-                outcome=GreetOutcome.PAUSED, text=greeting_text(GreetOutcome.PAUSED, language)
-            )
+            return self._short_answer(GreetOutcome.PAUSED)
         if self.day is None:
             await _wait(lambda: self.day is not None, SHORT)
         day = self.day
         if day is None:
             # Still planning (or paused meanwhile): an answer, never a failed workflow task.
             outcome = GreetOutcome.PAUSED if self.paused else GreetOutcome.PREPARING
-            return GreetResult(outcome=outcome, text=greeting_text(outcome, language))
+            return self._short_answer(outcome)
         now = workflow.now()
         given = self._given_today(now, day)
         if given is not None:
             return self._already(day, given)
         if not day.window_start <= now < day.window_end:
             window = f"{day.local_hhmm(day.window_start)}–{day.local_hhmm(day.window_end)}"
-            return GreetResult(
-                outcome=GreetOutcome.OUTSIDE_WINDOW,
-                text=greeting_text(GreetOutcome.OUTSIDE_WINDOW, language, window=window),
-                date=day.date,
-            )
+            return self._short_answer(GreetOutcome.OUTSIDE_WINDOW, day, window=window)
         if self.prepared is None:
             # Start (or join) preparation, waiting a bounded time for it.
             self.prepare_wanted = True
@@ -161,14 +153,9 @@ class DailyBriefingWorkflow:
             if self.given_at is not None:
                 return self._already(day, self.given_at)
             if self.prepared is None:
-                outcome = (
-                    GreetOutcome.UNAVAILABLE
-                    if self.preparation_error is not None
-                    else GreetOutcome.PREPARING
-                )
-                return GreetResult(
-                    outcome=outcome, text=greeting_text(outcome, language), date=day.date
-                )
+                failed = self.preparation_error is not None
+                outcome = GreetOutcome.UNAVAILABLE if failed else GreetOutcome.PREPARING
+                return self._short_answer(outcome, day)
         # No await between this check and the assignment: exactly one greeting speaks.
         if self.given_at is not None:
             return self._already(day, self.given_at)
@@ -195,15 +182,15 @@ class DailyBriefingWorkflow:
 
     def _already(self, day: DayPlan, given: datetime) -> GreetResult:
         hhmm = day.local_hhmm(given)
-        return GreetResult(
-            outcome=GreetOutcome.ALREADY_GIVEN,
-            text=greeting_text(
-                GreetOutcome.ALREADY_GIVEN, self.run_input.config.language, hhmm=hhmm
-            ),
-            date=day.date,
-            given_at=given,
-            given_at_local=hhmm,
-        )
+        answer = self._short_answer(GreetOutcome.ALREADY_GIVEN, day, hhmm=hhmm)
+        return answer.model_copy(update={"given_at": given, "given_at_local": hhmm})
+
+    def _short_answer(
+        self, outcome: GreetOutcome, day: DayPlan | None = None, **words: str
+    ) -> GreetResult:
+        """A short answer that is not the briefing itself (about ``day``, once there is one)."""
+        text = greeting_text(outcome, self.run_input.config.language, **words)
+        return GreetResult(outcome=outcome, text=text, date=day.date if day else None)
 
     # --- regenerate, send --------------------------------------------------------------
 

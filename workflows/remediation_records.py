@@ -7,6 +7,7 @@ idempotent by key, so a replayed or retried call finds the first one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -196,7 +197,8 @@ class RemediationRecords:
         if self.held_post is not None:
             held, self.held_post = self.held_post, None
             await self._discuss(*held)
-        try:
+        # The bus is a courtesy copy: the audit log and pushes are the record.
+        with contextlib.suppress(*ACTIVITY_FAILED):
             await self._act(
                 DiscussionActivities.post_to_discussion,
                 AgentPost(
@@ -209,8 +211,6 @@ class RemediationRecords:
                     message_id="rem-" + hashlib.sha256(key.encode()).hexdigest()[:40],
                 ),
             )
-        except ACTIVITY_FAILED:
-            pass  # the bus is a courtesy copy: the audit log and pushes are the record
 
     async def _act(
         self,

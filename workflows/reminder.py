@@ -13,7 +13,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.domain.checks import CheckPageInput, PageCheck
-    from ambient.domain.notify import DeliveryStatus, Message
+    from ambient.domain.notify import Message
     from ambient.watches.configs import notification_targets
     from ambient.watches.reminders import ReminderRun
 
@@ -71,11 +71,7 @@ class ReminderWorkflow:
             errors.append(f"notify: {failure_text(error)}")
         else:
             # One channel's failure is one failed delivery: the others were still sent.
-            errors += [
-                f"{d.channel}: {d.error}"
-                for d in result.deliveries
-                if d.status is DeliveryStatus.FAILED
-            ]
+            errors += [f"{d.channel}: {d.error}" for d in result.failures]
         if errors:
             workflow.deprecate_patch(FAILURES_AS_DATA)
             # Counted and recorded where the user sees events (the run itself completes).

@@ -60,6 +60,10 @@ class Anomaly(BaseModel):
     at: datetime | None = None
 
 
+# The fields an anomaly of one template takes from it.
+_OF_TEMPLATE = {"template_id", "template", "level"}
+
+
 class LogBaseline(BaseModel):
     """Counts of the previous days (≤ 7), newest last: template id -> count, plus the daily
     totals under `__total__`, `__errors__`, `__warnings__` and the day as `__day__`
@@ -282,9 +286,7 @@ class LogReducer:
             found.append(
                 Anomaly(
                     kind="burst",
-                    template_id=stat.template_id,
-                    template=stat.template,
-                    level=stat.level,
+                    **stat.model_dump(include=_OF_TEMPLATE),
                     score=round((peak - mean) / math.sqrt(mean + 1), 1),
                     detail=(
                         f"{run_total} lines from {_dt(run_start * BUCKET_SECONDS):%H:%M} to "
@@ -333,9 +335,7 @@ def _against_baseline(stats: list[TemplateStat], days: list[dict[str, int]]) -> 
             found.append(
                 Anomaly(
                     kind="new_error",
-                    template_id=stat.template_id,
-                    template=stat.template,
-                    level=stat.level,
+                    **stat.model_dump(include=_OF_TEMPLATE),
                     score=float(stat.count),
                     detail=f"{stat.count} lines; not seen in the previous {len(days)} days",
                     at=stat.first_seen,
@@ -351,9 +351,7 @@ def _against_baseline(stats: list[TemplateStat], days: list[dict[str, int]]) -> 
             found.append(
                 Anomaly(
                     kind="spike",
-                    template_id=stat.template_id,
-                    template=stat.template,
-                    level=stat.level,
+                    **stat.model_dump(include=_OF_TEMPLATE),
                     score=round(z, 1),
                     detail=(
                         f"{stat.count} lines against {mean:.0f} a day on average "

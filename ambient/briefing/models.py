@@ -18,9 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, mod
 from ambient.domain.configs import UserConfig, as_it_ran
 from ambient.domain.users import HHMM, TimeZone
 
-SPOKEN_MAX_CHARS = (
-    1200  # about a minute of speech (Chinese ~250-300 characters, English ~160 words)
-)
+# About a minute of speech (Chinese ~250-300 characters, English ~160 words).
+SPOKEN_MAX_CHARS = 1200
 Language = Literal["zh", "en"]
 
 

@@ -168,9 +168,8 @@ class BriefingService:
         current = await self._status_or_none(user)
         if current is not None:
             if current.config == parsed:
-                return BriefingRef(
-                    task_id=task_id, state=_state(current), created=False, config=parsed
-                )
+                state = "paused" if current.paused else "active"
+                return BriefingRef(task_id=task_id, state=state, created=False, config=parsed)
             # A new config replaces the running one; today's "already given" and a pause
             # carry over (changing when to speak is not asking to speak again).
             carry = BriefingCarry(
@@ -182,6 +181,7 @@ class BriefingService:
             if current.given_at is not None and current.day is not None:
                 carry.last_date = current.day.date
             policy = WorkflowIDConflictPolicy.TERMINATE_EXISTING
+        state = "paused" if carry.paused else "active"
         summary = (
             f"Daily briefing for {user}: prepare {parsed.prepare_at}, greeting window "
             f"{parsed.window_start}–{parsed.window_end} ({parsed.timezone})"
@@ -193,18 +193,14 @@ class BriefingService:
                 id=task_id,
                 task_queue=self.settings.temporal_task_queue,
                 id_conflict_policy=policy,
-                search_attributes=temporal.search_attributes(
-                    KIND, user, state="paused" if carry.paused else "active"
-                ),
+                search_attributes=temporal.search_attributes(KIND, user, state=state),
                 static_summary=summary,
                 # What list_tasks shows for the briefing, like every other task.
                 memo={"summary": summary},
             )
         except WorkflowAlreadyStartedError:
             return BriefingRef(task_id=task_id, created=False, config=parsed)
-        return BriefingRef(
-            task_id=task_id, state="paused" if carry.paused else "active", config=parsed
-        )
+        return BriefingRef(task_id=task_id, state=state, config=parsed)
 
     async def _with_user_defaults(self, user: str, config: dict[str, Any]) -> dict[str, Any]:
         """Fields left out come from the user's settings (time zone, briefing window)."""
@@ -456,10 +452,6 @@ class BriefingService:
         report = reducer.report(start=start, end=end)
         label = spec.path if isinstance(spec, FileLogSpec) else spec.topic_id
         return LogAnalysis(report=report, markdown=render_markdown(report), source=label, read=read)
-
-
-def _state(status: BriefingStatus) -> str:
-    return "paused" if status.paused else "active"
 
 
 def _field_of(message: str) -> str | None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.table import Table
 
 from ambient.domain.field_errors import field_problems
 from ambient.runtime import discovered_settings
@@ -32,6 +35,50 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """One line on stderr (never a traceback) and the exit code."""
     err_console.print(f"[red]{message}[/]", soft_wrap=True, highlight=False)
     return typer.Exit(code)
+
+
+def print_json(out: Console, value: BaseModel | Sequence[BaseModel]) -> None:
+    """A record, or a list of them, as indented JSON."""
+    if isinstance(value, BaseModel):
+        out.print_json(value.model_dump_json())
+    else:
+        out.print_json(json.dumps([item.model_dump(mode="json") for item in value]))
+
+
+def print_rows(
+    out: Console,
+    columns: list[str],
+    rows: list[list[object]],
+    items: Sequence[BaseModel],
+    as_json: bool,
+    title: str | None = None,
+) -> None:
+    """JSON, a table on a terminal (ids fold, never cut), or tab-separated lines in a pipe
+    (times there in ISO 8601)."""
+    if as_json:
+        print_json(out, items)
+        return
+    if not out.is_terminal:
+        for row in rows:
+            # Plain text for pipes: Rich would expand tabs and wrap at its width.
+            cells = [v.isoformat() if isinstance(v, datetime) else cell(v) for v in row]
+            print("\t".join(cells), file=out.file)
+        return
+    table = Table(*columns, title=title)
+    for column in table.columns:
+        column.overflow = "fold"
+    for row in rows:
+        table.add_row(*map(cell, row))
+    out.print(table)
+
+
+def cell(value: object) -> str:
+    """A table cell: empty for nothing, a mapping as JSON, anything else as text."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def parsed(model: type[M], **values: Any) -> M:

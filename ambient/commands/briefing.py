@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingError, BriefingService
-from ambient.commands import Json, User, fail, run_service
+from ambient.commands import Json, User, fail, print_json, run_service
 
 app = typer.Typer(help="The daily briefing: set up, greet, read, send.", no_args_is_help=True)
 console = Console()
@@ -29,7 +29,7 @@ def _print(value: BaseModel, as_json: bool) -> None:
     if as_json:
         typer.echo(value.model_dump_json(indent=2))
     else:
-        console.print_json(value.model_dump_json())
+        print_json(console, value)
 
 
 @app.command()

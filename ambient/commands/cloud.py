@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.commands import Json, Region, fail
+from ambient.commands import Json, Region, fail, print_json, print_rows
 from ambient.domain.identifiers import tke_cluster_id
 from ambient.settings import Settings
 
@@ -37,36 +35,17 @@ def _cloud() -> TencentCloud:
     return TencentCloud.from_settings(Settings())
 
 
-def _table(
-    title: str, columns: list[str], rows: list[list[object]], items: list[Any], as_json: bool
-) -> None:
-    """JSON, a table on a terminal (ids fold, never cut), or tab-separated lines in a pipe."""
-    if as_json:
-        console.print_json(json.dumps([item.model_dump(mode="json") for item in items]))
-        return
-    cells = [[str(v) if v is not None else "" for v in row] for row in rows]
-    if not console.is_terminal:
-        for row_cells in cells:
-            print("\t".join(row_cells), file=console.file)
-        return
-    table = Table(*columns, title=title)
-    for column in table.columns:
-        column.overflow = "fold"
-    for row_cells in cells:
-        table.add_row(*row_cells)
-    console.print(table)
-
-
 @app.command()
 def clusters(region: Region = None, as_json: Json = False) -> None:
     """TKE clusters."""
     found = _run(ops.list_clusters(_cloud(), region=region))
-    _table(
-        "clusters",
+    print_rows(
+        console,
         ["id", "name", "status", "version", "nodes"],
         [[c.cluster_id, c.name, c.status, c.version, c.nodes] for c in found],
         found,
         as_json,
+        title="clusters",
     )
 
 
@@ -85,12 +64,13 @@ def node_pools(
 ) -> None:
     """Node pools of a TKE cluster (cls-...)."""
     found = _run(ops.list_node_pools(_cloud(), cluster_id, region=region))
-    _table(
-        f"node pools of {cluster_id}",
+    print_rows(
+        console,
         ["id", "name", "state", "desired", "min", "max"],
         [[p.node_pool_id, p.name, p.state, p.desired, p.minimum, p.maximum] for p in found],
         found,
         as_json,
+        title=f"node pools of {cluster_id}",
     )
 
 
@@ -98,12 +78,13 @@ def node_pools(
 def topics(region: Region = None, as_json: Json = False) -> None:
     """CLS log topics."""
     found = _run(ops.list_log_topics(_cloud(), region=region))
-    _table(
-        "log topics",
+    print_rows(
+        console,
         ["topic id", "name", "logset"],
         [[t.topic_id, t.name, t.logset_id] for t in found],
         found,
         as_json,
+        title="log topics",
     )
 
 
@@ -121,7 +102,7 @@ def logs(
         ops.search_logs(_cloud(), topic_id, query, now - timedelta(hours=hours), now, limit=limit)
     )
     if as_json:
-        console.print_json(found.model_dump_json())
+        print_json(console, found)
         return
     for row in found.analysis:
         console.print_json(data=row)
@@ -138,12 +119,13 @@ def alarms(
     """Cloud Monitor alarms and CLS alert records."""
     now = datetime.now(UTC)
     found = _run(ops.list_alarms(_cloud(), now - timedelta(hours=hours), now, region=region))
-    _table(
-        "alarms",
+    print_rows(
+        console,
         ["time", "source", "name", "status", "target"],
         [[f"{a.time:%m-%d %H:%M}", a.source, a.name, a.status, a.target] for a in found],
         found,
         as_json,
+        title="alarms",
     )
 
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
-from ambient.commands import Json, run_operator
+from ambient.commands import Json, cell, run_operator
 from ambient.history import MAX_ID
 from ambient.storage import Database
 
@@ -48,16 +48,8 @@ def _print(rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: 
         table.add_column(column, overflow="fold")
     for row in rows:
         data = row.model_dump(mode="json")
-        table.add_row(*(_cell(data.get(column)) for column in columns))
+        table.add_row(*(cell(data.get(column)) for column in columns))
     console.print(table if rows else f"no {title}")
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
 
 
 @app.command()

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ambient.commands import Json, User, fail, run_service
+from ambient.commands import Json, User, fail, print_json, run_service
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import RemediationError
@@ -45,13 +44,6 @@ def _alert(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise fail("alert: give a JSON object")
     return value
-
-
-def _print(value: BaseModel | list[Any]) -> None:
-    if isinstance(value, list):
-        console.print_json(json.dumps([v.model_dump(mode="json") for v in value]))
-    else:
-        console.print_json(value.model_dump_json())
 
 
 def _status_table(status: RemediationStatus) -> Table:
@@ -101,7 +93,7 @@ def score(alert: AlertFile, as_json: Json = False) -> None:
     """Score an alert and show the budget and plan it would buy (nothing runs)."""
     view = _run(lambda s: s.score(_alert(alert)))
     if as_json:
-        _print(view)
+        print_json(console, view)
         return
     console.print(f"score [bold]{view.score}[/] → budget {view.budget} ({view.generated_by})")
     for reason in view.reasons:
@@ -133,7 +125,7 @@ def start(
 
     result = _run(work)
     if as_json or not follow:
-        _print(result)
+        print_json(console, result)
 
 
 @app.command()
@@ -141,7 +133,7 @@ def show(remediation_id: str, user: User, as_json: Json = False) -> None:
     """State, plan, attempts and audit of a remediation."""
     view = _run(lambda s: s.get(user, remediation_id))
     if as_json:
-        _print(view)
+        print_json(console, view)
         return
     console.print(_status_table(view))
     for line in view.audit:
@@ -191,7 +183,7 @@ def list_(
     """Your remediations, newest first (an admin sees everyone's)."""
     runs = _run(lambda s: s.list_runs(user, state=state))
     if as_json:
-        _print(runs)
+        print_json(console, runs)
         return
     table = Table()
     for column in ("remediation", "service", "state", "score", "attempts", "started"):
@@ -217,7 +209,7 @@ def stats(
     """Outcome analytics: success by rung/service/alert type, time to resolve, budgets spent."""
     result = _run(lambda s: s.stats(user, days=days))
     if as_json:
-        _print(result)
+        print_json(console, result)
         return
     console.print(
         f"{result.finished} finished, {result.resolved} resolved "

@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 
-from ambient.commands import Json, User, run_service
+from ambient.commands import Json, User, print_json, print_rows, run_service
 from ambient.watches.inputs import TaskError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.service import TaskService
@@ -40,27 +38,10 @@ def _config(text: str) -> dict[str, Any]:
     return value
 
 
-def _print(model: BaseModel) -> None:
-    console.print_json(model.model_dump_json())
-
-
 def print_tasks(rows: list[TaskSummary], out: Console, *, as_json: bool = False) -> None:
-    """Tasks as JSON, a table on a terminal (ids fold, never cut), or tab-separated lines."""
-    if as_json:
-        out.print_json(json.dumps([row.model_dump(mode="json") for row in rows]))
-        return
-    if not out.is_terminal:
-        for row in rows:
-            started = row.started_at.isoformat() if row.started_at else ""
-            # Plain text for pipes: Rich would expand tabs and wrap at its width.
-            print("\t".join([row.task_id, row.kind, row.state, started]), file=out.file)
-        return
-    table = Table("task_id", "kind", "state", "started")
-    for column in table.columns:
-        column.overflow = "fold"
-    for row in rows:
-        table.add_row(row.task_id, row.kind, row.state, str(row.started_at or ""))
-    out.print(table)
+    """Tasks as JSON, a table on a terminal, or tab-separated lines (``print_rows``)."""
+    cells: list[list[object]] = [[r.task_id, r.kind, r.state, r.started_at] for r in rows]
+    print_rows(out, ["task_id", "kind", "state", "started"], cells, rows, as_json)
 
 
 @app.command()
@@ -74,7 +55,7 @@ def create(
 ) -> None:
     """Create a task; prints its task_id."""
     payload = _config(config)
-    _print(_run(lambda tasks: tasks.create(user, type, payload, name)))
+    print_json(console, _run(lambda tasks: tasks.create(user, type, payload, name)))
 
 
 @app.command("list")
@@ -92,23 +73,23 @@ def list_(
 @app.command()
 def show(task_id: str, user: User = "dev", as_json: Json = True) -> None:
     """Status of a task (JSON)."""
-    _print(_run(lambda tasks: tasks.get(user, task_id)))
+    print_json(console, _run(lambda tasks: tasks.get(user, task_id)))
 
 
 @app.command()
 def pause(task_id: str, user: User = "dev") -> None:
-    _print(_run(lambda tasks: tasks.pause(user, task_id)))
+    print_json(console, _run(lambda tasks: tasks.pause(user, task_id)))
 
 
 @app.command()
 def resume(task_id: str, user: User = "dev") -> None:
-    _print(_run(lambda tasks: tasks.resume(user, task_id)))
+    print_json(console, _run(lambda tasks: tasks.resume(user, task_id)))
 
 
 @app.command()
 def trigger(task_id: str, user: User = "dev") -> None:
     """Check now (or run a schedule's action now)."""
-    _print(_run(lambda tasks: tasks.trigger(user, task_id)))
+    print_json(console, _run(lambda tasks: tasks.trigger(user, task_id)))
 
 
 @app.command()
@@ -119,7 +100,7 @@ def update(
 ) -> None:
     """Replace a task's config (rejected, with nothing changed, if invalid)."""
     payload = _config(config)
-    _print(_run(lambda tasks: tasks.update(user, task_id, payload)))
+    print_json(console, _run(lambda tasks: tasks.update(user, task_id, payload)))
 
 
 @app.command()
@@ -127,4 +108,4 @@ def delete(
     task_id: str, purge: Annotated[bool, typer.Option("--purge")] = False, user: User = "dev"
 ) -> None:
     """Stop a task for good."""
-    _print(_run(lambda tasks: tasks.delete(user, task_id, purge=purge)))
+    print_json(console, _run(lambda tasks: tasks.delete(user, task_id, purge=purge)))

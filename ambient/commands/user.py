@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.commands import parsed, run_operator
+from ambient.commands import parsed, print_json, run_operator
 from ambient.domain.field_errors import field_problems
 from ambient.domain.users import Grant, Language, Role, RollbackPermission, UserCreate, UserPublic
 from ambient.push import save_push_config
@@ -153,7 +153,7 @@ def push(
     except TargetError as exc:
         console.print(f"[red]push config not changed: {exc}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
-    console.print_json(parsed.model_dump_json())
+    print_json(console, parsed)
 
 
 @app.command()
@@ -194,7 +194,7 @@ def list_users(as_json: JsonOption = False) -> None:
 
     found = _run(work)
     if as_json:
-        console.print_json(data=[user.model_dump(mode="json") for user in found])
+        print_json(console, found)
         return
     table = Table("name", "role", "rollback_permission", "email")
     for user in found:

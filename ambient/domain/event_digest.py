@@ -60,15 +60,11 @@ class CollectedEvents(BaseModel):
         return max([self.after_id, *(e.id for e in self.events)])
 
     @property
-    def late(self) -> list[int]:
-        """Events read from the gaps of an earlier run (committed after it passed them)."""
-        return [e.id for e in self.events if e.id <= self.after_id]
-
-    @property
     def mark(self) -> str:
         """What this batch is known by (keys of its push and decision): the high-water mark,
         and the late events too, so a batch of late events is not taken for the last one."""
-        late = self.late
+        # Late: read from the gaps of an earlier run (committed after it passed them).
+        late = [e.id for e in self.events if e.id <= self.after_id]
         return f"{self.last_id}+{'.'.join(map(str, late))}" if late else str(self.last_id)
 
 

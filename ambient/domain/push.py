@@ -45,10 +45,6 @@ APPRISE_LOCAL = {
 PHONE_JUNK = re.compile(r"[\s().-]")
 
 
-def normalize_phone(value: str) -> str:
-    return PHONE_JUNK.sub("", value)
-
-
 def secret_name(value: str) -> str | None:
     """The NAME of a `secret:NAME` reference (options after `?` cut off), else None."""
     if not value.startswith(SECRET_PREFIX):
@@ -70,7 +66,7 @@ def target_problem(target: Target) -> str | None:
     if kind == "email":
         return None if not value else _email_problem(value)
     if kind == "sms":
-        if not value or PHONE.fullmatch(normalize_phone(value)):
+        if not value or PHONE.fullmatch(PHONE_JUNK.sub("", value)):
             return None
         return f"not a phone number: {value!r} (international form, e.g. +8613800000000)"
     if not value:
@@ -242,8 +238,3 @@ def stored_push_config(raw: dict[str, Any] | None) -> PushConfig:
     except ValidationError:
         quiet = None
     return PushConfig.model_construct(channels=channels, quiet_hours=quiet)
-
-
-def route(config: PushConfig, kind: NotificationKind) -> list[Target]:
-    """The user's channels configured for ``kind``."""
-    return [Target(type=c.type, target=c.target) for c in config.channels if c.wants(kind)]

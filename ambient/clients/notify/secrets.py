@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from pydantic import SecretStr
 
 from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.domain.push import SECRET_PREFIX
 from ambient.settings import ServerSecret
-
-PREFIX = "secret:"
 
 
 class SecretAccessError(PermanentNotifyError):
@@ -31,7 +30,7 @@ class SecretResolver:
 
     def check_access(self, value: str, *, user: str, is_admin: bool) -> None:
         """Refuse a `secret:NAME` reference the user may not use (plain values pass)."""
-        if not value.startswith(PREFIX):
+        if not value.startswith(SECRET_PREFIX):
             return
         name = self._name(value)
         if is_admin or user in self._secrets[name].users:
@@ -44,12 +43,12 @@ class SecretResolver:
 
     def resolve(self, value: str) -> str:
         """The value itself, or the named secret's value for an exact `secret:NAME`."""
-        if not value.startswith(PREFIX):
+        if not value.startswith(SECRET_PREFIX):
             return value
         return self._secrets[self._name(value)].value.get_secret_value()
 
     def _name(self, value: str) -> str:
-        name = value[len(PREFIX) :]
+        name = value[len(SECRET_PREFIX) :]
         if name not in self._secrets:
             if "?" in name or "#" in name:
                 raise SecretAccessError(

@@ -1,6 +1,6 @@
 """Where targets enter (push config, task configs): the form, who may use it, where it points.
 
-`TargetPolicy.check` is the one entry check: the target's form (ambient.domain.push),
+`TargetPolicy.problem` is the one entry check: the target's form (ambient.domain.push),
 inbox only to the caller, `secret:NAME` only if the caller may use that secret, and the
 destination guard's static check on user-aimed URLs (webhooks, HTTP Apprise URLs). The
 same rules run again when a message is sent, with DNS, so nothing relies on entry alone.
@@ -8,19 +8,14 @@ same rules run again when a message is sent, with DNS, so nothing relies on entr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-from pydantic import ValidationError
+from collections.abc import Sequence
 
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import Target
 from ambient.domain.push import (
     APPRISE_HTTP,
-    MAX_TARGETS,
     apprise_http_url,
     secret_name,
     target_problem,
@@ -70,39 +65,15 @@ class TargetPolicy:
                 return str(exc)
         return None
 
-    def check(
-        self,
-        target: Target | Mapping[str, Any],
-        *,
-        user: str,
-        is_admin: bool,
-        field: str = "target",
-    ) -> Target:
-        """The target, validated for ``user``; TargetError naming ``field`` otherwise."""
-        try:
-            parsed = target if isinstance(target, Target) else Target.model_validate(target)
-        except ValidationError as exc:
-            raise TargetError("; ".join(field_problems(exc, at=(field,)))) from None
-        problem = self.problem(parsed, user=user, is_admin=is_admin)
-        if problem is not None:
-            raise TargetError(f"{field}: {problem}")
-        return parsed
-
     def check_all(
-        self,
-        targets: Sequence[Target | Mapping[str, Any]],
-        *,
-        user: str,
-        is_admin: bool,
-        field: str = "targets",
-    ) -> list[Target]:
-        """Every target checked, at most MAX_TARGETS of them."""
-        if len(targets) > MAX_TARGETS:
-            raise TargetError(f"{field}: at most {MAX_TARGETS} targets, got {len(targets)}")
-        return [
-            self.check(t, user=user, is_admin=is_admin, field=f"{field}[{i}]")
-            for i, t in enumerate(targets)
-        ]
+        self, targets: Sequence[Target], *, user: str, is_admin: bool, field: str
+    ) -> None:
+        """Every target checked (their form and number were validated with their model);
+        TargetError naming ``field[i]`` of the first one ``user`` may not use."""
+        for index, target in enumerate(targets):
+            problem = self.problem(target, user=user, is_admin=is_admin)
+            if problem is not None:
+                raise TargetError(f"{field}[{index}]: {problem}")
 
 
 def aimed_url(target: Target) -> str | None:
