@@ -24,11 +24,8 @@ class DiscussionNotifyWorkflow:
             await deliver(
                 user=recipient,
                 key=f"discussion/{notice.message_id}/{recipient}",
-                message=Message(
-                    title=f"{notice.from_id} in {notice.topic}"[:200],
-                    body=body,
-                    kind=NotificationKind.SYSTEM,
-                ),
+                message=Message(title=f"{notice.from_id} in {notice.topic}"[:200], body=body),
                 targets=[Target(type="inbox", target="")],
+                kind=NotificationKind.SYSTEM,
             )
         return notice.recipients

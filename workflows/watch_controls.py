@@ -60,13 +60,20 @@ async def record_event(
     )
 
 
-async def deliver(*, user: str, key: str, message: Message, targets: list[Target]) -> NotifyResult:
-    """Notify the targets once per key."""
+async def deliver(
+    *,
+    user: str,
+    key: str,
+    message: Message,
+    targets: list[Target],
+    kind: NotificationKind = NotificationKind.WATCH,
+) -> NotifyResult:
+    """Notify the targets once per key, as a message of ``kind`` (a watch's, unless said)."""
     return await workflow.execute_activity_method(
         NotifyActivities.notify,
         NotifyRequest(
             user=user,
-            message=message.model_copy(update={"kind": NotificationKind.WATCH}),
+            message=message.model_copy(update={"kind": kind}),
             targets=targets,
             idempotency_key=key,
         ),

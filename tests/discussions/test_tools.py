@@ -104,6 +104,10 @@ async def test_signing_annotate_and_bus_tools_in_memory(
                 return any("Looking at it" in m.body for m in inbox)
 
             await eventually(told, "alice's inbox has boss's message")
+            # A discussion message is a system message, not a watch's (push routes by kind).
+            async with deps.db.session() as session:
+                inbox = await InboxRepository(session).list(alice)
+            assert [m.kind for m in inbox if "Looking at it" in m.body] == ["system"]
 
             forged = await refused(as_bob, "send_message", from_id=alice, topic=topic, content="x")
             assert "sign only as yourself" in forged
