@@ -64,7 +64,8 @@ class EventAgentActivities:
                 id=row.id, kind=row.kind, task=row.task, at=row.created_at, gist=gist(row.payload)
             )
             for row in rows
-            if row.kind not in AGENT_KINDS
+            # A voice conversation's own state (a question asked back) is no event to tell.
+            if row.kind not in AGENT_KINDS and not row.kind.startswith("voice.")
         ]
         collected = CollectedEvents(after_id=cursor.last, events=events)
         # Gaps above the mark this run records are read again anyway (id > mark).

@@ -150,21 +150,32 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
 
 # With two or more waiting, which one a decision names is the model's reading of the user's
 # words, and a small model picks one of two for "approve it" (docs/benchmarks.md, #25 round 11).
-# So the first call names the run back and asks; the same decision on the same run (one life of
-# it: its run key) within CONFIRM_WINDOW, from any replica, makes it — named again, or by a
-# reference that names nothing ("批准。", "确认") right after the question. "它" after the
-# question is the run asked about, for the other decision too (which is then asked in turn).
+# So the first call names the run back and asks; the same decision on the same rung of the same
+# run (one life of it: its run key) within CONFIRM_WINDOW, from any replica, makes it — named
+# again, or by a reference that names nothing ("批准。", "确认") right after the question. "它"
+# after the question is the run asked about, for the other decision too (asked in turn). A
+# decision made ends the question, so a "yes" never carries over to the run's next rung.
 CONFIRM_WINDOW = timedelta(minutes=2)
 CONFIRM_ASKED = "voice.confirm_asked"
 _YES = frozenset({"确认", "确定", "对", "是", "是的", "好", "好的", "yes", "confirm", "ok", "sure"})
 
 
 async def _last_asked(state: AppState, user: str) -> dict[str, Any] | None:
-    """The decision last asked about, while the question is fresh (an older one never is)."""
+    """The decision last asked about, while the question is fresh and open."""
     async with state.db.session() as session:
         last = await EventRepository(session).list(user=user, kind=CONFIRM_ASKED, limit=1)
     fresh = last and last[0].created_at >= datetime.now(UTC) - CONFIRM_WINDOW
-    return last[0].payload if fresh else None
+    return last[0].payload if fresh and "asked" in last[0].payload else None
+
+
+async def _note(state: AppState, user: str, payload: dict[str, Any]) -> None:
+    async with state.db.session() as session:
+        await EventRepository(session).add(CONFIRM_ASKED, user=user, payload=payload)
+        await session.commit()
+
+
+def _names_the_asked(which: str) -> bool:
+    return names_nothing(which) or which.strip(" 。.!！,，").lower() in _YES
 
 
 async def _decide(
@@ -173,42 +184,36 @@ async def _decide(
     state = app_state(ctx)
 
     async def work(user: str) -> str:
-        waiting = await waiting_for(state.remediations, user)
-        asked = await _last_asked(state, user) if len(waiting) > 1 else None
-        run = None
-        if asked and _names_the_asked(which):
-            run = next((r for r in waiting if r.run_key == asked["run_key"]), None)
-        if run is None:
-            run, question = pick_remediation(waiting, which)
-            if run is None:
+        service = state.remediations
+        waiting = await waiting_for(service, user)
+        asked = await _last_asked(state, user) if waiting else None
+        if _names_the_asked(which):
+            run = next((r for r in waiting if asked and r.run_key == asked["run_key"]), None)
+            if run is None:  # nothing asked, or that run waits no more: which one?
+                gone = "刚才问的修复已经不在等你审批了。" if asked else ""
+                return gone + pick_remediation(waiting, "它")[1]
+        else:
+            picked, question = pick_remediation(waiting, which)
+            if picked is None:
                 return question
-        if len(waiting) > 1 and asked != {"run_key": run.run_key, "approve": approve}:
-            return await _ask(state, user, waiting, run, approve)
-        decision = await state.remediations.approve(
-            user, run.remediation_id, approve, reason or "by voice"
+            run = picked
+        view = await service.get(user, run.remediation_id)
+        rung = int(view.waiting.rung) if view.waiting else None
+        decision = {"run_key": run.run_key, "rung": rung, "approve": approve}
+        if len(waiting) > 1 and (asked or {}).get("asked") != decision:
+            await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
+            return _question(waiting, run, approve)
+        made = await service.approve(
+            user, run.remediation_id, approve, reason or (asked or {}).get("reason") or "by voice"
         )
-        return f"好的，已{'批准' if decision.approve else '拒绝'}{run_about(run)}的修复。"
+        if asked:
+            await _note(state, user, {"made": decision})
+        return f"好的，已{'批准' if made.approve else '拒绝'}{run_about(run)}的修复。"
 
     return await _answer(ctx, speaker, work)
 
 
-def _names_the_asked(which: str) -> bool:
-    return names_nothing(which) or which.strip(" 。.!！,，").lower() in _YES
-
-
-async def _ask(
-    state: AppState,
-    user: str,
-    waiting: list[RemediationSummary],
-    run: RemediationSummary,
-    approve: bool,
-) -> str:
-    """Name the run back and ask; this decision becomes the one a confirmation makes."""
-    async with state.db.session() as session:
-        await EventRepository(session).add(
-            CONFIRM_ASKED, user=user, payload={"run_key": run.run_key, "approve": approve}
-        )
-        await session.commit()
+def _question(waiting: list[RemediationSummary], run: RemediationSummary, approve: bool) -> str:
     verb = "批准" if approve else "拒绝"
     i = waiting.index(run)
     place = ORDINAL_WORDS[i] if i < len(ORDINAL_WORDS) else str(i + 1)

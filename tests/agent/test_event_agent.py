@@ -93,7 +93,9 @@ async def test_notable_events_become_one_message_routine_ones_are_held_and_none_
         assert (first.events, first.notified, first.generated_by) == (3, True, "offline")
         again = await _run(ts_env, worker.task_queue, user, 2)
         assert (again.events, again.notified) == (0, False)
-        await _events(deps, user, ("watch.paused", hn, {}))
+        # A question a voice conversation asked back is its own state, not an event to tell.
+        asked = {"asked": {"run_key": "remediation/x@1", "rung": 1, "approve": True}}
+        await _events(deps, user, ("watch.paused", hn, {}), ("voice.confirm_asked", None, asked))
         routine = await _run(ts_env, worker.task_queue, user, 3)
         assert (routine.events, routine.notified) == (1, False)
     async with deps.db.session() as session:

@@ -217,7 +217,7 @@ async def test_with_two_waiting_a_decision_is_named_back_and_made_when_confirmed
                 last = (await EventRepository(session).list(user=OWNER, kind=CONFIRM_ASKED))[0]
                 last.created_at -= CONFIRM_WINDOW + timedelta(seconds=1)
                 await session.commit()
-            assert "没找到" in await say(client, "approve_remediation", which="确认")
+            assert "哪一个" in await say(client, "approve_remediation", which="确认")
             assert "吗" in await say(client, "approve_remediation", which="checkout")
 
             # The user says yes: the model calls again with the name or with nothing in it.
@@ -225,6 +225,8 @@ async def test_with_two_waiting_a_decision_is_named_back_and_made_when_confirmed
             assert "已批准" in done and "checkout" in done
             assert await approvals("checkout") == [(OWNER, True)]
             assert await approvals("payments") == []
+            # A decision made ends the question: a second "yes" carries nothing over.
+            assert "哪一个" in await say(client, "approve_remediation", which="确认")
             # One left waiting: a decision on it is made at once.
             refused = await say(client, "refuse_remediation", which="payments")
             assert "已拒绝" in refused
@@ -232,7 +234,11 @@ async def test_with_two_waiting_a_decision_is_named_back_and_made_when_confirmed
         # Each question is kept as an event of the user's, naming one life of one run.
         async with deps.db.session() as session:
             events = await EventRepository(session).list(user=OWNER, kind=CONFIRM_ASKED)
-        assert [e.payload["approve"] for e in events] == [True, True, False, True]
-        assert {e.payload["run_key"].split("@")[0] for e in events} == {
-            h.id for h in handles.values()
-        }
+        asked = [e.payload["asked"] for e in reversed(events) if "asked" in e.payload]
+        assert [(a["run_key"].split("@")[0], a["approve"]) for a in asked] == [
+            (handles["payments"].id, True),
+            (handles["payments"].id, False),
+            (handles["checkout"].id, True),
+            (handles["checkout"].id, True),
+        ]
+        assert {a["rung"] for a in asked} == {1} and "made" in events[0].payload
