@@ -136,7 +136,7 @@ def push(
     from ambient.domain.push import PushConfig
 
     try:
-        parsed = PushConfig.model_validate(json.loads(config))
+        push = PushConfig.model_validate(json.loads(config))
     except ValueError as exc:  # not JSON, or a ValidationError
         why = "; ".join(field_problems(exc)) if isinstance(exc, ValidationError) else exc
         console.print(f"[red]push config not changed: {why}[/]", soft_wrap=True)
@@ -146,14 +146,14 @@ def push(
         user = await _existing(users, name)
         # The same target rules as every other door, for that user's role.
         policy = TargetPolicy.from_settings(Settings())
-        await save_push_config(users.session, user, parsed, policy)
+        await save_push_config(users.session, user, push, policy)
 
     try:
         _run(work)
     except TargetError as exc:
         console.print(f"[red]push config not changed: {exc}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
-    print_json(console, parsed)
+    print_json(console, push)
 
 
 @app.command()

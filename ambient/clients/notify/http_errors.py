@@ -40,7 +40,7 @@ async def post_json(
         response = await http.post(
             url,
             content=content,
-            json=payload,
+            json=payload if content is None else None,  # a body is one or the other
             headers=headers,
             timeout=request_timeout,
             follow_redirects=False,
