@@ -200,12 +200,12 @@ async def _decide(
         view = await service.get(user, run.remediation_id)
         rung = int(view.waiting.rung) if view.waiting else None
         decision = {"run_key": run.run_key, "rung": rung, "approve": approve}
-        if len(waiting) > 1 and (asked or {}).get("asked") != decision:
+        confirmed = asked is not None and asked["asked"] == decision
+        if len(waiting) > 1 and not confirmed:
             await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
             return _question(waiting, run, approve)
-        made = await service.approve(
-            user, run.remediation_id, approve, reason or (asked or {}).get("reason") or "by voice"
-        )
+        said = reason or (asked["reason"] if asked and confirmed else "")
+        made = await service.approve(user, run.remediation_id, approve, said or "by voice")
         if asked:
             await _note(state, user, {"made": decision})
         return f"好的，已{'批准' if made.approve else '拒绝'}{run_about(run)}的修复。"
