@@ -129,7 +129,8 @@ class BriefingActivities:
             await session.commit()
             version = row.version
         # The stored content's date, writer, text and sources, with the version just stored.
-        return PreparedBriefing(**content.model_dump(), version=version)
+        kept = content.model_dump(include=PreparedBriefing.model_fields.keys() - {"version"})
+        return PreparedBriefing(**kept, version=version)
 
     async def _reduce_logs(
         self, request: PrepareRequest, notes: list[SourceNote]

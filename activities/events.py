@@ -28,7 +28,13 @@ class EventActivities:
         try:
             # Read (the key) then write: take the write lock first, keep it short.
             async with self._db.write_session() as session:
-                row = await EventRepository(session).add(**dict(event))
+                row = await EventRepository(session).add(
+                    event.kind,
+                    user=event.user,
+                    task=event.task,
+                    payload=event.payload,
+                    idempotency_key=event.idempotency_key,
+                )
                 await session.commit()
                 return row.id
         except IntegrityError as exc:
