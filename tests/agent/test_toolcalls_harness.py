@@ -471,10 +471,10 @@ async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both
     # heldout2 had been looked at once; heldout4 after heldout3 had been, before round 6's
     # tuning; heldout5 after heldout4 had been run twice, before round 7's tuning; heldout6
     # after heldout5 had been read in round 8, heldout7 after heldout6 had been read (the
-    # follow-ups of both all call a tool).
+    # follow-ups of both all call a tool), heldout8 after every earlier split had been read.
     splits = (
         *("tune", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6"),
-        "heldout7",
+        *("heldout7", "heldout8"),
     )
     for split in splits:
         half = [c for c in cases if c.split == split]
