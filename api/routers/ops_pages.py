@@ -34,13 +34,12 @@ from api.deps import StateDep
 from api.i18n import Words
 from api.routers.pages import (
     N_,
-    MaybeUser,
+    PageUser,
     PageWords,
     back,
     field_errors,
     page_router,
     render,
-    require,
     what_went_wrong,
 )
 
@@ -83,9 +82,8 @@ def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:
 
 @router.get("/app/briefings", response_class=HTMLResponse)
 async def briefing_page(
-    request: Request, state: StateDep, user: MaybeUser, _: PageWords, date: Date | None = None
+    request: Request, state: StateDep, me: PageUser, _: PageWords, date: Date | None = None
 ) -> Response:
-    me = require(user)
     service = state.briefings
     shown: BriefingView | None = None
     problem = None
@@ -112,9 +110,8 @@ async def briefing_page(
 
 @router.post("/app/briefings/action")
 async def briefing_action(
-    state: StateDep, user: MaybeUser, _: PageWords, action: Annotated[str, Form()]
+    state: StateDep, me: PageUser, _: PageWords, action: Annotated[str, Form()]
 ) -> Response:
-    me = require(user)
     service = state.briefings
     try:
         if action == "regenerate":
@@ -137,9 +134,8 @@ async def briefing_action(
 
 @router.get("/app/remediations", response_class=HTMLResponse)
 async def remediation_list(
-    request: Request, state: StateDep, user: MaybeUser, _: PageWords
+    request: Request, state: StateDep, me: PageUser, _: PageWords
 ) -> Response:
-    me = require(user)
     problem = None
     try:
         runs = await state.remediations.list_runs(me.name, limit=50)
@@ -156,11 +152,10 @@ async def remediation_list(
 async def remediation_detail(
     request: Request,
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     id: Annotated[str, Query(max_length=255)],
 ) -> Response:
-    me = require(user)
     try:
         view = await state.remediations.get(me.name, id)
     except RemediationError as exc:
@@ -184,13 +179,12 @@ async def remediation_detail(
 @router.post("/app/remediation/action")
 async def remediation_action(
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     remediation_id: Annotated[str, Form()],
     action: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
 ) -> Response:
-    me = require(user)
     service = state.remediations
     here = f"/app/remediation?id={quote(remediation_id)}"
     try:
@@ -210,8 +204,7 @@ DISCUSSION_STATES = (N_("open"), N_("closed"))
 
 
 @router.get("/app/discussions", response_class=HTMLResponse)
-async def discussion_list(request: Request, state: StateDep, user: MaybeUser) -> Response:
-    me = require(user)
+async def discussion_list(request: Request, state: StateDep, me: PageUser) -> Response:
     listing = await state.discussions.list_discussions(me.name, limit=50)
     return render(
         request,
@@ -222,9 +215,8 @@ async def discussion_list(request: Request, state: StateDep, user: MaybeUser) ->
 
 @router.get("/app/discussion", response_class=HTMLResponse)
 async def discussion_page(
-    request: Request, state: StateDep, user: MaybeUser, _: PageWords, id: str
+    request: Request, state: StateDep, me: PageUser, _: PageWords, id: str
 ) -> Response:
-    me = require(user)
     try:
         read = await state.discussions.read_discussion(me.name, id)
     except DiscussionError as exc:
@@ -239,7 +231,7 @@ async def discussion_page(
 @router.post("/app/discussions/post")
 async def discussion_post(
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     content: Annotated[str, Form()],
     discussion_id: Annotated[str, Form()] = "",
@@ -247,7 +239,6 @@ async def discussion_post(
     tags: Annotated[str, Form()] = "",
 ) -> Response:
     """Post as yourself: a reply in a discussion, or a message on a topic."""
-    me = require(user)
     try:
         message = MessageIn(
             from_id=me.name,

@@ -106,11 +106,15 @@ async def page_words(request: Request, user: MaybeUser) -> Words:
 PageWords = Annotated[Words, Depends(page_words)]
 
 
-def require(user: User | None) -> User:
+async def signed_in_user(user: MaybeUser) -> User:
+    """The page's user; anyone not signed in is sent to the sign-in form."""
     if user is None:
         # Browsers follow this to the sign-in form.
         raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": "/signin"})
     return user
+
+
+PageUser = Annotated[User, Depends(signed_in_user)]
 
 
 def render(
