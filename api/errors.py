@@ -39,12 +39,13 @@ def _json_safe(value: Any) -> Any:
 
 
 def unprocessable(
-    *fields: tuple[Sequence[str | int], str], where: str = "body"
+    *fields: tuple[Sequence[str | int], str], where: str = "body", given: Any = None
 ) -> RequestValidationError:
-    """A 422 in FastAPI's own shape: each (field path, message) a value_error under ``where``."""
+    """A 422 in FastAPI's own shape: each (field path, message) a value_error under ``where``,
+    its ``input`` the value ``given``."""
     return RequestValidationError(
         [
-            {"type": "value_error", "loc": [where, *path], "msg": message, "input": None}
+            {"type": "value_error", "loc": [where, *path], "msg": message, "input": given}
             for path, message in fields
         ]
     )

@@ -49,14 +49,7 @@ router = page_router()
 # What each page says when a service refuses (the services' own words are for MCP callers).
 
 
-def briefing_problem(exc: BriefingError, _: Words, day: Date | None = None) -> str:
-    if isinstance(exc, BriefingNotFoundError):
-        if day is not None:
-            return _(
-                "No briefing for %(day)s. The days that have one are under History.",
-                day=day.isoformat(),
-            )
-        return _("You have no morning briefing yet.")
+def briefing_problem(exc: BriefingError, _: Words) -> str:
     if isinstance(exc, InvalidBriefingError):
         return what_went_wrong(exc)
     return _("Briefings are unavailable right now; try again in a moment.")
@@ -89,11 +82,15 @@ async def briefing_page(
     problem = None
     try:
         shown = await service.get_briefing(me.name, date.isoformat() if date else None)
-    except BriefingNotFoundError as exc:
+    except BriefingNotFoundError:
         # No briefing yet: the empty History says how to set one up.
-        problem = briefing_problem(exc, _, date) if date else None
+        if date is not None:
+            problem = _(
+                "No briefing for %(day)s. The days that have one are under History.",
+                day=date.isoformat(),
+            )
     except BriefingError as exc:
-        problem = briefing_problem(exc, _, date)
+        problem = briefing_problem(exc, _)
     history = await service.list_briefings(me.name, limit=30)
     return render(
         request,
