@@ -32,6 +32,7 @@ from api.routers.pages import (
     lines_of,
     page_router,
     render,
+    user_page,
     what_went_wrong,
 )
 
@@ -73,20 +74,17 @@ async def dashboard(
         tasks_error = _("Tasks are unavailable right now; your events and inbox below still work.")
     events = await EventRepository(session).list(user=me.name, limit=20)
     inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
-    return render(
+    return user_page(
         request,
         "app.html",
-        {
-            "user": me,
-            "tasks": tasks,
-            "tasks_error": tasks_error,
-            "next_tasks": next_tasks,
-            "first_tasks_page": tasks_page is None,
-            "events": events,
-            "last_event_id": max((e.id for e in events), default=0),
-            "inbox": inbox,
-            "msg": request.query_params.get("msg"),
-        },
+        me,
+        tasks=tasks,
+        tasks_error=tasks_error,
+        next_tasks=next_tasks,
+        first_tasks_page=tasks_page is None,
+        events=events,
+        last_event_id=max((e.id for e in events), default=0),
+        inbox=inbox,
     )
 
 

@@ -39,7 +39,7 @@ from api.routers.pages import (
     back,
     field_errors,
     page_router,
-    render,
+    user_page,
     what_went_wrong,
 )
 
@@ -77,11 +77,10 @@ def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:
 async def briefing_page(
     request: Request, state: StateDep, me: PageUser, _: PageWords, date: Date | None = None
 ) -> Response:
-    service = state.briefings
     shown: BriefingView | None = None
     problem = None
     try:
-        shown = await service.get_briefing(me.name, date.isoformat() if date else None)
+        shown = await state.briefings.get_briefing(me.name, date.isoformat() if date else None)
     except BriefingNotFoundError:
         # No briefing yet: the empty History says how to set one up.
         if date is not None:
@@ -91,17 +90,14 @@ async def briefing_page(
             )
     except BriefingError as exc:
         problem = briefing_problem(exc, _)
-    history = await service.list_briefings(me.name, limit=30)
-    return render(
+    history = await state.briefings.list_briefings(me.name, limit=30)
+    return user_page(
         request,
         "briefings.html",
-        {
-            "user": me,
-            "briefing": shown,
-            "history": history,
-            "problem": problem,
-            "msg": request.query_params.get("msg"),
-        },
+        me,
+        briefing=shown,
+        history=history,
+        problem=problem,
     )
 
 
@@ -109,16 +105,15 @@ async def briefing_page(
 async def briefing_action(
     state: StateDep, me: PageUser, _: PageWords, action: Annotated[str, Form()]
 ) -> Response:
-    service = state.briefings
     try:
         if action == "regenerate":
-            prepared = await service.regenerate(me.name)
+            prepared = await state.briefings.regenerate(me.name)
             return back(
                 "/app/briefings",
                 _("Prepared again (version %(version)s)", version=prepared.version),
             )
         if action == "send":
-            await service.send(me.name)
+            await state.briefings.send(me.name)
             return back("/app/briefings", _("Sent through your push channels"))
     except BriefingNotFoundError:
         return back(
@@ -138,11 +133,7 @@ async def remediation_list(
         runs = await state.remediations.list_runs(me.name, limit=50)
     except RemediationError as exc:
         runs, problem = [], remediation_problem(exc, _)
-    return render(
-        request,
-        "remediations.html",
-        {"user": me, "runs": runs, "problem": problem, "msg": request.query_params.get("msg")},
-    )
+    return user_page(request, "remediations.html", me, runs=runs, problem=problem)
 
 
 @router.get("/app/remediation", response_class=HTMLResponse)
@@ -157,19 +148,16 @@ async def remediation_detail(
         view = await state.remediations.get(me.name, id)
     except RemediationError as exc:
         return back("/app/remediations", remediation_problem(exc, _))
-    return render(
+    return user_page(
         request,
         "remediation.html",
-        {
-            "user": me,
-            "run": view,
-            "final_states": FINAL_STATES,
-            "audit": [
-                (line.at, line.actor, line.action, json.dumps(line.detail, ensure_ascii=False))
-                for line in view.audit
-            ],
-            "msg": request.query_params.get("msg"),
-        },
+        me,
+        run=view,
+        final_states=FINAL_STATES,
+        audit=[
+            (line.at, line.actor, line.action, json.dumps(line.detail, ensure_ascii=False))
+            for line in view.audit
+        ],
     )
 
 
@@ -182,14 +170,13 @@ async def remediation_action(
     action: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
 ) -> Response:
-    service = state.remediations
     here = f"/app/remediation?id={quote(remediation_id)}"
     try:
         if action in ("approve", "refuse"):
-            await service.approve(me.name, remediation_id, action == "approve", reason)
+            await state.remediations.approve(me.name, remediation_id, action == "approve", reason)
             return back(here, _("Approved") if action == "approve" else _("Refused"))
         if action == "abort":
-            await service.abort(me.name, remediation_id, reason)
+            await state.remediations.abort(me.name, remediation_id, reason)
             return back(here, _("Abort requested"))
     except RemediationError as exc:
         return back(here, remediation_problem(exc, _))
@@ -203,11 +190,7 @@ DISCUSSION_STATES = (N_("open"), N_("closed"))
 @router.get("/app/discussions", response_class=HTMLResponse)
 async def discussion_list(request: Request, state: StateDep, me: PageUser) -> Response:
     listing = await state.discussions.list_discussions(me.name, limit=50)
-    return render(
-        request,
-        "discussions.html",
-        {"user": me, "listing": listing, "msg": request.query_params.get("msg")},
-    )
+    return user_page(request, "discussions.html", me, listing=listing)
 
 
 @router.get("/app/discussion", response_class=HTMLResponse)
@@ -218,11 +201,7 @@ async def discussion_page(
         read = await state.discussions.read_discussion(me.name, id)
     except DiscussionError as exc:
         return back("/app/discussions", discussion_problem(exc, _))
-    return render(
-        request,
-        "discussion.html",
-        {"user": me, "read": read, "msg": request.query_params.get("msg")},
-    )
+    return user_page(request, "discussion.html", me, read=read)
 
 
 @router.post("/app/discussions/post")
@@ -242,11 +221,10 @@ async def discussion_post(
             content=content,
             tags=[t.strip() for t in tags.split(",") if t.strip()],
         )
-        service = state.discussions
         if discussion_id:
-            posted = await service.reply_message(me.name, discussion_id, message)
+            posted = await state.discussions.reply_message(me.name, discussion_id, message)
         else:
-            posted = await service.send_message(me.name, topic, message)
+            posted = await state.discussions.send_message(me.name, topic, message)
     except (DiscussionError, ValueError) as exc:
         where = (
             f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"

@@ -126,6 +126,11 @@ def render(
     return templates(language).TemplateResponse(request, name, context, status_code=code)
 
 
+def user_page(request: Request, name: str, me: User, /, **context: Any) -> HTMLResponse:
+    """A page of the signed-in user, with the notice the last action left (``?msg=``)."""
+    return render(request, name, {"user": me, **context, "msg": request.query_params.get("msg")})
+
+
 def back(path: str, message: str | None = None) -> RedirectResponse:
     joiner = "&" if "?" in path else "?"
     target = path if message is None else f"{path}{joiner}msg={quote(message)}"
@@ -222,8 +227,6 @@ async def register(
         error = field_errors(exc, _)
     except UserExistsError:
         error = _("name: %(name)s is taken", name=repr(name.strip()))
-    except grants.RegistrationRefusedError as exc:
-        error = str(exc)
     else:
         await session.commit()
         response = render(request, "registered.html", {"user": user, "token": token})

@@ -73,8 +73,7 @@ async def greeting(
         raise unprocessable(
             (["user_id"], "a device must name the speaker: user_id or voiceprint_id")
         )
-    service = state.briefings
-    return await service.greet(
+    return await state.briefings.greet(
         name,
         via="voice",
         request_id=body.request_id,
