@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -48,6 +48,13 @@ def unprocessable(
             {"type": "value_error", "loc": [where, *path], "msg": message, "input": given}
             for path, message in fields
         ]
+    )
+
+
+def unauthorized(message: str) -> HTTPException:
+    """A 401 that asks for a bearer token."""
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"}
     )
 
 
