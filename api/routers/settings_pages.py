@@ -27,7 +27,6 @@ from ambient.wiring import AppState
 from ambient.xiaozhi import (
     DeviceAdded,
     DeviceError,
-    DeviceRefusedError,
     InvalidDeviceError,
     normalize_device_id,
 )
@@ -196,15 +195,12 @@ async def add_device(
         added = await state.devices.add(me.name, me.name, device_id)
     except InvalidDeviceError:
         # The id is well formed (checked above), so it is taken.
-        errors = _(
+        taken = _(
             "Device %(device)s is already registered; remove it first.",
             device=device_id.strip().lower(),
         )
-    except DeviceRefusedError:
-        errors = _("You may register devices only for yourself.")
-    else:
-        return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
-    return await _settings_page(request, state, me, errors=errors)
+        return await _settings_page(request, state, me, errors=taken)
+    return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
 
 
 DEVICE_ID_RULE = N_(
@@ -273,8 +269,6 @@ async def add_endpoint(
         errors = field_errors(exc, _, ENDPOINT_LABELS)
     except EndpointInputError as exc:
         errors = f"{_(ENDPOINT_LABELS.get(exc.field, exc.field))}: {exc.message}"
-    except EndpointError:
-        errors = _("You may register endpoints only for yourself.")
     else:
         return back(
             "/app/settings",
