@@ -102,12 +102,11 @@ class MethodNotAllowed:
 
     def _served(self, scope: Scope, method: str) -> bool:
         probe = {**scope, "method": method}
-        for route in self.api.router.routes:
-            if isinstance(route, Mount) and route.path == "":
-                continue  # the MCP app at "/" matches everything
-            if route.matches(probe)[0] is Match.FULL:
-                return True
-        return False
+        return any(
+            route.matches(probe)[0] is Match.FULL
+            for route in self.api.router.routes
+            if not (isinstance(route, Mount) and route.path == "")  # the MCP app matches all
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # OPTIONS (CORS preflight) and HEAD are left to the app and its middleware.
