@@ -24,7 +24,7 @@ from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository
 from ambient.watches.inputs import ConfigError
 from api.deps import SessionDep, StateDep, get_state
-from api.i18n import Words, from_accept_language, page_language, templates
+from api.i18n import Words, from_accept_language, templates
 from api.security import refuse_cross_site_writes
 
 
@@ -56,14 +56,13 @@ def field_errors(
     for raw, message in errors:
         loc = [str(p) for p in raw]
         label = (labels or {}).get(loc[0]) if loc else None
-        if label is not None:
-            label = _(label)
+        if label is None:
+            where = ".".join(loc) or _("value")
+        else:
+            where = _(label)
             # Lists come from one line per item: "Pages, line 2".
             if loc[1:2] and loc[1].isdigit():
-                label = _("%(label)s, line %(line)d", label=label, line=int(loc[1]) + 1)
-            where = label
-        else:
-            where = ".".join(loc) or _("value")
+                where = _("%(label)s, line %(line)d", label=where, line=int(loc[1]) + 1)
         parts.append(f"{where}: {message}")
     return "; ".join(parts)
 
@@ -93,9 +92,11 @@ MaybeUser = Annotated[User | None, Depends(page_user)]
 
 def language_of(request: Request, user: Any) -> Language:
     """The language of a page: the user's, else the browser's, else the server's default."""
-    return page_language(
-        request, getattr(user, "language", None), get_state(request).settings.default_language
-    )
+    chosen = getattr(user, "language", None)
+    if chosen in ("zh", "en"):
+        return Language(chosen)
+    asked = from_accept_language(request.headers.get("accept-language"))
+    return asked or get_state(request).settings.default_language
 
 
 async def page_words(request: Request, user: MaybeUser) -> Words:
