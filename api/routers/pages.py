@@ -153,10 +153,7 @@ async def index(request: Request, state: StateDep, user: MaybeUser) -> Response:
     return render(
         request,
         "index.html",
-        {
-            "status": report.model_dump(),
-            "open_registration": getattr(state.settings, "open_registration", False),
-        },
+        {"status": report.model_dump(), "open_registration": state.settings.open_registration},
     )
 
 
@@ -221,9 +218,8 @@ async def register(
         data = UserCreate.model_validate(
             {"name": name.strip(), "email": email.strip() or None, "language": asked}
         )
-        user, token = await grants.register(
-            session, None, data, open_registration=state.settings.open_registration
-        )
+        # Open registration is checked above.
+        user, token = await grants.register(session, None, data, open_registration=True)
     except ValidationError as exc:
         error = field_errors(exc, _)
     except UserExistsError:
