@@ -24,12 +24,7 @@ from ambient.push import save_push_config
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository, user_public
 from ambient.wiring import AppState
-from ambient.xiaozhi import (
-    DeviceAdded,
-    DeviceError,
-    InvalidDeviceError,
-    normalize_device_id,
-)
+from ambient.xiaozhi import DeviceAdded, DeviceError, InvalidDeviceError, normalize_device_id
 from api.deps import SessionDep, StateDep
 from api.i18n import Words
 from api.routers.pages import (
