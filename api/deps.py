@@ -14,6 +14,7 @@ from ambient.settings import Settings
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
 from ambient.wiring import AppState
+from api.errors import unauthorized
 
 bearer = HTTPBearer(auto_error=False, description="The API token printed at registration")
 
@@ -53,9 +54,7 @@ async def get_optional_user(
     # (expire_on_commit=False) and attached; a handler's later query opens a new transaction.
     await session.commit()
     if user is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise unauthorized("invalid token")
     return user
 
 
@@ -64,11 +63,7 @@ OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 async def get_current_user(user: OptionalUser) -> User:
     if user is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing bearer token: send 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     return user
 
 

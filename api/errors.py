@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -39,14 +39,22 @@ def _json_safe(value: Any) -> Any:
 
 
 def unprocessable(
-    *fields: tuple[Sequence[str | int], str], where: str = "body"
+    *fields: tuple[Sequence[str | int], str], where: str = "body", given: Any = None
 ) -> RequestValidationError:
-    """A 422 in FastAPI's own shape: each (field path, message) a value_error under ``where``."""
+    """A 422 in FastAPI's own shape: each (field path, message) a value_error under ``where``,
+    its ``input`` the value ``given``."""
     return RequestValidationError(
         [
-            {"type": "value_error", "loc": [where, *path], "msg": message, "input": None}
+            {"type": "value_error", "loc": [where, *path], "msg": message, "input": given}
             for path, message in fields
         ]
+    )
+
+
+def unauthorized(message: str) -> HTTPException:
+    """A 401 that asks for a bearer token."""
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"}
     )
 
 
@@ -94,12 +102,11 @@ class MethodNotAllowed:
 
     def _served(self, scope: Scope, method: str) -> bool:
         probe = {**scope, "method": method}
-        for route in self.api.router.routes:
-            if isinstance(route, Mount) and route.path == "":
-                continue  # the MCP app at "/" matches everything
-            if route.matches(probe)[0] is Match.FULL:
-                return True
-        return False
+        return any(
+            route.matches(probe)[0] is Match.FULL
+            for route in self.api.router.routes
+            if not (isinstance(route, Mount) and route.path == "")  # the MCP app matches all
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # OPTIONS (CORS preflight) and HEAD are left to the app and its middleware.

@@ -19,7 +19,6 @@ from typing import Any
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
-from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
@@ -74,13 +73,6 @@ def from_accept_language(header: str | None) -> Language | None:
         if quality > 0 and primary in ("zh", "en"):
             asked.append((-quality, index, Language(primary)))
     return min(asked)[2] if asked else None
-
-
-def page_language(request: Request, chosen: str | None, default: Language) -> Language:
-    """The user's choice, else the browser's, else the server's default."""
-    if chosen in ("zh", "en"):
-        return Language(chosen)
-    return from_accept_language(request.headers.get("accept-language")) or default
 
 
 @cache

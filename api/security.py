@@ -57,12 +57,9 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                extra = dict(ALL_HEADERS)
-                if headers.get("content-type", "").startswith("text/html"):
-                    extra |= HTML_HEADERS
-                for name, value in extra.items():
-                    if name not in headers:
-                        headers[name] = value
+                html = headers.get("content-type", "").startswith("text/html")
+                for name, value in (ALL_HEADERS | HTML_HEADERS if html else ALL_HEADERS).items():
+                    headers.setdefault(name, value)  # a page's own policy is kept
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -25,14 +25,14 @@ from api.routers.chat import ChatDep, ChatRequest, chat_turn
 from api.routers.events import POLL_SECONDS, LastEventId, resume_cursor
 from api.routers.pages import (
     N_,
-    MaybeUser,
+    PageUser,
     PageWords,
     back,
     field_errors,
     lines_of,
     page_router,
     render,
-    require,
+    user_page,
     what_went_wrong,
 )
 
@@ -58,9 +58,8 @@ MONITOR_LABELS = {
 
 @router.get("/app", response_class=HTMLResponse)
 async def dashboard(
-    request: Request, state: StateDep, session: SessionDep, user: MaybeUser, _: PageWords
+    request: Request, state: StateDep, session: SessionDep, me: PageUser, _: PageWords
 ) -> Response:
-    me = require(user)
     tasks_error = None
     tasks: list[TaskSummary] = []
     next_tasks: str | None = None
@@ -75,20 +74,17 @@ async def dashboard(
         tasks_error = _("Tasks are unavailable right now; your events and inbox below still work.")
     events = await EventRepository(session).list(user=me.name, limit=20)
     inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
-    return render(
+    return user_page(
         request,
         "app.html",
-        {
-            "user": me,
-            "tasks": tasks,
-            "tasks_error": tasks_error,
-            "next_tasks": next_tasks,
-            "first_tasks_page": tasks_page is None,
-            "events": events,
-            "last_event_id": max((e.id for e in events), default=0),
-            "inbox": inbox,
-            "msg": request.query_params.get("msg"),
-        },
+        me,
+        tasks=tasks,
+        tasks_error=tasks_error,
+        next_tasks=next_tasks,
+        first_tasks_page=tasks_page is None,
+        events=events,
+        last_event_id=max((e.id for e in events), default=0),
+        inbox=inbox,
     )
 
 
@@ -96,14 +92,13 @@ async def dashboard(
 async def create_web_monitor(
     request: Request,
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     urls: Annotated[str, Form()] = "",
     keywords: Annotated[str, Form()] = "",
     interval: Annotated[str, Form()] = "30",
     name: Annotated[str, Form()] = "",
 ) -> Response:
-    me = require(user)
     try:
         minutes: float | str = float(interval)
     except ValueError:
@@ -141,12 +136,11 @@ TASK_STATES = {
 @router.post("/app/tasks/action")
 async def task_action(
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     task_id: Annotated[str, Form()],
     action: Annotated[str, Form()],
 ) -> Response:
-    me = require(user)
     if action not in TASK_ACTIONS:
         return back("/app", _("Unknown action %(action)s", action=repr(action)))
     try:
@@ -168,11 +162,10 @@ async def task_action(
 async def task_detail(
     request: Request,
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     id: Annotated[str, Query(max_length=255)],
 ) -> Response:
-    me = require(user)
     try:
         task = await state.tasks.get(me.name, id)
     except TaskError as exc:
@@ -186,9 +179,8 @@ async def task_detail(
 
 @router.post("/app/inbox/read")
 async def inbox_read(
-    session: SessionDep, user: MaybeUser, message_id: Annotated[int, Form()]
+    session: SessionDep, me: PageUser, message_id: Annotated[int, Form()]
 ) -> Response:
-    me = require(user)
     await InboxRepository(session).mark_read(me.name, message_id)
     await session.commit()
     return back("/app")
@@ -198,18 +190,21 @@ async def inbox_read(
 async def event_stream(
     request: Request,
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """The caller's new events as server-sent events (EventSource sends the cookie, and the
     last event's id when it reconnects: late commits and a dropped connection lose none)."""
-    name = require(user).name
     cursor = resume_cursor(after_id, last_event_id)
 
     async def events() -> AsyncIterator[dict[str, str]]:
         async for row, token in follow(
-            state.db, cursor, user=name, stopped=request.is_disconnected, poll_seconds=POLL_SECONDS
+            state.db,
+            cursor,
+            user=me.name,
+            stopped=request.is_disconnected,
+            poll_seconds=POLL_SECONDS,
         ):
             yield {
                 "id": token,
@@ -231,6 +226,6 @@ async def event_stream(
 
 
 @router.post("/app/chat")
-async def chat(body: ChatRequest, state: StateDep, user: MaybeUser, chat: ChatDep) -> Response:
+async def chat(body: ChatRequest, state: StateDep, me: PageUser, chat: ChatDep) -> Response:
     """The chat box: the same turn as POST /chat, signed in by the page's cookie."""
-    return await chat_turn(body, require(user), state, chat)
+    return await chat_turn(body, me, state, chat)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
@@ -16,7 +16,6 @@ from ambient.briefing.service import (
     BriefingNotFoundError,
     BriefingRef,
     BriefingRefusedError,
-    BriefingService,
     BriefingView,
     InvalidBriefingError,
     LogAnalysis,
@@ -27,13 +26,6 @@ from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
 
 router = APIRouter(prefix="/briefings", tags=["briefings"])
-
-
-def service(state: StateDep) -> BriefingService:
-    return state.briefings
-
-
-Service = Annotated[BriefingService, Depends(service)]
 
 
 class SendIn(BaseModel):
@@ -59,30 +51,30 @@ def http_error(exc: BriefingError) -> HTTPException | RequestValidationError:
 
 @router.post("/daily", status_code=status.HTTP_201_CREATED)
 async def create_daily_briefing(
-    config: dict[str, Any], user: CurrentUser, briefings: Service
+    config: dict[str, Any], user: CurrentUser, state: StateDep
 ) -> BriefingRef:
     """Set up (or replace) your daily briefing; fields as BriefingConfig."""
-    return await briefings.create(user.name, config)
+    return await state.briefings.create(user.name, config)
 
 
 @router.get("/daily")
-async def daily_status(user: CurrentUser, briefings: Service) -> BriefingStatus:
-    return await briefings.status(user.name)
+async def daily_status(user: CurrentUser, state: StateDep) -> BriefingStatus:
+    return await state.briefings.status(user.name)
 
 
 @router.delete("/daily")
-async def delete_daily_briefing(user: CurrentUser, briefings: Service) -> BriefingRef:
-    return await briefings.delete(user.name)
+async def delete_daily_briefing(user: CurrentUser, state: StateDep) -> BriefingRef:
+    return await state.briefings.delete(user.name)
 
 
 @router.post("/daily/{action}")
 async def steer_daily_briefing(
-    action: Literal["pause", "resume"], user: CurrentUser, briefings: Service
+    action: Literal["pause", "resume"], user: CurrentUser, state: StateDep
 ) -> BriefingStatus:
     """Pause (no preparation, no push) or resume your daily briefing."""
     if action == "pause":
-        return await briefings.pause(user.name)
-    return await briefings.resume(user.name)
+        return await state.briefings.pause(user.name)
+    return await state.briefings.resume(user.name)
 
 
 @router.get("/config-schema")
@@ -92,34 +84,34 @@ async def config_schema() -> dict[str, Any]:
 
 @router.get("")
 async def list_briefings(
-    user: CurrentUser, briefings: Service, limit: Annotated[int, Query(ge=1, le=366)] = 30
+    user: CurrentUser, state: StateDep, limit: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> list[BriefingListItem]:
-    return await briefings.list_briefings(user.name, limit)
+    return await state.briefings.list_briefings(user.name, limit)
 
 
 @router.post("/regenerate")
-async def regenerate(user: CurrentUser, briefings: Service) -> PreparedBriefing:
-    return await briefings.regenerate(user.name)
+async def regenerate(user: CurrentUser, state: StateDep) -> PreparedBriefing:
+    return await state.briefings.regenerate(user.name)
 
 
 @router.post("/send")
-async def send(body: SendIn, user: CurrentUser, briefings: Service) -> NotifyResult:
+async def send(body: SendIn, user: CurrentUser, state: StateDep) -> NotifyResult:
     """Push a briefing through your channels now."""
-    return await briefings.send(user.name, body.date, body.request_id)
+    return await state.briefings.send(user.name, body.date, body.request_id)
 
 
 @router.post("/analyze")
-async def analyze(body: AnalyzeIn, user: CurrentUser, briefings: Service) -> LogAnalysis:
+async def analyze(body: AnalyzeIn, user: CurrentUser, state: StateDep) -> LogAnalysis:
     """The reduction report of any log source and range."""
-    return await briefings.analyze_logs(user.name, body.log_source, body.start, body.end)
+    return await state.briefings.analyze_logs(user.name, body.log_source, body.start, body.end)
 
 
 @router.get("/{date}")
-async def get_briefing(date: str, user: CurrentUser, briefings: Service) -> BriefingView:
-    return await briefings.get_briefing(user.name, date)
+async def get_briefing(date: str, user: CurrentUser, state: StateDep) -> BriefingView:
+    return await state.briefings.get_briefing(user.name, date)
 
 
 @router.post("/{date}/share", status_code=status.HTTP_201_CREATED)
-async def share(date: str, user: CurrentUser, briefings: Service) -> ReportLink:
+async def share(date: str, user: CurrentUser, state: StateDep) -> ReportLink:
     """A signed, expiring link to the briefing page (the full report)."""
-    return await briefings.share(user.name, date)
+    return await state.briefings.share(user.name, date)

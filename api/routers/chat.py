@@ -102,12 +102,11 @@ async def list_servers(user: CurrentUser, chat: ChatDep) -> list[ServerView]:
     """The MCP servers of the caller's agent (ours first); header values are hidden."""
     hub = chat.hub
     health = (await hub.facade(user.name)).health()
-    views = [ServerView(name="ambient", spec={"transport": "in-process"}, health=health["ambient"])]
-    for spec in await hub.specs(user.name):
-        views.append(
-            ServerView(name=spec.name, spec=spec.public(), health=health.get(spec.name, "active"))
-        )
-    return views
+    ours = ServerView(name="ambient", spec={"transport": "in-process"}, health=health["ambient"])
+    return [ours] + [
+        ServerView(name=spec.name, spec=spec.public(), health=health.get(spec.name, "active"))
+        for spec in await hub.specs(user.name)
+    ]
 
 
 @router.post("/agent/servers", status_code=status.HTTP_201_CREATED)

@@ -25,6 +25,7 @@ from ambient.settings import Settings
 from ambient.storage.repositories import UserRepository
 from ambient.temporal import payload_codec
 from api.deps import SessionDep, SettingsDep
+from api.errors import unauthorized
 
 router = APIRouter(prefix="/codec", tags=["codec"])
 
@@ -41,19 +42,15 @@ async def _authorize(request: Request, settings: Settings, session: SessionDep) 
     scheme, _, token = header.partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else ""
     if not token:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
+        raise unauthorized(
             "the codec needs an admin's bearer token or the codec token "
-            "(the Web UI uses /codec/ui/{AMBIENT_CODEC_TOKEN})",
-            headers={"WWW-Authenticate": "Bearer"},
+            "(the Web UI uses /codec/ui/{AMBIENT_CODEC_TOKEN})"
         )
     if _codec_token_matches(settings, token):
         return
     user = await UserRepository(session).by_token(token)
     if user is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise unauthorized("invalid token")
     if user.role != Role.ADMIN:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from fastapi.exceptions import RequestValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from ambient import history
@@ -16,6 +15,7 @@ from ambient.domain.users import UserName
 from ambient.history import MAX_ID, EventPublic, ScopeError
 from ambient.storage.event_cursor import CursorTokenError, EventCursor, follow
 from api.deps import CurrentUser, SessionDep, StateDep
+from api.errors import unprocessable
 
 router = APIRouter(prefix="/events", tags=["events"])
 POLL_SECONDS = 1.0
@@ -64,15 +64,9 @@ def resume_cursor(after_id: int, last_event_id: str | None) -> EventCursor:
     try:
         return EventCursor.parse(last_event_id)
     except CursorTokenError as exc:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ["header", "Last-Event-ID"],
-                    "msg": f"must be an event id from this stream: {exc}",
-                    "input": last_event_id[:100],
-                }
-            ]
+        message = f"must be an event id from this stream: {exc}"
+        raise unprocessable(
+            (["Last-Event-ID"], message), where="header", given=last_event_id[:100]
         ) from None
 
 

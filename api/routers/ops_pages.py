@@ -34,13 +34,12 @@ from api.deps import StateDep
 from api.i18n import Words
 from api.routers.pages import (
     N_,
-    MaybeUser,
+    PageUser,
     PageWords,
     back,
     field_errors,
     page_router,
-    render,
-    require,
+    user_page,
     what_went_wrong,
 )
 
@@ -50,14 +49,7 @@ router = page_router()
 # What each page says when a service refuses (the services' own words are for MCP callers).
 
 
-def briefing_problem(exc: BriefingError, _: Words, day: Date | None = None) -> str:
-    if isinstance(exc, BriefingNotFoundError):
-        if day is not None:
-            return _(
-                "No briefing for %(day)s. The days that have one are under History.",
-                day=day.isoformat(),
-            )
-        return _("You have no morning briefing yet.")
+def briefing_problem(exc: BriefingError, _: Words) -> str:
     if isinstance(exc, InvalidBriefingError):
         return what_went_wrong(exc)
     return _("Briefings are unavailable right now; try again in a moment.")
@@ -83,48 +75,45 @@ def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:
 
 @router.get("/app/briefings", response_class=HTMLResponse)
 async def briefing_page(
-    request: Request, state: StateDep, user: MaybeUser, _: PageWords, date: Date | None = None
+    request: Request, state: StateDep, me: PageUser, _: PageWords, date: Date | None = None
 ) -> Response:
-    me = require(user)
-    service = state.briefings
     shown: BriefingView | None = None
     problem = None
     try:
-        shown = await service.get_briefing(me.name, date.isoformat() if date else None)
-    except BriefingNotFoundError as exc:
+        shown = await state.briefings.get_briefing(me.name, date.isoformat() if date else None)
+    except BriefingNotFoundError:
         # No briefing yet: the empty History says how to set one up.
-        problem = briefing_problem(exc, _, date) if date else None
+        if date is not None:
+            problem = _(
+                "No briefing for %(day)s. The days that have one are under History.",
+                day=date.isoformat(),
+            )
     except BriefingError as exc:
-        problem = briefing_problem(exc, _, date)
-    history = await service.list_briefings(me.name, limit=30)
-    return render(
+        problem = briefing_problem(exc, _)
+    history = await state.briefings.list_briefings(me.name, limit=30)
+    return user_page(
         request,
         "briefings.html",
-        {
-            "user": me,
-            "briefing": shown,
-            "history": history,
-            "problem": problem,
-            "msg": request.query_params.get("msg"),
-        },
+        me,
+        briefing=shown,
+        history=history,
+        problem=problem,
     )
 
 
 @router.post("/app/briefings/action")
 async def briefing_action(
-    state: StateDep, user: MaybeUser, _: PageWords, action: Annotated[str, Form()]
+    state: StateDep, me: PageUser, _: PageWords, action: Annotated[str, Form()]
 ) -> Response:
-    me = require(user)
-    service = state.briefings
     try:
         if action == "regenerate":
-            prepared = await service.regenerate(me.name)
+            prepared = await state.briefings.regenerate(me.name)
             return back(
                 "/app/briefings",
                 _("Prepared again (version %(version)s)", version=prepared.version),
             )
         if action == "send":
-            await service.send(me.name)
+            await state.briefings.send(me.name)
             return back("/app/briefings", _("Sent through your push channels"))
     except BriefingNotFoundError:
         return back(
@@ -137,68 +126,57 @@ async def briefing_action(
 
 @router.get("/app/remediations", response_class=HTMLResponse)
 async def remediation_list(
-    request: Request, state: StateDep, user: MaybeUser, _: PageWords
+    request: Request, state: StateDep, me: PageUser, _: PageWords
 ) -> Response:
-    me = require(user)
     problem = None
     try:
         runs = await state.remediations.list_runs(me.name, limit=50)
     except RemediationError as exc:
         runs, problem = [], remediation_problem(exc, _)
-    return render(
-        request,
-        "remediations.html",
-        {"user": me, "runs": runs, "problem": problem, "msg": request.query_params.get("msg")},
-    )
+    return user_page(request, "remediations.html", me, runs=runs, problem=problem)
 
 
 @router.get("/app/remediation", response_class=HTMLResponse)
 async def remediation_detail(
     request: Request,
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     id: Annotated[str, Query(max_length=255)],
 ) -> Response:
-    me = require(user)
     try:
         view = await state.remediations.get(me.name, id)
     except RemediationError as exc:
         return back("/app/remediations", remediation_problem(exc, _))
-    return render(
+    return user_page(
         request,
         "remediation.html",
-        {
-            "user": me,
-            "run": view,
-            "final_states": FINAL_STATES,
-            "audit": [
-                (line.at, line.actor, line.action, json.dumps(line.detail, ensure_ascii=False))
-                for line in view.audit
-            ],
-            "msg": request.query_params.get("msg"),
-        },
+        me,
+        run=view,
+        final_states=FINAL_STATES,
+        audit=[
+            (line.at, line.actor, line.action, json.dumps(line.detail, ensure_ascii=False))
+            for line in view.audit
+        ],
     )
 
 
 @router.post("/app/remediation/action")
 async def remediation_action(
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     remediation_id: Annotated[str, Form()],
     action: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
 ) -> Response:
-    me = require(user)
-    service = state.remediations
     here = f"/app/remediation?id={quote(remediation_id)}"
     try:
         if action in ("approve", "refuse"):
-            await service.approve(me.name, remediation_id, action == "approve", reason)
+            await state.remediations.approve(me.name, remediation_id, action == "approve", reason)
             return back(here, _("Approved") if action == "approve" else _("Refused"))
         if action == "abort":
-            await service.abort(me.name, remediation_id, reason)
+            await state.remediations.abort(me.name, remediation_id, reason)
             return back(here, _("Abort requested"))
     except RemediationError as exc:
         return back(here, remediation_problem(exc, _))
@@ -210,36 +188,26 @@ DISCUSSION_STATES = (N_("open"), N_("closed"))
 
 
 @router.get("/app/discussions", response_class=HTMLResponse)
-async def discussion_list(request: Request, state: StateDep, user: MaybeUser) -> Response:
-    me = require(user)
+async def discussion_list(request: Request, state: StateDep, me: PageUser) -> Response:
     listing = await state.discussions.list_discussions(me.name, limit=50)
-    return render(
-        request,
-        "discussions.html",
-        {"user": me, "listing": listing, "msg": request.query_params.get("msg")},
-    )
+    return user_page(request, "discussions.html", me, listing=listing)
 
 
 @router.get("/app/discussion", response_class=HTMLResponse)
 async def discussion_page(
-    request: Request, state: StateDep, user: MaybeUser, _: PageWords, id: str
+    request: Request, state: StateDep, me: PageUser, _: PageWords, id: str
 ) -> Response:
-    me = require(user)
     try:
         read = await state.discussions.read_discussion(me.name, id)
     except DiscussionError as exc:
         return back("/app/discussions", discussion_problem(exc, _))
-    return render(
-        request,
-        "discussion.html",
-        {"user": me, "read": read, "msg": request.query_params.get("msg")},
-    )
+    return user_page(request, "discussion.html", me, read=read)
 
 
 @router.post("/app/discussions/post")
 async def discussion_post(
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     content: Annotated[str, Form()],
     discussion_id: Annotated[str, Form()] = "",
@@ -247,18 +215,16 @@ async def discussion_post(
     tags: Annotated[str, Form()] = "",
 ) -> Response:
     """Post as yourself: a reply in a discussion, or a message on a topic."""
-    me = require(user)
     try:
         message = MessageIn(
             from_id=me.name,
             content=content,
             tags=[t.strip() for t in tags.split(",") if t.strip()],
         )
-        service = state.discussions
         if discussion_id:
-            posted = await service.reply_message(me.name, discussion_id, message)
+            posted = await state.discussions.reply_message(me.name, discussion_id, message)
         else:
-            posted = await service.send_message(me.name, topic, message)
+            posted = await state.discussions.send_message(me.name, topic, message)
     except (DiscussionError, ValueError) as exc:
         where = (
             f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"

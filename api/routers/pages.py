@@ -24,7 +24,7 @@ from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository
 from ambient.watches.inputs import ConfigError
 from api.deps import SessionDep, StateDep, get_state
-from api.i18n import Words, from_accept_language, page_language, templates
+from api.i18n import Words, from_accept_language, templates
 from api.security import refuse_cross_site_writes
 
 
@@ -56,14 +56,13 @@ def field_errors(
     for raw, message in errors:
         loc = [str(p) for p in raw]
         label = (labels or {}).get(loc[0]) if loc else None
-        if label is not None:
-            label = _(label)
+        if label is None:
+            where = ".".join(loc) or _("value")
+        else:
+            where = _(label)
             # Lists come from one line per item: "Pages, line 2".
             if loc[1:2] and loc[1].isdigit():
-                label = _("%(label)s, line %(line)d", label=label, line=int(loc[1]) + 1)
-            where = label
-        else:
-            where = ".".join(loc) or _("value")
+                where = _("%(label)s, line %(line)d", label=where, line=int(loc[1]) + 1)
         parts.append(f"{where}: {message}")
     return "; ".join(parts)
 
@@ -93,9 +92,11 @@ MaybeUser = Annotated[User | None, Depends(page_user)]
 
 def language_of(request: Request, user: Any) -> Language:
     """The language of a page: the user's, else the browser's, else the server's default."""
-    return page_language(
-        request, getattr(user, "language", None), get_state(request).settings.default_language
-    )
+    chosen = getattr(user, "language", None)
+    if chosen in ("zh", "en"):
+        return Language(chosen)
+    asked = from_accept_language(request.headers.get("accept-language"))
+    return asked or get_state(request).settings.default_language
 
 
 async def page_words(request: Request, user: MaybeUser) -> Words:
@@ -106,11 +107,15 @@ async def page_words(request: Request, user: MaybeUser) -> Words:
 PageWords = Annotated[Words, Depends(page_words)]
 
 
-def require(user: User | None) -> User:
+async def signed_in_user(user: MaybeUser) -> User:
+    """The page's user; anyone not signed in is sent to the sign-in form."""
     if user is None:
         # Browsers follow this to the sign-in form.
         raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": "/signin"})
     return user
+
+
+PageUser = Annotated[User, Depends(signed_in_user)]
 
 
 def render(
@@ -120,6 +125,11 @@ def render(
     # browser's, or the server's default).
     language = language_of(request, context.get("user"))
     return templates(language).TemplateResponse(request, name, context, status_code=code)
+
+
+def user_page(request: Request, name: str, me: User, /, **context: Any) -> HTMLResponse:
+    """A page of the signed-in user, with the notice the last action left (``?msg=``)."""
+    return render(request, name, {"user": me, **context, "msg": request.query_params.get("msg")})
 
 
 def back(path: str, message: str | None = None) -> RedirectResponse:
@@ -143,10 +153,7 @@ async def index(request: Request, state: StateDep, user: MaybeUser) -> Response:
     return render(
         request,
         "index.html",
-        {
-            "status": report.model_dump(),
-            "open_registration": getattr(state.settings, "open_registration", False),
-        },
+        {"status": report.model_dump(), "open_registration": state.settings.open_registration},
     )
 
 
@@ -211,15 +218,12 @@ async def register(
         data = UserCreate.model_validate(
             {"name": name.strip(), "email": email.strip() or None, "language": asked}
         )
-        user, token = await grants.register(
-            session, None, data, open_registration=state.settings.open_registration
-        )
+        # Open registration is checked above.
+        user, token = await grants.register(session, None, data, open_registration=True)
     except ValidationError as exc:
         error = field_errors(exc, _)
     except UserExistsError:
         error = _("name: %(name)s is taken", name=repr(name.strip()))
-    except grants.RegistrationRefusedError as exc:
-        error = str(exc)
     else:
         await session.commit()
         response = render(request, "registered.html", {"user": user, "token": token})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from ambient.remediation.alerts import Alert
@@ -14,7 +14,6 @@ from ambient.remediation.runs import (
     RemediationStats,
     RemediationStatus,
 )
-from ambient.remediation.service import RemediationService
 from ambient.remediation.views import (
     InvalidRemediationError,
     RemediationError,
@@ -49,13 +48,6 @@ class AbortBody(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
 
 
-def service(state: StateDep) -> RemediationService:
-    return state.remediations
-
-
-Service = Annotated[RemediationService, Depends(service)]
-
-
 def http_error(exc: RemediationError) -> Exception:
     if isinstance(exc, RemediationNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
@@ -74,54 +66,56 @@ def _rid(fingerprint: str) -> str:
 
 
 @router.post("/score")
-async def score(body: RemediationStart, user: CurrentUser, remediations: Service) -> ScoreView:
+async def score(body: RemediationStart, user: CurrentUser, state: StateDep) -> ScoreView:
     """Score an alert and show the budget and plan it buys; nothing runs."""
-    return await remediations.score(body.alert)
+    return await state.remediations.score(body.alert)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def start(body: RemediationStart, user: CurrentUser, remediations: Service) -> StartResult:
+async def start(body: RemediationStart, user: CurrentUser, state: StateDep) -> StartResult:
     """Start the alert's remediation, or join the one running for the same alert."""
-    return await remediations.start(user.name, body.alert, body.mode)
+    return await state.remediations.start(user.name, body.alert, body.mode)
 
 
 @router.get("")
 async def list_remediations(
     user: CurrentUser,
-    remediations: Service,
-    state: RemediationState | None = None,
+    state: StateDep,
+    state_: Annotated[RemediationState | None, Query(alias="state")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[RemediationSummary]:
-    return await remediations.list_runs(user.name, state=state, limit=limit)
+    return await state.remediations.list_runs(user.name, state=state_, limit=limit)
 
 
 @router.get("/stats")
 async def stats(
-    user: CurrentUser, remediations: Service, days: Annotated[int, Query(ge=1, le=365)] = 30
+    user: CurrentUser, state: StateDep, days: Annotated[int, Query(ge=1, le=365)] = 30
 ) -> RemediationStats:
-    return await remediations.stats(user.name, days=days)
+    return await state.remediations.stats(user.name, days=days)
 
 
 @router.get("/{fingerprint}")
-async def get(fingerprint: str, user: CurrentUser, remediations: Service) -> RemediationView:
-    return await remediations.get(user.name, _rid(fingerprint))
+async def get(fingerprint: str, user: CurrentUser, state: StateDep) -> RemediationView:
+    return await state.remediations.get(user.name, _rid(fingerprint))
 
 
 @router.post("/{fingerprint}/approval")
 async def approve(
-    fingerprint: str, body: ApprovalBody, user: CurrentUser, remediations: Service
+    fingerprint: str, body: ApprovalBody, user: CurrentUser, state: StateDep
 ) -> ApprovalDecision:
-    return await remediations.approve(user.name, _rid(fingerprint), body.approve, body.reason or "")
+    return await state.remediations.approve(
+        user.name, _rid(fingerprint), body.approve, body.reason or ""
+    )
 
 
 @router.post("/{fingerprint}/abort")
 async def abort(
-    fingerprint: str, body: AbortBody, user: CurrentUser, remediations: Service
+    fingerprint: str, body: AbortBody, user: CurrentUser, state: StateDep
 ) -> RemediationStatus:
-    return await remediations.abort(user.name, _rid(fingerprint), body.reason or "")
+    return await state.remediations.abort(user.name, _rid(fingerprint), body.reason or "")
 
 
 @router.post("/{fingerprint}/report")
-async def share(fingerprint: str, user: CurrentUser, remediations: Service) -> ReportLink:
+async def share(fingerprint: str, user: CurrentUser, state: StateDep) -> ReportLink:
     """A signed, expiring link to the remediation's report page."""
-    return await remediations.share(user.name, _rid(fingerprint))
+    return await state.remediations.share(user.name, _rid(fingerprint))

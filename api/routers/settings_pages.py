@@ -24,18 +24,12 @@ from ambient.push import save_push_config
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository, user_public
 from ambient.wiring import AppState
-from ambient.xiaozhi import (
-    DeviceAdded,
-    DeviceError,
-    DeviceRefusedError,
-    InvalidDeviceError,
-    normalize_device_id,
-)
+from ambient.xiaozhi import DeviceAdded, DeviceError, InvalidDeviceError, normalize_device_id
 from api.deps import SessionDep, StateDep
 from api.i18n import Words
 from api.routers.pages import (
     N_,
-    MaybeUser,
+    PageUser,
     PageWords,
     back,
     field_errors,
@@ -43,7 +37,6 @@ from api.routers.pages import (
     lines_of,
     page_router,
     render,
-    require,
 )
 
 router = page_router()
@@ -91,19 +84,18 @@ LANGUAGE_NAMES = {Language.ZH: "中文", Language.EN: "English"}
 
 
 @router.get("/app/settings", response_class=HTMLResponse)
-async def settings_form(request: Request, state: StateDep, user: MaybeUser) -> Response:
-    return await _settings_page(request, state, require(user))
+async def settings_form(request: Request, state: StateDep, me: PageUser) -> Response:
+    return await _settings_page(request, state, me)
 
 
 @router.post("/app/digest")
 async def save_digest(
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     enabled: Annotated[str, Form()] = "",
     every_minutes: Annotated[str, Form()] = "15",
 ) -> Response:
-    me = require(user)
     try:
         setting = DigestSetting.model_validate(
             {"enabled": enabled == "on", "every_minutes": every_minutes or "15"}
@@ -118,9 +110,8 @@ async def save_digest(
 
 @router.post("/app/settings")
 async def save_settings(
-    request: Request, state: StateDep, session: SessionDep, user: MaybeUser, _: PageWords
+    request: Request, state: StateDep, session: SessionDep, me: PageUser, _: PageWords
 ) -> Response:
-    me = require(user)
     form = await request.form()
     # The form posts every setting as text; wake words one a line (or comma-separated).
     data: dict[str, Any] = {}
@@ -146,10 +137,9 @@ async def save_push(
     request: Request,
     state: StateDep,
     session: SessionDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
 ) -> Response:
-    me = require(user)
     form = await request.form()
     types, targets = form.getlist("type"), form.getlist("target")
     kinds = form.getlist("kinds")
@@ -187,12 +177,11 @@ PUSH_KINDS = (N_("briefing"), N_("watch"), N_("remediation"))
 async def add_device(
     request: Request,
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     device_id: Annotated[str, Form()] = "",
 ) -> Response:
     """Register one of your 小智 devices; the page shows its token once (never in a URL)."""
-    me = require(user)
     try:
         normalize_device_id(device_id)
     except InvalidDeviceError:
@@ -201,15 +190,12 @@ async def add_device(
         added = await state.devices.add(me.name, me.name, device_id)
     except InvalidDeviceError:
         # The id is well formed (checked above), so it is taken.
-        errors = _(
+        taken = _(
             "Device %(device)s is already registered; remove it first.",
             device=device_id.strip().lower(),
         )
-    except DeviceRefusedError:
-        errors = _("You may register devices only for yourself.")
-    else:
-        return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
-    return await _settings_page(request, state, me, errors=errors)
+        return await _settings_page(request, state, me, errors=taken)
+    return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
 
 
 DEVICE_ID_RULE = N_(
@@ -220,9 +206,8 @@ DEVICE_ID_RULE = N_(
 
 @router.post("/app/xiaozhi/devices/remove")
 async def remove_device(
-    state: StateDep, user: MaybeUser, _: PageWords, device: Annotated[str, Form()] = ""
+    state: StateDep, me: PageUser, _: PageWords, device: Annotated[str, Form()] = ""
 ) -> Response:
-    me = require(user)
     try:
         removed = await state.devices.remove(me.name, device)
     except DeviceError:
@@ -236,13 +221,12 @@ async def remove_device(
 @router.post("/app/xiaozhi/devices/allow")
 async def allow_device(
     state: StateDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     device: Annotated[str, Form()] = "",
     allowed: Annotated[str, Form()] = "on",
 ) -> Response:
     """Let a device (anyone's) answer you by your voiceprint, or stop it: your own consent."""
-    me = require(user)
     yes = allowed != "off"
     try:
         view = await state.devices.allow(me.name, device, allowed=yes)
@@ -266,14 +250,13 @@ async def add_endpoint(
     request: Request,
     state: StateDep,
     session: SessionDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     url: Annotated[str, Form()] = "",
     verbatim: Annotated[str, Form()] = "",
 ) -> Response:
     """Register a 接入点 URL for yourself. Its token is never shown again: the page answers
     with a redirect naming the masked URL, so the token is in no page, URL or history."""
-    me = require(user)
     try:
         data = EndpointCreate(user=me.name, url=url, verbatim=verbatim == "on")
         added = await Endpoints.of(session, state.settings).add(me, data)
@@ -281,8 +264,6 @@ async def add_endpoint(
         errors = field_errors(exc, _, ENDPOINT_LABELS)
     except EndpointInputError as exc:
         errors = f"{_(ENDPOINT_LABELS.get(exc.field, exc.field))}: {exc.message}"
-    except EndpointError:
-        errors = _("You may register endpoints only for yourself.")
     else:
         return back(
             "/app/settings",
@@ -295,11 +276,10 @@ async def add_endpoint(
 async def remove_endpoint(
     state: StateDep,
     session: SessionDep,
-    user: MaybeUser,
+    me: PageUser,
     _: PageWords,
     endpoint: Annotated[str, Form()] = "",
 ) -> Response:
-    me = require(user)
     try:
         gone = await Endpoints.of(session, state.settings).remove(me, int(endpoint))
     except (ValueError, EndpointError):

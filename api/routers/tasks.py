@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
 
 from ambient.status import temporal_problem
@@ -22,7 +22,7 @@ from ambient.watches.inputs import (
 from ambient.watches.models import TaskStatus
 from ambient.watches.reads import DEFAULT_PAGE_SIZE, TaskSummary
 from ambient.watches.reminders import ReminderConfig
-from ambient.watches.service import TaskRef, TaskService
+from ambient.watches.service import TaskRef
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
 
@@ -36,13 +36,6 @@ class TaskCreate(BaseModel):
         description=CONFIG_BY_TYPE
     )
     name: str | None = Field(default=None, max_length=63, description="optional short name")
-
-
-def service(state: StateDep) -> TaskService:
-    return state.tasks
-
-
-Service = Annotated[TaskService, Depends(service)]
 
 
 def http_error(exc: TaskError, field: str = "config", where: str = "body") -> Exception:
@@ -59,28 +52,28 @@ def http_error(exc: TaskError, field: str = "config", where: str = "body") -> Ex
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_task(body: TaskCreate, user: CurrentUser, tasks: Service) -> TaskRef:
+async def create_task(body: TaskCreate, user: CurrentUser, state: StateDep) -> TaskRef:
     """Create a background task in the generic form {type, config}."""
-    return await tasks.create(user.name, body.type, body.config, body.name)
+    return await state.tasks.create(user.name, body.type, body.config, body.name)
 
 
 @router.get("")
 async def list_tasks(
     user: CurrentUser,
-    tasks: Service,
+    state: StateDep,
     response: Response,
     kind: Literal[TaskType, "daily_briefing"] | None = None,
-    state: Literal["active", "paused", "stopped"] | None = None,
+    state_: Annotated[Literal["active", "paused", "stopped"] | None, Query(alias="state")] = None,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> list[TaskSummary]:
     """Your tasks a page at a time (page_size, default 50); the next page's token is in
     X-Next-Page-Token (absent on the last page)."""
     try:
-        page = await tasks.list(
+        page = await state.tasks.list(
             user.name,
             kind=kind,
-            state=state,
+            state=state_,
             page_size=page_size or DEFAULT_PAGE_SIZE,
             page_token=page_token,
         )
@@ -92,8 +85,8 @@ async def list_tasks(
 
 
 @router.get("/{task_id:path}/status")
-async def get_task(task_id: str, user: CurrentUser, tasks: Service) -> TaskStatus:
-    return await tasks.get(user.name, task_id)
+async def get_task(task_id: str, user: CurrentUser, state: StateDep) -> TaskStatus:
+    return await state.tasks.get(user.name, task_id)
 
 
 @router.post("/{task_id:path}/{action}")
@@ -101,10 +94,10 @@ async def control_task(
     task_id: str,
     action: Literal["pause", "resume", "trigger"],
     user: CurrentUser,
-    tasks: Service,
+    state: StateDep,
 ) -> TaskRef:
     """pause, resume or trigger (check now) a task."""
-    operation = {"pause": tasks.pause, "resume": tasks.resume, "trigger": tasks.trigger}[action]
+    operation = getattr(state.tasks, action)
     return await operation(user.name, task_id)
 
 
@@ -112,18 +105,18 @@ async def control_task(
 async def update_task(
     task_id: str,
     user: CurrentUser,
-    tasks: Service,
+    state: StateDep,
     config: Annotated[
         dict[str, Any],
         config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig),
         Body(description="the whole new config, of the task's own type"),
     ],
 ) -> TaskStatus:
-    return await tasks.update(user.name, task_id, config)
+    return await state.tasks.update(user.name, task_id, config)
 
 
 @router.delete("/{task_id:path}")
 async def delete_task(
-    task_id: str, user: CurrentUser, tasks: Service, purge: bool = False
+    task_id: str, user: CurrentUser, state: StateDep, purge: bool = False
 ) -> TaskRef:
-    return await tasks.delete(user.name, task_id, purge=purge)
+    return await state.tasks.delete(user.name, task_id, purge=purge)

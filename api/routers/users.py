@@ -32,7 +32,7 @@ from ambient.storage.repositories import (
     user_public,
 )
 from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep, StateDep
-from api.errors import unprocessable
+from api.errors import unauthorized, unprocessable
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -69,9 +69,7 @@ async def register(
         )
     except grants.RegistrationRefusedError as exc:
         if exc.needs_token:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
-            ) from None
+            raise unauthorized(str(exc)) from None
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except UserExistsError:
         raise HTTPException(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, status
+from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -18,7 +18,7 @@ from ambient.briefing.models import GreetResult
 from ambient.settings import Settings
 from ambient.storage.models import User
 from api.deps import OptionalUser, SessionDep, StateDep
-from api.errors import unprocessable
+from api.errors import unauthorized, unprocessable
 
 router = APIRouter(prefix="/voice", tags=["voice"])
 
@@ -55,11 +55,7 @@ async def greeting(
     answer (given at HH:MM / outside the window / still preparing)."""
     device = _device_ok(state.settings, x_device_token)
     if caller is None and not device:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "send a device token (X-Device-Token) or a user's bearer token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise unauthorized("send a device token (X-Device-Token) or a user's bearer token")
     if body.voiceprint_id is not None:
         query = select(User.name).where(User.voiceprint_id == body.voiceprint_id)
         name = (await session.execute(query)).scalar_one_or_none()
@@ -73,8 +69,7 @@ async def greeting(
         raise unprocessable(
             (["user_id"], "a device must name the speaker: user_id or voiceprint_id")
         )
-    service = state.briefings
-    return await service.greet(
+    return await state.briefings.greet(
         name,
         via="voice",
         request_id=body.request_id,
