@@ -10,6 +10,7 @@ ledger, the breaker) is one atomic step.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -139,12 +140,10 @@ class RemediationActivities:
         if first is not None and not first.needs_approval and user is not None:
             read_mode = effective_mode(request.mode, user.rollback_permission, policy.executor).mode
         if read_mode is not None:
-            try:
+            # A failed read leaves None: take_remediation_checkpoint reads it again, with its
+            # retries and its "checkpoint failed" ending: one path for every way a read fails.
+            with contextlib.suppress(Exception):
                 checkpoint = await self._executor(read_mode).checkpoint(request.alert.target())
-            except Exception:
-                # take_remediation_checkpoint reads it again, with its retries and its
-                # "checkpoint failed" ending: one path for every way a read fails.
-                checkpoint = None
         async with self._db.write_session() as session:
             await self._save_prepared(session, request, opened)
             if first is not None:

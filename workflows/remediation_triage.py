@@ -30,11 +30,8 @@ class AlertTriageWorkflow:
             retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=10)),
         )
         result = TriageResult(window=found.window, skipped=found.skipped)
-        seen: set[str] = set()
+        # One alert per fingerprint already (unresolved_alarms collapses repeats).
         for alert in found.alerts:
-            if alert.fingerprint() in seen:
-                continue
-            seen.add(alert.fingerprint())
             child_id = remediation_id(alert)
             try:
                 # Abandoned: remediations outlive the triage run (approvals, settle timers).

@@ -153,15 +153,12 @@ async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[D
             raise CloudOpsFailedError("unavailable", f"{label}: {exc}; try again") from None
         after_dict = after.to_dict()
         diff = _diff(f"{kind}/{name}", live, after_dict)
-        change: Literal["create", "update", "unchanged"] = (
-            "create" if live is None else ("update" if diff else "unchanged")
-        )
         document = DocumentChange(
             index=index,
             kind=kind,
             name=name,
             namespace=namespace,
-            change=change,
+            change="create" if live is None else ("update" if diff else "unchanged"),
             diff=diff,
             applied=False,
         )

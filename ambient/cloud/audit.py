@@ -27,11 +27,6 @@ class CloudGuard:
         self.db, self.tencent = db, tencent
 
     # --- permission and audit -----------------------------------------------------------
-    async def permission(self, actor: str) -> RollbackPermission:
-        async with self.db.session() as session:
-            user = await UserRepository(session).get(actor)
-        return RollbackPermission(user.rollback_permission) if user else RollbackPermission.NONE
-
     async def audit(self, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
         async with self.db.session() as session:
             await AuditRepository(session).append(
@@ -48,10 +43,14 @@ class CloudGuard:
 
     async def authorize(
         self, actor: str, operation: str, subject: str, mode: Mode, **asked: Any
-    ) -> None:
+    ) -> RollbackPermission:
         """Refuse (and audit the refusal, with what was ``asked``) unless the stored
-        permission covers ``mode``."""
-        permission = await self.permission(actor)
+        permission covers ``mode``; the permission read."""
+        async with self.db.session() as session:
+            user = await UserRepository(session).get(actor)
+        permission = (
+            RollbackPermission(user.rollback_permission) if user else RollbackPermission.NONE
+        )
         if permission is RollbackPermission.NONE:
             reason = (
                 f"You may not change the cloud ({actor!r} has rollback_permission 'none' or "
@@ -63,7 +62,7 @@ class CloudGuard:
                 "(mode='dry_run') but not execute it; ask an admin."
             )
         else:
-            return
+            return permission
         await self.audit(
             actor,
             f"cloud.{operation}",

@@ -53,13 +53,6 @@ class WriteResult(BaseModel):
 _CREATING: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
-def _creating(key: str) -> asyncio.Lock:
-    lock = _CREATING.get(key)
-    if lock is None:
-        lock = _CREATING[key] = asyncio.Lock()
-    return lock
-
-
 class CloudCreates(CloudGuard):
     """Creates by name, idempotent across retries and concurrent callers of this process."""
 
@@ -99,7 +92,9 @@ class CloudCreates(CloudGuard):
         lock = (
             contextlib.nullcontext()
             if request.action in writes.NAME_TAKEN or mode == "dry_run"
-            else _creating(f"{operation}\n{subject}\n{request.region or ''}")
+            else _CREATING.setdefault(
+                f"{operation}\n{subject}\n{request.region or ''}", asyncio.Lock()
+            )
         )
         try:
             try:

@@ -14,7 +14,7 @@ from ambient.clients.tencent.errors import (
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.creates import CloudCreates, WriteResult, WriteStep
-from ambient.cloud.errors import CloudOpsError, CloudOpsFailedError, CloudOpsInputError, readable
+from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
 from ambient.storage.models import as_utc
 
 
@@ -228,16 +228,14 @@ class ClsWrites(CloudCreates):
         )
         try:
             found = await writes.logset_of_topic(self.tencent, spec.topic_id, region=spec.region)
-            if found is None:
-                raise CloudOpsFailedError(
-                    "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
-                )
         except TencentCloudError as exc:
-            failure: CloudOpsError = readable(exc, lookup)
-        except CloudOpsError as exc:
-            failure = exc
+            failure = readable(exc, lookup)
         else:
-            return found
+            if found is not None:
+                return found
+            failure = CloudOpsFailedError(
+                "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
+            )
         await self.audit_failure(actor, "create_cls_alarm", subject, {"mode": mode}, failure)
         raise failure
 

@@ -103,8 +103,7 @@ class NodePoolWrites(CloudCreates):
         the CLI refuse the same callers; every call is audited.
         """
         subject = f"tke:{spec.cluster_id}/{spec.node_pool_id}"
-        permission = await self.permission(actor)
-        await self.authorize(
+        permission = await self.authorize(
             actor, "scale_node_pool", subject, mode, desired=spec.desired, region=spec.region
         )
         detail: dict[str, Any] = {

@@ -9,16 +9,19 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from typing import Any, Literal
+from functools import partial
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from ambient.domain.configs import UserConfig
-from ambient.domain.identifiers import cluster_ref, namespace_name, object_name
+from ambient.domain.identifiers import ClusterRef, NamespaceName, object_name
 from ambient.remediation.ladder import WorkloadRef
 from ambient.watches.configs import Condition, MetricSource
 
 # --- alerts ---------------------------------------------------------------------------
+
+DeploymentName = Annotated[str, AfterValidator(partial(object_name, what="Deployment name"))]
 
 
 class VerifySpec(UserConfig):
@@ -49,12 +52,14 @@ class Alert(UserConfig):
         description="where the alert came from: threshold_watch, monitor, cls, manual, ...",
     )
     # A target is only ever these three fields, each checked by its real format.
-    cluster_id: str = Field(
+    cluster_id: ClusterRef = Field(
         description="TKE cluster id (cls- and 8 lowercase letters or digits, e.g. "
         "cls-7kq2m0ab) or a context name of AMBIENT_KUBECONFIG"
     )
-    namespace: str = Field(default="default", description="Kubernetes namespace (DNS label)")
-    workload: str = Field(description="Deployment name (DNS subdomain)")
+    namespace: NamespaceName = Field(
+        default="default", description="Kubernetes namespace (DNS label)"
+    )
+    workload: DeploymentName = Field(description="Deployment name (DNS subdomain)")
     metric: str | None = Field(default=None, max_length=200)
     value: float | None = None
     threshold: float | None = None
@@ -62,21 +67,6 @@ class Alert(UserConfig):
     verify: VerifySpec | None = None
     settle_seconds: int | None = Field(default=None, ge=0, le=24 * 3600)
     labels: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("cluster_id")
-    @classmethod
-    def _cluster(cls, value: str) -> str:
-        return cluster_ref(value)
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str) -> str:
-        return namespace_name(value)
-
-    @field_validator("workload")
-    @classmethod
-    def _workload(cls, value: str) -> str:
-        return object_name(value, "Deployment name")
 
     @field_validator("value", "threshold")
     @classmethod

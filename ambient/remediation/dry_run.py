@@ -7,7 +7,6 @@ the result says so. It is the default executor and the one every ``dry_run`` mod
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from ambient.remediation.changes import (
     isolation_value,
     without_hash,
 )
+from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_reads import ClusterReads
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
@@ -62,10 +62,6 @@ class WorkloadView:
         current = self.revision
         earlier = [r for r in self.revisions if current is None or r < current]
         return max(earlier) if earlier else None
-
-    @property
-    def template(self) -> dict[str, Any]:
-        return dict(self.deployment.get("spec", {}).get("template") or {})
 
     @property
     def replicas(self) -> int | None:
@@ -199,7 +195,7 @@ class DryRunExecutor:
             revision=view.revision,
             previous_revision=view.previous_revision(),
             replicas=view.replicas,
-            images=images_of(view.template),
+            images=images_of(view.deployment.get("spec", {}).get("template") or {}),
             spec=view.deployment.get("spec", {}),
             service_selectors=view.services,
             configmaps=view.configmaps,
@@ -238,12 +234,6 @@ class DryRunExecutor:
 def default_executors(
     settings: Settings, tencent: TencentCloud | None
 ) -> dict[str, RemediationExecutor]:
-    """dry_run always; kubernetes when the Kubernetes executor is installed in this build."""
+    """The dry-run and Kubernetes executors, sharing the worker's cluster clients."""
     clients = KubeClients(settings.kubeconfig, tencent)
-    executors: dict[str, RemediationExecutor] = {"dry_run": DryRunExecutor(clients)}
-    try:
-        module = importlib.import_module("ambient.remediation.kube_executor")
-    except ImportError:
-        return executors
-    executors["kubernetes"] = module.KubernetesExecutor(clients)
-    return executors
+    return {"dry_run": DryRunExecutor(clients), "kubernetes": KubernetesExecutor(clients)}

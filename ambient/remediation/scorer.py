@@ -19,10 +19,8 @@ from ambient.clients.llm import LLMClient, LLMError, data_block
 from ambient.remediation.alerts import Alert
 from ambient.remediation.scores import (
     AlertRule,
-    DimensionScore,
     ScoreCard,
     ScoreDimensions,
-    clamp,
     match_rule,
     offline_score,
     score_card,
@@ -51,10 +49,6 @@ class LLMScore(BaseModel):
     severity: LLMDimension
     importance: LLMDimension
     time_sensitivity: LLMDimension
-
-
-def _dimension(value: LLMDimension) -> DimensionScore:
-    return DimensionScore(score=clamp(value.score), reason=value.reason.strip()[:500])
 
 
 @dataclass
@@ -92,10 +86,8 @@ async def score_alert_traced(
             0, f"the LLM gave no valid answer ({failure}): offline rules scored this alert"
         )
         return ScoredAlert(card, attempts, failure)
-    dimensions = ScoreDimensions(
-        impact=_dimension(answer.impact),
-        severity=_dimension(answer.severity),
-        importance=_dimension(answer.importance),
-        time_sensitivity=_dimension(answer.time_sensitivity),
+    # The answer's schema bounds each score and reason (LLMScore): only the spaces go.
+    dimensions = ScoreDimensions.model_validate(
+        {name: {"score": d.score, "reason": d.reason.strip()} for name, d in answer}
     )
     return ScoredAlert(score_card(dimensions, match_rule(alert, rules), "llm"), attempts)

@@ -93,18 +93,7 @@ class AlertRule(BaseModel):
 def match_rule(alert: Alert, rules: list[AlertRule]) -> AlertRule | None:
     """The most specific rule that matches (ties: the first given)."""
     matching = [rule for rule in rules if rule.matches(alert)]
-    if not matching:
-        return None
-    return max(matching, key=lambda rule: rule.specificity())
-
-
-def apply_rule(dimensions: ScoreDimensions, rule: AlertRule | None) -> ScoreDimensions:
-    if rule is None or rule.importance is None:
-        return dimensions
-    pinned = DimensionScore(
-        score=rule.importance, reason=f"pinned to {rule.importance} by alert rule {rule.name!r}"
-    )
-    return dimensions.model_copy(update={"importance": pinned})
+    return max(matching, key=lambda rule: rule.specificity(), default=None)
 
 
 def score_card(
@@ -113,7 +102,11 @@ def score_card(
     generated_by: Literal["llm", "offline"],
 ) -> ScoreCard:
     """The total, budget and reasons of validated sub-scores, with the rule's overrides."""
-    dimensions = apply_rule(dimensions, rule)
+    if rule is not None and rule.importance is not None:
+        pinned = DimensionScore(
+            score=rule.importance, reason=f"pinned to {rule.importance} by alert rule {rule.name!r}"
+        )
+        dimensions = dimensions.model_copy(update={"importance": pinned})
     score = total_score(dimensions)
     reasons = [
         f"{name} {getattr(dimensions, name).score}: {getattr(dimensions, name).reason}"
@@ -207,12 +200,8 @@ def plan(
             attempt=index + 1,
             rung=rung,
             action=RUNG_ACTIONS[rung],
-            needs_approval=needs_approval(rung, approval_from_rung),
+            # 0 turns approval off; handing over to a person needs nobody's approval.
+            needs_approval=0 < approval_from_rung <= rung and rung is not Rung.HAND_OVER,
         )
         for index, rung in enumerate(rungs)
     ]
-
-
-def needs_approval(rung: Rung, approval_from_rung: int) -> bool:
-    # 0 turns approval off; handing over to a person needs nobody's approval.
-    return 0 < approval_from_rung <= rung and rung is not Rung.HAND_OVER

@@ -171,9 +171,7 @@ class RemediationService:
         is no TKE id can only be a context, so one the kubeconfig lacks would fail the
         workflow only once it runs. The dry_run executor reaches no cluster.
         """
-        if self.settings.remediation_executor != "kubernetes":
-            return
-        if TKE_CLUSTER_ID.match(cluster_id):
+        if self.settings.remediation_executor != "kubernetes" or TKE_CLUSTER_ID.match(cluster_id):
             return
         try:
             contexts = kubeconfig_contexts(self.settings.kubeconfig)
@@ -221,24 +219,18 @@ class RemediationService:
                 detail={"user": user, "source": source, "state": state},
             )
             await session.commit()
-        if await self._may_steer(user, owner, attributes.get(temporal.CLUSTER) or ""):
-            return StartResult(
-                remediation_id=workflow_id,
-                created=False,
-                deduplicated=True,
-                state=state,
-                message=(
-                    f"an alert with this fingerprint is already being remediated: "
-                    f"{workflow_id} (state {state}, owner {owner})"
-                ),
-            )
+        visible = await self._may_steer(user, owner, attributes.get(temporal.CLUSTER) or "")
         # The id is the alert's hash (score_alert shows it too): naming it reveals nothing.
         return StartResult(
             remediation_id=workflow_id,
             created=False,
             deduplicated=True,
+            state=state if visible else None,
             message=(
-                "an alert with this fingerprint is already being remediated by its owner: "
+                f"an alert with this fingerprint is already being remediated: "
+                f"{workflow_id} (state {state}, owner {owner})"
+                if visible
+                else "an alert with this fingerprint is already being remediated by its owner: "
                 "nothing was started, and its plan and steps are the owner's to see"
             ),
         )
@@ -293,16 +285,10 @@ class RemediationService:
         since = datetime.now(UTC) - timedelta(days=days)
         async with self.db.session() as session:
             rows = await RemediationRepository(session).list(user=owner, limit=100_000)
+        # The row's own fields, and the rungs tried from its detail.
         outcomes = [
-            RunOutcome(
-                state=row.state,
-                service=row.service,
-                alert_type=row.alert_type,
-                tried=list(row.detail.get("tried") or []),
-                resolved_rung=row.resolved_rung,
-                budget_exhausted=row.budget_exhausted,
-                started_at=row.started_at,
-                finished_at=row.finished_at,
+            RunOutcome.model_validate(row, from_attributes=True).model_copy(
+                update={"tried": list(row.detail.get("tried") or [])}
             )
             for row in rows
             if row.started_at >= since

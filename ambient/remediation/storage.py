@@ -54,8 +54,19 @@ class RemediationRepository:
         query = select(RemediationRecord).where(RemediationRecord.run_key == run_key)
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def save(self, run_key: str, **values: Any) -> RemediationRecord:
-        """Insert or update the run's row (a retried activity writes the same values again)."""
+    async def save_run(
+        self, run_key: str, alert: Alert, detail: dict[str, Any], **values: Any
+    ) -> RemediationRecord:
+        """Insert or update the run's row (a retried activity writes the same values again):
+        what its alert says (cluster, service, type, source) and the alert itself in
+        ``detail``; ``values`` the rest."""
+        values.update(
+            cluster_id=alert.cluster_id,
+            service=alert.service,
+            alert_type=alert.metric or alert.source,
+            source=alert.source,
+            detail={**detail, "alert": alert.model_dump(mode="json")},
+        )
         row = await self.get(run_key)
         if row is None:
             row = RemediationRecord(run_key=run_key, **values)
@@ -71,21 +82,6 @@ class RemediationRepository:
             setattr(row, name, value)
         await self.session.flush()
         return row
-
-    async def save_run(
-        self, run_key: str, alert: Alert, detail: dict[str, Any], **values: Any
-    ) -> RemediationRecord:
-        """The run's row with what its alert says (cluster, service, type, source) and the
-        alert itself in ``detail``; ``values`` the rest."""
-        return await self.save(
-            run_key,
-            cluster_id=alert.cluster_id,
-            service=alert.service,
-            alert_type=alert.metric or alert.source,
-            source=alert.source,
-            detail={**detail, "alert": alert.model_dump(mode="json")},
-            **values,
-        )
 
     async def list(
         self, *, user: str | None = None, state: str | None = None, limit: int = 100
