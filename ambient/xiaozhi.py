@@ -427,7 +427,6 @@ async def voice_facts(
                 waiting = len(await waiting_for(remediations, user.name))
         except Exception as exc:
             log.warning("context for %s: approvals unknown (%s)", user.name, type(exc).__name__)
-            waiting = None
     elif not states:
         waiting = 0
     name = user.assistant_name or DEFAULT_ASSISTANT

@@ -39,11 +39,8 @@ class CloudRequest(BaseModel):
 
 # --- lookups by name (a retried create finds what the first attempt made) -------------------
 def _named(items: list[dict[str, Any]], field: str, name: str, id_field: str) -> str | None:
-    for item in items:
-        if item.get(field) == name:
-            found = item.get(id_field)
-            return str(found) if found else None
-    return None
+    found = next((item.get(id_field) for item in items if item.get(field) == name), None)
+    return str(found) if found else None
 
 
 async def find_node_pool(
