@@ -348,13 +348,12 @@ def start_server(
             if serving_model(url) is not None:
                 return server
             time.sleep(0.5)
+        raise LocalLLMError(
+            f"llama-server did not answer at {url} within {START_TIMEOUT:.0f} s ({log})"
+        )
     except BaseException:
         server.stop()  # a start given up (Ctrl-C during `ambient dev`) leaves no server behind
         raise
-    server.stop()
-    raise LocalLLMError(
-        f"llama-server did not answer at {url} within {START_TIMEOUT:.0f} s ({log})"
-    )
 
 
 def ensure_server(settings: Settings) -> LocalServer:
