@@ -20,15 +20,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ambient.clients.notify import ChannelRegistry, PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.targets import TargetPolicy
-from ambient.domain.configs import STORED
-from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import (
     Delivery,
     DeliveryStatus,
@@ -37,10 +34,9 @@ from ambient.domain.notify import (
     Target,
     redact_target,
 )
-from ambient.domain.push import QuietHours
+from ambient.domain.push import PushChannel, QuietHours, stored_push_config
 from ambient.log_redaction import redact
 from ambient.storage import Database
-from ambient.storage.models import User
 from ambient.storage.repositories import DeliveryRepository, EventRepository, UserRepository
 
 HEARTBEAT_EVERY = 5.0  # seconds at most; callers set heartbeat_timeout=30s
@@ -59,7 +55,7 @@ class Recipient:
     email: str | None
     phone: str | None
     timezone: str
-    channels: list[Target]
+    channels: list[PushChannel]
     quiet_hours: QuietHours | None
     config_problems: list[str]
 
@@ -149,7 +145,8 @@ class NotifyActivities:
             user = await UserRepository(session).get(name)
         if user is None:
             return Recipient(name, False, False, None, None, "UTC", [], None, [])
-        channels, quiet, problems = _stored_push_config(user)
+        problems: list[str] = []
+        config = stored_push_config(user.push_config, problems)
         return Recipient(
             name=name,
             exists=True,
@@ -157,9 +154,9 @@ class NotifyActivities:
             email=user.email,
             phone=user.phone,
             timezone=user.timezone,
-            channels=channels,
-            quiet_hours=quiet,
-            config_problems=problems,
+            channels=config.channels,
+            quiet_hours=config.quiet_hours,
+            config_problems=[f"permanent: push config {p}" for p in problems],
         )
 
     def targets_for(
@@ -311,27 +308,6 @@ def _failed(channel: str, target: str, error: str) -> Delivery:
     return Delivery(
         channel=channel, target=target, status=DeliveryStatus.FAILED, error=redact(error)
     )
-
-
-def _stored_push_config(user: User) -> tuple[list[Target], QuietHours | None, list[str]]:
-    """The stored push config read leniently: a bad entry is reported, the rest still used."""
-    raw: dict[str, Any] = user.push_config or {}
-    channels: list[Target] = []
-    problems: list[str] = []
-    for index, entry in enumerate(raw.get("channels") or []):
-        try:
-            channels.append(Target.model_validate(entry, context=STORED))
-        except ValidationError as exc:
-            where = (f"channels[{index}]",)
-            problems += [f"permanent: push config {p}" for p in field_problems(exc, at=where)]
-    quiet: QuietHours | None = None
-    if raw.get("quiet_hours"):
-        try:
-            quiet = QuietHours.model_validate(raw["quiet_hours"], context=STORED)
-        except ValidationError as exc:
-            where = ("quiet_hours",)
-            problems += [f"permanent: push config {p}" for p in field_problems(exc, at=where)]
-    return channels, quiet, problems
 
 
 async def _record_failure(

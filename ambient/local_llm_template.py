@@ -27,7 +27,8 @@ TAG_CLOSE = "'}\\n</tool_call>'"
 FENCE_OPEN = '\'\\n```json\\n{"name": "\''
 FENCE_CLOSE = "'}\\n```'"
 # How the GGUF template tells the model to write a call (its source text, escapes as written),
-# and the fence the parser derived from the history reads; rendered, as the model sees them.
+# and the fence the parser derived from the history reads; rendered (escapes resolved), as the
+# model sees them.
 INSTRUCTION_TAGS = (
     "within <tool_call></tool_call> XML tags:\\n<tool_call>\\n"
     '{{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}}\\n</tool_call>'
@@ -36,14 +37,8 @@ INSTRUCTION_FENCE = (
     "in a ```json code block:\\n```json\\n"
     '{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n```'
 )
-RENDERED_TAGS = (
-    "within <tool_call></tool_call> XML tags:\n<tool_call>\n"
-    '{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
-)
-RENDERED_FENCE = (
-    "in a ```json code block:\n```json\n"
-    '{"name": <function-name>, "arguments": <args-json-object>}\n```'
-)
+RENDERED_TAGS = INSTRUCTION_TAGS.replace("\\n", "\n").replace('\\"', '"')
+RENDERED_FENCE = INSTRUCTION_FENCE.replace("\\n", "\n").replace('\\"', '"')
 
 
 def gguf_metadata_string(path: Path, key: str) -> str | None:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,6 +66,8 @@ class DeviceNotFoundError(DeviceError):
 
 
 class DeviceView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     device_id: str
     user: str
@@ -86,16 +88,6 @@ def normalize_device_id(value: str) -> str:
             "(e.g. aa:bb:cc:dd:ee:ff), 1-64 letters, digits, ':', '_', '.', '-'"
         )
     return value.lower()
-
-
-def _view(row: XiaozhiDevice) -> DeviceView:
-    return DeviceView(
-        id=row.id,
-        device_id=row.device_id,
-        user=row.user,
-        speakers=list(row.speakers or []),
-        created_at=row.created_at,
-    )
 
 
 class DeviceService:
@@ -151,7 +143,7 @@ class DeviceService:
                 detail={"user": user, "speakers": names},
             )
             await session.commit()
-            view = _view(row)
+            view = DeviceView.model_validate(row)
         return DeviceAdded(**view.model_dump(), token=token)
 
     async def list(self, actor: str | None) -> list[DeviceView]:
@@ -160,7 +152,9 @@ class DeviceService:
         if not await self._admin(actor):
             query = query.where(XiaozhiDevice.user == actor)
         async with self.db.session() as session:
-            return [_view(row) for row in (await session.execute(query)).scalars()]
+            return [
+                DeviceView.model_validate(row) for row in (await session.execute(query)).scalars()
+            ]
 
     async def remove(self, actor: str | None, ref: str) -> DeviceView:
         """Remove by numeric id or device id (owner or admin); the token stops working."""
@@ -169,7 +163,7 @@ class DeviceService:
             row = await self._find(session, ref)
             if row is None or (row.user != actor and not admin):
                 raise DeviceNotFoundError(f"no device {ref!r} among yours")
-            view = _view(row)
+            view = DeviceView.model_validate(row)
             await session.execute(delete(XiaozhiDevice).where(XiaozhiDevice.id == row.id))
             await AuditRepository(session).append(
                 actor=actor or OPERATOR,
@@ -202,7 +196,7 @@ class DeviceService:
                 detail={"user": row.user},
             )
             await session.commit()
-            return _view(row)
+            return DeviceView.model_validate(row)
 
     @staticmethod
     async def _find(session: AsyncSession, ref: str) -> XiaozhiDevice | None:
@@ -433,7 +427,6 @@ async def voice_facts(
                 waiting = len(await waiting_for(remediations, user.name))
         except Exception as exc:
             log.warning("context for %s: approvals unknown (%s)", user.name, type(exc).__name__)
-            waiting = None
     elif not states:
         waiting = 0
     name = user.assistant_name or DEFAULT_ASSISTANT

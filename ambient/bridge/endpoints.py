@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -146,25 +146,19 @@ class EndpointCreate(BaseModel):
 
 
 class EndpointPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     user: str
-    url: str = Field(description="the URL with its token masked")
+    # A row holds it as url_masked (the URL itself is stored sealed).
+    url: str = Field(
+        validation_alias=AliasChoices("url", "url_masked"),
+        description="the URL with its token masked",
+    )
     verbatim: bool
     state: str = Field(description="connected, or retrying (see last_error)")
     last_error: str | None
     since: datetime
-
-
-def endpoint_public(row: XiaozhiEndpoint) -> EndpointPublic:
-    return EndpointPublic(
-        id=row.id,
-        user=row.user,
-        url=row.url_masked,
-        verbatim=row.verbatim,
-        state=row.state,
-        last_error=row.last_error,
-        since=row.since,
-    )
 
 
 @dataclass
@@ -214,14 +208,14 @@ class Endpoints:
             detail={"id": row.id, "url": row.url_masked, "token": _fingerprint(data.url)},
         )
         await self.session.commit()
-        return endpoint_public(row)
+        return EndpointPublic.model_validate(row)
 
     async def list(self, actor: User | None) -> list[EndpointPublic]:
         """The caller's endpoints; an admin's (and the operator's) list holds everyone's."""
         query = select(XiaozhiEndpoint).order_by(XiaozhiEndpoint.id)
         if actor is not None and actor.role != Role.ADMIN:
             query = query.where(XiaozhiEndpoint.user == actor.name)
-        return [endpoint_public(row) for row in await self.session.scalars(query)]
+        return [EndpointPublic.model_validate(row) for row in await self.session.scalars(query)]
 
     async def remove(self, actor: User | None, endpoint_id: int) -> EndpointPublic:
         row = await self.session.get(XiaozhiEndpoint, endpoint_id)
@@ -229,7 +223,7 @@ class Endpoints:
             actor is not None and actor.role != Role.ADMIN and row.user != actor.name
         ):
             raise EndpointNotFoundError(f"no xiaozhi endpoint {endpoint_id}; see the list")
-        gone = endpoint_public(row)
+        gone = EndpointPublic.model_validate(row)
         await self.session.execute(delete(XiaozhiEndpoint).where(XiaozhiEndpoint.id == endpoint_id))
         await AuditRepository(self.session).append(
             actor=_actor(actor),

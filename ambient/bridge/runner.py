@@ -265,9 +265,7 @@ def describe(exc: BaseException) -> str:
             return "the connection dropped (no close frame)"
         return f"closed by the broker: {close.code} {close.reason}".strip()
     if isinstance(exc, InvalidStatus):
-        body = (
-            exc.response.body.decode("utf-8", "replace").strip()[:200] if exc.response.body else ""
-        )
+        body = (exc.response.body or b"").decode("utf-8", "replace").strip()[:200]
         return f"refused by the broker: HTTP {exc.response.status_code} {body}".strip()
     if isinstance(exc, TimeoutError):
         return "no answer from the broker (timed out)"

@@ -141,8 +141,7 @@ def _cut(text: str, verbatim: bool) -> str:
 
 def _join(start: str) -> str:
     # End the spoken part at the last sentence break, so the note starts a sentence of its own.
-    breaks = [start.rfind(mark) for mark in "。！？.!?\n"]
-    end = max(breaks)
+    end = max(start.rfind(mark) for mark in "。！？.!?\n")
     kept = start[: end + 1] if end >= len(start) // 2 else start
     return f"{kept.rstrip()} {CUT_NOTE}".strip()
 

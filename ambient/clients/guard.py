@@ -18,6 +18,7 @@ import re
 import socket
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -151,12 +152,8 @@ class DestinationGuard:
         ``RESOLVE_TTL`` seconds (watches ask for the same hosts every minute, and the answer
         is pinned, so a name that flips meanwhile is not followed).
         """
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            pass
-        else:
-            if str(literal) == host:
+        with suppress(ValueError):
+            if str(ipaddress.ip_address(host)) == host:
                 return [host]
         now = time.monotonic()
         cached = self._resolved.get((host, port))
@@ -166,12 +163,8 @@ class DestinationGuard:
             infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError, ValueError) as exc:
             raise DestinationLookupError(f"cannot resolve {host}: {exc}") from exc
-        addresses: list[str] = []
-        for info in infos:
-            # Drop an IPv6 scope (%eth0): the address decides, not the interface.
-            address = str(info[4][0]).split("%", 1)[0]
-            if address not in addresses:
-                addresses.append(address)
+        # Each once, in order, without an IPv6 scope (%eth0): the address decides, not the NIC.
+        addresses = list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
         if not addresses:
             raise DestinationLookupError(f"cannot resolve {host}: no addresses")
         if len(self._resolved) >= RESOLVE_CACHE_SIZE:
@@ -211,16 +204,12 @@ def _literal_addresses(host: str) -> list[IPAddress]:
     """The addresses a host names without DNS: IP literals in every form getaddrinfo takes."""
     if LOCAL_NAMES.match(host.lower()):
         return [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
-    try:
+    with suppress(ValueError):
         return [ipaddress.ip_address(host.split("%", 1)[0])]
-    except ValueError:
-        pass
     if re.fullmatch(r"[0-9a-fA-FxX.]+", host):
         # inet_aton's legacy forms (2130706433, 0x7f.1, 0177.0.0.1, 127.1) reach real addresses.
-        try:
+        with suppress(OSError):
             return [ipaddress.IPv4Address(socket.inet_aton(host))]
-        except OSError:
-            pass
     return []
 
 

@@ -46,6 +46,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import certifi
@@ -168,14 +169,12 @@ class PageClient:
         self, scheme: str, addresses: Sequence[str], port: int, name: str
     ) -> _Connection:
         failure: OSError = OSError(f"no address to connect to for {name}")
+        tls: dict[str, Any] = (
+            {"ssl": self._tls(), "server_hostname": name} if scheme == "https" else {}
+        )
         for address in addresses:
             try:
-                if scheme == "https":
-                    reader, writer = await asyncio.open_connection(
-                        address, port, ssl=self._tls(), server_hostname=name
-                    )
-                else:
-                    reader, writer = await asyncio.open_connection(address, port)
+                reader, writer = await asyncio.open_connection(address, port, **tls)
             except ssl.SSLError:
                 raise  # the certificate is wrong for every address alike
             except OSError as exc:

@@ -37,11 +37,6 @@ def data_block(label: str, text: str) -> str:
     return f"{DATA_OPEN.format(label=label)}\n{safe}\n{DATA_CLOSE.format(label=label)}"
 
 
-def with_data_rule(system: str) -> str:
-    """The system prompt with the rule that delimited data is never an instruction."""
-    return f"{system.rstrip()}\n\n{DATA_RULE}"
-
-
 class LLMError(Exception):
     """The endpoint failed in a way retrying the same request will not fix."""
 
@@ -125,7 +120,8 @@ class LLMClient:
         """
         if self._client is None:
             return Answer(value=None, attempts=0, failure="no LLM is configured (offline)")
-        system = with_data_rule(system)
+        # The rule that delimited data is never an instruction closes every system prompt.
+        system = f"{system.rstrip()}\n\n{DATA_RULE}"
         failure = ""
         attempts = max(1, attempts)
         for attempt in range(1, attempts + 1):

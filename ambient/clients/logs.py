@@ -90,10 +90,6 @@ class LogPathError(ValueError):
     """A file topic names something outside the log folder, or is not a usable name."""
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 class FileLogSource:
     def __init__(self, path: Path, root: Path | None = None) -> None:
         self.path = path
@@ -111,7 +107,7 @@ class FileLogSource:
             raise LogPathError(f"a file topic is at most {MAX_NAME} characters")
         real_root = os.path.realpath(root)
         target = os.path.realpath(os.path.join(real_root, name or "."))
-        if not _inside(target, real_root):
+        if not Path(target).is_relative_to(real_root):
             raise LogPathError(
                 "file topics must name a file or folder inside AMBIENT_LOG_DIR "
                 "(symlinks are followed to where they point)"
@@ -119,7 +115,7 @@ class FileLogSource:
         return cls(Path(target), Path(real_root))
 
     def _allowed(self, path: Path) -> bool:
-        return self.root is None or _inside(os.path.realpath(path), self.root)
+        return self.root is None or Path(os.path.realpath(path)).is_relative_to(self.root)
 
     def files(self) -> list[Path]:
         if self.path.is_dir():

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from ambient.clients.guard import RefusedDestinationError, url_host
 from ambient.domain.configs import STORED, UserConfig
+from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import CHANNEL_TYPES, NotificationKind, Target
 from ambient.domain.users import HHMM
 
@@ -218,23 +219,26 @@ class PushConfig(UserConfig):
         return channels
 
 
-def stored_push_config(raw: dict[str, Any] | None) -> PushConfig:
-    """A stored push config for display, even if saved before a rule was added: entries that
-    no longer pass are kept as they are (sending reports them), never a crash on read; fields
-    it was saved with that were ignored then are ignored again."""
-    try:
-        return PushConfig.model_validate(raw or {}, context=STORED)
-    except ValidationError:
-        pass
+def stored_push_config(raw: dict[str, Any] | None, problems: list[str] | None = None) -> PushConfig:
+    """A stored push config, the one reading of it for showing and for sending, even if saved
+    before a rule was added: entries that no longer pass are kept as they are (sending
+    reports them), never a crash on read; an entry that is no target at all and quiet hours
+    that cannot be read are left out, each said in ``problems`` when given; fields it was
+    saved with that were ignored then are ignored again. Kinds left out are the first three."""
+    raw = raw or {}
+    problems = [] if problems is None else problems
     channels = []
-    for entry in (raw or {}).get("channels") or []:
+    for index, entry in enumerate(raw.get("channels") or []):
         try:
             target = Target.model_validate(entry, context=STORED)
-        except ValidationError:
+        except ValidationError as exc:
+            problems += field_problems(exc, at=(f"channels[{index}]",))
             continue
-        channels.append(PushChannel.model_construct(**target.model_dump()))
-    try:
-        quiet = QuietHours.model_validate((raw or {}).get("quiet_hours"), context=STORED)
-    except ValidationError:
-        quiet = None
+        channels.append(PushChannel.model_construct(**target.model_dump(exclude_unset=True)))
+    quiet = None
+    if raw.get("quiet_hours"):
+        try:
+            quiet = QuietHours.model_validate(raw["quiet_hours"], context=STORED)
+        except ValidationError as exc:
+            problems += field_problems(exc, at=("quiet_hours",))
     return PushConfig.model_construct(channels=channels, quiet_hours=quiet)

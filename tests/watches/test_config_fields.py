@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ambient.briefing.models import BriefingConfig, BriefingRun
-from ambient.domain.notify import Target
+from ambient.domain.notify import NotificationKind, Target
 from ambient.domain.push import PushChannel, PushConfig, stored_push_config
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import RemediationInput
@@ -234,3 +234,27 @@ def test_a_saved_push_config_with_an_ignored_field_still_reads() -> None:
     )
     assert [(c.type, c.target) for c in config.channels] == [("email", "a@example.com")]
     assert config.channels[0].kinds is not None and len(config.channels[0].kinds) == 3
+
+
+def test_a_stored_channel_without_kinds_reads_the_same_for_showing_and_for_sending() -> None:
+    problems: list[str] = []
+    config = stored_push_config(
+        {
+            "channels": [{"channel": "webhook", "target": "not-a-url"}, {"target": "x"}],
+            "quiet_hours": {"start": "late"},
+        },
+        problems,
+    )
+    (channel,) = config.channels
+    assert (channel.type, channel.target) == ("webhook", "not-a-url")
+    assert channel.kinds == [
+        NotificationKind.BRIEFING,
+        NotificationKind.WATCH,
+        NotificationKind.REMEDIATION,
+    ]
+    assert not channel.wants(NotificationKind.SYSTEM) and config.quiet_hours is None
+    assert [p.split(":")[0] for p in problems] == [
+        "channels[1].type",
+        "quiet_hours.start",
+        "quiet_hours.end",
+    ]

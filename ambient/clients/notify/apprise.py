@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import apprise
 
@@ -28,6 +29,7 @@ async def notify_apprise(url: str, message: Message) -> None:
         raise TransientNotifyError("the Apprise service did not accept the message")
 
 
+@dataclass
 class AppriseChannel:
     """A user's Apprise URL; those posting to a host the user names pass the guard first.
 
@@ -37,43 +39,42 @@ class AppriseChannel:
 
     name = "apprise"
 
-    def __init__(self, secrets: SecretResolver, guard: DestinationGuard) -> None:
-        self._secrets = secrets
-        self._guard = guard
+    secrets: SecretResolver
+    guard: DestinationGuard
 
     async def send(
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
-        url = self._secrets.resolve(target)
+        url = self.secrets.resolve(target)
         problem = target_problem(Target(type="apprise", target=url))
         if problem is not None:
             raise PermanentNotifyError(problem)
         aimed = aimed_url(Target(type="apprise", target=url))
         if aimed is not None:
-            await checked_destination(self._guard, aimed)
+            await checked_destination(self.guard, aimed)
         await notify_apprise(url, message)
         return None
 
 
+@dataclass(repr=False)  # the gateway template may hold its credentials
 class SmsChannel:
     """SMS through an Apprise SMS gateway URL template containing `{phone}`."""
 
     name = "sms"
 
-    def __init__(self, template: str | None, secrets: SecretResolver) -> None:
-        self._template = template
-        self._secrets = secrets
+    template: str | None
+    secrets: SecretResolver
 
     async def send(
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
-        if not self._template:
+        if not self.template:
             raise PermanentNotifyError(
                 "SMS is not configured: set AMBIENT_SMS_APPRISE_URL to an Apprise SMS URL with "
                 "{phone}, e.g. twilio://SID:TOKEN@+15550001111/{phone}"
             )
         phone = target.replace(" ", "")
-        url = self._secrets.resolve(self._template).replace("{phone}", phone.lstrip("+"))
+        url = self.secrets.resolve(self.template).replace("{phone}", phone.lstrip("+"))
         short = message.model_copy(update={"body": message.body[:300]})
         await notify_apprise(url, short)
         return None

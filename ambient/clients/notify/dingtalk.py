@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import time
 from collections import defaultdict, deque
+from dataclasses import dataclass, field
 from urllib.parse import quote_plus, urlencode
 
 import httpx
@@ -21,7 +22,6 @@ from ambient.clients.notify.robots import listed, post_to_robot, robot_address
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import Message
 
-DEFAULT_BASE = "https://oapi.dingtalk.com"
 PER_MINUTE = 20  # the robot's documented limit
 RATE_LIMITED = {130101, 410100}
 
@@ -56,27 +56,20 @@ class RateLimiter:
             window.append(time.monotonic())
 
 
+@dataclass
 class DingTalkChannel:
     name = "dingtalk"
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        secrets: SecretResolver,
-        base_url: str = DEFAULT_BASE,
-        limiter: RateLimiter | None = None,
-        timeout: float = 15.0,
-    ) -> None:
-        self._http = http
-        self._timeout = timeout
-        self._secrets = secrets
-        self._base = base_url.rstrip("/")
-        self._limiter = limiter or RateLimiter()
+    http: httpx.AsyncClient
+    secrets: SecretResolver
+    base_url: str
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    timeout: float = 15.0
 
     async def send(
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
-        address, options = robot_address(self._secrets, target, "access_token")
+        address, options = robot_address(self.secrets, target, "access_token")
         token, _, secret = address.partition("#")
         if not token:
             raise PermanentNotifyError("dingtalk target needs ACCESS_TOKEN[#SIGN_SECRET]")
@@ -91,10 +84,10 @@ class DingTalkChannel:
         else:
             payload = {"msgtype": "markdown", "markdown": card}
         payload["at"] = {"atMobiles": mobiles, "isAtAll": at_all}
-        url = f"{self._base}/robot/send?{urlencode({'access_token': token})}"
+        url = f"{self.base_url.rstrip('/')}/robot/send?{urlencode({'access_token': token})}"
         if secret:
             timestamp = int(time.time() * 1000)
             url += f"&timestamp={timestamp}&sign={sign(secret, timestamp)}"
-        await self._limiter.acquire(token)
-        await post_to_robot(self._http, url, payload, self._timeout, self.name, RATE_LIMITED)
+        await self.limiter.acquire(token)
+        await post_to_robot(self.http, url, payload, self.timeout, self.name, RATE_LIMITED)
         return None

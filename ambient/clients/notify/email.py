@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ssl
+from dataclasses import KW_ONLY, dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -15,29 +16,24 @@ from ambient.domain.notify import Message
 from ambient.render import markdown_html
 
 
+@dataclass(repr=False)  # the SMTP password stays out of logs and tracebacks
 class EmailChannel:
     name = "email"
 
-    def __init__(
-        self,
-        host: str | None,
-        port: int,
-        sender: str,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        tls: str = "starttls",
-        timeout: float = 30.0,
-        tls_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self._host, self._port, self._sender = host, port, sender
-        self._username, self._password = username, password
-        self._tls, self._timeout, self._context = tls, timeout, tls_context
+    host: str | None
+    port: int
+    sender: str
+    _: KW_ONLY
+    username: str | None = None
+    password: str | None = None
+    tls: str = "starttls"
+    timeout: float = 30.0
+    tls_context: ssl.SSLContext | None = None
 
     def build(self, message: Message, to: str, idempotency_key: str) -> EmailMessage:
         mail = EmailMessage()
         mail["Subject"] = message.title
-        mail["From"] = self._sender
+        mail["From"] = self.sender
         mail["To"] = to
         mail["Date"] = formatdate(localtime=False)
         # Stable per delivery: a resend after a crash carries the same id (clients thread it).
@@ -62,7 +58,7 @@ class EmailChannel:
     async def send(
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
-        if not self._host:
+        if not self.host:
             raise PermanentNotifyError("email is not configured: set AMBIENT_SMTP_HOST")
         if "@" not in target:
             raise PermanentNotifyError(f"not an email address: {target!r}")
@@ -70,14 +66,14 @@ class EmailChannel:
         try:
             await aiosmtplib.send(
                 mail,
-                hostname=self._host,
-                port=self._port,
-                username=self._username,
-                password=self._password,
-                use_tls=self._tls == "ssl",
-                start_tls=self._tls == "starttls",
-                timeout=self._timeout,
-                tls_context=self._context,
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                use_tls=self.tls == "ssl",
+                start_tls=self.tls == "starttls",
+                timeout=self.timeout,
+                tls_context=self.tls_context,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise PermanentNotifyError(f"recipient refused: {exc}") from exc

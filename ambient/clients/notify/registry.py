@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
 from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.notify.dingtalk import DingTalkChannel
 from ambient.clients.notify.email import EmailChannel
 from ambient.clients.notify.inbox import InboxChannel
-from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.clients.notify.webhook import WebhookChannel
 from ambient.clients.notify.wecom import WeComChannel
@@ -24,8 +22,8 @@ def _secret(value: object) -> str | None:
 
 def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) -> ChannelRegistry:
     """Every channel; those lacking configuration answer with what to configure."""
-    secrets = SecretResolver(settings.secrets)
-    guard = DestinationGuard(settings.fetch_allow_cidrs)
+    policy = TargetPolicy.from_settings(settings)
+    secrets, guard = policy.secrets, policy.guard
     return ChannelRegistry(
         [
             InboxChannel(db),
@@ -43,7 +41,7 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
             AppriseChannel(secrets, guard),
             SmsChannel(_secret(settings.sms_apprise_url), secrets),
         ],
-        policy=TargetPolicy(guard, secrets),
+        policy=policy,
         target_timeout=settings.notify_target_timeout,
         concurrency=settings.notify_concurrency,
     )

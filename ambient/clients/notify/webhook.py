@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import dataclass
 
 import httpx
 
@@ -24,28 +25,21 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
+@dataclass(repr=False)  # the signing secret stays out of logs and tracebacks
 class WebhookChannel:
     name = "webhook"
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        secrets: SecretResolver,
-        signing_secret: str | None,
-        guard: DestinationGuard,
-        timeout: float = 15.0,
-    ) -> None:
-        self._http = http
-        self._secrets = secrets
-        self._guard = guard
-        self._signing_secret = signing_secret
-        self._timeout = timeout
+    http: httpx.AsyncClient
+    secrets: SecretResolver
+    signing_secret: str | None
+    guard: DestinationGuard
+    timeout: float = 15.0
 
     async def send(
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
-        url = self._secrets.resolve(target)
-        pinned = await checked_destination(self._guard, url)
+        url = self.secrets.resolve(target)
+        pinned = await checked_destination(self.guard, url)
         body = json.dumps(
             {
                 "user": user,
@@ -63,14 +57,14 @@ class WebhookChannel:
             "X-Ambient-Timestamp": timestamp,
             "X-Ambient-Idempotency-Key": idempotency_key,
         }
-        if self._signing_secret:
-            headers["X-Ambient-Signature"] = signature(self._signing_secret, timestamp, body)
+        if self.signing_secret:
+            headers["X-Ambient-Signature"] = signature(self.signing_secret, timestamp, body)
         response = await post_json(
-            self._http,
+            self.http,
             pinned.url,
             None,
             headers={**headers, **pinned.headers},
             content=body,
-            request_timeout=self._timeout,
+            request_timeout=self.timeout,
         )
         return response.headers.get("x-request-id")

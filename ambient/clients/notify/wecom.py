@@ -6,6 +6,7 @@ Target: the robot key, its webhook URL or `secret:NAME`, optionally
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import httpx
@@ -17,7 +18,6 @@ from ambient.domain.notify import Message
 
 MARKDOWN_LIMIT = 4096  # bytes of UTF-8, the robot's limit for markdown content
 RATE_LIMITED = {45009, 45033}
-DEFAULT_BASE = "https://qyapi.weixin.qq.com"
 
 
 def split_utf8(text: str, limit: int) -> list[str]:
@@ -43,29 +43,23 @@ def split_utf8(text: str, limit: int) -> list[str]:
     return chunks
 
 
+@dataclass
 class WeComChannel:
     name = "wecom"
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        secrets: SecretResolver,
-        base_url: str = DEFAULT_BASE,
-        timeout: float = 15.0,
-    ) -> None:
-        self._http = http
-        self._secrets = secrets
-        self._base = base_url.rstrip("/")
-        self._timeout = timeout
+    http: httpx.AsyncClient
+    secrets: SecretResolver
+    base_url: str
+    timeout: float = 15.0
 
     async def send(
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
-        key, options = robot_address(self._secrets, target, "key")
+        key, options = robot_address(self.secrets, target, "key")
         if not key:
             raise PermanentNotifyError("wecom target needs the robot key (or secret:NAME)")
         mentioned, mobiles = listed(options, "mentioned"), listed(options, "mobiles")
-        url = f"{self._base}/cgi-bin/webhook/send?{urlencode({'key': key})}"
+        url = f"{self.base_url.rstrip('/')}/cgi-bin/webhook/send?{urlencode({'key': key})}"
         text = f"### {message.title}\n{message.body}"
         if message.link:
             text += f"\n\n[详情 / details]({message.link})"
@@ -90,4 +84,4 @@ class WeComChannel:
         return None
 
     async def _post(self, url: str, payload: dict[str, object]) -> None:
-        await post_to_robot(self._http, url, payload, self._timeout, self.name, RATE_LIMITED)
+        await post_to_robot(self.http, url, payload, self.timeout, self.name, RATE_LIMITED)

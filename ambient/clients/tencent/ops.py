@@ -230,15 +230,14 @@ async def get_metric(
         },
         region=region,
     )
-    points: list[MetricPoint] = []
-    for series in answer.get("DataPoints") or []:
+    points = [
+        MetricPoint(time=datetime.fromtimestamp(int(stamp), UTC), value=float(value))
+        for series in answer.get("DataPoints") or []
         for stamp, value in zip(
             series.get("Timestamps") or [], series.get("Values") or [], strict=False
-        ):
-            if value is not None:
-                points.append(
-                    MetricPoint(time=datetime.fromtimestamp(int(stamp), UTC), value=float(value))
-                )
+        )
+        if value is not None
+    ]
     return sorted(points, key=lambda p: p.time)
 
 

@@ -38,12 +38,14 @@ class CloudRequest(BaseModel):
 
 
 # --- lookups by name (a retried create finds what the first attempt made) -------------------
+def _filters(**values: str) -> dict[str, Any]:
+    """CLS Filters: each key matching its one value."""
+    return {"Filters": [{"Key": key, "Values": [value]} for key, value in values.items()]}
+
+
 def _named(items: list[dict[str, Any]], field: str, name: str, id_field: str) -> str | None:
-    for item in items:
-        if item.get(field) == name:
-            found = item.get(id_field)
-            return str(found) if found else None
-    return None
+    found = next((item.get(id_field) for item in items if item.get(field) == name), None)
+    return str(found) if found else None
 
 
 async def find_node_pool(
@@ -56,7 +58,7 @@ async def find_node_pool(
 
 
 async def find_logset(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
-    filters = {"Filters": [{"Key": "logsetName", "Values": [name]}]}
+    filters = _filters(logsetName=name)
     items = await tc.paged("cls", "DescribeLogsets", filters, "Logsets", region=region)
     return _named(items, "LogsetName", name, "LogsetId")
 
@@ -64,12 +66,7 @@ async def find_logset(tc: TencentCloud, name: str, *, region: str | None) -> str
 async def find_topic(
     tc: TencentCloud, logset_id: str, name: str, *, region: str | None
 ) -> str | None:
-    filters = {
-        "Filters": [
-            {"Key": "topicName", "Values": [name]},
-            {"Key": "logsetId", "Values": [logset_id]},
-        ]
-    }
+    filters = _filters(topicName=name, logsetId=logset_id)
     items = await tc.paged("cls", "DescribeTopics", filters, "Topics", region=region)
     mine = [t for t in items if t.get("LogsetId") in (None, logset_id)]
     return _named(mine, "TopicName", name, "TopicId")
@@ -77,19 +74,19 @@ async def find_topic(
 
 async def logset_of_topic(tc: TencentCloud, topic_id: str, *, region: str | None) -> str | None:
     """The logset a topic belongs to (an alarm target names both)."""
-    filters = {"Filters": [{"Key": "topicId", "Values": [topic_id]}]}
+    filters = _filters(topicId=topic_id)
     items = await tc.paged("cls", "DescribeTopics", filters, "Topics", region=region)
     return _named(items, "TopicId", topic_id, "LogsetId")
 
 
 async def find_alarm_notice(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
-    filters = {"Filters": [{"Key": "name", "Values": [name]}]}
+    filters = _filters(name=name)
     items = await tc.paged("cls", "DescribeAlarmNotices", filters, "AlarmNotices", region=region)
     return _named(items, "Name", name, "AlarmNoticeId")
 
 
 async def find_alarm(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
-    filters = {"Filters": [{"Key": "name", "Values": [name]}]}
+    filters = _filters(name=name)
     items = await tc.paged("cls", "DescribeAlarms", filters, "Alarms", region=region)
     return _named(items, "Name", name, "AlarmId")
 
