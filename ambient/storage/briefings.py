@@ -8,16 +8,13 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from ambient.storage.db import Repository
 from ambient.storage.models import Briefing, Broadcast, LogBaselineRow
 
 
-class BroadcastRepository:
+class BroadcastRepository(Repository):
     """The broadcast queue: problems waiting for the user's next briefing (one interface)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     async def push(self, user: str, title: str, body: str, source: str, key: str) -> Broadcast:
         """Queue a problem for ``user``; the same ``key`` again returns the first row unchanged."""
@@ -61,10 +58,7 @@ class BroadcastRepository:
         )
 
 
-class BriefingRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class BriefingRepository(Repository):
     async def get(self, user: str, date: str) -> Briefing | None:
         query = select(Briefing).where(Briefing.user == user, Briefing.date == date)
         return await self.session.scalar(query)
@@ -128,11 +122,8 @@ class BriefingRepository:
         return row
 
 
-class BaselineRepository:
+class BaselineRepository(Repository):
     """Per-user log baselines (the reducer's ``LogBaseline`` as JSON)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     async def get(self, user: str) -> LogBaselineRow | None:
         return await self.session.get(LogBaselineRow, user)

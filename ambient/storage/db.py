@@ -58,6 +58,13 @@ def given(**filters: Any) -> dict[str, Any]:
     return {name: value for name, value in filters.items() if value is not None}
 
 
+class Repository:
+    """A table's queries over the caller's session (the caller commits)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+
 def _turn_connector(url: str) -> Callable[[], Any]:
     """SQLAlchemy's async creator for ``url``: the dialect's connect arguments, our connection."""
     args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
