@@ -84,7 +84,6 @@ class Database:
     """Owns the engine; hands out sessions. Close it when the entry point stops."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
-        self.url = url
         parsed = make_url(url)
         self.sqlite = parsed.get_backend_name() == "sqlite"
         if self.sqlite and parsed.database:
