@@ -13,8 +13,6 @@ from sqlalchemy import select
 from ambient.storage.db import Repository, given
 from ambient.storage.models import AuditRecord
 
-__all__ = ["AuditRecord", "AuditRepository"]
-
 
 class AuditRepository(Repository):
     async def append(
