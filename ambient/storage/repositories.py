@@ -146,18 +146,14 @@ class EventRepository(Repository):
         user: str | None = None,
         kind: str | None = None,
         task: str | None = None,
-        after_id: int | None = None,
         since: datetime | None = None,
         limit: int = 100,
     ) -> list[Event]:
+        """Newest first."""
         query = select(Event).filter_by(**given(user=user, kind=kind, task=task))
         if since is not None:
             query = query.where(Event.created_at >= since)
-        if after_id is not None:
-            query = query.where(Event.id > after_id).order_by(Event.id.asc())
-        else:
-            query = query.order_by(Event.id.desc())
-        return list(await self.session.scalars(query.limit(limit)))
+        return list(await self.session.scalars(query.order_by(Event.id.desc()).limit(limit)))
 
 
 class InboxRepository(Repository):
