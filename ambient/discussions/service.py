@@ -213,9 +213,7 @@ class DiscussionService(DiscussionReads):
                         id=caller.name, display_name=caller.name, role=ParticipantRole.PERSON.value
                     )
                 )
-            elif participant.role == ParticipantRole.PERSON.value:
-                return
-            else:
+            elif participant.role != ParticipantRole.PERSON.value:
                 raise SigningError(f"{from_id!r} is an agent's id, not a person's")
             return
         if participant is not None:
