@@ -129,10 +129,6 @@ class BaselineRepository(Repository):
         return await self.session.get(LogBaselineRow, user)
 
     async def save(self, user: str, date: str, data: dict[str, Any]) -> None:
-        row = await self.get(user)
-        if row is None:
-            self.session.add(LogBaselineRow(user=user, last_date=date, data=data))
-        else:
-            row.data = data
-            row.last_date = date
+        """Store ``user``'s baseline as folded up to ``date`` (a new row, or the one replaced)."""
+        await self.session.merge(LogBaselineRow(user=user, last_date=date, data=data))
         await self.session.flush()

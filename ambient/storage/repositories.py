@@ -98,9 +98,8 @@ class UserRepository(Repository):
         return await self.session.scalar(query)
 
     async def update(self, user: User, data: UserSettings) -> User:
-        for field, value in data.model_dump(exclude_unset=True).items():
-            if value is not None:
-                setattr(user, field, value)
+        for field, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+            setattr(user, field, value)
         await self.session.flush()
         return user
 
