@@ -24,6 +24,7 @@ from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from ambient.discussions.access import registered
 from ambient.discussions.reading import DiscussionReads
 from ambient.discussions.rules import (
     DEFAULT_PROJECT,
@@ -48,9 +49,7 @@ from ambient.storage.models import (
     Discussion,
     DiscussionMessage,
     DiscussionParticipant,
-    User,
 )
-from ambient.storage.repositories import UserRepository
 
 if TYPE_CHECKING:
     from ambient.remediation.service import RemediationService
@@ -188,7 +187,7 @@ class DiscussionService(DiscussionReads):
         """Close a discussion (idempotent): its initiator's signer, or an admin."""
         async with self.db.write_session() as session:
             discussion = await self._get(session, discussion_id, user)
-            caller = await self._user(session, user)
+            caller = await registered(session, user)
             if discussion.status == "closed":
                 return Closed(discussion_id=discussion_id, already_closed=True)
             if caller.role != "admin":
@@ -197,14 +196,8 @@ class DiscussionService(DiscussionReads):
             await session.commit()
         return Closed(discussion_id=discussion_id, already_closed=False)
 
-    async def _user(self, session: Any, name: str) -> User:
-        user = await UserRepository(session).get(name)
-        if user is None:
-            raise SigningError(f"{name!r} is not a registered user")
-        return user
-
     async def _may_sign(self, session: Any, user: str, from_id: str) -> None:
-        caller = await self._user(session, user)
+        caller = await registered(session, user)
         participant = await session.get(DiscussionParticipant, from_id)
         if from_id == caller.name:
             if participant is None:
