@@ -9,10 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ambient.discussions.access import DiscussionAccess
-from ambient.discussions.rules import (
-    annotate,
-    detect_anomalies,
-)
+from ambient.discussions.rules import PRODUCT_AGENTS, annotate, detect_anomalies
 from ambient.discussions.views import (
     AnnotationReport,
     AnomalyReport,
@@ -151,8 +148,6 @@ class DiscussionReads(DiscussionAccess):
 
     async def init_store(self) -> StoreInit:
         """Make sure the product's own participants exist (idempotent); report the counts."""
-        from ambient.discussions.rules import PRODUCT_AGENTS
-
         seeded: list[str] = []
         async with self.db.write_session() as session:
             for agent in PRODUCT_AGENTS:

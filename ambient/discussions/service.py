@@ -29,6 +29,7 @@ from ambient.discussions.reading import DiscussionReads
 from ambient.discussions.rules import (
     DEFAULT_PROJECT,
     AgentPost,
+    DiscussionNotice,
     MessageIn,
     ParticipantRole,
     detect_anomalies,
@@ -284,7 +285,6 @@ class DiscussionService(DiscussionReads):
         if self.client is None:
             posted.notify_error = "Temporal is not configured here: nobody was notified"
             return posted
-        from ambient.discussions.rules import DiscussionNotice
         from workflows.discussions import DiscussionNotifyWorkflow
 
         try:
