@@ -250,6 +250,3 @@ class AgentFacade:
                 if tried == tries:
                     server.health.record_unreachable()
                     raise
-
-
-__all__ = ["AgentFacade", "ToolInfo", "ToolOutcome"]

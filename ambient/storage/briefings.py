@@ -18,8 +18,7 @@ class BroadcastRepository(Repository):
 
     async def push(self, user: str, title: str, body: str, source: str, key: str) -> Broadcast:
         """Queue a problem for ``user``; the same ``key`` again returns the first row unchanged."""
-        existing = await self._by_key(key)
-        if existing is not None:
+        if (existing := await self._by_key(key)) is not None:
             return existing
         row = Broadcast(key=key, user=user, title=title[:255], body=body, source=source)
         try:
