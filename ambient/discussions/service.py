@@ -142,8 +142,7 @@ class DiscussionService(DiscussionReads):
                     updated_at=now,
                 )
                 session.add(discussion)
-            await self._check_reply_to(session, discussion.id, message)
-            row = self._add(session, discussion, message, now)
+            row = await self._add(session, discussion, message, now)
             recipients = await self._recipients(session, discussion.id, message.from_id)
             await session.commit()
         posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
@@ -164,9 +163,8 @@ class DiscussionService(DiscussionReads):
                     f"discussion {discussion_id} is closed; send_message on its topic opens a "
                     "new one"
                 )
-            await self._check_reply_to(session, discussion.id, message)
             now = datetime.now(UTC)
-            row = self._add(session, discussion, message, now)
+            row = await self._add(session, discussion, message, now)
             earlier = await self._messages(session, discussion.id)
             recipients = await self._recipients(session, discussion.id, message.from_id)
             subject, topic = discussion.subject, discussion.topic
@@ -224,19 +222,17 @@ class DiscussionService(DiscussionReads):
         )
 
     @staticmethod
-    async def _check_reply_to(session: Any, discussion_id: str, message: MessageIn) -> None:
-        """reply_to names a message of the same discussion (not a probe into another one)."""
-        if message.reply_to is None:
-            return
-        target = await session.get(DiscussionMessage, message.reply_to)
-        if target is None or target.discussion_id != discussion_id:
-            raise InvalidDiscussionError(
-                f"reply_to: no message {message.reply_to!r} in this discussion"
-            )
-
-    def _add(
-        self, session: Any, discussion: Discussion, message: MessageIn, now: datetime
+    async def _add(
+        session: Any, discussion: Discussion, message: MessageIn, now: datetime
     ) -> DiscussionMessage:
+        """Store the message; its reply_to names a message of the same discussion (not a
+        probe into another one)."""
+        if message.reply_to is not None:
+            target = await session.get(DiscussionMessage, message.reply_to)
+            if target is None or target.discussion_id != discussion.id:
+                raise InvalidDiscussionError(
+                    f"reply_to: no message {message.reply_to!r} in this discussion"
+                )
         row = DiscussionMessage(
             id=message.message_id or f"msg_{uuid.uuid4().hex[:16]}",
             discussion_id=discussion.id,
