@@ -138,9 +138,8 @@ async def follow(
     mid-batch and resumes with it gets them (and any gap) again."""
     while not await stopped():
         async with db.session() as session:
-            rows, after = await read_events(session, cursor, user=user)
-        cursor = after
+            rows, cursor = await read_events(session, cursor, user=user)
         for index, row in enumerate(rows):
-            yield row, after.token(also=[r.id for r in rows[index + 1 :]])
+            yield row, cursor.token(also=[r.id for r in rows[index + 1 :]])
         if not rows:
             await asyncio.sleep(poll_seconds)
