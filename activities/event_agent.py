@@ -101,7 +101,10 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
         frequency_penalty=FREQUENCY_PENALTY,
     )
     first = outcome.value.decision() if outcome.value is not None else None
-    if first is not None and first.notify and not sendable(first, code):
+    if first is None:
+        # The reason is stored with the agent's decision: it says the rules decided, and why.
+        return DigestVerdict(decision=_told(events, f" (offline rules: {outcome.failure})"))
+    if first.notify and not sendable(first, code):
         # A small model answers Chinese events in English now and then, or says one sentence
         # over and over: asked once more.
         again = await llm.answer(
@@ -117,15 +120,12 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
         elif looping(first):  # never sent: the rules' message, saying why
             told = _told(events, f"; {llm.model}'s message repeated itself")
             return DigestVerdict(decision=told)
-    if first is not None and not first.notify:
+    if not first.notify:
         # The model would have held notable events: they are told, in the rules' words (its
         # own text was written to say nothing needs telling), and its answer kept as the reason.
         told = _told(events, f"; {llm.model} would have held them: {first.reason}")
         return DigestVerdict(decision=told, overruled=True)
-    if first is not None:
-        return DigestVerdict(decision=first, generated_by=llm.model)
-    # The reason is stored with the agent's decision: it says the rules decided, and why.
-    return DigestVerdict(decision=_told(events, f" (offline rules: {outcome.failure})"))
+    return DigestVerdict(decision=first, generated_by=llm.model)
 
 
 def _told(events: list[EventBrief], why: str) -> DigestDecision:

@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import openai
@@ -171,10 +172,10 @@ class ChatAgent:
     async def turn(
         self, conversation: Conversation, text: str | None, *, approve: bool | None = None
     ) -> AsyncIterator[ChatEvent]:
-        cid = conversation.id
+        event = partial(ChatEvent, conversation_id=conversation.id)
         if self.model is None:
-            yield ChatEvent(type="message", conversation_id=cid, text=OFFLINE)
-            yield ChatEvent(type="done", conversation_id=cid)
+            yield event(type="message", text=OFFLINE)
+            yield event(type="done")
             return
         if not conversation.messages:
             conversation.messages.append({"role": "system", "content": self.system})
@@ -182,23 +183,19 @@ class ChatAgent:
             held, conversation.pending = conversation.pending, []
             for call in held:
                 if approve:
-                    async for event in self._run_call(conversation, call):
-                        yield event
+                    async for step in self._run_call(conversation, call):
+                        yield step
                 else:
                     self._answer(conversation, call, "The person declined this call; not run.")
-                    yield ChatEvent(
-                        type="tool_result",
-                        conversation_id=cid,
-                        function=call["name"],
-                        ok=False,
-                        text="declined",
+                    yield event(
+                        type="tool_result", function=call["name"], ok=False, text="declined"
                     )
         if text:
             conversation.messages.append({"role": "user", "content": text})
         try:
             listed = await self.facade.openai_tools()
         except AgentError as exc:
-            yield ChatEvent(type="error", conversation_id=cid, text=str(exc))
+            yield event(type="error", text=str(exc))
             return
         # Chosen once a turn, from the person's words: the rounds after a tool result keep them.
         tools = self.offer.tools(listed, conversation.messages)
@@ -211,7 +208,7 @@ class ChatAgent:
                     temperature=TOOL_CHOICE_TEMPERATURE,
                 )
             except openai.OpenAIError as exc:
-                yield ChatEvent(type="error", conversation_id=cid, text=f"model failed: {exc}")
+                yield event(type="error", text=f"model failed: {exc}")
                 return
             message = completion.choices[0].message
             calls = [
@@ -231,19 +228,18 @@ class ChatAgent:
                 ]
             conversation.messages.append(entry)
             if not calls:
-                yield ChatEvent(type="message", conversation_id=cid, text=message.content or "")
-                yield ChatEvent(type="done", conversation_id=cid)
+                yield event(type="message", text=message.content or "")
+                yield event(type="done")
                 return
             for call in calls:
                 if await self._needs_confirmation(call["name"]):
                     conversation.pending.append(call)
                     continue
-                async for event in self._run_call(conversation, call):
-                    yield event
+                async for step in self._run_call(conversation, call):
+                    yield step
             if conversation.pending:
-                yield ChatEvent(
+                yield event(
                     type="confirm",
-                    conversation_id=cid,
                     text="These actions change things. Approve to run them, or decline.",
                     calls=[
                         {"function": c["name"], "arguments": _arguments(c)[0]}
@@ -251,9 +247,8 @@ class ChatAgent:
                     ],
                 )
                 return
-        yield ChatEvent(
+        yield event(
             type="error",
-            conversation_id=cid,
             text=f"stopped after {MAX_ROUNDS} rounds of tool calls without an answer",
         )
 
@@ -267,11 +262,9 @@ class ChatAgent:
     async def _run_call(
         self, conversation: Conversation, call: dict[str, Any]
     ) -> AsyncIterator[ChatEvent]:
-        cid = conversation.id
+        event = partial(ChatEvent, conversation_id=conversation.id)
         arguments, problem = _arguments(call)
-        yield ChatEvent(
-            type="tool_call", conversation_id=cid, function=call["name"], arguments=arguments
-        )
+        yield event(type="tool_call", function=call["name"], arguments=arguments)
         if problem is not None:
             text, ok = problem, False
         else:
@@ -281,9 +274,7 @@ class ChatAgent:
             except AgentError as exc:
                 text, ok = str(exc), False
         self._answer(conversation, call, text)
-        yield ChatEvent(
-            type="tool_result", conversation_id=cid, function=call["name"], ok=ok, text=text
-        )
+        yield event(type="tool_result", function=call["name"], ok=ok, text=text)
 
     @staticmethod
     def _answer(conversation: Conversation, call: dict[str, Any], text: str) -> None:

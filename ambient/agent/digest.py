@@ -36,21 +36,6 @@ class EventDigestService:
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client, self.settings = client, settings
 
-    def _schedule(self, user: str, every_minutes: int) -> Schedule:
-        return Schedule(
-            action=ScheduleActionStartWorkflow(
-                EventDigestWorkflow.run,
-                DigestRun(user=user, every_minutes=every_minutes),
-                id=f"{schedule_id(user)}/run",
-                task_queue=self.settings.temporal_task_queue,
-            ),
-            spec=ScheduleSpec(
-                intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every_minutes))]
-            ),
-            # A slow run is never doubled; the next one picks up what it did not see.
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-        )
-
     async def set(self, user: str, setting: DigestSetting) -> DigestSetting:
         handle = self.client.get_schedule_handle(schedule_id(user))
         if not setting.enabled:
@@ -60,7 +45,18 @@ class EventDigestService:
                 if exc.status is not RPCStatusCode.NOT_FOUND:
                     raise
             return setting
-        schedule = self._schedule(user, setting.every_minutes)
+        every = setting.every_minutes
+        schedule = Schedule(
+            action=ScheduleActionStartWorkflow(
+                EventDigestWorkflow.run,
+                DigestRun(user=user, every_minutes=every),
+                id=f"{schedule_id(user)}/run",
+                task_queue=self.settings.temporal_task_queue,
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every))]),
+            # A slow run is never doubled; the next one picks up what it did not see.
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        )
         try:
             await self.client.create_schedule(schedule_id(user), schedule)
         except ScheduleAlreadyRunningError:

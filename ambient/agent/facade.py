@@ -241,18 +241,12 @@ class AgentFacade:
         )
 
     async def _run(self, server: _Server, operation: Any, *, retry: bool) -> Any:
-        try:
-            return await server.connection.run(operation)
-        except ServerUnavailableError:
-            if not retry:
-                server.health.record_unreachable()
-                raise
-        # The server may have restarted: one more try on a new connection.
-        try:
-            return await server.connection.run(operation)
-        except ServerUnavailableError:
-            server.health.record_unreachable()
-            raise
-
-
-__all__ = ["AgentFacade", "ToolInfo", "ToolOutcome"]
+        # The server may have restarted: a retry is one more try on a new connection.
+        tries = 2 if retry else 1
+        for tried in range(1, tries + 1):
+            try:
+                return await server.connection.run(operation)
+            except ServerUnavailableError:
+                if tried == tries:
+                    server.health.record_unreachable()
+                    raise

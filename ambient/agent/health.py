@@ -70,14 +70,8 @@ class ServerHealth:
         self.outcomes.append(False)
 
     @property
-    def error_rate(self) -> float:
-        if not self.outcomes:
-            return 0.0
-        return 1 - sum(self.outcomes) / len(self.outcomes)
-
-    @property
     def state(self) -> Health:
-        rate = self.error_rate
+        rate = 1 - sum(self.outcomes) / len(self.outcomes) if self.outcomes else 0.0
         if self.unreachable or rate >= ERROR_AT:
             return Health.ERROR
         if rate >= DEGRADED_AT:

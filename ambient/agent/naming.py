@@ -14,10 +14,6 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 MAX_LENGTH = 64
 
 
-def _clean(text: str) -> str:
-    return _UNSAFE.sub("_", text)
-
-
 class ToolNames:
     """A two-way map, built from the tool listing; stable for the same listing."""
 
@@ -31,10 +27,11 @@ class ToolNames:
         if pair in self._to_name:
             return self._to_name[pair]
         base = tool if server == self.own_server else f"{server}__{tool}"
-        name = _clean(base)[:MAX_LENGTH]
+        clean = _UNSAFE.sub("_", base)
+        name = clean[:MAX_LENGTH]
         if name in self._to_pair or name != base:
             digest = hashlib.sha256(f"{server}\0{tool}".encode()).hexdigest()[:6]
-            name = f"{_clean(base)[: MAX_LENGTH - 7]}_{digest}"
+            name = f"{clean[: MAX_LENGTH - 7]}_{digest}"
         self._to_pair[name] = pair
         self._to_name[pair] = name
         return name

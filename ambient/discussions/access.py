@@ -22,8 +22,17 @@ from ambient.storage.models import (
     DiscussionMessage,
     DiscussionParticipant,
     RemediationRecord,
+    User,
 )
 from ambient.storage.repositories import UserRepository
+
+
+async def registered(session: AsyncSession, name: str) -> User:
+    """The user who signs or reads; anyone else is refused."""
+    user = await UserRepository(session).get(name)
+    if user is None:
+        raise SigningError(f"{name!r} is not a registered user")
+    return user
 
 
 async def members_see(
@@ -33,9 +42,7 @@ async def members_see(
     opened (themself or by an agent they own), about a remediation they may steer (its owner,
     or an approver the policy names for its cluster), or posted in (the same way). Every read
     of the bus filters with it (the briefing's too)."""
-    caller = await UserRepository(session).get(user)
-    if caller is None:
-        raise SigningError(f"{user!r} is not a registered user")
+    caller = await registered(session, user)
     if caller.role == "admin":
         return true()
     # Who the caller speaks as. A person's id must be a person's: a user named like one of

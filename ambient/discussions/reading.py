@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from typing import Any
+
+from sqlalchemy import ColumnElement, FromClause, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from ambient.discussions.access import DiscussionAccess
-from ambient.discussions.rules import (
-    annotate,
-    detect_anomalies,
-)
+from ambient.discussions.rules import PRODUCT_AGENTS, annotate, detect_anomalies
 from ambient.discussions.views import (
     AnnotationReport,
     AnomalyReport,
@@ -24,10 +25,24 @@ from ambient.discussions.views import (
     message_view,
 )
 from ambient.storage.models import (
+    Base,
     Discussion,
     DiscussionMessage,
     DiscussionParticipant,
 )
+
+
+async def _count(session: AsyncSession, rows: FromClause | type[Base]) -> int:
+    """How many rows a table or a subquery holds."""
+    return int((await session.execute(select(func.count()).select_from(rows))).scalar_one())
+
+
+async def _count_by(
+    session: AsyncSession, column: InstrumentedAttribute[Any], where: ColumnElement[bool]
+) -> dict[Any, int]:
+    """How many rows meet ``where``, per value of ``column``."""
+    query = select(column, func.count()).where(where).group_by(column)
+    return {value: int(n) for value, n in (await session.execute(query)).all()}
 
 
 class DiscussionReads(DiscussionAccess):
@@ -51,16 +66,14 @@ class DiscussionReads(DiscussionAccess):
                     await self._visible(session, user),
                 )
             )
-            total = (
-                await session.execute(select(func.count()).select_from(matching.subquery()))
-            ).scalar_one()
+            total = await _count(session, matching.subquery())
             rows = await session.scalars(
                 matching.order_by(
                     DiscussionMessage.created_at.desc(), DiscussionMessage.id.desc()
                 ).limit(limit)
             )
             found = [message_view(r) for r in rows]
-        return Found(query=words, total_matches=int(total), results=found)
+        return Found(query=words, total_matches=total, results=found)
 
     async def detect_anomalies(
         self, user: str, discussion_id: str, threshold_seconds: float = 2.0
@@ -107,15 +120,7 @@ class DiscussionReads(DiscussionAccess):
             raise InvalidDiscussionError("status: open or closed (or omit it)")
         async with self.db.session() as session:
             visible = await self._visible(session, user)
-            counts = dict(
-                (
-                    await session.execute(
-                        select(Discussion.status, func.count())
-                        .where(visible)
-                        .group_by(Discussion.status)
-                    )
-                ).all()
-            )
+            counts = await _count_by(session, Discussion.status, visible)
             query = (
                 select(Discussion)
                 .where(visible)
@@ -125,19 +130,12 @@ class DiscussionReads(DiscussionAccess):
             if status:
                 query = query.where(Discussion.status == status)
             rows = list(await session.scalars(query))
-            per = dict(
-                (
-                    await session.execute(
-                        select(DiscussionMessage.discussion_id, func.count())
-                        .where(DiscussionMessage.discussion_id.in_([r.id for r in rows]))
-                        .group_by(DiscussionMessage.discussion_id)
-                    )
-                ).all()
-            )
+            listed = DiscussionMessage.discussion_id.in_([r.id for r in rows])
+            per = await _count_by(session, DiscussionMessage.discussion_id, listed)
         return DiscussionList(
-            open=int(counts.get("open", 0)),
-            closed=int(counts.get("closed", 0)),
-            discussions=[discussion_view(r, int(per.get(r.id, 0))) for r in rows],
+            open=counts.get("open", 0),
+            closed=counts.get("closed", 0),
+            discussions=[discussion_view(r, per.get(r.id, 0)) for r in rows],
         )
 
     async def read_discussion(self, user: str, discussion_id: str) -> DiscussionRead:
@@ -150,8 +148,6 @@ class DiscussionReads(DiscussionAccess):
 
     async def init_store(self) -> StoreInit:
         """Make sure the product's own participants exist (idempotent); report the counts."""
-        from ambient.discussions.rules import PRODUCT_AGENTS
-
         seeded: list[str] = []
         async with self.db.write_session() as session:
             for agent in PRODUCT_AGENTS:
@@ -164,7 +160,7 @@ class DiscussionReads(DiscussionAccess):
                     seeded.append(agent.id)
             await session.commit()
             totals = [
-                int((await session.execute(select(func.count()).select_from(table))).scalar_one())
+                await _count(session, table)
                 for table in (DiscussionParticipant, Discussion, DiscussionMessage)
             ]
         return StoreInit(
@@ -201,35 +197,23 @@ class DiscussionReads(DiscussionAccess):
             visible = await self._visible(session, user)
             seen = select(Discussion.id).where(visible)
             mine = DiscussionMessage.discussion_id.in_(seen)
-            per = dict(
-                (
-                    await session.execute(
-                        select(DiscussionMessage.from_id, func.count())
-                        .where(mine)
-                        .group_by(DiscussionMessage.from_id)
-                    )
-                ).all()
-            )
-            latest = await session.scalar(
-                select(func.max(DiscussionMessage.created_at)).where(mine)
-            )
-            size = (
+            per = await _count_by(session, DiscussionMessage.from_id, mine)
+            latest, size = (
                 await session.execute(
                     select(
-                        func.coalesce(func.sum(func.length(DiscussionMessage.content)), 0)
+                        func.max(DiscussionMessage.created_at),
+                        func.coalesce(func.sum(func.length(DiscussionMessage.content)), 0),
                     ).where(mine)
                 )
-            ).scalar_one()
-            participants = (
-                await session.execute(select(func.count()).select_from(DiscussionParticipant))
-            ).scalar_one()
+            ).one()
+            participants = await _count(session, DiscussionParticipant)
         return Stats(
             discussions=listing.open + listing.closed,
             open=listing.open,
             closed=listing.closed,
-            messages=sum(int(v) for v in per.values()),
-            participants=int(participants),
-            messages_per_participant={k: int(v) for k, v in sorted(per.items())},
+            messages=sum(per.values()),
+            participants=participants,
+            messages_per_participant=dict(sorted(per.items())),
             latest_activity=latest,
             store_bytes=int(size),
         )

@@ -24,10 +24,12 @@ from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from ambient.discussions.access import registered
 from ambient.discussions.reading import DiscussionReads
 from ambient.discussions.rules import (
     DEFAULT_PROJECT,
     AgentPost,
+    DiscussionNotice,
     MessageIn,
     ParticipantRole,
     detect_anomalies,
@@ -48,9 +50,7 @@ from ambient.storage.models import (
     Discussion,
     DiscussionMessage,
     DiscussionParticipant,
-    User,
 )
-from ambient.storage.repositories import UserRepository
 
 if TYPE_CHECKING:
     from ambient.remediation.service import RemediationService
@@ -142,8 +142,7 @@ class DiscussionService(DiscussionReads):
                     updated_at=now,
                 )
                 session.add(discussion)
-            await self._check_reply_to(session, discussion.id, message)
-            row = self._add(session, discussion, message, now)
+            row = await self._add(session, discussion, message, now)
             recipients = await self._recipients(session, discussion.id, message.from_id)
             await session.commit()
         posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
@@ -164,9 +163,8 @@ class DiscussionService(DiscussionReads):
                     f"discussion {discussion_id} is closed; send_message on its topic opens a "
                     "new one"
                 )
-            await self._check_reply_to(session, discussion.id, message)
             now = datetime.now(UTC)
-            row = self._add(session, discussion, message, now)
+            row = await self._add(session, discussion, message, now)
             earlier = await self._messages(session, discussion.id)
             recipients = await self._recipients(session, discussion.id, message.from_id)
             subject, topic = discussion.subject, discussion.topic
@@ -188,7 +186,7 @@ class DiscussionService(DiscussionReads):
         """Close a discussion (idempotent): its initiator's signer, or an admin."""
         async with self.db.write_session() as session:
             discussion = await self._get(session, discussion_id, user)
-            caller = await self._user(session, user)
+            caller = await registered(session, user)
             if discussion.status == "closed":
                 return Closed(discussion_id=discussion_id, already_closed=True)
             if caller.role != "admin":
@@ -197,14 +195,8 @@ class DiscussionService(DiscussionReads):
             await session.commit()
         return Closed(discussion_id=discussion_id, already_closed=False)
 
-    async def _user(self, session: Any, name: str) -> User:
-        user = await UserRepository(session).get(name)
-        if user is None:
-            raise SigningError(f"{name!r} is not a registered user")
-        return user
-
     async def _may_sign(self, session: Any, user: str, from_id: str) -> None:
-        caller = await self._user(session, user)
+        caller = await registered(session, user)
         participant = await session.get(DiscussionParticipant, from_id)
         if from_id == caller.name:
             if participant is None:
@@ -213,9 +205,7 @@ class DiscussionService(DiscussionReads):
                         id=caller.name, display_name=caller.name, role=ParticipantRole.PERSON.value
                     )
                 )
-            elif participant.role == ParticipantRole.PERSON.value:
-                return
-            else:
+            elif participant.role != ParticipantRole.PERSON.value:
                 raise SigningError(f"{from_id!r} is an agent's id, not a person's")
             return
         if participant is not None:
@@ -232,19 +222,17 @@ class DiscussionService(DiscussionReads):
         )
 
     @staticmethod
-    async def _check_reply_to(session: Any, discussion_id: str, message: MessageIn) -> None:
-        """reply_to names a message of the same discussion (not a probe into another one)."""
-        if message.reply_to is None:
-            return
-        target = await session.get(DiscussionMessage, message.reply_to)
-        if target is None or target.discussion_id != discussion_id:
-            raise InvalidDiscussionError(
-                f"reply_to: no message {message.reply_to!r} in this discussion"
-            )
-
-    def _add(
-        self, session: Any, discussion: Discussion, message: MessageIn, now: datetime
+    async def _add(
+        session: Any, discussion: Discussion, message: MessageIn, now: datetime
     ) -> DiscussionMessage:
+        """Store the message; its reply_to names a message of the same discussion (not a
+        probe into another one)."""
+        if message.reply_to is not None:
+            target = await session.get(DiscussionMessage, message.reply_to)
+            if target is None or target.discussion_id != discussion.id:
+                raise InvalidDiscussionError(
+                    f"reply_to: no message {message.reply_to!r} in this discussion"
+                )
         row = DiscussionMessage(
             id=message.message_id or f"msg_{uuid.uuid4().hex[:16]}",
             discussion_id=discussion.id,
@@ -293,7 +281,6 @@ class DiscussionService(DiscussionReads):
         if self.client is None:
             posted.notify_error = "Temporal is not configured here: nobody was notified"
             return posted
-        from ambient.discussions.rules import DiscussionNotice
         from workflows.discussions import DiscussionNotifyWorkflow
 
         try:

@@ -51,8 +51,7 @@ def _accepted_keys(model: type[BaseModel]) -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         keys.add(name)
-        if field.alias:
-            keys.add(field.alias)
+        # An alias is a validation alias too (pydantic sets both); only that one is accepted.
         alias = field.validation_alias
         if isinstance(alias, str):
             keys.add(alias)

@@ -306,9 +306,7 @@ class ToolIndex:
         self._reading = frozenset(i for i, t in enumerate(self.tools) if _reads(t.name))
         lengths = [sum(terms.values()) for terms in self._terms]
         self._average = (sum(lengths) / len(lengths)) if lengths else 0.0
-        frequency: Counter[str] = Counter()
-        for terms in self._terms:
-            frequency.update(terms.keys())
+        frequency = Counter(term for terms in self._terms for term in terms)
         n = len(self.tools)
         self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
         # A word of a tool's name also counts by how few names hold it ("inbox" names one tool,

@@ -9,18 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from ambient.storage.db import given
+from ambient.storage.db import Repository, given
 from ambient.storage.models import AuditRecord
 
-__all__ = ["AuditRecord", "AuditRepository"]
 
-
-class AuditRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class AuditRepository(Repository):
     async def append(
         self, *, actor: str, action: str, subject: str, detail: dict[str, Any] | None = None
     ) -> AuditRecord:
@@ -44,4 +38,4 @@ class AuditRepository:
         if subject_prefix is not None:
             query = query.where(AuditRecord.subject.startswith(subject_prefix, autoescape=True))
         query = query.order_by(AuditRecord.id.asc()).limit(limit)
-        return list((await self.session.execute(query)).scalars())
+        return list(await self.session.scalars(query))

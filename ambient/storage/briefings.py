@@ -8,21 +8,17 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from ambient.storage.db import Repository
 from ambient.storage.models import Briefing, Broadcast, LogBaselineRow
 
 
-class BroadcastRepository:
+class BroadcastRepository(Repository):
     """The broadcast queue: problems waiting for the user's next briefing (one interface)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     async def push(self, user: str, title: str, body: str, source: str, key: str) -> Broadcast:
         """Queue a problem for ``user``; the same ``key`` again returns the first row unchanged."""
-        existing = await self._by_key(key)
-        if existing is not None:
+        if (existing := await self._by_key(key)) is not None:
             return existing
         row = Broadcast(key=key, user=user, title=title[:255], body=body, source=source)
         try:
@@ -61,10 +57,7 @@ class BroadcastRepository:
         )
 
 
-class BriefingRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class BriefingRepository(Repository):
     async def get(self, user: str, date: str) -> Briefing | None:
         query = select(Briefing).where(Briefing.user == user, Briefing.date == date)
         return await self.session.scalar(query)
@@ -128,20 +121,13 @@ class BriefingRepository:
         return row
 
 
-class BaselineRepository:
+class BaselineRepository(Repository):
     """Per-user log baselines (the reducer's ``LogBaseline`` as JSON)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     async def get(self, user: str) -> LogBaselineRow | None:
         return await self.session.get(LogBaselineRow, user)
 
     async def save(self, user: str, date: str, data: dict[str, Any]) -> None:
-        row = await self.get(user)
-        if row is None:
-            self.session.add(LogBaselineRow(user=user, last_date=date, data=data))
-        else:
-            row.data = data
-            row.last_date = date
+        """Store ``user``'s baseline as folded up to ``date`` (a new row, or the one replaced)."""
+        await self.session.merge(LogBaselineRow(user=user, last_date=date, data=data))
         await self.session.flush()

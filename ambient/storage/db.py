@@ -58,6 +58,13 @@ def given(**filters: Any) -> dict[str, Any]:
     return {name: value for name, value in filters.items() if value is not None}
 
 
+class Repository:
+    """A table's queries over the caller's session (the caller commits)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+
 def _turn_connector(url: str) -> Callable[[], Any]:
     """SQLAlchemy's async creator for ``url``: the dialect's connect arguments, our connection."""
     args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
@@ -76,8 +83,7 @@ def _turn_connector(url: str) -> Callable[[], Any]:
 class Database:
     """Owns the engine; hands out sessions. Close it when the entry point stops."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
-        self.url = url
+    def __init__(self, url: str) -> None:
         parsed = make_url(url)
         self.sqlite = parsed.get_backend_name() == "sqlite"
         if self.sqlite and parsed.database:
@@ -86,10 +92,10 @@ class Database:
             in_memory = parsed.database in (None, "", ":memory:")  # one connection, no pool
             pool = {} if in_memory else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
             self.engine: AsyncEngine = create_async_engine(
-                url, echo=echo, async_creator=_turn_connector(url), **pool
+                url, async_creator=_turn_connector(url), **pool
             )
         else:
-            self.engine = create_async_engine(url, echo=echo)
+            self.engine = create_async_engine(url)
         if self.sqlite:
             # Worker, API and MCP share the file: WAL and a busy timeout avoid "database is locked".
             @event.listens_for(self.engine.sync_engine, "connect")

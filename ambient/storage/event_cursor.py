@@ -80,12 +80,6 @@ class EventCursor:
         return cls(last=last, gaps={g: moment for g in pending if g <= last})
 
     # --- the event agent keeps its cursor in its decisions' payload -----------------------
-    def payload(self) -> dict[str, Any]:
-        return {
-            "last_event_id": self.last,
-            "gaps": [[g, at.isoformat()] for g, at in sorted(self.gaps.items())],
-        }
-
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> EventCursor:
         gaps = {
@@ -116,18 +110,13 @@ async def read_events(
         )
     ).all()
     present = {row_id for row_id, _ in seen}
-    above = [row_id for row_id in present if row_id > cursor.last]
-    high = max(above, default=cursor.last)
-    for gap in list(gaps):
-        if gap in present:
-            del gaps[gap]
+    high = max((row_id for row_id in present if row_id > cursor.last), default=cursor.last)
+    gaps = {g: at for g, at in gaps.items() if g not in present}
     # Only the newest MAX_GAPS missing ids are kept: look no further down than that.
     for missing in range(max(cursor.last + 1, high - MAX_GAPS - len(present)), high):
         if missing not in present:
             gaps[missing] = moment
-    if len(gaps) > MAX_GAPS:
-        for gap in sorted(gaps)[: len(gaps) - MAX_GAPS]:
-            del gaps[gap]
+    gaps = {g: gaps[g] for g in sorted(gaps)[-MAX_GAPS:]}
     mine = [row_id for row_id, owner in seen if row_id <= high and (user is None or owner == user)]
     rows: list[Event] = []
     if mine:
@@ -149,9 +138,8 @@ async def follow(
     mid-batch and resumes with it gets them (and any gap) again."""
     while not await stopped():
         async with db.session() as session:
-            rows, after = await read_events(session, cursor, user=user)
-        cursor = after
+            rows, cursor = await read_events(session, cursor, user=user)
         for index, row in enumerate(rows):
-            yield row, after.token(also=[r.id for r in rows[index + 1 :]])
+            yield row, cursor.token(also=[r.id for r in rows[index + 1 :]])
         if not rows:
             await asyncio.sleep(poll_seconds)

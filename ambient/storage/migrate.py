@@ -31,7 +31,6 @@ class DatabaseBehindError(RuntimeError):
     """The database is not at the revision this code expects; `ambient migrate` brings it."""
 
     def __init__(self, current: tuple[str, ...], expected: str) -> None:
-        self.current, self.expected = current, expected
         at = ", ".join(current) or "none (an empty database)"
         super().__init__(
             f"the database is at revision {at}; this release expects {expected}: "

@@ -9,12 +9,11 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.notify import Message
 from ambient.domain.users import Grant, UserCreate, UserPublic, UserSettings
 from ambient.storage.audit import AuditRepository
-from ambient.storage.db import given
+from ambient.storage.db import Repository, given
 from ambient.storage.models import Delivery, Event, InboxMessage, User, WatchSnapshot
 
 TOKEN_PREFIX = "amb_"
@@ -43,10 +42,7 @@ def user_public(user: User) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-class UserRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class UserRepository(Repository):
     async def create(self, data: UserCreate, *, actor: str = OPERATOR) -> tuple[User, str]:
         """Register a user (audited: who registered it, with which role and permission).
 
@@ -99,12 +95,11 @@ class UserRepository:
 
     async def by_token(self, token: str) -> User | None:
         query = select(User).where(User.api_token_hash == hash_token(token))
-        return (await self.session.execute(query)).scalar_one_or_none()
+        return await self.session.scalar(query)
 
     async def update(self, user: User, data: UserSettings) -> User:
-        for field, value in data.model_dump(exclude_unset=True).items():
-            if value is not None:
-                setattr(user, field, value)
+        for field, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+            setattr(user, field, value)
         await self.session.flush()
         return user
 
@@ -122,10 +117,7 @@ class UserRepository:
         await self.session.flush()
 
 
-class EventRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class EventRepository(Repository):
     async def add(
         self,
         kind: str,
@@ -137,10 +129,8 @@ class EventRepository:
     ) -> Event:
         """Append an event; with a key, a second call returns the first event unchanged."""
         if idempotency_key is not None:
-            existing = await self.session.execute(
-                select(Event).where(Event.idempotency_key == idempotency_key)
-            )
-            if (found := existing.scalar_one_or_none()) is not None:
+            query = select(Event).where(Event.idempotency_key == idempotency_key)
+            if (found := await self.session.scalar(query)) is not None:
                 return found
         event = Event(
             kind=kind, user=user, task=task, payload=payload or {}, idempotency_key=idempotency_key
@@ -155,24 +145,17 @@ class EventRepository:
         user: str | None = None,
         kind: str | None = None,
         task: str | None = None,
-        after_id: int | None = None,
         since: datetime | None = None,
         limit: int = 100,
     ) -> list[Event]:
+        """Newest first."""
         query = select(Event).filter_by(**given(user=user, kind=kind, task=task))
         if since is not None:
             query = query.where(Event.created_at >= since)
-        if after_id is not None:
-            query = query.where(Event.id > after_id).order_by(Event.id.asc())
-        else:
-            query = query.order_by(Event.id.desc())
-        return list((await self.session.execute(query.limit(limit))).scalars())
+        return list(await self.session.scalars(query.order_by(Event.id.desc()).limit(limit)))
 
 
-class InboxRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class InboxRepository(Repository):
     async def add(self, user: str, message: Message) -> InboxMessage:
         row = InboxMessage(
             user=user,
@@ -192,7 +175,7 @@ class InboxRepository:
         if unread_only:
             query = query.where(InboxMessage.read.is_(False))
         query = query.order_by(InboxMessage.id.desc()).limit(limit)
-        return list((await self.session.execute(query)).scalars())
+        return list(await self.session.scalars(query))
 
     async def mark_read(self, user: str, message_id: int) -> InboxMessage | None:
         row = await self.session.get(InboxMessage, message_id)
@@ -203,31 +186,15 @@ class InboxRepository:
         return row
 
 
-class DeliveryRepository:
+class DeliveryRepository(Repository):
     """Delivery rows as leases: one row per (request key, channel, target).
 
     `pending` with `lease_until` in the future is a send in flight; another attempt leaves
     it alone until the lease expires (the first attempt may still be sending).
     """
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
     async def get(self, key: str) -> Delivery | None:
-        query = select(Delivery).where(Delivery.key == key)
-        return (await self.session.execute(query)).scalar_one_or_none()
-
-    async def start(self, key: str, *, user: str, channel: str, target: str) -> Delivery:
-        """The row for ``key``, created as pending on first sight; attempts counted."""
-        row = await self.get(key)
-        if row is None:
-            row = Delivery(
-                key=key, user=user, channel=channel, target=target, status="pending", attempts=0
-            )
-            self.session.add(row)
-        row.attempts += 1
-        await self.session.flush()
-        return row
+        return await self.session.scalar(select(Delivery).where(Delivery.key == key))
 
     async def acquire(
         self,
@@ -326,15 +293,12 @@ class DeliveryRepository:
         if before_id is not None:
             query = query.where(Delivery.id < before_id)
         query = query.order_by(Delivery.id.desc()).limit(limit)
-        return list((await self.session.execute(query)).scalars())
+        return list(await self.session.scalars(query))
 
 
-class SnapshotRepository:
+class SnapshotRepository(Repository):
     """Page snapshots of web monitors (written by `ambient.watches.poll_store.advance_snapshot`:
     the last two texts per (task, url))."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     async def purge(self, task: str) -> None:
         await self.session.execute(delete(WatchSnapshot).where(WatchSnapshot.task == task))

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from ambient.agent import AgentError, McpServerSpec
 from ambient.agent.chat import ChatAgent, system_prompt
 from ambient.agent.digest import DigestSetting
+from ambient.agent.errors import AgentError
 from ambient.agent.health import ToolStats
 from ambient.agent.hub import ChatRuntime
+from ambient.agent.servers import McpServerSpec
 from ambient.storage.models import User
 from ambient.wiring import AppState
 from api.deps import CurrentUser, StateDep

@@ -55,8 +55,8 @@ from bench.toolcalls.scoring import (
 from bench.toolcalls.xiaozhi_env import ENVIRONMENTS
 
 if TYPE_CHECKING:
-    from ambient.agent import AgentFacade
     from ambient.agent.chat import ToolOffer
+    from ambient.agent.facade import AgentFacade
 
 DATASET = Path(__file__).with_name("dataset.jsonl")
 # The voice profile's own cases (its tools are not the full server's), split into a "tune"
@@ -162,8 +162,7 @@ async def tool_server(profile: str = "full") -> AsyncIterator[AgentFacade]:
     the chat agent uses), open for as long as the caller needs to list or call its tools."""
     from mcp import Client
 
-    from ambient.agent import AgentFacade
-    from ambient.agent.facade import OWN_SERVER
+    from ambient.agent.facade import OWN_SERVER, AgentFacade
     from ambient.settings import Environment, Settings
     from ambient.storage.migrate import upgrade_async
 

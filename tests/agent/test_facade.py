@@ -11,10 +11,11 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
-from ambient.agent import AgentFacade, McpServerSpec, UnknownToolError
+from ambient.agent.errors import UnknownToolError
+from ambient.agent.facade import AgentFacade
 from ambient.agent.health import Health
 from ambient.agent.naming import ToolNames
-from ambient.agent.servers import client_for
+from ambient.agent.servers import McpServerSpec, client_for
 from tests.support.servers import free_port, serve
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
