@@ -117,19 +117,6 @@ class WatchControls:
         self.wake = False
         self.checking = False
         self.checks_this_run = 0
-        # The controls a previous run carried (see `carry`).
-        self.paused = state.paused
-        self.stop_requested = state.stop_requested
-        self.check_requested = state.check_requested
-        self.control_events = list(state.control_events)
-        self.control_count = state.control_count
-
-    def carry(self) -> None:
-        self.state.paused = self.paused
-        self.state.stop_requested = self.stop_requested
-        self.state.check_requested = self.check_requested
-        self.state.control_events = list(self.control_events)
-        self.state.control_count = self.control_count
 
     @property
     def life(self) -> str:
@@ -142,27 +129,27 @@ class WatchControls:
 
     @workflow.signal
     def pause(self) -> None:
-        if not self.paused and not self.stop_requested:
-            self.paused, self.wake = True, True
-            self.control_events.append("paused")
+        if not self.state.paused and not self.state.stop_requested:
+            self.state.paused, self.wake = True, True
+            self.state.control_events.append("paused")
             workflow.upsert_search_attributes([STATE.value_set(TaskState.PAUSED.value)])
 
     @workflow.signal
     def resume(self) -> None:
-        if self.paused and not self.stop_requested:
+        if self.state.paused and not self.state.stop_requested:
             # Resuming checks at once: the next check is due anyway.
-            self.paused, self.wake, self.check_requested = False, True, True
-            self.control_events.append("resumed")
+            self.state.paused, self.wake, self.state.check_requested = False, True, True
+            self.state.control_events.append("resumed")
             workflow.upsert_search_attributes([STATE.value_set(TaskState.ACTIVE.value)])
 
     @workflow.signal
     def check_now(self) -> None:
         # A trigger during a check stays set and runs another check right after it.
-        self.check_requested, self.wake = True, True
+        self.state.check_requested, self.wake = True, True
 
     @workflow.signal
     def stop(self) -> None:
-        self.stop_requested, self.wake = True, True
+        self.state.stop_requested, self.wake = True, True
 
     @workflow.update
     async def baseline(self) -> TaskStatus:
@@ -174,9 +161,9 @@ class WatchControls:
         return self.status()
 
     def current_state(self) -> TaskState:
-        if self.stop_requested:
+        if self.state.stop_requested:
             return TaskState.STOPPED
-        return TaskState.PAUSED if self.paused else TaskState.ACTIVE
+        return TaskState.PAUSED if self.state.paused else TaskState.ACTIVE
 
     def continued(self) -> BaseModel:
         """The input of the next run after continue-as-new: this run's, with the config and
@@ -224,8 +211,7 @@ class WatchControls:
         """Continue-as-new between checks when Temporal (or a test) suggests it."""
         if self.continue_suggested():
             await workflow.wait_condition(workflow.all_handlers_finished)
-            if not self.stop_requested:
-                self.carry()
+            if not self.state.stop_requested:
                 workflow.continue_as_new(self.continued())
 
     async def finish(self) -> None:
@@ -296,12 +282,12 @@ class WatchControls:
             self.note_failure("event watch.delivery_failed", again)
 
     async def flush_control_events(self) -> None:
-        while self.control_events:
+        while self.state.control_events:
             # Taken one at a time: one that arrives during a recording is flushed too.
-            name = self.control_events.pop(0)
-            self.control_count += 1
+            name = self.state.control_events.pop(0)
+            self.state.control_count += 1
             await self.tell(
                 kind=f"watch.{name}",
-                key=f"{self.task}/{self.life}/control/{self.control_count}",
+                key=f"{self.task}/{self.life}/control/{self.state.control_count}",
                 payload={},
             )

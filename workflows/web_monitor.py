@@ -123,11 +123,11 @@ class WebMonitorWorkflow(WatchControls):
         self.show_attributes()
         if self.state.next_due is None:
             self.state.next_due = workflow.now()  # the baseline, at once
-        while not self.stop_requested:
+        while not self.state.stop_requested:
             self.wake = False
-            if self.paused and not self.check_requested:
+            if self.state.paused and not self.state.check_requested:
                 await workflow.wait_condition(lambda: self.wake)
-            elif self.state.checks and not self.check_requested and (lead := self.lead()):
+            elif self.state.checks and not self.state.check_requested and (lead := self.lead()):
                 # The next check is further off than a poll lasts: wait on a timer.
                 try:
                     await workflow.wait_condition(lambda: self.wake, timeout=lead)
@@ -159,8 +159,8 @@ class WebMonitorWorkflow(WatchControls):
 
     async def poll(self) -> None:
         """Run one poll (once, at once, when a check was asked for) and record its result."""
-        first_only = self.check_requested or self.state.checks == 0
-        self.check_requested = False
+        first_only = self.state.check_requested or self.state.checks == 0
+        self.state.check_requested = False
         interval = self.interval
         now = workflow.now()
         due = self.state.next_due or now
@@ -386,9 +386,9 @@ class WebMonitorWorkflow(WatchControls):
         # Read as recorded: the validator refused what is refused now before it was recorded.
         self.config = WebMonitorConfig.model_validate(config, context=STORED)
         self.wake = True
-        if not self.paused:
+        if not self.state.paused:
             # The new configuration is checked at once (new pages get their baseline).
-            self.check_requested = True
+            self.state.check_requested = True
         return self.config.model_dump(mode="json")
 
     @update_config.validator
