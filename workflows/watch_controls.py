@@ -21,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
     from ambient.domain.events import RecordEventInput
     from ambient.domain.notify import (
-        DeliveryStatus,
         Message,
         NotificationKind,
         NotifyRequest,
@@ -259,11 +258,7 @@ class WatchControls:
             errors = [self.note_failure(f"delivery of {kind}", error)]
         else:
             # Targets that refused for good come back as failed deliveries, not errors.
-            errors = [
-                f"{d.channel}: {d.error}"
-                for d in result.deliveries
-                if d.status is DeliveryStatus.FAILED
-            ]
+            errors = [f"{d.channel}: {d.error}" for d in result.failures]
             if errors:
                 self.note_failure(f"delivery of {kind}", RuntimeError("; ".join(errors)))
         if not errors:
