@@ -15,8 +15,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
-
     from activities.events import EventActivities
     from activities.notify import NotifyActivities
     from ambient.domain.events import RecordEventInput
@@ -112,7 +110,6 @@ class WatchControls:
         self.user, self.task = request.user, request.task
         self.config = request.config
         self.state = state
-        self.continue_after = request.continue_as_new_after_checks
         self.wake = False
         self.checking = False
         self.checks_this_run = 0
@@ -164,11 +161,6 @@ class WatchControls:
             return TaskState.STOPPED
         return TaskState.PAUSED if self.state.paused else TaskState.ACTIVE
 
-    def continued(self) -> BaseModel:
-        """The input of the next run after continue-as-new: this run's, with the config and
-        the state (which carries the controls) as they are now."""
-        return self.request.model_copy(update={"config": self.config, "state": self.state})
-
     def status(self) -> TaskStatus:
         raise NotImplementedError
 
@@ -195,7 +187,8 @@ class WatchControls:
     def continue_suggested(self) -> bool:
         if workflow.info().is_continue_as_new_suggested():
             return True
-        return self.continue_after is not None and self.checks_this_run >= self.continue_after
+        after = self.request.continue_as_new_after_checks
+        return after is not None and self.checks_this_run >= after
 
     def show_attributes(self) -> None:
         workflow.upsert_search_attributes(
@@ -207,11 +200,13 @@ class WatchControls:
         )
 
     async def continue_if_suggested(self) -> None:
-        """Continue-as-new between checks when Temporal (or a test) suggests it."""
+        """Continue-as-new between checks when Temporal (or a test) suggests it, with this
+        run's input, the config and the state (which carries the controls) as they are now."""
         if self.continue_suggested():
             await workflow.wait_condition(workflow.all_handlers_finished)
             if not self.state.stop_requested:
-                workflow.continue_as_new(self.continued())
+                next_run = {"config": self.config, "state": self.state}
+                workflow.continue_as_new(self.request.model_copy(update=next_run))
 
     async def finish(self) -> None:
         """The watch stopped: show it and say so, once."""
