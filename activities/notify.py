@@ -150,16 +150,9 @@ class NotifyActivities:
         if user is None:
             return Recipient(name, False, False, None, None, "UTC", [], None, [])
         channels, quiet, problems = _stored_push_config(user)
+        is_admin = user.role == "admin"
         return Recipient(
-            name=name,
-            exists=True,
-            is_admin=user.role == "admin",
-            email=user.email,
-            phone=user.phone,
-            timezone=user.timezone,
-            channels=channels,
-            quiet_hours=quiet,
-            config_problems=problems,
+            name, True, is_admin, user.email, user.phone, user.timezone, channels, quiet, problems
         )
 
     def targets_for(
