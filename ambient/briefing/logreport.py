@@ -126,6 +126,10 @@ class LogReducer:
         self._groups: list[_Group] = []
         self._buckets: Counter[int] = Counter()  # 5-min bucket << 24 | group number
 
+    def add(self, when: datetime | None, level: str, message: str) -> int:
+        """Counts one line; returns its group number (see `group_template_id`)."""
+        return self.add_many(((when, level, message),))[0]
+
     def add_record(self, record: LogRecord) -> int:
         """Counts one record (level and message read from its content)."""
         level, message = level_and_message(record.content)

@@ -216,7 +216,7 @@ def test_level_and_message_come_from_common_field_names_or_the_text() -> None:
 def _truth_and_report(lines: int, seed: int, max_templates: int = 60):  # type: ignore[no-untyped-def]
     logs = generate(lines, seed=seed, bursts=3)
     reducer = LogReducer()
-    groups = reducer.add_many((when, level, message) for when, level, message, _ in logs.lines)
+    groups = [reducer.add(when, level, message) for when, level, message, _ in logs.lines]
     report = reducer.report(max_templates=max_templates)
     predicted = [reducer.group_template_id(g) for g in groups]
     return logs, report, predicted
