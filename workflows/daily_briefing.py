@@ -14,6 +14,7 @@ awaits, so of any number of concurrent greetings exactly one finds it unset.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -382,10 +383,7 @@ class DailyBriefingWorkflow:
         )
 
 
-async def _wait(condition: Callable[[], bool], limit: timedelta) -> bool:
-    """Wait for ``condition`` at most ``limit``; False when the time ran out."""
-    try:
+async def _wait(condition: Callable[[], bool], limit: timedelta) -> None:
+    """Wait for ``condition`` at most ``limit``."""
+    with contextlib.suppress(TimeoutError):
         await workflow.wait_condition(condition, timeout=limit)
-    except TimeoutError:
-        return False
-    return True

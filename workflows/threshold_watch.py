@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -98,12 +99,10 @@ class ThresholdWatchWorkflow(WatchControls):
         if self.state.check_requested:
             workflow.deprecate_patch(QUEUED_TRIGGERS)
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: self.wake, timeout=None if self.state.paused else interval
             )
-        except TimeoutError:
-            pass
 
     async def check(self) -> None:
         self.state.checks += 1

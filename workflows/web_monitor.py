@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -129,10 +130,8 @@ class WebMonitorWorkflow(WatchControls):
                 await workflow.wait_condition(lambda: self.wake)
             elif self.state.checks and not self.state.check_requested and (lead := self.lead()):
                 # The next check is further off than a poll lasts: wait on a timer.
-                try:
+                with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(lambda: self.wake, timeout=lead)
-                except TimeoutError:
-                    pass
             else:
                 await self.poll()
             await self.flush_control_events()
@@ -328,7 +327,7 @@ class WebMonitorWorkflow(WatchControls):
 
     async def end_poll(self, handle: workflow.ActivityHandle[PollResult], number: int) -> None:
         """Ask the poll to hand back now; cancel it if it runs where we cannot reach it."""
-        try:
+        with contextlib.suppress(*ACTIVITY_FAILED):
             await workflow.execute_local_activity_method(
                 PagePoller.end_poll,
                 EndPoll(
@@ -339,8 +338,6 @@ class WebMonitorWorkflow(WatchControls):
                 ),
                 start_to_close_timeout=timedelta(seconds=5),
             )
-        except ACTIVITY_FAILED:
-            pass
         try:
             await workflow.wait_condition(
                 lambda: handle.done() or self.is_lost(number), timeout=END_POLL_WAIT
