@@ -51,10 +51,6 @@ def _wake(nap: asyncio.Future[None]) -> None:
         nap.set_result(None)
 
 
-def _at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
 class PollSession:
     """One attempt of one poll."""
 
@@ -248,7 +244,7 @@ class PollSession:
         progress = PollProgress(
             seq=self.reports.seq,
             urls=self.urls,
-            next_due=_at(self.next_due),
+            next_due=datetime.fromtimestamp(self.next_due, UTC),
             checks=self.checks,
             changes=kinds.count("watch.change") + kinds.count("watch.hit"),
             hits=kinds.count("watch.hit"),
