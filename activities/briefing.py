@@ -28,7 +28,6 @@ from ambient.briefing.logs import LogFileError, fill_from_report, read_log_sourc
 from ambient.briefing.models import (
     AlarmLine,
     BriefingContent,
-    BriefingDraft,
     BriefingInputs,
     DayPlan,
     FileLogSpec,
@@ -94,8 +93,14 @@ class BriefingActivities:
         await self._alarms(day, inputs)
         await self._discussions(request.user, day, inputs)
         broadcast_ids = await self._broadcasts(request.user, day.date, inputs)
-        draft, generated_by = await self._write(request, inputs)
-        content = finish(draft, inputs, generated_by)
+        written = await write_briefing(self._llm, inputs)
+        if written.unsupported:
+            activity.logger.warning(
+                "briefing of %s: the LLM's draft was not faithful to its input: %s",
+                request.user,
+                "; ".join(map(str, written.unsupported)),
+            )
+        content = finish(written.draft, inputs, written.generated_by)
         report_md = full_report_markdown(content, inputs)
         now = datetime.now(UTC)
         async with self._db.session() as session:
@@ -104,7 +109,7 @@ class BriefingActivities:
                 day.date,
                 content=content.model_dump(mode="json"),
                 report_markdown=report_md,
-                generated_by=generated_by,
+                generated_by=written.generated_by,
                 prepared_at=now,
             )
             await BroadcastRepository(session).mark_broadcast(broadcast_ids, day.date)
@@ -115,7 +120,7 @@ class BriefingActivities:
                 payload={
                     "date": day.date,
                     "version": row.version,
-                    "generated_by": generated_by,
+                    "generated_by": written.generated_by,
                     "headline": content.headline,
                     "failed_sources": [n.source for n in inputs.notes if not n.ok],
                 },
@@ -229,18 +234,6 @@ class BriefingActivities:
             line = f"{row.title}: {row.body}" if row.body else row.title
             (inputs.fixed if row.source in FIXED_SOURCES else inputs.needs_person).append(line)
         return [row.id for row in rows if row.broadcast_on is None]
-
-    async def _write(
-        self, request: PrepareRequest, inputs: BriefingInputs
-    ) -> tuple[BriefingDraft, str]:
-        written = await write_briefing(self._llm, inputs)
-        if written.unsupported:
-            activity.logger.warning(
-                "briefing of %s: the LLM's draft was not faithful to its input: %s",
-                request.user,
-                "; ".join(map(str, written.unsupported)),
-            )
-        return written.draft, written.generated_by
 
     @activity.defn
     async def record_greeting(self, record: GreetingRecord) -> None:

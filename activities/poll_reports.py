@@ -26,7 +26,6 @@ from temporalio.exceptions import ApplicationError
 
 from activities.notify import MAX_SHOWN, delivery_key
 from ambient.domain.notify import (
-    DeliveryStatus,
     Message,
     NotificationKind,
     NotifyRequest,
@@ -205,11 +204,7 @@ class PollReports:
                     break
                 await asyncio.sleep(2.0 * 2**attempt)
                 continue
-            errors = [
-                f"{d.channel}: {d.error}"
-                for d in result.deliveries
-                if d.status is DeliveryStatus.FAILED
-            ]
+            errors = [f"{d.channel}: {d.error}" for d in result.failures]
             break
         if not errors:
             return

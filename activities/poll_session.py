@@ -51,10 +51,6 @@ def _wake(nap: asyncio.Future[None]) -> None:
         nap.set_result(None)
 
 
-def _at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
 class PollSession:
     """One attempt of one poll."""
 
@@ -154,8 +150,7 @@ class PollSession:
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> PollResult:
-        request = self.request
-        deadline = time.time() + request.window_seconds
+        deadline = time.time() + self.request.window_seconds
         try:
             while self.ended is None:
                 wait = self.next_due - time.time()
@@ -248,7 +243,7 @@ class PollSession:
         progress = PollProgress(
             seq=self.reports.seq,
             urls=self.urls,
-            next_due=_at(self.next_due),
+            next_due=datetime.fromtimestamp(self.next_due, UTC),
             checks=self.checks,
             changes=kinds.count("watch.change") + kinds.count("watch.hit"),
             hits=kinds.count("watch.hit"),
@@ -258,7 +253,6 @@ class PollSession:
     # --- one URL ----------------------------------------------------------------------------
 
     async def check(self, url: str) -> None:
-        request = self.request
         seen = self.urls.get(url) or self.urls.setdefault(url, UrlState())
         known = seen.hash is not None
         now = datetime.now(UTC)
@@ -282,7 +276,7 @@ class PollSession:
             await self.answered(url, "unchanged", now)
             return
         html = fetched.body.decode(errors="replace")
-        config = request.config
+        config = self.request.config
         try:
             lines = await asyncio.to_thread(
                 page_text, html, config.selector_for(url), config.ignore_patterns

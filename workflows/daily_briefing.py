@@ -14,6 +14,7 @@ awaits, so of any number of concurrent greetings exactly one finds it unset.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -23,7 +24,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
-    from activities.notify import NotifyActivities
     from ambient.briefing.models import (
         BriefingRun,
         BriefingStatus,
@@ -38,10 +38,11 @@ with workflow.unsafe.imports_passed_through():
         PushRequest,
         greeting_text,
     )
-    from ambient.domain.notify import NotifyRequest, NotifyResult, Target
+    from ambient.domain.notify import NotifyResult, Target
     from ambient.temporal import ACTIVITY_FAILED, STATE
 
 from workflows.reminder import check_news_pages
+from workflows.watch_controls import NOTIFY_RETRY, SHORT, deliver
 
 # A greeting while paused is answered "paused" (the day is not used up). Deprecated: runs
 # recorded with its marker replay; runs from before it (they spoke the briefing) do not.
@@ -50,10 +51,6 @@ PAUSED_GREETING = "paused-greeting"
 GREETING_WAIT = timedelta(seconds=20)
 PREPARE_TIMEOUT = timedelta(minutes=10)
 PREPARE_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=5))
-SHORT = timedelta(seconds=30)
-SHORT_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
-NOTIFY_TIMEOUT = timedelta(minutes=2)
-NOTIFY_HEARTBEAT = timedelta(seconds=30)
 
 
 @workflow.defn
@@ -341,7 +338,7 @@ class DailyBriefingWorkflow:
                     via=self.given_via or "unknown",
                 ),
                 start_to_close_timeout=SHORT,
-                retry_policy=SHORT_RETRY,
+                retry_policy=NOTIFY_RETRY,
             )
         except ACTIVITY_FAILED as exc:
             workflow.logger.warning("recording the greeting failed: %s", exc.cause or exc)
@@ -352,20 +349,15 @@ class DailyBriefingWorkflow:
             BriefingActivities.compose_briefing_push,
             request,
             start_to_close_timeout=SHORT,
-            retry_policy=SHORT_RETRY,
+            retry_policy=NOTIFY_RETRY,
         )
         try:
-            result = await workflow.execute_activity_method(
-                NotifyActivities.notify,
-                NotifyRequest(
-                    user=self.run_input.user,
-                    message=message,
-                    targets=[Target.model_validate({"channel": "inbox"})],
-                    idempotency_key=key,
-                ),
-                start_to_close_timeout=NOTIFY_TIMEOUT,
-                heartbeat_timeout=NOTIFY_HEARTBEAT,
-                retry_policy=SHORT_RETRY,
+            result = await deliver(
+                user=self.run_input.user,
+                key=key,
+                message=message,
+                targets=[Target.model_validate({"channel": "inbox"})],
+                kind=message.kind,
             )
         except ActivityError as exc:
             workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
@@ -374,7 +366,7 @@ class DailyBriefingWorkflow:
             BriefingActivities.record_briefing_push,
             request.model_copy(update={"at": workflow.now()}),
             start_to_close_timeout=SHORT,
-            retry_policy=SHORT_RETRY,
+            retry_policy=NOTIFY_RETRY,
         )
         if self.day is not None and date == self.day.date:
             self.pushed_at = workflow.now()
@@ -391,10 +383,7 @@ class DailyBriefingWorkflow:
         )
 
 
-async def _wait(condition: Callable[[], bool], limit: timedelta) -> bool:
-    """Wait for ``condition`` at most ``limit``; False when the time ran out."""
-    try:
+async def _wait(condition: Callable[[], bool], limit: timedelta) -> None:
+    """Wait for ``condition`` at most ``limit``."""
+    with contextlib.suppress(TimeoutError):
         await workflow.wait_condition(condition, timeout=limit)
-    except TimeoutError:
-        return False
-    return True

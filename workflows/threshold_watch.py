@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -69,9 +70,9 @@ class ThresholdWatchWorkflow(WatchControls):
         else:
             workflow.deprecate_patch(WAIT_AFTER_CONTINUE)
             await self.sleep_until_next(self.config.interval)
-        while not self.stop_requested:
-            if self.check_requested or not self.paused:
-                self.check_requested = False
+        while not self.state.stop_requested:
+            if self.state.check_requested or not self.state.paused:
+                self.state.check_requested = False
                 self.checking = True
                 try:
                     await self.check()
@@ -80,7 +81,7 @@ class ThresholdWatchWorkflow(WatchControls):
                 self.checks_this_run += 1
             await self.flush_control_events()
             await self.continue_if_suggested()
-            if not self.stop_requested:
+            if not self.state.stop_requested:
                 interval = self.config.interval
                 if spread_next:
                     spread_next = False
@@ -93,17 +94,15 @@ class ThresholdWatchWorkflow(WatchControls):
         """Wait out the interval (forever while paused) unless a signal or update wakes us."""
         self.wake = False
         # A stop ends the loop; a trigger that came during the check runs the next one now.
-        if self.stop_requested:
+        if self.state.stop_requested:
             return
-        if self.check_requested:
+        if self.state.check_requested:
             workflow.deprecate_patch(QUEUED_TRIGGERS)
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self.wake, timeout=None if self.paused else interval
+                lambda: self.wake, timeout=None if self.state.paused else interval
             )
-        except TimeoutError:
-            pass
 
     async def check(self) -> None:
         self.state.checks += 1

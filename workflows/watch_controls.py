@@ -15,13 +15,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
-
     from activities.events import EventActivities
     from activities.notify import NotifyActivities
     from ambient.domain.events import RecordEventInput
     from ambient.domain.notify import (
-        DeliveryStatus,
         Message,
         NotificationKind,
         NotifyRequest,
@@ -113,23 +110,9 @@ class WatchControls:
         self.user, self.task = request.user, request.task
         self.config = request.config
         self.state = state
-        self.continue_after = request.continue_as_new_after_checks
         self.wake = False
         self.checking = False
         self.checks_this_run = 0
-        # The controls a previous run carried (see `carry`).
-        self.paused = state.paused
-        self.stop_requested = state.stop_requested
-        self.check_requested = state.check_requested
-        self.control_events = list(state.control_events)
-        self.control_count = state.control_count
-
-    def carry(self) -> None:
-        self.state.paused = self.paused
-        self.state.stop_requested = self.stop_requested
-        self.state.check_requested = self.check_requested
-        self.state.control_events = list(self.control_events)
-        self.state.control_count = self.control_count
 
     @property
     def life(self) -> str:
@@ -142,27 +125,27 @@ class WatchControls:
 
     @workflow.signal
     def pause(self) -> None:
-        if not self.paused and not self.stop_requested:
-            self.paused, self.wake = True, True
-            self.control_events.append("paused")
+        if not self.state.paused and not self.state.stop_requested:
+            self.state.paused, self.wake = True, True
+            self.state.control_events.append("paused")
             workflow.upsert_search_attributes([STATE.value_set(TaskState.PAUSED.value)])
 
     @workflow.signal
     def resume(self) -> None:
-        if self.paused and not self.stop_requested:
+        if self.state.paused and not self.state.stop_requested:
             # Resuming checks at once: the next check is due anyway.
-            self.paused, self.wake, self.check_requested = False, True, True
-            self.control_events.append("resumed")
+            self.state.paused, self.wake, self.state.check_requested = False, True, True
+            self.state.control_events.append("resumed")
             workflow.upsert_search_attributes([STATE.value_set(TaskState.ACTIVE.value)])
 
     @workflow.signal
     def check_now(self) -> None:
         # A trigger during a check stays set and runs another check right after it.
-        self.check_requested, self.wake = True, True
+        self.state.check_requested, self.wake = True, True
 
     @workflow.signal
     def stop(self) -> None:
-        self.stop_requested, self.wake = True, True
+        self.state.stop_requested, self.wake = True, True
 
     @workflow.update
     async def baseline(self) -> TaskStatus:
@@ -174,14 +157,9 @@ class WatchControls:
         return self.status()
 
     def current_state(self) -> TaskState:
-        if self.stop_requested:
+        if self.state.stop_requested:
             return TaskState.STOPPED
-        return TaskState.PAUSED if self.paused else TaskState.ACTIVE
-
-    def continued(self) -> BaseModel:
-        """The input of the next run after continue-as-new: this run's, with the config and
-        the state (which carries the controls) as they are now."""
-        return self.request.model_copy(update={"config": self.config, "state": self.state})
+        return TaskState.PAUSED if self.state.paused else TaskState.ACTIVE
 
     def status(self) -> TaskStatus:
         raise NotImplementedError
@@ -209,7 +187,8 @@ class WatchControls:
     def continue_suggested(self) -> bool:
         if workflow.info().is_continue_as_new_suggested():
             return True
-        return self.continue_after is not None and self.checks_this_run >= self.continue_after
+        after = self.request.continue_as_new_after_checks
+        return after is not None and self.checks_this_run >= after
 
     def show_attributes(self) -> None:
         workflow.upsert_search_attributes(
@@ -221,12 +200,13 @@ class WatchControls:
         )
 
     async def continue_if_suggested(self) -> None:
-        """Continue-as-new between checks when Temporal (or a test) suggests it."""
+        """Continue-as-new between checks when Temporal (or a test) suggests it, with this
+        run's input, the config and the state (which carries the controls) as they are now."""
         if self.continue_suggested():
             await workflow.wait_condition(workflow.all_handlers_finished)
-            if not self.stop_requested:
-                self.carry()
-                workflow.continue_as_new(self.continued())
+            if not self.state.stop_requested:
+                next_run = {"config": self.config, "state": self.state}
+                workflow.continue_as_new(self.request.model_copy(update=next_run))
 
     async def finish(self) -> None:
         """The watch stopped: show it and say so, once."""
@@ -273,11 +253,7 @@ class WatchControls:
             errors = [self.note_failure(f"delivery of {kind}", error)]
         else:
             # Targets that refused for good come back as failed deliveries, not errors.
-            errors = [
-                f"{d.channel}: {d.error}"
-                for d in result.deliveries
-                if d.status is DeliveryStatus.FAILED
-            ]
+            errors = [f"{d.channel}: {d.error}" for d in result.failures]
             if errors:
                 self.note_failure(f"delivery of {kind}", RuntimeError("; ".join(errors)))
         if not errors:
@@ -296,12 +272,12 @@ class WatchControls:
             self.note_failure("event watch.delivery_failed", again)
 
     async def flush_control_events(self) -> None:
-        while self.control_events:
+        while self.state.control_events:
             # Taken one at a time: one that arrives during a recording is flushed too.
-            name = self.control_events.pop(0)
-            self.control_count += 1
+            name = self.state.control_events.pop(0)
+            self.state.control_count += 1
             await self.tell(
                 kind=f"watch.{name}",
-                key=f"{self.task}/{self.life}/control/{self.control_count}",
+                key=f"{self.task}/{self.life}/control/{self.state.control_count}",
                 payload={},
             )

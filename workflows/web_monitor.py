@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -123,16 +124,14 @@ class WebMonitorWorkflow(WatchControls):
         self.show_attributes()
         if self.state.next_due is None:
             self.state.next_due = workflow.now()  # the baseline, at once
-        while not self.stop_requested:
+        while not self.state.stop_requested:
             self.wake = False
-            if self.paused and not self.check_requested:
+            if self.state.paused and not self.state.check_requested:
                 await workflow.wait_condition(lambda: self.wake)
-            elif self.state.checks and not self.check_requested and (lead := self.lead()):
+            elif self.state.checks and not self.state.check_requested and (lead := self.lead()):
                 # The next check is further off than a poll lasts: wait on a timer.
-                try:
+                with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(lambda: self.wake, timeout=lead)
-                except TimeoutError:
-                    pass
             else:
                 await self.poll()
             await self.flush_control_events()
@@ -159,8 +158,8 @@ class WebMonitorWorkflow(WatchControls):
 
     async def poll(self) -> None:
         """Run one poll (once, at once, when a check was asked for) and record its result."""
-        first_only = self.check_requested or self.state.checks == 0
-        self.check_requested = False
+        first_only = self.state.check_requested or self.state.checks == 0
+        self.state.check_requested = False
         interval = self.interval
         now = workflow.now()
         due = self.state.next_due or now
@@ -328,7 +327,7 @@ class WebMonitorWorkflow(WatchControls):
 
     async def end_poll(self, handle: workflow.ActivityHandle[PollResult], number: int) -> None:
         """Ask the poll to hand back now; cancel it if it runs where we cannot reach it."""
-        try:
+        with contextlib.suppress(*ACTIVITY_FAILED):
             await workflow.execute_local_activity_method(
                 PagePoller.end_poll,
                 EndPoll(
@@ -339,8 +338,6 @@ class WebMonitorWorkflow(WatchControls):
                 ),
                 start_to_close_timeout=timedelta(seconds=5),
             )
-        except ACTIVITY_FAILED:
-            pass
         try:
             await workflow.wait_condition(
                 lambda: handle.done() or self.is_lost(number), timeout=END_POLL_WAIT
@@ -386,9 +383,9 @@ class WebMonitorWorkflow(WatchControls):
         # Read as recorded: the validator refused what is refused now before it was recorded.
         self.config = WebMonitorConfig.model_validate(config, context=STORED)
         self.wake = True
-        if not self.paused:
+        if not self.state.paused:
             # The new configuration is checked at once (new pages get their baseline).
-            self.check_requested = True
+            self.state.check_requested = True
         return self.config.model_dump(mode="json")
 
     @update_config.validator

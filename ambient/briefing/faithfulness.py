@@ -51,8 +51,7 @@ _ERROR = re.compile(
 # Quoted error text: what a summary puts in quotes is a claim about a message, word for word.
 _QUOTED = re.compile(r"[\"“「『]([^\"”」』\n]{4,200})[\"”」』]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6}
-_CN_DIGITS |= {"七": 7, "八": 8, "九": 9}
+_CN_DIGITS = {d: value for value, d in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000}
 # A Chinese numeral counts as a number only before a measure word ("四十次", "三条告警"):
 # 一 alone is too often not a number (一切, 一下) to be read as one anywhere else.

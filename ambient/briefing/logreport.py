@@ -417,15 +417,13 @@ def update_baseline(baseline: LogBaseline | None, report: LogReport) -> LogBasel
     oldest days beyond seven dropped."""
     day = (report.start or report.end or datetime(1970, 1, 1, tzinfo=UTC)).date()
     keep = sorted(report.counts.items(), key=lambda kv: -kv[1])[:BASELINE_MAX_KEYS]
-    entry = dict(keep)
-    entry.update(
-        {
-            _TOTAL: report.total,
-            _ERRORS: sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS),
-            _WARNINGS: report.by_level.get("WARNING", 0),
-            _DAY: day.toordinal(),
-        }
-    )
+    entry = {
+        **dict(keep),
+        _TOTAL: report.total,
+        _ERRORS: sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS),
+        _WARNINGS: report.by_level.get("WARNING", 0),
+        _DAY: day.toordinal(),
+    }
     days = [d for d in (baseline.days if baseline else []) if d.get(_DAY) != entry[_DAY]]
     days.append(entry)
     days.sort(key=lambda d: d.get(_DAY, 0))

@@ -261,15 +261,15 @@ class BriefingService:
         return await self.status(user)
 
     async def delete(self, user: str) -> BriefingRef:
-        status = await self.status(user)
-        await self._signal(user, "stop")
+        status = await self._signal(user, "stop")
         return BriefingRef(
             task_id=task_id_for(user), state="stopped", created=False, config=status.config
         )
 
-    async def _signal(self, user: str, name: str) -> None:
-        await self.status(user)
+    async def _signal(self, user: str, name: str) -> BriefingStatus:
+        status = await self.status(user)
         await self.client.get_workflow_handle(task_id_for(user)).signal(name)
+        return status
 
     # --- greeting ---------------------------------------------------------------------
 

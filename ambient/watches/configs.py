@@ -67,17 +67,13 @@ ShortText = Annotated[str, StringConstraints(max_length=200)]
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
-def _re2_options(*, ignore_case: bool) -> re2.Options:
+def compile_user_regex(pattern: str, *, ignore_case: bool = False) -> Any:
+    """A user's regular expression in RE2: linear time, so no pattern can stall the worker."""
     options = re2.Options()
     options.log_errors = False  # a refused pattern is the user's error, not a log line
     options.case_sensitive = not ignore_case
-    return options
-
-
-def compile_user_regex(pattern: str, *, ignore_case: bool = False) -> Any:
-    """A user's regular expression in RE2: linear time, so no pattern can stall the worker."""
     try:
-        return re2.compile(pattern, _re2_options(ignore_case=ignore_case))
+        return re2.compile(pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         raise ValueError(
@@ -234,6 +230,13 @@ class NotificationSpec(UserConfig):
         return Target.model_validate({"channel": channel, "target": address})
 
 
+# A task's notification in the original form, as every task config takes it.
+Notification = Annotated[
+    NotificationSpec | None,
+    Field(description="the original form: {method, target | email | phone_number}"),
+]
+
+
 def notification_targets(spec: NotificationSpec | None, extra: list[Target]) -> list[Target]:
     """Targets of a task; the inbox always, so every hit is visible on the web page."""
     targets = [Target.model_validate({"channel": "inbox"})]
@@ -247,9 +250,7 @@ class _TaskBase(UserConfig):
     check_interval_minutes: Number = Field(
         default=5, ge=1, le=7 * 24 * 60, description="minutes between checks, at least 1"
     )
-    notification: NotificationSpec | None = Field(
-        default=None, description="the original form: {method, target | email | phone_number}"
-    )
+    notification: Notification = None
     targets: list[Target] = Field(
         default_factory=list,
         max_length=MAX_TARGETS,

@@ -20,7 +20,7 @@ import hashlib
 import re
 from functools import reduce
 from operator import or_
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError, WithJsonSchema
 
@@ -67,7 +67,6 @@ class ConfigError(InvalidTaskError):
 
 
 TaskType = Literal["web_monitor", "threshold_watch", "schedule", "news_digest"]
-TASK_TYPES: tuple[str, ...] = get_args(TaskType)
 CONFIG_MODELS: dict[str, type[BaseModel]] = {
     "web_monitor": WebMonitorConfig,
     "threshold_watch": ThresholdWatchConfig,
@@ -80,7 +79,7 @@ def parse_config(kind: str, config: Any) -> BaseModel:
     """The typed config of ``kind``; ConfigError naming each bad field otherwise."""
     model = CONFIG_MODELS.get(kind)
     if model is None:
-        known = ", ".join(TASK_TYPES)
+        known = ", ".join(CONFIG_MODELS)
         raise ConfigError([((), f"unknown task type {kind!r}; use one of {known}")], ("type",))
     if not isinstance(config, dict):
         raise ConfigError([((), "must be a JSON object")])

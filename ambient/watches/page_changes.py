@@ -70,7 +70,8 @@ def diff_pages(
     added = [line for line in new if line not in seen]
     hits: dict[str, list[str]] = {}
     for keyword, pattern in keyword_patterns(tuple(keywords)):
-        matched = [shown(line) for line in itertools.islice(_matching(added, pattern), 5)]
+        found = (line for line in added if pattern.search(line))
+        matched = [shown(line) for line in itertools.islice(found, 5)]
         if matched:
             hits[keyword] = matched
     # The lines both pages start and end with are not in a diff without context: leave
@@ -92,7 +93,3 @@ def diff_pages(
         hits=hits,
         excerpt="\n".join(itertools.islice(body, excerpt_lines)),
     )
-
-
-def _matching(lines: list[str], pattern: Any) -> Any:
-    return (line for line in lines if pattern.search(line))

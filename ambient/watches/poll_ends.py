@@ -34,11 +34,6 @@ class EndRequest:
     poll: int | None = None
 
 
-@dataclass(frozen=True)
-class ReadRequest(EndRequest):
-    id: int = 0
-
-
 async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) -> None:
     """Write ``requests`` in the session's transaction (the caller commits, soon: other
     writers of requests wait for it)."""
@@ -99,7 +94,7 @@ class EndRequestCursor:
         self.db = db
         self.last: int | None = None  # the highest id read
 
-    async def read(self) -> list[ReadRequest]:
+    async def read(self) -> list[EndRequest]:
         async with self.db.session() as session:
             if self.last is None:  # requests written before this reader are not for it
                 self.last = await session.scalar(select(func.max(WatchPollEnd.id))) or 0
@@ -116,7 +111,6 @@ class EndRequestCursor:
                     .order_by(WatchPollEnd.id)
                 )
             ).all()
-        found = [ReadRequest(task, life, run, poll, id=row) for row, task, life, run, poll in rows]
-        if found:
-            self.last = found[-1].id
-        return found
+        if rows:
+            self.last = rows[-1].id
+        return [EndRequest(task, life, run, poll) for _, task, life, run, poll in rows]

@@ -53,7 +53,6 @@ WORKFLOW_TYPES: dict[TaskKind, type] = {
     TaskKind.THRESHOLD_WATCH: ThresholdWatchWorkflow,
     TaskKind.DAILY_BRIEFING: DailyBriefingWorkflow,
 }
-WORKFLOW_KINDS = tuple(WORKFLOW_TYPES)
 # The page a door (MCP, API) answers when the caller names no page size: bounded, so a user
 # with 10,000 tasks gets a page and a cursor, not everything at once.
 DEFAULT_PAGE_SIZE = 50
@@ -156,11 +155,11 @@ class TaskReads:
                 tasks.extend(page)
                 token = page.next_page_token
                 if token is None or (limit is not None and len(tasks) >= limit):
-                    return TaskPage(tasks[:limit] if limit is not None else tasks)
+                    return TaskPage(tasks[:limit])
         if not 1 <= page_size <= 1000:
             raise InvalidTaskError("page_size: between 1 and 1000")
         phase, token_bytes = _parse_cursor(page_token) if page_token else ("watches", None)
-        watch_kinds = tuple(k.value for k in WORKFLOW_KINDS)
+        watch_kinds = tuple(k.value for k in WORKFLOW_TYPES)
         schedule_kinds = (TaskKind.SCHEDULE.value, TaskKind.NEWS_DIGEST.value)
         if phase == "watches" and kind not in (None, *watch_kinds):
             phase, token_bytes = "schedules", None

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 from ambient.domain.configs import UserConfig, read_stored
 from ambient.domain.notify import Target
 from ambient.domain.users import TimeZone
-from ambient.watches.configs import MAX_TARGETS, Count, NotificationSpec, ShortText, WebUrl
+from ambient.watches.configs import MAX_TARGETS, Count, Notification, ShortText, WebUrl
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CRON_FIELDS = "minute hour day-of-month month day-of-week"
@@ -65,9 +65,7 @@ class ReminderConfig(UserConfig):
     categories: list[ShortText] = Field(
         default_factory=list, max_length=20, description="news_digest: categories to keep"
     )
-    notification: NotificationSpec | None = Field(
-        default=None, description="the original form: {method, target | email | phone_number}"
-    )
+    notification: Notification = None
     targets: list[Target] = Field(
         default_factory=list, max_length=MAX_TARGETS, description="extra notification targets"
     )
@@ -175,13 +173,11 @@ class NewsDigestConfig(UserConfig):
         default_factory=list, max_length=20, description="categories to keep"
     )
     timezone: TimeZone = Field(default="Asia/Shanghai", description="IANA time zone")
-    notification: NotificationSpec | None = Field(
-        default=None, description="the original form: {method, target | email | phone_number}"
-    )
+    notification: Notification = None
 
     def as_reminder(self) -> ReminderConfig:
         """The same digest as a daily schedule's config (every field is one of its fields)."""
-        return ReminderConfig(type="daily", action="news_digest", **dict(self))
+        return ReminderConfig(type="daily", action="news_digest", **self.model_dump())
 
 
 class ReminderRun(BaseModel):

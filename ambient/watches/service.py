@@ -11,6 +11,7 @@ idempotent and an operator finds them in the Web UI. The reads are ``TaskReads``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -122,13 +123,12 @@ class TaskService(TaskReads):
             running = await self._query_status(task_id, TaskStatus)
             if running.state is TaskState.STOPPED and not retried:
                 # Deleted a moment ago and still winding down: let it end, then start anew.
-                try:
+                # However the old life ended (or not yet), the new one starts.
+                with contextlib.suppress(Exception):
                     await asyncio.wait_for(
                         self.client.get_workflow_handle(task_id).result(),
                         timeout=self.baseline_wait,
                     )
-                except Exception:  # however the old life ended (or not yet), start the new one
-                    pass
                 return await self._start(workflow, arg, kind, summary, retried=True)
             if running.config != arg.config.model_dump(mode="json"):
                 raise InvalidTaskError(
@@ -143,21 +143,19 @@ class TaskService(TaskReads):
                 baseline=_baseline(running),
             )
         baseline = None
-        try:
-            first = await asyncio.wait_for(
-                handle.execute_update("baseline", result_type=TaskStatus),
-                timeout=self.baseline_wait,
-            )
-            baseline = _baseline(first)
-        except (
+        # Not answered in time, the task still runs (no worker may be polling yet): its
+        # baseline shows in get_task once the first check ends.
+        with contextlib.suppress(
             TimeoutError,
             WorkflowUpdateFailedError,
             WorkflowUpdateRPCTimeoutOrCancelledError,
             RPCError,
         ):
-            # The task runs (no worker may be polling yet): its baseline shows in get_task
-            # once the first check ends.
-            pass
+            first = await asyncio.wait_for(
+                handle.execute_update("baseline", result_type=TaskStatus),
+                timeout=self.baseline_wait,
+            )
+            baseline = _baseline(first)
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE, baseline=baseline)
 
     async def _create_schedule(
