@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -33,7 +34,7 @@ from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import server_shell
-from mcp_server.tools.hints import hints
+from mcp_server.tools.hints import READ, hints
 from mcp_server.voice_prompt import (
     DESCRIPTIONS,
     INSTRUCTIONS,
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 # Bounds well under a voice client's patience (xiaozhi.me waits 10 s for a tool call).
 CALL_BUDGET = 8.0
 
-READ = hints(read_only=True, open_world=False)
 WRITE = hints(read_only=False, open_world=False)
 CLOUD = hints(read_only=True, open_world=True)
 
@@ -318,10 +318,9 @@ async def recent_errors(
             ]
         if not found:
             return f"最近 {hours} 小时没有错误。"
-        by_task: dict[str, int] = {}
-        for event in found:
-            label = spoken_name((event.task or "").rsplit("/", 1)[-1]) or "未知任务"
-            by_task[label] = by_task.get(label, 0) + 1
+        by_task = Counter(
+            spoken_name((e.task or "").rsplit("/", 1)[-1]) or "未知任务" for e in found
+        )
         top = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         named = "、".join(f"{label} {count} 次" for label, count in top)
         return f"最近 {hours} 小时有 {len(found)} 个错误，主要是：{named}。"
