@@ -6,9 +6,9 @@ import asyncio
 import ctypes
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from datetime import timedelta
 from typing import Any
 
@@ -98,10 +98,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
     await require_current(settings.resolved_database_url)  # `ambient migrate` is a deploy step
     async with AsyncExitStack() as stack:
         client = await temporal.connect(settings, runtime=metrics_runtime(settings))
@@ -125,7 +123,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         upkeep: list[asyncio.Task[None]] = []
         try:
             async with worker:
-                upkeep += [asyncio.create_task(_run(job(client))) for job in deps.upkeep]
+                upkeep += [asyncio.create_task(job(client)) for job in deps.upkeep]
                 upkeep.append(asyncio.create_task(release_free_memory()))
                 await ensure_triage_schedule(client, settings, db)
                 await stop.wait()
@@ -135,10 +133,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             for task in upkeep:
                 task.cancel()
             await asyncio.gather(*upkeep, return_exceptions=True)
-
-
-async def _run(job: Awaitable[None]) -> None:
-    await job
 
 
 async def release_free_memory(every: float = TRIM_EVERY) -> None:

@@ -51,9 +51,7 @@ class LazyGroup(TyperGroup):
             parent = typer.Typer()
             if attribute is None:  # a Typer app: the group `ambient NAME …`
                 parent.add_typer(loaded.app, name=cmd_name)
-            elif hasattr(loaded, "app"):  # its app's commands join `ambient`'s own
-                parent.add_typer(loaded.app)
-            else:
+            else:  # a function: a command of `ambient`'s own
                 parent.command(cmd_name)(getattr(loaded, attribute))
             command = typer.main.get_group(parent).commands[cmd_name]
             self.add_command(command, cmd_name)
@@ -142,15 +140,12 @@ def api(
     _logging()
     settings = Settings()
     _require_migrated(settings)
-    if fd is not None:
-        uvicorn.run(create_app(settings), fd=fd, log_level="info")
-        return
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        log_level="info",
+    bind: dict[str, Any] = (
+        {"fd": fd}
+        if fd is not None
+        else {"host": host or settings.api_host, "port": port or settings.api_port}
     )
+    uvicorn.run(create_app(settings), log_level="info", **bind)
 
 
 @app.command()
@@ -185,9 +180,8 @@ def mcp(
     if profile is not None:
         from mcp_server.voice import build_voice_server
 
-        anyio.run(build_voice_server(settings, stdio_user=user).run_stdio_async)
-        return
-    if server_name is not None:
+        server = build_voice_server(settings, stdio_user=user)
+    elif server_name is not None:
         server = build_discussion_server(
             settings, server_name, stdio_user=user, read_only=read_only
         )
@@ -216,13 +210,13 @@ def status(
             await db.close()
         if as_json:
             console.print_json(report.model_dump_json())
-            return report.healthy
-        table = Table(title="ambient-ops status", show_header=False)
-        table.add_column(overflow="fold")
-        table.add_column(overflow="fold")
-        for name, value in report.model_dump().items():
-            table.add_row(name, str(value))
-        console.print(table)
+        else:
+            table = Table(title="ambient-ops status", show_header=False)
+            table.add_column(overflow="fold")
+            table.add_column(overflow="fold")
+            for name, value in report.model_dump().items():
+                table.add_row(name, str(value))
+            console.print(table)
         return report.healthy
 
     raise typer.Exit(0 if asyncio.run(probe()) else 1)

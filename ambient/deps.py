@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from temporalio.client import Client
@@ -33,4 +34,4 @@ class WorkerDeps:
     executors: dict[str, RemediationExecutor] | None = field(default=None)
     # What runs beside the worker while it runs (the poll leases' upkeep), given its client;
     # filled by build_activities, started and cancelled by the entry point.
-    upkeep: list[Callable[[Client], Awaitable[None]]] = field(default_factory=list)
+    upkeep: list[Callable[[Client], Coroutine[Any, Any, None]]] = field(default_factory=list)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -226,11 +227,9 @@ def wait_http(url: str, deadline: float, opts: DevOptions) -> None:
         for name, child in opts.children.items():
             if child.poll() is not None:
                 raise DevStackError(f"{name} exited with {child.returncode}")
-        try:
+        with suppress(httpx.HTTPError):
             if httpx.get(url, timeout=2, trust_env=False).status_code < 500:
                 return
-        except httpx.HTTPError:
-            pass
         time.sleep(0.3)
     raise DevStackError(f"{url} did not answer in time")
 
@@ -307,18 +306,12 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
             # Every LLM use goes to the local model (started here, or one already serving).
             start_local_llm(settings, opts, console)
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        if opts.temporal_address is None:
-            settings = settings.model_copy(
-                update={"temporal_address": f"{opts.host}:{opts.temporal_port}"}
-            )
-            start(
-                "temporal",
-                temporal_command(opts, settings),
-                dict(os.environ),
-                opts.data_dir / "temporal.log",
-            )
-        else:
-            settings = settings.model_copy(update={"temporal_address": opts.temporal_address})
+        ours = opts.temporal_address is None  # a Temporal dev server of our own
+        address = f"{opts.host}:{opts.temporal_port}" if ours else opts.temporal_address
+        settings = settings.model_copy(update={"temporal_address": address})
+        if ours:
+            log = opts.data_dir / "temporal.log"
+            start("temporal", temporal_command(opts, settings), dict(os.environ), log)
         token = asyncio.run(prepare(settings, opts, deadline))
         env = child_env(settings, opts)
         python = sys.executable
@@ -328,7 +321,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         api_socket.close()  # the API holds it now
         api = f"http://{opts.host}:{opts.api_port}"
         wait_http(f"{api}/health", deadline, opts)
-        ui = f"http://{opts.host}:{opts.ui_port}" if opts.temporal_address is None else "(external)"
+        ui = f"http://{opts.host}:{opts.ui_port}" if ours else "(external)"
         # Other commands (`ambient status`, `ambient task ...`) find this stack here.
         write_runtime(
             opts.data_dir,
@@ -337,7 +330,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
                 temporal_address=settings.temporal_address,
                 api_host=opts.host,
                 api_port=opts.api_port,
-                ui_url=ui if opts.temporal_address is None else None,
+                ui_url=ui if ours else None,
                 local_llm_port=settings.local_llm_port if settings.local_llm else None,
             ),
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, WorkflowReplayResult
 
 from ambient.temporal import workflow_runner
 from workflows import ALL_WORKFLOWS
@@ -56,6 +56,11 @@ def _workflow_type(history: WorkflowHistory) -> str:
     return history.events[0].workflow_execution_started_event_attributes.workflow_type.name or "?"
 
 
+def _outcome(source: str, result: WorkflowReplayResult) -> ReplayOutcome:
+    error = None if result.replay_failure is None else str(result.replay_failure)
+    return ReplayOutcome(source, result.history.workflow_id, _workflow_type(result.history), error)
+
+
 def replayer(workflows: Sequence[type], converter: DataConverter | None = None) -> Replayer:
     return Replayer(
         workflows=list(workflows),
@@ -72,22 +77,14 @@ async def replay_files(
     for file in files:
         history = WorkflowHistory.from_json(file.stem, file.read_text())
         result = await runner.replay_workflow(history, raise_on_replay_failure=False)
-        error = None if result.replay_failure is None else str(result.replay_failure)
-        outcomes.append(ReplayOutcome(str(file), file.stem, _workflow_type(history), error))
+        outcomes.append(_outcome(str(file), result))
     return outcomes
 
 
 async def replay_query(
     client: Client, query: str, workflows: Sequence[type], limit: int = 100
 ) -> list[ReplayOutcome]:
-    outcomes: list[ReplayOutcome] = []
     histories = client.list_workflows(query, limit=limit).map_histories()
     results = replayer(workflows, client.data_converter).workflow_replay_iterator(histories)
     async with results as iterator:
-        async for result in iterator:
-            error = None if result.replay_failure is None else str(result.replay_failure)
-            history = result.history
-            outcomes.append(
-                ReplayOutcome(query, history.workflow_id, _workflow_type(history), error)
-            )
-    return outcomes
+        return [_outcome(query, result) async for result in iterator]

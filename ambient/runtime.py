@@ -32,10 +32,8 @@ class RuntimeInfo(BaseModel):
     local_llm_port: int | None = None
 
 
-def write_runtime(data_dir: Path, info: RuntimeInfo) -> Path:
-    path = data_dir / RUNTIME_FILE
-    path.write_text(info.model_dump_json(indent=2) + "\n")
-    return path
+def write_runtime(data_dir: Path, info: RuntimeInfo) -> None:
+    (data_dir / RUNTIME_FILE).write_text(info.model_dump_json(indent=2) + "\n")
 
 
 def remove_runtime(data_dir: Path, pid: int) -> None:
@@ -75,13 +73,9 @@ def discovered_settings(**overrides: Any) -> Settings:
         return settings
     if info.local_llm_port is not None and "local_llm" not in settings.model_fields_set:
         # Built anew, not copied: the local switch sets the endpoint fields when validated.
-        port = (
-            {}
-            if "local_llm_port" in settings.model_fields_set
-            else {"local_llm_port": info.local_llm_port}
-        )
-        settings = Settings(**{**overrides, "local_llm": True, **port})
+        if "local_llm_port" not in settings.model_fields_set:
+            overrides = {**overrides, "local_llm_port": info.local_llm_port}
+        settings = Settings(**overrides, local_llm=True)
     # The settings fields this file provides, where env and `.env` gave none.
     provided = {"temporal_address", "api_host", "api_port"} - settings.model_fields_set
-    updates = info.model_dump(include=provided)
-    return settings.model_copy(update=updates)
+    return settings.model_copy(update=info.model_dump(include=provided))

@@ -8,17 +8,39 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ambient.domain.users import Language
 
 TASK_QUEUE = "ambient-ops"
-# A list setting: a JSON list or comma-separated values (AMBIENT_FETCH_ALLOW_CIDRS=10.0.0.0/8).
-StrList = Annotated[list[str], NoDecode]
 # The model `make llm` installs and `--local-llm` serves (ambient/local_llm.py).
 LOCAL_LLM_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "placeholder"}
+
+
+def _list_setting(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON list ({exc}); or give comma-separated values") from None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+# A list setting: a JSON list or comma-separated values (AMBIENT_FETCH_ALLOW_CIDRS=10.0.0.0/8).
+StrList = Annotated[list[str], NoDecode, BeforeValidator(_list_setting)]
 
 
 class Environment(StrEnum):
@@ -224,27 +246,6 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ambient.db').resolve()}"
-
-    @field_validator(
-        "mcp_allowed_hosts",
-        "codec_cors_origins",
-        "fetch_allow_cidrs",
-        "chat_pinned_tools",
-        mode="before",
-    )
-    @classmethod
-    def _list_setting(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(
-                    f"not a JSON list ({exc}); or give comma-separated values"
-                ) from None
-        return [item.strip() for item in text.split(",") if item.strip()]
 
     @field_validator("fetch_allow_cidrs")
     @classmethod

@@ -29,15 +29,10 @@ def search_attributes(
     kind: str, user: str, *, cluster: str | None = None, state: str | None = None
 ) -> TypedSearchAttributes:
     """What a run or schedule is found by in the Web UI and ``list_tasks``."""
-    pairs: list[SearchAttributePair[str]] = [
-        SearchAttributePair(KIND, kind),
-        SearchAttributePair(USER, user),
-    ]
-    if cluster is not None:
-        pairs.append(SearchAttributePair(CLUSTER, cluster))
-    if state is not None:
-        pairs.append(SearchAttributePair(STATE, state))
-    return TypedSearchAttributes(pairs)
+    given = ((KIND, kind), (USER, user), (CLUSTER, cluster), (STATE, state))
+    return TypedSearchAttributes(
+        [SearchAttributePair(key, value) for key, value in given if value is not None]
+    )
 
 
 # What a workflow catches around an activity that may fail for good. A regular activity's

@@ -31,9 +31,8 @@ class UserTokenVerifier:
         return AccessToken(token=token, client_id=user.name, scopes=["user"], subject=user.name)
 
 
-def app_state(ctx: Context[Any, Any]) -> AppState:
-    state: AppState = ctx.request_context.lifespan_context
-    return state
+def app_state(ctx: Context[AppState, Any]) -> AppState:
+    return ctx.request_context.lifespan_context
 
 
 def current_user(ctx: Context[Any, Any]) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from types import FunctionType
 from typing import Any, cast
@@ -73,10 +74,8 @@ def published(schema: dict[str, Any]) -> dict[str, Any]:
     repeats and titles."""
     body = {key: value for key, value in schema.items() if key != "$defs"}
     defs = dict(schema.get("$defs", {}))
-    seen: dict[str, int] = {}
-    _count_models(body, seen)
     names: dict[str, str] = {}
-    for text, count in seen.items():
+    for text, count in Counter(_models(body)).items():
         if count > 1:
             model = json.loads(text)
             name = base = model["title"]
@@ -93,16 +92,16 @@ def published(schema: dict[str, Any]) -> dict[str, Any]:
     return cast(dict[str, Any], published)
 
 
-def _count_models(node: Any, seen: dict[str, int], *, root: bool = True) -> None:
+def _models(node: Any, *, root: bool = True) -> Iterator[str]:
+    """Each object model inside ``node`` (not ``node`` itself), as its JSON text."""
     if isinstance(node, list):
         for item in node:
-            _count_models(item, seen, root=False)
+            yield from _models(item, root=False)
     elif isinstance(node, dict):
         if not root and node.get("type") == "object" and isinstance(node.get("title"), str):
-            text = json.dumps(node, sort_keys=True)
-            seen[text] = seen.get(text, 0) + 1
+            yield json.dumps(node, sort_keys=True)
         for value in node.values():
-            _count_models(value, seen, root=False)
+            yield from _models(value, root=False)
 
 
 def _referenced(node: Any, names: dict[str, str]) -> Any:
@@ -126,14 +125,11 @@ def without_titles(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     out = {key: without_titles(value) for key, value in node.items()}
-    for key, named in (("properties", _field_title), ("$defs", str)):
+    # The title pydantic gives a property is its name title-cased; a definition's is its key.
+    for key, named in (("properties", lambda n: n.replace("_", " ").title()), ("$defs", str)):
         if isinstance(out.get(key), dict):
             out[key] = {name: _untitled(schema, named(name)) for name, schema in out[key].items()}
     return out
-
-
-def _field_title(name: str) -> str:
-    return name.replace("_", " ").title()  # pydantic's title for a field
 
 
 def _untitled(schema: Any, title: str) -> Any:
@@ -241,8 +237,7 @@ def server_shell(
             finally:
                 holder.state = None
 
-    auth = None
-    verifier = None
+    auth = verifier = None
     if http_auth:
         base = settings.public_base_url
         auth = AuthSettings(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -33,6 +34,7 @@ from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import server_shell
+from mcp_server.tools.hints import READ, hints
 from mcp_server.voice_prompt import (
     DESCRIPTIONS,
     INSTRUCTIONS,
@@ -59,15 +61,8 @@ log = logging.getLogger(__name__)
 # Bounds well under a voice client's patience (xiaozhi.me waits 10 s for a tool call).
 CALL_BUDGET = 8.0
 
-READ = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
-WRITE = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
-CLOUD = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-)
+WRITE = hints(read_only=False, open_world=False)
+CLOUD = hints(read_only=True, open_world=True)
 
 UNKNOWN_SPEAKER = (
     "你好！我还不认识你的声音，所以不能告诉你谁的运维信息。请让主人在设置里登记你的声纹。"
@@ -80,17 +75,18 @@ BEYOND_OWNER = "这台设备主人的权限比你的小，我不能用你的身�
 
 
 async def _answer(
-    ctx: Context[Any, Any], speaker: str | None, work: Callable[[str], Awaitable[str]]
+    ctx: Context[Any, Any], speaker: str | None, work: Callable[[AppState, str], Awaitable[str]]
 ) -> str:
     """Resolve who speaks, run ``work`` as them, and make whatever comes out speakable."""
     try:
+        state = app_state(ctx)
         who = await resolve_speaker(
-            app_state(ctx).db, current_user(ctx), speaker, described_as=SPEAKER_DESCRIPTION
+            state.db, current_user(ctx), speaker, described_as=SPEAKER_DESCRIPTION
         )
         if who.kind is SpeakerKind.UNKNOWN or who.user is None:
             return speakable(UNKNOWN_SPEAKER if who.kind is SpeakerKind.UNKNOWN else BEYOND_OWNER)
         async with asyncio.timeout(CALL_BUDGET):
-            return speakable(await work(who.user.name))
+            return speakable(await work(state, who.user.name))
     except TimeoutError:
         return "系统这会儿响应太慢，我没等到结果，请稍后再问。"
     except (RemediationError, TaskError, BriefingError) as exc:
@@ -109,9 +105,8 @@ async def _answer(
 
 async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     """The greeting: today's briefing, spoken."""
-    state = app_state(ctx)
 
-    async def work(user: str) -> str:
+    async def work(state: AppState, user: str) -> str:
         result = await state.briefings.greet(user, via="voice", audio=False)
         if result.outcome is GreetOutcome.SPOKEN and len(result.text) > MAX_SPOKEN:
             lead = "".join(result.segments[:2]) if result.segments else result.text
@@ -123,9 +118,8 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
 
 async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     """What waits for the user: remediations to approve, alerts still open."""
-    state = app_state(ctx)
 
-    async def work(user: str) -> str:
+    async def work(state: AppState, user: str) -> str:
         service = state.remediations
         waiting = await waiting_for(service, user)
         running = [
@@ -181,9 +175,7 @@ def _names_the_asked(which: str) -> bool:
 async def _decide(
     ctx: Context[Any, Any], which: str, approve: bool, reason: str, speaker: str | None
 ) -> str:
-    state = app_state(ctx)
-
-    async def work(user: str) -> str:
+    async def work(state: AppState, user: str) -> str:
         service = state.remediations
         waiting = await waiting_for(service, user)
         asked = await _last_asked(state, user) if waiting else None
@@ -245,9 +237,8 @@ _STATE_WORDS = {"active": "正在运行", "paused": "已暂停", "stopped": "已
 
 async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
     """The named task's state and checks."""
-    state = app_state(ctx)
 
-    async def work(user: str) -> str:
+    async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
         task, question = pick_task(list(await tasks.list(user, limit=200)), name)
         if task is None:
@@ -260,9 +251,7 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
 
 
 async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str | None) -> str:
-    state = app_state(ctx)
-
-    async def work(user: str) -> str:
+    async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
         task, question = pick_task(list(await tasks.list(user, limit=200)), name)
         if task is None:
@@ -288,9 +277,8 @@ async def resume_task(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
 
 async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     """How many TKE clusters run, and which do not."""
-    state = app_state(ctx)
 
-    async def work(_: str) -> str:
+    async def work(state: AppState, _: str) -> str:
         cloud = state.cloud
         if not cloud.configured:
             return "还没有配置腾讯云账号，我看不到集群。"
@@ -318,9 +306,8 @@ async def recent_errors(
     speaker: Spoken = None,
 ) -> str:
     """The user's tasks' errors of the last ``hours``, by task."""
-    state = app_state(ctx)
 
-    async def work(user: str) -> str:
+    async def work(state: AppState, user: str) -> str:
         since = datetime.now(UTC) - timedelta(hours=hours)
         async with state.db.session() as session:
             events = EventRepository(session)
@@ -331,10 +318,9 @@ async def recent_errors(
             ]
         if not found:
             return f"最近 {hours} 小时没有错误。"
-        by_task: dict[str, int] = {}
-        for event in found:
-            label = spoken_name((event.task or "").rsplit("/", 1)[-1]) or "未知任务"
-            by_task[label] = by_task.get(label, 0) + 1
+        by_task = Counter(
+            spoken_name((e.task or "").rsplit("/", 1)[-1]) or "未知任务" for e in found
+        )
         top = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         named = "、".join(f"{label} {count} 次" for label, count in top)
         return f"最近 {hours} 小时有 {len(found)} 个错误，主要是：{named}。"
@@ -373,11 +359,11 @@ def build_voice_server(
         name="ambient-voice",
         instructions=INSTRUCTIONS,
     )
-    for function, hints in TOOLS:
+    for tool, hint in TOOLS:
         # Plain text results: no output schema to send on every turn, nothing but the words.
         mcp.tool(
-            description=DESCRIPTIONS[function.__name__], annotations=hints, structured_output=False
-        )(function)
+            description=DESCRIPTIONS[tool.__name__], annotations=hint, structured_output=False
+        )(tool)
     return mcp
 
 

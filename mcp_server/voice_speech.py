@@ -87,6 +87,11 @@ def _key(said: str) -> str:
     return _FILLER.sub("", said.strip().lower())
 
 
+def _flat(value: str | None) -> str:
+    """``value`` lowercased without spaces, '_', '.' or '-': how names are compared."""
+    return re.sub(r"[\s_.-]+", "", (value or "").lower())
+
+
 def names_nothing(said: str) -> bool:
     """True when a spoken reference names no particular thing ("它", "that one", "任务名")."""
     key = _key(said)
@@ -123,12 +128,9 @@ def pick_remediation(
         if index is not None and -len(runs) <= index < len(runs):
             return runs[index], ""
         return None, f"只有 {len(runs)} 个修复在等你审批，请说第几个。"
-    words = re.sub(r"[\s_.-]+", "", text)
+    words = _flat(text)
     matches = [
-        r
-        for r in runs
-        if _part_of(words, re.sub(r"[\s_.-]+", "", r.service.lower()))
-        or _part_of(words, re.sub(r"[\s_.-]+", "", r.alert_type.lower()))
+        r for r in runs if _part_of(words, _flat(r.service)) or _part_of(words, _flat(r.alert_type))
     ]
     if len(matches) == 1:
         return matches[0], ""
@@ -147,14 +149,10 @@ def task_label(task: TaskSummary) -> str:
 
 def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, str]:
     """The task whose name (or summary) ``said`` names; ask back when none or several."""
-    key = re.sub(r"[\s_.-]+", "", said.lower())
+    key = _flat(said)
     if not tasks:
         return None, "你还没有任何任务。"
-
-    def flat(value: str | None) -> str:
-        return re.sub(r"[\s_.-]+", "", (value or "").lower())
-
-    exact = [t for t in tasks if flat(t.task_id.rsplit("/", 1)[-1]) == key]
+    exact = [t for t in tasks if _flat(t.task_id.rsplit("/", 1)[-1]) == key]
     if len(exact) == 1:
         return exact[0], ""
     if names_nothing(said):  # after the exact name: a task may be called "monitor"
@@ -163,7 +161,7 @@ def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, 
     found = exact or [
         t
         for t in tasks
-        if _part_of(key, flat(t.task_id.rsplit("/", 1)[-1])) or _part_of(key, flat(t.summary))
+        if _part_of(key, _flat(t.task_id.rsplit("/", 1)[-1])) or _part_of(key, _flat(t.summary))
     ]
     if len(found) == 1:
         return found[0], ""

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.field_errors import field_problems
 from ambient.runtime import discovered_settings
@@ -64,12 +65,15 @@ def print_rows(
             cells = [v.isoformat() if isinstance(v, datetime) else cell(v) for v in row]
             print("\t".join(cells), file=out.file)
         return
-    table = Table(*columns, title=title)
-    for column in table.columns:
-        column.overflow = "fold"
+    table = Table(*folded(columns), title=title)
     for row in rows:
         table.add_row(*map(cell, row))
     out.print(table)
+
+
+def folded(names: Iterable[str]) -> list[Column]:
+    """Table columns that fold a long value, never cut it: ids are what a user copies."""
+    return [Column(name, overflow="fold") for name in names]
 
 
 def cell(value: object) -> str:
@@ -129,3 +133,18 @@ def run_operator(work: Callable[[Database], Awaitable[T]], settings: Settings | 
             await db.close()
 
     return asyncio.run(main())
+
+
+def run_in_session(
+    work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
+) -> T:
+    """``work`` in one session of the app database as ``run_operator`` opens it, committed
+    after."""
+
+    async def in_session(db: Database) -> T:
+        async with db.session() as session:
+            result = await work(session)
+            await session.commit()
+            return result
+
+    return run_operator(in_session, settings)

@@ -17,11 +17,9 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
-from ambient.commands import Json, cell, run_operator
+from ambient.commands import Json, cell, folded, run_in_session
 from ambient.history import MAX_ID
-from ambient.storage import Database
 
-app = typer.Typer(help="Events, inboxes and deliveries.")
 T = TypeVar("T")
 User = Annotated[str | None, typer.Option("--user", help="only this user's (default: everyone's)")]
 Limit = Annotated[int, typer.Option(min=1, max=1000, help="at most this many, newest first")]
@@ -30,11 +28,7 @@ Limit = Annotated[int, typer.Option(min=1, max=1000, help="at most this many, ne
 def _read(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     from ambient.runtime import discovered_settings
 
-    async def in_session(db: Database) -> T:
-        async with db.session() as session:
-            return await work(session)
-
-    return run_operator(in_session, discovered_settings())
+    return run_in_session(work, discovered_settings())
 
 
 def _print(rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: str) -> None:
@@ -42,17 +36,14 @@ def _print(rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: 
         typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False))
         return
     console = Console()  # made now: sized to the terminal (or COLUMNS) of this run
-    table = Table(title=title)
-    for column in columns:
-        # Ids, tasks and errors are never cut: they are what the user copies.
-        table.add_column(column, overflow="fold")
+    # Ids, tasks and errors are never cut: they are what the user copies.
+    table = Table(*folded(columns), title=title)
     for row in rows:
         data = row.model_dump(mode="json")
         table.add_row(*(cell(data.get(column)) for column in columns))
     console.print(table if rows else f"no {title}")
 
 
-@app.command()
 def events(
     user: User = None,
     kind: Annotated[str | None, typer.Option(help="e.g. watch.hit, delivery.failed")] = None,
@@ -65,7 +56,6 @@ def events(
     _print(rows, as_json, ["id", "created_at", "user", "kind", "task", "payload"], "events")
 
 
-@app.command()
 def inbox(
     user: Annotated[str, typer.Option("--user", help="whose inbox")],
     unread: Annotated[bool, typer.Option("--unread", help="only unread messages")] = False,
@@ -77,7 +67,6 @@ def inbox(
     _print(rows, as_json, ["id", "created_at", "kind", "title", "read", "link"], "inbox messages")
 
 
-@app.command()
 def deliveries(
     user: User = None,
     status: Annotated[

@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Iterator
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Annotated
 
@@ -143,18 +144,11 @@ def templates(
 
         groups = reducer.add_many(counted())
     if per_line:
-        ids: dict[int, str] = {}
-        out = sys.stdout
+        template_id = cache(reducer.group_template_id)  # one group's id, read once
         next_group = iter(groups).__next__
         for number, keep in enumerate(taken, 1):
-            if not keep:
-                out.write(f'{{"line": {number}, "template_id": null}}\n')
-                continue
-            group = next_group()
-            tid = ids.get(group)
-            if tid is None:
-                tid = ids[group] = reducer.group_template_id(group)
-            out.write(f'{{"line": {number}, "template_id": "{tid}"}}\n')
+            tid = f'"{template_id(next_group())}"' if keep else "null"
+            sys.stdout.write(f'{{"line": {number}, "template_id": {tid}}}\n')
         return
     report = reducer.report(max_templates=max_templates, start=start, end=end)
     if as_json:

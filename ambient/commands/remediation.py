@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ambient.commands import Json, User, fail, print_json, run_service
+from ambient.commands import Json, User, fail, folded, print_json, run_service
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import RemediationError
@@ -48,11 +48,10 @@ def _alert(text: str) -> dict[str, Any]:
 
 def _status_table(status: RemediationStatus) -> Table:
     table = Table(
+        *folded(["attempt", "rung", "mode", "result", "verified"]),
         title=f"{status.remediation_id} — {status.state}"
-        + (f" (score {status.score}, budget {status.budget})" if status.score is not None else "")
+        + (f" (score {status.score}, budget {status.budget})" if status.score is not None else ""),
     )
-    for column in ("attempt", "rung", "mode", "result", "verified"):
-        table.add_column(column, overflow="fold")
     attempts = {a.attempt: a for a in status.attempts}
     for step in status.plan:
         done = attempts.get(step.attempt)
@@ -185,9 +184,7 @@ def list_(
     if as_json:
         print_json(console, runs)
         return
-    table = Table()
-    for column in ("remediation", "service", "state", "score", "attempts", "started"):
-        table.add_column(column, overflow="fold")
+    table = Table(*folded(["remediation", "service", "state", "score", "attempts", "started"]))
     for run in runs:
         table.add_row(
             run.remediation_id,

@@ -16,12 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.commands import parsed, print_json, run_operator
+from ambient.commands import parsed, print_json, run_in_session
 from ambient.domain.field_errors import field_problems
 from ambient.domain.users import Grant, Language, Role, RollbackPermission, UserCreate, UserPublic
 from ambient.push import save_push_config
 from ambient.settings import Settings
-from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
 from ambient.storage.repositories import (
@@ -40,13 +39,7 @@ T = TypeVar("T")
 
 
 def _run(work: Callable[[UserRepository], Awaitable[T]]) -> T:
-    async def in_session(db: Database) -> T:
-        async with db.session() as session:
-            result = await work(UserRepository(session))
-            await session.commit()
-            return result
-
-    return run_operator(in_session)
+    return run_in_session(lambda session: work(UserRepository(session)))
 
 
 async def _existing(users: UserRepository, name: str) -> User:
@@ -91,13 +84,8 @@ def create(
         role=Role.ADMIN if admin else Role.MEMBER,
         rollback_permission=rollback,
     )
-
-    async def work(users: UserRepository) -> str:
-        _, token = await users.create(data)
-        return token
-
     try:
-        token = _run(work)
+        _, token = _run(lambda users: users.create(data))
     except UserExistsError:
         console.print(f"[red]user {name!r} already exists[/]")
         raise typer.Exit(1) from None

@@ -1,13 +1,158 @@
 """`ambient xiaozhi`: connect 小智 to the product — `endpoint` (xiaozhi.me MCP 接入点 the API
-process dials) and `device` (the speakers that call the context provider)."""
+process dials, ambient.bridge) and `device` (the speakers that call the context provider).
+
+Whoever runs these has the database in hand: the operator, who may register endpoints and
+devices for any user.
+"""
 
 from __future__ import annotations
 
-import typer
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
-from ambient.commands.xiaozhi_devices import device_app
-from ambient.commands.xiaozhi_endpoints import endpoint_app
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ambient.bridge.endpoints import (
+    EndpointCreate,
+    EndpointError,
+    EndpointPublic,
+    Endpoints,
+    mask_url,
+)
+from ambient.commands import Json, parsed, run_in_session, run_operator
+from ambient.settings import Settings
+from ambient.xiaozhi import DeviceError, DeviceService
 
 app = typer.Typer(help="小智 (xiaozhi): endpoints and devices.", no_args_is_help=True)
+endpoint_app = typer.Typer(
+    help="xiaozhi.me MCP 接入点: the product dials them and serves its tools.",
+    no_args_is_help=True,
+)
+device_app = typer.Typer(
+    help="Devices that call /xiaozhi/context (by the MAC xiaozhi-server sends as device-id).",
+    no_args_is_help=True,
+)
 app.add_typer(endpoint_app, name="endpoint")
 app.add_typer(device_app, name="device")
+console = Console()
+T = TypeVar("T")
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+def _endpoints(work: Callable[[Endpoints], Awaitable[T]]) -> T:
+    settings = Settings()
+    return run_in_session(lambda session: work(Endpoints.of(session, settings)), settings)
+
+
+@endpoint_app.command("add")
+def add_endpoint(
+    url: Annotated[str, typer.Argument(help="the 接入点 URL: wss://api.xiaozhi.me/mcp/?token=...")],
+    user: Annotated[str, typer.Option(help="the user the endpoint acts as")],
+    verbatim: Annotated[
+        bool,
+        typer.Option(
+            "--verbatim",
+            help='answer {"action":"RESPONSE",...} so an mcp_endpoint relay speaks it as is',
+        ),
+    ] = False,
+) -> None:
+    """Register an endpoint; the API process connects to it within 5 s."""
+    data = parsed(EndpointCreate, user=user, url=url, verbatim=verbatim)
+    try:
+        added = _endpoints(lambda endpoints: endpoints.add(None, data))
+    except EndpointError as exc:
+        console.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print(f"added endpoint {added.id} for {added.user}: {mask_url(url)}", soft_wrap=True)
+    console.print("check it with `ambient xiaozhi endpoint list` (connected within a few seconds)")
+
+
+@endpoint_app.command("list")
+def list_endpoints(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines for scripts")] = False,
+) -> None:
+    """Every endpoint with its state (connected/retrying), last error and since when."""
+    rows: list[EndpointPublic] = _endpoints(lambda endpoints: endpoints.list(None))
+    if as_json:
+        typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], ensure_ascii=False))
+        return
+    table = Table("id", "user", "state", "since", "last error", "url")
+    for row in rows:
+        colour = "green" if row.state == "connected" else "yellow"
+        table.add_row(
+            str(row.id),
+            row.user,
+            f"[{colour}]{row.state}[/]",
+            row.since.isoformat(timespec="seconds"),
+            row.last_error or "",
+            row.url,
+        )
+    console.print(table)
+
+
+@endpoint_app.command("remove")
+def remove_endpoint(endpoint_id: int) -> None:
+    """Remove an endpoint; its connection is closed within 5 s."""
+    try:
+        gone = _endpoints(lambda endpoints: endpoints.remove(None, endpoint_id))
+    except EndpointError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"removed endpoint {gone.id} ({gone.user})")
+
+
+# --- devices --------------------------------------------------------------------------------
+
+
+def _devices(work: Callable[[DeviceService], Awaitable[T]]) -> T:
+    try:
+        return run_operator(lambda db: work(DeviceService(db)))
+    except DeviceError as exc:
+        console.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@device_app.command("add")
+def add_device(
+    device_id: Annotated[str, typer.Argument(help="the device's MAC, e.g. aa:bb:cc:dd:ee:ff")],
+    user: Annotated[str, typer.Option("--user", help="the user the device belongs to")],
+    speakers: Annotated[
+        list[str] | None,
+        typer.Option("--speaker", help="another user who allows this device to answer them"),
+    ] = None,
+) -> None:
+    """Register a device; prints its token once (stored hashed)."""
+    # The operator (database in hand) may name the users who allowed the device.
+    added = _devices(lambda s: s.add(None, user, device_id, speakers=speakers or []))
+    console.print(f"device {added.device_id} (id {added.id}) registered to {added.user}")
+    console.print("device token (shown once; put it in xiaozhi-server's context_providers):")
+    console.print(added.token, soft_wrap=True, highlight=False)
+
+
+@device_app.command("list")
+def list_devices(as_json: Json = False) -> None:
+    """Every registered device (no tokens: only their hashes are stored)."""
+    devices = _devices(lambda s: s.list(None))
+    if as_json:
+        print(json.dumps([d.model_dump(mode="json") for d in devices], ensure_ascii=False))
+        return
+    table = Table(title="小智 devices")
+    for column in ("id", "device_id", "user", "speakers", "created_at"):
+        table.add_column(column)
+    for d in devices:
+        table.add_row(str(d.id), d.device_id, d.user, ", ".join(d.speakers), str(d.created_at))
+    console.print(table)
+
+
+@device_app.command("remove")
+def remove_device(
+    ref: Annotated[str, typer.Argument(help="the id from `list`, or the device id")],
+) -> None:
+    """Remove a device: its token stops working at once."""
+    removed = _devices(lambda s: s.remove(None, ref))
+    console.print(f"removed device {removed.device_id} of {removed.user}")

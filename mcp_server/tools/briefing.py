@@ -17,7 +17,7 @@ from ambient.briefing.service import (
 )
 from ambient.domain.notify import NotifyResult
 from mcp_server.auth import app_state, current_user
-from mcp_server.tools.hints import hints
+from mcp_server.tools.hints import READ, hints
 
 SOURCE_SHAPE = (
     '{"type": "file", "path": "/var/log/app"} (a file or a folder of rotated files; under '
@@ -90,10 +90,9 @@ async def greet(
     """The voice trigger ("你好，小智"): the briefing at the day's first greeting in the window;
     later greetings say when it was given."""
     caller = current_user(ctx)
-    greeting = app_state(ctx).briefings.greet(
+    return await app_state(ctx).briefings.greet(
         user_id or caller, via="mcp", request_id=request_id, audio=False, caller=caller
     )
-    return await greeting
 
 
 async def get_briefing(ctx: Context[Any, Any], date: Date = None) -> BriefingView:
@@ -137,10 +136,9 @@ async def analyze_logs(
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
-    read = hints(read_only=True, open_world=False)
-    mcp.add_tool(get_briefing, annotations=read)
-    mcp.add_tool(list_briefings, annotations=read)
-    mcp.add_tool(analyze_logs, annotations=read)
+    mcp.add_tool(get_briefing, annotations=READ)
+    mcp.add_tool(list_briefings, annotations=READ)
+    mcp.add_tool(analyze_logs, annotations=READ)
     if read_only:
         return
     write = hints(read_only=False, open_world=True)

@@ -27,9 +27,8 @@ from ambient.discussions.views import (
 )
 from ambient.domain.field_errors import field_problems
 from mcp_server.auth import app_state, current_user
-from mcp_server.tools.hints import hints
+from mcp_server.tools.hints import READ, hints
 
-READ = hints(read_only=True, open_world=False)
 WRITE = hints(read_only=False, open_world=True, idempotent=False)
 IDEMPOTENT_WRITE = hints(read_only=False, open_world=False)
 

@@ -14,3 +14,7 @@ def hints(
         idempotent_hint=idempotent,
         open_world_hint=open_world,
     )
+
+
+# Reads of the product's own records: the one annotation most tools share.
+READ = hints(read_only=True, open_world=False)

@@ -22,7 +22,7 @@ from ambient.remediation.views import (
 )
 from ambient.sharing import ReportLink
 from mcp_server.auth import app_state, current_user
-from mcp_server.tools.hints import hints
+from mcp_server.tools.hints import READ, hints
 
 AlertArg = Annotated[
     Alert,
@@ -124,12 +124,11 @@ async def share_remediation(ctx: Context[Any, Any], remediation_id: RemediationI
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
-    read = hints(read_only=True, open_world=False)
     # Scoring may call the LLM, but it changes nothing anywhere.
-    mcp.add_tool(score_alert, annotations=read)
-    mcp.add_tool(get_remediation, annotations=read)
-    mcp.add_tool(list_remediations, annotations=read)
-    mcp.add_tool(remediation_stats, annotations=read)
+    mcp.add_tool(score_alert, annotations=READ)
+    mcp.add_tool(get_remediation, annotations=READ)
+    mcp.add_tool(list_remediations, annotations=READ)
+    mcp.add_tool(remediation_stats, annotations=READ)
     if read_only:
         return
     change = hints(read_only=False, open_world=True, destructive=True)

@@ -23,9 +23,8 @@ from ambient.history import (
 )
 from ambient.status import SystemStatus, system_status
 from mcp_server.auth import app_state, current_user_row
-from mcp_server.tools.hints import hints
+from mcp_server.tools.hints import READ
 
-READ = hints(read_only=True, open_world=False)
 User = Annotated[
     str | None,
     Field(

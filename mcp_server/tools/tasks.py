@@ -14,7 +14,7 @@ from ambient.watches.reads import DEFAULT_PAGE_SIZE, TaskSummary
 from ambient.watches.reminders import ReminderConfig
 from ambient.watches.service import TaskRef
 from mcp_server.auth import app_state, current_user
-from mcp_server.tools.hints import hints
+from mcp_server.tools.hints import READ, hints
 
 TaskId = Annotated[
     str,
@@ -176,20 +176,19 @@ async def delete_task(
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
-    read = hints(read_only=True, open_world=False)
-    mcp.add_tool(list_tasks, title="List tasks", annotations=read)
-    mcp.add_tool(get_task, title="Get task", annotations=read)
+    mcp.add_tool(list_tasks, title="List tasks", annotations=READ)
+    mcp.add_tool(get_task, title="Get task", annotations=READ)
     if read_only:
         return
-    create = hints(read_only=False, open_world=True)
-    mcp.add_tool(create_web_monitor, annotations=create)
-    mcp.add_tool(create_threshold_watch, annotations=create)
-    mcp.add_tool(create_reminder, annotations=create)
-    mcp.add_tool(create_background_task, annotations=create)
-    steer = hints(read_only=False, open_world=True)
-    mcp.add_tool(pause_task, annotations=steer)
-    mcp.add_tool(resume_task, annotations=steer)
-    mcp.add_tool(update_task, annotations=steer)
+    # Creates and steering alike: a retry changes nothing more.
+    write = hints(read_only=False, open_world=True)
+    mcp.add_tool(create_web_monitor, annotations=write)
+    mcp.add_tool(create_threshold_watch, annotations=write)
+    mcp.add_tool(create_reminder, annotations=write)
+    mcp.add_tool(create_background_task, annotations=write)
+    mcp.add_tool(pause_task, annotations=write)
+    mcp.add_tool(resume_task, annotations=write)
+    mcp.add_tool(update_task, annotations=write)
     mcp.add_tool(
         trigger_task, annotations=hints(read_only=False, open_world=True, idempotent=False)
     )

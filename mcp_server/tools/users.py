@@ -15,7 +15,7 @@ from ambient import grants
 from ambient.domain.users import Grant, Granted, Role, RollbackPermission, UserPublic
 from ambient.storage.repositories import user_public
 from mcp_server.auth import app_state, current_user_row
-from mcp_server.tools.hints import hints
+from mcp_server.tools.hints import READ, hints
 
 
 async def whoami(ctx: Context[Any, Any]) -> UserPublic:
@@ -49,7 +49,7 @@ async def grant_permission(
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
-    mcp.add_tool(whoami, annotations=hints(read_only=True, open_world=False))
+    mcp.add_tool(whoami, annotations=READ)
     if not read_only:
         # Destructive: a chat agent asks the person before a permission change a model calls.
         mcp.add_tool(
