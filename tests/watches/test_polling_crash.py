@@ -88,10 +88,10 @@ async def kill_after_a_stored_change(
     *,
     task: str,
     window: float,
-    settle: float = 0.0,
 ) -> WorkflowHandle[Any, Any]:
     """Start a watch in a worker process, change its page, and kill -9 the worker once the
-    change is stored (``settle`` seconds later) but before it is handed back."""
+    change is stored but before it is handed back (the poll claimed the watch's lease before
+    it fetched)."""
     with worker_process(env, tmp_path, tmp_path / "worker-1.log") as first:
         queue = env["AMBIENT_TEMPORAL_TASK_QUEUE"]
         handle = await start(dev_env, queue, fast([url]), window=window, task=task)
@@ -99,7 +99,6 @@ async def kill_after_a_stored_change(
         await until(lambda: _checks(handle, 1), 60)
         site.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
         await until(lambda: stored_change(deps, task), 60)
-        await asyncio.sleep(settle)
         first.send_signal(signal.SIGKILL)
         assert await asyncio.to_thread(first.wait, 30) == -signal.SIGKILL
     return handle
@@ -164,15 +163,7 @@ async def test_a_killed_workers_poll_is_started_again_by_a_live_worker_long_befo
         env["AMBIENT_WORKER_DEAD_AFTER_SECONDS"] = "5"
         task = unique(f"web-monitor/{USER}/lost")
         handle = await kill_after_a_stored_change(
-            dev_env,
-            loopback_deps,
-            tmp_path,
-            env,
-            site,
-            f"{base}/news",
-            task=task,
-            window=600.0,
-            settle=6.0,  # the lease of this poll is written (every 5 s)
+            dev_env, loopback_deps, tmp_path, env, site, f"{base}/news", task=task, window=600.0
         )
         polls_before = len(await poll_requests(handle))
         with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
