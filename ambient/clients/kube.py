@@ -156,7 +156,7 @@ async def list_workloads(client: AsyncClient, namespace: str | None = None) -> l
     try:
         found = [d async for d in client.list(Deployment, namespace=namespace or "*")]
     except ApiError as exc:
-        raise KubeError(f"listing deployments: {exc.status.message}") from None
+        raise kube_error(exc, "listing deployments") from None
     workloads = []
     for d in found:
         status, spec, meta = d.status, d.spec, d.metadata
