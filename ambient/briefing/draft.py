@@ -13,11 +13,11 @@ from ambient.briefing.models import (
     TemplateLine,
 )
 from ambient.clients.tencent.ops import tts_segments
+from ambient.domain.events import clipped
 
 
 def _short(text: str, limit: int = 90) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clipped(" ".join(text.split()), limit)
 
 
 def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
