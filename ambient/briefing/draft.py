@@ -3,6 +3,7 @@ made from any draft: the draft plus its TTS segments, sources and totals."""
 
 from __future__ import annotations
 
+from ambient.briefing.loglevels import ERROR_LEVELS
 from ambient.briefing.models import (
     SPOKEN_MAX_CHARS,
     AlarmLine,
@@ -23,7 +24,7 @@ def _short(text: str, limit: int = 90) -> str:
 def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     """A deterministic extractive briefing from the reduced inputs (no LLM)."""
     zh = inputs.language == "zh"
-    errors = [t for t in inputs.top_templates if t.level in ("ERROR", "CRITICAL", "FATAL")]
+    errors = [t for t in inputs.top_templates if t.level in ERROR_LEVELS]
     failed = [n for n in inputs.notes if not n.ok]
     firing = [a for a in inputs.alarms if a.status.lower() not in ("ok", "resolved", "0")]
     happened: list[str] = []
