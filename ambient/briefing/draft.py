@@ -3,6 +3,7 @@ made from any draft: the draft plus its TTS segments, sources and totals."""
 
 from __future__ import annotations
 
+from ambient.briefing.loglevels import ERROR_LEVELS
 from ambient.briefing.models import (
     SPOKEN_MAX_CHARS,
     AlarmLine,
@@ -13,17 +14,17 @@ from ambient.briefing.models import (
     TemplateLine,
 )
 from ambient.clients.tencent.ops import tts_segments
+from ambient.domain.events import clipped
 
 
 def _short(text: str, limit: int = 90) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clipped(" ".join(text.split()), limit)
 
 
 def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     """A deterministic extractive briefing from the reduced inputs (no LLM)."""
     zh = inputs.language == "zh"
-    errors = [t for t in inputs.top_templates if t.level in ("ERROR", "CRITICAL", "FATAL")]
+    errors = [t for t in inputs.top_templates if t.level in ERROR_LEVELS]
     failed = [n for n in inputs.notes if not n.ok]
     firing = [a for a in inputs.alarms if a.status.lower() not in ("ok", "resolved", "0")]
     happened: list[str] = []

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, tzinfo
 
 from ambient.briefing.loglevels import ERROR_LEVELS
 from ambient.briefing.logreport import LogReport, TemplateStat
+from ambient.domain.events import clipped
 
 
 def render_markdown(
@@ -94,8 +95,7 @@ def _when(value: datetime | None, zone: tzinfo, long: bool = False) -> str:
 
 
 def _cut(text: str | None, width: int) -> str:
-    text = (text or "").replace("\n", " ")
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return clipped((text or "").replace("\n", " "), width)
 
 
 def _pct(value: float | int | None) -> str:

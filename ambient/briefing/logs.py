@@ -42,7 +42,9 @@ async def read_log_source(
 ) -> str:
     """Feed the source's lines in [start, end) to ``reducer``; returns what was read."""
     if isinstance(spec, FileLogSpec):
-        source = FileLogSource(resolve_log_path(spec.path, log_dir))
+        # A folder's files are checked one by one too: one symlinked out of the folder is skipped.
+        root = log_dir.expanduser() if log_dir is not None else None
+        source = FileLogSource(resolve_log_path(spec.path, log_dir), root)
         return await asyncio.to_thread(_read_files, source, start, end, reducer)
     result = await search_logs(
         tencent, spec.topic_id, spec.query, start, end, limit=MAX_SEARCH_LOGS, region=spec.region

@@ -43,7 +43,6 @@ from ambient.briefing.models import (
     PushRequest,
     briefing_link_key,
 )
-from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import text_to_voice
@@ -55,6 +54,7 @@ from ambient.sharing import ReportLink, share_report
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import UserRepository
+from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import DailyBriefingWorkflow
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,14 @@ class BriefingService:
                 resolve_log_path(parsed.log_source.path, self.settings.log_dir)
             except LogFileError as exc:
                 raise InvalidBriefingError(str(exc)) from None
-        self._check_news_urls(parsed)
+        try:
+            # At creation and update like a web monitor's URLs, not first at the morning's fetch.
+            check_destinations(parsed, self.settings)
+        except ConfigError as exc:
+            errors = [(location[1:], message) for location, message in exc.errors]  # no "config."
+            problems = "; ".join(field_problems(errors))
+            first = ".".join(str(part) for part in errors[0][0])
+            raise InvalidBriefingError(f"invalid briefing config — {problems}", first) from None
         task_id = task_id_for(user)
         carry = BriefingCarry()
         policy = WorkflowIDConflictPolicy.FAIL
@@ -224,19 +231,6 @@ class BriefingService:
                 f"no daily briefing for {user!r}; create one with create_daily_briefing"
             )
         return status
-
-    def _check_news_urls(self, config: BriefingConfig) -> None:
-        """The destination guard's static check on the pages the worker will fetch, at
-        creation and update like a web monitor's URLs (not first at the morning's fetch)."""
-        guard = DestinationGuard(self.settings.fetch_allow_cidrs)
-        for index, url in enumerate(config.news_urls):
-            try:
-                guard.check_url_static(str(url))
-            except RefusedDestinationError as exc:
-                raise InvalidBriefingError(
-                    f"invalid briefing config — news_urls.{index}: {exc}",
-                    field=f"news_urls.{index}",
-                ) from None
 
     async def _status_or_none(self, user: str) -> BriefingStatus | None:
         handle = self.client.get_workflow_handle(task_id_for(user))

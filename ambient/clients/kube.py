@@ -51,6 +51,12 @@ def kube_error(exc: ApiError, what: str) -> KubeError:
     return KubeError(f"{what}: {message}")
 
 
+def revision_number(value: str | None) -> int | None:
+    """A revision annotation as a number; None when absent or not a number."""
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    return int(value) if value and value.isdecimal() else None
+
+
 class Workload(BaseModel):
     namespace: str
     name: str
@@ -156,7 +162,7 @@ async def list_workloads(client: AsyncClient, namespace: str | None = None) -> l
     try:
         found = [d async for d in client.list(Deployment, namespace=namespace or "*")]
     except ApiError as exc:
-        raise KubeError(f"listing deployments: {exc.status.message}") from None
+        raise kube_error(exc, "listing deployments") from None
     workloads = []
     for d in found:
         status, spec, meta = d.status, d.spec, d.metadata
@@ -171,7 +177,7 @@ async def list_workloads(client: AsyncClient, namespace: str | None = None) -> l
                 ready=ready,
                 updated=(status.updatedReplicas or 0) if status else 0,
                 available=(status.availableReplicas or 0) if status else 0,
-                revision=int(revision) if revision else None,
+                revision=revision_number(revision),
                 images=_images(spec.template if spec else None),
                 healthy=ready >= wanted,
             )

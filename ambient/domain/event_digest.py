@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ambient.domain.events import clipped
+
 AGENT_KINDS = ("agent.digest", "agent.held")
 # Worth a person's attention on their own; everything else waits for the next digest or none.
 NOTABLE_PREFIXES = (
@@ -107,7 +109,7 @@ def gist(payload: dict[str, Any], limit: int = 160) -> str:
     preferred = ("url", "value", "error", "excerpt", "state", "headline", "message")
     parts = [f"{k}={payload[k]}" for k in preferred if payload.get(k) not in (None, "", [])]
     text = ", ".join(parts) or ", ".join(f"{k}={v}" for k, v in list(payload.items())[:3])
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clipped(text, limit)
 
 
 def notable(kind: str) -> bool:

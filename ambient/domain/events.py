@@ -7,6 +7,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
+def clipped(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, a cut one ending in "…"."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class RecordEventInput(BaseModel):
     kind: str = Field(description="e.g. watch.change, watch.breach, briefing.spoken")
     user: str | None = None

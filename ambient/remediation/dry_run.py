@@ -15,7 +15,7 @@ from typing import Any
 from lightkube import AsyncClient
 from lightkube.resources.core_v1 import ConfigMap
 
-from ambient.clients.kube import REVISION, KubeClients, KubeError
+from ambient.clients.kube import REVISION, KubeClients, KubeError, revision_number
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import (
     RESTARTED_AT,
@@ -26,7 +26,7 @@ from ambient.remediation.changes import (
     without_hash,
 )
 from ambient.remediation.kube_executor import KubernetesExecutor
-from ambient.remediation.kube_reads import ClusterReads
+from ambient.remediation.kube_reads import ClusterReads, previous_revision
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     STEP_ANNOTATION,
@@ -55,13 +55,7 @@ class WorkloadView:
 
     @property
     def revision(self) -> int | None:
-        value = annotations_of(self.deployment).get(REVISION)
-        return int(value) if value else None
-
-    def previous_revision(self) -> int | None:
-        current = self.revision
-        earlier = [r for r in self.revisions if current is None or r < current]
-        return max(earlier) if earlier else None
+        return revision_number(annotations_of(self.deployment).get(REVISION))
 
     @property
     def replicas(self) -> int | None:
@@ -193,7 +187,7 @@ class DryRunExecutor:
         return Checkpoint(
             target=target,
             revision=view.revision,
-            previous_revision=view.previous_revision(),
+            previous_revision=previous_revision(view.revisions, view.revision),
             replicas=view.replicas,
             images=images_of(view.deployment.get("spec", {}).get("template") or {}),
             spec=view.deployment.get("spec", {}),

@@ -30,6 +30,7 @@ from ambient.clients.kube import (
     KubeError,
     KubeUnavailableError,
     kube_error,
+    revision_number,
 )
 from ambient.remediation.changes import (
     Change,
@@ -40,7 +41,7 @@ from ambient.remediation.changes import (
     images_of,
 )
 from ambient.remediation.kube_plans import StepPlanner
-from ambient.remediation.kube_reads import ClusterReads
+from ambient.remediation.kube_reads import ClusterReads, previous_revision
 from ambient.remediation.ladder import (
     Checkpoint,
     RolloutHealth,
@@ -63,11 +64,8 @@ class KubernetesExecutor:
         """Spec, revision (and the one before), replicas, images, Service selectors, ConfigMaps."""
         reads = ClusterReads(await self._clients.client(target.cluster_id))
         deployment = await reads.deployment(target)
-        revision_text = annotations_of(deployment).get(REVISION)
-        revision = int(revision_text) if revision_text and revision_text.isdigit() else None
-        earlier = [
-            r for r in await reads.revisions(deployment) if revision is not None and r < revision
-        ]
+        revision = revision_number(annotations_of(deployment).get(REVISION))
+        previous = previous_revision(await reads.revisions(deployment), revision)
         notes = [f"revision {revision}, {deployment['spec'].get('replicas', 1)} replicas"]
         # Access to Services and ConfigMaps may be withheld (RBAC): the checkpoint still
         # serves rungs 1-3 and says what full rollback will not be able to restore.
@@ -95,7 +93,7 @@ class KubernetesExecutor:
         return Checkpoint(
             target=target,
             revision=revision,
-            previous_revision=max(earlier) if earlier else None,
+            previous_revision=previous,
             replicas=deployment["spec"].get("replicas", 1),
             images=images_of(deployment["spec"]["template"]),
             spec=deployment["spec"],

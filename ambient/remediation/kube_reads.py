@@ -16,6 +16,7 @@ from ambient.clients.kube import (
     KubeNotFoundError,
     KubeUnavailableError,
     kube_error,
+    revision_number,
 )
 from ambient.remediation.changes import REVISION_HISTORY, Kind, Obj, annotations_of, selects
 from ambient.remediation.ladder import WorkloadRef
@@ -77,14 +78,14 @@ class ClusterReads:
                 )
                 for o in owners
             )
-            revision = annotations_of(rs).get(REVISION)
-            if owned and revision and revision.isdigit():
-                revisions[int(revision)] = rs
+            revision = revision_number(annotations_of(rs).get(REVISION))
+            if owned and revision is not None:
+                revisions[revision] = rs
         if with_history:
             for rs in list(revisions.values()):
                 for old in (annotations_of(rs).get(REVISION_HISTORY) or "").split(","):
-                    if old.strip().isdigit():
-                        revisions.setdefault(int(old), rs)
+                    if (number := revision_number(old.strip())) is not None:
+                        revisions.setdefault(number, rs)
         return revisions
 
     async def services(self, deployment: Obj) -> list[Obj]:
@@ -102,6 +103,22 @@ class ClusterReads:
             for s in found
             if selects((s.spec.selector if s.spec is not None else None) or {}, labels)
         ]
+
+
+def previous_revision(revisions: dict[int, Obj], current: int | None) -> int | None:
+    """The newest revision before ``current`` among the ReplicaSets' own numbers.
+
+    A number a rollback renumbered away (``revision-history``) is not counted: it may be the
+    ReplicaSet running now.
+    """
+    earlier = [
+        r
+        for r, rs in revisions.items()
+        if current is not None
+        and r < current
+        and revision_number(annotations_of(rs).get(REVISION)) == r
+    ]
+    return max(earlier, default=None)
 
 
 async def _collect(items: Any) -> list[Any]:

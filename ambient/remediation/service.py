@@ -359,7 +359,7 @@ class RemediationService:
         try:
             parsed = rule if isinstance(rule, AlertRule) else AlertRule.model_validate(rule)
         except ValidationError as exc:
-            raise invalid(exc) from None
+            raise invalid(exc, "rule") from None
         async with self.db.session() as session:
             await AlertRuleRepository(session).put(parsed)
             await AuditRepository(session).append(

@@ -14,7 +14,7 @@ from ambient.remediation.runs import AuditEntry
 from ambient.remediation.safety import BreakerState
 from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
-from ambient.storage.db import given
+from ambient.storage.db import Repository, given
 from ambient.storage.models import (
     AlertRuleRow,
     AuditRecord,
@@ -24,10 +24,7 @@ from ambient.storage.models import (
 )
 
 
-class AlertRuleRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class AlertRuleRepository(Repository):
     async def all(self) -> list[AlertRule]:
         rows = (
             await self.session.execute(select(AlertRuleRow).order_by(AlertRuleRow.id))
@@ -46,10 +43,7 @@ class AlertRuleRepository:
         await self.session.flush()
 
 
-class RemediationRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class RemediationRepository(Repository):
     async def get(self, run_key: str) -> RemediationRecord | None:
         query = select(RemediationRecord).where(RemediationRecord.run_key == run_key)
         return (await self.session.execute(query)).scalar_one_or_none()
@@ -91,11 +85,8 @@ class RemediationRepository:
         return list((await self.session.execute(query)).scalars())
 
 
-class ActionLedger:
+class ActionLedger(Repository):
     """Changes per cluster, reserved before they are made (the rate limit counts these)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     async def lock_cluster(self, cluster_id: str) -> None:
         """Take the cluster's turn until the transaction ends: count, then reserve, atomically.
@@ -129,10 +120,7 @@ class ActionLedger:
         await self.session.flush()
 
 
-class BreakerRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class BreakerRepository(Repository):
     async def row(self, service: str, rung: int) -> RemediationBreaker | None:
         return await self.session.get(RemediationBreaker, (service, rung))
 

@@ -138,8 +138,9 @@ class RemediationSummary(BaseModel):
     finished_at: datetime | None
 
 
-def invalid(error: ValidationError) -> InvalidRemediationError:
-    return InvalidRemediationError("invalid alert — " + "; ".join(field_problems(error, "alert")))
+def invalid(error: ValidationError, what: str = "alert") -> InvalidRemediationError:
+    """An alert (or rule) refused, field by field."""
+    return InvalidRemediationError(f"invalid {what} — " + "; ".join(field_problems(error, what)))
 
 
 def parse_alert(alert: dict[str, Any] | Alert) -> Alert:

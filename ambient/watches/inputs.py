@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError, WithJsonSchema
 
+from ambient.briefing.models import BriefingConfig
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.field_errors import Location, field_errors, field_problems
@@ -94,7 +95,7 @@ def aimed_urls(config: BaseModel) -> list[tuple[Location, str]]:
     urls: list[tuple[Location, str]] = []
     if isinstance(config, WebMonitorConfig):
         urls += [(("urls", i), str(url)) for i, url in enumerate(config.urls)]
-    if isinstance(config, ReminderConfig | NewsDigestConfig):
+    if isinstance(config, ReminderConfig | NewsDigestConfig | BriefingConfig):
         urls += [(("news_urls", i), str(url)) for i, url in enumerate(config.news_urls)]
     if isinstance(config, ThresholdWatchConfig) and isinstance(
         config.source, HttpJsonSource | PrometheusSource

@@ -14,16 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ambient.domain.events import clipped
 from ambient.watches.configs import compile_user_regex
 
 # What an event shows of one line (a diff line or a keyword hit). Matching reads the whole
 # line; a page of few, huge lines (text without blocks, up to the fetch cap) must not put
 # megabytes into an event, a message and the poll's result (one history event).
 MAX_SHOWN_LINE = 1000
-
-
-def shown(line: str) -> str:
-    return line if len(line) <= MAX_SHOWN_LINE else line[: MAX_SHOWN_LINE - 1] + "…"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -71,7 +68,7 @@ def diff_pages(
     hits: dict[str, list[str]] = {}
     for keyword, pattern in keyword_patterns(tuple(keywords)):
         found = (line for line in added if pattern.search(line))
-        matched = [shown(line) for line in itertools.islice(found, 5)]
+        matched = [clipped(line, MAX_SHOWN_LINE) for line in itertools.islice(found, 5)]
         if matched:
             hits[keyword] = matched
     # The lines both pages start and end with are not in a diff without context: leave
@@ -86,7 +83,9 @@ def diff_pages(
     diff = difflib.unified_diff(
         old[head : len(old) - tail], new[head : len(new) - tail], lineterm="", n=0
     )
-    body = (shown(line) for line in diff if not line.startswith(("---", "+++", "@@")))
+    body = (
+        clipped(line, MAX_SHOWN_LINE) for line in diff if not line.startswith(("---", "+++", "@@"))
+    )
     return PageDiff(
         changed=old != new,
         added=added,

@@ -452,6 +452,29 @@ async def test_fields_left_out_come_from_the_users_settings_and_bad_ones_are_ref
     assert (status.config.window_start, status.config.window_end) == ("07:00", "09:30")
 
 
+async def test_news_pages_the_worker_may_not_reach_are_each_refused_by_field(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The news_urls pass the one destination check every aimed URL passes (the watches')."""
+    from ambient.briefing.service import BriefingNotFoundError, InvalidBriefingError
+
+    await make_user(deps.db, "nils")
+    urls = ["http://192.168.1.1/", "https://example.com/", "http://169.254.169.254/latest"]
+    async with briefing_stack(ts_env, deps) as stack:
+        with pytest.raises(InvalidBriefingError) as refused:
+            await stack.service.create("nils", {"news_urls": urls, "language": "en"})
+        with pytest.raises(BriefingNotFoundError):  # nothing was started
+            await stack.service.status("nils")
+    allow = "allow it with AMBIENT_FETCH_ALLOW_CIDRS (e.g. 10.0.0.0/8) if intended"
+    assert refused.value.field == "news_urls.0"
+    assert str(refused.value) == (
+        "invalid briefing config — news_urls.0: refused destination 192.168.1.1: 192.168.1.1 "
+        f"is a private address (a non-public address); {allow}; news_urls.2: refused "
+        "destination 169.254.169.254: 169.254.169.254 is a cloud metadata address "
+        f"(a non-public address); {allow}"
+    )
+
+
 async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_with_tts(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

@@ -507,3 +507,35 @@ async def test_dry_run_checkpoint_records_the_configmaps_the_kubernetes_executor
     real = await kube.executor.checkpoint(kube.target)
     assert planned.configmaps == real.configmaps
     assert sorted(planned.configmaps) == ["checkout-bundle", "checkout-env", "checkout-files"]
+
+
+async def test_dry_run_checkpoint_names_the_release_before_as_the_kubernetes_one_does(
+    kube: Cluster,
+) -> None:
+    """A rollback renumbers the ReplicaSet it brings back: its old number is not a release
+    before the one running. With the release in between gone (a revisionHistoryLimit of 0),
+    both checkpoints see no earlier release; an unreadable revision annotation is no number."""
+    from ambient.clients.kube import REVISION
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    step = kube.step("remediation/r-renumbered", Rung.ROLLBACK, to_revision=1, checkpoint=baseline)
+    assert (await kube.executor.apply(step)).applied
+    for key, rs in list(kube.api.replicasets.items()):
+        if rs["metadata"]["annotations"][REVISION] == "2":
+            del kube.api.replicasets[key]
+    assert kube.api.revisions("shop", "checkout") == {3: [V1]}
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+
+    async def both() -> list[tuple[int | None, int | None]]:
+        checkpoints = [
+            await dry.checkpoint(kube.target),
+            await kube.executor.checkpoint(kube.target),
+        ]
+        return [(c.revision, c.previous_revision) for c in checkpoints]
+
+    assert await both() == [(3, None), (3, None)]
+    for unreadable in ("three", "3²"):  # "3²" passes isdigit() and fails int()
+        kube.deployment()["metadata"]["annotations"][REVISION] = unreadable
+        assert await both() == [(None, None), (None, None)]

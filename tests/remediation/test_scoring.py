@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
 from ambient.clients.llm import MAX_OUTPUT_TOKENS, LLMClient
+from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert
 from ambient.remediation.scorer import score_alert, score_alert_traced
 from ambient.remediation.scores import AlertRule, offline_score
@@ -151,3 +153,24 @@ async def test_invalid_or_failing_llm_falls_back_to_offline_rules_with_a_reason(
     card = await score_alert(ALERT, [], client)
     assert card.generated_by == "offline"
     assert card.reasons[0].startswith("the LLM gave no valid answer")
+
+
+async def test_a_bad_alert_rule_is_refused_in_the_words_of_a_rule(deps: WorkerDeps) -> None:
+    from ambient.domain.users import Role, UserCreate
+    from ambient.remediation.service import RemediationService
+    from ambient.remediation.storage import AlertRuleRepository
+    from ambient.remediation.views import InvalidRemediationError
+    from ambient.storage.repositories import UserRepository
+
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="rules-admin", role=Role.ADMIN))
+        await session.commit()
+    service = RemediationService(None, deps.settings, deps.db)  # type: ignore[arg-type]  # no Temporal
+    with pytest.raises(InvalidRemediationError) as refused:
+        await service.put_rule("rules-admin", {"name": "", "importance": 101})
+    assert str(refused.value) == (
+        "invalid rule — name: String should have at least 1 character; "
+        "importance: Input should be less than or equal to 100"
+    )
+    async with deps.db.session() as session:
+        assert await AlertRuleRepository(session).all() == []  # nothing was saved

@@ -7,9 +7,14 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from ambient.clients.kube import (
     KubeError,
+    KubeUnavailableError,
     client_from_kubeconfig,
     list_workloads,
 )
@@ -62,6 +67,22 @@ async def test_workloads_and_their_revision_through_a_tke_style_kubeconfig(
     api._reconcile("shop", "checkout")
     checkout = (await list_workloads(client, "shop"))[1]
     assert (checkout.revision, checkout.images) == (2, ["registry/checkout:1.1"])
+
+
+@pytest.mark.parametrize(("code", "retryable"), [(503, True), (429, True), (403, False)])
+async def test_a_busy_api_server_while_listing_is_a_retryable_error(
+    code: int, retryable: bool
+) -> None:
+    async def refuse(request: Request) -> JSONResponse:
+        status = {"kind": "Status", "status": "Failure", "message": "not now", "code": code}
+        return JSONResponse(status, status_code=code)
+
+    app = Starlette(routes=[Route("/apis/apps/v1/deployments", refuse)])
+    async with serve(app) as base:
+        with pytest.raises(KubeError, match=r"^listing deployments: not now$") as raised:
+            await list_workloads(client_from_kubeconfig(kubeconfig(base)))
+    assert raised.value.retryable is retryable
+    assert isinstance(raised.value, KubeUnavailableError) is retryable
 
 
 async def test_no_kubeconfig_is_a_clear_error(tmp_path: object) -> None:
