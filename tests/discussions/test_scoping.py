@@ -10,9 +10,8 @@ from mcp import Client
 from ambient.deps import WorkerDeps
 from ambient.discussions.rules import AgentPost
 from ambient.discussions.service import DiscussionService
-from ambient.remediation.storage import RemediationRepository
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import Discussion
+from ambient.storage.models import Discussion, RemediationRecord
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
@@ -50,16 +49,18 @@ async def _remediation_owned_by(
                 subject=f"{rid}@run",
                 detail={"user": sent_again_by},
             )
-        await RemediationRepository(session).save(
-            f"{rid}@run",
-            remediation_id=rid,
-            user=owner,
-            cluster_id="cls-1",
-            service=service,
-            alert_type="error_rate",
-            source="test",
-            mode="dry_run",
-            state="waiting_approval",
+        session.add(
+            RemediationRecord(
+                run_key=f"{rid}@run",
+                remediation_id=rid,
+                user=owner,
+                cluster_id="cls-1",
+                service=service,
+                alert_type="error_rate",
+                source="test",
+                mode="dry_run",
+                state="waiting_approval",
+            )
         )
         await session.commit()
     return rid

@@ -210,8 +210,8 @@ async def test_the_context_still_answers_when_temporal_does_not(settings: Settin
     from ambient import temporal
     from ambient.domain.users import UserCreate
     from ambient.remediation.service import RemediationService
-    from ambient.remediation.storage import RemediationRepository
     from ambient.storage import Database
+    from ambient.storage.models import RemediationRecord
     from ambient.storage.repositories import UserRepository
     from ambient.xiaozhi import DeviceService, voice_facts
 
@@ -220,16 +220,18 @@ async def test_the_context_still_answers_when_temporal_does_not(settings: Settin
     try:
         async with db.session() as session:
             user, _ = await UserRepository(session).create(UserCreate(name="yun"))
-            await RemediationRepository(session).save(
-                "remediation/f00d@run1",
-                remediation_id="remediation/f00d",
-                user="yun",
-                cluster_id="cls-test01",
-                service="cls-test01/prod/checkout",
-                alert_type="error_rate",
-                source="manual",
-                mode="dry_run",
-                state="running",
+            session.add(
+                RemediationRecord(
+                    run_key="remediation/f00d@run1",
+                    remediation_id="remediation/f00d",
+                    user="yun",
+                    cluster_id="cls-test01",
+                    service="cls-test01/prod/checkout",
+                    alert_type="error_rate",
+                    source="manual",
+                    mode="dry_run",
+                    state="running",
+                )
             )
             await session.commit()
         await DeviceService(db).add("yun", "yun", "aa:bb:cc:dd:ee:10")

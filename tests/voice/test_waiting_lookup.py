@@ -11,7 +11,7 @@ from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
-from ambient.remediation.storage import RemediationRepository
+from ambient.storage.models import RemediationRecord
 from ambient.xiaozhi import waiting_for
 from tests.conftest import running_worker, unique
 from tests.remediation.support import (
@@ -45,19 +45,20 @@ async def test_a_run_waiting_for_me_is_found_behind_more_than_twenty_newer_open_
         # Twenty-five newer runs the table still shows open (acting, verifying, or rows a
         # terminated workflow left behind): none of them waits for anyone.
         async with deps.db.session() as session:
-            runs = RemediationRepository(session)
             for i in range(25):
                 rid = f"remediation/{unique('busy')}"
-                await runs.save(
-                    f"{rid}@run-{i}",
-                    remediation_id=rid,
-                    user=owner,
-                    cluster_id="cls-test0001",
-                    service=f"cls-test0001/prod/busy-{i}",
-                    alert_type="error_rate",
-                    source="manual",
-                    mode="dry_run",
-                    state="verifying",
+                session.add(
+                    RemediationRecord(
+                        run_key=f"{rid}@run-{i}",
+                        remediation_id=rid,
+                        user=owner,
+                        cluster_id="cls-test0001",
+                        service=f"cls-test0001/prod/busy-{i}",
+                        alert_type="error_rate",
+                        source="manual",
+                        mode="dry_run",
+                        state="verifying",
+                    )
                 )
             await session.commit()
         # The server's list shows what the workflow set when it began to wait.
