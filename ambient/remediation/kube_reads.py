@@ -111,14 +111,12 @@ def previous_revision(revisions: dict[int, Obj], current: int | None) -> int | N
     A number a rollback renumbered away (``revision-history``) is not counted: it may be the
     ReplicaSet running now.
     """
-    earlier = [
-        r
-        for r, rs in revisions.items()
-        if current is not None
-        and r < current
-        and revision_number(annotations_of(rs).get(REVISION)) == r
-    ]
-    return max(earlier, default=None)
+    if current is None:
+        return None
+    own = (
+        r for r, rs in revisions.items() if revision_number(annotations_of(rs).get(REVISION)) == r
+    )
+    return max((r for r in own if r < current), default=None)
 
 
 async def _collect(items: Any) -> list[Any]:
