@@ -25,7 +25,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ambient.clients.notify import ChannelRegistry, PermanentNotifyError, TransientNotifyError
-from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.notify import (
     Delivery,
     DeliveryStatus,
@@ -64,8 +63,7 @@ class NotifyActivities:
     def __init__(self, db: Database, channels: ChannelRegistry) -> None:
         self._db = db
         self._channels = channels
-        # A registry built by hand (tests) may have no policy: then nothing is allow-listed.
-        self._policy = channels.policy or TargetPolicy.strict()
+        self._policy = channels.policy
         self._timeout = channels.target_timeout
 
     @activity.defn

@@ -51,13 +51,6 @@ async def _existing(users: UserRepository, name: str) -> User:
     return user
 
 
-def _show(user: UserPublic) -> None:
-    table = Table(show_header=False, title=f"user {user.name}")
-    for field, value in user.model_dump().items():
-        table.add_row(field, str(value))
-    console.print(table)
-
-
 @app.command()
 def create(
     name: str,
@@ -99,7 +92,11 @@ def show(name: str) -> None:
     async def work(users: UserRepository) -> UserPublic:
         return user_public(await _existing(users, name))
 
-    _show(_run(work))
+    user = _run(work)
+    table = Table(show_header=False, title=f"user {user.name}")
+    for field, value in user.model_dump().items():
+        table.add_row(field, str(value))
+    console.print(table)
 
 
 @app.command()

@@ -17,7 +17,7 @@ from ambient.bridge.endpoints import (
     EndpointInputError,
     Endpoints,
 )
-from ambient.clients.notify.targets import TargetError, TargetPolicy
+from ambient.clients.notify.targets import TargetError
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import Language, UserSettings
 from ambient.push import save_push_config
@@ -154,8 +154,7 @@ async def save_push(
         channels.append(channel)
     try:
         config = PushConfig.model_validate({"channels": channels})
-        policy = state.channels.policy or TargetPolicy.from_settings(state.settings)
-        await save_push_config(session, me, config, policy)
+        await save_push_config(session, me, config, state.channels.policy)
     except ValidationError as exc:
         errors = field_errors(exc, _)
     except TargetError as exc:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
 from ambient import grants
-from ambient.clients.notify.targets import TargetError, TargetPolicy
+from ambient.clients.notify.targets import TargetError
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import (
     GRANTED_FIELDS,
@@ -136,9 +136,8 @@ async def set_push_config(
 ) -> PushConfig:
     """Replace the caller's push channels and quiet hours (the same target rules as sending:
     your own inbox only, secrets you may use, public addresses)."""
-    policy = state.channels.policy or TargetPolicy.from_settings(state.settings)
     try:
-        await save_push_config(session, user, config, policy)
+        await save_push_config(session, user, config, state.channels.policy)
     except TargetError as exc:
         raise unprocessable((["channels"], str(exc))) from None
     await session.commit()

@@ -8,7 +8,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
-from ambient.clients.notify.targets import TargetError, TargetPolicy
+from ambient.clients.notify.targets import TargetError
 from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import Target
 from ambient.domain.push import MAX_TARGETS, PushConfig, QuietHours, stored_push_config
@@ -45,6 +45,7 @@ async def set_push_config(
     quiet_hours: Annotated[QuietHours | None, Field(description=QUIET)] = None,
 ) -> PushConfig:
     """Replace your push channels (and quiet hours); invalid input changes nothing."""
+    state = app_state(ctx)
     try:
         config = PushConfig.model_validate(
             {
@@ -52,21 +53,17 @@ async def set_push_config(
                 "quiet_hours": quiet_hours,
             }
         )
-    except ValidationError as exc:
-        problems = "; ".join(field_problems(exc))
-        raise ToolError(f"push config not changed — {problems}") from None
-    state = app_state(ctx)
-    policy = state.channels.policy or TargetPolicy.from_settings(state.settings)
-    async with state.db.session() as session:
-        users = UserRepository(session)
-        user = await users.get(current_user(ctx))
-        if user is None:
-            raise ToolError("Your user is not registered: POST /users or `ambient user create`.")
-        try:
-            await save_push_config(session, user, config, policy)
-        except TargetError as exc:
-            raise ToolError(f"push config not changed — {exc}") from None
-        await session.commit()
+        async with state.db.session() as session:
+            user = await UserRepository(session).get(current_user(ctx))
+            if user is None:
+                raise ToolError(
+                    "Your user is not registered: POST /users or `ambient user create`."
+                )
+            await save_push_config(session, user, config, state.channels.policy)
+            await session.commit()
+    except (ValidationError, TargetError) as exc:  # the form, then the target rules
+        why = "; ".join(field_problems(exc)) if isinstance(exc, ValidationError) else exc
+        raise ToolError(f"push config not changed — {why}") from None
     return config
 
 

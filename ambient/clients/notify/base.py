@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from ambient.clients.notify.errors import UnknownChannelError
+from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.notify import Message
-
-if TYPE_CHECKING:
-    from ambient.clients.notify.targets import TargetPolicy
 
 
 class Channel(Protocol):
@@ -33,8 +31,10 @@ class ChannelRegistry:
         target_timeout: float = 30.0,
         concurrency: int = 8,
     ) -> None:
-        # Who may send where (secrets, inbox, allow-listed networks); None: form rules only.
-        self.policy = policy
+        # Who may send where (secrets, inbox, allow-listed networks): the policy in use, by
+        # which every door checks targets and the notify activity sends (build_channels makes
+        # it from settings). Built without one (tests): strict, nothing allow-listed, no secrets.
+        self.policy = policy or TargetPolicy.strict()
         self.target_timeout = target_timeout
         self.concurrency = concurrency
         self._channels = {channel.name: channel for channel in channels or []}

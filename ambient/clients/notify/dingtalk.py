@@ -13,17 +13,13 @@ import hmac
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from urllib.parse import quote_plus, urlencode
-
-import httpx
+from urllib.parse import quote_plus
 
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
-from ambient.clients.notify.robots import listed, post_to_robot, robot_address
-from ambient.clients.notify.secrets import SecretResolver
+from ambient.clients.notify.robots import RobotChannel, listed
 from ambient.domain.notify import Message
 
 PER_MINUTE = 20  # the robot's documented limit
-RATE_LIMITED = {130101, 410100}
 
 
 def sign(secret: str, timestamp_ms: int) -> str:
@@ -57,19 +53,18 @@ class RateLimiter:
 
 
 @dataclass
-class DingTalkChannel:
+class DingTalkChannel(RobotChannel):
     name = "dingtalk"
+    path = "/robot/send"
+    key_param = "access_token"
+    rate_limited = frozenset({130101, 410100})
 
-    http: httpx.AsyncClient
-    secrets: SecretResolver
-    base_url: str
     limiter: RateLimiter = field(default_factory=RateLimiter)
-    timeout: float = 15.0
 
     async def send(
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
-        address, options = robot_address(self.secrets, target, "access_token")
+        address, options = self.address(target)
         token, _, secret = address.partition("#")
         if not token:
             raise PermanentNotifyError("dingtalk target needs ACCESS_TOKEN[#SIGN_SECRET]")
@@ -84,10 +79,10 @@ class DingTalkChannel:
         else:
             payload = {"msgtype": "markdown", "markdown": card}
         payload["at"] = {"atMobiles": mobiles, "isAtAll": at_all}
-        url = f"{self.base_url.rstrip('/')}/robot/send?{urlencode({'access_token': token})}"
+        url = self.endpoint(token)
         if secret:
             timestamp = int(time.time() * 1000)
             url += f"&timestamp={timestamp}&sign={sign(secret, timestamp)}"
         await self.limiter.acquire(token)
-        await post_to_robot(self.http, url, payload, self.timeout, self.name, RATE_LIMITED)
+        await self.post(url, payload)
         return None

@@ -7,8 +7,9 @@ go to the operator's configured base URL, so a robot target cannot aim the worke
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from urllib.parse import parse_qs, urlsplit
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -19,46 +20,56 @@ from ambient.clients.notify.secrets import SecretResolver
 URL_PREFIXES = ("http://", "https://")
 
 
-def robot_address(
-    secrets: SecretResolver, target: str, key_param: str
-) -> tuple[str, dict[str, list[str]]]:
-    """(key, options) of a robot target; a URL's fragment (DingTalk #SIGN_SECRET) is kept."""
-    if target.startswith(URL_PREFIXES):
-        reference, options = target, ""
-    else:
-        reference, _, options = target.partition("?")
-    value = secrets.resolve(reference)
-    if value.startswith(URL_PREFIXES):
-        parts = urlsplit(value)
-        query = parse_qs(parts.query)
-        key = (query.pop(key_param, [""]) or [""])[0]
-        if parts.fragment:
-            key += "#" + parts.fragment
-    else:
-        key, _, inline = value.partition("?")
-        query = parse_qs(inline)
-    for name, values in parse_qs(options).items():
-        query.setdefault(name, []).extend(values)
-    return key, query
+@dataclass
+class RobotChannel:
+    """A vendor's group robot (WeCom, DingTalk): the key from the target, messages posted to
+    the operator's base URL."""
+
+    name = ""  # each robot's channel name
+    path: ClassVar[str]  # the send endpoint below the base URL
+    key_param: ClassVar[str]  # the key's query parameter, in robot URLs and on the endpoint
+    rate_limited: ClassVar[frozenset[int]]  # the errcodes that mean "over the rate limit"
+
+    http: httpx.AsyncClient
+    secrets: SecretResolver
+    base_url: str
+    timeout: float = 15.0
+
+    def address(self, target: str) -> tuple[str, dict[str, list[str]]]:
+        """(key, options) of a robot target; a URL's fragment (DingTalk #SIGN_SECRET) is kept."""
+        if target.startswith(URL_PREFIXES):
+            reference, options = target, ""
+        else:
+            reference, _, options = target.partition("?")
+        value = self.secrets.resolve(reference)
+        if value.startswith(URL_PREFIXES):
+            parts = urlsplit(value)
+            query = parse_qs(parts.query)
+            key = (query.pop(self.key_param, [""]) or [""])[0]
+            if parts.fragment:
+                key += "#" + parts.fragment
+        else:
+            key, _, inline = value.partition("?")
+            query = parse_qs(inline)
+        for name, values in parse_qs(options).items():
+            query.setdefault(name, []).extend(values)
+        return key, query
+
+    def endpoint(self, key: str) -> str:
+        """The send URL for the robot ``key`` (always below the configured base URL)."""
+        return f"{self.base_url.rstrip('/')}{self.path}?{urlencode({self.key_param: key})}"
+
+    async def post(self, url: str, payload: dict[str, object]) -> None:
+        """POST to the robot; its ``errcode`` answer as a notify error (rate limits are
+        transient)."""
+        body = (await post_json(self.http, url, payload, request_timeout=self.timeout)).json()
+        code = int(body.get("errcode", 0))
+        if code in self.rate_limited:
+            raise TransientNotifyError(f"{self.name} rate limit ({code})")
+        if code != 0:
+            raise PermanentNotifyError(f"{self.name} errcode {code}: {body.get('errmsg')}")
 
 
 def listed(options: dict[str, list[str]], name: str) -> list[str]:
     """The comma-separated values of an option, flattened."""
     return [item for value in options.get(name, []) for item in value.split(",") if item]
-
-
-async def post_to_robot(
-    http: httpx.AsyncClient,
-    url: str,
-    payload: dict[str, object],
-    request_timeout: float,
-    vendor: str,
-    rate_limited: Collection[int],
-) -> None:
-    """POST to a robot; its ``errcode`` answer as a notify error (rate limits are transient)."""
-    body = (await post_json(http, url, payload, request_timeout=request_timeout)).json()
-    code = int(body.get("errcode", 0))
-    if code in rate_limited:
-        raise TransientNotifyError(f"{vendor} rate limit ({code})")
-    if code != 0:
-        raise PermanentNotifyError(f"{vendor} errcode {code}: {body.get('errmsg')}")

@@ -7,17 +7,12 @@ Target: the robot key, its webhook URL or `secret:NAME`, optionally
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlencode
-
-import httpx
 
 from ambient.clients.notify.errors import PermanentNotifyError
-from ambient.clients.notify.robots import listed, post_to_robot, robot_address
-from ambient.clients.notify.secrets import SecretResolver
+from ambient.clients.notify.robots import RobotChannel, listed
 from ambient.domain.notify import Message
 
 MARKDOWN_LIMIT = 4096  # bytes of UTF-8, the robot's limit for markdown content
-RATE_LIMITED = {45009, 45033}
 
 
 def split_utf8(text: str, limit: int) -> list[str]:
@@ -44,22 +39,20 @@ def split_utf8(text: str, limit: int) -> list[str]:
 
 
 @dataclass
-class WeComChannel:
+class WeComChannel(RobotChannel):
     name = "wecom"
-
-    http: httpx.AsyncClient
-    secrets: SecretResolver
-    base_url: str
-    timeout: float = 15.0
+    path = "/cgi-bin/webhook/send"
+    key_param = "key"
+    rate_limited = frozenset({45009, 45033})
 
     async def send(
         self, user: str, message: Message, target: str, *, idempotency_key: str
     ) -> str | None:
-        key, options = robot_address(self.secrets, target, "key")
+        key, options = self.address(target)
         if not key:
             raise PermanentNotifyError("wecom target needs the robot key (or secret:NAME)")
         mentioned, mobiles = listed(options, "mentioned"), listed(options, "mobiles")
-        url = f"{self.base_url.rstrip('/')}/cgi-bin/webhook/send?{urlencode({'key': key})}"
+        url = self.endpoint(key)
         text = f"### {message.title}\n{message.body}"
         if message.link:
             text += f"\n\n[详情 / details]({message.link})"
@@ -67,10 +60,10 @@ class WeComChannel:
         parts = split_utf8(text, budget)
         for index, part in enumerate(parts, 1):
             content = part if len(parts) == 1 else f"{part}\n({index}/{len(parts)})"
-            await self._post(url, {"msgtype": "markdown", "markdown": {"content": content}})
+            await self.post(url, {"msgtype": "markdown", "markdown": {"content": content}})
         if mentioned or mobiles:
             # Markdown messages cannot @ people: a short text message carries the mentions.
-            await self._post(
+            await self.post(
                 url,
                 {
                     "msgtype": "text",
@@ -82,6 +75,3 @@ class WeComChannel:
                 },
             )
         return None
-
-    async def _post(self, url: str, payload: dict[str, object]) -> None:
-        await post_to_robot(self.http, url, payload, self.timeout, self.name, RATE_LIMITED)
