@@ -94,27 +94,25 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
     code = events_language(events)
     language = "Chinese (简体中文)" if code == "zh" else "English"
     request = f"New events, one JSON object per line:\n{data_block('events', lines)}"
-    outcome = await llm.answer(
-        system=SYSTEM,
-        user=f"Write the title and body in {language}. {request}",
-        schema=DigestDraft,
-        frequency_penalty=FREQUENCY_PENALTY,
-    )
-    first = outcome.value.decision() if outcome.value is not None else None
-    if first is None:
-        # The reason is stored with the agent's decision: it says the rules decided, and why.
-        return DigestVerdict(decision=_told(events, f" (offline rules: {outcome.failure})"))
-    if first.notify and not sendable(first, code):
-        # A small model answers Chinese events in English now and then, or says one sentence
-        # over and over: asked once more.
-        again = await llm.answer(
+
+    async def draft(told: str) -> tuple[DigestDecision | None, str | None]:
+        """The model's message, written in ``language`` as ``told``; or None and why not."""
+        outcome = await llm.answer(
             system=SYSTEM,
-            user=f"Write the title and body in {language} only, not in any other language, "
-            f"each sentence once. {request}",
+            user=f"Write the title and body in {language}{told} {request}",
             schema=DigestDraft,
             frequency_penalty=FREQUENCY_PENALTY,
         )
-        second = again.value.decision() if again.value is not None else None
+        return (outcome.value.decision() if outcome.value is not None else None), outcome.failure
+
+    first, failure = await draft(".")
+    if first is None:
+        # The reason is stored with the agent's decision: it says the rules decided, and why.
+        return DigestVerdict(decision=_told(events, f" (offline rules: {failure})"))
+    if first.notify and not sendable(first, code):
+        # A small model answers Chinese events in English now and then, or says one sentence
+        # over and over: asked once more.
+        second, _ = await draft(" only, not in any other language, each sentence once.")
         if second is not None and sendable(second, code):
             first = second
         elif looping(first):  # never sent: the rules' message, saying why

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from ambient.agent.errors import AgentError
 from ambient.agent.facade import AgentFacade
-from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE, openai_client
+from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
 from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.settings import Settings
 
@@ -39,11 +39,6 @@ OFFLINE = (
     "OPENAI_BASE_URL and AMBIENT_LLM_MODEL for another OpenAI-compatible provider), or call "
     "the MCP tools directly."
 )
-
-
-def chat_model(settings: Settings) -> AsyncOpenAI | None:
-    """The chat endpoint from settings; None in offline mode."""
-    return openai_client(settings, max_retries=1)
 
 
 class ToolOffer:

@@ -77,11 +77,6 @@ def _info(server: str, function: str, tool: Tool) -> ToolInfo:
     )
 
 
-def result_text(result: CallToolResult) -> str:
-    parts = [block.text for block in result.content if isinstance(block, TextContent)]
-    return "\n".join(parts) if parts else ("(no text)" if not result.is_error else "tool error")
-
-
 class AgentFacade:
     """One user's view of their MCP servers. Build it per user; close it when done."""
 
@@ -211,9 +206,9 @@ class AgentFacade:
             return self._outcome(info, False, str(exc), started)
         ok = not result.is_error
         server.health.record(ok)
-        return self._outcome(
-            info, ok, result_text(result), started, structured=result.structured_content
-        )
+        parts = [block.text for block in result.content if isinstance(block, TextContent)]
+        text = "\n".join(parts) if parts else ("(no text)" if ok else "tool error")
+        return self._outcome(info, ok, text, started, structured=result.structured_content)
 
     def stats(self) -> list[ToolStats]:
         return [

@@ -10,11 +10,12 @@ from mcp import Client
 from openai import AsyncOpenAI
 from sqlalchemy import delete, select
 
-from ambient.agent.chat import ConversationStore, ToolOffer, chat_model, tool_offer
+from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, system_prompt, tool_offer
 from ambient.agent.errors import AgentError
 from ambient.agent.facade import OWN_SERVER, AgentFacade
 from ambient.agent.servers import McpServerSpec, client_for
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.clients.llm import openai_client
 from ambient.storage.models import AgentServer, User
 from ambient.wiring import AppState, StateHolder
 
@@ -100,8 +101,9 @@ class AgentHub:
 
 @dataclasses.dataclass
 class ChatRuntime:
-    """What the chat door keeps for its process: the agents, the model, the tool offer (its
-    search index over ~60 tools takes a moment to build) and the conversations."""
+    """What a chat door keeps (the API: one per app; `ambient chat`: one per run): the agents,
+    the model, the tool offer (its search index over ~60 tools takes a moment to build) and
+    the conversations."""
 
     hub: AgentHub
     model: AsyncOpenAI | None
@@ -110,6 +112,19 @@ class ChatRuntime:
 
     @classmethod
     def of(cls, state: AppState) -> ChatRuntime:
-        """The parts as the settings ask for them (AMBIENT_CHAT_TOOLS, the LLM endpoint)."""
-        offer = tool_offer(state.settings)
-        return cls(AgentHub(state), chat_model(state.settings), offer, ConversationStore())
+        """The parts as the settings ask for them (AMBIENT_CHAT_TOOLS, the LLM endpoint; no
+        model in offline mode)."""
+        model = openai_client(state.settings, max_retries=1)
+        return cls(AgentHub(state), model, tool_offer(state.settings), ConversationStore())
+
+    async def agent(self, user: User) -> ChatAgent:
+        """``user``'s chat agent: their MCP tools, the model, a prompt in their assistant's name."""
+        settings = self.hub.state.settings
+        return ChatAgent(
+            self.model,
+            settings.llm_model,
+            await self.hub.facade(user.name),
+            system=system_prompt(user.name, user.assistant_name, user.timezone),
+            offer=self.offer,
+            confirm=settings.chat_confirm,
+        )

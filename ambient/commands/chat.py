@@ -9,15 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ambient.agent.chat import (
-    ChatAgent,
-    ChatEvent,
-    ConversationStore,
-    chat_model,
-    system_prompt,
-    tool_offer,
-)
-from ambient.agent.hub import AgentHub
+from ambient.agent.chat import ChatEvent
+from ambient.agent.hub import ChatRuntime
 from ambient.settings import Settings
 from ambient.storage.repositories import UserRepository
 from ambient.wiring import open_state
@@ -39,23 +32,15 @@ def _show(event: ChatEvent) -> None:
 
 
 async def _chat(user: str, message: str | None, yes: bool) -> int:
-    settings = Settings()
-    async with open_state(settings, stdio_user=user) as state:
+    async with open_state(Settings(), stdio_user=user) as state:
         async with state.db.session() as session:
             row = await UserRepository(session).get(user)
         if row is None:
             console.print(f"[red]{user!r} is not a registered user[/]")
             return 1
-        hub = AgentHub(state)
-        agent = ChatAgent(
-            chat_model(settings),
-            settings.llm_model,
-            await hub.facade(user),
-            system=system_prompt(user, row.assistant_name, row.timezone),
-            offer=tool_offer(settings),
-            confirm=settings.chat_confirm,
-        )
-        conversation = ConversationStore().open(user, None)
+        runtime = ChatRuntime.of(state)
+        agent = await runtime.agent(row)
+        conversation = runtime.conversations.open(user, None)
         interactive = message is None
         try:
             while True:
@@ -79,7 +64,7 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
                 if not interactive:
                     return 0
         finally:
-            await hub.close()
+            await runtime.hub.close()
 
 
 def _ask(name: str) -> str | None:

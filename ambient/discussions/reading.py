@@ -91,17 +91,13 @@ class DiscussionReads(DiscussionAccess):
             anomalies=anomalies,
         )
 
-    async def annotate_discussion(
-        self, user: str, discussion_id: str, threshold_seconds: float = 2.0
-    ) -> AnnotationReport:
+    async def annotate_discussion(self, user: str, discussion_id: str) -> AnnotationReport:
         """Set source_type from anomalies, `auto_reply` tags and unknown senders (members)."""
-        if not 0 < threshold_seconds <= 3600:
-            raise InvalidDiscussionError("threshold_seconds: more than 0, at most 3600")
         async with self.db.write_session() as session:
             await self._get(session, discussion_id, user)
             messages = await self._messages(session, discussion_id)
             known = set(await session.scalars(select(DiscussionParticipant.id)))
-            changes = annotate(messages, known, threshold_seconds)
+            changes = annotate(messages, known)
             for change in changes:
                 row = await session.get(DiscussionMessage, change.message_id)
                 assert row is not None

@@ -74,17 +74,9 @@ class DiscussionService(DiscussionReads):
 
     # --- signing ---------------------------------------------------------------------
 
-    async def send_message(
-        self,
-        user: str,
-        topic: str,
-        message: MessageIn,
-        *,
-        project: str = DEFAULT_PROJECT,
-        subject: str | None = None,
-    ) -> Posted:
+    async def send_message(self, user: str, topic: str, message: MessageIn) -> Posted:
         """Join the open discussion on ``topic`` (same words, any case) or open one."""
-        return await self._post_on_topic(user, topic, message, project, subject)
+        return await self._post_on_topic(user, topic, message, None)
 
     async def post_as_agent(self, post: AgentPost) -> Posted:
         """A product agent's post from our own workflows (trusted code: no caller to check)."""
@@ -94,17 +86,10 @@ class DiscussionService(DiscussionReads):
             tags=post.tags,
             message_id=post.message_id[:64],
         )
-        return await self._post_on_topic(
-            None, post.topic[:300], message, DEFAULT_PROJECT, post.subject
-        )
+        return await self._post_on_topic(None, post.topic[:300], message, post.subject)
 
     async def _post_on_topic(
-        self,
-        user: str | None,
-        topic: str,
-        message: MessageIn,
-        project: str,
-        subject: str | None,
+        self, user: str | None, topic: str, message: MessageIn, subject: str | None
     ) -> Posted:
         key = normalise_topic(topic)
         if not key or len(topic) > 300:
@@ -134,7 +119,7 @@ class DiscussionService(DiscussionReads):
                     id=discussion_id(now, uuid.uuid4().hex[:4]),
                     topic=topic.strip(),
                     topic_key=key,
-                    project=project,
+                    project=DEFAULT_PROJECT,
                     initiator=message.from_id,
                     status="open",
                     subject=subject,

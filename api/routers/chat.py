@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from ambient.agent.chat import ChatAgent, system_prompt
 from ambient.agent.digest import DigestSetting
 from ambient.agent.errors import AgentError
 from ambient.agent.health import ToolStats
@@ -82,14 +81,7 @@ async def chat_turn(
             [{"loc": ["body", "message"], "msg": "say something (or send approve)"}],
         )
     conversation = chat.conversations.open(user.name, body.conversation_id)
-    agent = ChatAgent(
-        chat.model,
-        state.settings.llm_model,
-        await chat.hub.facade(user.name),
-        system=system_prompt(user.name, user.assistant_name, user.timezone),
-        offer=chat.offer,
-        confirm=state.settings.chat_confirm,
-    )
+    agent = await chat.agent(user)
 
     async def lines() -> AsyncIterator[str]:
         async for event in agent.turn(conversation, body.message, approve=body.approve):

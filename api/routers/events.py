@@ -109,5 +109,4 @@ async def list_events_of_kind(
     kind: str, user: CurrentUser, session: SessionDep, limit: Limit = 100, of: Of = None
 ) -> list[EventPublic]:
     """The caller's events of one kind (e.g. watch.breach), newest first."""
-    name = history.whose(user.name, user.role == "admin", of)
-    return await history.events(session, name, kind=kind, limit=limit)
+    return await list_events(user, session, kind=kind, limit=limit, of=of)
