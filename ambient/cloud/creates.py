@@ -21,7 +21,7 @@ from ambient.clients.tencent.errors import (
 )
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import CloudGuard, Mode
-from ambient.cloud.errors import CloudOpsError, readable
+from ambient.cloud.errors import readable
 
 Finder = Callable[[], Awaitable[str | None]]
 
@@ -96,15 +96,12 @@ class CloudCreates(CloudGuard):
                 f"{operation}\n{subject}\n{request.region or ''}", asyncio.Lock()
             )
         )
-        try:
+        async with self.failures_audited(actor, operation, subject, detail):
             try:
                 async with lock:
                     step = await self._find_or_send(request, key, mode, find)
             except TencentCloudError as exc:
-                raise readable(exc, request) from None
-        except CloudOpsError as exc:
-            await self.audit_failure(actor, operation, subject, detail, exc)
-            raise
+                raise readable(exc, request.product, request.action) from None
         outcome = "existing" if step.existing else ("executed" if step.sent else "dry_run")
         await self.audit(
             actor,
@@ -135,7 +132,7 @@ class CloudCreates(CloudGuard):
         try:
             return await writes.send(self.tencent, request), False
         except TencentCloudError as exc:
-            if not writes.name_taken(request, exc.code):
+            if not writes.name_taken(request.action, exc.code):
                 raise
             found = await find()
             if found is None:
