@@ -123,21 +123,18 @@ class CloudCreates(CloudGuard):
             resource_id=found,
         )
         if found is None and mode == "execute":
-            step.resource_id, step.existing = await self._send_or_find(request, find)
-            step.sent = not step.existing
+            # Send the create; if another caller made the same name in between, that one is it.
+            try:
+                step.resource_id = await writes.send(self.tencent, request)
+                step.sent = True
+            except TencentCloudError as exc:
+                if not writes.name_taken(request.action, exc.code):
+                    raise
+                step.resource_id = await find()
+                if step.resource_id is None:
+                    raise
+                step.existing = True
         return step
-
-    async def _send_or_find(self, request: CloudRequest, find: Finder) -> tuple[str | None, bool]:
-        """Send the create; if another caller made the same name in between, that one is it."""
-        try:
-            return await writes.send(self.tencent, request), False
-        except TencentCloudError as exc:
-            if not writes.name_taken(request.action, exc.code):
-                raise
-            found = await find()
-            if found is None:
-                raise
-            return found, True
 
     @staticmethod
     def _result(operation: str, mode: Mode, steps: list[WriteStep], what: str) -> WriteResult:
