@@ -7,6 +7,8 @@ audited with what was asked.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from ambient.clients.tencent.client import TencentCloud
@@ -34,12 +36,18 @@ class CloudGuard:
             )
             await session.commit()
 
-    async def audit_failure(
-        self, actor: str, operation: str, subject: str, detail: dict[str, Any], exc: CloudOpsError
-    ) -> None:
-        """The audit row of a call that failed: what was asked, and why."""
-        failure = {"outcome": "failed", "kind": exc.kind, "reason": str(exc)}
-        await self.audit(actor, f"cloud.{operation}", subject, {**detail, **failure})
+    @contextlib.asynccontextmanager
+    async def failures_audited(
+        self, actor: str, operation: str, subject: str, detail: dict[str, Any]
+    ) -> AsyncIterator[None]:
+        """A CloudOpsError raised inside leaves the audit row of a call that failed: what was
+        asked (``detail`` as it is then), and why."""
+        try:
+            yield
+        except CloudOpsError as exc:
+            failure = {"outcome": "failed", "kind": exc.kind, "reason": str(exc)}
+            await self.audit(actor, f"cloud.{operation}", subject, {**detail, **failure})
+            raise
 
     async def authorize(
         self, actor: str, operation: str, subject: str, mode: Mode, **asked: Any

@@ -21,7 +21,7 @@ from ambient.clients.tencent.errors import (
 )
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import CloudGuard, Mode
-from ambient.cloud.errors import CloudOpsError, readable
+from ambient.cloud.errors import readable
 
 Finder = Callable[[], Awaitable[str | None]]
 
@@ -96,15 +96,12 @@ class CloudCreates(CloudGuard):
                 f"{operation}\n{subject}\n{request.region or ''}", asyncio.Lock()
             )
         )
-        try:
+        async with self.failures_audited(actor, operation, subject, detail):
             try:
                 async with lock:
                     step = await self._find_or_send(request, key, mode, find)
             except TencentCloudError as exc:
-                raise readable(exc, request) from None
-        except CloudOpsError as exc:
-            await self.audit_failure(actor, operation, subject, detail, exc)
-            raise
+                raise readable(exc, request.product, request.action) from None
         outcome = "existing" if step.existing else ("executed" if step.sent else "dry_run")
         await self.audit(
             actor,
@@ -126,21 +123,18 @@ class CloudCreates(CloudGuard):
             resource_id=found,
         )
         if found is None and mode == "execute":
-            step.resource_id, step.existing = await self._send_or_find(request, find)
-            step.sent = not step.existing
+            # Send the create; if another caller made the same name in between, that one is it.
+            try:
+                step.resource_id = await writes.send(self.tencent, request)
+                step.sent = True
+            except TencentCloudError as exc:
+                if not writes.name_taken(request.action, exc.code):
+                    raise
+                step.resource_id = await find()
+                if step.resource_id is None:
+                    raise
+                step.existing = True
         return step
-
-    async def _send_or_find(self, request: CloudRequest, find: Finder) -> tuple[str | None, bool]:
-        """Send the create; if another caller made the same name in between, that one is it."""
-        try:
-            return await writes.send(self.tencent, request), False
-        except TencentCloudError as exc:
-            if not writes.name_taken(request, exc.code):
-                raise
-            found = await find()
-            if found is None:
-                raise
-            return found, True
 
     @staticmethod
     def _result(operation: str, mode: Mode, steps: list[WriteStep], what: str) -> WriteResult:

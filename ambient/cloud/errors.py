@@ -16,7 +16,6 @@ from ambient.clients.tencent.errors import (
     TencentNotFoundError,
     TencentRetryableError,
 )
-from ambient.clients.tencent.writes import CloudRequest
 
 QUOTA_PREFIXES = ("LimitExceeded", "ResourceInsufficient", "ResourceUnavailable.Quota")
 INVALID_PREFIXES = ("InvalidParameter", "MissingParameter", "UnknownParameter", "OperationDenied")
@@ -52,16 +51,16 @@ class CloudOpsFailedError(CloudOpsError):
         self.kind = kind
 
 
-def readable(exc: TencentCloudError, request: CloudRequest) -> CloudOpsFailedError:
+def readable(exc: TencentCloudError, product: str, action: str) -> CloudOpsFailedError:
     """One sentence per error class that says what to do about it."""
-    where = f"{request.action} ({exc.code})"
+    where = f"{action} ({exc.code})"
     if isinstance(exc, TencentNotConfiguredError):
         return CloudOpsFailedError("not_configured", exc.message)
     if isinstance(exc, TencentAuthError):
         return CloudOpsFailedError(
             "auth",
             f"Tencent Cloud refused {where}: check the SecretId/SecretKey and that the CAM "
-            f"policy allows {request.cam_action} (docs/tencent-cloud.md). {exc.message}",
+            f"policy allows {product}:{action} (docs/tencent-cloud.md). {exc.message}",
         )
     if exc.code.startswith(QUOTA_PREFIXES):
         return CloudOpsFailedError(
@@ -73,7 +72,7 @@ def readable(exc: TencentCloudError, request: CloudRequest) -> CloudOpsFailedErr
         return CloudOpsFailedError(
             "not_found", f"{where}: something the request names does not exist. {exc.message}"
         )
-    if writes.name_taken(request, exc.code):
+    if writes.name_taken(action, exc.code):
         # Only when the lookup that follows a conflict cannot see the resource either.
         return CloudOpsFailedError(
             "conflict",

@@ -220,24 +220,18 @@ class ClsWrites(CloudCreates):
         return self._result("create_cls_alarm", mode, steps, f"alarm policy {spec.name!r}")
 
     async def _logset_of(self, actor: str, subject: str, mode: Mode, spec: AlarmSpec) -> str:
-        lookup = CloudRequest(
-            product="cls",
-            action="DescribeTopics",
-            region=spec.region,
-            params={"Filters": [{"Key": "topicId", "Values": [spec.topic_id]}]},
-        )
-        try:
-            found = await writes.logset_of_topic(self.tencent, spec.topic_id, region=spec.region)
-        except TencentCloudError as exc:
-            failure = readable(exc, lookup)
-        else:
-            if found is not None:
-                return found
-            failure = CloudOpsFailedError(
-                "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
-            )
-        await self.audit_failure(actor, "create_cls_alarm", subject, {"mode": mode}, failure)
-        raise failure
+        async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
+            try:
+                found = await writes.logset_of_topic(
+                    self.tencent, spec.topic_id, region=spec.region
+                )
+            except TencentCloudError as exc:
+                raise readable(exc, "cls", "DescribeTopics") from None
+            if found is None:
+                raise CloudOpsFailedError(
+                    "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
+                )
+            return found
 
     async def create_scheduled_sql(
         self,

@@ -14,7 +14,7 @@ from ambient.clients.tencent.errors import (
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.creates import CloudCreates, WriteResult
-from ambient.cloud.errors import CloudOpsError, CloudOpsFailedError, CloudOpsInputError, readable
+from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
 from ambient.domain.identifiers import (
     TKE_CLUSTER_HINT,
     TkeClusterId,
@@ -112,17 +112,11 @@ class NodePoolWrites(CloudCreates):
             "region": spec.region,
             "permission": permission.value,
         }
-        lookup = CloudRequest(
-            product="tke",
-            action="DescribeClusterNodePools",
-            region=spec.region,
-            params={"ClusterId": spec.cluster_id},
-        )
-        try:
+        async with self.failures_audited(actor, "scale_node_pool", subject, detail):
             try:
                 pools = await ops.list_node_pools(self.tencent, spec.cluster_id, region=spec.region)
             except TencentCloudError as exc:
-                raise readable(exc, lookup) from None
+                raise readable(exc, "tke", "DescribeClusterNodePools") from None
             pool = next((p for p in pools if p.node_pool_id == spec.node_pool_id), None)
             if pool is None:
                 known = ", ".join(p.node_pool_id for p in pools) or "none"
@@ -156,10 +150,7 @@ class NodePoolWrites(CloudCreates):
                 try:
                     await writes.send(self.tencent, request)
                 except TencentCloudError as exc:
-                    raise readable(exc, request) from None
-        except CloudOpsError as exc:
-            await self.audit_failure(actor, "scale_node_pool", subject, detail, exc)
-            raise
+                    raise readable(exc, request.product, request.action) from None
         outcome = "executed" if executed else ("noop" if mode == "execute" else "dry_run")
         await self.audit(actor, "cloud.scale_node_pool", subject, {**detail, "outcome": outcome})
         return NodePoolScaleResult(

@@ -23,10 +23,9 @@ from ambient.clients.kube import (
 from ambient.clients.tencent.errors import (
     TencentCloudError,
 )
-from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.apply import ApplyResult, ApplySpec, apply_documents, parse_documents, preview
 from ambient.cloud.audit import Mode
-from ambient.cloud.errors import CloudOpsError, CloudOpsFailedError, CloudOpsInputError, readable
+from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
 from ambient.cloud.service import CloudOpsService
 from ambient.domain.identifiers import (
     ClusterRef,
@@ -85,12 +84,7 @@ class WorkloadOps:
         try:
             return await self.clients.client(cluster_id)
         except TencentCloudError as exc:
-            request = CloudRequest(
-                product="tke",
-                action="DescribeClusterKubeconfig",
-                params={"ClusterId": cluster_id},
-            )
-            raise readable(exc, request) from None
+            raise readable(exc, "tke", "DescribeClusterKubeconfig") from None
         except KubeError as exc:
             raise _kube_failure(exc, f"cluster {cluster_id}") from None
 
@@ -100,15 +94,12 @@ class WorkloadOps:
         subject = f"kube:{spec.cluster_id}"
         await self.service.authorize(actor, "apply_yaml", subject, mode)
         detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
-        try:
+        async with self.service.failures_audited(actor, "apply_yaml", subject, detail):
             client = await self._client(spec.cluster_id)
             changes = await preview(client, objects)
             detail["documents"] = [f"{c.kind}/{c.namespace or ''}/{c.name}" for c in changes]
             if mode == "execute":
                 await apply_documents(client, objects, changes)
-        except CloudOpsError as exc:
-            await self.service.audit_failure(actor, "apply_yaml", subject, detail, exc)
-            raise
         applied = sum(c.applied for c in changes)
         counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
         # An execute that changed nothing in the cluster is a no-op, not an execution.
@@ -160,15 +151,12 @@ class WorkloadOps:
             key=f"asked:{operation}:{key}",
             **fields,
         )
-        try:
+        async with self.service.failures_audited(actor, operation, subject, detail):
             await self._client(spec.cluster_id)
             try:
                 result = await self.executor.apply(step)
             except KubeError as exc:
                 raise _kube_failure(exc, f"{operation} {target}") from None
-        except CloudOpsError as exc:
-            await self.service.audit_failure(actor, operation, subject, detail, exc)
-            raise
         outcome = (
             "existing"
             if result.already_applied

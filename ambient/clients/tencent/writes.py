@@ -25,10 +25,6 @@ class CloudRequest(BaseModel):
     region: str | None = Field(default=None, description="None: the configured region")
     params: dict[str, Any] = Field(description="the JSON body of the call")
 
-    @property
-    def cam_action(self) -> str:
-        return f"{self.product}:{self.action}"
-
     def idempotency_key(self) -> str:
         """Same request, same key: the audit trail ties a retry to its first attempt."""
         canonical = json.dumps(
@@ -120,9 +116,9 @@ NAME_TAKEN = {
 }
 
 
-def name_taken(request: CloudRequest, code: str) -> bool:
+def name_taken(action: str, code: str) -> bool:
     """True when ``code`` is the API's answer to a create whose name another caller took."""
-    return NAME_TAKEN.get(request.action) == code
+    return NAME_TAKEN.get(action) == code
 
 
 async def send(tc: TencentCloud, request: CloudRequest) -> str | None:
