@@ -219,9 +219,7 @@ def stats(
         ("by service", result.by_service),
         ("by alert type", result.by_alert_type),
     ):
-        table = Table(title=title)
-        for column in ("key", "runs", "resolved", "rate"):
-            table.add_column(column)
+        table = Table("key", "runs", "resolved", "rate", title=title)
         for row in rows:
             table.add_row(row.key, str(row.runs), str(row.resolved), f"{row.rate:.0%}")
         console.print(table)
