@@ -19,6 +19,8 @@ from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.scores import PlannedStep
 
 M = TypeVar("M", bound=BaseModel)
+# What a step's verification found, as the report and the CLI show it (None: not verified).
+VERDICTS = {True: "resolved", False: "not resolved", None: ""}
 
 
 class RemediationError(Exception):
@@ -105,9 +107,7 @@ def report_markdown(view: RemediationView) -> str:
     for step in view.plan:
         attempt = done.get(step.attempt)
         result = (attempt.skipped_reason or attempt.detail) if attempt else "not reached"
-        verified = ""
-        if attempt is not None and attempt.resolved is not None:
-            verified = "resolved" if attempt.resolved else "not resolved"
+        verified = VERDICTS[attempt.resolved] if attempt else ""
         lines.append(
             f"| {step.attempt} | {int(step.rung)} {step.rung.name.lower()} | "
             f"{cell(result)} | {verified} |"
