@@ -58,7 +58,7 @@ from ambient.remediation.safety import (
     rate_limit_gate,
 )
 from ambient.remediation.scorer import score_alert
-from ambient.remediation.scores import AlertRule, match_rule, plan
+from ambient.remediation.scores import match_rule, plan
 from ambient.remediation.storage import (
     ActionLedger,
     AlertRuleRepository,
@@ -127,8 +127,11 @@ class RemediationActivities:
         async with self._db.session() as session:
             rules = await AlertRuleRepository(session).all()
             user = await UserRepository(session).get(request.user)
-        opened = await self._score(request, rules)
-        policy = opened.policy
+        policy = policy_of(self._settings)
+        card = await score_alert(request.alert, rules, self._llm)
+        rule = match_rule(request.alert, rules)
+        steps = plan(card.score, rule, policy.approval_from_rung)
+        opened = Opened(card=card, rule=rule, plan=steps, policy=policy)
         first = opened.plan[0] if opened.plan else None
         if first is not None and first.rung is Rung.HAND_OVER:
             first = None
@@ -183,44 +186,29 @@ class RemediationActivities:
             await session.commit()
         return opened
 
-    async def _score(self, request: OpenInput, rules: list[AlertRule]) -> Opened:
-        card = await score_alert(request.alert, rules, self._llm)
-        rule = match_rule(request.alert, rules)
-        policy = policy_of(self._settings)
-        steps = plan(card.score, rule, policy.approval_from_rung)
-        return Opened(card=card, rule=rule, plan=steps, policy=policy)
-
     async def _save_prepared(
         self, session: AsyncSession, request: OpenInput, prepared: Opened
     ) -> None:
-        card = prepared.card
-        await append_once(
-            session,
-            subject=request.run_key,
-            key=f"{request.run_key}/scored",
-            action="scored",
-            detail={
-                "alert": request.alert.model_dump(mode="json"),
-                "user": request.user,
-                "card": card.model_dump(mode="json"),
-            },
-        )
-        await append_once(
-            session,
-            subject=request.run_key,
-            key=f"{request.run_key}/planned",
-            action="planned",
-            detail={
-                "plan": [s.model_dump(mode="json") for s in prepared.plan],
-                "policy": prepared.policy.model_dump(),
-                "rule": prepared.rule.model_dump() if prepared.rule else None,
-            },
-        )
+        card, run_key = prepared.card, request.run_key
+        scored = {
+            "alert": request.alert.model_dump(mode="json"),
+            "user": request.user,
+            "card": card.model_dump(mode="json"),
+        }
+        planned = {
+            "plan": [s.model_dump(mode="json") for s in prepared.plan],
+            "policy": prepared.policy.model_dump(),
+            "rule": prepared.rule.model_dump() if prepared.rule else None,
+        }
+        for action, detail in (("scored", scored), ("planned", planned)):
+            await append_once(
+                session, subject=run_key, key=f"{run_key}/{action}", action=action, detail=detail
+            )
         await RemediationRepository(session).save_run(
-            request.run_key,
+            run_key,
             request.alert,
             {"tried": []},
-            remediation_id=request.remediation_id or request.run_key.split("@")[0],
+            remediation_id=request.remediation_id or run_key.split("@")[0],
             user=request.user,
             mode=request.mode,
             score=card.score,

@@ -16,7 +16,7 @@ from rich.table import Table
 from ambient.commands import Json, User, fail, folded, print_json, run_service
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
-from ambient.remediation.views import RemediationError
+from ambient.remediation.views import VERDICTS, RemediationError
 
 app = typer.Typer(help="Graded remediation of TKE alerts.", no_args_is_help=True)
 console = Console()
@@ -60,16 +60,13 @@ def _status_table(status: RemediationStatus) -> Table:
             result = done.skipped_reason or done.detail
         elif status.next_rung == step.rung and status.waiting is not None:
             result = f"waiting for {status.waiting.what}"
-        verified = ""
-        if done is not None and done.resolved is not None:
-            verified = "resolved" if done.resolved else "not resolved"
         table.add_row(
             str(step.attempt),
             f"{int(step.rung)} {step.rung.name.lower()}"
             + (" (approval)" if step.needs_approval else ""),
             done.mode if done else "",
             result,
-            verified,
+            VERDICTS[done.resolved] if done else "",
         )
     if status.outcome:
         table.caption = status.outcome
@@ -219,9 +216,7 @@ def stats(
         ("by service", result.by_service),
         ("by alert type", result.by_alert_type),
     ):
-        table = Table(title=title)
-        for column in ("key", "runs", "resolved", "rate"):
-            table.add_column(column)
+        table = Table("key", "runs", "resolved", "rate", title=title)
         for row in rows:
             table.add_row(row.key, str(row.runs), str(row.resolved), f"{row.rate:.0%}")
         console.print(table)

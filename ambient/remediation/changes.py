@@ -63,10 +63,6 @@ class StepPlan:
     detail: str = ""
 
 
-def json_pointer(*parts: str) -> str:
-    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-
 def annotations_of(obj: Obj) -> dict[str, str]:
     return dict(obj.get("metadata", {}).get("annotations") or {})
 
@@ -87,8 +83,9 @@ def json_stamp(obj: Obj, key: str) -> list[Obj]:
     """JSON-patch operations for the same precondition and stamp."""
     version = obj["metadata"]["resourceVersion"]
     if obj["metadata"].get("annotations"):
-        path = json_pointer("metadata", "annotations", STEP_ANNOTATION)
-        stamping: Obj = {"op": "add", "path": path, "value": key}
+        # The annotation's name as a JSON-pointer token: "~" and "/" escaped (RFC 6901).
+        token = STEP_ANNOTATION.replace("~", "~0").replace("/", "~1")
+        stamping: Obj = {"op": "add", "path": f"/metadata/annotations/{token}", "value": key}
     else:
         stamping = {"op": "add", "path": "/metadata/annotations", "value": {STEP_ANNOTATION: key}}
     return [{"op": "replace", "path": "/metadata/resourceVersion", "value": version}, stamping]

@@ -58,18 +58,21 @@ class RemediationInput(BaseModel):
     requested_by: str = ""
 
 
-class PermissionInput(BaseModel):
+class Keyed(BaseModel):
+    """An activity's input in one run: audited under ``run_key``, once per ``key``."""
+
     run_key: str
     key: str
+
+
+class PermissionInput(Keyed):
     user: str
     asked: Mode
     executor: str
     rung: Rung
 
 
-class GateInput(BaseModel):
-    run_key: str
-    key: str
+class GateInput(Keyed):
     cluster_id: str
     service: str
     rung: Rung
@@ -84,9 +87,7 @@ class GateDecision(BaseModel):
     retry_after_seconds: float | None = None
 
 
-class CheckpointInput(BaseModel):
-    run_key: str
-    key: str
+class CheckpointInput(Keyed):
     mode: Mode
     target: WorkloadRef
 
@@ -120,9 +121,7 @@ class Opened(BaseModel):
     checkpoint: Checkpoint | None = None
 
 
-class VerifyInput(BaseModel):
-    run_key: str
-    key: str
+class VerifyInput(Keyed):
     mode: Mode
     target: WorkloadRef
     service: str
@@ -175,17 +174,13 @@ class Verification(BaseModel):
     detail: str
 
 
-class AuditEntry(BaseModel):
-    run_key: str
-    key: str
+class AuditEntry(Keyed):
     actor: str
     action: str
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
-class HandOverInput(BaseModel):
-    run_key: str
-    key: str
+class HandOverInput(Keyed):
     remediation_id: str
     user: str
     title: str

@@ -15,7 +15,6 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
-from pydantic import ValidationError
 from temporalio.client import (
     Client,
     Schedule,
@@ -64,8 +63,7 @@ from ambient.remediation.views import (
     RemediationView,
     ScoreView,
     StartResult,
-    invalid,
-    parse_alert,
+    accepted,
     report_markdown,
 )
 from ambient.settings import Settings
@@ -100,7 +98,7 @@ class RemediationService:
     # --- score (no side effect) ------------------------------------------------------
 
     async def score(self, alert: dict[str, Any] | Alert) -> ScoreView:
-        parsed = parse_alert(alert)
+        parsed = accepted(Alert, alert)
         async with self.db.session() as session:
             rules = await AlertRuleRepository(session).all()
         card = await score_alert(parsed, rules, self.llm)
@@ -126,7 +124,7 @@ class RemediationService:
         """Start the alert's remediation, or join the one already running for it."""
         if mode not in ("dry_run", "execute"):
             raise InvalidRemediationError("mode: use 'dry_run' or 'execute'", field="mode")
-        parsed = parse_alert(alert)
+        parsed = accepted(Alert, alert)
         self._check_cluster(parsed.cluster_id)
         account = await self._user(user)
         decision = effective_mode(
@@ -356,10 +354,7 @@ class RemediationService:
     async def put_rule(self, user: str, rule: dict[str, Any] | AlertRule) -> AlertRule:
         if (await self._user(user)).role != "admin":
             raise RemediationRefusedError(f"{user} is not an admin: only admins change alert rules")
-        try:
-            parsed = rule if isinstance(rule, AlertRule) else AlertRule.model_validate(rule)
-        except ValidationError as exc:
-            raise invalid(exc, "rule") from None
+        parsed = accepted(AlertRule, rule, "rule")
         async with self.db.session() as session:
             await AlertRuleRepository(session).put(parsed)
             await AuditRepository(session).append(

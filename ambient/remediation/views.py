@@ -9,15 +9,18 @@ RemediationError
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ambient.domain.field_errors import field_problems
-from ambient.remediation.alerts import Alert
 from ambient.remediation.ladder import Mode
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.scores import PlannedStep
+
+M = TypeVar("M", bound=BaseModel)
+# What a step's verification found, as the report and the CLI show it (None: not verified).
+VERDICTS = {True: "resolved", False: "not resolved", None: ""}
 
 
 class RemediationError(Exception):
@@ -104,9 +107,7 @@ def report_markdown(view: RemediationView) -> str:
     for step in view.plan:
         attempt = done.get(step.attempt)
         result = (attempt.skipped_reason or attempt.detail) if attempt else "not reached"
-        verified = ""
-        if attempt is not None and attempt.resolved is not None:
-            verified = "resolved" if attempt.resolved else "not resolved"
+        verified = VERDICTS[attempt.resolved] if attempt else ""
         lines.append(
             f"| {step.attempt} | {int(step.rung)} {step.rung.name.lower()} | "
             f"{cell(result)} | {verified} |"
@@ -138,15 +139,12 @@ class RemediationSummary(BaseModel):
     finished_at: datetime | None
 
 
-def invalid(error: ValidationError, what: str = "alert") -> InvalidRemediationError:
-    """An alert (or rule) refused, field by field."""
-    return InvalidRemediationError(f"invalid {what} — " + "; ".join(field_problems(error, what)))
-
-
-def parse_alert(alert: dict[str, Any] | Alert) -> Alert:
-    if isinstance(alert, Alert):
-        return alert
+def accepted(model: type[M], value: dict[str, Any] | M, what: str = "alert") -> M:
+    """An alert (or rule) as given, or validated; else refused, field by field."""
+    if isinstance(value, model):
+        return value
     try:
-        return Alert.model_validate(alert)
+        return model.model_validate(value)
     except ValidationError as exc:
-        raise invalid(exc) from None
+        problems = "; ".join(field_problems(exc, what))
+        raise InvalidRemediationError(f"invalid {what} — {problems}") from None

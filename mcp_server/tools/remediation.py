@@ -125,15 +125,12 @@ async def share_remediation(ctx: Context[Any, Any], remediation_id: RemediationI
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     # Scoring may call the LLM, but it changes nothing anywhere.
-    mcp.add_tool(score_alert, annotations=READ)
-    mcp.add_tool(get_remediation, annotations=READ)
-    mcp.add_tool(list_remediations, annotations=READ)
-    mcp.add_tool(remediation_stats, annotations=READ)
+    for read in (score_alert, get_remediation, list_remediations, remediation_stats):
+        mcp.add_tool(read, annotations=READ)
     if read_only:
         return
     change = hints(read_only=False, open_world=True, destructive=True)
-    mcp.add_tool(start_remediation, annotations=change)
-    mcp.add_tool(approve_remediation, annotations=change)
     # Aborting ends the owner's run for good: the assistant asks the person before it does.
-    mcp.add_tool(abort_remediation, annotations=change)
+    for tool in (start_remediation, approve_remediation, abort_remediation):
+        mcp.add_tool(tool, annotations=change)
     mcp.add_tool(share_remediation, annotations=hints(read_only=False, open_world=True))
