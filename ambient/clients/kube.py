@@ -11,6 +11,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import yaml
 from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError
@@ -163,6 +164,8 @@ async def list_workloads(client: AsyncClient, namespace: str | None = None) -> l
         found = [d async for d in client.list(Deployment, namespace=namespace or "*")]
     except ApiError as exc:
         raise kube_error(exc, "listing deployments") from None
+    except httpx2.TransportError as exc:
+        raise KubeUnavailableError(f"listing deployments: {exc}") from None
     workloads = []
     for d in found:
         status, spec, meta = d.status, d.spec, d.metadata

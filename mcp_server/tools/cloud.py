@@ -187,7 +187,10 @@ async def list_workloads(
     if cluster_id is not None:
         kubeconfig = await ops.get_kubeconfig(app_state(ctx).cloud, cluster_id, region=region)
     client = client_from_kubeconfig(kubeconfig, state.settings.kubeconfig)
-    return Workloads(workloads=await list_workloads_of(client, namespace))
+    try:
+        return Workloads(workloads=await list_workloads_of(client, namespace))
+    finally:
+        await client.close()
 
 
 async def scale_node_pool(
