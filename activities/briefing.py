@@ -26,7 +26,6 @@ from ambient.briefing.logreport import (
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import LogFileError, fill_from_report, read_log_source
 from ambient.briefing.models import (
-    AlarmLine,
     BriefingContent,
     BriefingInputs,
     DayPlan,
@@ -192,7 +191,7 @@ class BriefingActivities:
             inputs.notes.append(SourceNote(source="alarms", ok=False, detail=str(exc)))
             return
         inputs.alarms_configured = True
-        inputs.alarms = [AlarmLine.model_validate(a, from_attributes=True) for a in alarms[:50]]
+        inputs.alarms = alarms[:50]
         inputs.notes.append(SourceNote(source="alarms", ok=True, detail=f"{len(alarms)} alarms"))
 
     async def _discussions(self, user: str, day: DayPlan, inputs: BriefingInputs) -> None:

@@ -134,9 +134,12 @@ class DailyBriefingWorkflow:
             outcome = GreetOutcome.PAUSED if self.paused else GreetOutcome.PREPARING
             return self._short_answer(outcome)
         now = workflow.now()
-        given = self._given_today(now, day)
-        if given is not None:
-            return self._already(day, given)
+        if self.given_at is not None:
+            return self._already(day, self.given_at)
+        last = self.carry.last_given_at
+        if last is not None and day.local(last).date() == day.local(now).date():
+            # Given today by the run before (a greeting after the window, or a new config).
+            return self._already(day, last)
         if not day.window_start <= now < day.window_end:
             window = f"{day.local_hhmm(day.window_start)}–{day.local_hhmm(day.window_end)}"
             return self._short_answer(GreetOutcome.OUTSIDE_WINDOW, day, window=window)
@@ -168,14 +171,6 @@ class DailyBriefingWorkflow:
             given_at_local=day.local_hhmm(now),
             generated_by=prepared.generated_by,
         )
-
-    def _given_today(self, now: datetime, day: DayPlan) -> datetime | None:
-        if self.given_at is not None:
-            return self.given_at
-        last = self.carry.last_given_at
-        if last is not None and day.local(last).date() == day.local(now).date():
-            return last
-        return None
 
     def _already(self, day: DayPlan, given: datetime) -> GreetResult:
         hhmm = day.local_hhmm(given)

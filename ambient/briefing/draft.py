@@ -4,6 +4,7 @@ made from any draft: the draft plus its TTS segments, sources and totals."""
 from __future__ import annotations
 
 from ambient.briefing.loglevels import ERROR_LEVELS
+from ambient.briefing.logreport import TemplateStat
 from ambient.briefing.models import (
     SPOKEN_MAX_CHARS,
     AlarmLine,
@@ -11,7 +12,6 @@ from ambient.briefing.models import (
     BriefingDraft,
     BriefingInputs,
     SourceNote,
-    TemplateLine,
 )
 from ambient.clients.tencent.ops import tts_segments
 from ambient.domain.events import clipped
@@ -85,7 +85,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
 def _spoken(
     inputs: BriefingInputs,
     headline: str,
-    errors: list[TemplateLine],
+    errors: list[TemplateStat],
     firing: list[AlarmLine],
     failed: list[SourceNote],
 ) -> str:

@@ -254,7 +254,9 @@ class LogReducer:
             elif level == "WARNING":
                 row[2] += n
         return [
-            HourRate(hour=_hour(h), total=v[0], errors=v[1], warnings=v[2])
+            HourRate(
+                hour=datetime.fromtimestamp(h * 3600, UTC), total=v[0], errors=v[1], warnings=v[2]
+            )
             for h, v in sorted(per_hour.items())
         ]
 
@@ -434,7 +436,3 @@ def _dt(stamp: float | None) -> datetime | None:
     if stamp is None or math.isinf(stamp):
         return None
     return datetime.fromtimestamp(stamp, UTC)
-
-
-def _hour(hour: int) -> datetime:
-    return datetime.fromtimestamp(hour * 3600, UTC)

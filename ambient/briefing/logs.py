@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ambient.briefing.loglevels import ERROR_LEVELS
 from ambient.briefing.logreport import LogReducer, LogReport
-from ambient.briefing.models import BriefingInputs, ClsLogSpec, FileLogSpec, TemplateLine
-from ambient.clients.logs import FileLogSource, parse_line
+from ambient.briefing.models import BriefingInputs, ClsLogSpec, FileLogSpec
+from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.ops import MAX_SEARCH_LOGS, search_logs
 
@@ -57,18 +57,11 @@ async def read_log_source(
 
 def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: LogReducer) -> str:
     # Streamed: a day of logs never sits in memory as records.
-    count = skipped = 0
-    for path in source.files():
-        for number, line in enumerate(source.lines(path), 1):
-            record = parse_line(line, f"{path.name}:{number}")
-            if record is None:
-                if line.strip():
-                    skipped += 1
-                continue
-            if start <= record.time < end:
-                reducer.add_record(record)
-                count += 1
-    reducer.unreadable = skipped
+    count = 0
+    for record in source.records(start, end):
+        reducer.add_record(record)
+        count += 1
+    reducer.unreadable = skipped = source.skipped
     return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "")
 
 
@@ -77,10 +70,7 @@ def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
     inputs.errors = sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS)
     inputs.warnings = report.by_level.get("WARNING", 0)
     inputs.top_templates = [
-        TemplateLine(
-            level=t.level, template=t.template, count=t.count, example=t.example[:300], new=t.new
-        )
-        for t in report.templates[:20]
+        t.model_copy(update={"example": t.example[:300]}) for t in report.templates[:20]
     ]
     inputs.anomalies = [
         f"{a.kind} [{a.level}] {a.template or ''}: {a.detail}" for a in report.anomalies[:10]

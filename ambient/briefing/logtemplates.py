@@ -182,7 +182,8 @@ class Masker:
 def mask_line(message: str, masker: Masker) -> str:
     """What `TemplateMiner.add` masks: the message's first line, bounded, masked."""
     if "\n" in message or len(message) > MAX_MESSAGE_CHARS:
-        message = first_line(message)
+        # The part of a message that names its template: the first line, bounded.
+        message = message.split("\n", 1)[0][:MAX_MESSAGE_CHARS].strip()
     return masker(message)
 
 
@@ -199,12 +200,6 @@ def tokens(masked: str) -> list[str]:
 def display(template: str) -> str:
     """A template as people read it: no spaces that tokenising put between CJK tokens."""
     return _JOIN_CJK.sub("", template)
-
-
-def first_line(message: str) -> str:
-    """The part of a message that names its template: the first line, bounded."""
-    cut = message.split("\n", 1)[0]
-    return cut[:MAX_MESSAGE_CHARS].strip()
 
 
 def template_id(level: str, template: str) -> str:

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
+from ambient.briefing.logreport import TemplateStat
+from ambient.clients.tencent.ops import AlarmRecord
 from ambient.domain.configs import UserConfig, as_it_ran
 from ambient.domain.users import HHMM, TimeZone
 
@@ -164,21 +166,8 @@ class SourceNote(BaseModel):
     detail: str = ""
 
 
-class TemplateLine(BaseModel):
-    level: str
-    template: str
-    count: int
-    example: str = ""
-    new: bool = False
-
-
-class AlarmLine(BaseModel):
-    source: str
-    name: str
-    status: str
-    level: str | None = None
-    target: str | None = None
-    time: datetime
+# An alarm as the briefing reads it: the Cloud Monitor / CLS alarm record itself.
+AlarmLine = AlarmRecord
 
 
 class BriefingInputs(BaseModel):
@@ -190,7 +179,7 @@ class BriefingInputs(BaseModel):
     errors: int = 0
     warnings: int = 0
     trend: str | None = None
-    top_templates: list[TemplateLine] = Field(default_factory=list)
+    top_templates: list[TemplateStat] = Field(default_factory=list)
     anomalies: list[str] = Field(default_factory=list)
     alarms: list[AlarmLine] = Field(default_factory=list)
     alarms_configured: bool = False

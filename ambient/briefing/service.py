@@ -290,9 +290,7 @@ class BriefingService:
                 )
         request = GreetRequest(request_id=request_id or uuid.uuid4().hex, via=via)
         # The same request id is applied once by Temporal: a retried call gets the same answer.
-        update_id = (
-            "greet/" + hashlib.sha256(f"{user}/{request.request_id}".encode()).hexdigest()[:32]
-        )
+        update_id = _update_id("greet", f"{user}/{request.request_id}")
         handle = self.client.get_workflow_handle(task_id_for(user))
         try:
             # Repeat greetings are answered by a query (no history write); the first one of
@@ -387,30 +385,30 @@ class BriefingService:
 
     async def regenerate(self, user: str) -> PreparedBriefing:
         """Prepare the current day's briefing again now (a new version)."""
-        await self.status(user)
-        handle = self.client.get_workflow_handle(task_id_for(user))
-        try:
-            return await handle.execute_update(DailyBriefingWorkflow.regenerate)
-        except WorkflowUpdateFailedError as exc:
-            raise InvalidBriefingError(f"regenerate refused: {exc.cause}") from None
+        return await self._update(user, "regenerate", DailyBriefingWorkflow.regenerate)
 
     async def send(
         self, user: str, date: str | None = None, request_id: str | None = None
     ) -> NotifyResult:
         """Push a briefing (default: the latest) through the user's channels now."""
         view = await self.get_briefing(user, date)
-        await self.status(user)
         request_id = request_id or uuid.uuid4().hex
         key = f"{task_id_for(user)}/{view.date}/send/{request_id}"
+        request = PushRequest(user=user, date=view.date, reason="requested", key=key)
+        return await self._update(
+            user, "send", DailyBriefingWorkflow.send, request, id=_update_id("send", key)
+        )
+
+    async def _update(
+        self, user: str, what: str, update: Any, *args: Any, id: str | None = None
+    ) -> Any:
+        """An update of the user's running briefing; one the workflow refuses is invalid."""
+        await self.status(user)
         handle = self.client.get_workflow_handle(task_id_for(user))
         try:
-            return await handle.execute_update(
-                DailyBriefingWorkflow.send,
-                PushRequest(user=user, date=view.date, reason="requested", key=key),
-                id="send/" + hashlib.sha256(key.encode()).hexdigest()[:32],
-            )
+            return await handle.execute_update(update, *args, id=id)
         except WorkflowUpdateFailedError as exc:
-            raise InvalidBriefingError(f"send refused: {exc.cause}") from None
+            raise InvalidBriefingError(f"{what} refused: {exc.cause}") from None
 
     # --- analysis -----------------------------------------------------------------------
 
@@ -451,6 +449,10 @@ class BriefingService:
 def _field_of(message: str) -> str | None:
     match = re.search(r"(?:— |^)(?:Value error, )?([a-z_][a-z_.]*): ", message)
     return match[1] if match else None
+
+
+def _update_id(kind: str, key: str) -> str:
+    return f"{kind}/" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _check_date(value: str) -> None:

@@ -134,10 +134,9 @@ class FileLogSource:
         with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
             yield from handle
 
-    def _scan(self, query: str, start: datetime, end: datetime, limit: int) -> SearchResult:
+    def records(self, start: datetime, end: datetime) -> Iterator[LogRecord]:
+        """The records in [start, end), streamed; unreadable lines are counted in ``skipped``."""
         self.skipped, self.skipped_examples = 0, []
-        term = "" if query.strip() in ("", "*") else query.strip().lower()
-        found: list[LogRecord] = []
         for path in self.files():
             for number, line in enumerate(self.lines(path), 1):
                 record = parse_line(line, f"{path.name}:{number}")
@@ -146,12 +145,16 @@ class FileLogSource:
                         self.skipped += 1
                         if len(self.skipped_examples) < 5:
                             self.skipped_examples.append(f"{path.name}:{number}")
-                    continue
-                if not start <= record.time < end:
-                    continue
-                if term and term not in json.dumps(record.content, ensure_ascii=False).lower():
-                    continue
-                found.append(record)
+                elif start <= record.time < end:
+                    yield record
+
+    def _scan(self, query: str, start: datetime, end: datetime, limit: int) -> SearchResult:
+        term = "" if query.strip() in ("", "*") else query.strip().lower()
+        found = [
+            record
+            for record in self.records(start, end)
+            if not term or term in json.dumps(record.content, ensure_ascii=False).lower()
+        ]
         found.sort(key=lambda r: r.time, reverse=True)
         return SearchResult(logs=found[:limit], complete=len(found) <= limit)
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ambient.briefing.models import GreetOutcome
-from ambient.briefing.service import BriefingError, BriefingService
+from ambient.briefing.service import BriefingError, BriefingService, task_id_for
 from ambient.commands import Json, User, fail, print_json, run_service
 
 app = typer.Typer(help="The daily briefing: set up, greet, read, send.", no_args_is_help=True)
@@ -162,22 +162,17 @@ def analyze(
         typer.echo(result.markdown)
 
 
-@app.command()
-def pause(user: User) -> None:
-    """Pause the daily briefing of --user (no preparation, no push)."""
-    _run(lambda s: s.pause(user))
-    console.print(f"daily-briefing/{user} paused")
+def _steer(name: str, verb: str, method: str, doc: str) -> None:
+    """`ambient briefing NAME --user`: the service's ``method``, then "TASK VERB"."""
+
+    def command(user: User) -> None:
+        _run(lambda s: getattr(s, method)(user))
+        console.print(f"{task_id_for(user)} {verb}")
+
+    command.__doc__ = doc
+    app.command(name)(command)
 
 
-@app.command()
-def resume(user: User) -> None:
-    """Resume the daily briefing of --user."""
-    _run(lambda s: s.resume(user))
-    console.print(f"daily-briefing/{user} resumed")
-
-
-@app.command()
-def stop(user: User) -> None:
-    """Stop the daily briefing of --user."""
-    ref = _run(lambda s: s.delete(user))
-    console.print(f"{ref.task_id} stopped")
+_steer("pause", "paused", "pause", "Pause the daily briefing of --user (no preparation, no push).")
+_steer("resume", "resumed", "resume", "Resume the daily briefing of --user.")
+_steer("stop", "stopped", "delete", "Stop the daily briefing of --user.")

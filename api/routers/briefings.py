@@ -72,9 +72,8 @@ async def steer_daily_briefing(
     action: Literal["pause", "resume"], user: CurrentUser, state: StateDep
 ) -> BriefingStatus:
     """Pause (no preparation, no push) or resume your daily briefing."""
-    if action == "pause":
-        return await state.briefings.pause(user.name)
-    return await state.briefings.resume(user.name)
+    steer = state.briefings.pause if action == "pause" else state.briefings.resume
+    return await steer(user.name)
 
 
 @router.get("/config-schema")
