@@ -447,7 +447,7 @@ class BriefingService:
 
 
 def _field_of(message: str) -> str | None:
-    match = re.search(r"(?:— |^)(?:Value error, )?([a-z_][a-z_.]*): ", message)
+    match = re.search(r"(?:— |^)(?:Value error, )?([a-z_][a-z0-9_.]*): ", message)
     return match[1] if match else None
 
 

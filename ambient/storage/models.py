@@ -41,10 +41,21 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
 
 
-class User(Base):
+class Numbered:
+    """A table keyed by an integer ``id`` (its first column)."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-1)
+
+
+class Dated:
+    """A table whose rows keep when they were made (``created_at``)."""
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class User(Numbered, Dated, Base):
     __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))
@@ -62,29 +73,25 @@ class User(Base):
     briefing_window_end: Mapped[str] = mapped_column(String(5), default="10:00")
     # "zh" or "en" (ambient.domain.users.Language); NULL: not chosen, the server's default.
     language: Mapped[str | None] = mapped_column(String(8))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-class Event(Base):
+class Event(Numbered, Dated, Base):
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_user_time", "user", "created_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(64), index=True)
     user: Mapped[str | None] = mapped_column(String(63))
     task: Mapped[str | None] = mapped_column(String(255), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Set when an event comes from a workflow step, so a retried activity records it once.
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class Delivery(Base):
+class Delivery(Numbered, Dated, Base):
     __tablename__ = "deliveries"
     __table_args__ = (Index("ix_deliveries_user_id", "user", "id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # idempotency key of the notify request + channel + target: one row per delivery.
     key: Mapped[str] = mapped_column(String(255), unique=True)
     user: Mapped[str | None] = mapped_column(String(63), index=True)
@@ -98,36 +105,31 @@ class Delivery(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     task: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-class InboxMessage(Base):
+class InboxMessage(Numbered, Dated, Base):
     __tablename__ = "inbox"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user: Mapped[str] = mapped_column(String(63), ForeignKey("users.name", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(255))
     body: Mapped[str] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(String(1024))
     read: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class WatchSnapshot(Base):
+class WatchSnapshot(Numbered, Dated, Base):
     __tablename__ = "watch_snapshots"
     __table_args__ = (
         UniqueConstraint("task", "url", "hash", name="uq_watch_snapshot"),
         Index("ix_watch_snapshots_task_url", "task", "url"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     task: Mapped[str] = mapped_column(String(255))
     url: Mapped[str] = mapped_column(String(2048))
     hash: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class WatchPoll(Base):
@@ -149,7 +151,7 @@ class WatchPoll(Base):
     late_failure: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
-class WatchPollEnd(Base):
+class WatchPollEnd(Dated, Base):
     """A control asked the poll of (task = workflow id, life) to hand back; the worker process
     running that poll reads these every ``END_POLL_READ`` seconds (activities/polling.py)."""
 
@@ -163,7 +165,6 @@ class WatchPollEnd(Base):
     # Set when only one poll is to end (a lost one): its workflow run and number.
     run_id: Mapped[str | None] = mapped_column(String(64), default=None)
     poll: Mapped[int | None] = mapped_column(Integer, default=None)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class WorkerProcess(Base):
@@ -194,40 +195,35 @@ class WatchPollLease(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class ShareLink(Base):
+class ShareLink(Numbered, Dated, Base):
     __tablename__ = "share_links"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_id: Mapped[str] = mapped_column(String(64), unique=True)
     user: Mapped[str] = mapped_column(String(63), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(255))
     html: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class AuditRecord(Base):
+class AuditRecord(Numbered, Dated, Base):
     """One line of the append-only audit log (permission changes, cloud writes, remediation)."""
 
     __tablename__ = "audit_log"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(255))
     action: Mapped[str] = mapped_column(String(64), index=True)
     subject: Mapped[str] = mapped_column(String(512), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-class Briefing(Base):
+class Briefing(Numbered, Dated, Base):
     """One user's briefing for one local date; the workflow decides when it is given."""
 
     __tablename__ = "briefings"
     __table_args__ = (UniqueConstraint("user", "date", name="uq_briefing_user_date"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user: Mapped[str] = mapped_column(String(63), index=True)
     date: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(16), default="ready")
@@ -239,7 +235,6 @@ class Briefing(Base):
     given_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     given_via: Mapped[str | None] = mapped_column(String(32))
     pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
@@ -255,13 +250,12 @@ class LogBaselineRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-class Broadcast(Base):
+class Broadcast(Numbered, Dated, Base):
     """A problem for the user's next briefing (e.g. one remediation could not solve)."""
 
     __tablename__ = "broadcasts"
     __table_args__ = (Index("ix_broadcasts_user_pending", "user", "broadcast_on"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(255), unique=True)
     user: Mapped[str] = mapped_column(String(63))
     title: Mapped[str] = mapped_column(String(255))
@@ -269,15 +263,13 @@ class Broadcast(Base):
     source: Mapped[str] = mapped_column(String(32))
     # Local date of the briefing that carried it; NULL while pending.
     broadcast_on: Mapped[str | None] = mapped_column(String(10))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class AlertRuleRow(Base):
+class AlertRuleRow(Numbered, Dated, Base):
     """A per-service remediation override: pin importance or force manual handling."""
 
     __tablename__ = "alert_rules"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     cluster_id: Mapped[str] = mapped_column(String(128), default="*")
     namespace: Mapped[str] = mapped_column(String(63), default="*")
@@ -285,16 +277,14 @@ class AlertRuleRow(Base):
     importance: Mapped[int | None] = mapped_column(Integer)
     manual: Mapped[bool] = mapped_column(default=False)
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class RemediationRecord(Base):
+class RemediationRecord(Numbered, Base):
     """One run of a graded remediation: who, what, and how it ended (for lists and stats)."""
 
     __tablename__ = "remediations"
     __table_args__ = (Index("ix_remediations_user_started", "user", "started_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # workflow id @ run id: the same alert remediated again later is a new run.
     run_key: Mapped[str] = mapped_column(String(255), unique=True)
     remediation_id: Mapped[str] = mapped_column(String(255), index=True)
@@ -315,13 +305,12 @@ class RemediationRecord(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class RemediationAction(Base):
+class RemediationAction(Numbered, Base):
     """A change made (or reserved) on a cluster: the per-cluster rate limit counts these."""
 
     __tablename__ = "remediation_actions"
     __table_args__ = (Index("ix_remediation_actions_cluster_at", "cluster_id", "at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # remediation run + rung: a retried reservation finds its row.
     key: Mapped[str] = mapped_column(String(255), unique=True)
     cluster_id: Mapped[str] = mapped_column(String(128))
@@ -343,20 +332,18 @@ class RemediationBreaker(Base):
     last_key: Mapped[str | None] = mapped_column(String(255))
 
 
-class AgentServer(Base):
+class AgentServer(Numbered, Dated, Base):
     """An MCP server a user added to their agent (ours is always there and is not stored)."""
 
     __tablename__ = "agent_servers"
     __table_args__ = (UniqueConstraint("user", "name", name="uq_agent_server"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user: Mapped[str] = mapped_column(String(63), ForeignKey("users.name", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(32))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class DiscussionParticipant(Base):
+class DiscussionParticipant(Dated, Base):
     """Who may speak on the discussion bus: people (users) and agents (ours or a user's)."""
 
     __tablename__ = "discussion_participants"
@@ -365,10 +352,9 @@ class DiscussionParticipant(Base):
     display_name: Mapped[str] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(16))
     owner: Mapped[str | None] = mapped_column(String(63))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class Discussion(Base):
+class Discussion(Dated, Base):
     __tablename__ = "discussions"
     __table_args__ = (Index("ix_discussions_topic_key_status", "topic_key", "status"),)
 
@@ -380,11 +366,10 @@ class Discussion(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     # What the discussion is about, e.g. a remediation id: replies there can act on it.
     subject: Mapped[str | None] = mapped_column(String(255), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class DiscussionMessage(Base):
+class DiscussionMessage(Dated, Base):
     __tablename__ = "discussion_messages"
     __table_args__ = (Index("ix_discussion_messages_disc_time", "discussion_id", "created_at"),)
 
@@ -397,10 +382,9 @@ class DiscussionMessage(Base):
     reply_to: Mapped[str | None] = mapped_column(String(64))
     tags: Mapped[list[str]] = mapped_column(default=list)
     source_type: Mapped[str] = mapped_column(String(16), default="real")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class XiaozhiDevice(Base):
+class XiaozhiDevice(Numbered, Dated, Base):
     """A 小智 device (by its MAC, xiaozhi-server's `device-id`) registered to one user.
 
     Its token is stored hashed, like users' API tokens. ``speakers`` names the other users
@@ -409,15 +393,13 @@ class XiaozhiDevice(Base):
 
     __tablename__ = "xiaozhi_devices"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     device_id: Mapped[str] = mapped_column(String(64), unique=True)
     user: Mapped[str] = mapped_column(String(63), ForeignKey("users.name", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     speakers: Mapped[list[str]] = mapped_column(default=list)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class XiaozhiEndpoint(Base):
+class XiaozhiEndpoint(Numbered, Dated, Base):
     """A xiaozhi.me MCP 接入点 the product dials out to, acting as its user.
 
     The URL's token is a secret: ``url_sealed`` is the whole URL encrypted (ambient.bridge.
@@ -428,7 +410,6 @@ class XiaozhiEndpoint(Base):
 
     __tablename__ = "xiaozhi_endpoints"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user: Mapped[str] = mapped_column(String(63), index=True)
     url_sealed: Mapped[str] = mapped_column(Text)
     url_masked: Mapped[str] = mapped_column(String(2048))
@@ -439,4 +420,3 @@ class XiaozhiEndpoint(Base):
     since: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     holder: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
