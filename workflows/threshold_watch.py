@@ -17,7 +17,6 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
-    from ambient.domain.configs import STORED
     from ambient.domain.notify import Message
     from ambient.remediation.alerts import alert_from_breach, remediation_id
     from ambient.remediation.runs import RemediationInput
@@ -51,6 +50,7 @@ def _describe(transition: Transition) -> str:
 @workflow.defn
 class ThresholdWatchWorkflow(WatchControls):
     KIND = TaskKind.THRESHOLD_WATCH
+    CONFIG = ThresholdWatchConfig
     config: ThresholdWatchConfig
     state: ThresholdWatchState
 
@@ -233,21 +233,8 @@ class ThresholdWatchWorkflow(WatchControls):
             payload={**payload, "remediation_id": child, "joined": joined},
         )
 
-    @workflow.update
-    async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Replace the configuration (the breach state carries over); next check uses it."""
-        # Read as recorded: the validator refused what is refused now before it was recorded.
-        self.config = self._parse(config, context=STORED)
-        self.wake = True
-        return self.config.model_dump(mode="json")
-
-    @update_config.validator
-    def validate_config(self, config: dict[str, Any]) -> None:
-        self._parse(config)
-
-    @staticmethod
-    def _parse(
-        config: dict[str, Any], context: dict[str, Any] | None = None
+    def parse_config(
+        self, config: dict[str, Any], context: dict[str, Any] | None = None
     ) -> ThresholdWatchConfig:
         parsed = ThresholdWatchConfig.model_validate(config, context=context)
         if parsed.source is None:
