@@ -168,26 +168,22 @@ class ThresholdWatchWorkflow(WatchControls):
             "value": transition.value,
             "conditions": [c.model_dump() for c in transition.conditions],
         }
-        if transition.kind is Breach.BREACH:
+        breach = transition.kind is Breach.BREACH
+        if breach:
             self.state.breaches_total += 1
-            await self.tell(
-                kind="watch.breach",
-                key=f"{key}/breach",
-                payload=payload,
-                message=Message(title=f"Breach: {self.task}", body=_describe(transition)),
-                targets=targets,
-            )
-            if self.config.on_breach == "remediate":
-                workflow.deprecate_patch(REMEDIATE)
-                await self._remediate(transition, payload, key)
-        else:
-            await self.tell(
-                kind="watch.recovery",
-                key=f"{key}/recovery",
-                payload=payload,
-                message=Message(title=f"Recovered: {self.task}", body=_describe(transition)),
-                targets=targets,
-            )
+        await self.tell(
+            kind=f"watch.{transition.kind}",
+            key=f"{key}/{transition.kind}",
+            payload=payload,
+            message=Message(
+                title=f"{'Breach' if breach else 'Recovered'}: {self.task}",
+                body=_describe(transition),
+            ),
+            targets=targets,
+        )
+        if breach and self.config.on_breach == "remediate":
+            workflow.deprecate_patch(REMEDIATE)
+            await self._remediate(transition, payload, key)
 
     async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
         """Start the graded remediation of a breached TKE workload metric (or join it)."""
