@@ -89,7 +89,12 @@ class PagePoller:
             earlier.end(PollEnd.CONTROL)  # an earlier poll of this run, here: it stops now
         self.sessions[key] = session
         self.running.add(session)
-        self._watch_shutdown(session)
+        # At the worker's shutdown every running poll hands back (one task for all).
+        if self._shutdown is None:
+            # Made in the first poll's context: the worker's shutdown event is the same for all.
+            self._shutdown = asyncio.create_task(self._on_shutdown())
+        elif self._shutdown.done():
+            session.end(PollEnd.SHUTDOWN)  # started while the worker shuts down
         self.keeper.ensure_running(_client())
         try:
             # Requests committed from now on are read by the mailbox; resume() looks for
@@ -102,14 +107,6 @@ class PagePoller:
             self.leases.end(lease)
             if self.sessions.get(key) is session:
                 del self.sessions[key]
-
-    def _watch_shutdown(self, session: PollSession) -> None:
-        """At the worker's shutdown every running poll hands back (one task for all)."""
-        if self._shutdown is None:
-            # Made in the first poll's context: the worker's shutdown event is the same for all.
-            self._shutdown = asyncio.create_task(self._on_shutdown())
-        elif self._shutdown.done():
-            session.end(PollEnd.SHUTDOWN)  # started while the worker shuts down
 
     async def _on_shutdown(self) -> None:
         await activity.wait_for_worker_shutdown()
