@@ -221,5 +221,9 @@ CONFIG_BY_TYPE = (
     "the config of the kind named by `type`: web_monitor → WebMonitorConfig, threshold_watch "
     "→ ThresholdWatchConfig, schedule → ReminderConfig, news_digest → NewsDigestConfig"
 )
-# The generic create's config, as the MCP tool and the API take it.
+# The generic create's config, as the MCP tool and the API take it; an update's, of the task's
+# own type (each door says so in its own words).
 AnyConfig = Annotated[dict[str, Any], config_schema(*ANY_CONFIG), Field(description=CONFIG_BY_TYPE)]
+NewConfig = Annotated[
+    dict[str, Any], config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig)
+]

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
 
 from ambient.status import temporal_problem
-from ambient.watches.configs import ThresholdWatchConfig, WebMonitorConfig
 from ambient.watches.inputs import (
     AnyConfig,
     ConfigError,
     InvalidTaskError,
+    NewConfig,
     TaskError,
     TaskNotFoundError,
     TaskType,
-    config_schema,
 )
 from ambient.watches.models import TaskStatus
 from ambient.watches.reads import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
-from ambient.watches.reminders import ReminderConfig
 from ambient.watches.service import TaskRef
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
@@ -103,11 +101,7 @@ async def update_task(
     task_id: str,
     user: CurrentUser,
     state: StateDep,
-    config: Annotated[
-        dict[str, Any],
-        config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig),
-        Body(description="the whole new config, of the task's own type"),
-    ],
+    config: Annotated[NewConfig, Body(description="the whole new config, of the task's own type")],
 ) -> TaskStatus:
     return await state.tasks.update(user.name, task_id, config)
 

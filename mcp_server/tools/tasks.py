@@ -8,7 +8,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from ambient.watches.configs import ThresholdWatchConfig, WebMonitorConfig
-from ambient.watches.inputs import AnyConfig, TaskType, config_schema
+from ambient.watches.inputs import AnyConfig, NewConfig, TaskType, config_schema
 from ambient.watches.models import TaskStatus
 from ambient.watches.reads import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
 from ambient.watches.reminders import ReminderConfig
@@ -58,8 +58,7 @@ ReminderConfigArg = Annotated[
     ),
 ]
 UpdateConfig = Annotated[
-    dict[str, Any],
-    config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig),
+    NewConfig,
     Field(
         description="the whole new config, of the task's own type (web monitor, threshold "
         "watch, reminder; a daily briefing takes the fields of create_daily_briefing)"
