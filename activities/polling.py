@@ -35,14 +35,6 @@ from ambient.watches.polling import EndPoll, LostPollCheck, PollEnd, PollRequest
 RECIPIENT_TTL = 60.0
 
 
-def _client() -> Client | None:
-    """The client of the worker running this activity (none in a test environment)."""
-    try:
-        return activity.client()
-    except RuntimeError:
-        return None
-
-
 class PagePoller:
     """The polls running in this worker process, and how the workflow reaches them."""
 
@@ -95,7 +87,11 @@ class PagePoller:
             self._shutdown = asyncio.create_task(self._on_shutdown())
         elif self._shutdown.done():
             session.end(PollEnd.SHUTDOWN)  # started while the worker shuts down
-        self.keeper.ensure_running(_client())
+        try:
+            client: Client | None = activity.client()  # the client of this activity's worker
+        except RuntimeError:  # none in a test environment
+            client = None
+        self.keeper.ensure_running(client)
         try:
             # Requests committed from now on are read by the mailbox; resume() looks for
             # one committed before.
