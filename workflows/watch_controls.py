@@ -264,11 +264,7 @@ class WatchControls:
     ) -> None:
         """Record an event and, with a message, notify the targets, both once per key; a
         failure is counted and shown instead of ending the watch."""
-        try:
-            await record_event(user=self.user, task=self.task, kind=kind, key=key, payload=payload)
-        except ActivityError as error:
-            self.state.event_failures += 1
-            self.note_failure(f"event {kind}", error)
+        await self.record(kind, key, payload)
         if message is None or not targets:
             return
         try:
@@ -283,17 +279,19 @@ class WatchControls:
         if not errors:
             return
         self.state.delivery_failures += 1
+        await self.record(
+            "watch.delivery_failed",
+            f"{key}/delivery-failed",
+            {"event": kind, "title": message.title, "errors": errors[:10]},
+        )
+
+    async def record(self, kind: str, key: str, payload: dict[str, Any]) -> None:
+        """Record an event once per key; a failure is counted and shown."""
         try:
-            await record_event(
-                user=self.user,
-                task=self.task,
-                kind="watch.delivery_failed",
-                key=f"{key}/delivery-failed",
-                payload={"event": kind, "title": message.title, "errors": errors[:10]},
-            )
-        except ActivityError as again:
+            await record_event(user=self.user, task=self.task, kind=kind, key=key, payload=payload)
+        except ActivityError as error:
             self.state.event_failures += 1
-            self.note_failure("event watch.delivery_failed", again)
+            self.note_failure(f"event {kind}", error)
 
     async def flush_control_events(self) -> None:
         while self.state.control_events:
