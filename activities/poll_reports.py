@@ -98,12 +98,17 @@ class PollReports:
             )
             stored = await self.poller.writer.write(write)
         except SQLAlchemyError as exc:
-            self.note_event_failure(what, exc)
+            activity.logger.warning("poll of %s: %s failed: %s", request.workflow_id, what, exc)
+            self.event_failures += 1
+            self.last_failure = Failure(what=what, error=str(exc)[:500], at=datetime.now(UTC))
             return False
-        events = [
-            PollEvent(seq=e.seq, kind=e.kind, key=e.key, at=now, payload=e.payload) for e in stored
-        ]
-        self.adopt(events, (inbox, others))
+        # The transaction committed: the poll now stands where the database says.
+        if stored:
+            self.seq = stored[-1].seq
+        for new in stored:
+            event = PollEvent(seq=new.seq, kind=new.kind, key=new.key, at=now, payload=new.payload)
+            self.take(event)
+            self.notify(event, others, inbox_done=inbox)
         return True
 
     def numbered(self, found: list[tuple[str, dict[str, Any]]], *, inbox: bool) -> list[NewEvent]:
@@ -149,15 +154,6 @@ class PollReports:
         self._plan = (recipient, (recipient.exists and bool(own), others))
         return self._plan[1]
 
-    def adopt(self, events: list[PollEvent], plan: tuple[bool, list[Target]]) -> None:
-        """The transaction committed: the poll now stands where the database says."""
-        if events:
-            self.seq = events[-1].seq
-        inbox, others = plan
-        for event in events:
-            self.take(event)
-            self.notify(event, others, inbox_done=inbox)
-
     def take(self, event: PollEvent) -> None:
         """An event the result hands back (stored by this attempt or a dead one)."""
         self.events.append(event)
@@ -165,11 +161,6 @@ class PollReports:
 
     def event_key(self, seq: int) -> str:
         return f"{self.request.task}/{self.request.life}/poll/{seq}"
-
-    def note_event_failure(self, what: str, error: BaseException) -> None:
-        activity.logger.warning("poll of %s: %s failed: %s", self.request.workflow_id, what, error)
-        self.event_failures += 1
-        self.last_failure = Failure(what=what, error=str(error)[:500], at=datetime.now(UTC))
 
     # --- notifications ----------------------------------------------------------------------
 

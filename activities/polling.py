@@ -35,14 +35,6 @@ from ambient.watches.polling import EndPoll, LostPollCheck, PollEnd, PollRequest
 RECIPIENT_TTL = 60.0
 
 
-def _client() -> Client | None:
-    """The client of the worker running this activity (none in a test environment)."""
-    try:
-        return activity.client()
-    except RuntimeError:
-        return None
-
-
 class PagePoller:
     """The polls running in this worker process, and how the workflow reaches them."""
 
@@ -89,8 +81,17 @@ class PagePoller:
             earlier.end(PollEnd.CONTROL)  # an earlier poll of this run, here: it stops now
         self.sessions[key] = session
         self.running.add(session)
-        self._watch_shutdown(session)
-        self.keeper.ensure_running(_client())
+        # At the worker's shutdown every running poll hands back (one task for all).
+        if self._shutdown is None:
+            # Made in the first poll's context: the worker's shutdown event is the same for all.
+            self._shutdown = asyncio.create_task(self._on_shutdown())
+        elif self._shutdown.done():
+            session.end(PollEnd.SHUTDOWN)  # started while the worker shuts down
+        try:
+            client: Client | None = activity.client()  # the client of this activity's worker
+        except RuntimeError:  # none in a test environment
+            client = None
+        self.keeper.ensure_running(client)
         try:
             # Requests committed from now on are read by the mailbox; resume() looks for
             # one committed before.
@@ -102,14 +103,6 @@ class PagePoller:
             self.leases.end(lease)
             if self.sessions.get(key) is session:
                 del self.sessions[key]
-
-    def _watch_shutdown(self, session: PollSession) -> None:
-        """At the worker's shutdown every running poll hands back (one task for all)."""
-        if self._shutdown is None:
-            # Made in the first poll's context: the worker's shutdown event is the same for all.
-            self._shutdown = asyncio.create_task(self._on_shutdown())
-        elif self._shutdown.done():
-            session.end(PollEnd.SHUTDOWN)  # started while the worker shuts down
 
     async def _on_shutdown(self) -> None:
         await activity.wait_for_worker_shutdown()

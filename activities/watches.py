@@ -59,7 +59,12 @@ class WatchActivities:
         new_hash = content_hash(lines)
         if new_hash == last_hash:
             return PageCheck(url=check.url, outcome="unchanged", hash=new_hash)
-        old = await self._save_snapshot(check.task, check.url, last_hash, new_hash, lines)
+        # The new text stored and the old one read back, in one short write transaction.
+        async with self._db.write_session() as session:
+            page = PageText(check.url, last_hash, new_hash, "\n".join(lines))
+            stored = await advance_snapshot(session, check.task, page)
+            await session.commit()
+        old = stored.split("\n") if stored else ([] if stored is not None else None)
         diff: PageDiff = await asyncio.to_thread(diff_pages, old, lines, check.keywords)
         return PageCheck(
             url=check.url,
@@ -68,16 +73,6 @@ class WatchActivities:
             hits=diff.hits,
             excerpt=diff.excerpt,
         )
-
-    async def _save_snapshot(
-        self, task: str, url: str, last_hash: str | None, new_hash: str, lines: list[str]
-    ) -> list[str] | None:
-        """Store the new text and return the old one; one short write transaction."""
-        async with self._db.write_session() as session:
-            page = PageText(url, last_hash, new_hash, "\n".join(lines))
-            old = await advance_snapshot(session, task, page)
-            await session.commit()
-        return old.split("\n") if old else ([] if old is not None else None)
 
     async def _newest_hash(self, task: str, url: str) -> str | None:
         async with self._db.session() as session:

@@ -17,7 +17,6 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
-    from ambient.domain.configs import STORED
     from ambient.domain.notify import Message
     from ambient.remediation.alerts import alert_from_breach, remediation_id
     from ambient.remediation.runs import RemediationInput
@@ -51,6 +50,7 @@ def _describe(transition: Transition) -> str:
 @workflow.defn
 class ThresholdWatchWorkflow(WatchControls):
     KIND = TaskKind.THRESHOLD_WATCH
+    CONFIG = ThresholdWatchConfig
     config: ThresholdWatchConfig
     state: ThresholdWatchState
 
@@ -168,26 +168,22 @@ class ThresholdWatchWorkflow(WatchControls):
             "value": transition.value,
             "conditions": [c.model_dump() for c in transition.conditions],
         }
-        if transition.kind is Breach.BREACH:
+        breach = transition.kind is Breach.BREACH
+        if breach:
             self.state.breaches_total += 1
-            await self.tell(
-                kind="watch.breach",
-                key=f"{key}/breach",
-                payload=payload,
-                message=Message(title=f"Breach: {self.task}", body=_describe(transition)),
-                targets=targets,
-            )
-            if self.config.on_breach == "remediate":
-                workflow.deprecate_patch(REMEDIATE)
-                await self._remediate(transition, payload, key)
-        else:
-            await self.tell(
-                kind="watch.recovery",
-                key=f"{key}/recovery",
-                payload=payload,
-                message=Message(title=f"Recovered: {self.task}", body=_describe(transition)),
-                targets=targets,
-            )
+        await self.tell(
+            kind=f"watch.{transition.kind}",
+            key=f"{key}/{transition.kind}",
+            payload=payload,
+            message=Message(
+                title=f"{'Breach' if breach else 'Recovered'}: {self.task}",
+                body=_describe(transition),
+            ),
+            targets=targets,
+        )
+        if breach and self.config.on_breach == "remediate":
+            workflow.deprecate_patch(REMEDIATE)
+            await self._remediate(transition, payload, key)
 
     async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
         """Start the graded remediation of a breached TKE workload metric (or join it)."""
@@ -233,21 +229,8 @@ class ThresholdWatchWorkflow(WatchControls):
             payload={**payload, "remediation_id": child, "joined": joined},
         )
 
-    @workflow.update
-    async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Replace the configuration (the breach state carries over); next check uses it."""
-        # Read as recorded: the validator refused what is refused now before it was recorded.
-        self.config = self._parse(config, context=STORED)
-        self.wake = True
-        return self.config.model_dump(mode="json")
-
-    @update_config.validator
-    def validate_config(self, config: dict[str, Any]) -> None:
-        self._parse(config)
-
-    @staticmethod
-    def _parse(
-        config: dict[str, Any], context: dict[str, Any] | None = None
+    def parse_config(
+        self, config: dict[str, Any], context: dict[str, Any] | None = None
     ) -> ThresholdWatchConfig:
         parsed = ThresholdWatchConfig.model_validate(config, context=context)
         if parsed.source is None:

@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
     from activities.notify import NotifyActivities
+    from ambient.domain.configs import STORED
     from ambient.domain.events import RecordEventInput
     from ambient.domain.notify import (
         Message,
@@ -92,14 +93,17 @@ class WatchControls:
     """The signals that steer a watch, and what every watch's loop shares.
 
     Signals only change state; the loop acts on them (native pause is pre-release).
-    Subclasses set KIND, pass their input and state (a `WatchLife`) to `__init__` (a config
-    with `interval`), implement `status()` and run their loop (a web monitor's polls, a
-    threshold watch's checks).
+    Subclasses set KIND and CONFIG, pass their input and state (a `WatchLife`) to `__init__`
+    (a config with `interval`), implement `status()` and run their loop (a web monitor's
+    polls, a threshold watch's checks).
     """
 
     KIND: TaskKind
+    CONFIG: type[Any]
     # A web monitor's state is whole between polls; a threshold watch's only between checks.
     POLLS = False
+    # A web monitor checks a new configuration at once (new pages get their baseline).
+    CHECK_ON_UPDATE = False
     user: str
     task: str
     config: Any
@@ -155,6 +159,26 @@ class WatchControls:
             lambda: self.state.checks > 0 and (self.POLLS or not self.checking)
         )
         return self.status()
+
+    @workflow.update
+    async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Replace the configuration (a threshold watch's breach state carries over); the next
+        check uses it."""
+        # Read as recorded: the validator refused what is refused now before it was recorded.
+        self.config = self.parse_config(config, context=STORED)
+        self.wake = True
+        if self.CHECK_ON_UPDATE and not self.state.paused:
+            self.state.check_requested = True
+        return self.config.model_dump(mode="json")
+
+    @update_config.validator
+    def validate_config(self, config: dict[str, Any]) -> None:
+        # Raising here rejects the update before it enters history: nothing changes.
+        self.parse_config(config)
+
+    def parse_config(self, config: dict[str, Any], context: dict[str, Any] | None = None) -> Any:
+        """The watch's config from an update (``context``: read as recorded)."""
+        return self.CONFIG.model_validate(config, context=context)
 
     def current_state(self) -> TaskState:
         if self.state.stop_requested:
@@ -240,11 +264,7 @@ class WatchControls:
     ) -> None:
         """Record an event and, with a message, notify the targets, both once per key; a
         failure is counted and shown instead of ending the watch."""
-        try:
-            await record_event(user=self.user, task=self.task, kind=kind, key=key, payload=payload)
-        except ActivityError as error:
-            self.state.event_failures += 1
-            self.note_failure(f"event {kind}", error)
+        await self.record(kind, key, payload)
         if message is None or not targets:
             return
         try:
@@ -259,17 +279,19 @@ class WatchControls:
         if not errors:
             return
         self.state.delivery_failures += 1
+        await self.record(
+            "watch.delivery_failed",
+            f"{key}/delivery-failed",
+            {"event": kind, "title": message.title, "errors": errors[:10]},
+        )
+
+    async def record(self, kind: str, key: str, payload: dict[str, Any]) -> None:
+        """Record an event once per key; a failure is counted and shown."""
         try:
-            await record_event(
-                user=self.user,
-                task=self.task,
-                kind="watch.delivery_failed",
-                key=f"{key}/delivery-failed",
-                payload={"event": kind, "title": message.title, "errors": errors[:10]},
-            )
-        except ActivityError as again:
+            await record_event(user=self.user, task=self.task, kind=kind, key=key, payload=payload)
+        except ActivityError as error:
             self.state.event_failures += 1
-            self.note_failure("event watch.delivery_failed", again)
+            self.note_failure(f"event {kind}", error)
 
     async def flush_control_events(self) -> None:
         while self.state.control_events:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -13,7 +12,6 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.polling import PagePoller
-    from ambient.domain.configs import STORED
     from ambient.temporal import ACTIVITY_FAILED
     from ambient.watches.configs import (
         TaskKind,
@@ -99,7 +97,9 @@ RUN_LENGTH = "run-length"
 @workflow.defn(name=WEB_MONITOR_TYPE)
 class WebMonitorWorkflow(WatchControls):
     KIND = TaskKind.WEB_MONITOR
+    CONFIG = WebMonitorConfig
     POLLS = True
+    CHECK_ON_UPDATE = True
     config: WebMonitorConfig
     state: WebMonitorState
 
@@ -115,12 +115,8 @@ class WebMonitorWorkflow(WatchControls):
 
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
-        workflow.deprecate_patch(POLLING)
-        await self.run_polls()
-        return self.status()
-
-    async def run_polls(self) -> None:
         """Poll until stopped; each poll hands back what the history must show."""
+        workflow.deprecate_patch(POLLING)
         self.show_attributes()
         if self.state.next_due is None:
             self.state.next_due = workflow.now()  # the baseline, at once
@@ -137,6 +133,7 @@ class WebMonitorWorkflow(WatchControls):
             await self.flush_control_events()
             await self.continue_if_suggested()
         await self.finish()
+        return self.status()
 
     @property
     def window(self) -> timedelta:
@@ -376,22 +373,6 @@ class WebMonitorWorkflow(WatchControls):
         # a run recorded before it that grew past the bound no longer replays.
         workflow.deprecate_patch(RUN_LENGTH)
         return True
-
-    @workflow.update
-    async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Replace the configuration; the next check uses it."""
-        # Read as recorded: the validator refused what is refused now before it was recorded.
-        self.config = WebMonitorConfig.model_validate(config, context=STORED)
-        self.wake = True
-        if not self.state.paused:
-            # The new configuration is checked at once (new pages get their baseline).
-            self.state.check_requested = True
-        return self.config.model_dump(mode="json")
-
-    @update_config.validator
-    def validate_config(self, config: dict[str, Any]) -> None:
-        # Raising here rejects the update before it enters history: nothing changes.
-        WebMonitorConfig.model_validate(config)
 
     def last_error(self) -> str | None:
         """The error of a URL whose last check failed, else of the last failed delivery."""

@@ -17,7 +17,7 @@ import ipaddress
 import re
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -105,12 +105,7 @@ class DestinationGuard:
     def check_url_static(self, url: str) -> None:
         """Refuse a URL by its form alone (no DNS): scheme, host, userinfo, literal addresses."""
         host = url_host(url)
-        for address in _literal_addresses(host):
-            reason = self.refusal(address)
-            if reason is not None:
-                raise RefusedDestinationError(
-                    f"refused destination {host}: {reason} (a non-public address); {ALLOW_HINT}"
-                )
+        self._refuse(host, _literal_addresses(host))
 
     async def check_url(self, url: str) -> list[str]:
         """Resolve the URL's host and refuse it if any address is refused; the addresses."""
@@ -119,14 +114,18 @@ class DestinationGuard:
         host = url_host(url)
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
         addresses = await self.resolve(host, port)
+        self._refuse(host, map(ipaddress.ip_address, addresses), "it resolves to ")
+        return addresses
+
+    def _refuse(self, host: str, addresses: Iterable[IPAddress], how: str = "") -> None:
+        """RefusedDestinationError naming the first of ``addresses`` that is refused."""
         for address in addresses:
-            reason = self.refusal(ipaddress.ip_address(address))
+            reason = self.refusal(address)
             if reason is not None:
                 raise RefusedDestinationError(
-                    f"refused destination {host}: it resolves to {reason} "
-                    f"(a non-public address); {ALLOW_HINT}"
+                    f"refused destination {host}: {how}{reason} (a non-public address); "
+                    f"{ALLOW_HINT}"
                 )
-        return addresses
 
     async def pin(self, url: str) -> PinnedRequest:
         """Check ``url`` and pin plain HTTP to the checked address.

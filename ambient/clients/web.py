@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode, urljoin
 
 from jsonpath_ng.ext import parse as jsonpath
@@ -173,7 +172,13 @@ class WebFetcher:
 
     async def read_json_number(self, url: str, json_path: str) -> float:
         result = await self.fetch(url, accept="application/json")
-        return number_at(json.loads(result.body), json_path)
+        matches = [match.value for match in jsonpath(json_path).find(json.loads(result.body))]
+        if not matches:
+            raise FetchError(f"JSONPath {json_path} matched nothing")
+        try:
+            return float(matches[0])
+        except (TypeError, ValueError):
+            raise FetchError(f"JSONPath {json_path} is not a number: {matches[0]!r}") from None
 
     async def read_prometheus(self, base_url: str, query: str) -> float:
         url = f"{base_url.rstrip('/')}/api/v1/query?{urlencode({'query': query})}"
@@ -182,16 +187,6 @@ class WebFetcher:
         if data.get("status") != "success" or len(results) != 1:
             raise FetchError(f"query must return exactly one sample, got {len(results)}: {query}")
         return float(results[0]["value"][1])
-
-
-def number_at(document: Any, path: str) -> float:
-    matches = [match.value for match in jsonpath(path).find(document)]
-    if not matches:
-        raise FetchError(f"JSONPath {path} matched nothing")
-    try:
-        return float(matches[0])
-    except (TypeError, ValueError):
-        raise FetchError(f"JSONPath {path} is not a number: {matches[0]!r}") from None
 
 
 def extract_text(html: str, selector: str | None = None) -> str:

@@ -153,10 +153,6 @@ METHOD_CHANNELS = {
 METHOD_FIELDS = {"phone_number": "sms", "email": "email"}
 
 
-def _methods_of(channel: str) -> str:
-    return ", ".join(repr(m) for m, c in sorted(METHOD_CHANNELS.items()) if c == channel)
-
-
 # phone_number belongs to the sms methods, email to the email methods, target to every method;
 # a field of another method is refused by name (it used to become the address:
 # {"method": "email", "phone_number": ...} mailed the phone number). Without an address, the
@@ -209,8 +205,9 @@ class NotificationSpec(UserConfig):
             return value
         owner = METHOD_FIELDS[str(info.field_name)]
         if METHOD_CHANNELS[method] != owner:
+            methods = ", ".join(repr(m) for m, c in sorted(METHOD_CHANNELS.items()) if c == owner)
             raise ValueError(
-                f"{info.field_name} is only for method {_methods_of(owner)}, not {method!r}; "
+                f"{info.field_name} is only for method {methods}, not {method!r}; "
                 f"give the {METHOD_CHANNELS[method]} address in `target`, or use method "
                 f"{owner!r}"
             )

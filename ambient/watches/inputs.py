@@ -20,9 +20,9 @@ import hashlib
 import re
 from functools import reduce
 from operator import or_
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, TypeAdapter, ValidationError, WithJsonSchema
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, WithJsonSchema
 
 from ambient.briefing.models import BriefingConfig
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
@@ -221,3 +221,9 @@ CONFIG_BY_TYPE = (
     "the config of the kind named by `type`: web_monitor → WebMonitorConfig, threshold_watch "
     "→ ThresholdWatchConfig, schedule → ReminderConfig, news_digest → NewsDigestConfig"
 )
+# The generic create's config, as the MCP tool and the API take it; an update's, of the task's
+# own type (each door says so in its own words).
+AnyConfig = Annotated[dict[str, Any], config_schema(*ANY_CONFIG), Field(description=CONFIG_BY_TYPE)]
+NewConfig = Annotated[
+    dict[str, Any], config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig)
+]

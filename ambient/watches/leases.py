@@ -66,7 +66,7 @@ class LeaseBook:
             conn = await session.connection()
             await self._beat(conn, now)
             if ended:
-                await conn.execute(_drop([(*_key(e), self.process) for e in ended]))
+                await conn.execute(_drop(ended, self.process))
             await session.commit()
         del self.ended[: len(ended)]
 
@@ -117,12 +117,7 @@ class LeaseBook:
                 await conn.execute(
                     update(LEASES)
                     .where(LEASES.c.task == lease.task, LEASES.c.life == lease.life)
-                    .values(
-                        run_id=lease.run_id,
-                        poll=lease.poll,
-                        process=self.process,
-                        started_at=started,
-                    )
+                    .values(**mine)  # the same row as the insert's (its key unchanged)
                 )
             await session.commit()
         return True
@@ -198,7 +193,7 @@ async def drop_leases(db: Database, leases: list[Lease]) -> None:
     processes that hold none any more."""
     async with db.write_session(bulk=True) as session:
         if leases:
-            await session.execute(_drop([(*_key(e), e.process) for e in leases]))
+            await session.execute(_drop(leases))
             dead = [e.process for e in leases]
             await session.execute(delete(WorkerProcess).where(WorkerProcess.id.in_(dead), IDLE))
         await session.commit()
@@ -223,17 +218,15 @@ def _end_request(lease: Lease) -> EndRequest:
     return EndRequest(lease.task, lease.life, lease.run_id, lease.poll)
 
 
-def _key(lease: Lease) -> tuple[str, str, str, int]:
-    return (lease.task, lease.life, lease.run_id, lease.poll)
-
-
 def _row(lease: Lease) -> dict[str, Any]:
     return {"task": lease.task, "life": lease.life, "run_id": lease.run_id, "poll": lease.poll}
 
 
-def _drop(keys: list[tuple[str, str, str, int, str]]) -> Any:
-    """Release these leases: the row stays with no process, so the watch's last poll number
-    still fences a late start of an earlier poll (``claim``)."""
+def _drop(leases: list[Lease], process: str | None = None) -> Any:
+    """Release these leases (held by ``process``, else each by its own): the row stays with no
+    process, so the watch's last poll number still fences a late start of an earlier poll
+    (``claim``)."""
+    keys = [(e.task, e.life, e.run_id, e.poll, process or e.process) for e in leases]
     columns = tuple_(LEASES.c.task, LEASES.c.life, LEASES.c.run_id, LEASES.c.poll, LEASES.c.process)
     return update(LEASES).where(and_(columns.in_(keys))).values(process=RELEASED)
 

@@ -98,19 +98,8 @@ class EndRequestCursor:
         async with self.db.session() as session:
             if self.last is None:  # requests written before this reader are not for it
                 self.last = await session.scalar(select(func.max(WatchPollEnd.id))) or 0
-            rows = (
-                await session.execute(
-                    select(
-                        WatchPollEnd.id,
-                        WatchPollEnd.task,
-                        WatchPollEnd.life,
-                        WatchPollEnd.run_id,
-                        WatchPollEnd.poll,
-                    )
-                    .where(WatchPollEnd.id > self.last)
-                    .order_by(WatchPollEnd.id)
-                )
-            ).all()
+            query = select(ENDS).where(ENDS.c.id > self.last).order_by(ENDS.c.id)
+            rows = (await session.execute(query)).all()
         if rows:
             self.last = rows[-1].id
-        return [EndRequest(task, life, run, poll) for _, task, life, run, poll in rows]
+        return [EndRequest(row.task, row.life, row.run_id, row.poll) for row in rows]

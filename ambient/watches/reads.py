@@ -9,7 +9,7 @@ import json
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import (
@@ -31,7 +31,7 @@ from ambient.briefing.service import (
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.watches.configs import TaskKind, TaskState
-from ambient.watches.inputs import InvalidTaskError, TaskError, TaskNotFoundError
+from ambient.watches.inputs import InvalidTaskError, TaskError, TaskNotFoundError, TaskType
 from ambient.watches.models import TaskStatus
 from ambient.watches.polling import PollProgress
 from ambient.watches.reminders import ReminderConfig, ReminderRun
@@ -48,7 +48,7 @@ PREFIXES = {
 }
 # Tasks that are workflows (listed by a visibility query; the rest are schedules), each with
 # its workflow type: a run of another type that carries the same attributes is not the task.
-WORKFLOW_TYPES: dict[TaskKind, type] = {
+WORKFLOW_TYPES: dict[TaskKind, Any] = {
     TaskKind.WEB_MONITOR: WebMonitorWorkflow,
     TaskKind.THRESHOLD_WATCH: ThresholdWatchWorkflow,
     TaskKind.DAILY_BRIEFING: DailyBriefingWorkflow,
@@ -56,6 +56,9 @@ WORKFLOW_TYPES: dict[TaskKind, type] = {
 # The page a door (MCP, API) answers when the caller names no page size: bounded, so a user
 # with 10,000 tasks gets a page and a cursor, not everything at once.
 DEFAULT_PAGE_SIZE = 50
+# What a door's task list may be narrowed to.
+KindFilter = Literal[TaskType, "daily_briefing"]
+StateFilter = Literal["active", "paused", "stopped"]
 
 
 class TaskSummary(BaseModel):
@@ -163,6 +166,7 @@ class TaskReads:
         schedule_kinds = (TaskKind.SCHEDULE.value, TaskKind.NEWS_DIGEST.value)
         if phase == "watches" and kind not in (None, *watch_kinds):
             phase, token_bytes = "schedules", None
+        watches: builtins.list[TaskSummary] = []
         if phase == "watches":
             watches, next_token = await self._list_watches(
                 user, kind, state, page_size, token_bytes
@@ -175,15 +179,12 @@ class TaskReads:
                 return TaskPage(watches, _cursor("schedules", None))
             # Watches are done: the schedules fill the rest of the page (a caller who stops at
             # a short or empty page has still seen the start of both).
-            schedules, next_token = await self._list_schedules(
-                user, kind, state, page_size - len(watches), None
-            )
-            more = _cursor("schedules", next_token) if next_token else None
-            return TaskPage([*watches, *schedules], more)
+            token_bytes = None
         schedules, next_token = await self._list_schedules(
-            user, kind, state, page_size, token_bytes
+            user, kind, state, page_size - len(watches), token_bytes
         )
-        return TaskPage(schedules, _cursor("schedules", next_token) if next_token else None)
+        more = _cursor("schedules", next_token) if next_token else None
+        return TaskPage([*watches, *schedules], more)
 
     async def _list_watches(
         self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None
@@ -257,7 +258,7 @@ class TaskReads:
             f"{temporal.USER.name} = {json.dumps(user)}", page_size=size, next_page_token=token
         )
         await schedules.fetch_next_page()
-        prefix = f"reminder/{user}/"
+        prefix = f"{PREFIXES[TaskKind.SCHEDULE]}/{user}/"
         tasks: list[TaskSummary] = []
         for entry in schedules.current_page or []:
             if not entry.id.startswith(prefix):
@@ -390,16 +391,11 @@ class TaskReads:
 def _briefing_task_status(briefing: BriefingStatus) -> TaskStatus:
     """A briefing's status in the shape every task answers with (the day's facts in detail)."""
     day = briefing.day
-    detail: dict[str, object] = {
-        "phase": briefing.phase,
-        "date": day.date if day else None,
-        "prepared_at": briefing.prepared_at.isoformat() if briefing.prepared_at else None,
-        "preparation_error": briefing.preparation_error,
-        "given_at": briefing.given_at.isoformat() if briefing.given_at else None,
-        "given_via": briefing.given_via,
-        "pushed_at": briefing.pushed_at.isoformat() if briefing.pushed_at else None,
-        "last_date": briefing.last_date,
-    }
+    detail: dict[str, object] = {"phase": briefing.phase, "date": day.date if day else None}
+    facts = ("prepared_at", "preparation_error", "given_at", "given_via", "pushed_at", "last_date")
+    for name in facts:  # times in ISO 8601
+        value = getattr(briefing, name)
+        detail[name] = value.isoformat() if isinstance(value, datetime) else value
     return TaskStatus(
         task_id=briefing.task_id,
         kind=TaskKind.DAILY_BRIEFING,

@@ -39,11 +39,9 @@ from ambient.storage.repositories import SnapshotRepository
 from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
 from ambient.watches.inputs import InvalidTaskError, checked_config, task_name
 from ambient.watches.models import TaskStatus, ThresholdWatchInput, WebMonitorInput
-from ambient.watches.reads import TaskReads, found, schedule_kind
+from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, TaskReads, found, schedule_kind
 from ambient.watches.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
 from workflows.reminder import ReminderWorkflow
-from workflows.threshold_watch import ThresholdWatchWorkflow
-from workflows.web_monitor import WebMonitorWorkflow
 
 
 class TaskRef(BaseModel):
@@ -66,39 +64,31 @@ class TaskService(TaskReads):
         if kind == TaskKind.DAILY_BRIEFING.value:
             # The user's one briefing, under the same id the briefing tools use.
             ref = await self._briefing(self.briefings.create(user, config))
-            return TaskRef(
-                task_id=ref.task_id,
-                kind=TaskKind.DAILY_BRIEFING,
-                state=TaskState(ref.state),
-                created=ref.created,
-            )
+            return TaskRef.model_validate(ref, from_attributes=True)
         parsed = await checked_config(kind, config, user, self.settings, self.db)
         if isinstance(parsed, NewsDigestConfig):
             parsed = parsed.as_reminder()
         if isinstance(parsed, ReminderConfig):
             return await self._create_schedule(user, parsed, name)
         if isinstance(parsed, WebMonitorConfig):
-            task_id = f"web-monitor/{user}/{task_name(name, parsed)}"
+            task_id = f"{PREFIXES[TaskKind.WEB_MONITOR]}/{user}/{task_name(name, parsed)}"
             summary = (
                 f"Web monitor of {len(parsed.urls)} URL(s) every "
                 f"{parsed.check_interval_minutes:g} min for {user}"
             )
             monitor = WebMonitorInput(user=user, task=task_id, config=parsed)
-            return await self._start(WebMonitorWorkflow.run, monitor, TaskKind.WEB_MONITOR, summary)
+            return await self._start(TaskKind.WEB_MONITOR, monitor, summary)
         assert isinstance(parsed, ThresholdWatchConfig)  # parse_config knows four types
-        task_id = f"threshold-watch/{user}/{task_name(name, parsed)}"
+        task_id = f"{PREFIXES[TaskKind.THRESHOLD_WATCH]}/{user}/{task_name(name, parsed)}"
         rules = f" {parsed.combine} ".join(f"{c.op} {c.value:g}" for c in parsed.conditions)
         summary = f"Threshold watch {parsed.metric or parsed.source.type}: {rules}"  # type: ignore[union-attr]
         watch = ThresholdWatchInput(user=user, task=task_id, config=parsed)
-        return await self._start(
-            ThresholdWatchWorkflow.run, watch, TaskKind.THRESHOLD_WATCH, summary
-        )
+        return await self._start(TaskKind.THRESHOLD_WATCH, watch, summary)
 
     async def _start(
         self,
-        workflow: Any,
-        arg: WebMonitorInput | ThresholdWatchInput,
         kind: TaskKind,
+        arg: WebMonitorInput | ThresholdWatchInput,
         summary: str,
         *,
         retried: bool = False,
@@ -107,7 +97,7 @@ class TaskService(TaskReads):
         task_id, user = arg.task, arg.user
         try:
             handle = await self.client.start_workflow(
-                workflow,
+                WORKFLOW_TYPES[kind].run,
                 arg,
                 id=task_id,
                 task_queue=self.settings.temporal_task_queue,
@@ -129,7 +119,7 @@ class TaskService(TaskReads):
                         self.client.get_workflow_handle(task_id).result(),
                         timeout=self.baseline_wait,
                     )
-                return await self._start(workflow, arg, kind, summary, retried=True)
+                return await self._start(kind, arg, summary, retried=True)
             if running.config != arg.config.model_dump(mode="json"):
                 raise InvalidTaskError(
                     f"name: task {task_id!r} already runs with another config; "
@@ -161,7 +151,7 @@ class TaskService(TaskReads):
     async def _create_schedule(
         self, user: str, parsed: ReminderConfig, name: str | None
     ) -> TaskRef:
-        task_id = f"reminder/{user}/{task_name(name, parsed)}"
+        task_id = f"{PREFIXES[TaskKind.SCHEDULE]}/{user}/{task_name(name, parsed)}"
         kind = schedule_kind(parsed)
         try:
             await self.client.create_schedule(

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
 
 from ambient.status import temporal_problem
-from ambient.watches.configs import ThresholdWatchConfig, WebMonitorConfig
 from ambient.watches.inputs import (
-    ANY_CONFIG,
-    CONFIG_BY_TYPE,
+    AnyConfig,
     ConfigError,
     InvalidTaskError,
+    NewConfig,
     TaskError,
     TaskNotFoundError,
     TaskType,
-    config_schema,
 )
 from ambient.watches.models import TaskStatus
-from ambient.watches.reads import DEFAULT_PAGE_SIZE, TaskSummary
-from ambient.watches.reminders import ReminderConfig
+from ambient.watches.reads import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
 from ambient.watches.service import TaskRef
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
@@ -32,9 +29,7 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 class TaskCreate(BaseModel):
     type: TaskType = Field(description="the kind of background task")
     # Parsed by type in TaskService (ambient.watches.inputs), published as the typed models.
-    config: Annotated[dict[str, Any], config_schema(*ANY_CONFIG)] = Field(
-        description=CONFIG_BY_TYPE
-    )
+    config: AnyConfig
     name: str | None = Field(default=None, max_length=63, description="optional short name")
 
 
@@ -62,8 +57,8 @@ async def list_tasks(
     user: CurrentUser,
     state: StateDep,
     response: Response,
-    kind: Literal[TaskType, "daily_briefing"] | None = None,
-    state_: Annotated[Literal["active", "paused", "stopped"] | None, Query(alias="state")] = None,
+    kind: KindFilter | None = None,
+    state_: Annotated[StateFilter | None, Query(alias="state")] = None,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> list[TaskSummary]:
@@ -106,11 +101,7 @@ async def update_task(
     task_id: str,
     user: CurrentUser,
     state: StateDep,
-    config: Annotated[
-        dict[str, Any],
-        config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig),
-        Body(description="the whole new config, of the task's own type"),
-    ],
+    config: Annotated[NewConfig, Body(description="the whole new config, of the task's own type")],
 ) -> TaskStatus:
     return await state.tasks.update(user.name, task_id, config)
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from ambient.watches.configs import ThresholdWatchConfig, WebMonitorConfig
-from ambient.watches.inputs import ANY_CONFIG, CONFIG_BY_TYPE, TaskType, config_schema
+from ambient.watches.inputs import AnyConfig, NewConfig, TaskType, config_schema
 from ambient.watches.models import TaskStatus
-from ambient.watches.reads import DEFAULT_PAGE_SIZE, TaskSummary
+from ambient.watches.reads import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
 from ambient.watches.reminders import ReminderConfig
 from ambient.watches.service import TaskRef
 from mcp_server.auth import app_state, current_user
@@ -57,10 +57,8 @@ ReminderConfigArg = Annotated[
         '"news_digest" with news_urls and categories'
     ),
 ]
-AnyConfig = Annotated[dict[str, Any], config_schema(*ANY_CONFIG), Field(description=CONFIG_BY_TYPE)]
 UpdateConfig = Annotated[
-    dict[str, Any],
-    config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig),
+    NewConfig,
     Field(
         description="the whole new config, of the task's own type (web monitor, threshold "
         "watch, reminder; a daily briefing takes the fields of create_daily_briefing)"
@@ -112,14 +110,8 @@ async def create_background_task(
 
 async def list_tasks(
     ctx: Context[Any, Any],
-    kind: Annotated[
-        Literal[TaskType, "daily_briefing"] | None,
-        Field(description="only this kind"),
-    ] = None,
-    state: Annotated[
-        Literal["active", "paused", "stopped"] | None,
-        Field(description="only this state"),
-    ] = None,
+    kind: Annotated[KindFilter | None, Field(description="only this kind")] = None,
+    state: Annotated[StateFilter | None, Field(description="only this state")] = None,
     page_size: Annotated[
         int | None,
         Field(
