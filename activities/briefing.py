@@ -36,7 +36,7 @@ from ambient.briefing.models import (
     PrepareRequest,
     PushRequest,
     SourceNote,
-    briefing_link_key,
+    briefing_link,
     plan_day,
 )
 from ambient.briefing.writer import full_report_markdown, summary_markdown, write_briefing
@@ -267,8 +267,7 @@ class BriefingActivities:
                     non_retryable=True,
                 )
         content = BriefingContent.model_validate(row.content)
-        title = f"{'每日简报' if content.language == 'zh' else 'Daily briefing'} {row.date}"
-        key = briefing_link_key(request.user, row.date, row.version)
+        title, key = briefing_link(request.user, row.date, row.version, content.language)
         shared = await share_report(
             self._db, self._settings, request.user, "briefing", title, row.report_markdown, key
         )

@@ -108,9 +108,11 @@ class DayPlan(BaseModel):
         return utc + timedelta(minutes=self.utc_offset_minutes)
 
 
-def briefing_link_key(user: str, date: str, version: int) -> str:
-    """One share link per briefing version, whether a push or the page asked for it."""
-    return f"briefing/{user}/{date}/v{version}"
+def briefing_link(user: str, date: str, version: int, language: str) -> tuple[str, str]:
+    """The share link's title and key: one link per briefing version, titled in the briefing's
+    language, whether a push or the page asked for it first."""
+    title = f"{'每日简报' if language == 'zh' else 'Daily briefing'} {date}"
+    return title, f"briefing/{user}/{date}/v{version}"
 
 
 def plan_for(day: Date, config: BriefingConfig) -> DayPlan:

@@ -41,7 +41,7 @@ from ambient.briefing.models import (
     GreetResult,
     PreparedBriefing,
     PushRequest,
-    briefing_link_key,
+    briefing_link,
 )
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
@@ -346,7 +346,7 @@ class BriefingService:
     async def share(self, user: str, date: str) -> ReportLink:
         """A signed, expiring link to the briefing page (the full report)."""
         view = await self.get_briefing(user, date)
-        title, key = f"Daily briefing {view.date}", briefing_link_key(user, view.date, view.version)
+        title, key = briefing_link(user, view.date, view.version, view.content.language)
         return await share_report(
             self.db, self.settings, user, "briefing", title, view.report_markdown, key
         )
