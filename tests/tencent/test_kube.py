@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -91,9 +92,9 @@ async def test_no_kubeconfig_is_a_clear_error(tmp_path: object) -> None:
         client_from_kubeconfig()
 
 
-async def test_list_workloads_tool_uses_the_tke_kubeconfig(
-    kube: tuple[KubeApi, str], deps: WorkerDeps
-) -> None:
+@asynccontextmanager
+async def mcp_tools(deps: WorkerDeps, kubeconfigs: dict[str, str]) -> AsyncIterator[Any]:
+    """An MCP client of the full server whose Tencent Cloud answers these kubeconfigs."""
     from mcp import Client
     from tencentcloud.common.credential import Credential
 
@@ -102,8 +103,7 @@ async def test_list_workloads_tool_uses_the_tke_kubeconfig(
     from mcp_server.server import build_server
     from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 
-    _, config = kube
-    cloud = TencentApi(kubeconfigs={"cls-abcd1234": config})
+    cloud = TencentApi(kubeconfigs=kubeconfigs)
     async with serve(cloud.app()) as base:
         tc = TencentCloud(
             Credential(SECRET_ID, SECRET_KEY),
@@ -120,27 +120,28 @@ async def test_list_workloads_tool_uses_the_tke_kubeconfig(
             stdio_user="ops",
         )
         async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
-            found = await client.call_tool(
-                "list_workloads", {"cluster_id": "cls-abcd1234", "namespace": "shop"}
-            )
-            missing = await client.call_tool("list_workloads", {})
+            yield client
+
+
+async def test_list_workloads_tool_uses_the_tke_kubeconfig(
+    kube: tuple[KubeApi, str], deps: WorkerDeps
+) -> None:
+    _, config = kube
+    async with mcp_tools(deps, {"cls-abcd1234": config}) as client:
+        found = await client.call_tool(
+            "list_workloads", {"cluster_id": "cls-abcd1234", "namespace": "shop"}
+        )
+        missing = await client.call_tool("list_workloads", {})
     assert found.structured_content is not None
     assert [w["name"] for w in found.structured_content["workloads"]] == ["cart", "checkout"]
-    assert missing.is_error and "AMBIENT_KUBECONFIG" in missing.content[0].text  # type: ignore[union-attr]
+    assert missing.is_error and "AMBIENT_KUBECONFIG" in missing.content[0].text
 
 
 async def test_list_workloads_tool_closes_the_client_it_opens(
     kube: tuple[KubeApi, str], deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A long-running MCP server opens a client a call; each must be closed, even on an error."""
-    from mcp import Client
-    from tencentcloud.common.credential import Credential
-
     import mcp_server.tools.cloud as cloud_tools
-    from ambient.clients.tencent.client import TencentCloud
-    from ambient.wiring import AppState, StateHolder
-    from mcp_server.server import build_server
-    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 
     opened: list[Any] = []
 
@@ -152,28 +153,12 @@ async def test_list_workloads_tool_closes_the_client_it_opens(
     _, config = kube
     # A second cluster whose API server is not there: the error path must close too.
     dead = kubeconfig("http://127.0.0.1:9")
-    cloud = TencentApi(kubeconfigs={"cls-abcd1234": config, "cls-dead0000": dead})
-    async with serve(cloud.app()) as base:
-        tc = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=base.removeprefix("http://"),
-            protocol="http",
+    async with mcp_tools(deps, {"cls-abcd1234": config, "cls-dead0000": dead}) as client:
+        found = await client.call_tool(
+            "list_workloads", {"cluster_id": "cls-abcd1234", "namespace": "shop"}
         )
-        state = AppState(
-            settings=deps.settings,
-            db=deps.db,
-            temporal=None,  # type: ignore[arg-type]  # list_workloads needs no Temporal
-            channels=deps.channels,
-            tencent=tc,
-            stdio_user="ops",
-        )
-        async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
-            found = await client.call_tool(
-                "list_workloads", {"cluster_id": "cls-abcd1234", "namespace": "shop"}
-            )
-            failed = await client.call_tool("list_workloads", {"cluster_id": "cls-dead0000"})
+        failed = await client.call_tool("list_workloads", {"cluster_id": "cls-dead0000"})
     assert not found.is_error and failed.is_error
-    assert "listing deployments: " in failed.content[0].text  # type: ignore[union-attr]
+    assert "listing deployments: " in failed.content[0].text
     assert len(opened) == 2
     assert all(c._client._client.is_closed for c in opened)
