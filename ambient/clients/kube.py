@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import AsyncIterable, Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import yaml
@@ -20,6 +21,8 @@ from pydantic import BaseModel
 
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
+
+T = TypeVar("T")
 
 REVISION = "deployment.kubernetes.io/revision"
 FIELD_MANAGER = "ambient-ops"
@@ -50,6 +53,17 @@ def kube_error(exc: ApiError, what: str) -> KubeError:
     if code in (409, 429) or code >= 500:
         return KubeUnavailableError(f"{what}: {message}")
     return KubeError(f"{what}: {message}")
+
+
+async def kube_call(what: str, call: Awaitable[T]) -> T:
+    """One API call with its failure as a KubeError: an API status by ``kube_error``, a
+    server that cannot be reached as retryable."""
+    try:
+        return await call
+    except ApiError as exc:
+        raise kube_error(exc, what) from None
+    except httpx2.TransportError as exc:
+        raise KubeUnavailableError(f"{what}: {exc}") from None
 
 
 def revision_number(value: str | None) -> int | None:
@@ -153,6 +167,10 @@ class KubeClients:
             await client.close()
 
 
+async def _all(items: AsyncIterable[T]) -> list[T]:
+    return [item async for item in items]
+
+
 def _images(template: Any) -> list[str]:
     containers = template.spec.containers if template and template.spec else []
     return [c.image or "" for c in containers]
@@ -160,12 +178,8 @@ def _images(template: Any) -> list[str]:
 
 async def list_workloads(client: AsyncClient, namespace: str | None = None) -> list[Workload]:
     """Deployments with replica counts, current revision and a health verdict."""
-    try:
-        found = [d async for d in client.list(Deployment, namespace=namespace or "*")]
-    except ApiError as exc:
-        raise kube_error(exc, "listing deployments") from None
-    except httpx2.TransportError as exc:
-        raise KubeUnavailableError(f"listing deployments: {exc}") from None
+    listing = client.list(Deployment, namespace=namespace or "*")
+    found = await kube_call("listing deployments", _all(listing))
     workloads = []
     for d in found:
         status, spec, meta = d.status, d.spec, d.metadata

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx2
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Service
 
@@ -14,8 +12,7 @@ from ambient.clients.kube import (
     REVISION,
     KubeError,
     KubeNotFoundError,
-    KubeUnavailableError,
-    kube_error,
+    kube_call,
     revision_number,
 )
 from ambient.remediation.changes import REVISION_HISTORY, Kind, Obj, annotations_of, selects
@@ -29,12 +26,7 @@ class ClusterReads:
         self._client = client
 
     async def call(self, what: str, coro: Any) -> Any:
-        try:
-            return await coro
-        except ApiError as exc:
-            raise kube_error(exc, what) from None
-        except httpx2.TransportError as exc:
-            raise KubeUnavailableError(f"{what}: {exc}") from None
+        return await kube_call(what, coro)
 
     async def get(self, resource: Kind, namespace: str, name: str) -> Obj | None:
         what = f"reading {resource.__name__} {namespace}/{name}"
