@@ -46,7 +46,7 @@ from ambient.briefing.models import (
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import text_to_voice
-from ambient.domain.field_errors import field_problems
+from ambient.domain.field_errors import field_errors, field_problems
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Role
 from ambient.settings import Settings
@@ -132,8 +132,10 @@ def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:
     try:
         return BriefingConfig.model_validate(config)
     except ValidationError as exc:
-        problems = "; ".join(field_problems(exc))
-        raise InvalidBriefingError(f"invalid briefing config — {problems}") from None
+        errors = field_errors(exc)
+        problems = "; ".join(field_problems(errors))
+        first = ".".join(str(part) for part in errors[0][0]) if errors else None
+        raise InvalidBriefingError(f"invalid briefing config — {problems}", first) from None
 
 
 class BriefingService:
