@@ -15,11 +15,16 @@ import hashlib
 import logging
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -55,7 +60,7 @@ from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import UserRepository
 from ambient.watches.inputs import ConfigError, check_destinations
-from workflows.daily_briefing import DailyBriefingWorkflow
+from workflows.daily_briefing import GREETING_WAIT, DailyBriefingWorkflow
 
 log = logging.getLogger(__name__)
 KIND = "daily_briefing"
@@ -139,6 +144,10 @@ def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:
 
 
 class BriefingService:
+    # The workflow answers a greeting within GREETING_WAIT; past this the caller gets an answer
+    # to say instead of waiting for good on a worker that does not reply.
+    greet_timeout = GREETING_WAIT + timedelta(seconds=5)
+
     def __init__(
         self,
         client: Client,
@@ -304,7 +313,16 @@ class BriefingService:
             )
             if repeat is not None:
                 return repeat
-            result = await handle.execute_update(DailyBriefingWorkflow.greet, request, id=update_id)
+            result = await handle.execute_update(
+                DailyBriefingWorkflow.greet, request, id=update_id, rpc_timeout=self.greet_timeout
+            )
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            # Unknown, not failed: the same request id later gets the workflow's own answer.
+            return GreetResult(
+                outcome=GreetOutcome.PREPARING,
+                text="你好！简报这次没有及时回答，请再叫我一次。"
+                " (The briefing did not answer in time: greet again in a moment.)",
+            )
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return GreetResult(

@@ -226,6 +226,47 @@ async def test_greeting_before_preparation_starts_it_and_waits_for_it(
         assert result.given_at_local == "06:00"
 
 
+async def test_a_greeting_the_workflow_does_not_answer_in_time_gets_an_answer_to_say(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Preparation hangs on a news page: the caller hears "greet again", not silence."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    from ambient.clients.notify.registry import build_channels
+    from tests.support.servers import serve
+
+    release = asyncio.Event()
+
+    async def page(_request: object) -> HTMLResponse:
+        await release.wait()
+        return HTMLResponse("<html><body><article><p>Late news.</p></article></body></html>")
+
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    await make_user(deps.db, "gus")
+    async with serve(Starlette(routes=[Route("/news", page)])) as site:
+        async with briefing_stack(ts_env, deps) as stack:
+            stack.service.greet_timeout = timedelta(seconds=1)
+            config = BriefingConfig(
+                timezone="Asia/Shanghai",
+                language="en",
+                prepare_at="06:00",
+                window_start="06:00",
+                news_urls=[f"{site}/news"],  # type: ignore[list-item]
+            )
+            day = await stack.plan(config)
+            await stack.service.create("gus", config)
+            await stack.skip_to(day.window_start)
+            try:
+                late = await stack.service.greet("gus", request_id="while-preparing")
+            finally:
+                release.set()
+    assert late.outcome is GreetOutcome.PREPARING
+    assert "did not answer in time" in late.text
+
+
 async def test_briefing_follows_a_zone_with_daylight_saving_across_the_change(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -300,7 +341,7 @@ async def test_an_activitys_log_record_carries_its_activity_and_workflow_ids(
             await stack.skip_to(day.window_start + timedelta(minutes=5))
             await stack.service.greet("hana", request_id="one")
     record = next(r for r in caplog.records if r.getMessage().startswith("log source of hana"))
-    details = record.temporal_activity  # type: ignore[attr-defined]
+    details = record.temporal_activity
     assert details["activity_type"] == "prepare_briefing"
     assert details["workflow_id"] == "daily-briefing/hana" and details["activity_id"]
 
@@ -327,7 +368,7 @@ async def test_a_workflows_log_record_carries_its_workflow_id(
         with caplog.at_level(logging.WARNING):
             await stack.skip_to(day.window_start + timedelta(minutes=5))
             record = await eventually(failed, "a failed preparation")
-    details = record.temporal_workflow  # type: ignore[attr-defined]
+    details = record.temporal_workflow
     assert details["workflow_id"] == "daily-briefing/ines"
     assert details["workflow_type"] == "DailyBriefingWorkflow"
 
