@@ -9,6 +9,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+# Python's bytecode cache is kept even where the environment turns it off: the tests start the
+# CLI, the worker, `ambient dev` and the MCP servers as processes again and again, and without
+# the cache each compiles every module it imports (docs/benchmarks.md, `bench/bytecode.py`).
+unexport PYTHONDONTWRITEBYTECODE
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | cksum | cut -d' ' -f1)
 
 .PHONY: install uv lock-check run test lint typecheck pytest replay record-histories clean llm llm-serve
