@@ -189,6 +189,5 @@ class WebFetcher:
         return float(results[0]["value"][1])
 
 
-def extract_text(html: str, selector: str | None = None) -> str:
-    """Main text of a page, or the text under a CSS selector (see ambient.clients.extract)."""
-    return main_text(html, selector)
+# Main text of a page, or the text under a CSS selector (see ambient.clients.extract).
+extract_text = main_text

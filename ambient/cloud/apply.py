@@ -63,9 +63,7 @@ class ApplyResult(BaseModel):
 _SERVER_FIELDS = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields")
 
 
-def _comparable(obj: dict[str, Any] | None) -> dict[str, Any]:
-    if obj is None:
-        return {}
+def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
     return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
 

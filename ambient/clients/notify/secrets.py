@@ -29,9 +29,7 @@ class SecretResolver:
         }
 
     def check_access(self, value: str, *, user: str, is_admin: bool) -> None:
-        """Refuse a `secret:NAME` reference the user may not use (plain values pass)."""
-        if not value.startswith(SECRET_PREFIX):
-            return
+        """Refuse a `secret:NAME` reference the user may not use."""
         name = self._name(value)
         if is_admin or user in self._secrets[name].users:
             return

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 
 
@@ -47,10 +48,8 @@ def _named(items: list[dict[str, Any]], field: str, name: str, id_field: str) ->
 async def find_node_pool(
     tc: TencentCloud, cluster_id: str, name: str, *, region: str | None
 ) -> str | None:
-    page = await tc.call(
-        "tke", "DescribeClusterNodePools", {"ClusterId": cluster_id}, region=region
-    )
-    return _named(page.get("NodePoolSet") or [], "Name", name, "NodePoolId")
+    pools = await ops.list_node_pools(tc, cluster_id, region=region)
+    return next((pool.node_pool_id for pool in pools if pool.name == name), None)
 
 
 async def find_logset(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
