@@ -20,7 +20,8 @@ from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, Tas
 from ambient.watches.reads import TaskSummary
 from api.deps import SessionDep, StateDep
 from api.i18n import Words
-from api.routers.chat import ChatDep, ChatRequest, chat_turn
+from api.routers import chat as chat_door
+from api.routers.chat import ChatDep, ChatRequest
 from api.routers.events import LastEventId, stream
 from api.routers.pages import (
     N_,
@@ -209,6 +210,6 @@ async def event_stream(
 
 
 @router.post("/app/chat")
-async def chat(body: ChatRequest, state: StateDep, me: PageUser, chat: ChatDep) -> Response:
+async def chat(body: ChatRequest, me: PageUser, chat: ChatDep) -> Response:
     """The chat box: the same turn as POST /chat, signed in by the page's cookie."""
-    return await chat_turn(body, me, state, chat)
+    return await chat_door.chat(body, me, chat)
