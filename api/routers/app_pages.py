@@ -7,7 +7,6 @@ same rules apply; the page only translates their refusals into its own words and
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Form, Query, Request
@@ -15,14 +14,15 @@ from fastapi.responses import HTMLResponse, Response
 from sse_starlette.sse import EventSourceResponse
 
 from ambient.history import MAX_ID
-from ambient.storage.event_cursor import follow
+from ambient.storage.models import Event
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.watches.reads import TaskSummary
 from api.deps import SessionDep, StateDep
 from api.i18n import Words
-from api.routers.chat import ChatDep, ChatRequest, chat_turn
-from api.routers.events import POLL_SECONDS, LastEventId, resume_cursor
+from api.routers import chat as chat_door
+from api.routers.chat import ChatDep, ChatRequest
+from api.routers.events import LastEventId, stream
 from api.routers.pages import (
     N_,
     PageUser,
@@ -196,36 +196,20 @@ async def event_stream(
 ) -> EventSourceResponse:
     """The caller's new events as server-sent events (EventSource sends the cookie, and the
     last event's id when it reconnects: late commits and a dropped connection lose none)."""
-    cursor = resume_cursor(after_id, last_event_id)
 
-    async def events() -> AsyncIterator[dict[str, str]]:
-        async for row, token in follow(
-            state.db,
-            cursor,
-            user=me.name,
-            stopped=request.is_disconnected,
-            poll_seconds=POLL_SECONDS,
-        ):
-            yield {
-                "id": token,
-                "event": "ambient",
-                "data": json.dumps(
-                    {
-                        "id": row.id,
-                        "kind": row.kind,
-                        "task": row.task,
-                        "created_at": row.created_at.isoformat(),
-                        "payload": row.payload,
-                    },
-                    ensure_ascii=False,
-                    default=str,
-                ),
-            }
+    def frame(row: Event) -> tuple[str, Any]:
+        return "ambient", {
+            "id": row.id,
+            "kind": row.kind,
+            "task": row.task,
+            "created_at": row.created_at.isoformat(),
+            "payload": row.payload,
+        }
 
-    return EventSourceResponse(events())
+    return stream(request, state.db, me.name, after_id, last_event_id, frame)
 
 
 @router.post("/app/chat")
-async def chat(body: ChatRequest, state: StateDep, me: PageUser, chat: ChatDep) -> Response:
+async def chat(body: ChatRequest, me: PageUser, chat: ChatDep) -> Response:
     """The chat box: the same turn as POST /chat, signed in by the page's cookie."""
-    return await chat_turn(body, me, state, chat)
+    return await chat_door.chat(body, me, chat)

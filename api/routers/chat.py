@@ -14,8 +14,6 @@ from ambient.agent.errors import AgentError
 from ambient.agent.health import ToolStats
 from ambient.agent.hub import ChatRuntime
 from ambient.agent.servers import McpServerSpec
-from ambient.storage.models import User
-from ambient.wiring import AppState
 from api.deps import CurrentUser, StateDep
 
 router = APIRouter(tags=["chat"])
@@ -63,18 +61,9 @@ class AgentTools(BaseModel):
 
 
 @router.post("/chat", response_class=StreamingResponse)
-async def chat(
-    body: ChatRequest, user: CurrentUser, state: StateDep, chat: ChatDep
-) -> StreamingResponse:
+async def chat(body: ChatRequest, user: CurrentUser, chat: ChatDep) -> StreamingResponse:
     """One turn of a conversation, streamed as JSON lines (message, tool_call, tool_result,
     confirm, error, done). Destructive tools wait for a request with `approve`."""
-    return await chat_turn(body, user, state, chat)
-
-
-async def chat_turn(
-    body: ChatRequest, user: User, state: AppState, chat: ChatRuntime
-) -> StreamingResponse:
-    """The turn behind /chat and the web page's chat box."""
     if not body.message and body.approve is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from sse_starlette.sse import EventSourceResponse
@@ -13,7 +13,9 @@ from sse_starlette.sse import EventSourceResponse
 from ambient import history
 from ambient.domain.users import UserName
 from ambient.history import MAX_ID, EventPublic, ScopeError
+from ambient.storage.db import Database
 from ambient.storage.event_cursor import CursorTokenError, EventCursor, follow
+from ambient.storage.models import Event
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import unprocessable
 
@@ -57,17 +59,39 @@ LastEventId = Annotated[
 ]
 
 
-def resume_cursor(after_id: int, last_event_id: str | None) -> EventCursor:
-    """Where a stream starts: the Last-Event-ID a reconnecting client sends, else after_id."""
+def stream(
+    request: Request,
+    db: Database,
+    user: str,
+    after_id: int,
+    last_event_id: str | None,
+    frame: Callable[[Event], tuple[str, Any]],
+) -> EventSourceResponse:
+    """``user``'s new events as server-sent events, ``frame(row)`` naming each one's event and
+    data. It starts at the Last-Event-ID a reconnecting client sends, else after ``after_id``."""
     if last_event_id is None:
-        return EventCursor(last=after_id)
-    try:
-        return EventCursor.parse(last_event_id)
-    except CursorTokenError as exc:
-        message = f"must be an event id from this stream: {exc}"
-        raise unprocessable(
-            (["Last-Event-ID"], message), where="header", given=last_event_id[:100]
-        ) from None
+        cursor = EventCursor(last=after_id)
+    else:
+        try:
+            cursor = EventCursor.parse(last_event_id)
+        except CursorTokenError as exc:
+            message = f"must be an event id from this stream: {exc}"
+            raise unprocessable(
+                (["Last-Event-ID"], message), where="header", given=last_event_id[:100]
+            ) from None
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async for row, token in follow(
+            db, cursor, user=user, stopped=request.is_disconnected, poll_seconds=POLL_SECONDS
+        ):
+            event, data = frame(row)
+            yield {
+                "id": token,
+                "event": event,
+                "data": json.dumps(data, ensure_ascii=False, default=str),
+            }
+
+    return EventSourceResponse(events())
 
 
 @router.get("/stream")
@@ -83,25 +107,11 @@ async def stream_events(
     Each event's ``id`` is a cursor; a client that reconnects sends the last one back as
     ``Last-Event-ID`` (EventSource does) and misses nothing, late commits included.
     """
-    cursor = resume_cursor(after_id, last_event_id)
 
-    async def events() -> AsyncIterator[dict[str, str]]:
-        async for row, token in follow(
-            state.db,
-            cursor,
-            user=user.name,
-            stopped=request.is_disconnected,
-            poll_seconds=POLL_SECONDS,
-        ):
-            yield {
-                "id": token,
-                "event": row.kind,
-                "data": json.dumps(
-                    EventPublic.model_validate(row).model_dump(mode="json"), ensure_ascii=False
-                ),
-            }
+    def frame(row: Event) -> tuple[str, Any]:
+        return row.kind, EventPublic.model_validate(row).model_dump(mode="json")
 
-    return EventSourceResponse(events())
+    return stream(request, state.db, user.name, after_id, last_event_id, frame)
 
 
 @router.get("/{kind}")
