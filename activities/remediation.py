@@ -42,10 +42,10 @@ from ambient.remediation.runs import (
     OpenInput,
     PermissionInput,
     RecordInput,
+    RemediationPolicy,
     TriageAlerts,
     Verification,
     VerifyInput,
-    policy_of,
 )
 from ambient.remediation.safety import (
     ChangeWindow,
@@ -127,7 +127,17 @@ class RemediationActivities:
         async with self._db.session() as session:
             rules = await AlertRuleRepository(session).all()
             user = await UserRepository(session).get(request.user)
-        policy = policy_of(self._settings)
+        # The remediation rules of the settings, as the run carries them.
+        settings = self._settings
+        policy = RemediationPolicy(
+            executor=settings.remediation_executor,
+            approval_from_rung=settings.remediation_approval_from_rung,
+            approval_timeout_seconds=settings.remediation_approval_timeout_minutes * 60,
+            settle_seconds=settings.remediation_settle_seconds,
+            max_gate_wait_seconds=settings.remediation_max_gate_wait_minutes * 60,
+            max_replicas=settings.remediation_max_replicas,
+            max_scale_step=settings.remediation_max_scale_step,
+        )
         card = await score_alert(request.alert, rules, self._llm)
         rule = match_rule(request.alert, rules)
         steps = plan(card.score, rule, policy.approval_from_rung)
