@@ -11,7 +11,7 @@ ledger, the breaker) is one atomic step.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -42,10 +42,10 @@ from ambient.remediation.runs import (
     OpenInput,
     PermissionInput,
     RecordInput,
+    RemediationPolicy,
     TriageAlerts,
     Verification,
     VerifyInput,
-    policy_of,
 )
 from ambient.remediation.safety import (
     ChangeWindow,
@@ -106,12 +106,12 @@ class RemediationActivities:
             )
         return executor
 
-    async def _written(self, write: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """``write`` in one write turn of the database, committed."""
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """One write turn of the database, committed when the block ends without an error."""
         async with self._db.write_session() as session:
-            result = await write(session)
+            yield session
             await session.commit()
-        return result
 
     @activity.defn
     async def open_remediation(self, request: OpenInput) -> Opened:
@@ -127,7 +127,17 @@ class RemediationActivities:
         async with self._db.session() as session:
             rules = await AlertRuleRepository(session).all()
             user = await UserRepository(session).get(request.user)
-        policy = policy_of(self._settings)
+        # The remediation rules of the settings, as the run carries them.
+        settings = self._settings
+        policy = RemediationPolicy(
+            executor=settings.remediation_executor,
+            approval_from_rung=settings.remediation_approval_from_rung,
+            approval_timeout_seconds=settings.remediation_approval_timeout_minutes * 60,
+            settle_seconds=settings.remediation_settle_seconds,
+            max_gate_wait_seconds=settings.remediation_max_gate_wait_minutes * 60,
+            max_replicas=settings.remediation_max_replicas,
+            max_scale_step=settings.remediation_max_scale_step,
+        )
         card = await score_alert(request.alert, rules, self._llm)
         rule = match_rule(request.alert, rules)
         steps = plan(card.score, rule, policy.approval_from_rung)
@@ -147,7 +157,7 @@ class RemediationActivities:
             # retries and its "checkpoint failed" ending: one path for every way a read fails.
             with contextlib.suppress(Exception):
                 checkpoint = await self._executor(read_mode).checkpoint(request.alert.target())
-        async with self._db.write_session() as session:
+        async with self._writing() as session:
             await self._save_prepared(session, request, opened)
             if first is not None:
                 key = step_key(request.run_key, first.rung)
@@ -183,7 +193,6 @@ class RemediationActivities:
                             session, request.run_key, f"{key}/checkpoint", checkpoint
                         )
                         opened.checkpoint = checkpoint
-            await session.commit()
         return opened
 
     async def _save_prepared(
@@ -221,7 +230,8 @@ class RemediationActivities:
     @activity.defn
     async def check_remediation_permission(self, request: PermissionInput) -> PermissionDecision:
         """The user's rollback_permission, re-read now; the lower of it and what was asked."""
-        return await self._written(lambda session: self._permission(session, request))
+        async with self._writing() as session:
+            return await self._permission(session, request)
 
     async def _permission(
         self, session: AsyncSession, request: PermissionInput
@@ -252,7 +262,8 @@ class RemediationActivities:
         """Change window, breaker, per-cluster rate limit; an allowed step reserves its slot."""
         # Read the ledger and reserve in one write transaction: two steps on one cluster
         # checked at once (an alert storm) must not both see the last free slot.
-        return await self._written(lambda session: self._gate(session, request))
+        async with self._writing() as session:
+            return await self._gate(session, request)
 
     async def _gate(self, session: AsyncSession, request: GateInput) -> GateDecision:
         now = request.now
@@ -312,16 +323,15 @@ class RemediationActivities:
     async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
         """The workload's spec and revision before a change, saved in the audit log."""
         checkpoint = await _translated(self._executor(request.mode).checkpoint(request.target))
-        await self._written(
-            lambda session: self._save_checkpoint(session, request.run_key, request.key, checkpoint)
-        )
+        async with self._writing() as session:
+            await self._save_checkpoint(session, request.run_key, request.key, checkpoint)
         return checkpoint
 
     @activity.defn
     async def apply_remediation_step(self, step: StepRequest) -> StepResult:
         """One rung's change through the mode's executor (idempotent by the step key)."""
         result = await _translated(self._executor(step.mode).apply(step))
-        async with self._db.write_session() as session:
+        async with self._writing() as session:
             await append_once(
                 session,
                 subject=step.remediation_id,
@@ -335,7 +345,6 @@ class RemediationActivities:
                     **result.model_dump(mode="json"),
                 },
             )
-            await session.commit()
         return result
 
     @activity.defn
@@ -343,7 +352,7 @@ class RemediationActivities:
         """Metric condition (read by read_metric) and rollout health; updates the breaker."""
         health = await _translated(self._executor(request.mode).rollout_health(request.target))
         verification = request.judge(health)
-        async with self._db.write_session() as session:
+        async with self._writing() as session:
             breakers = BreakerRepository(session)
             row = await breakers.row(request.service, int(request.rung))
             if row is None or row.last_key != request.key:
@@ -362,12 +371,12 @@ class RemediationActivities:
                 action="verification",
                 detail={"rung": int(request.rung), **verification.model_dump(mode="json")},
             )
-            await session.commit()
         return verification
 
     @activity.defn
     async def audit_remediation(self, entry: AuditEntry) -> AuditEntry:
-        await self._written(lambda session: append_entry(session, entry))
+        async with self._writing() as session:
+            await append_entry(session, entry)
         return entry
 
     @activity.defn
@@ -380,12 +389,11 @@ class RemediationActivities:
             action="hand_over",
             detail={"reason": request.reason, "title": request.title, "body": request.body},
         )
-        async with self._db.write_session() as session:
+        async with self._writing() as session:
             await BroadcastRepository(session).push(
                 request.user, request.title, request.body, "remediation", request.key
             )
             await append_entry(session, entry)
-            await session.commit()
         return entry
 
     @activity.defn
@@ -393,11 +401,10 @@ class RemediationActivities:
         """The run's row for lists and stats (same values on a retry)."""
         # An unknown start leaves the row's own (set when the run was planned).
         skip = {"run_key", "alert", "detail"} | (set() if request.started_at else {"started_at"})
-        async with self._db.write_session() as session:
+        async with self._writing() as session:
             await RemediationRepository(session).save_run(
                 request.run_key, request.alert, request.detail, **request.model_dump(exclude=skip)
             )
-            await session.commit()
         return AuditEntry(
             run_key=request.run_key, key="record", actor="remediation", action="record"
         )

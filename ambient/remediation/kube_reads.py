@@ -25,13 +25,10 @@ class ClusterReads:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def call(self, what: str, coro: Any) -> Any:
-        return await kube_call(what, coro)
-
     async def get(self, resource: Kind, namespace: str, name: str) -> Obj | None:
         what = f"reading {resource.__name__} {namespace}/{name}"
         try:
-            obj = await self.call(what, self._client.get(resource, name, namespace=namespace))
+            obj = await kube_call(what, self._client.get(resource, name, namespace=namespace))
         except KubeNotFoundError:  # kube_error's answer to a 404
             return None
         found: Obj = obj.to_dict()
@@ -54,7 +51,7 @@ class ClusterReads:
         """
         meta = deployment["metadata"]
         labels = deployment["spec"]["selector"].get("matchLabels") or {}
-        sets = await self.call(
+        sets = await kube_call(
             f"listing ReplicaSets of {meta['namespace']}/{meta['name']}",
             _collect(self._client.list(ReplicaSet, namespace=meta["namespace"], labels=labels)),
         )
@@ -84,7 +81,7 @@ class ClusterReads:
         """Services in the namespace whose selector picks the workload's pods."""
         namespace = deployment["metadata"]["namespace"]
         labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
-        found = await self.call(
+        found = await kube_call(
             f"listing Services in {namespace}",
             _collect(self._client.list(Service, namespace=namespace)),
         )

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from statistics import median
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -34,9 +34,6 @@ RemediationState = Literal[
     "refused",
 ]
 FINAL_STATES = ("resolved", "handed_over", "budget_exhausted", "aborted", "refused")
-
-if TYPE_CHECKING:
-    from ambient.settings import Settings
 
 
 class RemediationPolicy(BaseModel):
@@ -388,17 +385,4 @@ def remediation_stats(outcomes: list[RunOutcome]) -> RemediationStats:
         budgets_exhausted=exhausted,
         budget_exhausted_rate=_rate(len(finished), exhausted),
         states=Counter(o.state for o in outcomes),
-    )
-
-
-def policy_of(settings: Settings) -> RemediationPolicy:
-    """The remediation rules of these settings, as a run carries them."""
-    return RemediationPolicy(
-        executor=settings.remediation_executor,
-        approval_from_rung=settings.remediation_approval_from_rung,
-        approval_timeout_seconds=settings.remediation_approval_timeout_minutes * 60,
-        settle_seconds=settings.remediation_settle_seconds,
-        max_gate_wait_seconds=settings.remediation_max_gate_wait_minutes * 60,
-        max_replicas=settings.remediation_max_replicas,
-        max_scale_step=settings.remediation_max_scale_step,
     )

@@ -118,8 +118,6 @@ class RemediationService:
         user: str,
         alert: dict[str, Any] | Alert,
         mode: Mode = "dry_run",
-        *,
-        requested_by: str | None = None,
     ) -> StartResult:
         """Start the alert's remediation, or join the one already running for it."""
         if mode not in ("dry_run", "execute"):
@@ -138,9 +136,7 @@ class RemediationService:
         try:
             await self.client.start_workflow(
                 GradedRemediationWorkflow.run,
-                RemediationInput(
-                    alert=parsed, user=user, mode=mode, requested_by=requested_by or user
-                ),
+                RemediationInput(alert=parsed, user=user, mode=mode, requested_by=user),
                 id=workflow_id,
                 task_queue=self.settings.temporal_task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -152,7 +148,7 @@ class RemediationService:
                 ),
             )
         except WorkflowAlreadyStartedError:
-            return await self._deduplicate(user, workflow_id, requested_by or user)
+            return await self._deduplicate(user, workflow_id)
         return StartResult(
             remediation_id=workflow_id,
             created=True,
@@ -191,7 +187,7 @@ class RemediationService:
             field="alert.cluster_id",
         )
 
-    async def _deduplicate(self, user: str, workflow_id: str, source: str) -> StartResult:
+    async def _deduplicate(self, user: str, workflow_id: str) -> StartResult:
         """The alert is already being remediated: record who sent it again, grant nothing.
 
         What the answer needs (owner, cluster, state, run) comes from the server's description
@@ -200,7 +196,7 @@ class RemediationService:
         timed out, and the repeat went unrecorded) and added a task to its load.
         """
         handle = self.client.get_workflow_handle(workflow_id)
-        await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user, source=source))
+        await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user, source=user))
         description = await handle.describe()
         attributes = description.typed_search_attributes
         owner = attributes.get(temporal.USER) or ""
@@ -214,7 +210,7 @@ class RemediationService:
                 actor=user,
                 action="deduplicated",
                 subject=run_key,
-                detail={"user": user, "source": source, "state": state},
+                detail={"user": user, "source": user, "state": state},
             )
             await session.commit()
         visible = await self._may_steer(user, owner, attributes.get(temporal.CLUSTER) or "")
