@@ -28,6 +28,7 @@ CHANNELS = (
 QUIET = (
     'Optional {"start": "22:00", "end": "07:30"} in your time zone: pushes wait, inbox does not.'
 )
+UNREGISTERED = "Your user is not registered: POST /users or `ambient user create`."
 
 
 async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
@@ -35,7 +36,7 @@ async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
     async with app_state(ctx).db.session() as session:
         user = await UserRepository(session).get(current_user(ctx))
     if user is None:
-        raise ToolError("Your user is not registered: POST /users or `ambient user create`.")
+        raise ToolError(UNREGISTERED)
     return stored_push_config(user.push_config)
 
 
@@ -56,9 +57,7 @@ async def set_push_config(
         async with state.db.session() as session:
             user = await UserRepository(session).get(current_user(ctx))
             if user is None:
-                raise ToolError(
-                    "Your user is not registered: POST /users or `ambient user create`."
-                )
+                raise ToolError(UNREGISTERED)
             await save_push_config(session, user, config, state.channels.policy)
             await session.commit()
     except (ValidationError, TargetError) as exc:  # the form, then the target rules
