@@ -38,15 +38,6 @@ INSTRUCTIONS = (
 )
 
 
-def argument_problems(exc: ValidationError) -> str:
-    """Each refused argument as "field: what is expected", as the API's 422 names them.
-
-    mcp validates arguments with a generated ``<tool>Arguments`` model; its title and the
-    pydantic help URL mean nothing to the caller, so only the field paths and messages stay.
-    """
-    return "invalid arguments — " + "; ".join(field_problems(exc, "arguments"))
-
-
 # A feature's own errors say what was wrong and what to do: the model reads them as they are.
 FEATURE_ERRORS = (
     TaskError,
@@ -206,8 +197,14 @@ class AmbientMCPServer(MCPServer[AppState]):
             cause = exc.__cause__
             if not isinstance(cause, ValidationError):
                 raise
-            # Chained to the ValidationError: mcp logs the refused field names from it.
-            raise ToolError(f"Error executing tool {name}: {argument_problems(cause)}") from cause
+            # Each refused argument as "field: what is expected", as the API's 422 names them:
+            # mcp validates arguments with a generated ``<tool>Arguments`` model, whose title and
+            # the pydantic help URL mean nothing to the caller, so only the field paths and
+            # messages stay. Chained to the ValidationError: mcp logs the refused field names.
+            problems = "; ".join(field_problems(cause, "arguments"))
+            raise ToolError(
+                f"Error executing tool {name}: invalid arguments — {problems}"
+            ) from cause
 
 
 def server_shell(

@@ -34,7 +34,7 @@ from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import server_shell
-from mcp_server.tools.hints import READ, hints
+from mcp_server.tools.hints import LOOK, READ, RECORD
 from mcp_server.voice_prompt import (
     DESCRIPTIONS,
     INSTRUCTIONS,
@@ -60,9 +60,6 @@ log = logging.getLogger(__name__)
 
 # Bounds well under a voice client's patience (xiaozhi.me waits 10 s for a tool call).
 CALL_BUDGET = 8.0
-
-WRITE = hints(read_only=False, open_world=False)
-CLOUD = hints(read_only=True, open_world=True)
 
 UNKNOWN_SPEAKER = (
     "你好！我还不认识你的声音，所以不能告诉你谁的运维信息。请让主人在设置里登记你的声纹。"
@@ -329,14 +326,14 @@ async def recent_errors(
 
 
 TOOLS: list[tuple[Callable[..., Awaitable[str]], ToolAnnotations]] = [
-    (greet, WRITE),
+    (greet, RECORD),
     (what_needs_me, READ),
-    (approve_remediation, WRITE),
-    (refuse_remediation, WRITE),
+    (approve_remediation, RECORD),
+    (refuse_remediation, RECORD),
     (task_status, READ),
-    (pause_task, WRITE),
-    (resume_task, WRITE),
-    (cluster_health, CLOUD),
+    (pause_task, RECORD),
+    (resume_task, RECORD),
+    (cluster_health, LOOK),
     (recent_errors, READ),
 ]
 

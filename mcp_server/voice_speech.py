@@ -155,9 +155,9 @@ def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, 
     exact = [t for t in tasks if _flat(t.task_id.rsplit("/", 1)[-1]) == key]
     if len(exact) == 1:
         return exact[0], ""
+    yours = "、".join(task_label(t) for t in tasks[:4])
     if names_nothing(said):  # after the exact name: a task may be called "monitor"
-        listed = "、".join(task_label(t) for t in tasks[:4])
-        return None, f"你说的是哪一个任务？你的任务有：{listed}。"
+        return None, f"你说的是哪一个任务？你的任务有：{yours}。"
     found = exact or [
         t
         for t in tasks
@@ -166,8 +166,7 @@ def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, 
     if len(found) == 1:
         return found[0], ""
     if not found:
-        listed = "、".join(task_label(t) for t in tasks[:4])
-        return None, f"没找到叫“{said}”的任务。你的任务有：{listed}。"
+        return None, f"没找到叫“{said}”的任务。你的任务有：{yours}。"
     listed = "、".join(task_label(t) for t in found[:4])
     return None, f"有 {len(found)} 个任务符合：{listed}。请说完整的名字。"
 

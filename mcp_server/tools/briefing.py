@@ -17,7 +17,7 @@ from ambient.briefing.service import (
 )
 from ambient.domain.notify import NotifyResult
 from mcp_server.auth import app_state, current_user
-from mcp_server.tools.hints import READ, hints
+from mcp_server.tools.hints import AGAIN, READ, WRITE
 
 SOURCE_SHAPE = (
     '{"type": "file", "path": "/var/log/app"} (a file or a folder of rotated files; under '
@@ -141,9 +141,7 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(analyze_logs, annotations=READ)
     if read_only:
         return
-    write = hints(read_only=False, open_world=True)
-    mcp.add_tool(create_daily_briefing, annotations=write)
-    mcp.add_tool(greet, annotations=write)
-    again = hints(read_only=False, open_world=True, idempotent=False)
-    mcp.add_tool(regenerate_briefing, annotations=again)
-    mcp.add_tool(send_briefing, annotations=again)
+    mcp.add_tool(create_daily_briefing, annotations=WRITE)
+    mcp.add_tool(greet, annotations=WRITE)
+    mcp.add_tool(regenerate_briefing, annotations=AGAIN)
+    mcp.add_tool(send_briefing, annotations=AGAIN)

@@ -18,7 +18,7 @@ from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
 from ambient.cloud.service import CloudOpsService
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, NamespaceName, TkeClusterId
 from mcp_server.auth import ANONYMOUS, app_state, current_user
-from mcp_server.tools.hints import hints
+from mcp_server.tools.hints import CHANGE, LOOK
 
 # Every cloud write's mode: the door never executes unless the person said so.
 ModeArg = Annotated[
@@ -30,7 +30,6 @@ ModeArg = Annotated[
 ]
 
 Region = Annotated[str | None, Field(description="region, e.g. ap-shanghai (default: configured)")]
-READ = hints(read_only=True, open_world=True)
 
 
 class Clusters(BaseModel):
@@ -226,9 +225,6 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
         get_metric,
         list_alarms,
     ):
-        mcp.add_tool(tool, annotations=READ)  # type: ignore[arg-type]
+        mcp.add_tool(tool, annotations=LOOK)  # type: ignore[arg-type]
     if not read_only:
-        mcp.add_tool(
-            scale_node_pool,
-            annotations=hints(read_only=False, open_world=True, destructive=True),
-        )
+        mcp.add_tool(scale_node_pool, annotations=CHANGE)

@@ -20,16 +20,7 @@ from ambient.cloud.node_pools import NodePoolSpec
 from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
 from mcp_server.auth import app_state
 from mcp_server.tools.cloud import ModeArg, cloud_ops
-from mcp_server.tools.hints import hints
-
-# Creates add resources and find an existing one by name on a retry.
-CREATE = hints(read_only=False, open_world=True)
-
-# Changes to running workloads: they replace what runs (idempotent per key / apply).
-CHANGE = hints(read_only=False, open_world=True, destructive=True)
-
-# Looking at an image changes nothing; the answer comes from a model outside.
-LOOK = hints(read_only=True, open_world=True)
+from mcp_server.tools.hints import CHANGE, LOOK, WRITE
 
 
 async def create_node_pool(
@@ -148,6 +139,8 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
         create_cls_alarm,
         create_scheduled_sql,
     ):
-        mcp.add_tool(tool, annotations=CREATE)  # type: ignore[arg-type]
+        # Creates add resources and find an existing one by name on a retry.
+        mcp.add_tool(tool, annotations=WRITE)  # type: ignore[arg-type]
+    # Changes to running workloads replace what runs (idempotent per key / apply).
     for change in (apply_yaml, scale_workload, restart_workload):
         mcp.add_tool(change, annotations=CHANGE)  # type: ignore[arg-type]

@@ -27,10 +27,7 @@ from ambient.discussions.views import (
 )
 from ambient.domain.field_errors import field_problems
 from mcp_server.auth import app_state, current_user
-from mcp_server.tools.hints import READ, hints
-
-WRITE = hints(read_only=False, open_world=True, idempotent=False)
-IDEMPOTENT_WRITE = hints(read_only=False, open_world=False)
+from mcp_server.tools.hints import AGAIN, READ, RECORD
 
 FromId = Annotated[
     str, Field(description="who signs: your user name, an agent you own, or (admins) xiaozhi")
@@ -181,18 +178,16 @@ async def get_stats(ctx: Context[Any, Any]) -> Stats:
 def register_signing(mcp: MCPServer[Any], *, read_only: bool) -> None:
     if read_only:
         return
-    mcp.add_tool(send_message, title="Send a message", annotations=WRITE)
-    mcp.add_tool(reply_message, title="Reply in a discussion", annotations=WRITE)
-    mcp.add_tool(close_discussion, title="Close a discussion", annotations=IDEMPOTENT_WRITE)
+    mcp.add_tool(send_message, title="Send a message", annotations=AGAIN)
+    mcp.add_tool(reply_message, title="Reply in a discussion", annotations=AGAIN)
+    mcp.add_tool(close_discussion, title="Close a discussion", annotations=RECORD)
 
 
 def register_annotate(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(search_messages, title="Search messages", annotations=READ)
     mcp.add_tool(detect_anomalies, title="Detect inferred replies", annotations=READ)
     if not read_only:
-        mcp.add_tool(
-            annotate_discussion, title="Annotate a discussion", annotations=IDEMPOTENT_WRITE
-        )
+        mcp.add_tool(annotate_discussion, title="Annotate a discussion", annotations=RECORD)
 
 
 def register_bus(mcp: MCPServer[Any], *, read_only: bool) -> None:
@@ -201,4 +196,4 @@ def register_bus(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(list_projects, title="List projects", annotations=READ)
     mcp.add_tool(get_stats, title="Bus statistics", annotations=READ)
     if not read_only:
-        mcp.add_tool(init_store, title="Initialise the bus", annotations=IDEMPOTENT_WRITE)
+        mcp.add_tool(init_store, title="Initialise the bus", annotations=RECORD)

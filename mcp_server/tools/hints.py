@@ -16,5 +16,17 @@ def hints(
     )
 
 
+# Each set of hints more than one tool shares, spelled once.
 # Reads of the product's own records: the one annotation most tools share.
 READ = hints(read_only=True, open_world=False)
+# Looking changes nothing; the answer comes from outside (Tencent Cloud, a vision model).
+LOOK = hints(read_only=True, open_world=True)
+# Writes to the product's own records: a retry changes nothing more.
+RECORD = hints(read_only=False, open_world=False)
+# Creates and steering that reach outside (workflows, deliveries, the cloud): a retry changes
+# nothing more (a create finds the existing one by name).
+WRITE = hints(read_only=False, open_world=True)
+# Each call acts again: a post, a check, a send.
+AGAIN = hints(read_only=False, open_world=True, idempotent=False)
+# Changes that replace or end what runs: the assistant asks the person before it does.
+CHANGE = hints(read_only=False, open_world=True, destructive=True)

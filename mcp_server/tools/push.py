@@ -15,7 +15,7 @@ from ambient.domain.push import MAX_TARGETS, PushConfig, QuietHours, stored_push
 from ambient.push import save_push_config
 from ambient.storage.repositories import UserRepository
 from mcp_server.auth import app_state, current_user
-from mcp_server.tools.hints import READ, hints
+from mcp_server.tools.hints import READ, RECORD
 
 CHANNELS = (
     'At most 20 of {"type": "email"|"wecom"|"dingtalk"|"webhook"|"apprise"|"sms"|"inbox", '
@@ -28,6 +28,7 @@ CHANNELS = (
 QUIET = (
     'Optional {"start": "22:00", "end": "07:30"} in your time zone: pushes wait, inbox does not.'
 )
+UNREGISTERED = "Your user is not registered: POST /users or `ambient user create`."
 
 
 async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
@@ -35,7 +36,7 @@ async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
     async with app_state(ctx).db.session() as session:
         user = await UserRepository(session).get(current_user(ctx))
     if user is None:
-        raise ToolError("Your user is not registered: POST /users or `ambient user create`.")
+        raise ToolError(UNREGISTERED)
     return stored_push_config(user.push_config)
 
 
@@ -56,9 +57,7 @@ async def set_push_config(
         async with state.db.session() as session:
             user = await UserRepository(session).get(current_user(ctx))
             if user is None:
-                raise ToolError(
-                    "Your user is not registered: POST /users or `ambient user create`."
-                )
+                raise ToolError(UNREGISTERED)
             await save_push_config(session, user, config, state.channels.policy)
             await session.commit()
     except (ValidationError, TargetError) as exc:  # the form, then the target rules
@@ -70,4 +69,4 @@ async def set_push_config(
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(get_push_config, annotations=READ)
     if not read_only:
-        mcp.add_tool(set_push_config, annotations=hints(read_only=False, open_world=False))
+        mcp.add_tool(set_push_config, annotations=RECORD)

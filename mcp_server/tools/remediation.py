@@ -22,7 +22,7 @@ from ambient.remediation.views import (
 )
 from ambient.sharing import ReportLink
 from mcp_server.auth import app_state, current_user
-from mcp_server.tools.hints import READ, hints
+from mcp_server.tools.hints import CHANGE, READ, WRITE
 
 AlertArg = Annotated[
     Alert,
@@ -129,8 +129,7 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
         mcp.add_tool(read, annotations=READ)
     if read_only:
         return
-    change = hints(read_only=False, open_world=True, destructive=True)
     # Aborting ends the owner's run for good: the assistant asks the person before it does.
     for tool in (start_remediation, approve_remediation, abort_remediation):
-        mcp.add_tool(tool, annotations=change)
-    mcp.add_tool(share_remediation, annotations=hints(read_only=False, open_world=True))
+        mcp.add_tool(tool, annotations=CHANGE)
+    mcp.add_tool(share_remediation, annotations=WRITE)

@@ -14,7 +14,7 @@ from ambient.watches.reads import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, Ta
 from ambient.watches.reminders import ReminderConfig
 from ambient.watches.service import TaskRef
 from mcp_server.auth import app_state, current_user
-from mcp_server.tools.hints import READ, hints
+from mcp_server.tools.hints import AGAIN, CHANGE, READ, WRITE
 
 TaskId = Annotated[
     str,
@@ -173,15 +173,12 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     if read_only:
         return
     # Creates and steering alike: a retry changes nothing more.
-    write = hints(read_only=False, open_world=True)
-    mcp.add_tool(create_web_monitor, annotations=write)
-    mcp.add_tool(create_threshold_watch, annotations=write)
-    mcp.add_tool(create_reminder, annotations=write)
-    mcp.add_tool(create_background_task, annotations=write)
-    mcp.add_tool(pause_task, annotations=write)
-    mcp.add_tool(resume_task, annotations=write)
-    mcp.add_tool(update_task, annotations=write)
-    mcp.add_tool(
-        trigger_task, annotations=hints(read_only=False, open_world=True, idempotent=False)
-    )
-    mcp.add_tool(delete_task, annotations=hints(read_only=False, open_world=True, destructive=True))
+    mcp.add_tool(create_web_monitor, annotations=WRITE)
+    mcp.add_tool(create_threshold_watch, annotations=WRITE)
+    mcp.add_tool(create_reminder, annotations=WRITE)
+    mcp.add_tool(create_background_task, annotations=WRITE)
+    mcp.add_tool(pause_task, annotations=WRITE)
+    mcp.add_tool(resume_task, annotations=WRITE)
+    mcp.add_tool(update_task, annotations=WRITE)
+    mcp.add_tool(trigger_task, annotations=AGAIN)
+    mcp.add_tool(delete_task, annotations=CHANGE)
