@@ -10,6 +10,7 @@ BriefingError
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -313,10 +314,13 @@ class BriefingService:
             )
             if repeat is not None:
                 return repeat
-            result = await handle.execute_update(
-                DailyBriefingWorkflow.greet, request, id=update_id, rpc_timeout=self.greet_timeout
+            # The whole wait is bounded, not each call: a server answers a long poll with
+            # "nothing yet" before its deadline, and the client polls again.
+            result = await asyncio.wait_for(
+                handle.execute_update(DailyBriefingWorkflow.greet, request, id=update_id),
+                self.greet_timeout.total_seconds(),
             )
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             # Unknown, not failed: the same request id later gets the workflow's own answer.
             return GreetResult(
                 outcome=GreetOutcome.PREPARING,
