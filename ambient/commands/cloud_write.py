@@ -25,7 +25,7 @@ from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpe
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
-from ambient.commands import Region, User, err_console, fail, parsed, run_service
+from ambient.commands import Region, User, fail, parsed, run_service
 from ambient.settings import Settings
 
 Execute = Annotated[bool, typer.Option("--execute", help="make the change (default: preview)")]
@@ -43,8 +43,7 @@ def _spec_file(model: type[S], path: Path) -> S:
     except (OSError, yaml.YAMLError) as exc:
         raise fail(f"{path}: {exc}", 2) from None
     if not isinstance(values, dict):
-        err_console.print(f"[red]{path}: expected a mapping of fields[/]", highlight=False)
-        raise typer.Exit(2)
+        raise fail(f"{path}: expected a mapping of fields", 2)
     return parsed(model, **values)
 
 
