@@ -147,10 +147,9 @@ async def release_free_memory(every: float = TRIM_EVERY) -> None:
 
 
 def main() -> None:
-    from ambient.log_redaction import install_redaction
+    from ambient.cli import setup_logging
 
-    install_redaction()  # no tokens or query strings in any log line
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging()  # as `ambient worker` logs: redacted, to stderr
     asyncio.run(run_worker(Settings()))
 
 

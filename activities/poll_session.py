@@ -69,7 +69,7 @@ class PollSession:
         self.checks = 0
         self.ended: PollEnd | None = None
         self.nap: asyncio.Future[None] | None = None  # the wait for the next check, if any
-        self.checking: asyncio.Future[None] | None = None  # the check in flight, if any
+        self.checking: asyncio.Future[Any] | None = None  # the check in flight, if any
         interval = request.interval_seconds
         timeout = activity.info().heartbeat_timeout
         # Heartbeats between checks too, well inside the timeout (the SDK throttles them).
@@ -219,8 +219,8 @@ class PollSession:
 
     async def check_all(self) -> bool:
         """Check every URL; False if a control ended the poll meanwhile (the check stops)."""
-        urls = self.request.config.urls
-        work = self.check(str(urls[0])) if len(urls) == 1 else self.check_each()
+        checks = [self.check(str(url)) for url in self.request.config.urls]
+        work = checks[0] if len(checks) == 1 else asyncio.gather(*checks)
         self.checking = checking = asyncio.ensure_future(work)
         try:
             await checking
@@ -232,9 +232,6 @@ class PollSession:
         finally:
             self.checking = None
         return True
-
-    async def check_each(self) -> None:
-        await asyncio.gather(*(self.check(str(url)) for url in self.request.config.urls))
 
     def heartbeat(self) -> None:
         self.last_beat = time.monotonic()

@@ -43,7 +43,13 @@ class WatchActivities:
     @activity.defn
     async def check_page(self, check: CheckPageInput) -> PageCheck:
         """Fetch one news page and compare its main text with the newest stored for it."""
-        last_hash = await self._newest_hash(check.task, check.url)
+        async with self._db.session() as session:
+            last_hash = await session.scalar(
+                select(WatchSnapshot.hash)
+                .where(WatchSnapshot.task == check.task, WatchSnapshot.url == check.url)
+                .order_by(WatchSnapshot.created_at.desc(), WatchSnapshot.id.desc())
+                .limit(1)
+            )
         try:
             fetched = await self._fetcher.fetch(check.url)
         except FetchError as exc:
@@ -73,16 +79,6 @@ class WatchActivities:
             hits=diff.hits,
             excerpt=diff.excerpt,
         )
-
-    async def _newest_hash(self, task: str, url: str) -> str | None:
-        async with self._db.session() as session:
-            query = (
-                select(WatchSnapshot.hash)
-                .where(WatchSnapshot.task == task, WatchSnapshot.url == url)
-                .order_by(WatchSnapshot.created_at.desc(), WatchSnapshot.id.desc())
-                .limit(1)
-            )
-            return await session.scalar(query)
 
     @activity.defn
     async def read_metric(self, request: ReadMetricInput) -> MetricReading:

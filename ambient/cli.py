@@ -69,7 +69,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _logging(level: int = logging.INFO) -> None:
+def setup_logging(level: int = logging.INFO) -> None:
     from ambient.log_redaction import install_redaction
 
     install_redaction()  # no tokens or query strings in any log line
@@ -118,7 +118,7 @@ def worker() -> None:
     """Run the worker (every workflow and activity) until SIGINT/SIGTERM."""
     from worker import run_worker
 
-    _logging()
+    setup_logging()
     settings = Settings()
     _require_migrated(settings)
     asyncio.run(run_worker(settings))
@@ -137,7 +137,7 @@ def api(
 
     from api.app import create_app
 
-    _logging()
+    setup_logging()
     settings = Settings()
     _require_migrated(settings)
     bind: dict[str, Any] = (
@@ -169,7 +169,7 @@ def mcp(
     from ambient.runtime import discovered_settings
     from mcp_server.server import DISCUSSION_SERVERS, build_discussion_server, build_server
 
-    _logging(logging.WARNING)
+    setup_logging(logging.WARNING)
     settings = discovered_settings()
     if profile is not None and profile != "voice":
         raise typer.BadParameter("the one profile is voice", param_hint="--profile")

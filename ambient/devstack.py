@@ -30,7 +30,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.binaries import find_binary
+from ambient.binaries import find_binary, log_tail, stop_process
 from ambient.domain.users import Grant, Role, UserCreate
 from ambient.runtime import RuntimeInfo, remove_runtime, write_runtime
 from ambient.settings import Settings
@@ -106,12 +106,6 @@ def codec_token(settings: Settings, data_dir: Path) -> str | None:
     return path.read_text().strip()
 
 
-def _tail(path: Path, lines: int = 5) -> str:
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
 async def wait_for_temporal(settings: Settings, opts: DevOptions, deadline: float) -> Client:
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -120,7 +114,7 @@ async def wait_for_temporal(settings: Settings, opts: DevOptions, deadline: floa
             log = opts.data_dir / "temporal.log"
             raise DevStackError(
                 f"the Temporal dev server exited with {server.returncode} "
-                f"(is port {opts.temporal_port} or {opts.ui_port} in use?); {log}:\n{_tail(log)}"
+                f"(is port {opts.temporal_port} or {opts.ui_port} in use?); {log}:\n{log_tail(log)}"
             )
         try:
             return await temporal.connect(settings)
@@ -232,17 +226,6 @@ def wait_http(url: str, deadline: float, opts: DevOptions) -> None:
                 return
         time.sleep(0.3)
     raise DevStackError(f"{url} did not answer in time")
-
-
-def stop_children(opts: DevOptions) -> None:
-    for child in reversed(opts.children.values()):
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
 
 
 def start_local_llm(settings: Settings, opts: DevOptions, console: Console) -> None:
@@ -361,5 +344,6 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         if api_socket is not None:
             api_socket.close()
         remove_runtime(opts.data_dir, os.getpid())
-        stop_children(opts)
+        for child in reversed(opts.children.values()):
+            stop_process(child, timeout=20)
         console.print("ambient-ops stopped.")

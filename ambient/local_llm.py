@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from ambient.binaries import log_tail, stop_process
 from ambient.local_llm_template import (
     HISTORY_FENCE,
     HISTORY_REQUEST,
@@ -295,13 +296,8 @@ class LocalServer:
         return self.process is not None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=30)
 
 
 def serving_model(url: str) -> str | None:
@@ -343,7 +339,7 @@ def start_server(
             if process.poll() is not None:
                 raise LocalLLMError(
                     f"llama-server exited with {process.returncode} while starting: "
-                    f"{_tail(log)} (log {log})"
+                    f"{log_tail(log, ' | ')} (log {log})"
                 )
             if serving_model(url) is not None:
                 return server
@@ -375,13 +371,6 @@ def ensure_server(settings: Settings) -> LocalServer:
             "tags, which the server does not read: run `ambient llm install` to renew it"
         )
     return start_server(settings, layout, template=layout.template)
-
-
-def _tail(path: Path, lines: int = 5) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def install_template(settings: Settings, layout: Layout, say: Callable[[str], None]) -> None:

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
@@ -17,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.configs import notification_targets
     from ambient.watches.reminders import ReminderRun
 
-from workflows.watch_controls import deliver, failure_text, record_event
+from workflows.watch_controls import delivery_errors, failure_text, record_event
 
 # A failed notify (or a news page's failed check) is recorded as data and the run completes.
 # Deprecated: runs recorded with its marker replay; runs from before it (they failed) do not.
@@ -63,15 +62,9 @@ class ReminderWorkflow:
             key=key,
             payload={"title": message.title, "body": message.body[:2000]},
         )
-        errors: list[str] = []
-        try:
-            result = await deliver(user=run.user, key=key, message=message, targets=targets)
-        except ActivityError as error:
-            workflow.deprecate_patch(FAILURES_AS_DATA)
-            errors.append(f"notify: {failure_text(error)}")
-        else:
-            # One channel's failure is one failed delivery: the others were still sent.
-            errors += [f"{d.channel}: {d.error}" for d in result.failures]
+        errors = await delivery_errors(
+            user=run.user, key=key, message=message, targets=targets, failed="notify: "
+        )
         if errors:
             workflow.deprecate_patch(FAILURES_AS_DATA)
             # Counted and recorded where the user sees events (the run itself completes).

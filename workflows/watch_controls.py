@@ -81,6 +81,18 @@ async def deliver(
     )
 
 
+async def delivery_errors(
+    *, user: str, key: str, message: Message, targets: list[Target], failed: str = ""
+) -> list[str]:
+    """Notify the targets once per key; what failed, a line each (``failed`` + the activity's
+    failure for good, or each channel that refused: the others were still sent)."""
+    try:
+        result = await deliver(user=user, key=key, message=message, targets=targets)
+    except ActivityError as error:
+        return [failed + failure_text(error)]
+    return [f"{d.channel}: {d.error}" for d in result.failures]
+
+
 def failure_text(error: BaseException) -> str:
     """The innermost message of an activity failure (what a person can act on)."""
     cause: BaseException = error
@@ -267,17 +279,10 @@ class WatchControls:
         await self.record(kind, key, payload)
         if message is None or not targets:
             return
-        try:
-            result = await deliver(user=self.user, key=key, message=message, targets=targets)
-        except ActivityError as error:
-            errors = [self.note_failure(f"delivery of {kind}", error)]
-        else:
-            # Targets that refused for good come back as failed deliveries, not errors.
-            errors = [f"{d.channel}: {d.error}" for d in result.failures]
-            if errors:
-                self.note_failure(f"delivery of {kind}", RuntimeError("; ".join(errors)))
+        errors = await delivery_errors(user=self.user, key=key, message=message, targets=targets)
         if not errors:
             return
+        self.note_failure(f"delivery of {kind}", RuntimeError("; ".join(errors)))
         self.state.delivery_failures += 1
         await self.record(
             "watch.delivery_failed",

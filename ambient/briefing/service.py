@@ -225,15 +225,15 @@ class BriefingService:
         """Fields left out come from the user's settings (time zone, briefing window)."""
         async with self.db.session() as session:
             row = await UserRepository(session).get(user)
-        if row is None:
-            return config
+        given = {k: v for k, v in config.items() if v is not None}
+        if row is None:  # no settings of theirs: the config's own defaults
+            return given
         defaults = {
             "timezone": row.timezone,
             "prepare_at": row.briefing_prepare_at,
             "window_start": row.briefing_window_start,
             "window_end": row.briefing_window_end,
         }
-        given = {k: v for k, v in config.items() if v is not None}
         return {**{k: v for k, v in defaults.items() if v}, **given}
 
     async def status(self, user: str) -> BriefingStatus:

@@ -32,6 +32,13 @@ def _print(value: BaseModel, as_json: bool) -> None:
         print_json(console, value)
 
 
+def _log_source(log_file: str | None, cls_topic: str | None) -> dict[str, Any] | None:
+    """The log source --log-file or --cls-topic names (None for neither)."""
+    if log_file:
+        return {"type": "file", "path": log_file}
+    return {"type": "cls", "topic_id": cls_topic} if cls_topic else None
+
+
 @app.command()
 def create(
     user: User,
@@ -48,13 +55,8 @@ def create(
     """Set up (or replace) the daily briefing of --user."""
     if log_file and cls_topic:
         raise fail("give --log-file or --cls-topic, not both", 2)
-    source: dict[str, Any] | None = None
-    if log_file:
-        source = {"type": "file", "path": log_file}
-    elif cls_topic:
-        source = {"type": "cls", "topic_id": cls_topic}
     config = {
-        "log_source": source,
+        "log_source": _log_source(log_file, cls_topic),
         "timezone": timezone,
         "prepare_at": prepare_at,
         "window_start": window_start,
@@ -150,11 +152,9 @@ def analyze(
     as_json: Json = False,
 ) -> None:
     """The reduction report (templates, trend, anomalies) for any log source and range."""
-    if bool(log_file) == bool(cls_topic):
+    source = _log_source(log_file, cls_topic)
+    if source is None or (log_file and cls_topic):
         raise fail("give exactly one of --log-file or --cls-topic", 2)
-    source = (
-        {"type": "file", "path": log_file} if log_file else {"type": "cls", "topic_id": cls_topic}
-    )
     result = _run(lambda s: s.analyze_logs(user, source, start, end))
     if as_json:
         _print(result.report, True)

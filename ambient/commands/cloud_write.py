@@ -7,7 +7,6 @@ read from the database.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -25,7 +24,7 @@ from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpe
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
-from ambient.commands import Region, User, err_console, fail, parsed, run_service
+from ambient.commands import Region, User, fail, parsed, print_json, run_service
 from ambient.settings import Settings
 
 Execute = Annotated[bool, typer.Option("--execute", help="make the change (default: preview)")]
@@ -43,8 +42,7 @@ def _spec_file(model: type[S], path: Path) -> S:
     except (OSError, yaml.YAMLError) as exc:
         raise fail(f"{path}: {exc}", 2) from None
     if not isinstance(values, dict):
-        err_console.print(f"[red]{path}: expected a mapping of fields[/]", highlight=False)
-        raise typer.Exit(2)
+        raise fail(f"{path}: expected a mapping of fields", 2)
     return parsed(model, **values)
 
 
@@ -61,7 +59,7 @@ def _run(work: Callable[[CloudOpsService, Settings], Coroutine[Any, Any, BaseMod
     result = run_service(
         lambda s: (s.cloud_ops, s.settings), lambda pair: work(*pair), CloudOpsError
     )
-    console.print_json(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
+    print_json(console, result)
 
 
 def _run_on_cluster(work: Callable[[WorkloadOps], Coroutine[Any, Any, BaseModel]]) -> None:

@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
-from ambient.commands import Json, cell, folded, run_in_session
+from ambient.commands import Json, cell, fail, folded, run_in_session
 from ambient.history import MAX_ID
 
 T = TypeVar("T")
@@ -88,7 +88,6 @@ def deliveries(
             )
         )
     except history.FilterError as exc:
-        Console(stderr=True).print(f"[red]--{exc}[/]")
-        raise typer.Exit(2) from None
+        raise fail(f"--{exc}", 2) from None
     columns = ["id", "created_at", "user", "task", "channel", "target", "status", "attempts"]
     _print(rows, as_json, [*columns, "error"], "deliveries")

@@ -10,7 +10,7 @@ from types import FrameType
 import typer
 from rich.console import Console
 
-from ambient.commands import err_console
+from ambient.commands import fail
 from ambient.local_llm import Layout, LocalLLMError, ensure_server, install, status
 from ambient.settings import Settings
 
@@ -29,8 +29,7 @@ def install_command() -> None:
     try:
         layout = install(settings, _say)
     except LocalLLMError as exc:
-        err_console.print(f"[red]ambient llm install: {exc}[/]", soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise fail(f"ambient llm install: {exc}") from None
     _say(f"[green]local model ready[/] in {layout.root}: `ambient llm serve`")
 
 
@@ -41,8 +40,7 @@ def serve_command() -> None:
     try:
         server = ensure_server(settings)
     except LocalLLMError as exc:
-        err_console.print(f"[red]ambient llm serve: {exc}[/]", soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise fail(f"ambient llm serve: {exc}") from None
     if not server.owned:
         _say(f"already serving at {server.url}/v1")
         return
@@ -58,8 +56,7 @@ def serve_command() -> None:
         while not stop.wait(0.5):
             assert server.process is not None
             if server.process.poll() is not None:
-                err_console.print(f"[red]llama-server exited with {server.process.returncode}[/]")
-                raise typer.Exit(1)
+                raise fail(f"llama-server exited with {server.process.returncode}")
     finally:
         server.stop()
 

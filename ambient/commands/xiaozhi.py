@@ -141,9 +141,7 @@ def list_devices(as_json: Json = False) -> None:
     if as_json:
         print(json.dumps([d.model_dump(mode="json") for d in devices], ensure_ascii=False))
         return
-    table = Table(title="小智 devices")
-    for column in ("id", "device_id", "user", "speakers", "created_at"):
-        table.add_column(column)
+    table = Table("id", "device_id", "user", "speakers", "created_at", title="小智 devices")
     for d in devices:
         table.add_row(str(d.id), d.device_id, d.user, ", ".join(d.speakers), str(d.created_at))
     console.print(table)

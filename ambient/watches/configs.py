@@ -294,7 +294,8 @@ class WebMonitorConfig(_TaskBase):
     @model_validator(mode="after")
     def _selectors_of_watched_urls(self, info: ValidationInfo) -> WebMonitorConfig:
         # A selector keyed by a URL that is not watched would never be used.
-        unused = [key for key in self.selectors if not any(self._keyed(key, u) for u in self.urls)]
+        watched = {form for url in self.urls for form in (str(url), str(url).rstrip("/"))}
+        unused = [key for key in self.selectors if key not in watched]
         if unused and reading_stored(info):
             self.selectors = {k: v for k, v in self.selectors.items() if k not in unused}
         elif unused:
@@ -303,10 +304,6 @@ class WebMonitorConfig(_TaskBase):
                 "by a URL of `urls`"
             )
         return self
-
-    @staticmethod
-    def _keyed(key: str, url: HttpUrl) -> bool:
-        return key in (str(url), str(url).rstrip("/"))
 
     def selector_for(self, url: str) -> str | None:
         return self.selectors.get(url) or self.selectors.get(url.rstrip("/"))

@@ -99,13 +99,8 @@ class LeaseBook:
             insert = (postgresql if dialect == "postgresql" else sqlite).insert(LEASES)
             created = await conn.execute(insert.on_conflict_do_nothing().values(**mine))
             if created.rowcount != 1:
-                held = (
-                    await conn.execute(
-                        select(LEASES)
-                        .where(LEASES.c.task == lease.task, LEASES.c.life == lease.life)
-                        .with_for_update()
-                    )
-                ).one()
+                locked = select(LEASES).where(_of_watch(lease)).with_for_update()
+                held = (await conn.execute(locked)).one()
                 holder = Lease(held.task, held.life, held.run_id, held.poll, held.process)
                 if not await _may_take(conn, holder, lease, self.process, now):
                     await session.rollback()
@@ -114,11 +109,8 @@ class LeaseBook:
                     # An earlier poll still running elsewhere: it stops at its next mailbox
                     # read (it would otherwise fetch beside this one until then).
                     await add_end_requests(session, [_end_request(holder)])
-                await conn.execute(
-                    update(LEASES)
-                    .where(LEASES.c.task == lease.task, LEASES.c.life == lease.life)
-                    .values(**mine)  # the same row as the insert's (its key unchanged)
-                )
+                # The same row as the insert's (its key unchanged).
+                await conn.execute(update(LEASES).where(_of_watch(lease)).values(**mine))
             await session.commit()
         return True
 
@@ -170,11 +162,7 @@ async def may_answer(db: Database, lost: Lease) -> bool:
         row = await session.get(WorkerProcess, lost.process)
         if row is not None and row.beat_at >= now - timedelta(seconds=row.dead_after):
             return True
-        held = (
-            await session.execute(
-                select(LEASES).where(LEASES.c.task == lost.task, LEASES.c.life == lost.life)
-            )
-        ).one_or_none()
+        held = (await session.execute(select(LEASES).where(_of_watch(lost)))).one_or_none()
     return (
         held is not None
         and (held.run_id, held.poll) == (lost.run_id, lost.poll)
@@ -212,6 +200,11 @@ async def _may_take(conn: Any, holder: Lease, new: Lease, process: str, now: dat
         await conn.execute(select(PROCESSES).where(PROCESSES.c.id == holder.process))
     ).one_or_none()
     return row is None or row.beat_at < now - timedelta(seconds=row.dead_after)
+
+
+def _of_watch(lease: Lease) -> Any:
+    """Which lease row is the watch's: the table's key, task and life."""
+    return (LEASES.c.task == lease.task) & (LEASES.c.life == lease.life)
 
 
 def _end_request(lease: Lease) -> EndRequest:

@@ -11,7 +11,7 @@ it could be skipped by the readers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import Table, delete, func, insert, select, text
@@ -43,13 +43,8 @@ async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) ->
         # Held to the commit: the ids are taken, and committed, one transaction at a time.
         await session.execute(text(f"LOCK TABLE {ENDS.name} IN SHARE ROW EXCLUSIVE MODE"))
     now = utcnow()
-    await session.execute(
-        insert(WatchPollEnd),
-        [
-            {"task": r.task, "life": r.life, "run_id": r.run_id, "poll": r.poll, "created_at": now}
-            for r in requests
-        ],
-    )
+    rows = [{**asdict(r), "created_at": now} for r in requests]
+    await session.execute(insert(WatchPollEnd), rows)
 
 
 async def end_requested(session: AsyncSession, request: EndRequest) -> bool:

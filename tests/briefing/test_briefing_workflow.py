@@ -493,6 +493,21 @@ async def test_fields_left_out_come_from_the_users_settings_and_bad_ones_are_ref
     assert (status.config.window_start, status.config.window_end) == ("07:00", "09:30")
 
 
+async def test_fields_left_out_for_a_user_without_settings_take_the_configs_defaults(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """`ambient briefing create --user NAME` (stdio MCP alike) for a name with no user row
+    sends the options not given as None: they take the config's defaults, not a refusal."""
+    async with briefing_stack(ts_env, deps) as stack:
+        ref = await stack.service.create(
+            "una",
+            {"timezone": None, "prepare_at": None, "window_start": None, "window_end": None},
+        )
+        await ts_env.client.get_workflow_handle(ref.task_id).signal("stop")
+    assert (ref.config.timezone, ref.config.prepare_at) == ("Asia/Shanghai", "05:00")
+    assert (ref.config.window_start, ref.config.window_end) == ("06:00", "10:00")
+
+
 async def test_news_pages_the_worker_may_not_reach_are_each_refused_by_field(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
