@@ -8,7 +8,6 @@ only those marked `destructiveHint`) is not run on the model's say-so: the loop 
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -28,7 +27,6 @@ from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
 from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.settings import Settings
 
-log = logging.getLogger(__name__)
 MAX_ROUNDS = 8
 # The MCP tool that searches the others: left out of what the product's own search offers.
 FIND_TOOLS = "find_tools"

@@ -100,7 +100,7 @@ class AgentFacade:
     def add_server(self, name: str, factory: Callable[[], Client]) -> None:
         if name in self._servers:
             raise AgentError(f"an MCP server named {name!r} is already registered")
-        self._servers[name] = _Server(name, ServerConnection(name, factory), ServerHealth(name))
+        self._servers[name] = _Server(name, ServerConnection(name, factory), ServerHealth())
 
     async def remove_server(self, name: str) -> None:
         server = self._servers.pop(name, None)

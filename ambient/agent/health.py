@@ -57,7 +57,6 @@ class ServerHealth:
     """Active below 20 % errors in the last 20 calls, degraded below 50 %, error above (or
     while the server cannot be reached); read when asked (`GET /agent/tools`)."""
 
-    server: str
     outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))
     unreachable: bool = False
 

@@ -15,7 +15,6 @@ Reads are in ``reading`` and membership in ``access``; what it answers and raise
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -55,7 +54,6 @@ from ambient.storage.models import (
 if TYPE_CHECKING:
     from ambient.remediation.service import RemediationService
 
-log = logging.getLogger(__name__)
 ACTION_TAGS = {"approve": "approve", "refuse": "refuse", "reject": "refuse", "abort": "abort"}
 
 
