@@ -32,8 +32,6 @@ class Participant(BaseModel):
     id: str
     display_name: str
     role: ParticipantRole
-    # The user who may sign as this participant; None for the product's own agents (admins).
-    owner: str | None = None
 
 
 # The product's own participants, seeded by the migration (display names are editable).
