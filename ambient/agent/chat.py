@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from functools import partial
 from typing import Any, Literal
 
@@ -144,23 +144,17 @@ class ConversationStore:
         return found
 
 
+@dataclass
 class ChatAgent:
     """Runs one turn of a conversation and yields what happens, step by step."""
 
-    def __init__(
-        self,
-        model: AsyncOpenAI | None,
-        model_name: str,
-        facade: AgentFacade,
-        *,
-        system: str,
-        offer: ToolOffer | None = None,
-        confirm: Literal["writes", "destructive"] = "writes",
-    ) -> None:
-        self.model, self.model_name, self.facade = model, model_name, facade
-        self.system = system
-        self.offer = offer or ToolOffer(0)
-        self.confirm = confirm
+    model: AsyncOpenAI | None
+    model_name: str
+    facade: AgentFacade
+    _: KW_ONLY
+    system: str
+    offer: ToolOffer = field(default_factory=lambda: ToolOffer(0))
+    confirm: Literal["writes", "destructive"] = "writes"
 
     async def turn(
         self, conversation: Conversation, text: str | None, *, approve: bool | None = None
@@ -172,17 +166,14 @@ class ChatAgent:
             return
         if not conversation.messages:
             conversation.messages.append({"role": "system", "content": self.system})
-        if conversation.pending:
-            held, conversation.pending = conversation.pending, []
-            for call in held:
-                if approve:
-                    async for step in self._run_call(conversation, call):
-                        yield step
-                else:
-                    self._answer(conversation, call, "The person declined this call; not run.")
-                    yield event(
-                        type="tool_result", function=call["name"], ok=False, text="declined"
-                    )
+        held, conversation.pending = conversation.pending, []
+        for call in held:
+            if approve:
+                async for step in self._run_call(conversation, call):
+                    yield step
+            else:
+                self._answer(conversation, call, "The person declined this call; not run.")
+                yield event(type="tool_result", function=call["name"], ok=False, text="declined")
         if text:
             conversation.messages.append({"role": "user", "content": text})
         try:
