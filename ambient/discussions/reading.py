@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, FromClause, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,11 +109,9 @@ class DiscussionReads(DiscussionAccess):
     # --- bus (browse and set-up) ------------------------------------------------------
 
     async def list_discussions(
-        self, user: str, status: str | None = None, limit: int = 100
+        self, user: str, status: Literal["open", "closed"] | None = None, limit: int = 100
     ) -> DiscussionList:
         """The discussions ``user`` sees, newest activity first, with their open/closed counts."""
-        if status not in (None, "open", "closed"):
-            raise InvalidDiscussionError("status: open or closed (or omit it)")
         async with self.db.session() as session:
             visible = await self._visible(session, user)
             counts = await _count_by(session, Discussion.status, visible)
