@@ -297,17 +297,14 @@ def voice_server_for(state: AppState) -> ServerFactory:
 
 
 @asynccontextmanager
-async def bridge_running(
-    state: AppState, server_for: ServerFactory | None = None, *, timing: BridgeTiming | None = None
-) -> AsyncIterator[BridgeRunner]:
+async def bridge_running(state: AppState) -> AsyncIterator[BridgeRunner]:
     """The runner for the API process, started on entry and stopped (leases given back) on exit."""
     settings = state.settings
     runner = BridgeRunner(
         state.db,
         EndpointCipher(settings.secret_key.get_secret_value()),
         DestinationGuard(settings.fetch_allow_cidrs),
-        server_for or voice_server_for(state),
-        timing=timing,
+        voice_server_for(state),
     )
     task = asyncio.create_task(runner.run(), name="xiaozhi-bridge")
     try:

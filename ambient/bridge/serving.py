@@ -19,7 +19,7 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
-from mcp.types import jsonrpc_message_adapter
+from mcp.types import JSONRPCMessage, JSONRPCRequest, jsonrpc_message_adapter
 from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
@@ -50,15 +50,13 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
             while True:
                 frame = await socket.recv()
                 text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
-                message, error = _parse(text)
-                if error is not None:
-                    await socket.send(json.dumps(error, ensure_ascii=False))
+                message = _parse(text)
+                if isinstance(message, dict):
+                    await socket.send(json.dumps(message, ensure_ascii=False))
                     continue
-                if message.get("method") == "tools/call" and "id" in message:
-                    calls.add(json.dumps(message["id"]))
-                await to_server.send(
-                    SessionMessage(jsonrpc_message_adapter.validate_python(message))
-                )
+                if isinstance(message, JSONRPCRequest) and message.method == "tools/call":
+                    calls.add(json.dumps(message.id))
+                await to_server.send(SessionMessage(message))
 
     async def write_frames() -> None:
         async with from_server:
@@ -83,22 +81,21 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
             group.cancel_scope.cancel()
 
 
-def _parse(text: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _parse(text: str) -> JSONRPCMessage | dict[str, Any]:
     """The frame's message, or the JSON-RPC error to answer instead (id kept when readable)."""
     try:
         message = json.loads(text.strip())
     except ValueError as exc:
-        return {}, _error(None, PARSE_ERROR, f"not JSON: {exc}")
+        return _error(None, PARSE_ERROR, f"not JSON: {exc}")
     if not isinstance(message, dict):
-        return {}, _error(None, INVALID_REQUEST, "a frame holds one JSON-RPC object")
+        return _error(None, INVALID_REQUEST, "a frame holds one JSON-RPC object")
     try:
-        jsonrpc_message_adapter.validate_python(message)
+        return jsonrpc_message_adapter.validate_python(message)
     except ValidationError as exc:
         ident = message.get("id")
         ident = ident if isinstance(ident, (int, str)) and not isinstance(ident, bool) else None
         reason = exc.errors()[0]["msg"] if exc.errors() else "invalid"
-        return {}, _error(ident, INVALID_REQUEST, f"not a JSON-RPC 2.0 message: {reason}")
-    return message, None
+        return _error(ident, INVALID_REQUEST, f"not a JSON-RPC 2.0 message: {reason}")
 
 
 def _error(ident: int | str | None, code: int, message: str) -> dict[str, Any]:

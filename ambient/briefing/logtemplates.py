@@ -231,17 +231,11 @@ class TemplateMiner:
     (user names, table names) shows more values, or about as many values as lines.
     """
 
-    def __init__(
-        self,
-        *,
-        sim_th: float = DRAIN_SIM_TH,
-        depth: int = DRAIN_DEPTH,
-        max_shapes: int = MAX_CACHED,
-    ) -> None:
+    def __init__(self, *, max_shapes: int = MAX_CACHED) -> None:
         self._max_shapes = max_shapes
         self._drain = Drain(
-            depth=depth,
-            sim_th=sim_th,
+            depth=DRAIN_DEPTH,
+            sim_th=DRAIN_SIM_TH,
             max_children=DRAIN_MAX_CHILDREN,
             param_str=DRAIN_WILDCARD,
             parametrize_numeric_tokens=True,

@@ -52,7 +52,7 @@ from ambient.briefing.models import (
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import text_to_voice
-from ambient.domain.field_errors import field_errors, field_problems
+from ambient.domain.field_errors import Location, field_errors, field_problems
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Role
 from ambient.settings import Settings
@@ -138,10 +138,13 @@ def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:
     try:
         return BriefingConfig.model_validate(config)
     except ValidationError as exc:
-        errors = field_errors(exc)
-        problems = "; ".join(field_problems(errors))
-        first = ".".join(str(part) for part in errors[0][0]) if errors else None
-        raise InvalidBriefingError(f"invalid briefing config — {problems}", first) from None
+        raise _invalid_config(field_errors(exc)) from None
+
+
+def _invalid_config(errors: list[tuple[Location, str]]) -> InvalidBriefingError:
+    problems = "; ".join(field_problems(errors))
+    first = ".".join(str(part) for part in errors[0][0])
+    return InvalidBriefingError(f"invalid briefing config — {problems}", first)
 
 
 class BriefingService:
@@ -178,9 +181,7 @@ class BriefingService:
             check_destinations(parsed, self.settings)
         except ConfigError as exc:
             errors = [(location[1:], message) for location, message in exc.errors]  # no "config."
-            problems = "; ".join(field_problems(errors))
-            first = ".".join(str(part) for part in errors[0][0])
-            raise InvalidBriefingError(f"invalid briefing config — {problems}", first) from None
+            raise _invalid_config(errors) from None
         task_id = task_id_for(user)
         carry = BriefingCarry()
         policy = WorkflowIDConflictPolicy.FAIL
