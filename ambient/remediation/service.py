@@ -11,6 +11,7 @@ and raises is in ``ambient.remediation.views``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
@@ -384,10 +385,8 @@ class RemediationService:
                 time_zone_name=self.settings.remediation_timezone,
             ),
         )
-        try:
+        with contextlib.suppress(ScheduleAlreadyRunningError):
             await self.client.create_schedule(TRIAGE_SCHEDULE, schedule)
-        except ScheduleAlreadyRunningError:
-            pass
         return TRIAGE_SCHEDULE
 
     # --- helpers -----------------------------------------------------------------------
