@@ -94,7 +94,6 @@ class RemediationRecords:
             HandOverInput(
                 run_key=self.run_key,
                 key=key,
-                remediation_id=self.remediation_id,
                 user=self.request.user,
                 title=title,
                 body=body,

@@ -178,7 +178,6 @@ class AuditEntry(Keyed):
 
 
 class HandOverInput(Keyed):
-    remediation_id: str
     user: str
     title: str
     body: str
