@@ -243,7 +243,6 @@ class AbortInput(BaseModel):
 
 class JoinInput(BaseModel):
     user: str
-    source: str = ""
 
 
 class Waiting(BaseModel):

@@ -197,7 +197,7 @@ class RemediationService:
         timed out, and the repeat went unrecorded) and added a task to its load.
         """
         handle = self.client.get_workflow_handle(workflow_id)
-        await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user, source=user))
+        await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user))
         description = await handle.describe()
         attributes = description.typed_search_attributes
         owner = attributes.get(temporal.USER) or ""
