@@ -142,9 +142,7 @@ class RemediationActivities:
         rule = match_rule(request.alert, rules)
         steps = plan(card.score, rule, policy.approval_from_rung)
         opened = Opened(card=card, rule=rule, plan=steps, policy=policy)
-        first = opened.plan[0] if opened.plan else None
-        if first is not None and first.rung is Rung.HAND_OVER:
-            first = None
+        first = steps[0] if steps and steps[0].rung is not Rung.HAND_OVER else None
         # The workload is read before the write turn (no network call may hold it), with the
         # mode the permission gives now; the turn re-reads the permission and keeps the read
         # only for the same mode and a gate that lets the step go.

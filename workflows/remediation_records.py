@@ -94,7 +94,6 @@ class RemediationRecords:
             HandOverInput(
                 run_key=self.run_key,
                 key=key,
-                remediation_id=self.remediation_id,
                 user=self.request.user,
                 title=title,
                 body=body,
@@ -223,13 +222,8 @@ class RemediationRecords:
     ) -> R:
         # Reads and database bookkeeping (idempotent by key) run as local activities: no
         # round trip through the server for each, which is most of the time to first action.
-        if local:
-            return await workflow.execute_local_activity_method(
-                activity, arg, start_to_close_timeout=limit, retry_policy=retry
-            )
-        return await workflow.execute_activity_method(
-            activity, arg, start_to_close_timeout=limit, retry_policy=retry
-        )
+        run = workflow.execute_local_activity_method if local else workflow.execute_activity_method
+        return await run(activity, arg, start_to_close_timeout=limit, retry_policy=retry)
 
 
 def cause_of(error: ActivityError | ApplicationError) -> str:

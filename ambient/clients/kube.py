@@ -167,7 +167,8 @@ class KubeClients:
             await client.close()
 
 
-async def _all(items: AsyncIterable[T]) -> list[T]:
+async def collected(items: AsyncIterable[T]) -> list[T]:
+    """Every object a lightkube list call yields."""
     return [item async for item in items]
 
 
@@ -179,7 +180,7 @@ def _images(template: Any) -> list[str]:
 async def list_workloads(client: AsyncClient, namespace: str | None = None) -> list[Workload]:
     """Deployments with replica counts, current revision and a health verdict."""
     listing = client.list(Deployment, namespace=namespace or "*")
-    found = await kube_call("listing deployments", _all(listing))
+    found = await kube_call("listing deployments", collected(listing))
     workloads = []
     for d in found:
         status, spec, meta = d.status, d.spec, d.metadata

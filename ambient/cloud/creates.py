@@ -97,11 +97,9 @@ class CloudCreates(CloudGuard):
             )
         )
         async with self.failures_audited(actor, operation, subject, detail):
-            try:
+            with readable(request.product, request.action):
                 async with lock:
                     step = await self._find_or_send(request, key, mode, find)
-            except TencentCloudError as exc:
-                raise readable(exc, request.product, request.action) from None
         outcome = "existing" if step.existing else ("executed" if step.sent else "dry_run")
         await self.audit(
             actor,

@@ -8,6 +8,9 @@ CloudOpsError
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import (
     TencentAuthError,
@@ -51,7 +54,16 @@ class CloudOpsFailedError(CloudOpsError):
         self.kind = kind
 
 
-def readable(exc: TencentCloudError, product: str, action: str) -> CloudOpsFailedError:
+@contextlib.contextmanager
+def readable(product: str, action: str) -> Iterator[None]:
+    """A Tencent Cloud error raised inside comes out as one readable sentence (``_sentence``)."""
+    try:
+        yield
+    except TencentCloudError as exc:
+        raise _sentence(exc, product, action) from None
+
+
+def _sentence(exc: TencentCloudError, product: str, action: str) -> CloudOpsFailedError:
     """One sentence per error class that says what to do about it."""
     where = f"{action} ({exc.code})"
     if isinstance(exc, TencentNotConfiguredError):

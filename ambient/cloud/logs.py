@@ -8,9 +8,6 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ambient.clients.tencent import writes
-from ambient.clients.tencent.errors import (
-    TencentCloudError,
-)
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.creates import CloudCreates, WriteResult, WriteStep
@@ -221,12 +218,10 @@ class ClsWrites(CloudCreates):
 
     async def _logset_of(self, actor: str, subject: str, mode: Mode, spec: AlarmSpec) -> str:
         async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
-            try:
+            with readable("cls", "DescribeTopics"):
                 found = await writes.logset_of_topic(
                     self.tencent, spec.topic_id, region=spec.region
                 )
-            except TencentCloudError as exc:
-                raise readable(exc, "cls", "DescribeTopics") from None
             if found is None:
                 raise CloudOpsFailedError(
                     "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"

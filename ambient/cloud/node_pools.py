@@ -8,9 +8,6 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ambient.clients.tencent import ops, writes
-from ambient.clients.tencent.errors import (
-    TencentCloudError,
-)
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.creates import CloudCreates, WriteResult
@@ -113,10 +110,8 @@ class NodePoolWrites(CloudCreates):
             "permission": permission.value,
         }
         async with self.failures_audited(actor, "scale_node_pool", subject, detail):
-            try:
+            with readable("tke", "DescribeClusterNodePools"):
                 pools = await ops.list_node_pools(self.tencent, spec.cluster_id, region=spec.region)
-            except TencentCloudError as exc:
-                raise readable(exc, "tke", "DescribeClusterNodePools") from None
             pool = next((p for p in pools if p.node_pool_id == spec.node_pool_id), None)
             if pool is None:
                 known = ", ".join(p.node_pool_id for p in pools) or "none"
@@ -147,10 +142,8 @@ class NodePoolWrites(CloudCreates):
                         "DesiredCapacity": spec.desired,
                     },
                 )
-                try:
+                with readable(request.product, request.action):
                     await writes.send(self.tencent, request)
-                except TencentCloudError as exc:
-                    raise readable(exc, request.product, request.action) from None
         outcome = "executed" if executed else ("noop" if mode == "execute" else "dry_run")
         await self.audit(actor, "cloud.scale_node_pool", subject, {**detail, "outcome": outcome})
         return NodePoolScaleResult(

@@ -20,9 +20,6 @@ from ambient.clients.kube import (
     KubeNotFoundError,
     KubeUnavailableError,
 )
-from ambient.clients.tencent.errors import (
-    TencentCloudError,
-)
 from ambient.cloud.apply import ApplyResult, ApplySpec, apply_documents, parse_documents, preview
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
@@ -82,9 +79,8 @@ class WorkloadOps:
 
     async def _client(self, cluster_id: str) -> AsyncClient:
         try:
-            return await self.clients.client(cluster_id)
-        except TencentCloudError as exc:
-            raise readable(exc, "tke", "DescribeClusterKubeconfig") from None
+            with readable("tke", "DescribeClusterKubeconfig"):
+                return await self.clients.client(cluster_id)
         except KubeError as exc:
             raise _kube_failure(exc, f"cluster {cluster_id}") from None
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Service
@@ -12,6 +10,7 @@ from ambient.clients.kube import (
     REVISION,
     KubeError,
     KubeNotFoundError,
+    collected,
     kube_call,
     revision_number,
 )
@@ -53,7 +52,7 @@ class ClusterReads:
         labels = deployment["spec"]["selector"].get("matchLabels") or {}
         sets = await kube_call(
             f"listing ReplicaSets of {meta['namespace']}/{meta['name']}",
-            _collect(self._client.list(ReplicaSet, namespace=meta["namespace"], labels=labels)),
+            collected(self._client.list(ReplicaSet, namespace=meta["namespace"], labels=labels)),
         )
         revisions: dict[int, Obj] = {}
         for rs in (s.to_dict() for s in sets):
@@ -83,7 +82,7 @@ class ClusterReads:
         labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
         found = await kube_call(
             f"listing Services in {namespace}",
-            _collect(self._client.list(Service, namespace=namespace)),
+            collected(self._client.list(Service, namespace=namespace)),
         )
         # Matched on the parsed objects, turned into dicts only when they match: a namespace of
         # hundreds of Services made that conversion most of a checkpoint's CPU in a storm.
@@ -106,7 +105,3 @@ def previous_revision(revisions: dict[int, Obj], current: int | None) -> int | N
         r for r, rs in revisions.items() if revision_number(annotations_of(rs).get(REVISION)) == r
     )
     return max((r for r in own if r < current), default=None)
-
-
-async def _collect(items: Any) -> list[Any]:
-    return [item async for item in items]

@@ -178,7 +178,6 @@ class AuditEntry(Keyed):
 
 
 class HandOverInput(Keyed):
-    remediation_id: str
     user: str
     title: str
     body: str
@@ -244,7 +243,6 @@ class AbortInput(BaseModel):
 
 class JoinInput(BaseModel):
     user: str
-    source: str = ""
 
 
 class Waiting(BaseModel):

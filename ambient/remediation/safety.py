@@ -81,10 +81,9 @@ class ChangeWindow(BaseModel):
 
     def _bounds(self, day: datetime) -> tuple[datetime, datetime]:
         start = datetime.combine(day.date(), time.fromisoformat(self.start), tzinfo=day.tzinfo)
-        if self.end == "24:00":
-            end = datetime.combine(day.date(), time(), tzinfo=day.tzinfo) + timedelta(days=1)
-        else:
-            end = datetime.combine(day.date(), time.fromisoformat(self.end), tzinfo=day.tzinfo)
+        # 24:00 is the midnight that ends the day: as 00:00 it crosses midnight below.
+        until = time() if self.end == "24:00" else time.fromisoformat(self.end)
+        end = datetime.combine(day.date(), until, tzinfo=day.tzinfo)
         if end <= start:  # crosses midnight
             end += timedelta(days=1)
         return start, end

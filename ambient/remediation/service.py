@@ -11,6 +11,7 @@ and raises is in ``ambient.remediation.views``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
@@ -196,7 +197,7 @@ class RemediationService:
         timed out, and the repeat went unrecorded) and added a task to its load.
         """
         handle = self.client.get_workflow_handle(workflow_id)
-        await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user, source=user))
+        await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user))
         description = await handle.describe()
         attributes = description.typed_search_attributes
         owner = attributes.get(temporal.USER) or ""
@@ -384,10 +385,8 @@ class RemediationService:
                 time_zone_name=self.settings.remediation_timezone,
             ),
         )
-        try:
+        with contextlib.suppress(ScheduleAlreadyRunningError):
             await self.client.create_schedule(TRIAGE_SCHEDULE, schedule)
-        except ScheduleAlreadyRunningError:
-            pass
         return TRIAGE_SCHEDULE
 
     # --- helpers -----------------------------------------------------------------------

@@ -50,7 +50,7 @@ class RemediationRepository(Repository):
 
     async def save_run(
         self, run_key: str, alert: Alert, detail: dict[str, Any], **values: Any
-    ) -> RemediationRecord:
+    ) -> None:
         """Insert or update the run's row (a retried activity writes the same values again):
         what its alert says (cluster, service, type, source) and the alert itself in
         ``detail``; ``values`` the rest."""
@@ -75,7 +75,6 @@ class RemediationRepository(Repository):
         for name, value in values.items():
             setattr(row, name, value)
         await self.session.flush()
-        return row
 
     async def list(
         self, *, user: str | None = None, state: str | None = None, limit: int = 100
