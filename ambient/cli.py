@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from typer.core import TyperGroup
 
 from ambient.settings import Settings
@@ -211,9 +211,8 @@ def status(
         if as_json:
             console.print_json(report.model_dump_json())
         else:
-            table = Table(title="ambient-ops status", show_header=False)
-            table.add_column(overflow="fold")
-            table.add_column(overflow="fold")
+            columns = (Column(overflow="fold"), Column(overflow="fold"))
+            table = Table(*columns, title="ambient-ops status", show_header=False)
             for name, value in report.model_dump().items():
                 table.add_row(name, str(value))
             console.print(table)
@@ -273,10 +272,10 @@ def replay(
 ) -> None:
     """Replay recorded histories against the current code; non-zero on non-determinism."""
     from ambient import replay as replaying
+    from ambient import temporal
 
     classes = replaying.load_workflows(workflows or [])
     if query is not None:
-        from ambient import temporal
 
         async def fetch() -> list[replaying.ReplayOutcome]:
             client = await temporal.connect(Settings())
@@ -288,9 +287,7 @@ def replay(
         if not files:
             err_console.print("no history files found")
             raise typer.Exit(2)
-        from ambient.temporal import data_converter
-
-        converter = data_converter(Settings())
+        converter = temporal.data_converter(Settings())
         outcomes = asyncio.run(replaying.replay_files(files, classes, converter))
     failed = [o for o in outcomes if not o.ok]
     for outcome in outcomes:

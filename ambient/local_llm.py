@@ -313,9 +313,7 @@ def serving_model(url: str) -> str | None:
     return None
 
 
-def start_server(
-    settings: Settings, layout: Layout, *, template: Path | None, log: Path | None = None
-) -> LocalServer:
+def start_server(settings: Settings, layout: Layout, *, template: Path | None) -> LocalServer:
     """Start ``llama-server`` and wait until it answers; it dying is an error with its log."""
     check_weights(layout)
     if not layout.server_binary.exists():
@@ -323,7 +321,7 @@ def start_server(
     url = base_url(settings)
     if serving_model(url) is not None:
         raise LocalLLMError(f"port {settings.local_llm_port} is taken by another server ({url})")
-    log = log or layout.server_log
+    log = layout.server_log
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(

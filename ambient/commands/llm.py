@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from types import FrameType
 
 import typer
 from rich.console import Console
@@ -46,12 +45,8 @@ def serve_command() -> None:
         return
     _say(f"serving at {server.url}/v1 (log {Layout.of(settings).server_log}); Ctrl-C stops")
     stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             assert server.process is not None

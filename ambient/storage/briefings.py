@@ -16,21 +16,18 @@ from ambient.storage.models import Briefing, Broadcast, LogBaselineRow
 class BroadcastRepository(Repository):
     """The broadcast queue: problems waiting for the user's next briefing (one interface)."""
 
-    async def push(self, user: str, title: str, body: str, source: str, key: str) -> Broadcast:
-        """Queue a problem for ``user``; the same ``key`` again returns the first row unchanged."""
-        if (existing := await self._by_key(key)) is not None:
-            return existing
+    async def push(self, user: str, title: str, body: str, source: str, key: str) -> None:
+        """Queue a problem for ``user``; the same ``key`` again leaves the first row unchanged."""
+        if await self._by_key(key) is not None:
+            return
         row = Broadcast(key=key, user=user, title=title[:255], body=body, source=source)
         try:
             async with self.session.begin_nested():
                 self.session.add(row)
         except IntegrityError:
-            # A concurrent push with the same key won the insert: return its row.
-            found = await self._by_key(key)
-            if found is None:
+            # A concurrent push with the same key won the insert: its row stays.
+            if await self._by_key(key) is None:
                 raise
-            return found
-        return row
 
     async def _by_key(self, key: str) -> Broadcast | None:
         return await self.session.scalar(select(Broadcast).where(Broadcast.key == key))
@@ -97,28 +94,22 @@ class BriefingRepository(Repository):
         await self.session.flush()
         return row
 
-    async def mark_given(self, user: str, date: str, at: datetime, via: str) -> Briefing | None:
+    async def mark_given(self, user: str, date: str, at: datetime, via: str) -> None:
         """Record the (only) time the briefing was spoken; an earlier record is kept."""
         row = await self.get(user, date)
-        if row is None:
-            return None
-        if row.given_at is None:
+        if row is not None and row.given_at is None:
             row.given_at = at
             row.given_via = via
             row.status = "given"
             await self.session.flush()
-        return row
 
-    async def mark_pushed(self, user: str, date: str, at: datetime) -> Briefing | None:
+    async def mark_pushed(self, user: str, date: str, at: datetime) -> None:
         row = await self.get(user, date)
-        if row is None:
-            return None
-        if row.pushed_at is None:
+        if row is not None and row.pushed_at is None:
             row.pushed_at = at
             if row.given_at is None:
                 row.status = "pushed"
             await self.session.flush()
-        return row
 
 
 class BaselineRepository(Repository):

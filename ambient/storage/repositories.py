@@ -97,11 +97,10 @@ class UserRepository(Repository):
         query = select(User).where(User.api_token_hash == hash_token(token))
         return await self.session.scalar(query)
 
-    async def update(self, user: User, data: UserSettings) -> User:
+    async def update(self, user: User, data: UserSettings) -> None:
         for field, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
             setattr(user, field, value)
         await self.session.flush()
-        return user
 
     async def rotate_token(self, user: User) -> str:
         token = new_api_token()

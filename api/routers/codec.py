@@ -24,7 +24,7 @@ from ambient.domain.users import Role
 from ambient.settings import Settings
 from ambient.storage.repositories import UserRepository
 from ambient.temporal import payload_codec
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, bearer
 from api.errors import unauthorized
 
 router = APIRouter(prefix="/codec", tags=["codec"])
@@ -38,9 +38,8 @@ def _codec_token_matches(settings: Settings, token: str) -> bool:
 
 
 async def _authorize(request: Request, settings: Settings, session: SessionDep) -> None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else ""
+    credentials = await bearer(request)  # the API's own reading of the header
+    token = credentials.credentials if credentials else ""
     if not token:
         raise unauthorized(
             "the codec needs an admin's bearer token or the codec token "
@@ -58,15 +57,6 @@ async def _authorize(request: Request, settings: Settings, session: SessionDep) 
         )
 
 
-async def _payloads(request: Request) -> Payloads:
-    try:
-        return json_format.Parse(await request.body(), Payloads())
-    except json_format.ParseError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"body is not Payloads JSON: {exc}"
-        ) from None
-
-
 async def _transcode(direction: str, request: Request, settings: Settings) -> dict[str, Any]:
     if direction not in ("encode", "decode"):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "use .../encode or .../decode")
@@ -75,7 +65,12 @@ async def _transcode(direction: str, request: Request, settings: Settings) -> di
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, "payload encryption is off (set AMBIENT_PAYLOAD_KEY)"
         )
-    payloads = await _payloads(request)
+    try:
+        payloads = json_format.Parse(await request.body(), Payloads())
+    except json_format.ParseError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"body is not Payloads JSON: {exc}"
+        ) from None
     try:
         result = await getattr(codec, direction)(payloads.payloads)
     except (CodecKeyError, ValueError) as exc:
