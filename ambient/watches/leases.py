@@ -134,23 +134,13 @@ async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
         alive = [row.id for row in rows if row.beat_at >= now - timedelta(seconds=row.dead_after)]
         beats = {row.id: row.beat_at for row in rows}
         found = await session.execute(
-            select(WatchPollLease)
-            .where(WatchPollLease.process.not_in([RELEASED, alive_self, *alive]))
-            .order_by(WatchPollLease.started_at)
+            select(LEASES)
+            .where(LEASES.c.process.not_in([RELEASED, alive_self, *alive]))
+            .order_by(LEASES.c.started_at)
             .limit(limit)
         )
-        return [
-            Lease(
-                row.task,
-                row.life,
-                row.run_id,
-                row.poll,
-                row.process,
-                beats.get(row.process),
-                row.started_at,
-            )
-            for row in found.scalars()
-        ]
+        # A lease is its row (the table's columns are its fields) and its process's last beat.
+        return [Lease(**row._mapping, silent_since=beats.get(row.process)) for row in found]
 
 
 async def may_answer(db: Database, lost: Lease) -> bool:
