@@ -52,10 +52,7 @@ class LeaseBook:
         self.db = db
         self.process = process
         self.dead_after = dead_after
-        self.ended: list[Lease] = []
-
-    def end(self, lease: Lease) -> None:
-        self.ended.append(lease)
+        self.ended: list[Lease] = []  # the leases of polls that ended, dropped at the next flush
 
     async def flush(self) -> None:
         """Say this process is alive and drop the leases ended since (one transaction; on
