@@ -179,9 +179,9 @@ class PollUpkeep:
         log.info("told %d workflows that their poll's worker process is dead", len(done))
         return len(done)
 
-    async def end_closed(self, client: Client) -> int:
+    async def end_closed(self, client: Client) -> None:
         """End this process's polls whose workflow run has closed (terminated, timed out:
-        nobody will take their result); returns how many."""
+        nobody will take their result)."""
         since = utcnow() - CLOSED_MARGIN
         query = closed_runs_query(self._closed_since)
         closed = {(e.id, e.run_id) async for e in client.list_workflows(query, page_size=1000)}
@@ -193,7 +193,6 @@ class PollUpkeep:
                 ended += 1
         if ended:
             log.info("ended %d polls whose workflow run had closed", ended)
-        return ended
 
     async def read_end_requests(self) -> None:
         """While this process runs polls, end those another process's workflow asked to end."""

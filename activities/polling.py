@@ -100,7 +100,7 @@ class PagePoller:
             return await session.run()
         finally:
             self.running.discard(session)
-            self.leases.end(lease)
+            self.leases.ended.append(lease)
             if self.sessions.get(key) is session:
                 del self.sessions[key]
 

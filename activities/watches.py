@@ -15,10 +15,11 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from ambient.clients.extract import main_text
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import latest_metric_value
-from ambient.clients.web import FetchError, WebFetcher, extract_text
+from ambient.clients.web import FetchError, WebFetcher
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
 from ambient.storage import Database
 from ambient.storage.models import WatchSnapshot
@@ -31,7 +32,7 @@ SOURCES: TypeAdapter[MetricSource] = TypeAdapter(MetricSource)
 
 def page_text(html: str, selector: str | None, ignore_patterns: list[str]) -> list[str]:
     """Main text of a page as normalised lines (CPU work: run it in a thread)."""
-    return normalise(extract_text(html, selector), ignore_patterns)
+    return normalise(main_text(html, selector), ignore_patterns)
 
 
 class WatchActivities:

@@ -155,10 +155,6 @@ class PageClient:
             except _StaleConnectionError as exc:
                 raise HttpProtocolError("the server closed the connection unanswered") from exc
 
-    @property
-    def idle_connections(self) -> int:
-        return len(self._oldest)
-
     async def aclose(self) -> None:
         for connection in self._oldest:
             connection.close()

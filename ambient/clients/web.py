@@ -17,7 +17,6 @@ from urllib.parse import urlencode, urljoin
 
 from jsonpath_ng.ext import parse as jsonpath
 
-from ambient.clients.extract import main_text
 from ambient.clients.guard import (
     DestinationGuard,
     DestinationLookupError,
@@ -187,7 +186,3 @@ class WebFetcher:
         if data.get("status") != "success" or len(results) != 1:
             raise FetchError(f"query must return exactly one sample, got {len(results)}: {query}")
         return float(results[0]["value"][1])
-
-
-# Main text of a page, or the text under a CSS selector (see ambient.clients.extract).
-extract_text = main_text

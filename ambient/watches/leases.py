@@ -52,10 +52,7 @@ class LeaseBook:
         self.db = db
         self.process = process
         self.dead_after = dead_after
-        self.ended: list[Lease] = []
-
-    def end(self, lease: Lease) -> None:
-        self.ended.append(lease)
+        self.ended: list[Lease] = []  # the leases of polls that ended, dropped at the next flush
 
     async def flush(self) -> None:
         """Say this process is alive and drop the leases ended since (one transaction; on
@@ -134,23 +131,13 @@ async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
         alive = [row.id for row in rows if row.beat_at >= now - timedelta(seconds=row.dead_after)]
         beats = {row.id: row.beat_at for row in rows}
         found = await session.execute(
-            select(WatchPollLease)
-            .where(WatchPollLease.process.not_in([RELEASED, alive_self, *alive]))
-            .order_by(WatchPollLease.started_at)
+            select(LEASES)
+            .where(LEASES.c.process.not_in([RELEASED, alive_self, *alive]))
+            .order_by(LEASES.c.started_at)
             .limit(limit)
         )
-        return [
-            Lease(
-                row.task,
-                row.life,
-                row.run_id,
-                row.poll,
-                row.process,
-                beats.get(row.process),
-                row.started_at,
-            )
-            for row in found.scalars()
-        ]
+        # A lease is its row (the table's columns are its fields) and its process's last beat.
+        return [Lease(**row._mapping, silent_since=beats.get(row.process)) for row in found]
 
 
 async def may_answer(db: Database, lost: Lease) -> bool:

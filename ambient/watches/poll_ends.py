@@ -50,16 +50,7 @@ async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) ->
 async def end_requested(session: AsyncSession, request: EndRequest) -> bool:
     """Whether this one poll (``run_id`` and ``poll`` set) was asked to end: a poll that
     starts asks, as a request committed before its process's reader began is not read."""
-    found = await session.scalar(
-        select(WatchPollEnd.id)
-        .where(
-            WatchPollEnd.task == request.task,
-            WatchPollEnd.life == request.life,
-            WatchPollEnd.run_id == request.run_id,
-            WatchPollEnd.poll == request.poll,
-        )
-        .limit(1)
-    )
+    found = await session.scalar(select(WatchPollEnd.id).filter_by(**asdict(request)).limit(1))
     return found is not None
 
 

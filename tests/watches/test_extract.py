@@ -15,7 +15,6 @@ from ambient.clients.extract import (
     main_text,
     not_plain_because,
 )
-from ambient.clients.web import extract_text
 from ambient.watches.page_changes import normalise
 from bench.site import PAGE as BENCH_PAGE
 
@@ -334,11 +333,6 @@ def test_selector_gives_the_text_under_every_match_as_before() -> None:
 def test_malformed_html_gives_text_without_raising(html: str) -> None:
     assert isinstance(main_text(html), str)
     assert isinstance(main_text(html, "p"), str)
-
-
-def test_extract_text_delegates_to_main_text() -> None:
-    assert extract_text(RELEASE_NOTES) == main_text(RELEASE_NOTES)
-    assert extract_text(CHROME, "h1") == "Outage review"
 
 
 def test_extractor_version_names_the_rules_and_trafilaturas_version() -> None:

@@ -6,6 +6,7 @@ import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
 from activities.watches import WatchActivities
+from ambient.clients.extract import main_text
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.web import (
     FetchError,
@@ -14,7 +15,6 @@ from ambient.clients.web import (
     TooLargeError,
     TooManyRedirectsError,
     WebFetcher,
-    extract_text,
 )
 from ambient.domain.checks import CheckPageInput, ReadMetricInput
 from ambient.storage import Database
@@ -104,8 +104,8 @@ def test_extraction_takes_main_text_or_a_css_selector() -> None:
         + "<p>Long story about machine learning.</p>" * 5
         + "</article></body></html>"
     )
-    assert "machine learning" in extract_text(html)
-    assert extract_text(html, "#price") == "42 USD"
+    assert "machine learning" in main_text(html)
+    assert main_text(html, "#price") == "42 USD"
 
 
 async def test_a_digest_page_is_compared_with_its_newest_stored_text_hits_on_new_lines_only(

@@ -295,12 +295,12 @@ async def test_idle_connections_are_capped_and_expired_ones_closed_the_oldest_fi
     ):
         for port in (p0, p1, p2):
             assert await get(client, port) == (200, b"1")
-        assert client.idle_connections == 2  # past the cap the longest idle (p0's) was closed
+        assert len(client._oldest) == 2  # past the cap the longest idle (p0's) was closed
         assert await get(client, p1) == (200, b"2")  # kept: the same connection
         assert await get(client, p0) == (200, b"2")  # closed: a new connection
         await asyncio.sleep(0.6)
         assert await get(client, p3) == (200, b"1")
-        assert client.idle_connections == 1  # the expired ones went with the next answer
+        assert len(client._oldest) == 1  # the expired ones went with the next answer
     await client.aclose()
     assert [server.connections for server in servers] == [2, 1, 1, 1]
 

@@ -52,12 +52,12 @@ async def test_a_process_claims_its_leases_with_its_beat_and_drops_only_its_own(
     short = Lease("w3", "life", "run", 1)
     for lease in (first, Lease("w2", "life", "run", 1), short):
         assert await a.claim(lease)
-    a.end(short)  # ended: released at the next flush
+    a.ended.append(short)  # ended: released at the next flush
     await a.flush()
     assert await _leases(db) == [("w1", "run", 1, "a"), ("w2", "run", 1, "a")]
     # w1's next poll runs in process b (a handed it back); a's late end must not drop it.
     assert await b.claim(Lease("w1", "life", "run", 2))
-    a.end(first)
+    a.ended.append(first)
     await a.flush()
     assert await _leases(db) == [("w1", "run", 2, "b"), ("w2", "run", 1, "a")]
     await a.leave()  # a clean stop: its leases and its row go
