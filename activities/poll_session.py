@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -27,10 +27,18 @@ from ambient.watches.models import Failure, UrlState
 from ambient.watches.page_changes import content_hash, diff_pages
 from ambient.watches.poll_ends import EndRequest, end_requested
 from ambient.watches.poll_store import PageText
-from ambient.watches.polling import PollEnd, PollEvent, PollProgress, PollRequest, PollResult
+from ambient.watches.polling import (
+    PollEnd,
+    PollEvent,
+    PollProgress,
+    PollRequest,
+    PollResult,
+    slot_after_beat,
+)
 
 if TYPE_CHECKING:
     from activities.polling import PagePoller
+    from ambient.watches.leases import Lease
 
 # Events one result carries at most: as many as a window has checks (the workflow's
 # POLL_CHECKS), so a page that changes at every check hands back once a window like the others
@@ -78,9 +86,14 @@ class PollSession:
         # carries the first check, not an empty start.
         self.last_beat = time.monotonic()
         self.beat_seq = -1  # the event number the last heartbeat carried
+        # The dead process's attempt of this poll that this one takes over, if it does.
+        self.lost: Lease | None = None
 
     def asked_by(self, request: EndRequest) -> bool:
-        """Whether an end request is for this poll (one without a poll number: the watch's)."""
+        """Whether an end request is for this poll (one without a poll number: the watch's;
+        one naming a process: only the attempt there)."""
+        if request.process is not None and request.process != self.poller.leases.process:
+            return False
         return request.poll is None or (request.poll, request.run_id) == (
             self.request.poll,
             self.run_id,
@@ -121,7 +134,13 @@ class PollSession:
                         )
                 self.urls = {url: UrlState.model_validate(s) for url, s in mark.urls.items()}
                 reports.seq = mark.seq
-            asked = EndRequest(request.workflow_id, request.life, self.run_id, request.poll)
+            asked = EndRequest(
+                request.workflow_id,
+                request.life,
+                self.run_id,
+                request.poll,
+                self.poller.leases.process,
+            )
             if await end_requested(session, asked):
                 # Asked before this process's mailbox was reading: the poll ends at once.
                 self.end(PollEnd.CONTROL)
@@ -142,6 +161,13 @@ class PollSession:
                 # Same events, fresher page states (validators, counts) and grid position.
                 self.urls, self.checks = progress.urls, progress.checks
                 self.next_due = progress.next_due.timestamp()
+        lost = self.lost
+        if lost is not None and lost.silent_since is not None and lost.started_at is not None:
+            # The dead attempt checked on its grid until its last beat (a heartbeat the server
+            # took may be minutes older): the next check is its first slot after that beat.
+            first = lost.started_at + timedelta(seconds=request.first_check_in)
+            interval = timedelta(seconds=request.interval_seconds)
+            self.next_due = slot_after_beat(first, interval, lost.silent_since).timestamp()
         for event in reports.events:
             # The inbox message was stored with the event if it went there; the rest again
             # (their delivery rows keep them single).

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, delete, func, insert, select, text
+from sqlalchemy import Table, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.storage.db import Database
@@ -26,12 +26,13 @@ ENDS: Table = WatchPollEnd.__table__  # type: ignore[assignment]
 @dataclass(frozen=True)
 class EndRequest:
     """Hand back the poll of (task = workflow id, life); with ``run_id`` and ``poll`` only
-    that poll (a lost one), not its successor."""
+    that poll (a lost one), not its successor; with ``process`` only its attempt there."""
 
     task: str
     life: str
     run_id: str | None = None
     poll: int | None = None
+    process: str | None = None
 
 
 async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) -> None:
@@ -48,8 +49,9 @@ async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) ->
 
 
 async def end_requested(session: AsyncSession, request: EndRequest) -> bool:
-    """Whether this one poll (``run_id`` and ``poll`` set) was asked to end: a poll that
-    starts asks, as a request committed before its process's reader began is not read."""
+    """Whether this one poll (``run_id`` and ``poll`` set) was asked to end in this process
+    (``process``): a poll that starts asks, as a request committed before its process's
+    reader began is not read."""
     found = await session.scalar(
         select(WatchPollEnd.id)
         .where(
@@ -57,6 +59,7 @@ async def end_requested(session: AsyncSession, request: EndRequest) -> bool:
             WatchPollEnd.life == request.life,
             WatchPollEnd.run_id == request.run_id,
             WatchPollEnd.poll == request.poll,
+            or_(WatchPollEnd.process.is_(None), WatchPollEnd.process == request.process),
         )
         .limit(1)
     )
@@ -94,9 +97,16 @@ class EndRequestCursor:
             if self.last is None:  # requests written before this reader are not for it
                 self.last = await session.scalar(select(func.max(WatchPollEnd.id))) or 0
             # The columns an end request needs (not created_at, converted per row for nothing).
-            wanted = (ENDS.c.id, ENDS.c.task, ENDS.c.life, ENDS.c.run_id, ENDS.c.poll)
+            wanted = (
+                ENDS.c.id,
+                ENDS.c.task,
+                ENDS.c.life,
+                ENDS.c.run_id,
+                ENDS.c.poll,
+                ENDS.c.process,
+            )
             query = select(*wanted).where(ENDS.c.id > self.last).order_by(ENDS.c.id)
             rows = (await session.execute(query)).all()
         if rows:
             self.last = rows[-1].id
-        return [EndRequest(row.task, row.life, row.run_id, row.poll) for row in rows]
+        return [EndRequest(row.task, row.life, row.run_id, row.poll, row.process) for row in rows]
