@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import math
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -27,18 +27,10 @@ from ambient.watches.models import Failure, UrlState
 from ambient.watches.page_changes import content_hash, diff_pages
 from ambient.watches.poll_ends import EndRequest, end_requested
 from ambient.watches.poll_store import PageText
-from ambient.watches.polling import (
-    PollEnd,
-    PollEvent,
-    PollProgress,
-    PollRequest,
-    PollResult,
-    slot_after_beat,
-)
+from ambient.watches.polling import PollEnd, PollEvent, PollProgress, PollRequest, PollResult
 
 if TYPE_CHECKING:
     from activities.polling import PagePoller
-    from ambient.watches.leases import Lease
 
 # Events one result carries at most: as many as a window has checks (the workflow's
 # POLL_CHECKS), so a page that changes at every check hands back once a window like the others
@@ -86,8 +78,8 @@ class PollSession:
         # carries the first check, not an empty start.
         self.last_beat = time.monotonic()
         self.beat_seq = -1  # the event number the last heartbeat carried
-        # The dead process's attempt of this poll that this one takes over, if it does.
-        self.lost: Lease | None = None
+        # Set when this attempt takes a dead process's attempt over: that one's next slot.
+        self.taken_over_at: datetime | None = None
 
     def asked_by(self, request: EndRequest) -> bool:
         """Whether an end request is for this poll (one without a poll number: the watch's;
@@ -161,13 +153,10 @@ class PollSession:
                 # Same events, fresher page states (validators, counts) and grid position.
                 self.urls, self.checks = progress.urls, progress.checks
                 self.next_due = progress.next_due.timestamp()
-        lost = self.lost
-        if lost is not None and lost.silent_since is not None and lost.started_at is not None:
-            # The dead attempt checked on its grid until its last beat (a heartbeat the server
-            # took may be minutes older): the next check is its first slot after that beat.
-            first = lost.started_at + timedelta(seconds=request.first_check_in)
-            interval = timedelta(seconds=request.interval_seconds)
-            self.next_due = slot_after_beat(first, interval, lost.silent_since).timestamp()
+        if self.taken_over_at is not None:
+            # The dead attempt checked on its grid until its process's last beat (a heartbeat
+            # the server took may be minutes older): the first check is its slot after that.
+            self.next_due = self.taken_over_at.timestamp()
         for event in reports.events:
             # The inbox message was stored with the event if it went there; the rest again
             # (their delivery rows keep them single).

@@ -80,7 +80,7 @@ class PagePoller:
             # still alive elsewhere): hand back without fetching (docs/polling.md, 2).
             activity.logger.info("poll %s of %s gives way to the poll holding it", lease.poll, key)
             return session.result()
-        session.lost = claim.lost
+        session.taken_over_at = claim.first_due(request.first_check_in, request.interval_seconds)
         earlier = self.sessions.get(key)
         if earlier is not None and earlier.run_id == session.run_id:
             earlier.end(PollEnd.CONTROL)  # an earlier poll of this run, here: it stops now

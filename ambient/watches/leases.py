@@ -22,6 +22,7 @@ from ambient.storage.db import Database
 from ambient.storage.models import WatchPollLease, WorkerProcess, utcnow
 from ambient.watches.poll_ends import EndRequest, add_end_requests, request_ends
 from ambient.watches.poll_store import upsert
+from ambient.watches.polling import slot_after_beat
 
 LEASES: Table = WatchPollLease.__table__  # type: ignore[assignment]
 # The process of a lease whose poll ended: nobody's, but its poll number still counts.
@@ -54,6 +55,15 @@ class Claim:
     the attempt's grid and that process's last beat, so the checks go on on that grid."""
 
     lost: Lease | None = None
+
+    def first_due(self, first_check_in: float, interval: float) -> datetime | None:
+        """When an attempt that took a dead one over checks first: the dead attempt's grid's
+        first slot after its process's last beat (None: it took nothing over)."""
+        lost = self.lost
+        if lost is None or lost.silent_since is None or lost.started_at is None:
+            return None
+        first = lost.started_at + timedelta(seconds=first_check_in)
+        return slot_after_beat(first, timedelta(seconds=interval), lost.silent_since)
 
 
 class LeaseBook:

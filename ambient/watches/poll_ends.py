@@ -97,14 +97,7 @@ class EndRequestCursor:
             if self.last is None:  # requests written before this reader are not for it
                 self.last = await session.scalar(select(func.max(WatchPollEnd.id))) or 0
             # The columns an end request needs (not created_at, converted per row for nothing).
-            wanted = (
-                ENDS.c.id,
-                ENDS.c.task,
-                ENDS.c.life,
-                ENDS.c.run_id,
-                ENDS.c.poll,
-                ENDS.c.process,
-            )
+            wanted = [column for column in ENDS.c if column.name != "created_at"]
             query = select(*wanted).where(ENDS.c.id > self.last).order_by(ENDS.c.id)
             rows = (await session.execute(query)).all()
         if rows:

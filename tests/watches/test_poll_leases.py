@@ -211,6 +211,9 @@ async def test_an_attempt_run_again_takes_over_the_dead_attempts_grid_and_last_b
     claim = await live.claim(Lease("w2", "life", "run", 1, token=b"t2-2"))
     assert claim is not None and claim.lost is not None
     assert (claim.lost.silent_since, claim.lost.started_at) == (beat, began)
+    # Its first check: on the dead attempt's grid (2 s after it began, then every 10 s), the
+    # first slot after the beat (about 34 s after it began): 42 s after.
+    assert claim.first_due(2.0, 10.0) == began + timedelta(seconds=42)
     # The attempts keep the dead one's grid origin, and their own tokens for a next sweep.
     async with db.session() as session:
         rows = (await session.execute(select(WatchPollLease))).scalars().all()
