@@ -78,9 +78,14 @@ class PollSession:
         # carries the first check, not an empty start.
         self.last_beat = time.monotonic()
         self.beat_seq = -1  # the event number the last heartbeat carried
+        # Set when this attempt takes a dead process's attempt over: that one's next slot.
+        self.taken_over_at: datetime | None = None
 
     def asked_by(self, request: EndRequest) -> bool:
-        """Whether an end request is for this poll (one without a poll number: the watch's)."""
+        """Whether an end request is for this poll (one without a poll number: the watch's;
+        one naming a process: only the attempt there)."""
+        if request.process is not None and request.process != self.poller.leases.process:
+            return False
         return request.poll is None or (request.poll, request.run_id) == (
             self.request.poll,
             self.run_id,
@@ -121,7 +126,13 @@ class PollSession:
                         )
                 self.urls = {url: UrlState.model_validate(s) for url, s in mark.urls.items()}
                 reports.seq = mark.seq
-            asked = EndRequest(request.workflow_id, request.life, self.run_id, request.poll)
+            asked = EndRequest(
+                request.workflow_id,
+                request.life,
+                self.run_id,
+                request.poll,
+                self.poller.leases.process,
+            )
             if await end_requested(session, asked):
                 # Asked before this process's mailbox was reading: the poll ends at once.
                 self.end(PollEnd.CONTROL)
@@ -142,6 +153,10 @@ class PollSession:
                 # Same events, fresher page states (validators, counts) and grid position.
                 self.urls, self.checks = progress.urls, progress.checks
                 self.next_due = progress.next_due.timestamp()
+        if self.taken_over_at is not None:
+            # The dead attempt checked on its grid until its process's last beat (a heartbeat
+            # the server took may be minutes older): the first check is its slot after that.
+            self.next_due = self.taken_over_at.timestamp()
         for event in reports.events:
             # The inbox message was stored with the event if it went there; the rest again
             # (their delivery rows keep them single).

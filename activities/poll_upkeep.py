@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient.storage import Database
@@ -64,6 +65,8 @@ SWEEP_SIGNALS = 32
 # back (the visibility store lags the close a little; clocks differ a little).
 CLOSED_EVERY = 30.0
 CLOSED_MARGIN = timedelta(minutes=2)
+# Why a sweep failed a dead process's attempt (an operator sees it as the poll's last failure).
+DEAD_PROCESS = "its worker process stopped saying it is alive; the poll runs again elsewhere"
 # The rows of processes silent this long that hold no lease are dropped, this often.
 FORGET_AFTER = timedelta(hours=1)
 FORGET_EVERY = 3600.0
@@ -157,18 +160,28 @@ class PollUpkeep:
         return told
 
     async def tell(self, client: Client, lost: list[Lease]) -> int:
-        """Tell these polls' workflows their poll is lost; returns how many were told."""
+        """Start these lost polls again; returns how many were handled. An attempt whose task
+        token its lease holds is failed by it: Temporal runs the poll again in a live process
+        at once (its retry policy), which takes the dead attempt's grid and stored events over
+        (``LeaseBook.claim``, ``PollSession.resume``), with no workflow task. Leases written
+        without a token (by a release before it) have their workflow told (``poll_lost``)."""
         await end_lost(self.db, lost)
         gate = asyncio.Semaphore(SWEEP_SIGNALS)
 
         async def one(lease: Lease) -> bool:
             async with gate:
                 try:
-                    handle = client.get_workflow_handle(lease.task, run_id=lease.run_id)
-                    lost = PollLost.model_validate(lease, from_attributes=True)
-                    await handle.signal("poll_lost", lost)
+                    if lease.task_token is not None:
+                        attempt = client.get_async_activity_handle(task_token=lease.task_token)
+                        await attempt.fail(ApplicationError(DEAD_PROCESS, type="PollLost"))
+                    else:
+                        handle = client.get_workflow_handle(lease.task, run_id=lease.run_id)
+                        lost = PollLost.model_validate(lease, from_attributes=True)
+                        await handle.signal("poll_lost", lost)
                 except RPCError as exc:
-                    if exc.status != RPCStatusCode.NOT_FOUND:  # the run has ended: done
+                    # NOT_FOUND: the run has ended, or the attempt did (it handed back, or
+                    # Temporal already runs it again): nothing to do.
+                    if exc.status != RPCStatusCode.NOT_FOUND:
                         log.warning("telling %s its poll is lost failed: %s", lease.task, exc)
                         return False
                 return True
@@ -176,7 +189,7 @@ class PollUpkeep:
         told = await asyncio.gather(*(one(lease) for lease in lost))
         done = [lease for lease, ok in zip(lost, told, strict=True) if ok]
         await drop_leases(self.db, done)
-        log.info("told %d workflows that their poll's worker process is dead", len(done))
+        log.info("started again %d polls whose worker process is dead", len(done))
         return len(done)
 
     async def end_closed(self, client: Client) -> None:

@@ -70,12 +70,17 @@ class PagePoller:
         """Check the pages on the grid until there is something to hand back (see module)."""
         session = PollSession(self, request)
         key = (request.workflow_id, request.life)
-        lease = Lease(request.workflow_id, request.life, session.run_id, request.poll)
-        if not await self.leases.claim(lease, started=datetime.fromtimestamp(session.started, UTC)):
+        token = activity.info().task_token
+        lease = Lease(
+            request.workflow_id, request.life, session.run_id, request.poll, task_token=token
+        )
+        claim = await self.leases.claim(lease, started=datetime.fromtimestamp(session.started, UTC))
+        if claim is None:
             # Another live poll of this watch holds it (a later one, or this poll's attempt
             # still alive elsewhere): hand back without fetching (docs/polling.md, 2).
             activity.logger.info("poll %s of %s gives way to the poll holding it", lease.poll, key)
             return session.result()
+        session.taken_over_at = claim.first_due(request.first_check_in, request.interval_seconds)
         earlier = self.sessions.get(key)
         if earlier is not None and earlier.run_id == session.run_id:
             earlier.end(PollEnd.CONTROL)  # an earlier poll of this run, here: it stops now

@@ -33,7 +33,7 @@ async def one_round(book: LeaseBook, tag: str, claims: int, concurrency: int) ->
     async def claim(n: int) -> bool:
         async with gate:
             lease = Lease(f"web-monitor/bench/{tag}-{n}", "life", "run", 1)
-            return await book.claim(lease)
+            return await book.claim(lease) is not None
 
     started = time.perf_counter()
     taken = await asyncio.gather(*(claim(n) for n in range(claims)))

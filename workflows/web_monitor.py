@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         PollLost,
         PollRequest,
         PollResult,
+        slot_after_beat,
     )
 
 from workflows.watch_controls import WatchControls
@@ -289,9 +290,7 @@ class WebMonitorWorkflow(WatchControls):
         first = due
         if lost.started_at is not None:
             first = lost.started_at + timedelta(seconds=first_check_in)
-        if lost.silent_since < first:
-            return first
-        return first + interval * (1 + (lost.silent_since - first) // interval)
+        return slot_after_beat(first, interval, lost.silent_since)
 
     def is_lost(self, number: int) -> bool:
         return self.lost is not None and self.lost.poll == number

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import LargeBinary, TypeDecorator
 
 
 def utcnow() -> datetime:
@@ -165,6 +165,9 @@ class WatchPollEnd(Dated, Base):
     # Set when only one poll is to end (a lost one): its workflow run and number.
     run_id: Mapped[str | None] = mapped_column(String(64), default=None)
     poll: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Set when only that poll's attempt in this worker process is to end (a dead process's,
+    # whose poll Temporal runs again elsewhere).
+    process: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class WorkerProcess(Base):
@@ -193,6 +196,13 @@ class WatchPollLease(Base):
     process: Mapped[str] = mapped_column(String(64), index=True)
     # When the poll started (its attempt's start, the origin of its grid).
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The attempt's Temporal task token: a sweep fails a dead process's attempt by it, and the
+    # server runs the poll again in a live process (no workflow task). None: written by a
+    # release before it (the sweep signals the workflow then).
+    task_token: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    # A released lease of a dead process's attempt: that process's last beat (a sweep writes
+    # it; the attempt Temporal runs again goes on on the grid after it).
+    silent_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class ShareLink(Numbered, Dated, Base):

@@ -10,7 +10,7 @@ older than that process's ``dead_after`` and tells their workflows (activities/p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from ambient.storage.db import Database
 from ambient.storage.models import WatchPollLease, WorkerProcess, utcnow
 from ambient.watches.poll_ends import EndRequest, add_end_requests, request_ends
 from ambient.watches.poll_store import upsert
+from ambient.watches.polling import slot_after_beat
 
 LEASES: Table = WatchPollLease.__table__  # type: ignore[assignment]
 # The process of a lease whose poll ended: nobody's, but its poll number still counts.
@@ -42,6 +43,27 @@ class Lease:
     # gone) and when the poll took the watch, both by that process's clock.
     silent_since: datetime | None = field(default=None, compare=False)
     started_at: datetime | None = field(default=None, compare=False)
+    # The attempt's Temporal task token (``claim`` writes it): a sweep fails the dead attempt
+    # by it and the server runs the poll again elsewhere. None: the sweep signals the workflow.
+    task_token: bytes | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A poll holds its watch. ``lost``: the dead process's attempt of the same poll that it
+    took over (a sweep failed that attempt and Temporal runs the poll again): the origin of
+    the attempt's grid and that process's last beat, so the checks go on on that grid."""
+
+    lost: Lease | None = None
+
+    def first_due(self, first_check_in: float, interval: float) -> datetime | None:
+        """When an attempt that took a dead one over checks first: the dead attempt's grid's
+        first slot after its process's last beat (None: it took nothing over)."""
+        lost = self.lost
+        if lost is None or lost.silent_since is None or lost.started_at is None:
+            return None
+        first = lost.started_at + timedelta(seconds=first_check_in)
+        return slot_after_beat(first, timedelta(seconds=interval), lost.silent_since)
 
 
 class LeaseBook:
@@ -77,8 +99,8 @@ class LeaseBook:
         )
         return dialect
 
-    async def claim(self, lease: Lease, started: datetime | None = None) -> bool:
-        """Take the watch for this poll before it fetches anything; False when another live
+    async def claim(self, lease: Lease, started: datetime | None = None) -> Claim | None:
+        """Take the watch for this poll before it fetches anything; None when another live
         poll of the watch holds it (docs/polling.md, invariant 2: one poll fetches a watch).
 
         One transaction with the lock on the watch's lease row: the later poll of a run wins
@@ -86,10 +108,18 @@ class LeaseBook:
         again (Temporal's retry) wins only over a dead process's attempt; a new run wins over
         the old one's. Written at once with this process's beat, so a poll that fetches
         always has a lease a sweep can find. ``started``: when the poll started, the origin
-        of its grid (a sweep tells it to the workflow of a lost poll); now if not given."""
+        of its grid (a sweep tells it to the workflow of a lost poll); now if not given. An
+        attempt that takes over a dead process's attempt of the same poll keeps its origin."""
         now = utcnow()
         started = started or now
-        mine = {**_row(lease), "process": self.process, "started_at": started}
+        mine = {
+            **_row(lease),
+            "process": self.process,
+            "started_at": started,
+            "task_token": lease.task_token,
+            "silent_since": None,
+        }
+        taken: Lease | None = None
         async with self.db.write_session() as session:
             conn = await session.connection()
             dialect = await self._beat(conn, now)
@@ -101,7 +131,15 @@ class LeaseBook:
                 holder = Lease(held.task, held.life, held.run_id, held.poll, held.process)
                 if not await _may_take(conn, holder, lease, self.process, now):
                     await session.rollback()
-                    return False
+                    return None
+                same_poll = (holder.run_id, holder.poll) == (lease.run_id, lease.poll)
+                if same_poll and holder.process != self.process:
+                    # Temporal runs the poll again: its dead attempt's last beat is on the row
+                    # once a sweep released it, on the process's row before.
+                    beat = held.silent_since or await _beat_of(conn, holder.process)
+                    if beat is not None:
+                        taken = replace(holder, silent_since=beat, started_at=held.started_at)
+                        mine["started_at"] = held.started_at
                 if holder.process != self.process and holder.poll != lease.poll:
                     # An earlier poll still running elsewhere: it stops at its next mailbox
                     # read (it would otherwise fetch beside this one until then).
@@ -109,7 +147,7 @@ class LeaseBook:
                 # The same row as the insert's (its key unchanged).
                 await conn.execute(update(LEASES).where(_of_watch(lease)).values(**mine))
             await session.commit()
-        return True
+        return Claim(taken)
 
     async def leave(self) -> None:
         """A clean stop: drop this process's leases and its row."""
@@ -137,7 +175,7 @@ async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
             .limit(limit)
         )
         # A lease is its row (the table's columns are its fields) and its process's last beat.
-        return [Lease(**row._mapping, silent_since=beats.get(row.process)) for row in found]
+        return [Lease(**{**row._mapping, "silent_since": beats.get(row.process)}) for row in found]
 
 
 async def may_answer(db: Database, lost: Lease) -> bool:
@@ -159,19 +197,32 @@ async def may_answer(db: Database, lost: Lease) -> bool:
 
 async def end_lost(db: Database, lost: list[Lease]) -> None:
     """Ask the lost polls to end, in case their process is alive after all (its end-request
-    reader stops exactly these polls, not their successors)."""
+    reader stops exactly these polls, not their successors). A lost attempt with a task token
+    is failed by it and Temporal runs the poll again elsewhere: only the attempt in the lost
+    process is asked then."""
     await request_ends(db, [_end_request(e) for e in lost])
 
 
 async def drop_leases(db: Database, leases: list[Lease]) -> None:
     """Drop these leases (only as they are: a successor's lease stays) and the rows of dead
-    processes that hold none any more."""
+    processes that hold none any more. A released row keeps its process's last beat, for the
+    attempt Temporal runs again in another process (``claim``)."""
     async with db.write_session(bulk=True) as session:
+        for beat in {e.silent_since for e in leases}:
+            await session.execute(
+                _drop([e for e in leases if e.silent_since == beat]).values(silent_since=beat)
+            )
         if leases:
-            await session.execute(_drop(leases))
             dead = [e.process for e in leases]
             await session.execute(delete(WorkerProcess).where(WorkerProcess.id.in_(dead), IDLE))
         await session.commit()
+
+
+async def _beat_of(conn: Any, process: str) -> datetime | None:
+    """The last beat of ``process`` (None: its row is gone)."""
+    query = select(PROCESSES.c.beat_at).where(PROCESSES.c.id == process)
+    beat: datetime | None = await conn.scalar(query)
+    return beat
 
 
 async def _may_take(conn: Any, holder: Lease, new: Lease, process: str, now: datetime) -> bool:
@@ -195,7 +246,10 @@ def _of_watch(lease: Lease) -> Any:
 
 
 def _end_request(lease: Lease) -> EndRequest:
-    return EndRequest(lease.task, lease.life, lease.run_id, lease.poll)
+    """Asks the lease's poll to end; only its attempt in its process when Temporal runs it
+    again elsewhere (a sweep fails the attempt by its task token)."""
+    process = lease.process if lease.task_token is not None else None
+    return EndRequest(lease.task, lease.life, lease.run_id, lease.poll, process)
 
 
 def _row(lease: Lease) -> dict[str, Any]:

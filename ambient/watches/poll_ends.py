@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, delete, func, insert, select, text
+from sqlalchemy import Table, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.storage.db import Database
@@ -26,12 +26,13 @@ ENDS: Table = WatchPollEnd.__table__  # type: ignore[assignment]
 @dataclass(frozen=True)
 class EndRequest:
     """Hand back the poll of (task = workflow id, life); with ``run_id`` and ``poll`` only
-    that poll (a lost one), not its successor."""
+    that poll (a lost one), not its successor; with ``process`` only its attempt there."""
 
     task: str
     life: str
     run_id: str | None = None
     poll: int | None = None
+    process: str | None = None
 
 
 async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) -> None:
@@ -48,9 +49,14 @@ async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) ->
 
 
 async def end_requested(session: AsyncSession, request: EndRequest) -> bool:
-    """Whether this one poll (``run_id`` and ``poll`` set) was asked to end: a poll that
-    starts asks, as a request committed before its process's reader began is not read."""
-    found = await session.scalar(select(WatchPollEnd.id).filter_by(**asdict(request)).limit(1))
+    """Whether this one poll (``run_id`` and ``poll`` set) was asked to end in this process
+    (``process``): a poll that starts asks, as a request committed before its process's
+    reader began is not read."""
+    fields = asdict(request)
+    process = fields.pop("process")
+    anywhere_or_here = or_(WatchPollEnd.process.is_(None), WatchPollEnd.process == process)
+    query = select(WatchPollEnd.id).filter_by(**fields).where(anywhere_or_here)
+    found = await session.scalar(query.limit(1))
     return found is not None
 
 
@@ -85,9 +91,9 @@ class EndRequestCursor:
             if self.last is None:  # requests written before this reader are not for it
                 self.last = await session.scalar(select(func.max(WatchPollEnd.id))) or 0
             # The columns an end request needs (not created_at, converted per row for nothing).
-            wanted = (ENDS.c.id, ENDS.c.task, ENDS.c.life, ENDS.c.run_id, ENDS.c.poll)
+            wanted = [column for column in ENDS.c if column.name != "created_at"]
             query = select(*wanted).where(ENDS.c.id > self.last).order_by(ENDS.c.id)
             rows = (await session.execute(query)).all()
         if rows:
             self.last = rows[-1].id
-        return [EndRequest(row.task, row.life, row.run_id, row.poll) for row in rows]
+        return [EndRequest(row.task, row.life, row.run_id, row.poll, row.process) for row in rows]

@@ -9,7 +9,7 @@ travel in its result, so they are in the workflow's history.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -122,6 +122,15 @@ class PollLost(BaseModel):
     # When the lost poll started (its lease says), by the same clock as ``silent_since``:
     # its grid's first slot was ``first_check_in`` after.
     started_at: datetime | None = None
+
+
+def slot_after_beat(first: datetime, interval: timedelta, beat: datetime) -> datetime:
+    """The first slot of a lost poll's grid (its first check ``first`` plus whole intervals)
+    after its process's last ``beat``: slots before it were checked by that process, this one
+    maybe not."""
+    if beat < first:
+        return first
+    return first + interval * (1 + (beat - first) // interval)
 
 
 class LostPollCheck(BaseModel):

@@ -23,6 +23,7 @@ from ambient.watches.leases import (
     forget_processes,
     may_answer,
 )
+from ambient.watches.poll_ends import EndRequest, EndRequestCursor, end_requested
 
 
 async def _leases(db: Database) -> list[tuple[str, str, int, str]]:
@@ -175,3 +176,73 @@ async def test_one_sweep_tells_every_poll_of_a_dead_process_saying_it_is_alive_b
     async with db.session() as session:
         live = await session.get(WorkerProcess, "live")
     assert live is not None  # it said it was alive between the reads
+
+
+async def test_an_attempt_run_again_takes_over_the_dead_attempts_grid_and_last_beat(
+    db: Database,
+) -> None:
+    """Temporal runs a dead process's poll again in a live one (a sweep failed the attempt):
+    the new attempt learns where the dead one's grid started and when its process last beat,
+    from the process's row before the sweep released the lease and from the lease after."""
+    dead, live = LeaseBook(db, "dead", 5.0), LeaseBook(db, "live", 30.0)
+    began = utcnow() - timedelta(seconds=40)
+    assert await dead.claim(Lease("w1", "life", "run", 2, task_token=b"t1"), started=began)
+    assert await dead.claim(Lease("w2", "life", "run", 1, task_token=b"t2"), started=began)
+    await _age(db, "dead", 6.0)
+    async with db.session() as session:
+        beat = (await session.get(WorkerProcess, "dead")).beat_at  # type: ignore[union-attr]
+    lost = sorted(await dead_leases(db, "live", 100), key=lambda e: e.task)
+    assert [(e.task, e.task_token, e.silent_since) for e in lost] == [
+        ("w1", b"t1", beat),
+        ("w2", b"t2", beat),
+    ]
+    # Before the sweep releases it: the beat comes from the dead process's row.
+    claim = await live.claim(Lease("w1", "life", "run", 2, task_token=b"t1-2"))
+    assert claim is not None and claim.lost is not None
+    assert (claim.lost.process, claim.lost.silent_since, claim.lost.started_at) == (
+        "dead",
+        beat,
+        began,
+    )
+    # After: the released lease keeps it, though the process's row is gone.
+    await drop_leases(db, [lost[1]])
+    async with db.session() as session:
+        assert await session.get(WorkerProcess, "dead") is None  # it holds nothing now
+    claim = await live.claim(Lease("w2", "life", "run", 1, task_token=b"t2-2"))
+    assert claim is not None and claim.lost is not None
+    assert (claim.lost.silent_since, claim.lost.started_at) == (beat, began)
+    # Its first check: on the dead attempt's grid (2 s after it began, then every 10 s), the
+    # first slot after the beat (about 34 s after it began): 42 s after.
+    assert claim.first_due(2.0, 10.0) == began + timedelta(seconds=42)
+    # The attempts keep the dead one's grid origin, and their own tokens for a next sweep.
+    async with db.session() as session:
+        rows = (await session.execute(select(WatchPollLease))).scalars().all()
+    assert sorted((r.task, r.process, r.started_at, r.task_token) for r in rows) == [
+        ("w1", "live", began, b"t1-2"),
+        ("w2", "live", began, b"t2-2"),
+    ]
+    # A poll that claims a watch nobody lost takes nothing over; a later poll neither.
+    fresh = await live.claim(Lease("w3", "life", "run", 1))
+    later = await live.claim(Lease("w1", "life", "run", 3))
+    assert fresh is not None and fresh.lost is None and later is not None and later.lost is None
+
+
+async def test_a_lost_attempt_with_a_token_is_asked_to_end_only_in_its_own_process(
+    db: Database,
+) -> None:
+    """The sweep's end request for a poll that Temporal runs again names the dead process:
+    the new attempt, in another process, is not ended by it (at its start or by the reader);
+    a lost poll without a token is asked to end wherever it runs, as before."""
+    retried = Lease("w1", "life", "run", 2, "dead", task_token=b"t1")
+    signalled = Lease("w2", "life", "run", 1, "dead")
+    cursor = EndRequestCursor(db)
+    await cursor.read()
+    await end_lost(db, [retried, signalled])
+    assert await cursor.read() == [
+        EndRequest("w1", "life", "run", 2, "dead"),
+        EndRequest("w2", "life", "run", 1, None),
+    ]
+    async with db.session() as session:
+        assert await end_requested(session, EndRequest("w1", "life", "run", 2, "dead"))
+        assert not await end_requested(session, EndRequest("w1", "life", "run", 2, "live"))
+        assert await end_requested(session, EndRequest("w2", "life", "run", 1, "live"))

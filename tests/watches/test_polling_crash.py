@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.poll_upkeep import DEAD_PROCESS
 from ambient.deps import WorkerDeps
 from ambient.storage.models import WatchPollLease
 from ambient.storage.repositories import EventRepository, InboxRepository
@@ -37,7 +38,6 @@ from tests.watches.test_polling import (
     USER,
     _changes,
     _checks,
-    _scheduled,
     events,
     fast,
     loopback_deps,
@@ -150,12 +150,27 @@ async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reportin
     await assert_told_once(handle, loopback_deps, task, f"{base}/news")
 
 
+async def retried_poll(handle: WorkflowHandle[Any, Any]) -> Any:
+    """The watch's poll once Temporal runs it again (a second attempt, started), or None."""
+    described = await handle.describe()
+    for pending in described.raw_description.pending_activities:
+        if (
+            pending.activity_type.name == "poll_pages"
+            and pending.attempt >= 2
+            and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        ):
+            return pending
+    return None
+
+
 @pytest.mark.devserver
-async def test_a_killed_workers_poll_is_started_again_by_a_live_worker_long_before_its_timeout(
+async def test_a_killed_workers_poll_runs_again_in_a_live_worker_long_before_its_timeout(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, tmp_path: Path
 ) -> None:
     """The same kill with a 10-minute poll (heartbeat timeout 10 minutes): the worker started
-    after it finds the dead process's lease and the workflow starts the poll again at once."""
+    after it finds the dead process's lease and fails that attempt by its task token, and
+    Temporal runs the same poll again there at once: no signal, no new poll, the workflow is
+    not woken; the second attempt hands the stored change back once."""
     site = Site()
     site.pages["/news"] = article("Quiet morning.")
     async with serve(site.app()) as base:
@@ -168,29 +183,23 @@ async def test_a_killed_workers_poll_is_started_again_by_a_live_worker_long_befo
         polls_before = len(await poll_requests(handle))
         with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
             # Dead after 5 s, found at the next sweep: well inside the poll's 10 minutes.
-            await until(partial(_scheduled, handle, polls_before + 1), 60)
-            # The new poll took over the stored change (it hands it back with its window, or
-            # now, when stopped) and checks the same page again: nothing more to tell.
+            retried = await until(partial(retried_poll, handle), 60)
+            # The second attempt took over the stored change (it hands it back with its
+            # window, or now, when stopped) and checks the same page again: nothing new.
             await until(partial(fetched, site, len(site.requests) + 3), 30)
             await handle.signal("stop")
             final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), 60))
-    await save_history(handle, "web_monitor_poll_lost")
     requests = await poll_requests(handle)
-    assert requests[polls_before - 1][1] == 600.0  # the lost poll's heartbeat timeout
+    assert len(requests) == polls_before  # the same poll ran again, no new one
+    assert requests[-1][1] == 600.0  # its heartbeat timeout: not what noticed the death
+    assert retried.attempt == 2 and retried.last_failure.message == DEAD_PROCESS
     history = await handle.fetch_history()
-    lost = [
-        e
+    signals = [
+        e.workflow_execution_signaled_event_attributes.signal_name
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-        and e.workflow_execution_signaled_event_attributes.signal_name == "poll_lost"
     ]
-    assert len(lost) == 1
-    cancelled = [
-        e
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED
-    ]
-    assert cancelled  # the server will not try the dead poll again
+    assert signals == ["stop"]
     assert final.detail["changes_total"] == 1
     await assert_told_once(handle, loopback_deps, task, f"{base}/news")
 
