@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as NoConnectionInTime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -39,6 +40,9 @@ from ambient.storage import Database
 from ambient.storage.repositories import DeliveryRepository, EventRepository, UserRepository
 
 HEARTBEAT_EVERY = 5.0  # seconds at most; callers set heartbeat_timeout=30s
+# The database could not answer now (busy, unreachable, no pooled connection free in time, as
+# in a burst of polls taken over from a dead worker): a retry may succeed.
+DATABASE_BUSY = (OperationalError, OSError, NoConnectionInTime)
 LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
 MAX_KEY = 255  # deliveries.key
 MAX_SHOWN = 512  # deliveries.target
@@ -93,7 +97,7 @@ class NotifyActivities:
                 async with gate:
                     try:
                         return await self._deliver(request, recipient, target)
-                    except (OperationalError, OSError) as exc:
+                    except DATABASE_BUSY as exc:
                         # The row could not be read or written (e.g. the database is busy):
                         # this target waits for a retry; the others go on meanwhile.
                         error = f"transient: recording the delivery failed: {type(exc).__name__}"
@@ -113,7 +117,7 @@ class NotifyActivities:
             async with beating, asyncio.TaskGroup() as group:
                 sends = [group.create_task(one(t)) for t in targets]
             deliveries = [send.result() for send in sends]
-        except (OperationalError, OSError, TimeoutError) as exc:
+        except (*DATABASE_BUSY, TimeoutError) as exc:
             raise ApplicationError(
                 f"notify could not reach the database: {exc}", type="TransientNotifyError"
             ) from exc

@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -24,6 +25,7 @@ from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.domain.users import UserCreate
 from ambient.settings import ServerSecret, Settings
 from ambient.storage import Database
+from ambient.storage.db import SQLITE_POOL_SIZE
 from ambient.storage.models import Delivery, Event, InboxMessage
 from ambient.storage.repositories import UserRepository
 from tests.conftest import running_worker, unique
@@ -317,3 +319,25 @@ async def test_a_slow_send_heartbeats_through_a_short_heartbeat_timeout(
                 task_queue=worker.task_queue,
             )
     assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+
+
+async def test_a_database_with_no_connection_free_in_time_is_a_failure_to_retry(
+    tmp_path: Path,
+) -> None:
+    """A burst (a dead worker's polls taken over at once) can use every pooled connection: a
+    notification that waits past the pool's timeout is retried later, not failed for good as
+    a bug (its change was once recorded as a delivery lost)."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'busy.db'}")
+    db.engine.sync_engine.pool._timeout = 0.2  # type: ignore[attr-defined]  # the wait, shortened
+    notify = NotifyActivities(db, ChannelRegistry([InboxChannel(db)]))
+    held = [db.session() for _ in range(SQLITE_POOL_SIZE)]
+    try:
+        for session in held:
+            await session.connection()  # every pooled connection taken
+        with pytest.raises(ApplicationError) as raised:
+            await ActivityEnvironment().run(notify.notify, _request(unique("busy")))
+    finally:
+        for session in held:
+            await session.close()
+        await db.close()
+    assert raised.value.type == "TransientNotifyError" and not raised.value.non_retryable
