@@ -78,8 +78,6 @@ class PollSession:
         # carries the first check, not an empty start.
         self.last_beat = time.monotonic()
         self.beat_seq = -1  # the event number the last heartbeat carried
-        # Set when this attempt takes a dead process's attempt over: that one's next slot.
-        self.taken_over_at: datetime | None = None
 
     def asked_by(self, request: EndRequest) -> bool:
         """Whether an end request is for this poll (one without a poll number: the watch's;
@@ -101,8 +99,9 @@ class PollSession:
 
     # --- resuming -------------------------------------------------------------------------
 
-    async def resume(self) -> None:
-        """Take over where an earlier attempt stopped: stored events first, then heartbeats."""
+    async def resume(self, taken_over_at: datetime | None = None) -> None:
+        """Take over where an earlier attempt stopped: stored events first, then heartbeats;
+        ``taken_over_at``: the next slot of a dead process's attempt this one took over."""
         request, reports = self.request, self.reports
         async with self.poller.db.session() as session:
             mark = await session.get(WatchPoll, (request.workflow_id, request.life))
@@ -153,10 +152,10 @@ class PollSession:
                 # Same events, fresher page states (validators, counts) and grid position.
                 self.urls, self.checks = progress.urls, progress.checks
                 self.next_due = progress.next_due.timestamp()
-        if self.taken_over_at is not None:
+        if taken_over_at is not None:
             # The dead attempt checked on its grid until its process's last beat (a heartbeat
             # the server took may be minutes older): the first check is its slot after that.
-            self.next_due = self.taken_over_at.timestamp()
+            self.next_due = taken_over_at.timestamp()
         for event in reports.events:
             # The inbox message was stored with the event if it went there; the rest again
             # (their delivery rows keep them single).

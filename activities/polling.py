@@ -80,7 +80,6 @@ class PagePoller:
             # still alive elsewhere): hand back without fetching (docs/polling.md, 2).
             activity.logger.info("poll %s of %s gives way to the poll holding it", lease.poll, key)
             return session.result()
-        session.taken_over_at = claim.first_due(request.first_check_in, request.interval_seconds)
         earlier = self.sessions.get(key)
         if earlier is not None and earlier.run_id == session.run_id:
             earlier.end(PollEnd.CONTROL)  # an earlier poll of this run, here: it stops now
@@ -101,7 +100,7 @@ class PagePoller:
             # Requests committed from now on are read by the mailbox; resume() looks for
             # one committed before.
             await self.keeper.mailbox_open.wait()
-            await session.resume()
+            await session.resume(claim.first_due(request.first_check_in, request.interval_seconds))
             return await session.run()
         finally:
             self.running.discard(session)

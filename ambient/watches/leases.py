@@ -136,7 +136,9 @@ class LeaseBook:
                 if same_poll and holder.process != self.process:
                     # Temporal runs the poll again: its dead attempt's last beat is on the row
                     # once a sweep released it, on the process's row before.
-                    beat = held.silent_since or await _beat_of(conn, holder.process)
+                    beat = held.silent_since
+                    if beat is None and holder.process != RELEASED:
+                        beat = await _beat_of(conn, holder.process)
                     if beat is not None:
                         taken = replace(holder, silent_since=beat, started_at=held.started_at)
                         mine["started_at"] = held.started_at
