@@ -147,7 +147,7 @@ async def release_free_memory(every: float = TRIM_EVERY) -> None:
 
 
 def main() -> None:
-    from ambient.cli import setup_logging
+    from ambient.log_redaction import setup_logging
 
     setup_logging()  # as `ambient worker` logs: redacted, to stderr
     asyncio.run(run_worker(Settings()))

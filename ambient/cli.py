@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.table import Column, Table
 from typer.core import TyperGroup
 
+from ambient.log_redaction import setup_logging
 from ambient.settings import Settings
 
 # Each command group's module is imported when that command runs (or help lists it): a
@@ -67,16 +67,6 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    from ambient.log_redaction import install_redaction
-
-    install_redaction()  # no tokens or query strings in any log line
-    # stderr always: stdout belongs to MCP over stdio and to command output.
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
 
 
 @app.command()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from typing import Any
 
 REDACTED = "[redacted]"
@@ -68,3 +69,12 @@ def install_redaction() -> None:
 
     redacting.redacts_secrets = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(redacting)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Every process's logging: redacted, to stderr (stdout belongs to MCP over stdio and to
+    command output)."""
+    install_redaction()  # no tokens or query strings in any log line
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
