@@ -4,7 +4,8 @@
   the process writes that it is alive and drops the leases of polls that ended
   (ambient/watches/leases.py).
 - Dead processes: every ``SWEEP_EVERY`` seconds it takes the leases of processes silent for
-  their ``dead_after`` and signals ``poll_lost`` to those polls' workflows, which poll again.
+  their ``dead_after`` and fails those polls' attempts: Temporal runs them again in a live
+  process (``tell``).
 - Closed runs: every ``CLOSED_EVERY`` seconds it asks the visibility store which web-monitor
   runs closed lately (terminated, timed out: nobody will take their poll's result) and ends
   its polls of them.
@@ -53,12 +54,14 @@ log = logging.getLogger("ambient.polling")
 END_POLL_READ = 0.5
 END_POLL_KEEP = timedelta(minutes=5)
 # A process that runs polls says it is alive (dropping the leases of polls ended since) this
-# often, and looks for dead processes' polls this often; a sweep tells all it finds,
-# SWEEP_BATCH workflows a read and SWEEP_SIGNALS at a time, saying it is alive between reads
-# (a sweep of thousands takes longer than LEASE_EVERY). Its upkeep wakes every TICK seconds.
+# often, and looks for dead processes' polls this often; a sweep reads up to SWEEP_READ of
+# them and starts them again in the order their next checks fall due, SWEEP_BATCH at a time
+# and SWEEP_SIGNALS at once, saying it is alive between batches (a sweep of thousands takes
+# longer than LEASE_EVERY). Its upkeep wakes every TICK seconds.
 LEASE_EVERY = 5.0
 TICK = 1.0
-SWEEP_EVERY = 10.0
+SWEEP_EVERY = 5.0
+SWEEP_READ = 25_000
 SWEEP_BATCH = 500
 SWEEP_SIGNALS = 32
 # How often a process running polls asks which workflow runs closed lately, and how far
@@ -145,18 +148,22 @@ class PollUpkeep:
             log.warning("writing this process's poll leases failed: %s", exc)
 
     async def sweep(self, client: Client) -> int:
-        """Tell the workflows of all polls held by dead processes; returns how many were told.
-        A read that told none stops it (the rest are tried at the next sweep)."""
+        """Start again the polls held by dead processes, those whose next check falls due
+        first before the others (a missed check first of all: a live process taking over
+        thousands is busy for a while); returns how many were handled. A batch that handled
+        none stops it (the rest are tried at the next sweep)."""
         if time.monotonic() >= self._forget_at:
             self._forget_at = time.monotonic() + FORGET_EVERY
             await forget_processes(self.db, FORGET_AFTER)
+        lost = sorted(await dead_leases(self.db, self.leases.process, SWEEP_READ), key=urgency)
         told = 0
-        while lost := await dead_leases(self.db, self.leases.process, SWEEP_BATCH):
-            done = await self.tell(client, lost)
+        for start in range(0, len(lost), SWEEP_BATCH):
+            if start:
+                await self.beat()
+            done = await self.tell(client, lost[start : start + SWEEP_BATCH])
             told += done
-            if done == 0 or len(lost) < SWEEP_BATCH:
+            if done == 0:
                 break
-            await self.beat()
         return told
 
     async def tell(self, client: Client, lost: list[Lease]) -> int:
@@ -224,6 +231,13 @@ class PollUpkeep:
                 log.warning("reading poll end requests failed: %s", exc)
             self.mailbox_open.set()
             await asyncio.sleep(END_POLL_READ)
+
+
+def urgency(lease: Lease) -> tuple[bool, datetime]:
+    """The order a sweep starts lost polls in: those whose grid it cannot tell (written by a
+    release before it) first, then by the first slot after their process's last beat."""
+    due = lease.due()
+    return (due is not None, due or datetime.min.replace(tzinfo=UTC))
 
 
 def closed_runs_query(since: datetime) -> str:

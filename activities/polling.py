@@ -72,7 +72,13 @@ class PagePoller:
         key = (request.workflow_id, request.life)
         token = activity.info().task_token
         lease = Lease(
-            request.workflow_id, request.life, session.run_id, request.poll, task_token=token
+            request.workflow_id,
+            request.life,
+            session.run_id,
+            request.poll,
+            task_token=token,
+            first_check_in=request.first_check_in,
+            interval_seconds=request.interval_seconds,
         )
         claim = await self.leases.claim(lease, started=datetime.fromtimestamp(session.started, UTC))
         if claim is None:
@@ -100,7 +106,7 @@ class PagePoller:
             # Requests committed from now on are read by the mailbox; resume() looks for
             # one committed before.
             await self.keeper.mailbox_open.wait()
-            await session.resume(claim.first_due(request.first_check_in, request.interval_seconds))
+            await session.resume(claim.first_due())
             return await session.run()
         finally:
             self.running.discard(session)

@@ -203,6 +203,10 @@ class WatchPollLease(Base):
     # A released lease of a dead process's attempt: that process's last beat (a sweep writes
     # it; the attempt Temporal runs again goes on on the grid after it).
     silent_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The poll's grid: its first check this long after ``started_at``, then every interval (a
+    # sweep starts the polls of a dead process in the order their next checks fall due).
+    first_check_in: Mapped[float | None] = mapped_column(default=None)
+    interval_seconds: Mapped[float | None] = mapped_column(default=None)
 
 
 class ShareLink(Numbered, Dated, Base):

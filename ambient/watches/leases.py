@@ -46,6 +46,24 @@ class Lease:
     # The attempt's Temporal task token (``claim`` writes it): a sweep fails the dead attempt
     # by it and the server runs the poll again elsewhere. None: the sweep signals the workflow.
     task_token: bytes | None = field(default=None, compare=False, repr=False)
+    # The poll's grid: its first check this long after ``started_at``, then every interval.
+    # None: written by a release before it.
+    first_check_in: float | None = field(default=None, compare=False)
+    interval_seconds: float | None = field(default=None, compare=False)
+
+    def due(self) -> datetime | None:
+        """A dead attempt's first slot after its process's last beat: the slots before were
+        checked by that process, this one maybe not (None: its grid or beat is not known)."""
+        beat, started, first_in, every = (
+            self.silent_since,
+            self.started_at,
+            self.first_check_in,
+            self.interval_seconds,
+        )
+        if beat is None or started is None or first_in is None or not every:
+            return None
+        first = started + timedelta(seconds=first_in)
+        return slot_after_beat(first, timedelta(seconds=every), beat)
 
 
 @dataclass(frozen=True)
@@ -56,14 +74,10 @@ class Claim:
 
     lost: Lease | None = None
 
-    def first_due(self, first_check_in: float, interval: float) -> datetime | None:
-        """When an attempt that took a dead one over checks first: the dead attempt's grid's
-        first slot after its process's last beat (None: it took nothing over)."""
-        lost = self.lost
-        if lost is None or lost.silent_since is None or lost.started_at is None:
-            return None
-        first = lost.started_at + timedelta(seconds=first_check_in)
-        return slot_after_beat(first, timedelta(seconds=interval), lost.silent_since)
+    def first_due(self) -> datetime | None:
+        """When an attempt that took a dead one over checks first: the dead attempt's
+        ``due`` slot (None: it took nothing over)."""
+        return self.lost.due() if self.lost is not None else None
 
 
 class LeaseBook:
@@ -118,6 +132,8 @@ class LeaseBook:
             "started_at": started,
             "task_token": lease.task_token,
             "silent_since": None,
+            "first_check_in": lease.first_check_in,
+            "interval_seconds": lease.interval_seconds,
         }
         taken: Lease | None = None
         async with self.db.write_session() as session:
@@ -140,7 +156,14 @@ class LeaseBook:
                     if beat is None and holder.process != RELEASED:
                         beat = await _beat_of(conn, holder.process)
                     if beat is not None:
-                        taken = replace(holder, silent_since=beat, started_at=held.started_at)
+                        # The same poll's grid: this request's first check and interval.
+                        taken = replace(
+                            holder,
+                            silent_since=beat,
+                            started_at=held.started_at,
+                            first_check_in=lease.first_check_in,
+                            interval_seconds=lease.interval_seconds,
+                        )
                         mine["started_at"] = held.started_at
                 if holder.process != self.process and holder.poll != lease.poll:
                     # An earlier poll still running elsewhere: it stops at its next mailbox

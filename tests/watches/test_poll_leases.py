@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities import poll_upkeep
@@ -162,8 +163,8 @@ async def test_long_silent_processes_that_hold_nothing_are_forgotten(db: Databas
 async def test_one_sweep_tells_every_poll_of_a_dead_process_saying_it_is_alive_between_reads(
     db: Database, dev_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Reads of two: five lost polls take three reads, all in one sweep (one read a sweep
-    # left thousands of a killed worker's watches to wait sweep after sweep).
+    # Batches of two: five lost polls take three, all in one sweep (one batch a sweep left
+    # thousands of a killed worker's watches to wait sweep after sweep).
     monkeypatch.setattr(poll_upkeep, "SWEEP_BATCH", 2)
     dead = LeaseBook(db, "dead", 30.0)
     for task in (f"gone-{uuid.uuid4().hex}" for _ in range(5)):
@@ -175,7 +176,37 @@ async def test_one_sweep_tells_every_poll_of_a_dead_process_saying_it_is_alive_b
     assert await dead_leases(db, "live", 100) == [] and await _leases(db) == []
     async with db.session() as session:
         live = await session.get(WorkerProcess, "live")
-    assert live is not None  # it said it was alive between the reads
+    assert live is not None  # it said it was alive between the batches
+
+
+async def test_a_sweep_starts_first_the_lost_polls_whose_checks_fall_due_first(
+    db: Database, dev_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live process taking over thousands of polls is busy for a while: the polls whose
+    slot passed while their process was dead go first, then by their next slot; a lease
+    whose grid is not known (an older release's) first of all."""
+    monkeypatch.setattr(poll_upkeep, "SWEEP_BATCH", 2)
+    dead = LeaseBook(db, "dead", 10.0)
+    began = utcnow() - timedelta(seconds=100)
+    # Every 60 s from ``began`` + first: the dead process's beat (aged to 20 s ago, so 80 s
+    # after ``began``) leaves the slots at 90 s (missed), 100 s, 110 s, 125 s next.
+    grids = {"at-110": 50.0, "at-90": 30.0, "at-125": 5.0, "at-100": 40.0, "unknown": None}
+    for task, first in grids.items():
+        run = str(uuid.uuid4())  # no such run: told, as a run that ended needs nothing
+        lease = Lease(task, "life", run, 1, first_check_in=first, interval_seconds=60.0)
+        assert await dead.claim(lease, started=began)
+    await _age(db, "dead", 20)
+    upkeep = PollUpkeep(db, {}, 30.0, "live")
+    batches: list[list[str]] = []
+    tell = upkeep.tell
+
+    async def recorded(client: Client, lost: list[Lease]) -> int:
+        batches.append([lease.task for lease in lost])
+        return await tell(client, lost)
+
+    monkeypatch.setattr(upkeep, "tell", recorded)
+    assert await upkeep.sweep(dev_env.client) == 5
+    assert batches == [["unknown", "at-90"], ["at-100", "at-110"], ["at-125"]]
 
 
 async def test_an_attempt_run_again_takes_over_the_dead_attempts_grid_and_last_beat(
@@ -208,19 +239,18 @@ async def test_an_attempt_run_again_takes_over_the_dead_attempts_grid_and_last_b
     await drop_leases(db, [lost[1]])
     async with db.session() as session:
         assert await session.get(WorkerProcess, "dead") is None  # it holds nothing now
-    claim = await live.claim(Lease("w2", "life", "run", 1, task_token=b"t2-2"))
+    grid = {"first_check_in": 2.0, "interval_seconds": 10.0}
+    claim = await live.claim(Lease("w2", "life", "run", 1, task_token=b"t2-2", **grid))
     assert claim is not None and claim.lost is not None
     assert (claim.lost.silent_since, claim.lost.started_at) == (beat, began)
     # Its first check: on the dead attempt's grid (2 s after it began, then every 10 s), the
     # first slot after the beat (about 34 s after it began): 42 s after.
-    assert claim.first_due(2.0, 10.0) == began + timedelta(seconds=42)
+    assert claim.first_due() == began + timedelta(seconds=42)
     # The attempts keep the dead one's grid origin, and their own tokens for a next sweep.
     async with db.session() as session:
         rows = (await session.execute(select(WatchPollLease))).scalars().all()
-    assert sorted((r.task, r.process, r.started_at, r.task_token) for r in rows) == [
-        ("w1", "live", began, b"t1-2"),
-        ("w2", "live", began, b"t2-2"),
-    ]
+    held = sorted((r.task, r.process, r.started_at, r.task_token, r.interval_seconds) for r in rows)
+    assert held == [("w1", "live", began, b"t1-2", None), ("w2", "live", began, b"t2-2", 10.0)]
     # A poll that claims a watch nobody lost takes nothing over; a later poll neither.
     fresh = await live.claim(Lease("w3", "life", "run", 1))
     later = await live.claim(Lease("w1", "life", "run", 3))
