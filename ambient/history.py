@@ -18,8 +18,6 @@ from ambient.domain.notify import CHANNEL_TYPES, redact_target
 from ambient.storage.models import Delivery
 from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
 
-# Ids are SQL integers: anything larger cannot name a row (and overflows some drivers).
-MAX_ID = 2**63 - 1
 DeliveryState = Literal["pending", "sent", "failed", "suppressed"]
 
 

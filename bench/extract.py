@@ -44,7 +44,7 @@ CHROME_PAGE = (
 
 
 def trafilatura_only(html: str) -> str:
-    """What extract_text did before the fast path."""
+    """Page text as it was before main_text's fast path."""
     return (
         trafilatura.extract(html, include_comments=False, include_tables=True, favor_recall=True)
         or ""

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
 from ambient.commands import Json, cell, fail, folded, run_in_session
-from ambient.history import MAX_ID
+from ambient.storage.models import MAX_ID
 
 T = TypeVar("T")
 User = Annotated[str | None, typer.Option("--user", help="only this user's (default: everyone's)")]

@@ -22,7 +22,7 @@ from ambient.bridge.endpoints import (
     Endpoints,
     mask_url,
 )
-from ambient.commands import Json, parsed, run_in_session, run_operator
+from ambient.commands import Json, fail, parsed, run_in_session, run_operator
 from ambient.settings import Settings
 from ambient.xiaozhi import DeviceError, DeviceService
 
@@ -66,8 +66,7 @@ def add_endpoint(
     try:
         added = _endpoints(lambda endpoints: endpoints.add(None, data))
     except EndpointError as exc:
-        console.print(f"[red]{exc}[/]", soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise fail(str(exc), 2) from None
     console.print(f"added endpoint {added.id} for {added.user}: {mask_url(url)}", soft_wrap=True)
     console.print("check it with `ambient xiaozhi endpoint list` (connected within a few seconds)")
 
@@ -101,8 +100,7 @@ def remove_endpoint(endpoint_id: int) -> None:
     try:
         gone = _endpoints(lambda endpoints: endpoints.remove(None, endpoint_id))
     except EndpointError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
     console.print(f"removed endpoint {gone.id} ({gone.user})")
 
 
@@ -113,8 +111,7 @@ def _devices(work: Callable[[DeviceService], Awaitable[T]]) -> T:
     try:
         return run_operator(lambda db: work(DeviceService(db)))
     except DeviceError as exc:
-        console.print(f"[red]{exc}[/]", highlight=False)
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
 
 
 @device_app.command("add")

@@ -38,7 +38,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.storage.db import Database
-from ambient.storage.models import Event, as_utc
+from ambient.storage.models import MAX_ID, Event, as_utc
 
 # Longer than any event transaction stays open (one insert, committed at once).
 GAP_GRACE = timedelta(minutes=10)
@@ -47,7 +47,6 @@ MAX_GAPS = 256
 MAX_TOKEN_IDS = MAX_GAPS + 1000
 _ID = r"\d{1,19}"
 _TOKEN = re.compile(rf"^({_ID})(?:~({_ID}(?:\.{_ID})*))?$")
-MAX_ID = 2**63 - 1
 
 
 class CursorTokenError(ValueError):

@@ -41,6 +41,10 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
 
 
+# Ids are SQL integers: anything larger cannot name a row (and overflows some drivers).
+MAX_ID = 2**63 - 1
+
+
 class Numbered:
     """A table keyed by an integer ``id`` (its first column)."""
 

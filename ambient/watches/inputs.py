@@ -145,20 +145,21 @@ def resolved_metric(config: ThresholdWatchConfig, settings: Settings) -> Thresho
             return ThresholdWatchConfig.model_validate(
                 config.model_dump(mode="json") | {"source": source}
             )
+        named = None
+        if config.source is not None and config.metric in catalogue:
+            named = ThresholdWatchConfig.model_validate(
+                config.model_dump(mode="json") | {"source": catalogue[config.metric]}
+            )
     except UnknownMetricError as exc:
         raise ConfigError([(("metric",), str(exc))]) from None
     except ValidationError as exc:
         raise ConfigError(field_errors(exc)) from None
-    if config.source is not None and config.metric in catalogue:
-        named = ThresholdWatchConfig.model_validate(
-            config.model_dump(mode="json") | {"source": catalogue[config.metric]}
+    if named is not None and named.source != config.source:
+        message = (
+            f"{config.metric!r} is a named metric with its own source, but a different "
+            "source was given too; give metric or source, not both"
         )
-        if named.source != config.source:
-            message = (
-                f"{config.metric!r} is a named metric with its own source, but a different "
-                "source was given too; give metric or source, not both"
-            )
-            raise ConfigError([(("metric",), message)])
+        raise ConfigError([(("metric",), message)])
     return config
 
 

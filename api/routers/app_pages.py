@@ -13,8 +13,7 @@ from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sse_starlette.sse import EventSourceResponse
 
-from ambient.history import MAX_ID
-from ambient.storage.models import Event
+from ambient.storage.models import MAX_ID, Event
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.watches.reads import TaskSummary

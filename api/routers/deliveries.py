@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 from ambient import history
 from ambient.domain.push import ChannelType
 from ambient.domain.users import UserName
-from ambient.history import MAX_ID, DeliveryPublic, DeliveryState
+from ambient.history import DeliveryPublic, DeliveryState
+from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, SessionDep
 
 router = APIRouter(prefix="/deliveries", tags=["deliveries"])

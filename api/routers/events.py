@@ -12,10 +12,10 @@ from sse_starlette.sse import EventSourceResponse
 
 from ambient import history
 from ambient.domain.users import UserName
-from ambient.history import MAX_ID, EventPublic, ScopeError
+from ambient.history import EventPublic, ScopeError
 from ambient.storage.db import Database
 from ambient.storage.event_cursor import CursorTokenError, EventCursor, follow
-from ambient.storage.models import Event
+from ambient.storage.models import MAX_ID, Event
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import unprocessable
 

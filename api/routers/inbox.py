@@ -8,7 +8,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from ambient import history
 from ambient.domain.users import UserName
-from ambient.history import MAX_ID, InboxMessagePublic
+from ambient.history import InboxMessagePublic
+from ambient.storage.models import MAX_ID
 from ambient.storage.repositories import InboxRepository
 from api.deps import CurrentUser, SessionDep
 

@@ -14,7 +14,6 @@ from ambient import history
 from ambient.domain.push import ChannelType
 from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.history import (
-    MAX_ID,
     DeliveryPublic,
     DeliveryState,
     EventPublic,
@@ -22,6 +21,7 @@ from ambient.history import (
     ScopeError,
 )
 from ambient.status import SystemStatus, system_status
+from ambient.storage.models import MAX_ID
 from mcp_server.auth import app_state, current_user_row
 from mcp_server.tools.hints import READ
 

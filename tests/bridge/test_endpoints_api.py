@@ -155,5 +155,11 @@ def test_the_cli_adds_lists_and_removes_with_the_token_masked(
         cli, ["xiaozhi", "endpoint", "add", "--user", "nia", "wss://x.example/mcp/"]
     )
     assert bad.exit_code == 2 and "url: " in bad.output and "token" in bad.output
+    stranger = runner.invoke(cli, ["xiaozhi", "endpoint", "add", "--user", "nobody", url])
+    assert (stranger.exit_code, stranger.stdout) == (2, "")
+    assert stranger.stderr == "user: 'nobody' is not a registered user\n"
     assert runner.invoke(cli, ["xiaozhi", "endpoint", "remove", "1"]).exit_code == 0
+    again = runner.invoke(cli, ["xiaozhi", "endpoint", "remove", "1"])
+    assert (again.exit_code, again.stdout) == (1, "")
+    assert again.stderr == "no xiaozhi endpoint 1; see the list\n"
     assert json.loads(runner.invoke(cli, ["xiaozhi", "endpoint", "list", "--json"]).output) == []

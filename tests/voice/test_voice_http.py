@@ -195,7 +195,8 @@ def test_devices_are_added_listed_and_removed_from_the_command_line(
     unknown_user = runner.invoke(
         cli, ["xiaozhi", "device", "add", "--user", "nobody", "aa:bb:cc:00:00:08"], env=env
     )
-    assert unknown_user.exit_code == 1 and "no user" in unknown_user.output
+    assert (unknown_user.exit_code, unknown_user.stdout) == (1, "")
+    assert unknown_user.stderr == "user: no user 'nobody'\n"
     removed = runner.invoke(cli, ["xiaozhi", "device", "remove", str(rows[0]["id"])], env=env)
     assert removed.exit_code == 0 and "removed" in removed.output
     assert (

@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from ambient.settings import Settings
 from ambient.watches.configs import (
     DEFAULT_CATALOGUE,
     ThresholdWatchConfig,
@@ -285,3 +286,23 @@ def test_a_reminder_stored_before_the_type_rules_reads_back_as_it_ran() -> None:
     }
     run = ReminderRun.model_validate(stored)
     assert run.config.type == "daily" and run.config.cron is None and run.config.hour == 8
+
+
+def test_a_bad_catalogue_entry_is_refused_by_field_like_any_other_source(
+    settings: Settings,
+) -> None:
+    from ambient.watches.inputs import ConfigError, resolved_metric
+
+    broken = {"type": "http_json", "url": "not a url", "json_path": "$.v"}
+    no_base = "relative URL without a base"
+    settings = settings.model_copy(update={"metric_catalogue": {"gold_price": broken}})
+    given = {"type": "http_json", "url": "https://example.com/v", "json_path": "$.v"}
+    for source in (None, given):
+        config = ThresholdWatchConfig.model_validate(
+            {"metric": "gold_price", "source": source, "threshold": 1}
+        )
+        with pytest.raises(ConfigError) as refused:
+            resolved_metric(config, settings)
+        assert refused.value.errors == [
+            (("config", "source", "http_json", "url"), f"Input should be a valid URL, {no_base}")
+        ]

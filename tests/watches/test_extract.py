@@ -22,7 +22,7 @@ STORY = "Operations steady today: the release went out and latency stayed inside
 
 
 def trafilatura_text(html: str) -> str:
-    """What extract_text returned before the fast path (the contract to keep on plain pages)."""
+    """Page text as it was before main_text's fast path (the contract to keep on plain pages)."""
     return (
         trafilatura.extract(html, include_comments=False, include_tables=True, favor_recall=True)
         or ""
