@@ -24,6 +24,7 @@ from ambient.bridge.endpoints import (
 )
 from ambient.commands import Json, fail, parsed, run_in_session, run_operator
 from ambient.settings import Settings
+from ambient.storage.models import MAX_ID
 from ambient.xiaozhi import DeviceError, DeviceService
 
 app = typer.Typer(help="小智 (xiaozhi): endpoints and devices.", no_args_is_help=True)
@@ -95,7 +96,7 @@ def list_endpoints(
 
 
 @endpoint_app.command("remove")
-def remove_endpoint(endpoint_id: int) -> None:
+def remove_endpoint(endpoint_id: Annotated[int, typer.Argument(min=1, max=MAX_ID)]) -> None:
     """Remove an endpoint; its connection is closed within 5 s."""
     try:
         gone = _endpoints(lambda endpoints: endpoints.remove(None, endpoint_id))

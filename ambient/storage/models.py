@@ -41,8 +41,9 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
 
 
-# Ids are SQL integers: anything larger cannot name a row (and overflows some drivers).
-MAX_ID = 2**63 - 1
+# Ids are SQL INTEGER columns, 32 bits on PostgreSQL: anything larger cannot name a row, and
+# a driver refuses it (asyncpg past 32 bits, SQLite past 64) with an error, not an answer.
+MAX_ID = 2**31 - 1
 
 
 class Numbered:

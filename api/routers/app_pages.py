@@ -178,7 +178,7 @@ async def task_detail(
 
 @router.post("/app/inbox/read")
 async def inbox_read(
-    session: SessionDep, me: PageUser, message_id: Annotated[int, Form()]
+    session: SessionDep, me: PageUser, message_id: Annotated[int, Form(ge=1, le=MAX_ID)]
 ) -> Response:
     await InboxRepository(session).mark_read(me.name, message_id)
     await session.commit()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from html import escape
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
@@ -16,6 +16,7 @@ from ambient.sharing import (
     ShareLinkError,
     ShareLinkRepository,
 )
+from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/share", tags=["share"])
@@ -54,7 +55,10 @@ async def create_share_link(
 
 @router.delete("/{link_id:int}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_share_link(
-    link_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    link_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> None:
     if not await _repo(session, settings).revoke(user.name, link_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no share link {link_id} of yours")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
 
 from ambient.bridge.endpoints import (
     EndpointCreate,
@@ -12,6 +14,7 @@ from ambient.bridge.endpoints import (
     EndpointPublic,
     Endpoints,
 )
+from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.errors import unprocessable
 
@@ -41,7 +44,10 @@ async def list_endpoints(
 
 @router.delete("/{endpoint_id}")
 async def remove_endpoint(
-    endpoint_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    endpoint_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> EndpointPublic:
     """Remove an endpoint; its connection is closed within 5 s."""
     try:

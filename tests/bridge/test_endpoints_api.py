@@ -162,4 +162,7 @@ def test_the_cli_adds_lists_and_removes_with_the_token_masked(
     again = runner.invoke(cli, ["xiaozhi", "endpoint", "remove", "1"])
     assert (again.exit_code, again.stdout) == (1, "")
     assert again.stderr == "no xiaozhi endpoint 1; see the list\n"
+    # An id no id column holds: refused as the argument, not a database overflow.
+    huge = runner.invoke(cli, ["xiaozhi", "endpoint", "remove", str(2**63)])
+    assert huge.exit_code == 2 and "endpoint_id" in huge.output, huge.output
     assert json.loads(runner.invoke(cli, ["xiaozhi", "endpoint", "list", "--json"]).output) == []
