@@ -67,6 +67,9 @@ USER = "replicas"
 CLUSTER = "replicas"
 NAMESPACE = "prod"
 RECOVERED_LAG = 5.0  # seconds: "the lag returns under 5 s"
+# A new watch's grid starts this long after its baseline at most (half an interval if less;
+# workflows/web_monitor.py spreads watches created together).
+SPREAD = 60.0
 FILLER = "<p>Steady paragraph about the service and its operations.</p>" * 60
 
 
@@ -150,10 +153,14 @@ def grid_lags(stamps: list[float], interval: float) -> list[tuple[float, float]]
 @dataclass
 class Checks:
     fetches: int
-    lost: int  # gaps longer than interval + bound
-    duplicated: int  # gaps shorter than half an interval
+    lost: list[float]  # when each gap longer than interval + bound ended
+    duplicated: list[float]  # when each gap shorter than half an interval ended
     longest_gap: float
     lags: list[tuple[float, float]]  # (fetch time, lag), every page
+
+    def counts(self, since: float = 0.0) -> str:
+        """'lost / duplicated' of the gaps that ended at ``since`` or later."""
+        return f"{sum(t >= since for t in self.lost)} / {sum(t >= since for t in self.duplicated)}"
 
     def lag(self, q: float, since: float, until: float) -> float:
         return percentile([lag for t, lag in self.lags if since <= t < until], q)
@@ -168,18 +175,24 @@ def checks(
     fetches: dict[str, list[tuple[float, int]]], interval: float, bound: float, until: float
 ) -> Checks:
     """The checks of every page up to ``until`` (when the watches were stopped): a page not
-    fetched in its last interval + bound before then lost its last checks too."""
-    lost = duplicated = 0
+    fetched in its last interval + bound before then lost its last checks too. The first gap,
+    from the baseline to the grid's first check, may be longer by the grid's documented delay
+    (``SPREAD``)."""
+    lost: list[float] = []
+    duplicated: list[float] = []
     longest = 0.0
     lags: list[tuple[float, float]] = []
     for stamps in fetches.values():
         times = sorted(t for t, _ in stamps if t <= until)
-        for a, b in itertools.pairwise(times):
+        for n, (a, b) in enumerate(itertools.pairwise(times)):
             gap = b - a
             longest = max(longest, gap)
-            lost += gap > interval + bound
-            duplicated += gap < interval / 2
-        lost += bool(times) and until - times[-1] > interval + bound
+            if gap > interval + bound + (min(interval / 2, SPREAD) if n == 0 else 0):
+                lost.append(b)
+            if gap < interval / 2:
+                duplicated.append(b)
+        if times and until - times[-1] > interval + bound:
+            lost.append(until)
         lags += grid_lags(times, interval)
     total = sum(1 for s in fetches.values() for t, _ in s if t <= until)
     return Checks(total, lost, duplicated, longest, lags)
@@ -626,15 +639,16 @@ def report(
     back = found.recovered(killed)
     print(
         "\n| watches | interval s | workers → after kill | APIs | checks | lag p50 s before | "
-        "lag p95 s before | lag back < 5 s after kill | checks lost / duplicated | "
+        "lag p95 s before | lag back < 5 s after kill | checks lost / duplicated (after kill) | "
         "longest gap s | changes | deliveries lost / duplicated | remediations | "
         "steps applied | steps lost / duplicated | runs not resolved |\n" + "|" + "---|" * 16
     )
     print(
         f"| {args.watches} | {args.interval:g} | {args.workers} → {args.workers - 1} | "
         f"{args.apis} | {found.fetches} | {found.lag(0.5, *before):.2f} | "
-        f"{found.lag(0.95, *before):.2f} | {back:.0f} s | {found.lost} / {found.duplicated} | "
-        f"{found.longest_gap:.0f} | {told.changes} | {told.lost} / {told.duplicated} | "
+        f"{found.lag(0.95, *before):.2f} | {back:.0f} s | "
+        f"{found.counts()} ({found.counts(killed)}) | {found.longest_gap:.0f} | "
+        f"{told.changes} | {told.lost} / {told.duplicated} | "
         f"{len(done)} | {stepped.applied} | {stepped.lost} / {stepped.duplicated} | "
         f"{stepped.unfinished} |"
     )
@@ -644,6 +658,19 @@ def report(
         f"p95 {found.lag(0.95, *after):.2f} s; delivered {told.delivered} of {told.changes} "
         f"changes; {stepped.written} step keys written; load {load()}"
     )
+
+
+def recount(runs: list[Path], interval: float, bound: float) -> None:
+    """The checks' figures of finished runs, from the record each saved beside its logs."""
+    print("| run | checks | lag back < 5 s after kill | checks lost / duplicated (after kill) |")
+    print("|---|---|---|---|")
+    for run in runs:
+        saved = json.loads((run / "record.json").read_text())
+        fetches = {page: [(t, e) for t, e in stamps] for page, stamps in saved["fetches"].items()}
+        found = checks(fetches, interval, bound, saved["ended"])
+        back = found.recovered(saved["killed"])
+        counts = f"{found.counts()} ({found.counts(saved['killed'])})"
+        print(f"| {run.name} | {found.fetches} | {back:.0f} s | {counts} |")
 
 
 def load() -> str:
@@ -671,9 +698,14 @@ if __name__ == "__main__":
         "--dead-after", type=int, default=0, help="AMBIENT_WORKER_DEAD_AFTER_SECONDS (0: default)"
     )
     parser.add_argument("--serve-site", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--recount", type=Path, nargs="+", help="count the checks of runs' saved records again"
+    )
     args = parser.parse_args()
     if args.serve_site:
         serve_recorder(args.serve_site, args.change_every, args.watches)
+    elif args.recount:
+        recount(args.recount, args.interval, args.bound)
     else:
         if args.interval < 60:
             parser.error("--interval: check_interval_minutes is at least 1 (60 s)")

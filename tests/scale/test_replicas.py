@@ -154,7 +154,7 @@ async def test_a_worker_killed_beside_another_on_postgresql_loses_and_repeats_no
         if checks({page: stamps}, INTERVAL, BOUND, stopped).duplicated
     }
     # On failure: the longest gap, and each doubled page's fetches in seconds from the kill.
-    assert (found.lost, found.duplicated) == (0, 0), (found.longest_gap, doubled)
+    assert found.counts() == "0 / 0", (found.longest_gap, doubled)
     told = deliveries(recorder.fetches, recorder.hooks, site)
     assert told.changes >= WATCHES  # every page changed at least once while watched
     assert (told.lost, told.duplicated) == (0, 0)
