@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +35,8 @@ Region = Annotated[str | None, typer.Option(help="region (default: AMBIENT_TENCE
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """One line on stderr (never a traceback) and the exit code."""
-    err_console.print(f"[red]{message}[/]", soft_wrap=True, highlight=False)
+    # The message may quote what the user typed: its brackets are text, not Rich markup.
+    err_console.print(f"[red]{escape(message)}[/]", soft_wrap=True, highlight=False)
     return typer.Exit(code)
 
 

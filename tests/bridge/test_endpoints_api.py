@@ -162,6 +162,11 @@ def test_the_cli_adds_lists_and_removes_with_the_token_masked(
     again = runner.invoke(cli, ["xiaozhi", "endpoint", "remove", "1"])
     assert (again.exit_code, again.stdout) == (1, "")
     assert again.stderr == "no xiaozhi endpoint 1; see the list\n"
+    # What the user typed is said back as typed, brackets and all (not read as markup).
+    for name in ("[admin]", "[/]"):
+        odd = runner.invoke(cli, ["xiaozhi", "endpoint", "add", "--user", name, url])
+        assert (odd.exit_code, odd.stdout) == (2, ""), odd.output
+        assert name in odd.stderr, odd.stderr
     # An id no id column holds: refused as the argument, not a database overflow.
     huge = runner.invoke(cli, ["xiaozhi", "endpoint", "remove", str(2**63)])
     assert huge.exit_code == 2 and "endpoint_id" in huge.output, huge.output
