@@ -94,7 +94,7 @@ def parsed(model: type[M], **values: Any) -> M:
         return model(**values)
     except ValidationError as exc:
         for problem in field_problems(exc, "input"):
-            err_console.print(f"[red]{problem}[/]", soft_wrap=True, highlight=False)
+            err_console.print(f"[red]{escape(problem)}[/]", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
 
 

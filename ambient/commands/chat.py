@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ambient.agent.chat import ChatEvent
 from ambient.agent.hub import ChatRuntime
@@ -20,15 +21,15 @@ console = Console(stderr=False)
 
 def _show(event: ChatEvent) -> None:
     if event.type == "message":
-        console.print(event.text or "", soft_wrap=True)
+        console.print(escape(event.text or ""), soft_wrap=True)
     elif event.type == "tool_call":
-        console.print(f"[dim]→ {event.function} {event.arguments}[/]", soft_wrap=True)
+        console.print(f"[dim]→ {event.function} {escape(str(event.arguments))}[/]", soft_wrap=True)
     elif event.type == "tool_result":
         mark = "[green]ok[/]" if event.ok else "[red]failed[/]"
         first = (event.text or "").splitlines()[0][:200] if event.text else ""
-        console.print(f"[dim]← {event.function} {mark} {first}[/]", soft_wrap=True)
+        console.print(f"[dim]← {event.function} {mark} {escape(first)}[/]", soft_wrap=True)
     elif event.type == "error":
-        console.print(f"[red]{event.text}[/]", soft_wrap=True)
+        console.print(f"[red]{escape(event.text or '')}[/]", soft_wrap=True)
 
 
 async def _chat(user: str, message: str | None, yes: bool) -> int:
@@ -36,7 +37,7 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
         async with state.db.session() as session:
             row = await UserRepository(session).get(user)
         if row is None:
-            console.print(f"[red]{user!r} is not a registered user[/]")
+            console.print(f"[red]{escape(repr(user))} is not a registered user[/]")
             return 1
         runtime = ChatRuntime.of(state)
         agent = await runtime.agent(row)
@@ -58,7 +59,8 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
                     if confirm is None:
                         break
                     for call in confirm.calls:
-                        console.print(f"[yellow]! {call['function']} {call['arguments']}[/]")
+                        arguments = escape(str(call["arguments"]))
+                        console.print(f"[yellow]! {call['function']} {arguments}[/]")
                     approve = yes or (sys.stdin.isatty() and typer.confirm("Run these?"))
                     text = None
                 if not interactive:

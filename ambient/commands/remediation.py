@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from ambient.commands import Json, User, fail, folded, print_json, run_service
@@ -93,7 +94,7 @@ def score(alert: AlertFile, as_json: Json = False) -> None:
         return
     console.print(f"score [bold]{view.score}[/] → budget {view.budget} ({view.generated_by})")
     for reason in view.reasons:
-        console.print(f"  • {reason}")
+        console.print(f"  • {escape(reason)}")
     for step in view.plan:
         approval = " [yellow](approval)[/]" if step.needs_approval else ""
         console.print(f"  {step.attempt}. {step.action}{approval}")

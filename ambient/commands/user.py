@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
@@ -124,7 +125,7 @@ def push(
         push = PushConfig.model_validate(json.loads(config))
     except ValueError as exc:  # not JSON, or a ValidationError
         why = "; ".join(field_problems(exc)) if isinstance(exc, ValidationError) else exc
-        console.print(f"[red]push config not changed: {why}[/]", soft_wrap=True)
+        console.print(f"[red]push config not changed: {escape(str(why))}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
 
     async def work(users: UserRepository) -> None:
@@ -136,7 +137,7 @@ def push(
     try:
         _run(work)
     except TargetError as exc:
-        console.print(f"[red]push config not changed: {exc}[/]", soft_wrap=True)
+        console.print(f"[red]push config not changed: {escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
     print_json(console, push)
 

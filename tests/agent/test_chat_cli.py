@@ -65,5 +65,13 @@ async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
     # The tool's answer reached the model as a tool message.
     assert '"temporal_reachable": true' in llm.requests[1]["messages"][-1]["content"]
 
+    # A model's words are printed as they are: brackets are not markup (a '[/INST]' was a
+    # MarkupError traceback mid-chat, an '[admin]' vanished).
+    llm.script(Content("Ask [admin] about [/INST] tokens."))
+    async with serve(llm.app()) as llm_url:
+        env |= {"OPENAI_BASE_URL": f"{llm_url}/v1"}
+        code, out = await _run(env, "--user", "ops", "who knows?")
+    assert code == 0 and "Ask [admin] about [/INST] tokens." in out, out
+
     code, out = await _run(env, "--user", "nobody", "hi")
     assert code == 1 and "not a registered user" in out
