@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.field_errors import field_problems
@@ -69,7 +70,7 @@ def print_rows(
         return
     table = Table(*folded(columns), title=title)
     for row in rows:
-        table.add_row(*map(cell, row))
+        table.add_row(*(Text(cell(v)) for v in row))  # values are text, not markup
     out.print(table)
 
 

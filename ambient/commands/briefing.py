@@ -11,6 +11,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingError, BriefingService, task_id_for
@@ -103,7 +104,7 @@ def list_(user: User, limit: int = 30, as_json: Json = False) -> None:
         return
     table = Table("date", "status", "by", "headline")
     for item in items:
-        table.add_row(item.date, item.status, item.generated_by, item.headline)
+        table.add_row(item.date, item.status, item.generated_by, Text(item.headline))
     console.print(table)
 
 

@@ -14,6 +14,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
@@ -40,7 +41,7 @@ def _print(rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: 
     table = Table(*folded(columns), title=title)
     for row in rows:
         data = row.model_dump(mode="json")
-        table.add_row(*(cell(data.get(column)) for column in columns))
+        table.add_row(*(Text(cell(data.get(column))) for column in columns))
     console.print(table if rows else f"no {title}")
 
 

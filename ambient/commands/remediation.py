@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ambient.commands import Json, User, fail, folded, print_json, run_service
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
@@ -66,7 +67,7 @@ def _status_table(status: RemediationStatus) -> Table:
             f"{int(step.rung)} {step.rung.name.lower()}"
             + (" (approval)" if step.needs_approval else ""),
             done.mode if done else "",
-            result,
+            Text(result),
             VERDICTS[done.resolved] if done else "",
         )
     if status.outcome:

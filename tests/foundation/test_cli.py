@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from ambient.cli import app
+from ambient.commands import print_rows
 from ambient.commands.task import print_tasks
 from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, write_runtime
 from ambient.watches.configs import TaskKind, TaskState
@@ -167,6 +168,18 @@ def test_task_list_never_cuts_ids_and_speaks_json() -> None:
     as_json = Console(width=40, record=True)
     print_tasks(rows, as_json, as_json=True)
     assert json.loads(as_json.export_text())[0]["task_id"] == long_id
+
+
+def test_a_table_shows_values_with_brackets_as_they_are() -> None:
+    """A cloud resource's name like '[prod] logs' is text, not Rich markup ('[prod]' vanished,
+    a '[/]' was a MarkupError traceback)."""
+    names = ["[prod] logs", "audit [/] trail"]
+    kind, state = TaskKind.WEB_MONITOR, TaskState.ACTIVE
+    items = [TaskSummary(task_id=name, kind=kind, state=state) for name in names]
+    terminal = Console(width=80, force_terminal=True, record=True)
+    print_rows(terminal, ["name"], [[n] for n in names], items, as_json=False)
+    shown = terminal.export_text()
+    assert all(name in shown for name in names), shown
 
 
 async def test_cloud_lists_speak_json_and_keep_long_ids(tmp_path: Path) -> None:
