@@ -145,16 +145,19 @@ class LeaseBook:
                 locked = select(LEASES).where(_of_watch(lease)).with_for_update()
                 held = (await conn.execute(locked)).one()
                 holder = Lease(held.task, held.life, held.run_id, held.poll, held.process)
-                if not await _may_take(conn, holder, lease, self.process, now):
+                same_poll = (holder.run_id, holder.poll) == (lease.run_id, lease.poll)
+                retried = same_poll and holder.process != self.process
+                # The same poll started again (Temporal's retry) takes it only from a dead
+                # process; its row, read once, also holds that process's last beat.
+                row = await _process(conn, holder.process) if retried else None
+                may_take = not _alive(row, now) if retried else _may_take(holder, lease)
+                if not may_take:
                     await session.rollback()
                     return None
-                same_poll = (holder.run_id, holder.poll) == (lease.run_id, lease.poll)
-                if same_poll and holder.process != self.process:
-                    # Temporal runs the poll again: its dead attempt's last beat is on the row
-                    # once a sweep released it, on the process's row before.
-                    beat = held.silent_since
-                    if beat is None and holder.process != RELEASED:
-                        beat = await _beat_of(conn, holder.process)
+                if retried:
+                    # The dead attempt's last beat is on the lease once a sweep released it,
+                    # on its process's row before.
+                    beat = held.silent_since or (row.beat_at if row is not None else None)
                     if beat is not None:
                         # The same poll's grid: this request's first check and interval.
                         taken = replace(
@@ -191,7 +194,7 @@ async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
     now = utcnow()
     async with db.session() as session:
         rows = (await session.execute(select(WorkerProcess))).scalars().all()
-        alive = [row.id for row in rows if row.beat_at >= now - timedelta(seconds=row.dead_after)]
+        alive = [row.id for row in rows if _alive(row, now)]
         beats = {row.id: row.beat_at for row in rows}
         found = await session.execute(
             select(LEASES)
@@ -210,7 +213,7 @@ async def may_answer(db: Database, lost: Lease) -> bool:
     now = utcnow()
     async with db.session() as session:
         row = await session.get(WorkerProcess, lost.process)
-        if row is not None and row.beat_at >= now - timedelta(seconds=row.dead_after):
+        if _alive(row, now):
             return True
         held = (await session.execute(select(LEASES).where(_of_watch(lost)))).one_or_none()
     return (
@@ -243,26 +246,24 @@ async def drop_leases(db: Database, leases: list[Lease]) -> None:
         await session.commit()
 
 
-async def _beat_of(conn: Any, process: str) -> datetime | None:
-    """The last beat of ``process`` (None: its row is gone)."""
-    query = select(PROCESSES.c.beat_at).where(PROCESSES.c.id == process)
-    beat: datetime | None = await conn.scalar(query)
-    return beat
+async def _process(conn: Any, process: str) -> Any:
+    """The row of ``process`` (None: it is gone, or the lease was released)."""
+    query = select(PROCESSES).where(PROCESSES.c.id == process)
+    return (await conn.execute(query)).one_or_none()
 
 
-async def _may_take(conn: Any, holder: Lease, new: Lease, process: str, now: datetime) -> bool:
-    """Whether poll ``new`` (of ``process``) may take the watch from ``holder``."""
+def _alive(row: Any, now: datetime) -> bool:
+    """Whether a process (its row; None: gone) has said it is alive within its dead_after."""
+    return row is not None and row.beat_at >= now - timedelta(seconds=row.dead_after)
+
+
+def _may_take(holder: Lease, new: Lease) -> bool:
+    """Whether poll ``new`` may take the watch from ``holder``, a poll other than its own
+    attempt in another process (``claim``)."""
     if holder.run_id != new.run_id:
         return True  # a run before this one (closed: nobody takes its polls' results)
-    if holder.poll != new.poll:
-        return holder.poll < new.poll  # the workflow moved on: the later poll fetches
-    if holder.process == process:
-        return True
-    # The same poll started again (Temporal's retry): only if the holder's process is dead.
-    row = (
-        await conn.execute(select(PROCESSES).where(PROCESSES.c.id == holder.process))
-    ).one_or_none()
-    return row is None or row.beat_at < now - timedelta(seconds=row.dead_after)
+    # The workflow moved on: the later poll fetches; this process's own attempt again: it.
+    return holder.poll <= new.poll
 
 
 def _of_watch(lease: Lease) -> Any:
