@@ -31,20 +31,32 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
-    """Serve ``app`` (lifespan included) until the block exits; yields the base URL."""
-    port = port or free_port()
+    """Serve ``app`` (lifespan included) until the block exits; yields the base URL. Without
+    a ``port`` it listens on a socket of its own, bound to a free port and kept: a port found
+    free and bound later could be taken in between by another test process."""
+    sock = None
+    if port is None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=None if sock is None else [sock]))
     while not server.started:
         if task.done():
-            task.result()
+            try:
+                task.result()
+            except SystemExit as exc:
+                # uvicorn exits when it cannot start: a test failure, not the test run's end.
+                raise RuntimeError(f"the test server did not start on port {port}") from exc
         await asyncio.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
+        if sock is not None:
+            sock.close()
 
 
 async def polls_workflow_tasks(client: Client, queue: str, pid: int) -> bool:
