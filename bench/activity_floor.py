@@ -29,9 +29,9 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from ambient.devstack import free_port
 from bench.devserver import dev_server_command
 from bench.watches import rss_mb
+from tests.support.servers import free_port
 
 QUEUE = "activity-floor"
 BATCH = 50

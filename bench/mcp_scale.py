@@ -52,10 +52,10 @@ from mcp.client.streamable_http import streamable_http_client
 
 from ambient import temporal
 from ambient.briefing.service import BriefingService
-from ambient.devstack import free_port
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.watches.service import TaskService
+from tests.support.servers import free_port
 
 REMINDER_EVERY = 50
 BATCH = 100

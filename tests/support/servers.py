@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,11 +24,43 @@ from temporalio.client import Client
 HANG = 60.0
 
 
+# Ports a test process hands its servers: below the kernel's ephemeral range (where a bind to
+# port 0, every outgoing connection and the Temporal CLI's own "random free port" land), a
+# slice of its own for each pytest-xdist process. A port found free here is then not given to
+# another test process, nor to an outgoing connection, between the probe and the server's bind.
+PORTS_PER_PROCESS = 1000
+PROCESS_SLICES = 12
+_taken = itertools.count()
+
+
+def _ports() -> range | None:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            ephemeral = int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    first = ephemeral - PORTS_PER_PROCESS * PROCESS_SLICES
+    if first < 10_000:
+        return None  # no room below the ephemeral range: the kernel's pick (port 0)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) % PROCESS_SLICES if worker.isdigit() else 0
+    start = first + index * PORTS_PER_PROCESS
+    return range(start, start + PORTS_PER_PROCESS)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port nothing listens on, from this test process's own slice."""
+    ports = _ports()
+    for _ in range(len(ports) if ports else 1):
+        port = ports[next(_taken) % len(ports)] if ports else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or still held by a closed connection (TIME_WAIT)
+            found: int = sock.getsockname()[1]
+            return found
+    raise RuntimeError(f"no free port in {ports}")
 
 
 @asynccontextmanager
@@ -37,7 +71,7 @@ async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
     sock = None
     if port is None:
         sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", free_port()))
         port = sock.getsockname()[1]
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
