@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Service
@@ -16,6 +18,11 @@ from ambient.clients.kube import (
 )
 from ambient.remediation.changes import REVISION_HISTORY, Kind, Obj, annotations_of, selects
 from ambient.remediation.ladder import WorkloadRef
+
+# One namespace's Services listing on the wire per cluster client: a listing asked while another
+# is in flight takes that one's answer. In an alert storm a hundred checkpoints in one namespace
+# each listed all its Services (hundreds, the largest answer a checkpoint reads) at once.
+_services_listing: dict[tuple[int, str], asyncio.Task[list[Service]]] = {}
 
 
 class ClusterReads:
@@ -80,10 +87,27 @@ class ClusterReads:
         """Services in the namespace whose selector picks the workload's pods."""
         namespace = deployment["metadata"]["namespace"]
         labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
-        found = await kube_call(
-            f"listing Services in {namespace}",
-            collected(self._client.list(Service, namespace=namespace)),
-        )
+        key = (id(self._client), namespace)
+        listing = _services_listing.get(key)
+        if (
+            listing is None
+            or listing.done()
+            or listing.get_loop() is not asyncio.get_running_loop()
+        ):
+            listing = asyncio.create_task(
+                kube_call(
+                    f"listing Services in {namespace}",
+                    collected(self._client.list(Service, namespace=namespace)),
+                )
+            )
+            _services_listing[key] = listing
+            listing.add_done_callback(
+                lambda done: (
+                    _services_listing.pop(key, None) if _services_listing.get(key) is done else None
+                )
+            )
+        # Shielded: one caller's cancellation (its activity's) does not fail the others.
+        found = await asyncio.shield(listing)
         # Matched on the parsed objects, turned into dicts only when they match: a namespace of
         # hundreds of Services made that conversion most of a checkpoint's CPU in a storm.
         return [

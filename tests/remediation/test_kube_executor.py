@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from ambient.remediation.changes import (
 )
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_plans import StepInputError
+from ambient.remediation.kube_reads import ClusterReads
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     STEP_ANNOTATION,
@@ -215,6 +217,40 @@ async def test_checkpoint_records_selectors_of_services_that_select_the_workload
         baseline.replicas == 2 and baseline.spec["template"]["spec"]["containers"][0]["image"] == V1
     )
     assert Checkpoint.model_validate_json(baseline.model_dump_json()) == baseline
+
+
+async def test_concurrent_checkpoints_in_one_namespace_share_one_services_listing(
+    kube: Cluster,
+) -> None:
+    kube.api.add_deployment("shop", "cart", V1)
+    client = client_from_kubeconfig(path=kube.kubeconfig, context=kube.target.cluster_id)
+    checkout, cart = kube.deployment(), kube.api.deployments[("shop", "cart")]
+
+    def listings() -> int:
+        return sum(1 for c in kube.api.calls if c.path == "/api/v1/namespaces/shop/services")
+
+    try:
+        # Asked together: one listing on the wire, each caller its own Services.
+        first, second = await asyncio.gather(
+            ClusterReads(client).services(checkout), ClusterReads(client).services(cart)
+        )
+        assert [s["metadata"]["name"] for s in first] == ["checkout"]
+        assert [s["metadata"]["name"] for s in second] == ["cart"]
+        assert listings() == 1
+        # Asked after it answered: a listing of its own (nothing stale is kept).
+        kube.api.add_service("shop", "checkout-canary", {"app": "checkout"})
+        later = await ClusterReads(client).services(checkout)
+        assert {s["metadata"]["name"] for s in later} == {"checkout", "checkout-canary"}
+        assert listings() == 2
+        # One caller cancelled (its activity was): the other still gets the answer.
+        cancelled = asyncio.create_task(ClusterReads(client).services(checkout))
+        kept = asyncio.create_task(ClusterReads(client).services(cart))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        assert [s["metadata"]["name"] for s in await kept] == ["cart"]
+        assert listings() == 3
+    finally:
+        await client.close()
 
 
 async def test_isolate_then_full_rollback_restores_release_configmaps_replicas_and_selectors(
