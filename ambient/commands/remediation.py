@@ -220,7 +220,8 @@ def stats(
     ):
         table = Table("key", "runs", "resolved", "rate", title=title)
         for row in rows:
-            table.add_row(row.key, str(row.runs), str(row.resolved), f"{row.rate:.0%}")
+            # A key is an alert's metric or source, as its sender named it: text, not markup.
+            table.add_row(Text(row.key), str(row.runs), str(row.resolved), f"{row.rate:.0%}")
         console.print(table)
 
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.commands import parsed, print_json, run_in_session
@@ -96,7 +97,7 @@ def show(name: str) -> None:
     user = _run(work)
     table = Table(show_header=False, title=f"user {user.name}")
     for field, value in user.model_dump().items():
-        table.add_row(field, str(value))
+        table.add_row(field, Text(str(value)))
     console.print(table)
 
 
@@ -210,5 +211,11 @@ def audit(name: str, as_json: JsonOption = False) -> None:
         return
     table = Table("at", "actor", "action", "detail")
     for row in rows:
-        table.add_row(row["at"], row["actor"], row["action"], json.dumps(row["detail"]))
+        # Details quote what people typed (an endpoint URL, a refusal): text, not Rich markup.
+        table.add_row(
+            row["at"],
+            row["actor"],
+            row["action"],
+            Text(json.dumps(row["detail"], ensure_ascii=False)),
+        )
     console.print(table)

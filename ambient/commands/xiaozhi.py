@@ -14,6 +14,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ambient.bridge.endpoints import (
     EndpointCreate,
@@ -84,13 +85,14 @@ def list_endpoints(
     table = Table("id", "user", "state", "since", "last error", "url")
     for row in rows:
         colour = "green" if row.state == "connected" else "yellow"
+        # The error is the far side's words and the URL the user's: text, not Rich markup.
         table.add_row(
             str(row.id),
-            row.user,
-            f"[{colour}]{row.state}[/]",
+            Text(row.user),
+            Text(row.state, style=colour),
             row.since.isoformat(timespec="seconds"),
-            row.last_error or "",
-            row.url,
+            Text(row.last_error or ""),
+            Text(row.url),
         )
     console.print(table)
 
@@ -141,7 +143,13 @@ def list_devices(as_json: Json = False) -> None:
         return
     table = Table("id", "device_id", "user", "speakers", "created_at", title="小智 devices")
     for d in devices:
-        table.add_row(str(d.id), d.device_id, d.user, ", ".join(d.speakers), str(d.created_at))
+        table.add_row(
+            str(d.id),
+            Text(d.device_id),
+            Text(d.user),
+            Text(", ".join(d.speakers)),
+            str(d.created_at),
+        )
     console.print(table)
 
 

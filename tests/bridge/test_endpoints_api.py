@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 
 import httpx
@@ -171,3 +172,21 @@ def test_the_cli_adds_lists_and_removes_with_the_token_masked(
     huge = runner.invoke(cli, ["xiaozhi", "endpoint", "remove", str(2**63)])
     assert huge.exit_code == 2 and "endpoint_id" in huge.output, huge.output
     assert json.loads(runner.invoke(cli, ["xiaozhi", "endpoint", "list", "--json"]).output) == []
+
+
+def test_the_cli_lists_an_endpoints_last_error_and_url_as_text_not_markup(
+    api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMBIENT_DATA_DIR", str(api_settings.data_dir))
+    monkeypatch.setenv("COLUMNS", "400")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["user", "create", "nia"]).exit_code == 0
+    url = "wss://api.xiaozhi.me/mcp/?token=abc"
+    assert runner.invoke(cli, ["xiaozhi", "endpoint", "add", "--user", "nia", url]).exit_code == 0
+    # What the bridge writes when a dial fails: the TLS library's words, brackets and all.
+    error = "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed ([/] [bold])"
+    with sqlite3.connect(api_settings.data_dir / "ambient.db") as db:
+        db.execute("UPDATE xiaozhi_endpoints SET last_error = ?", (error,))
+    table = runner.invoke(cli, ["xiaozhi", "endpoint", "list"])
+    assert table.exit_code == 0, table.output
+    assert error in table.output

@@ -1,0 +1,51 @@
+"""`ambient remediation` prints what alerts and users wrote as text, not Rich markup."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from typer.testing import CliRunner
+
+from ambient.cli import app as cli
+from ambient.remediation.alerts import Alert
+from ambient.remediation.storage import RemediationRepository
+from ambient.settings import Settings
+from ambient.storage.db import Database
+
+
+def test_stats_show_an_alert_type_with_brackets_as_written(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMBIENT_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["user", "create", "ops", "--admin"]).exit_code == 0
+    # An alarm integration names its metric as it likes: a policy name, brackets and all.
+    metric = "[/] p95 [bold]latency[/bold]"
+    alert = Alert(source="cls", cluster_id="cls-7kq2m0ab", workload="checkout", metric=metric)
+
+    async def finished_run() -> None:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.session() as session:
+                await RemediationRepository(session).save_run(
+                    "remediation/x@1",
+                    alert,
+                    {"tried": [1]},
+                    remediation_id="remediation/x",
+                    user="ops",
+                    mode="execute",
+                    state="resolved",
+                    attempts=1,
+                    resolved_rung=1,
+                    finished_at=datetime.now(UTC),
+                )
+                await session.commit()
+        finally:
+            await db.close()
+
+    asyncio.run(finished_run())
+    shown = runner.invoke(cli, ["remediation", "stats", "--user", "ops"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert metric in shown.output
