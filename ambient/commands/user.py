@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.commands import parsed, print_json, run_in_session
+from ambient.commands import fail, parsed, print_json, run_in_session
 from ambient.domain.field_errors import field_problems
 from ambient.domain.users import Grant, Language, Role, RollbackPermission, UserCreate, UserPublic
 from ambient.push import save_push_config
@@ -48,8 +48,7 @@ async def _existing(users: UserRepository, name: str) -> User:
     """The user named ``name``; without one, that said and exit 1."""
     user = await users.get(name)
     if user is None:
-        console.print(f"[red]no user {name!r}[/]")
-        raise typer.Exit(1)
+        raise fail(f"no user {name!r}")
     return user
 
 
@@ -82,8 +81,7 @@ def create(
     try:
         _, token = _run(lambda users: users.create(data))
     except UserExistsError:
-        console.print(f"[red]user {name!r} already exists[/]")
-        raise typer.Exit(1) from None
+        raise fail(f"user {name!r} already exists") from None
     console.print(f"created {name}; API token: {token}", soft_wrap=True)
 
 

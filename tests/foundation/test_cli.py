@@ -78,6 +78,11 @@ def test_user_commands_create_show_and_rotate_token(tmp_path: Path) -> None:
     assert "API token: amb_" in created.output
     again = runner.invoke(app, ["user", "create", "alice"], env=env)
     assert again.exit_code == 1 and "already exists" in again.output
+    # A name no user has is said back as typed, on stderr: brackets are text, not markup.
+    for name in ("[/]", "[admin]"):
+        unknown = runner.invoke(app, ["user", "show", name], env=env)
+        assert (unknown.exit_code, unknown.stdout) == (1, ""), unknown.output
+        assert unknown.stderr == f"no user {name!r}\n"
     bad = runner.invoke(app, ["user", "create", "Alice!", "--timezone", "Nowhere/City"], env=env)
     assert bad.exit_code == 2
     assert "name:" in bad.output and "timezone:" in bad.output
