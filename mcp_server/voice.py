@@ -28,6 +28,7 @@ from ambient.clients.tencent.errors import TencentCloudError
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.settings import Settings
+from ambient.status import database_problem, temporal_problem
 from ambient.storage.repositories import EventRepository
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder
@@ -66,6 +67,8 @@ UNKNOWN_SPEAKER = (
 )
 # A read that needs a worker while none runs (ambient.temporal.QUERY_TIMEOUT): said plainly.
 WORKER_SILENT = "后台的工作进程没有响应，现在查不到实时状态。请检查它是否在运行。"
+TEMPORAL_DOWN = "后台的 Temporal 服务连不上，现在查不到也改不了任务。请检查它是否在运行。"
+DATABASE_DOWN = "数据库连不上，现在什么都查不到。请检查它是否在运行。"
 BEYOND_OWNER = "这台设备主人的权限比你的小，我不能用你的身份在这里操作。请用你自己的设备。"
 
 # --- who and how ----------------------------------------------------------------------------
@@ -86,11 +89,16 @@ async def _answer(
             return speakable(await work(state, who.user.name))
     except TimeoutError:
         return "系统这会儿响应太慢，我没等到结果，请稍后再问。"
-    except (RemediationError, TaskError, BriefingError) as exc:
-        if temporal.SILENT_WORKER in str(exc):
-            return WORKER_SILENT
-        return speakable(f"没办法完成：{exc}")
     except Exception as exc:
+        # What is down is said before anything a feature made of it.
+        if temporal_problem(exc, None) is not None:
+            return TEMPORAL_DOWN
+        if database_problem(exc, None) is not None:
+            return DATABASE_DOWN
+        if isinstance(exc, RemediationError | TaskError | BriefingError):
+            if temporal.SILENT_WORKER in str(exc):
+                return WORKER_SILENT
+            return speakable(f"没办法完成：{exc}")
         # A voice client drops error text: say something, and keep the trace in the log.
         log.warning("voice tool failed", exc_info=True)
         name = getattr(exc, "message", None) or type(exc).__name__
