@@ -315,20 +315,17 @@ async def recent_errors(
     async def work(state: AppState, user: str) -> str:
         since = datetime.now(UTC) - timedelta(hours=hours)
         async with state.db.session() as session:
-            events = EventRepository(session)
-            found = [
-                e
-                for kind in _ERROR_KINDS
-                for e in await events.list(user=user, kind=kind, since=since, limit=100)
-            ]
-        if not found:
+            counts = await EventRepository(session).count_by_task(
+                user=user, kinds=_ERROR_KINDS, since=since
+            )
+        if not counts:
             return f"最近 {hours} 小时没有错误。"
-        by_task = Counter(
-            spoken_name((e.task or "").rsplit("/", 1)[-1]) or "未知任务" for e in found
-        )
+        by_task: Counter[str] = Counter()
+        for task, count in counts.items():
+            by_task[spoken_name((task or "").rsplit("/", 1)[-1]) or "未知任务"] += count
         top = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         named = "、".join(f"{label} {count} 次" for label, count in top)
-        return f"最近 {hours} 小时有 {len(found)} 个错误，主要是：{named}。"
+        return f"最近 {hours} 小时有 {by_task.total()} 个错误，主要是：{named}。"
 
     return await _answer(ctx, speaker, work)
 
