@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import traceback
 from datetime import timedelta
 
 import openai
 from pydantic import BaseModel, Field
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSystemInfoRequest
@@ -43,6 +46,46 @@ def temporal_problem(exc: BaseException, settings: Settings | None) -> str | Non
             )
         chain = chain.__cause__ or chain.__context__
     return None
+
+
+def _database_down(exc: BaseException) -> bool:
+    # A failure to connect, not a statement's refusal: SQLAlchemy wraps a driver's connect
+    # error with no statement, or marks the connection invalidated when it dropped mid-way.
+    if isinstance(exc, DBAPIError):
+        return exc.statement is None or exc.connection_invalidated
+    # A driver's socket errors while connecting (asyncpg's refused or unresolvable host) pass
+    # through SQLAlchemy unwrapped: only the pool in the traceback says whose they were.
+    return isinstance(exc, OSError) and any(
+        "/sqlalchemy/pool/" in frame.f_code.co_filename.replace("\\", "/")
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+    )
+
+
+def database_problem(exc: BaseException, settings: Settings | None) -> str | None:
+    """A one-line "the database is unreachable (WHERE)" if ``exc`` (or what it wraps) says so."""
+    chain: BaseException | None = exc
+    for _ in range(5):
+        if chain is None:
+            return None
+        if _database_down(chain):
+            reason = chain.orig if isinstance(chain, DBAPIError) else chain
+            return (
+                f"the database is unreachable ({_database_named(settings)}: {reason}): start "
+                "it, or point AMBIENT_DATABASE_URL at a running server you may use"
+            )
+        chain = chain.__cause__ or chain.__context__
+    return None
+
+
+def _database_named(settings: Settings | None) -> str:
+    """Where the database is, without its credentials."""
+    if settings is None:
+        return "the configured database"
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite {url.database}"
+    host = url.host or url.query.get("host") or "localhost"  # ?host=/run/postgresql: a socket
+    return f"{url.get_backend_name()} at {host}" + (f":{url.port}" if url.port else "")
 
 
 class SystemStatus(BaseModel):

@@ -25,7 +25,7 @@ from ambient.discussions.views import DiscussionError
 from ambient.domain.field_errors import field_problems
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
-from ambient.status import temporal_problem
+from ambient.status import database_problem, temporal_problem
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
 from mcp_server.auth import UserTokenVerifier, app_state
@@ -183,10 +183,11 @@ class AmbientMCPServer(MCPServer[AppState]):
             cause = exc.__cause__
             if cause is None:
                 raise
-            # The lazy Temporal client connects on first use: a server that is down surfaces
-            # here, from any tool, however the feature wrapped it.
+            # The lazy Temporal client connects on first use, the database's pool when a
+            # session first runs a statement: a server that is down surfaces here, from any
+            # tool, however the feature wrapped it.
             settings = app_state(context).settings if context is not None else None
-            problem = temporal_problem(cause, settings)
+            problem = temporal_problem(cause, settings) or database_problem(cause, settings)
             if problem is None and isinstance(cause, FEATURE_ERRORS):
                 problem = str(cause)
             if problem is None:

@@ -28,6 +28,7 @@ from ambient.clients.tencent.errors import TencentCloudError
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.settings import Settings
+from ambient.status import database_problem, temporal_problem
 from ambient.storage.repositories import EventRepository
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder
@@ -66,6 +67,8 @@ UNKNOWN_SPEAKER = (
 )
 # A read that needs a worker while none runs (ambient.temporal.QUERY_TIMEOUT): said plainly.
 WORKER_SILENT = "后台的工作进程没有响应，现在查不到实时状态。请检查它是否在运行。"
+TEMPORAL_DOWN = "后台的 Temporal 服务连不上，现在查不到也改不了任务。请检查它是否在运行。"
+DATABASE_DOWN = "数据库连不上，现在什么都查不到。请检查它是否在运行。"
 BEYOND_OWNER = "这台设备主人的权限比你的小，我不能用你的身份在这里操作。请用你自己的设备。"
 
 # --- who and how ----------------------------------------------------------------------------
@@ -86,11 +89,16 @@ async def _answer(
             return speakable(await work(state, who.user.name))
     except TimeoutError:
         return "系统这会儿响应太慢，我没等到结果，请稍后再问。"
-    except (RemediationError, TaskError, BriefingError) as exc:
-        if temporal.SILENT_WORKER in str(exc):
-            return WORKER_SILENT
-        return speakable(f"没办法完成：{exc}")
     except Exception as exc:
+        # What is down is said before anything a feature made of it.
+        if temporal_problem(exc, None) is not None:
+            return TEMPORAL_DOWN
+        if database_problem(exc, None) is not None:
+            return DATABASE_DOWN
+        if isinstance(exc, RemediationError | TaskError | BriefingError):
+            if temporal.SILENT_WORKER in str(exc):
+                return WORKER_SILENT
+            return speakable(f"没办法完成：{exc}")
         # A voice client drops error text: say something, and keep the trace in the log.
         log.warning("voice tool failed", exc_info=True)
         name = getattr(exc, "message", None) or type(exc).__name__
@@ -307,20 +315,17 @@ async def recent_errors(
     async def work(state: AppState, user: str) -> str:
         since = datetime.now(UTC) - timedelta(hours=hours)
         async with state.db.session() as session:
-            events = EventRepository(session)
-            found = [
-                e
-                for kind in _ERROR_KINDS
-                for e in await events.list(user=user, kind=kind, since=since, limit=100)
-            ]
-        if not found:
+            counts = await EventRepository(session).count_by_task(
+                user=user, kinds=_ERROR_KINDS, since=since
+            )
+        if not counts:
             return f"最近 {hours} 小时没有错误。"
-        by_task = Counter(
-            spoken_name((e.task or "").rsplit("/", 1)[-1]) or "未知任务" for e in found
-        )
+        by_task: Counter[str] = Counter()
+        for task, count in counts.items():
+            by_task[spoken_name((task or "").rsplit("/", 1)[-1]) or "未知任务"] += count
         top = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         named = "、".join(f"{label} {count} 次" for label, count in top)
-        return f"最近 {hours} 小时有 {len(found)} 个错误，主要是：{named}。"
+        return f"最近 {hours} 小时有 {by_task.total()} 个错误，主要是：{named}。"
 
     return await _answer(ctx, speaker, work)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -191,6 +192,13 @@ class Endpoints:
         )
         if len(mine.all()) >= MAX_ENDPOINTS_PER_USER:
             raise EndpointInputError("user", f"at most {MAX_ENDPOINTS_PER_USER} endpoints a user")
+        held = await self._registered(data.url)
+        if held is not None:
+            raise EndpointInputError(
+                "url",
+                f"this 接入点 is already registered (endpoint {held}); it holds one connection: "
+                "remove that endpoint first",
+            )
         row = XiaozhiEndpoint(
             user=data.user,
             url_sealed=self.cipher.seal(data.url),
@@ -209,6 +217,18 @@ class Endpoints:
         )
         await self.session.commit()
         return EndpointPublic.model_validate(row)
+
+    async def _registered(self, url: str) -> int | None:
+        """The id of the endpoint, anyone's, that dials the same 接入点 as ``url``, if any."""
+        wanted = _broker_key(url)
+        for row in await self.session.scalars(select(XiaozhiEndpoint)):
+            try:
+                stored = self.cipher.open(row.url_sealed)
+            except (InvalidTag, ValueError):
+                continue  # sealed under an earlier secret key: the runner shows it as failing
+            if _broker_key(stored) == wanted:
+                return row.id
+        return None
 
     async def list(self, actor: User | None) -> list[EndpointPublic]:
         """The caller's endpoints; an admin's (and the operator's) list holds everyone's."""
@@ -245,6 +265,13 @@ def _may_act_for(actor: User | None, user: str) -> None:
 
 def _actor(actor: User | None) -> str:
     return OPERATOR if actor is None else actor.name
+
+
+def _broker_key(url: str) -> tuple[str, int | None, str, str]:
+    """What names one 接入点 at its broker: host, port, path and token (not the scheme's case,
+    the host's case or other parameters)."""
+    parts = urlsplit(url.strip())
+    return (parts.hostname or "", parts.port, parts.path.rstrip("/"), url_token(url))
 
 
 def _fingerprint(url: str) -> str:

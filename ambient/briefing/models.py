@@ -229,8 +229,12 @@ class GreetOutcome(StrEnum):
     PAUSED = "paused"  # the user paused the briefing: nothing is spoken until resumed
 
 
+# A caller's retry-safe id of a greeting or a send (the API's bodies take the same bound).
+MAX_REQUEST_ID = 128
+
+
 class GreetRequest(BaseModel):
-    request_id: str = Field(min_length=1, max_length=128)
+    request_id: str = Field(min_length=1, max_length=MAX_REQUEST_ID)
     via: str = Field(default="mcp", max_length=32, description="mcp, voice, cli, api")
 
 

@@ -35,6 +35,7 @@ from ambient.briefing.logreport import LogReducer, LogReport
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import LogFileError, read_log_source, resolve_log_path
 from ambient.briefing.models import (
+    MAX_REQUEST_ID,
     BriefingCarry,
     BriefingConfig,
     BriefingContent,
@@ -301,7 +302,7 @@ class BriefingService:
                 raise BriefingRefusedError(
                     f"greeting for {user!r} needs the admin role; omit user_id for yours"
                 )
-        request = GreetRequest(request_id=request_id or uuid.uuid4().hex, via=via)
+        request = GreetRequest(request_id=_request_id(request_id), via=via)
         # The same request id is applied once by Temporal: a retried call gets the same answer.
         update_id = _update_id("greet", f"{user}/{request.request_id}")
         handle = self.client.get_workflow_handle(task_id_for(user))
@@ -416,8 +417,8 @@ class BriefingService:
         self, user: str, date: str | None = None, request_id: str | None = None
     ) -> NotifyResult:
         """Push a briefing (default: the latest) through the user's channels now."""
+        request_id = _request_id(request_id)
         view = await self.get_briefing(user, date)
-        request_id = request_id or uuid.uuid4().hex
         key = f"{task_id_for(user)}/{view.date}/send/{request_id}"
         request = PushRequest(user=user, date=view.date, reason="requested", key=key)
         return await self._update(
@@ -474,6 +475,15 @@ class BriefingService:
 def _field_of(message: str) -> str | None:
     match = re.search(r"(?:— |^)(?:Value error, )?([a-z_][a-z0-9_.]*): ", message)
     return match[1] if match else None
+
+
+def _request_id(given: str | None) -> str:
+    """The caller's retry-safe id (refused past its bound, naming it), or a fresh one."""
+    if given is not None and len(given) > MAX_REQUEST_ID:
+        raise InvalidBriefingError(
+            f"request_id: at most {MAX_REQUEST_ID} characters", field="request_id"
+        )
+    return given or uuid.uuid4().hex
 
 
 def _update_id(kind: str, key: str) -> str:

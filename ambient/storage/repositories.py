@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ambient.domain.notify import Message
@@ -152,6 +153,17 @@ class EventRepository(Repository):
         if since is not None:
             query = query.where(Event.created_at >= since)
         return list(await self.session.scalars(query.order_by(Event.id.desc()).limit(limit)))
+
+    async def count_by_task(
+        self, *, user: str, kinds: Collection[str], since: datetime
+    ) -> dict[str | None, int]:
+        """How many of the user's events of ``kinds`` since ``since``, by task (all, unpaged)."""
+        query = (
+            select(Event.task, func.count())
+            .where(Event.user == user, Event.kind.in_(kinds), Event.created_at >= since)
+            .group_by(Event.task)
+        )
+        return {task: count for task, count in (await self.session.execute(query)).tuples()}
 
 
 class InboxRepository(Repository):

@@ -118,7 +118,10 @@ async def test_members_register_and_see_their_own_endpoints_admins_everyones(
     mine = (
         await api.post("/xiaozhi/endpoints", json={"user": alice, "url": url}, headers=as_alice)
     ).json()
-    for_bob = await api.post("/xiaozhi/endpoints", json={"user": bob, "url": url}, headers=as_admin)
+    bobs = "wss://api.xiaozhi.me/mcp/?token=d.e.f"
+    for_bob = await api.post(
+        "/xiaozhi/endpoints", json={"user": bob, "url": bobs}, headers=as_admin
+    )
     assert for_bob.status_code == 201
     assert [e["id"] for e in (await api.get("/xiaozhi/endpoints", headers=as_alice)).json()] == [
         mine["id"]
@@ -128,6 +131,42 @@ async def test_members_register_and_see_their_own_endpoints_admins_everyones(
     assert (
         await api.delete(f"/xiaozhi/endpoints/{mine['id']}", headers=as_alice)
     ).status_code == 200
+
+
+async def test_a_url_already_registered_is_refused_for_anyone_as_one_connection_holds_it(
+    api: httpx.AsyncClient, api_settings: Settings
+) -> None:
+    # xiaozhi.me keeps one tool connection per 接入点: two registrations of it would be dialed
+    # by the bridge as two connections, each closing the other as replaced, forever.
+    alice, bob = unique("alice"), unique("bob")
+    as_alice = await member_headers(api_settings, alice)
+    await member_headers(api_settings, bob)
+    as_admin = await admin_headers(api_settings)
+    url = "wss://api.xiaozhi.me/mcp/?token=g.h.i"
+    first = await api.post("/xiaozhi/endpoints", json={"user": alice, "url": url}, headers=as_alice)
+    assert first.status_code == 201, first.text
+    for who, body in (
+        (as_alice, {"user": alice, "url": url, "verbatim": True}),
+        (as_alice, {"user": alice, "url": f"  {url}"}),
+        (as_admin, {"user": bob, "url": url.replace("api.xiaozhi.me", "API.xiaozhi.me")}),
+    ):
+        again = await api.post("/xiaozhi/endpoints", json=body, headers=who)
+        assert again.status_code == 422, again.text
+        [error] = again.json()["detail"]
+        assert error["loc"] == ["body", "url"], error
+        assert error["msg"] == (
+            f"this 接入点 is already registered (endpoint {first.json()['id']}); it holds one "
+            "connection: remove that endpoint first"
+        ), error
+        assert "g.h.i" not in again.text
+    assert [e["id"] for e in (await api.get("/xiaozhi/endpoints", headers=as_admin)).json()] == [
+        first.json()["id"]
+    ]
+    # Another agent's token on the same broker is another 接入点.
+    other = "wss://api.xiaozhi.me/mcp/?token=j.k.l"
+    assert (
+        await api.post("/xiaozhi/endpoints", json={"user": alice, "url": other}, headers=as_alice)
+    ).status_code == 201
 
 
 def test_the_cli_adds_lists_and_removes_with_the_token_masked(

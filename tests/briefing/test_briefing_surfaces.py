@@ -106,6 +106,10 @@ async def test_mcp_tools_set_up_greet_once_read_send_and_analyze(
             assert second["given_at_local"] == first["given_at_local"]
             not_admin = await _error(client, "greet", user_id=other)
             assert "admin" in not_admin
+            too_long = await _error(client, "greet", request_id="r" * 129)
+            assert too_long == ("Error executing tool greet: request_id: at most 128 characters"), (
+                too_long
+            )
 
             view = await _call(client, "get_briefing")
             assert view["date"] == today.isoformat() and view["content"]["errors"] == 40
@@ -119,6 +123,10 @@ async def test_mcp_tools_set_up_greet_once_read_send_and_analyze(
             assert [d["channel"] for d in sent["deliveries"]] == ["inbox"]
             again = await _call(client, "send_briefing", request_id="mail-1")
             assert again == sent
+            too_long = await _error(client, "send_briefing", request_id="m" * 129)
+            assert too_long == (
+                "Error executing tool send_briefing: request_id: at most 128 characters"
+            ), too_long
             async with deps.db.session() as session:
                 inbox = await InboxRepository(session).list(user)
             assert len(inbox) == 1 and "/share/" in (inbox[0].link or "")

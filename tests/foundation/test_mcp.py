@@ -11,13 +11,14 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
+from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import running_worker, unique
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, serve
+from tests.support.servers import HANG, free_port, serve
 
 
 @pytest_asyncio.fixture
@@ -172,3 +173,31 @@ async def test_stdio_identity_comes_from_user_option(state: AppState) -> None:
     async with Client(server, raise_exceptions=True) as client:
         result = await client.call_tool("caller_name", {})
     assert result.structured_content == {"result": "alice"}
+
+
+async def test_a_database_that_is_down_is_named_by_every_tool_that_reads_it(
+    settings: Settings, deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    port = free_port()
+    url = f"postgresql+asyncpg://ambient:s3cret-pw@127.0.0.1:{port}/ambient"
+    down = settings.model_copy(update={"database_url": url})
+    db = Database(url)
+    state = AppState(
+        settings=down, db=db, temporal=dev_env.client, channels=deps.channels, stdio_user="alice"
+    )
+    try:
+        async with Client(build_server(down, holder=StateHolder(state))) as client:
+            for tool in ("whoami", "list_events", "read_inbox", "list_remediations"):
+                result = await client.call_tool(tool, {})
+                assert result.is_error, tool
+                text = getattr(result.content[0], "text", "")
+                assert text.startswith(
+                    f"Error executing tool {tool}: the database is unreachable (postgresql at "
+                    f"127.0.0.1:{port}: "
+                ), text
+                assert text.endswith(
+                    "): start it, or point AMBIENT_DATABASE_URL at a running server you may use"
+                ), text
+                assert "Connect call failed" in text and "s3cret" not in text
+    finally:
+        await db.close()

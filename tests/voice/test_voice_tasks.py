@@ -139,3 +139,24 @@ async def test_recent_errors_and_cluster_health_in_one_sentence(
         async with voice_client(state, user) as client:
             health = await say(client, "cluster_health")
     assert health == "2 个集群里有 1 个不正常：staging。"
+
+
+async def test_recent_errors_counts_every_error_of_the_span_not_a_page_of_them(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    user = unique("vc")
+    await make_user(deps.db, user)
+    async with deps.db.session() as session:
+        events = EventRepository(session)
+        for _ in range(130):  # a watch failing every few minutes all day
+            await events.add("watch.failing", user=user, task=f"web-monitor/{user}/shop-home")
+        for kind in ("watch.poll_failed", "watch.breach"):
+            for _ in range(3):
+                await events.add(kind, user=user, task=f"threshold-watch/{user}/btc")
+        await session.commit()
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
+    async with voice_client(state, user) as client:
+        errors = await say(client, "recent_errors")
+    assert errors == "最近 24 小时有 136 个错误，主要是：shop home 130 次、btc 6 次。"

@@ -1,0 +1,58 @@
+"""Voice tools when Temporal or the database does not answer: a sentence that says which, never
+an exception's class name."""
+
+from __future__ import annotations
+
+from mcp import Client
+
+from ambient import temporal
+from ambient.deps import WorkerDeps
+from ambient.storage import Database
+from ambient.wiring import AppState, StateHolder
+from mcp_server.voice import build_voice_server
+from tests.briefing.harness import make_user
+from tests.conftest import unique
+from tests.support.servers import free_port
+from tests.voice.support import say
+
+TEMPORAL_DOWN = "后台的 Temporal 服务连不上，现在查不到也改不了任务。请检查它是否在运行。"
+DATABASE_DOWN = "数据库连不上，现在什么都查不到。请检查它是否在运行。"
+# Each needs Temporal (and the first three the database) to answer.
+CALLS = [
+    ("greet", {}),
+    ("what_needs_me", {}),
+    ("task_status", {"name": "backup"}),
+    ("pause_task", {"name": "backup"}),
+    ("approve_remediation", {"which": "checkout"}),
+]
+
+
+async def test_a_temporal_that_is_down_is_said_as_such(deps: WorkerDeps) -> None:
+    user = unique("vd")
+    await make_user(deps.db, user)
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    client = await temporal.connect(settings, lazy=True)
+    state = AppState(
+        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
+    )
+    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+        for tool, args in CALLS:
+            answer = await say(voice, tool, **args)
+            assert answer == TEMPORAL_DOWN, (tool, answer)
+
+
+async def test_a_database_that_is_down_is_said_as_such(deps: WorkerDeps) -> None:
+    url = f"postgresql+asyncpg://ambient:secret@127.0.0.1:{free_port()}/ambient"
+    settings = deps.settings.model_copy(update={"database_url": url})
+    db = Database(url)
+    client = await temporal.connect(settings, lazy=True)
+    state = AppState(
+        settings=settings, db=db, temporal=client, channels=deps.channels, stdio_user="vd"
+    )
+    try:
+        async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+            for tool, args in [*CALLS, ("recent_errors", {})]:
+                answer = await say(voice, tool, **args)
+                assert answer == DATABASE_DOWN, (tool, answer)
+    finally:
+        await db.close()
