@@ -285,16 +285,18 @@ class NotifyActivities:
 
 
 def delivery_key(request_key: str, channel: str, target: str) -> str:
-    """The delivery row's key: readable when it fits the column, else with the target hashed.
+    """The delivery row's key: readable when it fits the column, else the start of the
+    request's key and a hash of the whole.
 
-    The target stays part of the key (a token-bearing URL included) only while short; a
-    long one would not fit, and the hash keeps the key stable across retries either way.
+    The target stays part of the key (a token-bearing URL included) only while short. The hash
+    covers the request's key too: two long request keys that differ only past the cut are two
+    deliveries, not one. It keeps the key stable across retries either way.
     """
     key = f"{request_key}:{channel}:{target}"
     if len(key) <= MAX_KEY:
         return key
-    digest = hashlib.sha256(target.encode()).hexdigest()
-    return f"{request_key[: MAX_KEY - 80]}:{channel}:sha256:{digest}"
+    hashed = f":{channel}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+    return request_key[: MAX_KEY - len(hashed)] + hashed
 
 
 def default_target_of(recipient: Recipient, channel: str) -> str | None:

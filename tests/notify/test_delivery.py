@@ -8,10 +8,11 @@ from sqlalchemy import select, text
 from temporalio import activity
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.notify import NotifyActivities
+from activities.notify import MAX_KEY, NotifyActivities, delivery_key
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import (
+    CHANNEL_TYPES,
     DeliveryStatus,
     Message,
     NotificationKind,
@@ -297,3 +298,30 @@ async def test_a_reminder_whose_one_channel_fails_still_delivers_the_others_and_
     assert failed.payload["failed"] == 1
     assert [e.split(":")[0] for e in failed.payload["errors"]] == ["wecom"]
     assert "internal error" in failed.payload["errors"][0]
+
+
+async def test_two_long_request_keys_that_differ_only_at_the_end_are_two_deliveries(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    # A briefing send's key is briefing/<user>/<date>/send/<request id>: a user name of 63
+    # characters and request ids of 128 (both allowed), which an API client may make of a
+    # session id and a counter, sharing everything but their last characters.
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    deps.settings = _settings(deps.settings, base)
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    prefix = f"briefing/{'a' * 63}/2026-11-25/send/" + "session-0123456789abcdef" * 5
+    # A webhook as its service hands it out: a long URL.
+    hook = Target(type="webhook", target=f"{base}/hook?bot=" + "0123456789abcdef" * 4)
+    for key in (f"{prefix}/1", f"{prefix}/2"):
+        result = await ActivityEnvironment().run(notify.notify, _request(key, hook))
+        assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT], key
+    assert [name for name, _ in state.received] == ["webhook", "webhook"]
+
+
+def test_a_long_delivery_key_fits_its_column_on_every_channel() -> None:
+    # deliveries.key is VARCHAR(255): PostgreSQL refuses a longer one ("dingtalk" is 8 letters).
+    for channel in CHANNEL_TYPES:
+        key = delivery_key("r" * 300, channel, "https://example.com/" + "t" * 300)
+        assert len(key) <= MAX_KEY, channel
+        assert key.startswith("r" * 100) and f":{channel}:sha256:" in key
