@@ -4,7 +4,8 @@
   (FastAPI's own handler fails to encode those and answers 500);
 - a path served with other methods: 405 with ``Allow`` (the MCP app mounted at "/" would
   otherwise answer 404 for every unmatched request);
-- Temporal down: 503 "Temporal is unreachable at ADDRESS" from any route;
+- Temporal or the database down: 503 "Temporal is unreachable at ADDRESS" / "the database is
+  unreachable (WHERE: the driver's reason)" from any route;
 - a number too large for the database: 422;
 - a feature's own errors (briefings, cloud, discussions, tasks, devices, remediations, another
   user's history): as its router's ``http_error`` maps them, so its routes hold no try/except.
@@ -25,7 +26,7 @@ from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient.settings import Settings
-from ambient.status import temporal_problem
+from ambient.status import database_problem, temporal_problem
 
 
 def _json_safe(value: Any) -> Any:
@@ -78,7 +79,7 @@ def feature_error(http_error: Callable[[Any], Exception]) -> Any:
 
 def unexpected_error(settings: Settings) -> Any:
     async def handle(_: Request, exc: Exception) -> JSONResponse:
-        problem = temporal_problem(exc, settings)
+        problem = temporal_problem(exc, settings) or database_problem(exc, settings)
         if problem is not None:
             return JSONResponse({"detail": problem}, status_code=503)
         if isinstance(exc, OverflowError) or isinstance(exc.__cause__, OverflowError):
