@@ -326,7 +326,7 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
     shown = await _shown_waiting(service)
     async with service.db.session() as session:
         account = await UserRepository(session).get(user)
-        rows = await RemediationRepository(session).list(limit=500)
+        rows = await RemediationRepository(session).list(open_only=True, limit=500)
     if account is None:
         return []
     approvers = service.settings.remediation_approvers

@@ -25,7 +25,6 @@ from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingError
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.settings import Settings
 from ambient.status import database_problem, temporal_problem
@@ -129,8 +128,8 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         waiting = await waiting_for(service, user)
         running = [
             r
-            for r in await service.list_runs(user, limit=50)
-            if r.state not in FINAL_STATES and r.run_key not in {w.run_key for w in waiting}
+            for r in await service.list_runs(user, open_only=True, limit=500)
+            if r.run_key not in {w.run_key for w in waiting}
         ]
         if not waiting and not running:
             return "现在没有需要你处理的事，一切正常。"

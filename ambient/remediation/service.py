@@ -263,7 +263,12 @@ class RemediationService:
             ) from None
 
     async def list_runs(
-        self, user: str, *, state: RemediationState | str | None = None, limit: int = 50
+        self,
+        user: str,
+        *,
+        state: RemediationState | str | None = None,
+        open_only: bool = False,
+        limit: int = 50,
     ) -> list[RemediationSummary]:
         # A state no remediation can be in is a mistake to say, not a filter that finds none.
         if state is not None and state not in get_args(RemediationState):
@@ -271,7 +276,9 @@ class RemediationService:
             raise InvalidRemediationError(f"state: use one of {states}", field="state")
         owner = None if (await self._user(user)).role == "admin" else user
         async with self.db.session() as session:
-            rows = await RemediationRepository(session).list(user=owner, state=state, limit=limit)
+            rows = await RemediationRepository(session).list(
+                user=owner, state=state, open_only=open_only, limit=limit
+            )
         return [RemediationSummary.model_validate(row) for row in rows]
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import AuditEntry
+from ambient.remediation.runs import FINAL_STATES, AuditEntry
 from ambient.remediation.safety import BreakerState
 from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
@@ -77,9 +77,17 @@ class RemediationRepository(Repository):
         await self.session.flush()
 
     async def list(
-        self, *, user: str | None = None, state: str | None = None, limit: int = 100
+        self,
+        *,
+        user: str | None = None,
+        state: str | None = None,
+        open_only: bool = False,
+        limit: int = 100,
     ) -> list[RemediationRecord]:
+        """The newest runs first; ``open_only``: those not in a final state."""
         query = select(RemediationRecord).filter_by(**given(user=user, state=state))
+        if open_only:
+            query = query.where(RemediationRecord.state.not_in(FINAL_STATES))
         query = query.order_by(RemediationRecord.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
 
