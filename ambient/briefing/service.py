@@ -445,6 +445,14 @@ class BriefingService:
         end: datetime,
     ) -> LogAnalysis:
         """The reduction report (templates, trend, anomalies, keywords) for any time range."""
+        for name, value in (("start", start), ("end", end)):
+            # Log times are instants: a time without an offset is hours off in any other zone.
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise InvalidBriefingError(
+                    f"{name}: {value.isoformat()} has no UTC offset; give one, "
+                    f"e.g. {value.isoformat()}+08:00 or {value.isoformat()}Z",
+                    field=name,
+                )
         if end <= start:
             raise InvalidBriefingError("end: must be later than start")
         try:
