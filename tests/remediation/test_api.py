@@ -224,3 +224,38 @@ async def test_every_route_answers_a_remediation_error_the_same_way(
     else:
         assert answer.json()["detail"][0]["loc"] == loc
         assert answer.json()["detail"][0]["msg"] == str(error)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"runbook": "x" * 3_000_000},
+        {f"label{i}": "v" for i in range(100_000)},
+        {"k" * 100_000: "v"},
+    ],
+    ids=["huge value", "many labels", "huge key"],
+)
+async def test_an_alert_with_huge_labels_is_a_422_naming_labels_and_nothing_starts(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, labels: dict[str, str]
+) -> None:
+    user = unique("api-labels")
+    settings = deps.settings.model_copy(
+        update={
+            "temporal_task_queue": unique("tq"),
+            "temporal_address": dev_env.client.service_client.config.target_host,
+        }
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(settings)
+        registered = await http.post("/users", json={"name": user}, headers=admin)
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        subject = alert("http://127.0.0.1:9/metrics", workload=user).model_dump(mode="json")
+        answer = await http.post("/remediations", json={"alert": {**subject, "labels": labels}})
+        listed = (await http.get("/remediations")).json()
+
+    assert answer.status_code == 422, answer.text[:300]
+    assert answer.json()["detail"][0]["loc"][:3] == ["body", "alert", "labels"]
+    assert listed == []
