@@ -16,7 +16,7 @@ import hashlib
 import logging
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -356,7 +356,7 @@ class BriefingService:
                 rows = await repo.list(user, limit=1)
                 row = rows[0] if rows else None
             else:
-                _check_date(date)
+                date = _check_date(date)
                 row = await repo.get(user, date)
         if row is None:
             what = f"of {date}" if date else "yet"
@@ -488,8 +488,9 @@ def _update_id(kind: str, key: str) -> str:
     return f"{kind}/" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def _check_date(value: str) -> None:
+def _check_date(value: str) -> str:
+    """The date as briefings are stored (YYYY-MM-DD): strptime also reads '2026-1-5'."""
     try:
-        datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+        return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
     except ValueError:
         raise InvalidBriefingError(f"date: {value!r} is not a date as YYYY-MM-DD") from None
