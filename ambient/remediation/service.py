@@ -78,6 +78,7 @@ from workflows.remediation_records import search_attributes
 from workflows.remediation_triage import AlertTriageWorkflow
 
 TRIAGE_SCHEDULE = "alert-triage"
+MAX_STATS_DAYS = 365
 # A remediation's first workflow task runs its local activities (score, permission, gates,
 # checkpoint) before the first change. Under an alert storm the worker runs a hundred of them
 # at once and one task can outlast the default 10 s: the server then takes the task back and
@@ -276,6 +277,11 @@ class RemediationService:
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
         """Outcome analytics of the caller's remediations (all of them for an admin)."""
+        # The bounds of the API and MCP, for every door (the CLI passed 0 or 10**8 through).
+        if not 1 <= days <= MAX_STATS_DAYS:
+            raise InvalidRemediationError(
+                f"days: look back 1 to {MAX_STATS_DAYS} days, not {days}", field="days"
+            )
         owner = None if (await self._user(user)).role == "admin" else user
         since = datetime.now(UTC) - timedelta(days=days)
         async with self.db.session() as session:
