@@ -705,6 +705,24 @@ async def test_changing_a_paused_briefings_config_keeps_it_paused(
         assert description.typed_search_attributes.get(temporal.STATE) == "paused"
 
 
+async def test_regenerating_a_briefing_paused_before_its_day_says_it_is_paused(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    from ambient.briefing.service import InvalidBriefingError
+
+    await make_user(deps.db, "sven")
+    async with briefing_stack(ts_env, deps) as stack:
+        await stack.service.create("sven", {"timezone": "Asia/Shanghai"})
+        await stack.service.pause("sven")
+        # A new config starts a new run, paused: it plans no day until resumed.
+        await stack.service.create("sven", {"timezone": "Asia/Shanghai", "language": "en"})
+        assert (await stack.service.status("sven")).day is None
+        with pytest.raises(InvalidBriefingError) as refused:
+            await stack.service.regenerate("sven")
+        assert "paused" in str(refused.value) and "resume" in str(refused.value)
+        assert "try again in a moment" not in str(refused.value)
+
+
 async def _next_run(service, user):  # type: ignore[no-untyped-def]
     status = await service.status(user)
     return status if status.days_completed >= 1 else None
