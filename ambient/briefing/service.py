@@ -433,7 +433,10 @@ class BriefingService:
         try:
             return await handle.execute_update(update, *args, id=id)
         except WorkflowUpdateFailedError as exc:
-            raise InvalidBriefingError(f"{what} refused: {exc.cause}") from None
+            # The validator's own words ("date: ..."), not the cause's "ValueError: " prefix:
+            # they name the field the 422 points at.
+            reason = getattr(exc.cause, "message", None) or str(exc.cause)
+            raise InvalidBriefingError(f"{what} refused: {reason}", _field_of(reason)) from None
 
     # --- analysis -----------------------------------------------------------------------
 
