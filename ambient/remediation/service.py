@@ -32,6 +32,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
+from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.kube import KubeError, kubeconfig_contexts
 from ambient.clients.llm import LLMClient
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TKE_CLUSTER_ID
@@ -126,6 +127,7 @@ class RemediationService:
             raise InvalidRemediationError("mode: use 'dry_run' or 'execute'", field="mode")
         parsed = accepted(Alert, alert)
         self._check_cluster(parsed.cluster_id)
+        self._check_verify(parsed)
         account = await self._user(user)
         decision = effective_mode(
             mode, account.rollback_permission, self.settings.remediation_executor
@@ -188,6 +190,24 @@ class RemediationService:
             f"nor a context of the kubeconfig: {where}. Nothing was started.",
             field="alert.cluster_id",
         )
+
+    def _check_verify(self, alert: Alert) -> None:
+        """A verify URL the worker's guard refuses is refused before anything starts.
+
+        Unread, every verification says "not resolved" and the ladder climbs to its strongest
+        rungs on a metric it never saw. The static check (no DNS), as a watch's URLs get.
+        """
+        source = alert.verify.source if alert.verify is not None else None
+        url = getattr(source, "url", None)
+        if url is None:
+            return
+        try:
+            DestinationGuard(self.settings.fetch_allow_cidrs).check_url_static(str(url))
+        except RefusedDestinationError as exc:
+            raise InvalidRemediationError(
+                f"alert.verify.source.url: {exc}. Nothing was started.",
+                field="alert.verify.source.url",
+            ) from None
 
     async def _deduplicate(self, user: str, workflow_id: str) -> StartResult:
         """The alert is already being remediated: record who sent it again, grant nothing.

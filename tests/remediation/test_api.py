@@ -259,3 +259,34 @@ async def test_an_alert_with_huge_labels_is_a_422_naming_labels_and_nothing_star
     assert answer.status_code == 422, answer.text[:300]
     assert answer.json()["detail"][0]["loc"][:3] == ["body", "alert", "labels"]
     assert listed == []
+
+
+async def test_a_verify_source_the_worker_may_not_read_is_a_422_naming_its_url(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Unread, the verification says "not resolved" after every change: the ladder would
+    # climb to its strongest rungs on a metric it can never see.
+    user = unique("api-verify")
+    settings = deps.settings.model_copy(
+        update={
+            "temporal_task_queue": unique("tq"),
+            "temporal_address": dev_env.client.service_client.config.target_host,
+        }
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(settings)
+        registered = await http.post("/users", json={"name": user}, headers=admin)
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        subject = alert("http://10.0.0.5:9090/metrics", workload=user).model_dump(mode="json")
+        answer = await http.post("/remediations", json={"alert": subject})
+        listed = (await http.get("/remediations")).json()
+
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["detail"]
+    assert error["loc"] == ["body", "alert", "verify", "source", "url"]
+    assert "refused destination 10.0.0.5" in error["msg"]
+    assert "AMBIENT_FETCH_ALLOW_CIDRS" in error["msg"]
+    assert listed == []
