@@ -65,6 +65,7 @@ from workflows.daily_briefing import GREETING_WAIT, DailyBriefingWorkflow
 
 log = logging.getLogger(__name__)
 KIND = "daily_briefing"
+MAX_LISTED = 366  # a year of days
 
 
 class BriefingError(Exception):
@@ -391,6 +392,11 @@ class BriefingService:
                     item.given_via = status.given_via
 
     async def list_briefings(self, user: str, limit: int = 30) -> list[BriefingListItem]:
+        # The bounds of the API and MCP, for every door (the CLI passed 0, -1 or 10**20 on).
+        if not 1 <= limit <= MAX_LISTED:
+            raise InvalidBriefingError(
+                f"limit: list 1 to {MAX_LISTED} briefings, not {limit}", field="limit"
+            )
         async with self.db.session() as session:
             rows = await BriefingRepository(session).list(user, limit=limit)
         items = [
