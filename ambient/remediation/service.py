@@ -276,9 +276,7 @@ class RemediationService:
             )
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
-                raise RemediationNotFoundError(
-                    f"no remediation {rid!r}; call list_remediations to see yours"
-                ) from None
+                raise _not_found(rid) from None
             raise RemediationError(
                 f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}"
             ) from None
@@ -444,9 +442,7 @@ class RemediationService:
         about an execute change as approving it.
         """
         if not await self._may_steer(user, status.user, status.alert.cluster_id):
-            raise RemediationNotFoundError(
-                "no such remediation among yours; call list_remediations to see yours"
-            )
+            raise _not_found(status.remediation_id)
         account = await self._user(user)
         mode = status.mode or "dry_run"
         if act is not None and not may_approve(account.rollback_permission, mode):
@@ -456,3 +452,11 @@ class RemediationService:
                 f"(it needs {mode!r} or higher; an admin grants it)"
             )
         return account
+
+
+def _not_found(rid: str) -> RemediationNotFoundError:
+    # Someone else's run and no run at all in the same words: the id is a hash of the alert's
+    # fields, and different words told a stranger which alerts were (or had been) remediated.
+    return RemediationNotFoundError(
+        f"no remediation {rid!r} among yours; call list_remediations to see yours"
+    )
