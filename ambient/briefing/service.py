@@ -66,6 +66,7 @@ from workflows.daily_briefing import GREETING_WAIT, DailyBriefingWorkflow
 log = logging.getLogger(__name__)
 KIND = "daily_briefing"
 MAX_LISTED = 366  # a year of days
+MAX_REQUEST_ID = 128
 
 
 class BriefingError(Exception):
@@ -302,6 +303,7 @@ class BriefingService:
                 raise BriefingRefusedError(
                     f"greeting for {user!r} needs the admin role; omit user_id for yours"
                 )
+        _check_request_id(request_id)
         request = GreetRequest(request_id=request_id or uuid.uuid4().hex, via=via)
         # The same request id is applied once by Temporal: a retried call gets the same answer.
         update_id = _update_id("greet", f"{user}/{request.request_id}")
@@ -422,6 +424,7 @@ class BriefingService:
         self, user: str, date: str | None = None, request_id: str | None = None
     ) -> NotifyResult:
         """Push a briefing (default: the latest) through the user's channels now."""
+        _check_request_id(request_id)
         view = await self.get_briefing(user, date)
         request_id = request_id or uuid.uuid4().hex
         key = f"{task_id_for(user)}/{view.date}/send/{request_id}"
@@ -495,6 +498,16 @@ def _field_of(message: str) -> str | None:
 
 def _update_id(kind: str, key: str) -> str:
     return f"{kind}/" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _check_request_id(value: str | None) -> None:
+    # The API's and the voice endpoint's bound, for the MCP tools and the CLI too (the greeting
+    # model refused it with a pydantic traceback text; a send's key took any length).
+    if value is not None and len(value) > MAX_REQUEST_ID:
+        raise InvalidBriefingError(
+            f"request_id: at most {MAX_REQUEST_ID} characters (a retry-safe id), not {len(value)}",
+            field="request_id",
+        )
 
 
 def _check_date(value: str) -> str:
