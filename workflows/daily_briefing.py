@@ -199,6 +199,9 @@ class DailyBriefingWorkflow:
     @regenerate.validator
     def _validate_regenerate(self) -> None:
         if self.day is None:
+            # A run that starts paused plans no day until resumed: waiting would not help.
+            if self.paused:
+                raise ValueError("the daily briefing is paused: resume it, then regenerate")
             raise ValueError("the day is still being planned; try again in a moment")
 
     @workflow.update

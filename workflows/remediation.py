@@ -334,7 +334,16 @@ class GradedRemediationWorkflow(RemediationSafety):
 
     @approve.validator
     def _validate_approve(self, answer: ApprovalInput) -> None:
-        self._awaited_rung()
+        rung = self._awaited_rung()
+        # Two answers can reach one workflow task before the ladder takes the first: the
+        # second would overwrite the first after both callers were told theirs was taken.
+        if self.decision is not None:
+            taken = "approved" if self.decision.approve else "refused"
+            raise ApplicationError(
+                f"rung {int(rung)} of {self.remediation_id} was already answered: "
+                f"{self.decision.approver} {taken} it",
+                non_retryable=True,
+            )
         mode = self.mode or "dry_run"
         # A refusal decides about the step as much as an approval does: the same bar.
         if not may_approve(answer.approver_permission, mode):

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -66,6 +66,7 @@ from workflows.daily_briefing import GREETING_WAIT, DailyBriefingWorkflow
 
 log = logging.getLogger(__name__)
 KIND = "daily_briefing"
+MAX_LISTED = 366  # a year of days
 
 
 class BriefingError(Exception):
@@ -357,7 +358,7 @@ class BriefingService:
                 rows = await repo.list(user, limit=1)
                 row = rows[0] if rows else None
             else:
-                _check_date(date)
+                date = _check_date(date)
                 row = await repo.get(user, date)
         if row is None:
             what = f"of {date}" if date else "yet"
@@ -392,6 +393,11 @@ class BriefingService:
                     item.given_via = status.given_via
 
     async def list_briefings(self, user: str, limit: int = 30) -> list[BriefingListItem]:
+        # The bounds of the API and MCP, for every door (the CLI passed 0, -1 or 10**20 on).
+        if not 1 <= limit <= MAX_LISTED:
+            raise InvalidBriefingError(
+                f"limit: list 1 to {MAX_LISTED} briefings, not {limit}", field="limit"
+            )
         async with self.db.session() as session:
             rows = await BriefingRepository(session).list(user, limit=limit)
         items = [
@@ -434,7 +440,10 @@ class BriefingService:
         try:
             return await handle.execute_update(update, *args, id=id)
         except WorkflowUpdateFailedError as exc:
-            raise InvalidBriefingError(f"{what} refused: {exc.cause}") from None
+            # The validator's own words ("date: ..."), not the cause's "ValueError: " prefix:
+            # they name the field the 422 points at.
+            reason = getattr(exc.cause, "message", None) or str(exc.cause)
+            raise InvalidBriefingError(f"{what} refused: {reason}", _field_of(reason)) from None
 
     # --- analysis -----------------------------------------------------------------------
 
@@ -446,6 +455,14 @@ class BriefingService:
         end: datetime,
     ) -> LogAnalysis:
         """The reduction report (templates, trend, anomalies, keywords) for any time range."""
+        for name, value in (("start", start), ("end", end)):
+            # Log times are instants: a time without an offset is hours off in any other zone.
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise InvalidBriefingError(
+                    f"{name}: {value.isoformat()} has no UTC offset; give one, "
+                    f"e.g. {value.isoformat()}+08:00 or {value.isoformat()}Z",
+                    field=name,
+                )
         if end <= start:
             raise InvalidBriefingError("end: must be later than start")
         try:
@@ -490,8 +507,9 @@ def _update_id(kind: str, key: str) -> str:
     return f"{kind}/" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def _check_date(value: str) -> None:
+def _check_date(value: str) -> str:
+    """The date as briefings are stored (YYYY-MM-DD): strptime also reads '2026-1-5'."""
     try:
-        datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+        return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
     except ValueError:
         raise InvalidBriefingError(f"date: {value!r} is not a date as YYYY-MM-DD") from None

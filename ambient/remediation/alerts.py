@@ -17,7 +17,7 @@ from pydantic import AfterValidator, Field, field_validator
 from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import ClusterRef, NamespaceName, object_name
 from ambient.remediation.ladder import WorkloadRef
-from ambient.watches.configs import Condition, MetricSource
+from ambient.watches.configs import Condition, MetricSource, ShortText
 
 # --- alerts ---------------------------------------------------------------------------
 
@@ -66,7 +66,11 @@ class Alert(UserConfig):
     message: str = Field(default="", max_length=4000, description="alert text (data only)")
     verify: VerifySpec | None = None
     settle_seconds: int | None = Field(default=None, ge=0, le=24 * 3600)
-    labels: dict[str, str] = Field(default_factory=dict)
+    # Bounded like a metric's dimensions: an alert travels whole in the workflow's input (a
+    # label set past Temporal's 2 MB blob limit was an HTTP 500) and in every status answer.
+    labels: dict[ShortText, ShortText] = Field(
+        default_factory=dict, max_length=50, description='free-form facts, e.g. {"tier": "high"}'
+    )
 
     @field_validator("value", "threshold")
     @classmethod

@@ -32,6 +32,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
+from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.kube import KubeError, kubeconfig_contexts
 from ambient.clients.llm import LLMClient
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TKE_CLUSTER_ID
@@ -78,6 +79,7 @@ from workflows.remediation_records import search_attributes
 from workflows.remediation_triage import AlertTriageWorkflow
 
 TRIAGE_SCHEDULE = "alert-triage"
+MAX_STATS_DAYS = 365
 # A remediation's first workflow task runs its local activities (score, permission, gates,
 # checkpoint) before the first change. Under an alert storm the worker runs a hundred of them
 # at once and one task can outlast the default 10 s: the server then takes the task back and
@@ -125,6 +127,7 @@ class RemediationService:
             raise InvalidRemediationError("mode: use 'dry_run' or 'execute'", field="mode")
         parsed = accepted(Alert, alert)
         self._check_cluster(parsed.cluster_id)
+        self._check_verify(parsed)
         account = await self._user(user)
         decision = effective_mode(
             mode, account.rollback_permission, self.settings.remediation_executor
@@ -187,6 +190,24 @@ class RemediationService:
             f"nor a context of the kubeconfig: {where}. Nothing was started.",
             field="alert.cluster_id",
         )
+
+    def _check_verify(self, alert: Alert) -> None:
+        """A verify URL the worker's guard refuses is refused before anything starts.
+
+        Unread, every verification says "not resolved" and the ladder climbs to its strongest
+        rungs on a metric it never saw. The static check (no DNS), as a watch's URLs get.
+        """
+        source = alert.verify.source if alert.verify is not None else None
+        url = getattr(source, "url", None)
+        if url is None:
+            return
+        try:
+            DestinationGuard(self.settings.fetch_allow_cidrs).check_url_static(str(url))
+        except RefusedDestinationError as exc:
+            raise InvalidRemediationError(
+                f"alert.verify.source.url: {exc}. Nothing was started.",
+                field="alert.verify.source.url",
+            ) from None
 
     async def _deduplicate(self, user: str, workflow_id: str) -> StartResult:
         """The alert is already being remediated: record who sent it again, grant nothing.
@@ -255,9 +276,7 @@ class RemediationService:
             )
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
-                raise RemediationNotFoundError(
-                    f"no remediation {rid!r}; call list_remediations to see yours"
-                ) from None
+                raise _not_found(rid) from None
             raise RemediationError(
                 f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}"
             ) from None
@@ -283,6 +302,11 @@ class RemediationService:
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
         """Outcome analytics of the caller's remediations (all of them for an admin)."""
+        # The bounds of the API and MCP, for every door (the CLI passed 0 or 10**8 through).
+        if not 1 <= days <= MAX_STATS_DAYS:
+            raise InvalidRemediationError(
+                f"days: look back 1 to {MAX_STATS_DAYS} days, not {days}", field="days"
+            )
         owner = None if (await self._user(user)).role == "admin" else user
         since = datetime.now(UTC) - timedelta(days=days)
         async with self.db.session() as session:
@@ -425,9 +449,7 @@ class RemediationService:
         about an execute change as approving it.
         """
         if not await self._may_steer(user, status.user, status.alert.cluster_id):
-            raise RemediationNotFoundError(
-                "no such remediation among yours; call list_remediations to see yours"
-            )
+            raise _not_found(status.remediation_id)
         account = await self._user(user)
         mode = status.mode or "dry_run"
         if act is not None and not may_approve(account.rollback_permission, mode):
@@ -437,3 +459,11 @@ class RemediationService:
                 f"(it needs {mode!r} or higher; an admin grants it)"
             )
         return account
+
+
+def _not_found(rid: str) -> RemediationNotFoundError:
+    # Someone else's run and no run at all in the same words: the id is a hash of the alert's
+    # fields, and different words told a stranger which alerts were (or had been) remediated.
+    return RemediationNotFoundError(
+        f"no remediation {rid!r} among yours; call list_remediations to see yours"
+    )

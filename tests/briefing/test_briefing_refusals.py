@@ -1,11 +1,17 @@
-"""A refused briefing config names its field in the API's 422, a list item's too."""
+"""A refused briefing config names its field in the API's 422, a list item's too; the CLI
+refuses what the API and MCP refuse."""
 
 from __future__ import annotations
 
 import pytest
 from fastapi.exceptions import RequestValidationError
+from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
-from ambient.briefing.service import InvalidBriefingError, parse_config
+from ambient.briefing.service import BriefingService, InvalidBriefingError, parse_config
+from ambient.cli import app
+from ambient.settings import Settings
+from ambient.storage import Database
 from api.routers.briefings import http_error
 
 
@@ -24,3 +30,32 @@ def test_a_refused_field_is_named_in_the_422() -> None:
     answer = http_error(refused.value)
     assert isinstance(answer, RequestValidationError)
     assert [error["loc"] for error in answer.errors()] == [["body", "timezone"]]
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "100000000000000000000"])
+def test_listing_a_number_of_briefings_out_of_range_is_refused_by_name(
+    settings: Settings, limit: str
+) -> None:
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir), "AMBIENT_USER": "ops"}
+    result = CliRunner().invoke(app, ["briefing", "list", f"--limit={limit}"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "limit: list 1 to 366 briefings" in result.output
+    assert "OverflowError" not in result.output
+
+
+def test_a_greeting_request_id_too_long_is_refused_by_name(settings: Settings) -> None:
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir), "AMBIENT_USER": "ops"}
+    result = CliRunner().invoke(app, ["briefing", "greet", "--request-id", "x" * 200], env=env)
+    assert result.exit_code == 1, result.output
+    assert "request_id: at most 128 characters" in result.output
+    assert "ValidationError" not in result.output
+
+
+async def test_a_send_request_id_too_long_is_refused_by_name_before_anything_is_read(
+    dev_env: WorkflowEnvironment, settings: Settings, db: Database
+) -> None:
+    service = BriefingService(dev_env.client, settings, db)
+    with pytest.raises(InvalidBriefingError) as refused:
+        await service.send("ops", "2026-01-05", request_id="x" * 200)
+    assert refused.value.field == "request_id"
+    assert str(refused.value) == "request_id: at most 128 characters"

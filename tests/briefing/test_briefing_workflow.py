@@ -705,6 +705,48 @@ async def test_changing_a_paused_briefings_config_keeps_it_paused(
         assert description.typed_search_attributes.get(temporal.STATE) == "paused"
 
 
+async def test_regenerating_a_briefing_paused_before_its_day_says_it_is_paused(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    from ambient.briefing.service import InvalidBriefingError
+
+    await make_user(deps.db, "sven")
+    async with briefing_stack(ts_env, deps) as stack:
+        await stack.service.create("sven", {"timezone": "Asia/Shanghai"})
+        await stack.service.pause("sven")
+        # A new config starts a new run, paused: it plans no day until resumed.
+        await stack.service.create("sven", {"timezone": "Asia/Shanghai", "language": "en"})
+        assert (await stack.service.status("sven")).day is None
+        with pytest.raises(InvalidBriefingError) as refused:
+            await stack.service.regenerate("sven")
+        assert "paused" in str(refused.value) and "resume" in str(refused.value)
+        assert "try again in a moment" not in str(refused.value)
+
+
+async def test_sending_a_stored_briefing_the_run_does_not_hold_is_refused_naming_the_date(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    from fastapi.exceptions import RequestValidationError
+
+    from ambient.briefing.service import InvalidBriefingError
+    from api.routers.briefings import http_error
+    from tests.briefing.test_briefing_share import _store
+
+    await make_user(deps.db, "tove")
+    await _store(deps, "tove", "2026-01-05")
+    async with briefing_stack(ts_env, deps) as stack:
+        await stack.service.create("tove", {"timezone": "Asia/Shanghai"})
+        with pytest.raises(InvalidBriefingError) as refused:
+            await stack.service.send("tove", "2026-01-05")
+    assert str(refused.value) == (
+        "send refused: date: no prepared briefing for 2026-01-05; known: none yet"
+    )
+    assert refused.value.field == "date"
+    answer = http_error(refused.value)
+    assert isinstance(answer, RequestValidationError)
+    assert [error["loc"] for error in answer.errors()] == [["body", "date"]]
+
+
 async def _next_run(service, user):  # type: ignore[no-untyped-def]
     status = await service.status(user)
     return status if status.days_completed >= 1 else None

@@ -224,3 +224,124 @@ async def test_every_route_answers_a_remediation_error_the_same_way(
     else:
         assert answer.json()["detail"][0]["loc"] == loc
         assert answer.json()["detail"][0]["msg"] == str(error)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"runbook": "x" * 3_000_000},
+        {f"label{i}": "v" for i in range(100_000)},
+        {"k" * 100_000: "v"},
+    ],
+    ids=["huge value", "many labels", "huge key"],
+)
+async def test_an_alert_with_huge_labels_is_a_422_naming_labels_and_nothing_starts(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, labels: dict[str, str]
+) -> None:
+    user = unique("api-labels")
+    settings = deps.settings.model_copy(
+        update={
+            "temporal_task_queue": unique("tq"),
+            "temporal_address": dev_env.client.service_client.config.target_host,
+        }
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(settings)
+        registered = await http.post("/users", json={"name": user}, headers=admin)
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        subject = alert("http://127.0.0.1:9/metrics", workload=user).model_dump(mode="json")
+        answer = await http.post("/remediations", json={"alert": {**subject, "labels": labels}})
+        listed = (await http.get("/remediations")).json()
+
+    assert answer.status_code == 422, answer.text[:300]
+    assert answer.json()["detail"][0]["loc"][:3] == ["body", "alert", "labels"]
+    assert listed == []
+
+
+async def test_a_verify_source_the_worker_may_not_read_is_a_422_naming_its_url(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Unread, the verification says "not resolved" after every change: the ladder would
+    # climb to its strongest rungs on a metric it can never see.
+    user = unique("api-verify")
+    settings = deps.settings.model_copy(
+        update={
+            "temporal_task_queue": unique("tq"),
+            "temporal_address": dev_env.client.service_client.config.target_host,
+        }
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(settings)
+        registered = await http.post("/users", json={"name": user}, headers=admin)
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        subject = alert("http://10.0.0.5:9090/metrics", workload=user).model_dump(mode="json")
+        answer = await http.post("/remediations", json={"alert": subject})
+        listed = (await http.get("/remediations")).json()
+
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["detail"]
+    assert error["loc"] == ["body", "alert", "verify", "source", "url"]
+    assert "refused destination 10.0.0.5" in error["msg"]
+    assert "AMBIENT_FETCH_ALLOW_CIDRS" in error["msg"]
+    assert listed == []
+
+
+async def test_another_users_remediation_is_not_found_in_the_same_words_as_none_at_all(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Different words told a stranger which alerts (a guessable hash) were being remediated.
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner, stranger = unique("api-owner"), unique("api-prober")
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        async with (
+            serve(create_app(settings)) as base,
+            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        ):
+            admin = await admin_headers(settings)
+            headers = {}
+            for name in (owner, stranger):
+                registered = await http.post("/users", json={"name": name}, headers=admin)
+                headers[name] = {"Authorization": f"Bearer {registered.json()['token']}"}
+            subject = alert("http://127.0.0.1:9/metrics", workload=owner).model_dump(mode="json")
+            started = await http.post(
+                "/remediations", json={"alert": subject}, headers=headers[owner]
+            )
+            fingerprint = started.json()["remediation_id"].removeprefix("remediation/")
+            absent = "0123456789abcdef"
+            answers = {}
+            for which, fp in (("theirs", fingerprint), ("none", absent)):
+                answers[which] = [
+                    await http.get(f"/remediations/{fp}", headers=headers[stranger]),
+                    await http.post(
+                        f"/remediations/{fp}/approval",
+                        json={"approve": True},
+                        headers=headers[stranger],
+                    ),
+                    await http.post(
+                        f"/remediations/{fp}/abort", json={}, headers=headers[stranger]
+                    ),
+                    await http.post(f"/remediations/{fp}/report", headers=headers[stranger]),
+                ]
+            await dev_env.client.get_workflow_handle(f"remediation/{fingerprint}").terminate()
+
+    theirs = [
+        (r.status_code, r.json()["detail"].replace(fingerprint, "FP")) for r in answers["theirs"]
+    ]
+    none = [(r.status_code, r.json()["detail"].replace(absent, "FP")) for r in answers["none"]]
+    assert theirs == none
+    assert theirs[0] == (
+        404,
+        "no remediation 'remediation/FP' among yours; call list_remediations to see yours",
+    )

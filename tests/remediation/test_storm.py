@@ -144,6 +144,7 @@ async def test_the_same_alerts_sent_many_times_at_once_start_one_run_each_and_re
 async def test_a_remediation_keeps_its_first_workflow_task_through_a_worker_busy_for_a_minute(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
+    remediation_settings(deps)  # the loopback verify URL is allowed
     # No worker polls this queue: only the start is looked at.
     settings = deps.settings.model_copy(update={"temporal_task_queue": unique("tq-idle")})
     user = unique("storm-timeout")
@@ -162,6 +163,7 @@ async def test_a_remediation_keeps_its_first_workflow_task_through_a_worker_busy
 async def test_a_repeated_alert_is_answered_and_recorded_without_asking_the_busy_worker(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
+    remediation_settings(deps)  # the loopback verify URL is allowed
     # No worker polls this queue: like a worker busy with a storm, it answers no query.
     settings = deps.settings.model_copy(update={"temporal_task_queue": unique("tq-idle")})
     user = unique("storm-repeat")
@@ -194,6 +196,7 @@ async def test_repeats_through_the_api_wait_out_another_process_holding_the_sqli
     # The flood's worker held SQLite's write lock through whole busy timeouts; a short one here
     # makes a held lock outlast it without a long test.
     monkeypatch.setattr("ambient.storage.db.BUSY_TIMEOUT_MS", 100)
+    remediation_settings(deps)  # the loopback verify URL is allowed
     settings = deps.settings.model_copy(
         update={
             # No worker polls this queue: the repeats are answered by the API alone.

@@ -205,7 +205,7 @@ async def test_sending_another_users_alert_again_grants_neither_sight_nor_contro
             "message": "an alert with this fingerprint is already being remediated by its "
             "owner: nothing was started, and its plan and steps are the owner's to see",
         }, stranger
-        assert all("no such remediation" in text for text in refusals[stranger]), refusals
+        assert all("among yours" in text for text in refusals[stranger]), refusals
     # The owner's run goes on untouched; the owner's audit says who sent the alert again.
     assert shown["state"] == "waiting_approval" and shown["approvals"] == []
     repeated = [a for a in shown["audit"] if a["action"] == "deduplicated"]
@@ -268,7 +268,7 @@ async def test_a_member_cannot_see_or_abort_another_members_remediation(
             ).result()
         except WorkflowFailureError as exc:  # pragma: no cover - shows the cause if it fails
             raise AssertionError(exc.cause) from exc
-    assert "no such remediation" in hidden and "no such remediation" in refused
+    assert "among yours" in hidden and "among yours" in refused
     assert listed["remediations"] == []
     assert aborted["remediation_id"] == rid
     assert result.state == "aborted"

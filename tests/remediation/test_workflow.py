@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +32,7 @@ from tests.remediation.support import (
     state_reaches,
 )
 from tests.support.record import save_history
+from worker import build_worker
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import search_attributes
 
@@ -537,3 +539,45 @@ async def test_outside_the_change_window_the_step_waits_for_the_next_opening(
     waited = status.attempts[0].at - status.started_at
     assert timedelta(hours=1) <= waited <= timedelta(hours=2, minutes=1)
     assert site.reads == 1
+
+
+async def test_two_answers_at_once_one_decides_and_the_other_is_refused(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # No sticky cache: the second worker gets the run's next task from the shared queue.
+    remediation_settings(deps, remediation_approval_from_rung=1, max_cached_workflows=0)
+    await add_user(deps, USER)
+    task_queue = unique("tq")
+    async with error_rate(healthy_from=None) as (_, url):
+        async with build_worker(ts_env.client, deps, task_queue=task_queue):
+            handle = await start(ts_env, task_queue, alert(url))
+            await state_reaches(ts_env, handle, ("waiting_approval",))
+        # The owner refuses and the lead approves at the same moment: with no worker polling,
+        # both answers reach the run in one workflow task.
+        answers = [
+            asyncio.create_task(
+                handle.execute_update(
+                    GradedRemediationWorkflow.approve,
+                    ApprovalInput(approver=who, approver_permission="execute", approve=yes),
+                )
+            )
+            for who, yes in ((USER, False), ("lead", True))
+        ]
+        await asyncio.sleep(1)
+        async with build_worker(ts_env.client, deps, task_queue=task_queue):
+            results = await asyncio.gather(*answers, return_exceptions=True)
+            await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+            status = await handle.result()
+
+    taken = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, WorkflowUpdateFailedError)]
+    assert len(taken) == 1 and len(refused) == 1, results
+    assert "already answered" in str(refused[0].cause)
+    assert [(a.approver, a.approve) for a in status.approvals] == [
+        (taken[0].approver, taken[0].approve)
+    ]
+    async with deps.db.session() as session:
+        records = await AuditRepository(session).list(subject=status.run_key, action="approval")
+    assert [(r.actor, r.detail["approve"]) for r in records] == [
+        (taken[0].approver, taken[0].approve)
+    ]

@@ -1,0 +1,52 @@
+"""A log analysis's range: times without an offset are refused by field, through the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ambient.settings import Settings
+from api.app import create_app
+from tests.support.admins import admin_headers
+from tests.support.servers import HANG, serve
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ("2026-11-20T00:00:00", "2026-11-21T00:00:00+00:00", "start"),
+        ("2026-11-20T00:00:00+08:00", "2026-11-21T00:00:00", "end"),
+        ("2026-11-20T00:00:00", "2026-11-21T00:00:00", "start"),
+    ],
+)
+async def test_a_range_without_an_offset_is_a_422_naming_the_field(
+    settings: Settings, tmp_path: Path, start: str, end: str, field: str
+) -> None:
+    logs = tmp_path / "app.log"
+    logs.write_text("2026-11-20T10:00:00Z ERROR db timeout after 30s\n", encoding="utf-8")
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        answer = await http.post(
+            "/briefings/analyze",
+            json={"log_source": {"type": "file", "path": str(logs)}, "start": start, "end": end},
+            headers=await admin_headers(settings),
+        )
+        with_offsets = await http.post(
+            "/briefings/analyze",
+            json={
+                "log_source": {"type": "file", "path": str(logs)},
+                "start": "2026-11-20T00:00:00+00:00",
+                "end": "2026-11-21T00:00:00+00:00",
+            },
+            headers=await admin_headers(settings),
+        )
+
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["detail"]
+    assert error["loc"] == ["body", field]
+    assert "offset" in error["msg"]
+    assert with_offsets.status_code == 200 and with_offsets.json()["report"]["total"] == 1
