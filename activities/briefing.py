@@ -47,13 +47,14 @@ from ambient.clients.tencent.ops import list_alarms
 from ambient.discussions.access import members_see
 from ambient.discussions.views import DiscussionError
 from ambient.domain.notify import Message, NotificationKind
+from ambient.domain.users import Role
 from ambient.render import markdown_html
 from ambient.settings import Settings
 from ambient.sharing import share_report
 from ambient.storage import Database
 from ambient.storage.briefings import BaselineRepository, BriefingRepository, BroadcastRepository
 from ambient.storage.models import Discussion, DiscussionMessage
-from ambient.storage.repositories import EventRepository
+from ambient.storage.repositories import EventRepository, UserRepository
 
 # Sources whose broadcasts were solved without a person (remediation resolved them).
 FIXED_SOURCES = ("remediation_fixed", "remediation.resolved")
@@ -143,6 +144,7 @@ class BriefingActivities:
         day = request.day
         async with self._db.session() as session:
             row = await BaselineRepository(session).get(request.user)
+            owner = await UserRepository(session).get(request.user)
         baseline = LogBaseline.model_validate(row.data) if row and row.data else None
         if baseline is not None:
             # Preparing a day again compares against the days before it, not itself.
@@ -165,6 +167,8 @@ class BriefingActivities:
                     day.logs_to,
                     reducer,
                     log_dir=self._settings.log_dir,
+                    # Read with the owner's role today: a demoted member's file stops here.
+                    admin=owner is not None and owner.role == Role.ADMIN,
                     tencent=self._tencent,
                 )
         except (OSError, LogFileError, TencentCloudError) as exc:

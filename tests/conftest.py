@@ -66,6 +66,8 @@ def settings(tmp_path: Path, migrated_template: Path) -> Settings:
         # The tests read the English pages; the language tests choose Chinese themselves
         # (the product's own default is zh: AMBIENT_DEFAULT_LANGUAGE).
         default_language=Language.EN,
+        # Members read log files from AMBIENT_LOG_DIR only: the tests' log files are under here.
+        log_dir=tmp_path,
         metrics_port=None,
         _env_file=None,  # type: ignore[call-arg]
     )

@@ -19,10 +19,17 @@ class LogFileError(Exception):
     """The configured log file cannot be read."""
 
 
-def resolve_log_path(path: str, log_dir: Path | None) -> Path:
-    """A file source path; confined to AMBIENT_LOG_DIR when that is set."""
+def resolve_log_path(path: str, log_dir: Path | None, *, admin: bool) -> Path:
+    """A file source path: confined to AMBIENT_LOG_DIR when that is set; without it, any file
+    the server can read, which only an admin may name (a member could read the server's
+    secrets as "log lines" in a briefing or an analysis)."""
     candidate = Path(path).expanduser()
     if log_dir is None:
+        if not admin:
+            raise LogFileError(
+                "log_source.path: this server reads log files for members only from "
+                "AMBIENT_LOG_DIR, which is not set: ask an admin to set it (or use a CLS topic)"
+            )
         return candidate
     base = log_dir.expanduser().resolve()
     resolved = (base / candidate).resolve() if not candidate.is_absolute() else candidate.resolve()
@@ -38,13 +45,16 @@ async def read_log_source(
     reducer: LogReducer,
     *,
     log_dir: Path | None,
+    admin: bool,
     tencent: TencentCloud,
 ) -> str:
-    """Feed the source's lines in [start, end) to ``reducer``; returns what was read."""
+    """Feed the source's lines in [start, end) to ``reducer``; returns what was read.
+
+    ``admin``: whether the user it is read for is an admin, now (resolve_log_path)."""
     if isinstance(spec, FileLogSpec):
         # A folder's files are checked one by one too: one symlinked out of the folder is skipped.
         root = log_dir.expanduser() if log_dir is not None else None
-        source = FileLogSource(resolve_log_path(spec.path, log_dir), root)
+        source = FileLogSource(resolve_log_path(spec.path, log_dir, admin=admin), root)
         return await asyncio.to_thread(_read_files, source, start, end, reducer)
     result = await search_logs(
         tencent, spec.topic_id, spec.query, start, end, limit=MAX_SEARCH_LOGS, region=spec.region

@@ -166,6 +166,11 @@ class BriefingService:
         self.db = db
         self.tencent = tencent or TencentCloud.from_settings(settings)
 
+    async def _admin(self, user: str) -> bool:
+        async with self.db.session() as session:
+            row = await UserRepository(session).get(user)
+        return row is not None and row.role == Role.ADMIN
+
     # --- create and steer ------------------------------------------------------------
 
     async def create(self, user: str, config: dict[str, Any] | BriefingConfig) -> BriefingRef:
@@ -175,7 +180,9 @@ class BriefingService:
         parsed = parse_config(config)
         if isinstance(parsed.log_source, FileLogSpec):
             try:
-                resolve_log_path(parsed.log_source.path, self.settings.log_dir)
+                resolve_log_path(
+                    parsed.log_source.path, self.settings.log_dir, admin=await self._admin(user)
+                )
             except LogFileError as exc:
                 raise InvalidBriefingError(str(exc)) from None
         try:
@@ -297,9 +304,7 @@ class BriefingService:
         (None: a device or the operator's CLI, which name the speaker themselves).
         """
         if caller is not None and caller != user:
-            async with self.db.session() as session:
-                row = await UserRepository(session).get(caller)
-            if row is None or row.role != Role.ADMIN:
+            if not await self._admin(caller):
                 raise BriefingRefusedError(
                     f"greeting for {user!r} needs the admin role; omit user_id for yours"
                 )
@@ -478,7 +483,13 @@ class BriefingService:
         reducer = LogReducer()
         try:
             read = await read_log_source(
-                spec, start, end, reducer, log_dir=self.settings.log_dir, tencent=self.tencent
+                spec,
+                start,
+                end,
+                reducer,
+                log_dir=self.settings.log_dir,
+                admin=await self._admin(user),
+                tencent=self.tencent,
             )
         except LogFileError as exc:
             raise InvalidBriefingError(str(exc)) from None

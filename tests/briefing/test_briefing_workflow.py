@@ -15,12 +15,13 @@ from temporalio.testing import WorkflowEnvironment
 from ambient import temporal
 from ambient.briefing.models import BriefingConfig, GreetOutcome
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Role
 from ambient.storage.briefings import (
     BaselineRepository,
     BriefingRepository,
     BroadcastRepository,
 )
-from ambient.storage.repositories import EventRepository, InboxRepository
+from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from tests.briefing.harness import briefing_stack, eventually, make_user, write_day_logs
 from tests.support.record import save_history
 
@@ -323,6 +324,40 @@ async def test_failing_log_source_is_said_in_the_briefing_and_the_day_goes_on(
     failed = [s for s in view.content.sources if not s.ok]
     assert {s.source for s in failed} == {"logs", "alarms"}
     assert "no log file or directory" in next(s.detail for s in failed if s.source == "logs")
+
+
+async def test_a_file_an_admin_set_is_not_read_once_its_owner_is_a_member(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    # No AMBIENT_LOG_DIR: only an admin's briefing may read a file on the server, and the
+    # morning's read asks the owner's role again.
+    deps.settings = deps.settings.model_copy(update={"log_dir": None})
+    await make_user(deps.db, "ivan")
+
+    async def role(value: Role) -> None:
+        async with deps.db.session() as session:
+            user = await UserRepository(session).get("ivan")
+            assert user is not None
+            user.role = value
+            await session.commit()
+
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        logs = write_day_logs(tmp_path / "app.log", day, extra=["ERROR DB_PASSWORD=hunter2"])
+        await role(Role.ADMIN)
+        await stack.service.create(
+            "ivan",
+            config.model_dump(mode="json") | {"log_source": {"type": "file", "path": str(logs)}},
+        )
+        await role(Role.MEMBER)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        result = await stack.service.greet("ivan", request_id="one")
+    assert result.outcome is GreetOutcome.SPOKEN and "hunter2" not in result.text
+    view = await stack.service.get_briefing("ivan", day.date)
+    [logs_note] = [s for s in view.content.sources if s.source == "logs"]
+    assert not logs_note.ok and "AMBIENT_LOG_DIR" in logs_note.detail
+    assert "hunter2" not in view.model_dump_json()
 
 
 async def test_an_activitys_log_record_carries_its_activity_and_workflow_ids(

@@ -32,7 +32,13 @@ async def test_a_log_folder_is_read_without_the_files_its_symlinks_lead_out_to(
     async def read(path: Path) -> tuple[str, list[str]]:
         reducer = LogReducer()
         read = await read_log_source(
-            FileLogSpec(path=str(path)), START, END, reducer, log_dir=logs, tencent=tencent
+            FileLogSpec(path=str(path)),
+            START,
+            END,
+            reducer,
+            log_dir=logs,
+            admin=False,
+            tencent=tencent,
         )
         return read, [t.example for t in reducer.report(start=START, end=END).templates]
 
