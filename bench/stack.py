@@ -74,6 +74,7 @@ async def bench_stack(prefix: str) -> AsyncIterator[BenchStack]:
         temporal_address=f"127.0.0.1:{port}",
         temporal_task_queue=QUEUE,
         fetch_allow_cidrs=["127.0.0.1/32"],
+        log_dir=data,  # the benches' log files are in the stack's folder
         metrics_port=None,
         _env_file=None,  # type: ignore[call-arg]
     )
@@ -135,6 +136,8 @@ async def process_stack(prefix: str, queue: str, **overrides: Any) -> AsyncItera
         "temporal_address": f"127.0.0.1:{port}",
         "temporal_task_queue": queue,
         "api_port": api_port,
+        # The benches' log files are in the stack's folder: its members' briefings read them.
+        "log_dir": data,
         **overrides,
     }
     env = {**os.environ, "AMBIENT_METRICS_PORT": str(free_port())}
