@@ -1,7 +1,7 @@
 """One error mapping for the whole API: bad input is a 4xx naming the field, never a 500.
 
-- validation errors: 422 with FastAPI's shape, even when the input holds NaN or infinity
-  (FastAPI's own handler fails to encode those and answers 500);
+- validation errors: 422 with FastAPI's shape, even when the input holds NaN, infinity or a
+  lone UTF-16 surrogate (FastAPI's own handler fails to encode those and answers 500);
 - a path served with other methods: 405 with ``Allow`` (the MCP app mounted at "/" would
   otherwise answer 404 for every unmatched request);
 - Temporal or the database down: 503 "Temporal is unreachable at ADDRESS" / "the database is
@@ -32,8 +32,11 @@ from ambient.status import database_problem, temporal_problem
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # NaN/Infinity are not JSON
+    if isinstance(value, str):
+        # A lone UTF-16 surrogate ("\ud800" in the request's JSON) has no UTF-8: echoed as text.
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {_json_safe(str(k)): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value

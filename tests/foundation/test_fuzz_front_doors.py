@@ -273,6 +273,9 @@ async def test_api_never_answers_500_to_malformed_requests(api: httpx.AsyncClien
         "null",
         '"text"',
         '{"type": "web_monitor", "config": {"urls": ["https://exa\\u0000mple.com/"]}}',
+        # A lone UTF-16 surrogate: valid JSON, no UTF-8 encoding; a 422 must still say so.
+        '{"name": "\\ud800"}',
+        '{"type": "web_monitor", "config": {"urls": ["https://example.com/\\udfff"]}, "x": 1}',
     ]
     for path in ("/users", "/tasks"):
         for body in raw_bodies:
