@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
@@ -23,8 +24,18 @@ from tests.remediation.support import (
 )
 
 
-async def test_a_run_waiting_for_me_is_found_behind_more_than_twenty_newer_open_runs(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+@pytest.mark.parametrize(
+    ("newer", "state"),
+    [
+        # Newer runs the table still shows open (acting, verifying, or rows a terminated
+        # workflow left behind): none of them waits for anyone.
+        (25, "verifying"),
+        # An alert storm's runs since, all finished: the one waiting is older than all of them.
+        (600, "resolved"),
+    ],
+)
+async def test_a_run_waiting_for_me_is_found_behind_many_newer_runs(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, newer: int, state: str
 ) -> None:
     owner = unique("ops")
     remediation_settings(deps, remediation_approval_from_rung=1)
@@ -42,10 +53,8 @@ async def test_a_run_waiting_for_me_is_found_behind_more_than_twenty_newer_open_
         await state_reaches(
             dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
         )
-        # Twenty-five newer runs the table still shows open (acting, verifying, or rows a
-        # terminated workflow left behind): none of them waits for anyone.
         async with deps.db.session() as session:
-            for i in range(25):
+            for i in range(newer):
                 rid = f"remediation/{unique('busy')}"
                 session.add(
                     RemediationRecord(
@@ -57,60 +66,11 @@ async def test_a_run_waiting_for_me_is_found_behind_more_than_twenty_newer_open_
                         alert_type="error_rate",
                         source="manual",
                         mode="dry_run",
-                        state="verifying",
+                        state=state,
                     )
                 )
             await session.commit()
         # The server's list shows what the workflow set when it began to wait.
-        shown = (
-            f'WorkflowId = "{started.remediation_id}" '
-            f'AND {temporal.STATE.name} = "waiting_approval"'
-        )
-        while not [e async for e in dev_env.client.list_workflows(shown)]:
-            await dev_env.sleep(timedelta(milliseconds=50))
-
-        found = await waiting_for(service, owner)
-
-    assert [r.remediation_id for r in found] == [started.remediation_id]
-
-
-async def test_a_run_waiting_for_me_is_found_behind_hundreds_of_newer_finished_runs(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
-    owner = unique("ops")
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    await add_user(deps, owner)
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(dev_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        service = RemediationService(dev_env.client, settings, deps.db)
-        started = await service.start(owner, alert(url, workload=unique("checkout")), "dry_run")
-        handle = dev_env.client.get_workflow_handle(
-            started.remediation_id, result_type=RemediationStatus
-        )
-        await state_reaches(
-            dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
-        )
-        # An alert storm's runs since, all finished: the one waiting is older than all of them.
-        async with deps.db.session() as session:
-            for i in range(600):
-                rid = f"remediation/{unique('done')}"
-                session.add(
-                    RemediationRecord(
-                        run_key=f"{rid}@run-{i}",
-                        remediation_id=rid,
-                        user=owner,
-                        cluster_id="cls-test0001",
-                        service=f"cls-test0001/prod/done-{i}",
-                        alert_type="error_rate",
-                        source="manual",
-                        mode="dry_run",
-                        state="resolved",
-                    )
-                )
-            await session.commit()
         shown = (
             f'WorkflowId = "{started.remediation_id}" '
             f'AND {temporal.STATE.name} = "waiting_approval"'
