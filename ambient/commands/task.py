@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from ambient.commands import Json, User, print_json, print_rows, run_service
+from ambient.commands import Json, User, fail, print_json, print_rows, run_service
 from ambient.watches.inputs import TaskError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.service import TaskService
@@ -26,15 +26,19 @@ def _run(work: Callable[[TaskService], Awaitable[T]]) -> T:
 
 def _config(text: str) -> dict[str, Any]:
     """JSON text, or @path to a JSON file."""
-    raw = Path(text[1:]).read_text() if text.startswith("@") else text
+    raw = text
+    if text.startswith("@"):
+        try:
+            raw = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise fail(f"--config: cannot read {text[1:]}: {reason}", 2) from None
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        console.print(f"[red]--config is not JSON: {exc}[/]")
-        raise typer.Exit(2) from None
+        raise fail(f"--config is not JSON: {exc}", 2) from None
     if not isinstance(value, dict):
-        console.print("[red]--config must be a JSON object[/]")
-        raise typer.Exit(2)
+        raise fail("--config must be a JSON object", 2)
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -161,3 +162,28 @@ async def _cli_session(dev_env: WorkflowEnvironment, deps: WorkerDeps, queue: st
     assert code == 2 and "not JSON" in out
     code, out = await asyncio.to_thread(run, "delete", "web-monitor/cli-bob/ex")
     assert code == 0 and "stopped" in out
+
+
+@pytest.mark.parametrize("which", ["missing", "directory", "not text", "brackets"])
+@pytest.mark.parametrize("command", ["create", "update"])
+def test_task_cli_config_file_that_cannot_be_read_is_one_line_and_exit_2(
+    tmp_path: Path, which: str, command: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    path = {
+        "missing": tmp_path / "nope.json",
+        "directory": tmp_path,
+        "not text": tmp_path / "binary.json",
+        "brackets": tmp_path / "[red]" / "nope.json",
+    }[which]
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00{")
+    args = {"create": ["web_monitor"], "update": ["web-monitor/dev/x"]}[command]
+    env = {"AMBIENT_DATA_DIR": str(tmp_path), "AMBIENT_TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    result = CliRunner().invoke(app, ["task", command, *args, "--config", f"@{path}"], env=env)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"--config: cannot read {path}"), lines
