@@ -186,6 +186,9 @@ class WatchControls:
     @update_config.validator
     def validate_config(self, config: dict[str, Any]) -> None:
         # Raising here rejects the update before it enters history: nothing changes.
+        if self.state.stop_requested:
+            # The watch ends once its last event is recorded: a new config would never run.
+            raise ValueError("the task is stopped; create it again to restart it")
         self.parse_config(config)
 
     def parse_config(self, config: dict[str, Any], context: dict[str, Any] | None = None) -> Any:

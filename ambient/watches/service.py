@@ -214,7 +214,10 @@ class TaskService(TaskReads):
                 await self._running(task_id)
                 await self._briefing(self.briefings.regenerate(user))
             else:
-                await self._running(task_id)
+                if kind is TaskKind.DAILY_BRIEFING:  # its status is its own: it has no stop
+                    await self._running(task_id)
+                else:
+                    await self._live_watch(task_id)
                 await self.client.get_workflow_handle(task_id).signal(signal)
         status = await self.get(user, task_id)
         return TaskRef(task_id=task_id, kind=kind, state=new_state or status.state, created=False)
@@ -246,11 +249,10 @@ class TaskService(TaskReads):
         if request_id is not None and not 1 <= len(request_id) <= 200:
             raise InvalidTaskError("request_id: 1-200 characters")
         update_id = f"update-{request_id or uuid.uuid4().hex}"
-        await self._running(task_id)
         # An update waits for a worker to take it, with no end: with none running it hung for
         # good. A query answers within QUERY_TIMEOUT or says the worker is silent, and then
         # nothing was sent (a change sent could still apply when a worker came back).
-        await self._query_status(task_id, TaskStatus)
+        await self._live_watch(task_id)
         try:
             with found(task_id):
                 await self.client.get_workflow_handle(task_id).execute_update(
@@ -298,6 +300,13 @@ class TaskService(TaskReads):
     async def _running(self, task_id: str) -> None:
         description = await self._describe(task_id)
         if description.status is not WorkflowExecutionStatus.RUNNING:
+            raise InvalidTaskError(f"task {task_id!r} is stopped; create it again to restart it")
+
+    async def _live_watch(self, task_id: str) -> None:
+        """Refuse a watch that ended or is ending: deleted, it runs on until its last event is
+        recorded, and a signal or update then changed nothing while the answer said it had."""
+        await self._running(task_id)
+        if (await self._query_status(task_id, TaskStatus)).state is TaskState.STOPPED:
             raise InvalidTaskError(f"task {task_id!r} is stopped; create it again to restart it")
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.service import BriefingService
+from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
+from ambient.storage.repositories import EventRepository
 from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.service import TaskService
@@ -351,3 +355,76 @@ async def eventually_listed(service: TaskService, user: str, ids: list[str]) -> 
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{ids} not listed")
+
+
+@dataclass
+class Held:
+    """A threshold watch whose first breach alert is held at its webhook: deleted, it winds
+    down until the gate opens."""
+
+    service: TaskService
+    task_id: str
+    config: dict[str, Any]
+    site: GatedSite
+
+    async def ended(self) -> None:
+        self.site.hook_gate.set()
+        await self.service.client.get_workflow_handle(self.task_id).result()
+
+
+@pytest_asyncio.fixture
+async def held(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> AsyncIterator[Held]:
+    state, base = gated
+    state.values = [150]
+    state.hook_gate.clear()
+    value = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+    config = {
+        "source": value,
+        "threshold": 100,
+        "targets": [{"type": "webhook", "target": f"{base}/hook"}],
+    }
+    deps, queue = loopback_deps, unique("tq")
+    deps.settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    service = TaskService(
+        dev_env.client,
+        deps.settings,
+        deps.db,
+        briefings=BriefingService(dev_env.client, deps.settings, deps.db),
+        baseline_wait=0.5,
+    )
+    async with build_worker(dev_env.client, deps, task_queue=queue):
+        ref = await service.create(USER, "threshold_watch", config, unique("winding"))
+        try:
+            await asyncio.wait_for(state.hook_waiting.wait(), 30)
+            yield Held(service, ref.task_id, config, state)
+        finally:
+            state.hook_gate.set()  # the worker stops only once its delivery has ended
+
+
+async def test_a_deleted_watch_still_winding_down_refuses_pause_resume_trigger_and_update(
+    held: Held,
+) -> None:
+    service, task_id, config = held.service, held.task_id, held.config
+    assert (await service.delete(USER, task_id)).state == "stopped"
+    assert (await service.get(USER, task_id)).state == "stopped"
+    for poke in (service.pause, service.resume, service.trigger):
+        with pytest.raises(InvalidTaskError, match="is stopped; create it again"):
+            await poke(USER, task_id)
+    with pytest.raises(InvalidTaskError, match="is stopped; create it again"):
+        await service.update(USER, task_id, config | {"threshold": 120})
+    # The workflow refuses it too (a delete between the service's look and the update).
+    handle = service.client.get_workflow_handle(task_id)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update("update_config", config | {"threshold": 120}, result_type=dict)
+    status = await service.get(USER, task_id)
+    assert status.state == "stopped"
+    assert status.config["conditions"] == [{"op": "above", "value": 100}]
+    await held.ended()
+    async with service.db.session() as session:
+        events = await EventRepository(session).list(task=task_id, limit=100)
+    assert sorted(e.kind for e in events) == ["watch.breach", "watch.stopped"]
