@@ -35,6 +35,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ambient import temporal
+from ambient.domain.configs import read_stored
 from ambient.storage.repositories import SnapshotRepository
 from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
 from ambient.watches.inputs import InvalidTaskError, checked_config, task_name
@@ -120,7 +121,7 @@ class TaskService(TaskReads):
                         timeout=self.baseline_wait,
                     )
                 return await self._start(kind, arg, summary, retried=True)
-            if running.config != arg.config.model_dump(mode="json"):
+            if running.config != _as_stored(arg.config):
                 raise InvalidTaskError(
                     f"name: task {task_id!r} already runs with another config; "
                     "call update_task to change it, or delete_task first to start it anew"
@@ -308,6 +309,12 @@ class TaskService(TaskReads):
         await self._running(task_id)
         if (await self._query_status(task_id, TaskStatus)).state is TaskState.STOPPED:
             raise InvalidTaskError(f"task {task_id!r} is stopped; create it again to restart it")
+
+
+def _as_stored(config: BaseModel) -> dict[str, Any]:
+    """A config as its workflow holds it (its input is read back as stored: a threshold is its
+    condition), to compare with the config a running task answers."""
+    return read_stored(type(config), config.model_dump(mode="json")).model_dump(mode="json")
 
 
 def _baseline(status: TaskStatus) -> dict[str, Any]:

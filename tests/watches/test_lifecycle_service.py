@@ -99,6 +99,26 @@ async def test_create_again_same_config_is_idempotent_other_config_is_refused(
     await service.delete(USER, first.task_id)
 
 
+async def test_the_same_threshold_watch_created_twice_returns_the_first(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.values = [50]
+    value = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+    # The threshold shorthand, as the tools' own example writes it; named and derived names.
+    config = {"source": value, "threshold": 100, "check_interval_minutes": 5}
+    for name in (unique("twice"), None):
+        first = await service.create(USER, "threshold_watch", config, name)
+        again = await service.create(USER, "threshold_watch", config, name)
+        assert first.created and (again.task_id, again.created) == (first.task_id, False)
+        assert again.state == "active"
+        if name is not None:
+            with pytest.raises(InvalidTaskError, match=r"another config; call update_task"):
+                await service.create(USER, "threshold_watch", config | {"threshold": 120}, name)
+        await service.delete(USER, first.task_id)
+
+
 async def test_task_created_again_after_stop_lists_once_with_the_same_state_as_show(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
