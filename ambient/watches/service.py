@@ -121,6 +121,13 @@ class TaskService(TaskReads):
                         timeout=self.baseline_wait,
                     )
                 return await self._start(kind, arg, summary, retried=True)
+            if running.state is TaskState.STOPPED:
+                # Its last event or delivery is still under way: it is neither this create's
+                # task nor one to update.
+                raise InvalidTaskError(
+                    f"name: task {task_id!r} is still stopping after delete_task (its last "
+                    "event or alert is being sent); create it again in a moment"
+                ) from None
             if running.config != _as_stored(arg.config):
                 raise InvalidTaskError(
                     f"name: task {task_id!r} already runs with another config; "

@@ -448,3 +448,22 @@ async def test_a_deleted_watch_still_winding_down_refuses_pause_resume_trigger_a
     async with service.db.session() as session:
         events = await EventRepository(session).list(task=task_id, limit=100)
     assert sorted(e.kind for e in events) == ["watch.breach", "watch.stopped"]
+
+
+async def test_create_again_while_the_deleted_life_winds_down_is_refused_until_it_has_ended(
+    held: Held,
+) -> None:
+    service, task_id, config = held.service, held.task_id, held.config
+    name = task_id.rsplit("/", 1)[1]
+    await service.delete(USER, task_id)
+    for again in (config, config | {"threshold": 120}):
+        with pytest.raises(InvalidTaskError, match="still stopping") as refused:
+            await service.create(USER, "threshold_watch", again, name)
+        assert "update_task" not in str(refused.value)
+    await held.ended()
+    ref = await service.create(USER, "threshold_watch", config | {"threshold": 120}, name)
+    assert ref.created and ref.state == "active"
+    status = await service.get(USER, task_id)
+    assert status.state == "active"
+    assert status.config["conditions"] == [{"op": "above", "value": 120}]
+    await service.delete(USER, task_id)
