@@ -27,6 +27,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
     WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -133,14 +134,22 @@ class TaskService(TaskReads):
                     f"name: task {task_id!r} already runs with another config; "
                     "call update_task to change it, or delete_task first to start it anew"
                 ) from None
+            baseline = _baseline(running) if running.checks else None
+            if not running.checks and running.state is TaskState.ACTIVE:
+                # Created a moment ago by a concurrent request: its first check is running.
+                baseline = await self._first_check(self.client.get_workflow_handle(task_id))
             return TaskRef(
                 task_id=task_id,
                 kind=kind,
                 state=running.state,
                 created=False,
-                baseline=_baseline(running),
+                baseline=baseline,
             )
-        baseline = None
+        baseline = await self._first_check(handle)
+        return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE, baseline=baseline)
+
+    async def _first_check(self, handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
+        """What the watch's first check found, waited for up to ``baseline_wait``."""
         # Not answered in time, the task still runs (no worker may be polling yet): its
         # baseline shows in get_task once the first check ends.
         with contextlib.suppress(
@@ -153,8 +162,8 @@ class TaskService(TaskReads):
                 handle.execute_update("baseline", result_type=TaskStatus),
                 timeout=self.baseline_wait,
             )
-            baseline = _baseline(first)
-        return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE, baseline=baseline)
+            return _baseline(first)
+        return None
 
     async def _create_schedule(
         self, user: str, parsed: ReminderConfig, name: str | None

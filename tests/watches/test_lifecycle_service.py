@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from starlette.requests import Request
+from starlette.responses import Response
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -21,6 +23,7 @@ from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.service import TaskService
 from tests.conftest import unique
+from tests.support.servers import serve
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
@@ -117,6 +120,40 @@ async def test_the_same_threshold_watch_created_twice_returns_the_first(
             with pytest.raises(InvalidTaskError, match=r"another config; call update_task"):
                 await service.create(USER, "threshold_watch", config | {"threshold": 120}, name)
         await service.delete(USER, first.task_id)
+
+
+class HeldPages(GatedSite):
+    """The test site with its pages held by the gate too."""
+
+    async def page(self, request: Request) -> Response:
+        self.waiting.set()
+        await self.gate.wait()
+        return await super().page(request)
+
+
+async def test_concurrent_identical_creates_all_answer_the_first_checks_baseline(
+    service: TaskService,
+) -> None:
+    site = HeldPages()
+    site.pages["/a"] = article("A page.")
+    site.gate.clear()
+    async with serve(site.app()) as base:
+        name, config = unique("together"), monitor(base, "/a")
+        creates = [
+            asyncio.create_task(service.create(USER, "web_monitor", config, name)) for _ in range(3)
+        ]
+        try:
+            await asyncio.wait_for(site.waiting.wait(), 30)  # the first check is fetching
+            await asyncio.wait(creates, timeout=2)
+        finally:
+            site.gate.set()
+        refs = await asyncio.gather(*creates)
+    assert sorted(r.created for r in refs) == [False, False, True]
+    assert {r.task_id for r in refs} == {f"web-monitor/{USER}/{name}"}
+    # Not an empty baseline ("no URL checked") for the creates that found the task starting.
+    for ref in refs:
+        assert ref.baseline == {"urls": {f"{base}/a": {"outcome": "baseline", "error": None}}}
+    await service.delete(USER, refs[0].task_id)
 
 
 async def test_task_created_again_after_stop_lists_once_with_the_same_state_as_show(
