@@ -18,7 +18,13 @@ with workflow.unsafe.imports_passed_through():
         WebMonitorConfig,
         notification_targets,
     )
-    from ambient.watches.models import Failure, TaskStatus, WebMonitorInput, WebMonitorState
+    from ambient.watches.models import (
+        Failure,
+        TaskStatus,
+        UrlState,
+        WebMonitorInput,
+        WebMonitorState,
+    )
     from ambient.watches.polling import (
         WEB_MONITOR_TYPE,
         EndPoll,
@@ -347,7 +353,7 @@ class WebMonitorWorkflow(WatchControls):
         baseline = state.checks == 0 and result.checks > 0
         state.checks += result.checks
         self.checks_this_run += result.checks
-        state.urls = result.urls
+        state.urls = self.watched(result.urls)
         state.poll_seq = max(state.poll_seq, result.seq)
         state.next_due = workflow.now() + timedelta(seconds=result.next_check_in)
         if baseline:
@@ -373,9 +379,15 @@ class WebMonitorWorkflow(WatchControls):
         workflow.deprecate_patch(RUN_LENGTH)
         return True
 
+    def watched(self, urls: dict[str, UrlState]) -> dict[str, UrlState]:
+        """The states of the pages the config watches: a page an update took out is gone
+        (its last error was shown as the watch's, for good)."""
+        pages = {str(url) for url in self.config.urls}
+        return {url: seen for url, seen in urls.items() if url in pages}
+
     def last_error(self) -> str | None:
         """The error of a URL whose last check failed, else of the last failed delivery."""
-        for url, seen in self.state.urls.items():
+        for url, seen in self.watched(self.state.urls).items():
             if seen.last_outcome == "error":
                 return f"{url}: {seen.last_error}"
         failure = self.state.last_failure
@@ -384,7 +396,7 @@ class WebMonitorWorkflow(WatchControls):
     @workflow.query
     def status(self) -> TaskStatus:
         return self.task_status(
-            urls={u: s.model_dump(mode="json") for u, s in self.state.urls.items()},
+            urls={u: s.model_dump(mode="json") for u, s in self.watched(self.state.urls).items()},
             hits_total=self.state.hits_total,
             changes_total=self.state.changes_total,
             last_error=self.last_error(),

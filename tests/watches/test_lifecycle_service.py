@@ -504,3 +504,27 @@ async def test_create_again_while_the_deleted_life_winds_down_is_refused_until_i
     assert status.state == "active"
     assert status.config["conditions"] == [{"op": "above", "value": 120}]
     await service.delete(USER, task_id)
+
+
+async def test_a_page_taken_out_of_a_web_monitor_leaves_its_status(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/ok"] = article("All quiet.")
+    ref = await service.create(USER, "web_monitor", monitor(base, "/ok", "/nope"), unique("out"))
+    assert ref.baseline is not None and ref.baseline["urls"][f"{base}/nope"]["outcome"] == "error"
+    for paused in (False, True):
+        if paused:
+            await service.update(USER, ref.task_id, monitor(base, "/ok", "/nope"))
+            await service.pause(USER, ref.task_id)
+        before = (await service.get(USER, ref.task_id)).checks
+        status = await service.update(USER, ref.task_id, monitor(base, "/ok"))
+        for _ in range(100):  # a running watch checks its new config at once
+            if paused or status.checks > before:
+                break
+            await asyncio.sleep(0.1)
+            status = await service.get(USER, ref.task_id)
+        assert list(status.detail["urls"]) == [f"{base}/ok"], status.detail["urls"]
+        assert status.detail["last_error"] is None
+    await service.delete(USER, ref.task_id)
