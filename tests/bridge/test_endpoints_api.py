@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import pytest_asyncio
+from rich.console import Console
 from typer.testing import CliRunner
 
 from ambient.cli import app as cli
+from ambient.commands import xiaozhi as xiaozhi_commands
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -217,7 +219,8 @@ def test_the_cli_lists_an_endpoints_last_error_and_url_as_text_not_markup(
     api_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AMBIENT_DATA_DIR", str(api_settings.data_dir))
-    monkeypatch.setenv("COLUMNS", "400")
+    # Wide enough that no cell wraps (the module's console took its width at import).
+    monkeypatch.setattr(xiaozhi_commands, "console", Console(width=400))
     runner = CliRunner()
     assert runner.invoke(cli, ["user", "create", "nia"]).exit_code == 0
     url = "wss://api.xiaozhi.me/mcp/?token=abc"
