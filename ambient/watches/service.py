@@ -186,6 +186,12 @@ class TaskService(TaskReads):
                     "call update_task to change it, or delete_task first"
                 ) from None
             return TaskRef(task_id=task_id, kind=kind, state=current.state, created=False)
+        # A new life: its news pages are compared from its own first look, not with the pages a
+        # deleted schedule of the same name kept (snapshots are kept by task id). Its first run
+        # comes at its hour, after this.
+        async with self.db.session() as session:
+            await SnapshotRepository(session).purge(task_id)
+            await session.commit()
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
 
     def _schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> Schedule:

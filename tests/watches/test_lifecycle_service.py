@@ -21,6 +21,7 @@ from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository
 from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError
 from ambient.watches.reads import TaskSummary
+from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.support.servers import serve
@@ -28,6 +29,7 @@ from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 from worker import build_worker
+from workflows.reminder import ReminderWorkflow
 
 
 @pytest_asyncio.fixture
@@ -528,3 +530,35 @@ async def test_a_page_taken_out_of_a_web_monitor_leaves_its_status(
         assert list(status.detail["urls"]) == [f"{base}/ok"], status.detail["urls"]
         assert status.detail["last_error"] is None
     await service.delete(USER, ref.task_id)
+
+
+async def test_a_news_digest_created_again_after_delete_starts_with_a_first_look(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/front"] = article("Old story about rivers.")
+    digest = {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
+    name = unique("digest")
+
+    async def scheduled_run(task_id: str, day: str) -> str:
+        """One run as the schedule starts it (its own workflow id, the task's config)."""
+        config = (await service.get(USER, task_id)).config
+        return await service.client.execute_workflow(
+            ReminderWorkflow.run,
+            ReminderRun(user=USER, task=task_id, config=ReminderConfig.model_validate(config)),
+            id=f"{task_id}/run-{day}",
+            task_queue=service.settings.temporal_task_queue,
+        )
+
+    first = await service.create(USER, "schedule", digest, name)
+    assert "first look taken" in await scheduled_run(first.task_id, "1")
+    await service.delete(USER, first.task_id)
+    state.pages["/front"] = article("Old story about rivers.", "New bridge opens.")
+    # A new life of the same name: its first run looks first, it does not report the news of
+    # a page the deleted digest saw.
+    again = await service.create(USER, "schedule", digest, name)
+    assert again.task_id == first.task_id and again.created
+    body = await scheduled_run(again.task_id, "2")
+    assert "first look taken" in body and "New bridge opens." not in body, body
+    await service.delete(USER, again.task_id)
