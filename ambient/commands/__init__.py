@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -39,6 +40,27 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     # The message may quote what the user typed: its brackets are text, not Rich markup.
     err_console.print(f"[red]{escape(message)}[/]", soft_wrap=True, highlight=False)
     return typer.Exit(code)
+
+
+def json_object(text: str, name: str) -> dict[str, Any]:
+    """A JSON object given as text, as @path to a file or as - (stdin); else one line naming
+    ``name`` on stderr and exit 2 (nothing was done)."""
+    raw = text
+    if text == "-":
+        raw = typer.get_text_stream("stdin").read()
+    elif text.startswith("@"):
+        try:
+            raw = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise fail(f"{name}: cannot read {text[1:]}: {reason}", 2) from None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise fail(f"{name} is not JSON: {exc}", 2) from None
+    if not isinstance(value, dict):
+        raise fail(f"{name} must be a JSON object", 2)
+    return value
 
 
 def print_json(out: Console, value: BaseModel | Sequence[BaseModel]) -> None:

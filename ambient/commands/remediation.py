@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -15,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ambient.commands import Json, User, fail, folded, print_json, run_service
+from ambient.commands import Json, User, folded, json_object, print_json, run_service
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import VERDICTS, RemediationError
@@ -32,20 +30,6 @@ AlertFile = Annotated[
 def _run(work: Callable[[RemediationService], Awaitable[T]]) -> T:
     # Scoring needs no Temporal: the lazy client connects at the first workflow call.
     return run_service(lambda s: s.remediations, work, RemediationError)
-
-
-def _alert(text: str) -> dict[str, Any]:
-    if text == "-":
-        text = typer.get_text_stream("stdin").read()
-    elif text.startswith("@"):
-        text = Path(text[1:]).read_text()
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise fail(f"alert: not JSON ({exc.msg} at character {exc.pos})") from None
-    if not isinstance(value, dict):
-        raise fail("alert: give a JSON object")
-    return value
 
 
 def _status_table(status: RemediationStatus) -> Table:
@@ -89,7 +73,7 @@ async def _follow(service: RemediationService, user: str, rid: str) -> Remediati
 @app.command()
 def score(alert: AlertFile, as_json: Json = False) -> None:
     """Score an alert and show the budget and plan it would buy (nothing runs)."""
-    view = _run(lambda s: s.score(_alert(alert)))
+    view = _run(lambda s: s.score(json_object(alert, "alert")))
     if as_json:
         print_json(console, view)
         return
@@ -113,7 +97,7 @@ def start(
     alert is deduplicated: followed only when it is yours to see)."""
 
     async def work(service: RemediationService) -> Any:
-        started = await service.start(user, _alert(alert), mode)  # type: ignore[arg-type]
+        started = await service.start(user, json_object(alert, "alert"), mode)  # type: ignore[arg-type]
         if as_json or not follow:
             return started
         console.print(started.message)

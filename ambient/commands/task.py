@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
-from ambient.commands import Json, User, fail, print_json, print_rows, run_service
+from ambient.commands import Json, User, json_object, print_json, print_rows, run_service
 from ambient.watches.inputs import TaskError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.service import TaskService
@@ -22,24 +20,6 @@ T = TypeVar("T")
 
 def _run(work: Callable[[TaskService], Awaitable[T]]) -> T:
     return run_service(lambda s: s.tasks, work, TaskError)
-
-
-def _config(text: str) -> dict[str, Any]:
-    """JSON text, or @path to a JSON file."""
-    raw = text
-    if text.startswith("@"):
-        try:
-            raw = Path(text[1:]).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            raise fail(f"--config: cannot read {text[1:]}: {reason}", 2) from None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise fail(f"--config is not JSON: {exc}", 2) from None
-    if not isinstance(value, dict):
-        raise fail("--config must be a JSON object", 2)
-    return value
 
 
 def print_tasks(rows: list[TaskSummary], out: Console, *, as_json: bool = False) -> None:
@@ -58,7 +38,7 @@ def create(
     user: User = "dev",
 ) -> None:
     """Create a task; prints its task_id."""
-    payload = _config(config)
+    payload = json_object(config, "--config")
     print_json(console, _run(lambda tasks: tasks.create(user, type, payload, name)))
 
 
@@ -103,7 +83,7 @@ def update(
     user: User = "dev",
 ) -> None:
     """Replace a task's config (rejected, with nothing changed, if invalid)."""
-    payload = _config(config)
+    payload = json_object(config, "--config")
     print_json(console, _run(lambda tasks: tasks.update(user, task_id, payload)))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -49,3 +50,17 @@ def test_stats_show_an_alert_type_with_brackets_as_written(
     shown = runner.invoke(cli, ["remediation", "stats", "--user", "ops"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert metric in shown.output
+
+
+@pytest.mark.parametrize("given", ["@{missing}", "@{folder}", "@{latin1}", "not json", "[1]"])
+def test_an_alert_the_cli_cannot_read_is_one_line_and_exit_2(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str
+) -> None:
+    monkeypatch.setenv("AMBIENT_DATA_DIR", str(settings.data_dir))
+    latin1 = tmp_path / "alert.json"
+    latin1.write_bytes('{"source": "café"}'.encode("latin-1"))
+    text = given.format(missing=tmp_path / "gone.json", folder=tmp_path, latin1=latin1)
+    refused = CliRunner().invoke(cli, ["remediation", "score", text])
+    assert (refused.exit_code, refused.stdout) == (2, ""), refused.output
+    [line] = refused.stderr.splitlines()
+    assert line.startswith("alert"), line
