@@ -137,22 +137,32 @@ class RemediationService:
                 f"cannot remediate as {user}: {decision.reason}. Nothing was started."
             )
         workflow_id = remediation_id(parsed)
-        try:
-            await self.client.start_workflow(
-                GradedRemediationWorkflow.run,
-                RemediationInput(alert=parsed, user=user, mode=mode, requested_by=user),
-                id=workflow_id,
-                task_queue=self.settings.temporal_task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                task_timeout=TASK_TIMEOUT,
-                search_attributes=search_attributes(user, parsed.cluster_id),
-                static_summary=(
-                    f"Remediation of {parsed.service} ({parsed.metric or parsed.source}) "
-                    f"for {user}, {mode}"
-                ),
+        for _ in range(2):
+            try:
+                await self.client.start_workflow(
+                    GradedRemediationWorkflow.run,
+                    RemediationInput(alert=parsed, user=user, mode=mode, requested_by=user),
+                    id=workflow_id,
+                    task_queue=self.settings.temporal_task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    task_timeout=TASK_TIMEOUT,
+                    search_attributes=search_attributes(user, parsed.cluster_id),
+                    static_summary=(
+                        f"Remediation of {parsed.service} ({parsed.metric or parsed.source}) "
+                        f"for {user}, {mode}"
+                    ),
+                )
+                break
+            except WorkflowAlreadyStartedError:
+                repeated = await self._deduplicate(user, workflow_id)
+                if repeated is not None:
+                    return repeated
+                # Its run ended between the start and the repeat's signal: the alert is new
+                # again, and starts the next run.
+        else:
+            raise RemediationError(
+                f"{workflow_id} ended and started again while this alert came in; send it again"
             )
-        except WorkflowAlreadyStartedError:
-            return await self._deduplicate(user, workflow_id)
         return StartResult(
             remediation_id=workflow_id,
             created=True,
@@ -209,8 +219,9 @@ class RemediationService:
                 field="alert.verify.source.url",
             ) from None
 
-    async def _deduplicate(self, user: str, workflow_id: str) -> StartResult:
-        """The alert is already being remediated: record who sent it again, grant nothing.
+    async def _deduplicate(self, user: str, workflow_id: str) -> StartResult | None:
+        """The alert is already being remediated: record who sent it again, grant nothing
+        (None: its run ended meanwhile).
 
         What the answer needs (owner, cluster, state, run) comes from the server's description
         of the run, not a query: a query is answered by the worker, and in an alert storm the
@@ -218,7 +229,12 @@ class RemediationService:
         timed out, and the repeat went unrecorded) and added a task to its load.
         """
         handle = self.client.get_workflow_handle(workflow_id)
-        await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user))
+        try:
+            await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user))
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:  # "workflow execution already completed"
+                return None
+            raise
         description = await handle.describe()
         attributes = description.typed_search_attributes
         owner = attributes.get(temporal.USER) or ""

@@ -1,0 +1,69 @@
+"""An alert sent again just as its run ends: the repeat starts the next run, never a 500."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, Interceptor, OutboundInterceptor, SignalWorkflowInput
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.remediation.runs import RemediationStatus
+from ambient.remediation.service import RemediationService
+from tests.conftest import running_worker, unique
+from tests.remediation.support import (
+    add_user,
+    alert,
+    error_rate,
+    remediation_settings,
+    state_reaches,
+)
+
+
+class EndsFirst(Interceptor):
+    """The run ends (terminated by another client) just before a repeat's signal reaches it:
+    the moment between the start that found it running and the repeat's signal."""
+
+    def __init__(self, other: Client) -> None:
+        self.other = other
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        other = self.other
+
+        class Outbound(OutboundInterceptor):
+            async def signal_workflow(self, input: SignalWorkflowInput) -> None:
+                if input.signal == "joined":
+                    await other.get_workflow_handle(input.id).terminate("ended meanwhile")
+                await super().signal_workflow(input)
+
+        return Outbound(next)
+
+
+async def test_a_repeat_that_finds_its_run_ended_before_its_signal_starts_the_next_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    owner = unique("ops")
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, owner)
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        sent = alert(url, workload=unique("checkout"))
+        first = await service.start(owner, sent, "dry_run")
+        handle = dev_env.client.get_workflow_handle(
+            first.remediation_id, result_type=RemediationStatus
+        )
+        await state_reaches(
+            dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
+        )
+        first_run = (await handle.describe()).run_id
+        config: dict[str, Any] = dev_env.client.config()
+        racing = Client(**{**config, "interceptors": [EndsFirst(dev_env.client)]})
+        repeat = await RemediationService(racing, settings, deps.db).start(owner, sent, "dry_run")
+        assert repeat.created and repeat.remediation_id == first.remediation_id, repeat
+        assert (await handle.describe()).run_id != first_run
+        await dev_env.client.get_workflow_handle(first.remediation_id).terminate("test over")
