@@ -51,6 +51,8 @@ Outcome = Literal["resolved", "next", "stop"]
 # scoring, the plan's post, permission, gates, checkpoint) no longer replay; deprecated, so
 # runs recorded with its marker still do (docs/remediation.md).
 FIRST_STEP_AT_ONCE = "first-step-at-once"
+# The type of an update's refusal that is about the run's state, not the caller's rights.
+STATE_CONFLICT = "StateConflict"
 
 
 @workflow.defn
@@ -342,6 +344,7 @@ class GradedRemediationWorkflow(RemediationSafety):
             raise ApplicationError(
                 f"rung {int(rung)} of {self.remediation_id} was already answered: "
                 f"{self.decision.approver} {taken} it",
+                type=STATE_CONFLICT,
                 non_retryable=True,
             )
         mode = self.mode or "dry_run"
@@ -359,6 +362,7 @@ class GradedRemediationWorkflow(RemediationSafety):
             raise ApplicationError(
                 f"remediation {self.remediation_id} is not waiting for approval "
                 f"(state {self.state}); get_remediation shows what it waits for",
+                type=STATE_CONFLICT,
                 non_retryable=True,
             )
         return self.awaiting_approval

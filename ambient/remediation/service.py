@@ -61,6 +61,7 @@ from ambient.remediation.views import (
     RemediationError,
     RemediationNotFoundError,
     RemediationRefusedError,
+    RemediationStateError,
     RemediationSummary,
     RemediationView,
     ScoreView,
@@ -74,7 +75,7 @@ from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
-from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation import STATE_CONFLICT, GradedRemediationWorkflow
 from workflows.remediation_records import search_attributes
 from workflows.remediation_triage import AlertTriageWorkflow
 
@@ -356,10 +357,9 @@ class RemediationService:
         status = await self._status(rid)
         account = await self._steerer(user, status, "approve" if approve else "refuse")
         if status.state != "waiting_approval" or status.waiting is None:
-            raise InvalidRemediationError(
+            raise RemediationStateError(
                 f"{rid} is not waiting for approval (state {status.state}); "
-                "get_remediation shows what it waits for",
-                field="approve",
+                "get_remediation shows what it waits for"
             )
         # The same answer sent twice is applied once.
         answer = f"{status.run_key}/{int(status.waiting.rung)}/{user}"
@@ -377,6 +377,8 @@ class RemediationService:
             )
         except WorkflowUpdateFailedError as exc:
             cause = getattr(exc.cause, "message", None) or str(exc.cause)
+            if getattr(exc.cause, "type", None) == STATE_CONFLICT:  # answered, or no longer waiting
+                raise RemediationStateError(f"approval not accepted: {cause}") from None
             raise RemediationRefusedError(f"approval not accepted: {cause}") from None
         except RPCError as exc:
             raise RemediationError(f"Temporal refused the approval: {exc.message}") from None
@@ -387,9 +389,7 @@ class RemediationService:
         handle = self.client.get_workflow_handle(rid)
         description = await handle.describe()
         if description.status is not WorkflowExecutionStatus.RUNNING:
-            raise InvalidRemediationError(
-                f"{rid} already finished (state {status.state})", field="reason"
-            )
+            raise RemediationStateError(f"{rid} already finished (state {status.state})")
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason))
         return await self._status(rid)
 

@@ -39,6 +39,11 @@ class RemediationRefusedError(RemediationError):
     """The caller's permission does not allow this."""
 
 
+class RemediationStateError(RemediationError):
+    """The run is not in a state that allows this (finished, not waiting, already answered):
+    nothing changed."""
+
+
 class RemediationNotFoundError(RemediationError):
     """No remediation with that id is visible to the caller."""
 

@@ -29,6 +29,7 @@ from ambient.remediation.views import (
     RemediationError,
     RemediationNotFoundError,
     RemediationRefusedError,
+    RemediationStateError,
 )
 from api.deps import StateDep
 from api.i18n import Words
@@ -58,7 +59,7 @@ def briefing_problem(exc: BriefingError, _: Words) -> str:
 def remediation_problem(exc: RemediationError, _: Words) -> str:
     if isinstance(exc, RemediationNotFoundError):
         return _("That remediation is not one of yours, or no longer exists.")
-    if isinstance(exc, InvalidRemediationError | RemediationRefusedError):
+    if isinstance(exc, InvalidRemediationError | RemediationRefusedError | RemediationStateError):
         return what_went_wrong(exc)
     return _("Remediations are unavailable right now; try again in a moment.")
 

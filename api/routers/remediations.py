@@ -19,6 +19,7 @@ from ambient.remediation.views import (
     RemediationError,
     RemediationNotFoundError,
     RemediationRefusedError,
+    RemediationStateError,
     RemediationSummary,
     RemediationView,
     ScoreView,
@@ -53,6 +54,8 @@ def http_error(exc: RemediationError) -> Exception:
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
     if isinstance(exc, RemediationRefusedError):
         return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
+    if isinstance(exc, RemediationStateError):
+        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, InvalidRemediationError):
         return unprocessable(((exc.field or "alert").split("."), str(exc)))
     if temporal_problem(exc, None) is not None:

@@ -17,6 +17,7 @@ from ambient.remediation.views import (
     RemediationError,
     RemediationNotFoundError,
     RemediationRefusedError,
+    RemediationStateError,
 )
 from ambient.settings import Settings
 from api.app import create_app
@@ -176,8 +177,20 @@ async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the
             )
             after = (await http.get(path, headers=as_owner)).json()
             aborted = await http.post(f"{path}/abort", json={}, headers=as_owner)
+            for _ in range(200):
+                if await state() == "aborted":
+                    break
+                await asyncio.sleep(0.05)
+            # A run that has ended: answering or aborting it is a conflict with its state.
+            late = [
+                await http.post(f"{path}/approval", json={"approve": True}, headers=as_owner),
+                await http.post(f"{path}/abort", json={}, headers=as_owner),
+            ]
 
     assert {door: r.status_code for door, r in answers.items()} == dict.fromkeys(answers, 404)
+    assert [r.status_code for r in late] == [409, 409], [r.text for r in late]
+    assert "not waiting for approval (state aborted)" in late[0].json()["detail"]
+    assert "already finished (state aborted)" in late[1].json()["detail"]
     assert form.status_code == 303
     assert "not%20one%20of%20yours" in form.headers["location"]
     assert after["state"] == "waiting_approval" and after["approvals"] == []
@@ -192,6 +205,7 @@ async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the
     [
         (RemediationNotFoundError("no remediation/x"), 404, None),
         (RemediationRefusedError("not yours"), 403, None),
+        (RemediationStateError("already finished"), 409, None),
         (InvalidRemediationError("invalid alert — service: required"), 422, ["body", "alert"]),
         (InvalidRemediationError("not waiting", field="approve"), 422, ["body", "approve"]),
         (
