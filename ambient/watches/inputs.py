@@ -55,6 +55,10 @@ class InvalidTaskError(TaskError):
     """The request was invalid; nothing changed."""
 
 
+class TaskStateError(InvalidTaskError):
+    """The task's state does not allow this (stopped, or stopping after a delete)."""
+
+
 class TaskNotFoundError(TaskError):
     """No task with that id belongs to the caller."""
 

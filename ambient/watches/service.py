@@ -39,7 +39,7 @@ from ambient import temporal
 from ambient.domain.configs import read_stored
 from ambient.storage.repositories import SnapshotRepository
 from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
-from ambient.watches.inputs import InvalidTaskError, checked_config, task_name
+from ambient.watches.inputs import InvalidTaskError, TaskStateError, checked_config, task_name
 from ambient.watches.models import TaskStatus, ThresholdWatchInput, WebMonitorInput
 from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, TaskReads, found, schedule_kind
 from ambient.watches.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
@@ -323,14 +323,14 @@ class TaskService(TaskReads):
     async def _running(self, task_id: str) -> None:
         description = await self._describe(task_id)
         if description.status is not WorkflowExecutionStatus.RUNNING:
-            raise InvalidTaskError(f"task {task_id!r} is stopped; create it again to restart it")
+            raise TaskStateError(f"task {task_id!r} is stopped; create it again to restart it")
 
     async def _live_watch(self, task_id: str) -> None:
         """Refuse a watch that ended or is ending: deleted, it runs on until its last event is
         recorded, and a signal or update then changed nothing while the answer said it had."""
         await self._running(task_id)
         if (await self._query_status(task_id, TaskStatus)).state is TaskState.STOPPED:
-            raise InvalidTaskError(f"task {task_id!r} is stopped; create it again to restart it")
+            raise TaskStateError(f"task {task_id!r} is stopped; create it again to restart it")
 
 
 def _as_stored(config: BaseModel) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from ambient.watches.inputs import (
     NewConfig,
     TaskError,
     TaskNotFoundError,
+    TaskStateError,
     TaskType,
 )
 from ambient.watches.models import TaskStatus
@@ -40,6 +41,8 @@ def http_error(exc: TaskError, field: str = "config", where: str = "body") -> Ex
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
     if temporal_problem(exc, None) is not None:
         return exc  # api.app answers 503 "Temporal is unreachable at ADDRESS"
+    if isinstance(exc, TaskStateError):  # stopped: no field of the request is wrong
+        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, InvalidTaskError):
         # Same shape as FastAPI's own 422s: the field, then the message.
         return unprocessable(([field], str(exc)), where=where)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -76,6 +77,15 @@ async def test_tasks_api_creates_lists_steers_and_rejects_bad_input(
             ]
             assert (await http.get("/tasks/web-monitor/someone-else/x/status")).status_code == 404
             assert (await http.delete(f"/tasks/{task_id}")).json()["state"] == "stopped"
+            # A stopped task poked: a conflict with its state (no body field is wrong).
+            for _ in range(200):
+                if (await http.get(f"/tasks/{task_id}/status")).json()["state"] == "stopped":
+                    break
+                await asyncio.sleep(0.05)
+            for action in ("pause", "resume", "trigger"):
+                poked = await http.post(f"/tasks/{task_id}/{action}")
+                assert poked.status_code == 409, (action, poked.text)
+                assert "is stopped; create it again" in poked.json()["detail"]
 
 
 async def test_tasks_api_answers_a_bounded_page_with_the_next_token_in_a_header(
