@@ -241,3 +241,16 @@ async def test_threshold_watch_reads_tencent_monitor_and_reports_missing_credent
     )
     assert reading.value == 97.0
     assert missing.value is None and "TENCENTCLOUD_SECRET_ID" in (missing.error or "")
+
+
+@pytest.mark.parametrize("region", ["广州", "ap-guangzhou\r\nX-Injected: 1", "ap guangzhou"])
+async def test_a_region_out_of_format_is_refused_before_any_call_and_not_retried(
+    cloud: tuple[TencentApi, TencentCloud], region: str
+) -> None:
+    api, tc = cloud
+    with pytest.raises(TencentRequestError) as refused:
+        await list_clusters(tc, region=region)
+    assert not isinstance(refused.value, TencentRetryableError)
+    assert refused.value.code == "InvalidParameterValue.Region"
+    assert "e.g. ap-guangzhou" in refused.value.message
+    assert api.calls == []
