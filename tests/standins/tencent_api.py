@@ -393,6 +393,13 @@ class TencentApi:
             return error("InvalidParameter", f"unknown metric {params['MetricName']}")
         start = datetime.fromisoformat(params["StartTime"]).timestamp()
         end = datetime.fromisoformat(params["EndTime"]).timestamp()
+        # The API reference: up to 10 instances and 1440 datapoints per request.
+        if len(params["Instances"]) > 10:
+            return error("InvalidParameter", "at most 10 instances per request")
+        if int(params.get("Period", 300)) < 1:
+            return error("InvalidParameter", "Period must be positive")
+        if (end - start) // int(params.get("Period", 300)) > 1440:
+            return error("InvalidParameter", "more than 1440 datapoints in one request")
         inside = [(t, v) for t, v in points if start <= t <= end]
         return reply(
             {

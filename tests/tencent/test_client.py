@@ -254,3 +254,33 @@ async def test_a_region_out_of_format_is_refused_before_any_call_and_not_retried
     assert refused.value.code == "InvalidParameterValue.Region"
     assert "e.g. ap-guangzhou" in refused.value.message
     assert api.calls == []
+
+
+async def test_a_metric_window_past_1440_datapoints_is_refused_with_the_period_that_fits(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.metric_points["CPUUsage"] = [(int(NOW.timestamp()) - 60, 40.0)]
+    week = NOW - timedelta(days=7)
+    with pytest.raises(TencentRequestError) as refused:
+        await get_metric(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, week, NOW)
+    assert not isinstance(refused.value, TencentRetryableError)
+    assert "10080 datapoints" in refused.value.message and "period=3600" in refused.value.message
+    with pytest.raises(TencentRequestError, match="period"):
+        await get_metric(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, week, NOW, period=0)
+    assert api.calls == []
+    # The stand-in holds the documented limit too: the request itself is refused.
+    params = {
+        "Namespace": "QCE/CVM",
+        "MetricName": "CPUUsage",
+        "Period": 60,
+        "StartTime": week.isoformat(),
+        "EndTime": NOW.isoformat(),
+        "Instances": [{"Dimensions": [{"Name": "InstanceId", "Value": "ins-1"}]}],
+    }
+    with pytest.raises(TencentRequestError, match="1440"):
+        await tc.call("monitor", "GetMonitorData", params)
+    hours = await get_metric(
+        tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, week, NOW, period=3600
+    )
+    assert [p.value for p in hours] == [40.0]
