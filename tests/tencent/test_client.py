@@ -284,3 +284,27 @@ async def test_a_metric_window_past_1440_datapoints_is_refused_with_the_period_t
         tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, week, NOW, period=3600
     )
     assert [p.value for p in hours] == [40.0]
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        # TKE documents these InternalError codes for causes a retry cannot fix.
+        ("InternalError.CamNoAuth", TencentAuthError),
+        ("InternalError.AccountUserNotAuthenticated", TencentAuthError),
+        ("InternalError.ClusterNotFound", TencentNotFoundError),
+        ("InternalError.Param", TencentRequestError),
+        ("InternalError.QuotaMaxNodLimit", TencentRequestError),
+        # The rest stay worth a retry.
+        ("InternalError", TencentRetryableError),
+        ("InternalError.UnexpectedInternal", TencentRetryableError),
+    ],
+)
+async def test_tke_internal_errors_that_name_a_permanent_cause_are_not_retried(
+    cloud: tuple[TencentApi, TencentCloud], code: str, kind: type[Exception]
+) -> None:
+    api, tc = cloud
+    api.failures["DescribeClusterNodePools"] = [code]
+    with pytest.raises(kind) as err:
+        await list_node_pools(tc, "cls-abcd1234")
+    assert type(err.value) is kind and err.value.code == code
