@@ -308,3 +308,18 @@ async def test_tke_internal_errors_that_name_a_permanent_cause_are_not_retried(
     with pytest.raises(kind) as err:
         await list_node_pools(tc, "cls-abcd1234")
     assert type(err.value) is kind and err.value.code == code
+
+
+async def test_a_log_search_with_no_room_or_a_reversed_window_is_refused_before_any_call(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.logs = [{"time": int(NOW.timestamp() * 1000) - 1000, "json": {"msg": "x"}}]
+    hour_ago = NOW - timedelta(hours=1)
+    with pytest.raises(TencentRequestError, match="limit") as no_room:
+        await search_logs(tc, "topic-1", "*", hour_ago, NOW, limit=0)
+    with pytest.raises(TencentRequestError, match="after its end") as reversed_window:
+        await search_logs(tc, "topic-1", "*", NOW, hour_ago)
+    assert not isinstance(no_room.value, TencentRetryableError)
+    assert not isinstance(reversed_window.value, TencentRetryableError)
+    assert api.calls == []

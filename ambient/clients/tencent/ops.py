@@ -94,6 +94,14 @@ async def search_logs(
     region: str | None = None,
 ) -> SearchResult:
     """CQL search or `... | select ...` SQL analysis, paged with Context up to ``limit``."""
+    # Either would come back as an empty answer (or an API error), not as what to change.
+    if limit < 1:
+        raise TencentRequestError("InvalidParameterValue.Limit", f"limit must be >= 1, not {limit}")
+    if start > end:
+        raise TencentRequestError(
+            "InvalidParameterValue.From",
+            f"the window's start ({start.isoformat()}) is after its end ({end.isoformat()})",
+        )
     limit = min(limit, MAX_SEARCH_LOGS)
     params: dict[str, Any] = {
         "TopicId": topic_id,
