@@ -143,7 +143,9 @@ async def get_metric(
     ctx: Context[Any, Any],
     namespace: Annotated[str, Field(description="e.g. QCE/CVM, QCE/TKE2")],
     metric: Annotated[str, Field(description="e.g. CPUUsage")],
-    dimensions: Annotated[dict[str, str], Field(description='e.g. {"InstanceId": "ins-123"}')],
+    dimensions: Annotated[
+        dict[str, str], Field(min_length=1, description='e.g. {"InstanceId": "ins-123"}')
+    ],
     minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 60,
     period: Annotated[int, Field(description="seconds per point: 60, 300, 3600")] = 60,
     region: Region = None,

@@ -323,3 +323,25 @@ async def test_a_log_search_with_no_room_or_a_reversed_window_is_refused_before_
     assert not isinstance(no_room.value, TencentRetryableError)
     assert not isinstance(reversed_window.value, TencentRetryableError)
     assert api.calls == []
+
+
+async def test_a_metric_without_dimensions_is_refused_before_any_call(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.metric_points["CPUUsage"] = [(int(NOW.timestamp()) - 60, 40.0)]
+    with pytest.raises(TencentRequestError, match="InstanceId") as refused:
+        await get_metric(tc, "QCE/CVM", "CPUUsage", {}, NOW - timedelta(minutes=5), NOW)
+    assert not isinstance(refused.value, TencentRetryableError)
+    assert api.calls == []
+    # The stand-in, as the API reference: each instance names its dimensions.
+    params = {
+        "Namespace": "QCE/CVM",
+        "MetricName": "CPUUsage",
+        "Period": 60,
+        "StartTime": (NOW - timedelta(minutes=5)).isoformat(),
+        "EndTime": NOW.isoformat(),
+        "Instances": [{"Dimensions": []}],
+    }
+    with pytest.raises(TencentRequestError, match="dimensions"):
+        await tc.call("monitor", "GetMonitorData", params)

@@ -228,6 +228,12 @@ async def get_metric(
     region: str | None = None,
 ) -> list[MetricPoint]:
     # Refused here, with the period that would fit, rather than by the API as a bare error.
+    if not dimensions:
+        raise TencentRequestError(
+            "InvalidParameterValue.Dimensions",
+            f"{namespace}/{metric} needs the instance's dimensions, e.g. "
+            '{"InstanceId": "ins-123"} (see the product\'s metric documentation)',
+        )
     if period < 1:
         raise TencentRequestError("InvalidParameterValue.Period", "period must be >= 1 second")
     count = int((end - start).total_seconds()) // period
