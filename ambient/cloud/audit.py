@@ -13,13 +13,14 @@ from typing import Any, Literal
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.cloud.errors import CloudOpsError, CloudOpsRefusedError
+from ambient.domain.identifiers import TencentRegion
 from ambient.domain.users import RollbackPermission
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
 
 Mode = Literal["dry_run", "execute"]
-Region = str | None
+Region = TencentRegion | None
 
 
 class CloudGuard:

@@ -20,8 +20,19 @@ from ambient.clients.tencent.errors import (
     TencentRetryableError,
 )
 
-QUOTA_PREFIXES = ("LimitExceeded", "ResourceInsufficient", "ResourceUnavailable.Quota")
-INVALID_PREFIXES = ("InvalidParameter", "MissingParameter", "UnknownParameter", "OperationDenied")
+QUOTA_PREFIXES = (
+    "LimitExceeded",
+    "ResourceInsufficient",
+    "ResourceUnavailable.Quota",
+    "InternalError.Quota",
+)
+INVALID_PREFIXES = (
+    "InvalidParameter",
+    "MissingParameter",
+    "UnknownParameter",
+    "OperationDenied",
+    "InternalError.Param",
+)
 
 
 class CloudOpsError(Exception):

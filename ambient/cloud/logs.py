@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from ambient.clients.guard import RefusedDestinationError, url_host
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region
@@ -71,6 +72,17 @@ class AlarmSpec(BaseModel):
         default_factory=list, max_length=20, description="sub-account uins to email/SMS"
     )
     region: Region = Field(default=None, description="region (default: configured)")
+
+    @field_validator("notice_webhook")
+    @classmethod
+    def _http_webhook(cls, value: str | None) -> str | None:
+        # CLS posts to it (CallbackType Http): anything but an http(s) URL can never be called.
+        if value is not None:
+            try:
+                url_host(value)
+            except RefusedDestinationError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     def notice_request(self, name: str) -> CloudRequest:
         params: dict[str, Any] = {"Name": name, "Type": "All"}

@@ -6,7 +6,9 @@ CLI and the pages refuse the same values with the same words:
 - a TKE cluster id is ``cls-`` and 8 lowercase letters or digits (DescribeClusters' ClusterId);
 - any other cluster reference is a context name of AMBIENT_KUBECONFIG, as kubectl names them
   (``kind-dev``, ``gke_p_zone_c``, ``arn:aws:eks:...:cluster/c``, ``admin@dev``), never a URL;
-- a namespace is a DNS-1123 label, a workload name a DNS-1123 subdomain (Kubernetes' rules).
+- a namespace is a DNS-1123 label, a workload name a DNS-1123 subdomain (Kubernetes' rules);
+- a Tencent Cloud region is its API name (``ap-guangzhou``, ``na-siliconvalley``,
+  ``ap-shanghai-fsi``): it is sent as the X-TC-Region header, where anything else fails.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN_PART = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = re.compile(rf"^{_DNS_SUBDOMAIN_PART}(\.{_DNS_SUBDOMAIN_PART})*$")
 
+TENCENT_REGION = re.compile(r"^[a-z]{2}-[a-z]+(-[a-z0-9]+)*$")
+TENCENT_REGION_HINT = "a Tencent Cloud region name, e.g. ap-guangzhou, ap-shanghai, na-ashburn"
 TKE_CLUSTER_HINT = "cls- and 8 lowercase letters or digits, e.g. cls-7kq2m0ab"
 
 
@@ -29,6 +33,13 @@ def tke_cluster_id(value: str) -> str:
     """``value`` if it is a TKE cluster id."""
     if not TKE_CLUSTER_ID.match(value):
         raise ValueError(f"must be a TKE cluster id: {TKE_CLUSTER_HINT}")
+    return value
+
+
+def tencent_region(value: str) -> str:
+    """``value`` if it is written as a Tencent Cloud region."""
+    if len(value) > 32 or not TENCENT_REGION.match(value):
+        raise ValueError(f"must be {TENCENT_REGION_HINT} (not {value[:40]!r})")
     return value
 
 
@@ -65,6 +76,7 @@ def object_name(value: str, what: str = "Kubernetes object name") -> str:
     return value
 
 
+TencentRegion = Annotated[str, AfterValidator(tencent_region)]
 TkeClusterId = Annotated[str, AfterValidator(tke_cluster_id)]
 ClusterRef = Annotated[str, AfterValidator(cluster_ref)]
 NamespaceName = Annotated[str, AfterValidator(namespace_name)]

@@ -16,7 +16,13 @@ from ambient.clients.tencent import ops
 from ambient.cloud.audit import Mode
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
 from ambient.cloud.service import CloudOpsService
-from ambient.domain.identifiers import TKE_CLUSTER_HINT, NamespaceName, TkeClusterId
+from ambient.domain.identifiers import (
+    TENCENT_REGION_HINT,
+    TKE_CLUSTER_HINT,
+    NamespaceName,
+    TencentRegion,
+    TkeClusterId,
+)
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 from mcp_server.tools.hints import CHANGE, LOOK
 
@@ -29,7 +35,9 @@ ModeArg = Annotated[
     ),
 ]
 
-Region = Annotated[str | None, Field(description="region, e.g. ap-shanghai (default: configured)")]
+Region = Annotated[
+    TencentRegion | None, Field(description=f"{TENCENT_REGION_HINT} (default: configured)")
+]
 
 
 class Clusters(BaseModel):
@@ -135,7 +143,9 @@ async def get_metric(
     ctx: Context[Any, Any],
     namespace: Annotated[str, Field(description="e.g. QCE/CVM, QCE/TKE2")],
     metric: Annotated[str, Field(description="e.g. CPUUsage")],
-    dimensions: Annotated[dict[str, str], Field(description='e.g. {"InstanceId": "ins-123"}')],
+    dimensions: Annotated[
+        dict[str, str], Field(min_length=1, description='e.g. {"InstanceId": "ins-123"}')
+    ],
     minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 60,
     period: Annotated[int, Field(description="seconds per point: 60, 300, 3600")] = 60,
     region: Region = None,

@@ -112,7 +112,14 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "SearchLog": ("From", "To"),
     "DescribeAlertRecordHistory": ("From", "To", "Offset", "Limit"),
     # Cloud Monitor (monitor/2018-07-24)
-    "GetMonitorData": ("Namespace", "MetricName", "Instances"),
+    "GetMonitorData": (
+        "Namespace",
+        "MetricName",
+        "Instances",
+        "Instances[].Dimensions",
+        "Instances[].Dimensions[].Name",
+        "Instances[].Dimensions[].Value",
+    ),
     "DescribeAlarmHistories": ("Module",),
     # TTS (tts/2019-08-23)
     "TextToVoice": ("Text", "SessionId"),
@@ -393,6 +400,15 @@ class TencentApi:
             return error("InvalidParameter", f"unknown metric {params['MetricName']}")
         start = datetime.fromisoformat(params["StartTime"]).timestamp()
         end = datetime.fromisoformat(params["EndTime"]).timestamp()
+        # The API reference: up to 10 instances and 1440 datapoints per request.
+        if len(params["Instances"]) > 10:
+            return error("InvalidParameter", "at most 10 instances per request")
+        if not params["Instances"] or not all(i["Dimensions"] for i in params["Instances"]):
+            return error("InvalidParameter", "each instance needs its dimensions")
+        if int(params.get("Period", 300)) < 1:
+            return error("InvalidParameter", "Period must be positive")
+        if (end - start) // int(params.get("Period", 300)) > 1440:
+            return error("InvalidParameter", "more than 1440 datapoints in one request")
         inside = [(t, v) for t, v in points if start <= t <= end]
         return reply(
             {

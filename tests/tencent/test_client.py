@@ -241,3 +241,107 @@ async def test_threshold_watch_reads_tencent_monitor_and_reports_missing_credent
     )
     assert reading.value == 97.0
     assert missing.value is None and "TENCENTCLOUD_SECRET_ID" in (missing.error or "")
+
+
+@pytest.mark.parametrize("region", ["广州", "ap-guangzhou\r\nX-Injected: 1", "ap guangzhou"])
+async def test_a_region_out_of_format_is_refused_before_any_call_and_not_retried(
+    cloud: tuple[TencentApi, TencentCloud], region: str
+) -> None:
+    api, tc = cloud
+    with pytest.raises(TencentRequestError) as refused:
+        await list_clusters(tc, region=region)
+    assert not isinstance(refused.value, TencentRetryableError)
+    assert refused.value.code == "InvalidParameterValue.Region"
+    assert "e.g. ap-guangzhou" in refused.value.message
+    assert api.calls == []
+
+
+async def test_a_metric_window_past_1440_datapoints_is_refused_with_the_period_that_fits(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.metric_points["CPUUsage"] = [(int(NOW.timestamp()) - 60, 40.0)]
+    week = NOW - timedelta(days=7)
+    with pytest.raises(TencentRequestError) as refused:
+        await get_metric(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, week, NOW)
+    assert not isinstance(refused.value, TencentRetryableError)
+    assert "10080 datapoints" in refused.value.message and "period=3600" in refused.value.message
+    with pytest.raises(TencentRequestError, match="period"):
+        await get_metric(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, week, NOW, period=0)
+    assert api.calls == []
+    # The stand-in holds the documented limit too: the request itself is refused.
+    params = {
+        "Namespace": "QCE/CVM",
+        "MetricName": "CPUUsage",
+        "Period": 60,
+        "StartTime": week.isoformat(),
+        "EndTime": NOW.isoformat(),
+        "Instances": [{"Dimensions": [{"Name": "InstanceId", "Value": "ins-1"}]}],
+    }
+    with pytest.raises(TencentRequestError, match="1440"):
+        await tc.call("monitor", "GetMonitorData", params)
+    hours = await get_metric(
+        tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, week, NOW, period=3600
+    )
+    assert [p.value for p in hours] == [40.0]
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        # TKE documents these InternalError codes for causes a retry cannot fix.
+        ("InternalError.CamNoAuth", TencentAuthError),
+        ("InternalError.AccountUserNotAuthenticated", TencentAuthError),
+        ("InternalError.ClusterNotFound", TencentNotFoundError),
+        ("InternalError.Param", TencentRequestError),
+        ("InternalError.QuotaMaxNodLimit", TencentRequestError),
+        # The rest stay worth a retry.
+        ("InternalError", TencentRetryableError),
+        ("InternalError.UnexpectedInternal", TencentRetryableError),
+    ],
+)
+async def test_tke_internal_errors_that_name_a_permanent_cause_are_not_retried(
+    cloud: tuple[TencentApi, TencentCloud], code: str, kind: type[Exception]
+) -> None:
+    api, tc = cloud
+    api.failures["DescribeClusterNodePools"] = [code]
+    with pytest.raises(kind) as err:
+        await list_node_pools(tc, "cls-abcd1234")
+    assert type(err.value) is kind and err.value.code == code
+
+
+async def test_a_log_search_with_no_room_or_a_reversed_window_is_refused_before_any_call(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.logs = [{"time": int(NOW.timestamp() * 1000) - 1000, "json": {"msg": "x"}}]
+    hour_ago = NOW - timedelta(hours=1)
+    with pytest.raises(TencentRequestError, match="limit") as no_room:
+        await search_logs(tc, "topic-1", "*", hour_ago, NOW, limit=0)
+    with pytest.raises(TencentRequestError, match="after its end") as reversed_window:
+        await search_logs(tc, "topic-1", "*", NOW, hour_ago)
+    assert not isinstance(no_room.value, TencentRetryableError)
+    assert not isinstance(reversed_window.value, TencentRetryableError)
+    assert api.calls == []
+
+
+async def test_a_metric_without_dimensions_is_refused_before_any_call(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.metric_points["CPUUsage"] = [(int(NOW.timestamp()) - 60, 40.0)]
+    with pytest.raises(TencentRequestError, match="InstanceId") as refused:
+        await get_metric(tc, "QCE/CVM", "CPUUsage", {}, NOW - timedelta(minutes=5), NOW)
+    assert not isinstance(refused.value, TencentRetryableError)
+    assert api.calls == []
+    # The stand-in, as the API reference: each instance names its dimensions.
+    params = {
+        "Namespace": "QCE/CVM",
+        "MetricName": "CPUUsage",
+        "Period": 60,
+        "StartTime": (NOW - timedelta(minutes=5)).isoformat(),
+        "EndTime": NOW.isoformat(),
+        "Instances": [{"Dimensions": []}],
+    }
+    with pytest.raises(TencentRequestError, match="dimensions"):
+        await tc.call("monitor", "GetMonitorData", params)

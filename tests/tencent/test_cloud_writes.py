@@ -201,6 +201,26 @@ async def test_cw04_each_tencent_error_class_reads_as_what_to_do(
     assert [r.detail["outcome"] for r in rows if r.action == "cloud.create_logset"] == ["failed"]
 
 
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        ("InternalError.CamNoAuth", "CAM policy allows tke:CreateClusterNodePool"),
+        ("InternalError.QuotaMaxNodLimit", "quota or limit reached"),
+        ("InternalError.Param", "rejected a parameter of CreateClusterNodePool"),
+        ("InternalError.ClusterNotFound", "does not exist"),
+    ],
+)
+async def test_tke_internal_errors_naming_a_permanent_cause_read_as_what_to_do(
+    cloud: tuple[TencentApi, AppState], code: str, says: str
+) -> None:
+    api, state = cloud
+    api.failures["CreateClusterNodePool"] = [code]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_node_pool", pool=POOL, mode="execute")
+    assert failed and says in message and code in message
+    assert "try again" not in message
+
+
 async def test_cw05_bad_input_names_the_field_and_sends_nothing(
     cloud: tuple[TencentApi, AppState],
 ) -> None:

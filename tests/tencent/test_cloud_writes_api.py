@@ -336,3 +336,40 @@ async def test_ca05_the_cli_refuses_a_malformed_identifier_naming_it_and_sends_n
     assert "must be a" in done.output
     assert any(field in done.output for field in ("cluster_id", "name"))
     assert cloud.calls == []
+
+
+async def test_a_region_out_of_format_is_a_422_naming_region_and_sends_nothing(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+) -> None:
+    cloud, http, settings = api
+    ops = await _token(settings, "ops-region", RollbackPermission.EXECUTE)
+    answer = await http.post(
+        "/cloud/logsets", json={"name": "x", "region": "广州", "mode": "execute"}, headers=ops
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"] == ["body", "region"]
+    assert "ap-guangzhou" in answer.json()["detail"][0]["msg"]
+    assert cloud.calls == []
+
+
+async def test_an_alarm_notice_webhook_that_is_not_an_http_url_is_a_422_and_creates_nothing(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+) -> None:
+    cloud, http, settings = api
+    ops = await _token(settings, "ops-hook", RollbackPermission.EXECUTE)
+    cloud.topics = [{"TopicId": "topic-app", "TopicName": "app", "LogsetId": "logset-app"}]
+    alarm = {
+        "name": "errors",
+        "topic_id": "topic-app",
+        "query": "level:ERROR | select count(*) as n",
+        "condition": "$1.n > 10",
+        "notice_name": "oncall",
+        "mode": "execute",
+    }
+    for hook in ("hooks.example.com/cls", "javascript:alert(1)", "ftp://hooks.example.com/"):
+        answer = await http.post(
+            "/cloud/alarms", json={**alarm, "notice_webhook": hook}, headers=ops
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"][0]["loc"] == ["body", "notice_webhook"]
+    assert cloud.creates() == []

@@ -23,7 +23,12 @@ from tencentcloud.monitor.v20180724 import monitor_client
 from tencentcloud.tke.v20180525 import tke_client
 from tencentcloud.tts.v20190823 import tts_client
 
-from ambient.clients.tencent.errors import TencentNotConfiguredError, translate
+from ambient.clients.tencent.errors import (
+    TencentNotConfiguredError,
+    TencentRequestError,
+    translate,
+)
+from ambient.domain.identifiers import tencent_region
 from ambient.settings import Settings
 
 T = TypeVar("T")
@@ -97,7 +102,13 @@ class TencentCloud:
         """The `Response` object of one API call (RequestId removed)."""
         if self.credential is None:
             raise TencentNotConfiguredError("NotConfigured", NOT_CONFIGURED)
-        client = self._client(product, region or self.region)
+        # The region travels as a header: out of format, the SDK fails it as a (retryable)
+        # ClientNetworkError, or the API as an unsupported region; neither can ever work.
+        try:
+            region = tencent_region(region or self.region)
+        except ValueError as exc:
+            raise TencentRequestError("InvalidParameterValue.Region", f"region {exc}") from None
+        client = self._client(product, region)
         for attempt in range(self._limit_retries + 1):
             try:
                 data = await asyncio.to_thread(client.call_json, action, params)

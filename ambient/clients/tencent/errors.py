@@ -3,9 +3,10 @@
 TencentCloudError
  ├── TencentNotConfiguredError  no credentials: says what to set
  ├── TencentRetryableError      network, server, RequestLimitExceeded, InternalError
- └── TencentRequestError        the request itself is wrong or not allowed
-      ├── TencentAuthError       AuthFailure*, UnauthorizedOperation* (check keys and CAM policy)
-      └── TencentNotFoundError   ResourceNotFound*
+ └── TencentRequestError        the request itself is wrong or not allowed (and the InternalError
+      │                         codes TKE documents for such causes: .Param, .Quota*, ...)
+      ├── TencentAuthError       AuthFailure*, UnauthorizedOperation*, InternalError.CamNoAuth
+      └── TencentNotFoundError   ResourceNotFound*, InternalError.*NotFound
 """
 
 from __future__ import annotations
@@ -51,15 +52,25 @@ RETRYABLE_PREFIXES = (
 )
 
 
+# InternalError codes TKE documents for causes a retry cannot fix (tke errorcodes: "没有权限",
+# "账户未通过认证", "参数错误", "超过配额限制", "...未找到"): not retried, read as their cause.
+INTERNAL_AUTH = ("InternalError.CamNoAuth", "InternalError.AccountUserNotAuthenticated")
+INTERNAL_PERMANENT = ("InternalError.Param", "InternalError.Quota")
+
+
 def translate(exc: TencentCloudSDKException) -> TencentCloudError:
     code = str(exc.get_code() or "ClientError")
     message = exc.get_message()
     text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
     request_id = exc.get_request_id() or None
+    if code.startswith(("AuthFailure", "UnauthorizedOperation")) or code in INTERNAL_AUTH:
+        return TencentAuthError(code, text, request_id)
+    if code.startswith("ResourceNotFound") or (
+        code.startswith("InternalError.") and code.endswith("NotFound")
+    ):
+        return TencentNotFoundError(code, text, request_id)
+    if code.startswith(INTERNAL_PERMANENT):
+        return TencentRequestError(code, text, request_id)
     if code.startswith(RETRYABLE_PREFIXES):
         return TencentRetryableError(code, text, request_id)
-    if code.startswith(("AuthFailure", "UnauthorizedOperation")):
-        return TencentAuthError(code, text, request_id)
-    if code.startswith("ResourceNotFound"):
-        return TencentNotFoundError(code, text, request_id)
     return TencentRequestError(code, text, request_id)

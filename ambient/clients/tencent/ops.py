@@ -20,6 +20,8 @@ from ambient.clients.tencent.errors import TencentRequestError
 
 MAX_SEARCH_LOGS = 10_000  # CLS caps a Context-paged search here
 TTS_CHUNK = 150  # characters per TextToVoice call
+MAX_METRIC_POINTS = 1440  # GetMonitorData answers at most this many datapoints per request
+METRIC_PERIODS = (60, 300, 3600, 86400)  # the statistics periods Cloud Monitor keeps
 
 
 class LogRecord(BaseModel):
@@ -92,6 +94,14 @@ async def search_logs(
     region: str | None = None,
 ) -> SearchResult:
     """CQL search or `... | select ...` SQL analysis, paged with Context up to ``limit``."""
+    # Either would come back as an empty answer (or an API error), not as what to change.
+    if limit < 1:
+        raise TencentRequestError("InvalidParameterValue.Limit", f"limit must be >= 1, not {limit}")
+    if start > end:
+        raise TencentRequestError(
+            "InvalidParameterValue.From",
+            f"the window's start ({start.isoformat()}) is after its end ({end.isoformat()})",
+        )
     limit = min(limit, MAX_SEARCH_LOGS)
     params: dict[str, Any] = {
         "TopicId": topic_id,
@@ -217,6 +227,24 @@ async def get_metric(
     period: int = 60,
     region: str | None = None,
 ) -> list[MetricPoint]:
+    # Refused here, with the period that would fit, rather than by the API as a bare error.
+    if not dimensions:
+        raise TencentRequestError(
+            "InvalidParameterValue.Dimensions",
+            f"{namespace}/{metric} needs the instance's dimensions, e.g. "
+            '{"InstanceId": "ins-123"} (see the product\'s metric documentation)',
+        )
+    if period < 1:
+        raise TencentRequestError("InvalidParameterValue.Period", "period must be >= 1 second")
+    count = int((end - start).total_seconds()) // period
+    if count > MAX_METRIC_POINTS:
+        fits = next((p for p in METRIC_PERIODS if count * period // p <= MAX_METRIC_POINTS), None)
+        hint = f"use period={fits}" if fits else "shorten the window"
+        raise TencentRequestError(
+            "InvalidParameterValue.Period",
+            f"{count} datapoints at period={period}s; GetMonitorData answers at most "
+            f"{MAX_METRIC_POINTS} per request: {hint}",
+        )
     answer = await tc.call(
         "monitor",
         "GetMonitorData",
