@@ -38,6 +38,11 @@ APPRISE_HTTP = {
     "ntfy", "ntfys", "mmost", "mmosts", "rocket", "rockets", "matrix", "matrixs", "nctalk",
     "nctalks", "ncloud", "nclouds", "bark", "barks", "lametric", "lametrics", "kodi", "kodis",
     "xbmc", "xbmcs", "emby", "embys", "notica", "revolt", "signal", "signals",
+    "hassio", "hassios", "synology", "synologys", "mastodon", "mastodons", "toot", "toots",
+    "misskey", "misskeys", "pjet", "pjets", "parsep", "parseps", "enigma2", "enigma2s",
+    "jellyfin", "jellyfins", "evolution", "evolutions", "flowtriq", "flowtriqs", "goalert",
+    "goalerts", "gorush", "gorushs", "humhub", "humhubs", "onebot", "onebots", "pinglet",
+    "pinglets", "smseagle", "smseagles", "deltachat", "deltachats",
 }  # fmt: skip
 # Apprise schemes with local effects on the worker machine: never a user's target.
 APPRISE_LOCAL = {

@@ -295,3 +295,24 @@ async def test_apprise_json_url_to_a_refused_address_is_not_sent(
             "alice", REPORT, "windows://", idempotency_key="k"
         )
     assert state.received == []
+
+
+@pytest.mark.parametrize(
+    "scheme", ["hassio", "synology", "mastodon", "misskey", "pjet", "enigma2", "jellyfin"]
+)
+async def test_apprise_self_hosted_service_on_a_refused_address_is_refused_before_any_send(
+    endpoints: tuple[PushEndpoints, str], scheme: str
+) -> None:
+    from ambient.clients.notify.targets import TargetPolicy
+    from ambient.domain.notify import Target
+
+    state, base = endpoints
+    # These Apprise services post to the host the user names, like json:// does.
+    url = base.replace("http://", f"{scheme}://token@") + "/abcdef"
+    target = Target(type="apprise", target=url)
+    assert "loopback" in (TargetPolicy.strict().problem(target, user="bob", is_admin=False) or "")
+    with pytest.raises(PermanentNotifyError, match="loopback"):
+        await AppriseChannel(SECRETS, DestinationGuard()).send(
+            "alice", REPORT, url, idempotency_key="k"
+        )
+    assert state.received == []
