@@ -316,3 +316,14 @@ async def test_apprise_self_hosted_service_on_a_refused_address_is_refused_befor
             "alice", REPORT, url, idempotency_key="k"
         )
     assert state.received == []
+
+
+async def test_email_title_with_line_breaks_is_sent_on_one_subject_line(mailbox: Mailbox) -> None:
+    channel = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+    # A title built from user or alert text: a line break must neither stop the mail nor
+    # start a header of its own.
+    message = REPORT.model_copy(update={"title": "api down\r\nBcc: mallory@evil.example\nagain"})
+    await channel.send("alice", message, "alice@example.com", idempotency_key="k")
+    (mail,) = mailbox.messages
+    assert mail["Subject"] == "api down Bcc: mallory@evil.example again"
+    assert mail["Bcc"] is None and mail["To"] == "alice@example.com"

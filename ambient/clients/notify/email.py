@@ -32,7 +32,8 @@ class EmailChannel:
 
     def build(self, message: Message, to: str, idempotency_key: str) -> EmailMessage:
         mail = EmailMessage()
-        mail["Subject"] = message.title
+        # One header line: a line break in the title would be refused (or start a header).
+        mail["Subject"] = " ".join(message.title.splitlines())
         mail["From"] = self.sender
         mail["To"] = to
         mail["Date"] = formatdate(localtime=False)
