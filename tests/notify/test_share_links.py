@@ -96,3 +96,23 @@ async def test_share_api_opens_without_login_and_escapes_untrusted_html(
         await api.post("/share", json={"title": "", "body": "x"}, headers=auth)
     ).status_code == 422
     assert (await api.post("/share", json={"title": "t", "body": "x"})).status_code == 401
+
+
+async def test_sharing_again_after_expiry_or_revocation_gives_a_link_that_opens(
+    db: Database,
+) -> None:
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    key = "briefing/alice/2026-11-22/v1"
+    async with db.session() as session:
+        repo = ShareLinkRepository(session, SECRET)
+        first, _ = await repo.create("alice", "briefing", "t", "b", days=7, key=key, now=now)
+        # A week later the user asks for the link again: a dead link is no answer.
+        later = now + timedelta(days=8)
+        second, token = await repo.create("alice", "briefing", "t", "b", days=7, key=key, now=later)
+        assert second.id != first.id and (await repo.open(token, later)).id == second.id
+        again, same = await repo.create("alice", "briefing", "t", "b", days=7, key=key, now=later)
+        assert (again.id, same) == (second.id, token)  # a retry still gives the same link
+        assert await repo.revoke("alice", second.id, later)
+        third, token = await repo.create("alice", "briefing", "t", "b", days=7, key=key, now=later)
+        assert third.id not in (first.id, second.id)
+        assert (await repo.open(token, later)).id == third.id
