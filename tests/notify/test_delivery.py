@@ -356,3 +356,33 @@ async def test_quiet_hours_record_the_held_back_push_as_suppressed(deps: WorkerD
         ("webhook", "https://hooks.example/x?…", "quiet hours")
     ]
     assert [e for e in events if e.kind == "delivery.failed"] == []
+
+
+async def test_apprise_tokens_stay_out_of_the_deliveries_list(deps: WorkerDeps) -> None:
+    from ambient import history
+
+    await _user(deps.db, "fay", timezone="Europe/Berlin")
+    now = datetime.now(ZoneInfo("Europe/Berlin"))
+    start, end = now.replace(minute=0).strftime("%H:%M"), f"{(now.hour + 1) % 24:02d}:00"
+    # Apprise URLs carry their credentials in the host and path, not only in a query.
+    urls = [
+        "tgram://123456789:AAHbotTOKEN/987654",
+        "discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV",
+        "gotify://push.example/AppTOKEN1234",
+    ]
+    await _set_push(
+        deps.db,
+        "fay",
+        {
+            "channels": [{"type": "apprise", "target": url} for url in urls],
+            "quiet_hours": {"start": start, "end": end},
+        },
+    )
+    notify = NotifyActivities(deps.db, deps.channels)
+    request = _request("a1").model_copy(update={"user": "fay"})
+    result = await ActivityEnvironment().run(notify.notify, request)
+    async with deps.db.session() as session:
+        rows = await history.deliveries(session, "fay")
+    shown = sorted(r.target for r in rows)
+    assert shown == sorted(d.target for d in result.deliveries)
+    assert shown == ["discord://…", "gotify://push.example/…", "tgram://…"]
