@@ -60,7 +60,9 @@ def read_token(secret: str, token: str, now: datetime) -> str:
         expires = int(expires_text)
     except ValueError:
         raise InvalidShareLinkError("malformed share token") from None
-    if not hmac.compare_digest(signature, _signature(secret, token_id, expires)):
+    # As bytes: compare_digest refuses str with non-ASCII (a pasted link's trailing "。").
+    expected = _signature(secret, token_id, expires).encode()
+    if not hmac.compare_digest(signature.encode(), expected):
         raise InvalidShareLinkError("bad share token signature")
     if now.timestamp() >= expires:
         raise ExpiredShareLinkError("this link has expired")
