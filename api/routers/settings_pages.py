@@ -153,7 +153,9 @@ async def save_push(
             channel["kinds"] = chosen
         channels.append(channel)
     try:
-        config = PushConfig.model_validate({"channels": channels})
+        # The page edits channels only: the quiet hours set elsewhere stay as they are.
+        quiet = stored_push_config(me.push_config).quiet_hours
+        config = PushConfig.model_validate({"channels": channels, "quiet_hours": quiet})
         await save_push_config(session, me, config, state.channels.policy)
     except ValidationError as exc:
         errors = field_errors(exc, _)
