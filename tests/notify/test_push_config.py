@@ -220,3 +220,17 @@ async def test_saving_channels_on_the_settings_page_keeps_the_quiet_hours(
     config = (await api.get("/users/me/push")).json()
     assert [c["target"] for c in config["channels"]] == ["bob@example.com"]
     assert config["quiet_hours"] == quiet
+
+
+async def test_quiet_hours_that_start_when_they_end_are_refused_by_name(
+    api: httpx.AsyncClient,
+) -> None:
+    # 00:00 to 00:00 reads as "all day" but covered no minute at all: pushes kept coming.
+    refused = await api.put(
+        "/users/me/push",
+        json={"channels": [{"type": "inbox"}], "quiet_hours": {"start": "00:00", "end": "00:00"}},
+    )
+    assert refused.status_code == 422
+    (problem,) = refused.json()["detail"]
+    assert problem["loc"][:2] == ["body", "quiet_hours"] and "same time" in problem["msg"]
+    assert (await api.get("/users/me/push")).json()["quiet_hours"] is None
