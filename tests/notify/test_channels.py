@@ -327,3 +327,18 @@ async def test_email_title_with_line_breaks_is_sent_on_one_subject_line(mailbox:
     (mail,) = mailbox.messages
     assert mail["Subject"] == "api down Bcc: mallory@evil.example again"
     assert mail["Bcc"] is None and mail["To"] == "alice@example.com"
+
+
+async def test_a_dingtalk_robot_waiting_for_its_rate_limit_does_not_hold_up_another_robot() -> None:
+    import asyncio
+
+    limiter = RateLimiter(per_minute=1, max_wait=120)
+    await limiter.acquire("busy-robot")
+    waiting = asyncio.create_task(limiter.acquire("busy-robot"))  # its slot is a minute away
+    await asyncio.sleep(0)
+    try:
+        # Another team's robot has sent nothing this minute: its message goes now.
+        await asyncio.wait_for(limiter.acquire("quiet-robot"), timeout=5)
+        assert not waiting.done()
+    finally:
+        waiting.cancel()
