@@ -342,3 +342,15 @@ async def test_a_dingtalk_robot_waiting_for_its_rate_limit_does_not_hold_up_anot
         assert not waiting.done()
     finally:
         waiting.cancel()
+
+
+async def test_sms_goes_to_the_phone_number_however_it_was_written(
+    endpoints: tuple[PushEndpoints, str],
+) -> None:
+    state, base = endpoints
+    # The gateway gets the number as the template places it (here in the JSON body).
+    template = base.replace("http://", "json://") + "/apprise?:phone={phone}"
+    channel = SmsChannel(template, SECRETS)
+    for written in ("+1 (555) 000-1111", "+1.555.000.1111", "+15550001111"):
+        await channel.send("alice", REPORT, written, idempotency_key="k")
+    assert [body["phone"] for _, body in state.received] == ["15550001111"] * 3
