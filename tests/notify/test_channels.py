@@ -354,3 +354,18 @@ async def test_sms_goes_to_the_phone_number_however_it_was_written(
     for written in ("+1 (555) 000-1111", "+1.555.000.1111", "+15550001111"):
         await channel.send("alice", REPORT, written, idempotency_key="k")
     assert [body["phone"] for _, body in state.received] == ["15550001111"] * 3
+
+
+async def test_email_link_is_escaped_in_the_html_part(mailbox: Mailbox) -> None:
+    channel = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+    # A watched page's URL becomes the link: its quotes and brackets are text, not markup.
+    link = 'https://shop.example/?q="><b>Password_expired</b><a/href="https://evil.example'
+    message = Message(title="Changed", body="the page changed", link=link)
+    await channel.send("alice", message, "alice@example.com", idempotency_key="k")
+    (mail,) = mailbox.messages
+    parts = {part.get_content_type(): part for part in mail.walk()}
+    rich = parts["text/html"].get_payload(decode=True)
+    assert isinstance(rich, bytes)
+    html = rich.decode()
+    assert "<b>" not in html and "<a/href" not in html
+    assert "&lt;b&gt;Password_expired&lt;/b&gt;" in html
