@@ -87,16 +87,10 @@ class NotifyActivities:
 
             async def one(target: Target) -> Delivery:
                 shown = redact_target(target.type, target.target)
-                if quiet and target.type != "inbox":
-                    return Delivery(
-                        channel=target.type,
-                        target=shown,
-                        status=DeliveryStatus.SUPPRESSED,
-                        error="quiet hours",
-                    )
+                held = quiet and target.type != "inbox"
                 async with gate:
                     try:
-                        return await self._deliver(request, recipient, target)
+                        return await self._deliver(request, recipient, target, held=held)
                     except DATABASE_BUSY as exc:
                         # The row could not be read or written (e.g. the database is busy):
                         # this target waits for a retry; the others go on meanwhile.
@@ -181,8 +175,10 @@ class NotifyActivities:
         return targets, quiet
 
     async def _deliver(
-        self, request: NotifyRequest, recipient: Recipient, target: Target
+        self, request: NotifyRequest, recipient: Recipient, target: Target, *, held: bool = False
     ) -> Delivery:
+        """Send to one target under its row's lease; ``held`` (quiet hours) records the row as
+        suppressed instead, so the deliveries list says why nothing came."""
         channel_name, address = target.type, target.target
         shown = redact_target(channel_name, address)[:MAX_SHOWN]
         key = delivery_key(request.idempotency_key, channel_name, address)
@@ -214,13 +210,28 @@ class NotifyActivities:
                     status=DeliveryStatus.DUPLICATE,
                     provider_id=provider_id,
                 )
+            if status == DeliveryStatus.SUPPRESSED:
+                return Delivery(
+                    channel=channel_name,
+                    target=shown,
+                    status=DeliveryStatus.SUPPRESSED,
+                    error=error,
+                )
             if status == "pending":
                 error = "transient: a send to this target is in flight; retrying after its lease"
             # Else failed for good earlier: a retry must not retry what can never succeed.
             return Delivery(
                 channel=channel_name, target=shown, status=DeliveryStatus.FAILED, error=error
             )
-        outcome = await self._send(request, recipient, target, key)
+        if held:
+            outcome = Delivery(
+                channel=channel_name,
+                target=address,
+                status=DeliveryStatus.SUPPRESSED,
+                error="quiet hours",
+            )
+        else:
+            outcome = await self._send(request, recipient, target, key)
         async with self._db.write_session() as session:
             await DeliveryRepository(session).finish(
                 key,
@@ -228,7 +239,7 @@ class NotifyActivities:
                 error=outcome.error,
                 provider_id=outcome.provider_id,
             )
-            if outcome.error is not None:
+            if outcome.status is DeliveryStatus.FAILED:
                 await _record_failure(
                     session, request, outcome.model_copy(update={"target": shown}), key
                 )

@@ -60,7 +60,9 @@ def read_token(secret: str, token: str, now: datetime) -> str:
         expires = int(expires_text)
     except ValueError:
         raise InvalidShareLinkError("malformed share token") from None
-    if not hmac.compare_digest(signature, _signature(secret, token_id, expires)):
+    # As bytes: compare_digest refuses str with non-ASCII (a pasted link's trailing "。").
+    expected = _signature(secret, token_id, expires).encode()
+    if not hmac.compare_digest(signature.encode(), expected):
         raise InvalidShareLinkError("bad share token signature")
     if now.timestamp() >= expires:
         raise ExpiredShareLinkError("this link has expired")
@@ -85,8 +87,10 @@ class ShareLinkRepository:
     ) -> tuple[ShareLink, str]:
         """A new link (or, with the same ``key``, the one made before: retries are safe)."""
         now = now or datetime.now(UTC)
-        token_id = hashlib.sha256(key.encode()).hexdigest()[:32] if key else secrets.token_hex(16)
-        row = await self.session.scalar(select(ShareLink).where(ShareLink.token_id == token_id))
+        if key is None:
+            token_id, row = secrets.token_hex(16), None
+        else:
+            token_id, row = await self._keyed(key, now)
         if row is None:
             row = ShareLink(
                 token_id=token_id,
@@ -100,6 +104,20 @@ class ShareLinkRepository:
             self.session.add(row)
             await self.session.flush()
         return row, make_token(self.secret, token_id, row.expires_at)
+
+    async def _keyed(self, key: str, now: datetime) -> tuple[str, ShareLink | None]:
+        """The live link made before with ``key``, or the token id for a new one: a key's
+        links expire and are revoked, and asking again must then give a link that opens."""
+        generation = 0
+        while True:
+            seed = key if generation == 0 else f"{key}#{generation}"
+            token_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
+            row = await self.session.scalar(select(ShareLink).where(ShareLink.token_id == token_id))
+            if row is None:
+                return token_id, None
+            if row.revoked_at is None and now.timestamp() < row.expires_at.timestamp():
+                return token_id, row
+            generation += 1
 
     async def open(self, token: str, now: datetime | None = None) -> ShareLink:
         token_id = read_token(self.secret, token, now or datetime.now(UTC))

@@ -131,7 +131,20 @@ def redact_target(channel: str, target: str) -> str:
         scheme, _, rest = target.partition("://")
         authority, slash, path = rest.partition("/")
         authority = authority.rpartition("@")[2]
+        if channel == "apprise" and scheme.lower() not in ("http", "https"):
+            return _redact_apprise(scheme, authority, slash + path)
         path = path.split("?", 1)[0].split("#", 1)[0]
         query = "?…" if ("?" in rest or "#" in rest) else ""
         return f"{scheme}://{authority}{slash}{path}{query}"
     return target[:4] + "…"
+
+
+def _redact_apprise(scheme: str, authority: str, path: str) -> str:
+    # Apprise URLs carry tokens in the host (tgram://BOT_TOKEN) and the path (discord://ID/
+    # TOKEN, gotify://host/TOKEN): only a self-hosted service's host is shown.
+    from ambient.domain.push import APPRISE_HTTP  # push builds on this module
+
+    plain = scheme.lower()
+    if plain in APPRISE_HTTP or plain[:-1] in APPRISE_HTTP:
+        return f"{scheme}://{authority}" + ("/…" if path.strip("/") else "")
+    return f"{scheme}://…"

@@ -13,10 +13,10 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ambient.clients.guard import RefusedDestinationError, url_host
-from ambient.domain.configs import STORED, UserConfig
+from ambient.domain.configs import STORED, UserConfig, reading_stored
 from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import CHANNEL_TYPES, NotificationKind, Target
 from ambient.domain.users import HHMM
@@ -38,6 +38,11 @@ APPRISE_HTTP = {
     "ntfy", "ntfys", "mmost", "mmosts", "rocket", "rockets", "matrix", "matrixs", "nctalk",
     "nctalks", "ncloud", "nclouds", "bark", "barks", "lametric", "lametrics", "kodi", "kodis",
     "xbmc", "xbmcs", "emby", "embys", "notica", "revolt", "signal", "signals",
+    "hassio", "hassios", "synology", "synologys", "mastodon", "mastodons", "toot", "toots",
+    "misskey", "misskeys", "pjet", "pjets", "parsep", "parseps", "enigma2", "enigma2s",
+    "jellyfin", "jellyfins", "evolution", "evolutions", "flowtriq", "flowtriqs", "goalert",
+    "goalerts", "gorush", "gorushs", "humhub", "humhubs", "onebot", "onebots", "pinglet",
+    "pinglets", "smseagle", "smseagles", "deltachat", "deltachats",
 }  # fmt: skip
 # Apprise schemes with local effects on the worker machine: never a user's target.
 APPRISE_LOCAL = {
@@ -168,6 +173,16 @@ class QuietHours(UserConfig):
     end: HHMM = Field(description="HH:MM, e.g. 07:30 (may wrap past midnight)")
     # Remediation escalations still get through unless this is set.
     include_remediation: bool = False
+
+    @model_validator(mode="after")
+    def _some_minutes(self, info: ValidationInfo) -> QuietHours:
+        # Equal ends cover no minute at all: "00:00 to 00:00" would silently hold nothing back.
+        if self.start == self.end and not reading_stored(info):
+            raise ValueError(
+                f"start and end are the same time ({self.start}): the window would be empty; "
+                "give the hours to hold pushes back, e.g. 22:00 to 07:30"
+            )
+        return self
 
     def covers(self, now: time, kind: NotificationKind) -> bool:
         if kind is NotificationKind.REMEDIATION and not self.include_remediation:

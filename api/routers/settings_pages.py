@@ -153,7 +153,10 @@ async def save_push(
             channel["kinds"] = chosen
         channels.append(channel)
     try:
+        # The page edits channels only: the quiet hours set elsewhere stay as they are stored.
+        quiet = stored_push_config(me.push_config).quiet_hours
         config = PushConfig.model_validate({"channels": channels})
+        config = config.model_copy(update={"quiet_hours": quiet})
         await save_push_config(session, me, config, state.channels.policy)
     except ValidationError as exc:
         errors = field_errors(exc, _)

@@ -295,3 +295,77 @@ async def test_apprise_json_url_to_a_refused_address_is_not_sent(
             "alice", REPORT, "windows://", idempotency_key="k"
         )
     assert state.received == []
+
+
+@pytest.mark.parametrize(
+    "scheme", ["hassio", "synology", "mastodon", "misskey", "pjet", "enigma2", "jellyfin"]
+)
+async def test_apprise_self_hosted_service_on_a_refused_address_is_refused_before_any_send(
+    endpoints: tuple[PushEndpoints, str], scheme: str
+) -> None:
+    from ambient.clients.notify.targets import TargetPolicy
+    from ambient.domain.notify import Target
+
+    state, base = endpoints
+    # These Apprise services post to the host the user names, like json:// does.
+    url = base.replace("http://", f"{scheme}://token@") + "/abcdef"
+    target = Target(type="apprise", target=url)
+    assert "loopback" in (TargetPolicy.strict().problem(target, user="bob", is_admin=False) or "")
+    with pytest.raises(PermanentNotifyError, match="loopback"):
+        await AppriseChannel(SECRETS, DestinationGuard()).send(
+            "alice", REPORT, url, idempotency_key="k"
+        )
+    assert state.received == []
+
+
+async def test_email_title_with_line_breaks_is_sent_on_one_subject_line(mailbox: Mailbox) -> None:
+    channel = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+    # A title built from user or alert text: a line break must neither stop the mail nor
+    # start a header of its own.
+    message = REPORT.model_copy(update={"title": "api down\r\nBcc: mallory@evil.example\nagain"})
+    await channel.send("alice", message, "alice@example.com", idempotency_key="k")
+    (mail,) = mailbox.messages
+    assert mail["Subject"] == "api down Bcc: mallory@evil.example again"
+    assert mail["Bcc"] is None and mail["To"] == "alice@example.com"
+
+
+async def test_a_dingtalk_robot_waiting_for_its_rate_limit_does_not_hold_up_another_robot() -> None:
+    import asyncio
+
+    limiter = RateLimiter(per_minute=1, max_wait=120)
+    await limiter.acquire("busy-robot")
+    waiting = asyncio.create_task(limiter.acquire("busy-robot"))  # its slot is a minute away
+    await asyncio.sleep(0)
+    try:
+        # Another team's robot has sent nothing this minute: its message goes now.
+        await asyncio.wait_for(limiter.acquire("quiet-robot"), timeout=5)
+        assert not waiting.done()
+    finally:
+        waiting.cancel()
+
+
+async def test_sms_goes_to_the_phone_number_however_it_was_written(
+    endpoints: tuple[PushEndpoints, str],
+) -> None:
+    state, base = endpoints
+    # The gateway gets the number as the template places it (here in the JSON body).
+    template = base.replace("http://", "json://") + "/apprise?:phone={phone}"
+    channel = SmsChannel(template, SECRETS)
+    for written in ("+1 (555) 000-1111", "+1.555.000.1111", "+15550001111"):
+        await channel.send("alice", REPORT, written, idempotency_key="k")
+    assert [body["phone"] for _, body in state.received] == ["15550001111"] * 3
+
+
+async def test_email_link_is_escaped_in_the_html_part(mailbox: Mailbox) -> None:
+    channel = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+    # A watched page's URL becomes the link: its quotes and brackets are text, not markup.
+    link = 'https://shop.example/?q="><b>Password_expired</b><a/href="https://evil.example'
+    message = Message(title="Changed", body="the page changed", link=link)
+    await channel.send("alice", message, "alice@example.com", idempotency_key="k")
+    (mail,) = mailbox.messages
+    parts = {part.get_content_type(): part for part in mail.walk()}
+    rich = parts["text/html"].get_payload(decode=True)
+    assert isinstance(rich, bytes)
+    html = rich.decode()
+    assert "<b>" not in html and "<a/href" not in html
+    assert "&lt;b&gt;Password_expired&lt;/b&gt;" in html

@@ -325,3 +325,64 @@ def test_a_long_delivery_key_fits_its_column_on_every_channel() -> None:
         key = delivery_key("r" * 300, channel, "https://example.com/" + "t" * 300)
         assert len(key) <= MAX_KEY, channel
         assert key.startswith("r" * 100) and f":{channel}:sha256:" in key
+
+
+async def test_quiet_hours_record_the_held_back_push_as_suppressed(deps: WorkerDeps) -> None:
+    from ambient import history
+
+    await _user(deps.db, "erin", timezone="America/New_York")
+    now = datetime.now(ZoneInfo("America/New_York"))
+    start, end = now.replace(minute=0).strftime("%H:%M"), f"{(now.hour + 1) % 24:02d}:00"
+    await _set_push(
+        deps.db,
+        "erin",
+        {
+            "channels": [{"type": "webhook", "target": "https://hooks.example/x?token=t0p"}],
+            "quiet_hours": {"start": start, "end": end},
+        },
+    )
+    notify = NotifyActivities(deps.db, deps.channels)
+    request = _request("q2").model_copy(update={"user": "erin"})
+    env = ActivityEnvironment()
+    first = await env.run(notify.notify, request)
+    again = await env.run(notify.notify, request)  # a retry: still held back, one row
+    for result in (first, again):
+        assert [(d.channel, d.status) for d in result.deliveries] == [("webhook", "suppressed")]
+    # "Why no push last night?": the deliveries list answers, without the token.
+    async with deps.db.session() as session:
+        rows = await history.deliveries(session, "erin", status="suppressed")
+        events = await EventRepository(session).list(user="erin")
+    assert [(r.channel, r.target, r.error) for r in rows] == [
+        ("webhook", "https://hooks.example/x?…", "quiet hours")
+    ]
+    assert [e for e in events if e.kind == "delivery.failed"] == []
+
+
+async def test_apprise_tokens_stay_out_of_the_deliveries_list(deps: WorkerDeps) -> None:
+    from ambient import history
+
+    await _user(deps.db, "fay", timezone="Europe/Berlin")
+    now = datetime.now(ZoneInfo("Europe/Berlin"))
+    start, end = now.replace(minute=0).strftime("%H:%M"), f"{(now.hour + 1) % 24:02d}:00"
+    # Apprise URLs carry their credentials in the host and path, not only in a query.
+    urls = [
+        "tgram://123456789:AAHbotTOKEN/987654",
+        "discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV",
+        "gotify://push.example/AppTOKEN1234",
+    ]
+    await _set_push(
+        deps.db,
+        "fay",
+        {
+            "channels": [{"type": "apprise", "target": url} for url in urls],
+            "quiet_hours": {"start": start, "end": end},
+        },
+    )
+    notify = NotifyActivities(deps.db, deps.channels)
+    request = _request("a1").model_copy(update={"user": "fay"})
+    result = await ActivityEnvironment().run(notify.notify, request)
+    async with deps.db.session() as session:
+        rows = await history.deliveries(session, "fay")
+    shown = sorted(r.target for r in rows)
+    assert shown == sorted(d.target for d in result.deliveries)
+    assert shown == ["discord://…", "gotify://push.example/…", "tgram://…"]

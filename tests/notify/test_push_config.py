@@ -197,3 +197,40 @@ async def test_a_push_config_saved_before_a_rule_still_reads_back(deps: WorkerDe
     assert not current.is_error
     assert current.structured_content is not None
     assert current.structured_content["channels"][0]["target"] == "not-an-address"
+
+
+async def test_saving_channels_on_the_settings_page_keeps_the_quiet_hours(
+    api: httpx.AsyncClient,
+) -> None:
+    quiet = {"start": "22:00", "end": "07:30", "include_remediation": False}
+    saved = await api.put(
+        "/users/me/push", json={"channels": [{"type": "inbox"}], "quiet_hours": quiet}
+    )
+    assert saved.status_code == 200
+    token = api.headers.pop("Authorization").removeprefix("Bearer ")
+    # The page edits channels only: it has no quiet hours to send back.
+    page = await api.post(
+        "/app/push",
+        data={"type": "email", "target": "bob@example.com"},
+        cookies={"ambient_token": token},
+        headers={"referer": str(api.base_url.join("/app/settings"))},
+    )
+    assert page.status_code == 303 and "saved" in page.headers["location"]
+    api.headers["Authorization"] = f"Bearer {token}"
+    config = (await api.get("/users/me/push")).json()
+    assert [c["target"] for c in config["channels"]] == ["bob@example.com"]
+    assert config["quiet_hours"] == quiet
+
+
+async def test_quiet_hours_that_start_when_they_end_are_refused_by_name(
+    api: httpx.AsyncClient,
+) -> None:
+    # 00:00 to 00:00 reads as "all day" but covered no minute at all: pushes kept coming.
+    refused = await api.put(
+        "/users/me/push",
+        json={"channels": [{"type": "inbox"}], "quiet_hours": {"start": "00:00", "end": "00:00"}},
+    )
+    assert refused.status_code == 422
+    (problem,) = refused.json()["detail"]
+    assert problem["loc"][:2] == ["body", "quiet_hours"] and "same time" in problem["msg"]
+    assert (await api.get("/users/me/push")).json()["quiet_hours"] is None

@@ -96,3 +96,37 @@ async def test_share_api_opens_without_login_and_escapes_untrusted_html(
         await api.post("/share", json={"title": "", "body": "x"}, headers=auth)
     ).status_code == 422
     assert (await api.post("/share", json={"title": "t", "body": "x"})).status_code == 401
+
+
+async def test_sharing_again_after_expiry_or_revocation_gives_a_link_that_opens(
+    db: Database,
+) -> None:
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    key = "briefing/alice/2026-11-22/v1"
+    async with db.session() as session:
+        repo = ShareLinkRepository(session, SECRET)
+        first, _ = await repo.create("alice", "briefing", "t", "b", days=7, key=key, now=now)
+        # A week later the user asks for the link again: a dead link is no answer.
+        later = now + timedelta(days=8)
+        second, token = await repo.create("alice", "briefing", "t", "b", days=7, key=key, now=later)
+        assert second.id != first.id and (await repo.open(token, later)).id == second.id
+        again, same = await repo.create("alice", "briefing", "t", "b", days=7, key=key, now=later)
+        assert (again.id, same) == (second.id, token)  # a retry still gives the same link
+        assert await repo.revoke("alice", second.id, later)
+        third, token = await repo.create("alice", "briefing", "t", "b", days=7, key=key, now=later)
+        assert third.id not in (first.id, second.id)
+        assert (await repo.open(token, later)).id == third.id
+
+
+async def test_a_share_link_pasted_with_trailing_punctuation_is_not_found_not_a_crash(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    admin = await admin_headers(settings)
+    token = (await api.post("/users", json={"name": "gus"}, headers=admin)).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    link = (await api.post("/share", json={"title": "t", "body": "b"}, headers=auth)).json()
+    # Chat apps glue the sentence's full stop onto a pasted link.
+    for mangled in (f"{link['token']}。", f"{link['token']}，谢谢", "x.1.é"):
+        page = await api.get(f"/share/{mangled}")
+        assert (page.status_code, page.text) == (404, "<h1>not found</h1>"), mangled
+    assert (await api.get(f"/share/{link['token']}")).status_code == 200

@@ -13,7 +13,7 @@ from ambient.clients.notify.http_errors import checked_destination
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url
 from ambient.domain.notify import Message, Target
-from ambient.domain.push import target_problem
+from ambient.domain.push import PHONE_JUNK, target_problem
 
 
 async def notify_apprise(url: str, message: Message) -> None:
@@ -73,7 +73,8 @@ class SmsChannel:
                 "SMS is not configured: set AMBIENT_SMS_APPRISE_URL to an Apprise SMS URL with "
                 "{phone}, e.g. twilio://SID:TOKEN@+15550001111/{phone}"
             )
-        phone = target.replace(" ", "")
+        # The number as accepted at entry, without its spaces, brackets, dots and dashes.
+        phone = PHONE_JUNK.sub("", target)
         url = self.secrets.resolve(self.template).replace("{phone}", phone.lstrip("+"))
         short = message.model_copy(update={"body": message.body[:300]})
         await notify_apprise(url, short)

@@ -38,18 +38,21 @@ class RateLimiter:
         self._lock = asyncio.Lock()
 
     async def acquire(self, robot: str) -> None:
+        # The slot is taken under the lock and waited for outside it: a robot over its limit
+        # must not hold up the sends of every other robot.
         async with self._lock:
             window = self._sent[robot]
             now = time.monotonic()
             while window and now - window[0] >= 60:
                 window.popleft()
+            slot = now
             if len(window) >= self._per_minute:
-                wait = 60 - (now - window[0])
-                if wait > self._max_wait:
+                slot = window[0] + 60
+                if slot - now > self._max_wait:
                     raise TransientNotifyError(f"dingtalk robot over {self._per_minute}/min")
-                await asyncio.sleep(wait)
                 window.popleft()
-            window.append(time.monotonic())
+            window.append(slot)
+        await asyncio.sleep(max(0.0, slot - time.monotonic()))
 
 
 @dataclass

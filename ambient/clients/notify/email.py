@@ -8,6 +8,7 @@ import ssl
 from dataclasses import KW_ONLY, dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
+from html import escape
 
 import aiosmtplib
 
@@ -32,7 +33,8 @@ class EmailChannel:
 
     def build(self, message: Message, to: str, idempotency_key: str) -> EmailMessage:
         mail = EmailMessage()
-        mail["Subject"] = message.title
+        # One header line: a line break in the title would be refused (or start a header).
+        mail["Subject"] = " ".join(message.title.splitlines())
         mail["From"] = self.sender
         mail["To"] = to
         mail["Date"] = formatdate(localtime=False)
@@ -43,7 +45,8 @@ class EmailChannel:
         mail.set_content(text)
         html = message.html or markdown_html(message.body)
         if message.link and not message.html:
-            html += f'<p><a href="{message.link}">{message.link}</a></p>'
+            link = escape(message.link)  # a watched page's URL may carry quotes and brackets
+            html += f'<p><a href="{link}">{link}</a></p>'
         mail.add_alternative(html, subtype="html")
         for attachment in message.attachments:
             maintype, _, subtype = attachment.content_type.partition("/")
