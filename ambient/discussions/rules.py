@@ -66,6 +66,13 @@ class MessageIn(BaseModel):
         default=None, description="your own id for this message: a retry with it is a no-op"
     )
 
+    @field_validator("content")
+    @classmethod
+    def _content(cls, content: str) -> str:
+        if not content.strip():
+            raise ValueError("say something: the message is blank")
+        return content
+
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: list[str]) -> list[str]:

@@ -1,0 +1,47 @@
+"""What a post must be: a message with words in it, an id the store can keep, a retry of itself."""
+
+from __future__ import annotations
+
+import httpx
+from mcp import Client
+from sqlalchemy import func, select
+
+from ambient.deps import WorkerDeps
+from ambient.storage.models import DiscussionMessage
+from api.app import create_app
+from tests.conftest import unique
+from tests.discussions.test_scoping import _server
+from tests.discussions.test_tools import _users, refused
+from tests.support.servers import HANG, serve
+
+
+async def _stored(deps: WorkerDeps, from_id: str) -> int:
+    async with deps.db.session() as session:
+        count = await session.scalar(
+            select(func.count()).where(DiscussionMessage.from_id == from_id)
+        )
+    return int(count or 0)
+
+
+async def test_a_blank_message_is_refused_by_every_door_and_posts_nothing(
+    deps: WorkerDeps,
+) -> None:
+    ann = unique("ann")
+    tokens = await _users(deps, ann)
+    topic = f"Disk pressure {ann}"
+    async with Client(_server(deps, ann)) as as_ann:
+        blank = await refused(as_ann, "send_message", from_id=ann, topic=topic, content=" \n\t ")
+        assert "nothing posted" in blank and "content" in blank
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        headers = {"Authorization": f"Bearer {tokens[ann]}"}
+        answer = await http.post(
+            "/discussions",
+            json={"topic": topic, "from_id": ann, "content": "   "},
+            headers=headers,
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"][0]["loc"][-1] == "content"
+    assert await _stored(deps, ann) == 0
