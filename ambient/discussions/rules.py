@@ -73,6 +73,14 @@ class MessageIn(BaseModel):
             raise ValueError("say something: the message is blank")
         return content
 
+    @field_validator("message_id")
+    @classmethod
+    def _message_id(cls, value: str | None) -> str | None:
+        # The store keeps ids in 64 characters; one a person can quote back in a retry.
+        if value is not None and not _ID.fullmatch(value):
+            raise ValueError("1-64 letters, digits, '_', '.', ':' or '-', starting alphanumeric")
+        return value
+
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: list[str]) -> list[str]:

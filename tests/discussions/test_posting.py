@@ -11,7 +11,7 @@ from ambient.storage.models import DiscussionMessage
 from api.app import create_app
 from tests.conftest import unique
 from tests.discussions.test_scoping import _server
-from tests.discussions.test_tools import _users, refused
+from tests.discussions.test_tools import _users, call, refused
 from tests.support.servers import HANG, serve
 
 
@@ -45,3 +45,37 @@ async def test_a_blank_message_is_refused_by_every_door_and_posts_nothing(
         assert answer.status_code == 422, answer.text
         assert answer.json()["detail"][0]["loc"][-1] == "content"
     assert await _stored(deps, ann) == 0
+
+
+async def test_a_message_id_the_store_cannot_keep_is_refused_and_posts_nothing(
+    deps: WorkerDeps,
+) -> None:
+    ann = unique("ann")
+    tokens = await _users(deps, ann)
+    topic = f"Disk pressure {ann}"
+    async with Client(_server(deps, ann)) as as_ann:
+        # Message ids are kept in 64 characters of letters, digits and _.:- (a longer one is
+        # refused by PostgreSQL with a traceback, a blank or spaced one cannot be quoted).
+        for bad in ("x" * 65, "my id", " ", "a\nb", "ab\n"):
+            answer = await refused(
+                as_ann, "send_message", from_id=ann, topic=topic, content="hi", message_id=bad
+            )
+            assert "nothing posted" in answer and "message_id" in answer, bad
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        headers = {"Authorization": f"Bearer {tokens[ann]}"}
+        answer = await http.post(
+            "/discussions",
+            json={"topic": topic, "from_id": ann, "content": "hi", "message_id": "y" * 200},
+            headers=headers,
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"][0]["loc"][-1] == "message_id"
+    assert await _stored(deps, ann) == 0
+    async with Client(_server(deps, ann)) as as_ann:
+        ok = await call(
+            as_ann, "send_message", from_id=ann, topic=topic, content="ok", message_id="ann-1.a:b"
+        )
+        assert ok["message_id"] == "ann-1.a:b"
