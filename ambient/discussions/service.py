@@ -92,6 +92,13 @@ class DiscussionService(DiscussionReads):
         key = normalise_topic(topic)
         if not key or len(topic) > 300:
             raise InvalidDiscussionError("topic: 1-300 characters")
+        async with self.db.session() as session:
+            if user is not None:
+                await self._may_sign(session, user, message.from_id)
+            retry = await self._retry(session, message)
+        if retry is not None:
+            done, about, recipients = retry
+            return await self._notify(done, about, message, recipients)
         async with self.db.write_session() as session:
             if user is not None:
                 await self._may_sign(session, user, message.from_id)
@@ -135,6 +142,13 @@ class DiscussionService(DiscussionReads):
         """Reply in an open discussion; in a remediation's discussion, a reply tagged
         approve/refuse/abort acts on the remediation only when the caller wrote it as
         themselves (not as an agent, whatever source_type says) and it does not look inferred."""
+        async with self.db.session() as session:
+            await self._may_sign(session, user, message.from_id)
+            await self._get(session, discussion_id, user)
+            retry = await self._retry(session, message)
+        if retry is not None:
+            done, about, recipients = retry
+            return await self._notify(done, about, message, recipients)
         async with self.db.write_session() as session:
             await self._may_sign(session, user, message.from_id)
             # Only into a discussion the caller sees: posting must not make a member of anyone.
@@ -241,6 +255,19 @@ class DiscussionService(DiscussionReads):
         if found.from_id != message.from_id:
             raise InvalidDiscussionError(f"message_id: {found.id!r} is another sender's message")
         return Posted(message_id=found.id, discussion_id=found.discussion_id, already_posted=True)
+
+    async def _retry(
+        self, session: Any, message: MessageIn
+    ) -> tuple[Posted, str, list[str]] | None:
+        """A retry of a stored message: what it posted, its topic and whom to tell. They are
+        told again (once per message: the notice's workflow id and delivery keys), so a post
+        that died between storing and telling tells them now."""
+        posted = await self._already_posted(session, message)
+        if posted is None:
+            return None
+        discussion = await session.get(Discussion, posted.discussion_id)
+        recipients = await self._recipients(session, posted.discussion_id, message.from_id)
+        return posted, discussion.topic, recipients
 
     async def _recipients(self, session: Any, discussion_id: str, sender: str) -> list[str]:
         """People in the discussion (and owners of its agents), not the sender."""

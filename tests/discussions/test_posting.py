@@ -5,11 +5,16 @@ from __future__ import annotations
 import httpx
 from mcp import Client
 from sqlalchemy import func, select
+from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
+from ambient.discussions.rules import MessageIn
+from ambient.discussions.service import DiscussionService
 from ambient.storage.models import DiscussionMessage
+from ambient.storage.repositories import InboxRepository
 from api.app import create_app
-from tests.conftest import unique
+from tests.briefing.harness import eventually
+from tests.conftest import running_worker, unique
 from tests.discussions.test_scoping import _server
 from tests.discussions.test_tools import _users, call, refused
 from tests.support.servers import HANG, serve
@@ -79,3 +84,41 @@ async def test_a_message_id_the_store_cannot_keep_is_refused_and_posts_nothing(
             as_ann, "send_message", from_id=ann, topic=topic, content="ok", message_id="ann-1.a:b"
         )
         assert ok["message_id"] == "ann-1.a:b"
+
+
+async def test_a_post_retried_after_a_crash_notifies_the_members_once(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    alice, boss = unique("alice"), unique("boss")
+    await _users(deps, alice, admin=boss)
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        opened = await DiscussionService(deps.db, settings).send_message(
+            alice, f"Queue backlog {alice}", MessageIn(from_id=alice, content="backlog at 40k")
+        )
+        reply = MessageIn(from_id=boss, content="draining it now", message_id=unique("boss"))
+        # The first try stored the message and died before anyone was told (here: Temporal
+        # was not reachable); the client retries with the same message_id.
+        first = await DiscussionService(deps.db, settings).reply_message(
+            boss, opened.discussion_id, reply
+        )
+        assert first.notified == [] and first.notify_error is not None
+        bus = DiscussionService(deps.db, settings, dev_env.client)
+        retried = await bus.reply_message(boss, opened.discussion_id, reply)
+        assert retried.already_posted is True and retried.message_id == first.message_id
+        assert retried.notified == [alice] and retried.notify_error is None
+
+        async def told() -> bool:
+            async with deps.db.session() as session:
+                inbox = await InboxRepository(session).list(alice)
+            return any("draining it now" in m.body for m in inbox)
+
+        await eventually(told, "alice's inbox has boss's reply")
+        again = await bus.reply_message(boss, opened.discussion_id, reply)
+        assert again.already_posted is True
+        await dev_env.client.get_workflow_handle(f"discussion-notify/{first.message_id}").result()
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(alice)
+    assert [m.body for m in inbox if "draining it now" in m.body] == [
+        f"**{boss}** in *Queue backlog {alice}*:\n\ndraining it now"
+    ]
