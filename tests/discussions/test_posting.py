@@ -122,3 +122,37 @@ async def test_a_post_retried_after_a_crash_notifies_the_members_once(
     assert [m.body for m in inbox if "draining it now" in m.body] == [
         f"**{boss}** in *Queue backlog {alice}*:\n\ndraining it now"
     ]
+
+
+async def test_a_message_id_reused_for_another_message_is_refused_not_taken_as_a_retry(
+    deps: WorkerDeps,
+) -> None:
+    ann = unique("ann")
+    await _users(deps, ann)
+    key = unique("ann-msg")
+    async with Client(_server(deps, ann)) as as_ann:
+        first = await call(
+            as_ann, "send_message", from_id=ann, topic=f"CPU {ann}", content="hot", message_id=key
+        )
+        other = await call(as_ann, "send_message", from_id=ann, topic=f"RAM {ann}", content="ok")
+        # The same message again is a retry: nothing new.
+        again = await call(
+            as_ann, "send_message", from_id=ann, topic=f"CPU {ann}", content="hot", message_id=key
+        )
+        assert again["already_posted"] is True
+        assert again["discussion_id"] == first["discussion_id"]
+        # Another message with that id is not: it would be lost behind "already posted".
+        for tool, where, content in (
+            ("send_message", {"topic": f"CPU {ann}"}, "cooling down"),
+            ("send_message", {"topic": f"RAM {ann}"}, "hot"),
+            ("reply_message", {"discussion_id": other["discussion_id"]}, "hot"),
+            ("reply_message", {"discussion_id": first["discussion_id"]}, "cooling down"),
+        ):
+            answer = await refused(
+                as_ann, tool, from_id=ann, content=content, message_id=key, **where
+            )
+            assert "message_id" in answer and "new id" in answer, (tool, where, content)
+        read = await call(as_ann, "read_discussion", discussion_id=first["discussion_id"])
+        assert [m["content"] for m in read["messages"]] == ["hot"]
+        read = await call(as_ann, "read_discussion", discussion_id=other["discussion_id"])
+        assert [m["content"] for m in read["messages"]] == ["ok"]
