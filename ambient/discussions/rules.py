@@ -85,7 +85,7 @@ class MessageIn(BaseModel):
     @classmethod
     def _tags(cls, tags: list[str]) -> list[str]:
         for tag in tags:
-            if not _TAG.match(tag):
+            if not _TAG.fullmatch(tag):
                 raise ValueError(f"tag {tag!r}: 1-40 letters, digits, '_', '.', ':' or '-'")
         return list(dict.fromkeys(tags))
 
