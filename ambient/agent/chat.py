@@ -216,7 +216,15 @@ class ChatAgent:
                 yield event(type="done")
                 return
             for call in calls:
-                if await self._needs_confirmation(call["name"]):
+                try:
+                    asks = await self._needs_confirmation(call["name"])
+                except AgentError as exc:
+                    # Not known to be read-only: never run unasked (its server may be back by
+                    # the call); the model reads why, as for any failed call.
+                    self._answer(conversation, call, str(exc))
+                    yield event(type="tool_result", function=call["name"], ok=False, text=str(exc))
+                    continue
+                if asks:
                     conversation.pending.append(call)
                     continue
                 async for step in self._run_call(conversation, call):
@@ -237,11 +245,8 @@ class ChatAgent:
         )
 
     async def _needs_confirmation(self, function: str) -> bool:
-        try:
-            info = await self.facade.describe(function)
-            return info.destructive if self.confirm == "destructive" else not info.read_only
-        except AgentError:
-            return False  # unknown tools fail in _run_call with a message the model reads
+        info = await self.facade.describe(function)
+        return info.destructive if self.confirm == "destructive" else not info.read_only
 
     async def _run_call(
         self, conversation: Conversation, call: dict[str, Any]

@@ -71,7 +71,7 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
 
 def _ask(name: str) -> str | None:
     try:
-        text = console.input(f"[bold]you → {name}[/] ").strip()
+        text = console.input(f"[bold]you → {escape(name)}[/] ").strip()
     except (EOFError, KeyboardInterrupt):
         return None
     return text if text and text not in ("exit", "quit") else None

@@ -66,11 +66,26 @@ class MessageIn(BaseModel):
         default=None, description="your own id for this message: a retry with it is a no-op"
     )
 
+    @field_validator("content")
+    @classmethod
+    def _content(cls, content: str) -> str:
+        if not content.strip():
+            raise ValueError("say something: the message is blank")
+        return content
+
+    @field_validator("message_id")
+    @classmethod
+    def _message_id(cls, value: str | None) -> str | None:
+        # The store keeps ids in 64 characters; one a person can quote back in a retry.
+        if value is not None and not _ID.fullmatch(value):
+            raise ValueError("1-64 letters, digits, '_', '.', ':' or '-', starting alphanumeric")
+        return value
+
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: list[str]) -> list[str]:
         for tag in tags:
-            if not _TAG.match(tag):
+            if not _TAG.fullmatch(tag):
                 raise ValueError(f"tag {tag!r}: 1-40 letters, digits, '_', '.', ':' or '-'")
         return list(dict.fromkeys(tags))
 

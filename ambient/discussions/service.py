@@ -92,10 +92,17 @@ class DiscussionService(DiscussionReads):
         key = normalise_topic(topic)
         if not key or len(topic) > 300:
             raise InvalidDiscussionError("topic: 1-300 characters")
+        async with self.db.session() as session:
+            if user is not None:
+                await self._may_sign(session, user, message.from_id)
+            retry = await self._retry(session, message, topic_key=key)
+        if retry is not None:
+            done, about, recipients = retry
+            return await self._notify(done, about, message, recipients)
         async with self.db.write_session() as session:
             if user is not None:
                 await self._may_sign(session, user, message.from_id)
-            if posted := await self._already_posted(session, message):
+            if posted := await self._already_posted(session, message, topic_key=key):
                 return posted
             query = select(Discussion).where(
                 Discussion.topic_key == key, Discussion.status == "open"
@@ -135,11 +142,18 @@ class DiscussionService(DiscussionReads):
         """Reply in an open discussion; in a remediation's discussion, a reply tagged
         approve/refuse/abort acts on the remediation only when the caller wrote it as
         themselves (not as an agent, whatever source_type says) and it does not look inferred."""
+        async with self.db.session() as session:
+            await self._may_sign(session, user, message.from_id)
+            await self._get(session, discussion_id, user)
+            retry = await self._retry(session, message, discussion_id=discussion_id)
+        if retry is not None:
+            done, about, recipients = retry
+            return await self._notify(done, about, message, recipients)
         async with self.db.write_session() as session:
             await self._may_sign(session, user, message.from_id)
             # Only into a discussion the caller sees: posting must not make a member of anyone.
             discussion = await self._get(session, discussion_id, user)
-            if posted := await self._already_posted(session, message):
+            if posted := await self._already_posted(session, message, discussion_id=discussion_id):
                 return posted
             if discussion.status != "open":
                 raise DiscussionClosedError(
@@ -231,8 +245,12 @@ class DiscussionService(DiscussionReads):
         return row
 
     @staticmethod
-    async def _already_posted(session: Any, message: MessageIn) -> Posted | None:
-        """What a retry with the same message_id already posted (None: nothing yet)."""
+    async def _already_posted(
+        session: Any, message: MessageIn, *, topic_key: str = "", discussion_id: str = ""
+    ) -> Posted | None:
+        """What a retry with the same message_id already posted (None: nothing yet). A retry
+        is the same message to the same place (topic or discussion): another message with
+        that id is refused, not answered "already posted" and lost."""
         if message.message_id is None:
             return None
         found: DiscussionMessage | None = await session.get(DiscussionMessage, message.message_id)
@@ -240,7 +258,32 @@ class DiscussionService(DiscussionReads):
             return None
         if found.from_id != message.from_id:
             raise InvalidDiscussionError(f"message_id: {found.id!r} is another sender's message")
+        where = await session.get(Discussion, found.discussion_id)
+        if (
+            found.content != message.content
+            or (discussion_id and found.discussion_id != discussion_id)
+            or (topic_key and where.topic_key != topic_key)
+        ):
+            raise InvalidDiscussionError(
+                f"message_id: {found.id!r} already names another message of yours (in "
+                f"{found.discussion_id}); a retry sends the same message, a new one a new id"
+            )
         return Posted(message_id=found.id, discussion_id=found.discussion_id, already_posted=True)
+
+    async def _retry(
+        self, session: Any, message: MessageIn, *, topic_key: str = "", discussion_id: str = ""
+    ) -> tuple[Posted, str, list[str]] | None:
+        """A retry of a stored message: what it posted, its topic and whom to tell. They are
+        told again (once per message: the notice's workflow id and delivery keys), so a post
+        that died between storing and telling tells them now."""
+        posted = await self._already_posted(
+            session, message, topic_key=topic_key, discussion_id=discussion_id
+        )
+        if posted is None:
+            return None
+        discussion = await session.get(Discussion, posted.discussion_id)
+        recipients = await self._recipients(session, posted.discussion_id, message.from_id)
+        return posted, discussion.topic, recipients
 
     async def _recipients(self, session: Any, discussion_id: str, sender: str) -> list[str]:
         """People in the discussion (and owners of its agents), not the sender."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date as Date
 from typing import Annotated
 from urllib.parse import quote
@@ -191,7 +192,10 @@ DISCUSSION_STATES = (N_("open"), N_("closed"))
 @router.get("/app/discussions", response_class=HTMLResponse)
 async def discussion_list(request: Request, state: StateDep, me: PageUser) -> Response:
     listing = await state.discussions.list_discussions(me.name, limit=50)
-    return user_page(request, "discussions.html", me, listing=listing)
+    # Each showing of a form is one message: a resubmit with its id posts nothing more.
+    return user_page(
+        request, "discussions.html", me, listing=listing, message_id=f"web-{uuid.uuid4().hex}"
+    )
 
 
 @router.get("/app/discussion", response_class=HTMLResponse)
@@ -202,7 +206,9 @@ async def discussion_page(
         read = await state.discussions.read_discussion(me.name, id)
     except DiscussionError as exc:
         return back("/app/discussions", discussion_problem(exc, _))
-    return user_page(request, "discussion.html", me, read=read)
+    return user_page(
+        request, "discussion.html", me, read=read, message_id=f"web-{uuid.uuid4().hex}"
+    )
 
 
 @router.post("/app/discussions/post")
@@ -214,6 +220,7 @@ async def discussion_post(
     discussion_id: Annotated[str, Form()] = "",
     topic: Annotated[str, Form()] = "",
     tags: Annotated[str, Form()] = "",
+    message_id: Annotated[str, Form()] = "",
 ) -> Response:
     """Post as yourself: a reply in a discussion, or a message on a topic."""
     try:
@@ -221,6 +228,7 @@ async def discussion_post(
             from_id=me.name,
             content=content,
             tags=[t.strip() for t in tags.split(",") if t.strip()],
+            message_id=message_id or None,
         )
         if discussion_id:
             posted = await state.discussions.reply_message(me.name, discussion_id, message)

@@ -75,3 +75,30 @@ async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
 
     code, out = await _run(env, "--user", "nobody", "hi")
     assert code == 1 and "not a registered user" in out
+
+
+async def test_the_interactive_prompt_shows_an_assistant_name_with_brackets_as_written(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ambient.db'}"
+    await upgrade_async(url)
+    db = Database(url)
+    async with db.session() as session:
+        for name, assistant in (("ann", "[/]"), ("bo", "[b]ot[/b] [ops]")):
+            user, _ = await UserRepository(session).create(UserCreate(name=name))
+            user.assistant_name = assistant
+        await session.commit()
+    await db.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMBIENT_", "OPENAI_"))}
+    env |= {
+        "AMBIENT_DATA_DIR": str(tmp_path),
+        "AMBIENT_DATABASE_URL": url,
+        "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "COLUMNS": "200",
+    }
+    # No message: the interactive session, whose prompt names the assistant (stdin is empty,
+    # so it ends at the first prompt).
+    code, out = await _run(env, "--user", "ann")
+    assert code == 0 and "Traceback" not in out and "you → [/]" in out, out
+    code, out = await _run(env, "--user", "bo")
+    assert code == 0 and "you → [b]ot[/b] [ops]" in out, out

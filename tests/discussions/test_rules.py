@@ -77,3 +77,11 @@ def test_message_input_is_checked() -> None:
         MessageIn(from_id="a", content="")
     with pytest.raises(ValidationError, match="source_type"):
         MessageIn.model_validate({"from_id": "a", "content": "x", "source_type": "fake"})
+
+
+def test_a_tag_ending_in_a_newline_is_refused_not_stored_as_another_tag() -> None:
+    # 'approve\n' looked like approve on the page but never acted on a remediation.
+    for tag in ("approve\n", "abort\n"):
+        with pytest.raises(ValidationError, match="tag"):
+            MessageIn(from_id="a", content="x", tags=[tag])
+    assert MessageIn(from_id="a", content="x", tags=["approve"]).tags == ["approve"]

@@ -1,0 +1,61 @@
+"""A write the model asks for waits for the person, even when its tool could not be looked up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from openai import AsyncOpenAI
+
+from ambient.agent.chat import ChatAgent, ConversationStore
+from ambient.agent.facade import AgentFacade
+from ambient.agent.servers import McpServerSpec, client_for
+from tests.agent.test_facade import WRITE
+from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
+from tests.support.servers import free_port, serve
+
+
+def tables(dropped: list[str]) -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer(name="tables")
+
+    async def drop_table(name: str) -> str:
+        """Destroys a table."""
+        dropped.append(name)
+        return f"dropped {name}"
+
+    server.add_tool(drop_table, annotations=WRITE)
+    return server
+
+
+async def test_a_write_tool_whose_server_was_down_at_the_check_is_not_run_unasked() -> None:
+    llm, dropped = LLMApi(), list[str]()
+    dead = McpServerSpec(name="remote", transport="http", url=f"http://127.0.0.1:{free_port()}/mcp")
+    connects = 0
+
+    def restarting() -> Client:
+        # The person's MCP server is restarting: down while the turn lists the tools and
+        # checks the one the model named (two tries each), up when it is called.
+        nonlocal connects
+        connects += 1
+        if connects <= 4:
+            return client_for(dead, timeout=5)
+        return Client(tables(dropped), cache=None)
+
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("remote", restarting)
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = ConversationStore().open("dev", None)
+            llm.script(
+                ToolCalls([("remote__drop_table", {"name": "users"})]), Content("Could not.")
+            )
+            events = [e async for e in agent.turn(conversation, "drop the users table")]
+        assert dropped == []
+        assert [e.type for e in events] == ["tool_result", "message", "done"], events
+        assert events[0].ok is False and "remote__drop_table" in (events[0].text or "")
+        assert conversation.pending == []
+    finally:
+        await facade.close()

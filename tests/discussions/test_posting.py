@@ -1,0 +1,158 @@
+"""What a post must be: a message with words in it, an id the store can keep, a retry of itself."""
+
+from __future__ import annotations
+
+import httpx
+from mcp import Client
+from sqlalchemy import func, select
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.discussions.rules import MessageIn
+from ambient.discussions.service import DiscussionService
+from ambient.storage.models import DiscussionMessage
+from ambient.storage.repositories import InboxRepository
+from api.app import create_app
+from tests.briefing.harness import eventually
+from tests.conftest import running_worker, unique
+from tests.discussions.test_scoping import _server
+from tests.discussions.test_tools import _users, call, refused
+from tests.support.servers import HANG, serve
+
+
+async def _stored(deps: WorkerDeps, from_id: str) -> int:
+    async with deps.db.session() as session:
+        count = await session.scalar(
+            select(func.count()).where(DiscussionMessage.from_id == from_id)
+        )
+    return int(count or 0)
+
+
+async def test_a_blank_message_is_refused_by_every_door_and_posts_nothing(
+    deps: WorkerDeps,
+) -> None:
+    ann = unique("ann")
+    tokens = await _users(deps, ann)
+    topic = f"Disk pressure {ann}"
+    async with Client(_server(deps, ann)) as as_ann:
+        blank = await refused(as_ann, "send_message", from_id=ann, topic=topic, content=" \n\t ")
+        assert "nothing posted" in blank and "content" in blank
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        headers = {"Authorization": f"Bearer {tokens[ann]}"}
+        answer = await http.post(
+            "/discussions",
+            json={"topic": topic, "from_id": ann, "content": "   "},
+            headers=headers,
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"][0]["loc"][-1] == "content"
+    assert await _stored(deps, ann) == 0
+
+
+async def test_a_message_id_the_store_cannot_keep_is_refused_and_posts_nothing(
+    deps: WorkerDeps,
+) -> None:
+    ann = unique("ann")
+    tokens = await _users(deps, ann)
+    topic = f"Disk pressure {ann}"
+    async with Client(_server(deps, ann)) as as_ann:
+        # Message ids are kept in 64 characters of letters, digits and _.:- (a longer one is
+        # refused by PostgreSQL with a traceback, a blank or spaced one cannot be quoted).
+        for bad in ("x" * 65, "my id", " ", "a\nb", "ab\n"):
+            answer = await refused(
+                as_ann, "send_message", from_id=ann, topic=topic, content="hi", message_id=bad
+            )
+            assert "nothing posted" in answer and "message_id" in answer, bad
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        headers = {"Authorization": f"Bearer {tokens[ann]}"}
+        answer = await http.post(
+            "/discussions",
+            json={"topic": topic, "from_id": ann, "content": "hi", "message_id": "y" * 200},
+            headers=headers,
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"][0]["loc"][-1] == "message_id"
+    assert await _stored(deps, ann) == 0
+    async with Client(_server(deps, ann)) as as_ann:
+        ok = await call(
+            as_ann, "send_message", from_id=ann, topic=topic, content="ok", message_id="ann-1.a:b"
+        )
+        assert ok["message_id"] == "ann-1.a:b"
+
+
+async def test_a_post_retried_after_a_crash_notifies_the_members_once(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    alice, boss = unique("alice"), unique("boss")
+    await _users(deps, alice, admin=boss)
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        opened = await DiscussionService(deps.db, settings).send_message(
+            alice, f"Queue backlog {alice}", MessageIn(from_id=alice, content="backlog at 40k")
+        )
+        reply = MessageIn(from_id=boss, content="draining it now", message_id=unique("boss"))
+        # The first try stored the message and died before anyone was told (here: Temporal
+        # was not reachable); the client retries with the same message_id.
+        first = await DiscussionService(deps.db, settings).reply_message(
+            boss, opened.discussion_id, reply
+        )
+        assert first.notified == [] and first.notify_error is not None
+        bus = DiscussionService(deps.db, settings, dev_env.client)
+        retried = await bus.reply_message(boss, opened.discussion_id, reply)
+        assert retried.already_posted is True and retried.message_id == first.message_id
+        assert retried.notified == [alice] and retried.notify_error is None
+
+        async def told() -> bool:
+            async with deps.db.session() as session:
+                inbox = await InboxRepository(session).list(alice)
+            return any("draining it now" in m.body for m in inbox)
+
+        await eventually(told, "alice's inbox has boss's reply")
+        again = await bus.reply_message(boss, opened.discussion_id, reply)
+        assert again.already_posted is True
+        await dev_env.client.get_workflow_handle(f"discussion-notify/{first.message_id}").result()
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(alice)
+    assert [m.body for m in inbox if "draining it now" in m.body] == [
+        f"**{boss}** in *Queue backlog {alice}*:\n\ndraining it now"
+    ]
+
+
+async def test_a_message_id_reused_for_another_message_is_refused_not_taken_as_a_retry(
+    deps: WorkerDeps,
+) -> None:
+    ann = unique("ann")
+    await _users(deps, ann)
+    key = unique("ann-msg")
+    async with Client(_server(deps, ann)) as as_ann:
+        first = await call(
+            as_ann, "send_message", from_id=ann, topic=f"CPU {ann}", content="hot", message_id=key
+        )
+        other = await call(as_ann, "send_message", from_id=ann, topic=f"RAM {ann}", content="ok")
+        # The same message again is a retry: nothing new.
+        again = await call(
+            as_ann, "send_message", from_id=ann, topic=f"CPU {ann}", content="hot", message_id=key
+        )
+        assert again["already_posted"] is True
+        assert again["discussion_id"] == first["discussion_id"]
+        # Another message with that id is not: it would be lost behind "already posted".
+        for tool, where, content in (
+            ("send_message", {"topic": f"CPU {ann}"}, "cooling down"),
+            ("send_message", {"topic": f"RAM {ann}"}, "hot"),
+            ("reply_message", {"discussion_id": other["discussion_id"]}, "hot"),
+            ("reply_message", {"discussion_id": first["discussion_id"]}, "cooling down"),
+        ):
+            answer = await refused(
+                as_ann, tool, from_id=ann, content=content, message_id=key, **where
+            )
+            assert "message_id" in answer and "new id" in answer, (tool, where, content)
+        read = await call(as_ann, "read_discussion", discussion_id=first["discussion_id"])
+        assert [m["content"] for m in read["messages"]] == ["hot"]
+        read = await call(as_ann, "read_discussion", discussion_id=other["discussion_id"])
+        assert [m["content"] for m in read["messages"]] == ["ok"]
