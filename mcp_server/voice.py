@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -60,6 +61,10 @@ log = logging.getLogger(__name__)
 
 # Bounds well under a voice client's patience (xiaozhi.me waits 10 s for a tool call).
 CALL_BUDGET = 8.0
+# What a read that waits for the worker leaves of the budget, to say a silent worker as such.
+SAY_MARGIN = 0.5
+# When the current voice call's budget runs out (the loop's clock).
+_deadline: ContextVar[float] = ContextVar("voice_deadline")
 
 UNKNOWN_SPEAKER = (
     "你好！我还不认识你的声音，所以不能告诉你谁的运维信息。请让主人在设置里登记你的声纹。"
@@ -84,6 +89,7 @@ async def _answer(
         )
         if who.kind is SpeakerKind.UNKNOWN or who.user is None:
             return speakable(UNKNOWN_SPEAKER if who.kind is SpeakerKind.UNKNOWN else BEYOND_OWNER)
+        _deadline.set(asyncio.get_running_loop().time() + CALL_BUDGET)
         async with asyncio.timeout(CALL_BUDGET):
             return speakable(await work(state, who.user.name))
     except TimeoutError:
@@ -239,6 +245,14 @@ async def refuse_remediation(
 _STATE_WORDS = {"active": "正在运行", "paused": "已暂停", "stopped": "已停止"}
 
 
+def _worker_time() -> float:
+    """Seconds a read may still wait for the worker: what the call's budget has left (a
+    little kept to say so), at most QUERY_TIMEOUT. A slow list before it then leaves a silent
+    worker said as one, not as a slow system."""
+    left = _deadline.get() - asyncio.get_running_loop().time() - SAY_MARGIN
+    return max(0.5, min(temporal.QUERY_TIMEOUT.total_seconds(), left))
+
+
 async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
     """The named task's state and checks."""
 
@@ -247,7 +261,7 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
         task, question = pick_task(list(await tasks.list(user, limit=200)), name)
         if task is None:
             return question
-        status = await tasks.get(user, task.task_id)
+        status = await tasks.get(user, task.task_id, within=_worker_time())
         said = _STATE_WORDS.get(status.state.value, status.state.value)
         return f"{task_label(task)}{said}，已检查 {status.checks} 次。"
 

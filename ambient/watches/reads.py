@@ -8,7 +8,7 @@ import builtins
 import json
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -281,14 +281,18 @@ class TaskReads:
             )
         return tasks, schedules.next_page_token
 
-    async def get(self, user: str, task_id: str) -> TaskStatus:
+    async def get(self, user: str, task_id: str, *, within: float | None = None) -> TaskStatus:
+        """The task's status; ``within``: seconds its worker may take to answer (a caller with a
+        shorter budget than QUERY_TIMEOUT, the voice, hears a silent worker as such)."""
         kind = self._owned(user, task_id)
         if kind is TaskKind.SCHEDULE:
             return await self._schedule_status(user, task_id)
         if kind is TaskKind.DAILY_BRIEFING:
-            status = _briefing_task_status(await self._query_status(task_id, BriefingStatus))
+            status = _briefing_task_status(
+                await self._query_status(task_id, BriefingStatus, within)
+            )
         else:
-            status = await self._query_status(task_id, TaskStatus)
+            status = await self._query_status(task_id, TaskStatus, within)
         # Described after the query: a poll still pending then had not handed back when the
         # query answered, so its heartbeat is not in the recorded checks (described first, a
         # poll handing back in between was counted twice).
@@ -354,11 +358,14 @@ class TaskReads:
             },
         )
 
-    async def _query_status(self, task_id: str, result_type: type[T]) -> T:
+    async def _query_status(
+        self, task_id: str, result_type: type[T], within: float | None = None
+    ) -> T:
         """The workflow's ``status`` query: a watch's ``TaskStatus``, a briefing's own."""
+        timeout = temporal.QUERY_TIMEOUT if within is None else timedelta(seconds=within)
         with found(task_id):
             return await self.client.get_workflow_handle(task_id).query(
-                "status", result_type=result_type, rpc_timeout=temporal.QUERY_TIMEOUT
+                "status", result_type=result_type, rpc_timeout=timeout
             )
 
     async def _describe(self, task_id: str) -> WorkflowExecutionDescription:
