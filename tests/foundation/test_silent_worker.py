@@ -62,18 +62,6 @@ async def test_a_spoken_task_status_while_no_worker_runs_says_so_in_words(
     assert answer == WORKER_SILENT, answer
 
 
-async def test_a_silent_worker_is_said_as_such_when_the_call_budget_is_shorter_than_a_query(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # What a slow list before the status leaves of the budget (a loaded machine): the status
-    # read waits only that long for the worker, and a silent one is still said as one.
-    state, user, _ = await a_watch_and_no_worker(dev_env, deps, "silent-budget")
-    monkeypatch.setattr("mcp_server.voice.CALL_BUDGET", 3.0)
-    async with voice_client(state, user) as client:
-        answer = await say(client, "task_status", name="shop page")
-    assert answer == WORKER_SILENT, answer
-
-
 async def test_a_config_update_while_no_worker_runs_is_refused_and_nothing_is_sent(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
