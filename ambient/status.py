@@ -16,6 +16,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSyste
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from ambient import temporal
 from ambient.clients.llm import openai_client
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -33,7 +34,13 @@ def _unreachable(exc: BaseException) -> bool:
 
 
 def temporal_problem(exc: BaseException, settings: Settings | None) -> str | None:
-    """A one-line "Temporal is unreachable at ADDRESS" if ``exc`` (or what it wraps) says so."""
+    """A one-line "Temporal is unreachable at ADDRESS" if ``exc`` (or what it wraps) says so.
+
+    Not for a worker that did not answer a query: the server may say DEADLINE_EXCEEDED for it,
+    which the feature's error (raised from it) already names as a silent worker.
+    """
+    if temporal.SILENT_WORKER in str(exc):
+        return None
     chain: BaseException | None = exc
     for _ in range(5):  # the error itself and what it was raised from
         if chain is None:

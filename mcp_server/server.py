@@ -16,7 +16,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, Icon, InputRequiredResult, ToolAnnotations
 from pydantic import ValidationError
 
-from ambient import __version__, temporal
+from ambient import __version__
 from ambient.briefing.service import BriefingError
 from ambient.clients.kube import KubeError
 from ambient.clients.tencent.errors import TencentCloudError
@@ -188,10 +188,7 @@ class AmbientMCPServer(MCPServer[AppState]):
             # tool, however the feature wrapped it.
             settings = app_state(context).settings if context is not None else None
             problem = temporal_problem(cause, settings) or database_problem(cause, settings)
-            # A worker that did not answer a query is no unreachable Temporal, though the
-            # server's DEADLINE_EXCEEDED it was raised from reads as one: the feature says so.
-            silent = isinstance(cause, FEATURE_ERRORS) and temporal.SILENT_WORKER in str(cause)
-            if silent or (problem is None and isinstance(cause, FEATURE_ERRORS)):
+            if problem is None and isinstance(cause, FEATURE_ERRORS):
                 problem = str(cause)
             if problem is None:
                 raise  # a crash: the SDK logs it and answers "Error executing tool <name>"

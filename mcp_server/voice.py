@@ -95,18 +95,14 @@ async def _answer(
     except TimeoutError:
         return "系统这会儿响应太慢，我没等到结果，请稍后再问。"
     except Exception as exc:
-        feature = isinstance(exc, RemediationError | TaskError | BriefingError)
-        # A query the worker did not answer: the server may say DEADLINE_EXCEEDED, which
-        # temporal_problem (reading what the feature's error was raised from) takes for an
-        # unreachable Temporal. The feature said what it was.
-        if feature and temporal.SILENT_WORKER in str(exc):
-            return WORKER_SILENT
         # What is down is said before anything a feature made of it.
         if temporal_problem(exc, None) is not None:
             return TEMPORAL_DOWN
         if database_problem(exc, None) is not None:
             return DATABASE_DOWN
-        if feature:
+        if isinstance(exc, RemediationError | TaskError | BriefingError):
+            if temporal.SILENT_WORKER in str(exc):
+                return WORKER_SILENT
             return speakable(f"没办法完成：{exc}")
         # A voice client drops error text: say something, and keep the trace in the log.
         log.warning("voice tool failed", exc_info=True)

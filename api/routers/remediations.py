@@ -27,7 +27,6 @@ from ambient.remediation.views import (
 )
 from ambient.sharing import ReportLink
 from ambient.status import temporal_problem
-from ambient.temporal import SILENT_WORKER
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
 
@@ -59,9 +58,7 @@ def http_error(exc: RemediationError) -> Exception:
         return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, InvalidRemediationError):
         return unprocessable(((exc.field or "alert").split("."), str(exc)))
-    # A silent worker's query may come back as the server's DEADLINE_EXCEEDED, which reads as
-    # an unreachable Temporal: the feature's own words say which it was.
-    if temporal_problem(exc, None) is not None and SILENT_WORKER not in str(exc):
+    if temporal_problem(exc, None) is not None:
         return exc
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
 
 from ambient.status import temporal_problem
-from ambient.temporal import SILENT_WORKER
 from ambient.watches.inputs import (
     AnyConfig,
     ConfigError,
@@ -40,9 +39,7 @@ def http_error(exc: TaskError, field: str = "config", where: str = "body") -> Ex
         return unprocessable(*exc.errors)
     if isinstance(exc, TaskNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-    # A silent worker's query may come back as the server's DEADLINE_EXCEEDED, which reads as
-    # an unreachable Temporal: the feature's own words say which it was.
-    if temporal_problem(exc, None) is not None and SILENT_WORKER not in str(exc):
+    if temporal_problem(exc, None) is not None:
         return exc  # api.app answers 503 "Temporal is unreachable at ADDRESS"
     if isinstance(exc, TaskStateError):  # stopped: no field of the request is wrong
         return HTTPException(status.HTTP_409_CONFLICT, str(exc))
