@@ -488,7 +488,8 @@ class BriefingService:
                 end,
                 reducer,
                 log_dir=self.settings.log_dir,
-                admin=await self._admin(user),
+                # Only a file source asks who may read it: a CLS search reads no role.
+                admin=isinstance(spec, FileLogSpec) and await self._admin(user),
                 tencent=self.tencent,
             )
         except LogFileError as exc:
