@@ -39,6 +39,7 @@ from ambient.domain.identifiers import TKE_CLUSTER_HINT, TKE_CLUSTER_ID
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.ladder import Mode
 from ambient.remediation.runs import (
+    FINAL_STATES,
     AbortInput,
     ApprovalDecision,
     ApprovalInput,
@@ -361,8 +362,9 @@ class RemediationService:
                 f"{rid} is not waiting for approval (state {status.state}); "
                 "get_remediation shows what it waits for"
             )
-        # The same answer sent twice is applied once.
-        answer = f"{status.run_key}/{int(status.waiting.rung)}/{user}"
+        # The same answer sent twice is applied once; the other answer is another update (the
+        # workflow refuses it: the rung is answered).
+        answer = f"{status.run_key}/{int(status.waiting.rung)}/{user}/{approve}"
         update_id = "approve-" + hashlib.sha256(answer.encode()).hexdigest()[:20]
         try:
             return await self.client.get_workflow_handle(rid).execute_update(
@@ -386,6 +388,8 @@ class RemediationService:
     async def abort(self, user: str, rid: str, reason: str = "") -> RemediationStatus:
         status = await self._status(rid)
         await self._steerer(user, status, "abort")
+        if status.state in FINAL_STATES:  # ended, its last steps (report, notice) still running
+            raise RemediationStateError(f"{rid} already finished (state {status.state})")
         handle = self.client.get_workflow_handle(rid)
         description = await handle.describe()
         if description.status is not WorkflowExecutionStatus.RUNNING:

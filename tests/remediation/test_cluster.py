@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.clients.kube import client_from_kubeconfig
 from ambient.deps import WorkerDeps
 from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import ApprovalInput
+from ambient.remediation.runs import ApprovalInput, RemediationStatus
 from ambient.storage.audit import AuditRepository
 from tests.conftest import running_worker
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
@@ -208,3 +208,48 @@ async def test_refusing_or_aborting_an_execute_step_needs_execute_permission_lik
     assert refused.approver == "lead" and refused.approve is False
     assert status.state == "handed_over" and "lead refused rung 1" in status.outcome
     assert status.attempts == [] and images(api) == [V2]
+
+
+async def test_one_approver_approving_and_refusing_at_once_has_one_applied_and_one_conflict(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    from ambient.remediation.service import RemediationService
+    from ambient.remediation.views import RemediationStateError
+    from tests.remediation.support import state_reaches
+
+    _api, path = cluster
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=1,
+        remediation_executor="kubernetes",
+        kubeconfig=path,
+        remediation_approvers={CLUSTER: ["lead"]},
+    )
+    await add_user(deps, USER, permission="execute")
+    await add_user(deps, "lead", permission="execute")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        service = RemediationService(ts_env.client, settings, deps.db)
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        # Both answers read the run while it waited, as two requests in flight at once do.
+        seen = await service._status(handle.id)
+
+        async def as_seen(rid: str) -> RemediationStatus:
+            return seen
+
+        service._status = as_seen  # type: ignore[method-assign]
+        approved = await service.approve("lead", handle.id, True, "go")
+        with pytest.raises(RemediationStateError) as late:
+            await service.approve("lead", handle.id, False, "no, wait")
+        await service.abort("lead", handle.id, "enough")
+        status = await handle.result()
+
+    assert approved.approve is True
+    assert "not waiting for approval (state applying)" in str(late.value)
+    assert [a.approve for a in status.approvals] == [True]
