@@ -16,10 +16,12 @@ Reads are in ``reading`` and membership in ``access``; what it answers and raise
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -74,7 +76,7 @@ class DiscussionService(DiscussionReads):
 
     async def send_message(self, user: str, topic: str, message: MessageIn) -> Posted:
         """Join the open discussion on ``topic`` (same words, any case) or open one."""
-        return await self._post_on_topic(user, topic, message, None)
+        return await _raced(lambda: self._post_on_topic(user, topic, message, None))
 
     async def post_as_agent(self, post: AgentPost) -> Posted:
         """A product agent's post from our own workflows (trusted code: no caller to check)."""
@@ -84,7 +86,9 @@ class DiscussionService(DiscussionReads):
             tags=post.tags,
             message_id=post.message_id[:64],
         )
-        return await self._post_on_topic(None, post.topic[:300], message, post.subject)
+        return await _raced(
+            lambda: self._post_on_topic(None, post.topic[:300], message, post.subject)
+        )
 
     async def _post_on_topic(
         self, user: str | None, topic: str, message: MessageIn, subject: str | None
@@ -142,6 +146,9 @@ class DiscussionService(DiscussionReads):
         """Reply in an open discussion; in a remediation's discussion, a reply tagged
         approve/refuse/abort acts on the remediation only when the caller wrote it as
         themselves (not as an agent, whatever source_type says) and it does not look inferred."""
+        return await _raced(lambda: self._reply(user, discussion_id, message))
+
+    async def _reply(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
         async with self.db.session() as session:
             await self._may_sign(session, user, message.from_id)
             await self._get(session, discussion_id, user)
@@ -367,3 +374,13 @@ class DiscussionService(DiscussionReads):
             else:
                 return {**outcome, "done": True}
         return {**outcome, "done": False, "reason": why}
+
+
+async def _raced(post: Callable[[], Awaitable[Posted]]) -> Posted:
+    """A post, tried once more when a concurrent one stored the same row first (PostgreSQL,
+    where writers do not queue: a retried message_id, a person's first participant row); the
+    second try reads what the first stored."""
+    try:
+        return await post()
+    except IntegrityError:
+        return await post()

@@ -1,0 +1,56 @@
+"""Concurrent posts on PostgreSQL, where writers do not queue as on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+from sqlalchemy import select
+
+from ambient.discussions.rules import MessageIn
+from ambient.discussions.service import DiscussionService
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.models import DiscussionMessage
+from ambient.storage.repositories import UserRepository
+from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
+
+
+@pytest_asyncio.fixture
+async def pg(postgres_url: str) -> AsyncIterator[Database]:  # noqa: F811 - the fixture
+    await upgrade_async(postgres_url)
+    database = Database(postgres_url)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def test_the_same_message_sent_at_once_twice_is_posted_once_both_answered(
+    pg: Database, settings: Settings
+) -> None:
+    async with pg.session() as session:
+        await UserRepository(session).create(UserCreate(name="pg-ann"))
+        await session.commit()
+    service = DiscussionService(pg, settings)
+    for n in range(8):
+        # A client that timed out and retried, both tries in flight: one message, one answer
+        # each, no 500. The first post of a person (their participant row) is raced too.
+        message = MessageIn(from_id="pg-ann", content=f"disk {n} full", message_id=f"m-{n}")
+        answers = await asyncio.gather(
+            *(service.send_message("pg-ann", f"disk {n}", message) for _ in range(3))
+        )
+        assert len({a.message_id for a in answers}) == 1
+        assert len({a.discussion_id for a in answers}) == 1
+        assert sorted(a.already_posted for a in answers) == [False, True, True]
+    reply = MessageIn(from_id="pg-ann", content="freed", message_id="m-reply")
+    answers = await asyncio.gather(
+        *(service.reply_message("pg-ann", answers[0].discussion_id, reply) for _ in range(3))
+    )
+    assert sorted(a.already_posted for a in answers) == [False, True, True]
+    async with pg.session() as session:
+        stored = list(await session.scalars(select(DiscussionMessage.id)))
+    assert sorted(stored) == [f"m-{n}" for n in range(8)] + ["m-reply"]
