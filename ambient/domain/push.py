@@ -44,6 +44,25 @@ APPRISE_HTTP = {
     "goalerts", "gorush", "gorushs", "humhub", "humhubs", "onebot", "onebots", "pinglet",
     "pinglets", "smseagle", "smseagles", "deltachat", "deltachats",
 }  # fmt: skip
+# Apprise schemes of hosted services: Apprise posts to the service's own fixed address, never
+# to a host the URL names (tests/notify check this against the installed Apprise).
+APPRISE_HOSTED = {
+    "46elks", "brevo", "bulksms", "bulkvs", "burstsms", "chanify", "clickatell", "clicksend",
+    "cm", "d7sms", "dapnet", "dingtalk", "discord", "eight00com", "elks", "feishu",
+    "firehydrant", "flock", "freemobile", "gchat", "github", "groundmail", "groupme", "guilded",
+    "gupshup", "httpsms", "ifttt", "ilert", "incidentio", "join", "kavenegar", "kook",
+    "kudosity", "kumulos", "lark", "lauther", "lfg", "line", "mailersend", "mobilemessage",
+    "mobilemsg", "msg91", "msgbird", "nexmo", "notica", "noticas", "notifiarr", "notifico",
+    "notificos", "octopush", "onesignal", "pagertree", "pbul", "plivo", "postmark", "pover",
+    "prowl", "push", "pushed", "pushme", "pushplus", "pushward", "pushy", "qq", "resend",
+    "revolt", "schan", "sendgrid", "serwersms", "seven", "sfr", "signalgrid", "signl4",
+    "simplepush", "smsc", "smsmanager", "smsmgr", "smstunnel", "smtp2go", "spike", "splunk",
+    "spugpush", "spush", "stackfield", "strmlabs", "telesign", "telnyx", "tgram", "threema",
+    "trigv", "trigvs", "viber", "victorops", "voipms", "vonage", "webex", "wechat", "wecom",
+    "wecombot", "whapi", "whatsapp", "wpush", "wxpusher", "wxteams", "youlmk", "zalo",
+    "slack", "twilio", "zoom", "fcm", "reddit", "twitter", "x", "pagerduty", "opsgenie",
+    "mailgun", "sparkpost", "squadcast",
+}  # fmt: skip
 # Apprise schemes with local effects on the worker machine: never a user's target.
 APPRISE_LOCAL = {
     "windows", "macosx", "dbus", "kde", "qt", "glib", "gnome", "syslog", "rsyslog", "file",
@@ -137,6 +156,14 @@ def _apprise_problem(value: str) -> str | None:
         return f"Apprise {scheme}:// acts on the server itself and is not allowed"
     if scheme in APPRISE_HTTP:
         return _url_problem(apprise_http_url(value))
+    if scheme not in APPRISE_HOSTED:
+        # mailto, mqtt, irc, xmpp, smpp, ... reach a host of the URL's choosing by protocols the
+        # destination guard cannot check.
+        return (
+            f"Apprise {scheme}:// is not supported: it can reach a host the server cannot "
+            "check; use a hosted service (tgram://, discord://, slack://, ...), a self-hosted "
+            "HTTP one (ntfy://, gotify://, json://, ...) or a webhook target"
+        )
     return None
 
 

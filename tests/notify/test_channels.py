@@ -369,3 +369,54 @@ async def test_email_link_is_escaped_in_the_html_part(mailbox: Mailbox) -> None:
     html = rich.decode()
     assert "<b>" not in html and "<a/href" not in html
     assert "&lt;b&gt;Password_expired&lt;/b&gt;" in html
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mailto://user:pass@example.com?smtp=10.0.0.5",
+        "mqtt://10.0.0.5/topic",
+        "irc://bot@127.0.0.1/#ops",
+        "xmpp://user:pass@localhost",
+        "smpp://user:pass@169.254.169.254:2775/1234/5678",
+        "rsyslogs://127.0.0.1",
+        "nosuchservice://127.0.0.1",
+    ],
+)
+async def test_an_apprise_url_whose_host_the_guard_cannot_check_is_refused_before_any_send(
+    url: str,
+) -> None:
+    from ambient.clients.notify.targets import TargetPolicy
+    from ambient.domain.notify import Target
+
+    # Allow-listing loopback and every network must not let these through: the guard cannot
+    # check where these protocols connect.
+    policy = TargetPolicy(LOOPBACK, SECRETS)
+    assert "is not supported" in (
+        policy.problem(Target(type="apprise", target=url), user="bob", is_admin=True) or ""
+    )
+    with pytest.raises(PermanentNotifyError, match="is not supported"):
+        await AppriseChannel(SECRETS, LOOPBACK).send("alice", REPORT, url, idempotency_key="k")
+
+
+def test_every_hosted_apprise_scheme_posts_to_its_services_own_address() -> None:
+    import re
+
+    from apprise.manager_plugins import NotificationManager
+
+    from ambient.domain.push import APPRISE_HOSTED
+
+    plugins = NotificationManager()
+    for scheme in sorted(APPRISE_HOSTED):
+        plugin = plugins[scheme]
+        assert plugin is not None, f"{scheme}:// is not an Apprise service"
+        addresses = [
+            value
+            for name, value in vars(plugin).items()
+            if isinstance(value, str) and value.startswith("http") and name.endswith("_url")
+        ]
+        module = __import__(plugin.__module__, fromlist=["_"])
+        addresses += re.findall(r'"(https?://[^"]+)"', open(module.__file__ or "").read())
+        for address in addresses:
+            host = address.split("://", 1)[1].split("/", 1)[0]
+            assert "{" not in host, (scheme, address)  # no part of the host from the URL
