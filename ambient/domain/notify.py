@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ambient.domain.configs import UserConfig, reading_stored
+
+# What people write between a phone number's digits.
+PHONE_JUNK = re.compile(r"[\s().-]")
 
 
 class NotificationKind(StrEnum):
@@ -81,7 +85,11 @@ class Target(UserConfig):
         return self.kinds is None or kind in self.kinds
 
     def same_destination(self, other: Target) -> bool:
-        return (self.type, self.target) == (other.type, other.target)
+        """Both reach one place: a phone number is the same however it is written."""
+        return (self.type, self.target) == (other.type, other.target) or (
+            self.type == other.type == "sms"
+            and PHONE_JUNK.sub("", self.target) == PHONE_JUNK.sub("", other.target)
+        )
 
 
 class DeliveryStatus(StrEnum):

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from ambient.clients.guard import RefusedDestinationError, url_host
 from ambient.domain.configs import STORED, UserConfig, reading_stored
 from ambient.domain.field_errors import field_problems
-from ambient.domain.notify import CHANNEL_TYPES, NotificationKind, Target
+from ambient.domain.notify import CHANNEL_TYPES, PHONE_JUNK, NotificationKind, Target
 from ambient.domain.users import HHMM
 
 ChannelType = Literal["email", "wecom", "dingtalk", "webhook", "apprise", "inbox", "sms"]
@@ -67,7 +67,6 @@ APPRISE_HOSTED = {
 APPRISE_LOCAL = {
     "windows", "macosx", "dbus", "kde", "qt", "glib", "gnome", "syslog", "rsyslog", "file",
 }  # fmt: skip
-PHONE_JUNK = re.compile(r"[\s().-]")
 
 
 def secret_name(value: str) -> str | None:

@@ -386,3 +386,22 @@ async def test_apprise_tokens_stay_out_of_the_deliveries_list(deps: WorkerDeps) 
     shown = sorted(r.target for r in rows)
     assert shown == sorted(d.target for d in result.deliveries)
     assert shown == ["discord://…", "gotify://push.example/…", "tgram://…"]
+
+
+async def test_one_phone_number_written_two_ways_gets_one_sms(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    await _user(deps.db, "alice", phone="+86 138-0000-0000")
+    await _set_push(deps.db, "alice", {"channels": [{"type": "sms", "target": ""}]})
+    gateway = base.replace("http://", "json://") + "/apprise?:phone={phone}"
+    deps.settings = _settings(deps.settings, base).model_copy(
+        update={"sms_apprise_url": SecretStr(gateway)}
+    )
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    # The task names the number as written elsewhere; the push config's SMS is the profile's.
+    sent = await ActivityEnvironment().run(
+        notify.notify, _request("sms-1", Target(type="sms", target="+86 (138) 0000 0000"))
+    )
+    assert [(d.channel, d.status) for d in sent.deliveries] == [("sms", "sent")]
+    assert [body["phone"] for _, body in state.received] == ["8613800000000"]

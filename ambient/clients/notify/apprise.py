@@ -12,8 +12,8 @@ from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyE
 from ambient.clients.notify.http_errors import checked_destination
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url
-from ambient.domain.notify import Message, Target
-from ambient.domain.push import PHONE_JUNK, target_problem
+from ambient.domain.notify import PHONE_JUNK, Message, Target
+from ambient.domain.push import target_problem
 
 
 async def notify_apprise(url: str, message: Message) -> None:
