@@ -32,6 +32,7 @@ from ambient.discussions.rules import (
     AgentPost,
     DiscussionNotice,
     MessageIn,
+    MessageView,
     ParticipantRole,
     detect_anomalies,
     discussion_id,
@@ -151,17 +152,23 @@ class DiscussionService(DiscussionReads):
     async def _reply(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
         async with self.db.session() as session:
             await self._may_sign(session, user, message.from_id)
-            await self._get(session, discussion_id, user)
+            discussion = await self._get(session, discussion_id, user)
             retry = await self._retry(session, message, discussion_id=discussion_id)
+            if retry is not None:
+                earlier = await self._messages(session, discussion_id)
         if retry is not None:
-            done, about, recipients = retry
-            return await self._notify(done, about, message, recipients)
+            # The try that stored it may have died before acting: it acts now (the run refuses
+            # a second answer, it does not apply it twice).
+            posted, topic, recipients = retry
+            return await self._steer(
+                user, posted, message, discussion.subject, earlier, topic, recipients
+            )
         async with self.db.write_session() as session:
             await self._may_sign(session, user, message.from_id)
             # Only into a discussion the caller sees: posting must not make a member of anyone.
             discussion = await self._get(session, discussion_id, user)
-            if posted := await self._already_posted(session, message, discussion_id=discussion_id):
-                return posted
+            if stored := await self._already_posted(session, message, discussion_id=discussion_id):
+                return stored
             if discussion.status != "open":
                 raise DiscussionClosedError(
                     f"discussion {discussion_id} is closed; send_message on its topic opens a "
@@ -174,10 +181,23 @@ class DiscussionService(DiscussionReads):
             subject, topic = discussion.subject, discussion.topic
             await session.commit()
         posted = Posted(message_id=row.id, discussion_id=discussion_id)
+        return await self._steer(user, posted, message, subject, earlier, topic, recipients)
+
+    async def _steer(
+        self,
+        user: str,
+        posted: Posted,
+        message: MessageIn,
+        subject: str | None,
+        earlier: list[MessageView],
+        topic: str,
+        recipients: list[str],
+    ) -> Posted:
+        """A stored reply acts on the discussion's remediation, then its members are told."""
         verb = next((ACTION_TAGS[t] for t in message.tags if t in ACTION_TAGS), None)
         if verb and subject and subject.startswith("remediation/"):
             fast = {a.message_id for a in detect_anomalies(earlier)}
-            inferred = message.source_type != "real" or row.id in fast
+            inferred = message.source_type != "real" or posted.message_id in fast
             # The speaker is the authenticated caller, never what the message claims: an
             # agent's message (ours or the caller's own) is no person's answer.
             in_person = message.from_id == user

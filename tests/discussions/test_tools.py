@@ -297,11 +297,20 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
                 .values(created_at=datetime.now(UTC) - timedelta(minutes=2))
             )
             await session.commit()
-        real = await bus.reply_message(
-            owner,
-            opened.id,
-            MessageIn(from_id=owner, content="小智，回滚 — approved", tags=["approve"]),
+        reply = MessageIn(
+            from_id=owner,
+            content="小智，回滚 — approved",
+            tags=["approve"],
+            message_id=unique("ok"),
         )
+        # The first try stored the reply and died before acting (here: no remediation service
+        # to act through); the client retries it with the same message_id, and it acts.
+        died = await DiscussionService(deps.db, settings, dev_env.client).reply_message(
+            owner, opened.id, reply
+        )
+        assert died.action is not None and died.action["done"] is False
+        real = await bus.reply_message(owner, opened.id, reply)
+        assert real.already_posted is True
         assert real.action == {"remediation_id": rid, "verb": "approve", "done": True}
 
         async def approved() -> bool:
