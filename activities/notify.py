@@ -46,6 +46,7 @@ DATABASE_BUSY = (OperationalError, OSError, NoConnectionInTime)
 LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
 MAX_KEY = 255  # deliveries.key
 MAX_SHOWN = 512  # deliveries.target
+POSTS = "posts:"  # a delivery row's provider_id while a message in several posts is under way
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,10 @@ class NotifyActivities:
                 error="quiet hours",
             )
         else:
-            outcome = await self._send(request, recipient, target, key)
+            posts = RowPosts(self._db, key, RowPosts.done_in(provider_id))
+            outcome = await self._send(request, recipient, target, key, posts)
+            if outcome.status is not DeliveryStatus.SENT:  # the next try goes on after them
+                outcome.provider_id = f"{POSTS}{posts.done}" if posts.done else None
         async with self._db.write_session() as session:
             await DeliveryRepository(session).finish(
                 key,
@@ -247,14 +251,21 @@ class NotifyActivities:
         return outcome.model_copy(update={"target": shown})
 
     async def _send(
-        self, request: NotifyRequest, recipient: Recipient, target: Target, key: str
+        self,
+        request: NotifyRequest,
+        recipient: Recipient,
+        target: Target,
+        key: str,
+        posts: RowPosts,
     ) -> Delivery:
         channel_name, address = target.type, target.target
         try:
             channel = self._channels.get(channel_name)
             self._check(recipient, target)
             provider_id = await asyncio.wait_for(
-                channel.send(request.user, request.message, address, idempotency_key=key),
+                channel.send(
+                    request.user, request.message, address, idempotency_key=key, posts=posts
+                ),
                 self._timeout,
             )
         except PermanentNotifyError as exc:
@@ -293,6 +304,28 @@ class NotifyActivities:
         problem = self._policy.problem(target, user=recipient.name, is_admin=recipient.is_admin)
         if problem is not None:
             raise PermanentNotifyError(problem)
+
+
+@dataclass
+class RowPosts:
+    """A delivery's posts sent so far, kept on its row (``provider_id`` ``posts:N`` until it is
+    sent), so a retry or a worker that takes over goes on after them."""
+
+    db: Database
+    key: str
+    done: int
+
+    @staticmethod
+    def done_in(provider_id: str | None) -> int:
+        return (
+            int(provider_id[len(POSTS) :]) if provider_id and provider_id.startswith(POSTS) else 0
+        )
+
+    async def sent(self) -> None:
+        self.done += 1
+        async with self.db.write_session() as session:
+            await DeliveryRepository(session).posted(self.key, f"{POSTS}{self.done}")
+            await session.commit()
 
 
 def delivery_key(request_key: str, channel: str, target: str) -> str:

@@ -287,6 +287,15 @@ class DeliveryRepository(Repository):
             .execution_options(synchronize_session=False)
         )
 
+    async def posted(self, key: str, provider_id: str) -> None:
+        """Record progress of the send that holds the lease (a message sent in several posts)."""
+        await self.session.execute(
+            update(Delivery)
+            .where(Delivery.key == key)
+            .values(provider_id=provider_id)
+            .execution_options(synchronize_session=False)
+        )
+
     async def list(
         self,
         *,

@@ -405,3 +405,40 @@ async def test_one_phone_number_written_two_ways_gets_one_sms(
     )
     assert [(d.channel, d.status) for d in sent.deliveries] == [("sms", "sent")]
     assert [body["phone"] for _, body in state.received] == ["8613800000000"]
+
+
+async def test_a_wecom_message_in_several_posts_retried_after_a_failure_sends_each_post_once(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    import pytest
+    from temporalio.exceptions import ApplicationError
+
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    deps.settings = _settings(deps.settings, base)
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    # Over WeCom's 4,096 bytes: markdown posts, then a text post with the mention.
+    body = "\n".join(f"line {i}: " + "磁盘" * 60 for i in range(60))
+    request = NotifyRequest(
+        user="alice",
+        message=Message(title="Disk report", body=body, kind=NotificationKind.WATCH),
+        targets=[Target(type="wecom", target="secret:ops-bot?mentioned=zhangsan")],
+        idempotency_key=unique("parts"),
+    )
+    state.failures["wecom"] = ["ok", "500"]  # the second post fails once
+    with pytest.raises(ApplicationError, match="transient"):
+        await ActivityEnvironment().run(notify.notify, request)
+    assert len(state.received) == 1
+    retried = await ActivityEnvironment().run(notify.notify, request)
+    assert [(d.channel, d.status) for d in retried.deliveries] == [("wecom", "sent")]
+    posts = [
+        body["markdown"]["content"] if "markdown" in body else body["text"]["content"]
+        for _, body in state.received
+    ]
+    # Each post once, in order: the retry went on from the post that failed.
+    parts = [p.rsplit("(", 1)[-1] for p in posts[:-1]]
+    assert len(parts) > 1 and parts == [f"{i}/{len(parts)})" for i in range(1, len(parts) + 1)]
+    assert posts[-1] == "Disk report"
+    again = await ActivityEnvironment().run(notify.notify, request)
+    assert [d.status for d in again.deliveries] == [DeliveryStatus.DUPLICATE]
+    assert len(state.received) == len(posts)

@@ -245,7 +245,9 @@ async def test_an_admin_may_use_an_admin_only_secret(
 class BrokenChannel:
     name = "webhook"
 
-    async def send(self, user: str, message: Message, target: str, *, idempotency_key: str) -> None:
+    async def send(
+        self, user: str, message: Message, target: str, *, idempotency_key: str, posts: object
+    ) -> None:
         raise TypeError("a bug in a channel")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import apprise
 
@@ -14,6 +15,9 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url
 from ambient.domain.notify import PHONE_JUNK, Message, Target
 from ambient.domain.push import target_problem
+
+if TYPE_CHECKING:
+    from ambient.clients.notify.base import Posts
 
 
 async def notify_apprise(url: str, message: Message) -> None:
@@ -43,7 +47,13 @@ class AppriseChannel:
     guard: DestinationGuard
 
     async def send(
-        self, user: str, message: Message, target: str, *, idempotency_key: str
+        self,
+        user: str,
+        message: Message,
+        target: str,
+        *,
+        idempotency_key: str,
+        posts: Posts | None = None,
     ) -> str | None:
         url = self.secrets.resolve(target)
         problem = target_problem(Target(type="apprise", target=url))
@@ -66,7 +76,13 @@ class SmsChannel:
     secrets: SecretResolver
 
     async def send(
-        self, user: str, message: Message, target: str, *, idempotency_key: str
+        self,
+        user: str,
+        message: Message,
+        target: str,
+        *,
+        idempotency_key: str,
+        posts: Posts | None = None,
     ) -> str | None:
         if not self.template:
             raise PermanentNotifyError(

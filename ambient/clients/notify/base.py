@@ -9,13 +9,28 @@ from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.notify import Message
 
 
+class Posts(Protocol):
+    """The posts of one delivery that went out in earlier tries: a channel that sends a
+    message in several posts goes on after them and records each one it sends."""
+
+    done: int
+
+    async def sent(self) -> None: ...
+
+
 class Channel(Protocol):
     """Sends one message to one target; returns the provider's message id if any."""
 
     name: str
 
     async def send(
-        self, user: str, message: Message, target: str, *, idempotency_key: str
+        self,
+        user: str,
+        message: Message,
+        target: str,
+        *,
+        idempotency_key: str,
+        posts: Posts | None = None,
     ) -> str | None: ...
 
 

@@ -7,10 +7,14 @@ Target: the robot key, its webhook URL or `secret:NAME`, optionally
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.robots import RobotChannel, listed
 from ambient.domain.notify import Message
+
+if TYPE_CHECKING:
+    from ambient.clients.notify.base import Posts
 
 MARKDOWN_LIMIT = 4096  # bytes of UTF-8, the robot's limit for markdown content
 
@@ -46,7 +50,13 @@ class WeComChannel(RobotChannel):
     rate_limited = frozenset({45009, 45033})
 
     async def send(
-        self, user: str, message: Message, target: str, *, idempotency_key: str
+        self,
+        user: str,
+        message: Message,
+        target: str,
+        *,
+        idempotency_key: str,
+        posts: Posts | None = None,
     ) -> str | None:
         key, options = self.address(target)
         if not key:
@@ -58,20 +68,22 @@ class WeComChannel(RobotChannel):
             text += f"\n\n[详情 / details]({message.link})"
         budget = MARKDOWN_LIMIT - 32  # room for the "(2/3)" part marker
         parts = split_utf8(text, budget)
-        for index, part in enumerate(parts, 1):
-            content = part if len(parts) == 1 else f"{part}\n({index}/{len(parts)})"
-            await self.post(url, {"msgtype": "markdown", "markdown": {"content": content}})
+        payloads: list[dict[str, object]] = [
+            {
+                "msgtype": "markdown",
+                "markdown": {
+                    "content": part if len(parts) == 1 else f"{part}\n({index}/{len(parts)})"
+                },
+            }
+            for index, part in enumerate(parts, 1)
+        ]
         if mentioned or mobiles:
             # Markdown messages cannot @ people: a short text message carries the mentions.
-            await self.post(
-                url,
-                {
-                    "msgtype": "text",
-                    "text": {
-                        "content": message.title,
-                        "mentioned_list": mentioned,
-                        "mentioned_mobile_list": mobiles,
-                    },
-                },
-            )
+            mentions = {"mentioned_list": mentioned, "mentioned_mobile_list": mobiles}
+            payloads.append({"msgtype": "text", "text": {"content": message.title, **mentions}})
+        # A retry goes on after the posts an earlier try sent: the group sees each once.
+        for payload in payloads[posts.done if posts else 0 :]:
+            await self.post(url, payload)
+            if posts is not None and len(payloads) > 1:
+                await posts.sent()
         return None
