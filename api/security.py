@@ -91,12 +91,10 @@ def refuse_cross_site_writes(request: Request) -> None:
     if request.method not in UNSAFE_METHODS:
         return
     # Our own address: the Host the browser asked for, or AMBIENT_PUBLIC_URL behind a proxy.
-    public_url = getattr(request.app.state.settings, "public_url", None)
+    public_url = request.app.state.settings.public_url
     ours = {request.headers.get("host", ""), urlsplit(public_url).netloc if public_url else ""}
     ours.discard("")
-    origin = request.headers.get("origin")
-    referer = request.headers.get("referer")
-    source = origin if origin is not None else referer
+    source = request.headers.get("origin", request.headers.get("referer"))
     if source is None:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "form post refused: it carries neither Origin nor Referer"

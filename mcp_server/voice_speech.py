@@ -238,7 +238,7 @@ def hours_said(said: int | float | str | None, most: int = 168) -> int | None:
             if count is None:  # "十几个小时": a number not read is no span, not a guess
                 return None
             unit = found.group(2).rstrip("s")
-            hours = count * _UNIT_HOURS.get(unit, _UNIT_HOURS.get(found.group(2), 1))
+            hours = count * _UNIT_HOURS[unit]
         elif _WHOLE_DAY.search(text):
             hours = 24
         else:

@@ -89,7 +89,6 @@ async def dashboard(
 
 @router.post("/app/tasks")
 async def create_web_monitor(
-    request: Request,
     state: StateDep,
     me: PageUser,
     _: PageWords,

@@ -194,7 +194,7 @@ async def list_workloads(
     state = app_state(ctx)
     kubeconfig = None
     if cluster_id is not None:
-        kubeconfig = await ops.get_kubeconfig(app_state(ctx).cloud, cluster_id, region=region)
+        kubeconfig = await ops.get_kubeconfig(state.cloud, cluster_id, region=region)
     client = client_from_kubeconfig(kubeconfig, state.settings.kubeconfig)
     try:
         return Workloads(workloads=await list_workloads_of(client, namespace))
