@@ -13,13 +13,15 @@ from rich.console import Console
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.commands import Json, Region, fail, print_json, print_rows
+from ambient.commands import Json, Region, cloud_write, fail, print_json, print_rows
 from ambient.domain.identifiers import tke_cluster_id
 from ambient.settings import Settings
 
 app = typer.Typer(
     help="Tencent Cloud: clusters, node pools, logs, metrics, alarms.", no_args_is_help=True
 )
+# The asked-for writes (create, apply, scale, restart) live in their own module.
+app.add_typer(cloud_write.app)
 console = Console()
 T = TypeVar("T")
 
@@ -127,9 +129,3 @@ def alarms(
         as_json,
         title="alarms",
     )
-
-
-# The asked-for writes (create, apply, scale, restart) live in their own module.
-from ambient.commands.cloud_write import register as _register_writes  # noqa: E402
-
-_register_writes(app)

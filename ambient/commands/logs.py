@@ -70,18 +70,6 @@ def _when(value: str | None, option: str) -> datetime | None:
         ) from None
 
 
-def _input_lines(paths: list[Path]) -> Iterator[tuple[Path, str]]:
-    for path in paths:
-        source = FileLogSource(path)
-        for file in source.files():
-            for line in source.lines(file):
-                yield file, line
-
-
-def _total_bytes(paths: list[Path]) -> int:
-    return sum(f.stat().st_size for p in paths for f in FileLogSource(p).files())
-
-
 @app.command()
 def templates(
     paths: Annotated[list[Path], typer.Argument(help="log files or directories of them")],
@@ -111,9 +99,12 @@ def templates(
     for path in paths:
         if not path.exists():
             raise typer.BadParameter(f"no file or directory at {path}", param_hint="PATHS")
+    # Each input file once, for the progress bar's total and for the lines.
+    inputs = [(source, file) for source in map(FileLogSource, paths) for file in source.files()]
     reducer = LogReducer()
     taken = bytearray()  # per input line: 1 if it was counted (kept for --per-line only)
     show = sys.stderr.isatty()
+    total = sum(file.stat().st_size for _, file in inputs) if show else None
     with Progress(
         TextColumn("reducing {task.fields[file]}"),
         BarColumn(),
@@ -122,11 +113,12 @@ def templates(
         transient=True,
         disable=not show,
     ) as progress:
-        task = progress.add_task("reduce", total=_total_bytes(paths) if show else None, file="")
+        task = progress.add_task("reduce", total=total, file="")
 
         def counted() -> Iterator[tuple[datetime | None, str, str]]:
             done = 0
-            for number, (file, line) in enumerate(_input_lines(paths), 1):
+            lines = ((file, line) for source, file in inputs for line in source.lines(file))
+            for number, (file, line) in enumerate(lines, 1):
                 parsed = read_line(line)
                 keep = parsed is not None and (
                     parsed[0] is None
