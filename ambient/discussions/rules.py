@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from ambient.domain.configs import StorableText
+
 SourceType = Literal["real", "inferred", "unverifiable"]
 AUTO_REPLY = "auto_reply"
 DEFAULT_PROJECT = "ambient-ops"
@@ -54,7 +56,7 @@ def discussion_id(at: datetime, suffix: str) -> str:
     return f"disc_{at.strftime('%Y%m%d%H%M%S')}_{suffix}"
 
 
-class MessageIn(BaseModel):
+class MessageIn(StorableText):
     """What a sender writes (send_message / reply_message arguments)."""
 
     from_id: str

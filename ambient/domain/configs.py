@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -60,7 +61,29 @@ def _accepted_keys(model: type[BaseModel]) -> set[str]:
     return keys
 
 
-class UserConfig(BaseModel):
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds_nul(item) for item in value)
+    return False  # a nested model checked its own fields
+
+
+class StorableText(BaseModel):
+    """Input whose text is stored: PostgreSQL's text holds no NUL (U+0000), so one is refused
+    where it enters, naming its field, on every database (one input works on both)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
+        if not reading_stored(info) and _holds_nul(value):
+            raise ValueError("holds a NUL character (U+0000), which cannot be stored")
+        return value
+
+
+class UserConfig(StorableText):
     """A user-facing config model: unknown fields are refused by name, unless stored."""
 
     model_config = ConfigDict(extra="forbid")

@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from ambient.domain.configs import StorableText
+
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 # A user name as a filter (query parameters): the same format, checked where it arrives.
 UserName = Annotated[str, StringConstraints(pattern=_NAME.pattern)]
@@ -80,7 +82,7 @@ HHMM = Annotated[str, AfterValidator(validate_hhmm)]
 TimeZone = Annotated[str, AfterValidator(validate_timezone)]
 
 
-class UserSettings(BaseModel):
+class UserSettings(StorableText):
     """The settings a user may change for themselves; every field optional on update."""
 
     email: EmailStr | None = None

@@ -37,6 +37,9 @@ async def test_a_blank_message_is_refused_by_every_door_and_posts_nothing(
     async with Client(_server(deps, ann)) as as_ann:
         blank = await refused(as_ann, "send_message", from_id=ann, topic=topic, content=" \n\t ")
         assert "nothing posted" in blank and "content" in blank
+        # PostgreSQL's text holds no NUL: refused by name on every database.
+        nul = await refused(as_ann, "send_message", from_id=ann, topic=topic, content="a\x00b")
+        assert "content" in nul and "NUL" in nul
     async with (
         serve(create_app(deps.settings)) as base,
         httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
@@ -45,6 +48,13 @@ async def test_a_blank_message_is_refused_by_every_door_and_posts_nothing(
         answer = await http.post(
             "/discussions",
             json={"topic": topic, "from_id": ann, "content": "   "},
+            headers=headers,
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"][0]["loc"][-1] == "content"
+        answer = await http.post(
+            "/discussions",
+            json={"topic": topic, "from_id": ann, "content": "disk\u0000full"},
             headers=headers,
         )
         assert answer.status_code == 422, answer.text

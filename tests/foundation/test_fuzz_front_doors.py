@@ -73,6 +73,10 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
     ("web_monitor", {**WEB, "keywords": ["re:(?=x)"]}, "keywords.0"),
     ("web_monitor", {**WEB, "keywords": ["k"] * 101}, "keywords"),
     ("web_monitor", {**WEB, "keywords": ["x" * 501]}, "keywords.0"),
+    # PostgreSQL's text holds no NUL: refused where it enters, on every database.
+    ("web_monitor", {**WEB, "keywords": ["disk\x00full"]}, "keywords"),
+    ("web_monitor", {**WEB, "selectors": {"https://example.com/": "div\x00"}}, "selectors"),
+    ("schedule", {"message": "stand up\x00"}, "message"),
     ("web_monitor", {**WEB, "ignore_patterns": ["[z-a]"]}, "ignore_patterns.0"),
     ("web_monitor", {**WEB, "ignore_patterns": ["(?<!x)y"]}, "ignore_patterns.0"),
     ("web_monitor", {**WEB, "selectors": {"https://example.com/": "<<<>>>"}}, "selectors"),

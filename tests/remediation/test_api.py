@@ -57,6 +57,8 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
 
             bad = await http.post("/remediations", json={"alert": {**subject, "workload": "X Y"}})
             assert bad.status_code == 422 and "workload" in bad.text
+            bad = await http.post("/remediations", json={"alert": {**subject, "source": "a\x00"}})
+            assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "source"
             for cluster in ("http://evil/", "cls-test"):
                 bad = await http.post(
                     "/remediations", json={"alert": {**subject, "cluster_id": cluster}}
