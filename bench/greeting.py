@@ -53,6 +53,8 @@ def pct(values: list[float], q: float) -> float:
 
 def summary(name: str, values: list[float]) -> str:
     ms = [v * 1000 for v in values]
+    if not ms:  # a kind too few users made (--users 2: no "first" half)
+        return f"{name:6} n=   0"
     return (
         f"{name:6} n={len(ms):4}  p50={statistics.median(ms):6.1f} ms  "
         f"p95={pct(ms, 0.95):6.1f} ms  max={max(ms):6.1f} ms"
