@@ -11,9 +11,9 @@ ledger, the breaker) is one atomic step.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -412,20 +412,6 @@ class RemediationActivities:
         """Yesterday's (team time zone) unresolved Monitor and CLS alarms on TKE workloads."""
         zone = ZoneInfo(self._settings.remediation_timezone)
         return await unresolved_alarms(self._tencent, zone, request.now, request.days)
-
-    def all(self) -> list[Callable[..., Any]]:
-        return [
-            self.open_remediation,
-            self.check_remediation_permission,
-            self.check_remediation_gates,
-            self.take_remediation_checkpoint,
-            self.apply_remediation_step,
-            self.verify_remediation,
-            self.audit_remediation,
-            self.hand_over_remediation,
-            self.record_remediation,
-            self.collect_unresolved_alarms,
-        ]
 
 
 def _decided(result: Gate, gate: str) -> GateDecision:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from collections.abc import Callable
 from datetime import timedelta
 
 import openai
@@ -33,26 +34,29 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect")
 
 
+def _in_chain(exc: BaseException, test: Callable[[BaseException], bool]) -> BaseException | None:
+    """The first of ``exc`` and what it was raised from (five deep) that ``test`` holds for."""
+    chain: BaseException | None = exc
+    for _ in range(5):  # the error itself and what it was raised from
+        if chain is None or test(chain):
+            return chain
+        chain = chain.__cause__ or chain.__context__
+    return None
+
+
 def temporal_problem(exc: BaseException, settings: Settings | None) -> str | None:
     """A one-line "Temporal is unreachable at ADDRESS" if ``exc`` (or what it wraps) says so.
 
     Not for a worker that did not answer a query: the server may say DEADLINE_EXCEEDED for it,
     which the feature's error (raised from it) already names as a silent worker.
     """
-    if temporal.SILENT_WORKER in str(exc):
+    if temporal.SILENT_WORKER in str(exc) or _in_chain(exc, _unreachable) is None:
         return None
-    chain: BaseException | None = exc
-    for _ in range(5):  # the error itself and what it was raised from
-        if chain is None:
-            return None
-        if _unreachable(chain):
-            address = settings.temporal_address if settings else "the configured address"
-            return (
-                f"Temporal is unreachable at {address}: start it (`ambient dev`) or point "
-                "AMBIENT_TEMPORAL_ADDRESS at a running server"
-            )
-        chain = chain.__cause__ or chain.__context__
-    return None
+    address = settings.temporal_address if settings else "the configured address"
+    return (
+        f"Temporal is unreachable at {address}: start it (`ambient dev`) or point "
+        "AMBIENT_TEMPORAL_ADDRESS at a running server"
+    )
 
 
 def _database_down(exc: BaseException) -> bool:
@@ -70,18 +74,14 @@ def _database_down(exc: BaseException) -> bool:
 
 def database_problem(exc: BaseException, settings: Settings | None) -> str | None:
     """A one-line "the database is unreachable (WHERE)" if ``exc`` (or what it wraps) says so."""
-    chain: BaseException | None = exc
-    for _ in range(5):
-        if chain is None:
-            return None
-        if _database_down(chain):
-            reason = chain.orig if isinstance(chain, DBAPIError) else chain
-            return (
-                f"the database is unreachable ({_database_named(settings)}: {reason}): start "
-                "it, or point AMBIENT_DATABASE_URL at a running server you may use"
-            )
-        chain = chain.__cause__ or chain.__context__
-    return None
+    down = _in_chain(exc, _database_down)
+    if down is None:
+        return None
+    reason = down.orig if isinstance(down, DBAPIError) else down
+    return (
+        f"the database is unreachable ({_database_named(settings)}: {reason}): start "
+        "it, or point AMBIENT_DATABASE_URL at a running server you may use"
+    )
 
 
 def _database_named(settings: Settings | None) -> str:

@@ -108,15 +108,12 @@ class Database:
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
 
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # ``session()``: a plain session (``write_session`` for a read-then-write transaction).
+        self.session = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time: queue this process's writers here, in order and
         # without a deadline, instead of letting hundreds of them race for the file lock
         # (each gives up after the busy timeout with "database is locked").
         self._write_turn = asyncio.Lock()
-
-    def session(self) -> AsyncSession:
-        """A plain session (``write_session`` for a read-then-write transaction)."""
-        return self.sessions()
 
     @asynccontextmanager
     async def write_session(self, *, bulk: bool = False) -> AsyncIterator[AsyncSession]:
@@ -133,14 +130,14 @@ class Database:
         Keep the block short: no network calls inside it.
         """
         if not self.sqlite:
-            async with self.sessions() as session:
+            async with self.session() as session:
                 yield session
             return
         async with self._write_turn:
             tries = 0
             while True:
                 tries += 1
-                async with self.sessions() as session:
+                async with self.session() as session:
                     try:
                         await session.execute(text("BEGIN IMMEDIATE"))
                     except OperationalError as exc:
