@@ -348,24 +348,18 @@ def _row(key: str, runs: int, resolved: int) -> RateRow:
 
 
 def _rows(outcomes: list[RunOutcome], key: Callable[[RunOutcome], str]) -> list[RateRow]:
-    groups: dict[str, list[RunOutcome]] = {}
-    for outcome in outcomes:
-        groups.setdefault(key(outcome), []).append(outcome)
-    return [
-        _row(name, len(items), sum(o.state == "resolved" for o in items))
-        for name, items in sorted(groups.items())
-    ]
+    runs = Counter(key(o) for o in outcomes)
+    resolved = Counter(key(o) for o in outcomes if o.state == "resolved")
+    return [_row(name, runs[name], resolved[name]) for name in sorted(runs)]
 
 
 def remediation_stats(outcomes: list[RunOutcome]) -> RemediationStats:
     """Success rate by rung (of runs that tried it, how many it resolved), service, alert type."""
     finished = [o for o in outcomes if o.state in FINAL_STATES]
     resolved = [o for o in finished if o.state == "resolved"]
-    by_rung = []
-    for rung in range(1, 7):
-        tried = [o for o in finished if rung in o.tried]
-        if tried:
-            by_rung.append(_row(str(rung), len(tried), sum(o.resolved_rung == rung for o in tried)))
+    tried = Counter(rung for o in finished for rung in set(o.tried))
+    resolved_by = Counter(o.resolved_rung for o in finished if o.resolved_rung in o.tried)
+    by_rung = [_row(str(r), tried[r], resolved_by[r]) for r in range(1, 7) if tried[r]]
     durations = sorted(
         (o.finished_at - o.started_at).total_seconds() for o in resolved if o.finished_at
     )

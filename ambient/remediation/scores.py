@@ -137,8 +137,7 @@ def offline_score(alert: Alert, rules: list[AlertRule]) -> ScoreCard:
     labels = {k.lower(): v.lower() for k, v in alert.labels.items()}
 
     # Severity: how far past the threshold, raised by words that mean an outage.
-    if alert.value is not None and alert.threshold not in (None, 0):
-        assert alert.threshold is not None
+    if alert.value is not None and alert.threshold:  # a threshold of 0 gives no ratio
         ratio = abs(alert.value / alert.threshold)
         severity = clamp(40 + (ratio - 1) * 60) if ratio >= 1 else 30
         severity_reason = f"value {alert.value:g} is {ratio:.2f}x the threshold"

@@ -158,8 +158,6 @@ class PollWriter:
         self.linger = linger
         self._queue: list[PollWrite] = []
         self._flusher: asyncio.Task[None] | None = None
-        self.batches = 0  # transactions committed
-        self.written = 0  # checks written
 
     async def write(self, item: PollWrite) -> list[NewEvent]:
         item.done = done = asyncio.get_running_loop().create_future()
@@ -250,8 +248,6 @@ class PollWriter:
                 await _store_copies(conn, copies, now)
             await conn.execute(_upsert_marks(conn.dialect.name), marks)
             await session.commit()
-        self.batches += 1
-        self.written += len(batch)
         return results
 
 

@@ -67,9 +67,18 @@ async def _all(db: Database, model: Any) -> list[Any]:
 async def test_checks_of_many_polls_are_committed_in_one_transaction(db: Database) -> None:
     await _user(db)
     writer = PollWriter(db, linger=0.05)
+    committed: list[int] = []  # the checks of each transaction committed
+    commit = writer._commit
+
+    async def counted(batch: list[PollWrite]) -> list[list[NewEvent]]:
+        results = await commit(batch)
+        committed.append(len(batch))
+        return results
+
+    writer._commit = counted  # type: ignore[method-assign]
     results = await asyncio.gather(*(writer.write(_check(i)) for i in range(40)))
     assert [r[0].key for r in results] == [f"w{i}/life/poll/1" for i in range(40)]
-    assert (writer.batches, writer.written) == (1, 40)
+    assert committed == [40]
     events = {e.idempotency_key: e for e in await _all(db, Event)}
     assert set(events) == {f"w{i}/life/poll/1" for i in range(40)}
     inbox = {m.id: m for m in await _all(db, InboxMessage)}
