@@ -169,7 +169,7 @@ async def save_push(
 
 
 # What each push channel carries, as the settings page names it (values stay the API's).
-PUSH_KINDS = (N_("briefing"), N_("watch"), N_("remediation"))
+PUSH_KINDS = (N_("briefing"), N_("watch"), N_("remediation"), N_("system"))
 
 
 # --- 小智 devices: through DeviceService, which checks who may do what ---------------------

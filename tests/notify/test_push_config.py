@@ -234,3 +234,40 @@ async def test_quiet_hours_that_start_when_they_end_are_refused_by_name(
     (problem,) = refused.json()["detail"]
     assert problem["loc"][:2] == ["body", "quiet_hours"] and "same time" in problem["msg"]
     assert (await api.get("/users/me/push")).json()["quiet_hours"] is None
+
+
+async def test_saving_the_settings_page_unchanged_keeps_every_channels_kinds(
+    api: httpx.AsyncClient,
+) -> None:
+    import re
+
+    channels = [
+        {"type": "inbox", "target": "", "kinds": ["system"]},
+        {"type": "email", "target": "bob@example.com", "kinds": None},
+        {"type": "inbox", "target": "", "kinds": ["watch", "system"]},
+    ]
+    saved = await api.put("/users/me/push", json={"channels": channels})
+    assert saved.status_code == 200, saved.text
+    token = api.headers.pop("Authorization").removeprefix("Bearer ")
+    cookies = {"ambient_token": token}
+    shown = await api.get("/app/settings", cookies=cookies)
+    assert shown.status_code == 200, shown.text[:300]
+    page = shown.text
+    form = page[page.index('id="push"') : page.index("</form>", page.index('id="push"'))]
+    # What a browser sends back for the form as the page shows it.
+    types = re.findall(r'<option value="([a-z]+)" selected>', form)
+    targets = re.findall(r'name="target" value="([^"]*)"', form)
+    kinds = re.findall(r'name="kinds" value="([^"]+)"\s*checked', form)
+    sent = await api.post(
+        "/app/push",
+        data={"type": [*types, ""], "target": targets, "kinds": kinds},
+        cookies=cookies,
+        headers={"referer": str(api.base_url.join("/app/settings"))},
+    )
+    assert sent.status_code == 303 and "saved" in sent.headers["location"]
+    api.headers["Authorization"] = f"Bearer {token}"
+    after = (await api.get("/users/me/push")).json()["channels"]
+    every = ["briefing", "watch", "remediation", "system"]  # what no kinds (null) means
+    assert [(c["type"], c["target"], c["kinds"] or every) for c in after] == [
+        (c["type"], c["target"], c["kinds"] or every) for c in channels
+    ]
