@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import ToolAnnotations
-from pydantic import Field
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient import temporal
@@ -343,6 +344,35 @@ async def recent_errors(
     return await _answer(ctx, speaker, work)
 
 
+# What each argument is, in the words of an answer that asks for it again.
+_ARGUMENT_WORDS = {
+    "name": "任务名",
+    "which": "是哪个修复",
+    "reason": "原因",
+    "hours": "时间范围（一小时到一周，比如“两天”）",
+    "speaker": "是谁在说话",
+}
+
+
+class VoiceServer(MCPServer[AppState]):
+    """MCPServer whose refused arguments are answered in words too: a voice client drops the
+    text of an error result, and pydantic's text is no sentence to speak."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            fields = dict.fromkeys(str(e["loc"][0]) for e in exc.__cause__.errors() if e["loc"])
+            log.info("voice tool %r: arguments refused: %s", name, list(fields))
+            said = "和".join(_ARGUMENT_WORDS.get(field, field) for field in fields)
+            text = f"没听清{said}，请再说一次。"
+            return CallToolResult(content=[TextContent(type="text", text=text)])
+
+
 TOOLS: list[tuple[Callable[..., Awaitable[str]], ToolAnnotations]] = [
     (greet, RECORD),
     (what_needs_me, READ),
@@ -365,7 +395,7 @@ def build_voice_server(
 ) -> MCPServer[AppState]:
     """The voice profile: its own server over the same state, tokens and services."""
     mcp = server_shell(
-        MCPServer,
+        VoiceServer,
         settings,
         holder=holder,
         stdio_user=stdio_user,
