@@ -85,13 +85,15 @@ async def _answer(
     """Resolve who speaks, run ``work`` as them, and make whatever comes out speakable."""
     try:
         state = app_state(ctx)
-        who = await resolve_speaker(
-            state.db, current_user(ctx), speaker, described_as=SPEAKER_DESCRIPTION
-        )
-        if who.kind is SpeakerKind.UNKNOWN or who.user is None:
-            return speakable(UNKNOWN_SPEAKER if who.kind is SpeakerKind.UNKNOWN else BEYOND_OWNER)
+        # Who speaks is read from the database too: inside the budget, like the work.
         _deadline.set(asyncio.get_running_loop().time() + CALL_BUDGET)
         async with asyncio.timeout(CALL_BUDGET):
+            who = await resolve_speaker(
+                state.db, current_user(ctx), speaker, described_as=SPEAKER_DESCRIPTION
+            )
+            if who.kind is SpeakerKind.UNKNOWN or who.user is None:
+                unknown = who.kind is SpeakerKind.UNKNOWN
+                return speakable(UNKNOWN_SPEAKER if unknown else BEYOND_OWNER)
             return speakable(await work(state, who.user.name))
     except TimeoutError:
         return "系统这会儿响应太慢，我没等到结果，请稍后再问。"
