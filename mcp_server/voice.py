@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import ToolAnnotations
-from pydantic import Field
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient import temporal
@@ -84,13 +85,15 @@ async def _answer(
     """Resolve who speaks, run ``work`` as them, and make whatever comes out speakable."""
     try:
         state = app_state(ctx)
-        who = await resolve_speaker(
-            state.db, current_user(ctx), speaker, described_as=SPEAKER_DESCRIPTION
-        )
-        if who.kind is SpeakerKind.UNKNOWN or who.user is None:
-            return speakable(UNKNOWN_SPEAKER if who.kind is SpeakerKind.UNKNOWN else BEYOND_OWNER)
+        # Who speaks is read from the database too: inside the budget, like the work.
         _deadline.set(asyncio.get_running_loop().time() + CALL_BUDGET)
         async with asyncio.timeout(CALL_BUDGET):
+            who = await resolve_speaker(
+                state.db, current_user(ctx), speaker, described_as=SPEAKER_DESCRIPTION
+            )
+            if who.kind is SpeakerKind.UNKNOWN or who.user is None:
+                unknown = who.kind is SpeakerKind.UNKNOWN
+                return speakable(UNKNOWN_SPEAKER if unknown else BEYOND_OWNER)
             return speakable(await work(state, who.user.name))
     except TimeoutError:
         return "系统这会儿响应太慢，我没等到结果，请稍后再问。"
@@ -117,7 +120,9 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     """The greeting: today's briefing, spoken."""
 
     async def work(state: AppState, user: str) -> str:
-        result = await state.briefings.greet(user, via="voice", audio=False)
+        # The briefing is spent on the greeting it answers: only while we still listen.
+        left = _deadline.get() - asyncio.get_running_loop().time() - SAY_MARGIN
+        result = await state.briefings.greet(user, via="voice", audio=False, within=left)
         if result.outcome is GreetOutcome.SPOKEN and len(result.text) > MAX_SPOKEN:
             lead = "".join(result.segments[:2]) if result.segments else result.text
             return speakable(lead, MAX_SPOKEN - 20) + "完整简报在你的收件箱里。"
@@ -343,6 +348,35 @@ async def recent_errors(
     return await _answer(ctx, speaker, work)
 
 
+# What each argument is, in the words of an answer that asks for it again.
+_ARGUMENT_WORDS = {
+    "name": "任务名",
+    "which": "是哪个修复",
+    "reason": "原因",
+    "hours": "时间范围（一小时到一周，比如“两天”）",
+    "speaker": "是谁在说话",
+}
+
+
+class VoiceServer(MCPServer[AppState]):
+    """MCPServer whose refused arguments are answered in words too: a voice client drops the
+    text of an error result, and pydantic's text is no sentence to speak."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            fields = dict.fromkeys(str(e["loc"][0]) for e in exc.__cause__.errors() if e["loc"])
+            log.info("voice tool %r: arguments refused: %s", name, list(fields))
+            said = "和".join(_ARGUMENT_WORDS.get(field, field) for field in fields)
+            text = f"没听清{said}，请再说一次。"
+            return CallToolResult(content=[TextContent(type="text", text=text)])
+
+
 TOOLS: list[tuple[Callable[..., Awaitable[str]], ToolAnnotations]] = [
     (greet, RECORD),
     (what_needs_me, READ),
@@ -365,7 +399,7 @@ def build_voice_server(
 ) -> MCPServer[AppState]:
     """The voice profile: its own server over the same state, tokens and services."""
     mcp = server_shell(
-        MCPServer,
+        VoiceServer,
         settings,
         holder=holder,
         stdio_user=stdio_user,

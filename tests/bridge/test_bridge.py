@@ -148,8 +148,8 @@ async def test_relay_string_ids_pipelined_requests_and_second_initialize_round_t
         await register(state, unique("bob"), broker.url(token), verbatim=True)
         connection = await broker.held(token)
         assert [json.loads(f)["id"] for f in connection.frames[:2]] == [
-            f"{connection._prefix}_n_0",
             f"{connection._prefix}_n_1",
+            f"{connection._prefix}_n_2",
         ]
         # pipelined: three requests sent before any answer is read; ids 0, a number and a string
         ids = [

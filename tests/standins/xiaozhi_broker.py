@@ -8,7 +8,8 @@ mcp_endpoint relay) plays towards a tool connection, as read from their wire beh
   frames end in a newline; ``tools/call`` carries ``serialNumber``, ``clientId`` and
   ``_meta.agentId``; ``ping`` every ``ping_every`` seconds if set.
 - ``relay`` mode (mcp_endpoint): string ids ``"<uuid>_n_<int>"`` and initialize, initialized
-  and tools/list sent at once, without waiting (pipelining).
+  and tools/list sent at once, without waiting (pipelining). The ids repeat, as xiaozhi-server's
+  do through the relay: initialize is 1, tools/list 2, and its tools/call ids count from 1 again.
 - One tool connection per token: a new one replaces the old, which is closed with
   4000 "replaced by a new connection".
 """
@@ -63,11 +64,13 @@ class ToolConnection:
     pinged: asyncio.Event = field(default_factory=asyncio.Event)  # a periodic ping answered
     _waiting: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     _numbers: itertools.count[int] = field(default_factory=itertools.count)
+    _relay_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _prefix: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def next_id(self) -> int | str:
-        number = next(self._numbers)
-        return number if self.mode == "official" else f"{self._prefix}_n_{number}"
+        if self.mode == "official":
+            return next(self._numbers)
+        return f"{self._prefix}_n_{next(self._relay_numbers)}"
 
     async def send_raw(self, text: str) -> None:
         await self.socket.send(text)
@@ -212,9 +215,10 @@ class XiaozhiBroker:
             "clientInfo": {"name": "xiaozhi-mqtt-client", "version": "1.0.0"},
         }
         if self.mode == "relay":  # all three at once, as the relay does
-            first = await connection.send_request("initialize", params)
+            prefix = connection._prefix
+            first = await connection.send_request("initialize", params, f"{prefix}_n_1")
             await connection.notify("notifications/initialized")
-            listed = await connection.send_request("tools/list")
+            listed = await connection.send_request("tools/list", None, f"{prefix}_n_2")
             connection.initialize_answer = await connection.answer(first)
             response = await connection.answer(listed)
         else:

@@ -3,13 +3,15 @@ an exception's class name."""
 
 from __future__ import annotations
 
+import asyncio
+
 from mcp import Client
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.storage import Database
 from ambient.wiring import AppState, StateHolder
-from mcp_server.voice import build_voice_server
+from mcp_server.voice import CALL_BUDGET, build_voice_server
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.support.servers import free_port
@@ -55,4 +57,35 @@ async def test_a_database_that_is_down_is_said_as_such(deps: WorkerDeps) -> None
                 answer = await say(voice, tool, **args)
                 assert answer == DATABASE_DOWN, (tool, answer)
     finally:
+        await db.close()
+
+
+async def test_a_database_that_never_answers_is_said_within_the_voice_budget(
+    deps: WorkerDeps,
+) -> None:
+    """A PostgreSQL behind a dead path accepts nothing and refuses nothing: who is speaking
+    is read from it first, and that read was outside the call's budget (asyncpg gives up
+    after 60 s, xiaozhi.me after 10)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accepted, never answered
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"postgresql+asyncpg://ambient:secret@127.0.0.1:{port}/ambient"
+    settings = deps.settings.model_copy(update={"database_url": url})
+    db = Database(url)
+    client = await temporal.connect(settings, lazy=True)
+    state = AppState(
+        settings=settings, db=db, temporal=client, channels=deps.channels, stdio_user="vd"
+    )
+    try:
+        async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+            answer = await asyncio.wait_for(say(voice, "recent_errors"), CALL_BUDGET + 2)
+        assert answer == "系统这会儿响应太慢，我没等到结果，请稍后再问。"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
         await db.close()

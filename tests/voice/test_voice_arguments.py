@@ -1,0 +1,50 @@
+"""Arguments a voice model got wrong: answered in words, as every voice answer is (a voice client
+drops the text of an error result, and pydantic's text is no sentence to speak)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp import Client
+
+from ambient import temporal
+from ambient.deps import WorkerDeps
+from ambient.wiring import AppState, StateHolder
+from mcp_server.voice import build_voice_server
+from tests.briefing.harness import make_user
+from tests.conftest import unique
+from tests.support.servers import free_port
+from tests.voice.support import say
+
+SPAN_AGAIN = "没听清时间范围（一小时到一周，比如“两天”），请再说一次。"
+# What a small model sends: a required reference left out or empty, a span it made up, a
+# number where a name goes, a reference far past what anyone says.
+MISHEARD: list[tuple[str, dict[str, Any], str]] = [
+    ("task_status", {}, "没听清任务名，请再说一次。"),
+    ("pause_task", {"name": ""}, "没听清任务名，请再说一次。"),
+    ("resume_task", {"name": "x" * 300}, "没听清任务名，请再说一次。"),
+    ("approve_remediation", {"which": None}, "没听清是哪个修复，请再说一次。"),
+    ("refuse_remediation", {"which": "checkout", "reason": "y" * 201}, "没听清原因，请再说一次。"),
+    ("recent_errors", {"hours": "abc"}, SPAN_AGAIN),
+    ("recent_errors", {"hours": 500}, SPAN_AGAIN),
+    ("greet", {"speaker": 123}, "没听清是谁在说话，请再说一次。"),
+]
+
+
+async def test_misheard_arguments_are_answered_in_words_naming_what_to_say_again(
+    deps: WorkerDeps,
+) -> None:
+    user = unique("va")
+    await make_user(deps.db, user)
+    # Nothing may run: the arguments are refused before any service is asked.
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    client = await temporal.connect(settings, lazy=True)
+    state = AppState(
+        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
+    )
+    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+        for tool, args, expected in MISHEARD:
+            assert await say(voice, tool, **args) == expected, (tool, args)
+        # Two refused at once are said together, each once.
+        answer = await say(voice, "refuse_remediation", which="", reason="y" * 201)
+        assert answer == "没听清是哪个修复和原因，请再说一次。"
