@@ -326,8 +326,12 @@ class TaskReads:
                 ):
                     recorded: Any = status.detail.get(field) or 0
                     status.detail[field] = int(recorded) + more
+                # A poll that began before an update carries the pages it took out: not shown.
+                watched = status.config.get("urls")
                 status.detail["urls"] = {
-                    url: state.model_dump(mode="json") for url, state in progress.urls.items()
+                    url: state.model_dump(mode="json")
+                    for url, state in progress.urls.items()
+                    if not isinstance(watched, list) or url in watched
                 }
             return
 

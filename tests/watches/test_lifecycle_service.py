@@ -522,6 +522,9 @@ async def test_a_page_taken_out_of_a_web_monitor_leaves_its_status(
             await service.pause(USER, ref.task_id)
         before = (await service.get(USER, ref.task_id)).checks
         status = await service.update(USER, ref.task_id, monitor(base, "/ok"))
+        # At once too: the poll that began before the update (its heartbeat still shows the
+        # page) is not what the status says the watch watches.
+        assert list(status.detail["urls"]) == [f"{base}/ok"], status.detail["urls"]
         for _ in range(100):  # a running watch checks its new config at once
             if paused or status.checks > before:
                 break
