@@ -97,6 +97,10 @@ class DiscussionService(DiscussionReads):
         key = normalise_topic(topic)
         if not key or len(topic) > 300:
             raise InvalidDiscussionError("topic: 1-300 characters")
+        if "\x00" in topic:  # PostgreSQL's text holds none (see StorableText)
+            raise InvalidDiscussionError(
+                "topic: holds a NUL character (U+0000), which cannot be stored"
+            )
         async with self.db.session() as session:
             if user is not None:
                 await self._may_sign(session, user, message.from_id)

@@ -40,6 +40,8 @@ async def test_a_blank_message_is_refused_by_every_door_and_posts_nothing(
         # PostgreSQL's text holds no NUL: refused by name on every database.
         nul = await refused(as_ann, "send_message", from_id=ann, topic=topic, content="a\x00b")
         assert "content" in nul and "NUL" in nul
+        nul = await refused(as_ann, "send_message", from_id=ann, topic="disk\x00", content="x")
+        assert "topic" in nul and "NUL" in nul
     async with (
         serve(create_app(deps.settings)) as base,
         httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
