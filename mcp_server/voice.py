@@ -95,7 +95,9 @@ async def _answer(
                 unknown = who.kind is SpeakerKind.UNKNOWN
                 return speakable(UNKNOWN_SPEAKER if unknown else BEYOND_OWNER)
             return speakable(await work(state, who.user.name))
-    except TimeoutError:
+    except TimeoutError as exc:
+        if database_problem(exc, None) is not None:  # a connect that timed out (OSError)
+            return DATABASE_DOWN
         return "系统这会儿响应太慢，我没等到结果，请稍后再问。"
     except Exception as exc:
         # What is down is said before anything a feature made of it.

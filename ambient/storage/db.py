@@ -34,6 +34,9 @@ WRITE_TURN_TRIES = 6
 # the file, four pragmas each, a tenth of the worker's loop in the storm. The same 15 at most,
 # all kept.
 SQLITE_POOL_SIZE = 15
+# Seconds a new PostgreSQL connection may take (asyncpg's own default is 60): a database behind
+# a dead path is said unreachable while a caller still listens.
+CONNECT_TIMEOUT = 5.0
 
 
 class TurnConnection(aiosqlite.Connection):
@@ -95,7 +98,9 @@ class Database:
                 url, async_creator=_turn_connector(url), **pool
             )
         else:
-            self.engine = create_async_engine(url)
+            asyncpg = parsed.get_driver_name() == "asyncpg"
+            connect = {"connect_args": {"timeout": CONNECT_TIMEOUT}} if asyncpg else {}
+            self.engine = create_async_engine(url, **connect)
         if self.sqlite:
             # Worker, API and MCP share the file: WAL and a busy timeout avoid "database is locked".
             @event.listens_for(self.engine.sync_engine, "connect")

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pgserver
+import pytest
 
 from ambient.settings import Settings
 from ambient.storage.migrate import upgrade_async
@@ -43,3 +44,35 @@ async def test_an_api_whose_postgresql_went_down_answers_503_naming_it(settings:
                     ), detail
         finally:
             await asyncio.to_thread(server.cleanup)
+
+
+async def test_a_postgresql_that_never_answers_is_unreachable_within_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A PostgreSQL behind a dead path accepts and never answers: asyncpg's own connect
+    timeout is 60 s, so every door held its caller for a minute (the voice's budget is 8 s,
+    xiaozhi.me's 10) before saying the database is unreachable."""
+    from sqlalchemy import text
+
+    from ambient.status import database_problem
+    from ambient.storage import Database, db
+
+    monkeypatch.setattr(db, "CONNECT_TIMEOUT", 1.0)
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accepted, never answered
+
+    listener = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    database = Database(f"postgresql+asyncpg://ambient:secret@127.0.0.1:{port}/ambient")
+    try:
+        with pytest.raises(Exception) as failed:
+            async with database.session() as session:
+                await asyncio.wait_for(session.execute(text("SELECT 1")), 15)
+        assert database_problem(failed.value, None) is not None, repr(failed.value)
+    finally:
+        await database.close()
+        for writer in held:
+            writer.close()
+        listener.close()
