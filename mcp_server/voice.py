@@ -67,6 +67,7 @@ SAY_MARGIN = 0.5
 # When the current voice call's budget runs out (the loop's clock).
 _deadline: ContextVar[float] = ContextVar("voice_deadline")
 
+UNKNOWN_TOOL = "这个我还不会做。可以问我任务状态、待处理的事、最近的错误，或者暂停和恢复任务。"
 UNKNOWN_SPEAKER = (
     "你好！我还不认识你的声音，所以不能告诉你谁的运维信息。请让主人在设置里登记你的声纹。"
 )
@@ -370,6 +371,10 @@ class VoiceServer(MCPServer[AppState]):
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
+            if name not in {tool.name for tool in await self.list_tools()}:
+                # A stale tool list, or a name a model made up.
+                log.info("voice tool %r: no such tool", name)
+                return CallToolResult(content=[TextContent(type="text", text=UNKNOWN_TOOL)])
             if not isinstance(exc.__cause__, ValidationError):
                 raise
             fields = dict.fromkeys(str(e["loc"][0]) for e in exc.__cause__.errors() if e["loc"])

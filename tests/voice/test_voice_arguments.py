@@ -10,7 +10,7 @@ from mcp import Client
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.wiring import AppState, StateHolder
-from mcp_server.voice import build_voice_server
+from mcp_server.voice import UNKNOWN_TOOL, build_voice_server
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.support.servers import free_port
@@ -48,3 +48,18 @@ async def test_misheard_arguments_are_answered_in_words_naming_what_to_say_again
         # Two refused at once are said together, each once.
         answer = await say(voice, "refuse_remediation", which="", reason="y" * 201)
         assert answer == "没听清是哪个修复和原因，请再说一次。"
+
+
+async def test_a_tool_the_voice_profile_does_not_have_is_answered_in_words(
+    deps: WorkerDeps,
+) -> None:
+    # A speaker with a stale tool list (or a model that made a name up): a voice client drops
+    # an error result's text, so "Unknown tool" was silence.
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    client = await temporal.connect(settings, lazy=True)
+    state = AppState(
+        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user="vu"
+    )
+    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+        for name in ("delete_task", "create_web_monitor", "greeting"):
+            assert await say(voice, name) == UNKNOWN_TOOL, name
