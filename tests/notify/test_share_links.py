@@ -11,6 +11,7 @@ from ambient.sharing import (
     InvalidShareLinkError,
     RevokedShareLinkError,
     ShareLinkRepository,
+    share_report,
 )
 from ambient.storage import Database
 from api.app import create_app
@@ -130,3 +131,33 @@ async def test_a_share_link_pasted_with_trailing_punctuation_is_not_found_not_a_
         page = await api.get(f"/share/{mangled}")
         assert (page.status_code, page.text) == (404, "<h1>not found</h1>"), mangled
     assert (await api.get(f"/share/{link['token']}")).status_code == 200
+
+
+async def test_a_link_a_workflow_made_is_revoked_by_its_owner_with_the_link_itself(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The morning's email carries a briefing link and nothing else: its owner, who forwarded
+    it by mistake, revokes it with what they have — the link."""
+    admin = await admin_headers(settings)
+    tokens = {}
+    for name in ("alice", "mallory"):
+        created = await api.post("/users", json={"name": name}, headers=admin)
+        tokens[name] = {"Authorization": f"Bearer {created.json()['token']}"}
+    db = Database(settings.resolved_database_url)
+    try:
+        link = await share_report(
+            db, settings, "alice", "briefing", "Morning", "**3** alarms", "briefing/alice/d1/v1"
+        )
+    finally:
+        await db.close()
+    token = link.url.rsplit("/", 1)[1]
+    assert (await api.get(f"/share/{token}")).status_code == 200
+
+    theirs = await api.delete(f"/share/{token}", headers=tokens["mallory"])
+    assert theirs.status_code == 404 and (await api.get(f"/share/{token}")).status_code == 200
+    forged = await api.delete(f"/share/{token[:-2]}xx", headers=tokens["alice"])
+    assert forged.status_code == 404
+    assert (await api.delete(f"/share/{token}")).status_code == 401
+    revoked = await api.delete(f"/share/{token}", headers=tokens["alice"])
+    assert revoked.status_code == 204, revoked.text
+    assert (await api.get(f"/share/{token}")).status_code == 410
