@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from ambient.settings import Settings
@@ -310,3 +311,24 @@ async def test_a_member_cannot_walk_device_numbers_to_learn_whose_speakers_hear_
         assert (named.json()["user"], named.json()["speakers"]) == ("bob-den", ["mallory-den"])
         [listed] = (await http.get("/xiaozhi/devices", headers=bob)).json()
         assert listed["speakers"] == ["alice-den", "mallory-den"]
+
+
+async def test_a_device_token_with_letters_beyond_ascii_is_a_wrong_token_not_a_crash(
+    settings: Settings,
+) -> None:
+    """A device configured with a pasted token (a full-width character, a trailing "。")."""
+    settings = settings.model_copy(
+        update={"voice_device_tokens": {"kitchen": SecretStr("device-secret-1")}}
+    )
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        for token in ("device-secret-1。", "设备"):
+            answer = await http.post(
+                "/voice/greeting",
+                json={"user_id": "anyone"},
+                headers={"X-Device-Token": token.encode()},
+            )
+            assert answer.status_code == 401, answer.text
