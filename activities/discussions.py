@@ -19,5 +19,12 @@ class DiscussionActivities:
     @activity.defn
     async def post_to_discussion(self, post: AgentPost) -> AgentPosted:
         """Post once per message id; joins the open discussion on the topic or opens one."""
+        info = activity.info()
+        if post.subject == info.workflow_id:
+            # A workflow posting about itself posts about this run: the same alert remediated
+            # again later (maybe for another user) is another remediation, with its own
+            # discussion and its own members (the run key, as RemediationRecord.run_key).
+            subject = f"{info.workflow_id}@{info.workflow_run_id}"
+            post = post.model_copy(update={"subject": subject})
         posted = await self._service.post_as_agent(post)
         return AgentPosted(discussion_id=posted.discussion_id, message_id=posted.message_id)

@@ -13,6 +13,7 @@ import base64
 import os
 from collections.abc import Mapping, Sequence
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
@@ -73,5 +74,13 @@ class EncryptionCodec(PayloadCodec):
             if cipher is None:
                 raise CodecKeyError(f"payload encrypted with unknown key id {key_id!r}")
             nonce, body = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
-            decoded.append(Payload.FromString(cipher.decrypt(nonce, body, None)))
+            try:
+                clear = cipher.decrypt(nonce, body, None)
+            except InvalidTag:
+                raise CodecKeyError(
+                    f"payload does not decrypt with key id {key_id!r}: it was encrypted with "
+                    "another key of that id (keep a replaced key in AMBIENT_PAYLOAD_OLD_KEYS "
+                    "under its own id) or altered"
+                ) from None
+            decoded.append(Payload.FromString(clear))
         return decoded

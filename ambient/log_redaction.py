@@ -4,8 +4,9 @@ httpx logs every request URL at INFO ("HTTP Request: POST https://.../send?key=.
 webhook, WeCom and DingTalk URLs carry their tokens in the query. The redaction runs where
 a log record is made (the record factory), so every handler and formatter (uvicorn's too)
 only ever sees the redacted text. The Temporal Web UI's codec endpoint carries the codec token
-in its path (/codec/ui/{token}, api/routers/codec.py): that segment is redacted too. Entry
-points (and the API factory) call `install_redaction()` once.
+in its path (/codec/ui/{token}, api/routers/codec.py): that segment is redacted too, and so is
+a share link's signature (/share/{id}.{expiry}.{signature} opens a report without logging in).
+Entry points (and the API factory) call `install_redaction()` once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ URL = re.compile(
 PATH_QUERY = re.compile(r"^(?P<path>/[^\s?]*)\?\S*$")
 # The codec token in the Web UI's codec path.
 CODEC_UI_PATH = re.compile(r"/codec/ui/[^/\s]+")
+# A share link's signature (ambient/sharing.py); its id and expiry stay to tell links apart.
+SHARE_SIGNATURE = re.compile(r"(/share/[0-9a-f]+\.[0-9]+\.)[A-Za-z0-9_-]+")
 SECRET_PARAMS = re.compile(
     r"(?i)\b(?P<name>access_token|api_key|apikey|key|token|sign|signature|secret|password)"
     r"=(?P<value>[^&\s'\"]+)"
@@ -38,6 +41,7 @@ def redact(text: str) -> str:
         return f"{match['scheme']}{match['rest']}{query}"
 
     text = CODEC_UI_PATH.sub("/codec/ui/***", text)
+    text = SHARE_SIGNATURE.sub(r"\1***", text)
     text = URL.sub(url, text)
     text = PATH_QUERY.sub(lambda m: f"{m['path']}?{REDACTED}", text)
     return SECRET_PARAMS.sub(lambda m: f"{m['name']}={REDACTED}", text)

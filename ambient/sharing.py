@@ -53,8 +53,8 @@ def make_token(secret: str, token_id: str, expires_at: datetime) -> str:
     return f"{token_id}.{expires}.{_signature(secret, token_id, expires)}"
 
 
-def read_token(secret: str, token: str, now: datetime) -> str:
-    """The token id of a valid, unexpired token."""
+def _signed(secret: str, token: str) -> tuple[str, int]:
+    """The token id and expiry of a token we signed."""
     try:
         token_id, expires_text, signature = token.split(".")
         expires = int(expires_text)
@@ -64,6 +64,12 @@ def read_token(secret: str, token: str, now: datetime) -> str:
     expected = _signature(secret, token_id, expires).encode()
     if not hmac.compare_digest(signature.encode(), expected):
         raise InvalidShareLinkError("bad share token signature")
+    return token_id, expires
+
+
+def read_token(secret: str, token: str, now: datetime) -> str:
+    """The token id of a valid, unexpired token."""
+    token_id, expires = _signed(secret, token)
     if now.timestamp() >= expires:
         raise ExpiredShareLinkError("this link has expired")
     return token_id
@@ -128,8 +134,17 @@ class ShareLinkRepository:
             raise RevokedShareLinkError("this link was revoked")
         return row
 
-    async def revoke(self, user: str, link_id: int, now: datetime | None = None) -> bool:
-        row = await self.session.get(ShareLink, link_id)
+    async def revoke(self, user: str, link: int | str, now: datetime | None = None) -> bool:
+        """Revoke ``user``'s link, named by its id or by its token (a link a workflow sent
+        shows its owner nothing else); False when it is no link of theirs."""
+        if isinstance(link, int):
+            row = await self.session.get(ShareLink, link)
+        else:
+            try:
+                token_id, _ = _signed(self.secret, link)
+            except InvalidShareLinkError:
+                return False
+            row = await self.session.scalar(select(ShareLink).where(ShareLink.token_id == token_id))
         if row is None or row.user != user:
             return False
         row.revoked_at = now or datetime.now(UTC)

@@ -178,13 +178,20 @@ class DeviceService:
         """The caller lets this device answer them by voiceprint (or, ``allowed=False``, stops).
 
         Anyone may allow any device id they name: it only ever shares the caller's own data,
-        and only with that device's owner's rights or less.
+        and only with that device's owner's rights or less. Its number names it only to its
+        owner, an admin, or who allowed it already (numbers walked from 1 must not list every
+        speaker's MAC and owner); and another's answer shows only the caller's own consent.
         """
+        admin = await self._admin(actor)
         async with self.db.session() as session:
-            if await UserRepository(session).get(actor) is None:
-                raise DeviceRefusedError(f"{actor!r} is not a registered user")
             row = await self._find(session, ref)
-            if row is None:
+            known = row is not None and (
+                admin
+                or row.user == actor
+                or actor in (row.speakers or [])
+                or ref.strip().lower() == row.device_id
+            )
+            if row is None or not known:
                 raise DeviceNotFoundError(f"no device {ref!r}")
             names = set(row.speakers or [])
             names = names | {actor} if allowed else names - {actor}
@@ -196,7 +203,10 @@ class DeviceService:
                 detail={"user": row.user},
             )
             await session.commit()
-            return DeviceView.model_validate(row)
+            view = DeviceView.model_validate(row)
+        if admin or row.user == actor:
+            return view
+        return view.model_copy(update={"speakers": [actor] if allowed else []})
 
     @staticmethod
     async def _find(session: AsyncSession, ref: str) -> XiaozhiDevice | None:

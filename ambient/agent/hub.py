@@ -29,17 +29,26 @@ class AgentHub:
         self.state = state
         self.timeout = timeout_seconds
         self.guard = DestinationGuard(state.settings.fetch_allow_cidrs)
-        self._facades: dict[str, AgentFacade] = {}
+        # Per user: the facade, and whether it was built for an admin (it holds stdio servers).
+        self._facades: dict[str, tuple[bool, AgentFacade]] = {}
 
-    async def facade(self, user: str) -> AgentFacade:
-        found = self._facades.get(user)
+    async def facade(self, user: User) -> AgentFacade:
+        """``user``'s facade as their role is now: stdio servers (programs run on this host)
+        only while they are an admin, so taking the role away stops them at the next use."""
+        admin = user.role == "admin"
+        found = self._facades.pop(user.name, None)
         if found is not None:
-            return found
+            if found[0] == admin:
+                self._facades[user.name] = found
+                return found[1]
+            await found[1].close()
         facade = AgentFacade(timeout_seconds=self.timeout)
-        facade.add_server(OWN_SERVER, self._own_client(user))
-        for spec in await self.specs(user):
+        facade.add_server(OWN_SERVER, self._own_client(user.name))
+        for spec in await self.specs(user.name):
+            if spec.transport == "stdio" and not admin:
+                continue
             facade.add_server(spec.name, partial(client_for, spec, timeout=self.timeout))
-        self._facades[user] = facade
+        self._facades[user.name] = (admin, facade)
         return facade
 
     def _own_client(self, user: str) -> Callable[[], Client]:
@@ -78,9 +87,9 @@ class AgentHub:
         async with self.state.db.session() as session:
             session.add(AgentServer(user=user.name, name=spec.name, spec=spec.model_dump()))
             await session.commit()
-        facade = self._facades.get(user.name)
-        if facade is not None:
-            facade.add_server(spec.name, partial(client_for, spec, timeout=self.timeout))
+        found = self._facades.get(user.name)
+        if found is not None:
+            found[1].add_server(spec.name, partial(client_for, spec, timeout=self.timeout))
 
     async def remove(self, user: str, name: str) -> bool:
         async with self.state.db.session() as session:
@@ -88,13 +97,13 @@ class AgentHub:
                 delete(AgentServer).where(AgentServer.user == user, AgentServer.name == name)
             )
             await session.commit()
-        facade = self._facades.get(user)
-        if facade is not None:
-            await facade.remove_server(name)
+        found = self._facades.get(user)
+        if found is not None:
+            await found[1].remove_server(name)
         return bool(getattr(result, "rowcount", 0))
 
     async def close(self) -> None:
-        for facade in self._facades.values():
+        for _, facade in self._facades.values():
             await facade.close()
         self._facades.clear()
 
@@ -123,7 +132,7 @@ class ChatRuntime:
         return ChatAgent(
             self.model,
             settings.llm_model,
-            await self.hub.facade(user.name),
+            await self.hub.facade(user),
             system=system_prompt(user.name, user.assistant_name, user.timezone),
             offer=self.offer,
             confirm=settings.chat_confirm,

@@ -64,10 +64,14 @@ async def members_see(
         clusters = (await session.scalars(select(RemediationRecord.cluster_id).distinct())).all()
         theirs = [c for c in clusters if named_approver(caller.name, c, approvers)]
         steers = or_(steers, RemediationRecord.cluster_id.in_(theirs))
+    # A run's discussion is about that run (its run key); one stored before runs were told
+    # apart names the remediation id only.
+    owns_run = select(RemediationRecord.run_key).where(steers)
     owns = select(RemediationRecord.remediation_id).where(steers)
     return or_(
         Discussion.initiator.in_(speaks_as),
         Discussion.id.in_(posted_in),
+        Discussion.subject.in_(owns_run),
         Discussion.subject.in_(owns),
     )
 

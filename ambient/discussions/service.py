@@ -205,8 +205,10 @@ class DiscussionService(DiscussionReads):
             # The speaker is the authenticated caller, never what the message claims: an
             # agent's message (ours or the caller's own) is no person's answer.
             in_person = message.from_id == user
+            # A run's discussion names the run (remediation/{fingerprint}@{run id}).
+            rid = subject.partition("@")[0]
             posted.action = await self._act(
-                user, subject, verb, message.content, inferred, in_person=in_person
+                user, rid, verb, message.content, inferred, in_person=in_person
             )
         return await self._notify(posted, topic, message, recipients)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ambient.discussions.rules import (
     Annotation,
@@ -55,6 +55,15 @@ class DiscussionView(BaseModel):
     created_at: datetime
     updated_at: datetime
     messages: int = 0
+
+    @field_validator("subject", mode="before")
+    @classmethod
+    def _remediation_id(cls, value: object) -> object:
+        # Stored per run (remediation/{fingerprint}@{run id}); shown as what get_remediation
+        # takes.
+        if isinstance(value, str) and value.startswith("remediation/"):
+            return value.partition("@")[0]
+        return value
 
 
 class Posted(BaseModel):

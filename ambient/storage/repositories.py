@@ -8,7 +8,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ambient.domain.notify import Message
@@ -24,6 +24,10 @@ OPERATOR = "operator"
 
 class UserExistsError(Exception):
     """A user with that name is already registered."""
+
+
+class VoiceprintTakenError(Exception):
+    """The voiceprint id already names another user (theirs, or their user name)."""
 
 
 def new_api_token() -> str:
@@ -51,6 +55,7 @@ class UserRepository(Repository):
 
         Returns the row and its API token (shown once, stored hashed).
         """
+        await self._voiceprint_free(data.voiceprint_id, data.name)
         token = new_api_token()
         fields = data.model_dump(exclude_none=True)
         user = User(api_token_hash=hash_token(token), push_config={}, **fields)
@@ -99,9 +104,25 @@ class UserRepository(Repository):
         return await self.session.scalar(query)
 
     async def update(self, user: User, data: UserSettings) -> None:
+        """Change ``user``'s own settings (VoiceprintTakenError: nothing changed)."""
+        await self._voiceprint_free(data.voiceprint_id, user.name)
         for field, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
             setattr(user, field, value)
         await self.session.flush()
+
+    async def _voiceprint_free(self, voiceprint: str | None, name: str) -> None:
+        # A speaker is found by voiceprint id or user name, case-insensitively
+        # (ambient.xiaozhi.resolve_speaker): one voice named twice answers to nobody.
+        if voiceprint is None:
+            return
+        key = voiceprint.lower()
+        query = select(User.id).where(
+            User.name != name, or_(func.lower(User.voiceprint_id) == key, User.name == key)
+        )
+        if await self.session.scalar(query.limit(1)) is not None:
+            raise VoiceprintTakenError(
+                f"{voiceprint!r} already names another user's voice: choose another"
+            )
 
     async def rotate_token(self, user: User) -> str:
         token = new_api_token()

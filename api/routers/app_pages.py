@@ -204,7 +204,7 @@ async def event_stream(
             "payload": row.payload,
         }
 
-    return stream(request, state.db, me.name, after_id, last_event_id, frame)
+    return stream(request, state.db, me, after_id, last_event_id, frame)
 
 
 @router.post("/app/chat")

@@ -83,7 +83,7 @@ async def chat(body: ChatRequest, user: CurrentUser, chat: ChatDep) -> Streaming
 async def list_servers(user: CurrentUser, chat: ChatDep) -> list[ServerView]:
     """The MCP servers of the caller's agent (ours first); header values are hidden."""
     hub = chat.hub
-    health = (await hub.facade(user.name)).health()
+    health = (await hub.facade(user)).health()
     ours = ServerView(name="ambient", spec={"transport": "in-process"}, health=health["ambient"])
     return [ours] + [
         ServerView(name=spec.name, spec=spec.public(), health=health.get(spec.name, "active"))
@@ -112,7 +112,7 @@ async def remove_server(name: str, user: CurrentUser, chat: ChatDep) -> None:
 @router.get("/agent/tools")
 async def agent_tools(user: CurrentUser, chat: ChatDep, refresh: bool = False) -> AgentTools:
     """Every tool the caller's agent can call, each server's health and per-tool metrics."""
-    facade = await chat.hub.facade(user.name)
+    facade = await chat.hub.facade(user)
     tools = await facade.tools(refresh=refresh)
     return AgentTools(
         tools=[ToolView.model_validate(t.model_dump()) for t in tools],

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 
 from ambient import history
@@ -15,7 +16,7 @@ from ambient.domain.users import UserName
 from ambient.history import EventPublic, ScopeError
 from ambient.storage.db import Database
 from ambient.storage.event_cursor import CursorTokenError, EventCursor, follow
-from ambient.storage.models import MAX_ID, Event
+from ambient.storage.models import MAX_ID, Event, User
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import unprocessable
 
@@ -62,13 +63,14 @@ LastEventId = Annotated[
 def stream(
     request: Request,
     db: Database,
-    user: str,
+    user: User,
     after_id: int,
     last_event_id: str | None,
     frame: Callable[[Event], tuple[str, Any]],
 ) -> EventSourceResponse:
     """``user``'s new events as server-sent events, ``frame(row)`` naming each one's event and
-    data. It starts at the Last-Event-ID a reconnecting client sends, else after ``after_id``."""
+    data. It starts at the Last-Event-ID a reconnecting client sends, else after ``after_id``.
+    It ends when the client leaves or the token it was opened with is rotated."""
     if last_event_id is None:
         cursor = EventCursor(last=after_id)
     else:
@@ -80,9 +82,20 @@ def stream(
                 (["Last-Event-ID"], message), where="header", given=last_event_id[:100]
             ) from None
 
+    opened_with = user.api_token_hash
+
+    async def stopped() -> bool:
+        # A stream lasts no longer than its token: rotating a token that leaked must also end
+        # what was opened with it.
+        if await request.is_disconnected():
+            return True
+        async with db.session() as session:
+            query = select(User.api_token_hash).where(User.name == user.name)
+            return await session.scalar(query) != opened_with
+
     async def events() -> AsyncIterator[dict[str, str]]:
         async for row, token in follow(
-            db, cursor, user=user, stopped=request.is_disconnected, poll_seconds=POLL_SECONDS
+            db, cursor, user=user.name, stopped=stopped, poll_seconds=POLL_SECONDS
         ):
             event, data = frame(row)
             yield {
@@ -111,7 +124,7 @@ async def stream_events(
     def frame(row: Event) -> tuple[str, Any]:
         return row.kind, EventPublic.model_validate(row).model_dump(mode="json")
 
-    return stream(request, state.db, user.name, after_id, last_event_id, frame)
+    return stream(request, state.db, user, after_id, last_event_id, frame)
 
 
 @router.get("/{kind}")

@@ -22,7 +22,7 @@ from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import Language, UserSettings
 from ambient.push import save_push_config
 from ambient.storage.models import User
-from ambient.storage.repositories import UserRepository, user_public
+from ambient.storage.repositories import UserRepository, VoiceprintTakenError, user_public
 from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceAdded, DeviceError, InvalidDeviceError, normalize_device_id
 from api.deps import SessionDep, StateDep
@@ -125,7 +125,10 @@ async def save_settings(
         parsed = UserSettings.model_validate(data)
     except ValidationError as exc:
         return await _settings_page(request, state, me, errors=field_errors(exc, _))
-    await UserRepository(session).update(me, parsed)
+    try:
+        await UserRepository(session).update(me, parsed)
+    except VoiceprintTakenError as exc:
+        return await _settings_page(request, state, me, errors=f"{_('Voiceprint id')}: {exc}")
     await session.commit()
     # Said in the language just chosen: the next page speaks it too.
     _ = Words(language_of(request, me))

@@ -65,6 +65,19 @@ async def revoke_share_link(
     await session.commit()
 
 
+@router.delete("/{token}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_share_link_by_token(
+    token: Annotated[str, Path(max_length=255, description="the link's last path segment")],
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> None:
+    """Revoke one of your links by the link itself (as a briefing email carries it)."""
+    if not await _repo(session, settings).revoke(user.name, token):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no share link of yours at that address")
+    await session.commit()
+
+
 @router.get("/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def open_share_link(token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     try:

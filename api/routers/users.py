@@ -29,6 +29,7 @@ from ambient.push import save_push_config
 from ambient.storage.repositories import (
     UserExistsError,
     UserRepository,
+    VoiceprintTakenError,
     user_public,
 )
 from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep, StateDep
@@ -75,6 +76,8 @@ async def register(
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"user {data.name!r} already exists"
         ) from None
+    except VoiceprintTakenError as exc:
+        raise unprocessable((["voiceprint_id"], str(exc)), given=data.voiceprint_id) from None
     await session.commit()
     return Registered(user=user_public(user), token=token)
 
@@ -111,7 +114,10 @@ async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) ->
         data.model_dump(exclude_unset=True, exclude=set(GRANTED_FIELDS))
     )
     # The user was loaded in this request's session (FastAPI shares the dependency).
-    await UserRepository(session).update(user, settings)
+    try:
+        await UserRepository(session).update(user, settings)
+    except VoiceprintTakenError as exc:
+        raise unprocessable((["voiceprint_id"], str(exc)), given=settings.voiceprint_id) from None
     await session.commit()
     return user_public(user)
 

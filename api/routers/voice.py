@@ -37,8 +37,9 @@ class GreetingIn(BaseModel):
 def _device_ok(settings: Settings, token: str | None) -> bool:
     if not token:
         return False
+    # As bytes: compare_digest refuses str with non-ASCII (a pasted token's "。").
     return any(
-        hmac.compare_digest(token, secret.get_secret_value())
+        hmac.compare_digest(token.encode(), secret.get_secret_value().encode())
         for secret in settings.voice_device_tokens.values()
     )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -152,3 +154,54 @@ async def test_chat_without_a_model_says_so_and_servers_are_guarded(deps: Worker
         servers = (await http.get("/agent/servers")).json()
         assert [s["name"] for s in servers] == ["ambient"]
         assert (await http.delete("/agent/servers/nothing")).status_code == 404
+
+
+STDIO_SERVER = """
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("host-tools")
+
+
+@server.tool()
+def run_on_host(command: str) -> str:
+    \"\"\"Runs a program on the API's host.\"\"\"
+    return command
+
+
+server.run("stdio")
+"""
+
+
+async def test_an_admin_demoted_to_member_no_longer_runs_the_stdio_servers_they_added(
+    deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """A stdio server runs a program on the API's host, so only an admin adds one; the admin
+    role taken away, the agent no longer starts it (the grant is read at every use)."""
+    root, ops = unique("root"), unique("ops")
+    root_token, ops_token = await _user(deps, root, "admin"), await _user(deps, ops, "admin")
+    script = tmp_path / "host_tools.py"
+    script.write_text(STDIO_SERVER)
+    as_root = {"Authorization": f"Bearer {root_token}"}
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {ops_token}"},
+        ) as http,
+    ):
+        spec = {"name": "host", "transport": "stdio", "command": sys.executable}
+        added = await http.post("/agent/servers", json={**spec, "args": [str(script)]})
+        assert added.status_code == 201, added.text
+
+        async def tools() -> set[str]:
+            listed = await http.get("/agent/tools", params={"refresh": "true"})
+            return {tool["tool"] for tool in listed.json()["tools"]}
+
+        assert "run_on_host" in await tools()
+        demoted = await http.patch(
+            f"/users/{ops}/permissions", json={"role": "member"}, headers=as_root
+        )
+        assert demoted.status_code == 200, demoted.text
+        assert "run_on_host" not in await tools()

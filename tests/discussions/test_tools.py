@@ -373,7 +373,7 @@ async def test_only_a_person_replying_as_themselves_steers_a_remediation_in_its_
                     await session.execute(
                         select(Discussion.id, func.count(DiscussionMessage.id))
                         .join(DiscussionMessage, DiscussionMessage.discussion_id == Discussion.id)
-                        .where(Discussion.subject == rid)
+                        .where(Discussion.subject.startswith(f"{rid}@", autoescape=True))
                         .group_by(Discussion.id)
                     )
                 ).first()

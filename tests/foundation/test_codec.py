@@ -201,3 +201,35 @@ async def test_codec_token_path_is_refused_when_no_codec_token_is_configured(
     ):
         assert (await http.post("/codec/ui/x/decode", json=PLAIN)).status_code == 401
         assert (await http.post("/codec/ui//decode", json=PLAIN)).status_code in (401, 404)
+
+
+async def test_a_payload_the_key_cannot_open_is_a_clear_error_not_a_500(
+    settings: Settings,
+) -> None:
+    """The operator replaced AMBIENT_PAYLOAD_KEY without keeping the old one (same key id):
+    the Web UI's decode of an older history says so instead of an internal error."""
+    codec_token = "ui-codec-token-0123456789"
+    app = _settings(
+        settings, codec_token=SecretStr(codec_token), temporal_address=f"127.0.0.1:{free_port()}"
+    )
+    earlier = EncryptionCodec({app.payload_key_id: parse_key(new_key())}, app.payload_key_id)
+    [sealed] = await earlier.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"x"')])
+    body = {
+        "payloads": [
+            {
+                "metadata": {k: base64.b64encode(v).decode() for k, v in sealed.metadata.items()},
+                "data": base64.b64encode(sealed.data).decode(),
+            }
+        ]
+    }
+    async with (
+        serve(create_app(app)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        answer = await http.post(f"/codec/ui/{codec_token}/decode", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"] == (
+        f"payload does not decrypt with key id {app.payload_key_id!r}: it was encrypted with "
+        "another key of that id (keep a replaced key in AMBIENT_PAYLOAD_OLD_KEYS under its "
+        "own id) or altered"
+    )

@@ -377,3 +377,45 @@ async def test_who_registers_whom_is_the_grants_service_for_every_door(db: Datab
             session, None, UserCreate(name="eve"), open_registration=True
         )
         assert user.role == Role.MEMBER
+
+
+async def test_a_member_cannot_take_another_users_voiceprint_or_name_as_its_voiceprint(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """Who speaks is found by voiceprint id or user name: one taken twice made the owner's
+    speaker unable to tell its own user (and the device greeting a 500)."""
+    created = await api.post(
+        "/users", json={"name": "vera", "voiceprint_id": "VP-Vera"}, headers=admin
+    )
+    assert created.status_code == 201
+    mallory = await _member(api, admin, "mal")
+    for taken in ("vp-vera", "Vera"):
+        answer = await api.patch("/users/me", json={"voiceprint_id": taken}, headers=mallory)
+        assert answer.status_code == 422, answer.text
+        [error] = answer.json()["detail"]
+        assert error["loc"] == ["body", "voiceprint_id"]
+        assert error["msg"] == f"{taken!r} already names another user's voice: choose another"
+    # The settings page is the same door.
+    origin = str(api.base_url).rstrip("/")
+    page = await api.post(
+        "/app/settings",
+        data={"voiceprint_id": "VP-VERA"},
+        headers={"Origin": origin, "Cookie": f"ambient_token={mallory['Authorization'][7:]}"},
+    )
+    assert "already names another user" in page.text
+    assert (await api.get("/users/me", headers=mallory)).json()["voiceprint_id"] is None
+    # One's own voiceprint is kept on any save, and a free one is taken.
+    vera = await api.patch(
+        "/users/me",
+        json={"voiceprint_id": "VP-Vera"},
+        headers={"Authorization": f"Bearer {created.json()['token']}"},
+    )
+    assert vera.status_code == 200
+    mine = await api.patch("/users/me", json={"voiceprint_id": "vp-mal"}, headers=mallory)
+    assert mine.json()["voiceprint_id"] == "vp-mal"
+    # Registering a second user with a taken voiceprint is refused alike.
+    twice = await api.post(
+        "/users", json={"name": "vic", "voiceprint_id": "VP-VERA"}, headers=admin
+    )
+    assert twice.status_code == 422
+    assert twice.json()["detail"][0]["loc"] == ["body", "voiceprint_id"]

@@ -1,3 +1,4 @@
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -5,12 +6,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from ambient.log_redaction import redact
 from ambient.settings import Settings
 from ambient.sharing import (
     ExpiredShareLinkError,
     InvalidShareLinkError,
     RevokedShareLinkError,
     ShareLinkRepository,
+    share_report,
 )
 from ambient.storage import Database
 from api.app import create_app
@@ -130,3 +133,66 @@ async def test_a_share_link_pasted_with_trailing_punctuation_is_not_found_not_a_
         page = await api.get(f"/share/{mangled}")
         assert (page.status_code, page.text) == (404, "<h1>not found</h1>"), mangled
     assert (await api.get(f"/share/{link['token']}")).status_code == 200
+
+
+async def test_a_link_a_workflow_made_is_revoked_by_its_owner_with_the_link_itself(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The morning's email carries a briefing link and nothing else: its owner, who forwarded
+    it by mistake, revokes it with what they have — the link."""
+    admin = await admin_headers(settings)
+    tokens = {}
+    for name in ("alice", "mallory"):
+        created = await api.post("/users", json={"name": name}, headers=admin)
+        tokens[name] = {"Authorization": f"Bearer {created.json()['token']}"}
+    db = Database(settings.resolved_database_url)
+    try:
+        link = await share_report(
+            db, settings, "alice", "briefing", "Morning", "**3** alarms", "briefing/alice/d1/v1"
+        )
+    finally:
+        await db.close()
+    token = link.url.rsplit("/", 1)[1]
+    assert (await api.get(f"/share/{token}")).status_code == 200
+
+    theirs = await api.delete(f"/share/{token}", headers=tokens["mallory"])
+    assert theirs.status_code == 404 and (await api.get(f"/share/{token}")).status_code == 200
+    forged = await api.delete(f"/share/{token[:-2]}xx", headers=tokens["alice"])
+    assert forged.status_code == 404
+    assert (await api.delete(f"/share/{token}")).status_code == 401
+    revoked = await api.delete(f"/share/{token}", headers=tokens["alice"])
+    assert revoked.status_code == 204, revoked.text
+    assert (await api.get(f"/share/{token}")).status_code == 410
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(record.getMessage())
+
+
+async def test_the_access_log_keeps_no_share_link_that_opens(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A share link opens without logging in: the API's access log (shipped to a log
+    service, read by operators) must not hold links that open the reports."""
+    admin = await admin_headers(settings)
+    created = await api.post("/users", json={"name": "lena"}, headers=admin)
+    auth = {"Authorization": f"Bearer {created.json()['token']}"}
+    link = (await api.post("/share", json={"title": "t", "body": "b"}, headers=auth)).json()
+    token_id, expires, signature = link["token"].split(".")
+    access = logging.getLogger("uvicorn.access")  # uvicorn's: it does not propagate
+    lines, level = _Lines(), access.level
+    access.addHandler(lines)
+    access.setLevel(logging.INFO)
+    try:
+        assert (await api.get(f"/share/{link['token']}")).status_code == 200
+    finally:
+        access.removeHandler(lines)
+        access.setLevel(level)
+    assert any(f"/share/{token_id}.{expires}.***" in line for line in lines.seen), lines.seen
+    assert not any(signature in line for line in lines.seen)
+    assert redact(f"pushed {link['url']}") == f"pushed {link['url'].replace(signature, '***')}"

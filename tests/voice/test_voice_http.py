@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from ambient.settings import Settings
@@ -279,3 +280,55 @@ async def test_the_official_mcp_client_over_streamable_http_speaks_with_the_voic
     for asked in (too_long, no_span):
         assert not asked.is_error
         assert getattr(asked.content[0], "text", "") == SPAN_AGAIN
+
+
+async def test_a_member_cannot_walk_device_numbers_to_learn_whose_speakers_hear_whom(
+    settings: Settings,
+) -> None:
+    """Allowing a device is one's own consent to a speaker one can name (its MAC): a device's
+    number walked from 1 told a stranger every speaker's MAC, owner and who else it answers."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        bob = await _register(http, settings, "bob-den")
+        alice = await _register(http, settings, "alice-den")
+        mallory = await _register(http, settings, "mallory-den")
+        mac = "aa:bb:cc:dd:ee:42"
+        device = (await http.post("/xiaozhi/devices", json={"device_id": mac}, headers=bob)).json()
+        assert (await http.post(f"/xiaozhi/devices/{mac}/allow", headers=alice)).status_code == 200
+
+        walked = await http.post(f"/xiaozhi/devices/{device['id']}/allow", headers=mallory)
+        assert walked.status_code == 404, walked.text
+        assert mac not in walked.text and "alice-den" not in walked.text
+        [listed] = (await http.get("/xiaozhi/devices", headers=bob)).json()
+        assert listed["speakers"] == ["alice-den"]
+
+        # Named by its MAC, mallory allows it for herself and hears of no one else's consent.
+        named = await http.post(f"/xiaozhi/devices/{mac}/allow", headers=mallory)
+        assert named.status_code == 200
+        assert (named.json()["user"], named.json()["speakers"]) == ("bob-den", ["mallory-den"])
+        [listed] = (await http.get("/xiaozhi/devices", headers=bob)).json()
+        assert listed["speakers"] == ["alice-den", "mallory-den"]
+
+
+async def test_a_device_token_with_letters_beyond_ascii_is_a_wrong_token_not_a_crash(
+    settings: Settings,
+) -> None:
+    """A device configured with a pasted token (a full-width character, a trailing "。")."""
+    settings = settings.model_copy(
+        update={"voice_device_tokens": {"kitchen": SecretStr("device-secret-1")}}
+    )
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        for token in ("device-secret-1。", "设备"):
+            answer = await http.post(
+                "/voice/greeting",
+                json={"user_id": "anyone"},
+                headers={"X-Device-Token": token.encode()},
+            )
+            assert answer.status_code == 401, answer.text

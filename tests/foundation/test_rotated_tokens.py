@@ -1,0 +1,44 @@
+"""A rotated token stops working at every door, the connections it opened included."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from ambient.settings import Settings
+from ambient.storage import Database
+from api.app import create_app
+from api.routers.pages import COOKIE
+from tests.foundation.test_event_cursor import STREAM_BOUND, _add, _api, _stream
+from tests.support.servers import HANG, serve
+
+
+async def test_an_event_stream_ends_when_its_token_is_rotated(
+    db: Database, settings: Settings
+) -> None:
+    settings, ada = await _api(settings, settings.resolved_database_url)
+    cookie = {"Cookie": f"{COOKIE}={ada['Authorization'].removeprefix('Bearer ')}"}
+    api_events: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    page_events: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    async with serve(create_app(settings)) as base:
+        readers = [
+            asyncio.create_task(_stream(base, ada, api_events)),
+            asyncio.create_task(_stream(base, cookie, page_events, path="/app/events/stream")),
+        ]
+        try:
+            before = await _add(db, "ada", "watch.check")
+            assert (await asyncio.wait_for(api_events.get(), STREAM_BOUND))[1] == before
+            assert (await asyncio.wait_for(page_events.get(), STREAM_BOUND))[1] == before
+            # Ada thinks her token leaked: she rotates it. Whoever holds a stream opened
+            # with the old one hears nothing more.
+            async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http:
+                rotated = await http.post("/users/me/token", headers=ada)
+            assert rotated.status_code == 200
+            after = await _add(db, "ada", "watch.breach")
+            done, _ = await asyncio.wait(readers, timeout=STREAM_BOUND)
+        finally:
+            for reader in readers:
+                reader.cancel()
+    assert api_events.empty() and page_events.empty(), f"event {after} reached an old token"
+    assert len(done) == 2, "a stream opened with the rotated token is still open"
