@@ -1,0 +1,92 @@
+"""The settings page's forms: a refusal shows the form again as the user filled it in."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest_asyncio
+
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from tests.support.servers import HANG, free_port, serve
+
+
+@pytest_asyncio.fixture
+async def page(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """A signed-in browser's requests to the pages (Temporal is not needed: a closed port)."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="lin", email="lin@example.com", timezone="UTC")
+        )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            cookies={"ambient_token": token},
+            headers={"referer": f"{base}/app/settings"},
+        ) as http,
+    ):
+        yield http
+
+
+def values(page: str, form: str) -> dict[str, list[str]]:
+    """The values a form shows: each input's value and each select's selected option."""
+    start = page.index(f'id="{form}"')
+    body = page[start : page.index("</form>", start)]
+    shown: dict[str, list[str]] = {}
+    for name, value in re.findall(r'<input[^>]* name="([a-z_]+)"[^>]* value="([^"]*)"', body):
+        shown.setdefault(name, []).append(html.unescape(value))
+    for name, options in re.findall(r'<select[^>]* name="([a-z_]+)">(.*?)</select>', body, re.S):
+        chosen = re.findall(r'<option value="([^"]*)"\s*selected', options)
+        shown.setdefault(name, []).extend(chosen)
+    return shown
+
+
+async def test_a_refused_settings_form_shows_what_the_user_typed(
+    page: httpx.AsyncClient,
+) -> None:
+    typed = {"email": "lin.new@example.com", "timezone": "Asia/Shanghia", "phone": "+86 138"}
+    refused = await page.post("/app/settings", data=typed)
+    assert refused.status_code == 422 and "Asia/Shanghia" in refused.text
+    shown = values(refused.text, "settings")
+    assert shown["email"] == ["lin.new@example.com"] and shown["timezone"] == ["Asia/Shanghia"]
+    assert shown["phone"] == ["+86 138"]
+    # Nothing was saved.
+    assert values((await page.get("/app/settings")).text, "settings")["email"] == [
+        "lin@example.com"
+    ]
+
+
+async def test_a_refused_push_form_shows_the_channels_the_user_typed(
+    page: httpx.AsyncClient,
+) -> None:
+    typed = {
+        "type": ["email", "webhook", ""],
+        "target": ["lin2@example.com", "http://10.0.0.5/hook", ""],
+        "kinds": ["0:watch", "1:briefing", "1:system"],
+    }
+    refused = await page.post("/app/push", data=typed)
+    assert refused.status_code == 422, refused.text
+    shown = values(refused.text, "push")
+    assert shown["type"] == ["email", "webhook"]
+    assert shown["target"] == ["lin2@example.com", "http://10.0.0.5/hook", ""]
+    start = refused.text.index('id="push"')
+    form = refused.text[start : refused.text.index("</form>", start)]
+    checked = re.findall(r'name="kinds" value="([^"]+)"\s*checked', form)
+    assert checked[:3] == ["0:watch", "1:briefing", "1:system"]
+
+
+async def test_a_refused_device_keeps_the_id_the_user_typed(page: httpx.AsyncClient) -> None:
+    refused = await page.post("/app/xiaozhi/devices", data={"device_id": "aa:bb:cc:dd:ee:fg!"})
+    assert refused.status_code == 422
+    assert values(refused.text, "add-device")["device_id"] == ["aa:bb:cc:dd:ee:fg!"]
