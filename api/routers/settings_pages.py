@@ -34,7 +34,6 @@ from api.routers.pages import (
     back,
     field_errors,
     language_of,
-    lines_of,
     page_router,
     render,
 )
@@ -121,12 +120,14 @@ async def save_settings(
     request: Request, state: StateDep, session: SessionDep, me: PageUser, _: PageWords
 ) -> Response:
     form = await request.form()
-    # The form posts every setting as text; wake words one a line (or comma-separated).
+    # The form posts every setting as text; wake words one a line, as a comma may be part of
+    # one ("你好，小智", "hey, ambient").
     data: dict[str, Any] = {}
     sent: dict[str, Any] = {}
     for key in UserSettings.model_fields:
         text = str(form.get(key, ""))
-        value = lines_of(text) if key == "wake_words" else text.strip()
+        words = [line.strip() for line in text.splitlines() if line.strip()]
+        value = words if key == "wake_words" else text.strip()
         sent[key] = value
         if value:
             data[key] = value

@@ -12,7 +12,7 @@ import pytest_asyncio
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import UserRepository, user_public
 from api.app import create_app
 from tests.support.servers import HANG, free_port, serve
 
@@ -23,7 +23,12 @@ async def page(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncCli
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with db.session() as session:
         _, token = await UserRepository(session).create(
-            UserCreate(name="lin", email="lin@example.com", timezone="UTC")
+            UserCreate(
+                name="lin",
+                email="lin@example.com",
+                timezone="UTC",
+                wake_words=["hey, ambient", "你好，小智"],
+            )
         )
         await session.commit()
     async with (
@@ -49,7 +54,23 @@ def values(page: str, form: str) -> dict[str, list[str]]:
     for name, options in re.findall(r'<select[^>]* name="([a-z_]+)">(.*?)</select>', body, re.S):
         chosen = re.findall(r'<option value="([^"]*)"\s*selected', options)
         shown.setdefault(name, []).extend(chosen)
+    areas = re.findall(r'<textarea[^>]* name="([a-z_]+)"[^>]*>(.*?)</textarea>', body, re.S)
+    for name, text in areas:
+        shown.setdefault(name, []).append(html.unescape(text))
     return shown
+
+
+async def test_saving_the_settings_form_unchanged_changes_nothing(
+    page: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.session() as session:
+        before = user_public(await UserRepository(session).get("lin"))
+    shown = values((await page.get("/app/settings")).text, "settings")
+    saved = await page.post("/app/settings", data=shown)
+    assert saved.status_code == 303, saved.text
+    async with db.session() as session:
+        after = user_public(await UserRepository(session).get("lin"))
+    assert after == before and after.wake_words == ["hey, ambient", "你好，小智"]
 
 
 async def test_a_refused_settings_form_shows_what_the_user_typed(
