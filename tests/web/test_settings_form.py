@@ -111,3 +111,19 @@ async def test_a_refused_device_keeps_the_id_the_user_typed(page: httpx.AsyncCli
     refused = await page.post("/app/xiaozhi/devices", data={"device_id": "aa:bb:cc:dd:ee:fg!"})
     assert refused.status_code == 422
     assert values(refused.text, "add-device")["device_id"] == ["aa:bb:cc:dd:ee:fg!"]
+
+
+async def test_a_refused_monitor_form_shows_what_the_user_typed(page: httpx.AsyncClient) -> None:
+    typed = {
+        "urls": "https://example.com/news\nftp://example.com/feed",
+        "keywords": "AI, outage",
+        "interval": "30",
+        "name": "news",
+    }
+    refused = await page.post("/app/tasks", data=typed, headers={"referer": str(page.base_url)})
+    assert refused.status_code == 422, (refused.status_code, refused.headers)
+    assert "Not created: Pages, line 2" in html.unescape(refused.text)
+    shown = values(refused.text, "new-monitor")
+    assert shown["urls"] == ["https://example.com/news\nftp://example.com/feed"]
+    assert shown["keywords"] == ["AI, outage"] and shown["name"] == ["news"]
+    assert shown["interval"] == ["30"]
