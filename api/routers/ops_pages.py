@@ -126,6 +126,26 @@ async def briefing_action(
     return back("/app/briefings", _("Unknown action %(action)s", action=repr(action)))
 
 
+# A run's state and mode as the pages name them (the values stay the API's).
+REMEDIATION_STATES = {
+    "scoring": N_("scoring"),
+    "planned": N_("planned"),
+    "checking": N_("checking"),
+    "waiting_approval": N_("waiting for approval"),
+    "waiting_gate": N_("waiting for a gate"),
+    "applying": N_("applying"),
+    "settling": N_("settling"),
+    "verifying": N_("verifying"),
+    "resolved": N_("resolved"),
+    "handed_over": N_("handed over"),
+    "budget_exhausted": N_("budget exhausted"),
+    "aborted": N_("aborted"),
+    "refused": N_("refused"),
+    "dry_run": N_("dry run"),
+    "execute": N_("execute"),
+}
+
+
 @router.get("/app/remediations", response_class=HTMLResponse)
 async def remediation_list(
     request: Request, state: StateDep, me: PageUser, _: PageWords
@@ -135,7 +155,9 @@ async def remediation_list(
         runs = await state.remediations.list_runs(me.name, limit=50)
     except RemediationError as exc:
         runs, problem = [], remediation_problem(exc, _)
-    return user_page(request, "remediations.html", me, runs=runs, problem=problem)
+    return user_page(
+        request, "remediations.html", me, runs=runs, problem=problem, named=REMEDIATION_STATES
+    )
 
 
 @router.get("/app/remediation", response_class=HTMLResponse)
@@ -156,6 +178,7 @@ async def remediation_detail(
         me,
         run=view,
         final_states=FINAL_STATES,
+        named=REMEDIATION_STATES,
         audit=[
             (line.at, line.actor, line.action, json.dumps(line.detail, ensure_ascii=False))
             for line in view.audit

@@ -1,0 +1,55 @@
+"""The remediation pages name a run's state and mode in the page's language."""
+
+from __future__ import annotations
+
+import httpx
+
+from ambient.domain.users import Language, UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.models import RemediationRecord
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from tests.support.servers import HANG, free_port, serve
+
+
+async def test_a_chinese_users_remediation_list_names_states_and_modes_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="yun", language=Language.ZH)
+        )
+        for number, (state, mode) in enumerate(
+            [("waiting_approval", "dry_run"), ("budget_exhausted", "execute")]
+        ):
+            session.add(
+                RemediationRecord(
+                    run_key=f"remediation-yun-{number}@run",
+                    remediation_id=f"remediation-yun-{number}",
+                    user="yun",
+                    cluster_id="cls-abcd1234",
+                    service=f"default/web-{number}",
+                    alert_type="cpu",
+                    source="test",
+                    mode=mode,
+                    state=state,
+                    score=80,
+                    budget=4,
+                    attempts=1,
+                )
+            )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as http,
+    ):
+        page = (await http.get("/app/remediations")).text
+    cards = page[page.index('id="remediations"') :]
+    for english in ("waiting_approval", "budget_exhausted", "dry_run", "execute"):
+        assert english not in cards, english
+    for chinese in ("等待批准", "预算用尽", "演练", "执行"):
+        assert chinese in cards, chinese
