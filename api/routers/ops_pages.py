@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import date as Date
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Form, Query, Request
+from fastapi import Form, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -32,6 +32,8 @@ from ambient.remediation.views import (
     RemediationRefusedError,
     RemediationStateError,
 )
+from ambient.storage.models import User
+from ambient.wiring import AppState
 from api.deps import StateDep
 from api.i18n import Words
 from api.routers.pages import (
@@ -41,6 +43,7 @@ from api.routers.pages import (
     back,
     field_errors,
     page_router,
+    render,
     user_page,
     what_went_wrong,
 )
@@ -214,11 +217,15 @@ DISCUSSION_STATES = (N_("open"), N_("closed"))
 
 @router.get("/app/discussions", response_class=HTMLResponse)
 async def discussion_list(request: Request, state: StateDep, me: PageUser) -> Response:
+    return await _discussion_list(request, state, me)
+
+
+async def _discussion_list(
+    request: Request, state: AppState, me: User, typed: dict[str, str] | None = None
+) -> Response:
+    """The list; after a refused new topic, ``typed`` is its form as sent (shown again)."""
     listing = await state.discussions.list_discussions(me.name, limit=50)
-    # Each showing of a form is one message: a resubmit with its id posts nothing more.
-    return user_page(
-        request, "discussions.html", me, listing=listing, message_id=f"web-{uuid.uuid4().hex}"
-    )
+    return _discussion_form(request, "discussions.html", me, typed, listing=listing)
 
 
 @router.get("/app/discussion", response_class=HTMLResponse)
@@ -229,13 +236,28 @@ async def discussion_page(
         read = await state.discussions.read_discussion(me.name, id)
     except DiscussionError as exc:
         return back("/app/discussions", discussion_problem(exc, _))
-    return user_page(
-        request, "discussion.html", me, read=read, message_id=f"web-{uuid.uuid4().hex}"
+    return _discussion_form(request, "discussion.html", me, None, read=read)
+
+
+def _discussion_form(
+    request: Request, name: str, me: User, typed: dict[str, str] | None, **context: Any
+) -> Response:
+    if typed is None:
+        # Each showing of a form is one message: a resubmit with its id posts nothing more.
+        typed = {"message_id": f"web-{uuid.uuid4().hex}"}
+        return user_page(request, name, me, typed=typed, **context)
+    # A refused post stored nothing: shown again with its id, as the person filled it in.
+    return render(
+        request,
+        name,
+        {"user": me, "msg": typed["problem"], "typed": typed, **context},
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
     )
 
 
 @router.post("/app/discussions/post")
 async def discussion_post(
+    request: Request,
     state: StateDep,
     me: PageUser,
     _: PageWords,
@@ -258,10 +280,25 @@ async def discussion_post(
         else:
             posted = await state.discussions.send_message(me.name, topic, message)
     except (DiscussionError, ValueError) as exc:
-        where = (
-            f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"
-        )
-        return back(where, discussion_problem(exc, _))
+        problem = discussion_problem(exc, _)
+        if isinstance(exc, DiscussionNotFoundError | DiscussionClosedError):
+            where = (
+                f"/app/discussion?id={quote(discussion_id)}"
+                if discussion_id
+                else "/app/discussions"
+            )
+            return back(where, problem)
+        typed = {
+            "problem": problem,
+            "content": content,
+            "topic": topic,
+            "tags": tags,
+            "message_id": message_id or f"web-{uuid.uuid4().hex}",
+        }
+        if not discussion_id:
+            return await _discussion_list(request, state, me, typed)
+        read = await state.discussions.read_discussion(me.name, discussion_id)
+        return _discussion_form(request, "discussion.html", me, typed, read=read)
     note = _("Posted")
     if posted.action is not None:
         done = posted.action.get("done")

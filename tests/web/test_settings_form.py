@@ -127,3 +127,29 @@ async def test_a_refused_monitor_form_shows_what_the_user_typed(page: httpx.Asyn
     assert shown["urls"] == ["https://example.com/news\nftp://example.com/feed"]
     assert shown["keywords"] == ["AI, outage"] and shown["name"] == ["news"]
     assert shown["interval"] == ["30"]
+
+
+async def test_a_refused_discussion_post_shows_what_the_user_wrote(
+    page: httpx.AsyncClient,
+) -> None:
+    posted = await page.post(
+        "/app/discussions/post",
+        data={"topic": "磁盘告警", "content": "先看一下", "message_id": "m1"},
+    )
+    assert posted.status_code == 303, posted.text
+    discussion_id = posted.headers["location"].split("id=")[1].split("&")[0]
+    reply = {
+        "discussion_id": discussion_id,
+        "content": "<b>日志</b>\n" + "磁盘已满。" * 50,
+        "tags": "需要 帮助",
+        "message_id": "m2",
+    }
+    refused = await page.post("/app/discussions/post", data=reply)
+    assert refused.status_code == 422 and "tag" in refused.text
+    assert values(refused.text, "reply")["content"] == [reply["content"]]
+    assert values(refused.text, "reply")["tags"] == ["需要 帮助"]
+    too_long = {"topic": "另一件事", "content": "x" * 20_001, "message_id": "m3"}
+    refused = await page.post("/app/discussions/post", data=too_long)
+    assert refused.status_code == 422
+    shown = values(refused.text, "new-discussion")
+    assert shown["topic"] == ["另一件事"] and shown["content"] == ["x" * 20_001]
