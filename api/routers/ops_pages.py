@@ -147,6 +147,13 @@ REMEDIATION_STATES = {
     "dry_run": N_("dry run"),
     "execute": N_("execute"),
 }
+# What a run waits for, as its page names it.
+REMEDIATION_WAITS = {
+    "approval": N_("approval"),
+    "change_window": N_("the change window"),
+    "rate_limit": N_("the rate limit"),
+    "settle": N_("the workload to settle"),
+}
 
 
 @router.get("/app/remediations", response_class=HTMLResponse)
@@ -182,6 +189,7 @@ async def remediation_detail(
         run=view,
         final_states=FINAL_STATES,
         named=REMEDIATION_STATES,
+        waits=REMEDIATION_WAITS,
         audit=[
             (line.at, line.actor, line.action, json.dumps(line.detail, ensure_ascii=False))
             for line in view.audit
