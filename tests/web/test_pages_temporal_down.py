@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import httpx
 
+from ambient.briefing.models import BriefingContent
 from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.models import Briefing
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.support.servers import HANG, free_port, serve
@@ -53,3 +55,38 @@ async def test_pages_that_need_temporal_say_it_is_down_on_a_page_in_the_users_la
         assert answer.headers["content-type"].startswith("text/html"), (what, answer.text)
         assert DOWN in answer.text and '<html lang="zh">' in answer.text, (what, answer.text)
         assert 'href="/app/settings"' in answer.text and "mei" in answer.text, what
+
+
+async def test_the_briefing_page_shows_stored_briefings_with_temporal_down(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name="hua"))
+        # Prepared this morning, not yet given: only the workflow knows if it has been since.
+        session.add(
+            Briefing(
+                user="hua",
+                date="2026-11-26",
+                content=BriefingContent(
+                    headline="一切正常",
+                    spoken_text="昨天一切正常。",
+                    date="2026-11-26",
+                    generated_by="offline",
+                    spoken_segments=["昨天一切正常。"],
+                ).model_dump(mode="json"),
+                report_markdown="# report",
+            )
+        )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as http,
+    ):
+        page = await http.get("/app/briefings")
+        day = await http.get("/app/briefings", params={"date": "2026-11-26"})
+    for shown in (page, day):
+        assert shown.status_code == 200, shown.text
+        assert "一切正常" in shown.text and 'id="briefing"' in shown.text
