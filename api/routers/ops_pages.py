@@ -78,6 +78,15 @@ def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:
     return what_went_wrong(exc)
 
 
+# A briefing's state, and who wrote it when no model did, as the pages name them.
+BRIEFING_WORDS = {
+    "ready": N_("ready"),
+    "given": N_("given"),
+    "pushed": N_("pushed"),
+    "offline": N_("written offline"),
+}
+
+
 @router.get("/app/briefings", response_class=HTMLResponse)
 async def briefing_page(
     request: Request, state: StateDep, me: PageUser, _: PageWords, date: Date | None = None
@@ -103,6 +112,7 @@ async def briefing_page(
         briefing=shown,
         history=history,
         problem=problem,
+        named=BRIEFING_WORDS,
     )
 
 

@@ -1,13 +1,16 @@
-"""The remediation pages name a run's state and mode in the page's language."""
+"""The pages name the states of runs and briefings in the page's language."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
+from ambient.briefing.models import BriefingContent
 from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.models import RemediationRecord
+from ambient.storage.models import Briefing, RemediationRecord
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.support.servers import HANG, free_port, serve
@@ -53,3 +56,36 @@ async def test_a_chinese_users_remediation_list_names_states_and_modes_in_chines
         assert english not in cards, english
     for chinese in ("等待批准", "预算用尽", "演练", "执行"):
         assert chinese in cards, chinese
+
+
+async def test_a_chinese_users_briefing_page_names_each_briefings_state_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="qing", language=Language.ZH)
+        )
+        for day, status in (("2026-11-24", "pushed"), ("2026-11-25", "given")):
+            content = BriefingContent(
+                headline="一切正常",
+                spoken_text="昨天一切正常。",
+                date=day,
+                generated_by="offline",
+                spoken_segments=["昨天一切正常。"],
+            )
+            session.add(
+                Briefing(
+                    user="qing", date=day, status=status, content=content.model_dump(mode="json")
+                )
+            )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as http,
+    ):
+        page = (await http.get("/app/briefings")).text
+    states = re.findall(r'<span class="state">([^<]*)</span>', page)
+    assert states == ["已播报", "已播报", "已推送"], states
