@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date as Date
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -89,18 +88,23 @@ BRIEFING_WORDS = {
 
 @router.get("/app/briefings", response_class=HTMLResponse)
 async def briefing_page(
-    request: Request, state: StateDep, me: PageUser, _: PageWords, date: Date | None = None
+    request: Request,
+    state: StateDep,
+    me: PageUser,
+    _: PageWords,
+    # Text, checked by the service: a day that is no date is said on the page, not as JSON.
+    date: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     shown: BriefingView | None = None
     problem = None
     try:
-        shown = await state.briefings.get_briefing(me.name, date.isoformat() if date else None)
+        shown = await state.briefings.get_briefing(me.name, date or None)
     except BriefingNotFoundError:
         # No briefing yet: the empty History says how to set one up.
-        if date is not None:
+        if date:
             problem = _(
                 "No briefing for %(day)s. The days that have one are under History.",
-                day=date.isoformat(),
+                day=date,
             )
     except BriefingError as exc:
         problem = briefing_problem(exc, _)

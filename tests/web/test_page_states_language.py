@@ -89,3 +89,26 @@ async def test_a_chinese_users_briefing_page_names_each_briefings_state_in_chine
         page = (await http.get("/app/briefings")).text
     states = re.findall(r'<span class="state">([^<]*)</span>', page)
     assert states == ["已播报", "已播报", "已推送"], states
+
+
+async def test_a_briefing_page_for_a_day_that_is_no_date_says_so_on_the_page(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name="ning"))
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as http,
+    ):
+        for day in ("2026-02-30", "tomorrow"):
+            page = await http.get("/app/briefings", params={"date": day})
+            assert page.headers["content-type"].startswith("text/html"), page.text
+            assert f"Date: &#39;{day}&#39; is not a date as YYYY-MM-DD" in page.text
+            assert "<h2>History</h2>" in page.text
+        # A day the service reads (strptime) and has no briefing for: said as asked.
+        page = await http.get("/app/briefings", params={"date": "2026-1-5"})
+        assert "No briefing for 2026-1-5." in page.text
