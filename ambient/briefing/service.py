@@ -58,6 +58,7 @@ from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Role
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
+from ambient.status import temporal_problem
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import UserRepository
@@ -396,6 +397,11 @@ class BriefingService:
         try:
             status = await self._status_or_none(user)
         except BriefingError:
+            return
+        except Exception as exc:
+            # Temporal down: what is stored is still the briefing to show.
+            if temporal_problem(exc, None) is None:
+                raise
             return
         if status is None or status.day is None or status.given_at is None:
             return

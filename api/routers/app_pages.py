@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import Form, Query, Request
+from fastapi import Form, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
-from ambient.storage.models import MAX_ID, Event
+from ambient.storage.models import MAX_ID, Event, User
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.watches.reads import TaskSummary
+from ambient.wiring import AppState
 from api.deps import SessionDep, StateDep
 from api.i18n import Words
 from api.routers import chat as chat_door
@@ -31,7 +33,6 @@ from api.routers.pages import (
     lines_of,
     page_router,
     render,
-    user_page,
     what_went_wrong,
 )
 
@@ -59,6 +60,20 @@ MONITOR_LABELS = {
 async def dashboard(
     request: Request, state: StateDep, session: SessionDep, me: PageUser, _: PageWords
 ) -> Response:
+    return await _dashboard(request, state, session, me, _)
+
+
+async def _dashboard(
+    request: Request,
+    state: AppState,
+    session: AsyncSession,
+    me: User,
+    _: Words,
+    *,
+    typed: dict[str, str] | None = None,
+    problem: str | None = None,
+) -> Response:
+    """The dashboard; after a refused monitor, ``typed`` is its form as sent, shown again."""
     tasks_error = None
     tasks: list[TaskSummary] = []
     next_tasks: str | None = None
@@ -73,23 +88,30 @@ async def dashboard(
         tasks_error = _("Tasks are unavailable right now; your events and inbox below still work.")
     events = await EventRepository(session).list(user=me.name, limit=20)
     inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
-    return user_page(
+    return render(
         request,
         "app.html",
-        me,
-        tasks=tasks,
-        tasks_error=tasks_error,
-        next_tasks=next_tasks,
-        first_tasks_page=tasks_page is None,
-        events=events,
-        last_event_id=max((e.id for e in events), default=0),
-        inbox=inbox,
+        {
+            "user": me,
+            "msg": problem or request.query_params.get("msg"),
+            "tasks": tasks,
+            "tasks_error": tasks_error,
+            "next_tasks": next_tasks,
+            "first_tasks_page": tasks_page is None,
+            "events": events,
+            "last_event_id": max((e.id for e in events), default=0),
+            "inbox": inbox,
+            "typed": typed or {"interval": "30"},
+        },
+        status.HTTP_422_UNPROCESSABLE_CONTENT if problem else status.HTTP_200_OK,
     )
 
 
 @router.post("/app/tasks")
 async def create_web_monitor(
+    request: Request,
     state: StateDep,
+    session: SessionDep,
     me: PageUser,
     _: PageWords,
     urls: Annotated[str, Form()] = "",
@@ -108,10 +130,16 @@ async def create_web_monitor(
     }
     try:
         ref = await state.tasks.create(me.name, "web_monitor", config, name.strip() or None)
-    except ConfigError as exc:
-        return back("/app", _("Not created: %(why)s", why=field_errors(exc, _, MONITOR_LABELS)))
     except TaskError as exc:
-        return back("/app", _("Not created: %(why)s", why=task_problem(exc, _)))
+        why = (
+            field_errors(exc, _, MONITOR_LABELS)
+            if isinstance(exc, ConfigError)
+            else task_problem(exc, _)
+        )
+        # The form comes back as it was filled in, with what is wrong with it.
+        typed = {"urls": urls, "keywords": keywords, "interval": interval, "name": name}
+        problem = _("Not created: %(why)s", why=why)
+        return await _dashboard(request, state, session, me, _, typed=typed, problem=problem)
     if ref.created:
         return back("/app", _("Created %(task)s", task=ref.task_id))
     return back("/app", _("Exists: %(task)s", task=ref.task_id))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date as Date
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Form, Query, Request
+from fastapi import Form, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -32,6 +31,8 @@ from ambient.remediation.views import (
     RemediationRefusedError,
     RemediationStateError,
 )
+from ambient.storage.models import User
+from ambient.wiring import AppState
 from api.deps import StateDep
 from api.i18n import Words
 from api.routers.pages import (
@@ -41,6 +42,7 @@ from api.routers.pages import (
     back,
     field_errors,
     page_router,
+    render,
     user_page,
     what_went_wrong,
 )
@@ -75,20 +77,34 @@ def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:
     return what_went_wrong(exc)
 
 
+# A briefing's state, and who wrote it when no model did, as the pages name them.
+BRIEFING_WORDS = {
+    "ready": N_("ready"),
+    "given": N_("given"),
+    "pushed": N_("pushed"),
+    "offline": N_("written offline"),
+}
+
+
 @router.get("/app/briefings", response_class=HTMLResponse)
 async def briefing_page(
-    request: Request, state: StateDep, me: PageUser, _: PageWords, date: Date | None = None
+    request: Request,
+    state: StateDep,
+    me: PageUser,
+    _: PageWords,
+    # Text, checked by the service: a day that is no date is said on the page, not as JSON.
+    date: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     shown: BriefingView | None = None
     problem = None
     try:
-        shown = await state.briefings.get_briefing(me.name, date.isoformat() if date else None)
+        shown = await state.briefings.get_briefing(me.name, date or None)
     except BriefingNotFoundError:
         # No briefing yet: the empty History says how to set one up.
-        if date is not None:
+        if date:
             problem = _(
                 "No briefing for %(day)s. The days that have one are under History.",
-                day=date.isoformat(),
+                day=date,
             )
     except BriefingError as exc:
         problem = briefing_problem(exc, _)
@@ -100,6 +116,7 @@ async def briefing_page(
         briefing=shown,
         history=history,
         problem=problem,
+        named=BRIEFING_WORDS,
     )
 
 
@@ -126,6 +143,33 @@ async def briefing_action(
     return back("/app/briefings", _("Unknown action %(action)s", action=repr(action)))
 
 
+# A run's state and mode as the pages name them (the values stay the API's).
+REMEDIATION_STATES = {
+    "scoring": N_("scoring"),
+    "planned": N_("planned"),
+    "checking": N_("checking"),
+    "waiting_approval": N_("waiting for approval"),
+    "waiting_gate": N_("waiting for a gate"),
+    "applying": N_("applying"),
+    "settling": N_("settling"),
+    "verifying": N_("verifying"),
+    "resolved": N_("resolved"),
+    "handed_over": N_("handed over"),
+    "budget_exhausted": N_("budget exhausted"),
+    "aborted": N_("aborted"),
+    "refused": N_("refused"),
+    "dry_run": N_("dry run"),
+    "execute": N_("execute"),
+}
+# What a run waits for, as its page names it.
+REMEDIATION_WAITS = {
+    "approval": N_("approval"),
+    "change_window": N_("the change window"),
+    "rate_limit": N_("the rate limit"),
+    "settle": N_("the workload to settle"),
+}
+
+
 @router.get("/app/remediations", response_class=HTMLResponse)
 async def remediation_list(
     request: Request, state: StateDep, me: PageUser, _: PageWords
@@ -135,7 +179,9 @@ async def remediation_list(
         runs = await state.remediations.list_runs(me.name, limit=50)
     except RemediationError as exc:
         runs, problem = [], remediation_problem(exc, _)
-    return user_page(request, "remediations.html", me, runs=runs, problem=problem)
+    return user_page(
+        request, "remediations.html", me, runs=runs, problem=problem, named=REMEDIATION_STATES
+    )
 
 
 @router.get("/app/remediation", response_class=HTMLResponse)
@@ -156,6 +202,8 @@ async def remediation_detail(
         me,
         run=view,
         final_states=FINAL_STATES,
+        named=REMEDIATION_STATES,
+        waits=REMEDIATION_WAITS,
         audit=[
             (line.at, line.actor, line.action, json.dumps(line.detail, ensure_ascii=False))
             for line in view.audit
@@ -191,11 +239,15 @@ DISCUSSION_STATES = (N_("open"), N_("closed"))
 
 @router.get("/app/discussions", response_class=HTMLResponse)
 async def discussion_list(request: Request, state: StateDep, me: PageUser) -> Response:
+    return await _discussion_list(request, state, me)
+
+
+async def _discussion_list(
+    request: Request, state: AppState, me: User, typed: dict[str, str] | None = None
+) -> Response:
+    """The list; after a refused new topic, ``typed`` is its form as sent (shown again)."""
     listing = await state.discussions.list_discussions(me.name, limit=50)
-    # Each showing of a form is one message: a resubmit with its id posts nothing more.
-    return user_page(
-        request, "discussions.html", me, listing=listing, message_id=f"web-{uuid.uuid4().hex}"
-    )
+    return _discussion_form(request, "discussions.html", me, typed, listing=listing)
 
 
 @router.get("/app/discussion", response_class=HTMLResponse)
@@ -206,13 +258,28 @@ async def discussion_page(
         read = await state.discussions.read_discussion(me.name, id)
     except DiscussionError as exc:
         return back("/app/discussions", discussion_problem(exc, _))
-    return user_page(
-        request, "discussion.html", me, read=read, message_id=f"web-{uuid.uuid4().hex}"
+    return _discussion_form(request, "discussion.html", me, None, read=read)
+
+
+def _discussion_form(
+    request: Request, name: str, me: User, typed: dict[str, str] | None, **context: Any
+) -> Response:
+    if typed is None:
+        # Each showing of a form is one message: a resubmit with its id posts nothing more.
+        typed = {"message_id": f"web-{uuid.uuid4().hex}"}
+        return user_page(request, name, me, typed=typed, **context)
+    # A refused post stored nothing: shown again with its id, as the person filled it in.
+    return render(
+        request,
+        name,
+        {"user": me, "msg": typed["problem"], "typed": typed, **context},
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
     )
 
 
 @router.post("/app/discussions/post")
 async def discussion_post(
+    request: Request,
     state: StateDep,
     me: PageUser,
     _: PageWords,
@@ -235,10 +302,25 @@ async def discussion_post(
         else:
             posted = await state.discussions.send_message(me.name, topic, message)
     except (DiscussionError, ValueError) as exc:
-        where = (
-            f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"
-        )
-        return back(where, discussion_problem(exc, _))
+        problem = discussion_problem(exc, _)
+        if isinstance(exc, DiscussionNotFoundError | DiscussionClosedError):
+            where = (
+                f"/app/discussion?id={quote(discussion_id)}"
+                if discussion_id
+                else "/app/discussions"
+            )
+            return back(where, problem)
+        typed = {
+            "problem": problem,
+            "content": content,
+            "topic": topic,
+            "tags": tags,
+            "message_id": message_id or f"web-{uuid.uuid4().hex}",
+        }
+        if not discussion_id:
+            return await _discussion_list(request, state, me, typed)
+        read = await state.discussions.read_discussion(me.name, discussion_id)
+        return _discussion_form(request, "discussion.html", me, typed, read=read)
     note = _("Posted")
     if posted.action is not None:
         done = posted.action.get("done")

@@ -8,18 +8,20 @@ so the same checks apply.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from ambient import grants
 from ambient.domain import field_errors as fields
 from ambient.domain.users import Language, UserCreate
-from ambient.status import system_status
+from ambient.status import system_status, temporal_problem
 from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository
 from ambient.watches.inputs import ConfigError
@@ -28,10 +30,45 @@ from api.i18n import Words, from_accept_language, templates
 from api.security import refuse_cross_site_writes
 
 
+class PageRoute(APIRoute):
+    """A page's route: Temporal down is said on a page in the user's language, not with the
+    API's JSON 503 (what a browser would show after a form post or a link)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:
+                if temporal_problem(exc, None) is None:
+                    raise
+            async with get_state(request).db.session() as session:
+                user = await page_user(request, session)
+            _ = Words(language_of(request, user))
+            problem = _(
+                "Temporal, which runs the tasks, is not reachable right now: this was not "
+                "done. Try again in a moment."
+            )
+            return render(
+                request,
+                "unavailable.html",
+                {"user": user, "problem": problem},
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+
+        return handle
+
+
 def page_router() -> APIRouter:
     """A router of pages. Every write is checked for a cross-site origin (the cookie is
-    SameSite=Strict; this is the second lock), on the router so no new form can miss it."""
-    return APIRouter(include_in_schema=False, dependencies=[Depends(refuse_cross_site_writes)])
+    SameSite=Strict; this is the second lock), on the router so no new form can miss it;
+    its routes are PageRoutes."""
+    return APIRouter(
+        include_in_schema=False,
+        dependencies=[Depends(refuse_cross_site_writes)],
+        route_class=PageRoute,
+    )
 
 
 router = page_router()

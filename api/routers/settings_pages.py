@@ -34,7 +34,6 @@ from api.routers.pages import (
     back,
     field_errors,
     language_of,
-    lines_of,
     page_router,
     render,
 )
@@ -49,8 +48,14 @@ async def _settings_page(
     *,
     errors: str | None = None,
     added: DeviceAdded | None = None,
+    typed: dict[str, Any] | None = None,
     code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
+    """The page; after a refusal, ``typed`` holds what the refused form was filled in with
+    (``settings``: the settings' fields, ``channels``, ``device_id``), shown again as sent."""
+    typed = typed or {}
+    shown = user_public(me).model_copy(update=typed.get("settings", {}))
+    push = stored_push_config(me.push_config)
     try:
         digest: DigestSetting | None = await state.digests.get(me.name)
     except Exception:  # Temporal down: the rest of the settings still work
@@ -62,7 +67,9 @@ async def _settings_page(
         "settings.html",
         {
             "user": user_public(me),
-            "push": stored_push_config(me.push_config),
+            "shown": shown,
+            "channels": typed.get("channels", push.channels),
+            "device_id": typed.get("device_id", ""),
             "digest": digest,
             # Through the same services as the API: they decide what the caller sees.
             "devices": await state.devices.list(me.name),
@@ -113,22 +120,28 @@ async def save_settings(
     request: Request, state: StateDep, session: SessionDep, me: PageUser, _: PageWords
 ) -> Response:
     form = await request.form()
-    # The form posts every setting as text; wake words one a line (or comma-separated).
+    # The form posts every setting as text; wake words one a line, as a comma may be part of
+    # one ("你好，小智", "hey, ambient").
     data: dict[str, Any] = {}
+    sent: dict[str, Any] = {}
     for key in UserSettings.model_fields:
         text = str(form.get(key, ""))
-        value = lines_of(text) if key == "wake_words" else text.strip()
+        words = [line.strip() for line in text.splitlines() if line.strip()]
+        value = words if key == "wake_words" else text.strip()
+        sent[key] = value
         if value:
             data[key] = value
     try:
         # Permissions are not settings: only an admin grants them, through the users API.
         parsed = UserSettings.model_validate(data)
     except ValidationError as exc:
-        return await _settings_page(request, state, me, errors=field_errors(exc, _))
+        errors = field_errors(exc, _)
+        return await _settings_page(request, state, me, errors=errors, typed={"settings": sent})
     try:
         await UserRepository(session).update(me, parsed)
     except VoiceprintTakenError as exc:
-        return await _settings_page(request, state, me, errors=f"{_('Voiceprint id')}: {exc}")
+        errors = f"{_('Voiceprint id')}: {exc}"
+        return await _settings_page(request, state, me, errors=errors, typed={"settings": sent})
     await session.commit()
     # Said in the language just chosen: the next page speaks it too.
     _ = Words(language_of(request, me))
@@ -147,11 +160,13 @@ async def save_push(
     types, targets = form.getlist("type"), form.getlist("target")
     kinds = form.getlist("kinds")
     channels: list[dict[str, Any]] = []
+    sent: list[dict[str, Any]] = []  # as typed, to show again if refused
     for index, (kind, target) in enumerate(zip(types, targets, strict=False)):
         if not str(kind):
             continue
         chosen = [k.split(":", 1)[1] for k in map(str, kinds) if k.startswith(f"{index}:")]
         channel: dict[str, Any] = {"type": str(kind), "target": str(target).strip()}
+        sent.append({**channel, "kinds": chosen})
         if chosen:
             channel["kinds"] = chosen
         channels.append(channel)
@@ -168,7 +183,7 @@ async def save_push(
     else:
         await session.commit()
         return back("/app/settings", _("Push channels saved"))
-    return await _settings_page(request, state, me, errors=errors)
+    return await _settings_page(request, state, me, errors=errors, typed={"channels": sent})
 
 
 # What each push channel carries, as the settings page names it (values stay the API's).
@@ -187,10 +202,11 @@ async def add_device(
     device_id: Annotated[str, Form()] = "",
 ) -> Response:
     """Register one of your 小智 devices; the page shows its token once (never in a URL)."""
+    typed = {"device_id": device_id}
     try:
         normalize_device_id(device_id)
     except InvalidDeviceError:
-        return await _settings_page(request, state, me, errors=_(DEVICE_ID_RULE))
+        return await _settings_page(request, state, me, errors=_(DEVICE_ID_RULE), typed=typed)
     try:
         added = await state.devices.add(me.name, me.name, device_id)
     except InvalidDeviceError:
@@ -199,7 +215,7 @@ async def add_device(
             "Device %(device)s is already registered; remove it first.",
             device=device_id.strip().lower(),
         )
-        return await _settings_page(request, state, me, errors=taken)
+        return await _settings_page(request, state, me, errors=taken, typed=typed)
     return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
 
 

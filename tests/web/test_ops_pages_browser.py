@@ -95,7 +95,9 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
 
             await page.get_by_role("link", name="Remediations").click()
             await page.locator("#remediations a").first.click()
-            await expect(page.locator("main")).to_contain_text("waiting_approval")
+            await expect(page.locator("main")).to_contain_text("waiting for approval")
+            # The page's own buttons answer it: no MCP tool call to type (the service's words).
+            await expect(page.locator("main")).not_to_contain_text("approve_remediation")
             await expect(page.locator("#audit")).to_contain_text("score")
             await fits_phone(page, "11-remediation-waiting")
             await page.get_by_label("Reason (optional)").fill("looks safe")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from urllib.parse import unquote
 
@@ -19,9 +20,13 @@ from tests.support.servers import HANG, serve
 
 
 def _shown(response: httpx.Response) -> str:
-    """What the person sees: the page, or the message the redirect carries."""
+    """What the person sees: the message the redirect carries, or the page's notice (a form
+    shown again with what is wrong), or the page."""
     if response.status_code == 303:
         return unquote(response.headers["location"].partition("msg=")[2])
+    notice = re.search(r'<p class="notice" role="status">(.*?)</p>', response.text)
+    if notice:
+        return html.unescape(notice.group(1))
     return re.sub(r"<[^>]+>", " ", response.text)
 
 

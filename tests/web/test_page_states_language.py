@@ -1,0 +1,114 @@
+"""The pages name the states of runs and briefings in the page's language."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from ambient.briefing.models import BriefingContent
+from ambient.domain.users import Language, UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.models import Briefing, RemediationRecord
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from tests.support.servers import HANG, free_port, serve
+
+
+async def test_a_chinese_users_remediation_list_names_states_and_modes_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="yun", language=Language.ZH)
+        )
+        for number, (state, mode) in enumerate(
+            [("waiting_approval", "dry_run"), ("budget_exhausted", "execute")]
+        ):
+            session.add(
+                RemediationRecord(
+                    run_key=f"remediation-yun-{number}@run",
+                    remediation_id=f"remediation-yun-{number}",
+                    user="yun",
+                    cluster_id="cls-abcd1234",
+                    service=f"default/web-{number}",
+                    alert_type="cpu",
+                    source="test",
+                    mode=mode,
+                    state=state,
+                    score=80,
+                    budget=4,
+                    attempts=1,
+                )
+            )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as http,
+    ):
+        page = (await http.get("/app/remediations")).text
+    cards = page[page.index('id="remediations"') :]
+    for english in ("waiting_approval", "budget_exhausted", "dry_run", "execute"):
+        assert english not in cards, english
+    for chinese in ("等待批准", "预算用尽", "演练", "执行"):
+        assert chinese in cards, chinese
+
+
+async def test_a_chinese_users_briefing_page_names_each_briefings_state_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="qing", language=Language.ZH)
+        )
+        for day, status in (("2026-11-24", "pushed"), ("2026-11-25", "given")):
+            content = BriefingContent(
+                headline="一切正常",
+                spoken_text="昨天一切正常。",
+                date=day,
+                generated_by="offline",
+                spoken_segments=["昨天一切正常。"],
+            )
+            session.add(
+                Briefing(
+                    user="qing", date=day, status=status, content=content.model_dump(mode="json")
+                )
+            )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as http,
+    ):
+        page = (await http.get("/app/briefings")).text
+    states = re.findall(r'<span class="state">([^<]*)</span>', page)
+    assert states == ["已播报", "已播报", "已推送"], states
+
+
+async def test_a_briefing_page_for_a_day_that_is_no_date_says_so_on_the_page(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name="ning"))
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as http,
+    ):
+        for day in ("2026-02-30", "tomorrow"):
+            page = await http.get("/app/briefings", params={"date": day})
+            assert page.headers["content-type"].startswith("text/html"), page.text
+            assert f"Date: &#39;{day}&#39; is not a date as YYYY-MM-DD" in page.text
+            assert "<h2>History</h2>" in page.text
+        # A day the service reads (strptime) and has no briefing for: said as asked.
+        page = await http.get("/app/briefings", params={"date": "2026-1-5"})
+        assert "No briefing for 2026-1-5." in page.text

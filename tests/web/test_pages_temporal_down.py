@@ -1,0 +1,92 @@
+"""Pages with Temporal down say so on a page, in the user's language, and change nothing."""
+
+from __future__ import annotations
+
+import httpx
+
+from ambient.briefing.models import BriefingContent
+from ambient.domain.users import Language, UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.models import Briefing
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from tests.support.servers import HANG, free_port, serve
+
+DOWN = "运行任务的 Temporal 服务现在连不上，这一步没有做成。请稍后再试。"
+
+
+async def test_pages_that_need_temporal_say_it_is_down_on_a_page_in_the_users_language(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="mei", language=Language.ZH)
+        )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as http,
+    ):
+        form = {"referer": f"{base}/app"}
+        answers = {
+            "create monitor": await http.post(
+                "/app/tasks", data={"urls": "https://example.com/news"}, headers=form
+            ),
+            "task action": await http.post(
+                "/app/tasks/action",
+                data={"task_id": "web-monitor/mei/news", "action": "pause"},
+                headers=form,
+            ),
+            "task page": await http.get("/app/task", params={"id": "web-monitor/mei/news"}),
+            "prepare briefing": await http.post(
+                "/app/briefings/action", data={"action": "regenerate"}, headers=form
+            ),
+            "digest": await http.post(
+                "/app/digest", data={"enabled": "on", "every_minutes": "15"}, headers=form
+            ),
+        }
+    for what, answer in answers.items():
+        # A page (not the API's JSON), with its navigation, saying what is down in Chinese.
+        assert answer.status_code == 503, (what, answer.status_code)
+        assert answer.headers["content-type"].startswith("text/html"), (what, answer.text)
+        assert DOWN in answer.text and '<html lang="zh">' in answer.text, (what, answer.text)
+        assert 'href="/app/settings"' in answer.text and "mei" in answer.text, what
+
+
+async def test_the_briefing_page_shows_stored_briefings_with_temporal_down(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name="hua"))
+        # Prepared this morning, not yet given: only the workflow knows if it has been since.
+        session.add(
+            Briefing(
+                user="hua",
+                date="2026-11-26",
+                content=BriefingContent(
+                    headline="一切正常",
+                    spoken_text="昨天一切正常。",
+                    date="2026-11-26",
+                    generated_by="offline",
+                    spoken_segments=["昨天一切正常。"],
+                ).model_dump(mode="json"),
+                report_markdown="# report",
+            )
+        )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as http,
+    ):
+        page = await http.get("/app/briefings")
+        day = await http.get("/app/briefings", params={"date": "2026-11-26"})
+    for shown in (page, day):
+        assert shown.status_code == 200, shown.text
+        assert "一切正常" in shown.text and 'id="briefing"' in shown.text

@@ -1,0 +1,155 @@
+"""The settings page's forms: a refusal shows the form again as the user filled it in."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest_asyncio
+
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.repositories import UserRepository, user_public
+from api.app import create_app
+from tests.support.servers import HANG, free_port, serve
+
+
+@pytest_asyncio.fixture
+async def page(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """A signed-in browser's requests to the pages (Temporal is not needed: a closed port)."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(
+                name="lin",
+                email="lin@example.com",
+                timezone="UTC",
+                wake_words=["hey, ambient", "你好，小智"],
+            )
+        )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            cookies={"ambient_token": token},
+            headers={"referer": f"{base}/app/settings"},
+        ) as http,
+    ):
+        yield http
+
+
+def values(page: str, form: str) -> dict[str, list[str]]:
+    """The values a form shows: each input's value and each select's selected option."""
+    start = page.index(f'id="{form}"')
+    body = page[start : page.index("</form>", start)]
+    shown: dict[str, list[str]] = {}
+    for name, value in re.findall(r'<input[^>]* name="([a-z_]+)"[^>]* value="([^"]*)"', body):
+        shown.setdefault(name, []).append(html.unescape(value))
+    for name, options in re.findall(r'<select[^>]* name="([a-z_]+)">(.*?)</select>', body, re.S):
+        chosen = re.findall(r'<option value="([^"]*)"\s*selected', options)
+        shown.setdefault(name, []).extend(chosen)
+    areas = re.findall(r'<textarea[^>]* name="([a-z_]+)"[^>]*>(.*?)</textarea>', body, re.S)
+    for name, text in areas:
+        shown.setdefault(name, []).append(html.unescape(text))
+    return shown
+
+
+async def test_saving_the_settings_form_unchanged_changes_nothing(
+    page: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.session() as session:
+        before = user_public(await UserRepository(session).get("lin"))
+    shown = values((await page.get("/app/settings")).text, "settings")
+    saved = await page.post("/app/settings", data=shown)
+    assert saved.status_code == 303, saved.text
+    async with db.session() as session:
+        after = user_public(await UserRepository(session).get("lin"))
+    assert after == before and after.wake_words == ["hey, ambient", "你好，小智"]
+
+
+async def test_a_refused_settings_form_shows_what_the_user_typed(
+    page: httpx.AsyncClient,
+) -> None:
+    typed = {"email": "lin.new@example.com", "timezone": "Asia/Shanghia", "phone": "+86 138"}
+    refused = await page.post("/app/settings", data=typed)
+    assert refused.status_code == 422 and "Asia/Shanghia" in refused.text
+    shown = values(refused.text, "settings")
+    assert shown["email"] == ["lin.new@example.com"] and shown["timezone"] == ["Asia/Shanghia"]
+    assert shown["phone"] == ["+86 138"]
+    # Nothing was saved.
+    assert values((await page.get("/app/settings")).text, "settings")["email"] == [
+        "lin@example.com"
+    ]
+
+
+async def test_a_refused_push_form_shows_the_channels_the_user_typed(
+    page: httpx.AsyncClient,
+) -> None:
+    typed = {
+        "type": ["email", "webhook", ""],
+        "target": ["lin2@example.com", "http://10.0.0.5/hook", ""],
+        "kinds": ["0:watch", "1:briefing", "1:system"],
+    }
+    refused = await page.post("/app/push", data=typed)
+    assert refused.status_code == 422, refused.text
+    shown = values(refused.text, "push")
+    assert shown["type"] == ["email", "webhook"]
+    assert shown["target"] == ["lin2@example.com", "http://10.0.0.5/hook", ""]
+    start = refused.text.index('id="push"')
+    form = refused.text[start : refused.text.index("</form>", start)]
+    checked = re.findall(r'name="kinds" value="([^"]+)"\s*checked', form)
+    assert checked[:3] == ["0:watch", "1:briefing", "1:system"]
+
+
+async def test_a_refused_device_keeps_the_id_the_user_typed(page: httpx.AsyncClient) -> None:
+    refused = await page.post("/app/xiaozhi/devices", data={"device_id": "aa:bb:cc:dd:ee:fg!"})
+    assert refused.status_code == 422
+    assert values(refused.text, "add-device")["device_id"] == ["aa:bb:cc:dd:ee:fg!"]
+
+
+async def test_a_refused_monitor_form_shows_what_the_user_typed(page: httpx.AsyncClient) -> None:
+    typed = {
+        "urls": "https://example.com/news\nftp://example.com/feed",
+        "keywords": "AI, outage",
+        "interval": "30",
+        "name": "news",
+    }
+    refused = await page.post("/app/tasks", data=typed, headers={"referer": str(page.base_url)})
+    assert refused.status_code == 422, (refused.status_code, refused.headers)
+    assert "Not created: Pages, line 2" in html.unescape(refused.text)
+    shown = values(refused.text, "new-monitor")
+    assert shown["urls"] == ["https://example.com/news\nftp://example.com/feed"]
+    assert shown["keywords"] == ["AI, outage"] and shown["name"] == ["news"]
+    assert shown["interval"] == ["30"]
+
+
+async def test_a_refused_discussion_post_shows_what_the_user_wrote(
+    page: httpx.AsyncClient,
+) -> None:
+    posted = await page.post(
+        "/app/discussions/post",
+        data={"topic": "磁盘告警", "content": "先看一下", "message_id": "m1"},
+    )
+    assert posted.status_code == 303, posted.text
+    discussion_id = posted.headers["location"].split("id=")[1].split("&")[0]
+    reply = {
+        "discussion_id": discussion_id,
+        "content": "<b>日志</b>\n" + "磁盘已满。" * 50,
+        "tags": "需要 帮助",
+        "message_id": "m2",
+    }
+    refused = await page.post("/app/discussions/post", data=reply)
+    assert refused.status_code == 422 and "tag" in refused.text
+    assert values(refused.text, "reply")["content"] == [reply["content"]]
+    assert values(refused.text, "reply")["tags"] == ["需要 帮助"]
+    too_long = {"topic": "另一件事", "content": "x" * 20_001, "message_id": "m3"}
+    refused = await page.post("/app/discussions/post", data=too_long)
+    assert refused.status_code == 422
+    shown = values(refused.text, "new-discussion")
+    assert shown["topic"] == ["另一件事"] and shown["content"] == ["x" * 20_001]
