@@ -186,6 +186,7 @@ class DryRunExecutor:
             )
         return Checkpoint(
             target=target,
+            uid=view.deployment.get("metadata", {}).get("uid"),
             revision=view.revision,
             previous_revision=previous_revision(view.revisions, view.revision),
             replicas=view.replicas,

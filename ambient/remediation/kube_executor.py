@@ -92,6 +92,7 @@ class KubernetesExecutor:
         detail = "; ".join(notes)
         return Checkpoint(
             target=target,
+            uid=deployment["metadata"].get("uid"),
             revision=revision,
             previous_revision=previous,
             replicas=deployment["spec"].get("replicas", 1),

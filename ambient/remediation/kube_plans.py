@@ -46,6 +46,10 @@ class StepInputError(KubeError):
     """The step lacks what its rung needs (e.g. a restart without ``restarted_at``)."""
 
 
+class WorkloadReplacedError(KubeError):
+    """The Deployment was deleted and created again since the run's first checkpoint."""
+
+
 class StepPlanner:
     """Plans one rung's change on the cluster ``reads`` looks at."""
 
@@ -67,10 +71,27 @@ class StepPlanner:
             skipped_reason="handing over is not a cluster change", detail="hand over to a person"
         )
 
+    async def _read_deployment(self, step: StepRequest) -> Obj:
+        """The step's Deployment, if it is still the one the run's first checkpoint read.
+
+        Its revisions, spec and step stamps belong to that life of it: rolling a re-created
+        Deployment "back to revision 1" would put on the new one's own first release.
+        """
+        deployment = await self._reads.deployment(step.target)
+        uid = deployment["metadata"].get("uid")
+        recorded = step.checkpoint.uid if step.checkpoint else None
+        if recorded and uid != recorded:
+            raise WorkloadReplacedError(
+                f"{_deployment(step)} was re-created since the first checkpoint (uid {uid}, "
+                f"the checkpoint read uid {recorded}): this remediation does not change "
+                "another object of the same name"
+            )
+        return deployment
+
     async def _plan_restart(self, step: StepRequest) -> StepPlan:
         if not step.restarted_at:
             raise StepInputError("restarted_at is required for rung 1 (restart)")
-        deployment = await self._reads.deployment(step.target)
+        deployment = await self._read_deployment(step)
         name = _deployment(step)
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already restarted by {step.key}")
@@ -86,7 +107,7 @@ class StepPlanner:
     async def _plan_scale(self, step: StepRequest) -> StepPlan:
         if step.replicas is None:
             raise StepInputError("replicas is required for rung 2 (scale out)")
-        deployment = await self._reads.deployment(step.target)
+        deployment = await self._read_deployment(step)
         name = _deployment(step)
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already scaled by {step.key}")
@@ -105,7 +126,7 @@ class StepPlanner:
         )
 
     async def _plan_rollback(self, step: StepRequest) -> StepPlan:
-        deployment = await self._reads.deployment(step.target)
+        deployment = await self._read_deployment(step)
         name = _deployment(step)
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already rolled back by {step.key}")
@@ -139,7 +160,7 @@ class StepPlanner:
         )
 
     async def _plan_isolate(self, step: StepRequest) -> StepPlan:
-        deployment = await self._reads.deployment(step.target)
+        deployment = await self._read_deployment(step)
         namespace = step.target.namespace
         services = await self._reads.services(deployment)
         if not services:
@@ -198,7 +219,7 @@ class StepPlanner:
             raise StepInputError(
                 "checkpoint (the first checkpoint) is required for rung 5 (full rollback)"
             )
-        deployment = await self._reads.deployment(step.target)
+        deployment = await self._read_deployment(step)
         namespace, plan = step.target.namespace, StepPlan()
         notes: list[str] = []
         await self._restore_release(step, baseline, deployment, plan, notes)

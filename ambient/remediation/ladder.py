@@ -59,6 +59,9 @@ class Checkpoint(BaseModel):
     """What the workload looked like before a change, enough to undo it."""
 
     target: WorkloadRef
+    # metadata.uid of the Deployment read: its revisions and spec belong to this life of it
+    # (a Deployment deleted and created again under its name is another object).
+    uid: str | None = None
     # deployment.kubernetes.io/revision running now, and the revision before it (the release
     # rung 3 returns to); None when unknown or there is no earlier ReplicaSet.
     revision: int | None

@@ -575,3 +575,37 @@ async def test_dry_run_checkpoint_names_the_release_before_as_the_kubernetes_one
     for unreadable in ("three", "3²"):  # "3²" passes isdigit() and fails int()
         kube.deployment()["metadata"]["annotations"][REVISION] = unreadable
         assert await both() == [(None, None), (None, None)]
+
+
+async def test_a_deployment_re_created_under_the_same_name_is_not_the_one_the_run_checkpointed(
+    kube: Cluster,
+) -> None:
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert (baseline.previous_revision, baseline.uid) == (1, kube.deployment()["metadata"]["uid"])
+    # A pipeline deletes checkout and creates it again (same name, a new life: its own uid and
+    # its own revisions 1 and 2, of other images).
+    client = client_from_kubeconfig(path=kube.kubeconfig, context=kube.target.cluster_id)
+    await client.delete(Deployment, "checkout", namespace="shop")
+    V3, V4 = "registry/checkout:v3", "registry/checkout:v4"
+    kube.api.add_deployment("shop", "checkout", V3, replicas=1)
+    await client.close()
+    await kube.release(V4)
+    assert kube.api.revisions("shop", "checkout") == {1: [V3], 2: [V4]}
+    writes = len(kube.api.writes())
+    rid = "remediation/r20"
+    steps = [
+        kube.step(rid, Rung.RESTART, restarted_at="2026-11-22T16:00:00Z", checkpoint=baseline),
+        kube.step(rid, Rung.SCALE_OUT, replicas=4, checkpoint=baseline),
+        kube.step(rid, Rung.ROLLBACK, to_revision=1, checkpoint=baseline),
+        kube.step(rid, Rung.ISOLATE, checkpoint=baseline),
+        kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline),
+    ]
+    for step in steps:
+        with pytest.raises(KubeError, match="was re-created") as raised:
+            await kube.executor.apply(step)
+        assert not raised.value.retryable
+        assert baseline.uid is not None and baseline.uid in str(raised.value)
+    assert len(kube.api.writes()) == writes
+    assert kube.images() == [V4] and kube.deployment()["spec"]["replicas"] == 1

@@ -237,6 +237,7 @@ class KubeApi:
     configmaps: dict[Key, Obj] = field(default_factory=dict)
     networkpolicies: dict[Key, Obj] = field(default_factory=dict)
     version: int = 1
+    lives: int = 0
     calls: list[ApiCall] = field(default_factory=list)
     # Reads of a deployment before a rollout completes (0: at once).
     ready_after_reads: int = 0
@@ -336,7 +337,7 @@ class KubeApi:
                 "namespace": namespace,
                 "annotations": {},
                 "generation": 1,
-                "uid": f"uid-{name}",
+                "uid": self._next_uid(name),
                 "resourceVersion": self._next_version(),
             },
             "spec": {
@@ -369,7 +370,7 @@ class KubeApi:
     def _new(self, plural: str, namespace: str, name: str, body: Obj) -> Obj:
         kind, api_version, _ = KINDS[plural]
         meta = {**body.get("metadata", {}), "name": name, "namespace": namespace}
-        meta.update(uid=f"uid-{plural}-{namespace}-{name}", resourceVersion=self._next_version())
+        meta.update(uid=self._next_uid(name), resourceVersion=self._next_version())
         meta["creationTimestamp"] = "2026-01-01T00:00:00Z"
         return {**body, "apiVersion": api_version, "kind": kind, "metadata": meta}
 
@@ -377,13 +378,30 @@ class KubeApi:
         self.version += 1
         return str(self.version)
 
+    def _next_uid(self, name: str) -> str:
+        # Every life of an object has its own uid: a re-created object never gets the old one.
+        self.lives += 1
+        return f"uid-{name}-{self.lives}"
+
     # --- the deployment controller -----------------------------------------------------
     def _owned(self, namespace: str, name: str) -> list[Obj]:
+        deployment = self.deployments.get((namespace, name))
+        uid = deployment["metadata"]["uid"] if deployment else None
         return [
             rs
             for (ns, _), rs in self.replicasets.items()
-            if ns == namespace and rs["metadata"]["ownerReferences"][0]["name"] == name
+            if ns == namespace and rs["metadata"]["ownerReferences"][0]["uid"] == uid
         ]
+
+    def _collect_garbage(self, namespace: str, uid: str) -> None:
+        """What the garbage collector does after a Deployment is deleted (background
+        propagation, kubectl's default): its ReplicaSets and their pods go too."""
+        for key, rs in list(self.replicasets.items()):
+            if key[0] == namespace and rs["metadata"]["ownerReferences"][0]["uid"] == uid:
+                del self.replicasets[key]
+                for pod_key in [k for k in self.pods if k[0] == namespace]:
+                    if self.pods[pod_key]["metadata"]["name"].startswith(key[1] + "-"):
+                        del self.pods[pod_key]
 
     def _reconcile(self, namespace: str, name: str) -> None:
         """One ReplicaSet per distinct template; the active one carries the newest revision."""
@@ -592,6 +610,8 @@ class KubeApi:
             if request.method == "DELETE":
                 call = await self._log(request, 200)
                 gone = store[key] if call.dry_run else store.pop(key)
+                if plural == "deployments" and not call.dry_run:
+                    self._collect_garbage(key[0], gone["metadata"]["uid"])
                 return self._written(call) or JSONResponse(gone)
             body = json.loads(await request.body())
             self._interfere(plural, key)
@@ -637,8 +657,15 @@ class KubeApi:
             return _status(409, "AlreadyExists", f'{plural} "{name}" already exists')
         call = await self._log(request, 201, body)
         created = self._new(plural, ns, name, body)
+        if plural == "deployments":
+            created["metadata"]["generation"] = 1
+            created["metadata"].setdefault("annotations", {})
+            created["status"] = {}
         if not call.dry_run:
             self.store(plural)[(ns, name)] = created
+            if plural == "deployments":
+                self._reconcile(ns, name)
+                created = self.deployments[(ns, name)]
         return self._written(call) or JSONResponse(created, status_code=201)
 
     def _interfere(self, plural: str, key: Key) -> None:
