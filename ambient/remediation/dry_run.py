@@ -23,13 +23,13 @@ from ambient.remediation.changes import (
     configmaps_of,
     images_of,
     isolation_value,
+    stamp_annotations,
     without_hash,
 )
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_reads import ClusterReads, previous_revision
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
-    STEP_ANNOTATION,
     Checkpoint,
     RemediationExecutor,
     RolloutHealth,
@@ -86,7 +86,9 @@ async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadVie
 
 def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str, Any], str]:
     """The patches a rung makes (by object) and a sentence for people; None view: from alert."""
-    stamp = {"metadata": {"annotations": {STEP_ANNOTATION: step.key}}}
+    stamp = {
+        "metadata": {"annotations": stamp_annotations(view.deployment if view else {}, step.key)}
+    }
     deployment = f"deployment/{step.target.namespace}/{step.target.name}"
     if step.rung is Rung.RESTART:
         patch = {

@@ -15,6 +15,10 @@ from pydantic import BaseModel, Field
 # Annotation stamped on an object with the step key of the last change we made to it, so a
 # retried or re-run step finds its own effect instead of applying it twice.
 STEP_ANNOTATION = "ambient-ops.io/remediation-step"
+# The keys of the last steps that changed the object (a JSON list): two runs on one workload
+# (two alerts) each replace STEP_ANNOTATION, and a retry must still find its own change.
+STEP_HISTORY_ANNOTATION = "ambient-ops.io/remediation-steps"
+STEP_HISTORY_LENGTH = 16
 # Label a Service selector gains when rung 4 isolates the workload (matches no pod).
 ISOLATION_LABEL = "ambient-ops.io/isolated"
 

@@ -33,6 +33,7 @@ from ambient.remediation.kube_reads import ClusterReads
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     STEP_ANNOTATION,
+    STEP_HISTORY_ANNOTATION,
     Checkpoint,
     Rung,
     StepRequest,
@@ -170,7 +171,10 @@ async def test_dry_run_returns_the_exact_patch_and_sends_nothing(kube: Cluster) 
     assert body["spec"]["template"]["metadata"]["annotations"] == {
         RESTARTED_AT: "2026-11-22T14:10:00Z"
     }
-    assert body["metadata"]["annotations"] == {STEP_ANNOTATION: "remediation/r3#1"}
+    assert body["metadata"]["annotations"] == {
+        STEP_ANNOTATION: "remediation/r3#1",
+        STEP_HISTORY_ANNOTATION: '["remediation/r3#1"]',
+    }
     # The resourceVersion it read is the write's precondition.
     assert body["metadata"]["resourceVersion"] == version
     sent = kube.api.writes()[0]
@@ -609,3 +613,28 @@ async def test_a_deployment_re_created_under_the_same_name_is_not_the_one_the_ru
         assert baseline.uid is not None and baseline.uid in str(raised.value)
     assert len(kube.api.writes()) == writes
     assert kube.images() == [V4] and kube.deployment()["spec"]["replicas"] == 1
+
+
+async def test_a_restart_whose_stamp_another_run_overwrote_is_found_by_its_retry(
+    kube: Cluster,
+) -> None:
+    # Two alerts on one workload (CPU and latency) are two runs; each stamps its own key.
+    cpu = kube.step("remediation/cpu", Rung.RESTART, restarted_at="2026-11-22T17:00:00.125Z")
+    latency = kube.step("remediation/lat", Rung.RESTART, restarted_at="2026-11-22T17:00:02.5Z")
+    lost: list[str] = []
+
+    def lose_the_first_answer(call: ApiCall) -> None:
+        if not lost:
+            lost.append(call.path)
+            raise AnswerLost
+
+    kube.api.on_write = lose_the_first_answer
+    with pytest.raises(KubeUnavailableError, match="answer was lost"):
+        await kube.executor.apply(cpu)  # the worker dies here; its retry comes later
+    assert (await kube.executor.apply(latency)).applied
+    retry = await kube.executor.apply(cpu)
+    assert (retry.applied, retry.already_applied, retry.patch) == (True, True, None)
+    assert "already restarted" in retry.detail
+    # The original release and one restart per run: the retry restarted nothing again.
+    assert sorted(kube.api.revisions("shop", "checkout")) == [1, 2, 3]
+    assert len(kube.api.writes("deployments")) == 2
