@@ -112,6 +112,23 @@ class StepPlanner:
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already scaled by {step.key}")
         current = deployment["spec"].get("replicas", 1)
+        try:
+            autoscalers = await self._reads.autoscalers(step.target)
+        except KubeError as exc:
+            if exc.retryable:
+                raise
+            autoscalers = []  # not allowed to read them (RBAC): scale as asked
+        if autoscalers:
+            spec = autoscalers[0]["spec"]
+            hpa = (
+                f"HorizontalPodAutoscaler {autoscalers[0]['metadata']['name']} "
+                f"({spec.get('minReplicas', 1)}-{spec['maxReplicas']} replicas)"
+            )
+            return StepPlan(
+                skipped_reason=f"{name} is scaled by {hpa}: its controller would undo a count "
+                "set on the Deployment; raise the autoscaler's bounds instead",
+                detail=f"{name} runs {current} replicas under {hpa}",
+            )
         if current == step.replicas:
             return StepPlan(
                 skipped_reason=f"already at {current} replicas",

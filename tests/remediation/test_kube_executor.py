@@ -638,3 +638,17 @@ async def test_a_restart_whose_stamp_another_run_overwrote_is_found_by_its_retry
     # The original release and one restart per run: the retry restarted nothing again.
     assert sorted(kube.api.revisions("shop", "checkout")) == [1, 2, 3]
     assert len(kube.api.writes("deployments")) == 2
+
+
+async def test_scale_out_of_a_deployment_an_autoscaler_manages_is_skipped_naming_it(
+    kube: Cluster,
+) -> None:
+    kube.api.add_autoscaler("shop", "checkout-hpa", "checkout", minimum=2, maximum=3)
+    kube.api.add_autoscaler("shop", "cart-hpa", "cart", minimum=1, maximum=9)
+    result = await kube.executor.apply(kube.step("remediation/r21", Rung.SCALE_OUT, replicas=4))
+    # Its controller would put the count back within 2-3: the rung says so and changes nothing.
+    assert (result.applied, result.patch) == (False, None)
+    assert result.skipped_reason is not None
+    assert "HorizontalPodAutoscaler checkout-hpa (2-3 replicas)" in result.skipped_reason
+    assert kube.api.writes() == []
+    assert kube.deployment()["spec"]["replicas"] == 2

@@ -57,6 +57,11 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "services": ("Service", "v1", "/api/v1"),
     "configmaps": ("ConfigMap", "v1", "/api/v1"),
     "networkpolicies": ("NetworkPolicy", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1"),
+    "horizontalpodautoscalers": (
+        "HorizontalPodAutoscaler",
+        "autoscaling/v2",
+        "/apis/autoscaling/v2",
+    ),
 }
 
 Key = tuple[str, str]
@@ -236,6 +241,7 @@ class KubeApi:
     services: dict[Key, Obj] = field(default_factory=dict)
     configmaps: dict[Key, Obj] = field(default_factory=dict)
     networkpolicies: dict[Key, Obj] = field(default_factory=dict)
+    horizontalpodautoscalers: dict[Key, Obj] = field(default_factory=dict)
     version: int = 1
     lives: int = 0
     calls: list[ApiCall] = field(default_factory=list)
@@ -257,6 +263,7 @@ class KubeApi:
             "services": self.services,
             "configmaps": self.configmaps,
             "networkpolicies": self.networkpolicies,
+            "horizontalpodautoscalers": self.horizontalpodautoscalers,
         }
         return stores[plural]
 
@@ -362,6 +369,27 @@ class KubeApi:
             },
         )
 
+    def add_autoscaler(
+        self, namespace: str, name: str, deployment: str, minimum: int, maximum: int
+    ) -> None:
+        """An HPA on a Deployment: its controller keeps the replicas within [minimum, maximum]."""
+        self.horizontalpodautoscalers[(namespace, name)] = self._new(
+            "horizontalpodautoscalers",
+            namespace,
+            name,
+            {
+                "spec": {
+                    "scaleTargetRef": {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": deployment,
+                    },
+                    "minReplicas": minimum,
+                    "maxReplicas": maximum,
+                }
+            },
+        )
+
     def add_configmap(self, namespace: str, name: str, data: dict[str, str]) -> None:
         self.configmaps[(namespace, name)] = self._new(
             "configmaps", namespace, name, {"data": dict(data)}
@@ -406,6 +434,15 @@ class KubeApi:
     def _reconcile(self, namespace: str, name: str) -> None:
         """One ReplicaSet per distinct template; the active one carries the newest revision."""
         deployment = self.deployments[(namespace, name)]
+        for hpa in self.horizontalpodautoscalers.values():
+            target = hpa["spec"]["scaleTargetRef"]
+            if hpa["metadata"]["namespace"] == namespace and (
+                target["kind"],
+                target["name"],
+            ) == ("Deployment", name):
+                # The HPA controller sets the count it computes, within its bounds.
+                low, high = hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
+                deployment["spec"]["replicas"] = min(max(deployment["spec"]["replicas"], low), high)
         template = deployment["spec"]["template"]
         digest = template_hash(template)
         owned = self._owned(namespace, name)
