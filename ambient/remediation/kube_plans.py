@@ -95,6 +95,8 @@ class StepPlanner:
         name = _deployment(step)
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already restarted by {step.key}")
+        if deployment["spec"].get("paused"):
+            return _paused(name, "restart")
         body = {
             "metadata": stamp(deployment, step.key),
             "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: step.restarted_at}}}},
@@ -147,6 +149,8 @@ class StepPlanner:
         name = _deployment(step)
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already rolled back by {step.key}")
+        if deployment["spec"].get("paused"):
+            return _paused(name, "rollback")
         if step.to_revision is None:
             return StepPlan(
                 skipped_reason=NOT_A_REVISION,
@@ -329,6 +333,15 @@ class StepPlanner:
             }
             plan.changes.append(Change(ConfigMap, namespace, name, "patch", body, PatchType.MERGE))
             notes.append(f"ConfigMap {name} data back to the first checkpoint")
+
+
+def _paused(name: str, action: str) -> StepPlan:
+    # What kubectl rollout restart / undo refuse: a paused Deployment rolls out no new template.
+    return StepPlan(
+        skipped_reason=f"{name} is paused: a {action} would not roll out until someone resumes "
+        "it (kubectl rollout resume)",
+        detail=f"{name} is paused (spec.paused): nothing rolls out",
+    )
 
 
 def _deployment(step: StepRequest) -> str:

@@ -652,3 +652,25 @@ async def test_scale_out_of_a_deployment_an_autoscaler_manages_is_skipped_naming
     assert "HorizontalPodAutoscaler checkout-hpa (2-3 replicas)" in result.skipped_reason
     assert kube.api.writes() == []
     assert kube.deployment()["spec"]["replicas"] == 2
+
+
+async def test_restart_and_rollback_of_a_paused_deployment_are_skipped_saying_so(
+    kube: Cluster,
+) -> None:
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    client = client_from_kubeconfig(path=kube.kubeconfig, context=kube.target.cluster_id)
+    await client.patch(Deployment, "checkout", {"spec": {"paused": True}}, namespace="shop")
+    await client.close()
+    writes = len(kube.api.writes())
+    rid = "remediation/r22"
+    restart = kube.step(rid, Rung.RESTART, restarted_at="2026-11-22T18:00:00Z")
+    rollback = kube.step(rid, Rung.ROLLBACK, to_revision=baseline.previous_revision)
+    for step in (restart, rollback):
+        # kubectl refuses both ("resume it first"): a paused Deployment rolls out nothing, so
+        # a patched template would be reported as a restart or rollback that never happened.
+        result = await kube.executor.apply(step)
+        assert (result.applied, result.patch) == (False, None)
+        assert result.skipped_reason is not None and "paused" in result.skipped_reason
+    assert len(kube.api.writes()) == writes
+    assert kube.images() == [V2]

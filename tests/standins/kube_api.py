@@ -446,6 +446,16 @@ class KubeApi:
         template = deployment["spec"]["template"]
         digest = template_hash(template)
         owned = self._owned(namespace, name)
+        if deployment["spec"].get("paused"):
+            # A paused Deployment rolls out nothing: no ReplicaSet for a new template, the
+            # running one keeps its pods; the controller only reports that it saw the spec.
+            active = next(
+                (rs for rs in owned if rs["metadata"]["labels"][TEMPLATE_HASH] == digest), None
+            )
+            status = deployment["status"]
+            status["observedGeneration"] = deployment["metadata"]["generation"]
+            status["updatedReplicas"] = active["status"].get("replicas", 0) if active else 0
+            return
         latest = max((int(rs["metadata"]["annotations"][REVISION]) for rs in owned), default=0)
         current = next(
             (rs for rs in owned if rs["metadata"]["labels"][TEMPLATE_HASH] == digest), None
