@@ -15,7 +15,13 @@ from typing import Any
 from lightkube import AsyncClient
 from lightkube.resources.core_v1 import ConfigMap
 
-from ambient.clients.kube import REVISION, KubeClients, KubeError, revision_number
+from ambient.clients.kube import (
+    REVISION,
+    KubeClients,
+    KubeError,
+    KubeNotFoundError,
+    revision_number,
+)
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import (
     RESTARTED_AT,
@@ -169,6 +175,9 @@ class DryRunExecutor:
         try:
             client = await self._clients.client(target.cluster_id)
             return await read_workload(client, target), ""
+        except KubeNotFoundError:
+            # The cluster answered that there is no such workload: not a plan from the alert.
+            raise
         except KubeError as exc:
             return None, str(exc)
         except Exception as exc:  # unreachable cluster, TKE errors: a dry run still reports
@@ -211,7 +220,10 @@ class DryRunExecutor:
         )
 
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
-        view, why = await self._view(target)
+        try:
+            view, why = await self._view(target)
+        except KubeNotFoundError as exc:
+            view, why = None, str(exc)
         if view is None:
             return RolloutHealth(
                 available=False, ready_replicas=0, desired=0, detail=why, observed=False

@@ -674,3 +674,24 @@ async def test_restart_and_rollback_of_a_paused_deployment_are_skipped_saying_so
         assert result.skipped_reason is not None and "paused" in result.skipped_reason
     assert len(kube.api.writes()) == writes
     assert kube.images() == [V2]
+
+
+async def test_a_dry_run_on_a_namespace_the_cluster_does_not_have_says_the_workload_is_not_found(
+    kube: Cluster,
+) -> None:
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    ghost = kube.target.model_copy(update={"namespace": "shopp"})
+    # The cluster answered: there is no such Deployment. A plan "from the alert alone" would
+    # show a restart of a workload that does not exist, as the execute mode never would.
+    with pytest.raises(KubeNotFoundError, match="deployment shopp/checkout not found"):
+        await dry.checkpoint(ghost)
+    step = kube.step(
+        "remediation/r23", Rung.RESTART, mode="dry_run", restarted_at="2026-11-22T19:00:00Z"
+    )
+    with pytest.raises(KubeNotFoundError, match="deployment shopp/checkout not found"):
+        await dry.apply(step.model_copy(update={"target": ghost}))
+    with pytest.raises(KubeNotFoundError, match="deployment shopp/checkout not found"):
+        await kube.executor.checkpoint(ghost)
+    assert kube.api.writes() == []

@@ -242,6 +242,8 @@ class KubeApi:
     configmaps: dict[Key, Obj] = field(default_factory=dict)
     networkpolicies: dict[Key, Obj] = field(default_factory=dict)
     horizontalpodautoscalers: dict[Key, Obj] = field(default_factory=dict)
+    # Namespaces that exist (seeding an object creates its namespace).
+    namespaces: set[str] = field(default_factory=lambda: {"default"})
     version: int = 1
     lives: int = 0
     calls: list[ApiCall] = field(default_factory=list)
@@ -329,6 +331,7 @@ class KubeApi:
         replicas: int = 2,
         configmaps: list[str] | None = None,
     ) -> None:
+        self.namespaces.add(namespace)
         labels = {"app": name}
         pod_spec: Obj = {"containers": [{"name": name, "image": image}]}
         if configmaps:
@@ -396,6 +399,7 @@ class KubeApi:
         )
 
     def _new(self, plural: str, namespace: str, name: str, body: Obj) -> Obj:
+        self.namespaces.add(namespace)
         kind, api_version, _ = KINDS[plural]
         meta = {**body.get("metadata", {}), "name": name, "namespace": namespace}
         meta.update(uid=self._next_uid(name), resourceVersion=self._next_version())
@@ -699,6 +703,10 @@ class KubeApi:
     async def _create(self, plural: str, ns: str, request: Request) -> Response:
         body = json.loads(await request.body())
         name = body["metadata"]["name"]
+        if ns not in self.namespaces:
+            # Objects are created only in a namespace that exists (reads there just find none).
+            await self._log(request, 404, body)
+            return _status(404, "NotFound", f'namespaces "{ns}" not found')
         if (ns, name) in self.store(plural):
             await self._log(request, 409, body)
             return _status(409, "AlreadyExists", f'{plural} "{name}" already exists')
