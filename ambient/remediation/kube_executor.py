@@ -39,6 +39,7 @@ from ambient.remediation.changes import (
     annotations_of,
     configmaps_of,
     images_of,
+    without_hash,
 )
 from ambient.remediation.kube_plans import StepPlanner
 from ambient.remediation.kube_reads import ClusterReads, previous_revision
@@ -65,7 +66,8 @@ class KubernetesExecutor:
         reads = ClusterReads(await self._clients.client(target.cluster_id))
         deployment = await reads.deployment(target)
         revision = revision_number(annotations_of(deployment).get(REVISION))
-        previous = previous_revision(await reads.revisions(deployment), revision)
+        revisions = await reads.revisions(deployment)
+        previous = previous_revision(revisions, revision)
         notes = [f"revision {revision}, {deployment['spec'].get('replicas', 1)} replicas"]
         # Access to Services and ConfigMaps may be withheld (RBAC): the checkpoint still
         # serves rungs 1-3 and says what full rollback will not be able to restore.
@@ -95,6 +97,11 @@ class KubernetesExecutor:
             uid=deployment["metadata"].get("uid"),
             revision=revision,
             previous_revision=previous,
+            previous_template=(
+                without_hash(revisions[previous]["spec"]["template"])
+                if previous is not None
+                else None
+            ),
             replicas=deployment["spec"].get("replicas", 1),
             images=images_of(deployment["spec"]["template"]),
             spec=deployment["spec"],

@@ -157,14 +157,18 @@ class StepPlanner:
                 detail=f"{name}: no earlier revision was recorded at the first checkpoint",
             )
         revisions = await self._reads.revisions(deployment, with_history=True)
-        if step.to_revision not in revisions:
+        recorded = _recorded_template(step, step.to_revision)
+        if step.to_revision in revisions:
+            template = without_hash(revisions[step.to_revision]["spec"]["template"])
+        elif recorded is not None:
+            template = recorded
+        else:
             known = ", ".join(str(r) for r in sorted(revisions)) or "none"
             return StepPlan(
                 skipped_reason=NOT_A_REVISION,
                 detail=f"{name} has no ReplicaSet of revision {step.to_revision} "
                 f"(revisions: {known})",
             )
-        template = without_hash(revisions[step.to_revision]["spec"]["template"])
         if template == deployment["spec"]["template"]:
             return StepPlan(
                 skipped_reason=f"current template already matches revision {step.to_revision}",
@@ -283,9 +287,13 @@ class StepPlanner:
             return
         revision = step.to_revision or baseline.previous_revision
         revisions = await self._reads.revisions(deployment, with_history=True) if revision else {}
+        recorded = _recorded_template(step, revision)
         if revision in revisions:
             template = without_hash(revisions[revision]["spec"]["template"])
             notes.append(f"{name} to revision {revision}")
+        elif recorded is not None:
+            template = recorded
+            notes.append(f"{name} to revision {revision} (as recorded at the first checkpoint)")
         else:
             template = baseline.spec.get("template") or deployment["spec"]["template"]
             why = NOT_A_REVISION if revision else "no earlier revision"
@@ -333,6 +341,14 @@ class StepPlanner:
             }
             plan.changes.append(Change(ConfigMap, namespace, name, "patch", body, PatchType.MERGE))
             notes.append(f"ConfigMap {name} data back to the first checkpoint")
+
+
+def _recorded_template(step: StepRequest, revision: int | None) -> Obj | None:
+    """The template of ``revision`` as the first checkpoint recorded it, if it did."""
+    baseline = step.checkpoint
+    if baseline is None or revision is None or baseline.previous_revision != revision:
+        return None
+    return baseline.previous_template
 
 
 def _paused(name: str, action: str) -> StepPlan:

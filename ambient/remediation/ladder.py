@@ -70,6 +70,9 @@ class Checkpoint(BaseModel):
     # rung 3 returns to); None when unknown or there is no earlier ReplicaSet.
     revision: int | None
     previous_revision: int | None = None
+    # That revision's pod template: the controller may delete its ReplicaSet before rung 3
+    # (revisionHistoryLimit; our own restart makes a revision).
+    previous_template: dict[str, Any] | None = None
     replicas: int | None
     images: list[str] = Field(default_factory=list)
     spec: dict[str, Any] = Field(default_factory=dict)

@@ -695,3 +695,26 @@ async def test_a_dry_run_on_a_namespace_the_cluster_does_not_have_says_the_workl
     with pytest.raises(KubeNotFoundError, match="deployment shopp/checkout not found"):
         await kube.executor.checkpoint(ghost)
     assert kube.api.writes() == []
+
+
+async def test_rollback_finds_the_release_before_the_incident_after_the_restart_pruned_it(
+    kube: Cluster,
+) -> None:
+    # revisionHistoryLimit 1 keeps one old ReplicaSet: our own restart (rung 1) makes a
+    # revision, and the controller deletes revision 1, the release rung 3 must go back to.
+    kube.api.deployments[("shop", "checkout")]["spec"]["revisionHistoryLimit"] = 1
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert baseline.previous_revision == 1
+    rid = "remediation/r24"
+    restart = kube.step(rid, Rung.RESTART, restarted_at="2026-11-22T20:00:00Z", checkpoint=baseline)
+    assert (await kube.executor.apply(restart)).applied
+    assert kube.api.revisions("shop", "checkout") == {2: [V2], 3: [V2]}
+    rollback = kube.step(rid, Rung.ROLLBACK, to_revision=1, checkpoint=baseline)
+    result = await kube.executor.apply(rollback)
+    assert result.applied and result.skipped_reason is None
+    assert kube.images() == [V1]
+    template = kube.deployment()["spec"]["template"]
+    assert "pod-template-hash" not in template["metadata"]["labels"]
+    assert kube.api.revisions("shop", "checkout") == {3: [V2], 4: [V1]}

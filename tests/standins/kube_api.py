@@ -509,6 +509,14 @@ class KubeApi:
             count = rs["spec"]["replicas"]
             rs["status"] = {"replicas": count, "readyReplicas": ready if rs is current else 0}
         self._make_pods(namespace, name, current, ready)
+        # Old ReplicaSets beyond spec.revisionHistoryLimit (10 by default) go, oldest first.
+        limit = deployment["spec"].get("revisionHistoryLimit", 10)
+        old = sorted(
+            (rs for rs in self._owned(namespace, name) if rs is not current),
+            key=lambda rs: int(rs["metadata"]["annotations"][REVISION]),
+        )
+        for rs in old[: max(len(old) - limit, 0)]:
+            del self.replicasets[(namespace, rs["metadata"]["name"])]
         deployment["metadata"].setdefault("annotations", {})[REVISION] = annotations[REVISION]
         deployment["metadata"]["resourceVersion"] = self._next_version()
         if deployment["status"].get("observedGeneration") != deployment["metadata"]["generation"]:
