@@ -718,3 +718,38 @@ async def test_rollback_finds_the_release_before_the_incident_after_the_restart_
     template = kube.deployment()["spec"]["template"]
     assert "pod-template-hash" not in template["metadata"]["labels"]
     assert kube.api.revisions("shop", "checkout") == {3: [V2], 4: [V1]}
+
+
+async def test_the_stand_in_refuses_what_the_api_server_refuses(kube: Cluster) -> None:
+    import httpx
+
+    base = yaml.safe_load(kube.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    url = f"{base}/apis/apps/v1/namespaces/shop/deployments/checkout"
+    async with httpx.AsyncClient() as http:
+        bad_dry_run = await http.patch(
+            url,
+            params={"dryRun": "true"},
+            content='{"spec": {"replicas": 5}}',
+            headers={"content-type": "application/merge-patch+json"},
+        )
+        bad_type = await http.patch(
+            url, content='{"spec": {"replicas": 5}}', headers={"content-type": "application/json"}
+        )
+        other_life = await http.patch(
+            url,
+            content='{"metadata": {"uid": "uid-someone-else"}}',
+            headers={"content-type": "application/merge-patch+json"},
+        )
+        missing_namespace = await http.post(
+            "/".join([base, "api/v1/namespaces/nowhere/configmaps"]),
+            json={"metadata": {"name": "x"}, "data": {}},
+        )
+    assert [r.status_code for r in (bad_dry_run, bad_type, other_life, missing_namespace)] == [
+        400,
+        415,
+        422,
+        404,
+    ]
+    assert "field is immutable" in other_life.json()["message"]
+    assert missing_namespace.json()["message"] == 'namespaces "nowhere" not found'
+    assert kube.api.writes() == [] and kube.deployment()["spec"]["replicas"] == 2

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -86,6 +88,28 @@ def _status(code: int, reason: str, message: str) -> Response:
         "code": code,
     }
     return JSONResponse(body, status_code=code)
+
+
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, "application/apply-patch+yaml")
+
+
+class _Refusals(BaseHTTPMiddleware):
+    """What the API server refuses before a handler sees the request: a dryRun other than
+    All (400) and a PATCH body in a media type it has no patcher for (415)."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        dry_run = request.query_params.getlist("dryRun")
+        if any(value != "All" for value in dry_run):
+            return _status(400, "BadRequest", f"invalid dry run value {dry_run!r}: only All")
+        media = (request.headers.get("content-type") or "").split(";")[0].strip()
+        if request.method == "PATCH" and media not in PATCH_TYPES:
+            return _status(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format {media!r} - accepted media "
+                f"types include: {', '.join(PATCH_TYPES)}",
+            )
+        return await call_next(request)
 
 
 # --- patch semantics ---------------------------------------------------------------------
@@ -293,7 +317,7 @@ class KubeApi:
                     methods=["GET", "PATCH", "PUT", "DELETE"],
                 )
             )
-        return Starlette(routes=routes)
+        return Starlette(routes=routes, middleware=[Middleware(_Refusals)])
 
     # --- what tests look at ----------------------------------------------------------
     def writes(self, kind: str | None = None) -> list[ApiCall]:
@@ -686,7 +710,7 @@ class KubeApi:
                 return _status(422, "Invalid", f"{kind} {key[1]}: {exc}")
             refusal = self._precondition(plural, current, changed)
             if refusal is not None:
-                await self._log(request, 409, body)
+                await self._log(request, refusal.status_code, body)
                 return refusal
             call = await self._log(request, 200, body)
             if call.dry_run:
@@ -739,6 +763,15 @@ class KubeApi:
 
     @staticmethod
     def _precondition(plural: str, current: Obj, changed: Obj) -> Response | None:
+        uid = changed.get("metadata", {}).get("uid")
+        if uid is not None and uid != current["metadata"]["uid"]:
+            # ValidateObjectMetaUpdate: a write cannot make an object another life of it.
+            return _status(
+                422,
+                "Invalid",
+                f'{plural} "{current["metadata"]["name"]}" is invalid: metadata.uid: '
+                f'Invalid value: "{uid}": field is immutable',
+            )
         wanted = changed.get("metadata", {}).get("resourceVersion")
         if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
             return _status(
@@ -828,7 +861,7 @@ class KubeApi:
             return _status(422, "Invalid", f"Scale {key[1]}: {exc}")
         refusal = self._precondition("deployments", self.deployments[key], changed)
         if refusal is not None:
-            await self._log(request, 409, body)
+            await self._log(request, refusal.status_code, body)
             return refusal
         call = await self._log(request, 200, body)
         if not call.dry_run:
