@@ -20,6 +20,7 @@ from ambient.clients.kube import (
     KubeClients,
     KubeError,
     KubeNotFoundError,
+    KubeUnauthorizedError,
     revision_number,
 )
 from ambient.clients.tencent.client import TencentCloud
@@ -179,6 +180,8 @@ class DryRunExecutor:
             # The cluster answered that there is no such workload: not a plan from the alert.
             raise
         except KubeError as exc:
+            if isinstance(exc, KubeUnauthorizedError):
+                await self._clients.forget(target.cluster_id)
             return None, str(exc)
         except Exception as exc:  # unreachable cluster, TKE errors: a dry run still reports
             return None, f"cluster {target.cluster_id} not reachable: {exc}"

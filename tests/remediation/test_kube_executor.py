@@ -753,3 +753,23 @@ async def test_the_stand_in_refuses_what_the_api_server_refuses(kube: Cluster) -
     assert "field is immutable" in other_life.json()["message"]
     assert missing_namespace.json()["message"] == 'namespaces "nowhere" not found'
     assert kube.api.writes() == [] and kube.deployment()["spec"]["replicas"] == 2
+
+
+async def test_rotated_credentials_are_read_again_after_the_api_server_refuses_the_old_ones(
+    kube: Cluster,
+) -> None:
+    kube.api.require_token("test-token")
+    assert (await kube.executor.checkpoint(kube.target)).images == [V1]
+    # The cluster's credentials are rotated: the server takes only the new token, and the
+    # kubeconfig (AMBIENT_KUBECONFIG here; TKE's DescribeClusterKubeconfig alike) carries it.
+    kube.api.require_token("rotated-token")
+    config = yaml.safe_load(kube.kubeconfig.read_text())
+    config["users"][0]["user"]["token"] = "rotated-token"
+    kube.kubeconfig.write_text(yaml.safe_dump(config) + "\n# rotated\n")
+    with pytest.raises(KubeError, match="refused the kubeconfig's credentials") as raised:
+        await kube.executor.checkpoint(kube.target)
+    assert raised.value.retryable
+    # The activity's next attempt works without restarting the worker.
+    assert (await kube.executor.checkpoint(kube.target)).images == [V1]
+    step = kube.step("remediation/r25", Rung.RESTART, restarted_at="2026-11-22T21:00:00Z")
+    assert (await kube.executor.apply(step)).applied

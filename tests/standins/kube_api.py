@@ -98,6 +98,9 @@ class _Refusals(BaseHTTPMiddleware):
     All (400) and a PATCH body in a media type it has no patcher for (415)."""
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        token = getattr(request.app.state, "token", None)
+        if token is not None and request.headers.get("authorization") != f"Bearer {token}":
+            return _status(401, "Unauthorized", "Unauthorized")
         dry_run = request.query_params.getlist("dryRun")
         if any(value != "All" for value in dry_run):
             return _status(400, "BadRequest", f"invalid dry run value {dry_run!r}: only All")
@@ -317,7 +320,14 @@ class KubeApi:
                     methods=["GET", "PATCH", "PUT", "DELETE"],
                 )
             )
-        return Starlette(routes=routes, middleware=[Middleware(_Refusals)])
+        app = Starlette(routes=routes, middleware=[Middleware(_Refusals)])
+        app.state.token = None
+        self._app = app
+        return app
+
+    def require_token(self, token: str | None) -> None:
+        """The bearer token the server accepts from now on (None: any request)."""
+        self._app.state.token = token
 
     # --- what tests look at ----------------------------------------------------------
     def writes(self, kind: str | None = None) -> list[ApiCall]:
