@@ -299,7 +299,11 @@ class StepPlanner:
             why = NOT_A_REVISION if revision else "no earlier revision"
             notes.append(f"{name} to its template at the first checkpoint ({why})")
         operations: list[Obj] = []
-        if template != deployment["spec"]["template"]:
+        if template != deployment["spec"]["template"] and deployment["spec"].get("paused"):
+            # A paused Deployment rolls out no template: restoring it would be reported and
+            # not run (ConfigMaps, replicas and selectors still are).
+            notes[-1] = f"{name} is paused: its release is not put back until it is resumed"
+        elif template != deployment["spec"]["template"]:
             operations.append({"op": "replace", "path": "/spec/template", "value": template})
         replicas = baseline.replicas
         if replicas is not None and replicas != deployment["spec"].get("replicas", 1):

@@ -773,3 +773,24 @@ async def test_rotated_credentials_are_read_again_after_the_api_server_refuses_t
     assert (await kube.executor.checkpoint(kube.target)).images == [V1]
     step = kube.step("remediation/r25", Rung.RESTART, restarted_at="2026-11-22T21:00:00Z")
     assert (await kube.executor.apply(step)).applied
+
+
+async def test_full_rollback_of_a_paused_deployment_says_its_release_is_not_put_back(
+    kube: Cluster,
+) -> None:
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    rid = "remediation/r26"
+    assert (await kube.executor.apply(kube.step(rid, Rung.SCALE_OUT, replicas=4))).applied
+    client = client_from_kubeconfig(path=kube.kubeconfig, context=kube.target.cluster_id)
+    await client.patch(Deployment, "checkout", {"spec": {"paused": True}}, namespace="shop")
+    await client.close()
+    full = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
+    assert full.applied and full.patch is not None
+    assert "deployment shop/checkout is paused: its release is not put back" in full.detail
+    operations = full.patch["deployment/shop/checkout"]
+    assert [op["path"] for op in operations if op["op"] == "replace"] == [
+        "/metadata/resourceVersion",
+        "/spec/replicas",
+    ]
+    assert kube.images() == [V2] and kube.deployment()["spec"]["replicas"] == 2
