@@ -110,8 +110,17 @@ def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str
     if step.rung is Rung.ROLLBACK:
         if view is not None and step.to_revision is not None:
             rs = view.revisions.get(step.to_revision)
-            if rs is not None:
-                patch = {**stamp, "spec": {"template": without_hash(rs["spec"]["template"])}}
+            baseline = step.checkpoint
+            recorded = (
+                baseline.previous_template
+                if baseline is not None and baseline.previous_revision == step.to_revision
+                else None
+            )
+            # Its ReplicaSet may be pruned: the Kubernetes executor then uses the template
+            # the first checkpoint recorded.
+            template = without_hash(rs["spec"]["template"]) if rs is not None else recorded
+            if template is not None:
+                patch = {**stamp, "spec": {"template": template}}
                 return {deployment: patch}, f"roll {deployment} back to revision {step.to_revision}"
         target = step.to_revision or "the revision before the one running at the start"
         return {deployment: {**stamp, "rollback_to_revision": target}}, (

@@ -24,6 +24,7 @@ from ambient.clients.kube import (
 from ambient.remediation.changes import (
     NOT_A_REVISION,
     RESTARTED_AT,
+    images_of,
     isolation_policy_name,
     isolation_value,
 )
@@ -712,6 +713,12 @@ async def test_rollback_finds_the_release_before_the_incident_after_the_restart_
     assert (await kube.executor.apply(restart)).applied
     assert kube.api.revisions("shop", "checkout") == {2: [V2], 3: [V2]}
     rollback = kube.step(rid, Rung.ROLLBACK, to_revision=1, checkpoint=baseline)
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    planned = await dry.apply(rollback.model_copy(update={"mode": "dry_run"}))
+    assert planned.patch is not None
+    assert images_of(planned.patch["deployment/shop/checkout"]["spec"]["template"]) == [V1]
     result = await kube.executor.apply(rollback)
     assert result.applied and result.skipped_reason is None
     assert kube.images() == [V1]
