@@ -39,6 +39,12 @@ class KubeNotFoundError(KubeError):
     """The named object does not exist."""
 
 
+class KubeUnauthorizedError(KubeError):
+    """The API server refused our credentials (401): the kubeconfig is read again next time."""
+
+    retryable = True
+
+
 class KubeUnavailableError(KubeError):
     """The API server could not be reached or asked us to come back (5xx, 429, 409)."""
 
@@ -50,6 +56,11 @@ def kube_error(exc: ApiError, what: str) -> KubeError:
     code, message = exc.status.code or 0, exc.status.message or str(exc)
     if code == 404:
         return KubeNotFoundError(f"{what}: {message}")
+    if code == 401:
+        return KubeUnauthorizedError(
+            f"{what}: the API server refused the kubeconfig's credentials ({message}); "
+            "the kubeconfig is read again on the next attempt"
+        )
     if code in (409, 429) or code >= 500:
         return KubeUnavailableError(f"{what}: {message}")
     return KubeError(f"{what}: {message}")
@@ -159,6 +170,14 @@ class KubeClients:
                 "server access (intranet or internet) in the TKE console"
             )
         return client_from_kubeconfig(text)
+
+    async def forget(self, cluster_id: str) -> None:
+        """Drop the cluster's client: the next call reads its kubeconfig again (rotated
+        credentials: a TKE kubeconfig regenerated, AMBIENT_KUBECONFIG edited)."""
+        async with self._lock:
+            client = self._clients.pop(cluster_id, None)
+        if client is not None:
+            await client.close()
 
     async def aclose(self) -> None:
         async with self._lock:

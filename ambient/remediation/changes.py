@@ -7,6 +7,7 @@ to write, and sends the result; a dry run shows the same writes without sending 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,7 +17,12 @@ from lightkube.resources.core_v1 import ConfigMap, Service
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.types import PatchType
 
-from ambient.remediation.ladder import ISOLATION_LABEL, STEP_ANNOTATION
+from ambient.remediation.ladder import (
+    ISOLATION_LABEL,
+    STEP_ANNOTATION,
+    STEP_HISTORY_ANNOTATION,
+    STEP_HISTORY_LENGTH,
+)
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 TEMPLATE_HASH = "pod-template-hash"
@@ -67,28 +73,51 @@ def annotations_of(obj: Obj) -> dict[str, str]:
     return dict(obj.get("metadata", {}).get("annotations") or {})
 
 
+def step_history(obj: Obj) -> list[str]:
+    """The keys of the last steps that changed the object (oldest first)."""
+    try:
+        keys = json.loads(annotations_of(obj).get(STEP_HISTORY_ANNOTATION) or "[]")
+    except ValueError:  # someone else's edit: the last step's key is still read
+        return []
+    return [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+
+
 def stamped(obj: Obj, key: str) -> bool:
-    return annotations_of(obj).get(STEP_ANNOTATION) == key
+    return annotations_of(obj).get(STEP_ANNOTATION) == key or key in step_history(obj)
+
+
+def stamp_annotations(obj: Obj, key: str) -> dict[str, str]:
+    """Our key as the object's last step, added to its history of steps."""
+    history = [k for k in step_history(obj) if k != key][-(STEP_HISTORY_LENGTH - 1) :]
+    return {STEP_ANNOTATION: key, STEP_HISTORY_ANNOTATION: json.dumps([*history, key])}
 
 
 def stamp(obj: Obj, key: str) -> Obj:
     """Merge-patch metadata: our key, and the version we read (a precondition)."""
     return {
         "resourceVersion": obj["metadata"]["resourceVersion"],
-        "annotations": {STEP_ANNOTATION: key},
+        "annotations": stamp_annotations(obj, key),
     }
 
 
 def json_stamp(obj: Obj, key: str) -> list[Obj]:
     """JSON-patch operations for the same precondition and stamp."""
     version = obj["metadata"]["resourceVersion"]
+    annotations = stamp_annotations(obj, key)
+    stamping: list[Obj]
     if obj["metadata"].get("annotations"):
-        # The annotation's name as a JSON-pointer token: "~" and "/" escaped (RFC 6901).
-        token = STEP_ANNOTATION.replace("~", "~0").replace("/", "~1")
-        stamping: Obj = {"op": "add", "path": f"/metadata/annotations/{token}", "value": key}
+        # The annotations' names as JSON-pointer tokens: "~" and "/" escaped (RFC 6901).
+        stamping = [
+            {
+                "op": "add",
+                "path": "/metadata/annotations/" + name.replace("~", "~0").replace("/", "~1"),
+                "value": value,
+            }
+            for name, value in annotations.items()
+        ]
     else:
-        stamping = {"op": "add", "path": "/metadata/annotations", "value": {STEP_ANNOTATION: key}}
-    return [{"op": "replace", "path": "/metadata/resourceVersion", "value": version}, stamping]
+        stamping = [{"op": "add", "path": "/metadata/annotations", "value": annotations}]
+    return [{"op": "replace", "path": "/metadata/resourceVersion", "value": version}, *stamping]
 
 
 def without_hash(template: Obj) -> Obj:

@@ -15,7 +15,14 @@ from typing import Any
 from lightkube import AsyncClient
 from lightkube.resources.core_v1 import ConfigMap
 
-from ambient.clients.kube import REVISION, KubeClients, KubeError, revision_number
+from ambient.clients.kube import (
+    REVISION,
+    KubeClients,
+    KubeError,
+    KubeNotFoundError,
+    KubeUnauthorizedError,
+    revision_number,
+)
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import (
     RESTARTED_AT,
@@ -23,13 +30,13 @@ from ambient.remediation.changes import (
     configmaps_of,
     images_of,
     isolation_value,
+    stamp_annotations,
     without_hash,
 )
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_reads import ClusterReads, previous_revision
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
-    STEP_ANNOTATION,
     Checkpoint,
     RemediationExecutor,
     RolloutHealth,
@@ -86,7 +93,9 @@ async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadVie
 
 def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str, Any], str]:
     """The patches a rung makes (by object) and a sentence for people; None view: from alert."""
-    stamp = {"metadata": {"annotations": {STEP_ANNOTATION: step.key}}}
+    stamp = {
+        "metadata": {"annotations": stamp_annotations(view.deployment if view else {}, step.key)}
+    }
     deployment = f"deployment/{step.target.namespace}/{step.target.name}"
     if step.rung is Rung.RESTART:
         patch = {
@@ -101,8 +110,17 @@ def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str
     if step.rung is Rung.ROLLBACK:
         if view is not None and step.to_revision is not None:
             rs = view.revisions.get(step.to_revision)
-            if rs is not None:
-                patch = {**stamp, "spec": {"template": without_hash(rs["spec"]["template"])}}
+            baseline = step.checkpoint
+            recorded = (
+                baseline.previous_template
+                if baseline is not None and baseline.previous_revision == step.to_revision
+                else None
+            )
+            # Its ReplicaSet may be pruned: the Kubernetes executor then uses the template
+            # the first checkpoint recorded.
+            template = without_hash(rs["spec"]["template"]) if rs is not None else recorded
+            if template is not None:
+                patch = {**stamp, "spec": {"template": template}}
                 return {deployment: patch}, f"roll {deployment} back to revision {step.to_revision}"
         target = step.to_revision or "the revision before the one running at the start"
         return {deployment: {**stamp, "rollback_to_revision": target}}, (
@@ -167,7 +185,12 @@ class DryRunExecutor:
         try:
             client = await self._clients.client(target.cluster_id)
             return await read_workload(client, target), ""
+        except KubeNotFoundError:
+            # The cluster answered that there is no such workload: not a plan from the alert.
+            raise
         except KubeError as exc:
+            if isinstance(exc, KubeUnauthorizedError):
+                await self._clients.forget(target.cluster_id)
             return None, str(exc)
         except Exception as exc:  # unreachable cluster, TKE errors: a dry run still reports
             return None, f"cluster {target.cluster_id} not reachable: {exc}"
@@ -186,6 +209,7 @@ class DryRunExecutor:
             )
         return Checkpoint(
             target=target,
+            uid=view.deployment.get("metadata", {}).get("uid"),
             revision=view.revision,
             previous_revision=previous_revision(view.revisions, view.revision),
             replicas=view.replicas,
@@ -208,7 +232,10 @@ class DryRunExecutor:
         )
 
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
-        view, why = await self._view(target)
+        try:
+            view, why = await self._view(target)
+        except KubeNotFoundError as exc:
+            view, why = None, str(exc)
         if view is None:
             return RolloutHealth(
                 available=False, ready_replicas=0, desired=0, detail=why, observed=False

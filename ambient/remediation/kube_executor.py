@@ -16,8 +16,9 @@ Errors (from ``ambient.clients.kube``):
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 from lightkube import AsyncClient
@@ -28,6 +29,7 @@ from ambient.clients.kube import (
     REVISION,
     KubeClients,
     KubeError,
+    KubeUnauthorizedError,
     KubeUnavailableError,
     kube_error,
     revision_number,
@@ -39,6 +41,7 @@ from ambient.remediation.changes import (
     annotations_of,
     configmaps_of,
     images_of,
+    without_hash,
 )
 from ambient.remediation.kube_plans import StepPlanner
 from ambient.remediation.kube_reads import ClusterReads, previous_revision
@@ -49,6 +52,8 @@ from ambient.remediation.ladder import (
     StepResult,
     WorkloadRef,
 )
+
+T = TypeVar("T")
 
 # Fresh reads after a 409 before giving up (the activity's retry policy takes it from there).
 CONFLICT_ATTEMPTS = 4
@@ -61,11 +66,29 @@ class KubernetesExecutor:
         self._clients = clients
 
     async def checkpoint(self, target: WorkloadRef) -> Checkpoint:
+        return await self._signed_in(target.cluster_id, self._checkpoint(target))
+
+    async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
+        return await self._signed_in(target.cluster_id, self._rollout_health(target))
+
+    async def apply(self, step: StepRequest) -> StepResult:
+        return await self._signed_in(step.target.cluster_id, self._apply(step))
+
+    async def _signed_in(self, cluster_id: str, call: Awaitable[T]) -> T:
+        """The call; refused credentials make the next call read the kubeconfig again."""
+        try:
+            return await call
+        except KubeUnauthorizedError:
+            await self._clients.forget(cluster_id)
+            raise
+
+    async def _checkpoint(self, target: WorkloadRef) -> Checkpoint:
         """Spec, revision (and the one before), replicas, images, Service selectors, ConfigMaps."""
         reads = ClusterReads(await self._clients.client(target.cluster_id))
         deployment = await reads.deployment(target)
         revision = revision_number(annotations_of(deployment).get(REVISION))
-        previous = previous_revision(await reads.revisions(deployment), revision)
+        revisions = await reads.revisions(deployment)
+        previous = previous_revision(revisions, revision)
         notes = [f"revision {revision}, {deployment['spec'].get('replicas', 1)} replicas"]
         # Access to Services and ConfigMaps may be withheld (RBAC): the checkpoint still
         # serves rungs 1-3 and says what full rollback will not be able to restore.
@@ -92,8 +115,14 @@ class KubernetesExecutor:
         detail = "; ".join(notes)
         return Checkpoint(
             target=target,
+            uid=deployment["metadata"].get("uid"),
             revision=revision,
             previous_revision=previous,
+            previous_template=(
+                without_hash(revisions[previous]["spec"]["template"])
+                if previous is not None
+                else None
+            ),
             replicas=deployment["spec"].get("replicas", 1),
             images=images_of(deployment["spec"]["template"]),
             spec=deployment["spec"],
@@ -105,7 +134,7 @@ class KubernetesExecutor:
             detail=detail,
         )
 
-    async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
+    async def _rollout_health(self, target: WorkloadRef) -> RolloutHealth:
         """What `kubectl rollout status` decides: the new pods are all updated and available."""
         reads = ClusterReads(await self._clients.client(target.cluster_id))
         deployment = await reads.deployment(target)
@@ -129,7 +158,7 @@ class KubernetesExecutor:
         return RolloutHealth(available=ok, ready_replicas=ready, desired=desired, detail=detail)
 
     # --- changes ------------------------------------------------------------------------
-    async def apply(self, step: StepRequest) -> StepResult:
+    async def _apply(self, step: StepRequest) -> StepResult:
         """Make the rung's change once: read, skip what carries the key, write the rest."""
         client = await self._clients.client(step.target.cluster_id)
         planner = StepPlanner(ClusterReads(client))

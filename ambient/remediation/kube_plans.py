@@ -46,6 +46,10 @@ class StepInputError(KubeError):
     """The step lacks what its rung needs (e.g. a restart without ``restarted_at``)."""
 
 
+class WorkloadReplacedError(KubeError):
+    """The Deployment was deleted and created again since the run's first checkpoint."""
+
+
 class StepPlanner:
     """Plans one rung's change on the cluster ``reads`` looks at."""
 
@@ -67,13 +71,32 @@ class StepPlanner:
             skipped_reason="handing over is not a cluster change", detail="hand over to a person"
         )
 
+    async def _read_deployment(self, step: StepRequest) -> Obj:
+        """The step's Deployment, if it is still the one the run's first checkpoint read.
+
+        Its revisions, spec and step stamps belong to that life of it: rolling a re-created
+        Deployment "back to revision 1" would put on the new one's own first release.
+        """
+        deployment = await self._reads.deployment(step.target)
+        uid = deployment["metadata"].get("uid")
+        recorded = step.checkpoint.uid if step.checkpoint else None
+        if recorded and uid != recorded:
+            raise WorkloadReplacedError(
+                f"{_deployment(step)} was re-created since the first checkpoint (uid {uid}, "
+                f"the checkpoint read uid {recorded}): this remediation does not change "
+                "another object of the same name"
+            )
+        return deployment
+
     async def _plan_restart(self, step: StepRequest) -> StepPlan:
         if not step.restarted_at:
             raise StepInputError("restarted_at is required for rung 1 (restart)")
-        deployment = await self._reads.deployment(step.target)
+        deployment = await self._read_deployment(step)
         name = _deployment(step)
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already restarted by {step.key}")
+        if deployment["spec"].get("paused"):
+            return _paused(name, "restart")
         body = {
             "metadata": stamp(deployment, step.key),
             "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: step.restarted_at}}}},
@@ -86,11 +109,28 @@ class StepPlanner:
     async def _plan_scale(self, step: StepRequest) -> StepPlan:
         if step.replicas is None:
             raise StepInputError("replicas is required for rung 2 (scale out)")
-        deployment = await self._reads.deployment(step.target)
+        deployment = await self._read_deployment(step)
         name = _deployment(step)
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already scaled by {step.key}")
         current = deployment["spec"].get("replicas", 1)
+        try:
+            autoscalers = await self._reads.autoscalers(step.target)
+        except KubeError as exc:
+            if exc.retryable:
+                raise
+            autoscalers = []  # not allowed to read them (RBAC): scale as asked
+        if autoscalers:
+            spec = autoscalers[0]["spec"]
+            hpa = (
+                f"HorizontalPodAutoscaler {autoscalers[0]['metadata']['name']} "
+                f"({spec.get('minReplicas', 1)}-{spec['maxReplicas']} replicas)"
+            )
+            return StepPlan(
+                skipped_reason=f"{name} is scaled by {hpa}: its controller would undo a count "
+                "set on the Deployment; raise the autoscaler's bounds instead",
+                detail=f"{name} runs {current} replicas under {hpa}",
+            )
         if current == step.replicas:
             return StepPlan(
                 skipped_reason=f"already at {current} replicas",
@@ -105,24 +145,30 @@ class StepPlanner:
         )
 
     async def _plan_rollback(self, step: StepRequest) -> StepPlan:
-        deployment = await self._reads.deployment(step.target)
+        deployment = await self._read_deployment(step)
         name = _deployment(step)
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already rolled back by {step.key}")
+        if deployment["spec"].get("paused"):
+            return _paused(name, "rollback")
         if step.to_revision is None:
             return StepPlan(
                 skipped_reason=NOT_A_REVISION,
                 detail=f"{name}: no earlier revision was recorded at the first checkpoint",
             )
         revisions = await self._reads.revisions(deployment, with_history=True)
-        if step.to_revision not in revisions:
+        recorded = _recorded_template(step, step.to_revision)
+        if step.to_revision in revisions:
+            template = without_hash(revisions[step.to_revision]["spec"]["template"])
+        elif recorded is not None:
+            template = recorded
+        else:
             known = ", ".join(str(r) for r in sorted(revisions)) or "none"
             return StepPlan(
                 skipped_reason=NOT_A_REVISION,
                 detail=f"{name} has no ReplicaSet of revision {step.to_revision} "
                 f"(revisions: {known})",
             )
-        template = without_hash(revisions[step.to_revision]["spec"]["template"])
         if template == deployment["spec"]["template"]:
             return StepPlan(
                 skipped_reason=f"current template already matches revision {step.to_revision}",
@@ -139,7 +185,7 @@ class StepPlanner:
         )
 
     async def _plan_isolate(self, step: StepRequest) -> StepPlan:
-        deployment = await self._reads.deployment(step.target)
+        deployment = await self._read_deployment(step)
         namespace = step.target.namespace
         services = await self._reads.services(deployment)
         if not services:
@@ -198,7 +244,7 @@ class StepPlanner:
             raise StepInputError(
                 "checkpoint (the first checkpoint) is required for rung 5 (full rollback)"
             )
-        deployment = await self._reads.deployment(step.target)
+        deployment = await self._read_deployment(step)
         namespace, plan = step.target.namespace, StepPlan()
         notes: list[str] = []
         await self._restore_release(step, baseline, deployment, plan, notes)
@@ -241,15 +287,23 @@ class StepPlanner:
             return
         revision = step.to_revision or baseline.previous_revision
         revisions = await self._reads.revisions(deployment, with_history=True) if revision else {}
+        recorded = _recorded_template(step, revision)
         if revision in revisions:
             template = without_hash(revisions[revision]["spec"]["template"])
             notes.append(f"{name} to revision {revision}")
+        elif recorded is not None:
+            template = recorded
+            notes.append(f"{name} to revision {revision} (as recorded at the first checkpoint)")
         else:
             template = baseline.spec.get("template") or deployment["spec"]["template"]
             why = NOT_A_REVISION if revision else "no earlier revision"
             notes.append(f"{name} to its template at the first checkpoint ({why})")
         operations: list[Obj] = []
-        if template != deployment["spec"]["template"]:
+        if template != deployment["spec"]["template"] and deployment["spec"].get("paused"):
+            # A paused Deployment rolls out no template: restoring it would be reported and
+            # not run (ConfigMaps, replicas and selectors still are).
+            notes[-1] = f"{name} is paused: its release is not put back until it is resumed"
+        elif template != deployment["spec"]["template"]:
             operations.append({"op": "replace", "path": "/spec/template", "value": template})
         replicas = baseline.replicas
         if replicas is not None and replicas != deployment["spec"].get("replicas", 1):
@@ -291,6 +345,23 @@ class StepPlanner:
             }
             plan.changes.append(Change(ConfigMap, namespace, name, "patch", body, PatchType.MERGE))
             notes.append(f"ConfigMap {name} data back to the first checkpoint")
+
+
+def _recorded_template(step: StepRequest, revision: int | None) -> Obj | None:
+    """The template of ``revision`` as the first checkpoint recorded it, if it did."""
+    baseline = step.checkpoint
+    if baseline is None or revision is None or baseline.previous_revision != revision:
+        return None
+    return baseline.previous_template
+
+
+def _paused(name: str, action: str) -> StepPlan:
+    # What kubectl rollout restart / undo refuse: a paused Deployment rolls out no new template.
+    return StepPlan(
+        skipped_reason=f"{name} is paused: a {action} would not roll out until someone resumes "
+        "it (kubectl rollout resume)",
+        detail=f"{name} is paused (spec.paused): nothing rolls out",
+    )
 
 
 def _deployment(step: StepRequest) -> str:

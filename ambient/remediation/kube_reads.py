@@ -6,6 +6,7 @@ import asyncio
 
 from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import Service
 
 from ambient.clients.kube import (
@@ -82,6 +83,20 @@ class ClusterReads:
                     if (number := revision_number(old.strip())) is not None:
                         revisions.setdefault(number, rs)
         return revisions
+
+    async def autoscalers(self, target: WorkloadRef) -> list[Obj]:
+        """HorizontalPodAutoscalers whose scale target is the workload."""
+        found = await kube_call(
+            f"listing HorizontalPodAutoscalers in {target.namespace}",
+            collected(self._client.list(HorizontalPodAutoscaler, namespace=target.namespace)),
+        )
+        return [
+            hpa.to_dict()
+            for hpa in found
+            if hpa.spec is not None
+            and (hpa.spec.scaleTargetRef.kind, hpa.spec.scaleTargetRef.name)
+            == (target.kind, target.name)
+        ]
 
     async def services(self, deployment: Obj) -> list[Obj]:
         """Services in the namespace whose selector picks the workload's pods."""

@@ -15,6 +15,10 @@ from pydantic import BaseModel, Field
 # Annotation stamped on an object with the step key of the last change we made to it, so a
 # retried or re-run step finds its own effect instead of applying it twice.
 STEP_ANNOTATION = "ambient-ops.io/remediation-step"
+# The keys of the last steps that changed the object (a JSON list): two runs on one workload
+# (two alerts) each replace STEP_ANNOTATION, and a retry must still find its own change.
+STEP_HISTORY_ANNOTATION = "ambient-ops.io/remediation-steps"
+STEP_HISTORY_LENGTH = 16
 # Label a Service selector gains when rung 4 isolates the workload (matches no pod).
 ISOLATION_LABEL = "ambient-ops.io/isolated"
 
@@ -59,10 +63,16 @@ class Checkpoint(BaseModel):
     """What the workload looked like before a change, enough to undo it."""
 
     target: WorkloadRef
+    # metadata.uid of the Deployment read: its revisions and spec belong to this life of it
+    # (a Deployment deleted and created again under its name is another object).
+    uid: str | None = None
     # deployment.kubernetes.io/revision running now, and the revision before it (the release
     # rung 3 returns to); None when unknown or there is no earlier ReplicaSet.
     revision: int | None
     previous_revision: int | None = None
+    # That revision's pod template: the controller may delete its ReplicaSet before rung 3
+    # (revisionHistoryLimit; our own restart makes a revision).
+    previous_template: dict[str, Any] | None = None
     replicas: int | None
     images: list[str] = Field(default_factory=list)
     spec: dict[str, Any] = Field(default_factory=dict)

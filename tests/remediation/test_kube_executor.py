@@ -24,6 +24,7 @@ from ambient.clients.kube import (
 from ambient.remediation.changes import (
     NOT_A_REVISION,
     RESTARTED_AT,
+    images_of,
     isolation_policy_name,
     isolation_value,
 )
@@ -33,6 +34,7 @@ from ambient.remediation.kube_reads import ClusterReads
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     STEP_ANNOTATION,
+    STEP_HISTORY_ANNOTATION,
     Checkpoint,
     Rung,
     StepRequest,
@@ -170,7 +172,10 @@ async def test_dry_run_returns_the_exact_patch_and_sends_nothing(kube: Cluster) 
     assert body["spec"]["template"]["metadata"]["annotations"] == {
         RESTARTED_AT: "2026-11-22T14:10:00Z"
     }
-    assert body["metadata"]["annotations"] == {STEP_ANNOTATION: "remediation/r3#1"}
+    assert body["metadata"]["annotations"] == {
+        STEP_ANNOTATION: "remediation/r3#1",
+        STEP_HISTORY_ANNOTATION: '["remediation/r3#1"]',
+    }
     # The resourceVersion it read is the write's precondition.
     assert body["metadata"]["resourceVersion"] == version
     sent = kube.api.writes()[0]
@@ -575,3 +580,224 @@ async def test_dry_run_checkpoint_names_the_release_before_as_the_kubernetes_one
     for unreadable in ("three", "3²"):  # "3²" passes isdigit() and fails int()
         kube.deployment()["metadata"]["annotations"][REVISION] = unreadable
         assert await both() == [(None, None), (None, None)]
+
+
+async def test_a_deployment_re_created_under_the_same_name_is_not_the_one_the_run_checkpointed(
+    kube: Cluster,
+) -> None:
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert (baseline.previous_revision, baseline.uid) == (1, kube.deployment()["metadata"]["uid"])
+    # A pipeline deletes checkout and creates it again (same name, a new life: its own uid and
+    # its own revisions 1 and 2, of other images).
+    client = client_from_kubeconfig(path=kube.kubeconfig, context=kube.target.cluster_id)
+    await client.delete(Deployment, "checkout", namespace="shop")
+    V3, V4 = "registry/checkout:v3", "registry/checkout:v4"
+    kube.api.add_deployment("shop", "checkout", V3, replicas=1)
+    await client.close()
+    await kube.release(V4)
+    assert kube.api.revisions("shop", "checkout") == {1: [V3], 2: [V4]}
+    writes = len(kube.api.writes())
+    rid = "remediation/r20"
+    steps = [
+        kube.step(rid, Rung.RESTART, restarted_at="2026-11-22T16:00:00Z", checkpoint=baseline),
+        kube.step(rid, Rung.SCALE_OUT, replicas=4, checkpoint=baseline),
+        kube.step(rid, Rung.ROLLBACK, to_revision=1, checkpoint=baseline),
+        kube.step(rid, Rung.ISOLATE, checkpoint=baseline),
+        kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline),
+    ]
+    for step in steps:
+        with pytest.raises(KubeError, match="was re-created") as raised:
+            await kube.executor.apply(step)
+        assert not raised.value.retryable
+        assert baseline.uid is not None and baseline.uid in str(raised.value)
+    assert len(kube.api.writes()) == writes
+    assert kube.images() == [V4] and kube.deployment()["spec"]["replicas"] == 1
+
+
+async def test_a_restart_whose_stamp_another_run_overwrote_is_found_by_its_retry(
+    kube: Cluster,
+) -> None:
+    # Two alerts on one workload (CPU and latency) are two runs; each stamps its own key.
+    cpu = kube.step("remediation/cpu", Rung.RESTART, restarted_at="2026-11-22T17:00:00.125Z")
+    latency = kube.step("remediation/lat", Rung.RESTART, restarted_at="2026-11-22T17:00:02.5Z")
+    lost: list[str] = []
+
+    def lose_the_first_answer(call: ApiCall) -> None:
+        if not lost:
+            lost.append(call.path)
+            raise AnswerLost
+
+    kube.api.on_write = lose_the_first_answer
+    with pytest.raises(KubeUnavailableError, match="answer was lost"):
+        await kube.executor.apply(cpu)  # the worker dies here; its retry comes later
+    assert (await kube.executor.apply(latency)).applied
+    retry = await kube.executor.apply(cpu)
+    assert (retry.applied, retry.already_applied, retry.patch) == (True, True, None)
+    assert "already restarted" in retry.detail
+    # The original release and one restart per run: the retry restarted nothing again.
+    assert sorted(kube.api.revisions("shop", "checkout")) == [1, 2, 3]
+    assert len(kube.api.writes("deployments")) == 2
+
+
+async def test_scale_out_of_a_deployment_an_autoscaler_manages_is_skipped_naming_it(
+    kube: Cluster,
+) -> None:
+    kube.api.add_autoscaler("shop", "checkout-hpa", "checkout", minimum=2, maximum=3)
+    kube.api.add_autoscaler("shop", "cart-hpa", "cart", minimum=1, maximum=9)
+    result = await kube.executor.apply(kube.step("remediation/r21", Rung.SCALE_OUT, replicas=4))
+    # Its controller would put the count back within 2-3: the rung says so and changes nothing.
+    assert (result.applied, result.patch) == (False, None)
+    assert result.skipped_reason is not None
+    assert "HorizontalPodAutoscaler checkout-hpa (2-3 replicas)" in result.skipped_reason
+    assert kube.api.writes() == []
+    assert kube.deployment()["spec"]["replicas"] == 2
+
+
+async def test_restart_and_rollback_of_a_paused_deployment_are_skipped_saying_so(
+    kube: Cluster,
+) -> None:
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    client = client_from_kubeconfig(path=kube.kubeconfig, context=kube.target.cluster_id)
+    await client.patch(Deployment, "checkout", {"spec": {"paused": True}}, namespace="shop")
+    await client.close()
+    writes = len(kube.api.writes())
+    rid = "remediation/r22"
+    restart = kube.step(rid, Rung.RESTART, restarted_at="2026-11-22T18:00:00Z")
+    rollback = kube.step(rid, Rung.ROLLBACK, to_revision=baseline.previous_revision)
+    for step in (restart, rollback):
+        # kubectl refuses both ("resume it first"): a paused Deployment rolls out nothing, so
+        # a patched template would be reported as a restart or rollback that never happened.
+        result = await kube.executor.apply(step)
+        assert (result.applied, result.patch) == (False, None)
+        assert result.skipped_reason is not None and "paused" in result.skipped_reason
+    assert len(kube.api.writes()) == writes
+    assert kube.images() == [V2]
+
+
+async def test_a_dry_run_on_a_namespace_the_cluster_does_not_have_says_the_workload_is_not_found(
+    kube: Cluster,
+) -> None:
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    ghost = kube.target.model_copy(update={"namespace": "shopp"})
+    # The cluster answered: there is no such Deployment. A plan "from the alert alone" would
+    # show a restart of a workload that does not exist, as the execute mode never would.
+    with pytest.raises(KubeNotFoundError, match="deployment shopp/checkout not found"):
+        await dry.checkpoint(ghost)
+    step = kube.step(
+        "remediation/r23", Rung.RESTART, mode="dry_run", restarted_at="2026-11-22T19:00:00Z"
+    )
+    with pytest.raises(KubeNotFoundError, match="deployment shopp/checkout not found"):
+        await dry.apply(step.model_copy(update={"target": ghost}))
+    with pytest.raises(KubeNotFoundError, match="deployment shopp/checkout not found"):
+        await kube.executor.checkpoint(ghost)
+    assert kube.api.writes() == []
+
+
+async def test_rollback_finds_the_release_before_the_incident_after_the_restart_pruned_it(
+    kube: Cluster,
+) -> None:
+    # revisionHistoryLimit 1 keeps one old ReplicaSet: our own restart (rung 1) makes a
+    # revision, and the controller deletes revision 1, the release rung 3 must go back to.
+    kube.api.deployments[("shop", "checkout")]["spec"]["revisionHistoryLimit"] = 1
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert baseline.previous_revision == 1
+    rid = "remediation/r24"
+    restart = kube.step(rid, Rung.RESTART, restarted_at="2026-11-22T20:00:00Z", checkpoint=baseline)
+    assert (await kube.executor.apply(restart)).applied
+    assert kube.api.revisions("shop", "checkout") == {2: [V2], 3: [V2]}
+    rollback = kube.step(rid, Rung.ROLLBACK, to_revision=1, checkpoint=baseline)
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    planned = await dry.apply(rollback.model_copy(update={"mode": "dry_run"}))
+    assert planned.patch is not None
+    assert images_of(planned.patch["deployment/shop/checkout"]["spec"]["template"]) == [V1]
+    result = await kube.executor.apply(rollback)
+    assert result.applied and result.skipped_reason is None
+    assert kube.images() == [V1]
+    template = kube.deployment()["spec"]["template"]
+    assert "pod-template-hash" not in template["metadata"]["labels"]
+    assert kube.api.revisions("shop", "checkout") == {3: [V2], 4: [V1]}
+
+
+async def test_the_stand_in_refuses_what_the_api_server_refuses(kube: Cluster) -> None:
+    import httpx
+
+    base = yaml.safe_load(kube.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    url = f"{base}/apis/apps/v1/namespaces/shop/deployments/checkout"
+    async with httpx.AsyncClient() as http:
+        bad_dry_run = await http.patch(
+            url,
+            params={"dryRun": "true"},
+            content='{"spec": {"replicas": 5}}',
+            headers={"content-type": "application/merge-patch+json"},
+        )
+        bad_type = await http.patch(
+            url, content='{"spec": {"replicas": 5}}', headers={"content-type": "application/json"}
+        )
+        other_life = await http.patch(
+            url,
+            content='{"metadata": {"uid": "uid-someone-else"}}',
+            headers={"content-type": "application/merge-patch+json"},
+        )
+        missing_namespace = await http.post(
+            "/".join([base, "api/v1/namespaces/nowhere/configmaps"]),
+            json={"metadata": {"name": "x"}, "data": {}},
+        )
+    assert [r.status_code for r in (bad_dry_run, bad_type, other_life, missing_namespace)] == [
+        400,
+        415,
+        422,
+        404,
+    ]
+    assert "field is immutable" in other_life.json()["message"]
+    assert missing_namespace.json()["message"] == 'namespaces "nowhere" not found'
+    assert kube.api.writes() == [] and kube.deployment()["spec"]["replicas"] == 2
+
+
+async def test_rotated_credentials_are_read_again_after_the_api_server_refuses_the_old_ones(
+    kube: Cluster,
+) -> None:
+    kube.api.require_token("test-token")
+    assert (await kube.executor.checkpoint(kube.target)).images == [V1]
+    # The cluster's credentials are rotated: the server takes only the new token, and the
+    # kubeconfig (AMBIENT_KUBECONFIG here; TKE's DescribeClusterKubeconfig alike) carries it.
+    kube.api.require_token("rotated-token")
+    config = yaml.safe_load(kube.kubeconfig.read_text())
+    config["users"][0]["user"]["token"] = "rotated-token"
+    kube.kubeconfig.write_text(yaml.safe_dump(config) + "\n# rotated\n")
+    with pytest.raises(KubeError, match="refused the kubeconfig's credentials") as raised:
+        await kube.executor.checkpoint(kube.target)
+    assert raised.value.retryable
+    # The activity's next attempt works without restarting the worker.
+    assert (await kube.executor.checkpoint(kube.target)).images == [V1]
+    step = kube.step("remediation/r25", Rung.RESTART, restarted_at="2026-11-22T21:00:00Z")
+    assert (await kube.executor.apply(step)).applied
+
+
+async def test_full_rollback_of_a_paused_deployment_says_its_release_is_not_put_back(
+    kube: Cluster,
+) -> None:
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    rid = "remediation/r26"
+    assert (await kube.executor.apply(kube.step(rid, Rung.SCALE_OUT, replicas=4))).applied
+    client = client_from_kubeconfig(path=kube.kubeconfig, context=kube.target.cluster_id)
+    await client.patch(Deployment, "checkout", {"spec": {"paused": True}}, namespace="shop")
+    await client.close()
+    full = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
+    assert full.applied and full.patch is not None
+    assert "deployment shop/checkout is paused: its release is not put back" in full.detail
+    operations = full.patch["deployment/shop/checkout"]
+    assert [op["path"] for op in operations if op["op"] == "replace"] == [
+        "/metadata/resourceVersion",
+        "/spec/replicas",
+    ]
+    assert kube.images() == [V2] and kube.deployment()["spec"]["replicas"] == 2

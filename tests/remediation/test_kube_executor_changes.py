@@ -14,7 +14,7 @@ from ambient.remediation.changes import (
     selects,
     without_hash,
 )
-from ambient.remediation.ladder import ISOLATION_LABEL, STEP_ANNOTATION
+from ambient.remediation.ladder import ISOLATION_LABEL, STEP_ANNOTATION, STEP_HISTORY_ANNOTATION
 from tests.standins.kube_api import apply_patch
 
 DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -87,11 +87,17 @@ def test_the_json_stamp_escapes_the_annotation_key_and_sets_the_precondition() -
     patched = apply_patch(obj, "application/json-patch+json", json_stamp(obj, "r#3"))
     assert patched["metadata"] == {
         "resourceVersion": "7",
-        "annotations": {"a": "b", STEP_ANNOTATION: "r#3"},
+        "annotations": {"a": "b", STEP_ANNOTATION: "r#3", STEP_HISTORY_ANNOTATION: '["r#3"]'},
     }
+    # A later step keeps the earlier keys: a retry of r#3 still finds its change.
+    later = apply_patch(patched, "application/json-patch+json", json_stamp(patched, "s#1"))
+    assert later["metadata"]["annotations"][STEP_HISTORY_ANNOTATION] == '["r#3", "s#1"]'
     bare = {"metadata": {"resourceVersion": "8"}}
     patched = apply_patch(bare, "application/json-patch+json", json_stamp(bare, "r#3"))
-    assert patched["metadata"]["annotations"] == {STEP_ANNOTATION: "r#3"}
+    assert patched["metadata"]["annotations"] == {
+        STEP_ANNOTATION: "r#3",
+        STEP_HISTORY_ANNOTATION: '["r#3"]',
+    }
 
 
 def test_isolation_names_are_valid_kubernetes_names_and_differ_per_run() -> None:

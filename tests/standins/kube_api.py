@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -57,6 +59,11 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "services": ("Service", "v1", "/api/v1"),
     "configmaps": ("ConfigMap", "v1", "/api/v1"),
     "networkpolicies": ("NetworkPolicy", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1"),
+    "horizontalpodautoscalers": (
+        "HorizontalPodAutoscaler",
+        "autoscaling/v2",
+        "/apis/autoscaling/v2",
+    ),
 }
 
 Key = tuple[str, str]
@@ -81,6 +88,31 @@ def _status(code: int, reason: str, message: str) -> Response:
         "code": code,
     }
     return JSONResponse(body, status_code=code)
+
+
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, "application/apply-patch+yaml")
+
+
+class _Refusals(BaseHTTPMiddleware):
+    """What the API server refuses before a handler sees the request: a dryRun other than
+    All (400) and a PATCH body in a media type it has no patcher for (415)."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        token = getattr(request.app.state, "token", None)
+        if token is not None and request.headers.get("authorization") != f"Bearer {token}":
+            return _status(401, "Unauthorized", "Unauthorized")
+        dry_run = request.query_params.getlist("dryRun")
+        if any(value != "All" for value in dry_run):
+            return _status(400, "BadRequest", f"invalid dry run value {dry_run!r}: only All")
+        media = (request.headers.get("content-type") or "").split(";")[0].strip()
+        if request.method == "PATCH" and media not in PATCH_TYPES:
+            return _status(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format {media!r} - accepted media "
+                f"types include: {', '.join(PATCH_TYPES)}",
+            )
+        return await call_next(request)
 
 
 # --- patch semantics ---------------------------------------------------------------------
@@ -236,7 +268,11 @@ class KubeApi:
     services: dict[Key, Obj] = field(default_factory=dict)
     configmaps: dict[Key, Obj] = field(default_factory=dict)
     networkpolicies: dict[Key, Obj] = field(default_factory=dict)
+    horizontalpodautoscalers: dict[Key, Obj] = field(default_factory=dict)
+    # Namespaces that exist (seeding an object creates its namespace).
+    namespaces: set[str] = field(default_factory=lambda: {"default"})
     version: int = 1
+    lives: int = 0
     calls: list[ApiCall] = field(default_factory=list)
     # Reads of a deployment before a rollout completes (0: at once).
     ready_after_reads: int = 0
@@ -256,6 +292,7 @@ class KubeApi:
             "services": self.services,
             "configmaps": self.configmaps,
             "networkpolicies": self.networkpolicies,
+            "horizontalpodautoscalers": self.horizontalpodautoscalers,
         }
         return stores[plural]
 
@@ -283,7 +320,14 @@ class KubeApi:
                     methods=["GET", "PATCH", "PUT", "DELETE"],
                 )
             )
-        return Starlette(routes=routes)
+        app = Starlette(routes=routes, middleware=[Middleware(_Refusals)])
+        app.state.token = None
+        self._app = app
+        return app
+
+    def require_token(self, token: str | None) -> None:
+        """The bearer token the server accepts from now on (None: any request)."""
+        self._app.state.token = token
 
     # --- what tests look at ----------------------------------------------------------
     def writes(self, kind: str | None = None) -> list[ApiCall]:
@@ -321,6 +365,7 @@ class KubeApi:
         replicas: int = 2,
         configmaps: list[str] | None = None,
     ) -> None:
+        self.namespaces.add(namespace)
         labels = {"app": name}
         pod_spec: Obj = {"containers": [{"name": name, "image": image}]}
         if configmaps:
@@ -336,7 +381,7 @@ class KubeApi:
                 "namespace": namespace,
                 "annotations": {},
                 "generation": 1,
-                "uid": f"uid-{name}",
+                "uid": self._next_uid(name),
                 "resourceVersion": self._next_version(),
             },
             "spec": {
@@ -361,15 +406,37 @@ class KubeApi:
             },
         )
 
+    def add_autoscaler(
+        self, namespace: str, name: str, deployment: str, minimum: int, maximum: int
+    ) -> None:
+        """An HPA on a Deployment: its controller keeps the replicas within [minimum, maximum]."""
+        self.horizontalpodautoscalers[(namespace, name)] = self._new(
+            "horizontalpodautoscalers",
+            namespace,
+            name,
+            {
+                "spec": {
+                    "scaleTargetRef": {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": deployment,
+                    },
+                    "minReplicas": minimum,
+                    "maxReplicas": maximum,
+                }
+            },
+        )
+
     def add_configmap(self, namespace: str, name: str, data: dict[str, str]) -> None:
         self.configmaps[(namespace, name)] = self._new(
             "configmaps", namespace, name, {"data": dict(data)}
         )
 
     def _new(self, plural: str, namespace: str, name: str, body: Obj) -> Obj:
+        self.namespaces.add(namespace)
         kind, api_version, _ = KINDS[plural]
         meta = {**body.get("metadata", {}), "name": name, "namespace": namespace}
-        meta.update(uid=f"uid-{plural}-{namespace}-{name}", resourceVersion=self._next_version())
+        meta.update(uid=self._next_uid(name), resourceVersion=self._next_version())
         meta["creationTimestamp"] = "2026-01-01T00:00:00Z"
         return {**body, "apiVersion": api_version, "kind": kind, "metadata": meta}
 
@@ -377,20 +444,56 @@ class KubeApi:
         self.version += 1
         return str(self.version)
 
+    def _next_uid(self, name: str) -> str:
+        # Every life of an object has its own uid: a re-created object never gets the old one.
+        self.lives += 1
+        return f"uid-{name}-{self.lives}"
+
     # --- the deployment controller -----------------------------------------------------
     def _owned(self, namespace: str, name: str) -> list[Obj]:
+        deployment = self.deployments.get((namespace, name))
+        uid = deployment["metadata"]["uid"] if deployment else None
         return [
             rs
             for (ns, _), rs in self.replicasets.items()
-            if ns == namespace and rs["metadata"]["ownerReferences"][0]["name"] == name
+            if ns == namespace and rs["metadata"]["ownerReferences"][0]["uid"] == uid
         ]
+
+    def _collect_garbage(self, namespace: str, uid: str) -> None:
+        """What the garbage collector does after a Deployment is deleted (background
+        propagation, kubectl's default): its ReplicaSets and their pods go too."""
+        for key, rs in list(self.replicasets.items()):
+            if key[0] == namespace and rs["metadata"]["ownerReferences"][0]["uid"] == uid:
+                del self.replicasets[key]
+                for pod_key in [k for k in self.pods if k[0] == namespace]:
+                    if self.pods[pod_key]["metadata"]["name"].startswith(key[1] + "-"):
+                        del self.pods[pod_key]
 
     def _reconcile(self, namespace: str, name: str) -> None:
         """One ReplicaSet per distinct template; the active one carries the newest revision."""
         deployment = self.deployments[(namespace, name)]
+        for hpa in self.horizontalpodautoscalers.values():
+            target = hpa["spec"]["scaleTargetRef"]
+            if hpa["metadata"]["namespace"] == namespace and (
+                target["kind"],
+                target["name"],
+            ) == ("Deployment", name):
+                # The HPA controller sets the count it computes, within its bounds.
+                low, high = hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
+                deployment["spec"]["replicas"] = min(max(deployment["spec"]["replicas"], low), high)
         template = deployment["spec"]["template"]
         digest = template_hash(template)
         owned = self._owned(namespace, name)
+        if deployment["spec"].get("paused"):
+            # A paused Deployment rolls out nothing: no ReplicaSet for a new template, the
+            # running one keeps its pods; the controller only reports that it saw the spec.
+            active = next(
+                (rs for rs in owned if rs["metadata"]["labels"][TEMPLATE_HASH] == digest), None
+            )
+            status = deployment["status"]
+            status["observedGeneration"] = deployment["metadata"]["generation"]
+            status["updatedReplicas"] = active["status"].get("replicas", 0) if active else 0
+            return
         latest = max((int(rs["metadata"]["annotations"][REVISION]) for rs in owned), default=0)
         current = next(
             (rs for rs in owned if rs["metadata"]["labels"][TEMPLATE_HASH] == digest), None
@@ -440,6 +543,14 @@ class KubeApi:
             count = rs["spec"]["replicas"]
             rs["status"] = {"replicas": count, "readyReplicas": ready if rs is current else 0}
         self._make_pods(namespace, name, current, ready)
+        # Old ReplicaSets beyond spec.revisionHistoryLimit (10 by default) go, oldest first.
+        limit = deployment["spec"].get("revisionHistoryLimit", 10)
+        old = sorted(
+            (rs for rs in self._owned(namespace, name) if rs is not current),
+            key=lambda rs: int(rs["metadata"]["annotations"][REVISION]),
+        )
+        for rs in old[: max(len(old) - limit, 0)]:
+            del self.replicasets[(namespace, rs["metadata"]["name"])]
         deployment["metadata"].setdefault("annotations", {})[REVISION] = annotations[REVISION]
         deployment["metadata"]["resourceVersion"] = self._next_version()
         if deployment["status"].get("observedGeneration") != deployment["metadata"]["generation"]:
@@ -592,6 +703,8 @@ class KubeApi:
             if request.method == "DELETE":
                 call = await self._log(request, 200)
                 gone = store[key] if call.dry_run else store.pop(key)
+                if plural == "deployments" and not call.dry_run:
+                    self._collect_garbage(key[0], gone["metadata"]["uid"])
                 return self._written(call) or JSONResponse(gone)
             body = json.loads(await request.body())
             self._interfere(plural, key)
@@ -607,7 +720,7 @@ class KubeApi:
                 return _status(422, "Invalid", f"{kind} {key[1]}: {exc}")
             refusal = self._precondition(plural, current, changed)
             if refusal is not None:
-                await self._log(request, 409, body)
+                await self._log(request, refusal.status_code, body)
                 return refusal
             call = await self._log(request, 200, body)
             if call.dry_run:
@@ -632,13 +745,24 @@ class KubeApi:
     async def _create(self, plural: str, ns: str, request: Request) -> Response:
         body = json.loads(await request.body())
         name = body["metadata"]["name"]
+        if ns not in self.namespaces:
+            # Objects are created only in a namespace that exists (reads there just find none).
+            await self._log(request, 404, body)
+            return _status(404, "NotFound", f'namespaces "{ns}" not found')
         if (ns, name) in self.store(plural):
             await self._log(request, 409, body)
             return _status(409, "AlreadyExists", f'{plural} "{name}" already exists')
         call = await self._log(request, 201, body)
         created = self._new(plural, ns, name, body)
+        if plural == "deployments":
+            created["metadata"]["generation"] = 1
+            created["metadata"].setdefault("annotations", {})
+            created["status"] = {}
         if not call.dry_run:
             self.store(plural)[(ns, name)] = created
+            if plural == "deployments":
+                self._reconcile(ns, name)
+                created = self.deployments[(ns, name)]
         return self._written(call) or JSONResponse(created, status_code=201)
 
     def _interfere(self, plural: str, key: Key) -> None:
@@ -649,6 +773,15 @@ class KubeApi:
 
     @staticmethod
     def _precondition(plural: str, current: Obj, changed: Obj) -> Response | None:
+        uid = changed.get("metadata", {}).get("uid")
+        if uid is not None and uid != current["metadata"]["uid"]:
+            # ValidateObjectMetaUpdate: a write cannot make an object another life of it.
+            return _status(
+                422,
+                "Invalid",
+                f'{plural} "{current["metadata"]["name"]}" is invalid: metadata.uid: '
+                f'Invalid value: "{uid}": field is immutable',
+            )
         wanted = changed.get("metadata", {}).get("resourceVersion")
         if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
             return _status(
@@ -738,7 +871,7 @@ class KubeApi:
             return _status(422, "Invalid", f"Scale {key[1]}: {exc}")
         refusal = self._precondition("deployments", self.deployments[key], changed)
         if refusal is not None:
-            await self._log(request, 409, body)
+            await self._log(request, refusal.status_code, body)
             return refusal
         call = await self._log(request, 200, body)
         if not call.dry_run:
