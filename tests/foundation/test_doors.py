@@ -6,8 +6,10 @@ created, because every rule is the service's (TaskService), not a door's."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -124,8 +126,13 @@ class Doors:
         return result.exit_code, result.output
 
     async def form(self, path: str, data: dict[str, str]) -> str:
-        """The message the form's redirect shows."""
+        """The message the form's redirect shows, or the notice of the form shown again (a
+        refused form keeps what was typed: 422)."""
         answer = await self.page.post(path, data=data, headers={"referer": f"{self.base}/app"})
+        if answer.status_code == 422:
+            notice = re.search(r'<p class="notice" role="status">(.*?)</p>', answer.text)
+            assert notice is not None, answer.text
+            return html.unescape(notice.group(1))
         assert answer.status_code == 303, answer.text
         return parse_qs(urlsplit(answer.headers["location"]).query)["msg"][0]
 
