@@ -268,50 +268,6 @@ async def test_a_greeting_the_workflow_does_not_answer_in_time_gets_an_answer_to
     assert "did not answer in time" in late.text
 
 
-async def test_a_greeting_its_caller_stopped_waiting_for_does_not_spend_the_days_briefing(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
-    """The voice waits 8 s, the workflow up to 20 s for a preparation: a briefing ready in
-    between went to nobody, and the next greeting heard "already given today"."""
-    from starlette.applications import Starlette
-    from starlette.responses import HTMLResponse
-    from starlette.routing import Route
-
-    from ambient.clients.notify.registry import build_channels
-    from tests.support.servers import serve
-
-    release = asyncio.Event()
-
-    async def page(_request: object) -> HTMLResponse:
-        await release.wait()
-        return HTMLResponse("<html><body><article><p>Late news.</p></article></body></html>")
-
-    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
-    deps.channels = build_channels(deps.settings, deps.db, deps.http)
-    await make_user(deps.db, "hana")
-    async with serve(Starlette(routes=[Route("/news", page)])) as site:
-        async with briefing_stack(ts_env, deps) as stack:
-            config = BriefingConfig(
-                timezone="Asia/Shanghai",
-                language="en",
-                prepare_at="06:00",
-                window_start="06:00",
-                news_urls=[f"{site}/news"],  # type: ignore[list-item]
-            )
-            day = await stack.plan(config)
-            await stack.service.create("hana", config)
-            await stack.skip_to(day.window_start)
-            try:
-                late = await stack.service.greet("hana", request_id="gave-up", within=1.0)
-            finally:
-                release.set()
-            await eventually(lambda: _prepared(stack.service, "hana"), "prepared")
-            again = await stack.service.greet("hana", request_id="again")
-    # The workflow's own answer, at once: it waits no longer than its caller listens.
-    assert late.outcome is GreetOutcome.PREPARING and "still being prepared" in late.text
-    assert again.outcome is GreetOutcome.SPOKEN and again.date == day.date
-
-
 async def test_briefing_follows_a_zone_with_daylight_saving_across_the_change(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
