@@ -45,6 +45,7 @@ from ambient.discussions.views import (
     Posted,
     SigningError,
 )
+from ambient.domain.configs import NUL_REFUSED, holds_nul
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -97,10 +98,8 @@ class DiscussionService(DiscussionReads):
         key = normalise_topic(topic)
         if not key or len(topic) > 300:
             raise InvalidDiscussionError("topic: 1-300 characters")
-        if "\x00" in topic:  # PostgreSQL's text holds none (see StorableText)
-            raise InvalidDiscussionError(
-                "topic: holds a NUL character (U+0000), which cannot be stored"
-            )
+        if holds_nul(topic):  # like the message's own text (StorableText)
+            raise InvalidDiscussionError(f"topic: {NUL_REFUSED}")
         async with self.db.session() as session:
             if user is not None:
                 await self._may_sign(session, user, message.from_id)

@@ -61,13 +61,17 @@ def _accepted_keys(model: type[BaseModel]) -> set[str]:
     return keys
 
 
-def _holds_nul(value: Any) -> bool:
+NUL_REFUSED = "holds a NUL character (U+0000), which cannot be stored"
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether text in ``value`` (a string, or strings in dicts and lists) has a NUL."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
     if isinstance(value, list | tuple | set | frozenset):
-        return any(_holds_nul(item) for item in value)
+        return any(holds_nul(item) for item in value)
     return False  # a nested model checked its own fields
 
 
@@ -78,8 +82,8 @@ class StorableText(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
-        if not reading_stored(info) and _holds_nul(value):
-            raise ValueError("holds a NUL character (U+0000), which cannot be stored")
+        if not reading_stored(info) and holds_nul(value):
+            raise ValueError(NUL_REFUSED)
         return value
 
 
