@@ -123,7 +123,9 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     """The greeting: today's briefing, spoken."""
 
     async def work(state: AppState, user: str) -> str:
-        result = await state.briefings.greet(user, via="voice", audio=False)
+        # The briefing is spent on the greeting it answers: only while we still listen.
+        left = _deadline.get() - asyncio.get_running_loop().time() - SAY_MARGIN
+        result = await state.briefings.greet(user, via="voice", audio=False, within=left)
         if result.outcome is GreetOutcome.SPOKEN and len(result.text) > MAX_SPOKEN:
             lead = "".join(result.segments[:2]) if result.segments else result.text
             return speakable(lead, MAX_SPOKEN - 20) + "完整简报在你的收件箱里。"

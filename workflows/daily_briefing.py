@@ -146,10 +146,14 @@ class DailyBriefingWorkflow:
         if self.prepared is None:
             # Start (or join) preparation, waiting a bounded time for it.
             self.prepare_wanted = True
-            await _wait(
-                lambda: self.prepared is not None or self.preparation_error is not None,
-                GREETING_WAIT,
-            )
+            wait = GREETING_WAIT
+            if request.wait_seconds is not None:  # no longer than the caller listens
+                wait = min(wait, timedelta(seconds=request.wait_seconds))
+            if wait > timedelta(0):
+                await _wait(
+                    lambda: self.prepared is not None or self.preparation_error is not None,
+                    wait,
+                )
             if self.given_at is not None:
                 return self._already(day, self.given_at)
             if self.prepared is None:

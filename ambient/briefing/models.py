@@ -236,6 +236,9 @@ MAX_REQUEST_ID = 128
 class GreetRequest(BaseModel):
     request_id: str = Field(min_length=1, max_length=MAX_REQUEST_ID)
     via: str = Field(default="mcp", max_length=32, description="mcp, voice, cli, api")
+    # The most the caller still listens while the briefing is prepared (None: the workflow's
+    # own wait). A briefing ready after its caller gave up would be spent on nobody.
+    wait_seconds: float | None = Field(default=None, ge=0)
 
 
 class GreetResult(BaseModel):

@@ -68,6 +68,8 @@ from workflows.daily_briefing import GREETING_WAIT, DailyBriefingWorkflow
 log = logging.getLogger(__name__)
 KIND = "daily_briefing"
 MAX_LISTED = 366  # a year of days
+# What a greeting keeps of its caller's wait for the update's trip to the workflow and back.
+GREET_ROUND_TRIP = 2.0
 
 
 class BriefingError(Exception):
@@ -298,36 +300,42 @@ class BriefingService:
         request_id: str | None = None,
         audio: bool = True,
         caller: str | None = None,
+        within: float | None = None,
     ) -> GreetResult:
         """The voice trigger; the workflow decides (exactly once per user per day).
 
         ``caller``: the signed-in user asking, who greets as someone else only as an admin
         (None: a device or the operator's CLI, which name the speaker themselves).
+        ``within``: the seconds the caller waits for the answer; the workflow then waits for
+        a preparation only as long as the answer can still reach the caller.
         """
         if caller is not None and caller != user:
             if not await self._admin(caller):
                 raise BriefingRefusedError(
                     f"greeting for {user!r} needs the admin role; omit user_id for yours"
                 )
-        request = GreetRequest(request_id=_request_id(request_id), via=via)
+        clock = asyncio.get_running_loop().time
+        listens = self.greet_timeout.total_seconds() if within is None else within
+        until = clock() + min(listens, self.greet_timeout.total_seconds())
+        request_id = _request_id(request_id)
         # The same request id is applied once by Temporal: a retried call gets the same answer.
-        update_id = _update_id("greet", f"{user}/{request.request_id}")
+        update_id = _update_id("greet", f"{user}/{request_id}")
         handle = self.client.get_workflow_handle(task_id_for(user))
         try:
             # Repeat greetings are answered by a query (no history write); the first one of
             # the day, and any retry of it, goes through the update that decides.
             repeat = await handle.query(
-                DailyBriefingWorkflow.already_given,
-                request.request_id,
-                rpc_timeout=temporal.QUERY_TIMEOUT,
+                DailyBriefingWorkflow.already_given, request_id, rpc_timeout=temporal.QUERY_TIMEOUT
             )
             if repeat is not None:
                 return repeat
+            wait = None if within is None else max(0.0, until - clock() - GREET_ROUND_TRIP)
+            request = GreetRequest(request_id=request_id, via=via, wait_seconds=wait)
             # The whole wait is bounded, not each call: a server answers a long poll with
             # "nothing yet" before its deadline, and the client polls again.
             result = await asyncio.wait_for(
                 handle.execute_update(DailyBriefingWorkflow.greet, request, id=update_id),
-                self.greet_timeout.total_seconds(),
+                max(0.0, until - clock()),
             )
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             # Unknown, not failed: the same request id later gets the workflow's own answer.

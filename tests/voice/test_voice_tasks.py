@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -101,6 +102,64 @@ async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
         assert first.startswith("早上好") and "payment-service timeout after 某值" in first
         assert "播报过了" in second
         await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
+
+
+async def test_a_greeting_the_voice_stopped_waiting_for_does_not_spend_the_days_briefing(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The voice listens 8 s, the workflow waited up to 20 s for a preparation: a briefing
+    ready in between went to nobody, and the next greeting heard "already given today"."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    from ambient.clients.notify.registry import build_channels
+    from tests.briefing.harness import eventually
+
+    release = asyncio.Event()
+
+    async def news(_request: object) -> HTMLResponse:
+        await release.wait()
+        return HTMLResponse("<html><body><article><p>Late news.</p></article></body></html>")
+
+    user = unique("vw")
+    await make_user(deps.db, user)
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    zone = _zone_away_from_midnight()
+    async with (
+        serve(Starlette(routes=[Route("/news", news)])) as site,
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        # Inside the window at once: the preparation starts and waits on its news page.
+        await state.briefings.create(
+            user,
+            {
+                "timezone": zone,
+                "prepare_at": "00:00",
+                "window_start": "00:00",
+                "window_end": "23:59",
+                "language": "zh",
+                "news_urls": [f"{site}/news"],
+            },
+        )
+        async with voice_client(state, user) as client:
+            try:
+                late = await say(client, "greet")
+            finally:
+                release.set()  # ready once the voice has answered (and stopped listening)
+
+            async def prepared() -> object | None:
+                status = await state.briefings.status(user)
+                return status if status.prepared is not None else None
+
+            await eventually(prepared, "prepared", tries=2400)
+            again = await say(client, "greet")
+        await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
+    # The workflow's own answer, inside the voice's budget; the briefing kept for the next.
+    assert again.startswith("早上好"), again
+    assert late == "你好！今天的简报还在准备中，请稍后再叫我。", late
 
 
 async def test_recent_errors_and_cluster_health_in_one_sentence(
