@@ -54,8 +54,11 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
                 if isinstance(message, dict):
                     await socket.send(json.dumps(message, ensure_ascii=False))
                     continue
-                if isinstance(message, JSONRPCRequest) and message.method == "tools/call":
-                    calls.add(json.dumps(message.id))
+                if isinstance(message, JSONRPCRequest):
+                    # Relays count their ids from 1 again: an id is a call's until answered,
+                    # and a later request under it (a call cancelled unanswered) is itself.
+                    key = json.dumps(message.id)
+                    (calls.add if message.method == "tools/call" else calls.discard)(key)
                 await to_server.send(SessionMessage(message))
 
     async def write_frames() -> None:
@@ -65,9 +68,10 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
                     outgoing.message, mode="json", by_alias=True, exclude_unset=True
                 )
                 key = json.dumps(body.get("id"))
-                if "result" in body and key in calls:
-                    calls.discard(key)
-                    body["result"] = shape_result(body["result"], verbatim=verbatim)
+                if key in calls and ("result" in body or "error" in body):
+                    calls.discard(key)  # answered, a result or an error
+                    if "result" in body:
+                        body["result"] = shape_result(body["result"], verbatim=verbatim)
                 await socket.send(json.dumps(body, ensure_ascii=False))
 
     async with anyio.create_task_group() as group:

@@ -358,3 +358,24 @@ def test_redials_back_off_with_jitter_from_1s_doubling_to_10_minutes() -> None:
     ceilings = [min(2.0**n, 600.0) for n in range(14)]
     assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True))
     assert ceilings[-1] == 600.0 and len(set(delays)) == len(delays)  # jittered, not in step
+
+
+async def test_an_id_a_call_was_refused_under_answers_a_later_request_as_itself(
+    state: AppState,
+) -> None:
+    """A tools/call answered with a JSON-RPC error left its id among the open calls: the relay
+    counts its ids from 1 again, so the next ping or tools/list with that id was answered as a
+    tool result (a ping got content, tools/list lost its tools)."""
+    token = unique("relay")
+    async with running_broker({token}, mode="relay") as broker, running(runner_for(state, "r1")):
+        await register(state, unique("dan"), broker.url(token))
+        connection = await broker.held(token)
+        for method in ("ping", "tools/list"):
+            ident = f"{connection._prefix}_n_{method}"
+            await connection.send_request("tools/call", {"arguments": {}}, ident=ident)
+            refused = await connection.answer(ident)
+            assert refused["error"]["code"] == -32602, refused
+            await connection.send_request(method, ident=ident)
+            again = await connection.answer(ident)
+            assert "content" not in again["result"], again
+        assert again["result"]["tools"]
