@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
@@ -192,23 +194,24 @@ class Endpoints:
         )
         if len(mine.all()) >= MAX_ENDPOINTS_PER_USER:
             raise EndpointInputError("user", f"at most {MAX_ENDPOINTS_PER_USER} endpoints a user")
-        held = await self._registered(data.url)
-        if held is not None:
-            raise EndpointInputError(
-                "url",
-                f"this 接入点 is already registered (endpoint {held}); it holds one connection: "
-                "remove that endpoint first",
-            )
+        await self._not_registered(data.url)
         row = XiaozhiEndpoint(
             user=data.user,
             url_sealed=self.cipher.seal(data.url),
             url_masked=mask_url(data.url),
+            broker_key=_digest(_broker_key(data.url)),
             verbatim=data.verbatim,
             state="retrying",
             last_error="not dialed yet",
         )
         self.session.add(row)
-        await self.session.flush()
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            # Registered at the same moment by another request: the one stored holds it.
+            await self.session.rollback()
+            await self._not_registered(data.url)
+            raise
         await AuditRepository(self.session).append(
             actor=_actor(actor),
             action="xiaozhi.endpoint.add",
@@ -218,10 +221,28 @@ class Endpoints:
         await self.session.commit()
         return EndpointPublic.model_validate(row)
 
+    async def _not_registered(self, url: str) -> None:
+        """Refuses ``url`` when an endpoint, anyone's, dials the same 接入点."""
+        held = await self._registered(url)
+        if held is not None:
+            raise EndpointInputError(
+                "url",
+                f"this 接入点 is already registered (endpoint {held}); it holds one connection: "
+                "remove that endpoint first",
+            )
+
     async def _registered(self, url: str) -> int | None:
         """The id of the endpoint, anyone's, that dials the same 接入点 as ``url``, if any."""
         wanted = _broker_key(url)
-        for row in await self.session.scalars(select(XiaozhiEndpoint)):
+        digest = _digest(wanted)
+        keyed = await self.session.scalar(
+            select(XiaozhiEndpoint.id).where(XiaozhiEndpoint.broker_key == digest)
+        )
+        if keyed is not None:
+            return keyed
+        # Rows stored before the digest was kept: their sealed URL is compared instead.
+        unkeyed = select(XiaozhiEndpoint).where(XiaozhiEndpoint.broker_key.is_(None))
+        for row in await self.session.scalars(unkeyed):
             try:
                 stored = self.cipher.open(row.url_sealed)
             except (InvalidTag, ValueError):
@@ -272,6 +293,10 @@ def _broker_key(url: str) -> tuple[str, int | None, str, str]:
     the host's case or other parameters)."""
     parts = urlsplit(url.strip())
     return (parts.hostname or "", parts.port, parts.path.rstrip("/"), url_token(url))
+
+
+def _digest(key: tuple[str, int | None, str, str]) -> str:
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
 
 def _fingerprint(url: str) -> str:

@@ -432,6 +432,8 @@ class XiaozhiEndpoint(Numbered, Dated, Base):
     user: Mapped[str] = mapped_column(String(63), index=True)
     url_sealed: Mapped[str] = mapped_column(Text)
     url_masked: Mapped[str] = mapped_column(String(2048))
+    # A digest of what names the 接入点 at its broker (host, port, path, token): one row each.
+    broker_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     verbatim: Mapped[bool] = mapped_column(default=False)
     # "retrying" until a runner holds the connection, then "connected".
     state: Mapped[str] = mapped_column(String(16), default="retrying")

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
+from sqlalchemy import select
 
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, Endpoints
 from ambient.bridge.runner import BridgeRunner
@@ -65,5 +66,50 @@ async def test_replicas_claiming_at_once_on_postgresql_hold_each_endpoint_once(
     finally:
         for runner in runners:
             await runner.stop()
+        for db in databases:
+            await db.close()
+
+
+async def test_one_接入点_registered_twice_at_once_on_postgresql_is_held_by_one_endpoint(
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """A double-submitted form (or two replicas) registered one 接入点 twice: both checks saw
+    none, both rows were stored, and their two connections replaced each other at the broker
+    for ever."""
+    from ambient.bridge.endpoints import EndpointInputError
+    from ambient.storage.models import XiaozhiEndpoint
+
+    await upgrade_async(postgres_url)
+    databases = [Database(postgres_url) for _ in range(2)]
+    user = unique("pg-twice")
+    url = f"wss://api.xiaozhi.me/mcp/?token={unique('jwt')}"
+    try:
+        async with databases[0].session() as session:
+            await UserRepository(session).create(UserCreate(name=user))
+            await session.commit()
+        for _ in range(3):  # the race is the checks of both before either stores
+
+            async def add(db: Database) -> object:
+                async with db.session() as session:
+                    endpoints = Endpoints(session, EndpointCipher(SECRET), LOOPBACK)
+                    try:
+                        return await endpoints.add(None, EndpointCreate(user=user, url=url))
+                    except EndpointInputError as exc:
+                        return exc
+
+            answers = await asyncio.gather(*(add(db) for db in databases))
+            refused = [a for a in answers if isinstance(a, EndpointInputError)]
+            assert len(refused) == 1, answers
+            assert refused[0].field == "url" and "already registered" in refused[0].message
+            async with databases[0].session() as session:
+                rows = (
+                    await session.scalars(
+                        select(XiaozhiEndpoint).where(XiaozhiEndpoint.user == user)
+                    )
+                ).all()
+                assert len(rows) == 1
+                await session.delete(rows[0])
+                await session.commit()
+    finally:
         for db in databases:
             await db.close()
