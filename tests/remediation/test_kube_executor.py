@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 import yaml
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.types import PatchType
 
 from ambient.clients.kube import (
     KubeClients,
@@ -801,3 +802,32 @@ async def test_full_rollback_of_a_paused_deployment_says_its_release_is_not_put_
         "/spec/replicas",
     ]
     assert kube.images() == [V2] and kube.deployment()["spec"]["replicas"] == 2
+
+
+async def _autoscaled_to(kube: Cluster, replicas: int) -> None:
+    """The HPA's controller sets the Deployment's count (within its bounds)."""
+    client = client_from_kubeconfig(path=kube.kubeconfig, context=kube.target.cluster_id)
+    body = {"spec": {"replicas": replicas}}
+    await client.patch(Deployment, "checkout", body, namespace="shop", patch_type=PatchType.MERGE)
+    await client.close()
+
+
+async def test_full_rollback_leaves_the_replicas_of_an_autoscaled_deployment_to_its_autoscaler(
+    kube: Cluster,
+) -> None:
+    kube.api.add_autoscaler("shop", "checkout-hpa", "checkout", minimum=2, maximum=6)
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert baseline.replicas == 2
+    await _autoscaled_to(kube, 5)  # the load went up: the HPA scaled out
+    step = kube.step("remediation/r-hpa5", Rung.FULL_ROLLBACK, checkpoint=baseline)
+    planned = await kube.executor.apply(step.model_copy(update={"mode": "dry_run"}))
+    done = await kube.executor.apply(step)
+    assert done.applied and kube.images() == [V1]
+    # The release is put back; the count stays the autoscaler's.
+    assert kube.deployment()["spec"]["replicas"] == 5
+    assert done.patch is not None and planned.patch == done.patch
+    paths = [op["path"] for op in done.patch["deployment/shop/checkout"]]
+    assert "/spec/replicas" not in paths and "/spec/template" in paths
+    assert "replicas left to HorizontalPodAutoscaler checkout-hpa (2-6 replicas)" in done.detail
