@@ -27,6 +27,8 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import (
     RESTARTED_AT,
     annotations_of,
+    autoscaled_skip,
+    autoscaler_named,
     configmaps_of,
     images_of,
     isolation_value,
@@ -59,6 +61,8 @@ class WorkloadView:
     revisions: dict[int, dict[str, Any]]
     services: dict[str, dict[str, str]]
     configmaps: dict[str, dict[str, Any]]
+    # The HorizontalPodAutoscaler that owns its replicas (with its bounds), if any.
+    autoscaler: str | None = None
 
     @property
     def revision(self) -> int | None:
@@ -88,7 +92,15 @@ async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadVie
     except KubeError as exc:
         # A cluster (or stand-in) without these reads still gets restart/scale/rollback.
         log.info("services/configmaps of %s not readable: %s", target, exc)
-    return WorkloadView(deployment, revisions, services, configmaps)
+    autoscaler = None
+    try:
+        autoscaler = autoscaler_named(await reads.autoscalers(target))
+    except KubeError as exc:
+        if exc.retryable:
+            raise
+        # Not allowed to read them (RBAC): the Kubernetes executor then sets the count too.
+        log.info("autoscalers of %s not readable: %s", target, exc)
+    return WorkloadView(deployment, revisions, services, configmaps, autoscaler)
 
 
 def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str, Any], str]:
@@ -154,20 +166,21 @@ def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str
             if rs is not None
             else baseline.spec.get("template", {})
         )
-        patches: dict[str, Any] = {
-            deployment: {
-                **stamp,
-                "spec": {"replicas": baseline.replicas, "template": template},
-            }
-        }
+        # An autoscaler's Deployment keeps its count (the Kubernetes executor leaves it).
+        hpa = view.autoscaler if view is not None else None
+        spec = (
+            {"template": template} if hpa else {"replicas": baseline.replicas, "template": template}
+        )
+        patches: dict[str, Any] = {deployment: {**stamp, "spec": spec}}
         for name, selector in baseline.service_selectors.items():
             patches[f"service/{step.target.namespace}/{name}"] = {"spec": {"selector": selector}}
         for name, data in baseline.configmaps.items():
             patches[f"configmap/{step.target.namespace}/{name}"] = {"data": data}
         restored = release if rs is not None else baseline.revision
+        replicas = f"replicas left to {hpa}" if hpa else f"{baseline.replicas} replicas"
         return patches, (
             f"full rollback of {deployment} to revision {restored}: template, "
-            f"{baseline.replicas} replicas, {len(baseline.service_selectors)} Service(s), "
+            f"{replicas}, {len(baseline.service_selectors)} Service(s), "
             f"{len(baseline.configmaps)} ConfigMap(s) as before the incident"
         )
     return {}, "hand over to a person: no change"
@@ -223,6 +236,14 @@ class DryRunExecutor:
 
     async def apply(self, step: StepRequest) -> StepResult:
         view, why = await self._view(step.target)
+        if step.rung is Rung.SCALE_OUT and view is not None and view.autoscaler:
+            # What the Kubernetes executor does: the rung is skipped, nothing is planned.
+            name = f"deployment {step.target.namespace}/{step.target.name}"
+            return StepResult(
+                applied=False,
+                detail=f"dry run: {name} runs {view.replicas} replicas under {view.autoscaler}",
+                skipped_reason=autoscaled_skip(name, view.autoscaler),
+            )
         patches, sentence = step_patches(step, view)
         source = "computed from a read of the workload" if view else f"from the alert ({why})"
         return StepResult(

@@ -831,3 +831,32 @@ async def test_full_rollback_leaves_the_replicas_of_an_autoscaled_deployment_to_
     paths = [op["path"] for op in done.patch["deployment/shop/checkout"]]
     assert "/spec/replicas" not in paths and "/spec/template" in paths
     assert "replicas left to HorizontalPodAutoscaler checkout-hpa (2-6 replicas)" in done.detail
+
+
+async def test_a_dry_run_plans_no_count_on_a_deployment_an_autoscaler_manages(
+    kube: Cluster,
+) -> None:
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    kube.api.add_autoscaler("shop", "checkout-hpa", "checkout", minimum=2, maximum=3)
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    await _autoscaled_to(kube, 3)
+    before = len(kube.api.writes())
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    scale = kube.step("remediation/r-hpa-dry", Rung.SCALE_OUT, mode="dry_run", replicas=4)
+    planned = await dry.apply(scale)
+    executed = await kube.executor.apply(scale.model_copy(update={"mode": "execute"}))
+    # What the run would do: skip the rung, naming the autoscaler.
+    assert executed.skipped_reason is not None and executed.patch is None
+    assert (planned.applied, planned.patch) == (False, None)
+    assert planned.skipped_reason == executed.skipped_reason
+    full = await dry.apply(
+        kube.step("remediation/r-hpa-dry", Rung.FULL_ROLLBACK, mode="dry_run", checkpoint=baseline)
+    )
+    assert full.patch is not None
+    assert "replicas" not in full.patch["deployment/shop/checkout"]["spec"]
+    assert "HorizontalPodAutoscaler checkout-hpa" in full.detail
+    assert len(kube.api.writes()) == before
+    assert kube.deployment()["spec"]["replicas"] == 3
