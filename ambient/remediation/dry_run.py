@@ -36,7 +36,7 @@ from ambient.remediation.changes import (
     without_hash,
 )
 from ambient.remediation.kube_executor import KubernetesExecutor
-from ambient.remediation.kube_reads import ClusterReads, previous_revision
+from ambient.remediation.kube_reads import ClusterReads, previous_revision, rollout_status
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     Checkpoint,
@@ -264,12 +264,11 @@ class DryRunExecutor:
         status = view.deployment.get("status") or {}
         desired = view.replicas if view.replicas is not None else 1
         ready = int(status.get("readyReplicas") or 0)
-        available = int(status.get("availableReplicas") or 0) >= desired and ready >= desired
+        # The Kubernetes executor's verdict: old pods still ready do not make a stuck or
+        # unfinished rollout healthy.
+        rolled_out, detail = rollout_status(view.deployment)
         return RolloutHealth(
-            available=available,
-            ready_replicas=ready,
-            desired=desired,
-            detail=f"{ready}/{desired} ready",
+            available=rolled_out, ready_replicas=ready, desired=desired, detail=detail
         )
 
 

@@ -860,3 +860,17 @@ async def test_a_dry_run_plans_no_count_on_a_deployment_an_autoscaler_manages(
     assert "HorizontalPodAutoscaler checkout-hpa" in full.detail
     assert len(kube.api.writes()) == before
     assert kube.deployment()["spec"]["replicas"] == 3
+
+
+async def test_a_rollout_past_its_progress_deadline_is_failed_in_both_modes(kube: Cluster) -> None:
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    kube.api.stalled_images = {V2}
+    await kube.release(V2)
+    # The old pods still serve (2 of 2 ready), the new release will never roll out.
+    stuck = "deployment shop/checkout exceeded its progress deadline (ProgressDeadlineExceeded"
+    executed = await kube.executor.rollout_health(kube.target)
+    dry = await DryRunExecutor(KubeClients(kube.kubeconfig, None)).rollout_health(kube.target)
+    for health in (executed, dry):
+        assert (health.available, health.ready_replicas, health.desired) == (False, 2, 2)
+        assert health.detail.startswith(stuck), health.detail

@@ -278,6 +278,10 @@ class KubeApi:
     ready_after_reads: int = 0
     # Images whose pods never become ready.
     failing_images: set[str] = field(default_factory=set)
+    # Images whose rollout stalls past spec.progressDeadlineSeconds: under RollingUpdate with
+    # maxUnavailable 0 the old ReplicaSet keeps serving, one surge pod of the new one never
+    # becomes ready, and the controller reports Progressing False, ProgressDeadlineExceeded.
+    stalled_images: set[str] = field(default_factory=set)
     on_write: Callable[[ApiCall], None] | None = None
     # Resource plurals our credentials may not touch (RBAC): every request answers 403.
     forbidden: set[str] = field(default_factory=set)
@@ -559,7 +563,7 @@ class KubeApi:
         self._report(namespace, name, previous_ready)
 
     def _failing(self, template: Obj) -> bool:
-        return any(c.get("image") in self.failing_images for c in template["spec"]["containers"])
+        return any(image in self.failing_images for image in _images(template))
 
     def _make_pods(self, namespace: str, name: str, rs: Obj, ready: int) -> None:
         for key in [
@@ -610,6 +614,25 @@ class KubeApi:
                 "availableReplicas": previous_ready,
                 "conditions": [
                     {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
+                ],
+            }
+            return
+        if any(image in self.stalled_images for image in _images(deployment["spec"]["template"])):
+            deployment["status"] = {
+                "observedGeneration": generation,
+                "replicas": replicas + 1,
+                "updatedReplicas": 1,
+                "readyReplicas": replicas,
+                "availableReplicas": replicas,
+                "unavailableReplicas": 1,
+                "conditions": [
+                    {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                    {
+                        "type": "Progressing",
+                        "status": "False",
+                        "reason": "ProgressDeadlineExceeded",
+                        "message": f'ReplicaSet "{name}" has timed out progressing.',
+                    },
                 ],
             }
             return
@@ -879,6 +902,10 @@ class KubeApi:
             spec = {**current["spec"], "replicas": replicas}
             self._store("deployments", key, current, {**current, "spec": spec})
         return self._written(call) or JSONResponse(self._scale_view(key))
+
+
+def _images(template: Obj) -> list[str]:
+    return [c.get("image") for c in template["spec"]["containers"]]
 
 
 def kubeconfig(contexts: dict[str, str]) -> dict[str, Any]:
