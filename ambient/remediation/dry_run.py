@@ -43,6 +43,7 @@ from ambient.remediation.ladder import (
     RemediationExecutor,
     RolloutHealth,
     Rung,
+    Sending,
     StepRequest,
     StepResult,
     WorkloadRef,
@@ -234,7 +235,7 @@ class DryRunExecutor:
             detail="read from the cluster",
         )
 
-    async def apply(self, step: StepRequest) -> StepResult:
+    async def apply(self, step: StepRequest, sending: Sending | None = None) -> StepResult:
         view, why = await self._view(step.target)
         if step.rung is Rung.SCALE_OUT and view is not None and view.autoscaler:
             # What the Kubernetes executor does: the rung is skipped, nothing is planned.
