@@ -911,3 +911,51 @@ async def test_the_audit_of_a_step_retried_after_its_write_was_stored_shows_the_
     assert row.detail["already_applied"] is True
     assert row.detail["patch"] == {"deployment/shop/checkout": sent}
     assert retried.patch == row.detail["patch"]
+
+
+async def test_the_stand_in_merges_only_the_lists_the_api_declares_a_merge_key_for(
+    kube: Cluster,
+) -> None:
+    """Strategic merge patch as the API server applies it: a list merges by its declared
+    patchMergeKey (containers and env by name, volumeMounts by mountPath, Service ports by
+    port), any other list is replaced whole, and an item without the key is refused."""
+    import httpx
+
+    base = yaml.safe_load(kube.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    smp = {"content-type": "application/strategic-merge-patch+json"}
+    container = {
+        "name": "checkout",
+        "env": [{"name": "B", "value": "2"}],
+        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/b"}],
+        "resources": {"claims": [{"name": "fpga"}]},
+    }
+    kube.deployment()["spec"]["template"]["spec"]["containers"][0].update(
+        env=[{"name": "A", "value": "1"}],
+        volumeMounts=[{"name": "cfg", "mountPath": "/etc/a"}],
+        resources={"claims": [{"name": "gpu"}]},
+    )
+    deployment = f"{base}/apis/apps/v1/namespaces/shop/deployments/checkout"
+    service = f"{base}/api/v1/namespaces/shop/services/checkout"
+    async with httpx.AsyncClient() as http:
+        patched = await http.patch(
+            deployment,
+            json={"spec": {"template": {"spec": {"containers": [container]}}}},
+            headers=smp,
+        )
+        ports = await http.patch(
+            service, json={"spec": {"ports": [{"name": "http", "port": 81}]}}, headers=smp
+        )
+        keyless = await http.patch(
+            service, json={"spec": {"ports": [{"name": "admin"}]}}, headers=smp
+        )
+    assert [r.status_code for r in (patched, ports, keyless)] == [200, 200, 422]
+    [merged] = kube.deployment()["spec"]["template"]["spec"]["containers"]
+    assert merged["image"] == V1
+    assert merged["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    assert [m["mountPath"] for m in merged["volumeMounts"]] == ["/etc/a", "/etc/b"]
+    assert merged["resources"] == {"claims": [{"name": "fpga"}]}  # no merge key: replaced
+    assert [p["port"] for p in kube.api.services[("shop", "checkout")]["spec"]["ports"]] == [
+        80,
+        81,
+    ]
+    assert "does not contain declared merge key: port" in keyless.json()["message"]
