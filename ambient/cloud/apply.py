@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from ambient.clients.kube import (
     FIELD_MANAGER,
+    kube_error,
 )
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError
@@ -142,6 +143,10 @@ async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[D
                 live = None
             after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True, dry_run=True)
         except ApiError as exc:
+            if exc.status.code == 401:
+                # The credentials, not the document: the same words as scale and restart.
+                refused = kube_error(exc, label)
+                raise CloudOpsFailedError("auth", f"{refused}; nothing was applied") from None
             raise CloudOpsFailedError(
                 "invalid_document",
                 f"{label} was refused by the cluster: {exc.status.message or exc}; "
