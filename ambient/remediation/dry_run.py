@@ -75,9 +75,11 @@ class WorkloadView:
         return int(value) if value is not None else None
 
 
-async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadView:
-    """The Deployment, its ReplicaSets, the Services selecting its pods, its ConfigMaps: the
-    same reads the Kubernetes executor plans from."""
+async def read_workload(
+    client: AsyncClient, target: WorkloadRef, *, autoscalers: bool = False
+) -> WorkloadView:
+    """The Deployment, its ReplicaSets, the Services selecting its pods, its ConfigMaps (and
+    with ``autoscalers`` its HPA): the same reads the Kubernetes executor plans from."""
     reads = ClusterReads(client)
     deployment = await reads.deployment(target)
     revisions = await reads.revisions(deployment, with_history=True)
@@ -95,7 +97,8 @@ async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadVie
         log.info("services/configmaps of %s not readable: %s", target, exc)
     autoscaler = None
     try:
-        autoscaler = autoscaler_named(await reads.autoscalers(target))
+        if autoscalers:
+            autoscaler = autoscaler_named(await reads.autoscalers(target))
     except KubeError as exc:
         if exc.retryable:
             raise
@@ -193,12 +196,14 @@ class DryRunExecutor:
     def __init__(self, clients: KubeClients | None = None) -> None:
         self._clients = clients
 
-    async def _view(self, target: WorkloadRef) -> tuple[WorkloadView | None, str]:
+    async def _view(
+        self, target: WorkloadRef, *, autoscalers: bool = False
+    ) -> tuple[WorkloadView | None, str]:
         if self._clients is None:
             return None, "no cluster access configured"
         try:
             client = await self._clients.client(target.cluster_id)
-            return await read_workload(client, target), ""
+            return await read_workload(client, target, autoscalers=autoscalers), ""
         except KubeNotFoundError:
             # The cluster answered that there is no such workload: not a plan from the alert.
             raise
@@ -236,7 +241,9 @@ class DryRunExecutor:
         )
 
     async def apply(self, step: StepRequest, sending: Sending | None = None) -> StepResult:
-        view, why = await self._view(step.target)
+        # Only the rungs that set a count read the autoscalers (one listing less per read).
+        counted = step.rung in (Rung.SCALE_OUT, Rung.FULL_ROLLBACK)
+        view, why = await self._view(step.target, autoscalers=counted)
         if step.rung is Rung.SCALE_OUT and view is not None and view.autoscaler:
             # What the Kubernetes executor does: the rung is skipped, nothing is planned.
             name = f"deployment {step.target.namespace}/{step.target.name}"
