@@ -19,6 +19,8 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from ambient.clients.kube import (
     FIELD_MANAGER,
+    KubeUnauthorizedError,
+    kube_error,
 )
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError
@@ -142,6 +144,15 @@ async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[D
                 live = None
             after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True, dry_run=True)
         except ApiError as exc:
+            refused = kube_error(exc, label)
+            if isinstance(refused, KubeUnauthorizedError):
+                # The credentials, not the document: the same words as scale and restart.
+                raise CloudOpsFailedError("auth", f"{refused}; nothing was applied") from None
+            if refused.retryable and exc.status.code != 409:
+                # The cluster could not answer now (5xx, 429), as a transport error.
+                raise CloudOpsFailedError(
+                    "unavailable", f"{refused}; nothing was applied, try again"
+                ) from None
             raise CloudOpsFailedError(
                 "invalid_document",
                 f"{label} was refused by the cluster: {exc.status.message or exc}; "

@@ -131,6 +131,25 @@ def without_hash(template: Obj) -> Obj:
     return {**template, "metadata": metadata}
 
 
+def autoscaler_named(autoscalers: list[Obj]) -> str | None:
+    """The HorizontalPodAutoscaler that owns a Deployment's replicas, with its bounds."""
+    if not autoscalers:
+        return None
+    spec, name = autoscalers[0]["spec"], autoscalers[0]["metadata"]["name"]
+    return (
+        f"HorizontalPodAutoscaler {name} ({spec.get('minReplicas', 1)}-{spec['maxReplicas']} "
+        "replicas)"
+    )
+
+
+def autoscaled_skip(deployment: str, hpa: str) -> str:
+    """Why scale out does not set the count of a Deployment an autoscaler scales."""
+    return (
+        f"{deployment} is scaled by {hpa}: its controller would undo a count set on the "
+        "Deployment; raise the autoscaler's bounds instead"
+    )
+
+
 def isolation_value(key: str) -> str:
     """The isolation label's value for a step key (the dry-run executor predicts the same)."""
     return hashlib.sha256(key.encode()).hexdigest()[:16]

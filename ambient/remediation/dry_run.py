@@ -27,6 +27,8 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import (
     RESTARTED_AT,
     annotations_of,
+    autoscaled_skip,
+    autoscaler_named,
     configmaps_of,
     images_of,
     isolation_value,
@@ -34,13 +36,14 @@ from ambient.remediation.changes import (
     without_hash,
 )
 from ambient.remediation.kube_executor import KubernetesExecutor
-from ambient.remediation.kube_reads import ClusterReads, previous_revision
+from ambient.remediation.kube_reads import ClusterReads, previous_revision, rollout_status
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     Checkpoint,
     RemediationExecutor,
     RolloutHealth,
     Rung,
+    Sending,
     StepRequest,
     StepResult,
     WorkloadRef,
@@ -59,6 +62,8 @@ class WorkloadView:
     revisions: dict[int, dict[str, Any]]
     services: dict[str, dict[str, str]]
     configmaps: dict[str, dict[str, Any]]
+    # The HorizontalPodAutoscaler that owns its replicas (with its bounds), if any.
+    autoscaler: str | None = None
 
     @property
     def revision(self) -> int | None:
@@ -70,9 +75,11 @@ class WorkloadView:
         return int(value) if value is not None else None
 
 
-async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadView:
-    """The Deployment, its ReplicaSets, the Services selecting its pods, its ConfigMaps: the
-    same reads the Kubernetes executor plans from."""
+async def read_workload(
+    client: AsyncClient, target: WorkloadRef, *, autoscalers: bool = False
+) -> WorkloadView:
+    """The Deployment, its ReplicaSets, the Services selecting its pods, its ConfigMaps (and
+    with ``autoscalers`` its HPA): the same reads the Kubernetes executor plans from."""
     reads = ClusterReads(client)
     deployment = await reads.deployment(target)
     revisions = await reads.revisions(deployment, with_history=True)
@@ -88,7 +95,16 @@ async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadVie
     except KubeError as exc:
         # A cluster (or stand-in) without these reads still gets restart/scale/rollback.
         log.info("services/configmaps of %s not readable: %s", target, exc)
-    return WorkloadView(deployment, revisions, services, configmaps)
+    autoscaler = None
+    try:
+        if autoscalers:
+            autoscaler = autoscaler_named(await reads.autoscalers(target))
+    except KubeError as exc:
+        if exc.retryable:
+            raise
+        # Not allowed to read them (RBAC): the Kubernetes executor then sets the count too.
+        log.info("autoscalers of %s not readable: %s", target, exc)
+    return WorkloadView(deployment, revisions, services, configmaps, autoscaler)
 
 
 def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str, Any], str]:
@@ -154,20 +170,21 @@ def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str
             if rs is not None
             else baseline.spec.get("template", {})
         )
-        patches: dict[str, Any] = {
-            deployment: {
-                **stamp,
-                "spec": {"replicas": baseline.replicas, "template": template},
-            }
-        }
+        # An autoscaler's Deployment keeps its count (the Kubernetes executor leaves it).
+        hpa = view.autoscaler if view is not None else None
+        spec = (
+            {"template": template} if hpa else {"replicas": baseline.replicas, "template": template}
+        )
+        patches: dict[str, Any] = {deployment: {**stamp, "spec": spec}}
         for name, selector in baseline.service_selectors.items():
             patches[f"service/{step.target.namespace}/{name}"] = {"spec": {"selector": selector}}
         for name, data in baseline.configmaps.items():
             patches[f"configmap/{step.target.namespace}/{name}"] = {"data": data}
         restored = release if rs is not None else baseline.revision
+        replicas = f"replicas left to {hpa}" if hpa else f"{baseline.replicas} replicas"
         return patches, (
             f"full rollback of {deployment} to revision {restored}: template, "
-            f"{baseline.replicas} replicas, {len(baseline.service_selectors)} Service(s), "
+            f"{replicas}, {len(baseline.service_selectors)} Service(s), "
             f"{len(baseline.configmaps)} ConfigMap(s) as before the incident"
         )
     return {}, "hand over to a person: no change"
@@ -179,12 +196,14 @@ class DryRunExecutor:
     def __init__(self, clients: KubeClients | None = None) -> None:
         self._clients = clients
 
-    async def _view(self, target: WorkloadRef) -> tuple[WorkloadView | None, str]:
+    async def _view(
+        self, target: WorkloadRef, *, autoscalers: bool = False
+    ) -> tuple[WorkloadView | None, str]:
         if self._clients is None:
             return None, "no cluster access configured"
         try:
             client = await self._clients.client(target.cluster_id)
-            return await read_workload(client, target), ""
+            return await read_workload(client, target, autoscalers=autoscalers), ""
         except KubeNotFoundError:
             # The cluster answered that there is no such workload: not a plan from the alert.
             raise
@@ -221,8 +240,18 @@ class DryRunExecutor:
             detail="read from the cluster",
         )
 
-    async def apply(self, step: StepRequest) -> StepResult:
-        view, why = await self._view(step.target)
+    async def apply(self, step: StepRequest, sending: Sending | None = None) -> StepResult:
+        # Only the rungs that set a count read the autoscalers (one listing less per read).
+        counted = step.rung in (Rung.SCALE_OUT, Rung.FULL_ROLLBACK)
+        view, why = await self._view(step.target, autoscalers=counted)
+        if step.rung is Rung.SCALE_OUT and view is not None and view.autoscaler:
+            # What the Kubernetes executor does: the rung is skipped, nothing is planned.
+            name = f"deployment {step.target.namespace}/{step.target.name}"
+            return StepResult(
+                applied=False,
+                detail=f"dry run: {name} runs {view.replicas} replicas under {view.autoscaler}",
+                skipped_reason=autoscaled_skip(name, view.autoscaler),
+            )
         patches, sentence = step_patches(step, view)
         source = "computed from a read of the workload" if view else f"from the alert ({why})"
         return StepResult(
@@ -243,12 +272,11 @@ class DryRunExecutor:
         status = view.deployment.get("status") or {}
         desired = view.replicas if view.replicas is not None else 1
         ready = int(status.get("readyReplicas") or 0)
-        available = int(status.get("availableReplicas") or 0) >= desired and ready >= desired
+        # The Kubernetes executor's verdict: old pods still ready do not make a stuck or
+        # unfinished rollout healthy.
+        rolled_out, detail = rollout_status(view.deployment)
         return RolloutHealth(
-            available=available,
-            ready_replicas=ready,
-            desired=desired,
-            detail=f"{ready}/{desired} ready",
+            available=rolled_out, ready_replicas=ready, desired=desired, detail=detail
         )
 
 

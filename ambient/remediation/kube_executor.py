@@ -44,10 +44,11 @@ from ambient.remediation.changes import (
     without_hash,
 )
 from ambient.remediation.kube_plans import StepPlanner
-from ambient.remediation.kube_reads import ClusterReads, previous_revision
+from ambient.remediation.kube_reads import ClusterReads, previous_revision, rollout_status
 from ambient.remediation.ladder import (
     Checkpoint,
     RolloutHealth,
+    Sending,
     StepRequest,
     StepResult,
     WorkloadRef,
@@ -71,8 +72,8 @@ class KubernetesExecutor:
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
         return await self._signed_in(target.cluster_id, self._rollout_health(target))
 
-    async def apply(self, step: StepRequest) -> StepResult:
-        return await self._signed_in(step.target.cluster_id, self._apply(step))
+    async def apply(self, step: StepRequest, sending: Sending | None = None) -> StepResult:
+        return await self._signed_in(step.target.cluster_id, self._apply(step, sending))
 
     async def _signed_in(self, cluster_id: str, call: Awaitable[T]) -> T:
         """The call; refused credentials make the next call read the kubeconfig again."""
@@ -138,27 +139,16 @@ class KubernetesExecutor:
         """What `kubectl rollout status` decides: the new pods are all updated and available."""
         reads = ClusterReads(await self._clients.client(target.cluster_id))
         deployment = await reads.deployment(target)
-        status, meta = deployment.get("status") or {}, deployment["metadata"]
-        desired = deployment["spec"].get("replicas", 1)
-        updated = status.get("updatedReplicas", 0)
-        available = status.get("availableReplicas", 0)
-        total = status.get("replicas", 0)
-        ready = status.get("readyReplicas", 0)
-        name = f"{meta['namespace']}/{meta['name']}"
-        if status.get("observedGeneration", 0) < meta.get("generation", 0):
-            detail, ok = f"waiting for the controller to observe {name}'s new spec", False
-        elif updated < desired:
-            detail, ok = f"{updated} of {desired} new replicas have been updated", False
-        elif total > updated:
-            detail, ok = f"{total - updated} old replicas are pending termination", False
-        elif available < updated:
-            detail, ok = f"{available} of {updated} updated replicas are available", False
-        else:
-            detail, ok = f"{name} successfully rolled out ({available}/{desired} available)", True
-        return RolloutHealth(available=ok, ready_replicas=ready, desired=desired, detail=detail)
+        ok, detail = rollout_status(deployment)
+        return RolloutHealth(
+            available=ok,
+            ready_replicas=(deployment.get("status") or {}).get("readyReplicas", 0),
+            desired=deployment["spec"].get("replicas", 1),
+            detail=detail,
+        )
 
     # --- changes ------------------------------------------------------------------------
-    async def _apply(self, step: StepRequest) -> StepResult:
+    async def _apply(self, step: StepRequest, sending: Sending | None) -> StepResult:
         """Make the rung's change once: read, skip what carries the key, write the rest."""
         client = await self._clients.client(step.target.cluster_id)
         planner = StepPlanner(ClusterReads(client))
@@ -178,6 +168,8 @@ class KubernetesExecutor:
                 return StepResult(
                     applied=False, detail=f"dry run: would {plan.detail}", patch=patch
                 )
+            if sending is not None:
+                await sending({c.object: c.sent() for c in plan.changes})
             try:
                 for change in plan.changes:
                     await self._send(client, change)

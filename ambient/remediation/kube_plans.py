@@ -22,6 +22,8 @@ from ambient.remediation.changes import (
     Kind,
     Obj,
     StepPlan,
+    autoscaled_skip,
+    autoscaler_named,
     images_of,
     isolation_policy_name,
     isolation_value,
@@ -114,21 +116,10 @@ class StepPlanner:
         if stamped(deployment, step.key):
             return StepPlan(done=[name], detail=f"{name} was already scaled by {step.key}")
         current = deployment["spec"].get("replicas", 1)
-        try:
-            autoscalers = await self._reads.autoscalers(step.target)
-        except KubeError as exc:
-            if exc.retryable:
-                raise
-            autoscalers = []  # not allowed to read them (RBAC): scale as asked
-        if autoscalers:
-            spec = autoscalers[0]["spec"]
-            hpa = (
-                f"HorizontalPodAutoscaler {autoscalers[0]['metadata']['name']} "
-                f"({spec.get('minReplicas', 1)}-{spec['maxReplicas']} replicas)"
-            )
+        hpa = await self._autoscaler(step.target)
+        if hpa is not None:
             return StepPlan(
-                skipped_reason=f"{name} is scaled by {hpa}: its controller would undo a count "
-                "set on the Deployment; raise the autoscaler's bounds instead",
+                skipped_reason=autoscaled_skip(name, hpa),
                 detail=f"{name} runs {current} replicas under {hpa}",
             )
         if current == step.replicas:
@@ -143,6 +134,15 @@ class StepPlanner:
             changes=[_patch(Deployment, step.target, body)],
             detail=f"scale {name} from {current} to {step.replicas} replicas",
         )
+
+    async def _autoscaler(self, target: WorkloadRef) -> str | None:
+        """The autoscaler that owns the Deployment's replicas, if any (and we may read them)."""
+        try:
+            return autoscaler_named(await self._reads.autoscalers(target))
+        except KubeError as exc:
+            if exc.retryable:
+                raise
+            return None  # not allowed to read them (RBAC): the count is ours to set
 
     async def _plan_rollback(self, step: StepRequest) -> StepPlan:
         deployment = await self._read_deployment(step)
@@ -307,8 +307,13 @@ class StepPlanner:
             operations.append({"op": "replace", "path": "/spec/template", "value": template})
         replicas = baseline.replicas
         if replicas is not None and replicas != deployment["spec"].get("replicas", 1):
-            operations.append({"op": "replace", "path": "/spec/replicas", "value": replicas})
-            notes.append(f"replicas back to {replicas}")
+            # An autoscaler would undo the count (as for scale out): it stays the HPA's.
+            hpa = await self._autoscaler(step.target)
+            if hpa is not None:
+                notes.append(f"replicas left to {hpa}")
+            else:
+                operations.append({"op": "replace", "path": "/spec/replicas", "value": replicas})
+                notes.append(f"replicas back to {replicas}")
         if operations:
             operations = [*json_stamp(deployment, step.key), *operations]
             plan.changes.append(_patch(Deployment, step.target, operations, PatchType.JSON))

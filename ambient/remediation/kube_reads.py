@@ -144,3 +144,33 @@ def previous_revision(revisions: dict[int, Obj], current: int | None) -> int | N
         r for r, rs in revisions.items() if revision_number(annotations_of(rs).get(REVISION)) == r
     )
     return max((r for r in own if r < current), default=None)
+
+
+def rollout_status(deployment: Obj) -> tuple[bool, str]:
+    """What `kubectl rollout status` decides: rolled out, or what it waits for or failed on."""
+    status, meta = deployment.get("status") or {}, deployment["metadata"]
+    desired = deployment["spec"].get("replicas", 1)
+    updated = status.get("updatedReplicas", 0)
+    available = status.get("availableReplicas", 0)
+    total = status.get("replicas", 0)
+    name = f"{meta['namespace']}/{meta['name']}"
+    if status.get("observedGeneration", 0) < meta.get("generation", 0):
+        return False, f"waiting for the controller to observe {name}'s new spec"
+    progressing: Obj = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
+    )
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        # The controller gave up on the rollout: old pods may still serve, the new release
+        # will not roll out however long we wait.
+        why = progressing.get("message") or "no progress within spec.progressDeadlineSeconds"
+        return (
+            False,
+            f"deployment {name} exceeded its progress deadline (ProgressDeadlineExceeded: {why})",
+        )
+    if updated < desired:
+        return False, f"{updated} of {desired} new replicas have been updated"
+    if total > updated:
+        return False, f"{total - updated} old replicas are pending termination"
+    if available < updated:
+        return False, f"{available} of {updated} updated replicas are available"
+    return True, f"{name} successfully rolled out ({available}/{desired} available)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import pytest_asyncio
 import yaml
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.types import PatchType
 
 from ambient.clients.kube import (
     KubeClients,
@@ -21,6 +23,7 @@ from ambient.clients.kube import (
     KubeUnavailableError,
     client_from_kubeconfig,
 )
+from ambient.deps import WorkerDeps
 from ambient.remediation.changes import (
     NOT_A_REVISION,
     RESTARTED_AT,
@@ -41,6 +44,7 @@ from ambient.remediation.ladder import (
     WorkloadRef,
     step_key,
 )
+from ambient.storage.audit import AuditRepository
 from tests.standins.kube_api import AnswerLost, ApiCall, KubeApi, kubeconfig
 from tests.support.servers import serve
 
@@ -801,3 +805,157 @@ async def test_full_rollback_of_a_paused_deployment_says_its_release_is_not_put_
         "/spec/replicas",
     ]
     assert kube.images() == [V2] and kube.deployment()["spec"]["replicas"] == 2
+
+
+async def _autoscaled_to(kube: Cluster, replicas: int) -> None:
+    """The HPA's controller sets the Deployment's count (within its bounds)."""
+    client = client_from_kubeconfig(path=kube.kubeconfig, context=kube.target.cluster_id)
+    body = {"spec": {"replicas": replicas}}
+    await client.patch(Deployment, "checkout", body, namespace="shop", patch_type=PatchType.MERGE)
+    await client.close()
+
+
+async def test_full_rollback_leaves_the_replicas_of_an_autoscaled_deployment_to_its_autoscaler(
+    kube: Cluster,
+) -> None:
+    kube.api.add_autoscaler("shop", "checkout-hpa", "checkout", minimum=2, maximum=6)
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert baseline.replicas == 2
+    await _autoscaled_to(kube, 5)  # the load went up: the HPA scaled out
+    step = kube.step("remediation/r-hpa5", Rung.FULL_ROLLBACK, checkpoint=baseline)
+    planned = await kube.executor.apply(step.model_copy(update={"mode": "dry_run"}))
+    done = await kube.executor.apply(step)
+    assert done.applied and kube.images() == [V1]
+    # The release is put back; the count stays the autoscaler's.
+    assert kube.deployment()["spec"]["replicas"] == 5
+    assert done.patch is not None and planned.patch == done.patch
+    paths = [op["path"] for op in done.patch["deployment/shop/checkout"]]
+    assert "/spec/replicas" not in paths and "/spec/template" in paths
+    assert "replicas left to HorizontalPodAutoscaler checkout-hpa (2-6 replicas)" in done.detail
+
+
+async def test_a_dry_run_plans_no_count_on_a_deployment_an_autoscaler_manages(
+    kube: Cluster,
+) -> None:
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    kube.api.add_autoscaler("shop", "checkout-hpa", "checkout", minimum=2, maximum=3)
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    await _autoscaled_to(kube, 3)
+    before = len(kube.api.writes())
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    scale = kube.step("remediation/r-hpa-dry", Rung.SCALE_OUT, mode="dry_run", replicas=4)
+    planned = await dry.apply(scale)
+    executed = await kube.executor.apply(scale.model_copy(update={"mode": "execute"}))
+    # What the run would do: skip the rung, naming the autoscaler.
+    assert executed.skipped_reason is not None and executed.patch is None
+    assert (planned.applied, planned.patch) == (False, None)
+    assert planned.skipped_reason == executed.skipped_reason
+    full = await dry.apply(
+        kube.step("remediation/r-hpa-dry", Rung.FULL_ROLLBACK, mode="dry_run", checkpoint=baseline)
+    )
+    assert full.patch is not None
+    assert "replicas" not in full.patch["deployment/shop/checkout"]["spec"]
+    assert "HorizontalPodAutoscaler checkout-hpa" in full.detail
+    assert len(kube.api.writes()) == before
+    assert kube.deployment()["spec"]["replicas"] == 3
+
+
+async def test_a_rollout_past_its_progress_deadline_is_failed_in_both_modes(kube: Cluster) -> None:
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    kube.api.stalled_images = {V2}
+    await kube.release(V2)
+    # The old pods still serve (2 of 2 ready), the new release will never roll out.
+    stuck = "deployment shop/checkout exceeded its progress deadline (ProgressDeadlineExceeded"
+    executed = await kube.executor.rollout_health(kube.target)
+    dry = await DryRunExecutor(KubeClients(kube.kubeconfig, None)).rollout_health(kube.target)
+    for health in (executed, dry):
+        assert (health.available, health.ready_replicas, health.desired) == (False, 2, 2)
+        assert health.detail.startswith(stuck), health.detail
+
+
+async def test_the_audit_of_a_step_retried_after_its_write_was_stored_shows_the_patch_sent(
+    kube: Cluster, deps: WorkerDeps
+) -> None:
+    """A worker killed between the write and the activity's completion (the answer is lost
+    here): the retried activity finds the stamp, and its audit row still shows the patch."""
+    from activities.remediation import RemediationActivities
+
+    settings = deps.settings.model_copy(update={"remediation_executor": "kubernetes"})
+    activities = RemediationActivities(
+        deps.db, settings, None, {"kubernetes": kube.executor, "dry_run": kube.executor}
+    )
+    version = kube.deployment()["metadata"]["resourceVersion"]
+
+    def lose_the_answer(call: ApiCall) -> None:
+        kube.api.on_write = None
+        raise AnswerLost
+
+    kube.api.on_write = lose_the_answer
+    rid = f"remediation/{uuid.uuid4().hex[:8]}@run"
+    step = kube.step(rid, Rung.RESTART, restarted_at="2026-11-22T15:00:00Z")
+    with pytest.raises(KubeUnavailableError, match="answer was lost"):
+        await activities.apply_remediation_step(step)
+    retried = await activities.apply_remediation_step(step)  # the activity's next attempt
+    assert retried.applied and retried.already_applied
+    assert len(kube.api.writes()) == 1
+    async with deps.db.session() as session:
+        [row] = await AuditRepository(session).list(subject=rid, action="action")
+    sent = kube.api.writes()[0].body
+    assert sent["metadata"]["resourceVersion"] == version
+    assert row.detail["already_applied"] is True
+    assert row.detail["patch"] == {"deployment/shop/checkout": sent}
+    assert retried.patch == row.detail["patch"]
+
+
+async def test_the_stand_in_merges_only_the_lists_the_api_declares_a_merge_key_for(
+    kube: Cluster,
+) -> None:
+    """Strategic merge patch as the API server applies it: a list merges by its declared
+    patchMergeKey (containers and env by name, volumeMounts by mountPath, Service ports by
+    port), any other list is replaced whole, and an item without the key is refused."""
+    import httpx
+
+    base = yaml.safe_load(kube.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    smp = {"content-type": "application/strategic-merge-patch+json"}
+    container = {
+        "name": "checkout",
+        "env": [{"name": "B", "value": "2"}],
+        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/b"}],
+        "resources": {"claims": [{"name": "fpga"}]},
+    }
+    kube.deployment()["spec"]["template"]["spec"]["containers"][0].update(
+        env=[{"name": "A", "value": "1"}],
+        volumeMounts=[{"name": "cfg", "mountPath": "/etc/a"}],
+        resources={"claims": [{"name": "gpu"}]},
+    )
+    deployment = f"{base}/apis/apps/v1/namespaces/shop/deployments/checkout"
+    service = f"{base}/api/v1/namespaces/shop/services/checkout"
+    async with httpx.AsyncClient() as http:
+        patched = await http.patch(
+            deployment,
+            json={"spec": {"template": {"spec": {"containers": [container]}}}},
+            headers=smp,
+        )
+        ports = await http.patch(
+            service, json={"spec": {"ports": [{"name": "http", "port": 81}]}}, headers=smp
+        )
+        keyless = await http.patch(
+            service, json={"spec": {"ports": [{"name": "admin"}]}}, headers=smp
+        )
+    assert [r.status_code for r in (patched, ports, keyless)] == [200, 200, 422]
+    [merged] = kube.deployment()["spec"]["template"]["spec"]["containers"]
+    assert merged["image"] == V1
+    assert merged["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    assert [m["mountPath"] for m in merged["volumeMounts"]] == ["/etc/a", "/etc/b"]
+    assert merged["resources"] == {"claims": [{"name": "fpga"}]}  # no merge key: replaced
+    assert [p["port"] for p in kube.api.services[("shop", "checkout")]["spec"]["ports"]] == [
+        80,
+        81,
+    ]
+    assert "does not contain declared merge key: port" in keyless.json()["message"]

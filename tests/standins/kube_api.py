@@ -5,7 +5,8 @@ ConfigMaps and NetworkPolicies. Writes behave as the real API server's do where 
 remediation executor depends on it:
 
 - PATCH in the three content types lightkube sends (JSON patch, JSON merge patch, strategic
-  merge patch), PUT and POST, `dryRun=All`;
+  merge patch: a list merges only by the patchMergeKey k8s.io/api declares for it, any other
+  list is replaced), PUT and POST, `dryRun=All`;
 - optimistic concurrency: a write whose object carries a `metadata.resourceVersion` other
   than the stored one is refused with 409 Conflict; every accepted write that changes the
   object bumps it (a write that changes nothing leaves it, as the real API server does);
@@ -129,37 +130,92 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def strategic_merge_patch(target: Any, patch: Any) -> Any:
-    """The part of strategic merge patch our clients use: lists of named items merge by name."""
+# The lists strategic merge patch merges, by path of field names from the object (list
+# positions left out) -> their patchMergeKey in k8s.io/api ("" merges a list of scalars as a
+# set). Every other list is replaced whole, as the API server does: a `name` in the items
+# makes no list mergeable.
+_META_KEYS = {"finalizers": "", "ownerReferences": "uid"}
+_POD_SPEC_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "volumes": "name",
+    "imagePullSecrets": "name",
+    "hostAliases": "ip",
+    "topologySpreadConstraints": "topologyKey",
+    "schedulingGates": "name",
+    "resourceClaims": "name",
+}
+_CONTAINER_KEYS = {
+    "env": "name",
+    "ports": "containerPort",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+}
+MergeKeys = dict[tuple[str, ...], str]
+
+
+def merge_keys(plural: str) -> MergeKeys:
+    """The declared patchMergeKeys of a resource's lists (see _POD_SPEC_KEYS)."""
+    keys: MergeKeys = {("metadata", f): k for f, k in _META_KEYS.items()}
+    pod_spec = {"deployments": ("spec", "template"), "replicasets": ("spec", "template")}
+    if plural in pod_spec or plural == "pods":
+        template = pod_spec.get(plural, ())
+        if template:
+            keys.update({(*template, "metadata", f): k for f, k in _META_KEYS.items()})
+        spec = (*template, "spec")
+        keys.update({(*spec, f): k for f, k in _POD_SPEC_KEYS.items()})
+        for containers in ("containers", "initContainers", "ephemeralContainers"):
+            keys.update({(*spec, containers, f): k for f, k in _CONTAINER_KEYS.items()})
+    if plural == "services":
+        keys[("spec", "ports")] = "port"
+    return keys
+
+
+def strategic_merge_patch(
+    target: Any, patch: Any, keys: MergeKeys | None = None, path: tuple[str, ...] = ()
+) -> Any:
+    """Strategic merge patch: maps merge, null deletes, lists merge only by a declared key."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
+    keys = keys or {}
     directive = patch.get("$patch")
     if directive == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+        return {k: copy.deepcopy(v) for k, v in patch.items() if not k.startswith("$")}
     result = copy.deepcopy(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if key.startswith("$"):
             continue
+        at = (*path, key)
         if value is None or (isinstance(value, dict) and value.get("$patch") == "delete"):
             result.pop(key, None)
-        elif isinstance(value, list) and _named_items(value) and _named_items(result.get(key)):
-            result[key] = _merge_named(result[key], value)
+        elif isinstance(value, list) and at in keys:
+            result[key] = _merge_list(result.get(key) or [], value, keys, at)
+        elif isinstance(value, list):
+            result[key] = copy.deepcopy(value)  # no patchMergeKey: the list is replaced
         else:
-            result[key] = strategic_merge_patch(result.get(key), value)
+            result[key] = strategic_merge_patch(result.get(key), value, keys, at)
     return result
 
 
-def _named_items(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, dict) and "name" in v for v in value)
-
-
-def _merge_named(current: list[Obj], patch: list[Obj]) -> list[Obj]:
-    merged = {item["name"]: copy.deepcopy(item) for item in current}
+def _merge_list(current: list[Any], patch: list[Any], keys: MergeKeys, at: tuple[str, ...]) -> Any:
+    merge_key = keys[at]
+    where = ".".join(at)
+    if not merge_key:  # a set of scalars (metadata.finalizers)
+        return [*current, *(v for v in patch if v not in current)]
+    if any(isinstance(item, dict) and item.get("$patch") == "replace" for item in patch):
+        return [copy.deepcopy(i) for i in patch if i.get("$patch") != "replace"]
+    merged = {item.get(merge_key): copy.deepcopy(item) for item in current}
     for item in patch:
+        if not isinstance(item, dict) or merge_key not in item:
+            raise PatchError(
+                f"{where}: map: {item} does not contain declared merge key: {merge_key}"
+            )
+        name = item[merge_key]
         if item.get("$patch") == "delete":
-            merged.pop(item["name"], None)
+            merged.pop(name, None)
         else:
-            merged[item["name"]] = strategic_merge_patch(merged.get(item["name"]), item)
+            merged[name] = strategic_merge_patch(merged.get(name), item, keys, at)
     return list(merged.values())
 
 
@@ -210,8 +266,9 @@ def json_patch(target: Obj, operations: list[Obj]) -> Obj:
     return doc
 
 
-def apply_patch(target: Obj, content_type: str, body: Any) -> Obj:
-    """Apply a PATCH body the way the API server does for its content type."""
+def apply_patch(target: Obj, content_type: str, body: Any, keys: MergeKeys | None = None) -> Obj:
+    """Apply a PATCH body the way the API server does for its content type (``keys``: the
+    resource's declared patchMergeKeys, for a strategic merge patch)."""
     kind = content_type.split(";")[0].strip()
     if kind == JSON_PATCH:
         if not isinstance(body, list):
@@ -221,7 +278,7 @@ def apply_patch(target: Obj, content_type: str, body: Any) -> Obj:
         result: Obj = merge_patch(target, body)
         return result
     if kind == STRATEGIC_PATCH:
-        strategic: Obj = strategic_merge_patch(target, body)
+        strategic: Obj = strategic_merge_patch(target, body, keys)
         return strategic
     raise PatchError(f"unsupported patch content type {content_type!r}")
 
@@ -278,6 +335,10 @@ class KubeApi:
     ready_after_reads: int = 0
     # Images whose pods never become ready.
     failing_images: set[str] = field(default_factory=set)
+    # Images whose rollout stalls past spec.progressDeadlineSeconds: under RollingUpdate with
+    # maxUnavailable 0 the old ReplicaSet keeps serving, one surge pod of the new one never
+    # becomes ready, and the controller reports Progressing False, ProgressDeadlineExceeded.
+    stalled_images: set[str] = field(default_factory=set)
     on_write: Callable[[ApiCall], None] | None = None
     # Resource plurals our credentials may not touch (RBAC): every request answers 403.
     forbidden: set[str] = field(default_factory=set)
@@ -559,7 +620,7 @@ class KubeApi:
         self._report(namespace, name, previous_ready)
 
     def _failing(self, template: Obj) -> bool:
-        return any(c.get("image") in self.failing_images for c in template["spec"]["containers"])
+        return any(image in self.failing_images for image in _images(template))
 
     def _make_pods(self, namespace: str, name: str, rs: Obj, ready: int) -> None:
         for key in [
@@ -610,6 +671,25 @@ class KubeApi:
                 "availableReplicas": previous_ready,
                 "conditions": [
                     {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
+                ],
+            }
+            return
+        if any(image in self.stalled_images for image in _images(deployment["spec"]["template"])):
+            deployment["status"] = {
+                "observedGeneration": generation,
+                "replicas": replicas + 1,
+                "updatedReplicas": 1,
+                "readyReplicas": replicas,
+                "availableReplicas": replicas,
+                "unavailableReplicas": 1,
+                "conditions": [
+                    {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                    {
+                        "type": "Progressing",
+                        "status": "False",
+                        "reason": "ProgressDeadlineExceeded",
+                        "message": f'ReplicaSet "{name}" has timed out progressing.',
+                    },
                 ],
             }
             return
@@ -712,7 +792,7 @@ class KubeApi:
             try:
                 if request.method == "PATCH":
                     content_type = request.headers.get("content-type", "")
-                    changed = apply_patch(current, content_type, body)
+                    changed = apply_patch(current, content_type, body, merge_keys(plural))
                 else:
                     changed = body
             except PatchError as exc:
@@ -879,6 +959,10 @@ class KubeApi:
             spec = {**current["spec"], "replicas": replicas}
             self._store("deployments", key, current, {**current, "spec": spec})
         return self._written(call) or JSONResponse(self._scale_view(key))
+
+
+def _images(template: Obj) -> list[str]:
+    return [c.get("image") for c in template["spec"]["containers"]]
 
 
 def kubeconfig(contexts: dict[str, str]) -> dict[str, Any]:

@@ -330,3 +330,37 @@ async def test_ck05_applying_yaml_that_changes_nothing_is_audited_as_a_no_op(
         rows = await AuditRepository(session).list()
     outcomes = [r.detail["outcome"] for r in rows if r.action == "cloud.apply_yaml"]
     assert outcomes == ["executed", "noop", "executed"]
+
+
+async def test_ck06_credentials_the_cluster_refuses_are_not_blamed_on_the_yaml(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    kube.require_token("rotated")  # the cluster's token was rotated; TKE still hands the old
+    async with client(state, "ops") as c:
+        failed, message = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": CONFIG}
+        )
+    assert failed
+    assert "refused the kubeconfig's credentials" in message, message
+    assert "was refused by the cluster" not in message and "nothing was applied" in message
+    assert kube.writes() == []
+
+
+async def test_ck07_a_cluster_that_cannot_answer_now_is_not_blamed_on_the_yaml(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+
+    async def busy(plural: str, request: Request) -> Response:
+        await kube._log(request, 500)
+        return _status(500, "InternalError", "etcdserver: request timed out")
+
+    kube._server_side_apply = busy  # type: ignore[method-assign]
+    async with client(state, "ops") as c:
+        failed, message = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": CONFIG}
+        )
+    assert failed and "etcdserver: request timed out" in message, message
+    assert "was refused by the cluster" not in message and "try again" in message
+    assert kube.writes() == []
