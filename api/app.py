@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, nullcontext
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient import __version__
 from ambient.bridge.runner import bridge_running
@@ -76,6 +77,24 @@ ROUTERS = [
 ]
 
 
+class CodecCors:
+    """CORS for /codec only: a script on an allowed origin reaches no other route."""
+
+    def __init__(self, app: ASGIApp, origins: list[str]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["POST", "OPTIONS"],
+            allow_headers=["content-type", "x-namespace", "authorization"],
+            allow_credentials=True,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        codec = scope["type"] == "http" and scope["path"].startswith("/codec/")
+        await (self.cors if codec else self.app)(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     holder = StateHolder()
@@ -126,14 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DeviceError, feature_error(xiaozhi.http_error))
     app.add_exception_handler(CloudOpsError, feature_error(cloud.http_error))
     app.add_exception_handler(ScopeError, feature_error(events.http_error))
-    # The Temporal Web UI calls /codec from the browser.
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.codec_cors_origins,
-        allow_methods=["POST", "OPTIONS"],
-        allow_headers=["content-type", "x-namespace", "authorization"],
-        allow_credentials=True,
-    )
+    # The Temporal Web UI calls /codec from the browser; no other route is open to its origin.
+    app.add_middleware(CodecCors, origins=settings.codec_cors_origins)
     # CSP, frame and referrer policy on every HTML response (pages, share links, /docs).
     app.add_middleware(SecurityHeaders)
     install_redaction()  # the codec token in /codec/ui/{token} stays out of the access log

@@ -128,6 +128,17 @@ async def test_codec_endpoint_round_trips_and_needs_a_token_in_production(
             },
         )
         assert preflight.headers["access-control-allow-origin"] == "http://localhost:8233"
+        # Only the codec is open to the Web UI's origin: a script there (its pages render
+        # workflow data) could otherwise send credentialed requests to every other route.
+        web_ui = {"Origin": "http://localhost:8233"}
+        for path in ("/tasks", "/users", "/remediations/x/approve"):
+            other = await http.options(
+                path, headers={**web_ui, "Access-Control-Request-Method": "POST"}
+            )
+            assert "access-control-allow-origin" not in other.headers, (path, other.headers)
+        answered = await http.get("/users/me", headers={**auth, **web_ui})
+        assert answered.status_code == 200
+        assert "access-control-allow-origin" not in answered.headers
 
 
 class _Lines(logging.Handler):
