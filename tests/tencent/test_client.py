@@ -345,3 +345,17 @@ async def test_a_metric_without_dimensions_is_refused_before_any_call(
     }
     with pytest.raises(TencentRequestError, match="dimensions"):
         await tc.call("monitor", "GetMonitorData", params)
+
+
+async def test_every_cluster_is_listed_however_many_pages_they_take(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.clusters = [
+        {"ClusterId": f"cls-{i:08d}", "ClusterName": f"c{i}", "ClusterStatus": "Running"}
+        for i in range(620)
+    ]
+    clusters = await list_clusters(tc)
+    assert [c.cluster_id for c in clusters] == [c["ClusterId"] for c in api.clusters]
+    pages = [(action, params["Offset"], params["Limit"]) for _, action, params in api.calls]
+    assert pages == [("DescribeClusters", offset, 100) for offset in range(0, 700, 100)]

@@ -143,13 +143,13 @@ class TencentCloud:
         items: str,
         *,
         page_size: int = 100,
-        limit: int = 1000,
+        limit: int | None = 1000,
         region: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Offset/Limit paging until ``limit`` items or the total is reached."""
+        """Offset/Limit paging until ``limit`` items (None: all) or the total is reached."""
         found: list[dict[str, Any]] = []
         offset = 0
-        while len(found) < limit:
+        while limit is None or len(found) < limit:
             page = await self.call(
                 product, action, {**params, "Offset": offset, "Limit": page_size}, region=region
             )

@@ -271,8 +271,9 @@ async def get_metric(
 
 async def list_clusters(tc: TencentCloud, *, region: str | None = None) -> list[Cluster]:
     async def load() -> list[Cluster]:
+        # Every page: a cluster left off the list reads as a cluster that does not exist.
         clusters = await tc.paged(
-            "tke", "DescribeClusters", {}, "Clusters", limit=500, region=region
+            "tke", "DescribeClusters", {}, "Clusters", limit=None, region=region
         )
         return [
             Cluster(
