@@ -359,3 +359,16 @@ async def test_every_cluster_is_listed_however_many_pages_they_take(
     assert [c.cluster_id for c in clusters] == [c["ClusterId"] for c in api.clusters]
     pages = [(action, params["Offset"], params["Limit"]) for _, action, params in api.calls]
     assert pages == [("DescribeClusters", offset, 100) for offset in range(0, 700, 100)]
+
+
+async def test_every_log_topic_is_listed_past_a_thousand(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.topics = [
+        {"TopicId": f"t-{i}", "TopicName": f"app-{i}", "LogsetId": "ls-1"} for i in range(1250)
+    ]
+    topics = await list_log_topics(tc)
+    assert [t.topic_id for t in topics] == [t["TopicId"] for t in api.topics]
+    pages = [(action, params["Offset"], params["Limit"]) for _, action, params in api.calls]
+    assert pages == [("DescribeTopics", offset, 100) for offset in range(0, 1300, 100)]

@@ -147,7 +147,8 @@ async def search_logs(
 
 async def list_log_topics(tc: TencentCloud, *, region: str | None = None) -> list[LogTopic]:
     async def load() -> list[LogTopic]:
-        topics = await tc.paged("cls", "DescribeTopics", {}, "Topics", region=region)
+        # Every page: search_logs needs the id of whichever topic the user means.
+        topics = await tc.paged("cls", "DescribeTopics", {}, "Topics", limit=None, region=region)
         return [
             LogTopic(
                 topic_id=t["TopicId"], name=t.get("TopicName", ""), logset_id=t.get("LogsetId")
