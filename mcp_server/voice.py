@@ -266,7 +266,8 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
 
     async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
-        task, question = pick_task(list(await tasks.list(user, limit=200)), name)
+        # Every task: a name is only found among the tasks it is compared with.
+        task, question = pick_task(list(await tasks.list(user)), name)
         if task is None:
             return question
         status = await tasks.get(user, task.task_id, within=_worker_time())
@@ -279,7 +280,7 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
 async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str | None) -> str:
     async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
-        task, question = pick_task(list(await tasks.list(user, limit=200)), name)
+        task, question = pick_task(list(await tasks.list(user)), name)
         if task is None:
             return question
         if pause:

@@ -69,6 +69,35 @@ async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
         assert not description.schedule.state.paused
 
 
+async def test_a_task_is_found_by_voice_among_more_than_two_hundred(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    user = unique("vt")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        names = [f"job-{i:03d}" for i in range(230)]
+        for start in range(0, len(names), 20):
+            await asyncio.gather(
+                *(
+                    state.tasks.create(user, "schedule", {"hour": 9, "message": n}, name=n)
+                    for n in names[start : start + 20]
+                )
+            )
+        first = {t.task_id.rsplit("/", 1)[-1] for t in await state.tasks.list(user, limit=200)}
+        beyond = sorted(set(names) - first)
+        assert len(beyond) == 30
+        async with voice_client(state, user) as client:
+            status = await say(client, "task_status", name=beyond[-1])
+            assert status.startswith(f"{beyond[-1].replace('-', ' ')}正在运行"), status
+            paused = await say(client, "pause_task", name=beyond[0])
+            assert paused == f"好的，{beyond[0].replace('-', ' ')}已暂停。", paused
+        described = await dev_env.client.get_schedule_handle(
+            f"reminder/{user}/{beyond[0]}"
+        ).describe()
+        assert described.schedule.state.paused
+
+
 async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
