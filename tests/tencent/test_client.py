@@ -372,3 +372,24 @@ async def test_every_log_topic_is_listed_past_a_thousand(
     assert [t.topic_id for t in topics] == [t["TopicId"] for t in api.topics]
     pages = [(action, params["Offset"], params["Limit"]) for _, action, params in api.calls]
     assert pages == [("DescribeTopics", offset, 100) for offset in range(0, 1300, 100)]
+
+
+async def test_every_cls_alert_record_of_the_window_is_read_past_a_thousand(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    t = int((NOW - timedelta(hours=20)).timestamp())
+    # A noisy alarm firing every minute, then, last in the history, the one still open.
+    api.cls_records = [
+        {
+            "AlarmName": "5xx burst" if i < 1199 else "checkout down",
+            "Status": 1 if i < 1199 else 0,
+            "CreateTime": (t + 60 * i) * 1000,
+            "TopicName": "nginx",
+            "Trigger": "count > 100",
+        }
+        for i in range(1200)
+    ]
+    alarms = await list_alarms(tc, NOW - timedelta(hours=24), NOW)
+    assert len(alarms) == 1200
+    assert (alarms[0].name, alarms[0].status) == ("checkout down", "0")

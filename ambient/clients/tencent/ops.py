@@ -200,6 +200,8 @@ async def list_alarms(
         "DescribeAlertRecordHistory",
         {"From": _ms(start), "To": _ms(end)},
         "Records",
+        # Every page, as for Monitor above: the triage looks for the unresolved among them.
+        limit=None,
         region=region,
     )
     for r in records:
