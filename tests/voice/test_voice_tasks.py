@@ -229,6 +229,38 @@ async def test_recent_errors_and_cluster_health_in_one_sentence(
     assert health == "2 个集群里有 1 个不正常：staging。"
 
 
+async def test_cluster_health_with_refused_keys_says_to_check_them_not_to_ask_later(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    user = unique("vk")
+    await make_user(deps.db, user)
+    api = TencentApi(
+        clusters=[{"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"}]
+    )
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
+    async with serve(api.app()) as base:
+        endpoint = base.removeprefix("http://")
+        answers = []
+        # A mistyped secret key, then keys whose CAM policy does not allow DescribeClusters.
+        for key, failure in (("wrong-key", None), (SECRET_KEY, "UnauthorizedOperation")):
+            if failure:
+                api.failures["DescribeClusters"] = [failure]
+            state.tencent = TencentCloud(
+                Credential(SECRET_ID, key),
+                region="ap-guangzhou",
+                endpoint=endpoint,
+                protocol="http",
+                timeout=5,
+            )
+            async with voice_client(state, user) as client:
+                answers.append(await say(client, "cluster_health"))
+    # Asking later cannot help: the keys or their permission must change.
+    expected = "腾讯云拒绝了配置的密钥，看不到集群。请检查 API 密钥和它的访问策略。"
+    assert answers == [expected, expected]
+
+
 async def test_recent_errors_counts_every_error_of_the_span_not_a_page_of_them(
     deps: WorkerDeps, dev_env: WorkflowEnvironment
 ) -> None:
