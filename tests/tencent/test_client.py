@@ -393,3 +393,23 @@ async def test_every_cls_alert_record_of_the_window_is_read_past_a_thousand(
     alarms = await list_alarms(tc, NOW - timedelta(hours=24), NOW)
     assert len(alarms) == 1200
     assert (alarms[0].name, alarms[0].status) == ("checkout down", "0")
+
+
+async def test_a_topic_just_created_is_in_the_next_topic_list(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.logsets = [{"LogsetId": "logset-app", "LogsetName": "app"}]
+    api.topics = [{"TopicId": "t-old", "TopicName": "old", "LogsetId": "logset-app"}]
+    assert [t.name for t in await list_log_topics(tc)] == ["old"]
+    created = await send(
+        tc,
+        CloudRequest(
+            product="cls",
+            action="CreateTopic",
+            params={"LogsetId": "logset-app", "TopicName": "nginx"},
+        ),
+    )
+    # Not the list cached before the create: the user would think it failed and create again.
+    listed = await list_log_topics(tc)
+    assert [(t.topic_id, t.name) for t in listed] == [("t-old", "old"), (created, "nginx")]

@@ -135,6 +135,11 @@ class TencentCloud:
         self._cache[key] = (now, value)
         return value
 
+    def forget(self, region: str | None = None) -> None:
+        """Drop the cached answers of ``region`` (a write there may have changed them)."""
+        region = region or self.region
+        self._cache = {key: hit for key, hit in self._cache.items() if key[1:2] != (region,)}
+
     async def paged(
         self,
         product: str,
