@@ -369,6 +369,19 @@ class RemediationActivities:
     async def verify_remediation(self, request: VerifyInput) -> Verification:
         """Metric condition (read by read_metric) and rollout health; updates the breaker."""
         health = await _translated(self._executor(request.mode).rollout_health(request.target))
+        unknown = request.unknown(health)
+        if unknown is not None:
+            # No verdict: neither counted against the rung (breaker) nor returned as "not
+            # resolved", which would buy the next, stronger rung. The workflow hands over.
+            async with self._writing() as session:
+                await append_once(
+                    session,
+                    subject=request.run_key,
+                    key=request.key,
+                    action="verification",
+                    detail={"rung": int(request.rung), "unknown": unknown},
+                )
+            raise ApplicationError(unknown, type="Unverified", non_retryable=True)
         verification = request.judge(health)
         async with self._writing() as session:
             breakers = BreakerRepository(session)

@@ -26,7 +26,7 @@ from ambient import temporal
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingError
 from ambient.clients.tencent import ops
-from ambient.clients.tencent.errors import TencentCloudError
+from ambient.clients.tencent.errors import TencentAuthError, TencentCloudError
 from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.settings import Settings
 from ambient.status import database_problem, temporal_problem
@@ -266,7 +266,8 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
 
     async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
-        task, question = pick_task(list(await tasks.list(user, limit=200)), name)
+        # Every task: a name is only found among the tasks it is compared with.
+        task, question = pick_task(list(await tasks.list(user)), name)
         if task is None:
             return question
         status = await tasks.get(user, task.task_id, within=_worker_time())
@@ -279,7 +280,7 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
 async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str | None) -> str:
     async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
-        task, question = pick_task(list(await tasks.list(user, limit=200)), name)
+        task, question = pick_task(list(await tasks.list(user)), name)
         if task is None:
             return question
         if pause:
@@ -310,6 +311,9 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
             return "还没有配置腾讯云账号，我看不到集群。"
         try:
             clusters = await ops.list_clusters(cloud)
+        except TencentAuthError:
+            # Asking again later cannot help: the keys or their CAM policy must change.
+            return "腾讯云拒绝了配置的密钥，看不到集群。请检查 API 密钥和它的访问策略。"
         except TencentCloudError:
             return "暂时连不上腾讯云，看不到集群状况，请稍后再问。"
         if not clusters:

@@ -136,6 +136,20 @@ def _contexts(path: str, mtime_ns: int, size: int) -> frozenset[str]:
     return frozenset(KubeConfig.from_file(path).contexts)
 
 
+async def tke_kubeconfig(
+    tencent: TencentCloud, cluster_id: str, *, region: str | None = None
+) -> str:
+    """The TKE cluster's kubeconfig; KubeError when TKE has none to give (its API server
+    access is off): never empty, which a caller would take as "use AMBIENT_KUBECONFIG"."""
+    text = await ops.get_kubeconfig(tencent, cluster_id, region=region)
+    if not text.strip():
+        raise KubeError(
+            f"TKE returned no kubeconfig for {cluster_id!r}: enable the cluster's API "
+            "server access (intranet or internet) in the TKE console"
+        )
+    return text
+
+
 class KubeClients:
     """One lightkube client per cluster id, shared by the executors and the cloud tools.
 
@@ -163,13 +177,7 @@ class KubeClients:
                 f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and Tencent "
                 "Cloud is not configured (set TENCENTCLOUD_SECRET_ID/KEY for TKE clusters)"
             )
-        text = await ops.get_kubeconfig(self._tencent, cluster_id)
-        if not text.strip():
-            raise KubeError(
-                f"TKE returned no kubeconfig for {cluster_id!r}: enable the cluster's API "
-                "server access (intranet or internet) in the TKE console"
-            )
-        return client_from_kubeconfig(text)
+        return client_from_kubeconfig(await tke_kubeconfig(self._tencent, cluster_id))
 
     async def forget(self, cluster_id: str) -> None:
         """Drop the cluster's client: the next call reads its kubeconfig again (rotated

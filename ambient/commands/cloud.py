@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -90,11 +91,24 @@ def topics(region: Region = None, as_json: Json = False) -> None:
     )
 
 
+# How far back the look-back options reach: list_alarms' MCP bound (30 days) and, for logs,
+# ten years (any real look-back). Far past them the window cannot even be computed.
+MAX_LOG_HOURS = 24 * 3650
+MAX_ALARM_HOURS = 24 * 30
+
+
+def _log_hours(value: float) -> float:
+    # click's FloatRange lets NaN through (every comparison with it is false).
+    if not (math.isfinite(value) and 0 < value <= MAX_LOG_HOURS):
+        raise typer.BadParameter(f"between 0 and {MAX_LOG_HOURS} hours, not {value:g}")
+    return value
+
+
 @app.command()
 def logs(
     topic_id: str,
     query: Annotated[str, typer.Option()] = "*",
-    hours: Annotated[float, typer.Option(help="how far back")] = 1.0,
+    hours: Annotated[float, typer.Option(help="how far back", callback=_log_hours)] = 1.0,
     limit: Annotated[int, typer.Option()] = 50,
     as_json: Json = False,
 ) -> None:
@@ -116,7 +130,9 @@ def logs(
 
 @app.command()
 def alarms(
-    hours: Annotated[int, typer.Option()] = 24, region: Region = None, as_json: Json = False
+    hours: Annotated[int, typer.Option(min=1, max=MAX_ALARM_HOURS)] = 24,
+    region: Region = None,
+    as_json: Json = False,
 ) -> None:
     """Cloud Monitor alarms and CLS alert records."""
     now = datetime.now(UTC)

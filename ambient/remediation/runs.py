@@ -127,6 +127,16 @@ class VerifyInput(Keyed):
     reading: MetricReading | None = None
     now: datetime
 
+    def unknown(self, health: RolloutHealth) -> str | None:
+        """Why no verdict can be given (the metric could not be read and the rollout does not
+        show a failure), or None. Not resolved is a finding; an unreadable metric is none."""
+        if self.verify is None or (self.reading is not None and self.reading.value is not None):
+            return None
+        if health.observed and not health.available:
+            return None
+        error = self.reading.error if self.reading else "no reading"
+        return f"metric unreadable: {error}"
+
     def judge(self, health: RolloutHealth) -> Verification:
         """The verdict: the metric's condition on the reading, and the rollout's health."""
         metric_ok: bool | None = None

@@ -9,7 +9,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from ambient.clients.kube import Workload, client_from_kubeconfig
+from ambient.clients.kube import Workload, client_from_kubeconfig, tke_kubeconfig
 from ambient.clients.kube import list_workloads as list_workloads_of
 from ambient.clients.logs import FileLogSource, LogPathError, parse_time
 from ambient.clients.tencent import ops
@@ -194,7 +194,7 @@ async def list_workloads(
     state = app_state(ctx)
     kubeconfig = None
     if cluster_id is not None:
-        kubeconfig = await ops.get_kubeconfig(state.cloud, cluster_id, region=region)
+        kubeconfig = await tke_kubeconfig(state.cloud, cluster_id, region=region)
     client = client_from_kubeconfig(kubeconfig, state.settings.kubeconfig)
     try:
         return Workloads(workloads=await list_workloads_of(client, namespace))

@@ -25,7 +25,7 @@ from ambient.remediation.ladder import (
     WorkloadRef,
 )
 from ambient.remediation.runs import AbortInput, ApprovalInput, RemediationInput, RemediationStatus
-from ambient.remediation.storage import RemediationRepository
+from ambient.remediation.storage import BreakerRepository, RemediationRepository
 from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.models import RemediationAction
@@ -516,6 +516,36 @@ async def test_a_change_that_cannot_be_verified_hands_over_instead_of_failing_th
         queued = await BroadcastRepository(session).pending(USER)
     assert [b.source for b in queued] == ["remediation"]
     assert "could not be verified" in queued[0].body
+
+
+async def test_a_verification_whose_metric_cannot_be_read_hands_over_instead_of_climbing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    executor = RecordingExecutor()
+    deps.executors = {"dry_run": executor}
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        # The metric's endpoint is gone (404): nothing says whether the restart worked.
+        gone = url.replace("/metrics", "/gone")
+        subject = alert(url, labels={"tier": "critical", "user_facing": "true"})
+        subject.verify.source.url = gone  # type: ignore[union-attr]
+        handle = await start(ts_env, worker.task_queue, subject)
+        status = await handle.result()
+
+    # An unreadable metric is no verdict: no stronger rung bought on it, a person takes over.
+    assert status.state == "handed_over"
+    assert [s.rung for s in executor.steps] == [Rung.RESTART]
+    assert status.attempts[0].verified is False
+    assert "metric unreadable" in (status.attempts[0].verification or "")
+    assert "could not be verified" in (status.outcome or "")
+    async with deps.db.session() as session:
+        # Not counted against the rung either: the breaker saw no failure.
+        breaker = await BreakerRepository(session).state(subject.service, int(Rung.RESTART))
+    assert breaker.failures == 0
 
 
 async def test_outside_the_change_window_the_step_waits_for_the_next_opening(

@@ -345,3 +345,71 @@ async def test_a_metric_without_dimensions_is_refused_before_any_call(
     }
     with pytest.raises(TencentRequestError, match="dimensions"):
         await tc.call("monitor", "GetMonitorData", params)
+
+
+async def test_every_cluster_is_listed_however_many_pages_they_take(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.clusters = [
+        {"ClusterId": f"cls-{i:08d}", "ClusterName": f"c{i}", "ClusterStatus": "Running"}
+        for i in range(620)
+    ]
+    clusters = await list_clusters(tc)
+    assert [c.cluster_id for c in clusters] == [c["ClusterId"] for c in api.clusters]
+    pages = [(action, params["Offset"], params["Limit"]) for _, action, params in api.calls]
+    assert pages == [("DescribeClusters", offset, 100) for offset in range(0, 700, 100)]
+
+
+async def test_every_log_topic_is_listed_past_a_thousand(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.topics = [
+        {"TopicId": f"t-{i}", "TopicName": f"app-{i}", "LogsetId": "ls-1"} for i in range(1250)
+    ]
+    topics = await list_log_topics(tc)
+    assert [t.topic_id for t in topics] == [t["TopicId"] for t in api.topics]
+    pages = [(action, params["Offset"], params["Limit"]) for _, action, params in api.calls]
+    assert pages == [("DescribeTopics", offset, 100) for offset in range(0, 1300, 100)]
+
+
+async def test_every_cls_alert_record_of_the_window_is_read_past_a_thousand(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    t = int((NOW - timedelta(hours=20)).timestamp())
+    # A noisy alarm firing every minute, then, last in the history, the one still open.
+    api.cls_records = [
+        {
+            "AlarmName": "5xx burst" if i < 1199 else "checkout down",
+            "Status": 1 if i < 1199 else 0,
+            "CreateTime": (t + 60 * i) * 1000,
+            "TopicName": "nginx",
+            "Trigger": "count > 100",
+        }
+        for i in range(1200)
+    ]
+    alarms = await list_alarms(tc, NOW - timedelta(hours=24), NOW)
+    assert len(alarms) == 1200
+    assert (alarms[0].name, alarms[0].status) == ("checkout down", "0")
+
+
+async def test_a_topic_just_created_is_in_the_next_topic_list(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.logsets = [{"LogsetId": "logset-app", "LogsetName": "app"}]
+    api.topics = [{"TopicId": "t-old", "TopicName": "old", "LogsetId": "logset-app"}]
+    assert [t.name for t in await list_log_topics(tc)] == ["old"]
+    created = await send(
+        tc,
+        CloudRequest(
+            product="cls",
+            action="CreateTopic",
+            params={"LogsetId": "logset-app", "TopicName": "nginx"},
+        ),
+    )
+    # Not the list cached before the create: the user would think it failed and create again.
+    listed = await list_log_topics(tc)
+    assert [(t.topic_id, t.name) for t in listed] == [("t-old", "old"), (created, "nginx")]

@@ -219,3 +219,23 @@ async def test_cloud_cli_lists_clusters_and_explains_missing_credentials(
     bare = {"TENCENTCLOUD_SECRET_ID": "", "TENCENTCLOUD_SECRET_KEY": ""}
     missing = await asyncio.to_thread(runner.invoke, app, ["cloud", "alarms"], env=bare)
     assert missing.exit_code == 1 and "TENCENTCLOUD_SECRET_ID" in missing.output
+
+
+def test_cloud_cli_refuses_a_look_back_out_of_range_by_its_option() -> None:
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    env = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY}
+    runner = CliRunner()
+    for args in (
+        ["cloud", "logs", "t-1", "--hours", "1e12"],
+        ["cloud", "logs", "t-1", "--hours", "nan"],
+        ["cloud", "logs", "t-1", "--hours", "0"],
+        ["cloud", "alarms", "--hours", "99999999999"],
+        ["cloud", "alarms", "--hours", "0"],
+    ):
+        result = runner.invoke(app, args, env=env)
+        # A usage error naming the option (exit 2), never a traceback.
+        assert result.exit_code == 2, (args, result.output)
+        assert "--hours" in result.output and "Traceback" not in result.output, result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -162,3 +163,20 @@ async def test_list_workloads_tool_closes_the_client_it_opens(
     assert "listing deployments: " in failed.content[0].text
     assert len(opened) == 2
     assert all(c._client._client.is_closed for c in opened)
+
+
+async def test_a_tke_cluster_without_a_kubeconfig_is_said_not_read_from_the_local_file(
+    kube: tuple[KubeApi, str], deps: WorkerDeps, tmp_path: Path
+) -> None:
+    # AMBIENT_KUBECONFIG names another cluster (the stand-in's shop deployments).
+    _, config = kube
+    local = tmp_path / "kubeconfig"
+    local.write_text(config)
+    deps.settings = deps.settings.model_copy(update={"kubeconfig": local})
+    # TKE answers no kubeconfig for cls-abcd1234: its API server access is not enabled.
+    async with mcp_tools(deps, {}) as client:
+        asked = await client.call_tool("list_workloads", {"cluster_id": "cls-abcd1234"})
+        local_ones = await client.call_tool("list_workloads", {})
+    assert asked.is_error, asked.structured_content
+    assert "TKE returned no kubeconfig for 'cls-abcd1234'" in asked.content[0].text
+    assert not local_ones.is_error  # the file still serves a call that names no cluster

@@ -69,6 +69,35 @@ async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
         assert not description.schedule.state.paused
 
 
+async def test_a_task_is_found_by_voice_among_more_than_two_hundred(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    user = unique("vt")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        names = [f"job-{i:03d}" for i in range(230)]
+        for start in range(0, len(names), 20):
+            await asyncio.gather(
+                *(
+                    state.tasks.create(user, "schedule", {"hour": 9, "message": n}, name=n)
+                    for n in names[start : start + 20]
+                )
+            )
+        first = {t.task_id.rsplit("/", 1)[-1] for t in await state.tasks.list(user, limit=200)}
+        beyond = sorted(set(names) - first)
+        assert len(beyond) == 30
+        async with voice_client(state, user) as client:
+            status = await say(client, "task_status", name=beyond[-1])
+            assert status.startswith(f"{beyond[-1].replace('-', ' ')}正在运行"), status
+            paused = await say(client, "pause_task", name=beyond[0])
+            assert paused == f"好的，{beyond[0].replace('-', ' ')}已暂停。", paused
+        described = await dev_env.client.get_schedule_handle(
+            f"reminder/{user}/{beyond[0]}"
+        ).describe()
+        assert described.schedule.state.paused
+
+
 async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
@@ -198,6 +227,38 @@ async def test_recent_errors_and_cluster_health_in_one_sentence(
         async with voice_client(state, user) as client:
             health = await say(client, "cluster_health")
     assert health == "2 个集群里有 1 个不正常：staging。"
+
+
+async def test_cluster_health_with_refused_keys_says_to_check_them_not_to_ask_later(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    user = unique("vk")
+    await make_user(deps.db, user)
+    api = TencentApi(
+        clusters=[{"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"}]
+    )
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
+    async with serve(api.app()) as base:
+        endpoint = base.removeprefix("http://")
+        answers = []
+        # A mistyped secret key, then keys whose CAM policy does not allow DescribeClusters.
+        for key, failure in (("wrong-key", None), (SECRET_KEY, "UnauthorizedOperation")):
+            if failure:
+                api.failures["DescribeClusters"] = [failure]
+            state.tencent = TencentCloud(
+                Credential(SECRET_ID, key),
+                region="ap-guangzhou",
+                endpoint=endpoint,
+                protocol="http",
+                timeout=5,
+            )
+            async with voice_client(state, user) as client:
+                answers.append(await say(client, "cluster_health"))
+    # Asking later cannot help: the keys or their permission must change.
+    expected = "腾讯云拒绝了配置的密钥，看不到集群。请检查 API 密钥和它的访问策略。"
+    assert answers == [expected, expected]
 
 
 async def test_recent_errors_counts_every_error_of_the_span_not_a_page_of_them(

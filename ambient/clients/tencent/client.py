@@ -135,6 +135,11 @@ class TencentCloud:
         self._cache[key] = (now, value)
         return value
 
+    def forget(self, region: str | None = None) -> None:
+        """Drop the cached answers of ``region`` (a write there may have changed them)."""
+        region = region or self.region
+        self._cache = {key: hit for key, hit in self._cache.items() if key[1:2] != (region,)}
+
     async def paged(
         self,
         product: str,
@@ -143,13 +148,13 @@ class TencentCloud:
         items: str,
         *,
         page_size: int = 100,
-        limit: int = 1000,
+        limit: int | None = 1000,
         region: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Offset/Limit paging until ``limit`` items or the total is reached."""
+        """Offset/Limit paging until ``limit`` items (None: all) or the total is reached."""
         found: list[dict[str, Any]] = []
         offset = 0
-        while len(found) < limit:
+        while limit is None or len(found) < limit:
             page = await self.call(
                 product, action, {**params, "Offset": offset, "Limit": page_size}, region=region
             )

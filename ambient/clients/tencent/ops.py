@@ -147,7 +147,8 @@ async def search_logs(
 
 async def list_log_topics(tc: TencentCloud, *, region: str | None = None) -> list[LogTopic]:
     async def load() -> list[LogTopic]:
-        topics = await tc.paged("cls", "DescribeTopics", {}, "Topics", region=region)
+        # Every page: search_logs needs the id of whichever topic the user means.
+        topics = await tc.paged("cls", "DescribeTopics", {}, "Topics", limit=None, region=region)
         return [
             LogTopic(
                 topic_id=t["TopicId"], name=t.get("TopicName", ""), logset_id=t.get("LogsetId")
@@ -199,6 +200,8 @@ async def list_alarms(
         "DescribeAlertRecordHistory",
         {"From": _ms(start), "To": _ms(end)},
         "Records",
+        # Every page, as for Monitor above: the triage looks for the unresolved among them.
+        limit=None,
         region=region,
     )
     for r in records:
@@ -271,8 +274,9 @@ async def get_metric(
 
 async def list_clusters(tc: TencentCloud, *, region: str | None = None) -> list[Cluster]:
     async def load() -> list[Cluster]:
+        # Every page: a cluster left off the list reads as a cluster that does not exist.
         clusters = await tc.paged(
-            "tke", "DescribeClusters", {}, "Clusters", limit=500, region=region
+            "tke", "DescribeClusters", {}, "Clusters", limit=None, region=region
         )
         return [
             Cluster(

@@ -123,5 +123,7 @@ def name_taken(action: str, code: str) -> bool:
 async def send(tc: TencentCloud, request: CloudRequest) -> str | None:
     """Make the one write; the created resource's id (None if the action names none)."""
     answer = await tc.call(request.product, request.action, request.params, region=request.region)
+    # The next list shows what was just made, not the one cached before it.
+    tc.forget(request.region)
     found = answer.get(CREATED_ID.get(request.action, ""))
     return str(found) if found else None
