@@ -171,6 +171,21 @@ async def test_alarms_from_monitor_and_cls_in_one_timeline(
     assert {a.source for a in alarms} == {"monitor", "cls"}
 
 
+async def test_an_event_alarm_without_policy_name_or_metrics_is_listed(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """An event alarm (an instance unreachable) carries no metrics; with no policy name
+    either, reading its name from the first metric failed the whole list (IndexError)."""
+    api, tc = cloud
+    t = int((NOW - timedelta(hours=1)).timestamp())
+    api.monitor_alarms = [
+        {"PolicyName": "", "AlarmType": "EVENT", "MetricsInfo": metrics, "FirstOccurTime": t + i}
+        for i, metrics in enumerate(([], None))
+    ]
+    alarms = await list_alarms(tc, NOW - timedelta(hours=2), NOW)
+    assert [a.name for a in alarms] == ["EVENT alarm", "EVENT alarm"]
+
+
 async def test_metrics_node_pool_scaling_and_tts(cloud: tuple[TencentApi, TencentCloud]) -> None:
     api, tc = cloud
     now = int(NOW.timestamp())

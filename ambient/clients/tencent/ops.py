@@ -183,8 +183,7 @@ async def list_alarms(
             alarms.append(
                 AlarmRecord(
                     source="monitor",
-                    name=h.get("PolicyName")
-                    or h.get("MetricsInfo", [{}])[0].get("MetricName", "alarm"),
+                    name=h.get("PolicyName") or _alarm_name(h),
                     status=h.get("AlarmStatus", ""),
                     time=datetime.fromtimestamp(int(h.get("FirstOccurTime", 0)), UTC),
                     level=h.get("AlarmLevel"),
@@ -391,3 +390,10 @@ async def latest_metric_value(
             "NoData", f"{namespace}/{metric} has no datapoints in the last {period * 10}s"
         )
     return points[-1].value
+
+
+def _alarm_name(history: dict[str, Any]) -> str:
+    """A name for an alarm without a policy name: its metric, else its type (an event alarm
+    carries no metrics)."""
+    metrics = history.get("MetricsInfo") or [{}]
+    return str(metrics[0].get("MetricName") or f"{history.get('AlarmType') or 'monitor'} alarm")
