@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
-from ambient.briefing.logreport import TemplateStat
+from ambient.briefing.logreport import LogReport, TemplateStat
 from ambient.clients.tencent.ops import AlarmRecord
 from ambient.domain.configs import UserConfig, as_it_ran
 from ambient.domain.users import HHMM, TimeZone
@@ -350,3 +350,47 @@ class GreetingRecord(BaseModel):
     date: str
     given_at: datetime
     via: str
+
+
+# --- what the service answers ----------------------------------------------------------
+KIND = "daily_briefing"
+
+
+class BriefingRef(BaseModel):
+    task_id: str
+    kind: str = KIND
+    state: str = "active"
+    created: bool = True
+    config: BriefingConfig
+
+
+class BriefingView(BaseModel):
+    """A stored briefing as the caller sees it."""
+
+    model_config = ConfigDict(from_attributes=True)
+    date: str
+    status: str
+    version: int
+    generated_by: str
+    content: BriefingContent
+    report_markdown: str
+    prepared_at: datetime | None = None
+    given_at: datetime | None = None
+    given_via: str | None = None
+    pushed_at: datetime | None = None
+
+
+class BriefingListItem(BaseModel):
+    date: str
+    status: str
+    headline: str
+    generated_by: str
+    given_at: datetime | None = None
+    pushed_at: datetime | None = None
+
+
+class LogAnalysis(BaseModel):
+    report: LogReport
+    markdown: str
+    source: str
+    read: str

@@ -19,7 +19,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -31,21 +31,25 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.briefing.logreport import LogReducer, LogReport
+from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import LogFileError, read_log_source, resolve_log_path
 from ambient.briefing.models import (
+    KIND,
     MAX_REQUEST_ID,
     BriefingCarry,
     BriefingConfig,
-    BriefingContent,
+    BriefingListItem,
+    BriefingRef,
     BriefingRun,
     BriefingStatus,
+    BriefingView,
     ClsLogSpec,
     FileLogSpec,
     GreetOutcome,
     GreetRequest,
     GreetResult,
+    LogAnalysis,
     PreparedBriefing,
     PushRequest,
     briefing_link,
@@ -66,7 +70,6 @@ from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import GREETING_WAIT, DailyBriefingWorkflow
 
 log = logging.getLogger(__name__)
-KIND = "daily_briefing"
 MAX_LISTED = 366  # a year of days
 # What a greeting keeps of its caller's wait for the update's trip to the workflow and back.
 GREET_ROUND_TRIP = 2.0
@@ -90,46 +93,6 @@ class BriefingRefusedError(BriefingError):
 
 class BriefingNotFoundError(BriefingError):
     """No daily briefing task, or no briefing of that date, for the caller."""
-
-
-class BriefingRef(BaseModel):
-    task_id: str
-    kind: str = KIND
-    state: str = "active"
-    created: bool = True
-    config: BriefingConfig
-
-
-class BriefingView(BaseModel):
-    """A stored briefing as the caller sees it."""
-
-    model_config = ConfigDict(from_attributes=True)
-    date: str
-    status: str
-    version: int
-    generated_by: str
-    content: BriefingContent
-    report_markdown: str
-    prepared_at: datetime | None = None
-    given_at: datetime | None = None
-    given_via: str | None = None
-    pushed_at: datetime | None = None
-
-
-class BriefingListItem(BaseModel):
-    date: str
-    status: str
-    headline: str
-    generated_by: str
-    given_at: datetime | None = None
-    pushed_at: datetime | None = None
-
-
-class LogAnalysis(BaseModel):
-    report: LogReport
-    markdown: str
-    source: str
-    read: str
 
 
 def task_id_for(user: str) -> str:

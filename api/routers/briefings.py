@@ -9,16 +9,20 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from ambient.briefing.models import BriefingConfig, BriefingStatus, PreparedBriefing
+from ambient.briefing.models import (
+    BriefingConfig,
+    BriefingListItem,
+    BriefingRef,
+    BriefingStatus,
+    BriefingView,
+    LogAnalysis,
+    PreparedBriefing,
+)
 from ambient.briefing.service import (
     BriefingError,
-    BriefingListItem,
     BriefingNotFoundError,
-    BriefingRef,
     BriefingRefusedError,
-    BriefingView,
     InvalidBriefingError,
-    LogAnalysis,
 )
 from ambient.domain.notify import NotifyResult
 from ambient.sharing import ReportLink
