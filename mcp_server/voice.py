@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 # Bounds well under a voice client's patience (xiaozhi.me waits 10 s for a tool call).
 CALL_BUDGET = 8.0
+OPEN_LISTED = 500  # open runs what_needs_me counts; past it, "500 多个"
 # What a read that waits for the worker leaves of the budget, to say a silent worker as such.
 SAY_MARGIN = 0.5
 # When the current voice call's budget runs out (the loop's clock).
@@ -140,11 +141,8 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     async def work(state: AppState, user: str) -> str:
         service = state.remediations
         waiting = await waiting_for(service, user)
-        running = [
-            r
-            for r in await service.list_runs(user, open_only=True, limit=500)
-            if r.run_key not in {w.run_key for w in waiting}
-        ]
+        runs = await service.list_runs(user, open_only=True, limit=OPEN_LISTED + 1)
+        running = [r for r in runs[:OPEN_LISTED] if r.run_key not in {w.run_key for w in waiting}]
         if not waiting and not running:
             return "现在没有需要你处理的事，一切正常。"
         parts = []
@@ -154,7 +152,8 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
             )
             parts.append(f"有 {len(waiting)} 个修复等你审批：{named}。可以说“批准第一个”。")
         if running:
-            parts.append(f"另有 {len(running)} 个告警正在自动处理。")
+            more = "多" if len(runs) > OPEN_LISTED else ""  # after a storm: "500 多个"
+            parts.append(f"另有 {len(running)} {more}个告警正在自动处理。")
         return "".join(parts)
 
     return await _answer(ctx, speaker, work)

@@ -242,3 +242,35 @@ async def test_with_two_waiting_a_decision_is_named_back_and_made_when_confirmed
             (handles["checkout"].id, True),
         ]
         assert {a["rung"] for a in asked} == {1} and "made" in events[0].payload
+
+
+async def test_more_open_alerts_than_one_list_holds_are_said_as_more(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """After a storm, what_needs_me counted the open runs of one list of 500 and said
+    "另有 500 个" for 600."""
+    from ambient.storage.models import RemediationRecord
+
+    await add_user(deps, OWNER)
+    async with deps.db.session() as session:
+        session.add_all(
+            RemediationRecord(
+                run_key=f"remediation/fp-{i}@run",
+                remediation_id=f"remediation/fp-{i}",
+                user=OWNER,
+                cluster_id="cls-1",
+                service="checkout",
+                alert_type="error_rate",
+                source="webhook",
+                mode="dry_run",
+                state="acting",
+            )
+            for i in range(600)
+        )
+        await session.commit()
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+    )
+    async with voice_client(state, OWNER) as client:
+        needs = await say(client, "what_needs_me")
+    assert needs == "另有 500 多个告警正在自动处理。", needs
