@@ -98,6 +98,10 @@ class UserSettings(StorableText):
     language: Language | None = None
 
 
+# Settings a user may empty (null on update clears them); the others keep their value on null.
+CLEARABLE_SETTINGS = frozenset({"email", "phone", "voiceprint_id"})
+
+
 class Grant(BaseModel):
     """A change of role and/or rollback permission, made by an admin for another user."""
 

@@ -12,7 +12,13 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ambient.domain.notify import Message
-from ambient.domain.users import Grant, UserCreate, UserPublic, UserSettings
+from ambient.domain.users import (
+    CLEARABLE_SETTINGS,
+    Grant,
+    UserCreate,
+    UserPublic,
+    UserSettings,
+)
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import Repository, given
 from ambient.storage.models import Delivery, Event, InboxMessage, User, WatchSnapshot
@@ -106,8 +112,9 @@ class UserRepository(Repository):
     async def update(self, user: User, data: UserSettings) -> None:
         """Change ``user``'s own settings (VoiceprintTakenError: nothing changed)."""
         await self._voiceprint_free(data.voiceprint_id, user.name)
-        for field, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
-            setattr(user, field, value)
+        for field, value in data.model_dump(exclude_unset=True).items():
+            if value is not None or field in CLEARABLE_SETTINGS:
+                setattr(user, field, value)
         await self.session.flush()
 
     async def _voiceprint_free(self, voiceprint: str | None, name: str) -> None:

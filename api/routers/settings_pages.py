@@ -19,7 +19,7 @@ from ambient.bridge.endpoints import (
 )
 from ambient.clients.notify.targets import TargetError
 from ambient.domain.push import PushConfig, stored_push_config
-from ambient.domain.users import Language, UserSettings
+from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
 from ambient.push import save_push_config
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository, VoiceprintTakenError, user_public
@@ -131,6 +131,8 @@ async def save_settings(
         sent[key] = value
         if value:
             data[key] = value
+        elif key in CLEARABLE_SETTINGS:
+            data[key] = None  # emptied: cleared
     try:
         # Permissions are not settings: only an admin grants them, through the users API.
         parsed = UserSettings.model_validate(data)
