@@ -85,8 +85,9 @@ async def list_servers(user: CurrentUser, chat: ChatDep) -> list[ServerView]:
     hub = chat.hub
     health = (await hub.facade(user)).health()
     ours = ServerView(name="ambient", spec={"transport": "in-process"}, health=health["ambient"])
+    # A server the facade leaves out is not run: a stdio one whose owner is no longer an admin.
     return [ours] + [
-        ServerView(name=spec.name, spec=spec.public(), health=health.get(spec.name, "active"))
+        ServerView(name=spec.name, spec=spec.public(), health=health.get(spec.name, "off"))
         for spec in await hub.specs(user.name)
     ]
 

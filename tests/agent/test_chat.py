@@ -205,3 +205,6 @@ async def test_an_admin_demoted_to_member_no_longer_runs_the_stdio_servers_they_
         )
         assert demoted.status_code == 200, demoted.text
         assert "run_on_host" not in await tools()
+        # The list says the server is not run, as its owner is no admin now.
+        servers = {s["name"]: s["health"] for s in (await http.get("/agent/servers")).json()}
+        assert servers == {"ambient": "active", "host": "off"}, servers
