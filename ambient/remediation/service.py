@@ -272,7 +272,7 @@ class RemediationService:
     # --- read --------------------------------------------------------------------------
 
     async def get(self, user: str, rid: str) -> RemediationView:
-        status = await self._status(rid)
+        status = await self._seen_status(user, rid)
         await self._steerer(user, status)
         async with self.db.session() as session:
             records = await AuditRepository(session).list(subject=status.run_key, limit=1000)
@@ -282,12 +282,31 @@ class RemediationService:
         ]
         return RemediationView(**status.model_dump(), audit=audit)
 
+    async def _seen_status(self, user: str, rid: str) -> RemediationStatus:
+        """The run's status, queried only once the caller may see it.
+
+        Who may see it is read from the server's description of the run (its search
+        attributes), not a query: a query waits for the run's worker, and a stranger's look at
+        a run that exists took that time (or its timeout) where one at no run was refused at
+        once, telling the stranger the run existed.
+        """
+        _check_id(rid)
+        try:
+            description = await self.client.get_workflow_handle(rid).describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise _not_found(rid) from None
+            raise RemediationError(
+                f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}"
+            ) from None
+        attributes = description.typed_search_attributes
+        owner = attributes.get(temporal.USER) or ""
+        if not await self._may_steer(user, owner, attributes.get(temporal.CLUSTER) or ""):
+            raise _not_found(rid)
+        return await self._status(rid)
+
     async def _status(self, rid: str) -> RemediationStatus:
-        if not rid.startswith("remediation/"):
-            raise RemediationNotFoundError(
-                f"no remediation {rid!r}: ids look like remediation/<fingerprint>; "
-                "call list_remediations"
-            )
+        _check_id(rid)
         try:
             return await self.client.get_workflow_handle(rid).query(
                 GradedRemediationWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
@@ -355,7 +374,7 @@ class RemediationService:
         self, user: str, rid: str, approve: bool, reason: str = ""
     ) -> ApprovalDecision:
         """Answer the pending approval; the approver's permission is read here, not given."""
-        status = await self._status(rid)
+        status = await self._seen_status(user, rid)
         account = await self._steerer(user, status, "approve" if approve else "refuse")
         if status.state != "waiting_approval" or status.waiting is None:
             raise RemediationStateError(
@@ -386,7 +405,7 @@ class RemediationService:
             raise RemediationError(f"Temporal refused the approval: {exc.message}") from None
 
     async def abort(self, user: str, rid: str, reason: str = "") -> RemediationStatus:
-        status = await self._status(rid)
+        status = await self._seen_status(user, rid)
         await self._steerer(user, status, "abort")
         if status.state in FINAL_STATES:  # ended, its last steps (report, notice) still running
             raise RemediationStateError(f"{rid} already finished (state {status.state})")
@@ -479,6 +498,14 @@ class RemediationService:
                 f"(it needs {mode!r} or higher; an admin grants it)"
             )
         return account
+
+
+def _check_id(rid: str) -> None:
+    if not rid.startswith("remediation/"):
+        raise RemediationNotFoundError(
+            f"no remediation {rid!r}: ids look like remediation/<fingerprint>; "
+            "call list_remediations"
+        )
 
 
 def _not_found(rid: str) -> RemediationNotFoundError:

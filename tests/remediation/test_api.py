@@ -361,3 +361,45 @@ async def test_another_users_remediation_is_not_found_in_the_same_words_as_none_
         404,
         "no remediation 'remediation/FP' among yours; call list_remediations to see yours",
     )
+
+
+async def test_a_stranger_is_refused_another_users_run_before_its_worker_is_asked_anything(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # A query goes to the run's worker: asked before the refusal, a stranger's look at a run
+    # that exists took the worker's time (or its timeout, with the worker busy or down) where
+    # one at no run was refused at once, which told the stranger the run existed.
+    remediation_settings(deps)
+    owner, stranger = unique("api-owner"), unique("api-prober")
+    settings = deps.settings.model_copy(
+        update={
+            "temporal_task_queue": unique("no-worker"),  # nobody polls it: no query is answered
+            "temporal_address": dev_env.client.service_client.config.target_host,
+        }
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(settings)
+        headers = {}
+        for name in (owner, stranger):
+            registered = await http.post("/users", json={"name": name}, headers=admin)
+            headers[name] = {"Authorization": f"Bearer {registered.json()['token']}"}
+        subject = alert("http://127.0.0.1:9/metrics", workload=owner).model_dump(mode="json")
+        started = await http.post("/remediations", json={"alert": subject}, headers=headers[owner])
+        assert started.status_code == 201, started.text
+        rid = started.json()["remediation_id"]
+        path = f"/remediations/{rid.removeprefix('remediation/')}"
+        try:
+            answers = [
+                await http.get(path, headers=headers[stranger]),
+                await http.post(
+                    f"{path}/approval", json={"approve": True}, headers=headers[stranger]
+                ),
+                await http.post(f"{path}/abort", json={}, headers=headers[stranger]),
+            ]
+        finally:
+            await dev_env.client.get_workflow_handle(rid).terminate()
+    refused = f"no remediation {rid!r} among yours; call list_remediations to see yours"
+    assert [(a.status_code, a.json()["detail"]) for a in answers] == [(404, refused)] * 3
