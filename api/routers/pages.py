@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from ambient import grants
 from ambient.domain import field_errors as fields
 from ambient.domain.users import Language, UserCreate
-from ambient.status import system_status, temporal_problem
+from ambient.status import database_problem, system_status, temporal_problem
 from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository
 from ambient.watches.inputs import ConfigError
@@ -31,8 +31,8 @@ from api.security import refuse_cross_site_writes
 
 
 class PageRoute(APIRoute):
-    """A page's route: Temporal down is said on a page in the user's language, not with the
-    API's JSON 503 (what a browser would show after a form post or a link)."""
+    """A page's route: Temporal or the database down is said on a page in the user's language,
+    not with the API's JSON 503 (what a browser would show after a form post or a link)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -41,19 +41,18 @@ class PageRoute(APIRoute):
             try:
                 return await handler(request)
             except Exception as exc:
-                if temporal_problem(exc, None) is None:
+                if temporal_problem(exc, None) is not None:
+                    async with get_state(request).db.session() as session:
+                        user = await page_user(request, session)
+                    problem = TEMPORAL_DOWN
+                elif database_problem(exc, None) is not None:
+                    user, problem = None, DATABASE_DOWN  # who signed in is in the database
+                else:
                     raise
-            async with get_state(request).db.session() as session:
-                user = await page_user(request, session)
-            _ = Words(language_of(request, user))
-            problem = _(
-                "Temporal, which runs the tasks, is not reachable right now: this was not "
-                "done. Try again in a moment."
-            )
             return render(
                 request,
                 "unavailable.html",
-                {"user": user, "problem": problem},
+                {"user": user, "problem": Words(language_of(request, user))(problem)},
                 status.HTTP_503_SERVICE_UNAVAILABLE,
             )
 
@@ -125,6 +124,16 @@ async def page_user(request: Request, session: SessionDep) -> User | None:
 
 
 MaybeUser = Annotated[User | None, Depends(page_user)]
+
+# What a page says when what it needs is down (translated where it is shown).
+TEMPORAL_DOWN = N_(
+    "Temporal, which runs the tasks, is not reachable right now: this was not done. "
+    "Try again in a moment."
+)
+DATABASE_DOWN = N_(
+    "The database, which keeps the tasks and settings, is not reachable right now: this was "
+    "not done. Try again in a moment."
+)
 
 
 def language_of(request: Request, user: Any) -> Language:
