@@ -41,6 +41,18 @@ window.addEventListener("DOMContentLoaded", () => {
     item.textContent = text;
     log.append(item);
     log.scrollTop = log.scrollHeight;
+    return item;
+  }
+
+  // Signed out (the cookie expired, or the token changed): the page's route answers with the
+  // sign-in form, which fetch follows; say so, with the way back, in the page's language.
+  function signedOut() {
+    const words = document.getElementById("chat").dataset;
+    const item = say("error", "");
+    const link = document.createElement("a");
+    link.href = "/signin";
+    link.textContent = words.expired;
+    item.append(link);
   }
 
   function show(event) {
@@ -62,7 +74,11 @@ window.addEventListener("DOMContentLoaded", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify(Object.assign({ conversation_id: conversation }, body)),
     });
-    if (!response.ok) { say("error", "The assistant answered " + response.status); return; }
+    if (response.redirected || response.status === 401) { signedOut(); return; }
+    if (!response.ok) {
+      say("error", document.getElementById("chat").dataset.failed.replace("{status}", response.status));
+      return;
+    }
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";

@@ -1,0 +1,46 @@
+"""The chat box in headless chromium when the page's sign-in no longer holds."""
+
+from __future__ import annotations
+
+from playwright.async_api import Browser, expect
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import Language, UserCreate
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from tests.conftest import unique
+from tests.support.servers import free_port, serve
+from tests.web.test_pages_browser import phone_page
+
+
+async def test_the_chat_box_says_the_sign_in_expired_and_how_to_sign_in_again(
+    browser: Browser, deps: WorkerDeps
+) -> None:
+    name = unique("chat")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
+        await session.commit()
+    # The chat is refused before it needs Temporal: a closed port.
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with serve(create_app(settings)) as base, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        await page.goto(f"{base}/app")
+        # The token is rotated elsewhere (the CLI, another browser): this page's cookie is stale.
+        async with deps.db.session() as session:
+            user = await UserRepository(session).get(name)
+            assert user is not None
+            fresh = await UserRepository(session).rotate_token(user)
+            await session.commit()
+        await page.get_by_label("消息").fill("我有哪些任务？")
+        await page.get_by_role("button", name="发送").click()
+        said = page.locator("#chat-log li.error")
+        await expect(said).to_have_text("登录已失效：请用你的 API 令牌重新登录。")
+        await said.get_by_role("link").click()
+        await expect(page).to_have_url(f"{base}/signin")
+        await page.locator("#token").fill(fresh)  # the sign-in form speaks the browser's language
+        await page.locator("#token").press("Enter")
+        await expect(page).to_have_url(f"{base}/app")
+        # Any other refusal is said in the page's language too, not "The assistant answered".
+        await page.get_by_label("消息").fill("长" * 4001)
+        await page.get_by_role("button", name="发送").click()
+        await expect(page.locator("#chat-log li.error")).to_have_text("助手没有回答（错误 422）。")
