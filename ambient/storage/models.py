@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import LargeBinary, TypeDecorator
@@ -79,6 +89,11 @@ class User(Numbered, Dated, Base):
     # "zh" or "en" (ambient.domain.users.Language); NULL: not chosen, the server's default.
     language: Mapped[str | None] = mapped_column(String(8))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+# One voice, one user, whatever the case (UserRepository checks it against names, in code).
+VOICEPRINT_INDEX = "uq_users_voiceprint"
+Index(VOICEPRINT_INDEX, func.lower(User.voiceprint_id), unique=True)
 
 
 class Event(Numbered, Dated, Base):

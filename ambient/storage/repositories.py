@@ -21,7 +21,14 @@ from ambient.domain.users import (
 )
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import Repository, given
-from ambient.storage.models import Delivery, Event, InboxMessage, User, WatchSnapshot
+from ambient.storage.models import (
+    VOICEPRINT_INDEX,
+    Delivery,
+    Event,
+    InboxMessage,
+    User,
+    WatchSnapshot,
+)
 
 TOKEN_PREFIX = "amb_"
 # The audit actor for changes made with direct database access (the `ambient user` CLI).
@@ -53,6 +60,17 @@ def user_public(user: User) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
 
 
+def _voiceprint_taken(voiceprint: str | None) -> VoiceprintTakenError:
+    return VoiceprintTakenError(
+        f"{voiceprint!r} already names another user's voice: choose another"
+    )
+
+
+def _voiceprint_clash(exc: IntegrityError) -> bool:
+    """The database refused a voiceprint id another user has (uq_users_voiceprint)."""
+    return VOICEPRINT_INDEX in str(exc.orig)
+
+
 class UserRepository(Repository):
     async def create(self, data: UserCreate, *, actor: str = OPERATOR) -> tuple[User, str]:
         """Register a user (audited: who registered it, with which role and permission).
@@ -70,6 +88,8 @@ class UserRepository(Repository):
             await self.session.flush()
         except IntegrityError as exc:
             await self.session.rollback()
+            if _voiceprint_clash(exc):  # taken by another registration or update meanwhile
+                raise _voiceprint_taken(data.voiceprint_id) from exc
             raise UserExistsError(data.name) from exc
         await AuditRepository(self.session).append(
             actor=actor,
@@ -110,12 +130,21 @@ class UserRepository(Repository):
         return await self.session.scalar(query)
 
     async def update(self, user: User, data: UserSettings) -> None:
-        """Change ``user``'s own settings (VoiceprintTakenError: nothing changed)."""
+        """Change ``user``'s own settings (VoiceprintTakenError: nothing changed, the session's
+        transaction is rolled back)."""
         await self._voiceprint_free(data.voiceprint_id, user.name)
         for field, value in data.model_dump(exclude_unset=True).items():
             if value is not None or field in CLEARABLE_SETTINGS:
                 setattr(user, field, value)
-        await self.session.flush()
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            # Not a savepoint: on SQLite releasing one that began the transaction commits it.
+            await self.session.rollback()
+            await self.session.refresh(user)  # its stored values, not the refused ones
+            if _voiceprint_clash(exc):  # another update took it after the check above
+                raise _voiceprint_taken(data.voiceprint_id) from exc
+            raise
 
     async def _voiceprint_free(self, voiceprint: str | None, name: str) -> None:
         # A speaker is found by voiceprint id or user name, case-insensitively
@@ -127,9 +156,7 @@ class UserRepository(Repository):
             User.name != name, or_(func.lower(User.voiceprint_id) == key, User.name == key)
         )
         if await self.session.scalar(query.limit(1)) is not None:
-            raise VoiceprintTakenError(
-                f"{voiceprint!r} already names another user's voice: choose another"
-            )
+            raise _voiceprint_taken(voiceprint)
 
     async def rotate_token(self, user: User) -> str:
         token = new_api_token()
