@@ -204,10 +204,17 @@ class DiscussionService(DiscussionReads):
             # The speaker is the authenticated caller, never what the message claims: an
             # agent's message (ours or the caller's own) is no person's answer.
             in_person = message.from_id == user
-            # A run's discussion names the run (remediation/{fingerprint}@{run id}).
-            rid = subject.partition("@")[0]
+            # A run's discussion names the run (remediation/{fingerprint}@{run id}): it steers
+            # that run only, not a later run of the same alert.
+            rid, _, run = subject.partition("@")
             posted.action = await self._act(
-                user, rid, verb, message.content, inferred, in_person=in_person
+                user,
+                rid,
+                verb,
+                message.content,
+                inferred,
+                in_person=in_person,
+                run_key=subject if run else None,
             )
         return await self._notify(posted, topic, message, recipients)
 
@@ -372,6 +379,7 @@ class DiscussionService(DiscussionReads):
         inferred: bool,
         *,
         in_person: bool,
+        run_key: str | None,
     ) -> dict[str, Any]:
         outcome: dict[str, Any] = {"remediation_id": remediation_id, "verb": verb}
         if not in_person:
@@ -389,10 +397,12 @@ class DiscussionService(DiscussionReads):
         else:
             try:
                 if verb == "abort":
-                    await self.remediations.abort(user, remediation_id, reason[:500])
+                    await self.remediations.abort(
+                        user, remediation_id, reason[:500], run_key=run_key
+                    )
                 else:
                     await self.remediations.approve(
-                        user, remediation_id, verb == "approve", reason[:500]
+                        user, remediation_id, verb == "approve", reason[:500], run_key=run_key
                     )
             except RemediationError as exc:
                 why = str(exc)

@@ -371,10 +371,14 @@ class RemediationService:
     # --- steer -------------------------------------------------------------------------
 
     async def approve(
-        self, user: str, rid: str, approve: bool, reason: str = ""
+        self, user: str, rid: str, approve: bool, reason: str = "", *, run_key: str | None = None
     ) -> ApprovalDecision:
-        """Answer the pending approval; the approver's permission is read here, not given."""
+        """Answer the pending approval; the approver's permission is read here, not given.
+
+        With ``run_key`` (a reply in a run's discussion), only that run is answered.
+        """
         status = await self._seen_status(user, rid)
+        _check_run(status, run_key)
         account = await self._steerer(user, status, "approve" if approve else "refuse")
         if status.state != "waiting_approval" or status.waiting is None:
             raise RemediationStateError(
@@ -386,7 +390,7 @@ class RemediationService:
         answer = f"{status.run_key}/{int(status.waiting.rung)}/{user}/{approve}"
         update_id = "approve-" + hashlib.sha256(answer.encode()).hexdigest()[:20]
         try:
-            return await self.client.get_workflow_handle(rid).execute_update(
+            return await _run_handle(self.client, rid, run_key).execute_update(
                 GradedRemediationWorkflow.approve,
                 ApprovalInput(
                     approver=user,
@@ -404,12 +408,16 @@ class RemediationService:
         except RPCError as exc:
             raise RemediationError(f"Temporal refused the approval: {exc.message}") from None
 
-    async def abort(self, user: str, rid: str, reason: str = "") -> RemediationStatus:
+    async def abort(
+        self, user: str, rid: str, reason: str = "", *, run_key: str | None = None
+    ) -> RemediationStatus:
+        """Stop the run; with ``run_key`` (a reply in a run's discussion), only that run."""
         status = await self._seen_status(user, rid)
+        _check_run(status, run_key)
         await self._steerer(user, status, "abort")
         if status.state in FINAL_STATES:  # ended, its last steps (report, notice) still running
             raise RemediationStateError(f"{rid} already finished (state {status.state})")
-        handle = self.client.get_workflow_handle(rid)
+        handle = _run_handle(self.client, rid, run_key)
         description = await handle.describe()
         if description.status is not WorkflowExecutionStatus.RUNNING:
             raise RemediationStateError(f"{rid} already finished (state {status.state})")
@@ -498,6 +506,19 @@ class RemediationService:
                 f"(it needs {mode!r} or higher; an admin grants it)"
             )
         return account
+
+
+def _check_run(status: RemediationStatus, run_key: str | None) -> None:
+    if run_key is not None and status.run_key != run_key:
+        raise RemediationStateError(
+            f"this discussion is about an earlier run of {status.remediation_id}, which has "
+            "ended: answer the current run in its own discussion (or with approve_remediation)"
+        )
+
+
+def _run_handle(client: Client, rid: str, run_key: str | None) -> Any:
+    # The run named, not whichever is latest when the call arrives (None: the latest).
+    return client.get_workflow_handle(rid, run_id=run_key.partition("@")[2] if run_key else None)
 
 
 def _check_id(rid: str) -> None:

@@ -4,17 +4,23 @@ someone else, neither joins nor shows the earlier run's discussion."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 
 from mcp import Client
-from temporalio.testing import ActivityEnvironment
+from sqlalchemy import update
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.discussions import DiscussionActivities
 from ambient.deps import WorkerDeps
-from ambient.discussions.rules import AgentPost
-from ambient.storage.models import RemediationRecord
-from tests.conftest import unique
+from ambient.discussions.rules import AgentPost, MessageIn
+from ambient.discussions.service import DiscussionService
+from ambient.remediation.service import RemediationService
+from ambient.storage.models import DiscussionMessage, RemediationRecord
+from tests.briefing.harness import eventually
+from tests.conftest import running_worker, unique
 from tests.discussions.test_scoping import _server
 from tests.discussions.test_tools import _users, call, refused
+from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 
 
 async def _run(deps: WorkerDeps, rid: str, run: str, owner: str, state: str) -> None:
@@ -75,3 +81,44 @@ async def test_the_same_alert_remediated_later_for_another_user_keeps_the_runs_a
         assert "no discussion" in await refused(as_dave, "read_discussion", discussion_id=carols)
         read = await call(as_dave, "read_discussion", discussion_id=daves)
         assert [m["content"] for m in read["messages"]] == ["plan: restart, dave's secret"]
+
+
+async def test_a_reply_in_an_earlier_runs_discussion_does_not_steer_the_current_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The same alert remediated again: approve in last week's discussion is about last
+    week's run, and must not approve this week's plan nobody has read there."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner = unique("runs-ops")
+    await add_user(deps, owner, permission="dry_run")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        remediations = RemediationService(dev_env.client, settings, deps.db)
+        subject = alert(url, workload=owner, settle_seconds=0)
+        rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
+        # Last week's run of the same alert, ended, its discussion still open.
+        await _run(deps, rid, "run-last-week", owner, "resolved")
+        earlier = await _plan_posted_by_run(deps, rid, "run-last-week", "plan: roll back")
+        async with deps.db.session() as session:  # read minutes ago: the reply is no reflex
+            await session.execute(
+                update(DiscussionMessage)
+                .where(DiscussionMessage.discussion_id == earlier)
+                .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+            )
+            await session.commit()
+
+        async def waiting() -> bool:
+            return (await remediations.get(owner, rid)).state == "waiting_approval"
+
+        await eventually(waiting, "this week's run waits for approval")
+        bus = DiscussionService(deps.db, settings, dev_env.client, remediations)
+        reply = MessageIn(from_id=owner, content="approved", tags=["approve"])
+        answered = await bus.reply_message(owner, earlier, reply)
+        assert answered.action is not None and answered.action["done"] is False
+        assert "earlier run" in answered.action["reason"], answered.action
+        view = await remediations.get(owner, rid)
+        assert view.state == "waiting_approval" and view.approvals == []
+        await dev_env.client.get_workflow_handle(rid).terminate()
