@@ -226,14 +226,18 @@ def migrate(
     ] = False,
 ) -> None:
     """Bring the app database to this release's revision (the deploy step before the API)."""
-    from ambient.storage.migrate import head_revision, upgrade
+    from ambient.storage.migrate import MigrationRefusedError, head_revision, upgrade
 
     settings = Settings()
     if check:
         _require_migrated(settings)
         console.print(f"database at {head_revision()}")
         return
-    before, after = upgrade(settings.resolved_database_url)
+    try:
+        before, after = upgrade(settings.resolved_database_url)
+    except MigrationRefusedError as exc:
+        err_console.print(str(exc), soft_wrap=True, highlight=False, markup=False)
+        raise typer.Exit(1) from exc
     console.print(f"database from {', '.join(before) or 'empty'} to {after}")
 
 

@@ -27,6 +27,10 @@ BRANCHED_FROM = "0003"
 NESTED_IN_BRANCH = {"0012_poll_leases": "0011_watch_poll_ends"}
 
 
+class MigrationRefusedError(RuntimeError):
+    """A migration found data it cannot carry over; the message says what to change first."""
+
+
 class DatabaseBehindError(RuntimeError):
     """The database is not at the revision this code expects; `ambient migrate` brings it."""
 

@@ -157,3 +157,39 @@ def test_branch_rows_with_a_gap_are_refused_rather_than_stamped(tmp_path: Path) 
 async def test_upgrade_async_reports_from_and_to(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
     assert await upgrade_async(url) == ((), head_revision())
+
+
+def test_a_voiceprint_two_users_share_stops_the_upgrade_naming_them(url: str) -> None:
+    """0021 makes a voiceprint id one user's: a database where two already share one (any
+    case) is told which users to change, not an IntegrityError from deep in the index."""
+    upgrade(url, "0020_endpoint_broker_key")
+
+    async def seed() -> None:
+        from ambient.domain.users import UserCreate
+        from ambient.storage import Database
+        from ambient.storage.repositories import UserRepository
+
+        db = Database(url)
+        async with db.session() as session:
+            for name in ("ann", "bo", "cy", "di"):
+                await UserRepository(session).create(UserCreate(name=name))
+            await session.commit()
+            # As a database before 0021 could hold them: two users, one voiceprint in two cases.
+            for name, voiceprint in (("ann", "VP-1"), ("bo", "vp-1")):
+                await session.execute(
+                    text("UPDATE users SET voiceprint_id = :v WHERE name = :n"),
+                    {"n": name, "v": voiceprint},
+                )
+            await session.commit()
+        await db.close()
+
+    asyncio.run(seed())
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    result = CliRunner().invoke(app, ["migrate"], env={"AMBIENT_DATABASE_URL": url})
+    said = result.output
+    assert result.exit_code == 1 and "Traceback" not in said, said
+    assert "'ann'" in said and "'bo'" in said and "vp-1" in said.lower(), said
+    assert asyncio.run(current_revisions(url)) == ("0020_endpoint_broker_key",)
