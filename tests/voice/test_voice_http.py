@@ -332,3 +332,25 @@ async def test_a_device_token_with_letters_beyond_ascii_is_a_wrong_token_not_a_c
                 headers={"X-Device-Token": token.encode()},
             )
             assert answer.status_code == 401, answer.text
+
+
+async def test_the_context_provider_reads_the_bearer_scheme_in_any_case(
+    settings: Settings,
+) -> None:
+    """xiaozhi-server sends the configured headers as they are written in its config.yaml, and
+    the scheme of an Authorization header is case-insensitive (RFC 9110), as every other door
+    of ours reads it: 'bearer xzd_…' was refused as a wrong device token."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "study")
+        device = (
+            await http.post("/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:21"}, headers=me)
+        ).json()
+        for scheme in ("Bearer", "bearer", "BEARER"):
+            token = f"{scheme} {device['token']}"
+            wake = {"device-id": "aa:bb:cc:dd:ee:21", "Authorization": token}
+            answer = (await http.get("/xiaozhi/context", headers=wake)).json()
+            assert answer["code"] == 0 and answer["data"]["user"] == "study", (scheme, answer)
