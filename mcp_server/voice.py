@@ -23,7 +23,6 @@ from pydantic import Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient import temporal
-from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingError
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import TencentCloudError
@@ -47,7 +46,6 @@ from mcp_server.voice_prompt import (
     TaskName,
 )
 from mcp_server.voice_speech import (
-    MAX_SPOKEN,
     ORDINAL_WORDS,
     names_nothing,
     pick_remediation,
@@ -126,9 +124,7 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         # The briefing is spent on the greeting it answers: only while we still listen.
         left = _deadline.get() - asyncio.get_running_loop().time() - SAY_MARGIN
         result = await state.briefings.greet(user, via="voice", audio=False, within=left)
-        if result.outcome is GreetOutcome.SPOKEN and len(result.text) > MAX_SPOKEN:
-            lead = "".join(result.segments[:2]) if result.segments else result.text
-            return speakable(lead, MAX_SPOKEN - 20) + "完整简报在你的收件箱里。"
+        # The briefing's first sentences (greeting, headline, the top error): speakable keeps three.
         return result.text
 
     return await _answer(ctx, speaker, work)
