@@ -236,12 +236,13 @@ class SpeakerKind(StrEnum):
     ALLOWED = "allowed"  # another user who allowed one of the owner's devices
     UNKNOWN = "unknown"  # a name no user has, or one who did not allow the owner's device
     BEYOND = "beyond"  # a user who would have rights the owner lacks
+    NO_ACCOUNT = "no_account"  # the owner itself is no user (a misspelt `--user`, one removed)
 
 
 @dataclass(frozen=True)
 class Speaker:
     kind: SpeakerKind
-    user: User | None  # the account to act as; None for UNKNOWN / BEYOND
+    user: User | None  # the account to act as; None for UNKNOWN / BEYOND / NO_ACCOUNT
 
 
 _PERMISSION_RANK = {
@@ -296,7 +297,7 @@ async def resolve_speaker(
         users = UserRepository(session)
         account = await users.get(owner)
         if account is None:
-            return Speaker(SpeakerKind.UNKNOWN, None)
+            return Speaker(SpeakerKind.NO_ACCOUNT, None)
         key = (speaker or "").strip().lower()
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.

@@ -74,6 +74,8 @@ WORKER_SILENT = "后台的工作进程没有响应，现在查不到实时状态
 TEMPORAL_DOWN = "后台的 Temporal 服务连不上，现在查不到也改不了任务。请检查它是否在运行。"
 DATABASE_DOWN = "数据库连不上，现在什么都查不到。请检查它是否在运行。"
 BEYOND_OWNER = "这台设备主人的权限比你的小，我不能用你的身份在这里操作。请用你自己的设备。"
+NO_ACCOUNT = "这台音箱连接时用的账号在系统里不存在，我不能替任何人回答。请检查小智配置里的用户。"
+_REFUSALS = {SpeakerKind.UNKNOWN: UNKNOWN_SPEAKER, SpeakerKind.NO_ACCOUNT: NO_ACCOUNT}
 
 # --- who and how ----------------------------------------------------------------------------
 
@@ -90,9 +92,8 @@ async def _answer(
             who = await resolve_speaker(
                 state.db, current_user(ctx), speaker, described_as=SPEAKER_DESCRIPTION
             )
-            if who.kind is SpeakerKind.UNKNOWN or who.user is None:
-                unknown = who.kind is SpeakerKind.UNKNOWN
-                return speakable(UNKNOWN_SPEAKER if unknown else BEYOND_OWNER)
+            if who.user is None:
+                return speakable(_REFUSALS.get(who.kind, BEYOND_OWNER))
             return speakable(await work(state, who.user.name))
     except TimeoutError as exc:
         if database_problem(exc, None) is not None:  # a connect that timed out (OSError)
