@@ -356,7 +356,9 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
     async def live(run: RemediationSummary) -> RemediationSummary | None:
         try:
             view = await service.get(user, run.remediation_id)
-        except RemediationError:
+        except RemediationError as exc:
+            if temporal.SILENT_WORKER in str(exc):
+                raise  # whether it waits is unknown, not "no"
             return None
         if view.state != "waiting_approval" or view.run_key != run.run_key:
             return None
