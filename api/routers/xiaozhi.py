@@ -34,6 +34,8 @@ def _context_error(code: int, message: str) -> JSONResponse:
 
 
 @router.get("/context")
+# xiaozhi-server's GET follows no redirect: the url as pasted, trailing slash or not, answers.
+@router.get("/context/", include_in_schema=False)
 async def context(
     state: StateDep,
     device_id: Annotated[str | None, Header(alias="device-id")] = None,

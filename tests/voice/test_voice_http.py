@@ -354,3 +354,24 @@ async def test_the_context_provider_reads_the_bearer_scheme_in_any_case(
             wake = {"device-id": "aa:bb:cc:dd:ee:21", "Authorization": token}
             answer = (await http.get("/xiaozhi/context", headers=wake)).json()
             assert answer["code"] == 0 and answer["data"]["user"] == "study", (scheme, answer)
+
+
+async def test_the_context_provider_answers_at_its_url_with_a_trailing_slash(
+    settings: Settings,
+) -> None:
+    """A context_providers url copied with a trailing slash: the app answered 404, which
+    xiaozhi-server logs as '请求失败: 404' and wakes without context (its plain GET would follow
+    no redirect either); /mcp/voice takes either form."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "attic")
+        device = (
+            await http.post("/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:31"}, headers=me)
+        ).json()
+        wake = {"device-id": "aa:bb:cc:dd:ee:31", "Authorization": f"Bearer {device['token']}"}
+        answer = await http.get("/xiaozhi/context/", headers=wake)
+        assert answer.status_code == 200, answer.status_code
+        assert answer.json()["code"] == 0 and answer.json()["data"]["user"] == "attic"
