@@ -351,7 +351,7 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
             or account.role == Role.ADMIN
             or named_approver(user, row.cluster_id, approvers)
         )
-    ][:20]
+    ][-20:]  # rows come newest first: the 20 that waited longest are asked
 
     async def live(run: RemediationSummary) -> RemediationSummary | None:
         try:
