@@ -23,7 +23,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 
 # A MAC as xiaozhi-server sends it (aa:bb:cc:dd:ee:ff), or any short id of the same letters.
 _DEVICE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z:_.-]{0,63}$")
+# A MAC as routers and labels write it (AA-BB-CC-DD-EE-FF, aabb.ccdd.eeff, AABBCCDDEEFF): stored
+# as the firmware sends it in `device-id`, aa:bb:cc:dd:ee:ff, or no wake would ever match.
+_MAC = re.compile(
+    r"^[0-9a-f]{2}([-:]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$|^(?:[0-9a-f]{4}\.){2}[0-9a-f]{4}$"
+)
 DEVICE_TOKEN_PREFIX = "xzd_"
 
 
@@ -87,7 +92,22 @@ def normalize_device_id(value: str) -> str:
             "device_id: the device's MAC as xiaozhi-server sends it in `device-id` "
             "(e.g. aa:bb:cc:dd:ee:ff), 1-64 letters, digits, ':', '_', '.', '-'"
         )
-    return value.lower()
+    value = value.lower()
+    if _MAC.match(value):
+        digits = re.sub(r"[-:.]", "", value)
+        return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+    return value
+
+
+def _device_keys(ref: str) -> set[str]:
+    """What a device reference may be stored as: as typed (rows from before MACs were
+    normalized) and normalized."""
+    keys = {ref.strip().lower()}
+    try:
+        keys.add(normalize_device_id(ref))
+    except InvalidDeviceError:
+        pass
+    return keys
 
 
 class DeviceService:
@@ -189,7 +209,7 @@ class DeviceService:
                 admin
                 or row.user == actor
                 or actor in (row.speakers or [])
-                or ref.strip().lower() == row.device_id
+                or row.device_id in _device_keys(ref)
             )
             if row is None or not known:
                 raise DeviceNotFoundError(f"no device {ref!r}")
@@ -210,10 +230,10 @@ class DeviceService:
 
     @staticmethod
     async def _find(session: AsyncSession, ref: str) -> XiaozhiDevice | None:
-        condition = XiaozhiDevice.device_id == ref.strip().lower()
+        named: ColumnElement[bool] = XiaozhiDevice.device_id.in_(_device_keys(ref))
         if ref.strip().isdigit():
-            condition = or_(condition, XiaozhiDevice.id == int(ref.strip()))
-        return await session.scalar(select(XiaozhiDevice).where(condition))
+            named = or_(named, XiaozhiDevice.id == int(ref.strip()))
+        return await session.scalar(select(XiaozhiDevice).where(named))
 
     async def authenticate(self, device_id: str, token: str) -> XiaozhiDevice | None:
         """The device if ``token`` is its token; None for an unknown device or a wrong token."""
