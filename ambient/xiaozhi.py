@@ -23,7 +23,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 
 # A MAC as xiaozhi-server sends it (aa:bb:cc:dd:ee:ff), or any short id of the same letters.
 _DEVICE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z:_.-]{0,63}$")
+# A MAC as routers and labels write it (AA-BB-CC-DD-EE-FF, aabb.ccdd.eeff, AABBCCDDEEFF): stored
+# as the firmware sends it in `device-id`, aa:bb:cc:dd:ee:ff, or no wake would ever match.
+_MAC = re.compile(
+    r"^[0-9a-f]{2}([-:]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$|^(?:[0-9a-f]{4}\.){2}[0-9a-f]{4}$"
+)
 DEVICE_TOKEN_PREFIX = "xzd_"
 
 
@@ -87,7 +92,22 @@ def normalize_device_id(value: str) -> str:
             "device_id: the device's MAC as xiaozhi-server sends it in `device-id` "
             "(e.g. aa:bb:cc:dd:ee:ff), 1-64 letters, digits, ':', '_', '.', '-'"
         )
-    return value.lower()
+    value = value.lower()
+    if _MAC.match(value):
+        digits = re.sub(r"[-:.]", "", value)
+        return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+    return value
+
+
+def _device_keys(ref: str) -> set[str]:
+    """What a device reference may be stored as: as typed (rows from before MACs were
+    normalized) and normalized."""
+    keys = {ref.strip().lower()}
+    try:
+        keys.add(normalize_device_id(ref))
+    except InvalidDeviceError:
+        pass
+    return keys
 
 
 class DeviceService:
@@ -189,7 +209,7 @@ class DeviceService:
                 admin
                 or row.user == actor
                 or actor in (row.speakers or [])
-                or ref.strip().lower() == row.device_id
+                or row.device_id in _device_keys(ref)
             )
             if row is None or not known:
                 raise DeviceNotFoundError(f"no device {ref!r}")
@@ -210,10 +230,10 @@ class DeviceService:
 
     @staticmethod
     async def _find(session: AsyncSession, ref: str) -> XiaozhiDevice | None:
-        condition = XiaozhiDevice.device_id == ref.strip().lower()
+        named: ColumnElement[bool] = XiaozhiDevice.device_id.in_(_device_keys(ref))
         if ref.strip().isdigit():
-            condition = or_(condition, XiaozhiDevice.id == int(ref.strip()))
-        return await session.scalar(select(XiaozhiDevice).where(condition))
+            named = or_(named, XiaozhiDevice.id == int(ref.strip()))
+        return await session.scalar(select(XiaozhiDevice).where(named))
 
     async def authenticate(self, device_id: str, token: str) -> XiaozhiDevice | None:
         """The device if ``token`` is its token; None for an unknown device or a wrong token."""
@@ -236,12 +256,13 @@ class SpeakerKind(StrEnum):
     ALLOWED = "allowed"  # another user who allowed one of the owner's devices
     UNKNOWN = "unknown"  # a name no user has, or one who did not allow the owner's device
     BEYOND = "beyond"  # a user who would have rights the owner lacks
+    NO_ACCOUNT = "no_account"  # the owner itself is no user (a misspelt `--user`, one removed)
 
 
 @dataclass(frozen=True)
 class Speaker:
     kind: SpeakerKind
-    user: User | None  # the account to act as; None for UNKNOWN / BEYOND
+    user: User | None  # the account to act as; None for UNKNOWN / BEYOND / NO_ACCOUNT
 
 
 _PERMISSION_RANK = {
@@ -296,7 +317,7 @@ async def resolve_speaker(
         users = UserRepository(session)
         account = await users.get(owner)
         if account is None:
-            return Speaker(SpeakerKind.UNKNOWN, None)
+            return Speaker(SpeakerKind.NO_ACCOUNT, None)
         key = (speaker or "").strip().lower()
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
@@ -350,12 +371,14 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
             or account.role == Role.ADMIN
             or named_approver(user, row.cluster_id, approvers)
         )
-    ][:20]
+    ][-20:]  # rows come newest first: the 20 that waited longest are asked
 
     async def live(run: RemediationSummary) -> RemediationSummary | None:
         try:
             view = await service.get(user, run.remediation_id)
-        except RemediationError:
+        except RemediationError as exc:
+            if temporal.SILENT_WORKER in str(exc):
+                raise  # whether it waits is unknown, not "no"
             return None
         if view.state != "waiting_approval" or view.run_key != run.run_key:
             return None

@@ -23,7 +23,6 @@ from pydantic import Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient import temporal
-from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingError
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import TencentAuthError, TencentCloudError
@@ -47,7 +46,6 @@ from mcp_server.voice_prompt import (
     TaskName,
 )
 from mcp_server.voice_speech import (
-    MAX_SPOKEN,
     ORDINAL_WORDS,
     names_nothing,
     pick_remediation,
@@ -77,6 +75,8 @@ WORKER_SILENT = "后台的工作进程没有响应，现在查不到实时状态
 TEMPORAL_DOWN = "后台的 Temporal 服务连不上，现在查不到也改不了任务。请检查它是否在运行。"
 DATABASE_DOWN = "数据库连不上，现在什么都查不到。请检查它是否在运行。"
 BEYOND_OWNER = "这台设备主人的权限比你的小，我不能用你的身份在这里操作。请用你自己的设备。"
+NO_ACCOUNT = "这台音箱连接时用的账号在系统里不存在，我不能替任何人回答。请检查小智配置里的用户。"
+_REFUSALS = {SpeakerKind.UNKNOWN: UNKNOWN_SPEAKER, SpeakerKind.NO_ACCOUNT: NO_ACCOUNT}
 
 # --- who and how ----------------------------------------------------------------------------
 
@@ -93,9 +93,8 @@ async def _answer(
             who = await resolve_speaker(
                 state.db, current_user(ctx), speaker, described_as=SPEAKER_DESCRIPTION
             )
-            if who.kind is SpeakerKind.UNKNOWN or who.user is None:
-                unknown = who.kind is SpeakerKind.UNKNOWN
-                return speakable(UNKNOWN_SPEAKER if unknown else BEYOND_OWNER)
+            if who.user is None:
+                return speakable(_REFUSALS.get(who.kind, BEYOND_OWNER))
             return speakable(await work(state, who.user.name))
     except TimeoutError as exc:
         if database_problem(exc, None) is not None:  # a connect that timed out (OSError)
@@ -127,9 +126,7 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         # The briefing is spent on the greeting it answers: only while we still listen.
         left = _deadline.get() - asyncio.get_running_loop().time() - SAY_MARGIN
         result = await state.briefings.greet(user, via="voice", audio=False, within=left)
-        if result.outcome is GreetOutcome.SPOKEN and len(result.text) > MAX_SPOKEN:
-            lead = "".join(result.segments[:2]) if result.segments else result.text
-            return speakable(lead, MAX_SPOKEN - 20) + "完整简报在你的收件箱里。"
+        # The briefing's first sentences (greeting, headline, the top error): speakable keeps three.
         return result.text
 
     return await _answer(ctx, speaker, work)

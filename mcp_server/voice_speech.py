@@ -11,6 +11,8 @@ from ambient.remediation.views import RemediationSummary
 from ambient.watches.reads import TaskSummary
 
 MAX_SPOKEN = 300
+# A spoken answer is one to three sentences (docs/xiaozhi.md): a briefing of seven is cut.
+MAX_SENTENCES = 3
 
 _URL = re.compile(r"(?:https?|wss?)://\S+")
 _PATH_ID = re.compile(r"\b[\w.-]+/[\w.@/-]+")  # remediation/abc…, web-monitor/alice/x
@@ -21,10 +23,12 @@ _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
 _PLACEHOLDER = re.compile(r"<\*>")
 _EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
 _SENTENCE_END = "。！？.!?；;"
+_FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
 
 
 def speakable(text: str, limit: int = MAX_SPOKEN) -> str:
-    """Text a TTS engine reads well: no Markdown, URLs or ids; cut at a sentence end."""
+    """Text a TTS engine reads well: no Markdown, URLs or ids; at most three sentences and
+    ``limit`` characters, cut at a sentence end."""
     text = _URL.sub("", text)
     text = _PLACEHOLDER.sub("某值", text)
     text = _PATH_ID.sub("", text)
@@ -34,6 +38,9 @@ def speakable(text: str, limit: int = MAX_SPOKEN) -> str:
     text = _MARKDOWN.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r"\s+([，。！？,.!?:：;；])", r"\1", text)
+    ends = [m.end() for m in _FULL_STOP.finditer(text)]
+    if len(ends) >= MAX_SENTENCES and text[ends[MAX_SENTENCES - 1] :].strip():
+        text = text[: ends[MAX_SENTENCES - 1]]
     if len(text) <= limit:
         return text
     cut = text[:limit]

@@ -5,8 +5,9 @@ streams rather than dispatching JSON-RPC ourselves: initialize (any protocol ver
 speaks, 2024-11-05 included, again on the same connection), ping, tools/list, tools/call,
 notifications and the exact round trip of ids (0, numbers, strings) are the SDK's, so the
 bridge adds only what the broker needs on top: frames that may end in a newline, a JSON-RPC
-error for a malformed frame (the connection stays up), results cut to the broker's limit and,
-for mcp_endpoint relays, wrapped to be spoken verbatim.
+error for a malformed frame (the connection stays up), a connection opened for a relayed
+session that initialized on an earlier one, results cut to the broker's limit and, for
+mcp_endpoint relays, wrapped to be spoken verbatim.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
-from mcp.types import JSONRPCMessage, JSONRPCRequest, jsonrpc_message_adapter
+from mcp.types import (
+    JSONRPCMessage,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    jsonrpc_message_adapter,
+)
 from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
@@ -29,6 +35,24 @@ RESULT_LIMIT_BYTES = 8192
 CUT_NOTE = "结果太长，只说到这里。The answer was too long and was cut here."
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
+# mcp_endpoint relays pass frames through: a device session initializes once, on the tool
+# connection of that moment, and sends its later calls to whichever one is current. A request
+# before any initialize is such a session's: the bridge opens the connection for it (2024-11-05,
+# as the relays ask) under an id no broker uses, and keeps that answer to itself.
+OPENING_ID = "ambient-bridge-opening"
+OPENING: tuple[JSONRPCMessage, ...] = (
+    JSONRPCRequest(
+        jsonrpc="2.0",
+        id=OPENING_ID,
+        method="initialize",
+        params={
+            "protocolVersion": "2024-11-05",
+            "capabilities": {},
+            "clientInfo": {"name": "relayed-session", "version": "0"},
+        },
+    ),
+    JSONRPCNotification(jsonrpc="2.0", method="notifications/initialized"),
+)
 
 
 class Socket(Protocol):
@@ -43,9 +67,11 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
     to_server, server_reads = create_context_streams[SessionMessage | Exception](16)
     server_writes, from_server = create_context_streams[SessionMessage](16)
     calls: set[str] = set()  # ids (as JSON) of tools/call requests not yet answered
+    opened = False  # an initialize (the broker's or ours) went to the server
     lowlevel = server._lowlevel_server  # the SDK's stdio runner drives it the same way
 
     async def read_frames() -> None:
+        nonlocal opened
         async with to_server:
             while True:
                 frame = await socket.recv()
@@ -55,6 +81,10 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
                     await socket.send(json.dumps(message, ensure_ascii=False))
                     continue
                 if isinstance(message, JSONRPCRequest):
+                    if not opened and message.method != "initialize":
+                        for opening in OPENING:
+                            await to_server.send(SessionMessage(opening))
+                    opened = True
                     # Relays count their ids from 1 again: an id is a call's until answered,
                     # and a later request under it (a call cancelled unanswered) is itself.
                     key = json.dumps(message.id)
@@ -67,6 +97,8 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
                 body = jsonrpc_message_adapter.dump_python(
                     outgoing.message, mode="json", by_alias=True, exclude_unset=True
                 )
+                if body.get("id") == OPENING_ID:
+                    continue  # the answer to our own opening: no broker can route it
                 key = json.dumps(body.get("id"))
                 if key in calls and ("result" in body or "error" in body):
                     calls.discard(key)  # answered, a result or an error

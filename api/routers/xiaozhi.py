@@ -34,6 +34,8 @@ def _context_error(code: int, message: str) -> JSONResponse:
 
 
 @router.get("/context")
+# xiaozhi-server's GET follows no redirect: the url as pasted, trailing slash or not, answers.
+@router.get("/context/", include_in_schema=False)
 async def context(
     state: StateDep,
     device_id: Annotated[str | None, Header(alias="device-id")] = None,
@@ -42,7 +44,9 @@ async def context(
     """Facts for the device's user, as `{"code":0,"data":{...}}` (xiaozhi-server's shape)."""
     if not device_id:
         return _context_error(400, "missing device-id header")
-    token = (authorization or "").removeprefix("Bearer ").strip()
+    # The scheme is case-insensitive (RFC 9110), as HTTPBearer reads it at every other door.
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    token = credentials.strip() if scheme.lower() == "bearer" else (authorization or "").strip()
     if not token:
         return _context_error(401, "send the device token: Authorization: Bearer <token>")
     try:

@@ -181,6 +181,30 @@ async def test_relay_string_ids_pipelined_requests_and_second_initialize_round_t
         assert "no_such_tool" in spoken["response"] and "isError" not in failed
 
 
+async def test_a_relayed_device_session_is_answered_on_a_connection_dialed_again(
+    state: AppState,
+) -> None:
+    """mcp-endpoint-server passes frames through: a device session (xiaozhi-server, one per
+    wake) initializes once, on the tool connection of that moment. When ours is dialed again (the
+    relay restarted the socket, an API restart, another replica took over), the session's next
+    call comes on the new connection with no handshake; the SDK refused it ('Invalid request
+    parameters'), which xiaozhi-server speaks as 'MCP接入点错误: …' until the device reconnects."""
+    token = unique("relay")
+    async with running_broker({token}, mode="relay") as broker, running(runner_for(state, "r1")):
+        user = unique("eve")
+        await register(state, user, broker.url(token))
+        first = await broker.held(token)
+        await first.socket.close(1012, "service restart")
+        again = await broker.held(token, 2)
+        answer = await within(HANG, again.call_tool("whoami", {}))
+        assert answer["id"] == f"{first._prefix}_n_1" and "result" in answer, answer
+        assert json.loads(answer["result"]["content"][0]["text"])["name"] == user
+        assert len(again.frames) == 1  # the call's answer only: nothing the relay cannot route
+        # a new device session's own handshake on the same connection is answered as before
+        listed = await again.request("tools/list")
+        assert {t["name"] for t in listed["result"]["tools"]} == {t["name"] for t in first.tools}
+
+
 async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up(
     state: AppState,
 ) -> None:

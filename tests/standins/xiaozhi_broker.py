@@ -10,6 +10,10 @@ mcp_endpoint relay) plays towards a tool connection, as read from their wire beh
 - ``relay`` mode (mcp_endpoint): string ids ``"<uuid>_n_<int>"`` and initialize, initialized
   and tools/list sent at once, without waiting (pipelining). The ids repeat, as xiaozhi-server's
   do through the relay: initialize is 1, tools/list 2, and its tools/call ids count from 1 again.
+  The relay passes frames through and never speaks MCP itself: the handshake is the device
+  session's (xiaozhi-server's, one per wake), sent once to the tool connection of that moment.
+  A tool connection that replaces it (the tool side re-dialed) gets that session's next calls,
+  same id prefix and count, with no handshake of its own.
 - One tool connection per token: a new one replaces the old, which is closed with
   4000 "replaced by a new connection".
 """
@@ -182,11 +186,20 @@ class XiaozhiBroker:
         ]
         connection = ToolConnection(token, socket, self.mode)
         old = self.current(token)
-        self.connections.setdefault(token, []).append(connection)
+        earlier = self.connections.setdefault(token, [])
+        last = earlier[-1] if earlier else None
+        earlier.append(connection)
         await self._notify()
         if old is not None:
             await old.socket.close(*REPLACED)
-        handshake = asyncio.create_task(self._handshake(connection))
+        if self.mode == "relay" and last is not None and last.ready.is_set():
+            # The device session goes on through the relay: no handshake on this connection.
+            connection._prefix, connection._relay_numbers = last._prefix, last._relay_numbers
+            connection.tools = last.tools
+            connection.ready.set()
+            handshake = None
+        else:
+            handshake = asyncio.create_task(self._handshake(connection))
         pinger = asyncio.create_task(self._ping(connection)) if self.ping_every else None
         try:
             await self._read(connection)

@@ -20,6 +20,8 @@ _ID = re.compile(
     r"|\b[0-9a-f]{8,}\b|\bcls-[0-9a-z]+|\bamb_|\bxzd_",
     re.IGNORECASE,
 )
+# A sentence ends at 。！？ or at . ! ? before a space or the end ("3.5", "a.b" go on).
+_SENTENCE_END = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")
 
 
 def worker_state(temporal: TemporalClient, deps: WorkerDeps, task_queue: str) -> AppState:
@@ -32,6 +34,7 @@ def assert_speakable(text: str) -> None:
     """One to three spoken sentences: no Markdown, no URL, no id, at most 300 characters."""
     assert text.strip(), "an empty answer says nothing"
     assert len(text) <= 300, (len(text), text)
+    assert len(_SENTENCE_END.findall(text.rstrip("…"))) <= 3, f"over three sentences: {text!r}"
     assert not _MARKDOWN.search(text), f"markdown in {text!r}"
     assert not _URL.search(text), f"a URL in {text!r}"
     assert not _ID.search(text), f"an id in {text!r}"

@@ -332,3 +332,77 @@ async def test_a_device_token_with_letters_beyond_ascii_is_a_wrong_token_not_a_c
                 headers={"X-Device-Token": token.encode()},
             )
             assert answer.status_code == 401, answer.text
+
+
+async def test_the_context_provider_reads_the_bearer_scheme_in_any_case(
+    settings: Settings,
+) -> None:
+    """xiaozhi-server sends the configured headers as they are written in its config.yaml, and
+    the scheme of an Authorization header is case-insensitive (RFC 9110), as every other door
+    of ours reads it: 'bearer xzd_…' was refused as a wrong device token."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "study")
+        device = (
+            await http.post("/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:21"}, headers=me)
+        ).json()
+        for scheme in ("Bearer", "bearer", "BEARER"):
+            token = f"{scheme} {device['token']}"
+            wake = {"device-id": "aa:bb:cc:dd:ee:21", "Authorization": token}
+            answer = (await http.get("/xiaozhi/context", headers=wake)).json()
+            assert answer["code"] == 0 and answer["data"]["user"] == "study", (scheme, answer)
+
+
+async def test_the_context_provider_answers_at_its_url_with_a_trailing_slash(
+    settings: Settings,
+) -> None:
+    """A context_providers url copied with a trailing slash: the app answered 404, which
+    xiaozhi-server logs as '请求失败: 404' and wakes without context (its plain GET would follow
+    no redirect either); /mcp/voice takes either form."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "attic")
+        device = (
+            await http.post("/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:31"}, headers=me)
+        ).json()
+        wake = {"device-id": "aa:bb:cc:dd:ee:31", "Authorization": f"Bearer {device['token']}"}
+        answer = await http.get("/xiaozhi/context/", headers=wake)
+        assert answer.status_code == 200, answer.status_code
+        assert answer.json()["code"] == 0 and answer.json()["data"]["user"] == "attic"
+
+
+async def test_a_mac_registered_in_another_notation_is_the_device_xiaozhi_names(
+    settings: Settings,
+) -> None:
+    """The firmware sends its MAC as aa:bb:cc:dd:ee:ff; a MAC copied from a router page or a
+    label as AA-BB-CC-DD-EE-FF (or aabb.ccdd.eeff, AABBCCDDEEFF) was stored as typed, so the
+    device was registered and every wake was refused as an unknown device."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "porch")
+        for typed, mac in (
+            ("AA-BB-CC-DD-EE-51", "aa:bb:cc:dd:ee:51"),
+            ("aabb.ccdd.ee52", "aa:bb:cc:dd:ee:52"),
+            ("AABBCCDDEE53", "aa:bb:cc:dd:ee:53"),
+        ):
+            added = await http.post("/xiaozhi/devices", json={"device_id": typed}, headers=me)
+            assert added.status_code == 201 and added.json()["device_id"] == mac, added.text
+            wake = {"device-id": mac, "Authorization": f"Bearer {added.json()['token']}"}
+            answer = (await http.get("/xiaozhi/context", headers=wake)).json()
+            assert answer["code"] == 0, (typed, answer)
+        twice = await http.post(
+            "/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:51"}, headers=me
+        )
+        assert twice.status_code == 422 and "already registered" in twice.text
+        # an id that is no MAC is kept as it is (lowercase), as before
+        other = await http.post("/xiaozhi/devices", json={"device_id": "web-test-1"}, headers=me)
+        assert other.json()["device_id"] == "web-test-1"

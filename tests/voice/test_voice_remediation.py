@@ -17,7 +17,7 @@ from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceService
-from mcp_server.voice import CONFIRM_ASKED, CONFIRM_WINDOW
+from mcp_server.voice import CONFIRM_ASKED, CONFIRM_WINDOW, WORKER_SILENT
 from tests.conftest import running_worker
 from tests.remediation.support import (
     add_user,
@@ -274,3 +274,18 @@ async def test_more_open_alerts_than_one_list_holds_are_said_as_more(
     async with voice_client(state, OWNER) as client:
         needs = await say(client, "what_needs_me")
     assert needs == "另有 500 多个告警正在自动处理。", needs
+
+
+async def test_what_needs_me_says_a_silent_worker_not_that_nothing_waits(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Which runs wait is each run's query: with no worker answering, every query failed and
+    the run was dropped as if it no longer waited, so a run waiting for the user's approval was
+    said as '另有 1 个告警正在自动处理。' — and the approval could not be found by voice."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout") as (state, _):
+        pass  # the worker stops here; the run still waits for the approval
+    async with voice_client(state, OWNER) as client:
+        assert await say(client, "what_needs_me") == WORKER_SILENT
+        assert await say(client, "approve_remediation", which="checkout") == WORKER_SILENT

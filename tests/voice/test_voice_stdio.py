@@ -10,6 +10,7 @@ from pathlib import Path
 from mcp import Client, StdioServerParameters
 from typer.testing import CliRunner
 
+from mcp_server.voice import NO_ACCOUNT
 from mcp_server.voice_speech import MAX_SPOKEN, speakable
 from tests.voice.support import assert_speakable
 
@@ -54,3 +55,27 @@ def test_markdown_ids_and_urls_are_taken_out_and_long_text_ends_at_a_sentence() 
     # An id said in quotes leaves no empty quotes; quoted words stay.
     assert speakable("no task 'web-monitor/a/shop': gone") == "no task: gone"
     assert speakable("他说 “暂停” 'it'") == "他说 “暂停” 'it'"
+
+
+async def test_a_session_user_nobody_has_is_said_as_such_not_as_an_unknown_voice(
+    tmp_path: Path,
+) -> None:
+    """xiaozhi-server's settings file names the user (`--user`): one misspelt, or removed since,
+    answered every question with "我还不认识你的声音…请让主人在设置里登记你的声纹", sending the
+    owner to register voiceprints when the configuration names nobody."""
+    from ambient.cli import app as cli
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    env["AMBIENT_DATA_DIR"] = str(tmp_path)
+    made = await asyncio.to_thread(CliRunner().invoke, cli, ["user", "create", "mei"], env=env)
+    assert made.exit_code == 0, made.output
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ambient.cli", "mcp", "--user", "meii", "--profile", "voice"],
+        env=env,
+    )
+    async with Client(params) as client:
+        result = await client.call_tool("recent_errors", {})
+    text = getattr(result.content[0], "text", "")
+    assert_speakable(text)
+    assert text == NO_ACCOUNT and "声纹" not in text

@@ -81,3 +81,46 @@ async def test_a_run_waiting_for_me_is_found_behind_many_newer_runs(
         found = await waiting_for(service, owner)
 
     assert [r.remediation_id for r in found] == [started.remediation_id]
+
+
+async def test_without_the_servers_list_the_run_that_waited_longest_is_still_asked(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Where the server's list cannot be had (here: the time-skipping server has no
+    visibility), the open runs are asked themselves, at most 20: the newest 20 were asked, so
+    25 newer open runs hid the one waiting for approval ('the first one', the one that waited
+    longest) from what_needs_me, the approvals by voice and the context."""
+    owner = unique("ops")
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, owner)
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        service = RemediationService(ts_env.client, settings, deps.db)
+        started = await service.start(owner, alert(url, workload=unique("checkout")), "dry_run")
+        handle = ts_env.client.get_workflow_handle(
+            started.remediation_id, result_type=RemediationStatus
+        )
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        async with deps.db.session() as session:
+            for i in range(25):
+                rid = f"remediation/{unique('busy')}"
+                session.add(
+                    RemediationRecord(
+                        run_key=f"{rid}@run-{i}",
+                        remediation_id=rid,
+                        user=owner,
+                        cluster_id="cls-test0001",
+                        service=f"cls-test0001/prod/busy-{i}",
+                        alert_type="error_rate",
+                        source="manual",
+                        mode="dry_run",
+                        state="verifying",
+                    )
+                )
+            await session.commit()
+        found = await waiting_for(service, owner)
+
+    assert [r.remediation_id for r in found] == [started.remediation_id]
