@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,12 +66,10 @@ from ambient.remediation.storage import (
     RemediationRepository,
     append_entry,
     append_once,
-    sent_patches,
 )
 from ambient.remediation.triage import unresolved_alarms
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.repositories import UserRepository
 
@@ -330,26 +328,8 @@ class RemediationActivities:
     @activity.defn
     async def apply_remediation_step(self, step: StepRequest) -> StepResult:
         """One rung's change through the mode's executor (idempotent by the step key)."""
-        sending_key = f"{step.key}/sending"
-
-        async def sending(patch: dict[str, Any]) -> None:
-            # Committed before the write goes out: a worker killed after the write and before
-            # this activity completes leaves the retry nothing to send, only this record.
-            async with self._writing() as session:
-                await AuditRepository(session).append(
-                    actor="remediation",
-                    action="sending",
-                    subject=step.remediation_id,
-                    detail={"key": sending_key, "rung": int(step.rung), "patch": patch},
-                )
-
-        result = await _translated(self._executor(step.mode).apply(step, sending=sending))
+        result = await _translated(self._executor(step.mode).apply(step))
         async with self._writing() as session:
-            if result.applied:
-                # What earlier attempts of this step sent and the cluster kept, with this one's.
-                sent = await sent_patches(session, step.remediation_id, sending_key)
-                if sent:
-                    result.patch = {**sent, **(result.patch or {})}
             await append_once(
                 session,
                 subject=step.remediation_id,

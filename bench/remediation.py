@@ -47,7 +47,6 @@ from ambient.remediation.ladder import (
     Checkpoint,
     RemediationExecutor,
     RolloutHealth,
-    Sending,
     StepRequest,
     StepResult,
     WorkloadRef,
@@ -78,7 +77,7 @@ class TimedExecutor:
     async def checkpoint(self, target: WorkloadRef) -> Checkpoint:
         return await self.inner.checkpoint(target)
 
-    async def apply(self, step: StepRequest, sending: Sending | None = None) -> StepResult:
+    async def apply(self, step: StepRequest) -> StepResult:
         result = await self.inner.apply(step)
         self.first_action.setdefault(step.target.name, time.monotonic())
         return result

@@ -43,7 +43,6 @@ from ambient.remediation.ladder import (
     RemediationExecutor,
     RolloutHealth,
     Rung,
-    Sending,
     StepRequest,
     StepResult,
     WorkloadRef,
@@ -240,7 +239,7 @@ class DryRunExecutor:
             detail="read from the cluster",
         )
 
-    async def apply(self, step: StepRequest, sending: Sending | None = None) -> StepResult:
+    async def apply(self, step: StepRequest) -> StepResult:
         # Only the rungs that set a count read the autoscalers (one listing less per read).
         counted = step.rung in (Rung.SCALE_OUT, Rung.FULL_ROLLBACK)
         view, why = await self._view(step.target, autoscalers=counted)

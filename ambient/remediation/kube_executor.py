@@ -48,7 +48,6 @@ from ambient.remediation.kube_reads import ClusterReads, previous_revision, roll
 from ambient.remediation.ladder import (
     Checkpoint,
     RolloutHealth,
-    Sending,
     StepRequest,
     StepResult,
     WorkloadRef,
@@ -72,8 +71,8 @@ class KubernetesExecutor:
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
         return await self._signed_in(target.cluster_id, self._rollout_health(target))
 
-    async def apply(self, step: StepRequest, sending: Sending | None = None) -> StepResult:
-        return await self._signed_in(step.target.cluster_id, self._apply(step, sending))
+    async def apply(self, step: StepRequest) -> StepResult:
+        return await self._signed_in(step.target.cluster_id, self._apply(step))
 
     async def _signed_in(self, cluster_id: str, call: Awaitable[T]) -> T:
         """The call; refused credentials make the next call read the kubeconfig again."""
@@ -148,7 +147,7 @@ class KubernetesExecutor:
         )
 
     # --- changes ------------------------------------------------------------------------
-    async def _apply(self, step: StepRequest, sending: Sending | None) -> StepResult:
+    async def _apply(self, step: StepRequest) -> StepResult:
         """Make the rung's change once: read, skip what carries the key, write the rest."""
         client = await self._clients.client(step.target.cluster_id)
         planner = StepPlanner(ClusterReads(client))
@@ -168,8 +167,6 @@ class KubernetesExecutor:
                 return StepResult(
                     applied=False, detail=f"dry run: would {plan.detail}", patch=patch
                 )
-            if sending is not None:
-                await sending({c.object: c.sent() for c in plan.changes})
             try:
                 for change in plan.changes:
                     await self._send(client, change)

@@ -6,7 +6,6 @@ executors (dry run, Kubernetes) implement ``RemediationExecutor`` against these 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import IntEnum
 from typing import Any, Literal, Protocol
@@ -117,17 +116,12 @@ class RolloutHealth(BaseModel):
     observed: bool = True
 
 
-# Told what is about to be written (object -> patch) before it goes out, so the record of it
-# outlives a worker killed between the write and the step's completion.
-Sending = Callable[[dict[str, Any]], Awaitable[None]]
-
-
 class RemediationExecutor(Protocol):
     """Reads and changes one workload; every change is idempotent by ``StepRequest.key``."""
 
     async def checkpoint(self, target: WorkloadRef) -> Checkpoint: ...
 
-    async def apply(self, step: StepRequest, sending: Sending | None = None) -> StepResult: ...
+    async def apply(self, step: StepRequest) -> StepResult: ...
 
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth: ...
 

@@ -175,17 +175,3 @@ async def append_entry(session: AsyncSession, entry: AuditEntry) -> None:
         action=entry.action,
         detail=entry.detail,
     )
-
-
-async def sent_patches(session: AsyncSession, subject: str, key: str) -> dict[str, Any]:
-    """What the ``sending`` records of one step told: object -> the last patch sent to it."""
-    query = (
-        select(AuditRecord)
-        .where(AuditRecord.subject == subject, AuditRecord.action == "sending")
-        .order_by(AuditRecord.id.asc())
-    )
-    sent: dict[str, Any] = {}
-    for record in (await session.execute(query)).scalars():
-        if record.detail.get("key") == key:
-            sent.update(record.detail.get("patch") or {})
-    return sent

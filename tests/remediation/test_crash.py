@@ -171,9 +171,5 @@ async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_depl
     stamp = api.deployments[("prod", "checkout")]["metadata"]["annotations"][STEP_ANNOTATION]
     assert stamp == attempt.key
     async with deps.db.session() as session:
-        rows = await AuditRepository(session).list(subject=status.run_key)
-    assert [r.action for r in rows].count("action") == 1
-    # Its audit row still shows the patch the killed worker sent.
-    [action] = [r for r in rows if r.action == "action"]
-    assert action.detail["patch"] == {"deployment/prod/checkout": writes[0].body}
-    assert attempt.patch == action.detail["patch"]
+        actions = [r.action for r in await AuditRepository(session).list(subject=status.run_key)]
+    assert actions.count("action") == 1

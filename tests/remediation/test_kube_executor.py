@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from ambient.clients.kube import (
     KubeUnavailableError,
     client_from_kubeconfig,
 )
-from ambient.deps import WorkerDeps
 from ambient.remediation.changes import (
     NOT_A_REVISION,
     RESTARTED_AT,
@@ -44,7 +42,6 @@ from ambient.remediation.ladder import (
     WorkloadRef,
     step_key,
 )
-from ambient.storage.audit import AuditRepository
 from tests.standins.kube_api import AnswerLost, ApiCall, KubeApi, kubeconfig
 from tests.support.servers import serve
 
@@ -877,40 +874,6 @@ async def test_a_rollout_past_its_progress_deadline_is_failed_in_both_modes(kube
     for health in (executed, dry):
         assert (health.available, health.ready_replicas, health.desired) == (False, 2, 2)
         assert health.detail.startswith(stuck), health.detail
-
-
-async def test_the_audit_of_a_step_retried_after_its_write_was_stored_shows_the_patch_sent(
-    kube: Cluster, deps: WorkerDeps
-) -> None:
-    """A worker killed between the write and the activity's completion (the answer is lost
-    here): the retried activity finds the stamp, and its audit row still shows the patch."""
-    from activities.remediation import RemediationActivities
-
-    settings = deps.settings.model_copy(update={"remediation_executor": "kubernetes"})
-    activities = RemediationActivities(
-        deps.db, settings, None, {"kubernetes": kube.executor, "dry_run": kube.executor}
-    )
-    version = kube.deployment()["metadata"]["resourceVersion"]
-
-    def lose_the_answer(call: ApiCall) -> None:
-        kube.api.on_write = None
-        raise AnswerLost
-
-    kube.api.on_write = lose_the_answer
-    rid = f"remediation/{uuid.uuid4().hex[:8]}@run"
-    step = kube.step(rid, Rung.RESTART, restarted_at="2026-11-22T15:00:00Z")
-    with pytest.raises(KubeUnavailableError, match="answer was lost"):
-        await activities.apply_remediation_step(step)
-    retried = await activities.apply_remediation_step(step)  # the activity's next attempt
-    assert retried.applied and retried.already_applied
-    assert len(kube.api.writes()) == 1
-    async with deps.db.session() as session:
-        [row] = await AuditRepository(session).list(subject=rid, action="action")
-    sent = kube.api.writes()[0].body
-    assert sent["metadata"]["resourceVersion"] == version
-    assert row.detail["already_applied"] is True
-    assert row.detail["patch"] == {"deployment/shop/checkout": sent}
-    assert retried.patch == row.detail["patch"]
 
 
 async def test_the_stand_in_merges_only_the_lists_the_api_declares_a_merge_key_for(

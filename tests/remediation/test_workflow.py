@@ -16,14 +16,7 @@ from ambient.clients.kube import KubeError
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.dry_run import DryRunExecutor
-from ambient.remediation.ladder import (
-    RolloutHealth,
-    Rung,
-    Sending,
-    StepRequest,
-    StepResult,
-    WorkloadRef,
-)
+from ambient.remediation.ladder import RolloutHealth, Rung, StepRequest, StepResult, WorkloadRef
 from ambient.remediation.runs import AbortInput, ApprovalInput, RemediationInput, RemediationStatus
 from ambient.remediation.storage import BreakerRepository, RemediationRepository
 from ambient.storage.audit import AuditRepository
@@ -479,7 +472,7 @@ class RecordingExecutor(DryRunExecutor):
         super().__init__()
         self.steps: list[StepRequest] = []
 
-    async def apply(self, step: StepRequest, sending: Sending | None = None) -> StepResult:
+    async def apply(self, step: StepRequest) -> StepResult:
         self.steps.append(step)
         return await super().apply(step)
 
