@@ -19,6 +19,7 @@ from ambient.wiring import AppState
 from tests.briefing.harness import make_user, write_day_logs
 from tests.conftest import running_worker, unique
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.voice.support import say, voice_client, worker_state
 
@@ -185,7 +186,10 @@ async def test_a_greeting_the_voice_stopped_waiting_for_does_not_spend_the_days_
 
             await eventually(prepared, "prepared", tries=2400)
             again = await say(client, "greet")
-        await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
+        handle = dev_env.client.get_workflow_handle(f"daily-briefing/{user}")
+        await handle.signal("stop")
+        await handle.result()
+        await save_history(handle, "daily_briefing_greet_within")  # the update's wait_seconds
     # The workflow's own answer, inside the voice's budget; the briefing kept for the next.
     assert again.startswith("早上好"), again
     assert late == "你好！今天的简报还在准备中，请稍后再叫我。", late
