@@ -23,7 +23,7 @@ from ambient.domain import field_errors as fields
 from ambient.domain.users import Language, UserCreate
 from ambient.status import database_problem, system_status, temporal_problem
 from ambient.storage.models import User
-from ambient.storage.repositories import UserExistsError, UserRepository
+from ambient.storage.repositories import UserExistsError, UserRepository, VoiceprintTakenError
 from ambient.watches.inputs import ConfigError
 from api.deps import SessionDep, StateDep, get_state
 from api.i18n import Words, from_accept_language, templates
@@ -270,6 +270,11 @@ async def register(
         error = field_errors(exc, _)
     except UserExistsError:
         error = _("name: %(name)s is taken", name=repr(name.strip()))
+    except VoiceprintTakenError:  # open registration takes no voiceprint: the name is one
+        error = _(
+            "name: %(name)s already names another user's voice: choose another",
+            name=repr(name.strip()),
+        )
     else:
         await session.commit()
         response = render(request, "registered.html", {"user": user, "token": token})
