@@ -33,6 +33,7 @@ from api.routers.pages import (
     PageWords,
     back,
     field_errors,
+    in_words,
     language_of,
     page_router,
     render,
@@ -181,7 +182,7 @@ async def save_push(
     except ValidationError as exc:
         errors = field_errors(exc, _)
     except TargetError as exc:
-        errors = str(exc)
+        errors = in_words(str(exc), _)
     else:
         await session.commit()
         return back("/app/settings", _("Push channels saved"))
@@ -286,7 +287,7 @@ async def add_endpoint(
     except ValidationError as exc:
         errors = field_errors(exc, _, ENDPOINT_LABELS)
     except EndpointInputError as exc:
-        errors = f"{_(ENDPOINT_LABELS.get(exc.field, exc.field))}: {exc.message}"
+        errors = f"{_(ENDPOINT_LABELS.get(exc.field, exc.field))}: {in_words(exc.message, _)}"
     else:
         return back(
             "/app/settings",
