@@ -197,8 +197,11 @@ async def test_a_chosen_language_can_go_back_to_the_default_on_the_page_and_in_t
         async with db.session() as session:
             ida = await UserRepository(session).get("ida")
         assert ida is not None and ida.language is None
-        # The browser's language again (English here, though the server's default is zh).
-        assert "Settings saved" in (await http.get(saved.headers["location"])).text
+        # The browser's language again (English here, though the server's default is zh),
+        # and the choice says so.
+        page = await http.get(saved.headers["location"])
+        assert "Settings saved" in page.text
+        assert '<option value="" selected>Your browser\'s language (English)<' in page.text
         auth = {"Authorization": f"Bearer {token}"}
         chosen = await http.patch("/users/me", json={"language": "zh"}, headers=auth)
         assert chosen.status_code == 200 and chosen.json()["language"] == "zh"
