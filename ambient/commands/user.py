@@ -29,6 +29,7 @@ from ambient.storage.repositories import (
     OPERATOR,
     UserExistsError,
     UserRepository,
+    VoiceprintTakenError,
     user_public,
     user_subject,
 )
@@ -82,6 +83,8 @@ def create(
         _, token = _run(lambda users: users.create(data))
     except UserExistsError:
         raise fail(f"user {name!r} already exists") from None
+    except VoiceprintTakenError as exc:
+        raise fail(str(exc)) from None
     console.print(f"created {name}; API token: {token}", soft_wrap=True)
 
 

@@ -99,7 +99,8 @@ class UserSettings(StorableText):
 
 
 # Settings a user may empty (null on update clears them); the others keep their value on null.
-CLEARABLE_SETTINGS = frozenset({"email", "phone", "voiceprint_id"})
+# language: back to not chosen (the browser's, else the server's default language).
+CLEARABLE_SETTINGS = frozenset({"email", "phone", "voiceprint_id", "language"})
 
 
 class Grant(BaseModel):

@@ -40,7 +40,12 @@ class UserExistsError(Exception):
 
 
 class VoiceprintTakenError(Exception):
-    """The voiceprint id already names another user (theirs, or their user name)."""
+    """The voiceprint id already names another user (theirs, or their user name); or a new
+    user's name is another user's voiceprint id (``field`` says which was given)."""
+
+    def __init__(self, message: str, field: str = "voiceprint_id") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def new_api_token() -> str:
@@ -60,9 +65,9 @@ def user_public(user: User) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-def _voiceprint_taken(voiceprint: str | None) -> VoiceprintTakenError:
+def _voiceprint_taken(voiceprint: str | None, field: str = "voiceprint_id") -> VoiceprintTakenError:
     return VoiceprintTakenError(
-        f"{voiceprint!r} already names another user's voice: choose another"
+        f"{voiceprint!r} already names another user's voice: choose another", field
     )
 
 
@@ -80,6 +85,12 @@ class UserRepository(Repository):
         Returns the row and its API token (shown once, stored hashed).
         """
         await self._voiceprint_free(data.voiceprint_id, data.name)
+        # The name speaks for the user too: not if it is already someone else's voiceprint.
+        voices = select(User.id).where(
+            User.name != data.name, func.lower(User.voiceprint_id) == data.name
+        )
+        if await self.session.scalar(voices.limit(1)) is not None:
+            raise _voiceprint_taken(data.name, "name")
         token = new_api_token()
         fields = data.model_dump(exclude_none=True)
         user = User(api_token_hash=hash_token(token), push_config={}, **fields)

@@ -8,7 +8,9 @@ so the same checks apply.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -19,11 +21,12 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from ambient import grants
+from ambient.clients.guard import ALLOW_HINT
 from ambient.domain import field_errors as fields
 from ambient.domain.users import Language, UserCreate
 from ambient.status import database_problem, system_status, temporal_problem
 from ambient.storage.models import User
-from ambient.storage.repositories import UserExistsError, UserRepository
+from ambient.storage.repositories import UserExistsError, UserRepository, VoiceprintTakenError
 from ambient.watches.inputs import ConfigError
 from api.deps import SessionDep, StateDep, get_state
 from api.i18n import Words, from_accept_language, templates
@@ -99,7 +102,7 @@ def field_errors(
             # Lists come from one line per item: "Pages, line 2".
             if loc[1:2] and loc[1].isdigit():
                 where = _("%(label)s, line %(line)d", label=where, line=int(loc[1]) + 1)
-        parts.append(f"{where}: {message}")
+        parts.append(f"{where}: {in_words(message, _)}")
     return "; ".join(parts)
 
 
@@ -114,6 +117,57 @@ def what_went_wrong(exc: Exception) -> str:
 def N_(message: str) -> str:
     """Marks a msgid for the catalog where it is translated later (labels, tables)."""
     return message
+
+
+# The services' refusals a user meets most on the forms, matched in their English words (the
+# API's, kept as they are) and said in the page's language; any other is shown as it is.
+REFUSALS = (
+    (
+        re.compile(r"Input should be a valid URL, relative URL without a base"),
+        N_("not a full address: start it with https://"),
+    ),
+    (
+        re.compile(r"URL scheme should be 'http' or 'https'"),
+        N_("only http:// and https:// addresses can be used"),
+    ),
+    (
+        re.compile(r"Input should be greater than or equal to (?P<limit>[0-9.]+)"),
+        N_("must be at least %(limit)s"),
+    ),
+    (
+        re.compile(
+            r"refused destination (?P<host>.+?): (?:it resolves to )?(?P<address>\S+) is .*? "
+            r"\(a non-public address\); " + re.escape(ALLOW_HINT)
+        ),
+        N_(
+            "refused %(host)s: not a public address (%(address)s); "
+            "the operator may allow it with AMBIENT_FETCH_ALLOW_CIDRS"
+        ),
+    ),
+    (
+        re.compile(r"must start with wss:// or ws:// \(got (?P<got>[^)]*)\)"),
+        N_("must start with wss:// or ws:// (got %(got)s)"),
+    ),
+    (
+        re.compile(
+            re.escape("has no token parameter: copy the whole 接入点 URL, ?token=... included")
+        ),
+        N_("has no token parameter: copy the whole 接入点 URL, ?token=... included"),
+    ),
+)
+
+
+def in_words(message: str, _: Words) -> str:
+    """A service's refusal in the page's language, where the catalog has its words."""
+    for pattern, msgid in REFUSALS:
+        said = _(msgid)
+        if said != msgid:  # English: the service's own words, exactly
+            message = pattern.sub(partial(_said, said), message)
+    return message
+
+
+def _said(words: str, found: re.Match[str]) -> str:
+    return words % found.groupdict()
 
 
 async def page_user(request: Request, session: SessionDep) -> User | None:
@@ -270,6 +324,11 @@ async def register(
         error = field_errors(exc, _)
     except UserExistsError:
         error = _("name: %(name)s is taken", name=repr(name.strip()))
+    except VoiceprintTakenError:  # open registration takes no voiceprint: the name is one
+        error = _(
+            "name: %(name)s already names another user's voice: choose another",
+            name=repr(name.strip()),
+        )
     else:
         await session.commit()
         response = render(request, "registered.html", {"user": user, "token": token})

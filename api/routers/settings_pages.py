@@ -26,13 +26,14 @@ from ambient.storage.repositories import UserRepository, VoiceprintTakenError, u
 from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceAdded, DeviceError, InvalidDeviceError, normalize_device_id
 from api.deps import SessionDep, StateDep
-from api.i18n import Words
+from api.i18n import Words, from_accept_language
 from api.routers.pages import (
     N_,
     PageUser,
     PageWords,
     back,
     field_errors,
+    in_words,
     language_of,
     page_router,
     render,
@@ -54,6 +55,7 @@ async def _settings_page(
     """The page; after a refusal, ``typed`` holds what the refused form was filled in with
     (``settings``: the settings' fields, ``channels``, ``device_id``), shown again as sent."""
     typed = typed or {}
+    browser = from_accept_language(request.headers.get("accept-language"))
     shown = user_public(me).model_copy(update=typed.get("settings", {}))
     push = stored_push_config(me.push_config)
     try:
@@ -78,6 +80,8 @@ async def _settings_page(
             "added": added,
             "languages": LANGUAGE_NAMES,
             "push_kinds": PUSH_KINDS,
+            # What the pages speak when none is chosen: the browser's language, else the server's.
+            "browser_language": LANGUAGE_NAMES.get(browser) if browser else None,
             "default_language": LANGUAGE_NAMES[state.settings.default_language],
             "errors": errors,
             "msg": None if errors else request.query_params.get("msg"),
@@ -181,7 +185,7 @@ async def save_push(
     except ValidationError as exc:
         errors = field_errors(exc, _)
     except TargetError as exc:
-        errors = str(exc)
+        errors = in_words(str(exc), _)
     else:
         await session.commit()
         return back("/app/settings", _("Push channels saved"))
@@ -286,7 +290,7 @@ async def add_endpoint(
     except ValidationError as exc:
         errors = field_errors(exc, _, ENDPOINT_LABELS)
     except EndpointInputError as exc:
-        errors = f"{_(ENDPOINT_LABELS.get(exc.field, exc.field))}: {exc.message}"
+        errors = f"{_(ENDPOINT_LABELS.get(exc.field, exc.field))}: {in_words(exc.message, _)}"
     else:
         return back(
             "/app/settings",

@@ -77,7 +77,8 @@ async def register(
             status.HTTP_409_CONFLICT, f"user {data.name!r} already exists"
         ) from None
     except VoiceprintTakenError as exc:
-        raise unprocessable((["voiceprint_id"], str(exc)), given=data.voiceprint_id) from None
+        given = data.name if exc.field == "name" else data.voiceprint_id
+        raise unprocessable(([exc.field], str(exc)), given=given) from None
     await session.commit()
     return Registered(user=user_public(user), token=token)
 

@@ -74,10 +74,10 @@ window.addEventListener("DOMContentLoaded", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify(Object.assign({ conversation_id: conversation }, body)),
     });
-    if (response.redirected || response.status === 401) { signedOut(); return; }
+    if (response.redirected || response.status === 401) { signedOut(); return false; }
     if (!response.ok) {
       say("error", document.getElementById("chat").dataset.failed.replace("{status}", response.status));
-      return;
+      return false;
     }
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
@@ -93,6 +93,7 @@ window.addEventListener("DOMContentLoaded", () => {
         if (line) show(JSON.parse(line));
       }
     }
+    return true;
   }
 
   window.addEventListener("DOMContentLoaded", () => {
@@ -105,7 +106,8 @@ window.addEventListener("DOMContentLoaded", () => {
       if (!text) return;
       input.value = "";
       say("you", text);
-      send({ message: text });
+      // Not answered (refused, signed out): the text goes back in the box, to send again.
+      send({ message: text }).then((answered) => { if (!answered && !input.value) input.value = text; });
     });
     for (const [id, approve] of [["chat-approve", true], ["chat-decline", false]]) {
       document.getElementById(id).addEventListener("click", () => {

@@ -18,6 +18,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
+from ambient.xiaozhi import SpeakerKind, resolve_speaker
 from api.app import create_app
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, free_port, serve
@@ -419,3 +420,28 @@ async def test_a_member_cannot_take_another_users_voiceprint_or_name_as_its_voic
     )
     assert twice.status_code == 422
     assert twice.json()["detail"][0]["loc"] == ["body", "voiceprint_id"]
+
+
+async def test_a_new_user_cannot_be_named_as_another_users_voiceprint(
+    api: httpx.AsyncClient, open_api: httpx.AsyncClient, admin: dict[str, str], db: Database
+) -> None:
+    """A speaker is found by voiceprint id or user name, and one found twice is nobody: a user
+    registered as 'ren' after lin took the voiceprint 'Ren' left lin's own speaker (and ren's)
+    unable to tell who spoke."""
+    lin = await _member(api, admin, "lin")
+    taken = await api.patch("/users/me", json={"voiceprint_id": "Ren"}, headers=lin)
+    assert taken.status_code == 200, taken.text
+    refused = await api.post("/users", json={"name": "ren"}, headers=admin)
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["detail"]
+    assert error["loc"] == ["body", "name"]
+    assert error["msg"] == "'ren' already names another user's voice: choose another"
+    page = await open_api.post(
+        "/register",
+        data={"name": "ren"},
+        headers={"Origin": str(open_api.base_url).rstrip("/"), "accept-language": "en"},
+    )
+    assert page.status_code == 422 and "already names another user&#39;s voice" in page.text
+    async with db.session() as session:
+        assert await UserRepository(session).get("ren") is None
+    assert (await resolve_speaker(db, "lin", "Ren")).kind == SpeakerKind.OWNER

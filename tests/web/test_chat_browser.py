@@ -40,7 +40,25 @@ async def test_the_chat_box_says_the_sign_in_expired_and_how_to_sign_in_again(
         await page.locator("#token").fill(fresh)  # the sign-in form speaks the browser's language
         await page.locator("#token").press("Enter")
         await expect(page).to_have_url(f"{base}/app")
-        # Any other refusal is said in the page's language too, not "The assistant answered".
-        await page.get_by_label("消息").fill("长" * 4001)
+
+
+async def test_the_chat_box_takes_no_more_than_the_server_accepts_and_keeps_a_refused_message(
+    browser: Browser, deps: WorkerDeps
+) -> None:
+    name = unique("chat")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
+        await session.commit()
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with serve(create_app(settings)) as base, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        await page.goto(f"{base}/app")
+        box = page.get_by_label("消息")
+        await box.fill("长" * 4001)  # a paste longer than the server's 4,000 characters
+        assert await box.input_value() == "长" * 4000
+        # Refused all the same (here: a value set by a script, past the box's limit): the
+        # error is said in the page's language, and the text is back in the box to send again.
+        await box.evaluate("(input, text) => { input.value = text; }", "短" * 4001)
         await page.get_by_role("button", name="发送").click()
         await expect(page.locator("#chat-log li.error")).to_have_text("助手没有回答（错误 422）。")
+        assert await box.input_value() == "短" * 4001

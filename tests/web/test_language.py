@@ -171,3 +171,41 @@ async def test_a_user_who_has_not_chosen_follows_the_server_default(
     ) as http:
         page = await http.get("/app/settings")
     assert "服务器默认（中文）" in page.text and "小智设备" in page.text
+
+
+async def test_a_chosen_language_can_go_back_to_the_default_on_the_page_and_in_the_api(
+    site: tuple[str, Settings], db: Database
+) -> None:
+    base, _ = site
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="ida", language=Language.EN)
+        )
+        await session.commit()
+    async with httpx.AsyncClient(
+        timeout=HANG,
+        base_url=base,
+        trust_env=False,
+        cookies={"ambient_token": token},
+        headers={"referer": f"{base}/app/settings", "accept-language": "en-US"},
+    ) as http:
+        page = await http.get("/app/settings")
+        options = re.findall(r'<option value="([^"]*)"', page.text.split('id="language"')[1])
+        assert options[:3] == ["", "zh", "en"]  # the default is offered after a choice too
+        saved = await http.post("/app/settings", data={"language": ""})
+        assert saved.status_code == 303, saved.text
+        async with db.session() as session:
+            ida = await UserRepository(session).get("ida")
+        assert ida is not None and ida.language is None
+        # The browser's language again (English here, though the server's default is zh),
+        # and the choice says so.
+        page = await http.get(saved.headers["location"])
+        assert "Settings saved" in page.text
+        assert '<option value="" selected>Your browser\'s language (English)<' in page.text
+        auth = {"Authorization": f"Bearer {token}"}
+        chosen = await http.patch("/users/me", json={"language": "zh"}, headers=auth)
+        assert chosen.status_code == 200 and chosen.json()["language"] == "zh"
+        cleared = await http.patch("/users/me", json={"language": None}, headers=auth)
+        assert cleared.status_code == 200 and cleared.json()["language"] is None
+        kept = await http.patch("/users/me", json={"timezone": "UTC"}, headers=auth)
+        assert kept.json()["language"] is None

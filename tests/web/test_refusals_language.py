@@ -1,0 +1,79 @@
+"""The refusals a Chinese user meets most on the forms are said in Chinese; the API's stay
+English."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import httpx
+
+from ambient.domain.users import Language, UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from tests.support.servers import HANG, free_port, serve
+
+
+def shown_error(page: httpx.Response) -> str:
+    # The dashboard says it as its notice, the settings page as its error.
+    found = re.search(r'<p class="(?:notice|error)" role="\w+">(.*?)</p>', page.text, re.S)
+    assert found is not None, page.text[:2000]
+    return html.unescape(found.group(1))
+
+
+async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="yan", language=Language.ZH)
+        )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            cookies={"ambient_token": token},
+            headers={"referer": f"{base}/app"},
+        ) as http,
+    ):
+
+        async def refusal(path: str, form: dict[str, str]) -> str:
+            answer = await http.post(path, data=form)
+            assert answer.status_code == 422, (path, form, answer.status_code)
+            return shown_error(answer)
+
+        monitor = {"interval": "30", "keywords": "", "name": ""}
+        said = await refusal("/app/tasks", monitor | {"urls": "example.com/news"})
+        assert said == "未创建：网页，第 1 行: 不是完整的网址：请以 https:// 开头"
+        said = await refusal("/app/tasks", monitor | {"urls": "ftp://example.com/feed"})
+        assert said == "未创建：网页，第 1 行: 只能使用 http:// 或 https:// 网址"
+        said = await refusal("/app/tasks", {"urls": "https://example.com", "interval": "0"})
+        assert said == "未创建：间隔（分钟）: 不能小于 1"
+        said = await refusal("/app/tasks", monitor | {"urls": "http://127.0.0.1/x"})
+        assert said == (
+            "未创建：网页，第 1 行: 不能访问 127.0.0.1：它不是公网地址（127.0.0.1）；"
+            "如确需访问，请运维在 AMBIENT_FETCH_ALLOW_CIDRS 中放行"
+        )
+        said = await refusal("/app/push", {"type": "webhook", "target": "http://[::1]:8/hook"})
+        assert said == (
+            "channels[0]: 不能访问 ::1：它不是公网地址（::1）；"
+            "如确需访问，请运维在 AMBIENT_FETCH_ALLOW_CIDRS 中放行"
+        )
+        said = await refusal("/app/xiaozhi/endpoints", {"url": "https://api.xiaozhi.me/mcp/"})
+        assert said == "接入点 URL: 必须以 wss:// 或 ws:// 开头（这里是 https://）"
+        said = await refusal("/app/xiaozhi/endpoints", {"url": "wss://api.xiaozhi.me/mcp/"})
+        assert said == "接入点 URL: 缺少 token 参数：请复制完整的接入点 URL，包括 ?token=..."
+        # The API's words are the services' own, in English.
+        api = await http.put(
+            "/users/me/push",
+            json={"channels": [{"type": "webhook", "target": "http://[::1]:8/hook"}]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert api.status_code == 422
+        assert "refused destination ::1" in api.json()["detail"][0]["msg"]
