@@ -19,11 +19,12 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from ambient.clients.kube import (
     FIELD_MANAGER,
+    KubeForbiddenError,
     KubeUnauthorizedError,
     kube_error,
 )
 from ambient.cloud.audit import Mode
-from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError
+from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, lacks_permission
 from ambient.domain.identifiers import (
     ClusterRef,
     NamespaceName,
@@ -145,6 +146,8 @@ async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[D
             after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True, dry_run=True)
         except ApiError as exc:
             refused = kube_error(exc, label)
+            if isinstance(refused, KubeForbiddenError):
+                raise lacks_permission(refused, "nothing was applied") from None
             if isinstance(refused, KubeUnauthorizedError):
                 # The credentials, not the document: the same words as scale and restart.
                 raise CloudOpsFailedError("auth", f"{refused}; nothing was applied") from None

@@ -30,6 +30,9 @@ APPLY = "application/apply-patch+yaml"
 
 def refusal(plural: str, body: dict[str, Any]) -> str | None:
     """The API server's validation for what these tests send (a subset, by kind)."""
+    name = (body.get("metadata") or {}).get("name") or ""
+    if len(name) > 253:
+        return f'metadata.name: Invalid value: "{name}": must be no more than 253 characters'
     if plural == "deployments":
         spec = body.get("spec") or {}
         if not (spec.get("selector") or {}).get("matchLabels"):
@@ -46,7 +49,8 @@ def refusal(plural: str, body: dict[str, Any]) -> str | None:
 
 class ApplyingKubeApi(KubeApi):
     """The stand-in plus server-side apply (PATCH application/apply-patch+yaml): creates a
-    missing object, merges into an existing one, honours dryRun=All, validates first."""
+    missing object (in a namespace that exists), merges into an existing one, honours
+    dryRun=All and RBAC (``forbidden``), validates first."""
 
     def _item(self, plural: str) -> Callable[[Request], Any]:
         inner = super()._item(plural)
@@ -62,7 +66,17 @@ class ApplyingKubeApi(KubeApi):
 
     async def _server_side_apply(self, plural: str, request: Request) -> Response:
         key = (request.path_params["ns"], request.path_params["name"])
+        if self.refuses(request, plural):
+            return await self._forbid(request, plural)
         body = json.loads(await request.body())
+        if key[0] not in self.namespaces:
+            await self._log(request, 404, body)
+            return _status(
+                404,
+                "NotFound",
+                f'namespaces "{key[0]}" not found',
+                {"name": key[0], "kind": "namespaces"},
+            )
         problem = refusal(plural, body)
         if problem is not None:
             await self._log(request, 422, body)
@@ -363,4 +377,25 @@ async def test_ck07_a_cluster_that_cannot_answer_now_is_not_blamed_on_the_yaml(
         )
     assert failed and "etcdserver: request timed out" in message, message
     assert "was refused by the cluster" not in message and "try again" in message
+    assert kube.writes() == []
+
+
+async def test_ck08_a_write_rbac_refuses_is_blamed_on_the_credentials_not_the_yaml(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    kube.forbidden = {"patch configmaps", "patch deployments"}  # may read, may not write
+    async with client(state, "ops") as c:
+        failed, message = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": CONFIG}
+        )
+        scale_failed, scale_message = await call(
+            c, "scale_workload", workload=WORKLOAD, replicas=3, mode="execute"
+        )
+    assert failed and "was refused by the cluster" not in message, message
+    assert "document 1 (ConfigMap checkout-settings)" in message
+    assert "lack permission" in message and 'cannot patch resource "configmaps"' in message
+    assert 'in the namespace "shop"' in message and "nothing was applied" in message
+    assert scale_failed and "lack permission" in scale_message, scale_message
+    assert 'cannot patch resource "deployments"' in scale_message
     assert kube.writes() == []
