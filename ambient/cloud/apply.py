@@ -129,13 +129,35 @@ def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
     return found
 
 
+def _refused(
+    exc: ApiError | httpx2.TransportError, index: int, obj: Any, done: str
+) -> CloudOpsFailedError:
+    """The cluster's answer to one document, the same words in the preview and the apply;
+    ``done`` says what was applied before it."""
+    label = f"document {index} ({obj.kind} {obj.metadata.name})"
+    if isinstance(exc, httpx2.TransportError):
+        return CloudOpsFailedError("unavailable", f"{label}: {exc}; {done}; try again")
+    refused = kube_error(exc, label)
+    # The credentials, not the document: the same words as scale and restart.
+    if isinstance(refused, KubeForbiddenError):
+        return lacks_permission(refused, done)
+    if isinstance(refused, KubeUnauthorizedError):
+        return CloudOpsFailedError("auth", f"{refused}; {done}")
+    if refused.retryable and exc.status.code != 409:
+        # The cluster could not answer now (5xx, 429), as a transport error.
+        return CloudOpsFailedError("unavailable", f"{refused}; {done}; try again")
+    return CloudOpsFailedError(
+        "invalid_document",
+        f"{label} was refused by the cluster: {exc.status.message or exc}; {done}",
+    )
+
+
 async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[DocumentChange]:
     """A server-side dry run of every document first: one refused, none is applied."""
     changes: list[DocumentChange] = []
     for index, obj in objects:
         kind, name = obj.kind, obj.metadata.name
         namespace = obj.metadata.namespace
-        label = f"document {index} ({kind} {name})"
         try:
             try:
                 live = (await client.get(type(obj), name, namespace=namespace)).to_dict()
@@ -144,25 +166,8 @@ async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[D
                     raise
                 live = None
             after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True, dry_run=True)
-        except ApiError as exc:
-            refused = kube_error(exc, label)
-            if isinstance(refused, KubeForbiddenError):
-                raise lacks_permission(refused, "nothing was applied") from None
-            if isinstance(refused, KubeUnauthorizedError):
-                # The credentials, not the document: the same words as scale and restart.
-                raise CloudOpsFailedError("auth", f"{refused}; nothing was applied") from None
-            if refused.retryable and exc.status.code != 409:
-                # The cluster could not answer now (5xx, 429), as a transport error.
-                raise CloudOpsFailedError(
-                    "unavailable", f"{refused}; nothing was applied, try again"
-                ) from None
-            raise CloudOpsFailedError(
-                "invalid_document",
-                f"{label} was refused by the cluster: {exc.status.message or exc}; "
-                "nothing was applied",
-            ) from None
-        except httpx2.TransportError as exc:
-            raise CloudOpsFailedError("unavailable", f"{label}: {exc}; try again") from None
+        except (ApiError, httpx2.TransportError) as exc:
+            raise _refused(exc, index, obj, "nothing was applied") from None
         after_dict = after.to_dict()
         diff = _diff(f"{kind}/{name}", live, after_dict)
         document = DocumentChange(
@@ -196,11 +201,12 @@ async def apply_documents(
         try:
             after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
         except (ApiError, httpx2.TransportError) as exc:
-            message = exc.status.message if isinstance(exc, ApiError) else str(exc)
-            raise CloudOpsFailedError(
-                "failed",
-                f"document {index} ({obj.kind} {obj.metadata.name}) failed: {message}; "
-                f"documents applied before it: {sent or 'none'} (apply again to finish)",
+            done = ", ".join(map(str, sent)) or "none"
+            raise _refused(
+                exc,
+                index,
+                obj,
+                f"documents applied before it: {done} (apply the same YAML again to finish)",
             ) from None
         sent.append(index)
         key = (change.kind, change.namespace, change.name)

@@ -399,3 +399,52 @@ async def test_ck08_a_write_rbac_refuses_is_blamed_on_the_credentials_not_the_ya
     assert scale_failed and "lack permission" in scale_message, scale_message
     assert 'cannot patch resource "deployments"' in scale_message
     assert kube.writes() == []
+
+
+def _failing_writes(kube: ApplyingKubeApi, fail: Callable[[], Response | None]) -> None:
+    """After the first real (not dry-run) apply, ``fail()`` runs; its answer, if any, is what
+    every later real apply gets."""
+    applied = kube._server_side_apply
+    failure: list[Response] = []
+
+    async def apply(plural: str, request: Request) -> Response:
+        if request.query_params.get("dryRun") == "All":
+            return await applied(plural, request)
+        if failure:
+            await kube._log(request, failure[0].status_code)
+            return failure[0]
+        response = await applied(plural, request)
+        answer = fail()
+        failure.extend([answer] if answer is not None else [])
+        return response
+
+    kube._server_side_apply = apply  # type: ignore[method-assign]
+
+
+async def test_ck09_a_failed_write_says_what_the_preview_would_and_what_was_applied(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    documents = f"{CONFIG}---{NEW_IMAGE}"
+    apply = {"cluster_id": "cls-abcd1234", "documents": documents}
+    _failing_writes(kube, lambda: _status(503, "ServiceUnavailable", "etcd leader changed"))
+    async with client(state, "ops") as c:
+        busy, busy_message = await call(c, "apply_yaml", apply=apply, mode="execute")
+    assert busy and "etcd leader changed" in busy_message, busy_message
+    assert "document 2 (Deployment checkout)" in busy_message and "try again" in busy_message
+    assert "applied before it: 1" in busy_message, busy_message
+    assert [w.kind for w in kube.writes()] == ["configmaps"]
+
+    def rotate() -> Response | None:
+        kube.require_token("rotated")  # the token is rotated between the two writes
+        return None
+
+    kube.configmaps.pop(("shop", "checkout-settings"))
+    kube.calls.clear()
+    kube._server_side_apply = ApplyingKubeApi._server_side_apply.__get__(kube)  # type: ignore[method-assign]
+    _failing_writes(kube, rotate)
+    async with client(state, "ops") as c:
+        refused, refused_message = await call(c, "apply_yaml", apply=apply, mode="execute")
+    assert refused and "refused the kubeconfig's credentials" in refused_message, refused_message
+    assert "document 2 (Deployment checkout)" in refused_message
+    assert "applied before it: 1" in refused_message, refused_message
