@@ -24,10 +24,16 @@ from ambient.clients.kube import (
     kube_error,
 )
 from ambient.cloud.audit import Mode
-from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, lacks_permission
+from ambient.cloud.errors import (
+    CloudOpsError,
+    CloudOpsFailedError,
+    CloudOpsInputError,
+    lacks_permission,
+)
 from ambient.domain.identifiers import (
     ClusterRef,
     NamespaceName,
+    namespace_name,
 )
 
 
@@ -91,6 +97,29 @@ def _diff(label: str, live: dict[str, Any] | None, applied: dict[str, Any]) -> s
     )
 
 
+def _name_problem(name: Any, namespace: Any) -> str | None:
+    """What is wrong with a document's metadata.name or metadata.namespace, if anything."""
+    # Both go into the request path unescaped: a '/' would address another object or a
+    # subresource (.../deployments/web/status), so they are checked before anything is sent.
+    # The API server validates the rest of a name by kind (RBAC names may hold ':').
+    if (
+        not isinstance(name, str)
+        or len(name) > 253
+        or name in (".", "..")
+        or any(c in name for c in "/%")
+    ):
+        return (
+            f"metadata.name {str(name)[:60]!r} must be text of at most 253 characters, "
+            "without '/' or '%' (lowercase letters, digits, '-' and '.' for most kinds)"
+        )
+    if namespace is not None:
+        try:
+            namespace_name(str(namespace))
+        except ValueError as exc:
+            return f"metadata.namespace {str(namespace)[:60]!r} {exc}"
+    return None
+
+
 def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
     """lightkube objects for each non-empty document; the first bad one is named."""
     try:
@@ -113,6 +142,11 @@ def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
                 "documents",
                 f"document {index} ({doc['kind']}) needs metadata.name; nothing was applied",
             )
+        problem = _name_problem(name, (doc.get("metadata") or {}).get("namespace"))
+        if problem is not None:
+            raise CloudOpsInputError(
+                "documents", f"document {index} ({doc['kind']}): {problem}; nothing was applied"
+            )
         try:
             obj = codecs.from_dict(doc)
         except (LoadResourceError, msgspec.ValidationError) as exc:
@@ -131,7 +165,7 @@ def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
 
 def _refused(
     exc: ApiError | httpx2.TransportError, index: int, obj: Any, done: str
-) -> CloudOpsFailedError:
+) -> CloudOpsError:
     """The cluster's answer to one document, the same words in the preview and the apply;
     ``done`` says what was applied before it."""
     label = f"document {index} ({obj.kind} {obj.metadata.name})"
@@ -146,6 +180,21 @@ def _refused(
     if refused.retryable and exc.status.code != 409:
         # The cluster could not answer now (5xx, 429), as a transport error.
         return CloudOpsFailedError("unavailable", f"{refused}; {done}; try again")
+    if exc.status.code == 404:
+        # Server-side apply creates what is missing: a 404 is the namespace (the Status
+        # details name it) or a kind the cluster does not serve (empty details).
+        details = exc.status.details
+        if details is not None and details.kind == "namespaces":
+            return CloudOpsInputError(
+                "documents",
+                f'{label}: namespace "{details.name}" does not exist in the cluster; create '
+                f"it first or set metadata.namespace to one that exists; {done}",
+            )
+        return CloudOpsInputError(
+            "documents",
+            f"{label}: the cluster does not serve {obj.apiVersion} {obj.kind} (kubectl "
+            f"api-resources lists what it does; a CRD must be installed first); {done}",
+        )
     return CloudOpsFailedError(
         "invalid_document",
         f"{label} was refused by the cluster: {exc.status.message or exc}; {done}",

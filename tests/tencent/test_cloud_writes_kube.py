@@ -448,3 +448,41 @@ async def test_ck09_a_failed_write_says_what_the_preview_would_and_what_was_appl
     assert refused and "refused the kubeconfig's credentials" in refused_message, refused_message
     assert "document 2 (Deployment checkout)" in refused_message
     assert "applied before it: 1" in refused_message, refused_message
+
+
+async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    long_name = "a" * 254
+    cron = (
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly, namespace: shop}\n"
+        "spec: {schedule: '0 3 * * *', jobTemplate: {spec: {template: {spec: "
+        "{restartPolicy: Never, containers: [{name: c, image: busybox}]}}}}}\n"
+    )
+    cases = {
+        "---\n": "no documents",
+        "---\n# nothing here\n---\n": "no documents",
+        CONFIG.replace("checkout-settings", long_name): "253",
+        CONFIG.replace("checkout-settings", "checkout/status"): "metadata.name",
+        CONFIG.replace("namespace: shop", "namespace: Shop_Prod"): "metadata.namespace",
+        CONFIG.replace("namespace: shop", "namespace: ghost"): 'namespace "ghost" does not exist',
+        cron: "does not serve batch/v1 CronJob",
+    }
+    answers = {}
+    async with client(state, "ops") as c:
+        for documents, _ in cases.items():
+            answers[documents] = await call(
+                c,
+                "apply_yaml",
+                apply={"cluster_id": "cls-abcd1234", "documents": documents},
+                mode="execute",
+            )
+    for documents, expected in cases.items():
+        failed, message = answers[documents]
+        assert failed and expected in message, (documents[:60], message)
+        assert "was refused by the cluster" not in message, message
+    assert kube.writes() == []
+    # Names that are no path segment are refused before anything is sent.
+    assert not [c for c in kube.calls if "checkout" in c.path and "status" in c.path]
+    assert not [c for c in kube.calls if long_name in c.path or "Shop_Prod" in c.path]
