@@ -132,17 +132,27 @@ def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
     for index, doc in enumerate(raw, start=1):
         if doc is None:
             continue
-        name = (doc.get("metadata") or {}).get("name") if isinstance(doc, dict) else None
-        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
+        if not isinstance(doc, dict) or not all(
+            doc.get(key) and isinstance(doc[key], str) for key in ("apiVersion", "kind")
+        ):
             raise CloudOpsInputError(
-                "documents", f"document {index} needs apiVersion and kind; nothing was applied"
+                "documents",
+                f"document {index} needs apiVersion and kind (text); nothing was applied",
             )
+        metadata = doc.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise CloudOpsInputError(
+                "documents",
+                f"document {index} ({doc['kind']}): metadata must be a mapping (name: ...); "
+                "nothing was applied",
+            )
+        name = metadata.get("name")
         if not name:
             raise CloudOpsInputError(
                 "documents",
                 f"document {index} ({doc['kind']}) needs metadata.name; nothing was applied",
             )
-        problem = _name_problem(name, (doc.get("metadata") or {}).get("namespace"))
+        problem = _name_problem(name, metadata.get("namespace"))
         if problem is not None:
             raise CloudOpsInputError(
                 "documents", f"document {index} ({doc['kind']}): {problem}; nothing was applied"

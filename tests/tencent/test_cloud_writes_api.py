@@ -373,3 +373,31 @@ async def test_an_alarm_notice_webhook_that_is_not_an_http_url_is_a_422_and_crea
         assert answer.status_code == 422, answer.text
         assert answer.json()["detail"][0]["loc"] == ["body", "notice_webhook"]
     assert cloud.creates() == []
+
+
+@pytest.mark.parametrize(
+    ("documents", "named"),
+    [
+        ("apiVersion: 1\nkind: ConfigMap\nmetadata: {name: a}\n", "apiVersion"),
+        ("apiVersion: v1\nkind: 5\nmetadata: {name: a}\n", "kind"),
+        ("apiVersion: v1\nkind: [ConfigMap]\nmetadata: {name: a}\n", "kind"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: a\n", "metadata"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: [{name: a}]\n", "metadata"),
+    ],
+)
+async def test_ca06_yaml_whose_apiversion_kind_or_metadata_is_no_text_is_a_422_naming_it(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings], documents: str, named: str
+) -> None:
+    cloud, http, settings = api
+    ops = await _token(settings, "ops", RollbackPermission.EXECUTE)
+    answer = await http.post(
+        "/cloud/apply",
+        json={"cluster_id": "kind-dev", "documents": f"{documents}", "mode": "execute"},
+        headers=ops,
+    )
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert [d["loc"][-1] for d in detail] == ["documents"], detail
+    assert "document 1" in detail[0]["msg"] and named in detail[0]["msg"], detail
+    assert "nothing was applied" in detail[0]["msg"]
+    assert cloud.calls == []
