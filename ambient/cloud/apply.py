@@ -97,6 +97,28 @@ def _diff(label: str, live: dict[str, Any] | None, applied: dict[str, Any]) -> s
     )
 
 
+# YAML aliases share one object when loaded but are copied when it is serialised: a few KB
+# of nested aliases are gigabytes of JSON. Hand-written manifests use a few, if any.
+MAX_ALIASES = 100
+
+
+class _TooManyAliases(yaml.YAMLError):
+    """The YAML uses more than MAX_ALIASES aliases."""
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader that counts aliases over all the documents and stops past the limit."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _TooManyAliases
+        return super().compose_node(parent, index)
+
+
 def _name_problem(name: Any, namespace: Any) -> str | None:
     """What is wrong with a document's metadata.name or metadata.namespace, if anything."""
     # Both go into the request path unescaped: a '/' would address another object or a
@@ -123,7 +145,13 @@ def _name_problem(name: Any, namespace: Any) -> str | None:
 def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
     """lightkube objects for each non-empty document; the first bad one is named."""
     try:
-        raw = list(yaml.safe_load_all(text))
+        raw = list(yaml.load_all(text, Loader=_Loader))
+    except _TooManyAliases:
+        raise CloudOpsInputError(
+            "documents",
+            f"more than {MAX_ALIASES} YAML aliases (*name): write the repeated parts out; "
+            "nothing was applied",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

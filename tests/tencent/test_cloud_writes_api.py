@@ -401,3 +401,27 @@ async def test_ca06_yaml_whose_apiversion_kind_or_metadata_is_no_text_is_a_422_n
     assert "document 1" in detail[0]["msg"] and named in detail[0]["msg"], detail
     assert "nothing was applied" in detail[0]["msg"]
     assert cloud.calls == []
+
+
+async def test_ca07_yaml_that_multiplies_itself_by_aliases_is_refused_before_it_is_expanded(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+) -> None:
+    cloud, http, settings = api
+    viewer = await _token(settings, "viewer", RollbackPermission.DRY_RUN)
+    # 9 KB of YAML that is 40,000 env entries (16 MB of JSON) once its aliases are expanded;
+    # at the 500 KB the API accepts the same shape is billions: the server would run out of
+    # memory serialising it for the dry run.
+    env = "\n".join(["      - &e {name: A, value: v}", *["      - *e"] * 199])
+    containers = "\n".join(["  - &c", "    name: c", "    image: i", "    env:", env])
+    documents = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        f"{containers}\n" + "\n".join(["  - *c"] * 199) + "\n"
+    )
+    answer = await http.post(
+        "/cloud/apply", json={"cluster_id": "kind-dev", "documents": documents}, headers=viewer
+    )
+    assert answer.status_code == 422, answer.text[:300]
+    detail = answer.json()["detail"]
+    assert [d["loc"][-1] for d in detail] == ["documents"], detail
+    assert "aliases" in detail[0]["msg"] and "nothing was applied" in detail[0]["msg"], detail
+    assert cloud.calls == []
