@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -424,4 +425,38 @@ async def test_ca07_yaml_that_multiplies_itself_by_aliases_is_refused_before_it_
     detail = answer.json()["detail"]
     assert [d["loc"][-1] for d in detail] == ["documents"], detail
     assert "aliases" in detail[0]["msg"] and "nothing was applied" in detail[0]["msg"], detail
+    assert cloud.calls == []
+
+
+@pytest.mark.parametrize("command", [["apply", "--cluster", "kind-dev"], ["create-node-pool"]])
+async def test_ca08_the_cli_refuses_a_file_that_is_not_utf8_naming_it_without_a_traceback(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+    tmp_path: pathlib.Path,
+    command: list[str],
+) -> None:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    cloud, _, settings = api
+    # Saved by an editor in Latin-1 (or UTF-16, as Windows Notepad does).
+    spec = tmp_path / "caf\u00e9.yaml"
+    spec.write_bytes(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caf\u00e9}\n".encode("latin-1")
+    )
+    env = {
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": settings.tencentcloud_endpoint or "",
+        "AMBIENT_DATABASE_URL": settings.resolved_database_url,
+    }
+    done = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["cloud", command[0], str(spec), *command[1:], "--user", "ops"],
+        env=env,
+    )
+    assert done.exit_code == 2, done.output
+    assert "UTF-8" in done.output and spec.name in done.output, done.output
+    assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
     assert cloud.calls == []
