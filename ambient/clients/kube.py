@@ -45,6 +45,10 @@ class KubeUnauthorizedError(KubeError):
     retryable = True
 
 
+class KubeForbiddenError(KubeError):
+    """The API server knows our credentials but RBAC does not allow the call (403)."""
+
+
 class KubeUnavailableError(KubeError):
     """The API server could not be reached or asked us to come back (5xx, 429, 409)."""
 
@@ -61,6 +65,8 @@ def kube_error(exc: ApiError, what: str) -> KubeError:
             f"{what}: the API server refused the kubeconfig's credentials ({message}); "
             "the kubeconfig is read again on the next attempt"
         )
+    if code == 403:
+        return KubeForbiddenError(f"{what}: {message}")
     if code in (409, 429) or code >= 500:
         return KubeUnavailableError(f"{what}: {message}")
     return KubeError(f"{what}: {message}")

@@ -19,14 +19,21 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from ambient.clients.kube import (
     FIELD_MANAGER,
+    KubeForbiddenError,
     KubeUnauthorizedError,
     kube_error,
 )
 from ambient.cloud.audit import Mode
-from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError
+from ambient.cloud.errors import (
+    CloudOpsError,
+    CloudOpsFailedError,
+    CloudOpsInputError,
+    lacks_permission,
+)
 from ambient.domain.identifiers import (
     ClusterRef,
     NamespaceName,
+    namespace_name,
 )
 
 
@@ -90,10 +97,61 @@ def _diff(label: str, live: dict[str, Any] | None, applied: dict[str, Any]) -> s
     )
 
 
+# YAML aliases share one object when loaded but are copied when it is serialised: a few KB
+# of nested aliases are gigabytes of JSON. Hand-written manifests use a few, if any.
+MAX_ALIASES = 100
+
+
+class _TooManyAliases(yaml.YAMLError):
+    """The YAML uses more than MAX_ALIASES aliases."""
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader that counts aliases over all the documents and stops past the limit."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _TooManyAliases
+        return super().compose_node(parent, index)
+
+
+def _name_problem(name: Any, namespace: Any) -> str | None:
+    """What is wrong with a document's metadata.name or metadata.namespace, if anything."""
+    # Both go into the request path unescaped: a '/' would address another object or a
+    # subresource (.../deployments/web/status), so they are checked before anything is sent.
+    # The API server validates the rest of a name by kind (RBAC names may hold ':').
+    if (
+        not isinstance(name, str)
+        or len(name) > 253
+        or name in (".", "..")
+        or any(c in name for c in "/%")
+    ):
+        return (
+            f"metadata.name {str(name)[:60]!r} must be text of at most 253 characters, "
+            "without '/' or '%' (lowercase letters, digits, '-' and '.' for most kinds)"
+        )
+    if namespace is not None:
+        try:
+            namespace_name(str(namespace))
+        except ValueError as exc:
+            return f"metadata.namespace {str(namespace)[:60]!r} {exc}"
+    return None
+
+
 def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
     """lightkube objects for each non-empty document; the first bad one is named."""
     try:
-        raw = list(yaml.safe_load_all(text))
+        raw = list(yaml.load_all(text, Loader=_Loader))
+    except _TooManyAliases:
+        raise CloudOpsInputError(
+            "documents",
+            f"more than {MAX_ALIASES} YAML aliases (*name): write the repeated parts out; "
+            "nothing was applied",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -102,15 +160,30 @@ def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
     for index, doc in enumerate(raw, start=1):
         if doc is None:
             continue
-        name = (doc.get("metadata") or {}).get("name") if isinstance(doc, dict) else None
-        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
+        if not isinstance(doc, dict) or not all(
+            doc.get(key) and isinstance(doc[key], str) for key in ("apiVersion", "kind")
+        ):
             raise CloudOpsInputError(
-                "documents", f"document {index} needs apiVersion and kind; nothing was applied"
+                "documents",
+                f"document {index} needs apiVersion and kind (text); nothing was applied",
             )
+        metadata = doc.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise CloudOpsInputError(
+                "documents",
+                f"document {index} ({doc['kind']}): metadata must be a mapping (name: ...); "
+                "nothing was applied",
+            )
+        name = metadata.get("name")
         if not name:
             raise CloudOpsInputError(
                 "documents",
                 f"document {index} ({doc['kind']}) needs metadata.name; nothing was applied",
+            )
+        problem = _name_problem(name, metadata.get("namespace"))
+        if problem is not None:
+            raise CloudOpsInputError(
+                "documents", f"document {index} ({doc['kind']}): {problem}; nothing was applied"
             )
         try:
             obj = codecs.from_dict(doc)
@@ -128,13 +201,50 @@ def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
     return found
 
 
+def _refused(
+    exc: ApiError | httpx2.TransportError, index: int, obj: Any, done: str
+) -> CloudOpsError:
+    """The cluster's answer to one document, the same words in the preview and the apply;
+    ``done`` says what was applied before it."""
+    label = f"document {index} ({obj.kind} {obj.metadata.name})"
+    if isinstance(exc, httpx2.TransportError):
+        return CloudOpsFailedError("unavailable", f"{label}: {exc}; {done}; try again")
+    refused = kube_error(exc, label)
+    # The credentials, not the document: the same words as scale and restart.
+    if isinstance(refused, KubeForbiddenError):
+        return lacks_permission(refused, done)
+    if isinstance(refused, KubeUnauthorizedError):
+        return CloudOpsFailedError("auth", f"{refused}; {done}")
+    if refused.retryable and exc.status.code != 409:
+        # The cluster could not answer now (5xx, 429), as a transport error.
+        return CloudOpsFailedError("unavailable", f"{refused}; {done}; try again")
+    if exc.status.code == 404:
+        # Server-side apply creates what is missing: a 404 is the namespace (the Status
+        # details name it) or a kind the cluster does not serve (empty details).
+        details = exc.status.details
+        if details is not None and details.kind == "namespaces":
+            return CloudOpsInputError(
+                "documents",
+                f'{label}: namespace "{details.name}" does not exist in the cluster; create '
+                f"it first or set metadata.namespace to one that exists; {done}",
+            )
+        return CloudOpsInputError(
+            "documents",
+            f"{label}: the cluster does not serve {obj.apiVersion} {obj.kind} (kubectl "
+            f"api-resources lists what it does; a CRD must be installed first); {done}",
+        )
+    return CloudOpsFailedError(
+        "invalid_document",
+        f"{label} was refused by the cluster: {exc.status.message or exc}; {done}",
+    )
+
+
 async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[DocumentChange]:
     """A server-side dry run of every document first: one refused, none is applied."""
     changes: list[DocumentChange] = []
     for index, obj in objects:
         kind, name = obj.kind, obj.metadata.name
         namespace = obj.metadata.namespace
-        label = f"document {index} ({kind} {name})"
         try:
             try:
                 live = (await client.get(type(obj), name, namespace=namespace)).to_dict()
@@ -143,23 +253,8 @@ async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[D
                     raise
                 live = None
             after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True, dry_run=True)
-        except ApiError as exc:
-            refused = kube_error(exc, label)
-            if isinstance(refused, KubeUnauthorizedError):
-                # The credentials, not the document: the same words as scale and restart.
-                raise CloudOpsFailedError("auth", f"{refused}; nothing was applied") from None
-            if refused.retryable and exc.status.code != 409:
-                # The cluster could not answer now (5xx, 429), as a transport error.
-                raise CloudOpsFailedError(
-                    "unavailable", f"{refused}; nothing was applied, try again"
-                ) from None
-            raise CloudOpsFailedError(
-                "invalid_document",
-                f"{label} was refused by the cluster: {exc.status.message or exc}; "
-                "nothing was applied",
-            ) from None
-        except httpx2.TransportError as exc:
-            raise CloudOpsFailedError("unavailable", f"{label}: {exc}; try again") from None
+        except (ApiError, httpx2.TransportError) as exc:
+            raise _refused(exc, index, obj, "nothing was applied") from None
         after_dict = after.to_dict()
         diff = _diff(f"{kind}/{name}", live, after_dict)
         document = DocumentChange(
@@ -193,11 +288,12 @@ async def apply_documents(
         try:
             after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
         except (ApiError, httpx2.TransportError) as exc:
-            message = exc.status.message if isinstance(exc, ApiError) else str(exc)
-            raise CloudOpsFailedError(
-                "failed",
-                f"document {index} ({obj.kind} {obj.metadata.name}) failed: {message}; "
-                f"documents applied before it: {sent or 'none'} (apply again to finish)",
+            done = ", ".join(map(str, sent)) or "none"
+            raise _refused(
+                exc,
+                index,
+                obj,
+                f"documents applied before it: {done} (apply the same YAML again to finish)",
             ) from None
         sent.append(index)
         key = (change.kind, change.namespace, change.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from ambient.clients.kube import KubeForbiddenError
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import (
     TencentAuthError,
@@ -63,6 +64,16 @@ class CloudOpsFailedError(CloudOpsError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+def lacks_permission(exc: KubeForbiddenError, done: str) -> CloudOpsFailedError:
+    """A 403 from the API server: RBAC refused the credentials, not the input."""
+    # The API server's message names the verb, the resource and the namespace refused.
+    return CloudOpsFailedError(
+        "auth",
+        f"{exc}: the kubeconfig's credentials lack permission; grant it to that user (RBAC) "
+        f"or use a kubeconfig that has it; {done}",
+    )
 
 
 @contextlib.contextmanager

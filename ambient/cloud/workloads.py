@@ -17,12 +17,18 @@ from pydantic import BaseModel, Field
 from ambient.clients.kube import (
     KubeClients,
     KubeError,
+    KubeForbiddenError,
     KubeNotFoundError,
     KubeUnavailableError,
 )
 from ambient.cloud.apply import ApplyResult, ApplySpec, apply_documents, parse_documents, preview
 from ambient.cloud.audit import Mode
-from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
+from ambient.cloud.errors import (
+    CloudOpsFailedError,
+    CloudOpsInputError,
+    lacks_permission,
+    readable,
+)
 from ambient.cloud.service import CloudOpsService
 from ambient.domain.identifiers import (
     ClusterRef,
@@ -58,6 +64,8 @@ class WorkloadResult(BaseModel):
 def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
     if isinstance(exc, KubeNotFoundError):
         return CloudOpsFailedError("not_found", f"{what}: {exc}")
+    if isinstance(exc, KubeForbiddenError):
+        return lacks_permission(exc, f"{what} was not changed")
     if isinstance(exc, KubeUnavailableError):
         return CloudOpsFailedError("unavailable", f"{what}: {exc}; try again")
     return CloudOpsFailedError("failed", f"{what}: {exc}")

@@ -37,11 +37,23 @@ app = typer.Typer()
 S = TypeVar("S", bound=BaseModel)
 
 
+def _text(path: Path) -> str:
+    """The file's text; else one line naming it and exit 2 (nothing was done)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8", 2
+        ) from None
+    except OSError as exc:
+        raise fail(f"{path}: {exc}", 2) from None
+
+
 def _spec_file(model: type[S], path: Path) -> S:
     """A spec from a JSON or YAML file (the same fields as the MCP tool and the API body)."""
     try:
-        values = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        values = yaml.safe_load(_text(path))
+    except yaml.YAMLError as exc:
         raise fail(f"{path}: {exc}", 2) from None
     if not isinstance(values, dict):
         raise fail(f"{path}: expected a mapping of fields", 2)
@@ -160,7 +172,7 @@ def apply(
     execute: Execute = False,
 ) -> None:
     """Server-side apply a YAML file; the preview shows each document's diff."""
-    spec = parsed(ApplySpec, cluster_id=cluster, documents=file.read_text(), namespace=namespace)
+    spec = parsed(ApplySpec, cluster_id=cluster, documents=_text(file), namespace=namespace)
     _run_on_cluster(lambda ops: ops.apply_yaml(user, spec, _mode(execute)))
 
 

@@ -8,7 +8,8 @@ write into a 409 Conflict, and the step is computed again from a fresh read.
 
 Errors (from ``ambient.clients.kube``):
 
-    KubeError                  forbidden, invalid: not retryable
+    KubeError                  invalid: not retryable
+    ├── KubeForbiddenError     RBAC refused the call (403): not retryable
     ├── StepInputError         (kube_plans) the step lacks what its rung needs: not retryable
     ├── KubeNotFoundError      the workload does not exist: not retryable
     └── KubeUnavailableError   unreachable, 5xx, 429, conflicts that kept coming: retryable

@@ -79,16 +79,38 @@ class AnswerLost(Exception):
     """Raised by an ``on_write`` hook: the write is stored, the client gets a 504 instead."""
 
 
-def _status(code: int, reason: str, message: str) -> Response:
-    body = {
+def _status(code: int, reason: str, message: str, details: Obj | None = None) -> Response:
+    """A metav1.Status as the API server sends it (``details``: name, group, kind)."""
+    body: Obj = {
         "kind": "Status",
         "apiVersion": "v1",
+        "metadata": {},
         "status": "Failure",
-        "reason": reason,
         "message": message,
+        "reason": reason,
         "code": code,
     }
+    if details is not None:
+        body["details"] = details
     return JSONResponse(body, status_code=code)
+
+
+async def _not_served(request: Request, exc: Exception) -> Response:
+    """A path no route serves (a group, version or resource the cluster does not have): the
+    API server's NotFound Status, with empty details."""
+    return _status(404, "NotFound", "the server could not find the requested resource", {})
+
+
+def group_of(plural: str) -> str:
+    """The API group of a resource plural ("" for the core group)."""
+    api_version = KINDS[plural][1]
+    return api_version.split("/")[0] if "/" in api_version else ""
+
+
+def qualified(plural: str) -> str:
+    """The resource as the API server names it in messages: plural.group."""
+    group = group_of(plural)
+    return f"{plural}.{group}" if group else plural
 
 
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, "application/apply-patch+yaml")
@@ -340,7 +362,8 @@ class KubeApi:
     # becomes ready, and the controller reports Progressing False, ProgressDeadlineExceeded.
     stalled_images: set[str] = field(default_factory=set)
     on_write: Callable[[ApiCall], None] | None = None
-    # Resource plurals our credentials may not touch (RBAC): every request answers 403.
+    # What our credentials may not do (RBAC), answered 403: a resource plural ("configmaps":
+    # every verb) or a verb and a plural ("patch configmaps": reads still allowed).
     forbidden: set[str] = field(default_factory=set)
     _pending: dict[Key, int] = field(default_factory=dict)
     _interference: dict[tuple[str, str, str], Callable[[Obj], None]] = field(default_factory=dict)
@@ -381,7 +404,11 @@ class KubeApi:
                     methods=["GET", "PATCH", "PUT", "DELETE"],
                 )
             )
-        app = Starlette(routes=routes, middleware=[Middleware(_Refusals)])
+        app = Starlette(
+            routes=routes,
+            middleware=[Middleware(_Refusals)],
+            exception_handlers={404: _not_served},
+        )
         app.state.token = None
         self._app = app
         return app
@@ -751,7 +778,7 @@ class KubeApi:
         async def handle(request: Request) -> Response:
             ns = request.path_params["ns"]
             kind = KINDS[plural][0]
-            if plural in self.forbidden:
+            if self.refuses(request, plural):
                 return await self._forbid(request, plural)
             if request.method == "POST":
                 return await self._create(plural, ns, request)
@@ -770,11 +797,16 @@ class KubeApi:
         async def handle(request: Request) -> Response:
             key = (request.path_params["ns"], request.path_params["name"])
             store, kind = self.store(plural), KINDS[plural][0]
-            if plural in self.forbidden:
+            if self.refuses(request, plural):
                 return await self._forbid(request, plural)
             if key not in store:
                 await self._log(request, 404)
-                return _status(404, "NotFound", f'{plural} "{key[1]}" not found')
+                return _status(
+                    404,
+                    "NotFound",
+                    f'{qualified(plural)} "{key[1]}" not found',
+                    {"name": key[1], "group": group_of(plural), "kind": plural},
+                )
             if request.method == "GET":
                 await self._log(request, 200)
                 if plural == "deployments":
@@ -810,16 +842,31 @@ class KubeApi:
 
         return handle
 
-    async def _forbid(self, request: Request, plural: str) -> Response:
-        await self._log(request, 403)
-        verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch"}.get(
+    @staticmethod
+    def verb(request: Request) -> str:
+        """The RBAC verb of a request (a GET of a collection is a list)."""
+        if request.method == "GET":
+            return "get" if "name" in request.path_params else "list"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(
             request.method, request.method.lower()
         )
+
+    def refuses(self, request: Request, plural: str) -> bool:
+        """Whether RBAC (``forbidden``) refuses this request."""
+        return bool({plural, f"{self.verb(request)} {plural}"} & self.forbidden)
+
+    async def _forbid(self, request: Request, plural: str) -> Response:
+        """403 as the API server words it (forbiddenMessage in apiserver's responsewriters)."""
+        await self._log(request, 403)
+        name = request.path_params.get("name")
+        group = group_of(plural)
+        what = f'{qualified(plural)} "{name}"' if name else qualified(plural)
         return _status(
             403,
             "Forbidden",
-            f'{plural} is forbidden: User "ops" cannot {verb} resource "{plural}" '
-            f'in namespace "{request.path_params["ns"]}"',
+            f'{what} is forbidden: User "ops" cannot {self.verb(request)} resource '
+            f'"{plural}" in API group "{group}" in the namespace "{request.path_params["ns"]}"',
+            {**({"name": name} if name else {}), "group": group, "kind": plural},
         )
 
     async def _create(self, plural: str, ns: str, request: Request) -> Response:
@@ -828,7 +875,9 @@ class KubeApi:
         if ns not in self.namespaces:
             # Objects are created only in a namespace that exists (reads there just find none).
             await self._log(request, 404, body)
-            return _status(404, "NotFound", f'namespaces "{ns}" not found')
+            return _status(
+                404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"}
+            )
         if (ns, name) in self.store(plural):
             await self._log(request, 409, body)
             return _status(409, "AlreadyExists", f'{plural} "{name}" already exists')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -373,3 +374,89 @@ async def test_an_alarm_notice_webhook_that_is_not_an_http_url_is_a_422_and_crea
         assert answer.status_code == 422, answer.text
         assert answer.json()["detail"][0]["loc"] == ["body", "notice_webhook"]
     assert cloud.creates() == []
+
+
+@pytest.mark.parametrize(
+    ("documents", "named"),
+    [
+        ("apiVersion: 1\nkind: ConfigMap\nmetadata: {name: a}\n", "apiVersion"),
+        ("apiVersion: v1\nkind: 5\nmetadata: {name: a}\n", "kind"),
+        ("apiVersion: v1\nkind: [ConfigMap]\nmetadata: {name: a}\n", "kind"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: a\n", "metadata"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: [{name: a}]\n", "metadata"),
+    ],
+)
+async def test_ca06_yaml_whose_apiversion_kind_or_metadata_is_no_text_is_a_422_naming_it(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings], documents: str, named: str
+) -> None:
+    cloud, http, settings = api
+    ops = await _token(settings, "ops", RollbackPermission.EXECUTE)
+    answer = await http.post(
+        "/cloud/apply",
+        json={"cluster_id": "kind-dev", "documents": f"{documents}", "mode": "execute"},
+        headers=ops,
+    )
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert [d["loc"][-1] for d in detail] == ["documents"], detail
+    assert "document 1" in detail[0]["msg"] and named in detail[0]["msg"], detail
+    assert "nothing was applied" in detail[0]["msg"]
+    assert cloud.calls == []
+
+
+async def test_ca07_yaml_that_multiplies_itself_by_aliases_is_refused_before_it_is_expanded(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+) -> None:
+    cloud, http, settings = api
+    viewer = await _token(settings, "viewer", RollbackPermission.DRY_RUN)
+    # 9 KB of YAML that is 40,000 env entries (16 MB of JSON) once its aliases are expanded;
+    # at the 500 KB the API accepts the same shape is billions: the server would run out of
+    # memory serialising it for the dry run.
+    env = "\n".join(["      - &e {name: A, value: v}", *["      - *e"] * 199])
+    containers = "\n".join(["  - &c", "    name: c", "    image: i", "    env:", env])
+    documents = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        f"{containers}\n" + "\n".join(["  - *c"] * 199) + "\n"
+    )
+    answer = await http.post(
+        "/cloud/apply", json={"cluster_id": "kind-dev", "documents": documents}, headers=viewer
+    )
+    assert answer.status_code == 422, answer.text[:300]
+    detail = answer.json()["detail"]
+    assert [d["loc"][-1] for d in detail] == ["documents"], detail
+    assert "aliases" in detail[0]["msg"] and "nothing was applied" in detail[0]["msg"], detail
+    assert cloud.calls == []
+
+
+@pytest.mark.parametrize("command", [["apply", "--cluster", "kind-dev"], ["create-node-pool"]])
+async def test_ca08_the_cli_refuses_a_file_that_is_not_utf8_naming_it_without_a_traceback(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+    tmp_path: pathlib.Path,
+    command: list[str],
+) -> None:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    cloud, _, settings = api
+    # Saved by an editor in Latin-1 (or UTF-16, as Windows Notepad does).
+    spec = tmp_path / "caf\u00e9.yaml"
+    spec.write_bytes(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caf\u00e9}\n".encode("latin-1")
+    )
+    env = {
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": settings.tencentcloud_endpoint or "",
+        "AMBIENT_DATABASE_URL": settings.resolved_database_url,
+    }
+    done = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["cloud", command[0], str(spec), *command[1:], "--user", "ops"],
+        env=env,
+    )
+    assert done.exit_code == 2, done.output
+    assert "UTF-8" in done.output and spec.name in done.output, done.output
+    assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
+    assert cloud.calls == []

@@ -30,6 +30,9 @@ APPLY = "application/apply-patch+yaml"
 
 def refusal(plural: str, body: dict[str, Any]) -> str | None:
     """The API server's validation for what these tests send (a subset, by kind)."""
+    name = (body.get("metadata") or {}).get("name") or ""
+    if len(name) > 253:
+        return f'metadata.name: Invalid value: "{name}": must be no more than 253 characters'
     if plural == "deployments":
         spec = body.get("spec") or {}
         if not (spec.get("selector") or {}).get("matchLabels"):
@@ -46,7 +49,8 @@ def refusal(plural: str, body: dict[str, Any]) -> str | None:
 
 class ApplyingKubeApi(KubeApi):
     """The stand-in plus server-side apply (PATCH application/apply-patch+yaml): creates a
-    missing object, merges into an existing one, honours dryRun=All, validates first."""
+    missing object (in a namespace that exists), merges into an existing one, honours
+    dryRun=All and RBAC (``forbidden``), validates first."""
 
     def _item(self, plural: str) -> Callable[[Request], Any]:
         inner = super()._item(plural)
@@ -62,7 +66,17 @@ class ApplyingKubeApi(KubeApi):
 
     async def _server_side_apply(self, plural: str, request: Request) -> Response:
         key = (request.path_params["ns"], request.path_params["name"])
+        if self.refuses(request, plural):
+            return await self._forbid(request, plural)
         body = json.loads(await request.body())
+        if key[0] not in self.namespaces:
+            await self._log(request, 404, body)
+            return _status(
+                404,
+                "NotFound",
+                f'namespaces "{key[0]}" not found',
+                {"name": key[0], "kind": "namespaces"},
+            )
         problem = refusal(plural, body)
         if problem is not None:
             await self._log(request, 422, body)
@@ -364,3 +378,111 @@ async def test_ck07_a_cluster_that_cannot_answer_now_is_not_blamed_on_the_yaml(
     assert failed and "etcdserver: request timed out" in message, message
     assert "was refused by the cluster" not in message and "try again" in message
     assert kube.writes() == []
+
+
+async def test_ck08_a_write_rbac_refuses_is_blamed_on_the_credentials_not_the_yaml(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    kube.forbidden = {"patch configmaps", "patch deployments"}  # may read, may not write
+    async with client(state, "ops") as c:
+        failed, message = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": CONFIG}
+        )
+        scale_failed, scale_message = await call(
+            c, "scale_workload", workload=WORKLOAD, replicas=3, mode="execute"
+        )
+    assert failed and "was refused by the cluster" not in message, message
+    assert "document 1 (ConfigMap checkout-settings)" in message
+    assert "lack permission" in message and 'cannot patch resource "configmaps"' in message
+    assert 'in the namespace "shop"' in message and "nothing was applied" in message
+    assert scale_failed and "lack permission" in scale_message, scale_message
+    assert 'cannot patch resource "deployments"' in scale_message
+    assert kube.writes() == []
+
+
+def _failing_writes(kube: ApplyingKubeApi, fail: Callable[[], Response | None]) -> None:
+    """After the first real (not dry-run) apply, ``fail()`` runs; its answer, if any, is what
+    every later real apply gets."""
+    applied = kube._server_side_apply
+    failure: list[Response] = []
+
+    async def apply(plural: str, request: Request) -> Response:
+        if request.query_params.get("dryRun") == "All":
+            return await applied(plural, request)
+        if failure:
+            await kube._log(request, failure[0].status_code)
+            return failure[0]
+        response = await applied(plural, request)
+        answer = fail()
+        failure.extend([answer] if answer is not None else [])
+        return response
+
+    kube._server_side_apply = apply  # type: ignore[method-assign]
+
+
+async def test_ck09_a_failed_write_says_what_the_preview_would_and_what_was_applied(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    documents = f"{CONFIG}---{NEW_IMAGE}"
+    apply = {"cluster_id": "cls-abcd1234", "documents": documents}
+    _failing_writes(kube, lambda: _status(503, "ServiceUnavailable", "etcd leader changed"))
+    async with client(state, "ops") as c:
+        busy, busy_message = await call(c, "apply_yaml", apply=apply, mode="execute")
+    assert busy and "etcd leader changed" in busy_message, busy_message
+    assert "document 2 (Deployment checkout)" in busy_message and "try again" in busy_message
+    assert "applied before it: 1" in busy_message, busy_message
+    assert [w.kind for w in kube.writes()] == ["configmaps"]
+
+    def rotate() -> Response | None:
+        kube.require_token("rotated")  # the token is rotated between the two writes
+        return None
+
+    kube.configmaps.pop(("shop", "checkout-settings"))
+    kube.calls.clear()
+    kube._server_side_apply = ApplyingKubeApi._server_side_apply.__get__(kube)  # type: ignore[method-assign]
+    _failing_writes(kube, rotate)
+    async with client(state, "ops") as c:
+        refused, refused_message = await call(c, "apply_yaml", apply=apply, mode="execute")
+    assert refused and "refused the kubeconfig's credentials" in refused_message, refused_message
+    assert "document 2 (Deployment checkout)" in refused_message
+    assert "applied before it: 1" in refused_message, refused_message
+
+
+async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    long_name = "a" * 254
+    cron = (
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly, namespace: shop}\n"
+        "spec: {schedule: '0 3 * * *', jobTemplate: {spec: {template: {spec: "
+        "{restartPolicy: Never, containers: [{name: c, image: busybox}]}}}}}\n"
+    )
+    cases = {
+        "---\n": "no documents",
+        "---\n# nothing here\n---\n": "no documents",
+        CONFIG.replace("checkout-settings", long_name): "253",
+        CONFIG.replace("checkout-settings", "checkout/status"): "metadata.name",
+        CONFIG.replace("namespace: shop", "namespace: Shop_Prod"): "metadata.namespace",
+        CONFIG.replace("namespace: shop", "namespace: ghost"): 'namespace "ghost" does not exist',
+        cron: "does not serve batch/v1 CronJob",
+    }
+    answers = {}
+    async with client(state, "ops") as c:
+        for documents, _ in cases.items():
+            answers[documents] = await call(
+                c,
+                "apply_yaml",
+                apply={"cluster_id": "cls-abcd1234", "documents": documents},
+                mode="execute",
+            )
+    for documents, expected in cases.items():
+        failed, message = answers[documents]
+        assert failed and expected in message, (documents[:60], message)
+        assert "was refused by the cluster" not in message, message
+    assert kube.writes() == []
+    # Names that are no path segment are refused before anything is sent.
+    assert not [c for c in kube.calls if "checkout" in c.path and "status" in c.path]
+    assert not [c for c in kube.calls if long_name in c.path or "Shop_Prod" in c.path]
