@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from mcp.server.mcpserver import MCPServer
+from websockets.http11 import USER_AGENT
 
+from ambient import __version__
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, EndpointPublic, Endpoints
 from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays
 from ambient.bridge.serving import RESULT_LIMIT_BYTES
@@ -125,6 +127,8 @@ async def test_registered_endpoint_is_connected_within_5s_and_serves_the_users_t
         connection = await broker.held(token)
         [row] = await listed(state)
         assert (row.user, row.state, row.last_error) == (user, "connected", None)
+        # it says what dials, as every WebSocket client (mcp_pipe's included) does
+        assert connection.user_agent == f"ambient-ops/{__version__} {USER_AGENT}"
         assert len(connection.tools) > 10 and {"whoami", "get_status"} <= {
             t["name"] for t in connection.tools
         }

@@ -57,6 +57,7 @@ class ToolConnection:
     token: str
     socket: ServerConnection
     mode: Mode
+    user_agent: str | None = None  # the handshake's User-Agent header, as sent
     frames: list[str] = field(default_factory=list)  # every frame received, as sent
     tools: list[dict[str, Any]] = field(default_factory=list)
     # The answer to the broker's initialize, matched by id: a pass-through bridge that posts
@@ -184,7 +185,8 @@ class XiaozhiBroker:
         token = dict(parse_qsl(urlsplit(socket.request.path if socket.request else "").query))[
             "token"
         ]
-        connection = ToolConnection(token, socket, self.mode)
+        agent = socket.request.headers.get("User-Agent") if socket.request else None
+        connection = ToolConnection(token, socket, self.mode, user_agent=agent)
         old = self.current(token)
         earlier = self.connections.setdefault(token, [])
         last = earlier[-1] if earlier else None
