@@ -17,10 +17,11 @@ import asyncio
 import hmac
 import logging
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, delete, func, or_, select
@@ -29,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
 
 from ambient import temporal
+from ambient.briefing.models import BriefingStatus
+from ambient.briefing.service import BriefingNotFoundError, BriefingService
 from ambient.domain.users import Role, RollbackPermission
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.safety import named_approver
@@ -37,12 +40,13 @@ from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import Briefing, RemediationRecord, User, XiaozhiDevice
+from ambient.storage.models import RemediationRecord, User, XiaozhiDevice
 from ambient.storage.repositories import OPERATOR, UserRepository, hash_token
 from ambient.storage.repositories import new_api_token as _new_token
 from workflows.remediation import GradedRemediationWorkflow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A MAC as xiaozhi-server sends it (aa:bb:cc:dd:ee:ff), or any short id of the same letters.
 _DEVICE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z:_.-]{0,63}$")
@@ -423,12 +427,19 @@ class VoiceFacts(BaseModel):
     hint: str
 
 
-def today_of(user: User, now: datetime | None = None) -> str:
-    try:
-        zone = ZoneInfo(user.timezone)
-    except (KeyError, ValueError):
-        zone = ZoneInfo("UTC")
-    return (now or datetime.now(UTC)).astimezone(zone).date().isoformat()
+def briefing_now(status: BriefingStatus | None, now: datetime) -> tuple[bool, bool]:
+    """(ready, given today) as the briefing's greet decides them at ``now``: ready only when
+    greet would speak the prepared briefing (not paused, inside the window, not given on the
+    day in the briefing's own time zone)."""
+    if status is None or status.day is None:
+        return False, False
+    day = status.day
+    last = status.last_given_at
+    given = status.given_at is not None or (
+        last is not None and day.local(last).date() == day.local(now).date()
+    )
+    inside = day.window_start <= now < day.window_end
+    return (not status.paused and status.prepared is not None and not given and inside), given
 
 
 async def voice_facts(
@@ -436,32 +447,46 @@ async def voice_facts(
     user: User,
     remediations: RemediationService | None = None,
     *,
+    briefings: BriefingService | None = None,
     budget: float = 0.5,
 ) -> VoiceFacts:
-    """The app database, plus at most ``budget`` seconds of Temporal for the approvals
-    waiting: past that the count is unknown (None) and the rest still answers."""
+    """The app database, plus at most ``budget`` seconds of Temporal for the briefing (what
+    greet would answer) and the approvals waiting: past that the briefing is not said ready,
+    the count is unknown (None), and the rest still answers."""
     owner = None if user.role == Role.ADMIN else user.name
     async with db.session() as session:
-        briefing = await session.scalar(
-            select(Briefing).where(Briefing.user == user.name, Briefing.date == today_of(user))
-        )
         open_query = select(RemediationRecord.state).where(
             RemediationRecord.state.not_in(FINAL_STATES)
         )
         if owner is not None:
             open_query = open_query.where(RemediationRecord.user == owner)
         states = list(await session.scalars(open_query))
-    given = briefing is not None and briefing.given_at is not None
-    ready = briefing is not None and briefing.status == "ready" and not given
-    waiting: int | None = None
-    if remediations is not None and states:
+
+    async def approvals() -> int | None:
+        if remediations is None or not states:
+            return 0 if not states else None
+        return len(await waiting_for(remediations, user.name))
+
+    async def briefing() -> BriefingStatus | None:
+        if briefings is None:
+            return None
+        try:
+            return await briefings.status(user.name)
+        except BriefingNotFoundError:
+            return None
+
+    async def in_time(work: Awaitable[T], what: str) -> T | None:
         try:
             async with asyncio.timeout(budget):
-                waiting = len(await waiting_for(remediations, user.name))
+                return await work
         except Exception as exc:
-            log.warning("context for %s: approvals unknown (%s)", user.name, type(exc).__name__)
-    elif not states:
-        waiting = 0
+            log.warning("context for %s: %s unknown (%s)", user.name, what, type(exc).__name__)
+            return None
+
+    waiting, status = await asyncio.gather(
+        in_time(approvals(), "approvals"), in_time(briefing(), "briefing")
+    )
+    ready, given = briefing_now(status, datetime.now(UTC))
     name = user.assistant_name or DEFAULT_ASSISTANT
     if ready:
         hint = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet for the briefing.)"

@@ -368,6 +368,9 @@ class VoiceServer(MCPServer[AppState]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
+        # A small model fills an optional argument it has nothing for with null: left out,
+        # for every argument alike (a required one left out is still asked for again).
+        arguments = {key: value for key, value in (arguments or {}).items() if value is not None}
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:

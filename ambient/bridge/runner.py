@@ -32,7 +32,9 @@ from mcp.server.mcpserver import MCPServer
 from sqlalchemy import ColumnElement, or_, select, update
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.http11 import USER_AGENT as WEBSOCKETS_AGENT
 
+from ambient import __version__
 from ambient.bridge.endpoints import EndpointCipher, http_form, mask_url, url_token
 from ambient.bridge.serving import serve_mcp
 from ambient.clients.guard import DestinationGuard
@@ -47,6 +49,8 @@ wire_log = logging.getLogger("ambient.bridge.websocket")
 wire_log.setLevel(logging.INFO)
 
 ServerFactory = Callable[[str], MCPServer[Any]]
+# What dials, as a broker's logs show it (mcp_pipe sends websockets' own default).
+USER_AGENT = f"ambient-ops/{__version__} {WEBSOCKETS_AGENT}"
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,7 @@ class BridgeRunner:
                     url,
                     proxy=None,
                     open_timeout=self.timing.open_timeout,
-                    user_agent_header=None,
+                    user_agent_header=USER_AGENT,
                     logger=wire_log,
                     **pinned,
                 ) as ws:

@@ -136,6 +136,11 @@ class UserRepository(Repository):
     async def get(self, name: str) -> User | None:
         return await self.session.scalar(select(User).where(User.name == name))
 
+    async def by_voiceprint(self, voiceprint: str) -> User | None:
+        """The user with this voiceprint id: unique whatever its case, so matched so."""
+        key = voiceprint.strip().lower()
+        return await self.session.scalar(select(User).where(func.lower(User.voiceprint_id) == key))
+
     async def by_token(self, token: str) -> User | None:
         query = select(User).where(User.api_token_hash == hash_token(token))
         return await self.session.scalar(query)

@@ -12,11 +12,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from ambient.briefing.models import GreetResult
 from ambient.settings import Settings
-from ambient.storage.models import User
+from ambient.storage.repositories import UserRepository
 from api.deps import OptionalUser, SessionDep, StateDep
 from api.errors import unauthorized, unprocessable
 
@@ -58,10 +57,10 @@ async def greeting(
     if caller is None and not device:
         raise unauthorized("send a device token (X-Device-Token) or a user's bearer token")
     if body.voiceprint_id is not None:
-        query = select(User.name).where(User.voiceprint_id == body.voiceprint_id)
-        name = (await session.execute(query)).scalar_one_or_none()
-        if name is None:
+        speaker = await UserRepository(session).by_voiceprint(body.voiceprint_id)
+        if speaker is None:
             raise unprocessable((["voiceprint_id"], "no user has this voiceprint id"))
+        name = speaker.name
     elif body.user_id is not None:
         name = body.user_id
     elif caller is not None:

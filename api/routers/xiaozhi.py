@@ -58,7 +58,13 @@ async def context(
                 user = await UserRepository(session).get(device.user)
             if user is None:
                 return _context_error(404, "the device's user no longer exists")
-            facts = await voice_facts(state.db, user, state.remediations, budget=CONTEXT_BUDGET / 2)
+            facts = await voice_facts(
+                state.db,
+                user,
+                state.remediations,
+                briefings=state.briefings,
+                budget=CONTEXT_BUDGET / 2,
+            )
     except TimeoutError:
         return _context_error(503, "context not ready in time")
     return JSONResponse({"code": 0, "data": facts.model_dump()})

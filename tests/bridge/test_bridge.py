@@ -5,6 +5,7 @@ database shared by the runners as replicas share one."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from mcp.server.mcpserver import MCPServer
+from websockets.http11 import USER_AGENT
 
+from ambient import __version__
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, EndpointPublic, Endpoints
 from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays
 from ambient.bridge.serving import RESULT_LIMIT_BYTES
@@ -29,6 +32,7 @@ from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import (
     HANG,
+    RELAY_REPLACED,
     REPLACED,
     running_broker,
 )
@@ -125,6 +129,8 @@ async def test_registered_endpoint_is_connected_within_5s_and_serves_the_users_t
         connection = await broker.held(token)
         [row] = await listed(state)
         assert (row.user, row.state, row.last_error) == (user, "connected", None)
+        # it says what dials, as every WebSocket client (mcp_pipe's included) does
+        assert connection.user_agent == f"ambient-ops/{__version__} {USER_AGENT}"
         assert len(connection.tools) > 10 and {"whoami", "get_status"} <= {
             t["name"] for t in connection.tools
         }
@@ -279,6 +285,55 @@ async def test_a_refused_token_shows_retrying_with_the_brokers_reason(state: App
         [row] = await listed(state)
         assert row.state == "retrying"
         assert row.last_error == "refused by the broker: HTTP 401 invalid token: expired or unknown"
+
+
+async def failure_shown(state: AppState) -> EndpointPublic:
+    """The endpoint's row once the hold task has written its latest failure."""
+    while True:  # the condition: the row says retrying, with a reason
+        [row] = await listed(state)
+        if row.state == "retrying" and row.last_error != "not dialed yet":
+            return row
+        await asyncio.sleep(0.05)
+
+
+async def test_a_relay_replacing_ours_shows_retrying_with_its_close_and_reason(
+    state: AppState,
+) -> None:
+    """mcp-endpoint-server closes a replaced tool connection with 1000 '新连接替换' (a normal
+    close): the owner reads that as the reason, and the bridge backs off like any failure."""
+    token = unique("relay")
+    async with running_broker({token}, mode="relay") as broker:
+        runner = runner_for(state, "r1")
+        runner.timing = BridgeTiming(first_delay=3600, healthy_after=3600)
+        async with running(runner):
+            await register(state, unique("gus"), broker.url(token))
+            first = await broker.held(token)
+            from websockets.asyncio.client import connect
+
+            async with connect(broker.url(token), proxy=None):
+                await first.closed.wait()
+                assert first.close_reason == f"{RELAY_REPLACED[0]} {RELAY_REPLACED[1]}"
+
+                row = await within(HANG, failure_shown(state))
+        assert row.last_error == "closed by the broker: 1000 新连接替换"
+        assert runner.counts["failures"] == 1 and runner.counts["dials"] == 1
+
+
+async def test_a_relay_closing_a_bad_token_with_1008_shows_retrying_and_backs_off(
+    state: AppState,
+) -> None:
+    """mcp-endpoint-server accepts the WebSocket of a bad token and then closes it with 1008:
+    the reason is the broker's, and the re-dials back off (1 s doubling) as for a refusal."""
+    async with running_broker({"the-right-one"}, mode="relay") as broker:
+        runner = runner_for(state, "r1")
+        async with running(runner):
+            await register(state, unique("hal"), broker.url("a-wrong-token"))
+            await within(HANG, broker.wait_refused("a-wrong-token", 3))
+            row = await within(HANG, failure_shown(state))
+        assert row.state == "retrying"
+        assert row.last_error == "closed by the broker: 1008 token解密失败"
+        first_gap, second_gap = (b - a for a, b in itertools.pairwise(broker.refused_at))
+        assert first_gap >= 0.5 and second_gap >= 1.0  # full jitter on 1 s, then on 2 s
 
 
 async def test_two_runners_on_one_database_hold_the_endpoint_once(state: AppState) -> None:

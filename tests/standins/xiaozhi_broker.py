@@ -16,6 +16,9 @@ mcp_endpoint relay) plays towards a tool connection, as read from their wire beh
   same id prefix and count, with no handshake of its own.
 - One tool connection per token: a new one replaces the old, which is closed with
   4000 "replaced by a new connection".
+- ``relay`` mode answers as mcp-endpoint-server's code does (src/server.py,
+  src/core/connection_manager.py): a bad token's WebSocket is accepted and then closed with
+  1008 "token解密失败"; a replaced tool connection is closed with 1000 "新连接替换".
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import asyncio
 import itertools
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -43,6 +47,8 @@ Mode = Literal["official", "relay"]
 broker_log = logging.getLogger("tests.standins.xiaozhi_broker")
 broker_log.setLevel(logging.INFO)
 REPLACED = (4000, "replaced by a new connection")
+RELAY_REPLACED = (1000, "新连接替换")
+RELAY_BAD_TOKEN = (1008, "token解密失败")
 # The bridge's own bound (issue 24, docs/xiaozhi.md): it holds a registered endpoint's
 # connection within 5 s, dialed at its next scan (re-dialed after at most the first backoff).
 HELD_WITHIN = 5.0
@@ -57,6 +63,7 @@ class ToolConnection:
     token: str
     socket: ServerConnection
     mode: Mode
+    user_agent: str | None = None  # the handshake's User-Agent header, as sent
     frames: list[str] = field(default_factory=list)  # every frame received, as sent
     tools: list[dict[str, Any]] = field(default_factory=list)
     # The answer to the broker's initialize, matched by id: a pass-through bridge that posts
@@ -134,7 +141,8 @@ class XiaozhiBroker:
         self.ping_every = ping_every
         self.port = 0
         self.connections: dict[str, list[ToolConnection]] = {}
-        self.refused: list[str] = []  # tokens refused at the handshake
+        self.refused: list[str] = []  # tokens refused (at the handshake, or relay: after it)
+        self.refused_at: list[float] = []  # when each was refused (time.monotonic)
         self._changed = asyncio.Condition()
 
     def url(self, token: str) -> str:
@@ -170,9 +178,10 @@ class XiaozhiBroker:
 
     def _check(self, socket: ServerConnection, request: Request) -> Response | None:
         token = dict(parse_qsl(urlsplit(request.path).query)).get("token", "")
-        if token in self.tokens:
+        if token in self.tokens or self.mode == "relay":  # the relay refuses after accepting
             return None
         self.refused.append(token)
+        self.refused_at.append(time.monotonic())
         asyncio.get_running_loop().create_task(self._notify())
         return socket.respond(HTTPStatus.UNAUTHORIZED, "invalid token: expired or unknown\n")
 
@@ -184,14 +193,21 @@ class XiaozhiBroker:
         token = dict(parse_qsl(urlsplit(socket.request.path if socket.request else "").query))[
             "token"
         ]
-        connection = ToolConnection(token, socket, self.mode)
+        if token not in self.tokens:  # relay mode: accepted, then closed
+            self.refused.append(token)
+            self.refused_at.append(time.monotonic())
+            await socket.close(*RELAY_BAD_TOKEN)
+            await self._notify()
+            return
+        agent = socket.request.headers.get("User-Agent") if socket.request else None
+        connection = ToolConnection(token, socket, self.mode, user_agent=agent)
         old = self.current(token)
         earlier = self.connections.setdefault(token, [])
         last = earlier[-1] if earlier else None
         earlier.append(connection)
         await self._notify()
         if old is not None:
-            await old.socket.close(*REPLACED)
+            await old.socket.close(*(RELAY_REPLACED if self.mode == "relay" else REPLACED))
         if self.mode == "relay" and last is not None and last.ready.is_set():
             # The device session goes on through the relay: no handshake on this connection.
             connection._prefix, connection._relay_numbers = last._prefix, last._relay_numbers

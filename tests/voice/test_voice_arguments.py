@@ -63,3 +63,25 @@ async def test_a_tool_the_voice_profile_does_not_have_is_answered_in_words(
     async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
         for name in ("delete_task", "create_web_monitor", "greeting"):
             assert await say(voice, name) == UNKNOWN_TOOL, name
+
+
+async def test_null_for_an_optional_argument_is_the_argument_left_out(deps: WorkerDeps) -> None:
+    # A small model fills optional strings with null: "reason": null was asked to say the
+    # reason again (and "hours": null the span), while "speaker": null was taken as unsaid.
+    user = unique("vn")
+    await make_user(deps.db, user)
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    client = await temporal.connect(settings, lazy=True)
+    state = AppState(
+        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
+    )
+    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+        unsaid = await say(voice, "refuse_remediation", which="checkout")
+        assert "没听清" not in unsaid
+        nulls = {"reason": None, "speaker": None}
+        assert await say(voice, "refuse_remediation", which="checkout", **nulls) == unsaid
+        assert (
+            await say(voice, "recent_errors", hours=None, speaker=None) == "最近 24 小时没有错误。"
+        )
+        # A required one is still asked for again.
+        assert await say(voice, "task_status", name=None) == "没听清任务名，请再说一次。"

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
+from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from ambient.settings import Settings
@@ -406,3 +407,38 @@ async def test_a_mac_registered_in_another_notation_is_the_device_xiaozhi_names(
         # an id that is no MAC is kept as it is (lowercase), as before
         other = await http.post("/xiaozhi/devices", json={"device_id": "web-test-1"}, headers=me)
         assert other.json()["device_id"] == "web-test-1"
+
+
+async def test_the_greeting_door_knows_a_voiceprint_id_whatever_its_case(
+    settings: Settings, dev_env: WorkflowEnvironment
+) -> None:
+    """The voice tools match a voiceprint id case-insensitively (and the database keeps it
+    unique so): /voice/greeting answered the same speaker 422 'no user has this voiceprint id'."""
+    settings = settings.model_copy(
+        update={
+            "temporal_address": dev_env.client.service_client.config.target_host,
+            "voice_device_tokens": {"hall": SecretStr("device-secret-2")},
+        }
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        admin = await admin_headers(settings)
+        made = await http.post(
+            "/users", json={"name": "lin", "voiceprint_id": "VP-Lin"}, headers=admin
+        )
+        assert made.status_code in (200, 201), made.text
+        device = {"X-Device-Token": "device-secret-2"}
+        for said in ("VP-Lin", "vp-lin", " vp-LIN "):
+            answer = await http.post(
+                "/voice/greeting", json={"voiceprint_id": said}, headers=device
+            )
+            assert answer.status_code == 200, (said, answer.text)
+            # Known as lin, who has no daily briefing yet.
+            assert answer.json()["outcome"] == "unavailable"
+        stranger = await http.post(
+            "/voice/greeting", json={"voiceprint_id": "vp-mei"}, headers=device
+        )
+        assert stranger.status_code == 422
+        assert stranger.json()["detail"][0]["loc"][-1] == "voiceprint_id"
