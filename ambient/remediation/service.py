@@ -32,11 +32,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.clients.guard import DestinationGuard, RefusedDestinationError
-from ambient.clients.kube import KubeError, kubeconfig_contexts
 from ambient.clients.llm import LLMClient
-from ambient.domain.identifiers import TKE_CLUSTER_HINT, TKE_CLUSTER_ID
 from ambient.remediation.alerts import Alert, remediation_id
+from ambient.remediation.intake import check_reachable
 from ambient.remediation.ladder import Mode
 from ambient.remediation.runs import (
     FINAL_STATES,
@@ -128,8 +126,7 @@ class RemediationService:
         if mode not in ("dry_run", "execute"):
             raise InvalidRemediationError("mode: use 'dry_run' or 'execute'", field="mode")
         parsed = accepted(Alert, alert)
-        self._check_cluster(parsed.cluster_id)
-        self._check_verify(parsed)
+        check_reachable(self.settings, parsed)
         account = await self._user(user)
         decision = effective_mode(
             mode, account.rollback_permission, self.settings.remediation_executor
@@ -172,54 +169,6 @@ class RemediationService:
             message=f"started {workflow_id} ({decision.reason}); get_remediation shows the plan",
             state="scoring",
         )
-
-    def _check_cluster(self, cluster_id: str) -> None:
-        """A cluster the Kubernetes executor could not reach is refused before anything starts.
-
-        The executor (ambient/remediation/kube_executor.py) takes a context of AMBIENT_KUBECONFIG
-        by its name and any other id as a TKE cluster (DescribeClusterKubeconfig); a name that
-        is no TKE id can only be a context, so one the kubeconfig lacks would fail the
-        workflow only once it runs. The dry_run executor reaches no cluster.
-        """
-        if self.settings.remediation_executor != "kubernetes" or TKE_CLUSTER_ID.match(cluster_id):
-            return
-        try:
-            contexts = kubeconfig_contexts(self.settings.kubeconfig)
-        except KubeError as exc:
-            raise InvalidRemediationError(
-                f"alert.cluster_id: {exc}", field="alert.cluster_id"
-            ) from None
-        if cluster_id in contexts:
-            return
-        where = (
-            f"AMBIENT_KUBECONFIG ({self.settings.kubeconfig}) has the contexts "
-            f"{', '.join(sorted(contexts)) or 'none'}"
-            if self.settings.kubeconfig is not None
-            else "AMBIENT_KUBECONFIG is not set"
-        )
-        raise InvalidRemediationError(
-            f"alert.cluster_id: {cluster_id!r} is not a TKE cluster id ({TKE_CLUSTER_HINT}) "
-            f"nor a context of the kubeconfig: {where}. Nothing was started.",
-            field="alert.cluster_id",
-        )
-
-    def _check_verify(self, alert: Alert) -> None:
-        """A verify URL the worker's guard refuses is refused before anything starts.
-
-        Unread, every verification says "not resolved" and the ladder climbs to its strongest
-        rungs on a metric it never saw. The static check (no DNS), as a watch's URLs get.
-        """
-        source = alert.verify.source if alert.verify is not None else None
-        url = getattr(source, "url", None)
-        if url is None:
-            return
-        try:
-            DestinationGuard(self.settings.fetch_allow_cidrs).check_url_static(str(url))
-        except RefusedDestinationError as exc:
-            raise InvalidRemediationError(
-                f"alert.verify.source.url: {exc}. Nothing was started.",
-                field="alert.verify.source.url",
-            ) from None
 
     async def _deduplicate(self, user: str, workflow_id: str) -> StartResult | None:
         """The alert is already being remediated: record who sent it again, grant nothing

@@ -91,20 +91,16 @@ async def test_an_unknown_kubeconfig_context_is_a_422_naming_alert_cluster_id(
 async def test_a_known_context_or_a_tke_id_passes_the_check_and_the_dry_run_executor_needs_none(
     deps: WorkerDeps, tmp_path: Path
 ) -> None:
-    from ambient.clients.llm import LLMClient
-    from ambient.remediation.service import RemediationService
+    from ambient.remediation.intake import check_cluster
     from ambient.remediation.views import InvalidRemediationError
 
     _kubernetes_executor(deps, tmp_path)
-    service = RemediationService(None, deps.settings, deps.db, LLMClient(deps.settings))  # type: ignore[arg-type]
-    service._check_cluster("kind-dev")
-    service._check_cluster("cls-abcd1234")  # the executor asks TKE for its kubeconfig
+    check_cluster(deps.settings, "kind-dev")
+    check_cluster(deps.settings, "cls-abcd1234")  # the executor asks TKE for its kubeconfig
     with pytest.raises(InvalidRemediationError):
-        service._check_cluster("kind-prod")
+        check_cluster(deps.settings, "kind-prod")
     remediation_settings(deps, remediation_executor="dry_run")
-    RemediationService(None, deps.settings, deps.db, LLMClient(deps.settings))._check_cluster(  # type: ignore[arg-type]
-        "kind-prod"
-    )
+    check_cluster(deps.settings, "kind-prod")
 
 
 def test_a_kubeconfig_edited_while_the_api_runs_is_read_again(tmp_path: Path) -> None:

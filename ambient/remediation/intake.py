@@ -1,0 +1,67 @@
+"""What an alert must pass before its run starts, beyond its own shape: a cluster the
+configured executor can reach, a verify URL the worker's destination guard allows."""
+
+from __future__ import annotations
+
+from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.clients.kube import KubeError, kubeconfig_contexts
+from ambient.domain.identifiers import TKE_CLUSTER_HINT, TKE_CLUSTER_ID
+from ambient.remediation.alerts import Alert
+from ambient.remediation.views import InvalidRemediationError
+from ambient.settings import Settings
+
+
+def check_reachable(settings: Settings, alert: Alert) -> None:
+    """Refuses (InvalidRemediationError naming the field) what would fail only once it runs."""
+    check_cluster(settings, alert.cluster_id)
+    check_verify(settings, alert)
+
+
+def check_cluster(settings: Settings, cluster_id: str) -> None:
+    """A cluster the Kubernetes executor could not reach is refused before anything starts.
+
+    The executor (ambient/remediation/kube_executor.py) takes a context of AMBIENT_KUBECONFIG
+    by its name and any other id as a TKE cluster (DescribeClusterKubeconfig); a name that
+    is no TKE id can only be a context, so one the kubeconfig lacks would fail the
+    workflow only once it runs. The dry_run executor reaches no cluster.
+    """
+    if settings.remediation_executor != "kubernetes" or TKE_CLUSTER_ID.match(cluster_id):
+        return
+    try:
+        contexts = kubeconfig_contexts(settings.kubeconfig)
+    except KubeError as exc:
+        raise InvalidRemediationError(
+            f"alert.cluster_id: {exc}", field="alert.cluster_id"
+        ) from None
+    if cluster_id in contexts:
+        return
+    where = (
+        f"AMBIENT_KUBECONFIG ({settings.kubeconfig}) has the contexts "
+        f"{', '.join(sorted(contexts)) or 'none'}"
+        if settings.kubeconfig is not None
+        else "AMBIENT_KUBECONFIG is not set"
+    )
+    raise InvalidRemediationError(
+        f"alert.cluster_id: {cluster_id!r} is not a TKE cluster id ({TKE_CLUSTER_HINT}) "
+        f"nor a context of the kubeconfig: {where}. Nothing was started.",
+        field="alert.cluster_id",
+    )
+
+
+def check_verify(settings: Settings, alert: Alert) -> None:
+    """A verify URL the worker's guard refuses is refused before anything starts.
+
+    Unread, every verification says "not resolved" and the ladder climbs to its strongest
+    rungs on a metric it never saw. The static check (no DNS), as a watch's URLs get.
+    """
+    source = alert.verify.source if alert.verify is not None else None
+    url = getattr(source, "url", None)
+    if url is None:
+        return
+    try:
+        DestinationGuard(settings.fetch_allow_cidrs).check_url_static(str(url))
+    except RefusedDestinationError as exc:
+        raise InvalidRemediationError(
+            f"alert.verify.source.url: {exc}. Nothing was started.",
+            field="alert.verify.source.url",
+        ) from None
