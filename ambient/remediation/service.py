@@ -243,11 +243,7 @@ class RemediationService:
         try:
             description = await self.client.get_workflow_handle(rid).describe()
         except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:
-                raise _not_found(rid) from None
-            raise RemediationError(
-                f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}"
-            ) from None
+            raise _refused(rid, exc) from None
         attributes = description.typed_search_attributes
         owner = attributes.get(temporal.USER) or ""
         if not await self._may_steer(user, owner, attributes.get(temporal.CLUSTER) or ""):
@@ -261,11 +257,7 @@ class RemediationService:
                 GradedRemediationWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
             )
         except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:
-                raise _not_found(rid) from None
-            raise RemediationError(
-                f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}"
-            ) from None
+            raise _refused(rid, exc) from None
 
     async def list_runs(
         self,
@@ -476,6 +468,13 @@ def _check_id(rid: str) -> None:
             f"no remediation {rid!r}: ids look like remediation/<fingerprint>; "
             "call list_remediations"
         )
+
+
+def _refused(rid: str, exc: RPCError) -> RemediationError:
+    """What Temporal's refusal of a request about ``rid`` means to the caller."""
+    if exc.status is RPCStatusCode.NOT_FOUND:
+        return _not_found(rid)
+    return RemediationError(f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}")
 
 
 def _not_found(rid: str) -> RemediationNotFoundError:
