@@ -222,7 +222,6 @@ class RemediationService:
 
     async def get(self, user: str, rid: str) -> RemediationView:
         status = await self._seen_status(user, rid)
-        await self._steerer(user, status)
         async with self.db.session() as session:
             records = await AuditRepository(session).list(subject=status.run_key, limit=1000)
         audit = [
@@ -429,18 +428,16 @@ class RemediationService:
             or (await self._user(user)).role == "admin"
         )
 
-    async def _steerer(self, user: str, status: RemediationStatus, act: str | None = None) -> User:
-        """The caller's account if they may see the run (and, with ``act``, steer it).
+    async def _steerer(self, user: str, status: RemediationStatus, act: str) -> User:
+        """The caller's account if they may ``act`` on a run they may see (``_seen_status``).
 
-        Approve, refuse and abort are one check: who (``_may_steer``) and a rollback_permission
-        at least the mode the run changes with — refusing an execute step is as much a decision
-        about an execute change as approving it.
+        Approve, refuse and abort are one check: who (``_may_steer``, in ``_seen_status``) and
+        a rollback_permission at least the mode the run changes with — refusing an execute step
+        is as much a decision about an execute change as approving it.
         """
-        if not await self._may_steer(user, status.user, status.alert.cluster_id):
-            raise _not_found(status.remediation_id)
         account = await self._user(user)
         mode = status.mode or "dry_run"
-        if act is not None and not may_approve(account.rollback_permission, mode):
+        if not may_approve(account.rollback_permission, mode):
             raise RemediationRefusedError(
                 f"cannot {act} {status.remediation_id}: {user} has rollback_permission "
                 f"{account.rollback_permission!r}, and this run changes in {mode} mode "
