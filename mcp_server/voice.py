@@ -124,8 +124,7 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
 
     async def work(state: AppState, user: str) -> str:
         # The briefing is spent on the greeting it answers: only while we still listen.
-        left = _deadline.get() - asyncio.get_running_loop().time() - SAY_MARGIN
-        result = await state.briefings.greet(user, via="voice", audio=False, within=left)
+        result = await state.briefings.greet(user, via="voice", audio=False, within=_left())
         # The briefing's first sentences (greeting, headline, the top error): speakable keeps three.
         return result.text
 
@@ -253,8 +252,12 @@ def _worker_time() -> float:
     """Seconds a read may still wait for the worker: what the call's budget has left (a
     little kept to say so), at most QUERY_TIMEOUT. A slow list before it then leaves a silent
     worker said as one, not as a slow system."""
-    left = _deadline.get() - asyncio.get_running_loop().time() - SAY_MARGIN
-    return max(0.5, min(temporal.QUERY_TIMEOUT.total_seconds(), left))
+    return max(0.5, min(temporal.QUERY_TIMEOUT.total_seconds(), _left()))
+
+
+def _left() -> float:
+    """Seconds of the call's budget left, less the margin kept to say the answer."""
+    return _deadline.get() - asyncio.get_running_loop().time() - SAY_MARGIN
 
 
 async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
