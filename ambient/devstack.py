@@ -17,10 +17,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Coroutine
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 import httpx
 from rich.console import Console
@@ -47,8 +49,45 @@ STARTUP_TIMEOUT = 90.0
 TEMPORAL_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+T = TypeVar("T")
+
+
 class DevStackError(Exception):
     """The embedded stack could not start."""
+
+
+async def unless_stopped(work: Coroutine[Any, Any, T], stop: threading.Event) -> T:
+    """``work``, given up (DevStackError) when a stop signal arrives meanwhile.
+
+    A Python signal handler's error is raised in whatever code runs at that instant: inside one
+    of the event loop's callbacks (a Temporal client's completion, say) asyncio logs it and goes
+    on, the future that callback would have completed never is, and the start hung. While
+    ``work`` runs, the loop's own handler takes the signal and cancels it instead; the process's
+    handlers are put back after.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+
+    def on_signal() -> None:
+        stop.set()
+        task.cancel()
+
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal)
+    if stop.is_set():  # a signal before the loop's handler was in place
+        task.cancel()
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if stop.is_set():
+            raise DevStackError("stopped while starting") from None
+        raise
+    finally:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)
 
 
 def free_port() -> int:
@@ -295,7 +334,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         if ours:
             log = opts.data_dir / "temporal.log"
             start("temporal", temporal_command(opts, settings), dict(os.environ), log)
-        token = asyncio.run(prepare(settings, opts, deadline))
+        token = asyncio.run(unless_stopped(prepare(settings, opts, deadline), stop))
         env = child_env(settings, opts)
         python = sys.executable
         start("worker", [python, "-m", "ambient.cli", "worker"], env, None)

@@ -235,3 +235,44 @@ async def test_a_stop_signal_while_starting_gives_the_start_up_and_leaves_no_chi
     assert process.returncode == 1, output
     assert "stopped while starting" in output and "ambient-ops is up" not in output
     assert [child for child in children if _running(child)] == []
+
+
+# The stop signal lands inside one of the loop's callbacks (as a Temporal client's completion
+# is), and the future the start awaits is completed by a later callback only.
+_SIGNAL_IN_A_CALLBACK = """
+import asyncio, os, signal, sys, threading
+from ambient.devstack import DevStackError, unless_stopped
+
+def raising(signum, frame):
+    raise DevStackError("raised by the process's own handler")
+
+signal.signal(signal.SIGTERM, raising)
+
+async def work():
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.call_soon(os.kill, os.getpid(), signal.SIGTERM)
+    loop.call_later(30, done.set_result, "finished")
+    return await done
+
+try:
+    print(asyncio.run(unless_stopped(work(), threading.Event())))
+except DevStackError as exc:
+    print("gave up:", exc)
+print("handler restored:", signal.getsignal(signal.SIGTERM) is raising)
+"""
+
+
+async def test_a_stop_signal_inside_an_event_loop_callback_gives_the_awaited_work_up() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SIGNAL_IN_A_CALLBACK, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), timeout=20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert out.decode().splitlines() == [
+        "gave up: stopped while starting",
+        "handler restored: True",
+    ]
