@@ -427,21 +427,6 @@ class VoiceFacts(BaseModel):
     hint: str
 
 
-def briefing_now(status: BriefingStatus | None, now: datetime) -> tuple[bool, bool]:
-    """(ready, given today) as the briefing's greet decides them at ``now``: ready only when
-    greet would speak the prepared briefing (not paused, inside the window, not given on the
-    day in the briefing's own time zone)."""
-    if status is None or status.day is None:
-        return False, False
-    day = status.day
-    last = status.last_given_at
-    given = status.given_at is not None or (
-        last is not None and day.local(last).date() == day.local(now).date()
-    )
-    inside = day.window_start <= now < day.window_end
-    return (not status.paused and status.prepared is not None and not given and inside), given
-
-
 async def voice_facts(
     db: Database,
     user: User,
@@ -486,7 +471,7 @@ async def voice_facts(
     waiting, status = await asyncio.gather(
         in_time(approvals(), "approvals"), in_time(briefing(), "briefing")
     )
-    ready, given = briefing_now(status, datetime.now(UTC))
+    ready, given = status.at(datetime.now(UTC)) if status else (False, False)
     name = user.assistant_name or DEFAULT_ASSISTANT
     if ready:
         hint = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet for the briefing.)"

@@ -134,13 +134,10 @@ class DailyBriefingWorkflow:
             outcome = GreetOutcome.PAUSED if self.paused else GreetOutcome.PREPARING
             return self._short_answer(outcome)
         now = workflow.now()
-        if self.given_at is not None:
-            return self._already(day, self.given_at)
-        last = self.carry.last_given_at
-        if last is not None and day.local(last).date() == day.local(now).date():
-            # Given today by the run before (a greeting after the window, or a new config).
-            return self._already(day, last)
-        if not day.window_start <= now < day.window_end:
+        given = day.given_on(now, self.given_at, self.carry.last_given_at)
+        if given is not None:
+            return self._already(day, given)
+        if not day.open_at(now):
             window = f"{day.local_hhmm(day.window_start)}–{day.local_hhmm(day.window_end)}"
             return self._short_answer(GreetOutcome.OUTSIDE_WINDOW, day, window=window)
         if self.prepared is None:

@@ -107,6 +107,22 @@ class DayPlan(BaseModel):
         utc = instant.astimezone(UTC).replace(tzinfo=None)
         return utc + timedelta(minutes=self.utc_offset_minutes)
 
+    def open_at(self, now: datetime) -> bool:
+        """``now`` is inside the day's greeting window."""
+        return self.window_start <= now < self.window_end
+
+    def given_on(
+        self, now: datetime, given_at: datetime | None, last_given_at: datetime | None
+    ) -> datetime | None:
+        """When the briefing was given on ``now``'s local day: by this day's run, or by the run
+        before it on the same date (a greeting after the window, a new config). The greeting
+        and the voice's context decide "given today" by this one rule."""
+        if given_at is not None:
+            return given_at
+        if last_given_at is not None and self.local(last_given_at).date() == self.local(now).date():
+            return last_given_at
+        return None
+
 
 def briefing_link(user: str, date: str, version: int, language: str) -> tuple[str, str]:
     """The share link's title and key: one link per briefing version, titled in the briefing's
@@ -304,6 +320,17 @@ class BriefingStatus(BaseModel):
     days_completed: int = 0
     last_date: str | None = None
     last_given_at: datetime | None = None
+
+    def at(self, now: datetime) -> tuple[bool, bool]:
+        """(ready, given today) as the greeting decides them at ``now``: ready only when a
+        greeting would speak the prepared briefing (not paused, inside the window, not given on
+        the day in the briefing's own time zone)."""
+        day = self.day
+        if day is None:
+            return False, False
+        given = day.given_on(now, self.given_at, self.last_given_at) is not None
+        ready = not self.paused and self.prepared is not None and not given and day.open_at(now)
+        return ready, given
 
 
 class BriefingCarry(BaseModel):
