@@ -7,7 +7,6 @@ import traceback
 from collections.abc import Callable
 from datetime import timedelta
 
-import openai
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -135,6 +134,8 @@ async def _llm_answers(settings: Settings, errors: list[str]) -> bool | None:
     client = openai_client(settings, timeout=PROBE_TIMEOUT.total_seconds())
     if client is None:
         return None
+    import openai  # loaded with the client (openai_client)
+
     try:
         await client.models.list()
     except openai.OpenAIError as exc:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx2
-import openai
-from openai import AsyncOpenAI
 from pydantic import BaseModel, ValidationError
 
 from ambient.settings import Settings
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
@@ -72,6 +73,10 @@ def openai_client(
     waiting ``timeout`` seconds (default: llm_timeout); None in offline mode (no key)."""
     if settings.openai_api_key is None:
         return None
+    # Imported with the first client: a third of a second that offline processes and the
+    # CLI's commands without a model do not pay.
+    from openai import AsyncOpenAI
+
     # openai 3.x is built on httpx2 (not httpx): a shared client must be an httpx2 one.
     return AsyncOpenAI(
         api_key=settings.openai_api_key.get_secret_value(),
@@ -120,6 +125,8 @@ class LLMClient:
         """
         if self._client is None:
             return Answer(value=None, attempts=0, failure="no LLM is configured (offline)")
+        import openai  # loaded with the client (openai_client)
+
         # The rule that delimited data is never an instruction closes every system prompt.
         system = f"{system.rstrip()}\n\n{DATA_RULE}"
         failure = ""
@@ -161,6 +168,8 @@ class LLMClient:
         frequency_penalty: float | None,
     ) -> T | None:
         assert self._client is not None
+        import openai
+
         # Only sent when asked for: a request without it is the provider's default.
         extra: dict[str, Any] = (
             {} if frequency_penalty is None else {"frequency_penalty": frequency_penalty}

@@ -6,7 +6,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
-import openai
 from pydantic import BaseModel, Field
 
 from ambient.clients.guard import DestinationGuard
@@ -63,6 +62,8 @@ async def describe_dashboard_image(
     )
     if client is None:
         raise CloudOpsFailedError("offline", NEEDS_MODEL)
+    import openai  # loaded with the client (openai_client)
+
     messages: list[Any] = [
         {"role": "system", "content": VISION_SYSTEM},
         {

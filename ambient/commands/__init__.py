@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ambient.domain.field_errors import field_problems
 from ambient.runtime import discovered_settings
 from ambient.settings import Settings
-from ambient.status import temporal_problem
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.wiring import AppState, open_state
+
+if TYPE_CHECKING:  # the services are imported when a command runs, not when help lists it
+    from ambient.wiring import AppState
 
 S = TypeVar("S")
 M = TypeVar("M", bound=BaseModel)
@@ -128,6 +129,9 @@ def run_service(
 ) -> T:
     """``work`` on a service built from the composition root; its errors (``refused``) and a
     Temporal that is down as one line and exit 1."""
+    from ambient.status import temporal_problem
+    from ambient.wiring import open_state
+
     settings = discovered_settings()
 
     async def main() -> T:

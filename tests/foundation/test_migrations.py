@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ambient.storage.migrate import (
     alembic_config,
+    HEAD,
     current_revisions,
     head_revision,
     upgrade,
@@ -102,6 +103,8 @@ def test_the_migrations_form_one_chain_with_one_head() -> None:
     script = ScriptDirectory.from_config(alembic_config(""))
     assert script.get_heads() == [head_revision()]
     assert script.get_bases() == ["0001"]
+    # A new migration moves HEAD too: starts compare the database with it, not the scripts.
+    assert head_revision() == HEAD
 
 
 def test_upgrade_creates_tables_and_is_repeatable(tmp_path: Path) -> None:
