@@ -11,46 +11,91 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Column, Table
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ambient.log_redaction import setup_logging
 from ambient.settings import Settings
 
-# Each command group's module is imported when that command runs (or help lists it): a
-# process started as `ambient worker` or `ambient dev` does not import the CLI's other
-# commands (a second of CPU per process; the tests start many).
-LAZY: dict[str, tuple[str, str | None]] = {
-    "chat": ("ambient.commands.chat", "chat"),
-    "user": ("ambient.commands.user", None),
-    "task": ("ambient.commands.task", None),
-    "briefing": ("ambient.commands.briefing", None),
-    "cloud": ("ambient.commands.cloud", None),
-    "logs": ("ambient.commands.logs", None),
-    "remediation": ("ambient.commands.remediation", None),
-    "xiaozhi": ("ambient.commands.xiaozhi", None),
-    "llm": ("ambient.commands.llm", None),
-    "events": ("ambient.commands.events", "events"),
-    "inbox": ("ambient.commands.events", "inbox"),
-    "deliveries": ("ambient.commands.events", "deliveries"),
+# Each command group's module is imported when that command runs: a process started as
+# `ambient worker` or `ambient dev` does not import the CLI's other commands (a second of CPU per
+# process; the tests start many), and `ambient --help` lists them by the summary here (loading
+# every group for it took 3 s). A group's summary is its help; a command's is its docstring's
+# first line (tests/foundation/test_cli.py checks they agree).
+LAZY: dict[str, tuple[str, str | None, str]] = {
+    "chat": (
+        "ambient.commands.chat",
+        "chat",
+        "Chat with the assistant (needs OPENAI_API_KEY; it says so otherwise).",
+    ),
+    "user": (
+        "ambient.commands.user",
+        None,
+        "Users, their roles and permissions, and their API tokens.",
+    ),
+    "task": ("ambient.commands.task", None, "Background tasks: watches, reminders, digests."),
+    "briefing": (
+        "ambient.commands.briefing",
+        None,
+        "The daily briefing: set up, greet, read, send.",
+    ),
+    "cloud": (
+        "ambient.commands.cloud",
+        None,
+        "Tencent Cloud: clusters, node pools, logs, metrics, alarms.",
+    ),
+    "logs": (
+        "ambient.commands.logs",
+        None,
+        "Logs: reduce log files to templates, rates and anomalies.",
+    ),
+    "remediation": ("ambient.commands.remediation", None, "Graded remediation of TKE alerts."),
+    "xiaozhi": ("ambient.commands.xiaozhi", None, "小智 (xiaozhi): endpoints and devices."),
+    "llm": (
+        "ambient.commands.llm",
+        None,
+        "The local model (opt-in): install, serve on 127.0.0.1, status.",
+    ),
+    "events": (
+        "ambient.commands.events",
+        "events",
+        "Events, newest first (watch hits, task changes, failed deliveries with their error).",
+    ),
+    "inbox": ("ambient.commands.events", "inbox", "A user's inbox, newest first."),
+    "deliveries": (
+        "ambient.commands.events",
+        "deliveries",
+        "Deliveries, newest first, with attempts and the error of each failure.",
+    ),
 }
 
 
 class LazyGroup(TyperGroup):
     """The `ambient` group: its own commands, then LAZY's, loaded by name."""
 
+    listing = False  # while `ambient --help` lists the commands
+
     # Typed Any: typer passes its own vendored click context and commands.
     def list_commands(self, ctx: Any) -> list[str]:
         own = [name for name in super().list_commands(ctx) if name not in LAZY]
         return ["chat", *own, *(name for name in LAZY if name != "chat")]
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in LAZY and cmd_name not in self.commands:
-            module, attribute = LAZY[cmd_name]
+            module, attribute, summary = LAZY[cmd_name]
+            if self.listing:
+                return TyperCommand(cmd_name, help=summary)
             loaded = importlib.import_module(module)
             # Built as `ambient` would have built it: added to a Typer of its own.
             parent = typer.Typer()
             if attribute is None:  # a Typer app: the group `ambient NAME …`
-                parent.add_typer(loaded.app, name=cmd_name)
+                parent.add_typer(loaded.app, name=cmd_name, help=summary)
             else:  # a function: a command of `ambient`'s own
                 parent.command(cmd_name)(getattr(loaded, attribute))
             command = typer.main.get_group(parent).commands[cmd_name]

@@ -17,7 +17,7 @@ from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingError, BriefingService, task_id_for
 from ambient.commands import Json, User, fail, print_json, run_service
 
-app = typer.Typer(help="The daily briefing: set up, greet, read, send.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 console = Console()
 T = TypeVar("T")
 

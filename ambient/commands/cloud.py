@@ -18,9 +18,7 @@ from ambient.commands import Json, Region, cloud_write, fail, print_json, print_
 from ambient.domain.identifiers import tke_cluster_id
 from ambient.settings import Settings
 
-app = typer.Typer(
-    help="Tencent Cloud: clusters, node pools, logs, metrics, alarms.", no_args_is_help=True
-)
+app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 # The asked-for writes (create, apply, scale, restart) live in their own module.
 app.add_typer(cloud_write.app)
 console = Console()

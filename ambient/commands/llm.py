@@ -13,7 +13,7 @@ from ambient.commands import fail
 from ambient.local_llm import Layout, LocalLLMError, ensure_server, install, status
 from ambient.settings import Settings
 
-app = typer.Typer(help="The local model (opt-in): install, serve on 127.0.0.1, status.")
+app = typer.Typer()  # its help: ambient/cli.py LAZY
 console = Console()
 
 

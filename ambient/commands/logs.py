@@ -26,7 +26,7 @@ from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.clients.logs import PLAIN, FileLogSource, json_time, parse_time
 
-app = typer.Typer(help="Logs: reduce log files to templates, rates and anomalies.")
+app = typer.Typer()  # its help: ambient/cli.py LAZY
 err_console = Console(stderr=True)
 
 

@@ -18,7 +18,7 @@ from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import VERDICTS, RemediationError
 
-app = typer.Typer(help="Graded remediation of TKE alerts.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 console = Console()
 T = TypeVar("T")
 AlertFile = Annotated[

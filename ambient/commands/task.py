@@ -13,7 +13,7 @@ from ambient.watches.inputs import TaskError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.service import TaskService
 
-app = typer.Typer(help="Background tasks: watches, reminders, digests.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 console = Console()
 T = TypeVar("T")
 

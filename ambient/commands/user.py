@@ -34,9 +34,7 @@ from ambient.storage.repositories import (
     user_subject,
 )
 
-app = typer.Typer(
-    help="Users, their roles and permissions, and their API tokens.", no_args_is_help=True
-)
+app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 console = Console()
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ from ambient.settings import Settings
 from ambient.storage.models import MAX_ID
 from ambient.xiaozhi import DeviceError, DeviceService
 
-app = typer.Typer(help="小智 (xiaozhi): endpoints and devices.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 endpoint_app = typer.Typer(
     help="xiaozhi.me MCP 接入点: the product dials them and serves its tools.",
     no_args_is_help=True,

@@ -7,13 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
+import typer
 from mcp import Client, StdioServerParameters
 from rich.console import Console
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from ambient.cli import app
+from ambient.cli import LAZY, app
 from ambient.commands import print_rows
 from ambient.commands.task import print_tasks
 from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, write_runtime
@@ -252,3 +254,27 @@ def test_the_cli_imports_a_command_group_only_when_that_command_runs() -> None:
         assert f" {name} " in listed, name
     deliveries = CliRunner().invoke(app, ["deliveries", "--help"], env={"COLUMNS": "200"})
     assert deliveries.exit_code == 0 and "attempts" in deliveries.output
+
+
+def test_the_help_lists_every_command_without_loading_one_and_as_each_says_it() -> None:
+    # `ambient --help` loaded every group (3 s of imports) to print one line of each.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from typer.testing import CliRunner; from ambient.cli import app; "
+            "out = CliRunner().invoke(app, ['--help'], env={'COLUMNS': '200'}).output; "
+            "print(sorted(m for m in sys.modules if m.startswith('ambient.commands'))); "
+            "print(out)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert loaded.splitlines()[0] == "[]"
+    group = typer.main.get_group(app)
+    context = click.Context(group)
+    for name, (_, _, summary) in LAZY.items():
+        assert f" {name} " in loaded and summary in loaded, name
+        command = group.get_command(context, name)  # loaded: what `ambient NAME --help` says
+        assert command.help.splitlines()[0] == summary, name
