@@ -17,9 +17,16 @@ from temporalio.exceptions import ApplicationError
 
 from ambient.clients.extract import main_text
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import TencentCloudError
+from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
 from ambient.clients.tencent.ops import latest_metric_value
-from ambient.clients.web import FetchError, WebFetcher
+from ambient.clients.web import (
+    FetchError,
+    HttpStatusError,
+    RefusedAddressError,
+    TooLargeError,
+    TooManyRedirectsError,
+    WebFetcher,
+)
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
 from ambient.storage import Database
 from ambient.storage.models import WatchSnapshot
@@ -107,6 +114,12 @@ class WatchActivities:
                     region=source.region,
                 )
         except (FetchError, TencentCloudError) as exc:
+            if request.retry_failures and _may_pass_later(exc):
+                reads = activity.info().attempt
+                raise ApplicationError(
+                    f"{reads} read{'s' if reads > 1 else ''} failed, the last: {exc}",
+                    type="MetricUnavailable",
+                ) from None
             # A reading that failed is state for the watch (failing after N), not a crash.
             return MetricReading(error=str(exc))
         except (ValueError, LookupError, TypeError, AttributeError) as exc:
@@ -115,3 +128,12 @@ class WatchActivities:
                 error=f"the source did not answer a number ({type(exc).__name__}: {exc})"[:500]
             )
         return MetricReading(value=value)
+
+
+def _may_pass_later(error: FetchError | TencentCloudError) -> bool:
+    """No answer, or a busy server or API: the same read may pass in a moment."""
+    if isinstance(error, HttpStatusError):
+        return error.status >= 500 or error.status == 429
+    if isinstance(error, TencentCloudError):
+        return isinstance(error, TencentRetryableError)
+    return not isinstance(error, RefusedAddressError | TooLargeError | TooManyRedirectsError)

@@ -282,12 +282,17 @@ class GradedRemediationWorkflow(RemediationSafety):
         reading: MetricReading | None = None
         if self.alert.verify is not None:
             try:
+                # A read that fails in a way that may pass is read again (READ_RETRY): one
+                # 503 must not hand the run over.
                 reading = await self._act(
                     WatchActivities.read_metric,
-                    ReadMetricInput(source=self.alert.verify.source.model_dump(mode="json")),
+                    ReadMetricInput(
+                        source=self.alert.verify.source.model_dump(mode="json"),
+                        retry_failures=True,
+                    ),
                 )
             except ACTIVITY_FAILED as exc:
-                reading = MetricReading(error=f"metric read failed: {cause_of(exc)}")
+                reading = MetricReading(error=cause_of(exc))
         return await self._act(
             RemediationActivities.verify_remediation,
             VerifyInput(

@@ -49,6 +49,10 @@ class TooManyRedirectsError(FetchError):
 class HttpStatusError(FetchError):
     """The server answered with an error status."""
 
+    def __init__(self, status: int, url: str) -> None:
+        super().__init__(f"HTTP {status} from {url}")
+        self.status = status
+
 
 @dataclass
 class FetchResult:
@@ -158,7 +162,7 @@ class WebFetcher:
                 url, 304, True, sent.get("If-None-Match"), sent.get("If-Modified-Since"), b"", ""
             )
         if answer.status >= 400:
-            raise HttpStatusError(f"HTTP {answer.status} from {url}")
+            raise HttpStatusError(answer.status, url)
         return FetchResult(
             url,
             answer.status,

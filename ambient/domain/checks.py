@@ -27,6 +27,9 @@ class PageCheck(BaseModel):
 
 class ReadMetricInput(BaseModel):
     source: dict[str, Any]
+    # A failure a retry may mend (no answer, a 5xx or 429, a busy API) fails the activity
+    # instead of being a reading, so the caller's retry policy reads again.
+    retry_failures: bool = False
 
 
 class MetricReading(BaseModel):

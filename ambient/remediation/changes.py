@@ -67,6 +67,9 @@ class StepPlan:
     done: list[str] = field(default_factory=list)
     skipped_reason: str | None = None
     detail: str = ""
+    # What an earlier attempt of this step wrote to the ``done`` objects, by object, rebuilt
+    # from our stamp on them (its resourceVersion precondition aside): the retry's audit.
+    sent_before: Obj = field(default_factory=dict)
 
 
 def annotations_of(obj: Obj) -> dict[str, str]:
@@ -90,6 +93,14 @@ def stamp_annotations(obj: Obj, key: str) -> dict[str, str]:
     """Our key as the object's last step, added to its history of steps."""
     history = [k for k in step_history(obj) if k != key][-(STEP_HISTORY_LENGTH - 1) :]
     return {STEP_ANNOTATION: key, STEP_HISTORY_ANNOTATION: json.dumps([*history, key])}
+
+
+def sent_stamp(obj: Obj, key: str) -> Obj:
+    """The merge-patch metadata ``stamp`` gave an object that carries ``key``, read back from
+    it (the history up to our key: later steps may have stamped it since); no resourceVersion."""
+    history = step_history(obj)
+    sent = history[: history.index(key) + 1] if key in history else [key]
+    return {"annotations": {STEP_ANNOTATION: key, STEP_HISTORY_ANNOTATION: json.dumps(sent)}}
 
 
 def stamp(obj: Obj, key: str) -> Obj:

@@ -159,7 +159,12 @@ class KubernetesExecutor:
                 return self._applied(plan, sent)
             if not plan.changes and plan.done:
                 detail = plan.detail or f"already applied ({', '.join(plan.done)})"
-                return StepResult(applied=True, already_applied=True, detail=detail)
+                return StepResult(
+                    applied=True,
+                    already_applied=True,
+                    detail=detail,
+                    patch=plan.sent_before or None,
+                )
             if not plan.changes:
                 reason = plan.skipped_reason or "nothing to change"
                 return StepResult(applied=False, detail=plan.detail, skipped_reason=reason)
@@ -189,7 +194,7 @@ class KubernetesExecutor:
     @staticmethod
     def _applied(plan: StepPlan, sent: Obj) -> StepResult:
         done = f"; already done: {', '.join(plan.done)}" if plan.done else ""
-        return StepResult(applied=True, detail=plan.detail + done, patch=sent)
+        return StepResult(applied=True, detail=plan.detail + done, patch=plan.sent_before | sent)
 
     async def _send(self, client: AsyncClient, change: Change) -> None:
         if change.verb == "patch":

@@ -29,6 +29,7 @@ from ambient.remediation.changes import (
     isolation_value,
     json_stamp,
     merge_diff,
+    sent_stamp,
     stamp,
     stamped,
     without_hash,
@@ -95,14 +96,13 @@ class StepPlanner:
             raise StepInputError("restarted_at is required for rung 1 (restart)")
         deployment = await self._read_deployment(step)
         name = _deployment(step)
+        spec = {"template": {"metadata": {"annotations": {RESTARTED_AT: step.restarted_at}}}}
         if stamped(deployment, step.key):
-            return StepPlan(done=[name], detail=f"{name} was already restarted by {step.key}")
+            sent = {"metadata": sent_stamp(deployment, step.key), "spec": spec}
+            return _sent_before(step, sent, f"{name} was already restarted by {step.key}")
         if deployment["spec"].get("paused"):
             return _paused(name, "restart")
-        body = {
-            "metadata": stamp(deployment, step.key),
-            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: step.restarted_at}}}},
-        }
+        body = {"metadata": stamp(deployment, step.key), "spec": spec}
         return StepPlan(
             changes=[_patch(Deployment, step.target, body)],
             detail=f"restart {name} (restartedAt {step.restarted_at})",
@@ -114,7 +114,11 @@ class StepPlanner:
         deployment = await self._read_deployment(step)
         name = _deployment(step)
         if stamped(deployment, step.key):
-            return StepPlan(done=[name], detail=f"{name} was already scaled by {step.key}")
+            sent = {
+                "metadata": sent_stamp(deployment, step.key),
+                "spec": {"replicas": step.replicas},
+            }
+            return _sent_before(step, sent, f"{name} was already scaled by {step.key}")
         current = deployment["spec"].get("replicas", 1)
         hpa = await self._autoscaler(step.target)
         if hpa is not None:
@@ -350,6 +354,12 @@ class StepPlanner:
             }
             plan.changes.append(Change(ConfigMap, namespace, name, "patch", body, PatchType.MERGE))
             notes.append(f"ConfigMap {name} data back to the first checkpoint")
+
+
+def _sent_before(step: StepRequest, body: Obj, detail: str) -> StepPlan:
+    """The step's Deployment patch, found made by an earlier attempt (our stamp is on it)."""
+    sent = _patch(Deployment, step.target, body)
+    return StepPlan(done=[_deployment(step)], detail=detail, sent_before={sent.object: body})
 
 
 def _recorded_template(step: StepRequest, revision: int | None) -> Obj | None:

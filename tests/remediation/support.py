@@ -28,9 +28,13 @@ HEALTHY = 0.01
 
 @dataclass
 class ErrorRate:
-    """An error-rate endpoint: unhealthy until ``healthy_from`` reads have happened."""
+    """An error-rate endpoint: unhealthy until ``healthy_from`` reads have happened.
+
+    The first ``unavailable`` reads are answered 503 (and count as reads).
+    """
 
     healthy_from: int | None = None
+    unavailable: int = 0
     reads: int = 0
     log: list[float] = field(default_factory=list)
 
@@ -39,6 +43,8 @@ class ErrorRate:
 
     async def metrics(self, request: Request) -> Response:
         self.reads += 1
+        if self.reads <= self.unavailable:
+            return JSONResponse({"error": "upstream busy"}, status_code=503)
         value = (
             HEALTHY
             if self.healthy_from is not None and self.reads >= self.healthy_from
@@ -49,8 +55,10 @@ class ErrorRate:
 
 
 @asynccontextmanager
-async def error_rate(healthy_from: int | None) -> AsyncIterator[tuple[ErrorRate, str]]:
-    site = ErrorRate(healthy_from=healthy_from)
+async def error_rate(
+    healthy_from: int | None, unavailable: int = 0
+) -> AsyncIterator[tuple[ErrorRate, str]]:
+    site = ErrorRate(healthy_from=healthy_from, unavailable=unavailable)
     async with serve(site.app()) as base:
         yield site, f"{base}/metrics"
 

@@ -170,6 +170,13 @@ async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_depl
     assert attempt.applied and attempt.already_applied
     stamp = api.deployments[("prod", "checkout")]["metadata"]["annotations"][STEP_ANNOTATION]
     assert stamp == attempt.key
+    # Its audit row still shows the patch the killed attempt sent (all but the resourceVersion
+    # it was sent with, which the retry cannot know): rebuilt from the stamped deployment.
+    [write] = writes
+    sent = {**write.body, "metadata": {"annotations": write.body["metadata"]["annotations"]}}
+    assert attempt.patch == {"deployment/prod/checkout": sent}
     async with deps.db.session() as session:
-        actions = [r.action for r in await AuditRepository(session).list(subject=status.run_key)]
-    assert actions.count("action") == 1
+        rows = await AuditRepository(session).list(subject=status.run_key)
+    [action] = [r for r in rows if r.action == "action"]
+    assert action.detail["already_applied"] is True
+    assert action.detail["patch"] == {"deployment/prod/checkout": sent}

@@ -144,6 +144,17 @@ async def test_bad_release_then_restart_then_rollback_to_the_first_checkpoint_re
     assert kube.api.writes()[-1].body == rollback.patch["deployment/shop/checkout"]
 
 
+def without_version(patch: dict[str, Any]) -> dict[str, Any]:
+    """A step's patch without its resourceVersion (the precondition a retry cannot know)."""
+    return {
+        name: {
+            **body,
+            "metadata": {k: v for k, v in body["metadata"].items() if k != "resourceVersion"},
+        }
+        for name, body in patch.items()
+    }
+
+
 async def test_restart_creates_exactly_one_revision_and_a_retry_with_the_same_key_creates_none(
     kube: Cluster,
 ) -> None:
@@ -151,7 +162,10 @@ async def test_restart_creates_exactly_one_revision_and_a_retry_with_the_same_ke
     first = await kube.executor.apply(step)
     again = await kube.executor.apply(step)
     assert (first.applied, first.already_applied) == (True, False)
-    assert (again.applied, again.already_applied, again.patch) == (True, True, None)
+    assert (again.applied, again.already_applied) == (True, True)
+    # The retry's audit shows what the first attempt sent, read back from the deployment.
+    assert first.patch is not None
+    assert again.patch == without_version(first.patch)
     assert sorted(kube.api.revisions("shop", "checkout")) == [1, 2]
     assert len(kube.api.writes()) == 1
     annotations = kube.deployment()["spec"]["template"]["metadata"]["annotations"]
@@ -185,8 +199,10 @@ async def test_dry_run_returns_the_exact_patch_and_sends_nothing(kube: Cluster) 
 
 async def test_scale_out_sets_the_absolute_replica_count_once(kube: Cluster) -> None:
     step = kube.step("remediation/r4", Rung.SCALE_OUT, replicas=5)
-    assert (await kube.executor.apply(step)).applied
-    assert (await kube.executor.apply(step)).already_applied
+    first = await kube.executor.apply(step)
+    again = await kube.executor.apply(step)
+    assert first.applied and first.patch is not None
+    assert again.already_applied and again.patch == without_version(first.patch)
     assert kube.deployment()["spec"]["replicas"] == 5
     assert len(kube.api.pods) == 5
     # The same count asked again under another key changes nothing.
@@ -635,7 +651,23 @@ async def test_a_restart_whose_stamp_another_run_overwrote_is_found_by_its_retry
         await kube.executor.apply(cpu)  # the worker dies here; its retry comes later
     assert (await kube.executor.apply(latency)).applied
     retry = await kube.executor.apply(cpu)
-    assert (retry.applied, retry.already_applied, retry.patch) == (True, True, None)
+    assert (retry.applied, retry.already_applied) == (True, True)
+    # What the lost write sent, though the other run's stamp came after it.
+    assert retry.patch == {
+        "deployment/shop/checkout": {
+            "metadata": {
+                "annotations": {
+                    STEP_ANNOTATION: "remediation/cpu#1",
+                    STEP_HISTORY_ANNOTATION: '["remediation/cpu#1"]',
+                }
+            },
+            "spec": {
+                "template": {
+                    "metadata": {"annotations": {RESTARTED_AT: "2026-11-22T17:00:00.125Z"}}
+                }
+            },
+        }
+    }
     assert "already restarted" in retry.detail
     # The original release and one restart per run: the retry restarted nothing again.
     assert sorted(kube.api.revisions("shop", "checkout")) == [1, 2, 3]

@@ -541,6 +541,52 @@ async def test_a_verification_whose_metric_cannot_be_read_hands_over_instead_of_
     assert breaker.failures == 0
 
 
+async def test_a_verification_read_that_fails_once_is_read_again_and_verifies(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=1, unavailable=1) as (site, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        status = await handle.result()
+
+    # One 503 from the metric source is no reason to call a person: the read is made again.
+    assert site.reads == 2
+    assert status.state == "resolved"
+    [restart] = status.attempts
+    assert (restart.rung, restart.verified, restart.resolved) == (Rung.RESTART, True, True)
+    assert status.outcome == "resolved at rung 1 (restart)"
+
+
+async def test_a_verification_metric_that_keeps_failing_hands_over_saying_how_many_reads_failed(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=1, unavailable=100) as (site, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        status = await handle.result()
+
+    assert site.reads == 3
+    assert status.state == "handed_over"
+    assert [a.rung for a in status.attempts] == [Rung.RESTART]
+    assert status.attempts[0].verified is False
+    assert status.outcome == (
+        "rung 1 (restart) was applied but could not be verified (metric unreadable: "
+        f"3 reads failed, the last: HTTP 503 from {url})"
+    )
+    async with deps.db.session() as session:
+        queued = await BroadcastRepository(session).pending(USER)
+    assert [b.source for b in queued] == ["remediation"]
+    assert "3 reads failed, the last: HTTP 503" in queued[0].body
+
+
 async def test_outside_the_change_window_the_step_waits_for_the_next_opening(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
