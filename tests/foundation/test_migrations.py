@@ -11,8 +11,8 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ambient.storage.migrate import (
-    alembic_config,
     HEAD,
+    alembic_config,
     current_revisions,
     head_revision,
     upgrade,
