@@ -193,6 +193,10 @@ class BridgeRunner:
                     logger=wire_log,
                     **pinned,
                 ) as ws:
+                    # mcp-endpoint-server accepts every WebSocket and closes a refused token's
+                    # with 1008 before reading anything: a pong shows it kept this one (a relay
+                    # sends nothing until a device wakes, so no first message can tell).
+                    await asyncio.wait_for(await ws.ping(), self.timing.open_timeout)
                     connected = True
                     self.counts["connected"] += 1
                     await self._state(endpoint_id, "connected", None)

@@ -50,6 +50,17 @@ _ERROR = re.compile(
 )
 # Quoted error text: what a summary puts in quotes is a claim about a message, word for word.
 _QUOTED = re.compile(r"[\"“「『]([^\"”」』\n]{4,200})[\"”」』]")
+# Where facts were read from: URLs, paths and file names (the log file, a page's link) and
+# UUIDs (a CLS topic). Their digits are not numbers the input states (a temporary folder
+# pytest-777 made a made-up 777 pass); a summary quoting one the input holds names it.
+_LOCATOR = re.compile(
+    r"(?:(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*:/|(?<![A-Za-z0-9_.~/])(?:~|\.{1,2})?)"
+    r"/[^\s<>\"'()|,;\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]*"
+    r"[^\s<>\"'()|,;.:!?\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]"
+    r"|(?<![A-Za-z0-9_./-])[0-9.-]*[A-Za-z_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.-]+)*"
+    r"\.[A-Za-z][A-Za-z0-9]{0,4}(?![A-Za-z0-9_/])"
+    r"|\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b"
+)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CN_DIGITS = {d: value for value, d in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000}
@@ -76,6 +87,7 @@ def unsupported_claims(summary: str, facts: str) -> list[Unsupported]:
             flag("error", match[1])
     # A quote is checked as a whole, like a name: its words are not claims of their own.
     rest = _QUOTED.sub(" ", summary)
+    rest = _LOCATOR.sub(lambda match: " " if match[0].lower() in facts_lower else match[0], rest)
     for pattern, kind in ((_ERROR, "error"), (_SERVICE, "service")):
         for match in pattern.finditer(rest):
             name = _named(match[0], facts_lower)
@@ -135,6 +147,7 @@ def chinese_number(text: str) -> int | None:
 
 
 def _numbers(text: str) -> set[str]:
+    text = _LOCATOR.sub(" ", text)
     values = {v for match in _NUMBER.finditer(text) if (v := _number_value(match[0]))}
     # Parts of a grouped or decimal number are numbers the facts state too (09:00, 1.5).
     values |= {str(int(part)) for part in re.findall(r"\d+", text)}

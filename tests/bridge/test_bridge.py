@@ -32,6 +32,9 @@ from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import (
     HANG,
+    RELAY_BAD_TOKEN,
+    RELAY_NO_AGENT,
+    RELAY_NOT_JSON,
     RELAY_REPLACED,
     REPLACED,
     running_broker,
@@ -287,11 +290,12 @@ async def test_a_refused_token_shows_retrying_with_the_brokers_reason(state: App
         assert row.last_error == "refused by the broker: HTTP 401 invalid token: expired or unknown"
 
 
-async def failure_shown(state: AppState) -> EndpointPublic:
-    """The endpoint's row once the hold task has written its latest failure."""
+async def failure_shown(state: AppState, reason: str = "") -> EndpointPublic:
+    """The endpoint's row once the hold task has written a failure (its reason starting so)."""
     while True:  # the condition: the row says retrying, with a reason
         [row] = await listed(state)
-        if row.state == "retrying" and row.last_error != "not dialed yet":
+        error = row.last_error or ""
+        if row.state == "retrying" and error != "not dialed yet" and error.startswith(reason):
             return row
         await asyncio.sleep(0.05)
 
@@ -319,21 +323,49 @@ async def test_a_relay_replacing_ours_shows_retrying_with_its_close_and_reason(
         assert runner.counts["failures"] == 1 and runner.counts["dials"] == 1
 
 
-async def test_a_relay_closing_a_bad_token_with_1008_shows_retrying_and_backs_off(
-    state: AppState,
+@pytest.mark.parametrize(
+    "refusal", [RELAY_BAD_TOKEN, RELAY_NO_AGENT, RELAY_NOT_JSON], ids=["key", "agent", "json"]
+)
+async def test_a_relay_closing_a_bad_token_with_1008_shows_retrying_since_it_first_failed(
+    state: AppState, refusal: tuple[int, str]
 ) -> None:
-    """mcp-endpoint-server accepts the WebSocket of a bad token and then closes it with 1008:
-    the reason is the broker's, and the re-dials back off (1 s doubling) as for a refusal."""
+    """mcp-endpoint-server accepts the WebSocket of a bad token and closes it with 1008 before
+    reading anything: the endpoint was shown connected at every re-dial, its since restarted each
+    time. It is never connected, its since stays, the reason is the broker's, and the re-dials
+    back off (1 s doubling) as for a refusal."""
     async with running_broker({"the-right-one"}, mode="relay") as broker:
+        broker.relay_refusals["a-wrong-token"] = refusal
         runner = runner_for(state, "r1")
         async with running(runner):
             await register(state, unique("hal"), broker.url("a-wrong-token"))
+            [registered] = await listed(state)
             await within(HANG, broker.wait_refused("a-wrong-token", 3))
             row = await within(HANG, failure_shown(state))
-        assert row.state == "retrying"
-        assert row.last_error == "closed by the broker: 1008 token解密失败"
+        assert (row.state, row.since) == ("retrying", registered.since)
+        assert row.last_error == f"closed by the broker: {refusal[0]} {refusal[1]}"
+        assert runner.counts["connected"] == 0 and runner.counts["dials"] >= 3
         first_gap, second_gap = (b - a for a, b in itertools.pairwise(broker.refused_at))
         assert first_gap >= 0.5 and second_gap >= 1.0  # full jitter on 1 s, then on 2 s
+
+
+async def test_an_endpoint_the_relay_refuses_after_it_was_connected_keeps_when_it_failed(
+    state: AppState,
+) -> None:
+    """The agent of a connected endpoint is deleted (its token no longer decrypts): the relay's
+    1008 at every re-dial must not restart since, which says how long it has been failing."""
+    token = unique("relay")
+    async with running_broker({token}, mode="relay") as broker:
+        async with running(runner_for(state, "r1")):
+            await register(state, unique("ida"), broker.url(token))
+            first = await broker.held(token)
+            broker.tokens.discard(token)
+            await first.socket.close(1012, "service restart")
+            failed = await within(HANG, failure_shown(state))
+            await within(HANG, broker.wait_refused(token, 2))
+            refused = await within(HANG, failure_shown(state, "closed by the broker: 1008 "))
+        assert failed.last_error == "closed by the broker: 1012 service restart"
+        assert refused.since == failed.since
+        assert refused.last_error == "closed by the broker: 1008 token解密失败"
 
 
 async def test_two_runners_on_one_database_hold_the_endpoint_once(state: AppState) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ambient.briefing.faithfulness import chinese_number, unsupported_claims
+from ambient.briefing.models import BriefingInputs, SourceNote
+from ambient.briefing.writer import llm_prompt
 
 FACTS = """Date: 2026-11-22. Log lines: 12,044, errors: 40, warnings: 6. Alarms: 3 (1 not resolved).
 <<<DATA reduced log report>>>
@@ -61,3 +65,47 @@ def test_a_chinese_service_name_is_found_inside_the_sentence_around_it() -> None
 def test_digits_of_a_name_are_not_counted_again_as_numbers() -> None:
     # db-7 is a claim about a name (not in the facts), not about the number 7 besides.
     assert claims("timeouts to db-7") == [("service", "db-7")]
+
+
+@pytest.mark.parametrize(
+    "log_file",
+    ["/tmp/pytest-of-ci/pytest-777/logs/app-8086.log", "pytest-777/logs/app-8086.log"],
+    ids=["absolute", "under-log-dir"],
+)
+def test_numbers_in_the_sources_paths_links_and_ids_are_not_facts_the_briefing_states(
+    log_file: str,
+) -> None:
+    """A pytest-777 folder in the log file's path made a made-up 777 pass as stated: only the
+    facts (log lines, alarms, counts) state numbers, not where they were read from."""
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        log_lines=120,
+        errors=4,
+        notes=[
+            SourceNote(
+                source="logs",
+                ok=True,
+                detail=f"log file {log_file}: 120 lines read",
+            ),
+            SourceNote(
+                source="cls",
+                ok=False,
+                detail="CLS topic 6a1b2c3d-4242-4e5f-8a9b-0c1d2e3f4a5b: 2 regions answered 503",
+            ),
+        ],
+        report_markdown="- ERROR 4 09:00–09:03: upstream timeout after 30 s",
+        news=["Release 3.2 of the gateway is out (https://example.com/news/31337)"],
+        discussions=["db failover — 5 message(s), open (/app/discussion?id=9001)"],
+    )
+    prompt = llm_prompt(inputs)
+    made_up = "Good morning: 777 retries, 8086 timeouts, 4242 alarms, 31337 and 9001 calls."
+    assert [(c.kind, c.text) for c in unsupported_claims(made_up, prompt)] == [
+        ("number", number) for number in ("777", "8086", "4242", "31337", "9001")
+    ]
+    # The facts' numbers still count; a path or link the input holds, quoted whole, is a name.
+    stated = (
+        f"120 lines read from {log_file}, 4 errors from "
+        "09:00 (timeouts after 30 s); CLS: 2 regions answered 503; release 3.2; 5 messages "
+        "in /app/discussion?id=9001."
+    )
+    assert unsupported_claims(stated, prompt) == []

@@ -17,8 +17,11 @@ mcp_endpoint relay) plays towards a tool connection, as read from their wire beh
 - One tool connection per token: a new one replaces the old, which is closed with
   4000 "replaced by a new connection".
 - ``relay`` mode answers as mcp-endpoint-server's code does (src/server.py,
-  src/core/connection_manager.py): a bad token's WebSocket is accepted and then closed with
-  1008 "token解密失败"; a replaced tool connection is closed with 1000 "新连接替换".
+  src/core/connection_manager.py): it accepts every WebSocket, checks the token before reading
+  anything and closes a refused one with 1008 and its reason: "缺少token参数" (no token),
+  "token解密失败" (not one of ``tokens``), or, set per token in ``relay_refusals``, "无对应agentId"
+  and "token数据格式错误" (the token decrypts to JSON without an agentId, or to no JSON); a
+  replaced tool connection is closed with 1000 "新连接替换".
 """
 
 from __future__ import annotations
@@ -48,7 +51,10 @@ broker_log = logging.getLogger("tests.standins.xiaozhi_broker")
 broker_log.setLevel(logging.INFO)
 REPLACED = (4000, "replaced by a new connection")
 RELAY_REPLACED = (1000, "新连接替换")
+RELAY_NO_TOKEN = (1008, "缺少token参数")
 RELAY_BAD_TOKEN = (1008, "token解密失败")
+RELAY_NO_AGENT = (1008, "无对应agentId")
+RELAY_NOT_JSON = (1008, "token数据格式错误")
 # The bridge's own bound (issue 24, docs/xiaozhi.md): it holds a registered endpoint's
 # connection within 5 s, dialed at its next scan (re-dialed after at most the first backoff).
 HELD_WITHIN = 5.0
@@ -143,6 +149,7 @@ class XiaozhiBroker:
         self.connections: dict[str, list[ToolConnection]] = {}
         self.refused: list[str] = []  # tokens refused (at the handshake, or relay: after it)
         self.refused_at: list[float] = []  # when each was refused (time.monotonic)
+        self.relay_refusals: dict[str, tuple[int, str]] = {}  # relay: a token's own 1008 reason
         self._changed = asyncio.Condition()
 
     def url(self, token: str) -> str:
@@ -190,13 +197,13 @@ class XiaozhiBroker:
             self._changed.notify_all()
 
     async def _serve(self, socket: ServerConnection) -> None:
-        token = dict(parse_qsl(urlsplit(socket.request.path if socket.request else "").query))[
-            "token"
-        ]
-        if token not in self.tokens:  # relay mode: accepted, then closed
+        query = dict(parse_qsl(urlsplit(socket.request.path if socket.request else "").query))
+        token = query.get("token", "")
+        if token not in self.tokens:  # relay mode: accepted, then closed before reading anything
             self.refused.append(token)
             self.refused_at.append(time.monotonic())
-            await socket.close(*RELAY_BAD_TOKEN)
+            refusal = self.relay_refusals.get(token, RELAY_BAD_TOKEN) if token else RELAY_NO_TOKEN
+            await socket.close(*refusal)
             await self._notify()
             return
         agent = socket.request.headers.get("User-Agent") if socket.request else None
