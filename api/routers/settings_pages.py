@@ -185,7 +185,7 @@ async def save_push(
     except ValidationError as exc:
         errors = field_errors(exc, _)
     except TargetError as exc:
-        errors = in_words(str(exc), _)
+        errors = f"{exc.where}: {in_words(exc.problem, _)}"
     else:
         await session.commit()
         return back("/app/settings", _("Push channels saved"))

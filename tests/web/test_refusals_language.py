@@ -50,7 +50,7 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
 
         monitor = {"interval": "30", "keywords": "", "name": ""}
         said = await refusal("/app/tasks", monitor | {"urls": "example.com/news"})
-        assert said == "未创建：网页，第 1 行: 不是完整的网址：请以 https:// 开头"
+        assert said == "未创建：网页，第 1 行: 不是有效的网址：请以 https:// 开头写完整"
         said = await refusal("/app/tasks", monitor | {"urls": "ftp://example.com/feed"})
         assert said == "未创建：网页，第 1 行: 只能使用 http:// 或 https:// 网址"
         said = await refusal("/app/tasks", {"urls": "https://example.com", "interval": "0"})
@@ -69,6 +69,19 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
         assert said == "接入点 URL: 必须以 wss:// 或 ws:// 开头（这里是 https://）"
         said = await refusal("/app/xiaozhi/endpoints", {"url": "wss://api.xiaozhi.me/mcp/"})
         assert said == "接入点 URL: 缺少 token 参数：请复制完整的接入点 URL，包括 ?token=..."
+        # Refusals beyond those: said from their structure (pydantic's type and ctx, our own
+        # message ids), not from the wording of their English.
+        said = await refusal("/app/tasks", {"urls": "https://example.com", "interval": "20000"})
+        assert said == "未创建：间隔（分钟）: 不能大于 10080"
+        said = await refusal("/app/tasks", monitor | {"urls": "https://[::1"})
+        assert said == "未创建：网页，第 1 行: 不是有效的网址：IPv6 地址无效"
+        said = await refusal("/app/xiaozhi/endpoints", {"url": "wss:///mcp/?token=t"})
+        assert said == "接入点 URL: 缺少主机名（例如 wss://api.xiaozhi.me/mcp/?token=...）"
+        said = await refusal("/app/xiaozhi/endpoints", {"url": "ws://localhost:8/mcp/?token=t"})
+        assert said == (
+            "接入点 URL: 不能访问 localhost：它不是公网地址（127.0.0.1）；"
+            "如确需访问，请运维在 AMBIENT_FETCH_ALLOW_CIDRS 中放行"
+        )
         # The API's words are the services' own, in English.
         api = await http.put(
             "/users/me/push",

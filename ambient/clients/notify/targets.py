@@ -20,11 +20,17 @@ from ambient.domain.push import (
     secret_name,
     target_problem,
 )
+from ambient.refusals import Refusal
 from ambient.settings import Settings
 
 
 class TargetError(ValueError):
-    """A target is refused; the message starts with the field it came from."""
+    """A target is refused; the message starts with the field it came from (``where``)."""
+
+    def __init__(self, where: str, problem: str | Refusal) -> None:
+        super().__init__(f"{where}: {problem}")
+        self.where = where
+        self.problem = problem
 
 
 class TargetPolicy:
@@ -43,7 +49,7 @@ class TargetPolicy:
     def from_settings(cls, settings: Settings) -> TargetPolicy:
         return cls(DestinationGuard(settings.fetch_allow_cidrs), SecretResolver(settings.secrets))
 
-    def problem(self, target: Target, *, user: str, is_admin: bool) -> str | None:
+    def problem(self, target: Target, *, user: str, is_admin: bool) -> str | Refusal | None:
         """Why ``user`` may not send to ``target``, or None (no DNS; see the module doc)."""
         problem = target_problem(target)
         if problem is not None:
@@ -62,7 +68,7 @@ class TargetPolicy:
             try:
                 self.guard.check_url_static(url)
             except RefusedDestinationError as exc:
-                return str(exc)
+                return exc
         return None
 
     def check_all(
@@ -73,7 +79,7 @@ class TargetPolicy:
         for index, target in enumerate(targets):
             problem = self.problem(target, user=user, is_admin=is_admin)
             if problem is not None:
-                raise TargetError(f"{field}[{index}]: {problem}")
+                raise TargetError(f"{field}[{index}]", problem)
 
 
 def aimed_url(target: Target) -> str | None:
