@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails, PydanticKnownError
@@ -40,12 +41,27 @@ def refusal(error: ErrorDetails) -> Refusal:
         return cause
     message = error["msg"].removeprefix("Value error, ")
     values = {key: _value(key, value) for key, value in ctx.items()}
+    # "at most 40 character{expected_plural}": pydantic's plural of the count in ctx.
+    counts = [value for value in ctx.values() if isinstance(value, int)]
+    values["expected_plural"] = "" if counts[:1] == [1] else "s"
     try:
-        template = PydanticKnownError(error["type"], ctx).message_template  # type: ignore[arg-type]
-        said = Refusal(re.sub(r"\{(\w+)\}", r"%(\1)s", template.replace("%", "%%")), **values)
-    except (KeyError, TypeError, ValueError):  # a custom type, or a value pydantic words itself
+        said = Refusal(_msgid(error, ctx), **values)
+    except (KeyError, TypeError, ValueError):  # a value pydantic words itself
         return Refusal(message)
     return said if str(said) == message else Refusal(message)
+
+
+def _msgid(error: ErrorDetails, ctx: dict[str, Any]) -> str:
+    """pydantic's message template: its known type's, or a custom error's (an EmailStr's) message
+    with each text of its ctx put back as the placeholder."""
+    if error["type"] == "value_error":
+        msgid = error["msg"].replace("%", "%%")
+        for key, value in ctx.items():
+            if isinstance(value, str) and value:
+                msgid = msgid.replace(value.replace("%", "%%"), f"%({key})s")
+        return msgid
+    template = PydanticKnownError(error["type"], ctx).message_template  # type: ignore[arg-type]
+    return re.sub(r"\{(\w+)\}", r"%(\1)s", template.replace("%", "%%"))
 
 
 def _value(key: str, value: object) -> object:

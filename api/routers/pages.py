@@ -131,6 +131,13 @@ PYDANTIC_WORDS = (
     N_("empty host"),
     N_("invalid port number"),
     N_("URL scheme should be %(expected_schemes)s"),
+    N_("value is not a valid email address: %(reason)s"),
+    N_("String should match pattern '%(pattern)s'"),
+    N_("String should have at most %(max_length)s character%(expected_plural)s"),
+    N_(
+        "%(field_type)s should have at most %(max_length)s item%(expected_plural)s after "
+        "validation, not %(actual_length)s"
+    ),
 )
 
 

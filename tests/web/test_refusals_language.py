@@ -90,3 +90,55 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
         )
         assert api.status_code == 422
         assert "refused destination ::1" in api.json()["detail"][0]["msg"]
+
+
+async def test_a_chinese_users_settings_and_push_channel_refusals_are_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="mei", language=Language.ZH)
+        )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            cookies={"ambient_token": token},
+            headers={"referer": f"{base}/app/settings"},
+        ) as http,
+    ):
+
+        async def refusal(path: str, form: dict[str, str | list[str]]) -> str:
+            answer = await http.post(path, data=form)
+            assert answer.status_code == 422, (path, form, answer.status_code)
+            return shown_error(answer)
+
+        said = await refusal(
+            "/app/settings",
+            {
+                "email": "mei@",
+                "phone": "+86 abc",
+                "timezone": "Asia/Shanghia",
+                "briefing_prepare_at": "25:00",
+            },
+        )
+        assert said == (
+            r"邮箱: 不是有效的邮箱地址; 电话: 格式不符：须符合 '^\+?[0-9 -]{5,20}$'; "
+            "时区: 未知的 IANA 时区 'Asia/Shanghia'；例如 Asia/Shanghai、UTC; "
+            "简报生成时间: 须为 24 小时制的 HH:MM，例如 06:00"
+        )
+        said = await refusal("/app/push", {"type": ["sms", "wecom"], "target": ["12", "k y"]})
+        assert said == (
+            "channels.0.target: 不是电话号码：'12'（请用国际格式，例如 +8613800000000）; "
+            "channels.1.target: 不是 wecom 目标：请填写机器人 key、机器人 URL 或 secret:NAME"
+        )
+        said = await refusal("/app/push", {"type": "webhook", "target": ""})
+        assert said == (
+            "channels.0.target: webhook 渠道需要填写目标（地址、URL、key 或 secret:NAME）"
+        )
+        said = await refusal("/app/push", {"type": "inbox", "target": "someone"})
+        assert said == "channels[0]: 收件箱只能是你自己的（'mei' 或留空），不能是 'someone'"

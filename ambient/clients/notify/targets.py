@@ -56,7 +56,11 @@ class TargetPolicy:
             return problem
         value = target.target.strip()
         if target.type == "inbox" and value not in ("", user):
-            return f"an inbox target is your own inbox ({user!r} or empty), not {value!r}"
+            return Refusal(
+                "an inbox target is your own inbox (%(user)s or empty), not %(value)s",
+                user=repr(user),
+                value=repr(value),
+            )
         if secret_name(value) is not None:
             try:
                 self.secrets.check_access(value.partition("?")[0], user=user, is_admin=is_admin)
