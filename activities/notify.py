@@ -303,7 +303,7 @@ class NotifyActivities:
             )
         problem = self._policy.problem(target, user=recipient.name, is_admin=recipient.is_admin)
         if problem is not None:
-            raise PermanentNotifyError(problem)
+            raise PermanentNotifyError(str(problem))
 
 
 @dataclass

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.status import database_problem, temporal_problem
 
@@ -43,13 +44,13 @@ def _json_safe(value: Any) -> Any:
 
 
 def unprocessable(
-    *fields: tuple[Sequence[str | int], str], where: str = "body", given: Any = None
+    *fields: tuple[Sequence[str | int], str | Refusal], where: str = "body", given: Any = None
 ) -> RequestValidationError:
     """A 422 in FastAPI's own shape: each (field path, message) a value_error under ``where``,
     its ``input`` the value ``given``."""
     return RequestValidationError(
         [
-            {"type": "value_error", "loc": [where, *path], "msg": message, "input": given}
+            {"type": "value_error", "loc": [where, *path], "msg": str(message), "input": given}
             for path, message in fields
         ]
     )

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.domain.users import Role
+from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User, XiaozhiEndpoint
@@ -47,7 +48,7 @@ class EndpointError(Exception):
 class EndpointInputError(EndpointError):
     """The input is wrong; ``field`` names what to fix."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str | Refusal) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
@@ -61,21 +62,22 @@ class EndpointPermissionError(EndpointError):
     """Only the endpoint's user or an admin may do this."""
 
 
-def endpoint_url_problem(url: str) -> str | None:
+def endpoint_url_problem(url: str) -> Refusal | None:
     """Why ``url`` is not a 接入点 URL (ws:// or wss://, a host, a token parameter), or None."""
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as exc:
-        return f"not a URL ({exc})"
+        return Refusal("not a URL (%(error)s)", error=str(exc))
     if parts.scheme.lower() not in ("ws", "wss"):
-        return f"must start with wss:// or ws:// (got {parts.scheme or 'no scheme'}://)"
+        got = f"{parts.scheme or 'no scheme'}://"
+        return Refusal("must start with wss:// or ws:// (got %(got)s)", got=got)
     if "@" in parts.netloc:
-        return "user:password@ is not accepted in the address"
+        return Refusal("user:password@ is not accepted in the address")
     if not parts.hostname:
-        return "has no host (e.g. wss://api.xiaozhi.me/mcp/?token=...)"
+        return Refusal("has no host (e.g. wss://api.xiaozhi.me/mcp/?token=...)")
     if not dict(parse_qsl(parts.query)).get("token"):
-        return "has no token parameter: copy the whole 接入点 URL, ?token=... included"
+        return Refusal("has no token parameter: copy the whole 接入点 URL, ?token=... included")
     return None
 
 
@@ -139,7 +141,7 @@ class EndpointCreate(BaseModel):
     def _endpoint_url(cls, value: str) -> str:
         problem = endpoint_url_problem(value)
         if problem is not None:
-            raise ValueError(problem)
+            raise problem
         return value.strip()
 
     def __repr__(self) -> str:  # never the token, even in a traceback
@@ -186,7 +188,7 @@ class Endpoints:
         try:
             await self.guard.check_url(http_form(data.url))
         except RefusedDestinationError as exc:
-            raise EndpointInputError("url", str(exc)) from None
+            raise EndpointInputError("url", exc) from None
         except DestinationLookupError:
             pass  # a DNS outage now: the runner checks again before every dial
         mine = await self.session.execute(

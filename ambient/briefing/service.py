@@ -16,6 +16,7 @@ import hashlib
 import logging
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,7 +58,7 @@ from ambient.briefing.models import (
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import text_to_voice
-from ambient.domain.field_errors import Location, field_errors, field_problems
+from ambient.domain.field_errors import Refused, field_errors, field_problems
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Role
 from ambient.settings import Settings
@@ -109,7 +110,7 @@ def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:
         raise _invalid_config(field_errors(exc)) from None
 
 
-def _invalid_config(errors: list[tuple[Location, str]]) -> InvalidBriefingError:
+def _invalid_config(errors: Sequence[Refused]) -> InvalidBriefingError:
     problems = "; ".join(field_problems(errors))
     first = ".".join(str(part) for part in errors[0][0])
     return InvalidBriefingError(f"invalid briefing config — {problems}", first)

@@ -5,7 +5,8 @@ here, so a user cannot make the worker call the cloud metadata service, the data
 the private network or the worker's own loopback ports.
 
 ValueError
- └── RefusedDestinationError   the URL or an address it resolves to is refused (says why)
+ └── Refusal
+      └── RefusedDestinationError   the URL or an address it resolves to is refused (says why)
 OSError
  └── DestinationLookupError    the host name does not resolve (may pass: DNS outage)
 """
@@ -22,10 +23,11 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from ambient.refusals import Refusal
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-ALLOW_HINT = "allow it with AMBIENT_FETCH_ALLOW_CIDRS (e.g. 10.0.0.0/8) if intended"
 # Cloud metadata endpoints (AWS/GCP/Azure/Tencent link-local, Tencent, Alibaba, AWS IPv6).
 METADATA = frozenset(
     ipaddress.ip_address(a)
@@ -45,7 +47,7 @@ RESOLVE_TTL = 60.0
 RESOLVE_CACHE_SIZE = 10_000
 
 
-class RefusedDestinationError(ValueError):
+class RefusedDestinationError(Refusal):
     """The destination is not one the worker may call; the message says why and how to allow."""
 
 
@@ -123,8 +125,13 @@ class DestinationGuard:
             reason = self.refusal(address)
             if reason is not None:
                 raise RefusedDestinationError(
-                    f"refused destination {host}: {how}{reason} (a non-public address); "
-                    f"{ALLOW_HINT}"
+                    "refused destination %(host)s: %(how)s%(address)s %(why)s (a non-public "
+                    "address); allow it with AMBIENT_FETCH_ALLOW_CIDRS (e.g. 10.0.0.0/8) if "
+                    "intended",
+                    host=host,
+                    how=how,
+                    address=str(address),
+                    why=reason.removeprefix(f"{address} "),  # every reason names the address first
                 )
 
     async def pin(self, url: str) -> PinnedRequest:
@@ -180,11 +187,11 @@ def url_host(url: str) -> str:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as exc:
-        raise RefusedDestinationError(f"refused URL: {exc}") from None
+        raise RefusedDestinationError("refused URL: %(error)s", error=str(exc)) from None
     if parts.scheme.lower() not in ("http", "https"):
         scheme = parts.scheme or "none"
         raise RefusedDestinationError(
-            f"refused URL: only http and https are allowed (got {scheme})"
+            "refused URL: only http and https are allowed (got %(scheme)s)", scheme=scheme
         )
     if "@" in parts.netloc:
         raise RefusedDestinationError(

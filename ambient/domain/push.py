@@ -20,6 +20,7 @@ from ambient.domain.configs import STORED, UserConfig, reading_stored
 from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import CHANNEL_TYPES, PHONE_JUNK, NotificationKind, Target
 from ambient.domain.users import HHMM
+from ambient.refusals import Refusal
 
 ChannelType = Literal["email", "wecom", "dingtalk", "webhook", "apprise", "inbox", "sms"]
 ALL_KINDS = [NotificationKind.BRIEFING, NotificationKind.WATCH, NotificationKind.REMEDIATION]
@@ -76,25 +77,30 @@ def secret_name(value: str) -> str | None:
     return value[len(SECRET_PREFIX) :].partition("?")[0]
 
 
-def target_problem(target: Target) -> str | None:
+def target_problem(target: Target) -> Refusal | None:
     """What is wrong with a target's form, or None; the text names the accepted forms."""
     kind, value = target.type, target.target.strip()
     if kind not in CHANNEL_TYPES:
-        return f"unknown channel type {kind!r}; known: {', '.join(CHANNEL_TYPES)}"
+        return _unknown_type(kind)
     if len(value) > MAX_TARGET_LENGTH:
-        return f"target longer than {MAX_TARGET_LENGTH} characters"
+        return Refusal("target longer than %(max)s characters", max=MAX_TARGET_LENGTH)
     if value.startswith(SECRET_PREFIX):
         return _secret_problem(kind, value)
     if kind == "inbox":
-        return None if re.fullmatch(r"[A-Za-z0-9_.@-]{0,63}", value) else "not a user name"
+        return None if re.fullmatch(r"[A-Za-z0-9_.@-]{0,63}", value) else Refusal("not a user name")
     if kind == "email":
         return None if not value else _email_problem(value)
     if kind == "sms":
         if not value or PHONE.fullmatch(PHONE_JUNK.sub("", value)):
             return None
-        return f"not a phone number: {value!r} (international form, e.g. +8613800000000)"
+        return Refusal(
+            "not a phone number: %(value)s (international form, e.g. +8613800000000)",
+            value=repr(value),
+        )
     if not value:
-        return f"a {kind} channel needs a target (address, URL, key or secret:NAME)"
+        return Refusal(
+            "a %(kind)s channel needs a target (address, URL, key or secret:NAME)", kind=kind
+        )
     if kind == "webhook":
         return _url_problem(value)
     if kind == "apprise":
@@ -102,66 +108,87 @@ def target_problem(target: Target) -> str | None:
     return _robot_problem(kind, value)
 
 
-def _secret_problem(kind: str, value: str) -> str | None:
+def _unknown_type(kind: str) -> Refusal:
+    known = ", ".join(CHANNEL_TYPES)
+    return Refusal("unknown channel type %(kind)s; known: %(known)s", kind=repr(kind), known=known)
+
+
+def _secret_problem(kind: str, value: str) -> Refusal | None:
     name, sep, options = value[len(SECRET_PREFIX) :].partition("?")
     if not SECRET_NAME.fullmatch(name):
-        return f"not a secret name: {name!r} (letters, digits, _ . -)"
+        return Refusal("not a secret name: %(name)s (letters, digits, _ . -)", name=repr(name))
     if sep and kind not in ROBOT_OPTIONS:
         # The name must be exact: a suffix would be glued onto the secret's value.
-        return f"secret:{name} takes no ?options on a {kind} target (use the exact name)"
+        return Refusal(
+            "secret:%(name)s takes no ?options on a %(kind)s target (use the exact name)",
+            name=name,
+            kind=kind,
+        )
     return _options_problem(kind, options) if sep else None
 
 
-def _options_problem(kind: str, query: str) -> str | None:
+def _options_problem(kind: str, query: str) -> Refusal | None:
     try:
         options = parse_qs(query, strict_parsing=True)
     except ValueError:
-        return f"options after ? are not name=value pairs: {query!r}"
+        return Refusal("options after ? are not name=value pairs: %(query)s", query=repr(query))
     unknown = set(options) - ROBOT_OPTIONS[kind]
     if unknown:
         allowed = ", ".join(sorted(ROBOT_OPTIONS[kind]))
-        return f"unknown {kind} option {sorted(unknown)[0]!r}; allowed: {allowed}"
+        return Refusal(
+            "unknown %(kind)s option %(option)s; allowed: %(allowed)s",
+            kind=kind,
+            option=repr(sorted(unknown)[0]),
+            allowed=allowed,
+        )
     for values in options.values():
         for item in (i for v in values for i in v.split(",")):
             if item not in ("all", "@all") and not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", item):
-                return f"not a user id or phone number to mention: {item!r}"
+                return Refusal(
+                    "not a user id or phone number to mention: %(item)s", item=repr(item)
+                )
     return None
 
 
-def _email_problem(value: str) -> str | None:
+def _email_problem(value: str) -> Refusal | None:
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
-        return f"not an email address: {value!r} ({exc})"
+        return Refusal(
+            "not an email address: %(value)s (%(reason)s)", value=repr(value), reason=str(exc)
+        )
     return None
 
 
-def _url_problem(value: str) -> str | None:
+def _url_problem(value: str) -> Refusal | None:
     try:
         url_host(value)
     except RefusedDestinationError as exc:
-        return str(exc)
+        return exc
     return None
 
 
-def _apprise_problem(value: str) -> str | None:
+def _apprise_problem(value: str) -> Refusal | None:
     scheme, sep, _ = value.partition("://")
     scheme = scheme.lower()
     if not sep or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
-        return "not a valid Apprise URL (scheme://...; see the Apprise URL docs)"
+        return Refusal("not a valid Apprise URL (scheme://...; see the Apprise URL docs)")
     if scheme in ("http", "https"):
         return _url_problem(value)
     if scheme in APPRISE_LOCAL:
-        return f"Apprise {scheme}:// acts on the server itself and is not allowed"
+        return Refusal(
+            "Apprise %(scheme)s:// acts on the server itself and is not allowed", scheme=scheme
+        )
     if scheme in APPRISE_HTTP:
         return _url_problem(apprise_http_url(value))
     if scheme not in APPRISE_HOSTED:
         # mailto, mqtt, irc, xmpp, smpp, ... reach a host of the URL's choosing by protocols the
         # destination guard cannot check.
-        return (
-            f"Apprise {scheme}:// is not supported: it can reach a host the server cannot "
+        return Refusal(
+            "Apprise %(scheme)s:// is not supported: it can reach a host the server cannot "
             "check; use a hosted service (tgram://, discord://, slack://, ...), a self-hosted "
-            "HTTP one (ntfy://, gotify://, json://, ...) or a webhook target"
+            "HTTP one (ntfy://, gotify://, json://, ...) or a webhook target",
+            scheme=scheme,
         )
     return None
 
@@ -179,18 +206,24 @@ def apprise_http_url(value: str) -> str:
     return ("https://" if secure else "http://") + authority + "/"
 
 
-def _robot_problem(kind: str, value: str) -> str | None:
+def _robot_problem(kind: str, value: str) -> Refusal | None:
     if value.startswith(("http://", "https://")):
         parts = urlsplit(value)
         param = "key" if kind == "wecom" else "access_token"
         if not parse_qs(parts.query).get(param):
-            return f"a {kind} robot URL needs its {param}= parameter"
+            return Refusal(
+                "a %(kind)s robot URL needs its %(param)s= parameter", kind=kind, param=param
+            )
         return None
     address, sep, options = value.partition("?")
     pattern = ROBOT_KEY if kind == "wecom" else DING_ADDRESS
     if not pattern.fullmatch(address):
-        form = "the robot key" if kind == "wecom" else "ACCESS_TOKEN[#SIGN_SECRET]"
-        return f"not a {kind} target: give {form}, the robot URL or secret:NAME"
+        form = Refusal("the robot key") if kind == "wecom" else "ACCESS_TOKEN[#SIGN_SECRET]"
+        return Refusal(
+            "not a %(kind)s target: give %(form)s, the robot URL or secret:NAME",
+            kind=kind,
+            form=form,
+        )
     return _options_problem(kind, options) if sep else None
 
 
@@ -232,7 +265,7 @@ class PushChannel(Target):
     @classmethod
     def _known_type(cls, value: str) -> str:
         if value not in CHANNEL_TYPES:
-            raise ValueError(f"unknown channel type {value!r}; known: {', '.join(CHANNEL_TYPES)}")
+            raise _unknown_type(value)
         return value
 
     @field_validator("target")
@@ -243,7 +276,7 @@ class PushChannel(Target):
             return value  # the type already failed; that error is the one to read
         problem = target_problem(Target(type=kind, target=value))
         if problem is not None:
-            raise ValueError(problem)
+            raise problem
         return value.strip()
 
 
@@ -256,7 +289,11 @@ class PushConfig(UserConfig):
     def _targets(cls, channels: list[PushChannel]) -> list[PushChannel]:
         for index, channel in enumerate(channels):
             if channel.type not in ("inbox", "email", "sms") and not channel.target:
-                raise ValueError(f"channels[{index}]: a {channel.type} channel needs a target")
+                raise Refusal(
+                    "channels[%(index)s]: a %(kind)s channel needs a target",
+                    index=index,
+                    kind=channel.type,
+                )
         return channels
 
 

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from ambient.domain.configs import StorableText
+from ambient.refusals import Refusal
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 # A user name as a filter (query parameters): the same format, checked where it arrives.
@@ -55,25 +56,25 @@ GRANTED_FIELDS = ("role", "rollback_permission")
 
 def validate_user_name(value: str) -> str:
     if not _NAME.match(value):
-        raise ValueError(
+        raise Refusal(
             "must be 1-63 characters of lowercase letters, digits, '_', '.', '-', "
             "starting with a letter or digit"
         )
     if value == "me":
         # /users/me is the caller: a user named "me" could not be addressed by name.
-        raise ValueError("'me' is reserved (it means the caller in /users/me)")
+        raise Refusal("'me' is reserved (it means the caller in /users/me)")
     return value
 
 
 def validate_hhmm(value: str) -> str:
     if not _HHMM.match(value):
-        raise ValueError("must be a time as HH:MM (24-hour), e.g. 06:00")
+        raise Refusal("must be a time as HH:MM (24-hour), e.g. 06:00")
     return value
 
 
 def validate_timezone(value: str) -> str:
     if value not in available_timezones():
-        raise ValueError(f"unknown IANA time zone {value!r}; e.g. Asia/Shanghai, UTC")
+        raise Refusal("unknown IANA time zone %(zone)s; e.g. Asia/Shanghai, UTC", zone=repr(value))
     return value
 
 

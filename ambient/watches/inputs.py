@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from functools import reduce
 from operator import or_
 from typing import Annotated, Any, Literal
@@ -27,7 +28,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, WithJsonSch
 from ambient.briefing.models import BriefingConfig
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.targets import TargetPolicy
-from ambient.domain.field_errors import Location, field_errors, field_problems
+from ambient.domain.field_errors import Location, Refused, field_errors, field_problems
 from ambient.domain.users import Role
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -66,7 +67,7 @@ class TaskNotFoundError(TaskError):
 class ConfigError(InvalidTaskError):
     """A config was refused; ``errors`` holds (location inside the config, message) pairs."""
 
-    def __init__(self, errors: list[tuple[Location, str]], prefix: Location = ("config",)) -> None:
+    def __init__(self, errors: Sequence[Refused], prefix: Location = ("config",)) -> None:
         self.errors = [(prefix + loc, message) for loc, message in errors]
         super().__init__("invalid config — " + "; ".join(field_problems(self.errors)))
 
@@ -111,12 +112,12 @@ def aimed_urls(config: BaseModel) -> list[tuple[Location, str]]:
 def check_destinations(config: BaseModel, settings: Settings) -> None:
     """The guard's static check (no DNS) on every aimed URL; ConfigError naming the field."""
     guard = DestinationGuard(settings.fetch_allow_cidrs)
-    refused: list[tuple[Location, str]] = []
+    refused: list[Refused] = []
     for location, url in aimed_urls(config):
         try:
             guard.check_url_static(url)
         except RefusedDestinationError as exc:
-            refused.append((location, str(exc)))
+            refused.append((location, exc))
     if refused:
         raise ConfigError(refused)
 
@@ -125,7 +126,7 @@ def check_targets(config: BaseModel, *, user: str, is_admin: bool, settings: Set
     """The notification targets of a config, by the push-config rules (form per channel type,
     inbox only to the caller, own secrets only, guarded URLs); ConfigError naming the field."""
     policy = TargetPolicy.from_settings(settings)
-    refused: list[tuple[Location, str]] = []
+    refused: list[Refused] = []
     for index, target in enumerate(getattr(config, "targets", [])):
         problem = policy.problem(target, user=user, is_admin=is_admin)
         if problem is not None:

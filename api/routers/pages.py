@@ -8,9 +8,7 @@ so the same checks apply.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Coroutine
-from functools import partial
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -21,9 +19,10 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from ambient import grants
-from ambient.clients.guard import ALLOW_HINT
 from ambient.domain import field_errors as fields
+from ambient.domain.field_errors import Refused
 from ambient.domain.users import Language, UserCreate
+from ambient.refusals import Refusal
 from ambient.status import database_problem, system_status, temporal_problem
 from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository, VoiceprintTakenError
@@ -84,9 +83,10 @@ def field_errors(
 ) -> str:
     """Field errors as the form shows them: ``labels`` turns a field into its label.
 
-    The labels are the form's (translated); the rule broken is the model's own English words.
+    The labels are the form's, the rule broken is said from its Refusal (both translated).
     A service's ConfigError names fields inside the config, as the form's own fields.
     """
+    errors: Sequence[Refused]
     if isinstance(exc, ConfigError):
         errors = [(loc[1:] if loc[:1] == ("config",) else loc, msg) for loc, msg in exc.errors]
     else:
@@ -119,55 +119,34 @@ def N_(message: str) -> str:
     return message
 
 
-# The services' refusals a user meets most on the forms, matched in their English words (the
-# API's, kept as they are) and said in the page's language; any other is shown as it is.
-REFUSALS = (
-    (
-        re.compile(r"Input should be a valid URL, relative URL without a base"),
-        N_("not a full address: start it with https://"),
-    ),
-    (
-        re.compile(r"URL scheme should be 'http' or 'https'"),
-        N_("only http:// and https:// addresses can be used"),
-    ),
-    (
-        re.compile(r"Input should be greater than or equal to (?P<limit>[0-9.]+)"),
-        N_("must be at least %(limit)s"),
-    ),
-    (
-        re.compile(
-            r"refused destination (?P<host>.+?): (?:it resolves to )?(?P<address>\S+) is .*? "
-            r"\(a non-public address\); " + re.escape(ALLOW_HINT)
-        ),
-        N_(
-            "refused %(host)s: not a public address (%(address)s); "
-            "the operator may allow it with AMBIENT_FETCH_ALLOW_CIDRS"
-        ),
-    ),
-    (
-        re.compile(r"must start with wss:// or ws:// \(got (?P<got>[^)]*)\)"),
-        N_("must start with wss:// or ws:// (got %(got)s)"),
-    ),
-    (
-        re.compile(
-            re.escape("has no token parameter: copy the whole 接入点 URL, ?token=... included")
-        ),
-        N_("has no token parameter: copy the whole 接入点 URL, ?token=... included"),
+# pydantic's refusals the pages say in their own words (by its message templates, the msgids
+# of the Refusals ambient.domain.field_errors makes of them); any other is said in English.
+PYDANTIC_WORDS = (
+    N_("required"),
+    N_("Input should be greater than or equal to %(ge)s"),
+    N_("Input should be less than or equal to %(le)s"),
+    N_("Input should be a valid URL, %(error)s"),
+    N_("relative URL without a base"),
+    N_("invalid IPv6 address"),
+    N_("empty host"),
+    N_("invalid port number"),
+    N_("URL scheme should be %(expected_schemes)s"),
+    N_("value is not a valid email address: %(reason)s"),
+    N_("String should match pattern '%(pattern)s'"),
+    N_("String should have at most %(max_length)s character%(expected_plural)s"),
+    N_(
+        "%(field_type)s should have at most %(max_length)s item%(expected_plural)s after "
+        "validation, not %(actual_length)s"
     ),
 )
 
 
-def in_words(message: str, _: Words) -> str:
-    """A service's refusal in the page's language, where the catalog has its words."""
-    for pattern, msgid in REFUSALS:
-        said = _(msgid)
-        if said != msgid:  # English: the service's own words, exactly
-            message = pattern.sub(partial(_said, said), message)
-    return message
-
-
-def _said(words: str, found: re.Match[str]) -> str:
-    return words % found.groupdict()
+def in_words(refusal: str | Refusal, _: Words) -> str:
+    """A refusal in the page's language where the catalog has its words; else its English."""
+    if not isinstance(refusal, Refusal) or _(refusal.msgid) == refusal.msgid:
+        return str(refusal)
+    values = {k: in_words(v, _) if isinstance(v, Refusal) else v for k, v in refusal.values.items()}
+    return _(refusal.msgid, **values)
 
 
 async def page_user(request: Request, session: SessionDep) -> User | None:

@@ -141,7 +141,7 @@ async def save_settings(
         # Permissions are not settings: only an admin grants them, through the users API.
         parsed = UserSettings.model_validate(data)
     except ValidationError as exc:
-        errors = field_errors(exc, _)
+        errors = field_errors(exc, _, SETTINGS_LABELS)
         return await _settings_page(request, state, me, errors=errors, typed={"settings": sent})
     try:
         await UserRepository(session).update(me, parsed)
@@ -152,6 +152,21 @@ async def save_settings(
     # Said in the language just chosen: the next page speaks it too.
     _ = Words(language_of(request, me))
     return back("/app/settings", _("Settings saved"))
+
+
+# The settings as the form labels them (refusals name the field by its label).
+SETTINGS_LABELS = {
+    "email": N_("Email"),
+    "phone": N_("Phone"),
+    "wake_words": N_("Wake words (one per line)"),
+    "assistant_name": N_("Assistant name"),
+    "voiceprint_id": N_("Voiceprint id"),
+    "timezone": N_("Time zone"),
+    "briefing_prepare_at": N_("Briefing prepared at"),
+    "briefing_window_start": N_("Greeting window from"),
+    "briefing_window_end": N_("until"),
+    "language": N_("Language of these pages"),
+}
 
 
 @router.post("/app/push")
@@ -185,7 +200,7 @@ async def save_push(
     except ValidationError as exc:
         errors = field_errors(exc, _)
     except TargetError as exc:
-        errors = in_words(str(exc), _)
+        errors = f"{exc.where}: {in_words(exc.problem, _)}"
     else:
         await session.commit()
         return back("/app/settings", _("Push channels saved"))

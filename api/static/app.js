@@ -69,11 +69,18 @@ window.addEventListener("DOMContentLoaded", () => {
   }
 
   async function send(body) {
-    const response = await fetch("/app/chat", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(Object.assign({ conversation_id: conversation }, body)),
-    });
+    let response;
+    try {
+      response = await fetch("/app/chat", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(Object.assign({ conversation_id: conversation }, body)),
+      });
+    } catch {
+      // The server or the network is down: nothing was sent.
+      say("error", document.getElementById("chat").dataset.unreachable);
+      return false;
+    }
     if (response.redirected || response.status === 401) { signedOut(); return false; }
     if (!response.ok) {
       say("error", document.getElementById("chat").dataset.failed.replace("{status}", response.status));

@@ -303,6 +303,6 @@ def test_a_bad_catalogue_entry_is_refused_by_field_like_any_other_source(
         )
         with pytest.raises(ConfigError) as refused:
             resolved_metric(config, settings)
-        assert refused.value.errors == [
+        assert [(loc, str(message)) for loc, message in refused.value.errors] == [
             (("config", "source", "http_json", "url"), f"Input should be a valid URL, {no_base}")
         ]

@@ -62,3 +62,25 @@ async def test_the_chat_box_takes_no_more_than_the_server_accepts_and_keeps_a_re
         await page.get_by_role("button", name="发送").click()
         await expect(page.locator("#chat-log li.error")).to_have_text("助手没有回答（错误 422）。")
         assert await box.input_value() == "短" * 4001
+
+
+async def test_the_chat_box_says_the_server_is_unreachable_and_keeps_the_message(
+    browser: Browser, deps: WorkerDeps
+) -> None:
+    name = unique("chat")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
+        await session.commit()
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with phone_page(browser) as page:
+        async with serve(create_app(settings)) as base:
+            await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+            await page.goto(f"{base}/app")
+        # The server is gone (stopped, the network down): the send itself fails.
+        box = page.get_by_label("消息")
+        await box.fill("我有哪些任务？")
+        await page.get_by_role("button", name="发送").click()
+        await expect(page.locator("#chat-log li.error")).to_have_text(
+            "连不上服务器：消息没有发出。请检查网络后再发送。"
+        )
+        assert await box.input_value() == "我有哪些任务？"

@@ -105,11 +105,13 @@ async def test_member_signs_in_sets_push_creates_monitor_and_sees_events_live(
             await expect(page).to_have_url(f"{base}/app")
             await expect(page.locator("header")).to_contain_text(name)
 
-            # Settings: a bad time is refused with the field named, nothing saved.
+            # Settings: a bad time is refused with the field named by its label, nothing saved.
             await page.get_by_role("link", name="Settings").click()
             await page.get_by_label("Briefing prepared at").fill("25:99")
             await page.get_by_role("button", name="Save settings").click()
-            await expect(page.get_by_role("alert")).to_contain_text("briefing_prepare_at")
+            await expect(page.get_by_role("alert")).to_have_text(
+                "Briefing prepared at: must be a time as HH:MM (24-hour), e.g. 06:00"
+            )
             await page.get_by_label("Time zone").fill("Europe/Berlin")
             await page.get_by_label("Briefing prepared at").fill("05:30")
             await page.get_by_role("button", name="Save settings").click()

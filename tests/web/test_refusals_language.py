@@ -50,7 +50,7 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
 
         monitor = {"interval": "30", "keywords": "", "name": ""}
         said = await refusal("/app/tasks", monitor | {"urls": "example.com/news"})
-        assert said == "未创建：网页，第 1 行: 不是完整的网址：请以 https:// 开头"
+        assert said == "未创建：网页，第 1 行: 不是有效的网址：请以 https:// 开头写完整"
         said = await refusal("/app/tasks", monitor | {"urls": "ftp://example.com/feed"})
         assert said == "未创建：网页，第 1 行: 只能使用 http:// 或 https:// 网址"
         said = await refusal("/app/tasks", {"urls": "https://example.com", "interval": "0"})
@@ -69,6 +69,19 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
         assert said == "接入点 URL: 必须以 wss:// 或 ws:// 开头（这里是 https://）"
         said = await refusal("/app/xiaozhi/endpoints", {"url": "wss://api.xiaozhi.me/mcp/"})
         assert said == "接入点 URL: 缺少 token 参数：请复制完整的接入点 URL，包括 ?token=..."
+        # Refusals beyond those: said from their structure (pydantic's type and ctx, our own
+        # message ids), not from the wording of their English.
+        said = await refusal("/app/tasks", {"urls": "https://example.com", "interval": "20000"})
+        assert said == "未创建：间隔（分钟）: 不能大于 10080"
+        said = await refusal("/app/tasks", monitor | {"urls": "https://[::1"})
+        assert said == "未创建：网页，第 1 行: 不是有效的网址：IPv6 地址无效"
+        said = await refusal("/app/xiaozhi/endpoints", {"url": "wss:///mcp/?token=t"})
+        assert said == "接入点 URL: 缺少主机名（例如 wss://api.xiaozhi.me/mcp/?token=...）"
+        said = await refusal("/app/xiaozhi/endpoints", {"url": "ws://localhost:8/mcp/?token=t"})
+        assert said == (
+            "接入点 URL: 不能访问 localhost：它不是公网地址（127.0.0.1）；"
+            "如确需访问，请运维在 AMBIENT_FETCH_ALLOW_CIDRS 中放行"
+        )
         # The API's words are the services' own, in English.
         api = await http.put(
             "/users/me/push",
@@ -77,3 +90,55 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
         )
         assert api.status_code == 422
         assert "refused destination ::1" in api.json()["detail"][0]["msg"]
+
+
+async def test_a_chinese_users_settings_and_push_channel_refusals_are_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="mei", language=Language.ZH)
+        )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            cookies={"ambient_token": token},
+            headers={"referer": f"{base}/app/settings"},
+        ) as http,
+    ):
+
+        async def refusal(path: str, form: dict[str, str | list[str]]) -> str:
+            answer = await http.post(path, data=form)
+            assert answer.status_code == 422, (path, form, answer.status_code)
+            return shown_error(answer)
+
+        said = await refusal(
+            "/app/settings",
+            {
+                "email": "mei@",
+                "phone": "+86 abc",
+                "timezone": "Asia/Shanghia",
+                "briefing_prepare_at": "25:00",
+            },
+        )
+        assert said == (
+            r"邮箱: 不是有效的邮箱地址; 电话: 格式不符：须符合 '^\+?[0-9 -]{5,20}$'; "
+            "时区: 未知的 IANA 时区 'Asia/Shanghia'；例如 Asia/Shanghai、UTC; "
+            "简报生成时间: 须为 24 小时制的 HH:MM，例如 06:00"
+        )
+        said = await refusal("/app/push", {"type": ["sms", "wecom"], "target": ["12", "k y"]})
+        assert said == (
+            "channels.0.target: 不是电话号码：'12'（请用国际格式，例如 +8613800000000）; "
+            "channels.1.target: 不是 wecom 目标：请填写机器人 key、机器人 URL 或 secret:NAME"
+        )
+        said = await refusal("/app/push", {"type": "webhook", "target": ""})
+        assert said == (
+            "channels.0.target: webhook 渠道需要填写目标（地址、URL、key 或 secret:NAME）"
+        )
+        said = await refusal("/app/push", {"type": "inbox", "target": "someone"})
+        assert said == "channels[0]: 收件箱只能是你自己的（'mei' 或留空），不能是 'someone'"

@@ -58,7 +58,7 @@ class AppriseChannel:
         url = self.secrets.resolve(target)
         problem = target_problem(Target(type="apprise", target=url))
         if problem is not None:
-            raise PermanentNotifyError(problem)
+            raise PermanentNotifyError(str(problem))
         aimed = aimed_url(Target(type="apprise", target=url))
         if aimed is not None:
             await checked_destination(self.guard, aimed)

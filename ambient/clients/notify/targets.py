@@ -20,11 +20,17 @@ from ambient.domain.push import (
     secret_name,
     target_problem,
 )
+from ambient.refusals import Refusal
 from ambient.settings import Settings
 
 
 class TargetError(ValueError):
-    """A target is refused; the message starts with the field it came from."""
+    """A target is refused; the message starts with the field it came from (``where``)."""
+
+    def __init__(self, where: str, problem: str | Refusal) -> None:
+        super().__init__(f"{where}: {problem}")
+        self.where = where
+        self.problem = problem
 
 
 class TargetPolicy:
@@ -43,14 +49,18 @@ class TargetPolicy:
     def from_settings(cls, settings: Settings) -> TargetPolicy:
         return cls(DestinationGuard(settings.fetch_allow_cidrs), SecretResolver(settings.secrets))
 
-    def problem(self, target: Target, *, user: str, is_admin: bool) -> str | None:
+    def problem(self, target: Target, *, user: str, is_admin: bool) -> str | Refusal | None:
         """Why ``user`` may not send to ``target``, or None (no DNS; see the module doc)."""
         problem = target_problem(target)
         if problem is not None:
             return problem
         value = target.target.strip()
         if target.type == "inbox" and value not in ("", user):
-            return f"an inbox target is your own inbox ({user!r} or empty), not {value!r}"
+            return Refusal(
+                "an inbox target is your own inbox (%(user)s or empty), not %(value)s",
+                user=repr(user),
+                value=repr(value),
+            )
         if secret_name(value) is not None:
             try:
                 self.secrets.check_access(value.partition("?")[0], user=user, is_admin=is_admin)
@@ -62,7 +72,7 @@ class TargetPolicy:
             try:
                 self.guard.check_url_static(url)
             except RefusedDestinationError as exc:
-                return str(exc)
+                return exc
         return None
 
     def check_all(
@@ -73,7 +83,7 @@ class TargetPolicy:
         for index, target in enumerate(targets):
             problem = self.problem(target, user=user, is_admin=is_admin)
             if problem is not None:
-                raise TargetError(f"{field}[{index}]: {problem}")
+                raise TargetError(f"{field}[{index}]", problem)
 
 
 def aimed_url(target: Target) -> str | None:

@@ -1,0 +1,22 @@
+"""A refusal every door can say in its reader's language.
+
+The message id is the English with ``%(name)s`` placeholders and the values fill them: str()
+is the English (MCP tool errors, API 422 bodies and the CLI show it as it is) and the pages
+look the id up in their catalog. A value may itself be a Refusal, said in the same language.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Refusal(ValueError):
+    """Refused input: ``msgid`` and its ``values``; str() is the English."""
+
+    # Kept out of the instance dict: FastAPI's 422 body encodes a validator's error by vars().
+    __slots__ = ("msgid", "values")
+
+    def __init__(self, msgid: str, /, **values: Any) -> None:
+        super().__init__(msgid % values if values else msgid)
+        self.msgid = msgid
+        self.values = values
