@@ -89,16 +89,22 @@ window.addEventListener("DOMContentLoaded", () => {
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let cut;
-      while ((cut = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, cut).trim();
-        buffer = buffer.slice(cut + 1);
-        if (line) show(JSON.parse(line));
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, cut).trim();
+          buffer = buffer.slice(cut + 1);
+          if (line) show(JSON.parse(line));
+        }
       }
+    } catch {
+      // The answer stopped halfway (the connection dropped): the message was sent, and what
+      // came of it so far is shown; say the rest is missing.
+      say("error", document.getElementById("chat").dataset.interrupted);
     }
     return true;
   }

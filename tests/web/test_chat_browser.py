@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from playwright.async_api import Browser, expect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
@@ -84,3 +85,36 @@ async def test_the_chat_box_says_the_server_is_unreachable_and_keeps_the_message
             "连不上服务器：消息没有发出。请检查网络后再发送。"
         )
         assert await box.input_value() == "我有哪些任务？"
+
+
+def _cut_after_the_first_line(app: ASGIApp) -> ASGIApp:
+    """The real app, except that a chat's answer stops after its first line with the
+    connection dropped (the server killed, a proxy's timeout, the network gone)."""
+
+    async def cut(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/app/chat":
+            return await app(scope, receive, send)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        line = b'{"type": "tool_call", "function": "list_tasks", "arguments": {}}\n'
+        await send({"type": "http.response.body", "body": line, "more_body": True})
+        raise ConnectionResetError("the answer was cut off")
+
+    return cut
+
+
+async def test_the_chat_box_says_an_answer_was_cut_off(browser: Browser, deps: WorkerDeps) -> None:
+    name = unique("chat")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
+        await session.commit()
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    app = _cut_after_the_first_line(create_app(settings))
+    async with serve(app) as base, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        await page.goto(f"{base}/app")
+        await page.get_by_label("消息").fill("我有哪些任务？")
+        await page.get_by_role("button", name="发送").click()
+        await expect(page.locator("#chat-log li.tool")).to_have_text("→ list_tasks {}")
+        await expect(page.locator("#chat-log li.error")).to_have_text(
+            "回答中途断开了：上面是已收到的部分。请再问一次。"
+        )
