@@ -184,7 +184,9 @@ class Endpoints:
         """Register ``data`` for its user; ``actor`` None is the operator (the CLI)."""
         _may_act_for(actor, data.user)
         if await self.session.scalar(select(User).where(User.name == data.user)) is None:
-            raise EndpointInputError("user", f"{data.user!r} is not a registered user")
+            raise EndpointInputError(
+                "user", Refusal("%(user)s is not a registered user", user=repr(data.user))
+            )
         try:
             await self.guard.check_url(http_form(data.url))
         except RefusedDestinationError as exc:
@@ -195,7 +197,9 @@ class Endpoints:
             select(XiaozhiEndpoint.id).where(XiaozhiEndpoint.user == data.user)
         )
         if len(mine.all()) >= MAX_ENDPOINTS_PER_USER:
-            raise EndpointInputError("user", f"at most {MAX_ENDPOINTS_PER_USER} endpoints a user")
+            raise EndpointInputError(
+                "user", Refusal("at most %(most)s endpoints a user", most=MAX_ENDPOINTS_PER_USER)
+            )
         await self._not_registered(data.url)
         row = XiaozhiEndpoint(
             user=data.user,
@@ -229,8 +233,11 @@ class Endpoints:
         if held is not None:
             raise EndpointInputError(
                 "url",
-                f"this 接入点 is already registered (endpoint {held}); it holds one connection: "
-                "remove that endpoint first",
+                Refusal(
+                    "this 接入点 is already registered (endpoint %(held)s); it holds one "
+                    "connection: remove that endpoint first",
+                    held=held,
+                ),
             )
 
     async def _registered(self, url: str) -> int | None:

@@ -100,7 +100,7 @@ async def test_one_接入点_registered_twice_at_once_on_postgresql_is_held_by_o
             answers = await asyncio.gather(*(add(db) for db in databases))
             refused = [a for a in answers if isinstance(a, EndpointInputError)]
             assert len(refused) == 1, answers
-            assert refused[0].field == "url" and "already registered" in refused[0].message
+            assert refused[0].field == "url" and "already registered" in str(refused[0].message)
             async with databases[0].session() as session:
                 rows = (
                     await session.scalars(

@@ -82,6 +82,14 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
             "接入点 URL: 不能访问 localhost：它不是公网地址（127.0.0.1）；"
             "如确需访问，请运维在 AMBIENT_FETCH_ALLOW_CIDRS 中放行"
         )
+        # A 接入点 dialed by an endpoint already (the double submit, a second device's page).
+        url = {"url": "wss://api.xiaozhi.me/mcp/?token=yan-once"}
+        assert (await http.post("/app/xiaozhi/endpoints", data=url)).status_code == 303
+        said = await refusal("/app/xiaozhi/endpoints", url)
+        assert re.fullmatch(
+            r"接入点 URL: 这个接入点已经登记过了（接入点 \d+）；它只能有一个连接：请先删除那个接入点",
+            said,
+        ), said
         # The API's words are the services' own, in English.
         api = await http.put(
             "/users/me/push",
