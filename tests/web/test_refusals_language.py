@@ -87,7 +87,8 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
         assert (await http.post("/app/xiaozhi/endpoints", data=url)).status_code == 303
         said = await refusal("/app/xiaozhi/endpoints", url)
         assert re.fullmatch(
-            r"接入点 URL: 这个接入点已经登记过了（接入点 \d+）；它只能有一个连接：请先删除那个接入点",
+            r"接入点 URL: 这个接入点已经登记过了（接入点 \d+）；"
+            r"它只能有一个连接：请先删除那个接入点",
             said,
         ), said
         # The API's words are the services' own, in English.
