@@ -14,7 +14,7 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.remediation_records import CHANGE_RETRY, cause_of
+from workflows.remediation_records import CHANGE_RETRY, RECORD_RETRY, cause_of
 from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
@@ -104,6 +104,7 @@ class GradedRemediationWorkflow(RemediationSafety):
                 now=workflow.now(),
             ),
             limit=timedelta(minutes=2),
+            retry=RECORD_RETRY,
         )
         self.card, self.plan, self.policy = opened.card, opened.plan, opened.policy
         await self._set_state("planned")
@@ -158,6 +159,7 @@ class GradedRemediationWorkflow(RemediationSafety):
                     executor=self.policy.executor,
                     rung=step.rung,
                 ),
+                retry=RECORD_RETRY,
             )
         if permission.mode is None:
             self.outcome = f"refused: {permission.reason}"

@@ -57,6 +57,15 @@ CHANGE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=["RemediationRefused", "InvalidStep"],
 )
+# Bookkeeping in our own database (permission, gates, audit, hand-over, record): a locked or
+# restarting database delays the run for up to about an hour, it must not fail it (a failed
+# run tells nobody). A bad input does not pass on a retry.
+RECORD_RETRY = RetryPolicy(
+    maximum_attempts=120,
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=["ValidationError", "ValueError", "TypeError"],
+)
 
 
 class RemediationRecords:
@@ -103,6 +112,7 @@ class RemediationRecords:
                 body=body,
                 reason=reason,
             ),
+            retry=RECORD_RETRY,
         )
         await self._push(key, title, body)
         await self._finish(state)
@@ -166,6 +176,7 @@ class RemediationRecords:
                     "tried": [int(a.rung) for a in self.attempts if a.skipped_reason is None],
                 },
             ),
+            retry=RECORD_RETRY,
         )
 
     async def _audit(
@@ -174,6 +185,7 @@ class RemediationRecords:
         await self._act(
             RemediationActivities.audit_remediation,
             AuditEntry(run_key=self.run_key, key=key, actor=actor, action=action, detail=detail),
+            retry=RECORD_RETRY,
         )
 
     async def _push(self, key: str, title: str, body: str) -> None:
