@@ -14,7 +14,7 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.remediation_records import CHANGE_RETRY, cause_of
+from workflows.remediation_records import CHANGE_RETRY, RECORD_RETRY, cause_of
 from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
@@ -51,6 +51,9 @@ Outcome = Literal["resolved", "next", "stop"]
 # scoring, the plan's post, permission, gates, checkpoint) no longer replay; deprecated, so
 # runs recorded with its marker still do (docs/remediation.md).
 FIRST_STEP_AT_ONCE = "first-step-at-once"
+# A rung whose checkpoint or change failed (after its retries) hands the run over; before this
+# patch the ladder climbed to the next, stronger rung.
+UNAPPLIED_HANDS_OVER = "unapplied-hands-over"
 # The type of an update's refusal that is about the run's state, not the caller's rights.
 STATE_CONFLICT = "StateConflict"
 
@@ -101,6 +104,7 @@ class GradedRemediationWorkflow(RemediationSafety):
                 now=workflow.now(),
             ),
             limit=timedelta(minutes=2),
+            retry=RECORD_RETRY,
         )
         self.card, self.plan, self.policy = opened.card, opened.plan, opened.policy
         await self._set_state("planned")
@@ -155,6 +159,7 @@ class GradedRemediationWorkflow(RemediationSafety):
                     executor=self.policy.executor,
                     rung=step.rung,
                 ),
+                retry=RECORD_RETRY,
             )
         if permission.mode is None:
             self.outcome = f"refused: {permission.reason}"
@@ -178,7 +183,13 @@ class GradedRemediationWorkflow(RemediationSafety):
             + (attempt.skipped_reason or attempt.detail or "applied"),
             ["step"],
         )
-        if result is None or result.skipped_reason:
+        if isinstance(result, str) and workflow.patched(UNAPPLIED_HANDS_OVER):
+            # A change that could not be made is no evidence that a stronger one is needed.
+            await self._hand_over(
+                "handed_over", f"rung {int(step.rung)} ({step.rung.name.lower()}) {result}"
+            )
+            return "stop"
+        if not isinstance(result, StepResult) or result.skipped_reason:
             return "next"
         await self._settle(step)
         if self.aborted:
@@ -207,7 +218,8 @@ class GradedRemediationWorkflow(RemediationSafety):
 
     async def _apply(
         self, step: PlannedStep, key: str, attempt: Attempt, checkpoint: Checkpoint | None
-    ) -> StepResult | None:
+    ) -> StepResult | str | None:
+        """The rung's change; None when it has nothing to do, a str when it could not be made."""
         try:
             if checkpoint is None:
                 checkpoint = await self._act(
@@ -218,10 +230,11 @@ class GradedRemediationWorkflow(RemediationSafety):
                         mode=attempt.mode,
                         target=self.alert.target(),
                     ),
+                    retry=CHANGE_RETRY,
                 )
         except ACTIVITY_FAILED as exc:
             attempt.skipped_reason = f"checkpoint failed: {cause_of(exc)}"
-            return None
+            return f"was not applied: its checkpoint could not be read ({cause_of(exc)})"
         if self.baseline is None:
             # The first checkpoint is the release before the incident: rung 3 and 5 go back to it.
             self.baseline = checkpoint
@@ -259,7 +272,7 @@ class GradedRemediationWorkflow(RemediationSafety):
             )
         except ActivityError as exc:
             attempt.skipped_reason = f"change failed: {cause_of(exc)}"
-            return None
+            return f"could not be applied ({cause_of(exc)})"
         attempt.applied, attempt.already_applied = result.applied, result.already_applied
         attempt.detail, attempt.patch = result.detail, result.patch
         attempt.skipped_reason = result.skipped_reason

@@ -48,10 +48,23 @@ SHORT = timedelta(seconds=30)
 DISCUSSION_POSTS = "discussion-posts"
 # Reads retry a little; changes retry a little more but never forever (DESIGN §6).
 READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
+# A change and its checkpoint read wait out an API server that is down, throttling or
+# overtaken by other writers for about two minutes (2, 4, 8, 16, then 30 s apart); then the run
+# goes to a person. 30 s at most: a local activity's longer backoff would become a timer.
 CHANGE_RETRY = RetryPolicy(
-    maximum_attempts=3,
+    maximum_attempts=8,
     initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=["RemediationRefused", "InvalidStep"],
+)
+# Bookkeeping in our own database (permission, gates, audit, hand-over, record): a locked or
+# restarting database delays the run for up to about an hour, it must not fail it (a failed
+# run tells nobody). A bad input does not pass on a retry.
+RECORD_RETRY = RetryPolicy(
+    maximum_attempts=120,
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=["ValidationError", "ValueError", "TypeError"],
 )
 
 
@@ -99,6 +112,7 @@ class RemediationRecords:
                 body=body,
                 reason=reason,
             ),
+            retry=RECORD_RETRY,
         )
         await self._push(key, title, body)
         await self._finish(state)
@@ -162,6 +176,7 @@ class RemediationRecords:
                     "tried": [int(a.rung) for a in self.attempts if a.skipped_reason is None],
                 },
             ),
+            retry=RECORD_RETRY,
         )
 
     async def _audit(
@@ -170,6 +185,7 @@ class RemediationRecords:
         await self._act(
             RemediationActivities.audit_remediation,
             AuditEntry(run_key=self.run_key, key=key, actor=actor, action=action, detail=detail),
+            retry=RECORD_RETRY,
         )
 
     async def _push(self, key: str, title: str, body: str) -> None:

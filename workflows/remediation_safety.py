@@ -11,7 +11,7 @@ from typing import Literal
 
 from temporalio import workflow
 
-from workflows.remediation_records import RemediationRecords
+from workflows.remediation_records import RECORD_RETRY, RemediationRecords
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
@@ -110,6 +110,7 @@ class RemediationSafety(RemediationRecords):
                         rung=step.rung,
                         now=workflow.now(),
                     ),
+                    retry=RECORD_RETRY,
                 )
             if gate.allowed:
                 return "go"

@@ -117,18 +117,28 @@ def json_stamp(obj: Obj, key: str) -> list[Obj]:
     annotations = stamp_annotations(obj, key)
     stamping: list[Obj]
     if obj["metadata"].get("annotations"):
-        # The annotations' names as JSON-pointer tokens: "~" and "/" escaped (RFC 6901).
-        stamping = [
-            {
-                "op": "add",
-                "path": "/metadata/annotations/" + name.replace("~", "~0").replace("/", "~1"),
-                "value": value,
-            }
-            for name, value in annotations.items()
-        ]
+        stamping = _added(annotations)
     else:
         stamping = [{"op": "add", "path": "/metadata/annotations", "value": annotations}]
     return [{"op": "replace", "path": "/metadata/resourceVersion", "value": version}, *stamping]
+
+
+def sent_json_stamp(obj: Obj, key: str) -> list[Obj]:
+    """``json_stamp``'s operations on an object that carries ``key``, read back from it (as
+    ``sent_stamp``); a Deployment we roll back had annotations (its revision) before."""
+    return _added(sent_stamp(obj, key)["annotations"])
+
+
+def _added(annotations: dict[str, str]) -> list[Obj]:
+    # The annotations' names as JSON-pointer tokens: "~" and "/" escaped (RFC 6901).
+    return [
+        {
+            "op": "add",
+            "path": "/metadata/annotations/" + name.replace("~", "~0").replace("/", "~1"),
+            "value": value,
+        }
+        for name, value in annotations.items()
+    ]
 
 
 def without_hash(template: Obj) -> Obj:

@@ -29,6 +29,7 @@ from ambient.remediation.changes import (
     isolation_value,
     json_stamp,
     merge_diff,
+    sent_json_stamp,
     sent_stamp,
     stamp,
     stamped,
@@ -152,7 +153,11 @@ class StepPlanner:
         deployment = await self._read_deployment(step)
         name = _deployment(step)
         if stamped(deployment, step.key):
-            return StepPlan(done=[name], detail=f"{name} was already rolled back by {step.key}")
+            template, _ = await self._revision_template(step, deployment, step.to_revision)
+            sent = sent_json_stamp(deployment, step.key)
+            if template is not None:
+                sent.append({"op": "replace", "path": "/spec/template", "value": template})
+            return _sent_before(step, sent, f"{name} was already rolled back by {step.key}")
         if deployment["spec"].get("paused"):
             return _paused(name, "rollback")
         if step.to_revision is None:
@@ -160,13 +165,8 @@ class StepPlanner:
                 skipped_reason=NOT_A_REVISION,
                 detail=f"{name}: no earlier revision was recorded at the first checkpoint",
             )
-        revisions = await self._reads.revisions(deployment, with_history=True)
-        recorded = _recorded_template(step, step.to_revision)
-        if step.to_revision in revisions:
-            template = without_hash(revisions[step.to_revision]["spec"]["template"])
-        elif recorded is not None:
-            template = recorded
-        else:
+        template, revisions = await self._revision_template(step, deployment, step.to_revision)
+        if template is None:
             known = ", ".join(str(r) for r in sorted(revisions)) or "none"
             return StepPlan(
                 skipped_reason=NOT_A_REVISION,
@@ -188,6 +188,16 @@ class StepPlanner:
             f"({', '.join(images_of(template))})",
         )
 
+    async def _revision_template(
+        self, step: StepRequest, deployment: Obj, revision: int | None
+    ) -> tuple[Obj | None, dict[int, Obj]]:
+        """The template of ``revision`` (its ReplicaSet's, or as the first checkpoint recorded
+        it), and the Deployment's ReplicaSets by revision."""
+        revisions = await self._reads.revisions(deployment, with_history=True) if revision else {}
+        if revision in revisions:
+            return without_hash(revisions[revision]["spec"]["template"]), revisions
+        return _recorded_template(step, revision), revisions
+
     async def _plan_isolate(self, step: StepRequest) -> StepPlan:
         deployment = await self._read_deployment(step)
         namespace = step.target.namespace
@@ -199,15 +209,17 @@ class StepPlanner:
         for service in services:
             name = service["metadata"]["name"]
             selector = service["spec"]["selector"]
+            isolating = {"spec": {"selector": {ISOLATION_LABEL: isolated}}}
+            if stamped(service, step.key):
+                sent = {"metadata": sent_stamp(service, step.key), **isolating}
+                change = Change(Service, namespace, name, "patch", sent, PatchType.MERGE)
+                plan.sent_before[change.object] = sent
             if stamped(service, step.key) or ISOLATION_LABEL in selector:
                 plan.done.append(f"service {namespace}/{name}")
                 continue
-            body = {
-                "metadata": stamp(service, step.key),
-                "spec": {"selector": {ISOLATION_LABEL: isolated}},
-            }
+            body = {"metadata": stamp(service, step.key), **isolating}
             plan.changes.append(Change(Service, namespace, name, "patch", body, PatchType.MERGE))
-        names = ", ".join(c.name for c in plan.changes)
+        names = ", ".join(s["metadata"]["name"] for s in services)
         plan.detail = (
             f"isolate: Services {names} in {namespace} select no pod ({ISOLATION_LABEL}={isolated})"
         )
@@ -216,10 +228,7 @@ class StepPlanner:
     async def _plan_deny_policy(self, step: StepRequest, deployment: Obj) -> StepPlan:
         namespace = step.target.namespace
         name = isolation_policy_name(step.remediation_id)
-        if await self._reads.get(NetworkPolicy, namespace, name) is not None:
-            return StepPlan(
-                done=[f"networkpolicy {namespace}/{name}"], detail=f"isolation policy {name} exists"
-            )
+        found = await self._reads.get(NetworkPolicy, namespace, name)
         body = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
@@ -237,8 +246,17 @@ class StepPlanner:
                 "policyTypes": ["Ingress"],
             },
         }
+        change = Change(NetworkPolicy, namespace, name, "create", body)
+        if found is not None:
+            # The policy's name is this run's: it exists because this step created it.
+            sent = {change.object: change.sent()} if stamped(found, step.key) else {}
+            return StepPlan(
+                done=[f"networkpolicy {namespace}/{name}"],
+                detail=f"isolation policy {name} exists",
+                sent_before=sent,
+            )
         return StepPlan(
-            changes=[Change(NetworkPolicy, namespace, name, "create", body)],
+            changes=[change],
             detail=f"isolate: no Service selects {step.target.name}; deny-all NetworkPolicy {name}",
         )
 
@@ -356,7 +374,7 @@ class StepPlanner:
             notes.append(f"ConfigMap {name} data back to the first checkpoint")
 
 
-def _sent_before(step: StepRequest, body: Obj, detail: str) -> StepPlan:
+def _sent_before(step: StepRequest, body: Obj | list[Obj], detail: str) -> StepPlan:
     """The step's Deployment patch, found made by an earlier attempt (our stamp is on it)."""
     sent = _patch(Deployment, step.target, body)
     return StepPlan(done=[_deployment(step)], detail=detail, sent_before={sent.object: body})

@@ -19,7 +19,7 @@ from ambient.remediation.runs import ApprovalInput, RemediationStatus
 from ambient.storage.audit import AuditRepository
 from tests.conftest import running_worker
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
-from tests.remediation.test_workflow import USER, start
+from tests.remediation.test_workflow import USER, audit_actions, start
 from tests.standins.kube_api import KubeApi, kubeconfig
 from tests.support.record import save_history
 from tests.support.servers import serve
@@ -254,3 +254,88 @@ async def test_one_approver_approving_and_refusing_at_once_has_one_applied_and_o
     # Refused by the run: no longer waiting, or the rung already answered (by the approval).
     assert "approval not accepted" in str(late.value), late.value
     assert [a.approve for a in status.approvals] == [True]
+
+
+async def test_a_short_api_outage_during_the_restart_is_waited_out_not_climbed_past(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    api, path = cluster
+    api.failing_images = set()  # the restart alone cures it
+    remediation_settings(
+        deps, remediation_approval_from_rung=0, remediation_executor="kubernetes", kubeconfig=path
+    )
+    await add_user(deps, USER, permission="execute")
+    # More 503s than the change's first three attempts (the API server restarting).
+    api.unavailable_writes = 4
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        status = await handle.result()
+
+    assert status.state == "resolved", status.outcome
+    assert [(a.rung, a.applied, a.resolved) for a in status.attempts] == [
+        (Rung.RESTART, True, True)
+    ]
+    assert [c.status for c in api.calls if c.method == "PATCH"] == [503] * 4 + [200]
+    assert api.deployments[("prod", "checkout")]["spec"]["replicas"] == 2
+
+
+async def test_a_change_the_cluster_refuses_hands_over_naming_it_instead_of_climbing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    api, path = cluster
+    api.forbidden = {"patch deployments"}
+    remediation_settings(
+        deps, remediation_approval_from_rung=0, remediation_executor="kubernetes", kubeconfig=path
+    )
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_change_refused")
+
+    assert status.state == "handed_over"
+    assert status.outcome.startswith("rung 1 (restart) could not be applied (rung 1 on ")
+    assert 'cannot patch resource "deployments"' in status.outcome
+    assert [(a.rung, a.applied) for a in status.attempts] == [(Rung.RESTART, False)]
+    assert (status.attempts[0].skipped_reason or "").startswith("change failed: ")
+    # Neither a scale out nor an isolation of the service was bought by the refusal.
+    assert api.writes() == []
+    actions = await audit_actions(deps, status.run_key)
+    assert "action" not in actions and actions[-2:] == ["hand_over", "finished"]
+
+
+async def test_a_checkpoint_the_cluster_refuses_hands_over_naming_it(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    api, path = cluster
+    api.forbidden = {"deployments"}
+    remediation_settings(
+        deps, remediation_approval_from_rung=0, remediation_executor="kubernetes", kubeconfig=path
+    )
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        status = await handle.result()
+
+    assert status.state == "handed_over"
+    assert status.outcome.startswith(
+        "rung 1 (restart) was not applied: its checkpoint could not be read ("
+    )
+    assert 'cannot get resource "deployments"' in status.outcome
+    assert [a.rung for a in status.attempts] == [Rung.RESTART]
+    assert api.writes() == []

@@ -147,7 +147,9 @@ async def test_bad_release_then_restart_then_rollback_to_the_first_checkpoint_re
 def without_version(patch: dict[str, Any]) -> dict[str, Any]:
     """A step's patch without its resourceVersion (the precondition a retry cannot know)."""
     return {
-        name: {
+        name: [op for op in body if op["path"] != "/metadata/resourceVersion"]
+        if isinstance(body, list)  # JSON-patch operations
+        else {
             **body,
             "metadata": {k: v for k, v in body["metadata"].items() if k != "resourceVersion"},
         }
@@ -224,6 +226,48 @@ async def test_rollback_without_an_earlier_replicaset_says_the_release_is_not_a_
         )
         assert (result.applied, result.skipped_reason) == (False, NOT_A_REVISION)
     assert kube.api.writes() == []
+
+
+async def test_a_retried_rollback_shows_the_patch_its_first_attempt_sent(kube: Cluster) -> None:
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    rid = "remediation/r5b"
+    await kube.executor.apply(kube.step(rid, Rung.RESTART, restarted_at="2026-11-22T14:10:00Z"))
+    step = kube.step(rid, Rung.ROLLBACK, to_revision=baseline.previous_revision)
+    first = await kube.executor.apply(step)  # the worker dies here; its retry comes later
+    again = await kube.executor.apply(step)
+    assert (first.applied, first.already_applied) == (True, False)
+    assert (again.applied, again.already_applied) == (True, True)
+    assert first.patch is not None
+    assert again.patch == without_version(first.patch)
+    assert len(kube.api.writes()) == 3 and kube.images() == [V1]
+
+
+async def test_a_retried_isolation_shows_the_patches_its_first_attempt_sent(
+    kube: Cluster,
+) -> None:
+    kube.api.add_service("shop", "checkout-admin", {"app": "checkout"})
+    step = kube.step("remediation/r6b", Rung.ISOLATE)
+    first = await kube.executor.apply(step)
+    again = await kube.executor.apply(step)
+    assert first.patch is not None and list(first.patch) == [
+        "service/shop/checkout",
+        "service/shop/checkout-admin",
+    ]
+    assert again.already_applied and again.patch == without_version(first.patch)
+    assert again.detail.startswith("isolate: Services checkout, checkout-admin in shop select")
+    assert len(kube.api.writes()) == 2
+    # A deny policy (no Service selects the workload) is shown as the one created.
+    for name in ("checkout", "checkout-admin"):
+        del kube.api.services[("shop", name)]
+    step = kube.step("remediation/r6c", Rung.ISOLATE)
+    first = await kube.executor.apply(step)
+    again = await kube.executor.apply(step)
+    assert first.patch is not None and list(first.patch) == [
+        f"networkpolicy/shop/{isolation_policy_name('remediation/r6c')}"
+    ]
+    assert again.already_applied and again.patch == first.patch
+    assert len(kube.api.writes()) == 3
 
 
 async def test_checkpoint_records_selectors_of_services_that_select_the_workload_and_its_configmaps(

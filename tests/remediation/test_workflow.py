@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from sqlalchemy import event, select
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.clients.kube import KubeError
@@ -657,3 +662,51 @@ async def test_two_answers_at_once_one_decides_and_the_other_is_refused(
     assert [(r.actor, r.detail["approve"]) for r in records] == [
         (taken[0].approver, taken[0].approve)
     ]
+
+
+async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_does_not_fail_it(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    tried: list[str] = []
+
+    def count_audit_writes(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO audit_log"):
+            tried.append(statement)
+
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        # The audit log refuses every write (as a locked or read-only database would) while
+        # the approval is recorded; the run used to fail after the third try.
+        hiccup = sqlite3.connect(deps.settings.data_dir / "ambient.db")
+        hiccup.execute(
+            "CREATE TRIGGER hiccup BEFORE INSERT ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END"
+        )
+        hiccup.commit()
+        event.listen(deps.db.engine.sync_engine, "before_cursor_execute", count_audit_writes)
+        await handle.execute_update(
+            GradedRemediationWorkflow.approve,
+            ApprovalInput(approver=USER, approver_permission="dry_run", approve=True),
+        )
+        while len(tried) < 3:
+            described = await handle.describe()
+            if described.status != WorkflowExecutionStatus.RUNNING:
+                break
+            await asyncio.sleep(0.05)
+        event.remove(deps.db.engine.sync_engine, "before_cursor_execute", count_audit_writes)
+        # Waits for the third try's write turn to end (refused) before the writes pass again.
+        hiccup.execute("DROP TRIGGER hiccup")
+        hiccup.commit()
+        hiccup.close()
+        status = await handle.result()
+
+    assert len(tried) == 3
+    assert status.state == "resolved" and status.outcome == "resolved at rung 1 (restart)"
+    actions = await audit_actions(deps, status.run_key)
+    assert actions.count("approval") == 1 and actions[-1] == "finished"

@@ -365,6 +365,8 @@ class KubeApi:
     # What our credentials may not do (RBAC), answered 403: a resource plural ("configmaps":
     # every verb) or a verb and a plural ("patch configmaps": reads still allowed).
     forbidden: set[str] = field(default_factory=set)
+    # The next writes answered 503, as by an API server that is briefly down.
+    unavailable_writes: int = 0
     _pending: dict[Key, int] = field(default_factory=dict)
     _interference: dict[tuple[str, str, str], Callable[[Obj], None]] = field(default_factory=dict)
 
@@ -780,6 +782,8 @@ class KubeApi:
             kind = KINDS[plural][0]
             if self.refuses(request, plural):
                 return await self._forbid(request, plural)
+            if request.method != "GET" and self.unavailable_writes > 0:
+                return await self._unavailable(request)
             if request.method == "POST":
                 return await self._create(plural, ns, request)
             await self._log(request, 200)
@@ -799,6 +803,8 @@ class KubeApi:
             store, kind = self.store(plural), KINDS[plural][0]
             if self.refuses(request, plural):
                 return await self._forbid(request, plural)
+            if request.method != "GET" and self.unavailable_writes > 0:
+                return await self._unavailable(request)
             if key not in store:
                 await self._log(request, 404)
                 return _status(
@@ -868,6 +874,11 @@ class KubeApi:
             f'"{plural}" in API group "{group}" in the namespace "{request.path_params["ns"]}"',
             {**({"name": name} if name else {}), "group": group, "kind": plural},
         )
+
+    async def _unavailable(self, request: Request) -> Response:
+        self.unavailable_writes -= 1
+        await self._log(request, 503)
+        return _status(503, "ServiceUnavailable", "the apiserver is shutting down")
 
     async def _create(self, plural: str, ns: str, request: Request) -> Response:
         body = json.loads(await request.body())
