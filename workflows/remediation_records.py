@@ -93,10 +93,7 @@ class RemediationRecords:
         self.outcome = reason
         key = f"{self.run_key}/hand-over"
         title = f"Needs a person: {self.alert.service}"
-        tried = ", ".join(
-            f"{a.rung.name.lower()}{'' if a.resolved is not False else ' (not resolved)'}"
-            for a in self.attempts
-        )
+        tried = ", ".join(a.rung.name.lower() + _how_it_went(a) for a in self.attempts)
         body = (
             f"Remediation `{self.remediation_id}` stopped: {reason}. "
             f"Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
@@ -253,3 +250,10 @@ def cause_of(error: ActivityError | ApplicationError) -> str:
 def search_attributes(user: str, cluster: str) -> TypedSearchAttributes:
     """What a remediation starts with: found in the Web UI by kind, user, cluster and state."""
     return temporal.search_attributes("remediation", user, cluster=cluster, state="scoring")
+
+
+def _how_it_went(attempt: Attempt) -> str:
+    """What a person handed the run reads after each rung tried."""
+    if attempt.skipped_reason is not None:
+        return " (not applied)"
+    return " (not resolved)" if attempt.resolved is False else ""

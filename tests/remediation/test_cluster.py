@@ -312,6 +312,12 @@ async def test_a_change_the_cluster_refuses_hands_over_naming_it_instead_of_clim
     assert api.writes() == []
     actions = await audit_actions(deps, status.run_key)
     assert "action" not in actions and actions[-2:] == ["hand_over", "finished"]
+    # The person handed the run is not told that a restart was tried.
+    async with deps.db.session() as session:
+        (row,) = await AuditRepository(session).list(
+            subject=status.run_key, action="hand_over", limit=10
+        )
+    assert row.detail["body"].endswith("Tried: restart (not applied).")
 
 
 async def test_a_checkpoint_the_cluster_refuses_hands_over_naming_it(
