@@ -319,6 +319,9 @@ class GradedRemediationWorkflow(RemediationSafety):
                 reading=reading,
                 now=workflow.now(),
             ),
+            # Its cluster read and its breaker write wait out an outage as the change did: a
+            # database hiccup must not hand over a run as "could not be verified".
+            retry=CHANGE_RETRY,
         )
 
     # --- endings ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import closing
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -710,3 +711,39 @@ async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_doe
     assert status.state == "resolved" and status.outcome == "resolved at rung 1 (restart)"
     actions = await audit_actions(deps, status.run_key)
     assert actions.count("approval") == 1 and actions[-1] == "finished"
+
+
+async def test_a_database_that_refuses_the_verifications_write_for_a_while_does_not_hand_over(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=6)
+    await add_user(deps, USER)
+    tried: list[str] = []
+
+    def refuse_three(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO remediation_breakers"):
+            tried.append(statement)
+            if len(tried) == 4:  # the old policy's three tries are over: writes pass again
+                conn.exec_driver_sql("DROP TRIGGER breaker_hiccup")
+
+    # Only a verification writes the breakers: they refuse every write until the fourth try.
+    with closing(sqlite3.connect(deps.settings.data_dir / "ambient.db")) as hiccup:
+        hiccup.execute(
+            "CREATE TRIGGER breaker_hiccup BEFORE INSERT ON remediation_breakers "
+            "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END"
+        )
+        hiccup.commit()
+    event.listen(deps.db.engine.sync_engine, "before_cursor_execute", refuse_three)
+    try:
+        async with (
+            error_rate(healthy_from=1) as (_, url),
+            running_worker(ts_env.client, deps) as worker,
+        ):
+            handle = await start(ts_env, worker.task_queue, alert(url))
+            status = await handle.result()
+    finally:
+        event.remove(deps.db.engine.sync_engine, "before_cursor_execute", refuse_three)
+
+    # Verified at the fourth try, not handed over "could not be verified" after the third.
+    assert len(tried) == 4
+    assert status.state == "resolved" and status.outcome == "resolved at rung 1 (restart)"
