@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +28,29 @@ PLAIN = re.compile(
 LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
 
 
-def parse_time(value: Any) -> datetime:
+def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
+    """An epoch or ISO time; one without an offset is a wall time in ``zone``."""
     if isinstance(value, int | float):
         seconds = value / 1000 if value > 1e11 else value  # epoch ms or s
         return datetime.fromtimestamp(seconds, UTC)
     text = str(value).replace(",", ".")
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
-def json_time(data: dict[str, Any]) -> datetime | None:
+def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
     """The time of a JSON log line: its first time field, read; None if absent or unreadable."""
     for name in TIME_FIELDS:
         if name in data:
             try:
-                return parse_time(data[name])
+                return parse_time(data[name], zone)
             except (TypeError, ValueError, OverflowError):
                 return None
     return None
 
 
-def parse_line(line: str, source: str) -> LogRecord | None:
-    """One log line as a record, or None if it has no readable time."""
+def parse_line(line: str, source: str, zone: tzinfo = UTC) -> LogRecord | None:
+    """One log line as a record, or None if it has no readable time (``zone``: parse_time)."""
     line = line.strip()
     if not line:
         return None
@@ -58,7 +59,7 @@ def parse_line(line: str, source: str) -> LogRecord | None:
             data = json.loads(line)
         except json.JSONDecodeError:
             return None
-        when = json_time(data)
+        when = json_time(data, zone)
         if when is None:
             return None
         return LogRecord(time=when, topic_id="file", source=source, content=data)
@@ -66,7 +67,7 @@ def parse_line(line: str, source: str) -> LogRecord | None:
     if match is None:
         return None
     try:
-        when = parse_time(match["ts"])
+        when = parse_time(match["ts"], zone)
     except ValueError:
         return None
     rest = match["rest"]
@@ -91,8 +92,10 @@ class LogPathError(ValueError):
 
 
 class FileLogSource:
-    def __init__(self, path: Path, root: Path | None = None) -> None:
+    def __init__(self, path: Path, root: Path | None = None, zone: tzinfo = UTC) -> None:
         self.path = path
+        # Most services write local wall times without an offset: they are read in ``zone``.
+        self.zone = zone
         # With a root, every file read must really (symlinks resolved) be inside it.
         self.root = os.path.realpath(root) if root is not None else None
         self.skipped = 0
@@ -139,7 +142,7 @@ class FileLogSource:
         self.skipped, self.skipped_examples = 0, []
         for path in self.files():
             for number, line in enumerate(self.lines(path), 1):
-                record = parse_line(line, f"{path.name}:{number}")
+                record = parse_line(line, f"{path.name}:{number}", self.zone)
                 if record is None:
                     if line.strip():
                         self.skipped += 1
