@@ -74,7 +74,8 @@ def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: 
         reducer.add_record(record)
         count += 1
     reducer.unreadable = skipped = source.skipped
-    return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "")
+    failed = f"; not read to the end: {'; '.join(source.failed)}" if source.failed else ""
+    return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "") + failed
 
 
 def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:

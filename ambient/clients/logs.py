@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -100,6 +101,8 @@ class FileLogSource:
         self.root = os.path.realpath(root) if root is not None else None
         self.skipped = 0
         self.skipped_examples: list[str] = []
+        # Files that failed part way ("app.log.1.gz: Compressed file ended ..."): the rest is read.
+        self.failed: list[str] = []
 
     @classmethod
     def inside(cls, root: Path, name: str) -> FileLogSource:
@@ -133,14 +136,20 @@ class FileLogSource:
         raise FileNotFoundError(f"no log file or directory at {self.path}")
 
     def lines(self, path: Path) -> Iterator[str]:
+        """The file's lines up to where it cannot be read further (named in ``failed``)."""
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
-            yield from handle
+        try:
+            with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
+                yield from handle
+        # A .gz still being written ends early (EOFError), a damaged one fails in zlib.
+        except (OSError, EOFError, zlib.error) as exc:
+            self.failed.append(f"{path.name}: {exc}")
 
     def records(self, start: datetime, end: datetime) -> Iterator[LogRecord]:
         """The records in [start, end), streamed; unreadable lines are counted in ``skipped``."""
-        self.skipped, self.skipped_examples = 0, []
-        for path in self.files():
+        self.skipped, self.skipped_examples, self.failed = 0, [], []
+        files = self.files()
+        for path in files:
             for number, line in enumerate(self.lines(path), 1):
                 record = parse_line(line, f"{path.name}:{number}", self.zone)
                 if record is None:
@@ -150,6 +159,8 @@ class FileLogSource:
                             self.skipped_examples.append(f"{path.name}:{number}")
                 elif start <= record.time < end:
                     yield record
+        if files and len(self.failed) == len(files):
+            raise OSError("; ".join(self.failed))
 
     def _scan(self, query: str, start: datetime, end: datetime, limit: int) -> SearchResult:
         term = "" if query.strip() in ("", "*") else query.strip().lower()

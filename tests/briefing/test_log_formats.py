@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,3 +64,23 @@ async def test_timestamps_without_an_offset_are_the_briefings_local_time(
     assert log_note(prepared).endswith(": 2 lines read")
     # Before, they were read as UTC: 08:00 to 08:00 local, the day before's last line in.
     assert "日志 2 行，错误 2，警告 0" in report
+
+
+async def test_a_damaged_gz_in_a_rotated_folder_is_named_and_the_other_files_are_read(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    line = "2026-11-22T{:02d}:00:00+08:00 ERROR payment refused\n"
+    (logs / "app.log").write_text(line.format(10), encoding="utf-8")
+    # Still being compressed by logrotate: cut off before gzip's end-of-stream marker.
+    whole = gzip.compress("".join(line.format(h) for h in range(8)).encode() * 200)
+    (logs / "app.log.1.gz").write_bytes(whole[: len(whole) // 2])
+    (logs / "app.log.2.gz").write_text(line.format(9), encoding="utf-8")  # named .gz, not gzip
+    prepared, report = await prepare(settings, db, logs)
+    note = log_note(prepared)
+    assert "app.log.1.gz" in note and "end-of-stream" in note
+    assert "app.log.2.gz" in note and "Not a gzipped file" in note
+    # app.log's line and those of app.log.1.gz before the cut, in a briefing of the day.
+    read = int(re.search(r": (\d+) lines read", note)[1])  # type: ignore[index]
+    assert read > 1 and f"日志 {read} 行，错误 {read}" in report

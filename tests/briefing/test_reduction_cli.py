@@ -125,3 +125,14 @@ def test_bad_arguments_are_refused_naming_the_option(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "nope.log" in missing.output
     both = runner.invoke(app, ["logs", "templates", str(path), "--json", "--per-line"])
     assert both.exit_code == 2 and "--per-line" in both.output
+
+
+def test_a_damaged_gz_is_named_on_stderr_and_the_other_files_are_reduced(tmp_path: Path) -> None:
+    (tmp_path / "app.log").write_text("2026-11-21T01:00:00Z ERROR disk full\n", encoding="utf-8")
+    whole = gzip.compress(b"2026-11-20T01:00:00Z ERROR disk full\n" * 2000)
+    (tmp_path / "app.log.1.gz").write_bytes(whole[: len(whole) // 2])
+    result = CliRunner().invoke(app, ["logs", "templates", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = LogReport.model_validate_json(result.stdout)
+    assert 1 < report.total < 2001
+    assert "app.log.1.gz: Compressed file ended" in result.stderr
