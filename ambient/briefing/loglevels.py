@@ -7,15 +7,16 @@ from typing import Any
 
 SEVERITY = {"CRITICAL": 5, "ERROR": 4, "WARNING": 3, "INFO": 2, "DEBUG": 1, "UNKNOWN": 0}
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
-# The names sources write for each level (upper-cased before the lookup).
+# The names sources write for each level (upper-cased before the lookup): one letter (glog,
+# logcat), pino's and bunyan's numbers, java.util.logging's in a Chinese locale.
 _LEVEL_NAMES = {
     name: level
     for level, names in {
-        "DEBUG": "TRACE DEBUG DBG",
-        "INFO": "INFO INFORMATION NOTICE",
-        "WARNING": "WARN WARNING",
-        "ERROR": "ERR ERROR SEVERE",
-        "CRITICAL": "CRIT CRITICAL FATAL ALERT EMERG PANIC",
+        "DEBUG": "TRACE DEBUG DBG D 10 20 调试",
+        "INFO": "INFO INFORMATION NOTICE I 30 信息",
+        "WARNING": "WARN WARNING W 40 警告",
+        "ERROR": "ERR ERROR SEVERE E 50 错误 严重",
+        "CRITICAL": "CRIT CRITICAL FATAL ALERT EMERG PANIC F 60 致命",
     }.items()
     for name in names.split()
 }

@@ -136,3 +136,20 @@ def test_a_damaged_gz_is_named_on_stderr_and_the_other_files_are_reduced(tmp_pat
     report = LogReport.model_validate_json(result.stdout)
     assert 1 < report.total < 2001
     assert "app.log.1.gz: Compressed file ended" in result.stderr
+
+
+def test_level_fields_in_short_numeric_and_chinese_names_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "levels.log"
+    levels = ["W", "E", "e", 50, 60, 40, 30, "错误", "警告", "信息", "严重", "I", "D", "F"]
+    path.write_text(
+        "".join(
+            json.dumps({"time": "2026-11-21T01:00:00Z", "level": level, "msg": f"job {i} done"})
+            + "\n"
+            for i, level in enumerate(levels)
+        ),
+        encoding="utf-8",
+    )
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    # pino and bunyan write numbers (30 info ... 60 fatal), glog and logcat one letter,
+    # java.util.logging in a Chinese locale 严重 (SEVERE), 警告 and 信息.
+    assert report.by_level == {"CRITICAL": 2, "ERROR": 5, "WARNING": 3, "INFO": 3, "DEBUG": 1}
