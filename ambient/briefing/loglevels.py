@@ -23,6 +23,12 @@ _LEVEL_NAMES = {
 _LEVEL_IN_TEXT = re.compile(
     r"(?<![A-Za-z])(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|SEVERE|CRITICAL|FATAL|PANIC)(?![A-Za-z])"
 )
+# Where a level is written (first, in brackets, as level=), lower case and Chinese count too.
+_LEVEL_MARKED = re.compile(
+    r"(?:^[\[<]?|[\[<]|(?<![A-Za-z])(?:level|severity|lvl)=\"?)"
+    r"((?i:trace|debug|info|notice|warn(?:ing)?|err(?:or)?|severe|crit(?:ical)?|fatal|panic)"
+    r"|调试|信息|警告|错误|严重|致命)(?!\w)"
+)
 MESSAGE_FIELDS = ("message", "msg", "content", "log", "text", "body", "__CONTENT__")
 LEVEL_FIELDS = ("level", "severity", "lvl", "loglevel", "log_level", "levelname", "__LEVEL__")
 TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__TIMESTAMP__")
@@ -50,9 +56,9 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
     if raw_level is not None:
         return normal_level(raw_level), message
     # No level field: a level word near the start of the text ("[main] ERROR c.a.Foo - ...").
-    match = _LEVEL_IN_TEXT.search(message, 0, 80)
+    match = _LEVEL_IN_TEXT.search(message, 0, 80) or _LEVEL_MARKED.search(message, 0, 80)
     if match is None:
         return "UNKNOWN", message
     if not message[: match.start()].strip(" [<"):  # a leading "ERROR" is the level, not text
-        message = message[match.end() :].lstrip(" ]>:-")
+        message = message[match.end() :].lstrip(" ]>:-：")
     return normal_level(match[1]), message

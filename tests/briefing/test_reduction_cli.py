@@ -153,3 +153,24 @@ def test_level_fields_in_short_numeric_and_chinese_names_are_read(tmp_path: Path
     # pino and bunyan write numbers (30 info ... 60 fatal), glog and logcat one letter,
     # java.util.logging in a Chinese locale 严重 (SEVERE), 警告 and 信息.
     assert report.by_level == {"CRITICAL": 2, "ERROR": 5, "WARNING": 3, "INFO": 3, "DEBUG": 1}
+
+
+def test_lower_case_bracketed_key_value_and_chinese_levels_in_text_are_read(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "levels.log"
+    path.write_text(
+        "2026-11-21T01:00:00Z [error] upstream timed out while reading response header\n"
+        "2026-11-21T01:00:01Z error: connection refused\n"
+        '2026-11-21T01:00:02Z level=warn msg="slow query" took=3s\n'
+        "2026-11-21T01:00:03Z [ERR] agent: failed to sync remote state\n"
+        "2026-11-21T01:00:04Z 警告 磁盘空间不足\n"
+        "2026-11-21T01:00:05Z 错误：连接数据库失败\n"
+        "2026-11-21T01:00:06Z GET /error-page 200\n"
+        "2026-11-21T01:00:07Z a user searched for error\n",
+        encoding="utf-8",
+    )
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    assert report.by_level == {"ERROR": 4, "WARNING": 2, "UNKNOWN": 2}
+    templates = {t.template for t in report.templates}
+    assert {"connection refused", "连接数据库失败", "磁盘空间不足"} <= templates
