@@ -139,8 +139,13 @@ class FileLogSource:
         """The file's lines up to where it cannot be read further (named in ``failed``)."""
         opener = gzip.open if path.suffix == ".gz" else open
         try:
-            with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
-                yield from handle
+            with opener(path, "rb") as handle:  # type: ignore[operator]
+                for raw in handle:
+                    try:
+                        yield raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        # Chinese Windows and zh_CN.GBK locales write GBK (GB18030 holds it).
+                        yield raw.decode("gb18030", errors="replace")
         # A .gz still being written ends early (EOFError), a damaged one fails in zlib.
         except (OSError, EOFError, zlib.error) as exc:
             self.failed.append(f"{path.name}: {exc}")

@@ -174,3 +174,14 @@ def test_lower_case_bracketed_key_value_and_chinese_levels_in_text_are_read(
     assert report.by_level == {"ERROR": 4, "WARNING": 2, "UNKNOWN": 2}
     templates = {t.template for t in report.templates}
     assert {"connection refused", "连接数据库失败", "磁盘空间不足"} <= templates
+
+
+def test_gbk_encoded_chinese_logs_are_read_as_chinese(tmp_path: Path) -> None:
+    # A Chinese Windows server (or a zh_CN.GBK locale) writes its logs in GBK, rotated ones too.
+    text = "2026-11-21T01:00:0{}Z ERROR 连接数据库失败，重试{}次\n"
+    (tmp_path / "app.log").write_bytes(text.format(1, 3).encode("gbk"))
+    (tmp_path / "app.log.1.gz").write_bytes(gzip.compress(text.format(0, 5).encode("gb18030")))
+    (tmp_path / "other.log").write_text(text.format(2, 7), encoding="utf-8")
+    report = LogReport.model_validate_json(run(str(tmp_path), "--json"))
+    rows = [(t.level, t.template, t.count) for t in report.templates]
+    assert rows == [("ERROR", "连接数据库失败，重试<*>次", 3)]
