@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import os
 import re
@@ -140,7 +141,8 @@ class FileLogSource:
         opener = gzip.open if path.suffix == ".gz" else open
         try:
             with opener(path, "rb") as handle:  # type: ignore[operator]
-                for raw in handle:
+                first = handle.readline().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM (Windows)
+                for raw in itertools.chain((first,) if first else (), handle):
                     try:
                         yield raw.decode("utf-8")
                     except UnicodeDecodeError:

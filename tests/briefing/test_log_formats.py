@@ -62,6 +62,7 @@ async def test_timestamps_without_an_offset_are_the_briefings_local_time(
     )
     prepared, report = await prepare(settings, db, path)
     assert log_note(prepared).endswith(": 2 lines read")
+    assert "日志 2 行，错误 2" in report
     # Before, they were read as UTC: 08:00 to 08:00 local, the day before's last line in.
     assert "日志 2 行，错误 2，警告 0" in report
 
@@ -84,3 +85,15 @@ async def test_a_damaged_gz_in_a_rotated_folder_is_named_and_the_other_files_are
     # app.log's line and those of app.log.1.gz before the cut, in a briefing of the day.
     read = int(re.search(r": (\d+) lines read", note)[1])  # type: ignore[index]
     assert read > 1 and f"日志 {read} 行，错误 {read}" in report
+
+
+async def test_a_utf8_file_with_a_byte_order_mark_loses_no_line(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    # Windows tools (Notepad, .NET's Encoding.UTF8) start a UTF-8 file with a BOM.
+    path = tmp_path / "app.log"
+    line = '{{"time": "2026-11-22T10:0{}:00+08:00", "level": "ERROR", "msg": "payment refused"}}\n'
+    path.write_text("\ufeff" + line.format(0) + line.format(1), encoding="utf-8")
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 2 lines read")
+    assert "日志 2 行，错误 2" in report
