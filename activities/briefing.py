@@ -170,6 +170,7 @@ class BriefingActivities:
                     # Read with the owner's role today: a demoted member's file stops here.
                     admin=owner is not None and owner.role == Role.ADMIN,
                     tencent=self._tencent,
+                    zone=ZoneInfo(request.config.timezone),
                 )
         except (OSError, LogFileError, TencentCloudError) as exc:
             activity.logger.warning("log source of %s failed: %s", request.user, exc)

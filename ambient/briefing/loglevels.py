@@ -7,20 +7,27 @@ from typing import Any
 
 SEVERITY = {"CRITICAL": 5, "ERROR": 4, "WARNING": 3, "INFO": 2, "DEBUG": 1, "UNKNOWN": 0}
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
-# The names sources write for each level (upper-cased before the lookup).
+# The names sources write for each level (upper-cased before the lookup): one letter (glog,
+# logcat), pino's and bunyan's numbers, java.util.logging's in a Chinese locale.
 _LEVEL_NAMES = {
     name: level
     for level, names in {
-        "DEBUG": "TRACE DEBUG DBG",
-        "INFO": "INFO INFORMATION NOTICE",
-        "WARNING": "WARN WARNING",
-        "ERROR": "ERR ERROR SEVERE",
-        "CRITICAL": "CRIT CRITICAL FATAL ALERT EMERG PANIC",
+        "DEBUG": "TRACE DEBUG DBG D 10 20 调试",
+        "INFO": "INFO INFORMATION NOTICE I 30 信息",
+        "WARNING": "WARN WARNING W 40 警告",
+        "ERROR": "ERR ERROR SEVERE E 50 错误 严重",
+        "CRITICAL": "CRIT CRITICAL FATAL ALERT EMERG PANIC F 60 致命",
     }.items()
     for name in names.split()
 }
 _LEVEL_IN_TEXT = re.compile(
     r"(?<![A-Za-z])(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|SEVERE|CRITICAL|FATAL|PANIC)(?![A-Za-z])"
+)
+# Where a level is written (first, in brackets, as level=), lower case and Chinese count too.
+_LEVEL_MARKED = re.compile(
+    r"(?:^[\[<]?|[\[<]|(?<![A-Za-z])(?:level|severity|lvl)=\"?)"
+    r"((?i:trace|debug|info|notice|warn(?:ing)?|err(?:or)?|severe|crit(?:ical)?|fatal|panic)"
+    r"|调试|信息|警告|错误|严重|致命)(?!\w)"
 )
 MESSAGE_FIELDS = ("message", "msg", "content", "log", "text", "body", "__CONTENT__")
 LEVEL_FIELDS = ("level", "severity", "lvl", "loglevel", "log_level", "levelname", "__LEVEL__")
@@ -49,9 +56,9 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
     if raw_level is not None:
         return normal_level(raw_level), message
     # No level field: a level word near the start of the text ("[main] ERROR c.a.Foo - ...").
-    match = _LEVEL_IN_TEXT.search(message, 0, 80)
+    match = _LEVEL_IN_TEXT.search(message, 0, 80) or _LEVEL_MARKED.search(message, 0, 80)
     if match is None:
         return "UNKNOWN", message
     if not message[: match.start()].strip(" [<"):  # a leading "ERROR" is the level, not text
-        message = message[match.end() :].lstrip(" ]>:-")
+        message = message[match.end() :].lstrip(" ]>:-：")
     return normal_level(match[1]), message

@@ -4,7 +4,7 @@ CLS topic, and the reduced report copied into the briefing's inputs."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from ambient.briefing.loglevels import ERROR_LEVELS
@@ -47,14 +47,16 @@ async def read_log_source(
     log_dir: Path | None,
     admin: bool,
     tencent: TencentCloud,
+    zone: tzinfo = UTC,
 ) -> str:
     """Feed the source's lines in [start, end) to ``reducer``; returns what was read.
 
-    ``admin``: whether the user it is read for is an admin, now (resolve_log_path)."""
+    ``admin``: whether the user it is read for is an admin, now (resolve_log_path);
+    ``zone``: where a file's times without an offset are wall times."""
     if isinstance(spec, FileLogSpec):
         # A folder's files are checked one by one too: one symlinked out of the folder is skipped.
         root = log_dir.expanduser() if log_dir is not None else None
-        source = FileLogSource(resolve_log_path(spec.path, log_dir, admin=admin), root)
+        source = FileLogSource(resolve_log_path(spec.path, log_dir, admin=admin), root, zone)
         return await asyncio.to_thread(_read_files, source, start, end, reducer)
     result = await search_logs(
         tencent, spec.topic_id, spec.query, start, end, limit=MAX_SEARCH_LOGS, region=spec.region
@@ -72,7 +74,8 @@ def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: 
         reducer.add_record(record)
         count += 1
     reducer.unreadable = skipped = source.skipped
-    return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "")
+    failed = f"; not read to the end: {'; '.join(source.failed)}" if source.failed else ""
+    return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "") + failed
 
 
 def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:

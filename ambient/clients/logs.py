@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +30,29 @@ PLAIN = re.compile(
 LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
 
 
-def parse_time(value: Any) -> datetime:
+def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
+    """An epoch or ISO time; one without an offset is a wall time in ``zone``."""
     if isinstance(value, int | float):
         seconds = value / 1000 if value > 1e11 else value  # epoch ms or s
         return datetime.fromtimestamp(seconds, UTC)
     text = str(value).replace(",", ".")
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
-def json_time(data: dict[str, Any]) -> datetime | None:
+def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
     """The time of a JSON log line: its first time field, read; None if absent or unreadable."""
     for name in TIME_FIELDS:
         if name in data:
             try:
-                return parse_time(data[name])
+                return parse_time(data[name], zone)
             except (TypeError, ValueError, OverflowError):
                 return None
     return None
 
 
-def parse_line(line: str, source: str) -> LogRecord | None:
-    """One log line as a record, or None if it has no readable time."""
+def parse_line(line: str, source: str, zone: tzinfo = UTC) -> LogRecord | None:
+    """One log line as a record, or None if it has no readable time (``zone``: parse_time)."""
     line = line.strip()
     if not line:
         return None
@@ -58,7 +61,7 @@ def parse_line(line: str, source: str) -> LogRecord | None:
             data = json.loads(line)
         except json.JSONDecodeError:
             return None
-        when = json_time(data)
+        when = json_time(data, zone)
         if when is None:
             return None
         return LogRecord(time=when, topic_id="file", source=source, content=data)
@@ -66,7 +69,7 @@ def parse_line(line: str, source: str) -> LogRecord | None:
     if match is None:
         return None
     try:
-        when = parse_time(match["ts"])
+        when = parse_time(match["ts"], zone)
     except ValueError:
         return None
     rest = match["rest"]
@@ -91,12 +94,16 @@ class LogPathError(ValueError):
 
 
 class FileLogSource:
-    def __init__(self, path: Path, root: Path | None = None) -> None:
+    def __init__(self, path: Path, root: Path | None = None, zone: tzinfo = UTC) -> None:
         self.path = path
+        # Most services write local wall times without an offset: they are read in ``zone``.
+        self.zone = zone
         # With a root, every file read must really (symlinks resolved) be inside it.
         self.root = os.path.realpath(root) if root is not None else None
         self.skipped = 0
         self.skipped_examples: list[str] = []
+        # Files that failed part way ("app.log.1.gz: Compressed file ended ..."): the rest is read.
+        self.failed: list[str] = []
 
     @classmethod
     def inside(cls, root: Path, name: str) -> FileLogSource:
@@ -130,16 +137,28 @@ class FileLogSource:
         raise FileNotFoundError(f"no log file or directory at {self.path}")
 
     def lines(self, path: Path) -> Iterator[str]:
+        """The file's lines up to where it cannot be read further (named in ``failed``)."""
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
-            yield from handle
+        try:
+            with opener(path, "rb") as handle:  # type: ignore[operator]
+                first = handle.readline().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM (Windows)
+                for raw in itertools.chain((first,) if first else (), handle):
+                    try:
+                        yield raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        # Chinese Windows and zh_CN.GBK locales write GBK (GB18030 holds it).
+                        yield raw.decode("gb18030", errors="replace")
+        # A .gz still being written ends early (EOFError), a damaged one fails in zlib.
+        except (OSError, EOFError, zlib.error) as exc:
+            self.failed.append(f"{path.name}: {exc}")
 
     def records(self, start: datetime, end: datetime) -> Iterator[LogRecord]:
         """The records in [start, end), streamed; unreadable lines are counted in ``skipped``."""
-        self.skipped, self.skipped_examples = 0, []
-        for path in self.files():
+        self.skipped, self.skipped_examples, self.failed = 0, [], []
+        files = self.files()
+        for path in files:
             for number, line in enumerate(self.lines(path), 1):
-                record = parse_line(line, f"{path.name}:{number}")
+                record = parse_line(line, f"{path.name}:{number}", self.zone)
                 if record is None:
                     if line.strip():
                         self.skipped += 1
@@ -147,6 +166,8 @@ class FileLogSource:
                             self.skipped_examples.append(f"{path.name}:{number}")
                 elif start <= record.time < end:
                     yield record
+        if files and len(self.failed) == len(files):
+            raise OSError("; ".join(self.failed))
 
     def _scan(self, query: str, start: datetime, end: datetime, limit: int) -> SearchResult:
         term = "" if query.strip() in ("", "*") else query.strip().lower()

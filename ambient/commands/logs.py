@@ -100,7 +100,8 @@ def templates(
         if not path.exists():
             raise typer.BadParameter(f"no file or directory at {path}", param_hint="PATHS")
     # Each input file once, for the progress bar's total and for the lines.
-    inputs = [(source, file) for source in map(FileLogSource, paths) for file in source.files()]
+    sources = [FileLogSource(path) for path in paths]
+    inputs = [(source, file) for source in sources for file in source.files()]
     reducer = LogReducer()
     taken = bytearray()  # per input line: 1 if it was counted (kept for --per-line only)
     show = sys.stderr.isatty()
@@ -135,6 +136,8 @@ def templates(
                     yield parsed
 
         groups = reducer.add_many(counted())
+    for problem in (failed for source in sources for failed in source.failed):
+        err_console.print(f"not read to the end: {problem}", markup=False, highlight=False)
     if per_line:
         template_id = cache(reducer.group_template_id)  # one group's id, read once
         next_group = iter(groups).__next__

@@ -125,3 +125,63 @@ def test_bad_arguments_are_refused_naming_the_option(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "nope.log" in missing.output
     both = runner.invoke(app, ["logs", "templates", str(path), "--json", "--per-line"])
     assert both.exit_code == 2 and "--per-line" in both.output
+
+
+def test_a_damaged_gz_is_named_on_stderr_and_the_other_files_are_reduced(tmp_path: Path) -> None:
+    (tmp_path / "app.log").write_text("2026-11-21T01:00:00Z ERROR disk full\n", encoding="utf-8")
+    whole = gzip.compress(b"2026-11-20T01:00:00Z ERROR disk full\n" * 2000)
+    (tmp_path / "app.log.1.gz").write_bytes(whole[: len(whole) // 2])
+    result = CliRunner().invoke(app, ["logs", "templates", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = LogReport.model_validate_json(result.stdout)
+    assert 1 < report.total < 2001
+    assert "app.log.1.gz: Compressed file ended" in result.stderr
+
+
+def test_level_fields_in_short_numeric_and_chinese_names_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "levels.log"
+    levels = ["W", "E", "e", 50, 60, 40, 30, "错误", "警告", "信息", "严重", "I", "D", "F"]
+    path.write_text(
+        "".join(
+            json.dumps({"time": "2026-11-21T01:00:00Z", "level": level, "msg": f"job {i} done"})
+            + "\n"
+            for i, level in enumerate(levels)
+        ),
+        encoding="utf-8",
+    )
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    # pino and bunyan write numbers (30 info ... 60 fatal), glog and logcat one letter,
+    # java.util.logging in a Chinese locale 严重 (SEVERE), 警告 and 信息.
+    assert report.by_level == {"CRITICAL": 2, "ERROR": 5, "WARNING": 3, "INFO": 3, "DEBUG": 1}
+
+
+def test_lower_case_bracketed_key_value_and_chinese_levels_in_text_are_read(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "levels.log"
+    path.write_text(
+        "2026-11-21T01:00:00Z [error] upstream timed out while reading response header\n"
+        "2026-11-21T01:00:01Z error: connection refused\n"
+        '2026-11-21T01:00:02Z level=warn msg="slow query" took=3s\n'
+        "2026-11-21T01:00:03Z [ERR] agent: failed to sync remote state\n"
+        "2026-11-21T01:00:04Z 警告 磁盘空间不足\n"
+        "2026-11-21T01:00:05Z 错误：连接数据库失败\n"
+        "2026-11-21T01:00:06Z GET /error-page 200\n"
+        "2026-11-21T01:00:07Z a user searched for error\n",
+        encoding="utf-8",
+    )
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    assert report.by_level == {"ERROR": 4, "WARNING": 2, "UNKNOWN": 2}
+    templates = {t.template for t in report.templates}
+    assert {"connection refused", "连接数据库失败", "磁盘空间不足"} <= templates
+
+
+def test_gbk_encoded_chinese_logs_are_read_as_chinese(tmp_path: Path) -> None:
+    # A Chinese Windows server (or a zh_CN.GBK locale) writes its logs in GBK, rotated ones too.
+    text = "2026-11-21T01:00:0{}Z ERROR 连接数据库失败，重试{}次\n"
+    (tmp_path / "app.log").write_bytes(text.format(1, 3).encode("gbk"))
+    (tmp_path / "app.log.1.gz").write_bytes(gzip.compress(text.format(0, 5).encode("gb18030")))
+    (tmp_path / "other.log").write_text(text.format(2, 7), encoding="utf-8")
+    report = LogReport.model_validate_json(run(str(tmp_path), "--json"))
+    rows = [(t.level, t.template, t.count) for t in report.templates]
+    assert rows == [("ERROR", "连接数据库失败，重试<*>次", 3)]

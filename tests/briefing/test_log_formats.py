@@ -1,0 +1,99 @@
+"""Real teams' log files read by the briefing's preparation: time zones, encodings, levels."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from temporalio.testing import ActivityEnvironment
+
+from activities.briefing import BriefingActivities
+from ambient.briefing.models import BriefingConfig, PreparedBriefing, PrepareRequest, plan_for
+from ambient.clients.llm import LLMClient
+from ambient.clients.tencent.client import TencentCloud
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.briefings import BriefingRepository
+
+DAY = datetime(2026, 11, 23, tzinfo=UTC).date()
+
+
+async def prepare(
+    settings: Settings, db: Database, path: Path, timezone: str = "Asia/Shanghai"
+) -> tuple[PreparedBriefing, str]:
+    """The real preparation activity (offline writer) on ``path``: its result and stored report."""
+    acts = BriefingActivities(
+        db, LLMClient(settings), TencentCloud(None, region="ap-guangzhou"), settings
+    )
+    config = BriefingConfig(
+        timezone=timezone,
+        log_source={"type": "file", "path": str(path)},  # type: ignore[arg-type]
+    )
+    request = PrepareRequest(
+        user="alice", task_id="daily-briefing/alice", config=config, day=plan_for(DAY, config)
+    )
+    prepared = await ActivityEnvironment().run(acts.prepare_briefing, request)
+    async with db.session() as session:
+        row = await BriefingRepository(session).get("alice", DAY.isoformat())
+    assert row is not None
+    return prepared, row.report_markdown
+
+
+def log_note(prepared: PreparedBriefing) -> str:
+    (note,) = [s for s in prepared.sources if s.source == "logs"]
+    assert note.ok, note.detail
+    return note.detail
+
+
+async def test_timestamps_without_an_offset_are_the_briefings_local_time(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    # A Shanghai service's log4j lines carry local time with no offset: the 22nd, local day.
+    path = tmp_path / "app.log"
+    path.write_text(
+        "2026-11-21 23:59:59,999 WARN [main] c.a.Pay - the day before\n"
+        "2026-11-22 00:00:00,000 ERROR [main] c.a.Pay - refused\n"
+        "2026-11-22 23:30:00,123 ERROR [main] c.a.Pay - refused\n"
+        "2026-11-23 00:00:00,000 WARN [main] c.a.Pay - today\n"
+        "2026-11-23 07:00:00,000 WARN [main] c.a.Pay - today\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 2 lines read")
+    assert "日志 2 行，错误 2" in report
+    # Before, they were read as UTC: 08:00 to 08:00 local, the day before's last line in.
+    assert "日志 2 行，错误 2，警告 0" in report
+
+
+async def test_a_damaged_gz_in_a_rotated_folder_is_named_and_the_other_files_are_read(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    line = "2026-11-22T{:02d}:00:00+08:00 ERROR payment refused\n"
+    (logs / "app.log").write_text(line.format(10), encoding="utf-8")
+    # Still being compressed by logrotate: cut off before gzip's end-of-stream marker.
+    whole = gzip.compress("".join(line.format(h) for h in range(8)).encode() * 200)
+    (logs / "app.log.1.gz").write_bytes(whole[: len(whole) // 2])
+    (logs / "app.log.2.gz").write_text(line.format(9), encoding="utf-8")  # named .gz, not gzip
+    prepared, report = await prepare(settings, db, logs)
+    note = log_note(prepared)
+    assert "app.log.1.gz" in note and "end-of-stream" in note
+    assert "app.log.2.gz" in note and "Not a gzipped file" in note
+    # app.log's line and those of app.log.1.gz before the cut, in a briefing of the day.
+    read = int(re.search(r": (\d+) lines read", note)[1])  # type: ignore[index]
+    assert read > 1 and f"日志 {read} 行，错误 {read}" in report
+
+
+async def test_a_utf8_file_with_a_byte_order_mark_loses_no_line(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    # Windows tools (Notepad, .NET's Encoding.UTF8) start a UTF-8 file with a BOM.
+    path = tmp_path / "app.log"
+    line = '{{"time": "2026-11-22T10:0{}:00+08:00", "level": "ERROR", "msg": "payment refused"}}\n'
+    path.write_text("\ufeff" + line.format(0) + line.format(1), encoding="utf-8")
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 2 lines read")
+    assert "日志 2 行，错误 2" in report
