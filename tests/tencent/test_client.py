@@ -428,3 +428,20 @@ async def test_a_topic_just_created_is_in_the_next_topic_list(
     # Not the list cached before the create: the user would think it failed and create again.
     listed = await list_log_topics(tc)
     assert [(t.topic_id, t.name) for t in listed] == [("t-old", "old"), (created, "nginx")]
+
+
+async def test_a_sql_search_answers_its_rows_as_the_api_returns_them(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    base = int((NOW - timedelta(minutes=30)).timestamp() * 1000)
+    api.logs = [
+        {"time": base + i, "json": {"level": "ERROR" if i < 2 else "INFO"}} for i in range(5)
+    ]
+    sql = await search_logs(
+        tc, "topic-1", "* | select level, count(*) group by level", NOW - timedelta(hours=1), NOW
+    )
+    assert sql.complete and sql.analysis == [
+        {"level": "ERROR", "count": 2},
+        {"level": "INFO", "count": 3},
+    ]

@@ -111,6 +111,8 @@ async def search_logs(
         "Limit": min(limit, 1000),
         "Sort": "desc",
         "SyntaxRule": 1,
+        # SQL rows come in AnalysisRecords only when asked for (otherwise AnalysisRecords is null).
+        "UseNewAnalysis": True,
     }
     result = SearchResult(complete=False)
     while True:
