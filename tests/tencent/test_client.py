@@ -445,3 +445,17 @@ async def test_a_sql_search_answers_its_rows_as_the_api_returns_them(
         {"level": "ERROR", "count": 2},
         {"level": "INFO", "count": 3},
     ]
+
+
+async def test_a_log_search_over_the_topics_concurrency_limit_backs_off_like_a_rate_limit(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.logs = [{"time": int((NOW - timedelta(minutes=5)).timestamp() * 1000), "json": {"a": 1}}]
+    # CLS allows 15 concurrent searches per topic; others (the console, another worker) held them.
+    api.failures["SearchLog"] = ["LimitExceeded.LogSearch"] * 2
+    found = await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
+    assert [r.content for r in found.logs] == [{"a": 1}]
+    api.failures["SearchLog"] = ["LimitExceeded.LogSearch"] * 5
+    with pytest.raises(TencentRetryableError, match=r"LimitExceeded\.LogSearch"):
+        await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
