@@ -407,7 +407,7 @@ async def test_every_cls_alert_record_of_the_window_is_read_past_a_thousand(
     ]
     alarms = await list_alarms(tc, NOW - timedelta(hours=24), NOW)
     assert len(alarms) == 1200
-    assert (alarms[0].name, alarms[0].status) == ("checkout down", "0")
+    assert (alarms[0].name, alarms[0].status) == ("checkout down", "ALARM")
 
 
 async def test_a_topic_just_created_is_in_the_next_topic_list(
@@ -459,3 +459,24 @@ async def test_a_log_search_over_the_topics_concurrency_limit_backs_off_like_a_r
     api.failures["SearchLog"] = ["LimitExceeded.LogSearch"] * 5
     with pytest.raises(TencentRetryableError, match=r"LimitExceeded\.LogSearch"):
         await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
+
+
+async def test_cls_alert_records_say_their_status_and_level_as_monitor_alarms_do(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    ms = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+    # AlertHistoryRecord: Status 0 not recovered, 1 recovered, 2 expired; AlarmLevel 0 Warn,
+    # 1 Info, 2 Critical.
+    api.cls_records = [
+        {"AlarmName": name, "Status": status, "AlarmLevel": level, "CreateTime": ms - i}
+        for i, (name, status, level) in enumerate(
+            [("checkout down", 0, 2), ("5xx burst", 1, 0), ("old policy", 2, 1)]
+        )
+    ]
+    alarms = await list_alarms(tc, NOW - timedelta(hours=2), NOW)
+    assert [(a.name, a.status, a.level) for a in alarms] == [
+        ("checkout down", "ALARM", "Critical"),
+        ("5xx burst", "OK", "Warn"),
+        ("old policy", "NO_CONF", "Info"),
+    ]
