@@ -26,7 +26,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     zh = inputs.language == "zh"
     errors = [t for t in inputs.top_templates if t.level in ERROR_LEVELS]
     failed = [n for n in inputs.notes if not n.ok]
-    firing = [a for a in inputs.alarms if a.status.lower() not in ("ok", "resolved", "0")]
+    firing = [a for a in inputs.alarms if a.status.lower() not in ("ok", "resolved", "no_conf")]
     happened: list[str] = []
     if inputs.log_lines:
         happened.append(

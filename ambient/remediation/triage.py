@@ -14,8 +14,8 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.alerts import Alert, alert_from_alarm
 from ambient.remediation.runs import TriageAlerts
 
-# Monitor AlarmStatus "ALARM" (not recovered); CLS Status 0 (not recovered).
-UNRESOLVED = {"ALARM", "0"}
+# AlarmStatus "ALARM": not recovered (CLS records' Status 0 reads the same, ops.list_alarms).
+UNRESOLVED = {"ALARM"}
 
 
 async def unresolved_alarms(

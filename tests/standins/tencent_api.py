@@ -261,10 +261,21 @@ class TencentApi:
             for row in rows:
                 level = str(row["json"].get("level", "none"))
                 counts[level] = counts.get(level, 0) + 1
-            records = [json.dumps({"level": k, "count": v}) for k, v in sorted(counts.items())]
-            return reply(
-                {"Analysis": True, "AnalysisRecords": records, "ListOver": True, "Results": []}
-            )
+            rows_out = [{"level": k, "count": v} for k, v in sorted(counts.items())]
+            # The API reference (SearchLog): AnalysisRecords "当UseNewAnalysis为true时生效"; without
+            # it the rows come as AnalysisResults/ColNames and AnalysisRecords is null.
+            if params.get("UseNewAnalysis") is True:
+                analysis = {"AnalysisRecords": [json.dumps(r) for r in rows_out]}
+            else:
+                analysis = {
+                    "AnalysisRecords": None,
+                    "ColNames": ["level", "count"],
+                    "AnalysisResults": [
+                        {"Data": [{"Key": k, "Value": str(v)} for k, v in r.items()]}
+                        for r in rows_out
+                    ],
+                }
+            return reply({"Analysis": True, **analysis, "ListOver": True, "Results": []})
         term = query.strip()
         if term != "*":
             rows = [

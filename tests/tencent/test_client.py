@@ -407,7 +407,7 @@ async def test_every_cls_alert_record_of_the_window_is_read_past_a_thousand(
     ]
     alarms = await list_alarms(tc, NOW - timedelta(hours=24), NOW)
     assert len(alarms) == 1200
-    assert (alarms[0].name, alarms[0].status) == ("checkout down", "0")
+    assert (alarms[0].name, alarms[0].status) == ("checkout down", "ALARM")
 
 
 async def test_a_topic_just_created_is_in_the_next_topic_list(
@@ -428,3 +428,55 @@ async def test_a_topic_just_created_is_in_the_next_topic_list(
     # Not the list cached before the create: the user would think it failed and create again.
     listed = await list_log_topics(tc)
     assert [(t.topic_id, t.name) for t in listed] == [("t-old", "old"), (created, "nginx")]
+
+
+async def test_a_sql_search_answers_its_rows_as_the_api_returns_them(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    base = int((NOW - timedelta(minutes=30)).timestamp() * 1000)
+    api.logs = [
+        {"time": base + i, "json": {"level": "ERROR" if i < 2 else "INFO"}} for i in range(5)
+    ]
+    sql = await search_logs(
+        tc, "topic-1", "* | select level, count(*) group by level", NOW - timedelta(hours=1), NOW
+    )
+    assert sql.complete and sql.analysis == [
+        {"level": "ERROR", "count": 2},
+        {"level": "INFO", "count": 3},
+    ]
+
+
+async def test_a_log_search_over_the_topics_concurrency_limit_backs_off_like_a_rate_limit(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.logs = [{"time": int((NOW - timedelta(minutes=5)).timestamp() * 1000), "json": {"a": 1}}]
+    # CLS allows 15 concurrent searches per topic; others (the console, another worker) held them.
+    api.failures["SearchLog"] = ["LimitExceeded.LogSearch"] * 2
+    found = await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
+    assert [r.content for r in found.logs] == [{"a": 1}]
+    api.failures["SearchLog"] = ["LimitExceeded.LogSearch"] * 5
+    with pytest.raises(TencentRetryableError, match=r"LimitExceeded\.LogSearch"):
+        await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
+
+
+async def test_cls_alert_records_say_their_status_and_level_as_monitor_alarms_do(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    ms = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+    # AlertHistoryRecord: Status 0 not recovered, 1 recovered, 2 expired; AlarmLevel 0 Warn,
+    # 1 Info, 2 Critical.
+    api.cls_records = [
+        {"AlarmName": name, "Status": status, "AlarmLevel": level, "CreateTime": ms - i}
+        for i, (name, status, level) in enumerate(
+            [("checkout down", 0, 2), ("5xx burst", 1, 0), ("old policy", 2, 1)]
+        )
+    ]
+    alarms = await list_alarms(tc, NOW - timedelta(hours=2), NOW)
+    assert [(a.name, a.status, a.level) for a in alarms] == [
+        ("checkout down", "ALARM", "Critical"),
+        ("5xx burst", "OK", "Warn"),
+        ("old policy", "NO_CONF", "Info"),
+    ]

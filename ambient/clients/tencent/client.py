@@ -2,7 +2,7 @@
 
 Every product goes through its SDK client's `call_json` (real TC3 signing and transport);
 calls run in a thread because the SDK is synchronous. The SDK's own retryer and region
-breaker stay off (see NOTES): RequestLimitExceeded backs off here, anything else that is
+breaker stay off (see NOTES): rate limits back off here, anything else that is
 retryable is left to the caller (Temporal retry policies in activities).
 """
 
@@ -24,6 +24,7 @@ from tencentcloud.tke.v20180525 import tke_client
 from tencentcloud.tts.v20190823 import tts_client
 
 from ambient.clients.tencent.errors import (
+    RATE_LIMITS,
     TencentNotConfiguredError,
     TencentRequestError,
     translate,
@@ -114,8 +115,8 @@ class TencentCloud:
                 data = await asyncio.to_thread(client.call_json, action, params)
             except TencentCloudSDKException as exc:
                 error = translate(exc)
-                # RequestLimitExceeded (retryable) backs off here; the rest is the caller's.
-                if error.code.startswith("RequestLimitExceeded") and attempt < self._limit_retries:
+                # Rate limits (retryable) back off here; the rest is the caller's.
+                if error.code.startswith(RATE_LIMITS) and attempt < self._limit_retries:
                     await asyncio.sleep(self._backoff * 2**attempt)
                     continue
                 raise error from None

@@ -2,7 +2,7 @@
 
 TencentCloudError
  ├── TencentNotConfiguredError  no credentials: says what to set
- ├── TencentRetryableError      network, server, RequestLimitExceeded, InternalError
+ ├── TencentRetryableError      network, server, rate limits, InternalError
  └── TencentRequestError        the request itself is wrong or not allowed (and the InternalError
       │                         codes TKE documents for such causes: .Param, .Quota*, ...)
       ├── TencentAuthError       AuthFailure*, UnauthorizedOperation*, InternalError.CamNoAuth
@@ -44,11 +44,15 @@ class TencentNotFoundError(TencentRequestError):
     """The named resource does not exist."""
 
 
+# Rate limits: the same request passes once other callers' requests are done. CLS answers a
+# search past 15 concurrent ones on a topic with LimitExceeded.LogSearch (cls errorcodes:
+# "并发查询超过限制，单topic并发最大值15"), a rate limit despite its LimitExceeded prefix.
+RATE_LIMITS = ("RequestLimitExceeded", "LimitExceeded.LogSearch")
 RETRYABLE_PREFIXES = (
     "ClientNetworkError",
     "ServerNetworkError",
-    "RequestLimitExceeded",
     "InternalError",
+    *RATE_LIMITS,
 )
 
 

@@ -46,7 +46,7 @@ class LogTopic(BaseModel):
 class AlarmRecord(BaseModel):
     source: str = Field(description="monitor or cls")
     name: str
-    status: str
+    status: str = Field(description="ALARM (not recovered), OK, NO_CONF (expired), NO_DATA")
     time: datetime
     level: str | None = None
     target: str | None = Field(default=None, description="alarm object / topic")
@@ -73,6 +73,12 @@ class NodePool(BaseModel):
     desired: int | None = None
     minimum: int | None = None
     maximum: int | None = None
+
+
+# CLS alert records number their status and level (AlertHistoryRecord: Status 0 未恢复,
+# 1 已恢复, 2 已失效; AlarmLevel 0 Warn, 1 Info, 2 Critical); said in Cloud Monitor's words.
+CLS_ALARM_STATUS: dict[Any, str] = {0: "ALARM", 1: "OK", 2: "NO_CONF"}
+CLS_ALARM_LEVEL: dict[Any, str] = {0: "Warn", 1: "Info", 2: "Critical"}
 
 
 def _ms(value: datetime) -> int:
@@ -111,6 +117,8 @@ async def search_logs(
         "Limit": min(limit, 1000),
         "Sort": "desc",
         "SyntaxRule": 1,
+        # SQL rows come in AnalysisRecords only when asked for (otherwise AnalysisRecords is null).
+        "UseNewAnalysis": True,
     }
     result = SearchResult(complete=False)
     while True:
@@ -208,9 +216,11 @@ async def list_alarms(
             AlarmRecord(
                 source="cls",
                 name=r.get("AlarmName", ""),
-                status=str(r.get("Status", "")),
+                status=CLS_ALARM_STATUS.get(r.get("Status"), str(r.get("Status", ""))),
                 time=_from_ms(r.get("CreateTime", 0)),
-                level=str(r.get("AlarmLevel", "")) or None,
+                level=CLS_ALARM_LEVEL.get(
+                    r.get("AlarmLevel"), str(r.get("AlarmLevel", "")) or None
+                ),
                 target=r.get("TopicName") or r.get("TopicId"),
                 detail=r.get("Trigger", ""),
             )
