@@ -59,15 +59,18 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         headline = "昨天没有日志记录" if zh else "No logs were recorded yesterday"
         if people:
             headline += (
-                f"，{people} 个问题需要人工处理" if zh else f"; {people} problems need a person"
+                f"，{people} 个问题需要人工处理"
+                if zh
+                else f"; {_many(people, 'problem needs', 'problems need')} a person"
             )
     elif people or firing or errors:
         headline = (
             f"昨天有 {inputs.errors} 个错误、{len(firing)} 条未恢复告警，"
             f"{people} 个问题需要人工处理"
             if zh
-            else f"Yesterday: {inputs.errors} errors, {len(firing)} open alarms, "
-            f"{people} problems need a person"
+            else f"Yesterday: {_many(inputs.errors, 'error', 'errors')}, "
+            f"{_many(len(firing), 'open alarm', 'open alarms')}, "
+            f"{_many(people, 'problem needs', 'problems need')} a person"
         )
     else:
         headline = "昨天一切平稳" if zh else "Yesterday was quiet"
@@ -118,20 +121,22 @@ def _spoken(
         parts.append(
             f"有 {len(firing)} 条告警未恢复，包括 {firing[0].name}。"
             if zh
-            else f"{len(firing)} alarms are still open, including {firing[0].name}. "
+            else f"{_many(len(firing), 'alarm is', 'alarms are')} still open"
+            f"{': ' if len(firing) == 1 else ', including '}{firing[0].name}. "
         )
     if inputs.fixed:
         parts.append(
             f"夜间自动修复了 {len(inputs.fixed)} 个问题。"
             if zh
-            else f"{len(inputs.fixed)} problems were fixed automatically overnight. "
+            else f"{_many(len(inputs.fixed), 'problem was', 'problems were')} fixed "
+            "automatically overnight. "
         )
     if inputs.needs_person:
         count, first = len(inputs.needs_person), _short(inputs.needs_person[0], 60)
         parts.append(
             f"有 {count} 个问题需要人工处理：{first}。"
             if zh
-            else f"{count} problems need a person: {first}. "
+            else f"{_many(count, 'problem needs', 'problems need')} a person: {first}. "
         )
     if inputs.news:
         parts.append(
@@ -160,3 +165,8 @@ def finish(draft: BriefingDraft, inputs: BriefingInputs, generated_by: str) -> B
         errors=inputs.errors,
         warnings=inputs.warnings,
     )
+
+
+def _many(count: int, one: str, more: str) -> str:
+    """The count and its words, in the singular for one ("1 alarm is", "2 alarms are")."""
+    return f"{count} {one if count == 1 else more}"

@@ -438,7 +438,7 @@ async def test_day_without_logs_says_so_and_carries_the_broadcast_queue(
     assert view.content.headline.startswith("No logs were recorded")
     assert view.content.needs_a_person == ["checkout-api still failing: 4 attempts spent"]
     assert view.content.fixed_automatically == ["cart restarted: rollout restart resolved it"]
-    assert "1 problems need a person" in result.text
+    assert "1 problem needs a person" in result.text
     async with deps.db.session() as session:
         assert await BroadcastRepository(session).pending("hank") == []
         rows = await BroadcastRepository(session).carried_on("hank", day.date)
@@ -463,7 +463,7 @@ async def test_regenerate_prepares_a_new_version_without_speaking_again(
             await session.commit()
         regenerated = await stack.service.regenerate("ivy")
         assert regenerated.version == 2
-        assert "1 problems need a person" in regenerated.spoken_text
+        assert "1 problem needs a person" in regenerated.spoken_text
         again = await stack.service.greet("ivy", request_id="two")
         assert again.outcome is GreetOutcome.ALREADY_GIVEN
         async with deps.db.session() as session:
@@ -622,7 +622,7 @@ async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_w
             view = await stack.service.get_briefing("lena", day.date)
     assert result.outcome is GreetOutcome.SPOKEN
     # The CLS record recovered (Status 1): only the Monitor alarm is still open.
-    assert "1 alarms are still open, including cpu-high" in result.text
+    assert "1 alarm is still open: cpu-high." in result.text
     assert result.audio_mp3_b64 is not None
     # The stand-in's "audio" is each segment in brackets: every segment was spoken, in order.
     assert base64.b64decode(result.audio_mp3_b64).decode() == "".join(
