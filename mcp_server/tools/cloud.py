@@ -118,6 +118,7 @@ async def search_logs(
     start: Annotated[str | None, Field(description="ISO time; default one hour ago")] = None,
     end: Annotated[str | None, Field(description="ISO time; default now")] = None,
     limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+    region: Region = None,
 ) -> LogSearch:
     """Search logs in a time window, newest first."""
     now = datetime.now(UTC)
@@ -135,7 +136,9 @@ async def search_logs(
         except OSError as exc:
             raise ToolError(f"cannot read {topic_id[:100]!r}: {exc.strerror or exc}") from None
         return LogSearch(**found.model_dump(), skipped_lines=source.skipped)
-    found = await ops.search_logs(app_state(ctx).cloud, topic_id, query, begin, finish, limit=limit)
+    found = await ops.search_logs(
+        app_state(ctx).cloud, topic_id, query, begin, finish, limit=limit, region=region
+    )
     return LogSearch(**found.model_dump())
 
 

@@ -180,6 +180,7 @@ class TencentApi:
     cls_alarms: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    regions: list[str | None] = field(default_factory=list)  # X-TC-Region of each call
     # action -> runs once just before that action is handled (another caller racing us).
     before: dict[str, Callable[[], None]] = field(default_factory=dict)
     # action -> how many of its requests are held until all have arrived, then handled one by
@@ -220,6 +221,7 @@ class TencentApi:
         action = headers["x-tc-action"]
         params = json.loads(body or b"{}")
         self.calls.append((service, action, params))
+        self.regions.append(headers.get("x-tc-region"))
         if action in self.together:
             gate = self._gates.setdefault(action, asyncio.Barrier(self.together[action]))
             # A caller that gave up before this action must not hang the others: after a while

@@ -121,6 +121,20 @@ async def test_read_tools_answer_from_the_cloud_and_files(
     assert failed_time and "not an ISO time" in bad_time
 
 
+async def test_logs_are_searched_in_the_region_their_topic_was_listed_in(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud_state
+    async with client(state, "viewer") as c:
+        failed, _ = await call(c, "list_log_topics", region="ap-shanghai")
+        failed_search, said = await call(c, "search_logs", topic_id="t-1", region="ap-shanghai")
+    assert not failed and not failed_search, said
+    searched = [
+        r for (_, action, _), r in zip(api.calls, api.regions, strict=True) if action == "SearchLog"
+    ]
+    assert searched == ["ap-shanghai"]
+
+
 async def test_scale_node_pool_respects_permission(
     cloud_state: tuple[TencentApi, AppState],
 ) -> None:
