@@ -108,13 +108,13 @@ def logs(
     query: Annotated[str, typer.Option()] = "*",
     hours: Annotated[float, typer.Option(help="how far back", callback=_log_hours)] = 1.0,
     limit: Annotated[int, typer.Option()] = 50,
+    region: Region = None,
     as_json: Json = False,
 ) -> None:
     """Search a CLS topic (CQL, or '* | select ...' SQL)."""
     now = datetime.now(UTC)
-    found = _run(
-        ops.search_logs(_cloud(), topic_id, query, now - timedelta(hours=hours), now, limit=limit)
-    )
+    begin = now - timedelta(hours=hours)
+    found = _run(ops.search_logs(_cloud(), topic_id, query, begin, now, limit=limit, region=region))
     if as_json:
         print_json(console, found)
         return

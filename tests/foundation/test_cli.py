@@ -278,3 +278,23 @@ def test_the_help_lists_every_command_without_loading_one_and_as_each_says_it() 
         assert f" {name} " in loaded and summary in loaded, name
         command = group.get_command(context, name)  # loaded: what `ambient NAME --help` says
         assert command.help.splitlines()[0] == summary, name
+
+
+async def test_cloud_logs_searches_in_the_region_asked_for(tmp_path: Path) -> None:
+    api = TencentApi()
+    async with serve(api.app()) as base:
+        env = _offline_env(tmp_path)
+        env.update(
+            TENCENTCLOUD_SECRET_ID=SECRET_ID,
+            TENCENTCLOUD_SECRET_KEY=SECRET_KEY,
+            AMBIENT_TENCENTCLOUD_ENDPOINT=base.removeprefix("http://"),
+            AMBIENT_TENCENTCLOUD_PROTOCOL="http",
+        )
+        found = await asyncio.to_thread(
+            CliRunner().invoke, app, ["cloud", "logs", "t-1", "--region", "ap-shanghai"], env=env
+        )
+    assert found.exit_code == 0, found.output
+    searched = [
+        r for (_, action, _), r in zip(api.calls, api.regions, strict=True) if action == "SearchLog"
+    ]
+    assert searched == ["ap-shanghai"]
