@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,6 +60,9 @@ def reply(payload: dict[str, Any]) -> Response:
     # Exactly application/json: with a charset the SDK would not see errors (see NOTES).
     body = json.dumps({"Response": {**payload, "RequestId": "req-standin"}}, ensure_ascii=False)
     return Response(body, headers={"Content-Type": "application/json"})
+
+
+ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 
 
 def error(code: str, message: str) -> Response:
@@ -411,6 +415,13 @@ class TencentApi:
         points = self.metric_points.get(params["MetricName"])
         if points is None:
             return error("InvalidParameter", f"unknown metric {params['MetricName']}")
+        # The API reference's form, 2018-09-22T19:51:23+08:00: whole seconds and an offset.
+        for name in ("StartTime", "EndTime"):
+            if not ISO_SECONDS.fullmatch(params.get(name) or ""):
+                return error(
+                    "InvalidParameterValue",
+                    f"{name} {params.get(name)!r} is not YYYY-MM-DDThh:mm:ss+hh:mm",
+                )
         start = datetime.fromisoformat(params["StartTime"]).timestamp()
         end = datetime.fromisoformat(params["EndTime"]).timestamp()
         # The API reference: up to 10 instances and 1440 datapoints per request.

@@ -264,8 +264,9 @@ async def get_metric(
             "Namespace": namespace,
             "MetricName": metric,
             "Period": period,
-            "StartTime": start.isoformat(),
-            "EndTime": end.isoformat(),
+            # The reference's form (2018-09-22T19:51:23+08:00): whole seconds, no fraction.
+            "StartTime": start.replace(microsecond=0).isoformat(),
+            "EndTime": end.replace(microsecond=0).isoformat(),
             "Instances": [{"Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()]}],
         },
         region=region,
