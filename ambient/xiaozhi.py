@@ -14,7 +14,6 @@ API, the CLI and the voice tools cannot differ.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
 from collections.abc import Awaitable
@@ -240,14 +239,22 @@ class DeviceService:
         return await session.scalar(select(XiaozhiDevice).where(named))
 
     async def authenticate(self, device_id: str, token: str) -> XiaozhiDevice | None:
-        """The device if ``token`` is its token; None for an unknown device or a wrong token."""
+        """The device if ``token`` is the token of one of its owner's devices; None for an
+        unknown device or a wrong token.
+
+        xiaozhi-server sends the same configured headers for every device it serves, and only
+        ``device-id`` tells them apart: one token answers for all of its owner's speakers.
+        """
         try:
             mac = normalize_device_id(device_id)
         except InvalidDeviceError:
             return None
         async with self.db.session() as session:
             row = await session.scalar(select(XiaozhiDevice).where(XiaozhiDevice.device_id == mac))
-        if row is None or not hmac.compare_digest(row.token_hash, hash_token(token)):
+            holder = await session.scalar(
+                select(XiaozhiDevice).where(XiaozhiDevice.token_hash == hash_token(token))
+            )
+        if row is None or holder is None or holder.user != row.user:
             return None
         return row
 

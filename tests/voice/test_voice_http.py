@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from ambient.settings import Settings
 from ambient.storage.migrate import upgrade_async
 from api.app import create_app
+from tests.standins.xiaozhi_server import fetch_all
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, serve
 from tests.voice.support import assert_speakable
@@ -442,3 +443,50 @@ async def test_the_greeting_door_knows_a_voiceprint_id_whatever_its_case(
         )
         assert stranger.status_code == 422
         assert stranger.json()["detail"][0]["loc"][-1] == "voiceprint_id"
+
+
+async def test_one_context_provider_config_answers_each_of_the_owners_speakers(
+    settings: Settings,
+) -> None:
+    """xiaozhi-server sends the same configured headers for every device it serves (its
+    context_providers are the server's or the agent's, not a device's): the second speaker of a
+    household woke without context, logged as 'unknown device or wrong device token'. A device
+    token answers for every device of its owner, and for nobody else's."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "flat")
+        other = await _register(http, settings, "upstairs")
+        macs = ["aa:bb:cc:dd:ee:61", "aa:bb:cc:dd:ee:62"]
+        tokens = []
+        for mac in macs:
+            added = await http.post("/xiaozhi/devices", json={"device_id": mac}, headers=me)
+            assert added.status_code == 201, added.text
+            tokens.append(added.json()["token"])
+        theirs = await http.post(
+            "/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:63"}, headers=other
+        )
+        assert theirs.status_code == 201, theirs.text
+
+        # config.yaml names one token, the first device's (as docs/xiaozhi.md step 4 shows)
+        providers = [
+            {"url": f"{base}/xiaozhi/context", "headers": {"Authorization": f"Bearer {tokens[0]}"}}
+        ]
+        for mac in macs:
+            context, logged = await asyncio.to_thread(fetch_all, providers, mac)
+            assert logged == [] and "- **user：** flat" in context, (mac, logged)
+        # the other user's speaker, asked with our token: nothing of theirs
+        context, logged = await asyncio.to_thread(fetch_all, providers, "aa:bb:cc:dd:ee:63")
+        assert context == "" and logged == [
+            f"API {base}/xiaozhi/context 返回错误码: unknown device or wrong device token"
+        ]
+        # their own token answers for their own device only
+        theirs_config = [
+            {"url": providers[0]["url"], "headers": {"Authorization": theirs.json()["token"]}}
+        ]
+        context, _ = await asyncio.to_thread(fetch_all, theirs_config, "aa:bb:cc:dd:ee:63")
+        assert "- **user：** upstairs" in context
+        context, _ = await asyncio.to_thread(fetch_all, theirs_config, macs[1])
+        assert context == ""
