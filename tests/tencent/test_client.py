@@ -480,3 +480,14 @@ async def test_cls_alert_records_say_their_status_and_level_as_monitor_alarms_do
         ("5xx burst", "OK", "Warn"),
         ("old policy", "NO_CONF", "Info"),
     ]
+
+
+@pytest.mark.parametrize("code", ["FailedOperation.SearchTimeout", "FailedOperation.Timeout"])
+async def test_a_log_search_that_timed_out_at_cls_may_be_retried(
+    cloud: tuple[TencentApi, TencentCloud], code: str
+) -> None:
+    api, tc = cloud
+    # cls errorcodes: 搜索超时 / 操作超时 — the same search may pass on the next try.
+    api.failures["SearchLog"] = [code]
+    with pytest.raises(TencentRetryableError, match=code.replace(".", r"\.")):
+        await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)

@@ -52,6 +52,9 @@ RETRYABLE_PREFIXES = (
     "ClientNetworkError",
     "ServerNetworkError",
     "InternalError",
+    # CLS: a search or an operation that timed out on its side (搜索超时, 操作超时).
+    "FailedOperation.SearchTimeout",
+    "FailedOperation.Timeout",
     *RATE_LIMITS,
 )
 
