@@ -32,10 +32,22 @@ def keyword_patterns(keywords: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
         if keyword.startswith("re:"):
             compiled.append((keyword, compile_user_regex(keyword[3:], ignore_case=True)))
         else:
-            # Whole words for short plain keywords ("AI" must not match "said"); an escaped
-            # literal cannot backtrack, so Python's engine is safe here.
-            compiled.append((keyword, re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.I)))
+            compiled.append((keyword, re.compile(_plain(keyword), re.I)))
     return tuple(compiled)
+
+
+# A letter or digit of a script that puts spaces between words (not Han, Kana: Chinese and
+# Japanese run words together, and English words stand right beside them).
+SPACED = r"[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+
+
+def _plain(keyword: str) -> str:
+    """Whole words where words are spaced ("AI" must not match "said", but does match in
+    "使用AI技术"); a Chinese keyword anywhere in its run of characters. An escaped literal
+    cannot backtrack, so Python's engine is safe here."""
+    head = rf"(?<!{SPACED})" if re.match(SPACED, keyword) else ""
+    tail = rf"(?!{SPACED})" if re.match(SPACED, keyword[-1:]) else ""
+    return head + re.escape(keyword) + tail
 
 
 def normalise(text: str, ignore_patterns: list[str]) -> list[str]:

@@ -146,6 +146,18 @@ def test_plain_short_keywords_match_whole_words_only() -> None:
     assert diff.hits == {"AI": ["AI wins"]}
 
 
+def test_chinese_keywords_match_inside_a_sentence_and_latin_words_beside_chinese() -> None:
+    # Chinese is written without spaces: a keyword is inside a run of characters, and an
+    # English word stands right beside Chinese ones.
+    lines = ["下午发生数据库故障，已恢复", "我们使用AI技术", "She said hello"]
+    diff = diff_pages([], lines, ["数据库故障", "AI", "故障"])
+    assert diff.hits == {
+        "数据库故障": ["下午发生数据库故障，已恢复"],
+        "AI": ["我们使用AI技术"],
+        "故障": ["下午发生数据库故障，已恢复"],
+    }
+
+
 def test_ignore_patterns_hide_noise_and_first_sight_is_a_baseline() -> None:
     old = normalise("Price 10\nUpdated 08:00", [r"Updated \d\d:\d\d"])
     new = normalise("Price 10\nUpdated 09:00", [r"Updated \d\d:\d\d"])
