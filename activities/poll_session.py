@@ -286,7 +286,7 @@ class PollSession:
             seen.etag, seen.last_modified = fetched.etag, fetched.last_modified
             await self.answered(url, "unchanged", now)
             return
-        html = fetched.body.decode(errors="replace")
+        html = fetched.text()
         config = self.request.config
         try:
             lines = await asyncio.to_thread(

@@ -62,7 +62,7 @@ class WatchActivities:
             fetched = await self._fetcher.fetch(check.url)
         except FetchError as exc:
             return PageCheck(url=check.url, outcome="error", error=str(exc))
-        html = fetched.body.decode(errors="replace")
+        html = fetched.text()
         try:
             # Extraction is CPU work: keep it off the event loop the other checks share.
             lines = await asyncio.to_thread(page_text, html, None, [])

@@ -20,7 +20,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 # Watches store this beside a page's hash: a new value means the rules changed, not the page.
 # trafilatura's own rules decide every non-plain page, so its version is part of the tag.
-EXTRACTOR_VERSION = f"x2-t{version('trafilatura')}"
+EXTRACTOR_VERSION = f"x3-t{version('trafilatura')}"
 
 # Never text: code, styling, embedded documents, and the head.
 DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]

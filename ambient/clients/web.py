@@ -10,7 +10,9 @@ Network and protocol failures surface as FetchError with the reason.
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin
@@ -54,6 +56,22 @@ class HttpStatusError(FetchError):
         self.status = status
 
 
+# A charset declared in the page itself, in its first bytes (as a browser looks for it).
+META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
+# The encodings a page's label stands for as browsers read them (WHATWG Encoding): GB2312 and
+# GBK pages are GB18030 (a superset), Latin-1 pages windows-1252.
+AS_BROWSERS_READ = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+}
+
+
 @dataclass
 class FetchResult:
     url: str
@@ -63,6 +81,23 @@ class FetchResult:
     last_modified: str | None
     body: bytes
     content_type: str
+
+    def text(self) -> str:
+        """The body in the encoding the page declares: a byte order mark, the Content-Type's
+        charset, a <meta> in its first 2 KB, else UTF-8 (bytes that do not decode replaced).
+        Read as UTF-8 always, a GBK page (many Chinese sites) was text no keyword matched."""
+        body = self.body
+        if body.startswith(codecs.BOM_UTF8):
+            return body[3:].decode(errors="replace")
+        declared = HEADER_CHARSET.search(self.content_type)
+        label = declared.group(1) if declared else None
+        if label is None and (meta := META_CHARSET.search(body, 0, 2048)):
+            label = meta.group(1).decode("ascii")
+        encoding = AS_BROWSERS_READ.get(label.lower(), label) if label else "utf-8"
+        try:
+            return body.decode(encoding, errors="replace")
+        except LookupError:  # a label Python does not know
+            return body.decode(errors="replace")
 
 
 # How long a URL's checked addresses are reused (two checks at a 1-minute interval; a failed

@@ -14,6 +14,8 @@ from starlette.routing import Route
 @dataclass
 class Site:
     pages: dict[str, str] = field(default_factory=dict)
+    # Pages served as these bytes with this Content-Type (a GBK page, a charset in a <meta>).
+    encoded: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     redirects: dict[str, str] = field(default_factory=dict)
     values: list[float | None] = field(default_factory=list)  # None answers 500
     requests: list[tuple[str, int]] = field(default_factory=list)
@@ -34,6 +36,10 @@ class Site:
         if path in self.redirects:
             self.requests.append((path, 302))
             return Response(status_code=302, headers={"location": self.redirects[path]})
+        if path in self.encoded:
+            self.requests.append((path, 200))
+            body, content_type = self.encoded[path]
+            return Response(body, headers={"content-type": content_type})
         if path == "/huge":
             return Response(b"x" * (64 * 1024), media_type="text/html")
         if path not in self.pages:

@@ -336,5 +336,5 @@ def test_malformed_html_gives_text_without_raising(html: str) -> None:
 
 
 def test_extractor_version_names_the_rules_and_trafilaturas_version() -> None:
-    assert EXTRACTOR_VERSION.startswith("x2-t")
+    assert EXTRACTOR_VERSION.startswith("x3-t")
     assert EXTRACTOR_VERSION.endswith(trafilatura.__version__)
