@@ -22,16 +22,23 @@ from typing import Any
 
 from ambient.clients.tencent.ops import LogRecord, SearchResult
 
-TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date")
+TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "@t")
 PLAIN = re.compile(
     r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?"
     r"\s*(?P<rest>.*)$"
 )
+# Nine digits or more: eight are an ISO date (20261122).
+EPOCH = re.compile(r"\d{9,}(?:\.\d+)?")
 LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
 
 
 def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
-    """An epoch or ISO time; one without an offset is a wall time in ``zone``."""
+    """An epoch (a number, or digits in a string) or ISO time; one without an offset is a wall
+    time in ``zone``."""
+    if isinstance(value, bool):  # an int to Python, but no time
+        raise TypeError(f"{value!r} is not a time")
+    if isinstance(value, str) and EPOCH.fullmatch(value):
+        value = float(value)
     if isinstance(value, int | float):
         seconds = value / 1000 if value > 1e11 else value  # epoch ms or s
         return datetime.fromtimestamp(seconds, UTC)

@@ -97,3 +97,23 @@ async def test_a_utf8_file_with_a_byte_order_mark_loses_no_line(
     prepared, report = await prepare(settings, db, path)
     assert log_note(prepared).endswith(": 2 lines read")
     assert "日志 2 行，错误 2" in report
+
+
+async def test_ecs_serilog_and_string_epoch_json_lines_are_read_and_a_bool_is_no_time(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(
+        # Elastic Common Schema, flattened and nested; Serilog's compact JSON (CLEF).
+        '{"@timestamp": "2026-11-22T10:00:00+08:00", "log.level": "error", "message": "db down"}\n'
+        '{"@timestamp": "2026-11-22T10:01:00+08:00", "log": {"level": "error"}, "message": "x"}\n'
+        '{"@t": "2026-11-22T02:02:00Z", "@l": "Error", "@m": "payment refused"}\n'
+        '{"@t": "2026-11-22T02:03:00Z", "@mt": "Order {Id} placed", "Id": 7}\n'
+        # An epoch written as a string; a bool is no time (it used to read as 1970-01-01).
+        '{"ts": "1795312800", "level": "warn", "msg": "slow"}\n'
+        '{"ts": true, "level": "error", "msg": "no time"}\n',
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 5 lines read, 1 unreadable")
+    assert "日志 5 行，错误 3，警告 1" in report

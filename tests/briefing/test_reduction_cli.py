@@ -185,3 +185,17 @@ def test_gbk_encoded_chinese_logs_are_read_as_chinese(tmp_path: Path) -> None:
     report = LogReport.model_validate_json(run(str(tmp_path), "--json"))
     rows = [(t.level, t.template, t.count) for t in report.templates]
     assert rows == [("ERROR", "连接数据库失败，重试<*>次", 3)]
+
+
+def test_serilog_lines_without_a_level_are_information_and_ecs_nests_its_level(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(
+        '{"@t": "2026-11-22T02:03:00Z", "@mt": "Order {Id} placed", "Id": 7}\n'
+        '{"@timestamp": "2026-11-22T02:04:00Z", "log": {"level": "warn"}, "message": "slow"}\n',
+        encoding="utf-8",
+    )
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    rows = sorted((t.level, t.template) for t in report.templates)
+    assert rows == [("INFO", "Order {Id} placed"), ("WARNING", "slow")]
