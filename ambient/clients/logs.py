@@ -16,7 +16,7 @@ import os
 import re
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,21 @@ PLAIN = re.compile(
 # Nine digits or more: eight are an ISO date (20261122).
 EPOCH = re.compile(r"\d{9,}(?:\.\d+)?")
 LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
+# Tried only when PLAIN does not match: nginx's error log, a Chinese date, syslog (no year).
+MONTHS = {
+    name: n for n, name in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
+}
+OTHER = re.compile(
+    r"^(?:(?P<y>\d{4})(?:/|年)(?P<m>\d{1,2})(?:/|月)(?P<d>\d{1,2})日?"
+    r"|(?P<mon>" + "|".join(MONTHS) + r") +(?P<day>\d{1,2}))"
+    r" *(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*(?P<rest>.*)$"
+)
+# nginx's and Apache's access log: the status is the level (5xx ERROR, 4xx WARNING).
+ACCESS = re.compile(
+    r"^\S+ \S+ \S+ \[(?P<ts>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
+    r'(?P<rest>"[^"]*" (?P<status>\d{3})\b.*)$'
+)
+LOGFMT = re.compile(r'([\w.@-]+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
 def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
@@ -58,8 +73,40 @@ def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
     return None
 
 
-def parse_line(line: str, source: str, zone: tzinfo = UTC) -> LogRecord | None:
-    """One log line as a record, or None if it has no readable time (``zone``: parse_time)."""
+def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str, Any]] | None:
+    """(time, content) of a stripped line in a text format other than PLAIN's, or None.
+
+    ``today``: a syslog line has no year; it is the year that puts it on or before today."""
+    if line.startswith(("time=", "ts=")):  # logfmt (logrus, Go's slog)
+        data = {
+            k: v[1:-1].replace('\\"', '"') if v[:1] == '"' else v for k, v in LOGFMT.findall(line)
+        }
+        when = json_time(data, zone)
+        return None if when is None else (when, data)
+    try:
+        if match := OTHER.match(line):
+            if match["mon"]:
+                month, day = MONTHS[match["mon"]], int(match["day"])
+                year = today.year - ((month, day) > (today.month, today.day))
+            else:
+                year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
+            wall = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{match['hms']}")
+            return wall.replace(tzinfo=zone), {"message": match["rest"]}
+        if match := ACCESS.match(line):
+            status = match["status"][0]
+            level = "ERROR" if status == "5" else "WARNING" if status == "4" else "INFO"
+            when = datetime.strptime(match["ts"], "%d/%b/%Y:%H:%M:%S %z")
+            return when, {"message": match["rest"], "level": level}
+    except ValueError:  # 31 November, 29 February of another year, hour 25
+        pass
+    return None
+
+
+def parse_line(
+    line: str, source: str, zone: tzinfo = UTC, today: date | None = None
+) -> LogRecord | None:
+    """One log line as a record, or None if it has no readable time (``zone``: parse_time;
+    ``today``: text_line, by default today in ``zone``)."""
     line = line.strip()
     if not line:
         return None
@@ -74,7 +121,12 @@ def parse_line(line: str, source: str, zone: tzinfo = UTC) -> LogRecord | None:
         return LogRecord(time=when, topic_id="file", source=source, content=data)
     match = PLAIN.match(line)
     if match is None:
-        return None
+        found = text_line(line, zone, today or datetime.now(zone).date())
+        return (
+            None
+            if found is None
+            else LogRecord(time=found[0], topic_id="file", source=source, content=found[1])
+        )
     try:
         when = parse_time(match["ts"], zone)
     except ValueError:
@@ -163,9 +215,10 @@ class FileLogSource:
         """The records in [start, end), streamed; unreadable lines are counted in ``skipped``."""
         self.skipped, self.skipped_examples, self.failed = 0, [], []
         files = self.files()
+        today = end.astimezone(self.zone).date()  # the day a line without a year is read for
         for path in files:
             for number, line in enumerate(self.lines(path), 1):
-                record = parse_line(line, f"{path.name}:{number}", self.zone)
+                record = parse_line(line, f"{path.name}:{number}", self.zone, today)
                 if record is None:
                     if line.strip():
                         self.skipped += 1

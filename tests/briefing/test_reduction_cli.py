@@ -199,3 +199,24 @@ def test_serilog_lines_without_a_level_are_information_and_ecs_nests_its_level(
     report = LogReport.model_validate_json(run(str(path), "--json"))
     rows = sorted((t.level, t.template) for t in report.templates)
     assert rows == [("INFO", "Order {Id} placed"), ("WARNING", "slow")]
+
+
+def test_access_syslog_and_logfmt_lines_are_timed_and_leveled(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    path.write_text(
+        '10.0.0.7 - - [22/Nov/2026:10:00:00 +0800] "GET /pay HTTP/1.1" 502 12 "-" "curl/8"\n'
+        '10.0.0.8 - - [22/Nov/2026:10:00:01 +0800] "GET /pay HTTP/1.1" 404 12 "-" "curl/8"\n'
+        "Nov 22 02:00:02 web1 pay[123]: payment accepted\n"
+        'time=2026-11-22T02:00:03Z level=error msg="db down"\n',
+        encoding="utf-8",
+    )
+    out = run(str(path), "--json", "--until", "2026-11-23T00:00:00Z")
+    report = LogReport.model_validate_json(out)
+    rows = sorted((t.level, t.template) for t in report.templates)
+    assert rows == [
+        ("ERROR", "GET <*> <*> <*> <*> <*>"),
+        ("ERROR", "db down"),
+        ("UNKNOWN", "web1 pay[<*>]: payment accepted"),
+        ("WARNING", "GET <*> <*> <*> <*> <*>"),
+    ]
+    assert report.start is not None and report.start.isoformat() == "2026-11-22T02:00:00+00:00"
