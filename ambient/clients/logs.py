@@ -44,6 +44,12 @@ ACCESS = re.compile(
     r"^\S+ \S+ \S+ \[(?P<ts>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
     r'(?P<rest>"[^"]*" (?P<status>\d{3})\b.*)$'
 )
+# A Java or Python stack trace's lines after the event they belong to: indented frames, the
+# exception (with its cause), the traceback's header.
+CONTINUATION = re.compile(
+    r"\s|Caused by:|Suppressed:|Traceback \(|During handling of|The above exception"
+    r"|[\w$.]*(?:Error|Exception|Throwable)(?::|$)"
+)
 LOGFMT = re.compile(r'([\w.@-]+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
@@ -217,15 +223,21 @@ class FileLogSource:
         files = self.files()
         today = end.astimezone(self.zone).date()  # the day a line without a year is read for
         for path in files:
+            event = False  # the line above is an event or part of one: a trace may continue it
             for number, line in enumerate(self.lines(path), 1):
                 record = parse_line(line, f"{path.name}:{number}", self.zone, today)
                 if record is None:
-                    if line.strip():
+                    if not line.strip():
+                        continue
+                    event = event and CONTINUATION.match(line) is not None
+                    if not event:
                         self.skipped += 1
                         if len(self.skipped_examples) < 5:
                             self.skipped_examples.append(f"{path.name}:{number}")
-                elif start <= record.time < end:
-                    yield record
+                else:
+                    event = True
+                    if start <= record.time < end:
+                        yield record
         if files and len(self.failed) == len(files):
             raise OSError("; ".join(self.failed))
 

@@ -24,7 +24,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 from ambient.briefing.loglevels import level_and_message
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
-from ambient.clients.logs import PLAIN, FileLogSource, json_time, parse_time, text_line
+from ambient.clients.logs import (
+    CONTINUATION,
+    PLAIN,
+    FileLogSource,
+    json_time,
+    parse_time,
+    text_line,
+)
 
 app = typer.Typer()  # its help: ambient/cli.py LAZY
 err_console = Console(stderr=True)
@@ -122,13 +129,18 @@ def templates(
 
         def counted() -> Iterator[tuple[datetime | None, str, str]]:
             done = 0
+            event = True  # whether the last timed line was kept: its stack trace follows it
             lines = ((file, line) for source, file in inputs for line in source.lines(file))
             for number, (file, line) in enumerate(lines, 1):
                 parsed = read_line(line, today)
-                keep = parsed is not None and (
-                    parsed[0] is None
-                    or ((start is None or parsed[0] >= start) and (end is None or parsed[0] < end))
-                )
+                if parsed is None:
+                    keep = False
+                elif parsed[0] is None:
+                    keep = event or CONTINUATION.match(line) is None
+                else:
+                    keep = event = (start is None or parsed[0] >= start) and (
+                        end is None or parsed[0] < end
+                    )
                 if per_line:
                     taken.append(keep)
                 if show:

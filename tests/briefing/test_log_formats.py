@@ -158,3 +158,30 @@ def test_a_syslog_line_without_a_year_is_on_or_before_the_day_it_is_read_for(
     [record] = source.records(start, end)
     assert record.time == datetime(2026, 12, 31, 23, 59, 59, tzinfo=zone)
     assert source.skipped == 0
+
+
+JAVA_AND_PYTHON_TRACES = """\
+2026-11-22 10:00:00,000 ERROR [main] c.a.Pay - payment refused
+java.lang.IllegalStateException: card declined
+\tat com.acme.pay.Card.charge(Card.java:42)
+\tat com.acme.pay.Checkout.run(Checkout.java:7)
+Caused by: java.net.SocketTimeoutException: Read timed out
+\tat java.net.SocketInputStream.read(SocketInputStream.java:150)
+\t... 2 more
+2026-11-22 10:00:01,000 ERROR [worker] job failed
+Traceback (most recent call last):
+  File "/srv/job.py", line 3, in <module>
+    run()
+KeyError: 'order_id'
+"""
+
+
+async def test_stack_trace_lines_belong_to_the_event_above_them_and_are_not_unreadable(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(JAVA_AND_PYTHON_TRACES + "garbage without a time\n", encoding="utf-8")
+    prepared, report = await prepare(settings, db, path)
+    # The one line that is neither an event nor part of one is still unreadable.
+    assert log_note(prepared).endswith(": 2 lines read, 1 unreadable")
+    assert "日志 2 行，错误 2" in report

@@ -220,3 +220,22 @@ def test_access_syslog_and_logfmt_lines_are_timed_and_leveled(tmp_path: Path) ->
         ("WARNING", "GET <*> <*> <*> <*> <*>"),
     ]
     assert report.start is not None and report.start.isoformat() == "2026-11-22T02:00:00+00:00"
+
+
+def test_untimed_stack_trace_lines_follow_the_event_they_continue(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(
+        "2026-11-21T01:00:00Z ERROR payment refused\n"
+        "java.lang.IllegalStateException: card declined\n"
+        "\tat com.acme.pay.Card.charge(Card.java:42)\n"
+        "2026-11-21T03:00:00Z ERROR job failed\n"
+        "Traceback (most recent call last):\n"
+        '  File "/srv/job.py", line 3, in <module>\n'
+        "KeyError: 'order_id'\n"
+        "plain message without a time\n",
+        encoding="utf-8",
+    )
+    out = run(str(path), "--per-line", "--since", "2026-11-21T02:00:00Z")
+    kept = [json.loads(line)["template_id"] is not None for line in out.splitlines()]
+    # The 01:00 event is out, its trace with it; the 03:00 one is in with its trace.
+    assert kept == [False, False, False, True, True, True, True, True]
