@@ -29,9 +29,20 @@ _LEVEL_MARKED = re.compile(
     r"((?i:trace|debug|info|notice|warn(?:ing)?|err(?:or)?|severe|crit(?:ical)?|fatal|panic)"
     r"|调试|信息|警告|错误|严重|致命)(?!\w)"
 )
-MESSAGE_FIELDS = ("message", "msg", "content", "log", "text", "body", "__CONTENT__")
-LEVEL_FIELDS = ("level", "severity", "lvl", "loglevel", "log_level", "levelname", "__LEVEL__")
-TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__TIMESTAMP__")
+# Serilog's compact JSON (CLEF) writes @t, @l, @m (or only the template @mt); ECS log.level.
+MESSAGE_FIELDS = ("message", "msg", "content", "log", "text", "body", "__CONTENT__", "@m", "@mt")
+LEVEL_FIELDS = (
+    "level",
+    "severity",
+    "lvl",
+    "loglevel",
+    "log_level",
+    "levelname",
+    "__LEVEL__",
+    "log.level",
+    "@l",
+)
+TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__TIMESTAMP__", "@t")
 
 
 def normal_level(raw: Any) -> str:
@@ -48,6 +59,10 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
         message, raw_level = content, None
     else:
         raw_level = next((content[f] for f in LEVEL_FIELDS if f in content), None)
+        if raw_level is None and isinstance(content.get("log"), dict):  # ECS nested
+            raw_level = content["log"].get("level")
+        if raw_level is None and "@t" in content:  # CLEF leaves out @l for Information
+            raw_level = "INFO"
         found = next((content[f] for f in MESSAGE_FIELDS if f in content), None)
         if found is None:
             skip = {*LEVEL_FIELDS, *TIME_FIELDS}

@@ -61,10 +61,13 @@ async def read_log_source(
     result = await search_logs(
         tencent, spec.topic_id, spec.query, start, end, limit=MAX_SEARCH_LOGS, region=spec.region
     )
-    for record in result.logs:
+    # SearchLog's reference does not say whether To is inclusive: a record at midnight is the
+    # next day's, as in a file source.
+    records = [r for r in result.logs if start <= r.time < end]
+    for record in records:
         reducer.add_record(record)
     suffix = "" if result.complete else f" (capped at {MAX_SEARCH_LOGS}; CLS paging limit)"
-    return f"{len(result.logs)} lines read{suffix}"
+    return f"{len(records)} lines read{suffix}"
 
 
 def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: LogReducer) -> str:

@@ -17,7 +17,7 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -469,6 +469,9 @@ class BriefingService:
                 # Only a file source asks who may read it: a CLS search reads no role.
                 admin=isinstance(spec, FileLogSpec) and await self._admin(user),
                 tencent=self.tencent,
+                # A line's wall time (no offset) is read where the range was asked, as a
+                # briefing reads it in its time zone.
+                zone=start.tzinfo or UTC,
             )
         except LogFileError as exc:
             raise InvalidBriefingError(str(exc)) from None

@@ -16,22 +16,50 @@ import os
 import re
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 from ambient.clients.tencent.ops import LogRecord, SearchResult
 
-TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date")
+TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "@t")
 PLAIN = re.compile(
     r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?"
     r"\s*(?P<rest>.*)$"
 )
+# Nine digits or more: eight are an ISO date (20261122).
+EPOCH = re.compile(r"\d{9,}(?:\.\d+)?")
 LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
+# Tried only when PLAIN does not match: nginx's error log, a Chinese date, syslog (no year).
+MONTHS = {
+    name: n for n, name in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
+}
+OTHER = re.compile(
+    r"^(?:(?P<y>\d{4})(?:/|年)(?P<m>\d{1,2})(?:/|月)(?P<d>\d{1,2})日?"
+    r"|(?P<mon>" + "|".join(MONTHS) + r") +(?P<day>\d{1,2}))"
+    r" *(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*(?P<rest>.*)$"
+)
+# nginx's and Apache's access log: the status is the level (5xx ERROR, 4xx WARNING).
+ACCESS = re.compile(
+    r"^\S+ \S+ \S+ \[(?P<ts>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
+    r'(?P<rest>"[^"]*" (?P<status>\d{3})\b.*)$'
+)
+# A Java or Python stack trace's lines after the event they belong to: indented frames, the
+# exception (with its cause), the traceback's header.
+CONTINUATION = re.compile(
+    r"\s|Caused by:|Suppressed:|Traceback \(|During handling of|The above exception"
+    r"|[\w$.]*(?:Error|Exception|Throwable)(?::|$)"
+)
+LOGFMT = re.compile(r'([\w.@-]+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
 def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
-    """An epoch or ISO time; one without an offset is a wall time in ``zone``."""
+    """An epoch (a number, or digits in a string) or ISO time; one without an offset is a wall
+    time in ``zone``."""
+    if isinstance(value, bool):  # an int to Python, but no time
+        raise TypeError(f"{value!r} is not a time")
+    if isinstance(value, str) and EPOCH.fullmatch(value):
+        value = float(value)
     if isinstance(value, int | float):
         seconds = value / 1000 if value > 1e11 else value  # epoch ms or s
         return datetime.fromtimestamp(seconds, UTC)
@@ -51,8 +79,40 @@ def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
     return None
 
 
-def parse_line(line: str, source: str, zone: tzinfo = UTC) -> LogRecord | None:
-    """One log line as a record, or None if it has no readable time (``zone``: parse_time)."""
+def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str, Any]] | None:
+    """(time, content) of a stripped line in a text format other than PLAIN's, or None.
+
+    ``today``: a syslog line has no year; it is the year that puts it on or before today."""
+    if line.startswith(("time=", "ts=")):  # logfmt (logrus, Go's slog)
+        data = {
+            k: v[1:-1].replace('\\"', '"') if v[:1] == '"' else v for k, v in LOGFMT.findall(line)
+        }
+        when = json_time(data, zone)
+        return None if when is None else (when, data)
+    try:
+        if match := OTHER.match(line):
+            if match["mon"]:
+                month, day = MONTHS[match["mon"]], int(match["day"])
+                year = today.year - ((month, day) > (today.month, today.day))
+            else:
+                year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
+            wall = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{match['hms']}")
+            return wall.replace(tzinfo=zone), {"message": match["rest"]}
+        if match := ACCESS.match(line):
+            status = match["status"][0]
+            level = "ERROR" if status == "5" else "WARNING" if status == "4" else "INFO"
+            when = datetime.strptime(match["ts"], "%d/%b/%Y:%H:%M:%S %z")
+            return when, {"message": match["rest"], "level": level}
+    except ValueError:  # 31 November, 29 February of another year, hour 25
+        pass
+    return None
+
+
+def parse_line(
+    line: str, source: str, zone: tzinfo = UTC, today: date | None = None
+) -> LogRecord | None:
+    """One log line as a record, or None if it has no readable time (``zone``: parse_time;
+    ``today``: text_line, by default today in ``zone``)."""
     line = line.strip()
     if not line:
         return None
@@ -67,7 +127,12 @@ def parse_line(line: str, source: str, zone: tzinfo = UTC) -> LogRecord | None:
         return LogRecord(time=when, topic_id="file", source=source, content=data)
     match = PLAIN.match(line)
     if match is None:
-        return None
+        found = text_line(line, zone, today or datetime.now(zone).date())
+        return (
+            None
+            if found is None
+            else LogRecord(time=found[0], topic_id="file", source=source, content=found[1])
+        )
     try:
         when = parse_time(match["ts"], zone)
     except ValueError:
@@ -156,16 +221,23 @@ class FileLogSource:
         """The records in [start, end), streamed; unreadable lines are counted in ``skipped``."""
         self.skipped, self.skipped_examples, self.failed = 0, [], []
         files = self.files()
+        today = end.astimezone(self.zone).date()  # the day a line without a year is read for
         for path in files:
+            event = False  # the line above is an event or part of one: a trace may continue it
             for number, line in enumerate(self.lines(path), 1):
-                record = parse_line(line, f"{path.name}:{number}", self.zone)
+                record = parse_line(line, f"{path.name}:{number}", self.zone, today)
                 if record is None:
-                    if line.strip():
+                    if not line.strip():
+                        continue
+                    event = event and CONTINUATION.match(line) is not None
+                    if not event:
                         self.skipped += 1
                         if len(self.skipped_examples) < 5:
                             self.skipped_examples.append(f"{path.name}:{number}")
-                elif start <= record.time < end:
-                    yield record
+                else:
+                    event = True
+                    if start <= record.time < end:
+                        yield record
         if files and len(self.failed) == len(files):
             raise OSError("; ".join(self.failed))
 

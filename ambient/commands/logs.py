@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated
@@ -24,17 +24,25 @@ from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 from ambient.briefing.loglevels import level_and_message
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
-from ambient.clients.logs import PLAIN, FileLogSource, json_time, parse_time
+from ambient.clients.logs import (
+    CONTINUATION,
+    PLAIN,
+    FileLogSource,
+    json_time,
+    parse_time,
+    text_line,
+)
 
 app = typer.Typer()  # its help: ambient/cli.py LAZY
 err_console = Console(stderr=True)
 
 
-def read_line(line: str) -> tuple[datetime | None, str, str] | None:
+def read_line(line: str, today: date) -> tuple[datetime | None, str, str] | None:
     """(time or None, level, message) of one line; None for a blank line.
 
-    The file source's formats (JSON with a time field, text after an ISO timestamp), read
-    without building a record per line; anything else is a message without a time."""
+    The file source's formats (JSON with a time field, text after an ISO timestamp, the other
+    text formats of text_line), read without building a record per line; anything else is a
+    message without a time."""
     text = line.strip()
     if not text:
         return None
@@ -55,6 +63,8 @@ def read_line(line: str) -> tuple[datetime | None, str, str] | None:
         else:
             level, message = level_and_message(match["rest"])
             return when, level, message
+    elif found := text_line(text, UTC, today):
+        return found[0], *level_and_message(found[1])
     level, message = level_and_message(text)
     return None, level, message
 
@@ -102,6 +112,7 @@ def templates(
     # Each input file once, for the progress bar's total and for the lines.
     sources = [FileLogSource(path) for path in paths]
     inputs = [(source, file) for source in sources for file in source.files()]
+    today = (end or datetime.now(UTC)).astimezone(UTC).date()  # a syslog line's year: text_line
     reducer = LogReducer()
     taken = bytearray()  # per input line: 1 if it was counted (kept for --per-line only)
     show = sys.stderr.isatty()
@@ -118,13 +129,18 @@ def templates(
 
         def counted() -> Iterator[tuple[datetime | None, str, str]]:
             done = 0
+            event = True  # whether the last timed line was kept: its stack trace follows it
             lines = ((file, line) for source, file in inputs for line in source.lines(file))
             for number, (file, line) in enumerate(lines, 1):
-                parsed = read_line(line)
-                keep = parsed is not None and (
-                    parsed[0] is None
-                    or ((start is None or parsed[0] >= start) and (end is None or parsed[0] < end))
-                )
+                parsed = read_line(line, today)
+                if parsed is None:
+                    keep = False
+                elif parsed[0] is None:
+                    keep = event or CONTINUATION.match(line) is None
+                else:
+                    keep = event = (start is None or parsed[0] >= start) and (
+                        end is None or parsed[0] < end
+                    )
                 if per_line:
                     taken.append(keep)
                 if show:

@@ -50,3 +50,26 @@ async def test_a_range_without_an_offset_is_a_422_naming_the_field(
     assert error["loc"] == ["body", field]
     assert "offset" in error["msg"]
     assert with_offsets.status_code == 200 and with_offsets.json()["report"]["total"] == 1
+
+
+async def test_log_times_without_an_offset_are_read_in_the_ranges_offset_as_a_briefing_does(
+    settings: Settings, tmp_path: Path
+) -> None:
+    logs = tmp_path / "app.log"
+    # A Shanghai service's local wall time: 23:30 on the 20th there, 15:30 UTC.
+    logs.write_text("2026-11-20 23:30:00,000 ERROR db timeout after 30s\n", encoding="utf-8")
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        answer = await http.post(
+            "/briefings/analyze",
+            json={
+                "log_source": {"type": "file", "path": str(logs)},
+                "start": "2026-11-20T00:00:00+08:00",
+                "end": "2026-11-21T00:00:00+08:00",
+            },
+            headers=await admin_headers(settings),
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["report"]["total"] == 1

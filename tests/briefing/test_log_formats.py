@@ -6,12 +6,14 @@ import gzip
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from temporalio.testing import ActivityEnvironment
 
 from activities.briefing import BriefingActivities
 from ambient.briefing.models import BriefingConfig, PreparedBriefing, PrepareRequest, plan_for
 from ambient.clients.llm import LLMClient
+from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -96,4 +98,90 @@ async def test_a_utf8_file_with_a_byte_order_mark_loses_no_line(
     path.write_text("\ufeff" + line.format(0) + line.format(1), encoding="utf-8")
     prepared, report = await prepare(settings, db, path)
     assert log_note(prepared).endswith(": 2 lines read")
+    assert "日志 2 行，错误 2" in report
+
+
+async def test_ecs_serilog_and_string_epoch_json_lines_are_read_and_a_bool_is_no_time(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(
+        # Elastic Common Schema, flattened and nested; Serilog's compact JSON (CLEF).
+        '{"@timestamp": "2026-11-22T10:00:00+08:00", "log.level": "error", "message": "db down"}\n'
+        '{"@timestamp": "2026-11-22T10:01:00+08:00", "log": {"level": "error"}, "message": "x"}\n'
+        '{"@t": "2026-11-22T02:02:00Z", "@l": "Error", "@m": "payment refused"}\n'
+        '{"@t": "2026-11-22T02:03:00Z", "@mt": "Order {Id} placed", "Id": 7}\n'
+        # An epoch written as a string; a bool is no time (it used to read as 1970-01-01).
+        '{"ts": "1795312800", "level": "warn", "msg": "slow"}\n'
+        '{"ts": true, "level": "error", "msg": "no time"}\n',
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 5 lines read, 1 unreadable")
+    assert "日志 5 行，错误 3，警告 1" in report
+
+
+async def test_syslog_access_nginx_chinese_date_and_logfmt_lines_are_read(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "app.log"
+    access = '10.0.0.7 - - [22/Nov/2026:10:00:0{} +0800] "GET /pay HTTP/1.1" {} 12 "-" "curl/8"\n'
+    path.write_text(
+        "Nov 22 10:00:00 web1 pay[123]: ERROR payment refused\n"
+        + access.format(1, 500)  # 5xx an error, 4xx a warning, the rest information
+        + access.format(2, 404)
+        + access.format(3, 200)
+        + "2026/11/22 10:00:04 [error] 123#0: *1 connect() failed (111: Connection refused)\n"
+        + "2026年11月22日 10:00:05 错误 连接数据库失败\n"
+        + 'time=2026-11-22T10:00:06+08:00 level=warn msg="disk almost full" free=3%\n'
+        + 'time="2026-11-22T02:00:07Z" level=error msg="db down" err="i/o timeout"\n'
+        + "Nov 23 07:00:00 web1 pay[123]: today, not yesterday\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 8 lines read")
+    assert "日志 8 行，错误 5，警告 2" in report
+
+
+def test_a_syslog_line_without_a_year_is_on_or_before_the_day_it_is_read_for(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "syslog"
+    path.write_text(
+        "Dec 31 23:59:59 web1 cron[7]: job done\nJan  1 00:00:01 web1 cron[7]: job started\n",
+        encoding="utf-8",
+    )
+    source = FileLogSource(path, zone=ZoneInfo("Asia/Shanghai"))
+    zone = ZoneInfo("Asia/Shanghai")
+    start, end = datetime(2026, 12, 31, tzinfo=zone), datetime(2027, 1, 1, tzinfo=zone)
+    # Read on New Year's Day: 31 December is last year's, not the coming one.
+    [record] = source.records(start, end)
+    assert record.time == datetime(2026, 12, 31, 23, 59, 59, tzinfo=zone)
+    assert source.skipped == 0
+
+
+JAVA_AND_PYTHON_TRACES = """\
+2026-11-22 10:00:00,000 ERROR [main] c.a.Pay - payment refused
+java.lang.IllegalStateException: card declined
+\tat com.acme.pay.Card.charge(Card.java:42)
+\tat com.acme.pay.Checkout.run(Checkout.java:7)
+Caused by: java.net.SocketTimeoutException: Read timed out
+\tat java.net.SocketInputStream.read(SocketInputStream.java:150)
+\t... 2 more
+2026-11-22 10:00:01,000 ERROR [worker] job failed
+Traceback (most recent call last):
+  File "/srv/job.py", line 3, in <module>
+    run()
+KeyError: 'order_id'
+"""
+
+
+async def test_stack_trace_lines_belong_to_the_event_above_them_and_are_not_unreadable(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(JAVA_AND_PYTHON_TRACES + "garbage without a time\n", encoding="utf-8")
+    prepared, report = await prepare(settings, db, path)
+    # The one line that is neither an event nor part of one is still unreadable.
+    assert log_note(prepared).endswith(": 2 lines read, 1 unreadable")
     assert "日志 2 行，错误 2" in report

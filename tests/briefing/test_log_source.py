@@ -1,17 +1,20 @@
-"""A briefing's file log source: read inside AMBIENT_LOG_DIR only, symlinks followed."""
+"""A briefing's log source: a file read inside AMBIENT_LOG_DIR only, symlinks followed; CLS."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tencentcloud.common.credential import Credential
 
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logs import LogFileError, read_log_source
-from ambient.briefing.models import FileLogSpec
+from ambient.briefing.models import ClsLogSpec, FileLogSpec
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.servers import serve
 
 LINE = '{"time": "2026-11-22T08:00:00Z", "level": "ERROR", "message": "%s"}\n'
 START, END = datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
@@ -47,3 +50,35 @@ async def test_a_log_folder_is_read_without_the_files_its_symlinks_lead_out_to(
     for escaping in (logs / "app" / "app.log.1", outside / "secret.log"):
         with pytest.raises(LogFileError, match="outside AMBIENT_LOG_DIR"):
             await read(escaping)
+
+
+async def test_a_cls_record_at_midnight_belongs_to_one_day_only() -> None:
+    api = TencentApi()
+    midnight = int(END.timestamp() * 1000)
+    api.logs = [
+        {"time": midnight + offset, "json": {"level": "ERROR", "message": "disk full"}}
+        for offset in (-1, 0, 1)
+    ]
+    reducers = []
+    async with serve(api.app()) as base:
+        cloud = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=5,
+        )
+        for start in (START, END):  # two days in a row
+            reducer = LogReducer()
+            read = await read_log_source(
+                ClsLogSpec(topic_id="topic-1"),
+                start,
+                start + timedelta(days=1),
+                reducer,
+                log_dir=None,
+                admin=False,
+                tencent=cloud,
+            )
+            reducers.append((read, reducer.report().total))
+    # The record at 00:00:00.000 is the second day's: [start, end), whatever To includes.
+    assert reducers == [("1 lines read", 1), ("2 lines read", 2)]

@@ -185,3 +185,57 @@ def test_gbk_encoded_chinese_logs_are_read_as_chinese(tmp_path: Path) -> None:
     report = LogReport.model_validate_json(run(str(tmp_path), "--json"))
     rows = [(t.level, t.template, t.count) for t in report.templates]
     assert rows == [("ERROR", "连接数据库失败，重试<*>次", 3)]
+
+
+def test_serilog_lines_without_a_level_are_information_and_ecs_nests_its_level(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(
+        '{"@t": "2026-11-22T02:03:00Z", "@mt": "Order {Id} placed", "Id": 7}\n'
+        '{"@timestamp": "2026-11-22T02:04:00Z", "log": {"level": "warn"}, "message": "slow"}\n',
+        encoding="utf-8",
+    )
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    rows = sorted((t.level, t.template) for t in report.templates)
+    assert rows == [("INFO", "Order {Id} placed"), ("WARNING", "slow")]
+
+
+def test_access_syslog_and_logfmt_lines_are_timed_and_leveled(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    path.write_text(
+        '10.0.0.7 - - [22/Nov/2026:10:00:00 +0800] "GET /pay HTTP/1.1" 502 12 "-" "curl/8"\n'
+        '10.0.0.8 - - [22/Nov/2026:10:00:01 +0800] "GET /pay HTTP/1.1" 404 12 "-" "curl/8"\n'
+        "Nov 22 02:00:02 web1 pay[123]: payment accepted\n"
+        'time=2026-11-22T02:00:03Z level=error msg="db down"\n',
+        encoding="utf-8",
+    )
+    out = run(str(path), "--json", "--until", "2026-11-23T00:00:00Z")
+    report = LogReport.model_validate_json(out)
+    rows = sorted((t.level, t.template) for t in report.templates)
+    assert rows == [
+        ("ERROR", "GET <*> <*> <*> <*> <*>"),
+        ("ERROR", "db down"),
+        ("UNKNOWN", "web1 pay[<*>]: payment accepted"),
+        ("WARNING", "GET <*> <*> <*> <*> <*>"),
+    ]
+    assert report.start is not None and report.start.isoformat() == "2026-11-22T02:00:00+00:00"
+
+
+def test_untimed_stack_trace_lines_follow_the_event_they_continue(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(
+        "2026-11-21T01:00:00Z ERROR payment refused\n"
+        "java.lang.IllegalStateException: card declined\n"
+        "\tat com.acme.pay.Card.charge(Card.java:42)\n"
+        "2026-11-21T03:00:00Z ERROR job failed\n"
+        "Traceback (most recent call last):\n"
+        '  File "/srv/job.py", line 3, in <module>\n'
+        "KeyError: 'order_id'\n"
+        "plain message without a time\n",
+        encoding="utf-8",
+    )
+    out = run(str(path), "--per-line", "--since", "2026-11-21T02:00:00Z")
+    kept = [json.loads(line)["template_id"] is not None for line in out.splitlines()]
+    # The 01:00 event is out, its trace with it; the 03:00 one is in with its trace.
+    assert kept == [False, False, False, True, True, True, True, True]

@@ -260,7 +260,9 @@ class TencentApi:
     def cls_SearchLog(self, params: dict[str, Any]) -> Response:
         if int(params["Limit"]) > 1000:
             return error("InvalidParameter.Limit", "Limit must be <= 1000")
-        rows = [log for log in self.logs if params["From"] <= log["time"] < params["To"]]
+        # The API reference (SearchLog) does not say whether To is inclusive: the stand-in takes
+        # it as inclusive, the reading that a caller filtering to [From, To) must survive.
+        rows = [log for log in self.logs if params["From"] <= log["time"] <= params["To"]]
         query = params["QueryString"]
         if "|" in query:  # SQL analysis: count by level
             counts: dict[str, int] = {}
