@@ -82,11 +82,19 @@ REPEAT_CHARS = 50
 MIN_PLAIN_CHARS = 250
 
 
+class NoTextError(ValueError):
+    """The page, or its selector, gives nothing to watch."""
+
+
 def main_text(html: str, selector: str | None = None) -> str:
-    """Main text of a page, or the text under a CSS selector; parses the HTML once when plain."""
+    """Main text of a page, or the text under a CSS selector; parses the HTML once when plain.
+    NoTextError when there is nothing to watch: a watch of it would never see a change."""
     tree = LexborHTMLParser(html)
     if selector:
-        return "\n".join(node.text(separator="\n") for node in tree.css(selector))
+        nodes = tree.css(selector)
+        if not nodes:  # a matched element may be empty (no alert today), a missing one is not
+            raise NoTextError(f"the selector {selector!r} matches nothing on the page")
+        return "\n".join(node.text(separator="\n") for node in nodes)
     tree.strip_tags(DROPPED, recursive=True)
     body = tree.body
     if body is not None and not_plain_because(body) is None:
@@ -97,7 +105,10 @@ def main_text(html: str, selector: str | None = None) -> str:
     if text:
         return str(text)
     # trafilatura found nothing: the body's blocks, without scripts and styles
-    return block_text(body) if body is not None else ""
+    text = block_text(body) if body is not None else ""
+    if not text:
+        raise NoTextError("the page has no text (is it rendered by JavaScript?)")
+    return text
 
 
 def not_plain_because(body: LexborNode) -> str | None:
