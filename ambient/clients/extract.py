@@ -11,6 +11,7 @@ must give the same normalised lines, or switching path would look like a page ch
 
 from __future__ import annotations
 
+import json
 import re
 from importlib.metadata import version
 from itertools import pairwise
@@ -20,7 +21,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 # Watches store this beside a page's hash: a new value means the rules changed, not the page.
 # trafilatura's own rules decide every non-plain page, so its version is part of the tag.
-EXTRACTOR_VERSION = f"x3-t{version('trafilatura')}"
+EXTRACTOR_VERSION = f"x4-t{version('trafilatura')}"
 
 # Never text: code, styling, embedded documents, and the head.
 DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]
@@ -86,9 +87,16 @@ class NoTextError(ValueError):
     """The page, or its selector, gives nothing to watch."""
 
 
-def main_text(html: str, selector: str | None = None) -> str:
+def main_text(html: str, selector: str | None = None, media_type: str = "") -> str:
     """Main text of a page, or the text under a CSS selector; parses the HTML once when plain.
     NoTextError when there is nothing to watch: a watch of it would never see a change."""
+    if "json" in media_type and not selector:
+        # A JSON API watched as a page: one value a line and non-ASCII as itself, so a diff
+        # shows the field that changed and a keyword reads "数据库", not "\u6570\u636e\u5e93".
+        try:
+            return json.dumps(json.loads(html), ensure_ascii=False, indent=1)
+        except ValueError:
+            pass  # not JSON after all: read as a page
     tree = LexborHTMLParser(html)
     if selector:
         nodes = tree.css(selector)

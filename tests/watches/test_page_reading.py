@@ -5,15 +5,17 @@ miss, keywords written in another width, JSON APIs watched as pages."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
+from ambient.storage.repositories import EventRepository
 from ambient.watches.models import TaskStatus
 from tests.conftest import running_worker
 from tests.watches.site import Site, article
-from tests.watches.test_polling import fast, start
+from tests.watches.test_polling import _changes, _checks, fast, start, until
 from tests.watches.test_workflows import loopback_deps, site  # noqa: F401  (fixtures)
 
 # A single-page app: the server sends a shell, JavaScript renders the text.
@@ -51,3 +53,30 @@ async def test_a_page_without_text_or_a_selector_that_matches_nothing_is_said_at
     )
     # An element that is there but empty (no alert today) is a page to watch, not an error.
     assert urls[f"{base}/alerts"]["last_outcome"] == "baseline"
+
+
+async def test_a_json_api_watched_as_a_page_hits_its_chinese_keyword_and_shows_the_changed_field(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+
+    def serve(status: str) -> None:
+        # json.dumps' default, as many APIs send it: one line, non-ASCII escaped (\u6570...).
+        body = json.dumps({"service": "订单", "status": status, "notes": ["x" * 2000]})
+        state.encoded["/api/status"] = (body.encode(), "application/json")
+
+    serve("正常")
+    config = fast([f"{base}/api/status"], keywords=["数据库故障"])
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await start(dev_env, worker.task_queue, config)
+        await until(lambda: _checks(handle, 2))
+        serve("数据库故障")
+        await handle.signal("check_now")
+        await until(lambda: _changes(handle, 1))
+        await handle.signal("stop")
+        await handle.result()
+    async with loopback_deps.db.session() as session:
+        rows = await EventRepository(session).list(task=handle.id, limit=100)
+    (hit,) = [row.payload for row in rows if row.kind == "watch.hit"]
+    assert hit["hits"] == {"数据库故障": ['"status": "数据库故障",']}
+    assert hit["excerpt"] == '-"status": "正常",\n+"status": "数据库故障",'
