@@ -290,7 +290,11 @@ class PollSession:
         config = self.request.config
         try:
             lines = await asyncio.to_thread(
-                page_text, html, config.selector_for(url), config.ignore_patterns
+                page_text,
+                html,
+                config.selector_for(url),
+                config.ignore_patterns,
+                fetched.content_type,
             )
         except Exception as exc:  # the page (or its selector) cannot be read: a failed check
             await self.failed(url, f"cannot read the page's text: {exc}", now)

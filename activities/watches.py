@@ -37,9 +37,11 @@ from ambient.watches.poll_store import PageText, advance_snapshot
 SOURCES: TypeAdapter[MetricSource] = TypeAdapter(MetricSource)
 
 
-def page_text(html: str, selector: str | None, ignore_patterns: list[str]) -> list[str]:
+def page_text(
+    html: str, selector: str | None, ignore_patterns: list[str], media_type: str = ""
+) -> list[str]:
     """Main text of a page as normalised lines (CPU work: run it in a thread)."""
-    return normalise(main_text(html, selector), ignore_patterns)
+    return normalise(main_text(html, selector, media_type), ignore_patterns)
 
 
 class WatchActivities:
@@ -65,7 +67,7 @@ class WatchActivities:
         html = fetched.text()
         try:
             # Extraction is CPU work: keep it off the event loop the other checks share.
-            lines = await asyncio.to_thread(page_text, html, None, [])
+            lines = await asyncio.to_thread(page_text, html, None, [], fetched.content_type)
         except Exception as exc:  # the page cannot be read: a failed check
             return PageCheck(
                 url=check.url, outcome="error", error=f"cannot read the page's text: {exc}"

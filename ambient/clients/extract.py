@@ -11,6 +11,7 @@ must give the same normalised lines, or switching path would look like a page ch
 
 from __future__ import annotations
 
+import json
 import re
 from importlib.metadata import version
 from itertools import pairwise
@@ -20,7 +21,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 # Watches store this beside a page's hash: a new value means the rules changed, not the page.
 # trafilatura's own rules decide every non-plain page, so its version is part of the tag.
-EXTRACTOR_VERSION = f"x3-t{version('trafilatura')}"
+EXTRACTOR_VERSION = f"x4-t{version('trafilatura')}"
 
 # Never text: code, styling, embedded documents, and the head.
 DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]
@@ -82,11 +83,26 @@ REPEAT_CHARS = 50
 MIN_PLAIN_CHARS = 250
 
 
-def main_text(html: str, selector: str | None = None) -> str:
-    """Main text of a page, or the text under a CSS selector; parses the HTML once when plain."""
+class NoTextError(ValueError):
+    """The page, or its selector, gives nothing to watch."""
+
+
+def main_text(html: str, selector: str | None = None, media_type: str = "") -> str:
+    """Main text of a page, or the text under a CSS selector; parses the HTML once when plain.
+    NoTextError when there is nothing to watch: a watch of it would never see a change."""
+    if "json" in media_type and not selector:
+        # A JSON API watched as a page: one value a line and non-ASCII as itself, so a diff
+        # shows the field that changed and a keyword reads "数据库", not "\u6570\u636e\u5e93".
+        try:
+            return json.dumps(json.loads(html), ensure_ascii=False, indent=1)
+        except ValueError:
+            pass  # not JSON after all: read as a page
     tree = LexborHTMLParser(html)
     if selector:
-        return "\n".join(node.text(separator="\n") for node in tree.css(selector))
+        nodes = tree.css(selector)
+        if not nodes:  # a matched element may be empty (no alert today), a missing one is not
+            raise NoTextError(f"the selector {selector!r} matches nothing on the page")
+        return "\n".join(node.text(separator="\n") for node in nodes)
     tree.strip_tags(DROPPED, recursive=True)
     body = tree.body
     if body is not None and not_plain_because(body) is None:
@@ -97,7 +113,10 @@ def main_text(html: str, selector: str | None = None) -> str:
     if text:
         return str(text)
     # trafilatura found nothing: the body's blocks, without scripts and styles
-    return block_text(body) if body is not None else ""
+    text = block_text(body) if body is not None else ""
+    if not text:
+        raise NoTextError("the page has no text (is it rendered by JavaScript?)")
+    return text
 
 
 def not_plain_because(body: LexborNode) -> str | None:

@@ -14,6 +14,7 @@ import codecs
 import json
 import re
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin
 
@@ -185,6 +186,10 @@ class WebFetcher:
                 raise FetchError(f"{type(exc).__name__}: {exc or 'no detail'}") from exc
             location = answer.headers.get("location")
             if answer.status in REDIRECTS and location:
+                # Fields arrive as latin-1: a Location in raw UTF-8 (a Chinese path, not
+                # percent-encoded) is read as browsers read it.
+                with suppress(UnicodeDecodeError):
+                    location = location.encode("latin-1").decode()
                 current = urljoin(current, location)
                 continue
             return self._result(current, answer, headers)

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import itertools
 import re
+import unicodedata
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -32,7 +33,8 @@ def keyword_patterns(keywords: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
         if keyword.startswith("re:"):
             compiled.append((keyword, compile_user_regex(keyword[3:], ignore_case=True)))
         else:
-            compiled.append((keyword, re.compile(_plain(keyword), re.I)))
+            folded = unicodedata.normalize("NFKC", keyword)
+            compiled.append((keyword, re.compile(_plain(folded), re.I)))
     return tuple(compiled)
 
 
@@ -78,8 +80,12 @@ def diff_pages(
     seen = set(old)
     added = [line for line in new if line not in seen]
     hits: dict[str, list[str]] = {}
+    # A plain keyword reads letters and digits in either width (ＡＩ is AI: NFKC), as the
+    # Chinese pages that write them full-width mean them.
+    folded = [unicodedata.normalize("NFKC", line) for line in added] if keywords else []
     for keyword, pattern in keyword_patterns(tuple(keywords)):
-        found = (line for line in added if pattern.search(line))
+        texts = added if keyword.startswith("re:") else folded
+        found = (line for line, text in zip(added, texts, strict=True) if pattern.search(text))
         matched = [clipped(line, MAX_SHOWN_LINE) for line in itertools.islice(found, 5)]
         if matched:
             hits[keyword] = matched

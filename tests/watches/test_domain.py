@@ -158,6 +158,18 @@ def test_chinese_keywords_match_inside_a_sentence_and_latin_words_beside_chinese
     }
 
 
+def test_keywords_match_letters_and_digits_of_either_width() -> None:
+    # Chinese text often writes Latin letters and digits full-width (ＡＩ, ５Ｇ); a keyword is
+    # typed in either width. The line is shown as the page wrote it.
+    lines = ["发布ＡＩ大模型", "５Ｇ基站故障", "ｓａｉｄ nothing", "使用AI技术"]
+    diff = diff_pages([], lines, ["AI", "5G", "ＡＩ"])
+    assert diff.hits == {
+        "AI": ["发布ＡＩ大模型", "使用AI技术"],
+        "5G": ["５Ｇ基站故障"],
+        "ＡＩ": ["发布ＡＩ大模型", "使用AI技术"],
+    }
+
+
 def test_ignore_patterns_hide_noise_and_first_sight_is_a_baseline() -> None:
     old = normalise("Price 10\nUpdated 08:00", [r"Updated \d\d:\d\d"])
     new = normalise("Price 10\nUpdated 09:00", [r"Updated \d\d:\d\d"])

@@ -11,6 +11,7 @@ from selectolax.lexbor import LexborHTMLParser
 from ambient.clients.extract import (
     DROPPED,
     EXTRACTOR_VERSION,
+    NoTextError,
     block_text,
     main_text,
     not_plain_because,
@@ -282,7 +283,8 @@ def test_scripts_and_styles_never_appear_in_the_text() -> None:
     # trafilatura finds nothing: the body-text fallback leaves scripts and styles out too
     empty = f"<html>{head}<body><script>boom()</script><style>b{{}}</style></body></html>"
     assert trafilatura_text(empty) == ""
-    assert main_text(empty) == ""
+    with pytest.raises(NoTextError, match="the page has no text"):
+        main_text(empty)
 
 
 def test_repeated_blocks_that_trafilatura_collapses_are_not_plain() -> None:
@@ -313,7 +315,8 @@ def test_selector_gives_the_text_under_every_match_as_before() -> None:
         expected = "\n".join(node.text(separator="\n") for node in before.css(selector))
         assert main_text(html, selector) == expected
     assert main_text(html, "#price") == "42 \nUSD"
-    assert main_text(html, ".missing") == ""
+    with pytest.raises(NoTextError, match=r"the selector '\.missing' matches nothing"):
+        main_text(html, ".missing")
 
 
 @pytest.mark.parametrize(
@@ -330,11 +333,14 @@ def test_selector_gives_the_text_under_every_match_as_before() -> None:
     ],
     ids=["empty", "blank", "text", "brackets", "unclosed", "table", "junk", "deep-nesting"],
 )
-def test_malformed_html_gives_text_without_raising(html: str) -> None:
-    assert isinstance(main_text(html), str)
-    assert isinstance(main_text(html, "p"), str)
+def test_malformed_html_gives_text_or_says_it_has_none(html: str) -> None:
+    for selector in (None, "p"):
+        try:
+            assert isinstance(main_text(html, selector), str)
+        except NoTextError:
+            pass
 
 
 def test_extractor_version_names_the_rules_and_trafilaturas_version() -> None:
-    assert EXTRACTOR_VERSION.startswith("x3-t")
+    assert EXTRACTOR_VERSION.startswith("x4-t")
     assert EXTRACTOR_VERSION.endswith(trafilatura.__version__)

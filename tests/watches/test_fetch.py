@@ -86,6 +86,27 @@ async def test_redirect_chains_are_capped(site: tuple[Site, str], http: httpx.As
     assert ok.url.endswith("/r8")
 
 
+async def test_a_redirect_to_a_chinese_path_sent_as_raw_utf8_is_followed_as_browsers_do(
+    site: tuple[Site, str], http: httpx.AsyncClient
+) -> None:
+    state, base = site
+    # Some servers (an nginx `return 301 /新闻`) send the Location's path as raw UTF-8 bytes,
+    # not percent-encoded; browsers read it as UTF-8.
+    state.redirects["/old"] = "/新闻/今日".encode().decode("latin-1")  # the bytes on the wire
+    state.redirects["/percent"] = "/%E6%96%B0%E9%97%BB/%E4%BB%8A%E6%97%A5"
+    state.pages["/新闻/今日"] = article("今日新闻")
+    fetcher = WebFetcher(allow_cidrs=LOOPBACK)
+    for start in ("/old", "/percent"):
+        result = await fetcher.fetch(f"{base}{start}")
+        assert "今日新闻" in result.text()
+    assert state.requests == [
+        ("/old", 302),
+        ("/新闻/今日", 200),
+        ("/percent", 302),
+        ("/新闻/今日", 200),
+    ]
+
+
 async def test_oversize_body_and_error_status(
     site: tuple[Site, str], http: httpx.AsyncClient
 ) -> None:

@@ -1,0 +1,82 @@
+"""What a watch reads from pages of real sites: pages rendered by JavaScript, selectors that
+miss, keywords written in another width, JSON APIs watched as pages."""
+
+# ruff: noqa: F811 - the fixtures `site` and `loopback_deps` are imported and used by name
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.storage.repositories import EventRepository
+from ambient.watches.models import TaskStatus
+from tests.conftest import running_worker
+from tests.watches.site import Site, article
+from tests.watches.test_polling import _changes, _checks, fast, start, until
+from tests.watches.test_workflows import loopback_deps, site  # noqa: F401  (fixtures)
+
+# A single-page app: the server sends a shell, JavaScript renders the text.
+APP_SHELL = (
+    "<html><head><title>Status</title><script src='/app.js'></script></head>"
+    "<body><div id='root'></div><script>render(document.getElementById('root'))</script>"
+    "</body></html>"
+)
+
+
+async def test_a_page_without_text_or_a_selector_that_matches_nothing_is_said_at_creation(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.pages["/app"] = APP_SHELL
+    state.pages["/news"] = article("Markets are calm today.")
+    state.pages["/alerts"] = "<html><body><div id='alerts'></div><p>Nothing new.</p></body></html>"
+    config = fast(
+        [f"{base}/app", f"{base}/news", f"{base}/alerts"],
+        selectors={f"{base}/news": "#price", f"{base}/alerts": "#alerts"},
+    )
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await start(dev_env, worker.task_queue, config, every=60.0, window=120.0)
+        baseline = await handle.execute_update("baseline", result_type=TaskStatus)
+        await handle.signal("stop")
+        await handle.result()
+    urls: Any = baseline.detail["urls"]
+    assert urls[f"{base}/app"]["last_outcome"] == "error"
+    assert urls[f"{base}/app"]["last_error"] == (
+        "cannot read the page's text: the page has no text (is it rendered by JavaScript?)"
+    )
+    assert urls[f"{base}/news"]["last_outcome"] == "error"
+    assert urls[f"{base}/news"]["last_error"] == (
+        "cannot read the page's text: the selector '#price' matches nothing on the page"
+    )
+    # An element that is there but empty (no alert today) is a page to watch, not an error.
+    assert urls[f"{base}/alerts"]["last_outcome"] == "baseline"
+
+
+async def test_a_json_api_watched_as_a_page_hits_its_chinese_keyword_and_shows_the_changed_field(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+
+    def serve(status: str) -> None:
+        # json.dumps' default, as many APIs send it: one line, non-ASCII escaped (\u6570...).
+        body = json.dumps({"service": "订单", "status": status, "notes": ["x" * 2000]})
+        state.encoded["/api/status"] = (body.encode(), "application/json")
+
+    serve("正常")
+    config = fast([f"{base}/api/status"], keywords=["数据库故障"])
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await start(dev_env, worker.task_queue, config)
+        await until(lambda: _checks(handle, 2))
+        serve("数据库故障")
+        await handle.signal("check_now")
+        await until(lambda: _changes(handle, 1))
+        await handle.signal("stop")
+        await handle.result()
+    async with loopback_deps.db.session() as session:
+        rows = await EventRepository(session).list(task=handle.id, limit=100)
+    (hit,) = [row.payload for row in rows if row.kind == "watch.hit"]
+    assert hit["hits"] == {"数据库故障": ['"status": "数据库故障",']}
+    assert hit["excerpt"] == '-"status": "正常",\n+"status": "数据库故障",'
