@@ -5,7 +5,6 @@ the Content-Type or only in a <meta> of the page."""
 
 from __future__ import annotations
 
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -24,41 +23,39 @@ def page(head: str, *paragraphs: str) -> str:
     return article(*paragraphs).replace("<head>", f"<head>{head}")
 
 
-@pytest.mark.parametrize(
-    ("head", "content_type", "encoding"),
-    [
-        ("", "text/html; charset=GBK", "gbk"),
-        (META, "text/html", "gb2312"),
-        (HTTP_EQUIV, "text/html", "gbk"),
-        ("", "text/html; charset=gb18030", "gb18030"),
-    ],
-    ids=["header", "meta-charset", "meta-http-equiv", "gb18030"],
-)
-async def test_a_page_in_a_chinese_encoding_is_read_as_chinese_and_its_keyword_hits(
-    dev_env: WorkflowEnvironment,
-    loopback_deps: WorkerDeps,
-    site: tuple[Site, str],
-    head: str,
-    content_type: str,
-    encoding: str,
+# (path, what the page says of its encoding in its head, the Content-Type, the encoding)
+PAGES = [
+    ("/header", "", "text/html; charset=GBK", "gbk"),
+    ("/meta-charset", META, "text/html", "gb2312"),
+    ("/meta-http-equiv", HTTP_EQUIV, "text/html", "gbk"),
+    ("/gb18030", "", "text/html; charset=gb18030", "gb18030"),
+]
+
+
+async def test_pages_in_chinese_encodings_are_read_as_chinese_and_their_keyword_hits(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
     state, base = site
 
     def serve(*paragraphs: str) -> None:
-        state.encoded["/gov"] = (page(head, *paragraphs).encode(encoding), content_type)
+        for path, head, content_type, encoding in PAGES:
+            state.encoded[path] = (page(head, *paragraphs).encode(encoding), content_type)
 
     serve("今日系统运行正常。")
-    config = fast([f"{base}/gov"], keywords=["数据库故障"])
+    config = fast([f"{base}{path}" for path, *_ in PAGES], keywords=["数据库故障"])
     async with running_worker(dev_env.client, loopback_deps) as worker:
         handle = await start(dev_env, worker.task_queue, config)
-        await until(lambda: _checks(handle, 2))
+        await until(lambda: _checks(handle, 2 * len(PAGES)))
         serve("今日系统运行正常。", "下午发生数据库故障，已恢复。")
         await handle.signal("check_now")
-        await until(lambda: _changes(handle, 1))
+        await until(lambda: _changes(handle, len(PAGES)))
         await handle.signal("stop")
         final = TaskStatus.model_validate(await handle.result())
-    assert final.detail["hits_total"] == 1
+    assert final.detail["hits_total"] == len(PAGES)
     async with loopback_deps.db.session() as session:
         rows = await EventRepository(session).list(task=handle.id, limit=100)
-    (hit,) = [row.payload for row in rows if row.kind == "watch.hit"]
-    assert "下午发生数据库故障，已恢复。" in str(hit["excerpt"])
+    hits = {
+        row.payload["url"]: str(row.payload["excerpt"]) for row in rows if row.kind == "watch.hit"
+    }
+    assert sorted(hits) == sorted(f"{base}{path}" for path, *_ in PAGES)
+    assert all("下午发生数据库故障，已恢复。" in excerpt for excerpt in hits.values()), hits
