@@ -344,3 +344,11 @@ def test_malformed_html_gives_text_or_says_it_has_none(html: str) -> None:
 def test_extractor_version_names_the_rules_and_trafilaturas_version() -> None:
     assert EXTRACTOR_VERSION.startswith("x4-t")
     assert EXTRACTOR_VERSION.endswith(trafilatura.__version__)
+
+
+def test_a_plain_text_page_is_read_as_it_is_written() -> None:
+    # A changelog.txt or a status.txt: its angle brackets are text, not tags.
+    text = "v2.1 <2026-11-25>: a < b now holds\nfixed: <script> in titles"
+    assert main_text(text, media_type="text/plain; charset=utf-8") == text
+    with pytest.raises(NoTextError):
+        main_text(" \n", media_type="text/plain")
