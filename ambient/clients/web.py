@@ -16,7 +16,7 @@ import re
 import time
 from contextlib import suppress
 from dataclasses import dataclass
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 from jsonpath_ng.ext import parse as jsonpath
 
@@ -190,7 +190,7 @@ class WebFetcher:
                 # percent-encoded) is read as browsers read it.
                 with suppress(UnicodeDecodeError):
                     location = location.encode("latin-1").decode()
-                current = urljoin(current, location)
+                current = _spaces_encoded(urljoin(current, location.strip()))
                 continue
             return self._result(current, answer, headers)
         raise TooManyRedirectsError(f"more than {self._max_redirects} redirects from {url}")
@@ -230,3 +230,11 @@ class WebFetcher:
         if data.get("status") != "success" or len(results) != 1:
             raise FetchError(f"query must return exactly one sample, got {len(results)}: {query}")
         return float(results[0]["value"][1])
+
+
+def _spaces_encoded(url: str) -> str:
+    """A redirect's path and query with their spaces sent as %20, as browsers send them (a
+    space left in a host stays, for the guard to refuse)."""
+    parts = urlsplit(url)
+    path, query = parts.path.replace(" ", "%20"), parts.query.replace(" ", "%20")
+    return urlunsplit(parts._replace(path=path, query=query))

@@ -107,6 +107,18 @@ async def test_a_redirect_to_a_chinese_path_sent_as_raw_utf8_is_followed_as_brow
     ]
 
 
+async def test_a_redirect_to_a_path_with_spaces_is_followed_as_browsers_do(
+    site: tuple[Site, str], http: httpx.AsyncClient
+) -> None:
+    state, base = site
+    # A CMS's Location with a space left in its path: browsers send it as %20.
+    state.redirects["/report"] = "/daily report.html?day=25 Nov"
+    state.pages["/daily report.html"] = article("Daily report")
+    result = await WebFetcher(allow_cidrs=LOOPBACK).fetch(f"{base}/report")
+    assert "Daily report" in result.text()
+    assert result.url == f"{base}/daily%20report.html?day=25%20Nov"
+
+
 async def test_oversize_body_and_error_status(
     site: tuple[Site, str], http: httpx.AsyncClient
 ) -> None:
