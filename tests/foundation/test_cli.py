@@ -189,6 +189,16 @@ def test_a_table_shows_values_with_brackets_as_they_are() -> None:
     assert all(name in shown for name in names), shown
 
 
+def _cloud_env(tmp_path: Path, base: str) -> dict[str, str]:
+    """The CLI's environment with Tencent Cloud at the stand-in served at ``base``."""
+    return _offline_env(tmp_path) | {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": base.removeprefix("http://"),
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+    }
+
+
 async def test_cloud_lists_speak_json_and_keep_long_ids(tmp_path: Path) -> None:
     long_id = "cls-" + "x" * 120
     api = TencentApi()
@@ -196,13 +206,7 @@ async def test_cloud_lists_speak_json_and_keep_long_ids(tmp_path: Path) -> None:
         {"ClusterId": long_id, "ClusterName": "prod", "ClusterStatus": "Running"},
     ]
     async with serve(api.app()) as base:
-        env = _offline_env(tmp_path)
-        env.update(
-            TENCENTCLOUD_SECRET_ID=SECRET_ID,
-            TENCENTCLOUD_SECRET_KEY=SECRET_KEY,
-            AMBIENT_TENCENTCLOUD_ENDPOINT=base.removeprefix("http://"),
-            AMBIENT_TENCENTCLOUD_PROTOCOL="http",
-        )
+        env = _cloud_env(tmp_path, base)
         runner = CliRunner()
         as_json = await asyncio.to_thread(
             runner.invoke, app, ["cloud", "clusters", "--json"], env=env
@@ -283,13 +287,7 @@ def test_the_help_lists_every_command_without_loading_one_and_as_each_says_it() 
 async def test_cloud_logs_searches_in_the_region_asked_for(tmp_path: Path) -> None:
     api = TencentApi()
     async with serve(api.app()) as base:
-        env = _offline_env(tmp_path)
-        env.update(
-            TENCENTCLOUD_SECRET_ID=SECRET_ID,
-            TENCENTCLOUD_SECRET_KEY=SECRET_KEY,
-            AMBIENT_TENCENTCLOUD_ENDPOINT=base.removeprefix("http://"),
-            AMBIENT_TENCENTCLOUD_PROTOCOL="http",
-        )
+        env = _cloud_env(tmp_path, base)
         found = await asyncio.to_thread(
             CliRunner().invoke, app, ["cloud", "logs", "t-1", "--region", "ap-shanghai"], env=env
         )
