@@ -122,6 +122,8 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.refuse: set[str] = set()
+        # Addresses answered "try again later" (greylisting, a full mailbox), as real servers do.
+        self.greylist: set[str] = set()
         self.port = free_port()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
@@ -130,6 +132,8 @@ class Mailbox:
     ) -> str:
         if address in self.refuse:
             return "550 no such user"
+        if address in self.greylist:
+            return "450 4.7.1 greylisted, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

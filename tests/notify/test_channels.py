@@ -99,6 +99,18 @@ async def test_email_refused_recipient_is_permanent_and_unreachable_server_trans
         await EmailChannel(None, 25, "x@y").send("alice", REPORT, "a@b.c", idempotency_key="k")
 
 
+async def test_email_recipient_greylisted_with_4xx_is_transient(mailbox: Mailbox) -> None:
+    # 450/451 at RCPT is "try again later" (RFC 5321 4yz): greylisting servers send it to
+    # every new sender, so refusing the delivery for good would lose the first mails.
+    mailbox.greylist.add("alice@example.com")
+    channel = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+    with pytest.raises(TransientNotifyError, match="450"):
+        await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    mailbox.greylist.clear()
+    await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    assert [mail["To"] for mail in mailbox.messages] == ["alice@example.com"]
+
+
 async def test_wecom_sends_markdown_splits_long_content_and_mentions(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:

@@ -89,7 +89,10 @@ class EmailChannel:
                 tls_context=self.tls_context,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise PermanentNotifyError(f"recipient refused: {exc}") from exc
+            # 4xx is "try again later" (greylisting, a full mailbox): only 5xx is final.
+            later = all(400 <= refused.code < 500 for refused in exc.recipients)
+            error = TransientNotifyError if later else PermanentNotifyError
+            raise error(f"recipient refused: {exc}") from exc
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise PermanentNotifyError(f"SMTP authentication rejected: {exc.code}") from exc
         except aiosmtplib.SMTPResponseException as exc:
