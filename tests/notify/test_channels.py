@@ -149,6 +149,23 @@ async def test_wecom_errors_are_classified(
         await channel.send("alice", REPORT, "secret:nope", idempotency_key="k")
 
 
+async def test_robot_system_busy_is_transient(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # errcode -1 is "系统繁忙", which both vendors document as: try again shortly.
+    state, base = endpoints
+    state.failures = {"wecom": ["errcode:-1"], "dingtalk": ["errcode:-1"]}
+    with pytest.raises(TransientNotifyError, match="busy"):
+        await WeComChannel(http, SECRETS, base, timeout=1).send(
+            "alice", REPORT, WECOM_KEY, idempotency_key="k"
+        )
+    with pytest.raises(TransientNotifyError, match="busy"):
+        await DingTalkChannel(http, SECRETS, base).send(
+            "alice", REPORT, "secret:ding", idempotency_key="k"
+        )
+    assert state.received == []
+
+
 def test_utf8_split_respects_the_byte_limit() -> None:
     text = "告警" * 5000 + "\nshort\n"
     chunks = split_utf8(text, 1000)

@@ -18,6 +18,7 @@ from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.secrets import SecretResolver
 
 URL_PREFIXES = ("http://", "https://")
+SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
 
 
 @dataclass
@@ -66,6 +67,8 @@ class RobotChannel:
         code = int(body.get("errcode", 0))
         if code in self.rate_limited:
             raise TransientNotifyError(f"{self.name} rate limit ({code})")
+        if code == SYSTEM_BUSY:
+            raise TransientNotifyError(f"{self.name} system busy ({code}): try again shortly")
         if code != 0:
             raise PermanentNotifyError(f"{self.name} errcode {code}: {body.get('errmsg')}")
 
