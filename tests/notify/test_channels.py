@@ -111,6 +111,21 @@ async def test_email_recipient_greylisted_with_4xx_is_transient(mailbox: Mailbox
     assert [mail["To"] for mail in mailbox.messages] == ["alice@example.com"]
 
 
+async def test_email_server_without_starttls_or_auth_is_a_permanent_configuration_error(
+    mailbox: Mailbox,
+) -> None:
+    # The loopback server offers neither STARTTLS nor AUTH: every retry would fail the same way.
+    starttls = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="starttls")
+    with pytest.raises(PermanentNotifyError, match="STARTTLS extension not supported"):
+        await starttls.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    login = EmailChannel(
+        "127.0.0.1", mailbox.port, "ops@example.com", tls="none", username="u", password="p"
+    )
+    with pytest.raises(PermanentNotifyError, match="AUTH extension is not supported"):
+        await login.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    assert mailbox.messages == []
+
+
 async def test_wecom_sends_markdown_splits_long_content_and_mentions(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:

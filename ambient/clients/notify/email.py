@@ -98,6 +98,9 @@ class EmailChannel:
         except aiosmtplib.SMTPResponseException as exc:
             error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
             raise error(f"SMTP {exc.code}: {exc.message}") from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:  # aiosmtplib's connection errors and timeouts too
             raise TransientNotifyError(f"{type(exc).__name__}: {exc}") from exc
+        except aiosmtplib.SMTPException as exc:
+            # What the server does not offer (STARTTLS, AUTH, SMTPUTF8): AMBIENT_SMTP_* to fix.
+            raise PermanentNotifyError(f"{type(exc).__name__}: {exc}") from exc
         return str(mail["Message-ID"])
