@@ -211,6 +211,24 @@ async def test_dingtalk_signs_and_sends_action_card_with_mentions(
         await channel.send("alice", REPORT, "secret:ding", idempotency_key="k")
 
 
+async def test_dingtalk_long_briefing_is_cut_with_a_note_under_the_robot_limit(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # The robot refuses a request over 20,000 bytes (errcode 460101): a long briefing must
+    # still reach the group, cut, saying so, and with its mentions.
+    state, base = endpoints
+    body = "\n".join(f"第{i}行 数据库慢查询 log line with details" for i in range(1000))
+    long = REPORT.model_copy(update={"body": body, "link": None})
+    await DingTalkChannel(http, SECRETS, base).send(
+        "alice", long, "secret:ding?at=13900002222", idempotency_key="k"
+    )
+    ((_, sent),) = state.received
+    text = sent["markdown"]["text"]
+    assert text.startswith("### 早报 Morning briefing\n\n第0行 数据库慢查询")
+    assert "第999行" not in text and "已截断" in text and text.endswith(" @13900002222")
+    assert sent["at"] == {"atMobiles": ["13900002222"], "isAtAll": False}
+
+
 async def test_dingtalk_limiter_refuses_past_twenty_a_minute(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
