@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -124,13 +124,22 @@ class PushEndpoints:
 class Mailbox:
     """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, auth_reply: str | None = None) -> None:
         self.messages: list[EmailMessage] = []
         self.refuse: set[str] = set()
         # Addresses answered "try again later" (greylisting, a full mailbox), as real servers do.
         self.greylist: set[str] = set()
         self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        # With auth_reply, the server offers AUTH (over plain SMTP) and answers every login so.
+        auth: dict[str, Any] = {}
+        if auth_reply is not None:
+            auth = {
+                "auth_require_tls": False,
+                "authenticator": lambda *args: AuthResult(
+                    success=False, handled=False, message=auth_reply
+                ),
+            }
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **auth)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

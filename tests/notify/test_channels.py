@@ -126,6 +126,21 @@ async def test_email_server_without_starttls_or_auth_is_a_permanent_configuratio
     assert mailbox.messages == []
 
 
+async def test_email_login_refused_for_now_is_transient_and_bad_password_permanent() -> None:
+    # RFC 4954: 454 is a temporary failure (Gmail: "too many login attempts, try again later").
+    for reply, error in (
+        ("454 4.7.0 Temporary authentication failure", TransientNotifyError),
+        ("535 5.7.8 Authentication credentials invalid", PermanentNotifyError),
+    ):
+        with Mailbox(auth_reply=reply) as mailbox:
+            channel = EmailChannel(
+                "127.0.0.1", mailbox.port, "ops@example.com", tls="none", username="u", password="p"
+            )
+            with pytest.raises(error, match=reply[:3]):
+                await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+            assert mailbox.messages == []
+
+
 async def test_wecom_sends_markdown_splits_long_content_and_mentions(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:

@@ -94,7 +94,9 @@ class EmailChannel:
             error = TransientNotifyError if later else PermanentNotifyError
             raise error(f"recipient refused: {exc}") from exc
         except aiosmtplib.SMTPAuthenticationError as exc:
-            raise PermanentNotifyError(f"SMTP authentication rejected: {exc.code}") from exc
+            # 454 is "try again later" (RFC 4954, e.g. too many logins); 535 a wrong password.
+            error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
+            raise error(f"SMTP authentication rejected: {exc.code}") from exc
         except aiosmtplib.SMTPResponseException as exc:
             error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
             raise error(f"SMTP {exc.code}: {exc.message}") from exc
