@@ -65,9 +65,15 @@ class PushEndpoints:
         if (failed := await self._fail("wecom")) is not None:
             return failed
         body = await request.json()
-        assert body["msgtype"] in ("markdown", "text")
-        if body["msgtype"] == "markdown":
-            assert len(body["markdown"]["content"].encode()) <= 4096
+        kind = body["msgtype"]
+        if kind not in ("markdown", "text"):
+            return JSONResponse({"errcode": 40008, "errmsg": "invalid message type"})
+        # The robot's documented limits, in UTF-8 bytes: markdown 4096, text 2048.
+        limit = {"markdown": 4096, "text": 2048}[kind]
+        if len(body[kind]["content"].encode()) > limit:
+            return JSONResponse(
+                {"errcode": 40058, "errmsg": f"{kind}.content exceed max length {limit}"}
+            )
         self.received.append(("wecom", body))
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 

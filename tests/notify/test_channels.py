@@ -164,6 +164,26 @@ async def test_wecom_sends_markdown_splits_long_content_and_mentions(
     assert text[0]["text"]["mentioned_mobile_list"] == ["13800001111"]
 
 
+async def test_wecom_mentions_of_a_long_title_fit_the_text_limit(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # The mentions go in a text message (at most 2048 bytes, errcode 40058 over it) that
+    # carries the title: a long one must not cost the group its @.
+    state, base = endpoints
+    title = "告警：" + "订单服务延迟升高，" * 100  # about 2,700 bytes
+    await WeComChannel(http, SECRETS, base, timeout=1).send(
+        "alice",
+        REPORT.model_copy(update={"title": title}),
+        f"{WECOM_KEY}?mentioned=@all",
+        idempotency_key="k",
+    )
+    (_, markdown), (_, text) = state.received
+    assert markdown["markdown"]["content"].startswith(f"### {title}\n")
+    assert text["text"]["mentioned_list"] == ["@all"]
+    assert title.startswith(text["text"]["content"]) and text["text"]["content"]
+    assert len(text["text"]["content"].encode()) <= 2048
+
+
 async def test_wecom_errors_are_classified(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
