@@ -15,6 +15,7 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.webhook import WebhookChannel
 from ambient.clients.notify.wecom import WeComChannel, split_utf8
 from ambient.domain.notify import Attachment, Message
+from ambient.settings import Settings
 from tests.notify.standins import (
     DING_SECRET,
     DING_TOKEN,
@@ -139,6 +140,17 @@ async def test_email_login_refused_for_now_is_transient_and_bad_password_permane
             with pytest.raises(error, match=reply[:3]):
                 await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
             assert mailbox.messages == []
+
+
+def test_smtp_port_465_means_implicit_tls_unless_said_otherwise() -> None:
+    # smtp.qq.com, smtp.163.com, smtp.exmail.qq.com: "port 465, SSL" (RFC 8314). With the
+    # default STARTTLS the client waits for a greeting the server never sends, then times out.
+    def settings(**update: object) -> Settings:
+        return Settings(_env_file=None, smtp_host="smtp.qq.com", **update)  # type: ignore[call-arg, arg-type]
+
+    assert settings(smtp_port=465).smtp_tls == "ssl"
+    assert settings(smtp_port=465, smtp_tls="none").smtp_tls == "none"
+    assert settings().smtp_tls == "starttls" and settings().smtp_port == 587
 
 
 async def test_wecom_sends_markdown_splits_long_content_and_mentions(
