@@ -43,6 +43,8 @@ class PushEndpoints:
                 Route("/hook", self.webhook, methods=["POST"]),
                 Route("/apprise", self.apprise, methods=["POST"]),
                 Route("/moved", self.moved, methods=["POST"]),
+                # A corporate proxy's sign-in page, answered 200 to whatever is posted.
+                Route("/portal/{path:path}", self.portal, methods=["POST"]),
             ]
         )
 
@@ -104,6 +106,9 @@ class PushEndpoints:
             return failed
         self.received.append(("apprise", await request.json()))
         return Response("ok")
+
+    async def portal(self, request: Request) -> Response:
+        return Response("<html><body>请先登录 / sign in</body></html>", media_type="text/html")
 
     async def moved(self, request: Request) -> Response:
         self.received.append(("moved", {}))

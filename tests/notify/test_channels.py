@@ -228,6 +228,20 @@ async def test_robot_system_busy_is_transient(
     assert state.received == []
 
 
+async def test_robot_gateway_answering_a_web_page_is_a_clear_configuration_error(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # AMBIENT_WECOM_BASE_URL / _DINGTALK_BASE_URL aimed at a proxy that answers 200 with a
+    # page: nothing was delivered, and the error must say where to look, not "internal error".
+    _, base = endpoints
+    for channel, target in (
+        (WeComChannel(http, SECRETS, f"{base}/portal", timeout=1), WECOM_KEY),
+        (DingTalkChannel(http, SECRETS, f"{base}/portal"), "secret:ding"),
+    ):
+        with pytest.raises(PermanentNotifyError, match=r"not the robot's JSON answer.*BASE_URL"):
+            await channel.send("alice", REPORT, target, idempotency_key="k")
+
+
 def test_utf8_split_respects_the_byte_limit() -> None:
     text = "告警" * 5000 + "\nshort\n"
     chunks = split_utf8(text, 1000)

@@ -63,8 +63,16 @@ class RobotChannel:
     async def post(self, url: str, payload: dict[str, object]) -> None:
         """POST to the robot; its ``errcode`` answer as a notify error (rate limits are
         transient)."""
-        body = (await post_json(self.http, url, payload, request_timeout=self.timeout)).json()
-        code = int(body.get("errcode", 0))
+        response = await post_json(self.http, url, payload, request_timeout=self.timeout)
+        try:
+            body = response.json()
+            code = int(body["errcode"])
+        except (ValueError, TypeError, KeyError):  # not JSON, or JSON without an errcode
+            setting = f"AMBIENT_{self.name.upper()}_BASE_URL"
+            raise PermanentNotifyError(
+                f"{self.name}: HTTP {response.status_code} but not the robot's JSON answer "
+                f"(errcode): check {setting} ({response.text[:100]!r})"
+            ) from None
         if code in self.rate_limited:
             raise TransientNotifyError(f"{self.name} rate limit ({code})")
         if code == SYSTEM_BUSY:
