@@ -272,6 +272,14 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _smtp_port_465_is_implicit_tls(self) -> Self:
+        # Port 465 speaks TLS from the first byte (RFC 8314; smtp.qq.com, smtp.163.com):
+        # STARTTLS there waits for a greeting that never comes.
+        if self.smtp_port == 465 and "smtp_tls" not in self.model_fields_set:
+            self.smtp_tls = "ssl"
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
         # Development and tests run on embedded defaults; anything else must be configured.
         if self.environment is Environment.PRODUCTION:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -43,6 +43,8 @@ class PushEndpoints:
                 Route("/hook", self.webhook, methods=["POST"]),
                 Route("/apprise", self.apprise, methods=["POST"]),
                 Route("/moved", self.moved, methods=["POST"]),
+                # A corporate proxy's sign-in page, answered 200 to whatever is posted.
+                Route("/portal/{path:path}", self.portal, methods=["POST"]),
             ]
         )
 
@@ -65,9 +67,15 @@ class PushEndpoints:
         if (failed := await self._fail("wecom")) is not None:
             return failed
         body = await request.json()
-        assert body["msgtype"] in ("markdown", "text")
-        if body["msgtype"] == "markdown":
-            assert len(body["markdown"]["content"].encode()) <= 4096
+        kind = body["msgtype"]
+        if kind not in ("markdown", "text"):
+            return JSONResponse({"errcode": 40008, "errmsg": "invalid message type"})
+        # The robot's documented limits, in UTF-8 bytes: markdown 4096, text 2048.
+        limit = {"markdown": 4096, "text": 2048}[kind]
+        if len(body[kind]["content"].encode()) > limit:
+            return JSONResponse(
+                {"errcode": 40058, "errmsg": f"{kind}.content exceed max length {limit}"}
+            )
         self.received.append(("wecom", body))
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
@@ -85,7 +93,12 @@ class PushEndpoints:
             return JSONResponse({"errcode": 310000, "errmsg": "sign not match"})
         if (failed := await self._fail("dingtalk")) is not None:
             return failed
-        self.received.append(("dingtalk", await request.json()))
+        raw = await request.body()
+        if len(raw) > 20000:  # what the real robot answers a larger request body
+            return JSONResponse(
+                {"errcode": 460101, "errmsg": "message too long, exceed 20000 bytes"}
+            )
+        self.received.append(("dingtalk", json.loads(raw)))
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
     async def apprise(self, request: Request) -> Response:
@@ -93,6 +106,9 @@ class PushEndpoints:
             return failed
         self.received.append(("apprise", await request.json()))
         return Response("ok")
+
+    async def portal(self, request: Request) -> Response:
+        return Response("<html><body>请先登录 / sign in</body></html>", media_type="text/html")
 
     async def moved(self, request: Request) -> Response:
         self.received.append(("moved", {}))
@@ -119,17 +135,30 @@ class PushEndpoints:
 class Mailbox:
     """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, auth_reply: str | None = None) -> None:
         self.messages: list[EmailMessage] = []
         self.refuse: set[str] = set()
+        # Addresses answered "try again later" (greylisting, a full mailbox), as real servers do.
+        self.greylist: set[str] = set()
         self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        # With auth_reply, the server offers AUTH (over plain SMTP) and answers every login so.
+        auth: dict[str, Any] = {}
+        if auth_reply is not None:
+            auth = {
+                "auth_require_tls": False,
+                "authenticator": lambda *args: AuthResult(
+                    success=False, handled=False, message=auth_reply
+                ),
+            }
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **auth)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if address in self.refuse:
             return "550 no such user"
+        if address in self.greylist:
+            return "450 4.7.1 greylisted, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

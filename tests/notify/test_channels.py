@@ -15,6 +15,7 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.webhook import WebhookChannel
 from ambient.clients.notify.wecom import WeComChannel, split_utf8
 from ambient.domain.notify import Attachment, Message
+from ambient.settings import Settings
 from tests.notify.standins import (
     DING_SECRET,
     DING_TOKEN,
@@ -99,6 +100,59 @@ async def test_email_refused_recipient_is_permanent_and_unreachable_server_trans
         await EmailChannel(None, 25, "x@y").send("alice", REPORT, "a@b.c", idempotency_key="k")
 
 
+async def test_email_recipient_greylisted_with_4xx_is_transient(mailbox: Mailbox) -> None:
+    # 450/451 at RCPT is "try again later" (RFC 5321 4yz): greylisting servers send it to
+    # every new sender, so refusing the delivery for good would lose the first mails.
+    mailbox.greylist.add("alice@example.com")
+    channel = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+    with pytest.raises(TransientNotifyError, match="450"):
+        await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    mailbox.greylist.clear()
+    await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    assert [mail["To"] for mail in mailbox.messages] == ["alice@example.com"]
+
+
+async def test_email_server_without_starttls_or_auth_is_a_permanent_configuration_error(
+    mailbox: Mailbox,
+) -> None:
+    # The loopback server offers neither STARTTLS nor AUTH: every retry would fail the same way.
+    starttls = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="starttls")
+    with pytest.raises(PermanentNotifyError, match="STARTTLS extension not supported"):
+        await starttls.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    login = EmailChannel(
+        "127.0.0.1", mailbox.port, "ops@example.com", tls="none", username="u", password="p"
+    )
+    with pytest.raises(PermanentNotifyError, match="AUTH extension is not supported"):
+        await login.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    assert mailbox.messages == []
+
+
+async def test_email_login_refused_for_now_is_transient_and_bad_password_permanent() -> None:
+    # RFC 4954: 454 is a temporary failure (Gmail: "too many login attempts, try again later").
+    for reply, error in (
+        ("454 4.7.0 Temporary authentication failure", TransientNotifyError),
+        ("535 5.7.8 Authentication credentials invalid", PermanentNotifyError),
+    ):
+        with Mailbox(auth_reply=reply) as mailbox:
+            channel = EmailChannel(
+                "127.0.0.1", mailbox.port, "ops@example.com", tls="none", username="u", password="p"
+            )
+            with pytest.raises(error, match=reply[:3]):
+                await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+            assert mailbox.messages == []
+
+
+def test_smtp_port_465_means_implicit_tls_unless_said_otherwise() -> None:
+    # smtp.qq.com, smtp.163.com, smtp.exmail.qq.com: "port 465, SSL" (RFC 8314). With the
+    # default STARTTLS the client waits for a greeting the server never sends, then times out.
+    def settings(**update: object) -> Settings:
+        return Settings(_env_file=None, smtp_host="smtp.qq.com", **update)  # type: ignore[call-arg, arg-type]
+
+    assert settings(smtp_port=465).smtp_tls == "ssl"
+    assert settings(smtp_port=465, smtp_tls="none").smtp_tls == "none"
+    assert settings().smtp_tls == "starttls" and settings().smtp_port == 587
+
+
 async def test_wecom_sends_markdown_splits_long_content_and_mentions(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
@@ -122,6 +176,26 @@ async def test_wecom_sends_markdown_splits_long_content_and_mentions(
     assert text[0]["text"]["mentioned_mobile_list"] == ["13800001111"]
 
 
+async def test_wecom_mentions_of_a_long_title_fit_the_text_limit(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # The mentions go in a text message (at most 2048 bytes, errcode 40058 over it) that
+    # carries the title: a long one must not cost the group its @.
+    state, base = endpoints
+    title = "告警：" + "订单服务延迟升高，" * 100  # about 2,700 bytes
+    await WeComChannel(http, SECRETS, base, timeout=1).send(
+        "alice",
+        REPORT.model_copy(update={"title": title}),
+        f"{WECOM_KEY}?mentioned=@all",
+        idempotency_key="k",
+    )
+    (_, markdown), (_, text) = state.received
+    assert markdown["markdown"]["content"].startswith(f"### {title}\n")
+    assert text["text"]["mentioned_list"] == ["@all"]
+    assert title.startswith(text["text"]["content"]) and text["text"]["content"]
+    assert len(text["text"]["content"].encode()) <= 2048
+
+
 async def test_wecom_errors_are_classified(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
@@ -135,6 +209,37 @@ async def test_wecom_errors_are_classified(
             await channel.send("alice", REPORT, WECOM_KEY, idempotency_key="k")
     with pytest.raises(PermanentNotifyError, match="unknown secret 'nope'"):
         await channel.send("alice", REPORT, "secret:nope", idempotency_key="k")
+
+
+async def test_robot_system_busy_is_transient(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # errcode -1 is "系统繁忙", which both vendors document as: try again shortly.
+    state, base = endpoints
+    state.failures = {"wecom": ["errcode:-1"], "dingtalk": ["errcode:-1"]}
+    with pytest.raises(TransientNotifyError, match="busy"):
+        await WeComChannel(http, SECRETS, base, timeout=1).send(
+            "alice", REPORT, WECOM_KEY, idempotency_key="k"
+        )
+    with pytest.raises(TransientNotifyError, match="busy"):
+        await DingTalkChannel(http, SECRETS, base).send(
+            "alice", REPORT, "secret:ding", idempotency_key="k"
+        )
+    assert state.received == []
+
+
+async def test_robot_gateway_answering_a_web_page_is_a_clear_configuration_error(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # AMBIENT_WECOM_BASE_URL / _DINGTALK_BASE_URL aimed at a proxy that answers 200 with a
+    # page: nothing was delivered, and the error must say where to look, not "internal error".
+    _, base = endpoints
+    for channel, target in (
+        (WeComChannel(http, SECRETS, f"{base}/portal", timeout=1), WECOM_KEY),
+        (DingTalkChannel(http, SECRETS, f"{base}/portal"), "secret:ding"),
+    ):
+        with pytest.raises(PermanentNotifyError, match=r"not the robot's JSON answer.*BASE_URL"):
+            await channel.send("alice", REPORT, target, idempotency_key="k")
 
 
 def test_utf8_split_respects_the_byte_limit() -> None:
@@ -165,6 +270,24 @@ async def test_dingtalk_signs_and_sends_action_card_with_mentions(
     state.failures["dingtalk"] = ["errcode:130101"]
     with pytest.raises(TransientNotifyError, match="rate limit"):
         await channel.send("alice", REPORT, "secret:ding", idempotency_key="k")
+
+
+async def test_dingtalk_long_briefing_is_cut_with_a_note_under_the_robot_limit(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # The robot refuses a request over 20,000 bytes (errcode 460101): a long briefing must
+    # still reach the group, cut, saying so, and with its mentions.
+    state, base = endpoints
+    body = "\n".join(f"第{i}行 数据库慢查询 log line with details" for i in range(1000))
+    long = REPORT.model_copy(update={"body": body, "link": None})
+    await DingTalkChannel(http, SECRETS, base).send(
+        "alice", long, "secret:ding?at=13900002222", idempotency_key="k"
+    )
+    ((_, sent),) = state.received
+    text = sent["markdown"]["text"]
+    assert text.startswith("### 早报 Morning briefing\n\n第0行 数据库慢查询")
+    assert "第999行" not in text and "已截断" in text and text.endswith(" @13900002222")
+    assert sent["at"] == {"atMobiles": ["13900002222"], "isAtAll": False}
 
 
 async def test_dingtalk_limiter_refuses_past_twenty_a_minute(

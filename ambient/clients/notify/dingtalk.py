@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from ambient.clients.notify.base import Posts
 
 PER_MINUTE = 20  # the robot's documented limit
+REQUEST_LIMIT = 20000  # bytes: a larger request body is refused (errcode 460101)
+CUT_NOTE = "\n\n……(内容过长，已截断 / cut: too long for DingTalk)"
 
 
 def sign(secret: str, timestamp_ms: int) -> str:
@@ -84,14 +87,24 @@ class DingTalkChannel(RobotChannel):
         at = listed(options, "at")
         at_all = "all" in at
         mobiles = [a for a in at if a != "all"]
-        text = message.body + "".join(f" @{m}" for m in mobiles)  # @ must appear in the text
-        card = {"title": message.title, "text": f"### {message.title}\n\n{text}"}
-        if message.link:
-            card |= {"singleTitle": "查看详情 / Open", "singleURL": message.link}
-            payload: dict[str, object] = {"msgtype": "actionCard", "actionCard": card}
-        else:
-            payload = {"msgtype": "markdown", "markdown": card}
-        payload["at"] = {"atMobiles": mobiles, "isAtAll": at_all}
+
+        def payload_with(body: str) -> dict[str, object]:
+            text = body + "".join(f" @{m}" for m in mobiles)  # @ must appear in the text
+            card = {"title": message.title, "text": f"### {message.title}\n\n{text}"}
+            if message.link:
+                card |= {"singleTitle": "查看详情 / Open", "singleURL": message.link}
+                payload: dict[str, object] = {"msgtype": "actionCard", "actionCard": card}
+            else:
+                payload = {"msgtype": "markdown", "markdown": card}
+            payload["at"] = {"atMobiles": mobiles, "isAtAll": at_all}
+            return payload
+
+        payload = payload_with(message.body)
+        over = len(json.dumps(payload, ensure_ascii=False).encode()) - REQUEST_LIMIT
+        if over > 0:  # cut the body: the JSON shrinks by at least the bytes cut from it
+            keep = len(message.body.encode()) - over - 2 * len(CUT_NOTE.encode())
+            kept = message.body.encode()[: max(keep, 0)].decode(errors="ignore")
+            payload = payload_with((kept.rpartition("\n")[0] or kept) + CUT_NOTE)
         url = self.endpoint(token)
         if secret:
             timestamp = int(time.time() * 1000)

@@ -89,12 +89,20 @@ class EmailChannel:
                 tls_context=self.tls_context,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise PermanentNotifyError(f"recipient refused: {exc}") from exc
+            # 4xx is "try again later" (greylisting, a full mailbox): only 5xx is final.
+            later = all(400 <= refused.code < 500 for refused in exc.recipients)
+            error = TransientNotifyError if later else PermanentNotifyError
+            raise error(f"recipient refused: {exc}") from exc
         except aiosmtplib.SMTPAuthenticationError as exc:
-            raise PermanentNotifyError(f"SMTP authentication rejected: {exc.code}") from exc
+            # 454 is "try again later" (RFC 4954, e.g. too many logins); 535 a wrong password.
+            error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
+            raise error(f"SMTP authentication rejected: {exc.code}") from exc
         except aiosmtplib.SMTPResponseException as exc:
             error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
             raise error(f"SMTP {exc.code}: {exc.message}") from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:  # aiosmtplib's connection errors and timeouts too
             raise TransientNotifyError(f"{type(exc).__name__}: {exc}") from exc
+        except aiosmtplib.SMTPException as exc:
+            # What the server does not offer (STARTTLS, AUTH, SMTPUTF8): AMBIENT_SMTP_* to fix.
+            raise PermanentNotifyError(f"{type(exc).__name__}: {exc}") from exc
         return str(mail["Message-ID"])

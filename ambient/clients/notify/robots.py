@@ -18,6 +18,7 @@ from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.secrets import SecretResolver
 
 URL_PREFIXES = ("http://", "https://")
+SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
 
 
 @dataclass
@@ -62,10 +63,20 @@ class RobotChannel:
     async def post(self, url: str, payload: dict[str, object]) -> None:
         """POST to the robot; its ``errcode`` answer as a notify error (rate limits are
         transient)."""
-        body = (await post_json(self.http, url, payload, request_timeout=self.timeout)).json()
-        code = int(body.get("errcode", 0))
+        response = await post_json(self.http, url, payload, request_timeout=self.timeout)
+        try:
+            body = response.json()
+            code = int(body["errcode"])
+        except (ValueError, TypeError, KeyError):  # not JSON, or JSON without an errcode
+            setting = f"AMBIENT_{self.name.upper()}_BASE_URL"
+            raise PermanentNotifyError(
+                f"{self.name}: HTTP {response.status_code} but not the robot's JSON answer "
+                f"(errcode): check {setting} ({response.text[:100]!r})"
+            ) from None
         if code in self.rate_limited:
             raise TransientNotifyError(f"{self.name} rate limit ({code})")
+        if code == SYSTEM_BUSY:
+            raise TransientNotifyError(f"{self.name} system busy ({code}): try again shortly")
         if code != 0:
             raise PermanentNotifyError(f"{self.name} errcode {code}: {body.get('errmsg')}")
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ambient.clients.notify.base import Posts
 
 MARKDOWN_LIMIT = 4096  # bytes of UTF-8, the robot's limit for markdown content
+TEXT_LIMIT = 2048  # bytes of UTF-8, for text content
 
 
 def split_utf8(text: str, limit: int) -> list[str]:
@@ -80,7 +81,8 @@ class WeComChannel(RobotChannel):
         if mentioned or mobiles:
             # Markdown messages cannot @ people: a short text message carries the mentions.
             mentions = {"mentioned_list": mentioned, "mentioned_mobile_list": mobiles}
-            payloads.append({"msgtype": "text", "text": {"content": message.title, **mentions}})
+            title = (split_utf8(message.title, TEXT_LIMIT) or [""])[0]
+            payloads.append({"msgtype": "text", "text": {"content": title, **mentions}})
         # A retry goes on after the posts an earlier try sent: the group sees each once.
         for payload in payloads[posts.done if posts else 0 :]:
             await self.post(url, payload)
