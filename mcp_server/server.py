@@ -10,10 +10,20 @@ from types import FunctionType
 from typing import Any, cast
 
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, Icon, InputRequiredResult, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    Icon,
+    InputRequiredResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    ToolAnnotations,
+)
 from pydantic import ValidationError
 
 from ambient import __version__
@@ -173,6 +183,19 @@ class AmbientMCPServer(MCPServer[AppState]):
             return
         # What the manager's add_tool does with the tool it builds, for the one built already.
         tools[tool.name] = tool
+
+    async def _handle_list_tools(
+        self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        # One page, so any cursor is one we never gave (another server's, a client's guess):
+        # the spec's pagination page asks for -32602, not the whole list as if the next page.
+        if params is not None and params.cursor is not None:
+            raise MCPError(
+                INVALID_PARAMS,
+                f"Unknown cursor {params.cursor!r}: tools/list answers in one page, "
+                "call it without one.",
+            )
+        return await super()._handle_list_tools(ctx, params)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
