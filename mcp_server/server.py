@@ -189,7 +189,8 @@ class AmbientMCPServer(MCPServer[AppState]):
     ) -> ListToolsResult:
         # One page, so any cursor is one we never gave (another server's, a client's guess):
         # the spec's pagination page asks for -32602, not the whole list as if the next page.
-        if params is not None and params.cursor is not None:
+        # An empty cursor is none (xiaozhi's firmware and cloud send cursor "" on the first call).
+        if params is not None and params.cursor:
             raise MCPError(
                 INVALID_PARAMS,
                 f"Unknown cursor {params.cursor!r}: tools/list answers in one page, "

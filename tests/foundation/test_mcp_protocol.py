@@ -21,6 +21,9 @@ async def test_a_tools_list_cursor_the_server_never_gave_is_refused_as_invalid_p
     async with Client(server) as client:
         listed = await client.list_tools()
         assert listed.next_cursor is None and len(listed.tools) > 50
+        # The first call of 小智's side names an empty cursor: that is no cursor.
+        first = await client.list_tools(cursor="", cache_mode="bypass")
+        assert len(first.tools) == len(listed.tools)
         with pytest.raises(MCPError) as refused:
             await client.list_tools(cursor="eyJwYWdlIjogMn0=", cache_mode="bypass")
     assert refused.value.code == INVALID_PARAMS
