@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from playwright.async_api import Browser, expect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -87,19 +89,21 @@ async def test_the_chat_box_says_the_server_is_unreachable_and_keeps_the_message
         assert await box.input_value() == "我有哪些任务？"
 
 
-def _cut_after_the_first_line(app: ASGIApp) -> ASGIApp:
+def _cut_after_the_first_line(app: ASGIApp, cut: asyncio.Event) -> ASGIApp:
     """The real app, except that a chat's answer stops after its first line with the
-    connection dropped (the server killed, a proxy's timeout, the network gone)."""
+    connection dropped (the server killed, a proxy's timeout, the network gone) once ``cut``
+    is set."""
 
-    async def cut(scope: Scope, receive: Receive, send: Send) -> None:
+    async def cutting(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/app/chat":
             return await app(scope, receive, send)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         line = b'{"type": "tool_call", "function": "list_tasks", "arguments": {}}\n'
         await send({"type": "http.response.body", "body": line, "more_body": True})
+        await cut.wait()
         raise ConnectionResetError("the answer was cut off")
 
-    return cut
+    return cutting
 
 
 async def test_the_chat_box_says_an_answer_was_cut_off(browser: Browser, deps: WorkerDeps) -> None:
@@ -108,13 +112,15 @@ async def test_the_chat_box_says_an_answer_was_cut_off(browser: Browser, deps: W
         _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
         await session.commit()
     settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    app = _cut_after_the_first_line(create_app(settings))
+    cut = asyncio.Event()
+    app = _cut_after_the_first_line(create_app(settings), cut)
     async with serve(app) as base, phone_page(browser) as page:
         await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
         await page.goto(f"{base}/app")
         await page.get_by_label("消息").fill("我有哪些任务？")
         await page.get_by_role("button", name="发送").click()
         await expect(page.locator("#chat-log li.tool")).to_have_text("→ list_tasks {}")
+        cut.set()  # the first line is shown: now the connection drops
         await expect(page.locator("#chat-log li.error")).to_have_text(
             "回答中途断开了：上面是已收到的部分。请再问一次。"
         )
