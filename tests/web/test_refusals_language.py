@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 
@@ -23,14 +25,15 @@ def shown_error(page: httpx.Response) -> str:
     return html.unescape(found.group(1))
 
 
-async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
-    settings: Settings, db: Database
-) -> None:
+@asynccontextmanager
+async def zh_pages(
+    settings: Settings, db: Database, name: str, referer: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A browser-like client of the pages, signed in as a new Chinese user ``name``, and the
+    user's API token."""
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with db.session() as session:
-        _, token = await UserRepository(session).create(
-            UserCreate(name="yan", language=Language.ZH)
-        )
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
         await session.commit()
     async with (
         serve(create_app(settings)) as base,
@@ -39,45 +42,59 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
             base_url=base,
             trust_env=False,
             cookies={"ambient_token": token},
-            headers={"referer": f"{base}/app"},
+            headers={"referer": f"{base}{referer}"},
         ) as http,
     ):
+        yield http, token
 
-        async def refusal(path: str, form: dict[str, str]) -> str:
-            answer = await http.post(path, data=form)
-            assert answer.status_code == 422, (path, form, answer.status_code)
-            return shown_error(answer)
 
+async def refusal(http: httpx.AsyncClient, path: str, form: dict[str, str | list[str]]) -> str:
+    """What the page says of a form it refused (422)."""
+    answer = await http.post(path, data=form)
+    assert answer.status_code == 422, (path, form, answer.status_code)
+    return shown_error(answer)
+
+
+async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    async with zh_pages(settings, db, "yan", "/app") as (http, token):
         monitor = {"interval": "30", "keywords": "", "name": ""}
-        said = await refusal("/app/tasks", monitor | {"urls": "example.com/news"})
+        said = await refusal(http, "/app/tasks", monitor | {"urls": "example.com/news"})
         assert said == "未创建：网页，第 1 行: 不是有效的网址：请以 https:// 开头写完整"
-        said = await refusal("/app/tasks", monitor | {"urls": "ftp://example.com/feed"})
+        said = await refusal(http, "/app/tasks", monitor | {"urls": "ftp://example.com/feed"})
         assert said == "未创建：网页，第 1 行: 只能使用 http:// 或 https:// 网址"
-        said = await refusal("/app/tasks", {"urls": "https://example.com", "interval": "0"})
+        said = await refusal(http, "/app/tasks", {"urls": "https://example.com", "interval": "0"})
         assert said == "未创建：间隔（分钟）: 不能小于 1"
-        said = await refusal("/app/tasks", monitor | {"urls": "http://127.0.0.1/x"})
+        said = await refusal(http, "/app/tasks", monitor | {"urls": "http://127.0.0.1/x"})
         assert said == (
             "未创建：网页，第 1 行: 不能访问 127.0.0.1：它不是公网地址（127.0.0.1）；"
             "如确需访问，请运维在 AMBIENT_FETCH_ALLOW_CIDRS 中放行"
         )
-        said = await refusal("/app/push", {"type": "webhook", "target": "http://[::1]:8/hook"})
+        said = await refusal(
+            http, "/app/push", {"type": "webhook", "target": "http://[::1]:8/hook"}
+        )
         assert said == (
             "channels[0]: 不能访问 ::1：它不是公网地址（::1）；"
             "如确需访问，请运维在 AMBIENT_FETCH_ALLOW_CIDRS 中放行"
         )
-        said = await refusal("/app/xiaozhi/endpoints", {"url": "https://api.xiaozhi.me/mcp/"})
+        said = await refusal(http, "/app/xiaozhi/endpoints", {"url": "https://api.xiaozhi.me/mcp/"})
         assert said == "接入点 URL: 必须以 wss:// 或 ws:// 开头（这里是 https://）"
-        said = await refusal("/app/xiaozhi/endpoints", {"url": "wss://api.xiaozhi.me/mcp/"})
+        said = await refusal(http, "/app/xiaozhi/endpoints", {"url": "wss://api.xiaozhi.me/mcp/"})
         assert said == "接入点 URL: 缺少 token 参数：请复制完整的接入点 URL，包括 ?token=..."
         # Refusals beyond those: said from their structure (pydantic's type and ctx, our own
         # message ids), not from the wording of their English.
-        said = await refusal("/app/tasks", {"urls": "https://example.com", "interval": "20000"})
+        said = await refusal(
+            http, "/app/tasks", {"urls": "https://example.com", "interval": "20000"}
+        )
         assert said == "未创建：间隔（分钟）: 不能大于 10080"
-        said = await refusal("/app/tasks", monitor | {"urls": "https://[::1"})
+        said = await refusal(http, "/app/tasks", monitor | {"urls": "https://[::1"})
         assert said == "未创建：网页，第 1 行: 不是有效的网址：IPv6 地址无效"
-        said = await refusal("/app/xiaozhi/endpoints", {"url": "wss:///mcp/?token=t"})
+        said = await refusal(http, "/app/xiaozhi/endpoints", {"url": "wss:///mcp/?token=t"})
         assert said == "接入点 URL: 缺少主机名（例如 wss://api.xiaozhi.me/mcp/?token=...）"
-        said = await refusal("/app/xiaozhi/endpoints", {"url": "ws://localhost:8/mcp/?token=t"})
+        said = await refusal(
+            http, "/app/xiaozhi/endpoints", {"url": "ws://localhost:8/mcp/?token=t"}
+        )
         assert said == (
             "接入点 URL: 不能访问 localhost：它不是公网地址（127.0.0.1）；"
             "如确需访问，请运维在 AMBIENT_FETCH_ALLOW_CIDRS 中放行"
@@ -85,7 +102,7 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
         # A 接入点 dialed by an endpoint already (the double submit, a second device's page).
         url = {"url": "wss://api.xiaozhi.me/mcp/?token=yan-once"}
         assert (await http.post("/app/xiaozhi/endpoints", data=url)).status_code == 303
-        said = await refusal("/app/xiaozhi/endpoints", url)
+        said = await refusal(http, "/app/xiaozhi/endpoints", url)
         assert re.fullmatch(
             r"接入点 URL: 这个接入点已经登记过了（接入点 \d+）；"
             r"它只能有一个连接：请先删除那个接入点",
@@ -104,29 +121,9 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
 async def test_a_chinese_users_settings_and_push_channel_refusals_are_in_chinese(
     settings: Settings, db: Database
 ) -> None:
-    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    async with db.session() as session:
-        _, token = await UserRepository(session).create(
-            UserCreate(name="mei", language=Language.ZH)
-        )
-        await session.commit()
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            cookies={"ambient_token": token},
-            headers={"referer": f"{base}/app/settings"},
-        ) as http,
-    ):
-
-        async def refusal(path: str, form: dict[str, str | list[str]]) -> str:
-            answer = await http.post(path, data=form)
-            assert answer.status_code == 422, (path, form, answer.status_code)
-            return shown_error(answer)
-
+    async with zh_pages(settings, db, "mei", "/app/settings") as (http, _):
         said = await refusal(
+            http,
             "/app/settings",
             {
                 "email": "mei@",
@@ -140,14 +137,14 @@ async def test_a_chinese_users_settings_and_push_channel_refusals_are_in_chinese
             "时区: 未知的 IANA 时区 'Asia/Shanghia'；例如 Asia/Shanghai、UTC; "
             "简报生成时间: 须为 24 小时制的 HH:MM，例如 06:00"
         )
-        said = await refusal("/app/push", {"type": ["sms", "wecom"], "target": ["12", "k y"]})
+        said = await refusal(http, "/app/push", {"type": ["sms", "wecom"], "target": ["12", "k y"]})
         assert said == (
             "channels.0.target: 不是电话号码：'12'（请用国际格式，例如 +8613800000000）; "
             "channels.1.target: 不是 wecom 目标：请填写机器人 key、机器人 URL 或 secret:NAME"
         )
-        said = await refusal("/app/push", {"type": "webhook", "target": ""})
+        said = await refusal(http, "/app/push", {"type": "webhook", "target": ""})
         assert said == (
             "channels.0.target: webhook 渠道需要填写目标（地址、URL、key 或 secret:NAME）"
         )
-        said = await refusal("/app/push", {"type": "inbox", "target": "someone"})
+        said = await refusal(http, "/app/push", {"type": "inbox", "target": "someone"})
         assert said == "channels[0]: 收件箱只能是你自己的（'mei' 或留空），不能是 'someone'"
