@@ -29,17 +29,7 @@ DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]
 # Landmarks of page chrome (menus, banners, footers, forms, dialogs such as cookie banners).
 LANDMARK_TAGS = frozenset({"nav", "header", "footer", "aside", "menu", "form", "dialog"})
 LANDMARK_ROLES = frozenset(
-    {
-        "navigation",
-        "banner",
-        "contentinfo",
-        "complementary",
-        "search",
-        "menu",
-        "menubar",
-        "dialog",
-        "alertdialog",
-    }
+    "navigation banner contentinfo complementary search menu menubar dialog alertdialog".split()
 )
 # class/id words that mark chrome, or that trafilatura reads to drop a part or to pick the main
 # container (its xpaths.py vocabulary, widened): if one appears, only trafilatura can say which

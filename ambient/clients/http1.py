@@ -1,37 +1,19 @@
 """A lean HTTP/1.1 client for the worker's GETs of pages and metric values.
 
-A watch repeats the same conditional GET every minute or so; through httpx the request
-path (request models, the pool scanning its connections, anyio) was most of what a
-``304 Not Modified`` check cost the worker. This client keeps only what those GETs need
-around h11, the protocol library httpx itself runs on, which reads and writes the messages
-(status line, header fields, ``Content-Length``, ``chunked``, a body the server ends by
-closing, which answers can carry a body, whether the connection can be kept):
+A watch repeats the same conditional GET every minute or so; through httpx the request path
+(request models, the pool scanning its connections, anyio) was most of what a ``304 Not
+Modified`` check cost the worker. This client keeps only what those GETs need around h11, the
+protocol library httpx itself runs on: keep-alive connections per (scheme, name, port), idle
+for ``IDLE_SECONDS`` (longer than a 1-minute watch's interval: no new TCP and TLS handshake
+per check); ``gzip``/``deflate``; caps on the decoded body and the header block; one deadline;
+connections only to the addresses the caller gives (the destination guard's checked ones),
+with TLS verified for the URL's own name. Anything else is an ``HttpProtocolError`` that says
+what was wrong: never a guess.
 
-- keep-alive, one exchange at a time per connection; idle connections are kept per
-  (scheme, name, port) for ``IDLE_SECONDS`` — longer than a 1-minute watch's interval, so a
-  watch of its own host reuses its connection (no new TCP and TLS handshake per check) — or
-  less when the server's ``Keep-Alive: timeout=N`` says it closes sooner; at most
-  ``max_idle`` in all (the oldest closed first, within the process's file limit); a stale
-  one (closed by the server while idle) is replaced once, before any byte of the answer
-  was read;
-- ``gzip``/``deflate`` decoded (zlib), and a body whose compressed stream stops before its
-  end is an error; a cap on the decoded size and on the header block;
-- one deadline for connecting, sending and reading;
-- the connection goes to the addresses the caller gives (the destination guard's checked
-  ones, tried in order); TLS is verified for the URL's own name (SNI and certificate), so a
-  name that resolves elsewhere at connect time is never followed.
-
-Anything else (another transfer or content coding, a malformed status line or header, a
-body cut short) is an ``HttpProtocolError`` that says what was wrong: never a guess.
-
-Most of a watch's answers have one shape: an HTTP/1.1 ``304`` or a ``200`` framed by
-``Content-Length``, well-formed header fields, the connection kept. h11's state machine cost
-more CPU per such answer than the rest of the GET (its events, state transitions and field
-validation, about twice a hand reader's CPU per GET); ``_plain`` reads that shape with two
-strict patterns and the request's bytes are built once per URL and validator set. Every
-other answer — interim ``1xx``, ``chunked`` or another transfer coding, a body the server ends
-by closing, ``Connection: close``, a line these patterns do not take — is handed to h11 with
-the bytes already read, and h11 decides it as before.
+Most answers are an HTTP/1.1 ``304`` or a ``200`` framed by ``Content-Length``, the connection
+kept; h11's state machine cost about twice a hand reader's CPU per such GET. ``_plain`` reads
+that shape with two strict patterns; every other answer is handed to h11 with the bytes
+already read, and h11 decides it as before.
 """
 
 from __future__ import annotations
@@ -87,9 +69,6 @@ class _Connection:
             and not self.reader.at_eof()
             and not self.writer.is_closing()
         )
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 Key = tuple[str, str, int]  # scheme, host name, port
@@ -157,7 +136,7 @@ class PageClient:
 
     async def aclose(self) -> None:
         for connection in self._oldest:
-            connection.close()
+            connection.writer.close()
         self._idle.clear()
         self._oldest.clear()
 
@@ -190,7 +169,7 @@ class PageClient:
                 del self._idle[key]
             if connection.usable(now):
                 return connection
-            connection.close()
+            connection.writer.close()
         return None
 
     def _put(self, key: Key, connection: _Connection, headers: dict[str, str]) -> None:
@@ -199,7 +178,7 @@ class PageClient:
         connection.idle_limit = _idle_limit(headers, self._idle_seconds)
         idle = self._idle.get(key, [])
         if len(idle) >= MAX_IDLE_PER_KEY or connection.idle_limit <= 0:
-            connection.close()
+            connection.writer.close()
         else:
             idle.append(connection)
             self._idle[key] = idle
@@ -214,7 +193,7 @@ class PageClient:
             others.remove(oldest)
             if not others:
                 del self._idle[its_key]
-            oldest.close()
+            oldest.writer.close()
 
     async def _exchange(
         self,
@@ -242,7 +221,7 @@ class PageClient:
             if reusable:
                 self._put(key, connection, headers)
             else:
-                connection.close()
+                connection.writer.close()
 
 
 # The plain answer's status line and header fields (RFC 9112): HTTP/1.1, a final status, a

@@ -58,18 +58,15 @@ class KubeUnavailableError(KubeError):
 def kube_error(exc: ApiError, what: str) -> KubeError:
     """The most specific KubeError for an API status."""
     code, message = exc.status.code or 0, exc.status.message or str(exc)
-    if code == 404:
-        return KubeNotFoundError(f"{what}: {message}")
     if code == 401:
         return KubeUnauthorizedError(
             f"{what}: the API server refused the kubeconfig's credentials ({message}); "
             "the kubeconfig is read again on the next attempt"
         )
-    if code == 403:
-        return KubeForbiddenError(f"{what}: {message}")
     if code in (409, 429) or code >= 500:
         return KubeUnavailableError(f"{what}: {message}")
-    return KubeError(f"{what}: {message}")
+    error = {404: KubeNotFoundError, 403: KubeForbiddenError}.get(code, KubeError)
+    return error(f"{what}: {message}")
 
 
 async def kube_call(what: str, call: Awaitable[T]) -> T:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import apprise
 
@@ -15,9 +14,6 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url
 from ambient.domain.notify import PHONE_JUNK, Message, Target
 from ambient.domain.push import target_problem
-
-if TYPE_CHECKING:
-    from ambient.clients.notify.base import Posts
 
 
 async def notify_apprise(url: str, message: Message) -> None:
@@ -46,15 +42,7 @@ class AppriseChannel:
     secrets: SecretResolver
     guard: DestinationGuard
 
-    async def send(
-        self,
-        user: str,
-        message: Message,
-        target: str,
-        *,
-        idempotency_key: str,
-        posts: Posts | None = None,
-    ) -> str | None:
+    async def send(self, user: str, message: Message, target: str, **unused: object) -> str | None:
         url = self.secrets.resolve(target)
         problem = target_problem(Target(type="apprise", target=url))
         if problem is not None:
@@ -75,15 +63,7 @@ class SmsChannel:
     template: str | None
     secrets: SecretResolver
 
-    async def send(
-        self,
-        user: str,
-        message: Message,
-        target: str,
-        *,
-        idempotency_key: str,
-        posts: Posts | None = None,
-    ) -> str | None:
+    async def send(self, user: str, message: Message, target: str, **unused: object) -> str | None:
         if not self.template:
             raise PermanentNotifyError(
                 "SMS is not configured: set AMBIENT_SMS_APPRISE_URL to an Apprise SMS URL with "

@@ -19,7 +19,9 @@ class Posts(Protocol):
 
 
 class Channel(Protocol):
-    """Sends one message to one target; returns the provider's message id if any."""
+    """Sends one message to one target; returns the provider's message id if any.
+
+    A channel names the arguments it uses and takes the others as ``**unused``."""
 
     name: str
 

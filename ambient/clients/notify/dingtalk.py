@@ -14,15 +14,11 @@ import json
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
 
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.robots import RobotChannel, listed
 from ambient.domain.notify import Message
-
-if TYPE_CHECKING:
-    from ambient.clients.notify.base import Posts
 
 PER_MINUTE = 20  # the robot's documented limit
 REQUEST_LIMIT = 20000  # bytes: a larger request body is refused (errcode 460101)
@@ -71,15 +67,7 @@ class DingTalkChannel(RobotChannel):
 
     limiter: RateLimiter = field(default_factory=RateLimiter)
 
-    async def send(
-        self,
-        user: str,
-        message: Message,
-        target: str,
-        *,
-        idempotency_key: str,
-        posts: Posts | None = None,
-    ) -> str | None:
+    async def send(self, user: str, message: Message, target: str, **unused: object) -> str | None:
         address, options = self.address(target)
         token, _, secret = address.partition("#")
         if not token:

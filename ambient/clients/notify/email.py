@@ -9,16 +9,12 @@ from dataclasses import KW_ONLY, dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from html import escape
-from typing import TYPE_CHECKING
 
 import aiosmtplib
 
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.domain.notify import Message
 from ambient.render import markdown_html
-
-if TYPE_CHECKING:
-    from ambient.clients.notify.base import Posts
 
 
 @dataclass(repr=False)  # the SMTP password stays out of logs and tracebacks
@@ -63,13 +59,7 @@ class EmailChannel:
         return mail
 
     async def send(
-        self,
-        user: str,
-        message: Message,
-        target: str,
-        *,
-        idempotency_key: str,
-        posts: Posts | None = None,
+        self, user: str, message: Message, target: str, *, idempotency_key: str, **unused: object
     ) -> str | None:
         if not self.host:
             raise PermanentNotifyError("email is not configured: set AMBIENT_SMTP_HOST")

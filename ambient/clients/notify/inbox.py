@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ambient.domain.notify import Message
 from ambient.storage import Database
 from ambient.storage.repositories import InboxRepository
-
-if TYPE_CHECKING:
-    from ambient.clients.notify.base import Posts
 
 
 @dataclass
@@ -22,15 +18,7 @@ class InboxChannel:
 
     db: Database
 
-    async def send(
-        self,
-        user: str,
-        message: Message,
-        target: str,
-        *,
-        idempotency_key: str,
-        posts: Posts | None = None,
-    ) -> str | None:
+    async def send(self, user: str, message: Message, target: str, **unused: object) -> str | None:
         async with self.db.session() as session:
             row = await InboxRepository(session).add(user, message)
             await session.commit()

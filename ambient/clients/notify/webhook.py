@@ -11,7 +11,6 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import httpx
 
@@ -19,9 +18,6 @@ from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.http_errors import checked_destination, post_json
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import Message
-
-if TYPE_CHECKING:
-    from ambient.clients.notify.base import Posts
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -40,13 +36,7 @@ class WebhookChannel:
     timeout: float = 15.0
 
     async def send(
-        self,
-        user: str,
-        message: Message,
-        target: str,
-        *,
-        idempotency_key: str,
-        posts: Posts | None = None,
+        self, user: str, message: Message, target: str, *, idempotency_key: str, **unused: object
     ) -> str | None:
         url = self.secrets.resolve(target)
         pinned = await checked_destination(self.guard, url)

@@ -7,6 +7,7 @@ Monitor GetMonitorData ISO strings, DescribeAlarmHistories seconds.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import uuid
@@ -172,8 +173,7 @@ async def list_alarms(
 ) -> list[AlarmRecord]:
     """Cloud Monitor alarm history and CLS alert records in the window, newest first."""
     alarms: list[AlarmRecord] = []
-    page = 1
-    while True:
+    for page in itertools.count(1):
         answer = await tc.call(
             "monitor",
             "DescribeAlarmHistories",
@@ -201,7 +201,6 @@ async def list_alarms(
             )
         if not histories or page * 100 >= int(answer.get("TotalCount", 0)):
             break
-        page += 1
     records = await tc.paged(
         "cls",
         "DescribeAlertRecordHistory",
@@ -344,9 +343,7 @@ def tts_segments(text: str, size: int = TTS_CHUNK) -> list[str]:
             segments.append(current)
             current = ""
         current += sentence
-    if current.strip():
-        segments.append(current)
-    return [s.strip() for s in segments if s.strip()]
+    return [s.strip() for s in [*segments, current] if s.strip()]
 
 
 async def text_to_voice(
