@@ -145,18 +145,9 @@ async def create_web_monitor(
     return back("/app", _("Exists: %(task)s", task=ref.task_id))
 
 
-# The task buttons and states as the pages name them (the values stay the API's).
-TASK_ACTIONS = {
-    "pause": N_("pause"),
-    "resume": N_("resume"),
-    "trigger": N_("trigger"),
-    "delete": N_("delete"),
-}
-TASK_STATES = {
-    "active": N_("active"),
-    "paused": N_("paused"),
-    "stopped": N_("stopped"),
-}
+# The task buttons and states: the API's values are the msgids the pages translate.
+TASK_ACTIONS = (N_("pause"), N_("resume"), N_("trigger"), N_("delete"))
+TASK_STATES = (N_("active"), N_("paused"), N_("stopped"))
 
 
 @router.post("/app/tasks/action")
@@ -177,9 +168,9 @@ async def task_action(
         "/app",
         _(
             "%(action)s: %(task)s is %(state)s",
-            action=_(TASK_ACTIONS[action]),
+            action=_(action),
             task=ref.task_id,
-            state=_(TASK_STATES.get(ref.state.value, ref.state.value)),
+            state=_(ref.state.value),
         ),
     )
 

@@ -76,7 +76,6 @@ async def _settings_page(
             # Through the same services as the API: they decide what the caller sees.
             "devices": await state.devices.list(me.name),
             "endpoints": endpoints,
-            "endpoint_states": ENDPOINT_STATES,
             "added": added,
             "languages": LANGUAGE_NAMES,
             "push_kinds": PUSH_KINDS,
@@ -283,7 +282,8 @@ async def allow_device(
 
 # --- xiaozhi.me 接入点: through the bridge's Endpoints service (owner or admin) -------------
 
-ENDPOINT_STATES = {"connected": N_("connected"), "retrying": N_("retrying")}
+# An endpoint's state: the service's value is the msgid the page translates.
+ENDPOINT_STATES = (N_("connected"), N_("retrying"))
 ENDPOINT_LABELS = {"url": N_("接入点 URL"), "user": N_("User")}
 
 
