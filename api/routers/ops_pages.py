@@ -290,6 +290,7 @@ async def discussion_post(
     message_id: Annotated[str, Form()] = "",
 ) -> Response:
     """Post as yourself: a reply in a discussion, or a message on a topic."""
+    here = f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"
     try:
         message = MessageIn(
             from_id=me.name,
@@ -304,12 +305,7 @@ async def discussion_post(
     except (DiscussionError, ValueError) as exc:
         problem = discussion_problem(exc, _)
         if isinstance(exc, DiscussionNotFoundError | DiscussionClosedError):
-            where = (
-                f"/app/discussion?id={quote(discussion_id)}"
-                if discussion_id
-                else "/app/discussions"
-            )
-            return back(where, problem)
+            return back(here, problem)
         typed = {
             "problem": problem,
             "content": content,
