@@ -125,32 +125,23 @@ async def save_settings(
     form = await request.form()
     # The form posts every setting as text; wake words one a line, as a comma may be part of
     # one ("你好，小智", "hey, ambient").
-    data: dict[str, Any] = {}
-    sent: dict[str, Any] = {}
-    for key in UserSettings.model_fields:
-        text = str(form.get(key, ""))
-        words = [line.strip() for line in text.splitlines() if line.strip()]
-        value = words if key == "wake_words" else text.strip()
-        sent[key] = value
-        if value:
-            data[key] = value
-        elif key in CLEARABLE_SETTINGS:
-            data[key] = None  # emptied: cleared
+    sent: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in UserSettings.model_fields}
+    sent["wake_words"] = [line.strip() for line in sent["wake_words"].splitlines() if line.strip()]
+    # An emptied setting is cleared where it may be; the others keep their stored value.
+    data = {key: value or None for key, value in sent.items() if value or key in CLEARABLE_SETTINGS}
     try:
         # Permissions are not settings: only an admin grants them, through the users API.
-        parsed = UserSettings.model_validate(data)
+        await UserRepository(session).update(me, UserSettings.model_validate(data))
     except ValidationError as exc:
         errors = field_errors(exc, _, SETTINGS_LABELS)
-        return await _settings_page(request, state, me, errors=errors, typed={"settings": sent})
-    try:
-        await UserRepository(session).update(me, parsed)
     except VoiceprintTakenError as exc:
         errors = f"{_('Voiceprint id')}: {exc}"
-        return await _settings_page(request, state, me, errors=errors, typed={"settings": sent})
-    await session.commit()
-    # Said in the language just chosen: the next page speaks it too.
-    _ = Words(language_of(request, me))
-    return back("/app/settings", _("Settings saved"))
+    else:
+        await session.commit()
+        # Said in the language just chosen: the next page speaks it too.
+        _ = Words(language_of(request, me))
+        return back("/app/settings", _("Settings saved"))
+    return await _settings_page(request, state, me, errors=errors, typed={"settings": sent})
 
 
 # The settings as the form labels them (refusals name the field by its label).
@@ -179,17 +170,13 @@ async def save_push(
     form = await request.form()
     types, targets = form.getlist("type"), form.getlist("target")
     kinds = form.getlist("kinds")
-    channels: list[dict[str, Any]] = []
     sent: list[dict[str, Any]] = []  # as typed, to show again if refused
     for index, (kind, target) in enumerate(zip(types, targets, strict=False)):
-        if not str(kind):
-            continue
-        chosen = [k.split(":", 1)[1] for k in map(str, kinds) if k.startswith(f"{index}:")]
-        channel: dict[str, Any] = {"type": str(kind), "target": str(target).strip()}
-        sent.append({**channel, "kinds": chosen})
-        if chosen:
-            channel["kinds"] = chosen
-        channels.append(channel)
+        if str(kind):
+            chosen = [k.split(":", 1)[1] for k in map(str, kinds) if k.startswith(f"{index}:")]
+            sent.append({"type": str(kind), "target": str(target).strip(), "kinds": chosen})
+    # No kind ticked: the channel carries every kind (sent without "kinds").
+    channels = [{key: v for key, v in channel.items() if v or key != "kinds"} for channel in sent]
     try:
         # The page edits channels only: the quiet hours set elsewhere stay as they are stored.
         quiet = stored_push_config(me.push_config).quiet_hours
