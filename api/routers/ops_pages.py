@@ -103,8 +103,7 @@ async def briefing_page(
         # No briefing yet: the empty History says how to set one up.
         if date:
             problem = _(
-                "No briefing for %(day)s. The days that have one are under History.",
-                day=date,
+                "No briefing for %(day)s. The days that have one are under History.", day=date
             )
     except BriefingError as exc:
         problem = briefing_problem(exc, _)

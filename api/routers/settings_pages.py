@@ -11,12 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from ambient.agent.digest import DigestSetting
-from ambient.bridge.endpoints import (
-    EndpointCreate,
-    EndpointError,
-    EndpointInputError,
-    Endpoints,
-)
+from ambient.bridge.endpoints import EndpointCreate, EndpointError, EndpointInputError, Endpoints
 from ambient.clients.notify.targets import TargetError
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
@@ -161,11 +156,7 @@ SETTINGS_LABELS = {
 
 @router.post("/app/push")
 async def save_push(
-    request: Request,
-    state: StateDep,
-    session: SessionDep,
-    me: PageUser,
-    _: PageWords,
+    request: Request, state: StateDep, session: SessionDep, me: PageUser, _: PageWords
 ) -> Response:
     form = await request.form()
     types, targets = form.getlist("type"), form.getlist("target")
@@ -295,8 +286,7 @@ async def add_endpoint(
         errors = f"{_(ENDPOINT_LABELS.get(exc.field, exc.field))}: {in_words(exc.message, _)}"
     else:
         return back(
-            "/app/settings",
-            _("Added %(url)s: it is dialed within a few seconds.", url=added.url),
+            "/app/settings", _("Added %(url)s: it is dialed within a few seconds.", url=added.url)
         )
     return await _settings_page(request, state, me, errors=errors)
 
