@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, status
+from pydantic import SecretStr
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -102,3 +105,15 @@ def refuse_cross_site_writes(request: Request) -> None:
     parts = urlsplit(source)
     if parts.scheme not in ("http", "https") or parts.netloc not in ours:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site form post refused")
+
+
+def is_one_of(token: str | None, secrets: Iterable[SecretStr | None]) -> bool:
+    """Whether ``token`` is one of the configured ``secrets`` (unset ones match nothing)."""
+    if not token:
+        return False
+    # As bytes: compare_digest refuses str with non-ASCII (a pasted token's "。").
+    return any(
+        hmac.compare_digest(token.encode(), secret.get_secret_value().encode())
+        for secret in secrets
+        if secret is not None
+    )

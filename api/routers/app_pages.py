@@ -43,6 +43,8 @@ TASKS_PER_PAGE = 50
 def task_problem(exc: TaskError, _: Words) -> str:
     if isinstance(exc, TaskNotFoundError):
         return _("That task is not one of yours; it may have been deleted.")
+    if isinstance(exc, ConfigError):  # only a new monitor's form sends a config
+        return field_errors(exc, _, MONITOR_LABELS)
     if isinstance(exc, InvalidTaskError):
         return what_went_wrong(exc)
     return _("Tasks are unavailable right now; try again in a moment.")
@@ -131,32 +133,18 @@ async def create_web_monitor(
     try:
         ref = await state.tasks.create(me.name, "web_monitor", config, name.strip() or None)
     except TaskError as exc:
-        why = (
-            field_errors(exc, _, MONITOR_LABELS)
-            if isinstance(exc, ConfigError)
-            else task_problem(exc, _)
-        )
         # The form comes back as it was filled in, with what is wrong with it.
         typed = {"urls": urls, "keywords": keywords, "interval": interval, "name": name}
-        problem = _("Not created: %(why)s", why=why)
+        problem = _("Not created: %(why)s", why=task_problem(exc, _))
         return await _dashboard(request, state, session, me, _, typed=typed, problem=problem)
     if ref.created:
         return back("/app", _("Created %(task)s", task=ref.task_id))
     return back("/app", _("Exists: %(task)s", task=ref.task_id))
 
 
-# The task buttons and states as the pages name them (the values stay the API's).
-TASK_ACTIONS = {
-    "pause": N_("pause"),
-    "resume": N_("resume"),
-    "trigger": N_("trigger"),
-    "delete": N_("delete"),
-}
-TASK_STATES = {
-    "active": N_("active"),
-    "paused": N_("paused"),
-    "stopped": N_("stopped"),
-}
+# The task buttons and states: the API's values are the msgids the pages translate.
+TASK_ACTIONS = (N_("pause"), N_("resume"), N_("trigger"), N_("delete"))
+TASK_STATES = (N_("active"), N_("paused"), N_("stopped"))
 
 
 @router.post("/app/tasks/action")
@@ -177,9 +165,9 @@ async def task_action(
         "/app",
         _(
             "%(action)s: %(task)s is %(state)s",
-            action=_(TASK_ACTIONS[action]),
+            action=_(action),
             task=ref.task_id,
-            state=_(TASK_STATES.get(ref.state.value, ref.state.value)),
+            state=_(ref.state.value),
         ),
     )
 

@@ -12,7 +12,6 @@ pointed at /codec/ui/{codec token} and the token travels in the path.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -26,15 +25,9 @@ from ambient.storage.repositories import UserRepository
 from ambient.temporal import payload_codec
 from api.deps import SessionDep, SettingsDep, bearer
 from api.errors import unauthorized
+from api.security import is_one_of
 
 router = APIRouter(prefix="/codec", tags=["codec"])
-
-
-def _codec_token_matches(settings: Settings, token: str) -> bool:
-    expected = settings.codec_token
-    if expected is None or not token:
-        return False
-    return hmac.compare_digest(token.encode(), expected.get_secret_value().encode())
 
 
 async def _authorize(request: Request, settings: Settings, session: SessionDep) -> None:
@@ -45,7 +38,7 @@ async def _authorize(request: Request, settings: Settings, session: SessionDep) 
             "the codec needs an admin's bearer token or the codec token "
             "(the Web UI uses /codec/ui/{AMBIENT_CODEC_TOKEN})"
         )
-    if _codec_token_matches(settings, token):
+    if is_one_of(token, [settings.codec_token]):
         return
     user = await UserRepository(session).by_token(token)
     if user is None:
@@ -83,7 +76,7 @@ async def transcode_for_ui(
     token: str, direction: str, request: Request, settings: SettingsDep
 ) -> dict[str, Any]:
     """Encode or decode for the Temporal Web UI, authorised by the codec token in the path."""
-    if not _codec_token_matches(settings, token):
+    if not is_one_of(token, [settings.codec_token]):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid codec token")
     return await _transcode(direction, request, settings)
 

@@ -30,8 +30,7 @@ async def list_deliveries(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     of: Annotated[
-        UserName | None,
-        Query(alias="user", description="another user's deliveries (admins only)"),
+        UserName | None, Query(alias="user", description="another user's deliveries (admins only)")
     ] = None,
 ) -> list[DeliveryPublic]:
     """The caller's deliveries, newest first; failures carry the error that says what to fix."""

@@ -103,8 +103,7 @@ async def briefing_page(
         # No briefing yet: the empty History says how to set one up.
         if date:
             problem = _(
-                "No briefing for %(day)s. The days that have one are under History.",
-                day=date,
+                "No briefing for %(day)s. The days that have one are under History.", day=date
             )
     except BriefingError as exc:
         problem = briefing_problem(exc, _)
@@ -290,6 +289,7 @@ async def discussion_post(
     message_id: Annotated[str, Form()] = "",
 ) -> Response:
     """Post as yourself: a reply in a discussion, or a message on a topic."""
+    here = f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"
     try:
         message = MessageIn(
             from_id=me.name,
@@ -304,12 +304,7 @@ async def discussion_post(
     except (DiscussionError, ValueError) as exc:
         problem = discussion_problem(exc, _)
         if isinstance(exc, DiscussionNotFoundError | DiscussionClosedError):
-            where = (
-                f"/app/discussion?id={quote(discussion_id)}"
-                if discussion_id
-                else "/app/discussions"
-            )
-            return back(where, problem)
+            return back(here, problem)
         typed = {
             "problem": problem,
             "content": content,

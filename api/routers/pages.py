@@ -253,12 +253,10 @@ async def signin(
             {"error": _("That token is not valid. Use the token printed at registration.")},
             status.HTTP_401_UNAUTHORIZED,
         )
-    response = back("/app")
-    _sign_in(response, request, token.strip())
-    return response
+    return _signed_in(back("/app"), request, token.strip())
 
 
-def _sign_in(response: Response, request: Request, token: str) -> None:
+def _signed_in(response: Response, request: Request, token: str) -> Response:
     response.set_cookie(
         COOKIE,
         token,
@@ -267,6 +265,7 @@ def _sign_in(response: Response, request: Request, token: str) -> None:
         secure=request.url.scheme == "https",
         max_age=30 * 24 * 3600,
     )
+    return response
 
 
 @router.get("/register", response_class=HTMLResponse)
@@ -310,9 +309,8 @@ async def register(
         )
     else:
         await session.commit()
-        response = render(request, "registered.html", {"user": user, "token": token})
-        _sign_in(response, request, token)
-        return response
+        page = render(request, "registered.html", {"user": user, "token": token})
+        return _signed_in(page, request, token)
     return render(
         request,
         "register.html",

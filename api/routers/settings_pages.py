@@ -11,12 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from ambient.agent.digest import DigestSetting
-from ambient.bridge.endpoints import (
-    EndpointCreate,
-    EndpointError,
-    EndpointInputError,
-    Endpoints,
-)
+from ambient.bridge.endpoints import EndpointCreate, EndpointError, EndpointInputError, Endpoints
 from ambient.clients.notify.targets import TargetError
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
@@ -76,7 +71,6 @@ async def _settings_page(
             # Through the same services as the API: they decide what the caller sees.
             "devices": await state.devices.list(me.name),
             "endpoints": endpoints,
-            "endpoint_states": ENDPOINT_STATES,
             "added": added,
             "languages": LANGUAGE_NAMES,
             "push_kinds": PUSH_KINDS,
@@ -126,32 +120,23 @@ async def save_settings(
     form = await request.form()
     # The form posts every setting as text; wake words one a line, as a comma may be part of
     # one ("你好，小智", "hey, ambient").
-    data: dict[str, Any] = {}
-    sent: dict[str, Any] = {}
-    for key in UserSettings.model_fields:
-        text = str(form.get(key, ""))
-        words = [line.strip() for line in text.splitlines() if line.strip()]
-        value = words if key == "wake_words" else text.strip()
-        sent[key] = value
-        if value:
-            data[key] = value
-        elif key in CLEARABLE_SETTINGS:
-            data[key] = None  # emptied: cleared
+    sent: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in UserSettings.model_fields}
+    sent["wake_words"] = [line.strip() for line in sent["wake_words"].splitlines() if line.strip()]
+    # An emptied setting is cleared where it may be; the others keep their stored value.
+    data = {key: value or None for key, value in sent.items() if value or key in CLEARABLE_SETTINGS}
     try:
         # Permissions are not settings: only an admin grants them, through the users API.
-        parsed = UserSettings.model_validate(data)
+        await UserRepository(session).update(me, UserSettings.model_validate(data))
     except ValidationError as exc:
         errors = field_errors(exc, _, SETTINGS_LABELS)
-        return await _settings_page(request, state, me, errors=errors, typed={"settings": sent})
-    try:
-        await UserRepository(session).update(me, parsed)
     except VoiceprintTakenError as exc:
         errors = f"{_('Voiceprint id')}: {exc}"
-        return await _settings_page(request, state, me, errors=errors, typed={"settings": sent})
-    await session.commit()
-    # Said in the language just chosen: the next page speaks it too.
-    _ = Words(language_of(request, me))
-    return back("/app/settings", _("Settings saved"))
+    else:
+        await session.commit()
+        # Said in the language just chosen: the next page speaks it too.
+        _ = Words(language_of(request, me))
+        return back("/app/settings", _("Settings saved"))
+    return await _settings_page(request, state, me, errors=errors, typed={"settings": sent})
 
 
 # The settings as the form labels them (refusals name the field by its label).
@@ -171,26 +156,18 @@ SETTINGS_LABELS = {
 
 @router.post("/app/push")
 async def save_push(
-    request: Request,
-    state: StateDep,
-    session: SessionDep,
-    me: PageUser,
-    _: PageWords,
+    request: Request, state: StateDep, session: SessionDep, me: PageUser, _: PageWords
 ) -> Response:
     form = await request.form()
     types, targets = form.getlist("type"), form.getlist("target")
     kinds = form.getlist("kinds")
-    channels: list[dict[str, Any]] = []
     sent: list[dict[str, Any]] = []  # as typed, to show again if refused
     for index, (kind, target) in enumerate(zip(types, targets, strict=False)):
-        if not str(kind):
-            continue
-        chosen = [k.split(":", 1)[1] for k in map(str, kinds) if k.startswith(f"{index}:")]
-        channel: dict[str, Any] = {"type": str(kind), "target": str(target).strip()}
-        sent.append({**channel, "kinds": chosen})
-        if chosen:
-            channel["kinds"] = chosen
-        channels.append(channel)
+        if str(kind):
+            chosen = [k.split(":", 1)[1] for k in map(str, kinds) if k.startswith(f"{index}:")]
+            sent.append({"type": str(kind), "target": str(target).strip(), "kinds": chosen})
+    # No kind ticked: the channel carries every kind (sent without "kinds").
+    channels = [{key: v for key, v in channel.items() if v or key != "kinds"} for channel in sent]
     try:
         # The page edits channels only: the quiet hours set elsewhere stay as they are stored.
         quiet = stored_push_config(me.push_config).quiet_hours
@@ -283,7 +260,8 @@ async def allow_device(
 
 # --- xiaozhi.me 接入点: through the bridge's Endpoints service (owner or admin) -------------
 
-ENDPOINT_STATES = {"connected": N_("connected"), "retrying": N_("retrying")}
+# An endpoint's state: the service's value is the msgid the page translates.
+ENDPOINT_STATES = (N_("connected"), N_("retrying"))
 ENDPOINT_LABELS = {"url": N_("接入点 URL"), "user": N_("User")}
 
 
@@ -308,8 +286,7 @@ async def add_endpoint(
         errors = f"{_(ENDPOINT_LABELS.get(exc.field, exc.field))}: {in_words(exc.message, _)}"
     else:
         return back(
-            "/app/settings",
-            _("Added %(url)s: it is dialed within a few seconds.", url=added.url),
+            "/app/settings", _("Added %(url)s: it is dialed within a few seconds.", url=added.url)
         )
     return await _settings_page(request, state, me, errors=errors)
 

@@ -89,10 +89,7 @@ async def get_task(task_id: str, user: CurrentUser, state: StateDep) -> TaskStat
 
 @router.post("/{task_id:path}/{action}")
 async def control_task(
-    task_id: str,
-    action: Literal["pause", "resume", "trigger"],
-    user: CurrentUser,
-    state: StateDep,
+    task_id: str, action: Literal["pause", "resume", "trigger"], user: CurrentUser, state: StateDep
 ) -> TaskRef:
     """pause, resume or trigger (check now) a task."""
     operation = getattr(state.tasks, action)

@@ -7,17 +7,16 @@ token works too (then the speaker is that user unless an admin names another).
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
 from ambient.briefing.models import GreetResult
-from ambient.settings import Settings
 from ambient.storage.repositories import UserRepository
 from api.deps import OptionalUser, SessionDep, StateDep
 from api.errors import unauthorized, unprocessable
+from api.security import is_one_of
 
 router = APIRouter(prefix="/voice", tags=["voice"])
 
@@ -33,16 +32,6 @@ class GreetingIn(BaseModel):
     audio: bool = Field(default=True, description="include TTS audio when Tencent TTS is set up")
 
 
-def _device_ok(settings: Settings, token: str | None) -> bool:
-    if not token:
-        return False
-    # As bytes: compare_digest refuses str with non-ASCII (a pasted token's "。").
-    return any(
-        hmac.compare_digest(token.encode(), secret.get_secret_value().encode())
-        for secret in settings.voice_device_tokens.values()
-    )
-
-
 @router.post("/greeting")
 async def greeting(
     body: GreetingIn,
@@ -53,7 +42,7 @@ async def greeting(
 ) -> GreetResult:
     """The wake word was heard: the briefing at the first greeting in the window, else a short
     answer (given at HH:MM / outside the window / still preparing)."""
-    device = _device_ok(state.settings, x_device_token)
+    device = is_one_of(x_device_token, state.settings.voice_device_tokens.values())
     if caller is None and not device:
         raise unauthorized("send a device token (X-Device-Token) or a user's bearer token")
     if body.voiceprint_id is not None:
