@@ -29,6 +29,7 @@ from ambient.clients.notify import ChannelRegistry, PermanentNotifyError, Transi
 from ambient.domain.notify import (
     Delivery,
     DeliveryStatus,
+    NotificationKind,
     NotifyRequest,
     NotifyResult,
     Target,
@@ -77,13 +78,10 @@ class NotifyActivities:
         return await self.send(request)
 
     async def send(self, request: NotifyRequest, *, heartbeat: bool = True) -> NotifyResult:
-        """The notify activity's work, also for activities that deliver on their own (a poll).
-
-        ``heartbeat=False`` leaves the caller's heartbeat details alone.
-        """
+        """The notify activity's work; a poll sends with it too (``heartbeat=False``)."""
         try:
             recipient = await self.recipient(request.user)
-            targets, quiet = self.targets_for(request, recipient)
+            targets, quiet = targets_for(request.message.kind, request.targets, recipient)
             gate = asyncio.Semaphore(self._channels.concurrency)
 
             async def one(target: Target) -> Delivery:
@@ -155,25 +153,6 @@ class NotifyActivities:
             quiet_hours=config.quiet_hours,
             config_problems=[f"permanent: push config {p}" for p in problems],
         )
-
-    def targets_for(
-        self, request: NotifyRequest, recipient: Recipient
-    ) -> tuple[list[Target], bool]:
-        kind = request.message.kind
-        targets: list[Target] = []
-        configured = [c for c in recipient.channels if c.wants(kind)]
-        for target in [*(t for t in request.targets if t.wants(kind)), *configured]:
-            target = Target(type=target.type, target=target.target.strip())
-            if not target.target and target.type != "inbox":
-                address = default_target_of(recipient, target.type)
-                target = target.model_copy(update={"target": address or ""})
-            if not any(target.same_destination(t) for t in targets):
-                targets.append(target)
-        quiet = False
-        if recipient.quiet_hours is not None:
-            local = datetime.now(ZoneInfo(recipient.timezone)).time()
-            quiet = recipient.quiet_hours.covers(local, kind)
-        return targets, quiet
 
     async def _deliver(
         self, request: NotifyRequest, recipient: Recipient, target: Target, *, held: bool = False
@@ -341,6 +320,26 @@ def delivery_key(request_key: str, channel: str, target: str) -> str:
         return key
     hashed = f":{channel}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
     return request_key[: MAX_KEY - len(hashed)] + hashed
+
+
+def targets_for(
+    kind: NotificationKind, wanted: list[Target], recipient: Recipient
+) -> tuple[list[Target], bool]:
+    """Where a message of ``kind`` goes, and whether quiet hours hold it back now."""
+    targets: list[Target] = []
+    configured = [c for c in recipient.channels if c.wants(kind)]
+    for target in [*(t for t in wanted if t.wants(kind)), *configured]:
+        target = Target(type=target.type, target=target.target.strip())
+        if not target.target and target.type != "inbox":
+            address = default_target_of(recipient, target.type)
+            target = target.model_copy(update={"target": address or ""})
+        if not any(target.same_destination(t) for t in targets):
+            targets.append(target)
+    quiet = False
+    if recipient.quiet_hours is not None:
+        local = datetime.now(ZoneInfo(recipient.timezone)).time()
+        quiet = recipient.quiet_hours.covers(local, kind)
+    return targets, quiet
 
 
 def default_target_of(recipient: Recipient, channel: str) -> str | None:

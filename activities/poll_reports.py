@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.notify import MAX_SHOWN, delivery_key
+from activities.notify import MAX_SHOWN, delivery_key, targets_for
 from ambient.domain.notify import (
     Message,
     NotificationKind,
@@ -142,13 +142,7 @@ class PollReports:
         recipient = await self.poller.recipient(request.user)
         if self._plan is not None and self._plan[0] is recipient:
             return self._plan[1]  # the same settings as the last check's: the same plan
-        probe = NotifyRequest(
-            user=request.user,
-            message=Message(title="", body="", kind=NotificationKind.WATCH),
-            targets=request.targets,
-            idempotency_key="plan",
-        )
-        targets, _ = self.poller.notifier.targets_for(probe, recipient)
+        targets, _ = targets_for(NotificationKind.WATCH, request.targets, recipient)
         own = [t for t in targets if t.type == "inbox" and t.target in ("", request.user)]
         others = [t for t in targets if t not in own]
         self._plan = (recipient, (recipient.exists and bool(own), others))

@@ -20,7 +20,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, delete, func, or_, select
@@ -159,12 +159,7 @@ class DeviceService:
                 raise InvalidDeviceError(
                     f"device_id: {mac} is already registered; remove it first"
                 ) from None
-            await AuditRepository(session).append(
-                actor=actor or OPERATOR,
-                action="xiaozhi.device.add",
-                subject=f"xiaozhi-device:{mac}",
-                detail={"user": user, "speakers": names},
-            )
+            await _audit(session, actor, "xiaozhi.device.add", row, speakers=names)
             await session.commit()
             view = DeviceView.model_validate(row)
         return DeviceAdded(**view.model_dump(), token=token)
@@ -188,12 +183,7 @@ class DeviceService:
                 raise DeviceNotFoundError(f"no device {ref!r} among yours")
             view = DeviceView.model_validate(row)
             await session.execute(delete(XiaozhiDevice).where(XiaozhiDevice.id == row.id))
-            await AuditRepository(session).append(
-                actor=actor or OPERATOR,
-                action="xiaozhi.device.remove",
-                subject=f"xiaozhi-device:{row.device_id}",
-                detail={"user": row.user},
-            )
+            await _audit(session, actor, "xiaozhi.device.remove", row)
             await session.commit()
         return view
 
@@ -219,12 +209,8 @@ class DeviceService:
             names = set(row.speakers or [])
             names = names | {actor} if allowed else names - {actor}
             row.speakers = sorted(names - {row.user})
-            await AuditRepository(session).append(
-                actor=actor,
-                action="xiaozhi.device.allow" if allowed else "xiaozhi.device.disallow",
-                subject=f"xiaozhi-device:{row.device_id}",
-                detail={"user": row.user},
-            )
+            action = "xiaozhi.device.allow" if allowed else "xiaozhi.device.disallow"
+            await _audit(session, actor, action, row)
             await session.commit()
             view = DeviceView.model_validate(row)
         if admin or row.user == actor:
@@ -257,6 +243,17 @@ class DeviceService:
         if row is None or holder is None or holder.user != row.user:
             return None
         return row
+
+
+async def _audit(
+    session: AsyncSession, actor: str | None, action: str, row: XiaozhiDevice, **detail: Any
+) -> None:
+    await AuditRepository(session).append(
+        actor=actor or OPERATOR,
+        action=action,
+        subject=f"xiaozhi-device:{row.device_id}",
+        detail={"user": row.user, **detail},
+    )
 
 
 # --- who is speaking ------------------------------------------------------------------------

@@ -142,15 +142,17 @@ def _name_problem(name: Any, namespace: Any) -> str | None:
     return None
 
 
+def _unusable(what: str) -> CloudOpsInputError:
+    return CloudOpsInputError("documents", f"{what}; nothing was applied")
+
+
 def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
     """lightkube objects for each non-empty document; the first bad one is named."""
     try:
         raw = list(yaml.load_all(text, Loader=_Loader))
     except _TooManyAliases:
-        raise CloudOpsInputError(
-            "documents",
-            f"more than {MAX_ALIASES} YAML aliases (*name): write the repeated parts out; "
-            "nothing was applied",
+        raise _unusable(
+            f"more than {MAX_ALIASES} YAML aliases (*name): write the repeated parts out"
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -163,35 +165,21 @@ def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
         if not isinstance(doc, dict) or not all(
             doc.get(key) and isinstance(doc[key], str) for key in ("apiVersion", "kind")
         ):
-            raise CloudOpsInputError(
-                "documents",
-                f"document {index} needs apiVersion and kind (text); nothing was applied",
-            )
+            raise _unusable(f"document {index} needs apiVersion and kind (text)")
+        label = f"document {index} ({doc['kind']}"
         metadata = doc.get("metadata") or {}
         if not isinstance(metadata, dict):
-            raise CloudOpsInputError(
-                "documents",
-                f"document {index} ({doc['kind']}): metadata must be a mapping (name: ...); "
-                "nothing was applied",
-            )
+            raise _unusable(f"{label}): metadata must be a mapping (name: ...)")
         name = metadata.get("name")
         if not name:
-            raise CloudOpsInputError(
-                "documents",
-                f"document {index} ({doc['kind']}) needs metadata.name; nothing was applied",
-            )
+            raise _unusable(f"{label}) needs metadata.name")
         problem = _name_problem(name, metadata.get("namespace"))
         if problem is not None:
-            raise CloudOpsInputError(
-                "documents", f"document {index} ({doc['kind']}): {problem}; nothing was applied"
-            )
+            raise _unusable(f"{label}): {problem}")
         try:
             obj = codecs.from_dict(doc)
         except (LoadResourceError, msgspec.ValidationError) as exc:
-            raise CloudOpsInputError(
-                "documents",
-                f"document {index} ({doc['kind']} {name}): {exc}; nothing was applied",
-            ) from None
+            raise _unusable(f"{label} {name}): {exc}") from None
         meta = obj.metadata
         if isinstance(obj, NamespacedResource) and meta is not None and not meta.namespace:
             meta.namespace = namespace

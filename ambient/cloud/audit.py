@@ -1,9 +1,5 @@
-"""Who may change the cloud, and the audit row every asked-for operation leaves.
-
-The caller's permission is read from the database on every call (``rollback_permission``:
-``none`` refuses, ``dry_run`` may preview, ``execute`` may change the cloud); a refusal is
-audited with what was asked.
-"""
+"""Who may change the cloud, and the audit row every asked-for operation leaves (the rules:
+ambient/cloud/service.py)."""
 
 from __future__ import annotations
 

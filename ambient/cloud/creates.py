@@ -1,9 +1,5 @@
-"""The shared create flow: look the name up, send only when nothing is found, audit the outcome.
-
-A create first looks its resource up by name, so a retried create finds what the first
-attempt made instead of making a second one; ``dry_run`` sends nothing and answers the exact
-request that would go.
-"""
+"""The shared create flow: look the name up, send only when nothing is found, audit the outcome
+(the rules: ambient/cloud/service.py)."""
 
 from __future__ import annotations
 

@@ -93,12 +93,7 @@ class NodePoolWrites(CloudCreates):
     async def scale_node_pool(
         self, actor: str, spec: NodePoolScaleSpec, mode: Mode = "dry_run"
     ) -> NodePoolScaleResult:
-        """Set a node pool's desired size (ModifyNodePoolDesiredCapacityAboutAsg).
-
-        A dry run (the default, as for every cloud write) reports what would change; execute
-        needs the stored permission. The check is here, not in a door, so MCP, the API and
-        the CLI refuse the same callers; every call is audited.
-        """
+        """Set a node pool's desired size (ModifyNodePoolDesiredCapacityAboutAsg)."""
         subject = f"tke:{spec.cluster_id}/{spec.node_pool_id}"
         permission = await self.authorize(
             actor, "scale_node_pool", subject, mode, desired=spec.desired, region=spec.region

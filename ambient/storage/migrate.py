@@ -115,10 +115,8 @@ def linear_revision(rows: tuple[str, ...]) -> str:
 
 
 def upgrade(url: str, revision: str = "head") -> tuple[tuple[str, ...], str]:
-    """Bring the database at ``url`` to ``revision``; returns (revisions before, revision after).
-
-    Blocking (alembic's env.py runs its own event loop).
-    """
+    """Bring the database at ``url`` to ``revision``: (revisions before, revision after)."""
+    # Blocking: alembic's env.py runs its own event loop.
     before = asyncio.run(current_revisions(url))
     if revision == "head" and before == (HEAD,):
         return before, HEAD  # nothing to run

@@ -78,12 +78,8 @@ def _voiceprint_clash(exc: IntegrityError) -> bool:
 
 class UserRepository(Repository):
     async def create(self, data: UserCreate, *, actor: str = OPERATOR) -> tuple[User, str]:
-        """Register a user (audited: who registered it, with which role and permission).
-
-        ``actor`` defaults to the operator: code with the database in hand (CLI, tests, benches).
-
-        Returns the row and its API token (shown once, stored hashed).
-        """
+        """Register a user, audited as ``actor`` (by default the operator: code with the
+        database in hand); the row and its API token (shown once, stored hashed)."""
         await self._voiceprint_free(data.voiceprint_id, data.name)
         # The name speaks for the user too: not if it is already someone else's voiceprint.
         voices = select(User.id).where(
@@ -114,12 +110,8 @@ class UserRepository(Repository):
         return list(await self.session.scalars(select(User).order_by(User.name)))
 
     async def grant(self, user: User, grant: Grant, *, actor: str) -> dict[str, dict[str, str]]:
-        """Change role and/or rollback permission; each change audited with old -> new.
-
-        Who may grant is ambient/grants.py's decision (the operator's CLI aside); this records
-        that it happened.
-        Returns the changes made ({} when the values were already so; nothing is audited then).
-        """
+        """Change role and/or rollback permission (who may is ambient/grants.py's decision);
+        the changes made, each audited old -> new ({}, nothing audited: already so)."""
         changes: dict[str, dict[str, str]] = {}
         for field, value in grant.model_dump(exclude_none=True).items():
             old = getattr(user, field)
@@ -351,21 +343,15 @@ class DeliveryRepository(Repository):
         self, key: str, *, status: str, error: str | None = None, provider_id: str | None = None
     ) -> None:
         """Record the outcome of the send that held the lease."""
-        await self.session.execute(
-            update(Delivery)
-            .where(Delivery.key == key)
-            .values(status=status, error=error, provider_id=provider_id, lease_until=None)
-            .execution_options(synchronize_session=False)
-        )
+        await self._set(key, status=status, error=error, provider_id=provider_id, lease_until=None)
 
     async def posted(self, key: str, provider_id: str) -> None:
         """Record progress of the send that holds the lease (a message sent in several posts)."""
-        await self.session.execute(
-            update(Delivery)
-            .where(Delivery.key == key)
-            .values(provider_id=provider_id)
-            .execution_options(synchronize_session=False)
-        )
+        await self._set(key, provider_id=provider_id)
+
+    async def _set(self, key: str, **values: Any) -> None:
+        update_row = update(Delivery).where(Delivery.key == key).values(**values)
+        await self.session.execute(update_row.execution_options(synchronize_session=False))
 
     async def list(
         self,

@@ -246,7 +246,8 @@ class PollWriter:
                 await conn.execute(insert(EVENTS), events)
             if copies:
                 await _store_copies(conn, copies, now)
-            await conn.execute(_upsert_marks(conn.dialect.name), marks)
+            marked = ["seq", "urls", "updated_at"]
+            await conn.execute(upsert(conn.dialect.name, POLLS, ["task", "life"], marked), marks)
             await session.commit()
         return results
 
@@ -316,8 +317,3 @@ def upsert(dialect: str, table: Table, keys: list[str], columns: list[str]) -> A
         index_elements=[table.c[key] for key in keys],
         set_={column: new[column] for column in columns},
     )
-
-
-def _upsert_marks(dialect: str) -> Any:
-    """Insert or move the polls' marks (one statement for many)."""
-    return upsert(dialect, POLLS, ["task", "life"], ["seq", "urls", "updated_at"])
