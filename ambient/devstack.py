@@ -140,9 +140,17 @@ def codec_token(settings: Settings, data_dir: Path) -> str | None:
         return settings.codec_token.get_secret_value()
     path = data_dir / "codec-token"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32) + "\n")
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(32))
+    path.chmod(0o600)  # a copied data dir may have left it readable by others
     return path.read_text().strip()
+
+
+def write_private(path: Path, token: str) -> None:
+    """A token file only its owner can read, from its first byte (no window before a chmod)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode above is for a new file; an old one keeps its own
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
 
 
 async def wait_for_temporal(settings: Settings, opts: DevOptions, deadline: float) -> Client:
@@ -202,8 +210,7 @@ async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
             await session.commit()
     finally:
         await db.close()
-    token_file.write_text(token + "\n")
-    token_file.chmod(0o600)
+    write_private(token_file, token)
     return token
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -10,7 +11,13 @@ from typer.testing import CliRunner
 
 from ambient.cli import app
 from ambient.codec import new_key
-from ambient.devstack import DevOptions, child_env, ensure_dev_user, temporal_command
+from ambient.devstack import (
+    DevOptions,
+    child_env,
+    codec_token,
+    ensure_dev_user,
+    temporal_command,
+)
 from ambient.domain.users import Role, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -118,3 +125,30 @@ def test_dev_stack_points_the_web_ui_at_the_codec_with_a_codec_token(tmp_path: P
     assert chosen_command[chosen_command.index("--ui-codec-endpoint") + 1].endswith(
         "/codec/ui/chosen-token-value"
     )
+
+
+async def test_token_files_are_private_even_when_they_were_not(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A token file left readable by others (a copied data dir, a loose umask) is made
+    private, and a new one is never readable by others, not even before a chmod."""
+    await upgrade_async(settings.resolved_database_url)
+    old_mask = os.umask(0)
+    try:
+        loose = tmp_path / "codec-token"
+        loose.write_text("copied-codec-token-0123456789\n")
+        loose.chmod(0o644)
+        encrypted = Settings(
+            data_dir=tmp_path,
+            payload_key=SecretStr(new_key()),
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        assert codec_token(encrypted, tmp_path) == "copied-codec-token-0123456789"
+        fresh = tmp_path / "fresh"
+        fresh.mkdir()
+        codec_token(encrypted, fresh)
+        await ensure_dev_user(settings, tmp_path / "dev-token")
+    finally:
+        os.umask(old_mask)
+    for path in (loose, fresh / "codec-token", tmp_path / "dev-token"):
+        assert path.stat().st_mode & 0o077 == 0, path.name
