@@ -156,8 +156,7 @@ def without_hash(template: Obj) -> Obj:
 def revision_template(
     revisions: dict[int, Obj], revision: int | None, baseline: Checkpoint | None
 ) -> Obj | None:
-    """The template of ``revision``: its ReplicaSet's, or as the first checkpoint recorded it
-    (the controller may have pruned the ReplicaSet since)."""
+    """The template of ``revision``: its ReplicaSet's, or (pruned) as the baseline recorded it."""
     if revision in revisions:
         return without_hash(revisions[revision]["spec"]["template"])
     if baseline is None or revision is None or baseline.previous_revision != revision:

@@ -77,8 +77,7 @@ class WorkloadView:
 async def read_workload(
     client: AsyncClient, target: WorkloadRef, *, autoscalers: bool = False
 ) -> WorkloadView:
-    """The Deployment, its ReplicaSets, the Services selecting its pods, its ConfigMaps (and
-    with ``autoscalers`` its HPA): the same reads the Kubernetes executor plans from."""
+    """The Deployment and its neighbours: the same reads the Kubernetes executor plans from."""
     reads = ClusterReads(client)
     deployment = await reads.deployment(target)
     revisions = await reads.revisions(deployment, with_history=True)

@@ -75,11 +75,9 @@ class StepPlanner:
         )
 
     async def _read_deployment(self, step: StepRequest) -> Obj:
-        """The step's Deployment, if it is still the one the run's first checkpoint read.
-
-        Its revisions, spec and step stamps belong to that life of it: rolling a re-created
-        Deployment "back to revision 1" would put on the new one's own first release.
-        """
+        """The step's Deployment, if it is still the one the run's first checkpoint read."""
+        # Its revisions, spec and step stamps belong to that life of it: rolling a re-created
+        # Deployment "back to revision 1" would put on the new one's own first release.
         deployment = await self._reads.deployment(step.target)
         uid = deployment["metadata"].get("uid")
         recorded = step.checkpoint.uid if step.checkpoint else None
@@ -181,8 +179,7 @@ class StepPlanner:
     async def _revision_template(
         self, step: StepRequest, deployment: Obj, revision: int | None
     ) -> tuple[Obj | None, dict[int, Obj]]:
-        """The template of ``revision`` (its ReplicaSet's, or as the first checkpoint recorded
-        it), and the Deployment's ReplicaSets by revision."""
+        """``revision_template`` of ``revision``, and the Deployment's ReplicaSets by revision."""
         revisions = await self._reads.revisions(deployment, with_history=True) if revision else {}
         return revision_template(revisions, revision, step.checkpoint), revisions
 

@@ -53,12 +53,10 @@ class ClusterReads:
         return found
 
     async def revisions(self, deployment: Obj, *, with_history: bool = False) -> dict[int, Obj]:
-        """The deployment's ReplicaSets by revision (owned through the controller reference).
-
-        ``with_history`` also finds a ReplicaSet by the numbers it had before a rollback
-        renumbered it (``revision-history``): the release recorded as revision 1 at the
-        first checkpoint is revision 4 after our own rung 3 brought it back.
-        """
+        """The deployment's ReplicaSets by revision (owned through the controller reference)."""
+        # with_history also finds a ReplicaSet by the numbers it had before a rollback
+        # renumbered it (revision-history): the release recorded as revision 1 at the first
+        # checkpoint is revision 4 after our own rung 3 brought it back.
         meta = deployment["metadata"]
         labels = deployment["spec"]["selector"].get("matchLabels") or {}
         sets = await kube_call(
@@ -153,11 +151,8 @@ class ClusterReads:
 
 
 def previous_revision(revisions: dict[int, Obj], current: int | None) -> int | None:
-    """The newest revision before ``current`` among the ReplicaSets' own numbers.
-
-    A number a rollback renumbered away (``revision-history``) is not counted: it may be the
-    ReplicaSet running now.
-    """
+    """The newest revision before ``current`` among the ReplicaSets' own numbers."""
+    # A number a rollback renumbered away (revision-history) may be the ReplicaSet running now.
     if current is None:
         return None
     own = (
