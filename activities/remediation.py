@@ -115,15 +115,12 @@ class RemediationActivities:
 
     @activity.defn
     async def open_remediation(self, request: OpenInput) -> Opened:
-        """Score and plan, then the first rung's permission, gates and checkpoint, at once.
-
-        The same decisions and audit rows as scoring, check_remediation_permission,
-        check_remediation_gates and take_remediation_checkpoint in turn, but one write
-        transaction instead of five: in an alert storm every run's transactions queued for the
-        one SQLite writer before its first change. What is not decided here (a rung that needs
-        approval waits for it first; a closed gate; an unreadable workload) the workflow takes
-        through those activities as before.
-        """
+        """Score and plan, then the first rung's permission, gates and checkpoint, at once."""
+        # The same decisions and audit rows as scoring and the permission, gate and checkpoint
+        # activities in turn, in one write transaction instead of five: in an alert storm every
+        # run's transactions queued for the one SQLite writer before its first change. What is
+        # not decided here (approval first, a closed gate, an unreadable workload) the workflow
+        # takes through those activities.
         async with self._db.session() as session:
             rules = await AlertRuleRepository(session).all()
             user = await UserRepository(session).get(request.user)
@@ -155,42 +152,45 @@ class RemediationActivities:
             # retries and its "checkpoint failed" ending: one path for every way a read fails.
             with contextlib.suppress(Exception):
                 checkpoint = await self._executor(read_mode).checkpoint(request.alert.target())
+        # A return inside the write turn commits it (``_writing``).
         async with self._writing() as session:
             await self._save_prepared(session, request, opened)
-            if first is not None:
-                key = step_key(request.run_key, first.rung)
-                opened.permission = await self._permission(
-                    session,
-                    PermissionInput(
-                        run_key=request.run_key,
-                        key=f"{key}/permission",
-                        user=request.user,
-                        asked=request.mode,
-                        executor=policy.executor,
-                        rung=first.rung,
-                    ),
+            if first is None:
+                return opened
+            key = step_key(request.run_key, first.rung)
+            opened.permission = await self._permission(
+                session,
+                PermissionInput(
+                    run_key=request.run_key,
+                    key=f"{key}/permission",
+                    user=request.user,
+                    asked=request.mode,
+                    executor=policy.executor,
+                    rung=first.rung,
+                ),
+            )
+            if opened.permission.mode is None or first.needs_approval:
+                return opened
+            opened.gate = await self._gate(
+                session,
+                GateInput(
+                    run_key=request.run_key,
+                    key=f"{key}/gate/1",
+                    cluster_id=request.alert.cluster_id,
+                    service=request.alert.service,
+                    rung=first.rung,
+                    now=request.now,
+                ),
+            )
+            if (
+                opened.gate.allowed
+                and checkpoint is not None
+                and opened.permission.mode == read_mode
+            ):
+                await self._save_checkpoint(
+                    session, request.run_key, f"{key}/checkpoint", checkpoint
                 )
-                if opened.permission.mode is not None and not first.needs_approval:
-                    opened.gate = await self._gate(
-                        session,
-                        GateInput(
-                            run_key=request.run_key,
-                            key=f"{key}/gate/1",
-                            cluster_id=request.alert.cluster_id,
-                            service=request.alert.service,
-                            rung=first.rung,
-                            now=request.now,
-                        ),
-                    )
-                    if (
-                        opened.gate.allowed
-                        and checkpoint is not None
-                        and opened.permission.mode == read_mode
-                    ):
-                        await self._save_checkpoint(
-                            session, request.run_key, f"{key}/checkpoint", checkpoint
-                        )
-                        opened.checkpoint = checkpoint
+                opened.checkpoint = checkpoint
         return opened
 
     async def _save_prepared(

@@ -339,11 +339,9 @@ class GradedRemediationWorkflow(RemediationSafety):
 
     @workflow.update
     async def approve(self, answer: ApprovalInput) -> ApprovalDecision:
-        """A person's answer to the pending approval (validated: waiting, permission).
-
-        Who may answer (owner, admin, named approver) is decided by the service before it
-        sends the update; the workflow cannot read users.
-        """
+        """A person's answer to the pending approval (validated: waiting, permission)."""
+        # Who may answer (owner, admin, named approver) is decided by the service before it
+        # sends the update; the workflow cannot read users.
         decision = ApprovalDecision(
             rung=self._awaited_rung(),
             approver=answer.approver,

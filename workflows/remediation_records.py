@@ -151,6 +151,7 @@ class RemediationRecords:
 
     async def _record(self) -> None:
         resolved = [a.rung for a in self.attempts if a.resolved]
+        tried = [int(a.rung) for a in self.attempts if a.skipped_reason is None]
         await self._act(
             RemediationActivities.record_remediation,
             RecordInput(
@@ -162,7 +163,7 @@ class RemediationRecords:
                 state=self.state,
                 score=self.card.score if self.card else None,
                 budget=self.card.budget if self.card else None,
-                attempts=len([a for a in self.attempts if a.skipped_reason is None]),
+                attempts=len(tried),
                 resolved_rung=int(resolved[0]) if resolved else None,
                 budget_exhausted=self.state == "budget_exhausted",
                 started_at=self.started_at,
@@ -170,7 +171,7 @@ class RemediationRecords:
                 detail={
                     "outcome": self.outcome,
                     "generated_by": self.card.generated_by if self.card else None,
-                    "tried": [int(a.rung) for a in self.attempts if a.skipped_reason is None],
+                    "tried": tried,
                 },
             ),
             retry=RECORD_RETRY,

@@ -89,10 +89,8 @@ class RemediationSafety(RemediationRecords):
     async def _gates(
         self, step: PlannedStep, key: str, decided: GateDecision | None = None
     ) -> Literal["go", "skip", "stop"]:
-        """Change window, breaker, rate limit: wait when it opens later, skip an open breaker.
-
-        ``decided``: the first check, already taken (by open_remediation).
-        """
+        """Change window, breaker, rate limit: wait when it opens later, skip an open breaker."""
+        # decided: the first check, already taken (by open_remediation).
         waited = 0.0
         check = 0
         while True:

@@ -112,11 +112,9 @@ def _find(pattern: str, text: str) -> str | None:
 def alert_from_alarm(
     source: str, name: str, target: str | None, detail: str, level: str | None = None
 ) -> Alert | None:
-    """An alert from a Cloud Monitor / CLS alarm record, if it names a TKE workload.
-
-    TKE workload alarms carry their dimensions as ``key:value`` pairs in the alarm object
-    (e.g. ``tke_cluster_instance_id:cls-abc12345|namespace:prod|workload_name:web``).
-    """
+    """An alert from a Cloud Monitor / CLS alarm record, if it names a TKE workload."""
+    # TKE workload alarms carry their dimensions as key:value pairs in the alarm object
+    # (e.g. tke_cluster_instance_id:cls-abc12345|namespace:prod|workload_name:web).
     text = f"{target or ''} {detail}"
     cluster = _find(rf"{_CLUSTER_KEYS}\s*[:=]\s*\"?([A-Za-z0-9-]+)", text) or _find(
         r"\b(cls-[a-z0-9]{4,})\b", text
@@ -142,10 +140,8 @@ def alert_from_alarm(
 def alert_from_breach(
     source: dict[str, Any], value: float, conditions: list[Condition], message: str
 ) -> Alert | None:
-    """An alert from a threshold-watch breach on a TKE workload metric (QCE/TKE2 dimensions).
-
-    Verification reads the same source; healthy is the opposite of each breached condition.
-    """
+    """An alert from a threshold-watch breach on a TKE workload metric (QCE/TKE2 dimensions)."""
+    # Verification reads the same source; healthy is the opposite of each breached condition.
     if source.get("type") != "tencent_monitor":
         return None
     dims = {k.lower(): v for k, v in (source.get("dimensions") or {}).items()}

@@ -22,6 +22,7 @@ from ambient.remediation.ladder import (
     STEP_ANNOTATION,
     STEP_HISTORY_ANNOTATION,
     STEP_HISTORY_LENGTH,
+    Checkpoint,
 )
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -152,15 +153,15 @@ def without_hash(template: Obj) -> Obj:
     return {**template, "metadata": metadata}
 
 
-def autoscaler_named(autoscalers: list[Obj]) -> str | None:
-    """The HorizontalPodAutoscaler that owns a Deployment's replicas, with its bounds."""
-    if not autoscalers:
+def revision_template(
+    revisions: dict[int, Obj], revision: int | None, baseline: Checkpoint | None
+) -> Obj | None:
+    """The template of ``revision``: its ReplicaSet's, or (pruned) as the baseline recorded it."""
+    if revision in revisions:
+        return without_hash(revisions[revision]["spec"]["template"])
+    if baseline is None or revision is None or baseline.previous_revision != revision:
         return None
-    spec, name = autoscalers[0]["spec"], autoscalers[0]["metadata"]["name"]
-    return (
-        f"HorizontalPodAutoscaler {name} ({spec.get('minReplicas', 1)}-{spec['maxReplicas']} "
-        "replicas)"
-    )
+    return baseline.previous_template
 
 
 def autoscaled_skip(deployment: str, hpa: str) -> str:

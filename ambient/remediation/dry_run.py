@@ -28,15 +28,15 @@ from ambient.remediation.changes import (
     RESTARTED_AT,
     annotations_of,
     autoscaled_skip,
-    autoscaler_named,
     configmaps_of,
     images_of,
     isolation_value,
+    revision_template,
     stamp_annotations,
     without_hash,
 )
 from ambient.remediation.kube_executor import KubernetesExecutor
-from ambient.remediation.kube_reads import ClusterReads, previous_revision, rollout_status
+from ambient.remediation.kube_reads import ClusterReads, previous_revision, rollout_health
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     Checkpoint,
@@ -77,8 +77,7 @@ class WorkloadView:
 async def read_workload(
     client: AsyncClient, target: WorkloadRef, *, autoscalers: bool = False
 ) -> WorkloadView:
-    """The Deployment, its ReplicaSets, the Services selecting its pods, its ConfigMaps (and
-    with ``autoscalers`` its HPA): the same reads the Kubernetes executor plans from."""
+    """The Deployment and its neighbours: the same reads the Kubernetes executor plans from."""
     reads = ClusterReads(client)
     deployment = await reads.deployment(target)
     revisions = await reads.revisions(deployment, with_history=True)
@@ -94,15 +93,7 @@ async def read_workload(
     except KubeError as exc:
         # A cluster (or stand-in) without these reads still gets restart/scale/rollback.
         log.info("services/configmaps of %s not readable: %s", target, exc)
-    autoscaler = None
-    try:
-        if autoscalers:
-            autoscaler = autoscaler_named(await reads.autoscalers(target))
-    except KubeError as exc:
-        if exc.retryable:
-            raise
-        # Not allowed to read them (RBAC): the Kubernetes executor then sets the count too.
-        log.info("autoscalers of %s not readable: %s", target, exc)
+    autoscaler = await reads.autoscaler(target) if autoscalers else None
     return WorkloadView(deployment, revisions, services, configmaps, autoscaler)
 
 
@@ -124,16 +115,7 @@ def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str
         return {deployment: patch}, f"scale {deployment} from {now} to {step.replicas} replicas"
     if step.rung is Rung.ROLLBACK:
         if view is not None and step.to_revision is not None:
-            rs = view.revisions.get(step.to_revision)
-            baseline = step.checkpoint
-            recorded = (
-                baseline.previous_template
-                if baseline is not None and baseline.previous_revision == step.to_revision
-                else None
-            )
-            # Its ReplicaSet may be pruned: the Kubernetes executor then uses the template
-            # the first checkpoint recorded.
-            template = without_hash(rs["spec"]["template"]) if rs is not None else recorded
+            template = revision_template(view.revisions, step.to_revision, step.checkpoint)
             if template is not None:
                 patch = {**stamp, "spec": {"template": template}}
                 return {deployment: patch}, f"roll {deployment} back to revision {step.to_revision}"
@@ -268,15 +250,9 @@ class DryRunExecutor:
             return RolloutHealth(
                 available=False, ready_replicas=0, desired=0, detail=why, observed=False
             )
-        status = view.deployment.get("status") or {}
-        desired = view.replicas if view.replicas is not None else 1
-        ready = int(status.get("readyReplicas") or 0)
         # The Kubernetes executor's verdict: old pods still ready do not make a stuck or
         # unfinished rollout healthy.
-        rolled_out, detail = rollout_status(view.deployment)
-        return RolloutHealth(
-            available=rolled_out, ready_replicas=ready, desired=desired, detail=detail
-        )
+        return rollout_health(view.deployment)
 
 
 def default_executors(

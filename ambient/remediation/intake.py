@@ -18,13 +18,11 @@ def check_reachable(settings: Settings, alert: Alert) -> None:
 
 
 def check_cluster(settings: Settings, cluster_id: str) -> None:
-    """A cluster the Kubernetes executor could not reach is refused before anything starts.
-
-    The executor (ambient/remediation/kube_executor.py) takes a context of AMBIENT_KUBECONFIG
-    by its name and any other id as a TKE cluster (DescribeClusterKubeconfig); a name that
-    is no TKE id can only be a context, so one the kubeconfig lacks would fail the
-    workflow only once it runs. The dry_run executor reaches no cluster.
-    """
+    """A cluster the Kubernetes executor could not reach is refused before anything starts."""
+    # The executor takes a context of AMBIENT_KUBECONFIG by its name and any other id as a TKE
+    # cluster (DescribeClusterKubeconfig): a name that is no TKE id can only be a context, and
+    # one the kubeconfig lacks would fail the workflow only once it runs. The dry_run executor
+    # reaches no cluster.
     if settings.remediation_executor != "kubernetes" or TKE_CLUSTER_ID.match(cluster_id):
         return
     try:
@@ -49,11 +47,9 @@ def check_cluster(settings: Settings, cluster_id: str) -> None:
 
 
 def check_verify(settings: Settings, alert: Alert) -> None:
-    """A verify URL the worker's guard refuses is refused before anything starts.
-
-    Unread, every verification says "not resolved" and the ladder climbs to its strongest
-    rungs on a metric it never saw. The static check (no DNS), as a watch's URLs get.
-    """
+    """A verify URL the worker's guard refuses (static check, no DNS) is refused at the start."""
+    # Unread, every verification says "not resolved" and the ladder climbs to its strongest
+    # rungs on a metric it never saw.
     source = alert.verify.source if alert.verify is not None else None
     url = getattr(source, "url", None)
     if url is None:

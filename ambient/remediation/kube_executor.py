@@ -42,10 +42,10 @@ from ambient.remediation.changes import (
     annotations_of,
     configmaps_of,
     images_of,
-    without_hash,
+    revision_template,
 )
 from ambient.remediation.kube_plans import StepPlanner
-from ambient.remediation.kube_reads import ClusterReads, previous_revision, rollout_status
+from ambient.remediation.kube_reads import ClusterReads, previous_revision, rollout_health
 from ambient.remediation.ladder import (
     Checkpoint,
     RolloutHealth,
@@ -119,11 +119,7 @@ class KubernetesExecutor:
             uid=deployment["metadata"].get("uid"),
             revision=revision,
             previous_revision=previous,
-            previous_template=(
-                without_hash(revisions[previous]["spec"]["template"])
-                if previous is not None
-                else None
-            ),
+            previous_template=revision_template(revisions, previous, None),
             replicas=deployment["spec"].get("replicas", 1),
             images=images_of(deployment["spec"]["template"]),
             spec=deployment["spec"],
@@ -136,16 +132,8 @@ class KubernetesExecutor:
         )
 
     async def _rollout_health(self, target: WorkloadRef) -> RolloutHealth:
-        """What `kubectl rollout status` decides: the new pods are all updated and available."""
         reads = ClusterReads(await self._clients.client(target.cluster_id))
-        deployment = await reads.deployment(target)
-        ok, detail = rollout_status(deployment)
-        return RolloutHealth(
-            available=ok,
-            ready_replicas=(deployment.get("status") or {}).get("readyReplicas", 0),
-            desired=deployment["spec"].get("replicas", 1),
-            detail=detail,
-        )
+        return rollout_health(await reads.deployment(target))
 
     # --- changes ------------------------------------------------------------------------
     async def _apply(self, step: StepRequest) -> StepResult:

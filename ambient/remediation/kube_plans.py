@@ -23,17 +23,16 @@ from ambient.remediation.changes import (
     Obj,
     StepPlan,
     autoscaled_skip,
-    autoscaler_named,
     images_of,
     isolation_policy_name,
     isolation_value,
     json_stamp,
     merge_diff,
+    revision_template,
     sent_json_stamp,
     sent_stamp,
     stamp,
     stamped,
-    without_hash,
 )
 from ambient.remediation.kube_reads import ClusterReads
 from ambient.remediation.ladder import (
@@ -76,11 +75,9 @@ class StepPlanner:
         )
 
     async def _read_deployment(self, step: StepRequest) -> Obj:
-        """The step's Deployment, if it is still the one the run's first checkpoint read.
-
-        Its revisions, spec and step stamps belong to that life of it: rolling a re-created
-        Deployment "back to revision 1" would put on the new one's own first release.
-        """
+        """The step's Deployment, if it is still the one the run's first checkpoint read."""
+        # Its revisions, spec and step stamps belong to that life of it: rolling a re-created
+        # Deployment "back to revision 1" would put on the new one's own first release.
         deployment = await self._reads.deployment(step.target)
         uid = deployment["metadata"].get("uid")
         recorded = step.checkpoint.uid if step.checkpoint else None
@@ -121,7 +118,7 @@ class StepPlanner:
             }
             return _sent_before(step, sent, f"{name} was already scaled by {step.key}")
         current = deployment["spec"].get("replicas", 1)
-        hpa = await self._autoscaler(step.target)
+        hpa = await self._reads.autoscaler(step.target)
         if hpa is not None:
             return StepPlan(
                 skipped_reason=autoscaled_skip(name, hpa),
@@ -139,15 +136,6 @@ class StepPlanner:
             changes=[_patch(Deployment, step.target, body)],
             detail=f"scale {name} from {current} to {step.replicas} replicas",
         )
-
-    async def _autoscaler(self, target: WorkloadRef) -> str | None:
-        """The autoscaler that owns the Deployment's replicas, if any (and we may read them)."""
-        try:
-            return autoscaler_named(await self._reads.autoscalers(target))
-        except KubeError as exc:
-            if exc.retryable:
-                raise
-            return None  # not allowed to read them (RBAC): the count is ours to set
 
     async def _plan_rollback(self, step: StepRequest) -> StepPlan:
         deployment = await self._read_deployment(step)
@@ -191,12 +179,9 @@ class StepPlanner:
     async def _revision_template(
         self, step: StepRequest, deployment: Obj, revision: int | None
     ) -> tuple[Obj | None, dict[int, Obj]]:
-        """The template of ``revision`` (its ReplicaSet's, or as the first checkpoint recorded
-        it), and the Deployment's ReplicaSets by revision."""
+        """``revision_template`` of ``revision``, and the Deployment's ReplicaSets by revision."""
         revisions = await self._reads.revisions(deployment, with_history=True) if revision else {}
-        if revision in revisions:
-            return without_hash(revisions[revision]["spec"]["template"]), revisions
-        return _recorded_template(step, revision), revisions
+        return revision_template(revisions, revision, step.checkpoint), revisions
 
     async def _plan_isolate(self, step: StepRequest) -> StepPlan:
         deployment = await self._read_deployment(step)
@@ -308,13 +293,10 @@ class StepPlanner:
             plan.done.append(name)
             return
         revision = step.to_revision or baseline.previous_revision
-        revisions = await self._reads.revisions(deployment, with_history=True) if revision else {}
-        recorded = _recorded_template(step, revision)
+        template, revisions = await self._revision_template(step, deployment, revision)
         if revision in revisions:
-            template = without_hash(revisions[revision]["spec"]["template"])
             notes.append(f"{name} to revision {revision}")
-        elif recorded is not None:
-            template = recorded
+        elif template is not None:
             notes.append(f"{name} to revision {revision} (as recorded at the first checkpoint)")
         else:
             template = baseline.spec.get("template") or deployment["spec"]["template"]
@@ -330,7 +312,7 @@ class StepPlanner:
         replicas = baseline.replicas
         if replicas is not None and replicas != deployment["spec"].get("replicas", 1):
             # An autoscaler would undo the count (as for scale out): it stays the HPA's.
-            hpa = await self._autoscaler(step.target)
+            hpa = await self._reads.autoscaler(step.target)
             if hpa is not None:
                 notes.append(f"replicas left to {hpa}")
             else:
@@ -378,14 +360,6 @@ def _sent_before(step: StepRequest, body: Obj | list[Obj], detail: str) -> StepP
     """The step's Deployment patch, found made by an earlier attempt (our stamp is on it)."""
     sent = _patch(Deployment, step.target, body)
     return StepPlan(done=[_deployment(step)], detail=detail, sent_before={sent.object: body})
-
-
-def _recorded_template(step: StepRequest, revision: int | None) -> Obj | None:
-    """The template of ``revision`` as the first checkpoint recorded it, if it did."""
-    baseline = step.checkpoint
-    if baseline is None or revision is None or baseline.previous_revision != revision:
-        return None
-    return baseline.previous_template
 
 
 def _paused(name: str, action: str) -> StepPlan:

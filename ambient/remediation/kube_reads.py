@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
@@ -18,7 +19,9 @@ from ambient.clients.kube import (
     revision_number,
 )
 from ambient.remediation.changes import REVISION_HISTORY, Kind, Obj, annotations_of, selects
-from ambient.remediation.ladder import WorkloadRef
+from ambient.remediation.ladder import RolloutHealth, WorkloadRef
+
+log = logging.getLogger(__name__)
 
 # One namespace's Services listing on the wire per cluster client: a listing asked while another
 # is in flight takes that one's answer. In an alert storm a hundred checkpoints in one namespace
@@ -50,12 +53,10 @@ class ClusterReads:
         return found
 
     async def revisions(self, deployment: Obj, *, with_history: bool = False) -> dict[int, Obj]:
-        """The deployment's ReplicaSets by revision (owned through the controller reference).
-
-        ``with_history`` also finds a ReplicaSet by the numbers it had before a rollback
-        renumbered it (``revision-history``): the release recorded as revision 1 at the
-        first checkpoint is revision 4 after our own rung 3 brought it back.
-        """
+        """The deployment's ReplicaSets by revision (owned through the controller reference)."""
+        # with_history also finds a ReplicaSet by the numbers it had before a rollback
+        # renumbered it (revision-history): the release recorded as revision 1 at the first
+        # checkpoint is revision 4 after our own rung 3 brought it back.
         meta = deployment["metadata"]
         labels = deployment["spec"]["selector"].get("matchLabels") or {}
         sets = await kube_call(
@@ -84,19 +85,36 @@ class ClusterReads:
                         revisions.setdefault(number, rs)
         return revisions
 
-    async def autoscalers(self, target: WorkloadRef) -> list[Obj]:
-        """HorizontalPodAutoscalers whose scale target is the workload."""
-        found = await kube_call(
-            f"listing HorizontalPodAutoscalers in {target.namespace}",
-            collected(self._client.list(HorizontalPodAutoscaler, namespace=target.namespace)),
+    async def autoscaler(self, target: WorkloadRef) -> str | None:
+        """The HorizontalPodAutoscaler that owns the workload's replicas, with its bounds."""
+        try:
+            found = await kube_call(
+                f"listing HorizontalPodAutoscalers in {target.namespace}",
+                collected(self._client.list(HorizontalPodAutoscaler, namespace=target.namespace)),
+            )
+        except KubeError as exc:
+            if exc.retryable:
+                raise
+            # Not allowed to read them (RBAC): the count is ours to set.
+            log.info("autoscalers of %s not readable: %s", target, exc)
+            return None
+        owner = next(
+            (
+                hpa.to_dict()
+                for hpa in found
+                if hpa.spec is not None
+                and (hpa.spec.scaleTargetRef.kind, hpa.spec.scaleTargetRef.name)
+                == (target.kind, target.name)
+            ),
+            None,
         )
-        return [
-            hpa.to_dict()
-            for hpa in found
-            if hpa.spec is not None
-            and (hpa.spec.scaleTargetRef.kind, hpa.spec.scaleTargetRef.name)
-            == (target.kind, target.name)
-        ]
+        if owner is None:
+            return None
+        spec, name = owner["spec"], owner["metadata"]["name"]
+        return (
+            f"HorizontalPodAutoscaler {name} ({spec.get('minReplicas', 1)}-{spec['maxReplicas']} "
+            "replicas)"
+        )
 
     async def services(self, deployment: Obj) -> list[Obj]:
         """Services in the namespace whose selector picks the workload's pods."""
@@ -133,11 +151,8 @@ class ClusterReads:
 
 
 def previous_revision(revisions: dict[int, Obj], current: int | None) -> int | None:
-    """The newest revision before ``current`` among the ReplicaSets' own numbers.
-
-    A number a rollback renumbered away (``revision-history``) is not counted: it may be the
-    ReplicaSet running now.
-    """
+    """The newest revision before ``current`` among the ReplicaSets' own numbers."""
+    # A number a rollback renumbered away (revision-history) may be the ReplicaSet running now.
     if current is None:
         return None
     own = (
@@ -146,7 +161,19 @@ def previous_revision(revisions: dict[int, Obj], current: int | None) -> int | N
     return max((r for r in own if r < current), default=None)
 
 
-def rollout_status(deployment: Obj) -> tuple[bool, str]:
+def rollout_health(deployment: Obj) -> RolloutHealth:
+    """The Deployment's ready and desired pods, and whether it is rolled out (``_rolled_out``)."""
+    replicas = deployment["spec"].get("replicas")
+    available, detail = _rolled_out(deployment)
+    return RolloutHealth(
+        available=available,
+        ready_replicas=int((deployment.get("status") or {}).get("readyReplicas") or 0),
+        desired=1 if replicas is None else int(replicas),
+        detail=detail,
+    )
+
+
+def _rolled_out(deployment: Obj) -> tuple[bool, str]:
     """What `kubectl rollout status` decides: rolled out, or what it waits for or failed on."""
     status, meta = deployment.get("status") or {}, deployment["metadata"]
     desired = deployment["spec"].get("replicas", 1)

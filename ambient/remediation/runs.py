@@ -103,18 +103,16 @@ class OpenInput(BaseModel):
 
 
 class Opened(BaseModel):
-    """The plan, and what was already decided for its first rung (None: not taken here).
-
-    ``gate`` only when the first rung needs no approval and the permission allowed it;
-    ``checkpoint`` only when that gate let the step go and the workload could be read.
-    """
+    """The plan, and what was already decided for its first rung (None: not taken here)."""
 
     card: ScoreCard
     rule: AlertRule | None = None
     plan: list[PlannedStep]
     policy: RemediationPolicy
     permission: PermissionDecision | None = None
+    # Only when the first rung needs no approval and the permission allowed it.
     gate: GateDecision | None = None
+    # Only when that gate let the step go and the workload could be read.
     checkpoint: Checkpoint | None = None
 
 
@@ -128,8 +126,8 @@ class VerifyInput(Keyed):
     now: datetime
 
     def unknown(self, health: RolloutHealth) -> str | None:
-        """Why no verdict can be given (the metric could not be read and the rollout does not
-        show a failure), or None. Not resolved is a finding; an unreadable metric is none."""
+        """Why no verdict can be given (metric unread, rollout not failed), or None."""
+        # Not resolved is a finding; an unreadable metric is none.
         if self.verify is None or (self.reading is not None and self.reading.value is not None):
             return None
         if health.observed and not health.available:

@@ -27,7 +27,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -171,14 +171,10 @@ class RemediationService:
         )
 
     async def _deduplicate(self, user: str, workflow_id: str) -> StartResult | None:
-        """The alert is already being remediated: record who sent it again, grant nothing
-        (None: its run ended meanwhile).
-
-        What the answer needs (owner, cluster, state, run) comes from the server's description
-        of the run, not a query: a query is answered by the worker, and in an alert storm the
-        worker is busy with the very runs being repeated — every repeat then waited for it (or
-        timed out, and the repeat went unrecorded) and added a task to its load.
-        """
+        """Record who sent the alert again and grant nothing (None: its run ended meanwhile)."""
+        # What the answer needs comes from the server's description of the run, not a query: a
+        # query is answered by the worker, in a storm busy with the very runs being repeated —
+        # every repeat waited for it (or timed out, unrecorded) and added a task to its load.
         handle = self.client.get_workflow_handle(workflow_id)
         try:
             await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user))
@@ -188,9 +184,7 @@ class RemediationService:
             raise
         description = await handle.describe()
         attributes = description.typed_search_attributes
-        owner = attributes.get(temporal.USER) or ""
-        state = attributes.get(temporal.STATE)
-        run_key = f"{workflow_id}@{description.run_id}"
+        owner, state = attributes.get(temporal.USER) or "", attributes.get(temporal.STATE)
         # The worker's writers queue back to back in a storm: a plain session's insert slept
         # in SQLite's busy handler and lost the lock to them ("database is locked", HTTP 500,
         # the repeat unrecorded). The write turn waits for it.
@@ -198,11 +192,11 @@ class RemediationService:
             await AuditRepository(session).append(
                 actor=user,
                 action="deduplicated",
-                subject=run_key,
+                subject=f"{workflow_id}@{description.run_id}",
                 detail={"user": user, "source": user, "state": state},
             )
             await session.commit()
-        visible = await self._may_steer(user, owner, attributes.get(temporal.CLUSTER) or "")
+        visible = await self._may_steer(user, attributes)
         # The id is the alert's hash (score_alert shows it too): naming it reveals nothing.
         return StartResult(
             remediation_id=workflow_id,
@@ -231,26 +225,20 @@ class RemediationService:
         return RemediationView(**status.model_dump(), audit=audit)
 
     async def _seen_status(self, user: str, rid: str) -> RemediationStatus:
-        """The run's status, queried only once the caller may see it.
-
-        Who may see it is read from the server's description of the run (its search
-        attributes), not a query: a query waits for the run's worker, and a stranger's look at
-        a run that exists took that time (or its timeout) where one at no run was refused at
-        once, telling the stranger the run existed.
-        """
+        """The run's status, queried only once the caller may see it."""
+        # Who may see it is read from the run's search attributes, not a query: a query waits
+        # for the run's worker, and a stranger's look at a run that exists took that time (or
+        # its timeout) where one at no run was refused at once, telling them the run existed.
         _check_id(rid)
         try:
             description = await self.client.get_workflow_handle(rid).describe()
         except RPCError as exc:
             raise _refused(rid, exc) from None
-        attributes = description.typed_search_attributes
-        owner = attributes.get(temporal.USER) or ""
-        if not await self._may_steer(user, owner, attributes.get(temporal.CLUSTER) or ""):
+        if not await self._may_steer(user, description.typed_search_attributes):
             raise _not_found(rid)
         return await self._status(rid)
 
     async def _status(self, rid: str) -> RemediationStatus:
-        _check_id(rid)
         try:
             return await self.client.get_workflow_handle(rid).query(
                 GradedRemediationWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
@@ -313,13 +301,10 @@ class RemediationService:
     async def approve(
         self, user: str, rid: str, approve: bool, reason: str = "", *, run_key: str | None = None
     ) -> ApprovalDecision:
-        """Answer the pending approval; the approver's permission is read here, not given.
-
-        With ``run_key`` (a reply in a run's discussion), only that run is answered.
-        """
-        status = await self._seen_status(user, rid)
-        _check_run(status, run_key)
-        account = await self._steerer(user, status, "approve" if approve else "refuse")
+        """Answer the pending approval; the approver's permission is read here, not given."""
+        status, account = await self._steerer(
+            user, rid, run_key, "approve" if approve else "refuse"
+        )
         if status.state != "waiting_approval" or status.waiting is None:
             raise RemediationStateError(
                 f"{rid} is not waiting for approval (state {status.state}); "
@@ -352,9 +337,7 @@ class RemediationService:
         self, user: str, rid: str, reason: str = "", *, run_key: str | None = None
     ) -> RemediationStatus:
         """Stop the run; with ``run_key`` (a reply in a run's discussion), only that run."""
-        status = await self._seen_status(user, rid)
-        _check_run(status, run_key)
-        await self._steerer(user, status, "abort")
+        status, _ = await self._steerer(user, rid, run_key, "abort")
         if status.state in FINAL_STATES:  # ended, its last steps (report, notice) still running
             raise RemediationStateError(f"{rid} already finished (state {status.state})")
         handle = _run_handle(self.client, rid, run_key)
@@ -416,25 +399,30 @@ class RemediationService:
             raise RemediationRefusedError(f"no user {name!r}: register first")
         return account
 
-    async def _may_steer(self, user: str, owner: str, cluster_id: str) -> bool:
-        """Owner, admin, or an approver the policy names for the run's cluster.
-
-        Not who sent the same alert again (``joined_by``): an alert's fields are no secret, so
-        sending it proves nothing about whose cluster it is.
-        """
+    async def _may_steer(self, user: str, run: TypedSearchAttributes) -> bool:
+        """Owner, admin, or an approver the policy names for the run's cluster."""
+        # Not who sent the same alert again (joined_by): an alert's fields are no secret, so
+        # sending it proves nothing about whose cluster it is.
+        cluster_id = run.get(temporal.CLUSTER) or ""
         return (
-            user == owner
+            user == (run.get(temporal.USER) or "")
             or named_approver(user, cluster_id, self.settings.remediation_approvers)
             or (await self._user(user)).role == "admin"
         )
 
-    async def _steerer(self, user: str, status: RemediationStatus, act: str) -> User:
-        """The caller's account if they may ``act`` on a run they may see (``_seen_status``).
-
-        Approve, refuse and abort are one check: who (``_may_steer``, in ``_seen_status``) and
-        a rollback_permission at least the mode the run changes with — refusing an execute step
-        is as much a decision about an execute change as approving it.
-        """
+    async def _steerer(
+        self, user: str, rid: str, run_key: str | None, act: str
+    ) -> tuple[RemediationStatus, User]:
+        """The run and the caller's account, if they may ``act`` on it (approve, refuse, abort)."""
+        # With run_key (a reply in a run's discussion), only that run is answered. Who may is
+        # _may_steer (in _seen_status), with a rollback_permission at least the run's mode:
+        # refusing an execute step is as much a decision about it as approving it.
+        status = await self._seen_status(user, rid)
+        if run_key is not None and status.run_key != run_key:
+            raise RemediationStateError(
+                f"this discussion is about an earlier run of {status.remediation_id}, which has "
+                "ended: answer the current run in its own discussion (or with approve_remediation)"
+            )
         account = await self._user(user)
         mode = status.mode or "dry_run"
         if not may_approve(account.rollback_permission, mode):
@@ -443,15 +431,7 @@ class RemediationService:
                 f"{account.rollback_permission!r}, and this run changes in {mode} mode "
                 f"(it needs {mode!r} or higher; an admin grants it)"
             )
-        return account
-
-
-def _check_run(status: RemediationStatus, run_key: str | None) -> None:
-    if run_key is not None and status.run_key != run_key:
-        raise RemediationStateError(
-            f"this discussion is about an earlier run of {status.remediation_id}, which has "
-            "ended: answer the current run in its own discussion (or with approve_remediation)"
-        )
+        return status, account
 
 
 def _run_handle(client: Client, rid: str, run_key: str | None) -> Any:

@@ -51,9 +51,7 @@ class RemediationRepository(Repository):
     async def save_run(
         self, run_key: str, alert: Alert, detail: dict[str, Any], **values: Any
     ) -> None:
-        """Insert or update the run's row (a retried activity writes the same values again):
-        what its alert says (cluster, service, type, source) and the alert itself in
-        ``detail``; ``values`` the rest."""
+        """Insert or update the run's row (a retried activity writes the same values again)."""
         values.update(
             cluster_id=alert.cluster_id,
             service=alert.service,
@@ -96,12 +94,10 @@ class ActionLedger(Repository):
     """Changes per cluster, reserved before they are made (the rate limit counts these)."""
 
     async def lock_cluster(self, cluster_id: str) -> None:
-        """Take the cluster's turn until the transaction ends: count, then reserve, atomically.
-
-        SQLite: the caller's write transaction (``Database.write_session``) already holds the
-        one write lock. PostgreSQL: a transaction-scoped advisory lock on the cluster, so steps
-        checked at once on any worker cannot all see the last free slot.
-        """
+        """Take the cluster's turn until the transaction ends: count, then reserve, atomically."""
+        # SQLite: the caller's write transaction (Database.write_session) already holds the one
+        # write lock. PostgreSQL: a transaction-scoped advisory lock on the cluster, so steps
+        # checked at once on any worker cannot all see the last free slot.
         if self.session.get_bind().dialect.name == "postgresql":
             await self.session.execute(
                 text("SELECT pg_advisory_xact_lock(hashtext(:key))"),

@@ -40,8 +40,7 @@ class RemediationRefusedError(RemediationError):
 
 
 class RemediationStateError(RemediationError):
-    """The run is not in a state that allows this (finished, not waiting, already answered):
-    nothing changed."""
+    """The run is not in a state that allows this (finished, not waiting, answered)."""
 
 
 class RemediationNotFoundError(RemediationError):
