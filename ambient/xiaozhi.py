@@ -365,7 +365,11 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
     shown = await _shown_waiting(service)
     async with service.db.session() as session:
         account = await UserRepository(session).get(user)
-        rows = await RemediationRepository(session).list(open_only=True, limit=500)
+        # The runs the server lists, however many newer ones are open; without its list, the
+        # newest open ones.
+        rows = await RemediationRepository(session).list(
+            open_only=True, ids=shown, limit=1000 if shown is not None else 500
+        )
     if account is None:
         return []
     approvers = service.settings.remediation_approvers
@@ -373,7 +377,6 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
         RemediationSummary.model_validate(row)
         for row in rows
         if row.state not in FINAL_STATES
-        and (shown is None or row.remediation_id in shown)
         and (
             row.user == user
             or account.role == Role.ADMIN

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -80,12 +81,15 @@ class RemediationRepository(Repository):
         user: str | None = None,
         state: str | None = None,
         open_only: bool = False,
+        ids: Collection[str] | None = None,
         limit: int = 100,
     ) -> list[RemediationRecord]:
-        """The newest runs first; ``open_only``: those not in a final state."""
+        """The newest runs first; ``open_only``: those not in a final state; ``ids``: those."""
         query = select(RemediationRecord).filter_by(**given(user=user, state=state))
         if open_only:
             query = query.where(RemediationRecord.state.not_in(FINAL_STATES))
+        if ids is not None:
+            query = query.where(RemediationRecord.remediation_id.in_(ids))
         query = query.order_by(RemediationRecord.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
 

@@ -30,6 +30,9 @@ from tests.remediation.support import (
         # Newer runs the table still shows open (acting, verifying, or rows a terminated
         # workflow left behind): none of them waits for anyone.
         (25, "verifying"),
+        # More open runs than one read of the table holds (a storm still acting): the one
+        # waiting is older than all of them.
+        (600, "verifying"),
         # An alert storm's runs since, all finished: the one waiting is older than all of them.
         (600, "resolved"),
     ],
