@@ -18,7 +18,14 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from ambient.clients.guard import RefusedDestinationError, url_host
 from ambient.domain.configs import STORED, UserConfig, reading_stored
 from ambient.domain.field_errors import field_problems
-from ambient.domain.notify import CHANNEL_TYPES, PHONE_JUNK, NotificationKind, Target
+from ambient.domain.notify import (
+    APPRISE_HOSTED,
+    APPRISE_HTTP,
+    CHANNEL_TYPES,
+    PHONE_JUNK,
+    NotificationKind,
+    Target,
+)
 from ambient.domain.users import HHMM
 from ambient.refusals import Refusal
 
@@ -33,37 +40,6 @@ ROBOT_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 DING_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,128}(#[A-Za-z0-9_+/=-]{1,256})?")
 # Options a robot target may carry after `?` (mentions), by channel type.
 ROBOT_OPTIONS = {"wecom": {"mentioned", "mobiles"}, "dingtalk": {"at"}}
-# Apprise schemes that post over HTTP(S) to a host the user names: the guard checks that host.
-APPRISE_HTTP = {
-    "json", "jsons", "xml", "xmls", "form", "forms", "apprise", "apprises", "gotify", "gotifys",
-    "ntfy", "ntfys", "mmost", "mmosts", "rocket", "rockets", "matrix", "matrixs", "nctalk",
-    "nctalks", "ncloud", "nclouds", "bark", "barks", "lametric", "lametrics", "kodi", "kodis",
-    "xbmc", "xbmcs", "emby", "embys", "notica", "revolt", "signal", "signals",
-    "hassio", "hassios", "synology", "synologys", "mastodon", "mastodons", "toot", "toots",
-    "misskey", "misskeys", "pjet", "pjets", "parsep", "parseps", "enigma2", "enigma2s",
-    "jellyfin", "jellyfins", "evolution", "evolutions", "flowtriq", "flowtriqs", "goalert",
-    "goalerts", "gorush", "gorushs", "humhub", "humhubs", "onebot", "onebots", "pinglet",
-    "pinglets", "smseagle", "smseagles", "deltachat", "deltachats",
-}  # fmt: skip
-# Apprise schemes of hosted services: Apprise posts to the service's own fixed address, never
-# to a host the URL names (tests/notify check this against the installed Apprise).
-APPRISE_HOSTED = {
-    "46elks", "brevo", "bulksms", "bulkvs", "burstsms", "chanify", "clickatell", "clicksend",
-    "cm", "d7sms", "dapnet", "dingtalk", "discord", "eight00com", "elks", "feishu",
-    "firehydrant", "flock", "freemobile", "gchat", "github", "groundmail", "groupme", "guilded",
-    "gupshup", "httpsms", "ifttt", "ilert", "incidentio", "join", "kavenegar", "kook",
-    "kudosity", "kumulos", "lark", "lauther", "lfg", "line", "mailersend", "mobilemessage",
-    "mobilemsg", "msg91", "msgbird", "nexmo", "notica", "noticas", "notifiarr", "notifico",
-    "notificos", "octopush", "onesignal", "pagertree", "pbul", "plivo", "postmark", "pover",
-    "prowl", "push", "pushed", "pushme", "pushplus", "pushward", "pushy", "qq", "resend",
-    "revolt", "schan", "sendgrid", "serwersms", "seven", "sfr", "signalgrid", "signl4",
-    "simplepush", "smsc", "smsmanager", "smsmgr", "smstunnel", "smtp2go", "spike", "splunk",
-    "spugpush", "spush", "stackfield", "strmlabs", "telesign", "telnyx", "tgram", "threema",
-    "trigv", "trigvs", "viber", "victorops", "voipms", "vonage", "webex", "wechat", "wecom",
-    "wecombot", "whapi", "whatsapp", "wpush", "wxpusher", "wxteams", "youlmk", "zalo",
-    "slack", "twilio", "zoom", "fcm", "reddit", "twitter", "x", "pagerduty", "opsgenie",
-    "mailgun", "sparkpost", "squadcast",
-}  # fmt: skip
 # Apprise schemes with local effects on the worker machine: never a user's target.
 APPRISE_LOCAL = {
     "windows", "macosx", "dbus", "kde", "qt", "glib", "gnome", "syslog", "rsyslog", "file",

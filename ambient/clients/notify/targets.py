@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.domain.notify import Target
+from ambient.domain.notify import APPRISE_HTTP, Target
 from ambient.domain.push import (
-    APPRISE_HTTP,
     apprise_http_url,
     secret_name,
     target_problem,
