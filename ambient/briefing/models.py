@@ -188,6 +188,11 @@ class SourceNote(BaseModel):
 AlarmLine = AlarmRecord
 
 
+def still_open(alarms: list[AlarmLine]) -> list[AlarmLine]:
+    """The alarms not recovered: an OK, resolved or expired (NO_CONF) one is not open."""
+    return [a for a in alarms if a.status.lower() not in ("ok", "resolved", "no_conf")]
+
+
 class BriefingInputs(BaseModel):
     """Everything preparation gathered, reduced: what the LLM sees (as data) and offline reads."""
 
