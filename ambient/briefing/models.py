@@ -84,8 +84,7 @@ class BriefingConfig(UserConfig):
 
 
 def _at(day: Date, hhmm: str, zone: ZoneInfo) -> datetime:
-    hour, minute = (int(part) for part in hhmm.split(":"))
-    return datetime.combine(day, time(hour, minute), tzinfo=zone)
+    return datetime.combine(day, time.fromisoformat(hhmm), tzinfo=zone)
 
 
 class DayPlan(BaseModel):
@@ -386,6 +385,11 @@ class GreetingRecord(BaseModel):
 
 # --- what the service answers ----------------------------------------------------------
 KIND = "daily_briefing"
+
+
+def task_id_for(user: str) -> str:
+    """The user's briefing workflow id (one per user)."""
+    return f"daily-briefing/{user}"
 
 
 class BriefingRef(BaseModel):
