@@ -131,8 +131,7 @@ class LogReducer:
 
     def add_record(self, record: LogRecord) -> int:
         """Counts one record (level and message read from its content)."""
-        level, message = level_and_message(record.content)
-        return self.add_many(((record.time, level, message),))[0]
+        return self.add(record.time, *level_and_message(record.content))
 
     def add_many(
         self,
