@@ -38,6 +38,7 @@ from ambient.briefing.models import (
     SourceNote,
     briefing_link,
     plan_day,
+    task_id_for,
 )
 from ambient.briefing.writer import full_report_markdown, summary_markdown, write_briefing
 from ambient.clients.llm import LLMClient
@@ -246,7 +247,7 @@ class BriefingActivities:
             await BriefingRepository(session).mark_given(
                 record.user, record.date, record.given_at, record.via
             )
-            task = f"daily-briefing/{record.user}"
+            task = task_id_for(record.user)
             await EventRepository(session).add(
                 "briefing.given",
                 user=record.user,
@@ -294,7 +295,7 @@ class BriefingActivities:
             await EventRepository(session).add(
                 "briefing.pushed",
                 user=request.user,
-                task=f"daily-briefing/{request.user}",
+                task=task_id_for(request.user),
                 payload={"date": request.date, "reason": request.reason},
                 idempotency_key=f"{request.key}/recorded",
             )

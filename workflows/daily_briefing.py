@@ -151,8 +151,6 @@ class DailyBriefingWorkflow:
                     lambda: self.prepared is not None or self.preparation_error is not None,
                     wait,
                 )
-            if self.given_at is not None:
-                return self._already(day, self.given_at)
             if self.prepared is None:
                 failed = self.preparation_error is not None
                 outcome = GreetOutcome.UNAVAILABLE if failed else GreetOutcome.PREPARING
@@ -304,12 +302,11 @@ class DailyBriefingWorkflow:
                 self._details()
 
     async def _news(self) -> list[str]:
-        run = self.run_input
+        run, config = self.run_input, self.run_input.config
         # Each day compares with the page as the previous day's run stored it.
-        config = run.config
         checks = await check_news_pages(f"{run.task_id}/news", config.news_urls, config.categories)
         lines: list[str] = []
-        for url, check in zip(run.config.news_urls, checks, strict=True):
+        for url, check in zip(config.news_urls, checks, strict=True):
             if isinstance(check, BaseException):
                 lines.append(f"{url}: unavailable")
             elif check.outcome == "error":

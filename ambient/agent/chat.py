@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import openai
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageFunctionToolCall
+from openai.types.chat import ChatCompletionMessageFunctionToolCall as ToolCall
 from pydantic import BaseModel, Field
 
 from ambient.agent.errors import AgentError
@@ -28,6 +28,8 @@ from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.settings import Settings
 
 MAX_ROUNDS = 8
+# What the conversation keeps of a tool call the model made: what the API takes back.
+_TOOL_CALL: dict[str, Any] = {"id": True, "type": True, "function": {"name", "arguments"}}
 # The MCP tool that searches the others: left out of what the product's own search offers.
 FIND_TOOLS = "find_tools"
 # Tool listings whose search index a ToolOffer keeps (most recently used).
@@ -118,7 +120,7 @@ class Conversation:
     user: str
     messages: list[dict[str, Any]] = field(default_factory=list)
     # Destructive calls the model asked for, waiting for the person's yes or no.
-    pending: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[ToolCall] = field(default_factory=list)
     touched: float = field(default_factory=time.monotonic)
 
 
@@ -173,7 +175,9 @@ class ChatAgent:
                     yield step
             else:
                 self._answer(conversation, call, "The person declined this call; not run.")
-                yield event(type="tool_result", function=call["name"], ok=False, text="declined")
+                yield event(
+                    type="tool_result", function=call.function.name, ok=False, text="declined"
+                )
         if text:
             conversation.messages.append({"role": "user", "content": text})
         try:
@@ -195,21 +199,10 @@ class ChatAgent:
                 yield event(type="error", text=f"model failed: {exc}")
                 return
             message = completion.choices[0].message
-            calls = [
-                {"id": call.id, "name": call.function.name, "arguments": call.function.arguments}
-                for call in message.tool_calls or []
-                if isinstance(call, ChatCompletionMessageFunctionToolCall)
-            ]
+            calls = [call for call in message.tool_calls or [] if isinstance(call, ToolCall)]
             entry: dict[str, Any] = {"role": "assistant", "content": message.content}
             if calls:
-                entry["tool_calls"] = [
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {"name": c["name"], "arguments": c["arguments"]},
-                    }
-                    for c in calls
-                ]
+                entry["tool_calls"] = [call.model_dump(include=_TOOL_CALL) for call in calls]
             conversation.messages.append(entry)
             if not calls:
                 yield event(type="message", text=message.content or "")
@@ -217,12 +210,14 @@ class ChatAgent:
                 return
             for call in calls:
                 try:
-                    asks = await self._needs_confirmation(call["name"])
+                    asks = await self._needs_confirmation(call.function.name)
                 except AgentError as exc:
                     # Not known to be read-only: never run unasked (its server may be back by
                     # the call); the model reads why, as for any failed call.
                     self._answer(conversation, call, str(exc))
-                    yield event(type="tool_result", function=call["name"], ok=False, text=str(exc))
+                    yield event(
+                        type="tool_result", function=call.function.name, ok=False, text=str(exc)
+                    )
                     continue
                 if asks:
                     conversation.pending.append(call)
@@ -234,7 +229,7 @@ class ChatAgent:
                     type="confirm",
                     text="These actions change things. Approve to run them, or decline.",
                     calls=[
-                        {"function": c["name"], "arguments": _arguments(c)[0]}
+                        {"function": c.function.name, "arguments": _arguments(c)[0]}
                         for c in conversation.pending
                     ],
                 )
@@ -249,30 +244,30 @@ class ChatAgent:
         return info.destructive if self.confirm == "destructive" else not info.read_only
 
     async def _run_call(
-        self, conversation: Conversation, call: dict[str, Any]
+        self, conversation: Conversation, call: ToolCall
     ) -> AsyncIterator[ChatEvent]:
         event = partial(ChatEvent, conversation_id=conversation.id)
         arguments, problem = _arguments(call)
-        yield event(type="tool_call", function=call["name"], arguments=arguments)
+        yield event(type="tool_call", function=call.function.name, arguments=arguments)
         if problem is not None:
             text, ok = problem, False
         else:
             try:
-                outcome = await self.facade.call(call["name"], arguments)
+                outcome = await self.facade.call(call.function.name, arguments)
                 text, ok = outcome.text, outcome.ok
             except AgentError as exc:
                 text, ok = str(exc), False
         self._answer(conversation, call, text)
-        yield event(type="tool_result", function=call["name"], ok=ok, text=text)
+        yield event(type="tool_result", function=call.function.name, ok=ok, text=text)
 
     @staticmethod
-    def _answer(conversation: Conversation, call: dict[str, Any], text: str) -> None:
-        conversation.messages.append({"role": "tool", "tool_call_id": call["id"], "content": text})
+    def _answer(conversation: Conversation, call: ToolCall, text: str) -> None:
+        conversation.messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
 
 
-def _arguments(call: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+def _arguments(call: ToolCall) -> tuple[dict[str, Any], str | None]:
     try:
-        value = json.loads(call["arguments"] or "{}")
+        value = json.loads(call.function.arguments or "{}")
     except json.JSONDecodeError as exc:
         return {}, f"the arguments were not valid JSON ({exc}); send a JSON object"
     if not isinstance(value, dict):

@@ -12,6 +12,7 @@ from ambient.briefing.models import (
     BriefingDraft,
     BriefingInputs,
     SourceNote,
+    still_open,
 )
 from ambient.clients.tencent.ops import tts_segments
 from ambient.domain.events import clipped
@@ -26,7 +27,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     zh = inputs.language == "zh"
     errors = [t for t in inputs.top_templates if t.level in ERROR_LEVELS]
     failed = [n for n in inputs.notes if not n.ok]
-    firing = [a for a in inputs.alarms if a.status.lower() not in ("ok", "resolved", "no_conf")]
+    firing = still_open(inputs.alarms)
     happened: list[str] = []
     if inputs.log_lines:
         happened.append(

@@ -14,6 +14,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
@@ -98,20 +99,18 @@ class LogReport(BaseModel):
 _NEVER = math.inf
 
 
+@dataclass(slots=True)
 class _Group:
     """Lines of one level and one masked shape. Times are epoch seconds; first is +inf and
     last -inf until a line with a time arrives."""
 
-    __slots__ = ("count", "example", "first", "index", "last", "level", "shape")
-
-    def __init__(self, index: int, level: str, shape: int, example: str) -> None:
-        self.index = index
-        self.level = level
-        self.shape = shape
-        self.example = example
-        self.count = 0
-        self.first = _NEVER
-        self.last = -_NEVER
+    index: int
+    level: str
+    shape: int
+    example: str
+    count: int = 0
+    first: float = _NEVER
+    last: float = -_NEVER
 
 
 class LogReducer:
@@ -132,8 +131,7 @@ class LogReducer:
 
     def add_record(self, record: LogRecord) -> int:
         """Counts one record (level and message read from its content)."""
-        level, message = level_and_message(record.content)
-        return self.add_many(((record.time, level, message),))[0]
+        return self.add(record.time, *level_and_message(record.content))
 
     def add_many(
         self,
@@ -328,40 +326,36 @@ def find_burst(
 
 
 def _against_baseline(stats: list[TemplateStat], days: list[dict[str, int]]) -> list[Anomaly]:
-    found: list[Anomaly] = []
     if not days:
-        return found
+        return []
+    found: list[Anomaly] = []
     for stat in stats:
         history = [d.get(stat.template_id, 0) for d in days]
         if stat.level in ERROR_LEVELS and not any(history):
-            found.append(
-                Anomaly(
-                    kind="new_error",
-                    **stat.model_dump(include=_OF_TEMPLATE),
-                    score=float(stat.count),
-                    detail=f"{stat.count} lines; not seen in the previous {len(days)} days",
-                    at=stat.first_seen,
-                )
+            kind, score = "new_error", float(stat.count)
+            detail = f"{stat.count} lines; not seen in the previous {len(days)} days"
+        elif len(days) >= 3 and stat.count >= 10:
+            mean = sum(history) / len(history)
+            spread = math.sqrt(sum((h - mean) ** 2 for h in history) / len(history))
+            z = (stat.count - mean) / max(spread, math.sqrt(mean), 1.0)
+            if z < 3 or stat.count < 2 * mean:
+                continue
+            kind, score = "spike", round(z, 1)
+            detail = (
+                f"{stat.count} lines against {mean:.0f} a day on average "
+                f"over {len(days)} days (z = {z:.1f})"
             )
+        else:
             continue
-        if len(days) < 3 or stat.count < 10:
-            continue
-        mean = sum(history) / len(history)
-        spread = math.sqrt(sum((h - mean) ** 2 for h in history) / len(history))
-        z = (stat.count - mean) / max(spread, math.sqrt(mean), 1.0)
-        if z >= 3 and stat.count >= 2 * mean:
-            found.append(
-                Anomaly(
-                    kind="spike",
-                    **stat.model_dump(include=_OF_TEMPLATE),
-                    score=round(z, 1),
-                    detail=(
-                        f"{stat.count} lines against {mean:.0f} a day on average "
-                        f"over {len(days)} days (z = {z:.1f})"
-                    ),
-                    at=stat.first_seen,
-                )
+        found.append(
+            Anomaly(
+                kind=kind,
+                **stat.model_dump(include=_OF_TEMPLATE),
+                score=score,
+                detail=detail,
+                at=stat.first_seen,
             )
+        )
     return found
 
 

@@ -153,12 +153,12 @@ class Masker:
         if _PLAIN_NUMERIC.fullmatch(word) is not None:
             return WILDCARD  # the common case, decided by one linear match
         if _NAME_WITH_DIGIT.fullmatch(word) is not None:
-            if len(self._words) < MAX_CACHED_WORDS:
-                self._words[word] = word
-            return word
+            return self._remember(word, word)
         if _DIGIT.search(word) is not None:
             return self._variable(word)  # not remembered: mostly unique values
-        masked = self._scan(word)
+        return self._remember(word, self._scan(word))
+
+    def _remember(self, word: str, masked: str) -> str:
         if len(self._words) < MAX_CACHED_WORDS:
             self._words[word] = masked
         return masked

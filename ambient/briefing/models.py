@@ -84,8 +84,7 @@ class BriefingConfig(UserConfig):
 
 
 def _at(day: Date, hhmm: str, zone: ZoneInfo) -> datetime:
-    hour, minute = (int(part) for part in hhmm.split(":"))
-    return datetime.combine(day, time(hour, minute), tzinfo=zone)
+    return datetime.combine(day, time.fromisoformat(hhmm), tzinfo=zone)
 
 
 class DayPlan(BaseModel):
@@ -186,6 +185,11 @@ class SourceNote(BaseModel):
 
 # An alarm as the briefing reads it: the Cloud Monitor / CLS alarm record itself.
 AlarmLine = AlarmRecord
+
+
+def still_open(alarms: list[AlarmLine]) -> list[AlarmLine]:
+    """The alarms not recovered: an OK, resolved or expired (NO_CONF) one is not open."""
+    return [a for a in alarms if a.status.lower() not in ("ok", "resolved", "no_conf")]
 
 
 class BriefingInputs(BaseModel):
@@ -381,6 +385,11 @@ class GreetingRecord(BaseModel):
 
 # --- what the service answers ----------------------------------------------------------
 KIND = "daily_briefing"
+
+
+def task_id_for(user: str) -> str:
+    """The user's briefing workflow id (one per user)."""
+    return f"daily-briefing/{user}"
 
 
 class BriefingRef(BaseModel):

@@ -54,6 +54,7 @@ from ambient.briefing.models import (
     PreparedBriefing,
     PushRequest,
     briefing_link,
+    task_id_for,
 )
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
@@ -94,10 +95,6 @@ class BriefingRefusedError(BriefingError):
 
 class BriefingNotFoundError(BriefingError):
     """No daily briefing task, or no briefing of that date, for the caller."""
-
-
-def task_id_for(user: str) -> str:
-    return f"daily-briefing/{user}"
 
 
 def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:

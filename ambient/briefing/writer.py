@@ -13,6 +13,7 @@ from ambient.briefing.models import (
     BriefingDraft,
     BriefingInputs,
     SourceNote,
+    still_open,
 )
 from ambient.clients.llm import LLMClient, data_block
 from ambient.render import markdown_literal
@@ -95,7 +96,7 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     Every number the briefing may say is stated here (the faithfulness check holds the draft
     to this text): totals the offline briefing says are computed here, not left to the model.
     """
-    firing = [a for a in inputs.alarms if a.status.lower() not in ("ok", "resolved", "no_conf")]
+    firing = still_open(inputs.alarms)
     facts = (
         f"Date: {inputs.date}. Log lines: {inputs.log_lines}, errors: {inputs.errors}, "
         f"warnings: {inputs.warnings}. Trend: {inputs.trend or 'no baseline yet'}. "
