@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -55,8 +55,18 @@ from ambient.storage.models import (
     DiscussionParticipant,
 )
 
-if TYPE_CHECKING:
-    from ambient.remediation.service import RemediationService
+
+class RunSteering(Protocol):
+    """What a reply steers a remediation run through (ambient/remediation/service.py)."""
+
+    async def approve(
+        self, user: str, rid: str, approve: bool, reason: str = "", *, run_key: str | None = None
+    ) -> object: ...
+
+    async def abort(
+        self, user: str, rid: str, reason: str = "", *, run_key: str | None = None
+    ) -> object: ...
+
 
 ACTION_TAGS = {"approve": "approve", "refuse": "refuse", "reject": "refuse", "abort": "abort"}
 
@@ -69,7 +79,7 @@ class DiscussionService(DiscussionReads):
         db: Database,
         settings: Settings,
         client: Client | None = None,
-        remediations: RemediationService | None = None,
+        remediations: RunSteering | None = None,
     ) -> None:
         super().__init__(db, settings, client)
         self.remediations = remediations
