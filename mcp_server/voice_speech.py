@@ -62,11 +62,7 @@ ORDINAL_WORDS = ["一", "二", "三", "四", "五", "六", "七", "八", "九", 
 _ORDINALS: dict[str, int] = {
     **{w: i for i, w in enumerate(ORDINAL_WORDS)},
     **{str(i + 1): i for i in range(10)},
-    "first": 0,
-    "second": 1,
-    "third": 2,
-    "fourth": 3,
-    "fifth": 4,
+    **{w: i for i, w in enumerate(("first", "second", "third", "fourth", "fifth"))},
     "last": -1,
     "最后": -1,
 }
@@ -193,19 +189,9 @@ _NUMBER_WORDS: dict[str, float] = {
     **{"a": 1, "an": 1, "half": 0.5, "couple": 2, "few": 3, "several": 3},
 }
 _UNIT_HOURS = {
-    "小时": 1,
-    "钟头": 1,
-    "天": 24,
-    "日": 24,
-    "晚上": 24,
-    "周": 168,
-    "星期": 168,
-    "礼拜": 168,
-    "hour": 1,
-    "hr": 1,
-    "day": 24,
-    "night": 24,
-    "week": 168,
+    **dict.fromkeys(("小时", "钟头", "hour", "hr"), 1),
+    **dict.fromkeys(("天", "日", "晚上", "day", "night"), 24),
+    **dict.fromkeys(("周", "星期", "礼拜", "week"), 168),
 }
 _SPAN = re.compile(
     r"(\d+(?:\.\d+)?|[一二三四五六七八九十两俩半几]+|\b(?:a|an|half|couple|few|several|one|two|three"
