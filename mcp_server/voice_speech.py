@@ -177,15 +177,11 @@ def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, 
 # Spoken time spans for "errors of the last …": a 1.5B model turns "最近两天" into hours=24 and
 # "这一周" into hours=1 (docs/benchmarks.md, round 9), yet copies the words well. The span is read
 # here: a number (digits, 一…十, 两/俩, English words, "a", "couple"), then its unit.
+_ENGLISH_NUMBERS = "one two three four five six seven eight nine ten eleven twelve".split()
 _NUMBER_WORDS: dict[str, float] = {
     **{w: i + 1 for i, w in enumerate(ORDINAL_WORDS)},
     **{"两": 2, "俩": 2, "半": 0.5, "几": 3},
-    **{
-        w: i + 1
-        for i, w in enumerate(
-            "one two three four five six seven eight nine ten eleven twelve".split()
-        )
-    },
+    **{w: i + 1 for i, w in enumerate(_ENGLISH_NUMBERS)},
     **{"a": 1, "an": 1, "half": 0.5, "couple": 2, "few": 3, "several": 3},
 }
 _UNIT_HOURS = {
