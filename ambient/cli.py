@@ -142,8 +142,8 @@ def worker() -> None:
 
 @app.command()
 def api(
-    host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
+    host: str | None = None,
+    port: int | None = None,
     fd: Annotated[
         int | None, typer.Option(help="serve on this listening socket (`ambient dev` binds it)")
     ] = None,
