@@ -20,49 +20,30 @@ from ambient.settings import Settings
 # `ambient worker` or `ambient dev` does not import the CLI's other commands (a second of CPU per
 # process; the tests start many), and `ambient --help` lists them by the summary here (loading
 # every group for it took 3 s). A group's summary is its help; a command's is its docstring's
-# first line (tests/foundation/test_cli.py checks they agree).
+# first line (tests/foundation/test_cli.py checks they agree). Name -> (module under
+# ambient.commands, its command function or None for its Typer app, summary).
 LAZY: dict[str, tuple[str, str | None, str]] = {
     "chat": (
-        "ambient.commands.chat",
+        "chat",
         "chat",
         "Chat with the assistant (needs OPENAI_API_KEY; it says so otherwise).",
     ),
-    "user": (
-        "ambient.commands.user",
-        None,
-        "Users, their roles and permissions, and their API tokens.",
-    ),
-    "task": ("ambient.commands.task", None, "Background tasks: watches, reminders, digests."),
-    "briefing": (
-        "ambient.commands.briefing",
-        None,
-        "The daily briefing: set up, greet, read, send.",
-    ),
-    "cloud": (
-        "ambient.commands.cloud",
-        None,
-        "Tencent Cloud: clusters, node pools, logs, metrics, alarms.",
-    ),
-    "logs": (
-        "ambient.commands.logs",
-        None,
-        "Logs: reduce log files to templates, rates and anomalies.",
-    ),
-    "remediation": ("ambient.commands.remediation", None, "Graded remediation of TKE alerts."),
-    "xiaozhi": ("ambient.commands.xiaozhi", None, "小智 (xiaozhi): endpoints and devices."),
-    "llm": (
-        "ambient.commands.llm",
-        None,
-        "The local model (opt-in): install, serve on 127.0.0.1, status.",
-    ),
+    "user": ("user", None, "Users, their roles and permissions, and their API tokens."),
+    "task": ("task", None, "Background tasks: watches, reminders, digests."),
+    "briefing": ("briefing", None, "The daily briefing: set up, greet, read, send."),
+    "cloud": ("cloud", None, "Tencent Cloud: clusters, node pools, logs, metrics, alarms."),
+    "logs": ("logs", None, "Logs: reduce log files to templates, rates and anomalies."),
+    "remediation": ("remediation", None, "Graded remediation of TKE alerts."),
+    "xiaozhi": ("xiaozhi", None, "小智 (xiaozhi): endpoints and devices."),
+    "llm": ("llm", None, "The local model (opt-in): install, serve on 127.0.0.1, status."),
     "events": (
-        "ambient.commands.events",
+        "events",
         "events",
         "Events, newest first (watch hits, task changes, failed deliveries with their error).",
     ),
-    "inbox": ("ambient.commands.events", "inbox", "A user's inbox, newest first."),
+    "inbox": ("events", "inbox", "A user's inbox, newest first."),
     "deliveries": (
-        "ambient.commands.events",
+        "events",
         "deliveries",
         "Deliveries, newest first, with attempts and the error of each failure.",
     ),
@@ -91,7 +72,7 @@ class LazyGroup(TyperGroup):
             module, attribute, summary = LAZY[cmd_name]
             if self.listing:
                 return TyperCommand(cmd_name, help=summary)
-            loaded = importlib.import_module(module)
+            loaded = importlib.import_module(f"ambient.commands.{module}")
             # Built as `ambient` would have built it: added to a Typer of its own.
             parent = typer.Typer()
             if attribute is None:  # a Typer app: the group `ambient NAME …`
@@ -161,8 +142,8 @@ def worker() -> None:
 
 @app.command()
 def api(
-    host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
+    host: str | None = None,
+    port: int | None = None,
     fd: Annotated[
         int | None, typer.Option(help="serve on this listening socket (`ambient dev` binds it)")
     ] = None,

@@ -62,11 +62,7 @@ ORDINAL_WORDS = ["一", "二", "三", "四", "五", "六", "七", "八", "九", 
 _ORDINALS: dict[str, int] = {
     **{w: i for i, w in enumerate(ORDINAL_WORDS)},
     **{str(i + 1): i for i in range(10)},
-    "first": 0,
-    "second": 1,
-    "third": 2,
-    "fourth": 3,
-    "fifth": 4,
+    **{w: i for i, w in enumerate(("first", "second", "third", "fourth", "fifth"))},
     "last": -1,
     "最后": -1,
 }
@@ -181,31 +177,17 @@ def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, 
 # Spoken time spans for "errors of the last …": a 1.5B model turns "最近两天" into hours=24 and
 # "这一周" into hours=1 (docs/benchmarks.md, round 9), yet copies the words well. The span is read
 # here: a number (digits, 一…十, 两/俩, English words, "a", "couple"), then its unit.
+_ENGLISH_NUMBERS = "one two three four five six seven eight nine ten eleven twelve".split()
 _NUMBER_WORDS: dict[str, float] = {
     **{w: i + 1 for i, w in enumerate(ORDINAL_WORDS)},
     **{"两": 2, "俩": 2, "半": 0.5, "几": 3},
-    **{
-        w: i + 1
-        for i, w in enumerate(
-            "one two three four five six seven eight nine ten eleven twelve".split()
-        )
-    },
+    **{w: i + 1 for i, w in enumerate(_ENGLISH_NUMBERS)},
     **{"a": 1, "an": 1, "half": 0.5, "couple": 2, "few": 3, "several": 3},
 }
 _UNIT_HOURS = {
-    "小时": 1,
-    "钟头": 1,
-    "天": 24,
-    "日": 24,
-    "晚上": 24,
-    "周": 168,
-    "星期": 168,
-    "礼拜": 168,
-    "hour": 1,
-    "hr": 1,
-    "day": 24,
-    "night": 24,
-    "week": 168,
+    **dict.fromkeys(("小时", "钟头", "hour", "hr"), 1),
+    **dict.fromkeys(("天", "日", "晚上", "day", "night"), 24),
+    **dict.fromkeys(("周", "星期", "礼拜", "week"), 168),
 }
 _SPAN = re.compile(
     r"(\d+(?:\.\d+)?|[一二三四五六七八九十两俩半几]+|\b(?:a|an|half|couple|few|several|one|two|three"

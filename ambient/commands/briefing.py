@@ -20,6 +20,7 @@ from ambient.commands import Json, User, fail, print_json, run_service
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 console = Console()
 T = TypeVar("T")
+Date = Annotated[str | None, typer.Argument(help="YYYY-MM-DD; latest when omitted")]
 
 
 def _run(work: Callable[[BriefingService], Awaitable[T]]) -> T:
@@ -109,11 +110,7 @@ def list_(user: User, limit: int = 30, as_json: Json = False) -> None:
 
 
 @app.command()
-def show(
-    user: User,
-    date: Annotated[str | None, typer.Argument(help="YYYY-MM-DD; latest when omitted")] = None,
-    as_json: Json = False,
-) -> None:
+def show(user: User, date: Date = None, as_json: Json = False) -> None:
     """One briefing: the full report in markdown."""
     view = _run(lambda s: s.get_briefing(user, date))
     if as_json:
@@ -129,11 +126,7 @@ def regenerate(user: User, as_json: Json = False) -> None:
 
 
 @app.command()
-def send(
-    user: User,
-    date: Annotated[str | None, typer.Argument(help="YYYY-MM-DD; latest when omitted")] = None,
-    as_json: Json = False,
-) -> None:
+def send(user: User, date: Date = None, as_json: Json = False) -> None:
     """Push a briefing through --user's channels now."""
     result = _run(lambda s: s.send(user, date))
     if as_json:
@@ -148,8 +141,8 @@ def analyze(
     user: User,
     start: Annotated[datetime, typer.Option(help="ISO time with offset")],
     end: Annotated[datetime, typer.Option(help="ISO time with offset")],
-    log_file: Annotated[str | None, typer.Option()] = None,
-    cls_topic: Annotated[str | None, typer.Option()] = None,
+    log_file: str | None = None,
+    cls_topic: str | None = None,
     as_json: Json = False,
 ) -> None:
     """The reduction report (templates, trend, anomalies) for any log source and range."""

@@ -105,9 +105,9 @@ def _log_hours(value: float) -> float:
 @app.command()
 def logs(
     topic_id: str,
-    query: Annotated[str, typer.Option()] = "*",
+    query: str = "*",
     hours: Annotated[float, typer.Option(help="how far back", callback=_log_hours)] = 1.0,
-    limit: Annotated[int, typer.Option()] = 50,
+    limit: int = 50,
     region: Region = None,
     as_json: Json = False,
 ) -> None:

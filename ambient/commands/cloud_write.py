@@ -1,8 +1,5 @@
 """`ambient cloud create-logset|create-topic|create-alarm|scale-node-pool|apply|...`: the asked-for
 cloud operations from a terminal (same service, permission and audit as the MCP tools).
-
-Every command previews unless given ``--execute``; the acting user's rollback_permission is
-read from the database.
 """
 
 from __future__ import annotations

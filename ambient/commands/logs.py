@@ -52,8 +52,7 @@ def read_line(line: str, today: date) -> tuple[datetime | None, str, str] | None
         except json.JSONDecodeError:
             data = None
         if isinstance(data, dict):
-            level, message = level_and_message(data)
-            return json_time(data), level, message
+            return json_time(data), *level_and_message(data)
     match = PLAIN.match(text)
     if match is not None:
         try:
@@ -61,12 +60,10 @@ def read_line(line: str, today: date) -> tuple[datetime | None, str, str] | None
         except ValueError:
             pass
         else:
-            level, message = level_and_message(match["rest"])
-            return when, level, message
+            return when, *level_and_message(match["rest"])
     elif found := text_line(text, UTC, today):
         return found[0], *level_and_message(found[1])
-    level, message = level_and_message(text)
-    return None, level, message
+    return None, *level_and_message(text)
 
 
 def _when(value: str | None, option: str) -> datetime | None:

@@ -34,7 +34,7 @@ def create(
         str, typer.Argument(help="web_monitor | threshold_watch | schedule | news_digest")
     ],
     config: Annotated[str, typer.Option(help="JSON config, or @file.json")],
-    name: Annotated[str | None, typer.Option()] = None,
+    name: str | None = None,
     user: User = "dev",
 ) -> None:
     """Create a task; prints its task_id."""
@@ -44,10 +44,7 @@ def create(
 
 @app.command("list")
 def list_(
-    kind: Annotated[str | None, typer.Option()] = None,
-    state: Annotated[str | None, typer.Option()] = None,
-    user: User = "dev",
-    as_json: Json = False,
+    kind: str | None = None, state: str | None = None, user: User = "dev", as_json: Json = False
 ) -> None:
     """List tasks (a visibility query on the Temporal server)."""
     rows = _run(lambda tasks: tasks.list(user, kind=kind, state=state))

@@ -54,8 +54,8 @@ async def _existing(users: UserRepository, name: str) -> User:
 @app.command()
 def create(
     name: str,
-    email: Annotated[str | None, typer.Option()] = None,
-    timezone: Annotated[str | None, typer.Option()] = None,
+    email: str | None = None,
+    timezone: str | None = None,
     language: Annotated[
         Language | None,
         typer.Option(help="the pages' language; default: the server's AMBIENT_DEFAULT_LANGUAGE"),

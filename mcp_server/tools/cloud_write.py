@@ -1,8 +1,4 @@
-"""Asked-for cloud writes: node pools, logsets, topics, CLS alarms, scheduled SQL.
-
-Every tool previews by default (``mode='dry_run'`` answers the exact request, nothing is
-sent); ``mode='execute'`` needs rollback_permission 'execute', read from the database.
-"""
+"""Asked-for cloud writes: node pools, logsets, topics, CLS alarms, scheduled SQL, workloads."""
 
 from __future__ import annotations
 
