@@ -17,6 +17,7 @@ from ambient.storage.repositories import UserRepository
 from ambient.wiring import open_state
 
 console = Console(stderr=False)
+err_console = Console(stderr=True)
 
 
 def _show(event: ChatEvent) -> None:
@@ -37,7 +38,7 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
         async with state.db.session() as session:
             row = await UserRepository(session).get(user)
         if row is None:
-            console.print(f"[red]{escape(repr(user))} is not a registered user[/]")
+            err_console.print(f"[red]{escape(repr(user))} is not a registered user[/]")
             return 1
         runtime = ChatRuntime.of(state)
         agent = await runtime.agent(row)

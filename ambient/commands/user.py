@@ -13,7 +13,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -125,8 +124,7 @@ def push(
         push = PushConfig.model_validate(json.loads(config))
     except ValueError as exc:  # not JSON, or a ValidationError
         why = "; ".join(field_problems(exc)) if isinstance(exc, ValidationError) else exc
-        console.print(f"[red]push config not changed: {escape(str(why))}[/]", soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise fail(f"push config not changed: {why}", 2) from None
 
     async def work(users: UserRepository) -> None:
         user = await _existing(users, name)
@@ -137,8 +135,7 @@ def push(
     try:
         _run(work)
     except TargetError as exc:
-        console.print(f"[red]push config not changed: {escape(str(exc))}[/]", soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise fail(f"push config not changed: {exc}", 2) from None
     print_json(console, push)
 
 
@@ -155,8 +152,7 @@ def grant(
     try:
         change = Grant(role=role, rollback_permission=rollback)
     except ValidationError:
-        console.print("[red]nothing to grant: give --rollback and/or --role[/]")
-        raise typer.Exit(2) from None
+        raise fail("nothing to grant: give --rollback and/or --role", 2) from None
 
     async def work(users: UserRepository) -> dict[str, dict[str, str]]:
         return await users.grant(await _existing(users, name), change, actor=OPERATOR)

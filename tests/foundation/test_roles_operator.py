@@ -39,7 +39,13 @@ def test_operator_creates_admins_and_grants_with_the_cli_audited(tmp_path: Path)
     unchanged = runner.invoke(app, ["user", "grant", "bob", "--rollback", "execute"], env=env)
     assert "bob: unchanged" in unchanged.output
     nothing = runner.invoke(app, ["user", "grant", "bob"], env=env)
-    assert nothing.exit_code == 2 and "give --rollback and/or --role" in nothing.output
+    # A refusal goes to stderr, as every other refusal of the CLI (a script reads stdout).
+    assert nothing.exit_code == 2 and "give --rollback and/or --role" in nothing.stderr
+    assert nothing.stdout == ""
+    for config in ("not json", '{"channels": [{"type": "fax", "target": "1"}]}'):
+        refused = runner.invoke(app, ["user", "push", "bob", "--config", config], env=env)
+        assert refused.exit_code == 2 and "push config not changed" in refused.stderr
+        assert refused.stdout == ""
     bad = runner.invoke(app, ["user", "grant", "bob", "--rollback", "all"], env=env)
     assert bad.exit_code == 2
     missing = runner.invoke(app, ["user", "grant", "nobody", "--role", "admin"], env=env)
