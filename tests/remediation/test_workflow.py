@@ -684,12 +684,16 @@ async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_doe
         await state_reaches(ts_env, handle, ("waiting_approval",))
         # The audit log refuses every write (as a locked or read-only database would) while
         # the approval is recorded; the run used to fail after the third try.
-        hiccup = sqlite3.connect(deps.settings.data_dir / "ambient.db")
-        hiccup.execute(
-            "CREATE TRIGGER hiccup BEFORE INSERT ON audit_log "
-            "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END"
+        # In a thread: the worker's write turns run in this event loop, so a blocking wait
+        # for the write lock here would hold the lock's owner still (locked after 5 s).
+        hiccup = sqlite3.connect(
+            deps.settings.data_dir / "ambient.db", check_same_thread=False, isolation_level=None
         )
-        hiccup.commit()
+        await asyncio.to_thread(
+            hiccup.execute,
+            "CREATE TRIGGER hiccup BEFORE INSERT ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END",
+        )
         event.listen(deps.db.engine.sync_engine, "before_cursor_execute", count_audit_writes)
         await handle.execute_update(
             GradedRemediationWorkflow.approve,
@@ -702,8 +706,7 @@ async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_doe
             await asyncio.sleep(0.05)
         event.remove(deps.db.engine.sync_engine, "before_cursor_execute", count_audit_writes)
         # Waits for the third try's write turn to end (refused) before the writes pass again.
-        hiccup.execute("DROP TRIGGER hiccup")
-        hiccup.commit()
+        await asyncio.to_thread(hiccup.execute, "DROP TRIGGER hiccup")
         hiccup.close()
         status = await handle.result()
 
