@@ -30,7 +30,11 @@ class DiscussionError(Exception):
 
 
 class InvalidDiscussionError(DiscussionError):
-    """Bad arguments; nothing changed."""
+    """Bad arguments; nothing changed. The message starts with the field: "field: why"."""
+
+    @property
+    def field(self) -> str:
+        return str(self).partition(": ")[0]
 
 
 class DiscussionNotFoundError(DiscussionError):

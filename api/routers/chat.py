@@ -15,6 +15,7 @@ from ambient.agent.health import ToolStats
 from ambient.agent.hub import ChatRuntime
 from ambient.agent.servers import McpServerSpec
 from api.deps import CurrentUser, StateDep
+from api.errors import unprocessable
 
 router = APIRouter(tags=["chat"])
 
@@ -65,10 +66,7 @@ async def chat(body: ChatRequest, user: CurrentUser, chat: ChatDep) -> Streaming
     """One turn of a conversation, streamed as JSON lines (message, tool_call, tool_result,
     confirm, error, done). Destructive tools wait for a request with `approve`."""
     if not body.message and body.approve is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"loc": ["body", "message"], "msg": "say something (or send approve)"}],
-        )
+        raise unprocessable((["message"], "say something (or send approve)"))
     conversation = chat.conversations.open(user.name, body.conversation_id)
     agent = await chat.agent(user)
 
@@ -98,9 +96,7 @@ async def add_server(spec: McpServerSpec, user: CurrentUser, chat: ChatDep) -> S
     try:
         await chat.hub.add(user, spec)
     except AgentError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": ["body"], "msg": str(exc)}]
-        ) from None
+        raise unprocessable(([], str(exc))) from None
     return ServerView(name=spec.name, spec=spec.public(), health="active")
 
 

@@ -17,11 +17,13 @@ from ambient.discussions.views import (
     DiscussionNotFoundError,
     DiscussionRead,
     Found,
+    InvalidDiscussionError,
     Posted,
     SigningError,
     Stats,
 )
 from api.deps import CurrentUser, StateDep
+from api.errors import unprocessable
 
 router = APIRouter(prefix="/discussions", tags=["discussions"])
 
@@ -30,16 +32,21 @@ class NewMessage(MessageIn):
     topic: str
 
 
-def http_error(exc: DiscussionError) -> HTTPException:
+QUERY_FIELDS = {"keyword", "threshold_seconds"}
+
+
+def http_error(exc: DiscussionError) -> Exception:
     if isinstance(exc, DiscussionNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
     if isinstance(exc, SigningError):
         return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     if isinstance(exc, DiscussionClosedError):
         return HTTPException(status.HTTP_409_CONFLICT, str(exc))
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": ["body"], "msg": str(exc)}]
-    )
+    if isinstance(exc, InvalidDiscussionError):
+        # The search's and the anomalies' parameters come in the query, the rest in the body.
+        where = "query" if exc.field in QUERY_FIELDS else "body"
+        return unprocessable(([exc.field], str(exc)), where=where)
+    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
 
 
 @router.get("")

@@ -138,7 +138,11 @@ async def test_chat_without_a_model_says_so_and_servers_are_guarded(deps: Worker
     ):
         events = await _turn(http, message="你好，小智")
         assert events[0]["type"] == "message" and "OPENAI_API_KEY" in events[0]["text"]
-        assert (await http.post("/chat", json={})).status_code == 422
+        silent = await http.post("/chat", json={})
+        assert silent.status_code == 422
+        # FastAPI's own shape, as every other 422: the field, the message, its type.
+        (problem,) = silent.json()["detail"]
+        assert (problem["loc"], problem["type"]) == (["body", "message"], "value_error")
 
         private = await http.post(
             "/agent/servers",

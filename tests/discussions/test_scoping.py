@@ -261,4 +261,15 @@ async def test_search_finds_percent_and_underscore_as_characters_not_wildcards(
             "/discussions/search", params={"keyword": "x" * 201}, headers=as_ben
         )
         assert too_long.status_code == 422 and "keyword" in too_long.text
+        # The 422 names the field, in FastAPI's own shape, as every other 422 of the API.
+        (problem,) = too_long.json()["detail"]
+        assert problem["loc"] == ["query", "keyword"] and problem["type"] == "value_error"
+        discussion = posted.json()["discussion_id"]
+        unknown = await http.post(
+            f"/discussions/{discussion}/messages",
+            json={"from_id": ann, "content": "+1", "reply_to": "msg_nonesuch"},
+            headers=as_ann,
+        )
+        assert unknown.status_code == 422, unknown.text
+        assert [p["loc"] for p in unknown.json()["detail"]] == [["body", "reply_to"]]
     assert (await bus.search_messages(ann, "100%")).total_matches == 1
