@@ -55,6 +55,32 @@ def images(api: KubeApi) -> list[str]:
     return [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
 
 
+async def _execute(
+    env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    kubeconfig_path: Path,
+    healthy_from: int | None,
+    history: str | None = None,
+) -> RemediationStatus:
+    """One alert remediated in execute mode against the stand-in, no approval asked."""
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_executor="kubernetes",
+        kubeconfig=kubeconfig_path,
+    )
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=healthy_from) as (_, url),
+        running_worker(env.client, deps) as worker,
+    ):
+        handle = await start(env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute")
+        status = await handle.result()
+        if history is not None:
+            await save_history(handle, history)
+    return status
+
+
 async def test_execute_restart_scale_then_rollback_restores_the_release_before_the_incident(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:
@@ -261,20 +287,9 @@ async def test_a_short_api_outage_during_the_restart_is_waited_out_not_climbed_p
 ) -> None:
     api, path = cluster
     api.failing_images = set()  # the restart alone cures it
-    remediation_settings(
-        deps, remediation_approval_from_rung=0, remediation_executor="kubernetes", kubeconfig=path
-    )
-    await add_user(deps, USER, permission="execute")
     # More 503s than the change's first three attempts (the API server restarting).
     api.unavailable_writes = 4
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        handle = await start(
-            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
-        )
-        status = await handle.result()
+    status = await _execute(ts_env, deps, path, healthy_from=1)
 
     assert status.state == "resolved", status.outcome
     assert [(a.rung, a.applied, a.resolved) for a in status.attempts] == [
@@ -289,19 +304,9 @@ async def test_a_change_the_cluster_refuses_hands_over_naming_it_instead_of_clim
 ) -> None:
     api, path = cluster
     api.forbidden = {"patch deployments"}
-    remediation_settings(
-        deps, remediation_approval_from_rung=0, remediation_executor="kubernetes", kubeconfig=path
+    status = await _execute(
+        ts_env, deps, path, healthy_from=None, history="graded_remediation_change_refused"
     )
-    await add_user(deps, USER, permission="execute")
-    async with (
-        error_rate(healthy_from=None) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        handle = await start(
-            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
-        )
-        status = await handle.result()
-        await save_history(handle, "graded_remediation_change_refused")
 
     assert status.state == "handed_over"
     assert status.outcome.startswith("rung 1 (restart) could not be applied (rung 1 on ")
@@ -325,18 +330,7 @@ async def test_a_checkpoint_the_cluster_refuses_hands_over_naming_it(
 ) -> None:
     api, path = cluster
     api.forbidden = {"deployments"}
-    remediation_settings(
-        deps, remediation_approval_from_rung=0, remediation_executor="kubernetes", kubeconfig=path
-    )
-    await add_user(deps, USER, permission="execute")
-    async with (
-        error_rate(healthy_from=None) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        handle = await start(
-            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
-        )
-        status = await handle.result()
+    status = await _execute(ts_env, deps, path, healthy_from=None)
 
     assert status.state == "handed_over"
     assert status.outcome.startswith(
