@@ -61,8 +61,10 @@ log = logging.getLogger(__name__)
 # Bounds well under a voice client's patience (xiaozhi.me waits 10 s for a tool call).
 CALL_BUDGET = 8.0
 OPEN_LISTED = 500  # open runs what_needs_me counts; past it, "500 多个"
-# What a read that waits for the worker leaves of the budget, to say a silent worker as such.
-SAY_MARGIN = 0.5
+# What a read that waits for the worker leaves of the budget, to say a silent worker as such:
+# the query's timeout comes back through a busy event loop (0.5 s was not always enough on a
+# loaded 2-core machine: the call's budget ran out first and "too slow" was said instead).
+SAY_MARGIN = 1.0
 # When the current voice call's budget runs out (the loop's clock).
 _deadline: ContextVar[float] = ContextVar("voice_deadline")
 
