@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event, select
 from temporalio.client import (
-    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -672,9 +671,11 @@ async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_doe
     await add_user(deps, USER)
     tried: list[str] = []
 
-    def count_audit_writes(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("INSERT INTO audit_log"):
+    def refuse_three(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO audit_log") and len(tried) < 4:
             tried.append(statement)
+            if len(tried) == 4:  # the old policy's three tries are over: writes pass again
+                conn.exec_driver_sql("DROP TRIGGER hiccup")
 
     async with (
         error_rate(healthy_from=1) as (_, url),
@@ -686,31 +687,30 @@ async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_doe
         # the approval is recorded; the run used to fail after the third try.
         # In a thread: the worker's write turns run in this event loop, so a blocking wait
         # for the write lock here would hold the lock's owner still (locked after 5 s).
-        hiccup = sqlite3.connect(
-            deps.settings.data_dir / "ambient.db", check_same_thread=False, isolation_level=None
-        )
-        await asyncio.to_thread(
-            hiccup.execute,
-            "CREATE TRIGGER hiccup BEFORE INSERT ON audit_log "
-            "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END",
-        )
-        event.listen(deps.db.engine.sync_engine, "before_cursor_execute", count_audit_writes)
-        await handle.execute_update(
-            GradedRemediationWorkflow.approve,
-            ApprovalInput(approver=USER, approver_permission="dry_run", approve=True),
-        )
-        while len(tried) < 3:
-            described = await handle.describe()
-            if described.status != WorkflowExecutionStatus.RUNNING:
-                break
-            await asyncio.sleep(0.05)
-        event.remove(deps.db.engine.sync_engine, "before_cursor_execute", count_audit_writes)
-        # Waits for the third try's write turn to end (refused) before the writes pass again.
-        await asyncio.to_thread(hiccup.execute, "DROP TRIGGER hiccup")
-        hiccup.close()
-        status = await handle.result()
+        with closing(
+            sqlite3.connect(
+                deps.settings.data_dir / "ambient.db",
+                check_same_thread=False,
+                isolation_level=None,
+            )
+        ) as hiccup:
+            await asyncio.to_thread(
+                hiccup.execute,
+                "CREATE TRIGGER hiccup BEFORE INSERT ON audit_log "
+                "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END",
+            )
+        event.listen(deps.db.engine.sync_engine, "before_cursor_execute", refuse_three)
+        try:
+            await handle.execute_update(
+                GradedRemediationWorkflow.approve,
+                ApprovalInput(approver=USER, approver_permission="dry_run", approve=True),
+            )
+            status = await handle.result()
+        finally:
+            event.remove(deps.db.engine.sync_engine, "before_cursor_execute", refuse_three)
 
-    assert len(tried) == 3
+    # Recorded at the fourth try, not failed after the third.
+    assert len(tried) == 4
     assert status.state == "resolved" and status.outcome == "resolved at rung 1 (restart)"
     actions = await audit_actions(deps, status.run_key)
     assert actions.count("approval") == 1 and actions[-1] == "finished"
