@@ -5,6 +5,7 @@ the workflow id `daily-briefing/{user}` (one per user), so creating twice is ide
 
 BriefingError
  ├── InvalidBriefingError    bad config or arguments: nothing was changed
+ ├── BriefingRefusedError    another user's briefing, without the admin role
  └── BriefingNotFoundError   no daily briefing (or no briefing of that date) for this user
 """
 
@@ -155,6 +156,17 @@ class BriefingService:
         except ConfigError as exc:
             errors = [(location[1:], message) for location, message in exc.errors]  # no "config."
             raise _invalid_config(errors) from None
+        for _ in range(2):
+            try:
+                return await self._start(user, parsed)
+            except WorkflowAlreadyStartedError:
+                # Another create started it between our read and our start: decide again
+                # against it, as if it had come first (the same config finds it, another
+                # replaces it and keeps its pause).
+                continue
+        raise BriefingError("the daily briefing is being created by another request; try again")
+
+    async def _start(self, user: str, parsed: BriefingConfig) -> BriefingRef:
         task_id = task_id_for(user)
         carry = BriefingCarry()
         policy = WorkflowIDConflictPolicy.FAIL
@@ -179,20 +191,17 @@ class BriefingService:
             f"Daily briefing for {user}: prepare {parsed.prepare_at}, greeting window "
             f"{parsed.window_start}–{parsed.window_end} ({parsed.timezone})"
         )
-        try:
-            await self.client.start_workflow(
-                DailyBriefingWorkflow.run,
-                BriefingRun(user=user, task_id=task_id, config=parsed, carry=carry),
-                id=task_id,
-                task_queue=self.settings.temporal_task_queue,
-                id_conflict_policy=policy,
-                search_attributes=temporal.search_attributes(KIND, user, state=state),
-                static_summary=summary,
-                # What list_tasks shows for the briefing, like every other task.
-                memo={"summary": summary},
-            )
-        except WorkflowAlreadyStartedError:
-            return BriefingRef(task_id=task_id, created=False, config=parsed)
+        await self.client.start_workflow(
+            DailyBriefingWorkflow.run,
+            BriefingRun(user=user, task_id=task_id, config=parsed, carry=carry),
+            id=task_id,
+            task_queue=self.settings.temporal_task_queue,
+            id_conflict_policy=policy,
+            search_attributes=temporal.search_attributes(KIND, user, state=state),
+            static_summary=summary,
+            # What list_tasks shows for the briefing, like every other task.
+            memo={"summary": summary},
+        )
         return BriefingRef(task_id=task_id, state=state, config=parsed)
 
     async def _with_user_defaults(self, user: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -741,6 +741,29 @@ async def test_changing_a_paused_briefings_config_keeps_it_paused(
         assert description.typed_search_attributes.get(temporal.STATE) == "paused"
 
 
+async def test_a_create_that_loses_the_start_race_answers_what_runs_not_what_it_asked(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_user(deps.db, "tove")
+    async with briefing_stack(ts_env, deps) as stack:
+        await stack.service.create("tove", {"timezone": "Asia/Shanghai"})
+        await stack.service.pause("tove")
+        # The second create reads before the first has started (the window of a race between
+        # two creates): its start then finds the running briefing, paused, with another config.
+        read = stack.service._status_or_none
+        misses = [True]
+
+        async def first_read_misses(user: str):  # type: ignore[no-untyped-def]
+            return None if misses and misses.pop() else await read(user)
+
+        monkeypatch.setattr(stack.service, "_status_or_none", first_read_misses)
+        ref = await stack.service.create("tove", {"timezone": "Asia/Shanghai", "language": "en"})
+        status = await stack.service.status("tove")
+        # Decided again against the running one: replaced, still paused, as in sequence.
+        assert status.config.language == "en" and status.paused
+        assert ref.state == "paused" and ref.config == status.config
+
+
 async def test_regenerating_a_briefing_paused_before_its_day_says_it_is_paused(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
