@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import ACTIVITY_FAILED, STATE
 
 from workflows.reminder import check_news_pages
-from workflows.watch_controls import NOTIFY_RETRY, SHORT, deliver
+from workflows.watch_controls import NOTIFY_RETRY, SHORT, deliver, failure_text
 
 # A greeting while paused is answered "paused" (the day is not used up). Deprecated: runs
 # recorded with its marker replay; runs from before it (they spoke the briefing) do not.
@@ -308,7 +308,7 @@ class DailyBriefingWorkflow:
         lines: list[str] = []
         for url, check in zip(config.news_urls, checks, strict=True):
             if isinstance(check, BaseException):
-                lines.append(f"{url}: unavailable")
+                lines.append(f"{url}: unavailable ({failure_text(check)})")
             elif check.outcome == "error":
                 lines.append(f"{url}: unavailable ({check.error})")
             elif check.outcome == "baseline":

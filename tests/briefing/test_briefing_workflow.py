@@ -679,6 +679,49 @@ async def test_news_pages_with_categories_join_the_briefing(
     assert "## News" in second.report_markdown and "bakery" not in second.report_markdown
 
 
+async def test_a_news_page_whose_check_fails_for_good_says_why_in_the_briefing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    import sqlite3
+    from contextlib import closing
+
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    from ambient.clients.notify.registry import build_channels
+    from tests.support.servers import serve
+
+    async def page(_request: object) -> HTMLResponse:
+        return HTMLResponse("<html><body><article><p>A bakery opened.</p></article></body></html>")
+
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    await make_user(deps.db, "olga")
+    # The page is read but its text cannot be stored: the check fails at every try.
+    with closing(sqlite3.connect(deps.settings.data_dir / "ambient.db")) as db:
+        db.execute(
+            "CREATE TRIGGER no_snapshots BEFORE INSERT ON watch_snapshots "
+            "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END"
+        )
+        db.commit()
+    async with serve(Starlette(routes=[Route("/news", page)])) as site:
+        async with briefing_stack(ts_env, deps) as stack:
+            config = BriefingConfig(
+                timezone="Asia/Shanghai",
+                language="en",
+                news_urls=[f"{site}/news"],  # type: ignore[list-item]
+            )
+            day = await stack.plan(config)
+            await stack.service.create("olga", config)
+            await stack.skip_to(day.window_start + timedelta(minutes=1))
+            status = await eventually(lambda: _prepared(stack.service, "olga"), "prepared")
+            assert status.prepared is not None
+            view = await stack.service.get_briefing("olga", day.date)
+    assert f"{site}/news: unavailable (" in view.report_markdown
+    assert "the database refuses writes" in view.report_markdown
+
+
 async def test_a_paused_briefing_answers_a_greeting_at_once_that_it_is_paused(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
