@@ -52,8 +52,13 @@ def list_(
 
 
 @app.command()
-def show(task_id: str, user: User = "dev", as_json: Json = True) -> None:
-    """Status of a task (JSON)."""
+def show(
+    task_id: str,
+    user: User = "dev",
+    # Show always prints JSON: the flag is accepted (as by list) for scripts that pass it.
+    _json: Annotated[bool, typer.Option("--json", hidden=True)] = True,
+) -> None:
+    """Status of a task, as JSON."""
     print_json(console, _run(lambda tasks: tasks.get(user, task_id)))
 
 

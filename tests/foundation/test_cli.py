@@ -115,6 +115,7 @@ def test_task_list_with_temporal_down_prints_one_clear_line(tmp_path: Path) -> N
         ["task", "list"],
         ["task", "list", "--json"],
         ["task", "show", "web-monitor/dev/x"],
+        ["task", "show", "web-monitor/dev/x", "--json"],
     ):
         result = CliRunner().invoke(app, args, env=env)
         assert result.exit_code == 1, result.output
