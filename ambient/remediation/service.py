@@ -275,14 +275,13 @@ class RemediationService:
         owner = None if (await self._user(user)).role == "admin" else user
         since = datetime.now(UTC) - timedelta(days=days)
         async with self.db.session() as session:
-            rows = await RemediationRepository(session).list(user=owner, limit=100_000)
+            rows = await RemediationRepository(session).list(user=owner, since=since, limit=None)
         # The row's own fields, and the rungs tried from its detail.
         outcomes = [
             RunOutcome.model_validate(row, from_attributes=True).model_copy(
                 update={"tried": list(row.detail.get("tried") or [])}
             )
             for row in rows
-            if row.started_at >= since
         ]
         return remediation_stats(outcomes)
 

@@ -82,14 +82,18 @@ class RemediationRepository(Repository):
         state: str | None = None,
         open_only: bool = False,
         ids: Collection[str] | None = None,
-        limit: int = 100,
+        since: datetime | None = None,
+        limit: int | None = 100,
     ) -> list[RemediationRecord]:
-        """The newest runs first; ``open_only``: those not in a final state; ``ids``: those."""
+        """The newest runs first; ``open_only``: those not in a final state; ``ids``: those;
+        ``since``: those started then or later; ``limit`` None: all of them."""
         query = select(RemediationRecord).filter_by(**given(user=user, state=state))
         if open_only:
             query = query.where(RemediationRecord.state.not_in(FINAL_STATES))
         if ids is not None:
             query = query.where(RemediationRecord.remediation_id.in_(ids))
+        if since is not None:
+            query = query.where(RemediationRecord.started_at >= since)
         query = query.order_by(RemediationRecord.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
 
