@@ -207,11 +207,14 @@ class DryRunExecutor:
                 observed=False,
                 detail=f"dry run from the alert alone ({why})",
             )
+        previous = previous_revision(view.revisions, view.revision)
         return Checkpoint(
             target=target,
             uid=view.deployment.get("metadata", {}).get("uid"),
             revision=view.revision,
-            previous_revision=previous_revision(view.revisions, view.revision),
+            previous_revision=previous,
+            # As the Kubernetes executor records it: a rung 3 after the pruning still shows it.
+            previous_template=revision_template(view.revisions, previous, None),
             replicas=view.replicas,
             images=images_of(view.deployment.get("spec", {}).get("template") or {}),
             spec=view.deployment.get("spec", {}),

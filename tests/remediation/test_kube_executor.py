@@ -804,6 +804,31 @@ async def test_rollback_finds_the_release_before_the_incident_after_the_restart_
     assert kube.api.revisions("shop", "checkout") == {3: [V2], 4: [V1]}
 
 
+async def test_a_dry_run_plans_the_rollback_from_its_own_checkpoint_after_pruning(
+    kube: Cluster,
+) -> None:
+    """The dry run's checkpoint keeps the release before the incident as the Kubernetes
+    executor's does: once its ReplicaSet is pruned, the planned rung 3 still shows it."""
+    from ambient.clients.kube import REVISION
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    await kube.release(V2)
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    baseline = await dry.checkpoint(kube.target)
+    assert baseline.previous_revision == 1
+    for key, rs in list(kube.api.replicasets.items()):
+        if rs["metadata"]["annotations"][REVISION] == "1":
+            del kube.api.replicasets[key]
+    rollback = kube.step(
+        "remediation/r-dry-pruned", Rung.ROLLBACK, to_revision=1, checkpoint=baseline
+    )
+    released = kube.api.writes()
+    planned = await dry.apply(rollback.model_copy(update={"mode": "dry_run"}))
+    assert planned.patch is not None, planned.detail
+    assert images_of(planned.patch["deployment/shop/checkout"]["spec"]["template"]) == [V1]
+    assert kube.api.writes() == released
+
+
 async def test_the_stand_in_refuses_what_the_api_server_refuses(kube: Cluster) -> None:
     import httpx
 
