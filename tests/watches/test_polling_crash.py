@@ -133,7 +133,7 @@ async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reportin
         # Long enough that the change is still inside the poll when it dies; the heartbeat
         # timeout (and so the resume) follows the window.
         handle = await kill_after_a_stored_change(
-            dev_env, loopback_deps, tmp_path, env, site, f"{base}/news", task=task, window=20.0
+            dev_env, loopback_deps, tmp_path, env, site, f"{base}/news", task=task, window=10.0
         )
         # No worker now: the history says what the workflow has recorded.
         before = [e for r in await poll_results(handle) for e in r.events]
