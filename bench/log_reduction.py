@@ -36,10 +36,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ambient.briefing.loglevels import ERROR_LEVELS
 from ambient.briefing.logreport import LogReducer, LogReport
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logtemplates import Masker, mask_line
+from ambient.domain.loglevels import ERROR_LEVELS
 from bench.loggen import GeneratedLogs, file_lines, generate
 
 CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"

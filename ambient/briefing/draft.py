@@ -3,7 +3,6 @@ made from any draft: the draft plus its TTS segments, sources and totals."""
 
 from __future__ import annotations
 
-from ambient.briefing.loglevels import ERROR_LEVELS
 from ambient.briefing.logreport import TemplateStat
 from ambient.briefing.models import (
     SPOKEN_MAX_CHARS,
@@ -16,6 +15,7 @@ from ambient.briefing.models import (
 )
 from ambient.clients.tencent.ops import tts_segments
 from ambient.domain.events import clipped
+from ambient.domain.loglevels import ERROR_LEVELS
 
 
 def _short(text: str, limit: int = 90) -> str:

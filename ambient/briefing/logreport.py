@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from ambient.briefing.loglevels import ERROR_LEVELS, SEVERITY, level_and_message
 from ambient.briefing.logtemplates import WILDCARD, TemplateMiner, template_id
 from ambient.clients.tencent.ops import LogRecord
+from ambient.domain.loglevels import ERROR_LEVELS, SEVERITY, level_and_message
 
 BUCKET_SECONDS = 300  # bursts are judged per 5 minutes
 BASELINE_DAYS = 7

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 
-from ambient.briefing.loglevels import ERROR_LEVELS
 from ambient.briefing.logreport import LogReport, TemplateStat
 from ambient.domain.events import clipped
+from ambient.domain.loglevels import ERROR_LEVELS
 
 
 def render_markdown(

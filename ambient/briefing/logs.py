@@ -7,12 +7,12 @@ import asyncio
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
-from ambient.briefing.loglevels import ERROR_LEVELS
 from ambient.briefing.logreport import LogReducer, LogReport
 from ambient.briefing.models import BriefingInputs, ClsLogSpec, FileLogSpec
 from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.ops import MAX_SEARCH_LOGS, search_logs
+from ambient.domain.loglevels import ERROR_LEVELS
 
 
 class LogFileError(Exception):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ambient.clients.tencent.ops import LogRecord, SearchResult
+from ambient.domain.loglevels import SEVERITY, level_and_message
 
 TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "@t")
 PLAIN = re.compile(
@@ -50,6 +51,14 @@ CONTINUATION = re.compile(
     r"\s|Caused by:|Suppressed:|Traceback \(|During handling of|The above exception"
     r"|[\w$.]*(?:Error|Exception|Throwable)(?::|$)"
 )
+# An uncaught crash, printed after the service's last timed line with no time of its own:
+# Go's runtime and the JVM name it on its first line (the goroutine dump, the frames follow),
+# Python on the last line of its traceback ("ValueError: ...", "KeyboardInterrupt").
+CRASH_FIRST = re.compile(r'panic: |fatal error: |Exception in thread "')
+TRACEBACK = "Traceback (most recent call last):"
+CHAINED = ("During handling of", "The above exception")
+WARNED = SEVERITY["WARNING"]
+RAISED = re.compile(r"[A-Za-z_][\w.]*(?:: .*|:)?")
 LOGFMT = re.compile(r'([\w.@-]+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
@@ -145,6 +154,12 @@ def parse_line(
     return LogRecord(time=when, topic_id="file", source=source, content=content)
 
 
+def _crashed(before: LogRecord, source: str, line: str) -> LogRecord:
+    """An uncaught crash's record, at the time of the timed line before it."""
+    content = {"message": line, "level": "CRITICAL"}
+    return LogRecord(time=before.time, topic_id="file", source=source, content=content)
+
+
 def rotation_order(path: Path) -> tuple[int, str]:
     """app.log (newest) before app.log.1 before app.log.2.gz ..."""
     numbers = re.findall(r"\.(\d+)(?:\.gz)?$", path.name)
@@ -223,23 +238,65 @@ class FileLogSource:
         files = self.files()
         today = end.astimezone(self.zone).date()  # the day a line without a year is read for
         for path in files:
-            event = False  # the line above is an event or part of one: a trace may continue it
-            for number, line in enumerate(self.lines(path), 1):
-                record = parse_line(line, f"{path.name}:{number}", self.zone, today)
-                if record is None:
-                    if not line.strip():
-                        continue
-                    event = event and CONTINUATION.match(line) is not None
-                    if not event:
-                        self.skipped += 1
-                        if len(self.skipped_examples) < 5:
-                            self.skipped_examples.append(f"{path.name}:{number}")
-                else:
-                    event = True
-                    if start <= record.time < end:
-                        yield record
+            for record in self._file_records(path, today):
+                if start <= record.time < end:
+                    yield record
         if files and len(self.failed) == len(files):
             raise OSError("; ".join(self.failed))
+
+    def _file_records(self, path: Path, today: date) -> Iterator[LogRecord]:
+        """The file's records, an uncaught crash's among them at the time of the line before."""
+        last: LogRecord | None = None  # the last timed record: a crash is placed at its time
+        # What the untimed lines now read belong to: "event" (the trace of the record above),
+        # "dump" (a Go crash: all of them), "traceback" (an uncaught Python exception, whose
+        # record waits in ``crash`` for the traceback's end: a chained one names the last),
+        # or None (unreadable).
+        block: str | None = None
+        crash: LogRecord | None = None
+        raised = False  # the traceback's exception line was read (a chained one comes after)
+        for number, line in enumerate(self.lines(path), 1):
+            record = parse_line(line, f"{path.name}:{number}", self.zone, today)
+            if record is not None:
+                if crash is not None:
+                    yield crash
+                last, block, crash = record, "event", None
+                yield record
+                continue
+            text = line.strip()
+            if not text or block == "dump":
+                continue
+            where = f"{path.name}:{number}"
+            if block == "traceback" and last is not None:
+                if line[0].isspace():
+                    continue
+                if text.startswith((TRACEBACK, *CHAINED)):
+                    raised = False
+                    continue
+                if not raised and RAISED.fullmatch(text):
+                    crash, raised = _crashed(last, where, text), True
+                    continue
+            if crash is not None:  # the traceback ended above this line
+                yield crash
+                crash = None
+            if last is not None and CRASH_FIRST.match(text):
+                block = "dump" if text.startswith(("panic: ", "fatal error: ")) else "event"
+                yield _crashed(last, where, text)
+            elif (
+                last is not None
+                and text.startswith(TRACEBACK)
+                # A warning's or an error's own trace (logger.exception writes it after its line).
+                and (block is None or SEVERITY[level_and_message(last.content)[0]] < WARNED)
+            ):
+                block, raised = "traceback", False
+            elif block == "event" and CONTINUATION.match(line):
+                continue
+            else:
+                block = None
+                self.skipped += 1
+                if len(self.skipped_examples) < 5:
+                    self.skipped_examples.append(where)
+        if crash is not None:
+            yield crash
 
     def _scan(self, query: str, start: datetime, end: datetime, limit: int) -> SearchResult:
         term = "" if query.strip() in ("", "*") else query.strip().lower()

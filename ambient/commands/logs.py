@@ -21,7 +21,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
-from ambient.briefing.loglevels import level_and_message
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.clients.logs import (
@@ -32,6 +31,7 @@ from ambient.clients.logs import (
     parse_time,
     text_line,
 )
+from ambient.domain.loglevels import level_and_message
 
 app = typer.Typer()  # its help: ambient/cli.py LAZY
 err_console = Console(stderr=True)

@@ -185,3 +185,66 @@ async def test_stack_trace_lines_belong_to_the_event_above_them_and_are_not_unre
     # The one line that is neither an event nor part of one is still unreadable.
     assert log_note(prepared).endswith(": 2 lines read, 1 unreadable")
     assert "日志 2 行，错误 2" in report
+
+
+UNCAUGHT_CRASHES = """\
+2026-11-22 10:00:00 INFO payments started
+panic: runtime error: invalid memory address or nil pointer dereference
+[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x4a1b2c]
+
+goroutine 1 [running]:
+main.handler(0x0)
+\t/app/main.go:42 +0x1c
+exit status 2
+2026-11-22 11:00:00 INFO worker started
+Traceback (most recent call last):
+  File "/srv/job.py", line 3, in <module>
+    run()
+KeyError: 'order_id'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/srv/job.py", line 5, in <module>
+    report()
+ConnectionError: the ledger is down
+2026-11-22 12:00:00 WARNING retrying the ledger
+Traceback (most recent call last):
+  File "/srv/job.py", line 9, in <module>
+    connect()
+TimeoutError: timed out
+2026-11-22 13:00:00 INFO scheduler started
+Exception in thread "main" java.lang.OutOfMemoryError: Java heap space
+\tat com.acme.Batch.load(Batch.java:88)
+garbage without a time
+"""
+
+
+async def test_an_uncaught_crash_without_a_time_is_a_critical_event_of_the_day(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Go's panic, Python's uncaught traceback (a chained one names its last exception) and
+    the JVM's uncaught exception are printed with no time after the service's last line: each
+    is one CRITICAL event at that line's time, its dump or frames part of it; a warning's own
+    trace stays the warning's."""
+    path = tmp_path / "app.log"
+    path.write_text(UNCAUGHT_CRASHES, encoding="utf-8")
+    zone = ZoneInfo("Asia/Shanghai")
+    source = FileLogSource(path, zone=zone)
+    day = datetime(2026, 11, 22, tzinfo=zone), datetime(2026, 11, 23, tzinfo=zone)
+    records = [
+        (r.time.hour, r.content.get("level"), r.content["message"]) for r in source.records(*day)
+    ]
+    assert records == [
+        (10, "INFO", "payments started"),
+        (10, "CRITICAL", "panic: runtime error: invalid memory address or nil pointer dereference"),
+        (11, "INFO", "worker started"),
+        (11, "CRITICAL", "ConnectionError: the ledger is down"),
+        (12, "WARNING", "retrying the ledger"),
+        (13, "INFO", "scheduler started"),
+        (13, "CRITICAL", 'Exception in thread "main" java.lang.OutOfMemoryError: Java heap space'),
+    ]
+    assert source.skipped == 1 and source.skipped_examples == ["app.log:29"]
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 7 lines read, 1 unreadable")
+    assert "ConnectionError: the ledger is down" in report and "panic: runtime error" in report

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from ambient.briefing.loglevels import level_and_message
 from ambient.briefing.logreport import LogBaseline, LogReducer, LogReport, update_baseline
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logtemplates import (
@@ -19,6 +18,7 @@ from ambient.briefing.logtemplates import (
     tokens,
 )
 from ambient.clients.tencent.ops import LogRecord
+from ambient.domain.loglevels import level_and_message
 from bench.loggen import generate
 
 DAY = datetime(2026, 11, 21, tzinfo=UTC)
