@@ -50,13 +50,11 @@ typecheck: install
 
 # PYTEST_WORKERS processes share the suite, each with its own Temporal dev server, database
 # template and loopback servers (tests/conftest.py); tests mostly wait on servers and timers, so
-# more processes than cores pay off. PYTEST_WORKERS=0 runs it in this process. The tests marked
-# long are collected first, and --maxschedchunk 1 hands them out one by one (not as one
-# process's first chunk), so each starts at once in another process. The fifteen slowest tests
-# are listed at the end of every run (where the suite's time goes, in every CI log).
+# more processes than cores pay off. PYTEST_WORKERS=0 runs it in this process. The fifteen slowest
+# tests are listed at the end of every run (where the suite's time goes, in every CI log).
 PYTEST_WORKERS ?= 4
 pytest: install
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1 --durations=15
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load --durations=15
 
 replay: install  ## recorded histories against the current workflow code
 	$(BIN)/ambient replay tests/histories --workflows tests.support.workflows:TEST_WORKFLOWS

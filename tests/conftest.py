@@ -40,12 +40,6 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROX
 os.environ["TERMINAL_WIDTH"] = "240"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests marked long go first: sent out at the start, each to another process, they do
-    not end the run (the files come alphabetically, and the slowest sit near the end)."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
-
-
 def _binary(name: str, package: str) -> str:
     path = find_binary(name)
     if path is None:

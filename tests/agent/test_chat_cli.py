@@ -7,7 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.domain.users import UserCreate
@@ -34,7 +33,6 @@ async def _run(env: dict[str, str], *args: str) -> tuple[int, str]:
     return process.returncode or 0, out.decode()
 
 
-@pytest.mark.long
 async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
     tmp_path: Path, dev_env: WorkflowEnvironment
 ) -> None:

@@ -12,7 +12,6 @@ from tests.foundation.test_dev_stack import DevStack
 from tests.standins.xiaozhi_broker import running_broker
 
 
-@pytest.mark.long
 @pytest.mark.devserver
 async def test_ambient_dev_dials_an_endpoint_registered_over_its_api_within_5s(
     tmp_path: Path,

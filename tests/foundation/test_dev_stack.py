@@ -97,7 +97,6 @@ async def _mcp_status(api: str, token: str) -> dict[str, object]:
     return result.structured_content
 
 
-@pytest.mark.long
 @pytest.mark.devserver
 async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_path: Path) -> None:
     from temporalio.client import Client as TemporalClient

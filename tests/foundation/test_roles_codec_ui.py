@@ -37,7 +37,6 @@ def _chromium() -> str:
     pytest.fail("no chromium on PATH: apt-get install -y chromium (see .ci/run)")
 
 
-@pytest.mark.long
 @pytest.mark.devserver
 async def test_web_ui_decodes_payloads_through_the_codec_with_the_dev_codec_token(
     tmp_path: Path,

@@ -104,7 +104,6 @@ async def within(waited: Awaitable[T], seconds: float, what: str, api: KubeApi, 
         raise AssertionError(f"{what} within {seconds}s\n{calls}\n{said}") from None
 
 
-@pytest.mark.long
 @pytest.mark.devserver
 async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_deployment_twice(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path

@@ -307,7 +307,6 @@ async def _ended(handle: WorkflowHandle[Any, Any], n: int) -> list[PollResult] |
     return results if len(results) >= n else None
 
 
-@pytest.mark.long
 async def test_a_webhook_gets_each_change_once_and_a_dead_one_is_counted_not_fatal(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps
 ) -> None:
@@ -469,7 +468,6 @@ async def _heartbeat(handle: WorkflowHandle[Any, Any]) -> Any:
     return None
 
 
-@pytest.mark.long
 async def test_a_poll_that_fails_for_good_is_recorded_and_the_watch_polls_again(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:

@@ -121,7 +121,6 @@ async def fetched(site: Site, n: int) -> bool:
     return len(site.requests) >= n
 
 
-@pytest.mark.long
 @pytest.mark.devserver
 async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reporting_twice(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, tmp_path: Path
@@ -164,7 +163,6 @@ async def retried_poll(handle: WorkflowHandle[Any, Any]) -> Any:
     return None
 
 
-@pytest.mark.long
 @pytest.mark.devserver
 async def test_a_killed_workers_poll_runs_again_in_a_live_worker_long_before_its_timeout(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, tmp_path: Path
