@@ -11,6 +11,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -112,6 +116,20 @@ async def briefing_stack(env: WorkflowEnvironment, deps: WorkerDeps) -> AsyncIte
         settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
         service = BriefingService(env.client, settings, deps.db, tencent=deps.tencent)
         yield Stack(env=env, service=service, worker=worker)
+
+
+@asynccontextmanager
+async def news_site(
+    deps: WorkerDeps, page: Callable[[Request], Awaitable[Response]]
+) -> AsyncIterator[str]:
+    """A news page at ``{base}/news`` on loopback, which the worker's checks may fetch."""
+    from ambient.clients.notify.registry import build_channels
+    from tests.support.servers import serve
+
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    async with serve(Starlette(routes=[Route("/news", page)])) as base:
+        yield base
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], what: str, tries: int = 400) -> T:

@@ -22,7 +22,13 @@ from ambient.storage.briefings import (
     BroadcastRepository,
 )
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
-from tests.briefing.harness import briefing_stack, eventually, make_user, write_day_logs
+from tests.briefing.harness import (
+    briefing_stack,
+    eventually,
+    make_user,
+    news_site,
+    write_day_logs,
+)
 from tests.support.record import save_history
 
 
@@ -231,12 +237,7 @@ async def test_a_greeting_the_workflow_does_not_answer_in_time_gets_an_answer_to
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """Preparation hangs on a news page: the caller hears "greet again", not silence."""
-    from starlette.applications import Starlette
     from starlette.responses import HTMLResponse
-    from starlette.routing import Route
-
-    from ambient.clients.notify.registry import build_channels
-    from tests.support.servers import serve
 
     release = asyncio.Event()
 
@@ -244,10 +245,8 @@ async def test_a_greeting_the_workflow_does_not_answer_in_time_gets_an_answer_to
         await release.wait()
         return HTMLResponse("<html><body><article><p>Late news.</p></article></body></html>")
 
-    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
-    deps.channels = build_channels(deps.settings, deps.db, deps.http)
     await make_user(deps.db, "gus")
-    async with serve(Starlette(routes=[Route("/news", page)])) as site:
+    async with news_site(deps, page) as site:
         async with briefing_stack(ts_env, deps) as stack:
             stack.service.greet_timeout = timedelta(seconds=1)
             config = BriefingConfig(
@@ -637,12 +636,7 @@ async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_w
 async def test_news_pages_with_categories_join_the_briefing(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    from starlette.applications import Starlette
     from starlette.responses import HTMLResponse
-    from starlette.routing import Route
-
-    from ambient.clients.notify.registry import build_channels
-    from tests.support.servers import serve
 
     items = ["A bakery opened downtown."]
 
@@ -652,10 +646,8 @@ async def test_news_pages_with_categories_join_the_briefing(
             f"<html><body><article><h1>Cloud news</h1>{body}</article></body></html>"
         )
 
-    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
-    deps.channels = build_channels(deps.settings, deps.db, deps.http)
     await make_user(deps.db, "nora")
-    async with serve(Starlette(routes=[Route("/news", page)])) as site:
+    async with news_site(deps, page) as site:
         async with briefing_stack(ts_env, deps) as stack:
             config = BriefingConfig(
                 timezone="Asia/Shanghai",
@@ -685,18 +677,11 @@ async def test_a_news_page_whose_check_fails_for_good_says_why_in_the_briefing(
     import sqlite3
     from contextlib import closing
 
-    from starlette.applications import Starlette
     from starlette.responses import HTMLResponse
-    from starlette.routing import Route
-
-    from ambient.clients.notify.registry import build_channels
-    from tests.support.servers import serve
 
     async def page(_request: object) -> HTMLResponse:
         return HTMLResponse("<html><body><article><p>A bakery opened.</p></article></body></html>")
 
-    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
-    deps.channels = build_channels(deps.settings, deps.db, deps.http)
     await make_user(deps.db, "olga")
     # The page is read but its text cannot be stored: the check fails at every try.
     with closing(sqlite3.connect(deps.settings.data_dir / "ambient.db")) as db:
@@ -705,7 +690,7 @@ async def test_a_news_page_whose_check_fails_for_good_says_why_in_the_briefing(
             "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END"
         )
         db.commit()
-    async with serve(Starlette(routes=[Route("/news", page)])) as site:
+    async with news_site(deps, page) as site:
         async with briefing_stack(ts_env, deps) as stack:
             config = BriefingConfig(
                 timezone="Asia/Shanghai",

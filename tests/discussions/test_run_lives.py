@@ -15,29 +15,23 @@ from ambient.deps import WorkerDeps
 from ambient.discussions.rules import AgentPost, MessageIn
 from ambient.discussions.service import DiscussionService
 from ambient.remediation.service import RemediationService
-from ambient.storage.models import DiscussionMessage, RemediationRecord
+from ambient.storage.models import DiscussionMessage
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.discussions.test_scoping import _server
 from tests.discussions.test_tools import _users, call, refused
-from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.support import (
+    add_user,
+    alert,
+    error_rate,
+    remediation_settings,
+    run_row,
+)
 
 
 async def _run(deps: WorkerDeps, rid: str, run: str, owner: str, state: str) -> None:
     async with deps.db.session() as session:
-        session.add(
-            RemediationRecord(
-                run_key=f"{rid}@{run}",
-                remediation_id=rid,
-                user=owner,
-                cluster_id="cls-1",
-                service="checkout",
-                alert_type="error_rate",
-                source="test",
-                mode="dry_run",
-                state=state,
-            )
-        )
+        session.add(run_row(rid, owner, run, state=state))
         await session.commit()
 
 

@@ -19,11 +19,27 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import RemediationStatus
+from ambient.storage.models import RemediationRecord
 from ambient.storage.repositories import UserRepository
 from tests.support.servers import serve
 
 UNHEALTHY = 0.5
 HEALTHY = 0.01
+
+
+def run_row(rid: str, user: str, run: str = "run", **fields: Any) -> RemediationRecord:
+    """A remediation run's row as its workflow records it: a dry run on cls-1, unless told."""
+    defaults: dict[str, Any] = {
+        "cluster_id": "cls-1",
+        "service": "checkout",
+        "alert_type": "error_rate",
+        "source": "test",
+        "mode": "dry_run",
+        "state": "running",
+    }
+    return RemediationRecord(
+        run_key=f"{rid}@{run}", remediation_id=rid, user=user, **{**defaults, **fields}
+    )
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from ambient.cli import app
 from ambient.deps import WorkerDeps
-from tests.remediation.support import add_user
+from tests.remediation.support import add_user, run_row
 
 
 @pytest.mark.parametrize("days", ["0", "-3", "100000000"])
@@ -32,27 +32,20 @@ async def test_stats_count_the_runs_of_the_look_back_and_of_the_caller(deps: Wor
     import json
     from datetime import UTC, datetime, timedelta
 
-    from ambient.storage.models import RemediationRecord
-
     await add_user(deps, "ops")
     now = datetime.now(UTC)
     runs = [("ops", 1), ("ops", 10), ("ops", 40), ("ops", 100), ("other", 1)]
     async with deps.db.session() as session:
         for n, (user, days_ago) in enumerate(runs):
+            started = now - timedelta(days=days_ago)
             session.add(
-                RemediationRecord(
-                    run_key=f"r{n}@1",
-                    remediation_id=f"r{n}",
-                    user=user,
-                    cluster_id="cls-1",
-                    service="checkout",
-                    alert_type="error_rate",
-                    source="test",
-                    mode="dry_run",
+                run_row(
+                    f"remediation/r{n}",
+                    user,
                     state="resolved",
                     resolved_rung=1,
-                    started_at=now - timedelta(days=days_ago),
-                    finished_at=now - timedelta(days=days_ago) + timedelta(minutes=2),
+                    started_at=started,
+                    finished_at=started + timedelta(minutes=2),
                 )
             )
         await session.commit()

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from ambient.settings import Settings
 from ambient.storage.migrate import upgrade_async
 from api.app import create_app
+from tests.remediation.support import run_row
 from tests.standins.xiaozhi_server import fetch_all
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, serve
@@ -216,7 +217,6 @@ async def test_the_context_still_answers_when_temporal_does_not(settings: Settin
     from ambient.domain.users import UserCreate
     from ambient.remediation.service import RemediationService
     from ambient.storage import Database
-    from ambient.storage.models import RemediationRecord
     from ambient.storage.repositories import UserRepository
     from ambient.xiaozhi import DeviceService, voice_facts
 
@@ -226,16 +226,13 @@ async def test_the_context_still_answers_when_temporal_does_not(settings: Settin
         async with db.session() as session:
             user, _ = await UserRepository(session).create(UserCreate(name="yun"))
             session.add(
-                RemediationRecord(
-                    run_key="remediation/f00d@run1",
-                    remediation_id="remediation/f00d",
-                    user="yun",
+                run_row(
+                    "remediation/f00d",
+                    "yun",
+                    "run1",
                     cluster_id="cls-test01",
                     service="cls-test01/prod/checkout",
-                    alert_type="error_rate",
                     source="manual",
-                    mode="dry_run",
-                    state="running",
                 )
             )
             await session.commit()

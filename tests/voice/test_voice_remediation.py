@@ -24,6 +24,7 @@ from tests.remediation.support import (
     alert,
     error_rate,
     remediation_settings,
+    run_row,
     state_reaches,
 )
 from tests.voice.support import say, voice_client
@@ -249,22 +250,10 @@ async def test_more_open_alerts_than_one_list_holds_are_said_as_more(
 ) -> None:
     """After a storm, what_needs_me counted the open runs of one list of 500 and said
     "另有 500 个" for 600."""
-    from ambient.storage.models import RemediationRecord
-
     await add_user(deps, OWNER)
     async with deps.db.session() as session:
         session.add_all(
-            RemediationRecord(
-                run_key=f"remediation/fp-{i}@run",
-                remediation_id=f"remediation/fp-{i}",
-                user=OWNER,
-                cluster_id="cls-1",
-                service="checkout",
-                alert_type="error_rate",
-                source="webhook",
-                mode="dry_run",
-                state="acting",
-            )
+            run_row(f"remediation/fp-{i}", OWNER, source="webhook", state="acting")
             for i in range(600)
         )
         await session.commit()
