@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from ambient.briefing.logreport import LogReport, TemplateStat
 from ambient.domain.events import clipped
@@ -25,6 +25,8 @@ def render_markdown(
     if report.total == 0:
         lines.append(f"No log lines in this period ({report.unreadable} unreadable).")
         return "\n".join(lines) + "\n"
+    # Over more than one day an hour or a time of day says which day too.
+    dated = _days(report.start, zone) != _days(report.end - _INSTANT, zone) if report.end else False
     levels = ", ".join(
         f"{lvl} {n:,} ({100 * n / report.total:.2f}%)" for lvl, n in report.by_level.items()
     )
@@ -52,7 +54,7 @@ def render_markdown(
         span = (
             ""
             if _all_along(t, report)
-            else f" {_when(t.first_seen, zone)}–{_when(t.last_seen, zone)}"
+            else f" {_when(t.first_seen, zone, dated)}–{_when(t.last_seen, zone, dated)}"
         )
         mark = " (new)" if t.new else ""
         lines.append(f"- {t.level} {t.count:,}{span}{mark}: {_cut(t.template, 160)}")
@@ -66,7 +68,7 @@ def render_markdown(
         # One day: every hour; longer periods: the hours with errors or warnings, bounded.
         many = len(report.hours) > 24
         shown = [h for h in report.hours if h.errors or h.warnings][:48] if many else report.hours
-        stamp = "%m-%d %H" if many else "%H"
+        stamp = "%m-%d %H" if dated else "%H"
         lines.append(f"### Hours ({zone}) lines/errors/warnings")
         lines.append(
             " ".join(
@@ -86,6 +88,13 @@ def _all_along(stat: TemplateStat, report: LogReport) -> bool:
     assert stat.first_seen and stat.last_seen and report.start and report.end
     tenth = (report.end - report.start) / 10
     return stat.first_seen <= report.start + tenth and stat.last_seen >= report.end - tenth
+
+
+_INSTANT = timedelta(microseconds=1)  # a period's end is not in it (midnight is the next day)
+
+
+def _days(value: datetime | None, zone: tzinfo) -> date | None:
+    return None if value is None else value.astimezone(zone).date()
 
 
 def _when(value: datetime | None, zone: tzinfo, long: bool = False) -> str:

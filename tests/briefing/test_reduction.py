@@ -279,6 +279,22 @@ def test_hourly_rates_add_up_and_count_errors_and_warnings() -> None:
     assert report.by_level == {"ERROR": 6, "WARNING": 1, "INFO": 90}
 
 
+def test_a_report_over_more_than_one_day_says_the_day_of_each_hour_and_time() -> None:
+    """Files over two days: "02h ... 23h ... 05h" read as out of order, and "08:01–05:00"
+    as backwards; an hour and a time then carry their date. One day keeps them short."""
+    lines = [
+        record(DAY + timedelta(hours=2), "ERROR", "disk full"),
+        record(DAY + timedelta(hours=23), "INFO", "tick"),
+        record(DAY + timedelta(days=1, hours=1), "ERROR", "disk full"),
+        record(DAY + timedelta(days=1, hours=5), "INFO", "tick"),
+    ]
+    text = render_markdown(reduce_logs(lines))
+    assert "11-21 02h 1/1/0 11-21 23h 1/0/0 11-22 01h 1/1/0 11-22 05h 1/0/0" in text
+    assert "- ERROR 2 2026-11-21 02:00–2026-11-22 01:00: disk full" in text
+    one_day = render_markdown(reduce_logs(lines[:2]))
+    assert "02h 1/1/0 23h 1/0/0" in one_day and "- ERROR 1 02:00–02:00: disk full" in one_day
+
+
 def _day(offset: int, disk_errors: int, infos: int = 100) -> list[LogRecord]:
     start = DAY + timedelta(days=offset)
     lines = [record(start + timedelta(seconds=60 * i), "INFO", f"served {i}") for i in range(infos)]
