@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -350,6 +351,15 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
 
 
 _ERROR_KINDS = ("watch.failing", "watch.poll_failed", "watch.delivery_failed", "watch.breach")
+# A task created without a name is named by a digest of its config: said by its kind.
+_KIND_WORDS = {"web-monitor": "网页监控", "threshold-watch": "阈值监控", "reminder": "提醒"}
+
+
+def _task_said(task_id: str) -> str:
+    kind, _, name = task_id.rpartition("/")
+    if re.fullmatch(r"[0-9a-f]{12}", name):
+        return _KIND_WORDS.get(kind.split("/", 1)[0], "未命名任务")
+    return spoken_name(name) or "未知任务"
 
 
 async def recent_errors(
@@ -369,7 +379,7 @@ async def recent_errors(
             return f"最近 {hours} 小时没有错误。"
         by_task: Counter[str] = Counter()
         for task, count in counts.items():
-            by_task[spoken_name((task or "").rsplit("/", 1)[-1]) or "未知任务"] += count
+            by_task[_task_said(task or "")] += count
         top = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         named = "、".join(f"{label} {count} 次" for label, count in top)
         return f"最近 {hours} 小时有 {by_task.total()} 个错误，主要是：{named}。"

@@ -260,6 +260,32 @@ async def test_recent_errors_and_cluster_health_in_one_sentence(
     assert health == "2 个集群里有 1 个不正常：staging。"
 
 
+async def test_recent_errors_name_a_task_without_a_name_by_its_kind_in_words(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    # A task created without a name is named by a digest of its config (3fa85f6457b2): the
+    # cleaning took that id out and left "主要是：2 次、1 次、shop home 1 次".
+    user = unique("vh")
+    await make_user(deps.db, user)
+    async with deps.db.session() as session:
+        events = EventRepository(session)
+        for task in (
+            f"web-monitor/{user}/3fa85f6457b2",
+            f"web-monitor/{user}/3fa85f6457b2",
+            f"threshold-watch/{user}/0123456789ab",
+            f"web-monitor/{user}/shop-home",
+        ):
+            await events.add("watch.failing", user=user, task=task)
+        await session.commit()
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
+    async with voice_client(state, user) as client:
+        errors = await say(client, "recent_errors")
+    said = "最近 24 小时有 4 个错误，主要是：网页监控 2 次、shop home 1 次、阈值监控 1 次。"
+    assert errors == said
+
+
 async def test_cluster_health_with_refused_keys_says_to_check_them_not_to_ask_later(
     deps: WorkerDeps, dev_env: WorkflowEnvironment
 ) -> None:
