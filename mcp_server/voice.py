@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -23,14 +24,20 @@ from pydantic import Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient import temporal
-from ambient.briefing.service import BriefingError
+from ambient.briefing.service import BriefingError, BriefingNotFoundError, BriefingRefusedError
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import TencentAuthError, TencentCloudError
-from ambient.remediation.views import RemediationError, RemediationSummary
+from ambient.remediation.views import (
+    RemediationError,
+    RemediationNotFoundError,
+    RemediationRefusedError,
+    RemediationStateError,
+    RemediationSummary,
+)
 from ambient.settings import Settings
 from ambient.status import database_problem, temporal_problem
 from ambient.storage.repositories import EventRepository
-from ambient.watches.inputs import TaskError
+from ambient.watches.inputs import TaskError, TaskNotFoundError, TaskStateError
 from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import SpeakerKind, resolve_speaker, waiting_for
 from mcp_server.auth import app_state, current_user
@@ -79,6 +86,17 @@ DATABASE_DOWN = "数据库连不上，现在什么都查不到。请检查它是
 BEYOND_OWNER = "这台设备主人的权限比你的小，我不能用你的身份在这里操作。请用你自己的设备。"
 NO_ACCOUNT = "这台音箱连接时用的账号在系统里不存在，我不能替任何人回答。请检查小智配置里的用户。"
 _REFUSALS = {SpeakerKind.UNKNOWN: UNKNOWN_SPEAKER, SpeakerKind.NO_ACCOUNT: NO_ACCOUNT}
+# A service's refusal, said by its kind (the first that fits).
+REFUSED: list[tuple[type[Exception], str]] = [
+    (RemediationRefusedError, "你没有这个权限，请找管理员授权。"),
+    (BriefingRefusedError, "你没有这个权限，请找管理员授权。"),
+    (RemediationStateError, "这个修复现在不在等审批，可能已经有人处理过了。"),
+    (RemediationNotFoundError, "没找到这个修复，可能已经结束了。"),
+    (TaskStateError, "这个任务已经停止了，要重新创建才能再运行。"),
+    (TaskNotFoundError, "没找到这个任务，可能已经删除了。"),
+    (BriefingNotFoundError, "还没有设置每日简报。"),
+]
+REFUSED_OTHER = "请在网页上查看详情。"
 
 # --- who and how ----------------------------------------------------------------------------
 
@@ -111,7 +129,11 @@ async def _answer(
         if isinstance(exc, RemediationError | TaskError | BriefingError):
             if temporal.SILENT_WORKER in str(exc):
                 return WORKER_SILENT
-            return speakable(f"没办法完成：{exc}")
+            # The service's message is English for the API and MCP (and names fields, tools
+            # and ids): the voice says what kind of refusal it was, the log keeps the message.
+            log.info("voice tool refused: %s", exc)
+            said = next((s for kind, s in REFUSED if isinstance(exc, kind)), REFUSED_OTHER)
+            return f"没办法完成：{said}"
         # A voice client drops error text: say something, and keep the trace in the log.
         log.warning("voice tool failed", exc_info=True)
         name = getattr(exc, "message", None) or type(exc).__name__
@@ -329,6 +351,15 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
 
 
 _ERROR_KINDS = ("watch.failing", "watch.poll_failed", "watch.delivery_failed", "watch.breach")
+# A task created without a name is named by a digest of its config: said by its kind.
+_KIND_WORDS = {"web-monitor": "网页监控", "threshold-watch": "阈值监控", "reminder": "提醒"}
+
+
+def _task_said(task_id: str) -> str:
+    kind, _, name = task_id.rpartition("/")
+    if re.fullmatch(r"[0-9a-f]{12}", name):
+        return _KIND_WORDS.get(kind.split("/", 1)[0], "未命名任务")
+    return spoken_name(name) or "未知任务"
 
 
 async def recent_errors(
@@ -348,7 +379,7 @@ async def recent_errors(
             return f"最近 {hours} 小时没有错误。"
         by_task: Counter[str] = Counter()
         for task, count in counts.items():
-            by_task[spoken_name((task or "").rsplit("/", 1)[-1]) or "未知任务"] += count
+            by_task[_task_said(task or "")] += count
         top = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         named = "、".join(f"{label} {count} 次" for label, count in top)
         return f"最近 {hours} 小时有 {by_task.total()} 个错误，主要是：{named}。"

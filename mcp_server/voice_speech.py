@@ -107,6 +107,9 @@ def _part_of(key: str, text: str) -> bool:
     return key == text or (len(key) >= (2 if _CJK.search(key) else 3) and key in text)
 
 
+_FROM_END = re.compile(r"倒数|\b(?:to|from)\s+(?:the\s+)?last\b|\b(?:second|third)\s+last\b")
+
+
 def _which_waits(runs: list[RemediationSummary]) -> str:
     listed = "、".join(run_about(r) for r in runs[:3])
     return f"等你审批的有：{listed}。请说服务名或第几个。"
@@ -128,6 +131,8 @@ def pick_remediation(
     if ordinal:
         word = next((g for g in ordinal.groups() if g), None) or "最后"
         index = _ORDINALS.get(word)
+        if index is not None and index >= 0 and _FROM_END.search(text):
+            index = -index - 1  # "倒数第二个": the second from the end
         if index is not None and -len(runs) <= index < len(runs):
             return runs[index], ""
         return None, f"只有 {len(runs)} 个修复在等你审批，请说第几个。"

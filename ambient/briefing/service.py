@@ -62,7 +62,7 @@ from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import text_to_voice
 from ambient.domain.field_errors import Refused, field_errors, field_problems
 from ambient.domain.notify import NotifyResult
-from ambient.domain.users import Role
+from ambient.domain.users import Language, Role
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
 from ambient.status import temporal_problem
@@ -76,6 +76,17 @@ log = logging.getLogger(__name__)
 MAX_LISTED = 366  # a year of days
 # What a greeting keeps of its caller's wait for the update's trip to the workflow and back.
 GREET_ROUND_TRIP = 2.0
+
+
+# The greetings the workflow does not give (Chinese, English), as its own are (greeting_text).
+NOT_SET_UP = (
+    "你好！还没有设置每日简报。",
+    "Hello! No daily briefing is set up: create one with create_daily_briefing.",
+)
+NOT_IN_TIME = (
+    "你好！简报这次没有及时回答，请再叫我一次。",
+    "Hello! The briefing did not answer in time: greet again in a moment.",
+)
 
 
 class BriefingError(Exception):
@@ -130,6 +141,13 @@ class BriefingService:
         self.settings = settings
         self.db = db
         self.tencent = tencent or TencentCloud.from_settings(settings)
+
+    async def _said(self, user: str, texts: tuple[str, str]) -> str:
+        """A greeting the workflow did not give, in the user's language: a TTS reads one."""
+        async with self.db.session() as session:
+            row = await UserRepository(session).get(user)
+        language = (row.language if row else None) or self.settings.default_language
+        return texts[0] if language == Language.ZH else texts[1]
 
     async def _admin(self, user: str) -> bool:
         async with self.db.session() as session:
@@ -310,16 +328,12 @@ class BriefingService:
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             # Unknown, not failed: the same request id later gets the workflow's own answer.
             return GreetResult(
-                outcome=GreetOutcome.PREPARING,
-                text="你好！简报这次没有及时回答，请再叫我一次。"
-                " (The briefing did not answer in time: greet again in a moment.)",
+                outcome=GreetOutcome.PREPARING, text=await self._said(user, NOT_IN_TIME)
             )
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return GreetResult(
-                    outcome=GreetOutcome.UNAVAILABLE,
-                    text="你好！还没有设置每日简报。"
-                    " (No daily briefing is set up: create one with create_daily_briefing.)",
+                    outcome=GreetOutcome.UNAVAILABLE, text=await self._said(user, NOT_SET_UP)
                 )
             raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
         except WorkflowUpdateFailedError as exc:

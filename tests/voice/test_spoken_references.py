@@ -48,6 +48,21 @@ def test_ordinals_in_chinese_english_and_digits_pick_by_waiting_order() -> None:
         assert run is not None and run.service.endswith(f"/{workload}"), (said, question)
 
 
+def test_an_ordinal_counted_from_the_end_picks_from_the_end() -> None:
+    # "倒数第二个" was read as "第二个": the second of four, named back as the one to approve.
+    runs = [*RUNS, _run(4, "search")]
+    for said, workload in [
+        ("倒数第二个", "payments"),
+        ("倒数第一个", "search"),
+        ("second to last", "payments"),
+        ("the second last one", "payments"),
+    ]:
+        run, question = pick_remediation(runs, said)
+        assert run is not None and run.service.endswith(f"/{workload}"), (said, question)
+    run, question = pick_remediation(runs, "倒数第五个")
+    assert run is None and "只有 4 个" in question
+
+
 def test_a_name_that_fits_several_or_none_asks_back_and_picks_nothing() -> None:
     run, question = pick_remediation(RUNS, "checkout")
     assert run is None and "有 2 个符合" in question and "第一个" in question

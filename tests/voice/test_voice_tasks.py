@@ -14,7 +14,8 @@ from ambient.briefing.models import BriefingConfig, plan_for
 from ambient.briefing.service import BriefingService
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
-from ambient.storage.repositories import EventRepository
+from ambient.domain.users import Language, UserCreate
+from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState
 from tests.briefing.harness import make_user, write_day_logs
 from tests.conftest import running_worker, unique
@@ -29,6 +30,12 @@ ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berli
 def _zone_away_from_midnight() -> str:
     now = datetime.now(UTC)
     return next(z for z in ZONES if 1 <= now.astimezone(ZoneInfo(z)).hour <= 22)
+
+
+async def _user(deps: WorkerDeps, name: str, language: Language) -> None:
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=name, language=language))
+        await session.commit()
 
 
 async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
@@ -103,7 +110,7 @@ async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
     user = unique("vg")
-    await make_user(deps.db, user)
+    await _user(deps, user, Language.ZH)
     zone = _zone_away_from_midnight()
     today = datetime.now(ZoneInfo(zone)).date()
     logs = write_day_logs(tmp_path / "app.log", plan_for(today, BriefingConfig(timezone=zone)))
@@ -195,6 +202,26 @@ async def test_a_greeting_the_voice_stopped_waiting_for_does_not_spend_the_days_
     assert late == "你好！今天的简报还在准备中，请稍后再叫我。", late
 
 
+async def test_a_greeting_with_no_briefing_set_up_is_said_in_the_users_language_only(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # A new user's first "你好": no briefing yet. It was said in Chinese and then in English
+    # ("(No daily briefing is set up: create one with create daily briefing.)") to everyone.
+    answers = {}
+    for language in (Language.ZH, Language.EN):
+        user = unique("vl")
+        await _user(deps, user, language)
+        state = AppState(
+            settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+        )
+        async with voice_client(state, user) as client:
+            answers[language] = await say(client, "greet")
+    assert answers == {
+        Language.ZH: "你好！还没有设置每日简报。",
+        Language.EN: "Hello! No daily briefing is set up: create one with create daily briefing.",
+    }
+
+
 async def test_recent_errors_and_cluster_health_in_one_sentence(
     deps: WorkerDeps, dev_env: WorkflowEnvironment
 ) -> None:
@@ -231,6 +258,32 @@ async def test_recent_errors_and_cluster_health_in_one_sentence(
         async with voice_client(state, user) as client:
             health = await say(client, "cluster_health")
     assert health == "2 个集群里有 1 个不正常：staging。"
+
+
+async def test_recent_errors_name_a_task_without_a_name_by_its_kind_in_words(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    # A task created without a name is named by a digest of its config (3fa85f6457b2): the
+    # cleaning took that id out and left "主要是：2 次、1 次、shop home 1 次".
+    user = unique("vh")
+    await make_user(deps.db, user)
+    async with deps.db.session() as session:
+        events = EventRepository(session)
+        for task in (
+            f"web-monitor/{user}/3fa85f6457b2",
+            f"web-monitor/{user}/3fa85f6457b2",
+            f"threshold-watch/{user}/0123456789ab",
+            f"web-monitor/{user}/shop-home",
+        ):
+            await events.add("watch.failing", user=user, task=task)
+        await session.commit()
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
+    async with voice_client(state, user) as client:
+        errors = await say(client, "recent_errors")
+    said = "最近 24 小时有 4 个错误，主要是：网页监控 2 次、shop home 1 次、阈值监控 1 次。"
+    assert errors == said
 
 
 async def test_cluster_health_with_refused_keys_says_to_check_them_not_to_ask_later(
