@@ -148,10 +148,42 @@ def pick_remediation(
     return None, f"有 {len(matches)} 个符合：{listed}。请说第几个。"
 
 
+# A task created without a name is said by its summary, which the service writes in English
+# (list_tasks shows it): its four shapes said in Chinese.
+_SUMMARIES = [
+    (
+        re.compile(r"Web monitor of (\d+) URL\(s\) every ([\d.]+) min\b"),
+        "网页监控（{0} 个网址，每 {1} 分钟）",
+    ),
+    (re.compile(r"Threshold watch (\S+):"), "阈值监控 {0}"),
+    (
+        re.compile(r"News digest of (\d+) page\(s\), (\w+) at (\d\d:\d\d)"),
+        "新闻摘要（{0} 个网页，{1} {2}）",
+    ),
+    (re.compile(r"Reminder, (\w+) at (\d\d:\d\d)"), "提醒（{0} {1}）"),
+    (re.compile(r"News digest of (\d+) page\(s\), cron"), "新闻摘要（{0} 个网页，按计划）"),
+    (re.compile(r"Reminder, cron"), "提醒（按计划）"),
+    (re.compile(r"Daily briefing for"), "每日简报"),
+]
+_EVERY = {"daily": "每天", "weekly": "每周"}
+
+
+def spoken_summary(summary: str | None) -> str | None:
+    """A task's summary as the voice says it: in Chinese for the service's own shapes."""
+    for pattern, said in _SUMMARIES:
+        if summary and (found := pattern.match(summary)):
+            words = [
+                _EVERY.get(g, spoken_name(g) if g.isidentifier() else g) for g in found.groups()
+            ]
+            return said.format(*words)
+    return summary
+
+
 def task_label(task: TaskSummary) -> str:
     name = task.task_id.rsplit("/", 1)[-1]
     if re.fullmatch(r"[0-9a-f]{12}", name):
-        return speakable(task.summary or task.kind.value.replace("_", " "), 60)
+        said = spoken_summary(task.summary) or task.kind.value.replace("_", " ")
+        return speakable(said, 60)
     return spoken_name(name)
 
 
@@ -169,7 +201,9 @@ def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, 
     found = exact or [
         t
         for t in tasks
-        if _part_of(key, _flat(t.task_id.rsplit("/", 1)[-1])) or _part_of(key, _flat(t.summary))
+        if _part_of(key, _flat(t.task_id.rsplit("/", 1)[-1]))
+        or _part_of(key, _flat(t.summary))
+        or _part_of(key, _flat(spoken_summary(t.summary)))
     ]
     if len(found) == 1:
         return found[0], ""

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
-from mcp_server.voice_speech import hours_said, pick_remediation, pick_task
+from mcp_server.voice_speech import hours_said, pick_remediation, pick_task, task_label
 from tests.voice.support import assert_speakable
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -181,3 +181,23 @@ def test_spoken_spans_are_read_as_hours_in_both_languages() -> None:
     # Words that say no span, and "day" inside another word, are no span.
     for said in ["最近", "hello", "", None, "birthday party", "十几个小时"]:
         assert hours_said(said) is None, said
+
+
+def test_a_task_without_a_name_is_said_by_its_summary_in_chinese() -> None:
+    """Such a task's summary is the service's English ("Web monitor of 1 URL(s) every 5 min
+    for alice"): read aloud as it was, a Chinese answer switched to English mid-sentence."""
+    tasks = [
+        _task("web-monitor/ops/0123456789ab", "Web monitor of 2 URL(s) every 5 min for ops"),
+        _task("threshold-watch/ops/ba9876543210", "Threshold watch cpu_usage: above 80"),
+        _task("reminder/ops/00112233aabb", "Reminder, daily at 08:30 Asia/Shanghai, for ops"),
+    ]
+    assert [task_label(t) for t in tasks] == [
+        "网页监控（2 个网址，每 5 分钟）",
+        "阈值监控 cpu usage",
+        "提醒（每天 08:30）",
+    ]
+    task, _ = pick_task(tasks, "网页监控")
+    assert task is tasks[0]
+    task, question = pick_task(tasks, "backup")
+    assert task is None and "Web monitor" not in question and "网页监控（2 个网址" in question
+    assert_speakable(question)
