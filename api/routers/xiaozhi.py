@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, HTTPException, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ambient.status import database_problem
 from ambient.storage.repositories import UserRepository
 from ambient.xiaozhi import (
     DeviceAdded,
@@ -67,6 +68,11 @@ async def context(
             )
     except TimeoutError:
         return _context_error(503, "context not ready in time")
+    except Exception as exc:  # the database down: said in msg too, not as a bare status
+        problem = database_problem(exc, state.settings)
+        if problem is None:
+            raise
+        return _context_error(503, problem)
     return JSONResponse({"code": 0, "data": facts.model_dump()})
 
 

@@ -42,6 +42,12 @@ async def test_an_api_whose_postgresql_went_down_answers_503_naming_it(settings:
                     assert detail.startswith(
                         f"the database is unreachable (postgresql at {socket_dir}"
                     ), detail
+                # xiaozhi-server reads a 200's body only: the reason goes in its msg.
+                wake = {"device-id": "aa:bb:cc:dd:ee:ff", "Authorization": "Bearer xzd_x"}
+                context = await api.get("/xiaozhi/context", headers=wake)
+                assert context.status_code == 200, context.text
+                assert context.json()["code"] == 503
+                assert context.json()["msg"].startswith("the database is unreachable")
         finally:
             await asyncio.to_thread(server.cleanup)
 
