@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import re
 import time
 from contextlib import suppress
@@ -218,10 +219,11 @@ class WebFetcher:
         matches = [match.value for match in jsonpath(json_path).find(json.loads(result.body))]
         if not matches:
             raise FetchError(f"JSONPath {json_path} matched nothing")
-        try:
-            return float(matches[0])
-        except (TypeError, ValueError):
-            raise FetchError(f"JSONPath {json_path} is not a number: {matches[0]!r}") from None
+        value = matches[0]
+        number = _finite(value)
+        if number is None:
+            raise FetchError(f"JSONPath {json_path} is not a number: {value!r}")
+        return number
 
     async def read_prometheus(self, base_url: str, query: str) -> float:
         url = f"{base_url.rstrip('/')}/api/v1/query?{urlencode({'query': query})}"
@@ -229,7 +231,24 @@ class WebFetcher:
         results = data.get("data", {}).get("result", [])
         if data.get("status") != "success" or len(results) != 1:
             raise FetchError(f"query must return exactly one sample, got {len(results)}: {query}")
-        return float(results[0]["value"][1])
+        value = results[0]["value"][1]
+        number = _finite(value)
+        if number is None:
+            # Prometheus answers NaN for 0/0 (a rate with no traffic) and +-Inf for x/0.
+            raise FetchError(f"query answered {value}, not a number (no data to divide?): {query}")
+        return number
+
+
+def _finite(value: object) -> float | None:
+    """A number or a number's text as a float; None for anything else, NaN and infinity
+    (they compare false or breach every line, and cannot travel as JSON to a workflow)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None  # float(True) is 1.0: a flag is no reading
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _spaces_encoded(url: str) -> str:

@@ -16,7 +16,7 @@ from ambient.clients.web import (
     TooManyRedirectsError,
     WebFetcher,
 )
-from ambient.domain.checks import CheckPageInput, ReadMetricInput
+from ambient.domain.checks import CheckPageInput, MetricReading, ReadMetricInput
 from ambient.storage import Database
 from tests.support.servers import HANG, serve
 from tests.watches.site import Site, article
@@ -245,3 +245,52 @@ async def test_a_urls_checked_addresses_are_reused_and_dropped_when_the_connecti
         assert asked.count(dead) == 2
     finally:
         await fetcher.aclose()
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (b'{"v": NaN}', "nan"),
+        (b'{"v": "NaN"}', "'NaN'"),
+        (b'{"v": Infinity}', "inf"),
+        (b'{"v": "1e999"}', "'1e999'"),
+        (b'{"v": true}', "True"),
+    ],
+)
+async def test_a_json_value_that_is_no_finite_number_is_a_failed_reading_saying_so(
+    site: tuple[Site, str], db: Database, body: bytes, shown: str
+) -> None:
+    state, base = site
+    state.encoded["/odd.json"] = (body, "application/json")
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    source = {"type": "http_json", "url": f"{base}/odd.json", "json_path": "$.v"}
+    reading = await ActivityEnvironment().run(
+        activities.read_metric, ReadMetricInput(source=source)
+    )
+    assert reading == MetricReading(error=f"JSONPath $.v is not a number: {shown}")
+
+
+@pytest.mark.parametrize("value", ["NaN", "+Inf", "-Inf"])
+async def test_a_prometheus_sample_that_is_no_finite_number_is_a_failed_reading_saying_so(
+    site: tuple[Site, str], db: Database, value: str
+) -> None:
+    state, base = site
+    state.prometheus_answers["errors / requests"] = (
+        200,
+        {
+            "status": "success",
+            "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, value]}]},
+        },
+    )
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    source = {"type": "prometheus", "url": base, "query": "errors / requests"}
+    reading = await ActivityEnvironment().run(
+        activities.read_metric, ReadMetricInput(source=source)
+    )
+    assert reading == MetricReading(
+        error=f"query answered {value}, not a number (no data to divide?): errors / requests"
+    )
