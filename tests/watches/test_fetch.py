@@ -294,3 +294,42 @@ async def test_a_prometheus_sample_that_is_no_finite_number_is_a_failed_reading_
     assert reading == MetricReading(
         error=f"query answered {value}, not a number (no data to divide?): errors / requests"
     )
+
+
+async def test_a_prometheus_scalar_answer_is_its_value(
+    site: tuple[Site, str], db: Database
+) -> None:
+    state, base = site
+    state.prometheus_answers["scalar(sum(up))"] = (
+        200,
+        {"status": "success", "data": {"resultType": "scalar", "result": [1, "3"]}},
+    )
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    source = {"type": "prometheus", "url": base, "query": "scalar(sum(up))"}
+    reading = await ActivityEnvironment().run(
+        activities.read_metric, ReadMetricInput(source=source)
+    )
+    assert reading == MetricReading(value=3.0)
+
+
+async def test_a_query_prometheus_refuses_is_a_failed_reading_with_prometheus_reason(
+    site: tuple[Site, str], db: Database
+) -> None:
+    state, base = site
+    reason = '1:5: parse error: unexpected "}" in label matching'
+    state.prometheus_answers["up{job=}"] = (
+        400,
+        {"status": "error", "errorType": "bad_data", "error": reason},
+    )
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    source = {"type": "prometheus", "url": base, "query": "up{job=}"}
+    reading = await ActivityEnvironment().run(
+        activities.read_metric, ReadMetricInput(source=source)
+    )
+    assert reading == MetricReading(
+        error=f"Prometheus refused the query 'up{{job=}}' (HTTP 400): bad_data: {reason}"
+    )
