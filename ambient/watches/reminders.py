@@ -54,7 +54,9 @@ class ReminderConfig(UserConfig):
     cron: str | None = Field(
         default=None, max_length=200, description="five-field cron, e.g. '0 8 * * 1-5'"
     )
-    timezone: TimeZone = Field(default="Asia/Shanghai", description="IANA time zone")
+    timezone: TimeZone = Field(
+        default="Asia/Shanghai", description="IANA time zone; left out: the user's own"
+    )
     action: Literal["reminder", "news_digest"] = Field(
         default="reminder", description="reminder (send message) or news_digest"
     )
@@ -172,7 +174,9 @@ class NewsDigestConfig(UserConfig):
     categories: list[ShortText] = Field(
         default_factory=list, max_length=20, description="categories to keep"
     )
-    timezone: TimeZone = Field(default="Asia/Shanghai", description="IANA time zone")
+    timezone: TimeZone = Field(
+        default="Asia/Shanghai", description="IANA time zone; left out: the user's own"
+    )
     notification: Notification = None
 
     def as_reminder(self) -> ReminderConfig:
