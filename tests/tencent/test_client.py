@@ -258,6 +258,31 @@ async def test_threshold_watch_reads_tencent_monitor_and_reports_missing_credent
     assert missing.value is None and "TENCENTCLOUD_SECRET_ID" in (missing.error or "")
 
 
+async def test_a_tke_workload_metric_is_read_with_describe_statistic_data(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    now = int(NOW.timestamp())
+    api.metric_points["K8sWorkloadCpuCoreUsed"] = [(now - 120, 0.4), (now - 60, 1.8)]
+    workload = {"tke_cluster_instance_id": "cls-1", "namespace": "prod", "workload_name": "api"}
+    value = await latest_metric_value(
+        tc, "QCE/TKE2", "K8sWorkloadCpuCoreUsed", workload, period=60, now=NOW
+    )
+    assert value == 1.8
+    [(service, action, params)] = api.calls
+    assert (service, action) == ("monitor", "DescribeStatisticData")
+    assert params["Module"] == "monitor" and params["MetricNames"] == ["K8sWorkloadCpuCoreUsed"]
+    assert params["Conditions"] == [
+        {"Key": k, "Operator": "=", "Value": [v]} for k, v in workload.items()
+    ]
+    # Its periods are 60, 300, 3600 and 86400: another is refused before any call.
+    with pytest.raises(TencentRequestError, match="60, 300, 3600 or 86400"):
+        await latest_metric_value(
+            tc, "QCE/TKE2", "K8sWorkloadCpuCoreUsed", workload, period=10, now=NOW
+        )
+    assert len(api.calls) == 1
+
+
 @pytest.mark.parametrize("region", ["广州", "ap-guangzhou\r\nX-Injected: 1", "ap guangzhou"])
 async def test_a_region_out_of_format_is_refused_before_any_call_and_not_retried(
     cloud: tuple[TencentApi, TencentCloud], region: str
