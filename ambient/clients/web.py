@@ -223,7 +223,9 @@ class WebFetcher:
         value = matches[0]
         number = _finite(value)
         if number is None:
-            raise FetchError(f"JSONPath {json_path} is not a number: {value!r}")
+            shown = repr(value)
+            shown = shown if len(shown) <= 100 else f"{shown[:100]}... ({len(shown)} characters)"
+            raise FetchError(f"JSONPath {json_path} is not a number: {shown}")
         return number
 
     async def read_prometheus(self, base_url: str, query: str) -> float:
@@ -278,7 +280,7 @@ def _finite(value: object) -> float | None:
         return None  # float(True) is 1.0: a flag is no reading
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # an integer past float's range overflows
         return None
     return number if math.isfinite(number) else None
 

@@ -333,3 +333,23 @@ async def test_a_query_prometheus_refuses_is_a_failed_reading_with_prometheus_re
     assert reading == MetricReading(
         error=f"Prometheus refused the query 'up{{job=}}' (HTTP 400): bad_data: {reason}"
     )
+
+
+async def test_a_huge_value_at_the_json_path_is_a_failed_reading_of_bounded_size(
+    site: tuple[Site, str], db: Database
+) -> None:
+    # The reading travels as the local activity's result into the watch's history and its
+    # failure is stored on the watch: a 3 MB text there would pass Temporal's payload limit.
+    state, base = site
+    state.encoded["/huge.json"] = (b'{"v": "' + b"9x" * 1_500_000 + b'"}', "application/json")
+    state.encoded["/big.json"] = (b'{"v": 1' + b"0" * 400 + b"}", "application/json")
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    env = ActivityEnvironment()
+    for path in ("/huge.json", "/big.json"):
+        source = {"type": "http_json", "url": f"{base}{path}", "json_path": "$.v"}
+        reading = await env.run(activities.read_metric, ReadMetricInput(source=source))
+        assert reading.value is None and reading.error is not None
+        assert reading.error.startswith("JSONPath $.v is not a number: ")
+        assert len(reading.error) <= 500
