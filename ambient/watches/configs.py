@@ -422,7 +422,7 @@ class ThresholdWatchConfig(_TaskBase):
         return data
 
     @model_validator(mode="after")
-    def _shape(self) -> ThresholdWatchConfig:
+    def _shape(self, info: ValidationInfo) -> ThresholdWatchConfig:
         shorthand = None if self.threshold is None else Condition(op="above", value=self.threshold)
         if shorthand is not None and self.conditions and self.conditions != [shorthand]:
             # Both given and saying different things: one of them would be ignored (it was
@@ -438,4 +438,32 @@ class ThresholdWatchConfig(_TaskBase):
             raise ValueError("give 'conditions' (or 'threshold' for one 'above' condition)")
         if self.source is None and self.metric is None:
             raise ValueError("give a metric 'source' or a named 'metric'")
+        if not reading_stored(info):
+            self._can_breach_and_recover()
         return self
+
+    def _can_breach_and_recover(self) -> None:
+        """Refuse lines no value can breach together, or none can recover from."""
+        above = [c.value for c in self.conditions if c.op == "above"]
+        below = [c.value for c in self.conditions if c.op == "below"]
+        if not (above and below):
+            return
+        high, low = max(above), min(below)
+        if self.combine == "all" and high >= low:
+            raise ValueError(
+                f"conditions: no value is above {high:g} and below {low:g} at once, so the "
+                "watch could never breach; use combine 'any' to alert outside a band"
+            )
+        # combine any: recovery needs the value back inside every line by the margin.
+        top, bottom, margin = min(above), max(below), self.hysteresis
+        if self.combine == "any" and top < bottom:
+            raise ValueError(
+                f"conditions: every value is above {top:g} or below {bottom:g}, so a breach "
+                "could never recover; with combine 'any' put the below line under the above one"
+            )
+        if self.combine == "any" and top - margin < bottom + margin:
+            raise ValueError(
+                f"hysteresis: no value is {margin:g} (hysteresis) inside both lines "
+                f"(above {top:g}, below {bottom:g}), so a breach could never recover; "
+                f"give at most {max(top - bottom, 0) / 2:g}"
+            )

@@ -100,7 +100,12 @@ def test_cooldown_suppresses_a_second_breach_and_its_recovery() -> None:
 def test_all_and_any_combinations() -> None:
     both = {"conditions": [{"op": "above", "value": 10}, {"op": "below", "value": 20}]}
     assert _run(_watch(**both, combine="all"), [5, 15, 25]) == [("breach", 15), ("recovery", 25)]
-    assert _run(_watch(**both, combine="any"), [15, 25]) == [("breach", 15)]
+    band = {"conditions": [{"op": "above", "value": 20}, {"op": "below", "value": 10}]}
+    assert _run(_watch(**band, combine="any"), [15, 25, 15, 5]) == [
+        ("breach", 25),
+        ("recovery", 15),
+        ("breach", 5),
+    ]
 
 
 def test_last_hundred_values_are_kept() -> None:
