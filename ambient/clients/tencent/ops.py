@@ -21,7 +21,8 @@ from ambient.clients.tencent.errors import TencentRequestError
 
 MAX_SEARCH_LOGS = 10_000  # CLS caps a Context-paged search here
 TTS_CHUNK = 150  # characters per TextToVoice call
-MAX_METRIC_POINTS = 1440  # GetMonitorData answers at most this many datapoints per request
+# GetMonitorData answers at most this many datapoints per request ("单请求的数据点数限制为7200个").
+MAX_METRIC_POINTS = 7200
 METRIC_PERIODS = (60, 300, 3600, 86400)  # the statistics periods Cloud Monitor keeps
 # GetMonitorData "不适用于拉取容器服务监控数据" (its API reference): these namespaces are read
 # with DescribeStatisticData (dimension conditions; its periods are METRIC_PERIODS).
