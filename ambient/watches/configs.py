@@ -332,6 +332,12 @@ class PrometheusSource(UserConfig):
     )
 
 
+# Cloud Monitor serves these namespaces with DescribeStatisticData, not GetMonitorData (its
+# reference: "不适用于拉取容器服务监控数据"), at these periods only.
+STATISTIC_NAMESPACES = frozenset({"QCE/TKE2", "QCE/KEEWIDB", "QCE/CAMP"})
+STATISTIC_PERIODS = (60, 300, 3600, 86400)
+
+
 class TencentMonitorSource(UserConfig):
     """A Tencent Cloud Monitor metric."""
 
@@ -345,6 +351,21 @@ class TencentMonitorSource(UserConfig):
     )
     period: Count = Field(default=60, gt=0, le=86400, description="seconds per data point")
     region: ShortText | None = Field(default=None, description="default: the configured region")
+
+    @field_validator("period")
+    @classmethod
+    def _served(cls, value: int, info: ValidationInfo) -> int:
+        namespace = info.data.get("namespace")
+        if (
+            namespace in STATISTIC_NAMESPACES
+            and value not in STATISTIC_PERIODS
+            and not reading_stored(info)
+        ):
+            raise ValueError(
+                f"{namespace} metrics are read with DescribeStatisticData, whose period is "
+                "60, 300, 3600 or 86400 seconds"
+            )
+        return value
 
 
 MetricSource = Annotated[

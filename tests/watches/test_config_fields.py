@@ -163,6 +163,32 @@ def test_any_of_lines_that_cover_every_value_is_refused() -> None:
     assert ThresholdWatchConfig.model_validate(config | {"combine": "all"})
 
 
+def test_a_tke_metric_period_its_api_does_not_serve_is_refused_by_name() -> None:
+    # TKE metrics are read with DescribeStatisticData: periods 60, 300, 3600 or 86400 only.
+    source = {
+        "type": "tencent_monitor",
+        "namespace": "QCE/TKE2",
+        "metric": "K8sWorkloadCpuCoreUsed",
+        "dimensions": {"tke_cluster_instance_id": "cls-1", "workload_name": "api"},
+        "period": 10,
+    }
+    errors = refused(ThresholdWatchConfig, {"source": source, "threshold": 2})
+    assert errors == [
+        (
+            "source.tencent_monitor.period",
+            "Value error, QCE/TKE2 metrics are read with DescribeStatisticData, whose period "
+            "is 60, 300, 3600 or 86400 seconds",
+        )
+    ]
+    assert ThresholdWatchConfig.model_validate({"source": source | {"period": 60}, "threshold": 2})
+    # A CVM metric keeps its own periods (10 s exists there), and a stored watch reads as it ran.
+    assert ThresholdWatchConfig.model_validate(
+        {"source": source | {"namespace": "QCE/CVM"}, "threshold": 2}
+    )
+    stored = ThresholdWatchConfig.model_validate({"source": source, "threshold": 2}, context=STORED)
+    assert stored.source is not None and stored.source.period == 10  # type: ignore[union-attr]
+
+
 def test_a_config_read_back_with_both_saying_the_same_is_accepted() -> None:
     first = ThresholdWatchConfig.model_validate({"source": SOURCE, "threshold": 100})
     again = ThresholdWatchConfig.model_validate(first.model_dump(mode="json"))

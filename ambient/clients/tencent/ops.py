@@ -18,15 +18,13 @@ from pydantic import BaseModel, Field
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentRequestError
+from ambient.watches.configs import STATISTIC_NAMESPACES, STATISTIC_PERIODS
 
 MAX_SEARCH_LOGS = 10_000  # CLS caps a Context-paged search here
 TTS_CHUNK = 150  # characters per TextToVoice call
 # GetMonitorData answers at most this many datapoints per request ("单请求的数据点数限制为7200个").
 MAX_METRIC_POINTS = 7200
 METRIC_PERIODS = (60, 300, 3600, 86400)  # the statistics periods Cloud Monitor keeps
-# GetMonitorData "不适用于拉取容器服务监控数据" (its API reference): these namespaces are read
-# with DescribeStatisticData (dimension conditions; its periods are METRIC_PERIODS).
-STATISTIC_NAMESPACES = frozenset({"QCE/TKE2", "QCE/KEEWIDB", "QCE/CAMP"})
 
 
 class LogRecord(BaseModel):
@@ -267,7 +265,7 @@ async def get_metric(
         "EndTime": end.replace(microsecond=0).isoformat(),
     }
     if namespace in STATISTIC_NAMESPACES:
-        if period not in METRIC_PERIODS:
+        if period not in STATISTIC_PERIODS:
             raise TencentRequestError(
                 "InvalidParameterValue.Period",
                 f"{namespace} metrics are read with DescribeStatisticData, whose period is "
