@@ -119,11 +119,12 @@ class WatchActivities:
             if request.retry_failures and _may_pass_later(exc):
                 reads = activity.info().attempt
                 raise ApplicationError(
-                    f"{reads} read{'s' if reads > 1 else ''} failed, the last: {exc}",
+                    f"{reads} read{'s' if reads > 1 else ''} failed, the last: {exc}"[:500],
                     type="MetricUnavailable",
                 ) from None
-            # A reading that failed is state for the watch (failing after N), not a crash.
-            return MetricReading(error=str(exc))
+            # A reading that failed is state for the watch (failing after N), not a crash;
+            # bounded, as it is kept in the watch's history and status.
+            return MetricReading(error=str(exc)[:500])
         except (ValueError, LookupError, TypeError, AttributeError) as exc:
             # The source answered, but not with what it should (HTML for JSON, a wrong shape).
             return MetricReading(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import re
 import time
 from contextlib import suppress
@@ -52,9 +53,10 @@ class TooManyRedirectsError(FetchError):
 class HttpStatusError(FetchError):
     """The server answered with an error status."""
 
-    def __init__(self, status: int, url: str) -> None:
-        super().__init__(f"HTTP {status} from {url}")
+    def __init__(self, status: int, url: str, body: bytes = b"", reason: str = "") -> None:
+        super().__init__(reason or f"HTTP {status} from {url}")
         self.status = status
+        self.body = body  # what the server said (a JSON API's error), within the size cap
 
 
 # A charset declared in the page itself, in its first bytes (as a browser looks for it).
@@ -202,7 +204,7 @@ class WebFetcher:
                 url, 304, True, sent.get("If-None-Match"), sent.get("If-Modified-Since"), b"", ""
             )
         if answer.status >= 400:
-            raise HttpStatusError(answer.status, url)
+            raise HttpStatusError(answer.status, url, answer.body)
         return FetchResult(
             url,
             answer.status,
@@ -218,18 +220,69 @@ class WebFetcher:
         matches = [match.value for match in jsonpath(json_path).find(json.loads(result.body))]
         if not matches:
             raise FetchError(f"JSONPath {json_path} matched nothing")
-        try:
-            return float(matches[0])
-        except (TypeError, ValueError):
-            raise FetchError(f"JSONPath {json_path} is not a number: {matches[0]!r}") from None
+        value = matches[0]
+        number = _finite(value)
+        if number is None:
+            shown = repr(value)
+            shown = shown if len(shown) <= 100 else f"{shown[:100]}... ({len(shown)} characters)"
+            raise FetchError(f"JSONPath {json_path} is not a number: {shown}")
+        return number
 
     async def read_prometheus(self, base_url: str, query: str) -> float:
         url = f"{base_url.rstrip('/')}/api/v1/query?{urlencode({'query': query})}"
-        data = json.loads((await self.fetch(url, accept="application/json")).body)
-        results = data.get("data", {}).get("result", [])
-        if data.get("status") != "success" or len(results) != 1:
-            raise FetchError(f"query must return exactly one sample, got {len(results)}: {query}")
-        return float(results[0]["value"][1])
+        try:
+            data = json.loads((await self.fetch(url, accept="application/json")).body)
+        except HttpStatusError as exc:
+            # The HTTP API answers a query it refuses (400 bad_data, 422 execution, 503
+            # timeout) with its reason in the body: that is what the user must fix.
+            refusal = _prometheus_error(exc.body)
+            if refusal is None:
+                raise
+            reason = f"Prometheus refused the query {query!r} (HTTP {exc.status}): {refusal}"
+            raise HttpStatusError(exc.status, url, exc.body, reason) from None
+        refusal = _prometheus_error(data)
+        if refusal is not None:
+            raise FetchError(f"Prometheus refused the query {query!r}: {refusal}")
+        answer = data.get("data", {})
+        if answer.get("resultType") == "scalar":
+            # A scalar's result is one [time, value] pair, not a list of samples.
+            value = answer["result"][1]
+        else:
+            results = answer.get("result", [])
+            if len(results) != 1:
+                raise FetchError(
+                    f"query must return exactly one sample, got {len(results)}: {query}"
+                )
+            value = results[0]["value"][1]
+        number = _finite(value)
+        if number is None:
+            # Prometheus answers NaN for 0/0 (a rate with no traffic) and +-Inf for x/0.
+            raise FetchError(f"query answered {value}, not a number (no data to divide?): {query}")
+        return number
+
+
+def _prometheus_error(answer: object) -> str | None:
+    """``errorType: error`` of a Prometheus HTTP API error answer (bytes or parsed)."""
+    if isinstance(answer, bytes):
+        try:
+            answer = json.loads(answer)
+        except ValueError:
+            return None
+    if not isinstance(answer, dict) or answer.get("status") != "error":
+        return None
+    return f"{answer.get('errorType') or 'error'}: {answer.get('error') or 'no detail'}"
+
+
+def _finite(value: object) -> float | None:
+    """A number or a number's text as a float; None for anything else, NaN and infinity
+    (they compare false or breach every line, and cannot travel as JSON to a workflow)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None  # float(True) is 1.0: a flag is no reading
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # an integer past float's range overflows
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _spaces_encoded(url: str) -> str:

@@ -332,6 +332,12 @@ class PrometheusSource(UserConfig):
     )
 
 
+# Cloud Monitor serves these namespaces with DescribeStatisticData, not GetMonitorData (its
+# reference: "不适用于拉取容器服务监控数据"), at these periods only.
+STATISTIC_NAMESPACES = frozenset({"QCE/TKE2", "QCE/KEEWIDB", "QCE/CAMP"})
+STATISTIC_PERIODS = (60, 300, 3600, 86400)
+
+
 class TencentMonitorSource(UserConfig):
     """A Tencent Cloud Monitor metric."""
 
@@ -345,6 +351,21 @@ class TencentMonitorSource(UserConfig):
     )
     period: Count = Field(default=60, gt=0, le=86400, description="seconds per data point")
     region: ShortText | None = Field(default=None, description="default: the configured region")
+
+    @field_validator("period")
+    @classmethod
+    def _served(cls, value: int, info: ValidationInfo) -> int:
+        namespace = info.data.get("namespace")
+        if (
+            namespace in STATISTIC_NAMESPACES
+            and value not in STATISTIC_PERIODS
+            and not reading_stored(info)
+        ):
+            raise ValueError(
+                f"{namespace} metrics are read with DescribeStatisticData, whose period is "
+                "60, 300, 3600 or 86400 seconds"
+            )
+        return value
 
 
 MetricSource = Annotated[
@@ -422,7 +443,7 @@ class ThresholdWatchConfig(_TaskBase):
         return data
 
     @model_validator(mode="after")
-    def _shape(self) -> ThresholdWatchConfig:
+    def _shape(self, info: ValidationInfo) -> ThresholdWatchConfig:
         shorthand = None if self.threshold is None else Condition(op="above", value=self.threshold)
         if shorthand is not None and self.conditions and self.conditions != [shorthand]:
             # Both given and saying different things: one of them would be ignored (it was
@@ -438,4 +459,32 @@ class ThresholdWatchConfig(_TaskBase):
             raise ValueError("give 'conditions' (or 'threshold' for one 'above' condition)")
         if self.source is None and self.metric is None:
             raise ValueError("give a metric 'source' or a named 'metric'")
+        if not reading_stored(info):
+            self._can_breach_and_recover()
         return self
+
+    def _can_breach_and_recover(self) -> None:
+        """Refuse lines no value can breach together, or none can recover from."""
+        above = [c.value for c in self.conditions if c.op == "above"]
+        below = [c.value for c in self.conditions if c.op == "below"]
+        if not (above and below):
+            return
+        high, low = max(above), min(below)
+        if self.combine == "all" and high >= low:
+            raise ValueError(
+                f"conditions: no value is above {high:g} and below {low:g} at once, so the "
+                "watch could never breach; use combine 'any' to alert outside a band"
+            )
+        # combine any: recovery needs the value back inside every line by the margin.
+        top, bottom, margin = min(above), max(below), self.hysteresis
+        if self.combine == "any" and top < bottom:
+            raise ValueError(
+                f"conditions: every value is above {top:g} or below {bottom:g}, so a breach "
+                "could never recover; with combine 'any' put the below line under the above one"
+            )
+        if self.combine == "any" and top - margin < bottom + margin:
+            raise ValueError(
+                f"hysteresis: no value is {margin:g} (hysteresis) inside both lines "
+                f"(above {top:g}, below {bottom:g}), so a breach could never recover; "
+                f"give at most {max(top - bottom, 0) / 2:g}"
+            )

@@ -81,6 +81,10 @@ CONFIG_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
+# The task types that run at a time of day.
+SCHEDULED = frozenset({"schedule", "news_digest"})
+
+
 def parse_config(kind: str, config: Any) -> BaseModel:
     """The typed config of ``kind``; ConfigError naming each bad field otherwise."""
     model = CONFIG_MODELS.get(kind)
@@ -172,12 +176,17 @@ async def checked_config(
     kind: str, config: Any, user: str, settings: Settings, db: Database
 ) -> BaseModel:
     """The typed config of ``kind`` for ``user``, every rule applied; ConfigError otherwise."""
+    async with db.session() as session:
+        row = await UserRepository(session).get(user)
+    if kind in SCHEDULED and isinstance(config, dict) and config.get("timezone") is None:
+        # A schedule left without a zone runs in the user's own (as a briefing does), not at
+        # the config's default: "08:00" means 08:00 where the user lives.
+        if row is not None and row.timezone:
+            config = {**config, "timezone": row.timezone}
     parsed = parse_config(kind, config)
     if isinstance(parsed, ThresholdWatchConfig):
         parsed = resolved_metric(parsed, settings)
     check_destinations(parsed, settings)
-    async with db.session() as session:
-        row = await UserRepository(session).get(user)
     check_targets(
         parsed, user=user, is_admin=row is not None and row.role == Role.ADMIN, settings=settings
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
 from croniter import CroniterError, croniter
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-from ambient.domain.configs import UserConfig, read_stored
+from ambient.domain.configs import UserConfig, read_stored, reading_stored
 from ambient.domain.notify import Target
 from ambient.domain.users import TimeZone
 from ambient.watches.configs import MAX_TARGETS, Count, Notification, ShortText, WebUrl
@@ -19,8 +20,14 @@ CRON_FIELDS = "minute hour day-of-month month day-of-week"
 _CRON_PROBE_START = datetime(2026, 1, 1)
 
 
-def check_cron(expression: str) -> str:
-    """A five-field cron expression that parses and fires at least once."""
+# One item of a cron field as Temporal's schedules read it: *, a number or a three-letter name,
+# a range, a step. croniter also takes L, W, # and ?, which a schedule refuses or misreads.
+_CRON_ITEM = re.compile(r"(\*|(\d+|[a-z]{3})(-(\d+|[a-z]{3}))?)(/\d+)?", re.IGNORECASE)
+
+
+def check_cron(expression: str, *, stored: bool = False) -> str:
+    """A five-field cron expression that parses, fires at least once and means to a Temporal
+    schedule what it says (``stored``: a schedule's own, read as it runs)."""
     fields = expression.split()
     if len(fields) != 5:
         raise ValueError(
@@ -33,6 +40,12 @@ def check_cron(expression: str) -> str:
         raise ValueError(
             f"{expression!r} is not a valid cron expression ({CRON_FIELDS}): {exc}"
         ) from None
+    for item in (item for field in fields for item in field.split(",")):
+        if not stored and not _CRON_ITEM.fullmatch(item):
+            raise ValueError(
+                f"{expression!r}: {item!r} is not supported (numbers, three-letter names, "
+                "ranges, lists and steps only: no L, W, # or ?), e.g. '0 9 * * 1-5'"
+            )
     return " ".join(fields)
 
 
@@ -54,7 +67,9 @@ class ReminderConfig(UserConfig):
     cron: str | None = Field(
         default=None, max_length=200, description="five-field cron, e.g. '0 8 * * 1-5'"
     )
-    timezone: TimeZone = Field(default="Asia/Shanghai", description="IANA time zone")
+    timezone: TimeZone = Field(
+        default="Asia/Shanghai", description="IANA time zone; left out: the user's own"
+    )
     action: Literal["reminder", "news_digest"] = Field(
         default="reminder", description="reminder (send message) or news_digest"
     )
@@ -113,7 +128,7 @@ class ReminderConfig(UserConfig):
                 f"a cron expression is only for type 'cron', not {info.data['type']!r}; "
                 "set type to 'cron' (or leave type out), or give hour and minute instead"
             )
-        return check_cron(value)
+        return check_cron(value, stored=reading_stored(info))
 
     @field_validator("days")
     @classmethod
@@ -172,7 +187,9 @@ class NewsDigestConfig(UserConfig):
     categories: list[ShortText] = Field(
         default_factory=list, max_length=20, description="categories to keep"
     )
-    timezone: TimeZone = Field(default="Asia/Shanghai", description="IANA time zone")
+    timezone: TimeZone = Field(
+        default="Asia/Shanghai", description="IANA time zone; left out: the user's own"
+    )
     notification: Notification = None
 
     def as_reminder(self) -> ReminderConfig:

@@ -62,6 +62,8 @@ def reply(payload: dict[str, Any]) -> Response:
     return Response(body, headers={"Content-Type": "application/json"})
 
 
+# Namespaces Cloud Monitor serves through DescribeStatisticData, not GetMonitorData.
+STATISTIC_NAMESPACES = ("QCE/TKE2", "QCE/KEEWIDB", "QCE/CAMP")
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 
 
@@ -124,6 +126,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "Instances[].Dimensions[].Name",
         "Instances[].Dimensions[].Value",
     ),
+    "DescribeStatisticData": ("Module", "Namespace", "MetricNames"),
     "DescribeAlarmHistories": ("Module",),
     # TTS (tts/2019-08-23)
     "TextToVoice": ("Text", "SessionId"),
@@ -414,6 +417,13 @@ class TencentApi:
         )
 
     def monitor_GetMonitorData(self, params: dict[str, Any]) -> Response:
+        # The API reference (GetMonitorData): "此接口不适用于拉取容器服务监控数据" — container
+        # metrics are read with DescribeStatisticData.
+        if params["Namespace"] in STATISTIC_NAMESPACES:
+            return error(
+                "InvalidParameterValue",
+                f"GetMonitorData does not serve {params['Namespace']}; use DescribeStatisticData",
+            )
         points = self.metric_points.get(params["MetricName"])
         if points is None:
             return error("InvalidParameter", f"unknown metric {params['MetricName']}")
@@ -426,15 +436,15 @@ class TencentApi:
                 )
         start = datetime.fromisoformat(params["StartTime"]).timestamp()
         end = datetime.fromisoformat(params["EndTime"]).timestamp()
-        # The API reference: up to 10 instances and 1440 datapoints per request.
-        if len(params["Instances"]) > 10:
-            return error("InvalidParameter", "at most 10 instances per request")
+        # The API reference: up to 50 instances and 7200 datapoints per request.
+        if len(params["Instances"]) > 50:
+            return error("InvalidParameter", "at most 50 instances per request")
         if not params["Instances"] or not all(i["Dimensions"] for i in params["Instances"]):
             return error("InvalidParameter", "each instance needs its dimensions")
         if int(params.get("Period", 300)) < 1:
             return error("InvalidParameter", "Period must be positive")
-        if (end - start) // int(params.get("Period", 300)) > 1440:
-            return error("InvalidParameter", "more than 1440 datapoints in one request")
+        if (end - start) // int(params.get("Period", 300)) > 7200:
+            return error("InvalidParameter", "more than 7200 datapoints in one request")
         inside = [(t, v) for t, v in points if start <= t <= end]
         return reply(
             {
@@ -447,6 +457,52 @@ class TencentApi:
                         "Values": [v for _, v in inside],
                     }
                 ],
+            }
+        )
+
+    def monitor_DescribeStatisticData(self, params: dict[str, Any]) -> Response:
+        # The API reference (DescribeStatisticData): Module fixed "monitor"; Namespace QCE/TKE2
+        # (Conditions required), QCE/KEEWIDB, QCE/CAMP; Period 60, 300, 3600 or 86400.
+        if params["Module"] != "monitor":
+            return error("InvalidParameterValue", "Module must be monitor")
+        if params["Namespace"] not in STATISTIC_NAMESPACES:
+            return error("InvalidParameterValue", f"unsupported namespace {params['Namespace']}")
+        conditions = params.get("Conditions") or []
+        if params["Namespace"] == "QCE/TKE2" and not conditions:
+            return error(
+                "MissingParameter", "The request is missing a required parameter `Conditions`."
+            )
+        for condition in conditions:
+            if condition.get("Operator") not in ("=", "in") or not condition.get("Value"):
+                return error("InvalidParameterValue", f"bad condition {condition}")
+        period = int(params.get("Period", 300))
+        if period not in (60, 300, 3600, 86400):
+            return error("InvalidParameterValue", "Period must be one of 60, 300, 3600, 86400")
+        for name in ("StartTime", "EndTime"):
+            if not ISO_SECONDS.fullmatch(params.get(name) or ""):
+                return error(
+                    "InvalidParameterValue",
+                    f"{name} {params.get(name)!r} is not YYYY-MM-DDThh:mm:ss+hh:mm",
+                )
+        start = datetime.fromisoformat(params["StartTime"]).timestamp()
+        end = datetime.fromisoformat(params["EndTime"]).timestamp()
+        data = []
+        for metric in params["MetricNames"]:
+            inside = [(t, v) for t, v in self.metric_points.get(metric, []) if start <= t <= end]
+            dimensions = [{"Name": c["Key"], "Value": c["Value"][0]} for c in conditions]
+            values = [{"Timestamp": t, "Value": v} for t, v in inside]
+            data.append(
+                {
+                    "MetricName": metric,
+                    "Points": [{"Dimensions": dimensions, "Values": values}] if inside else [],
+                }
+            )
+        return reply(
+            {
+                "Period": period,
+                "StartTime": params["StartTime"],
+                "EndTime": params["EndTime"],
+                "Data": data,
             }
         )
 

@@ -258,6 +258,31 @@ async def test_threshold_watch_reads_tencent_monitor_and_reports_missing_credent
     assert missing.value is None and "TENCENTCLOUD_SECRET_ID" in (missing.error or "")
 
 
+async def test_a_tke_workload_metric_is_read_with_describe_statistic_data(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    now = int(NOW.timestamp())
+    api.metric_points["K8sWorkloadCpuCoreUsed"] = [(now - 120, 0.4), (now - 60, 1.8)]
+    workload = {"tke_cluster_instance_id": "cls-1", "namespace": "prod", "workload_name": "api"}
+    value = await latest_metric_value(
+        tc, "QCE/TKE2", "K8sWorkloadCpuCoreUsed", workload, period=60, now=NOW
+    )
+    assert value == 1.8
+    [(service, action, params)] = api.calls
+    assert (service, action) == ("monitor", "DescribeStatisticData")
+    assert params["Module"] == "monitor" and params["MetricNames"] == ["K8sWorkloadCpuCoreUsed"]
+    assert params["Conditions"] == [
+        {"Key": k, "Operator": "=", "Value": [v]} for k, v in workload.items()
+    ]
+    # Its periods are 60, 300, 3600 and 86400: another is refused before any call.
+    with pytest.raises(TencentRequestError, match="60, 300, 3600 or 86400"):
+        await latest_metric_value(
+            tc, "QCE/TKE2", "K8sWorkloadCpuCoreUsed", workload, period=10, now=NOW
+        )
+    assert len(api.calls) == 1
+
+
 @pytest.mark.parametrize("region", ["广州", "ap-guangzhou\r\nX-Injected: 1", "ap guangzhou"])
 async def test_a_region_out_of_format_is_refused_before_any_call_and_not_retried(
     cloud: tuple[TencentApi, TencentCloud], region: str
@@ -271,7 +296,21 @@ async def test_a_region_out_of_format_is_refused_before_any_call_and_not_retried
     assert api.calls == []
 
 
-async def test_a_metric_window_past_1440_datapoints_is_refused_with_the_period_that_fits(
+async def test_a_three_day_minute_metric_is_read_in_one_request_as_the_api_allows(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    # The API reference (GetMonitorData): "单请求的数据点数限制为7200个"; 3 days of minutes are
+    # 4320 points: one request, not a refusal asking for a coarser period.
+    api, tc = cloud
+    api.metric_points["CPUUsage"] = [(int(NOW.timestamp()) - 60, 40.0)]
+    days = await get_metric(
+        tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, NOW - timedelta(days=3), NOW
+    )
+    assert [p.value for p in days] == [40.0]
+    assert [action for _, action, _ in api.calls] == ["GetMonitorData"]
+
+
+async def test_a_metric_window_past_7200_datapoints_is_refused_with_the_period_that_fits(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
     api, tc = cloud
@@ -280,7 +319,7 @@ async def test_a_metric_window_past_1440_datapoints_is_refused_with_the_period_t
     with pytest.raises(TencentRequestError) as refused:
         await get_metric(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, week, NOW)
     assert not isinstance(refused.value, TencentRetryableError)
-    assert "10080 datapoints" in refused.value.message and "period=3600" in refused.value.message
+    assert "10080 datapoints" in refused.value.message and "period=300" in refused.value.message
     with pytest.raises(TencentRequestError, match="period"):
         await get_metric(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, week, NOW, period=0)
     assert api.calls == []
@@ -293,7 +332,7 @@ async def test_a_metric_window_past_1440_datapoints_is_refused_with_the_period_t
         "EndTime": NOW.isoformat(),
         "Instances": [{"Dimensions": [{"Name": "InstanceId", "Value": "ins-1"}]}],
     }
-    with pytest.raises(TencentRequestError, match="1440"):
+    with pytest.raises(TencentRequestError, match="7200"):
         await tc.call("monitor", "GetMonitorData", params)
     hours = await get_metric(
         tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, week, NOW, period=3600

@@ -20,6 +20,8 @@ class Site:
     values: list[float | None] = field(default_factory=list)  # None answers 500
     requests: list[tuple[str, int]] = field(default_factory=list)
     value_reads: int = 0
+    # query -> the whole answer of /api/v1/query (HTTP status, body), instead of one sample.
+    prometheus_answers: dict[str, tuple[int, dict[str, object]]] = field(default_factory=dict)
     huge: bool = False
 
     def app(self) -> Starlette:
@@ -55,6 +57,9 @@ class Site:
 
     async def prometheus(self, request: Request) -> Response:
         query = request.query_params["query"]
+        if query in self.prometheus_answers:
+            status, answer = self.prometheus_answers[query]
+            return JSONResponse(answer, status_code=status)
         samples = [] if query == "absent_metric" else [{"metric": {}, "value": [1, "42.5"]}]
         return JSONResponse(
             {"status": "success", "data": {"resultType": "vector", "result": samples}}

@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ambient.briefing.models import BriefingConfig, BriefingRun
+from ambient.domain.configs import STORED
 from ambient.domain.notify import NotificationKind, Target
 from ambient.domain.push import PushChannel, PushConfig, stored_push_config
 from ambient.remediation.alerts import Alert
@@ -122,6 +123,70 @@ def test_a_threshold_beside_other_conditions_is_refused_by_name() -> None:
     )
     assert len(errors) == 1 and errors[0][1].startswith("Value error, threshold: 100 is")
     assert "give threshold or conditions, not both" in errors[0][1]
+
+
+@pytest.mark.parametrize(
+    ("combine", "hysteresis", "reason"),
+    [
+        # No value is above 90 and below 10 at once: the watch could never breach.
+        ("all", 0, "no value is above 90 and below 10 at once"),
+        # Recovery needs a value at most 40 (90 - 50) and at least 60 (10 + 50): none is.
+        ("any", 50, "no value is 50 (hysteresis) inside both lines"),
+    ],
+)
+def test_conditions_that_can_never_breach_or_never_recover_are_refused(
+    combine: str, hysteresis: float, reason: str
+) -> None:
+    config = {
+        "source": SOURCE,
+        "conditions": [{"op": "above", "value": 90}, {"op": "below", "value": 10}],
+        "combine": combine,
+        "hysteresis": hysteresis,
+    }
+    errors = refused(ThresholdWatchConfig, config)
+    assert len(errors) == 1 and reason in errors[0][1]
+    # Outside the band with a margin that fits, and a stored watch, are read as given.
+    assert ThresholdWatchConfig.model_validate(config | {"combine": "any", "hysteresis": 40})
+    stored = ThresholdWatchConfig.model_validate(config, context=STORED)
+    assert stored.combine == combine and stored.hysteresis == hysteresis
+
+
+def test_any_of_lines_that_cover_every_value_is_refused() -> None:
+    # Every value is above 10 or below 20: the first check breaches and it never recovers.
+    config = {
+        "source": SOURCE,
+        "conditions": [{"op": "above", "value": 10}, {"op": "below", "value": 20}],
+        "combine": "any",
+    }
+    errors = refused(ThresholdWatchConfig, config)
+    assert len(errors) == 1 and "every value is above 10 or below 20" in errors[0][1]
+    assert ThresholdWatchConfig.model_validate(config | {"combine": "all"})
+
+
+def test_a_tke_metric_period_its_api_does_not_serve_is_refused_by_name() -> None:
+    # TKE metrics are read with DescribeStatisticData: periods 60, 300, 3600 or 86400 only.
+    source = {
+        "type": "tencent_monitor",
+        "namespace": "QCE/TKE2",
+        "metric": "K8sWorkloadCpuCoreUsed",
+        "dimensions": {"tke_cluster_instance_id": "cls-1", "workload_name": "api"},
+        "period": 10,
+    }
+    errors = refused(ThresholdWatchConfig, {"source": source, "threshold": 2})
+    assert errors == [
+        (
+            "source.tencent_monitor.period",
+            "Value error, QCE/TKE2 metrics are read with DescribeStatisticData, whose period "
+            "is 60, 300, 3600 or 86400 seconds",
+        )
+    ]
+    assert ThresholdWatchConfig.model_validate({"source": source | {"period": 60}, "threshold": 2})
+    # A CVM metric keeps its own periods (10 s exists there), and a stored watch reads as it ran.
+    assert ThresholdWatchConfig.model_validate(
+        {"source": source | {"namespace": "QCE/CVM"}, "threshold": 2}
+    )
+    stored = ThresholdWatchConfig.model_validate({"source": source, "threshold": 2}, context=STORED)
+    assert stored.source is not None and stored.source.period == 10  # type: ignore[union-attr]
 
 
 def test_a_config_read_back_with_both_saying_the_same_is_accepted() -> None:

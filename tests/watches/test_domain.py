@@ -13,7 +13,7 @@ from ambient.watches.configs import (
     resolve_metric,
 )
 from ambient.watches.page_changes import MAX_SHOWN_LINE, diff_pages, normalise
-from ambient.watches.reminders import ReminderConfig
+from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.threshold_rule import ThresholdState, evaluate
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -100,7 +100,12 @@ def test_cooldown_suppresses_a_second_breach_and_its_recovery() -> None:
 def test_all_and_any_combinations() -> None:
     both = {"conditions": [{"op": "above", "value": 10}, {"op": "below", "value": 20}]}
     assert _run(_watch(**both, combine="all"), [5, 15, 25]) == [("breach", 15), ("recovery", 25)]
-    assert _run(_watch(**both, combine="any"), [15, 25]) == [("breach", 15)]
+    band = {"conditions": [{"op": "above", "value": 20}, {"op": "below", "value": 10}]}
+    assert _run(_watch(**band, combine="any"), [15, 25, 15, 5]) == [
+        ("breach", 25),
+        ("recovery", 15),
+        ("breach", 5),
+    ]
 
 
 def test_last_hundred_values_are_kept() -> None:
@@ -240,6 +245,13 @@ def test_bad_config_values_are_refused_naming_the_field(
         ("a b c d e", "not a valid cron expression"),
         ("0 0 31 2 *", "not a valid cron expression"),
         ("* * * * * *", "not a five-field cron expression"),
+        # Temporal's schedules refuse these (a raw RPCError: "DayOfMonth is not in range") or,
+        # for '#', read '1#2' (the second Monday) as every Monday.
+        ("0 8 L * *", "'L' is not supported"),
+        ("0 8 1W * *", "'1W' is not supported"),
+        ("0 8 ? * *", "'?' is not supported"),
+        ("0 8 * * 1#2", "'1#2' is not supported"),
+        ("0 8 * * mon#2", "'mon#2' is not supported"),
     ],
 )
 def test_bad_cron_is_refused_naming_the_field(cron: str, reason: str) -> None:
@@ -249,6 +261,11 @@ def test_bad_cron_is_refused_naming_the_field(cron: str, reason: str) -> None:
     assert error["loc"] == ("cron",) and reason in error["msg"]
     ok = ReminderConfig.model_validate({"type": "cron", "cron": "0 9  * * 1-5", "message": "hi"})
     assert ok.cron == "0 9 * * 1-5"
+    for fine in ("*/15 8-18 1,15 jan-jun mon-fri", "0 8 * * 7", "0 8 1-31/2 * SUN"):
+        assert ReminderConfig.model_validate({"cron": fine, "message": "hi"}).cron == fine
+    # A schedule stored with one still reads as it runs.
+    stored = {"type": "cron", "cron": "0 8 * * 1#2", "message": "hi"}
+    assert ReminderRun.model_validate({"user": "u", "task": "t", "config": stored}).config.cron
 
 
 def test_catastrophic_keyword_regex_completes_on_a_long_line() -> None:

@@ -16,7 +16,7 @@ from ambient.clients.web import (
     TooManyRedirectsError,
     WebFetcher,
 )
-from ambient.domain.checks import CheckPageInput, ReadMetricInput
+from ambient.domain.checks import CheckPageInput, MetricReading, ReadMetricInput
 from ambient.storage import Database
 from tests.support.servers import HANG, serve
 from tests.watches.site import Site, article
@@ -245,3 +245,111 @@ async def test_a_urls_checked_addresses_are_reused_and_dropped_when_the_connecti
         assert asked.count(dead) == 2
     finally:
         await fetcher.aclose()
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (b'{"v": NaN}', "nan"),
+        (b'{"v": "NaN"}', "'NaN'"),
+        (b'{"v": Infinity}', "inf"),
+        (b'{"v": "1e999"}', "'1e999'"),
+        (b'{"v": true}', "True"),
+    ],
+)
+async def test_a_json_value_that_is_no_finite_number_is_a_failed_reading_saying_so(
+    site: tuple[Site, str], db: Database, body: bytes, shown: str
+) -> None:
+    state, base = site
+    state.encoded["/odd.json"] = (body, "application/json")
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    source = {"type": "http_json", "url": f"{base}/odd.json", "json_path": "$.v"}
+    reading = await ActivityEnvironment().run(
+        activities.read_metric, ReadMetricInput(source=source)
+    )
+    assert reading == MetricReading(error=f"JSONPath $.v is not a number: {shown}")
+
+
+@pytest.mark.parametrize("value", ["NaN", "+Inf", "-Inf"])
+async def test_a_prometheus_sample_that_is_no_finite_number_is_a_failed_reading_saying_so(
+    site: tuple[Site, str], db: Database, value: str
+) -> None:
+    state, base = site
+    state.prometheus_answers["errors / requests"] = (
+        200,
+        {
+            "status": "success",
+            "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, value]}]},
+        },
+    )
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    source = {"type": "prometheus", "url": base, "query": "errors / requests"}
+    reading = await ActivityEnvironment().run(
+        activities.read_metric, ReadMetricInput(source=source)
+    )
+    assert reading == MetricReading(
+        error=f"query answered {value}, not a number (no data to divide?): errors / requests"
+    )
+
+
+async def test_a_prometheus_scalar_answer_is_its_value(
+    site: tuple[Site, str], db: Database
+) -> None:
+    state, base = site
+    state.prometheus_answers["scalar(sum(up))"] = (
+        200,
+        {"status": "success", "data": {"resultType": "scalar", "result": [1, "3"]}},
+    )
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    source = {"type": "prometheus", "url": base, "query": "scalar(sum(up))"}
+    reading = await ActivityEnvironment().run(
+        activities.read_metric, ReadMetricInput(source=source)
+    )
+    assert reading == MetricReading(value=3.0)
+
+
+async def test_a_query_prometheus_refuses_is_a_failed_reading_with_prometheus_reason(
+    site: tuple[Site, str], db: Database
+) -> None:
+    state, base = site
+    reason = '1:5: parse error: unexpected "}" in label matching'
+    state.prometheus_answers["up{job=}"] = (
+        400,
+        {"status": "error", "errorType": "bad_data", "error": reason},
+    )
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    source = {"type": "prometheus", "url": base, "query": "up{job=}"}
+    reading = await ActivityEnvironment().run(
+        activities.read_metric, ReadMetricInput(source=source)
+    )
+    assert reading == MetricReading(
+        error=f"Prometheus refused the query 'up{{job=}}' (HTTP 400): bad_data: {reason}"
+    )
+
+
+async def test_a_huge_value_at_the_json_path_is_a_failed_reading_of_bounded_size(
+    site: tuple[Site, str], db: Database
+) -> None:
+    # The reading travels as the local activity's result into the watch's history and its
+    # failure is stored on the watch: a 3 MB text there would pass Temporal's payload limit.
+    state, base = site
+    state.encoded["/huge.json"] = (b'{"v": "' + b"9x" * 1_500_000 + b'"}', "application/json")
+    state.encoded["/big.json"] = (b'{"v": 1' + b"0" * 400 + b"}", "application/json")
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    env = ActivityEnvironment()
+    for path in ("/huge.json", "/big.json"):
+        source = {"type": "http_json", "url": f"{base}{path}", "json_path": "$.v"}
+        reading = await env.run(activities.read_metric, ReadMetricInput(source=source))
+        assert reading.value is None and reading.error is not None
+        assert reading.error.startswith("JSONPath $.v is not a number: ")
+        assert len(reading.error) <= 500

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -18,7 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.briefing.service import BriefingService
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
-from ambient.storage.repositories import EventRepository
+from ambient.domain.users import UserSettings
+from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
@@ -239,6 +241,30 @@ async def test_schedule_update_is_validated_first_and_applied_in_place(
     assert [t.kind for t in listed] == ["news_digest"]
     assert listed[0].summary is not None and listed[0].summary.startswith("News digest")
     await service.delete(USER, ref.task_id)
+
+
+async def test_a_reminder_without_a_time_zone_runs_in_the_users_own(
+    service: TaskService,
+) -> None:
+    async with service.db.session() as session:
+        users = UserRepository(session)
+        user = await users.get(USER)
+        assert user is not None
+        await users.update(user, UserSettings(timezone="Europe/Berlin"))
+        await session.commit()
+    reminder = {"type": "daily", "hour": 8, "message": "stand-up"}
+    ref = await service.create(USER, "schedule", reminder, unique("sched"))
+    description = await service.client.get_schedule_handle(ref.task_id).describe()
+    assert description.schedule.spec.time_zone_name == "Europe/Berlin"
+    berlin = ZoneInfo("Europe/Berlin")
+    runs = [t.astimezone(berlin) for t in description.info.next_action_times]
+    assert runs and {(t.hour, t.minute) for t in runs} == {(8, 0)}
+    assert (await service.get(USER, ref.task_id)).config["timezone"] == "Europe/Berlin"
+    # A zone given is the zone used.
+    given = await service.create(USER, "schedule", reminder | {"timezone": "UTC"}, unique("s"))
+    assert (await service.get(USER, given.task_id)).config["timezone"] == "UTC"
+    await service.delete(USER, ref.task_id)
+    await service.delete(USER, given.task_id)
 
 
 async def test_list_pages_through_every_task_once(

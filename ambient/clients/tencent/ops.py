@@ -18,10 +18,12 @@ from pydantic import BaseModel, Field
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentRequestError
+from ambient.watches.configs import STATISTIC_NAMESPACES, STATISTIC_PERIODS
 
 MAX_SEARCH_LOGS = 10_000  # CLS caps a Context-paged search here
 TTS_CHUNK = 150  # characters per TextToVoice call
-MAX_METRIC_POINTS = 1440  # GetMonitorData answers at most this many datapoints per request
+# GetMonitorData answers at most this many datapoints per request ("单请求的数据点数限制为7200个").
+MAX_METRIC_POINTS = 7200
 METRIC_PERIODS = (60, 300, 3600, 86400)  # the statistics periods Cloud Monitor keeps
 
 
@@ -256,27 +258,64 @@ async def get_metric(
             f"{count} datapoints at period={period}s; GetMonitorData answers at most "
             f"{MAX_METRIC_POINTS} per request: {hint}",
         )
-    answer = await tc.call(
-        "monitor",
-        "GetMonitorData",
-        {
-            "Namespace": namespace,
-            "MetricName": metric,
-            "Period": period,
-            # The reference's form (2018-09-22T19:51:23+08:00): whole seconds, no fraction.
-            "StartTime": start.replace(microsecond=0).isoformat(),
-            "EndTime": end.replace(microsecond=0).isoformat(),
-            "Instances": [{"Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()]}],
-        },
-        region=region,
-    )
+    # The reference's form (2018-09-22T19:51:23+08:00): whole seconds, no fraction.
+    window = {
+        "Period": period,
+        "StartTime": start.replace(microsecond=0).isoformat(),
+        "EndTime": end.replace(microsecond=0).isoformat(),
+    }
+    if namespace in STATISTIC_NAMESPACES:
+        if period not in STATISTIC_PERIODS:
+            raise TencentRequestError(
+                "InvalidParameterValue.Period",
+                f"{namespace} metrics are read with DescribeStatisticData, whose period is "
+                f"60, 300, 3600 or 86400 seconds, not {period}",
+            )
+        answer = await tc.call(
+            "monitor",
+            "DescribeStatisticData",
+            {
+                "Module": "monitor",
+                "Namespace": namespace,
+                "MetricNames": [metric],
+                "Conditions": [
+                    {"Key": k, "Operator": "=", "Value": [v]} for k, v in dimensions.items()
+                ],
+                **window,
+            },
+            region=region,
+        )
+        pairs = [
+            (value.get("Timestamp"), value.get("Value"))
+            for data in answer.get("Data") or []
+            for point in data.get("Points") or []
+            for value in point.get("Values") or []
+        ]
+    else:
+        answer = await tc.call(
+            "monitor",
+            "GetMonitorData",
+            {
+                "Namespace": namespace,
+                "MetricName": metric,
+                "Instances": [
+                    {"Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()]}
+                ],
+                **window,
+            },
+            region=region,
+        )
+        pairs = [
+            pair
+            for series in answer.get("DataPoints") or []
+            for pair in zip(
+                series.get("Timestamps") or [], series.get("Values") or [], strict=False
+            )
+        ]
     points = [
         MetricPoint(time=datetime.fromtimestamp(int(stamp), UTC), value=float(value))
-        for series in answer.get("DataPoints") or []
-        for stamp, value in zip(
-            series.get("Timestamps") or [], series.get("Values") or [], strict=False
-        )
-        if value is not None
+        for stamp, value in pairs
+        if stamp is not None and value is not None
     ]
     return sorted(points, key=lambda p: p.time)
 
