@@ -364,6 +364,32 @@ async def test_tke_internal_errors_that_name_a_permanent_cause_are_not_retried(
     assert type(err.value) is kind and err.value.code == code
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "FailedOperation.DataQueryFailed",
+        "FailedOperation.DbQueryFailed",
+        "FailedOperation.DruidQueryFailed",
+        "FailedOperation.InternalError",
+        "FailedOperation.DoHTTPTransferFailed",
+        "LimitExceeded.LimitedAccess",
+    ],
+)
+async def test_a_monitor_read_whose_back_end_failed_is_worth_reading_again(
+    cloud: tuple[TencentApi, TencentCloud], code: str
+) -> None:
+    """Cloud Monitor's error codes for its own query back ends and its rate limit (its
+    errorcodes: 数据查询失败, 内部服务错误, 后端服务超时, 请求受限 ... 限频): retryable, so a
+    verification reads again instead of taking it as the metric's answer."""
+    api, tc = cloud
+    api.failures["GetMonitorData"] = [code]
+    with pytest.raises(TencentRetryableError) as failed:
+        await get_metric(
+            tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, NOW - timedelta(minutes=5), NOW
+        )
+    assert failed.value.code == code
+
+
 async def test_a_log_search_with_no_room_or_a_reversed_window_is_refused_before_any_call(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:

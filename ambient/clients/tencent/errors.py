@@ -55,6 +55,15 @@ RETRYABLE_PREFIXES = (
     # CLS: a search or an operation that timed out on its side (搜索超时, 操作超时).
     "FailedOperation.SearchTimeout",
     "FailedOperation.Timeout",
+    # Cloud Monitor: its query back ends failed or timed out (数据查询失败, 数据库查询失败,
+    # 查询分析数据失败, 内部服务错误, 后端服务超时), and its rate limit (请求受限 ... 限频).
+    "FailedOperation.DataQueryFailed",
+    "FailedOperation.DbQueryFailed",
+    "FailedOperation.DruidQueryFailed",
+    "FailedOperation.InternalError",
+    "FailedOperation.DoHTTPTransferFailed",
+    "FailedOperation.DoTRPCTransferFailed",
+    "LimitExceeded.LimitedAccess",
     *RATE_LIMITS,
 )
 
