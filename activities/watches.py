@@ -54,12 +54,15 @@ class WatchActivities:
     async def check_page(self, check: CheckPageInput) -> PageCheck:
         """Fetch one news page and compare its main text with the newest stored for it."""
         async with self._db.session() as session:
-            last_hash = await session.scalar(
-                select(WatchSnapshot.hash)
-                .where(WatchSnapshot.task == check.task, WatchSnapshot.url == check.url)
-                .order_by(WatchSnapshot.created_at.desc(), WatchSnapshot.id.desc())
-                .limit(1)
-            )
+            stored = (
+                await session.execute(
+                    select(WatchSnapshot.hash, WatchSnapshot.created_at, WatchSnapshot.text)
+                    .where(WatchSnapshot.task == check.task, WatchSnapshot.url == check.url)
+                    .order_by(WatchSnapshot.created_at.desc(), WatchSnapshot.id.desc())
+                    .limit(2)
+                )
+            ).all()
+        last_hash = stored[0].hash if stored else None
         try:
             fetched = await self._fetcher.fetch(check.url)
         except FetchError as exc:
@@ -73,14 +76,22 @@ class WatchActivities:
                 url=check.url, outcome="error", error=f"cannot read the page's text: {exc}"
             )
         new_hash = content_hash(lines)
-        if new_hash == last_hash:
+        info = activity.info()
+        if new_hash == last_hash and not (
+            # An earlier attempt of this check stored it and its answer was lost (a worker
+            # killed): the change is still news, against the text stored before it.
+            info.attempt > 1 and stored[0].created_at >= info.scheduled_time
+        ):
             return PageCheck(url=check.url, outcome="unchanged", hash=new_hash)
-        # The new text stored and the old one read back, in one short write transaction.
-        async with self._db.write_session() as session:
-            page = PageText(check.url, last_hash, new_hash, "\n".join(lines))
-            stored = await advance_snapshot(session, check.task, page)
-            await session.commit()
-        old = stored.split("\n") if stored else ([] if stored is not None else None)
+        if new_hash == last_hash:
+            before: str | None = stored[1].text if len(stored) > 1 else None
+        else:
+            # The new text stored and the old one read back, in one short write transaction.
+            async with self._db.write_session() as session:
+                page = PageText(check.url, last_hash, new_hash, "\n".join(lines))
+                before = await advance_snapshot(session, check.task, page)
+                await session.commit()
+        old = before.split("\n") if before else ([] if before is not None else None)
         diff: PageDiff = await asyncio.to_thread(diff_pages, old, lines, check.keywords)
         return PageCheck(
             url=check.url,

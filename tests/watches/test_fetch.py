@@ -169,6 +169,37 @@ async def test_a_digest_page_is_compared_with_its_newest_stored_text_hits_on_new
     assert other.outcome == "baseline"
 
 
+async def test_a_digest_check_retried_after_it_stored_the_page_still_tells_the_change(
+    site: tuple[Site, str], http: httpx.AsyncClient, db: Database
+) -> None:
+    """The first attempt stored the new text and its answer was lost (its worker killed):
+    the retry found its own text newest and said "unchanged", so the day's news was lost."""
+    import dataclasses
+    from datetime import UTC, datetime, timedelta
+
+    state, base = site
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    check = CheckPageInput(task="t1", url=f"{base}/news", keywords=["machine learning"])
+    state.pages["/news"] = article("Weather is sunny.")
+    assert (await ActivityEnvironment().run(activities.check_page, check)).outcome == "baseline"
+    state.pages["/news"] = article("Weather is sunny.", "A machine learning chip ships.")
+    scheduled = datetime.now(UTC) - timedelta(seconds=1)
+    first = ActivityEnvironment()
+    first.info = dataclasses.replace(first.info, attempt=1, scheduled_time=scheduled)
+    lost = await first.run(activities.check_page, check)
+    retry = ActivityEnvironment()
+    retry.info = dataclasses.replace(retry.info, attempt=2, scheduled_time=scheduled)
+    again = await retry.run(activities.check_page, check)
+    assert again.outcome == "changed" and again.hits == lost.hits
+    assert again.hits == {"machine learning": ["A machine learning chip ships."]}
+    # The next run (scheduled after the text was stored) has nothing new to tell.
+    later = ActivityEnvironment()
+    later.info = dataclasses.replace(later.info, attempt=2, scheduled_time=datetime.now(UTC))
+    assert (await later.run(activities.check_page, check)).outcome == "unchanged"
+
+
 async def test_check_page_turns_fetch_errors_into_error_outcomes(
     http: httpx.AsyncClient, db: Database
 ) -> None:
