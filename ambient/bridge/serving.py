@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 # The broker drops a tool result over this size (the firmware author's stated limit).
 RESULT_LIMIT_BYTES = 8192
-CUT_NOTE = "结果太长，只说到这里。The answer was too long and was cut here."
+# Said by 小智's TTS after the voice profile's Chinese answers: in Chinese only.
+CUT_NOTE = "结果太长，只说到这里。"
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 # mcp_endpoint relays pass frames through: a device session initializes once, on the tool
