@@ -9,6 +9,7 @@ from the workflow itself raises (a non-retryable ``ApplicationError`` with a typ
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
@@ -76,12 +77,9 @@ class WatchActivities:
                 url=check.url, outcome="error", error=f"cannot read the page's text: {exc}"
             )
         new_hash = content_hash(lines)
-        info = activity.info()
-        if new_hash == last_hash and not (
-            # An earlier attempt of this check stored it and its answer was lost (a worker
-            # killed): the change is still news, against the text stored before it.
-            info.attempt > 1 and stored[0].created_at >= info.scheduled_time
-        ):
+        # An earlier attempt of this check stored it and its answer was lost (a worker
+        # killed): the change is still news, against the text stored before it.
+        if new_hash == last_hash and not _stored_by_an_earlier_attempt(stored[0].created_at):
             return PageCheck(url=check.url, outcome="unchanged", hash=new_hash)
         if new_hash == last_hash:
             before: str | None = stored[1].text if len(stored) > 1 else None
@@ -142,6 +140,14 @@ class WatchActivities:
                 error=f"the source did not answer a number ({type(exc).__name__}: {exc})"[:500]
             )
         return MetricReading(value=value)
+
+
+def _stored_by_an_earlier_attempt(stored_at: datetime) -> bool:
+    """Whether an earlier attempt of the running activity stored what was stored then."""
+    if not activity.in_activity():
+        return False
+    info = activity.info()
+    return info.attempt > 1 and stored_at >= info.scheduled_time
 
 
 def _may_pass_later(error: FetchError | TencentCloudError) -> bool:
