@@ -221,6 +221,27 @@ async def test_tke_internal_errors_naming_a_permanent_cause_read_as_what_to_do(
     assert "try again" not in message
 
 
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        # cls errorcodes: 账户欠费, 账户已销毁, 账户不存在, ACL校验失败 - not a parameter's fault.
+        ("OperationDenied.AccountIsolate", "account is in arrears"),
+        ("OperationDenied.AccountDestroy", "account has been destroyed"),
+        ("OperationDenied.AccountNotExists", "account does not exist"),
+        ("OperationDenied.ACLFailed", "CAM policy allows cls:CreateLogset"),
+    ],
+)
+async def test_cls_refusals_for_the_account_or_its_access_are_not_blamed_on_a_parameter(
+    cloud: tuple[TencentApi, AppState], code: str, says: str
+) -> None:
+    api, state = cloud
+    api.failures["CreateLogset"] = [code]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_logset", logset={"name": "x"}, mode="execute")
+    assert failed and says in message and code in message, message
+    assert "rejected a parameter" not in message and "try again" not in message
+
+
 async def test_cw05_bad_input_names_the_field_and_sends_nothing(
     cloud: tuple[TencentApi, AppState],
 ) -> None:
