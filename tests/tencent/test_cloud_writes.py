@@ -476,3 +476,30 @@ async def test_cw13_two_simultaneous_creates_of_a_name_without_a_conflict_code_m
     assert a["resource_id"] == b["resource_id"]
     steps = sorted((s["steps"][0]["sent"], s["steps"][0]["existing"]) for s in (a, b))
     assert steps == [(False, True), (True, False)]
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "lookup", "action"), UNNAMED_RACES)
+async def test_cw14_the_configured_region_named_or_left_out_is_one_resource_to_take_turns_on(
+    cloud: tuple[TencentApi, AppState],
+    monkeypatch: pytest.MonkeyPatch,
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    lookup: str,
+    action: str,
+) -> None:
+    api, state = cloud
+    monkeypatch.setattr(tencent_api, "GATE_PATIENCE", 0.5)
+    api.together = {lookup: 2}
+
+    async def ask(where: dict[str, Any]) -> tuple[bool, Any]:
+        async with client(state, "ops") as c:
+            return await call(c, tool, **{arg: {**spec, **where}}, mode="execute")
+
+    # One caller leaves the region out, the other names the configured one: the same place.
+    (failed_a, a), (failed_b, b) = await asyncio.gather(
+        ask({}), ask({"region": state.tencent.region})
+    )
+    assert not failed_a and not failed_b, (a, b)
+    assert [act for _, act, _ in api.creates()] == [action]
+    assert a["resource_id"] == b["resource_id"]
