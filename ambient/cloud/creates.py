@@ -84,13 +84,13 @@ class CloudCreates(CloudGuard):
         }
         # A create whose name the API keeps unique answers a race with its conflict code (and
         # the loser adopts the winner's); the others take turns per resource in this process.
-        # Keyed by what names the resource: operation, subject (cluster and name) and region.
+        # Keyed by what names the resource: operation, subject (cluster and name) and region
+        # (the configured one when the request leaves it out: the same place as naming it).
+        region = request.region or self.tencent.region
         lock = (
             contextlib.nullcontext()
             if request.action in writes.NAME_TAKEN or mode == "dry_run"
-            else _CREATING.setdefault(
-                f"{operation}\n{subject}\n{request.region or ''}", asyncio.Lock()
-            )
+            else _CREATING.setdefault(f"{operation}\n{subject}\n{region}", asyncio.Lock())
         )
         async with self.failures_audited(actor, operation, subject, detail):
             with readable(request.product, request.action):

@@ -27,6 +27,12 @@ QUOTA_PREFIXES = (
     "ResourceUnavailable.Quota",
     "InternalError.Quota",
 )
+# The account, not the request (cls errorcodes: 账户欠费, 账户已销毁, 账户不存在).
+ACCOUNT_STATES = {
+    "OperationDenied.AccountIsolate": "is in arrears (overdue payment): settle it in the console",
+    "OperationDenied.AccountDestroy": "has been destroyed: use the keys of a live account",
+    "OperationDenied.AccountNotExists": "does not exist: check the SecretId's account",
+}
 INVALID_PREFIXES = (
     "InvalidParameter",
     "MissingParameter",
@@ -95,6 +101,12 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> CloudOpsFail
             "auth",
             f"Tencent Cloud refused {where}: check the SecretId/SecretKey and that the CAM "
             f"policy allows {product}:{action} (docs/tencent-cloud.md). {exc.message}",
+        )
+    if exc.code in ACCOUNT_STATES:
+        return CloudOpsFailedError(
+            "account",
+            f"Tencent Cloud refused {where}: the account {ACCOUNT_STATES[exc.code]}; nothing "
+            f"was changed. {exc.message}",
         )
     if exc.code.startswith(QUOTA_PREFIXES):
         return CloudOpsFailedError(

@@ -36,6 +36,7 @@ from ambient.domain.identifiers import (
     ObjectName,
 )
 from ambient.remediation.kube_executor import KubernetesExecutor
+from ambient.remediation.kube_reads import ClusterReads
 from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef
 
 
@@ -47,7 +48,8 @@ class WorkloadSpec(BaseModel):
         default=None,
         max_length=100,
         description="the same key again finds the change already made (default: derived "
-        "from the request and the current minute)",
+        "from the request and, for a scale, the Deployment as it is now; for a restart, the "
+        "current minute)",
     )
 
 
@@ -139,25 +141,35 @@ class WorkloadOps:
         mode: Mode,
         rung: Rung,
         derived: str,
+        *,
+        per_version: bool = False,
         **fields: Any,
     ) -> WorkloadResult:
         target = WorkloadRef(cluster_id=spec.cluster_id, namespace=spec.namespace, name=spec.name)
-        key = spec.idempotency_key or hashlib.sha256(derived.encode()).hexdigest()[:24]
         subject = f"kube:{target}"
         await self.service.authorize(actor, operation, subject, mode)
-        detail: dict[str, Any] = {"mode": mode, "idempotency_key": key, **fields}
-        step = StepRequest(
-            remediation_id="asked",
-            rung=rung,
-            target=target,
-            mode=mode,
-            # The operation is part of the stamp: a scale and a restart under one key are two.
-            key=f"asked:{operation}:{key}",
-            **fields,
-        )
+        detail: dict[str, Any] = {"mode": mode, **fields}
         async with self.service.failures_audited(actor, operation, subject, detail):
-            await self._client(spec.cluster_id)
+            client = await self._client(spec.cluster_id)
             try:
+                if spec.idempotency_key is None and per_version:
+                    # A derived key belongs to the Deployment as it is now: the same words
+                    # again after another change (scale to 5, to 3, to 5) are a new change,
+                    # while a retry finds the count already made.
+                    deployment = await ClusterReads(client).deployment(target)
+                    derived += f"\n{deployment['metadata'].get('resourceVersion')}"
+                key = spec.idempotency_key or hashlib.sha256(derived.encode()).hexdigest()[:24]
+                detail["idempotency_key"] = key
+                step = StepRequest(
+                    remediation_id="asked",
+                    rung=rung,
+                    target=target,
+                    mode=mode,
+                    # The operation is part of the stamp: a scale and a restart under one key
+                    # are two.
+                    key=f"asked:{operation}:{key}",
+                    **fields,
+                )
                 result = await self.executor.apply(step)
             except KubeError as exc:
                 raise _kube_failure(exc, f"{operation} {target}") from None
@@ -185,15 +197,19 @@ class WorkloadOps:
         spec: WorkloadSpec,
         replicas: int,
         mode: Mode = "dry_run",
-        *,
-        now: datetime | None = None,
     ) -> WorkloadResult:
         if replicas < 1:
             raise CloudOpsInputError("replicas", "must be at least 1")
-        minute = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M")
-        derived = f"scale\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{replicas}\n{minute}"
+        derived = f"scale\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{replicas}"
         return await self._step(
-            actor, "scale_workload", spec, mode, Rung.SCALE_OUT, derived, replicas=replicas
+            actor,
+            "scale_workload",
+            spec,
+            mode,
+            Rung.SCALE_OUT,
+            derived,
+            per_version=True,
+            replicas=replicas,
         )
 
     async def restart_workload(

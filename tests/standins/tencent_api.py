@@ -273,6 +273,10 @@ class TencentApi:
                 level = str(row["json"].get("level", "none"))
                 counts[level] = counts.get(level, 0) + 1
             rows_out = [{"level": k, "count": v} for k, v in sorted(counts.items())]
+            # CLS LIMIT syntax (cloud.tencent.com/document/product/614/58977, intl 614/38733):
+            # an SQL answers its first 100 rows unless it says `limit N` (at most 10,000).
+            limit = re.search(r"\blimit\s+(\d+)", query.split("|", 1)[1], re.IGNORECASE)
+            rows_out = rows_out[: min(int(limit[1]), 10_000) if limit else 100]
             # The API reference (SearchLog): AnalysisRecords "当UseNewAnalysis为true时生效"; without
             # it the rows come as AnalysisResults/ColNames and AnalysisRecords is null.
             if params.get("UseNewAnalysis") is True:

@@ -512,6 +512,26 @@ async def test_a_sql_search_answers_its_rows_as_the_api_returns_them(
     ]
 
 
+async def test_a_sql_search_cut_at_its_row_limit_does_not_say_it_is_complete(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    base = int((NOW - timedelta(minutes=30)).timestamp() * 1000)
+    api.logs = [{"time": base + i, "json": {"level": f"L{i:03d}"}} for i in range(150)]
+    window = (NOW - timedelta(hours=1), NOW)
+    # CLS answers an SQL's first 100 rows unless it names a limit: 150 groups, 100 rows.
+    cut = await search_logs(tc, "topic-1", "* | select level, count(*) group by level", *window)
+    assert len(cut.analysis) == 100 and cut.complete is False
+    limited = await search_logs(
+        tc, "topic-1", "* | select level, count(*) group by level limit 120", *window
+    )
+    assert len(limited.analysis) == 120 and limited.complete is False
+    whole = await search_logs(
+        tc, "topic-1", "* | SELECT level, count(*) GROUP BY level LIMIT 1000", *window
+    )
+    assert len(whole.analysis) == 150 and whole.complete is True
+
+
 async def test_a_log_search_over_the_topics_concurrency_limit_backs_off_like_a_rate_limit(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:

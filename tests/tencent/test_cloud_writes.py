@@ -221,6 +221,27 @@ async def test_tke_internal_errors_naming_a_permanent_cause_read_as_what_to_do(
     assert "try again" not in message
 
 
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        # cls errorcodes: 账户欠费, 账户已销毁, 账户不存在, ACL校验失败 - not a parameter's fault.
+        ("OperationDenied.AccountIsolate", "account is in arrears"),
+        ("OperationDenied.AccountDestroy", "account has been destroyed"),
+        ("OperationDenied.AccountNotExists", "account does not exist"),
+        ("OperationDenied.ACLFailed", "CAM policy allows cls:CreateLogset"),
+    ],
+)
+async def test_cls_refusals_for_the_account_or_its_access_are_not_blamed_on_a_parameter(
+    cloud: tuple[TencentApi, AppState], code: str, says: str
+) -> None:
+    api, state = cloud
+    api.failures["CreateLogset"] = [code]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_logset", logset={"name": "x"}, mode="execute")
+    assert failed and says in message and code in message, message
+    assert "rejected a parameter" not in message and "try again" not in message
+
+
 async def test_cw05_bad_input_names_the_field_and_sends_nothing(
     cloud: tuple[TencentApi, AppState],
 ) -> None:
@@ -455,3 +476,30 @@ async def test_cw13_two_simultaneous_creates_of_a_name_without_a_conflict_code_m
     assert a["resource_id"] == b["resource_id"]
     steps = sorted((s["steps"][0]["sent"], s["steps"][0]["existing"]) for s in (a, b))
     assert steps == [(False, True), (True, False)]
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "lookup", "action"), UNNAMED_RACES)
+async def test_cw14_the_configured_region_named_or_left_out_is_one_resource_to_take_turns_on(
+    cloud: tuple[TencentApi, AppState],
+    monkeypatch: pytest.MonkeyPatch,
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    lookup: str,
+    action: str,
+) -> None:
+    api, state = cloud
+    monkeypatch.setattr(tencent_api, "GATE_PATIENCE", 0.5)
+    api.together = {lookup: 2}
+
+    async def ask(where: dict[str, Any]) -> tuple[bool, Any]:
+        async with client(state, "ops") as c:
+            return await call(c, tool, **{arg: {**spec, **where}}, mode="execute")
+
+    # One caller leaves the region out, the other names the configured one: the same place.
+    (failed_a, a), (failed_b, b) = await asyncio.gather(
+        ask({}), ask({"region": state.tencent.region})
+    )
+    assert not failed_a and not failed_b, (a, b)
+    assert [act for _, act, _ in api.creates()] == [action]
+    assert a["resource_id"] == b["resource_id"]

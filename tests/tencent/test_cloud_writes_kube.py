@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
+from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
@@ -486,3 +487,22 @@ async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
     # Names that are no path segment are refused before anything is sent.
     assert not [c for c in kube.calls if "checkout" in c.path and "status" in c.path]
     assert not [c for c in kube.calls if long_name in c.path or "Shop_Prod" in c.path]
+
+
+async def test_ck11_scaling_back_within_the_minute_is_a_new_change_not_a_retry(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    kube, state = cluster
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        up = await ops.scale_workload("ops", spec, 5, "execute")
+        down = await ops.scale_workload("ops", spec, 3, "execute")
+        # 5 again, asked for within the minute: a new request, not the first one retried.
+        again = await ops.scale_workload("ops", spec, 5, "execute")
+        retried = await ops.scale_workload("ops", spec, 5, "execute")
+    assert [up.applied, down.applied, again.applied] == [True, True, True]
+    assert again.already_applied is False, again.detail
+    assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 5
+    # The same request straight after changes nothing more.
+    assert retried.already_applied or not retried.applied
+    assert len(kube.writes("deployments")) == 3

@@ -5,7 +5,8 @@ TencentCloudError
  ├── TencentRetryableError      network, server, rate limits, InternalError
  └── TencentRequestError        the request itself is wrong or not allowed (and the InternalError
       │                         codes TKE documents for such causes: .Param, .Quota*, ...)
-      ├── TencentAuthError       AuthFailure*, UnauthorizedOperation*, InternalError.CamNoAuth
+      ├── TencentAuthError       AuthFailure*, UnauthorizedOperation*, InternalError.CamNoAuth,
+      │                          OperationDenied.ACLFailed
       └── TencentNotFoundError   ResourceNotFound*, InternalError.*NotFound
 """
 
@@ -71,6 +72,9 @@ RETRYABLE_PREFIXES = (
 # InternalError codes TKE documents for causes a retry cannot fix (tke errorcodes: "没有权限",
 # "账户未通过认证", "参数错误", "超过配额限制", "...未找到"): not retried, read as their cause.
 INTERNAL_AUTH = ("InternalError.CamNoAuth", "InternalError.AccountUserNotAuthenticated")
+# CLS refuses an action the caller's access does not allow as OperationDenied.ACLFailed
+# (cls errorcodes: "ACL校验失败"), a permission like the codes above.
+DENIED_AUTH = ("OperationDenied.ACLFailed",)
 INTERNAL_PERMANENT = ("InternalError.Param", "InternalError.Quota")
 
 
@@ -79,7 +83,11 @@ def translate(exc: TencentCloudSDKException) -> TencentCloudError:
     message = exc.get_message()
     text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
     request_id = exc.get_request_id() or None
-    if code.startswith(("AuthFailure", "UnauthorizedOperation")) or code in INTERNAL_AUTH:
+    if (
+        code.startswith(("AuthFailure", "UnauthorizedOperation"))
+        or code in INTERNAL_AUTH
+        or code in DENIED_AUTH
+    ):
         return TencentAuthError(code, text, request_id)
     if code.startswith("ResourceNotFound") or (
         code.startswith("InternalError.") and code.endswith("NotFound")

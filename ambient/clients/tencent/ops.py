@@ -21,6 +21,10 @@ from ambient.clients.tencent.errors import TencentRequestError
 from ambient.watches.configs import STATISTIC_NAMESPACES, STATISTIC_PERIODS
 
 MAX_SEARCH_LOGS = 10_000  # CLS caps a Context-paged search here
+# An SQL answers its first 100 rows unless it says `limit N`, at most 10,000 (CLS LIMIT syntax,
+# cloud.tencent.com/document/product/614/58977).
+SQL_DEFAULT_ROWS, SQL_MAX_ROWS = 100, 10_000
+SQL_LIMIT = re.compile(r"\blimit\s+(\d+)", re.IGNORECASE)
 TTS_CHUNK = 150  # characters per TextToVoice call
 # GetMonitorData answers at most this many datapoints per request ("单请求的数据点数限制为7200个").
 MAX_METRIC_POINTS = 7200
@@ -128,7 +132,10 @@ async def search_logs(
         page = await tc.call("cls", "SearchLog", params, region=region)
         if page.get("Analysis"):
             result.analysis = [json.loads(row) for row in page.get("AnalysisRecords") or []]
-            result.complete = True
+            # As many rows as the SQL's limit allows may be a cut answer, not the whole one.
+            limit_clause = SQL_LIMIT.search(query.split("|", 1)[-1])
+            cap = min(int(limit_clause[1]), SQL_MAX_ROWS) if limit_clause else SQL_DEFAULT_ROWS
+            result.complete = len(result.analysis) < cap
             return result
         for item in page.get("Results") or []:
             raw = item.get("LogJson") or item.get("RawLog") or ""
