@@ -7,17 +7,26 @@ even if the tz database changes later).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time, timedelta
 from datetime import date as Date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ambient.briefing.logreport import LogReport, TemplateStat
 from ambient.clients.tencent.ops import AlarmRecord
-from ambient.domain.configs import UserConfig, as_it_ran
+from ambient.domain.configs import UserConfig, as_it_ran, reading_stored
 from ambient.domain.users import HHMM, TimeZone
 
 # About a minute of speech (Chinese ~250-300 characters, English ~160 words).
@@ -33,6 +42,10 @@ class FileLogSpec(BaseModel):
     path: str = Field(min_length=1, description="a log file or a folder of rotated files")
 
 
+SQL_PART = re.compile(r"\|\s*select\b", re.IGNORECASE)  # CQL's pipe to an SQL analysis
+QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
 class ClsLogSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -40,6 +53,18 @@ class ClsLogSpec(BaseModel):
     topic_id: str = Field(min_length=1, description="CLS topic id")
     region: str | None = None
     query: str = Field(default="*", description="CQL filter; * for everything")
+
+    @field_validator("query")
+    @classmethod
+    def _lines(cls, value: str, info: ValidationInfo) -> str:
+        # A "| select ..." answers rows of analysis, not log lines: the briefing read none and
+        # said "0 lines read".
+        if SQL_PART.search(QUOTED.sub('""', value)) and not reading_stored(info):
+            raise ValueError(
+                "the briefing reads log lines: give a search filter without '| select ...' "
+                "(an SQL analysis answers rows, not lines), e.g. 'level:ERROR' or '*'"
+            )
+        return value
 
 
 LogSourceSpec = Annotated[FileLogSpec | ClsLogSpec, Field(discriminator="type")]
