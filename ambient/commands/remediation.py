@@ -55,7 +55,7 @@ def _status_table(status: RemediationStatus) -> Table:
             VERDICTS[done.resolved] if done else "",
         )
     if status.outcome:
-        table.caption = status.outcome
+        table.caption = Text(status.outcome)
     return table
 
 

@@ -80,6 +80,8 @@ from workflows.remediation_triage import AlertTriageWorkflow
 
 TRIAGE_SCHEDULE = "alert-triage"
 MAX_STATS_DAYS = 365
+# What the run's inputs hold (ApprovalInput, AbortInput): the API and MCP bound it too.
+MAX_REASON = 1000
 # A remediation's first workflow task runs its local activities (score, permission, gates,
 # checkpoint) before the first change. Under an alert storm the worker runs a hundred of them
 # at once and one task can outlast the default 10 s: the server then takes the task back and
@@ -301,6 +303,7 @@ class RemediationService:
         self, user: str, rid: str, approve: bool, reason: str = "", *, run_key: str | None = None
     ) -> ApprovalDecision:
         """Answer the pending approval; the approver's permission is read here, not given."""
+        _check_reason(reason)
         status, account = await self._steerer(
             user, rid, run_key, "approve" if approve else "refuse"
         )
@@ -336,6 +339,7 @@ class RemediationService:
         self, user: str, rid: str, reason: str = "", *, run_key: str | None = None
     ) -> RemediationStatus:
         """Stop the run; with ``run_key`` (a reply in a run's discussion), only that run."""
+        _check_reason(reason)
         status, _ = await self._steerer(user, rid, run_key, "abort")
         if status.state in FINAL_STATES:  # ended, its last steps (report, notice) still running
             raise RemediationStateError(f"{rid} already finished (state {status.state})")
@@ -436,6 +440,15 @@ class RemediationService:
 def _run_handle(client: Client, rid: str, run_key: str | None) -> Any:
     # The run named, not whichever is latest when the call arrives (None: the latest).
     return client.get_workflow_handle(rid, run_id=run_key.partition("@")[2] if run_key else None)
+
+
+def _check_reason(reason: str) -> None:
+    # The web form and the CLI pass any text: past the bound the run's input refused it with a
+    # ValidationError (a 500 on the web form) after the run was looked up.
+    if len(reason) > MAX_REASON:
+        raise InvalidRemediationError(
+            f"reason: at most {MAX_REASON} characters, not {len(reason)}", field="reason"
+        )
 
 
 def _check_id(rid: str) -> None:

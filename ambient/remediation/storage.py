@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,6 +129,10 @@ class ActionLedger(Repository):
             RemediationAction(key=key, cluster_id=cluster_id, service=service, rung=rung, at=at)
         )
         await self.session.flush()
+
+    async def release(self, key: str) -> None:
+        """Give back a step's slot: it changed nothing on the cluster."""
+        await self.session.execute(delete(RemediationAction).where(RemediationAction.key == key))
 
 
 class BreakerRepository(Repository):

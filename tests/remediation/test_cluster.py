@@ -339,3 +339,45 @@ async def test_a_checkpoint_the_cluster_refuses_hands_over_naming_it(
     assert 'cannot get resource "deployments"' in status.outcome
     assert [a.rung for a in status.attempts] == [Rung.RESTART]
     assert api.writes() == []
+
+
+async def test_a_step_that_changed_nothing_leaves_the_clusters_rate_limit_slot_free(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """A restart skipped (the Deployment is paused) sent nothing: the scale out after it is not
+    held by the per-cluster rate limit as if a change had been made."""
+    api, path = cluster
+    api.deployments[("prod", "checkout")]["spec"]["paused"] = True
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_executor="kubernetes",
+        kubeconfig=path,
+        remediation_rate_limit_per_hour=1,
+        remediation_max_gate_wait_minutes=0,
+    )
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        status = await handle.result()
+
+    assert [(a.rung, a.applied) for a in status.attempts] == [
+        (Rung.RESTART, False),
+        (Rung.SCALE_OUT, True),
+    ]
+    assert "is paused" in (status.attempts[0].skipped_reason or "")
+    assert [c.kind for c in api.writes()] == ["deployments"]
+    # The scale out is the one change of the hour: rung 3 waits for its slot (here: hands over).
+    async with deps.db.session() as session:
+        gates = await AuditRepository(session).list(subject=status.run_key, action="gate")
+    assert [(g.detail["rung"], g.detail["allowed"]) for g in sorted(gates, key=lambda g: g.id)] == [
+        (1, True),
+        (2, True),
+        (3, False),
+    ]
+    assert status.outcome.startswith("cannot change now: cluster rate limit: 1 changes")

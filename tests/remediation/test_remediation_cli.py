@@ -7,13 +7,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from ambient.cli import app as cli
+from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert
+from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
 from ambient.storage.db import Database
+from tests.conftest import running_worker, unique
+from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 
 
 def test_stats_show_an_alert_type_with_brackets_as_written(
@@ -64,3 +69,41 @@ def test_an_alert_the_cli_cannot_read_is_one_line_and_exit_2(
     assert (refused.exit_code, refused.stdout) == (2, ""), refused.output
     [line] = refused.stderr.splitlines()
     assert line.startswith("alert"), line
+
+
+async def test_show_prints_an_outcome_with_brackets_as_written(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The outcome quotes what a person typed (an abort's or a refusal's reason): `show` and
+    `follow` print it as text, not Rich markup."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    user = unique("cli-ops")
+    await add_user(deps, user)
+    reason = "[/] wrong cluster, see [bold]INC-42[/bold]"
+    async with error_rate(healthy_from=1) as (_, url), running_worker(dev_env.client, deps) as w:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": w.task_queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        started = await service.start(user, alert(url, workload=user, settle_seconds=0))
+        rid = started.remediation_id
+        for _ in range(200):
+            if (await service.get(user, rid)).state == "waiting_approval":
+                break
+            await asyncio.sleep(0.05)
+        await service.abort(user, rid, reason)
+        for _ in range(200):
+            if (await service.get(user, rid)).state == "aborted":
+                break
+            await asyncio.sleep(0.05)
+        env = {
+            "AMBIENT_DATA_DIR": str(settings.data_dir),
+            "AMBIENT_USER": user,
+            "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "AMBIENT_TEMPORAL_TASK_QUEUE": w.task_queue,
+            "COLUMNS": "300",
+        }
+        shown = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["remediation", "show", rid], env=env
+        )
+    assert shown.exit_code == 0, shown.output
+    # The caption wraps at the table's width.
+    assert f"aborted by {user}: {reason}" in " ".join(shown.output.split())

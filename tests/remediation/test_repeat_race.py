@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from temporalio.client import Client, Interceptor, OutboundInterceptor, SignalWorkflowInput
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
+from ambient.remediation.views import InvalidRemediationError
 from tests.conftest import running_worker, unique
 from tests.remediation.support import (
     add_user,
@@ -67,3 +69,38 @@ async def test_a_repeat_that_finds_its_run_ended_before_its_signal_starts_the_ne
         assert repeat.created and repeat.remediation_id == first.remediation_id, repeat
         assert (await handle.describe()).run_id != first_run
         await dev_env.client.get_workflow_handle(first.remediation_id).terminate("test over")
+
+
+async def test_a_reason_past_the_bound_is_refused_by_name_through_every_door(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The API and MCP bound an approval's or abort's reason at 1000 characters; the web form
+    and the CLI pass any text to the service, which refuses it naming the field (the web
+    form's 500 and the CLI's pydantic dump were a ValidationError of the workflow input) and
+    leaves the run as it was."""
+    owner = unique("ops")
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, owner)
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        first = await service.start(owner, alert(url, workload=unique("checkout")), "dry_run")
+        handle = dev_env.client.get_workflow_handle(
+            first.remediation_id, result_type=RemediationStatus
+        )
+        await state_reaches(
+            dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
+        )
+        long = "x" * 1001
+        with pytest.raises(InvalidRemediationError, match="reason: at most 1000") as refused:
+            await service.approve(owner, first.remediation_id, False, long)
+        assert refused.value.field == "reason"
+        with pytest.raises(InvalidRemediationError, match="reason: at most 1000") as refused:
+            await service.abort(owner, first.remediation_id, long)
+        assert refused.value.field == "reason"
+        status = await service.get(owner, first.remediation_id)
+        await handle.terminate("test over")
+    assert status.state == "waiting_approval" and status.approvals == []
