@@ -11,6 +11,7 @@ and raises is in ``ambient.remediation.views``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from temporalio.client import (
     ScheduleRange,
     ScheduleSpec,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
@@ -80,6 +82,8 @@ from workflows.remediation_triage import AlertTriageWorkflow
 
 TRIAGE_SCHEDULE = "alert-triage"
 MAX_STATS_DAYS = 365
+# How long an alert sent again waits for its ended run's last steps before the next run starts.
+FINISHING_WAIT = 10.0
 # What the run's inputs hold (ApprovalInput, AbortInput): the API and MCP bound it too.
 MAX_REASON = 1000
 # A remediation's first workflow task runs its local activities (score, permission, gates,
@@ -179,6 +183,12 @@ class RemediationService:
         # every repeat waited for it (or timed out, unrecorded) and added a task to its load.
         handle = self.client.get_workflow_handle(workflow_id)
         try:
+            description = await handle.describe()
+            if description.typed_search_attributes.get(temporal.STATE) in FINAL_STATES:
+                # Ended (resolved, handed over, ...), its report and notices still going out:
+                # the alert again is the next run's, once this one is done.
+                await self._after_finishing(workflow_id, description.run_id)
+                return None
             await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user))
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:  # "workflow execution already completed"
@@ -213,6 +223,21 @@ class RemediationService:
                 "nothing was started, and its plan and steps are the owner's to see"
             ),
         )
+
+    async def _after_finishing(self, workflow_id: str, run_id: str | None) -> None:
+        """Wait for the run that ended to complete; RemediationStateError if it is still
+        sending its last notices after FINISHING_WAIT (the alert is then to be sent again)."""
+        ending = self.client.get_workflow_handle(workflow_id, run_id=run_id)
+        try:
+            async with asyncio.timeout(FINISHING_WAIT):
+                await ending.result(follow_runs=False)
+        except TimeoutError:
+            raise RemediationStateError(
+                f"{workflow_id} has just ended and is still sending its report: nothing was "
+                "started; send the alert again in a minute"
+            ) from None
+        except (WorkflowFailureError, RPCError):
+            pass  # it ended otherwise (terminated, failed): the alert starts the next run
 
     # --- read --------------------------------------------------------------------------
 

@@ -71,6 +71,58 @@ async def test_a_repeat_that_finds_its_run_ended_before_its_signal_starts_the_ne
         await dev_env.client.get_workflow_handle(first.remediation_id).terminate("test over")
 
 
+async def test_a_repeat_while_its_ended_run_sends_its_report_starts_the_next_run_after_it(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that has ended (resolved) still sends its notice; while it did, the alert again
+    was answered "already being remediated (state resolved)" and nothing started: an alert
+    that came back at once was dropped. It now waits for the ended run, then starts the next
+    one; past the wait it says so (nothing started) instead of claiming a remediation."""
+    import asyncio
+
+    from temporalio.worker import Worker
+
+    from activities import build_activities
+    from ambient import temporal
+    from ambient.remediation import service as remediation_service
+    from ambient.remediation.views import RemediationStateError
+    from worker import ALL_WORKFLOWS, build_worker
+
+    owner = unique("ops")
+    remediation_settings(deps, remediation_approval_from_rung=6)
+    await add_user(deps, owner)
+    queue = unique("tq")
+    # A worker that cannot send notices yet: the run's final notice waits for one that can.
+    mute = [a for a in build_activities(deps) if a.__name__ != "notify"]  # type: ignore[attr-defined]
+    async with error_rate(healthy_from=1) as (_, url):
+        async with Worker(
+            dev_env.client,
+            task_queue=queue,
+            workflows=ALL_WORKFLOWS,
+            activities=mute,
+            workflow_runner=temporal.workflow_runner(),
+        ):
+            settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+            service = RemediationService(dev_env.client, settings, deps.db)
+            sent = alert(url, workload=unique("checkout"), settle_seconds=0)
+            first = await service.start(owner, sent, "dry_run")
+            handle = dev_env.client.get_workflow_handle(first.remediation_id)
+            for _ in range(300):
+                described = await handle.describe()
+                if described.typed_search_attributes.get(temporal.STATE) == "resolved":
+                    break
+                await asyncio.sleep(0.1)
+            monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 1.0)
+            with pytest.raises(RemediationStateError, match="still sending its report"):
+                await service.start(owner, sent, "dry_run")
+        monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 30.0)
+        async with build_worker(dev_env.client, deps, task_queue=queue):
+            repeat = await service.start(owner, sent, "dry_run")
+            assert repeat.created and repeat.remediation_id == first.remediation_id, repeat
+            assert (await handle.describe()).run_id != described.run_id
+            await handle.terminate("test over")
+
+
 async def test_a_reason_past_the_bound_is_refused_by_name_through_every_door(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
