@@ -46,7 +46,7 @@ def task_problem(exc: TaskError, _: Words) -> str:
     if isinstance(exc, ConfigError):  # only a new monitor's form sends a config
         return field_errors(exc, _, MONITOR_LABELS)
     if isinstance(exc, InvalidTaskError):
-        return what_went_wrong(exc)
+        return what_went_wrong(exc, _)
     return _("Tasks are unavailable right now; try again in a moment.")
 
 

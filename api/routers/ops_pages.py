@@ -55,7 +55,7 @@ router = page_router()
 
 def briefing_problem(exc: BriefingError, _: Words) -> str:
     if isinstance(exc, InvalidBriefingError):
-        return what_went_wrong(exc)
+        return what_went_wrong(exc, _)
     return _("Briefings are unavailable right now; try again in a moment.")
 
 
@@ -63,7 +63,7 @@ def remediation_problem(exc: RemediationError, _: Words) -> str:
     if isinstance(exc, RemediationNotFoundError):
         return _("That remediation is not one of yours, or no longer exists.")
     if isinstance(exc, InvalidRemediationError | RemediationRefusedError | RemediationStateError):
-        return what_went_wrong(exc)
+        return what_went_wrong(exc, _)
     return _("Remediations are unavailable right now; try again in a moment.")
 
 
@@ -74,7 +74,7 @@ def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:
         return _("This discussion is closed: it takes no more replies.")
     if isinstance(exc, ValidationError):
         return field_errors(exc, _)
-    return what_went_wrong(exc)
+    return what_went_wrong(exc, _)
 
 
 # A briefing's state, and who wrote it when no model did, as the pages name them.

@@ -108,8 +108,13 @@ def field_errors(
 
 # The services word their errors for MCP callers ("...; call list_tasks"); a page says what
 # happened in its own words and offers its own links instead.
-def what_went_wrong(exc: Exception) -> str:
-    """The first clause of a service error: what is wrong, without the tool to call next."""
+def what_went_wrong(exc: Exception, _: Words) -> str:
+    """A service error as a page says it: in the page's language where the error is a Refusal
+    the catalog has (its translation names no tool), else its first clause, without the tool
+    to call next."""
+    said = exc.args[0] if exc.args else None
+    if isinstance(said, Refusal) and _(said.msgid) != said.msgid:
+        return in_words(said, _)
     text = str(exc).split("; ", 1)[0]
     return text[:1].upper() + text[1:]
 

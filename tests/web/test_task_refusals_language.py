@@ -1,0 +1,71 @@
+"""What the task service refuses on the dashboard is said to a Chinese user in Chinese."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import unquote
+
+import httpx
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import Language, UserSettings
+from ambient.storage.repositories import UserRepository
+from ambient.watches.service import TaskService
+from api.app import create_app
+from tests.conftest import unique
+from tests.support.servers import HANG, serve
+from tests.watches.site import article
+from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
+from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+
+
+@pytest_asyncio.fixture
+async def zh_dashboard(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    service: TaskService,  # noqa: F811  (the worker runs while the pages are up)
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The dashboard of the tasks' user, who reads Chinese, on the same task queue."""
+    settings = loopback_deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    async with loopback_deps.db.session() as session:
+        users = UserRepository(session)
+        user = await users.get(USER)
+        assert user is not None
+        await users.update(user, UserSettings(language=Language.ZH))
+        token = await users.rotate_token(user)
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            cookies={"ambient_token": token},
+            headers={"referer": f"{base}/app"},
+        ) as http,
+    ):
+        yield http
+
+
+async def test_a_stopped_task_poked_from_a_stale_dashboard_is_said_in_chinese(
+    service: TaskService,  # noqa: F811
+    zh_dashboard: httpx.AsyncClient,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    ref = await service.create(USER, "web_monitor", monitor(base, "/a"), unique("poked"))
+    await service.delete(USER, ref.task_id)
+    for action in ("pause", "resume", "trigger"):
+        answer = await zh_dashboard.post(
+            "/app/tasks/action", data={"task_id": ref.task_id, "action": action}
+        )
+        assert answer.status_code == 303
+        said = unquote(answer.headers["location"].partition("msg=")[2])
+        assert said == f"任务 '{ref.task_id}' 已经停止；要重新开始，请再创建一次", (action, said)
+    assert (await service.get(USER, ref.task_id)).state == "stopped"
