@@ -132,8 +132,11 @@ class TaskService(TaskReads):
                 ) from None
             if running.config != _as_stored(arg.config):
                 raise InvalidTaskError(
-                    f"name: task {task_id!r} already runs with another config; "
-                    "call update_task to change it, or delete_task first to start it anew"
+                    Refusal(
+                        "name: task %(task)s already runs with another config; "
+                        "call update_task to change it, or delete_task first to start it anew",
+                        task=repr(task_id),
+                    )
                 ) from None
             baseline = _baseline(running) if running.checks else None
             if not running.checks and running.state is TaskState.ACTIVE:

@@ -1,4 +1,5 @@
-"""What the task service refuses on the dashboard is said to a Chinese user in Chinese."""
+"""What the task service refuses on the dashboard is said to a Chinese user in Chinese: a task
+poked after it stopped, a monitor name taken by another config."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+from tests.web.test_refusals_language import shown_error
 
 
 @pytest_asyncio.fixture
@@ -69,3 +71,24 @@ async def test_a_stopped_task_poked_from_a_stale_dashboard_is_said_in_chinese(
         said = unquote(answer.headers["location"].partition("msg=")[2])
         assert said == f"任务 '{ref.task_id}' 已经停止；要重新开始，请再创建一次", (action, said)
     assert (await service.get(USER, ref.task_id)).state == "stopped"
+
+
+async def test_a_monitor_name_taken_by_another_config_is_said_in_chinese_and_changes_nothing(
+    service: TaskService,  # noqa: F811
+    zh_dashboard: httpx.AsyncClient,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    name = unique("taken")
+    ref = await service.create(USER, "web_monitor", monitor(base, "/a"), name)
+    form = {"urls": f"{base}/a", "keywords": "", "interval": "30", "name": name}
+    answer = await zh_dashboard.post("/app/tasks", data=form)
+    assert answer.status_code == 422
+    assert shown_error(answer) == (
+        f"未创建：名称：任务 '{ref.task_id}' 已在用另一个配置运行；要改用这个配置，请先删除它再创建"
+    )
+    assert f'value="{name}"' in answer.text  # the form as it was filled in
+    status = await service.get(USER, ref.task_id)
+    assert status.config["check_interval_minutes"] == 60
+    await service.delete(USER, ref.task_id)
