@@ -112,3 +112,23 @@ async def test_a_briefing_page_for_a_day_that_is_no_date_says_so_on_the_page(
         # A day the service reads (strptime) and has no briefing for: said as asked.
         page = await http.get("/app/briefings", params={"date": "2026-1-5"})
         assert "No briefing for 2026-1-5." in page.text
+
+
+async def test_a_briefing_day_that_is_no_date_is_said_in_chinese_on_a_chinese_page(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name="lan", language="zh"))
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as http,
+    ):
+        page = await http.get("/app/briefings", params={"date": "2026-02-30"})
+    shown = re.search(r'<p class="muted">([^<]*)</p>', page.text)
+    assert shown is not None, page.text
+    assert shown[1] == "日期 &#39;2026-02-30&#39; 不是 YYYY-MM-DD 格式的日期"
+    assert "<h2>历史</h2>" in page.text
