@@ -304,7 +304,7 @@ async def register(
         # Open registration is checked above.
         user, token = await grants.register(session, None, data, open_registration=True)
     except ValidationError as exc:
-        error = field_errors(exc, _)
+        error = field_errors(exc, _, REGISTER_LABELS)
     except UserExistsError:
         error = _("name: %(name)s is taken", name=repr(name.strip()))
     except VoiceprintTakenError:  # open registration takes no voiceprint: the name is one
@@ -322,6 +322,10 @@ async def register(
         {"closed": False, "error": error},
         status.HTTP_422_UNPROCESSABLE_CONTENT,
     )
+
+
+# The registration form's fields as it labels them (refusals name the field by its label).
+REGISTER_LABELS = {"name": N_("User name"), "email": N_("Email")}
 
 
 @router.post("/signout")

@@ -148,3 +148,27 @@ async def test_a_chinese_users_settings_and_push_channel_refusals_are_in_chinese
         )
         said = await refusal(http, "/app/push", {"type": "inbox", "target": "someone"})
         assert said == "channels[0]: 收件箱只能是你自己的（'mei' 或留空），不能是 'someone'"
+
+
+async def test_a_chinese_browsers_registration_refusals_name_the_fields_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(
+        update={"temporal_address": f"127.0.0.1:{free_port()}", "open_registration": True}
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"origin": base, "accept-language": "zh-CN,zh;q=0.9"},
+        ) as http,
+    ):
+        # An intranet address passes the browser's own check of an email field.
+        said = await refusal(http, "/register", {"name": "mei", "email": "mei@company"})
+        assert said == "邮箱: 不是有效的邮箱地址"
+        said = await refusal(http, "/register", {"name": "Mei Li"})
+        assert said == "用户名: 须为 1-63 个小写字母、数字、'_'、'.'、'-'，以字母或数字开头"
+    async with db.session() as session:
+        assert await UserRepository(session).get("mei") is None
