@@ -73,6 +73,7 @@ async def _settings_page(
             "endpoints": endpoints,
             "added": added,
             "languages": LANGUAGE_NAMES,
+            "permissions": PERMISSION_WORDS,
             "push_kinds": PUSH_KINDS,
             # What the pages speak when none is chosen: the browser's language, else the server's.
             "browser_language": LANGUAGE_NAMES.get(browser) if browser else None,
@@ -84,6 +85,8 @@ async def _settings_page(
     )
 
 
+# A rollback permission as the page names it (the value stays the API's).
+PERMISSION_WORDS = {"none": N_("none"), "dry_run": N_("dry run"), "execute": N_("execute")}
 # Each language named in itself, as a language menu does.
 LANGUAGE_NAMES = {Language.ZH: "中文", Language.EN: "English"}
 

@@ -132,3 +132,26 @@ async def test_a_briefing_day_that_is_no_date_is_said_in_chinese_on_a_chinese_pa
     assert shown is not None, page.text
     assert shown[1] == "日期 &#39;2026-02-30&#39; 不是 YYYY-MM-DD 格式的日期"
     assert "<h2>历史</h2>" in page.text
+
+
+async def test_a_chinese_users_settings_name_the_rollback_permission_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    shown = {}
+    async with serve(create_app(settings)) as base:
+        for permission in ("none", "dry_run", "execute"):
+            async with db.session() as session:
+                user, token = await UserRepository(session).create(
+                    UserCreate(name=f"zhu-{permission}".replace("_", "-"), language="zh")
+                )
+                user.rollback_permission = permission
+                await session.commit()
+            async with httpx.AsyncClient(
+                timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+            ) as http:
+                page = (await http.get("/app/settings")).text
+            found = re.search(r"回滚权限：<b>([^<]*)</b>", page)
+            assert found is not None, page
+            shown[permission] = found[1]
+    assert shown == {"none": "无", "dry_run": "演练", "execute": "执行"}
