@@ -1,19 +1,25 @@
-"""A remediation answered from a page that no longer matches the run is refused in the page's
-language."""
+"""A Chinese user's remediation page: the run in Chinese words, and an answer from a page that no
+longer matches the run refused in Chinese."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
 import httpx
+import pytest_asyncio
+from babel.messages.pofile import read_po
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
+from ambient.remediation.ladder import RUNG_ACTIONS
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
+from api.i18n import catalog_path
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
@@ -25,9 +31,11 @@ def said(answer: httpx.Response) -> str:
     return unquote(answer.headers["location"].partition("msg=")[2])
 
 
-async def test_a_second_approve_and_an_abort_of_a_finished_run_are_said_in_chinese(
+@pytest_asyncio.fixture
+async def approved_run(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A Chinese member's pages, and a dry run of theirs approved on its page and finished."""
     remediation_settings(deps, remediation_approval_from_rung=1)
     name = unique("fang")
     await add_user(deps, name, permission="dry_run")
@@ -71,9 +79,40 @@ async def test_a_second_approve_and_an_abort_of_a_finished_run_are_said_in_chine
             form = {"remediation_id": rid, "action": "approve"}
             assert said(await http.post("/app/remediation/action", data=form)) == "已批准"
             await eventually(lambda: in_state(*FINAL_STATES), "the approved run ends")
-            # The same button again (a double click, a second tab): the step is answered.
-            again = said(await http.post("/app/remediation/action", data=form))
-            assert again == f"{rid} 现在没有在等待批准：这一步已经答复过，或这次处置已经结束"
-            form["action"] = "abort"
-            aborted = said(await http.post("/app/remediation/action", data=form))
-            assert aborted == f"{rid} 已经结束：不能再中止"
+            yield http, rid
+
+
+async def test_a_second_approve_and_an_abort_of_a_finished_run_are_said_in_chinese(
+    approved_run: tuple[httpx.AsyncClient, str],
+) -> None:
+    http, rid = approved_run
+    # The same button again (a double click, a second tab): the step is answered.
+    form = {"remediation_id": rid, "action": "approve"}
+    again = said(await http.post("/app/remediation/action", data=form))
+    assert again == f"{rid} 现在没有在等待批准：这一步已经答复过，或这次处置已经结束"
+    form["action"] = "abort"
+    aborted = said(await http.post("/app/remediation/action", data=form))
+    assert aborted == f"{rid} 已经结束：不能再中止"
+
+
+async def test_a_chinese_users_remediation_page_names_the_plan_and_attempt_modes_in_chinese(
+    approved_run: tuple[httpx.AsyncClient, str],
+) -> None:
+    http, rid = approved_run
+    page = (await http.get("/app/remediation", params={"id": rid})).text
+    plan = re.findall(r"<li>(\w+) — ([^<]*?)(?: （需要审批）)?</li>", page)
+    assert plan == [
+        ("RESTART", "滚动重启（新的 Pod，同一个版本）"),
+        ("SCALE_OUT", "扩容（绝对副本数，受爆炸半径上限约束）"),
+        ("ROLLBACK", "回滚到开始时所运行版本的上一个版本"),
+        ("ISOLATE", "隔离服务（Service 选择器不再匹配任何 Pod）"),
+    ]
+    attempts = re.findall(r"<b>(\d+)\. (\w+)</b> (\S+)", page)
+    assert attempts == [("1", "RESTART", "演练")]
+
+
+def test_every_rung_of_the_ladder_has_a_chinese_translation() -> None:
+    with catalog_path(Language.ZH).open("rb") as po:
+        catalog = read_po(po)
+    missing = [a for a in RUNG_ACTIONS.values() if a not in catalog or not catalog[a].string]
+    assert missing == []
