@@ -4,6 +4,8 @@ devices and xiaozhi.me 接入点 — each saved through its service, which check
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Form, Request, status
@@ -13,6 +15,7 @@ from pydantic import ValidationError
 from ambient.agent.digest import DigestSetting
 from ambient.bridge.endpoints import EndpointCreate, EndpointError, EndpointInputError, Endpoints
 from ambient.clients.notify.targets import TargetError
+from ambient.domain import field_errors as fields
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
 from ambient.push import save_push_config
@@ -178,13 +181,35 @@ async def save_push(
         config = config.model_copy(update={"quiet_hours": quiet})
         await save_push_config(session, me, config, state.channels.policy)
     except ValidationError as exc:
-        errors = field_errors(exc, _)
+        errors = "; ".join(
+            f"{channel_field(loc, _)}: {in_words(message, _)}"
+            for loc, message in fields.field_errors(exc)
+        )
     except TargetError as exc:
-        errors = f"{exc.where}: {in_words(exc.problem, _)}"
+        at = re.fullmatch(r"(\w+)\[(\d+)\]", exc.where)  # "channels[0]"
+        where = channel_field(at.groups() if at else (exc.where,), _)
+        errors = f"{where}: {in_words(exc.problem, _)}"
     else:
         await session.commit()
         return back("/app/settings", _("Push channels saved"))
     return await _settings_page(request, state, me, errors=errors, typed={"channels": sent})
+
+
+# A channel's fields as the form labels them.
+CHANNEL_LABELS = {"type": N_("Type"), "target": N_("Target")}
+
+
+def channel_field(loc: Sequence[str | int], _: Words) -> str:
+    """Where a push refusal is, as the form numbers its channels: "Channel 2, Target" (a
+    refused form is shown again with the channels as sent, so the numbers match)."""
+    if len(loc) < 2 or loc[0] != "channels" or not str(loc[1]).isdigit():
+        return ".".join(map(str, loc)) or _("value")
+    channel = _("Channel %(number)s", number=int(loc[1]) + 1)
+    if len(loc) == 2:
+        return channel
+    label = CHANNEL_LABELS.get(str(loc[2]))
+    field = _(label) if label and len(loc) == 3 else ".".join(map(str, loc[2:]))
+    return _("%(channel)s, %(field)s", channel=channel, field=field)
 
 
 # What each push channel carries, as the settings page names it (values stay the API's).

@@ -75,7 +75,7 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
             http, "/app/push", {"type": "webhook", "target": "http://[::1]:8/hook"}
         )
         assert said == (
-            "channels[0]: 不能访问 ::1：它不是公网地址（::1）；"
+            "渠道 1: 不能访问 ::1：它不是公网地址（::1）；"
             "如确需访问，请运维在 AMBIENT_FETCH_ALLOW_CIDRS 中放行"
         )
         said = await refusal(http, "/app/xiaozhi/endpoints", {"url": "https://api.xiaozhi.me/mcp/"})
@@ -139,15 +139,13 @@ async def test_a_chinese_users_settings_and_push_channel_refusals_are_in_chinese
         )
         said = await refusal(http, "/app/push", {"type": ["sms", "wecom"], "target": ["12", "k y"]})
         assert said == (
-            "channels.0.target: 不是电话号码：'12'（请用国际格式，例如 +8613800000000）; "
-            "channels.1.target: 不是 wecom 目标：请填写机器人 key、机器人 URL 或 secret:NAME"
+            "渠道 1，目标: 不是电话号码：'12'（请用国际格式，例如 +8613800000000）; "
+            "渠道 2，目标: 不是 wecom 目标：请填写机器人 key、机器人 URL 或 secret:NAME"
         )
         said = await refusal(http, "/app/push", {"type": "webhook", "target": ""})
-        assert said == (
-            "channels.0.target: webhook 渠道需要填写目标（地址、URL、key 或 secret:NAME）"
-        )
+        assert said == "渠道 1，目标: webhook 渠道需要填写目标（地址、URL、key 或 secret:NAME）"
         said = await refusal(http, "/app/push", {"type": "inbox", "target": "someone"})
-        assert said == "channels[0]: 收件箱只能是你自己的（'mei' 或留空），不能是 'someone'"
+        assert said == "渠道 1: 收件箱只能是你自己的（'mei' 或留空），不能是 'someone'"
 
 
 async def test_a_chinese_browsers_registration_refusals_name_the_fields_in_chinese(
