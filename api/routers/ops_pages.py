@@ -73,7 +73,7 @@ def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:
     if isinstance(exc, DiscussionClosedError):
         return _("This discussion is closed: it takes no more replies.")
     if isinstance(exc, ValidationError):
-        return field_errors(exc, _)
+        return field_errors(exc, _, {"content": N_("Message")})
     return what_went_wrong(exc, _)
 
 
