@@ -22,6 +22,7 @@ from ambient.discussions.views import (
     DiscussionClosedError,
     DiscussionError,
     DiscussionNotFoundError,
+    InvalidDiscussionError,
 )
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.views import (
@@ -74,6 +75,9 @@ def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:
         return _("This discussion is closed: it takes no more replies.")
     if isinstance(exc, ValidationError):
         return field_errors(exc, _, {"content": N_("Message")})
+    if isinstance(exc, InvalidDiscussionError) and exc.field == "message_id":
+        # The form's id names a message it sent before (the browser's Back, then a new text).
+        return _("This form already sent another message; here it is anew: send it again.")
     return what_went_wrong(exc, _)
 
 
@@ -315,12 +319,15 @@ async def discussion_post(
         problem = discussion_problem(exc, _)
         if isinstance(exc, DiscussionNotFoundError | DiscussionClosedError):
             return back(here, problem)
+        # A refused post stored nothing: its id is kept for the same message sent again, unless
+        # the id is the one refused.
+        taken = isinstance(exc, InvalidDiscussionError) and exc.field == "message_id"
         typed = {
             "problem": problem,
             "content": content,
             "topic": topic,
             "tags": tags,
-            "message_id": message_id or f"web-{uuid.uuid4().hex}",
+            "message_id": f"web-{uuid.uuid4().hex}" if taken or not message_id else message_id,
         }
         if not discussion_id:
             return await _discussion_list(request, state, me, typed)
