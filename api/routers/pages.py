@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -43,6 +44,8 @@ class PageRoute(APIRoute):
             try:
                 return await handler(request)
             except Exception as exc:
+                if isinstance(exc, RequestValidationError) or out_of_range(exc):
+                    return await cannot_take(request, exc)
                 if temporal_problem(exc, None) is not None:
                     async with get_state(request).db.session() as session:
                         user = await page_user(request, session)
@@ -59,6 +62,33 @@ class PageRoute(APIRoute):
             )
 
         return handle
+
+
+def out_of_range(exc: Exception) -> bool:
+    """An id beyond what the database stores (a hidden field edited by hand)."""
+    return isinstance(exc, OverflowError) or isinstance(exc.__cause__, OverflowError)
+
+
+async def cannot_take(request: Request, exc: Exception) -> Response:
+    """A link or form the page cannot take (edited by hand), said on a page in the user's
+    language: the API's JSON 422 is no answer to a browser."""
+    async with get_state(request).db.session() as session:
+        user = await page_user(request, session)
+    _ = Words(language_of(request, user))
+    if isinstance(exc, RequestValidationError):
+        said = "; ".join(
+            f"{'.'.join(map(str, error['loc'][1:]))}: {in_words(fields.refusal(error), _)}"
+            for error in exc.errors()
+        )
+    else:
+        said = _("a number is out of range")
+    problem = _("This link or form holds a value the page cannot take: %(errors)s", errors=said)
+    return render(
+        request,
+        "unavailable.html",
+        {"user": user, "heading": _("Cannot take this"), "problem": problem},
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
 
 
 def page_router() -> APIRouter:
