@@ -136,7 +136,7 @@ async def save_settings(
     except ValidationError as exc:
         errors = field_errors(exc, _, SETTINGS_LABELS)
     except VoiceprintTakenError as exc:
-        errors = f"{_('Voiceprint id')}: {exc}"
+        errors = f"{_('Voiceprint id')}: {in_words(exc.args[0], _)}"
     else:
         await session.commit()
         # Said in the language just chosen: the next page speaks it too.

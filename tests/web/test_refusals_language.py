@@ -170,3 +170,19 @@ async def test_a_chinese_browsers_registration_refusals_name_the_fields_in_chine
         assert said == "用户名: 须为 1-63 个小写字母、数字、'_'、'.'、'-'，以字母或数字开头"
     async with db.session() as session:
         assert await UserRepository(session).get("mei") is None
+
+
+async def test_a_voiceprint_id_another_user_has_is_refused_in_chinese_on_the_settings_page(
+    settings: Settings, db: Database
+) -> None:
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name="ren", voiceprint_id="vp-ren"))
+        await session.commit()
+    async with zh_pages(settings, db, "shu", "/app/settings") as (http, _):
+        said = await refusal(http, "/app/settings", {"voiceprint_id": "vp-ren"})
+        assert said == "声纹 ID: 'vp-ren' 已是另一位用户的声纹名，请换一个"
+        said = await refusal(http, "/app/settings", {"voiceprint_id": "ren"})
+        assert said == "声纹 ID: 'ren' 已是另一位用户的声纹名，请换一个"
+    async with db.session() as session:
+        shu = await UserRepository(session).get("shu")
+    assert shu is not None and shu.voiceprint_id is None
