@@ -145,6 +145,14 @@ async def create_web_monitor(
 # The task buttons and states: the API's values are the msgids the pages translate.
 TASK_ACTIONS = (N_("pause"), N_("resume"), N_("trigger"), N_("delete"))
 TASK_STATES = (N_("active"), N_("paused"), N_("stopped"))
+# A task's kind as its page names it (the value stays the API's).
+TASK_KINDS = {
+    "web_monitor": N_("web monitor"),
+    "threshold_watch": N_("threshold watch"),
+    "schedule": N_("reminder"),
+    "news_digest": N_("news digest"),
+    "daily_briefing": N_("morning briefing"),
+}
 
 
 @router.post("/app/tasks/action")
@@ -187,7 +195,12 @@ async def task_detail(
     return render(
         request,
         "task.html",
-        {"user": me, "task": task, "detail": json.dumps(task.detail, indent=2, default=str)},
+        {
+            "user": me,
+            "task": task,
+            "kind": TASK_KINDS.get(task.kind.value, task.kind.value),
+            "detail": json.dumps(task.detail, indent=2, default=str),
+        },
     )
 
 

@@ -1,8 +1,9 @@
-"""What the task service refuses on the dashboard is said to a Chinese user in Chinese: a task
-poked after it stopped, a monitor name taken by another config."""
+"""A Chinese user's task pages speak Chinese: the task service's refusals (a task poked after
+it stopped, a monitor name taken by another config) and the kind of a task."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
@@ -92,3 +93,24 @@ async def test_a_monitor_name_taken_by_another_config_is_said_in_chinese_and_cha
     status = await service.get(USER, ref.task_id)
     assert status.config["check_interval_minutes"] == 60
     await service.delete(USER, ref.task_id)
+
+
+async def test_a_chinese_users_task_page_names_the_kind_of_task_in_chinese(
+    service: TaskService,  # noqa: F811
+    zh_dashboard: httpx.AsyncClient,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    made = [
+        await service.create(USER, "web_monitor", monitor(base, "/a"), unique("kind")),
+        await service.create(USER, "schedule", {"hour": 9, "message": "喝水"}, unique("kind")),
+    ]
+    kinds = []
+    for ref in made:
+        page = await zh_dashboard.get("/app/task", params={"id": ref.task_id})
+        kind = re.search(r"<tr><th>类型</th><td>([^<]*)</td></tr>", page.text)
+        assert kind is not None, page.text
+        kinds.append(kind[1])
+        await service.delete(USER, ref.task_id)
+    assert kinds == ["网页监控", "定时提醒"]
