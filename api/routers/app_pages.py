@@ -20,7 +20,7 @@ from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, Tas
 from ambient.watches.reads import TaskSummary
 from ambient.wiring import AppState
 from api.deps import SessionDep, StateDep
-from api.i18n import Words
+from api.i18n import Words, in_zone
 from api.routers import chat as chat_door
 from api.routers.chat import ChatDep, ChatRequest
 from api.routers.events import LastEventId, stream
@@ -229,7 +229,8 @@ async def event_stream(
             "id": row.id,
             "kind": row.kind,
             "task": row.task,
-            "created_at": row.created_at.isoformat(),
+            # In the user's time zone, as the page's own list gives it (the script shows it).
+            "created_at": in_zone(row.created_at, me.timezone).isoformat(),
             "payload": row.payload,
         }
 
