@@ -8,6 +8,7 @@ so the same checks apply.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -146,7 +147,11 @@ def what_went_wrong(exc: Exception, _: Words) -> str:
     if isinstance(said, Refusal) and _(said.msgid) != said.msgid:
         return in_words(said, _)
     text = str(exc).split("; ", 1)[0]
-    return text[:1].upper() + text[1:]
+    # A sentence starts with a capital, but an id it starts with ("remediation/...") is not
+    # a word of it: copied from the page, it must still be the id.
+    if re.match(r"[a-z]+(?![\w/.-])", text):
+        return text[:1].upper() + text[1:]
+    return text
 
 
 def N_(message: str) -> str:

@@ -116,3 +116,19 @@ def test_every_rung_of_the_ladder_has_a_chinese_translation() -> None:
         catalog = read_po(po)
     missing = [a for a in RUNG_ACTIONS.values() if a not in catalog or not catalog[a].string]
     assert missing == []
+
+
+async def test_an_english_page_names_the_finished_run_by_its_own_id(
+    approved_run: tuple[httpx.AsyncClient, str], deps: WorkerDeps
+) -> None:
+    http, rid = approved_run
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        [name] = [u.name for u in await users.list_all() if u.name.startswith("fang-")]
+        user = await users.get(name)
+        assert user is not None
+        await users.update(user, UserSettings(language=Language.EN))
+        await session.commit()
+    form = {"remediation_id": rid, "action": "abort"}
+    aborted = said(await http.post("/app/remediation/action", data=form))
+    assert aborted == f"{rid} already finished (state resolved)"
