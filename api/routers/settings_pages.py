@@ -230,17 +230,23 @@ async def add_device(
     """Register one of your 小智 devices; the page shows its token once (never in a URL)."""
     typed = {"device_id": device_id}
     try:
-        normalize_device_id(device_id)
+        mac = normalize_device_id(device_id)
     except InvalidDeviceError:
         return await _settings_page(request, state, me, errors=_(DEVICE_ID_RULE), typed=typed)
     try:
         added = await state.devices.add(me.name, me.name, device_id)
     except InvalidDeviceError:
-        # The id is well formed (checked above), so it is taken.
-        taken = _(
-            "Device %(device)s is already registered; remove it first.",
-            device=device_id.strip().lower(),
-        )
+        # The id is well formed (checked above), so it is taken: by you, or by someone whose
+        # device you cannot remove.
+        mine = {d.device_id for d in await state.devices.list(me.name) if d.user == me.name}
+        if mac in mine:
+            taken = _("Device %(device)s is already registered; remove it first.", device=mac)
+        else:
+            taken = _(
+                "Device %(device)s is registered by another person: only its owner or an "
+                "admin can remove it.",
+                device=mac,
+            )
         return await _settings_page(request, state, me, errors=taken, typed=typed)
     return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
 

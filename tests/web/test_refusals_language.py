@@ -186,3 +186,16 @@ async def test_a_voiceprint_id_another_user_has_is_refused_in_chinese_on_the_set
     async with db.session() as session:
         shu = await UserRepository(session).get("shu")
     assert shu is not None and shu.voiceprint_id is None
+
+
+async def test_a_device_someone_else_registered_is_not_said_to_be_yours_to_remove(
+    settings: Settings, db: Database
+) -> None:
+    async with zh_pages(settings, db, "ding", "/app/settings") as (http, _):
+        added = await http.post("/app/xiaozhi/devices", data={"device_id": "AA:BB:CC:DD:EE:02"})
+        assert added.status_code == 201
+        said = await refusal(http, "/app/xiaozhi/devices", {"device_id": "aa:bb:cc:dd:ee:02"})
+        assert said == "设备 aa:bb:cc:dd:ee:02 已注册；请先删除。"
+    async with zh_pages(settings, db, "ke", "/app/settings") as (http, _):
+        said = await refusal(http, "/app/xiaozhi/devices", {"device_id": "aa:bb:cc:dd:ee:02"})
+        assert said == "设备 aa:bb:cc:dd:ee:02 已由另一个人注册：只有它的主人或管理员可以删除。"
