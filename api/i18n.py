@@ -10,17 +10,20 @@ zh or en, else the server's AMBIENT_DEFAULT_LANGUAGE.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from gettext import NullTranslations
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader
+from jinja2 import Environment, FileSystemLoader, pass_context
+from jinja2.runtime import Context
 
 from ambient.domain.users import Language
 
@@ -75,6 +78,22 @@ def from_accept_language(header: str | None) -> Language | None:
     return min(asked)[2] if asked else None
 
 
+def in_zone(moment: datetime, zone: str | None) -> datetime:
+    """A stored time (UTC) in the time zone ``zone`` names; UTC without one."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(ZoneInfo(zone)) if zone else moment
+    except (ZoneInfoNotFoundError, ValueError):
+        return moment
+
+
+@pass_context
+def local_time(context: Context, moment: datetime, format: str) -> str:
+    """``{{ event.created_at | local("%H:%M") }}``: in the page user's time zone (a setting)."""
+    return in_zone(moment, getattr(context.get("user"), "timezone", None)).strftime(format)
+
+
 @cache
 def templates(language: Language) -> Jinja2Templates:
     """The pages in one language: Jinja2's i18n extension over that language's catalog."""
@@ -84,4 +103,5 @@ def templates(language: Language) -> Jinja2Templates:
     # newstyle: `{{ _("Hello %(name)s", name=x) }}` formats and escapes like {% trans %}.
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.globals["lang"] = language.value
+    env.filters["local"] = local_time
     return Jinja2Templates(env=env)

@@ -63,6 +63,7 @@ from ambient.clients.tencent.ops import text_to_voice
 from ambient.domain.field_errors import Refused, field_errors, field_problems
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Language, Role
+from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
 from ambient.status import temporal_problem
@@ -96,9 +97,9 @@ class BriefingError(Exception):
 class InvalidBriefingError(BriefingError):
     """The request was invalid; nothing changed. ``field`` names the offending field."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str | Refusal, field: str | None = None) -> None:
         super().__init__(message)
-        self.field = field or _field_of(message)
+        self.field = field or _field_of(str(message))
 
 
 class BriefingRefusedError(BriefingError):
@@ -525,4 +526,6 @@ def _check_date(value: str) -> str:
     try:
         return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
     except ValueError:
-        raise InvalidBriefingError(f"date: {value!r} is not a date as YYYY-MM-DD") from None
+        raise InvalidBriefingError(
+            Refusal("date: %(day)s is not a date as YYYY-MM-DD", day=repr(value))
+        ) from None

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from ambient.domain.configs import StorableText
+from ambient.refusals import Refusal
 
 SourceType = Literal["real", "inferred", "unverifiable"]
 AUTO_REPLY = "auto_reply"
@@ -72,7 +73,7 @@ class MessageIn(StorableText):
     @classmethod
     def _content(cls, content: str) -> str:
         if not content.strip():
-            raise ValueError("say something: the message is blank")
+            raise Refusal("say something: the message is blank")
         return content
 
     @field_validator("message_id")

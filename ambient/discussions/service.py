@@ -46,6 +46,7 @@ from ambient.discussions.views import (
     SigningError,
 )
 from ambient.domain.configs import NUL_REFUSED, holds_nul
+from ambient.refusals import Refusal
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -107,7 +108,7 @@ class DiscussionService(DiscussionReads):
     ) -> Posted:
         key = normalise_topic(topic)
         if not key or len(topic) > 300:
-            raise InvalidDiscussionError("topic: 1-300 characters")
+            raise InvalidDiscussionError(Refusal("topic: 1-300 characters"))
         if holds_nul(topic):  # like the message's own text (StorableText)
             raise InvalidDiscussionError(f"topic: {NUL_REFUSED}")
         async with self.db.session() as session:

@@ -35,6 +35,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.clients.llm import LLMClient
+from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.intake import check_reachable
 from ambient.remediation.ladder import Mode
@@ -334,8 +335,12 @@ class RemediationService:
         )
         if status.state != "waiting_approval" or status.waiting is None:
             raise RemediationStateError(
-                f"{rid} is not waiting for approval (state {status.state}); "
-                "get_remediation shows what it waits for"
+                Refusal(
+                    "%(run)s is not waiting for approval (state %(state)s); "
+                    "get_remediation shows what it waits for",
+                    run=rid,
+                    state=status.state,
+                )
             )
         # The same answer sent twice is applied once; the other answer is another update (the
         # workflow refuses it: the rung is answered).
@@ -367,11 +372,11 @@ class RemediationService:
         _check_reason(reason)
         status, _ = await self._steerer(user, rid, run_key, "abort")
         if status.state in FINAL_STATES:  # ended, its last steps (report, notice) still running
-            raise RemediationStateError(f"{rid} already finished (state {status.state})")
+            raise RemediationStateError(_finished(rid, status.state))
         handle = _run_handle(self.client, rid, run_key)
         description = await handle.describe()
         if description.status is not WorkflowExecutionStatus.RUNNING:
-            raise RemediationStateError(f"{rid} already finished (state {status.state})")
+            raise RemediationStateError(_finished(rid, status.state))
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason))
         return await self._status(rid)
 
@@ -497,3 +502,8 @@ def _not_found(rid: str) -> RemediationNotFoundError:
     return RemediationNotFoundError(
         f"no remediation {rid!r} among yours; call list_remediations to see yours"
     )
+
+
+def _finished(rid: str, state: str) -> Refusal:
+    # A Refusal, so a page says it in its reader's language (the English is the same).
+    return Refusal("%(run)s already finished (state %(state)s)", run=rid, state=state)

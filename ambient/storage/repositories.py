@@ -19,6 +19,7 @@ from ambient.domain.users import (
     UserPublic,
     UserSettings,
 )
+from ambient.refusals import Refusal
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import Repository, given
 from ambient.storage.models import (
@@ -43,7 +44,7 @@ class VoiceprintTakenError(Exception):
     """The voiceprint id already names another user (theirs, or their user name); or a new
     user's name is another user's voiceprint id (``field`` says which was given)."""
 
-    def __init__(self, message: str, field: str = "voiceprint_id") -> None:
+    def __init__(self, message: str | Refusal, field: str = "voiceprint_id") -> None:
         super().__init__(message)
         self.field = field
 
@@ -67,7 +68,11 @@ def user_public(user: User) -> UserPublic:
 
 def _voiceprint_taken(voiceprint: str | None, field: str = "voiceprint_id") -> VoiceprintTakenError:
     return VoiceprintTakenError(
-        f"{voiceprint!r} already names another user's voice: choose another", field
+        Refusal(
+            "%(voiceprint)s already names another user's voice: choose another",
+            voiceprint=repr(voiceprint),
+        ),
+        field,
     )
 
 

@@ -37,6 +37,7 @@ from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.domain.configs import read_stored
+from ambient.refusals import Refusal
 from ambient.storage.repositories import SnapshotRepository
 from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
 from ambient.watches.inputs import InvalidTaskError, TaskStateError, checked_config, task_name
@@ -131,8 +132,11 @@ class TaskService(TaskReads):
                 ) from None
             if running.config != _as_stored(arg.config):
                 raise InvalidTaskError(
-                    f"name: task {task_id!r} already runs with another config; "
-                    "call update_task to change it, or delete_task first to start it anew"
+                    Refusal(
+                        "name: task %(task)s already runs with another config; "
+                        "call update_task to change it, or delete_task first to start it anew",
+                        task=repr(task_id),
+                    )
                 ) from None
             baseline = _baseline(running) if running.checks else None
             if not running.checks and running.state is TaskState.ACTIVE:
@@ -323,14 +327,19 @@ class TaskService(TaskReads):
     async def _running(self, task_id: str) -> None:
         description = await self._describe(task_id)
         if description.status is not WorkflowExecutionStatus.RUNNING:
-            raise TaskStateError(f"task {task_id!r} is stopped; create it again to restart it")
+            raise TaskStateError(_stopped(task_id))
 
     async def _live_watch(self, task_id: str) -> None:
         """Refuse a watch that ended or is ending: deleted, it runs on until its last event is
         recorded, and a signal or update then changed nothing while the answer said it had."""
         await self._running(task_id)
         if (await self._query_status(task_id, TaskStatus)).state is TaskState.STOPPED:
-            raise TaskStateError(f"task {task_id!r} is stopped; create it again to restart it")
+            raise TaskStateError(_stopped(task_id))
+
+
+def _stopped(task_id: str) -> Refusal:
+    # A Refusal, so a page says it in its reader's language (the English is the same).
+    return Refusal("task %(task)s is stopped; create it again to restart it", task=repr(task_id))
 
 
 def _as_stored(config: BaseModel) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, Tas
 from ambient.watches.reads import TaskSummary
 from ambient.wiring import AppState
 from api.deps import SessionDep, StateDep
-from api.i18n import Words
+from api.i18n import Words, in_zone
 from api.routers import chat as chat_door
 from api.routers.chat import ChatDep, ChatRequest
 from api.routers.events import LastEventId, stream
@@ -46,7 +46,7 @@ def task_problem(exc: TaskError, _: Words) -> str:
     if isinstance(exc, ConfigError):  # only a new monitor's form sends a config
         return field_errors(exc, _, MONITOR_LABELS)
     if isinstance(exc, InvalidTaskError):
-        return what_went_wrong(exc)
+        return what_went_wrong(exc, _)
     return _("Tasks are unavailable right now; try again in a moment.")
 
 
@@ -145,6 +145,14 @@ async def create_web_monitor(
 # The task buttons and states: the API's values are the msgids the pages translate.
 TASK_ACTIONS = (N_("pause"), N_("resume"), N_("trigger"), N_("delete"))
 TASK_STATES = (N_("active"), N_("paused"), N_("stopped"))
+# A task's kind as its page names it (the value stays the API's).
+TASK_KINDS = {
+    "web_monitor": N_("web monitor"),
+    "threshold_watch": N_("threshold watch"),
+    "schedule": N_("reminder"),
+    "news_digest": N_("news digest"),
+    "daily_briefing": N_("morning briefing"),
+}
 
 
 @router.post("/app/tasks/action")
@@ -187,7 +195,12 @@ async def task_detail(
     return render(
         request,
         "task.html",
-        {"user": me, "task": task, "detail": json.dumps(task.detail, indent=2, default=str)},
+        {
+            "user": me,
+            "task": task,
+            "kind": TASK_KINDS.get(task.kind.value, task.kind.value),
+            "detail": json.dumps(task.detail, indent=2, default=str),
+        },
     )
 
 
@@ -216,7 +229,8 @@ async def event_stream(
             "id": row.id,
             "kind": row.kind,
             "task": row.task,
-            "created_at": row.created_at.isoformat(),
+            # In the user's time zone, as the page's own list gives it (the script shows it).
+            "created_at": in_zone(row.created_at, me.timezone).isoformat(),
             "payload": row.payload,
         }
 

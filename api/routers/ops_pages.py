@@ -22,6 +22,7 @@ from ambient.discussions.views import (
     DiscussionClosedError,
     DiscussionError,
     DiscussionNotFoundError,
+    InvalidDiscussionError,
 )
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.views import (
@@ -55,7 +56,7 @@ router = page_router()
 
 def briefing_problem(exc: BriefingError, _: Words) -> str:
     if isinstance(exc, InvalidBriefingError):
-        return what_went_wrong(exc)
+        return what_went_wrong(exc, _)
     return _("Briefings are unavailable right now; try again in a moment.")
 
 
@@ -63,7 +64,7 @@ def remediation_problem(exc: RemediationError, _: Words) -> str:
     if isinstance(exc, RemediationNotFoundError):
         return _("That remediation is not one of yours, or no longer exists.")
     if isinstance(exc, InvalidRemediationError | RemediationRefusedError | RemediationStateError):
-        return what_went_wrong(exc)
+        return what_went_wrong(exc, _)
     return _("Remediations are unavailable right now; try again in a moment.")
 
 
@@ -73,8 +74,11 @@ def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:
     if isinstance(exc, DiscussionClosedError):
         return _("This discussion is closed: it takes no more replies.")
     if isinstance(exc, ValidationError):
-        return field_errors(exc, _)
-    return what_went_wrong(exc)
+        return field_errors(exc, _, {"content": N_("Message")})
+    if isinstance(exc, InvalidDiscussionError) and exc.field == "message_id":
+        # The form's id names a message it sent before (the browser's Back, then a new text).
+        return _("This form already sent another message; here it is anew: send it again.")
+    return what_went_wrong(exc, _)
 
 
 # A briefing's state, and who wrote it when no model did, as the pages name them.
@@ -160,6 +164,16 @@ REMEDIATION_STATES = {
     "dry_run": N_("dry run"),
     "execute": N_("execute"),
 }
+# What each rung of the ladder does (ambient.remediation.ladder.RUNG_ACTIONS, the plan's words),
+# as the page says it; a plan recorded in other words is shown as recorded.
+RUNG_WORDS = (
+    N_("rollout restart (new pods, same release)"),
+    N_("scale out (absolute replica count, capped by the blast-radius limit)"),
+    N_("roll back the release to the revision before the one running at the start"),
+    N_("isolate the service (Service selector matches no pod)"),
+    N_("full rollback: release, ConfigMaps, replicas and isolation as before"),
+    N_("hand over to a person (broadcast queue + push now)"),
+)
 # What a run waits for, as its page names it.
 REMEDIATION_WAITS = {
     "approval": N_("approval"),
@@ -305,12 +319,15 @@ async def discussion_post(
         problem = discussion_problem(exc, _)
         if isinstance(exc, DiscussionNotFoundError | DiscussionClosedError):
             return back(here, problem)
+        # A refused post stored nothing: its id is kept for the same message sent again, unless
+        # the id is the one refused.
+        taken = isinstance(exc, InvalidDiscussionError) and exc.field == "message_id"
         typed = {
             "problem": problem,
             "content": content,
             "topic": topic,
             "tags": tags,
-            "message_id": message_id or f"web-{uuid.uuid4().hex}",
+            "message_id": f"web-{uuid.uuid4().hex}" if taken or not message_id else message_id,
         }
         if not discussion_id:
             return await _discussion_list(request, state, me, typed)

@@ -8,12 +8,14 @@ so the same checks apply.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -43,6 +45,8 @@ class PageRoute(APIRoute):
             try:
                 return await handler(request)
             except Exception as exc:
+                if isinstance(exc, RequestValidationError) or out_of_range(exc):
+                    return await cannot_take(request, exc)
                 if temporal_problem(exc, None) is not None:
                     async with get_state(request).db.session() as session:
                         user = await page_user(request, session)
@@ -59,6 +63,33 @@ class PageRoute(APIRoute):
             )
 
         return handle
+
+
+def out_of_range(exc: Exception) -> bool:
+    """An id beyond what the database stores (a hidden field edited by hand)."""
+    return isinstance(exc, OverflowError) or isinstance(exc.__cause__, OverflowError)
+
+
+async def cannot_take(request: Request, exc: Exception) -> Response:
+    """A link or form the page cannot take (edited by hand), said on a page in the user's
+    language: the API's JSON 422 is no answer to a browser."""
+    async with get_state(request).db.session() as session:
+        user = await page_user(request, session)
+    _ = Words(language_of(request, user))
+    if isinstance(exc, RequestValidationError):
+        said = "; ".join(
+            f"{'.'.join(map(str, error['loc'][1:]))}: {in_words(fields.refusal(error), _)}"
+            for error in exc.errors()
+        )
+    else:
+        said = _("a number is out of range")
+    problem = _("This link or form holds a value the page cannot take: %(errors)s", errors=said)
+    return render(
+        request,
+        "unavailable.html",
+        {"user": user, "heading": _("Cannot take this"), "problem": problem},
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
 
 
 def page_router() -> APIRouter:
@@ -108,10 +139,19 @@ def field_errors(
 
 # The services word their errors for MCP callers ("...; call list_tasks"); a page says what
 # happened in its own words and offers its own links instead.
-def what_went_wrong(exc: Exception) -> str:
-    """The first clause of a service error: what is wrong, without the tool to call next."""
+def what_went_wrong(exc: Exception, _: Words) -> str:
+    """A service error as a page says it: in the page's language where the error is a Refusal
+    the catalog has (its translation names no tool), else its first clause, without the tool
+    to call next."""
+    said = exc.args[0] if exc.args else None
+    if isinstance(said, Refusal) and _(said.msgid) != said.msgid:
+        return in_words(said, _)
     text = str(exc).split("; ", 1)[0]
-    return text[:1].upper() + text[1:]
+    # A sentence starts with a capital, but an id it starts with ("remediation/...") is not
+    # a word of it: copied from the page, it must still be the id.
+    if re.match(r"[a-z]+(?![\w/.-])", text):
+        return text[:1].upper() + text[1:]
+    return text
 
 
 def N_(message: str) -> str:
@@ -299,7 +339,7 @@ async def register(
         # Open registration is checked above.
         user, token = await grants.register(session, None, data, open_registration=True)
     except ValidationError as exc:
-        error = field_errors(exc, _)
+        error = field_errors(exc, _, REGISTER_LABELS)
     except UserExistsError:
         error = _("name: %(name)s is taken", name=repr(name.strip()))
     except VoiceprintTakenError:  # open registration takes no voiceprint: the name is one
@@ -317,6 +357,10 @@ async def register(
         {"closed": False, "error": error},
         status.HTTP_422_UNPROCESSABLE_CONTENT,
     )
+
+
+# The registration form's fields as it labels them (refusals name the field by its label).
+REGISTER_LABELS = {"name": N_("User name"), "email": N_("Email")}
 
 
 @router.post("/signout")

@@ -4,6 +4,8 @@ devices and xiaozhi.me 接入点 — each saved through its service, which check
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Form, Request, status
@@ -13,6 +15,7 @@ from pydantic import ValidationError
 from ambient.agent.digest import DigestSetting
 from ambient.bridge.endpoints import EndpointCreate, EndpointError, EndpointInputError, Endpoints
 from ambient.clients.notify.targets import TargetError
+from ambient.domain import field_errors as fields
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
 from ambient.push import save_push_config
@@ -73,6 +76,7 @@ async def _settings_page(
             "endpoints": endpoints,
             "added": added,
             "languages": LANGUAGE_NAMES,
+            "permissions": PERMISSION_WORDS,
             "push_kinds": PUSH_KINDS,
             # What the pages speak when none is chosen: the browser's language, else the server's.
             "browser_language": LANGUAGE_NAMES.get(browser) if browser else None,
@@ -84,6 +88,8 @@ async def _settings_page(
     )
 
 
+# A rollback permission as the page names it (the value stays the API's).
+PERMISSION_WORDS = {"none": N_("none"), "dry_run": N_("dry run"), "execute": N_("execute")}
 # Each language named in itself, as a language menu does.
 LANGUAGE_NAMES = {Language.ZH: "中文", Language.EN: "English"}
 
@@ -130,7 +136,7 @@ async def save_settings(
     except ValidationError as exc:
         errors = field_errors(exc, _, SETTINGS_LABELS)
     except VoiceprintTakenError as exc:
-        errors = f"{_('Voiceprint id')}: {exc}"
+        errors = f"{_('Voiceprint id')}: {in_words(exc.args[0], _)}"
     else:
         await session.commit()
         # Said in the language just chosen: the next page speaks it too.
@@ -175,13 +181,35 @@ async def save_push(
         config = config.model_copy(update={"quiet_hours": quiet})
         await save_push_config(session, me, config, state.channels.policy)
     except ValidationError as exc:
-        errors = field_errors(exc, _)
+        errors = "; ".join(
+            f"{channel_field(loc, _)}: {in_words(message, _)}"
+            for loc, message in fields.field_errors(exc)
+        )
     except TargetError as exc:
-        errors = f"{exc.where}: {in_words(exc.problem, _)}"
+        at = re.fullmatch(r"(\w+)\[(\d+)\]", exc.where)  # "channels[0]"
+        where = channel_field(at.groups() if at else (exc.where,), _)
+        errors = f"{where}: {in_words(exc.problem, _)}"
     else:
         await session.commit()
         return back("/app/settings", _("Push channels saved"))
     return await _settings_page(request, state, me, errors=errors, typed={"channels": sent})
+
+
+# A channel's fields as the form labels them.
+CHANNEL_LABELS = {"type": N_("Type"), "target": N_("Target")}
+
+
+def channel_field(loc: Sequence[str | int], _: Words) -> str:
+    """Where a push refusal is, as the form numbers its channels: "Channel 2, Target" (a
+    refused form is shown again with the channels as sent, so the numbers match)."""
+    if len(loc) < 2 or loc[0] != "channels" or not str(loc[1]).isdigit():
+        return ".".join(map(str, loc)) or _("value")
+    channel = _("Channel %(number)s", number=int(loc[1]) + 1)
+    if len(loc) == 2:
+        return channel
+    label = CHANNEL_LABELS.get(str(loc[2]))
+    field = _(label) if label and len(loc) == 3 else ".".join(map(str, loc[2:]))
+    return _("%(channel)s, %(field)s", channel=channel, field=field)
 
 
 # What each push channel carries, as the settings page names it (values stay the API's).
@@ -202,17 +230,23 @@ async def add_device(
     """Register one of your 小智 devices; the page shows its token once (never in a URL)."""
     typed = {"device_id": device_id}
     try:
-        normalize_device_id(device_id)
+        mac = normalize_device_id(device_id)
     except InvalidDeviceError:
         return await _settings_page(request, state, me, errors=_(DEVICE_ID_RULE), typed=typed)
     try:
         added = await state.devices.add(me.name, me.name, device_id)
     except InvalidDeviceError:
-        # The id is well formed (checked above), so it is taken.
-        taken = _(
-            "Device %(device)s is already registered; remove it first.",
-            device=device_id.strip().lower(),
-        )
+        # The id is well formed (checked above), so it is taken: by you, or by someone whose
+        # device you cannot remove.
+        mine = {d.device_id for d in await state.devices.list(me.name) if d.user == me.name}
+        if mac in mine:
+            taken = _("Device %(device)s is already registered; remove it first.", device=mac)
+        else:
+            taken = _(
+                "Device %(device)s is registered by another person: only its owner or an "
+                "admin can remove it.",
+                device=mac,
+            )
         return await _settings_page(request, state, me, errors=taken, typed=typed)
     return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import httpx
 
@@ -112,3 +113,83 @@ async def test_a_briefing_page_for_a_day_that_is_no_date_says_so_on_the_page(
         # A day the service reads (strptime) and has no briefing for: said as asked.
         page = await http.get("/app/briefings", params={"date": "2026-1-5"})
         assert "No briefing for 2026-1-5." in page.text
+
+
+async def test_a_briefing_day_that_is_no_date_is_said_in_chinese_on_a_chinese_page(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name="lan", language="zh"))
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as http,
+    ):
+        page = await http.get("/app/briefings", params={"date": "2026-02-30"})
+    shown = re.search(r'<p class="muted">([^<]*)</p>', page.text)
+    assert shown is not None, page.text
+    assert shown[1] == "日期 &#39;2026-02-30&#39; 不是 YYYY-MM-DD 格式的日期"
+    assert "<h2>历史</h2>" in page.text
+
+
+async def test_a_chinese_users_settings_name_the_rollback_permission_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    shown = {}
+    async with serve(create_app(settings)) as base:
+        for permission in ("none", "dry_run", "execute"):
+            async with db.session() as session:
+                user, token = await UserRepository(session).create(
+                    UserCreate(name=f"zhu-{permission}".replace("_", "-"), language="zh")
+                )
+                user.rollback_permission = permission
+                await session.commit()
+            async with httpx.AsyncClient(
+                timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+            ) as http:
+                page = (await http.get("/app/settings")).text
+            found = re.search(r"回滚权限：<b>([^<]*)</b>", page)
+            assert found is not None, page
+            shown[permission] = found[1]
+    assert shown == {"none": "无", "dry_run": "演练", "execute": "执行"}
+
+
+async def test_a_briefing_given_by_voice_says_so_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name="xia", language="zh"))
+        day = "2026-11-25"
+        content = BriefingContent(
+            headline="一切正常",
+            spoken_text="昨天一切正常。",
+            date=day,
+            generated_by="offline",
+            spoken_segments=["昨天一切正常。"],
+        )
+        session.add(
+            Briefing(
+                user="xia",
+                date=day,
+                status="given",
+                content=content.model_dump(mode="json"),
+                given_at=datetime(2026, 11, 25, 8, 5, tzinfo=UTC),
+                given_via="voice",
+            )
+        )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
+        ) as http,
+    ):
+        page = (await http.get("/app/briefings", params={"date": day})).text
+    spoken = re.search(r"<p class=\"muted\">已于 [0-9:]+ 播报（([^<]*)）</p>", page)
+    assert spoken is not None, page
+    assert spoken[1] == "语音"

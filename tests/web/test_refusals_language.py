@@ -75,7 +75,7 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
             http, "/app/push", {"type": "webhook", "target": "http://[::1]:8/hook"}
         )
         assert said == (
-            "channels[0]: 不能访问 ::1：它不是公网地址（::1）；"
+            "渠道 1: 不能访问 ::1：它不是公网地址（::1）；"
             "如确需访问，请运维在 AMBIENT_FETCH_ALLOW_CIDRS 中放行"
         )
         said = await refusal(http, "/app/xiaozhi/endpoints", {"url": "https://api.xiaozhi.me/mcp/"})
@@ -139,12 +139,63 @@ async def test_a_chinese_users_settings_and_push_channel_refusals_are_in_chinese
         )
         said = await refusal(http, "/app/push", {"type": ["sms", "wecom"], "target": ["12", "k y"]})
         assert said == (
-            "channels.0.target: 不是电话号码：'12'（请用国际格式，例如 +8613800000000）; "
-            "channels.1.target: 不是 wecom 目标：请填写机器人 key、机器人 URL 或 secret:NAME"
+            "渠道 1，目标: 不是电话号码：'12'（请用国际格式，例如 +8613800000000）; "
+            "渠道 2，目标: 不是 wecom 目标：请填写机器人 key、机器人 URL 或 secret:NAME"
         )
         said = await refusal(http, "/app/push", {"type": "webhook", "target": ""})
-        assert said == (
-            "channels.0.target: webhook 渠道需要填写目标（地址、URL、key 或 secret:NAME）"
-        )
+        assert said == "渠道 1，目标: webhook 渠道需要填写目标（地址、URL、key 或 secret:NAME）"
         said = await refusal(http, "/app/push", {"type": "inbox", "target": "someone"})
-        assert said == "channels[0]: 收件箱只能是你自己的（'mei' 或留空），不能是 'someone'"
+        assert said == "渠道 1: 收件箱只能是你自己的（'mei' 或留空），不能是 'someone'"
+
+
+async def test_a_chinese_browsers_registration_refusals_name_the_fields_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(
+        update={"temporal_address": f"127.0.0.1:{free_port()}", "open_registration": True}
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"origin": base, "accept-language": "zh-CN,zh;q=0.9"},
+        ) as http,
+    ):
+        # An intranet address passes the browser's own check of an email field.
+        said = await refusal(http, "/register", {"name": "mei", "email": "mei@company"})
+        assert said == "邮箱: 不是有效的邮箱地址"
+        said = await refusal(http, "/register", {"name": "Mei Li"})
+        assert said == "用户名: 须为 1-63 个小写字母、数字、'_'、'.'、'-'，以字母或数字开头"
+    async with db.session() as session:
+        assert await UserRepository(session).get("mei") is None
+
+
+async def test_a_voiceprint_id_another_user_has_is_refused_in_chinese_on_the_settings_page(
+    settings: Settings, db: Database
+) -> None:
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name="ren", voiceprint_id="vp-ren"))
+        await session.commit()
+    async with zh_pages(settings, db, "shu", "/app/settings") as (http, _):
+        said = await refusal(http, "/app/settings", {"voiceprint_id": "vp-ren"})
+        assert said == "声纹 ID: 'vp-ren' 已是另一位用户的声纹名，请换一个"
+        said = await refusal(http, "/app/settings", {"voiceprint_id": "ren"})
+        assert said == "声纹 ID: 'ren' 已是另一位用户的声纹名，请换一个"
+    async with db.session() as session:
+        shu = await UserRepository(session).get("shu")
+    assert shu is not None and shu.voiceprint_id is None
+
+
+async def test_a_device_someone_else_registered_is_not_said_to_be_yours_to_remove(
+    settings: Settings, db: Database
+) -> None:
+    async with zh_pages(settings, db, "ding", "/app/settings") as (http, _):
+        added = await http.post("/app/xiaozhi/devices", data={"device_id": "AA:BB:CC:DD:EE:02"})
+        assert added.status_code == 201
+        said = await refusal(http, "/app/xiaozhi/devices", {"device_id": "aa:bb:cc:dd:ee:02"})
+        assert said == "设备 aa:bb:cc:dd:ee:02 已注册；请先删除。"
+    async with zh_pages(settings, db, "ke", "/app/settings") as (http, _):
+        said = await refusal(http, "/app/xiaozhi/devices", {"device_id": "aa:bb:cc:dd:ee:02"})
+        assert said == "设备 aa:bb:cc:dd:ee:02 已由另一个人注册：只有它的主人或管理员可以删除。"

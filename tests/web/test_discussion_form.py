@@ -1,0 +1,57 @@
+"""The discussion forms: refusals name the field in the page's language, and a form sent
+before (the browser's Back) is not stuck refusing every new message."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import httpx
+
+from ambient.settings import Settings
+from ambient.storage import Database
+from tests.web.test_refusals_language import refusal, zh_pages
+
+
+def message_id(page: httpx.Response) -> str:
+    found = re.search(r'name="message_id" value="([^"]+)"', page.text)
+    assert found is not None, page.text[:2000]
+    return found[1]
+
+
+async def test_a_blank_message_or_topic_is_refused_by_its_label_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    async with zh_pages(settings, db, "hua", "/app/discussions") as (http, _):
+        # Spaces pass the browser's own check of a required field.
+        said = await refusal(http, "/app/discussions/post", {"topic": "周报", "content": "  "})
+        assert said == "消息: 不能是空白：请写点什么"
+        said = await refusal(http, "/app/discussions/post", {"topic": "  ", "content": "上线了"})
+        assert said == "主题: 须为 1-300 个字符"
+        listing = await http.get("/app/discussions")
+        assert "周报" not in listing.text and "上线了" not in listing.text
+
+
+async def test_a_form_sent_before_posts_a_new_message_after_saying_so(
+    settings: Settings, db: Database
+) -> None:
+    async with zh_pages(settings, db, "tao", "/app/discussions") as (http, _):
+        form = await http.get("/app/discussions")
+        sent = {"topic": "上线", "message_id": message_id(form)}
+        first = await http.post("/app/discussions/post", data=sent | {"content": "开始上线"})
+        assert first.status_code == 303
+        # Back to the page as it was (the same form), and a new message on it.
+        refused = await http.post("/app/discussions/post", data=sent | {"content": "上线完成"})
+        assert refused.status_code == 422
+        notice = re.search(r'<p class="notice" role="status">(.*?)</p>', refused.text, re.S)
+        assert notice is not None
+        said = html.unescape(notice[1])
+        assert said == "这个表单已经发送过另一条消息；下面是新的表单：请再发送一次。"
+        again = message_id(refused)
+        assert again != sent["message_id"]
+        posted = await http.post(
+            "/app/discussions/post", data=sent | {"content": "上线完成", "message_id": again}
+        )
+        assert posted.status_code == 303
+        thread = await http.get(posted.headers["location"])
+        assert re.findall(r"<pre>([^<]*)</pre>", thread.text) == ["开始上线", "上线完成"]

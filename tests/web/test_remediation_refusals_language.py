@@ -1,0 +1,134 @@
+"""A Chinese user's remediation page: the run in Chinese words, and an answer from a page that no
+longer matches the run refused in Chinese."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from urllib.parse import unquote
+
+import httpx
+import pytest_asyncio
+from babel.messages.pofile import read_po
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import Language, UserSettings
+from ambient.remediation.ladder import RUNG_ACTIONS
+from ambient.remediation.runs import FINAL_STATES
+from ambient.remediation.service import RemediationService
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from api.i18n import catalog_path
+from tests.briefing.harness import eventually
+from tests.conftest import running_worker, unique
+from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.support.servers import HANG, serve
+
+
+def said(answer: httpx.Response) -> str:
+    assert answer.status_code == 303, answer.text
+    return unquote(answer.headers["location"].partition("msg=")[2])
+
+
+@pytest_asyncio.fixture
+async def approved_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A Chinese member's pages, and a dry run of theirs approved on its page and finished."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    name = unique("fang")
+    await add_user(deps, name, permission="dry_run")
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        user = await users.get(name)
+        assert user is not None
+        await users.update(user, UserSettings(language=Language.ZH))
+        token = await users.rotate_token(user)
+        await session.commit()
+    async with (
+        error_rate(healthy_from=1) as (_, metric_url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        remediations = RemediationService(dev_env.client, settings, deps.db)
+        started = await remediations.start(
+            name, alert(metric_url, workload=name, settle_seconds=0), mode="dry_run"
+        )
+        rid = started.remediation_id
+
+        async def in_state(*states: str) -> bool:
+            return (await remediations.get(name, rid)).state in states
+
+        await eventually(lambda: in_state("waiting_approval"), "the run waits for approval")
+        async with (
+            serve(create_app(settings)) as base,
+            httpx.AsyncClient(
+                timeout=HANG,
+                base_url=base,
+                trust_env=False,
+                cookies={"ambient_token": token},
+                headers={"referer": f"{base}/app/remediation?id={rid}"},
+            ) as http,
+        ):
+            form = {"remediation_id": rid, "action": "approve"}
+            assert said(await http.post("/app/remediation/action", data=form)) == "已批准"
+            await eventually(lambda: in_state(*FINAL_STATES), "the approved run ends")
+            yield http, rid
+
+
+async def test_a_second_approve_and_an_abort_of_a_finished_run_are_said_in_chinese(
+    approved_run: tuple[httpx.AsyncClient, str],
+) -> None:
+    http, rid = approved_run
+    # The same button again (a double click, a second tab): the step is answered.
+    form = {"remediation_id": rid, "action": "approve"}
+    again = said(await http.post("/app/remediation/action", data=form))
+    assert again == f"{rid} 现在没有在等待批准：这一步已经答复过，或这次处置已经结束"
+    form["action"] = "abort"
+    aborted = said(await http.post("/app/remediation/action", data=form))
+    assert aborted == f"{rid} 已经结束：不能再中止"
+
+
+async def test_a_chinese_users_remediation_page_names_the_plan_and_attempt_modes_in_chinese(
+    approved_run: tuple[httpx.AsyncClient, str],
+) -> None:
+    http, rid = approved_run
+    page = (await http.get("/app/remediation", params={"id": rid})).text
+    plan = re.findall(r"<li>(\w+) — ([^<]*?)(?: （需要审批）)?</li>", page)
+    assert plan == [
+        ("RESTART", "滚动重启（新的 Pod，同一个版本）"),
+        ("SCALE_OUT", "扩容（绝对副本数，受爆炸半径上限约束）"),
+        ("ROLLBACK", "回滚到开始时所运行版本的上一个版本"),
+        ("ISOLATE", "隔离服务（Service 选择器不再匹配任何 Pod）"),
+    ]
+    attempts = re.findall(r"<b>(\d+)\. (\w+)</b> (\S+)", page)
+    assert attempts == [("1", "RESTART", "演练")]
+
+
+def test_every_rung_of_the_ladder_has_a_chinese_translation() -> None:
+    with catalog_path(Language.ZH).open("rb") as po:
+        catalog = read_po(po)
+    missing = [a for a in RUNG_ACTIONS.values() if a not in catalog or not catalog[a].string]
+    assert missing == []
+
+
+async def test_an_english_page_names_the_finished_run_by_its_own_id(
+    approved_run: tuple[httpx.AsyncClient, str], deps: WorkerDeps
+) -> None:
+    http, rid = approved_run
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        [name] = [u.name for u in await users.list_all() if u.name.startswith("fang-")]
+        user = await users.get(name)
+        assert user is not None
+        await users.update(user, UserSettings(language=Language.EN))
+        await session.commit()
+    form = {"remediation_id": rid, "action": "abort"}
+    aborted = said(await http.post("/app/remediation/action", data=form))
+    assert aborted == f"{rid} already finished (state resolved)"

@@ -1,0 +1,116 @@
+"""A Chinese user's task pages speak Chinese: the task service's refusals (a task poked after
+it stopped, a monitor name taken by another config) and the kind of a task."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from urllib.parse import unquote
+
+import httpx
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import Language, UserSettings
+from ambient.storage.repositories import UserRepository
+from ambient.watches.service import TaskService
+from api.app import create_app
+from tests.conftest import unique
+from tests.support.servers import HANG, serve
+from tests.watches.site import article
+from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
+from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+from tests.web.test_refusals_language import shown_error
+
+
+@pytest_asyncio.fixture
+async def zh_dashboard(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    service: TaskService,  # noqa: F811  (the worker runs while the pages are up)
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The dashboard of the tasks' user, who reads Chinese, on the same task queue."""
+    settings = loopback_deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    async with loopback_deps.db.session() as session:
+        users = UserRepository(session)
+        user = await users.get(USER)
+        assert user is not None
+        await users.update(user, UserSettings(language=Language.ZH))
+        token = await users.rotate_token(user)
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            cookies={"ambient_token": token},
+            headers={"referer": f"{base}/app"},
+        ) as http,
+    ):
+        yield http
+
+
+async def test_a_stopped_task_poked_from_a_stale_dashboard_is_said_in_chinese(
+    service: TaskService,  # noqa: F811
+    zh_dashboard: httpx.AsyncClient,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    ref = await service.create(USER, "web_monitor", monitor(base, "/a"), unique("poked"))
+    await service.delete(USER, ref.task_id)
+    for action in ("pause", "resume", "trigger"):
+        answer = await zh_dashboard.post(
+            "/app/tasks/action", data={"task_id": ref.task_id, "action": action}
+        )
+        assert answer.status_code == 303
+        said = unquote(answer.headers["location"].partition("msg=")[2])
+        assert said == f"任务 '{ref.task_id}' 已经停止；要重新开始，请再创建一次", (action, said)
+    assert (await service.get(USER, ref.task_id)).state == "stopped"
+
+
+async def test_a_monitor_name_taken_by_another_config_is_said_in_chinese_and_changes_nothing(
+    service: TaskService,  # noqa: F811
+    zh_dashboard: httpx.AsyncClient,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    name = unique("taken")
+    ref = await service.create(USER, "web_monitor", monitor(base, "/a"), name)
+    form = {"urls": f"{base}/a", "keywords": "", "interval": "30", "name": name}
+    answer = await zh_dashboard.post("/app/tasks", data=form)
+    assert answer.status_code == 422
+    assert shown_error(answer) == (
+        f"未创建：名称：任务 '{ref.task_id}' 已在用另一个配置运行；要改用这个配置，请先删除它再创建"
+    )
+    assert f'value="{name}"' in answer.text  # the form as it was filled in
+    status = await service.get(USER, ref.task_id)
+    assert status.config["check_interval_minutes"] == 60
+    await service.delete(USER, ref.task_id)
+
+
+async def test_a_chinese_users_task_page_names_the_kind_of_task_in_chinese(
+    service: TaskService,  # noqa: F811
+    zh_dashboard: httpx.AsyncClient,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    made = [
+        await service.create(USER, "web_monitor", monitor(base, "/a"), unique("kind")),
+        await service.create(USER, "schedule", {"hour": 9, "message": "喝水"}, unique("kind")),
+    ]
+    kinds = []
+    for ref in made:
+        page = await zh_dashboard.get("/app/task", params={"id": ref.task_id})
+        kind = re.search(r"<tr><th>类型</th><td>([^<]*)</td></tr>", page.text)
+        assert kind is not None, page.text
+        kinds.append(kind[1])
+        await service.delete(USER, ref.task_id)
+    assert kinds == ["网页监控", "定时提醒"]
