@@ -14,6 +14,7 @@ from ambient.storage import Database
 from ambient.storage.models import Briefing, RemediationRecord
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
+from tests.support.pages import signed_in
 from tests.support.servers import HANG, free_port, serve
 
 
@@ -45,12 +46,7 @@ async def test_a_chinese_users_remediation_list_names_states_and_modes_in_chines
                 )
             )
         await session.commit()
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
-        ) as http,
-    ):
+    async with signed_in(settings, token) as http:
         page = (await http.get("/app/remediations")).text
     cards = page[page.index('id="remediations"') :]
     for english in ("waiting_approval", "budget_exhausted", "dry_run", "execute"):
@@ -81,12 +77,7 @@ async def test_a_chinese_users_briefing_page_names_each_briefings_state_in_chine
                 )
             )
         await session.commit()
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
-        ) as http,
-    ):
+    async with signed_in(settings, token) as http:
         page = (await http.get("/app/briefings")).text
     states = re.findall(r'<span class="state">([^<]*)</span>', page)
     assert states == ["已播报", "已播报", "已推送"], states
@@ -99,12 +90,7 @@ async def test_a_briefing_page_for_a_day_that_is_no_date_says_so_on_the_page(
     async with db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name="ning"))
         await session.commit()
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
-        ) as http,
-    ):
+    async with signed_in(settings, token) as http:
         for day in ("2026-02-30", "tomorrow"):
             page = await http.get("/app/briefings", params={"date": day})
             assert page.headers["content-type"].startswith("text/html"), page.text
@@ -122,12 +108,7 @@ async def test_a_briefing_day_that_is_no_date_is_said_in_chinese_on_a_chinese_pa
     async with db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name="lan", language="zh"))
         await session.commit()
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
-        ) as http,
-    ):
+    async with signed_in(settings, token) as http:
         page = await http.get("/app/briefings", params={"date": "2026-02-30"})
     shown = re.search(r'<p class="muted">([^<]*)</p>', page.text)
     assert shown is not None, page.text
@@ -183,12 +164,7 @@ async def test_a_briefing_given_by_voice_says_so_in_chinese(
             )
         )
         await session.commit()
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
-        ) as http,
-    ):
+    async with signed_in(settings, token) as http:
         page = (await http.get("/app/briefings", params={"date": day})).text
     spoken = re.search(r"<p class=\"muted\">已于 [0-9:]+ 播报（([^<]*)）</p>", page)
     assert spoken is not None, page

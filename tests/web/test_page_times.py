@@ -7,15 +7,13 @@ import json
 import re
 from datetime import UTC, datetime
 
-import httpx
-
 from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import Event, InboxMessage
 from ambient.storage.repositories import UserRepository
-from api.app import create_app
-from tests.support.servers import HANG, free_port, serve
+from tests.support.pages import signed_in
+from tests.support.servers import free_port
 
 AT = datetime(2026, 11, 25, 23, 5, 9, tzinfo=UTC)  # 07:05:09 the next day in Shanghai
 
@@ -31,12 +29,7 @@ async def test_the_dashboard_gives_event_and_inbox_times_in_the_users_time_zone(
         session.add(Event(kind="watch.failing", user="min", task="t", created_at=AT))
         session.add(InboxMessage(user="min", kind="watch", title="t", body="b", created_at=AT))
         await session.commit()
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
-        ) as http,
-    ):
+    async with signed_in(settings, token) as http:
         page = (await http.get("/app")).text
         # The live list's events, which the page's script shows as they come.
         async with http.stream("GET", "/app/events/stream", params={"after_id": 0}) as live:

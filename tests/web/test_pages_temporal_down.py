@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
-
 from ambient.briefing.models import BriefingContent
 from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import Briefing
 from ambient.storage.repositories import UserRepository
-from api.app import create_app
-from tests.support.servers import HANG, free_port, serve
+from tests.support.pages import signed_in
+from tests.support.servers import free_port
 
 DOWN = "运行任务的 Temporal 服务现在连不上，这一步没有做成。请稍后再试。"
 
@@ -25,13 +23,8 @@ async def test_pages_that_need_temporal_say_it_is_down_on_a_page_in_the_users_la
             UserCreate(name="mei", language=Language.ZH)
         )
         await session.commit()
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
-        ) as http,
-    ):
-        form = {"referer": f"{base}/app"}
+    async with signed_in(settings, token) as http:
+        form = {"referer": str(http.base_url.join("/app"))}
         answers = {
             "create monitor": await http.post(
                 "/app/tasks", data={"urls": "https://example.com/news"}, headers=form
@@ -79,12 +72,7 @@ async def test_the_briefing_page_shows_stored_briefings_with_temporal_down(
             )
         )
         await session.commit()
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
-        ) as http,
-    ):
+    async with signed_in(settings, token) as http:
         page = await http.get("/app/briefings")
         day = await http.get("/app/briefings", params={"date": "2026-11-26"})
     for shown in (page, day):

@@ -15,6 +15,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
+from tests.support.pages import signed_in
 from tests.support.servers import HANG, free_port, serve
 
 
@@ -35,16 +36,7 @@ async def zh_pages(
     async with db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
         await session.commit()
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            cookies={"ambient_token": token},
-            headers={"referer": f"{base}{referer}"},
-        ) as http,
-    ):
+    async with signed_in(settings, token, f"{referer}") as http:
         yield http, token
 
 

@@ -18,12 +18,11 @@ from ambient.remediation.ladder import RUNG_ACTIONS
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import UserRepository
-from api.app import create_app
 from api.i18n import catalog_path
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
-from tests.support.servers import HANG, serve
+from tests.support.pages import signed_in
 
 
 def said(answer: httpx.Response) -> str:
@@ -66,16 +65,7 @@ async def approved_run(
             return (await remediations.get(name, rid)).state in states
 
         await eventually(lambda: in_state("waiting_approval"), "the run waits for approval")
-        async with (
-            serve(create_app(settings)) as base,
-            httpx.AsyncClient(
-                timeout=HANG,
-                base_url=base,
-                trust_env=False,
-                cookies={"ambient_token": token},
-                headers={"referer": f"{base}/app/remediation?id={rid}"},
-            ) as http,
-        ):
+        async with signed_in(settings, token, f"/app/remediation?id={rid}") as http:
             form = {"remediation_id": rid, "action": "approve"}
             assert said(await http.post("/app/remediation/action", data=form)) == "已批准"
             await eventually(lambda: in_state(*FINAL_STATES), "the approved run ends")

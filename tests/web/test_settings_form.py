@@ -13,8 +13,8 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.repositories import UserRepository, user_public
-from api.app import create_app
-from tests.support.servers import HANG, free_port, serve
+from tests.support.pages import signed_in
+from tests.support.servers import free_port
 
 
 @pytest_asyncio.fixture
@@ -31,16 +31,7 @@ async def page(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncCli
             )
         )
         await session.commit()
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            cookies={"ambient_token": token},
-            headers={"referer": f"{base}/app/settings"},
-        ) as http,
-    ):
+    async with signed_in(settings, token, "/app/settings") as http:
         yield http
 
 

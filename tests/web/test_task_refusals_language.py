@@ -15,9 +15,8 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
 from ambient.storage.repositories import UserRepository
 from ambient.watches.service import TaskService
-from api.app import create_app
 from tests.conftest import unique
-from tests.support.servers import HANG, serve
+from tests.support.pages import signed_in
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
@@ -42,16 +41,7 @@ async def zh_dashboard(
         await users.update(user, UserSettings(language=Language.ZH))
         token = await users.rotate_token(user)
         await session.commit()
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            cookies={"ambient_token": token},
-            headers={"referer": f"{base}/app"},
-        ) as http,
-    ):
+    async with signed_in(settings, token, "/app") as http:
         yield http
 
 
