@@ -31,6 +31,7 @@ from api.routers.pages import (
     back,
     field_errors,
     lines_of,
+    notice,
     page_router,
     render,
     what_went_wrong,
@@ -95,7 +96,7 @@ async def _dashboard(
         "app.html",
         {
             "user": me,
-            "msg": problem or request.query_params.get("msg"),
+            "msg": problem or notice(request),
             "tasks": tasks,
             "tasks_error": tasks_error,
             "next_tasks": next_tasks,

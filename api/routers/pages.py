@@ -8,8 +8,11 @@ so the same checks apply.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Callable, Coroutine, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -98,9 +101,26 @@ def page_router() -> APIRouter:
     its routes are PageRoutes."""
     return APIRouter(
         include_in_schema=False,
-        dependencies=[Depends(refuse_cross_site_writes)],
+        dependencies=[Depends(refuse_cross_site_writes), Depends(_notice_key)],
         route_class=PageRoute,
     )
+
+
+# The key that signs the notices ``back`` leaves in a redirect, for this request's app.
+NOTICE_KEY: ContextVar[bytes] = ContextVar("notice_key", default=b"")
+
+
+async def _notice_key(request: Request) -> None:
+    NOTICE_KEY.set(_key_of(request))
+
+
+def _key_of(request: Request) -> bytes:
+    return request.app.state.settings.secret_key.get_secret_value().encode()
+
+
+def _signed(message: str, key: bytes) -> str:
+    digest = hmac.new(key, b"notice\0" + message.encode(), hashlib.sha256).hexdigest()
+    return digest[:32]
 
 
 router = page_router()
@@ -246,14 +266,28 @@ def render(
     return templates(language).TemplateResponse(request, name, context, status_code=code)
 
 
+def notice(request: Request) -> str | None:
+    """The notice the last action left (``?msg=``), if ``back`` signed it (``sig``): a link
+    from elsewhere (a mail, another site) could otherwise put any words on a signed-in page,
+    such as "send your token to …"."""
+    message, signature = request.query_params.get("msg"), request.query_params.get("sig", "")
+    if message is None or not hmac.compare_digest(
+        signature.encode(), _signed(message, _key_of(request)).encode()
+    ):
+        return None
+    return message
+
+
 def user_page(request: Request, name: str, me: User, /, **context: Any) -> HTMLResponse:
-    """A page of the signed-in user, with the notice the last action left (``?msg=``)."""
-    return render(request, name, {"user": me, **context, "msg": request.query_params.get("msg")})
+    """A page of the signed-in user, with the notice the last action left (``notice``)."""
+    return render(request, name, {"user": me, **context, "msg": notice(request)})
 
 
 def back(path: str, message: str | None = None) -> RedirectResponse:
     joiner = "&" if "?" in path else "?"
-    target = path if message is None else f"{path}{joiner}msg={quote(message)}"
+    # Signed before the message, which stays last in the link as it always was.
+    signature = None if message is None else _signed(message, NOTICE_KEY.get())
+    target = path if message is None else f"{path}{joiner}sig={signature}&msg={quote(message)}"
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
 

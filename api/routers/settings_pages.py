@@ -33,6 +33,7 @@ from api.routers.pages import (
     field_errors,
     in_words,
     language_of,
+    notice,
     page_router,
     render,
 )
@@ -82,7 +83,7 @@ async def _settings_page(
             "browser_language": LANGUAGE_NAMES.get(browser) if browser else None,
             "default_language": LANGUAGE_NAMES[state.settings.default_language],
             "errors": errors,
-            "msg": None if errors else request.query_params.get("msg"),
+            "msg": None if errors else notice(request),
         },
         status.HTTP_422_UNPROCESSABLE_CONTENT if errors and code == status.HTTP_200_OK else code,
     )

@@ -38,3 +38,27 @@ async def test_emptying_email_phone_and_voiceprint_on_the_settings_page_clears_t
     assert (stored.email, stored.phone, stored.voiceprint_id) == (None, None, None)
     # What was not emptied stays as it was.
     assert stored.assistant_name == "小智" and stored.timezone == "Asia/Shanghai"
+
+
+async def test_a_link_from_elsewhere_puts_no_notice_on_a_signed_in_page(
+    browser: Browser, deps: WorkerDeps
+) -> None:
+    """Pages show the notice their own form left in ?msg= (signed by the server in ?sig=); a
+    link in a mail or on another site put any words there ("send your token to …") on the
+    user's own page."""
+    name = unique("notice")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+    fake = "Your session expired: mail your API token to help@evil.example"
+    async with serve(create_app(deps.settings)) as base, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        for path in ("/app?", "/app/settings?", "/app/briefings?", "/app?sig=0123abcd&"):
+            await page.goto(f"{base}{path}msg={fake}")  # opened from a mail, or a guessed sig
+            await expect(page.locator("header")).to_contain_text(name)
+            assert await page.get_by_role("status").count() == 0, path
+            assert "evil.example" not in await page.content(), path
+        # The page's own form still leaves its notice after the redirect.
+        await page.goto(f"{base}/app/settings")
+        await page.get_by_role("button", name="Save settings").click()
+        await expect(page.get_by_role("status")).to_contain_text("Settings saved")
