@@ -54,9 +54,13 @@ def refusal(exc: RPCError) -> str:
     # client's own timer gives CANCELLED "Timeout expired" (both seen on the dev server).
     timed_out = exc.status is RPCStatusCode.CANCELLED and "timeout" in exc.message.lower()
     if exc.status is RPCStatusCode.DEADLINE_EXCEEDED or timed_out:
-        seconds = int(QUERY_TIMEOUT.total_seconds())
-        return f"{SILENT_WORKER} within {seconds} s; is the worker running?"
+        return silent_worker()
     return exc.message
+
+
+def silent_worker() -> str:
+    """A request that waited for a worker (a query, an update) and got no answer in time."""
+    return f"{SILENT_WORKER} within {int(QUERY_TIMEOUT.total_seconds())} s; is the worker running?"
 
 
 def payload_codec(settings: Settings) -> EncryptionCodec | None:

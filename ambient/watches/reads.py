@@ -3,6 +3,7 @@ attributes, then schedules), and one task's status. ``TaskService`` adds the wri
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import builtins
 import json
@@ -368,9 +369,17 @@ class TaskReads:
         """The workflow's ``status`` query: a watch's ``TaskStatus``, a briefing's own."""
         timeout = temporal.QUERY_TIMEOUT if within is None else timedelta(seconds=within)
         with found(task_id):
-            return await self.client.get_workflow_handle(task_id).query(
-                "status", result_type=result_type, rpc_timeout=timeout
-            )
+            try:
+                # Our own timer too: on a loaded machine the RPC's deadline came back late,
+                # after a voice call's budget, which then said "too slow" for a silent worker.
+                async with asyncio.timeout(timeout.total_seconds()):
+                    return await self.client.get_workflow_handle(task_id).query(
+                        "status", result_type=result_type, rpc_timeout=timeout
+                    )
+            except TimeoutError:
+                raise TaskError(
+                    f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}"
+                ) from None
 
     async def _describe(self, task_id: str) -> WorkflowExecutionDescription:
         with found(task_id):
