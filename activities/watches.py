@@ -57,7 +57,7 @@ class WatchActivities:
         async with self._db.session() as session:
             stored = (
                 await session.execute(
-                    select(WatchSnapshot.hash, WatchSnapshot.created_at, WatchSnapshot.text)
+                    select(WatchSnapshot.id, WatchSnapshot.hash, WatchSnapshot.created_at)
                     .where(WatchSnapshot.task == check.task, WatchSnapshot.url == check.url)
                     .order_by(WatchSnapshot.created_at.desc(), WatchSnapshot.id.desc())
                     .limit(2)
@@ -82,7 +82,7 @@ class WatchActivities:
         if new_hash == last_hash and not _stored_by_an_earlier_attempt(stored[0].created_at):
             return PageCheck(url=check.url, outcome="unchanged", hash=new_hash)
         if new_hash == last_hash:
-            before: str | None = stored[1].text if len(stored) > 1 else None
+            before = await self._snapshot_text(stored[1].id) if len(stored) > 1 else None
         else:
             # The new text stored and the old one read back, in one short write transaction.
             async with self._db.write_session() as session:
@@ -98,6 +98,12 @@ class WatchActivities:
             hits=diff.hits,
             excerpt=diff.excerpt,
         )
+
+    async def _snapshot_text(self, snapshot_id: int) -> str | None:
+        async with self._db.session() as session:
+            return await session.scalar(
+                select(WatchSnapshot.text).where(WatchSnapshot.id == snapshot_id)
+            )
 
     @activity.defn
     async def read_metric(self, request: ReadMetricInput) -> MetricReading:

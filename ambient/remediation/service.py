@@ -195,7 +195,6 @@ class RemediationService:
             if exc.status is RPCStatusCode.NOT_FOUND:  # "workflow execution already completed"
                 return None
             raise
-        description = await handle.describe()
         attributes = description.typed_search_attributes
         owner, state = attributes.get(temporal.USER) or "", attributes.get(temporal.STATE)
         # The worker's writers queue back to back in a storm: a plain session's insert slept
