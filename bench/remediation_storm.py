@@ -11,7 +11,10 @@ worker's process and event loop instead, as the bench did before 2026-11-24: the
 HTTP client then took a share of the thread being measured). Settings: approval from rung 2,
 per-cluster rate limit and cooldown off (one stand-in cluster).
 
-``baseline``  one alert alone (after one warm-up alert), healthy Deployment.
+``--workers N`` puts N - 1 more worker processes (``python -m worker``, as deployed) on the
+queue beside this one; the stage table then covers the runs this process's worker took.
+
+``baseline``  one alert alone (after two warm-up alerts a worker), healthy Deployment.
 ``storm``     N alerts, each on its own healthy Deployment, sent within one second. Latency is
               from the moment the bench sends the request to the moment the stand-in stores
               the first write to that Deployment. Every run resolves at rung 1; exactly-once:
@@ -428,7 +431,7 @@ class Meter:
         commits = (after["commits"] - before["commits"]) / n
         return (
             f"CPU per alert, whole run: {1000 * cpu / n:.1f} ms ({', '.join(parts)}); "
-            f"worker database commits per alert: {commits:.1f}"
+            f"database commits per alert by the bench's worker: {commits:.1f}"
         )
 
 
@@ -563,7 +566,9 @@ async def flood(
 async def main(args: argparse.Namespace) -> None:
     data = Path(tempfile.mkdtemp(prefix="ambient-bench-storm-"))
     port, kube_port, api_port = free_port(), free_port(), free_port()
-    healthy = args.storm + 2
+    # A warm-up alert for each worker (imports, connections), one alone, then the storm.
+    warmups = 2 * args.workers
+    healthy = args.storm + warmups + 1
     server = subprocess.Popen(dev_server_command(data, port))  # noqa: ASYNC220 - started once
     kube = subprocess.Popen(  # noqa: ASYNC220
         [
@@ -590,6 +595,7 @@ async def main(args: argparse.Namespace) -> None:
     }
     os.environ.update(env)
     api_proc: subprocess.Popen[bytes] | None = None
+    extra: list[subprocess.Popen[bytes]] = []
     try:
         settings = Settings(metrics_port=None, _env_file=None)  # type: ignore[call-arg]
         opts = DevOptions(data, 0, port, 0, None, None)
@@ -647,11 +653,27 @@ async def main(args: argparse.Namespace) -> None:
             }
             if sender.process:
                 processes["sender"] = sender.process.pid
+            # More workers on the queue: the product's own `python -m worker` processes, each
+            # with its own event loop, write turn and database connections (on this SQLite
+            # file they meet at its lock). Stages are timed in this process's worker only.
+            for index in range(args.workers - 1):
+                extra.append(
+                    subprocess.Popen(  # noqa: ASYNC220
+                        [sys.executable, "-m", "worker"],
+                        env={**os.environ, "AMBIENT_METRICS_PORT": str(free_port())},
+                        stderr=(data / f"worker-{index + 2}.log").open("wb"),
+                    )
+                )
+                processes[f"worker {index + 2}"] = extra[-1].pid
             meter = Meter(processes, db)
             async with build_worker(client, deps):
-                print(f"uptime: {os.getloadavg()}; sender: {args.sender}", flush=True)
-                await storm(bench, healthy - 1, 1, 0)  # warm-up: imports, connections
-                one = await storm(bench, healthy - 2, 1, 0, meter)
+                print(
+                    f"uptime: {os.getloadavg()}; sender: {args.sender}; workers: {args.workers}",
+                    flush=True,
+                )
+                # Warm-up: imports, connections; alerts spread so each worker takes some.
+                await storm(bench, args.storm + 1, warmups, 0.5)
+                one = await storm(bench, args.storm, 1, 0, meter)
                 print(f"baseline: one alert alone: {1000 * one['p50']:.0f} ms", flush=True)
                 print(f"one alert alone: {one['cpu']}", flush=True)
                 print(one["stages"], flush=True)
@@ -678,6 +700,9 @@ async def main(args: argparse.Namespace) -> None:
         await kube_http.aclose()
         await db.close()
     finally:
+        for proc in extra:
+            proc.terminate()
+            proc.wait(30)
         if api_proc is not None:
             api_proc.terminate()
         kube.terminate()
@@ -700,6 +725,9 @@ if __name__ == "__main__":
     parser.add_argument("--flood", type=int, default=1000, help="alerts sent over --seconds")
     parser.add_argument("--distinct", type=int, default=200, help="fingerprints in the flood")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes on the queue (this one + more)"
+    )
     parser.add_argument(
         "--sender",
         choices=["process", "worker"],
