@@ -43,9 +43,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -411,6 +413,26 @@ class Meter:
 
         event.listen(db.engine.sync_engine, "commit", committed)
 
+    def busy(self) -> float:
+        """CPU seconds of the whole stack so far."""
+        return sum(v for k, v in self.read().items() if k != "commits")
+
+    def trace(self, every: float = 0.25) -> list[tuple[float, float]]:
+        """Sample (time, the stack's CPU) every ``every`` s, in a thread, until ``stop_trace``."""
+        samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+
+        def sample() -> None:
+            while not self._stop.wait(every):
+                samples.append((time.time(), self.busy()))
+
+        samples.append((time.time(), self.busy()))
+        threading.Thread(target=sample, daemon=True).start()
+        return samples
+
+    def stop_trace(self) -> None:
+        self._stop.set()
+
     def read(self) -> dict[str, float]:
         cpu: dict[str, float] = {}
         for name, process in self.processes.items():
@@ -435,11 +457,48 @@ class Meter:
         )
 
 
+def saturation(
+    trace: list[tuple[float, float]],
+    sent: dict[str, tuple[float, str]],
+    writes: dict[str, list[float]],
+) -> str:
+    """How busy the machine was from the first alert sent to the 95th percentile first action.
+
+    The stack's CPU in that window against what the machine's cores could give in it: near
+    100 %, the first actions wait for CPU, and their latency is the work before them divided
+    by the cores, whatever the order the work is done in.
+    """
+
+    def cpu_at(t: float) -> float:
+        for (t0, c0), (t1, c1) in pairwise(trace):
+            if t0 <= t <= t1:
+                return c0 + (c1 - c0) * (t - t0) / max(t1 - t0, 1e-9)
+        return trace[-1][1] if t > trace[-1][0] else trace[0][1]
+
+    start = min(t for t, _ in sent.values())
+    firsts = sorted(min(writes[w]) for w in sent if writes[w])
+    end = firsts[max(0, -(-95 * len(firsts) // 100) - 1)]
+    used = cpu_at(end) - cpu_at(start)
+    cores = len(os.sched_getaffinity(0))
+    done = sum(1 for t in firsts if t <= end)
+    return (
+        f"to the p95 first action ({1000 * (end - start):.0f} ms after the first alert was "
+        f"sent): the stack used {used:.2f} s of CPU, {100 * used / (cores * (end - start)):.0f} % "
+        f"of {cores} cores; {1000 * used / done:.1f} ms of CPU per alert acted on by then ({done})"
+    )
+
+
 async def storm(
-    bench: Bench, first: int, n: int, spread: float, meter: Meter | None = None
+    bench: Bench,
+    first: int,
+    n: int,
+    spread: float,
+    meter: Meter | None = None,
+    trace_cpu: bool = False,
 ) -> dict[str, Any]:
     """``n`` alerts on healthy Deployments, sent within ``spread`` seconds."""
     before = meter.read() if meter else {}
+    trace = meter.trace() if meter and trace_cpu else None
     sent: dict[str, tuple[float, str]] = {}
     answered: dict[str, float] = {}
     workloads = [f"ok-{first + index:04d}" for index in range(n)]
@@ -464,6 +523,9 @@ async def storm(
     )
     cpu = Meter.per_alert(before, meter.read(), n) if meter else ""
     latencies, writes = await bench.first_actions(sent)
+    if trace is not None and meter is not None:
+        meter.stop_trace()
+        cpu += "\n" + saturation(trace, sent, writes)
     applied = sum(1 for s in finals for a in s.attempts if a.applied and not a.already_applied)
     stored = sum(len(writes[w]) for w in sent)
     return {
@@ -677,7 +739,11 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"baseline: one alert alone: {1000 * one['p50']:.0f} ms", flush=True)
                 print(f"one alert alone: {one['cpu']}", flush=True)
                 print(one["stages"], flush=True)
-                many = await storm(bench, 0, args.storm, 1.0, meter) if args.storm else None
+                many = (
+                    await storm(bench, 0, args.storm, 1.0, meter, args.trace_cpu)
+                    if args.storm
+                    else None
+                )
                 if many:
                     print(
                         f"storm: {many['n']} alerts in 1 s: first action p50 "
@@ -725,6 +791,12 @@ if __name__ == "__main__":
     parser.add_argument("--flood", type=int, default=1000, help="alerts sent over --seconds")
     parser.add_argument("--distinct", type=int, default=200, help="fingerprints in the flood")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--trace-cpu",
+        action="store_true",
+        help="sample the stack's CPU every 0.25 s (a thread in the worker's process) and say "
+        "how busy the machine was up to the storm's p95 first action",
+    )
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes on the queue (this one + more)"
     )
