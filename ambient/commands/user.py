@@ -26,9 +26,9 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
 from ambient.storage.repositories import (
     OPERATOR,
+    SettingRefusedError,
     UserExistsError,
     UserRepository,
-    VoiceprintTakenError,
     user_public,
     user_subject,
 )
@@ -80,7 +80,7 @@ def create(
         _, token = _run(lambda users: users.create(data))
     except UserExistsError:
         raise fail(f"user {name!r} already exists") from None
-    except VoiceprintTakenError as exc:
+    except SettingRefusedError as exc:
         raise fail(str(exc)) from None
     console.print(f"created {name}; API token: {token}", soft_wrap=True)
 

@@ -78,6 +78,37 @@ def validate_timezone(value: str) -> str:
     return value
 
 
+# A user's briefing times unless they choose others (the users table's defaults).
+BRIEFING_TIMES = {
+    "briefing_prepare_at": "05:00",
+    "briefing_window_start": "06:00",
+    "briefing_window_end": "10:00",
+}
+
+
+def briefing_times_refused(times: dict[str, str], given: set[str]) -> tuple[str, Refusal] | None:
+    """Why a user's briefing times could not make a briefing (as a briefing's own config
+    checks them), and the field to blame: the one ``given`` if it was, else the one it met."""
+    prepare, start, end = (times[field] for field in BRIEFING_TIMES)
+    if end <= start:
+        field = "briefing_window_end" if "briefing_window_end" in given else "briefing_window_start"
+        return field, Refusal(
+            "the greeting window ends (%(end)s) before it starts (%(start)s); "
+            "give briefing_window_end later than briefing_window_start",
+            end=end,
+            start=start,
+        )
+    if prepare > start:
+        field = "briefing_prepare_at" if "briefing_prepare_at" in given else "briefing_window_start"
+        return field, Refusal(
+            "preparation (%(prepare)s) must be at or before the greeting window's start "
+            "(%(start)s) so the briefing is ready when the user arrives",
+            prepare=prepare,
+            start=start,
+        )
+    return None
+
+
 # A time of day as HH:MM and an IANA time zone, checked wherever a config or setting takes one.
 HHMM = Annotated[str, AfterValidator(validate_hhmm)]
 TimeZone = Annotated[str, AfterValidator(validate_timezone)]

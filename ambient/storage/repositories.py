@@ -13,11 +13,13 @@ from sqlalchemy.exc import IntegrityError
 
 from ambient.domain.notify import Message
 from ambient.domain.users import (
+    BRIEFING_TIMES,
     CLEARABLE_SETTINGS,
     Grant,
     UserCreate,
     UserPublic,
     UserSettings,
+    briefing_times_refused,
 )
 from ambient.refusals import Refusal
 from ambient.storage.audit import AuditRepository
@@ -40,13 +42,29 @@ class UserExistsError(Exception):
     """A user with that name is already registered."""
 
 
-class VoiceprintTakenError(Exception):
+class SettingRefusedError(Exception):
+    """A user's setting refused for what the user's other settings or other users have
+    (``field`` names it); nothing changed."""
+
+    def __init__(self, message: str | Refusal, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class VoiceprintTakenError(SettingRefusedError):
     """The voiceprint id already names another user (theirs, or their user name); or a new
     user's name is another user's voiceprint id (``field`` says which was given)."""
 
     def __init__(self, message: str | Refusal, field: str = "voiceprint_id") -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
+
+
+def _briefing_times_fit(current: dict[str, str], data: UserSettings) -> None:
+    """The briefing times, as they would be stored, can make a briefing (else refused)."""
+    given = data.model_dump(include=set(BRIEFING_TIMES), exclude_none=True)
+    refused = briefing_times_refused({**current, **given}, set(given))
+    if refused is not None:
+        raise SettingRefusedError(refused[1], refused[0])
 
 
 def new_api_token() -> str:
@@ -85,6 +103,7 @@ class UserRepository(Repository):
     async def create(self, data: UserCreate, *, actor: str = OPERATOR) -> tuple[User, str]:
         """Register a user, audited as ``actor`` (by default the operator: code with the
         database in hand); the row and its API token (shown once, stored hashed)."""
+        _briefing_times_fit(BRIEFING_TIMES, data)
         await self._voiceprint_free(data.voiceprint_id, data.name)
         # The name speaks for the user too: not if it is already someone else's voiceprint.
         voices = select(User.id).where(
@@ -144,7 +163,8 @@ class UserRepository(Repository):
 
     async def update(self, user: User, data: UserSettings) -> None:
         """Change ``user``'s own settings (VoiceprintTakenError: nothing changed, the session's
-        transaction is rolled back)."""
+        transaction is rolled back; SettingRefusedError: nothing changed)."""
+        _briefing_times_fit({field: getattr(user, field) for field in BRIEFING_TIMES}, data)
         await self._voiceprint_free(data.voiceprint_id, user.name)
         for field, value in data.model_dump(exclude_unset=True).items():
             if value is not None or field in CLEARABLE_SETTINGS:

@@ -20,7 +20,7 @@ from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
 from ambient.push import save_push_config
 from ambient.storage.models import User
-from ambient.storage.repositories import UserRepository, VoiceprintTakenError, user_public
+from ambient.storage.repositories import SettingRefusedError, UserRepository, user_public
 from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceAdded, DeviceError, InvalidDeviceError, normalize_device_id
 from api.deps import SessionDep, StateDep
@@ -136,8 +136,8 @@ async def save_settings(
         await UserRepository(session).update(me, UserSettings.model_validate(data))
     except ValidationError as exc:
         errors = field_errors(exc, _, SETTINGS_LABELS)
-    except VoiceprintTakenError as exc:
-        errors = f"{_('Voiceprint id')}: {in_words(exc.args[0], _)}"
+    except SettingRefusedError as exc:
+        errors = f"{_(SETTINGS_LABELS[exc.field])}: {in_words(exc.args[0], _)}"
     else:
         await session.commit()
         # Said in the language just chosen: the next page speaks it too.

@@ -27,9 +27,9 @@ from ambient.domain.users import (
 )
 from ambient.push import save_push_config
 from ambient.storage.repositories import (
+    SettingRefusedError,
     UserExistsError,
     UserRepository,
-    VoiceprintTakenError,
     user_public,
 )
 from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep, StateDep
@@ -76,8 +76,8 @@ async def register(
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"user {data.name!r} already exists"
         ) from None
-    except VoiceprintTakenError as exc:
-        given = data.name if exc.field == "name" else data.voiceprint_id
+    except SettingRefusedError as exc:
+        given = getattr(data, exc.field)
         raise unprocessable(([exc.field], str(exc)), given=given) from None
     await session.commit()
     return Registered(user=user_public(user), token=token)
@@ -117,8 +117,8 @@ async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) ->
     # The user was loaded in this request's session (FastAPI shares the dependency).
     try:
         await UserRepository(session).update(user, settings)
-    except VoiceprintTakenError as exc:
-        raise unprocessable((["voiceprint_id"], str(exc)), given=settings.voiceprint_id) from None
+    except SettingRefusedError as exc:
+        raise unprocessable(([exc.field], str(exc)), given=getattr(settings, exc.field)) from None
     await session.commit()
     return user_public(user)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -445,3 +446,53 @@ async def test_a_new_user_cannot_be_named_as_another_users_voiceprint(
     async with db.session() as session:
         assert await UserRepository(session).get("ren") is None
     assert (await resolve_speaker(db, "lin", "Ren")).kind == SpeakerKind.OWNER
+
+
+async def test_briefing_times_that_could_make_no_briefing_are_refused_where_they_are_set(
+    api: httpx.AsyncClient, admin: dict[str, str], settings: Settings, db: Database
+) -> None:
+    """A greeting window that ends before it starts, or a preparation after it starts, was
+    stored; the user's next briefing then failed on a field they never gave it."""
+    kai = await _member(api, admin, "kai")
+    for body, field in (
+        ({"briefing_window_start": "11:00"}, "briefing_window_start"),
+        ({"briefing_window_end": "05:30"}, "briefing_window_end"),
+        ({"briefing_prepare_at": "07:00"}, "briefing_prepare_at"),
+        ({"briefing_window_start": "09:00", "briefing_window_end": "09:00"}, "briefing_window_end"),
+    ):
+        answer = await api.patch("/users/me", json=body | {"phone": "+86 10 1234"}, headers=kai)
+        assert answer.status_code == 422, (body, answer.text)
+        [error] = answer.json()["detail"]
+        assert error["loc"] == ["body", field]
+        assert error["input"] == body[field]
+    me = (await api.get("/users/me", headers=kai)).json()
+    assert (me["briefing_prepare_at"], me["briefing_window_start"], me["briefing_window_end"]) == (
+        "05:00",
+        "06:00",
+        "10:00",
+    )
+    assert me["phone"] is None  # nothing of a refused update is stored
+    moved = {"briefing_window_start": "11:00", "briefing_window_end": "12:00"}
+    assert (await api.patch("/users/me", json=moved, headers=kai)).status_code == 200
+    late = await api.patch("/users/me", json={"briefing_prepare_at": "10:30"}, headers=kai)
+    assert late.status_code == 200, late.text
+    # Registering with them is refused alike.
+    created = await api.post(
+        "/users", json={"name": "kit", "briefing_prepare_at": "06:30"}, headers=admin
+    )
+    assert created.status_code == 422
+    assert created.json()["detail"][0]["loc"] == ["body", "briefing_prepare_at"]
+    # The settings page is the same door, and says it in the user's language.
+    async with db.session() as session:
+        user = await UserRepository(session).get("kai")
+        assert user is not None
+        user.language = "zh"
+        await session.commit()
+    origin = str(api.base_url).rstrip("/")
+    page = await api.post(
+        "/app/settings",
+        data={"briefing_window_end": "10:00"},
+        headers={"Origin": origin, "Cookie": f"ambient_token={kai['Authorization'][7:]}"},
+    )
+    assert page.status_code == 422
+    assert "到: 问候时段在开始（11:00）之前就结束了（10:00）" in html.unescape(page.text)
