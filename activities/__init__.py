@@ -55,6 +55,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         remediation.check_remediation_gates,
         remediation.take_remediation_checkpoint,
         remediation.apply_remediation_step,
+        remediation.release_remediation_slot,
         remediation.verify_remediation,
         remediation.audit_remediation,
         remediation.hand_over_remediation,

@@ -38,6 +38,7 @@ from ambient.remediation.runs import (
     GateDecision,
     GateInput,
     HandOverInput,
+    Keyed,
     Opened,
     OpenInput,
     PermissionInput,
@@ -348,6 +349,12 @@ class RemediationActivities:
                 # is no change, and counted it held the cluster's next steps at the rate limit.
                 await ActionLedger(session).release(step.key)
         return result
+
+    @activity.defn
+    async def release_remediation_slot(self, step: Keyed) -> None:
+        """Give back the rate-limit slot a step's gate reserved: the step changed nothing."""
+        async with self._writing() as session:
+            await ActionLedger(session).release(step.key)
 
     @activity.defn
     async def verify_remediation(self, request: VerifyInput) -> Verification:

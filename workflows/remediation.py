@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         Attempt,
         CheckpointInput,
         JoinInput,
+        Keyed,
         Opened,
         OpenInput,
         PermissionInput,
@@ -54,6 +55,10 @@ FIRST_STEP_AT_ONCE = "first-step-at-once"
 # A rung whose checkpoint or change failed (after its retries) hands the run over; before this
 # patch the ladder climbed to the next, stronger rung.
 UNAPPLIED_HANDS_OVER = "unapplied-hands-over"
+# A step that changed nothing (aborted before its change, its checkpoint unread, a rollback
+# with nothing to go back to) gives back the rate-limit slot its gate reserved; before this
+# patch the slot counted against the cluster's hourly limit.
+UNCHANGED_FREES_SLOT = "unchanged-frees-slot"
 # The type of an update's refusal that is about the run's state, not the caller's rights.
 STATE_CONFLICT = "StateConflict"
 
@@ -131,6 +136,10 @@ class GradedRemediationWorkflow(RemediationSafety):
             if outcome != "next":
                 return self.status()
         if self.aborted:
+            first = self.opened
+            if first is not None and first.gate is not None and first.gate.allowed:
+                # Aborted before its first climb: open_remediation reserved that rung's slot.
+                await self._free_slot(step_key(self.run_key, self.plan[0].rung))
             await self._abort(self.aborted)
         else:
             await self._hand_over(
@@ -170,6 +179,8 @@ class GradedRemediationWorkflow(RemediationSafety):
             return await self._abort(self.aborted) if self.aborted else "stop"
         gate = await self._gates(step, key, opened.gate if opened else None)
         if self.aborted:
+            if gate == "go":
+                await self._free_slot(key)
             return await self._abort(self.aborted)
         if gate != "go":
             return "next" if gate == "skip" else "stop"
@@ -234,6 +245,7 @@ class GradedRemediationWorkflow(RemediationSafety):
                 )
         except ACTIVITY_FAILED as exc:
             attempt.skipped_reason = f"checkpoint failed: {cause_of(exc)}"
+            await self._free_slot(key)
             return f"was not applied: its checkpoint could not be read ({cause_of(exc)})"
         if self.baseline is None:
             # The first checkpoint is the release before the incident: rung 3 and 5 go back to it.
@@ -260,6 +272,7 @@ class GradedRemediationWorkflow(RemediationSafety):
                     "ReplicaSet: nothing to roll back to; moving on"
                 )
                 await self._audit(f"{key}/skipped", "skipped", {"reason": attempt.skipped_reason})
+                await self._free_slot(key)
                 return None
         try:
             # The one step with an effect outside: a regular activity, retried a bounded
@@ -278,6 +291,15 @@ class GradedRemediationWorkflow(RemediationSafety):
         attempt.skipped_reason = result.skipped_reason
         attempt.at = workflow.now()
         return result
+
+    async def _free_slot(self, key: str) -> None:
+        """Give back the rate-limit slot the step's gate reserved: it changed nothing."""
+        if workflow.patched(UNCHANGED_FREES_SLOT):
+            await self._act(
+                RemediationActivities.release_remediation_slot,
+                Keyed(run_key=self.run_key, key=key),
+                retry=RECORD_RETRY,
+            )
 
     async def _settle(self, step: PlannedStep) -> None:
         seconds = self.alert.settle_seconds

@@ -66,6 +66,17 @@ RECORD_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=["ValidationError", "ValueError", "TypeError"],
 )
+# A remediation's first workflow task runs its local activities (score, permission, gates,
+# checkpoint) before the first change. Under an alert storm the worker runs a hundred of them
+# at once and one task can outlast the default 10 s: the server then takes the task back and
+# every local activity in it runs again, for each of them, and the storm never drains (441
+# lost tasks for 100 alerts in bench/remediation_storm.py). A minute keeps the work; a worker
+# that dies holding a task delays that run by at most this much. Every start gives it (the
+# API's, a threshold watch's and the nightly triage's).
+TASK_TIMEOUT = timedelta(minutes=1)
+# A threshold watch's and the triage's remediations start with TASK_TIMEOUT; before this patch
+# they had the default 10 s.
+CHILD_TASK_TIMEOUT = "child-task-timeout"
 
 
 class RemediationRecords:

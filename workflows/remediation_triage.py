@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.runs import CollectInput, RemediationInput, TriageInput, TriageResult
 
 from workflows.remediation import GradedRemediationWorkflow
-from workflows.remediation_records import search_attributes
+from workflows.remediation_records import CHILD_TASK_TIMEOUT, TASK_TIMEOUT, search_attributes
 
 
 @workflow.defn
@@ -42,6 +42,7 @@ class AlertTriageWorkflow:
                     ),
                     id=child_id,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    task_timeout=TASK_TIMEOUT if workflow.patched(CHILD_TASK_TIMEOUT) else None,
                     search_attributes=search_attributes(request.user, alert.cluster_id),
                     static_summary=f"Remediation of {alert.service} (nightly triage)",
                 )

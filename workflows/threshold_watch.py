@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.threshold_rule import Breach, Transition, evaluate
 
 from workflows.remediation import GradedRemediationWorkflow
-from workflows.remediation_records import search_attributes
+from workflows.remediation_records import CHILD_TASK_TIMEOUT, TASK_TIMEOUT, search_attributes
 from workflows.watch_controls import WatchControls, failure_text
 
 READ_TIMEOUT = timedelta(seconds=30)
@@ -218,6 +218,7 @@ class ThresholdWatchWorkflow(WatchControls):
                 ),
                 id=child,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                task_timeout=TASK_TIMEOUT if workflow.patched(CHILD_TASK_TIMEOUT) else None,
                 search_attributes=search_attributes(self.user, alert.cluster_id),
                 static_summary=f"Remediation of {alert.service} (threshold watch)",
             )

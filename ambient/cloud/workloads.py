@@ -95,10 +95,11 @@ class WorkloadOps:
             raise _kube_failure(exc, f"cluster {cluster_id}") from None
 
     async def apply_yaml(self, actor: str, spec: ApplySpec, mode: Mode = "dry_run") -> ApplyResult:
+        subject = f"kube:{spec.cluster_id}"
+        # Permission first: a caller who may not apply is not told what is wrong with the YAML.
+        await self.service.authorize(actor, "apply_yaml", subject, mode)
         objects = parse_documents(spec.documents, spec.namespace)
         key = hashlib.sha256(f"{spec.cluster_id}\n{spec.documents}".encode()).hexdigest()[:24]
-        subject = f"kube:{spec.cluster_id}"
-        await self.service.authorize(actor, "apply_yaml", subject, mode)
         detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
         async with self.service.failures_audited(actor, "apply_yaml", subject, detail):
             client = await self._client(spec.cluster_id)

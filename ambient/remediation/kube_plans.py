@@ -274,6 +274,9 @@ class StepPlanner:
         if await self._reads.get(NetworkPolicy, namespace, policy) is not None:
             plan.changes.append(Change(NetworkPolicy, namespace, policy, "delete"))
             notes.append(f"NetworkPolicy {policy} removed")
+        if plan.done and not plan.changes:
+            # A retry after the last write (the executor names done objects only beside writes).
+            notes.append("already done by this step: " + ", ".join(plan.done))
         plan.detail = "full rollback: " + (
             "; ".join(notes) or "everything is as at the first checkpoint"
         )

@@ -78,7 +78,7 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
 from workflows.remediation import STATE_CONFLICT, GradedRemediationWorkflow
-from workflows.remediation_records import search_attributes
+from workflows.remediation_records import TASK_TIMEOUT, search_attributes
 from workflows.remediation_triage import AlertTriageWorkflow
 
 TRIAGE_SCHEDULE = "alert-triage"
@@ -87,13 +87,6 @@ MAX_STATS_DAYS = 365
 FINISHING_WAIT = 10.0
 # What the run's inputs hold (ApprovalInput, AbortInput): the API and MCP bound it too.
 MAX_REASON = 1000
-# A remediation's first workflow task runs its local activities (score, permission, gates,
-# checkpoint) before the first change. Under an alert storm the worker runs a hundred of them
-# at once and one task can outlast the default 10 s: the server then takes the task back and
-# every local activity in it runs again, for each of them, and the storm never drains (441
-# lost tasks for 100 alerts in bench/remediation_storm.py). A minute keeps the work; a worker
-# that dies holding a task delays that run by at most this much.
-TASK_TIMEOUT = timedelta(minutes=1)
 
 
 class RemediationService:

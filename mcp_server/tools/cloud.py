@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -23,6 +24,7 @@ from ambient.domain.identifiers import (
     TencentRegion,
     TkeClusterId,
 )
+from ambient.storage.repositories import UserRepository
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 from mcp_server.tools.hints import CHANGE, LOOK
 
@@ -77,11 +79,22 @@ def cloud_ops(ctx: Context[Any, Any]) -> tuple[CloudOpsService, str]:
     return app_state(ctx).cloud_ops, actor
 
 
-def _time(value: str | None, default: datetime) -> datetime:
+async def _caller_zone(ctx: Context[Any, Any]) -> tzinfo:
+    """The caller's time zone (their profile), where a time without an offset is; else UTC."""
+    try:
+        name = current_user(ctx)
+    except ToolError:
+        return UTC
+    async with app_state(ctx).db.session() as session:
+        user = await UserRepository(session).get(name)
+    return ZoneInfo(user.timezone) if user is not None and user.timezone else UTC
+
+
+def _time(value: str | None, default: datetime, zone: tzinfo = UTC) -> datetime:
     if value is None:
         return default
     try:
-        return parse_time(value)
+        return parse_time(value, zone)
     except ValueError:
         raise ToolError(f"not an ISO time: {value!r} (e.g. 2026-11-21T08:00:00+08:00)") from None
 
@@ -122,7 +135,8 @@ async def search_logs(
 ) -> LogSearch:
     """Search logs in a time window, newest first."""
     now = datetime.now(UTC)
-    begin, finish = _time(start, now - timedelta(hours=1)), _time(end, now)
+    zone = await _caller_zone(ctx) if start or end else UTC
+    begin, finish = _time(start, now - timedelta(hours=1), zone), _time(end, now, zone)
     if topic_id.startswith("file:"):
         folder = app_state(ctx).settings.log_dir
         if folder is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from ambient.clients.kube import client_from_kubeconfig
 from ambient.deps import WorkerDeps
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import ApprovalInput, RemediationStatus
+from ambient.remediation.storage import ActionLedger
 from ambient.storage.audit import AuditRepository
 from tests.conftest import running_worker
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
@@ -381,3 +383,127 @@ async def test_a_step_that_changed_nothing_leaves_the_clusters_rate_limit_slot_f
         (3, False),
     ]
     assert status.outcome.startswith("cannot change now: cluster rate limit: 1 changes")
+
+
+async def _next_run_on_the_cluster(env: WorkflowEnvironment, deps: WorkerDeps) -> RemediationStatus:
+    """Another alert on the cluster, healthy after its first change: is its change let through?"""
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(env.client, deps) as worker,
+    ):
+        subject = alert(url, cluster_id=CLUSTER, workload="cart", message="cart errors")
+        handle = await start(env, worker.task_queue, subject, mode="execute")
+        return await handle.result()
+
+
+async def test_a_run_aborted_before_its_first_change_leaves_the_clusters_rate_limit_slot_free(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """An abort sent while the worker was away: the run opens (its first gate reserves the
+    cluster's slot) and stops at once. The hour's one change is still there for the next run."""
+    from ambient.remediation.alerts import remediation_id
+    from ambient.remediation.runs import AbortInput, RemediationInput
+    from tests.conftest import unique
+    from workflows.remediation_records import search_attributes
+
+    api, path = cluster
+    api.add_deployment("prod", "cart", V1, replicas=2)
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_executor="kubernetes",
+        kubeconfig=path,
+        remediation_rate_limit_per_hour=1,
+        remediation_max_gate_wait_minutes=0,
+    )
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        subject = alert(url, cluster_id=CLUSTER)
+        handle = await ts_env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=subject, user=USER, mode="execute"),
+            id=f"{remediation_id(subject)}-{unique('t')}",
+            task_queue=worker.task_queue,
+            search_attributes=search_attributes(USER, CLUSTER),
+            start_signal="abort",
+            start_signal_args=[AbortInput(by=USER, reason="I am on it")],
+        )
+        aborted = await handle.result()
+    assert aborted.state == "aborted" and aborted.attempts == []
+    assert api.writes() == []
+
+    status = await _next_run_on_the_cluster(ts_env, deps)
+    assert status.state == "resolved", status.outcome
+    assert [c.path.rsplit("/", 1)[-1] for c in api.writes()] == ["cart"]
+
+
+async def test_a_checkpoint_that_failed_leaves_the_clusters_rate_limit_slot_free(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """The run hands over without a change (its checkpoint could not be read): it holds none
+    of the hour's changes on the cluster."""
+    api, path = cluster
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_executor="kubernetes",
+        kubeconfig=path,
+        remediation_rate_limit_per_hour=1,
+        remediation_max_gate_wait_minutes=0,
+    )
+    await add_user(deps, USER, permission="execute")
+    api.forbidden = {"deployments"}
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        failed = await handle.result()
+    assert failed.state == "handed_over" and "checkpoint could not be read" in failed.outcome
+    assert api.writes() == []
+    # What the cluster's next gate counts (a later run here starts hours later: the test
+    # server's clock jumps after a run with activities ends).
+    async with deps.db.session() as session:
+        assert await ActionLedger(session).recent(CLUSTER, datetime(2000, 1, 1, tzinfo=UTC)) == []
+
+
+async def test_a_rollback_with_nothing_to_roll_back_to_leaves_the_clusters_rate_limit_slot_free(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Three changes an hour: restart, scale out, (rollback: nothing to go back to), isolate."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    api.add_service("prod", "checkout", {"app": "checkout"})
+    async with serve(api.app()) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        remediation_settings(
+            deps,
+            remediation_approval_from_rung=0,
+            remediation_executor="kubernetes",
+            kubeconfig=path,
+            remediation_rate_limit_per_hour=3,
+            remediation_max_gate_wait_minutes=0,
+        )
+        await add_user(deps, USER, permission="execute")
+        async with (
+            error_rate(healthy_from=None) as (_, url),
+            running_worker(ts_env.client, deps) as worker,
+        ):
+            handle = await start(
+                ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+            )
+            status = await handle.result()
+
+    assert status.state == "budget_exhausted", status.outcome
+    assert [(a.rung, a.applied) for a in status.attempts] == [
+        (Rung.RESTART, True),
+        (Rung.SCALE_OUT, True),
+        (Rung.ROLLBACK, False),
+        (Rung.ISOLATE, True),
+    ]

@@ -1023,3 +1023,28 @@ async def test_the_stand_in_merges_only_the_lists_the_api_declares_a_merge_key_f
         81,
     ]
     assert "does not contain declared merge key: port" in keyless.json()["message"]
+
+
+async def test_a_full_rollback_retried_after_all_its_writes_says_what_it_did_not_that_all_was_fine(
+    kube: Cluster,
+) -> None:
+    """The worker dies after the last write, before the activity completes: the retry's result
+    (the audit row's only record of the step) names what the step changed, not 'everything is
+    as at the first checkpoint'."""
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    rid = "remediation/r6r"
+    await kube.executor.apply(kube.step(rid, Rung.ISOLATE))
+    kube.api.configmaps[("shop", "checkout-env")]["data"] = {"MODE": "slow"}
+    full = kube.step(
+        rid, Rung.FULL_ROLLBACK, to_revision=baseline.previous_revision, checkpoint=baseline
+    )
+    first = await kube.executor.apply(full)
+    writes = len(kube.api.writes())
+    again = await kube.executor.apply(full)
+    assert first.applied and not first.already_applied
+    assert again.applied and again.already_applied and len(kube.api.writes()) == writes
+    assert again.detail == (
+        "full rollback: already done by this step: deployment shop/checkout, "
+        "configmap shop/checkout-env, service shop/checkout"
+    )

@@ -21,6 +21,7 @@ from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.record import save_history
 from tests.support.servers import serve
 from worker import ensure_triage_schedule
+from workflows.remediation_records import TASK_TIMEOUT
 from workflows.remediation_triage import AlertTriageWorkflow
 
 USER = "night"
@@ -126,12 +127,13 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
             id=unique("alert-triage"),
             task_queue=worker.task_queue,
         )
-        services = []
+        services, task_timeouts = [], []
         for rid in first.started:
-            status = await ts_env.client.get_workflow_handle(rid).query(
-                "status", result_type=RemediationStatus
-            )
+            child = ts_env.client.get_workflow_handle(rid)
+            status = await child.query("status", result_type=RemediationStatus)
             services.append((status.alert.source, status.alert.service, status.user))
+            config = (await child.describe()).raw_description.execution_config
+            task_timeouts.append(config.default_workflow_task_timeout.ToTimedelta())
 
     assert len(first.started) == 2 and first.joined == []
     assert sorted(services) == [
@@ -139,6 +141,8 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
         ("monitor", "cls-night001/prod/checkout", USER),
     ]
     assert first.skipped == ["monitor alarm 'cvm disk': names no TKE workload"]
+    # As an alert sent to the API starts its run: the storm of a night's alarms keeps its tasks.
+    assert task_timeouts == [TASK_TIMEOUT, TASK_TIMEOUT]
     assert sorted(again.joined) == sorted(first.started) and again.started == []
 
 

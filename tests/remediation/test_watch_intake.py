@@ -16,6 +16,7 @@ from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.remediation.test_triage import cloud  # noqa: F401 - the Tencent stand-in fixture
 from tests.standins.tencent_api import TencentApi
+from workflows.remediation_records import TASK_TIMEOUT
 from workflows.threshold_watch import ThresholdWatchWorkflow
 
 USER = "watcher"
@@ -78,10 +79,12 @@ async def test_breach_on_a_tke_workload_metric_starts_its_remediation(
         started = events[0]
         assert started.kind == "watch.remediation_started", started.payload
         rid = started.payload["remediation_id"]
-        status = await ts_env.client.get_workflow_handle(rid).query(
-            "status", result_type=RemediationStatus
-        )
+        child = ts_env.client.get_workflow_handle(rid)
+        status = await child.query("status", result_type=RemediationStatus)
+        config = (await child.describe()).raw_description.execution_config
     assert status.alert.service == "cls-watch001/prod/checkout"
+    # As an alert sent to the API starts its run (its first task runs the local activities).
+    assert config.default_workflow_task_timeout.ToTimedelta() == TASK_TIMEOUT
     assert status.alert.source == "threshold_watch" and status.user == USER
     assert status.alert.verify is not None
     assert [c.op for c in status.alert.verify.healthy] == ["below"]

@@ -253,3 +253,36 @@ def test_cloud_cli_refuses_a_look_back_out_of_range_by_its_option() -> None:
         # A usage error naming the option (exit 2), never a traceback.
         assert result.exit_code == 2, (args, result.output)
         assert "--hours" in result.output and "Traceback" not in result.output, result.output
+
+
+async def test_a_search_window_without_an_offset_is_in_the_callers_time_zone(
+    cloud_state: tuple[TencentApi, AppState], deps: WorkerDeps
+) -> None:
+    """'08:00 to 09:00' from a Shanghai user is 00:00-01:00 UTC (as a schedule's '08:00' is
+    theirs); a time with its offset is read as written; a caller with no profile reads UTC."""
+    api, state = cloud_state
+    async with deps.db.session() as session:
+        (await UserRepository(session).get("viewer")).timezone = "Asia/Shanghai"  # type: ignore[union-attr]
+        (await UserRepository(session).get("ops")).timezone = "America/New_York"  # type: ignore[union-attr]
+        await session.commit()
+    windows = [
+        ("viewer", "2026-11-21T08:00:00", "2026-11-21T09:00:00"),
+        ("viewer", "2026-11-21T08:00:00Z", "2026-11-21T09:00:00+00:00"),
+        ("ops", "2026-07-01T08:00:00", "2026-07-01T08:30:00"),
+        ("nobody", "2026-11-21T08:00:00", "2026-11-21T09:00:00"),
+    ]
+    for user, start, end in windows:
+        async with client(state, user) as c:
+            failed, said = await call(c, "search_logs", topic_id="t-1", start=start, end=end)
+        assert not failed, said
+
+    def ms(text: str) -> int:
+        return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+    searched = [(p["From"], p["To"]) for _, action, p in api.calls if action == "SearchLog"]
+    assert searched == [
+        (ms("2026-11-21T00:00:00+00:00"), ms("2026-11-21T01:00:00+00:00")),
+        (ms("2026-11-21T08:00:00+00:00"), ms("2026-11-21T09:00:00+00:00")),
+        (ms("2026-07-01T12:00:00+00:00"), ms("2026-07-01T12:30:00+00:00")),
+        (ms("2026-11-21T08:00:00+00:00"), ms("2026-11-21T09:00:00+00:00")),
+    ]

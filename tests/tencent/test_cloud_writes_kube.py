@@ -506,3 +506,32 @@ async def test_ck11_scaling_back_within_the_minute_is_a_new_change_not_a_retry(
     # The same request straight after changes nothing more.
     assert retried.already_applied or not retried.applied
     assert len(kube.writes("deployments")) == 3
+
+
+async def test_ck12_a_caller_who_may_not_apply_is_refused_before_the_yaml_is_read(
+    cluster: tuple[ApplyingKubeApi, AppState], deps: WorkerDeps
+) -> None:
+    """Whoever may not make the change hears that, not what is wrong with the YAML they sent
+    (the server does not parse it for them), and the refusal is audited."""
+    kube, state = cluster
+    unparsable = "kind: ConfigMap\nmetadata: {name: [unclosed\n"
+    async with client(state, "guest") as c:
+        refused, message = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": unparsable}
+        )
+    async with client(state, "viewer") as c:
+        refused_exec, exec_message = await call(
+            c,
+            "apply_yaml",
+            apply={"cluster_id": "cls-abcd1234", "documents": BROKEN + "---\n- not a mapping\n"},
+            mode="execute",
+        )
+    assert refused and "rollback_permission 'none'" in message and "YAML" not in message
+    assert refused_exec and "'dry_run'" in exec_message and "document" not in exec_message
+    assert kube.calls == []
+    async with deps.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.apply_yaml", limit=10)
+    assert sorted((r.actor, r.detail["outcome"], r.detail["mode"]) for r in rows) == [
+        ("guest", "refused", "dry_run"),
+        ("viewer", "refused", "execute"),
+    ]
