@@ -63,6 +63,21 @@ def json_object(text: str, name: str) -> dict[str, Any]:
     return value
 
 
+def table_of(
+    columns: Iterable[str | Column], rows: Iterable[Sequence[Any]], **options: Any
+) -> Table:
+    """A Rich table of ``rows`` under ``columns`` (``options`` as Table takes them)."""
+    shown = Table(*columns, **options)
+    for row in rows:
+        shown.add_row(*row)
+    return shown
+
+
+def echo_json(rows: Sequence[BaseModel]) -> None:
+    """Records as one line of JSON, non-ASCII as is (for scripts)."""
+    typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], ensure_ascii=False))
+
+
 def print_json(out: Console, value: BaseModel | Sequence[BaseModel]) -> None:
     """A record, or a list of them, as indented JSON."""
     if isinstance(value, BaseModel):
