@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Column, Table
+from rich.table import Column
 from typer.core import TyperCommand, TyperGroup
 
 from ambient.log_redaction import setup_logging
@@ -212,6 +212,7 @@ def status(
 ) -> None:
     """Is Temporal reachable, are workers polling, does the database answer?"""
     from ambient import temporal
+    from ambient.commands import table_of
     from ambient.runtime import discovered_settings
     from ambient.status import system_status
     from ambient.storage import Database
@@ -227,11 +228,9 @@ def status(
         if as_json:
             console.print_json(report.model_dump_json())
         else:
-            columns = (Column(overflow="fold"), Column(overflow="fold"))
-            table = Table(*columns, title="ambient-ops status", show_header=False)
-            for name, value in report.model_dump().items():
-                table.add_row(name, str(value))
-            console.print(table)
+            columns = [Column(overflow="fold"), Column(overflow="fold")]
+            cells = [[name, str(value)] for name, value in report.model_dump().items()]
+            console.print(table_of(columns, cells, title="ambient-ops status", show_header=False))
         return report.healthy
 
     raise typer.Exit(0 if asyncio.run(probe()) else 1)

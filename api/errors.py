@@ -46,8 +46,7 @@ def _json_safe(value: Any) -> Any:
 def unprocessable(
     *fields: tuple[Sequence[str | int], str | Refusal], where: str = "body", given: Any = None
 ) -> RequestValidationError:
-    """A 422 in FastAPI's own shape: each (field path, message) a value_error under ``where``,
-    its ``input`` the value ``given``."""
+    """A 422 in FastAPI's shape: each (path, message) a value_error under ``where``."""
     return RequestValidationError(
         [
             {"type": "value_error", "loc": [where, *path], "msg": str(message), "input": given}

@@ -13,11 +13,9 @@ from api.security import policy_with_inline_scripts
 ASSETS = "/docs-assets"
 
 
+# FastAPI's default loads them from a CDN: create the app with docs_url=None, redoc_url=None.
 def serve_offline_docs(app: FastAPI) -> None:
-    """/docs and its assets from the installed package (FastAPI's default loads them from a CDN).
-
-    Create the app with ``docs_url=None, redoc_url=None`` first.
-    """
+    """/docs and its assets from the installed package."""
     app.mount(ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
     redirect = "/docs/oauth2-redirect"
 

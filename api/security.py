@@ -43,11 +43,9 @@ HTML_HEADERS = {
 ALL_HEADERS = {"x-content-type-options": "nosniff"}
 
 
+# Pure ASGI (not BaseHTTPMiddleware) so the event stream and MCP responses stream as before.
 class SecurityHeaders:
-    """ASGI middleware: CSP, frame and referrer policy on HTML; nosniff on everything.
-
-    Pure ASGI (not BaseHTTPMiddleware) so the event stream and MCP responses stream as before.
-    """
+    """ASGI middleware: CSP, frame and referrer policy on HTML; nosniff on everything."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -85,12 +83,10 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def refuse_cross_site_writes(request: Request) -> None:
-    """Cookie-signed writes must come from our own pages: Origin, else Referer, must match.
-
-    Browsers send Origin on every form post and fetch (Referer when an old one does not); a
-    post with neither comes from no page of ours, so it is refused too. ``Origin: null``
-    (sandboxed frames, data: URLs) is foreign.
-    """
+    """Cookie-signed writes must come from our own pages: Origin, else Referer, must match."""
+    # Browsers send Origin on every form post and fetch (Referer when an old one does not): a
+    # post with neither comes from no page of ours. ``Origin: null`` (sandboxed frames, data:
+    # URLs) is foreign.
     if request.method not in UNSAFE_METHODS:
         return
     # Our own address: the Host the browser asked for, or AMBIENT_PUBLIC_URL behind a proxy.

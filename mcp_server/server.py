@@ -67,12 +67,12 @@ FEATURE_ERRORS = (
 _BUILT: dict[Hashable, Tool] = {}
 
 
+# The two largest tools' schemas were two fifths repeats and titles. Arguments are validated by
+# the tool's own model, not by this text.
 def published(schema: dict[str, Any]) -> dict[str, Any]:
-    """A tool's input schema as tools/list publishes it: each object model that appears more
-    than once (a notification target in every kind of config) once, under ``$defs``, and no
-    title that only repeats a name the caller already has. Arguments are validated by the
-    tool's own model, not by this text; the two largest tools' schemas were two fifths
-    repeats and titles."""
+    """A tool's input schema as tools/list publishes it: repeated models once, no echo titles."""
+    # A model that appears more than once (a notification target in every kind of config) is
+    # put once under $defs; a title that only repeats a name the caller already has is left out.
     body = {key: value for key, value in schema.items() if key != "$defs"}
     defs = dict(schema.get("$defs", {}))
     names: dict[str, str] = {}
@@ -118,9 +118,8 @@ def _referenced(node: Any, names: dict[str, str]) -> Any:
 
 
 def without_titles(node: Any) -> Any:
-    """``node`` without the titles that only repeat a name: a property's own name title-cased
-    ("Check Interval Minutes"), a definition's own key. A model's name inline stays: a
-    description may name it ("web_monitor → WebMonitorConfig")."""
+    """``node`` without the titles that only repeat a property's name or a definition's key."""
+    # A model's name inline stays: a description may name it ("web_monitor → WebMonitorConfig").
     if isinstance(node, list):
         return [without_titles(item) for item in node]
     if not isinstance(node, dict):
@@ -139,10 +138,9 @@ def _untitled(schema: Any, title: str) -> Any:
     return schema
 
 
+# The one place tools' errors are mapped, so tool functions hold no try/except.
 class AmbientMCPServer(MCPServer[AppState]):
-    """MCPServer whose errors read as what to do: argument errors as the fields and what they
-    expect, a feature's errors as written, a Temporal that is down as how to start it. This is
-    the one place tools' errors are mapped, so tool functions hold no try/except."""
+    """MCPServer whose errors read as what to do: bad fields, a feature's refusal, what is down."""
 
     def add_tool(
         self,
@@ -243,8 +241,8 @@ def server_shell(
     name: str,
     instructions: str,
 ) -> MCPServer[AppState]:
-    """An MCP server of ``cls`` with no tools yet: the shared state (or its own, opened in its
-    lifespan) and, over HTTP, the users' bearer tokens for the resource at ``path``."""
+    """An MCP server of ``cls`` with no tools yet, its state, and over HTTP the users' tokens."""
+    # The state is the holder's, or its own opened in its lifespan; tokens are for ``path``.
     holder = holder or StateHolder()
 
     @asynccontextmanager

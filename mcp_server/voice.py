@@ -273,9 +273,8 @@ _STATE_WORDS = {"active": "正在运行", "paused": "已暂停", "stopped": "已
 
 
 def _worker_time() -> float:
-    """Seconds a read may still wait for the worker: what the call's budget has left (a
-    little kept to say so), at most QUERY_TIMEOUT. A slow list before it then leaves a silent
-    worker said as one, not as a slow system."""
+    """Seconds a read may still wait for the worker: the budget left, at most QUERY_TIMEOUT."""
+    # A slow list before it then leaves a silent worker said as one, not as a slow system.
     return max(0.5, min(temporal.QUERY_TIMEOUT.total_seconds(), _left()))
 
 
@@ -397,9 +396,9 @@ _ARGUMENT_WORDS = {
 }
 
 
+# A voice client drops the text of an error result, and pydantic's text is no sentence to speak.
 class VoiceServer(MCPServer[AppState]):
-    """MCPServer whose refused arguments are answered in words too: a voice client drops the
-    text of an error result, and pydantic's text is no sentence to speak."""
+    """MCPServer whose refused arguments are answered in words too."""
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
@@ -468,10 +467,8 @@ VOICE_METADATA = "/.well-known/oauth-protected-resource"
 
 
 def by_path(exact: Mapping[str, ASGIApp], default: ASGIApp) -> ASGIApp:
-    """One ASGI app for the root mount: these exact paths to their apps, the rest to default.
-
-    Both MCP apps carry their own auth middleware, so neither can be a route of the other.
-    """
+    """One ASGI app for the root mount: these exact paths to their apps, the rest to default."""
+    # Both MCP apps carry their own auth middleware, so neither can be a route of the other.
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", "")).rstrip("/")

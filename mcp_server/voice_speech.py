@@ -27,8 +27,7 @@ _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
 
 
 def speakable(text: str, limit: int = MAX_SPOKEN) -> str:
-    """Text a TTS engine reads well: no Markdown, URLs or ids; at most three sentences and
-    ``limit`` characters, cut at a sentence end."""
+    """Text a TTS engine reads well: no Markdown, URLs or ids; three sentences, ``limit`` chars."""
     text = _URL.sub("", text)
     text = _PLACEHOLDER.sub("某值", text)
     text = _PATH_ID.sub("", text)
@@ -102,8 +101,7 @@ def names_nothing(said: str) -> bool:
 
 
 def _part_of(key: str, text: str) -> bool:
-    """``key`` names ``text``: all of it, or a part long enough to mean it ("it" is in
-    "bitcoin" but names nothing there)."""
+    """``key`` names ``text``: all of it, or a part long enough to mean it ("it" ≠ "bitcoin")."""
     return key == text or (len(key) >= (2 if _CJK.search(key) else 3) and key in text)
 
 

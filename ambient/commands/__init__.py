@@ -44,8 +44,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def json_object(text: str, name: str) -> dict[str, Any]:
-    """A JSON object given as text, as @path to a file or as - (stdin); else one line naming
-    ``name`` on stderr and exit 2 (nothing was done)."""
+    """A JSON object given as text, @path or - (stdin); else a line naming ``name``, exit 2."""
     raw = text
     if text == "-":
         raw = typer.get_text_stream("stdin").read()
@@ -64,6 +63,21 @@ def json_object(text: str, name: str) -> dict[str, Any]:
     return value
 
 
+def table_of(
+    columns: Iterable[str | Column], rows: Iterable[Sequence[Any]], **options: Any
+) -> Table:
+    """A Rich table of ``rows`` under ``columns`` (``options`` as Table takes them)."""
+    shown = Table(*columns, **options)
+    for row in rows:
+        shown.add_row(*row)
+    return shown
+
+
+def echo_json(rows: Sequence[BaseModel]) -> None:
+    """Records as one line of JSON, non-ASCII as is (for scripts)."""
+    typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], ensure_ascii=False))
+
+
 def print_json(out: Console, value: BaseModel | Sequence[BaseModel]) -> None:
     """A record, or a list of them, as indented JSON."""
     if isinstance(value, BaseModel):
@@ -80,8 +94,7 @@ def print_rows(
     as_json: bool,
     title: str | None = None,
 ) -> None:
-    """JSON, a table on a terminal (ids fold, never cut), or tab-separated lines in a pipe
-    (times there in ISO 8601)."""
+    """JSON, a table on a terminal (ids fold, never cut), or tab-separated lines in a pipe."""
     if as_json:
         print_json(out, items)
         return
@@ -112,8 +125,7 @@ def cell(value: object) -> str:
 
 
 def parsed(model: type[M], **values: Any) -> M:
-    """The typed input; else each refused field on a line of its own on stderr, and exit 2
-    (nothing was done)."""
+    """The typed input; else each refused field on a line of its own on stderr, and exit 2."""
     try:
         return model(**values)
     except ValidationError as exc:
@@ -127,8 +139,7 @@ def run_service(
     work: Callable[[S], Awaitable[T]],
     refused: type[Exception],
 ) -> T:
-    """``work`` on a service built from the composition root; its errors (``refused``) and a
-    Temporal that is down as one line and exit 1."""
+    """``work`` on a service of the state; ``refused`` or Temporal down: a line, exit 1."""
     from ambient.status import temporal_problem
     from ambient.wiring import open_state
 
@@ -149,8 +160,8 @@ def run_service(
 
 
 def run_operator(work: Callable[[Database], Awaitable[T]], settings: Settings | None = None) -> T:
-    """``work`` on the app database for an operator command, brought up to date first (whoever
-    runs these holds the database, as `ambient migrate` does) and closed after."""
+    """``work`` on the app database for an operator command, migrated first and closed after."""
+    # Whoever runs these holds the database, as `ambient migrate` does.
     url = (settings or Settings()).resolved_database_url
 
     async def main() -> T:
@@ -167,8 +178,7 @@ def run_operator(work: Callable[[Database], Awaitable[T]], settings: Settings | 
 def run_in_session(
     work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
 ) -> T:
-    """``work`` in one session of the app database as ``run_operator`` opens it, committed
-    after."""
+    """``work`` in one session of the app database as ``run_operator`` opens it, committed."""
 
     async def in_session(db: Database) -> T:
         async with db.session() as session:

@@ -10,12 +10,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingError, BriefingService, task_id_for
-from ambient.commands import Json, User, fail, print_json, run_service
+from ambient.commands import Json, User, fail, print_json, run_service, table_of
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 console = Console()
@@ -103,10 +102,8 @@ def list_(user: User, limit: int = 30, as_json: Json = False) -> None:
     if as_json:
         typer.echo(json.dumps([i.model_dump(mode="json") for i in items], indent=2))
         return
-    table = Table("date", "status", "by", "headline")
-    for item in items:
-        table.add_row(item.date, item.status, item.generated_by, Text(item.headline))
-    console.print(table)
+    cells = [[i.date, i.status, i.generated_by, Text(i.headline)] for i in items]
+    console.print(table_of(["date", "status", "by", "headline"], cells))
 
 
 @app.command()

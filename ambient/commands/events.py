@@ -6,19 +6,17 @@ named. `--json` prints the same records the API and the MCP tools return.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, TypeVar
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
-from ambient.commands import Json, cell, fail, folded, run_in_session
+from ambient.commands import Json, cell, echo_json, fail, folded, run_in_session, table_of
 from ambient.storage.models import MAX_ID
 
 T = TypeVar("T")
@@ -34,15 +32,13 @@ def _read(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
 def _print(rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: str) -> None:
     if as_json:
-        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False))
+        echo_json(rows)
         return
     console = Console()  # made now: sized to the terminal (or COLUMNS) of this run
     # Ids, tasks and errors are never cut: they are what the user copies.
-    table = Table(*folded(columns), title=title)
-    for row in rows:
-        data = row.model_dump(mode="json")
-        table.add_row(*(Text(cell(data.get(column))) for column in columns))
-    console.print(table if rows else f"no {title}")
+    dumped = [row.model_dump(mode="json") for row in rows]
+    cells = [[Text(cell(data.get(column))) for column in columns] for data in dumped]
+    console.print(table_of(folded(columns), cells, title=title) if rows else f"no {title}")
 
 
 def events(

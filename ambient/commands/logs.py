@@ -38,11 +38,8 @@ err_console = Console(stderr=True)
 
 
 def read_line(line: str, today: date) -> tuple[datetime | None, str, str] | None:
-    """(time or None, level, message) of one line; None for a blank line.
-
-    The file source's formats (JSON with a time field, text after an ISO timestamp, the other
-    text formats of text_line), read without building a record per line; anything else is a
-    message without a time."""
+    """(time or None, level, message) of one line in the file source's formats; None if blank."""
+    # Read without building a record per line; a line of no known format is a message.
     text = line.strip()
     if not text:
         return None

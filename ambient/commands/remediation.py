@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ambient.commands import Json, User, folded, json_object, print_json, run_service
+from ambient.commands import Json, User, folded, json_object, print_json, run_service, table_of
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import VERDICTS, RemediationError
@@ -202,11 +202,9 @@ def stats(
         ("by service", result.by_service),
         ("by alert type", result.by_alert_type),
     ):
-        table = Table("key", "runs", "resolved", "rate", title=title)
-        for row in rows:
-            # A key is an alert's metric or source, as its sender named it: text, not markup.
-            table.add_row(Text(row.key), str(row.runs), str(row.resolved), f"{row.rate:.0%}")
-        console.print(table)
+        # A key is an alert's metric or source, as its sender named it: text, not markup.
+        cells = [[Text(r.key), str(r.runs), str(r.resolved), f"{r.rate:.0%}"] for r in rows]
+        console.print(table_of(["key", "runs", "resolved", "rate"], cells, title=title))
 
 
 @app.command()

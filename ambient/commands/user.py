@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.commands import fail, parsed, print_json, run_in_session
+from ambient.commands import fail, parsed, print_json, run_in_session, table_of
 from ambient.domain.field_errors import field_problems
 from ambient.domain.users import Grant, Language, Role, RollbackPermission, UserCreate, UserPublic
 from ambient.push import save_push_config
@@ -93,10 +93,8 @@ def show(name: str) -> None:
         return user_public(await _existing(users, name))
 
     user = _run(work)
-    table = Table(show_header=False, title=f"user {user.name}")
-    for field, value in user.model_dump().items():
-        table.add_row(field, Text(str(value)))
-    console.print(table)
+    cells = [[field, Text(str(value))] for field, value in user.model_dump().items()]
+    console.print(table_of([], cells, show_header=False, title=f"user {user.name}"))
 
 
 @app.command()
@@ -178,10 +176,8 @@ def list_users(as_json: JsonOption = False) -> None:
     if as_json:
         print_json(console, found)
         return
-    table = Table("name", "role", "rollback_permission", "email")
-    for user in found:
-        table.add_row(user.name, user.role, user.rollback_permission, user.email or "")
-    console.print(table)
+    cells = [[u.name, u.role, u.rollback_permission, u.email or ""] for u in found]
+    console.print(table_of(["name", "role", "rollback_permission", "email"], cells))
 
 
 @app.command()

@@ -7,13 +7,11 @@ devices for any user.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from ambient.bridge.endpoints import (
@@ -23,7 +21,7 @@ from ambient.bridge.endpoints import (
     Endpoints,
     mask_url,
 )
-from ambient.commands import Json, fail, parsed, run_in_session, run_operator
+from ambient.commands import Json, echo_json, fail, parsed, run_in_session, run_operator, table_of
 from ambient.settings import Settings
 from ambient.storage.models import MAX_ID
 from ambient.xiaozhi import DeviceError, DeviceService
@@ -80,21 +78,21 @@ def list_endpoints(
     """Every endpoint with its state (connected/retrying), last error and since when."""
     rows: list[EndpointPublic] = _endpoints(lambda endpoints: endpoints.list(None))
     if as_json:
-        typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], ensure_ascii=False))
+        echo_json(rows)
         return
-    table = Table("id", "user", "state", "since", "last error", "url")
-    for row in rows:
-        colour = "green" if row.state == "connected" else "yellow"
-        # The error is the far side's words and the URL the user's: text, not Rich markup.
-        table.add_row(
+    # The error is the far side's words and the URL the user's: text, not Rich markup.
+    cells = [
+        [
             str(row.id),
             Text(row.user),
-            Text(row.state, style=colour),
+            Text(row.state, style="green" if row.state == "connected" else "yellow"),
             row.since.isoformat(timespec="seconds"),
             Text(row.last_error or ""),
             Text(row.url),
-        )
-    console.print(table)
+        ]
+        for row in rows
+    ]
+    console.print(table_of(["id", "user", "state", "since", "last error", "url"], cells))
 
 
 @endpoint_app.command("remove")
@@ -139,18 +137,14 @@ def list_devices(as_json: Json = False) -> None:
     """Every registered device (no tokens: only their hashes are stored)."""
     devices = _devices(lambda s: s.list(None))
     if as_json:
-        print(json.dumps([d.model_dump(mode="json") for d in devices], ensure_ascii=False))
+        echo_json(devices)
         return
-    table = Table("id", "device_id", "user", "speakers", "created_at", title="小智 devices")
-    for d in devices:
-        table.add_row(
-            str(d.id),
-            Text(d.device_id),
-            Text(d.user),
-            Text(", ".join(d.speakers)),
-            str(d.created_at),
-        )
-    console.print(table)
+    cells = [
+        [str(d.id), Text(d.device_id), Text(d.user), Text(", ".join(d.speakers)), str(d.created_at)]
+        for d in devices
+    ]
+    columns = ["id", "device_id", "user", "speakers", "created_at"]
+    console.print(table_of(columns, cells, title="小智 devices"))
 
 
 @device_app.command("remove")

@@ -68,9 +68,9 @@ def stream(
     last_event_id: str | None,
     frame: Callable[[Event], tuple[str, Any]],
 ) -> EventSourceResponse:
-    """``user``'s new events as server-sent events, ``frame(row)`` naming each one's event and
-    data. It starts at the Last-Event-ID a reconnecting client sends, else after ``after_id``.
-    It ends when the client leaves or the token it was opened with is rotated."""
+    """``user``'s new events as server-sent events, ``frame(row)`` naming each one's event."""
+    # From the Last-Event-ID a reconnecting client sends, else after ``after_id``; until the
+    # client leaves or the token it was opened with is rotated.
     if last_event_id is None:
         cursor = EventCursor(last=after_id)
     else:

@@ -37,9 +37,9 @@ from api.i18n import Words, from_accept_language, templates
 from api.security import refuse_cross_site_writes
 
 
+# A browser shows the API's JSON 503 after a form post or a link: a page says it instead.
 class PageRoute(APIRoute):
-    """A page's route: Temporal or the database down is said on a page in the user's language,
-    not with the API's JSON 503 (what a browser would show after a form post or a link)."""
+    """A page's route: Temporal or the database down is said on a page in the user's language."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -51,9 +51,7 @@ class PageRoute(APIRoute):
                 if isinstance(exc, RequestValidationError) or out_of_range(exc):
                     return await cannot_take(request, exc)
                 if temporal_problem(exc, None) is not None:
-                    async with get_state(request).db.session() as session:
-                        user = await page_user(request, session)
-                    problem = TEMPORAL_DOWN
+                    user, problem = await _user_of(request), TEMPORAL_DOWN
                 elif database_problem(exc, None) is not None:
                     user, problem = None, DATABASE_DOWN  # who signed in is in the database
                 else:
@@ -73,11 +71,10 @@ def out_of_range(exc: Exception) -> bool:
     return isinstance(exc, OverflowError) or isinstance(exc.__cause__, OverflowError)
 
 
+# The API's JSON 422 is no answer to a browser.
 async def cannot_take(request: Request, exc: Exception) -> Response:
-    """A link or form the page cannot take (edited by hand), said on a page in the user's
-    language: the API's JSON 422 is no answer to a browser."""
-    async with get_state(request).db.session() as session:
-        user = await page_user(request, session)
+    """A link or form the page cannot take (edited by hand), said on a page in its language."""
+    user = await _user_of(request)
     _ = Words(language_of(request, user))
     if isinstance(exc, RequestValidationError):
         said = "; ".join(
@@ -96,9 +93,8 @@ async def cannot_take(request: Request, exc: Exception) -> Response:
 
 
 def page_router() -> APIRouter:
-    """A router of pages. Every write is checked for a cross-site origin (the cookie is
-    SameSite=Strict; this is the second lock), on the router so no new form can miss it;
-    its routes are PageRoutes."""
+    """A router of PageRoutes that checks every write for a cross-site origin."""
+    # On the router, so no new form can miss the check: the second lock beside SameSite=Strict.
     return APIRouter(
         include_in_schema=False,
         dependencies=[Depends(refuse_cross_site_writes), Depends(_notice_key)],
@@ -132,11 +128,8 @@ COOKIE = "ambient_token"
 def field_errors(
     exc: ValidationError | ConfigError, _: Words, labels: dict[str, str] | None = None
 ) -> str:
-    """Field errors as the form shows them: ``labels`` turns a field into its label.
-
-    The labels are the form's, the rule broken is said from its Refusal (both translated).
-    A service's ConfigError names fields inside the config, as the form's own fields.
-    """
+    """Field errors as the form shows them, by ``labels`` and in the page's language."""
+    # A service's ConfigError names fields inside the config: they are the form's own fields.
     errors: Sequence[Refused]
     if isinstance(exc, ConfigError):
         errors = [(loc[1:] if loc[:1] == ("config",) else loc, msg) for loc, msg in exc.errors]
@@ -160,9 +153,8 @@ def field_errors(
 # The services word their errors for MCP callers ("...; call list_tasks"); a page says what
 # happened in its own words and offers its own links instead.
 def what_went_wrong(exc: Exception, _: Words) -> str:
-    """A service error as a page says it: in the page's language where the error is a Refusal
-    the catalog has (its translation names no tool), else its first clause, without the tool
-    to call next."""
+    """A service error as a page says it: its Refusal translated, else its first clause."""
+    # The catalog's translation names no tool; the first clause leaves out the tool to call next.
     said = exc.args[0] if exc.args else None
     if isinstance(said, Refusal) and _(said.msgid) != said.msgid:
         return in_words(said, _)
@@ -218,6 +210,13 @@ async def page_user(request: Request, session: SessionDep) -> User | None:
 
 MaybeUser = Annotated[User | None, Depends(page_user)]
 
+
+async def _user_of(request: Request) -> User | None:
+    """The page's user, read in a session of its own (outside the route's dependencies)."""
+    async with get_state(request).db.session() as session:
+        return await page_user(request, session)
+
+
 # What a page says when what it needs is down (translated where it is shown).
 TEMPORAL_DOWN = N_(
     "Temporal, which runs the tasks, is not reachable right now: this was not done. "
@@ -267,9 +266,9 @@ def render(
 
 
 def notice(request: Request) -> str | None:
-    """The notice the last action left (``?msg=``), if ``back`` signed it (``sig``): a link
-    from elsewhere (a mail, another site) could otherwise put any words on a signed-in page,
-    such as "send your token to …"."""
+    """The notice the last action left (``?msg=``), if ``back`` signed it (``sig``)."""
+    # Unsigned, a link from elsewhere (a mail, another site) could put any words on a signed-in
+    # page, such as "send your token to …".
     message, signature = request.query_params.get("msg"), request.query_params.get("sig", "")
     if message is None or not hmac.compare_digest(
         signature.encode(), _signed(message, _key_of(request)).encode()
@@ -358,11 +357,9 @@ async def register(
     name: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
 ) -> Response:
-    """Open registration (AMBIENT_OPEN_REGISTRATION): a member, signed in at once.
-
-    The new user's language is the one their browser asks for, if zh or en; otherwise it is
-    left unchosen and follows AMBIENT_DEFAULT_LANGUAGE.
-    """
+    """Open registration (AMBIENT_OPEN_REGISTRATION): a member, signed in at once."""
+    # The new user's language is the browser's if zh or en; else unchosen, so it follows
+    # AMBIENT_DEFAULT_LANGUAGE.
     if not state.settings.open_registration:
         return render(request, "register.html", {"closed": True}, status.HTTP_404_NOT_FOUND)
     asked = from_accept_language(request.headers.get("accept-language"))

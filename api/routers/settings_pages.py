@@ -51,8 +51,8 @@ async def _settings_page(
     typed: dict[str, Any] | None = None,
     code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
-    """The page; after a refusal, ``typed`` holds what the refused form was filled in with
-    (``settings``: the settings' fields, ``channels``, ``device_id``), shown again as sent."""
+    """The page; after a refusal, ``typed`` is the refused form as sent, shown again."""
+    # typed: "settings" (the settings' fields), "channels" or "device_id".
     typed = typed or {}
     browser = from_accept_language(request.headers.get("accept-language"))
     shown = user_public(me).model_copy(update=typed.get("settings", {}))
@@ -201,8 +201,8 @@ CHANNEL_LABELS = {"type": N_("Type"), "target": N_("Target")}
 
 
 def channel_field(loc: Sequence[str | int], _: Words) -> str:
-    """Where a push refusal is, as the form numbers its channels: "Channel 2, Target" (a
-    refused form is shown again with the channels as sent, so the numbers match)."""
+    """Where a push refusal is, as the form numbers its channels: "Channel 2, Target"."""
+    # A refused form is shown again with the channels as sent, so the numbers match.
     if len(loc) < 2 or loc[0] != "channels" or not str(loc[1]).isdigit():
         return ".".join(map(str, loc)) or _("value")
     channel = _("Channel %(number)s", number=int(loc[1]) + 1)

@@ -166,9 +166,9 @@ def tool_docs(tools: list[Tool], *, leave_out: str = "") -> list[ToolDoc]:
     ]
 
 
+# Built at the first call, every area has registered by then.
 class ToolFinder:
-    """find_tools for one server: its index is built from the server's own list at the first
-    call (every area has registered by then) and again only when that list changes."""
+    """find_tools for one server, its index built from the server's list when that changes."""
 
     def __init__(self, mcp: MCPServer[Any]) -> None:
         self._mcp = mcp
