@@ -192,11 +192,16 @@ def mcp(
     if server_name is not None and server_name not in DISCUSSION_SERVERS:
         known = ", ".join(DISCUSSION_SERVERS)
         raise typer.BadParameter(f"one of {known}", param_hint="--server")
+    if profile is not None and (areas or server_name is not None):
+        raise typer.BadParameter(
+            "the voice profile serves its own tools: --area and --server do not apply",
+            param_hint="--profile",
+        )
     _require_migrated(settings)
     if profile is not None:
         from mcp_server.voice import build_voice_server
 
-        server = build_voice_server(settings, stdio_user=user)
+        server = build_voice_server(settings, stdio_user=user, read_only=read_only)
     elif server_name is not None:
         server = build_discussion_server(
             settings, server_name, stdio_user=user, read_only=read_only

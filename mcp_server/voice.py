@@ -441,6 +441,7 @@ def build_voice_server(
     holder: StateHolder | None = None,
     stdio_user: str | None = None,
     http_auth: bool = False,
+    read_only: bool = False,
 ) -> MCPServer[AppState]:
     """The voice profile: its own server over the same state, tokens and services."""
     mcp = server_shell(
@@ -454,6 +455,8 @@ def build_voice_server(
         instructions=INSTRUCTIONS,
     )
     for tool, hint in TOOLS:
+        if read_only and not hint.read_only_hint:
+            continue
         # Plain text results: no output schema to send on every turn, nothing but the words.
         mcp.tool(
             description=DESCRIPTIONS[tool.__name__], annotations=hint, structured_output=False

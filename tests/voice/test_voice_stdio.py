@@ -34,6 +34,20 @@ async def test_the_voice_profile_is_served_over_stdio_as_the_given_user(tmp_path
     assert not result.is_error
     text = getattr(result.content[0], "text", "")
     assert text == "最近 6 小时没有错误。"
+    # Read-only is read-only in the voice profile too: it served approve, pause and resume.
+    params.args.append("--read-only")
+    async with Client(params) as client:
+        listed = (await client.list_tools()).tools
+        refused = await client.call_tool("approve_remediation", {})
+    assert listed and all(t.annotations and t.annotations.read_only_hint for t in listed)
+    assert {t.name for t in listed} == {
+        "what_needs_me",
+        "task_status",
+        "cluster_health",
+        "recent_errors",
+    }
+    # The voice's answer to a tool it does not have: nothing approved.
+    assert getattr(refused.content[0], "text", "").startswith("这个我还不会做")
 
 
 def test_an_unknown_profile_is_refused_by_name() -> None:
@@ -41,6 +55,10 @@ def test_an_unknown_profile_is_refused_by_name() -> None:
 
     refused = CliRunner().invoke(cli, ["mcp", "--user", "mei", "--profile", "desktop"])
     assert refused.exit_code == 2 and "--profile" in refused.output
+    # Options the voice profile would ignore are refused, not ignored.
+    for extra in (["--area", "tasks"], ["--server", "bus"]):
+        mixed = CliRunner().invoke(cli, ["mcp", "--user", "mei", "--profile", "voice", *extra])
+        assert mixed.exit_code == 2 and "do not apply" in mixed.output, mixed.output
 
 
 def test_markdown_ids_and_urls_are_taken_out_and_long_text_ends_at_a_sentence() -> None:
