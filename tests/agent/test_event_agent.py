@@ -32,7 +32,7 @@ from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
-from tests.standins.llm_api import API_KEY, Content, LLMApi, messages_text, outside_data
+from tests.standins.llm_api import API_KEY, Content, LLMApi, Raw, messages_text, outside_data
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from workflows.event_agent import EventDigestWorkflow
@@ -326,3 +326,26 @@ async def test_a_full_batch_of_events_not_to_tell_moves_the_cursor_past_them(
     async with deps.db.session() as session:
         [told] = await InboxRepository(session).list(user)
     assert told.title == "watch.hit"
+
+
+NO_COMPLETION = [
+    Raw("<html><body>502 Bad Gateway</body></html>", "text/html"),
+    Raw('{"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": []}'),
+    Raw('{"error": {"message": "model is loading", "code": 503}}'),
+]
+
+
+async def test_an_endpoint_answering_no_chat_completion_leaves_the_rules_deciding(
+    settings: Settings,
+) -> None:
+    # A proxy's page, a completion without choices, an error sent with status 200: the rules
+    # tell the hit, saying why, as for a server that cannot be reached.
+    events = [EventBrief(id=1, kind="watch.hit", task="web-monitor/a/hn", at=datetime.now(UTC))]
+    for answer in NO_COMPLETION:
+        api = LLMApi()
+        api.script(answer, answer)
+        async with scripted(settings, api) as llm:
+            verdict = await decide(llm, events)
+        assert len(api.requests) == 2  # one retry
+        assert verdict.generated_by == "offline" and verdict.decision.notify
+        assert "answered no chat completion" in verdict.decision.reason, answer
