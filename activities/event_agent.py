@@ -67,7 +67,7 @@ class EventAgentActivities:
             # A voice conversation's own state (a question asked back) is no event to tell.
             if row.kind not in AGENT_KINDS and not row.kind.startswith("voice.")
         ]
-        collected = CollectedEvents(after_id=cursor.last, events=events)
+        collected = CollectedEvents(after_id=cursor.last, events=events, read_to=after.last)
         # Gaps above the mark this run records are read again anyway (id > mark).
         collected.gaps = [
             (gap, at.isoformat())

@@ -17,6 +17,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.event_agent import EventAgentActivities
     from ambient.domain.event_digest import (
+        MAX_EVENTS,
         DigestResult,
         DigestRun,
     )
@@ -39,6 +40,25 @@ class EventDigestWorkflow:
             retry_policy=READ_RETRY,
         )
         if not collected.events:
+            # A whole read of events not to tell (other people's, a voice conversation's) is
+            # passed: the next run would read the same batch again, and nothing after it ever.
+            passed = collected.last_id - collected.after_id >= MAX_EVENTS
+            if passed and workflow.patched("event-cursor-pass"):
+                await record_event(
+                    user=user,
+                    task=f"event-agent/{user}",
+                    kind="agent.held",
+                    key=f"event-agent/{user}/{collected.mark}/decision",
+                    payload={
+                        "last_event_id": collected.last_id,
+                        "gaps": [list(g) for g in collected.gaps],
+                        "events": 0,
+                        "reason": "nothing to tell",
+                        "title": "",
+                        "generated_by": "offline",
+                    },
+                )
+                return DigestResult(last_event_id=collected.last_id, events=0, notified=False)
             return DigestResult(last_event_id=collected.after_id, events=0, notified=False)
         verdict = await workflow.execute_activity_method(
             EventAgentActivities.decide_digest,

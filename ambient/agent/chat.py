@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from ambient.agent.errors import AgentError
 from ambient.agent.facade import AgentFacade
-from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE
+from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE, NoCompletionError, completion_in
 from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.settings import Settings
 
@@ -189,13 +189,14 @@ class ChatAgent:
         tools = self.offer.tools(listed, conversation.messages)
         for _ in range(MAX_ROUNDS):
             try:
-                completion = await self.model.chat.completions.create(
+                raw = await self.model.chat.completions.with_raw_response.create(
                     model=self.model_name,
                     messages=conversation.messages,  # type: ignore[arg-type]
                     tools=tools or openai.omit,  # type: ignore[arg-type]
                     temperature=TOOL_CHOICE_TEMPERATURE,
                 )
-            except openai.OpenAIError as exc:
+                completion = completion_in(raw)
+            except (openai.OpenAIError, NoCompletionError) as exc:
                 yield event(type="error", text=f"model failed: {exc}")
                 return
             message = completion.choices[0].message

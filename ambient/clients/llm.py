@@ -19,9 +19,11 @@ from ambient.settings import Settings
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
+    from openai._legacy_response import LegacyAPIResponse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
+C = TypeVar("C")
 
 DATA_OPEN = "<<<DATA {label}>>>"
 DATA_CLOSE = "<<<END DATA {label}>>>"
@@ -40,6 +42,25 @@ def data_block(label: str, text: str) -> str:
 
 class LLMError(Exception):
     """The endpoint failed in a way retrying the same request will not fix."""
+
+
+class NoCompletionError(Exception):
+    """The endpoint answered with status 200 but no chat completion: a proxy's page, a
+    completion without choices, an error object."""
+
+
+def completion_in(raw: LegacyAPIResponse[C]) -> C:
+    """The chat completion an answer (``with_raw_response``) holds, or NoCompletionError: the
+    openai client takes any 200 body for one and fails on it with an AttributeError."""
+    try:
+        body = raw.http_response.json()
+    except ValueError:
+        body = None
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not (choices and isinstance(choices, list) and isinstance(choices[0], dict)):
+        text = raw.http_response.text.strip()
+        raise NoCompletionError(f"the LLM server answered no chat completion: {text[:120]!r}")
+    return raw.parse()
 
 
 # Output tokens one structured answer may take. A small model held to a JSON-schema grammar can
@@ -154,6 +175,12 @@ class LLMClient:
                 log.warning("llm endpoint unreachable (attempt %d/%d): %s", attempt, attempts, exc)
                 failure = f"the LLM server at {self.base_url} could not be reached ({exc})"
                 continue
+            except NoCompletionError as exc:
+                log.warning(
+                    "llm endpoint answer invalid (attempt %d/%d): %s", attempt, attempts, exc
+                )
+                failure = f"{exc} (at {self.base_url})"
+                continue
             if result is not None:
                 return Answer(value=result, attempts=attempt)
             failure = "the model returned no answer"
@@ -180,7 +207,7 @@ class LLMClient:
         ]
         if not self._json_mode_only:
             try:
-                completion = await self._client.chat.completions.parse(
+                raw = await self._client.chat.completions.with_raw_response.parse(
                     model=self.model,
                     messages=messages,
                     response_format=schema,
@@ -192,7 +219,7 @@ class LLMClient:
                 log.info("json_schema response format refused, using JSON mode: %s", exc.message)
                 self._json_mode_only = True
             else:
-                message = completion.choices[0].message
+                message = completion_in(raw).choices[0].message
                 if message.refusal:
                     raise ValueError(f"model refused: {message.refusal}")
                 return message.parsed
@@ -200,12 +227,14 @@ class LLMClient:
         messages[0]["content"] = (
             f"{system}\n\nAnswer with one JSON object that matches this JSON schema:\n{shape}"
         )
-        completion_raw = await self._client.chat.completions.create(
-            model=self.model,
-            messages=messages,
-            response_format={"type": "json_object"},
-            max_tokens=max_tokens,
-            **extra,
+        completion_raw = completion_in(
+            await self._client.chat.completions.with_raw_response.create(
+                model=self.model,
+                messages=messages,
+                response_format={"type": "json_object"},
+                max_tokens=max_tokens,
+                **extra,
+            )
         )
         if completion_raw.choices[0].finish_reason == "length":
             raise openai.LengthFinishReasonError(completion=completion_raw)

@@ -57,11 +57,13 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
                         _show(event)
                         if event.type == "confirm":
                             confirm = event
-                    if confirm is None:
-                        break
-                    for call in confirm.calls:
+                    for call in confirm.calls if confirm else []:
                         arguments = escape(str(call["arguments"]))
                         console.print(f"[yellow]! {call['function']} {arguments}[/]")
+                    # Nobody to ask (no terminal, no --yes): declined once, not on and on to a
+                    # model that asks for the same call after each refusal.
+                    if confirm is None or (approve is False and not sys.stdin.isatty()):
+                        break
                     approve = yes or (sys.stdin.isatty() and typer.confirm("Run these?"))
                     text = None
                 if not interactive:

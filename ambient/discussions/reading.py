@@ -140,8 +140,9 @@ class DiscussionReads(DiscussionAccess):
             discussion=discussion_view(discussion, len(messages)), messages=messages
         )
 
-    async def init_store(self) -> StoreInit:
-        """Make sure the product's own participants exist (idempotent); report the counts."""
+    async def init_store(self, user: str) -> StoreInit:
+        """Make sure the product's own participants exist (idempotent); report the counts
+        (of the discussions ``user`` sees, like every count of the bus)."""
         seeded: list[str] = []
         async with self.db.write_session() as session:
             for agent in PRODUCT_AGENTS:
@@ -153,9 +154,12 @@ class DiscussionReads(DiscussionAccess):
                     )
                     seeded.append(agent.id)
             await session.commit()
+            visible = await self._visible(session, user)
+            seen = select(Discussion.id).where(visible)
+            messages = select(DiscussionMessage.id).where(DiscussionMessage.discussion_id.in_(seen))
             totals = [
-                await _count(session, table)
-                for table in (DiscussionParticipant, Discussion, DiscussionMessage)
+                await _count(session, rows)
+                for rows in (DiscussionParticipant, seen.subquery(), messages.subquery())
             ]
         return StoreInit(
             participants=totals[0], discussions=totals[1], messages=totals[2], seeded=seeded

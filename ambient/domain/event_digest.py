@@ -52,6 +52,8 @@ class EventBrief(BaseModel):
 class CollectedEvents(BaseModel):
     after_id: int
     events: list[EventBrief] = Field(default_factory=list)
+    # The highest id read, of anyone's events: those not to tell are passed too.
+    read_to: int = 0
     # Ids below the new high-water mark not committed yet, with when they were first missed
     # (ISO): the next run reads them again (ambient/storage/event_cursor.py).
     gaps: list[tuple[int, str]] = Field(default_factory=list)
@@ -59,7 +61,7 @@ class CollectedEvents(BaseModel):
     @property
     def last_id(self) -> int:
         # An event that committed late has an id below after_id: the mark never goes back.
-        return max([self.after_id, *(e.id for e in self.events)])
+        return max([self.after_id, self.read_to, *(e.id for e in self.events)])
 
     @property
     def mark(self) -> str:

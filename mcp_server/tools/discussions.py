@@ -162,7 +162,7 @@ async def read_discussion(ctx: Context[Any, Any], discussion_id: DiscussionId) -
 
 async def init_store(ctx: Context[Any, Any]) -> StoreInit:
     """Make sure the bus is ready (the product's agents exist); idempotent; returns counts."""
-    return await app_state(ctx).discussions.init_store()
+    return await app_state(ctx).discussions.init_store(current_user(ctx))
 
 
 async def list_projects(ctx: Context[Any, Any]) -> Projects:

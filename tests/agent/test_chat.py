@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from openai import AsyncOpenAI
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.agent.chat import ChatAgent, ConversationStore
+from ambient.agent.facade import AgentFacade
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
+from tests.agent.test_event_agent import NO_COMPLETION
 from tests.conftest import running_worker, unique
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
 from tests.support.servers import HANG, serve
@@ -212,3 +216,21 @@ async def test_an_admin_demoted_to_member_no_longer_runs_the_stdio_servers_they_
         # The list says the server is not run, as its owner is no admin now.
         servers = {s["name"]: s["health"] for s in (await http.get("/agent/servers")).json()}
         assert servers == {"ambient": "active", "host": "off"}, servers
+
+
+async def test_a_model_endpoint_answering_no_chat_completion_ends_the_turn_with_an_error() -> None:
+    # A proxy's page, a completion without choices, an error sent with status 200: the person
+    # reads an error event (the door's stream ends normally), not a cut-off stream.
+    for answer in NO_COMPLETION:
+        llm, facade = LLMApi(), AgentFacade(timeout_seconds=5)
+        llm.script(answer)
+        try:
+            async with serve(llm.app()) as base:
+                model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+                agent = ChatAgent(model, "standin", facade, system="be brief")
+                conversation = ConversationStore().open("dev", None)
+                events = [e async for e in agent.turn(conversation, "hello")]
+        finally:
+            await facade.close()
+        assert [e.type for e in events] == ["error"], answer
+        assert "answered no chat completion" in (events[0].text or ""), events

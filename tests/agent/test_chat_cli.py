@@ -102,3 +102,32 @@ async def test_the_interactive_prompt_shows_an_assistant_name_with_brackets_as_w
     assert code == 0 and "Traceback" not in out and "you → [/]" in out, out
     code, out = await _run(env, "--user", "bo")
     assert code == 0 and "you → [b]ot[/b] [ops]" in out, out
+
+
+async def test_a_write_asked_for_again_and_again_with_nobody_to_confirm_is_declined_once(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    # No terminal and no --yes: the write is declined. A small model that asks for the same
+    # call after each refusal ran the command forever (asking the model again and again).
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ambient.db'}"
+    await upgrade_async(url)
+    db = Database(url)
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name="ops"))
+        await session.commit()
+    await db.close()
+    llm = LLMApi(responder=lambda _: ToolCalls([("delete_task", {"task_id": "web-monitor/x"})]))
+    async with serve(llm.app()) as llm_url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AMBIENT_", "OPENAI_"))}
+        env |= {
+            "AMBIENT_DATA_DIR": str(tmp_path),
+            "AMBIENT_DATABASE_URL": url,
+            "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "OPENAI_API_KEY": API_KEY,
+            "OPENAI_BASE_URL": f"{llm_url}/v1",
+            "COLUMNS": "200",
+        }
+        code, out = await _run(env, "--user", "ops", "delete the x monitor")
+    assert code == 0, out
+    assert len(llm.requests) == 2, out  # asked, then told it was declined: no more
+    assert out.count("! delete_task") == 2 and "← delete_task failed declined" in out, out

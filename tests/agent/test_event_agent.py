@@ -18,6 +18,7 @@ from activities.event_agent import FREQUENCY_PENALTY, decide
 from ambient.clients.llm import LLMClient
 from ambient.deps import WorkerDeps
 from ambient.domain.event_digest import (
+    MAX_EVENTS,
     DigestDecision,
     DigestResult,
     DigestRun,
@@ -31,7 +32,7 @@ from ambient.settings import Settings
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
-from tests.standins.llm_api import API_KEY, Content, LLMApi, messages_text, outside_data
+from tests.standins.llm_api import API_KEY, Content, LLMApi, Raw, messages_text, outside_data
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from workflows.event_agent import EventDigestWorkflow
@@ -300,3 +301,51 @@ async def test_a_message_that_repeats_itself_is_asked_again_and_never_sent(
     assert verdict.decision.title == "watch.breach" and "repeated itself" in verdict.decision.reason
     assert looping(DigestDecision(notify=True, body=f"Error rate 8%. {again * 4}"))
     assert not looping(DigestDecision(notify=True, body="- ok\n- ok\n- ok"))  # short lines
+
+
+async def test_a_full_batch_of_events_not_to_tell_moves_the_cursor_past_them(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Other people's events and the person's own voice conversation fill a whole read: the
+    # agent passes them, and the keyword hit after them is told on a later run.
+    user, other = unique("agent-busy"), unique("agent-other")
+    await _user(deps, user)
+    await _user(deps, other)
+    asked = {"asked": {"run_key": "remediation/x@1", "rung": 1}}
+    noise = [("watch.hit", f"web-monitor/{other}/x", {"url": "https://other.example"})] * 120
+    voice = [("voice.confirm_asked", None, asked)] * (MAX_EVENTS - 120 + 5)
+    await _events(deps, other, *noise)
+    await _events(deps, user, *voice)
+    hit = f"web-monitor/{user}/hn"
+    await _events(deps, user, ("watch.hit", hit, {"url": "https://news.example/a"}))
+    async with running_worker(ts_env.client, deps) as worker:
+        first = await _run(ts_env, worker.task_queue, user, 11)
+        second = await _run(ts_env, worker.task_queue, user, 12)
+    assert (first.events, first.notified) == (0, False)
+    assert (second.events, second.notified) == (1, True)
+    async with deps.db.session() as session:
+        [told] = await InboxRepository(session).list(user)
+    assert told.title == "watch.hit"
+
+
+NO_COMPLETION = [
+    Raw("<html><body>502 Bad Gateway</body></html>", "text/html"),
+    Raw('{"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": []}'),
+    Raw('{"error": {"message": "model is loading", "code": 503}}'),
+]
+
+
+async def test_an_endpoint_answering_no_chat_completion_leaves_the_rules_deciding(
+    settings: Settings,
+) -> None:
+    # A proxy's page, a completion without choices, an error sent with status 200: the rules
+    # tell the hit, saying why, as for a server that cannot be reached.
+    events = [EventBrief(id=1, kind="watch.hit", task="web-monitor/a/hn", at=datetime.now(UTC))]
+    for answer in NO_COMPLETION:
+        api = LLMApi()
+        api.script(answer, answer)
+        async with scripted(settings, api) as llm:
+            verdict = await decide(llm, events)
+        assert len(api.requests) == 2  # one retry
+        assert verdict.generated_by == "offline" and verdict.decision.notify
+        assert "answered no chat completion" in verdict.decision.reason, answer

@@ -273,3 +273,20 @@ async def test_search_finds_percent_and_underscore_as_characters_not_wildcards(
         assert unknown.status_code == 422, unknown.text
         assert [p["loc"] for p in unknown.json()["detail"]] == [["body", "reply_to"]]
     assert (await bus.search_messages(ann, "100%")).total_matches == 1
+
+
+async def test_init_store_counts_only_the_discussions_its_caller_sees(deps: WorkerDeps) -> None:
+    alice, bob, boss = unique("alice"), unique("bob"), unique("boss")
+    await _users(deps, alice, bob, admin=boss)
+    async with (
+        Client(_server(deps, alice)) as as_alice,
+        Client(_server(deps, bob)) as as_bob,
+        Client(_server(deps, boss)) as as_boss,
+    ):
+        for n in range(3):
+            await call(as_alice, "send_message", from_id=alice, topic=f"t{n}", content="secret")
+        await call(as_bob, "send_message", from_id=bob, topic="mine", content="one")
+        store = await call(as_bob, "init_store")
+        assert (store["discussions"], store["messages"]) == (1, 1)
+        everything = await call(as_boss, "init_store")
+        assert (everything["discussions"], everything["messages"]) >= (4, 4)

@@ -364,7 +364,7 @@ async def test_only_a_person_replying_as_themselves_steers_a_remediation_in_its_
 
         await eventually(waiting, "the remediation waits for approval")
         bus = DiscussionService(deps.db, settings, dev_env.client, remediations)
-        await bus.init_store()
+        await bus.init_store(owner)
 
         # Read straight from the store: who may read the bus is not what this test is about.
         async def asked() -> str | None:

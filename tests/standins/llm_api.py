@@ -10,6 +10,7 @@ Scripted answers:
   Content.of(model)         a pydantic model or dict as JSON text
   ToolCalls([(name, args)]) function tool calls
   Failure(status, message)  an HTTP error in OpenAI's error shape
+  Raw(body, media_type)     any 200 answer that is no chat completion (a proxy's page, ...)
 """
 
 from __future__ import annotations
@@ -54,7 +55,13 @@ class Failure:
     code: str | None = None
 
 
-Answer = Content | ToolCalls | Failure
+@dataclass
+class Raw:
+    body: str
+    media_type: str = "application/json"
+
+
+Answer = Content | ToolCalls | Failure | Raw
 
 
 def outside_data(text: str) -> str:
@@ -108,6 +115,8 @@ class LLMApi:
             answer = Content("{}")
         if isinstance(answer, Failure):
             return self._error(answer)
+        if isinstance(answer, Raw):
+            return Response(answer.body, media_type=answer.media_type)
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         finish = "stop"
         if isinstance(answer, Content):
