@@ -729,6 +729,37 @@ async def test_a_paused_briefing_answers_a_greeting_at_once_that_it_is_paused(
         )
 
 
+async def test_a_briefing_paused_before_its_preparation_prepares_nothing_until_resumed(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Paused means no preparation: a paused morning neither reads the sources nor spends the
+    broadcast queue on a briefing nobody hears; resumed inside the window, it is prepared."""
+    await make_user(deps.db, "pia")
+    async with deps.db.session() as session:
+        await BroadcastRepository(session).push(
+            "pia", "checkout-api still failing", "4 attempts spent", "remediation", "pia-k1"
+        )
+        await session.commit()
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create("pia", config)
+        await eventually(lambda: _planned(stack.service, "pia"), "day planned")
+        await stack.service.pause("pia")
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        status = await stack.service.status("pia")
+        assert status.paused and status.prepared is None
+        async with deps.db.session() as session:
+            assert await BriefingRepository(session).get("pia", day.date) is None
+            assert [b.title for b in await BroadcastRepository(session).pending("pia")] == [
+                "checkout-api still failing"
+            ]
+        await stack.service.resume("pia")
+        spoken = await stack.service.greet("pia", request_id="resumed")
+    assert spoken.outcome is GreetOutcome.SPOKEN and spoken.date == day.date
+    assert "1 problem needs a person" in spoken.text
+
+
 async def test_a_briefing_paused_past_its_day_answers_greetings_status_and_resume(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
