@@ -295,6 +295,51 @@ async def test_briefing_follows_a_zone_with_daylight_saving_across_the_change(
     assert seen[2] == "2027-03-14" and seen[3] in ("09:00", "09:01")
 
 
+async def test_the_evening_before_a_clock_change_names_the_greeting_time_and_day_as_they_were(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """America/New_York falls back at 02:00 on 2027-11-07: the evening before, the briefing
+    spoken at 07:30 is said as given at 07:30 (not 06:30), and from midnight on it is a new day."""
+    from datetime import UTC, datetime
+
+    await make_user(deps.db, "fern")
+    async with briefing_stack(ts_env, deps) as stack:
+        await stack.skip_to(datetime(2027, 11, 5, 18, 0, tzinfo=UTC))
+        await stack.service.create(
+            "fern", BriefingConfig(timezone="America/New_York", language="en")
+        )
+        await stack.skip_to(datetime(2027, 11, 6, 11, 30, tzinfo=UTC))  # 07:30 EDT
+        spoken = await stack.service.greet("fern", request_id="morning")
+        await stack.skip_to(datetime(2027, 11, 7, 0, 0, tzinfo=UTC))  # 20:00 EDT
+        await eventually(lambda: _next_run(stack.service, "fern"), "the next day's run")
+        evening = await stack.service.greet("fern", request_id="evening")
+        await stack.skip_to(datetime(2027, 11, 7, 4, 30, tzinfo=UTC))  # 00:30 EDT, the 7th
+        night = await stack.service.greet("fern", request_id="after-midnight")
+    assert spoken.outcome is GreetOutcome.SPOKEN and spoken.given_at_local == "07:30"
+    assert evening.outcome is GreetOutcome.ALREADY_GIVEN
+    assert evening.given_at_local == "07:30" and "at 07:30" in evening.text
+    assert night.outcome is GreetOutcome.OUTSIDE_WINDOW and night.date == "2027-11-07"
+
+
+def test_the_voice_context_knows_the_day_the_evening_before_clocks_spring_forward() -> None:
+    """America/New_York springs forward on 2027-03-14: at 23:30 on the 13th the briefing spoken
+    that morning is still today's, for the greeting and the voice's briefing_given_today."""
+    from datetime import UTC, datetime
+
+    from ambient.briefing.models import BriefingStatus, plan_day
+
+    config = BriefingConfig(timezone="America/New_York")
+    given = datetime(2027, 3, 13, 12, 30, tzinfo=UTC)  # 07:30 EST
+    day = plan_day(datetime(2027, 3, 13, 15, 0, tzinfo=UTC), config, after="2027-03-13")
+    status = BriefingStatus(
+        user="u", task_id="daily-briefing/u", config=config, day=day, last_given_at=given
+    )
+    late = datetime(2027, 3, 14, 4, 30, tzinfo=UTC)  # 23:30 EST on the 13th
+    assert day.given_on(late, None, given) == given and day.local_hhmm(given) == "07:30"
+    assert status.at(late) == (False, True)
+    assert status.at(datetime(2027, 3, 14, 5, 30, tzinfo=UTC)) == (False, False)  # 01:30, the 14th
+
+
 async def _status_with_day(service, user, seen):  # type: ignore[no-untyped-def]
     status = await service.status(user)
     if status.day is None or status.day.date in seen or status.prepared is not None:
