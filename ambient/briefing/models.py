@@ -236,6 +236,7 @@ class BriefingInputs(BaseModel):
 
     date: str
     language: Language = "zh"
+    logs_configured: bool = Field(default=True, description="a log source was set up to read")
     log_lines: int = 0
     errors: int = 0
     warnings: int = 0

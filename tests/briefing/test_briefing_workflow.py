@@ -489,6 +489,23 @@ async def test_day_without_logs_says_so_and_carries_the_broadcast_queue(
     assert len(rows) == 2
 
 
+async def test_a_briefing_without_a_log_source_does_not_say_no_logs_were_recorded(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """No source was read, so nothing is known of yesterday's logs: the briefing says there is
+    no log source, not that the services wrote nothing."""
+    await make_user(deps.db, "nola")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="zh")
+        day = await stack.plan(config)
+        await stack.service.create("nola", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        result = await stack.service.greet("nola", request_id="one")
+    assert result.outcome is GreetOutcome.SPOKEN
+    assert "没有日志记录" not in result.text
+    assert result.text.startswith("早上好，这是昨天的简报。没有配置日志源。")
+
+
 async def test_regenerate_prepares_a_new_version_without_speaking_again(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
