@@ -506,6 +506,41 @@ async def test_a_briefing_without_a_log_source_does_not_say_no_logs_were_recorde
     assert result.text.startswith("早上好，这是昨天的简报。没有配置日志源。")
 
 
+async def test_a_briefing_stopped_and_created_again_does_not_speak_the_same_day_twice(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Once a day holds across a stop and a new create (a setup script run again): the next
+    greeting that day is "already given at 06:05", and the new briefing plans the next day."""
+    await make_user(deps.db, "otto")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create("otto", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        spoken = await stack.service.greet("otto", request_id="first")
+        await stack.service.delete("otto")
+        await eventually(lambda: _given_row(stack.service, "otto", day.date), "greeting stored")
+        await eventually(lambda: _gone(stack.service, "otto"), "the stopped run ended")
+        ref = await stack.service.create("otto", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=30))
+        again = await stack.service.greet("otto", request_id="again")
+        status = await eventually(lambda: _planned(stack.service, "otto"), "day planned")
+    assert spoken.outcome is GreetOutcome.SPOKEN and ref.created
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN
+    assert again.given_at_local == spoken.given_at_local == _local(spoken.given_at, "Asia/Shanghai")
+    assert status.day is not None and status.day.date > day.date
+
+
+async def _gone(service, user):  # type: ignore[no-untyped-def]
+    from ambient.briefing.service import BriefingNotFoundError
+
+    try:
+        await service.status(user)
+    except BriefingNotFoundError:
+        return True
+    return None
+
+
 async def test_regenerate_prepares_a_new_version_without_speaking_again(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
