@@ -85,6 +85,7 @@ class BriefingActivities:
         inputs = BriefingInputs(
             date=day.date,
             language=request.config.language,
+            logs_configured=request.config.log_source is not None,
             report_markdown=render_markdown(report, tz=zone) if report else "",
             news=request.news,
             notes=notes,

@@ -39,7 +39,7 @@ from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import RemediationRecord, User, XiaozhiDevice
+from ambient.storage.models import MAX_ID, RemediationRecord, User, XiaozhiDevice
 from ambient.storage.repositories import OPERATOR, UserRepository, hash_token
 from ambient.storage.repositories import new_api_token as _new_token
 from workflows.remediation import GradedRemediationWorkflow
@@ -220,8 +220,10 @@ class DeviceService:
     @staticmethod
     async def _find(session: AsyncSession, ref: str) -> XiaozhiDevice | None:
         named: ColumnElement[bool] = XiaozhiDevice.device_id.in_(_device_keys(ref))
-        if ref.strip().isdigit():
-            named = or_(named, XiaozhiDevice.id == int(ref.strip()))
+        number = ref.strip()
+        # A number the database cannot hold ('²' is a digit to isdigit, not to int) is no id.
+        if number.isascii() and number.isdigit() and int(number) <= MAX_ID:
+            named = or_(named, XiaozhiDevice.id == int(number))
         return await session.scalar(select(XiaozhiDevice).where(named))
 
     async def authenticate(self, device_id: str, token: str) -> XiaozhiDevice | None:

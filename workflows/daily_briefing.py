@@ -47,6 +47,9 @@ from workflows.watch_controls import NOTIFY_RETRY, SHORT, deliver, failure_text
 # A greeting while paused is answered "paused" (the day is not used up). Deprecated: runs
 # recorded with its marker replay; runs from before it (they spoke the briefing) do not.
 PAUSED_GREETING = "paused-greeting"
+# A briefing paused at its preparation time is prepared only once resumed (runs recorded
+# before it prepared while paused).
+PAUSED_PREPARES_NOTHING = "paused-prepares-nothing"
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
 PREPARE_TIMEOUT = timedelta(minutes=10)
@@ -89,10 +92,18 @@ class DailyBriefingWorkflow:
         self._details()
         self.phase = "waiting to prepare"
         await self._wait_until(day.prepare_at, lambda: self.prepare_wanted or self.stopping)
+        held = False
+        if self.paused and workflow.patched(PAUSED_PREPARES_NOTHING):
+            # Paused: no source is read and no queued problem is spent on a briefing nobody
+            # hears, unless it is resumed before the window ends.
+            self.phase = "paused"
+            await self._wait_until(day.window_end, lambda: not self.paused or self.stopping)
+            held = self.paused
         if self.stopping:
             return "stopped"
-        await self._prepare("scheduled")
-        self.phase = "in window" if workflow.now() >= day.window_start else "prepared"
+        if not held:
+            await self._prepare("scheduled")
+            self.phase = "in window" if workflow.now() >= day.window_start else "prepared"
         # The run stays on its day until the window ends (regenerate and send act on it).
         # The greeting is written to the database then, not while the greeting waits: the
         # update's answer leaves with the workflow task, which would otherwise also carry

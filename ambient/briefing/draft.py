@@ -57,7 +57,10 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     ]
     people = len(inputs.needs_person)
     if not inputs.log_lines and not any(n.source == "logs" for n in failed):
-        headline = "昨天没有日志记录" if zh else "No logs were recorded yesterday"
+        if not inputs.logs_configured:  # nothing was read: nothing is known of the logs
+            headline = "没有配置日志源" if zh else "No log source is set up"
+        else:
+            headline = "昨天没有日志记录" if zh else "No logs were recorded yesterday"
         if people:
             headline += (
                 f"，{people} 个问题需要人工处理"

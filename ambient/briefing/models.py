@@ -127,9 +127,23 @@ class DayPlan(BaseModel):
         return self.local(instant).strftime("%H:%M")
 
     def local(self, instant: datetime) -> datetime:
-        """``instant`` as a naive local time (the offset is the one inside the window)."""
+        """``instant`` as a naive local time: the offset inside the window from the day's
+        midnight on, before it the offset at that midnight (a zone changes its clocks in the
+        night, so the evening before, and its window, had that one)."""
         utc = instant.astimezone(UTC).replace(tzinfo=None)
-        return utc + timedelta(minutes=self.utc_offset_minutes)
+        if instant >= self.logs_to:
+            return utc + timedelta(minutes=self.utc_offset_minutes)
+        midnight = datetime.fromisoformat(self.date)
+        return utc + (midnight - self.logs_to.astimezone(UTC).replace(tzinfo=None))
+
+    def _local_date(self, instant: datetime) -> Date:
+        # The day's midnight and the one before it decide, not an offset: between midnight
+        # and a clock change in the night the window's offset is the wrong one.
+        if instant >= self.logs_to:
+            return Date.fromisoformat(self.date)
+        if instant >= self.logs_from:
+            return Date.fromisoformat(self.date) - timedelta(days=1)
+        return self.local(instant).date()
 
     def open_at(self, now: datetime) -> bool:
         """``now`` is inside the day's greeting window."""
@@ -143,7 +157,7 @@ class DayPlan(BaseModel):
         and the voice's context decide "given today" by this one rule."""
         if given_at is not None:
             return given_at
-        if last_given_at is not None and self.local(last_given_at).date() == self.local(now).date():
+        if last_given_at is not None and self._local_date(last_given_at) == self._local_date(now):
             return last_given_at
         return None
 
@@ -222,6 +236,7 @@ class BriefingInputs(BaseModel):
 
     date: str
     language: Language = "zh"
+    logs_configured: bool = Field(default=True, description="a log source was set up to read")
     log_lines: int = 0
     errors: int = 0
     warnings: int = 0

@@ -187,7 +187,7 @@ class BriefingService:
 
     async def _start(self, user: str, parsed: BriefingConfig) -> BriefingRef:
         task_id = task_id_for(user)
-        carry = BriefingCarry()
+        carry = await self._given_before(user)
         policy = WorkflowIDConflictPolicy.FAIL
         current = await self._status_or_none(user)
         if current is not None:
@@ -222,6 +222,15 @@ class BriefingService:
             memo={"summary": summary},
         )
         return BriefingRef(task_id=task_id, state=state, config=parsed)
+
+    async def _given_before(self, user: str) -> BriefingCarry:
+        """A briefing stopped and created again does not speak a day it already spoke: the
+        stored greeting of the latest briefing is carried into the new one."""
+        async with self.db.session() as session:
+            rows = await BriefingRepository(session).list(user, limit=1)
+        if not rows or rows[0].given_at is None:
+            return BriefingCarry()
+        return BriefingCarry(last_date=rows[0].date, last_given_at=rows[0].given_at)
 
     async def _with_user_defaults(self, user: str, config: dict[str, Any]) -> dict[str, Any]:
         """Fields left out come from the user's settings (time zone, briefing window)."""

@@ -295,6 +295,51 @@ async def test_briefing_follows_a_zone_with_daylight_saving_across_the_change(
     assert seen[2] == "2027-03-14" and seen[3] in ("09:00", "09:01")
 
 
+async def test_the_evening_before_a_clock_change_names_the_greeting_time_and_day_as_they_were(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """America/New_York falls back at 02:00 on 2027-11-07: the evening before, the briefing
+    spoken at 07:30 is said as given at 07:30 (not 06:30), and from midnight on it is a new day."""
+    from datetime import UTC, datetime
+
+    await make_user(deps.db, "fern")
+    async with briefing_stack(ts_env, deps) as stack:
+        await stack.skip_to(datetime(2027, 11, 5, 18, 0, tzinfo=UTC))
+        await stack.service.create(
+            "fern", BriefingConfig(timezone="America/New_York", language="en")
+        )
+        await stack.skip_to(datetime(2027, 11, 6, 11, 30, tzinfo=UTC))  # 07:30 EDT
+        spoken = await stack.service.greet("fern", request_id="morning")
+        await stack.skip_to(datetime(2027, 11, 7, 0, 0, tzinfo=UTC))  # 20:00 EDT
+        await eventually(lambda: _next_run(stack.service, "fern"), "the next day's run")
+        evening = await stack.service.greet("fern", request_id="evening")
+        await stack.skip_to(datetime(2027, 11, 7, 4, 30, tzinfo=UTC))  # 00:30 EDT, the 7th
+        night = await stack.service.greet("fern", request_id="after-midnight")
+    assert spoken.outcome is GreetOutcome.SPOKEN and spoken.given_at_local == "07:30"
+    assert evening.outcome is GreetOutcome.ALREADY_GIVEN
+    assert evening.given_at_local == "07:30" and "at 07:30" in evening.text
+    assert night.outcome is GreetOutcome.OUTSIDE_WINDOW and night.date == "2027-11-07"
+
+
+def test_the_voice_context_knows_the_day_the_evening_before_clocks_spring_forward() -> None:
+    """America/New_York springs forward on 2027-03-14: at 23:30 on the 13th the briefing spoken
+    that morning is still today's, for the greeting and the voice's briefing_given_today."""
+    from datetime import UTC, datetime
+
+    from ambient.briefing.models import BriefingStatus, plan_day
+
+    config = BriefingConfig(timezone="America/New_York")
+    given = datetime(2027, 3, 13, 12, 30, tzinfo=UTC)  # 07:30 EST
+    day = plan_day(datetime(2027, 3, 13, 15, 0, tzinfo=UTC), config, after="2027-03-13")
+    status = BriefingStatus(
+        user="u", task_id="daily-briefing/u", config=config, day=day, last_given_at=given
+    )
+    late = datetime(2027, 3, 14, 4, 30, tzinfo=UTC)  # 23:30 EST on the 13th
+    assert day.given_on(late, None, given) == given and day.local_hhmm(given) == "07:30"
+    assert status.at(late) == (False, True)
+    assert status.at(datetime(2027, 3, 14, 5, 30, tzinfo=UTC)) == (False, False)  # 01:30, the 14th
+
+
 async def _status_with_day(service, user, seen):  # type: ignore[no-untyped-def]
     status = await service.status(user)
     if status.day is None or status.day.date in seen or status.prepared is not None:
@@ -442,6 +487,58 @@ async def test_day_without_logs_says_so_and_carries_the_broadcast_queue(
         assert await BroadcastRepository(session).pending("hank") == []
         rows = await BroadcastRepository(session).carried_on("hank", day.date)
     assert len(rows) == 2
+
+
+async def test_a_briefing_without_a_log_source_does_not_say_no_logs_were_recorded(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """No source was read, so nothing is known of yesterday's logs: the briefing says there is
+    no log source, not that the services wrote nothing."""
+    await make_user(deps.db, "nola")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="zh")
+        day = await stack.plan(config)
+        await stack.service.create("nola", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        result = await stack.service.greet("nola", request_id="one")
+    assert result.outcome is GreetOutcome.SPOKEN
+    assert "没有日志记录" not in result.text
+    assert result.text.startswith("早上好，这是昨天的简报。没有配置日志源。")
+
+
+async def test_a_briefing_stopped_and_created_again_does_not_speak_the_same_day_twice(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Once a day holds across a stop and a new create (a setup script run again): the next
+    greeting that day is "already given at 06:05", and the new briefing plans the next day."""
+    await make_user(deps.db, "otto")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create("otto", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        spoken = await stack.service.greet("otto", request_id="first")
+        await stack.service.delete("otto")
+        await eventually(lambda: _given_row(stack.service, "otto", day.date), "greeting stored")
+        await eventually(lambda: _gone(stack.service, "otto"), "the stopped run ended")
+        ref = await stack.service.create("otto", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=30))
+        again = await stack.service.greet("otto", request_id="again")
+        status = await eventually(lambda: _planned(stack.service, "otto"), "day planned")
+    assert spoken.outcome is GreetOutcome.SPOKEN and ref.created
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN
+    assert again.given_at_local == spoken.given_at_local == _local(spoken.given_at, "Asia/Shanghai")
+    assert status.day is not None and status.day.date > day.date
+
+
+async def _gone(service, user):  # type: ignore[no-untyped-def]
+    from ambient.briefing.service import BriefingNotFoundError
+
+    try:
+        await service.status(user)
+    except BriefingNotFoundError:
+        return True
+    return None
 
 
 async def test_regenerate_prepares_a_new_version_without_speaking_again(
@@ -727,6 +824,37 @@ async def test_a_paused_briefing_answers_a_greeting_at_once_that_it_is_paused(
         await save_history(
             ts_env.client.get_workflow_handle("daily-briefing/paula"), "daily_briefing_paused"
         )
+
+
+async def test_a_briefing_paused_before_its_preparation_prepares_nothing_until_resumed(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Paused means no preparation: a paused morning neither reads the sources nor spends the
+    broadcast queue on a briefing nobody hears; resumed inside the window, it is prepared."""
+    await make_user(deps.db, "pia")
+    async with deps.db.session() as session:
+        await BroadcastRepository(session).push(
+            "pia", "checkout-api still failing", "4 attempts spent", "remediation", "pia-k1"
+        )
+        await session.commit()
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create("pia", config)
+        await eventually(lambda: _planned(stack.service, "pia"), "day planned")
+        await stack.service.pause("pia")
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        status = await stack.service.status("pia")
+        assert status.paused and status.prepared is None
+        async with deps.db.session() as session:
+            assert await BriefingRepository(session).get("pia", day.date) is None
+            assert [b.title for b in await BroadcastRepository(session).pending("pia")] == [
+                "checkout-api still failing"
+            ]
+        await stack.service.resume("pia")
+        spoken = await stack.service.greet("pia", request_id="resumed")
+    assert spoken.outcome is GreetOutcome.SPOKEN and spoken.date == day.date
+    assert "1 problem needs a person" in spoken.text
 
 
 async def test_a_briefing_paused_past_its_day_answers_greetings_status_and_resume(

@@ -487,3 +487,37 @@ async def test_one_context_provider_config_answers_each_of_the_owners_speakers(
         assert "- **user：** upstairs" in context
         context, _ = await asyncio.to_thread(fetch_all, theirs_config, macs[1])
         assert context == ""
+
+
+async def test_a_device_number_past_the_databases_range_is_no_device_at_every_door(
+    settings: Settings,
+) -> None:
+    """A number too long for the database (a MAC's digits typed as a number, a paste) or a
+    digit beyond ASCII ('²') names no device: they crashed the CLI with a traceback
+    (OverflowError, ValueError); the API answered '²' with a 500."""
+    from ambient.cli import app as cli
+
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "ned")
+        added = await http.post(
+            "/xiaozhi/devices", json={"device_id": "aa:bb:cc:00:00:09"}, headers=me
+        )
+        assert added.status_code == 201, added.text
+        for ref in ("99999999999999999999999", "²"):
+            gone = await http.delete(f"/xiaozhi/devices/{ref}", headers=me)
+            assert gone.status_code == 404, gone.text
+            allowed = await http.post(f"/xiaozhi/devices/{ref}/allow", headers=me)
+            assert allowed.status_code == 404, allowed.text
+        env = {"AMBIENT_DATA_DIR": str(settings.data_dir)}
+        runner = CliRunner()
+        for ref in ("99999999999999999999999", "²"):
+            removed = await asyncio.to_thread(
+                runner.invoke, cli, ["xiaozhi", "device", "remove", ref], env=env
+            )
+            assert (removed.exit_code, removed.stderr) == (1, f"no device {ref!r} among yours\n")
+        [left] = (await http.get("/xiaozhi/devices", headers=me)).json()
+        assert left["device_id"] == "aa:bb:cc:00:00:09"
