@@ -40,10 +40,6 @@ def data_block(label: str, text: str) -> str:
     return f"{DATA_OPEN.format(label=label)}\n{safe}\n{DATA_CLOSE.format(label=label)}"
 
 
-class LLMError(Exception):
-    """The endpoint failed in a way retrying the same request will not fix."""
-
-
 class NoCompletionError(Exception):
     """The endpoint answered with status 200 but no chat completion: a proxy's page, a
     completion without choices, an error object."""
@@ -170,7 +166,11 @@ class LLMClient:
                     log.warning("llm endpoint failed (attempt %d/%d): %s", attempt, attempts, exc)
                     failure = f"the LLM server answered {exc.status_code}: {exc.message}"
                     continue
-                raise LLMError(f"LLM request refused ({exc.status_code}): {exc.message}") from exc
+                # A wrong key, a model the server lacks, a request it refuses: asking again
+                # changes nothing, and every caller falls back to its rules saying so.
+                log.warning("llm request refused: %s", exc)
+                failure = f"the LLM server refused the request ({exc.status_code}): {exc.message}"
+                return Answer(value=None, attempts=attempt, failure=failure)
             except openai.APIConnectionError as exc:
                 log.warning("llm endpoint unreachable (attempt %d/%d): %s", attempt, attempts, exc)
                 failure = f"the LLM server at {self.base_url} could not be reached ({exc})"

@@ -10,12 +10,11 @@ instructions.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from ambient.clients.llm import LLMClient, LLMError, data_block
+from ambient.clients.llm import LLMClient, data_block
 from ambient.remediation.alerts import Alert
 from ambient.remediation.scores import (
     AlertRule,
@@ -25,8 +24,6 @@ from ambient.remediation.scores import (
     offline_score,
     score_card,
 )
-
-log = logging.getLogger(__name__)
 
 SYSTEM = (
     "You score operations alerts on Kubernetes workloads for a graded remediation system. "
@@ -73,12 +70,8 @@ async def score_alert_traced(
         return ScoredAlert(offline_score(alert, rules))
     fields = alert.model_dump(mode="json", exclude={"verify"})
     user = "Score this alert.\n" + data_block("alert", json.dumps(fields, ensure_ascii=False))
-    try:
-        outcome = await llm.answer(system=SYSTEM, user=user, schema=LLMScore)
-        answer, failure, attempts = outcome.value, outcome.failure, outcome.attempts
-    except LLMError as exc:
-        log.warning("LLM scoring refused, using offline rules: %s", exc)
-        answer, failure, attempts = None, str(exc), 1
+    outcome = await llm.answer(system=SYSTEM, user=user, schema=LLMScore)
+    answer, failure, attempts = outcome.value, outcome.failure, outcome.attempts
     if answer is None:
         # Recorded as the offline rules' card, with why: never as the model's score.
         card = offline_score(alert, rules)

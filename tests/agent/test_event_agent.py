@@ -349,3 +349,22 @@ async def test_an_endpoint_answering_no_chat_completion_leaves_the_rules_decidin
         assert len(api.requests) == 2  # one retry
         assert verdict.generated_by == "offline" and verdict.decision.notify
         assert "answered no chat completion" in verdict.decision.reason, answer
+
+
+async def test_a_model_server_refusing_the_key_leaves_the_rules_deciding(
+    settings: Settings,
+) -> None:
+    # A wrong or revoked key (401) failed decide_digest on every retry: the run recorded no
+    # decision and the hit was never told. The rules tell it now, saying why, without asking
+    # again (the same key is refused again).
+    events = [EventBrief(id=1, kind="watch.hit", task="web-monitor/a/hn", at=datetime.now(UTC))]
+    api = LLMApi()
+    async with serve(api.app()) as url:
+        llm = LLMClient(
+            settings.model_copy(
+                update={"openai_api_key": SecretStr("revoked"), "openai_base_url": f"{url}/v1"}
+            )
+        )
+        verdict = await decide(llm, events)
+    assert verdict.generated_by == "offline" and verdict.decision.notify
+    assert "refused the request (401)" in verdict.decision.reason

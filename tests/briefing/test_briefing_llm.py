@@ -127,6 +127,23 @@ async def test_an_unreachable_llm_server_is_named_in_the_briefing_note(
     assert f"127.0.0.1:{port}" in note.detail and "could not be reached" in note.detail
 
 
+async def test_a_wrong_llm_token_is_named_in_the_briefing_note_and_the_briefing_is_written(
+    llm_api: tuple[LLMApi, str], settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """A model server refusing the request (401: a wrong or revoked key) failed the morning's
+    preparation with LLMError on every retry: no briefing that day, where an unreachable
+    server gives the offline one and says why."""
+    _, url = llm_api
+    wrong = _llm_settings(settings, url).model_copy(
+        update={"openai_api_key": SecretStr("not-the-key")}
+    )
+    prepared, row = await _prepare(wrong, db, tmp_path)
+    assert prepared.generated_by == "offline" and row.generated_by == "offline"
+    assert prepared.spoken_text.startswith("早上好")
+    (note,) = [s for s in prepared.sources if s.source == "llm"]
+    assert not note.ok and "refused" in note.detail and "401" in note.detail
+
+
 async def test_invalid_output_is_retried_then_the_offline_briefing_is_used(
     llm_api: tuple[LLMApi, str], settings: Settings, db: Database, tmp_path: Path
 ) -> None:
