@@ -24,11 +24,14 @@ def _show(event: ChatEvent) -> None:
     if event.type == "message":
         console.print(escape(event.text or ""), soft_wrap=True)
     elif event.type == "tool_call":
-        console.print(f"[dim]→ {event.function} {escape(str(event.arguments))}[/]", soft_wrap=True)
+        called = f"{event.function} {event.arguments}"
+        console.print(f"[dim]→ {escape(called)}[/]", soft_wrap=True)
     elif event.type == "tool_result":
         mark = "[green]ok[/]" if event.ok else "[red]failed[/]"
         first = (event.text or "").splitlines()[0][:200] if event.text else ""
-        console.print(f"[dim]← {event.function} {mark} {escape(first)}[/]", soft_wrap=True)
+        console.print(
+            f"[dim]← {escape(event.function or '')} {mark} {escape(first)}[/]", soft_wrap=True
+        )
     elif event.type == "error":
         console.print(f"[red]{escape(event.text or '')}[/]", soft_wrap=True)
 
@@ -58,8 +61,8 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
                         if event.type == "confirm":
                             confirm = event
                     for call in confirm.calls if confirm else []:
-                        arguments = escape(str(call["arguments"]))
-                        console.print(f"[yellow]! {call['function']} {arguments}[/]")
+                        asked = escape(f"{call['function']} {call['arguments']}")
+                        console.print(f"[yellow]! {asked}[/]")
                     # Nobody to ask (no terminal, no --yes): declined once, not on and on to a
                     # model that asks for the same call after each refusal.
                     if confirm is None or (approve is False and not sys.stdin.isatty()):

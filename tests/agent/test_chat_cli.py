@@ -72,6 +72,12 @@ async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
         env |= {"OPENAI_BASE_URL": f"{llm_url}/v1"}
         code, out = await _run(env, "--user", "ops", "who knows?")
     assert code == 0 and "Ask [admin] about [/INST] tokens." in out, out
+    # So is a tool name the model made up (a '[/]' was a MarkupError traceback mid-chat).
+    llm.script(ToolCalls([("get_[/]status", {})]), Content("No such tool, sorry."))
+    async with serve(llm.app()) as llm_url:
+        env |= {"OPENAI_BASE_URL": f"{llm_url}/v1"}
+        code, out = await _run(env, "--user", "ops", "status?")
+    assert code == 0 and "← get_[/]status failed" in out and "No such tool, sorry." in out, out
 
     code, out = await _run(env, "--user", "nobody", "hi")
     assert code == 1 and "not a registered user" in out
