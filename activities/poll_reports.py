@@ -95,9 +95,8 @@ class PollReports:
         page: PageText | None,
         what: str,
     ) -> bool:
-        """Store the events ``found`` returns (given the page's old text) with the pages'
-        states ``urls`` and the poll's new mark in one transaction, then notify them. Call it
-        holding ``turn``. A failed write is counted and returns False (nothing changed)."""
+        """Store (holding ``turn``) the events ``found`` returns with ``urls`` and the poll's
+        mark in one transaction, then notify them; False (counted) when the write failed."""
         request = self.request
         try:
             inbox, others = await self.plan()
@@ -127,8 +126,7 @@ class PollReports:
         return True
 
     def numbered(self, found: list[tuple[str, dict[str, Any]]], *, inbox: bool) -> list[NewEvent]:
-        """The events with their numbers and keys (and inbox copies when the inbox is a
-        target), after the poll's last."""
+        """The events numbered after the poll's last, keyed, with inbox copies if wanted."""
         events = []
         for seq, (kind, payload) in enumerate(found, start=self.seq + 1):
             key = self.event_key(seq)
@@ -148,11 +146,8 @@ class PollReports:
         return message.model_copy(update={"kind": NotificationKind.WATCH}) if message else None
 
     async def plan(self) -> tuple[bool, list[Target]]:
-        """Where this watch's messages go now: (the user's inbox, the other targets).
-
-        The inbox is written with the event; the others are sent after the commit. The
-        user's push settings are read at most every ``RECIPIENT_TTL`` seconds.
-        """
+        """Where this watch's messages go now: (the user's inbox, written with the event;
+        the other targets, sent after the commit)."""
         request = self.request
         recipient = await self.poller.recipient(request.user)
         if self._plan is not None and self._plan[0] is recipient:

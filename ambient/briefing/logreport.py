@@ -101,8 +101,7 @@ _NEVER = math.inf
 
 @dataclass(slots=True)
 class _Group:
-    """Lines of one level and one masked shape. Times are epoch seconds; first is +inf and
-    last -inf until a line with a time arrives."""
+    """Lines of one level and masked shape; first/last: epoch seconds (±inf until timed)."""
 
     index: int
     level: str
@@ -138,11 +137,8 @@ class LogReducer:
         lines: Iterable[tuple[datetime | None, str, str]],
         masked: Iterable[str] | None = None,
     ) -> list[int]:
-        """Counts (time, level, message) lines; returns their group numbers in order.
-        `masked`, when given, holds each line's `mask_line` result (masking done elsewhere,
-        e.g. in other processes), in the same order.
-
-        The hot path of a day of logs: one call for all lines, names bound to locals."""
+        """Counts (time, level, message) lines (`masked`: their `mask_line` results, made
+        elsewhere); their group numbers in order. The hot path: names bound to locals."""
         keys, groups, buckets = self._keys, self._groups, self._buckets
         add, add_masked = self.miner.add, self.miner.add_masked
         next_masked = iter(masked).__next__ if masked is not None else None
@@ -409,8 +405,7 @@ def _keywords(stats: list[TemplateStat], limit: int = 15) -> list[tuple[str, int
 
 
 def update_baseline(baseline: LogBaseline | None, report: LogReport) -> LogBaseline:
-    """The baseline with the report's day added (replacing that day if already there), the
-    oldest days beyond seven dropped."""
+    """The baseline with the report's day added or replaced, keeping the newest seven days."""
     day = (report.start or report.end or datetime(1970, 1, 1, tzinfo=UTC)).date()
     keep = sorted(report.counts.items(), key=lambda kv: -kv[1])[:BASELINE_MAX_KEYS]
     entry = {

@@ -49,10 +49,8 @@ async def read_log_source(
     tencent: TencentCloud,
     zone: tzinfo = UTC,
 ) -> str:
-    """Feed the source's lines in [start, end) to ``reducer``; returns what was read.
-
-    ``admin``: whether the user it is read for is an admin, now (resolve_log_path);
-    ``zone``: where a file's times without an offset are wall times."""
+    """Feed the source's lines in [start, end) to ``reducer``; what was read (``admin``: the
+    reader's role now, for resolve_log_path; ``zone``: of a file's times without offset)."""
     if isinstance(spec, FileLogSpec):
         # A folder's files are checked one by one too: one symlinked out of the folder is skipped.
         root = log_dir.expanduser() if log_dir is not None else None

@@ -220,16 +220,12 @@ def _constant_words(values: Counter[str]) -> bool:
 
 
 class TemplateMiner:
-    """Assigns each message a *shape* (its distinct masked text); templates are read at the
-    end, once Drain's clusters have generalised and constants have been told from variables.
+    """Assigns each message a *shape* (its masked text); templates are read at the end.
 
-    Drain merges messages that differ in one word of a short message ("Cache hit for key
-    <*>" and "Cache miss for key <*>") into one cluster with a wildcard there. After mining,
-    a wildcard position that Drain introduced (not one masking put there) and that holds at
-    most `SPLIT_MAX_VALUES` distinct words across a cluster of at least `SPLIT_MIN_LINES`
-    lines per value, is taken for a constant and the cluster is split by it; a real variable
-    (user names, table names) shows more values, or about as many values as lines.
-    """
+    Drain merges short messages differing in one word ("Cache hit for key <*>", "Cache miss
+    for key <*>") under a wildcard. A wildcard Drain introduced with at most `SPLIT_MAX_VALUES`
+    words, each over `SPLIT_MIN_LINES` lines, is a constant and splits the cluster; a real
+    variable (user names, table names) shows more values, or about as many as lines."""
 
     def __init__(self, *, max_shapes: int = MAX_CACHED) -> None:
         self._max_shapes = max_shapes

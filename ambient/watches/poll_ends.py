@@ -49,9 +49,8 @@ async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) ->
 
 
 async def end_requested(session: AsyncSession, request: EndRequest) -> bool:
-    """Whether this one poll (``run_id`` and ``poll`` set) was asked to end in this process
-    (``process``): a poll that starts asks, as a request committed before its process's
-    reader began is not read."""
+    """Whether this poll was asked to end in its process (asked at its start: a request made
+    before the process's reader began is not read)."""
     fields = asdict(request)
     process = fields.pop("process")
     anywhere_or_here = or_(WatchPollEnd.process.is_(None), WatchPollEnd.process == process)

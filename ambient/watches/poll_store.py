@@ -309,8 +309,7 @@ async def _store_copies(
 
 
 def upsert(dialect: str, table: Table, keys: list[str], columns: list[str]) -> Any:
-    """Insert rows of ``table`` or, where ``keys`` are taken, set ``columns`` (one statement
-    for many rows; SQLite or Postgres)."""
+    """Insert rows of ``table``, or set ``columns`` where ``keys`` are taken (one statement)."""
     statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     new = statement.excluded
     return statement.on_conflict_do_update(

@@ -144,11 +144,8 @@ class TaskReads:
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> TaskPage:
-        """The caller's tasks: a visibility query on our search attributes, plus schedules.
-
-        With ``page_size`` one page and ``next_page_token`` (None at the end); without, every
-        task (up to ``limit``). Each task appears once: its current run.
-        """
+        """The caller's tasks (a visibility query on our search attributes, then schedules),
+        each once: with ``page_size`` a page and its token, without every task to ``limit``."""
         if page_size is None:
             tasks: list[TaskSummary] = []
             token: str | None = None
