@@ -1,12 +1,7 @@
-"""What a poll tells: its events numbered, stored with the page's state, then notified.
-
-A check that found something hands ``store`` the events it found; they are numbered after
-the poll's last, written in one transaction with the page's text and the poll's new mark
-(``watch_polls``; the transaction is shared with other polls' checks by the group commit in
-ambient/watches/poll_store.py), and only then notified under their keys
-(``{task}/{life}/poll/{n}``), so a retried or resumed poll reports each event once. The inbox
-copy is written with the event; other targets are sent after the commit, in the background,
-and a delivery that fails for good is counted and recorded as a ``watch.delivery_failed`` event.
+"""What a poll tells: its events numbered, stored with the page's state (the group commit of
+ambient/watches/poll_store.py), then notified under their keys (``{task}/{life}/poll/{n}``),
+so a retried or resumed poll reports each once. A delivery that fails for good is counted
+and recorded as a ``watch.delivery_failed`` event.
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
-"""What keeps the polls of a worker process honest, beside the polls themselves.
-
-- Leases: a poll claims its watch's lease before it fetches; every ``LEASE_EVERY`` seconds
-  the process writes that it is alive and drops the leases of polls that ended
-  (ambient/watches/leases.py).
-- Dead processes: every ``SWEEP_EVERY`` seconds it takes the leases of processes silent for
-  their ``dead_after`` and fails those polls' attempts: Temporal runs them again in a live
-  process (``tell``).
-- Closed runs: every ``CLOSED_EVERY`` seconds it asks the visibility store which web-monitor
-  runs closed lately (terminated, timed out: nobody will take their poll's result) and ends
-  its polls of them.
-- The mailbox: every ``END_POLL_READ`` seconds it reads the end requests other processes'
-  workflows wrote for its polls (ambient/watches/poll_ends.py).
-
-docs/polling.md states the invariants these keep.
+"""What keeps the polls of a worker process honest, beside the polls themselves: its leases
+(ambient/watches/leases.py), sweeps for dead processes' polls and for closed runs, and the
+mailbox of end requests (ambient/watches/poll_ends.py). docs/polling.md states the invariants.
 """
 
 from __future__ import annotations

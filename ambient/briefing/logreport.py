@@ -66,9 +66,8 @@ _OF_TEMPLATE = {"template_id", "template", "level"}
 
 
 class LogBaseline(BaseModel):
-    """Counts of the previous days (≤ 7), newest last: template id -> count, plus the daily
-    totals under `__total__`, `__errors__`, `__warnings__` and the day as `__day__`
-    (a proleptic ordinal), so folding the same day in twice replaces it."""
+    """Counts of the previous ≤ 7 days, newest last: template id -> count, the day's totals
+    (`__total__`, `__errors__`, `__warnings__`) and its ordinal `__day__` (folded in once)."""
 
     days: list[dict[str, int]] = Field(default_factory=list)
 
@@ -113,9 +112,8 @@ class _Group:
 
 
 class LogReducer:
-    """Streams lines into groups (level and masked shape) with 5-minute counts per group;
-    groups become templates, and counts become hourly rates, when the report is made.
-    The per-line path is kept to dictionary lookups: it runs a million times a day."""
+    """Streams lines into groups (level, masked shape) with 5-minute counts, made templates and
+    hourly rates by the report; per line only dict lookups (a million lines a day)."""
 
     def __init__(self, miner: TemplateMiner | None = None) -> None:
         self.miner = miner or TemplateMiner()
@@ -356,8 +354,7 @@ def _against_baseline(stats: list[TemplateStat], days: list[dict[str, int]]) -> 
 
 
 def _bounded(stats: list[TemplateStat], max_templates: int) -> list[TemplateStat]:
-    """Every ERROR/CRITICAL template (up to a safety bound no sane day reaches), then the most
-    severe and frequent others up to `max_templates`."""
+    """Every ERROR/CRITICAL template (to a safety bound), then others up to `max_templates`."""
     errors = [s for s in stats if s.level in ERROR_LEVELS][:MAX_ERROR_TEMPLATES]
     others = [s for s in stats if s.level not in ERROR_LEVELS]
     return errors + others[: max(0, max_templates - len(errors))]

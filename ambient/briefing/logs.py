@@ -20,9 +20,8 @@ class LogFileError(Exception):
 
 
 def resolve_log_path(path: str, log_dir: Path | None, *, admin: bool) -> Path:
-    """A file source path: confined to AMBIENT_LOG_DIR when that is set; without it, any file
-    the server can read, which only an admin may name (a member could read the server's
-    secrets as "log lines" in a briefing or an analysis)."""
+    """A file source path, inside AMBIENT_LOG_DIR if set; else any file, named by an admin
+    only (a member could read the server's secrets as "log lines")."""
     candidate = Path(path).expanduser()
     if log_dir is None:
         if not admin:

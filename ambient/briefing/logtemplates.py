@@ -1,26 +1,10 @@
 """Log template mining: mask the variable parts of a message, then cluster with Drain.
 
-One configuration serves every source (no per-source tuning):
-
-1. `Masker` replaces numbers, ids (uuid, hex, trace ids, anything ASCII with a digit in it),
-   hashes, IPv4/IPv6 with ports, URLs, paths, durations and sizes, e-mails, timestamps,
-   the value of key=value whole, and quoted values (but the upper-case keyword a quoted
-   request opens with, `"GET <*>"`) with `<*>`, except a name with one digit at its end
-   (`SOCKS5`, `eth0`), which is left to Drain and step 5 to call constant or variable: one
-   compiled regular expression per word, and words without digits remembered (they are
-   mostly constants), since one regex over every whole line was the cost that kept 1M
-   lines from fitting in 10 s.
-2. Many lines are identical once masked, so the masked text is looked up in a cache before
-   Drain is asked at all: Drain (pure Python) sees each distinct masked text once.
-3. `tokens` splits for Drain: whitespace for Latin text, and CJK runs kept as single tokens
-   with CJK punctuation and `<*>` as tokens of their own (Chinese has no spaces, so
-   `连接数据库失败，重试<*>次` becomes `连接数据库失败 ， 重试 <*> 次`), and a value written
-   in several words (`5.2 KB`, `<1 sec`, `1190 bytes (1.16 KB)`) as one `<*>`.
-4. Drain3's `Drain` (the clustering core, not its `TemplateMiner` wrapper, whose masking and
-   persistence we do not need) groups the token sequences, with its default parameters.
-5. Wildcards Drain put where a cluster holds at most three distinct words (plain words, or
-   key=value words with different keys) are taken back as constants and split the cluster
-   (see `TemplateMiner`).
+One configuration for every source (docs/briefing.md, "Template mining"): `Masker` turns
+variables into `<*>` word by word (one regex over whole lines kept 1M lines from fitting in
+10 s); a masked text seen before skips Drain; `tokens` splits CJK runs and punctuation apart;
+Drain3's `Drain` core (not its `TemplateMiner` wrapper) clusters with its defaults; and
+wildcards Drain put where a cluster holds a few constant words split it (`TemplateMiner`).
 
 Pure: no I/O, no clock; safe inside activities and tests.
 """

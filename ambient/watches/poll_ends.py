@@ -36,8 +36,7 @@ class EndRequest:
 
 
 async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) -> None:
-    """Write ``requests`` in the session's transaction (the caller commits, soon: other
-    writers of requests wait for it)."""
+    """Write ``requests`` in the session's transaction (the caller commits it soon)."""
     if not requests:
         return
     if session.get_bind().dialect.name == "postgresql":
@@ -67,8 +66,7 @@ async def request_ends(db: Database, requests: list[EndRequest]) -> None:
 
 
 async def drop_end_requests(db: Database, before: datetime) -> None:
-    """Drop the requests written before ``before`` (nobody acts on them any more), all but
-    the newest: on SQLite its id is where the next one's is counted from."""
+    """Drop the requests written before ``before`` but the newest (SQLite counts ids on)."""
     newest = select(func.max(ENDS.c.id)).scalar_subquery()
     async with db.write_session(bulk=True) as session:
         await session.execute(

@@ -69,8 +69,7 @@ class SnapshotWrites:
     texts: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, task: str, page: PageText, rows: list[Any]) -> str | None:
-        """Plan ``page`` given its stored ``rows`` (``PAGES_OF``); its old text (None without
-        a last hash, "" when it is gone)."""
+        """Plan ``page`` given its stored ``rows``; its old text (None: no last hash; "": gone)."""
         old = None
         if page.last_hash is not None:
             old = next((r.text for r in rows if r.hash == page.last_hash), "")
@@ -270,8 +269,7 @@ def _settle(
 async def _store_copies(
     conn: AsyncConnection, copies: list[tuple[InboxCopy, PollWrite]], now: Any
 ) -> None:
-    """The inbox messages and their delivery rows (sent): stored with their events, so each
-    exists exactly when its event does."""
+    """The inbox messages and their (sent) delivery rows, stored with their events."""
     ids = await conn.execute(
         ADD_INBOX,
         [
