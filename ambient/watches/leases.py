@@ -105,16 +105,11 @@ class LeaseBook:
         return dialect
 
     async def claim(self, lease: Lease, started: datetime | None = None) -> Claim | None:
-        """Take the watch for this poll before it fetches anything; None when another live
-        poll of the watch holds it (docs/polling.md, invariant 2: one poll fetches a watch).
-
-        One transaction with the lock on the watch's lease row: the later poll of a run wins
-        (a holder of an earlier poll that is alive is asked to end); the same poll started
-        again (Temporal's retry) wins only over a dead process's attempt; a new run wins over
-        the old one's. Written at once with this process's beat, so a poll that fetches
-        always has a lease a sweep can find. ``started``: when the poll started, the origin
-        of its grid (a sweep tells it to the workflow of a lost poll); now if not given. An
-        attempt that takes over a dead process's attempt of the same poll keeps its origin."""
+        """Take the watch for this poll before it fetches; None when another live poll holds
+        it (docs/polling.md, invariant 2). One transaction, the lease row locked, with this
+        process's beat: a run's later poll wins (an earlier live one is asked to end), a
+        retried poll only over a dead process's attempt (keeping its grid's origin), a new
+        run over the old. ``started``: the grid's origin (now if not given)."""
         now = utcnow()
         started = started or now
         mine = {

@@ -76,8 +76,7 @@ async def drop_end_requests(db: Database, before: datetime) -> None:
 
 
 class EndRequestCursor:
-    """One process's reader of end requests: each ``read`` returns those committed since
-    the last (the first read returns none: requests written before it are not for it)."""
+    """One process's reader of end requests: each ``read`` those committed since the last."""
 
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -60,8 +60,7 @@ class PageText:
 
 @dataclass
 class SnapshotWrites:
-    """What a transaction writes to keep each page's snapshots the texts of its last and its
-    new hash, the new one newest (polls and the news digest's checks alike)."""
+    """The writes keeping each page's snapshots its last and new texts, the new one newest."""
 
     now: datetime
     drop: list[int] = field(default_factory=list)
@@ -129,12 +128,9 @@ class NewEvent:
 
 @dataclass
 class PollWrite:
-    """What one check stores: the page's text (if it changed), the events it found and where
-    the poll of (``poll``, ``life``) then stands (``urls``: the page states after).
-
-    ``events`` gets the page's old text (None without a last hash, "" when it is gone) and
-    returns the events, numbered from the poll's last; it may be called again (pure).
-    """
+    """What one check stores: the page's changed text, its events and the poll's new mark
+    (``urls``: the page states after). ``events`` (pure: it may be called again) gets the
+    page's old text (None: no last hash; "": gone) and numbers them from the poll's last."""
 
     poll: str
     life: str
