@@ -1,12 +1,7 @@
-"""What a poll tells: its events numbered, stored with the page's state, then notified.
-
-A check that found something hands ``store`` the events it found; they are numbered after
-the poll's last, written in one transaction with the page's text and the poll's new mark
-(``watch_polls``; the transaction is shared with other polls' checks by the group commit in
-ambient/watches/poll_store.py), and only then notified under their keys
-(``{task}/{life}/poll/{n}``), so a retried or resumed poll reports each event once. The inbox
-copy is written with the event; other targets are sent after the commit, in the background,
-and a delivery that fails for good is counted and recorded as a ``watch.delivery_failed`` event.
+"""What a poll tells: its events numbered, stored with the page's state (the group commit of
+ambient/watches/poll_store.py), then notified under their keys (``{task}/{life}/poll/{n}``),
+so a retried or resumed poll reports each once. A delivery that fails for good is counted
+and recorded as a ``watch.delivery_failed`` event.
 """
 
 from __future__ import annotations
@@ -95,9 +90,8 @@ class PollReports:
         page: PageText | None,
         what: str,
     ) -> bool:
-        """Store the events ``found`` returns (given the page's old text) with the pages'
-        states ``urls`` and the poll's new mark in one transaction, then notify them. Call it
-        holding ``turn``. A failed write is counted and returns False (nothing changed)."""
+        """Store (holding ``turn``) the events ``found`` returns with ``urls`` and the poll's
+        mark in one transaction, then notify them; False (counted) when the write failed."""
         request = self.request
         try:
             inbox, others = await self.plan()
@@ -127,8 +121,7 @@ class PollReports:
         return True
 
     def numbered(self, found: list[tuple[str, dict[str, Any]]], *, inbox: bool) -> list[NewEvent]:
-        """The events with their numbers and keys (and inbox copies when the inbox is a
-        target), after the poll's last."""
+        """The events numbered after the poll's last, keyed, with inbox copies if wanted."""
         events = []
         for seq, (kind, payload) in enumerate(found, start=self.seq + 1):
             key = self.event_key(seq)
@@ -148,11 +141,8 @@ class PollReports:
         return message.model_copy(update={"kind": NotificationKind.WATCH}) if message else None
 
     async def plan(self) -> tuple[bool, list[Target]]:
-        """Where this watch's messages go now: (the user's inbox, the other targets).
-
-        The inbox is written with the event; the others are sent after the commit. The
-        user's push settings are read at most every ``RECIPIENT_TTL`` seconds.
-        """
+        """Where this watch's messages go now: (the user's inbox, written with the event;
+        the other targets, sent after the commit)."""
         request = self.request
         recipient = await self.poller.recipient(request.user)
         if self._plan is not None and self._plan[0] is recipient:

@@ -77,8 +77,7 @@ class PollSession:
         self.beat_seq = -1  # the event number the last heartbeat carried
 
     def asked_by(self, request: EndRequest) -> bool:
-        """Whether an end request is for this poll (one without a poll number: the watch's;
-        one naming a process: only the attempt there)."""
+        """Whether an end request is for this poll (no number: any; a process: only there)."""
         if request.process is not None and request.process != self.poller.leases.process:
             return False
         return request.poll is None or (request.poll, request.run_id) == (
@@ -97,8 +96,7 @@ class PollSession:
     # --- resuming -------------------------------------------------------------------------
 
     async def resume(self, taken_over_at: datetime | None = None) -> None:
-        """Take over where an earlier attempt stopped: stored events first, then heartbeats;
-        ``taken_over_at``: the next slot of a dead process's attempt this one took over."""
+        """Take over from an earlier attempt: stored events, heartbeats, a dead one's slot."""
         request, reports = self.request, self.reports
         async with self.poller.db.session() as session:
             mark = await session.get(WatchPoll, (request.workflow_id, request.life))
@@ -219,9 +217,8 @@ class PollSession:
         return None
 
     def advance_grid(self, started: float) -> None:
-        """The next slot of the fixed-rate grid after now (slots missed are skipped) and at
-        least half an interval after the check that ``started`` then: a check made late (a
-        poll that took over a lost one) is not followed at once by the next slot's."""
+        """The grid's next slot after now and half an interval after ``started`` (a late check
+        is not followed at once by the next)."""
         interval = self.request.interval_seconds
         self.next_due += interval
         late = max(time.time(), started + interval / 2) - self.next_due
@@ -393,8 +390,7 @@ class PollSession:
         page: PageText | None = None,
         what: str,
     ) -> None:
-        """Store and notify what ``found`` returns, with the page's new state; a failed write
-        is counted and the state stays as it was (the next check sees it again)."""
+        """Store and notify what ``found`` returns with the page's new state (kept on failure)."""
         async with self.reports.turn:
             urls = {**self.urls, url: after}
             if await self.reports.store(urls, found, now, page=page, what=what):

@@ -1,18 +1,6 @@
-"""What keeps the polls of a worker process honest, beside the polls themselves.
-
-- Leases: a poll claims its watch's lease before it fetches; every ``LEASE_EVERY`` seconds
-  the process writes that it is alive and drops the leases of polls that ended
-  (ambient/watches/leases.py).
-- Dead processes: every ``SWEEP_EVERY`` seconds it takes the leases of processes silent for
-  their ``dead_after`` and fails those polls' attempts: Temporal runs them again in a live
-  process (``tell``).
-- Closed runs: every ``CLOSED_EVERY`` seconds it asks the visibility store which web-monitor
-  runs closed lately (terminated, timed out: nobody will take their poll's result) and ends
-  its polls of them.
-- The mailbox: every ``END_POLL_READ`` seconds it reads the end requests other processes'
-  workflows wrote for its polls (ambient/watches/poll_ends.py).
-
-docs/polling.md states the invariants these keep.
+"""What keeps the polls of a worker process honest, beside the polls themselves: its leases
+(ambient/watches/leases.py), sweeps for dead processes' polls and for closed runs, and the
+mailbox of end requests (ambient/watches/poll_ends.py). docs/polling.md states the invariants.
 """
 
 from __future__ import annotations
@@ -116,8 +104,7 @@ class PollUpkeep:
             self._task = asyncio.create_task(self.run(client, forever=False))
 
     async def run(self, client: Client | None, *, forever: bool = True) -> None:
-        """Say this process is alive with its polls; report dead processes' polls. With
-        ``forever`` it runs until cancelled and then leaves (a clean stop drops its leases)."""
+        """Beat and sweep; with ``forever`` until cancelled, then leave (dropping its leases)."""
         if forever:
             if self._task is not None and not self._task.done():
                 self._task.cancel()
@@ -158,10 +145,8 @@ class PollUpkeep:
             log.warning("writing this process's poll leases failed: %s", exc)
 
     async def sweep(self, client: Client) -> int:
-        """Start again the polls held by dead processes, those whose next check falls due
-        first before the others (a missed check first of all: a live process taking over
-        thousands is busy for a while); returns how many were handled. A batch that handled
-        none stops it (the rest are tried at the next sweep)."""
+        """Start again dead processes' polls, soonest due first (taking over thousands takes a
+        while); how many were handled. A batch that handled none stops it till the next."""
         if time.monotonic() >= self._forget_at:
             self._forget_at = time.monotonic() + FORGET_EVERY
             await forget_processes(self.db, FORGET_AFTER)
@@ -177,11 +162,9 @@ class PollUpkeep:
         return told
 
     async def tell(self, client: Client, lost: list[Lease]) -> int:
-        """Start these lost polls again; returns how many were handled. An attempt whose task
-        token its lease holds is failed by it: Temporal runs the poll again in a live process
-        at once (its retry policy), which takes the dead attempt's grid and stored events over
-        (``LeaseBook.claim``, ``PollSession.resume``), with no workflow task. Leases written
-        without a token (by a release before it) have their workflow told (``poll_lost``)."""
+        """Start these lost polls again; how many were handled. An attempt is failed by its task
+        token (Temporal retries it in a live process, which takes over its grid and events: no
+        workflow task); a lease without one (an older release) has its workflow told."""
         await end_lost(self.db, lost)
         gate = asyncio.Semaphore(SWEEP_SIGNALS)
 
@@ -210,8 +193,7 @@ class PollUpkeep:
         return len(done)
 
     async def end_closed(self, client: Client) -> None:
-        """End this process's polls whose workflow run has closed (terminated, timed out:
-        nobody will take their result)."""
+        """End this process's polls whose run has closed (nobody will take their result)."""
         since = utcnow() - CLOSED_MARGIN
         query = closed_runs_query(self._closed_since)
         closed = {(e.id, e.run_id) async for e in client.list_workflows(query, page_size=1000)}
@@ -244,16 +226,14 @@ class PollUpkeep:
 
 
 def urgency(lease: Lease) -> tuple[bool, datetime]:
-    """The order a sweep starts lost polls in: those whose grid it cannot tell (written by a
-    release before it) first, then by the first slot after their process's last beat."""
+    """A sweep's order: polls of unknown grid first, then by their slot after the last beat."""
     due = lease.due()
     return (due is not None, due or datetime.min.replace(tzinfo=UTC))
 
 
 def closed_runs_query(since: datetime) -> str:
-    """The visibility query for the web monitors' runs closed since ``since``: only their
-    workflow type (the namespace's reminders, briefings, remediations, ... close too, and
-    would be paged through every ``CLOSED_EVERY`` seconds by every process running polls)."""
+    """The visibility query for web monitors' runs closed since ``since`` (only their type:
+    every other run closing would be paged through every ``CLOSED_EVERY`` seconds)."""
     stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return (
         f"WorkflowType = '{WEB_MONITOR_TYPE}' "

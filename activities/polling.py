@@ -120,8 +120,7 @@ class PagePoller:
             session.end(PollEnd.SHUTDOWN)
 
     async def recipient(self, user: str) -> Recipient:
-        """The user's push settings as read at most ``RECIPIENT_TTL`` seconds ago (one read
-        for all of the user's polls; a failed read is not kept)."""
+        """The user's push settings read within ``RECIPIENT_TTL`` (shared; a failure not kept)."""
         now = time.monotonic()
         cached = self._recipients.get(user)
         if (
@@ -147,8 +146,7 @@ class PagePoller:
 
     @activity.defn
     async def lost_poll_alive(self, check: LostPollCheck) -> bool:
-        """Whether a poll reported lost may still hand back (its process was only slow, or
-        Temporal runs it again elsewhere): the workflow waits for it only then."""
+        """Whether a poll reported lost may still hand back (then the workflow waits for it)."""
         lost = check.lost
         lease = Lease(check.workflow_id, lost.life, lost.run_id, lost.poll, lost.process)
         return await may_answer(self.db, lease)

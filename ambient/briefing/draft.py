@@ -97,62 +97,57 @@ def _spoken(
     failed: list[SourceNote],
 ) -> str:
     zh = inputs.language == "zh"
-    parts = [("早上好，这是昨天的简报。" if zh else "Good morning, here is yesterday's briefing. ")]
-    parts.append(headline + ("。" if zh else ". "))
+    parts: list[str] = []
+
+    def say(chinese: str, english: str) -> None:
+        parts.append(chinese if zh else english)
+
+    say("早上好，这是昨天的简报。", "Good morning, here is yesterday's briefing. ")
+    say(headline + "。", headline + ". ")
     if errors:
         top = errors[0]
-        parts.append(
-            f"最多的错误是：{_short(top.template, 60)}，共 {top.count} 次。"
-            if zh
-            else f"The most frequent error was {_short(top.template, 60)}, {top.count} times. "
+        say(
+            f"最多的错误是：{_short(top.template, 60)}，共 {top.count} 次。",
+            f"The most frequent error was {_short(top.template, 60)}, {top.count} times. ",
         )
     if inputs.trend:
-        parts.append(inputs.trend + ("。" if zh else ". "))
+        say(inputs.trend + "。", inputs.trend + ". ")
     if inputs.anomalies:
         first = _short(inputs.anomalies[0], 60)
-        parts.append(
-            f"发现 {len(inputs.anomalies)} 个异常，例如{first}。"
-            if zh
-            else f"{len(inputs.anomalies)} anomalies, for example {first}. "
+        say(
+            f"发现 {len(inputs.anomalies)} 个异常，例如{first}。",
+            f"{len(inputs.anomalies)} anomalies, for example {first}. ",
         )
     if not inputs.alarms_configured:
-        parts.append(
-            "腾讯云未配置，没有告警记录。"
-            if zh
-            else "Tencent Cloud is not configured, so no alarm history. "
+        say(
+            "腾讯云未配置，没有告警记录。", "Tencent Cloud is not configured, so no alarm history. "
         )
     elif firing:
-        parts.append(
-            f"有 {len(firing)} 条告警未恢复，包括 {firing[0].name}。"
-            if zh
-            else f"{_many(len(firing), 'alarm is', 'alarms are')} still open"
-            f"{': ' if len(firing) == 1 else ', including '}{firing[0].name}. "
+        say(
+            f"有 {len(firing)} 条告警未恢复，包括 {firing[0].name}。",
+            f"{_many(len(firing), 'alarm is', 'alarms are')} still open"
+            f"{': ' if len(firing) == 1 else ', including '}{firing[0].name}. ",
         )
     if inputs.fixed:
-        parts.append(
-            f"夜间自动修复了 {len(inputs.fixed)} 个问题。"
-            if zh
-            else f"{_many(len(inputs.fixed), 'problem was', 'problems were')} fixed "
-            "automatically overnight. "
+        say(
+            f"夜间自动修复了 {len(inputs.fixed)} 个问题。",
+            f"{_many(len(inputs.fixed), 'problem was', 'problems were')} fixed "
+            "automatically overnight. ",
         )
     if inputs.needs_person:
         count, first = len(inputs.needs_person), _short(inputs.needs_person[0], 60)
-        parts.append(
-            f"有 {count} 个问题需要人工处理：{first}。"
-            if zh
-            else f"{_many(count, 'problem needs', 'problems need')} a person: {first}. "
+        say(
+            f"有 {count} 个问题需要人工处理：{first}。",
+            f"{_many(count, 'problem needs', 'problems need')} a person: {first}. ",
         )
     if inputs.news:
-        parts.append(
-            f"新闻 {len(inputs.news)} 条，例如：{_short(inputs.news[0], 60)}。"
-            if zh
-            else f"{len(inputs.news)} news items, for example: {_short(inputs.news[0], 60)}. "
+        say(
+            f"新闻 {len(inputs.news)} 条，例如：{_short(inputs.news[0], 60)}。",
+            f"{len(inputs.news)} news items, for example: {_short(inputs.news[0], 60)}. ",
         )
     for note in failed:
-        parts.append(
-            f"注意：{note.source} 读取失败。" if zh else f"Note: {note.source} could not be read. "
-        )
-    parts.append("详细报告已放在简报页面。" if zh else "The full report is on the briefing page.")
+        say(f"注意：{note.source} 读取失败。", f"Note: {note.source} could not be read. ")
+    say("详细报告已放在简报页面。", "The full report is on the briefing page.")
     return "".join(parts).strip()
 
 

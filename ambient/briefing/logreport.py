@@ -66,9 +66,8 @@ _OF_TEMPLATE = {"template_id", "template", "level"}
 
 
 class LogBaseline(BaseModel):
-    """Counts of the previous days (≤ 7), newest last: template id -> count, plus the daily
-    totals under `__total__`, `__errors__`, `__warnings__` and the day as `__day__`
-    (a proleptic ordinal), so folding the same day in twice replaces it."""
+    """Counts of the previous ≤ 7 days, newest last: template id -> count, the day's totals
+    (`__total__`, `__errors__`, `__warnings__`) and its ordinal `__day__` (folded in once)."""
 
     days: list[dict[str, int]] = Field(default_factory=list)
 
@@ -101,8 +100,7 @@ _NEVER = math.inf
 
 @dataclass(slots=True)
 class _Group:
-    """Lines of one level and one masked shape. Times are epoch seconds; first is +inf and
-    last -inf until a line with a time arrives."""
+    """Lines of one level and masked shape; first/last: epoch seconds (±inf until timed)."""
 
     index: int
     level: str
@@ -114,9 +112,8 @@ class _Group:
 
 
 class LogReducer:
-    """Streams lines into groups (level and masked shape) with 5-minute counts per group;
-    groups become templates, and counts become hourly rates, when the report is made.
-    The per-line path is kept to dictionary lookups: it runs a million times a day."""
+    """Streams lines into groups (level, masked shape) with 5-minute counts, made templates and
+    hourly rates by the report; per line only dict lookups (a million lines a day)."""
 
     def __init__(self, miner: TemplateMiner | None = None) -> None:
         self.miner = miner or TemplateMiner()
@@ -138,11 +135,8 @@ class LogReducer:
         lines: Iterable[tuple[datetime | None, str, str]],
         masked: Iterable[str] | None = None,
     ) -> list[int]:
-        """Counts (time, level, message) lines; returns their group numbers in order.
-        `masked`, when given, holds each line's `mask_line` result (masking done elsewhere,
-        e.g. in other processes), in the same order.
-
-        The hot path of a day of logs: one call for all lines, names bound to locals."""
+        """Counts (time, level, message) lines (`masked`: their `mask_line` results, made
+        elsewhere); their group numbers in order. The hot path: names bound to locals."""
         keys, groups, buckets = self._keys, self._groups, self._buckets
         add, add_masked = self.miner.add, self.miner.add_masked
         next_masked = iter(masked).__next__ if masked is not None else None
@@ -360,8 +354,7 @@ def _against_baseline(stats: list[TemplateStat], days: list[dict[str, int]]) -> 
 
 
 def _bounded(stats: list[TemplateStat], max_templates: int) -> list[TemplateStat]:
-    """Every ERROR/CRITICAL template (up to a safety bound no sane day reaches), then the most
-    severe and frequent others up to `max_templates`."""
+    """Every ERROR/CRITICAL template (to a safety bound), then others up to `max_templates`."""
     errors = [s for s in stats if s.level in ERROR_LEVELS][:MAX_ERROR_TEMPLATES]
     others = [s for s in stats if s.level not in ERROR_LEVELS]
     return errors + others[: max(0, max_templates - len(errors))]
@@ -409,8 +402,7 @@ def _keywords(stats: list[TemplateStat], limit: int = 15) -> list[tuple[str, int
 
 
 def update_baseline(baseline: LogBaseline | None, report: LogReport) -> LogBaseline:
-    """The baseline with the report's day added (replacing that day if already there), the
-    oldest days beyond seven dropped."""
+    """The baseline with the report's day added or replaced, keeping the newest seven days."""
     day = (report.start or report.end or datetime(1970, 1, 1, tzinfo=UTC)).date()
     keep = sorted(report.counts.items(), key=lambda kv: -kv[1])[:BASELINE_MAX_KEYS]
     entry = {

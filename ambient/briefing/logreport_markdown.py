@@ -16,10 +16,8 @@ def render_markdown(
     tz: tzinfo | None = None,
     max_error_rows: int = 120,
 ) -> str:
-    """The report as compact markdown for an LLM prompt or an e-mail: every ERROR template
-    (up to `max_error_rows`, then a count of the rest), the top `max_rows` others, anomalies,
-    hourly rates, trend and keywords. First–last seen is shown for templates that did not
-    run all period long."""
+    """The report as compact markdown for an LLM prompt or an e-mail: ERROR templates (up to
+    `max_error_rows`), the top `max_rows` others, anomalies, hourly rates, trend, keywords."""
     zone = tz or UTC
     lines = [f"## Logs {_when(report.start, zone, True)} – {_when(report.end, zone, True)}"]
     if report.total == 0:

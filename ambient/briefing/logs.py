@@ -20,9 +20,8 @@ class LogFileError(Exception):
 
 
 def resolve_log_path(path: str, log_dir: Path | None, *, admin: bool) -> Path:
-    """A file source path: confined to AMBIENT_LOG_DIR when that is set; without it, any file
-    the server can read, which only an admin may name (a member could read the server's
-    secrets as "log lines" in a briefing or an analysis)."""
+    """A file source path, inside AMBIENT_LOG_DIR if set; else any file, named by an admin
+    only (a member could read the server's secrets as "log lines")."""
     candidate = Path(path).expanduser()
     if log_dir is None:
         if not admin:
@@ -49,10 +48,8 @@ async def read_log_source(
     tencent: TencentCloud,
     zone: tzinfo = UTC,
 ) -> str:
-    """Feed the source's lines in [start, end) to ``reducer``; returns what was read.
-
-    ``admin``: whether the user it is read for is an admin, now (resolve_log_path);
-    ``zone``: where a file's times without an offset are wall times."""
+    """Feed the source's lines in [start, end) to ``reducer``; what was read (``admin``: the
+    reader's role now, for resolve_log_path; ``zone``: of a file's times without offset)."""
     if isinstance(spec, FileLogSpec):
         # A folder's files are checked one by one too: one symlinked out of the folder is skipped.
         root = log_dir.expanduser() if log_dir is not None else None

@@ -1,26 +1,10 @@
 """Log template mining: mask the variable parts of a message, then cluster with Drain.
 
-One configuration serves every source (no per-source tuning):
-
-1. `Masker` replaces numbers, ids (uuid, hex, trace ids, anything ASCII with a digit in it),
-   hashes, IPv4/IPv6 with ports, URLs, paths, durations and sizes, e-mails, timestamps,
-   the value of key=value whole, and quoted values (but the upper-case keyword a quoted
-   request opens with, `"GET <*>"`) with `<*>`, except a name with one digit at its end
-   (`SOCKS5`, `eth0`), which is left to Drain and step 5 to call constant or variable: one
-   compiled regular expression per word, and words without digits remembered (they are
-   mostly constants), since one regex over every whole line was the cost that kept 1M
-   lines from fitting in 10 s.
-2. Many lines are identical once masked, so the masked text is looked up in a cache before
-   Drain is asked at all: Drain (pure Python) sees each distinct masked text once.
-3. `tokens` splits for Drain: whitespace for Latin text, and CJK runs kept as single tokens
-   with CJK punctuation and `<*>` as tokens of their own (Chinese has no spaces, so
-   `连接数据库失败，重试<*>次` becomes `连接数据库失败 ， 重试 <*> 次`), and a value written
-   in several words (`5.2 KB`, `<1 sec`, `1190 bytes (1.16 KB)`) as one `<*>`.
-4. Drain3's `Drain` (the clustering core, not its `TemplateMiner` wrapper, whose masking and
-   persistence we do not need) groups the token sequences, with its default parameters.
-5. Wildcards Drain put where a cluster holds at most three distinct words (plain words, or
-   key=value words with different keys) are taken back as constants and split the cluster
-   (see `TemplateMiner`).
+One configuration for every source (docs/briefing.md, "Template mining"): `Masker` turns
+variables into `<*>` word by word (one regex over whole lines kept 1M lines from fitting in
+10 s); a masked text seen before skips Drain; `tokens` splits CJK runs and punctuation apart;
+Drain3's `Drain` core (not its `TemplateMiner` wrapper) clusters with its defaults; and
+wildcards Drain put where a cluster holds a few constant words split it (`TemplateMiner`).
 
 Pure: no I/O, no clock; safe inside activities and tests.
 """
@@ -220,16 +204,12 @@ def _constant_words(values: Counter[str]) -> bool:
 
 
 class TemplateMiner:
-    """Assigns each message a *shape* (its distinct masked text); templates are read at the
-    end, once Drain's clusters have generalised and constants have been told from variables.
+    """Assigns each message a *shape* (its masked text); templates are read at the end.
 
-    Drain merges messages that differ in one word of a short message ("Cache hit for key
-    <*>" and "Cache miss for key <*>") into one cluster with a wildcard there. After mining,
-    a wildcard position that Drain introduced (not one masking put there) and that holds at
-    most `SPLIT_MAX_VALUES` distinct words across a cluster of at least `SPLIT_MIN_LINES`
-    lines per value, is taken for a constant and the cluster is split by it; a real variable
-    (user names, table names) shows more values, or about as many values as lines.
-    """
+    Drain merges short messages differing in one word ("Cache hit for key <*>", "Cache miss
+    for key <*>") under a wildcard. A wildcard Drain introduced with at most `SPLIT_MAX_VALUES`
+    words, each over `SPLIT_MIN_LINES` lines, is a constant and splits the cluster; a real
+    variable (user names, table names) shows more values, or about as many as lines."""
 
     def __init__(self, *, max_shapes: int = MAX_CACHED) -> None:
         self._max_shapes = max_shapes

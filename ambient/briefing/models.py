@@ -152,9 +152,8 @@ class DayPlan(BaseModel):
     def given_on(
         self, now: datetime, given_at: datetime | None, last_given_at: datetime | None
     ) -> datetime | None:
-        """When the briefing was given on ``now``'s local day: by this day's run, or by the run
-        before it on the same date (a greeting after the window, a new config). The greeting
-        and the voice's context decide "given today" by this one rule."""
+        """When the briefing was given on ``now``'s local day, by this run or the one before
+        on that date: the one "given today" rule of the greeting and the voice's context."""
         if given_at is not None:
             return given_at
         if last_given_at is not None and self._local_date(last_given_at) == self._local_date(now):
@@ -163,8 +162,7 @@ class DayPlan(BaseModel):
 
 
 def briefing_link(user: str, date: str, version: int, language: str) -> tuple[str, str]:
-    """The share link's title and key: one link per briefing version, titled in the briefing's
-    language, whether a push or the page asked for it first."""
+    """The share link's title (in the briefing's language) and key: one per version."""
     title = f"{'每日简报' if language == 'zh' else 'Daily briefing'} {date}"
     return title, f"briefing/{user}/{date}/v{version}"
 
@@ -366,9 +364,8 @@ class BriefingStatus(BaseModel):
     last_given_at: datetime | None = None
 
     def at(self, now: datetime) -> tuple[bool, bool]:
-        """(ready, given today) as the greeting decides them at ``now``: ready only when a
-        greeting would speak the prepared briefing (not paused, inside the window, not given on
-        the day in the briefing's own time zone)."""
+        """(ready, given today) as a greeting at ``now`` decides them: ready when it would speak
+        the prepared briefing (not paused, in the window, not given that local day)."""
         day = self.day
         if day is None:
             return False, False

@@ -300,13 +300,9 @@ class BriefingService:
         caller: str | None = None,
         within: float | None = None,
     ) -> GreetResult:
-        """The voice trigger; the workflow decides (exactly once per user per day).
-
-        ``caller``: the signed-in user asking, who greets as someone else only as an admin
-        (None: a device or the operator's CLI, which name the speaker themselves).
-        ``within``: the seconds the caller waits for the answer; the workflow then waits for
-        a preparation only as long as the answer can still reach the caller.
-        """
+        """The voice trigger; the workflow decides (exactly once per user per day). ``caller``:
+        the signed-in user (greets for another only as an admin; None: a device or the CLI);
+        ``within``: how long the caller listens, so the workflow waits no longer."""
         if caller is not None and caller != user:
             if not await self._admin(caller):
                 raise BriefingRefusedError(

@@ -39,11 +39,8 @@ class WrittenBriefing:
 
 
 async def write_briefing(llm: LLMClient, inputs: BriefingInputs) -> WrittenBriefing:
-    """The model's briefing if it is valid and states nothing its input does not; else offline.
-
-    A refused draft leaves a failed "llm" source note saying why (what it made up, or that the
-    server could not be reached): the note is stored with the briefing and shown with it.
-    """
+    """The model's briefing if valid and faithful to its input; else offline, with a failed
+    "llm" source note saying why (stored and shown with the briefing)."""
     if llm.offline:
         return WrittenBriefing(offline_draft(inputs), "offline")
     prompt = llm_prompt(inputs)
@@ -92,10 +89,7 @@ def draft_text(draft: BriefingDraft) -> str:
 
 def llm_prompt(inputs: BriefingInputs) -> str:
     """The user message: facts we computed, then every untrusted text inside a data block.
-
-    Every number the briefing may say is stated here (the faithfulness check holds the draft
-    to this text): totals the offline briefing says are computed here, not left to the model.
-    """
+    Every number the briefing may say is stated here: the faithfulness check holds it to this."""
     firing = still_open(inputs.alarms)
     facts = (
         f"Date: {inputs.date}. Log lines: {inputs.log_lines}, errors: {inputs.errors}, "
@@ -131,10 +125,7 @@ def llm_prompt(inputs: BriefingInputs) -> str:
 
 
 def summary_markdown(content: BriefingContent, link: str, *, literal: bool = False) -> str:
-    """The markdown card for WeCom / DingTalk: headline, the four lists, the share link.
-
-    ``literal``: escape markdown in the texts (for HTML rendering; chat robots show escapes).
-    """
+    """The WeCom / DingTalk card: headline, four lists, link (``literal``: escaped, for HTML)."""
     zh = content.language == "zh"
     text = markdown_literal if literal else str
     lines = [f"**{text(content.headline)}**", ""]

@@ -19,18 +19,10 @@ from ambient.domain.events import clipped
 AGENT_KINDS = ("agent.digest", "agent.held")
 # Worth a person's attention on their own; everything else waits for the next digest or none.
 NOTABLE_PREFIXES = (
-    "watch.hit",
-    "watch.breach",
-    "watch.failing",
-    "watch.recovery",
-    "watch.recovered",
-    "watch.poll_failed",
-    "watch.delivery_failed",
-    "schedule.delivery_failed",
-    "delivery.failed",
-    "remediation.",
-    "briefing.failed",
-)
+    "watch.hit", "watch.breach", "watch.failing", "watch.recovery", "watch.recovered",
+    "watch.poll_failed", "watch.delivery_failed", "schedule.delivery_failed", "delivery.failed",
+    "remediation.", "briefing.failed",
+)  # fmt: skip
 MAX_EVENTS = 200
 
 
@@ -123,14 +115,12 @@ def _chinese(text: str) -> bool:
 
 
 def events_language(events: list[EventBrief]) -> str:
-    """zh when any event's task or gist holds Chinese text, else en: a message about them is
-    written in that language."""
+    """The language of a message about these events: zh if any holds Chinese text, else en."""
     return "zh" if _chinese("".join(f"{e.task or ''}{e.gist}" for e in events)) else "en"
 
 
 def looping(decision: DigestDecision) -> bool:
-    """The body says one sentence of some length three times or more: a small model's loop
-    (one ran until the body's cap), not a message to send."""
+    """The body repeats a sentence three times or more: a small model's loop, not a message."""
     sentences = [t.strip() for t in re.split(r"[.。!！?？;；\n]+", decision.body)]
     counts = Counter(t for t in sentences if len(t) >= 12)
     return any(n >= 3 for n in counts.values())

@@ -32,16 +32,9 @@ _LEVEL_MARKED = re.compile(
 # Serilog's compact JSON (CLEF) writes @t, @l, @m (or only the template @mt); ECS log.level.
 MESSAGE_FIELDS = ("message", "msg", "content", "log", "text", "body", "__CONTENT__", "@m", "@mt")
 LEVEL_FIELDS = (
-    "level",
-    "severity",
-    "lvl",
-    "loglevel",
-    "log_level",
-    "levelname",
-    "__LEVEL__",
-    "log.level",
+    "level", "severity", "lvl", "loglevel", "log_level", "levelname", "__LEVEL__", "log.level",
     "@l",
-)
+)  # fmt: skip
 TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__TIMESTAMP__", "@t")
 
 

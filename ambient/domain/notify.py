@@ -160,11 +160,8 @@ class NotifyResult(BaseModel):
 
 
 def redact_target(channel: str, target: str) -> str:
-    """A target as shown in results, rows, events and logs: no tokens, keys or queries.
-
-    `secret:NAME`, email addresses, phone numbers and inbox names are shown as they are;
-    URLs lose user info, query and fragment; robot keys keep their first four characters.
-    """
+    """A target as results, rows, events and logs show it: no tokens, keys or queries (URLs
+    lose user info, query and fragment; robot keys keep four characters; the rest as is)."""
     if not target or target.startswith("secret:") or channel in ("email", "sms", "inbox"):
         return target
     if "://" in target:

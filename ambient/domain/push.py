@@ -170,11 +170,8 @@ def _apprise_problem(value: str) -> Refusal | None:
 
 
 def apprise_http_url(value: str) -> str:
-    """The http(s) URL an Apprise URL of a self-hosted HTTP service posts to (for the guard).
-
-    Apprise URLs carry credentials as user:password@host, so only the part after the last
-    `@` of the authority is the host.
-    """
+    """The http(s) URL an Apprise URL of a self-hosted HTTP service posts to (for the guard);
+    the host is after the authority's last `@` (credentials come as user:password@host)."""
     scheme, _, rest = value.partition("://")
     scheme = scheme.lower()
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]

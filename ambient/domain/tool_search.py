@@ -161,8 +161,7 @@ def _terms(text: str) -> Iterator[tuple[str, str]]:
 
 
 def tokens(text: str) -> list[str]:
-    """English words (camel case and `_` split, stemmed, stopwords out), CJK characters and
-    bigrams."""
+    """English words (split, stemmed, no stopwords), CJK characters and bigrams."""
     return [term for term, _ in _terms(text)]
 
 
@@ -413,8 +412,7 @@ class ToolIndex:
         weights: dict[str, float] | None = None,
         favoured: frozenset[int] = frozenset(),
     ) -> list[Hit]:
-        """Tools by BM25 over the wanted terms; a ``favoured`` tool's score counts
-        QUESTION_READS times."""
+        """Tools by BM25 over the wanted terms (a ``favoured`` one's x QUESTION_READS)."""
         scores: dict[int, float] = {}
         whys: dict[int, list[str]] = {}
         for term, source in wanted.items():

@@ -37,8 +37,7 @@ class BroadcastRepository(Repository):
         return await self.carried_on(user, None)
 
     async def carried_on(self, user: str, date: str | None) -> list[Broadcast]:
-        """Problems a given day's briefing carried (so re-preparing that day sees them again;
-        None: no briefing yet), oldest first."""
+        """Problems the briefing of ``date`` carried (None: none yet), oldest first."""
         # `== None` is SQL's IS NULL.
         query = select(Broadcast).where(Broadcast.user == user, Broadcast.broadcast_on == date)
         return list(await self.session.scalars(query.order_by(Broadcast.id.asc())))

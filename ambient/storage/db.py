@@ -40,13 +40,9 @@ CONNECT_TIMEOUT = 5.0
 
 
 class TurnConnection(aiosqlite.Connection):
-    """An aiosqlite connection whose statements run in the caller's thread during a write turn.
-
-    aiosqlite sends every call (cursor, execute, fetch, close: about four per statement) to the
-    connection's thread and back through the event loop. A write turn holds SQLite's write
-    lock, so no statement in it waits for a lock and each takes microseconds; on a busy loop
-    (an alert storm) the hops made each turn ~5-20 ms, and the turns queued behind each other.
-    """
+    """An aiosqlite connection whose statements run in the caller's thread during a write turn:
+    holding the lock they take microseconds, while aiosqlite's four thread hops a statement
+    made each turn ~5-20 ms on a busy loop (an alert storm), the turns queued behind it."""
 
     inline = False
 
@@ -122,18 +118,13 @@ class Database:
 
     @asynccontextmanager
     async def write_session(self, *, bulk: bool = False) -> AsyncIterator[AsyncSession]:
-        """A session for a short read-then-write transaction.
+        """A session for a short read-then-write transaction (no network calls inside it).
 
-        On SQLite it takes the write lock first (``BEGIN IMMEDIATE``, which waits out the
-        busy timeout): a transaction that read first and writes later would otherwise be
-        refused at once ("database is locked") when another connection wrote in between.
-        Writers of this process take turns; another process's writers are waited for through
-        up to ``WRITE_TURN_TRIES`` busy timeouts (nothing was done yet, so beginning again is
-        safe). Once the lock is held the statements run in the loop's thread (no lock to wait
-        for: see ``TurnConnection``), unless ``bulk``: a transaction with much SQLite work
-        (a batch of checks) keeps it in aiosqlite's thread, where it does not stop the loop.
-        Keep the block short: no network calls inside it.
-        """
+        On SQLite it takes the write lock first (``BEGIN IMMEDIATE``): one that read first would
+        be refused at once ("database is locked") if another connection wrote in between. This
+        process's writers take turns; another's are waited out through ``WRITE_TURN_TRIES``
+        busy timeouts. With the lock, statements run in the loop's thread (``TurnConnection``)
+        unless ``bulk`` (much SQLite work, which would stop the loop)."""
         if not self.sqlite:
             async with self.session() as session:
                 yield session

@@ -1,28 +1,16 @@
 """Reading events as they are committed, without skipping one that commits late.
 
-A reader that keeps only the highest id it has read (``id > last``) loses events on
-PostgreSQL: a sequence hands ids out at insert, not at commit, so two events written at once
-can commit out of order (5 is taken, 6 is taken and commits, a reader passes 6, then 5
-commits) and 5 is never read. Locking the table on every event write would make every
-writer of events wait for every other; instead the reader remembers what it has not seen.
+On PostgreSQL a sequence hands ids out at insert, not at commit, so a reader that keeps only
+the highest id it read (``id > last``) loses an event that commits after a higher one. An
+``EventCursor`` is that high-water mark ``last`` and the **gaps** below it (ids no committed
+event of any user had when read); each read asks for them again, and a gap is given up after
+``GAP_GRACE`` (far longer than an event's one-insert transaction), at most ``MAX_GAPS`` kept.
+No lock is taken to write an event (docs/watches.md, "Events"). On SQLite ids commit in order
+and the same reader works unchanged.
 
-An ``EventCursor`` is a high-water mark ``last`` and the **gaps** below it: ids no
-committed event had when the reader passed them (of any user: an id another user's event
-holds is not a gap). Each read asks for ``id > last`` and for the gaps again; a gap that
-appears is returned (it is a late commit) and leaves the set, one that does not appear
-within ``GAP_GRACE`` is given up (its insert was rolled back, or its transaction never
-ended). The grace is far longer than any event transaction stays open: every event is one
-insert committed at once (EventRepository.add, the record_event activity), none waits on
-the network. At most ``MAX_GAPS`` are kept (the oldest go first), so a read stays one
-indexed query however the ids run.
-
-On SQLite one writer holds the write lock from its insert to its commit, so ids commit in
-order and gaps appear only for rolled-back inserts; the same reader works there unchanged.
-
-A cursor travels as a token (``tokens``): the SSE ``id`` of each event, which the browser
-sends back as ``Last-Event-ID`` when it reconnects, and the payload of the event agent's
-decisions. ``"42"`` is "everything up to 42"; ``"42~17.40"`` adds that 17 and 40 were not
-read yet.
+A cursor travels as a token: the SSE ``id`` (sent back as ``Last-Event-ID``) and the event
+agent's payload. ``"42"`` is "everything up to 42"; ``"42~17.40"`` adds that 17 and 40 were
+not read yet.
 """
 
 from __future__ import annotations
@@ -132,9 +120,8 @@ async def follow(
     stopped: Callable[[], Awaitable[bool]],
     poll_seconds: float,
 ) -> AsyncIterator[tuple[Event, str]]:
-    """``user``'s events as they commit, each with the token to resume after it, until
-    ``stopped``. A token names the events of its batch not yet sent, so a client that drops
-    mid-batch and resumes with it gets them (and any gap) again."""
+    """``user``'s events as they commit until ``stopped``, each with the token to resume after
+    it (naming its batch's events not yet sent, so a client dropped mid-batch gets them)."""
     while not await stopped():
         async with db.session() as session:
             rows, cursor = await read_events(session, cursor, user=user)

@@ -91,11 +91,8 @@ async def require_current(url: str) -> None:
 
 
 def linear_revision(rows: tuple[str, ...]) -> str:
-    """The one revision a database left with the branched chain's rows is at.
-
-    Refuses rows that are not the old heads of a prefix of the chain (a database made on an
-    unmerged branch): stamping their last revision would skip migrations never run.
-    """
+    """The one revision a database left with the branched chain's rows is at; refused unless
+    they are old heads of a prefix of the chain (stamping would skip migrations never run)."""
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config(""))

@@ -31,11 +31,8 @@ def as_utc(value: datetime) -> datetime:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A time column that is written and read as aware UTC on every database.
-
-    SQLite keeps no offset: it would store an aware time's wall clock and hand back a naive
-    value, so the time is converted to UTC on the way in and marked UTC on the way out.
-    """
+    """A time column written and read as aware UTC on every database (SQLite keeps no offset:
+    converted to UTC on the way in, marked UTC on the way out)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -153,9 +150,8 @@ class WatchSnapshot(Numbered, Dated, Base):
 
 
 class WatchPoll(Base):
-    """Where the poll of one watch life stands: its last reported event and the page states
-    it was reported with, written in the transaction that stores the event (so a retried
-    poll neither loses a state nor reports a change twice)."""
+    """A watch life's poll: its last event and page states, stored with the event (so a
+    retried poll neither loses a state nor reports a change twice)."""
 
     __tablename__ = "watch_polls"
 
@@ -172,8 +168,7 @@ class WatchPoll(Base):
 
 
 class WatchPollEnd(Dated, Base):
-    """A control asked the poll of (task = workflow id, life) to hand back; the worker process
-    running that poll reads these every ``END_POLL_READ`` seconds (activities/polling.py)."""
+    """A control asked the poll of (task = workflow id, life) to hand back (read by its process)."""
 
     __tablename__ = "watch_poll_ends"
     # A poll that starts looks for a request to end it (activities/poll_session.py).
@@ -191,9 +186,8 @@ class WatchPollEnd(Dated, Base):
 
 
 class WorkerProcess(Base):
-    """A worker process that runs polls, and when it last said it was alive (every
-    ``LEASE_EVERY`` seconds; activities/polling.py). One whose word is older than its
-    ``dead_after`` is dead: the polls it held are given to the other processes."""
+    """A worker process running polls and its last beat; silent past ``dead_after``, it is
+    dead and its polls go to other processes (activities/poll_upkeep.py)."""
 
     __tablename__ = "worker_processes"
 
@@ -419,11 +413,8 @@ class DiscussionMessage(Dated, Base):
 
 
 class XiaozhiDevice(Numbered, Dated, Base):
-    """A 小智 device (by its MAC, xiaozhi-server's `device-id`) registered to one user.
-
-    Its token is stored hashed, like users' API tokens. ``speakers`` names the other users
-    who allowed this device to answer them by voiceprint (their own briefing, their tasks).
-    """
+    """A 小智 device (its MAC, xiaozhi-server's `device-id`) of one user, its token hashed;
+    ``speakers``: the other users it may answer by voiceprint (their briefing, their tasks)."""
 
     __tablename__ = "xiaozhi_devices"
 
@@ -434,13 +425,9 @@ class XiaozhiDevice(Numbered, Dated, Base):
 
 
 class XiaozhiEndpoint(Numbered, Dated, Base):
-    """A xiaozhi.me MCP 接入点 the product dials out to, acting as its user.
-
-    The URL's token is a secret: ``url_sealed`` is the whole URL encrypted (ambient.bridge.
-    endpoints.EndpointCipher); ``url_masked`` is what lists and logs show. ``holder`` and
-    ``lease_until`` are the lease: the one runner (of several replicas) that holds the
-    connection, renewed while it lives.
-    """
+    """A xiaozhi.me MCP 接入点 dialled out to as its user: ``url_sealed`` the secret URL
+    encrypted (bridge.endpoints.EndpointCipher), ``url_masked`` what lists and logs show;
+    ``holder`` and ``lease_until``: the one runner of the replicas holding the connection."""
 
     __tablename__ = "xiaozhi_endpoints"
 

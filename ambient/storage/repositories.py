@@ -43,8 +43,8 @@ class UserExistsError(Exception):
 
 
 class SettingRefusedError(Exception):
-    """A user's setting refused for what the user's other settings or other users have
-    (``field`` names it); nothing changed."""
+    """A user's setting refused for the user's other settings or another user's (``field``
+    names it); nothing changed."""
 
     def __init__(self, message: str | Refusal, field: str) -> None:
         super().__init__(message)
@@ -52,8 +52,7 @@ class SettingRefusedError(Exception):
 
 
 class VoiceprintTakenError(SettingRefusedError):
-    """The voiceprint id already names another user (theirs, or their user name); or a new
-    user's name is another user's voiceprint id (``field`` says which was given)."""
+    """A voiceprint id or new user name clashes with another user's (``field``: which one)."""
 
     def __init__(self, message: str | Refusal, field: str = "voiceprint_id") -> None:
         super().__init__(message, field)
@@ -101,8 +100,7 @@ def _voiceprint_clash(exc: IntegrityError) -> bool:
 
 class UserRepository(Repository):
     async def create(self, data: UserCreate, *, actor: str = OPERATOR) -> tuple[User, str]:
-        """Register a user, audited as ``actor`` (by default the operator: code with the
-        database in hand); the row and its API token (shown once, stored hashed)."""
+        """Register a user, audited as ``actor``; its row and API token (shown once, hashed)."""
         _briefing_times_fit(BRIEFING_TIMES, data)
         await self._voiceprint_free(data.voiceprint_id, data.name)
         # The name speaks for the user too: not if it is already someone else's voiceprint.
@@ -162,8 +160,7 @@ class UserRepository(Repository):
         return await self.session.scalar(query)
 
     async def update(self, user: User, data: UserSettings) -> None:
-        """Change ``user``'s own settings (VoiceprintTakenError: nothing changed, the session's
-        transaction is rolled back; SettingRefusedError: nothing changed)."""
+        """Change ``user``'s own settings (SettingRefusedError: nothing changed, rolled back)."""
         _briefing_times_fit({field: getattr(user, field) for field in BRIEFING_TIMES}, data)
         await self._voiceprint_free(data.voiceprint_id, user.name)
         for field, value in data.model_dump(exclude_unset=True).items():
@@ -286,11 +283,8 @@ class InboxRepository(Repository):
 
 
 class DeliveryRepository(Repository):
-    """Delivery rows as leases: one row per (request key, channel, target).
-
-    `pending` with `lease_until` in the future is a send in flight; another attempt leaves
-    it alone until the lease expires (the first attempt may still be sending).
-    """
+    """Delivery rows, one per (request key, channel, target), as leases: `pending` with
+    `lease_until` ahead is a send in flight, left alone until the lease expires."""
 
     async def get(self, key: str) -> Delivery | None:
         return await self.session.scalar(select(Delivery).where(Delivery.key == key))
@@ -307,11 +301,8 @@ class DeliveryRepository(Repository):
         task: str | None = None,
         kind: str | None = None,
     ) -> tuple[Delivery, bool]:
-        """(row, True) when this attempt holds the lease and must send; (row, False) when the
-        row is sent, failed for good, or in flight elsewhere (the caller reads its state).
-
-        Taking the lease is one conditional UPDATE, so two attempts never both hold it.
-        """
+        """(row, True): this attempt holds the lease and sends; (row, False): sent, failed for
+        good or in flight elsewhere. One conditional UPDATE takes it: never two holders."""
         row = await self.get(key)
         if row is None:
             row = Delivery(
@@ -357,8 +348,7 @@ class DeliveryRepository(Repository):
 
     @staticmethod
     def takeable(row: Delivery, now: datetime) -> bool:
-        """Whether an attempt may take this row's lease and send (failed for a reason that may
-        pass, or pending with its lease expired)."""
+        """Whether an attempt may take the lease: failed transiently, or pending and expired."""
         lease = row.lease_until
         return (row.status == "failed" and (row.error or "").startswith("transient:")) or (
             row.status == "pending" and (lease is None or lease < now)
@@ -399,8 +389,7 @@ class DeliveryRepository(Repository):
 
 
 class SnapshotRepository(Repository):
-    """Page snapshots of web monitors (written by `ambient.watches.poll_store.advance_snapshot`:
-    the last two texts per (task, url))."""
+    """Web monitors' last two page texts per (task, url) (`poll_store.advance_snapshot`)."""
 
     async def purge(self, task: str) -> None:
         await self.session.execute(delete(WatchSnapshot).where(WatchSnapshot.task == task))

@@ -130,17 +130,14 @@ def check_targets(config: BaseModel, *, user: str, is_admin: bool, settings: Set
     """The notification targets of a config, by the push-config rules (form per channel type,
     inbox only to the caller, own secrets only, guarded URLs); ConfigError naming the field."""
     policy = TargetPolicy.from_settings(settings)
-    refused: list[Refused] = []
-    for index, target in enumerate(getattr(config, "targets", [])):
-        problem = policy.problem(target, user=user, is_admin=is_admin)
-        if problem is not None:
-            refused.append((("targets", index), problem))
+    aimed: list[tuple[Location, Any]] = [
+        (("targets", index), target) for index, target in enumerate(getattr(config, "targets", []))
+    ]
     spec = getattr(config, "notification", None)
     if isinstance(spec, NotificationSpec):
-        problem = policy.problem(spec.target_of(), user=user, is_admin=is_admin)
-        if problem is not None:
-            refused.append((("notification",), problem))
-    if refused:
+        aimed.append((("notification",), spec.target_of()))
+    problems = [(at, policy.problem(target, user=user, is_admin=is_admin)) for at, target in aimed]
+    if refused := [(at, problem) for at, problem in problems if problem is not None]:
         raise ConfigError(refused)
 
 
@@ -148,17 +145,18 @@ def resolved_metric(config: ThresholdWatchConfig, settings: Settings) -> Thresho
     """A named metric with its catalogue source filled in; a name beside another source refused
     (the source would be watched under the name)."""
     catalogue = DEFAULT_CATALOGUE | settings.metric_catalogue
+
+    def sourced(source: dict[str, Any]) -> ThresholdWatchConfig:
+        return ThresholdWatchConfig.model_validate(
+            config.model_dump(mode="json") | {"source": source}
+        )
+
     try:
         if config.source is None and config.metric is not None:
-            source = resolve_metric(config.metric, catalogue)
-            return ThresholdWatchConfig.model_validate(
-                config.model_dump(mode="json") | {"source": source}
-            )
+            return sourced(resolve_metric(config.metric, catalogue))
         named = None
         if config.source is not None and config.metric in catalogue:
-            named = ThresholdWatchConfig.model_validate(
-                config.model_dump(mode="json") | {"source": catalogue[config.metric]}
-            )
+            named = sourced(catalogue[config.metric])
     except UnknownMetricError as exc:
         raise ConfigError([(("metric",), str(exc))]) from None
     except ValidationError as exc:
@@ -219,12 +217,8 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
 
 
 def config_schema(*models: type[BaseModel]) -> WithJsonSchema:
-    """Publish the typed, self-contained schema (no $refs) of a config argument that is
-    validated by ``parse_config``: one config model, or a union of them.
-
-    The argument is taken as a JSON object and parsed by type in the service, so a
-    bad config gets one error per bad field of its own type (not one per union member).
-    """
+    """The self-contained schema (no $refs) of one config model or a union, published for an
+    argument taken as a JSON object: ``parse_config`` refuses it field by field of its own type."""
     target: Any = reduce(or_, models)
     schema = TypeAdapter(target).json_schema()
     defs = schema.pop("$defs", {})

@@ -54,35 +54,27 @@ class Lease:
     def due(self) -> datetime | None:
         """A dead attempt's first slot after its process's last beat: the slots before were
         checked by that process, this one maybe not (None: its grid or beat is not known)."""
-        beat, started, first_in, every = (
-            self.silent_since,
-            self.started_at,
-            self.first_check_in,
-            self.interval_seconds,
-        )
-        if beat is None or started is None or first_in is None or not every:
+        beat, started, every = self.silent_since, self.started_at, self.interval_seconds
+        if beat is None or started is None or self.first_check_in is None or not every:
             return None
-        first = started + timedelta(seconds=first_in)
+        first = started + timedelta(seconds=self.first_check_in)
         return slot_after_beat(first, timedelta(seconds=every), beat)
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A poll holds its watch. ``lost``: the dead process's attempt of the same poll that it
-    took over (a sweep failed that attempt and Temporal runs the poll again): the origin of
-    the attempt's grid and that process's last beat, so the checks go on on that grid."""
+    """A poll holds its watch; ``lost``: the dead process's attempt of it that it took over
+    (with that attempt's grid and last beat, so the checks go on on that grid)."""
 
     lost: Lease | None = None
 
     def first_due(self) -> datetime | None:
-        """When an attempt that took a dead one over checks first: the dead attempt's
-        ``due`` slot (None: it took nothing over)."""
+        """The first check of an attempt that took a dead one over (None: it took none)."""
         return self.lost.due() if self.lost is not None else None
 
 
 class LeaseBook:
-    """This process's side: its beat, the leases its polls claim, those to drop at the next
-    ``flush``."""
+    """This process's side: its beat, its polls' leases, those to drop at the next flush."""
 
     def __init__(self, db: Database, process: str, dead_after: float) -> None:
         self.db = db
@@ -91,8 +83,7 @@ class LeaseBook:
         self.ended: list[Lease] = []  # the leases of polls that ended, dropped at the next flush
 
     async def flush(self) -> None:
-        """Say this process is alive and drop the leases ended since (one transaction; on
-        failure they are kept for the next flush)."""
+        """Say this process is alive and drop the leases ended since (kept on failure)."""
         now = utcnow()
         ended = list(self.ended)
         async with self.db.write_session(bulk=True) as session:
@@ -114,16 +105,11 @@ class LeaseBook:
         return dialect
 
     async def claim(self, lease: Lease, started: datetime | None = None) -> Claim | None:
-        """Take the watch for this poll before it fetches anything; None when another live
-        poll of the watch holds it (docs/polling.md, invariant 2: one poll fetches a watch).
-
-        One transaction with the lock on the watch's lease row: the later poll of a run wins
-        (a holder of an earlier poll that is alive is asked to end); the same poll started
-        again (Temporal's retry) wins only over a dead process's attempt; a new run wins over
-        the old one's. Written at once with this process's beat, so a poll that fetches
-        always has a lease a sweep can find. ``started``: when the poll started, the origin
-        of its grid (a sweep tells it to the workflow of a lost poll); now if not given. An
-        attempt that takes over a dead process's attempt of the same poll keeps its origin."""
+        """Take the watch for this poll before it fetches; None when another live poll holds
+        it (docs/polling.md, invariant 2). One transaction, the lease row locked, with this
+        process's beat: a run's later poll wins (an earlier live one is asked to end), a
+        retried poll only over a dead process's attempt (keeping its grid's origin), a new
+        run over the old. ``started``: the grid's origin (now if not given)."""
         now = utcnow()
         started = started or now
         mine = {
@@ -189,8 +175,7 @@ class LeaseBook:
 
 
 async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
-    """Leases held by processes that are not alive (never this one), each with its process's
-    last beat and the time its poll took the watch."""
+    """Leases of processes not alive (never this one), with their last beat and start."""
     now = utcnow()
     async with db.session() as session:
         rows = (await session.execute(select(WorkerProcess))).scalars().all()
@@ -224,10 +209,7 @@ async def may_answer(db: Database, lost: Lease) -> bool:
 
 
 async def end_lost(db: Database, lost: list[Lease]) -> None:
-    """Ask the lost polls to end, in case their process is alive after all (its end-request
-    reader stops exactly these polls, not their successors). A lost attempt with a task token
-    is failed by it and Temporal runs the poll again elsewhere: only the attempt in the lost
-    process is asked then."""
+    """Ask the lost polls (not their successors) to end, in case their process is alive."""
     await request_ends(db, [_end_request(e) for e in lost])
 
 
@@ -258,8 +240,7 @@ def _alive(row: Any, now: datetime) -> bool:
 
 
 def _may_take(holder: Lease, new: Lease) -> bool:
-    """Whether poll ``new`` may take the watch from ``holder``, a poll other than its own
-    attempt in another process (``claim``)."""
+    """Whether poll ``new`` may take the watch from ``holder``, not its own attempt."""
     if holder.run_id != new.run_id:
         return True  # a run before this one (closed: nobody takes its polls' results)
     # The workflow moved on: the later poll fetches; this process's own attempt again: it.
@@ -272,8 +253,8 @@ def _of_watch(lease: Lease) -> Any:
 
 
 def _end_request(lease: Lease) -> EndRequest:
-    """Asks the lease's poll to end; only its attempt in its process when Temporal runs it
-    again elsewhere (a sweep fails the attempt by its task token)."""
+    """Asks the lease's poll to end; with a task token (failed by a sweep, run again
+    elsewhere) only its attempt in that process."""
     process = lease.process if lease.task_token is not None else None
     return EndRequest(lease.task, lease.life, lease.run_id, lease.poll, process)
 
@@ -292,8 +273,7 @@ def _drop(leases: list[Lease], process: str | None = None) -> Any:
 
 
 async def forget_processes(db: Database, after: timedelta) -> None:
-    """Drop the rows of processes silent for ``after`` that hold no lease (one that died
-    holding none is never swept)."""
+    """Drop the rows of processes silent for ``after`` holding no lease (no sweep finds them)."""
     async with db.write_session(bulk=True) as session:
         await session.execute(
             delete(WorkerProcess).where(WorkerProcess.beat_at < utcnow() - after, IDLE)

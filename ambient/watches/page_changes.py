@@ -44,9 +44,8 @@ SPACED = r"[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 
 
 def _plain(keyword: str) -> str:
-    """Whole words where words are spaced ("AI" must not match "said", but does match in
-    "使用AI技术"); a Chinese keyword anywhere in its run of characters. An escaped literal
-    cannot backtrack, so Python's engine is safe here."""
+    """Whole words where words are spaced ("AI" not in "said", but in "使用AI技术"), a Chinese
+    keyword anywhere; an escaped literal cannot backtrack, so Python's engine is safe."""
     head = rf"(?<!{SPACED})" if re.match(SPACED, keyword) else ""
     tail = rf"(?!{SPACED})" if re.match(SPACED, keyword[-1:]) else ""
     return head + re.escape(keyword) + tail

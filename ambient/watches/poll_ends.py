@@ -36,8 +36,7 @@ class EndRequest:
 
 
 async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) -> None:
-    """Write ``requests`` in the session's transaction (the caller commits, soon: other
-    writers of requests wait for it)."""
+    """Write ``requests`` in the session's transaction (the caller commits it soon)."""
     if not requests:
         return
     if session.get_bind().dialect.name == "postgresql":
@@ -49,9 +48,8 @@ async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) ->
 
 
 async def end_requested(session: AsyncSession, request: EndRequest) -> bool:
-    """Whether this one poll (``run_id`` and ``poll`` set) was asked to end in this process
-    (``process``): a poll that starts asks, as a request committed before its process's
-    reader began is not read."""
+    """Whether this poll was asked to end in its process (asked at its start: a request made
+    before the process's reader began is not read)."""
     fields = asdict(request)
     process = fields.pop("process")
     anywhere_or_here = or_(WatchPollEnd.process.is_(None), WatchPollEnd.process == process)
@@ -68,8 +66,7 @@ async def request_ends(db: Database, requests: list[EndRequest]) -> None:
 
 
 async def drop_end_requests(db: Database, before: datetime) -> None:
-    """Drop the requests written before ``before`` (nobody acts on them any more), all but
-    the newest: on SQLite its id is where the next one's is counted from."""
+    """Drop the requests written before ``before`` but the newest (SQLite counts ids on)."""
     newest = select(func.max(ENDS.c.id)).scalar_subquery()
     async with db.write_session(bulk=True) as session:
         await session.execute(
@@ -79,8 +76,7 @@ async def drop_end_requests(db: Database, before: datetime) -> None:
 
 
 class EndRequestCursor:
-    """One process's reader of end requests: each ``read`` returns those committed since
-    the last (the first read returns none: requests written before it are not for it)."""
+    """One process's reader of end requests: each ``read`` those committed since the last."""
 
     def __init__(self, db: Database) -> None:
         self.db = db

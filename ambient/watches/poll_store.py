@@ -60,8 +60,7 @@ class PageText:
 
 @dataclass
 class SnapshotWrites:
-    """What a transaction writes to keep each page's snapshots the texts of its last and its
-    new hash, the new one newest (polls and the news digest's checks alike)."""
+    """The writes keeping each page's snapshots its last and new texts, the new one newest."""
 
     now: datetime
     drop: list[int] = field(default_factory=list)
@@ -69,8 +68,7 @@ class SnapshotWrites:
     texts: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, task: str, page: PageText, rows: list[Any]) -> str | None:
-        """Plan ``page`` given its stored ``rows`` (``PAGES_OF``); its old text (None without
-        a last hash, "" when it is gone)."""
+        """Plan ``page`` given its stored ``rows``; its old text (None: no last hash; "": gone)."""
         old = None
         if page.last_hash is not None:
             old = next((r.text for r in rows if r.hash == page.last_hash), "")
@@ -130,12 +128,9 @@ class NewEvent:
 
 @dataclass
 class PollWrite:
-    """What one check stores: the page's text (if it changed), the events it found and where
-    the poll of (``poll``, ``life``) then stands (``urls``: the page states after).
-
-    ``events`` gets the page's old text (None without a last hash, "" when it is gone) and
-    returns the events, numbered from the poll's last; it may be called again (pure).
-    """
+    """What one check stores: the page's changed text, its events and the poll's new mark
+    (``urls``: the page states after). ``events`` (pure: it may be called again) gets the
+    page's old text (None: no last hash; "": gone) and numbers them from the poll's last."""
 
     poll: str
     life: str
@@ -270,8 +265,7 @@ def _settle(
 async def _store_copies(
     conn: AsyncConnection, copies: list[tuple[InboxCopy, PollWrite]], now: Any
 ) -> None:
-    """The inbox messages and their delivery rows (sent): stored with their events, so each
-    exists exactly when its event does."""
+    """The inbox messages and their (sent) delivery rows, stored with their events."""
     ids = await conn.execute(
         ADD_INBOX,
         [
@@ -309,8 +303,7 @@ async def _store_copies(
 
 
 def upsert(dialect: str, table: Table, keys: list[str], columns: list[str]) -> Any:
-    """Insert rows of ``table`` or, where ``keys`` are taken, set ``columns`` (one statement
-    for many rows; SQLite or Postgres)."""
+    """Insert rows of ``table``, or set ``columns`` where ``keys`` are taken (one statement)."""
     statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     new = statement.excluded
     return statement.on_conflict_do_update(

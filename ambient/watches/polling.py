@@ -99,8 +99,7 @@ class PollResult(BaseModel):
 
 
 class EndPoll(BaseModel):
-    """Ask the poll of a watch to hand back now; with ``run_id`` and ``poll``, only that poll
-    (requests recorded before carry neither: the watch's poll, whichever it is)."""
+    """Ask the watch's poll to hand back now (with ``run_id`` and ``poll``: only that one)."""
 
     workflow_id: str
     life: str
@@ -109,8 +108,7 @@ class EndPoll(BaseModel):
 
 
 class PollLost(BaseModel):
-    """The worker process that ran this poll is dead (signal ``poll_lost``): the workflow
-    starts the next poll instead of waiting for the heartbeat timeout."""
+    """Signal ``poll_lost``: the poll's process is dead, start the next without waiting."""
 
     life: str
     run_id: str
@@ -125,9 +123,7 @@ class PollLost(BaseModel):
 
 
 def slot_after_beat(first: datetime, interval: timedelta, beat: datetime) -> datetime:
-    """The first slot of a lost poll's grid (its first check ``first`` plus whole intervals)
-    after its process's last ``beat``: slots before it were checked by that process, this one
-    maybe not."""
+    """The first slot of a lost poll's grid after its process's last ``beat`` (maybe unchecked)."""
     if beat < first:
         return first
     return first + interval * (1 + (beat - first) // interval)

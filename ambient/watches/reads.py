@@ -144,11 +144,8 @@ class TaskReads:
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> TaskPage:
-        """The caller's tasks: a visibility query on our search attributes, plus schedules.
-
-        With ``page_size`` one page and ``next_page_token`` (None at the end); without, every
-        task (up to ``limit``). Each task appears once: its current run.
-        """
+        """The caller's tasks (a visibility query on our search attributes, then schedules),
+        each once: with ``page_size`` a page and its token, without every task to ``limit``."""
         if page_size is None:
             tasks: list[TaskSummary] = []
             token: str | None = None
@@ -240,8 +237,7 @@ class TaskReads:
         return tasks, executions.next_page_token
 
     async def _latest_runs(self, workflow_ids: builtins.list[str]) -> dict[str, str]:
-        """The newest run of each id (one visibility query for a page's ended runs, not one
-        describe each: a user with thousands of stopped tasks pages as fast as one with none)."""
+        """The newest run of each id: one visibility query for a page, not a describe each."""
         if not workflow_ids:
             return {}
         ids = ", ".join(json.dumps(i) for i in sorted(set(workflow_ids)))
@@ -308,8 +304,7 @@ class TaskReads:
     async def _show_poll_progress(
         self, status: TaskStatus, description: WorkflowExecutionDescription
     ) -> None:
-        """Add what a running poll has heartbeated since it last handed back (web monitors
-        record their checks when a poll ends; its heartbeats say where it stands now)."""
+        """Add what a running poll has heartbeated since it last handed back."""
         for pending in description.raw_description.pending_activities:
             if pending.activity_type.name != "poll_pages" or not pending.heartbeat_details.payloads:
                 continue

@@ -205,12 +205,8 @@ class ReminderRun(BaseModel):
     @field_validator("config", mode="before")
     @classmethod
     def _as_it_ran(cls, value: Any) -> Any:
-        """A schedule stored before contradictions were refused, read as it ran.
-
-        Its action arguments hold the config as it was accepted then; the fields its type or
-        action ignored, and fields no config has, are dropped so its runs start (and do what
-        they did) until updated.
-        """
+        """A schedule stored before contradictions were refused, read as it ran: the fields
+        its type or action ignored, or no config has, are dropped so its runs still start."""
         if not isinstance(value, dict):
             return value
         value = dict(value)
