@@ -78,8 +78,8 @@ class NoTextError(ValueError):
 
 
 def main_text(html: str, selector: str | None = None, media_type: str = "") -> str:
-    """Main text of a page, or the text under a CSS selector; parses the HTML once when plain.
-    NoTextError when there is nothing to watch: a watch of it would never see a change."""
+    """Main text of a page, or the text under a CSS selector; NoTextError when there is none."""
+    # A watch of a page with nothing to watch would never see a change.
     media_type = media_type.lower()
     if "json" in media_type and not selector:
         # A JSON API watched as a page: one value a line and non-ASCII as itself, so a diff

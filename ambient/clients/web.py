@@ -21,11 +21,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 from jsonpath_ng.ext import parse as jsonpath
 
-from ambient.clients.guard import (
-    DestinationGuard,
-    DestinationLookupError,
-    RefusedDestinationError,
-)
+from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.clients.http1 import Answer, BodyTooLargeError, HttpProtocolError, PageClient
 
 MAX_BYTES = 5 * 1024 * 1024
