@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import suppress
 from importlib.metadata import version
 from itertools import pairwise
 
@@ -84,10 +85,8 @@ def main_text(html: str, selector: str | None = None, media_type: str = "") -> s
     if "json" in media_type and not selector:
         # A JSON API watched as a page: one value a line and non-ASCII as itself, so a diff
         # shows the field that changed and a keyword reads "数据库", not "\u6570\u636e\u5e93".
-        try:
+        with suppress(ValueError):  # not JSON after all: read as a page
             return json.dumps(json.loads(html), ensure_ascii=False, indent=1)
-        except ValueError:
-            pass  # not JSON after all: read as a page
     if media_type.startswith("text/plain") and not selector:
         # A changelog.txt, a status.txt: its angle brackets are text, not tags.
         if not html.strip():

@@ -27,6 +27,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -124,10 +125,9 @@ class PageClient:
         async with asyncio.timeout(time_limit):
             reused = self._take(key)
             if reused is not None:
-                try:
+                # Closed by the server while idle: once more on a new connection.
+                with suppress(_StaleConnectionError):
                     return await self._exchange(key, reused, request, wire, max_bytes)
-                except _StaleConnectionError:
-                    pass  # closed by the server while idle: once more on a new connection
             fresh = await self._connect(scheme, addresses, port, name)
             try:
                 return await self._exchange(key, fresh, request, wire, max_bytes)

@@ -16,6 +16,7 @@ import os
 import re
 import zlib
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
         }
         when = json_time(data, zone)
         return None if when is None else (when, data)
-    try:
+    with suppress(ValueError):  # 31 November, 29 February of another year, hour 25
         if match := OTHER.match(line):
             if match["mon"]:
                 month, day = MONTHS[match["mon"]], int(match["day"])
@@ -110,8 +111,6 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
             level = "ERROR" if status == "5" else "WARNING" if status == "4" else "INFO"
             when = datetime.strptime(match["ts"], "%d/%b/%Y:%H:%M:%S %z")
             return when, {"message": match["rest"], "level": level}
-    except ValueError:  # 31 November, 29 February of another year, hour 25
-        pass
     return None
 
 

@@ -7,6 +7,7 @@ Monitor GetMonitorData ISO strings, DescribeAlarmHistories seconds.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import re
@@ -140,10 +141,9 @@ async def search_logs(
             return result
         for item in page.get("Results") or []:
             raw = item.get("LogJson") or item.get("RawLog") or ""
-            try:
-                content: dict[str, Any] | str = json.loads(raw)
-            except (TypeError, ValueError):
-                content = str(raw)
+            content: dict[str, Any] | str = str(raw)
+            with contextlib.suppress(TypeError, ValueError):
+                content = json.loads(raw)
             result.logs.append(
                 LogRecord(
                     time=_from_ms(item["Time"]),
@@ -197,18 +197,18 @@ async def list_alarms(
             region=region,
         )
         histories = answer.get("Histories") or []
-        for h in histories:
-            alarms.append(
-                AlarmRecord(
-                    source="monitor",
-                    name=h.get("PolicyName") or _alarm_name(h),
-                    status=h.get("AlarmStatus", ""),
-                    time=datetime.fromtimestamp(int(h.get("FirstOccurTime", 0)), UTC),
-                    level=h.get("AlarmLevel"),
-                    target=h.get("AlarmObject"),
-                    detail=h.get("Content", ""),
-                )
+        alarms += [
+            AlarmRecord(
+                source="monitor",
+                name=h.get("PolicyName") or _alarm_name(h),
+                status=h.get("AlarmStatus", ""),
+                time=datetime.fromtimestamp(int(h.get("FirstOccurTime", 0)), UTC),
+                level=h.get("AlarmLevel"),
+                target=h.get("AlarmObject"),
+                detail=h.get("Content", ""),
             )
+            for h in histories
+        ]
         if not histories or page * 100 >= int(answer.get("TotalCount", 0)):
             break
     records = await tc.paged(
@@ -220,20 +220,18 @@ async def list_alarms(
         limit=None,
         region=region,
     )
-    for r in records:
-        alarms.append(
-            AlarmRecord(
-                source="cls",
-                name=r.get("AlarmName", ""),
-                status=CLS_ALARM_STATUS.get(r.get("Status"), str(r.get("Status", ""))),
-                time=_from_ms(r.get("CreateTime", 0)),
-                level=CLS_ALARM_LEVEL.get(
-                    r.get("AlarmLevel"), str(r.get("AlarmLevel", "")) or None
-                ),
-                target=r.get("TopicName") or r.get("TopicId"),
-                detail=r.get("Trigger", ""),
-            )
+    alarms += [
+        AlarmRecord(
+            source="cls",
+            name=r.get("AlarmName", ""),
+            status=CLS_ALARM_STATUS.get(r.get("Status"), str(r.get("Status", ""))),
+            time=_from_ms(r.get("CreateTime", 0)),
+            level=CLS_ALARM_LEVEL.get(r.get("AlarmLevel"), str(r.get("AlarmLevel", "")) or None),
+            target=r.get("TopicName") or r.get("TopicId"),
+            detail=r.get("Trigger", ""),
         )
+        for r in records
+    ]
     return sorted(alarms, key=lambda a: a.time, reverse=True)
 
 
