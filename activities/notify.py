@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -157,8 +158,7 @@ class NotifyActivities:
     async def _deliver(
         self, request: NotifyRequest, recipient: Recipient, target: Target, *, held: bool = False
     ) -> Delivery:
-        """Send to one target under its row's lease; ``held`` (quiet hours) records the row as
-        suppressed instead, so the deliveries list says why nothing came."""
+        """Send to one target under its row's lease; ``held`` (quiet hours): suppressed instead."""
         channel_name, address = target.type, target.target
         shown = redact_target(channel_name, address)[:MAX_SHOWN]
         key = delivery_key(request.idempotency_key, channel_name, address)
@@ -182,34 +182,18 @@ class NotifyActivities:
             )
             await session.commit()
             status, error, provider_id = row.status, row.error, row.provider_id
+        delivery = functools.partial(Delivery, channel=channel_name, target=shown)
         if not mine:
             if status == DeliveryStatus.SENT:
-                return Delivery(
-                    channel=channel_name,
-                    target=shown,
-                    status=DeliveryStatus.DUPLICATE,
-                    provider_id=provider_id,
-                )
+                return delivery(status=DeliveryStatus.DUPLICATE, provider_id=provider_id)
             if status == DeliveryStatus.SUPPRESSED:
-                return Delivery(
-                    channel=channel_name,
-                    target=shown,
-                    status=DeliveryStatus.SUPPRESSED,
-                    error=error,
-                )
+                return delivery(status=DeliveryStatus.SUPPRESSED, error=error)
             if status == "pending":
                 error = "transient: a send to this target is in flight; retrying after its lease"
             # Else failed for good earlier: a retry must not retry what can never succeed.
-            return Delivery(
-                channel=channel_name, target=shown, status=DeliveryStatus.FAILED, error=error
-            )
+            return delivery(status=DeliveryStatus.FAILED, error=error)
         if held:
-            outcome = Delivery(
-                channel=channel_name,
-                target=address,
-                status=DeliveryStatus.SUPPRESSED,
-                error="quiet hours",
-            )
+            outcome = delivery(status=DeliveryStatus.SUPPRESSED, error="quiet hours")
         else:
             posts = RowPosts(self._db, key, RowPosts.done_in(provider_id))
             outcome = await self._send(request, recipient, target, key, posts)
@@ -287,8 +271,7 @@ class NotifyActivities:
 
 @dataclass
 class RowPosts:
-    """A delivery's posts sent so far, kept on its row (``provider_id`` ``posts:N`` until it is
-    sent), so a retry or a worker that takes over goes on after them."""
+    """Posts sent so far, kept on the row (``posts:N``): a retry or a new worker goes on after."""
 
     db: Database
     key: str
@@ -308,13 +291,9 @@ class RowPosts:
 
 
 def delivery_key(request_key: str, channel: str, target: str) -> str:
-    """The delivery row's key: readable when it fits the column, else the start of the
-    request's key and a hash of the whole.
-
-    The target stays part of the key (a token-bearing URL included) only while short. The hash
-    covers the request's key too: two long request keys that differ only past the cut are two
-    deliveries, not one. It keeps the key stable across retries either way.
-    """
+    """The delivery row's key: readable when it fits the column, else cut and hashed whole."""
+    # The hash covers the request's key too: two long request keys that differ only past the
+    # cut are two deliveries, not one. The key stays stable across retries either way.
     key = f"{request_key}:{channel}:{target}"
     if len(key) <= MAX_KEY:
         return key
@@ -344,10 +323,8 @@ def targets_for(
 
 def default_target_of(recipient: Recipient, channel: str) -> str | None:
     """The address to use for a channel named without one: push config, then the profile."""
-    for configured in recipient.channels:
-        if configured.type == channel and configured.target:
-            return configured.target
-    return {"email": recipient.email, "sms": recipient.phone}.get(channel)
+    configured = (c.target for c in recipient.channels if c.type == channel and c.target)
+    return next(configured, None) or {"email": recipient.email, "sms": recipient.phone}.get(channel)
 
 
 def _failed(channel: str, target: str, error: str) -> Delivery:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import suppress
 from importlib.metadata import version
 from itertools import pairwise
 
@@ -78,16 +79,14 @@ class NoTextError(ValueError):
 
 
 def main_text(html: str, selector: str | None = None, media_type: str = "") -> str:
-    """Main text of a page, or the text under a CSS selector; parses the HTML once when plain.
-    NoTextError when there is nothing to watch: a watch of it would never see a change."""
+    """Main text of a page, or the text under a CSS selector; NoTextError when there is none."""
+    # A watch of a page with nothing to watch would never see a change.
     media_type = media_type.lower()
     if "json" in media_type and not selector:
         # A JSON API watched as a page: one value a line and non-ASCII as itself, so a diff
         # shows the field that changed and a keyword reads "数据库", not "\u6570\u636e\u5e93".
-        try:
+        with suppress(ValueError):  # not JSON after all: read as a page
             return json.dumps(json.loads(html), ensure_ascii=False, indent=1)
-        except ValueError:
-            pass  # not JSON after all: read as a page
     if media_type.startswith("text/plain") and not selector:
         # A changelog.txt, a status.txt: its angle brackets are text, not tags.
         if not html.strip():

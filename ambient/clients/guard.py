@@ -88,21 +88,17 @@ class DestinationGuard:
                 if form == "Teredo":
                     return f"{address} is a Teredo tunnel address"
                 return None  # mapped, NAT64 and 6to4 traffic goes to a public IPv4 address
-        if address.is_loopback:
-            return f"{address} is a loopback address"
-        if address.is_unspecified:
-            return f"{address} is the unspecified address"
-        if address.is_link_local:
-            return f"{address} is a link-local address"
-        if address.is_multicast:
-            return f"{address} is a multicast address"
-        if isinstance(address, ipaddress.IPv4Address) and address in CGNAT:
-            return f"{address} is a carrier-grade NAT (100.64.0.0/10) address"
-        if address.is_private:
-            return f"{address} is a private address"
-        if address.is_reserved or not address.is_global:
-            return f"{address} is a reserved (non-global) address"
-        return None
+        cgnat = isinstance(address, ipaddress.IPv4Address) and address in CGNAT
+        kinds = (
+            (address.is_loopback, "a loopback address"),
+            (address.is_unspecified, "the unspecified address"),
+            (address.is_link_local, "a link-local address"),
+            (address.is_multicast, "a multicast address"),
+            (cgnat, "a carrier-grade NAT (100.64.0.0/10) address"),
+            (address.is_private, "a private address"),
+            (address.is_reserved or not address.is_global, "a reserved (non-global) address"),
+        )
+        return next((f"{address} is {kind}" for refused, kind in kinds if refused), None)
 
     def check_url_static(self, url: str) -> None:
         """Refuse a URL by its form alone (no DNS): scheme, host, userinfo, literal addresses."""
@@ -135,13 +131,10 @@ class DestinationGuard:
                 )
 
     async def pin(self, url: str) -> PinnedRequest:
-        """Check ``url`` and pin plain HTTP to the checked address.
-
-        Resolving again at connect time would let a name flip to a refused address between
-        the check and the connection (DNS rebinding). Plain HTTP is sent to the checked IP
-        with the original Host header; HTTPS keeps the name, because TLS verifies the
-        certificate for it and a rebound internal server cannot present one.
-        """
+        """Check ``url``; plain HTTP is pinned to the checked address with the original Host."""
+        # Resolving again at connect time would let a name flip to a refused address between
+        # the check and the connection (DNS rebinding). HTTPS keeps the name: TLS verifies the
+        # certificate for it, and a rebound internal server cannot present one.
         addresses = await self.check_url(url)
         parts = urlsplit(url.strip())
         if parts.scheme.lower() == "https":
@@ -152,12 +145,9 @@ class DestinationGuard:
         return PinnedRequest(urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.netloc})
 
     async def resolve(self, host: str, port: int) -> list[str]:
-        """Every address ``host`` resolves to (getaddrinfo in a thread, like the connection).
-
-        An address written in its canonical form is itself; a name's answer is kept for
-        ``RESOLVE_TTL`` seconds (watches ask for the same hosts every minute, and the answer
-        is pinned, so a name that flips meanwhile is not followed).
-        """
+        """Every address ``host`` resolves to (getaddrinfo in a thread, like the connection)."""
+        # A name's answer is kept for RESOLVE_TTL: watches ask for the same hosts every minute,
+        # and the answer is pinned, so a name that flips meanwhile is not followed.
         with suppress(ValueError):
             if str(ipaddress.ip_address(host)) == host:
                 return [host]

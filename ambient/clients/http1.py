@@ -27,6 +27,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -124,10 +125,9 @@ class PageClient:
         async with asyncio.timeout(time_limit):
             reused = self._take(key)
             if reused is not None:
-                try:
+                # Closed by the server while idle: once more on a new connection.
+                with suppress(_StaleConnectionError):
                     return await self._exchange(key, reused, request, wire, max_bytes)
-                except _StaleConnectionError:
-                    pass  # closed by the server while idle: once more on a new connection
             fresh = await self._connect(scheme, addresses, port, name)
             try:
                 return await self._exchange(key, fresh, request, wire, max_bytes)
@@ -196,12 +196,7 @@ class PageClient:
             oldest.writer.close()
 
     async def _exchange(
-        self,
-        key: Key,
-        connection: _Connection,
-        request: RequestOf,
-        wire: bytes,
-        max_bytes: int,
+        self, key: Key, connection: _Connection, request: RequestOf, wire: bytes, max_bytes: int
     ) -> Answer:
         reusable = False
         headers: dict[str, str] = {}
@@ -250,8 +245,8 @@ async def _receive(connection: _Connection, received: bool) -> bytes:
 async def _read_answer(
     connection: _Connection, request: RequestOf, max_bytes: int
 ) -> tuple[int, dict[str, str], bytearray, bool]:
-    """Status, header fields, the raw body of one answer and whether the connection can
-    carry another exchange: the plain shape here, anything else through h11."""
+    """Status, fields, raw body of one answer and whether the connection is reusable."""
+    # The plain shape is read here, anything else through h11.
     buffer = bytearray()
     while (end := buffer.find(HEAD_END)) < 0:
         if len(buffer) > MAX_HEADER_BYTES or not buffer.startswith(b"HTTP/1.1 "[: len(buffer)]):
@@ -306,14 +301,10 @@ def _plain(head: bytes) -> tuple[int, dict[str, str], int] | None:
 
 
 async def _read_with_h11(
-    connection: _Connection,
-    request: RequestOf,
-    buffer: bytearray,
-    ended: bool,
-    max_bytes: int,
+    connection: _Connection, request: RequestOf, buffer: bytearray, ended: bool, max_bytes: int
 ) -> tuple[int, dict[str, str], bytearray, bool]:
-    """Read the answer through h11, given the bytes read so far (``ended``: and then the
-    end of the connection). The request was sent already: h11 is told of it, not given it."""
+    """Read the answer through h11, given the bytes read so far (``ended``: then EOF)."""
+    # The request was sent already: h11 is told of it, not given it.
     protocol = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
     protocol.send(request())
     protocol.send(h11.EndOfMessage())
@@ -362,11 +353,10 @@ async def _read_with_h11(
 
 @functools.lru_cache(maxsize=20_000)
 def _request(url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Key, bytes]:
-    """The connection key of ``url`` and the bytes of its request, checked by h11. A watch
-    sends the same conditional GET every minute (the same validators until the page
-    changes): built once. h11's own request (its fields parsed and normalised) is not kept:
-    ≈ 1.2 KB a watch for as long as the process runs, needed only for an answer h11 reads
-    (docs/benchmarks.md, "Worker memory", round 3)."""
+    """The connection key of ``url`` and the bytes of its request, checked by h11."""
+    # A watch sends the same conditional GET every minute: built once. h11's own request is
+    # not kept: ≈ 1.2 KB a watch for as long as the process runs, needed only for an answer
+    # h11 reads (docs/benchmarks.md, "Worker memory", round 3).
     key, request = _h11_request(url, headers)
     writer = h11.Connection(h11.CLIENT)
     return key, (writer.send(request) or b"") + (writer.send(h11.EndOfMessage()) or b"")
@@ -401,8 +391,8 @@ def default_max_idle() -> int:
 
 
 def _idle_limit(headers: dict[str, str], ours: float) -> float:
-    """How long a connection may idle: ours, or a second less than the server's
-    ``Keep-Alive: timeout=N`` (so we do not write into a connection it is closing)."""
+    """How long a connection may idle: ours, or a second less than ``Keep-Alive: timeout=N``."""
+    # A second less: we must not write into a connection the server is closing.
     for param in headers.get("keep-alive", "").split(","):
         name, _, value = param.partition("=")
         if name.strip().lower() == "timeout":

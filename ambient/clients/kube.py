@@ -70,8 +70,7 @@ def kube_error(exc: ApiError, what: str) -> KubeError:
 
 
 async def kube_call(what: str, call: Awaitable[T]) -> T:
-    """One API call with its failure as a KubeError: an API status by ``kube_error``, a
-    server that cannot be reached as retryable."""
+    """One API call with its failure as a KubeError (an unreachable server: retryable)."""
     try:
         return await call
     except ApiError as exc:
@@ -101,10 +100,7 @@ class Workload(BaseModel):
 def client_from_kubeconfig(
     text: str | None = None, path: Path | None = None, context: str | None = None
 ) -> AsyncClient:
-    """An async client for a kubeconfig given as YAML text (TKE) or a file.
-
-    ``context`` picks a context of the kubeconfig (default: its current context).
-    """
+    """An async client for a kubeconfig as YAML text (TKE) or a file, in ``context`` if given."""
     if text:
         config = KubeConfig.from_dict(yaml.safe_load(text))
     elif path:
@@ -119,11 +115,9 @@ def client_from_kubeconfig(
 
 
 def kubeconfig_contexts(path: Path | None) -> set[str]:
-    """Context names of the kubeconfig file (empty when there is none).
-
-    Parsed once per version of the file: the API checks every alert's cluster against it,
-    and parsing the YAML was a good part of answering an alert in a storm.
-    """
+    """Context names of the kubeconfig file (empty when there is none)."""
+    # Parsed once per version of the file: the API checks every alert's cluster against it,
+    # and parsing the YAML was a good part of answering an alert in a storm.
     if path is None or not path.is_file():
         return set()
     try:
@@ -142,8 +136,8 @@ def _contexts(path: str, mtime_ns: int, size: int) -> frozenset[str]:
 async def tke_kubeconfig(
     tencent: TencentCloud, cluster_id: str, *, region: str | None = None
 ) -> str:
-    """The TKE cluster's kubeconfig; KubeError when TKE has none to give (its API server
-    access is off): never empty, which a caller would take as "use AMBIENT_KUBECONFIG"."""
+    """The TKE cluster's kubeconfig; KubeError when TKE has none (never empty text)."""
+    # Empty, a caller would take it as "use AMBIENT_KUBECONFIG".
     text = await ops.get_kubeconfig(tencent, cluster_id, region=region)
     if not text.strip():
         raise KubeError(
@@ -154,11 +148,7 @@ async def tke_kubeconfig(
 
 
 class KubeClients:
-    """One lightkube client per cluster id, shared by the executors and the cloud tools.
-
-    A cluster id that names a context of ``kubeconfig`` (AMBIENT_KUBECONFIG) uses it; any
-    other is a TKE cluster whose kubeconfig comes from ``DescribeClusterKubeconfig``.
-    """
+    """One lightkube client per cluster id: a context of AMBIENT_KUBECONFIG, else TKE's."""
 
     def __init__(self, kubeconfig: Path | None, tencent: TencentCloud | None) -> None:
         self._kubeconfig, self._tencent = kubeconfig, tencent
@@ -183,8 +173,7 @@ class KubeClients:
         return client_from_kubeconfig(await tke_kubeconfig(self._tencent, cluster_id))
 
     async def forget(self, cluster_id: str) -> None:
-        """Drop the cluster's client: the next call reads its kubeconfig again (rotated
-        credentials: a TKE kubeconfig regenerated, AMBIENT_KUBECONFIG edited)."""
+        """Drop the cluster's client: the next call reads its (rotated) kubeconfig again."""
         async with self._lock:
             client = self._clients.pop(cluster_id, None)
         if client is not None:

@@ -86,8 +86,7 @@ def openai_client(
     max_retries: int = 0,
     http_client: httpx2.AsyncClient | None = None,
 ) -> AsyncOpenAI | None:
-    """The OpenAI-compatible endpoint the settings name (the local model's with --local-llm),
-    waiting ``timeout`` seconds (default: llm_timeout); None in offline mode (no key)."""
+    """The OpenAI-compatible endpoint the settings name; None in offline mode (no key)."""
     if settings.openai_api_key is None:
         return None
     # Imported with the first client: a third of a second that offline processes and the
@@ -135,11 +134,9 @@ class LLMClient:
         max_tokens: int = MAX_OUTPUT_TOKENS,
         frequency_penalty: float | None = None,
     ) -> Answer[T]:
-        """A validated ``schema`` instance, or why there is none (offline, invalid, unreachable).
-
-        Callers that fall back to their rules say which of these it was: an unreachable server
-        and a model that wrote nonsense are different things to fix.
-        """
+        """A validated ``schema`` instance, or why there is none (offline, invalid, unreachable)."""
+        # Callers that fall back to their rules say which: an unreachable server and a model
+        # that wrote nonsense are different things to fix.
         if self._client is None:
             return Answer(value=None, attempts=0, failure="no LLM is configured (offline)")
         import openai  # loaded with the client (openai_client)

@@ -16,6 +16,7 @@ import os
 import re
 import zlib
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,7 @@ LOGFMT = re.compile(r'([\w.@-]+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
 def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
-    """An epoch (a number, or digits in a string) or ISO time; one without an offset is a wall
-    time in ``zone``."""
+    """An epoch (a number or its digits) or ISO time; with no offset, a wall time in ``zone``."""
     if isinstance(value, bool):  # an int to Python, but no time
         raise TypeError(f"{value!r} is not a time")
     if isinstance(value, str) and EPOCH.fullmatch(value):
@@ -89,16 +89,15 @@ def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
 
 
 def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str, Any]] | None:
-    """(time, content) of a stripped line in a text format other than PLAIN's, or None.
-
-    ``today``: a syslog line has no year; it is the year that puts it on or before today."""
+    """(time, content) of a stripped line in a text format other than PLAIN's, or None."""
+    # A syslog line has no year: it is the year that puts it on or before ``today``.
     if line.startswith(("time=", "ts=")):  # logfmt (logrus, Go's slog)
         data = {
             k: v[1:-1].replace('\\"', '"') if v[:1] == '"' else v for k, v in LOGFMT.findall(line)
         }
         when = json_time(data, zone)
         return None if when is None else (when, data)
-    try:
+    with suppress(ValueError):  # 31 November, 29 February of another year, hour 25
         if match := OTHER.match(line):
             if match["mon"]:
                 month, day = MONTHS[match["mon"]], int(match["day"])
@@ -112,16 +111,13 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
             level = "ERROR" if status == "5" else "WARNING" if status == "4" else "INFO"
             when = datetime.strptime(match["ts"], "%d/%b/%Y:%H:%M:%S %z")
             return when, {"message": match["rest"], "level": level}
-    except ValueError:  # 31 November, 29 February of another year, hour 25
-        pass
     return None
 
 
 def parse_line(
     line: str, source: str, zone: tzinfo = UTC, today: date | None = None
 ) -> LogRecord | None:
-    """One log line as a record, or None if it has no readable time (``zone``: parse_time;
-    ``today``: text_line, by default today in ``zone``)."""
+    """One log line as a record, or None if it has no readable time."""
     line = line.strip()
     if not line:
         return None
@@ -131,17 +127,11 @@ def parse_line(
         except json.JSONDecodeError:
             return None
         when = json_time(data, zone)
-        if when is None:
-            return None
-        return LogRecord(time=when, topic_id="file", source=source, content=data)
+        return None if when is None else _file_record(when, data, source)
     match = PLAIN.match(line)
     if match is None:
         found = text_line(line, zone, today or datetime.now(zone).date())
-        return (
-            None
-            if found is None
-            else LogRecord(time=found[0], topic_id="file", source=source, content=found[1])
-        )
+        return None if found is None else _file_record(*found, source)
     try:
         when = parse_time(match["ts"], zone)
     except ValueError:
@@ -151,13 +141,16 @@ def parse_line(
     if level:  # "ERROR something" -> level ERROR, message "something"
         rest = rest[level.end() :].lstrip(" :-")
     content = {"message": rest, **({"level": level[1]} if level else {})}
+    return _file_record(when, content, source)
+
+
+def _file_record(when: datetime, content: dict[str, Any], source: str) -> LogRecord:
     return LogRecord(time=when, topic_id="file", source=source, content=content)
 
 
 def _crashed(before: LogRecord, source: str, line: str) -> LogRecord:
     """An uncaught crash's record, at the time of the timed line before it."""
-    content = {"message": line, "level": "CRITICAL"}
-    return LogRecord(time=before.time, topic_id="file", source=source, content=content)
+    return _file_record(before.time, {"message": line, "level": "CRITICAL"}, source)
 
 
 def rotation_order(path: Path) -> tuple[int, str]:

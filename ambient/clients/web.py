@@ -21,11 +21,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 from jsonpath_ng.ext import parse as jsonpath
 
-from ambient.clients.guard import (
-    DestinationGuard,
-    DestinationLookupError,
-    RefusedDestinationError,
-)
+from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.clients.http1 import Answer, BodyTooLargeError, HttpProtocolError, PageClient
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -65,13 +61,8 @@ HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
 # The encodings a page's label stands for as browsers read them (WHATWG Encoding): GB2312 and
 # GBK pages are GB18030 (a superset), Latin-1 pages windows-1252.
 AS_BROWSERS_READ = {
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "iso-8859-1": "cp1252",
-    "latin1": "cp1252",
-    "us-ascii": "cp1252",
-    "ascii": "cp1252",
+    **dict.fromkeys(("gb2312", "gbk", "x-gbk"), "gb18030"),
+    **dict.fromkeys(("iso-8859-1", "latin1", "us-ascii", "ascii"), "cp1252"),
 }
 
 
@@ -86,9 +77,8 @@ class FetchResult:
     content_type: str
 
     def text(self) -> str:
-        """The body in the encoding the page declares: a byte order mark, the Content-Type's
-        charset, a <meta> in its first 2 KB, else UTF-8 (bytes that do not decode replaced).
-        Read as UTF-8 always, a GBK page (many Chinese sites) was text no keyword matched."""
+        """The body in the encoding the page declares (BOM, Content-Type, <meta>), else UTF-8."""
+        # Read as UTF-8 always, a GBK page (many Chinese sites) was text no keyword matched.
         body = self.body
         if body.startswith(codecs.BOM_UTF8):
             return body[3:].decode(errors="replace")
@@ -112,9 +102,7 @@ CHECKED_SIZE = 50_000
 class WebFetcher:
     """GET with conditional headers, a size cap, checked redirects and an SSRF guard.
 
-    Requests go through ``PageClient`` (ambient.clients.http1) to the addresses the guard
-    checked, HTTPS included (the certificate is still verified for the URL's name).
-    """
+    Requests go through ``PageClient`` to the addresses the guard checked, HTTPS included."""
 
     def __init__(
         self,
@@ -274,8 +262,8 @@ def _prometheus_error(answer: object) -> str | None:
 
 
 def _finite(value: object) -> float | None:
-    """A number or a number's text as a float; None for anything else, NaN and infinity
-    (they compare false or breach every line, and cannot travel as JSON to a workflow)."""
+    """A number or a number's text as a float; None for anything else, NaN and infinity."""
+    # NaN and infinity compare false or breach every line, and cannot travel as JSON.
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None  # float(True) is 1.0: a flag is no reading
     try:
@@ -286,8 +274,7 @@ def _finite(value: object) -> float | None:
 
 
 def _spaces_encoded(url: str) -> str:
-    """A redirect's path and query with their spaces sent as %20, as browsers send them (a
-    space left in a host stays, for the guard to refuse)."""
+    """A redirect's path and query with spaces as %20 (a host's stay, for the guard)."""
     parts = urlsplit(url)
     path, query = parts.path.replace(" ", "%20"), parts.query.replace(" ", "%20")
     return urlunsplit(parts._replace(path=path, query=query))

@@ -30,11 +30,7 @@ from ambient.cloud.errors import (
     CloudOpsInputError,
     lacks_permission,
 )
-from ambient.domain.identifiers import (
-    ClusterRef,
-    NamespaceName,
-    namespace_name,
-)
+from ambient.domain.identifiers import ClusterRef, NamespaceName, namespace_name
 
 
 # --- Kubernetes: apply YAML, scale, restart -------------------------------------------------
@@ -192,8 +188,7 @@ def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
 def _refused(
     exc: ApiError | httpx2.TransportError, index: int, obj: Any, done: str
 ) -> CloudOpsError:
-    """The cluster's answer to one document, the same words in the preview and the apply;
-    ``done`` says what was applied before it."""
+    """The cluster's refusal of one document, for the preview and the apply alike (``done``)."""
     label = f"document {index} ({obj.kind} {obj.metadata.name})"
     if isinstance(exc, httpx2.TransportError):
         return CloudOpsFailedError("unavailable", f"{label}: {exc}; {done}; try again")

@@ -37,8 +37,7 @@ class CloudGuard:
     async def failures_audited(
         self, actor: str, operation: str, subject: str, detail: dict[str, Any]
     ) -> AsyncIterator[None]:
-        """A CloudOpsError raised inside leaves the audit row of a call that failed: what was
-        asked (``detail`` as it is then), and why."""
+        """A CloudOpsError raised inside leaves a failed call's audit row: ``detail`` and why."""
         try:
             yield
         except CloudOpsError as exc:
@@ -49,8 +48,7 @@ class CloudGuard:
     async def authorize(
         self, actor: str, operation: str, subject: str, mode: Mode, **asked: Any
     ) -> RollbackPermission:
-        """Refuse (and audit the refusal, with what was ``asked``) unless the stored
-        permission covers ``mode``; the permission read."""
+        """The stored permission; refused (and audited with ``asked``) unless it covers ``mode``."""
         async with self.db.session() as session:
             user = await UserRepository(session).get(actor)
         permission = (

@@ -12,9 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ambient.clients.tencent import writes
-from ambient.clients.tencent.errors import (
-    TencentCloudError,
-)
+from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import CloudGuard, Mode
 from ambient.cloud.errors import readable

@@ -127,8 +127,7 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> CloudOpsFail
         )
     if exc.code.startswith(INVALID_PREFIXES):
         return CloudOpsFailedError(
-            "invalid_parameter",
-            f"Tencent Cloud rejected a parameter of {where}: {exc.message}",
+            "invalid_parameter", f"Tencent Cloud rejected a parameter of {where}: {exc.message}"
         )
     if isinstance(exc, TencentRetryableError):
         return CloudOpsFailedError(

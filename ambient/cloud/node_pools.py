@@ -12,10 +12,7 @@ from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.creates import CloudCreates, WriteResult
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
-from ambient.domain.identifiers import (
-    TKE_CLUSTER_HINT,
-    TkeClusterId,
-)
+from ambient.domain.identifiers import TKE_CLUSTER_HINT, TkeClusterId
 
 
 # --- what can be asked for (typed inputs shared by MCP, API and CLI) ------------------------

@@ -23,18 +23,9 @@ from ambient.clients.kube import (
 )
 from ambient.cloud.apply import ApplyResult, ApplySpec, apply_documents, parse_documents, preview
 from ambient.cloud.audit import Mode
-from ambient.cloud.errors import (
-    CloudOpsFailedError,
-    CloudOpsInputError,
-    lacks_permission,
-    readable,
-)
+from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, lacks_permission, readable
 from ambient.cloud.service import CloudOpsService
-from ambient.domain.identifiers import (
-    ClusterRef,
-    NamespaceName,
-    ObjectName,
-)
+from ambient.domain.identifiers import ClusterRef, NamespaceName, ObjectName
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_reads import ClusterReads
 from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef
@@ -193,11 +184,7 @@ class WorkloadOps:
         )
 
     async def scale_workload(
-        self,
-        actor: str,
-        spec: WorkloadSpec,
-        replicas: int,
-        mode: Mode = "dry_run",
+        self, actor: str, spec: WorkloadSpec, replicas: int, mode: Mode = "dry_run"
     ) -> WorkloadResult:
         if replicas < 1:
             raise CloudOpsInputError("replicas", "must be at least 1")
@@ -221,11 +208,5 @@ class WorkloadOps:
         restarted_at = moment.isoformat().replace("+00:00", "Z")
         derived = f"restart\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{restarted_at}"
         return await self._step(
-            actor,
-            "restart_workload",
-            spec,
-            mode,
-            Rung.RESTART,
-            derived,
-            restarted_at=restarted_at,
+            actor, "restart_workload", spec, mode, Rung.RESTART, derived, restarted_at=restarted_at
         )

@@ -31,11 +31,10 @@ async def notify_apprise(url: str, message: Message) -> None:
 
 @dataclass
 class AppriseChannel:
-    """A user's Apprise URL; those posting to a host the user names pass the guard first.
+    """A user's Apprise URL; those posting to a host the user names pass the guard first."""
 
-    Apprise connects by itself (requests), so the address cannot be pinned as for webhooks:
-    the check runs right before the send.
-    """
+    # Apprise connects by itself (requests): the address cannot be pinned as for webhooks, so
+    # the check runs right before the send.
 
     name = "apprise"
 

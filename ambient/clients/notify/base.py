@@ -10,8 +10,7 @@ from ambient.domain.notify import Message
 
 
 class Posts(Protocol):
-    """The posts of one delivery that went out in earlier tries: a channel that sends a
-    message in several posts goes on after them and records each one it sends."""
+    """A delivery's posts sent in earlier tries: a channel goes on after them, recording each."""
 
     done: int
 
@@ -19,10 +18,9 @@ class Posts(Protocol):
 
 
 class Channel(Protocol):
-    """Sends one message to one target; returns the provider's message id if any.
+    """Sends one message to one target; returns the provider's message id if any."""
 
-    A channel names the arguments it uses and takes the others as ``**unused``."""
-
+    # A channel names the arguments it uses and takes the others as ``**unused``.
     name: str
 
     async def send(
@@ -37,8 +35,7 @@ class Channel(Protocol):
 
 
 class ChannelRegistry:
-    """Channels by name and the rules of sending through them; the notify activity routes
-    each target through it (built once from settings by ``registry.build_channels``)."""
+    """Channels by name and the rules of sending through them (``registry.build_channels``)."""
 
     def __init__(
         self,

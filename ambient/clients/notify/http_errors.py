@@ -32,10 +32,8 @@ async def post_json(
     content: bytes | None = None,
     request_timeout: float = 15.0,
 ) -> httpx.Response:
-    """POST; timeouts, connection errors, 429 and 5xx are transient, other 4xx permanent.
-
-    Redirects are never followed: the guard checked this URL, not wherever a 3xx points.
-    """
+    """POST; timeouts, connection errors, 429 and 5xx are transient, other 4xx permanent."""
+    # Redirects are never followed: the guard checked this URL, not wherever a 3xx points.
     try:
         response = await http.post(
             url,

@@ -11,8 +11,9 @@ from ambient.storage.repositories import InboxRepository
 
 @dataclass
 class InboxChannel:
-    """Stores the message in the user's own inbox (a target naming anyone else is refused
-    before the send, by the target policy; the message still goes only to ``user``)."""
+    """Stores the message in ``user``'s own inbox, whatever the target names."""
+
+    # A target naming anyone else is refused before the send, by the target policy.
 
     name = "inbox"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from pydantic import SecretStr
 
 from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
 from ambient.clients.notify.base import ChannelRegistry
@@ -16,8 +17,8 @@ from ambient.settings import Settings
 from ambient.storage import Database
 
 
-def _secret(value: object) -> str | None:
-    return None if value is None else value.get_secret_value()  # type: ignore[attr-defined]
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) -> ChannelRegistry:

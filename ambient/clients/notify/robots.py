@@ -23,8 +23,7 @@ SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to 
 
 @dataclass
 class RobotChannel:
-    """A vendor's group robot (WeCom, DingTalk): the key from the target, messages posted to
-    the operator's base URL."""
+    """A vendor's group robot: the key from the target, messages posted to the base URL."""
 
     name = ""  # each robot's channel name
     path: ClassVar[str]  # the send endpoint below the base URL
@@ -61,8 +60,7 @@ class RobotChannel:
         return f"{self.base_url.rstrip('/')}{self.path}?{urlencode({self.key_param: key})}"
 
     async def post(self, url: str, payload: dict[str, object]) -> None:
-        """POST to the robot; its ``errcode`` answer as a notify error (rate limits are
-        transient)."""
+        """POST to the robot; its ``errcode`` answer as a notify error (rate limits: transient)."""
         response = await post_json(self.http, url, payload, request_timeout=self.timeout)
         try:
             body = response.json()

@@ -14,11 +14,7 @@ from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import APPRISE_HTTP, Target
-from ambient.domain.push import (
-    apprise_http_url,
-    secret_name,
-    target_problem,
-)
+from ambient.domain.push import apprise_http_url, secret_name, target_problem
 from ambient.refusals import Refusal
 from ambient.settings import Settings
 
@@ -77,8 +73,7 @@ class TargetPolicy:
     def check_all(
         self, targets: Sequence[Target], *, user: str, is_admin: bool, field: str
     ) -> None:
-        """Every target checked (their form and number were validated with their model);
-        TargetError naming ``field[i]`` of the first one ``user`` may not use."""
+        """TargetError naming ``field[i]`` of the first target ``user`` may not use."""
         for index, target in enumerate(targets):
             problem = self.problem(target, user=user, is_admin=is_admin)
             if problem is not None:

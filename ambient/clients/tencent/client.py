@@ -39,6 +39,8 @@ PRODUCTS: dict[str, Any] = {
     "tke": tke_client.TkeClient,
     "tts": tts_client.TtsClient,
 }
+CACHE_TTL = 300.0  # seconds a read-mostly answer (topics, clusters) is kept
+LIMIT_RETRIES = 3  # rate-limited calls retried here before the caller sees the error
 NOT_CONFIGURED = (
     "Tencent Cloud is not configured: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY "
     "(and AMBIENT_TENCENTCLOUD_REGION), or run on a CVM with a role (AMBIENT_TENCENTCLOUD_CVM_ROLE)"
@@ -67,16 +69,13 @@ class TencentCloud:
         endpoint: str | None = None,
         protocol: str = "https",
         timeout: int = 30,
-        cache_ttl: float = 300.0,
-        limit_retries: int = 3,
         backoff: float = 0.5,
     ) -> None:
         self.credential = credential
         self.region = region
         self._endpoint, self._protocol, self._timeout = endpoint, protocol, timeout
-        self._cache_ttl = cache_ttl
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
-        self._limit_retries, self._backoff = limit_retries, backoff
+        self._backoff = backoff
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TencentCloud:
@@ -110,13 +109,13 @@ class TencentCloud:
         except ValueError as exc:
             raise TencentRequestError("InvalidParameterValue.Region", f"region {exc}") from None
         client = self._client(product, region)
-        for attempt in range(self._limit_retries + 1):
+        for attempt in range(LIMIT_RETRIES + 1):
             try:
                 data = await asyncio.to_thread(client.call_json, action, params)
             except TencentCloudSDKException as exc:
                 error = translate(exc)
                 # Rate limits (retryable) back off here; the rest is the caller's.
-                if error.code.startswith(RATE_LIMITS) and attempt < self._limit_retries:
+                if error.code.startswith(RATE_LIMITS) and attempt < LIMIT_RETRIES:
                     await asyncio.sleep(self._backoff * 2**attempt)
                     continue
                 raise error from None
@@ -129,7 +128,7 @@ class TencentCloud:
         """Read-mostly answers (topics, clusters) kept for the cache TTL."""
         now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self._cache_ttl:
+        if hit is not None and now - hit[0] < CACHE_TTL:
             value: T = hit[1]
             return value
         value = await load()

@@ -71,10 +71,13 @@ RETRYABLE_PREFIXES = (
 
 # InternalError codes TKE documents for causes a retry cannot fix (tke errorcodes: "没有权限",
 # "账户未通过认证", "参数错误", "超过配额限制", "...未找到"): not retried, read as their cause.
-INTERNAL_AUTH = ("InternalError.CamNoAuth", "InternalError.AccountUserNotAuthenticated")
 # CLS refuses an action the caller's access does not allow as OperationDenied.ACLFailed
 # (cls errorcodes: "ACL校验失败"), a permission like the codes above.
-DENIED_AUTH = ("OperationDenied.ACLFailed",)
+AUTH_CODES = (
+    "InternalError.CamNoAuth",
+    "InternalError.AccountUserNotAuthenticated",
+    "OperationDenied.ACLFailed",
+)
 INTERNAL_PERMANENT = ("InternalError.Param", "InternalError.Quota")
 
 
@@ -83,11 +86,7 @@ def translate(exc: TencentCloudSDKException) -> TencentCloudError:
     message = exc.get_message()
     text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
     request_id = exc.get_request_id() or None
-    if (
-        code.startswith(("AuthFailure", "UnauthorizedOperation"))
-        or code in INTERNAL_AUTH
-        or code in DENIED_AUTH
-    ):
+    if code.startswith(("AuthFailure", "UnauthorizedOperation")) or code in AUTH_CODES:
         return TencentAuthError(code, text, request_id)
     if code.startswith("ResourceNotFound") or (
         code.startswith("InternalError.") and code.endswith("NotFound")

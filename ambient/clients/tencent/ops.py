@@ -7,6 +7,7 @@ Monitor GetMonitorData ISO strings, DescribeAlarmHistories seconds.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import re
@@ -26,6 +27,7 @@ MAX_SEARCH_LOGS = 10_000  # CLS caps a Context-paged search here
 SQL_DEFAULT_ROWS, SQL_MAX_ROWS = 100, 10_000
 SQL_LIMIT = re.compile(r"\blimit\s+(\d+)", re.IGNORECASE)
 TTS_CHUNK = 150  # characters per TextToVoice call
+TTS_VOICE = 101001  # the TextToVoice voice every briefing is spoken in
 # GetMonitorData answers at most this many datapoints per request ("单请求的数据点数限制为7200个").
 MAX_METRIC_POINTS = 7200
 METRIC_PERIODS = (60, 300, 3600, 86400)  # the statistics periods Cloud Monitor keeps
@@ -139,10 +141,9 @@ async def search_logs(
             return result
         for item in page.get("Results") or []:
             raw = item.get("LogJson") or item.get("RawLog") or ""
-            try:
-                content: dict[str, Any] | str = json.loads(raw)
-            except (TypeError, ValueError):
-                content = str(raw)
+            content: dict[str, Any] | str = str(raw)
+            with contextlib.suppress(TypeError, ValueError):
+                content = json.loads(raw)
             result.logs.append(
                 LogRecord(
                     time=_from_ms(item["Time"]),
@@ -196,18 +197,18 @@ async def list_alarms(
             region=region,
         )
         histories = answer.get("Histories") or []
-        for h in histories:
-            alarms.append(
-                AlarmRecord(
-                    source="monitor",
-                    name=h.get("PolicyName") or _alarm_name(h),
-                    status=h.get("AlarmStatus", ""),
-                    time=datetime.fromtimestamp(int(h.get("FirstOccurTime", 0)), UTC),
-                    level=h.get("AlarmLevel"),
-                    target=h.get("AlarmObject"),
-                    detail=h.get("Content", ""),
-                )
+        alarms += [
+            AlarmRecord(
+                source="monitor",
+                name=h.get("PolicyName") or _alarm_name(h),
+                status=h.get("AlarmStatus", ""),
+                time=datetime.fromtimestamp(int(h.get("FirstOccurTime", 0)), UTC),
+                level=h.get("AlarmLevel"),
+                target=h.get("AlarmObject"),
+                detail=h.get("Content", ""),
             )
+            for h in histories
+        ]
         if not histories or page * 100 >= int(answer.get("TotalCount", 0)):
             break
     records = await tc.paged(
@@ -219,20 +220,18 @@ async def list_alarms(
         limit=None,
         region=region,
     )
-    for r in records:
-        alarms.append(
-            AlarmRecord(
-                source="cls",
-                name=r.get("AlarmName", ""),
-                status=CLS_ALARM_STATUS.get(r.get("Status"), str(r.get("Status", ""))),
-                time=_from_ms(r.get("CreateTime", 0)),
-                level=CLS_ALARM_LEVEL.get(
-                    r.get("AlarmLevel"), str(r.get("AlarmLevel", "")) or None
-                ),
-                target=r.get("TopicName") or r.get("TopicId"),
-                detail=r.get("Trigger", ""),
-            )
+    alarms += [
+        AlarmRecord(
+            source="cls",
+            name=r.get("AlarmName", ""),
+            status=CLS_ALARM_STATUS.get(r.get("Status"), str(r.get("Status", ""))),
+            time=_from_ms(r.get("CreateTime", 0)),
+            level=CLS_ALARM_LEVEL.get(r.get("AlarmLevel"), str(r.get("AlarmLevel", "")) or None),
+            target=r.get("TopicName") or r.get("TopicId"),
+            detail=r.get("Trigger", ""),
         )
+        for r in records
+    ]
     return sorted(alarms, key=lambda a: a.time, reverse=True)
 
 
@@ -392,9 +391,7 @@ def tts_segments(text: str, size: int = TTS_CHUNK) -> list[str]:
     return [s.strip() for s in [*segments, current] if s.strip()]
 
 
-async def text_to_voice(
-    tc: TencentCloud, text: str, *, voice_type: int = 101001, region: str | None = None
-) -> bytes:
+async def text_to_voice(tc: TencentCloud, text: str, *, region: str | None = None) -> bytes:
     """MP3 audio of ``text``; long text is spoken in segments and the MP3 frames joined."""
     if not text.strip():
         raise TencentRequestError("InvalidParameter", "nothing to speak")
@@ -407,7 +404,7 @@ async def text_to_voice(
             {
                 "Text": segment,
                 "SessionId": f"{session}-{index}",
-                "VoiceType": voice_type,
+                "VoiceType": TTS_VOICE,
                 "Codec": "mp3",
                 "ModelType": 1,
             },
@@ -428,16 +425,10 @@ async def latest_metric_value(
     now: datetime | None = None,
 ) -> float:
     """The newest datapoint of a Cloud Monitor metric (the threshold watch's source)."""
-    now = now or datetime.now(UTC)
+    end = now or datetime.now(UTC)
+    start = end - timedelta(seconds=period * 10)
     points = await get_metric(
-        tc,
-        namespace,
-        metric,
-        dimensions,
-        now - timedelta(seconds=period * 10),
-        now,
-        period=period,
-        region=region,
+        tc, namespace, metric, dimensions, start, end, period=period, region=region
     )
     if not points:
         raise TencentRequestError(
@@ -447,7 +438,6 @@ async def latest_metric_value(
 
 
 def _alarm_name(history: dict[str, Any]) -> str:
-    """A name for an alarm without a policy name: its metric, else its type (an event alarm
-    carries no metrics)."""
+    """A name for an alarm without a policy name: its metric, else its type (an event alarm's)."""
     metrics = history.get("MetricsInfo") or [{}]
     return str(metrics[0].get("MetricName") or f"{history.get('AlarmType') or 'monitor'} alarm")
