@@ -76,6 +76,8 @@ SAY_MARGIN = 1.0
 _deadline: ContextVar[float] = ContextVar("voice_deadline")
 
 UNKNOWN_TOOL = "这个我还不会做。可以问我任务状态、待处理的事、最近的错误，或者暂停和恢复任务。"
+# The same, in a read-only session (`--read-only`): nothing to pause or resume there.
+UNKNOWN_TOOL_READING = "这个我还不会做。可以问我任务状态、待处理的事或最近的错误。"
 UNKNOWN_SPEAKER = (
     "你好！我还不认识你的声音，所以不能告诉你谁的运维信息。请让主人在设置里登记你的声纹。"
 )
@@ -409,10 +411,12 @@ class VoiceServer(MCPServer[AppState]):
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
-            if name not in {tool.name for tool in await self.list_tools()}:
+            served = {tool.name for tool in await self.list_tools()}
+            if name not in served:
                 # A stale tool list, or a name a model made up.
                 log.info("voice tool %r: no such tool", name)
-                return CallToolResult(content=[TextContent(type="text", text=UNKNOWN_TOOL)])
+                said = UNKNOWN_TOOL if "pause_task" in served else UNKNOWN_TOOL_READING
+                return CallToolResult(content=[TextContent(type="text", text=said)])
             if not isinstance(exc.__cause__, ValidationError):
                 raise
             fields = dict.fromkeys(str(e["loc"][0]) for e in exc.__cause__.errors() if e["loc"])

@@ -10,7 +10,7 @@ from pathlib import Path
 from mcp import Client, StdioServerParameters
 from typer.testing import CliRunner
 
-from mcp_server.voice import NO_ACCOUNT
+from mcp_server.voice import NO_ACCOUNT, UNKNOWN_TOOL_READING
 from mcp_server.voice_speech import MAX_SPOKEN, speakable
 from tests.voice.support import assert_speakable
 
@@ -46,8 +46,8 @@ async def test_the_voice_profile_is_served_over_stdio_as_the_given_user(tmp_path
         "cluster_health",
         "recent_errors",
     }
-    # The voice's answer to a tool it does not have: nothing approved.
-    assert getattr(refused.content[0], "text", "").startswith("这个我还不会做")
+    # The voice's answer to a tool it does not have (nothing approved), offering only reads.
+    assert getattr(refused.content[0], "text", "") == UNKNOWN_TOOL_READING
 
 
 def test_an_unknown_profile_is_refused_by_name() -> None:
