@@ -1,5 +1,5 @@
-"""What the voice model reads: the role prompt 小智 is given and the descriptions of the voice
-tools' arguments (the tools' own descriptions are their docstrings, in ``mcp_server.voice``).
+"""What the voice model reads: the role prompt 小智 is given, the voice tools' descriptions
+(``DESCRIPTIONS``, registered by ``mcp_server.voice``) and their arguments'.
 
 Worded for a 1.5B local model as much as for a large one: each change here is measured with
 ``bench.toolcalls.run --profile voice`` (docs/benchmarks.md).
