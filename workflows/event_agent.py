@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.event_agent import EventAgentActivities
     from ambient.domain.event_digest import (
         MAX_EVENTS,
+        CollectedEvents,
         DigestResult,
         DigestRun,
     )
@@ -44,20 +45,7 @@ class EventDigestWorkflow:
             # passed: the next run would read the same batch again, and nothing after it ever.
             passed = collected.last_id - collected.after_id >= MAX_EVENTS
             if passed and workflow.patched("event-cursor-pass"):
-                await record_event(
-                    user=user,
-                    task=f"event-agent/{user}",
-                    kind="agent.held",
-                    key=f"event-agent/{user}/{collected.mark}/decision",
-                    payload={
-                        "last_event_id": collected.last_id,
-                        "gaps": [list(g) for g in collected.gaps],
-                        "events": 0,
-                        "reason": "nothing to tell",
-                        "title": "",
-                        "generated_by": "offline",
-                    },
-                )
+                await _record_decision(user, collected, "agent.held", "nothing to tell")
                 return DigestResult(last_event_id=collected.last_id, events=0, notified=False)
             return DigestResult(last_event_id=collected.after_id, events=0, notified=False)
         verdict = await workflow.execute_activity_method(
@@ -84,23 +72,36 @@ class EventDigestWorkflow:
                 # The inbox always; the person's push channels for watch messages too.
                 targets=[Target(type="inbox", target="")],
             )
-        await record_event(
-            user=user,
-            task=f"event-agent/{user}",
-            kind="agent.digest" if decision.notify else "agent.held",
-            key=f"{key}/decision",
-            payload={
-                "last_event_id": collected.last_id,
-                "gaps": [list(g) for g in collected.gaps],
-                "events": len(collected.events),
-                "reason": decision.reason,
-                "title": decision.title,
-                "generated_by": generated_by,
-            },
-        )
+        kind = "agent.digest" if decision.notify else "agent.held"
+        await _record_decision(user, collected, kind, decision.reason, decision.title, generated_by)
         return DigestResult(
             last_event_id=collected.last_id,
             events=len(collected.events),
             notified=decision.notify,
             generated_by=generated_by,
         )
+
+
+async def _record_decision(
+    user: str,
+    collected: CollectedEvents,
+    kind: str,
+    reason: str,
+    title: str = "",
+    generated_by: str = "offline",
+) -> None:
+    """The run's decision as an event: what it read up to (the next run's cursor) and why."""
+    await record_event(
+        user=user,
+        task=f"event-agent/{user}",
+        kind=kind,
+        key=f"event-agent/{user}/{collected.mark}/decision",
+        payload={
+            "last_event_id": collected.last_id,
+            "gaps": [list(g) for g in collected.gaps],
+            "events": len(collected.events),
+            "reason": reason,
+            "title": title,
+            "generated_by": generated_by,
+        },
+    )
