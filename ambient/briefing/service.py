@@ -187,10 +187,11 @@ class BriefingService:
 
     async def _start(self, user: str, parsed: BriefingConfig) -> BriefingRef:
         task_id = task_id_for(user)
-        carry = await self._given_before(user)
         policy = WorkflowIDConflictPolicy.FAIL
         current = await self._status_or_none(user)
-        if current is not None:
+        if current is None:
+            carry = await self._given_before(user)
+        else:
             if current.config == parsed:
                 state = "paused" if current.paused else "active"
                 return BriefingRef(task_id=task_id, state=state, created=False, config=parsed)
