@@ -343,6 +343,20 @@ async def test_a_checkpoint_the_cluster_refuses_hands_over_naming_it(
     assert api.writes() == []
 
 
+async def _rate_limited(deps: WorkerDeps, kubeconfig: Path, *, per_hour: int) -> None:
+    """The Kubernetes executor on the stand-in, no approval, ``per_hour`` changes a cluster
+    an hour and no waiting for a slot; USER may execute."""
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_executor="kubernetes",
+        kubeconfig=kubeconfig,
+        remediation_rate_limit_per_hour=per_hour,
+        remediation_max_gate_wait_minutes=0,
+    )
+    await add_user(deps, USER, permission="execute")
+
+
 async def test_a_step_that_changed_nothing_leaves_the_clusters_rate_limit_slot_free(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:
@@ -350,15 +364,7 @@ async def test_a_step_that_changed_nothing_leaves_the_clusters_rate_limit_slot_f
     held by the per-cluster rate limit as if a change had been made."""
     api, path = cluster
     api.deployments[("prod", "checkout")]["spec"]["paused"] = True
-    remediation_settings(
-        deps,
-        remediation_approval_from_rung=0,
-        remediation_executor="kubernetes",
-        kubeconfig=path,
-        remediation_rate_limit_per_hour=1,
-        remediation_max_gate_wait_minutes=0,
-    )
-    await add_user(deps, USER, permission="execute")
+    await _rate_limited(deps, path, per_hour=1)
     async with (
         error_rate(healthy_from=1) as (_, url),
         running_worker(ts_env.client, deps) as worker,
@@ -408,15 +414,7 @@ async def test_a_run_aborted_before_its_first_change_leaves_the_clusters_rate_li
 
     api, path = cluster
     api.add_deployment("prod", "cart", V1, replicas=2)
-    remediation_settings(
-        deps,
-        remediation_approval_from_rung=0,
-        remediation_executor="kubernetes",
-        kubeconfig=path,
-        remediation_rate_limit_per_hour=1,
-        remediation_max_gate_wait_minutes=0,
-    )
-    await add_user(deps, USER, permission="execute")
+    await _rate_limited(deps, path, per_hour=1)
     async with (
         error_rate(healthy_from=None) as (_, url),
         running_worker(ts_env.client, deps) as worker,
@@ -446,15 +444,7 @@ async def test_a_checkpoint_that_failed_leaves_the_clusters_rate_limit_slot_free
     """The run hands over without a change (its checkpoint could not be read): it holds none
     of the hour's changes on the cluster."""
     api, path = cluster
-    remediation_settings(
-        deps,
-        remediation_approval_from_rung=0,
-        remediation_executor="kubernetes",
-        kubeconfig=path,
-        remediation_rate_limit_per_hour=1,
-        remediation_max_gate_wait_minutes=0,
-    )
-    await add_user(deps, USER, permission="execute")
+    await _rate_limited(deps, path, per_hour=1)
     api.forbidden = {"deployments"}
     async with (
         error_rate(healthy_from=None) as (_, url),
@@ -482,15 +472,7 @@ async def test_a_rollback_with_nothing_to_roll_back_to_leaves_the_clusters_rate_
     async with serve(api.app()) as base:
         path = tmp_path / "kubeconfig"
         path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
-        remediation_settings(
-            deps,
-            remediation_approval_from_rung=0,
-            remediation_executor="kubernetes",
-            kubeconfig=path,
-            remediation_rate_limit_per_hour=3,
-            remediation_max_gate_wait_minutes=0,
-        )
-        await add_user(deps, USER, permission="execute")
+        await _rate_limited(deps, path, per_hour=3)
         async with (
             error_rate(healthy_from=None) as (_, url),
             running_worker(ts_env.client, deps) as worker,
