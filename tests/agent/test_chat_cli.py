@@ -33,23 +33,34 @@ async def _run(env: dict[str, str], *args: str) -> tuple[int, str]:
     return process.returncode or 0, out.decode()
 
 
-async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
-    tmp_path: Path, dev_env: WorkflowEnvironment
-) -> None:
+async def _chat_env(
+    tmp_path: Path, dev_env: WorkflowEnvironment, users: dict[str, str | None]
+) -> dict[str, str]:
+    """A migrated database with ``users`` (name → assistant name, None: the default) and the
+    environment `ambient chat` runs in against it and ``dev_env``, without a model."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'ambient.db'}"
     await upgrade_async(url)
     db = Database(url)
     async with db.session() as session:
-        await UserRepository(session).create(UserCreate(name="ops"))
+        for name, assistant in users.items():
+            user, _ = await UserRepository(session).create(UserCreate(name=name))
+            if assistant is not None:
+                user.assistant_name = assistant
         await session.commit()
     await db.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AMBIENT_", "OPENAI_"))}
-    env |= {
+    return env | {
         "AMBIENT_DATA_DIR": str(tmp_path),
         "AMBIENT_DATABASE_URL": url,
         "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
         "COLUMNS": "200",
     }
+
+
+async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    env = await _chat_env(tmp_path, dev_env, {"ops": None})
 
     code, out = await _run(env, "--user", "ops", "hello")
     assert code == 0 and "OPENAI_API_KEY" in out
@@ -86,22 +97,7 @@ async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
 async def test_the_interactive_prompt_shows_an_assistant_name_with_brackets_as_written(
     tmp_path: Path, dev_env: WorkflowEnvironment
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'ambient.db'}"
-    await upgrade_async(url)
-    db = Database(url)
-    async with db.session() as session:
-        for name, assistant in (("ann", "[/]"), ("bo", "[b]ot[/b] [ops]")):
-            user, _ = await UserRepository(session).create(UserCreate(name=name))
-            user.assistant_name = assistant
-        await session.commit()
-    await db.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMBIENT_", "OPENAI_"))}
-    env |= {
-        "AMBIENT_DATA_DIR": str(tmp_path),
-        "AMBIENT_DATABASE_URL": url,
-        "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-        "COLUMNS": "200",
-    }
+    env = await _chat_env(tmp_path, dev_env, {"ann": "[/]", "bo": "[b]ot[/b] [ops]"})
     # No message: the interactive session, whose prompt names the assistant (stdin is empty,
     # so it ends at the first prompt).
     code, out = await _run(env, "--user", "ann")
@@ -115,24 +111,10 @@ async def test_a_write_asked_for_again_and_again_with_nobody_to_confirm_is_decli
 ) -> None:
     # No terminal and no --yes: the write is declined. A small model that asks for the same
     # call after each refusal ran the command forever (asking the model again and again).
-    url = f"sqlite+aiosqlite:///{tmp_path / 'ambient.db'}"
-    await upgrade_async(url)
-    db = Database(url)
-    async with db.session() as session:
-        await UserRepository(session).create(UserCreate(name="ops"))
-        await session.commit()
-    await db.close()
+    env = await _chat_env(tmp_path, dev_env, {"ops": None})
     llm = LLMApi(responder=lambda _: ToolCalls([("delete_task", {"task_id": "web-monitor/x"})]))
     async with serve(llm.app()) as llm_url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AMBIENT_", "OPENAI_"))}
-        env |= {
-            "AMBIENT_DATA_DIR": str(tmp_path),
-            "AMBIENT_DATABASE_URL": url,
-            "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-            "OPENAI_API_KEY": API_KEY,
-            "OPENAI_BASE_URL": f"{llm_url}/v1",
-            "COLUMNS": "200",
-        }
+        env |= {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{llm_url}/v1"}
         code, out = await _run(env, "--user", "ops", "delete the x monitor")
     assert code == 0, out
     assert len(llm.requests) == 2, out  # asked, then told it was declined: no more
