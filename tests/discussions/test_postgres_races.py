@@ -54,3 +54,15 @@ async def test_the_same_message_sent_at_once_twice_is_posted_once_both_answered(
     async with pg.session() as session:
         stored = list(await session.scalars(select(DiscussionMessage.id)))
     assert sorted(stored) == [f"m-{n}" for n in range(8)] + ["m-reply"]
+
+
+async def test_store_bytes_counts_utf8_bytes_on_postgresql(
+    pg: Database, settings: Settings
+) -> None:
+    async with pg.session() as session:
+        await UserRepository(session).create(UserCreate(name="pg-bytes"))
+        await session.commit()
+    service = DiscussionService(pg, settings)
+    content = "磁盘满了 C:\\data"  # a backslash is a character, not a bytea escape
+    await service.send_message("pg-bytes", "磁盘", MessageIn(from_id="pg-bytes", content=content))
+    assert (await service.get_stats("pg-bytes")).store_bytes == len(content.encode())
