@@ -98,10 +98,14 @@ class DiscussionAccess:
             )
         return found
 
-    async def _messages(self, session: Any, discussion_id: str) -> list[MessageView]:
+    async def _messages(
+        self, session: Any, discussion_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[MessageView]:
         rows = await session.scalars(
             select(DiscussionMessage)
             .where(DiscussionMessage.discussion_id == discussion_id)
             .order_by(DiscussionMessage.created_at, DiscussionMessage.id)
+            .offset(offset)
+            .limit(limit)
         )
         return [message_view(r) for r in rows]

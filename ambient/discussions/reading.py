@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, FromClause, func, select
+from sqlalchemy import ColumnElement, FromClause, Integer, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from ambient.discussions.access import DiscussionAccess
 from ambient.discussions.rules import PRODUCT_AGENTS, annotate, detect_anomalies
@@ -25,6 +28,7 @@ from ambient.discussions.views import (
     message_view,
 )
 from ambient.storage.models import (
+    MAX_ID,
     Base,
     Discussion,
     DiscussionMessage,
@@ -32,9 +36,38 @@ from ambient.storage.models import (
 )
 
 
+class utf8_bytes(FunctionElement[int]):
+    """The size of a text in UTF-8 bytes (``length`` counts characters)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(utf8_bytes)
+def _octet_length(element: utf8_bytes, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"octet_length({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(utf8_bytes, "sqlite")
+def _blob_length(element: utf8_bytes, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite has octet_length only from 3.43: the length of the text as a blob is its bytes.
+    return f"length(CAST({compiler.process(element.clauses, **kw)} AS BLOB))"
+
+
 async def _count(session: AsyncSession, rows: FromClause | type[Base]) -> int:
     """How many rows a table or a subquery holds."""
     return int((await session.execute(select(func.count()).select_from(rows))).scalar_one())
+
+
+# The most discussions or messages one answer holds: a long thread is read in pages.
+PAGE = 100
+
+
+def _check_offset(offset: int) -> None:
+    if not 0 <= offset <= MAX_ID:  # a larger one overflows the database's integer
+        raise InvalidDiscussionError(
+            f"offset: 0 to {MAX_ID} (0, or the next_offset of the previous page)"
+        )
 
 
 async def _count_by(
@@ -109,35 +142,58 @@ class DiscussionReads(DiscussionAccess):
     # --- bus (browse and set-up) ------------------------------------------------------
 
     async def list_discussions(
-        self, user: str, status: Literal["open", "closed"] | None = None, limit: int = 100
+        self,
+        user: str,
+        status: Literal["open", "closed"] | None = None,
+        limit: int = PAGE,
+        offset: int = 0,
     ) -> DiscussionList:
-        """The discussions ``user`` sees, newest activity first, with their open/closed counts."""
+        """The discussions ``user`` sees, newest activity first, with their open/closed counts:
+        a page of ``limit`` from ``offset``."""
+        _check_offset(offset)
         async with self.db.session() as session:
             visible = await self._visible(session, user)
             counts = await _count_by(session, Discussion.status, visible)
             query = (
                 select(Discussion)
                 .where(visible)
-                .order_by(Discussion.updated_at.desc())
-                .limit(limit)
+                # The id breaks ties, so pages neither repeat nor skip a discussion.
+                .order_by(Discussion.updated_at.desc(), Discussion.id.desc())
+                .offset(offset)
+                .limit(limit + 1)
             )
             if status:
                 query = query.where(Discussion.status == status)
             rows = list(await session.scalars(query))
+            more, rows = len(rows) > limit, rows[:limit]
             listed = DiscussionMessage.discussion_id.in_([r.id for r in rows])
             per = await _count_by(session, DiscussionMessage.discussion_id, listed)
         return DiscussionList(
             open=counts.get("open", 0),
             closed=counts.get("closed", 0),
             discussions=[discussion_view(r, per.get(r.id, 0)) for r in rows],
+            next_offset=offset + limit if more else None,
         )
 
-    async def read_discussion(self, user: str, discussion_id: str) -> DiscussionRead:
+    async def read_discussion(
+        self, user: str, discussion_id: str, offset: int = 0, limit: int | None = PAGE
+    ) -> DiscussionRead:
+        """A discussion and a page of its messages, oldest first, from ``offset`` (the web
+        page, ``limit=None``: all of them)."""
+        _check_offset(offset)
         async with self.db.session() as session:
             discussion = await self._get(session, discussion_id, user)
-            messages = await self._messages(session, discussion_id)
+            total = await _count(
+                session,
+                select(DiscussionMessage.id)
+                .where(DiscussionMessage.discussion_id == discussion_id)
+                .subquery(),
+            )
+            messages = await self._messages(session, discussion_id, offset, limit)
         return DiscussionRead(
-            discussion=discussion_view(discussion, len(messages)), messages=messages
+            discussion=discussion_view(discussion, total),
+            messages=messages,
+            next_offset=offset + limit if limit is not None and offset + limit < total else None,
         )
 
     async def init_store(self, user: str) -> StoreInit:
@@ -200,7 +256,7 @@ class DiscussionReads(DiscussionAccess):
                 await session.execute(
                     select(
                         func.max(DiscussionMessage.created_at),
-                        func.coalesce(func.sum(func.length(DiscussionMessage.content)), 0),
+                        func.coalesce(func.sum(utf8_bytes(DiscussionMessage.content)), 0),
                     ).where(mine)
                 )
             ).one()

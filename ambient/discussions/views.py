@@ -111,12 +111,18 @@ class AnnotationReport(BaseModel):
 class DiscussionList(BaseModel):
     open: int
     closed: int
-    discussions: list[DiscussionView]
+    discussions: list[DiscussionView] = Field(description="a page: at most 100")
+    next_offset: int | None = Field(
+        default=None, description="more discussions: list again with this offset"
+    )
 
 
 class DiscussionRead(BaseModel):
     discussion: DiscussionView
-    messages: list[MessageView]
+    messages: list[MessageView] = Field(description="a page, oldest first: at most 100")
+    next_offset: int | None = Field(
+        default=None, description="more messages: read again with this offset"
+    )
 
 
 class StoreInit(BaseModel):

@@ -32,7 +32,7 @@ class NewMessage(MessageIn):
     topic: str
 
 
-QUERY_FIELDS = {"keyword", "threshold_seconds"}
+QUERY_FIELDS = {"keyword", "threshold_seconds", "offset"}
 
 
 def http_error(exc: DiscussionError) -> Exception:
@@ -54,8 +54,9 @@ async def list_discussions(
     user: CurrentUser,
     state: StateDep,
     status_: Annotated[Literal["open", "closed"] | None, Query(alias="status")] = None,
+    offset: int = 0,
 ) -> DiscussionList:
-    return await state.discussions.list_discussions(user.name, status_)
+    return await state.discussions.list_discussions(user.name, status_, offset=offset)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -75,8 +76,10 @@ async def stats(user: CurrentUser, state: StateDep) -> Stats:
 
 
 @router.get("/{discussion_id}")
-async def read(discussion_id: str, user: CurrentUser, state: StateDep) -> DiscussionRead:
-    return await state.discussions.read_discussion(user.name, discussion_id)
+async def read(
+    discussion_id: str, user: CurrentUser, state: StateDep, offset: int = 0
+) -> DiscussionRead:
+    return await state.discussions.read_discussion(user.name, discussion_id, offset)
 
 
 @router.post("/{discussion_id}/messages", status_code=status.HTTP_201_CREATED)

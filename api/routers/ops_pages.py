@@ -268,7 +268,7 @@ async def discussion_page(
     request: Request, state: StateDep, me: PageUser, _: PageWords, id: str
 ) -> Response:
     try:
-        read = await state.discussions.read_discussion(me.name, id)
+        read = await state.discussions.read_discussion(me.name, id, limit=None)
     except DiscussionError as exc:
         return back("/app/discussions", discussion_problem(exc, _))
     return _discussion_form(request, "discussion.html", me, None, read=read)
@@ -331,7 +331,7 @@ async def discussion_post(
         }
         if not discussion_id:
             return await _discussion_list(request, state, me, typed)
-        read = await state.discussions.read_discussion(me.name, discussion_id)
+        read = await state.discussions.read_discussion(me.name, discussion_id, limit=None)
         return _discussion_form(request, "discussion.html", me, typed, read=read)
     note = _("Posted")
     if posted.action is not None:

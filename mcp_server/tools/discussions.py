@@ -45,6 +45,9 @@ MessageId = Annotated[
     str | None, Field(description="your own id for the message: a retry with it posts nothing")
 ]
 DiscussionId = Annotated[str, Field(description="a discussion id, e.g. disc_20261122081500_ab12")]
+Offset = Annotated[
+    int, Field(description="where the page starts: 0, or the next_offset of the previous page")
+]
 
 
 def _message(
@@ -149,15 +152,23 @@ async def list_discussions(
     status: Annotated[
         Literal["open", "closed"] | None, Field(description="only open or only closed")
     ] = None,
+    offset: Offset = 0,
 ) -> DiscussionList:
     """The discussions you take part in (admins: all), newest activity first, with the open
-    and closed counts."""
-    return await app_state(ctx).discussions.list_discussions(current_user(ctx), status)
+    and closed counts; 100 at a time (next_offset says where the next page starts)."""
+    return await app_state(ctx).discussions.list_discussions(
+        current_user(ctx), status, offset=offset
+    )
 
 
-async def read_discussion(ctx: Context[Any, Any], discussion_id: DiscussionId) -> DiscussionRead:
-    """A discussion and all its messages, oldest first."""
-    return await app_state(ctx).discussions.read_discussion(current_user(ctx), discussion_id)
+async def read_discussion(
+    ctx: Context[Any, Any], discussion_id: DiscussionId, offset: Offset = 0
+) -> DiscussionRead:
+    """A discussion and its messages, oldest first, 100 at a time (next_offset says where the
+    next page starts; discussion.messages is the total)."""
+    return await app_state(ctx).discussions.read_discussion(
+        current_user(ctx), discussion_id, offset
+    )
 
 
 async def init_store(ctx: Context[Any, Any]) -> StoreInit:

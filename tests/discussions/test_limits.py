@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import httpx
 from mcp import Client
 
 from ambient.deps import WorkerDeps
+from ambient.discussions.rules import MessageIn
+from ambient.discussions.service import DiscussionService
+from api.app import create_app
 from tests.conftest import unique
 from tests.discussions.test_scoping import _server
-from tests.discussions.test_tools import _users, call
+from tests.discussions.test_tools import _users, call, refused
+from tests.support.servers import HANG, serve
 
 
 async def test_store_bytes_counts_the_utf8_bytes_of_chinese_messages(deps: WorkerDeps) -> None:
@@ -18,3 +23,67 @@ async def test_store_bytes_counts_the_utf8_bytes_of_chinese_messages(deps: Worke
         await call(as_ann, "send_message", from_id=ann, topic=f"磁盘 {ann}", content=content)
         stats = await call(as_ann, "get_stats")
     assert stats["store_bytes"] == len(content.encode()) == 20
+
+
+async def test_a_long_discussion_is_read_in_pages_with_the_next_offset(deps: WorkerDeps) -> None:
+    ann = unique("page-ann")
+    await _users(deps, ann)
+    bus = DiscussionService(deps.db, deps.settings)
+    topic = f"long {ann}"
+    first = await bus.send_message(ann, topic, MessageIn(from_id=ann, content="0"))
+    for n in range(1, 130):
+        await bus.send_message(ann, topic, MessageIn(from_id=ann, content=str(n)))
+    async with Client(_server(deps, ann)) as as_ann:
+        page = await call(as_ann, "read_discussion", discussion_id=first.discussion_id)
+        rest = await call(
+            as_ann, "read_discussion", discussion_id=first.discussion_id, offset=page["next_offset"]
+        )
+        refusals = [
+            await refused(as_ann, "read_discussion", discussion_id=first.discussion_id, offset=n)
+            for n in (-1, 2**63)
+        ]
+    assert page["discussion"]["messages"] == 130
+    assert [m["content"] for m in page["messages"]] == [str(n) for n in range(100)]
+    assert page["next_offset"] == 100
+    assert [m["content"] for m in rest["messages"]] == [str(n) for n in range(100, 130)]
+    assert rest["next_offset"] is None
+    assert all(": offset: 0 to 2147483647" in r for r in refusals), refusals
+
+
+async def test_more_discussions_than_a_page_are_listed_with_the_next_offset(
+    deps: WorkerDeps,
+) -> None:
+    bob = unique("page-bob")
+    await _users(deps, bob)
+    bus = DiscussionService(deps.db, deps.settings)
+    for n in range(105):
+        await bus.send_message(bob, f"topic {n} {bob}", MessageIn(from_id=bob, content="hi"))
+    async with Client(_server(deps, bob)) as as_bob:
+        page = await call(as_bob, "list_discussions")
+        rest = await call(as_bob, "list_discussions", offset=page["next_offset"])
+    assert page["open"] == 105 and len(page["discussions"]) == 100
+    assert page["next_offset"] == 100
+    listed = [d["topic"] for d in page["discussions"] + rest["discussions"]]
+    assert sorted(listed) == sorted(f"topic {n} {bob}" for n in range(105))
+    assert rest["next_offset"] is None
+
+
+async def test_the_api_pages_the_same_way_and_names_a_bad_offset(deps: WorkerDeps) -> None:
+    cy = unique("page-cy")
+    tokens = await _users(deps, cy)
+    bus = DiscussionService(deps.db, deps.settings)
+    posted = await bus.send_message(cy, f"api {cy}", MessageIn(from_id=cy, content="one"))
+    await bus.send_message(cy, f"api {cy}", MessageIn(from_id=cy, content="two"))
+    as_cy = {"Authorization": f"Bearer {tokens[cy]}"}
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        read = await http.get(f"/discussions/{posted.discussion_id}?offset=1", headers=as_cy)
+        bad = await http.get(f"/discussions/{posted.discussion_id}?offset=-1", headers=as_cy)
+        listed = await http.get("/discussions?offset=-1", headers=as_cy)
+    assert [m["content"] for m in read.json()["messages"]] == ["two"]
+    assert read.json()["next_offset"] is None
+    for refused_offset in (bad, listed):
+        assert refused_offset.status_code == 422, refused_offset.text
+        assert refused_offset.json()["detail"][0]["loc"] == ["query", "offset"]

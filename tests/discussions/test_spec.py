@@ -60,8 +60,16 @@ SPEC: dict[str, tuple[set[str], set[str], set[str]]] = {
         {"discussion_id"},
         {"discussion_id", "count", "changed"},
     ),
-    "list_discussions": ({"status"}, set(), {"open", "closed", "discussions"}),
-    "read_discussion": ({"discussion_id"}, {"discussion_id"}, {"discussion", "messages"}),
+    "list_discussions": (
+        {"status", "offset"},
+        set(),
+        {"open", "closed", "discussions", "next_offset"},
+    ),
+    "read_discussion": (
+        {"discussion_id", "offset"},
+        {"discussion_id"},
+        {"discussion", "messages", "next_offset"},
+    ),
     "init_store": (set(), set(), {"participants", "discussions", "messages", "seeded"}),
     "list_projects": (set(), set(), {"count", "projects"}),
     "get_stats": (
