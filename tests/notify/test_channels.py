@@ -543,3 +543,15 @@ def test_every_hosted_apprise_scheme_posts_to_its_services_own_address() -> None
         for address in addresses:
             host = address.split("://", 1)[1].split("/", 1)[0]
             assert "{" not in host, (scheme, address)  # no part of the host from the URL
+
+
+async def test_the_dingtalk_limiter_forgets_robots_quiet_for_a_minute() -> None:
+    now = [1000.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    for n in range(500):  # robots of targets since removed, or tokens that never worked
+        await limiter.acquire(f"robot-{n}")
+    now[0] += 61
+    await limiter.acquire("robot-today")
+    # Only robots that sent within the minute keep a window: memory does not grow with every
+    # token ever seen.
+    assert list(limiter._sent) == ["robot-today"]

@@ -13,6 +13,7 @@ import hmac
 import json
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus
 
@@ -34,9 +35,15 @@ def sign(secret: str, timestamp_ms: int) -> str:
 class RateLimiter:
     """A sliding one-minute window per robot; waits for a slot up to ``max_wait`` seconds."""
 
-    def __init__(self, per_minute: int = PER_MINUTE, max_wait: float = 30.0) -> None:
+    def __init__(
+        self,
+        per_minute: int = PER_MINUTE,
+        max_wait: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._per_minute = per_minute
         self._max_wait = max_wait
+        self._clock = clock
         self._sent: dict[str, deque[float]] = defaultdict(deque)
         self._lock = asyncio.Lock()
 
@@ -44,8 +51,11 @@ class RateLimiter:
         # The slot is taken under the lock and waited for outside it: a robot over its limit
         # must not hold up the sends of every other robot.
         async with self._lock:
+            now = self._clock()
+            # Forget the robots without a send this minute (their last slot may lie ahead).
+            for quiet in [r for r, sent in self._sent.items() if not sent or now - sent[-1] >= 60]:
+                del self._sent[quiet]
             window = self._sent[robot]
-            now = time.monotonic()
             while window and now - window[0] >= 60:
                 window.popleft()
             slot = now
@@ -55,7 +65,7 @@ class RateLimiter:
                     raise TransientNotifyError(f"dingtalk robot over {self._per_minute}/min")
                 window.popleft()
             window.append(slot)
-        await asyncio.sleep(max(0.0, slot - time.monotonic()))
+        await asyncio.sleep(max(0.0, slot - self._clock()))
 
 
 @dataclass
