@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -119,6 +119,13 @@ class DiscussionService(DiscussionReads):
             done, about, recipients = retry
             return await self._notify(done, about, message, recipients)
         async with self.db.write_session() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # Writers do not queue there as on SQLite: posts at once on a new topic would
+                # each find no open discussion and open one apiece.
+                await session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                    {"key": f"discussion-topic/{key}"},
+                )
             if user is not None:
                 await self._may_sign(session, user, message.from_id)
             if posted := await self._already_posted(session, message, topic_key=key):

@@ -66,3 +66,24 @@ async def test_store_bytes_counts_utf8_bytes_on_postgresql(
     content = "磁盘满了 C:\\data"  # a backslash is a character, not a bytea escape
     await service.send_message("pg-bytes", "磁盘", MessageIn(from_id="pg-bytes", content=content))
     assert (await service.get_stats("pg-bytes")).store_bytes == len(content.encode())
+
+
+async def test_different_messages_at_once_on_a_new_topic_open_one_discussion(
+    pg: Database, settings: Settings
+) -> None:
+    async with pg.session() as session:
+        await UserRepository(session).create(UserCreate(name="pg-topic"))
+        await session.commit()
+    service = DiscussionService(pg, settings)
+    for n in range(5):
+        # The voice and a chat window posting on the same new topic at once: one thread.
+        answers = await asyncio.gather(
+            *(
+                service.send_message(
+                    "pg-topic", f"node {n} down", MessageIn(from_id="pg-topic", content=said)
+                )
+                for said in ("it is down", "since 9:00", "paging ops")
+            )
+        )
+        assert len({a.discussion_id for a in answers}) == 1, answers
+        assert sum(a.created_discussion for a in answers) == 1
