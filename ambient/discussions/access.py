@@ -14,6 +14,7 @@ from ambient.discussions.rules import (
     ParticipantRole,
 )
 from ambient.discussions.views import DiscussionNotFoundError, SigningError, message_view
+from ambient.domain.configs import holds_nul
 from ambient.remediation.safety import named_approver
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -87,15 +88,17 @@ class DiscussionAccess:
 
     async def _get(self, session: Any, discussion_id: str, user: str) -> Discussion:
         """The discussion, if ``user`` sees it; one they do not see is "no discussion" too."""
+        missing = DiscussionNotFoundError(
+            f"no discussion {discussion_id!r} that you take part in; list_discussions shows yours"
+        )
+        if holds_nul(discussion_id):  # no id holds one, and PostgreSQL refuses the query
+            raise missing
         query = select(Discussion).where(
             Discussion.id == discussion_id, await self._visible(session, user)
         )
         found: Discussion | None = await session.scalar(query)
         if found is None:
-            raise DiscussionNotFoundError(
-                f"no discussion {discussion_id!r} that you take part in; list_discussions "
-                "shows yours"
-            )
+            raise missing
         return found
 
     async def _messages(

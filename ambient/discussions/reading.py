@@ -27,6 +27,7 @@ from ambient.discussions.views import (
     discussion_view,
     message_view,
 )
+from ambient.domain.configs import NUL_REFUSED, holds_nul
 from ambient.storage.models import (
     MAX_ID,
     Base,
@@ -88,6 +89,8 @@ class DiscussionReads(DiscussionAccess):
         words = keyword.strip()
         if not words or len(words) > 200:
             raise InvalidDiscussionError("keyword: a word or phrase of 1-200 characters")
+        if holds_nul(words):  # PostgreSQL refuses the query itself; no message holds one
+            raise InvalidDiscussionError(f"keyword: {NUL_REFUSED}")
         async with self.db.session() as session:
             matching = (
                 select(DiscussionMessage)

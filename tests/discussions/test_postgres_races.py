@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.service import DiscussionService
+from ambient.discussions.views import DiscussionNotFoundError, InvalidDiscussionError
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -87,3 +89,22 @@ async def test_different_messages_at_once_on_a_new_topic_open_one_discussion(
         )
         assert len({a.discussion_id for a in answers}) == 1, answers
         assert sum(a.created_discussion for a in answers) == 1
+
+
+async def test_a_nul_in_what_is_looked_up_is_refused_by_name_on_postgresql(
+    pg: Database, settings: Settings
+) -> None:
+    async with pg.session() as session:
+        await UserRepository(session).create(UserCreate(name="pg-nul"))
+        await session.commit()
+    service = DiscussionService(pg, settings)
+    with pytest.raises(InvalidDiscussionError, match=r"^keyword: .*NUL"):
+        await service.search_messages("pg-nul", "disk\x00full")
+    for look_up in (
+        service.read_discussion("pg-nul", "disc_\x00"),
+        service.detect_anomalies("pg-nul", "disc_\x00"),
+        service.close_discussion("pg-nul", "disc_\x00"),
+        service.reply_message("pg-nul", "disc_\x00", MessageIn(from_id="pg-nul", content="hi")),
+    ):
+        with pytest.raises(DiscussionNotFoundError):
+            await look_up
