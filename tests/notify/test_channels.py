@@ -555,3 +555,15 @@ async def test_the_dingtalk_limiter_forgets_robots_quiet_for_a_minute() -> None:
     # Only robots that sent within the minute keep a window: memory does not grow with every
     # token ever seen.
     assert list(limiter._sent) == ["robot-today"]
+
+
+async def test_a_webhook_whose_url_holds_chinese_is_delivered(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    state, base = endpoints
+    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, LOOPBACK)
+    target = f"{base}/hook?team=运维"
+    # The delivery key names the target, so it holds the Chinese too; HTTP headers are ASCII.
+    key = f"wf/7:webhook:{target}"
+    await channel.send("alice", REPORT, target, idempotency_key=key)
+    assert state.received == [("webhook", {**state.received[0][1], "idempotency_key": key})]

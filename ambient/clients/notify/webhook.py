@@ -11,6 +11,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 
@@ -18,6 +19,8 @@ from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.http_errors import checked_destination, post_json
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import Message
+
+KEPT = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")  # printable ASCII but %
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -55,7 +58,11 @@ class WebhookChannel:
         headers = {
             "Content-Type": "application/json",
             "X-Ambient-Timestamp": timestamp,
-            "X-Ambient-Idempotency-Key": idempotency_key,
+            # Header values are ASCII: a key naming a Chinese URL goes percent-encoded (UTF-8),
+            # as is in the body.
+            "X-Ambient-Idempotency-Key": (
+                idempotency_key if idempotency_key.isascii() else quote(idempotency_key, safe=KEPT)
+            ),
         }
         if self.signing_secret:
             headers["X-Ambient-Signature"] = signature(self.signing_secret, timestamp, body)
