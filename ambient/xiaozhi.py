@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -178,8 +178,8 @@ class DeviceService:
         """Remove by numeric id or device id (owner or admin); the token stops working."""
         admin = await self._admin(actor)
         async with self.db.session() as session:
-            row = await self._find(session, ref)
-            if row is None or (row.user != actor and not admin):
+            row = await self._find(session, ref, lambda row: admin or row.user == actor)
+            if row is None:
                 raise DeviceNotFoundError(f"no device {ref!r} among yours")
             view = DeviceView.model_validate(row)
             await session.execute(delete(XiaozhiDevice).where(XiaozhiDevice.id == row.id))
@@ -197,14 +197,17 @@ class DeviceService:
         """
         admin = await self._admin(actor)
         async with self.db.session() as session:
-            row = await self._find(session, ref)
-            known = row is not None and (
-                admin
-                or row.user == actor
-                or actor in (row.speakers or [])
-                or row.device_id in _device_keys(ref)
+            row = await self._find(
+                session,
+                ref,
+                lambda row: (
+                    admin
+                    or row.user == actor
+                    or actor in (row.speakers or [])
+                    or row.device_id in _device_keys(ref)
+                ),
             )
-            if row is None or not known:
+            if row is None:
                 raise DeviceNotFoundError(f"no device {ref!r}")
             names = set(row.speakers or [])
             names = names | {actor} if allowed else names - {actor}
@@ -218,13 +221,25 @@ class DeviceService:
         return view.model_copy(update={"speakers": [actor] if allowed else []})
 
     @staticmethod
-    async def _find(session: AsyncSession, ref: str) -> XiaozhiDevice | None:
+    async def _find(
+        session: AsyncSession, ref: str, known: Callable[[XiaozhiDevice], bool]
+    ) -> XiaozhiDevice | None:
+        """The one device ``ref`` names among those the caller may know (``known``); a
+        reference naming several (one's number, another's device id) is refused."""
         named: ColumnElement[bool] = XiaozhiDevice.device_id.in_(_device_keys(ref))
         number = ref.strip()
         # A number the database cannot hold ('²' is a digit to isdigit, not to int) is no id.
         if number.isascii() and number.isdigit() and int(number) <= MAX_ID:
             named = or_(named, XiaozhiDevice.id == int(number))
-        return await session.scalar(select(XiaozhiDevice).where(named))
+        rows = (await session.scalars(select(XiaozhiDevice).where(named))).all()
+        rows = sorted((row for row in rows if known(row)), key=lambda row: row.id)
+        if len(rows) > 1:
+            listing = ", ".join(f"device {row.id} ({row.device_id})" for row in rows)
+            raise InvalidDeviceError(
+                f"{ref!r} names {len(rows)} devices: {listing}; "
+                "nothing changed; name the one you mean by a reference only it has"
+            )
+        return rows[0] if rows else None
 
     async def authenticate(self, device_id: str, token: str) -> XiaozhiDevice | None:
         """The device if ``token`` is the token of one of its owner's devices; None for an

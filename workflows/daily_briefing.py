@@ -273,6 +273,7 @@ class DailyBriefingWorkflow:
             days_completed=self.carry.days_completed,
             last_date=self.carry.last_date,
             last_given_at=self.carry.last_given_at,
+            stopping=self.stopping,
         )
 
     # --- steps ---------------------------------------------------------------------------

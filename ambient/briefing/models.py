@@ -362,6 +362,8 @@ class BriefingStatus(BaseModel):
     days_completed: int = 0
     last_date: str | None = None
     last_given_at: datetime | None = None
+    # Stopped, still finishing (recording today's greeting): it ends without another day.
+    stopping: bool = False
 
     def at(self, now: datetime) -> tuple[bool, bool]:
         """(ready, given today) as a greeting at ``now`` decides them: ready when it would speak

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -126,6 +127,10 @@ def _invalid_config(errors: Sequence[Refused]) -> InvalidBriefingError:
     return InvalidBriefingError(f"invalid briefing config — {problems}", first)
 
 
+# How long a create waits for a stopped run to finish before asking to be sent again.
+FINISHING_WAIT = 10.0
+
+
 class BriefingService:
     # The workflow answers a greeting within GREETING_WAIT; past this the caller gets an answer
     # to say instead of waiting for good on a worker that does not reply.
@@ -189,6 +194,11 @@ class BriefingService:
         task_id = task_id_for(user)
         policy = WorkflowIDConflictPolicy.FAIL
         current = await self._status_or_none(user)
+        if current is not None and current.stopping:
+            # A stopped run still finishing (recording today's greeting) is no briefing to
+            # find or replace: wait for it to end, then start anew from what it stored.
+            await self._after_finishing(user)
+            current = None
         if current is None:
             carry = await self._given_before(user)
         else:
@@ -223,6 +233,18 @@ class BriefingService:
             memo={"summary": summary},
         )
         return BriefingRef(task_id=task_id, state=state, config=parsed)
+
+    async def _after_finishing(self, user: str) -> None:
+        ending = self.client.get_workflow_handle(task_id_for(user))
+        try:
+            async with asyncio.timeout(FINISHING_WAIT):
+                await ending.result(follow_runs=False)
+        except TimeoutError:
+            raise BriefingError(
+                "the stopped daily briefing is still finishing; create it again in a minute"
+            ) from None
+        except (WorkflowFailureError, RPCError):
+            pass  # it ended (failed, terminated, gone): the new run starts all the same
 
     async def _given_before(self, user: str) -> BriefingCarry:
         """A briefing stopped and created again does not speak a day it already spoke: the

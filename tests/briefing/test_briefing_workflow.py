@@ -531,6 +531,26 @@ async def test_a_briefing_stopped_and_created_again_does_not_speak_the_same_day_
     assert status.day is not None and status.day.date > day.date
 
 
+async def test_a_briefing_created_again_while_its_stopped_run_finishes_is_created(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Created again right after a stop (a setup script run again), while the stopped run was
+    still recording the greeting: create answered "exists, active" (created false) and the
+    run then ended, leaving no briefing at all. Now it waits for that run and starts anew."""
+    await make_user(deps.db, "tess")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create("tess", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await stack.service.greet("tess", request_id="first")
+        await stack.service.delete("tess")
+        ref = await stack.service.create("tess", config)
+        status = await stack.service.status("tess")
+    assert ref.created and ref.state == "active"
+    assert not status.stopping
+
+
 async def _gone(service, user):  # type: ignore[no-untyped-def]
     from ambient.briefing.service import BriefingNotFoundError
 

@@ -521,3 +521,28 @@ async def test_a_device_number_past_the_databases_range_is_no_device_at_every_do
             assert (removed.exit_code, removed.stderr) == (1, f"no device {ref!r} among yours\n")
         [left] = (await http.get("/xiaozhi/devices", headers=me)).json()
         assert left["device_id"] == "aa:bb:cc:00:00:09"
+
+
+def test_a_reference_naming_two_devices_is_refused_and_removes_neither(
+    settings: Settings,
+) -> None:
+    """'2' was both device 2's number and another device's id: remove took whichever row the
+    database gave first, silently. Now it names both and removes nothing."""
+    from ambient.cli import app as cli
+
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir)}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["user", "create", "lin"], env=env).exit_code == 0
+    for device in ("2", "aa:bb:cc:00:00:0b"):  # ids 1 and 2
+        added = runner.invoke(cli, ["xiaozhi", "device", "add", "--user", "lin", device], env=env)
+        assert added.exit_code == 0, added.output
+    removed = runner.invoke(cli, ["xiaozhi", "device", "remove", "2"], env=env)
+    assert removed.exit_code == 1, removed.output
+    assert removed.stderr == (
+        "'2' names 2 devices: device 1 (2), device 2 (aa:bb:cc:00:00:0b); "
+        "nothing changed; name the one you mean by a reference only it has\n"
+    )
+    listed = json.loads(runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env).output)
+    assert len(listed) == 2
+    gone = runner.invoke(cli, ["xiaozhi", "device", "remove", "aa:bb:cc:00:00:0b"], env=env)
+    assert gone.exit_code == 0, gone.output
