@@ -50,6 +50,9 @@ PAUSED_GREETING = "paused-greeting"
 # A briefing paused at its preparation time is prepared only once resumed (runs recorded
 # before it prepared while paused).
 PAUSED_PREPARES_NOTHING = "paused-prepares-nothing"
+# A greeting after a failed preparation starts it again (runs recorded before it answered
+# "could not be prepared" for the rest of the day, until a regenerate).
+GREETING_PREPARES_AGAIN = "greeting-prepares-again"
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
 PREPARE_TIMEOUT = timedelta(minutes=10)
@@ -75,6 +78,7 @@ class DailyBriefingWorkflow:
         self.given_request: str | None = None
         self.pushed_at: datetime | None = None
         self._prepare_lock = asyncio.Lock()
+        self._preparing_again: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:
@@ -123,7 +127,10 @@ class DailyBriefingWorkflow:
             self.carry.last_given_at = self.given_at
         self.carry.paused = self.paused
         self.phase = "done"
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        # A preparation a greeting started again ends in this run, not cut off by the next.
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() and not self._prepare_lock.locked()
+        )
         workflow.continue_as_new(
             BriefingRun(user=run.user, task_id=run.task_id, config=config, carry=self.carry)
         )
@@ -154,6 +161,15 @@ class DailyBriefingWorkflow:
         if self.prepared is None:
             # Start (or join) preparation, waiting a bounded time for it.
             self.prepare_wanted = True
+            if (
+                self.preparation_error is not None
+                and not self._prepare_lock.locked()
+                and workflow.patched(GREETING_PREPARES_AGAIN)
+            ):
+                # What failed (a database away at preparation time) may be back: this
+                # greeting tries again, and the next one hears it if it takes longer.
+                self.preparation_error = None
+                self._preparing_again = asyncio.create_task(self._prepare("greeting"))
             wait = GREETING_WAIT
             if request.wait_seconds is not None:  # no longer than the caller listens
                 wait = min(wait, timedelta(seconds=request.wait_seconds))

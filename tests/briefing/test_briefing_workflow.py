@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
@@ -368,6 +369,47 @@ async def test_failing_log_source_is_said_in_the_briefing_and_the_day_goes_on(
     failed = [s for s in view.content.sources if not s.ok]
     assert {s.source for s in failed} == {"logs", "alarms"}
     assert "no log file or directory" in next(s.detail for s in failed if s.source == "logs")
+
+
+async def _failed(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.preparation_error is not None else None
+
+
+async def test_a_greeting_prepares_again_a_briefing_whose_preparation_failed(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    await make_user(deps.db, "hugo")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create("hugo", config)
+        # The database loses the briefings' table at preparation time: every try fails.
+        async with deps.db.session() as session:
+            await session.execute(text("ALTER TABLE briefings RENAME TO briefings_away"))
+            await session.commit()
+        await stack.skip_to(day.prepare_at + timedelta(minutes=1))
+        failed = await eventually(lambda: _failed(stack.service, "hugo"), "preparation failed")
+        assert failed.prepared is None
+        async with deps.db.session() as session:
+            await session.execute(text("ALTER TABLE briefings_away RENAME TO briefings"))
+            await session.commit()
+        # The database is back: the first greeting of the day prepares again and speaks it,
+        # instead of "could not be prepared" until someone regenerates.
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        result = await stack.service.greet("hugo", request_id="after")
+        assert result.outcome is GreetOutcome.SPOKEN, result.text
+        status = await stack.service.status("hugo")
+        assert status.preparation_error is None and status.prepared is not None
+        first_run = (
+            await ts_env.client.get_workflow_handle("daily-briefing/hugo").describe()
+        ).run_id
+        await stack.skip_to(day.window_end + timedelta(minutes=5))
+        await eventually(lambda: _next_run(stack.service, "hugo"), "the next day's run")
+        await save_history(
+            ts_env.client.get_workflow_handle("daily-briefing/hugo", run_id=first_run),
+            "daily_briefing_prepared_again",
+        )
 
 
 async def test_a_file_an_admin_set_is_not_read_once_its_owner_is_a_member(
