@@ -32,6 +32,7 @@ from ambient import temporal
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingNotFoundError, BriefingService
 from ambient.domain.users import Role, RollbackPermission
+from ambient.refusals import Refusal
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.safety import named_approver
 from ambient.remediation.service import RemediationService
@@ -234,10 +235,14 @@ class DeviceService:
         rows = (await session.scalars(select(XiaozhiDevice).where(named))).all()
         rows = sorted((row for row in rows if known(row)), key=lambda row: row.id)
         if len(rows) > 1:
-            listing = ", ".join(f"device {row.id} ({row.device_id})" for row in rows)
             raise InvalidDeviceError(
-                f"{ref!r} names {len(rows)} devices: {listing}; "
-                "nothing changed; name the one you mean by a reference only it has"
+                Refusal(
+                    "%(ref)s names %(count)s devices: %(listing)s; nothing changed; "
+                    "name the one you mean by a reference only it has",
+                    ref=repr(ref),
+                    count=len(rows),
+                    listing=", ".join(f"device {row.id} ({row.device_id})" for row in rows),
+                )
             )
         return rows[0] if rows else None
 

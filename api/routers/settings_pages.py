@@ -36,6 +36,7 @@ from api.routers.pages import (
     notice,
     page_router,
     render,
+    what_went_wrong,
 )
 
 router = page_router()
@@ -264,6 +265,8 @@ async def remove_device(
 ) -> Response:
     try:
         removed = await state.devices.remove(me.name, device)
+    except InvalidDeviceError as exc:  # a reference naming two devices
+        return back("/app/settings", what_went_wrong(exc, _))
     except DeviceError:
         return back("/app/settings", _("No device %(device)s among yours.", device=device))
     return back(
@@ -284,6 +287,8 @@ async def allow_device(
     yes = allowed != "off"
     try:
         view = await state.devices.allow(me.name, device, allowed=yes)
+    except InvalidDeviceError as exc:
+        return back("/app/settings", what_went_wrong(exc, _))
     except DeviceError:
         return back("/app/settings", _("There is no device %(device)s.", device=device))
     if yes:

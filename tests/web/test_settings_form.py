@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest_asyncio
+from sqlalchemy import select
 
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.models import XiaozhiDevice
 from ambient.storage.repositories import UserRepository, user_public
 from tests.support.pages import signed_in
 from tests.support.servers import free_port
@@ -144,3 +146,20 @@ async def test_a_refused_discussion_post_shows_what_the_user_wrote(
     assert refused.status_code == 422
     shown = values(refused.text, "new-discussion")
     assert shown["topic"] == ["另一件事"] and shown["content"] == ["x" * 20_001]
+
+
+async def test_a_device_reference_naming_two_devices_is_said_so_on_the_page(
+    page: httpx.AsyncClient, db: Database
+) -> None:
+    """'2' is one device's number and another's id: the page said 'No device 2 among yours'."""
+    for device in ("2", "aa:bb:cc:00:00:0b"):  # numbers 1 and 2
+        added = await page.post("/app/xiaozhi/devices", data={"device_id": device})
+        assert added.status_code in (201, 303), added.text
+    for path in ("/app/xiaozhi/devices/remove", "/app/xiaozhi/devices/allow"):
+        refused = await page.post(path, data={"device": "2"}, follow_redirects=True)
+        said = html.unescape(refused.text)
+        assert "'2' names 2 devices: device 1 (2), device 2 (aa:bb:cc:00:00:0b)" in said, path
+        assert "No device" not in said and "There is no device" not in said
+    async with db.session() as session:
+        kept = await session.scalars(select(XiaozhiDevice.device_id).order_by(XiaozhiDevice.id))
+        assert list(kept) == ["2", "aa:bb:cc:00:00:0b"]
