@@ -38,6 +38,7 @@ from ambient.remediation.runs import (
     GateDecision,
     GateInput,
     HandOverInput,
+    JoinRequest,
     Keyed,
     Opened,
     OpenInput,
@@ -355,6 +356,16 @@ class RemediationActivities:
         """Give back the rate-limit slot a step's gate reserved: the step changed nothing."""
         async with self._writing() as session:
             await ActionLedger(session).release(step.key)
+
+    @activity.defn
+    async def join_remediation(self, request: JoinRequest) -> bool:
+        """Join the alert's running remediation as the API does; False: it ended, start anew."""
+        # Imported here: the service imports the workflows, which import this module.
+        from ambient.remediation.service import RemediationService
+
+        service = RemediationService(activity.client(), self._settings, self._db)
+        joined = await service.join(request.user, request.remediation_id, request.source)
+        return joined is not None
 
     @activity.defn
     async def verify_remediation(self, request: VerifyInput) -> Verification:
