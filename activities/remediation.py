@@ -330,7 +330,16 @@ class RemediationActivities:
     @activity.defn
     async def apply_remediation_step(self, step: StepRequest) -> StepResult:
         """One rung's change through the mode's executor (idempotent by the step key)."""
-        result = await _translated(self._executor(step.mode).apply(step))
+        try:
+            result = await _translated(self._executor(step.mode).apply(step))
+        except ApplicationError as exc:
+            cause = exc.__cause__
+            if step.mode == "dry_run" or (isinstance(cause, KubeError) and cause.changed is False):
+                # Refused for good before anything was changed (a 403 on the first write, or
+                # any dry run): the step's slot counted a change nobody made (the run hands over).
+                async with self._writing() as session:
+                    await ActionLedger(session).release(step.key)
+            raise
         async with self._writing() as session:
             await append_once(
                 session,

@@ -1048,3 +1048,33 @@ async def test_a_full_rollback_retried_after_all_its_writes_says_what_it_did_not
         "full rollback: already done by this step: deployment shop/checkout, "
         "configmap shop/checkout-env, service shop/checkout"
     )
+
+
+async def test_a_refused_change_says_whether_the_step_had_changed_anything(kube: Cluster) -> None:
+    """The activity frees the cluster's rate-limit slot of a step refused for good only when
+    nothing was changed: a full rollback refused at its ConfigMap had already put back the
+    release; refused at its first write, and on a retry that finds no stamp, it had not."""
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    kube.api.configmaps[("shop", "checkout-env")]["data"] = {"MODE": "slow"}
+    full = kube.step(
+        "remediation/r8",
+        Rung.FULL_ROLLBACK,
+        to_revision=baseline.previous_revision,
+        checkpoint=baseline,
+    )
+    released = len(kube.api.writes())
+    kube.api.forbidden = {"patch deployments"}
+    with pytest.raises(KubeError) as first:
+        await kube.executor.apply(full)
+    assert first.value.changed is False and len(kube.api.writes()) == released
+    kube.api.forbidden = {"patch configmaps"}
+    with pytest.raises(KubeError) as second:
+        await kube.executor.apply(full)
+    assert [c.kind for c in kube.api.writes()[released:]] == ["deployments"]
+    assert second.value.changed is True
+    # The retry finds the release put back (stamped) and is refused again: still changed.
+    with pytest.raises(KubeError) as retried:
+        await kube.executor.apply(full)
+    assert retried.value.changed is True
+
