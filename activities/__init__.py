@@ -56,6 +56,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         remediation.take_remediation_checkpoint,
         remediation.apply_remediation_step,
         remediation.release_remediation_slot,
+        remediation.join_remediation,
         remediation.verify_remediation,
         remediation.audit_remediation,
         remediation.hand_over_remediation,

@@ -38,6 +38,7 @@ from ambient.remediation.runs import (
     GateDecision,
     GateInput,
     HandOverInput,
+    JoinRequest,
     Keyed,
     Opened,
     OpenInput,
@@ -329,7 +330,16 @@ class RemediationActivities:
     @activity.defn
     async def apply_remediation_step(self, step: StepRequest) -> StepResult:
         """One rung's change through the mode's executor (idempotent by the step key)."""
-        result = await _translated(self._executor(step.mode).apply(step))
+        try:
+            result = await _translated(self._executor(step.mode).apply(step))
+        except ApplicationError as exc:
+            cause = exc.__cause__
+            if step.mode == "dry_run" or (isinstance(cause, KubeError) and cause.changed is False):
+                # Refused for good before anything was changed (a 403 on the first write, or
+                # any dry run): the step's slot counted a change nobody made (the run hands over).
+                async with self._writing() as session:
+                    await ActionLedger(session).release(step.key)
+            raise
         async with self._writing() as session:
             await append_once(
                 session,
@@ -355,6 +365,16 @@ class RemediationActivities:
         """Give back the rate-limit slot a step's gate reserved: the step changed nothing."""
         async with self._writing() as session:
             await ActionLedger(session).release(step.key)
+
+    @activity.defn
+    async def join_remediation(self, request: JoinRequest) -> bool:
+        """Join the alert's running remediation as the API does; False: it ended, start anew."""
+        # Imported here: the service imports the workflows, which import this module.
+        from ambient.remediation.service import RemediationService
+
+        service = RemediationService(activity.client(), self._settings, self._db)
+        joined = await service.join(request.user, request.remediation_id, request.source)
+        return joined is not None
 
     @activity.defn
     async def verify_remediation(self, request: VerifyInput) -> Verification:

@@ -12,15 +12,23 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
-from workflows.remediation_records import CHANGE_RETRY, RECORD_RETRY, cause_of
+from workflows.remediation_records import (
+    CHANGE_RETRY,
+    CHILD_TASK_TIMEOUT,
+    RECORD_RETRY,
+    TASK_TIMEOUT,
+    cause_of,
+    search_attributes,
+)
 from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
+    from ambient.remediation.alerts import remediation_id
     from ambient.remediation.ladder import Checkpoint, Mode, Rung, StepRequest, StepResult, step_key
     from ambient.remediation.runs import (
         FINAL_STATES,
@@ -30,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         Attempt,
         CheckpointInput,
         JoinInput,
+        JoinRequest,
         Keyed,
         Opened,
         OpenInput,
@@ -59,6 +68,11 @@ UNAPPLIED_HANDS_OVER = "unapplied-hands-over"
 # with nothing to go back to) gives back the rate-limit slot its gate reserved; before this
 # patch the slot counted against the cluster's hourly limit.
 UNCHANGED_FREES_SLOT = "unchanged-frees-slot"
+# A watch's or the triage's start that finds the alert's remediation id taken joins only a
+# run that is running (signalled and audited, as the API's start does); one that has ended and
+# is still sending its notices is waited for and the next run started. Before this patch any
+# run found was called joined, unsignalled, and a breach during a run's last steps was lost.
+JOIN_RUNNING_ONLY = "join-running-only"
 # The type of an update's refusal that is about the run's state, not the caller's rights.
 STATE_CONFLICT = "StateConflict"
 
@@ -442,3 +456,32 @@ class GradedRemediationWorkflow(RemediationSafety):
             started_at=self.started_at,
             finished_at=self.finished_at,
         )
+
+
+async def start_remediation(request: RemediationInput, summary: str) -> bool:
+    """Start the alert's remediation as an abandoned child; True when it joined a running one."""
+    child = remediation_id(request.alert)
+    while True:
+        try:
+            # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).
+            await workflow.start_child_workflow(
+                GradedRemediationWorkflow.run,
+                request,
+                id=child,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                task_timeout=TASK_TIMEOUT if workflow.patched(CHILD_TASK_TIMEOUT) else None,
+                search_attributes=search_attributes(request.user, request.alert.cluster_id),
+                static_summary=summary,
+            )
+            return False
+        except WorkflowAlreadyStartedError:
+            if not workflow.patched(JOIN_RUNNING_ONLY):
+                return True
+        # False only once the run found has completed: the next start cannot find it again.
+        if await workflow.execute_activity_method(
+            RemediationActivities.join_remediation,
+            JoinRequest(remediation_id=child, user=request.user, source=request.requested_by),
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=RECORD_RETRY,
+        ):
+            return True

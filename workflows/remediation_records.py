@@ -77,6 +77,10 @@ TASK_TIMEOUT = timedelta(minutes=1)
 # A threshold watch's and the triage's remediations start with TASK_TIMEOUT; before this patch
 # they had the default 10 s.
 CHILD_TASK_TIMEOUT = "child-task-timeout"
+# A run handed over is in its final state before its push; before this patch it showed the
+# state before (planned, verifying, ...) while the push went out, and the same alert sent
+# again then was joined into a run that would change nothing more.
+ENDED_BEFORE_PUSH = "ended-before-push"
 
 
 class RemediationRecords:
@@ -122,6 +126,9 @@ class RemediationRecords:
             ),
             retry=RECORD_RETRY,
         )
+        if workflow.patched(ENDED_BEFORE_PUSH):
+            self.next_rung, self.waiting = None, None
+            await self._set_state(state)
         await self._push(key, title, body)
         await self._finish(state)
 

@@ -8,15 +8,15 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient.remediation.alerts import remediation_id
     from ambient.remediation.runs import CollectInput, RemediationInput, TriageInput, TriageResult
+    from ambient.temporal import ACTIVITY_FAILED
 
-from workflows.remediation import GradedRemediationWorkflow
-from workflows.remediation_records import CHILD_TASK_TIMEOUT, TASK_TIMEOUT, search_attributes
+from workflows.remediation import start_remediation
+from workflows.remediation_records import cause_of
 
 
 @workflow.defn
@@ -34,20 +34,14 @@ class AlertTriageWorkflow:
         for alert in found.alerts:
             child_id = remediation_id(alert)
             try:
-                # Abandoned: remediations outlive the triage run (approvals, settle timers).
-                await workflow.start_child_workflow(
-                    GradedRemediationWorkflow.run,
+                joined = await start_remediation(
                     RemediationInput(
                         alert=alert, user=request.user, mode=request.mode, requested_by="triage"
                     ),
-                    id=child_id,
-                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                    task_timeout=TASK_TIMEOUT if workflow.patched(CHILD_TASK_TIMEOUT) else None,
-                    search_attributes=search_attributes(request.user, alert.cluster_id),
-                    static_summary=f"Remediation of {alert.service} (nightly triage)",
+                    f"Remediation of {alert.service} (nightly triage)",
                 )
-            except WorkflowAlreadyStartedError:
-                result.joined.append(child_id)
+            except ACTIVITY_FAILED as exc:
+                result.skipped.append(f"{child_id}: neither started nor joined: {cause_of(exc)}")
                 continue
-            result.started.append(child_id)
+            (result.joined if joined else result.started).append(child_id)
         return result

@@ -8,7 +8,6 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     # Config validation parses JSONPath inside the sandbox; PLY finds its parser tables
@@ -25,8 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.models import TaskStatus, ThresholdWatchInput, ThresholdWatchState
     from ambient.watches.threshold_rule import Breach, Transition, evaluate
 
-from workflows.remediation import GradedRemediationWorkflow
-from workflows.remediation_records import CHILD_TASK_TIMEOUT, TASK_TIMEOUT, search_attributes
+from workflows.remediation import start_remediation
 from workflows.watch_controls import WatchControls, failure_text
 
 READ_TIMEOUT = timedelta(seconds=30)
@@ -206,24 +204,25 @@ class ThresholdWatchWorkflow(WatchControls):
             )
             return
         child = remediation_id(alert)
-        joined = False
         try:
-            # Abandoned: the remediation outlives this run (continue-as-new, stop).
-            await workflow.start_child_workflow(
-                GradedRemediationWorkflow.run,
-                # Asks for execute; the user's rollback_permission and the global executor
-                # switch decide what actually runs.
+            # Asks for execute; the user's rollback_permission and the global executor switch
+            # decide what actually runs.
+            joined = await start_remediation(
                 RemediationInput(
                     alert=alert, user=self.user, mode="execute", requested_by=self.task
                 ),
-                id=child,
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                task_timeout=TASK_TIMEOUT if workflow.patched(CHILD_TASK_TIMEOUT) else None,
-                search_attributes=search_attributes(self.user, alert.cluster_id),
-                static_summary=f"Remediation of {alert.service} (threshold watch)",
+                f"Remediation of {alert.service} (threshold watch)",
             )
-        except WorkflowAlreadyStartedError:
-            joined = True
+        except ACTIVITY_FAILED as error:
+            await self.tell(
+                kind="watch.remediation_requested",
+                key=f"{key}/remediate",
+                payload={
+                    **payload,
+                    "reason": f"{child} was neither started nor joined: {failure_text(error)}",
+                },
+            )
+            return
         await self.tell(
             kind="watch.remediation_started",
             key=f"{key}/remediate",

@@ -33,6 +33,8 @@ class KubeError(Exception):
 
     #: Whether the same call may succeed later (server busy, a conflicting writer).
     retryable: bool = False
+    #: Whether a remediation step that failed so had changed anything (None: not known).
+    changed: bool | None = None
 
 
 class KubeNotFoundError(KubeError):

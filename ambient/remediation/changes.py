@@ -112,10 +112,10 @@ def stamp(obj: Obj, key: str) -> Obj:
     }
 
 
-def json_stamp(obj: Obj, key: str) -> list[Obj]:
-    """JSON-patch operations for the same precondition and stamp."""
+def json_stamp(obj: Obj, key: str, also: dict[str, str] | None = None) -> list[Obj]:
+    """JSON-patch operations for the same precondition and stamp (and ``also`` annotations)."""
     version = obj["metadata"]["resourceVersion"]
-    annotations = stamp_annotations(obj, key)
+    annotations = stamp_annotations(obj, key) | (also or {})
     stamping: list[Obj]
     if obj["metadata"].get("annotations"):
         stamping = _added(annotations)

@@ -168,7 +168,11 @@ class KubernetesExecutor:
             except ApiError as exc:
                 if exc.status.code == 409:
                     continue  # someone wrote in between: compute the step again from fresh reads
-                raise kube_error(exc, f"rung {int(step.rung)} on {step.target}") from None
+                error = kube_error(exc, f"rung {int(step.rung)} on {step.target}")
+                # The server answered, so nothing of this write was stored: the step changed
+                # something if this call wrote before it or an earlier attempt stamped objects.
+                error.changed = bool(sent or plan.done)
+                raise error from None
             except httpx2.TransportError as exc:
                 raise KubeUnavailableError(
                     f"rung {int(step.rung)} on {step.target}: {exc}"

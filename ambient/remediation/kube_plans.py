@@ -22,6 +22,7 @@ from ambient.remediation.changes import (
     Kind,
     Obj,
     StepPlan,
+    annotations_of,
     autoscaled_skip,
     images_of,
     isolation_policy_name,
@@ -37,6 +38,7 @@ from ambient.remediation.changes import (
 from ambient.remediation.kube_reads import ClusterReads
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
+    REMOVED_POLICY_ANNOTATION,
     STEP_ANNOTATION,
     Checkpoint,
     Rung,
@@ -254,7 +256,11 @@ class StepPlanner:
         deployment = await self._read_deployment(step)
         namespace, plan = step.target.namespace, StepPlan()
         notes: list[str] = []
-        await self._restore_release(step, baseline, deployment, plan, notes)
+        policy = isolation_policy_name(step.remediation_id)
+        removing = await self._reads.get(NetworkPolicy, namespace, policy) is not None
+        await self._restore_release(
+            step, baseline, deployment, plan, notes, policy if removing else None
+        )
         for name, data in sorted(baseline.configmaps.items()):
             await self._restore_configmap(step, name, data, plan, notes)
         for name, selector in sorted(baseline.service_selectors.items()):
@@ -270,10 +276,16 @@ class StepPlanner:
                     Change(Service, namespace, name, "patch", body, PatchType.MERGE)
                 )
                 notes.append(f"Service {name} selector back to {selector}")
-        policy = isolation_policy_name(step.remediation_id)
-        if await self._reads.get(NetworkPolicy, namespace, policy) is not None:
-            plan.changes.append(Change(NetworkPolicy, namespace, policy, "delete"))
+        removal = Change(NetworkPolicy, namespace, policy, "delete")
+        if removing:
+            plan.changes.append(removal)
             notes.append(f"NetworkPolicy {policy} removed")
+        elif (
+            stamped(deployment, step.key)
+            and annotations_of(deployment).get(REMOVED_POLICY_ANNOTATION) == policy
+        ):
+            plan.done.append(f"networkpolicy {namespace}/{policy}")
+            plan.sent_before[removal.object] = removal.sent()
         if plan.done and not plan.changes:
             # A retry after the last write (the executor names done objects only beside writes).
             notes.append("already done by this step: " + ", ".join(plan.done))
@@ -289,8 +301,10 @@ class StepPlanner:
         deployment: Obj,
         plan: StepPlan,
         notes: list[str],
+        removing: str | None = None,
     ) -> None:
-        """The release before the incident (or the baseline's own template) and its replicas."""
+        """The release before the incident (or the baseline's own template) and its replicas;
+        the Deployment names the isolation policy ``removing`` (written even with no change)."""
         name = _deployment(step)
         if stamped(deployment, step.key):
             plan.done.append(name)
@@ -321,8 +335,9 @@ class StepPlanner:
             else:
                 operations.append({"op": "replace", "path": "/spec/replicas", "value": replicas})
                 notes.append(f"replicas back to {replicas}")
-        if operations:
-            operations = [*json_stamp(deployment, step.key), *operations]
+        if operations or removing:
+            also = {REMOVED_POLICY_ANNOTATION: removing} if removing else None
+            operations = [*json_stamp(deployment, step.key, also), *operations]
             plan.changes.append(_patch(Deployment, step.target, operations, PatchType.JSON))
 
     async def _restore_configmap(

@@ -21,6 +21,9 @@ STEP_HISTORY_ANNOTATION = "ambient-ops.io/remediation-steps"
 STEP_HISTORY_LENGTH = 16
 # Label a Service selector gains when rung 4 isolates the workload (matches no pod).
 ISOLATION_LABEL = "ambient-ops.io/isolated"
+# The isolation NetworkPolicy a full rollback removes, named on the Deployment it writes first:
+# a deletion leaves no stamp, and a retry after it must still find it done.
+REMOVED_POLICY_ANNOTATION = "ambient-ops.io/removed-policy"
 
 Mode = Literal["dry_run", "execute"]
 

@@ -253,6 +253,14 @@ class JoinInput(BaseModel):
     user: str
 
 
+class JoinRequest(BaseModel):
+    """A watch's or the triage's alert found its remediation's id taken by a run."""
+
+    remediation_id: str
+    user: str
+    source: str
+
+
 class Waiting(BaseModel):
     what: Literal["approval", "change_window", "rate_limit", "settle"]
     rung: Rung

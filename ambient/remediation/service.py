@@ -172,6 +172,30 @@ class RemediationService:
 
     async def _deduplicate(self, user: str, workflow_id: str) -> StartResult | None:
         """Record who sent the alert again and grant nothing (None: its run ended meanwhile)."""
+        attributes = await self.join(user, workflow_id)
+        if attributes is None:
+            return None
+        owner, state = attributes.get(temporal.USER) or "", attributes.get(temporal.STATE)
+        visible = await self._may_steer(user, attributes)
+        # The id is the alert's hash (score_alert shows it too): naming it reveals nothing.
+        return StartResult(
+            remediation_id=workflow_id,
+            created=False,
+            deduplicated=True,
+            state=state if visible else None,
+            message=(
+                f"an alert with this fingerprint is already being remediated: "
+                f"{workflow_id} (state {state}, owner {owner})"
+                if visible
+                else "an alert with this fingerprint is already being remediated by its owner: "
+                "nothing was started, and its plan and steps are the owner's to see"
+            ),
+        )
+
+    async def join(
+        self, user: str, workflow_id: str, source: str | None = None
+    ) -> TypedSearchAttributes | None:
+        """Tell the running run its alert came again, audited; None: it ended, start the next."""
         # What the answer needs comes from the server's description of the run, not a query: a
         # query is answered by the worker, in a storm busy with the very runs being repeated —
         # every repeat waited for it (or timed out, unrecorded) and added a task to its load.
@@ -189,7 +213,6 @@ class RemediationService:
                 return None
             raise
         attributes = description.typed_search_attributes
-        owner, state = attributes.get(temporal.USER) or "", attributes.get(temporal.STATE)
         # The worker's writers queue back to back in a storm: a plain session's insert slept
         # in SQLite's busy handler and lost the lock to them ("database is locked", HTTP 500,
         # the repeat unrecorded). The write turn waits for it.
@@ -198,24 +221,14 @@ class RemediationService:
                 actor=user,
                 action="deduplicated",
                 subject=f"{workflow_id}@{description.run_id}",
-                detail={"user": user, "source": user, "state": state},
+                detail={
+                    "user": user,
+                    "source": source or user,
+                    "state": attributes.get(temporal.STATE),
+                },
             )
             await session.commit()
-        visible = await self._may_steer(user, attributes)
-        # The id is the alert's hash (score_alert shows it too): naming it reveals nothing.
-        return StartResult(
-            remediation_id=workflow_id,
-            created=False,
-            deduplicated=True,
-            state=state if visible else None,
-            message=(
-                f"an alert with this fingerprint is already being remediated: "
-                f"{workflow_id} (state {state}, owner {owner})"
-                if visible
-                else "an alert with this fingerprint is already being remediated by its owner: "
-                "nothing was started, and its plan and steps are the owner's to see"
-            ),
-        )
+        return attributes
 
     async def _after_finishing(self, workflow_id: str, run_id: str | None) -> None:
         """Wait for the run that ended to complete; RemediationStateError if it is still

@@ -462,6 +462,28 @@ async def test_a_checkpoint_that_failed_leaves_the_clusters_rate_limit_slot_free
         assert await ActionLedger(session).recent(CLUSTER, datetime(2000, 1, 1, tzinfo=UTC)) == []
 
 
+async def test_a_change_the_cluster_refuses_leaves_the_clusters_rate_limit_slot_free(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """RBAC refuses the restart's patch (403, not retried): nothing was changed, and the run
+    hands over holding none of the hour's changes on the cluster (it kept the slot before)."""
+    api, path = cluster
+    await _rate_limited(deps, path, per_hour=1)
+    api.forbidden = {"patch deployments"}
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        failed = await handle.result()
+    assert failed.state == "handed_over" and "could not be applied" in failed.outcome
+    assert api.writes() == []
+    async with deps.db.session() as session:
+        assert await ActionLedger(session).recent(CLUSTER, datetime(2000, 1, 1, tzinfo=UTC)) == []
+
+
 async def test_a_rollback_with_nothing_to_roll_back_to_leaves_the_clusters_rate_limit_slot_free(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:

@@ -378,8 +378,10 @@ async def test_isolation_without_a_service_is_a_deny_all_network_policy_that_ful
     assert (await kube.executor.apply(kube.step(rid, Rung.ISOLATE))).already_applied
     full = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
     assert full.applied and ("shop", name) not in kube.api.networkpolicies
+    # The Deployment, unchanged otherwise, names the policy before it goes (a retry finds it).
     assert [(c.method, c.kind) for c in kube.api.writes()] == [
         ("POST", "networkpolicies"),
+        ("PATCH", "deployments"),
         ("DELETE", "networkpolicies"),
     ]
 
@@ -1048,3 +1050,56 @@ async def test_a_full_rollback_retried_after_all_its_writes_says_what_it_did_not
         "full rollback: already done by this step: deployment shop/checkout, "
         "configmap shop/checkout-env, service shop/checkout"
     )
+
+
+async def test_a_refused_change_says_whether_the_step_had_changed_anything(kube: Cluster) -> None:
+    """The activity frees the cluster's rate-limit slot of a step refused for good only when
+    nothing was changed: a full rollback refused at its ConfigMap had already put back the
+    release; refused at its first write, and on a retry that finds no stamp, it had not."""
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    kube.api.configmaps[("shop", "checkout-env")]["data"] = {"MODE": "slow"}
+    full = kube.step(
+        "remediation/r8",
+        Rung.FULL_ROLLBACK,
+        to_revision=baseline.previous_revision,
+        checkpoint=baseline,
+    )
+    released = len(kube.api.writes())
+    kube.api.forbidden = {"patch deployments"}
+    with pytest.raises(KubeError) as first:
+        await kube.executor.apply(full)
+    assert first.value.changed is False and len(kube.api.writes()) == released
+    kube.api.forbidden = {"patch configmaps"}
+    with pytest.raises(KubeError) as second:
+        await kube.executor.apply(full)
+    assert [c.kind for c in kube.api.writes()[released:]] == ["deployments"]
+    assert second.value.changed is True
+    # The retry finds the release put back (stamped) and is refused again: still changed.
+    with pytest.raises(KubeError) as retried:
+        await kube.executor.apply(full)
+    assert retried.value.changed is True
+
+
+async def test_a_full_rollback_retried_after_removing_the_isolation_policy_says_it_did(
+    kube: Cluster,
+) -> None:
+    """Isolated by a deny policy (no Service selects the workload), the full rollback's one
+    write is the policy's removal. Retried after it (the worker died before the activity
+    completed), the step said 'nothing to change', not applied: the audit row, the run's
+    attempt and the hand-over read that rung 5 did nothing, and its rate-limit slot was freed."""
+    del kube.api.services[("shop", "checkout")]
+    baseline = await kube.executor.checkpoint(kube.target)
+    rid = "remediation/r9"
+    await kube.executor.apply(kube.step(rid, Rung.ISOLATE))
+    full = kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline)
+    first = await kube.executor.apply(full)
+    writes = len(kube.api.writes())
+    again = await kube.executor.apply(full)
+    name = isolation_policy_name(rid)
+    assert first.applied and first.patch is not None
+    assert first.patch[f"networkpolicy/shop/{name}"] == {"delete": True}
+    assert len(kube.api.writes()) == writes
+    assert again.applied and again.already_applied and again.skipped_reason is None
+    assert f"networkpolicy shop/{name}" in again.detail
+    assert again.patch is not None and again.patch[f"networkpolicy/shop/{name}"] == {"delete": True}

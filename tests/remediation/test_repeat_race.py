@@ -123,6 +123,70 @@ async def test_a_repeat_while_its_ended_run_sends_its_report_starts_the_next_run
             await handle.terminate("test over")
 
 
+async def test_a_repeat_while_a_handed_over_run_sends_its_push_is_not_joined_into_it(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run handed over (here: outside every change window) pushes to its owner before it
+    ends; while the push went out its state was still the one before ('planned'), so the
+    alert again was deduplicated into a run that will change nothing more. Its state is now
+    handed_over before the push: the repeat waits for it, as for any ended run."""
+    import asyncio
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from temporalio.worker import Worker
+
+    from activities import build_activities
+    from ambient import temporal
+    from ambient.remediation import service as remediation_service
+    from ambient.remediation.views import RemediationStateError
+    from worker import ALL_WORKFLOWS
+
+    owner = unique("ops")
+    today = datetime.now(ZoneInfo(deps.settings.remediation_timezone)).isoweekday()
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=6,
+        remediation_change_windows=[{"days": [d for d in range(1, 8) if d != today]}],
+        remediation_max_gate_wait_minutes=0,
+    )
+    await add_user(deps, owner)
+    queue = unique("tq")
+    # A worker that cannot send notices: the hand-over's push waits for one that can.
+    mute = [a for a in build_activities(deps) if a.__name__ != "notify"]  # type: ignore[attr-defined]
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        Worker(
+            dev_env.client,
+            task_queue=queue,
+            workflows=ALL_WORKFLOWS,
+            activities=mute,
+            workflow_runner=temporal.workflow_runner(),
+        ),
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        sent = alert(url, workload=unique("checkout"))
+        first = await service.start(owner, sent, "dry_run")
+        handle = dev_env.client.get_workflow_handle(first.remediation_id)
+        for _ in range(300):
+            history = [e async for e in handle.fetch_history_events()]
+            if any(
+                e.activity_task_scheduled_event_attributes.activity_type.name == "notify"
+                for e in history
+            ):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("no hand-over push")
+        monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 0.5)
+        try:
+            with pytest.raises(RemediationStateError, match="still sending its report"):
+                await service.start(owner, sent, "dry_run")
+        finally:
+            await handle.terminate("test over")
+
+
 async def test_a_reason_past_the_bound_is_refused_by_name_through_every_door(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

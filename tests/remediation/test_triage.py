@@ -15,6 +15,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus, TriageInput, TriageResult
 from ambient.remediation.service import TRIAGE_SCHEDULE, RemediationService
+from ambient.storage.audit import AuditRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
@@ -121,17 +122,24 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
         )
         first: TriageResult = await handle.result()
         await save_history(handle, "alert_triage")  # type: ignore[arg-type]
-        again = await ts_env.client.execute_workflow(
+        second = await ts_env.client.start_workflow(
             AlertTriageWorkflow.run,
             TriageInput(user=USER, mode="dry_run"),
             id=unique("alert-triage"),
             task_queue=worker.task_queue,
         )
-        services, task_timeouts = [], []
+        again: TriageResult = await second.result()
+        await save_history(second, "alert_triage_joined")  # type: ignore[arg-type]
+        services, task_timeouts, joined_by = [], [], []
         for rid in first.started:
             child = ts_env.client.get_workflow_handle(rid)
             status = await child.query("status", result_type=RemediationStatus)
             services.append((status.alert.source, status.alert.service, status.user))
+            async with deps.db.session() as session:
+                repeats = await AuditRepository(session).list(
+                    subject=status.run_key, action="deduplicated"
+                )
+            joined_by.append((status.joined_by, [(r.actor, r.detail["source"]) for r in repeats]))
             config = (await child.describe()).raw_description.execution_config
             task_timeouts.append(config.default_workflow_task_timeout.ToTimedelta())
 
@@ -144,6 +152,9 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
     # As an alert sent to the API starts its run: the storm of a night's alarms keeps its tasks.
     assert task_timeouts == [TASK_TIMEOUT, TASK_TIMEOUT]
     assert sorted(again.joined) == sorted(first.started) and again.started == []
+    # Joined as the API joins a repeat: the run knows who sent its alert again, and so does
+    # its audit (the triage's second run was a silent "joined" before).
+    assert joined_by == [([USER], [(USER, "triage")])] * 2
 
 
 async def test_triage_schedule_runs_at_five_in_the_team_time_zone(

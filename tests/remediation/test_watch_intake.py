@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
+import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities import build_activities
+from ambient import temporal
 from ambient.deps import WorkerDeps
-from ambient.remediation.runs import RemediationStatus
+from ambient.remediation import service as remediation_service
+from ambient.remediation.alerts import alert_from_breach, remediation_id
+from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.storage.repositories import EventRepository
 from ambient.watches.configs import ThresholdWatchConfig
 from ambient.watches.models import ThresholdWatchInput
@@ -16,6 +24,8 @@ from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.remediation.test_triage import cloud  # noqa: F401 - the Tencent stand-in fixture
 from tests.standins.tencent_api import TencentApi
+from worker import ALL_WORKFLOWS, build_worker
+from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT
 from workflows.threshold_watch import ThresholdWatchWorkflow
 
@@ -105,3 +115,108 @@ async def test_breach_without_a_workload_records_why_it_cannot_remediate(
         _, events = await run_watch(ts_env, deps, worker.task_queue, None)
     assert events[0].kind == "watch.remediation_requested"
     assert "names no TKE workload" in events[0].payload["reason"]
+
+
+async def test_a_breach_while_its_ended_remediation_sends_its_notice_starts_the_next_run(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A remediation that has resolved still records and sends its notice; a breach of the
+    same workload then was called "joined" (joined: true) and dropped, unsignalled. It now
+    waits for the ended run, as the API does, and starts the next run."""
+    api, tencent = cloud
+    deps.tencent = tencent
+    remediation_settings(deps, remediation_approval_from_rung=6, remediation_settle_seconds=0)
+    monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 0.5)
+    await add_user(deps, USER)
+    workload = unique("checkout")
+    conditions = ThresholdWatchConfig.model_validate(
+        {"source": source(workload), "conditions": [{"op": "above", "value": 90}]}
+    ).conditions
+    first_alert = alert_from_breach(source(workload), 97.0, conditions, "cpu 97")
+    assert first_alert is not None
+    rid = remediation_id(first_alert)
+    # The first run resolves (the metric reads healthy) on a worker that cannot send notices:
+    # its final notice waits for the queue's next worker.
+    now = int(time.time())
+    api.metric_points[METRIC] = [(now - 30, 10.0), (now + 3600, 10.0)]
+    queue = unique("tq")
+    mute = [a for a in build_activities(deps) if a.__name__ != "notify"]  # type: ignore[attr-defined]
+    async with Worker(
+        dev_env.client,
+        task_queue=queue,
+        workflows=ALL_WORKFLOWS,
+        activities=mute,
+        workflow_runner=temporal.workflow_runner(),
+    ):
+        first = await dev_env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=first_alert, user=USER, mode="execute"),
+            id=rid,
+            task_queue=queue,
+        )
+        for _ in range(300):
+            described = await first.describe()
+            if described.typed_search_attributes.get(temporal.STATE) == "resolved":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the first run did not resolve")
+    api.metric_points[METRIC] = [(now - 30, 97.0), (now + 3600, 97.0)]
+    async with running_worker(dev_env.client, deps) as worker:
+        task = f"threshold-watch/{USER}/{unique('cpu')}"
+        watch = await dev_env.client.start_workflow(
+            ThresholdWatchWorkflow.run,
+            ThresholdWatchInput(
+                user=USER,
+                task=task,
+                config=ThresholdWatchConfig.model_validate(
+                    {
+                        "source": source(workload),
+                        "conditions": [{"op": "above", "value": 90}],
+                        "check_interval_minutes": 5,
+                        "on_breach": "remediate",
+                    }
+                ),
+            ),
+            id=task,
+            task_queue=worker.task_queue,
+        )
+        events = await remediation_events(deps, task, watch, until_pending="join_remediation")
+        if not events:
+            # The ended run's notice goes out now, and the run completes.
+            async with build_worker(dev_env.client, deps, task_queue=queue):
+                await dev_env.client.get_workflow_handle(rid, run_id=described.run_id).result()
+                events = await remediation_events(deps, task, watch)
+        await watch.signal("stop")
+        latest = await dev_env.client.get_workflow_handle(rid).describe()
+        if latest.run_id != described.run_id:
+            await dev_env.client.get_workflow_handle(rid).terminate("test over")
+    (started,) = events
+    assert started.kind == "watch.remediation_started", started.payload
+    assert started.payload["remediation_id"] == rid
+    assert started.payload["joined"] is False
+    assert latest.run_id != described.run_id
+
+
+async def remediation_events(
+    deps: WorkerDeps,
+    task: str,
+    watch: WorkflowHandle[Any, Any],
+    until_pending: str | None = None,
+) -> list[Any]:
+    """The watch's remediation events once there are some (or its activity is pending)."""
+    for _ in range(600):
+        async with deps.db.session() as session:
+            events = await EventRepository(session).list(user=USER, limit=100)
+        found = [e for e in events if e.task == task and e.kind.startswith("watch.remediation")]
+        if found:
+            return found
+        if until_pending is not None:
+            pending = (await watch.describe()).raw_description.pending_activities
+            if any(p.activity_type.name == until_pending for p in pending):
+                return []
+        await asyncio.sleep(0.1)
+    raise AssertionError("no remediation event")
