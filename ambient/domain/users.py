@@ -109,6 +109,7 @@ def briefing_times_refused(times: dict[str, str], given: set[str]) -> tuple[str,
     return None
 
 
+WakeWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 # A time of day as HH:MM and an IANA time zone, checked wherever a config or setting takes one.
 HHMM = Annotated[str, AfterValidator(validate_hhmm)]
 TimeZone = Annotated[str, AfterValidator(validate_timezone)]
@@ -119,7 +120,8 @@ class UserSettings(StorableText):
 
     email: EmailStr | None = None
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 -]{5,20}$")
-    wake_words: list[str] | None = Field(default=None, max_length=10)
+    # Each one a phrase said to the speaker, as short as its assistant's name.
+    wake_words: list[WakeWord] | None = Field(default=None, max_length=10)
     assistant_name: str | None = Field(default=None, min_length=1, max_length=40)
     voiceprint_id: str | None = Field(default=None, max_length=128)
     timezone: TimeZone | None = None

@@ -43,13 +43,13 @@ class AnalyzeIn(BaseModel):
     end: datetime
 
 
-def http_error(exc: BriefingError) -> HTTPException | RequestValidationError:
+def http_error(exc: BriefingError, where: str = "body") -> HTTPException | RequestValidationError:
     if isinstance(exc, BriefingNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
     if isinstance(exc, BriefingRefusedError):
         return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     if isinstance(exc, InvalidBriefingError):
-        return unprocessable((exc.field.split(".") if exc.field else [], str(exc)))
+        return unprocessable((exc.field.split(".") if exc.field else [], str(exc)), where=where)
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
 
 
@@ -111,10 +111,16 @@ async def analyze(body: AnalyzeIn, user: CurrentUser, state: StateDep) -> LogAna
 
 @router.get("/{date}")
 async def get_briefing(date: str, user: CurrentUser, state: StateDep) -> BriefingView:
-    return await state.briefings.get_briefing(user.name, date)
+    try:
+        return await state.briefings.get_briefing(user.name, date)
+    except InvalidBriefingError as exc:  # the date is the path's, not a body's
+        raise http_error(exc, where="path") from None
 
 
 @router.post("/{date}/share", status_code=status.HTTP_201_CREATED)
 async def share(date: str, user: CurrentUser, state: StateDep) -> ReportLink:
     """A signed, expiring link to the briefing page (the full report)."""
-    return await state.briefings.share(user.name, date)
+    try:
+        return await state.briefings.share(user.name, date)
+    except InvalidBriefingError as exc:
+        raise http_error(exc, where="path") from None

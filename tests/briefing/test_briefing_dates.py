@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.service import BriefingNotFoundError, BriefingService, InvalidBriefingError
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
+from api.app import create_app
 from tests.briefing.test_briefing_share import _store
 from tests.conftest import unique
+from tests.support.admins import admin_headers
+from tests.support.servers import HANG, serve
 
 
 async def test_a_date_without_leading_zeros_finds_the_briefing_and_a_future_one_is_not_found(
@@ -29,3 +33,21 @@ async def test_a_date_without_leading_zeros_finds_the_briefing_and_a_future_one_
     with pytest.raises(InvalidBriefingError) as bad:
         await service.get_briefing(user, "2026-13-01")
     assert bad.value.field == "date"
+
+
+async def test_a_path_date_that_is_no_date_is_a_422_naming_it_in_the_path(
+    settings: Settings,
+) -> None:
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        headers = await admin_headers(settings)
+        read = await http.get("/briefings/2026-02-30", headers=headers)
+        shared = await http.post("/briefings/2026-02-30/share", headers=headers)
+        sent = await http.post("/briefings/send", json={"date": "2026-02-30"}, headers=headers)
+    for answer, where in ((read, "path"), (shared, "path"), (sent, "body")):
+        assert answer.status_code == 422, answer.text
+        [error] = answer.json()["detail"]
+        assert error["loc"] == [where, "date"], answer.request.url
+        assert "is not a date as YYYY-MM-DD" in error["msg"]

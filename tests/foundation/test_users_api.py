@@ -142,3 +142,18 @@ async def test_inbox_lists_messages_and_marks_them_read(
     ).status_code == 404
     assert (await api.post(f"/inbox/{message_id}/read", headers=auth)).json()["read"] is True
     assert (await api.get("/inbox?unread=true", headers=auth)).json() == []
+
+
+async def test_a_wake_word_that_is_empty_or_huge_is_422_naming_it(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    token = (await api.post("/users", json={"name": "wendy"}, headers=admin)).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    for words in ([""], ["   "], ["你好，小智", "嘿" * 100_000]):
+        refused = await api.patch("/users/me", headers=auth, json={"wake_words": words})
+        assert refused.status_code == 422, (words[-1][:10], refused.text[:200])
+        assert refused.json()["detail"][0]["loc"][:2] == ["body", "wake_words"]
+    me = await api.get("/users/me", headers=auth)
+    assert me.json()["wake_words"] == ["你好，小智"]  # nothing changed
+    accepted = await api.patch("/users/me", headers=auth, json={"wake_words": ["嘿，小智"]})
+    assert accepted.status_code == 200 and accepted.json()["wake_words"] == ["嘿，小智"]
