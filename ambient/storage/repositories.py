@@ -220,8 +220,18 @@ class EventRepository(Repository):
         event = Event(
             kind=kind, user=user, task=task, payload=payload or {}, idempotency_key=idempotency_key
         )
-        self.session.add(event)
-        await self.session.flush()
+        try:
+            async with self.session.begin_nested():
+                self.session.add(event)
+        except IntegrityError:
+            # A concurrent add with the same key (a retried activity's other try) stored it
+            # first: that row is this event.
+            if idempotency_key is None:
+                raise
+            query = select(Event).where(Event.idempotency_key == idempotency_key)
+            if (found := await self.session.scalar(query)) is None:
+                raise
+            return found
         return event
 
     async def list(
