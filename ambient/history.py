@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ambient.domain.configs import NUL_REFUSED, holds_nul
 from ambient.domain.notify import CHANNEL_TYPES, redact_target
 from ambient.storage.models import Delivery
 from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
@@ -27,6 +28,17 @@ class ScopeError(PermissionError):
 
 class FilterError(ValueError):
     """A filter no record can match (a status or channel the product has not): "field: why"."""
+
+    @property
+    def field(self) -> str:
+        return str(self).partition(": ")[0]
+
+
+def _storable(**filters: str | None) -> None:
+    """Refuse a text filter no row can hold: a NUL (PostgreSQL refuses it in a query)."""
+    for name, value in filters.items():
+        if value is not None and holds_nul(value):
+            raise FilterError(f"{name}: {NUL_REFUSED}")
 
 
 class EventPublic(BaseModel):
@@ -90,6 +102,7 @@ async def events(
     limit: int = 100,
 ) -> list[EventPublic]:
     """Events newest first (``user`` None: everyone's, for the operator)."""
+    _storable(kind=kind, task=task)
     rows = await EventRepository(session).list(
         user=user, kind=kind, task=task, since=since, limit=limit
     )
@@ -119,6 +132,7 @@ async def deliveries(
         raise FilterError(f"status: {status!r} is not {', '.join(get_args(DeliveryState))}")
     if channel is not None and channel not in CHANNEL_TYPES:
         raise FilterError(f"channel: {channel!r} is not {', '.join(CHANNEL_TYPES)}")
+    _storable(task=task)
     rows = await DeliveryRepository(session).list(
         user=user, status=status, channel=channel, task=task, before_id=before_id, limit=limit
     )

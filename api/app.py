@@ -15,7 +15,7 @@ from ambient.bridge.runner import bridge_running
 from ambient.briefing.service import BriefingError
 from ambient.cloud.errors import CloudOpsError
 from ambient.discussions.views import DiscussionError
-from ambient.history import ScopeError
+from ambient.history import FilterError, ScopeError
 from ambient.log_redaction import install_redaction
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
@@ -145,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DeviceError, feature_error(xiaozhi.http_error))
     app.add_exception_handler(CloudOpsError, feature_error(cloud.http_error))
     app.add_exception_handler(ScopeError, feature_error(events.http_error))
+    app.add_exception_handler(FilterError, feature_error(events.filter_error))
     # The Temporal Web UI calls /codec from the browser; no other route is open to its origin.
     app.add_middleware(CodecCors, origins=settings.codec_cors_origins)
     # CSP, frame and referrer policy on every HTML response (pages, share links, /docs).

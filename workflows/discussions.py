@@ -11,6 +11,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from ambient.discussions.rules import DiscussionNotice
     from ambient.domain.notify import Message, NotificationKind, Target
+    from ambient.render import markdown_literal
 
 from workflows.watch_controls import deliver
 
@@ -19,7 +20,11 @@ from workflows.watch_controls import deliver
 class DiscussionNotifyWorkflow:
     @workflow.run
     async def run(self, notice: DiscussionNotice) -> list[str]:
-        body = f"**{notice.from_id}** in *{notice.topic}*:\n\n{notice.content}"
+        # Who and the topic are text (anyone's words): shown as written, never a link or markup
+        # in the email or robot that renders the body; the message itself is markdown.
+        topic = markdown_literal(" ".join(notice.topic.split()))  # one line: no headings
+        who = markdown_literal(notice.from_id)
+        body = f"**{who}** in *{topic}*:\n\n{notice.content}"
         for recipient in notice.recipients:
             await deliver(
                 user=recipient,

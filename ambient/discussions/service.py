@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select, text
+from sqlalchemy import or_, select, text
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -54,6 +54,7 @@ from ambient.storage.models import (
     Discussion,
     DiscussionMessage,
     DiscussionParticipant,
+    RemediationRecord,
 )
 
 
@@ -354,6 +355,18 @@ class DiscussionService(DiscussionReads):
                 people.add(participant.id)
             elif participant.owner:
                 people.add(participant.owner)
+        # The owner of the remediation it is about is one of its people, posted or not (the
+        # run's agent posts there, not the owner): the run key, or a discussion stored before
+        # runs were told apart, the remediation id.
+        subject = await session.scalar(
+            select(Discussion.subject).where(Discussion.id == discussion_id)
+        )
+        if subject:
+            about = or_(
+                RemediationRecord.run_key == subject, RemediationRecord.remediation_id == subject
+            )
+            owners = select(RemediationRecord.user).where(about)
+            people.update(await session.scalars(owners))
         return sorted(people - {sender})
 
     async def _notify(

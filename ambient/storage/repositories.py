@@ -34,6 +34,8 @@ from ambient.storage.models import (
 )
 
 TOKEN_PREFIX = "amb_"
+# The inbox's title and link columns (PostgreSQL refuses a longer value; SQLite keeps it).
+INBOX_TITLE, INBOX_LINK = 255, 1024
 # The audit actor for changes made with direct database access (the `ambient user` CLI).
 OPERATOR = "operator"
 
@@ -220,8 +222,18 @@ class EventRepository(Repository):
         event = Event(
             kind=kind, user=user, task=task, payload=payload or {}, idempotency_key=idempotency_key
         )
-        self.session.add(event)
-        await self.session.flush()
+        try:
+            async with self.session.begin_nested():
+                self.session.add(event)
+        except IntegrityError:
+            # A concurrent add with the same key (a retried activity's other try) stored it
+            # first: that row is this event.
+            if idempotency_key is None:
+                raise
+            query = select(Event).where(Event.idempotency_key == idempotency_key)
+            if (found := await self.session.scalar(query)) is None:
+                raise
+            return found
         return event
 
     async def list(
@@ -253,13 +265,14 @@ class EventRepository(Repository):
 
 class InboxRepository(Repository):
     async def add(self, user: str, message: Message) -> InboxMessage:
-        row = InboxMessage(
-            user=user,
-            kind=message.kind.value,
-            title=message.title,
-            body=message.body,
-            link=message.link,
-        )
+        """Store a message; a title or link longer than its column (a watched URL may be 2048
+        characters) is kept, not refused: the title cut with an ellipsis, the link in the body."""
+        title, body, link = message.title, message.body, message.link
+        if len(title) > INBOX_TITLE:
+            title = title[: INBOX_TITLE - 1] + "…"
+        if link is not None and len(link) > INBOX_LINK:
+            body, link = f"{body}\n\n{link}", None
+        row = InboxMessage(user=user, kind=message.kind.value, title=title, body=body, link=link)
         self.session.add(row)
         await self.session.flush()
         return row

@@ -13,7 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from ambient import history
 from ambient.domain.users import UserName
-from ambient.history import EventPublic, ScopeError
+from ambient.history import EventPublic, FilterError, ScopeError
 from ambient.storage.db import Database
 from ambient.storage.event_cursor import CursorTokenError, EventCursor, follow
 from ambient.storage.models import MAX_ID, Event, User
@@ -27,6 +27,11 @@ POLL_SECONDS = 1.0
 def http_error(exc: ScopeError) -> Exception:
     """Another user's events, inbox or deliveries asked for by a member: 403."""
     return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
+
+
+def filter_error(exc: FilterError) -> Exception:
+    """A filter no record can match (the filters are query parameters): 422 naming it."""
+    return unprocessable(([exc.field], str(exc)), where="query")
 
 
 Limit = Annotated[int, Query(ge=1, le=1000)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlparse
@@ -14,6 +15,7 @@ from ambient.domain.users import UserCreate, UserSettings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import EventRepository, UserExistsError, UserRepository
+from tests.briefing.harness import eventually
 
 
 @pytest.fixture(scope="module")
@@ -60,5 +62,39 @@ async def test_migrations_and_repositories_work_on_postgresql(postgres_url: str)
             await session.commit()
             assert first.id == again.id and again.payload == {"v": 1}
             assert [e.kind for e in await events.list(user="pg-alice")] == ["watch.breach"]
+    finally:
+        await db.close()
+
+
+async def test_two_events_with_one_key_at_once_store_one_row_and_both_get_it(
+    postgres_url: str,
+) -> None:
+    # A retried activity whose first try is still running (the briefing's, the deliveries'):
+    # both add the same key; the second's insert waits on the first's uncommitted row.
+    await upgrade_async(postgres_url)
+    db = Database(postgres_url)
+    try:
+        async with db.session() as first, db.session() as second, db.session() as watcher:
+            stored = await EventRepository(first).add("briefing.given", idempotency_key="race-1")
+            racing = asyncio.create_task(
+                EventRepository(second).add("briefing.given", idempotency_key="race-1")
+            )
+
+            async def waits_for_the_first() -> bool:
+                blocked = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                waiting = (await watcher.execute(text(blocked))).scalar_one()
+                await watcher.rollback()  # the activity view is read once per transaction
+                return bool(waiting)
+
+            await eventually(waits_for_the_first, "the second insert waits for the first")
+            await first.commit()
+            again = await racing
+            await second.commit()
+            rows = (
+                await watcher.scalars(
+                    text("SELECT id FROM events WHERE idempotency_key = 'race-1'")
+                )
+            ).all()
+        assert again.id == stored.id and rows == [stored.id]
     finally:
         await db.close()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote_plus
 
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
-from ambient.clients.notify.robots import RobotChannel, listed
+from ambient.clients.notify.robots import RobotChannel, heading, listed
 from ambient.domain.notify import Message
 
 PER_MINUTE = 20  # the robot's documented limit
@@ -88,7 +88,7 @@ class DingTalkChannel(RobotChannel):
 
         def payload_with(body: str) -> dict[str, object]:
             text = body + "".join(f" @{m}" for m in mobiles)  # @ must appear in the text
-            card = {"title": message.title, "text": f"### {message.title}\n\n{text}"}
+            card = {"title": message.title, "text": f"{heading(message.title)}\n\n{text}"}
             if message.link:
                 card |= {"singleTitle": "查看详情 / Open", "singleURL": message.link}
                 payload: dict[str, object] = {"msgtype": "actionCard", "actionCard": card}

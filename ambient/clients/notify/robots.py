@@ -16,6 +16,7 @@ import httpx
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.secrets import SecretResolver
+from ambient.render import markdown_literal
 
 URL_PREFIXES = ("http://", "https://")
 SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
@@ -82,3 +83,9 @@ class RobotChannel:
 def listed(options: dict[str, list[str]], name: str) -> list[str]:
     """The comma-separated values of an option, flattened."""
     return [item for value in options.get(name, []) for item in value.split(",") if item]
+
+
+def heading(title: str) -> str:
+    """A message's title as the markdown heading of a robot's message: its text as written, on
+    one line (a title is someone's words, not markdown: no link, emphasis or new heading)."""
+    return "### " + markdown_literal(" ".join(title.split()))

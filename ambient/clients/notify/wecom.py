@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ambient.clients.notify.errors import PermanentNotifyError
-from ambient.clients.notify.robots import RobotChannel, listed
+from ambient.clients.notify.robots import RobotChannel, heading, listed
 from ambient.domain.notify import Message
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class WeComChannel(RobotChannel):
             raise PermanentNotifyError("wecom target needs the robot key (or secret:NAME)")
         mentioned, mobiles = listed(options, "mentioned"), listed(options, "mobiles")
         url = self.endpoint(key)
-        text = f"### {message.title}\n{message.body}"
+        text = f"{heading(message.title)}\n{message.body}"
         if message.link:
             text += f"\n\n[详情 / details]({message.link})"
         budget = MARKDOWN_LIMIT - 32  # room for the "(2/3)" part marker

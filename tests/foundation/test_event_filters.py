@@ -1,0 +1,38 @@
+"""The events' and deliveries' text filters on SQLite and PostgreSQL: a NUL character (which
+PostgreSQL refuses in a query) is a 422 naming the parameter on both, never a 500 on one."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ambient.settings import Settings
+from api.app import create_app
+from tests.foundation.test_event_cursor import _api
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
+from tests.support.servers import HANG, serve
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, settings: Settings) -> str:
+    if request.param == "sqlite":
+        return settings.resolved_database_url
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def test_a_nul_in_an_event_filter_is_refused_naming_it_on_every_database(
+    settings: Settings, database_url: str
+) -> None:
+    settings, ada = await _api(settings, database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False, headers=ada) as http,
+    ):
+        for path, name in (("/events", "task"), ("/events", "kind"), ("/deliveries", "task")):
+            response = await http.get(path, params={name: "watch\x00check"})
+            assert response.status_code == 422, (path, name, response.text)
+            detail = response.json()["detail"]
+            assert [e["loc"] for e in detail] == [["query", name]], detail
+            assert "NUL" in detail[0]["msg"]
+            assert (await http.get(path, params={name: "watch.check"})).status_code == 200
