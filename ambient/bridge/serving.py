@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -126,13 +126,20 @@ def _parse(text: str) -> JSONRPCMessage | dict[str, Any]:
         return _error(None, PARSE_ERROR, f"not JSON: {exc}")
     if not isinstance(message, dict):
         return _error(None, INVALID_REQUEST, "a frame holds one JSON-RPC object")
+    if "method" in message and "id" in message and not _readable_id(message["id"]):
+        # Else read as a notification: never answered, the broker waits out its call timeout.
+        return _error(None, INVALID_REQUEST, "a request's id is a string or an integer")
     try:
         return jsonrpc_message_adapter.validate_python(message)
     except ValidationError as exc:
         ident = message.get("id")
-        ident = ident if isinstance(ident, (int, str)) and not isinstance(ident, bool) else None
+        ident = ident if _readable_id(ident) else None
         reason = exc.errors()[0]["msg"] if exc.errors() else "invalid"
         return _error(ident, INVALID_REQUEST, f"not a JSON-RPC 2.0 message: {reason}")
+
+
+def _readable_id(ident: object) -> TypeGuard[int | str]:
+    return isinstance(ident, int | str) and not isinstance(ident, bool)
 
 
 def _error(ident: int | str | None, code: int, message: str) -> dict[str, Any]:

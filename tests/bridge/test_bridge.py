@@ -489,3 +489,45 @@ async def test_an_id_a_call_was_refused_under_answers_a_later_request_as_itself(
             again = await connection.answer(ident)
             assert "content" not in again["result"], again
         assert again["result"]["tools"]
+
+
+@pytest.mark.parametrize(
+    "ident", [True, 1.5, None, {"n": 1}, [1]], ids=["bool", "fraction", "null", "object", "array"]
+)
+async def test_a_request_whose_id_is_no_string_or_integer_is_refused_not_dropped(
+    state: AppState, ident: Any
+) -> None:
+    """JSON-RPC ids are strings or integers (MCP: never null). A tools/call whose id was true,
+    1.5, null, an object or an array was read as a notification: nothing answered, the broker
+    waited out its call timeout, and the tool's reply could never be routed back. It is refused
+    at once as an invalid request (id null, as JSON-RPC answers an unreadable id), the tool not
+    run, and the connection stays up."""
+    ran: list[str] = []
+
+    def counting_server(_: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="counting")
+
+        @server.tool()
+        def pause() -> str:
+            """Pause something."""
+            ran.append("pause")
+            return "paused"
+
+        return server
+
+    token = unique("jwt")
+    async with (
+        running_broker({token}) as broker,
+        running(runner_for(state, "r1", counting_server)),
+    ):
+        await register(state, unique("lou"), broker.url(token))
+        connection = await broker.held(token)
+        seen = len(connection.frames)
+        call = {"name": "pause", "arguments": {}}
+        message = {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": call}
+        await connection.send_raw(json.dumps(message) + "\n")
+        assert (await connection.request("ping"))["result"] == {}  # answered after the call
+        [refused, _] = [json.loads(f) for f in connection.frames[seen:]]
+        assert refused["id"] is None and refused["error"]["code"] == -32600, refused
+        assert "id" in refused["error"]["message"]
+        assert ran == [] and broker.current(token) is connection
