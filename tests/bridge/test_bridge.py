@@ -531,3 +531,52 @@ async def test_a_request_whose_id_is_no_string_or_integer_is_refused_not_dropped
         assert refused["id"] is None and refused["error"]["code"] == -32600, refused
         assert "id" in refused["error"]["message"]
         assert ran == [] and broker.current(token) is connection
+
+
+async def test_a_huge_frame_is_refused_by_itself_and_a_call_in_flight_is_still_answered(
+    state: AppState,
+) -> None:
+    """One frame past websockets' 1 MiB default closed the whole connection (1009), so a call
+    still running on it (an approval, say) was never answered, and the endpoint re-dialed. A
+    message too large for any request of the voice tools is refused with a JSON-RPC error under
+    its own id; the other call is answered and the connection stays up."""
+
+    def slow_server(_: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="slow")
+        release = asyncio.Event()
+
+        @server.tool()
+        async def slow() -> str:
+            """A call that takes a moment."""
+            await release.wait()
+            return "done"
+
+        @server.tool()
+        def finish() -> str:
+            """Let the slow call end."""
+            release.set()
+            return "ok"
+
+        return server
+
+    token = unique("jwt")
+    async with (
+        running_broker({token}) as broker,
+        running(runner_for(state, "r1", slow_server)) as runner,
+    ):
+        await register(state, unique("max"), broker.url(token))
+        connection = await broker.held(token)
+        running_call = await connection.send_request(
+            "tools/call", {"name": "slow", "arguments": {}}
+        )
+        huge = {"name": "finish", "arguments": {"x": "啊" * 1_000_000}}
+        # Sent aside: over a connection the bridge closed, this send would never return.
+        sending = asyncio.create_task(connection.send_request("tools/call", huge, ident=99))
+        await asyncio.sleep(0)  # the request is registered before its frame is written
+        refused = await within(HANG, connection.answer(99))
+        await sending
+        assert refused["error"]["code"] == -32600 and "too large" in refused["error"]["message"]
+        await connection.call_tool("finish", {})
+        answer = await within(HANG, connection.answer(running_call))
+        assert answer["result"]["content"][0]["text"] == "done"
+        assert broker.current(token) is connection and runner.counts["failures"] == 0
