@@ -14,7 +14,15 @@ MAX_SPOKEN = 300
 # A spoken answer is one to three sentences (docs/xiaozhi.md): a briefing of seven is cut.
 MAX_SENTENCES = 3
 
-_URL = re.compile(r"(?:https?|wss?)://\S+")
+_URL = re.compile(r"(?:https?|wss?)://\S+|\bwww\.\S+", re.IGNORECASE)
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # [words](url): the words are said
+_BULLET = re.compile(r"^\s*[-+*]\s+", re.MULTILINE)
+# Emoji a TTS reads by name ("fire"), with what composes them (skin tones, ZWJ, VS16, keycaps);
+# symbols it reads well (℃, °, →) are outside these ranges.
+_EMOJI = re.compile(
+    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe0e\ufe0f\u200d\u20e3"
+    "\U000e0020-\U000e007f]+"
+)
 _PATH_ID = re.compile(r"\b[\w.-]+/[\w.@/-]+")  # remediation/abc…, web-monitor/alice/x
 _HEX = re.compile(r"\b[0-9a-f]{8,}\b", re.IGNORECASE)
 _CLOUD_ID = re.compile(r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE)
@@ -28,7 +36,10 @@ _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
 
 def speakable(text: str, limit: int = MAX_SPOKEN) -> str:
     """Text a TTS engine reads well: no Markdown, URLs or ids; three sentences, ``limit`` chars."""
+    text = _LINK.sub(r"\1", text)
     text = _URL.sub("", text)
+    text = _BULLET.sub("", text)
+    text = _EMOJI.sub(" ", text)
     text = _PLACEHOLDER.sub("某值", text)
     text = _PATH_ID.sub("", text)
     text = _CLOUD_ID.sub("", text)

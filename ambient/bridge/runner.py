@@ -36,7 +36,7 @@ from websockets.http11 import USER_AGENT as WEBSOCKETS_AGENT
 
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointCipher, http_form, mask_url, url_token
-from ambient.bridge.serving import serve_mcp
+from ambient.bridge.serving import FRAME_LIMIT_BYTES, serve_mcp
 from ambient.clients.guard import DestinationGuard
 from ambient.storage.db import Database
 from ambient.storage.models import XiaozhiEndpoint, utcnow
@@ -189,6 +189,7 @@ class BridgeRunner:
                     url,
                     proxy=None,
                     open_timeout=self.timing.open_timeout,
+                    max_size=FRAME_LIMIT_BYTES,
                     user_agent_header=USER_AGENT,
                     logger=wire_log,
                     **pinned,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 RESULT_LIMIT_BYTES = 8192
 # Said by 小智's TTS after the voice profile's Chinese answers: in Chinese only.
 CUT_NOTE = "结果太长，只说到这里。"
+# No request of the voice tools comes near this: a larger message is refused on its own. The
+# WebSocket takes frames up to FRAME_LIMIT_BYTES, so one such frame does not close the
+# connection (and every call still running on it); past that, it closes (1009).
+MESSAGE_LIMIT_BYTES = 64 * 1024
+FRAME_LIMIT_BYTES = 16 * 1024 * 1024
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 # mcp_endpoint relays pass frames through: a device session initializes once, on the tool
@@ -126,13 +131,28 @@ def _parse(text: str) -> JSONRPCMessage | dict[str, Any]:
         return _error(None, PARSE_ERROR, f"not JSON: {exc}")
     if not isinstance(message, dict):
         return _error(None, INVALID_REQUEST, "a frame holds one JSON-RPC object")
+    size = len(text.encode())
+    if size > MESSAGE_LIMIT_BYTES:
+        ident = message.get("id")
+        return _error(
+            ident if _readable_id(ident) else None,
+            INVALID_REQUEST,
+            f"message too large ({size} bytes; at most {MESSAGE_LIMIT_BYTES})",
+        )
+    if "method" in message and "id" in message and not _readable_id(message["id"]):
+        # Else read as a notification: never answered, the broker waits out its call timeout.
+        return _error(None, INVALID_REQUEST, "a request's id is a string or an integer")
     try:
         return jsonrpc_message_adapter.validate_python(message)
     except ValidationError as exc:
         ident = message.get("id")
-        ident = ident if isinstance(ident, (int, str)) and not isinstance(ident, bool) else None
+        ident = ident if _readable_id(ident) else None
         reason = exc.errors()[0]["msg"] if exc.errors() else "invalid"
         return _error(ident, INVALID_REQUEST, f"not a JSON-RPC 2.0 message: {reason}")
+
+
+def _readable_id(ident: object) -> TypeGuard[int | str]:
+    return isinstance(ident, int | str) and not isinstance(ident, bool)
 
 
 def _error(ident: int | str | None, code: int, message: str) -> dict[str, Any]:

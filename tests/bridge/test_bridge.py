@@ -489,3 +489,94 @@ async def test_an_id_a_call_was_refused_under_answers_a_later_request_as_itself(
             again = await connection.answer(ident)
             assert "content" not in again["result"], again
         assert again["result"]["tools"]
+
+
+@pytest.mark.parametrize(
+    "ident", [True, 1.5, None, {"n": 1}, [1]], ids=["bool", "fraction", "null", "object", "array"]
+)
+async def test_a_request_whose_id_is_no_string_or_integer_is_refused_not_dropped(
+    state: AppState, ident: Any
+) -> None:
+    """JSON-RPC ids are strings or integers (MCP: never null). A tools/call whose id was true,
+    1.5, null, an object or an array was read as a notification: nothing answered, the broker
+    waited out its call timeout, and the tool's reply could never be routed back. It is refused
+    at once as an invalid request (id null, as JSON-RPC answers an unreadable id), the tool not
+    run, and the connection stays up."""
+    ran: list[str] = []
+
+    def counting_server(_: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="counting")
+
+        @server.tool()
+        def pause() -> str:
+            """Pause something."""
+            ran.append("pause")
+            return "paused"
+
+        return server
+
+    token = unique("jwt")
+    async with (
+        running_broker({token}) as broker,
+        running(runner_for(state, "r1", counting_server)),
+    ):
+        await register(state, unique("lou"), broker.url(token))
+        connection = await broker.held(token)
+        seen = len(connection.frames)
+        call = {"name": "pause", "arguments": {}}
+        message = {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": call}
+        await connection.send_raw(json.dumps(message) + "\n")
+        assert (await connection.request("ping"))["result"] == {}  # answered after the call
+        [refused, _] = [json.loads(f) for f in connection.frames[seen:]]
+        assert refused["id"] is None and refused["error"]["code"] == -32600, refused
+        assert "id" in refused["error"]["message"]
+        assert ran == [] and broker.current(token) is connection
+
+
+async def test_a_huge_frame_is_refused_by_itself_and_a_call_in_flight_is_still_answered(
+    state: AppState,
+) -> None:
+    """One frame past websockets' 1 MiB default closed the whole connection (1009), so a call
+    still running on it (an approval, say) was never answered, and the endpoint re-dialed. A
+    message too large for any request of the voice tools is refused with a JSON-RPC error under
+    its own id; the other call is answered and the connection stays up."""
+
+    def slow_server(_: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="slow")
+        release = asyncio.Event()
+
+        @server.tool()
+        async def slow() -> str:
+            """A call that takes a moment."""
+            await release.wait()
+            return "done"
+
+        @server.tool()
+        def finish() -> str:
+            """Let the slow call end."""
+            release.set()
+            return "ok"
+
+        return server
+
+    token = unique("jwt")
+    async with (
+        running_broker({token}) as broker,
+        running(runner_for(state, "r1", slow_server)) as runner,
+    ):
+        await register(state, unique("max"), broker.url(token))
+        connection = await broker.held(token)
+        running_call = await connection.send_request(
+            "tools/call", {"name": "slow", "arguments": {}}
+        )
+        huge = {"name": "finish", "arguments": {"x": "啊" * 1_000_000}}
+        # Sent aside: over a connection the bridge closed, this send would never return.
+        sending = asyncio.create_task(connection.send_request("tools/call", huge, ident=99))
+        await asyncio.sleep(0)  # the request is registered before its frame is written
+        refused = await within(HANG, connection.answer(99))
+        await sending
+        assert refused["error"]["code"] == -32600 and "too large" in refused["error"]["message"]
+        await connection.call_tool("finish", {})
+        answer = await within(HANG, connection.answer(running_call))
+        assert answer["result"]["content"][0]["text"] == "done"
+        assert broker.current(token) is connection and runner.counts["failures"] == 0

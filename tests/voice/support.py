@@ -15,6 +15,7 @@ from mcp_server.voice import build_voice_server
 # Written apart from the product's own cleaning, so the two can disagree.
 _MARKDOWN = re.compile(r"[*_`#|<>\[\]]|^\s*[-+]\s|\n")
 _URL = re.compile(r"(?:https?|wss?)://|www\.", re.IGNORECASE)
+_EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\ufe0f]")
 _ID = re.compile(
     r"remediation/|(?:web-monitor|threshold-watch|reminder|daily-briefing)/"
     r"|\b[0-9a-f]{8,}\b|\bcls-[0-9a-z]+|\bamb_|\bxzd_",
@@ -37,6 +38,7 @@ def assert_speakable(text: str) -> None:
     assert len(_SENTENCE_END.findall(text.rstrip("…"))) <= 3, f"over three sentences: {text!r}"
     assert not _MARKDOWN.search(text), f"markdown in {text!r}"
     assert not _URL.search(text), f"a URL in {text!r}"
+    assert not _EMOJI.search(text), f"an emoji in {text!r}"
     assert not _ID.search(text), f"an id in {text!r}"
 
 

@@ -75,6 +75,21 @@ def test_markdown_ids_and_urls_are_taken_out_and_long_text_ends_at_a_sentence() 
     assert speakable("他说 “暂停” 'it'") == "他说 “暂停” 'it'"
 
 
+def test_emoji_links_list_marks_and_bare_web_addresses_are_not_read_aloud() -> None:
+    """A model-written briefing (greet speaks its first sentences) or a name can hold what a TTS
+    reads out as symbols: emoji were kept ("✅ 一切正常 🔥" read as "check mark … fire"), a
+    Markdown link left its "(" behind, list dashes stayed between the items and a bare
+    www. address was spoken letter by letter."""
+    assert speakable("✅ 一切正常 🔥🔥 checkout 出错了 ⚠️。👍🏻") == "一切正常 checkout 出错了。"
+    assert speakable("详情见 [看板](https://x.test/b) 。") == "详情见 看板。"
+    assert speakable("- 第一条\n- 第二条\n* 第三条") == "第一条 第二条 第三条"
+    assert speakable("www.example.test 挂了。") == "挂了。"
+    # what a TTS reads well stays: units, arrows of numbers, a minus
+    assert speakable("温度 38℃，-5 度。") == "温度 38℃，-5 度。"
+    for said in ("✅ 一切正常 🔥", "[看板](https://x.test/b)", "- a\n- b", "见 www.x.test"):
+        assert_speakable(speakable(said))
+
+
 async def test_a_session_user_nobody_has_is_said_as_such_not_as_an_unknown_voice(
     tmp_path: Path,
 ) -> None:
