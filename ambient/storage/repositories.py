@@ -150,6 +150,13 @@ class UserRepository(Repository):
     async def get(self, name: str) -> User | None:
         return await self.session.scalar(select(User).where(User.name == name))
 
+    async def existing(self, name: str, refusal: Exception) -> User:
+        """The user named ``name``; without one, ``refusal`` is raised."""
+        user = await self.get(name)
+        if user is None:
+            raise refusal
+        return user
+
     async def by_voiceprint(self, voiceprint: str) -> User | None:
         """The user with this voiceprint id: unique whatever its case, so matched so."""
         key = voiceprint.strip().lower()
