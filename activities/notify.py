@@ -167,7 +167,7 @@ class NotifyActivities:
         # without queueing for the write lock.
         async with self._db.session() as session:
             seen = await DeliveryRepository(session).get(key)
-            settled = seen is not None and not DeliveryRepository.takeable(seen, now)
+            settled = seen is not None and not seen.takeable(now)
         # Read-then-write transactions take the write lock first (see Database.write_session).
         async with self._db.session() if settled else self._db.write_session() as session:
             row, mine = await DeliveryRepository(session).acquire(

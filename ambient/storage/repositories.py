@@ -332,15 +332,11 @@ class DeliveryRepository(Repository):
                 assert row is not None
                 return row, False
             return row, True
-        if not self.takeable(row, now):
+        if not row.takeable(now):
             return row, False  # sent, failed for good, or in flight: nothing to take
-        takeable = (Delivery.status == "failed") & Delivery.error.startswith("transient:")
-        expired = (Delivery.status == "pending") & (
-            Delivery.lease_until.is_(None) | (Delivery.lease_until < now)
-        )
         taken = await self.session.execute(
             update(Delivery)
-            .where(Delivery.id == row.id, takeable | expired)
+            .where(Delivery.id == row.id, Delivery.takeable(now))
             .values(
                 status="pending",
                 lease_until=lease_until,
@@ -352,14 +348,6 @@ class DeliveryRepository(Repository):
         )
         await self.session.refresh(row)
         return row, bool(getattr(taken, "rowcount", 0))
-
-    @staticmethod
-    def takeable(row: Delivery, now: datetime) -> bool:
-        """Whether an attempt may take the lease: failed transiently, or pending and expired."""
-        lease = row.lease_until
-        return (row.status == "failed" and (row.error or "").startswith("transient:")) or (
-            row.status == "pending" and (lease is None or lease < now)
-        )
 
     async def finish(
         self, key: str, *, status: str, error: str | None = None, provider_id: str | None = None
