@@ -23,7 +23,7 @@ from ambient.domain.users import (
 )
 from ambient.refusals import Refusal
 from ambient.storage.audit import AuditRepository
-from ambient.storage.db import Repository, given
+from ambient.storage.db import Database, Repository, given
 from ambient.storage.models import (
     VOICEPRINT_INDEX,
     Delivery,
@@ -207,6 +207,12 @@ class UserRepository(Repository):
     async def set_push_config(self, user: User, config: dict[str, Any]) -> None:
         user.push_config = config
         await self.session.flush()
+
+
+async def user_named(db: Database, name: str) -> User | None:
+    """The user named ``name`` (None: no such user), read in a session of its own."""
+    async with db.session() as session:
+        return await UserRepository(session).get(name)
 
 
 class EventRepository(Repository):
