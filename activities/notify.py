@@ -39,7 +39,7 @@ from ambient.domain.notify import (
 from ambient.domain.push import PushChannel, QuietHours, stored_push_config
 from ambient.log_redaction import redact
 from ambient.storage import Database
-from ambient.storage.repositories import DeliveryRepository, EventRepository, UserRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository, user_named
 
 HEARTBEAT_EVERY = 5.0  # seconds at most; callers set heartbeat_timeout=30s
 # The database could not answer now (busy, unreachable, no pooled connection free in time, as
@@ -137,8 +137,7 @@ class NotifyActivities:
         return NotifyResult(deliveries=deliveries)
 
     async def recipient(self, name: str) -> Recipient:
-        async with self._db.session() as session:
-            user = await UserRepository(session).get(name)
+        user = await user_named(self._db, name)
         if user is None:
             return Recipient(name, False, False, None, None, "UTC", [], None, [])
         problems: list[str] = []
@@ -167,7 +166,7 @@ class NotifyActivities:
         # without queueing for the write lock.
         async with self._db.session() as session:
             seen = await DeliveryRepository(session).get(key)
-            settled = seen is not None and not DeliveryRepository.takeable(seen, now)
+            settled = seen is not None and not seen.takeable(now)
         # Read-then-write transactions take the write lock first (see Database.write_session).
         async with self._db.session() if settled else self._db.write_session() as session:
             row, mine = await DeliveryRepository(session).acquire(

@@ -72,9 +72,7 @@ async def grant(session: AsyncSession, caller: User, name: str, change: Grant) -
             session, actor=caller.name, subject=name, requested=requested, reason=reason
         )
     users = UserRepository(session)
-    target = await users.get(name)
-    if target is None:
-        raise GrantTargetNotFoundError(f"No user {name!r}.")
+    target = await users.existing(name, GrantTargetNotFoundError(f"No user {name!r}."))
     changes = await users.grant(target, change, actor=caller.name)
     await session.commit()
     return Granted(user=user_public(target), changes=changes)

@@ -123,9 +123,8 @@ class DeviceService:
         if name is None:
             return True
         async with self.db.session() as session:
-            user = await UserRepository(session).get(name)
-        if user is None:
-            raise DeviceRefusedError(f"{name!r} is not a registered user")
+            refusal = DeviceRefusedError(f"{name!r} is not a registered user")
+            user = await UserRepository(session).existing(name, refusal)
         return user.role == Role.ADMIN
 
     async def add(
@@ -145,11 +144,9 @@ class DeviceService:
         token = DEVICE_TOKEN_PREFIX + _new_token()
         async with self.db.session() as session:
             users = UserRepository(session)
-            if await users.get(user) is None:
-                raise InvalidDeviceError(f"user: no user {user!r}")
+            await users.existing(user, InvalidDeviceError(f"user: no user {user!r}"))
             for name in names:
-                if await users.get(name) is None:
-                    raise InvalidDeviceError(f"speakers: no user {name!r}")
+                await users.existing(name, InvalidDeviceError(f"speakers: no user {name!r}"))
             row = XiaozhiDevice(
                 device_id=mac, user=user, token_hash=hash_token(token), speakers=names
             )

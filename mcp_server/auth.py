@@ -52,7 +52,5 @@ async def current_user_row(ctx: Context[Any, Any]) -> User:
     """The caller's row, read now: roles and permissions come from the database, never the call."""
     name = current_user(ctx)
     async with app_state(ctx).db.session() as session:
-        user = await UserRepository(session).get(name)
-    if user is None:
-        raise ToolError(f"{name!r} is not a registered user: an admin registers users.")
-    return user
+        refusal = ToolError(f"{name!r} is not a registered user: an admin registers users.")
+        return await UserRepository(session).existing(name, refusal)

@@ -34,7 +34,7 @@ from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User, XiaozhiEndpoint
-from ambient.storage.repositories import OPERATOR
+from ambient.storage.repositories import OPERATOR, UserRepository
 
 MASK = "***"
 NONCE_BYTES = 12
@@ -183,10 +183,8 @@ class Endpoints:
     async def add(self, actor: User | None, data: EndpointCreate) -> EndpointPublic:
         """Register ``data`` for its user; ``actor`` None is the operator (the CLI)."""
         _may_act_for(actor, data.user)
-        if await self.session.scalar(select(User).where(User.name == data.user)) is None:
-            raise EndpointInputError(
-                "user", Refusal("%(user)s is not a registered user", user=repr(data.user))
-            )
+        refusal = Refusal("%(user)s is not a registered user", user=repr(data.user))
+        await UserRepository(self.session).existing(data.user, EndpointInputError("user", refusal))
         try:
             await self.guard.check_url(http_form(data.url))
         except RefusedDestinationError as exc:

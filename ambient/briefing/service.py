@@ -70,7 +70,7 @@ from ambient.sharing import ReportLink, share_report
 from ambient.status import temporal_problem
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import user_named
 from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import GREETING_WAIT, DailyBriefingWorkflow
 
@@ -150,14 +150,12 @@ class BriefingService:
 
     async def _said(self, user: str, texts: tuple[str, str]) -> str:
         """A greeting the workflow did not give, in the user's language: a TTS reads one."""
-        async with self.db.session() as session:
-            row = await UserRepository(session).get(user)
+        row = await user_named(self.db, user)
         language = (row.language if row else None) or self.settings.default_language
         return texts[0] if language == Language.ZH else texts[1]
 
     async def _admin(self, user: str) -> bool:
-        async with self.db.session() as session:
-            row = await UserRepository(session).get(user)
+        row = await user_named(self.db, user)
         return row is not None and row.role == Role.ADMIN
 
     # --- create and steer ------------------------------------------------------------
@@ -257,8 +255,7 @@ class BriefingService:
 
     async def _with_user_defaults(self, user: str, config: dict[str, Any]) -> dict[str, Any]:
         """Fields left out come from the user's settings (time zone, briefing window)."""
-        async with self.db.session() as session:
-            row = await UserRepository(session).get(user)
+        row = await user_named(self.db, user)
         given = {k: v for k, v in config.items() if v is not None}
         if row is None:  # no settings of theirs: the config's own defaults
             return given

@@ -13,7 +13,7 @@ from ambient.domain.identifiers import TencentRegion
 from ambient.domain.users import RollbackPermission
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import user_named
 
 Mode = Literal["dry_run", "execute"]
 Region = TencentRegion | None
@@ -49,8 +49,7 @@ class CloudGuard:
         self, actor: str, operation: str, subject: str, mode: Mode, **asked: Any
     ) -> RollbackPermission:
         """The stored permission; refused (and audited with ``asked``) unless it covers ``mode``."""
-        async with self.db.session() as session:
-            user = await UserRepository(session).get(actor)
+        user = await user_named(self.db, actor)
         permission = (
             RollbackPermission(user.rollback_permission) if user else RollbackPermission.NONE
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 
@@ -60,5 +59,5 @@ def serve_command() -> None:
 def status_command() -> None:
     """What is installed and whether the server answers."""
     report = status(Settings())
-    console.print_json(json.dumps(report))
+    console.print_json(data=report)
     raise typer.Exit(0 if report["serving"] else 1)

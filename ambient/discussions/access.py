@@ -30,10 +30,8 @@ from ambient.storage.repositories import UserRepository
 
 async def registered(session: AsyncSession, name: str) -> User:
     """The user who signs or reads; anyone else is refused."""
-    user = await UserRepository(session).get(name)
-    if user is None:
-        raise SigningError(f"{name!r} is not a registered user")
-    return user
+    refusal = SigningError(f"{name!r} is not a registered user")
+    return await UserRepository(session).existing(name, refusal)
 
 
 async def members_see(

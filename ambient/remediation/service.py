@@ -432,10 +432,8 @@ class RemediationService:
 
     async def _user(self, name: str) -> User:
         async with self.db.session() as session:
-            account = await UserRepository(session).get(name)
-        if account is None:
-            raise RemediationRefusedError(f"no user {name!r}: register first")
-        return account
+            refusal = RemediationRefusedError(f"no user {name!r}: register first")
+            return await UserRepository(session).existing(name, refusal)
 
     async def _may_steer(self, user: str, run: TypedSearchAttributes) -> bool:
         """Owner, admin, or an approver the policy names for the run's cluster."""

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import LargeBinary, TypeDecorator
 
@@ -123,6 +125,22 @@ class Delivery(Numbered, Dated, Base):
     task: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    def _takeable(self, now: datetime) -> bool:
+        """Whether an attempt may take the lease: failed transiently, or pending and expired."""
+        lease = self.lease_until
+        return (self.status == "failed" and (self.error or "").startswith("transient:")) or (
+            self.status == "pending" and (lease is None or lease < now)
+        )
+
+    @classmethod
+    def _takeable_sql(cls, now: datetime) -> ColumnElement[bool]:
+        failed = (cls.status == "failed") & cls.error.startswith("transient:")
+        expired = cls.lease_until.is_(None) | (cls.lease_until < now)
+        return failed | ((cls.status == "pending") & expired)
+
+    # The same rule on a loaded row and in SQL (the conditional UPDATE that takes the lease).
+    takeable = hybrid_method(_takeable, _takeable_sql)
 
 
 class InboxMessage(Numbered, Dated, Base):

@@ -23,7 +23,7 @@ from ambient.domain.users import (
 )
 from ambient.refusals import Refusal
 from ambient.storage.audit import AuditRepository
-from ambient.storage.db import Repository, given
+from ambient.storage.db import Database, Repository, given
 from ambient.storage.models import (
     VOICEPRINT_INDEX,
     Delivery,
@@ -152,6 +152,13 @@ class UserRepository(Repository):
     async def get(self, name: str) -> User | None:
         return await self.session.scalar(select(User).where(User.name == name))
 
+    async def existing(self, name: str, refusal: Exception) -> User:
+        """The user named ``name``; without one, ``refusal`` is raised."""
+        user = await self.get(name)
+        if user is None:
+            raise refusal
+        return user
+
     async def by_voiceprint(self, voiceprint: str) -> User | None:
         """The user with this voiceprint id: unique whatever its case, so matched so."""
         key = voiceprint.strip().lower()
@@ -202,6 +209,12 @@ class UserRepository(Repository):
     async def set_push_config(self, user: User, config: dict[str, Any]) -> None:
         user.push_config = config
         await self.session.flush()
+
+
+async def user_named(db: Database, name: str) -> User | None:
+    """The user named ``name`` (None: no such user), read in a session of its own."""
+    async with db.session() as session:
+        return await UserRepository(session).get(name)
 
 
 class EventRepository(Repository):
@@ -338,15 +351,11 @@ class DeliveryRepository(Repository):
                 assert row is not None
                 return row, False
             return row, True
-        if not self.takeable(row, now):
+        if not row.takeable(now):
             return row, False  # sent, failed for good, or in flight: nothing to take
-        takeable = (Delivery.status == "failed") & Delivery.error.startswith("transient:")
-        expired = (Delivery.status == "pending") & (
-            Delivery.lease_until.is_(None) | (Delivery.lease_until < now)
-        )
         taken = await self.session.execute(
             update(Delivery)
-            .where(Delivery.id == row.id, takeable | expired)
+            .where(Delivery.id == row.id, Delivery.takeable(now))
             .values(
                 status="pending",
                 lease_until=lease_until,
@@ -358,14 +367,6 @@ class DeliveryRepository(Repository):
         )
         await self.session.refresh(row)
         return row, bool(getattr(taken, "rowcount", 0))
-
-    @staticmethod
-    def takeable(row: Delivery, now: datetime) -> bool:
-        """Whether an attempt may take the lease: failed transiently, or pending and expired."""
-        lease = row.lease_until
-        return (row.status == "failed" and (row.error or "").startswith("transient:")) or (
-            row.status == "pending" and (lease is None or lease < now)
-        )
 
     async def finish(
         self, key: str, *, status: str, error: str | None = None, provider_id: str | None = None

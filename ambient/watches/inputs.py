@@ -32,7 +32,7 @@ from ambient.domain.field_errors import Location, Refused, field_errors, field_p
 from ambient.domain.users import Role
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import user_named
 from ambient.watches.configs import (
     DEFAULT_CATALOGUE,
     HttpJsonSource,
@@ -174,8 +174,7 @@ async def checked_config(
     kind: str, config: Any, user: str, settings: Settings, db: Database
 ) -> BaseModel:
     """The typed config of ``kind`` for ``user``, every rule applied; ConfigError otherwise."""
-    async with db.session() as session:
-        row = await UserRepository(session).get(user)
+    row = await user_named(db, user)
     if kind in SCHEDULED and isinstance(config, dict) and config.get("timezone") is None:
         # A schedule left without a zone runs in the user's own (as a briefing does), not at
         # the config's default: "08:00" means 08:00 where the user lives.

@@ -158,10 +158,8 @@ async def read_user(name: str, user: CurrentUser, session: SessionDep) -> UserPu
         return user_public(user)
     if user.role != Role.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "you can read only your own user")
-    found = await UserRepository(session).get(name)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {name!r}")
-    return user_public(found)
+    refusal = HTTPException(status.HTTP_404_NOT_FOUND, f"no user {name!r}")
+    return user_public(await UserRepository(session).existing(name, refusal))
 
 
 @router.patch("/{name}/permissions")

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ambient.status import database_problem
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import user_named
 from ambient.xiaozhi import (
     DeviceAdded,
     DeviceError,
@@ -55,8 +55,7 @@ async def context(
             device = await state.devices.authenticate(device_id, token)
             if device is None:
                 return _context_error(401, "unknown device or wrong device token")
-            async with state.db.session() as session:
-                user = await UserRepository(session).get(device.user)
+            user = await user_named(state.db, device.user)
             if user is None:
                 return _context_error(404, "the device's user no longer exists")
             facts = await voice_facts(

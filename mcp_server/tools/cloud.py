@@ -24,7 +24,7 @@ from ambient.domain.identifiers import (
     TencentRegion,
     TkeClusterId,
 )
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import user_named
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 from mcp_server.tools.hints import CHANGE, LOOK
 
@@ -85,8 +85,7 @@ async def _caller_zone(ctx: Context[Any, Any]) -> tzinfo:
         name = current_user(ctx)
     except ToolError:
         return UTC
-    async with app_state(ctx).db.session() as session:
-        user = await UserRepository(session).get(name)
+    user = await user_named(app_state(ctx).db, name)
     return ZoneInfo(user.timezone) if user is not None and user.timezone else UTC
 
 

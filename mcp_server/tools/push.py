@@ -34,9 +34,7 @@ UNREGISTERED = "Your user is not registered: POST /users or `ambient user create
 async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
     """Your push channels and quiet hours."""
     async with app_state(ctx).db.session() as session:
-        user = await UserRepository(session).get(current_user(ctx))
-    if user is None:
-        raise ToolError(UNREGISTERED)
+        user = await UserRepository(session).existing(current_user(ctx), ToolError(UNREGISTERED))
     return stored_push_config(user.push_config)
 
 
@@ -55,9 +53,9 @@ async def set_push_config(
             }
         )
         async with state.db.session() as session:
-            user = await UserRepository(session).get(current_user(ctx))
-            if user is None:
-                raise ToolError(UNREGISTERED)
+            user = await UserRepository(session).existing(
+                current_user(ctx), ToolError(UNREGISTERED)
+            )
             await save_push_config(session, user, config, state.channels.policy)
             await session.commit()
     except (ValidationError, TargetError) as exc:  # the form, then the target rules
