@@ -67,6 +67,19 @@ class LazyGroup(TyperGroup):
         finally:
             self.listing = False
 
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            # Whatever the command, an app database that does not answer is one line, exit 1.
+            from ambient.commands import fail
+            from ambient.status import database_problem
+
+            problem = database_problem(exc, Settings())
+            if problem is None:
+                raise
+            raise fail(problem) from None
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in LAZY and cmd_name not in self.commands:
             module, attribute, summary = LAZY[cmd_name]

@@ -140,7 +140,7 @@ def run_service(
     refused: type[Exception],
 ) -> T:
     """``work`` on a service of the state; ``refused`` or Temporal down: a line, exit 1."""
-    from ambient.status import temporal_problem
+    from ambient.status import database_problem, temporal_problem
     from ambient.wiring import open_state
 
     settings = discovered_settings()
@@ -156,7 +156,8 @@ def run_service(
         raise
     except Exception as exc:
         said = str(exc) if isinstance(exc, refused) else f"{type(exc).__name__}: {exc}"
-        raise fail(temporal_problem(exc, settings) or said) from None
+        problem = temporal_problem(exc, settings) or database_problem(exc, settings)
+        raise fail(problem or said) from None
 
 
 def run_operator(work: Callable[[Database], Awaitable[T]], settings: Settings | None = None) -> T:

@@ -82,3 +82,31 @@ async def test_a_postgresql_that_never_answers_is_unreachable_within_the_connect
         for writer in held:
             writer.close()
         listener.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["user", "list"], ["task", "list", "--user", "lin"], ["xiaozhi", "device", "list"]],
+    ids=["operator", "service", "devices"],
+)
+def test_a_cli_command_whose_database_is_down_says_so_in_one_line(
+    settings: Settings, command: list[str]
+) -> None:
+    """`ambient user list` printed a traceback and `ambient task list` a bare
+    'ConnectionRefusedError: ...' when the app database did not answer."""
+    from typer.testing import CliRunner
+
+    from ambient.cli import app as cli
+
+    port = free_port()
+    env = {
+        "AMBIENT_DATA_DIR": str(settings.data_dir),
+        "AMBIENT_DATABASE_URL": f"postgresql+asyncpg://ambient@127.0.0.1:{port}/ambient",
+        "AMBIENT_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    said = CliRunner().invoke(cli, command, env=env)
+    assert said.exit_code == 1, said.output
+    assert said.stderr.startswith(
+        f"the database is unreachable (postgresql at 127.0.0.1:{port}: "
+    ), said.stderr
+    assert "Traceback" not in said.output and len(said.stderr.strip().splitlines()) <= 3
