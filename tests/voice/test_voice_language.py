@@ -12,6 +12,7 @@ from ambient.domain.users import Language, UserCreate
 from ambient.remediation.runs import RemediationStatus
 from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState
+from ambient.xiaozhi import voice_facts
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.support.servers import free_port
@@ -118,6 +119,11 @@ async def test_an_english_user_hears_the_fixes_waiting_and_the_services_refusals
         row.language = Language.EN
         await session.commit()
     async with waiting(ts_env, deps, "checkout", "payments") as (state, handles):
+        async with deps.db.session() as session:
+            row = await UserRepository(session).get(OWNER)
+        assert row is not None
+        facts = await voice_facts(deps.db, row, state.remediations, budget=5)
+        assert facts.hint == "Fixes waiting for approval: 2. Call what_needs_me."
         async with voice_client(state, OWNER) as client:
             needs = await say(client, "what_needs_me")
             which = await say(client, "approve_remediation", which="it")
@@ -160,3 +166,20 @@ async def test_a_temporal_that_is_down_is_said_in_english_to_an_english_user(
         "I can't reach the Temporal service, so I can't read or change tasks now."
         " Please check that it is running."
     )
+
+
+async def test_the_wake_context_hint_is_in_the_users_language(deps: WorkerDeps) -> None:
+    # /xiaozhi/context told the voice model in Chinese what to do, whatever the user's language.
+    english, chinese = unique("cen"), unique("czh")
+    await _user(deps, english, Language.EN)
+    await _user(deps, chinese, Language.ZH)
+    hints = {}
+    for name in (english, chinese):
+        async with deps.db.session() as session:
+            row = await UserRepository(session).get(name)
+        assert row is not None
+        hints[name] = (await voice_facts(deps.db, row)).hint
+    assert hints == {
+        english: "When the user asks about operations, answer with the voice tools.",
+        chinese: "用户询问运维情况时，使用语音工具回答。",
+    }
