@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 from temporalio.testing import WorkflowEnvironment
+from tencentcloud.common.credential import Credential
 
 from ambient import temporal
+from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.remediation.runs import RemediationStatus
@@ -15,7 +17,8 @@ from ambient.wiring import AppState
 from ambient.xiaozhi import voice_facts
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
-from tests.support.servers import free_port
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.servers import free_port, serve
 from tests.voice.support import say, voice_client, worker_state
 from tests.voice.test_voice_remediation import OWNER, waiting
 
@@ -183,3 +186,30 @@ async def test_the_wake_context_hint_is_in_the_users_language(deps: WorkerDeps) 
         english: "When the user asks about operations, answer with the voice tools.",
         chinese: "用户询问运维情况时，使用语音工具回答。",
     }
+
+
+async def test_an_english_user_hears_cluster_health_in_english(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    user = unique("vc")
+    await _user(deps, user, Language.EN)
+    api = TencentApi(
+        clusters=[
+            {"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"},
+            {"ClusterId": "cls-bbbb2222", "ClusterName": "staging", "ClusterStatus": "Abnormal"},
+        ]
+    )
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
+    async with serve(api.app()) as base:
+        state.tencent = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=5,
+        )
+        async with voice_client(state, user) as client:
+            health = await say(client, "cluster_health")
+    assert health == "Unhealthy clusters, 1 of 2: staging."
