@@ -31,7 +31,7 @@ from temporalio.service import RPCError
 from ambient import temporal
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingNotFoundError, BriefingService
-from ambient.domain.users import Role, RollbackPermission
+from ambient.domain.users import Language, Role, RollbackPermission
 from ambient.refusals import Refusal
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.safety import named_approver
@@ -499,10 +499,18 @@ async def voice_facts(
     )
     ready, given = status.at(datetime.now(UTC)) if status else (False, False)
     name = user.assistant_name or DEFAULT_ASSISTANT
-    if ready:
+    # In the user's language, as the voice tools answer them (Chinese unless they chose en).
+    english = user.language == Language.EN
+    if ready and english:
+        hint = f"When the user greets {name}, call greet to say today's briefing."
+    elif ready:
         hint = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet for the briefing.)"
+    elif waiting and english:
+        hint = f"Fixes waiting for approval: {waiting}. Call what_needs_me."
     elif waiting:
         hint = f"有 {waiting} 个修复在等审批，可调用 what_needs_me。"
+    elif english:
+        hint = "When the user asks about operations, answer with the voice tools."
     else:
         hint = "用户询问运维情况时，使用语音工具回答。"
     return VoiceFacts(

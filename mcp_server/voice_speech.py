@@ -58,17 +58,25 @@ def speakable(text: str, limit: int = MAX_SPOKEN) -> str:
     return cut[: end + 1] if end >= limit // 3 else cut[: limit - 1] + "…"
 
 
+def counted(count: int, one: str, many: str) -> str:
+    """``count`` things in English: "1 fix", "2 fixes"."""
+    return f"{count} {one if count == 1 else many}"
+
+
 def spoken_name(raw: str) -> str:
     return raw.replace("-", " ").replace("_", " ").replace(".", " ").strip()
 
 
-def run_about(run: RemediationSummary) -> str:
+def run_about(run: RemediationSummary, english: bool = False) -> str:
     # service is cluster/namespace/workload: the workload is what a person calls it.
     workload = run.service.rsplit("/", 1)[-1]
+    if english:
+        return f"{spoken_name(run.alert_type)} on {spoken_name(workload)}"
     return f"{spoken_name(workload)} 的 {spoken_name(run.alert_type)}"
 
 
 ORDINAL_WORDS = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十"]
+ORDINALS_EN = "first second third fourth fifth sixth seventh eighth ninth tenth".split()
 _ORDINALS: dict[str, int] = {
     **{w: i for i, w in enumerate(ORDINAL_WORDS)},
     **{str(i + 1): i for i in range(10)},
@@ -119,18 +127,27 @@ def _part_of(key: str, text: str) -> bool:
 _FROM_END = re.compile(r"倒数|\b(?:to|from)\s+(?:the\s+)?last\b|\b(?:second|third)\s+last\b")
 
 
-def _which_waits(runs: list[RemediationSummary]) -> str:
+def _which_waits(runs: list[RemediationSummary], english: bool = False) -> str:
+    if english:
+        listed = ", ".join(run_about(r, english) for r in runs[:3])
+        return f"Waiting for you: {listed}. Say the service or which number."
     listed = "、".join(run_about(r) for r in runs[:3])
     return f"等你审批的有：{listed}。请说服务名或第几个。"
 
 
 def pick_remediation(
-    runs: list[RemediationSummary], said: str
+    runs: list[RemediationSummary], said: str, english: bool = False
 ) -> tuple[RemediationSummary | None, str]:
-    """The run ``said`` refers to, or None and the question to ask back (deterministic)."""
+    """The run ``said`` refers to, or None and the question to ask back (deterministic);
+    the question in English when ``english``."""
     if not runs:
-        return None, "现在没有等你审批的修复。"
+        return (
+            None,
+            "No fixes are waiting for your approval." if english else "现在没有等你审批的修复。",
+        )
     if names_nothing(said):
+        if english:
+            return None, f"Which one do you mean? {_which_waits(runs, english)}"
         return None, f"你说的是哪一个？{_which_waits(runs)}"
     text = said.strip().lower()
     ordinal = re.search(
@@ -144,6 +161,12 @@ def pick_remediation(
             index = -index - 1  # "倒数第二个": the second from the end
         if index is not None and -len(runs) <= index < len(runs):
             return runs[index], ""
+        if english:
+            return (
+                None,
+                f"Only {counted(len(runs), 'fix', 'fixes')} waiting for your approval:"
+                " say which number.",
+            )
         return None, f"只有 {len(runs)} 个修复在等你审批，请说第几个。"
     words = _flat(text)
     matches = [
@@ -152,7 +175,14 @@ def pick_remediation(
     if len(matches) == 1:
         return matches[0], ""
     if not matches:
+        if english:
+            return None, f"I found no “{said}”. {_which_waits(runs, english)}"
         return None, f"没找到“{said}”。{_which_waits(runs)}"
+    if english:
+        listed = ", ".join(
+            f"number {runs.index(r) + 1}, {run_about(r, english)}" for r in matches[:3]
+        )
+        return None, f"{len(matches)} fit: {listed}. Say which number."
     listed = "、".join(f"第{ORDINAL_WORDS[runs.index(r)]}个{run_about(r)}" for r in matches[:3])
     return None, f"有 {len(matches)} 个符合：{listed}。请说第几个。"
 
@@ -188,24 +218,32 @@ def spoken_summary(summary: str | None) -> str | None:
     return summary
 
 
-def task_label(task: TaskSummary) -> str:
+def task_label(task: TaskSummary, english: bool = False) -> str:
     name = task.task_id.rsplit("/", 1)[-1]
     if re.fullmatch(r"[0-9a-f]{12}", name):
-        said = spoken_summary(task.summary) or task.kind.value.replace("_", " ")
+        # The service writes the summary in English: said as it is to an English speaker.
+        summary = task.summary if english else spoken_summary(task.summary)
+        said = summary or task.kind.value.replace("_", " ")
         return speakable(said, 60)
     return spoken_name(name)
 
 
-def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, str]:
-    """The task whose name (or summary) ``said`` names; ask back when none or several."""
+def pick_task(
+    tasks: list[TaskSummary], said: str, english: bool = False
+) -> tuple[TaskSummary | None, str]:
+    """The task whose name (or summary) ``said`` names; ask back when none or several
+    (in English when ``english``)."""
     key = _flat(said)
     if not tasks:
-        return None, "你还没有任何任务。"
+        return None, "You have no tasks yet." if english else "你还没有任何任务。"
     exact = [t for t in tasks if _flat(t.task_id.rsplit("/", 1)[-1]) == key]
     if len(exact) == 1:
         return exact[0], ""
-    yours = "、".join(task_label(t) for t in tasks[:4])
+    sep = ", " if english else "、"
+    yours = sep.join(task_label(t, english) for t in tasks[:4])
     if names_nothing(said):  # after the exact name: a task may be called "monitor"
+        if english:
+            return None, f"Which task do you mean? Your tasks are: {yours}."
         return None, f"你说的是哪一个任务？你的任务有：{yours}。"
     found = exact or [
         t
@@ -217,8 +255,12 @@ def pick_task(tasks: list[TaskSummary], said: str) -> tuple[TaskSummary | None, 
     if len(found) == 1:
         return found[0], ""
     if not found:
+        if english:
+            return None, f"I found no task called “{said}”. Your tasks are: {yours}."
         return None, f"没找到叫“{said}”的任务。你的任务有：{yours}。"
-    listed = "、".join(task_label(t) for t in found[:4])
+    listed = sep.join(task_label(t, english) for t in found[:4])
+    if english:
+        return None, f"{len(found)} tasks fit: {listed}. Please say the full name."
     return None, f"有 {len(found)} 个任务符合：{listed}。请说完整的名字。"
 
 

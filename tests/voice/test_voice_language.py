@@ -1,0 +1,215 @@
+"""The voice answers in the speaking user's language: English to a user who chose en."""
+
+from __future__ import annotations
+
+import re
+
+from temporalio.testing import WorkflowEnvironment
+from tencentcloud.common.credential import Credential
+
+from ambient import temporal
+from ambient.clients.tencent.client import TencentCloud
+from ambient.deps import WorkerDeps
+from ambient.domain.users import Language, UserCreate
+from ambient.remediation.runs import RemediationStatus
+from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.wiring import AppState
+from ambient.xiaozhi import voice_facts
+from tests.conftest import running_worker, unique
+from tests.remediation.support import add_user, remediation_settings
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.servers import free_port, serve
+from tests.voice.support import say, voice_client, worker_state
+from tests.voice.test_voice_remediation import OWNER, waiting
+
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+
+
+async def _user(deps: WorkerDeps, name: str, language: Language) -> None:
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=name, language=language))
+        await session.commit()
+
+
+async def _tasks_errors_and_refusals(state: AppState, user: str) -> dict[str, str]:
+    """What the voice says to ``user`` for each tool and refusal that needs no remediation."""
+    async with voice_client(state, user) as client:
+        return {
+            "status": await say(client, "task_status", name="morning standup"),
+            "several": await say(client, "pause_task", name="standup"),
+            "missing": await say(client, "task_status", name="backup"),
+            "which": await say(client, "task_status", name="it"),
+            "paused": await say(client, "pause_task", name="morning standup"),
+            "resumed": await say(client, "resume_task", name="morning standup"),
+            "stranger": await say(client, "pause_task", name="morning standup", speaker="nobody"),
+            "needs": await say(client, "what_needs_me"),
+            "nothing waits": await say(client, "approve_remediation", which="the first one"),
+            "errors": await say(client, "recent_errors"),
+            "an hour": await say(client, "recent_errors", hours=1),
+            "clusters": await say(client, "cluster_health"),
+            "no such tool": await say(client, "delete_task"),
+            "misheard": await say(client, "recent_errors", hours="abc"),
+            "misheard name": await say(client, "task_status"),
+        }
+
+
+async def test_an_english_user_hears_every_tool_and_refusal_in_english_and_chinese_ones_chinese(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Only the greeting followed the user's language: everything else was said in Chinese.
+    english, chinese = unique("ven"), unique("vzh")
+    await _user(deps, english, Language.EN)
+    await _user(deps, chinese, Language.ZH)
+    async with deps.db.session() as session:
+        events = EventRepository(session)
+        for user in (english, chinese):
+            for kind in ("watch.failing", "watch.poll_failed"):
+                await events.add(kind, user=user, task=f"web-monitor/{user}/shop-home")
+            await events.add("watch.failing", user=user, task=f"web-monitor/{user}/0123456789ab")
+        await session.commit()
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        for user in (english, chinese):
+            for name in ("morning-standup", "evening-standup"):
+                await state.tasks.create(user, "schedule", {"hour": 9, "message": name}, name=name)
+        said = await _tasks_errors_and_refusals(state, english)
+        zh = await _tasks_errors_and_refusals(state, chinese)
+
+    assert said["status"].startswith("morning standup is running, checked "), said
+    assert said["several"].startswith("2 tasks fit: "), said
+    assert "Please say the full name." in said["several"]
+    assert said["missing"].startswith("I found no task called “backup”. Your tasks are: "), said
+    assert said["which"].startswith("Which task do you mean? Your tasks are: "), said
+    assert said["paused"] == "OK, morning standup is paused."
+    assert said["resumed"] == "OK, morning standup is running again."
+    assert said["stranger"] == (
+        "Hello! I don't know your voice yet, so I can't tell you anyone's operations news."
+        " Ask the owner to register your voiceprint in the settings."
+    )
+    assert said["needs"] == "Nothing needs you now. All is well."
+    assert said["nothing waits"] == "No fixes are waiting for your approval."
+    assert said["errors"] == (
+        "3 errors in the last 24 hours, mostly: shop home 2 times, a web monitor 1 time."
+    )
+    assert said["an hour"].startswith("3 errors in the last 1 hour, mostly: "), said
+    assert said["clusters"] == "No Tencent Cloud account is set up, so I can't see any clusters."
+    assert said["no such tool"] == (
+        "I can't do that yet. Ask me about a task's status, what needs you, recent errors,"
+        " or to pause or resume a task."
+    )
+    assert said["misheard"] == (
+        "I didn't catch the time span, from one hour to a week, like two days. Please say it again."
+    )
+    assert said["misheard name"] == "I didn't catch the task name. Please say it again."
+    assert not {k: v for k, v in said.items() if _CJK.search(v)}
+
+    # A Chinese user hears the same calls as before, in Chinese.
+    assert zh["paused"] == "好的，morning standup已暂停。"
+    assert zh["needs"] == "现在没有需要你处理的事，一切正常。"
+    assert zh["errors"] == "最近 24 小时有 3 个错误，主要是：shop home 2 次、网页监控 1 次。"
+    assert zh["misheard name"] == "没听清任务名，请再说一次。"
+    assert all(_CJK.search(v) for v in zh.values()), zh
+
+
+async def test_an_english_user_hears_the_fixes_waiting_and_the_services_refusals_in_english(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with deps.db.session() as session:
+        row = await UserRepository(session).get(OWNER)
+        assert row is not None
+        row.language = Language.EN
+        await session.commit()
+    async with waiting(ts_env, deps, "checkout", "payments") as (state, handles):
+        async with deps.db.session() as session:
+            row = await UserRepository(session).get(OWNER)
+        assert row is not None
+        facts = await voice_facts(deps.db, row, state.remediations, budget=5)
+        assert facts.hint == "Fixes waiting for approval: 2. Call what_needs_me."
+        async with voice_client(state, OWNER) as client:
+            needs = await say(client, "what_needs_me")
+            which = await say(client, "approve_remediation", which="it")
+            beyond = await say(client, "approve_remediation", which="the third one")
+            unknown = await say(client, "approve_remediation", which="billing")
+            asked = await say(client, "approve_remediation", which="checkout")
+            approved = await say(client, "approve_remediation", which="yes")
+            async with deps.db.session() as session:
+                row = await UserRepository(session).get(OWNER)
+                assert row is not None
+                row.rollback_permission = "none"
+                await session.commit()
+            refused = await say(client, "refuse_remediation", which="payments", reason="later")
+        status = await handles["checkout"].query("status", result_type=RemediationStatus)
+        assert [a.approver for a in status.approvals] == [OWNER]
+    answers = [needs, which, beyond, unknown, asked, approved, refused]
+    assert not [a for a in answers if _CJK.search(a)], answers
+    assert needs.startswith("2 fixes waiting for your approval: first, "), needs
+    assert "checkout" in needs and "payments" in needs
+    assert which.startswith("Which one do you mean? Waiting for you: "), which
+    assert beyond == "Only 2 fixes waiting for your approval: say which number."
+    assert unknown.startswith("I found no “billing”. Waiting for you: "), unknown
+    assert asked.startswith("2 fixes wait for your approval. Approve number 1, the fix for "), asked
+    assert asked.endswith(" on checkout? Say approve again to confirm."), asked
+    assert approved.startswith("OK, approved the fix for ") and "checkout" in approved, approved
+    assert refused == "I couldn't do that. You don't have that permission: ask an admin."
+
+
+async def test_a_temporal_that_is_down_is_said_in_english_to_an_english_user(
+    deps: WorkerDeps,
+) -> None:
+    user = unique("vd")
+    await _user(deps, user, Language.EN)
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    client = await temporal.connect(settings, lazy=True)
+    state = AppState(settings=settings, db=deps.db, temporal=client, channels=deps.channels)
+    async with voice_client(state, user) as voice:
+        answer = await say(voice, "task_status", name="anything")
+    assert answer == (
+        "I can't reach the Temporal service, so I can't read or change tasks now."
+        " Please check that it is running."
+    )
+
+
+async def test_the_wake_context_hint_is_in_the_users_language(deps: WorkerDeps) -> None:
+    # /xiaozhi/context told the voice model in Chinese what to do, whatever the user's language.
+    english, chinese = unique("cen"), unique("czh")
+    await _user(deps, english, Language.EN)
+    await _user(deps, chinese, Language.ZH)
+    hints = {}
+    for name in (english, chinese):
+        async with deps.db.session() as session:
+            row = await UserRepository(session).get(name)
+        assert row is not None
+        hints[name] = (await voice_facts(deps.db, row)).hint
+    assert hints == {
+        english: "When the user asks about operations, answer with the voice tools.",
+        chinese: "用户询问运维情况时，使用语音工具回答。",
+    }
+
+
+async def test_an_english_user_hears_cluster_health_in_english(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    user = unique("vc")
+    await _user(deps, user, Language.EN)
+    api = TencentApi(
+        clusters=[
+            {"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"},
+            {"ClusterId": "cls-bbbb2222", "ClusterName": "staging", "ClusterStatus": "Abnormal"},
+        ]
+    )
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
+    async with serve(api.app()) as base:
+        state.tencent = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=5,
+        )
+        async with voice_client(state, user) as client:
+            health = await say(client, "cluster_health")
+    assert health == "Unhealthy clusters, 1 of 2: staging."
