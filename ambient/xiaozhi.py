@@ -460,6 +460,7 @@ async def voice_facts(
     *,
     briefings: BriefingService | None = None,
     budget: float = 0.5,
+    default_language: Language = Language.ZH,
 ) -> VoiceFacts:
     """The app database, plus at most ``budget`` seconds of Temporal for the briefing (what
     greet would answer) and the approvals waiting: past that the briefing is not said ready,
@@ -500,7 +501,7 @@ async def voice_facts(
     ready, given = status.at(datetime.now(UTC)) if status else (False, False)
     name = user.assistant_name or DEFAULT_ASSISTANT
     # In the user's language, as the voice tools answer them (Chinese unless they chose en).
-    english = user.language == Language.EN
+    english = (user.language or default_language) == Language.EN
     if ready and english:
         hint = f"When the user greets {name}, call greet to say today's briefing."
     elif ready:

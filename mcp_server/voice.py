@@ -168,11 +168,16 @@ REFUSED: list[tuple[type[Exception], tuple[str, str]]] = [
 REFUSED_OTHER = ("请在网页上查看详情。", "Please see the details on the web page.")
 
 
+def _in_english(state: AppState, language: str | None) -> bool:
+    """A user's language, or the server's default where they chose none (as the briefing)."""
+    return (language or state.settings.default_language) == Language.EN
+
+
 async def _english_user(state: AppState, name: str) -> bool:
-    """Whether the user ``name`` chose English (no such user: Chinese)."""
+    """Whether the user ``name`` hears English (no such user: Chinese)."""
     async with state.db.session() as session:
         row = await UserRepository(session).get(name)
-    return row is not None and row.language == Language.EN
+    return row is not None and _in_english(state, row.language)
 
 
 # --- who and how ----------------------------------------------------------------------------
@@ -195,7 +200,7 @@ async def _answer(
                 if who.kind != SpeakerKind.NO_ACCOUNT:
                     _english.set(await _english_user(state, owner))
                 return speakable(_say(*_REFUSALS.get(who.kind, (BEYOND_OWNER, BEYOND_OWNER_EN))))
-            _english.set(who.user.language == Language.EN)
+            _english.set(_in_english(state, who.user.language))
             return speakable(await work(state, who.user.name))
     except TimeoutError as exc:
         if database_problem(exc, None) is not None:  # a connect that timed out (OSError)

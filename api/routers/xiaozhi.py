@@ -64,6 +64,7 @@ async def context(
                 state.remediations,
                 briefings=state.briefings,
                 budget=CONTEXT_BUDGET / 2,
+                default_language=state.settings.default_language,
             )
     except TimeoutError:
         return _context_error(503, "context not ready in time")

@@ -213,3 +213,26 @@ async def test_an_english_user_hears_cluster_health_in_english(
         async with voice_client(state, user) as client:
             health = await say(client, "cluster_health")
     assert health == "Unhealthy clusters, 1 of 2: staging."
+
+
+async def test_a_user_who_chose_no_language_hears_the_servers_default_language(
+    deps: WorkerDeps,
+) -> None:
+    # AMBIENT_DEFAULT_LANGUAGE=en: the briefing's own answers followed it, the voice's did not.
+    user = unique("vn")
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=user))
+        await session.commit()
+    settings = deps.settings.model_copy(
+        update={"temporal_address": f"127.0.0.1:{free_port()}", "default_language": Language.EN}
+    )
+    client = await temporal.connect(settings, lazy=True)
+    state = AppState(settings=settings, db=deps.db, temporal=client, channels=deps.channels)
+    async with voice_client(state, user) as voice:
+        answer = await say(voice, "task_status", name="anything")
+    assert answer.startswith("I can't reach the Temporal service"), answer
+    async with deps.db.session() as session:
+        row = await UserRepository(session).get(user)
+    assert row is not None
+    facts = await voice_facts(deps.db, row, default_language=Language.EN)
+    assert not _CJK.search(facts.hint), facts.hint
