@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,7 +22,7 @@ from ambient.settings import Settings
 from ambient.watches.inputs import TaskError
 from ambient.wiring import StateHolder, open_state
 from ambient.xiaozhi import DeviceError
-from api.errors import feature_error, install_error_mapping
+from api.errors import feature_error, install_error_mapping, refuse_nul
 from api.offline_docs import serve_offline_docs
 from api.routers import (
     app_pages,
@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Served from the installed swagger-ui-bundle below (the defaults load a CDN).
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(refuse_nul)],
     )
     serve_offline_docs(app)
     install_error_mapping(app, settings)

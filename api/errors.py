@@ -7,24 +7,30 @@
 - Temporal or the database down: 503 "Temporal is unreachable at ADDRESS" / "the database is
   unreachable (WHERE: the driver's reason)" from any route;
 - a number too large for the database: 422;
+- a NUL character (which PostgreSQL refuses in text) in a path, query or JSON body: 422 naming
+  where it is (``refuse_nul``, a dependency of every route);
 - a feature's own errors (briefings, cloud, discussions, tasks, devices, remediations, another
   user's history): as its router's ``http_error`` maps them, so its routes hold no try/except.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ambient.domain.configs import NUL_REFUSED, nul_at
 from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.status import database_problem, temporal_problem
@@ -53,6 +59,35 @@ def unprocessable(
             for path, message in fields
         ]
     )
+
+
+def _query_names(dependant: Dependant) -> Iterator[str]:
+    yield from (field.alias for field in dependant.query_params)
+    for sub in dependant.dependencies:
+        yield from _query_names(sub)
+
+
+async def refuse_nul(request: Request) -> None:
+    """Every route's dependency: PostgreSQL refuses a NUL (U+0000) in text, in a query as in a
+    row, so one in the path, the query or a JSON body is a 422 naming it before any route runs
+    (on every database alike)."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise unprocessable(([name], NUL_REFUSED), where="path", given=value)
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute):  # the parameters it reads: others are never looked at
+        for name in _query_names(route.dependant):
+            for value in request.query_params.getlist(name):
+                if "\x00" in value:
+                    raise unprocessable(([name], NUL_REFUSED), where="query", given=value)
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return  # the route's own parsing names what is wrong
+        found = nul_at(body)
+        if found is not None:
+            raise unprocessable((found, NUL_REFUSED))
 
 
 def unauthorized(message: str) -> HTTPException:

@@ -75,6 +75,23 @@ def holds_nul(value: Any) -> bool:
     return False  # a nested model checked its own fields
 
 
+def nul_at(value: Any, at: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where text in ``value`` (JSON-like) first holds a NUL: the path of keys and indexes."""
+    if isinstance(value, str):
+        return at if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = nul_at(key, (*at, key)) or nul_at(item, (*at, key))
+            if found is not None:
+                return found
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = nul_at(item, (*at, index))
+            if found is not None:
+                return found
+    return None
+
+
 class StorableText(BaseModel):
     """Input whose text is stored: PostgreSQL's text holds no NUL (U+0000), so one is refused
     where it enters, naming its field, on every database (one input works on both)."""
