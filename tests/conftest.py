@@ -73,6 +73,16 @@ def settings(tmp_path: Path, migrated_template: Path) -> Settings:
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, settings: Settings) -> str:
+    """The test's migrated SQLite file, then a real PostgreSQL (the test module imports
+    tests.foundation.test_postgres's postgres_url)."""
+    if request.param == "sqlite":
+        return settings.resolved_database_url
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest_asyncio.fixture
 async def db(settings: Settings) -> AsyncIterator[Database]:
     # `settings` copied a database already at the head: no upgrade to run (alembic's check that

@@ -4,21 +4,12 @@ PostgreSQL refuses in a query) is a 422 naming the parameter on both, never a 50
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from ambient.settings import Settings
 from api.app import create_app
 from tests.foundation.test_event_cursor import _api
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.support.servers import HANG, serve
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, settings: Settings) -> str:
-    if request.param == "sqlite":
-        return settings.resolved_database_url
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 async def test_a_nul_in_an_event_filter_is_refused_naming_it_on_every_database(

@@ -5,7 +5,6 @@ overflow answered as a 500; up to it, the route's own answer."""
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from ambient.settings import Settings
 from ambient.storage.models import MAX_ID
@@ -22,14 +21,6 @@ ROUTES = [
     ("DELETE", "/xiaozhi/endpoints/{id}", ["path", "endpoint_id"], 404),
     ("DELETE", "/share/{id}", ["path", "link_id"], 404),
 ]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, settings: Settings) -> str:
-    if request.param == "sqlite":
-        return settings.resolved_database_url
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 async def test_an_id_no_column_can_hold_is_refused_naming_it_on_every_route(

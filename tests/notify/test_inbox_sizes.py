@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.domain.users import UserCreate
-from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import InboxRepository, UserRepository
 from ambient.watches.polling import page_message
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, settings: Settings) -> str:
-    if request.param == "sqlite":
-        return settings.resolved_database_url
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 async def test_a_change_on_a_watched_page_with_a_long_url_reaches_the_inbox(
