@@ -12,12 +12,20 @@ from ambient import temporal
 from ambient.briefing.models import BriefingConfig
 from ambient.briefing.service import BriefingError
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Language
+from ambient.settings import Settings
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState
 from mcp_server.voice import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user
 from tests.conftest import running_worker, unique
 from tests.voice.support import say, voice_client, worker_state
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # The voice answers a user who chose no language in the server's default: the product's, zh.
+    return settings.model_copy(update={"default_language": Language.ZH})
 
 
 async def test_a_status_asked_while_no_worker_runs_says_the_worker_is_silent(
