@@ -77,7 +77,8 @@ class FetchResult:
     content_type: str
 
     def text(self) -> str:
-        """The body in the encoding the page declares (BOM, Content-Type, <meta>), else UTF-8."""
+        """The body in the encoding the page declares (BOM, Content-Type, <meta>), else UTF-8,
+        else GB18030."""
         # Read as UTF-8 always, a GBK page (many Chinese sites) was text no keyword matched.
         body = self.body
         if body.startswith(codecs.BOM_UTF8):
@@ -86,6 +87,15 @@ class FetchResult:
         label = declared.group(1) if declared else None
         if label is None and (meta := META_CHARSET.search(body, 0, 2048)):
             label = meta.group(1).decode("ascii")
+        if label is None:
+            # Declared nowhere: UTF-8 if it reads as UTF-8, else GB18030, the default of a
+            # zh-CN browser (old Chinese sites declare nothing): read as UTF-8, such a page
+            # was replacement characters no keyword matched.
+            for guess in ("utf-8", "gb18030"):
+                try:
+                    return body.decode(guess)
+                except UnicodeDecodeError:
+                    pass
         encoding = AS_BROWSERS_READ.get(label.lower(), label) if label else "utf-8"
         try:
             return body.decode(encoding, errors="replace")

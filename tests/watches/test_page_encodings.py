@@ -1,5 +1,5 @@
 """Pages in the encoding they declare: many Chinese sites still serve GBK or GB2312, said in
-the Content-Type or only in a <meta> of the page."""
+the Content-Type or only in a <meta> of the page, or nowhere."""
 
 # ruff: noqa: F811 - the fixtures `site` and `loopback_deps` are imported and used by name
 
@@ -29,6 +29,8 @@ PAGES = [
     ("/meta-charset", META, "text/html", "gb2312"),
     ("/meta-http-equiv", HTTP_EQUIV, "text/html", "gbk"),
     ("/gb18030", "", "text/html; charset=gb18030", "gb18030"),
+    # Said nowhere (an old 政府/学校 site): not UTF-8, read as a zh-CN browser reads it.
+    ("/undeclared", "", "text/html", "gbk"),
 ]
 
 
