@@ -59,9 +59,11 @@ class HttpStatusError(FetchError):
 META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
 # The encodings a page's label stands for as browsers read them (WHATWG Encoding): GB2312 and
-# GBK pages are GB18030 (a superset), Latin-1 pages windows-1252.
+# GBK pages are GB18030 (a superset), Big5 pages Big5 with HKSCS (written Cantonese: 嘅, 咗),
+# Latin-1 pages windows-1252.
 AS_BROWSERS_READ = {
     **dict.fromkeys(("gb2312", "gbk", "x-gbk"), "gb18030"),
+    **dict.fromkeys(("big5", "big5-hkscs", "cn-big5", "csbig5", "x-x-big5"), "big5hkscs"),
     **dict.fromkeys(("iso-8859-1", "latin1", "us-ascii", "ascii"), "cp1252"),
 }
 
