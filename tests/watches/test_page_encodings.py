@@ -31,6 +31,8 @@ PAGES = [
     ("/gb18030", "", "text/html; charset=gb18030", "gb18030"),
     # Said nowhere (an old 政府/学校 site): not UTF-8, read as a zh-CN browser reads it.
     ("/undeclared", "", "text/html", "gbk"),
+    # Saved as UTF-16 (Windows' "Unicode"): its byte order mark says so, whatever the header.
+    ("/utf-16", "", "text/html; charset=utf-8", "utf-16"),
 ]
 
 
