@@ -59,9 +59,11 @@ class HttpStatusError(FetchError):
 META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
 # The encodings a page's label stands for as browsers read them (WHATWG Encoding): GB2312 and
-# GBK pages are GB18030 (a superset), Latin-1 pages windows-1252.
+# GBK pages are GB18030 (a superset), Big5 pages Big5 with HKSCS (written Cantonese: 嘅, 咗),
+# Latin-1 pages windows-1252.
 AS_BROWSERS_READ = {
     **dict.fromkeys(("gb2312", "gbk", "x-gbk"), "gb18030"),
+    **dict.fromkeys(("big5", "big5-hkscs", "cn-big5", "csbig5", "x-x-big5"), "big5hkscs"),
     **dict.fromkeys(("iso-8859-1", "latin1", "us-ascii", "ascii"), "cp1252"),
 }
 
@@ -77,15 +79,32 @@ class FetchResult:
     content_type: str
 
     def text(self) -> str:
-        """The body in the encoding the page declares (BOM, Content-Type, <meta>), else UTF-8."""
+        """The body in the encoding the page declares (BOM, Content-Type, <meta>), else UTF-8,
+        else GB18030."""
         # Read as UTF-8 always, a GBK page (many Chinese sites) was text no keyword matched.
         body = self.body
         if body.startswith(codecs.BOM_UTF8):
             return body[3:].decode(errors="replace")
+        # A UTF-16 byte order mark outweighs any label too (a page saved as Windows' "Unicode").
+        for bom, encoding in (
+            (codecs.BOM_UTF16_LE, "utf-16-le"),
+            (codecs.BOM_UTF16_BE, "utf-16-be"),
+        ):
+            if body.startswith(bom):
+                return body[2:].decode(encoding, errors="replace")
         declared = HEADER_CHARSET.search(self.content_type)
         label = declared.group(1) if declared else None
         if label is None and (meta := META_CHARSET.search(body, 0, 2048)):
             label = meta.group(1).decode("ascii")
+        if label is None:
+            # Declared nowhere: UTF-8 if it reads as UTF-8, else GB18030, the default of a
+            # zh-CN browser (old Chinese sites declare nothing): read as UTF-8, such a page
+            # was replacement characters no keyword matched.
+            for guess in ("utf-8", "gb18030"):
+                try:
+                    return body.decode(guess)
+                except UnicodeDecodeError:
+                    pass
         encoding = AS_BROWSERS_READ.get(label.lower(), label) if label else "utf-8"
         try:
             return body.decode(encoding, errors="replace")

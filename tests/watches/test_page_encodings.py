@@ -1,5 +1,5 @@
 """Pages in the encoding they declare: many Chinese sites still serve GBK or GB2312, said in
-the Content-Type or only in a <meta> of the page."""
+the Content-Type or only in a <meta> of the page, or nowhere."""
 
 # ruff: noqa: F811 - the fixtures `site` and `loopback_deps` are imported and used by name
 
@@ -29,6 +29,10 @@ PAGES = [
     ("/meta-charset", META, "text/html", "gb2312"),
     ("/meta-http-equiv", HTTP_EQUIV, "text/html", "gbk"),
     ("/gb18030", "", "text/html; charset=gb18030", "gb18030"),
+    # Said nowhere (an old 政府/学校 site): not UTF-8, read as a zh-CN browser reads it.
+    ("/undeclared", "", "text/html", "gbk"),
+    # Saved as UTF-16 (Windows' "Unicode"): its byte order mark says so, whatever the header.
+    ("/utf-16", "", "text/html; charset=utf-8", "utf-16"),
 ]
 
 
@@ -59,3 +63,33 @@ async def test_pages_in_chinese_encodings_are_read_as_chinese_and_their_keyword_
     }
     assert sorted(hits) == sorted(f"{base}{path}" for path, *_ in PAGES)
     assert all("下午发生数据库故障，已恢复。" in excerpt for excerpt in hits.values()), hits
+
+
+async def test_a_big5_page_of_hong_kong_is_read_with_its_hkscs_characters(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    """A Big5 label means Big5 with HKSCS, as browsers read it: written Cantonese (嘅, 咗, 啲)
+    is HKSCS, which Python's plain big5 codec does not know."""
+    state, base = site
+
+    def serve(*paragraphs: str) -> None:
+        state.encoded["/big5"] = (
+            page("", *paragraphs).encode("big5hkscs"),
+            "text/html; charset=big5",
+        )
+
+    serve("今日港鐵服務正常。")
+    config = fast([f"{base}/big5"], keywords=["停咗"])
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await start(dev_env, worker.task_queue, config)
+        await until(lambda: _checks(handle, 2))
+        serve("今日港鐵服務正常。", "東涌綫停咗服務，請改搭巴士。")
+        await handle.signal("check_now")
+        await until(lambda: _changes(handle, 1))
+        await handle.signal("stop")
+        final = TaskStatus.model_validate(await handle.result())
+    assert final.detail["hits_total"] == 1
+    async with loopback_deps.db.session() as session:
+        rows = await EventRepository(session).list(task=handle.id, limit=100)
+    hits = [str(row.payload["excerpt"]) for row in rows if row.kind == "watch.hit"]
+    assert len(hits) == 1 and "東涌綫停咗服務，請改搭巴士。" in hits[0], hits
