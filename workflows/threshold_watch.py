@@ -192,15 +192,18 @@ class ThresholdWatchWorkflow(WatchControls):
             transition.conditions,
             f"threshold watch {self.task}: {_describe(transition)}",
         )
-        if alert is None:
+
+        async def not_started(reason: str) -> None:
             await self.tell(
                 kind="watch.remediation_requested",
                 key=f"{key}/remediate",
-                payload={
-                    **payload,
-                    "reason": "the metric names no TKE workload: remediation needs a "
-                    "tencent_monitor source with tke_cluster_instance_id and workload_name",
-                },
+                payload={**payload, "reason": reason},
+            )
+
+        if alert is None:
+            await not_started(
+                "the metric names no TKE workload: remediation needs a "
+                "tencent_monitor source with tke_cluster_instance_id and workload_name"
             )
             return
         child = remediation_id(alert)
@@ -214,14 +217,7 @@ class ThresholdWatchWorkflow(WatchControls):
                 f"Remediation of {alert.service} (threshold watch)",
             )
         except ACTIVITY_FAILED as error:
-            await self.tell(
-                kind="watch.remediation_requested",
-                key=f"{key}/remediate",
-                payload={
-                    **payload,
-                    "reason": f"{child} was neither started nor joined: {failure_text(error)}",
-                },
-            )
+            await not_started(f"{child} was neither started nor joined: {failure_text(error)}")
             return
         await self.tell(
             kind="watch.remediation_started",
