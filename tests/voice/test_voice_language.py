@@ -5,10 +5,8 @@ from __future__ import annotations
 import re
 
 from temporalio.testing import WorkflowEnvironment
-from tencentcloud.common.credential import Credential
 
 from ambient import temporal
-from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.remediation.runs import RemediationStatus
@@ -17,9 +15,9 @@ from ambient.wiring import AppState
 from ambient.xiaozhi import voice_facts
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.standins.tencent_api import TencentApi
 from tests.support.servers import free_port, serve
-from tests.voice.support import say, voice_client, worker_state
+from tests.voice.support import say, standin_tencent, voice_client, worker_state
 from tests.voice.test_voice_remediation import OWNER, waiting
 
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
@@ -203,13 +201,7 @@ async def test_an_english_user_hears_cluster_health_in_english(
         settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
     )
     async with serve(api.app()) as base:
-        state.tencent = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=base.removeprefix("http://"),
-            protocol="http",
-            timeout=5,
-        )
+        state.tencent = standin_tencent(base)
         async with voice_client(state, user) as client:
             health = await say(client, "cluster_health")
     assert health == "Unhealthy clusters, 1 of 2: staging."

@@ -22,7 +22,7 @@ from tests.conftest import running_worker, unique
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.record import save_history
 from tests.support.servers import serve
-from tests.voice.support import say, voice_client, worker_state
+from tests.voice.support import say, standin_tencent, voice_client, worker_state
 
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
 
@@ -248,13 +248,7 @@ async def test_recent_errors_and_cluster_health_in_one_sentence(
         unconfigured = await say(client, "cluster_health")
         assert "还没有配置腾讯云" in unconfigured
     async with serve(api.app()) as base:
-        state.tencent = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=base.removeprefix("http://"),
-            protocol="http",
-            timeout=5,
-        )
+        state.tencent = standin_tencent(base)
         async with voice_client(state, user) as client:
             health = await say(client, "cluster_health")
     assert health == "2 个集群里有 1 个不正常：staging。"
