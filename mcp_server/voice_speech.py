@@ -23,8 +23,13 @@ _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe0e\ufe0f\u200d\u20e3"
     "\U000e0020-\U000e007f]+"
 )
-_PATH_ID = re.compile(r"\b[\w.-]+/[\w.@/-]+")  # remediation/abc…, web-monitor/alice/x
-_HEX = re.compile(r"\b[0-9a-f]{8,}\b", re.IGNORECASE)
+# remediation/abc…, web-monitor/alice/x; not what a listener needs: a fraction or date ("3/5",
+# "11/26"), an abbreviation ("I/O", "TCP/IP"). The product's ids are lowercase.
+_PATH_ID = re.compile(
+    r"\b(?!(?:\d+(?:/\d+)+|[A-Z][A-Za-z]*/[A-Z][A-Za-z]*)(?![\w@/-]|\.\w))[\w.-]+/[\w.@/-]+"
+)
+# A hex id has a letter: 8 digits are a number said (an order id 20261126, a count).
+_HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE)
 _CLOUD_ID = re.compile(r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE)
 _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
 # Log templates name their variable parts <*>: said as "某值" (some value), not as symbols.

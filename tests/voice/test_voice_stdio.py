@@ -90,6 +90,23 @@ def test_emoji_links_list_marks_and_bare_web_addresses_are_not_read_aloud() -> N
         assert_speakable(speakable(said))
 
 
+def test_fractions_abbreviations_and_long_numbers_are_said_not_taken_out_as_ids() -> None:
+    """The id rules took out what a listener needs: "3/5" and "I/O" as a path id, an 8-digit
+    number (an order or alarm id, a count) as a hex id: "3/5 个副本就绪" was said "个副本就绪"."""
+    assert speakable("3/5 个副本就绪。") == "3/5 个副本就绪。"
+    assert speakable("Ready: 3/5.") == "Ready: 3/5."
+    assert speakable("I/O 等待过高，TCP/IP 正常。") == "I/O 等待过高，TCP/IP 正常。"
+    assert speakable("订单 20261126 告警，共 12345678 次请求。") == (
+        "订单 20261126 告警，共 12345678 次请求。"
+    )
+    # ids still go: a task, a remediation, a service path, a bare hex id
+    said = "重启 web-monitor/mei/shop 和 remediation/0123456789abcdef 和 cls-ab12/default/api。"
+    assert speakable(said) == "重启 和 和。"
+    assert speakable("编号 deadbeef12 好。") == "编号 好。"
+    for text in ("3/5 个副本就绪。", "I/O 等待过高。", "订单 20261126 告警。"):
+        assert_speakable(speakable(text))
+
+
 async def test_a_session_user_nobody_has_is_said_as_such_not_as_an_unknown_voice(
     tmp_path: Path,
 ) -> None:
