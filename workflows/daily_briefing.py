@@ -208,7 +208,9 @@ class DailyBriefingWorkflow:
     ) -> GreetResult:
         """A short answer that is not the briefing itself (about ``day``, once there is one)."""
         text = greeting_text(outcome, self.run_input.config.language, **words)
-        return GreetResult(outcome=outcome, text=text, date=day.date if day else None)
+        return GreetResult(
+            outcome=outcome, text=text, date=day.date if day else None, window=words.get("window")
+        )
 
     # --- regenerate, send --------------------------------------------------------------
 

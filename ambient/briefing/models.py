@@ -306,6 +306,7 @@ class GreetResult(BaseModel):
     date: str | None = None
     given_at: datetime | None = None
     given_at_local: str | None = Field(default=None, description="HH:MM in the user's zone")
+    window: str | None = Field(default=None, description="HH:MM–HH:MM an outside_window names")
     generated_by: str | None = None
     audio_mp3_b64: str | None = Field(default=None, description="Tencent TTS audio, if set up")
 

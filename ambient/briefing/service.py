@@ -56,6 +56,7 @@ from ambient.briefing.models import (
     PreparedBriefing,
     PushRequest,
     briefing_link,
+    greeting_text,
     task_id_for,
 )
 from ambient.clients.tencent.client import TencentCloud
@@ -148,11 +149,30 @@ class BriefingService:
         self.db = db
         self.tencent = tencent or TencentCloud.from_settings(settings)
 
+    async def _chinese(self, user: str) -> bool:
+        """Whether ``user`` hears Chinese: their language, else the server's default."""
+        row = await user_named(self.db, user)
+        return ((row.language if row else None) or self.settings.default_language) == Language.ZH
+
     async def _said(self, user: str, texts: tuple[str, str]) -> str:
         """A greeting the workflow did not give, in the user's language: a TTS reads one."""
-        row = await user_named(self.db, user)
-        language = (row.language if row else None) or self.settings.default_language
-        return texts[0] if language == Language.ZH else texts[1]
+        return texts[0] if await self._chinese(user) else texts[1]
+
+    async def _in_users_words(self, user: str, result: GreetResult) -> GreetResult:
+        """The workflow's short answers are in the briefing's language: said in the user's.
+        The briefing itself stays in the language it was written in."""
+        if result.outcome is GreetOutcome.SPOKEN or (
+            result.outcome is GreetOutcome.OUTSIDE_WINDOW and result.window is None
+        ):
+            return result
+        zh = await self._chinese(user)
+        text = greeting_text(
+            result.outcome,
+            "zh" if zh else "en",
+            hhmm=result.given_at_local,
+            window=result.window or "",
+        )
+        return result.model_copy(update={"text": text})
 
     async def _admin(self, user: str) -> bool:
         row = await user_named(self.db, user)
@@ -342,7 +362,7 @@ class BriefingService:
                 DailyBriefingWorkflow.already_given, request_id, rpc_timeout=temporal.QUERY_TIMEOUT
             )
             if repeat is not None:
-                return repeat
+                return await self._in_users_words(user, repeat)
             wait = None if within is None else max(0.0, until - clock() - GREET_ROUND_TRIP)
             request = GreetRequest(request_id=request_id, via=via, wait_seconds=wait)
             # The whole wait is bounded, not each call: a server answers a long poll with
@@ -371,7 +391,7 @@ class BriefingService:
             except TencentCloudError as exc:
                 # The text is the answer; audio is a bonus the device can synthesise itself.
                 log.warning("TTS failed for %s: %s", user, exc)
-        return result
+        return await self._in_users_words(user, result)
 
     # --- briefings ----------------------------------------------------------------------
 

@@ -233,6 +233,8 @@ async def test_voice_endpoint_api_and_cli_greet_by_device_token_and_voiceprint(
                 "AMBIENT_TEMPORAL_ADDRESS": settings.temporal_address,
                 "AMBIENT_TEMPORAL_TASK_QUEUE": worker.task_queue,
                 "AMBIENT_USER": name,
+                # The user chose no language: the greeting's words are the server's default's.
+                "AMBIENT_DEFAULT_LANGUAGE": settings.default_language.value,
             }
             result = await asyncio.to_thread(
                 CliRunner().invoke, cli, ["briefing", "greet"], env=env

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
+from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.remediation.runs import RemediationStatus
 from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi import voice_facts
+from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import free_port, serve
 from tests.voice.support import say, standin_tencent, voice_client, worker_state
+from tests.voice.test_voice_briefing_context import ZONES
 from tests.voice.test_voice_remediation import OWNER, waiting
 
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
@@ -27,6 +32,14 @@ async def _user(deps: WorkerDeps, name: str, language: Language) -> None:
     async with deps.db.session() as session:
         await UserRepository(session).create(UserCreate(name=name, language=language))
         await session.commit()
+
+
+async def _prepared(service: BriefingService, user: str) -> bool:
+    return (await service.status(user)).prepared is not None
+
+
+async def _paused(service: BriefingService, user: str) -> bool:
+    return (await service.status(user)).paused
 
 
 async def _tasks_errors_and_refusals(state: AppState, user: str) -> dict[str, str]:
@@ -228,3 +241,45 @@ async def test_a_user_who_chose_no_language_hears_the_servers_default_language(
     assert row is not None
     facts = await voice_facts(deps.db, row, default_language=Language.EN)
     assert not _CJK.search(facts.hint), facts.hint
+
+
+async def test_the_greetings_own_words_are_in_the_speakers_language_not_the_briefings(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Every voice answer but the greeting followed the speaker's language: an English user whose
+    briefing was set up in Chinese heard "你好！今天的简报已经在 … 播报过了", a Chinese
+    user with an English briefing "Hello! The daily briefing is given at …" (and "… paused")."""
+    now = datetime.now(UTC)
+    zone = next(z for z in ZONES if 1 <= now.astimezone(ZoneInfo(z)).hour <= 21)
+    later = f"{now.astimezone(ZoneInfo(zone)).hour + 2:02d}:00"
+    english, chinese = unique("gen"), unique("gzh")
+    await _user(deps, english, Language.EN)
+    await _user(deps, chinese, Language.ZH)
+    day = {"prepare_at": "00:00", "window_end": "23:59", "timezone": zone}
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        service = state.briefings
+        await service.create(english, {**day, "window_start": "00:00", "language": "zh"})
+        await service.create(chinese, {**day, "window_start": later, "language": "en"})
+        try:
+            async with voice_client(state, english) as client:
+                await eventually(
+                    lambda: _prepared(service, english), f"{english}'s briefing prepared"
+                )
+                await say(client, "greet")  # the briefing itself: written in its own language
+                again = await say(client, "greet")
+            async with voice_client(state, chinese) as client:
+                outside = await say(client, "greet")
+                await service.pause(chinese)
+                await eventually(lambda: _paused(service, chinese), "paused")
+                paused = await say(client, "greet")
+        finally:
+            await service.delete(english)
+            await service.delete(chinese)
+
+    assert re.fullmatch(
+        r"Hello! I gave today's briefing at \d\d:\d\d; I won't repeat it\. .*", again
+    )
+    assert not _CJK.search(again), again
+    assert outside == f"你好！每日简报在 {later}–23:59 之间的第一次问候时播报。", outside
+    assert paused == "你好！每日简报已暂停，恢复后才会播报。", paused
