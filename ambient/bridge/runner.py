@@ -269,10 +269,14 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         return describe(exc.exceptions[0])
     if isinstance(exc, ConnectionClosed):
-        close = exc.rcvd or exc.sent
+        # Closed first by this side (1009 for a frame past FRAME_LIMIT_BYTES, say): what was
+        # received is the broker's echo of our code, not a close of its own.
+        ours = exc.sent is not None and (exc.rcvd is None or exc.rcvd_then_sent is False)
+        close = exc.sent if ours else exc.rcvd
         if close is None:
             return "the connection dropped (no close frame)"
-        return f"closed by the broker: {close.code} {close.reason}".strip()
+        who = "this bridge" if ours else "the broker"
+        return f"closed by {who}: {close.code} {close.reason}".strip()
     if isinstance(exc, InvalidStatus):
         body = (exc.response.body or b"").decode("utf-8", "replace").strip()[:200]
         return f"refused by the broker: HTTP {exc.response.status_code} {body}".strip()

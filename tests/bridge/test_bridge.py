@@ -21,7 +21,7 @@ from websockets.http11 import USER_AGENT
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, EndpointPublic, Endpoints
 from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays
-from ambient.bridge.serving import RESULT_LIMIT_BYTES
+from ambient.bridge.serving import FRAME_LIMIT_BYTES, RESULT_LIMIT_BYTES
 from ambient.clients.guard import DestinationGuard
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
@@ -580,3 +580,28 @@ async def test_a_huge_frame_is_refused_by_itself_and_a_call_in_flight_is_still_a
         answer = await within(HANG, connection.answer(running_call))
         assert answer["result"]["content"][0]["text"] == "done"
         assert broker.current(token) is connection and runner.counts["failures"] == 0
+
+
+async def test_a_close_the_bridge_sends_is_shown_as_its_own_not_the_brokers(
+    state: AppState, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A frame past the bridge's limit makes the bridge close with 1009 (message too big): the
+    owner's page and the log said "closed by the broker: 1009", sending an operator to look for
+    a fault on the broker's side. The close is said as the bridge's own, with its reason."""
+    token = unique("big")
+    caplog.set_level(logging.WARNING, logger="ambient.bridge.runner")
+    async with running_broker({token}) as broker:
+        runner = runner_for(state, "r1")
+        runner.timing = BridgeTiming(first_delay=3600, healthy_after=3600)
+        async with running(runner):
+            await register(state, unique("ned"), broker.url(token))
+            connection = await broker.held(token)
+            await connection.send_raw(" " * (FRAME_LIMIT_BYTES + 1))
+            await connection.closed.wait()
+            row = await within(HANG, failure_shown(state))
+    assert connection.close_reason is not None and connection.close_reason.startswith("1009 ")
+    assert row.last_error is not None
+    assert row.last_error.startswith("closed by this bridge: 1009 "), row.last_error
+    assert "frame exceeds limit" in row.last_error and "broker" not in row.last_error
+    [logged] = [r.getMessage() for r in caplog.records if "re-dialing" in r.getMessage()]
+    assert "closed by this bridge: 1009 " in logged and "by the broker" not in logged
