@@ -306,6 +306,11 @@ async def terminate_all(client: Client, ids: list[str]) -> None:
         await asyncio.gather(*(h.terminate("bench done") for h in handles), return_exceptions=True)
 
 
+def progress(kind: str, n: int, step: str) -> None:
+    """One line on stderr a step of a phase: a run that stops shows where it stopped."""
+    print(f"{datetime.now(UTC):%H:%M:%S} {kind} N={n}: {step}", file=sys.stderr, flush=True)
+
+
 async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
     interval, client = bench.interval, bench.client
     ids = [f"bench-{kind}/{seq}/{i}" for i in range(n)]
@@ -330,6 +335,7 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
     failed = await start_all(bench, starts)
     created = time.monotonic()
     notes.append(f"created {n - failed} of {n} in {created - created_at:.0f} s")
+    progress(kind, n, notes[-1])
 
     # Steady state: every page past its baseline, i.e. fetched at least twice (the floor:
     # every first iteration done, then half an interval for the spread second ones).
@@ -347,6 +353,7 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
         if twice < n:
             notes.append(f"only {twice} of {n} pages fetched twice before the window")
         notes.append(f"steady {time.monotonic() - created:.0f} s after creation")
+        progress(kind, n, notes[-1])
     if bench.settle:
         # Polls hand back and heartbeat on a cycle of a whole window: a window measured
         # right after creation sees the first polls' cycle, not the steady one.
@@ -365,12 +372,14 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
+    progress(kind, n, f"window of {bench.window:.0f} s")
     t0, m0 = time.time(), time.monotonic()
     w0, s0, c0 = time.process_time(), process_cpu(bench.server_pid), COMPLETED["count"]
     await asyncio.sleep(bench.window)
     w1, s1, c1 = time.process_time(), process_cpu(bench.server_pid), COMPLETED["count"]
     t1, m1 = time.time(), time.monotonic()
     rss_running = rss_mb()
+    progress(kind, n, "window over; reading fetches and histories")
     if spy is not None:
         await spy.wait()
         notes.append(f"py-spy samples in {bench.py_spy[1] if bench.py_spy else ''}-{kind}-{n}.txt")
@@ -398,6 +407,7 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
             + (", ".join(f"{k} {c}" for k, c in sorted(kinds.items())) or "none")
         )
     if kind != "floor":
+        progress(kind, n, f"pausing {CONTROLLED} watches")
         latency = await pause_latency(client, [ids[i] for i in sample[:CONTROLLED]])
         if latency:
             notes.append(
@@ -413,6 +423,7 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
             f"net of the idle stack: worker {1000 * worker:.2f}, server {1000 * server:.2f}, "
             f"all-in {1000 * (worker + server):.2f} ms CPU/check"
         )
+    progress(kind, n, "stopping the watches")
     await terminate_all(client, ids)
     return Phase(
         kind,
