@@ -66,6 +66,11 @@ AS_BROWSERS_READ = {
     **dict.fromkeys(("big5", "big5-hkscs", "cn-big5", "csbig5", "x-x-big5"), "big5hkscs"),
     **dict.fromkeys(("iso-8859-1", "latin1", "us-ascii", "ascii"), "cp1252"),
 }
+# WHATWG's labels of UTF-16LE and UTF-16BE.
+UTF_16_LABELS = frozenset(
+    {"utf-16", "utf-16le", "utf-16be", "unicode", "unicodefeff", "unicodefffe", "ucs-2"}
+    | {"csunicode", "iso-10646-ucs-2"}
+)
 WIDE_RUN = re.compile("[^\x00-\x7f\ufffd]{2,}")  # two or more non-ASCII characters in a row
 
 
@@ -97,6 +102,10 @@ class FetchResult:
         label = declared.group(1) if declared else None
         if label is None and (meta := META_CHARSET.search(body, 0, 2048)):
             label = meta.group(1).decode("ascii")
+            if label.lower() in UTF_16_LABELS:
+                # The <meta> was read as ASCII, so the page is not UTF-16: WHATWG takes it as
+                # UTF-8 (a UTF-16 page has a byte order mark, read above).
+                label = "utf-8"
         if label is None:
             # Declared nowhere: UTF-8 if it reads as UTF-8, else Chinese or Latin-1 by its text.
             try:

@@ -157,6 +157,19 @@ async def test_a_page_that_declares_no_encoding_is_read_as_latin_1_or_gbk_as_it_
     assert hits == {"café": pages[:1], "Zürich": pages[:2], "数据库故障": pages[2:3]}
 
 
+async def test_a_meta_saying_utf_16_in_a_page_without_byte_order_mark_means_utf_8(
+    site: tuple[Site, str], http: httpx.AsyncClient
+) -> None:
+    """The <meta> was readable as ASCII, so the page is not UTF-16 (WHATWG: such a label is
+    taken as UTF-8)."""
+    state, base = site
+    for label in ("utf-16", "UTF-16LE", "utf-16be"):
+        html = article("数据库故障已恢复").replace("<head>", f'<head><meta charset="{label}">')
+        state.encoded[f"/{label}"] = (html.encode(), "text/html")
+        result = await WebFetcher(allow_cidrs=LOOPBACK).fetch(f"{base}/{label}")
+        assert main_text(result.text()) == "数据库故障已恢复", label
+
+
 def test_extraction_takes_main_text_or_a_css_selector() -> None:
     html = (
         "<html><body><nav>Menu</nav><div id='price'>42 USD</div>"
