@@ -74,6 +74,7 @@ class PollReports:
         self.event_failures = 0
         self.last_failure: Failure | None = None
         self.turn = asyncio.Lock()  # one event is numbered and stored at a time
+        self.storing = 0  # checks storing or waiting for the turn
         self.sends: set[asyncio.Task[None]] = set()
         self.handed_back = False  # the result is built: late failures go to the next poll
         # The life's late failures (watch_polls), which the result tells the workflow.
@@ -105,7 +106,8 @@ class PollReports:
                 events=lambda old: self.numbered(found(old), inbox=inbox),
                 page=page,
             )
-            stored = await self.poller.writer.write(write)
+            # Other checks wait for the turn: no linger for more polls' checks to join.
+            stored = await self.poller.writer.write(write, hurry=self.storing > 1)
         except SQLAlchemyError as exc:
             activity.logger.warning("poll of %s: %s failed: %s", request.workflow_id, what, exc)
             self.event_failures += 1

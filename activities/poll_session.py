@@ -391,10 +391,17 @@ class PollSession:
         what: str,
     ) -> None:
         """Store and notify what ``found`` returns with the page's new state (kept on failure)."""
-        async with self.reports.turn:
-            urls = {**self.urls, url: after}
-            if await self.reports.store(urls, found, now, page=page, what=what):
-                self.urls[url] = after
+        reports = self.reports
+        reports.storing += 1
+        if reports.turn.locked():
+            self.poller.writer.hurry()  # the check holding the turn may wait in a linger
+        try:
+            async with reports.turn:
+                urls = {**self.urls, url: after}
+                if await reports.store(urls, found, now, page=page, what=what):
+                    self.urls[url] = after
+        finally:
+            reports.storing -= 1
 
     def result(self) -> PollResult:
         reports = self.reports

@@ -66,6 +66,12 @@ AS_BROWSERS_READ = {
     **dict.fromkeys(("big5", "big5-hkscs", "cn-big5", "csbig5", "x-x-big5"), "big5hkscs"),
     **dict.fromkeys(("iso-8859-1", "latin1", "us-ascii", "ascii"), "cp1252"),
 }
+# WHATWG's labels of UTF-16LE and UTF-16BE.
+UTF_16_LABELS = frozenset(
+    {"utf-16", "utf-16le", "utf-16be", "unicode", "unicodefeff", "unicodefffe", "ucs-2"}
+    | {"csunicode", "iso-10646-ucs-2"}
+)
+WIDE_RUN = re.compile("[^\x00-\x7f\ufffd]{2,}")  # two or more non-ASCII characters in a row
 
 
 @dataclass
@@ -80,7 +86,7 @@ class FetchResult:
 
     def text(self) -> str:
         """The body in the encoding the page declares (BOM, Content-Type, <meta>), else UTF-8,
-        else GB18030."""
+        else GB18030 or windows-1252 (``undeclared_text``)."""
         # Read as UTF-8 always, a GBK page (many Chinese sites) was text no keyword matched.
         body = self.body
         if body.startswith(codecs.BOM_UTF8):
@@ -96,20 +102,38 @@ class FetchResult:
         label = declared.group(1) if declared else None
         if label is None and (meta := META_CHARSET.search(body, 0, 2048)):
             label = meta.group(1).decode("ascii")
+            if label.lower() in UTF_16_LABELS:
+                # The <meta> was read as ASCII, so the page is not UTF-16: WHATWG takes it as
+                # UTF-8 (a UTF-16 page has a byte order mark, read above).
+                label = "utf-8"
         if label is None:
-            # Declared nowhere: UTF-8 if it reads as UTF-8, else GB18030, the default of a
-            # zh-CN browser (old Chinese sites declare nothing): read as UTF-8, such a page
-            # was replacement characters no keyword matched.
-            for guess in ("utf-8", "gb18030"):
-                try:
-                    return body.decode(guess)
-                except UnicodeDecodeError:
-                    pass
+            # Declared nowhere: UTF-8 if it reads as UTF-8, else Chinese or Latin-1 by its text.
+            try:
+                return body.decode()
+            except UnicodeDecodeError:
+                return undeclared_text(body)
         encoding = AS_BROWSERS_READ.get(label.lower(), label) if label else "utf-8"
         try:
             return body.decode(encoding, errors="replace")
         except LookupError:  # a label Python does not know
             return body.decode(errors="replace")
+
+
+def undeclared_text(body: bytes) -> str:
+    """A page that declares no encoding and is not UTF-8: GB18030 if it reads as Chinese, else
+    windows-1252, as a browser guesses between an old GBK site and an old European one."""
+    # Almost any bytes are GB18030, a Latin-1 page's too (Müller as M黮ler), but its accents
+    # pair with the next byte into lone rare characters (or none: U+FFFD). Chinese text is
+    # GB2312 characters (simplified) or runs of characters (traditional in GBK). C-speed
+    # passes, no detector: charset-normalizer (locked through trafilatura) costs
+    # milliseconds a page and may answer any of dozens of encodings.
+    text = body.decode("gb18030", errors="replace")
+    ascii_chars = len(text.encode("ascii", errors="ignore"))
+    wide = len(text) - ascii_chars
+    common = (len(text.encode("gb2312", errors="ignore")) - ascii_chars) // 2
+    if common >= 0.8 * wide or sum(map(len, WIDE_RUN.findall(text))) >= 0.8 * wide:
+        return text
+    return body.decode("cp1252", errors="replace")
 
 
 # How long a URL's checked addresses are reused (two checks at a 1-minute interval; a failed

@@ -153,19 +153,43 @@ class PollWriter:
         self.linger = linger
         self._queue: list[PollWrite] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._nap: asyncio.Future[None] | None = None  # the linger under way, if any
+        self._hurried = False  # the next batch goes without its linger
 
-    async def write(self, item: PollWrite) -> list[NewEvent]:
+    async def write(self, item: PollWrite, *, hurry: bool = False) -> list[NewEvent]:
+        """Write ``item`` with the next batch; ``hurry``: that batch goes now (see hurry)."""
         item.done = done = asyncio.get_running_loop().create_future()
         self._queue.append(item)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
+        if hurry:
+            self.hurry()
         # A caller cancelled before its batch runs is left out of it; one cancelled while its
         # batch commits is in it (a resumed poll finds its events by the mark).
         return await done
 
+    def hurry(self) -> None:
+        """End the linger: a poll's other checks wait for the batch (one poll's checks are
+        written one at a time, so each would wait a linger of its own)."""
+        if not self._queue:
+            return
+        self._hurried = True
+        if self._nap is not None and not self._nap.done():
+            self._nap.set_result(None)
+
     async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._queue:
-            await asyncio.sleep(self.linger)
+            if not self._hurried:
+                # asyncio.sleep's timer, with a future hurry() can end.
+                self._nap = nap = loop.create_future()
+                timer = loop.call_later(self.linger, _wake, nap)
+                try:
+                    await nap
+                finally:
+                    timer.cancel()
+                    self._nap = None
+            self._hurried = False
             batch, self._queue = [i for i in self._queue if not _over(i)], []
             try:
                 await self._write(batch)
@@ -245,6 +269,11 @@ class PollWriter:
             await conn.execute(upsert(conn.dialect.name, POLLS, ["task", "life"], marked), marks)
             await session.commit()
         return results
+
+
+def _wake(nap: asyncio.Future[None]) -> None:
+    if not nap.done():
+        nap.set_result(None)
 
 
 def _over(item: PollWrite) -> bool:

@@ -18,6 +18,7 @@ from ambient.clients.web import (
 )
 from ambient.domain.checks import CheckPageInput, MetricReading, ReadMetricInput
 from ambient.storage import Database
+from ambient.watches.page_changes import diff_pages
 from tests.support.servers import HANG, serve
 from tests.watches.site import Site, article
 
@@ -128,6 +129,45 @@ async def test_oversize_body_and_error_status(
         await fetcher.fetch(f"{base}/huge")
     with pytest.raises(HttpStatusError, match="404"):
         await fetcher.fetch(f"{base}/nope")
+
+
+# A European page that says nothing of its encoding (no charset, no <meta>), saved in
+# Latin-1, and an old Chinese page in GBK: each read as the browser of its readers reads it.
+UNDECLARED = [
+    ("/latin-1", "Müller öffnet das Café an der Straße in Zürich; café crème à 2 €.", "cp1252"),
+    # Every accent before a letter: the bytes are valid GB18030 too (Müller was M黮ler).
+    ("/latin-1-words", "Müller öffnet Straßencafés in Zürich", "cp1252"),
+    ("/gbk", "下午发生数据库故障，已恢复。朱镕基", "gbk"),
+    ("/gbk-traditional", "這是一個繁體中文的頁面，們說話", "gbk"),
+]
+
+
+async def test_a_page_that_declares_no_encoding_is_read_as_latin_1_or_gbk_as_it_reads(
+    site: tuple[Site, str], http: httpx.AsyncClient
+) -> None:
+    state, base = site
+    for path, text, encoding in UNDECLARED:
+        state.encoded[path] = (article(text).encode(encoding), "text/html")
+    fetcher = WebFetcher(allow_cidrs=LOOPBACK)
+    for path, text, _ in UNDECLARED:
+        result = await fetcher.fetch(f"{base}{path}")
+        assert main_text(result.text()) == text
+    pages = [main_text((await fetcher.fetch(f"{base}{path}")).text()) for path, *_ in UNDECLARED]
+    hits = diff_pages([], pages, ["café", "Zürich", "数据库故障"]).hits
+    assert hits == {"café": pages[:1], "Zürich": pages[:2], "数据库故障": pages[2:3]}
+
+
+async def test_a_meta_saying_utf_16_in_a_page_without_byte_order_mark_means_utf_8(
+    site: tuple[Site, str], http: httpx.AsyncClient
+) -> None:
+    """The <meta> was readable as ASCII, so the page is not UTF-16 (WHATWG: such a label is
+    taken as UTF-8)."""
+    state, base = site
+    for label in ("utf-16", "UTF-16LE", "utf-16be"):
+        html = article("数据库故障已恢复").replace("<head>", f'<head><meta charset="{label}">')
+        state.encoded[f"/{label}"] = (html.encode(), "text/html")
+        result = await WebFetcher(allow_cidrs=LOOPBACK).fetch(f"{base}/{label}")
+        assert main_text(result.text()) == "数据库故障已恢复", label
 
 
 def test_extraction_takes_main_text_or_a_css_selector() -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from temporalio.testing import ActivityEnvironment
 
 from activities import polling
 from activities.notify import NotifyActivities, Recipient
@@ -19,7 +21,11 @@ from ambient.domain.users import UserCreate
 from ambient.storage import Database
 from ambient.storage.models import Delivery, Event, InboxMessage, WatchPoll, WatchSnapshot
 from ambient.storage.repositories import UserRepository
+from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.poll_store import InboxCopy, NewEvent, PageText, PollWrite, PollWriter
+from ambient.watches.polling import PollEnd, PollRequest
+from tests.support.servers import serve
+from tests.watches.site import Site, article
 
 
 async def _user(db: Database, name: str = "ann") -> None:
@@ -165,3 +171,42 @@ async def test_polls_of_one_user_share_one_read_of_their_push_settings(
     monkeypatch.setattr(polling, "RECIPIENT_TTL", 0.0)  # a minute later: read again
     await poller.recipient("ann")
     assert notify.reads == 3
+
+
+async def test_a_check_of_many_changed_pages_waits_one_linger_not_one_a_page(
+    deps: WorkerDeps,
+) -> None:
+    """A poll stores its checks one at a time: each waited a linger of its own, so a watch of
+    six pages took six lingers to take its baseline (3 s at 0.5 s: the whole heartbeat
+    timeout of a test's poll, which Temporal then retried with backoff)."""
+    await _user(deps.db)
+    site = Site()
+    paths = [f"/page-{i}" for i in range(6)]
+    for path in paths:
+        site.pages[path] = article(f"The page at {path}.")
+    notify = NotifyActivities(deps.db, deps.channels)
+    poller = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notify)
+    poller.writer.linger = 1.5
+    async with serve(site.app()) as base:
+        urls = [f"{base}{path}" for path in paths]
+        config = WebMonitorConfig.model_validate({"urls": urls, "check_interval_minutes": 1})
+        request = PollRequest(
+            user="ann",
+            task="w-many",
+            workflow_id="w-many",
+            life="life",
+            config=config,
+            targets=[],
+            interval_seconds=60.0,
+            window_seconds=3600.0,
+            first_only=True,
+        )
+        started = time.monotonic()
+        result = await ActivityEnvironment().run(poller.poll_pages, request)
+        took = time.monotonic() - started
+    assert result.ended is PollEnd.FIRST and result.checks == 1
+    assert sorted(result.urls) == sorted(urls) and all(s.hash for s in result.urls.values())
+    assert sorted(s.url for s in await _all(deps.db, WatchSnapshot)) == sorted(urls)
+    # The last page's linger (for other polls' checks to join) and six commits, not six
+    # lingers: a bound with room for a busy machine.
+    assert took < 4.5, took
