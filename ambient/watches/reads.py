@@ -285,9 +285,7 @@ class TaskReads:
         if kind is TaskKind.SCHEDULE:
             return await self._schedule_status(user, task_id)
         if kind is TaskKind.DAILY_BRIEFING:
-            status = _briefing_task_status(
-                await self._query_status(task_id, BriefingStatus, within)
-            )
+            status = briefing_task_status(await self._query_status(task_id, BriefingStatus, within))
         else:
             status = await self._query_status(task_id, TaskStatus, within)
         # Described after the query: a poll still pending then had not handed back when the
@@ -403,7 +401,7 @@ class TaskReads:
         )
 
 
-def _briefing_task_status(briefing: BriefingStatus) -> TaskStatus:
+def briefing_task_status(briefing: BriefingStatus) -> TaskStatus:
     """A briefing's status in the shape every task answers with (the day's facts in detail)."""
     day = briefing.day
     detail: dict[str, object] = {"phase": briefing.phase, "date": day.date if day else None}
@@ -415,7 +413,14 @@ def _briefing_task_status(briefing: BriefingStatus) -> TaskStatus:
         task_id=briefing.task_id,
         kind=TaskKind.DAILY_BRIEFING,
         user=briefing.user,
-        state=TaskState.PAUSED if briefing.paused else TaskState.ACTIVE,
+        # Deleted, its run ends once its step under way (a preparation, a push) has: stopped.
+        state=(
+            TaskState.STOPPED
+            if briefing.stopping
+            else TaskState.PAUSED
+            if briefing.paused
+            else TaskState.ACTIVE
+        ),
         checks=briefing.days_completed,
         config=briefing.config.model_dump(mode="json"),
         detail=detail,

@@ -36,13 +36,21 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ambient import temporal
+from ambient.briefing.models import BriefingStatus
 from ambient.domain.configs import read_stored
 from ambient.refusals import Refusal
 from ambient.storage.repositories import SnapshotRepository
 from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
 from ambient.watches.inputs import InvalidTaskError, TaskStateError, checked_config, task_name
 from ambient.watches.models import TaskStatus, ThresholdWatchInput, WebMonitorInput
-from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, TaskReads, found, schedule_kind
+from ambient.watches.reads import (
+    PREFIXES,
+    WORKFLOW_TYPES,
+    TaskReads,
+    briefing_task_status,
+    found,
+    schedule_kind,
+)
 from ambient.watches.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
 from workflows.reminder import ReminderWorkflow
 
@@ -238,13 +246,10 @@ class TaskService(TaskReads):
                     await handle.trigger()
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
-                await self._running(task_id)
+                await self._live(user, task_id)
                 await self._briefing(self.briefings.regenerate(user))
             else:
-                if kind is TaskKind.DAILY_BRIEFING:  # its status is its own: it has no stop
-                    await self._running(task_id)
-                else:
-                    await self._live_watch(task_id)
+                await self._live(user, task_id)
                 await self.client.get_workflow_handle(task_id).signal(signal)
         status = await self.get(user, task_id)
         return TaskRef(task_id=task_id, kind=kind, state=new_state or status.state, created=False)
@@ -263,8 +268,9 @@ class TaskService(TaskReads):
         """
         kind = self._owned(user, task_id)
         if kind is TaskKind.DAILY_BRIEFING:
-            # The briefing takes a new config as a new run that carries the day and the pause.
-            await self._running(task_id)
+            # The briefing takes a new config as a new run that carries the day and the pause
+            # (a deleted one still finishing would be started again: refused).
+            await self._live(user, task_id)
             await self._briefing(self.briefings.create(user, config))
             return await self.get(user, task_id)
         # The same rules as create, for the task's own type (a digest is a schedule config).
@@ -279,7 +285,7 @@ class TaskService(TaskReads):
         # An update waits for a worker to take it, with no end: with none running it hung for
         # good. A query answers within QUERY_TIMEOUT or says the worker is silent, and then
         # nothing was sent (a change sent could still apply when a worker came back).
-        await self._live_watch(task_id)
+        await self._live(user, task_id)
         try:
             with found(task_id):
                 await self.client.get_workflow_handle(task_id).execute_update(
@@ -329,11 +335,17 @@ class TaskService(TaskReads):
         if description.status is not WorkflowExecutionStatus.RUNNING:
             raise TaskStateError(_stopped(task_id))
 
-    async def _live_watch(self, task_id: str) -> None:
-        """Refuse a watch that ended or is ending: deleted, it runs on until its last event is
-        recorded, and a signal or update then changed nothing while the answer said it had."""
+    async def _live(self, user: str, task_id: str) -> None:
+        """Refuse a watch or briefing that ended or is ending: deleted, it runs on until its
+        last event is recorded (a briefing, its preparation or push), and a signal or update
+        then changed nothing while the answer said it had (a briefing's update started it
+        again once it had ended)."""
         await self._running(task_id)
-        if (await self._query_status(task_id, TaskStatus)).state is TaskState.STOPPED:
+        if self._owned(user, task_id) is TaskKind.DAILY_BRIEFING:
+            status = briefing_task_status(await self._query_status(task_id, BriefingStatus))
+        else:
+            status = await self._query_status(task_id, TaskStatus)
+        if status.state is TaskState.STOPPED:
             raise TaskStateError(_stopped(task_id))
 
 

@@ -1,0 +1,86 @@
+"""The daily briefing through the generic task door after a delete, while its stopped run
+still finishes (a preparation held on a news page)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from starlette.responses import HTMLResponse
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.briefing.models import BriefingConfig
+from ambient.deps import WorkerDeps
+from ambient.watches.inputs import TaskStateError
+from ambient.watches.service import TaskService
+from tests.briefing.harness import briefing_stack, make_user, news_site
+
+
+def zone_at_midday() -> str:
+    """A fixed-offset zone where it is between 09:00 and 15:00 now."""
+    now = datetime.now(UTC)
+    for hours in range(-12, 15):
+        if 9 <= (now + timedelta(hours=hours)).hour < 15:
+            return f"Etc/GMT{-hours:+d}" if hours else "UTC"
+    raise AssertionError("no zone")
+
+
+@asynccontextmanager
+async def deleted_while_preparing(
+    env: WorkflowEnvironment, deps: WorkerDeps, user: str
+) -> AsyncIterator[tuple[TaskService, BriefingConfig, asyncio.Event]]:
+    """A briefing deleted through the task door while its preparation reads a news page that
+    has not answered yet: its run is still running, stopping."""
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def page(_request: object) -> HTMLResponse:
+        asked.set()
+        await release.wait()
+        return HTMLResponse("<html><body><article><p>Late news.</p></article></body></html>")
+
+    await make_user(deps.db, user)
+    async with news_site(deps, page) as site, briefing_stack(env, deps) as stack:
+        tasks = TaskService(env.client, stack.service.settings, deps.db, briefings=stack.service)
+        config = BriefingConfig(
+            timezone=zone_at_midday(),
+            language="en",
+            window_end="20:00",
+            news_urls=[f"{site}/news"],  # type: ignore[list-item]
+        )
+        # Created inside its window, past its preparation time: it prepares at once.
+        await stack.service.create(user, config)
+        await asyncio.wait_for(asked.wait(), 30)
+        await tasks.delete(user, f"daily-briefing/{user}")
+        try:
+            yield tasks, config, release
+        finally:
+            release.set()
+
+
+async def test_a_deleted_briefing_still_finishing_is_stopped_and_refuses_update_and_controls(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Deleted while its preparation ran, the briefing showed 'active', took pause and resume
+    as if it lived on, and an update_task (a settings page opened before the delete) waited
+    for the stopped run and started the briefing again: the delete was undone."""
+    async with deleted_while_preparing(dev_env, deps, "dora") as (tasks, config, release):
+        task_id = "daily-briefing/dora"
+        assert (await tasks.get("dora", task_id)).state == "stopped"
+        for poke in (tasks.pause, tasks.resume, tasks.trigger):
+            with pytest.raises(TaskStateError, match="is stopped; create it again"):
+                await asyncio.wait_for(poke("dora", task_id), 5)
+        update = asyncio.create_task(
+            tasks.update("dora", task_id, config.model_dump(mode="json") | {"language": "zh"})
+        )
+        await asyncio.sleep(1)
+        release.set()  # the stopped run ends now
+        with pytest.raises(TaskStateError, match="is stopped; create it again"):
+            await asyncio.wait_for(update, 15)
+        handle = dev_env.client.get_workflow_handle(task_id)
+        assert await asyncio.wait_for(handle.result(), 15) == "stopped"
+        # Nothing took its place: the last run is the stopped one.
+        assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
