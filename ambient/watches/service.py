@@ -292,6 +292,9 @@ class TaskService(TaskReads):
                     "update_config", payload, id=update_id
                 )
         except WorkflowUpdateFailedError as exc:
+            if (await self.get(user, task_id)).state is TaskState.STOPPED:
+                # A delete landed after our look: the task is stopped, the config is not wrong.
+                raise TaskStateError(_stopped(task_id)) from None
             raise InvalidTaskError(f"update rejected: {exc.cause}") from None
         return await self.get(user, task_id)
 

@@ -21,7 +21,7 @@ from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserSettings
 from ambient.storage.repositories import EventRepository, UserRepository
-from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError
+from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError, TaskStateError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.service import TaskService
@@ -591,3 +591,26 @@ async def test_a_news_digest_created_again_after_delete_starts_with_a_first_look
     body = await scheduled_run(again.task_id, "2")
     assert "first look taken" in body and "New bridge opens." not in body, body
     await service.delete(USER, again.task_id)
+
+
+async def test_an_update_that_a_delete_overtakes_is_refused_as_stopped_not_as_a_bad_config(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """update_task and delete_task at once: the delete landed between the service's look at
+    the task and its update, and the workflow's refusal came back as a wrong config (a 422 on
+    'config' over the API) instead of the task being stopped (409), as it is a moment later."""
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    ref = await service.create(USER, "web_monitor", monitor(base, "/a"), unique("race"))
+    looked = service._live
+
+    async def look_then_deleted(user: str, task_id: str) -> None:
+        await looked(user, task_id)
+        await service.delete(user, task_id)  # the other request's delete, in between
+
+    monkeypatch.setattr(service, "_live", look_then_deleted)
+    with pytest.raises(TaskStateError, match="is stopped; create it again"):
+        await service.update(USER, ref.task_id, monitor(base, "/a", minutes=30))
+    assert (await service.get(USER, ref.task_id)).config["check_interval_minutes"] == 60
