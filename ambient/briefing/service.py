@@ -324,8 +324,19 @@ class BriefingService:
         )
 
     async def _signal(self, user: str, name: str) -> BriefingStatus:
-        status = await self.status(user)
+        status = await (self.status(user) if name == "stop" else self._live(user))
         await self.client.get_workflow_handle(task_id_for(user)).signal(name)
+        return status
+
+    async def _live(self, user: str) -> BriefingStatus:
+        """The running briefing's status; a deleted one whose run still finishes (a preparation
+        or push under way) is gone already, as it is once that run has ended."""
+        status = await self.status(user)
+        if status.stopping:
+            raise BriefingNotFoundError(
+                f"the daily briefing of {user!r} was deleted (its last step is finishing); "
+                "create one with create_daily_briefing"
+            )
         return status
 
     # --- greeting ---------------------------------------------------------------------
@@ -484,7 +495,7 @@ class BriefingService:
         self, user: str, what: str, update: Any, *args: Any, id: str | None = None
     ) -> Any:
         """An update of the user's running briefing; one the workflow refuses is invalid."""
-        await self.status(user)
+        await self._live(user)
         handle = self.client.get_workflow_handle(task_id_for(user))
         try:
             return await handle.execute_update(update, *args, id=id)

@@ -14,6 +14,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.models import BriefingConfig
+from ambient.briefing.service import BriefingNotFoundError
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import TaskService
@@ -84,3 +85,19 @@ async def test_a_deleted_briefing_still_finishing_is_stopped_and_refuses_update_
         assert await asyncio.wait_for(handle.result(), 15) == "stopped"
         # Nothing took its place: the last run is the stopped one.
         assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
+
+
+async def test_the_briefing_tools_refuse_a_deleted_briefing_still_finishing(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """pause_daily_briefing, resume_daily_briefing and regenerate after delete_daily_briefing,
+    while its run still prepared: the pause and resume answered the status as if it lived on
+    ('paused'), and regenerate prepared a briefing nobody would get. Gone is gone, as a moment
+    later when its run has ended."""
+    async with deleted_while_preparing(dev_env, deps, "dino") as (tasks, _config, _release):
+        briefings = tasks.briefings
+        assert (await briefings.status("dino")).stopping
+        for step in (briefings.pause, briefings.resume, briefings.regenerate):
+            with pytest.raises(BriefingNotFoundError, match="deleted"):
+                await asyncio.wait_for(step("dino"), 5)
+        assert not (await briefings.status("dino")).paused
