@@ -288,6 +288,7 @@ class DailyBriefingWorkflow:
             given_at=self.given_at,
             given_via=self.given_via,
             pushed_at=self.pushed_at,
+            push_error=self.carry.last_push_error,
             days_completed=self.carry.days_completed,
             last_date=self.carry.last_date,
             last_given_at=self.carry.last_given_at,
@@ -387,7 +388,12 @@ class DailyBriefingWorkflow:
             )
         except ActivityError as exc:
             workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
+            self.carry.last_push_error = f"{date}: {failure_text(exc)}"
             return NotifyResult(deliveries=[])
+        # The inbox copy is kept whatever a channel answers: a channel that refused for good
+        # (a wrong robot key, a mailbox that does not exist) is said, not counted as pushed.
+        failed = "; ".join(f"{d.channel}: {d.error}" for d in result.failures)
+        self.carry.last_push_error = f"{date}: {failed}" if failed else None
         await workflow.execute_activity_method(
             BriefingActivities.record_briefing_push,
             request.model_copy(update={"at": workflow.now()}),

@@ -360,6 +360,8 @@ class BriefingStatus(BaseModel):
     given_at: datetime | None = None
     given_via: str | None = None
     pushed_at: datetime | None = None
+    # The last push's channels that failed (its inbox copy is kept), until the next push.
+    push_error: str | None = None
     days_completed: int = 0
     last_date: str | None = None
     last_given_at: datetime | None = None
@@ -384,6 +386,8 @@ class BriefingCarry(BaseModel):
     last_given_at: datetime | None = None
     days_completed: int = 0
     paused: bool = False
+    # The last push's channels that failed for good, kept until the next push: "DATE: why".
+    last_push_error: str | None = None
 
 
 class BriefingRun(BaseModel):

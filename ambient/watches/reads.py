@@ -405,7 +405,10 @@ def briefing_task_status(briefing: BriefingStatus) -> TaskStatus:
     """A briefing's status in the shape every task answers with (the day's facts in detail)."""
     day = briefing.day
     detail: dict[str, object] = {"phase": briefing.phase, "date": day.date if day else None}
-    facts = ("prepared_at", "preparation_error", "given_at", "given_via", "pushed_at", "last_date")
+    facts = (
+        *("prepared_at", "preparation_error", "given_at", "given_via", "pushed_at"),
+        *("push_error", "last_date"),
+    )
     for name in facts:  # times in ISO 8601
         value = getattr(briefing, name)
         detail[name] = value.isoformat() if isinstance(value, datetime) else value

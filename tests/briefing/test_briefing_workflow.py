@@ -23,6 +23,7 @@ from ambient.storage.briefings import (
     BroadcastRepository,
 )
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
+from ambient.watches.reads import briefing_task_status
 from tests.briefing.harness import (
     briefing_stack,
     eventually,
@@ -163,6 +164,44 @@ async def test_nobody_greets_so_the_briefing_is_pushed_at_window_end_by_email_an
     assert card["msgtype"] == "markdown"
     content = card["markdown"]["content"]
     assert view.content.headline in content and "/share/" in content and "<table>" not in content
+
+
+async def test_a_push_a_channel_refuses_for_good_is_said_in_the_status_not_only_as_pushed(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    from ambient.clients.notify.registry import build_channels
+    from tests.notify.standins import PushEndpoints
+    from tests.support.servers import serve
+
+    bots = PushEndpoints()
+    async with serve(bots.app()) as bot_base:
+        deps.settings = deps.settings.model_copy(update={"wecom_base_url": bot_base})
+        deps.channels = build_channels(deps.settings, deps.db, deps.http)
+        # A robot key the platform does not know: errcode 93000, failed for good.
+        channels = [{"type": "wecom", "target": "a-wrong-key", "kinds": ["briefing"]}]
+        await make_user(deps.db, "carol", {"channels": channels})
+        async with briefing_stack(ts_env, deps) as stack:
+            config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+            day = await stack.plan(config)
+            logs = write_day_logs(tmp_path / "app.log", day)
+            await stack.service.create(
+                "carol",
+                config.model_dump(mode="json")
+                | {"log_source": {"type": "file", "path": str(logs)}},
+            )
+            await stack.skip_to(day.window_end + timedelta(minutes=1))
+            await eventually(lambda: _pushed_row(stack.service, "carol", day.date), "push recorded")
+            status = await eventually(lambda: _push_said(stack.service, "carol"), "push error")
+    assert status.push_error is not None and status.push_error.startswith(f"{day.date}: wecom: ")
+    assert "93000" in status.push_error
+    assert briefing_task_status(status).detail["push_error"] == status.push_error
+    async with deps.db.session() as session:
+        assert len(await InboxRepository(session).list("carol")) == 1  # the copy kept
+
+
+async def _push_said(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.push_error else None
 
 
 async def _first(items):  # type: ignore[no-untyped-def]
