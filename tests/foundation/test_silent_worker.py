@@ -16,7 +16,7 @@ from ambient.domain.users import Language
 from ambient.settings import Settings
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState
-from mcp_server.voice import WORKER_SILENT
+from mcp_server.voice_sentences import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user
 from tests.conftest import running_worker, unique
 from tests.voice.support import say, voice_client, worker_state
