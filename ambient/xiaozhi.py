@@ -29,8 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
 
 from ambient import temporal
+from ambient.briefing.errors import BriefingNotFoundError
 from ambient.briefing.models import BriefingStatus
-from ambient.briefing.service import BriefingNotFoundError, BriefingService
+from ambient.briefing.service import BriefingService
 from ambient.domain.users import Language, Role, RollbackPermission
 from ambient.refusals import Refusal
 from ambient.remediation.runs import FINAL_STATES

@@ -14,7 +14,7 @@ from typing import Any
 from mcp.server.mcpserver import Context
 
 from ambient import temporal
-from ambient.briefing.service import BriefingError
+from ambient.briefing.errors import BriefingError
 from ambient.domain.users import Language
 from ambient.remediation.views import RemediationError
 from ambient.status import database_problem, temporal_problem

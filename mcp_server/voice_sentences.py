@@ -5,7 +5,7 @@ the words it puts into answers (task states, task kinds, arguments asked for aga
 
 from __future__ import annotations
 
-from ambient.briefing.service import BriefingNotFoundError, BriefingRefusedError
+from ambient.briefing.errors import BriefingNotFoundError, BriefingRefusedError
 from ambient.remediation.views import (
     RemediationNotFoundError,
     RemediationRefusedError,

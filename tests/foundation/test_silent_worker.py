@@ -9,8 +9,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
+from ambient.briefing.errors import BriefingError
 from ambient.briefing.models import BriefingConfig
-from ambient.briefing.service import BriefingError
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.settings import Settings
