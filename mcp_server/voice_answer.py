@@ -17,11 +17,11 @@ from ambient import temporal
 from ambient.briefing.errors import BriefingError
 from ambient.domain.users import Language
 from ambient.remediation.views import RemediationError
+from ambient.speakers import SpeakerKind, resolve_speaker
 from ambient.status import database_problem, temporal_problem
 from ambient.storage.repositories import UserRepository
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState
-from ambient.xiaozhi import SpeakerKind, resolve_speaker
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
 from mcp_server.voice_prompt import SPEAKER_DESCRIPTION

@@ -11,8 +11,8 @@ from ambient.remediation.views import (
     RemediationRefusedError,
     RemediationStateError,
 )
+from ambient.speakers import SpeakerKind
 from ambient.watches.inputs import TaskNotFoundError, TaskStateError
-from ambient.xiaozhi import SpeakerKind
 
 UNKNOWN_TOOL = "这个我还不会做。可以问我任务状态、待处理的事、最近的错误，或者暂停和恢复任务。"
 UNKNOWN_TOOL_EN = (
