@@ -150,10 +150,6 @@ async def _note(state: AppState, user: str, payload: dict[str, Any]) -> None:
         await session.commit()
 
 
-def _names_the_asked(which: str) -> bool:
-    return names_nothing(which) or which.strip(" 。.!！,，").lower() in _YES
-
-
 async def _decide(
     ctx: Context[Any, Any], which: str, approve: bool, reason: str, speaker: str | None
 ) -> str:
@@ -161,7 +157,7 @@ async def _decide(
         service = state.remediations
         waiting = await waiting_for(service, user)
         asked = await _last_asked(state, user) if waiting else None
-        if _names_the_asked(which):
+        if names_nothing(which) or which.strip(" 。.!！,，").lower() in _YES:
             run = next((r for r in waiting if asked and r.run_key == asked["run_key"]), None)
             if run is None:  # nothing asked, or that run waits no more: which one?
                 gone = say(
