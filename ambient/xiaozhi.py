@@ -1,4 +1,5 @@
-"""小智 devices, who is speaking, what waits for a person, and the per-wake context facts.
+"""小智 devices, what waits for a person, and the per-wake context facts (who is speaking:
+`ambient.speakers`).
 
 A device is a 小智 speaker known by its MAC (the `device-id` header xiaozhi-server sends). It
 belongs to one user, authenticates with its own token (stored hashed), and may name other
@@ -17,27 +18,27 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
 
 from ambient import temporal
+from ambient.briefing.errors import BriefingNotFoundError
 from ambient.briefing.models import BriefingStatus
-from ambient.briefing.service import BriefingNotFoundError, BriefingService
-from ambient.domain.users import Language, Role, RollbackPermission
+from ambient.briefing.service import BriefingService
+from ambient.domain.users import Language, Role
 from ambient.refusals import Refusal
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.safety import named_approver
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import RemediationError, RemediationSummary
+from ambient.speakers import DEFAULT_ASSISTANT
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID, RemediationRecord, User, XiaozhiDevice
@@ -273,98 +274,6 @@ async def _audit(
         subject=f"xiaozhi-device:{row.device_id}",
         detail={"user": row.user, **detail},
     )
-
-
-# --- who is speaking ------------------------------------------------------------------------
-
-
-class SpeakerKind(StrEnum):
-    OWNER = "owner"  # nobody named, or the owner named themself
-    ALLOWED = "allowed"  # another user who allowed one of the owner's devices
-    UNKNOWN = "unknown"  # a name no user has, or one who did not allow the owner's device
-    BEYOND = "beyond"  # a user who would have rights the owner lacks
-    NO_ACCOUNT = "no_account"  # the owner itself is no user (a misspelt `--user`, one removed)
-
-
-@dataclass(frozen=True)
-class Speaker:
-    kind: SpeakerKind
-    user: User | None  # the account to act as; None for UNKNOWN / BEYOND / NO_ACCOUNT
-
-
-_PERMISSION_RANK = {
-    RollbackPermission.NONE.value: 0,
-    RollbackPermission.DRY_RUN.value: 1,
-    RollbackPermission.EXECUTE.value: 2,
-}
-
-
-def _within(speaker: User, owner: User) -> bool:
-    """The speaker's rights are no more than the owner's (role and rollback permission)."""
-    if speaker.role == Role.ADMIN and owner.role != Role.ADMIN:
-        return False
-    return _PERMISSION_RANK.get(speaker.rollback_permission, 0) <= _PERMISSION_RANK.get(
-        owner.rollback_permission, 0
-    )
-
-
-NO_SPEAKER = frozenset(
-    {"", "null", "none", "nil", "n/a", "unknown", "user", "speaker", "me", "用户", "我", "未知"}
-)
-# The assistant's name where a user set none, and how a model spells it in Latin letters.
-DEFAULT_ASSISTANT = "小智"
-_ASSISTANT_SPELLINGS = {DEFAULT_ASSISTANT: {"xiaozhi", "xiao zhi"}}
-
-
-def names_no_speaker(speaker: str | None, assistant: str | None, described_as: str = "") -> bool:
-    """True when a model's ``speaker`` argument names nobody: a placeholder ("unknown"), the
-    assistant itself however repeated or spelt ("小智小智", "xiaozhi"), or words copied from
-    the argument's own description (a small model filled "声纹认出的人名", docs/benchmarks.md).
-    Such a call is the owner's, not a stranger's to refuse."""
-    key = (speaker or "").strip().lower()
-    name = (assistant or "").strip().lower()
-    return (
-        key in NO_SPEAKER
-        or (bool(name) and key.replace(name, "") == "")
-        or key in _ASSISTANT_SPELLINGS.get(name, set())
-        or (len(key) >= 2 and key in described_as.lower())
-    )
-
-
-async def resolve_speaker(
-    db: Database, owner: str, speaker: str | None, described_as: str = ""
-) -> Speaker:
-    """Who the voiceprint name ``speaker`` is, as far as the ``owner``'s endpoint may tell.
-
-    Matched against a user's voiceprint id or user name (case-insensitive). Another user is
-    answered only if they allowed one of the owner's devices, and only with rights the owner
-    has too: a speaker never gains rights through someone else's speaker.
-    """
-    async with db.session() as session:
-        users = UserRepository(session)
-        account = await users.get(owner)
-        if account is None:
-            return Speaker(SpeakerKind.NO_ACCOUNT, None)
-        key = (speaker or "").strip().lower()
-        # A model that knows no voiceprint name fills the argument with a placeholder or the
-        # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
-        if names_no_speaker(speaker, account.assistant_name or DEFAULT_ASSISTANT, described_as):
-            return Speaker(SpeakerKind.OWNER, account)
-        query = select(User).where(
-            or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)
-        )
-        found = list(await session.scalars(query))
-        if len(found) != 1:
-            return Speaker(SpeakerKind.UNKNOWN, None)
-        person = found[0]
-        if person.name == owner:
-            return Speaker(SpeakerKind.OWNER, account)
-        devices = await session.scalars(select(XiaozhiDevice).where(XiaozhiDevice.user == owner))
-        if not any(person.name in (d.speakers or []) for d in devices):
-            return Speaker(SpeakerKind.UNKNOWN, None)
-        if not _within(person, account):
-            return Speaker(SpeakerKind.BEYOND, None)
-        return Speaker(SpeakerKind.ALLOWED, person)
 
 
 # --- what waits for a person ---------------------------------------------------------------

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient import __version__
 from ambient.bridge.runner import bridge_running
-from ambient.briefing.service import BriefingError
+from ambient.briefing.errors import BriefingError
 from ambient.cloud.errors import CloudOpsError
 from ambient.discussions.views import DiscussionError
 from ambient.history import FilterError, ScopeError

@@ -27,7 +27,7 @@ from mcp.types import (
 from pydantic import ValidationError
 
 from ambient import __version__
-from ambient.briefing.service import BriefingError
+from ambient.briefing.errors import BriefingError
 from ambient.clients.kube import KubeError
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.cloud.errors import CloudOpsError

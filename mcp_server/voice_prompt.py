@@ -32,7 +32,7 @@ INSTRUCTIONS = (
 )
 
 # Models filled "小智" or "unknown" when told only "optional": say what it is and when to
-# leave it out. A value copied from this text is no speaker (ambient.xiaozhi.names_no_speaker).
+# leave it out. A value copied from this text is no speaker (ambient.speakers.names_no_speaker).
 SPEAKER_DESCRIPTION = "声纹认出的人名，不知道就不填 / a voiceprint name, else leave out"
 Spoken = Annotated[str | None, Field(default=None, description=SPEAKER_DESCRIPTION)]
 TaskName = Annotated[

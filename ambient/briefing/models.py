@@ -336,6 +336,17 @@ _GREETINGS = {
     ),
 }
 
+# The greetings the workflow does not give (Chinese, English): the service says them, when
+# the workflow is not there or does not answer in time.
+NOT_SET_UP = (
+    "你好！还没有设置每日简报。",
+    "Hello! No daily briefing is set up: create one with create_daily_briefing.",
+)
+NOT_IN_TIME = (
+    "你好！简报这次没有及时回答，请再叫我一次。",
+    "Hello! The briefing did not answer in time: greet again in a moment.",
+)
+
 
 def greeting_text(
     outcome: GreetOutcome, language: Language, *, hhmm: str | None = None, window: str = ""

@@ -3,10 +3,7 @@
 MCP tools, the API and the CLI are thin adapters over ``BriefingService``. The task id is
 the workflow id `daily-briefing/{user}` (one per user), so creating twice is idempotent.
 
-BriefingError
- ├── InvalidBriefingError    bad config or arguments: nothing was changed
- ├── BriefingRefusedError    another user's briefing, without the admin role
- └── BriefingNotFoundError   no daily briefing (or no briefing of that date) for this user
+Its errors, and the checks of what it is given, are in `ambient.briefing.errors`.
 """
 
 from __future__ import annotations
@@ -15,9 +12,6 @@ import asyncio
 import base64
 import hashlib
 import logging
-import re
-import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,12 +28,24 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
+from ambient.briefing.errors import (
+    BriefingError,
+    BriefingNotFoundError,
+    BriefingRefusedError,
+    InvalidBriefingError,
+    check_date,
+    field_of,
+    invalid_config,
+    parse_config,
+    request_id_of,
+)
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import LogFileError, read_log_source, resolve_log_path
 from ambient.briefing.models import (
     KIND,
-    MAX_REQUEST_ID,
+    NOT_IN_TIME,
+    NOT_SET_UP,
     BriefingCarry,
     BriefingConfig,
     BriefingListItem,
@@ -62,10 +68,9 @@ from ambient.briefing.models import (
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import text_to_voice
-from ambient.domain.field_errors import Refused, field_errors, field_problems
+from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Language, Role
-from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
 from ambient.status import temporal_problem
@@ -79,53 +84,6 @@ log = logging.getLogger(__name__)
 MAX_LISTED = 366  # a year of days
 # What a greeting keeps of its caller's wait for the update's trip to the workflow and back.
 GREET_ROUND_TRIP = 2.0
-
-
-# The greetings the workflow does not give (Chinese, English), as its own are (greeting_text).
-NOT_SET_UP = (
-    "你好！还没有设置每日简报。",
-    "Hello! No daily briefing is set up: create one with create_daily_briefing.",
-)
-NOT_IN_TIME = (
-    "你好！简报这次没有及时回答，请再叫我一次。",
-    "Hello! The briefing did not answer in time: greet again in a moment.",
-)
-
-
-class BriefingError(Exception):
-    """A briefing operation failed; the message says what to do."""
-
-
-class InvalidBriefingError(BriefingError):
-    """The request was invalid; nothing changed. ``field`` names the offending field."""
-
-    def __init__(self, message: str | Refusal, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field or _field_of(str(message))
-
-
-class BriefingRefusedError(BriefingError):
-    """The caller may not do this to another user's briefing (it needs the admin role)."""
-
-
-class BriefingNotFoundError(BriefingError):
-    """No daily briefing task, or no briefing of that date, for the caller."""
-
-
-def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:
-    """A validated config; errors name the field."""
-    if isinstance(config, BriefingConfig):
-        return config
-    try:
-        return BriefingConfig.model_validate(config)
-    except ValidationError as exc:
-        raise _invalid_config(field_errors(exc)) from None
-
-
-def _invalid_config(errors: Sequence[Refused]) -> InvalidBriefingError:
-    problems = "; ".join(field_problems(errors))
-    first = ".".join(str(part) for part in errors[0][0])
-    return InvalidBriefingError(f"invalid briefing config — {problems}", first)
 
 
 # How long a create waits for a stopped run to finish before asking to be sent again.
@@ -197,7 +155,7 @@ class BriefingService:
             check_destinations(parsed, self.settings)
         except ConfigError as exc:
             errors = [(location[1:], message) for location, message in exc.errors]  # no "config."
-            raise _invalid_config(errors) from None
+            raise invalid_config(errors) from None
         for _ in range(2):
             try:
                 return await self._start(user, parsed)
@@ -362,7 +320,7 @@ class BriefingService:
         clock = asyncio.get_running_loop().time
         listens = self.greet_timeout.total_seconds() if within is None else within
         until = clock() + min(listens, self.greet_timeout.total_seconds())
-        request_id = _request_id(request_id)
+        request_id = request_id_of(request_id)
         # The same request id is applied once by Temporal: a retried call gets the same answer.
         update_id = _update_id("greet", f"{user}/{request_id}")
         handle = self.client.get_workflow_handle(task_id_for(user))
@@ -413,7 +371,7 @@ class BriefingService:
                 rows = await repo.list(user, limit=1)
                 row = rows[0] if rows else None
             else:
-                date = _check_date(date)
+                date = check_date(date)
                 row = await repo.get(user, date)
         if row is None:
             what = f"of {date}" if date else "yet"
@@ -483,7 +441,7 @@ class BriefingService:
         self, user: str, date: str | None = None, request_id: str | None = None
     ) -> NotifyResult:
         """Push a briefing (default: the latest) through the user's channels now."""
-        request_id = _request_id(request_id)
+        request_id = request_id_of(request_id)
         view = await self.get_briefing(user, date)
         key = f"{task_id_for(user)}/{view.date}/send/{request_id}"
         request = PushRequest(user=user, date=view.date, reason="requested", key=key)
@@ -503,7 +461,7 @@ class BriefingService:
             # The validator's own words ("date: ..."), not the cause's "ValueError: " prefix:
             # they name the field the 422 points at.
             reason = getattr(exc.cause, "message", None) or str(exc.cause)
-            raise InvalidBriefingError(f"{what} refused: {reason}", _field_of(reason)) from None
+            raise InvalidBriefingError(f"{what} refused: {reason}", field_of(reason)) from None
 
     # --- analysis -----------------------------------------------------------------------
 
@@ -559,29 +517,5 @@ class BriefingService:
         return LogAnalysis(report=report, markdown=render_markdown(report), source=label, read=read)
 
 
-def _field_of(message: str) -> str | None:
-    match = re.search(r"(?:— |^)(?:Value error, )?([a-z_][a-z0-9_.]*): ", message)
-    return match[1] if match else None
-
-
-def _request_id(given: str | None) -> str:
-    """The caller's retry-safe id (refused past its bound, naming it), or a fresh one."""
-    if given is not None and len(given) > MAX_REQUEST_ID:
-        raise InvalidBriefingError(
-            f"request_id: at most {MAX_REQUEST_ID} characters", field="request_id"
-        )
-    return given or uuid.uuid4().hex
-
-
 def _update_id(kind: str, key: str) -> str:
     return f"{kind}/" + hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def _check_date(value: str) -> str:
-    """The date as briefings are stored (YYYY-MM-DD): strptime also reads '2026-1-5'."""
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
-    except ValueError:
-        raise InvalidBriefingError(
-            Refusal("date: %(day)s is not a date as YYYY-MM-DD", day=repr(value))
-        ) from None

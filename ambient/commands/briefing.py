@@ -12,8 +12,9 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.text import Text
 
+from ambient.briefing.errors import BriefingError
 from ambient.briefing.models import GreetOutcome
-from ambient.briefing.service import BriefingError, BriefingService, task_id_for
+from ambient.briefing.service import BriefingService, task_id_for
 from ambient.commands import Json, User, fail, print_json, run_service, table_of
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY

@@ -61,7 +61,6 @@ from ambient.remediation.views import (
     AuditLine,
     InvalidRemediationError,
     RemediationError,
-    RemediationNotFoundError,
     RemediationRefusedError,
     RemediationStateError,
     RemediationSummary,
@@ -69,6 +68,10 @@ from ambient.remediation.views import (
     ScoreView,
     StartResult,
     accepted,
+    already_finished,
+    check_id,
+    check_reason,
+    not_found,
     report_markdown,
 )
 from ambient.settings import Settings
@@ -85,8 +88,6 @@ TRIAGE_SCHEDULE = "alert-triage"
 MAX_STATS_DAYS = 365
 # How long an alert sent again waits for its ended run's last steps before the next run starts.
 FINISHING_WAIT = 10.0
-# What the run's inputs hold (ApprovalInput, AbortInput): the API and MCP bound it too.
-MAX_REASON = 1000
 
 
 class RemediationService:
@@ -262,13 +263,13 @@ class RemediationService:
         # Who may see it is read from the run's search attributes, not a query: a query waits
         # for the run's worker, and a stranger's look at a run that exists took that time (or
         # its timeout) where one at no run was refused at once, telling them the run existed.
-        _check_id(rid)
+        check_id(rid)
         try:
             description = await self.client.get_workflow_handle(rid).describe()
         except RPCError as exc:
             raise _refused(rid, exc) from None
         if not await self._may_steer(user, description.typed_search_attributes):
-            raise _not_found(rid)
+            raise not_found(rid)
         return await self._status(rid)
 
     async def _status(self, rid: str) -> RemediationStatus:
@@ -334,7 +335,7 @@ class RemediationService:
         self, user: str, rid: str, approve: bool, reason: str = "", *, run_key: str | None = None
     ) -> ApprovalDecision:
         """Answer the pending approval; the approver's permission is read here, not given."""
-        _check_reason(reason)
+        check_reason(reason)
         status, account = await self._steerer(
             user, rid, run_key, "approve" if approve else "refuse"
         )
@@ -374,14 +375,14 @@ class RemediationService:
         self, user: str, rid: str, reason: str = "", *, run_key: str | None = None
     ) -> RemediationStatus:
         """Stop the run; with ``run_key`` (a reply in a run's discussion), only that run."""
-        _check_reason(reason)
+        check_reason(reason)
         status, _ = await self._steerer(user, rid, run_key, "abort")
         if status.state in FINAL_STATES:  # ended, its last steps (report, notice) still running
-            raise RemediationStateError(_finished(rid, status.state))
+            raise RemediationStateError(already_finished(rid, status.state))
         handle = _run_handle(self.client, rid, run_key)
         description = await handle.describe()
         if description.status is not WorkflowExecutionStatus.RUNNING:
-            raise RemediationStateError(_finished(rid, status.state))
+            raise RemediationStateError(already_finished(rid, status.state))
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason))
         return await self._status(rid)
 
@@ -475,38 +476,8 @@ def _run_handle(client: Client, rid: str, run_key: str | None) -> Any:
     return client.get_workflow_handle(rid, run_id=run_key.partition("@")[2] if run_key else None)
 
 
-def _check_reason(reason: str) -> None:
-    # The web form and the CLI pass any text: past the bound the run's input refused it with a
-    # ValidationError (a 500 on the web form) after the run was looked up.
-    if len(reason) > MAX_REASON:
-        raise InvalidRemediationError(
-            f"reason: at most {MAX_REASON} characters, not {len(reason)}", field="reason"
-        )
-
-
-def _check_id(rid: str) -> None:
-    if not rid.startswith("remediation/"):
-        raise RemediationNotFoundError(
-            f"no remediation {rid!r}: ids look like remediation/<fingerprint>; "
-            "call list_remediations"
-        )
-
-
 def _refused(rid: str, exc: RPCError) -> RemediationError:
     """What Temporal's refusal of a request about ``rid`` means to the caller."""
     if exc.status is RPCStatusCode.NOT_FOUND:
-        return _not_found(rid)
+        return not_found(rid)
     return RemediationError(f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}")
-
-
-def _not_found(rid: str) -> RemediationNotFoundError:
-    # Someone else's run and no run at all in the same words: the id is a hash of the alert's
-    # fields, and different words told a stranger which alerts were (or had been) remediated.
-    return RemediationNotFoundError(
-        f"no remediation {rid!r} among yours; call list_remediations to see yours"
-    )
-
-
-def _finished(rid: str, state: str) -> Refusal:
-    # A Refusal, so a page says it in its reader's language (the English is the same).
-    return Refusal("%(run)s already finished (state %(state)s)", run=rid, state=state)

@@ -1,4 +1,5 @@
-"""What the remediation service answers and raises: views, summaries, the report, errors.
+"""What the remediation service answers and raises: views, summaries, the report, errors, and
+the checks of what it is given (an alert or rule, a reason, an id).
 
 RemediationError
  ├── InvalidRemediationError     bad alert or arguments: nothing was changed
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ambient.domain.field_errors import field_problems
+from ambient.refusals import Refusal
 from ambient.remediation.ladder import Mode
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.scores import PlannedStep
@@ -152,3 +154,37 @@ def accepted(model: type[M], value: dict[str, Any] | M, what: str = "alert") -> 
     except ValidationError as exc:
         problems = "; ".join(field_problems(exc, what))
         raise InvalidRemediationError(f"invalid {what} — {problems}") from None
+
+
+# What the run's inputs hold (ApprovalInput, AbortInput): the API and MCP bound it too.
+MAX_REASON = 1000
+
+
+def check_reason(reason: str) -> None:
+    # The web form and the CLI pass any text: past the bound the run's input refused it with a
+    # ValidationError (a 500 on the web form) after the run was looked up.
+    if len(reason) > MAX_REASON:
+        raise InvalidRemediationError(
+            f"reason: at most {MAX_REASON} characters, not {len(reason)}", field="reason"
+        )
+
+
+def check_id(rid: str) -> None:
+    if not rid.startswith("remediation/"):
+        raise RemediationNotFoundError(
+            f"no remediation {rid!r}: ids look like remediation/<fingerprint>; "
+            "call list_remediations"
+        )
+
+
+def not_found(rid: str) -> RemediationNotFoundError:
+    # Someone else's run and no run at all in the same words: the id is a hash of the alert's
+    # fields, and different words told a stranger which alerts were (or had been) remediated.
+    return RemediationNotFoundError(
+        f"no remediation {rid!r} among yours; call list_remediations to see yours"
+    )
+
+
+def already_finished(rid: str, state: str) -> Refusal:
+    # A Refusal, so a page says it in its reader's language (the English is the same).
+    return Refusal("%(run)s already finished (state %(state)s)", run=rid, state=state)

@@ -187,7 +187,7 @@ class UserRepository(Repository):
 
     async def _voiceprint_free(self, voiceprint: str | None, name: str) -> None:
         # A speaker is found by voiceprint id or user name, case-insensitively
-        # (ambient.xiaozhi.resolve_speaker): one voice named twice answers to nobody.
+        # (ambient.speakers.resolve_speaker): one voice named twice answers to nobody.
         if voiceprint is None:
             return
         key = voiceprint.lower()

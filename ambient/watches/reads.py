@@ -22,13 +22,9 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
+from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
 from ambient.briefing.models import BriefingStatus
-from ambient.briefing.service import (
-    BriefingError,
-    BriefingNotFoundError,
-    BriefingService,
-    InvalidBriefingError,
-)
+from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.watches.configs import TaskKind, TaskState

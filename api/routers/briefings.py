@@ -9,6 +9,12 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
+from ambient.briefing.errors import (
+    BriefingError,
+    BriefingNotFoundError,
+    BriefingRefusedError,
+    InvalidBriefingError,
+)
 from ambient.briefing.models import (
     BriefingConfig,
     BriefingListItem,
@@ -17,12 +23,6 @@ from ambient.briefing.models import (
     BriefingView,
     LogAnalysis,
     PreparedBriefing,
-)
-from ambient.briefing.service import (
-    BriefingError,
-    BriefingNotFoundError,
-    BriefingRefusedError,
-    InvalidBriefingError,
 )
 from ambient.domain.notify import NotifyResult
 from ambient.sharing import ReportLink

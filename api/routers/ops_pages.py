@@ -11,12 +11,8 @@ from fastapi import Form, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from ambient.briefing.service import (
-    BriefingError,
-    BriefingNotFoundError,
-    BriefingView,
-    InvalidBriefingError,
-)
+from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
+from ambient.briefing.service import BriefingView
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.views import (
     DiscussionClosedError,

@@ -446,7 +446,7 @@ def voice_reading() -> ProductReading:
     argument), and the product's own tests of a target and a speaker that name nothing."""
     from mcp.server.mcpserver.tools.base import Tool
 
-    from ambient.xiaozhi import DEFAULT_ASSISTANT, names_no_speaker
+    from ambient.speakers import DEFAULT_ASSISTANT, names_no_speaker
     from mcp_server.voice import TOOLS
     from mcp_server.voice_prompt import SPEAKER_DESCRIPTION
     from mcp_server.voice_speech import names_nothing

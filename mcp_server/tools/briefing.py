@@ -9,12 +9,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from ambient.briefing.models import GreetResult, PreparedBriefing
-from ambient.briefing.service import (
-    BriefingListItem,
-    BriefingRef,
-    BriefingView,
-    LogAnalysis,
-)
+from ambient.briefing.service import BriefingListItem, BriefingRef, BriefingView, LogAnalysis
 from ambient.domain.notify import NotifyResult
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import AGAIN, READ, WRITE

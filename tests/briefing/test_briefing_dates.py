@@ -6,7 +6,8 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing.service import BriefingNotFoundError, BriefingService, InvalidBriefingError
+from ambient.briefing.errors import BriefingNotFoundError, InvalidBriefingError
+from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from api.app import create_app

@@ -8,7 +8,8 @@ from fastapi.exceptions import RequestValidationError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from ambient.briefing.service import BriefingService, InvalidBriefingError, parse_config
+from ambient.briefing.errors import InvalidBriefingError, parse_config
+from ambient.briefing.service import BriefingService
 from ambient.cli import app
 from ambient.settings import Settings
 from ambient.storage import Database

@@ -633,7 +633,7 @@ async def test_a_briefing_created_again_while_its_stopped_run_finishes_is_create
 
 
 async def _gone(service, user):  # type: ignore[no-untyped-def]
-    from ambient.briefing.service import BriefingNotFoundError
+    from ambient.briefing.errors import BriefingNotFoundError
 
     try:
         await service.status(user)
@@ -696,7 +696,7 @@ async def test_recorded_briefing_histories_replay_on_the_current_code() -> None:
 async def test_fields_left_out_come_from_the_users_settings_and_bad_ones_are_refused(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    from ambient.briefing.service import InvalidBriefingError
+    from ambient.briefing.errors import InvalidBriefingError
     from ambient.domain.users import UserCreate
     from ambient.storage.repositories import UserRepository
 
@@ -744,7 +744,7 @@ async def test_news_pages_the_worker_may_not_reach_are_each_refused_by_field(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """The news_urls pass the one destination check every aimed URL passes (the watches')."""
-    from ambient.briefing.service import BriefingNotFoundError, InvalidBriefingError
+    from ambient.briefing.errors import BriefingNotFoundError, InvalidBriefingError
 
     await make_user(deps.db, "nils")
     urls = ["http://192.168.1.1/", "https://example.com/", "http://169.254.169.254/latest"]
@@ -1024,7 +1024,7 @@ async def test_a_create_that_loses_the_start_race_answers_what_runs_not_what_it_
 async def test_regenerating_a_briefing_paused_before_its_day_says_it_is_paused(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    from ambient.briefing.service import InvalidBriefingError
+    from ambient.briefing.errors import InvalidBriefingError
 
     await make_user(deps.db, "sven")
     async with briefing_stack(ts_env, deps) as stack:
@@ -1044,7 +1044,7 @@ async def test_sending_a_stored_briefing_the_run_does_not_hold_is_refused_naming
 ) -> None:
     from fastapi.exceptions import RequestValidationError
 
-    from ambient.briefing.service import InvalidBriefingError
+    from ambient.briefing.errors import InvalidBriefingError
     from api.routers.briefings import http_error
     from tests.briefing.test_briefing_share import _store
 
@@ -1074,8 +1074,8 @@ async def _planned(service, user):  # type: ignore[no-untyped-def]
 
 
 def test_a_log_source_given_without_type_follows_its_field_and_a_foreign_field_is_refused() -> None:
+    from ambient.briefing.errors import InvalidBriefingError, parse_config
     from ambient.briefing.models import ClsLogSpec, FileLogSpec
-    from ambient.briefing.service import InvalidBriefingError, parse_config
 
     by_path = parse_config({"log_source": {"path": "app.log"}})
     assert isinstance(by_path.log_source, FileLogSpec)

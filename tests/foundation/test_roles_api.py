@@ -16,10 +16,10 @@ from mcp.client.streamable_http import streamable_http_client
 from ambient import grants
 from ambient.domain.users import Role, UserCreate
 from ambient.settings import Settings
+from ambient.speakers import SpeakerKind, resolve_speaker
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
-from ambient.xiaozhi import SpeakerKind, resolve_speaker
 from api.app import create_app
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, free_port, serve

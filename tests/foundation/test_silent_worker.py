@@ -9,14 +9,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
+from ambient.briefing.errors import BriefingError
 from ambient.briefing.models import BriefingConfig
-from ambient.briefing.service import BriefingError
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.settings import Settings
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState
-from mcp_server.voice import WORKER_SILENT
+from mcp_server.voice_sentences import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user
 from tests.conftest import running_worker, unique
 from tests.voice.support import say, voice_client, worker_state

@@ -145,7 +145,7 @@ def test_a_short_part_inside_a_word_is_no_reference_but_a_whole_short_name_is() 
 
 
 def test_a_speaker_a_model_guessed_names_nobody_but_a_real_name_does() -> None:
-    from ambient.xiaozhi import names_no_speaker
+    from ambient.speakers import names_no_speaker
     from mcp_server.voice_prompt import SPEAKER_DESCRIPTION
 
     for guessed in ["", "unknown", "小智", "小智小智", "XiaoZhi", "声纹认出的人名"]:

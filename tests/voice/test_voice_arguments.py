@@ -10,7 +10,8 @@ from mcp import Client
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.wiring import AppState, StateHolder
-from mcp_server.voice import UNKNOWN_TOOL, build_voice_server
+from mcp_server.voice import build_voice_server
+from mcp_server.voice_sentences import UNKNOWN_TOOL
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.support.servers import free_port

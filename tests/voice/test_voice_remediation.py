@@ -17,7 +17,8 @@ from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceService
-from mcp_server.voice import CONFIRM_ASKED, CONFIRM_WINDOW, WORKER_SILENT
+from mcp_server.voice import CONFIRM_ASKED, CONFIRM_WINDOW
+from mcp_server.voice_sentences import WORKER_SILENT
 from tests.conftest import running_worker
 from tests.remediation.support import (
     add_user,

@@ -10,7 +10,7 @@ from pathlib import Path
 from mcp import Client, StdioServerParameters
 from typer.testing import CliRunner
 
-from mcp_server.voice import NO_ACCOUNT, UNKNOWN_TOOL_READING
+from mcp_server.voice_sentences import NO_ACCOUNT, UNKNOWN_TOOL_READING
 from mcp_server.voice_speech import MAX_SPOKEN, speakable
 from tests.voice.support import assert_speakable
 

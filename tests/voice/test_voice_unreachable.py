@@ -11,7 +11,8 @@ from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.storage import Database
 from ambient.wiring import AppState, StateHolder
-from mcp_server.voice import CALL_BUDGET, build_voice_server
+from mcp_server.voice import build_voice_server
+from mcp_server.voice_answer import CALL_BUDGET
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.support.servers import free_port

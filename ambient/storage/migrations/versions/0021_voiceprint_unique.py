@@ -35,7 +35,7 @@ def upgrade() -> None:
             "'...'` for the others, who set theirs again on the settings page), then migrate "
             "again"
         )
-    # As ambient.xiaozhi.resolve_speaker compares them: case-insensitively (NULLs repeat freely).
+    # As ambient.speakers.resolve_speaker compares them: case-insensitively (NULLs repeat freely).
     op.create_index("uq_users_voiceprint", "users", [sa.text("lower(voiceprint_id)")], unique=True)
 
 

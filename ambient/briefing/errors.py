@@ -1,0 +1,82 @@
+"""What the daily briefing refuses, and the checks of what it is given (config, request ids,
+dates) that `ambient.briefing.service` runs before it changes anything.
+
+BriefingError
+ ├── InvalidBriefingError    bad config or arguments: nothing was changed
+ ├── BriefingRefusedError    another user's briefing, without the admin role
+ └── BriefingNotFoundError   no daily briefing (or no briefing of that date) for this user
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ambient.briefing.models import MAX_REQUEST_ID, BriefingConfig
+from ambient.domain.field_errors import Refused, field_errors, field_problems
+from ambient.refusals import Refusal
+
+
+class BriefingError(Exception):
+    """A briefing operation failed; the message says what to do."""
+
+
+class InvalidBriefingError(BriefingError):
+    """The request was invalid; nothing changed. ``field`` names the offending field."""
+
+    def __init__(self, message: str | Refusal, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field or field_of(str(message))
+
+
+class BriefingRefusedError(BriefingError):
+    """The caller may not do this to another user's briefing (it needs the admin role)."""
+
+
+class BriefingNotFoundError(BriefingError):
+    """No daily briefing task, or no briefing of that date, for the caller."""
+
+
+def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:
+    """A validated config; errors name the field."""
+    if isinstance(config, BriefingConfig):
+        return config
+    try:
+        return BriefingConfig.model_validate(config)
+    except ValidationError as exc:
+        raise invalid_config(field_errors(exc)) from None
+
+
+def invalid_config(errors: Sequence[Refused]) -> InvalidBriefingError:
+    problems = "; ".join(field_problems(errors))
+    first = ".".join(str(part) for part in errors[0][0])
+    return InvalidBriefingError(f"invalid briefing config — {problems}", first)
+
+
+def field_of(message: str) -> str | None:
+    match = re.search(r"(?:— |^)(?:Value error, )?([a-z_][a-z0-9_.]*): ", message)
+    return match[1] if match else None
+
+
+def request_id_of(given: str | None) -> str:
+    """The caller's retry-safe id (refused past its bound, naming it), or a fresh one."""
+    if given is not None and len(given) > MAX_REQUEST_ID:
+        raise InvalidBriefingError(
+            f"request_id: at most {MAX_REQUEST_ID} characters", field="request_id"
+        )
+    return given or uuid.uuid4().hex
+
+
+def check_date(value: str) -> str:
+    """The date as briefings are stored (YYYY-MM-DD): strptime also reads '2026-1-5'."""
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
+    except ValueError:
+        raise InvalidBriefingError(
+            Refusal("date: %(day)s is not a date as YYYY-MM-DD", day=repr(value))
+        ) from None

@@ -1,0 +1,128 @@
+"""How a voice call is answered: who speaks, in which language, within what budget, and what
+is said when the work fails (a service down, a refusal by its kind, a slow system), because a
+voice client drops the text of an ``isError`` result. The tools are in `mcp_server.voice`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
+
+from mcp.server.mcpserver import Context
+
+from ambient import temporal
+from ambient.briefing.errors import BriefingError
+from ambient.domain.users import Language
+from ambient.remediation.views import RemediationError
+from ambient.speakers import SpeakerKind, resolve_speaker
+from ambient.status import database_problem, temporal_problem
+from ambient.storage.repositories import UserRepository
+from ambient.watches.inputs import TaskError
+from ambient.wiring import AppState
+from mcp_server import voice_sentences as sentences
+from mcp_server.auth import app_state, current_user
+from mcp_server.voice_prompt import SPEAKER_DESCRIPTION
+from mcp_server.voice_speech import speakable
+
+log = logging.getLogger(__name__)
+
+# Bounds well under a voice client's patience (xiaozhi.me waits 10 s for a tool call).
+CALL_BUDGET = 8.0
+# What a read that waits for the worker leaves of the budget, to say a silent worker as such:
+# the query's timeout comes back through a busy event loop (0.5 s was not always enough on a
+# loaded 2-core machine: the call's budget ran out first and "too slow" was said instead).
+SAY_MARGIN = 1.0
+# When the current voice call's budget runs out (the loop's clock).
+_deadline: ContextVar[float] = ContextVar("voice_deadline")
+# Whether the current voice call is answered in English: the speaking user's language setting
+# (Chinese when they chose none, or before anyone is known), as the greeting is.
+english: ContextVar[bool] = ContextVar("voice_english", default=False)
+
+
+def say(zh: str, en: str) -> str:
+    """The answer in the current call's language."""
+    return en if english.get() else zh
+
+
+def in_english(state: AppState, language: str | None) -> bool:
+    """A user's language, or the server's default where they chose none (as the briefing)."""
+    return (language or state.settings.default_language) == Language.EN
+
+
+async def english_user(state: AppState, name: str) -> bool:
+    """Whether the user ``name`` hears English (no such user: Chinese)."""
+    async with state.db.session() as session:
+        row = await UserRepository(session).get(name)
+    return row is not None and in_english(state, row.language)
+
+
+# --- who and how ----------------------------------------------------------------------------
+
+
+async def answer(
+    ctx: Context[Any, Any], speaker: str | None, work: Callable[[AppState, str], Awaitable[str]]
+) -> str:
+    """Resolve who speaks, run ``work`` as them, and make whatever comes out speakable."""
+    try:
+        state = app_state(ctx)
+        # Who speaks is read from the database too: inside the budget, like the work.
+        _deadline.set(asyncio.get_running_loop().time() + CALL_BUDGET)
+        english.set(False)  # until the speaker is known
+        async with asyncio.timeout(CALL_BUDGET):
+            owner = current_user(ctx)
+            who = await resolve_speaker(state.db, owner, speaker, described_as=SPEAKER_DESCRIPTION)
+            if who.user is None:
+                # Nobody known speaks: the refusal is said in the device owner's language.
+                if who.kind != SpeakerKind.NO_ACCOUNT:
+                    english.set(await english_user(state, owner))
+                return speakable(
+                    say(
+                        *sentences.REFUSALS.get(
+                            who.kind, (sentences.BEYOND_OWNER, sentences.BEYOND_OWNER_EN)
+                        )
+                    )
+                )
+            english.set(in_english(state, who.user.language))
+            return speakable(await work(state, who.user.name))
+    except TimeoutError as exc:
+        if database_problem(exc, None) is not None:  # a connect that timed out (OSError)
+            return say(sentences.DATABASE_DOWN, sentences.DATABASE_DOWN_EN)
+        return say(
+            "系统这会儿响应太慢，我没等到结果，请稍后再问。",
+            "The system is slow right now and I got no answer in time. Please ask again later.",
+        )
+    except Exception as exc:
+        # What is down is said before anything a feature made of it.
+        if temporal_problem(exc, None) is not None:
+            return say(sentences.TEMPORAL_DOWN, sentences.TEMPORAL_DOWN_EN)
+        if database_problem(exc, None) is not None:
+            return say(sentences.DATABASE_DOWN, sentences.DATABASE_DOWN_EN)
+        if isinstance(exc, RemediationError | TaskError | BriefingError):
+            if temporal.SILENT_WORKER in str(exc):
+                return say(sentences.WORKER_SILENT, sentences.WORKER_SILENT_EN)
+            # The service's message is English for the API and MCP (and names fields, tools
+            # and ids): the voice says what kind of refusal it was, the log keeps the message.
+            log.info("voice tool refused: %s", exc)
+            zh, en = next(
+                (s for kind, s in sentences.REFUSED if isinstance(exc, kind)),
+                sentences.REFUSED_OTHER,
+            )
+            return say(f"没办法完成：{zh}", f"I couldn't do that. {en}")
+        # A voice client drops error text: say something, and keep the trace in the log.
+        log.warning("voice tool failed", exc_info=True)
+        name = getattr(exc, "message", None) or type(exc).__name__
+        return speakable(say(f"出了点问题，没有完成。{name}", f"Something went wrong. {name}"))
+
+
+def worker_time() -> float:
+    """Seconds a read may still wait for the worker: the budget left, at most QUERY_TIMEOUT."""
+    # A slow list before it then leaves a silent worker said as one, not as a slow system.
+    return max(0.5, min(temporal.QUERY_TIMEOUT.total_seconds(), left()))
+
+
+def left() -> float:
+    """Seconds of the call's budget left, less the margin kept to say the answer."""
+    return _deadline.get() - asyncio.get_running_loop().time() - SAY_MARGIN

@@ -1,0 +1,121 @@
+"""The voice profile's fixed sentences, in Chinese and English: what `mcp_server.voice` says
+when it cannot answer (an unknown tool or speaker, a service down, a refusal by its kind) and
+the words it puts into answers (task states, task kinds, arguments asked for again).
+"""
+
+from __future__ import annotations
+
+from ambient.briefing.errors import BriefingNotFoundError, BriefingRefusedError
+from ambient.remediation.views import (
+    RemediationNotFoundError,
+    RemediationRefusedError,
+    RemediationStateError,
+)
+from ambient.speakers import SpeakerKind
+from ambient.watches.inputs import TaskNotFoundError, TaskStateError
+
+UNKNOWN_TOOL = "这个我还不会做。可以问我任务状态、待处理的事、最近的错误，或者暂停和恢复任务。"
+UNKNOWN_TOOL_EN = (
+    "I can't do that yet. Ask me about a task's status, what needs you, recent errors,"
+    " or to pause or resume a task."
+)
+# The same, in a read-only session (`--read-only`): nothing to pause or resume there.
+UNKNOWN_TOOL_READING = "这个我还不会做。可以问我任务状态、待处理的事或最近的错误。"
+UNKNOWN_TOOL_READING_EN = (
+    "I can't do that yet. Ask me about a task's status, what needs you, or recent errors."
+)
+UNKNOWN_SPEAKER = (
+    "你好！我还不认识你的声音，所以不能告诉你谁的运维信息。请让主人在设置里登记你的声纹。"
+)
+UNKNOWN_SPEAKER_EN = (
+    "Hello! I don't know your voice yet, so I can't tell you anyone's operations news."
+    " Ask the owner to register your voiceprint in the settings."
+)
+# A read that needs a worker while none runs (ambient.temporal.QUERY_TIMEOUT): said plainly.
+WORKER_SILENT = "后台的工作进程没有响应，现在查不到实时状态。请检查它是否在运行。"
+WORKER_SILENT_EN = (
+    "The background worker is not answering, so I can't read the live status now."
+    " Please check that it is running."
+)
+TEMPORAL_DOWN = "后台的 Temporal 服务连不上，现在查不到也改不了任务。请检查它是否在运行。"
+TEMPORAL_DOWN_EN = (
+    "I can't reach the Temporal service, so I can't read or change tasks now."
+    " Please check that it is running."
+)
+DATABASE_DOWN = "数据库连不上，现在什么都查不到。请检查它是否在运行。"
+DATABASE_DOWN_EN = (
+    "I can't reach the database, so I can't look anything up now. Please check that it is running."
+)
+BEYOND_OWNER = "这台设备主人的权限比你的小，我不能用你的身份在这里操作。请用你自己的设备。"
+BEYOND_OWNER_EN = (
+    "This device's owner has fewer rights than you, so I can't act as you here."
+    " Please use your own device."
+)
+NO_ACCOUNT = "这台音箱连接时用的账号在系统里不存在，我不能替任何人回答。请检查小智配置里的用户。"
+NO_ACCOUNT_EN = (
+    "The account this speaker connects with does not exist, so I can't answer for anyone."
+    " Please check the user in the xiaozhi settings."
+)
+REFUSALS = {
+    SpeakerKind.UNKNOWN: (UNKNOWN_SPEAKER, UNKNOWN_SPEAKER_EN),
+    SpeakerKind.NO_ACCOUNT: (NO_ACCOUNT, NO_ACCOUNT_EN),
+}
+NOT_PERMITTED = (
+    "你没有这个权限，请找管理员授权。",
+    "You don't have that permission: ask an admin.",
+)
+# A service's refusal, said by its kind (the first that fits), in Chinese and English.
+REFUSED: list[tuple[type[Exception], tuple[str, str]]] = [
+    (RemediationRefusedError, NOT_PERMITTED),
+    (BriefingRefusedError, NOT_PERMITTED),
+    (
+        RemediationStateError,
+        (
+            "这个修复现在不在等审批，可能已经有人处理过了。",
+            "That fix is not waiting for approval now: someone may have handled it.",
+        ),
+    ),
+    (
+        RemediationNotFoundError,
+        ("没找到这个修复，可能已经结束了。", "I can't find that fix: it may have finished."),
+    ),
+    (
+        TaskStateError,
+        (
+            "这个任务已经停止了，要重新创建才能再运行。",
+            "That task has stopped: create it again to run it.",
+        ),
+    ),
+    (
+        TaskNotFoundError,
+        ("没找到这个任务，可能已经删除了。", "I can't find that task: it may have been deleted."),
+    ),
+    (BriefingNotFoundError, ("还没有设置每日简报。", "No daily briefing is set up yet.")),
+]
+REFUSED_OTHER = ("请在网页上查看详情。", "Please see the details on the web page.")
+
+STATE_WORDS = {"active": "正在运行", "paused": "已暂停", "stopped": "已停止"}
+STATE_WORDS_EN = {"active": "is running", "paused": "is paused", "stopped": "has stopped"}
+# A task created without a name is named by a digest of its config: said by its kind.
+KIND_WORDS = {"web-monitor": "网页监控", "threshold-watch": "阈值监控", "reminder": "提醒"}
+KIND_WORDS_EN = {
+    "web-monitor": "a web monitor",
+    "threshold-watch": "a threshold watch",
+    "reminder": "a reminder",
+}
+
+# What each argument is, in the words of an answer that asks for it again.
+ARGUMENT_WORDS = {
+    "name": "任务名",
+    "which": "是哪个修复",
+    "reason": "原因",
+    "hours": "时间范围（一小时到一周，比如“两天”）",
+    "speaker": "是谁在说话",
+}
+ARGUMENT_WORDS_EN = {
+    "name": "the task name",
+    "which": "which fix",
+    "reason": "the reason",
+    "hours": "the time span, from one hour to a week, like two days",
+    "speaker": "who is speaking",
+}
