@@ -1051,6 +1051,9 @@ async def test_sending_a_stored_briefing_the_run_does_not_hold_is_refused_naming
     await make_user(deps.db, "tove")
     await _store(deps, "tove", "2026-01-05")
     async with briefing_stack(ts_env, deps) as stack:
+        # Before the day's preparation: inside its window the run prepares at once, and
+        # "known" would name today.
+        await stack.plan(BriefingConfig(timezone="Asia/Shanghai"))
         await stack.service.create("tove", {"timezone": "Asia/Shanghai"})
         with pytest.raises(InvalidBriefingError) as refused:
             await stack.service.send("tove", "2026-01-05")
