@@ -440,15 +440,17 @@ class TencentApi:
                 )
         start = datetime.fromisoformat(params["StartTime"]).timestamp()
         end = datetime.fromisoformat(params["EndTime"]).timestamp()
-        # The API reference: up to 50 instances and 7200 datapoints per request.
-        if len(params["Instances"]) > 50:
-            return error("InvalidParameter", "at most 50 instances per request")
+        # The API reference (cloud.tencent.com/document/product/248/30353, 2024-04-03; intl
+        # 405/4667): "单请求最多可支持批量拉取10个实例的监控数据，单请求的数据点数限制为1440个".
+        # The SDK's docstrings (monitor 3.1.189) say 50 and 7200: the stand-in holds the stricter.
+        if len(params["Instances"]) > 10:
+            return error("InvalidParameter", "at most 10 instances per request")
         if not params["Instances"] or not all(i["Dimensions"] for i in params["Instances"]):
             return error("InvalidParameter", "each instance needs its dimensions")
         if int(params.get("Period", 300)) < 1:
             return error("InvalidParameter", "Period must be positive")
-        if (end - start) // int(params.get("Period", 300)) > 7200:
-            return error("InvalidParameter", "more than 7200 datapoints in one request")
+        if (end - start) // int(params.get("Period", 300)) > 1440:
+            return error("InvalidParameter", "more than 1440 datapoints in one request")
         inside = [(t, v) for t, v in points if start <= t <= end]
         return reply(
             {

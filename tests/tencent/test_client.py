@@ -296,18 +296,24 @@ async def test_a_region_out_of_format_is_refused_before_any_call_and_not_retried
     assert api.calls == []
 
 
-async def test_a_three_day_minute_metric_is_read_in_one_request_as_the_api_allows(
+async def test_a_three_day_minute_metric_is_read_whole_in_requests_the_api_accepts(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
-    # The API reference (GetMonitorData): "单请求的数据点数限制为7200个"; 3 days of minutes are
-    # 4320 points: one request, not a refusal asking for a coarser period.
+    # The API reference (GetMonitorData): "单请求的数据点数限制为1440个"; 3 days of minutes are
+    # 4320 points: split into requests of at most 1440, every point read once.
     api, tc = cloud
-    api.metric_points["CPUUsage"] = [(int(NOW.timestamp()) - 60, 40.0)]
-    days = await get_metric(
-        tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, NOW - timedelta(days=3), NOW
-    )
-    assert [p.value for p in days] == [40.0]
-    assert [action for _, action, _ in api.calls] == ["GetMonitorData"]
+    start = NOW - timedelta(days=3)
+    stamps = range(int(start.timestamp()), int(NOW.timestamp()) + 1, 60)
+    api.metric_points["CPUUsage"] = [(t, 1.0) for t in stamps]
+    days = await get_metric(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, start, NOW)
+    assert [int(p.time.timestamp()) for p in days] == list(stamps)
+    requests = [p for _, action, p in api.calls if action == "GetMonitorData"]
+    assert len(requests) == len(api.calls) == 4
+    for params in requests:
+        span = datetime.fromisoformat(params["EndTime"]) - datetime.fromisoformat(
+            params["StartTime"]
+        )
+        assert span.total_seconds() // 60 <= 1440
 
 
 async def test_a_metric_window_past_7200_datapoints_is_refused_with_the_period_that_fits(
@@ -332,7 +338,7 @@ async def test_a_metric_window_past_7200_datapoints_is_refused_with_the_period_t
         "EndTime": NOW.isoformat(),
         "Instances": [{"Dimensions": [{"Name": "InstanceId", "Value": "ins-1"}]}],
     }
-    with pytest.raises(TencentRequestError, match="7200"):
+    with pytest.raises(TencentRequestError, match="1440"):
         await tc.call("monitor", "GetMonitorData", params)
     hours = await get_metric(
         tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, week, NOW, period=3600

@@ -28,8 +28,11 @@ SQL_DEFAULT_ROWS, SQL_MAX_ROWS = 100, 10_000
 SQL_LIMIT = re.compile(r"\blimit\s+(\d+)", re.IGNORECASE)
 TTS_CHUNK = 150  # characters per TextToVoice call
 TTS_VOICE = 101001  # the TextToVoice voice every briefing is spoken in
-# GetMonitorData answers at most this many datapoints per request ("单请求的数据点数限制为7200个").
+# The most datapoints one metric read fetches (in several requests): a week of minutes is not.
 MAX_METRIC_POINTS = 7200
+# GetMonitorData answers at most this many datapoints per request (API reference, 248/30353:
+# "单请求的数据点数限制为1440个"; the SDK's docstrings say 7200): longer windows are split.
+MONITOR_REQUEST_POINTS = 1440
 METRIC_PERIODS = (60, 300, 3600, 86400)  # the statistics periods Cloud Monitor keeps
 
 
@@ -261,8 +264,8 @@ async def get_metric(
         hint = f"use period={fits}" if fits else "shorten the window"
         raise TencentRequestError(
             "InvalidParameterValue.Period",
-            f"{count} datapoints at period={period}s; GetMonitorData answers at most "
-            f"{MAX_METRIC_POINTS} per request: {hint}",
+            f"{count} datapoints at period={period}s; a metric read fetches at most "
+            f"{MAX_METRIC_POINTS}: {hint}",
         )
     # The reference's form (2018-09-22T19:51:23+08:00): whole seconds, no fraction.
     window = {
@@ -298,26 +301,36 @@ async def get_metric(
             for value in point.get("Values") or []
         ]
     else:
-        answer = await tc.call(
-            "monitor",
-            "GetMonitorData",
-            {
-                "Namespace": namespace,
-                "MetricName": metric,
-                "Instances": [
-                    {"Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()]}
-                ],
-                **window,
-            },
-            region=region,
-        )
-        pairs = [
-            pair
-            for series in answer.get("DataPoints") or []
-            for pair in zip(
-                series.get("Timestamps") or [], series.get("Values") or [], strict=False
+        # Both ends are inclusive: each request spans MONITOR_REQUEST_POINTS - 1 periods and
+        # the next starts one period later, so no point is asked for twice.
+        span = timedelta(seconds=period * (MONITOR_REQUEST_POINTS - 1))
+        first, last = start.replace(microsecond=0), end.replace(microsecond=0)
+        pairs = []
+        while first <= last:
+            upto = min(first + span, last)
+            answer = await tc.call(
+                "monitor",
+                "GetMonitorData",
+                {
+                    "Namespace": namespace,
+                    "MetricName": metric,
+                    "Instances": [
+                        {"Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()]}
+                    ],
+                    "Period": period,
+                    "StartTime": first.isoformat(),
+                    "EndTime": upto.isoformat(),
+                },
+                region=region,
             )
-        ]
+            pairs += [
+                pair
+                for series in answer.get("DataPoints") or []
+                for pair in zip(
+                    series.get("Timestamps") or [], series.get("Values") or [], strict=False
+                )
+            ]
+            first = upto + timedelta(seconds=period)
     points = [
         MetricPoint(time=datetime.fromtimestamp(int(stamp), UTC), value=float(value))
         for stamp, value in pairs
