@@ -257,6 +257,10 @@ class TencentApi:
     @staticmethod
     def _page(items: list[dict[str, Any]], params: dict[str, Any], key: str) -> Response:
         offset, limit = int(params.get("Offset", 0)), int(params.get("Limit", 20))
+        # The API references of the Describe* lists paged here (DescribeTopics,
+        # DescribeAlertRecordHistory, DescribeClusters, ...): Limit "最大值100".
+        if not 1 <= limit <= 100:
+            return error("InvalidParameterValue", "Limit must be between 1 and 100")
         return reply({key: items[offset : offset + limit], "TotalCount": len(items)})
 
     # --- CLS ---
@@ -416,6 +420,9 @@ class TencentApi:
             if params["StartTime"] <= a["FirstOccurTime"] < params["EndTime"]
         ]
         number, size = int(params["PageNumber"]), int(params["PageSize"])
+        # The API reference (DescribeAlarmHistories): PageSize "取值1~100", PageNumber from 1.
+        if not 1 <= size <= 100 or number < 1:
+            return error("InvalidParameterValue", "PageSize must be 1-100, PageNumber >= 1")
         return reply(
             {"Histories": rows[(number - 1) * size : number * size], "TotalCount": len(rows)}
         )

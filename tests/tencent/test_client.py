@@ -582,3 +582,25 @@ async def test_a_log_search_that_timed_out_at_cls_may_be_retried(
     api.failures["SearchLog"] = [code]
     with pytest.raises(TencentRetryableError, match=code.replace(".", r"\.")):
         await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
+
+
+@pytest.mark.parametrize(
+    ("product", "action", "params"),
+    [
+        (
+            "monitor",
+            "DescribeAlarmHistories",
+            {"Module": "monitor", "PageNumber": 1, "PageSize": 101},
+        ),
+        ("cls", "DescribeTopics", {"Offset": 0, "Limit": 101}),
+        ("tke", "DescribeClusters", {"Offset": 0, "Limit": 101}),
+    ],
+)
+async def test_the_stand_in_refuses_pages_past_the_documented_100(
+    cloud: tuple[TencentApi, TencentCloud], product: str, action: str, params: dict[str, object]
+) -> None:
+    # The product pages these lists 100 at a time (list_alarms, TencentCloud.paged); the
+    # stand-in holds the documented maximum so a larger page would fail here as it would there.
+    _, tc = cloud
+    with pytest.raises(TencentRequestError, match="InvalidParameterValue"):
+        await tc.call(product, action, params)
