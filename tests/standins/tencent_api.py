@@ -64,6 +64,8 @@ def reply(payload: dict[str, Any]) -> Response:
 
 # Namespaces Cloud Monitor serves through DescribeStatisticData, not GetMonitorData.
 STATISTIC_NAMESPACES = ("QCE/TKE2", "QCE/KEEWIDB", "QCE/CAMP")
+# DescribeStatisticData: the longest EndTime-StartTime (exclusive) each period allows.
+STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186 * 86400}
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 
 
@@ -499,6 +501,13 @@ class TencentApi:
                 )
         start = datetime.fromisoformat(params["StartTime"]).timestamp()
         end = datetime.fromisoformat(params["EndTime"]).timestamp()
+        # The API reference (Period): "60s：EndTime-StartTime<12小时 ... 300s：<3天 ... 3600s：<30天
+        # ... 86400s：<186天".
+        if end - start >= STATISTIC_WINDOWS[period]:
+            return error(
+                "InvalidParameterValue",
+                f"at period {period}s EndTime-StartTime must be < {STATISTIC_WINDOWS[period]}s",
+            )
         data = []
         for metric in params["MetricNames"]:
             inside = [(t, v) for t, v in self.metric_points.get(metric, []) if start <= t <= end]

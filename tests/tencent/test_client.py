@@ -604,3 +604,22 @@ async def test_the_stand_in_refuses_pages_past_the_documented_100(
     _, tc = cloud
     with pytest.raises(TencentRequestError, match="InvalidParameterValue"):
         await tc.call(product, action, params)
+
+
+async def test_a_day_of_tke_minutes_is_read_whole_in_windows_the_api_accepts(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    # The API reference (DescribeStatisticData, Period): at 60 s, EndTime-StartTime < 12 hours.
+    api, tc = cloud
+    start = NOW - timedelta(days=1)
+    stamps = range(int(start.timestamp()), int(NOW.timestamp()) + 1, 60)
+    api.metric_points["K8sWorkloadCpuCoreUsed"] = [(t, 1.0) for t in stamps]
+    workload = {"tke_cluster_instance_id": "cls-1", "namespace": "prod", "workload_name": "api"}
+    points = await get_metric(tc, "QCE/TKE2", "K8sWorkloadCpuCoreUsed", workload, start, NOW)
+    assert [int(p.time.timestamp()) for p in points] == list(stamps)
+    assert len(api.calls) == 3
+    for _, action, params in api.calls:
+        span = datetime.fromisoformat(params["EndTime"]) - datetime.fromisoformat(
+            params["StartTime"]
+        )
+        assert action == "DescribeStatisticData" and span < timedelta(hours=12)
