@@ -64,6 +64,8 @@ def reply(payload: dict[str, Any]) -> Response:
 
 # Namespaces Cloud Monitor serves through DescribeStatisticData, not GetMonitorData.
 STATISTIC_NAMESPACES = ("QCE/TKE2", "QCE/KEEWIDB", "QCE/CAMP")
+# DescribeStatisticData: the longest EndTime-StartTime (exclusive) each period allows.
+STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186 * 86400}
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 
 
@@ -257,6 +259,10 @@ class TencentApi:
     @staticmethod
     def _page(items: list[dict[str, Any]], params: dict[str, Any], key: str) -> Response:
         offset, limit = int(params.get("Offset", 0)), int(params.get("Limit", 20))
+        # The API references of the Describe* lists paged here (DescribeTopics,
+        # DescribeAlertRecordHistory, DescribeClusters, ...): Limit "最大值100".
+        if not 1 <= limit <= 100:
+            return error("InvalidParameterValue", "Limit must be between 1 and 100")
         return reply({key: items[offset : offset + limit], "TotalCount": len(items)})
 
     # --- CLS ---
@@ -416,6 +422,9 @@ class TencentApi:
             if params["StartTime"] <= a["FirstOccurTime"] < params["EndTime"]
         ]
         number, size = int(params["PageNumber"]), int(params["PageSize"])
+        # The API reference (DescribeAlarmHistories): PageSize "取值1~100", PageNumber from 1.
+        if not 1 <= size <= 100 or number < 1:
+            return error("InvalidParameterValue", "PageSize must be 1-100, PageNumber >= 1")
         return reply(
             {"Histories": rows[(number - 1) * size : number * size], "TotalCount": len(rows)}
         )
@@ -440,15 +449,17 @@ class TencentApi:
                 )
         start = datetime.fromisoformat(params["StartTime"]).timestamp()
         end = datetime.fromisoformat(params["EndTime"]).timestamp()
-        # The API reference: up to 50 instances and 7200 datapoints per request.
-        if len(params["Instances"]) > 50:
-            return error("InvalidParameter", "at most 50 instances per request")
+        # The API reference (cloud.tencent.com/document/product/248/30353, 2024-04-03; intl
+        # 405/4667): "单请求最多可支持批量拉取10个实例的监控数据，单请求的数据点数限制为1440个".
+        # The SDK's docstrings (monitor 3.1.189) say 50 and 7200: the stand-in holds the stricter.
+        if len(params["Instances"]) > 10:
+            return error("InvalidParameter", "at most 10 instances per request")
         if not params["Instances"] or not all(i["Dimensions"] for i in params["Instances"]):
             return error("InvalidParameter", "each instance needs its dimensions")
         if int(params.get("Period", 300)) < 1:
             return error("InvalidParameter", "Period must be positive")
-        if (end - start) // int(params.get("Period", 300)) > 7200:
-            return error("InvalidParameter", "more than 7200 datapoints in one request")
+        if (end - start) // int(params.get("Period", 300)) > 1440:
+            return error("InvalidParameter", "more than 1440 datapoints in one request")
         inside = [(t, v) for t, v in points if start <= t <= end]
         return reply(
             {
@@ -490,6 +501,13 @@ class TencentApi:
                 )
         start = datetime.fromisoformat(params["StartTime"]).timestamp()
         end = datetime.fromisoformat(params["EndTime"]).timestamp()
+        # The API reference (Period): "60s：EndTime-StartTime<12小时 ... 300s：<3天 ... 3600s：<30天
+        # ... 86400s：<186天".
+        if end - start >= STATISTIC_WINDOWS[period]:
+            return error(
+                "InvalidParameterValue",
+                f"at period {period}s EndTime-StartTime must be < {STATISTIC_WINDOWS[period]}s",
+            )
         data = []
         for metric in params["MetricNames"]:
             inside = [(t, v) for t, v in self.metric_points.get(metric, []) if start <= t <= end]

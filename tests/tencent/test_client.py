@@ -296,18 +296,24 @@ async def test_a_region_out_of_format_is_refused_before_any_call_and_not_retried
     assert api.calls == []
 
 
-async def test_a_three_day_minute_metric_is_read_in_one_request_as_the_api_allows(
+async def test_a_three_day_minute_metric_is_read_whole_in_requests_the_api_accepts(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
-    # The API reference (GetMonitorData): "单请求的数据点数限制为7200个"; 3 days of minutes are
-    # 4320 points: one request, not a refusal asking for a coarser period.
+    # The API reference (GetMonitorData): "单请求的数据点数限制为1440个"; 3 days of minutes are
+    # 4320 points: split into requests of at most 1440, every point read once.
     api, tc = cloud
-    api.metric_points["CPUUsage"] = [(int(NOW.timestamp()) - 60, 40.0)]
-    days = await get_metric(
-        tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, NOW - timedelta(days=3), NOW
-    )
-    assert [p.value for p in days] == [40.0]
-    assert [action for _, action, _ in api.calls] == ["GetMonitorData"]
+    start = NOW - timedelta(days=3)
+    stamps = range(int(start.timestamp()), int(NOW.timestamp()) + 1, 60)
+    api.metric_points["CPUUsage"] = [(t, 1.0) for t in stamps]
+    days = await get_metric(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, start, NOW)
+    assert [int(p.time.timestamp()) for p in days] == list(stamps)
+    requests = [p for _, action, p in api.calls if action == "GetMonitorData"]
+    assert len(requests) == len(api.calls) == 4
+    for params in requests:
+        span = datetime.fromisoformat(params["EndTime"]) - datetime.fromisoformat(
+            params["StartTime"]
+        )
+        assert span.total_seconds() // 60 <= 1440
 
 
 async def test_a_metric_window_past_7200_datapoints_is_refused_with_the_period_that_fits(
@@ -332,7 +338,7 @@ async def test_a_metric_window_past_7200_datapoints_is_refused_with_the_period_t
         "EndTime": NOW.isoformat(),
         "Instances": [{"Dimensions": [{"Name": "InstanceId", "Value": "ins-1"}]}],
     }
-    with pytest.raises(TencentRequestError, match="7200"):
+    with pytest.raises(TencentRequestError, match="1440"):
         await tc.call("monitor", "GetMonitorData", params)
     hours = await get_metric(
         tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, week, NOW, period=3600
@@ -576,3 +582,44 @@ async def test_a_log_search_that_timed_out_at_cls_may_be_retried(
     api.failures["SearchLog"] = [code]
     with pytest.raises(TencentRetryableError, match=code.replace(".", r"\.")):
         await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
+
+
+@pytest.mark.parametrize(
+    ("product", "action", "params"),
+    [
+        (
+            "monitor",
+            "DescribeAlarmHistories",
+            {"Module": "monitor", "PageNumber": 1, "PageSize": 101},
+        ),
+        ("cls", "DescribeTopics", {"Offset": 0, "Limit": 101}),
+        ("tke", "DescribeClusters", {"Offset": 0, "Limit": 101}),
+    ],
+)
+async def test_the_stand_in_refuses_pages_past_the_documented_100(
+    cloud: tuple[TencentApi, TencentCloud], product: str, action: str, params: dict[str, object]
+) -> None:
+    # The product pages these lists 100 at a time (list_alarms, TencentCloud.paged); the
+    # stand-in holds the documented maximum so a larger page would fail here as it would there.
+    _, tc = cloud
+    with pytest.raises(TencentRequestError, match="InvalidParameterValue"):
+        await tc.call(product, action, params)
+
+
+async def test_a_day_of_tke_minutes_is_read_whole_in_windows_the_api_accepts(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    # The API reference (DescribeStatisticData, Period): at 60 s, EndTime-StartTime < 12 hours.
+    api, tc = cloud
+    start = NOW - timedelta(days=1)
+    stamps = range(int(start.timestamp()), int(NOW.timestamp()) + 1, 60)
+    api.metric_points["K8sWorkloadCpuCoreUsed"] = [(t, 1.0) for t in stamps]
+    workload = {"tke_cluster_instance_id": "cls-1", "namespace": "prod", "workload_name": "api"}
+    points = await get_metric(tc, "QCE/TKE2", "K8sWorkloadCpuCoreUsed", workload, start, NOW)
+    assert [int(p.time.timestamp()) for p in points] == list(stamps)
+    assert len(api.calls) == 3
+    for _, action, params in api.calls:
+        span = datetime.fromisoformat(params["EndTime"]) - datetime.fromisoformat(
+            params["StartTime"]
+        )
+        assert action == "DescribeStatisticData" and span < timedelta(hours=12)

@@ -28,8 +28,14 @@ SQL_DEFAULT_ROWS, SQL_MAX_ROWS = 100, 10_000
 SQL_LIMIT = re.compile(r"\blimit\s+(\d+)", re.IGNORECASE)
 TTS_CHUNK = 150  # characters per TextToVoice call
 TTS_VOICE = 101001  # the TextToVoice voice every briefing is spoken in
-# GetMonitorData answers at most this many datapoints per request ("单请求的数据点数限制为7200个").
+# The most datapoints one metric read fetches (in several requests): a week of minutes is not.
 MAX_METRIC_POINTS = 7200
+# GetMonitorData answers at most this many datapoints per request (API reference, 248/30353:
+# "单请求的数据点数限制为1440个"; the SDK's docstrings say 7200): longer windows are split.
+MONITOR_REQUEST_POINTS = 1440
+# DescribeStatisticData's longest EndTime-StartTime (exclusive) per period (API reference,
+# Period: "60s：EndTime-StartTime<12小时 ... 300s：<3天 ... 3600s：<30天 ... 86400s：<186天").
+STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186 * 86400}
 METRIC_PERIODS = (60, 300, 3600, 86400)  # the statistics periods Cloud Monitor keeps
 
 
@@ -261,22 +267,47 @@ async def get_metric(
         hint = f"use period={fits}" if fits else "shorten the window"
         raise TencentRequestError(
             "InvalidParameterValue.Period",
-            f"{count} datapoints at period={period}s; GetMonitorData answers at most "
-            f"{MAX_METRIC_POINTS} per request: {hint}",
+            f"{count} datapoints at period={period}s; a metric read fetches at most "
+            f"{MAX_METRIC_POINTS}: {hint}",
         )
-    # The reference's form (2018-09-22T19:51:23+08:00): whole seconds, no fraction.
-    window = {
-        "Period": period,
-        "StartTime": start.replace(microsecond=0).isoformat(),
-        "EndTime": end.replace(microsecond=0).isoformat(),
-    }
+    if namespace in STATISTIC_NAMESPACES and period not in STATISTIC_PERIODS:
+        raise TencentRequestError(
+            "InvalidParameterValue.Period",
+            f"{namespace} metrics are read with DescribeStatisticData, whose period is "
+            f"60, 300, 3600 or 86400 seconds, not {period}",
+        )
+    # Both ends are inclusive: each request spans at most what the action accepts and the next
+    # starts one period later, so no point is asked for twice.
     if namespace in STATISTIC_NAMESPACES:
-        if period not in STATISTIC_PERIODS:
-            raise TencentRequestError(
-                "InvalidParameterValue.Period",
-                f"{namespace} metrics are read with DescribeStatisticData, whose period is "
-                f"60, 300, 3600 or 86400 seconds, not {period}",
-            )
+        span = timedelta(seconds=STATISTIC_WINDOWS[period] - period)
+    else:
+        span = timedelta(seconds=period * (MONITOR_REQUEST_POINTS - 1))
+    # The reference's form (2018-09-22T19:51:23+08:00): whole seconds, no fraction.
+    first, last = start.replace(microsecond=0), end.replace(microsecond=0)
+    pairs: list[tuple[Any, Any]] = []
+    while first <= last:
+        upto = min(first + span, last)
+        window = {"Period": period, "StartTime": first.isoformat(), "EndTime": upto.isoformat()}
+        pairs += await _metric_window(tc, namespace, metric, dimensions, window, region)
+        first = upto + timedelta(seconds=period)
+    points = [
+        MetricPoint(time=datetime.fromtimestamp(int(stamp), UTC), value=float(value))
+        for stamp, value in pairs
+        if stamp is not None and value is not None
+    ]
+    return sorted(points, key=lambda p: p.time)
+
+
+async def _metric_window(
+    tc: TencentCloud,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    window: dict[str, Any],
+    region: str | None,
+) -> list[tuple[Any, Any]]:
+    """(timestamp, value) pairs of one request's window."""
+    if namespace in STATISTIC_NAMESPACES:
         answer = await tc.call(
             "monitor",
             "DescribeStatisticData",
@@ -291,39 +322,28 @@ async def get_metric(
             },
             region=region,
         )
-        pairs = [
+        return [
             (value.get("Timestamp"), value.get("Value"))
             for data in answer.get("Data") or []
             for point in data.get("Points") or []
             for value in point.get("Values") or []
         ]
-    else:
-        answer = await tc.call(
-            "monitor",
-            "GetMonitorData",
-            {
-                "Namespace": namespace,
-                "MetricName": metric,
-                "Instances": [
-                    {"Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()]}
-                ],
-                **window,
-            },
-            region=region,
-        )
-        pairs = [
-            pair
-            for series in answer.get("DataPoints") or []
-            for pair in zip(
-                series.get("Timestamps") or [], series.get("Values") or [], strict=False
-            )
-        ]
-    points = [
-        MetricPoint(time=datetime.fromtimestamp(int(stamp), UTC), value=float(value))
-        for stamp, value in pairs
-        if stamp is not None and value is not None
+    answer = await tc.call(
+        "monitor",
+        "GetMonitorData",
+        {
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Instances": [{"Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()]}],
+            **window,
+        },
+        region=region,
+    )
+    return [
+        pair
+        for series in answer.get("DataPoints") or []
+        for pair in zip(series.get("Timestamps") or [], series.get("Values") or [], strict=False)
     ]
-    return sorted(points, key=lambda p: p.time)
 
 
 async def list_clusters(tc: TencentCloud, *, region: str | None = None) -> list[Cluster]:
