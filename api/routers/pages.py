@@ -345,7 +345,7 @@ def _signed_in(response: Response, request: Request, token: str) -> Response:
 async def register_form(request: Request, state: StateDep) -> Response:
     if not state.settings.open_registration:
         return render(request, "register.html", {"closed": True}, status.HTTP_404_NOT_FOUND)
-    return render(request, "register.html", {"closed": False, "error": None})
+    return render(request, "register.html", {"closed": False, "error": None, "typed": {}})
 
 
 @router.post("/register")
@@ -382,10 +382,12 @@ async def register(
         await session.commit()
         page = render(request, "registered.html", {"user": user, "token": token})
         return _signed_in(page, request, token)
+    # Shown again as the person filled it in.
+    typed = {"name": name, "email": email}
     return render(
         request,
         "register.html",
-        {"closed": False, "error": error},
+        {"closed": False, "error": error, "typed": typed},
         status.HTTP_422_UNPROCESSABLE_CONTENT,
     )
 
