@@ -262,7 +262,11 @@ def render(
     # The same language the routers' messages were put in: the user in the context (or the
     # browser's, or the server's default).
     language = language_of(request, context.get("user"))
-    return templates(language).TemplateResponse(request, name, context, status_code=code)
+    page = templates(language).TemplateResponse(request, name, context, status_code=code)
+    # Never kept by the browser: after signing out, Back asks again (and gets the sign-in
+    # form) instead of showing a signed-in page, or a token shown once, from its cache.
+    page.headers["Cache-Control"] = "no-store"
+    return page
 
 
 def notice(request: Request) -> str | None:
