@@ -327,7 +327,10 @@ async def discussion_post(
         }
         if not discussion_id:
             return await _discussion_list(request, state, me, typed)
-        read = await state.discussions.read_discussion(me.name, discussion_id, limit=None)
+        try:
+            read = await state.discussions.read_discussion(me.name, discussion_id, limit=None)
+        except DiscussionError as gone:  # deleted since, or never yours (an edited field)
+            return back("/app/discussions", discussion_problem(gone, _))
         return _discussion_form(request, "discussion.html", me, typed, read=read)
     note = _("Posted")
     if posted.action is not None:

@@ -262,7 +262,11 @@ def render(
     # The same language the routers' messages were put in: the user in the context (or the
     # browser's, or the server's default).
     language = language_of(request, context.get("user"))
-    return templates(language).TemplateResponse(request, name, context, status_code=code)
+    page = templates(language).TemplateResponse(request, name, context, status_code=code)
+    # Never kept by the browser: after signing out, Back asks again (and gets the sign-in
+    # form) instead of showing a signed-in page, or a token shown once, from its cache.
+    page.headers["Cache-Control"] = "no-store"
+    return page
 
 
 def notice(request: Request) -> str | None:
@@ -345,7 +349,7 @@ def _signed_in(response: Response, request: Request, token: str) -> Response:
 async def register_form(request: Request, state: StateDep) -> Response:
     if not state.settings.open_registration:
         return render(request, "register.html", {"closed": True}, status.HTTP_404_NOT_FOUND)
-    return render(request, "register.html", {"closed": False, "error": None})
+    return render(request, "register.html", {"closed": False, "error": None, "typed": {}})
 
 
 @router.post("/register")
@@ -382,10 +386,12 @@ async def register(
         await session.commit()
         page = render(request, "registered.html", {"user": user, "token": token})
         return _signed_in(page, request, token)
+    # Shown again as the person filled it in.
+    typed = {"name": name, "email": email}
     return render(
         request,
         "register.html",
-        {"closed": False, "error": error},
+        {"closed": False, "error": error, "typed": typed},
         status.HTTP_422_UNPROCESSABLE_CONTENT,
     )
 

@@ -53,7 +53,7 @@ async def _settings_page(
     code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
     """The page; after a refusal, ``typed`` is the refused form as sent, shown again."""
-    # typed: "settings" (the settings' fields), "channels" or "device_id".
+    # typed: "settings" (the settings' fields), "channels", "device_id" or "digest".
     typed = typed or {}
     browser = from_accept_language(request.headers.get("accept-language"))
     shown = user_public(me).model_copy(update=typed.get("settings", {}))
@@ -62,6 +62,7 @@ async def _settings_page(
         digest: DigestSetting | None = await state.digests.get(me.name)
     except Exception:  # Temporal down: the rest of the settings still work
         digest = None
+    shown_digest = typed.get("digest", digest) if digest is not None else None
     async with state.db.session() as session:
         endpoints = await Endpoints.of(session, state.settings).list(me)
     return render(
@@ -72,7 +73,7 @@ async def _settings_page(
             "shown": shown,
             "channels": typed.get("channels", push.channels),
             "device_id": typed.get("device_id", ""),
-            "digest": digest,
+            "digest": shown_digest,
             # Through the same services as the API: they decide what the caller sees.
             "devices": await state.devices.list(me.name),
             "endpoints": endpoints,
@@ -103,18 +104,19 @@ async def settings_form(request: Request, state: StateDep, me: PageUser) -> Resp
 
 @router.post("/app/digest")
 async def save_digest(
+    request: Request,
     state: StateDep,
     me: PageUser,
     _: PageWords,
     enabled: Annotated[str, Form()] = "",
     every_minutes: Annotated[str, Form()] = "15",
 ) -> Response:
+    sent = {"enabled": enabled == "on", "every_minutes": every_minutes or "15"}
     try:
-        setting = DigestSetting.model_validate(
-            {"enabled": enabled == "on", "every_minutes": every_minutes or "15"}
-        )
+        setting = DigestSetting.model_validate(sent)
     except ValidationError as exc:
-        return back("/app/settings", field_errors(exc, _))
+        errors = field_errors(exc, _, DIGEST_LABELS)
+        return await _settings_page(request, state, me, errors=errors, typed={"digest": sent})
     await state.digests.set(me.name, setting)
     return back(
         "/app/settings", _("Assistant digest on") if setting.enabled else _("Assistant digest off")
@@ -145,6 +147,10 @@ async def save_settings(
         _ = Words(language_of(request, me))
         return back("/app/settings", _("Settings saved"))
     return await _settings_page(request, state, me, errors=errors, typed={"settings": sent})
+
+
+# The digest's field as its form labels it.
+DIGEST_LABELS = {"every_minutes": N_("Look every (minutes)")}
 
 
 # The settings as the form labels them (refusals name the field by its label).

@@ -55,3 +55,19 @@ async def test_a_form_sent_before_posts_a_new_message_after_saying_so(
         assert posted.status_code == 303
         thread = await http.get(posted.headers["location"])
         assert re.findall(r"<pre>([^<]*)</pre>", thread.text) == ["开始上线", "上线完成"]
+
+
+async def test_a_refused_reply_to_a_discussion_that_is_not_there_says_so(
+    settings: Settings, db: Database
+) -> None:
+    """A reply the form refuses (too long), sent to a discussion that is gone or was never
+    one of the person's (an edited hidden field): the page answered 500."""
+    async with zh_pages(settings, db, "qiu", "/app/discussions") as (http, _):
+        for gone in ("999999", "abc"):
+            sent = {"discussion_id": gone, "content": "x" * 20_001, "message_id": "m1"}
+            answer = await http.post("/app/discussions/post", data=sent)
+            assert answer.status_code == 303, (answer.status_code, answer.text[:300])
+            assert answer.headers["location"].startswith("/app/discussions?"), answer.headers
+            shown = await http.get(answer.headers["location"])
+            notice = re.search(r'<p class="notice" role="status">(.*?)</p>', shown.text, re.S)
+            assert notice is not None and "讨论" in html.unescape(notice[1]), shown.text[:2000]
