@@ -7,8 +7,8 @@
 - Temporal or the database down: 503 "Temporal is unreachable at ADDRESS" / "the database is
   unreachable (WHERE: the driver's reason)" from any route;
 - a number too large for the database: 422;
-- a NUL character (which PostgreSQL refuses in text) in a path, query or JSON body: 422 naming
-  where it is (``refuse_nul``, a dependency of every route);
+- a NUL character (which PostgreSQL refuses in text) in a path, query, JSON body or form: 422
+  naming where it is (``refuse_nul``, a dependency of every route);
 - a feature's own errors (briefings, cloud, discussions, tasks, devices, remediations, another
   user's history): as its router's ``http_error`` maps them, so its routes hold no try/except.
 """
@@ -69,8 +69,8 @@ def _query_names(dependant: Dependant) -> Iterator[str]:
 
 async def refuse_nul(request: Request) -> None:
     """Every route's dependency: PostgreSQL refuses a NUL (U+0000) in text, in a query as in a
-    row, so one in the path, the query or a JSON body is a 422 naming it before any route runs
-    (on every database alike)."""
+    row, so one in the path, the query, a JSON body or a form is a 422 naming it before any
+    route runs (on every database alike)."""
     for name, value in request.path_params.items():
         if isinstance(value, str) and "\x00" in value:
             raise unprocessable(([name], NUL_REFUSED), where="path", given=value)
@@ -80,7 +80,14 @@ async def refuse_nul(request: Request) -> None:
             for value in request.query_params.getlist(name):
                 if "\x00" in value:
                     raise unprocessable(([name], NUL_REFUSED), where="query", given=value)
-    if request.headers.get("content-type", "").startswith("application/json"):
+    kind = request.headers.get("content-type", "")
+    if kind.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        # A page's form: FastAPI has read it already (a page shows the 422 as its refusal).
+        for name, value in (await request.form()).multi_items():
+            if isinstance(value, str) and "\x00" in value:
+                raise unprocessable(([name], NUL_REFUSED), where="body", given=value)
+        return
+    if kind.startswith("application/json"):
         raw = await request.body()
         # JSON writes a NUL as \u0000 (a raw one is no JSON): without it, no second parse.
         if b"\\u0000" not in raw and b"\x00" not in raw:

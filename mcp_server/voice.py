@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import TencentAuthError, TencentCloudError
+from ambient.domain.configs import nul_at
 from ambient.remediation.views import (
     RemediationSummary,
 )
@@ -365,6 +366,11 @@ class VoiceServer(MCPServer[AppState]):
         # A small model fills an optional argument it has nothing for with null: left out,
         # for every argument alike (a required one left out is still asked for again).
         arguments = {key: value for key, value in (arguments or {}).items() if value is not None}
+        found = nul_at(arguments) if name in self._tool_manager._tools else None
+        if found is not None:
+            # PostgreSQL refuses a NUL (U+0000) in text: heard again before any tool runs.
+            log.info("voice tool %r: arguments refused: %s", name, [str(found[0])])
+            return await self._say_again(context, [str(found[0])])
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -386,15 +392,19 @@ class VoiceServer(MCPServer[AppState]):
                 raise
             fields = dict.fromkeys(str(e["loc"][0]) for e in exc.__cause__.errors() if e["loc"])
             log.info("voice tool %r: arguments refused: %s", name, list(fields))
-            if await self._english_caller(context):
-                said = " and ".join(
-                    sentences.ARGUMENT_WORDS_EN.get(field, field) for field in fields
-                )
-                text = f"I didn't catch {said}. Please say it again."
-            else:
-                said = "和".join(sentences.ARGUMENT_WORDS.get(field, field) for field in fields)
-                text = f"没听清{said}，请再说一次。"
-            return CallToolResult(content=[TextContent(type="text", text=text)])
+            return await self._say_again(context, list(fields))
+
+    async def _say_again(
+        self, context: Context[AppState, Any] | None, fields: list[str]
+    ) -> CallToolResult:
+        """Ask the speaker to say these arguments again, in the caller's language."""
+        if await self._english_caller(context):
+            said = " and ".join(sentences.ARGUMENT_WORDS_EN.get(field, field) for field in fields)
+            text = f"I didn't catch {said}. Please say it again."
+        else:
+            said = "和".join(sentences.ARGUMENT_WORDS.get(field, field) for field in fields)
+            text = f"没听清{said}，请再说一次。"
+        return CallToolResult(content=[TextContent(type="text", text=text)])
 
     async def _english_caller(self, context: Context[AppState, Any] | None) -> bool:
         """Whether the session's user chose English; Chinese when that cannot be read now."""

@@ -346,6 +346,9 @@ async def remove_endpoint(
     endpoint: Annotated[str, Form()] = "",
 ) -> Response:
     try:
+        # int() also reads "１", "١", " 1 " and "1_0": only the ASCII digits the page wrote.
+        if not (endpoint.isascii() and endpoint.isdigit()):
+            raise ValueError(endpoint)
         gone = await Endpoints.of(session, state.settings).remove(me, int(endpoint))
     except (ValueError, EndpointError):
         return back("/app/settings", _("No endpoint %(id)s among yours.", id=endpoint))

@@ -151,3 +151,45 @@ async def test_a_nul_in_a_tool_argument_is_a_readable_refusal_naming_it_on_postg
         assert (await _count(db, User), await _count(db, AuditRecord)) == before
     finally:
         await db.close()
+
+
+# (form page, fields): forms whose text reached PostgreSQL with a NUL in it.
+FORMS: list[tuple[str, dict[str, str]]] = [
+    ("/app/xiaozhi/devices/remove", {"device": NUL}),
+    ("/app/xiaozhi/devices", {"device_id": NUL}),
+    ("/app/xiaozhi/endpoints/remove", {"endpoint": NUL}),
+    ("/app/settings", {"name": NUL}),
+]
+
+
+@pytest.mark.parametrize(("path", "fields"), FORMS, ids=[f[0] for f in FORMS])
+async def test_a_nul_in_a_form_is_shown_as_the_form_s_refusal_on_postgresql(
+    settings: Settings,
+    postgres_url: str,  # noqa: F811
+    path: str,
+    fields: dict[str, str],
+) -> None:
+    settings = settings.model_copy(
+        update={"database_url": postgres_url, "temporal_address": f"127.0.0.1:{free_port()}"}
+    )
+    await upgrade_async(postgres_url)
+    db = Database(postgres_url)
+    try:
+        async with db.session() as session:
+            _, token = await UserRepository(session).create(UserCreate(name=unique("page")))
+            await session.commit()
+        before = (await _count(db, User), await _count(db, AuditRecord))
+        async with serve(create_app(settings)) as base:
+            async with httpx.AsyncClient(
+                timeout=HANG,
+                base_url=base,
+                trust_env=False,
+                headers={"origin": base},
+                cookies={"ambient_token": token},
+            ) as http:
+                response = await http.post(path, data=fields)
+        assert response.status_code == 422, response.text
+        assert "NUL" in response.text
+        assert (await _count(db, User), await _count(db, AuditRecord)) == before
+    finally:
+        await db.close()

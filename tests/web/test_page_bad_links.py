@@ -8,8 +8,10 @@ import re
 
 import httpx
 
+from ambient.bridge.endpoints import EndpointCreate, Endpoints
 from ambient.settings import Settings
 from ambient.storage import Database
+from tests.conftest import unique
 from tests.web.test_refusals_language import zh_pages
 
 
@@ -31,3 +33,24 @@ async def test_a_link_or_form_a_page_cannot_take_is_said_on_a_page_in_chinese(
         gone = await http.post("/app/xiaozhi/endpoints/remove", data={"endpoint": "9" * 30})
         assert gone.status_code == 422
         assert shown(gone) == "这个链接或表单里有页面无法接受的值：数字超出范围"
+
+
+async def test_an_endpoint_number_in_other_digits_removes_nothing(
+    settings: Settings, db: Database
+) -> None:
+    # int() reads "１", "١" and "1_0" as numbers: a hand-edited field removed an endpoint.
+    settings = settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    name = unique("le")
+    async with zh_pages(settings, db, name, "/app/settings") as (http, _):
+        async with db.session() as session:
+            added = await Endpoints.of(session, settings).add(
+                None, EndpointCreate(user=name, url="ws://127.0.0.1:9/mcp/?token=t")
+            )
+        digits = str(added.id)
+        fullwidth = "".join(chr(0xFF10 + int(d)) for d in digits)
+        arabic_indic = "".join(chr(0x0660 + int(d)) for d in digits)
+        for odd in (fullwidth, arabic_indic, f" {digits} "):
+            await http.post("/app/xiaozhi/endpoints/remove", data={"endpoint": odd})
+        async with db.session() as session:
+            left = await Endpoints.of(session, settings).list(None)
+        assert added.id in [e.id for e in left]
