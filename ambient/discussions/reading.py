@@ -124,7 +124,7 @@ class DiscussionReads(DiscussionAccess):
             discussion_id=discussion_id,
             threshold_seconds=threshold_seconds,
             count=len(anomalies),
-            anomalies=anomalies,
+            anomalies=anomalies[:PAGE],
         )
 
     async def annotate_discussion(self, user: str, discussion_id: str) -> AnnotationReport:
@@ -140,7 +140,9 @@ class DiscussionReads(DiscussionAccess):
                 row.source_type = change.source_type
                 row.tags = [*(row.tags or []), *change.tags_added]
             await session.commit()
-        return AnnotationReport(discussion_id=discussion_id, count=len(changes), changed=changes)
+        return AnnotationReport(
+            discussion_id=discussion_id, count=len(changes), changed=changes[:PAGE]
+        )
 
     # --- bus (browse and set-up) ------------------------------------------------------
 

@@ -98,14 +98,14 @@ class Found(BaseModel):
 class AnomalyReport(BaseModel):
     discussion_id: str
     threshold_seconds: float
-    count: int
-    anomalies: list[Anomaly]
+    count: int = Field(description="all that were found")
+    anomalies: list[Anomaly] = Field(description="the first 100, oldest first")
 
 
 class AnnotationReport(BaseModel):
     discussion_id: str
-    count: int
-    changed: list[Annotation]
+    count: int = Field(description="all the messages changed")
+    changed: list[Annotation] = Field(description="the first 100")
 
 
 class DiscussionList(BaseModel):

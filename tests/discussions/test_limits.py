@@ -87,3 +87,21 @@ async def test_the_api_pages_the_same_way_and_names_a_bad_offset(deps: WorkerDep
     for refused_offset in (bad, listed):
         assert refused_offset.status_code == 422, refused_offset.text
         assert refused_offset.json()["detail"][0]["loc"] == ["query", "offset"]
+
+
+async def test_anomalies_and_annotations_answer_at_most_a_page_with_the_whole_count(
+    deps: WorkerDeps,
+) -> None:
+    ann, bob = unique("burst-ann"), unique("burst-bob")
+    await _users(deps, ann, admin=bob)
+    bus = DiscussionService(deps.db, deps.settings)
+    topic = f"burst {ann}"
+    first = await bus.send_message(ann, topic, MessageIn(from_id=ann, content="0"))
+    for n in range(1, 130):  # two senders in turn, well within 2 s of each other
+        sender = bob if n % 2 else ann
+        await bus.send_message(sender, topic, MessageIn(from_id=sender, content=str(n)))
+    async with Client(_server(deps, ann)) as as_ann:
+        found = await call(as_ann, "detect_anomalies", discussion_id=first.discussion_id)
+        changed = await call(as_ann, "annotate_discussion", discussion_id=first.discussion_id)
+    assert found["count"] == 129 and len(found["anomalies"]) == 100
+    assert changed["count"] >= 129 and len(changed["changed"]) == 100
