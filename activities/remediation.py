@@ -334,9 +334,20 @@ class RemediationActivities:
             result = await _translated(self._executor(step.mode).apply(step))
         except ApplicationError as exc:
             cause = exc.__cause__
-            if step.mode == "dry_run" or (isinstance(cause, KubeError) and cause.changed is False):
+            if (
+                step.mode == "dry_run"
+                or exc.type == "RemediationRefused"  # no executor on this worker: none sent
+                or (isinstance(cause, KubeError) and cause.changed is False)
+            ):
                 # Refused for good before anything was changed (a 403 on the first write, or
                 # any dry run): the step's slot counted a change nobody made (the run hands over).
+                async with self._writing() as session:
+                    await ActionLedger(session).release(step.key)
+            raise
+        except KubeError as exc:
+            if exc.changed is False and _last_change_attempt():
+                # Retried until the retries were spent (503s for minutes) without a change:
+                # the run hands over, and the slot must not count a change nobody made.
                 async with self._writing() as session:
                     await ActionLedger(session).release(step.key)
             raise
@@ -466,6 +477,17 @@ def _decided(result: Gate, gate: str) -> GateDecision:
         gate=None if result.allowed else gate,
         retry_after_seconds=result.retry_after_seconds,
     )
+
+
+def _last_change_attempt() -> bool:
+    """Whether this attempt of a change is its retry policy's last (no retry follows it)."""
+    # Imported here: the workflows import this module. The server does not always send the
+    # policy with the task (the test server does not): the one the workflow gives changes.
+    from workflows.remediation_records import CHANGE_RETRY
+
+    info = activity.info()
+    policy = info.retry_policy or CHANGE_RETRY
+    return 0 < policy.maximum_attempts <= info.attempt
 
 
 async def _translated(work: Awaitable[T]) -> T:

@@ -14,6 +14,7 @@ from typing import Any
 
 from lightkube import AsyncClient
 from lightkube.resources.core_v1 import ConfigMap
+from lightkube.resources.networking_v1 import NetworkPolicy
 
 from ambient.clients.kube import (
     REVISION,
@@ -30,6 +31,7 @@ from ambient.remediation.changes import (
     autoscaled_skip,
     configmaps_of,
     images_of,
+    isolation_policy_name,
     isolation_value,
     revision_template,
     stamp_annotations,
@@ -39,6 +41,7 @@ from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_reads import ClusterReads, previous_revision, rollout_health
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
+    REMOVED_POLICY_ANNOTATION,
     Checkpoint,
     RemediationExecutor,
     RolloutHealth,
@@ -97,8 +100,11 @@ async def read_workload(
     return WorkloadView(deployment, revisions, services, configmaps, autoscaler)
 
 
-def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str, Any], str]:
-    """The patches a rung makes (by object) and a sentence for people; None view: from alert."""
+def step_patches(
+    step: StepRequest, view: WorkloadView | None, policy: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """The patches a rung makes (by object) and a sentence for people; None view: from alert.
+    ``policy``: the run's isolation NetworkPolicy, found in the cluster (rung 5 removes it)."""
     stamp = {
         "metadata": {"annotations": stamp_annotations(view.deployment if view else {}, step.key)}
     }
@@ -156,17 +162,24 @@ def step_patches(step: StepRequest, view: WorkloadView | None) -> tuple[dict[str
         spec = (
             {"template": template} if hpa else {"replicas": baseline.replicas, "template": template}
         )
-        patches: dict[str, Any] = {deployment: {**stamp, "spec": spec}}
+        # As the Kubernetes executor writes it: the Deployment names the isolation policy
+        # before it goes (a retry finds it), even when nothing else on it changes.
+        named = {REMOVED_POLICY_ANNOTATION: policy} if policy else {}
+        metadata = {"annotations": {**stamp["metadata"]["annotations"], **named}}
+        patches: dict[str, Any] = {deployment: {"metadata": metadata, "spec": spec}}
         for name, selector in baseline.service_selectors.items():
             patches[f"service/{step.target.namespace}/{name}"] = {"spec": {"selector": selector}}
         for name, data in baseline.configmaps.items():
             patches[f"configmap/{step.target.namespace}/{name}"] = {"data": data}
+        if policy:
+            patches[f"networkpolicy/{step.target.namespace}/{policy}"] = {"delete": True}
         restored = release if rs is not None else baseline.revision
         replicas = f"replicas left to {hpa}" if hpa else f"{baseline.replicas} replicas"
+        removed = f"; NetworkPolicy {policy} removed" if policy else ""
         return patches, (
             f"full rollback of {deployment} to revision {restored}: template, "
             f"{replicas}, {len(baseline.service_selectors)} Service(s), "
-            f"{len(baseline.configmaps)} ConfigMap(s) as before the incident"
+            f"{len(baseline.configmaps)} ConfigMap(s) as before the incident{removed}"
         )
     return {}, "hand over to a person: no change"
 
@@ -236,13 +249,27 @@ class DryRunExecutor:
                 detail=f"dry run: {name} runs {view.replicas} replicas under {view.autoscaler}",
                 skipped_reason=autoscaled_skip(name, view.autoscaler),
             )
-        patches, sentence = step_patches(step, view)
+        policy = await self._isolation_policy(step) if view is not None else None
+        patches, sentence = step_patches(step, view, policy)
         source = "computed from a read of the workload" if view else f"from the alert ({why})"
         return StepResult(
             applied=False,
             detail=f"dry run: would {sentence}; {source}",
             patch=patches,
         )
+
+    async def _isolation_policy(self, step: StepRequest) -> str | None:
+        """The run's isolation NetworkPolicy if the cluster has it (only rung 5 removes it)."""
+        if step.rung is not Rung.FULL_ROLLBACK or self._clients is None:
+            return None
+        name = isolation_policy_name(step.remediation_id)
+        try:
+            client = await self._clients.client(step.target.cluster_id)
+            found = await ClusterReads(client).get(NetworkPolicy, step.target.namespace, name)
+        except KubeError as exc:
+            log.info("isolation policy %s not readable: %s", name, exc)
+            return None
+        return name if found is not None else None
 
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
         try:

@@ -511,3 +511,25 @@ async def test_a_rollback_with_nothing_to_roll_back_to_leaves_the_clusters_rate_
         (Rung.ROLLBACK, False),
         (Rung.ISOLATE, True),
     ]
+
+
+async def test_a_change_failing_until_its_retries_are_spent_leaves_the_rate_limit_slot_free(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """The API server answers every write 503 until the change's retries are spent: nothing
+    was changed, and the run hands over holding none of the hour's changes on the cluster."""
+    api, path = cluster
+    await _rate_limited(deps, path, per_hour=1)
+    api.unavailable_writes = 1000
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        failed = await handle.result()
+    assert failed.state == "handed_over" and "could not be applied" in failed.outcome
+    assert api.writes() == []
+    async with deps.db.session() as session:
+        assert await ActionLedger(session).recent(CLUSTER, datetime(2000, 1, 1, tzinfo=UTC)) == []

@@ -1103,3 +1103,31 @@ async def test_a_full_rollback_retried_after_removing_the_isolation_policy_says_
     assert again.applied and again.already_applied and again.skipped_reason is None
     assert f"networkpolicy shop/{name}" in again.detail
     assert again.patch is not None and again.patch[f"networkpolicy/shop/{name}"] == {"delete": True}
+
+
+async def test_a_full_rollback_dry_run_names_the_isolation_policy_the_real_one_removes(
+    kube: Cluster,
+) -> None:
+    """Isolated by a deny policy, the real full rollback's writes are the Deployment naming
+    the policy and the policy's removal; the dry run reported neither."""
+    from ambient.remediation.dry_run import DryRunExecutor
+    from ambient.remediation.ladder import REMOVED_POLICY_ANNOTATION
+
+    del kube.api.services[("shop", "checkout")]
+    baseline = await kube.executor.checkpoint(kube.target)
+    rid = "remediation/r-dry-policy"
+    await kube.executor.apply(kube.step(rid, Rung.ISOLATE))
+    name = isolation_policy_name(rid)
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    before = len(kube.api.writes())
+    planned = await dry.apply(
+        kube.step(rid, Rung.FULL_ROLLBACK, mode="dry_run", checkpoint=baseline)
+    )
+    assert len(kube.api.writes()) == before
+    real = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
+    assert planned.patch is not None and real.patch is not None
+    assert set(real.patch) <= set(planned.patch)
+    assert planned.patch[f"networkpolicy/shop/{name}"] == {"delete": True}
+    annotations = planned.patch["deployment/shop/checkout"]["metadata"]["annotations"]
+    assert annotations[REMOVED_POLICY_ANNOTATION] == name
+    assert f"NetworkPolicy {name}" in planned.detail
