@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 from workflows.remediation_records import (
@@ -73,6 +74,16 @@ UNCHANGED_FREES_SLOT = "unchanged-frees-slot"
 # is still sending its notices is waited for and the next run started. Before this patch any
 # run found was called joined, unsignalled, and a breach during a run's last steps was lost.
 JOIN_RUNNING_ONLY = "join-running-only"
+# That join is tried a few times (each waits up to FINISHING_WAIT for the ended run), then the
+# watch or triage records why nothing started and goes on: a run that sent its notices for
+# minutes held the watch's checks as long. Before this patch it was tried 120 times.
+JOIN_BOUNDED = "join-bounded"
+JOIN_RETRY = RetryPolicy(
+    maximum_attempts=4,
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=RECORD_RETRY.non_retryable_error_types,
+)
 # The type of an update's refusal that is about the run's state, not the caller's rights.
 STATE_CONFLICT = "StateConflict"
 
@@ -482,6 +493,6 @@ async def start_remediation(request: RemediationInput, summary: str) -> bool:
             RemediationActivities.join_remediation,
             JoinRequest(remediation_id=child, user=request.user, source=request.requested_by),
             start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=RECORD_RETRY,
+            retry_policy=JOIN_RETRY if workflow.patched(JOIN_BOUNDED) else RECORD_RETRY,
         ):
             return True

@@ -24,6 +24,7 @@ from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.remediation.test_triage import cloud  # noqa: F401 - the Tencent stand-in fixture
 from tests.standins.tencent_api import TencentApi
+from tests.support.record import save_history
 from worker import ALL_WORKFLOWS, build_worker
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT
@@ -132,6 +133,85 @@ async def test_a_breach_while_its_ended_remediation_sends_its_notice_starts_the_
     monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 0.5)
     await add_user(deps, USER)
     workload = unique("checkout")
+    rid, described, queue = await ended_run_holding_its_notice(dev_env, deps, api, workload)
+    now = int(time.time())
+    api.metric_points[METRIC] = [(now - 30, 97.0), (now + 3600, 97.0)]
+    async with running_worker(dev_env.client, deps) as worker:
+        task, watch = await remediating_watch(dev_env, worker.task_queue, workload)
+        events = await remediation_events(deps, task, watch, until_pending="join_remediation")
+        if not events:
+            # The ended run's notice goes out now, and the run completes.
+            async with build_worker(dev_env.client, deps, task_queue=queue):
+                await dev_env.client.get_workflow_handle(rid, run_id=described.run_id).result()
+                events = await remediation_events(deps, task, watch)
+        await watch.signal("stop")
+        latest = await dev_env.client.get_workflow_handle(rid).describe()
+        if latest.run_id != described.run_id:
+            await dev_env.client.get_workflow_handle(rid).terminate("test over")
+    (started,) = events
+    assert started.kind == "watch.remediation_started", started.payload
+    assert started.payload["remediation_id"] == rid
+    assert started.payload["joined"] is False
+    assert latest.run_id != described.run_id
+
+
+async def remediating_watch(
+    dev_env: WorkflowEnvironment, queue: str, workload: str
+) -> tuple[str, WorkflowHandle[Any, Any]]:
+    """A threshold watch of ``workload``'s CPU above 90 that remediates its breaches."""
+    task = f"threshold-watch/{USER}/{unique('cpu')}"
+    config = {
+        "source": source(workload),
+        "conditions": [{"op": "above", "value": 90}],
+        "check_interval_minutes": 5,
+        "on_breach": "remediate",
+    }
+    watch = await dev_env.client.start_workflow(
+        ThresholdWatchWorkflow.run,
+        ThresholdWatchInput(
+            user=USER, task=task, config=ThresholdWatchConfig.model_validate(config)
+        ),
+        id=task,
+        task_queue=queue,
+    )
+    return task, watch
+
+
+async def test_a_breach_while_its_ended_remediation_cannot_send_its_notice_is_not_held(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ended run's notice cannot go out (no worker for it): the watch's join was tried 120
+    times, up to 30 s apart, and the watch checked nothing meanwhile. It is tried a few times,
+    then the watch records why nothing started and goes on (the next breach tries again)."""
+    api, tencent = cloud
+    deps.tencent = tencent
+    remediation_settings(deps, remediation_approval_from_rung=6, remediation_settle_seconds=0)
+    monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 0.5)
+    await add_user(deps, USER)
+    workload = unique("checkout")
+    rid, described, _ = await ended_run_holding_its_notice(dev_env, deps, api, workload)
+    now = int(time.time())
+    api.metric_points[METRIC] = [(now - 30, 97.0), (now + 3600, 97.0)]
+    async with running_worker(dev_env.client, deps) as worker:
+        task, watch = await remediating_watch(dev_env, worker.task_queue, workload)
+        events = await remediation_events(deps, task, watch)
+        await watch.signal("stop")
+        await watch.result()
+        await save_history(watch, "threshold_watch_join_bounded")
+    await dev_env.client.get_workflow_handle(rid, run_id=described.run_id).terminate("test over")
+    (requested,) = events
+    assert requested.kind == "watch.remediation_requested", requested.payload
+    assert "still sending its report" in requested.payload["reason"], requested.payload
+
+
+async def ended_run_holding_its_notice(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, api: TencentApi, workload: str
+) -> tuple[str, Any, str]:
+    """A remediation of ``workload`` that resolved on a worker that cannot send notices: ended,
+    its final notice waiting for the queue's next worker. (Its id, its description, the queue.)"""
     conditions = ThresholdWatchConfig.model_validate(
         {"source": source(workload), "conditions": [{"op": "above", "value": 90}]}
     ).conditions
@@ -164,41 +244,7 @@ async def test_a_breach_while_its_ended_remediation_sends_its_notice_starts_the_
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("the first run did not resolve")
-    api.metric_points[METRIC] = [(now - 30, 97.0), (now + 3600, 97.0)]
-    async with running_worker(dev_env.client, deps) as worker:
-        task = f"threshold-watch/{USER}/{unique('cpu')}"
-        watch = await dev_env.client.start_workflow(
-            ThresholdWatchWorkflow.run,
-            ThresholdWatchInput(
-                user=USER,
-                task=task,
-                config=ThresholdWatchConfig.model_validate(
-                    {
-                        "source": source(workload),
-                        "conditions": [{"op": "above", "value": 90}],
-                        "check_interval_minutes": 5,
-                        "on_breach": "remediate",
-                    }
-                ),
-            ),
-            id=task,
-            task_queue=worker.task_queue,
-        )
-        events = await remediation_events(deps, task, watch, until_pending="join_remediation")
-        if not events:
-            # The ended run's notice goes out now, and the run completes.
-            async with build_worker(dev_env.client, deps, task_queue=queue):
-                await dev_env.client.get_workflow_handle(rid, run_id=described.run_id).result()
-                events = await remediation_events(deps, task, watch)
-        await watch.signal("stop")
-        latest = await dev_env.client.get_workflow_handle(rid).describe()
-        if latest.run_id != described.run_id:
-            await dev_env.client.get_workflow_handle(rid).terminate("test over")
-    (started,) = events
-    assert started.kind == "watch.remediation_started", started.payload
-    assert started.payload["remediation_id"] == rid
-    assert started.payload["joined"] is False
-    assert latest.run_id != described.run_id
+    return rid, described, queue
 
 
 async def remediation_events(
