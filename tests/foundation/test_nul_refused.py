@@ -22,8 +22,8 @@ from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
-from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
-from tests.support.servers import HANG, free_port, serve
+from tests.foundation.test_postgres import on_postgres, postgres_url  # noqa: F401  (fixture)
+from tests.support.servers import HANG, serve
 
 NUL = "a\x00b"
 ENDPOINT = "wss://api.xiaozhi.me/mcp/?token=t"
@@ -71,12 +71,7 @@ async def test_a_nul_is_refused_naming_where_it_is_and_nothing_is_written_on_pos
     body: Any,
     loc: list[str | int],
 ) -> None:
-    settings = settings.model_copy(
-        update={"database_url": postgres_url, "temporal_address": f"127.0.0.1:{free_port()}"}
-    )
-    await upgrade_async(postgres_url)
-    db = Database(postgres_url)
-    try:
+    async with on_postgres(settings, postgres_url) as (settings, db):
         async with db.session() as session:
             _, token = await UserRepository(session).create(
                 UserCreate(name=unique("root"), role=Role.ADMIN)
@@ -98,8 +93,6 @@ async def test_a_nul_is_refused_naming_where_it_is_and_nothing_is_written_on_pos
         assert [e["loc"] for e in detail] == [loc], detail
         assert "NUL" in detail[0]["msg"]
         assert (await _count(db, User), await _count(db, AuditRecord)) == before
-    finally:
-        await db.close()
 
 
 # (tool, arguments, the argument named): the tools that reached PostgreSQL with it, or whose
@@ -169,12 +162,7 @@ async def test_a_nul_in_a_form_is_shown_as_the_form_s_refusal_on_postgresql(
     path: str,
     fields: dict[str, str],
 ) -> None:
-    settings = settings.model_copy(
-        update={"database_url": postgres_url, "temporal_address": f"127.0.0.1:{free_port()}"}
-    )
-    await upgrade_async(postgres_url)
-    db = Database(postgres_url)
-    try:
+    async with on_postgres(settings, postgres_url) as (settings, db):
         async with db.session() as session:
             _, token = await UserRepository(session).create(UserCreate(name=unique("page")))
             await session.commit()
@@ -191,5 +179,3 @@ async def test_a_nul_in_a_form_is_shown_as_the_form_s_refusal_on_postgresql(
         assert response.status_code == 422, response.text
         assert "NUL" in response.text
         assert (await _count(db, User), await _count(db, AuditRecord)) == before
-    finally:
-        await db.close()

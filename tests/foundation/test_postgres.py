@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from urllib.parse import parse_qs, urlparse
 
 import pgserver
@@ -12,10 +13,12 @@ import pytest
 from sqlalchemy import text
 
 from ambient.domain.users import UserCreate, UserSettings
+from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import EventRepository, UserExistsError, UserRepository
 from tests.briefing.harness import eventually
+from tests.support.servers import free_port
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +30,23 @@ def postgres_url() -> Iterator[str]:
             yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
         finally:
             server.cleanup()
+
+
+@asynccontextmanager
+async def on_postgres(settings: Settings, url: str) -> AsyncIterator[tuple[Settings, Database]]:
+    """``settings`` aimed at the migrated PostgreSQL at ``url`` (and at no Temporal), and its
+    Database, closed at the end."""
+    await upgrade_async(url)
+    db = Database(url)
+    try:
+        yield (
+            settings.model_copy(
+                update={"database_url": url, "temporal_address": f"127.0.0.1:{free_port()}"}
+            ),
+            db,
+        )
+    finally:
+        await db.close()
 
 
 async def test_migrations_and_repositories_work_on_postgresql(postgres_url: str) -> None:

@@ -12,14 +12,12 @@ from ambient import temporal
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
-from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
 from ambient.wiring import AppState, StateHolder
 from mcp_server.voice import build_voice_server
 from mcp_server.voice_sentences import UNKNOWN_TOOL
 from tests.briefing.harness import make_user
 from tests.conftest import unique
-from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
+from tests.foundation.test_postgres import on_postgres, postgres_url  # noqa: F401  (fixture)
 from tests.support.servers import free_port
 from tests.voice.support import say
 
@@ -100,12 +98,7 @@ async def test_a_nul_in_a_voice_argument_is_said_again_not_a_crash_on_postgresql
 ) -> None:
     # PostgreSQL refuses a NUL (U+0000) in text: a speaker or task name holding one reached it
     # and the tool crashed ("Error executing tool greet", which a voice client drops).
-    settings = settings.model_copy(
-        update={"database_url": postgres_url, "temporal_address": f"127.0.0.1:{free_port()}"}
-    )
-    await upgrade_async(postgres_url)
-    db = Database(postgres_url)
-    try:
+    async with on_postgres(settings, postgres_url) as (settings, db):
         user = unique("vz")
         await make_user(db, user)
         client = await temporal.connect(settings, lazy=True)
@@ -117,5 +110,3 @@ async def test_a_nul_in_a_voice_argument_is_said_again_not_a_crash_on_postgresql
         async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
             assert await say(voice, "greet", speaker="a\x00b") == "没听清是谁在说话，请再说一次。"
             assert await say(voice, "task_status", name="a\x00b") == "没听清任务名，请再说一次。"
-    finally:
-        await db.close()
