@@ -26,13 +26,14 @@ async def test_a_refused_digest_is_said_by_its_label_and_keeps_what_was_typed(
         _, token = await UserRepository(session).create(UserCreate(name=name, language="zh"))
         await session.commit()
     async with signed_in(settings, token, "/app/settings") as http:
-        for typed in ("2", "1e400"):
+        for typed in ("2", "1e400", "abc", "2.5"):
             refused = await http.post("/app/digest", data={"enabled": "on", "every_minutes": typed})
             assert refused.status_code == 422, (typed, refused.status_code, refused.headers)
             said = html.unescape(refused.text)
             notice = re.search(r'<p class="error" role="alert">(.*?)</p>', said, re.S)
             assert notice is not None and "查看间隔（分钟）" in notice.group(1), said
             assert "every_minutes:" not in notice.group(1)
+            assert "Input should" not in notice.group(1), notice.group(1)  # in Chinese
             form = said[
                 said.index('id="digest"') : said.index("</form>", said.index('id="digest"'))
             ]
