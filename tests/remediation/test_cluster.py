@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -438,6 +439,25 @@ async def test_a_run_aborted_before_its_first_change_leaves_the_clusters_rate_li
     assert [c.path.rsplit("/", 1)[-1] for c in api.writes()] == ["cart"]
 
 
+async def _run_to_its_end(ts_env: WorkflowEnvironment, deps: WorkerDeps) -> RemediationStatus:
+    """An alert of an error rate that stays high, remediated on CLUSTER to the run's end."""
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        status: RemediationStatus = await handle.result()
+        return status
+
+
+async def _slots_taken(deps: WorkerDeps) -> list[Any]:
+    """The changes CLUSTER's next gate counts (any age: the test server's clock jumps)."""
+    async with deps.db.session() as session:
+        return list(await ActionLedger(session).recent(CLUSTER, datetime(2000, 1, 1, tzinfo=UTC)))
+
+
 async def test_a_checkpoint_that_failed_leaves_the_clusters_rate_limit_slot_free(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:
@@ -446,20 +466,12 @@ async def test_a_checkpoint_that_failed_leaves_the_clusters_rate_limit_slot_free
     api, path = cluster
     await _rate_limited(deps, path, per_hour=1)
     api.forbidden = {"deployments"}
-    async with (
-        error_rate(healthy_from=None) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        handle = await start(
-            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
-        )
-        failed = await handle.result()
+    failed = await _run_to_its_end(ts_env, deps)
     assert failed.state == "handed_over" and "checkpoint could not be read" in failed.outcome
     assert api.writes() == []
     # What the cluster's next gate counts (a later run here starts hours later: the test
     # server's clock jumps after a run with activities ends).
-    async with deps.db.session() as session:
-        assert await ActionLedger(session).recent(CLUSTER, datetime(2000, 1, 1, tzinfo=UTC)) == []
+    assert await _slots_taken(deps) == []
 
 
 async def test_a_change_the_cluster_refuses_leaves_the_clusters_rate_limit_slot_free(
@@ -470,18 +482,10 @@ async def test_a_change_the_cluster_refuses_leaves_the_clusters_rate_limit_slot_
     api, path = cluster
     await _rate_limited(deps, path, per_hour=1)
     api.forbidden = {"patch deployments"}
-    async with (
-        error_rate(healthy_from=None) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        handle = await start(
-            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
-        )
-        failed = await handle.result()
+    failed = await _run_to_its_end(ts_env, deps)
     assert failed.state == "handed_over" and "could not be applied" in failed.outcome
     assert api.writes() == []
-    async with deps.db.session() as session:
-        assert await ActionLedger(session).recent(CLUSTER, datetime(2000, 1, 1, tzinfo=UTC)) == []
+    assert await _slots_taken(deps) == []
 
 
 async def test_a_rollback_with_nothing_to_roll_back_to_leaves_the_clusters_rate_limit_slot_free(
@@ -521,15 +525,7 @@ async def test_a_change_failing_until_its_retries_are_spent_leaves_the_rate_limi
     api, path = cluster
     await _rate_limited(deps, path, per_hour=1)
     api.unavailable_writes = 1000
-    async with (
-        error_rate(healthy_from=None) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        handle = await start(
-            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
-        )
-        failed = await handle.result()
+    failed = await _run_to_its_end(ts_env, deps)
     assert failed.state == "handed_over" and "could not be applied" in failed.outcome
     assert api.writes() == []
-    async with deps.db.session() as session:
-        assert await ActionLedger(session).recent(CLUSTER, datetime(2000, 1, 1, tzinfo=UTC)) == []
+    assert await _slots_taken(deps) == []
