@@ -127,15 +127,9 @@ async def test_a_breach_while_its_ended_remediation_sends_its_notice_starts_the_
     """A remediation that has resolved still records and sends its notice; a breach of the
     same workload then was called "joined" (joined: true) and dropped, unsignalled. It now
     waits for the ended run, as the API does, and starts the next run."""
-    api, tencent = cloud
-    deps.tencent = tencent
-    remediation_settings(deps, remediation_approval_from_rung=6, remediation_settle_seconds=0)
-    monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 0.5)
-    await add_user(deps, USER)
-    workload = unique("checkout")
-    rid, described, queue = await ended_run_holding_its_notice(dev_env, deps, api, workload)
-    now = int(time.time())
-    api.metric_points[METRIC] = [(now - 30, 97.0), (now + 3600, 97.0)]
+    workload, rid, described, queue = await ended_run_holding_its_notice(
+        dev_env, deps, cloud, monkeypatch
+    )
     async with running_worker(dev_env.client, deps) as worker:
         task, watch = await remediating_watch(dev_env, worker.task_queue, workload)
         events = await remediation_events(deps, task, watch, until_pending="join_remediation")
@@ -186,15 +180,9 @@ async def test_a_breach_while_its_ended_remediation_cannot_send_its_notice_is_no
     """The ended run's notice cannot go out (no worker for it): the watch's join was tried 120
     times, up to 30 s apart, and the watch checked nothing meanwhile. It is tried a few times,
     then the watch records why nothing started and goes on (the next breach tries again)."""
-    api, tencent = cloud
-    deps.tencent = tencent
-    remediation_settings(deps, remediation_approval_from_rung=6, remediation_settle_seconds=0)
-    monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 0.5)
-    await add_user(deps, USER)
-    workload = unique("checkout")
-    rid, described, _ = await ended_run_holding_its_notice(dev_env, deps, api, workload)
-    now = int(time.time())
-    api.metric_points[METRIC] = [(now - 30, 97.0), (now + 3600, 97.0)]
+    workload, rid, described, _ = await ended_run_holding_its_notice(
+        dev_env, deps, cloud, monkeypatch
+    )
     async with running_worker(dev_env.client, deps) as worker:
         task, watch = await remediating_watch(dev_env, worker.task_queue, workload)
         events = await remediation_events(deps, task, watch)
@@ -208,10 +196,20 @@ async def test_a_breach_while_its_ended_remediation_cannot_send_its_notice_is_no
 
 
 async def ended_run_holding_its_notice(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, api: TencentApi, workload: str
-) -> tuple[str, Any, str]:
-    """A remediation of ``workload`` that resolved on a worker that cannot send notices: ended,
-    its final notice waiting for the queue's next worker. (Its id, its description, the queue.)"""
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811 - the fixture's value, passed on
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[str, str, Any, str]:
+    """A remediation of a new workload that resolved on a worker that cannot send notices:
+    ended, its final notice waiting for the queue's next worker; the workload's metric then
+    breaches again. (The workload, the run's id, its description, the queue.)"""
+    api, tencent = cloud
+    deps.tencent = tencent
+    remediation_settings(deps, remediation_approval_from_rung=6, remediation_settle_seconds=0)
+    monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 0.5)
+    await add_user(deps, USER)
+    workload = unique("checkout")
     conditions = ThresholdWatchConfig.model_validate(
         {"source": source(workload), "conditions": [{"op": "above", "value": 90}]}
     ).conditions
@@ -244,7 +242,8 @@ async def ended_run_holding_its_notice(
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("the first run did not resolve")
-    return rid, described, queue
+    api.metric_points[METRIC] = [(now - 30, 97.0), (now + 3600, 97.0)]
+    return workload, rid, described, queue
 
 
 async def remediation_events(
