@@ -456,10 +456,53 @@ async def test_voice_confirm_set_answers_the_named_back_question_in_every_way() 
     for case in cases:
         asked = case.history[-2]
         assert asked.tool in {"approve_remediation", "refuse_remediation"}, case.id
-        assert "确认就再说一次" in (asked.result or ""), case.id
+        # The question as the product asks it in the speaker's language (mcp_server.voice).
+        again = "again to confirm" if case.lang == "en" else "确认就再说一次"
+        assert again in (asked.result or ""), case.id
     assert sum(not c.expected for c in cases) == 6
     called = Counter(e.tool for c in cases for e in c.expected)
     assert set(called) == {"approve_remediation", "refuse_remediation"}
+
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_VOICE_SETS = ("voice.jsonl", "voice_followups.jsonl", "voice_confirm.jsonl")
+
+
+def _said_without_a_name(value: str) -> bool:
+    """A reference the voice tools read in either language: "它", "第二", "确认"."""
+    from mcp_server.voice import _YES
+    from mcp_server.voice_speech import names_nothing
+
+    return (
+        names_nothing(value)
+        or value in _YES
+        or bool(re.fullmatch(r"第[一二三四五六七八九十]", value))
+    )
+
+
+def test_an_english_speaker_hears_english_and_is_expected_to_name_things_in_english() -> None:
+    """The voice tools answer a user who chose English in English (mcp_server.voice_answer):
+    an English case's earlier results and assistant turns are the product's English words,
+    and its expected names are the English ones the tool finds, not a translation of them
+    ("比特币" names no task called btc)."""
+    chinese = []
+    for name in _VOICE_SETS:
+        for case in load_cases(bench_run.VOICE_DATASET.with_name(name)):
+            if case.lang != "en":
+                continue
+            chinese += [
+                (case.id, said)
+                for turn in case.history
+                for said in (turn.result, turn.assistant)
+                if said and _CJK.search(said)
+            ]
+            chinese += [
+                (case.id, value)
+                for call in case.expected
+                for value in _strings(call.args)
+                if _CJK.search(value) and not _said_without_a_name(value)
+            ]
+    assert chinese == []
 
 
 async def test_voice_data_set_covers_every_voice_tool_in_both_languages_and_both_halves() -> None:
