@@ -85,10 +85,19 @@ ORDINALS_EN = "first second third fourth fifth sixth seventh eighth ninth tenth"
 _ORDINALS: dict[str, int] = {
     **{w: i for i, w in enumerate(ORDINAL_WORDS)},
     **{str(i + 1): i for i in range(10)},
-    **{w: i for i, w in enumerate(("first", "second", "third", "fourth", "fifth"))},
+    **{w: i for i, w in enumerate(ORDINALS_EN)},
+    **{w: i for i, w in enumerate("one two three four five six seven eight nine ten".split())},
     "last": -1,
     "最后": -1,
 }
+# Which one, by place: "第二个", "the second", "2", and as the English answers name a fix
+# ("number 2", "say which number"): "number two", "no. 2", "#2", "2nd".
+_ORDINAL = re.compile(
+    r"第\s*([一二三四五六七八九十\d]+)"
+    rf"|\b({'|'.join(ORDINALS_EN)}|last)\b|最后|^\s*(\d+)\s*$"
+    r"|(?:\bnumber\s*|\bno\.\s*|#\s*)(\d+|one|two|three|four|five|six|seven|eight|nine|ten)\b"
+    r"|\b(\d+)(?:st|nd|rd|th)\b"
+)
 
 
 # What a model passes when the person named nothing: a pronoun, a bare kind of thing, or a
@@ -155,10 +164,7 @@ def pick_remediation(
             return None, f"Which one do you mean? {_which_waits(runs, english)}"
         return None, f"你说的是哪一个？{_which_waits(runs)}"
     text = said.strip().lower()
-    ordinal = re.search(
-        r"第\s*([一二三四五六七八九十\d]+)|\b(first|second|third|fourth|fifth|last)\b|最后|^\s*(\d+)\s*$",
-        text,
-    )
+    ordinal = _ORDINAL.search(text)
     if ordinal:
         word = next((g for g in ordinal.groups() if g), None) or "最后"
         index = _ORDINALS.get(word)

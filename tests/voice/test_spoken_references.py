@@ -48,6 +48,26 @@ def test_ordinals_in_chinese_english_and_digits_pick_by_waiting_order() -> None:
         assert run is not None and run.service.endswith(f"/{workload}"), (said, question)
 
 
+def test_a_number_said_as_the_english_question_says_it_picks_that_run() -> None:
+    # The English question names a fix "number 2" and asks to "say which number": "number 2"
+    # was answered "I found no “number 2”", and so were "2nd" and "#3".
+    runs = [*RUNS, _run(4, "search")]
+    for said, workload in [
+        ("number 2", "checkout-api"),
+        ("Number two", "checkout-api"),
+        ("no. 3", "payments"),
+        ("#1", "checkout"),
+        ("2nd", "checkout-api"),
+        ("the 3rd one", "payments"),
+        ("the fourth one", "search"),
+        ("number 4, the search one", "search"),
+    ]:
+        run, question = pick_remediation(runs, said, english=True)
+        assert run is not None and run.service.endswith(f"/{workload}"), (said, question)
+    run, question = pick_remediation(runs, "number 5", english=True)
+    assert run is None and question == "Only 4 fixes waiting for your approval: say which number."
+
+
 def test_an_ordinal_counted_from_the_end_picks_from_the_end() -> None:
     # "倒数第二个" was read as "第二个": the second of four, named back as the one to approve.
     runs = [*RUNS, _run(4, "search")]
