@@ -47,6 +47,11 @@ def say(zh: str, en: str) -> str:
     return en if english.get() else zh
 
 
+def spoken(text: str) -> str:
+    """``text`` made speakable in the current call's language."""
+    return speakable(text, english=english.get())
+
+
 def in_english(state: AppState, language: str | None) -> bool:
     """A user's language, or the server's default where they chose none (as the briefing)."""
     return (language or state.settings.default_language) == Language.EN
@@ -78,7 +83,7 @@ async def answer(
                 # Nobody known speaks: the refusal is said in the device owner's language.
                 if who.kind != SpeakerKind.NO_ACCOUNT:
                     english.set(await english_user(state, owner))
-                return speakable(
+                return spoken(
                     say(
                         *sentences.REFUSALS.get(
                             who.kind, (sentences.BEYOND_OWNER, sentences.BEYOND_OWNER_EN)
@@ -86,7 +91,7 @@ async def answer(
                     )
                 )
             english.set(in_english(state, who.user.language))
-            return speakable(await work(state, who.user.name))
+            return spoken(await work(state, who.user.name))
     except TimeoutError as exc:
         if database_problem(exc, None) is not None:  # a connect that timed out (OSError)
             return say(sentences.DATABASE_DOWN, sentences.DATABASE_DOWN_EN)
@@ -114,7 +119,7 @@ async def answer(
         # A voice client drops error text: say something, and keep the trace in the log.
         log.warning("voice tool failed", exc_info=True)
         name = getattr(exc, "message", None) or type(exc).__name__
-        return speakable(say(f"出了点问题，没有完成。{name}", f"Something went wrong. {name}"))
+        return spoken(say(f"出了点问题，没有完成。{name}", f"Something went wrong. {name}"))
 
 
 def worker_time() -> float:

@@ -32,20 +32,22 @@ _PATH_ID = re.compile(
 _HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE)
 _CLOUD_ID = re.compile(r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE)
 _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
-# Log templates name their variable parts <*>: said as "某值" (some value), not as symbols.
+# Log templates name their variable parts <*>: said as "某值" (some value), not as symbols,
+# in the answer's language.
 _PLACEHOLDER = re.compile(r"<\*>")
 _EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
 _SENTENCE_END = "。！？.!?；;"
 _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
 
 
-def speakable(text: str, limit: int = MAX_SPOKEN) -> str:
-    """Text a TTS engine reads well: no Markdown, URLs or ids; three sentences, ``limit`` chars."""
+def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> str:
+    """Text a TTS engine reads well: no Markdown, URLs or ids; three sentences, ``limit`` chars
+    (the words it puts in are English when ``english``)."""
     text = _LINK.sub(r"\1", text)
     text = _URL.sub("", text)
     text = _BULLET.sub("", text)
     text = _EMOJI.sub(" ", text)
-    text = _PLACEHOLDER.sub("某值", text)
+    text = _PLACEHOLDER.sub("some value" if english else "某值", text)
     text = _PATH_ID.sub("", text)
     text = _CLOUD_ID.sub("", text)
     text = _HEX.sub("", text)
@@ -235,7 +237,7 @@ def task_label(task: TaskSummary, english: bool = False) -> str:
         # The service writes the summary in English: said as it is to an English speaker.
         summary = task.summary if english else spoken_summary(task.summary)
         said = summary or task.kind.value.replace("_", " ")
-        return speakable(said, 60)
+        return speakable(said, 60, english=english)
     return spoken_name(name)
 
 

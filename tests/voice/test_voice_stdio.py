@@ -107,6 +107,18 @@ def test_fractions_abbreviations_and_long_numbers_are_said_not_taken_out_as_ids(
         assert_speakable(speakable(text))
 
 
+def test_a_log_templates_variable_part_is_said_in_the_answers_language() -> None:
+    """The greeting speaks the top log template, whose variable parts are <*>: an English
+    user heard "The most frequent error was timeout after 某值 ms, 12 times." """
+    template = "The most frequent error was timeout after <*> ms on <*>, 12 times."
+    assert speakable(template, english=True) == (
+        "The most frequent error was timeout after some value ms on some value, 12 times."
+    )
+    assert speakable("最多的错误是：timeout after <*> ms，共 12 次。") == (
+        "最多的错误是：timeout after 某值 ms，共 12 次。"
+    )
+
+
 async def test_a_session_user_nobody_has_is_said_as_such_not_as_an_unknown_voice(
     tmp_path: Path,
 ) -> None:
