@@ -28,6 +28,13 @@ _EMOJI = re.compile(
 _PATH_ID = re.compile(
     r"\b(?!(?:\d+(?:/\d+)+|[A-Z][A-Za-z]*/[A-Z][A-Za-z]*)(?![\w@/-]|\.\w))[\w.-]+/[\w.@/-]+"
 )
+# A UUID, whole: the hex rule alone leaves its short middle groups ("-7d4e-4a1b-") behind.
+_UUID = re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.IGNORECASE)
+# A Kubernetes pod of a Deployment is said by its workload: checkout-api-7d9f8b6c5d-x2k4p.
+# The ReplicaSet hash and the suffix are drawn from Kubernetes' "safe" alphabet (no vowels,
+# no 0, 1, 3); a digit among them tells them from a word ("backlog-worker" stays).
+_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
+_POD = re.compile(rf"\b([a-z0-9][a-z0-9.-]*?)-(?=[a-z-]{{0,16}}\d){_SAFE}{{6,10}}-{_SAFE}{{5}}\b")
 # A hex id has a letter: 8 digits are a number said (an order id 20261126, a count).
 _HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE)
 _CLOUD_ID = re.compile(r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE)
@@ -48,6 +55,8 @@ def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> s
     text = _BULLET.sub("", text)
     text = _EMOJI.sub(" ", text)
     text = _PLACEHOLDER.sub("some value" if english else "某值", text)
+    text = _UUID.sub("", text)
+    text = _POD.sub(r"\1", text)
     text = _PATH_ID.sub("", text)
     text = _CLOUD_ID.sub("", text)
     text = _HEX.sub("", text)

@@ -107,6 +107,24 @@ def test_fractions_abbreviations_and_long_numbers_are_said_not_taken_out_as_ids(
         assert_speakable(speakable(text))
 
 
+def test_an_id_written_with_dashes_is_taken_out_whole_and_a_pod_is_said_by_its_workload() -> None:
+    """The hex rule took out only the dash-free runs of an id: a UUID left "-7d4e-4a1b-9c0d-"
+    to be read out sign by sign, and a pod "checkout-api--x2k4p" (its ReplicaSet hash gone,
+    its random suffix said letter by letter)."""
+    assert speakable("请求 3f9a1c2b-7d4e-4a1b-9c0d-1234567890ab 失败。") == "请求 失败。"
+    assert speakable("Run 123E4567-E89B-12D3-A456-426614174000 failed.") == "Run failed."
+    assert speakable("pod checkout-api-7d9f8b6c5d-x2k4p 重启了 3 次。") == (
+        "pod checkout-api 重启了 3 次。"
+    )
+    assert speakable("Pod payments-worker-5c8d7b9f64-q7zxv was OOM killed.") == (
+        "Pod payments-worker was OOM killed."
+    )
+    # names that only look like one stay
+    assert speakable("order-service-backlog-worker 正常，redis-0 正常。") == (
+        "order-service-backlog-worker 正常，redis-0 正常。"
+    )
+
+
 def test_a_log_templates_variable_part_is_said_in_the_answers_language() -> None:
     """The greeting speaks the top log template, whose variable parts are <*>: an English
     user heard "The most frequent error was timeout after 某值 ms, 12 times." """
