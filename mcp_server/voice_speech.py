@@ -17,11 +17,13 @@ MAX_SENTENCES = 3
 _URL = re.compile(r"(?:https?|wss?)://\S+|\bwww\.\S+", re.IGNORECASE)
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # [words](url): the words are said
 _BULLET = re.compile(r"^\s*[-+*]\s+", re.MULTILINE)
-# Emoji a TTS reads by name ("fire"), with what composes them (skin tones, ZWJ, VS16, keycaps);
-# symbols it reads well (℃, °, →) are outside these ranges.
+# Emoji a TTS reads by name ("fire", "alarm clock"), with what composes them (skin tones, ZWJ,
+# VS16, keycaps), and shapes used as bullets ("black circle"): the pictograph blocks, the
+# technical one (⌚ ⏰ ⏳), geometric shapes (● ▶ ■), ‼ ⁉ ℹ ™. Symbols it reads well (℃, °,
+# →) are outside these ranges.
 _EMOJI = re.compile(
-    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe0e\ufe0f\u200d\u20e3"
-    "\U000e0020-\U000e007f]+"
+    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\u25a0-\u25ff"
+    "\u203c\u2049\u2122\u2139\ufe0e\ufe0f\u200d\u20e3\U000e0020-\U000e007f]+"
 )
 # remediation/abc…, web-monitor/alice/x; not what a listener needs: a fraction or date ("3/5",
 # "11/26"), an abbreviation ("I/O", "TCP/IP"). The product's ids are lowercase.

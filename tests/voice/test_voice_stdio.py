@@ -90,6 +90,16 @@ def test_emoji_links_list_marks_and_bare_web_addresses_are_not_read_aloud() -> N
         assert_speakable(speakable(said))
 
 
+def test_clock_play_and_info_emoji_and_shape_bullets_are_not_read_aloud() -> None:
+    """Emoji outside the pictograph blocks were kept: a reminder's "⏰ 站会" was spoken as
+    "alarm clock 站会", "▶️" as "play button", "ℹ️" as "information", "●" as "black circle"."""
+    assert speakable("⏰ 站会提醒 ⏳ 还有 5 分钟。") == "站会提醒 还有 5 分钟。"
+    assert speakable("▶️ Deploy started ⌛ ⌚ ⏱ ⏲ ℹ️ ‼️ done.") == "Deploy started done."
+    assert speakable("● checkout 正常 ■ payments ▲ 上升。") == "checkout 正常 payments 上升。"
+    # what a TTS reads well stays: units, arrows, degrees
+    assert speakable("温度 38℃，CPU 60% → 90%，风向 30°。") == "温度 38℃，CPU 60% → 90%，风向 30°。"
+
+
 def test_fractions_abbreviations_and_long_numbers_are_said_not_taken_out_as_ids() -> None:
     """The id rules took out what a listener needs: "3/5" and "I/O" as a path id, an 8-digit
     number (an order or alarm id, a count) as a hex id: "3/5 个副本就绪" was said "个副本就绪"."""
