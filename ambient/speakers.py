@@ -84,14 +84,19 @@ async def resolve_speaker(
         if account is None:
             return Speaker(SpeakerKind.NO_ACCOUNT, None)
         key = (speaker or "").strip().lower()
+        assistant = account.assistant_name or DEFAULT_ASSISTANT
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
-        if names_no_speaker(speaker, account.assistant_name or DEFAULT_ASSISTANT, described_as):
+        if names_no_speaker(speaker, assistant):
             return Speaker(SpeakerKind.OWNER, account)
         query = select(User).where(
             or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)
         )
         found = list(await session.scalars(query))
+        # Words copied from the argument's description name nobody, unless someone is called
+        # so: a colleague's voiceprint "Nam" is inside "name", and is them, not the owner.
+        if not found and names_no_speaker(speaker, assistant, described_as):
+            return Speaker(SpeakerKind.OWNER, account)
         if len(found) != 1:
             return Speaker(SpeakerKind.UNKNOWN, None)
         person = found[0]

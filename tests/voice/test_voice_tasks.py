@@ -77,6 +77,42 @@ async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
         assert not description.schedule.state.paused
 
 
+async def test_a_real_speaker_whose_name_is_inside_the_argument_description_is_not_the_owner(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A speaker argument that is a piece of its own description names nobody (a model copied
+    it), but the test ran before the users were asked: a colleague whose voiceprint name is
+    "Nam" (inside "name") or "Rin" (inside "voiceprint"), who never allowed the owner's
+    speaker, was answered as the owner, with the owner's errors, tasks and approvals."""
+    from mcp_server.voice_sentences import UNKNOWN_SPEAKER
+
+    owner = unique("vo")
+    await make_user(deps.db, owner)
+    voices = {unique("nam"): "Nam", unique("rin"): "Rin"}
+    async with deps.db.session() as session:
+        for name, voice in voices.items():
+            await UserRepository(session).create(UserCreate(name=name, voiceprint_id=voice))
+        await session.commit()
+    await _a_failure(deps, owner)
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
+    async with voice_client(state, owner) as client:
+        for voice in voices.values():
+            assert await say(client, "recent_errors", speaker=voice) == UNKNOWN_SPEAKER, voice
+        # a placeholder copied from the description still names the owner
+        said = await say(client, "recent_errors", speaker="声纹认出的人名")
+        assert said.startswith("最近 24 小时有 1 个错误"), said
+
+
+async def _a_failure(deps: WorkerDeps, user: str) -> None:
+    async with deps.db.session() as session:
+        await EventRepository(session).add(
+            "watch.failing", user=user, task=f"web-monitor/{user}/shop", payload={}
+        )
+        await session.commit()
+
+
 async def test_a_task_is_found_by_voice_among_more_than_two_hundred(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
