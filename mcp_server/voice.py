@@ -323,6 +323,15 @@ def _task_said(task_id: str) -> str:
     return spoken_name(name) or say("未知任务", "an unknown task")
 
 
+def _span_said(hours: int) -> tuple[str, str]:
+    """The span as said back, in Chinese and English: whole days (two or more) in days, as a
+    person says them ("这一周" is "最近 7 天", not "168 小时"), else in hours."""
+    if hours >= 48 and hours % 24 == 0:
+        days = hours // 24
+        return ("两天" if days == 2 else f" {days} 天"), f"{days} days"
+    return f" {hours} 小时", "hour" if hours == 1 else f"{hours} hours"
+
+
 async def recent_errors(
     ctx: Context[Any, Any],
     hours: Span = 24,
@@ -336,11 +345,9 @@ async def recent_errors(
             counts = await EventRepository(session).count_by_task(
                 user=user, kinds=_ERROR_KINDS, since=since
             )
+        zh, en = _span_said(hours)
         if not counts:
-            return say(
-                f"最近 {hours} 小时没有错误。",
-                f"No errors in the last {counted(hours, 'hour', 'hours')}.",
-            )
+            return say(f"最近{zh}没有错误。", f"No errors in the last {en}.")
         by_task: Counter[str] = Counter()
         for task, count in counts.items():
             by_task[_task_said(task or "")] += count
@@ -348,9 +355,8 @@ async def recent_errors(
         named = "、".join(f"{label} {count} 次" for label, count in top)
         named_en = ", ".join(f"{label} {counted(count, 'time', 'times')}" for label, count in top)
         return say(
-            f"最近 {hours} 小时有 {by_task.total()} 个错误，主要是：{named}。",
-            f"{counted(by_task.total(), 'error', 'errors')} in the last"
-            f" {counted(hours, 'hour', 'hours')}, mostly: {named_en}.",
+            f"最近{zh}有 {by_task.total()} 个错误，主要是：{named}。",
+            f"{counted(by_task.total(), 'error', 'errors')} in the last {en}, mostly: {named_en}.",
         )
 
     return await answer(ctx, speaker, work)

@@ -110,3 +110,41 @@ async def test_a_nul_in_a_voice_argument_is_said_again_not_a_crash_on_postgresql
         async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
             assert await say(voice, "greet", speaker="a\x00b") == "没听清是谁在说话，请再说一次。"
             assert await say(voice, "task_status", name="a\x00b") == "没听清任务名，请再说一次。"
+
+
+async def test_a_span_of_whole_days_is_said_back_in_days_in_the_users_language(
+    deps: WorkerDeps,
+) -> None:
+    """ "这一周有错误吗" was answered "最近 168 小时没有错误。" and "in the past three days"
+    "No errors in the last 72 hours.": a span said in days or weeks came back in hours."""
+    from ambient.domain.users import Language, UserCreate
+    from ambient.storage.repositories import EventRepository, UserRepository
+
+    chinese, english = unique("vd"), unique("vde")
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=chinese, language=Language.ZH))
+        await UserRepository(session).create(UserCreate(name=english, language=Language.EN))
+        await EventRepository(session).add(
+            "watch.failing", user=english, task=f"web-monitor/{english}/shop", payload={}
+        )
+        await session.commit()
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    client = await temporal.connect(settings, lazy=True)
+
+    def server(user: str) -> Client:
+        state = AppState(
+            settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
+        )
+        return Client(build_voice_server(settings, holder=StateHolder(state)))
+
+    async with server(chinese) as voice:
+        assert await say(voice, "recent_errors", hours="这一周") == "最近 7 天没有错误。"
+        assert await say(voice, "recent_errors", hours="过去两天") == "最近两天没有错误。"
+        assert await say(voice, "recent_errors", hours=36) == "最近 36 小时没有错误。"
+        assert await say(voice, "recent_errors") == "最近 24 小时没有错误。"
+    async with server(english) as voice:
+        said = await say(voice, "recent_errors", hours="the past three days")
+        assert said == "1 error in the last 3 days, mostly: shop 1 time.", said
+        assert await say(voice, "recent_errors", hours=1) == (
+            "1 error in the last hour, mostly: shop 1 time."
+        )

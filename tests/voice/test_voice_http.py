@@ -275,7 +275,7 @@ async def test_the_official_mcp_client_over_streamable_http_speaks_with_the_voic
     text = getattr(result.content[0], "text", "")
     assert_speakable(text)
     assert text == "最近 12 小时没有错误。"
-    assert getattr(spoken.content[0], "text", "") == "最近 48 小时没有错误。"
+    assert getattr(spoken.content[0], "text", "") == "最近两天没有错误。"
     for asked in (too_long, no_span):
         assert not asked.is_error
         assert getattr(asked.content[0], "text", "") == SPAN_AGAIN

@@ -102,7 +102,7 @@ async def test_an_english_user_hears_every_tool_and_refusal_in_english_and_chine
     assert said["errors"] == (
         "3 errors in the last 24 hours, mostly: shop home 2 times, a web monitor 1 time."
     )
-    assert said["an hour"].startswith("3 errors in the last 1 hour, mostly: "), said
+    assert said["an hour"].startswith("3 errors in the last hour, mostly: "), said
     assert said["clusters"] == "No Tencent Cloud account is set up, so I can't see any clusters."
     assert said["no such tool"] == (
         "I can't do that yet. Ask me about a task's status, what needs you, recent errors,"
