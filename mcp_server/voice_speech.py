@@ -47,6 +47,8 @@ _PLACEHOLDER = re.compile(r"<\*>")
 _EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
 _SENTENCE_END = "。！？.!?；;"
 _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
+# "1." numbering an item ("要点：1. …；2. …") ends no sentence: the cut would stop on "2.".
+_ITEM_NUMBER = re.compile(r"(?:^|[\s：:；;，,])\d{1,2}\.$")
 
 
 def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> str:
@@ -66,7 +68,7 @@ def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> s
     text = _MARKDOWN.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r"\s+([，。！？,.!?:：;；])", r"\1", text)
-    ends = [m.end() for m in _FULL_STOP.finditer(text)]
+    ends = [m.end() for m in _FULL_STOP.finditer(text) if not _ITEM_NUMBER.search(text, 0, m.end())]
     if len(ends) >= MAX_SENTENCES and text[ends[MAX_SENTENCES - 1] :].strip():
         text = text[: ends[MAX_SENTENCES - 1]]
     if len(text) <= limit:

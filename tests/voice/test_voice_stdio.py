@@ -100,6 +100,28 @@ def test_clock_play_and_info_emoji_and_shape_bullets_are_not_read_aloud() -> Non
     assert speakable("温度 38℃，CPU 60% → 90%，风向 30°。") == "温度 38℃，CPU 60% → 90%，风向 30°。"
 
 
+def test_a_numbered_list_is_not_cut_at_its_numbers() -> None:
+    """The three-sentence cut counted each "1." of a numbered list as a sentence: a briefing
+    written "要点：1. …；2. …；3. …。" was spoken "早上好！昨天的要点：1. checkout 有 12 个错误；2."
+    and stopped on the number."""
+    said = (
+        "早上好！昨天的要点：1. checkout 有 12 个错误；2. payments 告警未恢复；"
+        "3. 自动修复了 2 个问题。"
+    )
+    assert speakable(said) == said
+    listed = "Good morning! Yesterday: 1. checkout errors rose; 2. payments alarm open. Bye. More."
+    assert (
+        speakable(listed)
+        == "Good morning! Yesterday: 1. checkout errors rose; 2. payments alarm open. Bye."
+    )
+    lines = (
+        "早上好！\n1. checkout 有 12 个错误\n2. payments 告警未恢复\n3. 自动修复了 2 个问题。再见。"
+    )
+    assert speakable(lines) == (
+        "早上好！ 1. checkout 有 12 个错误 2. payments 告警未恢复 3. 自动修复了 2 个问题。再见。"
+    )
+
+
 def test_fractions_abbreviations_and_long_numbers_are_said_not_taken_out_as_ids() -> None:
     """The id rules took out what a listener needs: "3/5" and "I/O" as a path id, an 8-digit
     number (an order or alarm id, a count) as a hex id: "3/5 个副本就绪" was said "个副本就绪"."""
