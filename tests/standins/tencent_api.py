@@ -66,6 +66,8 @@ def reply(payload: dict[str, Any]) -> Response:
 STATISTIC_NAMESPACES = ("QCE/TKE2", "QCE/KEEWIDB", "QCE/CAMP")
 # DescribeStatisticData: the longest EndTime-StartTime (exclusive) each period allows.
 STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186 * 86400}
+# DescribeStatisticData: how far before now StartTime may lie at each period (days kept).
+STATISTIC_RETENTION = {60: 15 * 86400, 300: 31 * 86400, 3600: 93 * 86400, 86400: 186 * 86400}
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 
 
@@ -507,6 +509,14 @@ class TencentApi:
             return error(
                 "InvalidParameterValue",
                 f"at period {period}s EndTime-StartTime must be < {STATISTIC_WINDOWS[period]}s",
+            )
+        # The same (Period): "60s：...且StartTime距当前时间不能超过15天 ... 300s：...31天 ...
+        # 3600s：...93天 ... 86400s：...186天" — older datapoints are not kept at that period.
+        if datetime.now(UTC).timestamp() - start > STATISTIC_RETENTION[period]:
+            return error(
+                "InvalidParameterValue",
+                f"at period {period}s StartTime must be within "
+                f"{STATISTIC_RETENTION[period] // 86400} days of now",
             )
         data = []
         for metric in params["MetricNames"]:
