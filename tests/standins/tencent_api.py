@@ -441,7 +441,7 @@ class TencentApi:
             )
         points = self.metric_points.get(params["MetricName"])
         if points is None:
-            return error("InvalidParameter", f"unknown metric {params['MetricName']}")
+            return error("InvalidParameterValue", f"unknown metric {params['MetricName']}")
         # The API reference's form, 2018-09-22T19:51:23+08:00: whole seconds and an offset.
         for name in ("StartTime", "EndTime"):
             if not ISO_SECONDS.fullmatch(params.get(name) or ""):
@@ -454,14 +454,16 @@ class TencentApi:
         # The API reference (cloud.tencent.com/document/product/248/30353, 2024-04-03; intl
         # 405/4667): "单请求最多可支持批量拉取10个实例的监控数据，单请求的数据点数限制为1440个".
         # The SDK's docstrings (monitor 3.1.189) say 50 and 7200: the stand-in holds the stricter.
+        # Its documented error codes (FailedOperation.ErrNotOpen, FailedOperation.ErrOwed,
+        # InternalError, InvalidParameterValue, UnsupportedOperation) have no InvalidParameter.
         if len(params["Instances"]) > 10:
-            return error("InvalidParameter", "at most 10 instances per request")
+            return error("InvalidParameterValue", "at most 10 instances per request")
         if not params["Instances"] or not all(i["Dimensions"] for i in params["Instances"]):
-            return error("InvalidParameter", "each instance needs its dimensions")
+            return error("InvalidParameterValue", "each instance needs its dimensions")
         if int(params.get("Period", 300)) < 1:
-            return error("InvalidParameter", "Period must be positive")
+            return error("InvalidParameterValue", "Period must be positive")
         if (end - start) // int(params.get("Period", 300)) > 1440:
-            return error("InvalidParameter", "more than 1440 datapoints in one request")
+            return error("InvalidParameterValue", "more than 1440 datapoints in one request")
         inside = [(t, v) for t, v in points if start <= t <= end]
         return reply(
             {

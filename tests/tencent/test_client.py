@@ -657,3 +657,31 @@ async def test_a_tke_metric_older_than_its_period_keeps_is_refused_naming_the_pe
         tc, "QCE/TKE2", "K8sWorkloadCpuCoreUsed", workload, start, end, period=300
     )
     assert [p.value for p in points] == [1.5]
+
+
+@pytest.mark.parametrize(
+    ("instances", "days"),
+    [(1, 2), (11, 0.5)],
+    ids=["past-1440-datapoints", "past-10-instances"],
+)
+async def test_the_stand_in_refuses_a_monitor_read_past_its_limits_with_the_documented_code(
+    cloud: tuple[TencentApi, TencentCloud], instances: int, days: float
+) -> None:
+    # The API reference (GetMonitorData): 10 instances and 1440 datapoints per request; its
+    # error codes are FailedOperation.ErrNotOpen, FailedOperation.ErrOwed, InternalError,
+    # InvalidParameterValue and UnsupportedOperation (no InvalidParameter).
+    api, tc = cloud
+    api.metric_points["CPUUsage"] = [(int(NOW.timestamp()) - 60, 40.0)]
+    params = {
+        "Namespace": "QCE/CVM",
+        "MetricName": "CPUUsage",
+        "Period": 60,
+        "StartTime": (NOW - timedelta(days=days)).isoformat(),
+        "EndTime": NOW.isoformat(),
+        "Instances": [
+            {"Dimensions": [{"Name": "InstanceId", "Value": f"ins-{i}"}]} for i in range(instances)
+        ],
+    }
+    with pytest.raises(TencentRequestError) as refused:
+        await tc.call("monitor", "GetMonitorData", params)
+    assert refused.value.code == "InvalidParameterValue"
