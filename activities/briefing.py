@@ -26,6 +26,7 @@ from ambient.briefing.logreport import (
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import LogFileError, fill_from_report, read_log_source
 from ambient.briefing.models import (
+    PREPARE_ATTEMPTS,
     BriefingContent,
     BriefingInputs,
     DayPlan,
@@ -43,7 +44,7 @@ from ambient.briefing.models import (
 from ambient.briefing.writer import full_report_markdown, summary_markdown, write_briefing
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import TencentCloudError
+from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
 from ambient.clients.tencent.ops import list_alarms
 from ambient.discussions.access import members_see
 from ambient.discussions.views import DiscussionError
@@ -175,6 +176,7 @@ class BriefingActivities:
                     zone=ZoneInfo(request.config.timezone),
                 )
         except (OSError, LogFileError, TencentCloudError) as exc:
+            _read_again_if_passing(exc, label)
             activity.logger.warning("log source of %s failed: %s", request.user, exc)
             notes.append(SourceNote(source="logs", ok=False, detail=f"{label}: {exc}"))
             return None, baseline
@@ -195,6 +197,7 @@ class BriefingActivities:
         try:
             alarms = await list_alarms(self._tencent, day.logs_from, day.logs_to)
         except TencentCloudError as exc:
+            _read_again_if_passing(exc, "alarm history")
             inputs.notes.append(SourceNote(source="alarms", ok=False, detail=str(exc)))
             return
         inputs.alarms_configured = True
@@ -301,3 +304,11 @@ class BriefingActivities:
                 idempotency_key=f"{request.key}/recorded",
             )
             await session.commit()
+
+
+def _read_again_if_passing(exc: Exception, source: str) -> None:
+    """A passing Tencent Cloud failure (network, a back end, a rate limit) fails an attempt that
+    is not the preparation's last: the next reads the source again, rather than the day's
+    briefing going without it. The last attempt notes it and prepares without the source."""
+    if isinstance(exc, TencentRetryableError) and activity.info().attempt < PREPARE_ATTEMPTS:
+        raise ApplicationError(f"{source}: {exc}", type="SourceUnavailable") from exc

@@ -25,6 +25,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
     from ambient.briefing.models import (
+        PREPARE_ATTEMPTS,
         BriefingRun,
         BriefingStatus,
         DayPlan,
@@ -56,7 +57,9 @@ GREETING_PREPARES_AGAIN = "greeting-prepares-again"
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
 PREPARE_TIMEOUT = timedelta(minutes=10)
-PREPARE_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=5))
+PREPARE_RETRY = RetryPolicy(
+    maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
+)
 
 
 @workflow.defn

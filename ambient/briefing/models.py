@@ -414,6 +414,11 @@ class PlanRequest(BaseModel):
     after: str | None = None
 
 
+# Attempts a preparation gets (its retry policy): all but the last read a source again after a
+# passing Tencent Cloud failure; the last prepares without it.
+PREPARE_ATTEMPTS = 3
+
+
 class PrepareRequest(BaseModel):
     user: str
     task_id: str

@@ -1,8 +1,9 @@
 """The dry-run executor: records exactly what each rung would patch, and changes nothing.
 
-With a reachable cluster the patch is computed from a real read of the workload (its
-revision, ReplicaSets, Services and ConfigMaps); without one, from the alert alone, and
-the result says so. It is the default executor and the one every ``dry_run`` mode uses.
+With a readable cluster a step is the Kubernetes executor's own plan, not sent: the same
+writes, and none for an object already as the rung wants it; without one, the patch comes
+from the alert and the checkpoint, and the result says so. It is the default executor and the
+one every ``dry_run`` mode uses.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 
 from lightkube import AsyncClient
 from lightkube.resources.core_v1 import ConfigMap
-from lightkube.resources.networking_v1 import NetworkPolicy
 
 from ambient.clients.kube import (
     REVISION,
@@ -28,20 +28,17 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import (
     RESTARTED_AT,
     annotations_of,
-    autoscaled_skip,
     configmaps_of,
     images_of,
-    isolation_policy_name,
     isolation_value,
     revision_template,
     stamp_annotations,
-    without_hash,
 )
 from ambient.remediation.kube_executor import KubernetesExecutor
+from ambient.remediation.kube_plans import StepInputError, WorkloadReplacedError
 from ambient.remediation.kube_reads import ClusterReads, previous_revision, rollout_health
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
-    REMOVED_POLICY_ANNOTATION,
     Checkpoint,
     RemediationExecutor,
     RolloutHealth,
@@ -64,8 +61,6 @@ class WorkloadView:
     revisions: dict[int, dict[str, Any]]
     services: dict[str, dict[str, str]]
     configmaps: dict[str, dict[str, Any]]
-    # The HorizontalPodAutoscaler that owns its replicas (with its bounds), if any.
-    autoscaler: str | None = None
 
     @property
     def revision(self) -> int | None:
@@ -77,9 +72,7 @@ class WorkloadView:
         return int(value) if value is not None else None
 
 
-async def read_workload(
-    client: AsyncClient, target: WorkloadRef, *, autoscalers: bool = False
-) -> WorkloadView:
+async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadView:
     """The Deployment and its neighbours: the same reads the Kubernetes executor plans from."""
     reads = ClusterReads(client)
     deployment = await reads.deployment(target)
@@ -96,18 +89,13 @@ async def read_workload(
     except KubeError as exc:
         # A cluster (or stand-in) without these reads still gets restart/scale/rollback.
         log.info("services/configmaps of %s not readable: %s", target, exc)
-    autoscaler = await reads.autoscaler(target) if autoscalers else None
-    return WorkloadView(deployment, revisions, services, configmaps, autoscaler)
+    return WorkloadView(deployment, revisions, services, configmaps)
 
 
-def step_patches(
-    step: StepRequest, view: WorkloadView | None, policy: str | None = None
-) -> tuple[dict[str, Any], str]:
-    """The patches a rung makes (by object) and a sentence for people; None view: from alert.
-    ``policy``: the run's isolation NetworkPolicy, found in the cluster (rung 5 removes it)."""
-    stamp = {
-        "metadata": {"annotations": stamp_annotations(view.deployment if view else {}, step.key)}
-    }
+def step_patches(step: StepRequest) -> tuple[dict[str, Any], str]:
+    """The patches a rung would make (by object) and a sentence for people, from the alert and
+    the checkpoint alone: what a dry run shows when the cluster cannot be read."""
+    stamp = {"metadata": {"annotations": stamp_annotations({}, step.key)}}
     deployment = f"deployment/{step.target.namespace}/{step.target.name}"
     if step.rung is Rung.RESTART:
         patch = {
@@ -117,69 +105,34 @@ def step_patches(
         return {deployment: patch}, f"restart {deployment} (restartedAt {step.restarted_at})"
     if step.rung is Rung.SCALE_OUT:
         patch = {**stamp, "spec": {"replicas": step.replicas}}
-        now = view.replicas if view else None
-        return {deployment: patch}, f"scale {deployment} from {now} to {step.replicas} replicas"
+        return {deployment: patch}, f"scale {deployment} from None to {step.replicas} replicas"
     if step.rung is Rung.ROLLBACK:
-        if view is not None and step.to_revision is not None:
-            template = revision_template(view.revisions, step.to_revision, step.checkpoint)
-            if template is not None:
-                patch = {**stamp, "spec": {"template": template}}
-                return {deployment: patch}, f"roll {deployment} back to revision {step.to_revision}"
         target = step.to_revision or "the revision before the one running at the start"
         return {deployment: {**stamp, "rollback_to_revision": target}}, (
             f"roll {deployment} back to {target}"
         )
     if step.rung is Rung.ISOLATE:
         label = {ISOLATION_LABEL: isolation_value(step.key)}
-        services = view.services if view else {}
-        if not services:
-            return {f"services selecting {deployment}": {"spec": {"selector": label}}}, (
-                f"isolate {deployment}: add {label} to the selector of its Services"
-            )
-        isolated = {
-            f"service/{step.target.namespace}/{name}": {**stamp, "spec": {"selector": label}}
-            for name in services
-        }
-        return isolated, f"isolate {deployment}: {len(isolated)} Service selector(s) match no pod"
+        return {f"services selecting {deployment}": {"spec": {"selector": label}}}, (
+            f"isolate {deployment}: add {label} to the selector of its Services"
+        )
     if step.rung is Rung.FULL_ROLLBACK:
         baseline = step.checkpoint
         if baseline is None or not baseline.observed:
             return {deployment: {**stamp, "restore": "the release before the incident"}}, (
                 f"full rollback of {deployment}: nothing was read, so only the intent is recorded"
             )
-        # The release before the incident: the revision before the one running when the
-        # remediation began (what rung 3 and the Kubernetes executor restore), not the
-        # template recorded then, which is the release under suspicion.
-        release = step.to_revision or baseline.previous_revision
-        rs = view.revisions.get(release) if view is not None and release else None
-        template = (
-            without_hash(rs["spec"]["template"])
-            if rs is not None
-            else baseline.spec.get("template", {})
-        )
-        # An autoscaler's Deployment keeps its count (the Kubernetes executor leaves it).
-        hpa = view.autoscaler if view is not None else None
-        spec = (
-            {"template": template} if hpa else {"replicas": baseline.replicas, "template": template}
-        )
-        # As the Kubernetes executor writes it: the Deployment names the isolation policy
-        # before it goes (a retry finds it), even when nothing else on it changes.
-        named = {REMOVED_POLICY_ANNOTATION: policy} if policy else {}
-        metadata = {"annotations": {**stamp["metadata"]["annotations"], **named}}
-        patches: dict[str, Any] = {deployment: {"metadata": metadata, "spec": spec}}
+        # The checkpoint's objects, as it recorded them: what the cluster holds now is unknown.
+        spec = {"replicas": baseline.replicas, "template": baseline.spec.get("template", {})}
+        patches: dict[str, Any] = {deployment: {**stamp, "spec": spec}}
         for name, selector in baseline.service_selectors.items():
             patches[f"service/{step.target.namespace}/{name}"] = {"spec": {"selector": selector}}
         for name, data in baseline.configmaps.items():
             patches[f"configmap/{step.target.namespace}/{name}"] = {"data": data}
-        if policy:
-            patches[f"networkpolicy/{step.target.namespace}/{policy}"] = {"delete": True}
-        restored = release if rs is not None else baseline.revision
-        replicas = f"replicas left to {hpa}" if hpa else f"{baseline.replicas} replicas"
-        removed = f"; NetworkPolicy {policy} removed" if policy else ""
         return patches, (
-            f"full rollback of {deployment} to revision {restored}: template, "
-            f"{replicas}, {len(baseline.service_selectors)} Service(s), "
-            f"{len(baseline.configmaps)} ConfigMap(s) as before the incident{removed}"
+            f"full rollback of {deployment} to revision {baseline.revision}: template, "
+            f"{baseline.replicas} replicas, {len(baseline.service_selectors)} Service(s), "
+            f"{len(baseline.configmaps)} ConfigMap(s) as before the incident"
         )
     return {}, "hand over to a person: no change"
 
@@ -190,14 +143,12 @@ class DryRunExecutor:
     def __init__(self, clients: KubeClients | None = None) -> None:
         self._clients = clients
 
-    async def _view(
-        self, target: WorkloadRef, *, autoscalers: bool = False
-    ) -> tuple[WorkloadView | None, str]:
+    async def _view(self, target: WorkloadRef) -> tuple[WorkloadView | None, str]:
         if self._clients is None:
             return None, "no cluster access configured"
         try:
             client = await self._clients.client(target.cluster_id)
-            return await read_workload(client, target, autoscalers=autoscalers), ""
+            return await read_workload(client, target), ""
         except KubeNotFoundError:
             # The cluster answered that there is no such workload: not a plan from the alert.
             raise
@@ -238,38 +189,23 @@ class DryRunExecutor:
         )
 
     async def apply(self, step: StepRequest) -> StepResult:
-        # Only the rungs that set a count read the autoscalers (one listing less per read).
-        counted = step.rung in (Rung.SCALE_OUT, Rung.FULL_ROLLBACK)
-        view, why = await self._view(step.target, autoscalers=counted)
-        if step.rung is Rung.SCALE_OUT and view is not None and view.autoscaler:
-            # What the Kubernetes executor does: the rung is skipped, nothing is planned.
-            name = f"deployment {step.target.namespace}/{step.target.name}"
-            return StepResult(
-                applied=False,
-                detail=f"dry run: {name} runs {view.replicas} replicas under {view.autoscaler}",
-                skipped_reason=autoscaled_skip(name, view.autoscaler),
-            )
-        policy = await self._isolation_policy(step) if view is not None else None
-        patches, sentence = step_patches(step, view, policy)
-        source = "computed from a read of the workload" if view else f"from the alert ({why})"
-        return StepResult(
-            applied=False,
-            detail=f"dry run: would {sentence}; {source}",
-            patch=patches,
-        )
-
-    async def _isolation_policy(self, step: StepRequest) -> str | None:
-        """The run's isolation NetworkPolicy if the cluster has it (only rung 5 removes it)."""
-        if step.rung is not Rung.FULL_ROLLBACK or self._clients is None:
-            return None
-        name = isolation_policy_name(step.remediation_id)
-        try:
-            client = await self._clients.client(step.target.cluster_id)
-            found = await ClusterReads(client).get(NetworkPolicy, step.target.namespace, name)
-        except KubeError as exc:
-            log.info("isolation policy %s not readable: %s", name, exc)
-            return None
-        return name if found is not None else None
+        why = "no cluster access configured"
+        if self._clients is not None:
+            try:
+                # The Kubernetes executor's own plan, not sent: the dry run lists exactly the
+                # writes a run with it would make (an object already as wanted is no change).
+                return await KubernetesExecutor(self._clients).apply(
+                    step.model_copy(update={"mode": "dry_run"})
+                )
+            except (KubeNotFoundError, StepInputError, WorkloadReplacedError):
+                raise  # the cluster answered: no plan from the alert would be true
+            except KubeError as exc:
+                why = str(exc)
+            except Exception as exc:  # unreachable cluster, TKE errors: a dry run still reports
+                why = f"cluster {step.target.cluster_id} not reachable: {exc}"
+        patches, sentence = step_patches(step)
+        detail = f"dry run: would {sentence}; from the alert ({why})"
+        return StepResult(applied=False, detail=detail, patch=patches)
 
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
         try:

@@ -831,6 +831,77 @@ async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_w
     assert ("cls", "SearchLog") in {(c[0], c[1]) for c in api.calls}
 
 
+@pytest.mark.parametrize("failing", [1, 3], ids=["once", "every-attempt"])
+async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the_briefing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, failing: int
+) -> None:
+    """CLS and Cloud Monitor failed at 05:00 (a back end's InternalError, a failed query): the
+    preparation reads them again, and the day's briefing has its logs and alarms. Failing on
+    every attempt, the last prepares the briefing without them and says why."""
+    from tencentcloud.common.credential import Credential
+
+    from ambient.clients.tencent.client import TencentCloud
+    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+    from tests.support.servers import serve
+
+    api = TencentApi()
+    await make_user(deps.db, "lars")
+    config = BriefingConfig(
+        timezone="Asia/Shanghai",
+        language="en",
+        log_source={"type": "cls", "topic_id": "topic-1"},  # type: ignore[arg-type]
+    )
+    async with serve(api.app()) as base:
+        deps.tencent = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=5,
+        )
+        async with briefing_stack(ts_env, deps) as stack:
+            day = await stack.plan(config)
+            at = day.logs_from + timedelta(hours=3)
+            ms = int(at.timestamp() * 1000)
+            api.logs = [
+                {"time": ms + i * 1000, "json": {"level": "ERROR", "message": "disk full"}}
+                for i in range(5)
+            ]
+            api.monitor_alarms = [
+                {
+                    "PolicyName": "cpu-high",
+                    "AlarmStatus": "ALARM",
+                    "FirstOccurTime": int(at.timestamp()),
+                    "AlarmObject": "ins-1",
+                }
+            ]
+            api.failures["SearchLog"] = ["InternalError"] * failing
+            api.failures["DescribeAlarmHistories"] = ["FailedOperation.DataQueryFailed"]
+            await stack.service.create("lars", config)
+            await stack.skip_to(day.window_start + timedelta(minutes=1))
+            view = await stack.service.get_briefing("lars", day.date)
+    sources = {s.source: (s.ok, s.detail) for s in view.content.sources}
+    assert api.failures == {"SearchLog": [], "DescribeAlarmHistories": []}
+    if failing == 1:
+        assert sources["logs"][0] and view.content.errors == 5
+        assert sources["alarms"] == (True, "1 alarms")
+        assert "| cpu-high |" in view.report_markdown
+    else:
+        # The last attempt reads both once more; what fails then is noted, the briefing made.
+        injected = "injected {0} (RequestId req-standin)"
+        assert sources == {
+            "logs": (
+                False,
+                "CLS topic topic-1: InternalError: " + injected.format("InternalError"),
+            ),
+            "alarms": (
+                False,
+                "FailedOperation.DataQueryFailed: "
+                + injected.format("FailedOperation.DataQueryFailed"),
+            ),
+        }
+
+
 async def test_news_pages_with_categories_join_the_briefing(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

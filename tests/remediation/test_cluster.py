@@ -144,9 +144,14 @@ async def test_dry_run_reads_the_cluster_and_writes_nothing(
     assert images(api) == [V2]
     rollback = next(a for a in status.attempts if a.rung == Rung.ROLLBACK)
     assert rollback.patch is not None and not rollback.applied
-    template = rollback.patch["deployment/prod/checkout"]["spec"]["template"]
+    # The JSON patch the Kubernetes executor would send, planned from a read of the workload.
+    [template] = [
+        op["value"]
+        for op in rollback.patch["deployment/prod/checkout"]
+        if op["path"] == "/spec/template"
+    ]
     assert [c["image"] for c in template["spec"]["containers"]] == [V1]
-    assert "computed from a read of the workload" in rollback.detail
+    assert rollback.detail.startswith("dry run: would roll back deployment prod/checkout")
     isolate = next(a for a in status.attempts if a.rung == Rung.ISOLATE)
     assert isolate.patch is not None and "service/prod/checkout" in isolate.patch
 

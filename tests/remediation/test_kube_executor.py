@@ -108,6 +108,12 @@ async def kube(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[
             await clients.aclose()
 
 
+def _replaced(operations: list[dict[str, Any]], path: str) -> Any:
+    """The value a JSON patch (what rollbacks send) puts at ``path``."""
+    [value] = [op["value"] for op in operations if op["path"] == path]
+    return value
+
+
 async def test_bad_release_then_restart_then_rollback_to_the_first_checkpoint_revision_restores_v1(
     kube: Cluster,
 ) -> None:
@@ -587,7 +593,7 @@ async def test_full_rollback_dry_run_plans_what_execute_then_does(kube: Cluster)
         kube.step(rid, Rung.FULL_ROLLBACK, mode="dry_run", checkpoint=baseline)
     )
     assert planned.patch is not None
-    template = planned.patch["deployment/shop/checkout"]["spec"]["template"]
+    template = _replaced(planned.patch["deployment/shop/checkout"], "/spec/template")
     assert [c["image"] for c in template["spec"]["containers"]] == [V1]
     assert len(kube.api.writes()) == before  # the dry run wrote nothing
     done = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
@@ -797,7 +803,7 @@ async def test_rollback_finds_the_release_before_the_incident_after_the_restart_
     dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
     planned = await dry.apply(rollback.model_copy(update={"mode": "dry_run"}))
     assert planned.patch is not None
-    assert images_of(planned.patch["deployment/shop/checkout"]["spec"]["template"]) == [V1]
+    assert images_of(_replaced(planned.patch["deployment/shop/checkout"], "/spec/template")) == [V1]
     result = await kube.executor.apply(rollback)
     assert result.applied and result.skipped_reason is None
     assert kube.images() == [V1]
@@ -827,7 +833,7 @@ async def test_a_dry_run_plans_the_rollback_from_its_own_checkpoint_after_prunin
     released = kube.api.writes()
     planned = await dry.apply(rollback.model_copy(update={"mode": "dry_run"}))
     assert planned.patch is not None, planned.detail
-    assert images_of(planned.patch["deployment/shop/checkout"]["spec"]["template"]) == [V1]
+    assert images_of(_replaced(planned.patch["deployment/shop/checkout"], "/spec/template")) == [V1]
     assert kube.api.writes() == released
 
 
@@ -959,7 +965,8 @@ async def test_a_dry_run_plans_no_count_on_a_deployment_an_autoscaler_manages(
         kube.step("remediation/r-hpa-dry", Rung.FULL_ROLLBACK, mode="dry_run", checkpoint=baseline)
     )
     assert full.patch is not None
-    assert "replicas" not in full.patch["deployment/shop/checkout"]["spec"]
+    paths = [op["path"] for op in full.patch["deployment/shop/checkout"]]
+    assert "/spec/template" in paths and "/spec/replicas" not in paths
     assert "HorizontalPodAutoscaler checkout-hpa" in full.detail
     assert len(kube.api.writes()) == before
     assert kube.deployment()["spec"]["replicas"] == 3
@@ -1126,8 +1133,55 @@ async def test_a_full_rollback_dry_run_names_the_isolation_policy_the_real_one_r
     assert len(kube.api.writes()) == before
     real = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
     assert planned.patch is not None and real.patch is not None
-    assert set(real.patch) <= set(planned.patch)
+    assert planned.patch == real.patch
     assert planned.patch[f"networkpolicy/shop/{name}"] == {"delete": True}
-    annotations = planned.patch["deployment/shop/checkout"]["metadata"]["annotations"]
-    assert annotations[REMOVED_POLICY_ANNOTATION] == name
+    escaped = REMOVED_POLICY_ANNOTATION.replace("~", "~0").replace("/", "~1")
+    deployment = planned.patch["deployment/shop/checkout"]
+    assert _replaced(deployment, f"/metadata/annotations/{escaped}") == name
     assert f"NetworkPolicy {name}" in planned.detail
+
+
+def _written(calls: list[ApiCall]) -> set[str]:
+    """The objects the calls wrote, named as a step's patch names them (kind/namespace/name)."""
+    singular = {"deployments": "deployment", "services": "service", "configmaps": "configmap"}
+    singular["networkpolicies"] = "networkpolicy"
+    parts = [c.path.strip("/").split("/") for c in calls]
+    return {f"{singular[p[-2]]}/{p[p.index('namespaces') + 1]}/{p[-1]}" for p in parts}
+
+
+async def test_the_dry_run_executor_lists_exactly_the_writes_the_kubernetes_executor_makes(
+    kube: Cluster,
+) -> None:
+    """With the cluster readable, the default (dry-run) executor shows what the run would write:
+    a ConfigMap or Service already as at the first checkpoint, or a count already reached, is
+    not listed as a change."""
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    rid = "remediation/r-dry-exact"
+    await kube.executor.apply(kube.step(rid, Rung.ISOLATE))
+    # Someone edits one ConfigMap during the incident; the other stays as it was.
+    kube.api.configmaps[("shop", "checkout-env")]["data"] = {"MODE": "slow"}
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    full = kube.step(
+        rid, Rung.FULL_ROLLBACK, to_revision=baseline.previous_revision, checkpoint=baseline
+    )
+    # Scale out to the count the Deployment already runs: the run skips it, writing nothing.
+    scale = kube.step(rid, Rung.SCALE_OUT, replicas=2)
+    before = len(kube.api.writes())
+    planned = await dry.apply(full.model_copy(update={"mode": "dry_run"}))
+    planned_scale = await dry.apply(scale.model_copy(update={"mode": "dry_run"}))
+    assert len(kube.api.writes()) == before  # the dry run wrote nothing
+    done = await kube.executor.apply(full)
+    done_scale = await kube.executor.apply(scale)
+    written = _written(kube.api.writes()[before:])
+    assert written == {
+        "deployment/shop/checkout",
+        "configmap/shop/checkout-env",
+        "service/shop/checkout",
+    }
+    assert planned.patch is not None and set(planned.patch) == written
+    assert planned.patch == done.patch
+    assert (planned_scale.patch, done_scale.patch) == (None, None)
+    assert planned_scale.skipped_reason == done_scale.skipped_reason == "already at 2 replicas"

@@ -66,6 +66,8 @@ def reply(payload: dict[str, Any]) -> Response:
 STATISTIC_NAMESPACES = ("QCE/TKE2", "QCE/KEEWIDB", "QCE/CAMP")
 # DescribeStatisticData: the longest EndTime-StartTime (exclusive) each period allows.
 STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186 * 86400}
+# DescribeStatisticData: how far before now StartTime may lie at each period (days kept).
+STATISTIC_RETENTION = {60: 15 * 86400, 300: 31 * 86400, 3600: 93 * 86400, 86400: 186 * 86400}
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 
 
@@ -439,7 +441,7 @@ class TencentApi:
             )
         points = self.metric_points.get(params["MetricName"])
         if points is None:
-            return error("InvalidParameter", f"unknown metric {params['MetricName']}")
+            return error("InvalidParameterValue", f"unknown metric {params['MetricName']}")
         # The API reference's form, 2018-09-22T19:51:23+08:00: whole seconds and an offset.
         for name in ("StartTime", "EndTime"):
             if not ISO_SECONDS.fullmatch(params.get(name) or ""):
@@ -452,14 +454,16 @@ class TencentApi:
         # The API reference (cloud.tencent.com/document/product/248/30353, 2024-04-03; intl
         # 405/4667): "单请求最多可支持批量拉取10个实例的监控数据，单请求的数据点数限制为1440个".
         # The SDK's docstrings (monitor 3.1.189) say 50 and 7200: the stand-in holds the stricter.
+        # Its documented error codes (FailedOperation.ErrNotOpen, FailedOperation.ErrOwed,
+        # InternalError, InvalidParameterValue, UnsupportedOperation) have no InvalidParameter.
         if len(params["Instances"]) > 10:
-            return error("InvalidParameter", "at most 10 instances per request")
+            return error("InvalidParameterValue", "at most 10 instances per request")
         if not params["Instances"] or not all(i["Dimensions"] for i in params["Instances"]):
-            return error("InvalidParameter", "each instance needs its dimensions")
+            return error("InvalidParameterValue", "each instance needs its dimensions")
         if int(params.get("Period", 300)) < 1:
-            return error("InvalidParameter", "Period must be positive")
+            return error("InvalidParameterValue", "Period must be positive")
         if (end - start) // int(params.get("Period", 300)) > 1440:
-            return error("InvalidParameter", "more than 1440 datapoints in one request")
+            return error("InvalidParameterValue", "more than 1440 datapoints in one request")
         inside = [(t, v) for t, v in points if start <= t <= end]
         return reply(
             {
@@ -507,6 +511,14 @@ class TencentApi:
             return error(
                 "InvalidParameterValue",
                 f"at period {period}s EndTime-StartTime must be < {STATISTIC_WINDOWS[period]}s",
+            )
+        # The same (Period): "60s：...且StartTime距当前时间不能超过15天 ... 300s：...31天 ...
+        # 3600s：...93天 ... 86400s：...186天" — older datapoints are not kept at that period.
+        if datetime.now(UTC).timestamp() - start > STATISTIC_RETENTION[period]:
+            return error(
+                "InvalidParameterValue",
+                f"at period {period}s StartTime must be within "
+                f"{STATISTIC_RETENTION[period] // 86400} days of now",
             )
         data = []
         for metric in params["MetricNames"]:

@@ -623,3 +623,65 @@ async def test_a_day_of_tke_minutes_is_read_whole_in_windows_the_api_accepts(
             params["StartTime"]
         )
         assert action == "DescribeStatisticData" and span < timedelta(hours=12)
+
+
+async def test_a_tke_metric_older_than_its_period_keeps_is_refused_naming_the_period_that_does(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    # The API reference (DescribeStatisticData, Period): "60s：... StartTime距当前时间不能超过15天；
+    # 300s：... 31天；3600s：... 93天；86400s：... 186天".
+    api, tc = cloud
+    workload = {"tke_cluster_instance_id": "cls-1", "namespace": "prod", "workload_name": "api"}
+    start, end = NOW - timedelta(days=16), NOW - timedelta(days=16) + timedelta(hours=1)
+    api.metric_points["K8sWorkloadCpuCoreUsed"] = [(int(start.timestamp()) + 600, 1.5)]
+    with pytest.raises(TencentRequestError) as refused:
+        await get_metric(tc, "QCE/TKE2", "K8sWorkloadCpuCoreUsed", workload, start, end)
+    assert not isinstance(refused.value, TencentRetryableError)
+    assert "15 days" in refused.value.message and "period=300" in refused.value.message
+    assert api.calls == []
+    # The stand-in holds the documented limit too: the request itself is refused.
+    params = {
+        "Module": "monitor",
+        "Namespace": "QCE/TKE2",
+        "MetricNames": ["K8sWorkloadCpuCoreUsed"],
+        "Conditions": [{"Key": k, "Operator": "=", "Value": [v]} for k, v in workload.items()],
+        "Period": 60,
+        "StartTime": start.isoformat(),
+        "EndTime": end.isoformat(),
+    }
+    with pytest.raises(TencentRequestError) as at_the_api:
+        await tc.call("monitor", "DescribeStatisticData", params)
+    assert at_the_api.value.code == "InvalidParameterValue"
+    # At the period that keeps it, the same window is read.
+    points = await get_metric(
+        tc, "QCE/TKE2", "K8sWorkloadCpuCoreUsed", workload, start, end, period=300
+    )
+    assert [p.value for p in points] == [1.5]
+
+
+@pytest.mark.parametrize(
+    ("instances", "days"),
+    [(1, 2), (11, 0.5)],
+    ids=["past-1440-datapoints", "past-10-instances"],
+)
+async def test_the_stand_in_refuses_a_monitor_read_past_its_limits_with_the_documented_code(
+    cloud: tuple[TencentApi, TencentCloud], instances: int, days: float
+) -> None:
+    # The API reference (GetMonitorData): 10 instances and 1440 datapoints per request; its
+    # error codes are FailedOperation.ErrNotOpen, FailedOperation.ErrOwed, InternalError,
+    # InvalidParameterValue and UnsupportedOperation (no InvalidParameter).
+    api, tc = cloud
+    api.metric_points["CPUUsage"] = [(int(NOW.timestamp()) - 60, 40.0)]
+    params = {
+        "Namespace": "QCE/CVM",
+        "MetricName": "CPUUsage",
+        "Period": 60,
+        "StartTime": (NOW - timedelta(days=days)).isoformat(),
+        "EndTime": NOW.isoformat(),
+        "Instances": [
+            {"Dimensions": [{"Name": "InstanceId", "Value": f"ins-{i}"}]} for i in range(instances)
+        ],
+    }
+    with pytest.raises(TencentRequestError) as refused:
+        await tc.call("monitor", "GetMonitorData", params)
+    assert refused.value.code == "InvalidParameterValue"

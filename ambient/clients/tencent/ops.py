@@ -37,6 +37,12 @@ MONITOR_REQUEST_POINTS = 1440
 # Period: "60s：EndTime-StartTime<12小时 ... 300s：<3天 ... 3600s：<30天 ... 86400s：<186天").
 STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186 * 86400}
 METRIC_PERIODS = (60, 300, 3600, 86400)  # the statistics periods Cloud Monitor keeps
+# How far before now DescribeStatisticData's StartTime may lie per period: older datapoints
+# are not kept (API reference, Period: "60s：...StartTime距当前时间不能超过15天；300s：...31天；
+# 3600s：...93天；86400s：...186天").
+STATISTIC_RETENTION = {60: 15 * 86400, 300: 31 * 86400, 3600: 93 * 86400, 86400: 186 * 86400}
+# The API ages StartTime by its own clock: a start this close to the limit is refused here.
+RETENTION_MARGIN = 60
 
 
 class LogRecord(BaseModel):
@@ -276,6 +282,8 @@ async def get_metric(
             f"{namespace} metrics are read with DescribeStatisticData, whose period is "
             f"60, 300, 3600 or 86400 seconds, not {period}",
         )
+    if namespace in STATISTIC_NAMESPACES:
+        _refuse_unkept(namespace, start, end, period)
     # Both ends are inclusive: each request spans at most what the action accepts and the next
     # starts one period later, so no point is asked for twice.
     if namespace in STATISTIC_NAMESPACES:
@@ -296,6 +304,34 @@ async def get_metric(
         if stamp is not None and value is not None
     ]
     return sorted(points, key=lambda p: p.time)
+
+
+def _refuse_unkept(namespace: str, start: datetime, end: datetime, period: int) -> None:
+    """Refuse a window older than Cloud Monitor keeps at ``period``, naming one that keeps it."""
+    days_ago = (datetime.now(UTC) - start).total_seconds() / 86400
+    age = days_ago * 86400 + RETENTION_MARGIN
+    if age <= STATISTIC_RETENTION[period]:
+        return
+    span = int((end - start).total_seconds())
+    fits = next(
+        (
+            p
+            for p in METRIC_PERIODS
+            if age <= STATISTIC_RETENTION[p] and span // p <= MAX_METRIC_POINTS
+        ),
+        None,
+    )
+    hint = (
+        f"use period={fits} (kept {STATISTIC_RETENTION[fits] // 86400} days)"
+        if fits
+        else f"no period keeps datapoints older than {max(STATISTIC_RETENTION.values()) // 86400}"
+        " days: start later"
+    )
+    raise TencentRequestError(
+        "InvalidParameterValue.StartTime",
+        f"{namespace} keeps {period}s datapoints for {STATISTIC_RETENTION[period] // 86400} "
+        f"days and the window starts {days_ago:.1f} days ago: {hint}",
+    )
 
 
 async def _metric_window(
