@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Column
 from typer.core import TyperCommand, TyperGroup
 
+from ambient.cli_numbers import whole_number
 from ambient.log_redaction import setup_logging
 from ambient.settings import Settings
 
@@ -105,20 +106,26 @@ app = typer.Typer(
     cls=LazyGroup,
 )
 console = Console()
+# Ports and file descriptors: ASCII digits only (int() also reads "1_0" and "８０００").
+NUMBER = whole_number(0)
 err_console = Console(stderr=True)
 
 
 @app.command()
 def dev(
     data_dir: Annotated[Path, typer.Option(envvar="AMBIENT_DATA_DIR")] = Path(".data"),
-    api_port: Annotated[int, typer.Option(envvar="AMBIENT_API_PORT")] = 8000,
-    temporal_port: Annotated[int, typer.Option(envvar="AMBIENT_TEMPORAL_PORT")] = 7233,
-    ui_port: Annotated[int, typer.Option(envvar="AMBIENT_UI_PORT")] = 8233,
+    api_port: Annotated[int, typer.Option(envvar="AMBIENT_API_PORT", parser=NUMBER)] = 8000,
+    temporal_port: Annotated[
+        int, typer.Option(envvar="AMBIENT_TEMPORAL_PORT", parser=NUMBER)
+    ] = 7233,
+    ui_port: Annotated[int, typer.Option(envvar="AMBIENT_UI_PORT", parser=NUMBER)] = 8233,
     temporal_address: Annotated[
         str | None,
         typer.Option(envvar="AMBIENT_TEMPORAL_ADDRESS", help="use this server, start none"),
     ] = None,
-    metrics_port: Annotated[int, typer.Option(envvar="AMBIENT_METRICS_PORT", help="0: off")] = 9464,
+    metrics_port: Annotated[
+        int, typer.Option(envvar="AMBIENT_METRICS_PORT", help="0: off", parser=NUMBER)
+    ] = 9464,
     local_llm: Annotated[
         bool,
         typer.Option(
@@ -156,9 +163,10 @@ def worker() -> None:
 @app.command()
 def api(
     host: str | None = None,
-    port: int | None = None,
+    port: Annotated[int | None, typer.Option(parser=NUMBER)] = None,
     fd: Annotated[
-        int | None, typer.Option(help="serve on this listening socket (`ambient dev` binds it)")
+        int | None,
+        typer.Option(help="serve on this listening socket (`ambient dev` binds it)", parser=NUMBER),
     ] = None,
 ) -> None:
     """Serve the API, the web page and MCP over HTTP at /mcp."""

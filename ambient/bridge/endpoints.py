@@ -72,6 +72,10 @@ def endpoint_url_problem(url: str) -> Refusal | None:
     if parts.scheme.lower() not in ("ws", "wss"):
         got = f"{parts.scheme or 'no scheme'}://"
         return Refusal("must start with wss:// or ws:// (got %(got)s)", got=got)
+    # No broker issues a token with a NUL; PostgreSQL stores no text with one either.
+    decoded = [text for pair in parse_qsl(parts.query) for text in pair]
+    if "\x00" in url or any("\x00" in text for text in decoded):
+        return Refusal("holds a NUL character (U+0000), raw or percent-encoded: copy the URL again")
     if "@" in parts.netloc:
         return Refusal("user:password@ is not accepted in the address")
     if not parts.hostname:

@@ -15,6 +15,7 @@ from rich.text import Text
 from ambient.briefing.errors import BriefingError
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingService, task_id_for
+from ambient.cli_numbers import whole_number
 from ambient.commands import Json, User, fail, print_json, run_service, table_of
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
@@ -97,7 +98,11 @@ def status(user: User, as_json: Json = False) -> None:
 
 
 @app.command("list")
-def list_(user: User, limit: int = 30, as_json: Json = False) -> None:
+def list_(
+    user: User,
+    limit: Annotated[int, typer.Option(parser=whole_number())] = 30,
+    as_json: Json = False,
+) -> None:
     """The briefings of --user by date."""
     items = _run(lambda s: s.list_briefings(user, limit))
     if as_json:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from ambient.cli_numbers import whole_number
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
@@ -107,7 +108,7 @@ def logs(
     topic_id: str,
     query: str = "*",
     hours: Annotated[float, typer.Option(help="how far back", callback=_log_hours)] = 1.0,
-    limit: int = 50,
+    limit: Annotated[int, typer.Option(parser=whole_number())] = 50,
     region: Region = None,
     as_json: Json = False,
 ) -> None:
@@ -128,7 +129,7 @@ def logs(
 
 @app.command()
 def alarms(
-    hours: Annotated[int, typer.Option(min=1, max=MAX_ALARM_HOURS)] = 24,
+    hours: Annotated[int, typer.Option(parser=whole_number(1, MAX_ALARM_HOURS))] = 24,
     region: Region = None,
     as_json: Json = False,
 ) -> None:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel
 from rich.console import Console
 
+from ambient.cli_numbers import whole_number
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsError
@@ -91,7 +92,7 @@ def create_node_pool(spec_file: SpecFile, user: User, execute: Execute = False) 
 @app.command("scale-node-pool")
 def scale_node_pool(
     node_pool_id: str,
-    desired: int,
+    desired: Annotated[int, typer.Argument(parser=whole_number())],
     cluster: Cluster,
     user: User,
     execute: Execute = False,
@@ -127,7 +128,7 @@ def create_topic(
     logset_id: str,
     name: str,
     user: User,
-    period: Annotated[int, typer.Option(help="retention days")] = 30,
+    period: Annotated[int, typer.Option(help="retention days", parser=whole_number())] = 30,
     execute: Execute = False,
     region: Region = None,
 ) -> None:
@@ -143,7 +144,7 @@ def create_scheduled_sql(
     target_topic_id: str,
     sql: str,
     user: User,
-    every: Annotated[int, typer.Option(help="minutes between runs")] = 60,
+    every: Annotated[int, typer.Option(help="minutes between runs", parser=whole_number())] = 60,
     execute: Execute = False,
     region: Region = None,
 ) -> None:
@@ -177,7 +178,7 @@ def apply(
 def scale(
     namespace: str,
     name: str,
-    replicas: int,
+    replicas: Annotated[int, typer.Argument(parser=whole_number())],
     cluster: Cluster,
     user: User,
     execute: Execute = False,

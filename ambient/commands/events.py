@@ -16,12 +16,15 @@ from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
+from ambient.cli_numbers import whole_number
 from ambient.commands import Json, cell, echo_json, fail, folded, run_in_session, table_of
 from ambient.storage.models import MAX_ID
 
 T = TypeVar("T")
 User = Annotated[str | None, typer.Option("--user", help="only this user's (default: everyone's)")]
-Limit = Annotated[int, typer.Option(min=1, max=1000, help="at most this many, newest first")]
+Limit = Annotated[
+    int, typer.Option(parser=whole_number(1, 1000), help="at most this many, newest first")
+]
 
 
 def _read(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -72,7 +75,8 @@ def deliveries(
     channel: Annotated[str | None, typer.Option(help="email, webhook, wecom, ...")] = None,
     task: Annotated[str | None, typer.Option(help="only this task_id")] = None,
     before_id: Annotated[
-        int | None, typer.Option(min=1, max=MAX_ID, help="next page: the last id shown")
+        int | None,
+        typer.Option(parser=whole_number(1, MAX_ID), help="next page: the last id shown"),
     ] = None,
     limit: Limit = 50,
     as_json: Json = False,

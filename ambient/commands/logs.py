@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
+from ambient.cli_numbers import whole_number
 from ambient.clients.logs import (
     CONTINUATION,
     PLAIN,
@@ -93,7 +94,7 @@ def templates(
         ),
     ] = False,
     max_templates: Annotated[
-        int, typer.Option(min=1, help="templates kept beside every ERROR one")
+        int, typer.Option(parser=whole_number(1), help="templates kept beside every ERROR one")
     ] = 60,
 ) -> None:
     """Mine templates from log files: counts, first/last seen, hourly rates, bursts."""

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ambient.cli_numbers import whole_number
 from ambient.commands import Json, User, folded, json_object, print_json, run_service, table_of
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
@@ -183,7 +184,7 @@ def list_(
 @app.command()
 def stats(
     user: User,
-    days: Annotated[int, typer.Option(help="look back this many days")] = 30,
+    days: Annotated[int, typer.Option(help="look back this many days", parser=whole_number())] = 30,
     as_json: Json = False,
 ) -> None:
     """Outcome analytics: success by rung/service/alert type, time to resolve, budgets spent."""
@@ -214,7 +215,7 @@ def rule(
     workload: Annotated[str, typer.Option(help="glob over Deployment names")] = "*",
     namespace: Annotated[str, typer.Option(help="glob")] = "*",
     cluster: Annotated[str, typer.Option(help="glob over cluster ids")] = "*",
-    importance: Annotated[int | None, typer.Option(min=0, max=100)] = None,
+    importance: Annotated[int | None, typer.Option(parser=whole_number(0, 100))] = None,
     manual: Annotated[bool, typer.Option(help="never act; hand over at once")] = False,
 ) -> None:
     """Create or replace an alert rule (admin): pin importance or force manual handling."""

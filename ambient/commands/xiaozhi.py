@@ -21,6 +21,7 @@ from ambient.bridge.endpoints import (
     Endpoints,
     mask_url,
 )
+from ambient.cli_numbers import whole_number
 from ambient.commands import Json, echo_json, fail, parsed, run_in_session, run_operator, table_of
 from ambient.settings import Settings
 from ambient.storage.models import MAX_ID
@@ -96,7 +97,9 @@ def list_endpoints(
 
 
 @endpoint_app.command("remove")
-def remove_endpoint(endpoint_id: Annotated[int, typer.Argument(min=1, max=MAX_ID)]) -> None:
+def remove_endpoint(
+    endpoint_id: Annotated[int, typer.Argument(parser=whole_number(1, MAX_ID))],
+) -> None:
     """Remove an endpoint; its connection is closed within 5 s."""
     try:
         gone = _endpoints(lambda endpoints: endpoints.remove(None, endpoint_id))

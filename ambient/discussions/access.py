@@ -13,8 +13,14 @@ from ambient.discussions.rules import (
     MessageView,
     ParticipantRole,
 )
-from ambient.discussions.views import DiscussionNotFoundError, SigningError, message_view
+from ambient.discussions.views import (
+    DiscussionNotFoundError,
+    InvalidDiscussionError,
+    SigningError,
+    message_view,
+)
 from ambient.domain.configs import holds_nul
+from ambient.refusals import Refusal
 from ambient.remediation.safety import named_approver
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -26,6 +32,9 @@ from ambient.storage.models import (
     User,
 )
 from ambient.storage.repositories import UserRepository
+
+# No discussion id is longer than its column: a longer one is refused, not looked up or quoted.
+ID_LENGTH = 64
 
 
 async def registered(session: AsyncSession, name: str) -> User:
@@ -86,6 +95,10 @@ class DiscussionAccess:
 
     async def _get(self, session: Any, discussion_id: str, user: str) -> Discussion:
         """The discussion, if ``user`` sees it; one they do not see is "no discussion" too."""
+        if len(discussion_id) > ID_LENGTH:
+            raise InvalidDiscussionError(
+                Refusal("discussion_id: at most %(max)d characters", max=ID_LENGTH)
+            )
         missing = DiscussionNotFoundError(
             f"no discussion {discussion_id!r} that you take part in; list_discussions shows yours"
         )

@@ -45,6 +45,8 @@ def http_error(exc: DiscussionError) -> Exception:
     if isinstance(exc, InvalidDiscussionError):
         # The search's and the anomalies' parameters come in the query, the rest in the body.
         where = "query" if exc.field in QUERY_FIELDS else "body"
+        if exc.field == "discussion_id":
+            where = "path"
         return unprocessable(([exc.field], str(exc)), where=where)
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
 

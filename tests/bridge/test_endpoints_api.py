@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import pytest_asyncio
+from pydantic import ValidationError
 from rich.console import Console
 from typer.testing import CliRunner
 
+from ambient.bridge.endpoints import EndpointCreate
 from ambient.cli import app as cli
 from ambient.commands import xiaozhi as xiaozhi_commands
 from ambient.domain.users import UserCreate
@@ -88,6 +90,9 @@ async def test_an_endpoint_registered_over_the_api_is_dialed_by_the_api_process_
         ("wss://api.xiaozhi.me/mcp/", "has no token parameter"),
         ("ws://169.254.169.254/mcp/?token=abc", "cloud metadata address"),
         ("ws://10.1.2.3/mcp/?token=abc", "private address"),
+        # A token no broker issues: it was stored, then dialed (and refused) forever.
+        ("wss://api.xiaozhi.me/mcp/?token=a%00b", "holds a NUL character (U+0000)"),
+        ("wss://api.xiaozhi.me/mcp/?token=t&x%00=1", "holds a NUL character (U+0000)"),
     ],
 )
 async def test_a_bad_url_is_refused_with_422_naming_the_field(
@@ -101,6 +106,15 @@ async def test_a_bad_url_is_refused_with_422_naming_the_field(
     [error] = answer.json()["detail"]
     assert error["loc"] == ["body", "url"] and says in error["msg"]
     assert (await api.get("/xiaozhi/endpoints", headers=headers)).json() == []
+
+
+def test_a_url_holding_a_nul_is_refused_by_the_rule_itself_not_only_by_a_door() -> None:
+    # The API refuses a raw NUL in any body; the rule refuses it for every door.
+    for url in ("wss://api.xiaozhi.me/mcp/?token=a\x00b", "wss://api.xiaozhi.me/mcp/?token=a%00b"):
+        with pytest.raises(ValidationError) as refused:
+            EndpointCreate(user="admin", url=url)
+        [error] = refused.value.errors()
+        assert error["loc"] == ("url",) and "holds a NUL character (U+0000)" in error["msg"]
 
 
 async def test_members_register_and_see_their_own_endpoints_admins_everyones(

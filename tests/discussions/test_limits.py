@@ -105,3 +105,37 @@ async def test_anomalies_and_annotations_answer_at_most_a_page_with_the_whole_co
         changed = await call(as_ann, "annotate_discussion", discussion_id=first.discussion_id)
     assert found["count"] == 129 and len(found["anomalies"]) == 100
     assert changed["count"] >= 129 and len(changed["changed"]) == 100
+
+
+async def test_an_id_longer_than_any_discussion_id_is_refused_by_name_not_echoed(
+    deps: WorkerDeps,
+) -> None:
+    """A 100 KB discussion id went to the database and came back whole: the API's 404 and the
+    tool error quoted all of it, and the reply form redirected to a link holding it."""
+    di = unique("long-di")
+    tokens = await _users(deps, di)
+    huge = "d" * 100_000
+    async with Client(_server(deps, di)) as as_di:
+        said = await refused(as_di, "read_discussion", discussion_id=huge)
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        # httpx refuses to send a URL over 64 KB: the API and the page get 1,000 characters.
+        api = await http.get(f"/discussions/{'d' * 1000}", headers=as_bearer(tokens[di]))
+        page = await http.post(
+            "/app/discussions/post",
+            data={"discussion_id": huge, "content": "hi", "message_id": "m1"},
+            cookies={"ambient_token": tokens[di]},
+            headers={"referer": f"{base}/app/discussions"},
+        )
+    assert "discussion_id: at most 64 characters" in said and len(said) < 300, said[:300]
+    assert api.status_code == 422, api.text[:300]
+    assert api.json()["detail"][0]["loc"] == ["path", "discussion_id"], api.text[:300]
+    assert len(api.text) < 500, api.text[:300]
+    assert page.status_code == 303 and len(page.headers["location"]) < 300, page.headers
+    assert page.headers["location"].startswith("/app/discussions?"), page.headers
+
+
+def as_bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

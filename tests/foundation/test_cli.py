@@ -5,7 +5,9 @@ import os
 import socket
 import subprocess
 import sys
+import typing
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -297,3 +299,45 @@ async def test_cloud_logs_searches_in_the_region_asked_for(tmp_path: Path) -> No
         r for (_, action, _), r in zip(api.calls, api.regions, strict=True) if action == "SearchLog"
     ]
     assert searched == ["ap-shanghai"]
+
+
+def _whole_number_params() -> list[tuple[Any, list[str], str, list[str]]]:
+    """(command, its path, parameter name, what goes before its value: its flag, or the
+    arguments before it) of every whole-number parameter of every command, the lazily
+    loaded groups' too."""
+    group = typer.main.get_group(app)
+    context = click.Context(group)
+    found: list[tuple[Any, list[str], str, list[str]]] = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        if hasattr(command, "list_commands"):
+            for name in command.list_commands(context):
+                walk(command.get_command(context, name), [*path, name])
+            return
+        before: list[str] = []  # a placeholder for each argument before this one
+        for param in command.params:
+            annotation = param.type_descriptor.annotation
+            flags = [o for o in param.opts if o.startswith("-")]
+            if int in (annotation, *typing.get_args(annotation)):
+                found.append((command, path, param.name, flags[:1] or before))
+            if not flags:
+                before = [*before, "x"]
+
+    walk(group, [])
+    return found
+
+
+def test_every_whole_number_option_takes_ascii_digits_only() -> None:
+    # int() (and the CLI's parsing) read "1_0" as 10, "10.0" as 10 and " 10 " as 10: a typo or
+    # a pasted value removed endpoint 10. The web form's endpoint number takes ASCII digits only.
+    params = _whole_number_params()
+    assert len(params) >= 15, params  # the walk found them (ports, limits, ids, counts, ...)
+    for command, path, name, ahead in params:
+        for odd in ("1_0", "10.0", "+10", " 10 ", "１０"):
+            given = [*ahead, odd]
+            # Parsed only (a context, as the command line would make it): nothing runs.
+            with pytest.raises(typer.BadParameter) as refused:
+                command.make_context(path[-1], given)
+            said = refused.value.format_message()
+            assert "is not a whole number" in said, (path, name, odd, said)
+            assert refused.value.param is not None and refused.value.param.name == name

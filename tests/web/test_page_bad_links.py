@@ -54,3 +54,15 @@ async def test_an_endpoint_number_in_other_digits_removes_nothing(
         async with db.session() as session:
             left = await Endpoints.of(session, settings).list(None)
         assert added.id in [e.id for e in left]
+
+
+async def test_a_discussion_link_with_an_overlong_id_says_the_limit_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    async with zh_pages(settings, db, unique("ld"), "/app/discussions") as (http, _):
+        answer = await http.get("/app/discussion", params={"id": "d" * 1000})
+        assert answer.status_code == 303, answer.text[:300]
+        page = await http.get(answer.headers["location"])
+    notice = re.search(r'<p class="notice" role="status">(.*?)</p>', page.text, re.S)
+    assert notice is not None, page.text[:2000]
+    assert html.unescape(notice[1]) == "讨论编号: 不能超过 64 个字符"
