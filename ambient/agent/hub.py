@@ -47,9 +47,13 @@ class AgentHub:
         for spec in await self.specs(user.name):
             if spec.transport == "stdio" and not admin:
                 continue
-            facade.add_server(spec.name, partial(client_for, spec, timeout=self.timeout))
+            facade.add_server(spec.name, self._client(spec))
         self._facades[user.name] = (admin, facade)
         return facade
+
+    def _client(self, spec: McpServerSpec) -> Callable[[], Client]:
+        # Through this process's guard: every request, as it is sent, not only the URL added.
+        return partial(client_for, spec, timeout=self.timeout, guard=self.guard)
 
     def _own_client(self, user: str) -> Callable[[], Client]:
         # Imported here: the MCP server imports the tool modules, which import this package.
@@ -89,7 +93,7 @@ class AgentHub:
             await session.commit()
         found = self._facades.get(user.name)
         if found is not None:
-            found[1].add_server(spec.name, partial(client_for, spec, timeout=self.timeout))
+            found[1].add_server(spec.name, self._client(spec))
 
     async def remove(self, user: str, name: str) -> bool:
         async with self.state.db.session() as session:
