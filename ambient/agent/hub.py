@@ -14,7 +14,7 @@ from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, system_p
 from ambient.agent.errors import AgentError
 from ambient.agent.facade import OWN_SERVER, AgentFacade
 from ambient.agent.servers import McpServerSpec, client_for
-from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.clients.llm import openai_client
 from ambient.storage.models import AgentServer, User
 from ambient.wiring import AppState, StateHolder
@@ -81,7 +81,7 @@ class AgentHub:
             assert spec.url is not None
             try:
                 await self.guard.check_url(spec.url)
-            except RefusedDestinationError as exc:
+            except (RefusedDestinationError, DestinationLookupError) as exc:
                 raise AgentError(f"url: {exc}") from None
         existing = await self.specs(user.name)
         if any(s.name == spec.name for s in existing):

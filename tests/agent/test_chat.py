@@ -157,6 +157,13 @@ async def test_chat_without_a_model_says_so_and_servers_are_guarded(deps: Worker
             json={"name": "intranet", "transport": "http", "url": "http://10.0.0.1/mcp"},
         )
         assert private.status_code == 422 and "url" in private.text
+        # A name that does not resolve is said about the field, not a server error.
+        unknown = await http.post(
+            "/agent/servers",
+            json={"name": "typo", "transport": "http", "url": "http://no-such-host.invalid/mcp"},
+        )
+        assert unknown.status_code == 422, unknown.text
+        assert "url: cannot resolve no-such-host.invalid" in unknown.text
         stdio = await http.post(
             "/agent/servers", json={"name": "shell", "transport": "stdio", "command": "/bin/sh"}
         )
