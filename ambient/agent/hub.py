@@ -14,7 +14,7 @@ from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, system_p
 from ambient.agent.errors import AgentError
 from ambient.agent.facade import OWN_SERVER, AgentFacade
 from ambient.agent.servers import McpServerSpec, client_for
-from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.clients.llm import openai_client
 from ambient.storage.models import AgentServer, User
 from ambient.wiring import AppState, StateHolder
@@ -47,9 +47,13 @@ class AgentHub:
         for spec in await self.specs(user.name):
             if spec.transport == "stdio" and not admin:
                 continue
-            facade.add_server(spec.name, partial(client_for, spec, timeout=self.timeout))
+            facade.add_server(spec.name, self._client(spec))
         self._facades[user.name] = (admin, facade)
         return facade
+
+    def _client(self, spec: McpServerSpec) -> Callable[[], Client]:
+        # Through this process's guard: every request, as it is sent, not only the URL added.
+        return partial(client_for, spec, timeout=self.timeout, guard=self.guard)
 
     def _own_client(self, user: str) -> Callable[[], Client]:
         # Imported here: the MCP server imports the tool modules, which import this package.
@@ -77,7 +81,7 @@ class AgentHub:
             assert spec.url is not None
             try:
                 await self.guard.check_url(spec.url)
-            except RefusedDestinationError as exc:
+            except (RefusedDestinationError, DestinationLookupError) as exc:
                 raise AgentError(f"url: {exc}") from None
         existing = await self.specs(user.name)
         if any(s.name == spec.name for s in existing):
@@ -89,7 +93,7 @@ class AgentHub:
             await session.commit()
         found = self._facades.get(user.name)
         if found is not None:
-            found[1].add_server(spec.name, partial(client_for, spec, timeout=self.timeout))
+            found[1].add_server(spec.name, self._client(spec))
 
     async def remove(self, user: str, name: str) -> bool:
         async with self.state.db.session() as session:

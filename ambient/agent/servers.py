@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any, Literal
 
 import httpx2
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import BaseModel, Field, field_validator, model_validator
+
+from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
@@ -50,13 +53,30 @@ class McpServerSpec(BaseModel):
         return data
 
 
-def client_for(spec: McpServerSpec, *, timeout: float) -> Client:
+def client_for(spec: McpServerSpec, *, timeout: float, guard: DestinationGuard) -> Client:
     """A not-yet-entered MCP client for the spec (our own response cache; the SDK's is off)."""
     if spec.transport == "http":
         assert spec.url is not None
-        http = httpx2.AsyncClient(headers=spec.headers, timeout=timeout, trust_env=False)
+        http = httpx2.AsyncClient(
+            headers=spec.headers,
+            timeout=timeout,
+            trust_env=False,
+            event_hooks={"request": [partial(_through_guard, guard)]},
+        )
         transport = streamable_http_client(spec.url, http_client=http)
         return Client(transport, read_timeout_seconds=timeout, cache=None)
     assert spec.command is not None
     params = StdioServerParameters(command=spec.command, args=spec.args, env=spec.env or None)
     return Client(params, read_timeout_seconds=timeout, cache=None)
+
+
+async def _through_guard(guard: DestinationGuard, request: httpx2.Request) -> None:
+    """Every request passes the destination guard, not only the URL when it was added: the
+    name may point elsewhere since. Plain HTTP goes to the address checked (no second lookup)."""
+    try:
+        pinned = await guard.pin(str(request.url))
+    except (RefusedDestinationError, DestinationLookupError) as exc:
+        # As a connection that failed: the server is shown unavailable, and retried later.
+        raise httpx2.ConnectError(str(exc), request=request) from None
+    request.url = httpx2.URL(pinned.url)
+    request.headers.update(pinned.headers)

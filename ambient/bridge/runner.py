@@ -33,6 +33,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import USER_AGENT as WEBSOCKETS_AGENT
+from websockets.uri import parse_uri
 
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointCipher, http_form, mask_url, url_token
@@ -51,6 +52,20 @@ wire_log.setLevel(logging.INFO)
 ServerFactory = Callable[[str], MCPServer[Any]]
 # What dials, as a broker's logs show it (mcp_pipe sends websockets' own default).
 USER_AGENT = f"ambient-ops/{__version__} {WEBSOCKETS_AGENT}"
+
+
+class _SameOrigin(connect):
+    """``connect`` following a redirect only within the same scheme, host and port."""
+
+    # The guard checked the host the endpoint names, not wherever a 3xx points. websockets
+    # follows a wss:// redirect to any host (a pinned ws:// dial it already keeps in place).
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        followed = super().process_redirect(exc)
+        if isinstance(followed, str):
+            to, here = parse_uri(followed), self.ws_uri
+            if (to.secure, to.host, to.port) != (here.secure, here.host, here.port):
+                return exc
+        return followed
 
 
 @dataclass(frozen=True)
@@ -185,7 +200,7 @@ class BridgeRunner:
                 masked = mask_url(url)
                 self.counts["dials"] += 1
                 pinned = await self._check(url)
-                async with connect(
+                async with _SameOrigin(
                     url,
                     proxy=None,
                     open_timeout=self.timing.open_timeout,

@@ -451,14 +451,18 @@ class RemediationService:
         self, user: str, rid: str, run_key: str | None, act: str
     ) -> tuple[RemediationStatus, User]:
         """The run and the caller's account, if they may ``act`` on it (approve, refuse, abort)."""
-        # With run_key (a reply in a run's discussion), only that run is answered. Who may is
+        # With run_key (a reply in a run's discussion, a button on a run's page), only that run
+        # is answered. Who may is
         # _may_steer (in _seen_status), with a rollback_permission at least the run's mode:
         # refusing an execute step is as much a decision about it as approving it.
         status = await self._seen_status(user, rid)
         if run_key is not None and status.run_key != run_key:
             raise RemediationStateError(
-                f"this discussion is about an earlier run of {status.remediation_id}, which has "
-                "ended: answer the current run in its own discussion (or with approve_remediation)"
+                Refusal(
+                    "this is about an earlier run of %(run)s, which has ended; the same alert's "
+                    "current run is another: look at it (get_remediation) before answering it",
+                    run=status.remediation_id,
+                )
             )
         account = await self._user(user)
         mode = status.mode or "dry_run"

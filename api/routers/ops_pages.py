@@ -228,14 +228,17 @@ async def remediation_action(
     remediation_id: Annotated[str, Form()],
     action: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
+    run_key: Annotated[str | None, Form(max_length=255)] = None,
 ) -> Response:
     here = f"/app/remediation?id={quote(remediation_id)}"
+    remediations = state.remediations
     try:
         if action in ("approve", "refuse"):
-            await state.remediations.approve(me.name, remediation_id, action == "approve", reason)
-            return back(here, _("Approved") if action == "approve" else _("Refused"))
+            approve = action == "approve"
+            await remediations.approve(me.name, remediation_id, approve, reason, run_key=run_key)
+            return back(here, _("Approved") if approve else _("Refused"))
         if action == "abort":
-            await state.remediations.abort(me.name, remediation_id, reason)
+            await remediations.abort(me.name, remediation_id, reason, run_key=run_key)
             return back(here, _("Abort requested"))
     except RemediationError as exc:
         return back(here, remediation_problem(exc, _))

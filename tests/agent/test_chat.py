@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from mcp.server.transport_security import TransportSecuritySettings
 from openai import AsyncOpenAI
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
@@ -19,9 +22,10 @@ from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.agent.test_event_agent import NO_COMPLETION
+from tests.agent.test_facade import toy_server
 from tests.conftest import running_worker, unique
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
-from tests.support.servers import HANG, serve
+from tests.support.servers import HANG, free_port, serve
 from tests.watches.site import Site, article
 
 
@@ -153,6 +157,13 @@ async def test_chat_without_a_model_says_so_and_servers_are_guarded(deps: Worker
             json={"name": "intranet", "transport": "http", "url": "http://10.0.0.1/mcp"},
         )
         assert private.status_code == 422 and "url" in private.text
+        # A name that does not resolve is said about the field, not a server error.
+        unknown = await http.post(
+            "/agent/servers",
+            json={"name": "typo", "transport": "http", "url": "http://no-such-host.invalid/mcp"},
+        )
+        assert unknown.status_code == 422, unknown.text
+        assert "url: cannot resolve no-such-host.invalid" in unknown.text
         stdio = await http.post(
             "/agent/servers", json={"name": "shell", "transport": "stdio", "command": "/bin/sh"}
         )
@@ -234,3 +245,59 @@ async def test_a_model_endpoint_answering_no_chat_completion_ends_the_turn_with_
             await facade.close()
         assert [e.type for e in events] == ["error"], answer
         assert "answered no chat completion" in (events[0].text or ""), events
+
+
+def _recording(app: Any, hits: list[str]) -> Any:
+    """``app``, noting the path of every HTTP request that reaches it."""
+
+    async def recorded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            hits.append(scope["path"])
+        await app(scope, receive, send)
+
+    return recorded
+
+
+async def test_an_agent_server_whose_name_now_resolves_to_loopback_is_not_dialed(
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server's URL passed the guard when it was added; the name's owner then points it at
+    this host's loopback (or the metadata address). Every dial passes the guard again, so the
+    agent does not call into the API host's own ports."""
+    name, host = unique("rebind"), "mcp.rebinding.example"
+    # The DNS answers the test chooses for one name (the guard's rules are under test, not DNS):
+    # a public address when the server is added, this host's loopback afterwards.
+    answers = {host: "93.184.216.34"}
+    real_getaddrinfo = socket.getaddrinfo
+
+    def dns(node: Any, *args: Any, **kwargs: Any) -> Any:
+        name = node.decode() if isinstance(node, bytes) else node  # anyio asks in bytes
+        return real_getaddrinfo(answers.get(name, node), *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    token = await _user(deps, name)
+    hits: list[str] = []
+    port = free_port()
+    url = f"http://{host}:{port}/mcp"
+
+    def api() -> Any:
+        return httpx.AsyncClient(
+            timeout=HANG, trust_env=False, headers={"Authorization": f"Bearer {token}"}
+        )
+
+    # It answers whatever Host it is asked as, as a server on the API's host might.
+    anyone = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    standin = toy_server().streamable_http_app(transport_security=anyone)
+    async with serve(_recording(standin, hits), port=port):
+        async with serve(create_app(deps.settings)) as base, api() as http:
+            added = await http.post(
+                f"{base}/agent/servers", json={"name": "tools", "transport": "http", "url": url}
+            )
+            assert added.status_code == 201, added.text
+        answers[host] = "127.0.0.1"
+        # Another API process (or this one after a restart): nothing of the first answer kept.
+        async with serve(create_app(deps.settings)) as base, api() as http:
+            listed = (await http.get(f"{base}/agent/tools", params={"refresh": "true"})).json()
+    assert [t["tool"] for t in listed["tools"] if t["server"] == "tools"] == []
+    assert listed["health"]["tools"] == "error", listed["health"]
+    assert hits == [], hits

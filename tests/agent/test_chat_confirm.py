@@ -11,9 +11,13 @@ from openai import AsyncOpenAI
 from ambient.agent.chat import ChatAgent, ConversationStore
 from ambient.agent.facade import AgentFacade
 from ambient.agent.servers import McpServerSpec, client_for
+from ambient.clients.guard import DestinationGuard
 from tests.agent.test_facade import WRITE
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
 from tests.support.servers import free_port, serve
+
+# The stand-in servers listen on loopback, which the destination guard refuses unless allowed.
+LOOPBACK = DestinationGuard(["127.0.0.0/8"])
 
 
 def tables(dropped: list[str]) -> MCPServer[Any]:
@@ -39,7 +43,7 @@ async def test_a_write_tool_whose_server_was_down_at_the_check_is_not_run_unaske
         nonlocal connects
         connects += 1
         if connects <= 4:
-            return client_for(dead, timeout=5)
+            return client_for(dead, timeout=5, guard=LOOPBACK)
         return Client(tables(dropped), cache=None)
 
     facade = AgentFacade(timeout_seconds=10)

@@ -16,10 +16,14 @@ from ambient.agent.facade import AgentFacade
 from ambient.agent.health import Health
 from ambient.agent.naming import ToolNames
 from ambient.agent.servers import McpServerSpec, client_for
+from ambient.clients.guard import DestinationGuard
 from tests.support.servers import free_port, serve
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False)
+
+# The stand-in servers listen on loopback, which the destination guard refuses unless allowed.
+LOOPBACK = DestinationGuard(["127.0.0.0/8"])
 
 
 def toy_server(calls: list[str] | None = None) -> MCPServer[Any]:
@@ -137,7 +141,7 @@ async def test_http_server_restart_is_survived_by_reconnecting() -> None:
     port = free_port()
     spec = McpServerSpec(name="remote", transport="http", url=f"http://127.0.0.1:{port}/mcp")
     facade = AgentFacade(timeout_seconds=10)
-    facade.add_server("remote", lambda: client_for(spec, timeout=10))
+    facade.add_server("remote", lambda: client_for(spec, timeout=10, guard=LOOPBACK))
     connection = facade._servers["remote"].connection
     try:
         async with serve(toy_server().streamable_http_app(), port=port):

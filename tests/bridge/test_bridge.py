@@ -5,12 +5,17 @@ database shared by the runners as replicas share one."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import itertools
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -605,3 +610,102 @@ async def test_a_close_the_bridge_sends_is_shown_as_its_own_not_the_brokers(
     assert "frame exceeds limit" in row.last_error and "broker" not in row.last_error
     [logged] = [r.getMessage() for r in caplog.records if "re-dialing" in r.getMessage()]
     assert "closed by this bridge: 1009 " in logged and "by the broker" not in logged
+
+
+def _tls_for(tmp: Path, *addresses: str) -> tuple[Path, ssl.SSLContext]:
+    """A CA file (for clients to trust) and a server context whose certificate names
+    ``addresses``: what a 接入点 with a real certificate looks like to the runner."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def certificate(subject: str, key: Any, issuer: x509.Name, signer: Any, *, ca: bool) -> Any:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            names = [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, leaf_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = certificate("test CA", ca_key, ca_name, ca_key, ca=True)
+    leaf = certificate("broker", leaf_key, ca_name, ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    (tmp / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tmp / "leaf.pem").write_bytes(leaf.public_bytes(pem))
+    (tmp / "leaf.key").write_bytes(
+        leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(tmp / "leaf.pem", tmp / "leaf.key")
+    return tmp / "ca.pem", server
+
+
+@asynccontextmanager
+async def _tls_answering(
+    host: str, tls: ssl.SSLContext, answer: Callable[[], bytes], requests: list[bytes]
+) -> AsyncIterator[int]:
+    """A bare HTTPS server on ``host`` that notes each request line and sends ``answer()``."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, ssl.SSLError):
+            requests.append(await reader.readline())
+            writer.write(answer())
+            await writer.drain()
+            writer.close()
+
+    server = await asyncio.start_server(handle, host, 0, ssl=tls)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+async def test_a_wss_endpoint_redirecting_to_a_refused_address_is_not_followed(
+    state: AppState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The 接入点 passes the guard (127.0.0.1 is allowed here) and answers the WebSocket
+    # handshake with a redirect to 127.0.0.2, which the guard refuses. A wss:// dial keeps the
+    # name for TLS, so the address is not pinned: the redirect must not be followed.
+    ca_file, tls = _tls_for(tmp_path, "127.0.0.1", "127.0.0.2")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # the runner trusts the test CA
+    inside: list[bytes] = []
+    outside: list[bytes] = []
+    token = unique("jwt")
+    ok = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    async with _tls_answering("127.0.0.2", tls, lambda: ok, inside) as port:
+        moved = (
+            "HTTP/1.1 307 Temporary Redirect\r\n"
+            f"Location: wss://127.0.0.2:{port}/inside/?token={token}\r\n"
+            "Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ).encode()
+        async with _tls_answering("127.0.0.1", tls, lambda: moved, outside) as public:
+            await register(state, unique("lea"), f"wss://127.0.0.1:{public}/mcp/?token={token}")
+            runner = runner_for(state, "r1")
+            await runner.scan()
+
+            async def shown() -> EndpointPublic:
+                while True:  # the condition: the hold task has written its first failure
+                    [row] = await listed(state)
+                    if row.last_error != "not dialed yet":
+                        return row
+                    await asyncio.sleep(0.05)
+
+            row = await within(5, shown())
+            await runner.stop()
+    assert row.state == "retrying" and "307" in (row.last_error or ""), row.last_error
+    assert [line.split(b" ")[1] for line in outside] == [f"/mcp/?token={token}".encode()]
+    assert inside == []

@@ -1,5 +1,7 @@
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -567,3 +569,41 @@ async def test_a_webhook_whose_url_holds_chinese_is_delivered(
     key = f"wf/7:webhook:{target}"
     await channel.send("alice", REPORT, target, idempotency_key=key)
     assert state.received == [("webhook", {**state.received[0][1], "idempotency_key": key})]
+
+
+@asynccontextmanager
+async def _answering(host: str, answer: bytes, requests: list[bytes]) -> AsyncIterator[int]:
+    """A bare HTTP server on ``host`` that notes each request line and sends ``answer``."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.readline())
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, host, 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+async def test_apprise_does_not_follow_a_redirect_to_a_refused_address() -> None:
+    # json:// on an allowed host answers 307 to an address the guard refuses (127.0.0.2 is
+    # not in LOOPBACK): Apprise follows redirects by itself, past the guard's check.
+    inside: list[bytes] = []
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    async with _answering("127.0.0.2", ok, inside) as port:
+        moved = (
+            f"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.2:{port}/inside\r\n"
+            "Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ).encode()
+        outside: list[bytes] = []
+        async with _answering("127.0.0.1", moved, outside) as public:
+            url = f"json://127.0.0.1:{public}/notify"
+            # ?redirect=yes is Apprise's own switch: the user's URL does not turn it back on.
+            for aimed in (url, f"{url}?redirect=yes"):
+                with pytest.raises(TransientNotifyError):
+                    await AppriseChannel(SECRETS, LOOPBACK).send(
+                        "alice", REPORT, aimed, idempotency_key="k"
+                    )
+    assert len(outside) == 2 and outside[0].startswith(b"POST /notify ")
+    assert inside == []

@@ -20,6 +20,10 @@ async def notify_apprise(url: str, message: Message) -> None:
     sender = apprise.Apprise()
     if not sender.add(url):
         raise PermanentNotifyError("not a valid Apprise URL (see the Apprise URL docs)")
+    # Apprise follows 3xx by itself (and a URL's ?redirect=yes asks it to): the guard checked
+    # the host the URL names, not wherever a redirect points.
+    for service in sender:
+        service.redirects = False
     body = message.body + (f"\n\n{message.link}" if message.link else "")
     # Apprise is synchronous: keep it off the event loop.
     ok = await asyncio.to_thread(
