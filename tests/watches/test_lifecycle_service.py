@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from starlette.requests import Request
 from starlette.responses import Response
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.service import BriefingService
@@ -26,6 +26,7 @@ from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.service import TaskService
 from tests.conftest import unique
+from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
@@ -513,6 +514,37 @@ async def test_a_deleted_watch_still_winding_down_refuses_pause_resume_trigger_a
     async with service.db.session() as session:
         events = await EventRepository(session).list(task=task_id, limit=100)
     assert sorted(e.kind for e in events) == ["watch.breach", "watch.stopped"]
+
+
+async def test_a_deleted_watch_still_winding_down_is_listed_as_stopped_as_get_says(
+    held: Held,
+) -> None:
+    """Deleted while its breach alert was still being sent, the watch was listed 'active' (and
+    under state=active, not under state=stopped) until its run ended, while get_task said
+    'stopped'."""
+    service, task_id = held.service, held.task_id
+    await service.delete(USER, task_id)
+    assert (await service.get(USER, task_id)).state == "stopped"
+
+    async def listed() -> dict[str | None, set[str]]:
+        return {
+            state: {t.task_id for t in await service.list(USER, state=state)} & {task_id}
+            for state in (None, "active", "paused", "stopped")
+        }
+
+    want: dict[str | None, set[str]] = {None: {task_id}, "stopped": {task_id}}
+    want |= {"active": set(), "paused": set()}
+    for _ in range(100):  # visibility is eventually consistent
+        if await listed() == want:
+            break
+        await asyncio.sleep(0.1)
+    assert await listed() == want
+    (summary,) = [t for t in await service.list(USER) if t.task_id == task_id]
+    assert summary.state == "stopped"
+    handle = service.client.get_workflow_handle(task_id)
+    assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING  # still ending
+    await held.ended()
+    await save_history(handle, "threshold_watch_stopped_while_delivering")
 
 
 async def test_create_again_while_the_deleted_life_winds_down_is_refused_until_it_has_ended(
