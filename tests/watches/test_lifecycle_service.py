@@ -4,6 +4,7 @@ request id, schedules updated in place, paged lists with summaries."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -591,6 +592,35 @@ async def test_a_page_taken_out_of_a_web_monitor_leaves_its_status(
         assert list(status.detail["urls"]) == [f"{base}/ok"], status.detail["urls"]
         assert status.detail["last_error"] is None
     await service.delete(USER, ref.task_id)
+
+
+async def test_a_reminder_created_again_and_run_now_in_the_same_second_runs(
+    service: TaskService,
+) -> None:
+    """run now, delete, create again with a new message, run now, within one second: the
+    new reminder's run was never started (its run had the deleted one's workflow id, the
+    name and the second) and nothing was sent, while trigger_task answered as if it ran."""
+    name = unique("again")
+    reminder = {"message": "walk", "hour": 8, "timezone": "UTC"}
+    # Early in a second, so both runs are asked for within it (run ids carry the second).
+    await asyncio.sleep(1.02 - time.time() % 1)
+    first = await service.create(USER, "schedule", reminder, name)
+    await service.trigger(USER, first.task_id)
+    await service.delete(USER, first.task_id)
+    again = await service.create(USER, "schedule", reminder | {"message": "run"}, name)
+    await service.trigger(USER, again.task_id)
+
+    async def sent() -> list[str]:
+        async with service.db.session() as session:
+            events = await EventRepository(session).list(task=first.task_id, limit=10)
+        return sorted(str(e.payload["body"]) for e in events if e.kind == "schedule.reminder")
+
+    for _ in range(100):  # the schedule starts its runs a moment after the trigger
+        if await sent() == ["run", "walk"]:
+            break
+        await asyncio.sleep(0.1)
+    assert await sent() == ["run", "walk"]
+    await service.delete(USER, again.task_id)
 
 
 async def test_a_news_digest_created_again_after_delete_starts_with_a_first_look(
