@@ -54,6 +54,9 @@ PAUSED_PREPARES_NOTHING = "paused-prepares-nothing"
 # A greeting after a failed preparation starts it again (runs recorded before it answered
 # "could not be prepared" for the rest of the day, until a regenerate).
 GREETING_PREPARES_AGAIN = "greeting-prepares-again"
+# A stop shows in list_tasks at once, and a late pause or resume does not hide it (runs
+# recorded before it showed "active" until they ended).
+STOP_SHOWN = "stop-shown-at-once"
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
 PREPARE_TIMEOUT = timedelta(minutes=10)
@@ -254,16 +257,23 @@ class DailyBriefingWorkflow:
     @workflow.signal
     def pause(self) -> None:
         self.paused = True
-        workflow.upsert_search_attributes([STATE.value_set("paused")])
+        self._show_state("paused")
 
     @workflow.signal
     def resume(self) -> None:
         self.paused = False
-        workflow.upsert_search_attributes([STATE.value_set("active")])
+        self._show_state("active")
 
     @workflow.signal
     def stop(self) -> None:
+        if not self.stopping and workflow.patched(STOP_SHOWN):
+            workflow.upsert_search_attributes([STATE.value_set("stopped")])
         self.stopping = True
+
+    def _show_state(self, state: str) -> None:
+        # Stopping, the briefing stays listed "stopped" (a door that looked before the delete).
+        if not (self.stopping and workflow.patched(STOP_SHOWN)):
+            workflow.upsert_search_attributes([STATE.value_set(state)])
 
     @workflow.query
     def already_given(self, request_id: str) -> GreetResult | None:

@@ -37,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 SHORT = timedelta(seconds=30)
+# A stop shows at once in list_tasks, not only once the run's last event is recorded.
+STOP_SHOWN = "stop-shown-at-once"
 # The second check comes up to this much (at most half an interval) after the baseline.
 FIRST_CHECK_JITTER = timedelta(seconds=60)
 # Side effects: bounded retries (the default retries forever).
@@ -161,6 +163,8 @@ class WatchControls:
 
     @workflow.signal
     def stop(self) -> None:
+        if not self.state.stop_requested and workflow.patched(STOP_SHOWN):
+            workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
         self.state.stop_requested, self.wake = True, True
 
     @workflow.update

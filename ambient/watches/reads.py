@@ -196,13 +196,14 @@ class TaskReads:
         clauses.append('ExecutionStatus != "ContinuedAsNew"')
         # The state is filtered in the query, not after it: a page of 10,000 tasks filtered
         # afterwards would come back nearly empty, page after page.
-        if state == TaskState.STOPPED.value:
-            clauses.append('ExecutionStatus != "Running"')
-        elif state is not None:
+        if state is not None:
             attribute = f"{temporal.STATE.name} = {json.dumps(state)}"
             if state == TaskState.ACTIVE.value:  # a run started before the attribute: active
                 attribute = f"({attribute} OR {temporal.STATE.name} IS NULL)"
-            clauses.append(f'ExecutionStatus = "Running" AND {attribute}')
+            if state == TaskState.STOPPED.value:  # ended, or deleted and still winding down
+                clauses.append(f'(ExecutionStatus != "Running" OR {attribute})')
+            else:
+                clauses.append(f'ExecutionStatus = "Running" AND {attribute}')
         executions = self.client.list_workflows(
             " AND ".join(clauses), page_size=size, next_page_token=token
         )

@@ -182,10 +182,13 @@ class TaskService(TaskReads):
     ) -> TaskRef:
         task_id = f"{PREFIXES[TaskKind.SCHEDULE]}/{user}/{task_name(name, parsed)}"
         kind = schedule_kind(parsed)
+        # Runs are named by the task's life and the second they are asked for: a run of a
+        # deleted life does not take the id (and the once-only keys) of a new life's run.
+        run_id = f"{task_id}/run-{uuid.uuid4().hex[:8]}"
         try:
             await self.client.create_schedule(
                 task_id,
-                self._schedule(user, task_id, parsed),
+                self._schedule(user, task_id, parsed, run_id),
                 search_attributes=temporal.search_attributes(
                     kind.value, user, state=TaskState.ACTIVE.value
                 ),
@@ -206,12 +209,12 @@ class TaskService(TaskReads):
             await session.commit()
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
 
-    def _schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> Schedule:
+    def _schedule(self, user: str, task_id: str, parsed: ReminderConfig, run_id: str) -> Schedule:
         return Schedule(
             action=ScheduleActionStartWorkflow(
                 ReminderWorkflow.run,
                 ReminderRun(user=user, task=task_id, config=parsed),
-                id=f"{task_id}/run",
+                id=run_id,
                 task_queue=self.settings.temporal_task_queue,
                 typed_search_attributes=temporal.search_attributes("reminder_run", user),
             ),
@@ -300,11 +303,18 @@ class TaskService(TaskReads):
 
     async def _update_schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> None:
         """Change a schedule in place (validated first): a bad update leaves it as it was."""
-        schedule = self._schedule(user, task_id, parsed)
         kind = schedule_kind(parsed)
 
         def change(current: ScheduleUpdateInput) -> ScheduleUpdate:
-            # Keep the pause state the user chose; replace action, spec and note.
+            # Keep the pause state the user chose and the life's run ids; replace action, spec
+            # and note.
+            action = current.description.schedule.action
+            run_id = (
+                action.id
+                if isinstance(action, ScheduleActionStartWorkflow)
+                else f"{task_id}/run-{uuid.uuid4().hex[:8]}"
+            )
+            schedule = self._schedule(user, task_id, parsed, run_id)
             paused = current.description.schedule.state.paused
             schedule.state.paused = paused
             return ScheduleUpdate(

@@ -19,6 +19,7 @@ from ambient.deps import WorkerDeps
 from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import TaskService
 from tests.briefing.harness import briefing_stack, make_user, news_site
+from tests.support.record import save_history
 
 
 def zone_at_midday() -> str:
@@ -101,3 +102,34 @@ async def test_the_briefing_tools_refuse_a_deleted_briefing_still_finishing(
             with pytest.raises(BriefingNotFoundError, match="deleted"):
                 await asyncio.wait_for(step("dino"), 5)
         assert not (await briefings.status("dino")).paused
+
+
+async def test_a_deleted_briefing_still_finishing_is_listed_as_stopped_as_get_says(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Deleted while its preparation ran, the briefing was listed 'active' (and under
+    state=active) until its run ended, while get_task said 'stopped'; a pause signal sent by a
+    door that looked before the delete then listed it 'paused'."""
+    async with deleted_while_preparing(dev_env, deps, "doro") as (tasks, _config, release):
+        task_id = "daily-briefing/doro"
+        assert (await tasks.get("doro", task_id)).state == "stopped"
+        await dev_env.client.get_workflow_handle(task_id).signal("pause")
+
+        async def listed() -> dict[str | None, list[str]]:
+            return {
+                state: [f"{t.task_id}:{t.state}" for t in await tasks.list("doro", state=state)]
+                for state in (None, "active", "paused", "stopped")
+            }
+
+        stopped = [f"{task_id}:stopped"]
+        want = {None: stopped, "active": [], "paused": [], "stopped": stopped}
+        for _ in range(100):  # visibility is eventually consistent
+            if await listed() == want:
+                break
+            await asyncio.sleep(0.1)
+        assert await listed() == want
+        handle = dev_env.client.get_workflow_handle(task_id)
+        assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
+        release.set()
+        assert await asyncio.wait_for(handle.result(), 15) == "stopped"
+        await save_history(handle, "daily_briefing_stopped_while_preparing")

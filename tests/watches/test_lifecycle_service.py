@@ -4,6 +4,7 @@ request id, schedules updated in place, paged lists with summaries."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import pytest_asyncio
 from starlette.requests import Request
 from starlette.responses import Response
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.service import BriefingService
@@ -26,6 +27,7 @@ from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.service import TaskService
 from tests.conftest import unique
+from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
@@ -515,6 +517,37 @@ async def test_a_deleted_watch_still_winding_down_refuses_pause_resume_trigger_a
     assert sorted(e.kind for e in events) == ["watch.breach", "watch.stopped"]
 
 
+async def test_a_deleted_watch_still_winding_down_is_listed_as_stopped_as_get_says(
+    held: Held,
+) -> None:
+    """Deleted while its breach alert was still being sent, the watch was listed 'active' (and
+    under state=active, not under state=stopped) until its run ended, while get_task said
+    'stopped'."""
+    service, task_id = held.service, held.task_id
+    await service.delete(USER, task_id)
+    assert (await service.get(USER, task_id)).state == "stopped"
+
+    async def listed() -> dict[str | None, set[str]]:
+        return {
+            state: {t.task_id for t in await service.list(USER, state=state)} & {task_id}
+            for state in (None, "active", "paused", "stopped")
+        }
+
+    want: dict[str | None, set[str]] = {None: {task_id}, "stopped": {task_id}}
+    want |= {"active": set(), "paused": set()}
+    for _ in range(100):  # visibility is eventually consistent
+        if await listed() == want:
+            break
+        await asyncio.sleep(0.1)
+    assert await listed() == want
+    (summary,) = [t for t in await service.list(USER) if t.task_id == task_id]
+    assert summary.state == "stopped"
+    handle = service.client.get_workflow_handle(task_id)
+    assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING  # still ending
+    await held.ended()
+    await save_history(handle, "threshold_watch_stopped_while_delivering")
+
+
 async def test_create_again_while_the_deleted_life_winds_down_is_refused_until_it_has_ended(
     held: Held,
 ) -> None:
@@ -559,6 +592,35 @@ async def test_a_page_taken_out_of_a_web_monitor_leaves_its_status(
         assert list(status.detail["urls"]) == [f"{base}/ok"], status.detail["urls"]
         assert status.detail["last_error"] is None
     await service.delete(USER, ref.task_id)
+
+
+async def test_a_reminder_created_again_and_run_now_in_the_same_second_runs(
+    service: TaskService,
+) -> None:
+    """run now, delete, create again with a new message, run now, within one second: the
+    new reminder's run was never started (its run had the deleted one's workflow id, the
+    name and the second) and nothing was sent, while trigger_task answered as if it ran."""
+    name = unique("again")
+    reminder = {"message": "walk", "hour": 8, "timezone": "UTC"}
+    # Early in a second, so both runs are asked for within it (run ids carry the second).
+    await asyncio.sleep(1.02 - time.time() % 1)
+    first = await service.create(USER, "schedule", reminder, name)
+    await service.trigger(USER, first.task_id)
+    await service.delete(USER, first.task_id)
+    again = await service.create(USER, "schedule", reminder | {"message": "run"}, name)
+    await service.trigger(USER, again.task_id)
+
+    async def sent() -> list[str]:
+        async with service.db.session() as session:
+            events = await EventRepository(session).list(task=first.task_id, limit=10)
+        return sorted(str(e.payload["body"]) for e in events if e.kind == "schedule.reminder")
+
+    for _ in range(100):  # the schedule starts its runs a moment after the trigger
+        if await sent() == ["run", "walk"]:
+            break
+        await asyncio.sleep(0.1)
+    assert await sent() == ["run", "walk"]
+    await service.delete(USER, again.task_id)
 
 
 async def test_a_news_digest_created_again_after_delete_starts_with_a_first_look(
