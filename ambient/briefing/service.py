@@ -188,6 +188,17 @@ class BriefingService:
             )
             if current.given_at is not None and current.day is not None:
                 carry.last_date = current.day.date
+                # The run stores its greeting when the window ends: stored now, or the day
+                # would stay "ready" (and a briefing created again would speak it twice).
+                async with self.db.session() as session:
+                    await BriefingRepository(session).record_given(
+                        user,
+                        current.day.date,
+                        current.given_at,
+                        current.given_via or "unknown",
+                        task_id,
+                    )
+                    await session.commit()
             policy = WorkflowIDConflictPolicy.TERMINATE_EXISTING
         state = "paused" if carry.paused else "active"
         summary = (
