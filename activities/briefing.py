@@ -248,20 +248,8 @@ class BriefingActivities:
     async def record_greeting(self, record: GreetingRecord) -> None:
         """Store when (and through what) the day's briefing was spoken."""
         async with self._db.session() as session:
-            await BriefingRepository(session).mark_given(
-                record.user, record.date, record.given_at, record.via
-            )
-            task = task_id_for(record.user)
-            await EventRepository(session).add(
-                "briefing.given",
-                user=record.user,
-                task=task,
-                payload={
-                    "date": record.date,
-                    "given_at": record.given_at.isoformat(),
-                    "via": record.via,
-                },
-                idempotency_key=f"{task}/{record.date}/given",
+            await BriefingRepository(session).record_given(
+                record.user, record.date, record.given_at, record.via, task_id_for(record.user)
             )
             await session.commit()
 

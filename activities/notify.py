@@ -76,10 +76,13 @@ class NotifyActivities:
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
         """Deliver to every target once; see the module docstring for the rules."""
-        return await self.send(request)
+        return await self.send(request, last_try=_last_attempt(request))
 
-    async def send(self, request: NotifyRequest, *, heartbeat: bool = True) -> NotifyResult:
-        """The notify activity's work; a poll sends with it too (``heartbeat=False``)."""
+    async def send(
+        self, request: NotifyRequest, *, heartbeat: bool = True, last_try: bool = False
+    ) -> NotifyResult:
+        """The notify activity's work; a poll sends with it too (``heartbeat=False``).
+        ``last_try``: nobody tries again after this one, so a transient failure is final."""
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
@@ -90,7 +93,9 @@ class NotifyActivities:
                 held = quiet and target.type != "inbox"
                 async with gate:
                     try:
-                        return await self._deliver(request, recipient, target, held=held)
+                        return await self._deliver(
+                            request, recipient, target, held=held, last_try=last_try
+                        )
                     except DATABASE_BUSY as exc:
                         # The row could not be read or written (e.g. the database is busy):
                         # this target waits for a retry; the others go on meanwhile.
@@ -155,7 +160,13 @@ class NotifyActivities:
         )
 
     async def _deliver(
-        self, request: NotifyRequest, recipient: Recipient, target: Target, *, held: bool = False
+        self,
+        request: NotifyRequest,
+        recipient: Recipient,
+        target: Target,
+        *,
+        held: bool = False,
+        last_try: bool = False,
     ) -> Delivery:
         """Send to one target under its row's lease; ``held`` (quiet hours): suppressed instead."""
         channel_name, address = target.type, target.target
@@ -207,7 +218,7 @@ class NotifyActivities:
             )
             if outcome.status is DeliveryStatus.FAILED:
                 await _record_failure(
-                    session, request, outcome.model_copy(update={"target": shown}), key
+                    session, request, outcome.model_copy(update={"target": shown}), key, last_try
                 )
             await session.commit()
         return outcome.model_copy(update={"target": shown})
@@ -333,11 +344,25 @@ def _failed(channel: str, target: str, error: str) -> Delivery:
     )
 
 
+def _last_attempt(request: NotifyRequest) -> bool:
+    """Whether Temporal runs this activity no more after it (its retry policy's last attempt).
+
+    The policy as the server holds it, else as the caller gave it (not every server sends it).
+    """
+    info = activity.info()
+    most = info.retry_policy.maximum_attempts if info.retry_policy else request.attempts
+    return most is not None and 0 < most <= info.attempt
+
+
 async def _record_failure(
-    session: Any, request: NotifyRequest, delivery: Delivery, key: str
+    session: Any, request: NotifyRequest, delivery: Delivery, key: str, last_try: bool
 ) -> None:
-    """A `delivery.failed` event the user sees (once per delivery and kind of failure)."""
+    """A `delivery.failed` event the user sees: once while it is retried, once when it failed
+    for good (refused, or a transient failure on the last try), so none says "retrying" after
+    the retries are over."""
     transient = (delivery.error or "").startswith("transient:")
+    retrying = transient and not last_try
+    kind = "transient" if retrying else "gave-up" if transient else "permanent"
     await EventRepository(session).add(
         "delivery.failed",
         user=request.user,
@@ -346,14 +371,11 @@ async def _record_failure(
             "channel": delivery.channel,
             "target": delivery.target,
             "error": (delivery.error or "").split(": ", 1)[-1],
-            "retrying": transient,
+            "retrying": retrying,
             "title": request.message.title,
         },
         # Hashed: the delivery key may hold a raw target (and events keep their key forever).
-        idempotency_key=(
-            f"delivery.failed:{'transient' if transient else 'permanent'}:"
-            + hashlib.sha256(key.encode()).hexdigest()
-        ),
+        idempotency_key=(f"delivery.failed:{kind}:" + hashlib.sha256(key.encode()).hexdigest()),
     )
 
 

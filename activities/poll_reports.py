@@ -189,7 +189,9 @@ class PollReports:
         errors: list[str] = []
         for attempt in range(DELIVERY_ATTEMPTS):
             try:
-                result = await self.poller.notifier.send(send, heartbeat=False)
+                result = await self.poller.notifier.send(
+                    send, heartbeat=False, last_try=attempt == DELIVERY_ATTEMPTS - 1
+                )
             except ApplicationError as exc:
                 errors = [str(exc)]
                 if exc.non_retryable or attempt == DELIVERY_ATTEMPTS - 1:

@@ -76,6 +76,7 @@ async def deliver(
             message=message.model_copy(update={"kind": kind}),
             targets=targets,
             idempotency_key=key,
+            attempts=NOTIFY_RETRY.maximum_attempts,
         ),
         start_to_close_timeout=NOTIFY_TIMEOUT,
         heartbeat_timeout=NOTIFY_HEARTBEAT,

@@ -1,9 +1,10 @@
-"""The daily briefing control plane: create, greet, read, regenerate, send, analyze logs.
+"""The daily briefing control plane: create, greet, read, regenerate, send.
 
 MCP tools, the API and the CLI are thin adapters over ``BriefingService``. The task id is
 the workflow id `daily-briefing/{user}` (one per user), so creating twice is idempotent.
 
-Its errors, and the checks of what it is given, are in `ambient.briefing.errors`.
+Its errors, and the checks of what it is given, are in `ambient.briefing.errors`; the
+analysis of logs over any time range (``analyze_logs``) is `ambient.briefing.analysis`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import asyncio
 import base64
 import hashlib
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -28,6 +28,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
+from ambient.briefing import analysis
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -39,9 +40,7 @@ from ambient.briefing.errors import (
     parse_config,
     request_id_of,
 )
-from ambient.briefing.logreport import LogReducer
-from ambient.briefing.logreport_markdown import render_markdown
-from ambient.briefing.logs import LogFileError, read_log_source, resolve_log_path
+from ambient.briefing.logs import LogFileError, resolve_log_path
 from ambient.briefing.models import (
     KIND,
     NOT_IN_TIME,
@@ -53,7 +52,6 @@ from ambient.briefing.models import (
     BriefingRun,
     BriefingStatus,
     BriefingView,
-    ClsLogSpec,
     FileLogSpec,
     GreetOutcome,
     GreetRequest,
@@ -68,7 +66,6 @@ from ambient.briefing.models import (
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import text_to_voice
-from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Language, Role
 from ambient.settings import Settings
@@ -191,6 +188,17 @@ class BriefingService:
             )
             if current.given_at is not None and current.day is not None:
                 carry.last_date = current.day.date
+                # The run stores its greeting when the window ends: stored now, or the day
+                # would stay "ready" (and a briefing created again would speak it twice).
+                async with self.db.session() as session:
+                    await BriefingRepository(session).record_given(
+                        user,
+                        current.day.date,
+                        current.given_at,
+                        current.given_via or "unknown",
+                        task_id,
+                    )
+                    await session.commit()
             policy = WorkflowIDConflictPolicy.TERMINATE_EXISTING
         state = "paused" if carry.paused else "active"
         summary = (
@@ -466,55 +474,17 @@ class BriefingService:
     # --- analysis -----------------------------------------------------------------------
 
     async def analyze_logs(
-        self,
-        user: str,
-        source: dict[str, Any],
-        start: datetime,
-        end: datetime,
+        self, user: str, source: dict[str, Any], start: datetime, end: datetime
     ) -> LogAnalysis:
-        """The reduction report (templates, trend, anomalies, keywords) for any time range."""
-        for name, value in (("start", start), ("end", end)):
-            # Log times are instants: a time without an offset is hours off in any other zone.
-            if value.tzinfo is None or value.utcoffset() is None:
-                raise InvalidBriefingError(
-                    f"{name}: {value.isoformat()} has no UTC offset; give one, "
-                    f"e.g. {value.isoformat()}+08:00 or {value.isoformat()}Z",
-                    field=name,
-                )
-        if end <= start:
-            raise InvalidBriefingError("end: must be later than start")
-        try:
-            spec = BriefingConfig.model_validate({"log_source": source}).log_source
-        except ValidationError as exc:
-            raise InvalidBriefingError("; ".join(field_problems(exc))) from None
-        assert spec is not None
-        if isinstance(spec, ClsLogSpec) and not self.tencent.configured:
-            raise InvalidBriefingError(
-                "log_source: Tencent Cloud is not configured; use a file source or set "
-                "TENCENTCLOUD_SECRET_ID/KEY"
-            )
-        reducer = LogReducer()
-        try:
-            read = await read_log_source(
-                spec,
-                start,
-                end,
-                reducer,
-                log_dir=self.settings.log_dir,
-                # Only a file source asks who may read it: a CLS search reads no role.
-                admin=isinstance(spec, FileLogSpec) and await self._admin(user),
-                tencent=self.tencent,
-                # A line's wall time (no offset) is read where the range was asked, as a
-                # briefing reads it in its time zone.
-                zone=start.tzinfo or UTC,
-            )
-        except LogFileError as exc:
-            raise InvalidBriefingError(str(exc)) from None
-        except (OSError, TencentCloudError) as exc:
-            raise BriefingError(f"log_source could not be read: {exc}") from None
-        report = reducer.report(start=start, end=end)
-        label = spec.path if isinstance(spec, FileLogSpec) else spec.topic_id
-        return LogAnalysis(report=report, markdown=render_markdown(report), source=label, read=read)
+        """The reduction report for any time range (`ambient.briefing.analysis`)."""
+        return await analysis.analyze_logs(
+            source,
+            start,
+            end,
+            settings=self.settings,
+            tencent=self.tencent,
+            is_admin=lambda: self._admin(user),
+        )
 
 
 def _update_id(kind: str, key: str) -> str:

@@ -148,6 +148,9 @@ class NotifyRequest(BaseModel):
     idempotency_key: str
     # The task the notification is about, shown with its deliveries and failure events.
     task: str | None = None
+    # The attempts the caller's retry policy gives the notify activity (None: unbounded), so
+    # the last one's failures say they are final.
+    attempts: int | None = None
 
 
 class NotifyResult(BaseModel):

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ambient.storage.db import Repository
 from ambient.storage.models import Briefing, Broadcast, LogBaselineRow
+from ambient.storage.repositories import EventRepository
 
 
 class BroadcastRepository(Repository):
@@ -93,14 +94,22 @@ class BriefingRepository(Repository):
         await self.session.flush()
         return row
 
-    async def mark_given(self, user: str, date: str, at: datetime, via: str) -> None:
-        """Record the (only) time the briefing was spoken; an earlier record is kept."""
+    async def record_given(self, user: str, date: str, at: datetime, via: str, task: str) -> None:
+        """Record the (only) time the briefing was spoken, and its `briefing.given` event; an
+        earlier record is kept (once per user and date, whichever run of the task stores it)."""
         row = await self.get(user, date)
         if row is not None and row.given_at is None:
             row.given_at = at
             row.given_via = via
             row.status = "given"
             await self.session.flush()
+        await EventRepository(self.session).add(
+            "briefing.given",
+            user=user,
+            task=task,
+            payload={"date": date, "given_at": at.isoformat(), "via": via},
+            idempotency_key=f"{task}/{date}/given",
+        )
 
     async def mark_pushed(self, user: str, date: str, at: datetime) -> None:
         row = await self.get(user, date)

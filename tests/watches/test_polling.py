@@ -338,13 +338,18 @@ async def test_a_webhook_gets_each_change_once_and_a_dead_one_is_counted_not_fat
     failure: Any = gone_final.detail["last_failure"]
     assert failure["what"] == "delivery of watch.change"
     gone_kinds = [kind for kind, _ in await events(deps, gone.id)]
-    # The channel's own failure record (the task's deliveries show it), then the watch's.
+    # The channel's own failure records, retried then given up (the task's deliveries show
+    # them), then the watch's.
     assert gone_kinds == [
         "watch.change",
+        "delivery.failed",
         "delivery.failed",
         "watch.delivery_failed",
         "watch.stopped",
     ]
+    async with deps.db.session() as session:
+        failed = await EventRepository(session).list(task=gone.id, kind="delivery.failed")
+    assert [e.payload["retrying"] for e in reversed(failed)] == [True, False]
     # Both users' inboxes got the change once each (written with the event).
     assert (await inbox_titles(deps)).count(f"Changed: {base}/news") == 2
 

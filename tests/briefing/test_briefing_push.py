@@ -1,0 +1,52 @@
+"""The briefing's push through a channel that does not come back: what the user reads of it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.briefing.models import BriefingConfig
+from ambient.deps import WorkerDeps
+from ambient.storage.repositories import EventRepository
+from tests.briefing.harness import Stack, briefing_stack, make_user
+
+
+async def test_a_push_whose_channel_stays_down_ends_in_a_failure_that_says_it_is_final(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A robot answering 500 at every try: the first failure says it will be retried, and
+    once the retries are spent the last one says they are over (not "retrying" for good)."""
+    from ambient.clients.notify.registry import build_channels
+    from tests.notify.standins import WECOM_KEY, PushEndpoints
+    from tests.support.servers import serve
+
+    bots = PushEndpoints(failures={"wecom": ["500"] * 20})
+    async with serve(bots.app()) as bot_base:
+        deps.settings = deps.settings.model_copy(update={"wecom_base_url": bot_base})
+        deps.channels = build_channels(deps.settings, deps.db, deps.http)
+        channels = [{"type": "wecom", "target": WECOM_KEY, "kinds": ["briefing"]}]
+        await make_user(deps.db, "dora", {"channels": channels})
+        async with briefing_stack(ts_env, deps) as stack:
+            config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+            day = await stack.plan(config)
+            await stack.service.create("dora", config)
+            await stack.skip_to(day.window_end + timedelta(minutes=1))
+            status = await _push_given_up(stack, "dora")
+    tries = 20 - len(bots.failures["wecom"])
+    assert tries == 5 and bots.received == []
+    assert status.push_error is not None and "wecom" in status.push_error
+    async with deps.db.session() as session:
+        failed = await EventRepository(session).list(user="dora", kind="delivery.failed")
+    assert [e.payload["retrying"] for e in reversed(failed)] == [True, False]
+    assert all(e.payload["channel"] == "wecom" for e in failed)
+
+
+async def _push_given_up(stack: Stack, user: str):  # type: ignore[no-untyped-def]
+    """The status once the push's retries are spent, moving the clock past each backoff."""
+    for _ in range(400):
+        status = await stack.service.status(user)
+        if status.push_error:
+            return status
+        await stack.env.sleep(timedelta(seconds=5))
+    raise AssertionError("the push never gave up")
