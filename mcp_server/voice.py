@@ -116,13 +116,23 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         if running:
             more = "多" if len(runs) > OPEN_LISTED else ""  # after a storm: "500 多个"
             more_en = " or more" if more else ""
-            parts.append(
-                say(
-                    f"另有 {len(running)} {more}个告警正在自动处理。",
-                    f"Plus {counted(len(running), 'alert', 'alerts')}{more_en}"
-                    " handled automatically.",
+            alerts = f"{counted(len(running), 'alert', 'alerts')}{more_en}"
+            if waiting:
+                parts.append(
+                    say(
+                        f"另有 {len(running)} {more}个告警正在自动处理。",
+                        f"Plus {alerts} handled automatically.",
+                    )
                 )
-            )
+            else:  # nothing before it to be "besides"
+                being = "is" if len(running) == 1 and not more else "are"
+                parts.append(
+                    say(
+                        f"没有等你审批的修复，有 {len(running)} {more}个告警正在自动处理。",
+                        f"No fixes wait for your approval; {alerts} {being} being handled"
+                        " automatically.",
+                    )
+                )
         return "".join(parts).strip()
 
     return await answer(ctx, speaker, work)
