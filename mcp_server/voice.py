@@ -397,7 +397,10 @@ class VoiceServer(MCPServer[AppState]):
             if name not in served:
                 # A stale tool list, or a name a model made up.
                 log.info("voice tool %r: no such tool", name)
-                to_english = await self._english_caller(context)
+                speaker = arguments.get("speaker")
+                to_english = await self._english_caller(
+                    context, speaker if isinstance(speaker, str) else None
+                )
                 if "pause_task" in served:
                     said = sentences.UNKNOWN_TOOL_EN if to_english else sentences.UNKNOWN_TOOL
                 else:

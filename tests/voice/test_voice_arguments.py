@@ -14,7 +14,7 @@ from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from ambient.wiring import AppState, StateHolder
 from mcp_server.voice import build_voice_server
-from mcp_server.voice_sentences import UNKNOWN_TOOL
+from mcp_server.voice_sentences import UNKNOWN_TOOL, UNKNOWN_TOOL_EN
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.foundation.test_postgres import on_postgres, postgres_url  # noqa: F401  (fixture)
@@ -187,3 +187,6 @@ async def test_an_argument_said_again_is_asked_in_the_speakers_language_not_the_
         # the owner, and a voice nobody has, are still asked in the owner's language
         assert await say(voice, "recent_errors", hours="soon") == SPAN_AGAIN
         assert await say(voice, "recent_errors", hours="soon", speaker="陌生人") == SPAN_AGAIN
+        # a tool the profile lacks is said in the speaker's language too
+        assert await say(voice, "get_weather", speaker=f"vp-{guest}") == UNKNOWN_TOOL_EN
+        assert await say(voice, "get_weather") == UNKNOWN_TOOL
