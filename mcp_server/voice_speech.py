@@ -40,6 +40,9 @@ _SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
 _POD = re.compile(rf"\b([a-z0-9][a-z0-9.-]*?)-(?=[a-z-]{{0,16}}\d){_SAFE}{{6,10}}-{_SAFE}{{5}}\b")
 # A hex id has a letter: 8 digits are a number said (an order id 20261126, a count).
 _HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE)
+# The key an id was written under ("trace_id=…"), left with nothing after it once the id is
+# out: said "trace id equals" otherwise.
+_EMPTIED_KEY = re.compile(r"\b[\w.-]+=(?=[\s，。；、,;.!?！？]|$)")
 _CLOUD_ID = re.compile(r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE)
 _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
 # Log templates name their variable parts <*>: said as "某值" (some value), not as symbols,
@@ -65,6 +68,7 @@ def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> s
     text = _PATH_ID.sub("", text)
     text = _CLOUD_ID.sub("", text)
     text = _HEX.sub("", text)
+    text = _EMPTIED_KEY.sub("", text)
     text = _EMPTIED_QUOTES.sub("", text)  # an id said in quotes leaves its quotes behind
     text = _MARKDOWN.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
