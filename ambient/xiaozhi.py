@@ -244,24 +244,33 @@ class DeviceService:
             )
         return rows[0] if rows else None
 
-    async def authenticate(self, device_id: str, token: str) -> XiaozhiDevice | None:
-        """The device if ``token`` is the token of one of its owner's devices; None for an
-        unknown device or a wrong token.
+    async def authenticate(self, device_id: str, token: str) -> XiaozhiDevice:
+        """The device, if ``token`` is the token of one of its owner's devices.
 
         xiaozhi-server sends the same configured headers for every device it serves, and only
         ``device-id`` tells them apart: one token answers for all of its owner's speakers.
+        Raises DeviceRefusedError for a token that is no device's, and DeviceNotFoundError,
+        saying how to register it, for a device that is not one of the token owner's (one not
+        registered yet, or someone else's: the same words for both).
         """
         try:
             mac = normalize_device_id(device_id)
         except InvalidDeviceError:
-            return None
+            mac = device_id.strip().lower()[:64]
         async with self.db.session() as session:
-            row = await session.scalar(select(XiaozhiDevice).where(XiaozhiDevice.device_id == mac))
             holder = await session.scalar(
                 select(XiaozhiDevice).where(XiaozhiDevice.token_hash == hash_token(token))
             )
-        if row is None or holder is None or holder.user != row.user:
-            return None
+            row = await session.scalar(select(XiaozhiDevice).where(XiaozhiDevice.device_id == mac))
+        if holder is None:
+            raise DeviceRefusedError(
+                "wrong device token: send the token shown when one of your devices was registered"
+            )
+        if row is None or holder.user != row.user:
+            raise DeviceNotFoundError(
+                f"device {mac} is not one of {holder.user}'s devices: register it"
+                " (POST /xiaozhi/devices, or ambient xiaozhi device add)"
+            )
         return row
 
 

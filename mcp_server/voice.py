@@ -29,6 +29,7 @@ from ambient.remediation.views import (
     RemediationSummary,
 )
 from ambient.settings import Settings
+from ambient.speakers import resolve_speaker
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import waiting_for
@@ -41,6 +42,7 @@ from mcp_server.voice_answer import (
     answer,
     english,
     english_user,
+    in_english,
     left,
     say,
     worker_time,
@@ -48,6 +50,7 @@ from mcp_server.voice_answer import (
 from mcp_server.voice_prompt import (
     DESCRIPTIONS,
     INSTRUCTIONS,
+    SPEAKER_DESCRIPTION,
     Reference,
     Span,
     Spoken,
@@ -113,13 +116,23 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         if running:
             more = "多" if len(runs) > OPEN_LISTED else ""  # after a storm: "500 多个"
             more_en = " or more" if more else ""
-            parts.append(
-                say(
-                    f"另有 {len(running)} {more}个告警正在自动处理。",
-                    f"Plus {counted(len(running), 'alert', 'alerts')}{more_en}"
-                    " handled automatically.",
+            alerts = f"{counted(len(running), 'alert', 'alerts')}{more_en}"
+            if waiting:
+                parts.append(
+                    say(
+                        f"另有 {len(running)} {more}个告警正在自动处理。",
+                        f"Plus {alerts} handled automatically.",
+                    )
                 )
-            )
+            else:  # nothing before it to be "besides"
+                being = "is" if len(running) == 1 and not more else "are"
+                parts.append(
+                    say(
+                        f"没有等你审批的修复，有 {len(running)} {more}个告警正在自动处理。",
+                        f"No fixes wait for your approval; {alerts} {being} being handled"
+                        " automatically.",
+                    )
+                )
         return "".join(parts).strip()
 
     return await answer(ctx, speaker, work)
@@ -376,7 +389,7 @@ class VoiceServer(MCPServer[AppState]):
         if found is not None:
             # PostgreSQL refuses a NUL (U+0000) in text: heard again before any tool runs.
             log.info("voice tool %r: arguments refused: %s", name, [str(found[0])])
-            return await self._say_again(context, [str(found[0])])
+            return await self._say_again(context, [str(found[0])], arguments)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -384,7 +397,10 @@ class VoiceServer(MCPServer[AppState]):
             if name not in served:
                 # A stale tool list, or a name a model made up.
                 log.info("voice tool %r: no such tool", name)
-                to_english = await self._english_caller(context)
+                speaker = arguments.get("speaker")
+                to_english = await self._english_caller(
+                    context, speaker if isinstance(speaker, str) else None
+                )
                 if "pause_task" in served:
                     said = sentences.UNKNOWN_TOOL_EN if to_english else sentences.UNKNOWN_TOOL
                 else:
@@ -398,13 +414,17 @@ class VoiceServer(MCPServer[AppState]):
                 raise
             fields = dict.fromkeys(str(e["loc"][0]) for e in exc.__cause__.errors() if e["loc"])
             log.info("voice tool %r: arguments refused: %s", name, list(fields))
-            return await self._say_again(context, list(fields))
+            return await self._say_again(context, list(fields), arguments)
 
     async def _say_again(
-        self, context: Context[AppState, Any] | None, fields: list[str]
+        self,
+        context: Context[AppState, Any] | None,
+        fields: list[str],
+        arguments: dict[str, Any],
     ) -> CallToolResult:
         """Ask the speaker to say these arguments again, in the caller's language."""
-        if await self._english_caller(context):
+        speaker = arguments.get("speaker") if "speaker" not in fields else None
+        if await self._english_caller(context, speaker if isinstance(speaker, str) else None):
             said = " and ".join(sentences.ARGUMENT_WORDS_EN.get(field, field) for field in fields)
             text = f"I didn't catch {said}. Please say it again."
         else:
@@ -412,14 +432,23 @@ class VoiceServer(MCPServer[AppState]):
             text = f"没听清{said}，请再说一次。"
         return CallToolResult(content=[TextContent(type="text", text=text)])
 
-    async def _english_caller(self, context: Context[AppState, Any] | None) -> bool:
-        """Whether the session's user chose English; Chinese when that cannot be read now."""
-        # No speaker is resolved for a call refused before its tool ran: the session's user.
+    async def _english_caller(
+        self, context: Context[AppState, Any] | None, speaker: str | None = None
+    ) -> bool:
+        """Whether who speaks chose English: the voice ``speaker`` names, as the tools resolve
+        it, else the session's user; Chinese when that cannot be read now."""
         if context is None:
             return False
         try:
             async with asyncio.timeout(CALL_BUDGET / 2):
-                return await english_user(app_state(context), current_user(context))
+                state, owner = app_state(context), current_user(context)
+                who = await resolve_speaker(
+                    state.db, owner, speaker, described_as=SPEAKER_DESCRIPTION
+                )
+                if who.user is not None:
+                    return in_english(state, who.user.language)
+                # Nobody known speaks: asked in the owner's language, as refusals are said.
+                return await english_user(state, owner)
         except Exception:
             return False
 

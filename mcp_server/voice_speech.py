@@ -6,6 +6,7 @@ back. Deterministic, no LLM.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from ambient.remediation.views import RemediationSummary
 from ambient.watches.reads import TaskSummary
@@ -39,6 +40,9 @@ _SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
 _POD = re.compile(rf"\b([a-z0-9][a-z0-9.-]*?)-(?=[a-z-]{{0,16}}\d){_SAFE}{{6,10}}-{_SAFE}{{5}}\b")
 # A hex id has a letter: 8 digits are a number said (an order id 20261126, a count).
 _HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE)
+# The key an id was written under ("trace_id=…"), left with nothing after it once the id is
+# out: said "trace id equals" otherwise.
+_EMPTIED_KEY = re.compile(r"\b[\w.-]+=(?=[\s，。；、,;.!?！？]|$)")
 _CLOUD_ID = re.compile(r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE)
 _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
 # Log templates name their variable parts <*>: said as "某值" (some value), not as symbols,
@@ -64,6 +68,7 @@ def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> s
     text = _PATH_ID.sub("", text)
     text = _CLOUD_ID.sub("", text)
     text = _HEX.sub("", text)
+    text = _EMPTIED_KEY.sub("", text)
     text = _EMPTIED_QUOTES.sub("", text)  # an id said in quotes leaves its quotes behind
     text = _MARKDOWN.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
@@ -213,30 +218,49 @@ def pick_remediation(
     return None, f"有 {len(matches)} 个符合：{listed}。请说第几个。"
 
 
-# A task created without a name is said by its summary, which the service writes in English
-# (list_tasks shows it): its four shapes said in Chinese.
-_SUMMARIES = [
+# A task created without a name is said by its summary, which the service writes for lists
+# ("Web monitor of 1 URL(s) every 5 min for alice"): its shapes said in Chinese and English.
+def _many(count: str, one: str, many: str) -> str:
+    return f"{count} {one if count == '1' else many}"
+
+
+_SUMMARIES: list[tuple[re.Pattern[str], str, Callable[..., str]]] = [
     (
         re.compile(r"Web monitor of (\d+) URL\(s\) every ([\d.]+) min\b"),
         "网页监控（{0} 个网址，每 {1} 分钟）",
+        lambda n, m: (
+            f"web monitor of {_many(n, 'page', 'pages')}, every {_many(m, 'minute', 'minutes')}"
+        ),
     ),
-    (re.compile(r"Threshold watch (\S+):"), "阈值监控 {0}"),
+    (re.compile(r"Threshold watch (\S+):"), "阈值监控 {0}", lambda m: f"threshold watch {m}"),
     (
         re.compile(r"News digest of (\d+) page\(s\), (\w+) at (\d\d:\d\d)"),
         "新闻摘要（{0} 个网页，{1} {2}）",
+        lambda n, e, t: f"news digest of {_many(n, 'page', 'pages')}, {e} at {t}",
     ),
-    (re.compile(r"Reminder, (\w+) at (\d\d:\d\d)"), "提醒（{0} {1}）"),
-    (re.compile(r"News digest of (\d+) page\(s\), cron"), "新闻摘要（{0} 个网页，按计划）"),
-    (re.compile(r"Reminder, cron"), "提醒（按计划）"),
-    (re.compile(r"Daily briefing for"), "每日简报"),
+    (
+        re.compile(r"Reminder, (\w+) at (\d\d:\d\d)"),
+        "提醒（{0} {1}）",
+        lambda e, t: f"reminder, {e} at {t}",
+    ),
+    (
+        re.compile(r"News digest of (\d+) page\(s\), cron"),
+        "新闻摘要（{0} 个网页，按计划）",
+        lambda n: f"news digest of {_many(n, 'page', 'pages')}, on a schedule",
+    ),
+    (re.compile(r"Reminder, cron"), "提醒（按计划）", lambda: "reminder, on a schedule"),
+    (re.compile(r"Daily briefing for"), "每日简报", lambda: "daily briefing"),
 ]
 _EVERY = {"daily": "每天", "weekly": "每周"}
 
 
-def spoken_summary(summary: str | None) -> str | None:
-    """A task's summary as the voice says it: in Chinese for the service's own shapes."""
-    for pattern, said in _SUMMARIES:
+def spoken_summary(summary: str | None, english: bool = False) -> str | None:
+    """A task's summary as the voice says it: the service's own shapes in the listener's
+    language (Chinese unless ``english``), any other summary as it is."""
+    for pattern, said, said_en in _SUMMARIES:
         if summary and (found := pattern.match(summary)):
+            if english:
+                return said_en(*(spoken_name(g) if g.isidentifier() else g for g in found.groups()))
             words = [
                 _EVERY.get(g, spoken_name(g) if g.isidentifier() else g) for g in found.groups()
             ]
@@ -247,8 +271,7 @@ def spoken_summary(summary: str | None) -> str | None:
 def task_label(task: TaskSummary, english: bool = False) -> str:
     name = task.task_id.rsplit("/", 1)[-1]
     if re.fullmatch(r"[0-9a-f]{12}", name):
-        # The service writes the summary in English: said as it is to an English speaker.
-        summary = task.summary if english else spoken_summary(task.summary)
+        summary = spoken_summary(task.summary, english)
         said = summary or task.kind.value.replace("_", " ")
         return speakable(said, 60, english=english)
     return spoken_name(name)

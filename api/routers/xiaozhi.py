@@ -52,9 +52,10 @@ async def context(
         return _context_error(401, "send the device token: Authorization: Bearer <token>")
     try:
         async with asyncio.timeout(CONTEXT_BUDGET):
-            device = await state.devices.authenticate(device_id, token)
-            if device is None:
-                return _context_error(401, "unknown device or wrong device token")
+            try:
+                device = await state.devices.authenticate(device_id, token)
+            except (DeviceRefusedError, DeviceNotFoundError) as exc:
+                return _context_error(401, str(exc))
             user = await user_named(state.db, device.user)
             if user is None:
                 return _context_error(404, "the device's user no longer exists")

@@ -221,3 +221,32 @@ def test_a_task_without_a_name_is_said_by_its_summary_in_chinese() -> None:
     task, question = pick_task(tasks, "backup")
     assert task is None and "Web monitor" not in question and "网页监控（2 个网址" in question
     assert_speakable(question)
+
+
+def test_a_task_without_a_name_is_said_by_its_summary_in_english_as_speech() -> None:
+    """To an English speaker such a task was said by the raw summary: "Web monitor of 2 URL(s)
+    every 5 min for ops" (read "U R L s", and the listener's own name) and "Reminder, daily at
+    08:30 Asia/Shanghai, for ops" ("Asia slash Shanghai")."""
+    tasks = [
+        _task("web-monitor/ops/0123456789ab", "Web monitor of 2 URL(s) every 5 min for ops"),
+        _task("web-monitor/ops/0123456789ac", "Web monitor of 1 URL(s) every 1 min for ops"),
+        _task("threshold-watch/ops/ba9876543210", "Threshold watch cpu_usage: above 80"),
+        _task("reminder/ops/00112233aabb", "Reminder, daily at 08:30 Asia/Shanghai, for ops"),
+        _task(
+            "reminder/ops/00112233aabc", "News digest of 3 page(s), weekly at 08:00 UTC, for ops"
+        ),
+        _task("reminder/ops/00112233aabd", "Reminder, cron 0 9 * * 1-5 UTC, for ops"),
+    ]
+    assert [task_label(t, english=True) for t in tasks] == [
+        "web monitor of 2 pages, every 5 minutes",
+        "web monitor of 1 page, every 1 minute",
+        "threshold watch cpu usage",
+        "reminder, daily at 08:30",
+        "news digest of 3 pages, weekly at 08:00",
+        "reminder, on a schedule",
+    ]
+    task, _ = pick_task(tasks, "web monitor", english=True)
+    assert task is None  # two fit: asked back by their spoken labels
+    task, question = pick_task(tasks, "backup", english=True)
+    assert task is None and "URL(s)" not in question and "for ops" not in question
+    assert_speakable(question)

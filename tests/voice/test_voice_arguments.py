@@ -14,7 +14,7 @@ from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from ambient.wiring import AppState, StateHolder
 from mcp_server.voice import build_voice_server
-from mcp_server.voice_sentences import UNKNOWN_TOOL
+from mcp_server.voice_sentences import UNKNOWN_TOOL, UNKNOWN_TOOL_EN
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.foundation.test_postgres import on_postgres, postgres_url  # noqa: F401  (fixture)
@@ -148,3 +148,45 @@ async def test_a_span_of_whole_days_is_said_back_in_days_in_the_users_language(
         assert await say(voice, "recent_errors", hours=1) == (
             "1 error in the last hour, mostly: shop 1 time."
         )
+
+
+async def test_an_argument_said_again_is_asked_in_the_speakers_language_not_the_owners(
+    deps: WorkerDeps,
+) -> None:
+    """A misheard argument was asked again in the device owner's language: an English-speaking
+    colleague the owner's speaker answers by voiceprint heard every answer in English but
+    "没听清时间范围…，请再说一次。" when a span was misheard."""
+    from ambient.domain.users import Language, UserCreate
+    from ambient.storage.repositories import UserRepository
+    from ambient.xiaozhi import DeviceService
+
+    owner, guest = unique("vso"), unique("vsg")
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=owner, language=Language.ZH))
+        await UserRepository(session).create(
+            UserCreate(name=guest, language=Language.EN, voiceprint_id=f"vp-{guest}")
+        )
+        await session.commit()
+    devices = DeviceService(deps.db)
+    mac = f"speaker-{owner}"  # a device id that is no MAC is kept as it is
+    await devices.add(owner, owner, mac)
+    await devices.allow(guest, mac)
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    client = await temporal.connect(settings, lazy=True)
+    state = AppState(
+        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=owner
+    )
+    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+        assert await say(voice, "recent_errors", speaker=f"vp-{guest}") == (
+            "No errors in the last 24 hours."
+        )
+        assert await say(voice, "recent_errors", hours="soon", speaker=f"vp-{guest}") == (
+            "I didn't catch the time span, from one hour to a week, like two days."
+            " Please say it again."
+        )
+        # the owner, and a voice nobody has, are still asked in the owner's language
+        assert await say(voice, "recent_errors", hours="soon") == SPAN_AGAIN
+        assert await say(voice, "recent_errors", hours="soon", speaker="陌生人") == SPAN_AGAIN
+        # a tool the profile lacks is said in the speaker's language too
+        assert await say(voice, "get_weather", speaker=f"vp-{guest}") == UNKNOWN_TOOL_EN
+        assert await say(voice, "get_weather") == UNKNOWN_TOOL

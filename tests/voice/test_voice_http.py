@@ -448,7 +448,8 @@ async def test_one_context_provider_config_answers_each_of_the_owners_speakers(
     """xiaozhi-server sends the same configured headers for every device it serves (its
     context_providers are the server's or the agent's, not a device's): the second speaker of a
     household woke without context, logged as 'unknown device or wrong device token'. A device
-    token answers for every device of its owner, and for nobody else's."""
+    token answers for every device of its owner, and for nobody else's; a speaker the owner has
+    not registered yet was logged with the same words, as if the token were wrong."""
     await upgrade_async(settings.resolved_database_url)
     async with (
         serve(create_app(settings)) as base,
@@ -474,10 +475,22 @@ async def test_one_context_provider_config_answers_each_of_the_owners_speakers(
         for mac in macs:
             context, logged = await asyncio.to_thread(fetch_all, providers, mac)
             assert logged == [] and "- **user：** flat" in context, (mac, logged)
-        # the other user's speaker, asked with our token: nothing of theirs
-        context, logged = await asyncio.to_thread(fetch_all, providers, "aa:bb:cc:dd:ee:63")
+        # the other user's speaker, asked with our token: nothing of theirs, and (as for a
+        # speaker of ours not registered yet) what to do, not "wrong token" with a right one
+        not_ours = (
+            "device %s is not one of flat's devices: register it"
+            " (POST /xiaozhi/devices, or ambient xiaozhi device add)"
+        )
+        for mac in ("aa:bb:cc:dd:ee:63", "AA-BB-CC-DD-EE-64"):
+            context, logged = await asyncio.to_thread(fetch_all, providers, mac)
+            said = not_ours % mac.lower().replace("-", ":")
+            assert context == "" and logged == [f"API {base}/xiaozhi/context 返回错误码: {said}"]
+        # a token that is no device's says so, whatever the device
+        wrong = [{"url": providers[0]["url"], "headers": {"Authorization": "Bearer xzd_nope"}}]
+        context, logged = await asyncio.to_thread(fetch_all, wrong, macs[0])
         assert context == "" and logged == [
-            f"API {base}/xiaozhi/context 返回错误码: unknown device or wrong device token"
+            f"API {base}/xiaozhi/context 返回错误码: wrong device token: send the token shown"
+            " when one of your devices was registered"
         ]
         # their own token answers for their own device only
         theirs_config = [

@@ -251,7 +251,8 @@ async def test_more_open_alerts_than_one_list_holds_are_said_as_more(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """After a storm, what_needs_me counted the open runs of one list of 500 and said
-    "另有 500 个" for 600."""
+    "另有 500 个" for 600; and with no fix waiting the answer began with "另有" ("Plus" in
+    English), besides nothing."""
     await add_user(deps, OWNER)
     async with deps.db.session() as session:
         session.add_all(
@@ -264,7 +265,17 @@ async def test_more_open_alerts_than_one_list_holds_are_said_as_more(
     )
     async with voice_client(state, OWNER) as client:
         needs = await say(client, "what_needs_me")
-    assert needs == "另有 500 多个告警正在自动处理。", needs
+        async with deps.db.session() as session:
+            row = await UserRepository(session).get(OWNER)
+            assert row is not None
+            row.language = "en"
+            await session.commit()
+        needs_en = await say(client, "what_needs_me")
+    # With nothing waiting, the count is no "另有" (besides) after nothing.
+    assert needs == "没有等你审批的修复，有 500 多个告警正在自动处理。", needs
+    assert needs_en == (
+        "No fixes wait for your approval; 500 alerts or more are being handled automatically."
+    )
 
 
 async def test_what_needs_me_says_a_silent_worker_not_that_nothing_waits(

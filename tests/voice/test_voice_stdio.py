@@ -157,6 +157,18 @@ def test_an_id_written_with_dashes_is_taken_out_whole_and_a_pod_is_said_by_its_w
     )
 
 
+def test_the_key_of_an_id_taken_out_goes_with_it() -> None:
+    """An id written key=value lost its value and kept its key: "trace_id=abcdef0123456789"
+    was spoken "trace id equals"."""
+    said = (
+        "请求失败 trace_id=abcdef0123456789，重试 request-id=3f9a1c2b-7d4e-4a1b-9c0d-1234567890ab。"
+    )
+    assert speakable(said) == "请求失败，重试。"
+    assert speakable("Failed with trace_id=abcdef0123456789 at 05:00.") == "Failed with at 05:00."
+    # a key whose value is said stays
+    assert speakable("重试 retries=3 次。") == "重试 retries=3 次。"
+
+
 def test_a_log_templates_variable_part_is_said_in_the_answers_language() -> None:
     """The greeting speaks the top log template, whose variable parts are <*>: an English
     user heard "The most frequent error was timeout after 某值 ms, 12 times." """
