@@ -398,6 +398,7 @@ class DailyBriefingWorkflow:
                 message=message,
                 targets=[Target.model_validate({"channel": "inbox"})],
                 kind=message.kind,
+                task=self.run_input.task_id,
             )
         except ActivityError as exc:
             workflow.logger.warning("briefing push failed: %s", exc.cause or exc)

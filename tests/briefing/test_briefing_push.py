@@ -8,7 +8,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.models import BriefingConfig
 from ambient.deps import WorkerDeps
-from ambient.storage.repositories import EventRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository
 from tests.briefing.harness import Stack, briefing_stack, make_user
 
 
@@ -40,6 +40,11 @@ async def test_a_push_whose_channel_stays_down_ends_in_a_failure_that_says_it_is
         failed = await EventRepository(session).list(user="dora", kind="delivery.failed")
     assert [e.payload["retrying"] for e in reversed(failed)] == [True, False]
     assert all(e.payload["channel"] == "wecom" for e in failed)
+    # Filed under the briefing, as list_events and list_deliveries filter by task.
+    assert all(e.task == "daily-briefing/dora" for e in failed)
+    async with deps.db.session() as session:
+        rows = await DeliveryRepository(session).list(user="dora", task="daily-briefing/dora")
+    assert sorted((r.channel, r.status) for r in rows) == [("inbox", "sent"), ("wecom", "failed")]
 
 
 async def _push_given_up(stack: Stack, user: str):  # type: ignore[no-untyped-def]
