@@ -57,6 +57,9 @@ GREETING_PREPARES_AGAIN = "greeting-prepares-again"
 # A stop shows in list_tasks at once, and a late pause or resume does not hide it (runs
 # recorded before it showed "active" until they ended).
 STOP_SHOWN = "stop-shown-at-once"
+# A briefing prepared before its preparation time (regenerated the evening before) is
+# prepared again at that time (runs recorded before it kept the early one for the day).
+EARLY_PREPARED_AGAIN = "early-prepared-again"
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
 PREPARE_TIMEOUT = timedelta(minutes=10)
@@ -317,7 +320,7 @@ class DailyBriefingWorkflow:
 
     async def _prepare(self, reason: str) -> None:
         async with self._prepare_lock:
-            if self.day is None or (reason != "regenerate" and self.prepared is not None):
+            if self.day is None or (reason != "regenerate" and self._prepared_in_time()):
                 return  # no day planned yet (the regenerate validator refuses that case)
             self.phase = "preparing"
             run = self.run_input
@@ -344,6 +347,15 @@ class DailyBriefingWorkflow:
             finally:
                 self.phase = "prepared" if self.prepared else "preparation failed"
                 self._details()
+
+    def _prepared_in_time(self) -> bool:
+        """Prepared, and not before the preparation time: earlier, yesterday was not over
+        (nor the night's remediation sweep), so the scheduled preparation makes it again."""
+        if self.prepared is None:
+            return False
+        day, at = self.day, self.prepared_at
+        early = day is not None and at is not None and at < day.prepare_at
+        return not (early and workflow.patched(EARLY_PREPARED_AGAIN))
 
     async def _news(self) -> list[str]:
         run, config = self.run_input, self.run_input.config
