@@ -79,6 +79,12 @@ class BriefingActivities:
     @activity.defn
     async def prepare_briefing(self, request: PrepareRequest) -> PreparedBriefing:
         """Gather yesterday, reduce it, write the briefing (LLM or offline), store it."""
+        # Heartbeats through every step, not the log read alone: the model's answer may take
+        # longer than the heartbeat timeout, and a missed heartbeat starts another attempt.
+        async with heartbeating():
+            return await self._prepare(request)
+
+    async def _prepare(self, request: PrepareRequest) -> PreparedBriefing:
         notes: list[SourceNote] = []
         day = request.day
         report, baseline_before = await self._reduce_logs(request, notes)
@@ -163,18 +169,17 @@ class BriefingActivities:
             else f"CLS topic {spec.topic_id}"
         )
         try:
-            async with heartbeating():
-                read = await read_log_source(
-                    spec,
-                    day.logs_from,
-                    day.logs_to,
-                    reducer,
-                    log_dir=self._settings.log_dir,
-                    # Read with the owner's role today: a demoted member's file stops here.
-                    admin=owner is not None and owner.role == Role.ADMIN,
-                    tencent=self._tencent,
-                    zone=ZoneInfo(request.config.timezone),
-                )
+            read = await read_log_source(
+                spec,
+                day.logs_from,
+                day.logs_to,
+                reducer,
+                log_dir=self._settings.log_dir,
+                # Read with the owner's role today: a demoted member's file stops here.
+                admin=owner is not None and owner.role == Role.ADMIN,
+                tencent=self._tencent,
+                zone=ZoneInfo(request.config.timezone),
+            )
         except (OSError, LogFileError, TencentCloudError) as exc:
             _read_again_if_passing(exc, label)
             activity.logger.warning("log source of %s failed: %s", request.user, exc)
