@@ -56,7 +56,7 @@ from ambient.sharing import share_report
 from ambient.storage import Database
 from ambient.storage.briefings import BaselineRepository, BriefingRepository, BroadcastRepository
 from ambient.storage.models import Discussion, DiscussionMessage
-from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository, UserRepository
 
 # Sources whose broadcasts were solved without a person (remediation resolved them).
 FIXED_SOURCES = ("remediation_fixed", "remediation.resolved")
@@ -285,7 +285,10 @@ class BriefingActivities:
 
     @activity.defn
     async def record_briefing_push(self, request: PushRequest) -> None:
+        """Mark the day pushed, if one of the push's deliveries was sent (the inbox copy)."""
         async with self._db.session() as session:
+            if not await DeliveryRepository(session).sent_under(request.key):
+                return  # nothing reached the user: the day is not pushed (the status says why)
             await BriefingRepository(session).mark_pushed(
                 request.user, request.date, request.at or datetime.now(UTC)
             )

@@ -60,6 +60,9 @@ STOP_SHOWN = "stop-shown-at-once"
 # A briefing prepared before its preparation time (regenerated the evening before) is
 # prepared again at that time (runs recorded before it kept the early one for the day).
 EARLY_PREPARED_AGAIN = "early-prepared-again"
+# A push whose notify failed for good is recorded too: the channels that took it before (the
+# inbox) make it pushed (runs recorded before it left the day "ready").
+FAILED_PUSH_RECORDED = "failed-push-recorded"
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
 PREPARE_TIMEOUT = timedelta(minutes=10)
@@ -415,20 +418,29 @@ class DailyBriefingWorkflow:
         except ActivityError as exc:
             workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
             self.carry.last_push_error = f"{date}: {failure_text(exc)}"
+            if workflow.patched(FAILED_PUSH_RECORDED):
+                # A channel that stayed down (retries spent) after the inbox took the copy;
+                # if the database is what failed, this fails too, and the day goes on.
+                with contextlib.suppress(ActivityError):
+                    await self._record_push(request)
             return NotifyResult(deliveries=[])
         # The inbox copy is kept whatever a channel answers: a channel that refused for good
         # (a wrong robot key, a mailbox that does not exist) is said, not counted as pushed.
         failed = "; ".join(f"{d.channel}: {d.error}" for d in result.failures)
         self.carry.last_push_error = f"{date}: {failed}" if failed else None
+        await self._record_push(request)
+        if self.day is not None and date == self.day.date:
+            self.pushed_at = workflow.now()
+        return result
+
+    async def _record_push(self, request: PushRequest) -> None:
+        """The day's row says pushed once one of the push's deliveries was sent."""
         await workflow.execute_activity_method(
             BriefingActivities.record_briefing_push,
             request.model_copy(update={"at": workflow.now()}),
             start_to_close_timeout=SHORT,
             retry_policy=NOTIFY_RETRY,
         )
-        if self.day is not None and date == self.day.date:
-            self.pushed_at = workflow.now()
-        return result
 
     def _details(self) -> None:
         day, config = self.day, self.run_input.config
