@@ -56,7 +56,7 @@ from ambient.sharing import share_report
 from ambient.storage import Database
 from ambient.storage.briefings import BaselineRepository, BriefingRepository, BroadcastRepository
 from ambient.storage.models import Discussion, DiscussionMessage
-from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository, UserRepository
 
 # Sources whose broadcasts were solved without a person (remediation resolved them).
 FIXED_SOURCES = ("remediation_fixed", "remediation.resolved")
@@ -79,6 +79,12 @@ class BriefingActivities:
     @activity.defn
     async def prepare_briefing(self, request: PrepareRequest) -> PreparedBriefing:
         """Gather yesterday, reduce it, write the briefing (LLM or offline), store it."""
+        # Heartbeats through every step, not the log read alone: the model's answer may take
+        # longer than the heartbeat timeout, and a missed heartbeat starts another attempt.
+        async with heartbeating():
+            return await self._prepare(request)
+
+    async def _prepare(self, request: PrepareRequest) -> PreparedBriefing:
         notes: list[SourceNote] = []
         day = request.day
         report, baseline_before = await self._reduce_logs(request, notes)
@@ -163,18 +169,17 @@ class BriefingActivities:
             else f"CLS topic {spec.topic_id}"
         )
         try:
-            async with heartbeating():
-                read = await read_log_source(
-                    spec,
-                    day.logs_from,
-                    day.logs_to,
-                    reducer,
-                    log_dir=self._settings.log_dir,
-                    # Read with the owner's role today: a demoted member's file stops here.
-                    admin=owner is not None and owner.role == Role.ADMIN,
-                    tencent=self._tencent,
-                    zone=ZoneInfo(request.config.timezone),
-                )
+            read = await read_log_source(
+                spec,
+                day.logs_from,
+                day.logs_to,
+                reducer,
+                log_dir=self._settings.log_dir,
+                # Read with the owner's role today: a demoted member's file stops here.
+                admin=owner is not None and owner.role == Role.ADMIN,
+                tencent=self._tencent,
+                zone=ZoneInfo(request.config.timezone),
+            )
         except (OSError, LogFileError, TencentCloudError) as exc:
             _read_again_if_passing(exc, label)
             activity.logger.warning("log source of %s failed: %s", request.user, exc)
@@ -280,7 +285,10 @@ class BriefingActivities:
 
     @activity.defn
     async def record_briefing_push(self, request: PushRequest) -> None:
+        """Mark the day pushed, if one of the push's deliveries was sent (the inbox copy)."""
         async with self._db.session() as session:
+            if not await DeliveryRepository(session).sent_under(request.key):
+                return  # nothing reached the user: the day is not pushed (the status says why)
             await BriefingRepository(session).mark_pushed(
                 request.user, request.date, request.at or datetime.now(UTC)
             )

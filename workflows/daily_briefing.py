@@ -57,6 +57,12 @@ GREETING_PREPARES_AGAIN = "greeting-prepares-again"
 # A stop shows in list_tasks at once, and a late pause or resume does not hide it (runs
 # recorded before it showed "active" until they ended).
 STOP_SHOWN = "stop-shown-at-once"
+# A briefing prepared before its preparation time (regenerated the evening before) is
+# prepared again at that time (runs recorded before it kept the early one for the day).
+EARLY_PREPARED_AGAIN = "early-prepared-again"
+# A push whose notify failed for good is recorded too: the channels that took it before (the
+# inbox) make it pushed (runs recorded before it left the day "ready").
+FAILED_PUSH_RECORDED = "failed-push-recorded"
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
 PREPARE_TIMEOUT = timedelta(minutes=10)
@@ -317,7 +323,7 @@ class DailyBriefingWorkflow:
 
     async def _prepare(self, reason: str) -> None:
         async with self._prepare_lock:
-            if self.day is None or (reason != "regenerate" and self.prepared is not None):
+            if self.day is None or (reason != "regenerate" and self._prepared_in_time()):
                 return  # no day planned yet (the regenerate validator refuses that case)
             self.phase = "preparing"
             run = self.run_input
@@ -344,6 +350,15 @@ class DailyBriefingWorkflow:
             finally:
                 self.phase = "prepared" if self.prepared else "preparation failed"
                 self._details()
+
+    def _prepared_in_time(self) -> bool:
+        """Prepared, and not before the preparation time: earlier, yesterday was not over
+        (nor the night's remediation sweep), so the scheduled preparation makes it again."""
+        if self.prepared is None:
+            return False
+        day, at = self.day, self.prepared_at
+        early = day is not None and at is not None and at < day.prepare_at
+        return not (early and workflow.patched(EARLY_PREPARED_AGAIN))
 
     async def _news(self) -> list[str]:
         run, config = self.run_input, self.run_input.config
@@ -398,24 +413,34 @@ class DailyBriefingWorkflow:
                 message=message,
                 targets=[Target.model_validate({"channel": "inbox"})],
                 kind=message.kind,
+                task=self.run_input.task_id,
             )
         except ActivityError as exc:
             workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
             self.carry.last_push_error = f"{date}: {failure_text(exc)}"
+            if workflow.patched(FAILED_PUSH_RECORDED):
+                # A channel that stayed down (retries spent) after the inbox took the copy;
+                # if the database is what failed, this fails too, and the day goes on.
+                with contextlib.suppress(ActivityError):
+                    await self._record_push(request)
             return NotifyResult(deliveries=[])
         # The inbox copy is kept whatever a channel answers: a channel that refused for good
         # (a wrong robot key, a mailbox that does not exist) is said, not counted as pushed.
         failed = "; ".join(f"{d.channel}: {d.error}" for d in result.failures)
         self.carry.last_push_error = f"{date}: {failed}" if failed else None
+        await self._record_push(request)
+        if self.day is not None and date == self.day.date:
+            self.pushed_at = workflow.now()
+        return result
+
+    async def _record_push(self, request: PushRequest) -> None:
+        """The day's row says pushed once one of the push's deliveries was sent."""
         await workflow.execute_activity_method(
             BriefingActivities.record_briefing_push,
             request.model_copy(update={"at": workflow.now()}),
             start_to_close_timeout=SHORT,
             retry_policy=NOTIFY_RETRY,
         )
-        if self.day is not None and date == self.day.date:
-            self.pushed_at = workflow.now()
-        return result
 
     def _details(self) -> None:
         day, config = self.day, self.run_input.config

@@ -63,7 +63,12 @@ class ReminderWorkflow:
             payload={"title": message.title, "body": message.body[:2000]},
         )
         errors = await delivery_errors(
-            user=run.user, key=key, message=message, targets=targets, failed="notify: "
+            user=run.user,
+            key=key,
+            message=message,
+            targets=targets,
+            failed="notify: ",
+            task=run.task,
         )
         if errors:
             workflow.deprecate_patch(FAILURES_AS_DATA)

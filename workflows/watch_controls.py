@@ -67,8 +67,10 @@ async def deliver(
     message: Message,
     targets: list[Target],
     kind: NotificationKind = NotificationKind.WATCH,
+    task: str | None = None,
 ) -> NotifyResult:
-    """Notify the targets once per key, as a message of ``kind`` (a watch's, unless said)."""
+    """Notify the targets once per key, as a message of ``kind`` (a watch's, unless said);
+    its deliveries and failures are filed under ``task``."""
     return await workflow.execute_activity_method(
         NotifyActivities.notify,
         NotifyRequest(
@@ -76,6 +78,7 @@ async def deliver(
             message=message.model_copy(update={"kind": kind}),
             targets=targets,
             idempotency_key=key,
+            task=task,
             attempts=NOTIFY_RETRY.maximum_attempts,
         ),
         start_to_close_timeout=NOTIFY_TIMEOUT,
@@ -85,12 +88,18 @@ async def deliver(
 
 
 async def delivery_errors(
-    *, user: str, key: str, message: Message, targets: list[Target], failed: str = ""
+    *,
+    user: str,
+    key: str,
+    message: Message,
+    targets: list[Target],
+    failed: str = "",
+    task: str | None = None,
 ) -> list[str]:
     """Notify the targets once per key; what failed, a line each (``failed`` + the activity's
     failure for good, or each channel that refused: the others were still sent)."""
     try:
-        result = await deliver(user=user, key=key, message=message, targets=targets)
+        result = await deliver(user=user, key=key, message=message, targets=targets, task=task)
     except ActivityError as error:
         return [failed + failure_text(error)]
     return [f"{d.channel}: {d.error}" for d in result.failures]
@@ -287,7 +296,9 @@ class WatchControls:
         await self.record(kind, key, payload)
         if message is None or not targets:
             return
-        errors = await delivery_errors(user=self.user, key=key, message=message, targets=targets)
+        errors = await delivery_errors(
+            user=self.user, key=key, message=message, targets=targets, task=self.task
+        )
         if not errors:
             return
         self.note_failure(f"delivery of {kind}", RuntimeError("; ".join(errors)))

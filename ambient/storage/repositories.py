@@ -382,6 +382,13 @@ class DeliveryRepository(Repository):
         update_row = update(Delivery).where(Delivery.key == key).values(**values)
         await self.session.execute(update_row.execution_options(synchronize_session=False))
 
+    async def sent_under(self, request_key: str) -> bool:
+        """Whether a delivery of the notification ``request_key`` was sent."""
+        query = select(Delivery.id).where(
+            Delivery.key.startswith(f"{request_key}:", autoescape=True), Delivery.status == "sent"
+        )
+        return await self.session.scalar(query.limit(1)) is not None
+
     async def list(
         self,
         *,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.models import BriefingConfig, GreetOutcome
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository
-from tests.briefing.harness import briefing_stack, eventually, make_user
+from tests.briefing.harness import briefing_stack, eventually, make_user, write_day_logs
+from tests.support.record import save_history
 
 
 async def test_a_briefing_whose_config_changes_after_its_greeting_keeps_that_greeting(
@@ -51,3 +54,55 @@ async def _ended(service, user):  # type: ignore[no-untyped-def]
     except BriefingNotFoundError:
         return True
     return None
+
+
+async def test_a_briefing_regenerated_the_evening_before_is_prepared_again_at_five(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """ "Run it now" in the evening prepares the coming day's briefing from the half of
+    yesterday that has passed; the scheduled preparation then found it prepared and kept
+    it, so the morning briefing missed the evening's errors and the night's results."""
+    await make_user(deps.db, "eve")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        logs = write_day_logs(tmp_path / "app.log", day)
+        source = {"type": "file", "path": str(logs)}
+        await stack.service.create("eve", config.model_dump(mode="json") | {"log_source": source})
+        await stack.skip_to(day.logs_to - timedelta(hours=5))  # 19:00 the evening before
+        early = await stack.service.regenerate("eve")
+        late_error = {
+            "time": (day.logs_to - timedelta(hours=2)).isoformat(),
+            "level": "ERROR",
+            "message": "disk full on db-1",
+        }
+        with logs.open("a") as file:
+            file.write(json.dumps(late_error) + "\n")
+        await stack.skip_to(day.prepare_at + timedelta(minutes=1))
+        status = await eventually(
+            lambda: _prepared_again(stack.service, "eve"), "prepared again at five"
+        )
+        view = await stack.service.get_briefing("eve", day.date)
+        handle = ts_env.client.get_workflow_handle("daily-briefing/eve")
+        first_run = (await handle.describe()).run_id
+        await stack.skip_to(day.window_end + timedelta(minutes=5))
+        await eventually(lambda: _pushed(stack.service, "eve", day.date), "pushed")
+        await save_history(
+            ts_env.client.get_workflow_handle("daily-briefing/eve", run_id=first_run),
+            "daily_briefing_regenerated_early",
+        )
+    assert early.date == day.date and early.version == 1
+    assert status.prepared is not None and status.prepared.version == 2
+    assert status.prepared_at is not None and status.prepared_at >= day.prepare_at
+    assert view.version == 2 and view.content.errors == 41  # the day's 40, the evening's 1
+    assert "disk full on db-1" in view.report_markdown
+
+
+async def _prepared_again(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.prepared is not None and status.prepared.version >= 2 else None
+
+
+async def _pushed(service, user, date):  # type: ignore[no-untyped-def]
+    view = await service.get_briefing(user, date)
+    return view if view.pushed_at is not None else None

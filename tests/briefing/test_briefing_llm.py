@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import itertools
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +202,31 @@ async def test_llm_client_is_offline_without_a_key(settings: Settings) -> None:
     assert LLMClient(settings).offline
     offline = await LLMClient(settings).answer(system="s", user="u", schema=BriefingDraft)
     assert offline.value is None
+
+
+async def test_a_slow_llm_answer_keeps_the_preparation_heartbeating(
+    llm_api: tuple[LLMApi, str], settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """The workflow gives preparation a one-minute heartbeat timeout; a model answering in
+    more than that (a local one, a reasoning one) met a preparation that heartbeat only while
+    reading logs: Temporal took it for lost and started another alongside, three times."""
+    api, url = llm_api
+    api.script(Content.of(GOOD))
+    api.delay = 2.0
+    llm = LLMClient(_llm_settings(settings, url))
+    acts = BriefingActivities(db, llm, TencentCloud(None, region="ap-guangzhou"), settings)
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    logs = write_day_logs(tmp_path / "app.log", day)
+    config = BriefingConfig(log_source={"type": "file", "path": str(logs)})  # type: ignore[arg-type]
+    request = PrepareRequest(user="alice", task_id="daily-briefing/alice", config=config, day=day)
+    env = ActivityEnvironment()
+    timeout = timedelta(seconds=1.2)
+    env.info = dataclasses.replace(env.info, heartbeat_timeout=timeout)
+    clock = asyncio.get_running_loop().time
+    beats = [clock()]
+    env.on_heartbeat = lambda *details: beats.append(clock())
+    prepared = await env.run(acts.prepare_briefing, request)
+    beats.append(clock())
+    assert prepared.generated_by == settings.llm_model and len(api.requests) == 1
+    longest = max(later - earlier for earlier, later in itertools.pairwise(beats))
+    assert longest < timeout.total_seconds()

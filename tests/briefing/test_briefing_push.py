@@ -8,8 +8,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.models import BriefingConfig
 from ambient.deps import WorkerDeps
-from ambient.storage.repositories import EventRepository
-from tests.briefing.harness import Stack, briefing_stack, make_user
+from ambient.storage.repositories import DeliveryRepository, EventRepository
+from tests.briefing.harness import Stack, briefing_stack, eventually, make_user
+from tests.support.record import save_history
 
 
 async def test_a_push_whose_channel_stays_down_ends_in_a_failure_that_says_it_is_final(
@@ -31,8 +32,17 @@ async def test_a_push_whose_channel_stays_down_ends_in_a_failure_that_says_it_is
             config = BriefingConfig(timezone="Asia/Shanghai", language="en")
             day = await stack.plan(config)
             await stack.service.create("dora", config)
+            handle = ts_env.client.get_workflow_handle("daily-briefing/dora")
+            first_run = (await handle.describe()).run_id
             await stack.skip_to(day.window_end + timedelta(minutes=1))
             status = await _push_given_up(stack, "dora")
+            view = await eventually(
+                lambda: _pushed_row(stack.service, "dora", day.date), "push recorded"
+            )
+            await save_history(
+                ts_env.client.get_workflow_handle("daily-briefing/dora", run_id=first_run),
+                "daily_briefing_push_given_up",
+            )
     tries = 20 - len(bots.failures["wecom"])
     assert tries == 5 and bots.received == []
     assert status.push_error is not None and "wecom" in status.push_error
@@ -40,6 +50,13 @@ async def test_a_push_whose_channel_stays_down_ends_in_a_failure_that_says_it_is
         failed = await EventRepository(session).list(user="dora", kind="delivery.failed")
     assert [e.payload["retrying"] for e in reversed(failed)] == [True, False]
     assert all(e.payload["channel"] == "wecom" for e in failed)
+    # Filed under the briefing, as list_events and list_deliveries filter by task.
+    assert all(e.task == "daily-briefing/dora" for e in failed)
+    async with deps.db.session() as session:
+        rows = await DeliveryRepository(session).list(user="dora", task="daily-briefing/dora")
+    assert sorted((r.channel, r.status) for r in rows) == [("inbox", "sent"), ("wecom", "failed")]
+    # The inbox took it: the day reads pushed (with the dead channel said), not "ready".
+    assert view.status == "pushed" and view.given_at is None
 
 
 async def _push_given_up(stack: Stack, user: str):  # type: ignore[no-untyped-def]
@@ -50,3 +67,8 @@ async def _push_given_up(stack: Stack, user: str):  # type: ignore[no-untyped-de
             return status
         await stack.env.sleep(timedelta(seconds=5))
     raise AssertionError("the push never gave up")
+
+
+async def _pushed_row(service, user, date):  # type: ignore[no-untyped-def]
+    view = await service.get_briefing(user, date)
+    return view if view.pushed_at is not None else None

@@ -15,6 +15,7 @@ Scripted answers:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -76,6 +77,8 @@ class LLMApi:
     requests: list[dict[str, Any]] = field(default_factory=list)
     # Answer a `json_schema` response format with this error (providers without it).
     refuse_json_schema: bool = False
+    # Seconds before each answer (a slow model).
+    delay: float = 0.0
 
     def script(self, *answers: Answer) -> None:
         self.script_queue.extend(answers)
@@ -96,6 +99,7 @@ class LLMApi:
 
     async def handle(self, request: Request) -> Response:
         body = await request.json()
+        await asyncio.sleep(self.delay)
         if request.headers.get("authorization", "") != "Bearer test-llm-key":
             return self._error(Failure(401, "invalid api key", "invalid_api_key"))
         self.requests.append(body)

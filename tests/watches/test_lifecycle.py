@@ -134,8 +134,10 @@ async def test_delivery_that_fails_for_good_is_counted_and_the_watch_goes_on(
     failure: Any = status.detail["last_failure"]
     assert failure["what"] == "delivery of watch.breach" and failure["error"]
     assert final.state == "stopped"
+    # The refused delivery is filed under the watch too, before the watch's own record.
     assert await kinds(deps, handle.id) == [
         "watch.breach",
+        "delivery.failed",
         "watch.delivery_failed",
         "watch.stopped",
     ]
@@ -279,10 +281,15 @@ async def test_webhook_that_refuses_connections_uses_up_retries_and_the_watch_go
     assert status.detail["delivery_failures"] == 2
     failure: Any = status.detail["last_failure"]
     assert failure["what"] == "delivery of watch.recovery"
+    # Each delivery's failures, filed under the watch: retrying, then given up.
     assert await kinds(deps, handle.id) == [
         "watch.breach",
+        "delivery.failed",
+        "delivery.failed",
         "watch.delivery_failed",
         "watch.recovery",
+        "delivery.failed",
+        "delivery.failed",
         "watch.delivery_failed",
         "watch.stopped",
     ]
