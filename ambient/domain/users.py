@@ -122,7 +122,10 @@ class UserSettings(StorableText):
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 -]{5,20}$")
     # Each one a phrase said to the speaker, as short as its assistant's name.
     wake_words: list[WakeWord] | None = Field(default=None, max_length=10)
-    assistant_name: str | None = Field(default=None, min_length=1, max_length=40)
+    # Spoken and shown as the assistant's name: spaces around it are no part of it.
+    assistant_name: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)] | None
+    ) = None
     voiceprint_id: str | None = Field(default=None, max_length=128)
     timezone: TimeZone | None = None
     briefing_prepare_at: HHMM | None = None

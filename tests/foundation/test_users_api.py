@@ -157,3 +157,22 @@ async def test_a_wake_word_that_is_empty_or_huge_is_422_naming_it(
     assert me.json()["wake_words"] == ["你好，小智"]  # nothing changed
     accepted = await api.patch("/users/me", headers=auth, json={"wake_words": ["嘿，小智"]})
     assert accepted.status_code == 200 and accepted.json()["wake_words"] == ["嘿，小智"]
+
+
+async def test_a_blank_assistant_name_is_refused_and_spaces_around_one_are_dropped(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # "   " was saved as the assistant's name (its wake words' companion): a name of nothing.
+    created = await api.post("/users", json={"name": "blanca"}, headers=admin)
+    auth = {"Authorization": f"Bearer {created.json()['token']}"}
+    blank = await api.patch("/users/me", headers=auth, json={"assistant_name": "   "})
+    assert blank.status_code == 422, blank.text
+    [error] = blank.json()["detail"]
+    assert error["loc"] == ["body", "assistant_name"], error
+    registered = await api.post(
+        "/users", json={"name": "blanco", "assistant_name": "\t"}, headers=admin
+    )
+    assert registered.status_code == 422, registered.text
+    assert registered.json()["detail"][0]["loc"] == ["body", "assistant_name"]
+    padded = await api.patch("/users/me", headers=auth, json={"assistant_name": "  小智  "})
+    assert padded.status_code == 200 and padded.json()["assistant_name"] == "小智", padded.text
