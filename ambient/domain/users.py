@@ -126,7 +126,11 @@ class UserSettings(StorableText):
     assistant_name: (
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)] | None
     ) = None
-    voiceprint_id: str | None = Field(default=None, max_length=128)
+    # Matched trimmed, as a speaker's name is (ambient.speakers): stored trimmed too.
+    voiceprint_id: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+        | None
+    ) = None
     timezone: TimeZone | None = None
     briefing_prepare_at: HHMM | None = None
     briefing_window_start: HHMM | None = None

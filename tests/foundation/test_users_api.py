@@ -176,3 +176,17 @@ async def test_a_blank_assistant_name_is_refused_and_spaces_around_one_are_dropp
     assert registered.json()["detail"][0]["loc"] == ["body", "assistant_name"]
     padded = await api.patch("/users/me", headers=auth, json={"assistant_name": "  小智  "})
     assert padded.status_code == 200 and padded.json()["assistant_name"] == "小智", padded.text
+
+
+async def test_a_voiceprint_id_is_saved_without_the_spaces_around_it(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # " Alice " was saved as it was: a speaker is looked up by the name xiaozhi-server gives,
+    # trimmed ("alice"), so that voice never answered to its user.
+    created = await api.post("/users", json={"name": "vpa"}, headers=admin)
+    auth = {"Authorization": f"Bearer {created.json()['token']}"}
+    padded = await api.patch("/users/me", headers=auth, json={"voiceprint_id": " Alice "})
+    assert padded.status_code == 200 and padded.json()["voiceprint_id"] == "Alice", padded.text
+    blank = await api.patch("/users/me", headers=auth, json={"voiceprint_id": "   "})
+    assert blank.status_code == 422, blank.text
+    assert blank.json()["detail"][0]["loc"] == ["body", "voiceprint_id"], blank.text
