@@ -190,3 +190,15 @@ async def test_a_voiceprint_id_is_saved_without_the_spaces_around_it(
     blank = await api.patch("/users/me", headers=auth, json={"voiceprint_id": "   "})
     assert blank.status_code == 422, blank.text
     assert blank.json()["detail"][0]["loc"] == ["body", "voiceprint_id"], blank.text
+
+
+async def test_an_overlong_name_in_a_path_is_refused_by_name_not_quoted_back(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # GET /users/<30 KB> answered a 30 KB "no user '...'" (PATCH .../permissions was bounded),
+    # DELETE /agent/servers/<30 KB> a 30 KB "you have no MCP server named '...'".
+    for method, path in (("GET", "/users/{}"), ("DELETE", "/agent/servers/{}")):
+        answer = await api.request(method, path.format("n" * 30_000), headers=admin)
+        assert answer.status_code == 422, (path, answer.status_code, answer.text[:200])
+        [error] = answer.json()["detail"]
+        assert error["loc"] == ["path", "name"] and error["type"] == "string_too_long", error["loc"]
