@@ -95,6 +95,13 @@ BAD = [
         label="Name (optional)",
     ),
     Bad(
+        # " " matched every new line of every page with a space in it: a hit at each change.
+        "blank keyword",
+        {"urls": [PAGE], "keywords": [" "]},
+        ("config", "keywords", 0),
+        "a keyword of only spaces",
+    ),
+    Bad(
         "another user's inbox as a target",
         {"urls": [PAGE], "targets": [{"type": "inbox", "target": "someone-else"}]},
         ("config", "targets", 0),
@@ -285,3 +292,4 @@ async def test_every_door_refuses_an_overlong_task_id_by_name_without_quoting_it
 
     code, output = await doors.cli("task", "delete", huge[:30_000], "--user", doors.me)
     assert code != 0 and "task_id: at most 255 characters" in output and len(output) < 300
+
