@@ -293,3 +293,22 @@ async def test_every_door_refuses_an_overlong_task_id_by_name_without_quoting_it
     code, output = await doors.cli("task", "delete", huge[:30_000], "--user", doors.me)
     assert code != 0 and "task_id: at most 255 characters" in output and len(output) < 300
 
+
+async def test_every_door_refuses_a_reminder_of_only_spaces(doors: Doors) -> None:
+    # A reminder "   " was created (a Schedule that says nothing each morning).
+    config = {"hour": 9, "message": "   "}
+    says = "config.message: only spaces: a reminder says its text, so write one"
+    async with doors.mcp() as mcp:
+        result = await mcp.call_tool(
+            "create_background_task", {"type": "schedule", "config": config}
+        )
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    assert result.is_error and says in text, text
+    answer = await doors.http.post("/tasks", json={"type": "schedule", "config": config})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"] == ["body", "config", "message"], answer.text
+    code, output = await doors.cli(
+        "task", "create", "schedule", "--config", json.dumps(config), "--user", doors.me
+    )
+    assert code == 1 and says in output, output
+    assert list(await doors.service.list(doors.me)) == []
