@@ -14,6 +14,7 @@ from rich.table import Column
 from typer.core import TyperCommand, TyperGroup
 
 from ambient.cli_numbers import whole_number
+from ambient.domain.configs import SURROGATE
 from ambient.log_redaction import setup_logging
 from ambient.settings import Settings
 
@@ -67,6 +68,16 @@ class LazyGroup(TyperGroup):
             super().format_help(ctx, formatter)
         finally:
             self.listing = False
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # Bytes that are not UTF-8 reach Python's argv as lone surrogates (PEP 383): no database
+        # stores them and no console prints them, whatever the command.
+        for at, arg in enumerate(args, 1):
+            if not arg.isascii() and SURROGATE.search(arg):
+                from ambient.commands import fail
+
+                raise fail(f"argument {at} ({arg!r}) is not UTF-8 text: retype or re-encode it", 2)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:

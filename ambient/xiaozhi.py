@@ -179,7 +179,7 @@ class DeviceService:
         async with self.db.session() as session:
             row = await self._find(session, ref, lambda row: admin or row.user == actor)
             if row is None:
-                raise DeviceNotFoundError(f"no device {ref!r} among yours")
+                raise DeviceNotFoundError(f"no device {_quoted(ref)} among yours")
             view = DeviceView.model_validate(row)
             await session.execute(delete(XiaozhiDevice).where(XiaozhiDevice.id == row.id))
             await _audit(session, actor, "xiaozhi.device.remove", row)
@@ -207,7 +207,7 @@ class DeviceService:
                 ),
             )
             if row is None:
-                raise DeviceNotFoundError(f"no device {ref!r}")
+                raise DeviceNotFoundError(f"no device {_quoted(ref)}")
             names = set(row.speakers or [])
             names = names | {actor} if allowed else names - {actor}
             row.speakers = sorted(names - {row.user})
@@ -237,7 +237,7 @@ class DeviceService:
                 Refusal(
                     "%(ref)s names %(count)s devices: %(listing)s; nothing changed; "
                     "name the one you mean by a reference only it has",
-                    ref=repr(ref),
+                    ref=_quoted(ref),
                     count=len(rows),
                     listing=", ".join(f"device {row.id} ({row.device_id})" for row in rows),
                 )
@@ -441,3 +441,8 @@ async def voice_facts(
         approvals_waiting=waiting,
         hint=hint,
     )
+
+
+def _quoted(ref: str) -> str:
+    """A reference as said back: a device id is at most 64 characters, a longer one is cut."""
+    return repr(ref) if len(ref) <= 64 else f"{ref[:64]!r}…"

@@ -7,8 +7,9 @@
 - Temporal or the database down: 503 "Temporal is unreachable at ADDRESS" / "the database is
   unreachable (WHERE: the driver's reason)" from any route;
 - a number too large for the database: 422;
-- a NUL character (which PostgreSQL refuses in text) in a path, query, JSON body or form: 422
-  naming where it is (``refuse_nul``, a dependency of every route);
+- a NUL character (which PostgreSQL refuses in text) in a path, query, JSON body or form, or a
+  lone surrogate in a JSON body (no database encodes one): 422 naming where it is
+  (``refuse_nul``, a dependency of every route);
 - a feature's own errors (briefings, cloud, discussions, tasks, devices, remediations, another
   user's history): as its router's ``http_error`` maps them, so its routes hold no try/except.
 """
@@ -30,7 +31,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ambient.domain.configs import NUL_REFUSED, nul_at
+from ambient.domain.configs import NUL_REFUSED, unstorable_at
 from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.status import database_problem, temporal_problem
@@ -89,16 +90,17 @@ async def refuse_nul(request: Request) -> None:
         return
     if kind.startswith("application/json"):
         raw = await request.body()
-        # JSON writes a NUL as \u0000 (a raw one is no JSON): without it, no second parse.
-        if b"\\u0000" not in raw and b"\x00" not in raw:
+        # JSON writes a NUL as \u0000 (a raw one is no JSON) and a lone surrogate as \ud800:
+        # without an escape, no second parse.
+        if b"\\u" not in raw and b"\x00" not in raw:
             return
         try:
             body = json.loads(raw)
         except ValueError:
             return  # the route's own parsing names what is wrong
-        found = nul_at(body)
+        found = unstorable_at(body)
         if found is not None:
-            raise unprocessable((found, NUL_REFUSED))
+            raise unprocessable(found)
 
 
 def unauthorized(message: str) -> HTTPException:

@@ -32,7 +32,7 @@ from ambient.clients.kube import KubeError
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.cloud.errors import CloudOpsError
 from ambient.discussions.views import DiscussionError
-from ambient.domain.configs import NUL_REFUSED, nul_at
+from ambient.domain.configs import unstorable_at
 from ambient.domain.field_errors import field_problems
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
@@ -200,14 +200,13 @@ class AmbientMCPServer(MCPServer[AppState]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        found = nul_at(arguments) if name in self._tool_manager._tools else None
+        found = unstorable_at(arguments) if name in self._tool_manager._tools else None
         if found is not None:
-            # PostgreSQL refuses a NUL (U+0000) in text, in a query as in a row: refused by its
-            # argument's name before any tool runs, on every database alike.
-            where = ".".join(str(part) for part in found)
-            raise ToolError(
-                f"Error executing tool {name}: invalid arguments — {where}: {NUL_REFUSED}"
-            )
+            # PostgreSQL refuses a NUL (U+0000) in text, in a query as in a row, and no database
+            # encodes a lone surrogate: refused by its argument's name before any tool runs.
+            at, why = found
+            where = ".".join(str(part) for part in at)
+            raise ToolError(f"Error executing tool {name}: invalid arguments — {where}: {why}")
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import TencentAuthError, TencentCloudError
-from ambient.domain.configs import nul_at
+from ambient.domain.configs import unstorable_at
 from ambient.remediation.views import (
     RemediationSummary,
 )
@@ -385,11 +385,13 @@ class VoiceServer(MCPServer[AppState]):
         # A small model fills an optional argument it has nothing for with null: left out,
         # for every argument alike (a required one left out is still asked for again).
         arguments = {key: value for key, value in (arguments or {}).items() if value is not None}
-        found = nul_at(arguments) if name in self._tool_manager._tools else None
+        found = unstorable_at(arguments) if name in self._tool_manager._tools else None
         if found is not None:
-            # PostgreSQL refuses a NUL (U+0000) in text: heard again before any tool runs.
-            log.info("voice tool %r: arguments refused: %s", name, [str(found[0])])
-            return await self._say_again(context, [str(found[0])], arguments)
+            # PostgreSQL refuses a NUL (U+0000) in text, no database a lone surrogate: heard
+            # again before any tool runs.
+            at = str(found[0][0]) if found[0] else "arguments"
+            log.info("voice tool %r: arguments refused: %s", name, [at])
+            return await self._say_again(context, [at], arguments)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:

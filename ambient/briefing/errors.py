@@ -77,6 +77,8 @@ def check_date(value: str) -> str:
     try:
         return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
     except ValueError:
+        # Quoted back as far as a date could go: a 100 KB one is not said back whole.
+        day = repr(value) if len(value) <= 40 else f"{value[:40]!r}…"
         raise InvalidBriefingError(
-            Refusal("date: %(day)s is not a date as YYYY-MM-DD", day=repr(value))
+            Refusal("date: %(day)s is not a date as YYYY-MM-DD", day=day)
         ) from None

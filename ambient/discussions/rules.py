@@ -62,7 +62,8 @@ class MessageIn(StorableText):
 
     from_id: str
     content: str = Field(min_length=1, max_length=20_000)
-    reply_to: str | None = None
+    # A message's id (its column's length): a longer one names no message.
+    reply_to: str | None = Field(default=None, max_length=64)
     tags: list[str] = Field(default_factory=list, max_length=20)
     source_type: SourceType = "real"
     message_id: str | None = Field(

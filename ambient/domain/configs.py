@@ -11,6 +11,7 @@ schedule's next run starts. Reading stored data passes ``STORED`` as the validat
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from typing import Any, TypeVar
 
@@ -75,32 +76,50 @@ def holds_nul(value: Any) -> bool:
     return False  # a nested model checked its own fields
 
 
-def nul_at(value: Any, at: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
-    """Where text in ``value`` (JSON-like) first holds a NUL: the path of keys and indexes."""
+# A lone UTF-16 surrogate: JSON can write one ("\\ud800"), UTF-8 cannot, so no database can.
+SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE_REFUSED = "holds a lone UTF-16 surrogate (U+D800-U+DFFF), which is no text"
+
+
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot be stored (a NUL, a lone surrogate), or None."""
+    if "\x00" in text:
+        return NUL_REFUSED
+    return SURROGATE_REFUSED if SURROGATE.search(text) else None
+
+
+def unstorable_at(
+    value: Any, at: tuple[str | int, ...] = ()
+) -> tuple[tuple[str | int, ...], str] | None:
+    """Where text in ``value`` (JSON-like) first cannot be stored, and why."""
     if isinstance(value, str):
-        return at if "\x00" in value else None
+        why = unstorable(value)
+        return None if why is None else (at, why)
     if isinstance(value, dict):
         for key, item in value.items():
-            found = nul_at(key, (*at, key)) or nul_at(item, (*at, key))
+            found = unstorable_at(key, (*at, key)) or unstorable_at(item, (*at, key))
             if found is not None:
                 return found
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found = nul_at(item, (*at, index))
+            found = unstorable_at(item, (*at, index))
             if found is not None:
                 return found
     return None
 
 
 class StorableText(BaseModel):
-    """Input whose text is stored: PostgreSQL's text holds no NUL (U+0000), so one is refused
-    where it enters, naming its field, on every database (one input works on both)."""
+    """Input whose text is stored: PostgreSQL's text holds no NUL (U+0000) and no database a
+    lone surrogate, so one is refused where it enters, naming its field, on every database."""
 
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
-        if not reading_stored(info) and holds_nul(value):
-            raise ValueError(NUL_REFUSED)
+        if reading_stored(info):
+            return value
+        found = unstorable_at(list(value) if isinstance(value, set | frozenset) else value)
+        if found is not None:
+            raise ValueError(found[1])
         return value
 
 

@@ -122,8 +122,15 @@ class UserSettings(StorableText):
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 -]{5,20}$")
     # Each one a phrase said to the speaker, as short as its assistant's name.
     wake_words: list[WakeWord] | None = Field(default=None, max_length=10)
-    assistant_name: str | None = Field(default=None, min_length=1, max_length=40)
-    voiceprint_id: str | None = Field(default=None, max_length=128)
+    # Spoken and shown as the assistant's name: spaces around it are no part of it.
+    assistant_name: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)] | None
+    ) = None
+    # Matched trimmed, as a speaker's name is (ambient.speakers): stored trimmed too.
+    voiceprint_id: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+        | None
+    ) = None
     timezone: TimeZone | None = None
     briefing_prepare_at: HHMM | None = None
     briefing_window_start: HHMM | None = None

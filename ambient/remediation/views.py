@@ -169,7 +169,15 @@ def check_reason(reason: str) -> None:
         )
 
 
+# Longer than any run's id (remediation/ and the alert's fingerprint).
+MAX_REMEDIATION_ID = 255
+
+
 def check_id(rid: str) -> None:
+    if len(rid) > MAX_REMEDIATION_ID:  # refused, not looked up or quoted back
+        raise InvalidRemediationError(
+            f"remediation_id: at most {MAX_REMEDIATION_ID} characters", field="remediation_id"
+        )
     if not rid.startswith("remediation/"):
         raise RemediationNotFoundError(
             f"no remediation {rid!r}: ids look like remediation/<fingerprint>; "

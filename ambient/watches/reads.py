@@ -92,6 +92,10 @@ def _parse_cursor(cursor: str) -> tuple[str, bytes | None]:
         ) from None
 
 
+# Longer than any task's id (kind/user/name: at most 63 characters each part).
+MAX_TASK_ID = 255
+
+
 def schedule_kind(config: ReminderConfig) -> TaskKind:
     return TaskKind.NEWS_DIGEST if config.action == "news_digest" else TaskKind.SCHEDULE
 
@@ -388,6 +392,8 @@ class TaskReads:
             raise TaskError(str(exc)) from None
 
     def _owned(self, user: str, task_id: str) -> TaskKind:
+        if len(task_id) > MAX_TASK_ID:  # no task's id is as long: refused, not looked up or quoted
+            raise InvalidTaskError(f"task_id: at most {MAX_TASK_ID} characters")
         if task_id == f"daily-briefing/{user}":
             return TaskKind.DAILY_BRIEFING
         for kind, prefix in PREFIXES.items():

@@ -146,6 +146,8 @@ class ReminderConfig(UserConfig):
     @field_validator("message")
     @classmethod
     def _message(cls, value: str, info: ValidationInfo) -> str:
+        if value and not value.strip() and not reading_stored(info):
+            raise ValueError("only spaces: a reminder says its text, so write one")
         if value and info.data.get("action") == "news_digest":
             raise ValueError(
                 "a news digest sends the digest of news_urls, not a message; leave message "

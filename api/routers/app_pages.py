@@ -7,6 +7,7 @@ same rules apply; the page only translates their refusals into its own words and
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 from fastapi import Form, Query, Request, status
@@ -122,10 +123,10 @@ async def create_web_monitor(
     interval: Annotated[str, Form()] = "30",
     name: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        minutes: float | str = float(interval)
-    except ValueError:
-        minutes = interval  # let the config model name the field
+    # float() also reads "１０", "1_0" and "1e1": only ASCII digits (a decimal point) are read
+    # as the number; anything else goes as typed, for the config model to name the field.
+    typed_number = re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", interval.strip())
+    minutes: float | str = float(typed_number[0]) if typed_number else interval
     config: dict[str, Any] = {
         "urls": lines_of(urls),
         "keywords": lines_of(keywords),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -101,7 +101,9 @@ async def add_server(spec: McpServerSpec, user: CurrentUser, chat: ChatDep) -> S
 
 
 @router.delete("/agent/servers/{name}", status_code=status.HTTP_204_NO_CONTENT)
-async def remove_server(name: str, user: CurrentUser, chat: ChatDep) -> None:
+async def remove_server(
+    name: Annotated[str, Path(max_length=32)], user: CurrentUser, chat: ChatDep
+) -> None:
     if not await chat.hub.remove(user.name, name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no MCP server named {name!r}")
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from ambient.sharing import (
     ExpiredShareLinkError,
@@ -23,8 +23,17 @@ router = APIRouter(prefix="/share", tags=["share"])
 
 
 class ShareCreate(BaseModel):
-    title: str = Field(min_length=1, max_length=255)
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
     body: str = Field(min_length=1, max_length=500_000, description="markdown")
+
+    @field_validator("body")
+    @classmethod
+    def _something(cls, body: str) -> str:
+        # Kept as written (markdown's indents are meaning), but not all blank.
+        if not body.strip():
+            raise ValueError("blank: the report has no text")
+        return body
+
     kind: Literal["briefing", "remediation", "report"] = "report"
     days: int | None = Field(default=None, ge=1, le=365, description="default 7")
 

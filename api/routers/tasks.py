@@ -44,6 +44,8 @@ def http_error(exc: TaskError, field: str = "config", where: str = "body") -> Ex
     if isinstance(exc, TaskStateError):  # stopped: no field of the request is wrong
         return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, InvalidTaskError):
+        if str(exc).startswith("task_id: "):  # the id in the path, whatever the route
+            field, where = "task_id", "path"
         # Same shape as FastAPI's own 422s: the field, then the message.
         return unprocessable(([field], str(exc)), where=where)
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))

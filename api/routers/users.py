@@ -152,7 +152,9 @@ async def set_push_config(
 
 
 @router.get("/{name}")
-async def read_user(name: str, user: CurrentUser, session: SessionDep) -> UserPublic:
+async def read_user(
+    name: Annotated[str, Path(max_length=63)], user: CurrentUser, session: SessionDep
+) -> UserPublic:
     """A user's settings; members read only their own, admins anyone's."""
     if name == user.name:
         return user_public(user)

@@ -139,3 +139,28 @@ async def test_an_id_longer_than_any_discussion_id_is_refused_by_name_not_echoed
 
 def as_bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def test_an_overlong_reply_to_or_device_reference_is_not_quoted_back_whole(
+    deps: WorkerDeps,
+) -> None:
+    """A 100 KB reply_to came back whole in "reply_to: no message '...'"; a 30 KB device
+    reference in the API's "no device '...'"."""
+    ed = unique("long-ed")
+    tokens = await _users(deps, ed)
+    async with Client(_server(deps, ed)) as as_ed:
+        said = await refused(
+            as_ed, "send_message", from_id=ed, topic=f"t {ed}", content="c", reply_to="m" * 100_000
+        )
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        gone = await http.delete(f"/xiaozhi/devices/{'z' * 30_000}", headers=as_bearer(tokens[ed]))
+        allowed = await http.post(
+            f"/xiaozhi/devices/{'z' * 30_000}/allow", headers=as_bearer(tokens[ed])
+        )
+    assert "reply_to: String should have at most 64 characters" in said, said[:300]
+    assert len(said) < 300, said[:300]
+    for answer in (gone, allowed):
+        assert answer.status_code == 404 and len(answer.text) < 300, answer.text[:300]

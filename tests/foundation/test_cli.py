@@ -341,3 +341,23 @@ def test_every_whole_number_option_takes_ascii_digits_only() -> None:
             said = refused.value.format_message()
             assert "is not a whole number" in said, (path, name, odd, said)
             assert refused.value.param is not None and refused.value.param.name == name
+
+
+def test_an_argument_that_is_not_utf8_is_refused_by_position_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    # Bytes that are not UTF-8 on the command line (a GBK file's text in a UTF-8 shell) reach
+    # Python as lone surrogates: each command ended in "UnicodeEncodeError: ... surrogates not
+    # allowed" from the database.
+    env = _offline_env(tmp_path)
+    assert CliRunner().invoke(app, ["migrate"], env=env).exit_code == 0
+    for given in (
+        ["events", "--kind", "k\udcff"],
+        ["user", "show", "b\udcffob"],
+        ["remediation", "rule", "r1", "--user", "ann", "--workload", "w\udcff"],
+    ):
+        result = CliRunner().invoke(app, given, env=env)
+        assert result.exit_code == 2, (given, result.output, result.exception)
+        at = next(n for n, arg in enumerate(given, 1) if "\udcff" in arg)
+        said = result.output.encode("utf-8", "backslashreplace").decode()
+        assert f"argument {at} ({given[at - 1]!r}) is not UTF-8 text" in said, said

@@ -95,6 +95,13 @@ BAD = [
         label="Name (optional)",
     ),
     Bad(
+        # " " matched every new line of every page with a space in it: a hit at each change.
+        "blank keyword",
+        {"urls": [PAGE], "keywords": [" "]},
+        ("config", "keywords", 0),
+        "a keyword of only spaces",
+    ),
+    Bad(
         "another user's inbox as a target",
         {"urls": [PAGE], "targets": [{"type": "inbox", "target": "someone-else"}]},
         ("config", "targets", 0),
@@ -253,3 +260,55 @@ async def test_the_service_refuses_another_users_inbox_whoever_calls_it(
     with pytest.raises(ConfigError) as refused:
         await service.create(unique("direct"), "web_monitor", config, NAME)
     assert refused.value.errors[0][0] == ("config", "targets", 0)
+
+
+async def test_every_door_refuses_an_overlong_task_id_by_name_without_quoting_it(
+    doors: Doors,
+) -> None:
+    # A 100 KB task id went to Temporal and came back whole in "no task '...'" (a 100 KB tool
+    # error, API 404, CLI line); a remediation id and a briefing date the same way.
+    huge = f"web-monitor/{doors.me}/" + "d" * 100_000
+    async with doors.mcp() as mcp:
+        said = {}
+        for tool, args in (
+            ("get_task", {"task_id": huge}),
+            ("pause_task", {"task_id": huge}),
+            ("get_remediation", {"remediation_id": "remediation/" + "r" * 100_000}),
+            ("approve_remediation", {"remediation_id": "r" * 100_000, "approve": True}),
+            ("get_briefing", {"date": "2" * 100_000}),
+        ):
+            result = await mcp.call_tool(tool, args)
+            said[tool] = " ".join(getattr(c, "text", "") for c in result.content)
+            assert result.is_error and len(said[tool]) < 300, said[tool][:300]
+    assert "task_id: at most 255 characters" in said["get_task"], said
+    assert "task_id: at most 255 characters" in said["pause_task"], said
+    assert "remediation_id: at most 255 characters" in said["get_remediation"], said
+    assert "remediation_id: at most 255 characters" in said["approve_remediation"], said
+    assert said["get_briefing"].endswith("… is not a date as YYYY-MM-DD"), said
+
+    answer = await doors.http.get(f"/tasks/{huge[:30_000]}/status")
+    assert answer.status_code == 422 and len(answer.text) < 500, answer.text[:300]
+    assert answer.json()["detail"][0]["loc"] == ["path", "task_id"], answer.text[:300]
+
+    code, output = await doors.cli("task", "delete", huge[:30_000], "--user", doors.me)
+    assert code != 0 and "task_id: at most 255 characters" in output and len(output) < 300
+
+
+async def test_every_door_refuses_a_reminder_of_only_spaces(doors: Doors) -> None:
+    # A reminder "   " was created (a Schedule that says nothing each morning).
+    config = {"hour": 9, "message": "   "}
+    says = "config.message: only spaces: a reminder says its text, so write one"
+    async with doors.mcp() as mcp:
+        result = await mcp.call_tool(
+            "create_background_task", {"type": "schedule", "config": config}
+        )
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    assert result.is_error and says in text, text
+    answer = await doors.http.post("/tasks", json={"type": "schedule", "config": config})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"] == ["body", "config", "message"], answer.text
+    code, output = await doors.cli(
+        "task", "create", "schedule", "--config", json.dumps(config), "--user", doors.me
+    )
+    assert code == 1 and says in output, output
+    assert list(await doors.service.list(doors.me)) == []

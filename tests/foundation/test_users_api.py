@@ -157,3 +157,48 @@ async def test_a_wake_word_that_is_empty_or_huge_is_422_naming_it(
     assert me.json()["wake_words"] == ["你好，小智"]  # nothing changed
     accepted = await api.patch("/users/me", headers=auth, json={"wake_words": ["嘿，小智"]})
     assert accepted.status_code == 200 and accepted.json()["wake_words"] == ["嘿，小智"]
+
+
+async def test_a_blank_assistant_name_is_refused_and_spaces_around_one_are_dropped(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # "   " was saved as the assistant's name (its wake words' companion): a name of nothing.
+    created = await api.post("/users", json={"name": "blanca"}, headers=admin)
+    auth = {"Authorization": f"Bearer {created.json()['token']}"}
+    blank = await api.patch("/users/me", headers=auth, json={"assistant_name": "   "})
+    assert blank.status_code == 422, blank.text
+    [error] = blank.json()["detail"]
+    assert error["loc"] == ["body", "assistant_name"], error
+    registered = await api.post(
+        "/users", json={"name": "blanco", "assistant_name": "\t"}, headers=admin
+    )
+    assert registered.status_code == 422, registered.text
+    assert registered.json()["detail"][0]["loc"] == ["body", "assistant_name"]
+    padded = await api.patch("/users/me", headers=auth, json={"assistant_name": "  小智  "})
+    assert padded.status_code == 200 and padded.json()["assistant_name"] == "小智", padded.text
+
+
+async def test_a_voiceprint_id_is_saved_without_the_spaces_around_it(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # " Alice " was saved as it was: a speaker is looked up by the name xiaozhi-server gives,
+    # trimmed ("alice"), so that voice never answered to its user.
+    created = await api.post("/users", json={"name": "vpa"}, headers=admin)
+    auth = {"Authorization": f"Bearer {created.json()['token']}"}
+    padded = await api.patch("/users/me", headers=auth, json={"voiceprint_id": " Alice "})
+    assert padded.status_code == 200 and padded.json()["voiceprint_id"] == "Alice", padded.text
+    blank = await api.patch("/users/me", headers=auth, json={"voiceprint_id": "   "})
+    assert blank.status_code == 422, blank.text
+    assert blank.json()["detail"][0]["loc"] == ["body", "voiceprint_id"], blank.text
+
+
+async def test_an_overlong_name_in_a_path_is_refused_by_name_not_quoted_back(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # GET /users/<30 KB> answered a 30 KB "no user '...'" (PATCH .../permissions was bounded),
+    # DELETE /agent/servers/<30 KB> a 30 KB "you have no MCP server named '...'".
+    for method, path in (("GET", "/users/{}"), ("DELETE", "/agent/servers/{}")):
+        answer = await api.request(method, path.format("n" * 30_000), headers=admin)
+        assert answer.status_code == 422, (path, answer.status_code, answer.text[:200])
+        [error] = answer.json()["detail"]
+        assert error["loc"] == ["path", "name"] and error["type"] == "string_too_long", error["loc"]

@@ -196,3 +196,23 @@ async def test_the_access_log_keeps_no_share_link_that_opens(
     assert any(f"/share/{token_id}.{expires}.***" in line for line in lines.seen), lines.seen
     assert not any(signature in line for line in lines.seen)
     assert redact(f"pushed {link['url']}") == f"pushed {link['url'].replace(signature, '***')}"
+
+
+async def test_a_blank_title_or_body_is_refused_by_name(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    # "   " as the title (or the whole body) made a link to a page with no title (or nothing).
+    admin = await admin_headers(settings)
+    token = (await api.post("/users", json={"name": "bea"}, headers=admin)).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    for sent, field in (
+        ({"title": "   ", "body": "b"}, "title"),
+        ({"title": "t", "body": " \n"}, "body"),
+    ):
+        refused = await api.post("/share", json=sent, headers=auth)
+        assert refused.status_code == 422, (sent, refused.text)
+        assert [e["loc"] for e in refused.json()["detail"]] == [["body", field]], refused.text
+    padded = await api.post("/share", json={"title": "  周报  ", "body": "b"}, headers=auth)
+    assert padded.status_code == 201
+    page = await api.get(f"/share/{padded.json()['token']}")
+    assert "<title>周报" in page.text or ">周报<" in page.text, page.text[:500]

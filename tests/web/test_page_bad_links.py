@@ -66,3 +66,18 @@ async def test_a_discussion_link_with_an_overlong_id_says_the_limit_in_chinese(
     notice = re.search(r'<p class="notice" role="status">(.*?)</p>', page.text, re.S)
     assert notice is not None, page.text[:2000]
     assert html.unescape(notice[1]) == "讨论编号: 不能超过 64 个字符"
+
+
+async def test_a_task_interval_in_other_digits_is_refused_by_its_label(
+    settings: Settings, db: Database
+) -> None:
+    # float() reads "１０", "1_0" and "1e1" as 10: the form's interval took them as typed
+    # numbers (the endpoint number takes ASCII digits only).
+    async with zh_pages(settings, db, unique("iv"), "/app") as (http, _):
+        for odd in ("１０", "1_0", "1e1", "٣"):
+            form = {"urls": "https://example.com/", "interval": odd}
+            answer = await http.post("/app/tasks", data=form)
+            assert answer.status_code == 422, (odd, answer.status_code)
+            notice = re.search(r'<p class="(?:notice|error)" role="\w+">(.*?)</p>', answer.text)
+            assert notice is not None, answer.text[:1000]
+            assert html.unescape(notice[1]).startswith("未创建：间隔（分钟）: "), notice[1]
