@@ -255,7 +255,10 @@ class TaskService(TaskReads):
                 await self._live(user, task_id)
                 await self.client.get_workflow_handle(task_id).signal(signal)
         status = await self.get(user, task_id)
-        return TaskRef(task_id=task_id, kind=kind, state=new_state or status.state, created=False)
+        # The status's kind: a news digest is a schedule by its id, a digest by its config.
+        return TaskRef(
+            task_id=task_id, kind=status.kind, state=new_state or status.state, created=False
+        )
 
     async def update(
         self,
@@ -332,6 +335,7 @@ class TaskService(TaskReads):
         kind = self._owned(user, task_id)
         with found(task_id):
             if kind is TaskKind.SCHEDULE:
+                kind = (await self._schedule_status(user, task_id)).kind  # a digest says so
                 await self.client.get_schedule_handle(task_id).delete()
             elif (await self._describe(task_id)).status is WorkflowExecutionStatus.RUNNING:
                 await self.client.get_workflow_handle(task_id).signal("stop")

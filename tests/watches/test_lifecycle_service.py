@@ -661,6 +661,20 @@ async def test_a_reminder_created_again_and_run_now_in_the_same_second_runs(
     await service.delete(USER, again.task_id)
 
 
+async def test_a_news_digest_steered_and_deleted_is_answered_as_a_news_digest(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """pause_task, resume_task, trigger_task and delete_task of a news digest answered kind
+    'schedule' while create_task, get_task and list_tasks said 'news_digest'."""
+    _state, base = gated
+    digest = {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
+    ref = await service.create(USER, "schedule", digest, unique("digest"))
+    assert ref.kind == "news_digest"
+    for steer in (service.pause, service.resume, service.trigger, service.delete):
+        assert (await steer(USER, ref.task_id)).kind == "news_digest", steer.__name__
+
+
 async def test_a_news_digest_created_again_after_delete_starts_with_a_first_look(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
