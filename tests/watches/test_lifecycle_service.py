@@ -675,6 +675,29 @@ async def test_a_news_digest_steered_and_deleted_is_answered_as_a_news_digest(
         assert (await steer(USER, ref.task_id)).kind == "news_digest", steer.__name__
 
 
+async def test_a_pause_during_a_schedule_update_is_kept(service: TaskService) -> None:
+    """pause_task while an update_task of the same reminder was being written: the pause
+    answered 'paused', and the update then wrote the pause state it had read before it, so
+    the reminder ran on (2 of 25 tries here)."""
+    reminder = {"message": "walk", "hour": 8, "timezone": "UTC"}
+    ref = await service.create(USER, "schedule", reminder, unique("race"))
+
+    async def pause_after(delay: float) -> str:
+        await asyncio.sleep(delay)  # lands at a different point of the update's look and write
+        return (await service.pause(USER, ref.task_id)).state
+
+    for i in range(25):
+        await service.resume(USER, ref.task_id)
+        updated, paused = await asyncio.gather(
+            service.update(USER, ref.task_id, reminder | {"hour": 9 + i % 2}),
+            pause_after(i * 0.004),
+        )
+        assert updated.config["hour"] == 9 + i % 2, i
+        status = await service.get(USER, ref.task_id)
+        assert (paused, status.state, status.config["hour"]) == ("paused", "paused", 9 + i % 2), i
+    await service.delete(USER, ref.task_id)
+
+
 async def test_a_news_digest_created_again_after_delete_starts_with_a_first_look(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
