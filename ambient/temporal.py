@@ -11,6 +11,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -37,8 +38,10 @@ def search_attributes(
 
 # What a workflow catches around an activity that may fail for good. A regular activity's
 # failure arrives as ActivityError; a *local* activity's arrives as the ApplicationError it
-# failed with (only its timeout comes as ActivityError), and uncaught that fails the workflow.
-ACTIVITY_FAILED = (ActivityError, ApplicationError)
+# failed with (only its timeout comes as ActivityError, and replayed, as a bare TimeoutError:
+# not caught, the replay failed the workflow where its run had gone on), and uncaught that fails
+# the workflow.
+ACTIVITY_FAILED = (ActivityError, ApplicationError, ActivityTimeoutError)
 
 
 # A query is answered by a worker. With none polling its queue the server says so only after

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
@@ -258,9 +259,10 @@ class RemediationRecords:
         return await run(activity, arg, start_to_close_timeout=limit, retry_policy=retry)
 
 
-def cause_of(error: ActivityError | ApplicationError) -> str:
+def cause_of(error: ActivityError | ApplicationError | ActivityTimeoutError) -> str:
     """The message of the error an activity failed with (what the audit row keeps)."""
-    if isinstance(error, ApplicationError):  # a local activity's failure, as it was raised
+    # A local activity's failure, as it was raised (its timeout, replayed, as the timeout).
+    if isinstance(error, ApplicationError | ActivityTimeoutError):
         return error.message
     cause = error.cause
     return str(cause.message if cause is not None and hasattr(cause, "message") else error)

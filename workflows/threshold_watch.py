@@ -8,6 +8,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     # Config validation parses JSONPath inside the sandbox; PLY finds its parser tables
@@ -38,6 +39,11 @@ QUEUED_TRIGGERS = "queued-triggers"
 WAIT_AFTER_CONTINUE = "wait-after-continue"
 REMEDIATE = "remediate-child-workflow"
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
+# A local read holds the workflow task open, and every query (get_task, the look a pause or
+# resume takes first) waits for it: a read not done in this time (a slow source, a DNS retry)
+# or that failed is finished as a regular activity, which holds nothing.
+SLOW_READS = "slow-read-as-activity"
+LOCAL_READ_LIMIT = timedelta(seconds=2)
 
 
 def _describe(transition: Transition) -> str:
@@ -120,9 +126,27 @@ class ThresholdWatchWorkflow(WatchControls):
             )
         # A short read with no side effect: a local activity, about half the history cost.
         workflow.deprecate_patch(LOCAL_READS)
-        return await workflow.execute_local_activity_method(
+        request = ReadMetricInput(source=self.config.source.model_dump(mode="json"))
+        if not workflow.patched(SLOW_READS):
+            return await workflow.execute_local_activity_method(
+                WatchActivities.read_metric,
+                request,
+                start_to_close_timeout=READ_TIMEOUT,
+                retry_policy=READ_RETRY,
+            )
+        try:
+            return await workflow.execute_local_activity_method(
+                WatchActivities.read_metric,
+                request,
+                start_to_close_timeout=LOCAL_READ_LIMIT,
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+        except ACTIVITY_FAILED as error:
+            if isinstance(error, ApplicationError) and error.non_retryable:
+                raise
+        return await workflow.execute_activity_method(
             WatchActivities.read_metric,
-            ReadMetricInput(source=self.config.source.model_dump(mode="json")),
+            request,
             start_to_close_timeout=READ_TIMEOUT,
             retry_policy=READ_RETRY,
         )

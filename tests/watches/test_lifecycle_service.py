@@ -567,6 +567,44 @@ async def test_create_again_while_the_deleted_life_winds_down_is_refused_until_i
     await service.delete(USER, task_id)
 
 
+async def test_a_watch_whose_metric_read_hangs_still_answers_and_takes_its_controls(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A threshold watch whose metric source was slow to answer (a slow endpoint, a 5 s DNS
+    retry): during the read trigger_task, pause_task and get_task said "no worker answered
+    within 5 s; is the worker running?" (the read held the workflow task, and every query
+    waited for it), though the worker was alive and the trigger was delivered."""
+    state, base = gated
+    state.values = [50]
+    value = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+    config = {"source": value, "threshold": 100}
+    ref = await service.create(USER, "threshold_watch", config, unique("slow"))
+    assert ref.baseline == {"value": 50, "error": None}
+    state.gate.clear()
+    state.waiting.clear()
+    try:
+        assert (await service.trigger(USER, ref.task_id)).state == "active"
+        await asyncio.wait_for(state.waiting.wait(), 10)  # the read is held at the source
+        assert (await service.get(USER, ref.task_id)).state == "active"
+        assert (await service.pause(USER, ref.task_id)).state == "paused"
+        assert (await service.get(USER, ref.task_id)).state == "paused"
+        assert (await service.resume(USER, ref.task_id)).state == "active"
+    finally:
+        state.gate.set()
+    for _ in range(100):  # the held read ends, then the resume's check
+        status = await service.get(USER, ref.task_id)
+        if status.checks >= 3:
+            break
+        await asyncio.sleep(0.1)
+    assert status.checks >= 3 and status.detail["last_value"] == 50
+    assert status.detail["last_error"] is None and status.state == "active"
+    await service.delete(USER, ref.task_id)
+    handle = service.client.get_workflow_handle(ref.task_id)
+    await handle.result()
+    await save_history(handle, "threshold_watch_slow_read")
+
+
 async def test_a_page_taken_out_of_a_web_monitor_leaves_its_status(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
@@ -621,6 +659,43 @@ async def test_a_reminder_created_again_and_run_now_in_the_same_second_runs(
         await asyncio.sleep(0.1)
     assert await sent() == ["run", "walk"]
     await service.delete(USER, again.task_id)
+
+
+async def test_a_news_digest_steered_and_deleted_is_answered_as_a_news_digest(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """pause_task, resume_task, trigger_task and delete_task of a news digest answered kind
+    'schedule' while create_task, get_task and list_tasks said 'news_digest'."""
+    _state, base = gated
+    digest = {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
+    ref = await service.create(USER, "schedule", digest, unique("digest"))
+    assert ref.kind == "news_digest"
+    for steer in (service.pause, service.resume, service.trigger, service.delete):
+        assert (await steer(USER, ref.task_id)).kind == "news_digest", steer.__name__
+
+
+async def test_a_pause_during_a_schedule_update_is_kept(service: TaskService) -> None:
+    """pause_task while an update_task of the same reminder was being written: the pause
+    answered 'paused', and the update then wrote the pause state it had read before it, so
+    the reminder ran on (2 of 25 tries here)."""
+    reminder = {"message": "walk", "hour": 8, "timezone": "UTC"}
+    ref = await service.create(USER, "schedule", reminder, unique("race"))
+
+    async def pause_after(delay: float) -> str:
+        await asyncio.sleep(delay)  # lands at a different point of the update's look and write
+        return (await service.pause(USER, ref.task_id)).state
+
+    for i in range(25):
+        await service.resume(USER, ref.task_id)
+        updated, paused = await asyncio.gather(
+            service.update(USER, ref.task_id, reminder | {"hour": 9 + i % 2}),
+            pause_after(i * 0.004),
+        )
+        assert updated.config["hour"] == 9 + i % 2, i
+        status = await service.get(USER, ref.task_id)
+        assert (paused, status.state, status.config["hour"]) == ("paused", "paused", 9 + i % 2), i
+    await service.delete(USER, ref.task_id)
 
 
 async def test_a_news_digest_created_again_after_delete_starts_with_a_first_look(

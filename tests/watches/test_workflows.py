@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -192,6 +193,11 @@ async def test_continued_state_carries_breach_and_counts(
     async with running_worker(ts_env.client, loopback_deps) as worker:
         handle = await start_threshold(ts_env, worker.task_queue, threshold(base), carried)
         status = await checks_reach(ts_env, handle, 44)
+        # The count shows a check once it begins; its event is recorded as it ends.
+        for _ in range(100):
+            if await kinds(loopback_deps, handle.id):
+                break
+            await asyncio.sleep(0.05)
     assert status.detail["breaches_total"] == 3
     assert await kinds(loopback_deps, handle.id) == ["watch.recovery"]
 
