@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
 
 T = TypeVar("T")
 
@@ -172,7 +173,16 @@ class KubeClients:
                 f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and Tencent "
                 "Cloud is not configured (set TENCENTCLOUD_SECRET_ID/KEY for TKE clusters)"
             )
-        return client_from_kubeconfig(await tke_kubeconfig(self._tencent, cluster_id))
+        try:
+            kubeconfig = await tke_kubeconfig(self._tencent, cluster_id)
+        except TencentCloudError as exc:
+            # As the cluster's own errors: retried only when it may pass (a CAM refusal or a
+            # cluster TKE does not know never does).
+            error = KubeUnavailableError if isinstance(exc, TencentRetryableError) else KubeError
+            raise error(
+                f"TKE gave no kubeconfig for {cluster_id} (DescribeClusterKubeconfig): {exc}"
+            ) from exc
+        return client_from_kubeconfig(kubeconfig)
 
     async def forget(self, cluster_id: str) -> None:
         """Drop the cluster's client: the next call reads its (rotated) kubeconfig again."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from ambient.clients.kube import KubeForbiddenError
+from ambient.clients.kube import KubeError, KubeForbiddenError
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import (
     TencentAuthError,
@@ -89,6 +89,11 @@ def readable(product: str, action: str) -> Iterator[None]:
         yield
     except TencentCloudError as exc:
         raise _sentence(exc, product, action) from None
+    except KubeError as exc:
+        # A cluster client TKE gave no kubeconfig: Tencent Cloud's answer is the reason.
+        if isinstance(exc.__cause__, TencentCloudError):
+            raise _sentence(exc.__cause__, product, action) from None
+        raise
 
 
 def _sentence(exc: TencentCloudError, product: str, action: str) -> CloudOpsFailedError:

@@ -22,6 +22,7 @@ from ambient.clients.kube import (
     KubeUnavailableError,
     client_from_kubeconfig,
 )
+from ambient.cloud.errors import CloudOpsFailedError, readable
 from ambient.remediation.changes import (
     NOT_A_REVISION,
     RESTARTED_AT,
@@ -494,6 +495,55 @@ async def test_a_cluster_id_outside_the_kubeconfig_gets_its_kubeconfig_from_tke(
                 await executor.checkpoint(target.model_copy(update={"cluster_id": "cls-none0001"}))
         finally:
             await clients.aclose()
+
+
+@pytest.mark.parametrize(
+    ("code", "retryable"),
+    [
+        ("AuthFailure.UnauthorizedOperation", False),  # the CAM policy lacks the action
+        ("ResourceNotFound.ClusterNotFound", False),  # no such cluster in the region
+        ("InternalError", True),  # TKE's own failure: may pass
+    ],
+)
+async def test_a_tke_kubeconfig_tencent_refuses_is_a_kube_error_retried_only_if_it_may_pass(
+    kube: Cluster, code: str, retryable: bool
+) -> None:
+    """The executor's errors are KubeErrors (the activity retries only the retryable ones): a
+    Tencent Cloud error reading the cluster's kubeconfig came out as itself, which the activity
+    retried for two minutes whatever it was (a CAM refusal, a cluster that does not exist)."""
+    from tencentcloud.common.credential import Credential
+
+    from ambient.clients.tencent.client import TencentCloud
+    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+
+    cloud = TencentApi(failures={"DescribeClusterKubeconfig": [code]})
+    async with serve(cloud.app()) as base:
+        tencent = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+        )
+        clients = KubeClients(kube.kubeconfig, tencent)
+        try:
+            target = kube.target.model_copy(update={"cluster_id": "cls-tke00002"})
+            with pytest.raises(KubeError) as refused:
+                await KubernetesExecutor(clients).checkpoint(target)
+            # An asked-for workload operation still says it in Tencent Cloud's words.
+            cloud.failures["DescribeClusterKubeconfig"] = [code]
+            with (
+                pytest.raises(CloudOpsFailedError) as said,
+                readable("tke", "DescribeClusterKubeconfig"),
+            ):
+                await clients.client("cls-tke00002")
+        finally:
+            await clients.aclose()
+    assert refused.value.retryable is retryable
+    assert str(refused.value).startswith(
+        f"TKE gave no kubeconfig for cls-tke00002 (DescribeClusterKubeconfig): {code}: "
+    )
+    kinds = {"AuthFailure": "auth", "ResourceNotFound": "not_found", "InternalError": "unavailable"}
+    assert said.value.kind == kinds[code.split(".")[0]]
 
 
 async def test_a_write_whose_answer_was_lost_is_found_by_the_retry_and_not_sent_again(
