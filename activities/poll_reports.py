@@ -11,6 +11,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,6 +49,26 @@ DEFAULT_HANDBACK_WAIT = 30.0
 Found = Callable[[str | None], list[tuple[str, dict[str, Any]]]]
 
 
+@dataclass(frozen=True, slots=True)
+class Told:
+    """An event the poll reported, held until its hand-back with its payload as JSON text: a
+    payload as objects (dict, lists, strings) in a ``PollEvent`` cost ≈ 2.7 KB an event, as
+    text ≈ 1 KB, and a page changing at every check holds up to ``MAX_EVENTS`` of them a poll
+    (docs/benchmarks.md, "Worker memory, round 4"). Payloads are JSON by construction (the
+    events table stores them as JSON), so the text reads back as the same payload."""
+
+    seq: int
+    kind: str
+    key: str
+    at: datetime
+    payload: str
+
+    def event(self) -> PollEvent:
+        return PollEvent(
+            seq=self.seq, kind=self.kind, key=self.key, at=self.at, payload=json.loads(self.payload)
+        )
+
+
 class PollHost(Protocol):
     """What a poll attempt uses of its process's poller (activities/polling.py)."""
 
@@ -68,7 +89,7 @@ class PollReports:
         self.request = request
         self.key = (request.workflow_id, request.life)
         self.seq = request.seq  # the poll's last stored event
-        self.events: list[PollEvent] = []
+        self.events: list[Told] = []
         self.payload_bytes = 0  # the events' payloads as JSON: the result's size, nearly
         self.delivery_failures = 0
         self.event_failures = 0
@@ -157,8 +178,9 @@ class PollReports:
 
     def take(self, event: PollEvent) -> None:
         """An event the result hands back (stored by this attempt or a dead one)."""
-        self.events.append(event)
-        self.payload_bytes += len(json.dumps(event.payload, default=str))
+        payload = json.dumps(event.payload, default=str)
+        self.events.append(Told(event.seq, event.kind, event.key, event.at, payload))
+        self.payload_bytes += len(payload)
 
     def event_key(self, seq: int) -> str:
         return f"{self.request.task}/{self.request.life}/poll/{seq}"
