@@ -151,10 +151,10 @@ class PollSession:
             # The dead attempt checked on its grid until its process's last beat (a heartbeat
             # the server took may be minutes older): the first check is its slot after that.
             self.next_due = taken_over_at.timestamp()
-        for event in reports.events:
+        for told in reports.events:
             # The inbox message was stored with the event if it went there; the rest again
             # (their delivery rows keep them single).
-            reports.notify(event, self.request.targets, inbox_done=False)
+            reports.notify(told.event(), self.request.targets, inbox_done=False)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -411,7 +411,7 @@ class PollSession:
             seq=reports.seq,
             urls=self.urls,
             next_check_in=max(0.0, self.next_due - time.time()),
-            events=reports.events,
+            events=[told.event() for told in reports.events],
             delivery_failures=reports.delivery_failures,
             event_failures=reports.event_failures,
             last_failure=reports.last_failure,

@@ -29,7 +29,14 @@ any check design. The page server stamps every fetch per path; inside the window
   (all their runs), divided by the fetches of those watches' pages inside the window. On the
   changing page every fetch is a change, so there it is events per reported change;
 - worker memory: VmRSS of this process before the phase creates its watches and at the end of
-  the window, and the increase per watch.
+  the window, and the increase per watch; then again after ``gc.collect()`` and glibc's
+  ``malloc_trim(0)`` (a note: what is left once the allocator gives back what it holds free,
+  as the product's worker does every minute; the next phase starts from there), and what
+  SQLite's own allocator holds (the app database's page caches: native, fixed in size per
+  connection, part of the RSS).
+
+``--trace K`` traces the Python heap (tracemalloc) from a phase's creation to its window's end
+and prints its K largest lines a watch (slow: the CPU figures of a traced run mean nothing).
 
 ``--py-spy PY_SPY PREFIX`` samples the worker (this process, every thread) with that py-spy
 over each phase's window into ``PREFIX-PHASE-N.txt`` (raw collapsed stacks; py-spy is not a
@@ -51,12 +58,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import gc
 import math
 import os
 import shlex
 import statistics
 import sys
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +85,7 @@ from ambient.storage.models import Event
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import WebMonitorInput
 from bench.local_floor import COMPLETED, LocalFloorWorkflow, noop
+from bench.memory import TRACE_FRAMES, print_trace
 from bench.stack import QUEUE, bench_stack
 from worker import build_worker
 
@@ -95,6 +106,17 @@ def rss_mb(pid: int | str = "self") -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def sqlite_mb() -> float:
+    """What SQLite's allocator holds in this process (the app database's page caches and
+    statements, every connection): nan where the library is not found."""
+    try:
+        used = ctypes.CDLL("libsqlite3.so.0").sqlite3_memory_used
+    except (OSError, AttributeError):
+        return float("nan")
+    used.restype = ctypes.c_int64
+    return int(used()) / 2**20
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -165,6 +187,7 @@ class Bench:
     db: Database | None = None
     idle: tuple[float, float] = (0.0, 0.0)  # the stack's CPU s/s with no watches (worker, server)
     py_spy: list[str] | None = None  # py-spy and the path prefix of its samples (--py-spy)
+    trace: int = 0  # print the K largest Python allocations of a phase (--trace)
 
     async def event_kinds(self, task_prefix: str, t0: datetime, t1: datetime) -> dict[str, int]:
         """Events the watches stored inside the window, by kind (hits show the filter works)."""
@@ -330,6 +353,9 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
         starts.append((wid, "WebMonitorWorkflow", arg))
 
     rss_before = rss_mb()
+    sqlite_before = sqlite_mb()
+    if bench.trace:
+        tracemalloc.start(TRACE_FRAMES)
     floor_before = COMPLETED["count"]
     created_at = time.monotonic()
     failed = await start_all(bench, starts)
@@ -379,6 +405,22 @@ async def run_phase(bench: Bench, kind: str, n: int, seq: int) -> Phase:
     w1, s1, c1 = time.process_time(), process_cpu(bench.server_pid), COMPLETED["count"]
     t1, m1 = time.time(), time.monotonic()
     rss_running = rss_mb()
+    notes.append(f"SQLite holds {sqlite_mb():.1f} MB at the window's end (was {sqlite_before:.1f})")
+    snapshot = tracemalloc.take_snapshot() if bench.trace else None
+    tracemalloc.stop()
+    # What glibc held free, given back (the product's worker does it every minute): the part
+    # of the running RSS that is no live object.
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    trimmed = rss_mb()
+    notes.append(
+        f"RSS after gc and malloc_trim {trimmed:.0f} MB: "
+        f"{1024 * (trimmed - rss_before) / max(n, 1):.1f} KB a watch"
+    )
+    if snapshot is not None:
+        print(f"\n{kind} N={n}:", flush=True)
+        print_trace(snapshot, n, bench.trace, 1024 * (rss_running - rss_before))
+        del snapshot
     progress(kind, n, "window over; reading fetches and histories")
     if spy is not None:
         await spy.wait()
@@ -450,6 +492,7 @@ async def main(
     settle: float = 0.0,
     keywords: list[str] | None = None,
     py_spy: list[str] | None = None,
+    trace: int = 0,
 ) -> list[Phase]:
     phases: list[Phase] = []
     async with bench_stack("ambient-bench-") as stack:
@@ -472,6 +515,7 @@ async def main(
             keywords or [],
             stack.deps.db,
             py_spy=py_spy,
+            trace=trace,
         )
         async with worker:
             # What runs beside the worker in the product (the poll leases' upkeep).
@@ -592,6 +636,14 @@ if __name__ == "__main__":
         help="sample the worker with this py-spy over each window into PREFIX-PHASE-N.txt "
         "(raw collapsed stacks, every thread; py-spy is not a dependency: give its path)",
     )
+    parser.add_argument(
+        "--trace",
+        type=int,
+        default=0,
+        metavar="K",
+        help="trace the Python heap from each phase's creation to its window's end "
+        "(tracemalloc: slow) and print its K largest lines a watch",
+    )
     args = parser.parse_args()
     try:
         WebMonitorConfig.model_validate(
@@ -617,6 +669,7 @@ if __name__ == "__main__":
             settle=args.settle,
             keywords=args.keywords,
             py_spy=args.py_spy,
+            trace=args.trace,
         )
     )
     print()
