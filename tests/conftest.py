@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import httpx
+import pgserver
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
@@ -71,6 +74,21 @@ def settings(tmp_path: Path, migrated_template: Path) -> Settings:
         metrics_port=None,
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One PostgreSQL a test process, started by the first test that needs it: the URL of its
+    ``postgres`` database, from which tests.support.postgres.new_database makes each module's
+    (or test's) own empty database. A server a module cost seconds of initdb and start-up, and
+    pgserver starts servers one at a time across processes (a lock file)."""
+    with tempfile.TemporaryDirectory() as folder:  # short: a socket path has a length limit
+        server = pgserver.get_server(folder, cleanup_mode="stop")
+        socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
+        try:
+            yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+        finally:
+            server.cleanup()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,6 +1,5 @@
 import asyncio
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from ambient.storage.migrate import (
     upgrade,
     upgrade_async,
 )
-from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
+from tests.support.postgres import new_database
 
 # alembic_version of a database the branched chain (every area off 0003) brought to its heads:
 # one row per branch, 0011 under 0012.
@@ -48,17 +47,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
         return
-    server: str = request.getfixturevalue("postgres_url")
-    name = f"m_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        engine = create_async_engine(server, isolation_level="AUTOCOMMIT")
-        async with engine.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await engine.dispose()
-
-    asyncio.run(create())
-    yield server.replace("/postgres?", f"/{name}?")
+    yield new_database(request.getfixturevalue("postgres_server"))
 
 
 def _schema(url: str) -> dict[str, object]:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import parse_qs, urlparse
 
-import pgserver
 import pytest
 from sqlalchemy import text
 
@@ -18,18 +15,14 @@ from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import EventRepository, UserExistsError, UserRepository
 from tests.briefing.harness import eventually
+from tests.support.postgres import new_database
 from tests.support.servers import free_port
 
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with tempfile.TemporaryDirectory() as folder:
-        server = pgserver.get_server(folder, cleanup_mode="stop")
-        socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
-        try:
-            yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
-        finally:
-            server.cleanup()
+def postgres_url(postgres_server: str) -> str:
+    """An empty PostgreSQL database of the module's own, on the test process's server."""
+    return new_database(postgres_server)
 
 
 @asynccontextmanager
