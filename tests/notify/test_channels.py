@@ -159,7 +159,7 @@ async def test_wecom_sends_markdown_splits_long_content_and_mentions(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
     state, base = endpoints
-    channel = WeComChannel(http, SECRETS, base, timeout=1)
+    channel = WeComChannel(http, SECRETS, base, timeout=10)
     long = REPORT.model_copy(
         update={"body": "\n".join(f"第{i}行 log line with details" for i in range(400))}
     )
@@ -185,7 +185,7 @@ async def test_wecom_mentions_of_a_long_title_fit_the_text_limit(
     # carries the title: a long one must not cost the group its @.
     state, base = endpoints
     title = "告警：" + "订单服务延迟升高，" * 100  # about 2,700 bytes
-    await WeComChannel(http, SECRETS, base, timeout=1).send(
+    await WeComChannel(http, SECRETS, base, timeout=10).send(
         "alice",
         REPORT.model_copy(update={"title": title}),
         f"{WECOM_KEY}?mentioned=@all",
@@ -220,7 +220,7 @@ async def test_robot_system_busy_is_transient(
     state, base = endpoints
     state.failures = {"wecom": ["errcode:-1"], "dingtalk": ["errcode:-1"]}
     with pytest.raises(TransientNotifyError, match="busy"):
-        await WeComChannel(http, SECRETS, base, timeout=1).send(
+        await WeComChannel(http, SECRETS, base, timeout=10).send(
             "alice", REPORT, WECOM_KEY, idempotency_key="k"
         )
     with pytest.raises(TransientNotifyError, match="busy"):
@@ -237,7 +237,7 @@ async def test_robot_gateway_answering_a_web_page_is_a_clear_configuration_error
     # page: nothing was delivered, and the error must say where to look, not "internal error".
     _, base = endpoints
     for channel, target in (
-        (WeComChannel(http, SECRETS, f"{base}/portal", timeout=1), WECOM_KEY),
+        (WeComChannel(http, SECRETS, f"{base}/portal", timeout=10), WECOM_KEY),
         (DingTalkChannel(http, SECRETS, f"{base}/portal"), "secret:ding"),
     ):
         with pytest.raises(PermanentNotifyError, match=r"not the robot's JSON answer.*BASE_URL"):
@@ -349,7 +349,7 @@ async def test_webhook_to_a_refused_address_is_permanent_and_never_sent(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
     state, base = endpoints
-    strict = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, DestinationGuard(), timeout=1)
+    strict = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, DestinationGuard(), timeout=10)
     for url in (f"{base}/hook", "http://localhost:9/hook", "http://[::ffff:127.0.0.1]:9/hook"):
         with pytest.raises(PermanentNotifyError, match="loopback"):
             await strict.send("alice", REPORT, url, idempotency_key="k")
@@ -362,7 +362,7 @@ async def test_webhook_redirect_is_not_followed(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
     state, base = endpoints
-    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, LOOPBACK, timeout=1)
+    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, LOOPBACK, timeout=10)
     with pytest.raises(PermanentNotifyError, match="HTTP 307: the endpoint redirects"):
         await channel.send("alice", REPORT, f"{base}/moved", idempotency_key="k")
     assert [name for name, _ in state.received] == ["moved"]
@@ -374,7 +374,7 @@ async def test_plain_http_webhook_goes_to_the_checked_address_with_the_given_hos
     state, base = endpoints
     port = base.rsplit(":", 1)[1]
     guard = DestinationGuard(["127.0.0.0/8", "::1/128"])
-    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, guard, timeout=1)
+    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, guard, timeout=10)
     await channel.send("alice", REPORT, f"http://localhost:{port}/hook", idempotency_key="k")
     assert state.webhook_hosts == [f"localhost:{port}"]
     assert (await guard.pin(f"http://localhost:{port}/hook")).url == f"{base}/hook"
@@ -385,7 +385,7 @@ async def test_a_secret_is_referenced_by_its_exact_name_only(
 ) -> None:
     state, base = endpoints
     secrets = SecretResolver({"hook": SecretStr(f"{base}/hook")})
-    channel = WebhookChannel(http, secrets, WEBHOOK_SECRET, LOOPBACK, timeout=1)
+    channel = WebhookChannel(http, secrets, WEBHOOK_SECRET, LOOPBACK, timeout=10)
     with pytest.raises(PermanentNotifyError, match="exact name"):
         await channel.send("alice", REPORT, "secret:hook?extra=1", idempotency_key="k")
     await channel.send("alice", REPORT, "secret:hook", idempotency_key="k")
@@ -396,7 +396,7 @@ async def test_wecom_robot_url_sends_its_key_to_the_configured_base_only(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
     state, base = endpoints
-    channel = WeComChannel(http, SECRETS, base, timeout=1)
+    channel = WeComChannel(http, SECRETS, base, timeout=10)
     pasted = f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={WECOM_KEY}"
     await channel.send("alice", REPORT, pasted, idempotency_key="k")
     # A URL naming another host still goes to the configured base (the key is all it gives).
