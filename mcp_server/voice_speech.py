@@ -9,78 +9,10 @@ import re
 from collections.abc import Callable
 
 from ambient.remediation.views import RemediationSummary
+from ambient.speech import MAX_SENTENCES, MAX_SPOKEN, speakable
 from ambient.watches.reads import TaskSummary
 
-MAX_SPOKEN = 300
-# A spoken answer is one to three sentences (docs/xiaozhi.md): a briefing of seven is cut.
-MAX_SENTENCES = 3
-
-_URL = re.compile(r"(?:https?|wss?)://\S+|\bwww\.\S+", re.IGNORECASE)
-_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # [words](url): the words are said
-_BULLET = re.compile(r"^\s*[-+*]\s+", re.MULTILINE)
-# Emoji a TTS reads by name ("fire", "alarm clock"), with what composes them (skin tones, ZWJ,
-# VS16, keycaps), and shapes used as bullets ("black circle"): the pictograph blocks, the
-# technical one (⌚ ⏰ ⏳), geometric shapes (● ▶ ■), ‼ ⁉ ℹ ™. Symbols it reads well (℃, °,
-# →) are outside these ranges.
-_EMOJI = re.compile(
-    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\u25a0-\u25ff"
-    "\u203c\u2049\u2122\u2139\ufe0e\ufe0f\u200d\u20e3\U000e0020-\U000e007f]+"
-)
-# remediation/abc…, web-monitor/alice/x; not what a listener needs: a fraction or date ("3/5",
-# "11/26"), an abbreviation ("I/O", "TCP/IP"). The product's ids are lowercase.
-_PATH_ID = re.compile(
-    r"\b(?!(?:\d+(?:/\d+)+|[A-Z][A-Za-z]*/[A-Z][A-Za-z]*)(?![\w@/-]|\.\w))[\w.-]+/[\w.@/-]+"
-)
-# A UUID, whole: the hex rule alone leaves its short middle groups ("-7d4e-4a1b-") behind.
-_UUID = re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.IGNORECASE)
-# A Kubernetes pod of a Deployment is said by its workload: checkout-api-7d9f8b6c5d-x2k4p.
-# The ReplicaSet hash and the suffix are drawn from Kubernetes' "safe" alphabet (no vowels,
-# no 0, 1, 3); a digit among them tells them from a word ("backlog-worker" stays).
-_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
-_POD = re.compile(rf"\b([a-z0-9][a-z0-9.-]*?)-(?=[a-z-]{{0,16}}\d){_SAFE}{{6,10}}-{_SAFE}{{5}}\b")
-# A hex id has a letter: 8 digits are a number said (an order id 20261126, a count).
-_HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE)
-# The key an id was written under ("trace_id=…"), left with nothing after it once the id is
-# out: said "trace id equals" otherwise.
-_EMPTIED_KEY = re.compile(r"\b[\w.-]+=(?=[\s，。；、,;.!?！？]|$)")
-_CLOUD_ID = re.compile(r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE)
-_MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
-# Log templates name their variable parts <*>: said as "某值" (some value), not as symbols,
-# in the answer's language.
-_PLACEHOLDER = re.compile(r"<\*>")
-_EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
-_SENTENCE_END = "。！？.!?；;"
-_FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
-# "1." numbering an item ("要点：1. …；2. …") ends no sentence: the cut would stop on "2.".
-_ITEM_NUMBER = re.compile(r"(?:^|[\s：:；;，,])\d{1,2}\.$")
-
-
-def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> str:
-    """Text a TTS engine reads well: no Markdown, URLs or ids; three sentences, ``limit`` chars
-    (the words it puts in are English when ``english``)."""
-    text = _LINK.sub(r"\1", text)
-    text = _URL.sub("", text)
-    text = _BULLET.sub("", text)
-    text = _EMOJI.sub(" ", text)
-    text = _PLACEHOLDER.sub("some value" if english else "某值", text)
-    text = _UUID.sub("", text)
-    text = _POD.sub(r"\1", text)
-    text = _PATH_ID.sub("", text)
-    text = _CLOUD_ID.sub("", text)
-    text = _HEX.sub("", text)
-    text = _EMPTIED_KEY.sub("", text)
-    text = _EMPTIED_QUOTES.sub("", text)  # an id said in quotes leaves its quotes behind
-    text = _MARKDOWN.sub(" ", text)
-    text = re.sub(r"\s+", " ", text).strip()
-    text = re.sub(r"\s+([，。！？,.!?:：;；])", r"\1", text)
-    ends = [m.end() for m in _FULL_STOP.finditer(text) if not _ITEM_NUMBER.search(text, 0, m.end())]
-    if len(ends) >= MAX_SENTENCES and text[ends[MAX_SENTENCES - 1] :].strip():
-        text = text[: ends[MAX_SENTENCES - 1]]
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    end = max(cut.rfind(c) for c in _SENTENCE_END)
-    return cut[: end + 1] if end >= limit // 3 else cut[: limit - 1] + "…"
+__all__ = ["MAX_SENTENCES", "MAX_SPOKEN", "speakable"]
 
 
 def counted(count: int, one: str, many: str) -> str:

@@ -65,11 +65,12 @@ from ambient.briefing.models import (
 )
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.ops import text_to_voice
+from ambient.clients.tencent.ops import text_to_voice, tts_segments
 from ambient.domain.notify import NotifyResult
 from ambient.domain.users import Language, Role
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
+from ambient.speech import cleaned
 from ambient.status import temporal_problem
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
@@ -361,6 +362,12 @@ class BriefingService:
             raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
         except WorkflowUpdateFailedError as exc:
             raise BriefingError(f"greeting failed: {exc.cause}") from None
+        if result.outcome is GreetOutcome.SPOKEN and via == "voice":
+            # A TTS reads it as it is: the writer's text loses its Markdown, ids and <*>.
+            english = not await self._chinese(user)
+            result.text = cleaned(result.text, english=english)
+            # Cut again for TTS: "some value" is longer than the "<*>" it replaces.
+            result.segments = tts_segments(result.text)
         if result.outcome is GreetOutcome.SPOKEN and audio and self.tencent.configured:
             try:
                 mp3 = await text_to_voice(self.tencent, result.text)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
+from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 from tencentcloud.common.credential import Credential
 
@@ -17,6 +19,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState
+from api.app import create_app
 from tests.briefing.harness import make_user, write_day_logs
 from tests.conftest import running_worker, unique
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
@@ -174,6 +177,53 @@ async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
         # The briefing, its log templates' <*> said as words.
         assert first.startswith("早上好") and "payment-service timeout after 某值" in first
         assert "播报过了" in second
+        await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
+
+
+async def test_the_devices_greeting_door_speaks_the_briefing_cleaned_as_the_voice_tools_do(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """POST /voice/greeting gave the device the briefing's spoken text as written: its top log
+    template's <*> went to the TTS as symbols. It is cleaned as every voice answer is."""
+    user = unique("vd")
+    await _user(deps, user, Language.ZH)
+    zone = _zone_away_from_midnight()
+    today = datetime.now(ZoneInfo(zone)).date()
+    logs = write_day_logs(tmp_path / "app.log", plan_for(today, BriefingConfig(timezone=zone)))
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+                "voice_device_tokens": {"hall": SecretStr("device-secret-9")},
+            }
+        )
+        await BriefingService(dev_env.client, settings, deps.db).create(
+            user,
+            {
+                "timezone": zone,
+                "prepare_at": "00:00",
+                "window_start": "00:00",
+                "window_end": "23:59",
+                "language": "zh",
+                "log_source": {"type": "file", "path": str(logs)},
+            },
+        )
+        async with (
+            serve(create_app(settings)) as base,
+            httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as http,
+        ):
+            answer = await http.post(
+                "/voice/greeting",
+                json={"user_id": user, "audio": False},
+                headers={"X-Device-Token": "device-secret-9"},
+            )
+        assert answer.status_code == 200, answer.text
+        result = answer.json()
+        assert result["outcome"] == "spoken", result
+        assert "payment-service timeout after 某值" in result["text"], result["text"]
+        for said in [result["text"], *result["segments"]]:
+            assert "<*>" not in said and "<" not in said, said
         await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
 
 
