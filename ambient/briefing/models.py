@@ -319,8 +319,8 @@ _GREETINGS = {
         "Ask me to send it to your email if you need it again.",
     ),
     GreetOutcome.OUTSIDE_WINDOW: (
-        "你好！每日简报在 {window} 之间的第一次问候时播报。",
-        "Hello! The daily briefing is given at the first greeting between {window}.",
+        "你好！每日简报在{start}到{end}之间的第一次问候时播报。",
+        "Hello! The daily briefing is given at the first greeting between {start} and {end}.",
     ),
     GreetOutcome.PAUSED: (
         "你好！每日简报已暂停，恢复后才会播报。",
@@ -353,7 +353,20 @@ def greeting_text(
 ) -> str:
     """The short answers that are not the briefing itself."""
     zh, en = _GREETINGS.get(outcome, _GREETINGS[GreetOutcome.UNAVAILABLE])
-    return (zh if language == "zh" else en).format(hhmm=hhmm, window=window)
+    # The window "HH:MM–HH:MM" is said in words: a TTS reads the dash oddly or skips it.
+    start, _, end = window.partition("–")
+    said = (_said_time(start, language), _said_time(end, language))
+    return (zh if language == "zh" else en).format(hhmm=hhmm, start=said[0], end=said[1])
+
+
+def _said_time(hhmm: str, language: Language) -> str:
+    """ "06:30" as a speaker hears it: "6点30分", "6:30" ("6点" on the hour)."""
+    hour, _, minute = hhmm.strip().partition(":")
+    if not (hour.isdigit() and minute.isdigit()):
+        return hhmm.strip()
+    if language != "zh":
+        return f"{int(hour)}:{minute}"
+    return f"{int(hour)}点" + (f"{int(minute)}分" if int(minute) else "")
 
 
 class BriefingStatus(BaseModel):

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
-from ambient.briefing.models import BriefingConfig, GreetOutcome
+from ambient.briefing.models import BriefingConfig, GreetOutcome, greeting_text
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role
 from ambient.storage.briefings import (
@@ -246,11 +246,21 @@ async def test_greeting_outside_the_window_does_not_use_up_the_day(
         await stack.skip_to(day.prepare_at + timedelta(minutes=30))  # 05:30, before 06:00
         early = await stack.service.greet("dave", request_id="early")
         assert early.outcome is GreetOutcome.OUTSIDE_WINDOW
-        assert "06:00–10:00" in early.text
+        # Said in words: a TTS reads "06:00–10:00" oddly or skips the dash.
+        assert "between 6:00 and 10:00." in early.text and "–" not in early.text, early.text
         await stack.skip_to(day.window_start + timedelta(minutes=1))
         spoken = await stack.service.greet("dave", request_id="in-window")
         assert spoken.outcome is GreetOutcome.SPOKEN
         assert spoken.text.startswith("Good morning")
+
+
+def test_the_greeting_window_is_said_in_words_in_the_speakers_language() -> None:
+    """The outside-window answer said "在 06:00–10:00 之间": the en dash a TTS reads oddly or
+    skips. The window is said as words, minutes only when there are some."""
+    zh = greeting_text(GreetOutcome.OUTSIDE_WINDOW, "zh", window="06:00–10:30")
+    assert "在6点到10点30分之间" in zh and "–" not in zh, zh
+    en = greeting_text(GreetOutcome.OUTSIDE_WINDOW, "en", window="06:00–10:30")
+    assert "between 6:00 and 10:30." in en and "–" not in en, en
 
 
 async def test_greeting_before_preparation_starts_it_and_waits_for_it(

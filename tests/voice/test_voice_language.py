@@ -281,5 +281,7 @@ async def test_the_greetings_own_words_are_in_the_speakers_language_not_the_brie
         r"Hello! I gave today's briefing at \d\d:\d\d; I won't repeat it\. .*", again
     )
     assert not _CJK.search(again), again
-    assert outside == f"你好！每日简报在 {later}–23:59 之间的第一次问候时播报。", outside
+    hour, minute = (int(part) for part in later.split(":"))
+    start = f"{hour}点" + (f"{minute}分" if minute else "")  # the window said in words
+    assert outside == f"你好！每日简报在{start}到23点59分之间的第一次问候时播报。", outside
     assert paused == "你好！每日简报已暂停，恢复后才会播报。", paused
