@@ -145,6 +145,14 @@ class KubernetesExecutor:
             plan = await planner.plan(step)
             if not plan.changes and sent:
                 return self._applied(plan, sent)
+            if not plan.changes and plan.done and step.mode == "dry_run":
+                # Already as the rung wants (another run's isolation): a dry run applied nothing.
+                done = ", ".join(plan.done)
+                return StepResult(
+                    applied=False,
+                    detail=f"dry run: {plan.detail}",
+                    skipped_reason=f"nothing to write, already so: {done}",
+                )
             if not plan.changes and plan.done:
                 detail = plan.detail or f"already applied ({', '.join(plan.done)})"
                 return StepResult(

@@ -1235,3 +1235,19 @@ async def test_the_dry_run_executor_lists_exactly_the_writes_the_kubernetes_exec
     assert planned.patch == done.patch
     assert (planned_scale.patch, done_scale.patch) == (None, None)
     assert planned_scale.skipped_reason == done_scale.skipped_reason == "already at 2 replicas"
+
+
+async def test_a_dry_run_of_an_isolation_another_run_made_applies_nothing_and_says_so(
+    kube: Cluster,
+) -> None:
+    """The Services already select no pod (another remediation isolated them): the dry run has
+    nothing to write, and says so as a skip, not as a change it applied."""
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    assert (await kube.executor.apply(kube.step("remediation/r-iso-a", Rung.ISOLATE))).applied
+    before = len(kube.api.writes())
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    planned = await dry.apply(kube.step("remediation/r-iso-b", Rung.ISOLATE, mode="dry_run"))
+    assert len(kube.api.writes()) == before
+    assert (planned.applied, planned.already_applied, planned.patch) == (False, False, None)
+    assert planned.skipped_reason == "nothing to write, already so: service shop/checkout"
