@@ -192,7 +192,11 @@ async def _decide(
             await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
             return _question(waiting, run, approve)
         said = reason or (asked["reason"] if asked and confirmed else "")
-        made = await service.approve(user, run.remediation_id, approve, said or "by voice")
+        # The run asked about and confirmed (its run key), not whichever of the alert's runs is
+        # latest when the answer is sent: a next run is not what the speaker heard about.
+        made = await service.approve(
+            user, run.remediation_id, approve, said or "by voice", run_key=run.run_key
+        )
         if asked:
             await _note(state, user, {"made": decision})
         return say(

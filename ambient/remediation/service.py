@@ -353,7 +353,9 @@ class RemediationService:
         answer = f"{status.run_key}/{int(status.waiting.rung)}/{user}/{approve}"
         update_id = "approve-" + hashlib.sha256(answer.encode()).hexdigest()[:20]
         try:
-            return await _run_handle(self.client, rid, run_key).execute_update(
+            # The run checked above, not whichever is latest now: the same alert's next run may
+            # have started since, and this answer is not about it.
+            return await _run_handle(self.client, rid, status.run_key).execute_update(
                 GradedRemediationWorkflow.approve,
                 ApprovalInput(
                     approver=user,
@@ -379,7 +381,7 @@ class RemediationService:
         status, _ = await self._steerer(user, rid, run_key, "abort")
         if status.state in FINAL_STATES:  # ended, its last steps (report, notice) still running
             raise RemediationStateError(already_finished(rid, status.state))
-        handle = _run_handle(self.client, rid, run_key)
+        handle = _run_handle(self.client, rid, status.run_key)  # the run checked, not the latest
         description = await handle.describe()
         if description.status is not WorkflowExecutionStatus.RUNNING:
             raise RemediationStateError(already_finished(rid, status.state))

@@ -40,13 +40,21 @@ class RemediationStart(BaseModel):
     )
 
 
+RUN_KEY = (
+    "optional: the run_key of the run you looked at (get_remediation); if the same alert's "
+    "run is another one by now, the request is refused (409) instead of deciding for it"
+)
+
+
 class ApprovalBody(BaseModel):
     approve: bool
     reason: str | None = Field(default=None, max_length=1000)
+    run_key: str | None = Field(default=None, max_length=300, description=RUN_KEY)
 
 
 class AbortBody(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
+    run_key: str | None = Field(default=None, max_length=300, description=RUN_KEY)
 
 
 def http_error(exc: RemediationError) -> Exception:
@@ -107,7 +115,7 @@ async def approve(
     fingerprint: str, body: ApprovalBody, user: CurrentUser, state: StateDep
 ) -> ApprovalDecision:
     return await state.remediations.approve(
-        user.name, _rid(fingerprint), body.approve, body.reason or ""
+        user.name, _rid(fingerprint), body.approve, body.reason or "", run_key=body.run_key
     )
 
 
@@ -115,7 +123,9 @@ async def approve(
 async def abort(
     fingerprint: str, body: AbortBody, user: CurrentUser, state: StateDep
 ) -> RemediationStatus:
-    return await state.remediations.abort(user.name, _rid(fingerprint), body.reason or "")
+    return await state.remediations.abort(
+        user.name, _rid(fingerprint), body.reason or "", run_key=body.run_key
+    )
 
 
 @router.post("/{fingerprint}/report")

@@ -43,6 +43,16 @@ RemediationId = Annotated[
 ]
 
 
+RunKey = Annotated[
+    str | None,
+    Field(
+        max_length=300,
+        description="optional: the run_key get_remediation showed; refused if the same "
+        "alert's run is another one by now",
+    ),
+]
+
+
 class RemediationList(BaseModel):
     remediations: list[RemediationSummary]
 
@@ -75,11 +85,12 @@ async def approve_remediation(
     remediation_id: RemediationId,
     approve: Annotated[bool, Field(description="true runs the waiting step; false hands over")],
     reason: Annotated[str | None, Field(max_length=1000)] = None,
+    run_key: RunKey = None,
 ) -> ApprovalDecision:
     """Answer a remediation that waits for approval (rungs from the approval rung up): its
     owner, an admin, or an approver named for its cluster."""
     return await app_state(ctx).remediations.approve(
-        current_user(ctx), remediation_id, approve, reason or ""
+        current_user(ctx), remediation_id, approve, reason or "", run_key=run_key
     )
 
 
@@ -87,9 +98,12 @@ async def abort_remediation(
     ctx: Context[Any, Any],
     remediation_id: RemediationId,
     reason: Annotated[str | None, Field(max_length=1000)] = None,
+    run_key: RunKey = None,
 ) -> RemediationStatus:
     """Stop a running remediation before its next change (changes made stay; see the audit)."""
-    return await app_state(ctx).remediations.abort(current_user(ctx), remediation_id, reason or "")
+    return await app_state(ctx).remediations.abort(
+        current_user(ctx), remediation_id, reason or "", run_key=run_key
+    )
 
 
 async def get_remediation(ctx: Context[Any, Any], remediation_id: RemediationId) -> RemediationView:

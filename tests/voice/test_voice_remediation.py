@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -19,6 +20,7 @@ from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceService
 from mcp_server.voice import CONFIRM_ASKED, CONFIRM_WINDOW
 from mcp_server.voice_sentences import WORKER_SILENT
+from tests.briefing.harness import eventually
 from tests.conftest import running_worker
 from tests.remediation.support import (
     add_user,
@@ -291,3 +293,59 @@ async def test_what_needs_me_says_a_silent_worker_not_that_nothing_waits(
     async with voice_client(state, OWNER) as client:
         assert await say(client, "what_needs_me") == WORKER_SILENT
         assert await say(client, "approve_remediation", which="checkout") == WORKER_SILENT
+
+
+async def test_a_yes_approves_the_run_asked_about_not_the_same_alerts_next_run(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+        )
+        service = RemediationService(ts_env.client, settings, deps.db)
+        checkout = alert(url, workload="checkout", settle_seconds=0)
+        rid = ""
+        for same in (checkout, alert(url, workload="payments", settle_seconds=0)):
+            started = await service.start(OWNER, same, "dry_run")
+            rid = rid or started.remediation_id
+            handle = ts_env.client.get_workflow_handle(
+                started.remediation_id, result_type=RemediationStatus
+            )
+            await state_reaches(ts_env, handle, ("waiting_approval",))
+        first = (await service.get(OWNER, rid)).run_key
+        looked = RemediationService.get
+        race: list[str] = []
+
+        async def get(self: RemediationService, user: str, which: str, **kw: Any) -> Any:
+            view = await looked(self, user, which, **kw)
+            if race == ["armed"] and which == rid:
+                # The voice has read the run asked about; before it sends the "yes", that run
+                # is aborted and the same alert's next run waits for approval.
+                race[:] = ["done"]
+                await service.abort(OWNER, rid, "not now")
+                await service.start(OWNER, checkout, "dry_run")
+
+                async def next_waiting() -> str | None:
+                    now = await looked(service, OWNER, rid)
+                    waits = now.run_key != first and now.state == "waiting_approval"
+                    return now.run_key if waits else None
+
+                race.append(await eventually(next_waiting, "the next run waits"))
+            return view
+
+        monkeypatch.setattr(RemediationService, "get", get)
+        async with voice_client(state, OWNER) as client:
+            asked = await say(client, "approve_remediation", which="checkout")
+            assert "有 2 个" in asked and "checkout" in asked and "吗" in asked
+            race.append("armed")
+            heard = await say(client, "approve_remediation", which="确认")
+            assert "已批准" not in heard, heard
+        assert race[0] == "done"
+        now = await looked(service, OWNER, rid)
+        assert (now.run_key, now.state, now.attempts) == (race[1], "waiting_approval", [])

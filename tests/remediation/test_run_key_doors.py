@@ -1,0 +1,84 @@
+"""Through the API and the MCP tools, an answer naming a run (its run_key) decides only that run:
+the key of the same alert's earlier run is refused, and the current run still waits."""
+
+from __future__ import annotations
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.remediation.runs import FINAL_STATES
+from ambient.remediation.service import RemediationService
+from ambient.wiring import AppState
+from api.app import create_app
+from tests.briefing.harness import eventually
+from tests.conftest import running_worker, unique
+from tests.remediation.support import alert, error_rate, remediation_settings
+from tests.remediation.test_tools import error_of, mcp
+from tests.support.admins import admin_headers
+from tests.support.servers import HANG, serve
+
+
+async def test_an_earlier_runs_key_is_refused_through_the_api_and_the_tools(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    name = unique("kai")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        remediations = RemediationService(dev_env.client, settings, deps.db)
+        async with (
+            serve(create_app(settings)) as base,
+            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        ):
+            registered = await http.post(
+                "/users", json={"name": name}, headers=await admin_headers(settings)
+            )
+            assert registered.status_code == 201, registered.text
+            http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+            same_alert = alert(url, workload=name, settle_seconds=0)
+            rid = (await remediations.start(name, same_alert, mode="dry_run")).remediation_id
+
+            async def waiting() -> str | None:
+                view = await remediations.get(name, rid)
+                return view.run_key if view.state == "waiting_approval" else None
+
+            async def ended() -> bool:
+                view = await remediations.get(name, rid)
+                return view.run_key != first or view.state in FINAL_STATES
+
+            first = await eventually(waiting, "the first run waits for approval")
+            await remediations.abort(name, rid, "not now")
+            await eventually(ended, "the first run ends")
+            await remediations.start(name, same_alert, mode="dry_run")
+            second = await eventually(waiting, "the second run waits for approval")
+            assert second != first
+
+            path = f"/remediations/{rid.removeprefix('remediation/')}"
+            for answer in (
+                await http.post(f"{path}/approval", json={"approve": True, "run_key": first}),
+                await http.post(f"{path}/abort", json={"run_key": first}),
+            ):
+                assert answer.status_code == 409, answer.text
+                assert "earlier run" in answer.json()["detail"], answer.text
+
+            state = AppState(
+                settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+            )
+            async with mcp(state, user=name) as client:
+                for tool, args in (
+                    ("approve_remediation", {"approve": True}),
+                    ("abort_remediation", {}),
+                ):
+                    said = await error_of(client, tool, remediation_id=rid, run_key=first, **args)
+                    assert "earlier run" in said, said
+        view = await remediations.get(name, rid)
+        assert (view.run_key, view.state, view.attempts) == (second, "waiting_approval", [])

@@ -1,0 +1,69 @@
+"""An answer goes to the run it was checked on: when the same alert's next run starts between
+the check and the sending, the answer does not decide for the next run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.remediation.runs import FINAL_STATES
+from ambient.remediation.service import RemediationError, RemediationService
+from tests.briefing.harness import eventually
+from tests.conftest import running_worker, unique
+from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+
+
+@pytest.mark.parametrize("act", ["approve", "abort"])
+async def test_an_answer_checked_on_one_run_is_not_sent_to_the_next_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, act: str
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    name = unique("kai")
+    await add_user(deps, name, permission="dry_run")
+    async with (
+        error_rate(healthy_from=None) as (_, metric_url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        remediations = RemediationService(dev_env.client, settings, deps.db)
+        same_alert = alert(metric_url, workload=name, settle_seconds=0)
+        rid = (await remediations.start(name, same_alert, mode="dry_run")).remediation_id
+
+        async def waiting() -> str | None:
+            view = await remediations.get(name, rid)
+            return view.run_key if view.state == "waiting_approval" else None
+
+        async def ended() -> bool:
+            view = await remediations.get(name, rid)
+            return view.run_key != first or view.state in FINAL_STATES
+
+        first = await eventually(waiting, "the first run waits for approval")
+        checked = remediations._steerer
+        seconds: list[str] = []
+
+        async def steerer(*args: Any) -> Any:
+            # The check passes on the first run; before the answer is sent, that run is
+            # aborted and the same alert's next run waits for approval.
+            found = await checked(*args)
+            if seconds:  # the abort below checks too
+                return found
+            seconds.append(first)
+            await remediations.abort(name, rid, "not now")
+            await eventually(ended, "the first run ends")
+            await remediations.start(name, same_alert, mode="dry_run")
+            seconds.append(await eventually(waiting, "the second run waits for approval"))
+            return found
+
+        remediations._steerer = steerer  # type: ignore[method-assign]
+        with pytest.raises(RemediationError):
+            if act == "approve":
+                await remediations.approve(name, rid, True)
+            else:
+                await remediations.abort(name, rid, "stop it")
+        remediations._steerer = checked  # type: ignore[method-assign]
+        view = await remediations.get(name, rid)
+        assert seconds[1] != first
+        assert (view.run_key, view.state, view.attempts) == (seconds[1], "waiting_approval", [])
