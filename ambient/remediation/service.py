@@ -371,6 +371,8 @@ class RemediationService:
                 raise RemediationStateError(f"approval not accepted: {cause}") from None
             raise RemediationRefusedError(f"approval not accepted: {cause}") from None
         except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:  # the run checked ended in between
+                raise await self._ended(rid, status) from None
             raise RemediationError(f"Temporal refused the approval: {exc.message}") from None
 
     async def abort(
@@ -384,7 +386,7 @@ class RemediationService:
         handle = _run_handle(self.client, rid, status.run_key)  # the run checked, not the latest
         description = await handle.describe()
         if description.status is not WorkflowExecutionStatus.RUNNING:
-            raise RemediationStateError(already_finished(rid, status.state))
+            raise await self._ended(rid, status)
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason))
         return await self._status(rid)
 
@@ -449,6 +451,13 @@ class RemediationService:
             or (await self._user(user)).role == "admin"
         )
 
+    async def _ended(self, rid: str, checked: RemediationStatus) -> RemediationStateError:
+        """Why the run checked can no longer be answered: it ended, and maybe another is current."""
+        now = await self._status(rid)
+        if now.run_key != checked.run_key:
+            return RemediationStateError(_earlier_run(rid))
+        return RemediationStateError(already_finished(rid, now.state))
+
     async def _steerer(
         self, user: str, rid: str, run_key: str | None, act: str
     ) -> tuple[RemediationStatus, User]:
@@ -459,13 +468,7 @@ class RemediationService:
         # refusing an execute step is as much a decision about it as approving it.
         status = await self._seen_status(user, rid)
         if run_key is not None and status.run_key != run_key:
-            raise RemediationStateError(
-                Refusal(
-                    "this is about an earlier run of %(run)s, which has ended; the same alert's "
-                    "current run is another: look at it (get_remediation) before answering it",
-                    run=status.remediation_id,
-                )
-            )
+            raise RemediationStateError(_earlier_run(status.remediation_id))
         account = await self._user(user)
         mode = status.mode or "dry_run"
         if not may_approve(account.rollback_permission, mode):
@@ -475,6 +478,14 @@ class RemediationService:
                 f"(it needs {mode!r} or higher; an admin grants it)"
             )
         return status, account
+
+
+def _earlier_run(rid: str) -> Refusal:
+    return Refusal(
+        "this is about an earlier run of %(run)s, which has ended; the same alert's "
+        "current run is another: look at it (get_remediation) before answering it",
+        run=rid,
+    )
 
 
 def _run_handle(client: Client, rid: str, run_key: str | None) -> Any:

@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import FINAL_STATES
-from ambient.remediation.service import RemediationError, RemediationService
+from ambient.remediation.service import RemediationService, RemediationStateError
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
@@ -58,7 +58,10 @@ async def test_an_answer_checked_on_one_run_is_not_sent_to_the_next_run(
             return found
 
         remediations._steerer = steerer  # type: ignore[method-assign]
-        with pytest.raises(RemediationError):
+        # Refused as a state conflict (the API's 409) that says the run answered has ended and
+        # another is current, not as Temporal's "workflow execution already completed" (502)
+        # or the ended run's old state.
+        with pytest.raises(RemediationStateError, match=r"earlier run of .*, which has ended"):
             if act == "approve":
                 await remediations.approve(name, rid, True)
             else:
