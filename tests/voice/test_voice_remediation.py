@@ -18,7 +18,7 @@ from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceService
-from mcp_server.voice import CONFIRM_ASKED, CONFIRM_WINDOW
+from mcp_server.voice_approvals import CONFIRM_ASKED, CONFIRM_WINDOW
 from mcp_server.voice_sentences import WORKER_SILENT
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker

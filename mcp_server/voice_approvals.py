@@ -1,0 +1,121 @@
+"""The voice profile's approvals: a waiting remediation approved or refused by voice.
+
+Which run a decision names is the model's reading of the speaker's words, so with two or more
+waiting the run is named back and asked first (docs/xiaozhi.md); the answer is sent to the run
+asked about (its run key), never to whichever of the alert's runs is latest.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from ambient.remediation.views import RemediationSummary
+from ambient.storage.repositories import EventRepository
+from ambient.wiring import AppState
+from ambient.xiaozhi import waiting_for
+from mcp_server.voice_answer import answer, english, say
+from mcp_server.voice_prompt import Reference, Spoken
+from mcp_server.voice_speech import ORDINAL_WORDS, names_nothing, pick_remediation, run_about
+
+# With two or more waiting, which one a decision names is the model's reading of the user's
+# words, and a small model picks one of two for "approve it" (docs/benchmarks.md, #25 round 11).
+# So the first call names the run back and asks; the same decision on the same rung of the same
+# run (one life of it: its run key) within CONFIRM_WINDOW, from any replica, makes it — named
+# again, or by a reference that names nothing ("批准。", "确认") right after the question. "它"
+# after the question is the run asked about, for the other decision too (asked in turn). A
+# decision made ends the question, so a "yes" never carries over to the run's next rung.
+CONFIRM_WINDOW = timedelta(minutes=2)
+CONFIRM_ASKED = "voice.confirm_asked"
+_YES = frozenset({"确认", "确定", "对", "是", "是的", "好", "好的", "yes", "confirm", "ok", "sure"})
+
+
+async def _last_asked(state: AppState, user: str) -> dict[str, Any] | None:
+    """The decision last asked about, while the question is fresh and open."""
+    async with state.db.session() as session:
+        last = await EventRepository(session).list(user=user, kind=CONFIRM_ASKED, limit=1)
+    fresh = last and last[0].created_at >= datetime.now(UTC) - CONFIRM_WINDOW
+    return last[0].payload if fresh and "asked" in last[0].payload else None
+
+
+async def _note(state: AppState, user: str, payload: dict[str, Any]) -> None:
+    async with state.db.session() as session:
+        await EventRepository(session).add(CONFIRM_ASKED, user=user, payload=payload)
+        await session.commit()
+
+
+async def _decide(
+    ctx: Context[Any, Any], which: str, approve: bool, reason: str, speaker: str | None
+) -> str:
+    async def work(state: AppState, user: str) -> str:
+        service = state.remediations
+        waiting = await waiting_for(service, user)
+        asked = await _last_asked(state, user) if waiting else None
+        if names_nothing(which) or which.strip(" 。.!！,，").lower() in _YES:
+            run = next((r for r in waiting if asked and r.run_key == asked["run_key"]), None)
+            if run is None:  # nothing asked, or that run waits no more: which one?
+                gone = say(
+                    "刚才问的修复已经不在等你审批了。",
+                    "The fix I asked about no longer waits for you. ",
+                )
+                return (gone if asked else "") + pick_remediation(waiting, "它", english.get())[1]
+        else:
+            picked, question = pick_remediation(waiting, which, english.get())
+            if picked is None:
+                return question
+            run = picked
+        view = await service.get(user, run.remediation_id)
+        rung = int(view.waiting.rung) if view.waiting else None
+        decision = {"run_key": run.run_key, "rung": rung, "approve": approve}
+        confirmed = asked is not None and asked["asked"] == decision
+        if len(waiting) > 1 and not confirmed:
+            await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
+            return _question(waiting, run, approve)
+        said = reason or (asked["reason"] if asked and confirmed else "")
+        # The run asked about and confirmed (its run key), not whichever of the alert's runs is
+        # latest when the answer is sent: a next run is not what the speaker heard about.
+        made = await service.approve(
+            user, run.remediation_id, approve, said or "by voice", run_key=run.run_key
+        )
+        if asked:
+            await _note(state, user, {"made": decision})
+        return say(
+            f"好的，已{'批准' if made.approve else '拒绝'}{run_about(run)}的修复。",
+            f"OK, {'approved' if made.approve else 'refused'} the fix for"
+            f" {run_about(run, english=True)}.",
+        )
+
+    return await answer(ctx, speaker, work)
+
+
+def _question(waiting: list[RemediationSummary], run: RemediationSummary, approve: bool) -> str:
+    verb = "批准" if approve else "拒绝"
+    i = waiting.index(run)
+    place = ORDINAL_WORDS[i] if i < len(ORDINAL_WORDS) else str(i + 1)
+    verb_en = "approve" if approve else "refuse"
+    return say(
+        f"有 {len(waiting)} 个修复在等你审批。要{verb}第{place}个，{run_about(run)}的修复吗？"
+        f"确认就再说一次{verb}。",
+        f"{len(waiting)} fixes wait for your approval. {verb_en.capitalize()} number {i + 1},"
+        f" the fix for {run_about(run, english=True)}? Say {verb_en} again to confirm.",
+    )
+
+
+async def approve_remediation(
+    ctx: Context[Any, Any], which: Reference, speaker: Spoken = None
+) -> str:
+    """Approve the waiting remediation ``which`` names."""
+    return await _decide(ctx, which, True, "", speaker)
+
+
+async def refuse_remediation(
+    ctx: Context[Any, Any],
+    which: Reference,
+    reason: Annotated[str, Field(default="", max_length=200, description="原因 / reason")] = "",
+    speaker: Spoken = None,
+) -> str:
+    """Refuse the waiting remediation ``which`` names."""
+    return await _decide(ctx, which, False, reason, speaker)
