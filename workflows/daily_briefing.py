@@ -63,6 +63,10 @@ EARLY_PREPARED_AGAIN = "early-prepared-again"
 # A push whose notify failed for good is recorded too: the channels that took it before (the
 # inbox) make it pushed (runs recorded before it left the day "ready").
 FAILED_PUSH_RECORDED = "failed-push-recorded"
+# A greeting is refused when the workflow takes it up this long after its caller stopped
+# waiting (GreetRequest.answer_by): room for the service's clock running behind the server's.
+GREETING_CLOCK_SKEW = timedelta(seconds=5)
+GREETING_TOO_LATE = "GreetingTooLate"  # the refusal's error type
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
 PREPARE_TIMEOUT = timedelta(minutes=10)
@@ -209,6 +213,19 @@ class DailyBriefingWorkflow:
             given_at_local=day.local_hhmm(now),
             generated_by=prepared.generated_by,
         )
+
+    @greet.validator
+    def _validate_greet(self, request: GreetRequest) -> None:
+        # A refused update leaves no event in the history, so runs recorded before it replay.
+        late = request.answer_by is not None and (
+            workflow.now() > request.answer_by + GREETING_CLOCK_SKEW
+        )
+        if late:
+            raise ApplicationError(
+                "the caller stopped waiting for this greeting; the day is not used up",
+                type=GREETING_TOO_LATE,
+                non_retryable=True,
+            )
 
     def _already(self, day: DayPlan, given: datetime) -> GreetResult:
         hhmm = day.local_hhmm(given)

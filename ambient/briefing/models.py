@@ -297,6 +297,10 @@ class GreetRequest(BaseModel):
     # The most the caller still listens while the briefing is prepared (None: the workflow's
     # own wait). A briefing ready after its caller gave up would be spent on nobody.
     wait_seconds: float | None = Field(default=None, ge=0)
+    # When the caller stops waiting for the answer (the service's clock at send plus its wait;
+    # None: requests from before it). The workflow refuses a greeting it takes up later (a
+    # worker down or backed up): applied then, it would use up the day for nobody.
+    answer_by: datetime | None = None
 
 
 class GreetResult(BaseModel):

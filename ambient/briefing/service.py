@@ -13,7 +13,8 @@ import asyncio
 import base64
 import hashlib
 import logging
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -76,7 +77,7 @@ from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import user_named
 from ambient.watches.inputs import ConfigError, check_destinations
-from workflows.daily_briefing import GREETING_WAIT, DailyBriefingWorkflow
+from workflows.daily_briefing import GREETING_TOO_LATE, GREETING_WAIT, DailyBriefingWorkflow
 
 log = logging.getLogger(__name__)
 MAX_LISTED = 366  # a year of days
@@ -88,10 +89,16 @@ GREET_ROUND_TRIP = 2.0
 FINISHING_WAIT = 10.0
 
 
+async def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 class BriefingService:
     # The workflow answers a greeting within GREETING_WAIT; past this the caller gets an answer
     # to say instead of waiting for good on a worker that does not reply.
     greet_timeout = GREETING_WAIT + timedelta(seconds=5)
+    # The clock a greeting's answer_by is read from (the workflow compares it with its own).
+    clock: Callable[[], Awaitable[datetime]] = staticmethod(_wall_clock)
 
     def __init__(
         self,
@@ -342,7 +349,12 @@ class BriefingService:
             if repeat is not None:
                 return await self._in_users_words(user, repeat)
             wait = None if within is None else max(0.0, until - clock() - GREET_ROUND_TRIP)
-            request = GreetRequest(request_id=request_id, via=via, wait_seconds=wait)
+            # Past answer_by the workflow refuses the greeting: one taken up after this call
+            # gave up (a worker down or backed up) must not spend the day on nobody.
+            answer_by = await self.clock() + timedelta(seconds=max(0.0, until - clock()))
+            request = GreetRequest(
+                request_id=request_id, via=via, wait_seconds=wait, answer_by=answer_by
+            )
             # The whole wait is bounded, not each call: a server answers a long poll with
             # "nothing yet" before its deadline, and the client polls again.
             result = await asyncio.wait_for(
@@ -350,10 +362,9 @@ class BriefingService:
                 max(0.0, until - clock()),
             )
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            # Unknown, not failed: the same request id later gets the workflow's own answer.
-            return GreetResult(
-                outcome=GreetOutcome.PREPARING, text=await self._said(user, NOT_IN_TIME)
-            )
+            # Unknown, not failed: the same request id later gets the workflow's own answer
+            # (a new answer_by, so an update refused as too late is decided then).
+            return await self._not_in_time(user)
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return GreetResult(
@@ -361,6 +372,8 @@ class BriefingService:
                 )
             raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
         except WorkflowUpdateFailedError as exc:
+            if getattr(exc.cause, "type", None) == GREETING_TOO_LATE:
+                return await self._not_in_time(user)  # this server's clock runs ahead
             raise BriefingError(f"greeting failed: {exc.cause}") from None
         if result.outcome is GreetOutcome.SPOKEN and via == "voice":
             # A TTS reads it as it is: the writer's text loses its Markdown, ids and <*>.
@@ -376,6 +389,9 @@ class BriefingService:
                 # The text is the answer; audio is a bonus the device can synthesise itself.
                 log.warning("TTS failed for %s: %s", user, exc)
         return await self._in_users_words(user, result)
+
+    async def _not_in_time(self, user: str) -> GreetResult:
+        return GreetResult(outcome=GreetOutcome.PREPARING, text=await self._said(user, NOT_IN_TIME))
 
     # --- briefings ----------------------------------------------------------------------
 

@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.briefing.models import BriefingConfig, GreetOutcome, greeting_text
+from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role
 from ambient.storage.briefings import (
@@ -25,6 +26,7 @@ from ambient.storage.briefings import (
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from ambient.watches.reads import briefing_task_status
 from tests.briefing.harness import (
+    Stack,
     briefing_stack,
     eventually,
     make_user,
@@ -32,6 +34,7 @@ from tests.briefing.harness import (
     write_day_logs,
 )
 from tests.support.record import save_history
+from workflows.daily_briefing import GREETING_CLOCK_SKEW, DailyBriefingWorkflow
 
 
 def _local(instant, zone: str) -> str:  # type: ignore[no-untyped-def]
@@ -1171,3 +1174,57 @@ def test_a_log_source_given_without_type_follows_its_field_and_a_foreign_field_i
         assert refused.field == "log_source.file.topic_id"
     else:
         raise AssertionError("a file source with a CLS topic was accepted")
+
+
+async def test_a_greeting_the_caller_gave_up_on_does_not_use_up_the_day_once_the_worker_is_back(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker goes down as hana greets: she hears "not in time", and the update the
+    server still holds is refused when the worker comes back, not spoken to nobody."""
+    from tests.conftest import unique
+    from worker import build_worker
+
+    await make_user(deps.db, "hana")
+    queue = unique("tq")
+    settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+    # No sticky queue: the run's tasks reach the next worker as soon as it polls.
+    deps.settings = deps.settings.model_copy(update={"max_cached_workflows": 0})
+    service = BriefingService(ts_env.client, settings, deps.db, tencent=deps.tencent)
+    service.greet_timeout = timedelta(seconds=1)
+    config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+    worker = build_worker(ts_env.client, deps, task_queue=queue)
+    running = asyncio.create_task(worker.run())
+    stack = Stack(env=ts_env, service=service, worker=worker)
+    day = await stack.plan(config)
+    await service.create("hana", config)
+    await stack.skip_to(day.window_start + timedelta(minutes=1))
+    await eventually(lambda: _prepared(service, "hana"), "briefing prepared")
+    # The worker answers the "already given?" query, then goes down before the update.
+    query = WorkflowHandle.query
+
+    async def query_then_stop(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        answer = await query(self, *args, **kwargs)
+        if not running.done():
+            await worker.shutdown()
+            await running
+        return answer
+
+    with monkeypatch.context() as patched:
+        patched.setattr(WorkflowHandle, "query", query_then_stop)
+        late = await service.greet("hana", via="voice", request_id="while-down")
+    assert running.done()
+    assert late.outcome is GreetOutcome.PREPARING and "did not answer in time" in late.text
+    # The worker comes back after the caller's wait and the clock's allowance have passed.
+    await asyncio.sleep(GREETING_CLOCK_SKEW.total_seconds() + 1)
+    async with build_worker(ts_env.client, deps, task_queue=queue) as worker:
+        handle = ts_env.client.get_workflow_handle("daily-briefing/hana")
+        # The new worker has the run (the old one's sticky queue timed out) and the update
+        # the caller gave up on.
+        back = await handle.query(DailyBriefingWorkflow.status, rpc_timeout=timedelta(seconds=20))
+        assert back.given_at is None, "a greeting nobody waited for any more used up the day"
+        service.greet_timeout = timedelta(seconds=30)
+        again = await service.greet("hana", via="voice", request_id="after")
+        assert again.outcome is GreetOutcome.SPOKEN, again.text
+        status = await service.status("hana")
+        assert status.given_at == again.given_at
+        await save_history(handle, "daily_briefing_greeting_given_up")
