@@ -99,6 +99,10 @@ LOST_POLL_DEAD = "poll-lost-dead"
 # of growing until Temporal suggests continuing (thousands of events).
 RUN_EVENTS = 250
 RUN_LENGTH = "run-length"
+# end_poll's request is tried twice: a local activity retries without end by default, and
+# with the database down a pause or stop then held the workflow task and never reached a
+# poll in another process (it goes on to the Temporal cancellation after END_POLL_WAIT).
+END_POLL_BOUNDED = "end-poll-bounded"
 
 
 @workflow.defn(name=WEB_MONITOR_TYPE)
@@ -339,6 +343,9 @@ class WebMonitorWorkflow(WatchControls):
                     poll=number,
                 ),
                 start_to_close_timeout=timedelta(seconds=5),
+                retry_policy=(
+                    RetryPolicy(maximum_attempts=2) if workflow.patched(END_POLL_BOUNDED) else None
+                ),
             )
         try:
             await workflow.wait_condition(

@@ -60,6 +60,10 @@ class TaskStateError(InvalidTaskError):
     """The task's state does not allow this (stopped, or stopping after a delete)."""
 
 
+class WorkerSilentError(TaskError):
+    """The task's worker did not answer within QUERY_TIMEOUT (none running, or busy)."""
+
+
 class TaskNotFoundError(TaskError):
     """No task with that id belongs to the caller."""
 

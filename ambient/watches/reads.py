@@ -28,7 +28,13 @@ from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.watches.configs import TaskKind, TaskState
-from ambient.watches.inputs import InvalidTaskError, TaskError, TaskNotFoundError, TaskType
+from ambient.watches.inputs import (
+    InvalidTaskError,
+    TaskError,
+    TaskNotFoundError,
+    TaskType,
+    WorkerSilentError,
+)
 from ambient.watches.models import TaskStatus
 from ambient.watches.polling import PollProgress
 from ambient.watches.reminders import ReminderConfig, ReminderRun
@@ -371,7 +377,7 @@ class TaskReads:
                         "status", result_type=result_type, rpc_timeout=timeout
                     )
             except TimeoutError:
-                raise TaskError(
+                raise WorkerSilentError(
                     f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}"
                 ) from None
 

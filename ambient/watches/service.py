@@ -45,6 +45,7 @@ from ambient.watches.inputs import (
     InvalidTaskError,
     TaskError,
     TaskStateError,
+    WorkerSilentError,
     checked_config,
     task_name,
 )
@@ -73,6 +74,14 @@ class TaskRef(BaseModel):
     # What the first check found (per URL outcome and error, or the first value), so a
     # wrong URL is reported at creation; None when it did not finish in time.
     baseline: dict[str, Any] | None = None
+    # Set when a control was delivered but its worker did not confirm it in time.
+    note: str | None = None
+
+
+# A pause, resume or trigger sent to a running task whose worker did not answer the status
+# query that follows in time (busy, or its workflow task held by a slow local activity): the
+# control is delivered and applies when the worker takes it.
+DELIVERED_UNCONFIRMED = "delivered; the worker has not confirmed yet"
 
 
 class TaskService(TaskReads):
@@ -248,6 +257,7 @@ class TaskService(TaskReads):
         self, user: str, task_id: str, signal: str, new_state: TaskState | None
     ) -> TaskRef:
         kind = self._owned(user, task_id)
+        before: TaskState | None = None  # a workflow's state before its control
         with found(task_id):
             if kind is TaskKind.SCHEDULE:
                 handle = self.client.get_schedule_handle(task_id)
@@ -259,12 +269,25 @@ class TaskService(TaskReads):
                     await handle.trigger()
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
-                await self._live(user, task_id)
+                before = await self._live(user, task_id)
                 await self._briefing(self.briefings.regenerate(user))
             else:
-                await self._live(user, task_id)
+                before = await self._live(user, task_id)
                 await self.client.get_workflow_handle(task_id).signal(signal)
-        status = await self.get(user, task_id)
+        try:
+            status = await self.get(user, task_id)
+        except WorkerSilentError:
+            if before is None:
+                raise
+            # The control is delivered and applies when the worker takes it: a worker busy
+            # now (its workflow task held by a slow local activity) is no failure to report.
+            return TaskRef(
+                task_id=task_id,
+                kind=kind,
+                state=new_state or before,
+                created=False,
+                note=DELIVERED_UNCONFIRMED,
+            )
         # The status's kind: a news digest is a schedule by its id, a digest by its config.
         return TaskRef(
             task_id=task_id, kind=status.kind, state=new_state or status.state, created=False
@@ -381,7 +404,7 @@ class TaskService(TaskReads):
         if description.status is not WorkflowExecutionStatus.RUNNING:
             raise TaskStateError(_stopped(task_id))
 
-    async def _live(self, user: str, task_id: str) -> None:
+    async def _live(self, user: str, task_id: str) -> TaskState:
         """Refuse a watch or briefing that ended or is ending: deleted, it runs on until its
         last event is recorded (a briefing, its preparation or push), and a signal or update
         then changed nothing while the answer said it had (a briefing's update started it
@@ -393,6 +416,7 @@ class TaskService(TaskReads):
             status = await self._query_status(task_id, TaskStatus)
         if status.state is TaskState.STOPPED:
             raise TaskStateError(_stopped(task_id))
+        return status.state
 
 
 def _stopped(task_id: str) -> Refusal:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -18,13 +19,14 @@ from temporalio.worker import Worker
 
 from activities import poll_upkeep
 from ambient.deps import WorkerDeps
+from ambient.storage import Database
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import TaskStatus, WebMonitorInput
 from ambient.watches.polling import PollRequest, PollResult
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
-from tests.support.servers import serve
+from tests.support.servers import free_port, serve
 from tests.watches.site import Site, article
 from tests.watches.test_workflows import USER, loopback_deps, site  # noqa: F401  (fixtures)
 
@@ -588,6 +590,34 @@ async def test_a_poll_cancelled_after_its_hand_back_wait_is_no_failure(
     assert paused.detail["last_failure"] is None
     assert paused.detail["event_failures"] == 0
     assert "watch.poll_failed" not in [kind for kind, _ in await events(loopback_deps, handle.id)]
+    assert state.requests == []  # nothing was checked: no process ran the poll
+
+
+async def test_a_pause_while_the_database_is_down_still_ends_the_poll(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    """The poll runs where the workflow's worker cannot reach it and the database is down:
+    end_poll's request could not be written, and it was tried again without end (the
+    workflow task held, the pause never reaching the poll) until the database came back. Now
+    it is tried twice; then the workflow cancels the poll through Temporal, as when no
+    process answers."""
+    state, base = site
+    state.pages["/a"] = article("Page A.")
+    queue = unique("tq")
+    down = replace(
+        loopback_deps, db=Database(f"postgresql+asyncpg://x:y@127.0.0.1:{free_port()}/x")
+    )
+    async with workflows_only(dev_env, queue, down):
+        handle = await start(dev_env, queue, fast([f"{base}/a"]))
+        await until(lambda: _scheduled(handle, 1))
+        await handle.signal("pause")
+        await until(lambda: _settled_after_cancel(handle), 60)
+        paused = await status(handle)
+        async with activities_only(dev_env, queue, loopback_deps):
+            await handle.signal("stop")
+            await handle.result()
+    await save_history(handle, "web_monitor_end_poll_database_down")
+    assert paused.state == "paused"
     assert state.requests == []  # nothing was checked: no process ran the poll
 
 

@@ -1,0 +1,64 @@
+"""A control delivered to a watch whose worker is slow to answer at that moment: said as sent."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.briefing.service import BriefingService
+from ambient.deps import WorkerDeps
+from ambient.watches.models import TaskKind, TaskState
+from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
+from tests.conftest import running_worker, unique
+from tests.watches.held_workflow import HOLD_ACTIVITY, HeldControlsWatch
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+
+HOLD = 8.0  # seconds a control's work holds the workflow task: past the 5 s a query waits
+
+
+@activity.defn(name=HOLD_ACTIVITY)
+async def hold_the_workflow_task() -> None:
+    await asyncio.sleep(HOLD)
+
+
+async def test_a_control_delivered_while_the_worker_is_slow_is_said_as_delivered(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+) -> None:
+    """pause, resume and trigger asked the workflow's status again after the signal was
+    delivered; a worker slow at that moment made them answer "no worker answered within 5 s;
+    is the worker running?", though the control was delivered (and then applied)."""
+    deps = loopback_deps
+    async with running_worker(
+        dev_env.client,
+        deps,
+        workflows=[HeldControlsWatch],
+        activities=[hold_the_workflow_task],
+    ) as worker:
+        service = TaskService(
+            dev_env.client,
+            deps.settings,
+            deps.db,
+            briefings=BriefingService(dev_env.client, deps.settings, deps.db),
+        )
+        task = unique(f"threshold-watch/{USER}/held")
+        handle = await dev_env.client.start_workflow(
+            HeldControlsWatch.run, args=[task, USER], id=task, task_queue=worker.task_queue
+        )
+        try:
+            paused = await service.pause(USER, task)
+            assert (paused.state, paused.note) == (TaskState.PAUSED, DELIVERED_UNCONFIRMED)
+            assert paused.kind is TaskKind.THRESHOLD_WATCH and not paused.created
+            await asyncio.sleep(HOLD)  # the pause's hold ends: the next control is taken
+            resumed = await service.resume(USER, task)
+            assert (resumed.state, resumed.note) == (TaskState.ACTIVE, DELIVERED_UNCONFIRMED)
+            await asyncio.sleep(HOLD)
+            triggered = await service.trigger(USER, task)
+            assert (triggered.state, triggered.note) == (TaskState.ACTIVE, DELIVERED_UNCONFIRMED)
+            await asyncio.sleep(HOLD)
+            status = await service.get(USER, task)
+            assert status.detail["controls"] == ["pause", "resume", "check_now"]
+        finally:
+            await handle.terminate()
