@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import pytest
 from temporalio import activity
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.service import BriefingService
@@ -18,19 +21,37 @@ from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fix
 HOLD = 8.0  # seconds a control's work holds the workflow task: past the 5 s a query waits
 
 
+HOLDING = asyncio.Event()
+
+
 @activity.defn(name=HOLD_ACTIVITY)
 async def hold_the_workflow_task() -> None:
-    await asyncio.sleep(HOLD)
+    HOLDING.set()
+    try:
+        await asyncio.sleep(HOLD)
+    finally:
+        HOLDING.clear()
 
 
 async def test_a_control_delivered_while_the_worker_is_slow_is_said_as_delivered(
     dev_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """pause, resume and trigger asked the workflow's status again after the signal was
     delivered; a worker slow at that moment made them answer "no worker answered within 5 s;
     is the worker running?", though the control was delivered (and then applied)."""
     deps = loopback_deps
+    signal = WorkflowHandle.signal
+
+    async def signal_then_held(self: WorkflowHandle[Any, Any], *args: Any, **kwargs: Any) -> None:
+        # The service asks the status right after its signal; a query that reached the server
+        # before the worker took the signal rode in the signal's own workflow task and was
+        # answered before the hold. The worker slow "at that moment" is this hold, begun.
+        await signal(self, *args, **kwargs)
+        await asyncio.wait_for(HOLDING.wait(), HOLD)
+
+    monkeypatch.setattr(WorkflowHandle, "signal", signal_then_held)
     async with running_worker(
         dev_env.client,
         deps,
