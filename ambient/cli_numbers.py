@@ -1,4 +1,4 @@
-"""Whole numbers as the command line takes them: ASCII digits, as the web forms do."""
+"""Numbers as the command line takes them: ASCII digits (and a point), as the web forms do."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 DIGITS = re.compile(r"-?[0-9]+")
+DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def whole_number(least: int | None = None, most: int | None = None) -> Callable[[Any], int]:
@@ -30,3 +31,13 @@ def whole_number(least: int | None = None, most: int | None = None) -> Callable[
         return number
 
     return parse
+
+
+def decimal_number(value: Any) -> float:
+    """A Typer ``parser``: ASCII digits with one optional point (a leading minus)."""
+    # float() reads "1_0" and "１０" as 10, and "nan", "inf" and "1e3" too.
+    if isinstance(value, float):  # the default, as declared
+        return value
+    if not DECIMAL.fullmatch(text := str(value)):
+        raise typer.BadParameter(f"{text!r} is not a decimal number (digits 0-9, one '.')")
+    return float(text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -11,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from ambient.cli_numbers import whole_number
+from ambient.cli_numbers import decimal_number, whole_number
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
@@ -97,8 +96,7 @@ MAX_ALARM_HOURS = 24 * 30
 
 
 def _log_hours(value: float) -> float:
-    # click's FloatRange lets NaN through (every comparison with it is false).
-    if not (math.isfinite(value) and 0 < value <= MAX_LOG_HOURS):
+    if not 0 < value <= MAX_LOG_HOURS:
         raise typer.BadParameter(f"between 0 and {MAX_LOG_HOURS} hours, not {value:g}")
     return value
 
@@ -107,7 +105,9 @@ def _log_hours(value: float) -> float:
 def logs(
     topic_id: str,
     query: str = "*",
-    hours: Annotated[float, typer.Option(help="how far back", callback=_log_hours)] = 1.0,
+    hours: Annotated[
+        float, typer.Option(help="how far back", parser=decimal_number, callback=_log_hours)
+    ] = 1.0,
     limit: Annotated[int, typer.Option(parser=whole_number())] = 50,
     region: Region = None,
     as_json: Json = False,

@@ -301,10 +301,10 @@ async def test_cloud_logs_searches_in_the_region_asked_for(tmp_path: Path) -> No
     assert searched == ["ap-shanghai"]
 
 
-def _whole_number_params() -> list[tuple[Any, list[str], str, list[str]]]:
+def _whole_number_params(kind: type = int) -> list[tuple[Any, list[str], str, list[str]]]:
     """(command, its path, parameter name, what goes before its value: its flag, or the
-    arguments before it) of every whole-number parameter of every command, the lazily
-    loaded groups' too."""
+    arguments before it) of every whole-number (or ``kind``) parameter of every command, the
+    lazily loaded groups' too."""
     group = typer.main.get_group(app)
     context = click.Context(group)
     found: list[tuple[Any, list[str], str, list[str]]] = []
@@ -318,7 +318,7 @@ def _whole_number_params() -> list[tuple[Any, list[str], str, list[str]]]:
         for param in command.params:
             annotation = param.type_descriptor.annotation
             flags = [o for o in param.opts if o.startswith("-")]
-            if int in (annotation, *typing.get_args(annotation)):
+            if kind in (annotation, *typing.get_args(annotation)):
                 found.append((command, path, param.name, flags[:1] or before))
             if not flags:
                 before = [*before, "x"]
@@ -341,6 +341,24 @@ def test_every_whole_number_option_takes_ascii_digits_only() -> None:
             said = refused.value.format_message()
             assert "is not a whole number" in said, (path, name, odd, said)
             assert refused.value.param is not None and refused.value.param.name == name
+
+
+def test_every_decimal_option_takes_plain_ascii_decimals_only() -> None:
+    # float() reads "1_0" as 10, "１０" as 10 and " 10 " as 10: `cloud logs --hours 1_0` searched
+    # ten hours back. A decimal option takes ASCII digits with one optional point.
+    params = _whole_number_params(float)
+    assert params, "the walk found the decimal options (cloud logs --hours)"
+    for command, path, name, ahead in params:
+        for odd in ("1_0", "１０", " 10 ", "+10", "1e1", "0x10", "nan", "inf", "10.", "."):
+            with pytest.raises(typer.BadParameter) as refused:
+                command.make_context(path[-1], [*ahead, odd])
+            said = refused.value.format_message()
+            assert "is not a decimal number" in said, (path, name, odd, said)
+            assert refused.value.param is not None and refused.value.param.name == name
+        arguments = ["x" for p in command.params if not p.opts[0].startswith("-")]
+        for fine, value in (("10", 10.0), ("0.5", 0.5), ("2.25", 2.25)):
+            context = command.make_context(path[-1], [*arguments, *ahead, fine])
+            assert context.params[name] == value, (path, name, fine)
 
 
 def test_an_argument_that_is_not_utf8_is_refused_by_position_not_a_traceback(
