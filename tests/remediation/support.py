@@ -112,6 +112,16 @@ async def add_user(
         await session.commit()
 
 
+async def new_token(deps: WorkerDeps, name: str) -> str:
+    """A fresh sign-in token for the user name."""
+    async with deps.db.session() as session:
+        user = await UserRepository(session).get(name)
+        assert user is not None
+        token = await UserRepository(session).rotate_token(user)
+        await session.commit()
+    return token
+
+
 def remediation_settings(deps: WorkerDeps, **overrides: Any) -> None:
     """Loopback metric reads allowed, no cluster cooldown unless asked, plus ``overrides``."""
     base: dict[str, Any] = {

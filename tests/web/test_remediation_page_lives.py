@@ -12,10 +12,9 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService
-from ambient.storage.repositories import UserRepository
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
-from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.support import add_user, alert, error_rate, new_token, remediation_settings
 from tests.support.pages import signed_in
 
 HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
@@ -34,11 +33,7 @@ async def test_an_approve_button_of_an_earlier_run_does_not_approve_the_next_run
     remediation_settings(deps, remediation_approval_from_rung=1)
     name = unique("kai")
     await add_user(deps, name, permission="dry_run")
-    async with deps.db.session() as session:
-        user = await UserRepository(session).get(name)
-        assert user is not None
-        token = await UserRepository(session).rotate_token(user)
-        await session.commit()
+    token = await new_token(deps, name)
     async with (
         error_rate(healthy_from=None) as (_, metric_url),
         running_worker(dev_env.client, deps) as worker,
