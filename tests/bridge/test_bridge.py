@@ -444,6 +444,14 @@ async def test_the_token_is_in_no_log_line_no_list_and_not_in_clear_in_the_datab
         assert any("boom ***" in r.getMessage() for r in caplog.records)
 
 
+async def _first_failure_shown(state: AppState) -> EndpointPublic:
+    while True:  # the condition: the hold task has written its first failure
+        [row] = await listed(state)
+        if row.last_error != "not dialed yet":
+            return row
+        await asyncio.sleep(0.05)
+
+
 async def test_a_destination_the_guard_refuses_is_never_dialed_and_shows_why(
     state: AppState,
 ) -> None:
@@ -454,14 +462,7 @@ async def test_a_destination_the_guard_refuses_is_never_dialed_and_shows_why(
         runner.guard = DestinationGuard([])  # ... but this process's guard allows no loopback
         await runner.scan()
 
-        async def shown() -> EndpointPublic:
-            while True:  # the condition: the hold task has written its first failure
-                [row] = await listed(state)
-                if row.last_error != "not dialed yet":
-                    return row
-                await asyncio.sleep(0.05)
-
-        row = await within(5, shown())
+        row = await within(5, _first_failure_shown(state))
         await runner.stop()
     assert row.state == "retrying" and "127.0.0.1 is a loopback address" in (row.last_error or "")
     assert broker.connections == {} and runner.counts["dials"] == 1
@@ -697,14 +698,7 @@ async def test_a_wss_endpoint_redirecting_to_a_refused_address_is_not_followed(
             runner = runner_for(state, "r1")
             await runner.scan()
 
-            async def shown() -> EndpointPublic:
-                while True:  # the condition: the hold task has written its first failure
-                    [row] = await listed(state)
-                    if row.last_error != "not dialed yet":
-                        return row
-                    await asyncio.sleep(0.05)
-
-            row = await within(5, shown())
+            row = await within(5, _first_failure_shown(state))
             await runner.stop()
     assert row.state == "retrying" and "307" in (row.last_error or ""), row.last_error
     assert [line.split(b" ")[1] for line in outside] == [f"/mcp/?token={token}".encode()]

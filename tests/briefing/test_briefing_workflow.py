@@ -6,6 +6,7 @@ import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -35,6 +36,9 @@ from tests.briefing.harness import (
 )
 from tests.support.record import save_history
 from workflows.daily_briefing import GREETING_CLOCK_SKEW, DailyBriefingWorkflow
+
+if TYPE_CHECKING:
+    from ambient.clients.tencent.client import TencentCloud
 
 
 def _local(instant, zone: str) -> str:  # type: ignore[no-untyped-def]
@@ -776,32 +780,44 @@ async def test_news_pages_the_worker_may_not_reach_are_each_refused_by_field(
     )
 
 
+def _cls_config() -> BriefingConfig:
+    """A briefing in Asia/Shanghai, in English, reading the CLS topic topic-1."""
+    return BriefingConfig(
+        timezone="Asia/Shanghai",
+        language="en",
+        log_source={"type": "cls", "topic_id": "topic-1"},  # type: ignore[arg-type]
+    )
+
+
+def _tencent_standin(base: str) -> TencentCloud:
+    """A Tencent Cloud client talking to the stand-in served at base."""
+    from tencentcloud.common.credential import Credential
+
+    from ambient.clients.tencent.client import TencentCloud
+    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY
+
+    return TencentCloud(
+        Credential(SECRET_ID, SECRET_KEY),
+        region="ap-guangzhou",
+        endpoint=base.removeprefix("http://"),
+        protocol="http",
+        timeout=5,
+    )
+
+
 async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_with_tts(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     import base64
 
-    from tencentcloud.common.credential import Credential
-
-    from ambient.clients.tencent.client import TencentCloud
-    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+    from tests.standins.tencent_api import TencentApi
     from tests.support.servers import serve
 
     api = TencentApi()
     await make_user(deps.db, "lena")
-    config = BriefingConfig(
-        timezone="Asia/Shanghai",
-        language="en",
-        log_source={"type": "cls", "topic_id": "topic-1"},  # type: ignore[arg-type]
-    )
+    config = _cls_config()
     async with serve(api.app()) as base:
-        deps.tencent = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=base.removeprefix("http://"),
-            protocol="http",
-            timeout=5,
-        )
+        deps.tencent = _tencent_standin(base)
         async with briefing_stack(ts_env, deps) as stack:
             day = await stack.plan(config)
             at = day.logs_from + timedelta(hours=3)
@@ -851,27 +867,14 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
     """CLS and Cloud Monitor failed at 05:00 (a back end's InternalError, a failed query): the
     preparation reads them again, and the day's briefing has its logs and alarms. Failing on
     every attempt, the last prepares the briefing without them and says why."""
-    from tencentcloud.common.credential import Credential
-
-    from ambient.clients.tencent.client import TencentCloud
-    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+    from tests.standins.tencent_api import TencentApi
     from tests.support.servers import serve
 
     api = TencentApi()
     await make_user(deps.db, "lars")
-    config = BriefingConfig(
-        timezone="Asia/Shanghai",
-        language="en",
-        log_source={"type": "cls", "topic_id": "topic-1"},  # type: ignore[arg-type]
-    )
+    config = _cls_config()
     async with serve(api.app()) as base:
-        deps.tencent = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=base.removeprefix("http://"),
-            protocol="http",
-            timeout=5,
-        )
+        deps.tencent = _tencent_standin(base)
         async with briefing_stack(ts_env, deps) as stack:
             day = await stack.plan(config)
             at = day.logs_from + timedelta(hours=3)

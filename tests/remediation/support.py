@@ -18,7 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import RemediationStatus
+from ambient.remediation.runs import FINAL_STATES, RemediationStatus
+from ambient.remediation.service import RemediationService
 from ambient.storage.models import RemediationRecord
 from ambient.storage.repositories import UserRepository
 from tests.support.servers import serve
@@ -111,6 +112,16 @@ async def add_user(
         await session.commit()
 
 
+async def new_token(deps: WorkerDeps, name: str) -> str:
+    """A fresh sign-in token for the user name."""
+    async with deps.db.session() as session:
+        user = await UserRepository(session).get(name)
+        assert user is not None
+        token = await UserRepository(session).rotate_token(user)
+        await session.commit()
+    return token
+
+
 def remediation_settings(deps: WorkerDeps, **overrides: Any) -> None:
     """Loopback metric reads allowed, no cluster cooldown unless asked, plus ``overrides``."""
     base: dict[str, Any] = {
@@ -135,3 +146,21 @@ async def state_reaches(
             return status
         await env.sleep(step)
     raise AssertionError(f"state {status.state if status else None}, wanted {states}")
+
+
+@dataclass
+class RunKeys:
+    """One remediation's runs, read through the service: the run key waiting for approval,
+    and whether the run with a given key has ended."""
+
+    remediations: RemediationService
+    user: str
+    rid: str
+
+    async def waiting(self) -> str | None:
+        view = await self.remediations.get(self.user, self.rid)
+        return view.run_key if view.state == "waiting_approval" else None
+
+    async def ended(self, first: str) -> bool:
+        view = await self.remediations.get(self.user, self.rid)
+        return view.run_key != first or view.state in FINAL_STATES

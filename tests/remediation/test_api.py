@@ -26,6 +26,7 @@ from api.routers import remediations
 from tests.conftest import running_worker, unique
 from tests.remediation.support import alert, error_rate, remediation_settings
 from tests.support.admins import admin_headers
+from tests.support.api_worker import api_over_worker
 from tests.support.servers import HANG, serve
 
 
@@ -314,43 +315,29 @@ async def test_another_users_remediation_is_not_found_in_the_same_words_as_none_
     # Different words told a stranger which alerts (a guessable hash) were being remediated.
     remediation_settings(deps, remediation_approval_from_rung=1)
     owner, stranger = unique("api-owner"), unique("api-prober")
-    async with running_worker(dev_env.client, deps) as worker:
-        settings = deps.settings.model_copy(
-            update={
-                "temporal_task_queue": worker.task_queue,
-                "temporal_address": dev_env.client.service_client.config.target_host,
-            }
-        )
-        async with (
-            serve(create_app(settings)) as base,
-            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
-        ):
-            admin = await admin_headers(settings)
-            headers = {}
-            for name in (owner, stranger):
-                registered = await http.post("/users", json={"name": name}, headers=admin)
-                headers[name] = {"Authorization": f"Bearer {registered.json()['token']}"}
-            subject = alert("http://127.0.0.1:9/metrics", workload=owner).model_dump(mode="json")
-            started = await http.post(
-                "/remediations", json={"alert": subject}, headers=headers[owner]
-            )
-            fingerprint = started.json()["remediation_id"].removeprefix("remediation/")
-            absent = "0123456789abcdef"
-            answers = {}
-            for which, fp in (("theirs", fingerprint), ("none", absent)):
-                answers[which] = [
-                    await http.get(f"/remediations/{fp}", headers=headers[stranger]),
-                    await http.post(
-                        f"/remediations/{fp}/approval",
-                        json={"approve": True},
-                        headers=headers[stranger],
-                    ),
-                    await http.post(
-                        f"/remediations/{fp}/abort", json={}, headers=headers[stranger]
-                    ),
-                    await http.post(f"/remediations/{fp}/report", headers=headers[stranger]),
-                ]
-            await dev_env.client.get_workflow_handle(f"remediation/{fingerprint}").terminate()
+    async with api_over_worker(dev_env, deps) as (settings, http):
+        admin = await admin_headers(settings)
+        headers = {}
+        for name in (owner, stranger):
+            registered = await http.post("/users", json={"name": name}, headers=admin)
+            headers[name] = {"Authorization": f"Bearer {registered.json()['token']}"}
+        subject = alert("http://127.0.0.1:9/metrics", workload=owner).model_dump(mode="json")
+        started = await http.post("/remediations", json={"alert": subject}, headers=headers[owner])
+        fingerprint = started.json()["remediation_id"].removeprefix("remediation/")
+        absent = "0123456789abcdef"
+        answers = {}
+        for which, fp in (("theirs", fingerprint), ("none", absent)):
+            answers[which] = [
+                await http.get(f"/remediations/{fp}", headers=headers[stranger]),
+                await http.post(
+                    f"/remediations/{fp}/approval",
+                    json={"approve": True},
+                    headers=headers[stranger],
+                ),
+                await http.post(f"/remediations/{fp}/abort", json={}, headers=headers[stranger]),
+                await http.post(f"/remediations/{fp}/report", headers=headers[stranger]),
+            ]
+        await dev_env.client.get_workflow_handle(f"remediation/{fingerprint}").terminate()
 
     theirs = [
         (r.status_code, r.json()["detail"].replace(fingerprint, "FP")) for r in answers["theirs"]

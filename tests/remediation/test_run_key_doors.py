@@ -7,13 +7,12 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService
 from ambient.wiring import AppState
 from api.app import create_app
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
-from tests.remediation.support import alert, error_rate, remediation_settings
+from tests.remediation.support import RunKeys, alert, error_rate, remediation_settings
 from tests.remediation.test_tools import error_of, mcp
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, serve
@@ -47,19 +46,12 @@ async def test_an_earlier_runs_key_is_refused_through_the_api_and_the_tools(
             same_alert = alert(url, workload=name, settle_seconds=0)
             rid = (await remediations.start(name, same_alert, mode="dry_run")).remediation_id
 
-            async def waiting() -> str | None:
-                view = await remediations.get(name, rid)
-                return view.run_key if view.state == "waiting_approval" else None
-
-            async def ended() -> bool:
-                view = await remediations.get(name, rid)
-                return view.run_key != first or view.state in FINAL_STATES
-
-            first = await eventually(waiting, "the first run waits for approval")
+            runs = RunKeys(remediations, name, rid)
+            first = await eventually(runs.waiting, "the first run waits for approval")
             await remediations.abort(name, rid, "not now")
-            await eventually(ended, "the first run ends")
+            await eventually(lambda: runs.ended(first), "the first run ends")
             await remediations.start(name, same_alert, mode="dry_run")
-            second = await eventually(waiting, "the second run waits for approval")
+            second = await eventually(runs.waiting, "the second run waits for approval")
             assert second != first
 
             path = f"/remediations/{rid.removeprefix('remediation/')}"

@@ -9,11 +9,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService, RemediationStateError
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
-from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.support import RunKeys, add_user, alert, error_rate, remediation_settings
 
 
 @pytest.mark.parametrize("act", ["approve", "abort"])
@@ -32,15 +31,8 @@ async def test_an_answer_checked_on_one_run_is_not_sent_to_the_next_run(
         same_alert = alert(metric_url, workload=name, settle_seconds=0)
         rid = (await remediations.start(name, same_alert, mode="dry_run")).remediation_id
 
-        async def waiting() -> str | None:
-            view = await remediations.get(name, rid)
-            return view.run_key if view.state == "waiting_approval" else None
-
-        async def ended() -> bool:
-            view = await remediations.get(name, rid)
-            return view.run_key != first or view.state in FINAL_STATES
-
-        first = await eventually(waiting, "the first run waits for approval")
+        runs = RunKeys(remediations, name, rid)
+        first = await eventually(runs.waiting, "the first run waits for approval")
         checked = remediations._steerer
         seconds: list[str] = []
 
@@ -52,9 +44,9 @@ async def test_an_answer_checked_on_one_run_is_not_sent_to_the_next_run(
                 return found
             seconds.append(first)
             await remediations.abort(name, rid, "not now")
-            await eventually(ended, "the first run ends")
+            await eventually(lambda: runs.ended(first), "the first run ends")
             await remediations.start(name, same_alert, mode="dry_run")
-            seconds.append(await eventually(waiting, "the second run waits for approval"))
+            seconds.append(await eventually(runs.waiting, "the second run waits for approval"))
             return found
 
         remediations._steerer = steerer  # type: ignore[method-assign]

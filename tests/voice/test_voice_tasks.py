@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -28,6 +29,18 @@ from tests.support.servers import serve
 from tests.voice.support import say, standin_tencent, voice_client, worker_state
 
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
+
+
+def _all_day_zh(zone: str, logs: Path) -> dict[str, Any]:
+    """A Chinese briefing in zone, prepared at midnight and greeting all day, reading logs."""
+    return {
+        "timezone": zone,
+        "prepare_at": "00:00",
+        "window_start": "00:00",
+        "window_end": "23:59",
+        "language": "zh",
+        "log_source": {"type": "file", "path": str(logs)},
+    }
 
 
 def _zone_away_from_midnight() -> str:
@@ -163,14 +176,7 @@ async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
             assert "还没有设置每日简报" in unset
             await BriefingService(dev_env.client, settings, deps.db).create(
                 user,
-                {
-                    "timezone": zone,
-                    "prepare_at": "00:00",
-                    "window_start": "00:00",
-                    "window_end": "23:59",
-                    "language": "zh",
-                    "log_source": {"type": "file", "path": str(logs)},
-                },
+                _all_day_zh(zone, logs),
             )
             first = await say(client, "greet")
             second = await say(client, "greet")
@@ -200,14 +206,7 @@ async def test_the_devices_greeting_door_speaks_the_briefing_cleaned_as_the_voic
         )
         await BriefingService(dev_env.client, settings, deps.db).create(
             user,
-            {
-                "timezone": zone,
-                "prepare_at": "00:00",
-                "window_start": "00:00",
-                "window_end": "23:59",
-                "language": "zh",
-                "log_source": {"type": "file", "path": str(logs)},
-            },
+            _all_day_zh(zone, logs),
         )
         async with (
             serve(create_app(settings)) as base,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
@@ -14,10 +13,8 @@ from ambient.deps import WorkerDeps
 from ambient.watches.inputs import ConfigError
 from ambient.watches.service import TaskService
 from ambient.wiring import AppState
-from api.app import create_app
-from tests.conftest import running_worker
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, serve
+from tests.support.api_worker import api_over_worker
 from tests.watches.test_tasks_mcp import app, call, error_of, mcp
 
 __all__ = ["app"]  # the fixture, used by name
@@ -102,59 +99,49 @@ async def test_the_service_checks_aimed_urls_for_every_door_the_web_form_include
 async def test_api_answers_422_naming_the_field(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    async with running_worker(dev_env.client, deps) as worker:
-        settings = deps.settings.model_copy(
-            update={
-                "temporal_task_queue": worker.task_queue,
-                "temporal_address": dev_env.client.service_client.config.target_host,
-            }
+    async with api_over_worker(dev_env, deps) as (settings, http):
+        registered = await http.post(
+            "/users", json={"name": "api-config"}, headers=await admin_headers(settings)
         )
-        async with (
-            serve(create_app(settings)) as base,
-            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
-        ):
-            registered = await http.post(
-                "/users", json={"name": "api-config"}, headers=await admin_headers(settings)
-            )
-            http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
 
-            async def refusal(path: str, body: dict[str, Any]) -> tuple[list[Any], str]:
-                answer = await http.post(path, json=body)
-                assert answer.status_code == 422, answer.text
-                detail = answer.json()["detail"][0]
-                return detail["loc"], detail["msg"]
+        async def refusal(path: str, body: dict[str, Any]) -> tuple[list[Any], str]:
+            answer = await http.post(path, json=body)
+            assert answer.status_code == 422, answer.text
+            detail = answer.json()["detail"][0]
+            return detail["loc"], detail["msg"]
 
-            loc, msg = await refusal(
-                "/tasks",
-                {
-                    "type": "web_monitor",
-                    "config": {**WEB, "notification": {"method": "email", "phone_number": "+86"}},
+        loc, msg = await refusal(
+            "/tasks",
+            {
+                "type": "web_monitor",
+                "config": {**WEB, "notification": {"method": "email", "phone_number": "+86"}},
+            },
+        )
+        assert loc == ["body", "config", "notification", "phone_number"] and "sms" in msg
+        loc, msg = await refusal(
+            "/tasks",
+            {
+                "type": "threshold_watch",
+                "config": {
+                    "source": SOURCE,
+                    "threshold": 1,
+                    "conditions": [{"op": "above", "value": 2}],
                 },
-            )
-            assert loc == ["body", "config", "notification", "phone_number"] and "sms" in msg
-            loc, msg = await refusal(
-                "/tasks",
-                {
-                    "type": "threshold_watch",
-                    "config": {
-                        "source": SOURCE,
-                        "threshold": 1,
-                        "conditions": [{"op": "above", "value": 2}],
-                    },
-                },
-            )
-            assert loc == ["body", "config"] and msg.startswith("threshold: 1 is shorthand")
-            loc, msg = await refusal(
-                "/tasks",
-                {"type": "web_monitor", "config": {**WEB, "keyword": ["AI"]}},
-            )
-            assert loc == ["body", "config", "keyword"]
-            assert msg == "Extra inputs are not permitted"
-            loc, msg = await refusal("/briefings/daily", {"news_urls": [METADATA_PAGE]})
-            assert loc == ["body", "news_urls", "0"] and "refused destination" in msg
-            assert (await http.get("/tasks")).json() == []
-            push = await http.put(
-                "/users/me/push", json={"channels": [{"type": "inbox", "kind": ["watch"]}]}
-            )
-            assert push.status_code == 422
-            assert push.json()["detail"][0]["loc"] == ["body", "channels", 0, "kind"]
+            },
+        )
+        assert loc == ["body", "config"] and msg.startswith("threshold: 1 is shorthand")
+        loc, msg = await refusal(
+            "/tasks",
+            {"type": "web_monitor", "config": {**WEB, "keyword": ["AI"]}},
+        )
+        assert loc == ["body", "config", "keyword"]
+        assert msg == "Extra inputs are not permitted"
+        loc, msg = await refusal("/briefings/daily", {"news_urls": [METADATA_PAGE]})
+        assert loc == ["body", "news_urls", "0"] and "refused destination" in msg
+        assert (await http.get("/tasks")).json() == []
+        push = await http.put(
+            "/users/me/push", json={"channels": [{"type": "inbox", "kind": ["watch"]}]}
+        )
+        assert push.status_code == 422
+        assert push.json()["detail"][0]["loc"] == ["body", "channels", 0, "kind"]

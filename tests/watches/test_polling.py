@@ -574,17 +574,7 @@ async def test_a_poll_cancelled_after_its_hand_back_wait_is_no_failure(
     hand back, END_POLL_WAIT passes, the workflow cancels it — asked for, so no failure."""
     state, base = site
     state.pages["/a"] = article("Page A.")
-    queue = unique("tq")
-    async with workflows_only(dev_env, queue, loopback_deps):
-        handle = await start(dev_env, queue, fast([f"{base}/a"]))
-        await until(lambda: _scheduled(handle, 1))
-        await handle.signal("pause")
-        await until(lambda: _settled_after_cancel(handle), 60)
-        paused = await status(handle)
-        # The stop's own activities (the stopped event) need a worker that runs activities.
-        async with activities_only(dev_env, queue, loopback_deps):
-            await handle.signal("stop")
-            await handle.result()
+    handle, paused = await _paused_with_no_poller(dev_env, loopback_deps, loopback_deps, base)
     await save_history(handle, "web_monitor_poll_cancelled_after_hand_back_wait")
     assert paused.state == "paused"
     assert paused.detail["last_failure"] is None
@@ -603,22 +593,32 @@ async def test_a_pause_while_the_database_is_down_still_ends_the_poll(
     process answers."""
     state, base = site
     state.pages["/a"] = article("Page A.")
-    queue = unique("tq")
     down = replace(
         loopback_deps, db=Database(f"postgresql+asyncpg://x:y@127.0.0.1:{free_port()}/x")
     )
-    async with workflows_only(dev_env, queue, down):
-        handle = await start(dev_env, queue, fast([f"{base}/a"]))
+    handle, paused = await _paused_with_no_poller(dev_env, down, loopback_deps, base)
+    await save_history(handle, "web_monitor_end_poll_database_down")
+    assert paused.state == "paused"
+    assert state.requests == []  # nothing was checked: no process ran the poll
+
+
+async def _paused_with_no_poller(
+    env: WorkflowEnvironment, workflow_deps: WorkerDeps, activity_deps: WorkerDeps, base: str
+) -> tuple[WorkflowHandle[Any, Any], TaskStatus]:
+    """A watch whose workflows-only worker (on workflow_deps) is paused before any process
+    took its poll, until the workflow cancelled it; its status then, and the watch stopped."""
+    queue = unique("tq")
+    async with workflows_only(env, queue, workflow_deps):
+        handle = await start(env, queue, fast([f"{base}/a"]))
         await until(lambda: _scheduled(handle, 1))
         await handle.signal("pause")
         await until(lambda: _settled_after_cancel(handle), 60)
         paused = await status(handle)
-        async with activities_only(dev_env, queue, loopback_deps):
+        # The stop's own activities (the stopped event) need a worker that runs activities.
+        async with activities_only(env, queue, activity_deps):
             await handle.signal("stop")
             await handle.result()
-    await save_history(handle, "web_monitor_end_poll_database_down")
-    assert paused.state == "paused"
-    assert state.requests == []  # nothing was checked: no process ran the poll
+    return handle, paused
 
 
 async def _settled_after_cancel(handle: WorkflowHandle[Any, Any]) -> bool:

@@ -14,6 +14,7 @@ from ambient.deps import WorkerDeps
 from api.app import create_app
 from tests.conftest import running_worker
 from tests.support.admins import admin_headers
+from tests.support.api_worker import api_over_worker
 from tests.support.servers import HANG, serve
 from tests.watches.site import Site
 from tests.watches.test_tasks_mcp import eventually
@@ -33,77 +34,65 @@ async def test_tasks_api_creates_lists_steers_and_rejects_bad_input(
                 "metric_catalogue": {"bitcoin_price": source},
             }
         )
-        async with running_worker(dev_env.client, deps) as worker:
-            settings = deps.settings.model_copy(
-                update={
-                    "temporal_task_queue": worker.task_queue,
-                    "temporal_address": dev_env.client.service_client.config.target_host,
-                }
+        async with api_over_worker(dev_env, deps) as (settings, http):
+            admin = await admin_headers(settings)
+            registered = await http.post("/users", json={"name": "api-alice"}, headers=admin)
+            token = registered.json()["token"]
+            http.headers["Authorization"] = f"Bearer {token}"
+            body = {
+                "type": "threshold_watch",
+                "name": "btc",
+                "config": {
+                    "metric": "bitcoin_price",
+                    "threshold": 50000,
+                    "check_interval_minutes": 15,
+                },
+            }
+            created = await http.post("/tasks", json=body)
+            assert created.status_code == 201, created.text
+            task_id = created.json()["task_id"]
+            assert task_id == "threshold-watch/api-alice/btc"
+
+            async def listed() -> bool:
+                return [t["task_id"] for t in (await http.get("/tasks")).json()] == [task_id]
+
+            await eventually(listed)
+            assert (await http.post(f"/tasks/{task_id}/pause")).json()["state"] == "paused"
+            assert (await http.get(f"/tasks/{task_id}/status")).json()["state"] == "paused"
+            assert (await http.post(f"/tasks/{task_id}/resume")).json()["state"] == "active"
+
+            bad = await http.put(
+                f"/tasks/{task_id}/config",
+                json={"metric": "bitcoin_price", "threshold": 1, "check_interval_minutes": 0},
             )
-            async with (
-                serve(create_app(settings)) as base,
-                httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
-            ):
-                admin = await admin_headers(settings)
-                registered = await http.post("/users", json={"name": "api-alice"}, headers=admin)
-                token = registered.json()["token"]
-                http.headers["Authorization"] = f"Bearer {token}"
-                body = {
-                    "type": "threshold_watch",
-                    "name": "btc",
-                    "config": {
-                        "metric": "bitcoin_price",
-                        "threshold": 50000,
-                        "check_interval_minutes": 15,
-                    },
-                }
-                created = await http.post("/tasks", json=body)
-                assert created.status_code == 201, created.text
-                task_id = created.json()["task_id"]
-                assert task_id == "threshold-watch/api-alice/btc"
+            assert bad.status_code == 422
+            assert bad.json()["detail"][0]["loc"] == [
+                "body",
+                "config",
+                "check_interval_minutes",
+            ]
+            assert "greater than or equal to 1" in bad.json()["detail"][0]["msg"]
 
-                async def listed() -> bool:
-                    return [t["task_id"] for t in (await http.get("/tasks")).json()] == [task_id]
-
-                await eventually(listed)
-                assert (await http.post(f"/tasks/{task_id}/pause")).json()["state"] == "paused"
-                assert (await http.get(f"/tasks/{task_id}/status")).json()["state"] == "paused"
-                assert (await http.post(f"/tasks/{task_id}/resume")).json()["state"] == "active"
-
-                bad = await http.put(
-                    f"/tasks/{task_id}/config",
-                    json={"metric": "bitcoin_price", "threshold": 1, "check_interval_minutes": 0},
-                )
-                assert bad.status_code == 422
-                assert bad.json()["detail"][0]["loc"] == [
-                    "body",
-                    "config",
-                    "check_interval_minutes",
-                ]
-                assert "greater than or equal to 1" in bad.json()["detail"][0]["msg"]
-
-                unknown = await http.post(
-                    "/tasks", json={"type": "web_monitor", "config": {"urls": ["ftp://x"]}}
-                )
-                assert unknown.status_code == 422
-                wrong_type = await http.post("/tasks", json={"type": "pigeon", "config": {}})
-                assert wrong_type.status_code == 422 and wrong_type.json()["detail"][0]["loc"] == [
-                    "body",
-                    "type",
-                ]
-                assert (
-                    await http.get("/tasks/web-monitor/someone-else/x/status")
-                ).status_code == 404
-                assert (await http.delete(f"/tasks/{task_id}")).json()["state"] == "stopped"
-                # A stopped task poked: a conflict with its state (no body field is wrong).
-                for _ in range(200):
-                    if (await http.get(f"/tasks/{task_id}/status")).json()["state"] == "stopped":
-                        break
-                    await asyncio.sleep(0.05)
-                for action in ("pause", "resume", "trigger"):
-                    poked = await http.post(f"/tasks/{task_id}/{action}")
-                    assert poked.status_code == 409, (action, poked.text)
-                    assert "is stopped; create it again" in poked.json()["detail"]
+            unknown = await http.post(
+                "/tasks", json={"type": "web_monitor", "config": {"urls": ["ftp://x"]}}
+            )
+            assert unknown.status_code == 422
+            wrong_type = await http.post("/tasks", json={"type": "pigeon", "config": {}})
+            assert wrong_type.status_code == 422 and wrong_type.json()["detail"][0]["loc"] == [
+                "body",
+                "type",
+            ]
+            assert (await http.get("/tasks/web-monitor/someone-else/x/status")).status_code == 404
+            assert (await http.delete(f"/tasks/{task_id}")).json()["state"] == "stopped"
+            # A stopped task poked: a conflict with its state (no body field is wrong).
+            for _ in range(200):
+                if (await http.get(f"/tasks/{task_id}/status")).json()["state"] == "stopped":
+                    break
+                await asyncio.sleep(0.05)
+            for action in ("pause", "resume", "trigger"):
+                poked = await http.post(f"/tasks/{task_id}/{action}")
+                assert poked.status_code == 409, (action, poked.text)
+                assert "is stopped; create it again" in poked.json()["detail"]
         # The watch read its metric from the stand-in, not from the public host.
         assert site.value_reads >= 1
 

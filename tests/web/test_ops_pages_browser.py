@@ -14,12 +14,12 @@ from ambient.briefing.models import BriefingConfig, plan_for
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.remediation.service import RemediationService
-from ambient.storage.repositories import InboxRepository, UserRepository
+from ambient.storage.repositories import InboxRepository
 from api.app import create_app
 from tests.briefing.harness import eventually, write_day_logs
 from tests.briefing.test_briefing_surfaces import _all_day, _zone_away_from_midnight
 from tests.conftest import running_worker, unique
-from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.support import add_user, alert, error_rate, new_token, remediation_settings
 from tests.support.servers import serve
 from tests.web.test_pages_browser import fits_phone, phone_page
 
@@ -30,11 +30,7 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
     remediation_settings(deps, remediation_approval_from_rung=1)
     name = unique("ops-web")
     await add_user(deps, name, permission="dry_run")
-    async with deps.db.session() as session:
-        user = await UserRepository(session).get(name)
-        assert user is not None
-        token = await UserRepository(session).rotate_token(user)
-        await session.commit()
+    token = await new_token(deps, name)
     zone = _zone_away_from_midnight()
     today = datetime.now(ZoneInfo(zone)).date()
     logs = write_day_logs(tmp_path / "app.log", plan_for(today, BriefingConfig(timezone=zone)))
@@ -118,11 +114,7 @@ async def test_member_opens_a_discussion_and_replies_on_the_page(
 ) -> None:
     name = unique("talker")
     await add_user(deps, name)
-    async with deps.db.session() as session:
-        user = await UserRepository(session).get(name)
-        assert user is not None
-        token = await UserRepository(session).rotate_token(user)
-        await session.commit()
+    token = await new_token(deps, name)
     async with serve(create_app(deps.settings)) as base, phone_page(browser) as page:
         await page.goto(f"{base}/signin")
         await page.get_by_label("API token").fill(token)

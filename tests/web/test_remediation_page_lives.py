@@ -10,12 +10,17 @@ from urllib.parse import unquote
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService
-from ambient.storage.repositories import UserRepository
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
-from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.support import (
+    RunKeys,
+    add_user,
+    alert,
+    error_rate,
+    new_token,
+    remediation_settings,
+)
 from tests.support.pages import signed_in
 
 HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
@@ -34,11 +39,7 @@ async def test_an_approve_button_of_an_earlier_run_does_not_approve_the_next_run
     remediation_settings(deps, remediation_approval_from_rung=1)
     name = unique("kai")
     await add_user(deps, name, permission="dry_run")
-    async with deps.db.session() as session:
-        user = await UserRepository(session).get(name)
-        assert user is not None
-        token = await UserRepository(session).rotate_token(user)
-        await session.commit()
+    token = await new_token(deps, name)
     async with (
         error_rate(healthy_from=None) as (_, metric_url),
         running_worker(dev_env.client, deps) as worker,
@@ -53,11 +54,8 @@ async def test_an_approve_button_of_an_earlier_run_does_not_approve_the_next_run
         same_alert = alert(metric_url, workload=name, settle_seconds=0)
         rid = (await remediations.start(name, same_alert, mode="dry_run")).remediation_id
 
-        async def waiting() -> str | None:
-            view = await remediations.get(name, rid)
-            return view.run_key if view.state == "waiting_approval" else None
-
-        first = await eventually(waiting, "the first run waits for approval")
+        runs = RunKeys(remediations, name, rid)
+        first = await eventually(runs.waiting, "the first run waits for approval")
         async with signed_in(settings, token, f"/app/remediation?id={rid}") as http:
             # Kai opens the first run's page, and leaves it open.
             page = (await http.get("/app/remediation", params={"id": rid})).text
@@ -65,9 +63,9 @@ async def test_an_approve_button_of_an_earlier_run_does_not_approve_the_next_run
             # Meanwhile the first run is aborted (another tab, the API), the same alert comes
             # again, and its new run waits for approval of a step Kai has not looked at.
             await remediations.abort(name, rid, "not now")
-            await eventually(lambda: _ended(remediations, name, rid, first), "the first run ends")
+            await eventually(lambda: runs.ended(first), "the first run ends")
             await remediations.start(name, same_alert, mode="dry_run")
-            second = await eventually(waiting, "the second run waits for approval")
+            second = await eventually(runs.waiting, "the second run waits for approval")
             assert second != first
 
             for action in ("approve", "abort"):
@@ -77,8 +75,3 @@ async def test_an_approve_button_of_an_earlier_run_does_not_approve_the_next_run
                 assert said.startswith(f"This is about an earlier run of {rid}"), said
             view = await remediations.get(name, rid)
             assert (view.run_key, view.state, view.attempts) == (second, "waiting_approval", [])
-
-
-async def _ended(service: RemediationService, user: str, rid: str, run_key: str) -> bool:
-    view = await service.get(user, rid)
-    return view.run_key != run_key or view.state in FINAL_STATES

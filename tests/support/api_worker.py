@@ -1,0 +1,34 @@
+"""The API served over a running worker: its settings, and a client talking to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.settings import Settings
+from api.app import create_app
+from tests.conftest import running_worker
+from tests.support.servers import HANG, serve
+
+
+@asynccontextmanager
+async def api_over_worker(
+    env: WorkflowEnvironment, deps: WorkerDeps
+) -> AsyncIterator[tuple[Settings, httpx.AsyncClient]]:
+    """A worker on deps, the API served with settings that reach it, and a client to the API."""
+    async with running_worker(env.client, deps) as worker:
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": env.client.service_client.config.target_host,
+            }
+        )
+        async with (
+            serve(create_app(settings)) as base,
+            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        ):
+            yield settings, http
