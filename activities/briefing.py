@@ -16,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.notify import heartbeating
+from ambient import temporal
 from ambient.briefing.draft import finish
 from ambient.briefing.logreport import (
     LogBaseline,
@@ -306,5 +307,5 @@ def _read_again_if_passing(exc: Exception, source: str) -> None:
     """A passing Tencent Cloud failure (network, a back end, a rate limit) fails an attempt that
     is not the preparation's last: the next reads the source again, rather than the day's
     briefing going without it. The last attempt notes it and prepares without the source."""
-    if isinstance(exc, TencentRetryableError) and activity.info().attempt < PREPARE_ATTEMPTS:
+    if isinstance(exc, TencentRetryableError) and not temporal.last_attempt(PREPARE_ATTEMPTS):
         raise ApplicationError(f"{source}: {exc}", type="SourceUnavailable") from exc

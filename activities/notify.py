@@ -26,6 +26,7 @@ from sqlalchemy.exc import TimeoutError as NoConnectionInTime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from ambient import temporal
 from ambient.clients.notify import ChannelRegistry, PermanentNotifyError, TransientNotifyError
 from ambient.domain.notify import (
     Delivery,
@@ -76,7 +77,7 @@ class NotifyActivities:
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
         """Deliver to every target once; see the module docstring for the rules."""
-        return await self.send(request, last_try=_last_attempt(request))
+        return await self.send(request, last_try=temporal.last_attempt(request.attempts))
 
     async def send(
         self, request: NotifyRequest, *, heartbeat: bool = True, last_try: bool = False
@@ -342,16 +343,6 @@ def _failed(channel: str, target: str, error: str) -> Delivery:
     return Delivery(
         channel=channel, target=target, status=DeliveryStatus.FAILED, error=redact(error)
     )
-
-
-def _last_attempt(request: NotifyRequest) -> bool:
-    """Whether Temporal runs this activity no more after it (its retry policy's last attempt).
-
-    The policy as the server holds it, else as the caller gave it (not every server sends it).
-    """
-    info = activity.info()
-    most = info.retry_policy.maximum_attempts if info.retry_policy else request.attempts
-    return most is not None and 0 < most <= info.attempt
 
 
 async def _record_failure(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from ambient import temporal
 from ambient.clients.kube import KubeError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
@@ -345,7 +346,11 @@ class RemediationActivities:
                     await ActionLedger(session).release(step.key)
             raise
         except KubeError as exc:
-            if exc.changed is False and _last_change_attempt():
+            # Imported here: the workflows import this module. The policy the workflow gives a
+            # change stands in where the server sends none with the task.
+            from workflows.remediation_records import CHANGE_RETRY
+
+            if exc.changed is False and temporal.last_attempt(CHANGE_RETRY.maximum_attempts):
                 # Retried until the retries were spent (503s for minutes) without a change:
                 # the run hands over, and the slot must not count a change nobody made.
                 async with self._writing() as session:
@@ -477,17 +482,6 @@ def _decided(result: Gate, gate: str) -> GateDecision:
         gate=None if result.allowed else gate,
         retry_after_seconds=result.retry_after_seconds,
     )
-
-
-def _last_change_attempt() -> bool:
-    """Whether this attempt of a change is its retry policy's last (no retry follows it)."""
-    # Imported here: the workflows import this module. The server does not always send the
-    # policy with the task (the test server does not): the one the workflow gives changes.
-    from workflows.remediation_records import CHANGE_RETRY
-
-    info = activity.info()
-    policy = info.retry_policy or CHANGE_RETRY
-    return 0 < policy.maximum_attempts <= info.attempt
 
 
 async def _translated(work: Awaitable[T]) -> T:

@@ -6,6 +6,7 @@ import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
+from temporalio import activity
 from temporalio.client import Client, TLSConfig
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -125,3 +126,14 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
     )
+
+
+def last_attempt(most_given: int | None) -> bool:
+    """Whether this activity attempt is its retry policy's last: no retry follows it.
+
+    The policy as the server sent it with the task; where it sent none (the time-skipping test
+    server does not), ``most_given``, the maximum attempts of the policy the caller gave.
+    """
+    info = activity.info()
+    most = info.retry_policy.maximum_attempts if info.retry_policy else most_given
+    return most is not None and 0 < most <= info.attempt
