@@ -164,14 +164,6 @@ def revision_template(
     return baseline.previous_template
 
 
-def autoscaled_skip(deployment: str, hpa: str) -> str:
-    """Why scale out does not set the count of a Deployment an autoscaler scales."""
-    return (
-        f"{deployment} is scaled by {hpa}: its controller would undo a count set on the "
-        "Deployment; raise the autoscaler's bounds instead"
-    )
-
-
 def isolation_value(key: str) -> str:
     """The isolation label's value for a step key (the dry-run executor predicts the same)."""
     return hashlib.sha256(key.encode()).hexdigest()[:16]

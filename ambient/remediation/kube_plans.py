@@ -23,7 +23,6 @@ from ambient.remediation.changes import (
     Obj,
     StepPlan,
     annotations_of,
-    autoscaled_skip,
     images_of,
     isolation_policy_name,
     isolation_value,
@@ -123,7 +122,8 @@ class StepPlanner:
         hpa = await self._reads.autoscaler(step.target)
         if hpa is not None:
             return StepPlan(
-                skipped_reason=autoscaled_skip(name, hpa),
+                skipped_reason=f"{name} is scaled by {hpa}: its controller would undo a count set "
+                "on the Deployment; raise the autoscaler's bounds instead",
                 detail=f"{name} runs {current} replicas under {hpa}",
             )
         if current == step.replicas:
