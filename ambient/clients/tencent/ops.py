@@ -421,13 +421,6 @@ async def list_node_pools(
     ]
 
 
-async def get_kubeconfig(tc: TencentCloud, cluster_id: str, *, region: str | None = None) -> str:
-    answer = await tc.call(
-        "tke", "DescribeClusterKubeconfig", {"ClusterId": cluster_id}, region=region
-    )
-    return str(answer.get("Kubeconfig", ""))
-
-
 def tts_segments(text: str, size: int = TTS_CHUNK) -> list[str]:
     """Cut at sentence ends (。！？.!?；;) so no segment passes ``size`` characters."""
     sentences = [s for s in re.split(r"(?<=[。！？!?；;.\n])", text) if s.strip()]
