@@ -19,7 +19,6 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
 from pydantic import BaseModel
 
-from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
 
@@ -140,8 +139,11 @@ async def tke_kubeconfig(
     tencent: TencentCloud, cluster_id: str, *, region: str | None = None
 ) -> str:
     """The TKE cluster's kubeconfig; KubeError when TKE has none (never empty text)."""
+    answer = await tencent.call(
+        "tke", "DescribeClusterKubeconfig", {"ClusterId": cluster_id}, region=region
+    )
     # Empty, a caller would take it as "use AMBIENT_KUBECONFIG".
-    text = await ops.get_kubeconfig(tencent, cluster_id, region=region)
+    text = str(answer.get("Kubeconfig", ""))
     if not text.strip():
         raise KubeError(
             f"TKE returned no kubeconfig for {cluster_id!r}: enable the cluster's API "

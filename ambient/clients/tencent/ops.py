@@ -36,7 +36,6 @@ MONITOR_REQUEST_POINTS = 1440
 # DescribeStatisticData's longest EndTime-StartTime (exclusive) per period (API reference,
 # Period: "60s：EndTime-StartTime<12小时 ... 300s：<3天 ... 3600s：<30天 ... 86400s：<186天").
 STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186 * 86400}
-METRIC_PERIODS = (60, 300, 3600, 86400)  # the statistics periods Cloud Monitor keeps
 # How far before now DescribeStatisticData's StartTime may lie per period: older datapoints
 # are not kept (API reference, Period: "60s：...StartTime距当前时间不能超过15天；300s：...31天；
 # 3600s：...93天；86400s：...186天").
@@ -269,24 +268,25 @@ async def get_metric(
         raise TencentRequestError("InvalidParameterValue.Period", "period must be >= 1 second")
     count = int((end - start).total_seconds()) // period
     if count > MAX_METRIC_POINTS:
-        fits = next((p for p in METRIC_PERIODS if count * period // p <= MAX_METRIC_POINTS), None)
+        fits = next(
+            (p for p in STATISTIC_PERIODS if count * period // p <= MAX_METRIC_POINTS), None
+        )
         hint = f"use period={fits}" if fits else "shorten the window"
         raise TencentRequestError(
             "InvalidParameterValue.Period",
             f"{count} datapoints at period={period}s; a metric read fetches at most "
             f"{MAX_METRIC_POINTS}: {hint}",
         )
-    if namespace in STATISTIC_NAMESPACES and period not in STATISTIC_PERIODS:
-        raise TencentRequestError(
-            "InvalidParameterValue.Period",
-            f"{namespace} metrics are read with DescribeStatisticData, whose period is "
-            f"60, 300, 3600 or 86400 seconds, not {period}",
-        )
     if namespace in STATISTIC_NAMESPACES:
+        if period not in STATISTIC_PERIODS:
+            raise TencentRequestError(
+                "InvalidParameterValue.Period",
+                f"{namespace} metrics are read with DescribeStatisticData, whose period is "
+                f"60, 300, 3600 or 86400 seconds, not {period}",
+            )
         _refuse_unkept(namespace, start, end, period)
-    # Both ends are inclusive: each request spans at most what the action accepts and the next
-    # starts one period later, so no point is asked for twice.
-    if namespace in STATISTIC_NAMESPACES:
+        # Both ends are inclusive: each request spans at most what the action accepts and the
+        # next starts one period later, so no point is asked for twice.
         span = timedelta(seconds=STATISTIC_WINDOWS[period] - period)
     else:
         span = timedelta(seconds=period * (MONITOR_REQUEST_POINTS - 1))
@@ -316,7 +316,7 @@ def _refuse_unkept(namespace: str, start: datetime, end: datetime, period: int) 
     fits = next(
         (
             p
-            for p in METRIC_PERIODS
+            for p in STATISTIC_PERIODS
             if age <= STATISTIC_RETENTION[p] and span // p <= MAX_METRIC_POINTS
         ),
         None,
@@ -419,13 +419,6 @@ async def list_node_pools(
         )
         for p in answer.get("NodePoolSet") or []
     ]
-
-
-async def get_kubeconfig(tc: TencentCloud, cluster_id: str, *, region: str | None = None) -> str:
-    answer = await tc.call(
-        "tke", "DescribeClusterKubeconfig", {"ClusterId": cluster_id}, region=region
-    )
-    return str(answer.get("Kubeconfig", ""))
 
 
 def tts_segments(text: str, size: int = TTS_CHUNK) -> list[str]:
