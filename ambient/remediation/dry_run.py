@@ -8,35 +8,15 @@ one every ``dry_run`` mode uses.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from lightkube import AsyncClient
-from lightkube.resources.core_v1 import ConfigMap
-
-from ambient.clients.kube import (
-    REVISION,
-    KubeClients,
-    KubeError,
-    KubeNotFoundError,
-    KubeUnauthorizedError,
-    revision_number,
-)
+from ambient.clients.kube import KubeClients, KubeError, KubeNotFoundError
 from ambient.clients.tencent.client import TencentCloud
-from ambient.remediation.changes import (
-    RESTARTED_AT,
-    annotations_of,
-    configmaps_of,
-    images_of,
-    isolation_value,
-    revision_template,
-    stamp_annotations,
-)
+from ambient.remediation.changes import RESTARTED_AT, isolation_value, stamp_annotations
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_plans import StepInputError, WorkloadReplacedError
-from ambient.remediation.kube_reads import ClusterReads, previous_revision, rollout_health
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     Checkpoint,
@@ -49,47 +29,7 @@ from ambient.remediation.ladder import (
 )
 from ambient.settings import Settings
 
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class WorkloadView:
-    """What one read of a Deployment and its neighbours shows (plain dicts, as the API sent)."""
-
-    deployment: dict[str, Any]
-    # ReplicaSets by revision, also under the numbers a rollback renumbered them from.
-    revisions: dict[int, dict[str, Any]]
-    services: dict[str, dict[str, str]]
-    configmaps: dict[str, dict[str, Any]]
-
-    @property
-    def revision(self) -> int | None:
-        return revision_number(annotations_of(self.deployment).get(REVISION))
-
-    @property
-    def replicas(self) -> int | None:
-        value = self.deployment.get("spec", {}).get("replicas")
-        return int(value) if value is not None else None
-
-
-async def read_workload(client: AsyncClient, target: WorkloadRef) -> WorkloadView:
-    """The Deployment and its neighbours: the same reads the Kubernetes executor plans from."""
-    reads = ClusterReads(client)
-    deployment = await reads.deployment(target)
-    revisions = await reads.revisions(deployment, with_history=True)
-    services: dict[str, dict[str, str]] = {}
-    configmaps: dict[str, dict[str, Any]] = {}
-    try:
-        for service in await reads.services(deployment):
-            services[service["metadata"]["name"]] = dict(service["spec"]["selector"])
-        for name in configmaps_of(deployment["spec"]["template"]):
-            found = await reads.get(ConfigMap, target.namespace, name)
-            if found is not None:
-                configmaps[name] = dict(found.get("data") or {})
-    except KubeError as exc:
-        # A cluster (or stand-in) without these reads still gets restart/scale/rollback.
-        log.info("services/configmaps of %s not readable: %s", target, exc)
-    return WorkloadView(deployment, revisions, services, configmaps)
+T = TypeVar("T")
 
 
 def step_patches(step: StepRequest) -> tuple[dict[str, Any], str]:
@@ -138,87 +78,63 @@ def step_patches(step: StepRequest) -> tuple[dict[str, Any], str]:
 
 
 class DryRunExecutor:
-    """Implements RemediationExecutor without writing anything."""
+    """Implements RemediationExecutor without writing anything: the Kubernetes executor's own
+    reads and plans (dry run and execute agree by construction), none of its writes."""
 
     def __init__(self, clients: KubeClients | None = None) -> None:
-        self._clients = clients
+        self._kube = KubernetesExecutor(clients) if clients is not None else None
 
-    async def _view(self, target: WorkloadRef) -> tuple[WorkloadView | None, str]:
-        if self._clients is None:
+    async def _read(
+        self, cluster_id: str, call: Callable[[KubernetesExecutor], Awaitable[T]]
+    ) -> tuple[T | None, str]:
+        """The Kubernetes executor's answer, or why the cluster gave none."""
+        if self._kube is None:
             return None, "no cluster access configured"
         try:
-            client = await self._clients.client(target.cluster_id)
-            return await read_workload(client, target), ""
-        except KubeNotFoundError:
-            # The cluster answered that there is no such workload: not a plan from the alert.
-            raise
+            return await call(self._kube), ""
+        except (KubeNotFoundError, StepInputError, WorkloadReplacedError):
+            raise  # the cluster answered: no plan from the alert would be true
         except KubeError as exc:
-            if isinstance(exc, KubeUnauthorizedError):
-                await self._clients.forget(target.cluster_id)
             return None, str(exc)
         except Exception as exc:  # unreachable cluster, TKE errors: a dry run still reports
-            return None, f"cluster {target.cluster_id} not reachable: {exc}"
+            return None, f"cluster {cluster_id} not reachable: {exc}"
 
     async def checkpoint(self, target: WorkloadRef) -> Checkpoint:
-        view, why = await self._view(target)
-        now = datetime.now(UTC)
-        if view is None:
-            return Checkpoint(
-                target=target,
-                revision=None,
-                replicas=None,
-                taken_at=now,
-                observed=False,
-                detail=f"dry run from the alert alone ({why})",
-            )
-        previous = previous_revision(view.revisions, view.revision)
+        read, why = await self._read(target.cluster_id, lambda kube: kube.checkpoint(target))
+        if read is not None:
+            return read.model_copy(update={"detail": f"read from the cluster: {read.detail}"})
         return Checkpoint(
             target=target,
-            uid=view.deployment.get("metadata", {}).get("uid"),
-            revision=view.revision,
-            previous_revision=previous,
-            # As the Kubernetes executor records it: a rung 3 after the pruning still shows it.
-            previous_template=revision_template(view.revisions, previous, None),
-            replicas=view.replicas,
-            images=images_of(view.deployment.get("spec", {}).get("template") or {}),
-            spec=view.deployment.get("spec", {}),
-            service_selectors=view.services,
-            configmaps=view.configmaps,
-            taken_at=now,
-            detail="read from the cluster",
+            revision=None,
+            replicas=None,
+            taken_at=datetime.now(UTC),
+            observed=False,
+            detail=f"dry run from the alert alone ({why})",
         )
 
     async def apply(self, step: StepRequest) -> StepResult:
-        why = "no cluster access configured"
-        if self._clients is not None:
-            try:
-                # The Kubernetes executor's own plan, not sent: the dry run lists exactly the
-                # writes a run with it would make (an object already as wanted is no change).
-                return await KubernetesExecutor(self._clients).apply(
-                    step.model_copy(update={"mode": "dry_run"})
-                )
-            except (KubeNotFoundError, StepInputError, WorkloadReplacedError):
-                raise  # the cluster answered: no plan from the alert would be true
-            except KubeError as exc:
-                why = str(exc)
-            except Exception as exc:  # unreachable cluster, TKE errors: a dry run still reports
-                why = f"cluster {step.target.cluster_id} not reachable: {exc}"
+        # The Kubernetes executor's own plan, not sent: the dry run lists exactly the writes a
+        # run with it would make (an object already as wanted is no change).
+        dry = step.model_copy(update={"mode": "dry_run"})
+        planned, why = await self._read(step.target.cluster_id, lambda kube: kube.apply(dry))
+        if planned is not None:
+            return planned
         patches, sentence = step_patches(step)
         detail = f"dry run: would {sentence}; from the alert ({why})"
         return StepResult(applied=False, detail=detail, patch=patches)
 
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
         try:
-            view, why = await self._view(target)
-        except KubeNotFoundError as exc:
-            view, why = None, str(exc)
-        if view is None:
-            return RolloutHealth(
-                available=False, ready_replicas=0, desired=0, detail=why, observed=False
+            health, why = await self._read(
+                target.cluster_id, lambda kube: kube.rollout_health(target)
             )
-        # The Kubernetes executor's verdict: old pods still ready do not make a stuck or
-        # unfinished rollout healthy.
-        return rollout_health(view.deployment)
+        except KubeNotFoundError as exc:
+            health, why = None, str(exc)
+        if health is not None:
+            return health
+        return RolloutHealth(
+            available=False, ready_replicas=0, desired=0, detail=why, observed=False
+        )
 
 
 def default_executors(

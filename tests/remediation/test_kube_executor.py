@@ -1251,3 +1251,43 @@ async def test_a_dry_run_of_an_isolation_another_run_made_applies_nothing_and_sa
     assert len(kube.api.writes()) == before
     assert (planned.applied, planned.already_applied, planned.patch) == (False, False, None)
     assert planned.skipped_reason == "nothing to write, already so: service shop/checkout"
+
+
+async def test_a_dry_run_without_access_to_services_plans_the_configmaps_execute_restores(
+    kube: Cluster,
+) -> None:
+    """RBAC refuses listing Services only: both checkpoints still record the ConfigMaps, so
+    the dry run's rung 5 restores the one edited during the incident, as execute then does."""
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    kube.api.forbidden = {"list services"}
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    planned_baseline = await dry.checkpoint(kube.target)
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert planned_baseline.configmaps == baseline.configmaps
+    assert sorted(baseline.configmaps) == ["checkout-env", "checkout-files"]
+    assert "Service selectors not recorded" in planned_baseline.detail
+    kube.api.configmaps[("shop", "checkout-env")]["data"] = {"MODE": "slow"}
+    rid = "remediation/r-dry-rbac"
+    planned = await dry.apply(
+        kube.step(rid, Rung.FULL_ROLLBACK, mode="dry_run", checkpoint=planned_baseline)
+    )
+    done = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
+    assert planned.patch is not None and done.patch is not None
+    assert "configmap/shop/checkout-env" in planned.patch
+    assert set(planned.patch) == set(done.patch)
+
+
+async def test_a_dry_run_verification_reads_the_deployment_alone_as_execute_does(
+    kube: Cluster,
+) -> None:
+    """Rollout health is the Deployment's: refused ReplicaSets do not make it unobserved."""
+    from ambient.remediation.dry_run import DryRunExecutor
+
+    kube.api.forbidden = {"replicasets"}
+    dry = DryRunExecutor(KubeClients(kube.kubeconfig, None))
+    before = len(kube.api.calls)
+    health = await dry.rollout_health(kube.target)
+    assert [c.kind for c in kube.api.calls[before:]] == ["deployments"]
+    assert health == await kube.executor.rollout_health(kube.target)
+    assert health.observed and health.available
