@@ -24,11 +24,11 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
+    from ambient.briefing.config import DayPlan
     from ambient.briefing.models import (
         PREPARE_ATTEMPTS,
         BriefingRun,
         BriefingStatus,
-        DayPlan,
         GreetingRecord,
         GreetOutcome,
         GreetRequest,

@@ -17,7 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ambient.briefing.models import MAX_REQUEST_ID, BriefingConfig
+from ambient.briefing.config import BriefingConfig
+from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.field_errors import Refused, field_errors, field_problems
 from ambient.refusals import Refusal
 

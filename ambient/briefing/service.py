@@ -30,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.briefing import analysis
+from ambient.briefing.config import BriefingConfig, FileLogSpec
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -47,13 +48,11 @@ from ambient.briefing.models import (
     NOT_IN_TIME,
     NOT_SET_UP,
     BriefingCarry,
-    BriefingConfig,
     BriefingListItem,
     BriefingRef,
     BriefingRun,
     BriefingStatus,
     BriefingView,
-    FileLogSpec,
     GreetOutcome,
     GreetRequest,
     GreetResult,

@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing.models import BriefingConfig
+from ambient.briefing.config import BriefingConfig
 from ambient.briefing.service import BriefingNotFoundError
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import TaskStateError
