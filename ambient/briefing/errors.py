@@ -9,6 +9,7 @@ BriefingError
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Sequence
@@ -71,6 +72,11 @@ def request_id_of(given: str | None) -> str:
             f"request_id: at most {MAX_REQUEST_ID} characters", field="request_id"
         )
     return given or uuid.uuid4().hex
+
+
+def update_id_of(kind: str, key: str) -> str:
+    """The Temporal update id of a request: the same key is applied once."""
+    return f"{kind}/" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def check_date(value: str) -> str:
