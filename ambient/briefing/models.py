@@ -53,11 +53,7 @@ class SourceNote(BaseModel):
     detail: str = ""
 
 
-# An alarm as the briefing reads it: the Cloud Monitor / CLS alarm record itself.
-AlarmLine = AlarmRecord
-
-
-def still_open(alarms: list[AlarmLine]) -> list[AlarmLine]:
+def still_open(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
     """The alarms not recovered: an OK, resolved or expired (NO_CONF) one is not open."""
     return [a for a in alarms if a.status.lower() not in ("ok", "resolved", "no_conf")]
 
@@ -74,7 +70,7 @@ class BriefingInputs(BaseModel):
     trend: str | None = None
     top_templates: list[TemplateStat] = Field(default_factory=list)
     anomalies: list[str] = Field(default_factory=list)
-    alarms: list[AlarmLine] = Field(default_factory=list)
+    alarms: list[AlarmRecord] = Field(default_factory=list)
     alarms_configured: bool = False
     fixed: list[str] = Field(default_factory=list)
     needs_person: list[str] = Field(default_factory=list)
