@@ -104,11 +104,10 @@ class Greeting:
         """The voice trigger; the workflow decides (exactly once per user per day). ``caller``:
         the signed-in user (greets for another only as an admin; None: a device or the CLI);
         ``within``: how long the caller listens, so the workflow waits no longer."""
-        if caller is not None and caller != user:
-            if not await self._admin(caller):
-                raise BriefingRefusedError(
-                    f"greeting for {user!r} needs the admin role; omit user_id for yours"
-                )
+        if caller is not None and caller != user and not await self._admin(caller):
+            raise BriefingRefusedError(
+                f"greeting for {user!r} needs the admin role; omit user_id for yours"
+            )
         clock = asyncio.get_running_loop().time
         listens = self.greet_timeout.total_seconds() if within is None else within
         until = clock() + min(listens, self.greet_timeout.total_seconds())
