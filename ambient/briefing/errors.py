@@ -44,10 +44,8 @@ class BriefingNotFoundError(BriefingError):
     """No daily briefing task, or no briefing of that date, for the caller."""
 
 
-def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:
+def parse_config(config: dict[str, Any]) -> BriefingConfig:
     """A validated config; errors name the field."""
-    if isinstance(config, BriefingConfig):
-        return config
     try:
         return BriefingConfig.model_validate(config)
     except ValidationError as exc:

@@ -88,24 +88,23 @@ class BriefingService(Greeting):
     async def create(self, user: str, config: dict[str, Any] | BriefingConfig) -> BriefingRef:
         """Start the user's daily briefing; the same config again finds the running one."""
         if not isinstance(config, BriefingConfig):
-            config = await self._with_user_defaults(user, config)
-        parsed = parse_config(config)
-        if isinstance(parsed.log_source, FileLogSpec):
+            config = parse_config(await self._with_user_defaults(user, config))
+        if isinstance(config.log_source, FileLogSpec):
             try:
                 resolve_log_path(
-                    parsed.log_source.path, self.settings.log_dir, admin=await self._admin(user)
+                    config.log_source.path, self.settings.log_dir, admin=await self._admin(user)
                 )
             except LogFileError as exc:
                 raise InvalidBriefingError(str(exc)) from None
         try:
             # At creation and update like a web monitor's URLs, not first at the morning's fetch.
-            check_destinations(parsed, self.settings)
+            check_destinations(config, self.settings)
         except ConfigError as exc:
             errors = [(location[1:], message) for location, message in exc.errors]  # no "config."
             raise invalid_config(errors) from None
         for _ in range(2):
             try:
-                return await self._start(user, parsed)
+                return await self._start(user, config)
             except WorkflowAlreadyStartedError:
                 # Another create started it between our read and our start: decide again
                 # against it, as if it had come first (the same config finds it, another
