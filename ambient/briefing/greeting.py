@@ -67,9 +67,11 @@ class Greeting:
         row = await user_named(self.db, user)
         return ((row.language if row else None) or self.settings.default_language) == Language.ZH
 
-    async def _said(self, user: str, texts: tuple[str, str]) -> str:
+    async def _said(self, user: str, outcome: GreetOutcome, texts: tuple[str, str]) -> GreetResult:
         """A greeting the workflow did not give, in the user's language: a TTS reads one."""
-        return texts[0] if await self._chinese(user) else texts[1]
+        return GreetResult(
+            outcome=outcome, text=texts[0] if await self._chinese(user) else texts[1]
+        )
 
     async def _in_users_words(self, user: str, result: GreetResult) -> GreetResult:
         """The workflow's short answers are in the briefing's language: said in the user's.
@@ -139,16 +141,15 @@ class Greeting:
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             # Unknown, not failed: the same request id later gets the workflow's own answer
             # (a new answer_by, so an update refused as too late is decided then).
-            return await self._not_in_time(user)
+            return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
-                return GreetResult(
-                    outcome=GreetOutcome.UNAVAILABLE, text=await self._said(user, NOT_SET_UP)
-                )
+                return await self._said(user, GreetOutcome.UNAVAILABLE, NOT_SET_UP)
             raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
         except WorkflowUpdateFailedError as exc:
             if getattr(exc.cause, "type", None) == GREETING_TOO_LATE:
-                return await self._not_in_time(user)  # this server's clock runs ahead
+                # This server's clock runs ahead.
+                return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             raise BriefingError(f"greeting failed: {exc.cause}") from None
         if result.outcome is GreetOutcome.SPOKEN and via == "voice":
             # A TTS reads it as it is: the writer's text loses its Markdown, ids and <*>.
@@ -164,6 +165,3 @@ class Greeting:
                 # The text is the answer; audio is a bonus the device can synthesise itself.
                 log.warning("TTS failed for %s: %s", user, exc)
         return await self._in_users_words(user, result)
-
-    async def _not_in_time(self, user: str) -> GreetResult:
-        return GreetResult(outcome=GreetOutcome.PREPARING, text=await self._said(user, NOT_IN_TIME))
