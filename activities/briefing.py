@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.notify import heartbeating
 from ambient import temporal
+from ambient.briefing.config import DayPlan, FileLogSpec, plan_day
 from ambient.briefing.draft import finish
 from ambient.briefing.logreport import (
     LogBaseline,
@@ -30,8 +31,6 @@ from ambient.briefing.models import (
     PREPARE_ATTEMPTS,
     BriefingContent,
     BriefingInputs,
-    DayPlan,
-    FileLogSpec,
     GreetingRecord,
     PlanRequest,
     PreparedBriefing,
@@ -39,7 +38,6 @@ from ambient.briefing.models import (
     PushRequest,
     SourceNote,
     briefing_link,
-    plan_day,
     task_id_for,
 )
 from ambient.briefing.writer import full_report_markdown, summary_markdown, write_briefing

@@ -34,8 +34,8 @@ from zoneinfo import ZoneInfo
 import httpx
 from temporalio.client import Client
 
+from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.briefing.errors import BriefingError
-from ambient.briefing.models import BriefingConfig, plan_for
 from ambient.briefing.service import BriefingService
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository

@@ -38,9 +38,10 @@ from ambient.briefing.faithfulness import unsupported_claims
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import fill_from_report
-from ambient.briefing.models import AlarmLine, BriefingInputs, SourceNote
+from ambient.briefing.models import BriefingInputs, SourceNote
 from ambient.briefing.writer import draft_text, llm_prompt, write_briefing
 from ambient.clients.llm import LLMClient
+from ambient.clients.tencent.ops import AlarmRecord
 from ambient.domain.event_digest import EventBrief, notable, offline_decision, written_in
 from ambient.remediation.alerts import Alert
 from ambient.remediation.scorer import score_alert_traced
@@ -83,7 +84,7 @@ def briefing_days(count: int) -> list[BriefingInputs]:
         else:
             inputs.alarms_configured = True
             inputs.alarms = [
-                AlarmLine(
+                AlarmRecord(
                     source=rng.choice(["monitor", "cls"]),
                     name=rng.choice(["CPU > 90%", "5xx rate", "磁盘使用率", "Pod 重启"]),
                     status=rng.choice(["firing", "resolved"]),

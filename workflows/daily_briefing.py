@@ -24,11 +24,11 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
+    from ambient.briefing.config import DayPlan
     from ambient.briefing.models import (
         PREPARE_ATTEMPTS,
         BriefingRun,
         BriefingStatus,
-        DayPlan,
         GreetingRecord,
         GreetOutcome,
         GreetRequest,
@@ -109,7 +109,7 @@ class DailyBriefingWorkflow:
             PlanRequest(now=workflow.now(), config=config, after=self.carry.last_date),
             start_to_close_timeout=SHORT,
         )
-        self._details()
+        self._details(day)
         self.phase = "waiting to prepare"
         await self._wait_until(day.prepare_at, lambda: self.prepare_wanted or self.stopping)
         held = False
@@ -130,7 +130,7 @@ class DailyBriefingWorkflow:
         # the write (the service overlays the live state on the stored row meanwhile).
         await self._wait_until(day.window_end, lambda: self.stopping)
         if self.given_at is not None:
-            await self._record_greeting()
+            await self._record_greeting(day, self.given_at)
         elif config.push_if_not_greeted and self.prepared and not self.stopping and not self.paused:
             self.phase = "pushing"
             await self._push(day.date, "not greeted", f"{run.task_id}/{day.date}/push")
@@ -366,7 +366,7 @@ class DailyBriefingWorkflow:
                 workflow.logger.warning("briefing preparation failed: %s", self.preparation_error)
             finally:
                 self.phase = "prepared" if self.prepared else "preparation failed"
-                self._details()
+                self._details(self.day)
 
     def _prepared_in_time(self) -> bool:
         """Prepared, and not before the preparation time: earlier, yesterday was not over
@@ -396,17 +396,15 @@ class DailyBriefingWorkflow:
                 lines += [f"{url}: {ln}" for ln in added]
         return lines[:30]
 
-    async def _record_greeting(self) -> None:
-        if self.day is None or self.given_at is None:
-            return
+    async def _record_greeting(self, day: DayPlan, given_at: datetime) -> None:
         try:
             # A local activity: one short database write, no task round trip via the server.
             await workflow.execute_local_activity_method(
                 BriefingActivities.record_greeting,
                 GreetingRecord(
                     user=self.run_input.user,
-                    date=self.day.date,
-                    given_at=self.given_at,
+                    date=day.date,
+                    given_at=given_at,
                     via=self.given_via or "unknown",
                 ),
                 start_to_close_timeout=SHORT,
@@ -459,10 +457,8 @@ class DailyBriefingWorkflow:
             retry_policy=NOTIFY_RETRY,
         )
 
-    def _details(self) -> None:
-        day, config = self.day, self.run_input.config
-        if day is None:
-            return
+    def _details(self, day: DayPlan) -> None:
+        config = self.run_input.config
         state = "prepared" if self.prepared else "not prepared yet"
         workflow.set_current_details(
             f"{day.date}: {state}; prepare {config.prepare_at}, window "

@@ -8,11 +8,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ambient.briefing.config import BriefingConfig, ClsLogSpec, FileLogSpec
 from ambient.briefing.errors import BriefingError, InvalidBriefingError
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import LogFileError, read_log_source
-from ambient.briefing.models import BriefingConfig, ClsLogSpec, FileLogSpec, LogAnalysis
+from ambient.briefing.models import LogAnalysis
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.domain.field_errors import field_problems

@@ -6,14 +6,13 @@ from __future__ import annotations
 from ambient.briefing.logreport import TemplateStat
 from ambient.briefing.models import (
     SPOKEN_MAX_CHARS,
-    AlarmLine,
     BriefingContent,
     BriefingDraft,
     BriefingInputs,
     SourceNote,
     still_open,
 )
-from ambient.clients.tencent.ops import tts_segments
+from ambient.clients.tencent.ops import AlarmRecord, tts_segments
 from ambient.domain.events import clipped
 from ambient.domain.loglevels import ERROR_LEVELS
 
@@ -93,7 +92,7 @@ def _spoken(
     inputs: BriefingInputs,
     headline: str,
     errors: list[TemplateStat],
-    firing: list[AlarmLine],
+    firing: list[AlarmRecord],
     failed: list[SourceNote],
 ) -> str:
     zh = inputs.language == "zh"

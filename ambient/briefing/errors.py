@@ -9,6 +9,7 @@ BriefingError
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Sequence
@@ -17,7 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ambient.briefing.models import MAX_REQUEST_ID, BriefingConfig
+from ambient.briefing.config import BriefingConfig
+from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.field_errors import Refused, field_errors, field_problems
 from ambient.refusals import Refusal
 
@@ -42,10 +44,8 @@ class BriefingNotFoundError(BriefingError):
     """No daily briefing task, or no briefing of that date, for the caller."""
 
 
-def parse_config(config: dict[str, Any] | BriefingConfig) -> BriefingConfig:
+def parse_config(config: dict[str, Any]) -> BriefingConfig:
     """A validated config; errors name the field."""
-    if isinstance(config, BriefingConfig):
-        return config
     try:
         return BriefingConfig.model_validate(config)
     except ValidationError as exc:
@@ -70,6 +70,11 @@ def request_id_of(given: str | None) -> str:
             f"request_id: at most {MAX_REQUEST_ID} characters", field="request_id"
         )
     return given or uuid.uuid4().hex
+
+
+def update_id_of(kind: str, key: str) -> str:
+    """The Temporal update id of a request: the same key is applied once."""
+    return f"{kind}/" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def check_date(value: str) -> str:

@@ -81,9 +81,8 @@ def render_markdown(
 
 def _all_along(stat: TemplateStat, report: LogReport) -> bool:
     """Seen from the first tenth of the period to its last tenth."""
-    if None in (stat.first_seen, stat.last_seen, report.start, report.end):
+    if not (stat.first_seen and stat.last_seen and report.start and report.end):
         return False
-    assert stat.first_seen and stat.last_seen and report.start and report.end
     tenth = (report.end - report.start) / 10
     return stat.first_seen <= report.start + tenth and stat.last_seen >= report.end - tenth
 

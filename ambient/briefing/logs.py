@@ -7,8 +7,9 @@ import asyncio
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
+from ambient.briefing.config import ClsLogSpec, FileLogSpec
 from ambient.briefing.logreport import LogReducer, LogReport
-from ambient.briefing.models import BriefingInputs, ClsLogSpec, FileLogSpec
+from ambient.briefing.models import BriefingInputs
 from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.ops import MAX_SEARCH_LOGS, search_logs

@@ -3,18 +3,15 @@
 MCP tools, the API and the CLI are thin adapters over ``BriefingService``. The task id is
 the workflow id `daily-briefing/{user}` (one per user), so creating twice is idempotent.
 
-Its errors, and the checks of what it is given, are in `ambient.briefing.errors`; the
-analysis of logs over any time range (``analyze_logs``) is `ambient.briefing.analysis`.
+Its errors, and the checks of what it is given, are in `ambient.briefing.errors`; a
+greeting (``greet``) is `ambient.briefing.greeting`; the analysis of logs over any time
+range (``analyze_logs``) is `ambient.briefing.analysis`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import logging
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from temporalio.client import (
@@ -22,7 +19,6 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -30,76 +26,51 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.briefing import analysis
+from ambient.briefing.config import BriefingConfig, FileLogSpec
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
-    BriefingRefusedError,
     InvalidBriefingError,
     check_date,
     field_of,
     invalid_config,
     parse_config,
     request_id_of,
+    update_id_of,
 )
+from ambient.briefing.greeting import Greeting
 from ambient.briefing.logs import LogFileError, resolve_log_path
 from ambient.briefing.models import (
     KIND,
-    NOT_IN_TIME,
-    NOT_SET_UP,
     BriefingCarry,
-    BriefingConfig,
     BriefingListItem,
     BriefingRef,
     BriefingRun,
     BriefingStatus,
     BriefingView,
-    FileLogSpec,
-    GreetOutcome,
-    GreetRequest,
-    GreetResult,
     LogAnalysis,
     PreparedBriefing,
     PushRequest,
     briefing_link,
-    greeting_text,
     task_id_for,
 )
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.ops import text_to_voice, tts_segments
 from ambient.domain.notify import NotifyResult
-from ambient.domain.users import Language, Role
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
-from ambient.speech import cleaned
 from ambient.status import temporal_problem
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import user_named
 from ambient.watches.inputs import ConfigError, check_destinations
-from workflows.daily_briefing import GREETING_TOO_LATE, GREETING_WAIT, DailyBriefingWorkflow
+from workflows.daily_briefing import DailyBriefingWorkflow
 
-log = logging.getLogger(__name__)
 MAX_LISTED = 366  # a year of days
-# What a greeting keeps of its caller's wait for the update's trip to the workflow and back.
-GREET_ROUND_TRIP = 2.0
-
-
 # How long a create waits for a stopped run to finish before asking to be sent again.
 FINISHING_WAIT = 10.0
 
 
-async def _wall_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-class BriefingService:
-    # The workflow answers a greeting within GREETING_WAIT; past this the caller gets an answer
-    # to say instead of waiting for good on a worker that does not reply.
-    greet_timeout = GREETING_WAIT + timedelta(seconds=5)
-    # The clock a greeting's answer_by is read from (the workflow compares it with its own).
-    clock: Callable[[], Awaitable[datetime]] = staticmethod(_wall_clock)
-
+class BriefingService(Greeting):
     def __init__(
         self,
         client: Client,
@@ -112,58 +83,28 @@ class BriefingService:
         self.db = db
         self.tencent = tencent or TencentCloud.from_settings(settings)
 
-    async def _chinese(self, user: str) -> bool:
-        """Whether ``user`` hears Chinese: their language, else the server's default."""
-        row = await user_named(self.db, user)
-        return ((row.language if row else None) or self.settings.default_language) == Language.ZH
-
-    async def _said(self, user: str, texts: tuple[str, str]) -> str:
-        """A greeting the workflow did not give, in the user's language: a TTS reads one."""
-        return texts[0] if await self._chinese(user) else texts[1]
-
-    async def _in_users_words(self, user: str, result: GreetResult) -> GreetResult:
-        """The workflow's short answers are in the briefing's language: said in the user's.
-        The briefing itself stays in the language it was written in."""
-        if result.outcome is GreetOutcome.SPOKEN or (
-            result.outcome is GreetOutcome.OUTSIDE_WINDOW and result.window is None
-        ):
-            return result
-        zh = await self._chinese(user)
-        text = greeting_text(
-            result.outcome,
-            "zh" if zh else "en",
-            hhmm=result.given_at_local,
-            window=result.window or "",
-        )
-        return result.model_copy(update={"text": text})
-
-    async def _admin(self, user: str) -> bool:
-        row = await user_named(self.db, user)
-        return row is not None and row.role == Role.ADMIN
-
     # --- create and steer ------------------------------------------------------------
 
     async def create(self, user: str, config: dict[str, Any] | BriefingConfig) -> BriefingRef:
         """Start the user's daily briefing; the same config again finds the running one."""
         if not isinstance(config, BriefingConfig):
-            config = await self._with_user_defaults(user, config)
-        parsed = parse_config(config)
-        if isinstance(parsed.log_source, FileLogSpec):
+            config = parse_config(await self._with_user_defaults(user, config))
+        if isinstance(config.log_source, FileLogSpec):
             try:
                 resolve_log_path(
-                    parsed.log_source.path, self.settings.log_dir, admin=await self._admin(user)
+                    config.log_source.path, self.settings.log_dir, admin=await self._admin(user)
                 )
             except LogFileError as exc:
                 raise InvalidBriefingError(str(exc)) from None
         try:
             # At creation and update like a web monitor's URLs, not first at the morning's fetch.
-            check_destinations(parsed, self.settings)
+            check_destinations(config, self.settings)
         except ConfigError as exc:
             errors = [(location[1:], message) for location, message in exc.errors]  # no "config."
             raise invalid_config(errors) from None
         for _ in range(2):
             try:
-                return await self._start(user, parsed)
+                return await self._start(user, config)
             except WorkflowAlreadyStartedError:
                 # Another create started it between our read and our start: decide again
                 # against it, as if it had come first (the same config finds it, another
@@ -313,86 +254,6 @@ class BriefingService:
             )
         return status
 
-    # --- greeting ---------------------------------------------------------------------
-
-    async def greet(
-        self,
-        user: str,
-        *,
-        via: str = "mcp",
-        request_id: str | None = None,
-        audio: bool = True,
-        caller: str | None = None,
-        within: float | None = None,
-    ) -> GreetResult:
-        """The voice trigger; the workflow decides (exactly once per user per day). ``caller``:
-        the signed-in user (greets for another only as an admin; None: a device or the CLI);
-        ``within``: how long the caller listens, so the workflow waits no longer."""
-        if caller is not None and caller != user:
-            if not await self._admin(caller):
-                raise BriefingRefusedError(
-                    f"greeting for {user!r} needs the admin role; omit user_id for yours"
-                )
-        clock = asyncio.get_running_loop().time
-        listens = self.greet_timeout.total_seconds() if within is None else within
-        until = clock() + min(listens, self.greet_timeout.total_seconds())
-        request_id = request_id_of(request_id)
-        # The same request id is applied once by Temporal: a retried call gets the same answer.
-        update_id = _update_id("greet", f"{user}/{request_id}")
-        handle = self.client.get_workflow_handle(task_id_for(user))
-        try:
-            # Repeat greetings are answered by a query (no history write); the first one of
-            # the day, and any retry of it, goes through the update that decides.
-            repeat = await handle.query(
-                DailyBriefingWorkflow.already_given, request_id, rpc_timeout=temporal.QUERY_TIMEOUT
-            )
-            if repeat is not None:
-                return await self._in_users_words(user, repeat)
-            wait = None if within is None else max(0.0, until - clock() - GREET_ROUND_TRIP)
-            # Past answer_by the workflow refuses the greeting: one taken up after this call
-            # gave up (a worker down or backed up) must not spend the day on nobody.
-            answer_by = await self.clock() + timedelta(seconds=max(0.0, until - clock()))
-            request = GreetRequest(
-                request_id=request_id, via=via, wait_seconds=wait, answer_by=answer_by
-            )
-            # The whole wait is bounded, not each call: a server answers a long poll with
-            # "nothing yet" before its deadline, and the client polls again.
-            result = await asyncio.wait_for(
-                handle.execute_update(DailyBriefingWorkflow.greet, request, id=update_id),
-                max(0.0, until - clock()),
-            )
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            # Unknown, not failed: the same request id later gets the workflow's own answer
-            # (a new answer_by, so an update refused as too late is decided then).
-            return await self._not_in_time(user)
-        except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:
-                return GreetResult(
-                    outcome=GreetOutcome.UNAVAILABLE, text=await self._said(user, NOT_SET_UP)
-                )
-            raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
-        except WorkflowUpdateFailedError as exc:
-            if getattr(exc.cause, "type", None) == GREETING_TOO_LATE:
-                return await self._not_in_time(user)  # this server's clock runs ahead
-            raise BriefingError(f"greeting failed: {exc.cause}") from None
-        if result.outcome is GreetOutcome.SPOKEN and via == "voice":
-            # A TTS reads it as it is: the writer's text loses its Markdown, ids and <*>.
-            english = not await self._chinese(user)
-            result.text = cleaned(result.text, english=english)
-            # Cut again for TTS: "some value" is longer than the "<*>" it replaces.
-            result.segments = tts_segments(result.text)
-        if result.outcome is GreetOutcome.SPOKEN and audio and self.tencent.configured:
-            try:
-                mp3 = await text_to_voice(self.tencent, result.text)
-                result.audio_mp3_b64 = base64.b64encode(mp3).decode()
-            except TencentCloudError as exc:
-                # The text is the answer; audio is a bonus the device can synthesise itself.
-                log.warning("TTS failed for %s: %s", user, exc)
-        return await self._in_users_words(user, result)
-
-    async def _not_in_time(self, user: str) -> GreetResult:
-        return GreetResult(outcome=GreetOutcome.PREPARING, text=await self._said(user, NOT_IN_TIME))
-
     # --- briefings ----------------------------------------------------------------------
 
     async def get_briefing(self, user: str, date: str | None = None) -> BriefingView:
@@ -477,7 +338,7 @@ class BriefingService:
         key = f"{task_id_for(user)}/{view.date}/send/{request_id}"
         request = PushRequest(user=user, date=view.date, reason="requested", key=key)
         return await self._update(
-            user, "send", DailyBriefingWorkflow.send, request, id=_update_id("send", key)
+            user, "send", DailyBriefingWorkflow.send, request, id=update_id_of("send", key)
         )
 
     async def _update(
@@ -508,7 +369,3 @@ class BriefingService:
             tencent=self.tencent,
             is_admin=lambda: self._admin(user),
         )
-
-
-def _update_id(kind: str, key: str) -> str:
-    return f"{kind}/" + hashlib.sha256(key.encode()).hexdigest()[:32]

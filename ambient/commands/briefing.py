@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.text import Text
 
 from ambient.briefing.errors import BriefingError
-from ambient.briefing.models import GreetOutcome
-from ambient.briefing.service import BriefingService, task_id_for
+from ambient.briefing.models import GreetOutcome, task_id_for
+from ambient.briefing.service import BriefingService
 from ambient.cli_numbers import whole_number
 from ambient.commands import Json, User, fail, print_json, run_service, table_of
 

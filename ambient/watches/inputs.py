@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, WithJsonSchema
 
-from ambient.briefing.models import BriefingConfig
+from ambient.briefing.config import BriefingConfig
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.field_errors import Location, Refused, field_errors, field_problems

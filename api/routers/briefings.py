@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
+from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -16,7 +17,6 @@ from ambient.briefing.errors import (
     InvalidBriefingError,
 )
 from ambient.briefing.models import (
-    BriefingConfig,
     BriefingListItem,
     BriefingRef,
     BriefingStatus,

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
-from ambient.briefing.service import BriefingView
+from ambient.briefing.models import BriefingView
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.views import (
     DiscussionClosedError,

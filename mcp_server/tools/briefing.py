@@ -8,8 +8,14 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from ambient.briefing.models import GreetResult, PreparedBriefing
-from ambient.briefing.service import BriefingListItem, BriefingRef, BriefingView, LogAnalysis
+from ambient.briefing.models import (
+    BriefingListItem,
+    BriefingRef,
+    BriefingView,
+    GreetResult,
+    LogAnalysis,
+    PreparedBriefing,
+)
 from ambient.domain.notify import NotifyResult
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import AGAIN, READ, WRITE

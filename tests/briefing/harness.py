@@ -18,7 +18,7 @@ from starlette.routing import Route
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient.briefing.models import BriefingConfig, DayPlan, plan_day
+from ambient.briefing.config import BriefingConfig, DayPlan, plan_day
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing.models import BriefingConfig, GreetOutcome
+from ambient.briefing.config import BriefingConfig
+from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository
 from tests.briefing.harness import briefing_stack, eventually, make_user, write_day_logs

@@ -16,7 +16,8 @@ from pydantic import SecretStr
 from temporalio.testing import ActivityEnvironment
 
 from activities.briefing import BriefingActivities
-from ambient.briefing.models import BriefingConfig, BriefingDraft, PrepareRequest, plan_for
+from ambient.briefing.config import BriefingConfig, plan_for
+from ambient.briefing.models import BriefingDraft, PrepareRequest
 from ambient.clients.llm import DATA_RULE, LLMClient
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings

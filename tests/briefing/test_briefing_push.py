@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing.models import BriefingConfig
+from ambient.briefing.config import BriefingConfig
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 from tests.briefing.harness import Stack, briefing_stack, eventually, make_user

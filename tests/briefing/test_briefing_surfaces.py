@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
-from ambient.briefing.models import BriefingConfig, plan_for
+from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import InboxRepository, UserRepository

@@ -13,8 +13,8 @@ from starlette.responses import HTMLResponse
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing.models import BriefingConfig
-from ambient.briefing.service import BriefingNotFoundError
+from ambient.briefing.config import BriefingConfig
+from ambient.briefing.errors import BriefingNotFoundError
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import TaskService

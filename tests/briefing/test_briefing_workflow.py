@@ -15,7 +15,8 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
-from ambient.briefing.models import BriefingConfig, GreetOutcome, greeting_text
+from ambient.briefing.config import BriefingConfig
+from ambient.briefing.models import GreetOutcome, greeting_text
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role
@@ -383,7 +384,8 @@ def test_the_voice_context_knows_the_day_the_evening_before_clocks_spring_forwar
     that morning is still today's, for the greeting and the voice's briefing_given_today."""
     from datetime import UTC, datetime
 
-    from ambient.briefing.models import BriefingStatus, plan_day
+    from ambient.briefing.config import plan_day
+    from ambient.briefing.models import BriefingStatus
 
     config = BriefingConfig(timezone="America/New_York")
     given = datetime(2027, 3, 13, 12, 30, tzinfo=UTC)  # 07:30 EST
@@ -1164,8 +1166,8 @@ async def _planned(service, user):  # type: ignore[no-untyped-def]
 
 
 def test_a_log_source_given_without_type_follows_its_field_and_a_foreign_field_is_refused() -> None:
+    from ambient.briefing.config import ClsLogSpec, FileLogSpec
     from ambient.briefing.errors import InvalidBriefingError, parse_config
-    from ambient.briefing.models import ClsLogSpec, FileLogSpec
 
     by_path = parse_config({"log_source": {"path": "app.log"}})
     assert isinstance(by_path.log_source, FileLogSpec)

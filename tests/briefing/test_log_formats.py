@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 from temporalio.testing import ActivityEnvironment
 
 from activities.briefing import BriefingActivities
-from ambient.briefing.models import BriefingConfig, PreparedBriefing, PrepareRequest, plan_for
+from ambient.briefing.config import BriefingConfig, plan_for
+from ambient.briefing.models import PreparedBriefing, PrepareRequest
 from ambient.clients.llm import LLMClient
 from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import TencentCloud

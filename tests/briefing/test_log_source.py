@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from tencentcloud.common.credential import Credential
 
+from ambient.briefing.config import ClsLogSpec, FileLogSpec
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logs import LogFileError, read_log_source
-from ambient.briefing.models import ClsLogSpec, FileLogSpec
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi

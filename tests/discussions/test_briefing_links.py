@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import update
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing.models import BriefingConfig
+from ambient.briefing.config import BriefingConfig
 from ambient.deps import WorkerDeps
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.service import DiscussionService

@@ -9,8 +9,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
+from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError
-from ambient.briefing.models import BriefingConfig
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.settings import Settings

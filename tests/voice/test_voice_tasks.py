@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 from tencentcloud.common.credential import Credential
 
-from ambient.briefing.models import BriefingConfig, plan_for
+from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.briefing.service import BriefingService
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps

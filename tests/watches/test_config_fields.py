@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from ambient.briefing.models import BriefingConfig, BriefingRun
+from ambient.briefing.config import BriefingConfig
+from ambient.briefing.models import BriefingRun
 from ambient.domain.configs import STORED
 from ambient.domain.notify import NotificationKind, Target
 from ambient.domain.push import PushChannel, PushConfig, stored_push_config

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import Browser, expect
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing.models import BriefingConfig, plan_for
+from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.remediation.service import RemediationService

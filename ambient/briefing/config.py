@@ -1,0 +1,184 @@
+"""A user's daily briefing config (where yesterday's logs come from, when to speak) and the
+local days it plans, as UTC instants a workflow can wait for.
+
+Pure and deterministic. ``plan_day`` uses zoneinfo, so workflows get it through a local
+activity (zoneinfo fails inside the sandbox, and the recorded result keeps replays stable
+even if the tz database changes later).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, time, timedelta
+from datetime import date as Date
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ambient.domain.configs import UserConfig, reading_stored
+from ambient.domain.users import HHMM, TimeZone
+
+Language = Literal["zh", "en"]
+
+
+class FileLogSpec(BaseModel):
+    # A field of the other source type is refused by name, not ignored.
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["file"] = "file"
+    path: str = Field(min_length=1, description="a log file or a folder of rotated files")
+
+
+SQL_PART = re.compile(r"\|\s*select\b", re.IGNORECASE)  # CQL's pipe to an SQL analysis
+QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+class ClsLogSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["cls"] = "cls"
+    topic_id: str = Field(min_length=1, description="CLS topic id")
+    region: str | None = None
+    query: str = Field(default="*", description="CQL filter; * for everything")
+
+    @field_validator("query")
+    @classmethod
+    def _lines(cls, value: str, info: ValidationInfo) -> str:
+        # A "| select ..." answers rows of analysis, not log lines: the briefing read none and
+        # said "0 lines read".
+        if SQL_PART.search(QUOTED.sub('""', value)) and not reading_stored(info):
+            raise ValueError(
+                "the briefing reads log lines: give a search filter without '| select ...' "
+                "(an SQL analysis answers rows, not lines), e.g. 'level:ERROR' or '*'"
+            )
+        return value
+
+
+LogSourceSpec = Annotated[FileLogSpec | ClsLogSpec, Field(discriminator="type")]
+
+
+class BriefingConfig(UserConfig):
+    """One user's daily briefing: where yesterday's logs come from and when to speak."""
+
+    log_source: LogSourceSpec | None = None
+    timezone: TimeZone = "Asia/Shanghai"
+    prepare_at: HHMM = "05:00"
+    window_start: HHMM = "06:00"
+    window_end: HHMM = "10:00"
+    language: Language = "zh"
+    push_if_not_greeted: bool = True
+    news_urls: list[HttpUrl] = Field(default_factory=list, max_length=20)
+    categories: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("log_source", mode="before")
+    @classmethod
+    def _source_type(cls, value: Any) -> Any:
+        # With no type, the field given says which source is meant ({"path": ...} is a file).
+        if isinstance(value, dict) and value.get("type") is None:
+            implied = "cls" if "topic_id" in value else "file" if "path" in value else None
+            if implied is not None:
+                value = {**value, "type": implied}
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> BriefingConfig:
+        if self.window_end <= self.window_start:
+            raise ValueError(
+                f"window_end: the greeting window ends ({self.window_end}) before it starts "
+                f"({self.window_start}); give window_end later than window_start"
+            )
+        if self.prepare_at > self.window_start:
+            raise ValueError(
+                f"prepare_at: preparation ({self.prepare_at}) must be at or before the window "
+                f"start ({self.window_start}) so the briefing is ready when the user arrives"
+            )
+        return self
+
+
+def _at(day: Date, hhmm: str, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.fromisoformat(hhmm), tzinfo=zone)
+
+
+class DayPlan(BaseModel):
+    """One local day of a user's briefing, as UTC instants a workflow can wait for."""
+
+    date: str
+    prepare_at: datetime
+    window_start: datetime
+    window_end: datetime
+    logs_from: datetime = Field(description="yesterday 00:00 local")
+    logs_to: datetime = Field(description="today 00:00 local")
+    utc_offset_minutes: int = Field(description="local offset inside the window, for HH:MM")
+
+    def local_hhmm(self, instant: datetime) -> str:
+        return self.local(instant).strftime("%H:%M")
+
+    def local(self, instant: datetime) -> datetime:
+        """``instant`` as a naive local time: the offset inside the window from the day's
+        midnight on, before it the offset at that midnight (a zone changes its clocks in the
+        night, so the evening before, and its window, had that one)."""
+        utc = instant.astimezone(UTC).replace(tzinfo=None)
+        if instant >= self.logs_to:
+            return utc + timedelta(minutes=self.utc_offset_minutes)
+        midnight = datetime.fromisoformat(self.date)
+        return utc + (midnight - self.logs_to.astimezone(UTC).replace(tzinfo=None))
+
+    def _local_date(self, instant: datetime) -> Date:
+        # The day's midnight and the one before it decide, not an offset: between midnight
+        # and a clock change in the night the window's offset is the wrong one.
+        if instant >= self.logs_to:
+            return Date.fromisoformat(self.date)
+        if instant >= self.logs_from:
+            return Date.fromisoformat(self.date) - timedelta(days=1)
+        return self.local(instant).date()
+
+    def open_at(self, now: datetime) -> bool:
+        """``now`` is inside the day's greeting window."""
+        return self.window_start <= now < self.window_end
+
+    def given_on(
+        self, now: datetime, given_at: datetime | None, last_given_at: datetime | None
+    ) -> datetime | None:
+        """When the briefing was given on ``now``'s local day, by this run or the one before
+        on that date: the one "given today" rule of the greeting and the voice's context."""
+        if given_at is not None:
+            return given_at
+        if last_given_at is not None and self._local_date(last_given_at) == self._local_date(now):
+            return last_given_at
+        return None
+
+
+def plan_for(day: Date, config: BriefingConfig) -> DayPlan:
+    zone = ZoneInfo(config.timezone)
+    start = _at(day, config.window_start, zone)
+    offset = start.utcoffset() or timedelta(0)
+    midnight = datetime.combine(day, time(0, 0), tzinfo=zone)
+    yesterday = datetime.combine(day - timedelta(days=1), time(0, 0), tzinfo=zone)
+    return DayPlan(
+        date=day.isoformat(),
+        prepare_at=_at(day, config.prepare_at, zone).astimezone(UTC),
+        window_start=start.astimezone(UTC),
+        window_end=_at(day, config.window_end, zone).astimezone(UTC),
+        logs_from=yesterday.astimezone(UTC),
+        logs_to=midnight.astimezone(UTC),
+        utc_offset_minutes=int(offset.total_seconds() // 60),
+    )
+
+
+def plan_day(now: datetime, config: BriefingConfig, after: str | None = None) -> DayPlan:
+    """The next local day to brief: its window has not ended and it is later than ``after``."""
+    day = now.astimezone(ZoneInfo(config.timezone)).date()
+    while True:
+        plan = plan_for(day, config)
+        if (after is None or plan.date > after) and plan.window_end > now:
+            return plan
+        day += timedelta(days=1)

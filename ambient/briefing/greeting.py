@@ -1,0 +1,167 @@
+"""A greeting, the voice trigger, on the service's side (`BriefingService` is a `Greeting`).
+
+The workflow decides (exactly once per user per day); this side bounds the caller's wait,
+says the answers in the user's language and adds the TTS audio when Tencent Cloud is set up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from ambient import temporal
+from ambient.briefing.errors import BriefingError, BriefingRefusedError, request_id_of, update_id_of
+from ambient.briefing.models import (
+    NOT_IN_TIME,
+    NOT_SET_UP,
+    GreetOutcome,
+    GreetRequest,
+    GreetResult,
+    greeting_text,
+    task_id_for,
+)
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentCloudError
+from ambient.clients.tencent.ops import text_to_voice, tts_segments
+from ambient.domain.users import Language, Role
+from ambient.settings import Settings
+from ambient.speech import cleaned
+from ambient.storage import Database
+from ambient.storage.repositories import user_named
+from workflows.daily_briefing import GREETING_TOO_LATE, GREETING_WAIT, DailyBriefingWorkflow
+
+log = logging.getLogger(__name__)
+# What a greeting keeps of its caller's wait for the update's trip to the workflow and back.
+GREET_ROUND_TRIP = 2.0
+
+
+async def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Greeting:
+    """The greeting of `BriefingService`, whose clients and settings it uses."""
+
+    client: Client
+    settings: Settings
+    db: Database
+    tencent: TencentCloud
+    # The workflow answers a greeting within GREETING_WAIT; past this the caller gets an answer
+    # to say instead of waiting for good on a worker that does not reply.
+    greet_timeout = GREETING_WAIT + timedelta(seconds=5)
+    # The clock a greeting's answer_by is read from (the workflow compares it with its own).
+    clock: Callable[[], Awaitable[datetime]] = staticmethod(_wall_clock)
+
+    async def _chinese(self, user: str) -> bool:
+        """Whether ``user`` hears Chinese: their language, else the server's default."""
+        row = await user_named(self.db, user)
+        return ((row.language if row else None) or self.settings.default_language) == Language.ZH
+
+    async def _said(self, user: str, outcome: GreetOutcome, texts: tuple[str, str]) -> GreetResult:
+        """A greeting the workflow did not give, in the user's language: a TTS reads one."""
+        return GreetResult(
+            outcome=outcome, text=texts[0] if await self._chinese(user) else texts[1]
+        )
+
+    async def _in_users_words(self, user: str, result: GreetResult) -> GreetResult:
+        """The workflow's short answers are in the briefing's language: said in the user's.
+        The briefing itself stays in the language it was written in."""
+        if result.outcome is GreetOutcome.SPOKEN or (
+            result.outcome is GreetOutcome.OUTSIDE_WINDOW and result.window is None
+        ):
+            return result
+        zh = await self._chinese(user)
+        text = greeting_text(
+            result.outcome,
+            "zh" if zh else "en",
+            hhmm=result.given_at_local,
+            window=result.window or "",
+        )
+        return result.model_copy(update={"text": text})
+
+    async def _admin(self, user: str) -> bool:
+        row = await user_named(self.db, user)
+        return row is not None and row.role == Role.ADMIN
+
+    async def greet(
+        self,
+        user: str,
+        *,
+        via: str = "mcp",
+        request_id: str | None = None,
+        audio: bool = True,
+        caller: str | None = None,
+        within: float | None = None,
+    ) -> GreetResult:
+        """The voice trigger; the workflow decides (exactly once per user per day). ``caller``:
+        the signed-in user (greets for another only as an admin; None: a device or the CLI);
+        ``within``: how long the caller listens, so the workflow waits no longer."""
+        if caller is not None and caller != user and not await self._admin(caller):
+            raise BriefingRefusedError(
+                f"greeting for {user!r} needs the admin role; omit user_id for yours"
+            )
+        clock = asyncio.get_running_loop().time
+        listens = self.greet_timeout.total_seconds() if within is None else within
+        until = clock() + min(listens, self.greet_timeout.total_seconds())
+        request_id = request_id_of(request_id)
+        # The same request id is applied once by Temporal: a retried call gets the same answer.
+        update_id = update_id_of("greet", f"{user}/{request_id}")
+        handle = self.client.get_workflow_handle(task_id_for(user))
+        try:
+            # Repeat greetings are answered by a query (no history write); the first one of
+            # the day, and any retry of it, goes through the update that decides.
+            repeat = await handle.query(
+                DailyBriefingWorkflow.already_given, request_id, rpc_timeout=temporal.QUERY_TIMEOUT
+            )
+            if repeat is not None:
+                return await self._in_users_words(user, repeat)
+            wait = None if within is None else max(0.0, until - clock() - GREET_ROUND_TRIP)
+            # Past answer_by the workflow refuses the greeting: one taken up after this call
+            # gave up (a worker down or backed up) must not spend the day on nobody.
+            answer_by = await self.clock() + timedelta(seconds=max(0.0, until - clock()))
+            request = GreetRequest(
+                request_id=request_id, via=via, wait_seconds=wait, answer_by=answer_by
+            )
+            # The whole wait is bounded, not each call: a server answers a long poll with
+            # "nothing yet" before its deadline, and the client polls again.
+            result = await asyncio.wait_for(
+                handle.execute_update(DailyBriefingWorkflow.greet, request, id=update_id),
+                max(0.0, until - clock()),
+            )
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            # Unknown, not failed: the same request id later gets the workflow's own answer
+            # (a new answer_by, so an update refused as too late is decided then).
+            return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return await self._said(user, GreetOutcome.UNAVAILABLE, NOT_SET_UP)
+            raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
+        except WorkflowUpdateFailedError as exc:
+            if getattr(exc.cause, "type", None) == GREETING_TOO_LATE:
+                # This server's clock runs ahead.
+                return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
+            raise BriefingError(f"greeting failed: {exc.cause}") from None
+        if result.outcome is GreetOutcome.SPOKEN and via == "voice":
+            # A TTS reads it as it is: the writer's text loses its Markdown, ids and <*>.
+            english = not await self._chinese(user)
+            result.text = cleaned(result.text, english=english)
+            # Cut again for TTS: "some value" is longer than the "<*>" it replaces.
+            result.segments = tts_segments(result.text)
+        if result.outcome is GreetOutcome.SPOKEN and audio and self.tencent.configured:
+            try:
+                mp3 = await text_to_voice(self.tencent, result.text)
+                result.audio_mp3_b64 = base64.b64encode(mp3).decode()
+            except TencentCloudError as exc:
+                # The text is the answer; audio is a bonus the device can synthesise itself.
+                log.warning("TTS failed for %s: %s", user, exc)
+        return await self._in_users_words(user, result)
