@@ -46,13 +46,6 @@ APPRISE_LOCAL = {
 }  # fmt: skip
 
 
-def secret_name(value: str) -> str | None:
-    """The NAME of a `secret:NAME` reference (options after `?` cut off), else None."""
-    if not value.startswith(SECRET_PREFIX):
-        return None
-    return value[len(SECRET_PREFIX) :].partition("?")[0]
-
-
 def target_problem(target: Target) -> Refusal | None:
     """What is wrong with a target's form, or None; the text names the accepted forms."""
     kind, value = target.type, target.target.strip()
