@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from collections.abc import Collection
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -228,26 +229,17 @@ class EventRepository(Repository):
         idempotency_key: str | None = None,
     ) -> Event:
         """Append an event; with a key, a second call returns the first event unchanged."""
-        if idempotency_key is not None:
-            query = select(Event).where(Event.idempotency_key == idempotency_key)
-            if (found := await self.session.scalar(query)) is not None:
-                return found
+        if (found := await self._keyed(idempotency_key)) is not None:
+            return found
         event = Event(
             kind=kind, user=user, task=task, payload=payload or {}, idempotency_key=idempotency_key
         )
-        try:
-            async with self.session.begin_nested():
-                self.session.add(event)
-        except IntegrityError:
-            # A concurrent add with the same key (a retried activity's other try) stored it
-            # first: that row is this event.
-            if idempotency_key is None:
-                raise
-            query = select(Event).where(Event.idempotency_key == idempotency_key)
-            if (found := await self.session.scalar(query)) is None:
-                raise
-            return found
-        return event
+        return await self._insert_once(event, partial(self._keyed, idempotency_key))
+
+    async def _keyed(self, key: str | None) -> Event | None:
+        if key is None:
+            return None
+        return await self.session.scalar(select(Event).where(Event.idempotency_key == key))
 
     async def list(
         self,
