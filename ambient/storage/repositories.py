@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ambient.domain.events import clipped
 from ambient.domain.notify import Message
 from ambient.domain.users import (
     BRIEFING_TIMES,
@@ -272,9 +273,7 @@ class InboxRepository(Repository):
     async def add(self, user: str, message: Message) -> InboxMessage:
         """Store a message; a title or link longer than its column (a watched URL may be 2048
         characters) is kept, not refused: the title cut with an ellipsis, the link in the body."""
-        title, body, link = message.title, message.body, message.link
-        if len(title) > INBOX_TITLE:
-            title = title[: INBOX_TITLE - 1] + "…"
+        title, body, link = clipped(message.title, INBOX_TITLE), message.body, message.link
         if link is not None and len(link) > INBOX_LINK:
             body, link = f"{body}\n\n{link}", None
         row = InboxMessage(user=user, kind=message.kind.value, title=title, body=body, link=link)
