@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
@@ -29,7 +29,6 @@ from ambient.domain.notify import (
 from ambient.domain.users import HHMM
 from ambient.refusals import Refusal
 
-ChannelType = Literal["email", "wecom", "dingtalk", "webhook", "apprise", "inbox", "sms"]
 ALL_KINDS = [NotificationKind.BRIEFING, NotificationKind.WATCH, NotificationKind.REMEDIATION]
 MAX_TARGETS = 20
 MAX_TARGET_LENGTH = 2048
