@@ -65,15 +65,9 @@ def _accepted_keys(model: type[BaseModel]) -> set[str]:
 NUL_REFUSED = "holds a NUL character (U+0000), which cannot be stored"
 
 
-def holds_nul(value: Any) -> bool:
-    """Whether text in ``value`` (a string, or strings in dicts and lists) has a NUL."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(holds_nul(item) for item in value)
-    return False  # a nested model checked its own fields
+def holds_nul(text: str) -> bool:
+    """Whether ``text`` has a NUL (PostgreSQL refuses one in text and in a query)."""
+    return "\x00" in text
 
 
 # A lone UTF-16 surrogate: JSON can write one ("\\ud800"), UTF-8 cannot, so no database can.
@@ -83,7 +77,7 @@ SURROGATE_REFUSED = "holds a lone UTF-16 surrogate (U+D800-U+DFFF), which is no 
 
 def unstorable(text: str) -> str | None:
     """Why ``text`` cannot be stored (a NUL, a lone surrogate), or None."""
-    if "\x00" in text:
+    if holds_nul(text):
         return NUL_REFUSED
     return SURROGATE_REFUSED if SURROGATE.search(text) else None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Literal, get_args
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -70,7 +71,8 @@ class Message(BaseModel):
     attachments: list[Attachment] = Field(default_factory=list)
 
 
-CHANNEL_TYPES = ("apprise", "dingtalk", "email", "inbox", "sms", "webhook", "wecom")
+ChannelType = Literal["email", "wecom", "dingtalk", "webhook", "apprise", "inbox", "sms"]
+CHANNEL_TYPES = tuple(sorted(get_args(ChannelType)))
 
 
 # Lenient about its forms on purpose: workflow inputs recorded before a rule was added must

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
@@ -29,7 +29,6 @@ from ambient.domain.notify import (
 from ambient.domain.users import HHMM
 from ambient.refusals import Refusal
 
-ChannelType = Literal["email", "wecom", "dingtalk", "webhook", "apprise", "inbox", "sms"]
 ALL_KINDS = [NotificationKind.BRIEFING, NotificationKind.WATCH, NotificationKind.REMEDIATION]
 MAX_TARGETS = 20
 MAX_TARGET_LENGTH = 2048
@@ -44,13 +43,6 @@ ROBOT_OPTIONS = {"wecom": {"mentioned", "mobiles"}, "dingtalk": {"at"}}
 APPRISE_LOCAL = {
     "windows", "macosx", "dbus", "kde", "qt", "glib", "gnome", "syslog", "rsyslog", "file",
 }  # fmt: skip
-
-
-def secret_name(value: str) -> str | None:
-    """The NAME of a `secret:NAME` reference (options after `?` cut off), else None."""
-    if not value.startswith(SECRET_PREFIX):
-        return None
-    return value[len(SECRET_PREFIX) :].partition("?")[0]
 
 
 def target_problem(target: Target) -> Refusal | None:

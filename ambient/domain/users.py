@@ -109,7 +109,9 @@ def briefing_times_refused(times: dict[str, str], given: set[str]) -> tuple[str,
     return None
 
 
-WakeWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+# Words said to the speaker or by it (a wake word, the assistant's name): spaces around them are
+# no part of them.
+Spoken = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 # A time of day as HH:MM and an IANA time zone, checked wherever a config or setting takes one.
 HHMM = Annotated[str, AfterValidator(validate_hhmm)]
 TimeZone = Annotated[str, AfterValidator(validate_timezone)]
@@ -121,11 +123,9 @@ class UserSettings(StorableText):
     email: EmailStr | None = None
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 -]{5,20}$")
     # Each one a phrase said to the speaker, as short as its assistant's name.
-    wake_words: list[WakeWord] | None = Field(default=None, max_length=10)
-    # Spoken and shown as the assistant's name: spaces around it are no part of it.
-    assistant_name: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)] | None
-    ) = None
+    wake_words: list[Spoken] | None = Field(default=None, max_length=10)
+    # Spoken and shown as the assistant's name.
+    assistant_name: Spoken | None = None
     # Matched trimmed, as a speaker's name is (ambient.speakers): stored trimmed too.
     voiceprint_id: (
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]

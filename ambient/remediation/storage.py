@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
@@ -63,14 +63,7 @@ class RemediationRepository(Repository):
         row = await self.get(run_key)
         if row is None:
             row = RemediationRecord(run_key=run_key, **values)
-            try:
-                async with self.session.begin_nested():
-                    self.session.add(row)
-            except IntegrityError:
-                found = await self.get(run_key)
-                if found is None:
-                    raise
-                row = found
+            row = await self._insert_once(row, partial(self.get, run_key))
         for name, value in values.items():
             setattr(row, name, value)
         await self.session.flush()

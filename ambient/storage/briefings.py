@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from ambient.storage.db import Repository
 from ambient.storage.models import Briefing, Broadcast, LogBaselineRow
@@ -22,13 +22,7 @@ class BroadcastRepository(Repository):
         if await self._by_key(key) is not None:
             return
         row = Broadcast(key=key, user=user, title=title[:255], body=body, source=source)
-        try:
-            async with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:
-            # A concurrent push with the same key won the insert: its row stays.
-            if await self._by_key(key) is None:
-                raise
+        await self._insert_once(row, partial(self._by_key, key))
 
     async def _by_key(self, key: str) -> Broadcast | None:
         return await self.session.scalar(select(Broadcast).where(Broadcast.key == key))

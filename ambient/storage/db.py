@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -37,6 +37,7 @@ SQLITE_POOL_SIZE = 15
 # Seconds a new PostgreSQL connection may take (asyncpg's own default is 60): a database behind
 # a dead path is said unreachable while a caller still listens.
 CONNECT_TIMEOUT = 5.0
+Row = TypeVar("Row")
 
 
 class TurnConnection(aiosqlite.Connection):
@@ -62,6 +63,18 @@ class Repository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def _insert_once(self, row: Row, stored: Callable[[], Awaitable[Row | None]]) -> Row:
+        """``row`` added, or the row with its unique key a concurrent insert stored first (a
+        retried activity's other try): ``stored`` reads it; none there, the refusal is raised."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            if (found := await stored()) is None:
+                raise
+            return found
+        return row
 
 
 def _turn_connector(url: str) -> Callable[[], Any]:

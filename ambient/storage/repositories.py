@@ -6,11 +6,13 @@ import hashlib
 import secrets
 from collections.abc import Collection
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ambient.domain.events import clipped
 from ambient.domain.notify import Message
 from ambient.domain.users import (
     BRIEFING_TIMES,
@@ -228,26 +230,17 @@ class EventRepository(Repository):
         idempotency_key: str | None = None,
     ) -> Event:
         """Append an event; with a key, a second call returns the first event unchanged."""
-        if idempotency_key is not None:
-            query = select(Event).where(Event.idempotency_key == idempotency_key)
-            if (found := await self.session.scalar(query)) is not None:
-                return found
+        if (found := await self._keyed(idempotency_key)) is not None:
+            return found
         event = Event(
             kind=kind, user=user, task=task, payload=payload or {}, idempotency_key=idempotency_key
         )
-        try:
-            async with self.session.begin_nested():
-                self.session.add(event)
-        except IntegrityError:
-            # A concurrent add with the same key (a retried activity's other try) stored it
-            # first: that row is this event.
-            if idempotency_key is None:
-                raise
-            query = select(Event).where(Event.idempotency_key == idempotency_key)
-            if (found := await self.session.scalar(query)) is None:
-                raise
-            return found
-        return event
+        return await self._insert_once(event, partial(self._keyed, idempotency_key))
+
+    async def _keyed(self, key: str | None) -> Event | None:
+        if key is None:
+            return None
+        return await self.session.scalar(select(Event).where(Event.idempotency_key == key))
 
     async def list(
         self,
@@ -280,9 +273,7 @@ class InboxRepository(Repository):
     async def add(self, user: str, message: Message) -> InboxMessage:
         """Store a message; a title or link longer than its column (a watched URL may be 2048
         characters) is kept, not refused: the title cut with an ellipsis, the link in the body."""
-        title, body, link = message.title, message.body, message.link
-        if len(title) > INBOX_TITLE:
-            title = title[: INBOX_TITLE - 1] + "…"
+        title, body, link = clipped(message.title, INBOX_TITLE), message.body, message.link
         if link is not None and len(link) > INBOX_LINK:
             body, link = f"{body}\n\n{link}", None
         row = InboxMessage(user=user, kind=message.kind.value, title=title, body=body, link=link)

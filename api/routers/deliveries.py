@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ambient import history
-from ambient.domain.push import ChannelType
+from ambient.domain.notify import ChannelType
 from ambient.domain.users import UserName
 from ambient.history import DeliveryPublic, DeliveryState
 from ambient.storage.models import MAX_ID

@@ -11,7 +11,7 @@ from mcp.types import Tool
 from pydantic import BaseModel, Field
 
 from ambient import history
-from ambient.domain.push import ChannelType
+from ambient.domain.notify import ChannelType
 from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.history import (
     DeliveryPublic,

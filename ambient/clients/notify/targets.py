@@ -14,7 +14,7 @@ from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import APPRISE_HTTP, Target
-from ambient.domain.push import apprise_http_url, secret_name, target_problem
+from ambient.domain.push import SECRET_PREFIX, apprise_http_url, target_problem
 from ambient.refusals import Refusal
 from ambient.settings import Settings
 
@@ -56,7 +56,7 @@ class TargetPolicy:
                 user=repr(user),
                 value=repr(value),
             )
-        if secret_name(value) is not None:
+        if value.startswith(SECRET_PREFIX):
             try:
                 self.secrets.check_access(value.partition("?")[0], user=user, is_admin=is_admin)
             except PermanentNotifyError as exc:
