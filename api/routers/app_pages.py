@@ -10,7 +10,7 @@ import json
 import re
 from typing import Annotated, Any
 
-from fastapi import Form, Query, Request, status
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
@@ -32,9 +32,8 @@ from api.routers.pages import (
     back,
     field_errors,
     lines_of,
-    notice,
     page_router,
-    render,
+    user_page,
     what_went_wrong,
 )
 
@@ -92,22 +91,19 @@ async def _dashboard(
         tasks_error = _("Tasks are unavailable right now; your events and inbox below still work.")
     events = await EventRepository(session).list(user=me.name, limit=20)
     inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
-    return render(
+    return user_page(
         request,
         "app.html",
-        {
-            "user": me,
-            "msg": problem or notice(request),
-            "tasks": tasks,
-            "tasks_error": tasks_error,
-            "next_tasks": next_tasks,
-            "first_tasks_page": tasks_page is None,
-            "events": events,
-            "last_event_id": max((e.id for e in events), default=0),
-            "inbox": inbox,
-            "typed": typed or {"interval": "30"},
-        },
-        status.HTTP_422_UNPROCESSABLE_CONTENT if problem else status.HTTP_200_OK,
+        me,
+        refused=problem,
+        tasks=tasks,
+        tasks_error=tasks_error,
+        next_tasks=next_tasks,
+        first_tasks_page=tasks_page is None,
+        events=events,
+        last_event_id=max((e.id for e in events), default=0),
+        inbox=inbox,
+        typed=typed or {"interval": "30"},
     )
 
 
@@ -194,15 +190,13 @@ async def task_detail(
         task = await state.tasks.get(me.name, id)
     except TaskError as exc:
         return back("/app", task_problem(exc, _))
-    return render(
+    return user_page(
         request,
         "task.html",
-        {
-            "user": me,
-            "task": task,
-            "kind": TASK_KINDS.get(task.kind.value, task.kind.value),
-            "detail": json.dumps(task.detail, indent=2, default=str),
-        },
+        me,
+        task=task,
+        kind=TASK_KINDS.get(task.kind.value, task.kind.value),
+        detail=json.dumps(task.detail, indent=2, default=str),
     )
 
 

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Form, Query, Request, status
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -39,7 +39,6 @@ from api.routers.pages import (
     back,
     field_errors,
     page_router,
-    render,
     user_page,
     what_went_wrong,
 )
@@ -276,17 +275,10 @@ async def discussion_page(
 def _discussion_form(
     request: Request, name: str, me: User, typed: dict[str, str] | None, **context: Any
 ) -> Response:
-    if typed is None:
-        # Each showing of a form is one message: a resubmit with its id posts nothing more.
-        typed = {"message_id": f"web-{uuid.uuid4().hex}"}
-        return user_page(request, name, me, typed=typed, **context)
-    # A refused post stored nothing: shown again with its id, as the person filled it in.
-    return render(
-        request,
-        name,
-        {"user": me, "msg": typed["problem"], "typed": typed, **context},
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-    )
+    # Each showing of a form is one message: a resubmit with its id posts nothing more. A
+    # refused post stored nothing: shown again with its id, as the person filled it in.
+    typed = typed or {"message_id": f"web-{uuid.uuid4().hex}"}
+    return user_page(request, name, me, refused=typed.get("problem"), typed=typed, **context)
 
 
 @router.post("/app/discussions/post")

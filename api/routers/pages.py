@@ -284,9 +284,13 @@ def notice(request: Request) -> str | None:
     return message
 
 
-def user_page(request: Request, name: str, me: User, /, **context: Any) -> HTMLResponse:
-    """A page of the signed-in user, with the notice the last action left (``notice``)."""
-    return render(request, name, {"user": me, **context, "msg": notice(request)})
+def user_page(
+    request: Request, name: str, me: User, /, refused: str | None = None, **context: Any
+) -> HTMLResponse:
+    """A page of the signed-in user, with the notice the last action left (``notice``); or,
+    showing a refused form again, what is wrong with it (``refused``, a 422)."""
+    code = status.HTTP_200_OK if refused is None else status.HTTP_422_UNPROCESSABLE_CONTENT
+    return render(request, name, {"user": me, **context, "msg": refused or notice(request)}, code)
 
 
 def back(path: str, message: str | None = None) -> RedirectResponse:
