@@ -27,6 +27,7 @@ from api.routers.chat import ChatDep, ChatRequest
 from api.routers.events import LastEventId, stream
 from api.routers.pages import (
     N_,
+    FormText,
     PageUser,
     PageWords,
     back,
@@ -114,10 +115,10 @@ async def create_web_monitor(
     session: SessionDep,
     me: PageUser,
     _: PageWords,
-    urls: Annotated[str, Form()] = "",
-    keywords: Annotated[str, Form()] = "",
-    interval: Annotated[str, Form()] = "30",
-    name: Annotated[str, Form()] = "",
+    urls: FormText = "",
+    keywords: FormText = "",
+    interval: FormText = "30",
+    name: FormText = "",
 ) -> Response:
     # float() also reads "１０", "1_0" and "1e1": only ASCII digits (a decimal point) are read
     # as the number; anything else goes as typed, for the config model to name the field.
@@ -155,11 +156,7 @@ TASK_KINDS = {
 
 @router.post("/app/tasks/action")
 async def task_action(
-    state: StateDep,
-    me: PageUser,
-    _: PageWords,
-    task_id: Annotated[str, Form()],
-    action: Annotated[str, Form()],
+    state: StateDep, me: PageUser, _: PageWords, task_id: FormText, action: FormText
 ) -> Response:
     if action not in TASK_ACTIONS:
         return back("/app", _("Unknown action %(action)s", action=repr(action)))

@@ -34,6 +34,7 @@ from api.deps import StateDep
 from api.i18n import Words
 from api.routers.pages import (
     N_,
+    FormText,
     PageUser,
     PageWords,
     back,
@@ -287,11 +288,11 @@ async def discussion_post(
     state: StateDep,
     me: PageUser,
     _: PageWords,
-    content: Annotated[str, Form()],
-    discussion_id: Annotated[str, Form()] = "",
-    topic: Annotated[str, Form()] = "",
-    tags: Annotated[str, Form()] = "",
-    message_id: Annotated[str, Form()] = "",
+    content: FormText,
+    discussion_id: FormText = "",
+    topic: FormText = "",
+    tags: FormText = "",
+    message_id: FormText = "",
 ) -> Response:
     """Post as yourself: a reply in a discussion, or a message on a topic."""
     here = f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"

@@ -212,6 +212,8 @@ async def page_user(request: Request, session: SessionDep) -> User | None:
 
 
 MaybeUser = Annotated[User | None, Depends(page_user)]
+# A form's field as the page posts it: text, which the service it goes to checks.
+FormText = Annotated[str, Form()]
 
 
 async def _user_of(request: Request) -> User | None:
@@ -327,7 +329,7 @@ async def signin_form(request: Request) -> HTMLResponse:
 
 @router.post("/signin")
 async def signin(
-    request: Request, session: SessionDep, _: PageWords, token: Annotated[str, Form()] = ""
+    request: Request, session: SessionDep, _: PageWords, token: FormText = ""
 ) -> Response:
     user = await UserRepository(session).by_token(token.strip()) if token.strip() else None
     if user is None:
@@ -365,8 +367,8 @@ async def register(
     state: StateDep,
     session: SessionDep,
     _: PageWords,
-    name: Annotated[str, Form()] = "",
-    email: Annotated[str, Form()] = "",
+    name: FormText = "",
+    email: FormText = "",
 ) -> Response:
     """Open registration (AMBIENT_OPEN_REGISTRATION): a member, signed in at once."""
     # The new user's language is the browser's if zh or en; else unchosen, so it follows
