@@ -33,6 +33,7 @@ from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository, VoiceprintTakenError
 from ambient.watches.inputs import ConfigError
 from api.deps import SessionDep, StateDep, get_state
+from api.errors import out_of_range
 from api.i18n import Words, from_accept_language, templates
 from api.security import refuse_cross_site_writes
 
@@ -64,11 +65,6 @@ class PageRoute(APIRoute):
             )
 
         return handle
-
-
-def out_of_range(exc: Exception) -> bool:
-    """An id beyond what the database stores (a hidden field edited by hand)."""
-    return isinstance(exc, OverflowError) or isinstance(exc.__cause__, OverflowError)
 
 
 # The API's JSON 422 is no answer to a browser.
