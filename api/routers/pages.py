@@ -98,21 +98,18 @@ def page_router() -> APIRouter:
     )
 
 
-# The key that signs the notices ``back`` leaves in a redirect, for this request's app.
-NOTICE_KEY: ContextVar[bytes] = ContextVar("notice_key", default=b"")
+# The key that signs the notices ``back`` leaves in a redirect (and ``notice`` checks), for
+# this request's app; unset outside a page's route, so nothing signs or checks with no key.
+NOTICE_KEY: ContextVar[bytes] = ContextVar("notice_key")
 
 
 async def _notice_key(request: Request) -> None:
-    NOTICE_KEY.set(_key_of(request))
+    NOTICE_KEY.set(request.app.state.settings.secret_key.get_secret_value().encode())
 
 
-def _key_of(request: Request) -> bytes:
-    return request.app.state.settings.secret_key.get_secret_value().encode()
-
-
-def _signed(message: str, key: bytes) -> str:
-    digest = hmac.new(key, b"notice\0" + message.encode(), hashlib.sha256).hexdigest()
-    return digest[:32]
+def _signed(message: str) -> str:
+    digest = hmac.new(NOTICE_KEY.get(), b"notice\0" + message.encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
 
 
 router = page_router()
@@ -275,9 +272,7 @@ def notice(request: Request) -> str | None:
     # Unsigned, a link from elsewhere (a mail, another site) could put any words on a signed-in
     # page, such as "send your token to …".
     message, signature = request.query_params.get("msg"), request.query_params.get("sig", "")
-    if message is None or not hmac.compare_digest(
-        signature.encode(), _signed(message, _key_of(request)).encode()
-    ):
+    if message is None or not hmac.compare_digest(signature.encode(), _signed(message).encode()):
         return None
     return message
 
@@ -294,7 +289,7 @@ def user_page(
 def back(path: str, message: str | None = None) -> RedirectResponse:
     joiner = "&" if "?" in path else "?"
     # Signed before the message, which stays last in the link as it always was.
-    signature = None if message is None else _signed(message, NOTICE_KEY.get())
+    signature = None if message is None else _signed(message)
     target = path if message is None else f"{path}{joiner}sig={signature}&msg={quote(message)}"
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
