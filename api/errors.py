@@ -128,12 +128,17 @@ def feature_error(http_error: Callable[[Any], Exception]) -> Any:
     return handle
 
 
+def out_of_range(exc: Exception) -> bool:
+    """A number beyond what the database stores (an id edited by hand in a link or form)."""
+    return isinstance(exc, OverflowError) or isinstance(exc.__cause__, OverflowError)
+
+
 def unexpected_error(settings: Settings) -> Any:
     async def handle(_: Request, exc: Exception) -> JSONResponse:
         problem = temporal_problem(exc, settings) or database_problem(exc, settings)
         if problem is not None:
             return JSONResponse({"detail": problem}, status_code=503)
-        if isinstance(exc, OverflowError) or isinstance(exc.__cause__, OverflowError):
+        if out_of_range(exc):
             return JSONResponse(
                 {"detail": "a number in the request is out of range"}, status_code=422
             )

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Annotated, Any
 
-from fastapi import Form, Query, Request, status
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
@@ -27,14 +27,14 @@ from api.routers.chat import ChatDep, ChatRequest
 from api.routers.events import LastEventId, stream
 from api.routers.pages import (
     N_,
+    FormText,
     PageUser,
     PageWords,
     back,
     field_errors,
     lines_of,
-    notice,
     page_router,
-    render,
+    user_page,
     what_went_wrong,
 )
 
@@ -92,22 +92,19 @@ async def _dashboard(
         tasks_error = _("Tasks are unavailable right now; your events and inbox below still work.")
     events = await EventRepository(session).list(user=me.name, limit=20)
     inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
-    return render(
+    return user_page(
         request,
         "app.html",
-        {
-            "user": me,
-            "msg": problem or notice(request),
-            "tasks": tasks,
-            "tasks_error": tasks_error,
-            "next_tasks": next_tasks,
-            "first_tasks_page": tasks_page is None,
-            "events": events,
-            "last_event_id": max((e.id for e in events), default=0),
-            "inbox": inbox,
-            "typed": typed or {"interval": "30"},
-        },
-        status.HTTP_422_UNPROCESSABLE_CONTENT if problem else status.HTTP_200_OK,
+        me,
+        refused=problem,
+        tasks=tasks,
+        tasks_error=tasks_error,
+        next_tasks=next_tasks,
+        first_tasks_page=tasks_page is None,
+        events=events,
+        last_event_id=max((e.id for e in events), default=0),
+        inbox=inbox,
+        typed=typed or {"interval": "30"},
     )
 
 
@@ -118,10 +115,10 @@ async def create_web_monitor(
     session: SessionDep,
     me: PageUser,
     _: PageWords,
-    urls: Annotated[str, Form()] = "",
-    keywords: Annotated[str, Form()] = "",
-    interval: Annotated[str, Form()] = "30",
-    name: Annotated[str, Form()] = "",
+    urls: FormText = "",
+    keywords: FormText = "",
+    interval: FormText = "30",
+    name: FormText = "",
 ) -> Response:
     # float() also reads "１０", "1_0" and "1e1": only ASCII digits (a decimal point) are read
     # as the number; anything else goes as typed, for the config model to name the field.
@@ -159,11 +156,7 @@ TASK_KINDS = {
 
 @router.post("/app/tasks/action")
 async def task_action(
-    state: StateDep,
-    me: PageUser,
-    _: PageWords,
-    task_id: Annotated[str, Form()],
-    action: Annotated[str, Form()],
+    state: StateDep, me: PageUser, _: PageWords, task_id: FormText, action: FormText
 ) -> Response:
     if action not in TASK_ACTIONS:
         return back("/app", _("Unknown action %(action)s", action=repr(action)))
@@ -194,15 +187,13 @@ async def task_detail(
         task = await state.tasks.get(me.name, id)
     except TaskError as exc:
         return back("/app", task_problem(exc, _))
-    return render(
+    return user_page(
         request,
         "task.html",
-        {
-            "user": me,
-            "task": task,
-            "kind": TASK_KINDS.get(task.kind.value, task.kind.value),
-            "detail": json.dumps(task.detail, indent=2, default=str),
-        },
+        me,
+        task=task,
+        kind=TASK_KINDS.get(task.kind.value, task.kind.value),
+        detail=json.dumps(task.detail, indent=2, default=str),
     )
 
 

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Form, Query, Request, status
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -34,12 +34,12 @@ from api.deps import StateDep
 from api.i18n import Words
 from api.routers.pages import (
     N_,
+    FormText,
     PageUser,
     PageWords,
     back,
     field_errors,
     page_router,
-    render,
     user_page,
     what_went_wrong,
 )
@@ -276,17 +276,10 @@ async def discussion_page(
 def _discussion_form(
     request: Request, name: str, me: User, typed: dict[str, str] | None, **context: Any
 ) -> Response:
-    if typed is None:
-        # Each showing of a form is one message: a resubmit with its id posts nothing more.
-        typed = {"message_id": f"web-{uuid.uuid4().hex}"}
-        return user_page(request, name, me, typed=typed, **context)
-    # A refused post stored nothing: shown again with its id, as the person filled it in.
-    return render(
-        request,
-        name,
-        {"user": me, "msg": typed["problem"], "typed": typed, **context},
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-    )
+    # Each showing of a form is one message: a resubmit with its id posts nothing more. A
+    # refused post stored nothing: shown again with its id, as the person filled it in.
+    typed = typed or {"message_id": f"web-{uuid.uuid4().hex}"}
+    return user_page(request, name, me, refused=typed.get("problem"), typed=typed, **context)
 
 
 @router.post("/app/discussions/post")
@@ -295,11 +288,11 @@ async def discussion_post(
     state: StateDep,
     me: PageUser,
     _: PageWords,
-    content: Annotated[str, Form()],
-    discussion_id: Annotated[str, Form()] = "",
-    topic: Annotated[str, Form()] = "",
-    tags: Annotated[str, Form()] = "",
-    message_id: Annotated[str, Form()] = "",
+    content: FormText,
+    discussion_id: FormText = "",
+    topic: FormText = "",
+    tags: FormText = "",
+    message_id: FormText = "",
 ) -> Response:
     """Post as yourself: a reply in a discussion, or a message on a topic."""
     here = f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"

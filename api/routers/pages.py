@@ -33,6 +33,7 @@ from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository, VoiceprintTakenError
 from ambient.watches.inputs import ConfigError
 from api.deps import SessionDep, StateDep, get_state
+from api.errors import out_of_range
 from api.i18n import Words, from_accept_language, templates
 from api.security import refuse_cross_site_writes
 
@@ -66,11 +67,6 @@ class PageRoute(APIRoute):
         return handle
 
 
-def out_of_range(exc: Exception) -> bool:
-    """An id beyond what the database stores (a hidden field edited by hand)."""
-    return isinstance(exc, OverflowError) or isinstance(exc.__cause__, OverflowError)
-
-
 # The API's JSON 422 is no answer to a browser.
 async def cannot_take(request: Request, exc: Exception) -> Response:
     """A link or form the page cannot take (edited by hand), said on a page in its language."""
@@ -102,21 +98,18 @@ def page_router() -> APIRouter:
     )
 
 
-# The key that signs the notices ``back`` leaves in a redirect, for this request's app.
-NOTICE_KEY: ContextVar[bytes] = ContextVar("notice_key", default=b"")
+# The key that signs the notices ``back`` leaves in a redirect (and ``notice`` checks), for
+# this request's app; unset outside a page's route, so nothing signs or checks with no key.
+NOTICE_KEY: ContextVar[bytes] = ContextVar("notice_key")
 
 
 async def _notice_key(request: Request) -> None:
-    NOTICE_KEY.set(_key_of(request))
+    NOTICE_KEY.set(request.app.state.settings.secret_key.get_secret_value().encode())
 
 
-def _key_of(request: Request) -> bytes:
-    return request.app.state.settings.secret_key.get_secret_value().encode()
-
-
-def _signed(message: str, key: bytes) -> str:
-    digest = hmac.new(key, b"notice\0" + message.encode(), hashlib.sha256).hexdigest()
-    return digest[:32]
+def _signed(message: str) -> str:
+    digest = hmac.new(NOTICE_KEY.get(), b"notice\0" + message.encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
 
 
 router = page_router()
@@ -212,6 +205,8 @@ async def page_user(request: Request, session: SessionDep) -> User | None:
 
 
 MaybeUser = Annotated[User | None, Depends(page_user)]
+# A form's field as the page posts it: text, which the service it goes to checks.
+FormText = Annotated[str, Form()]
 
 
 async def _user_of(request: Request) -> User | None:
@@ -277,22 +272,24 @@ def notice(request: Request) -> str | None:
     # Unsigned, a link from elsewhere (a mail, another site) could put any words on a signed-in
     # page, such as "send your token to …".
     message, signature = request.query_params.get("msg"), request.query_params.get("sig", "")
-    if message is None or not hmac.compare_digest(
-        signature.encode(), _signed(message, _key_of(request)).encode()
-    ):
+    if message is None or not hmac.compare_digest(signature.encode(), _signed(message).encode()):
         return None
     return message
 
 
-def user_page(request: Request, name: str, me: User, /, **context: Any) -> HTMLResponse:
-    """A page of the signed-in user, with the notice the last action left (``notice``)."""
-    return render(request, name, {"user": me, **context, "msg": notice(request)})
+def user_page(
+    request: Request, name: str, me: User, /, refused: str | None = None, **context: Any
+) -> HTMLResponse:
+    """A page of the signed-in user, with the notice the last action left (``notice``); or,
+    showing a refused form again, what is wrong with it (``refused``, a 422)."""
+    code = status.HTTP_200_OK if refused is None else status.HTTP_422_UNPROCESSABLE_CONTENT
+    return render(request, name, {"user": me, **context, "msg": refused or notice(request)}, code)
 
 
 def back(path: str, message: str | None = None) -> RedirectResponse:
     joiner = "&" if "?" in path else "?"
     # Signed before the message, which stays last in the link as it always was.
-    signature = None if message is None else _signed(message, NOTICE_KEY.get())
+    signature = None if message is None else _signed(message)
     target = path if message is None else f"{path}{joiner}sig={signature}&msg={quote(message)}"
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
@@ -323,7 +320,7 @@ async def signin_form(request: Request) -> HTMLResponse:
 
 @router.post("/signin")
 async def signin(
-    request: Request, session: SessionDep, _: PageWords, token: Annotated[str, Form()] = ""
+    request: Request, session: SessionDep, _: PageWords, token: FormText = ""
 ) -> Response:
     user = await UserRepository(session).by_token(token.strip()) if token.strip() else None
     if user is None:
@@ -361,8 +358,8 @@ async def register(
     state: StateDep,
     session: SessionDep,
     _: PageWords,
-    name: Annotated[str, Form()] = "",
-    email: Annotated[str, Form()] = "",
+    name: FormText = "",
+    email: FormText = "",
 ) -> Response:
     """Open registration (AMBIENT_OPEN_REGISTRATION): a member, signed in at once."""
     # The new user's language is the browser's if zh or en; else unchosen, so it follows

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Form, Request, status
+from fastapi import Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -27,6 +27,7 @@ from api.deps import SessionDep, StateDep
 from api.i18n import Words, from_accept_language
 from api.routers.pages import (
     N_,
+    FormText,
     PageUser,
     PageWords,
     back,
@@ -108,8 +109,8 @@ async def save_digest(
     state: StateDep,
     me: PageUser,
     _: PageWords,
-    enabled: Annotated[str, Form()] = "",
-    every_minutes: Annotated[str, Form()] = "15",
+    enabled: FormText = "",
+    every_minutes: FormText = "15",
 ) -> Response:
     sent = {"enabled": enabled == "on", "every_minutes": every_minutes or "15"}
     try:
@@ -229,11 +230,7 @@ PUSH_KINDS = (N_("briefing"), N_("watch"), N_("remediation"), N_("system"))
 
 @router.post("/app/xiaozhi/devices")
 async def add_device(
-    request: Request,
-    state: StateDep,
-    me: PageUser,
-    _: PageWords,
-    device_id: Annotated[str, Form()] = "",
+    request: Request, state: StateDep, me: PageUser, _: PageWords, device_id: FormText = ""
 ) -> Response:
     """Register one of your 小智 devices; the page shows its token once (never in a URL)."""
     typed = {"device_id": device_id}
@@ -267,7 +264,7 @@ DEVICE_ID_RULE = N_(
 
 @router.post("/app/xiaozhi/devices/remove")
 async def remove_device(
-    state: StateDep, me: PageUser, _: PageWords, device: Annotated[str, Form()] = ""
+    state: StateDep, me: PageUser, _: PageWords, device: FormText = ""
 ) -> Response:
     try:
         removed = await state.devices.remove(me.name, device)
@@ -283,11 +280,7 @@ async def remove_device(
 
 @router.post("/app/xiaozhi/devices/allow")
 async def allow_device(
-    state: StateDep,
-    me: PageUser,
-    _: PageWords,
-    device: Annotated[str, Form()] = "",
-    allowed: Annotated[str, Form()] = "on",
+    state: StateDep, me: PageUser, _: PageWords, device: FormText = "", allowed: FormText = "on"
 ) -> Response:
     """Let a device (anyone's) answer you by your voiceprint, or stop it: your own consent."""
     yes = allowed != "off"
@@ -318,8 +311,8 @@ async def add_endpoint(
     session: SessionDep,
     me: PageUser,
     _: PageWords,
-    url: Annotated[str, Form()] = "",
-    verbatim: Annotated[str, Form()] = "",
+    url: FormText = "",
+    verbatim: FormText = "",
 ) -> Response:
     """Register a 接入点 URL for yourself. Its token is never shown again: the page answers
     with a redirect naming the masked URL, so the token is in no page, URL or history."""
@@ -339,11 +332,7 @@ async def add_endpoint(
 
 @router.post("/app/xiaozhi/endpoints/remove")
 async def remove_endpoint(
-    state: StateDep,
-    session: SessionDep,
-    me: PageUser,
-    _: PageWords,
-    endpoint: Annotated[str, Form()] = "",
+    state: StateDep, session: SessionDep, me: PageUser, _: PageWords, endpoint: FormText = ""
 ) -> Response:
     try:
         # int() also reads "１", "١", " 1 " and "1_0": only the ASCII digits the page wrote.
