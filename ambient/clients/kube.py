@@ -152,6 +152,34 @@ async def tke_kubeconfig(
     return text
 
 
+async def cluster_client(
+    cluster_id: str,
+    kubeconfig: Path | None,
+    tencent: TencentCloud | None,
+    *,
+    region: str | None = None,
+) -> AsyncClient:
+    """A client for a context of ``kubeconfig`` by its name, else for the TKE cluster of that
+    id: the one rule of which cluster a reference names, for reads and writes alike."""
+    if cluster_id in kubeconfig_contexts(kubeconfig):
+        return client_from_kubeconfig(path=kubeconfig, context=cluster_id)
+    if tencent is None or not tencent.configured:
+        raise KubeError(
+            f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and Tencent "
+            "Cloud is not configured (set TENCENTCLOUD_SECRET_ID/KEY for TKE clusters)"
+        )
+    try:
+        text = await tke_kubeconfig(tencent, cluster_id, region=region)
+    except TencentCloudError as exc:
+        # As the cluster's own errors: retried only when it may pass (a CAM refusal or a
+        # cluster TKE does not know never does).
+        error = KubeUnavailableError if isinstance(exc, TencentRetryableError) else KubeError
+        raise error(
+            f"TKE gave no kubeconfig for {cluster_id} (DescribeClusterKubeconfig): {exc}"
+        ) from exc
+    return client_from_kubeconfig(text)
+
+
 class KubeClients:
     """One lightkube client per cluster id: a context of AMBIENT_KUBECONFIG, else TKE's."""
 
@@ -164,27 +192,10 @@ class KubeClients:
         """The cluster's client; KubeError says why no kubeconfig reaches it."""
         async with self._lock:
             if cluster_id not in self._clients:
-                self._clients[cluster_id] = await self._connect(cluster_id)
+                self._clients[cluster_id] = await cluster_client(
+                    cluster_id, self._kubeconfig, self._tencent
+                )
             return self._clients[cluster_id]
-
-    async def _connect(self, cluster_id: str) -> AsyncClient:
-        if cluster_id in kubeconfig_contexts(self._kubeconfig):
-            return client_from_kubeconfig(path=self._kubeconfig, context=cluster_id)
-        if self._tencent is None or not self._tencent.configured:
-            raise KubeError(
-                f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and Tencent "
-                "Cloud is not configured (set TENCENTCLOUD_SECRET_ID/KEY for TKE clusters)"
-            )
-        try:
-            kubeconfig = await tke_kubeconfig(self._tencent, cluster_id)
-        except TencentCloudError as exc:
-            # As the cluster's own errors: retried only when it may pass (a CAM refusal or a
-            # cluster TKE does not know never does).
-            error = KubeUnavailableError if isinstance(exc, TencentRetryableError) else KubeError
-            raise error(
-                f"TKE gave no kubeconfig for {cluster_id} (DescribeClusterKubeconfig): {exc}"
-            ) from exc
-        return client_from_kubeconfig(kubeconfig)
 
     async def forget(self, cluster_id: str) -> None:
         """Drop the cluster's client: the next call reads its (rotated) kubeconfig again."""
