@@ -138,16 +138,17 @@ def _contexts(path: str, mtime_ns: int, size: int) -> frozenset[str]:
 async def tke_kubeconfig(
     tencent: TencentCloud, cluster_id: str, *, region: str | None = None
 ) -> str:
-    """The TKE cluster's kubeconfig; KubeError when TKE has none (never empty text)."""
-    answer = await tencent.call(
-        "tke", "DescribeClusterKubeconfig", {"ClusterId": cluster_id}, region=region
-    )
+    """The TKE cluster's kubeconfig for its intranet access, or its internet access when
+    AMBIENT_TKE_EXTRANET is set; KubeError when TKE has none (never empty text)."""
+    params = {"ClusterId": cluster_id, "IsExtranet": tencent.tke_extranet}
+    answer = await tencent.call("tke", "DescribeClusterKubeconfig", params, region=region)
     # Empty, a caller would take it as "use AMBIENT_KUBECONFIG".
     text = str(answer.get("Kubeconfig", ""))
     if not text.strip():
+        access = "internet" if tencent.tke_extranet else "intranet"
         raise KubeError(
-            f"TKE returned no kubeconfig for {cluster_id!r}: enable the cluster's API "
-            "server access (intranet or internet) in the TKE console"
+            f"TKE returned no kubeconfig for {cluster_id!r}: enable the cluster's API server "
+            f"{access} access in the TKE console (AMBIENT_TKE_EXTRANET chooses which)"
         )
     return text
 

@@ -19,12 +19,16 @@ from ambient.clients.kube import (
     KubeError,
     KubeUnavailableError,
     client_from_kubeconfig,
+    cluster_client,
     list_workloads,
 )
+from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
+from ambient.settings import Settings
 from ambient.storage.repositories import UserRepository
 from tests.standins.kube_api import KubeApi
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve
 
 
@@ -211,3 +215,32 @@ async def test_list_workloads_reads_any_context_of_the_kubeconfig_the_writes_acc
     assert listed.structured_content is not None
     assert [w["name"] for w in listed.structured_content["workloads"]] == ["cart", "checkout"]
     assert not scaled.is_error, scaled.content[0].text
+
+
+async def test_a_worker_outside_the_vpc_reaches_a_tke_cluster_by_its_internet_kubeconfig(
+    kube: tuple[KubeApi, str], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluster's API server is reachable from the internet only (its intranet access is
+    not enabled, or the worker runs outside its VPC): AMBIENT_TKE_EXTRANET asks TKE for that
+    kubeconfig (IsExtranet); the default asks for the intranet one, as the API does."""
+    _, config = kube
+    cloud = TencentApi(extranet_kubeconfigs={"cls-abcd1234": config})
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", SECRET_ID)
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
+    async with serve(cloud.app()) as base:
+        where = {"tencentcloud_endpoint": base.removeprefix("http://")}
+        inside = settings.model_copy(update={**where, "tencentcloud_protocol": "http"})
+        outside = inside.model_copy(update={"tke_extranet": True})
+        client = await cluster_client("cls-abcd1234", None, TencentCloud.from_settings(outside))
+        listed = await list_workloads(client, "shop")
+        await client.close()
+        client = await cluster_client("cls-abcd1234", None, TencentCloud.from_settings(inside))
+        with pytest.raises(KubeUnavailableError, match="listing deployments"):
+            await list_workloads(client, "shop")
+        await client.close()
+    assert [w.name for w in listed] == ["cart", "checkout"]
+    asked = [p for _, action, p in cloud.calls if action == "DescribeClusterKubeconfig"]
+    assert asked == [
+        {"ClusterId": "cls-abcd1234", "IsExtranet": True},
+        {"ClusterId": "cls-abcd1234", "IsExtranet": False},
+    ]
