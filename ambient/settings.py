@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     tencentcloud_protocol: Literal["https", "http"] = "https"
     # Name of a CAM role bound to the CVM: temporary credentials from instance metadata.
     tencentcloud_cvm_role: str | None = None
+    # TKE kubeconfigs for the cluster's internet access (DescribeClusterKubeconfig IsExtranet),
+    # not the intranet one: for a worker outside the cluster's VPC.
+    tke_extranet: bool = False
     kubeconfig: Path | None = None
     # Folder of log files that search_logs may read as topic "file:NAME" (no other paths).
     log_dir: Path | None = None

@@ -138,18 +138,47 @@ def _contexts(path: str, mtime_ns: int, size: int) -> frozenset[str]:
 async def tke_kubeconfig(
     tencent: TencentCloud, cluster_id: str, *, region: str | None = None
 ) -> str:
-    """The TKE cluster's kubeconfig; KubeError when TKE has none (never empty text)."""
-    answer = await tencent.call(
-        "tke", "DescribeClusterKubeconfig", {"ClusterId": cluster_id}, region=region
-    )
+    """The TKE cluster's kubeconfig for its intranet access, or its internet access when
+    AMBIENT_TKE_EXTRANET is set; KubeError when TKE has none (never empty text)."""
+    params = {"ClusterId": cluster_id, "IsExtranet": tencent.tke_extranet}
+    answer = await tencent.call("tke", "DescribeClusterKubeconfig", params, region=region)
     # Empty, a caller would take it as "use AMBIENT_KUBECONFIG".
     text = str(answer.get("Kubeconfig", ""))
     if not text.strip():
+        access = "internet" if tencent.tke_extranet else "intranet"
         raise KubeError(
-            f"TKE returned no kubeconfig for {cluster_id!r}: enable the cluster's API "
-            "server access (intranet or internet) in the TKE console"
+            f"TKE returned no kubeconfig for {cluster_id!r}: enable the cluster's API server "
+            f"{access} access in the TKE console (AMBIENT_TKE_EXTRANET chooses which)"
         )
     return text
+
+
+async def cluster_client(
+    cluster_id: str,
+    kubeconfig: Path | None,
+    tencent: TencentCloud | None,
+    *,
+    region: str | None = None,
+) -> AsyncClient:
+    """A client for a context of ``kubeconfig`` by its name, else for the TKE cluster of that
+    id: the one rule of which cluster a reference names, for reads and writes alike."""
+    if cluster_id in kubeconfig_contexts(kubeconfig):
+        return client_from_kubeconfig(path=kubeconfig, context=cluster_id)
+    if tencent is None or not tencent.configured:
+        raise KubeError(
+            f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and Tencent "
+            "Cloud is not configured (set TENCENTCLOUD_SECRET_ID/KEY for TKE clusters)"
+        )
+    try:
+        text = await tke_kubeconfig(tencent, cluster_id, region=region)
+    except TencentCloudError as exc:
+        # As the cluster's own errors: retried only when it may pass (a CAM refusal or a
+        # cluster TKE does not know never does).
+        error = KubeUnavailableError if isinstance(exc, TencentRetryableError) else KubeError
+        raise error(
+            f"TKE gave no kubeconfig for {cluster_id} (DescribeClusterKubeconfig): {exc}"
+        ) from exc
+    return client_from_kubeconfig(text)
 
 
 class KubeClients:
@@ -164,27 +193,10 @@ class KubeClients:
         """The cluster's client; KubeError says why no kubeconfig reaches it."""
         async with self._lock:
             if cluster_id not in self._clients:
-                self._clients[cluster_id] = await self._connect(cluster_id)
+                self._clients[cluster_id] = await cluster_client(
+                    cluster_id, self._kubeconfig, self._tencent
+                )
             return self._clients[cluster_id]
-
-    async def _connect(self, cluster_id: str) -> AsyncClient:
-        if cluster_id in kubeconfig_contexts(self._kubeconfig):
-            return client_from_kubeconfig(path=self._kubeconfig, context=cluster_id)
-        if self._tencent is None or not self._tencent.configured:
-            raise KubeError(
-                f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and Tencent "
-                "Cloud is not configured (set TENCENTCLOUD_SECRET_ID/KEY for TKE clusters)"
-            )
-        try:
-            kubeconfig = await tke_kubeconfig(self._tencent, cluster_id)
-        except TencentCloudError as exc:
-            # As the cluster's own errors: retried only when it may pass (a CAM refusal or a
-            # cluster TKE does not know never does).
-            error = KubeUnavailableError if isinstance(exc, TencentRetryableError) else KubeError
-            raise error(
-                f"TKE gave no kubeconfig for {cluster_id} (DescribeClusterKubeconfig): {exc}"
-            ) from exc
-        return client_from_kubeconfig(kubeconfig)
 
     async def forget(self, cluster_id: str) -> None:
         """Drop the cluster's client: the next call reads its (rotated) kubeconfig again."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -122,9 +123,10 @@ def logs(
     for row in found.analysis:
         console.print_json(data=row)
     for record in found.logs:
-        console.print(
-            f"{record.time:%Y-%m-%d %H:%M:%S} {record.content}", soft_wrap=True, markup=False
-        )
+        # A JSON record is printed as the JSON CLS holds, not as a Python dict.
+        content = record.content
+        text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+        console.print(f"{record.time:%Y-%m-%d %H:%M:%S} {text}", soft_wrap=True, markup=False)
 
 
 @app.command()

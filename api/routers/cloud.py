@@ -72,7 +72,9 @@ class ImageBody(BaseModel):
     )
 
 
-# Upstream answers by class: what the caller can act on.
+# Upstream answers by class: what the caller can act on. A refusal of the server's own keys
+# or kubeconfig (auth, account) stays 502: 401 and 403 speak of the caller's token and
+# permission, which were fine. "unavailable" says try again, as 503 does for Temporal.
 STATUS = {
     "not_found": status.HTTP_404_NOT_FOUND,
     "invalid_parameter": status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -81,6 +83,7 @@ STATUS = {
     "conflict": status.HTTP_409_CONFLICT,
     "not_configured": status.HTTP_503_SERVICE_UNAVAILABLE,
     "offline": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 

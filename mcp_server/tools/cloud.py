@@ -10,7 +10,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from ambient.clients.kube import Workload, client_from_kubeconfig, tke_kubeconfig
+from ambient.clients.kube import Workload, client_from_kubeconfig, cluster_client
 from ambient.clients.kube import list_workloads as list_workloads_of
 from ambient.clients.logs import FileLogSource, LogPathError, parse_time
 from ambient.clients.tencent import ops
@@ -20,6 +20,7 @@ from ambient.cloud.service import CloudOpsService
 from ambient.domain.identifiers import (
     TENCENT_REGION_HINT,
     TKE_CLUSTER_HINT,
+    ClusterRef,
     NamespaceName,
     TencentRegion,
     TkeClusterId,
@@ -198,8 +199,11 @@ async def list_alarms(
 async def list_workloads(
     ctx: Context[Any, Any],
     cluster_id: Annotated[
-        TkeClusterId | None,
-        Field(description="TKE cluster id; omit to use AMBIENT_KUBECONFIG"),
+        ClusterRef | None,
+        Field(
+            description="TKE cluster id or a context of AMBIENT_KUBECONFIG; omit to use "
+            "AMBIENT_KUBECONFIG's current context"
+        ),
     ] = None,
     namespace: Annotated[
         NamespaceName | None, Field(description="all namespaces if omitted")
@@ -208,10 +212,12 @@ async def list_workloads(
 ) -> Workloads:
     """Deployments with replicas ready/updated/available, current revision and images."""
     state = app_state(ctx)
-    kubeconfig = None
-    if cluster_id is not None:
-        kubeconfig = await tke_kubeconfig(state.cloud, cluster_id, region=region)
-    client = client_from_kubeconfig(kubeconfig, state.settings.kubeconfig)
+    local = state.settings.kubeconfig
+    client = (
+        client_from_kubeconfig(path=local)
+        if cluster_id is None
+        else await cluster_client(cluster_id, local, state.cloud, region=region)
+    )
     try:
         return Workloads(workloads=await list_workloads_of(client, namespace))
     finally:

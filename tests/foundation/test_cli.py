@@ -301,6 +301,23 @@ async def test_cloud_logs_searches_in_the_region_asked_for(tmp_path: Path) -> No
     assert searched == ["ap-shanghai"]
 
 
+async def test_cloud_logs_prints_a_json_record_as_json_not_as_a_python_dict(
+    tmp_path: Path,
+) -> None:
+    from tests.standins.tencent_api import now_ms
+
+    api = TencentApi()
+    record = {"level": "ERROR", "msg": "db timeout", "ok": False, "user": None, "名": "值"}
+    api.logs = [{"time": now_ms() - 60_000, "json": record}]
+    async with serve(api.app()) as base:
+        env = _cloud_env(tmp_path, base) | {"COLUMNS": "500"}
+        found = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "logs", "t-1"], env=env)
+    assert found.exit_code == 0, found.output
+    (line,) = found.output.splitlines()
+    # "2026-11-27 03:20:00 {...}": the record after the date and time is the JSON CLS holds.
+    assert json.loads(line.split(" ", 2)[2]) == record, line
+
+
 def _whole_number_params(kind: type = int) -> list[tuple[Any, list[str], str, list[str]]]:
     """(command, its path, parameter name, what goes before its value: its flag, or the
     arguments before it) of every whole-number (or ``kind``) parameter of every command, the

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -68,6 +69,8 @@ STATISTIC_NAMESPACES = ("QCE/TKE2", "QCE/KEEWIDB", "QCE/CAMP")
 STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186 * 86400}
 # DescribeStatisticData: how far before now StartTime may lie at each period (days kept).
 STATISTIC_RETENTION = {60: 15 * 86400, 300: 31 * 86400, 3600: 93 * 86400, 86400: 186 * 86400}
+# DescribeClusterKubeconfig's server for an API server access that is not enabled.
+UNREACHABLE_SERVER = "https://127.0.0.1:9"
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 
 
@@ -186,7 +189,8 @@ class TencentApi:
     monitor_alarms: list[dict[str, Any]] = field(default_factory=list)
     cls_records: list[dict[str, Any]] = field(default_factory=list)
     metric_points: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    kubeconfigs: dict[str, str] = field(default_factory=dict)
+    kubeconfigs: dict[str, str] = field(default_factory=dict)  # intranet access (the default)
+    extranet_kubeconfigs: dict[str, str] = field(default_factory=dict)  # internet access
     logsets: list[dict[str, Any]] = field(default_factory=list)
     cls_alarms: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
@@ -553,7 +557,24 @@ class TencentApi:
         return reply({"NodePoolSet": pools, "TotalCount": len(pools)})
 
     def tke_DescribeClusterKubeconfig(self, params: dict[str, Any]) -> Response:
-        return reply({"Kubeconfig": self.kubeconfigs.get(params["ClusterId"], "")})
+        # The API reference: IsExtranet (Boolean, default false) asks for the internet access
+        # kubeconfig, else the intranet one; for an access that is not enabled, the kubeconfig
+        # names a default domain that "默认不可达" (here a loopback port nothing listens on).
+        extranet = params.get("IsExtranet", False)
+        if not isinstance(extranet, bool):
+            return error("InvalidParameter", "IsExtranet must be a Boolean")
+        asked, other = (self.extranet_kubeconfigs, self.kubeconfigs)
+        if not extranet:
+            asked, other = other, asked
+        cluster = params["ClusterId"]
+        if cluster in asked:
+            return reply({"Kubeconfig": asked[cluster]})
+        if cluster in other:
+            config = yaml.safe_load(other[cluster])
+            for entry in config.get("clusters", []):
+                entry["cluster"]["server"] = UNREACHABLE_SERVER
+            return reply({"Kubeconfig": yaml.safe_dump(config)})
+        return reply({"Kubeconfig": ""})
 
     def tke_ModifyNodePoolDesiredCapacityAboutAsg(self, params: dict[str, Any]) -> Response:
         for pool in self.node_pools.get(params["ClusterId"], []):

@@ -90,6 +90,28 @@ async def test_ca01_routes_preview_execute_refuse_and_map_errors(
     assert anonymous.status_code == 401
 
 
+async def test_a_cloud_unavailable_for_now_is_a_503_and_refused_server_keys_a_502(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+) -> None:
+    """A retryable upstream error ("try again") is 503, as Temporal or the database down is;
+    Tencent Cloud refusing the server's own keys is the upstream's answer (502), not a 401 or
+    403: the caller's token and permission were fine, and a 401 asks them for a new token."""
+    cloud, http, settings = api
+    ops = await _token(settings, "ops", RollbackPermission.EXECUTE)
+    answers = {}
+    for code in ("InternalError", "AuthFailure.SecretIdNotFound", "OperationDenied.AccountIsolate"):
+        cloud.failures["CreateLogset"] = [code]
+        answer = await http.post(
+            "/cloud/logsets", json={"name": "more", "mode": "execute"}, headers=ops
+        )
+        answers[code] = answer.status_code, answer.json()["detail"]
+    assert answers["InternalError"][0] == 503 and "try again" in answers["InternalError"][1]
+    assert answers["AuthFailure.SecretIdNotFound"][0] == 502
+    assert "SecretId/SecretKey" in answers["AuthFailure.SecretIdNotFound"][1]
+    assert answers["OperationDenied.AccountIsolate"][0] == 502
+    assert "arrears" in answers["OperationDenied.AccountIsolate"][1]
+
+
 async def test_ca02_cli_previews_by_default_and_executes_with_the_flag(
     api: tuple[TencentApi, httpx.AsyncClient, Settings],
 ) -> None:

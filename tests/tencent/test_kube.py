@@ -19,10 +19,16 @@ from ambient.clients.kube import (
     KubeError,
     KubeUnavailableError,
     client_from_kubeconfig,
+    cluster_client,
     list_workloads,
 )
+from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage.repositories import UserRepository
 from tests.standins.kube_api import KubeApi
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve
 
 
@@ -142,7 +148,7 @@ async def test_list_workloads_tool_closes_the_client_it_opens(
     kube: tuple[KubeApi, str], deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A long-running MCP server opens a client a call; each must be closed, even on an error."""
-    import mcp_server.tools.cloud as cloud_tools
+    import ambient.clients.kube as kube_clients
 
     opened: list[Any] = []
 
@@ -150,7 +156,7 @@ async def test_list_workloads_tool_closes_the_client_it_opens(
         opened.append(client_from_kubeconfig(*args, **kwargs))
         return opened[-1]
 
-    monkeypatch.setattr(cloud_tools, "client_from_kubeconfig", recording)
+    monkeypatch.setattr(kube_clients, "client_from_kubeconfig", recording)
     _, config = kube
     # A second cluster whose API server is not there: the error path must close too.
     dead = kubeconfig("http://127.0.0.1:9")
@@ -180,3 +186,61 @@ async def test_a_tke_cluster_without_a_kubeconfig_is_said_not_read_from_the_loca
     assert asked.is_error, asked.structured_content
     assert "TKE returned no kubeconfig for 'cls-abcd1234'" in asked.content[0].text
     assert not local_ones.is_error  # the file still serves a call that names no cluster
+
+
+async def test_list_workloads_reads_any_context_of_the_kubeconfig_the_writes_accept(
+    kube: tuple[KubeApi, str], deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """scale_workload / restart_workload take a context of AMBIENT_KUBECONFIG by its name
+    (ClusterRef): list_workloads lists the same cluster under the same name."""
+    _, config = kube
+    local = tmp_path / "kubeconfig"
+    local.write_text(config.replace("tke", "kind-dev"))  # its one context is "kind-dev"
+    deps.settings = deps.settings.model_copy(update={"kubeconfig": local})
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="ops", rollback_permission="dry_run"))  # type: ignore[arg-type]
+        await session.commit()
+    async with mcp_tools(deps, {}) as client:
+        listed = await client.call_tool(
+            "list_workloads", {"cluster_id": "kind-dev", "namespace": "shop"}
+        )
+        scaled = await client.call_tool(
+            "scale_workload",
+            {
+                "workload": {"cluster_id": "kind-dev", "namespace": "shop", "name": "cart"},
+                "replicas": 2,
+            },
+        )
+    assert not listed.is_error, listed.content[0].text
+    assert listed.structured_content is not None
+    assert [w["name"] for w in listed.structured_content["workloads"]] == ["cart", "checkout"]
+    assert not scaled.is_error, scaled.content[0].text
+
+
+async def test_a_worker_outside_the_vpc_reaches_a_tke_cluster_by_its_internet_kubeconfig(
+    kube: tuple[KubeApi, str], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluster's API server is reachable from the internet only (its intranet access is
+    not enabled, or the worker runs outside its VPC): AMBIENT_TKE_EXTRANET asks TKE for that
+    kubeconfig (IsExtranet); the default asks for the intranet one, as the API does."""
+    _, config = kube
+    cloud = TencentApi(extranet_kubeconfigs={"cls-abcd1234": config})
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", SECRET_ID)
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
+    async with serve(cloud.app()) as base:
+        where = {"tencentcloud_endpoint": base.removeprefix("http://")}
+        inside = settings.model_copy(update={**where, "tencentcloud_protocol": "http"})
+        outside = inside.model_copy(update={"tke_extranet": True})
+        client = await cluster_client("cls-abcd1234", None, TencentCloud.from_settings(outside))
+        listed = await list_workloads(client, "shop")
+        await client.close()
+        client = await cluster_client("cls-abcd1234", None, TencentCloud.from_settings(inside))
+        with pytest.raises(KubeUnavailableError, match="listing deployments"):
+            await list_workloads(client, "shop")
+        await client.close()
+    assert [w.name for w in listed] == ["cart", "checkout"]
+    asked = [p for _, action, p in cloud.calls if action == "DescribeClusterKubeconfig"]
+    assert asked == [
+        {"ClusterId": "cls-abcd1234", "IsExtranet": True},
+        {"ClusterId": "cls-abcd1234", "IsExtranet": False},
+    ]

@@ -70,9 +70,11 @@ class TencentCloud:
         protocol: str = "https",
         timeout: int = 30,
         backoff: float = 0.5,
+        tke_extranet: bool = False,
     ) -> None:
         self.credential = credential
         self.region = region
+        self.tke_extranet = tke_extranet  # which TKE kubeconfig reaches clusters from here
         self._endpoint, self._protocol, self._timeout = endpoint, protocol, timeout
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
         self._backoff = backoff
@@ -84,6 +86,7 @@ class TencentCloud:
             region=settings.tencentcloud_region,
             endpoint=settings.tencentcloud_endpoint,
             protocol=settings.tencentcloud_protocol,
+            tke_extranet=settings.tke_extranet,
         )
 
     @property
