@@ -32,7 +32,7 @@ from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
-from mcp_server.server import server_shell
+from mcp_server.server import build_server
 from mcp_server.tools.hints import LOOK, READ, RECORD
 from mcp_server.voice_answer import (
     CALL_BUDGET,
@@ -376,15 +376,16 @@ def build_voice_server(
     read_only: bool = False,
 ) -> MCPServer[AppState]:
     """The voice profile: its own server over the same state, tokens and services."""
-    mcp = server_shell(
-        VoiceServer,
+    mcp = build_server(
         settings,
         holder=holder,
+        areas=(),
         stdio_user=stdio_user,
         http_auth=http_auth,
-        path=VOICE_PATH,
         name="ambient-voice",
         instructions=INSTRUCTIONS,
+        cls=VoiceServer,
+        path=VOICE_PATH,
     )
     for tool, hint in TOOLS:
         if read_only and not hint.read_only_hint:
