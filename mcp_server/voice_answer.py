@@ -18,6 +18,7 @@ from ambient.briefing.errors import BriefingError
 from ambient.domain.users import Language
 from ambient.remediation.views import RemediationError
 from ambient.speakers import SpeakerKind, resolve_speaker
+from ambient.speech import speakable
 from ambient.status import database_problem, temporal_problem
 from ambient.storage.repositories import UserRepository
 from ambient.watches.inputs import TaskError
@@ -25,7 +26,6 @@ from ambient.wiring import AppState
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
 from mcp_server.voice_prompt import SPEAKER_DESCRIPTION
-from mcp_server.voice_speech import speakable
 
 log = logging.getLogger(__name__)
 

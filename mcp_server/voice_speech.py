@@ -1,6 +1,6 @@
-"""Speech in and out of the voice tools: text a TTS engine reads well, and the spoken
-references ("第一个", "the bitcoin watch") resolved to one remediation or task, or a question
-back. Deterministic, no LLM.
+"""Speech in and out of the voice tools: the spoken references ("第一个", "the bitcoin watch")
+resolved to one remediation or task, or a question back, and the spoken spans of time (the text
+a TTS engine reads well is `ambient.speech`). Deterministic, no LLM.
 """
 
 from __future__ import annotations
@@ -9,10 +9,8 @@ import re
 from collections.abc import Callable
 
 from ambient.remediation.views import RemediationSummary
-from ambient.speech import MAX_SENTENCES, MAX_SPOKEN, speakable
+from ambient.speech import speakable
 from ambient.watches.reads import TaskSummary
-
-__all__ = ["MAX_SENTENCES", "MAX_SPOKEN", "speakable"]
 
 
 def counted(count: int, one: str, many: str) -> str:
