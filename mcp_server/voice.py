@@ -298,10 +298,7 @@ class VoiceServer(MCPServer[AppState]):
             if name not in served:
                 # A stale tool list, or a name a model made up.
                 log.info("voice tool %r: no such tool", name)
-                speaker = arguments.get("speaker")
-                to_english = await self._english_caller(
-                    context, speaker if isinstance(speaker, str) else None
-                )
+                to_english = await self._english_caller(context, arguments.get("speaker"))
                 if "pause_task" in served:
                     said = sentences.UNKNOWN_TOOL_EN if to_english else sentences.UNKNOWN_TOOL
                 else:
@@ -325,7 +322,7 @@ class VoiceServer(MCPServer[AppState]):
     ) -> CallToolResult:
         """Ask the speaker to say these arguments again, in the caller's language."""
         speaker = arguments.get("speaker") if "speaker" not in fields else None
-        if await self._english_caller(context, speaker if isinstance(speaker, str) else None):
+        if await self._english_caller(context, speaker):
             said = " and ".join(sentences.ARGUMENT_WORDS_EN.get(field, field) for field in fields)
             text = f"I didn't catch {said}. Please say it again."
         else:
@@ -334,17 +331,18 @@ class VoiceServer(MCPServer[AppState]):
         return CallToolResult(content=[TextContent(type="text", text=text)])
 
     async def _english_caller(
-        self, context: Context[AppState, Any] | None, speaker: str | None = None
+        self, context: Context[AppState, Any] | None, speaker: object = None
     ) -> bool:
-        """Whether who speaks chose English: the voice ``speaker`` names, as the tools resolve
-        it, else the session's user; Chinese when that cannot be read now."""
+        """Whether who speaks chose English: the ``speaker`` argument's text names, as the tools
+        resolve it, else the session's user; Chinese when that cannot be read now."""
         if context is None:
             return False
+        named = speaker if isinstance(speaker, str) else None
         try:
             async with asyncio.timeout(CALL_BUDGET / 2):
                 state, owner = app_state(context), current_user(context)
                 who = await resolve_speaker(
-                    state.db, owner, speaker, described_as=SPEAKER_DESCRIPTION
+                    state.db, owner, named, described_as=SPEAKER_DESCRIPTION
                 )
                 if who.user is not None:
                     return in_english(state, who.user.language)
