@@ -26,7 +26,6 @@ from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import TencentAuthError, TencentCloudError
 from ambient.domain.configs import unstorable_at
 from ambient.settings import Settings
-from ambient.speakers import resolve_speaker
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import waiting_for
@@ -38,8 +37,7 @@ from mcp_server.voice_answer import (
     CALL_BUDGET,
     answer,
     english,
-    english_user,
-    in_english,
+    heard,
     left,
     say,
     worker_time,
@@ -48,7 +46,6 @@ from mcp_server.voice_approvals import approve_remediation, refuse_remediation
 from mcp_server.voice_prompt import (
     DESCRIPTIONS,
     INSTRUCTIONS,
-    SPEAKER_DESCRIPTION,
     Span,
     Spoken,
     TaskName,
@@ -340,14 +337,8 @@ class VoiceServer(MCPServer[AppState]):
         named = speaker if isinstance(speaker, str) else None
         try:
             async with asyncio.timeout(CALL_BUDGET / 2):
-                state, owner = app_state(context), current_user(context)
-                who = await resolve_speaker(
-                    state.db, owner, named, described_as=SPEAKER_DESCRIPTION
-                )
-                if who.user is not None:
-                    return in_english(state, who.user.language)
-                # Nobody known speaks: asked in the owner's language, as refusals are said.
-                return await english_user(state, owner)
+                _, to_english = await heard(app_state(context), current_user(context), named)
+                return to_english
         except Exception:
             return False
 
