@@ -86,13 +86,7 @@ async def answer(
             who, to_english = await heard(state, current_user(ctx), speaker)
             english.set(to_english)
             if who.user is None:
-                return spoken(
-                    say(
-                        *sentences.REFUSALS.get(
-                            who.kind, (sentences.BEYOND_OWNER, sentences.BEYOND_OWNER_EN)
-                        )
-                    )
-                )
+                return spoken(say(*sentences.REFUSALS[who.kind]))
             return spoken(await work(state, who.user.name))
     except TimeoutError as exc:
         if database_problem(exc, None) is not None:  # a connect that timed out (OSError)
