@@ -169,9 +169,7 @@ class DeviceService:
         if not await self._admin(actor):
             query = query.where(XiaozhiDevice.user == actor)
         async with self.db.session() as session:
-            return [
-                DeviceView.model_validate(row) for row in (await session.execute(query)).scalars()
-            ]
+            return [DeviceView.model_validate(row) for row in await session.scalars(query)]
 
     async def remove(self, actor: str | None, ref: str) -> DeviceView:
         """Remove by numeric id or device id (owner or admin); the token stops working."""
