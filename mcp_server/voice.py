@@ -296,14 +296,12 @@ class VoiceServer(MCPServer[AppState]):
                 # A stale tool list, or a name a model made up.
                 log.info("voice tool %r: no such tool", name)
                 to_english = await self._english_caller(context, arguments.get("speaker"))
-                if "pause_task" in served:
-                    said = sentences.UNKNOWN_TOOL_EN if to_english else sentences.UNKNOWN_TOOL
-                else:
-                    said = (
-                        sentences.UNKNOWN_TOOL_READING_EN
-                        if to_english
-                        else sentences.UNKNOWN_TOOL_READING
-                    )
+                zh, en = (
+                    (sentences.UNKNOWN_TOOL, sentences.UNKNOWN_TOOL_EN)
+                    if "pause_task" in served
+                    else (sentences.UNKNOWN_TOOL_READING, sentences.UNKNOWN_TOOL_READING_EN)
+                )
+                said = en if to_english else zh
                 return CallToolResult(content=[TextContent(type="text", text=said)])
             if not isinstance(exc.__cause__, ValidationError):
                 raise
