@@ -34,6 +34,7 @@ from ambient.cloud.errors import CloudOpsError
 from ambient.discussions.views import DiscussionError
 from ambient.domain.configs import unstorable_at
 from ambient.domain.field_errors import field_problems
+from ambient.grants import GrantRefusedError, GrantTargetNotFoundError
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.status import database_problem, temporal_problem
@@ -58,6 +59,8 @@ FEATURE_ERRORS = (
     CloudOpsError,
     KubeError,
     TencentCloudError,
+    GrantRefusedError,
+    GrantTargetNotFoundError,
 )
 
 # Each tool as built from its function, once per process. Building one derives its argument
