@@ -169,9 +169,7 @@ class DeviceService:
         if not await self._admin(actor):
             query = query.where(XiaozhiDevice.user == actor)
         async with self.db.session() as session:
-            return [
-                DeviceView.model_validate(row) for row in (await session.execute(query)).scalars()
-            ]
+            return [DeviceView.model_validate(row) for row in await session.scalars(query)]
 
     async def remove(self, actor: str | None, ref: str) -> DeviceView:
         """Remove by numeric id or device id (owner or admin); the token stops working."""
@@ -418,20 +416,17 @@ async def voice_facts(
     )
     ready, given = status.at(datetime.now(UTC)) if status else (False, False)
     name = user.assistant_name or DEFAULT_ASSISTANT
-    # In the user's language, as the voice tools answer them (Chinese unless they chose en).
-    english = (user.language or default_language) == Language.EN
-    if ready and english:
-        hint = f"When the user greets {name}, call greet to say today's briefing."
-    elif ready:
-        hint = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet for the briefing.)"
-    elif waiting and english:
-        hint = f"Fixes waiting for approval: {waiting}. Call what_needs_me."
+    if ready:
+        zh = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet for the briefing.)"
+        en = f"When the user greets {name}, call greet to say today's briefing."
     elif waiting:
-        hint = f"有 {waiting} 个修复在等审批，可调用 what_needs_me。"
-    elif english:
-        hint = "When the user asks about operations, answer with the voice tools."
+        zh = f"有 {waiting} 个修复在等审批，可调用 what_needs_me。"
+        en = f"Fixes waiting for approval: {waiting}. Call what_needs_me."
     else:
-        hint = "用户询问运维情况时，使用语音工具回答。"
+        zh = "用户询问运维情况时，使用语音工具回答。"
+        en = "When the user asks about operations, answer with the voice tools."
+    # In the user's language, as the voice tools answer them (Chinese unless they chose en).
+    hint = en if (user.language or default_language) == Language.EN else zh
     return VoiceFacts(
         assistant_name=name,
         user=user.name,

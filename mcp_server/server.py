@@ -34,6 +34,7 @@ from ambient.cloud.errors import CloudOpsError
 from ambient.discussions.views import DiscussionError
 from ambient.domain.configs import unstorable_at
 from ambient.domain.field_errors import field_problems
+from ambient.grants import GrantRefusedError, GrantTargetNotFoundError
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.status import database_problem, temporal_problem
@@ -58,6 +59,8 @@ FEATURE_ERRORS = (
     CloudOpsError,
     KubeError,
     TencentCloudError,
+    GrantRefusedError,
+    GrantTargetNotFoundError,
 )
 
 # Each tool as built from its function, once per process. Building one derives its argument
@@ -238,19 +241,25 @@ class AmbientMCPServer(MCPServer[AppState]):
             ) from cause
 
 
-def server_shell(
-    cls: type[MCPServer[AppState]],
+def build_server(
     settings: Settings,
     *,
-    holder: StateHolder | None,
-    stdio_user: str | None,
-    http_auth: bool,
-    path: str,
-    name: str,
-    instructions: str,
+    holder: StateHolder | None = None,
+    read_only: bool = False,
+    areas: Iterable[str] | None = None,
+    stdio_user: str | None = None,
+    http_auth: bool = False,
+    name: str = "ambient-ops",
+    instructions: str = INSTRUCTIONS,
+    cls: type[MCPServer[AppState]] = AmbientMCPServer,
+    path: str = "/mcp",
 ) -> MCPServer[AppState]:
-    """An MCP server of ``cls`` with no tools yet, its state, and over HTTP the users' tokens."""
-    # The state is the holder's, or its own opened in its lifespan; tokens are for ``path``.
+    """The MCP server of ``areas`` (all by default); with ``holder`` it shares the API's state,
+    otherwise it opens its own; over HTTP it takes the users' tokens for ``path``."""
+    selected = list(AREAS) if areas is None else list(areas)
+    unknown = sorted(set(selected) - set(AREAS))
+    if unknown:
+        raise ValueError(f"unknown MCP tool areas {unknown}; known: {sorted(AREAS)}")
     holder = holder or StateHolder()
 
     @asynccontextmanager
@@ -272,7 +281,7 @@ def server_shell(
             issuer_url=base, resource_server_url=f"{base}{path}", validate_token_resource=False
         )
         verifier = UserTokenVerifier(holder)
-    return cls(
+    mcp = cls(
         name=name,
         version=__version__,
         instructions=instructions,
@@ -280,36 +289,8 @@ def server_shell(
         token_verifier=verifier,
         auth=auth,
     )
-
-
-def build_server(
-    settings: Settings,
-    *,
-    holder: StateHolder | None = None,
-    read_only: bool = False,
-    areas: Iterable[str] | None = None,
-    stdio_user: str | None = None,
-    http_auth: bool = False,
-    name: str = "ambient-ops",
-    instructions: str = INSTRUCTIONS,
-) -> MCPServer[AppState]:
-    """The MCP server; with ``holder`` it shares the API's state, otherwise it opens its own."""
-    mcp = server_shell(
-        AmbientMCPServer,
-        settings,
-        holder=holder,
-        stdio_user=stdio_user,
-        http_auth=http_auth,
-        path="/mcp",
-        name=name,
-        instructions=instructions,
-    )
-    selected = list(AREAS) if areas is None else list(areas)
-    unknown = sorted(set(selected) - set(AREAS))
-    if unknown:
-        raise ValueError(f"unknown MCP tool areas {unknown}; known: {sorted(AREAS)}")
-    for name in selected:
-        AREAS[name](mcp, read_only=read_only)
+    for area in selected:
+        AREAS[area](mcp, read_only=read_only)
     return mcp
 
 

@@ -26,20 +26,18 @@ from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import TencentAuthError, TencentCloudError
 from ambient.domain.configs import unstorable_at
 from ambient.settings import Settings
-from ambient.speakers import resolve_speaker
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
-from mcp_server.server import server_shell
+from mcp_server.server import build_server
 from mcp_server.tools.hints import LOOK, READ, RECORD
 from mcp_server.voice_answer import (
     CALL_BUDGET,
     answer,
     english,
-    english_user,
-    in_english,
+    heard,
     left,
     say,
     worker_time,
@@ -48,7 +46,6 @@ from mcp_server.voice_approvals import approve_remediation, refuse_remediation
 from mcp_server.voice_prompt import (
     DESCRIPTIONS,
     INSTRUCTIONS,
-    SPEAKER_DESCRIPTION,
     Span,
     Spoken,
     TaskName,
@@ -298,18 +295,13 @@ class VoiceServer(MCPServer[AppState]):
             if name not in served:
                 # A stale tool list, or a name a model made up.
                 log.info("voice tool %r: no such tool", name)
-                speaker = arguments.get("speaker")
-                to_english = await self._english_caller(
-                    context, speaker if isinstance(speaker, str) else None
+                to_english = await self._english_caller(context, arguments.get("speaker"))
+                zh, en = (
+                    (sentences.UNKNOWN_TOOL, sentences.UNKNOWN_TOOL_EN)
+                    if "pause_task" in served
+                    else (sentences.UNKNOWN_TOOL_READING, sentences.UNKNOWN_TOOL_READING_EN)
                 )
-                if "pause_task" in served:
-                    said = sentences.UNKNOWN_TOOL_EN if to_english else sentences.UNKNOWN_TOOL
-                else:
-                    said = (
-                        sentences.UNKNOWN_TOOL_READING_EN
-                        if to_english
-                        else sentences.UNKNOWN_TOOL_READING
-                    )
+                said = en if to_english else zh
                 return CallToolResult(content=[TextContent(type="text", text=said)])
             if not isinstance(exc.__cause__, ValidationError):
                 raise
@@ -325,7 +317,7 @@ class VoiceServer(MCPServer[AppState]):
     ) -> CallToolResult:
         """Ask the speaker to say these arguments again, in the caller's language."""
         speaker = arguments.get("speaker") if "speaker" not in fields else None
-        if await self._english_caller(context, speaker if isinstance(speaker, str) else None):
+        if await self._english_caller(context, speaker):
             said = " and ".join(sentences.ARGUMENT_WORDS_EN.get(field, field) for field in fields)
             text = f"I didn't catch {said}. Please say it again."
         else:
@@ -334,22 +326,17 @@ class VoiceServer(MCPServer[AppState]):
         return CallToolResult(content=[TextContent(type="text", text=text)])
 
     async def _english_caller(
-        self, context: Context[AppState, Any] | None, speaker: str | None = None
+        self, context: Context[AppState, Any] | None, speaker: object = None
     ) -> bool:
-        """Whether who speaks chose English: the voice ``speaker`` names, as the tools resolve
-        it, else the session's user; Chinese when that cannot be read now."""
+        """Whether who speaks chose English: the ``speaker`` argument's text names, as the tools
+        resolve it, else the session's user; Chinese when that cannot be read now."""
         if context is None:
             return False
+        named = speaker if isinstance(speaker, str) else None
         try:
             async with asyncio.timeout(CALL_BUDGET / 2):
-                state, owner = app_state(context), current_user(context)
-                who = await resolve_speaker(
-                    state.db, owner, speaker, described_as=SPEAKER_DESCRIPTION
-                )
-                if who.user is not None:
-                    return in_english(state, who.user.language)
-                # Nobody known speaks: asked in the owner's language, as refusals are said.
-                return await english_user(state, owner)
+                _, to_english = await heard(app_state(context), current_user(context), named)
+                return to_english
         except Exception:
             return False
 
@@ -376,15 +363,16 @@ def build_voice_server(
     read_only: bool = False,
 ) -> MCPServer[AppState]:
     """The voice profile: its own server over the same state, tokens and services."""
-    mcp = server_shell(
-        VoiceServer,
+    mcp = build_server(
         settings,
         holder=holder,
+        areas=(),
         stdio_user=stdio_user,
         http_auth=http_auth,
-        path=VOICE_PATH,
         name="ambient-voice",
         instructions=INSTRUCTIONS,
+        cls=VoiceServer,
+        path=VOICE_PATH,
     )
     for tool, hint in TOOLS:
         if read_only and not hint.read_only_hint:

@@ -17,7 +17,8 @@ from ambient import temporal
 from ambient.briefing.errors import BriefingError
 from ambient.domain.users import Language
 from ambient.remediation.views import RemediationError
-from ambient.speakers import SpeakerKind, resolve_speaker
+from ambient.speakers import Speaker, SpeakerKind, resolve_speaker
+from ambient.speech import speakable
 from ambient.status import database_problem, temporal_problem
 from ambient.storage.repositories import UserRepository
 from ambient.watches.inputs import TaskError
@@ -25,7 +26,6 @@ from ambient.wiring import AppState
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
 from mcp_server.voice_prompt import SPEAKER_DESCRIPTION
-from mcp_server.voice_speech import speakable
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,20 @@ def in_english(state: AppState, language: str | None) -> bool:
     return (language or state.settings.default_language) == Language.EN
 
 
-async def english_user(state: AppState, name: str) -> bool:
-    """Whether the user ``name`` hears English (no such user: Chinese)."""
-    async with state.db.session() as session:
-        row = await UserRepository(session).get(name)
-    return row is not None and in_english(state, row.language)
-
-
 # --- who and how ----------------------------------------------------------------------------
+
+
+async def heard(state: AppState, owner: str, speaker: str | None) -> tuple[Speaker, bool]:
+    """Who speaks on the ``owner``'s device, and whether they hear English: their language,
+    or when nobody known speaks the owner's (a refusal is said in it; no owner: Chinese)."""
+    who = await resolve_speaker(state.db, owner, speaker, described_as=SPEAKER_DESCRIPTION)
+    if who.user is not None:
+        return who, in_english(state, who.user.language)
+    if who.kind == SpeakerKind.NO_ACCOUNT:
+        return who, False
+    async with state.db.session() as session:
+        row = await UserRepository(session).get(owner)
+    return who, row is not None and in_english(state, row.language)
 
 
 async def answer(
@@ -77,20 +83,10 @@ async def answer(
         _deadline.set(asyncio.get_running_loop().time() + CALL_BUDGET)
         english.set(False)  # until the speaker is known
         async with asyncio.timeout(CALL_BUDGET):
-            owner = current_user(ctx)
-            who = await resolve_speaker(state.db, owner, speaker, described_as=SPEAKER_DESCRIPTION)
+            who, to_english = await heard(state, current_user(ctx), speaker)
+            english.set(to_english)
             if who.user is None:
-                # Nobody known speaks: the refusal is said in the device owner's language.
-                if who.kind != SpeakerKind.NO_ACCOUNT:
-                    english.set(await english_user(state, owner))
-                return spoken(
-                    say(
-                        *sentences.REFUSALS.get(
-                            who.kind, (sentences.BEYOND_OWNER, sentences.BEYOND_OWNER_EN)
-                        )
-                    )
-                )
-            english.set(in_english(state, who.user.language))
+                return spoken(say(*sentences.REFUSALS[who.kind]))
             return spoken(await work(state, who.user.name))
     except TimeoutError as exc:
         if database_problem(exc, None) is not None:  # a connect that timed out (OSError)

@@ -56,8 +56,10 @@ NO_ACCOUNT_EN = (
     "The account this speaker connects with does not exist, so I can't answer for anyone."
     " Please check the user in the xiaozhi settings."
 )
+# What a speaker nobody may answer for hears, by their kind.
 REFUSALS = {
     SpeakerKind.UNKNOWN: (UNKNOWN_SPEAKER, UNKNOWN_SPEAKER_EN),
+    SpeakerKind.BEYOND: (BEYOND_OWNER, BEYOND_OWNER_EN),
     SpeakerKind.NO_ACCOUNT: (NO_ACCOUNT, NO_ACCOUNT_EN),
 }
 NOT_PERMITTED = (

@@ -1,6 +1,6 @@
-"""Speech in and out of the voice tools: text a TTS engine reads well, and the spoken
-references ("第一个", "the bitcoin watch") resolved to one remediation or task, or a question
-back. Deterministic, no LLM.
+"""Speech in and out of the voice tools: the spoken references ("第一个", "the bitcoin watch")
+resolved to one remediation or task, or a question back, and the spoken spans of time (the text
+a TTS engine reads well is `ambient.speech`). Deterministic, no LLM.
 """
 
 from __future__ import annotations
@@ -9,15 +9,13 @@ import re
 from collections.abc import Callable
 
 from ambient.remediation.views import RemediationSummary
-from ambient.speech import MAX_SENTENCES, MAX_SPOKEN, speakable
+from ambient.speech import speakable
 from ambient.watches.reads import TaskSummary
 
-__all__ = ["MAX_SENTENCES", "MAX_SPOKEN", "speakable"]
 
-
-def counted(count: int, one: str, many: str) -> str:
-    """``count`` things in English: "1 fix", "2 fixes"."""
-    return f"{count} {one if count == 1 else many}"
+def counted(count: int | str, one: str, many: str) -> str:
+    """``count`` things in English: "1 fix", "2 fixes" (a count as a number or as written)."""
+    return f"{count} {one if str(count) == '1' else many}"
 
 
 def spoken_name(raw: str) -> str:
@@ -152,23 +150,19 @@ def pick_remediation(
 
 # A task created without a name is said by its summary, which the service writes for lists
 # ("Web monitor of 1 URL(s) every 5 min for alice"): its shapes said in Chinese and English.
-def _many(count: str, one: str, many: str) -> str:
-    return f"{count} {one if count == '1' else many}"
-
-
 _SUMMARIES: list[tuple[re.Pattern[str], str, Callable[..., str]]] = [
     (
         re.compile(r"Web monitor of (\d+) URL\(s\) every ([\d.]+) min\b"),
         "网页监控（{0} 个网址，每 {1} 分钟）",
         lambda n, m: (
-            f"web monitor of {_many(n, 'page', 'pages')}, every {_many(m, 'minute', 'minutes')}"
+            f"web monitor of {counted(n, 'page', 'pages')}, every {counted(m, 'minute', 'minutes')}"
         ),
     ),
     (re.compile(r"Threshold watch (\S+):"), "阈值监控 {0}", lambda m: f"threshold watch {m}"),
     (
         re.compile(r"News digest of (\d+) page\(s\), (\w+) at (\d\d:\d\d)"),
         "新闻摘要（{0} 个网页，{1} {2}）",
-        lambda n, e, t: f"news digest of {_many(n, 'page', 'pages')}, {e} at {t}",
+        lambda n, e, t: f"news digest of {counted(n, 'page', 'pages')}, {e} at {t}",
     ),
     (
         re.compile(r"Reminder, (\w+) at (\d\d:\d\d)"),
@@ -178,7 +172,7 @@ _SUMMARIES: list[tuple[re.Pattern[str], str, Callable[..., str]]] = [
     (
         re.compile(r"News digest of (\d+) page\(s\), cron"),
         "新闻摘要（{0} 个网页，按计划）",
-        lambda n: f"news digest of {_many(n, 'page', 'pages')}, on a schedule",
+        lambda n: f"news digest of {counted(n, 'page', 'pages')}, on a schedule",
     ),
     (re.compile(r"Reminder, cron"), "提醒（按计划）", lambda: "reminder, on a schedule"),
     (re.compile(r"Daily briefing for"), "每日简报", lambda: "daily briefing"),

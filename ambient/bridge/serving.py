@@ -131,22 +131,20 @@ def _parse(text: str) -> JSONRPCMessage | dict[str, Any]:
         return _error(None, PARSE_ERROR, f"not JSON: {exc}")
     if not isinstance(message, dict):
         return _error(None, INVALID_REQUEST, "a frame holds one JSON-RPC object")
+    ident = message.get("id") if _readable_id(message.get("id")) else None
     size = len(text.encode())
     if size > MESSAGE_LIMIT_BYTES:
-        ident = message.get("id")
         return _error(
-            ident if _readable_id(ident) else None,
+            ident,
             INVALID_REQUEST,
             f"message too large ({size} bytes; at most {MESSAGE_LIMIT_BYTES})",
         )
-    if "method" in message and "id" in message and not _readable_id(message["id"]):
+    if "method" in message and "id" in message and ident is None:
         # Else read as a notification: never answered, the broker waits out its call timeout.
         return _error(None, INVALID_REQUEST, "a request's id is a string or an integer")
     try:
         return jsonrpc_message_adapter.validate_python(message)
     except ValidationError as exc:
-        ident = message.get("id")
-        ident = ident if _readable_id(ident) else None
         reason = exc.errors()[0]["msg"] if exc.errors() else "invalid"
         return _error(ident, INVALID_REQUEST, f"not a JSON-RPC 2.0 message: {reason}")
 

@@ -45,9 +45,12 @@ T = TypeVar("T")
 # --- endpoints ------------------------------------------------------------------------------
 
 
-def _endpoints(work: Callable[[Endpoints], Awaitable[T]]) -> T:
+def _endpoints(work: Callable[[Endpoints], Awaitable[T]], code: int = 1) -> T:
     settings = Settings()
-    return run_in_session(lambda session: work(Endpoints.of(session, settings)), settings)
+    try:
+        return run_in_session(lambda session: work(Endpoints.of(session, settings)), settings)
+    except EndpointError as exc:
+        raise fail(str(exc), code) from None
 
 
 @endpoint_app.command("add")
@@ -64,10 +67,7 @@ def add_endpoint(
 ) -> None:
     """Register an endpoint; the API process connects to it within 5 s."""
     data = parsed(EndpointCreate, user=user, url=url, verbatim=verbatim)
-    try:
-        added = _endpoints(lambda endpoints: endpoints.add(None, data))
-    except EndpointError as exc:
-        raise fail(str(exc), 2) from None
+    added = _endpoints(lambda endpoints: endpoints.add(None, data), code=2)
     console.print(f"added endpoint {added.id} for {added.user}: {mask_url(url)}", soft_wrap=True)
     console.print("check it with `ambient xiaozhi endpoint list` (connected within a few seconds)")
 
@@ -101,10 +101,7 @@ def remove_endpoint(
     endpoint_id: Annotated[int, typer.Argument(parser=whole_number(1, MAX_ID))],
 ) -> None:
     """Remove an endpoint; its connection is closed within 5 s."""
-    try:
-        gone = _endpoints(lambda endpoints: endpoints.remove(None, endpoint_id))
-    except EndpointError as exc:
-        raise fail(str(exc)) from None
+    gone = _endpoints(lambda endpoints: endpoints.remove(None, endpoint_id))
     console.print(f"removed endpoint {gone.id} ({gone.user})")
 
 

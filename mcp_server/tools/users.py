@@ -42,10 +42,7 @@ async def grant_permission(
         raise ToolError("Nothing to grant: give rollback_permission and/or role.") from None
     # Who may grant is decided (and a refusal audited) by the service, as for every door.
     async with app_state(ctx).db.session() as session:
-        try:
-            return await grants.grant(session, caller, user_name, change)
-        except (grants.GrantRefusedError, grants.GrantTargetNotFoundError) as exc:
-            raise ToolError(str(exc)) from None
+        return await grants.grant(session, caller, user_name, change)
 
 
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:

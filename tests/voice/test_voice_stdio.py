@@ -10,8 +10,8 @@ from pathlib import Path
 from mcp import Client, StdioServerParameters
 from typer.testing import CliRunner
 
+from ambient.speech import MAX_SPOKEN, speakable
 from mcp_server.voice_sentences import NO_ACCOUNT, UNKNOWN_TOOL_READING
-from mcp_server.voice_speech import MAX_SPOKEN, speakable
 from tests.voice.support import assert_speakable
 
 
