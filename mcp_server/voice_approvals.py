@@ -19,7 +19,7 @@ from ambient.wiring import AppState
 from ambient.xiaozhi import waiting_for
 from mcp_server.voice_answer import answer, english, say
 from mcp_server.voice_prompt import Reference, Spoken
-from mcp_server.voice_speech import ORDINAL_WORDS, names_nothing, pick_remediation, run_about
+from mcp_server.voice_speech import names_nothing, ordinal_word, pick_remediation, run_about
 
 # With two or more waiting, which one a decision names is the model's reading of the user's
 # words, and a small model picks one of two for "approve it" (docs/benchmarks.md, #25 round 11).
@@ -94,10 +94,10 @@ async def _decide(
 def _question(waiting: list[RemediationSummary], run: RemediationSummary, approve: bool) -> str:
     verb = "批准" if approve else "拒绝"
     i = waiting.index(run)
-    place = ORDINAL_WORDS[i] if i < len(ORDINAL_WORDS) else str(i + 1)
     verb_en = "approve" if approve else "refuse"
     return say(
-        f"有 {len(waiting)} 个修复在等你审批。要{verb}第{place}个，{run_about(run)}的修复吗？"
+        f"有 {len(waiting)} 个修复在等你审批。"
+        f"要{verb}第{ordinal_word(i)}个，{run_about(run)}的修复吗？"
         f"确认就再说一次{verb}。",
         f"{len(waiting)} fixes wait for your approval. {verb_en.capitalize()} number {i + 1},"
         f" the fix for {run_about(run, english=True)}? Say {verb_en} again to confirm.",

@@ -31,6 +31,13 @@ def run_about(run: RemediationSummary, english: bool = False) -> str:
 
 
 ORDINAL_WORDS = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十"]
+
+
+def ordinal_word(i: int) -> str:
+    """The Chinese ordinal of place i (from 0): a word up to the tenth, digits after it."""
+    return ORDINAL_WORDS[i] if i < len(ORDINAL_WORDS) else str(i + 1)
+
+
 ORDINALS_EN = "first second third fourth fifth sixth seventh eighth ninth tenth".split()
 _ORDINALS: dict[str, int] = {
     **{w: i for i, w in enumerate(ORDINAL_WORDS)},
@@ -144,7 +151,7 @@ def pick_remediation(
             f"number {runs.index(r) + 1}, {run_about(r, english)}" for r in matches[:3]
         )
         return None, f"{len(matches)} fit: {listed}. Say which number."
-    listed = "、".join(f"第{ORDINAL_WORDS[runs.index(r)]}个{run_about(r)}" for r in matches[:3])
+    listed = "、".join(f"第{ordinal_word(runs.index(r))}个{run_about(r)}" for r in matches[:3])
     return None, f"有 {len(matches)} 个符合：{listed}。请说第几个。"
 
 

@@ -250,3 +250,12 @@ def test_a_task_without_a_name_is_said_by_its_summary_in_english_as_speech() -> 
     task, question = pick_task(tasks, "backup", english=True)
     assert task is None and "URL(s)" not in question and "for ops" not in question
     assert_speakable(question)
+
+
+def test_a_name_that_fits_a_waiting_fix_past_the_tenth_asks_back_with_its_number() -> None:
+    # The 11th of twelve waiting fixes had no ordinal word: the speaker heard an IndexError.
+    runs = [_run(n, f"web-{n}") for n in range(1, 10)] + [_run(n, "redis") for n in (10, 11, 12)]
+    run, question = pick_remediation(runs, "redis")
+    assert run is None and "有 3 个符合" in question
+    assert "第十个" in question and "第11个" in question and "第12个" in question
+    assert_speakable(question)
