@@ -34,7 +34,7 @@ from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User, XiaozhiEndpoint
-from ambient.storage.repositories import OPERATOR, UserRepository
+from ambient.storage.repositories import OPERATOR, UserRepository, user_subject
 
 MASK = "***"
 NONCE_BYTES = 12
@@ -223,7 +223,7 @@ class Endpoints:
         await AuditRepository(self.session).append(
             actor=_actor(actor),
             action="xiaozhi.endpoint.add",
-            subject=f"user:{data.user}",
+            subject=user_subject(data.user),
             detail={"id": row.id, "url": row.url_masked, "token": _fingerprint(data.url)},
         )
         await self.session.commit()
@@ -280,7 +280,7 @@ class Endpoints:
         await AuditRepository(self.session).append(
             actor=_actor(actor),
             action="xiaozhi.endpoint.remove",
-            subject=f"user:{row.user}",
+            subject=user_subject(row.user),
             detail={"id": endpoint_id, "url": row.url_masked},
         )
         await self.session.commit()
