@@ -26,7 +26,7 @@ from ambient.storage.models import Event, WatchPoll
 from ambient.watches.models import Failure, UrlState
 from ambient.watches.page_changes import content_hash, diff_pages
 from ambient.watches.poll_ends import EndRequest, end_requested
-from ambient.watches.poll_store import PageText
+from ambient.watches.poll_store import PageText, wake
 from ambient.watches.polling import PollEnd, PollEvent, PollProgress, PollRequest, PollResult
 
 if TYPE_CHECKING:
@@ -44,11 +44,6 @@ MAX_RESULT_BYTES = 256 * 1024
 # On hand-back, deliveries still running get this long before the poll returns without them
 # (they finish in the background; their failures are counted by the watch's next poll).
 HANDBACK_WAIT = {PollEnd.CONTROL: 1.0, PollEnd.SHUTDOWN: 1.0, PollEnd.CLOSED: 1.0}
-
-
-def _wake(nap: asyncio.Future[None]) -> None:
-    if not nap.done():
-        nap.set_result(None)
 
 
 class PollSession:
@@ -92,7 +87,7 @@ class PollSession:
         if self.ended is None:
             self.ended = why
         if self.nap is not None:
-            _wake(self.nap)
+            wake(self.nap)
         if self.checking is not None:
             self.checking.cancel()  # stored events are safe: one transaction each
 
@@ -199,7 +194,7 @@ class PollSession:
             return
         loop = asyncio.get_running_loop()
         self.nap = nap = loop.create_future()
-        timer = loop.call_later(seconds, _wake, nap)
+        timer = loop.call_later(seconds, wake, nap)
         try:
             await nap
         finally:
