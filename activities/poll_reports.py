@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 
 # A delivery is tried this many times inside the poll before it counts as failed.
 DELIVERY_ATTEMPTS = 4
-# How long a hand-back waits for deliveries still running, unless the session says less.
-DEFAULT_HANDBACK_WAIT = 30.0
 
 Found = Callable[[str | None], list[tuple[str, dict[str, Any]]]]
 
@@ -247,10 +245,10 @@ class PollReports:
             activity.logger.warning("poll of %s: %s: %s", self.key[0], failure.what, exc)
 
     async def settle_deliveries(
-        self, wait: float | None, heartbeat: Callable[[], None], beat_every: float
+        self, wait: float, heartbeat: Callable[[], None], beat_every: float
     ) -> None:
-        """Give deliveries in flight a bounded time to finish (heartbeating meanwhile)."""
-        deadline = time.monotonic() + (DEFAULT_HANDBACK_WAIT if wait is None else wait)
+        """Give deliveries in flight ``wait`` seconds to finish (heartbeating meanwhile)."""
+        deadline = time.monotonic() + wait
         with contextlib.suppress(asyncio.CancelledError):
             while self.sends and (left := deadline - time.monotonic()) > 0:
                 await asyncio.wait(set(self.sends), timeout=min(left, beat_every))

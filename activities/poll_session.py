@@ -42,8 +42,10 @@ MAX_EVENTS = 60
 # ambient/watches/page_changes.py, so one event stays far below it).
 MAX_RESULT_BYTES = 256 * 1024
 # On hand-back, deliveries still running get this long before the poll returns without them
-# (they finish in the background; their failures are counted by the watch's next poll).
-HANDBACK_WAIT = {PollEnd.CONTROL: 1.0, PollEnd.SHUTDOWN: 1.0, PollEnd.CLOSED: 1.0}
+# (they finish in the background; their failures are counted by the watch's next poll); a
+# poll asked to hand back now (a control, its worker's shutdown, its run closed) one second.
+HANDBACK_WAIT = 30.0
+HANDBACK_NOW = (PollEnd.CONTROL, PollEnd.SHUTDOWN, PollEnd.CLOSED)
 
 
 class PollSession:
@@ -184,7 +186,7 @@ class PollSession:
         except asyncio.CancelledError:
             # Cancelled by the workflow or the server: hand back what was done.
             self.ended = self.ended or PollEnd.CONTROL
-        linger = HANDBACK_WAIT.get(self.ended or PollEnd.CONTROL)
+        linger = 1.0 if (self.ended or PollEnd.CONTROL) in HANDBACK_NOW else HANDBACK_WAIT
         await self.reports.settle_deliveries(linger, self.heartbeat, self.beat_every)
         return self.result()
 
