@@ -144,8 +144,7 @@ class PollReports:
         return events
 
     def message(self, kind: str, payload: dict[str, Any]) -> Message | None:
-        message = page_message(kind, payload, keywords=bool(self.request.config.keywords))
-        return message.model_copy(update={"kind": NotificationKind.WATCH}) if message else None
+        return page_message(kind, payload, keywords=bool(self.request.config.keywords))
 
     async def plan(self) -> tuple[bool, list[Target]]:
         """Where this watch's messages go now: (the user's inbox, written with the event;
