@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,16 +36,11 @@ from ambient.watches.poll_store import InboxCopy, NewEvent, PageText, PollWrite
 from ambient.watches.polling import PollEvent, PollRequest, page_message
 
 if TYPE_CHECKING:
-    from activities.notify import NotifyActivities, Recipient
-    from ambient.clients.web import WebFetcher
-    from ambient.storage import Database
-    from ambient.watches.leases import LeaseBook
-    from ambient.watches.poll_store import PollWriter
+    from activities.notify import Recipient
+    from activities.polling import PagePoller
 
 # A delivery is tried this many times inside the poll before it counts as failed.
 DELIVERY_ATTEMPTS = 4
-# How long a hand-back waits for deliveries still running, unless the session says less.
-DEFAULT_HANDBACK_WAIT = 30.0
 
 Found = Callable[[str | None], list[tuple[str, dict[str, Any]]]]
 
@@ -70,22 +65,10 @@ class Told:
         return PollEvent(seq=self.seq, kind=self.kind, key=self.key, at=self.at, payload=payload)
 
 
-class PollHost(Protocol):
-    """What a poll attempt uses of its process's poller (activities/polling.py)."""
-
-    db: Database
-    fetcher: WebFetcher
-    notifier: NotifyActivities
-    writer: PollWriter
-    leases: LeaseBook
-
-    async def recipient(self, user: str) -> Recipient: ...
-
-
 class PollReports:
     """The events of one poll attempt: their numbers, storage, notifications and failures."""
 
-    def __init__(self, poller: PollHost, request: PollRequest) -> None:
+    def __init__(self, poller: PagePoller, request: PollRequest) -> None:
         self.poller = poller
         self.request = request
         self.key = (request.workflow_id, request.life)
@@ -161,8 +144,7 @@ class PollReports:
         return events
 
     def message(self, kind: str, payload: dict[str, Any]) -> Message | None:
-        message = page_message(kind, payload, keywords=bool(self.request.config.keywords))
-        return message.model_copy(update={"kind": NotificationKind.WATCH}) if message else None
+        return page_message(kind, payload, keywords=bool(self.request.config.keywords))
 
     async def plan(self) -> tuple[bool, list[Target]]:
         """Where this watch's messages go now: (the user's inbox, written with the event;
@@ -262,10 +244,10 @@ class PollReports:
             activity.logger.warning("poll of %s: %s: %s", self.key[0], failure.what, exc)
 
     async def settle_deliveries(
-        self, wait: float | None, heartbeat: Callable[[], None], beat_every: float
+        self, wait: float, heartbeat: Callable[[], None], beat_every: float
     ) -> None:
-        """Give deliveries in flight a bounded time to finish (heartbeating meanwhile)."""
-        deadline = time.monotonic() + (DEFAULT_HANDBACK_WAIT if wait is None else wait)
+        """Give deliveries in flight ``wait`` seconds to finish (heartbeating meanwhile)."""
+        deadline = time.monotonic() + wait
         with contextlib.suppress(asyncio.CancelledError):
             while self.sends and (left := deadline - time.monotonic()) > 0:
                 await asyncio.wait(set(self.sends), timeout=min(left, beat_every))

@@ -13,12 +13,12 @@ import hashlib
 import math
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from temporalio import activity
 
-from activities.poll_reports import Found, PollHost, PollReports
+from activities.poll_reports import Found, PollReports
 from activities.watches import page_text
 from ambient.clients.extract import EXTRACTOR_VERSION
 from ambient.clients.web import FetchError
@@ -26,8 +26,11 @@ from ambient.storage.models import Event, WatchPoll
 from ambient.watches.models import Failure, UrlState
 from ambient.watches.page_changes import content_hash, diff_pages
 from ambient.watches.poll_ends import EndRequest, end_requested
-from ambient.watches.poll_store import PageText
+from ambient.watches.poll_store import PageText, wake
 from ambient.watches.polling import PollEnd, PollEvent, PollProgress, PollRequest, PollResult
+
+if TYPE_CHECKING:
+    from activities.polling import PagePoller
 
 # Events one result carries at most: as many as a window has checks (the workflow's
 # POLL_CHECKS), so a page that changes at every check hands back once a window like the others
@@ -39,19 +42,16 @@ MAX_EVENTS = 60
 # ambient/watches/page_changes.py, so one event stays far below it).
 MAX_RESULT_BYTES = 256 * 1024
 # On hand-back, deliveries still running get this long before the poll returns without them
-# (they finish in the background; their failures are counted by the watch's next poll).
-HANDBACK_WAIT = {PollEnd.CONTROL: 1.0, PollEnd.SHUTDOWN: 1.0, PollEnd.CLOSED: 1.0}
-
-
-def _wake(nap: asyncio.Future[None]) -> None:
-    if not nap.done():
-        nap.set_result(None)
+# (they finish in the background; their failures are counted by the watch's next poll); a
+# poll asked to hand back now (a control, its worker's shutdown, its run closed) one second.
+HANDBACK_WAIT = 30.0
+HANDBACK_NOW = (PollEnd.CONTROL, PollEnd.SHUTDOWN, PollEnd.CLOSED)
 
 
 class PollSession:
     """One attempt of one poll."""
 
-    def __init__(self, poller: PollHost, request: PollRequest) -> None:
+    def __init__(self, poller: PagePoller, request: PollRequest) -> None:
         self.poller = poller
         self.request = request
         self.reports = PollReports(poller, request)
@@ -89,7 +89,7 @@ class PollSession:
         if self.ended is None:
             self.ended = why
         if self.nap is not None:
-            _wake(self.nap)
+            wake(self.nap)
         if self.checking is not None:
             self.checking.cancel()  # stored events are safe: one transaction each
 
@@ -186,7 +186,7 @@ class PollSession:
         except asyncio.CancelledError:
             # Cancelled by the workflow or the server: hand back what was done.
             self.ended = self.ended or PollEnd.CONTROL
-        linger = HANDBACK_WAIT.get(self.ended or PollEnd.CONTROL)
+        linger = 1.0 if (self.ended or PollEnd.CONTROL) in HANDBACK_NOW else HANDBACK_WAIT
         await self.reports.settle_deliveries(linger, self.heartbeat, self.beat_every)
         return self.result()
 
@@ -196,7 +196,7 @@ class PollSession:
             return
         loop = asyncio.get_running_loop()
         self.nap = nap = loop.create_future()
-        timer = loop.call_later(seconds, _wake, nap)
+        timer = loop.call_later(seconds, wake, nap)
         try:
             await nap
         finally:

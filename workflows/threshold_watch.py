@@ -127,22 +127,17 @@ class ThresholdWatchWorkflow(WatchControls):
         # A short read with no side effect: a local activity, about half the history cost.
         workflow.deprecate_patch(LOCAL_READS)
         request = ReadMetricInput(source=self.config.source.model_dump(mode="json"))
-        if not workflow.patched(SLOW_READS):
-            return await workflow.execute_local_activity_method(
-                WatchActivities.read_metric,
-                request,
-                start_to_close_timeout=READ_TIMEOUT,
-                retry_policy=READ_RETRY,
-            )
+        # Before SLOW_READS the local read had the regular read's bounds and nothing after it.
+        slow = workflow.patched(SLOW_READS)
         try:
             return await workflow.execute_local_activity_method(
                 WatchActivities.read_metric,
                 request,
-                start_to_close_timeout=LOCAL_READ_LIMIT,
-                retry_policy=RetryPolicy(maximum_attempts=1),
+                start_to_close_timeout=LOCAL_READ_LIMIT if slow else READ_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=1) if slow else READ_RETRY,
             )
         except ACTIVITY_FAILED as error:
-            if isinstance(error, ApplicationError) and error.non_retryable:
+            if not slow or (isinstance(error, ApplicationError) and error.non_retryable):
                 raise
         return await workflow.execute_activity_method(
             WatchActivities.read_metric,

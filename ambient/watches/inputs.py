@@ -228,14 +228,14 @@ def config_schema(*models: type[BaseModel]) -> WithJsonSchema:
     return WithJsonSchema(_inline(schema, defs))
 
 
-ANY_CONFIG = (WebMonitorConfig, ThresholdWatchConfig, ReminderConfig, NewsDigestConfig)
-CONFIG_BY_TYPE = (
-    "the config of the kind named by `type`: web_monitor → WebMonitorConfig, threshold_watch "
-    "→ ThresholdWatchConfig, schedule → ReminderConfig, news_digest → NewsDigestConfig"
+CONFIG_BY_TYPE = "the config of the kind named by `type`: " + ", ".join(
+    f"{kind} → {model.__name__}" for kind, model in CONFIG_MODELS.items()
 )
 # The generic create's config, as the MCP tool and the API take it; an update's, of the task's
 # own type (each door says so in its own words).
-AnyConfig = Annotated[dict[str, Any], config_schema(*ANY_CONFIG), Field(description=CONFIG_BY_TYPE)]
+AnyConfig = Annotated[
+    dict[str, Any], config_schema(*CONFIG_MODELS.values()), Field(description=CONFIG_BY_TYPE)
+]
 NewConfig = Annotated[
     dict[str, Any], config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig)
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ambient.domain.notify import Message, Target
+from ambient.domain.notify import Message, NotificationKind, Target
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import Failure, UrlState
 
@@ -137,23 +137,22 @@ class LostPollCheck(BaseModel):
 
 
 def page_message(kind: str, payload: dict[str, Any], *, keywords: bool) -> Message | None:
-    """What a web monitor's event tells people (None: an event only, no message)."""
+    """What a web monitor's event tells people, as a watch's message (None: an event only)."""
     url = str(payload.get("url", ""))
     if kind == "watch.failing":
-        body = (
-            f"{payload.get('failures')} checks in a row failed. Last error: {payload.get('error')}"
-        )
-        return Message(title=f"Failing: {url}", body=body, link=url)
-    if kind == "watch.recovered":
-        return Message(title=f"Recovered: {url}", body="The page answers again.", link=url)
-    if kind == "watch.hit":
+        failures, error = payload.get("failures"), payload.get("error")
+        title, body = f"Failing: {url}", f"{failures} checks in a row failed. Last error: {error}"
+    elif kind == "watch.recovered":
+        title, body = f"Recovered: {url}", "The page answers again."
+    elif kind == "watch.hit":
         hits: dict[str, list[str]] = payload.get("hits") or {}
-        lines = "\n".join(
+        title = f"Keyword hit on {url}"
+        body = "\n".join(
             f"- **{keyword}**: {line}" for keyword, found in hits.items() for line in found
         )
-        return Message(title=f"Keyword hit on {url}", body=lines, link=url)
-    if kind == "watch.change" and not keywords:
+    elif kind == "watch.change" and not keywords:
         # With keywords set, only hits are worth a message; plain changes stay events.
-        excerpt = payload.get("excerpt", "")
-        return Message(title=f"Changed: {url}", body=f"```\n{excerpt}\n```", link=url)
-    return None
+        title, body = f"Changed: {url}", f"```\n{payload.get('excerpt', '')}\n```"
+    else:
+        return None
+    return Message(title=title, body=body, link=url, kind=NotificationKind.WATCH)

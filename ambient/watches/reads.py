@@ -291,10 +291,7 @@ class TaskReads:
         kind = self._owned(user, task_id)
         if kind is TaskKind.SCHEDULE:
             return await self._schedule_status(user, task_id)
-        if kind is TaskKind.DAILY_BRIEFING:
-            status = briefing_task_status(await self._query_status(task_id, BriefingStatus, within))
-        else:
-            status = await self._query_status(task_id, TaskStatus, within)
+        status = await self._workflow_status(kind, task_id, within)
         # Described after the query: a poll still pending then had not handed back when the
         # query answered, so its heartbeat is not in the recorded checks (described first, a
         # poll handing back in between was counted twice).
@@ -362,6 +359,14 @@ class TaskReads:
                 "recent_runs": [a.scheduled_at.isoformat() for a in info.recent_actions[-5:]],
             },
         )
+
+    async def _workflow_status(
+        self, kind: TaskKind, task_id: str, within: float | None = None
+    ) -> TaskStatus:
+        """A watch's or a briefing's status query, as every task answers."""
+        if kind is TaskKind.DAILY_BRIEFING:
+            return briefing_task_status(await self._query_status(task_id, BriefingStatus, within))
+        return await self._query_status(task_id, TaskStatus, within)
 
     async def _query_status(
         self, task_id: str, result_type: type[T], within: float | None = None

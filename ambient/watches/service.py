@@ -36,7 +36,6 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ambient import temporal
-from ambient.briefing.models import BriefingStatus
 from ambient.domain.configs import read_stored
 from ambient.refusals import Refusal
 from ambient.storage.repositories import SnapshotRepository
@@ -54,7 +53,6 @@ from ambient.watches.reads import (
     PREFIXES,
     WORKFLOW_TYPES,
     TaskReads,
-    briefing_task_status,
     found,
     schedule_kind,
 )
@@ -399,21 +397,14 @@ class TaskService(TaskReads):
 
     # --- helpers --------------------------------------------------------------------
 
-    async def _running(self, task_id: str) -> None:
-        description = await self._describe(task_id)
-        if description.status is not WorkflowExecutionStatus.RUNNING:
-            raise TaskStateError(_stopped(task_id))
-
     async def _live(self, user: str, task_id: str) -> TaskState:
         """Refuse a watch or briefing that ended or is ending: deleted, it runs on until its
         last event is recorded (a briefing, its preparation or push), and a signal or update
         then changed nothing while the answer said it had (a briefing's update started it
         again once it had ended)."""
-        await self._running(task_id)
-        if self._owned(user, task_id) is TaskKind.DAILY_BRIEFING:
-            status = briefing_task_status(await self._query_status(task_id, BriefingStatus))
-        else:
-            status = await self._query_status(task_id, TaskStatus)
+        if (await self._describe(task_id)).status is not WorkflowExecutionStatus.RUNNING:
+            raise TaskStateError(_stopped(task_id))
+        status = await self._workflow_status(self._owned(user, task_id), task_id)
         if status.state is TaskState.STOPPED:
             raise TaskStateError(_stopped(task_id))
         return status.state
