@@ -303,6 +303,8 @@ class TaskService(TaskReads):
         ``request_id`` makes a retried request apply once; without it each call is a new
         update (so A -> B -> A ends at A).
         """
+        if request_id is not None and not 1 <= len(request_id) <= 200:
+            raise InvalidTaskError("request_id: 1-200 characters")
         kind = self._owned(user, task_id)
         if kind is TaskKind.DAILY_BRIEFING:
             # The briefing takes a new config as a new run that carries the day and the pause
@@ -316,8 +318,6 @@ class TaskService(TaskReads):
             await self._update_schedule(user, task_id, parsed)
             return await self.get(user, task_id)
         payload = parsed.model_dump(mode="json")
-        if request_id is not None and not 1 <= len(request_id) <= 200:
-            raise InvalidTaskError("request_id: 1-200 characters")
         update_id = f"update-{request_id or uuid.uuid4().hex}"
         # An update waits for a worker to take it, with no end: with none running it hung for
         # good. A query answers within QUERY_TIMEOUT or says the worker is silent, and then

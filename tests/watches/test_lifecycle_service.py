@@ -234,6 +234,11 @@ async def test_schedule_update_is_validated_first_and_applied_in_place(
         await service.update(USER, ref.task_id, reminder | {"message": ""})
     kept = await service.get(USER, ref.task_id)
     assert kept.kind == "schedule" and kept.config["message"] == "stand-up"
+    # A request id out of bounds is refused for a schedule as for a watch (it was dropped).
+    for bad in ("", "r" * 201):
+        with pytest.raises(InvalidTaskError, match="request_id"):
+            await service.update(USER, ref.task_id, reminder | {"hour": 9}, request_id=bad)
+    assert (await service.get(USER, ref.task_id)).config["hour"] == 7
 
     digest = {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
     changed = await service.update(USER, ref.task_id, digest)
