@@ -67,6 +67,8 @@ FAILED_PUSH_RECORDED = "failed-push-recorded"
 # waiting (GreetRequest.answer_by): room for the service's clock running behind the server's.
 GREETING_CLOCK_SKEW = timedelta(seconds=5)
 GREETING_TOO_LATE = "GreetingTooLate"  # the refusal's error type
+# A greeting refused because a new config is replacing the run (the new run speaks it).
+GREETING_HANDED_OVER = "GreetingHandedOver"
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
 PREPARE_TIMEOUT = timedelta(minutes=10)
@@ -93,6 +95,8 @@ class DailyBriefingWorkflow:
         self.given_via: str | None = None
         self.given_request: str | None = None
         self.pushed_at: datetime | None = None
+        # A new config replaces this run: no greeting speaks here any more (hand_over).
+        self.handed_over = False
         self._prepare_lock = asyncio.Lock()
         self._preparing_again: asyncio.Task[None] | None = None
 
@@ -198,6 +202,8 @@ class DailyBriefingWorkflow:
                 failed = self.preparation_error is not None
                 outcome = GreetOutcome.UNAVAILABLE if failed else GreetOutcome.PREPARING
                 return self._short_answer(outcome, day)
+        if self.handed_over:  # a new config replaced the run while this greeting waited
+            return self._short_answer(GreetOutcome.PREPARING, day)
         # No await between this check and the assignment: exactly one greeting speaks.
         if self.given_at is not None:
             return self._already(day, self.given_at)
@@ -216,6 +222,12 @@ class DailyBriefingWorkflow:
 
     @greet.validator
     def _validate_greet(self, request: GreetRequest) -> None:
+        if self.handed_over:
+            raise ApplicationError(
+                "a new config is replacing the daily briefing; greet again",
+                type=GREETING_HANDED_OVER,
+                non_retryable=True,
+            )
         # A refused update leaves no event in the history, so runs recorded before it replay.
         late = request.answer_by is not None and (
             workflow.now() > request.answer_by + GREETING_CLOCK_SKEW
@@ -240,6 +252,13 @@ class DailyBriefingWorkflow:
         return GreetResult(
             outcome=outcome, text=text, date=day.date if day else None, window=words.get("window")
         )
+
+    @workflow.update
+    def hand_over(self) -> BriefingStatus:
+        """The run's last status before a new config replaces it: greetings from now on are
+        refused, so one given here is in what the new run carries, and none is lost."""
+        self.handed_over = True
+        return self.status()
 
     # --- regenerate, send --------------------------------------------------------------
 

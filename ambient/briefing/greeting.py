@@ -38,7 +38,12 @@ from ambient.settings import Settings
 from ambient.speech import cleaned
 from ambient.storage import Database
 from ambient.storage.repositories import user_named
-from workflows.daily_briefing import GREETING_TOO_LATE, GREETING_WAIT, DailyBriefingWorkflow
+from workflows.daily_briefing import (
+    GREETING_HANDED_OVER,
+    GREETING_TOO_LATE,
+    GREETING_WAIT,
+    DailyBriefingWorkflow,
+)
 
 log = logging.getLogger(__name__)
 # What a greeting keeps of its caller's wait for the update's trip to the workflow and back.
@@ -151,8 +156,8 @@ class Greeting:
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
         except WorkflowUpdateFailedError as exc:
-            if getattr(exc.cause, "type", None) == GREETING_TOO_LATE:
-                # This server's clock runs ahead.
+            if getattr(exc.cause, "type", None) in (GREETING_TOO_LATE, GREETING_HANDED_OVER):
+                # This server's clock runs ahead, or a new config is replacing the run.
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             raise BriefingError(f"greeting failed: {exc.cause}") from None
         if result.outcome is GreetOutcome.SPOKEN and via == "voice":

@@ -128,7 +128,10 @@ class BriefingService(Greeting):
                 state = "paused" if current.paused else "active"
                 return BriefingRef(task_id=task_id, state=state, created=False, config=parsed)
             # A new config replaces the running one; today's "already given" and a pause
-            # carry over (changing when to speak is not asking to speak again).
+            # carry over (changing when to speak is not asking to speak again). Read again
+            # as the run hands over: a greeting since the read above is in it, later ones
+            # are refused ("greet again"), so none speaks to a run about to be terminated.
+            current = await self._hand_over(user) or current
             carry = BriefingCarry(
                 last_date=current.last_date,
                 last_given_at=current.given_at or current.last_given_at,
@@ -166,6 +169,18 @@ class BriefingService(Greeting):
             memo={"summary": summary},
         )
         return BriefingRef(task_id=task_id, state=state, config=parsed)
+
+    async def _hand_over(self, user: str) -> BriefingStatus | None:
+        """The running briefing's last status; None when no run takes it (it just ended)."""
+        handle = self.client.get_workflow_handle(task_id_for(user))
+        try:
+            # Bounded: a run that does not answer is replaced all the same.
+            return await asyncio.wait_for(
+                handle.execute_update(DailyBriefingWorkflow.hand_over),
+                temporal.QUERY_TIMEOUT.total_seconds(),
+            )
+        except (TimeoutError, RPCError, WorkflowUpdateFailedError):
+            return None
 
     async def _after_finishing(self, user: str) -> None:
         ending = self.client.get_workflow_handle(task_id_for(user))

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
-from tests.briefing.harness import Stack, eventually, make_user
+from tests.briefing.harness import Stack, briefing_stack, eventually, make_user
 from tests.conftest import unique
+from tests.support.record import save_history
 from worker import build_worker
 
 
@@ -44,3 +47,72 @@ async def test_a_greeting_with_the_worker_down_before_its_query_hears_not_in_tim
     answer = await service.greet("ivy", via="voice", request_id="worker-down", within=3)
     assert answer.outcome is GreetOutcome.PREPARING
     assert "did not answer in time" in answer.text
+
+
+async def test_a_greeting_while_a_new_config_replaces_the_run_is_kept_or_said_again(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jon greets as his config changes: after create read the run's status and before it
+    replaced the run. He heard the briefing, the new run did not know, the day stayed
+    unmarked and his next greeting spoke it again. Now the greeting is carried over; one
+    that comes while the run is handed over hears "not in time" and the next one speaks."""
+    await make_user(deps.db, "jon")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("jon", config)
+        first_run = (
+            await ts_env.client.get_workflow_handle("daily-briefing/jon").describe()
+        ).run_id
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await eventually(lambda: _prepared(service, "jon"), "briefing prepared")
+        heard = []
+        read = BriefingService._status_or_none
+
+        async def read_then_greet(self, user):  # type: ignore[no-untyped-def]
+            status = await read(self, user)
+            heard.append(await service.greet("jon", via="voice", request_id="between"))
+            return status
+
+        with monkeypatch.context() as patched:
+            patched.setattr(BriefingService, "_status_or_none", read_then_greet)
+            assert (
+                await service.create("jon", config.model_copy(update={"window_end": "11:00"}))
+            ).created
+        again = await service.greet("jon", request_id="again")
+        view = await service.get_briefing("jon", day.date)
+        first = ts_env.client.get_workflow_handle("daily-briefing/jon", run_id=first_run)
+        await save_history(first, "daily_briefing_handed_over")
+    assert heard[0].outcome is GreetOutcome.SPOKEN
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
+    assert view.given_at == heard[0].given_at
+
+
+async def test_a_greeting_while_the_run_is_handed_over_is_said_not_in_time_and_not_lost(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_user(deps.db, "kim")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("kim", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await eventually(lambda: _prepared(service, "kim"), "briefing prepared")
+        heard = []
+        start = Client.start_workflow
+
+        async def greet_then_start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            heard.append(await service.greet("kim", via="voice", request_id="between"))
+            return await start(self, *args, **kwargs)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(Client, "start_workflow", greet_then_start)
+            assert (
+                await service.create("kim", config.model_copy(update={"window_end": "11:00"}))
+            ).created
+        again = await service.greet("kim", request_id="again")
+    assert heard[0].outcome is not GreetOutcome.SPOKEN
+    assert "did not answer in time" in heard[0].text
+    assert again.outcome is GreetOutcome.SPOKEN, again.text
