@@ -344,6 +344,7 @@ class DailyBriefingWorkflow:
             given_via=self.given_via,
             pushed_at=self.pushed_at,
             push_error=self.carry.last_push_error,
+            record_error=self.carry.last_record_error,
             days_completed=self.carry.days_completed,
             last_date=self.carry.last_date,
             last_given_at=self.carry.last_given_at,
@@ -429,8 +430,12 @@ class DailyBriefingWorkflow:
                 start_to_close_timeout=SHORT,
                 retry_policy=NOTIFY_RETRY,
             )
+            self.carry.last_record_error = None
         except ACTIVITY_FAILED as exc:
+            # The day goes on; the status says so, and the run's state keeps the greeting (a
+            # briefing created again reads it from the ended run).
             workflow.logger.warning("recording the greeting failed: %s", exc.cause or exc)
+            self.carry.last_record_error = f"{day.date}: {failure_text(exc)}"
 
     async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
         request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)

@@ -219,6 +219,8 @@ class BriefingStatus(BaseModel):
     pushed_at: datetime | None = None
     # The last push's channels that failed (its inbox copy is kept), until the next push.
     push_error: str | None = None
+    # The day's greeting the database did not take (retries spent): "DATE: why".
+    record_error: str | None = None
     days_completed: int = 0
     last_date: str | None = None
     last_given_at: datetime | None = None
@@ -245,6 +247,7 @@ class BriefingCarry(BaseModel):
     paused: bool = False
     # The last push's channels that failed for good, kept until the next push: "DATE: why".
     last_push_error: str | None = None
+    last_record_error: str | None = None
 
 
 class BriefingRun(BaseModel):

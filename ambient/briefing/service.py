@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
@@ -142,15 +144,7 @@ class BriefingService(Greeting):
                 carry.last_date = current.day.date
                 # The run stores its greeting when the window ends: stored now, or the day
                 # would stay "ready" (and a briefing created again would speak it twice).
-                async with self.db.session() as session:
-                    await BriefingRepository(session).record_given(
-                        user,
-                        current.day.date,
-                        current.given_at,
-                        current.given_via or "unknown",
-                        task_id,
-                    )
-                    await session.commit()
+                await self._store_given(user, current.day.date, current.given_at, current.given_via)
             policy = WorkflowIDConflictPolicy.TERMINATE_EXISTING
         state = "paused" if carry.paused else "active"
         summary = (
@@ -194,14 +188,43 @@ class BriefingService(Greeting):
         except (WorkflowFailureError, RPCError):
             pass  # it ended (failed, terminated, gone): the new run starts all the same
 
+    async def _store_given(self, user: str, date: str, at: datetime, via: str | None) -> None:
+        async with self.db.session() as session:
+            await BriefingRepository(session).record_given(
+                user, date, at, via or "unknown", task_id_for(user)
+            )
+            await session.commit()
+
     async def _given_before(self, user: str) -> BriefingCarry:
         """A briefing stopped and created again does not speak a day it already spoke: the
-        stored greeting of the latest briefing is carried into the new one."""
+        stored greeting of the latest briefing is carried into the new one, or the ended
+        run's own, when it could not store it (the database away at its end)."""
         async with self.db.session() as session:
             rows = await BriefingRepository(session).list(user, limit=1)
-        if not rows or rows[0].given_at is None:
-            return BriefingCarry()
-        return BriefingCarry(last_date=rows[0].date, last_given_at=rows[0].given_at)
+        carry = BriefingCarry()
+        if rows and rows[0].given_at is not None:
+            carry = BriefingCarry(last_date=rows[0].date, last_given_at=rows[0].given_at)
+        ended = await self._ended_status(user)
+        if ended is None:
+            return carry
+        at, via = (
+            (ended.given_at, ended.given_via) if ended.given_at else (ended.last_given_at, None)
+        )
+        if at is not None and (carry.last_given_at is None or carry.last_given_at < at):
+            date = at.astimezone(ZoneInfo(ended.config.timezone)).date().isoformat()
+            await self._store_given(user, date, at, via)
+            carry = BriefingCarry(last_date=date, last_given_at=at)
+        return carry
+
+    async def _ended_status(self, user: str) -> BriefingStatus | None:
+        """What the user's last run knew when it ended (a worker replays it); None if none."""
+        handle = self.client.get_workflow_handle(task_id_for(user))
+        try:
+            return await handle.query(
+                DailyBriefingWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError):
+            return None
 
     async def _with_user_defaults(self, user: str, config: dict[str, Any]) -> dict[str, Any]:
         """Fields left out come from the user's settings (time zone, briefing window)."""

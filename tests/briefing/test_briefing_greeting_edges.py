@@ -7,12 +7,14 @@ from datetime import timedelta
 
 import pytest
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
+from ambient.storage.briefings import BriefingRepository
 from tests.briefing.harness import Stack, briefing_stack, eventually, make_user
 from tests.conftest import unique
 from tests.support.record import save_history
@@ -116,3 +118,77 @@ async def test_a_greeting_while_the_run_is_handed_over_is_said_not_in_time_and_n
     assert heard[0].outcome is not GreetOutcome.SPOKEN
     assert "did not answer in time" in heard[0].text
     assert again.outcome is GreetOutcome.SPOKEN, again.text
+
+
+async def test_a_greeting_whose_record_failed_is_not_spoken_again_after_a_new_create(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses the stopped run's record of lou's greeting: the run logged it
+    and ended, the create that followed read no greeting and the new run spoke the same
+    morning's briefing again. Now the ended run's own state says the day was given."""
+    await make_user(deps.db, "lou")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("lou", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        spoken = await service.greet("lou", request_id="first")
+        with monkeypatch.context() as patched:
+            patched.setattr(BriefingRepository, "record_given", _refuse)
+            await service.delete("lou")
+            await eventually(lambda: _ended(service, "lou"), "the stopped run ended")
+        await service.create("lou", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=30))
+        again = await service.greet("lou", request_id="again")
+        view = await service.get_briefing("lou", day.date)
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
+    assert again.given_at_local == spoken.given_at_local
+    assert view.given_at == spoken.given_at
+
+
+async def test_a_greeting_the_database_did_not_take_is_shown_and_known_the_next_run(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record at the window's end fails for good: the status says so (it only went to
+    the worker's log), the day goes on, and a stop and a create that day still know it."""
+    await make_user(deps.db, "max")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("max", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        spoken = await service.greet("max", request_id="first")
+        with monkeypatch.context() as patched:
+            patched.setattr(BriefingRepository, "record_given", _refuse)
+            await stack.skip_to(day.window_end + timedelta(minutes=1))
+            status = await eventually(lambda: _record_failed(service, "max"), "record failed")
+            await service.delete("max")
+            await eventually(lambda: _ended(service, "max"), "the stopped run ended")
+        await service.create("max", config)
+        again = await service.greet("max", request_id="again")
+        view = await service.get_briefing("max", day.date)
+    assert status.record_error == f"{day.date}: database away"
+    assert status.day is not None and status.day.date > day.date
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
+    assert view.given_at == spoken.given_at
+
+
+async def _refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+    raise ApplicationError("database away", non_retryable=True)
+
+
+async def _record_failed(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.record_error else None
+
+
+async def _ended(service, user):  # type: ignore[no-untyped-def]
+    from ambient.briefing.errors import BriefingNotFoundError
+
+    try:
+        await service.status(user)
+    except BriefingNotFoundError:
+        return True
+    return None
